@@ -1,0 +1,1 @@
+"""citybrain's command line, local stack, demo and data-set adapters (the app's edges)."""

@@ -1,0 +1,151 @@
+"""Apache Kafka 4 in KRaft mode, one combined node on 127.0.0.1, from Maven Central jars."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
+from streams.settings import Settings
+
+KAFKA_VERSION = "4.0.2"
+POM = Path(__file__).with_name("kafka-pom.xml")
+
+LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+"""
+
+
+class KafkaBroker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.libs = settings.home / f"kafka-{KAFKA_VERSION}" / "libs"
+        self.dir = settings.run_dir / "kafka"
+        self.pid_file = self.dir / "kafka.pid"
+        self.log_file = self.dir / "logs" / "kafka.out"
+        self.config = self.dir / "server.properties"
+
+    # -- install ---------------------------------------------------------------------
+    def install(self) -> None:
+        """Resolve the broker jars with Maven into the cache; a stamp marks a full copy."""
+        stamp = self.libs.parent / ".complete"
+        if stamp.exists():
+            return
+        if shutil.which("mvn") is None:
+            raise StackError("Kafka: mvn not found; install Maven (and Java 17) first")
+        if self.libs.exists():
+            shutil.rmtree(self.libs)  # an interrupted copy is redone, not trusted
+        self.libs.parent.mkdir(parents=True, exist_ok=True)
+        pom = self.libs.parent / "pom.xml"
+        shutil.copyfile(POM, pom)
+        cmd = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+               "-DincludeScope=runtime", f"-DoutputDirectory={self.libs}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=self.libs.parent)
+        if proc.returncode != 0:
+            raise StackError(f"Kafka: mvn failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+        stamp.write_text(KAFKA_VERSION)
+
+    # -- run -------------------------------------------------------------------------
+    def write_config(self) -> None:
+        s = self.settings
+        data = self.dir / "data"
+        self.config.write_text(
+            "\n".join([
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
+                "controller.listener.names=CONTROLLER",
+                f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},"
+                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={data}",
+                f"num.partitions={s.partitions}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=true",
+                "",
+            ])
+        )
+        (self.dir / "log4j2.properties").write_text(LOG4J2)
+
+    def _java(self, *args: str) -> list[str]:
+        logs = self.dir / "logs"
+        return [
+            "java", f"-Xms{self.settings.kafka_heap}", f"-Xmx{self.settings.kafka_heap}",
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={logs}", "-cp", f"{self.libs}/*", *args,
+        ]
+
+    def running(self) -> bool:
+        return read_pid(self.pid_file) is not None
+
+    def ready(self) -> bool:
+        """The broker answers a metadata request (better than grepping its log)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.settings.kafka_port), timeout=1):
+                pass
+        except OSError:
+            return False
+        from kafka import KafkaAdminClient
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+                                     request_timeout_ms=3000, client_id="citybrain-stack")
+        except Exception:
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except Exception:
+            return False
+        finally:
+            admin.close()
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.running():
+            return
+        self.install()
+        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            proc = subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                           "-c", str(self.config)),
+                capture_output=True, text=True,
+            )
+            if proc.returncode != 0:
+                raise StackError(f"Kafka: storage format failed:\n{proc.stdout}{proc.stderr}")
+        spawn(self._java("kafka.Kafka", str(self.config)), self.log_file, self.pid_file)
+        wait_until(self.ready, timeout, "Kafka", self.log_file, self.running)
+
+    def stop(self) -> bool:
+        return stop(self.pid_file)
+
+    def wipe(self) -> None:
+        """Delete the broker's data (only when stopped)."""
+        if self.running():
+            raise StackError("Kafka: stop the broker before wiping its data")
+        shutil.rmtree(self.dir, ignore_errors=True)

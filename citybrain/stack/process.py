@@ -1,0 +1,80 @@
+"""Background processes with a pid file, a log file and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+class StackError(RuntimeError):
+    """A stack component failed to install, start or stop; the message says which and why."""
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return None
+    return None if state == "Z" else pid
+
+
+def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )
+    pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, log_file: Path,
+               alive: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if not alive():
+            raise StackError(f"{what} exited during start-up; last log lines:\n{tail(log_file)}")
+        time.sleep(0.25)
+    raise StackError(f"{what} not ready after {timeout:.0f}s; last log lines:\n{tail(log_file)}")
+
+
+def stop(pid_file: Path, timeout: float = 30.0) -> bool:
+    """SIGTERM, wait, then SIGKILL. Returns whether a process was running."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and read_pid(pid_file) is not None:
+        time.sleep(0.2)
+    if read_pid(pid_file) is not None:
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"

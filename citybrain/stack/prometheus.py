@@ -1,0 +1,94 @@
+"""Prometheus from Debian's package, run as a plain process with a generated config."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
+from streams.settings import Settings
+
+
+class PrometheusServer:
+    def __init__(self, settings: Settings, scrape_interval: str = "2s") -> None:
+        self.settings = settings
+        self.scrape_interval = scrape_interval
+        self.dir = settings.run_dir / "prometheus"
+        self.pid_file = self.dir / "prometheus.pid"
+        self.log_file = self.dir / "prometheus.log"
+        self.config = self.dir / "prometheus.yml"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.prometheus_port}"
+
+    def binary(self) -> str:
+        found = shutil.which("prometheus")
+        if found:
+            return found
+        if os.geteuid() != 0:
+            raise StackError(
+                "Prometheus: not installed and not root; run "
+                "`sudo apt-get install -y --no-install-recommends prometheus`"
+            )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]):
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise StackError(f"Prometheus: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        found = shutil.which("prometheus")
+        if not found:
+            raise StackError("Prometheus: apt-get reported success but no prometheus binary")
+        return found
+
+    def scrape_targets(self) -> list[str]:
+        # Room for a few workers on consecutive ports (scale-out on one machine).
+        base = self.settings.worker_port
+        return [f"127.0.0.1:{base + i}" for i in range(4)]
+
+    def write_config(self) -> None:
+        config = {
+            "global": {"scrape_interval": self.scrape_interval,
+                       "evaluation_interval": self.scrape_interval},
+            "scrape_configs": [
+                {"job_name": "citybrain-worker", "metrics_path": "/metrics",
+                 "static_configs": [{"targets": self.scrape_targets()}]},
+                {"job_name": "prometheus",
+                 "static_configs": [{"targets": [f"127.0.0.1:{self.settings.prometheus_port}"]}]},
+            ],
+        }
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def running(self) -> bool:
+        return read_pid(self.pid_file) is not None
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running():
+            return
+        binary = self.binary()
+        self.write_config()
+        data: Path = self.dir / "data"
+        cmd = [
+            binary, f"--config.file={self.config}", f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{self.settings.prometheus_port}",
+            "--web.enable-lifecycle", "--storage.tsdb.retention.time=2d",
+        ]
+        spawn(cmd, self.log_file, self.pid_file)
+        wait_until(self.ready, timeout, "Prometheus", self.log_file, self.running)
+
+    def stop(self) -> bool:
+        return stop(self.pid_file)

@@ -1,0 +1,19 @@
+"""Pure anomaly detectors: learn and score one observation at a time, or a batch at once.
+
+Nothing here touches Kafka, metrics, files or clocks; the stream processors in
+``streams/`` own all I/O and keep each sensor's detector state in a faust table.
+"""
+
+from detectors.base import Detector
+from detectors.errors import DetectorError, DetectorInputError, DetectorParameterError
+from detectors.robust_zscore import RobustZScore
+from detectors.thresholds import ScoreThreshold
+
+__all__ = [
+    "Detector",
+    "DetectorError",
+    "DetectorInputError",
+    "DetectorParameterError",
+    "RobustZScore",
+    "ScoreThreshold",
+]

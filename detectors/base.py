@@ -1,0 +1,92 @@
+"""The contract every detector follows (modelled on river's anomaly detectors).
+
+``score_one`` returns how anomalous an observation is, in [0, 1], *before* the detector
+learns from it; ``learn_one`` then folds it into the state. ``score_many`` is the
+vectorised path for a batch of consecutive observations of one series: it returns the
+same scores as alternating ``score_one``/``learn_one`` row by row, and learns the batch.
+State is bounded and serialisable (``get_state``/``set_state``) so a stream processor can
+keep it in a changelog-backed table.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.errors import DetectorInputError
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def check_value(x: float) -> float:
+    """Return ``x`` as a float, or raise a clear error for NaN and infinities."""
+    value = float(x)
+    if not math.isfinite(value):
+        raise DetectorInputError(f"observation is {x!r}, expected a finite number")
+    return value
+
+
+def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
+    """Return ``xs`` as a 1-D float array, or raise for empty or non-finite input."""
+    arr = np.asarray(xs, dtype=np.float64)
+    if arr.ndim != 1:
+        raise DetectorInputError(f"observations have shape {arr.shape}, expected one dimension")
+    if arr.size == 0:
+        raise DetectorInputError("observations are empty, expected at least one value")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DetectorInputError(f"observation {i} is {arr[i]!r}, expected a finite number")
+    return arr
+
+
+class Detector(ABC):
+    """Base class: parameters are plain ``__init__`` keywords, learned state ends in ``_``."""
+
+    @abstractmethod
+    def learn_one(self, x: float) -> None:
+        """Fold one observation into the state."""
+
+    @abstractmethod
+    def score_one(self, x: float) -> float:
+        """Score one observation in [0, 1] without learning it."""
+
+    def score_many(self, xs: Sequence[float] | FloatArray) -> FloatArray:
+        """Score then learn each observation in order; subclasses vectorise this."""
+        arr = check_values(xs)
+        out = np.empty(arr.size, dtype=np.float64)
+        for i, x in enumerate(arr):
+            out[i] = self.score_one(float(x))
+            self.learn_one(float(x))
+        return out
+
+    def learn_many(self, xs: Sequence[float] | FloatArray) -> None:
+        """Learn a batch of observations in order."""
+        for x in check_values(xs):
+            self.learn_one(float(x))
+
+    @abstractmethod
+    def get_params(self) -> dict[str, Any]:
+        """The constructor keywords, so ``type(self)(**get_params())`` is a fresh copy."""
+
+    @abstractmethod
+    def get_state(self) -> dict[str, Any]:
+        """The learned state as JSON-compatible data."""
+
+    @abstractmethod
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore state produced by ``get_state`` of a detector with the same parameters."""
+
+    def clone(self) -> Detector:
+        """A fresh, unfitted detector with the same parameters."""
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

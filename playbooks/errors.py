@@ -1,0 +1,22 @@
+"""Errors raised by the grid, the playbook loader and the run state machine."""
+
+
+class PlaybookError(Exception):
+    """Root of every playbooks error."""
+
+
+class GridError(PlaybookError):
+    """A grid file is invalid, or a lookup names a cell or sensor it does not have."""
+
+
+class PlaybookConfigError(PlaybookError):
+    """A playbook file is invalid; the message names file, entry and reason."""
+
+
+class InvalidTransitionError(PlaybookError):
+    """A run was asked to make a move its state does not allow."""
+
+    def __init__(self, state: str, event: str) -> None:
+        super().__init__(f"run in state {state!r} cannot take event {event!r}")
+        self.state = state
+        self.event = event

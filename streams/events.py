@@ -1,0 +1,194 @@
+"""Event schemas (version 1) and their validation: sensor readings and incident reports.
+
+Pure: bytes in, a typed event or an ``EventError`` out. The wire format is JSON
+(docs/events.md); the canonical CSV for replays has the same fields.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from playbooks.grid import Grid
+from streams.errors import EventError
+
+READING_SCHEMA = "reading/1"
+INCIDENT_SCHEMA = "incident/1"
+
+# Known sensor kinds and their canonical units. A new kind is a code change on purpose:
+# dashboards, thresholds and playbooks key on it.
+KINDS: dict[str, str] = {
+    "traffic_speed": "km/h",
+    "traffic_flow": "vehicles/5min",
+    "travel_time": "s",
+    "pm25": "ug/m3",
+    "pm10": "ug/m3",
+    "no2": "ug/m3",
+    "o3": "ug/m3",
+    "water_level": "ft",
+    "discharge": "ft3/s",
+    "turbidity": "FNU",
+    "conductance": "uS/cm",
+    "power_load": "MW",
+    "parking_occupancy": "vehicles",
+}
+INCIDENT_SOURCES = frozenset({"hotline", "app", "inspector", "emergency"})
+
+# Event-time sanity bounds (documented in docs/events.md): older than this is a broken
+# clock, newer than wall clock + skew is a sensor in the future.
+MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    ts: float  # event time, seconds since the epoch (UTC)
+    sensor_id: str
+    kind: str
+    value: float
+    unit: str
+    grid_cell: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "schema": READING_SCHEMA,
+                "ts": format_ts(self.ts),
+                "sensor_id": self.sensor_id,
+                "kind": self.kind,
+                "value": self.value,
+                "unit": self.unit,
+                "grid_cell": self.grid_cell,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentReport:
+    ts: float
+    report_id: str
+    category: str
+    text: str
+    source: str
+    grid_cell: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "schema": INCIDENT_SCHEMA,
+                "ts": format_ts(self.ts),
+                "report_id": self.report_id,
+                "category": self.category,
+                "text": self.text,
+                "source": self.source,
+                "grid_cell": self.grid_cell,
+            }
+        )
+
+
+def format_ts(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_ts(value: Any, field: str = "ts") -> float:
+    """ISO 8601 with a zone (``Z`` or an offset) -> epoch seconds."""
+    if not isinstance(value, str):
+        raise EventError("bad_type", field, value, "expected an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError("bad_timestamp", field, value, "expected an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise EventError("bad_timestamp", field, value, "timestamp has no time zone")
+    return parsed.timestamp()
+
+
+class EventValidator:
+    """Validates wire events against the schema and the grid."""
+
+    def __init__(self, grid: Grid, max_future_skew: float = 300.0) -> None:
+        self.grid = grid
+        self.max_future_skew = max_future_skew
+
+    def reading(self, raw: bytes, now: float) -> Reading:
+        doc = _decode(raw, READING_SCHEMA)
+        ts = self._event_time(doc, now)
+        sensor_id = _string(doc, "sensor_id")
+        kind = _string(doc, "kind")
+        if kind not in KINDS:
+            raise EventError("unknown_kind", "kind", kind, f"expected one of {sorted(KINDS)}")
+        value = doc.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise EventError("bad_type", "value", value, "expected a number")
+        if not math.isfinite(value):
+            raise EventError("not_finite", "value", value, "expected a finite number")
+        unit = _string(doc, "unit")
+        if unit != KINDS[kind]:
+            raise EventError("bad_unit", "unit", unit, f"kind {kind} is measured in {KINDS[kind]}")
+        grid_cell = _string(doc, "grid_cell")
+        if grid_cell not in self.grid.cells:
+            raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
+        sensor = self.grid.sensors.get(sensor_id)
+        if sensor is None:
+            raise EventError("unknown_sensor", "sensor_id", sensor_id, "sensor is not registered")
+        if sensor.cell != grid_cell or sensor.kind != kind:
+            raise EventError(
+                "registration_mismatch",
+                "grid_cell" if sensor.cell != grid_cell else "kind",
+                grid_cell if sensor.cell != grid_cell else kind,
+                f"sensor {sensor_id} is registered as {sensor.kind} in {sensor.cell}",
+            )
+        return Reading(ts, sensor_id, kind, float(value), unit, grid_cell)
+
+    def incident(self, raw: bytes, now: float) -> IncidentReport:
+        doc = _decode(raw, INCIDENT_SCHEMA)
+        ts = self._event_time(doc, now)
+        report_id = _string(doc, "report_id")
+        category = _string(doc, "category")
+        text = doc.get("text")
+        if not isinstance(text, str):
+            raise EventError("bad_type", "text", text, "expected a string")
+        source = _string(doc, "source")
+        if source not in INCIDENT_SOURCES:
+            raise EventError(
+                "unknown_source", "source", source, f"expected one of {sorted(INCIDENT_SOURCES)}"
+            )
+        grid_cell = _string(doc, "grid_cell")
+        if grid_cell not in self.grid.cells:
+            raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
+        return IncidentReport(ts, report_id, category, text, source, grid_cell)
+
+    def _event_time(self, doc: dict[str, Any], now: float) -> float:
+        ts = parse_ts(doc.get("ts"))
+        if ts < MIN_EVENT_TIME:
+            raise EventError("too_old", "ts", doc["ts"], "event time is before 1990-01-01")
+        if ts > now + self.max_future_skew:
+            raise EventError(
+                "in_future", "ts", doc["ts"],
+                f"event time is more than {self.max_future_skew:g}s ahead of the clock",
+            )
+        return ts
+
+
+def _decode(raw: bytes, schema: str) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise EventError("bad_json", None, None, "expected a JSON object")
+    if doc.get("schema") != schema:
+        raise EventError("bad_schema", "schema", doc.get("schema"), f"expected {schema!r}")
+    return doc
+
+
+def _string(doc: dict[str, Any], field: str) -> str:
+    value = doc.get(field)
+    if field not in doc:
+        raise EventError("missing_field", field, None, "field is missing")
+    if not isinstance(value, str) or not value:
+        raise EventError("bad_type", field, value, "expected a non-empty string")
+    return value

@@ -1,0 +1,61 @@
+"""All runtime settings, read from ``CITYBRAIN_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYBRAIN_", extra="ignore")
+
+    # Where the local stack keeps jars, binaries, data, logs and pids (outside the repo).
+    home: Path = Field(default=Path.home() / ".cache" / "citybrain")
+
+    # Ports avoid the usual 9092/9090/6066 so a developer's own services keep working.
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    prometheus_port: int = 19090
+    worker_port: int = 16066
+    kafka_heap: str = "512m"
+
+    app_id: str = "citybrain"
+    topic_prefix: str = "citybrain"
+    partitions: int = Field(default=2, ge=1)
+
+    grid_file: Path = REPO_ROOT / "datasets" / "grid.yaml"
+    playbook_file: Path = REPO_ROOT / "playbooks" / "library" / "sensor-anomaly.yaml"
+    # Shortens every wait_ack deadline (rehearsals, demos); unset in production.
+    ack_deadline_seconds: float | None = None
+
+    batch_size: int = Field(default=2000, ge=1)
+    batch_within: float = Field(default=0.05, gt=0)
+    detector_window: int = 288
+    detector_min_samples: int = 24
+    score_threshold: float = 0.6
+    quiet_readings: int = 6
+    max_future_skew: float = 300.0
+    deadline_check_interval: float = 1.0
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Every topic citybrain reads or writes, by role."""
+        return {
+            role: self.topic(role)
+            for role in ("readings", "incidents", "deadletter", "alerts", "steps", "acks")
+        }
