@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     # Where the local stack keeps jars, binaries, data, logs and pids (outside the repo).
     home: Path = Field(default=Path.home() / ".cache" / "citybrain")
 
+    # Loopback by default; a container deployment points these at its services.
+    kafka_host: str = "127.0.0.1"
+    worker_bind: str = "127.0.0.1"
     # Ports avoid the usual 9092/9090/6066 so a developer's own services keep working.
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
@@ -43,7 +46,7 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return f"{self.kafka_host}:{self.kafka_port}"
 
     @property
     def run_dir(self) -> Path:
