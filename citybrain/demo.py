@@ -264,7 +264,8 @@ def _watch(console: Console, worker: subprocess.Popen[bytes], url: str,
 
 
 PROCESSED = ("citybrain_readings_total", "citybrain_incidents_total",
-             "citybrain_readings_duplicate_total", "citybrain_dead_letters_total")
+             "citybrain_readings_duplicate_total", "citybrain_readings_redelivered_total",
+             "citybrain_dead_letters_total")
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:

@@ -81,7 +81,8 @@ class Pipeline:
             except EventError as exc:
                 await self.dead_letter("readings", event, exc.code, str(exc))
                 continue
-            incoming.append(Incoming(reading, event.message.timestamp, raw))
+            msg = event.message
+            incoming.append(Incoming(reading, msg.timestamp, msg.offset, raw))
         sensors = {i.reading.sensor_id for i in incoming}
         states = {sid: self.sensor_state.get(sid.encode()) for sid in sensors}
         result = self.detection.process(incoming, states)
@@ -109,6 +110,8 @@ class Pipeline:
             m.anomalies.labels(kind).inc(n)
         if result.duplicates:
             m.duplicates.inc(result.duplicates)
+        if result.redelivered:
+            m.redelivered.inc(result.redelivered)
         for alert in result.alerts:
             if alert.status == "firing":
                 level = self.grid.cells[alert.grid_cell].level

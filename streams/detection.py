@@ -5,10 +5,12 @@ and sends). Each sensor's state -- detector window, last event time, open episod
 one JSON-compatible dict so the agent can keep it in a changelog-backed faust table:
 a restarted worker picks up exactly where the last committed state left off.
 
-Event-time rules (docs/events.md): a reading at the sensor's last event time is a
-duplicate and dropped; an older one is out of order and dead-lettered. Both keep the
-detector's window in event-time order, and both make reprocessing after a crash
-idempotent: redelivered readings are duplicates of what the table already holds.
+Delivery and event-time rules (docs/events.md), in this order:
+- a message at or before the sensor's last processed Kafka offset is a redelivery (a
+  worker crashed before committing) and is skipped: reprocessing is idempotent;
+- a reading at the sensor's last event time is a duplicate and dropped;
+- an older reading is out of order and dead-lettered.
+So the detector's window stays in event-time order and no alert is raised twice.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Incoming:
 
     reading: Reading
     received_at: float
+    offset: int = -1  # Kafka offset; one sensor's readings share a partition
     raw: bytes = b""
 
 
@@ -89,6 +92,7 @@ class BatchResult:
     rejected: list[tuple[Incoming, str, str]] = field(default_factory=list)
     scored: int = 0
     duplicates: int = 0
+    redelivered: int = 0
     anomalies_by_kind: dict[str, int] = field(default_factory=dict)
     scored_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -123,14 +127,20 @@ class SensorDetection:
     ) -> dict[str, Any]:
         detector = self.prototype.clone()
         last_ts = float("-inf")
+        last_offset = -1
         episode: dict[str, Any] | None = None
         if state is not None:
             detector.set_state(state["detector"])
             last_ts = state["last_ts"]
+            last_offset = state["last_offset"]
             episode = state["episode"]
         accepted: list[Incoming] = []
         for item in items:
             ts = item.reading.ts
+            if 0 <= item.offset <= last_offset:
+                result.redelivered += 1
+                continue
+            last_offset = max(last_offset, item.offset)
             if ts == last_ts:
                 result.duplicates += 1
             elif ts < last_ts:
@@ -157,7 +167,8 @@ class SensorDetection:
             # Walk readings only when something can change; most batches skip this loop.
             if n_anomalies or episode is not None:
                 episode = self._episodes(accepted, scores, flags, episode, result)
-        return {"detector": detector.get_state(), "last_ts": last_ts, "episode": episode}
+        return {"detector": detector.get_state(), "last_ts": last_ts, "last_offset": last_offset,
+                "episode": episode}
 
     def _episodes(
         self,

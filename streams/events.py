@@ -6,6 +6,7 @@ Pure: bytes in, a typed event or an ``EventError`` out. The wire format is JSON
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -162,7 +163,9 @@ class EventValidator:
         return IncidentReport(ts, report_id, category, text, source, grid_cell)
 
     def _event_time(self, doc: dict[str, Any], now: float) -> float:
-        ts = parse_ts(doc.get("ts"))
+        if "ts" not in doc:
+            raise EventError("missing_field", "ts", None, "field is missing")
+        ts = parse_ts(doc["ts"])
         if ts < MIN_EVENT_TIME:
             raise EventError("too_old", "ts", doc["ts"], "event time is before 1990-01-01")
         if ts > now + self.max_future_skew:
@@ -177,7 +180,12 @@ def _decode(raw: bytes, schema: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
+        # Producers written with Python's json emit bare NaN/Infinity; read them with the
+        # lenient parser so the reason names the field instead of "bad JSON".
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     if doc.get("schema") != schema:

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 
 READINGS = "citybrain_readings_total"
 DUPLICATES = "citybrain_readings_duplicate_total"
+REDELIVERED = "citybrain_readings_redelivered_total"
 ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
@@ -35,6 +36,7 @@ def _base(name: str) -> str:
 class Metrics:
     readings: Counter
     duplicates: Counter
+    redelivered: Counter
     anomalies: Counter
     alerts: Counter
     alerts_resolved: Counter
@@ -57,6 +59,9 @@ class Metrics:
                              registry=registry),
             duplicates=Counter(_base(DUPLICATES), "Readings dropped as exact duplicates",
                                registry=registry),
+            redelivered=Counter(_base(REDELIVERED),
+                                "Readings skipped as redeliveries after a restart",
+                                registry=registry),
             anomalies=Counter(_base(ANOMALIES), "Readings scored anomalous", ["kind"],
                               registry=registry),
             alerts=Counter(_base(ALERTS), "Alerts opened (one per anomalous episode)",

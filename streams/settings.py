@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CITYBRAIN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CITYBRAIN_", extra="ignore", populate_by_name=True)
 
     # Where the local stack keeps jars, binaries, data, logs and pids (outside the repo).
     home: Path = Field(default=Path.home() / ".cache" / "citybrain")
@@ -48,9 +48,12 @@ class Settings(BaseSettings):
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host}:{self.kafka_port}"
 
+    # pids, logs and service data; defaults to <home>/run (tests use their own).
+    run_dir_override: Path | None = Field(default=None, alias="CITYBRAIN_RUN_DIR")
+
     @property
     def run_dir(self) -> Path:
-        return self.home / "run"
+        return self.run_dir_override or self.home / "run"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"

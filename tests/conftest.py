@@ -1,0 +1,42 @@
+"""Shared fixtures. The stack (real Kafka and Prometheus) starts once per session, only
+when an integration or e2e test asks for it, through citybrain's own stack code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from citybrain.stack import KafkaBroker, PrometheusServer
+from playbooks.grid import Grid
+from playbooks.loader import load_grid
+from tests.services import FIXTURES, Pipeline, stack_settings
+
+
+@pytest.fixture(scope="session")
+def grid() -> Grid:
+    return load_grid(FIXTURES / "grid.yaml")
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("citybrain-run")
+
+
+@pytest.fixture(scope="session")
+def stack(run_dir: Path) -> Iterator[PrometheusServer]:
+    settings = stack_settings(run_dir)
+    kafka, prom = KafkaBroker(settings), PrometheusServer(settings, scrape_interval="1s")
+    kafka.start()
+    prom.start()
+    yield prom
+    prom.stop()
+    kafka.stop()
+
+
+@pytest.fixture
+def pipeline(stack: PrometheusServer, run_dir: Path) -> Iterator[Pipeline]:
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_ACK_DEADLINE_SECONDS": "3"})
+    yield p
+    p.close()

@@ -1,0 +1,150 @@
+"""Helpers for tests against the real local services, started by citybrain's own stack code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from citybrain.stack.process import tail
+from citybrain.stack.topics import create_topics
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Test ports differ from the defaults so a developer's running demo stack is left alone.
+TEST_PORTS = {"CITYBRAIN_KAFKA_PORT": "29092", "CITYBRAIN_KAFKA_CONTROLLER_PORT": "29093",
+              "CITYBRAIN_PROMETHEUS_PORT": "29090", "CITYBRAIN_WORKER_PORT": "26066"}
+
+
+def stack_settings(run_dir: Path) -> Settings:
+    return Settings(kafka_port=29092, kafka_controller_port=29093, prometheus_port=29090,
+                    worker_port=26066, run_dir_override=run_dir)
+
+
+@dataclass
+class Pipeline:
+    """One test's own topics, consumer group and worker environment."""
+
+    run_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+
+    def __post_init__(self) -> None:
+        self.env = {**os.environ, **TEST_PORTS, "CITYBRAIN_RUN_DIR": str(self.run_dir),
+                    "CITYBRAIN_TOPIC_PREFIX": self.name, "CITYBRAIN_APP_ID": self.name,
+                    "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid.yaml"),
+                    "CITYBRAIN_DETECTOR_WINDOW": "48", "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
+                    "CITYBRAIN_QUIET_READINGS": "3", **self.extra_env}
+        self.settings = stack_settings(self.run_dir).model_copy(
+            update={"topic_prefix": self.name, "app_id": self.name})
+        create_topics(self.settings)
+        self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+
+    def topic(self, role: str) -> str:
+        return self.settings.topic(role)
+
+    def send(self, role: str, key: bytes, value: bytes) -> None:
+        self.producer.send(self.topic(role), key=key, value=value)
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def worker(self) -> Worker:
+        return Worker(self.env, self.run_dir / f"{self.name}-worker.log")
+
+    def read(self, role: str, until: Callable[[list[Any]], bool], timeout: float = 60.0,
+             settle: float = 0.0) -> list[Any]:
+        """All messages on the topic once ``until(messages)`` holds (then ``settle`` more
+        seconds, to catch anything that should *not* arrive); fails on timeout."""
+        consumer = KafkaConsumer(self.topic(role), bootstrap_servers=self.settings.kafka_bootstrap,
+                                 auto_offset_reset="earliest", enable_auto_commit=False,
+                                 group_id=None)
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout
+        met_at: float | None = None
+        try:
+            while True:
+                for records in consumer.poll(timeout_ms=200).values():
+                    messages.extend(records)
+                now = time.monotonic()
+                if met_at is None and until(messages):
+                    met_at = now
+                if met_at is not None and now - met_at >= settle:
+                    return messages
+                if now > deadline:
+                    raise AssertionError(
+                        f"{self.topic(role)}: condition not met in {timeout:.0f}s; "
+                        f"{len(messages)} messages: {[m.value[:120] for m in messages[-5:]]}")
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+class Worker:
+    """``citybrain worker`` in its own process, so tests can SIGKILL it."""
+
+    def __init__(self, env: dict[str, str], log_file: Path) -> None:
+        self.env = env
+        self.log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> Worker:
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "citybrain.cli", "worker"],
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited:\n{tail(self.log_file, 40)}")
+            with self.log_file.open("rb") as fh:
+                fh.seek(offset)
+                if b"Worker ready" in fh.read():
+                    return self
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready in {timeout:.0f}s:\n{tail(self.log_file, 40)}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+def prometheus_query(url: str, query: str) -> list[dict[str, Any]]:
+    full = f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(full, timeout=5) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result

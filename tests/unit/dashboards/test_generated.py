@@ -1,0 +1,68 @@
+"""Dashboards are code: the committed JSON is what the code generates, and every query
+names a metric the worker really exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
+from prometheus_client import CollectorRegistry
+
+from dashboards.generate import BUILDERS, expressions, generate
+from dashboards.panels import DATASOURCE_UID
+from streams.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[3]
+COMMITTED = ROOT / "dashboards" / "generated"
+
+
+def test_committed_files_match_a_fresh_generation(tmp_path: Path) -> None:
+    written = generate(tmp_path)
+    for path in written:
+        committed = COMMITTED / path.relative_to(tmp_path)
+        assert committed.exists(), f"{committed} missing: run `citybrain dashboards generate`"
+        assert committed.read_text() == path.read_text(), (
+            f"{committed} differs from the code: run `citybrain dashboards generate`")
+    on_disk = {p.relative_to(COMMITTED) for p in COMMITTED.rglob("*") if p.is_file()}
+    assert on_disk == {p.relative_to(tmp_path) for p in written}
+
+
+def exported_metric_names() -> set[str]:
+    registry = CollectorRegistry()
+    Metrics.create(registry)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
+                "gauge": ("",)}
+    # Labelled families have no samples until used, so derive the series names by type.
+    return {family.name + suffix for family in registry.collect()
+            for suffix in suffixes[family.type]} | {f.name for f in registry.collect()}
+
+
+def test_every_query_uses_an_exported_metric() -> None:
+    exported = exported_metric_names()
+    for uid in BUILDERS:
+        doc = json.loads((COMMITTED / "dashboards" / f"{uid}.json").read_text())
+        exprs = list(expressions(doc))
+        assert exprs
+        for title, expr in exprs:
+            used = set(re.findall(r"citybrain_[a-z0-9_]+", expr))
+            assert used and used <= exported, f"{title}: {expr} uses {used - exported}"
+
+
+def test_dashboards_parse_as_sdk_models_and_use_the_provisioned_datasource() -> None:
+    for uid in BUILDERS:
+        doc = json.loads((COMMITTED / "dashboards" / f"{uid}.json").read_text())
+        model = DashboardModel.from_json(doc)
+        assert model.uid == uid and model.title
+        sources = {p["datasource"]["uid"] for p in doc["panels"] if "datasource" in p}
+        assert sources == {DATASOURCE_UID}
+
+
+def test_provisioning_references_the_datasource_and_the_dashboard_folder() -> None:
+    ds = yaml.safe_load((COMMITTED / "provisioning" / "datasources" / "citybrain.yaml").read_text())
+    assert [d["uid"] for d in ds["datasources"]] == [DATASOURCE_UID]
+    providers = yaml.safe_load(
+        (COMMITTED / "provisioning" / "dashboards" / "citybrain.yaml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/citybrain"

@@ -1,0 +1,124 @@
+"""One contract, run over every detector (after river's estimator checks)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from detectors import Detector, DetectorInputError, DetectorParameterError, RobustZScore
+
+FACTORIES: dict[str, Callable[[], Detector]] = {
+    "robust_zscore": lambda: RobustZScore(window=48, min_samples=12),
+    "robust_zscore_defaults": RobustZScore,
+}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def make(request: pytest.FixtureRequest) -> Callable[[], Detector]:
+    return FACTORIES[request.param]
+
+
+def series(n: int = 700, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = 10 + np.sin(np.arange(n) / 12) + rng.normal(0, 0.3, n)
+    x[n // 2] += 15
+    return x
+
+
+def one_at_a_time(det: Detector, xs: np.ndarray) -> np.ndarray:
+    out = []
+    for x in xs:
+        out.append(det.score_one(float(x)))
+        det.learn_one(float(x))
+    return np.array(out)
+
+
+def test_score_many_equals_score_one_row_by_row(make: Callable[[], Detector]) -> None:
+    xs = series()
+    expected = one_at_a_time(make(), xs)
+    det = make()
+    # Uneven batches cross the warm-up boundary and the window length.
+    got = np.concatenate([det.score_many(xs[:5]), det.score_many(xs[5:300]),
+                          det.score_many(xs[300:301]), det.score_many(xs[301:])])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_scores_lie_in_unit_interval_and_flag_the_spike(make: Callable[[], Detector]) -> None:
+    xs = series()
+    scores = make().score_many(xs)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert int(np.argmax(scores)) == len(xs) // 2
+
+
+def test_causal(make: Callable[[], Detector]) -> None:
+    xs = series()
+    k = 400
+    changed = xs.copy()
+    changed[k:] = changed[k:] * 3 + 100
+    np.testing.assert_array_equal(make().score_many(xs)[:k], make().score_many(changed)[:k])
+
+
+def test_clone_is_fresh_with_same_params(make: Callable[[], Detector]) -> None:
+    det = make()
+    det.learn_many(series(100))
+    fresh = det.clone()
+    assert fresh.get_params() == det.get_params()
+    assert fresh.get_state() != det.get_state()
+    assert fresh.score_one(10.0) == make().score_one(10.0)
+
+
+def test_pickle_and_state_round_trip(make: Callable[[], Detector]) -> None:
+    xs = series()
+    det = make()
+    det.learn_many(xs[:350])
+    pickled = pickle.loads(pickle.dumps(det))
+    restored = make()
+    restored.set_state(json.loads(json.dumps(det.get_state())))
+    rest = xs[350:]
+    expected = det.score_many(rest)
+    np.testing.assert_array_equal(pickled.score_many(rest), expected)
+    np.testing.assert_array_equal(restored.score_many(rest), expected)
+
+
+def test_state_is_bounded(make: Callable[[], Detector]) -> None:
+    det = make()
+    det.learn_many(series(300))
+    size_after_300 = len(json.dumps(det.get_state()))
+    det.learn_many(series(5000, seed=3))
+    assert len(json.dumps(det.get_state())) <= size_after_300 * 1.2
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_input_is_refused(make: Callable[[], Detector], bad: float) -> None:
+    det = make()
+    with pytest.raises(DetectorInputError, match="expected a finite number"):
+        det.score_one(bad)
+    with pytest.raises(DetectorInputError, match="expected a finite number"):
+        det.learn_one(bad)
+    with pytest.raises(DetectorInputError, match="observation 2 is"):
+        det.score_many([1.0, 2.0, bad])
+
+
+def test_empty_batch_is_refused(make: Callable[[], Detector]) -> None:
+    with pytest.raises(DetectorInputError, match="empty"):
+        make().score_many([])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"window": 2}, "parameter window is 2"),
+        ({"window": 10.5}, "parameter window is 10.5"),
+        ({"min_samples": 500}, "parameter min_samples is 500"),
+        ({"half_score_z": 0}, "parameter half_score_z is 0"),
+        ({"relative_floor": -1}, "parameter relative_floor is -1"),
+        ({"absolute_floor": float("nan")}, "parameter absolute_floor is nan"),
+    ],
+)
+def test_bad_parameters_name_the_parameter(params: dict[str, float], message: str) -> None:
+    with pytest.raises(DetectorParameterError, match=message):
+        RobustZScore(**params)  # type: ignore[arg-type]

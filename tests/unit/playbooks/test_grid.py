@@ -1,0 +1,67 @@
+"""The four-level grid: lookups up the tree and strict loading with exact messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playbooks.errors import GridError
+from playbooks.grid import Grid
+from playbooks.loader import load_grid
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_ancestors_and_responsible_units(grid: Grid) -> None:
+    assert grid.responsible_unit("c-bridge", "community") == "bridge community station"
+    assert grid.responsible_unit("c-bridge", "street") == "river street office"
+    assert grid.ancestor("c-top", "district").id == "d-east"
+    assert grid.path("c-mill") == {"community": "c-mill", "street": "s-river",
+                                   "district": "d-east", "city": "testcity"}
+
+
+def test_committed_grid_loads_and_registers_every_sensor_to_a_community() -> None:
+    g = load_grid(ROOT / "datasets" / "grid.yaml")
+    assert len(g.sensors) >= 40
+    assert all(g.cells[s.cell].level == "community" for s in g.sensors.values())
+    assert {c.id for c in g.cells.values() if c.level == "city"} >= {"beijing", "aarhus"}
+
+
+def test_unknown_cell_lookup(grid: Grid) -> None:
+    with pytest.raises(GridError, match="grid cell 'nope' is not in the grid"):
+        grid.cell("nope")
+
+
+BAD_GRIDS = [
+    ("cells: []\n", "version is None, expected 1"),
+    ("version: 1\nzones: []\n", "unknown keys ['zones']"),
+    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u, colour: red}\n",
+     "cells entry 0: unknown keys ['colour']"),
+    ("version: 1\ncells:\n  - {id: a, level: city, name: A}\n",
+     "cells entry 0: missing keys ['unit']"),
+    ("version: 1\ncells:\n  - {id: a, level: town, name: A, unit: u}\n",
+     "cell 'a': level is 'town'"),
+    ("version: 1\ncells:\n  - {id: a, level: district, name: A, unit: u, parent: zz}\n",
+     "cell 'a': parent 'zz' is not a cell"),
+    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
+     "  - {id: b, level: street, name: B, unit: u, parent: a}\n",
+     "cell 'b': parent 'a' is a city, expected a district"),
+    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
+     "sensors:\n  - {id: s, kind: pm25, unit: ug/m3, cell: a}\n",
+     "sensor 's': cell 'a' is a city, sensors register to community cells"),
+    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
+     "  - {id: a, level: city, name: A, unit: u}\n", "cell 'a' is listed twice"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_GRIDS)
+def test_bad_grid_files_name_the_file_and_the_problem(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    with pytest.raises(GridError) as info:
+        load_grid(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)

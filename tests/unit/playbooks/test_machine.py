@@ -1,0 +1,31 @@
+"""The transition table: allowed moves and the named error for every other one."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from playbooks.errors import InvalidTransitionError
+from playbooks.machine import TERMINAL, TRANSITIONS, RunEvent, RunStatus, next_status
+
+
+def test_happy_path() -> None:
+    s = next_status(RunStatus.PENDING, RunEvent.START)
+    s = next_status(s, RunEvent.ESCALATED)
+    s = next_status(s, RunEvent.ACK)
+    assert next_status(s, RunEvent.RESOLVE) is RunStatus.RESOLVED
+
+
+@pytest.mark.parametrize(
+    ("status", "event"),
+    [(s, e) for s, e in itertools.product(RunStatus, RunEvent) if (s, e) not in TRANSITIONS],
+)
+def test_every_move_outside_the_table_raises(status: RunStatus, event: RunEvent) -> None:
+    with pytest.raises(InvalidTransitionError) as info:
+        next_status(status, event)
+    assert str(info.value) == f"run in state {status.value!r} cannot take event {event.value!r}"
+
+
+def test_terminal_states_have_no_way_out() -> None:
+    assert not [k for k in TRANSITIONS if k[0] in TERMINAL]

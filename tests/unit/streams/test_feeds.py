@@ -1,0 +1,72 @@
+"""Canonical replay files: parsing, ordering and errors that name file and line."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from streams.errors import FeedError
+from streams.events import IncidentReport, Reading
+from streams.feeds import BadRow, event_key, load_events, read_canonical
+
+ROOT = Path(__file__).resolve().parents[3]
+HEADER = "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_committed_slices_parse_and_merge_in_event_time_order() -> None:
+    files = sorted((ROOT / "datasets").glob("*.csv.gz"))
+    events = load_events(files)
+    assert len(events) > 30_000
+    assert all(a.ts <= b.ts for a, b in zip(events, events[1:], strict=False))
+    assert {type(e) for e in events} == {Reading, IncidentReport}
+
+
+def test_keys_are_sensor_for_readings_and_cell_for_incidents() -> None:
+    r = Reading(0.0, "s1", "pm25", 1.0, "ug/m3", "c1")
+    i = IncidentReport(0.0, "r1", "Noise", "loud", "app", "c9")
+    assert (event_key(r), event_key(i)) == (b"s1", b"c9")
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "reason"),
+    [
+        ("2024-01-01T00:00:00Z,s1,pm25,abc,ug/m3,c1\n", 2, "field \"value\" is 'abc'"),
+        ("2024-01-01T00:00:00Z,s1,pm25,1.0,ug/m3\n", 2, "row has 5 fields, expected 6"),
+        ("2024-01-01T00:00:00Z,s1,pm25,1,ug/m3,c1\nnot-a-time,s1,pm25,1,ug/m3,c1\n", 3,
+         "field \"timestamp\" is 'not-a-time'"),
+        ("2024-01-01T00:00:00Z,s1,pm25,inf,ug/m3,c1\n", 2, "expected a finite number"),
+    ],
+)
+def test_bad_row_names_file_and_line(tmp_path: Path, body: str, line: int, reason: str) -> None:
+    path = write(tmp_path, "bad.csv.gz", HEADER + body)
+    with pytest.raises(FeedError) as info:
+        list(read_canonical(path))
+    assert str(info.value).startswith(f"{path}:{line}: ")
+    assert reason in str(info.value)
+
+
+def test_wrong_header_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.csv", "time,id,value\n")
+    with pytest.raises(FeedError, match=r"x.csv:1: header is"):
+        list(read_canonical(path))
+
+
+def test_skip_mode_reports_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = write(tmp_path, "mixed.csv", HEADER + "2024-01-01T00:00:05Z,s1,pm25,2,ug/m3,c1\n"
+                 "2024-01-01T00:00:00Z,s1,pm25,oops,ug/m3,c1\n"
+                 "2024-01-01T00:00:01Z,s1,pm25,3,ug/m3,c1\n")
+    bad: list[BadRow] = []
+    events = load_events([path], on_error="skip", bad_rows=bad)
+    assert [e.value for e in events if isinstance(e, Reading)] == [3.0, 2.0]  # time order
+    assert [(b.line, "oops" in b.reason) for b in bad] == [(3, True)]
