@@ -28,6 +28,7 @@ from streams.errors import EventError
 from streams.events import EventValidator
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.tables import key_partitioned_table
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,10 @@ class Pipeline:
         self.alerts = topic("alerts")
         self.steps = topic("steps")
         self.acks = topic("acks")
-        # use_partitioner: changelog writes go to the partition of the key (the same
-        # murmur2 partitioner the feeds use), not the batch's last event.
-        # Keys are the raw bytes of the Kafka message keys, values JSON.
-        self.sensor_state = app.Table(
-            "sensor-state", partitions=settings.partitions, use_partitioner=True, key_type=bytes
-        )
-        self.runs = app.Table(
-            "runs", partitions=settings.partitions, use_partitioner=True, key_type=bytes
-        )
+        # Keys are the raw bytes of the Kafka message keys (sensor id, alert id), values
+        # JSON; each key's changelog partition is the partition of its source messages.
+        self.sensor_state = key_partitioned_table(app, "sensor-state", settings.partitions)
+        self.runs = key_partitioned_table(app, "runs", settings.partitions)
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, events: Sequence[EventT]) -> None:
@@ -255,6 +251,8 @@ def create_app(settings: Settings | None = None,
         # deadline timer never sees another worker's runs.
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
     )
     metrics = Metrics.create(registry)
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     # Shortens every wait_ack deadline (rehearsals, demos); unset in production.
     ack_deadline_seconds: float | None = None
 
+    # A crashed worker's partitions move once the group misses it this long (Kafka's
+    # group.min.session.timeout.ms is 6 s); faust's 60 s default stalls failover.
+    session_timeout: float = Field(default=10.0, ge=6.0)
+    heartbeat_interval: float = Field(default=2.0, gt=0)
+
     batch_size: int = Field(default=2000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)
     detector_window: int = 288

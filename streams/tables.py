@@ -1,0 +1,34 @@
+"""A faust table whose changelog partition is computed from the key.
+
+faust writes a changelog entry to the partition of the *current event*; with batches
+(``take_events``) and in timers there is no single current event, and its
+``use_partitioner`` option needs the producer's topic metadata at the first write (it
+crashes the agent when that metadata has not been fetched yet). Kafka's default
+partitioner is a pure function of the key bytes, so compute it here: the changelog
+partition then always equals the partition the same key has on the source topics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from kafka.partitioner.default import murmur2
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class KeyPartitionedTable(faust.Table):  # type: ignore[misc]
+    def partition_for_key(self, key: Any) -> int:
+        return key_partition(key, self.partitions)
+
+
+def key_partitioned_table(app: faust.App, name: str, partitions: int) -> KeyPartitionedTable:
+    """A table with raw-bytes keys and JSON values, registered with ``app``."""
+    table = KeyPartitionedTable(app, name=name, partitions=partitions, key_type=bytes,
+                                beacon=app.tables.beacon)
+    app.tables.add(table)
+    return table
