@@ -37,7 +37,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print("kafka       data wiped")
     else:
         ok = True
-        for name, comp, where in (("kafka", kafka, s.kafka_bootstrap), ("prometheus", prom, prom.url)):
+        for name, comp, where in (
+            ("kafka", kafka, s.kafka_bootstrap),
+            ("prometheus", prom, prom.url),
+        ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             ok = ok and state == "ready"
             print(f"{name:11} {state:8} {where}")
@@ -70,12 +73,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         with Progress() as progress:
             task = progress.add_task("replay", total=len(events))
-            stats = replayer.replay(events, None if args.max else args.speed,
-                                    lambda n: progress.advance(task, n))
+            stats = replayer.replay(
+                events, None if args.max else args.speed, lambda n: progress.advance(task, n)
+            )
     finally:
         replayer.close()
-    print(f"sent {stats.readings} readings and {stats.incidents} incidents "
-          f"in {stats.seconds:.1f}s ({len(bad)} bad rows skipped)")
+    print(
+        f"sent {stats.readings} readings and {stats.incidents} incidents "
+        f"in {stats.seconds:.1f}s ({len(bad)} bad rows skipped)"
+    )
     return 0
 
 
@@ -98,8 +104,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = args.data or sorted(str(p) for p in (REPO_ROOT / "datasets").glob("*.csv.gz"))
     if args.grid:
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
-    summary = run_demo([Path(p) for p in data], ack_deadline=args.ack_deadline,
-                       summary_path=Path(args.summary) if args.summary else None)
+    summary = run_demo(
+        [Path(p) for p in data],
+        ack_deadline=args.ack_deadline,
+        summary_path=Path(args.summary) if args.summary else None,
+    )
     return 0 if summary["alerts"] else 1
 
 
@@ -137,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     speed = p.add_mutually_exclusive_group()
     speed.add_argument("--speed", type=float, default=60.0, help="N x real time (default 60)")
     speed.add_argument("--max", action="store_true", help="as fast as possible")
-    p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
-                   help="a bad row stops the replay (default) or is skipped and reported")
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a bad row stops the replay (default) or is skipped and reported",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("ack", help="acknowledge an alert's playbook run")
@@ -150,8 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", help="canonical CSVs (default: datasets/*.csv.gz)")
     p.add_argument("--grid", help="grid file (default: datasets/grid.yaml)")
     p.add_argument("--summary", help="write the summary as JSON here")
-    p.add_argument("--ack-deadline", type=float, default=5.0,
-                   help="seconds each wait_ack waits in the demo (default 5)")
+    p.add_argument(
+        "--ack-deadline",
+        type=float,
+        default=5.0,
+        help="seconds each wait_ack waits in the demo (default 5)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("dashboards", help="Grafana dashboards and provisioning")

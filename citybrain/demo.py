@@ -46,10 +46,18 @@ class KnownEvent:
 
 
 KNOWN_EVENTS = (
-    KnownEvent("Dead Run flash flood (Baltimore, 2019-05-11)", "usgs-01589330-",
-               "2019-05-10T18:00:00Z", "2019-05-11T06:00:00Z"),
-    KnownEvent("Spring Festival fireworks (Beijing, 2016-02-08 local)", "bj-",
-               "2016-02-07T12:00:00Z", "2016-02-07T20:00:00Z"),
+    KnownEvent(
+        "Dead Run flash flood (Baltimore, 2019-05-11)",
+        "usgs-01589330-",
+        "2019-05-10T18:00:00Z",
+        "2019-05-11T06:00:00Z",
+    ),
+    KnownEvent(
+        "Spring Festival fireworks (Beijing, 2016-02-08 local)",
+        "bj-",
+        "2016-02-07T12:00:00Z",
+        "2016-02-07T20:00:00Z",
+    ),
 )
 
 
@@ -90,8 +98,12 @@ def drop_old_demo_topics(settings: Settings) -> None:
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None,
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+        group_id=None,
     )
     try:
         return list(consumer)
@@ -99,16 +111,24 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
         consumer.close()
 
 
-def summarise(settings: Settings, metrics: dict[str, float], prom: float | None,
-              sensors: set[str]) -> dict[str, Any]:
+def summarise(
+    settings: Settings, metrics: dict[str, float], prom: float | None, sensors: set[str]
+) -> dict[str, Any]:
     alerts: dict[str, dict[str, Any]] = {}
     for msg in read_topic(settings, settings.topic("alerts")):
         doc = json.loads(msg.value)
-        entry = alerts.setdefault(doc["alert_id"], {
-            "id": doc["alert_id"], "sensor_id": doc["sensor_id"], "kind": doc["kind"],
-            "grid_cell": doc["grid_cell"], "severity": doc["severity"],
-            "first_event_time": doc["started_at"], "last_event_time": None,
-        })
+        entry = alerts.setdefault(
+            doc["alert_id"],
+            {
+                "id": doc["alert_id"],
+                "sensor_id": doc["sensor_id"],
+                "kind": doc["kind"],
+                "grid_cell": doc["grid_cell"],
+                "severity": doc["severity"],
+                "first_event_time": doc["started_at"],
+                "last_event_time": None,
+            },
+        )
         if doc["status"] == "resolved":
             entry["last_event_time"] = doc["ended_at"]
             entry["severity"] = doc["severity"]
@@ -123,12 +143,15 @@ def summarise(settings: Settings, metrics: dict[str, float], prom: float | None,
     alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
     known = []
     for event in KNOWN_EVENTS:
-        hits = [a for a in alert_list if a["sensor_id"].startswith(event.sensor_prefix)
-                and event.start <= a["first_event_time"] <= event.end]
+        hits = [
+            a
+            for a in alert_list
+            if a["sensor_id"].startswith(event.sensor_prefix)
+            and event.start <= a["first_event_time"] <= event.end
+        ]
         # Only events whose sensors were replayed; a replayed one with no alert is "missed".
         if any(s.startswith(event.sensor_prefix) for s in sensors):
-            known.append({"event": event.name, "alerts": len(hits),
-                          "detected": bool(hits)})
+            known.append({"event": event.name, "alerts": len(hits), "detected": bool(hits)})
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
         "incidents": int(metrics.get("citybrain_incidents_total", 0)),
@@ -148,19 +171,24 @@ def _table(m: dict[str, float], rate: float, sent: int, total: int) -> Table:
     table = Table(title="citybrain - live", show_header=False, min_width=48)
     table.add_row("replayed", f"{sent:,} / {total:,}")
     table.add_row("readings/s (processed)", f"{rate:,.0f}")
-    rows = [("readings", "citybrain_readings_total"), ("incidents", "citybrain_incidents_total"),
-            ("dead letters", "citybrain_dead_letters_total"),
-            ("anomalies", "citybrain_anomalies_total"), ("alerts", "citybrain_alerts_total"),
-            ("playbook runs", "citybrain_playbook_runs_total"),
-            ("escalations", "citybrain_playbook_escalations_total"),
-            ("runs open", "citybrain_playbook_runs_open")]
+    rows = [
+        ("readings", "citybrain_readings_total"),
+        ("incidents", "citybrain_incidents_total"),
+        ("dead letters", "citybrain_dead_letters_total"),
+        ("anomalies", "citybrain_anomalies_total"),
+        ("alerts", "citybrain_alerts_total"),
+        ("playbook runs", "citybrain_playbook_runs_total"),
+        ("escalations", "citybrain_playbook_escalations_total"),
+        ("runs open", "citybrain_playbook_runs_open"),
+    ]
     for label, name in rows:
         table.add_row(label, f"{int(m.get(name, 0)):,}")
     return table
 
 
-def run_demo(data: list[Path], ack_deadline: float = 5.0,
-             summary_path: Path | None = None) -> dict[str, Any]:
+def run_demo(
+    data: list[Path], ack_deadline: float = 5.0, summary_path: Path | None = None
+) -> dict[str, Any]:
     console = Console()
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     base = Settings()
@@ -170,35 +198,53 @@ def run_demo(data: list[Path], ack_deadline: float = 5.0,
     prom.start()
     drop_old_demo_topics(base)
     # Fresh topics and consumer group per demo: a summary never mixes two runs.
-    env = {**os.environ, "CITYBRAIN_TOPIC_PREFIX": f"demo-{run_id}",
-           "CITYBRAIN_APP_ID": f"demo-{run_id}", "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline)}
-    settings = Settings(topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}",
-                        ack_deadline_seconds=ack_deadline)
+    env = {
+        **os.environ,
+        "CITYBRAIN_TOPIC_PREFIX": f"demo-{run_id}",
+        "CITYBRAIN_APP_ID": f"demo-{run_id}",
+        "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline),
+    }
+    settings = Settings(
+        topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline
+    )
     create_topics(settings)
     events = load_events(data)
-    console.print(f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
-                  f"{len(events):,} events from {len(data)} files")
+    console.print(
+        f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
+        f"{len(events):,} events from {len(data)} files"
+    )
 
     log_file = settings.run_dir / f"demo-worker-{run_id}.log"
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
     with log_file.open("wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "citybrain.cli", "worker"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "citybrain.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_for_worker(worker, metrics_url, log_file)
-        replayer = Replayer(settings.kafka_bootstrap, settings.topic("readings"),
-                            settings.topic("incidents"))
+        replayer = Replayer(
+            settings.kafka_bootstrap, settings.topic("readings"), settings.topic("incidents")
+        )
         sent = [0]
         thread = threading.Thread(
-            target=lambda: replayer.replay(events, None, lambda n: sent.__setitem__(0, sent[0] + n)),
-            daemon=True)
+            target=lambda: replayer.replay(
+                events, None, lambda n: sent.__setitem__(0, sent[0] + n)
+            ),
+            daemon=True,
+        )
         thread.start()
         metrics = _watch(console, worker, metrics_url, thread, sent, len(events), ack_deadline)
         replayer.close()
         time.sleep(2 * float(prom.scrape_interval.rstrip("s")))
-        summary = summarise(settings, metrics,
-                            prometheus_value(prom.url, "sum(citybrain_readings_total)"),
-                            {e.sensor_id for e in events if isinstance(e, Reading)})
+        summary = summarise(
+            settings,
+            metrics,
+            prometheus_value(prom.url, "sum(citybrain_readings_total)"),
+            {e.sensor_id for e in events if isinstance(e, Reading)},
+        )
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -226,9 +272,15 @@ def _wait_for_worker(worker: subprocess.Popen[bytes], url: str, log_file: Path) 
     raise StackError(f"worker not serving {url} after 90s:\n{tail(log_file)}")
 
 
-def _watch(console: Console, worker: subprocess.Popen[bytes], url: str,
-           replay: threading.Thread, sent: list[int], total: int,
-           ack_deadline: float) -> dict[str, float]:
+def _watch(
+    console: Console,
+    worker: subprocess.Popen[bytes],
+    url: str,
+    replay: threading.Thread,
+    sent: list[int],
+    total: int,
+    ack_deadline: float,
+) -> dict[str, float]:
     """Live view until every event is processed and no run still waits for an ack."""
     metrics: dict[str, float] = {}
     last, last_t = 0.0, time.monotonic()
@@ -258,20 +310,34 @@ def _watch(console: Console, worker: subprocess.Popen[bytes], url: str,
             else:
                 settled_since = None
             if now > give_up:
-                console.print(f"[yellow]gave up waiting: {processed:.0f} of {total} events "
-                              f"processed, {waiting:.0f} runs waiting[/]")
+                console.print(
+                    f"[yellow]gave up waiting: {processed:.0f} of {total} events "
+                    f"processed, {waiting:.0f} runs waiting[/]"
+                )
                 return metrics
 
 
-PROCESSED = ("citybrain_readings_total", "citybrain_incidents_total",
-             "citybrain_readings_duplicate_total", "citybrain_readings_redelivered_total",
-             "citybrain_dead_letters_total")
+PROCESSED = (
+    "citybrain_readings_total",
+    "citybrain_incidents_total",
+    "citybrain_readings_duplicate_total",
+    "citybrain_readings_redelivered_total",
+    "citybrain_dead_letters_total",
+)
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     table = Table(title="citybrain demo - summary", show_header=False)
-    for key in ("readings", "incidents", "dead_letters", "anomalies", "alerts", "runs",
-                "escalations", "prometheus_readings_total"):
+    for key in (
+        "readings",
+        "incidents",
+        "dead_letters",
+        "anomalies",
+        "alerts",
+        "runs",
+        "escalations",
+        "prometheus_readings_total",
+    ):
         table.add_row(key.replace("_", " "), str(summary[key]))
     console.print(table)
     for event in summary["known_events"]:

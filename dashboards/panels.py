@@ -14,16 +14,33 @@ def query(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
     return q.legend_format(legend) if legend else q
 
 
-def series(title: str, unit: str, *queries: prometheus.Dataquery,
-           description: str = "", width: int = 12) -> timeseries.Panel:
-    panel = (timeseries.Panel().title(title).unit(unit).datasource(DATASOURCE)
-             .height(8).span(width).description(description))
+def series(
+    title: str, unit: str, *queries: prometheus.Dataquery, description: str = "", width: int = 12
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .height(8)
+        .span(width)
+        .description(description)
+    )
     for q in queries:
         panel = panel.with_target(q)
     return panel
 
 
-def single(title: str, unit: str, q: prometheus.Dataquery, description: str = "",
-           width: int = 6) -> stat.Panel:
-    return (stat.Panel().title(title).unit(unit).datasource(DATASOURCE).height(4).span(width)
-            .description(description).with_target(q))
+def single(
+    title: str, unit: str, q: prometheus.Dataquery, description: str = "", width: int = 6
+) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .height(4)
+        .span(width)
+        .description(description)
+        .with_target(q)
+    )

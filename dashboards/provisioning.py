@@ -14,30 +14,34 @@ DASHBOARDS_PATH = "/var/lib/grafana/dashboards/citybrain"
 def datasources() -> dict[str, Any]:
     return {
         "apiVersion": 1,
-        "datasources": [{
-            "name": "citybrain Prometheus",
-            "uid": DATASOURCE_UID,
-            "type": "prometheus",
-            "access": "proxy",
-            # Grafana expands environment variables in provisioning files.
-            "url": "${CITYBRAIN_PROMETHEUS_URL}",
-            "isDefault": True,
-            "editable": False,
-            "jsonData": {"timeInterval": "5s"},
-        }],
+        "datasources": [
+            {
+                "name": "citybrain Prometheus",
+                "uid": DATASOURCE_UID,
+                "type": "prometheus",
+                "access": "proxy",
+                # Grafana expands environment variables in provisioning files.
+                "url": "${CITYBRAIN_PROMETHEUS_URL}",
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {"timeInterval": "5s"},
+            }
+        ],
     }
 
 
 def dashboard_providers() -> dict[str, Any]:
     return {
         "apiVersion": 1,
-        "providers": [{
-            "name": "citybrain",
-            "folder": FOLDER,
-            "type": "file",
-            "disableDeletion": True,
-            "allowUiUpdates": False,
-            "updateIntervalSeconds": 30,
-            "options": {"path": DASHBOARDS_PATH},
-        }],
+        "providers": [
+            {
+                "name": "citybrain",
+                "folder": FOLDER,
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "updateIntervalSeconds": 30,
+                "options": {"path": DASHBOARDS_PATH},
+            }
+        ],
     }

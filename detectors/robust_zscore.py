@@ -8,6 +8,7 @@ standard deviation would.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -149,10 +150,7 @@ class RobustZScore(Detector):
 
 
 def _nanmedian_rows(rows: FloatArray) -> FloatArray:
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            # All-NaN rows (an empty history) are expected and scored 0 by the caller.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.asarray(np.nanmedian(rows, axis=1), dtype=np.float64)
+    with warnings.catch_warnings():
+        # All-NaN rows (an empty history) are expected and scored 0 by the caller.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmedian(rows, axis=1), dtype=np.float64)

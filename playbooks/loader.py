@@ -65,8 +65,9 @@ def load_grid(path: str | Path) -> Grid:
         for e in _entries(path, doc, "cells", CELL_KEYS)
     ]
     sensors = [
-        SensorRegistration(id=str(e["id"]), kind=str(e["kind"]), unit=str(e["unit"]),
-                           cell=str(e["cell"]))
+        SensorRegistration(
+            id=str(e["id"]), kind=str(e["kind"]), unit=str(e["unit"]), cell=str(e["cell"])
+        )
         for e in _entries(path, doc, "sensors", SENSOR_KEYS)
     ]
     try:

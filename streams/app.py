@@ -10,7 +10,7 @@ import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -43,7 +43,9 @@ class Pipeline:
         self.metrics = metrics
         self.validator = EventValidator(grid, max_future_skew=settings.max_future_skew)
         self.detection = SensorDetection(
-            RobustZScore(window=settings.detector_window, min_samples=settings.detector_min_samples),
+            RobustZScore(
+                window=settings.detector_window, min_samples=settings.detector_min_samples
+            ),
             ScoreThreshold(settings.score_threshold),
             quiet_readings=settings.quiet_readings,
         )
@@ -52,8 +54,12 @@ class Pipeline:
         names = settings.topics
 
         def topic(role: str) -> faust.TopicT:
-            return app.topic(names[role], key_serializer="raw", value_serializer="raw",
-                             partitions=settings.partitions)
+            return app.topic(
+                names[role],
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.partitions,
+            )
 
         self.readings = topic("readings")
         self.incidents = topic("incidents")
@@ -67,7 +73,7 @@ class Pipeline:
         self.runs = key_partitioned_table(app, "runs", settings.partitions)
 
     # -- readings --------------------------------------------------------------------
-    async def on_readings(self, events: Sequence[EventT]) -> None:
+    async def on_readings(self, events: Sequence[EventT[bytes]]) -> None:
         now = time.time()
         incoming: list[Incoming] = []
         for event in events:
@@ -83,13 +89,17 @@ class Pipeline:
         states = {sid: self.sensor_state.get(sid.encode()) for sid in sensors}
         result = self.detection.process(incoming, states)
         for item, code, message in result.rejected:
-            await self._send_dead_letter("readings", item.raw, item.reading.sensor_id.encode(),
-                                         code, message, None)
+            await self._send_dead_letter(
+                "readings", item.raw, item.reading.sensor_id.encode(), code, message, None
+            )
         # Alerts must be on Kafka before the state that says they were sent.
         pending = []
         for alert in result.alerts:
-            pending.append(await self.alerts.send(
-                key=alert.alert_id.encode(), value=orjson.dumps(alert.to_dict())))
+            pending.append(
+                await self.alerts.send(
+                    key=alert.alert_id.encode(), value=orjson.dumps(alert.to_dict())
+                )
+            )
         for fut in pending:
             await fut
         sent_at = time.time()
@@ -116,7 +126,7 @@ class Pipeline:
             else:
                 m.alerts_resolved.labels(alert.kind).inc()
 
-    async def on_incidents(self, events: Sequence[EventT]) -> None:
+    async def on_incidents(self, events: Sequence[EventT[bytes]]) -> None:
         now = time.time()
         sources: Tally[str] = Tally()
         for event in events:
@@ -130,7 +140,7 @@ class Pipeline:
             self.metrics.incidents.labels(source).inc(n)
 
     # -- dead letters ----------------------------------------------------------------
-    async def dead_letter(self, stream: str, event: EventT, code: str, message: str) -> None:
+    async def dead_letter(self, stream: str, event: EventT[bytes], code: str, message: str) -> None:
         msg = event.message
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
         log.warning("dead-letter %s: %s (%s)", origin, message, code)
@@ -152,7 +162,7 @@ class Pipeline:
         self.metrics.dead_letters.labels(stream, code).inc()
 
     # -- playbook runs ---------------------------------------------------------------
-    async def on_alert(self, event: EventT) -> None:
+    async def on_alert(self, event: EventT[bytes]) -> None:
         try:
             alert = orjson.loads(event.value)
             alert_id = alert["alert_id"]
@@ -165,8 +175,9 @@ class Pipeline:
             return  # runs are idempotent per alert: a redelivered alert starts nothing
         now = time.time()
         try:
-            run = Run.for_alert(alert_id, self.engine.playbook.playbook, alert["grid_cell"],
-                                alert["kind"], now)
+            run = Run.for_alert(
+                alert_id, self.engine.playbook.playbook, alert["grid_cell"], alert["kind"], now
+            )
             run, commands = self.engine.start(run, now)
         except PlaybookError as exc:
             await self.dead_letter("alerts", event, "playbook_error", str(exc))
@@ -175,7 +186,7 @@ class Pipeline:
         self.runs[key] = run.to_dict()
         self.metrics.runs.labels(run.playbook).inc()
 
-    async def on_ack(self, event: EventT) -> None:
+    async def on_ack(self, event: EventT[bytes]) -> None:
         try:
             ack = orjson.loads(event.value)
             alert_id, by = str(ack["alert_id"]), str(ack.get("by", "unknown"))
@@ -199,7 +210,8 @@ class Pipeline:
     async def check_deadlines(self) -> None:
         # A half-recovered table could show a deadline whose escalation is already on
         # the changelog; acting then would escalate twice.
-        if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        if self.app.rebalancing or not recovery.completed.is_set():
             return
         now = time.time()
         open_by_status: Tally[str] = Tally()
@@ -220,17 +232,20 @@ class Pipeline:
         pending = []
         for cmd in commands:
             body = {"schema": "step/1", "playbook": self.engine.playbook.playbook, **cmd.to_dict()}
-            pending.append(await self.steps.send(key=cmd.alert_id.encode(),
-                                                 value=orjson.dumps(body)))
+            pending.append(
+                await self.steps.send(key=cmd.alert_id.encode(), value=orjson.dumps(body))
+            )
             if cmd.action == "escalate":
-                self.metrics.escalations.labels(self.engine.playbook.playbook,
-                                                cmd.level or "").inc()
+                self.metrics.escalations.labels(
+                    self.engine.playbook.playbook, cmd.level or ""
+                ).inc()
         for fut in pending:
             await fut
 
 
-def create_app(settings: Settings | None = None,
-               registry: CollectorRegistry | None = None) -> faust.App:
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> faust.App:
     """A fresh faust app with its agents, tables, timer and /metrics."""
     settings = settings or Settings()
     registry = registry or CollectorRegistry()
@@ -261,12 +276,17 @@ def create_app(settings: Settings | None = None,
 
     @app.agent(pipeline.readings)
     async def detect(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        # take_events is on the concrete Stream only (not yet on StreamT).
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_size, within=settings.batch_within
+        ):
             await pipeline.on_readings(events)
 
     @app.agent(pipeline.incidents)
     async def incidents(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_size, within=settings.batch_within
+        ):
             await pipeline.on_incidents(events)
 
     @app.agent(pipeline.alerts)
@@ -279,7 +299,7 @@ def create_app(settings: Settings | None = None,
         async for event in stream.events():
             await pipeline.on_ack(event)
 
-    @app.timer(interval=settings.deadline_check_interval)
+    @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:
         await pipeline.check_deadlines()
 

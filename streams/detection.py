@@ -145,9 +145,12 @@ class SensorDetection:
                 result.duplicates += 1
             elif ts < last_ts:
                 result.rejected.append(
-                    (item, "out_of_order",
-                     f'field "ts" is {format_ts(ts)!r}: older than the sensor\'s last reading '
-                     f"{format_ts(last_ts)}")
+                    (
+                        item,
+                        "out_of_order",
+                        f'field "ts" is {format_ts(ts)!r}: older than the sensor\'s last reading '
+                        f"{format_ts(last_ts)}",
+                    )
                 )
             else:
                 accepted.append(item)
@@ -161,14 +164,16 @@ class SensorDetection:
             result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + len(accepted)
             n_anomalies = int(flags.sum())
             if n_anomalies:
-                result.anomalies_by_kind[kind] = (
-                    result.anomalies_by_kind.get(kind, 0) + n_anomalies
-                )
+                result.anomalies_by_kind[kind] = result.anomalies_by_kind.get(kind, 0) + n_anomalies
             # Walk readings only when something can change; most batches skip this loop.
             if n_anomalies or episode is not None:
                 episode = self._episodes(accepted, scores, flags, episode, result)
-        return {"detector": detector.get_state(), "last_ts": last_ts, "last_offset": last_offset,
-                "episode": episode}
+        return {
+            "detector": detector.get_state(),
+            "last_ts": last_ts,
+            "last_offset": last_offset,
+            "episode": episode,
+        }
 
     def _episodes(
         self,
@@ -191,9 +196,19 @@ class SensorDetection:
                         "quiet": 0,
                     }
                     result.alerts.append(
-                        AlertEvent(episode["alert_id"], "firing", r.sensor_id, r.kind,
-                                   r.grid_cell, severity_for(score), score, r.value, r.ts,
-                                   None, item.received_at)
+                        AlertEvent(
+                            episode["alert_id"],
+                            "firing",
+                            r.sensor_id,
+                            r.kind,
+                            r.grid_cell,
+                            severity_for(score),
+                            score,
+                            r.value,
+                            r.ts,
+                            None,
+                            item.received_at,
+                        )
                     )
                 else:
                     episode["last_anomalous_at"] = r.ts
@@ -205,11 +220,19 @@ class SensorDetection:
                 episode["quiet"] += 1
                 if episode["quiet"] >= self.quiet_readings:
                     result.alerts.append(
-                        AlertEvent(episode["alert_id"], "resolved", r.sensor_id, r.kind,
-                                   r.grid_cell, severity_for(episode["peak_score"]),
-                                   episode["peak_score"], episode["peak_value"],
-                                   episode["started_at"], episode["last_anomalous_at"],
-                                   item.received_at)
+                        AlertEvent(
+                            episode["alert_id"],
+                            "resolved",
+                            r.sensor_id,
+                            r.kind,
+                            r.grid_cell,
+                            severity_for(episode["peak_score"]),
+                            episode["peak_score"],
+                            episode["peak_value"],
+                            episode["started_at"],
+                            episode["last_anomalous_at"],
+                            item.received_at,
+                        )
                     )
                     episode = None
         return episode

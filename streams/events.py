@@ -170,7 +170,9 @@ class EventValidator:
             raise EventError("too_old", "ts", doc["ts"], "event time is before 1990-01-01")
         if ts > now + self.max_future_skew:
             raise EventError(
-                "in_future", "ts", doc["ts"],
+                "in_future",
+                "ts",
+                doc["ts"],
                 f"event time is more than {self.max_future_skew:g}s ahead of the clock",
             )
         return ts

@@ -40,7 +40,7 @@ class BadRow:
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by caller
+    return open(path, encoding="utf-8", newline="")
 
 
 def read_canonical(
@@ -89,8 +89,9 @@ def _incident(row: list[str]) -> IncidentReport:
     return IncidentReport(parse_ts(row[0], "timestamp"), row[1], row[2], row[3], row[4], row[5])
 
 
-def load_events(paths: Iterable[str | Path], on_error: OnError = "stop",
-                bad_rows: list[BadRow] | None = None) -> list[Event]:
+def load_events(
+    paths: Iterable[str | Path], on_error: OnError = "stop", bad_rows: list[BadRow] | None = None
+) -> list[Event]:
     """Every event of every file, merged in event-time order (stable for ties)."""
     sink = bad_rows if bad_rows is not None else []
     handler = sink.append if on_error == "skip" else None
@@ -120,14 +121,21 @@ class Replayer:
         from kafka import KafkaProducer
 
         self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024,
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=5,
+            batch_size=256 * 1024,
             client_id="citybrain-replay",
         )
         self.readings_topic = readings_topic
         self.incidents_topic = incidents_topic
 
-    def replay(self, events: list[Event], speed: float | None,
-               progress: Callable[[int], None] | None = None) -> ReplayStats:
+    def replay(
+        self,
+        events: list[Event],
+        speed: float | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ReplayStats:
         stats = ReplayStats()
         start = time.monotonic()
         t0 = events[0].ts if events else 0.0

@@ -53,41 +53,66 @@ class Metrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
         # *_created series double every counter's cardinality for no control-room use.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         return cls(
-            readings=Counter(_base(READINGS), "Valid readings processed", ["kind"],
-                             registry=registry),
-            duplicates=Counter(_base(DUPLICATES), "Readings dropped as exact duplicates",
-                               registry=registry),
-            redelivered=Counter(_base(REDELIVERED),
-                                "Readings skipped as redeliveries after a restart",
-                                registry=registry),
-            anomalies=Counter(_base(ANOMALIES), "Readings scored anomalous", ["kind"],
-                              registry=registry),
-            alerts=Counter(_base(ALERTS), "Alerts opened (one per anomalous episode)",
-                           ["kind", "level", "severity"], registry=registry),
-            alerts_resolved=Counter(_base(ALERTS_RESOLVED), "Alert episodes that ended",
-                                    ["kind"], registry=registry),
-            dead_letters=Counter(_base(DEAD_LETTERS), "Events sent to the dead-letter topic",
-                                 ["stream", "reason"], registry=registry),
-            incidents=Counter(_base(INCIDENTS), "Valid incident reports", ["source"],
-                              registry=registry),
+            readings=Counter(
+                _base(READINGS), "Valid readings processed", ["kind"], registry=registry
+            ),
+            duplicates=Counter(
+                _base(DUPLICATES), "Readings dropped as exact duplicates", registry=registry
+            ),
+            redelivered=Counter(
+                _base(REDELIVERED),
+                "Readings skipped as redeliveries after a restart",
+                registry=registry,
+            ),
+            anomalies=Counter(
+                _base(ANOMALIES), "Readings scored anomalous", ["kind"], registry=registry
+            ),
+            alerts=Counter(
+                _base(ALERTS),
+                "Alerts opened (one per anomalous episode)",
+                ["kind", "level", "severity"],
+                registry=registry,
+            ),
+            alerts_resolved=Counter(
+                _base(ALERTS_RESOLVED), "Alert episodes that ended", ["kind"], registry=registry
+            ),
+            dead_letters=Counter(
+                _base(DEAD_LETTERS),
+                "Events sent to the dead-letter topic",
+                ["stream", "reason"],
+                registry=registry,
+            ),
+            incidents=Counter(
+                _base(INCIDENTS), "Valid incident reports", ["source"], registry=registry
+            ),
             event_to_alert=Histogram(
                 EVENT_TO_ALERT,
                 "From a reading's arrival in Kafka to its alert being sent",
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                 registry=registry,
             ),
-            batch_size=Histogram(BATCH_SIZE, "Readings per processed batch",
-                                 buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000),
-                                 registry=registry),
+            batch_size=Histogram(
+                BATCH_SIZE,
+                "Readings per processed batch",
+                buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000),
+                registry=registry,
+            ),
             runs=Counter(_base(RUNS), "Playbook runs started", ["playbook"], registry=registry),
-            escalations=Counter(_base(ESCALATIONS), "Escalations up the grid",
-                                ["playbook", "level"], registry=registry),
-            acks=Counter(_base(ACKS), "Acknowledgements received", ["playbook", "level"],
-                         registry=registry),
-            runs_open=Gauge(RUNS_OPEN, "Runs not yet resolved, by status", ["status"],
-                            registry=registry),
-            sensors_tracked=Gauge(SENSORS_TRACKED, "Sensors with detector state on this worker",
-                                  registry=registry),
+            escalations=Counter(
+                _base(ESCALATIONS),
+                "Escalations up the grid",
+                ["playbook", "level"],
+                registry=registry,
+            ),
+            acks=Counter(
+                _base(ACKS), "Acknowledgements received", ["playbook", "level"], registry=registry
+            ),
+            runs_open=Gauge(
+                RUNS_OPEN, "Runs not yet resolved, by status", ["status"], registry=registry
+            ),
+            sensors_tracked=Gauge(
+                SENSORS_TRACKED, "Sensors with detector state on this worker", registry=registry
+            ),
         )

@@ -11,7 +11,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CITYBRAIN_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CITYBRAIN_", extra="ignore", populate_by_name=True
+    )
 
     # Where the local stack keeps jars, binaries, data, logs and pids (outside the repo).
     home: Path = Field(default=Path.home() / ".cache" / "citybrain")

@@ -18,17 +18,19 @@ from kafka.partitioner.default import murmur2
 
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-class KeyPartitionedTable(faust.Table):  # type: ignore[misc]
+class KeyPartitionedTable(faust.Table[bytes, Any]):
     def partition_for_key(self, key: Any) -> int:
+        assert self.partitions is not None  # always set by key_partitioned_table
         return key_partition(key, self.partitions)
 
 
 def key_partitioned_table(app: faust.App, name: str, partitions: int) -> KeyPartitionedTable:
     """A table with raw-bytes keys and JSON values, registered with ``app``."""
-    table = KeyPartitionedTable(app, name=name, partitions=partitions, key_type=bytes,
-                                beacon=app.tables.beacon)
+    table = KeyPartitionedTable(
+        app, name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
+    )
     app.tables.add(table)
     return table

@@ -26,13 +26,22 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Test ports differ from the defaults so a developer's running demo stack is left alone.
-TEST_PORTS = {"CITYBRAIN_KAFKA_PORT": "29092", "CITYBRAIN_KAFKA_CONTROLLER_PORT": "29093",
-              "CITYBRAIN_PROMETHEUS_PORT": "29090", "CITYBRAIN_WORKER_PORT": "26066"}
+TEST_PORTS = {
+    "CITYBRAIN_KAFKA_PORT": "29092",
+    "CITYBRAIN_KAFKA_CONTROLLER_PORT": "29093",
+    "CITYBRAIN_PROMETHEUS_PORT": "29090",
+    "CITYBRAIN_WORKER_PORT": "26066",
+}
 
 
 def stack_settings(run_dir: Path) -> Settings:
-    return Settings(kafka_port=29092, kafka_controller_port=29093, prometheus_port=29090,
-                    worker_port=26066, run_dir_override=run_dir)
+    return Settings(
+        kafka_port=29092,
+        kafka_controller_port=29093,
+        prometheus_port=29090,
+        worker_port=26066,
+        run_dir_override=run_dir,
+    )
 
 
 @dataclass
@@ -44,13 +53,21 @@ class Pipeline:
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
 
     def __post_init__(self) -> None:
-        self.env = {**os.environ, **TEST_PORTS, "CITYBRAIN_RUN_DIR": str(self.run_dir),
-                    "CITYBRAIN_TOPIC_PREFIX": self.name, "CITYBRAIN_APP_ID": self.name,
-                    "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid.yaml"),
-                    "CITYBRAIN_DETECTOR_WINDOW": "48", "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
-                    "CITYBRAIN_QUIET_READINGS": "3", **self.extra_env}
+        self.env = {
+            **os.environ,
+            **TEST_PORTS,
+            "CITYBRAIN_RUN_DIR": str(self.run_dir),
+            "CITYBRAIN_TOPIC_PREFIX": self.name,
+            "CITYBRAIN_APP_ID": self.name,
+            "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid.yaml"),
+            "CITYBRAIN_DETECTOR_WINDOW": "48",
+            "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
+            "CITYBRAIN_QUIET_READINGS": "3",
+            **self.extra_env,
+        }
         self.settings = stack_settings(self.run_dir).model_copy(
-            update={"topic_prefix": self.name, "app_id": self.name})
+            update={"topic_prefix": self.name, "app_id": self.name}
+        )
         create_topics(self.settings)
         self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
 
@@ -66,13 +83,22 @@ class Pipeline:
     def worker(self) -> Worker:
         return Worker(self.env, self.run_dir / f"{self.name}-worker.log")
 
-    def read(self, role: str, until: Callable[[list[Any]], bool], timeout: float = 60.0,
-             settle: float = 0.0) -> list[Any]:
+    def read(
+        self,
+        role: str,
+        until: Callable[[list[Any]], bool],
+        timeout: float = 60.0,
+        settle: float = 0.0,
+    ) -> list[Any]:
         """All messages on the topic once ``until(messages)`` holds (then ``settle`` more
         seconds, to catch anything that should *not* arrive); fails on timeout."""
-        consumer = KafkaConsumer(self.topic(role), bootstrap_servers=self.settings.kafka_bootstrap,
-                                 auto_offset_reset="earliest", enable_auto_commit=False,
-                                 group_id=None)
+        consumer = KafkaConsumer(
+            self.topic(role),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
         messages: list[Any] = []
         deadline = time.monotonic() + timeout
         met_at: float | None = None
@@ -88,7 +114,8 @@ class Pipeline:
                 if now > deadline:
                     raise AssertionError(
                         f"{self.topic(role)}: condition not met in {timeout:.0f}s; "
-                        f"{len(messages)} messages: {[m.value[:120] for m in messages[-5:]]}")
+                        f"{len(messages)} messages: {[m.value[:120] for m in messages[-5:]]}"
+                    )
         finally:
             consumer.close()
 
@@ -107,8 +134,12 @@ class Worker:
     def start(self, timeout: float = 90.0) -> Worker:
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "citybrain.cli", "worker"],
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "citybrain.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

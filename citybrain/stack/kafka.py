@@ -53,8 +53,16 @@ class KafkaBroker:
         self.libs.parent.mkdir(parents=True, exist_ok=True)
         pom = self.libs.parent / "pom.xml"
         shutil.copyfile(POM, pom)
-        cmd = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-               "-DincludeScope=runtime", f"-DoutputDirectory={self.libs}"]
+        cmd = [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={self.libs}",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=self.libs.parent)
         if proc.returncode != 0:
             raise StackError(f"Kafka: mvn failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
@@ -65,37 +73,44 @@ class KafkaBroker:
         s = self.settings
         data = self.dir / "data"
         self.config.write_text(
-            "\n".join([
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
-                "controller.listener.names=CONTROLLER",
-                f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
-                f"log.dirs={data}",
-                f"num.partitions={s.partitions}",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "auto.create.topics.enable=true",
-                "",
-            ])
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
+                    "controller.listener.names=CONTROLLER",
+                    f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},"
+                    f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    f"log.dirs={data}",
+                    f"num.partitions={s.partitions}",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    "",
+                ]
+            )
         )
         (self.dir / "log4j2.properties").write_text(LOG4J2)
 
     def _java(self, *args: str) -> list[str]:
         logs = self.dir / "logs"
         return [
-            "java", f"-Xms{self.settings.kafka_heap}", f"-Xmx{self.settings.kafka_heap}",
+            "java",
+            f"-Xms{self.settings.kafka_heap}",
+            f"-Xmx{self.settings.kafka_heap}",
             f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={logs}", "-cp", f"{self.libs}/*", *args,
+            f"-Dkafka.logs.dir={logs}",
+            "-cp",
+            f"{self.libs}/*",
+            *args,
         ]
 
     def running(self) -> bool:
@@ -111,8 +126,11 @@ class KafkaBroker:
         from kafka import KafkaAdminClient
 
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
-                                     request_timeout_ms=3000, client_id="citybrain-stack")
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                request_timeout_ms=3000,
+                client_id="citybrain-stack",
+            )
         except Exception:
             return False
         try:
@@ -132,9 +150,11 @@ class KafkaBroker:
         if not (self.dir / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             proc = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                           "-c", str(self.config)),
-                capture_output=True, text=True,
+                self._java(
+                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
+                ),
+                capture_output=True,
+                text=True,
             )
             if proc.returncode != 0:
                 raise StackError(f"Kafka: storage format failed:\n{proc.stdout}{proc.stderr}")

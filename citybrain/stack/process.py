@@ -37,15 +37,20 @@ def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
     pid_file.write_text(str(proc.pid))
     return proc.pid
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, log_file: Path,
-               alive: Callable[[], bool]) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, log_file: Path, alive: Callable[[], bool]
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

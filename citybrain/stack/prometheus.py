@@ -37,8 +37,10 @@ class PrometheusServer:
                 "`sudo apt-get install -y --no-install-recommends prometheus`"
             )
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]):
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
+        ):
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 raise StackError(f"Prometheus: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
@@ -54,13 +56,20 @@ class PrometheusServer:
 
     def write_config(self) -> None:
         config = {
-            "global": {"scrape_interval": self.scrape_interval,
-                       "evaluation_interval": self.scrape_interval},
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,
+            },
             "scrape_configs": [
-                {"job_name": "citybrain-worker", "metrics_path": "/metrics",
-                 "static_configs": [{"targets": self.scrape_targets()}]},
-                {"job_name": "prometheus",
-                 "static_configs": [{"targets": [f"127.0.0.1:{self.settings.prometheus_port}"]}]},
+                {
+                    "job_name": "citybrain-worker",
+                    "metrics_path": "/metrics",
+                    "static_configs": [{"targets": self.scrape_targets()}],
+                },
+                {
+                    "job_name": "prometheus",
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.settings.prometheus_port}"]}],
+                },
             ],
         }
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -83,9 +92,12 @@ class PrometheusServer:
         self.write_config()
         data: Path = self.dir / "data"
         cmd = [
-            binary, f"--config.file={self.config}", f"--storage.tsdb.path={data}",
+            binary,
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={data}",
             f"--web.listen-address=127.0.0.1:{self.settings.prometheus_port}",
-            "--web.enable-lifecycle", "--storage.tsdb.retention.time=2d",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=2d",
         ]
         spawn(cmd, self.log_file, self.pid_file)
         wait_until(self.ready, timeout, "Prometheus", self.log_file, self.running)

@@ -11,8 +11,9 @@ from streams.settings import Settings
 
 def create_topics(settings: Settings) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left alone."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                             client_id="citybrain-topics")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="citybrain-topics"
+    )
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in settings.topics.values() if t not in existing]

@@ -22,9 +22,20 @@ def test_demo_alerts_on_the_real_events_and_writes_its_summary(
     out = tmp_path / "summary.json"
     env = {**os.environ, **TEST_PORTS, "CITYBRAIN_RUN_DIR": str(run_dir)}
     proc = subprocess.run(
-        [sys.executable, "-m", "citybrain.cli", "demo", "--summary", str(out),
-         "--ack-deadline", "3"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "citybrain.cli",
+            "demo",
+            "--summary",
+            str(out),
+            "--ack-deadline",
+            "3",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(out.read_text())
@@ -40,7 +51,14 @@ def test_demo_alerts_on_the_real_events_and_writes_its_summary(
         "Spring Festival fireworks (Beijing, 2016-02-08 local)": True,
     }
     first = summary["alert_list"][0]
-    assert set(first) == {"id", "sensor_id", "kind", "grid_cell", "severity",
-                          "first_event_time", "last_event_time"}
+    assert set(first) == {
+        "id",
+        "sensor_id",
+        "kind",
+        "grid_cell",
+        "severity",
+        "first_event_time",
+        "last_event_time",
+    }
     assert len({a["id"] for a in summary["alert_list"]}) == summary["alerts"]
     assert "citybrain stack down" in proc.stdout

@@ -35,8 +35,9 @@ def reading(i: int, value: float, sensor: str = "gauge-1") -> Reading:
     return Reading(START + 300 * i, sensor, "water_level", value, "ft", cell)
 
 
-def send_readings(p: Pipeline, values: list[float], start: int = 0,
-                  sensor: str = "gauge-1") -> None:
+def send_readings(
+    p: Pipeline, values: list[float], start: int = 0, sensor: str = "gauge-1"
+) -> None:
     for i, v in enumerate(values, start=start):
         p.send("readings", sensor.encode(), reading(i, v, sensor).to_json())
     p.flush()
@@ -58,8 +59,7 @@ def test_injected_spike_gives_exactly_one_alert_and_one_run(pipeline: Pipeline) 
     worker = pipeline.worker().start()
     try:
         base = real_levels(60)
-        send_readings(pipeline, base + [base[-1] * 8, base[-1] * 9, base[-1] * 8.5]
-                      + base[:10])
+        send_readings(pipeline, [*base, base[-1] * 8, base[-1] * 9, base[-1] * 8.5, *base[:10]])
         alerts = pipeline.read("alerts", lambda m: len(m) >= 2, settle=3)
         assert [d["status"] for d in docs(alerts)] == ["firing", "resolved"]
         alert = firing(alerts)[0]
@@ -69,7 +69,9 @@ def test_injected_spike_gives_exactly_one_alert_and_one_run(pipeline: Pipeline) 
         notify = steps_of(steps, "notify")
         assert len(notify) == 1
         assert (notify[0]["alert_id"], notify[0]["unit"]) == (
-            alert["alert_id"], "bridge community station")
+            alert["alert_id"],
+            "bridge community station",
+        )
     finally:
         worker.stop()
 
@@ -82,8 +84,10 @@ MALFORMED: list[tuple[bytes, str]] = [
     (reading(1, 1.0).to_json().replace(b"water_level", b"lava_flow"), "unknown_kind"),
     (reading(1, 1.0).to_json().replace(b"c-bridge", b"c-atlantis"), "unknown_cell"),
     (reading(1, 1.0).to_json().replace(b"gauge-1", b"gauge-99"), "unknown_sensor"),
-    (Reading(time.time() + 86400, "gauge-1", "water_level", 1.0, "ft", "c-bridge").to_json(),
-     "in_future"),
+    (
+        Reading(time.time() + 86400, "gauge-1", "water_level", 1.0, "ft", "c-bridge").to_json(),
+        "in_future",
+    ),
     (Reading(0.0, "gauge-1", "water_level", 1.0, "ft", "c-bridge").to_json(), "too_old"),
 ]
 
@@ -148,7 +152,7 @@ def test_unacknowledged_run_escalates_to_the_street_then_an_ack_is_recorded(
     worker = pipeline.worker().start()
     try:
         base = real_levels(40)
-        send_readings(pipeline, base + [base[-1] * 8], sensor="gauge-2")
+        send_readings(pipeline, [*base, base[-1] * 8], sensor="gauge-2")
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "escalate")), timeout=30)
         notify, escalate = steps_of(steps, "notify")[0], steps_of(steps, "escalate")[0]
         assert (notify["level"], notify["unit"]) == ("community", "mill community station")
@@ -156,8 +160,11 @@ def test_unacknowledged_run_escalates_to_the_street_then_an_ack_is_recorded(
         # The deadline (3 s here) really passed before the escalation.
         assert escalate["at"] - notify["at"] >= 3.0
         alert_id = escalate["alert_id"]
-        pipeline.send("acks", alert_id.encode(),
-                      json.dumps({"alert_id": alert_id, "by": "river street office"}).encode())
+        pipeline.send(
+            "acks",
+            alert_id.encode(),
+            json.dumps({"alert_id": alert_id, "by": "river street office"}).encode(),
+        )
         pipeline.flush()
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "acknowledged")), settle=5)
         assert steps_of(steps, "acknowledged")[0]["detail"] == "by river street office"
@@ -168,13 +175,14 @@ def test_unacknowledged_run_escalates_to_the_street_then_an_ack_is_recorded(
         worker.stop()
 
 
-def test_deadline_fires_exactly_once_after_sigkill_during_the_wait(run_dir: Path,
-                                                                  stack: PrometheusServer) -> None:
+def test_deadline_fires_exactly_once_after_sigkill_during_the_wait(
+    run_dir: Path, stack: PrometheusServer
+) -> None:
     p = Pipeline(run_dir, extra_env={"CITYBRAIN_ACK_DEADLINE_SECONDS": "8"})
     try:
         worker = p.worker().start()
         base = real_levels(40)
-        send_readings(p, base + [base[-1] * 8])
+        send_readings(p, [*base, base[-1] * 8])
         p.read("steps", lambda m: bool(steps_of(m, "wait_ack")))
         worker.kill()  # mid-wait: the deadline lives only in the changelog-backed table
         worker = p.worker().start()
@@ -188,12 +196,13 @@ def test_deadline_fires_exactly_once_after_sigkill_during_the_wait(run_dir: Path
         p.close()
 
 
-def test_prometheus_scrapes_the_workers_domain_metrics(pipeline: Pipeline,
-                                                       stack: PrometheusServer) -> None:
+def test_prometheus_scrapes_the_workers_domain_metrics(
+    pipeline: Pipeline, stack: PrometheusServer
+) -> None:
     worker = pipeline.worker().start()
     try:
         base = real_levels(40)
-        send_readings(pipeline, base + [base[-1] * 8])
+        send_readings(pipeline, [*base, base[-1] * 8])
         pipeline.send("readings", b"gauge-1", b"garbage")
         pipeline.flush()
         pipeline.read("alerts", lambda m: bool(firing(m)))
@@ -201,8 +210,8 @@ def test_prometheus_scrapes_the_workers_domain_metrics(pipeline: Pipeline,
         queries = {
             f"sum(citybrain_readings_total{{{job}}})": 41,
             f"sum(citybrain_anomalies_total{{{job}}})": 1,
-            f"sum(citybrain_alerts_total{{{job},level=\"community\"}})": 1,
-            f"sum(citybrain_dead_letters_total{{{job},reason=\"bad_json\"}})": 1,
+            f'sum(citybrain_alerts_total{{{job},level="community"}})': 1,
+            f'sum(citybrain_dead_letters_total{{{job},reason="bad_json"}})': 1,
             f"sum(citybrain_playbook_runs_total{{{job}}})": 1,
             f"sum(citybrain_event_to_alert_seconds_count{{{job}}})": 1,
             f"sum(faust_messages_received_total{{{job}}})": 42,
@@ -216,6 +225,8 @@ def test_prometheus_scrapes_the_workers_domain_metrics(pipeline: Pipeline,
             if all(seen[q] >= want for q, want in queries.items()):
                 break
             time.sleep(1)
-        assert {q: seen[q] >= want for q, want in queries.items()} == dict.fromkeys(queries, True), seen
+        assert {q: seen[q] >= want for q, want in queries.items()} == dict.fromkeys(
+            queries, True
+        ), seen
     finally:
         worker.stop()

@@ -25,7 +25,8 @@ def test_committed_files_match_a_fresh_generation(tmp_path: Path) -> None:
         committed = COMMITTED / path.relative_to(tmp_path)
         assert committed.exists(), f"{committed} missing: run `citybrain dashboards generate`"
         assert committed.read_text() == path.read_text(), (
-            f"{committed} differs from the code: run `citybrain dashboards generate`")
+            f"{committed} differs from the code: run `citybrain dashboards generate`"
+        )
     on_disk = {p.relative_to(COMMITTED) for p in COMMITTED.rglob("*") if p.is_file()}
     assert on_disk == {p.relative_to(tmp_path) for p in written}
 
@@ -33,11 +34,11 @@ def test_committed_files_match_a_fresh_generation(tmp_path: Path) -> None:
 def exported_metric_names() -> set[str]:
     registry = CollectorRegistry()
     Metrics.create(registry)
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
-                "gauge": ("",)}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     # Labelled families have no samples until used, so derive the series names by type.
-    return {family.name + suffix for family in registry.collect()
-            for suffix in suffixes[family.type]} | {f.name for f in registry.collect()}
+    return {
+        family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]
+    } | {f.name for f in registry.collect()}
 
 
 def test_every_query_uses_an_exported_metric() -> None:
@@ -64,5 +65,6 @@ def test_provisioning_references_the_datasource_and_the_dashboard_folder() -> No
     ds = yaml.safe_load((COMMITTED / "provisioning" / "datasources" / "citybrain.yaml").read_text())
     assert [d["uid"] for d in ds["datasources"]] == [DATASOURCE_UID]
     providers = yaml.safe_load(
-        (COMMITTED / "provisioning" / "dashboards" / "citybrain.yaml").read_text())
+        (COMMITTED / "provisioning" / "dashboards" / "citybrain.yaml").read_text()
+    )
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/citybrain"

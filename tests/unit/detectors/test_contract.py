@@ -42,8 +42,14 @@ def test_score_many_equals_score_one_row_by_row(make: Callable[[], Detector]) ->
     expected = one_at_a_time(make(), xs)
     det = make()
     # Uneven batches cross the warm-up boundary and the window length.
-    got = np.concatenate([det.score_many(xs[:5]), det.score_many(xs[5:300]),
-                          det.score_many(xs[300:301]), det.score_many(xs[301:])])
+    got = np.concatenate(
+        [
+            det.score_many(xs[:5]),
+            det.score_many(xs[5:300]),
+            det.score_many(xs[300:301]),
+            det.score_many(xs[301:]),
+        ]
+    )
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 

@@ -63,4 +63,5 @@ def test_ports_agree_between_compose_prometheus_and_kafka() -> None:
     assert str(worker_job["dns_sd_configs"][0]["port"]) == env["CITYBRAIN_WORKER_PORT"]
     kafka = compose()["services"]["kafka"]["environment"]
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == (
-        f"PLAINTEXT://{env['CITYBRAIN_KAFKA_HOST']}:{env['CITYBRAIN_KAFKA_PORT']}")
+        f"PLAINTEXT://{env['CITYBRAIN_KAFKA_HOST']}:{env['CITYBRAIN_KAFKA_PORT']}"
+    )

@@ -41,7 +41,11 @@ def test_no_ack_escalates_to_the_street_then_runs_out(engine: PlaybookEngine) ->
         ("wait_ack", "street", None),
     ]
     assert (run.status, run.level, run.escalations, run.deadline_at) == (
-        "waiting_ack", "street", 1, 520.0)
+        "waiting_ack",
+        "street",
+        1,
+        520.0,
+    )
     run, cmds = engine.timeout(run, now=520.0)
     assert [c.action for c in cmds] == ["ack_timeout", "unacknowledged"]
     assert run.status == "unacknowledged" and run.deadline_at is None
@@ -75,14 +79,23 @@ def test_run_survives_a_json_round_trip(engine: PlaybookEngine) -> None:
     [
         ("playbook: p\nversion: 1\nsteps: []\n", "steps: Value error, a playbook needs"),
         ("playbook: p\nversion: 1\nsteps:\n  - {id: a, action: teleport}\n", "steps.0"),
-        ("playbook: p\nversion: 1\nsteps:\n  - {id: a, action: wait_ack, deadline: soon}\n",
-         "duration is 'soon'"),
-        ("playbook: p\nversion: 1\nsteps:\n  - {id: a, action: notify, level: planet}\n",
-         "level is 'planet'"),
-        ("playbook: p\nversion: 1\ncolour: red\nsteps:\n  - {id: a, action: notify}\n",
-         "colour: Extra inputs are not permitted"),
-        ("playbook: p\nversion: 1\nsteps:\n  - {id: a, action: notify}\n"
-         "  - {id: a, action: notify}\n", "step id 'a' is used twice"),
+        (
+            "playbook: p\nversion: 1\nsteps:\n  - {id: a, action: wait_ack, deadline: soon}\n",
+            "duration is 'soon'",
+        ),
+        (
+            "playbook: p\nversion: 1\nsteps:\n  - {id: a, action: notify, level: planet}\n",
+            "level is 'planet'",
+        ),
+        (
+            "playbook: p\nversion: 1\ncolour: red\nsteps:\n  - {id: a, action: notify}\n",
+            "colour: Extra inputs are not permitted",
+        ),
+        (
+            "playbook: p\nversion: 1\nsteps:\n  - {id: a, action: notify}\n"
+            "  - {id: a, action: notify}\n",
+            "step id 'a' is used twice",
+        ),
         ("playbook: [\n", "not valid YAML"),
     ],
 )

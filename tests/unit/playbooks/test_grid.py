@@ -17,8 +17,12 @@ def test_ancestors_and_responsible_units(grid: Grid) -> None:
     assert grid.responsible_unit("c-bridge", "community") == "bridge community station"
     assert grid.responsible_unit("c-bridge", "street") == "river street office"
     assert grid.ancestor("c-top", "district").id == "d-east"
-    assert grid.path("c-mill") == {"community": "c-mill", "street": "s-river",
-                                   "district": "d-east", "city": "testcity"}
+    assert grid.path("c-mill") == {
+        "community": "c-mill",
+        "street": "s-river",
+        "district": "d-east",
+        "city": "testcity",
+    }
 
 
 def test_committed_grid_loads_and_registers_every_sensor_to_a_community() -> None:
@@ -36,22 +40,37 @@ def test_unknown_cell_lookup(grid: Grid) -> None:
 BAD_GRIDS = [
     ("cells: []\n", "version is None, expected 1"),
     ("version: 1\nzones: []\n", "unknown keys ['zones']"),
-    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u, colour: red}\n",
-     "cells entry 0: unknown keys ['colour']"),
-    ("version: 1\ncells:\n  - {id: a, level: city, name: A}\n",
-     "cells entry 0: missing keys ['unit']"),
-    ("version: 1\ncells:\n  - {id: a, level: town, name: A, unit: u}\n",
-     "cell 'a': level is 'town'"),
-    ("version: 1\ncells:\n  - {id: a, level: district, name: A, unit: u, parent: zz}\n",
-     "cell 'a': parent 'zz' is not a cell"),
-    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
-     "  - {id: b, level: street, name: B, unit: u, parent: a}\n",
-     "cell 'b': parent 'a' is a city, expected a district"),
-    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
-     "sensors:\n  - {id: s, kind: pm25, unit: ug/m3, cell: a}\n",
-     "sensor 's': cell 'a' is a city, sensors register to community cells"),
-    ("version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
-     "  - {id: a, level: city, name: A, unit: u}\n", "cell 'a' is listed twice"),
+    (
+        "version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u, colour: red}\n",
+        "cells entry 0: unknown keys ['colour']",
+    ),
+    (
+        "version: 1\ncells:\n  - {id: a, level: city, name: A}\n",
+        "cells entry 0: missing keys ['unit']",
+    ),
+    (
+        "version: 1\ncells:\n  - {id: a, level: town, name: A, unit: u}\n",
+        "cell 'a': level is 'town'",
+    ),
+    (
+        "version: 1\ncells:\n  - {id: a, level: district, name: A, unit: u, parent: zz}\n",
+        "cell 'a': parent 'zz' is not a cell",
+    ),
+    (
+        "version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
+        "  - {id: b, level: street, name: B, unit: u, parent: a}\n",
+        "cell 'b': parent 'a' is a city, expected a district",
+    ),
+    (
+        "version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
+        "sensors:\n  - {id: s, kind: pm25, unit: ug/m3, cell: a}\n",
+        "sensor 's': cell 'a' is a city, sensors register to community cells",
+    ),
+    (
+        "version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u}\n"
+        "  - {id: a, level: city, name: A, unit: u}\n",
+        "cell 'a' is listed twice",
+    ),
 ]
 
 

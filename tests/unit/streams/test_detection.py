@@ -14,13 +14,20 @@ T0 = 1_700_000_000.0
 
 
 def handler() -> SensorDetection:
-    return SensorDetection(RobustZScore(window=48, min_samples=12), ScoreThreshold(0.6),
-                           quiet_readings=3)
+    return SensorDetection(
+        RobustZScore(window=48, min_samples=12), ScoreThreshold(0.6), quiet_readings=3
+    )
 
 
 def feed(values: list[float], sensor: str = "gauge-1", start: int = 0) -> list[Incoming]:
-    return [Incoming(Reading(T0 + 300 * (start + i), sensor, "water_level", v, "ft", "c-bridge"),
-                     received_at=0.0, offset=start + i) for i, v in enumerate(values)]
+    return [
+        Incoming(
+            Reading(T0 + 300 * (start + i), sensor, "water_level", v, "ft", "c-bridge"),
+            received_at=0.0,
+            offset=start + i,
+        )
+        for i, v in enumerate(values)
+    ]
 
 
 def baseline(n: int, seed: int = 1) -> list[float]:
@@ -28,7 +35,7 @@ def baseline(n: int, seed: int = 1) -> list[float]:
 
 
 def test_one_alert_per_episode_then_resolved() -> None:
-    values = baseline(40) + [9.0, 9.5, 9.2, 8.8] + baseline(10, seed=2)
+    values = [*baseline(40), 9.0, 9.5, 9.2, 8.8, *baseline(10, seed=2)]
     result = handler().process(feed(values), {})
     statuses = [(a.status, a.alert_id) for a in result.alerts]
     assert [s for s, _ in statuses] == ["firing", "resolved"]
@@ -38,7 +45,7 @@ def test_one_alert_per_episode_then_resolved() -> None:
 
 
 def test_same_result_whether_batched_or_streamed_one_by_one() -> None:
-    values = baseline(40) + [9.0, 9.5] + baseline(10, seed=2)
+    values = [*baseline(40), 9.0, 9.5, *baseline(10, seed=2)]
     whole = handler().process(feed(values), {})
     h, state, alerts = handler(), None, []
     for item in feed(values):
@@ -60,7 +67,7 @@ def test_restored_state_needs_no_second_warm_up() -> None:
 
 
 def test_redelivered_offsets_are_skipped_without_a_second_alert() -> None:
-    values = baseline(40) + [9.0]
+    values = [*baseline(40), 9.0]
     first = handler().process(feed(values), {})
     assert len(first.alerts) == 1
     again = handler().process(feed(values), json.loads(json.dumps(first.states)))
@@ -79,7 +86,7 @@ def test_duplicate_event_time_dropped_and_older_dead_lettered() -> None:
 
 
 def test_sensors_are_independent() -> None:
-    items = feed(baseline(40) + [9.0], "gauge-1") + feed(baseline(41, seed=5), "gauge-2")
+    items = feed([*baseline(40), 9.0], "gauge-1") + feed(baseline(41, seed=5), "gauge-2")
     result = handler().process(items, {})
     assert {a.sensor_id for a in result.alerts} == {"gauge-1"}
     assert set(result.states) == {"gauge-1", "gauge-2"}

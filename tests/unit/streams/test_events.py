@@ -15,8 +15,15 @@ NOW = 1_800_000_000.0  # 2027-01-15
 
 
 def reading(**over: Any) -> dict[str, Any]:
-    doc = {"schema": "reading/1", "ts": "2026-11-01T10:00:00Z", "sensor_id": "gauge-1",
-           "kind": "water_level", "value": 1.5, "unit": "ft", "grid_cell": "c-bridge"}
+    doc = {
+        "schema": "reading/1",
+        "ts": "2026-11-01T10:00:00Z",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 1.5,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
     doc.update(over)
     return doc
 
@@ -32,33 +39,63 @@ def test_valid_reading_round_trips(grid: Grid) -> None:
     [
         (b"{not json", "bad_json", "not valid JSON"),
         (b"[1, 2]", "bad_json", "expected a JSON object"),
-        (json.dumps(reading(schema="reading/2")).encode(), "bad_schema",
-         "field \"schema\" is 'reading/2'"),
-        (json.dumps({k: v for k, v in reading().items() if k != "sensor_id"}).encode(),
-         "missing_field", 'field "sensor_id"'),
-        (json.dumps(reading(value="abc")).encode(), "bad_type",
-         "field \"value\" is 'abc': expected a number"),
+        (
+            json.dumps(reading(schema="reading/2")).encode(),
+            "bad_schema",
+            "field \"schema\" is 'reading/2'",
+        ),
+        (
+            json.dumps({k: v for k, v in reading().items() if k != "sensor_id"}).encode(),
+            "missing_field",
+            'field "sensor_id"',
+        ),
+        (
+            json.dumps(reading(value="abc")).encode(),
+            "bad_type",
+            "field \"value\" is 'abc': expected a number",
+        ),
         (json.dumps(reading(value=True)).encode(), "bad_type", 'field "value" is True'),
-        (b'{"schema": "reading/1", "ts": "2026-11-01T10:00:00Z", "sensor_id": "gauge-1",'
-         b' "kind": "water_level", "value": NaN, "unit": "ft", "grid_cell": "c-bridge"}',
-         "not_finite", 'field "value" is nan'),
+        (
+            b'{"schema": "reading/1", "ts": "2026-11-01T10:00:00Z", "sensor_id": "gauge-1",'
+            b' "kind": "water_level", "value": NaN, "unit": "ft", "grid_cell": "c-bridge"}',
+            "not_finite",
+            'field "value" is nan',
+        ),
         (json.dumps(reading(value=float("inf"))).encode(), "not_finite", 'field "value" is inf'),
-        (json.dumps(reading(kind="lava_flow")).encode(), "unknown_kind",
-         "field \"kind\" is 'lava_flow'"),
+        (
+            json.dumps(reading(kind="lava_flow")).encode(),
+            "unknown_kind",
+            "field \"kind\" is 'lava_flow'",
+        ),
         (json.dumps(reading(unit="m")).encode(), "bad_unit", "measured in ft"),
-        (json.dumps(reading(grid_cell="c-nowhere")).encode(), "unknown_cell",
-         "field \"grid_cell\" is 'c-nowhere'"),
-        (json.dumps(reading(sensor_id="ghost")).encode(), "unknown_sensor",
-         "field \"sensor_id\" is 'ghost'"),
-        (json.dumps(reading(grid_cell="c-mill")).encode(), "registration_mismatch",
-         "registered as water_level in c-bridge"),
-        (json.dumps(reading(ts="yesterday")).encode(), "bad_timestamp",
-         "field \"ts\" is 'yesterday'"),
+        (
+            json.dumps(reading(grid_cell="c-nowhere")).encode(),
+            "unknown_cell",
+            "field \"grid_cell\" is 'c-nowhere'",
+        ),
+        (
+            json.dumps(reading(sensor_id="ghost")).encode(),
+            "unknown_sensor",
+            "field \"sensor_id\" is 'ghost'",
+        ),
+        (
+            json.dumps(reading(grid_cell="c-mill")).encode(),
+            "registration_mismatch",
+            "registered as water_level in c-bridge",
+        ),
+        (
+            json.dumps(reading(ts="yesterday")).encode(),
+            "bad_timestamp",
+            "field \"ts\" is 'yesterday'",
+        ),
         (json.dumps(reading(ts="2026-11-01T10:00:00")).encode(), "bad_timestamp", "no time zone"),
         (json.dumps(reading(ts=1700000000)).encode(), "bad_type", 'field "ts" is 1700000000'),
         (json.dumps(reading(ts="1970-01-02T00:00:00Z")).encode(), "too_old", "before 1990"),
-        (json.dumps(reading(ts="2031-01-01T00:00:00Z")).encode(), "in_future",
-         "ahead of the clock"),
+        (
+            json.dumps(reading(ts="2031-01-01T00:00:00Z")).encode(),
+            "in_future",
+            "ahead of the clock",
+        ),
     ],
 )
 def test_bad_readings_name_field_value_and_reason(
@@ -71,9 +108,15 @@ def test_bad_readings_name_field_value_and_reason(
 
 
 def incident(**over: Any) -> dict[str, Any]:
-    doc = {"schema": "incident/1", "ts": "2026-11-01T10:00:00Z", "report_id": "r-1",
-           "category": "Flooding", "text": "桥下积水 water under the bridge", "source": "hotline",
-           "grid_cell": "c-bridge"}
+    doc = {
+        "schema": "incident/1",
+        "ts": "2026-11-01T10:00:00Z",
+        "report_id": "r-1",
+        "category": "Flooding",
+        "text": "桥下积水 water under the bridge",
+        "source": "hotline",
+        "grid_cell": "c-bridge",
+    }
     doc.update(over)
     return doc
 
@@ -86,10 +129,12 @@ def test_valid_incident_keeps_chinese_text(grid: Grid) -> None:
 
 @pytest.mark.parametrize(
     ("over", "code", "field"),
-    [({"source": "pigeon"}, "unknown_source", "source"),
-     ({"text": 5}, "bad_type", "text"),
-     ({"grid_cell": "nowhere"}, "unknown_cell", "grid_cell"),
-     ({"report_id": ""}, "bad_type", "report_id")],
+    [
+        ({"source": "pigeon"}, "unknown_source", "source"),
+        ({"text": 5}, "bad_type", "text"),
+        ({"grid_cell": "nowhere"}, "unknown_cell", "grid_cell"),
+        ({"report_id": ""}, "bad_type", "report_id"),
+    ],
 )
 def test_bad_incidents(grid: Grid, over: dict[str, Any], code: str, field: str) -> None:
     with pytest.raises(EventError) as info:

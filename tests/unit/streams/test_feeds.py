@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_committed_slices_parse_and_merge_in_event_time_order() -> None:
     files = sorted((ROOT / "datasets").glob("*.csv.gz"))
     events = load_events(files)
     assert len(events) > 30_000
-    assert all(a.ts <= b.ts for a, b in zip(events, events[1:], strict=False))
+    assert all(a.ts <= b.ts for a, b in itertools.pairwise(events))
     assert {type(e) for e in events} == {Reading, IncidentReport}
 
 
@@ -43,8 +44,11 @@ def test_keys_are_sensor_for_readings_and_cell_for_incidents() -> None:
     [
         ("2024-01-01T00:00:00Z,s1,pm25,abc,ug/m3,c1\n", 2, "field \"value\" is 'abc'"),
         ("2024-01-01T00:00:00Z,s1,pm25,1.0,ug/m3\n", 2, "row has 5 fields, expected 6"),
-        ("2024-01-01T00:00:00Z,s1,pm25,1,ug/m3,c1\nnot-a-time,s1,pm25,1,ug/m3,c1\n", 3,
-         "field \"timestamp\" is 'not-a-time'"),
+        (
+            "2024-01-01T00:00:00Z,s1,pm25,1,ug/m3,c1\nnot-a-time,s1,pm25,1,ug/m3,c1\n",
+            3,
+            "field \"timestamp\" is 'not-a-time'",
+        ),
         ("2024-01-01T00:00:00Z,s1,pm25,inf,ug/m3,c1\n", 2, "expected a finite number"),
     ],
 )
@@ -63,9 +67,13 @@ def test_wrong_header_is_refused(tmp_path: Path) -> None:
 
 
 def test_skip_mode_reports_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
-    path = write(tmp_path, "mixed.csv", HEADER + "2024-01-01T00:00:05Z,s1,pm25,2,ug/m3,c1\n"
-                 "2024-01-01T00:00:00Z,s1,pm25,oops,ug/m3,c1\n"
-                 "2024-01-01T00:00:01Z,s1,pm25,3,ug/m3,c1\n")
+    path = write(
+        tmp_path,
+        "mixed.csv",
+        HEADER + "2024-01-01T00:00:05Z,s1,pm25,2,ug/m3,c1\n"
+        "2024-01-01T00:00:00Z,s1,pm25,oops,ug/m3,c1\n"
+        "2024-01-01T00:00:01Z,s1,pm25,3,ug/m3,c1\n",
+    )
     bad: list[BadRow] = []
     events = load_events([path], on_error="skip", bad_rows=bad)
     assert [e.value for e in events if isinstance(e, Reading)] == [3.0, 2.0]  # time order

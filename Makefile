@@ -1,0 +1,49 @@
+# citybrain: `make help` lists the targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit lint bench dashboards stack-up stack-down clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv/ and install citybrain with its dev tools there
+
+demo: install ## the main job: local Kafka + Prometheus, a worker, a real-data replay, a summary
+	$(BIN)/citybrain demo --summary demo-summary.json
+
+test: install ## every test: unit, integration (real Kafka, Prometheus) and end to end
+	$(BIN)/pytest
+
+test-unit: install ## the fast, pure tests only
+	$(BIN)/pytest tests/unit
+
+lint: install ## ruff, formatting, mypy and the import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: install ## detector speed against a baseline measured in the same run
+	$(BIN)/python -m bench.detector_speed --out bench/results-detectors.json
+
+dashboards: install ## regenerate dashboards/generated from code
+	$(BIN)/citybrain dashboards generate
+
+stack-up: install ## start the local Kafka and Prometheus
+	$(BIN)/citybrain stack up
+
+stack-down: install ## stop them
+	$(BIN)/citybrain stack down
+
+clean: ## remove the virtualenv and caches (not the Kafka download)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
