@@ -22,7 +22,12 @@ BUILDERS: dict[str, Callable[[], Dashboard]] = {
 
 
 def render(builder: Callable[[], Dashboard]) -> str:
-    return JSONEncoder(sort_keys=True, indent=2).encode(builder().build()) + "\n"
+    dashboard = builder().build()
+    # Stable, unique panel ids (the builders leave them unset or 0) keep panel links and
+    # Grafana's "view panel" URLs the same from one generation to the next.
+    for number, panel in enumerate(dashboard.panels or [], start=1):
+        panel.id_val = number
+    return JSONEncoder(sort_keys=True, indent=2).encode(dashboard) + "\n"
 
 
 def generate(out: Path) -> list[Path]:

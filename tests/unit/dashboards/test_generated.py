@@ -68,3 +68,10 @@ def test_provisioning_references_the_datasource_and_the_dashboard_folder() -> No
         (COMMITTED / "provisioning" / "dashboards" / "citybrain.yaml").read_text()
     )
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/citybrain"
+
+
+def test_panel_ids_are_unique_and_set() -> None:
+    for uid in BUILDERS:
+        doc = json.loads((COMMITTED / "dashboards" / f"{uid}.json").read_text())
+        ids = [p["id"] for p in doc["panels"]]
+        assert ids == list(range(1, len(ids) + 1))
