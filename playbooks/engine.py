@@ -1,35 +1,55 @@
-"""The pure playbook engine: ``step(run, event) -> (run, commands)``.
+"""The pure playbook engine: every method takes a run and the time, and returns the
+updated run and the commands the host must carry out.
 
-No I/O and no clock: the host passes the time in and carries out the returned commands
-(send a notification, publish a step event). Runs and commands are plain data that fit in
-a faust table and on a Kafka topic. Command ids are deterministic (run id + sequence), so
-a host that redoes a step after a crash produces the same ids and consumers can drop
-the repeat.
+No I/O and no clock. Runs and commands are plain data that fit in a faust table and on a
+Kafka topic. Command ids are deterministic (run id + sequence number), so a host that
+redoes a step after a crash produces the same ids and consumers can drop the repeat.
+Every status change is returned as a ``transition`` command: the audit trail.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from playbooks.errors import ForbiddenActionError
 from playbooks.grid import PARENT_LEVEL, Grid
 from playbooks.machine import TERMINAL, RunEvent, RunStatus, next_status
-from playbooks.schema import EscalateStep, NotifyStep, Playbook, WaitAckStep
+from playbooks.schema import (
+    AnnotateStep,
+    ApprovalStep,
+    DispatchStep,
+    EscalateStep,
+    KafkaStep,
+    NotifyStep,
+    ParallelStep,
+    Playbook,
+    ResolveStep,
+    WaitAckStep,
+    WebhookStep,
+    parse_duration,
+)
+
+SYSTEM = "citybrain"
+_FAIL = "\x00fail"  # sentinel next-step: fail the run
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One thing the host must do and record as a step event."""
+    """One thing the host must do, recorded as a step or audit event."""
 
     id: str
     run_id: str
     alert_id: str
-    action: str  # notify | escalate | wait_ack | acknowledged | unacknowledged | resolved ...
-    level: str | None
-    unit: str | None
+    action: str
     at: float
+    level: str | None = None
+    unit: str | None = None
     detail: str = ""
+    actor: str = SYSTEM
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -42,17 +62,24 @@ class Run:
     playbook: str
     grid_cell: str
     kind: str
+    department: str
+    labels: dict[str, str] = field(default_factory=dict)
+    alerts: list[str] = field(default_factory=list)
     status: str = RunStatus.PENDING.value
-    step_index: int = 0
+    step: str | None = None
     level: str = "community"
     deadline_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     acknowledged_at: float | None = None
     acknowledged_by: str | None = None
+    resolved_at: float | None = None
     escalations: int = 0
     seq: int = 0
-    history: list[str] = field(default_factory=list)
+    sla_deadline_at: float | None = None
+    sla_breached: bool = False
+    pending_action: str | None = None
+    last_notified_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,120 +88,279 @@ class Run:
     def from_dict(cls, data: dict[str, Any]) -> Run:
         return cls(**data)
 
-    @classmethod
-    def for_alert(cls, alert_id: str, playbook: str, grid_cell: str, kind: str, now: float) -> Run:
-        return cls(
-            run_id=f"run-{alert_id}",
-            alert_id=alert_id,
-            playbook=playbook,
-            grid_cell=grid_cell,
-            kind=kind,
-            created_at=now,
-            updated_at=now,
-        )
+
+def is_terminal(run: Run) -> bool:
+    return RunStatus(run.status) in TERMINAL
 
 
 class PlaybookEngine:
-    """Walks a playbook's steps for a run, moving its status only through the table."""
+    """Runs one playbook's steps; statuses move only through ``machine.TRANSITIONS``."""
 
     def __init__(self, playbook: Playbook, grid: Grid, deadline_override: float | None = None):
         self.playbook = playbook
         self.grid = grid
         # Rehearsals and demos shorten every wait; production leaves this None.
         self.deadline_override = deadline_override
+        self._steps = {s.id: s for s in playbook.steps}
+        self._order = [s.id for s in playbook.steps]
+
+    # -- lifecycle -------------------------------------------------------------------
+    def new_run(self, run_id: str, alert: dict[str, Any], now: float,
+                group_wait: float = 0.0) -> tuple[Run, list[Command]]:
+        """A pending run for ``alert``; it starts at once, or after ``group_wait``."""
+        labels = {k: str(v) for k, v in alert.get("labels", {}).items()}
+        run = Run(
+            run_id=run_id, alert_id=alert["alert_id"], playbook=self.playbook.playbook,
+            grid_cell=alert["grid_cell"], kind=alert["kind"],
+            department=labels.get("department", self.playbook.department), labels=labels,
+            alerts=[alert["alert_id"]], created_at=now, updated_at=now,
+            sla_deadline_at=now + self.playbook.sla_seconds,
+        )
+        cmds = [self._command(run, "run_created", now, detail=f"group_wait {group_wait:g}s")]
+        if group_wait > 0:
+            run.deadline_at = now + group_wait
+            return run, cmds
+        run, more = self.start(run, now)
+        return run, cmds + more
 
     def start(self, run: Run, now: float) -> tuple[Run, list[Command]]:
-        run = self._move(run, RunEvent.START, now)
-        return self._advance(run, now, [])
+        cmds: list[Command] = []
+        run.deadline_at = None
+        self._move(run, RunEvent.START, now, cmds, reason="run started")
+        run.step = self._order[0]
+        self._drive(run, now, cmds)
+        return run, cmds
 
+    def join(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
+        """Another alert of the same group joins the run (no new run, no new ladder)."""
+        if alert_id in run.alerts:
+            return run, []
+        run.alerts = [*run.alerts, alert_id][-100:]
+        run.updated_at = now
+        return run, [self._command(run, "alert_joined", now, detail=alert_id)]
+
+    # -- what people do --------------------------------------------------------------
     def acknowledge(self, run: Run, by: str, now: float) -> tuple[Run, list[Command]]:
-        run = self._move(run, RunEvent.ACK, now)
-        run.acknowledged_at = now
-        run.acknowledged_by = by
-        run.deadline_at = None
-        return run, [self._command(run, "acknowledged", now, detail=f"by {by}")]
+        if run.acknowledged_at is not None or is_terminal(run):
+            return run, []  # idempotent
+        cmds: list[Command] = []
+        run.acknowledged_at, run.acknowledged_by = now, by
+        cmds.append(self._command(run, "acknowledged", now, actor=by, detail=f"by {by}"))
+        was_waiting = run.status == RunStatus.WAITING_ACK.value
+        self._move(run, RunEvent.ACK, now, cmds, actor=by, reason="acknowledged")
+        if was_waiting:
+            run.deadline_at = None
+            self._go(run, self._steps[run.step or ""], "success", now, cmds)
+            self._drive(run, now, cmds)
+        return run, cmds
 
-    def resolve(self, run: Run, note: str, now: float) -> tuple[Run, list[Command]]:
-        run = self._move(run, RunEvent.RESOLVE, now)
+    def approve(self, run: Run, by: str, role: str, now: float,
+                approved: bool = True) -> tuple[Run, list[Command]]:
+        step = self._steps.get(run.step or "")
+        if run.status != RunStatus.WAITING_APPROVAL.value or not isinstance(step, ApprovalStep):
+            raise ForbiddenActionError(f"run {run.run_id} is not waiting for an approval")
+        if role != step.role and role != "coordinator":
+            raise ForbiddenActionError(
+                f"step {step.id!r} needs a decision by a {step.role}, not a {role}")
+        cmds: list[Command] = []
+        verdict = "approved" if approved else "rejected"
+        cmds.append(self._command(run, verdict, now, actor=by, detail=step.question))
+        self._move(run, RunEvent.APPROVE if approved else RunEvent.REJECT, now, cmds,
+                   actor=by, reason=verdict)
         run.deadline_at = None
-        return run, [self._command(run, "resolved", now, detail=note)]
+        self._go(run, step, "success" if approved else "failure", now, cmds)
+        self._drive(run, now, cmds)
+        return run, cmds
 
-    def cancel(self, run: Run, reason: str, now: float) -> tuple[Run, list[Command]]:
-        run = self._move(run, RunEvent.CANCEL, now)
-        run.deadline_at = None
-        return run, [self._command(run, "cancelled", now, detail=reason)]
+    def action_result(self, run: Run, command_id: str, ok: bool, detail: str,
+                      now: float) -> tuple[Run, list[Command]]:
+        """A webhook's outcome; a stale or repeated one is ignored."""
+        if run.pending_action != command_id or run.status != RunStatus.WAITING_ACTION.value:
+            return run, []
+        cmds = [self._command(run, "action_ok" if ok else "action_failed", now, detail=detail)]
+        self._move(run, RunEvent.ACTION_OK if ok else RunEvent.ACTION_FAILED, now, cmds,
+                   reason=detail)
+        run.pending_action, run.deadline_at = None, None
+        self._go(run, self._steps[run.step or ""], "success" if ok else "failure", now, cmds)
+        self._drive(run, now, cmds)
+        return run, cmds
 
+    def escalate(self, run: Run, by: str, now: float) -> tuple[Run, list[Command]]:
+        """An operator escalates one level up the grid, outside the playbook's ladder."""
+        target = PARENT_LEVEL.get(run.level)
+        if target is None:
+            raise ForbiddenActionError(f"run {run.run_id} is already at the city level")
+        cmds: list[Command] = []
+        self._move(run, RunEvent.ESCALATE, now, cmds, actor=by, reason="escalated by hand")
+        run.level = target
+        run.escalations += 1
+        unit = self.grid.responsible_unit(run.grid_cell, target)
+        cmds.append(self._command(run, "escalate", now, unit=unit, actor=by))
+        return run, cmds
+
+    def resolve(self, run: Run, by: str, note: str, now: float) -> tuple[Run, list[Command]]:
+        if run.status == RunStatus.RESOLVED.value:
+            return run, []  # idempotent
+        cmds: list[Command] = []
+        self._move(run, RunEvent.RESOLVE, now, cmds, actor=by, reason=note)
+        run.resolved_at, run.deadline_at, run.pending_action = now, None, None
+        cmds.append(self._command(run, "resolved", now, actor=by, detail=note))
+        return run, cmds
+
+    def cancel(self, run: Run, by: str, reason: str, now: float) -> tuple[Run, list[Command]]:
+        if run.status == RunStatus.CANCELLED.value:
+            return run, []  # idempotent
+        cmds: list[Command] = []
+        self._move(run, RunEvent.CANCEL, now, cmds, actor=by, reason=reason)
+        run.deadline_at, run.pending_action = None, None
+        cmds.append(self._command(run, "cancelled", now, actor=by, detail=reason))
+        for step in self.playbook.on_cancel:  # compensation
+            cmds.append(self._instant(run, step, now))
+        return run, cmds
+
+    # -- what time does --------------------------------------------------------------
     def is_due(self, run: Run, now: float) -> bool:
-        return (
-            run.status == RunStatus.WAITING_ACK.value
-            and run.deadline_at is not None
-            and now >= run.deadline_at
-        )
+        return run.deadline_at is not None and now >= run.deadline_at and not is_terminal(run)
 
     def timeout(self, run: Run, now: float) -> tuple[Run, list[Command]]:
-        """A wait_ack deadline passed: continue with the step after the wait."""
+        """A deadline passed: start a pending run, or take a waiting step's timeout path."""
         if not self.is_due(run, now):
-            # A stale timer (deadline moved, run acknowledged) is a no-op, not an error.
+            return run, []  # a stale timer (acknowledged, moved on) is a no-op
+        if run.status == RunStatus.PENDING.value:
+            return self.start(run, now)
+        step = self._steps[run.step or ""]
+        cmds = [self._command(run, "timeout", now, detail=f"{step.action} {step.id}")]
+        self._move(run, RunEvent.TIMEOUT, now, cmds, reason=f"{step.id} deadline passed")
+        run.deadline_at, run.pending_action = None, None
+        self._go(run, step, "timeout", now, cmds)
+        self._drive(run, now, cmds)
+        return run, cmds
+
+    def check_sla(self, run: Run, now: float) -> tuple[Run, list[Command]]:
+        if (run.sla_breached or is_terminal(run) or run.sla_deadline_at is None
+                or now < run.sla_deadline_at):
             return run, []
-        commands = [self._command(run, "ack_timeout", now, detail=f"level {run.level}")]
-        run.deadline_at = None
-        run.step_index += 1
-        return self._advance(run, now, commands, after_timeout=True)
+        run.sla_breached = True
+        return run, [self._command(run, "sla_breach", now, detail=f"sla {self.playbook.sla}")]
 
     # -- internals -------------------------------------------------------------------
-    def _advance(
-        self, run: Run, now: float, commands: list[Command], after_timeout: bool = False
-    ) -> tuple[Run, list[Command]]:
-        steps = self.playbook.steps
-        while run.step_index < len(steps):
-            step = steps[run.step_index]
-            if isinstance(step, NotifyStep):
-                run.level = step.level
-                unit = self.grid.responsible_unit(run.grid_cell, step.level)
-                commands.append(self._command(run, "notify", now, unit=unit))
+    def _drive(self, run: Run, now: float, cmds: list[Command]) -> None:
+        while run.status == RunStatus.RUNNING.value:
+            if run.step is None:
+                if run.acknowledged_at is None:
+                    cmds.append(self._command(run, "unacknowledged", now))
+                self._move(run, RunEvent.STEPS_DONE, now, cmds, reason="all steps done")
+                return
+            step = self._steps[run.step]
+            if isinstance(step, NotifyStep | DispatchStep | KafkaStep | AnnotateStep):
+                cmds.append(self._instant(run, step, now))
+            elif isinstance(step, ParallelStep):
+                cmds.extend(self._instant(run, branch, now) for branch in step.branches)
             elif isinstance(step, EscalateStep):
                 target = step.level or PARENT_LEVEL.get(run.level, run.level)
                 run.level = target
                 run.escalations += 1
                 unit = self.grid.responsible_unit(run.grid_cell, target)
-                commands.append(self._command(run, "escalate", now, unit=unit))
+                cmds.append(self._command(run, "escalate", now, unit=unit))
+            elif isinstance(step, ResolveStep):
+                run.resolved_at = now
+                cmds.append(self._command(run, "resolved", now, detail=step.note))
+                self._move(run, RunEvent.RESOLVE, now, cmds, reason=step.note or step.id)
+                return
             elif isinstance(step, WaitAckStep):
-                wait = self.deadline_override or step.deadline_seconds
-                run.deadline_at = now + wait
-                commands.append(self._command(run, "wait_ack", now, detail=f"{wait:g}s"))
-                if after_timeout:
-                    run = self._move(run, RunEvent.ESCALATED, now)
-                return run, commands
-            run.step_index += 1
-        if after_timeout:
-            run = self._move(run, RunEvent.EXHAUSTED, now)
-            commands.append(self._command(run, "unacknowledged", now))
-        return run, commands
+                if run.acknowledged_at is None:
+                    run.deadline_at = now + self._wait(step.deadline)
+                    cmds.append(self._command(run, "wait_ack", now,
+                                              detail=f"{run.deadline_at - now:g}s"))
+                    self._move(run, RunEvent.WAIT_ACK, now, cmds, reason=step.id)
+                    return
+            elif isinstance(step, ApprovalStep):
+                run.deadline_at = now + self._wait(step.deadline)
+                cmds.append(self._command(run, "approval_request", now, detail=step.question,
+                                          data={"role": step.role}))
+                self._move(run, RunEvent.WAIT_APPROVAL, now, cmds, reason=step.id)
+                return
+            elif isinstance(step, WebhookStep):
+                run.deadline_at = now + self._wait(step.deadline)
+                cmd = self._command(run, "webhook", now, detail=step.url,
+                                    data={"url": step.url, "labels": run.labels})
+                run.pending_action = cmd.id
+                cmds.append(cmd)
+                self._move(run, RunEvent.WAIT_ACTION, now, cmds, reason=step.id)
+                return
+            self._go(run, step, "success", now, cmds)
 
-    def _move(self, run: Run, event: RunEvent, now: float) -> Run:
-        new = next_status(RunStatus(run.status), event)
-        run.history.append(f"{run.status}->{new.value}:{event.value}")
-        # Bounded: a run's audit trail proper lives on the steps topic.
-        del run.history[:-20]
-        run.status = new.value
-        run.updated_at = now
-        return run
+    def _go(self, run: Run, step: Any, outcome: str, now: float, cmds: list[Command]) -> None:
+        target = self._next(step, outcome)
+        if target == _FAIL:
+            run.step = None
+            cmds.append(self._command(run, "failed", now, detail=f"{step.id} {outcome}"))
+            self._move(run, RunEvent.FAIL, now, cmds, reason=f"{step.id} {outcome}")
+        else:
+            run.step = target
 
-    def _command(
-        self, run: Run, action: str, now: float, unit: str | None = None, detail: str = ""
-    ) -> Command:
+    def _next(self, step: Any, outcome: str) -> str | None:
+        explicit = getattr(step, f"on_{outcome}", None)
+        if explicit is not None:
+            return str(explicit)
+        i = self._order.index(step.id)
+        following = self._order[i + 1 :]
+        if outcome == "success":
+            if isinstance(step, WaitAckStep):
+                # Acknowledged: skip the rest of the escalation ladder.
+                rest = [s for s in following
+                        if not isinstance(self._steps[s], EscalateStep | WaitAckStep)]
+                return rest[0] if rest else None
+            return following[0] if following else None
+        if outcome == "timeout" and isinstance(step, WaitAckStep):
+            return following[0] if following else None
+        if outcome == "timeout" and step.on_failure is not None:
+            return str(step.on_failure)
+        return _FAIL
+
+    def _instant(self, run: Run, step: Any, now: float) -> Command:
+        raw = step.text if isinstance(step, AnnotateStep) else getattr(step, "message", "")
+        text = _fill(raw, run) if isinstance(raw, str) else ""
+        if isinstance(step, NotifyStep):
+            unit = step.unit or self.grid.responsible_unit(run.grid_cell, step.level)
+            run.last_notified_at = now
+            return self._command(run, "notify", now, level=step.level, unit=unit, detail=text)
+        if isinstance(step, DispatchStep):
+            target = _fill(step.unit or step.department or "", run)
+            return self._command(run, "dispatch", now, unit=target, detail=text,
+                                 data={"department": _fill(step.department or "", run)})
+        if isinstance(step, KafkaStep):
+            message = {**step.message, "run_id": run.run_id, "alert_id": run.alert_id,
+                       "kind": run.kind, "grid_cell": run.grid_cell}
+            return self._command(run, "kafka", now, detail=step.topic,
+                                 data={"topic": step.topic, "message": message})
+        return self._command(run, "annotate", now, detail=text)
+
+    def _wait(self, deadline: str) -> float:
+        from playbooks.schema import parse_duration
+
+        return self.deadline_override or parse_duration(deadline)
+
+    def _move(self, run: Run, event: RunEvent, now: float, cmds: list[Command],
+              actor: str = SYSTEM, reason: str = "") -> None:
+        before = run.status
+        after = next_status(RunStatus(before), event).value
+        run.status, run.updated_at = after, now
+        cmds.append(self._command(run, "transition", now, actor=actor, detail=reason,
+                                  data={"from": before, "to": after, "event": event.value}))
+
+    def _command(self, run: Run, action: str, now: float, **kw: Any) -> Command:
         run.seq += 1
-        return Command(
-            id=f"{run.run_id}:{run.seq}",
-            run_id=run.run_id,
-            alert_id=run.alert_id,
-            action=action,
-            level=run.level,
-            unit=unit,
-            at=now,
-            detail=detail,
-        )
+        kw.setdefault("level", run.level)
+        return Command(id=f"{run.run_id}:{run.seq}", run_id=run.run_id,
+                       alert_id=run.alert_id, action=action, at=now, **kw)
 
 
-def is_terminal(run: Run) -> bool:
-    return RunStatus(run.status) in TERMINAL
+def _fill(text: str, run: Run) -> str:
+    """``{kind}``, ``{grid_cell}`` and alert labels in step texts; unknown names stay."""
+    values: defaultdict[str, str] = defaultdict(str, run.labels)
+    values.update(kind=run.kind, grid_cell=run.grid_cell, run_id=run.run_id)
+    try:
+        return text.format_map(values)
+    except (ValueError, IndexError):
+        return text

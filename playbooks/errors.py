@@ -20,3 +20,11 @@ class InvalidTransitionError(PlaybookError):
         super().__init__(f"run in state {state!r} cannot take event {event!r}")
         self.state = state
         self.event = event
+
+
+class ForbiddenActionError(PlaybookError):
+    """An action the run's state or the caller's role does not allow (HTTP 409/403)."""
+
+
+class RoutingConfigError(PlaybookError):
+    """A routing file is invalid; the message names file, line and reason."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from playbooks.errors import GridError, PlaybookConfigError
+from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError
 from playbooks.grid import Cell, Grid, SensorRegistration
-from playbooks.schema import Playbook
+from playbooks.routing import ALL_LABELS, LABELS, InhibitRule, Matcher, Route, Router
+from playbooks.schema import Playbook, RouteConfig, RoutingConfig, parse_duration
+
+# Alertmanager's defaults, except group_by: one group per alert unless a route says more.
+ROUTE_DEFAULTS = {"group_by": [ALL_LABELS], "group_wait": "0s", "group_interval": "5m",
+                  "repeat_interval": "4h"}
 
 GRID_KEYS = {"version", "cells", "sensors"}
 CELL_KEYS = {"id", "level", "name", "unit", "parent"}
@@ -18,13 +24,7 @@ SENSOR_KEYS = {"id", "kind", "unit", "cell"}
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except OSError as exc:
-        raise PlaybookConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise PlaybookConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return _compose(path)[0]
 
 
 def _entries(path: Path, doc: dict[str, Any], key: str, allowed: set[str]) -> list[dict[str, Any]]:
@@ -76,19 +76,165 @@ def load_grid(path: str | Path) -> Grid:
         raise GridError(f"{path}: {exc}") from exc
 
 
-def load_playbook(path: str | Path) -> Playbook:
-    """Load and validate one playbook; errors name the file, the entry and the reason."""
-    path = Path(path)
-    doc = _read_yaml(path)
+def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
+    """1-based line of the YAML node at ``loc`` (pydantic's error location), or of the
+    nearest ancestor that exists. Discriminator tags in ``loc`` are skipped."""
+    node, line = root, 1
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                # A key pydantic reports that is not in the file: the key's own line
+                # if present (unknown key), else stay on the mapping.
+                key = next((k for k, _ in node.value if k.value == part), None)
+                if key is not None:
+                    line = key.start_mark.line + 1
+                continue
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _compose(path: Path) -> tuple[Any, yaml.Node | None]:
     try:
-        return Playbook.model_validate(doc)
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}:" if mark is not None else ""
+        raise PlaybookConfigError(f"{path}:{line} not valid YAML: {exc}") from exc
+
+
+def playbook_errors(path: str | Path) -> tuple[Playbook | None, list[str]]:
+    """The playbook (if valid) and every error as ``file:line: location: reason``."""
+    path = Path(path)
+    doc, root = _compose(path)
+    try:
+        playbook = Playbook.model_validate(doc)
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise PlaybookConfigError(f"{path}: {reasons}") from exc
+        return None, [
+            f"{path}:{locate(root, tuple(e['loc']))}: {_where(e['loc'])}: {e['msg']}"
+            for e in exc.errors()
+        ]
+    errors = [f"{path}:{locate(root, loc)}: {_where(loc)}: {msg}"
+              for loc, msg in playbook.cross_reference_errors()]
+    return (None if errors else playbook), errors
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    """Load and validate one playbook; errors name the file, the line and the reason."""
+    playbook, errors = playbook_errors(path)
+    if playbook is None:
+        raise PlaybookConfigError("\n".join(errors))
+    return playbook
+
+
+def load_playbooks(directory: str | Path) -> dict[str, Playbook]:
+    """Every ``*.yaml`` playbook in ``directory`` by name; all errors reported at once."""
+    found: dict[str, Playbook] = {}
+    errors: list[str] = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        playbook, errs = playbook_errors(path)
+        errors.extend(errs)
+        if playbook is not None:
+            if playbook.playbook in found:
+                errors.append(f"{path}:1: playbook: name {playbook.playbook!r} is used twice")
+            found[playbook.playbook] = playbook
+    if errors:
+        raise PlaybookConfigError("\n".join(errors))
+    return found
+
+
+def _where(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in loc) or "<top>"
+
+
+LIBRARY = Path(__file__).parent / "library"
+PLAYBOOK_DIR = LIBRARY / "playbooks"
 
 
 def default_playbook_path() -> Path:
-    return Path(__file__).parent / "library" / "sensor-anomaly.yaml"
+    return PLAYBOOK_DIR / "sensor-anomaly.yaml"
+
+
+def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
+    """Load routing.yaml; unknown keys, bad matchers, unknown labels and playbooks that
+    do not exist are all reported, each as ``file:line: location: reason``."""
+    path = Path(path)
+    doc, root = _compose(path)
+    try:
+        config = RoutingConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise RoutingConfigError("\n".join(
+            f"{path}:{locate(root, tuple(e['loc']))}: {_where(e['loc'])}: {e['msg']}"
+            for e in exc.errors())) from None
+    errors: list[str] = []
+
+    def fail(loc: tuple[str | int, ...], message: str) -> None:
+        errors.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")
+
+    def matchers(texts: list[str], loc: tuple[str | int, ...]) -> tuple[Matcher, ...]:
+        out = []
+        for i, text in enumerate(texts):
+            try:
+                out.append(Matcher.parse(text))
+            except RoutingConfigError as exc:
+                fail((*loc, i), str(exc))
+        return tuple(out)
+
+    def build(node: RouteConfig, parent: dict[str, Any], route_id: str,
+              loc: tuple[str | int, ...]) -> Route:
+        settings = dict(parent)
+        for key in ("playbook", "group_by", "group_wait", "group_interval", "repeat_interval"):
+            if getattr(node, key) is not None:
+                settings[key] = getattr(node, key)
+        if settings.get("playbook") is None:
+            fail(loc, "the root route needs a playbook")
+        elif settings["playbook"] not in playbooks:
+            fail((*loc, "playbook"), f"playbook {settings['playbook']!r} does not exist "
+                 f"(known: {sorted(playbooks)})")
+        for i, name in enumerate(settings["group_by"]):
+            if name != ALL_LABELS and name not in LABELS:
+                fail((*loc, "group_by", i), f"unknown label {name!r}")
+        children = tuple(build(child, settings, f"{route_id}.{i}", (*loc, "routes", i))
+                         for i, child in enumerate(node.routes))
+        return Route(
+            id=route_id, matchers=matchers(node.matchers, (*loc, "matchers")),
+            playbook=str(settings.get("playbook")), continue_=node.continue_,
+            group_by=tuple(settings["group_by"]),
+            group_wait=parse_duration(settings["group_wait"]),
+            group_interval=parse_duration(settings["group_interval"]),
+            repeat_interval=parse_duration(settings["repeat_interval"]),
+            routes=children,
+        )
+
+    if config.route.matchers:
+        fail(("route", "matchers"), "the root route matches every alert: it takes no matchers")
+    if config.route.continue_:
+        fail(("route", "continue"), "the root route cannot continue")
+    tree = build(config.route, dict(ROUTE_DEFAULTS), "root", ("route",))
+    rules = []
+    for i, rule in enumerate(config.inhibit_rules):
+        loc: tuple[str | int, ...] = ("inhibit_rules", i)
+        for j, name in enumerate(rule.equal):
+            if name not in LABELS:
+                fail((*loc, "equal", j), f"unknown label {name!r}")
+        rules.append(InhibitRule(matchers(rule.source_matchers, (*loc, "source_matchers")),
+                                 matchers(rule.target_matchers, (*loc, "target_matchers")),
+                                 tuple(rule.equal)))
+    if errors:
+        raise RoutingConfigError("\n".join(errors))
+    return Router(tree, tuple(rules))
+
+
+def default_routing_path() -> Path:
+    return LIBRARY / "routing.yaml"

@@ -1,96 +1,243 @@
 """Playbook definitions (schema version 1), strict: unknown keys are errors.
 
-A playbook is an ordered list of steps. This first version knows the steps of the
-minimal response loop: ``notify`` the unit responsible at a grid level, ``wait_ack``
-for an acknowledgement until a deadline, ``escalate`` to the next grid level.
+A playbook is a list of steps run in order. Each step may name where to go next on
+``on_success``, ``on_failure`` and (for steps that wait) ``on_timeout``; without them a
+run goes to the following step, a failure fails the run, and after an acknowledgement a
+run skips the rest of the escalation ladder (the ``escalate``/``wait_ack`` steps that
+follow). ``on_cancel`` lists compensation steps run when a run is cancelled.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from playbooks.grid import LEVELS
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+ROLES = ("operator", "coordinator")
 
 
 def parse_duration(text: str) -> float:
     """``"90s"``, ``"5m"``, ``"1.5h"`` -> seconds."""
-    match = _DURATION.match(text.strip())
+    match = _DURATION.match(str(text).strip())
     if not match:
-        raise ValueError(f"duration is {text!r}, expected a number with ms, s, m or h")
+        raise ValueError(f"duration is {text!r}, expected a number with ms, s, m, h or d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _level(value: str | None) -> str | None:
+    if value is not None and value not in LEVELS:
+        raise ValueError(f"level is {value!r}, expected one of {list(LEVELS)}")
+    return value
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NotifyStep(_Strict):
+class _Step(_Strict):
     id: str
+    on_success: str | None = None
+    on_failure: str | None = None
+
+
+class NotifyStep(_Step):
+    """Tell the unit responsible at a grid level (or a named unit)."""
+
     action: Literal["notify"]
     level: str = "community"
+    unit: str | None = None
+    message: str = ""
+    _check_level = field_validator("level")(_level)
 
-    @field_validator("level")
+
+class DispatchStep(_Step):
+    """Send a named unit or a department out."""
+
+    action: Literal["dispatch"]
+    unit: str | None = None
+    department: str | None = None
+    message: str = ""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DispatchStep:
+        if (self.unit is None) == (self.department is None):
+            raise ValueError("dispatch needs exactly one of unit or department")
+        return self
+
+
+class KafkaStep(_Step):
+    """A task message on a team's topic."""
+
+    action: Literal["kafka"]
+    topic: str
+    message: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnnotateStep(_Step):
+    """A Grafana annotation on the run's timeline."""
+
+    action: Literal["annotate"]
+    text: str
+
+
+InstantStep = Annotated[
+    NotifyStep | DispatchStep | KafkaStep | AnnotateStep, Field(discriminator="action")
+]
+
+
+class ParallelStep(_Step):
+    """Issue several instant steps at once (dispatch every responsible unit together)."""
+
+    action: Literal["parallel"]
+    branches: list[InstantStep]
+
+    @field_validator("branches")
     @classmethod
-    def _level(cls, value: str) -> str:
-        if value not in LEVELS:
-            raise ValueError(f"level is {value!r}, expected one of {list(LEVELS)}")
-        return value
+    def _two_or_more(cls, branches: list[Any]) -> list[Any]:
+        if len(branches) < 2:
+            raise ValueError("parallel needs at least two branches")
+        return branches
 
 
-class WaitAckStep(_Strict):
-    id: str
+class WaitAckStep(_Step):
     action: Literal["wait_ack"]
     deadline: str
-
-    @field_validator("deadline")
-    @classmethod
-    def _deadline(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
-    @property
-    def deadline_seconds(self) -> float:
-        return parse_duration(self.deadline)
+    on_timeout: str | None = None
+    _check_deadline = field_validator("deadline")(_duration)
 
 
-class EscalateStep(_Strict):
-    id: str
+class EscalateStep(_Step):
+    """Escalate to a named level, or (no level) to the next level up the grid."""
+
     action: Literal["escalate"]
-    # None: the next level up from where the run is now.
     level: str | None = None
+    _check_level = field_validator("level")(_level)
 
-    @field_validator("level")
+
+class ApprovalStep(_Step):
+    """A human decision by a role; ``on_failure`` is taken when it is rejected."""
+
+    action: Literal["approval"]
+    role: Literal["operator", "coordinator"]
+    question: str
+    deadline: str
+    on_timeout: str | None = None
+    _check_deadline = field_validator("deadline")(_duration)
+
+
+class WebhookStep(_Step):
+    """POST the run to a URL (HMAC-signed); the run waits for the outcome."""
+
+    action: Literal["webhook"]
+    url: str
+    deadline: str = "60s"
+    on_timeout: str | None = None
+    _check_deadline = field_validator("deadline")(_duration)
+
+    @field_validator("url")
     @classmethod
-    def _level(cls, value: str | None) -> str | None:
-        if value is not None and value not in LEVELS:
-            raise ValueError(f"level is {value!r}, expected one of {list(LEVELS)}")
-        return value
+    def _http(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url is {url!r}, expected http:// or https://")
+        return url
 
 
-Step = Annotated[NotifyStep | WaitAckStep | EscalateStep, Field(discriminator="action")]
+class ResolveStep(_Step):
+    action: Literal["resolve"]
+    note: str = ""
+
+
+Step = Annotated[
+    NotifyStep
+    | DispatchStep
+    | KafkaStep
+    | AnnotateStep
+    | ParallelStep
+    | WaitAckStep
+    | EscalateStep
+    | ApprovalStep
+    | WebhookStep
+    | ResolveStep,
+    Field(discriminator="action"),
+]
+
+WAITING_STEPS = (WaitAckStep, ApprovalStep, WebhookStep)
 
 
 class Playbook(_Strict):
     playbook: str
     version: Literal[1]
     description: str = ""
+    department: str
     sla: str = "1h"
     steps: list[Step]
+    on_cancel: list[InstantStep] = Field(default_factory=list)
+    _check_sla = field_validator("sla")(_duration)
 
     @field_validator("steps")
     @classmethod
-    def _steps(cls, steps: list[Step]) -> list[Step]:
+    def _non_empty(cls, steps: list[Any]) -> list[Any]:
         if not steps:
             raise ValueError("a playbook needs at least one step")
-        seen: set[str] = set()
-        for step in steps:
-            if step.id in seen:
-                raise ValueError(f"step id {step.id!r} is used twice")
-            seen.add(step.id)
         return steps
+
+    @property
+    def sla_seconds(self) -> float:
+        return parse_duration(self.sla)
+
+    def cross_reference_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(location, message) for duplicate step ids and transitions to unknown steps."""
+        errors: list[tuple[tuple[str | int, ...], str]] = []
+        ids: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            if step.id in ids:
+                errors.append((("steps", i, "id"), f"step id {step.id!r} is used twice"))
+            ids.setdefault(step.id, i)
+        for i, step in enumerate(self.steps):
+            for key in ("on_success", "on_failure", "on_timeout"):
+                target = getattr(step, key, None)
+                if target is not None and target not in ids:
+                    errors.append(
+                        (("steps", i, key), f"{key} names step {target!r}, which does not exist")
+                    )
+        return errors
+
+
+class RouteConfig(_Strict):
+    """One node of the routing tree as written in routing.yaml."""
+
+    matchers: list[str] = Field(default_factory=list)
+    playbook: str | None = None
+    continue_: bool = Field(default=False, alias="continue")
+    group_by: list[str] | None = None
+    group_wait: str | None = None
+    group_interval: str | None = None
+    repeat_interval: str | None = None
+    routes: list[RouteConfig] = Field(default_factory=list)
+
+    @field_validator("group_wait", "group_interval", "repeat_interval")
+    @classmethod
+    def _durations(cls, value: str | None) -> str | None:
+        return None if value is None else _duration(value)
+
+
+class InhibitRuleConfig(_Strict):
+    source_matchers: list[str]
+    target_matchers: list[str]
+    equal: list[str] = Field(default_factory=list)
+
+
+class RoutingConfig(_Strict):
+    version: Literal[1]
+    route: RouteConfig
+    inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)

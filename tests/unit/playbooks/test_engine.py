@@ -1,4 +1,5 @@
-"""The pure engine on the shipped playbook: notify, wait, escalate up the grid, ack."""
+"""Engine behaviour beyond the rehearsals: ids, grouping waits, roles, stale results,
+and the playbook loader's file:line errors."""
 
 from __future__ import annotations
 
@@ -7,102 +8,119 @@ from pathlib import Path
 import pytest
 
 from playbooks.engine import PlaybookEngine, Run
-from playbooks.errors import InvalidTransitionError, PlaybookConfigError
+from playbooks.errors import ForbiddenActionError, PlaybookConfigError
 from playbooks.grid import Grid
-from playbooks.loader import default_playbook_path, load_playbook
+from playbooks.loader import PLAYBOOK_DIR, load_playbook, load_playbooks, playbook_errors
+
+PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
+ALERT = {"alert_id": "al-1", "kind": "water_level", "grid_cell": "c-bridge",
+         "labels": {"source": "sensor"}}
 
 
-@pytest.fixture
-def engine(grid: Grid) -> PlaybookEngine:
-    return PlaybookEngine(load_playbook(default_playbook_path()), grid)
+def engine(grid: Grid, name: str = "sensor-anomaly", **kw: float) -> PlaybookEngine:
+    return PlaybookEngine(PLAYBOOKS[name], grid, **kw)
 
 
-def new_run() -> Run:
-    return Run.for_alert("al-1", "sensor-anomaly", "c-bridge", "water_level", now=100.0)
+def test_command_ids_are_deterministic(grid: Grid) -> None:
+    a = engine(grid).new_run("run-x", ALERT, 100.0)[1]
+    b = engine(grid).new_run("run-x", ALERT, 100.0)[1]
+    assert [c.id for c in a] == [c.id for c in b] == [f"run-x:{i}" for i in range(1, len(a) + 1)]
 
 
-def test_start_notifies_the_community_unit_and_waits(engine: PlaybookEngine) -> None:
-    run, cmds = engine.start(new_run(), now=100.0)
-    assert [(c.action, c.level, c.unit) for c in cmds] == [
-        ("notify", "community", "bridge community station"),
-        ("wait_ack", "community", None),
-    ]
-    assert run.status == "waiting_ack" and run.deadline_at == 220.0  # 120 s in the YAML
-    assert [c.id for c in cmds] == ["run-al-1:1", "run-al-1:2"]
+def test_group_wait_holds_the_first_notification_back(grid: Grid) -> None:
+    e = engine(grid)
+    run, cmds = e.new_run("run-x", ALERT, 100.0, group_wait=30.0)
+    assert run.status == "pending" and [c.action for c in cmds] == ["run_created"]
+    run, cmds = e.join(run, "al-2", 110.0)
+    assert run.alerts == ["al-1", "al-2"] and [c.action for c in cmds] == ["alert_joined"]
+    assert e.join(run, "al-2", 111.0)[1] == []  # idempotent per alert
+    assert e.timeout(run, 129.0)[1] == []
+    run, cmds = e.timeout(run, 130.0)
+    assert run.status == "waiting_ack"
+    assert [c.action for c in cmds if c.action != "transition"] == ["notify", "wait_ack"]
 
 
-def test_no_ack_escalates_to_the_street_then_runs_out(engine: PlaybookEngine) -> None:
-    run, _ = engine.start(new_run(), now=100.0)
-    assert engine.timeout(run, now=219.0) == (run, [])  # not yet due: nothing happens
-    run, cmds = engine.timeout(run, now=220.0)
-    assert [(c.action, c.level, c.unit) for c in cmds] == [
-        ("ack_timeout", "community", None),
-        ("escalate", "street", "river street office"),
-        ("wait_ack", "street", None),
-    ]
-    assert (run.status, run.level, run.escalations, run.deadline_at) == (
-        "waiting_ack",
-        "street",
-        1,
-        520.0,
-    )
-    run, cmds = engine.timeout(run, now=520.0)
-    assert [c.action for c in cmds] == ["ack_timeout", "unacknowledged"]
-    assert run.status == "unacknowledged" and run.deadline_at is None
+def test_approval_by_the_wrong_role_is_forbidden(grid: Grid) -> None:
+    e = engine(grid, "crowd-surge")
+    run, _ = e.new_run("run-c", ALERT, 0.0)
+    run, _ = e.acknowledge(run, "hill street office", 10.0)
+    assert run.status == "waiting_approval"
+    with pytest.raises(ForbiddenActionError, match="needs a decision by a coordinator, not a"):
+        e.approve(run, "someone", "operator", 20.0)
+    with pytest.raises(ForbiddenActionError, match="is not waiting for an approval"):
+        engine(grid).approve(engine(grid).new_run("r", ALERT, 0.0)[0], "x", "coordinator", 1.0)
 
 
-def test_ack_stops_the_clock_and_a_second_timeout_is_a_no_op(engine: PlaybookEngine) -> None:
-    run, _ = engine.start(new_run(), now=100.0)
-    run, cmds = engine.acknowledge(run, by="bridge community station", now=150.0)
-    assert [c.action for c in cmds] == ["acknowledged"]
-    assert run.status == "acknowledged" and run.deadline_at is None
-    assert engine.timeout(run, now=1000.0)[1] == []
-    run, _ = engine.resolve(run, "pumped out", now=300.0)
-    assert run.status == "resolved"
-    with pytest.raises(InvalidTransitionError, match="'resolved' cannot take event 'ack'"):
-        engine.acknowledge(run, by="x", now=301.0)
+def test_stale_webhook_results_are_ignored(grid: Grid) -> None:
+    e = engine(grid, "air-pollution")
+    run, _ = e.new_run("run-a", {**ALERT, "grid_cell": "c-top"}, 0.0)
+    run, _ = e.acknowledge(run, "east district office", 1.0)
+    run, _ = e.approve(run, "c", "coordinator", 2.0)
+    assert run.status == "waiting_action"
+    assert e.action_result(run, "run-a:999", True, "late", 3.0)[1] == []
+    run, cmds = e.action_result(run, run.pending_action or "", False, "HTTP 503", 4.0)
+    assert [c.action for c in cmds if c.action != "transition"] == ["action_failed", "annotate"]
 
 
-def test_deadline_override_for_rehearsals(grid: Grid) -> None:
-    fast = PlaybookEngine(load_playbook(default_playbook_path()), grid, deadline_override=2.0)
-    run, _ = fast.start(new_run(), now=0.0)
+def test_manual_escalation_climbs_and_stops_at_the_city(grid: Grid) -> None:
+    e = engine(grid)
+    run, _ = e.new_run("run-m", ALERT, 0.0)
+    units = []
+    for _ in range(3):
+        run, cmds = e.escalate(run, "operator-7", 1.0)
+        units += [c.unit for c in cmds if c.action == "escalate"]
+    assert units == ["river street office", "east district office", "city command centre"]
+    with pytest.raises(ForbiddenActionError, match="already at the city level"):
+        e.escalate(run, "operator-7", 2.0)
+
+
+def test_resolve_and_cancel_are_idempotent(grid: Grid) -> None:
+    e = engine(grid)
+    run, _ = e.new_run("run-r", ALERT, 0.0)
+    run, _ = e.resolve(run, "op", "done", 5.0)
+    assert e.resolve(run, "op", "again", 6.0)[1] == []
+    assert e.acknowledge(run, "op", 7.0)[1] == []
+
+
+def test_deadline_override_and_json_round_trip(grid: Grid) -> None:
+    run, _ = engine(grid, deadline_override=2.0).new_run("run-d", ALERT, 0.0)
     assert run.deadline_at == 2.0
-
-
-def test_run_survives_a_json_round_trip(engine: PlaybookEngine) -> None:
-    run, _ = engine.start(new_run(), now=100.0)
     assert Run.from_dict(run.to_dict()) == run
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "expected"),
     [
-        ("playbook: p\nversion: 1\nsteps: []\n", "steps: Value error, a playbook needs"),
-        ("playbook: p\nversion: 1\nsteps:\n  - {id: a, action: teleport}\n", "steps.0"),
-        (
-            "playbook: p\nversion: 1\nsteps:\n  - {id: a, action: wait_ack, deadline: soon}\n",
-            "duration is 'soon'",
-        ),
-        (
-            "playbook: p\nversion: 1\nsteps:\n  - {id: a, action: notify, level: planet}\n",
-            "level is 'planet'",
-        ),
-        (
-            "playbook: p\nversion: 1\ncolour: red\nsteps:\n  - {id: a, action: notify}\n",
-            "colour: Extra inputs are not permitted",
-        ),
-        (
-            "playbook: p\nversion: 1\nsteps:\n  - {id: a, action: notify}\n"
-            "  - {id: a, action: notify}\n",
-            "step id 'a' is used twice",
-        ),
-        ("playbook: [\n", "not valid YAML"),
+        ("playbook: p\nversion: 1\ndepartment: d\nsteps: []\n",
+         ":4: steps: Value error, a playbook needs at least one step"),
+        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: teleport}\n",
+         ":5: steps.0: Input tag 'teleport' found using 'action' does not match"),
+        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - id: a\n    action: wait_ack\n"
+         "    deadline: soon\n", ":7: steps.0.wait_ack.deadline: Value error, duration is 'soon'"),
+        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify, level: planet}\n",
+         ":5: steps.0.notify.level: Value error, level is 'planet'"),
+        ("playbook: p\nversion: 1\ndepartment: d\ncolour: red\nsteps:\n  - {id: a, action: notify}\n",
+         ":4: colour: Extra inputs are not permitted"),
+        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify}\n"
+         "  - {id: a, action: notify}\n", ":6: steps.1.id: step id 'a' is used twice"),
+        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n"
+         "  - {id: a, action: wait_ack, deadline: 1m, on_timeout: b}\n",
+         ":5: steps.0.on_timeout: on_timeout names step 'b', which does not exist"),
+        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: dispatch}\n",
+         ":5: steps.0.dispatch: Value error, dispatch needs exactly one of unit or department"),
+        ("playbook: [\n", ":2: not valid YAML"),
     ],
 )
-def test_bad_playbooks_name_file_and_reason(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_playbooks_name_file_line_and_reason(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(text)
     with pytest.raises(PlaybookConfigError) as info:
         load_playbook(path)
-    assert str(info.value).startswith(f"{path}: ")
-    assert message in str(info.value)
+    assert str(info.value).startswith(f"{path}{expected}")
+
+
+def test_every_error_of_a_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("playbook: p\nversion: 2\nsteps:\n  - {id: a, action: notify, colour: x}\n")
+    _, errors = playbook_errors(path)
+    assert [e.split(": ", 1)[0] for e in errors] == [f"{path}:2", f"{path}:1", f"{path}:4"]

@@ -10,10 +10,13 @@ from playbooks.errors import InvalidTransitionError
 from playbooks.machine import TERMINAL, TRANSITIONS, RunEvent, RunStatus, next_status
 
 
-def test_happy_path() -> None:
+def test_a_run_from_start_to_resolution() -> None:
     s = next_status(RunStatus.PENDING, RunEvent.START)
-    s = next_status(s, RunEvent.ESCALATED)
+    s = next_status(s, RunEvent.WAIT_ACK)
+    s = next_status(s, RunEvent.TIMEOUT)
+    s = next_status(s, RunEvent.WAIT_ACK)
     s = next_status(s, RunEvent.ACK)
+    s = next_status(s, RunEvent.STEPS_DONE)
     assert next_status(s, RunEvent.RESOLVE) is RunStatus.RESOLVED
 
 
@@ -29,3 +32,9 @@ def test_every_move_outside_the_table_raises(status: RunStatus, event: RunEvent)
 
 def test_terminal_states_have_no_way_out() -> None:
     assert not [k for k in TRANSITIONS if k[0] in TERMINAL]
+
+
+def test_every_live_state_can_be_cancelled_and_resolved() -> None:
+    live = set(RunStatus) - TERMINAL
+    assert {s for s, e in TRANSITIONS if e is RunEvent.CANCEL} == live
+    assert {s for s, e in TRANSITIONS if e is RunEvent.RESOLVE} == live

@@ -1,0 +1,189 @@
+"""Routing, grouping, inhibition and silences on tables of cases, and the exact errors
+for bad routing files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playbooks.errors import RoutingConfigError
+from playbooks.loader import PLAYBOOK_DIR, default_routing_path, load_playbooks, load_routing
+from playbooks.routing import Matcher, Router, new_silence
+
+PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
+ROUTER = load_routing(default_routing_path(), PLAYBOOKS)
+
+
+def sensor(kind: str, **labels: str) -> dict[str, str]:
+    return {"source": "sensor", "kind": kind, "severity": "minor", "community": "c1",
+            "street": "s1", "district": "d1", "city": "x", **labels}
+
+
+def citizen(category: str, **labels: str) -> dict[str, str]:
+    return {"source": "citizen", "category": category, "community": "c1", "street": "s1",
+            "district": "d1", **labels}
+
+
+@pytest.mark.parametrize(
+    ("labels", "playbooks"),
+    [
+        (sensor("water_level"), ["flash-flood"]),
+        (sensor("discharge", severity="critical"), ["flash-flood"]),
+        (sensor("traffic_speed"), ["traffic-incident"]),
+        (sensor("pm25", severity="major"), ["air-pollution"]),
+        (sensor("pm25", severity="minor"), ["sensor-anomaly"]),
+        (sensor("turbidity"), ["sensor-anomaly"]),
+        (sensor("water_level", category="sensor_failure"), ["sensor-failure"]),
+        (citizen("Gas Leak"), ["gas-leak"]),
+        (citizen("GAS SMELL"), ["gas-leak"]),
+        (citizen("Crowd surge at station"), ["crowd-surge"]),
+        (citizen("Noise - Residential"), ["citizen-report-burst"]),
+    ],
+)
+def test_library_routes(labels: dict[str, str], playbooks: list[str]) -> None:
+    assert [r.playbook for r in ROUTER.root.match(labels)] == playbooks
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    return path
+
+
+CONTINUE = """\
+version: 1
+route:
+  playbook: sensor-anomaly
+  group_by: [kind]
+  group_wait: 30s
+  routes:
+    - matchers: ['kind="water_level"']
+      playbook: flash-flood
+      continue: true
+    - matchers: ['district="d1"']
+      playbook: traffic-incident
+      group_by: [district]
+      repeat_interval: 10m
+    - matchers: ['kind="water_level"']
+      playbook: gas-leak
+"""
+
+
+def test_continue_and_inherited_group_settings(tmp_path: Path) -> None:
+    router = load_routing(write(tmp_path, CONTINUE), PLAYBOOKS)
+    hits = router.root.match(sensor("water_level"))
+    # continue: the first match does not stop the search; the second (no continue) does.
+    assert [r.playbook for r in hits] == ["flash-flood", "traffic-incident"]
+    flood, district = hits
+    assert (flood.group_by, flood.group_wait, flood.repeat_interval) == (("kind",), 30.0, 14400.0)
+    assert (district.group_by, district.repeat_interval) == (("district",), 600.0)
+    assert [r.playbook for r in router.root.match(sensor("pm25", district="d9"))] == [
+        "sensor-anomaly"]
+
+
+def test_group_keys_follow_group_by() -> None:
+    [route] = ROUTER.root.match(sensor("water_level"))  # flash-flood groups by street
+    a = route.group_key(sensor("water_level", community="c1"))
+    b = route.group_key(sensor("discharge", community="c2"))
+    c = route.group_key(sensor("water_level", street="s2"))
+    assert a == b != c and a.startswith("grp-")
+    [default] = ROUTER.root.match(sensor("turbidity"))
+    assert default.group_key(sensor("turbidity")) != default.group_key(sensor("conductance"))
+
+
+OUTAGE = {"alert_id": "al-power", "kind": "power_load", "severity": "critical", "district": "d1"}
+
+
+@pytest.mark.parametrize(
+    ("target", "firing", "inhibited"),
+    [
+        (sensor("traffic_speed", alert_id="a1"), [OUTAGE], True),
+        (sensor("traffic_flow", alert_id="a1"), [OUTAGE], True),
+        (sensor("traffic_speed", alert_id="a1", district="d2"), [OUTAGE], False),  # equal
+        (sensor("traffic_speed", alert_id="a1"), [{**OUTAGE, "severity": "major"}], False),
+        (sensor("water_level", alert_id="a1"), [OUTAGE], False),
+        (sensor("traffic_speed", alert_id="a1"), [], False),
+    ],
+)
+def test_inhibition(target: dict[str, str], firing: list[dict[str, str]], inhibited: bool) -> None:
+    decision = ROUTER.decide(target, firing, [], now=0.0)
+    assert (decision.inhibited_by is not None) is inhibited
+    assert decision.routes  # the route is still known, for the audit trail
+
+
+def test_an_alert_never_inhibits_itself() -> None:
+    router = Router(ROUTER.root, ROUTER.inhibit_rules)
+    both = {"alert_id": "x", "kind": "traffic_speed", "severity": "critical", "district": "d1"}
+    assert router.decide(both, [both], [], now=0.0).inhibited_by is None
+
+
+@pytest.mark.parametrize(
+    ("matchers", "now", "silenced"),
+    [
+        (['kind="water_level"'], 150.0, True),
+        (['kind="water_level"'], 99.0, False),  # not started
+        (['kind="water_level"'], 200.0, False),  # ended (end is exclusive)
+        (['kind="water_level"', 'district="d2"'], 150.0, False),
+        (['kind=~"water_.*"', 'severity!="critical"'], 150.0, True),
+        (['kind!~"water_.*"'], 150.0, False),
+    ],
+)
+def test_silences(matchers: list[str], now: float, silenced: bool) -> None:
+    silence = new_silence("s1", matchers, 100.0, 200.0, "duty operator", "planned works")
+    decision = ROUTER.decide(sensor("water_level"), [], [silence], now)
+    assert (decision.silenced_by is not None) is silenced
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([], 0.0, 1.0, "a", "r"), "a silence needs at least one matcher"),
+        ((['kind="x"'], 5.0, 5.0, "a", "r"), "silence ends_at (5) is not after starts_at (5)"),
+        ((['kind="x"'], 0.0, 1.0, " ", "r"), "a silence needs an author"),
+        ((['kind="x"'], 0.0, 1.0, "a", ""), "a silence needs a reason"),
+        ((["kind=x"], 0.0, 1.0, "a", "r"), "matcher 'kind=x' is not name=\"value\""),
+    ],
+)
+def test_bad_silences(args: tuple[list[str], float, float, str, str], message: str) -> None:
+    with pytest.raises(RoutingConfigError) as info:
+        new_silence("s", *args)
+    assert str(info.value).startswith(message)
+
+
+def test_matcher_round_trip_and_anchoring() -> None:
+    m = Matcher.parse('kind=~"pm.*"')
+    assert str(m) == 'kind=~"pm.*"'
+    assert m.matches({"kind": "pm25"}) and not m.matches({"kind": "xpm25"})
+
+
+BAD_ROUTING = [
+    ("version: 1\nroute:\n  playbook: nope\n",
+     ":3: route.playbook: playbook 'nope' does not exist"),
+    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  colour: red\n",
+     ":4: route.colour: Extra inputs are not permitted"),
+    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  routes:\n    - matchers: ['knd=\"x\"']\n",
+     ":5: route.routes.0.matchers.0: matcher 'knd=\"x\"': unknown label 'knd'"),
+    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  routes:\n    - matchers: ['kind=~\"(\"']\n",
+     ":5: route.routes.0.matchers.0: matcher 'kind=~\"(\"': bad regex"),
+    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [colour]\n",
+     ":4: route.group_by.0: unknown label 'colour'"),
+    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_wait: soon\n",
+     ":4: route.group_wait: Value error, duration is 'soon'"),
+    ("version: 1\nroute:\n  matchers: ['kind=\"x\"']\n  playbook: sensor-anomaly\n",
+     ":3: route.matchers: the root route matches every alert: it takes no matchers"),
+    ("version: 1\nroute: {}\n", ":2: route: the root route needs a playbook"),
+    ("version: 1\nroute:\n  playbook: sensor-anomaly\ninhibit_rules:\n"
+     "  - {source_matchers: [], target_matchers: [], equal: [zone]}\n",
+     ":5: inhibit_rules.0.equal.0: unknown label 'zone'"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_ROUTING)
+def test_bad_routing_files_name_file_line_and_reason(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(RoutingConfigError) as info:
+        load_routing(path, PLAYBOOKS)
+    assert str(info.value).startswith(f"{path}{expected}")
