@@ -258,6 +258,53 @@ def nyc_311(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     )
 
 
+NYC_AGENCY_DEPARTMENTS = {
+    "NYPD": "police",
+    "HPD": "housing",
+    "DSNY": "sanitation",
+    "DOT": "transport",
+    "TLC": "transport",
+    "DEP": "environment",
+    "DOHMH": "health",
+    "DPR": "parks",
+    "DOB": "buildings",
+    "DHS": "social-services",
+}
+
+
+def incident_departments(shared: Path) -> pd.DataFrame:
+    """Training texts for the department classifier: every NYC 311 snapshot (complaint
+    type and descriptor, agency as department) and the SF fire calls (call type; medical
+    calls to EMS, the rest to the fire department)."""
+    frames = []
+    for path in sorted((shared / "nyc_311").glob("nyc311_*.csv.gz")):
+        raw = pd.read_csv(path, dtype=str)
+        raw.columns = [c.lower().replace(" ", "_") for c in raw.columns]
+        text = raw["complaint_type"].fillna("") + ": " + raw["descriptor"].fillna("")
+        department = raw["agency"].map(NYC_AGENCY_DEPARTMENTS).fillna("city-management")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "text": text,
+                    "department": department,
+                    "source": path.name.removesuffix(".csv.gz"),
+                }
+            )
+        )
+    sf = pd.read_csv(shared / "sf_fire_calls" / "sf_fire_calls_sample.csv", dtype=str)
+    medical = sf["CallType"].str.contains("Medical", case=False, na=False)
+    frames.append(
+        pd.DataFrame(
+            {
+                "text": sf["CallType"].fillna(""),
+                "department": medical.map({True: "ems", False: "fire"}),
+                "source": "sf_fire_calls",
+            }
+        )
+    )
+    return pd.concat(frames, ignore_index=True)
+
+
 def build(shared: Path, out: Path) -> dict[str, int]:
     """Write every slice and the grid; returns rows per file."""
     out.mkdir(parents=True, exist_ok=True)
@@ -275,4 +322,9 @@ def build(shared: Path, out: Path) -> dict[str, int]:
         frame.to_csv(out / name, index=False, compression={"method": "gzip", "mtime": 0})
         counts[name] = len(frame)
     grid.write(out / "grid.yaml")
+    training = incident_departments(shared)
+    training.to_csv(
+        out / "incident_departments.csv.gz", index=False, compression={"method": "gzip", "mtime": 0}
+    )
+    counts["incident_departments.csv.gz"] = len(training)
     return counts

@@ -85,23 +85,110 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ack(args: argparse.Namespace) -> int:
-    from kafka import KafkaProducer
+def cmd_playbooks(args: argparse.Namespace) -> int:
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_playbooks, load_routing, playbook_errors
 
     s = _settings()
-    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
-    body = json.dumps({"alert_id": args.alert_id, "by": args.by}).encode()
-    producer.send(s.topic("acks"), key=args.alert_id.encode(), value=body)
-    producer.flush()
-    producer.close()
-    print(f"acknowledgement for {args.alert_id} sent")
+    if args.action == "check":
+        directory = Path(args.dir or s.playbook_dir)
+        errors: list[str] = []
+        names = []
+        for path in sorted(directory.glob("*.yaml")):
+            playbook, errs = playbook_errors(path)
+            errors += errs
+            if playbook is not None:
+                names.append(playbook.playbook)
+        routing = Path(args.routing or s.routing_file)
+        if not errors:
+            try:
+                load_routing(routing, load_playbooks(directory))
+            except PlaybookError as exc:
+                errors += str(exc).splitlines()
+        for line in errors:
+            print(line, file=sys.stderr)
+        if errors:
+            return 1
+        print(f"{len(names)} playbooks and {routing.name} are valid: {', '.join(names)}")
+        return 0
+    # route-test: like amtool config routes test
+    labels = {}
+    for pair in args.labels:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            print(f"citybrain: label {pair!r} is not key=value", file=sys.stderr)
+            return 2
+        labels[name] = value
+    router = load_routing(s.routing_file, load_playbooks(s.playbook_dir))
+    for route in router.root.match(labels):
+        print(
+            f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
+            f"(group_by {list(route.group_by)}, group_wait {route.group_wait:g}s, "
+            f"group_interval {route.group_interval:g}s, "
+            f"repeat_interval {route.repeat_interval:g}s)"
+        )
+    return 0
+
+
+def _api(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
+) -> int:
+    import urllib.error
+    import urllib.request
+
+    token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
+    if not token:
+        print("citybrain: give --token or set CITYBRAIN_API_TOKEN", file=sys.stderr)
+        return 2
+    url = (args.url or f"http://127.0.0.1:{_settings().worker_port}") + "/api/v1" + path
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            print(json.dumps(json.load(resp), indent=2))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"citybrain: HTTP {exc.code}: {exc.read().decode()}", file=sys.stderr)
+        return 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
+    if args.action == "show":
+        return _api(args, "GET", f"/runs/{args.run_id}")
+    return _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
+
+
+def cmd_silences(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _api(args, "GET", "/silences")
+    if args.action == "expire":
+        return _api(args, "DELETE", f"/silences/{args.silence_id}")
+    return _api(
+        args,
+        "POST",
+        "/silences",
+        {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
+    )
+
+
+def cmd_hash_token(args: argparse.Namespace) -> int:
+    from streams.auth import hash_token
+
+    print(hash_token(sys.stdin.readline().strip()))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from citybrain.demo import run_demo
+    from citybrain.demo import DEMO_DATA, run_demo
 
-    data = args.data or sorted(str(p) for p in (REPO_ROOT / "datasets").glob("*.csv.gz"))
+    data = args.data or [str(p) for p in DEMO_DATA]
     if args.grid:
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     summary = run_demo(
@@ -154,10 +241,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("ack", help="acknowledge an alert's playbook run")
-    p.add_argument("alert_id")
-    p.add_argument("--by", required=True, help="who acknowledges (unit or operator)")
-    p.set_defaults(func=cmd_ack)
+    p = sub.add_parser("playbooks", help="check playbooks, test routing")
+    psub = p.add_subparsers(dest="action", required=True)
+    c = psub.add_parser("check", help="validate playbooks and routing: file, line, reason")
+    c.add_argument("dir", nargs="?", help="playbook directory (default: the library)")
+    c.add_argument("--routing", help="routing file (default: the library's)")
+    c.set_defaults(func=cmd_playbooks)
+    r = psub.add_parser("route-test", help="which route and playbook an alert would take")
+    r.add_argument("labels", nargs="+", help="alert labels as key=value")
+    r.set_defaults(func=cmd_playbooks)
+
+    def api_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--url", help="worker URL (default http://127.0.0.1:WORKER_PORT)")
+        parser.add_argument("--token", help="API token (default $CITYBRAIN_API_TOKEN)")
+
+    p = sub.add_parser("runs", help="playbook runs through the operator API")
+    rsub = p.add_subparsers(dest="action", required=True)
+    lst = rsub.add_parser("list")
+    lst.add_argument("--status")
+    api_options(lst)
+    lst.set_defaults(func=cmd_runs)
+    for action in ("show", "ack", "resolve", "escalate", "cancel", "approve", "reject"):
+        a = rsub.add_parser(action)
+        a.add_argument("run_id")
+        a.add_argument("--note", help="why (required for resolve and cancel)")
+        api_options(a)
+        a.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("silences", help="silences through the operator API")
+    ssub = p.add_subparsers(dest="action", required=True)
+    lst = ssub.add_parser("list")
+    api_options(lst)
+    lst.set_defaults(func=cmd_silences)
+    add = ssub.add_parser("add")
+    add.add_argument("--matcher", action="append", required=True, help='e.g. kind="pm25"')
+    add.add_argument("--duration", required=True, help="e.g. 2h")
+    add.add_argument("--reason", required=True)
+    api_options(add)
+    add.set_defaults(func=cmd_silences)
+    exp = ssub.add_parser("expire")
+    exp.add_argument("silence_id")
+    api_options(exp)
+    exp.set_defaults(func=cmd_silences)
+
+    p = sub.add_parser("hash-token", help="print the SHA-256 of a token read from stdin")
+    p.set_defaults(func=cmd_hash_token)
 
     p = sub.add_parser("demo", help="the whole loop on real data: stack, worker, replay, summary")
     p.add_argument("--data", nargs="+", help="canonical CSVs (default: datasets/*.csv.gz)")

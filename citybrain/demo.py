@@ -32,7 +32,18 @@ from citybrain.stack.process import StackError, tail
 from citybrain.stack.topics import create_topics
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
-from streams.settings import Settings
+from streams.settings import REPO_ROOT, Settings
+
+# The committed real slices the demo replays (datasets/README.md).
+DEMO_DATA = tuple(
+    REPO_ROOT / "datasets" / name
+    for name in (
+        "usgs_flood_2019-05.csv.gz",
+        "beijing_air_2016-02.csv.gz",
+        "aarhus_traffic_2014-08.csv.gz",
+        "nyc311_2024-05-26.csv.gz",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -62,16 +73,17 @@ KNOWN_EVENTS = (
 
 
 def scrape(url: str) -> dict[str, float]:
-    """A worker's /metrics: each sample by ``name{labels}`` and summed by bare name."""
+    """A worker's /metrics summed by bare name and by ``name{label="value"}``."""
     with urllib.request.urlopen(url, timeout=2) as resp:
         text = resp.read().decode()
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             out[sample.name] = out.get(sample.name, 0.0) + sample.value
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            if labels:
-                out[f"{sample.name}{{{labels}}}"] = sample.value
+            # Also summed per single label, e.g. runs_open{status="waiting_ack"}.
+            for k, v in sample.labels.items():
+                one = f'{sample.name}{{{k}="{v}"}}'
+                out[one] = out.get(one, 0.0) + sample.value
     return out
 
 
@@ -133,7 +145,7 @@ def summarise(
             entry["last_event_time"] = doc["ended_at"]
             entry["severity"] = doc["severity"]
     steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
-    runs = {s["run_id"] for s in steps if s["action"] == "notify"}
+    runs = {s["run_id"] for s in steps if s["action"] == "run_created"}
     escalations = {s["id"] for s in steps if s["action"] == "escalate"}
     dead = read_topic(settings, settings.topic("deadletter"))
     reasons: dict[str, int] = {}
@@ -298,7 +310,10 @@ def _watch(
             last, last_t = readings, now
             live.update(_table(metrics, rate, sent[0], total))
             processed = sum(metrics.get(name, 0.0) for name in PROCESSED)
-            waiting = metrics.get('citybrain_playbook_runs_open{status="waiting_ack"}', 0.0)
+            waiting = sum(
+                metrics.get(f'citybrain_playbook_runs_open{{status="{s}"}}', 0.0)
+                for s in ("pending", "waiting_ack", "waiting_approval", "waiting_action")
+            )
             if replay.is_alive():
                 continue
             give_up = give_up or now + 120 + 4 * ack_deadline

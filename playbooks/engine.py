@@ -99,21 +99,29 @@ class PlaybookEngine:
     def __init__(self, playbook: Playbook, grid: Grid, deadline_override: float | None = None):
         self.playbook = playbook
         self.grid = grid
-        # Rehearsals and demos shorten every wait; production leaves this None.
+        # Rehearsals and demos shorten every wait for a person (acks, approvals);
+        # production leaves this None.
         self.deadline_override = deadline_override
         self._steps = {s.id: s for s in playbook.steps}
         self._order = [s.id for s in playbook.steps]
 
     # -- lifecycle -------------------------------------------------------------------
-    def new_run(self, run_id: str, alert: dict[str, Any], now: float,
-                group_wait: float = 0.0) -> tuple[Run, list[Command]]:
+    def new_run(
+        self, run_id: str, alert: dict[str, Any], now: float, group_wait: float = 0.0
+    ) -> tuple[Run, list[Command]]:
         """A pending run for ``alert``; it starts at once, or after ``group_wait``."""
         labels = {k: str(v) for k, v in alert.get("labels", {}).items()}
         run = Run(
-            run_id=run_id, alert_id=alert["alert_id"], playbook=self.playbook.playbook,
-            grid_cell=alert["grid_cell"], kind=alert["kind"],
-            department=labels.get("department", self.playbook.department), labels=labels,
-            alerts=[alert["alert_id"]], created_at=now, updated_at=now,
+            run_id=run_id,
+            alert_id=alert["alert_id"],
+            playbook=self.playbook.playbook,
+            grid_cell=alert["grid_cell"],
+            kind=alert["kind"],
+            department=labels.get("department", self.playbook.department),
+            labels=labels,
+            alerts=[alert["alert_id"]],
+            created_at=now,
+            updated_at=now,
             sla_deadline_at=now + self.playbook.sla_seconds,
         )
         cmds = [self._command(run, "run_created", now, detail=f"group_wait {group_wait:g}s")]
@@ -139,6 +147,20 @@ class PlaybookEngine:
         run.updated_at = now
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
 
+    def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:
+        """Record something about the run (an alert of it resolved) without a move."""
+        run.updated_at = now
+        return run, [self._command(run, action, now, detail=detail)]
+
+    def renotify(self, run: Run, reason: str, now: float) -> tuple[Run, list[Command]]:
+        """Notify the unit at the run's current level again (group_interval for new
+        alerts of the group, repeat_interval while nobody acknowledges)."""
+        if is_terminal(run) or run.status == RunStatus.PENDING.value:
+            return run, []
+        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        run.last_notified_at = now
+        return run, [self._command(run, "notify", now, unit=unit, detail=reason)]
+
     # -- what people do --------------------------------------------------------------
     def acknowledge(self, run: Run, by: str, now: float) -> tuple[Run, list[Command]]:
         if run.acknowledged_at is not None or is_terminal(run):
@@ -154,32 +176,42 @@ class PlaybookEngine:
             self._drive(run, now, cmds)
         return run, cmds
 
-    def approve(self, run: Run, by: str, role: str, now: float,
-                approved: bool = True) -> tuple[Run, list[Command]]:
+    def approve(
+        self, run: Run, by: str, role: str, now: float, approved: bool = True
+    ) -> tuple[Run, list[Command]]:
         step = self._steps.get(run.step or "")
         if run.status != RunStatus.WAITING_APPROVAL.value or not isinstance(step, ApprovalStep):
             raise ForbiddenActionError(f"run {run.run_id} is not waiting for an approval")
         if role != step.role and role != "coordinator":
             raise ForbiddenActionError(
-                f"step {step.id!r} needs a decision by a {step.role}, not a {role}")
+                f"step {step.id!r} needs a decision by a {step.role}, not a {role}"
+            )
         cmds: list[Command] = []
         verdict = "approved" if approved else "rejected"
         cmds.append(self._command(run, verdict, now, actor=by, detail=step.question))
-        self._move(run, RunEvent.APPROVE if approved else RunEvent.REJECT, now, cmds,
-                   actor=by, reason=verdict)
+        self._move(
+            run,
+            RunEvent.APPROVE if approved else RunEvent.REJECT,
+            now,
+            cmds,
+            actor=by,
+            reason=verdict,
+        )
         run.deadline_at = None
         self._go(run, step, "success" if approved else "failure", now, cmds)
         self._drive(run, now, cmds)
         return run, cmds
 
-    def action_result(self, run: Run, command_id: str, ok: bool, detail: str,
-                      now: float) -> tuple[Run, list[Command]]:
+    def action_result(
+        self, run: Run, command_id: str, ok: bool, detail: str, now: float
+    ) -> tuple[Run, list[Command]]:
         """A webhook's outcome; a stale or repeated one is ignored."""
         if run.pending_action != command_id or run.status != RunStatus.WAITING_ACTION.value:
             return run, []
         cmds = [self._command(run, "action_ok" if ok else "action_failed", now, detail=detail)]
-        self._move(run, RunEvent.ACTION_OK if ok else RunEvent.ACTION_FAILED, now, cmds,
-                   reason=detail)
+        self._move(
+            run, RunEvent.ACTION_OK if ok else RunEvent.ACTION_FAILED, now, cmds, reason=detail
+        )
         run.pending_action, run.deadline_at = None, None
         self._go(run, self._steps[run.step or ""], "success" if ok else "failure", now, cmds)
         self._drive(run, now, cmds)
@@ -237,8 +269,12 @@ class PlaybookEngine:
         return run, cmds
 
     def check_sla(self, run: Run, now: float) -> tuple[Run, list[Command]]:
-        if (run.sla_breached or is_terminal(run) or run.sla_deadline_at is None
-                or now < run.sla_deadline_at):
+        if (
+            run.sla_breached
+            or is_terminal(run)
+            or run.sla_deadline_at is None
+            or now < run.sla_deadline_at
+        ):
             return run, []
         run.sla_breached = True
         return run, [self._command(run, "sla_breach", now, detail=f"sla {self.playbook.sla}")]
@@ -270,20 +306,30 @@ class PlaybookEngine:
             elif isinstance(step, WaitAckStep):
                 if run.acknowledged_at is None:
                     run.deadline_at = now + self._wait(step.deadline)
-                    cmds.append(self._command(run, "wait_ack", now,
-                                              detail=f"{run.deadline_at - now:g}s"))
+                    cmds.append(
+                        self._command(run, "wait_ack", now, detail=f"{run.deadline_at - now:g}s")
+                    )
                     self._move(run, RunEvent.WAIT_ACK, now, cmds, reason=step.id)
                     return
             elif isinstance(step, ApprovalStep):
                 run.deadline_at = now + self._wait(step.deadline)
-                cmds.append(self._command(run, "approval_request", now, detail=step.question,
-                                          data={"role": step.role}))
+                cmds.append(
+                    self._command(
+                        run, "approval_request", now, detail=step.question, data={"role": step.role}
+                    )
+                )
                 self._move(run, RunEvent.WAIT_APPROVAL, now, cmds, reason=step.id)
                 return
             elif isinstance(step, WebhookStep):
-                run.deadline_at = now + self._wait(step.deadline)
-                cmd = self._command(run, "webhook", now, detail=step.url,
-                                    data={"url": step.url, "labels": run.labels})
+                # A machine's deadline, not a person's: rehearsal overrides leave it alone.
+                run.deadline_at = now + parse_duration(step.deadline)
+                cmd = self._command(
+                    run,
+                    "webhook",
+                    now,
+                    detail=step.url,
+                    data={"url": step.url, "labels": run.labels},
+                )
                 run.pending_action = cmd.id
                 cmds.append(cmd)
                 self._move(run, RunEvent.WAIT_ACTION, now, cmds, reason=step.id)
@@ -308,8 +354,11 @@ class PlaybookEngine:
         if outcome == "success":
             if isinstance(step, WaitAckStep):
                 # Acknowledged: skip the rest of the escalation ladder.
-                rest = [s for s in following
-                        if not isinstance(self._steps[s], EscalateStep | WaitAckStep)]
+                rest = [
+                    s
+                    for s in following
+                    if not isinstance(self._steps[s], EscalateStep | WaitAckStep)
+                ]
                 return rest[0] if rest else None
             return following[0] if following else None
         if outcome == "timeout" and isinstance(step, WaitAckStep):
@@ -327,13 +376,25 @@ class PlaybookEngine:
             return self._command(run, "notify", now, level=step.level, unit=unit, detail=text)
         if isinstance(step, DispatchStep):
             target = _fill(step.unit or step.department or "", run)
-            return self._command(run, "dispatch", now, unit=target, detail=text,
-                                 data={"department": _fill(step.department or "", run)})
+            return self._command(
+                run,
+                "dispatch",
+                now,
+                unit=target,
+                detail=text,
+                data={"department": _fill(step.department or "", run)},
+            )
         if isinstance(step, KafkaStep):
-            message = {**step.message, "run_id": run.run_id, "alert_id": run.alert_id,
-                       "kind": run.kind, "grid_cell": run.grid_cell}
-            return self._command(run, "kafka", now, detail=step.topic,
-                                 data={"topic": step.topic, "message": message})
+            message = {
+                **step.message,
+                "run_id": run.run_id,
+                "alert_id": run.alert_id,
+                "kind": run.kind,
+                "grid_cell": run.grid_cell,
+            }
+            return self._command(
+                run, "kafka", now, detail=step.topic, data={"topic": step.topic, "message": message}
+            )
         return self._command(run, "annotate", now, detail=text)
 
     def _wait(self, deadline: str) -> float:
@@ -341,19 +402,40 @@ class PlaybookEngine:
 
         return self.deadline_override or parse_duration(deadline)
 
-    def _move(self, run: Run, event: RunEvent, now: float, cmds: list[Command],
-              actor: str = SYSTEM, reason: str = "") -> None:
+    def _move(
+        self,
+        run: Run,
+        event: RunEvent,
+        now: float,
+        cmds: list[Command],
+        actor: str = SYSTEM,
+        reason: str = "",
+    ) -> None:
         before = run.status
         after = next_status(RunStatus(before), event).value
         run.status, run.updated_at = after, now
-        cmds.append(self._command(run, "transition", now, actor=actor, detail=reason,
-                                  data={"from": before, "to": after, "event": event.value}))
+        cmds.append(
+            self._command(
+                run,
+                "transition",
+                now,
+                actor=actor,
+                detail=reason,
+                data={"from": before, "to": after, "event": event.value},
+            )
+        )
 
     def _command(self, run: Run, action: str, now: float, **kw: Any) -> Command:
         run.seq += 1
         kw.setdefault("level", run.level)
-        return Command(id=f"{run.run_id}:{run.seq}", run_id=run.run_id,
-                       alert_id=run.alert_id, action=action, at=now, **kw)
+        return Command(
+            id=f"{run.run_id}:{run.seq}",
+            run_id=run.run_id,
+            alert_id=run.alert_id,
+            action=action,
+            at=now,
+            **kw,
+        )
 
 
 def _fill(text: str, run: Run) -> str:

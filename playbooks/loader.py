@@ -15,8 +15,12 @@ from playbooks.routing import ALL_LABELS, LABELS, InhibitRule, Matcher, Route, R
 from playbooks.schema import Playbook, RouteConfig, RoutingConfig, parse_duration
 
 # Alertmanager's defaults, except group_by: one group per alert unless a route says more.
-ROUTE_DEFAULTS = {"group_by": [ALL_LABELS], "group_wait": "0s", "group_interval": "5m",
-                  "repeat_interval": "4h"}
+ROUTE_DEFAULTS = {
+    "group_by": [ALL_LABELS],
+    "group_wait": "0s",
+    "group_interval": "5m",
+    "repeat_interval": "4h",
+}
 
 GRID_KEYS = {"version", "cells", "sensors"}
 CELL_KEYS = {"id", "level", "name", "unit", "parent"}
@@ -125,8 +129,10 @@ def playbook_errors(path: str | Path) -> tuple[Playbook | None, list[str]]:
             f"{path}:{locate(root, tuple(e['loc']))}: {_where(e['loc'])}: {e['msg']}"
             for e in exc.errors()
         ]
-    errors = [f"{path}:{locate(root, loc)}: {_where(loc)}: {msg}"
-              for loc, msg in playbook.cross_reference_errors()]
+    errors = [
+        f"{path}:{locate(root, loc)}: {_where(loc)}: {msg}"
+        for loc, msg in playbook.cross_reference_errors()
+    ]
     return (None if errors else playbook), errors
 
 
@@ -174,9 +180,12 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
     try:
         config = RoutingConfig.model_validate(doc)
     except ValidationError as exc:
-        raise RoutingConfigError("\n".join(
-            f"{path}:{locate(root, tuple(e['loc']))}: {_where(e['loc'])}: {e['msg']}"
-            for e in exc.errors())) from None
+        raise RoutingConfigError(
+            "\n".join(
+                f"{path}:{locate(root, tuple(e['loc']))}: {_where(e['loc'])}: {e['msg']}"
+                for e in exc.errors()
+            )
+        ) from None
     errors: list[str] = []
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
@@ -191,8 +200,9 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
                 fail((*loc, i), str(exc))
         return tuple(out)
 
-    def build(node: RouteConfig, parent: dict[str, Any], route_id: str,
-              loc: tuple[str | int, ...]) -> Route:
+    def build(
+        node: RouteConfig, parent: dict[str, Any], route_id: str, loc: tuple[str | int, ...]
+    ) -> Route:
         settings = dict(parent)
         for key in ("playbook", "group_by", "group_wait", "group_interval", "repeat_interval"):
             if getattr(node, key) is not None:
@@ -200,16 +210,22 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
         if settings.get("playbook") is None:
             fail(loc, "the root route needs a playbook")
         elif settings["playbook"] not in playbooks:
-            fail((*loc, "playbook"), f"playbook {settings['playbook']!r} does not exist "
-                 f"(known: {sorted(playbooks)})")
+            fail(
+                (*loc, "playbook"),
+                f"playbook {settings['playbook']!r} does not exist (known: {sorted(playbooks)})",
+            )
         for i, name in enumerate(settings["group_by"]):
             if name != ALL_LABELS and name not in LABELS:
                 fail((*loc, "group_by", i), f"unknown label {name!r}")
-        children = tuple(build(child, settings, f"{route_id}.{i}", (*loc, "routes", i))
-                         for i, child in enumerate(node.routes))
+        children = tuple(
+            build(child, settings, f"{route_id}.{i}", (*loc, "routes", i))
+            for i, child in enumerate(node.routes)
+        )
         return Route(
-            id=route_id, matchers=matchers(node.matchers, (*loc, "matchers")),
-            playbook=str(settings.get("playbook")), continue_=node.continue_,
+            id=route_id,
+            matchers=matchers(node.matchers, (*loc, "matchers")),
+            playbook=str(settings.get("playbook")),
+            continue_=node.continue_,
             group_by=tuple(settings["group_by"]),
             group_wait=parse_duration(settings["group_wait"]),
             group_interval=parse_duration(settings["group_interval"]),
@@ -228,9 +244,13 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
         for j, name in enumerate(rule.equal):
             if name not in LABELS:
                 fail((*loc, "equal", j), f"unknown label {name!r}")
-        rules.append(InhibitRule(matchers(rule.source_matchers, (*loc, "source_matchers")),
-                                 matchers(rule.target_matchers, (*loc, "target_matchers")),
-                                 tuple(rule.equal)))
+        rules.append(
+            InhibitRule(
+                matchers(rule.source_matchers, (*loc, "source_matchers")),
+                matchers(rule.target_matchers, (*loc, "target_matchers")),
+                tuple(rule.equal),
+            )
+        )
     if errors:
         raise RoutingConfigError("\n".join(errors))
     return Router(tree, tuple(rules))

@@ -57,11 +57,13 @@ def rehearse(playbook: Playbook, grid: Grid, rehearsal: dict[str, Any]) -> Outco
         elif do == "ack":
             run, cmds = engine.acknowledge(run, event["by"], now)
         elif do in ("approve", "reject"):
-            run, cmds = engine.approve(run, event["by"], event["role"], now,
-                                       approved=do == "approve")
+            run, cmds = engine.approve(
+                run, event["by"], event["role"], now, approved=do == "approve"
+            )
         elif do in ("webhook_ok", "webhook_failed"):
-            run, cmds = engine.action_result(run, run.pending_action or "", do == "webhook_ok",
-                                             event.get("detail", ""), now)
+            run, cmds = engine.action_result(
+                run, run.pending_action or "", do == "webhook_ok", event.get("detail", ""), now
+            )
         elif do == "escalate":
             run, cmds = engine.escalate(run, event["by"], now)
         elif do == "resolve":

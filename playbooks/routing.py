@@ -12,14 +12,27 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from playbooks.errors import RoutingConfigError
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
-LABELS = frozenset({
-    "alert_id", "kind", "severity", "sensor_id", "grid_cell", "community", "street",
-    "district", "city", "source", "department", "category",
-})
+LABELS = frozenset(
+    {
+        "alert_id",
+        "kind",
+        "severity",
+        "sensor_id",
+        "grid_cell",
+        "community",
+        "street",
+        "district",
+        "city",
+        "source",
+        "department",
+        "category",
+    }
+)
 ALL_LABELS = "..."  # group_by: [...] puts every alert in a group of its own
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
@@ -37,13 +50,14 @@ class Matcher:
         m = _MATCHER.match(text)
         if not m:
             raise RoutingConfigError(
-                f"matcher {text!r} is not name=\"value\", name!=\"value\", "
-                f"name=~\"regex\" or name!~\"regex\""
+                f'matcher {text!r} is not name="value", name!="value", '
+                f'name=~"regex" or name!~"regex"'
             )
         name, op, value = m.group(1), m.group(2), m.group(3).replace('\\"', '"')
         if name not in LABELS:
-            raise RoutingConfigError(f"matcher {text!r}: unknown label {name!r}, "
-                                     f"expected one of {sorted(LABELS)}")
+            raise RoutingConfigError(
+                f"matcher {text!r}: unknown label {name!r}, expected one of {sorted(LABELS)}"
+            )
         pattern = None
         if op in ("=~", "!~"):
             try:
@@ -136,28 +150,38 @@ class Silence:
         return self.active(now) and matches_all(self.matchers, labels)
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "matchers": [str(m) for m in self.matchers],
-                "starts_at": self.starts_at, "ends_at": self.ends_at,
-                "author": self.author, "reason": self.reason}
+        return {
+            "id": self.id,
+            "matchers": [str(m) for m in self.matchers],
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "author": self.author,
+            "reason": self.reason,
+        }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Silence:
+    def from_dict(cls, data: Mapping[str, Any]) -> Silence:
         return new_silence(
-            str(data["id"]), list(data["matchers"]),  # type: ignore[call-overload]
-            float(data["starts_at"]), float(data["ends_at"]),  # type: ignore[arg-type]
-            str(data["author"]), str(data["reason"]),
+            str(data["id"]),
+            [str(m) for m in data["matchers"]],
+            float(data["starts_at"]),
+            float(data["ends_at"]),
+            str(data["author"]),
+            str(data["reason"]),
         )
 
 
-def new_silence(silence_id: str, matchers: list[str], starts_at: float, ends_at: float,
-                author: str, reason: str) -> Silence:
+def new_silence(
+    silence_id: str, matchers: list[str], starts_at: float, ends_at: float, author: str, reason: str
+) -> Silence:
     """A checked silence; every problem is named (matcher, times, author, reason)."""
     if not matchers:
         raise RoutingConfigError("a silence needs at least one matcher")
     parsed = tuple(Matcher.parse(m) for m in matchers)
     if ends_at <= starts_at:
         raise RoutingConfigError(
-            f"silence ends_at ({ends_at:g}) is not after starts_at ({starts_at:g})")
+            f"silence ends_at ({ends_at:g}) is not after starts_at ({starts_at:g})"
+        )
     if not author.strip():
         raise RoutingConfigError("a silence needs an author")
     if not reason.strip():
@@ -179,8 +203,13 @@ class Router:
     root: Route
     inhibit_rules: tuple[InhibitRule, ...] = ()
 
-    def decide(self, labels: Mapping[str, str], firing: Iterable[Mapping[str, str]],
-               silences: Iterable[Silence], now: float) -> Decision:
+    def decide(
+        self,
+        labels: Mapping[str, str],
+        firing: Iterable[Mapping[str, str]],
+        silences: Iterable[Silence],
+        now: float,
+    ) -> Decision:
         routes = tuple(self.root.match(labels))
         for silence in silences:
             if silence.silences(labels, now):

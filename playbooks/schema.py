@@ -76,7 +76,7 @@ class DispatchStep(_Step):
 
 
 class KafkaStep(_Step):
-    """A task message on a team's topic."""
+    """A task message on a team's topic (``<topic prefix>.<topic>``)."""
 
     action: Literal["kafka"]
     topic: str

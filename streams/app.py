@@ -1,12 +1,19 @@
-"""The faust app: topics, tables, agents and the deadline timer, wired to pure handlers.
+"""The faust app: topics, tables, agents and timers, wired to pure handlers.
 
-Agents decode, call a pure handler (``streams.detection``, ``playbooks.engine``) and
-send; no maths here. Built by ``create_app(settings)`` so tests get a fresh app each.
+Agents decode, call a pure handler (``streams.detection``, ``streams.bursts``,
+``playbooks.routing``, ``playbooks.engine``) and send; no maths here. Built by
+``create_app(settings)`` so tests get a fresh app each.
+
+Flow: readings -> detect -> alerts (keyed by alert id) -> route (silences, inhibition,
+routing tree) -> routed (keyed by group key) -> respond (one run per group, in the
+``groups`` table) -> steps / audit / task topics and webhooks. Operator commands and
+webhook outcomes arrive on ``commands``, keyed by group key like the runs they change.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
@@ -21,16 +28,26 @@ from prometheus_client import CollectorRegistry
 from detectors import RobustZScore, ScoreThreshold
 from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
 from playbooks.errors import PlaybookError
+from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import Grid
-from playbooks.loader import load_grid, load_playbook
-from streams.detection import Incoming, SensorDetection
+from playbooks.loader import load_grid, load_playbooks, load_routing
+from playbooks.machine import RunStatus
+from playbooks.routing import Route, Silence
+from streams.bursts import BurstTracker
+from streams.departments import DepartmentClassifier
+from streams.detection import AlertEvent, Incoming, SensorDetection
 from streams.errors import EventError
-from streams.events import EventValidator
+from streams.events import EventValidator, format_ts
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.tables import key_partitioned_table
 
 log = logging.getLogger(__name__)
+
+
+def run_key(run_id: str) -> bytes:
+    """Runs live in the ``groups`` table under their group key: ``<group key>.<n>``."""
+    return run_id.rsplit(".", 1)[0].encode()
 
 
 class Pipeline:
@@ -49,42 +66,69 @@ class Pipeline:
             ScoreThreshold(settings.score_threshold),
             quiet_readings=settings.quiet_readings,
         )
-        playbook = load_playbook(settings.playbook_file)
-        self.engine = PlaybookEngine(playbook, grid, settings.ack_deadline_seconds)
-        names = settings.topics
+        self.playbooks = load_playbooks(settings.playbook_dir)
+        self.router = load_routing(settings.routing_file, self.playbooks)
+        self.engines = {
+            name: PlaybookEngine(pb, grid, settings.ack_deadline_seconds)
+            for name, pb in self.playbooks.items()
+        }
+        self.departments = DepartmentClassifier.from_training_file()
+        self.bursts = BurstTracker(
+            bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
+        )
+        secret = (
+            settings.webhook_secret.get_secret_value().encode()
+            if settings.webhook_secret
+            else secrets.token_bytes(32)
+        )
+        if settings.webhook_secret is None:
+            log.warning(
+                "CITYBRAIN_WEBHOOK_SECRET is not set: webhooks are signed with a "
+                "random per-start key that receivers cannot verify"
+            )
+        self.webhooks = WebhookExecutor(
+            secret,
+            self.on_webhook_outcome,
+            self.on_webhook_attempt,
+            timeout=settings.webhook_timeout,
+            retries=settings.webhook_retries,
+            backoff=settings.webhook_backoff,
+        )
+        self._silences: dict[tuple[str, float], Silence] = {}
 
         def topic(role: str) -> faust.TopicT:
             return app.topic(
-                names[role],
+                settings.topic(role),
                 key_serializer="raw",
                 value_serializer="raw",
                 partitions=settings.partitions,
             )
 
-        self.readings = topic("readings")
-        self.incidents = topic("incidents")
-        self.deadletter = topic("deadletter")
-        self.alerts = topic("alerts")
-        self.steps = topic("steps")
-        self.acks = topic("acks")
-        # Keys are the raw bytes of the Kafka message keys (sensor id, alert id), values
-        # JSON; each key's changelog partition is the partition of its source messages.
-        self.sensor_state = key_partitioned_table(app, "sensor-state", settings.partitions)
-        self.runs = key_partitioned_table(app, "runs", settings.partitions)
+        self.readings, self.incidents = topic("readings"), topic("incidents")
+        self.deadletter, self.alerts = topic("deadletter"), topic("alerts")
+        self.routed, self.steps = topic("routed"), topic("steps")
+        self.audit, self.commands = topic("audit"), topic("commands")
+        n = settings.partitions
+        # Keys are raw bytes (sensor id, grid cell, group key, alert or silence id),
+        # values JSON; each key's changelog partition is that of its source messages.
+        self.sensor_state = key_partitioned_table(app, "sensor-state", n)
+        self.burst_state = key_partitioned_table(app, "burst-state", n)
+        self.groups = key_partitioned_table(app, "groups", n)
+        self.firing = key_partitioned_table(app, "firing", n, is_global=True)
+        self.silences = key_partitioned_table(app, "silences", n, is_global=True)
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, events: Sequence[EventT[bytes]]) -> None:
         now = time.time()
         incoming: list[Incoming] = []
         for event in events:
-            raw = event.value
             try:
-                reading = self.validator.reading(raw, now)
+                reading = self.validator.reading(event.value, now)
             except EventError as exc:
                 await self.dead_letter("readings", event, exc.code, str(exc))
                 continue
             msg = event.message
-            incoming.append(Incoming(reading, msg.timestamp, msg.offset, raw))
+            incoming.append(Incoming(reading, msg.timestamp, msg.offset, event.value))
         sensors = {i.reading.sensor_id for i in incoming}
         states = {sid: self.sensor_state.get(sid.encode()) for sid in sensors}
         result = self.detection.process(incoming, states)
@@ -93,15 +137,7 @@ class Pipeline:
                 "readings", item.raw, item.reading.sensor_id.encode(), code, message, None
             )
         # Alerts must be on Kafka before the state that says they were sent.
-        pending = []
-        for alert in result.alerts:
-            pending.append(
-                await self.alerts.send(
-                    key=alert.alert_id.encode(), value=orjson.dumps(alert.to_dict())
-                )
-            )
-        for fut in pending:
-            await fut
+        await self._send_all(self.alerts, [(a.alert_id, self._alert_doc(a)) for a in result.alerts])
         sent_at = time.time()
         for sid, state in result.states.items():
             self.sensor_state[sid.encode()] = state
@@ -126,20 +162,382 @@ class Pipeline:
             else:
                 m.alerts_resolved.labels(alert.kind).inc()
 
+    def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
+        doc = alert.to_dict()
+        doc["labels"] = {
+            **self._cell_labels(alert.grid_cell),
+            "alert_id": alert.alert_id,
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "sensor_id": alert.sensor_id,
+            "source": "sensor",
+        }
+        return doc
+
+    def _cell_labels(self, cell: str) -> dict[str, str]:
+        return {"grid_cell": cell, **self.grid.path(cell)}
+
+    # -- incident reports ------------------------------------------------------------
     async def on_incidents(self, events: Sequence[EventT[bytes]]) -> None:
         now = time.time()
-        sources: Tally[str] = Tally()
+        reports = []
         for event in events:
             try:
-                report = self.validator.incident(event.value, now)
+                reports.append(self.validator.incident(event.value, now))
             except EventError as exc:
                 await self.dead_letter("incidents", event, exc.code, str(exc))
-                continue
-            sources[report.source] += 1
-        for source, n in sources.items():
-            self.metrics.incidents.labels(source).inc(n)
+        if not reports:
+            return
+        departments = self.departments.predict([f"{r.category}: {r.text}" for r in reports])
+        tally: Tally[tuple[str, str]] = Tally()
+        alerts = []
+        states: dict[bytes, dict[str, Any]] = {}
+        for report, department in zip(reports, departments, strict=True):
+            tally[(report.source, department)] += 1
+            key = report.grid_cell.encode()
+            cell_state = states.setdefault(key, dict(self.burst_state.get(key) or {}))
+            cell_state[report.category], burst = self.bursts.observe(
+                cell_state.get(report.category), report, department
+            )
+            if burst is not None:
+                alerts.append(
+                    (
+                        burst.alert_id,
+                        {
+                            "schema": "alert/1",
+                            "alert_id": burst.alert_id,
+                            "status": "firing",
+                            "sensor_id": "",
+                            "kind": "incident_burst",
+                            "grid_cell": burst.grid_cell,
+                            "severity": burst.severity,
+                            "score": 0.0,
+                            "value": burst.count,
+                            "started_at": format_ts(burst.bucket_start),
+                            "ended_at": None,
+                            "labels": {
+                                **self._cell_labels(burst.grid_cell),
+                                "alert_id": burst.alert_id,
+                                "kind": "incident_burst",
+                                "severity": burst.severity,
+                                "source": "citizen",
+                                "category": burst.category,
+                                "department": burst.department,
+                            },
+                        },
+                    )
+                )
+                level = self.grid.cells[burst.grid_cell].level
+                self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
+                self.metrics.incident_bursts.labels(burst.department).inc()
+        await self._send_all(self.alerts, alerts)
+        for key, cell_state in states.items():
+            self.burst_state[key] = cell_state
+        await self.app.producer.flush()
+        for (source, department), n in tally.items():
+            self.metrics.incidents.labels(source, department).inc(n)
 
-    # -- dead letters ----------------------------------------------------------------
+    # -- routing ---------------------------------------------------------------------
+    async def on_alert(self, event: EventT[bytes]) -> None:
+        try:
+            alert = orjson.loads(event.value)
+            alert_id, status, labels = alert["alert_id"], alert["status"], alert["labels"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            await self.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc!r}")
+            return
+        now = time.time()
+        key = alert_id.encode()
+        if status == "firing":
+            self.firing[key] = labels
+            firing = [v for k, v in self.firing.items() if k != key]
+            decision = self.router.decide(labels, firing, self._active_silences(), now)
+            why = (
+                "silenced"
+                if decision.silenced_by
+                else "inhibited"
+                if decision.inhibited_by
+                else None
+            )
+            if why is not None:
+                detail = (
+                    f"silence {decision.silenced_by.id}"
+                    if decision.silenced_by
+                    else "inhibited by a firing source alert"
+                )
+                await self._audit(
+                    {
+                        "action": f"alert_{why}",
+                        "alert_id": alert_id,
+                        "at": now,
+                        "actor": "citybrain",
+                        "detail": detail,
+                    }
+                )
+                self.metrics.alerts_suppressed.labels(alert["kind"], why).inc()
+                return
+        else:
+            self.firing.pop(key, None)
+            decision = self.router.decide(labels, [], [], now)
+        routed = [
+            (route.group_key(labels), {"alert": alert, "route": _route_doc(route)})
+            for route in decision.routes
+        ]
+        await self._send_all(self.routed, routed)
+
+    def _active_silences(self) -> list[Silence]:
+        out = []
+        for key, doc in self.silences.items():
+            # Parsed once per version: an expired silence has a new ends_at.
+            cache_key = (key.decode(), float(doc["ends_at"]))
+            if cache_key not in self._silences:
+                self._silences[cache_key] = Silence.from_dict(doc)
+            out.append(self._silences[cache_key])
+        return out
+
+    # -- runs ------------------------------------------------------------------------
+    async def on_routed(self, event: EventT[bytes]) -> None:
+        doc = orjson.loads(event.value)
+        alert, route = doc["alert"], doc["route"]
+        key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
+        group = dict(
+            self.groups.get(key)
+            or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
+        )
+        alert_id, now = alert["alert_id"], time.time()
+        engine = self.engines[route["playbook"]]
+        run = Run.from_dict(group["run"]) if group["run"] else None
+        cmds: list[Command] = []
+        if alert["status"] == "resolved":
+            if run is None or alert_id not in run.alerts:
+                return
+            run, cmds = engine.note(run, "alert_resolved", alert_id, now)
+        elif alert_id in group["seen"]:
+            return  # runs are idempotent per alert: a redelivered alert changes nothing
+        elif run is not None and not is_terminal(run):
+            run, cmds = engine.join(run, alert_id, now)
+            if (
+                run.last_notified_at is not None
+                and now - run.last_notified_at >= route["group_interval"]
+            ):
+                run, more = engine.renotify(run, f"new alert {alert_id} in the group", now)
+                cmds += more
+        else:
+            group["generation"] += 1
+            wait = route["group_wait"]
+            if self.settings.ack_deadline_seconds is not None:
+                wait = min(wait, self.settings.ack_deadline_seconds)
+            run, cmds = engine.new_run(
+                f"{key.decode()}.{group['generation']}", alert, now, group_wait=wait
+            )
+            self.metrics.runs.labels(run.playbook, run.department).inc()
+        group["seen"] = [*group["seen"], alert_id][-500:]
+        group["run"], group["route"] = run.to_dict(), route
+        await self.emit(run, cmds)
+        self.groups[key] = group
+
+    async def on_command(self, event: EventT[bytes]) -> None:
+        try:
+            cmd = orjson.loads(event.value)
+            command_id, run_id, action = cmd["id"], cmd["run_id"], cmd["action"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            await self.dead_letter("commands", event, "bad_command", f"not readable: {exc!r}")
+            return
+        key = run_key(run_id)
+        group = self.groups.get(key)
+        if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
+            await self.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
+            return
+        group = dict(group)
+        if command_id in group["commands"]:
+            return  # idempotent: the same command twice changes nothing
+        run = Run.from_dict(group["run"])
+        engine = self.engines[run.playbook]
+        by, now = str(cmd.get("by", "unknown")), time.time()
+        try:
+            if action == "ack":
+                run, cmds = engine.acknowledge(run, by, now)
+            elif action == "resolve":
+                run, cmds = engine.resolve(run, by, str(cmd.get("note", "")), now)
+            elif action == "escalate":
+                run, cmds = engine.escalate(run, by, now)
+            elif action == "cancel":
+                run, cmds = engine.cancel(run, by, str(cmd.get("note", "")), now)
+            elif action in ("approve", "reject"):
+                run, cmds = engine.approve(
+                    run, by, str(cmd.get("role", "")), now, approved=action == "approve"
+                )
+            elif action == "action_result":
+                run, cmds = engine.action_result(
+                    run, str(cmd["command_id"]), bool(cmd["ok"]), str(cmd.get("detail", "")), now
+                )
+            else:
+                raise PlaybookError(f"unknown command action {action!r}")
+        except PlaybookError as exc:
+            await self._audit(
+                {
+                    "action": "command_refused",
+                    "run_id": run_id,
+                    "at": now,
+                    "actor": by,
+                    "detail": str(exc),
+                    "command": action,
+                }
+            )
+            return
+        group["commands"] = [*group["commands"], command_id][-200:]
+        group["run"] = run.to_dict()
+        await self.emit(run, cmds)
+        self.groups[key] = group
+
+    async def check_deadlines(self) -> None:
+        # A half-recovered table could show a deadline whose escalation is already on
+        # the changelog; acting then would escalate twice.
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        if self.app.rebalancing or not recovery.completed.is_set():
+            return
+        now = time.time()
+        open_runs: Tally[tuple[str, str]] = Tally()
+        approvals: Tally[str] = Tally()
+        for key, group in list(self.groups.items()):
+            if not group["run"] or is_terminal(Run.from_dict(group["run"])):
+                continue
+            run = Run.from_dict(group["run"])
+            engine = self.engines[run.playbook]
+            cmds: list[Command] = []
+            if engine.is_due(run, now):
+                run, cmds = engine.timeout(run, now)
+            run, more = engine.check_sla(run, now)
+            cmds += more
+            repeat = group["route"]["repeat_interval"]
+            if (
+                run.acknowledged_at is None
+                and run.last_notified_at is not None
+                and now - run.last_notified_at >= repeat
+            ):
+                run, more = engine.renotify(run, "repeat: still unacknowledged", now)
+                cmds += more
+            if cmds:
+                await self.emit(run, cmds)
+                self.groups[key] = {**group, "run": run.to_dict()}
+            if not is_terminal(run):
+                open_runs[(run.playbook, run.status)] += 1
+                if run.status == RunStatus.WAITING_APPROVAL.value:
+                    step = engine._steps.get(run.step or "")
+                    approvals[getattr(step, "role", "coordinator")] += 1
+        for name in self.playbooks:
+            for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
+                self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])
+        for role in ("operator", "coordinator"):
+            self.metrics.approvals_waiting.labels(role).set(approvals[role])
+        self.metrics.sensors_tracked.set(len(self.sensor_state))
+
+    async def emit(self, run: Run, commands: list[Command]) -> None:
+        """Carry out the engine's commands: step and audit events (delivery awaited),
+        task messages, webhooks (in the background), KPIs."""
+        steps: list[tuple[str, Any]] = []
+        audit: list[tuple[str, Any]] = []
+        tasks: list[tuple[str, str, Any]] = []
+        for cmd in commands:
+            body = {"schema": "step/1", "playbook": run.playbook, **cmd.to_dict()}
+            (audit if cmd.action == "transition" else steps).append((run.alert_id, body))
+            if cmd.action == "kafka":
+                tasks.append(
+                    (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"])
+                )
+            self._kpis(run, cmd)
+        await self._send_all(self.steps, steps)
+        await self._send_all(self.audit, audit)
+        futures = [
+            await self.app.topic(topic, key_serializer="raw", value_serializer="raw").send(
+                key=key.encode(), value=orjson.dumps(message)
+            )
+            for topic, key, message in tasks
+        ]
+        for fut in futures:
+            await fut
+        for cmd in commands:
+            if cmd.action == "webhook":
+                payload = {
+                    "run_id": run.run_id,
+                    "alert_id": run.alert_id,
+                    "kind": run.kind,
+                    "grid_cell": run.grid_cell,
+                    "playbook": run.playbook,
+                    "labels": run.labels,
+                    "delivery": cmd.id,
+                }
+                if not self.webhooks.submit(cmd.id, cmd.data["url"], payload):
+                    await self.on_webhook_outcome(
+                        WebhookOutcome(
+                            cmd.id,
+                            cmd.data["url"],
+                            False,
+                            0,
+                            "too many webhook calls in flight",
+                            0.0,
+                        )
+                    )
+
+    def _kpis(self, run: Run, cmd: Command) -> None:
+        m = self.metrics
+        if cmd.action == "escalate":
+            m.escalations.labels(run.playbook, cmd.level or "").inc()
+        elif cmd.action == "acknowledged":
+            m.acks.labels(run.playbook, run.level).inc()
+            m.time_to_ack.labels(run.playbook, run.level, run.department).observe(
+                max(0.0, cmd.at - run.created_at)
+            )
+        elif cmd.action == "resolved":
+            m.runs_resolved.labels(run.playbook, run.department).inc()
+            m.time_to_resolve.labels(run.playbook, run.department).observe(
+                max(0.0, cmd.at - run.created_at)
+            )
+        elif cmd.action == "sla_breach":
+            m.sla_breaches.labels(run.playbook, run.department).inc()
+
+    # -- webhooks (called by the executor, off the stream) ---------------------------
+    async def on_webhook_outcome(self, outcome: WebhookOutcome) -> None:
+        run_id = outcome.command_id.rsplit(":", 1)[0]
+        self.metrics.webhook_calls.labels("ok" if outcome.ok else "failed").inc()
+        self.metrics.webhook_seconds.observe(outcome.seconds)
+        body = {
+            "id": f"{outcome.command_id}:result",
+            "run_id": run_id,
+            "action": "action_result",
+            "command_id": outcome.command_id,
+            "ok": outcome.ok,
+            "detail": f"{outcome.detail} after {outcome.attempts} attempt(s)",
+            "by": "citybrain",
+        }
+        await self.commands.send(key=run_key(run_id), value=orjson.dumps(body))
+
+    async def on_webhook_attempt(
+        self, command_id: str, url: str, attempt: int, detail: str
+    ) -> None:
+        self.metrics.webhook_failed_attempts.inc()
+        await self._audit(
+            {
+                "action": "webhook_attempt_failed",
+                "run_id": command_id.rsplit(":", 1)[0],
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"{url}: attempt {attempt}: {detail}",
+            }
+        )
+
+    # -- plumbing --------------------------------------------------------------------
+    async def _send_all(self, topic: faust.TopicT, items: list[tuple[str, Any]]) -> None:
+        """Send and wait until Kafka has every message (the caller's state comes after)."""
+        futures = [
+            await topic.send(key=key.encode(), value=orjson.dumps(value)) for key, value in items
+        ]
+        for fut in futures:
+            await fut
+
+    async def _audit(self, record: dict[str, Any]) -> None:
+        key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
+        await self.audit.send(key=key, value=orjson.dumps({"schema": "audit/1", **record}))
+
     async def dead_letter(self, stream: str, event: EventT[bytes], code: str, message: str) -> None:
         msg = event.message
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
@@ -161,92 +559,23 @@ class Pipeline:
         await self.deadletter.send(key=key, value=value, headers=headers)
         self.metrics.dead_letters.labels(stream, code).inc()
 
-    # -- playbook runs ---------------------------------------------------------------
-    async def on_alert(self, event: EventT[bytes]) -> None:
-        try:
-            alert = orjson.loads(event.value)
-            alert_id = alert["alert_id"]
-            status = alert["status"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            await self.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc!r}")
-            return
-        key = alert_id.encode()
-        if status != "firing" or key in self.runs:
-            return  # runs are idempotent per alert: a redelivered alert starts nothing
-        now = time.time()
-        try:
-            run = Run.for_alert(
-                alert_id, self.engine.playbook.playbook, alert["grid_cell"], alert["kind"], now
-            )
-            run, commands = self.engine.start(run, now)
-        except PlaybookError as exc:
-            await self.dead_letter("alerts", event, "playbook_error", str(exc))
-            return
-        await self.emit(commands)
-        self.runs[key] = run.to_dict()
-        self.metrics.runs.labels(run.playbook).inc()
 
-    async def on_ack(self, event: EventT[bytes]) -> None:
-        try:
-            ack = orjson.loads(event.value)
-            alert_id, by = str(ack["alert_id"]), str(ack.get("by", "unknown"))
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            await self.dead_letter("acks", event, "bad_ack", f"ack not readable: {exc!r}")
-            return
-        key = alert_id.encode()
-        stored = self.runs.get(key)
-        if stored is None:
-            await self.dead_letter("acks", event, "unknown_alert", f"no run for alert {alert_id}")
-            return
-        run = Run.from_dict(stored)
-        if run.acknowledged_at is not None or is_terminal(run):
-            return  # idempotent: a second acknowledgement changes nothing
-        level = run.level
-        run, commands = self.engine.acknowledge(run, by, time.time())
-        await self.emit(commands)
-        self.runs[key] = run.to_dict()
-        self.metrics.acks.labels(run.playbook, level).inc()
-
-    async def check_deadlines(self) -> None:
-        # A half-recovered table could show a deadline whose escalation is already on
-        # the changelog; acting then would escalate twice.
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
-        if self.app.rebalancing or not recovery.completed.is_set():
-            return
-        now = time.time()
-        open_by_status: Tally[str] = Tally()
-        for key, stored in list(self.runs.items()):
-            run = Run.from_dict(stored)
-            if self.engine.is_due(run, now):
-                run, commands = self.engine.timeout(run, now)
-                await self.emit(commands)
-                self.runs[key] = run.to_dict()
-            if not is_terminal(run):
-                open_by_status[run.status] += 1
-        for status in ("waiting_ack", "acknowledged", "unacknowledged"):
-            self.metrics.runs_open.labels(status).set(open_by_status[status])
-        self.metrics.sensors_tracked.set(len(self.sensor_state))
-
-    async def emit(self, commands: list[Command]) -> None:
-        """Publish each command as a step event and wait until Kafka has them."""
-        pending = []
-        for cmd in commands:
-            body = {"schema": "step/1", "playbook": self.engine.playbook.playbook, **cmd.to_dict()}
-            pending.append(
-                await self.steps.send(key=cmd.alert_id.encode(), value=orjson.dumps(body))
-            )
-            if cmd.action == "escalate":
-                self.metrics.escalations.labels(
-                    self.engine.playbook.playbook, cmd.level or ""
-                ).inc()
-        for fut in pending:
-            await fut
+def _route_doc(route: Route) -> dict[str, Any]:
+    return {
+        "id": route.id,
+        "playbook": route.playbook,
+        "group_wait": route.group_wait,
+        "group_interval": route.group_interval,
+        "repeat_interval": route.repeat_interval,
+    }
 
 
 def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> faust.App:
-    """A fresh faust app with its agents, tables, timer and /metrics."""
+    """A fresh faust app with its agents, tables, timer, operator API and /metrics."""
+    from streams.api import register_api
+
     settings = settings or Settings()
     registry = registry or CollectorRegistry()
     grid = load_grid(settings.grid_file)
@@ -273,6 +602,7 @@ def create_app(
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     pipeline = Pipeline(app, settings, grid, metrics)
     app.citybrain = pipeline  # type: ignore[attr-defined]
+    register_api(app, pipeline)
 
     @app.agent(pipeline.readings)
     async def detect(stream: faust.StreamT[bytes]) -> None:
@@ -290,14 +620,19 @@ def create_app(
             await pipeline.on_incidents(events)
 
     @app.agent(pipeline.alerts)
-    async def respond(stream: faust.StreamT[bytes]) -> None:
+    async def route(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await pipeline.on_alert(event)
 
-    @app.agent(pipeline.acks)
-    async def acknowledge(stream: faust.StreamT[bytes]) -> None:
+    @app.agent(pipeline.routed)
+    async def respond(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await pipeline.on_ack(event)
+            await pipeline.on_routed(event)
+
+    @app.agent(pipeline.commands)
+    async def command(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await pipeline.on_command(event)
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:

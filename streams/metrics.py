@@ -1,14 +1,20 @@
 """Domain metrics, built from an injected registry; names are the contract with dashboards.
 
-Labels are bounded (kind, grid level, severity, reason, source); never a sensor id. The
-hot path updates them once per batch.
+Labels are bounded (kind, grid level, severity, reason, source, playbook, department);
+never a sensor, alert or run id. The hot path updates them once per batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 READINGS = "citybrain_readings_total"
 DUPLICATES = "citybrain_readings_duplicate_total"
@@ -16,15 +22,29 @@ REDELIVERED = "citybrain_readings_redelivered_total"
 ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
+ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
 DEAD_LETTERS = "citybrain_dead_letters_total"
 INCIDENTS = "citybrain_incidents_total"
+INCIDENT_BURSTS = "citybrain_incident_bursts_total"
 EVENT_TO_ALERT = "citybrain_event_to_alert_seconds"
 BATCH_SIZE = "citybrain_batch_readings"
 RUNS = "citybrain_playbook_runs_total"
+RUNS_RESOLVED = "citybrain_playbook_runs_resolved_total"
 ESCALATIONS = "citybrain_playbook_escalations_total"
 ACKS = "citybrain_playbook_acks_total"
+TIME_TO_ACK = "citybrain_playbook_time_to_ack_seconds"
+TIME_TO_RESOLVE = "citybrain_playbook_time_to_resolve_seconds"
+SLA_BREACHES = "citybrain_playbook_sla_breaches_total"
 RUNS_OPEN = "citybrain_playbook_runs_open"
+APPROVALS_WAITING = "citybrain_playbook_approvals_waiting"
+WEBHOOK_CALLS = "citybrain_webhook_calls_total"
+WEBHOOK_FAILED_ATTEMPTS = "citybrain_webhook_failed_attempts_total"
+WEBHOOK_SECONDS = "citybrain_webhook_seconds"
+API_REQUESTS = "citybrain_api_requests_total"
 SENSORS_TRACKED = "citybrain_sensors_tracked"
+
+# Minutes to days: a community acknowledges in minutes, a maintenance ticket in a day.
+RESPONSE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
 
 
 def _base(name: str) -> str:
@@ -40,79 +60,103 @@ class Metrics:
     anomalies: Counter
     alerts: Counter
     alerts_resolved: Counter
+    alerts_suppressed: Counter
     dead_letters: Counter
     incidents: Counter
+    incident_bursts: Counter
     event_to_alert: Histogram
     batch_size: Histogram
     runs: Counter
+    runs_resolved: Counter
     escalations: Counter
     acks: Counter
+    time_to_ack: Histogram
+    time_to_resolve: Histogram
+    sla_breaches: Counter
     runs_open: Gauge
+    approvals_waiting: Gauge
+    webhook_calls: Counter
+    webhook_failed_attempts: Counter
+    webhook_seconds: Histogram
+    api_requests: Counter
     sensors_tracked: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
         # *_created series double every counter's cardinality for no control-room use.
         disable_created_metrics()  # type: ignore[no-untyped-call]
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(_base(name), doc, list(labels), registry=registry)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, list(labels), registry=registry)
+
+        def histogram(
+            name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]
+        ) -> Histogram:
+            return Histogram(name, doc, list(labels), buckets=buckets, registry=registry)
+
+        playbook = ("playbook", "department")
         return cls(
-            readings=Counter(
-                _base(READINGS), "Valid readings processed", ["kind"], registry=registry
+            readings=counter(READINGS, "Valid readings processed", ("kind",)),
+            duplicates=counter(DUPLICATES, "Readings dropped as exact duplicates"),
+            redelivered=counter(REDELIVERED, "Readings skipped as redeliveries after a restart"),
+            anomalies=counter(ANOMALIES, "Readings scored anomalous", ("kind",)),
+            alerts=counter(
+                ALERTS,
+                "Alerts opened (one per anomalous episode or burst)",
+                ("kind", "level", "severity"),
             ),
-            duplicates=Counter(
-                _base(DUPLICATES), "Readings dropped as exact duplicates", registry=registry
+            alerts_resolved=counter(ALERTS_RESOLVED, "Alert episodes that ended", ("kind",)),
+            alerts_suppressed=counter(
+                ALERTS_SUPPRESSED, "Alerts silenced or inhibited", ("kind", "why")
             ),
-            redelivered=Counter(
-                _base(REDELIVERED),
-                "Readings skipped as redeliveries after a restart",
-                registry=registry,
+            dead_letters=counter(
+                DEAD_LETTERS, "Events sent to the dead-letter topic", ("stream", "reason")
             ),
-            anomalies=Counter(
-                _base(ANOMALIES), "Readings scored anomalous", ["kind"], registry=registry
-            ),
-            alerts=Counter(
-                _base(ALERTS),
-                "Alerts opened (one per anomalous episode)",
-                ["kind", "level", "severity"],
-                registry=registry,
-            ),
-            alerts_resolved=Counter(
-                _base(ALERTS_RESOLVED), "Alert episodes that ended", ["kind"], registry=registry
-            ),
-            dead_letters=Counter(
-                _base(DEAD_LETTERS),
-                "Events sent to the dead-letter topic",
-                ["stream", "reason"],
-                registry=registry,
-            ),
-            incidents=Counter(
-                _base(INCIDENTS), "Valid incident reports", ["source"], registry=registry
-            ),
-            event_to_alert=Histogram(
+            incidents=counter(INCIDENTS, "Valid incident reports", ("source", "department")),
+            incident_bursts=counter(INCIDENT_BURSTS, "Bursts of citizen reports", ("department",)),
+            event_to_alert=histogram(
                 EVENT_TO_ALERT,
                 "From a reading's arrival in Kafka to its alert being sent",
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-                registry=registry,
+                (),
+                (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             ),
-            batch_size=Histogram(
+            batch_size=histogram(
                 BATCH_SIZE,
                 "Readings per processed batch",
-                buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000),
-                registry=registry,
+                (),
+                (1, 10, 50, 100, 500, 1000, 2000, 5000),
             ),
-            runs=Counter(_base(RUNS), "Playbook runs started", ["playbook"], registry=registry),
-            escalations=Counter(
-                _base(ESCALATIONS),
-                "Escalations up the grid",
-                ["playbook", "level"],
-                registry=registry,
+            runs=counter(RUNS, "Playbook runs started", playbook),
+            runs_resolved=counter(RUNS_RESOLVED, "Playbook runs resolved", playbook),
+            escalations=counter(ESCALATIONS, "Escalations up the grid", ("playbook", "level")),
+            acks=counter(ACKS, "Acknowledgements", ("playbook", "level")),
+            time_to_ack=histogram(
+                TIME_TO_ACK,
+                "From run start to its acknowledgement",
+                ("playbook", "level", "department"),
+                RESPONSE_BUCKETS,
             ),
-            acks=Counter(
-                _base(ACKS), "Acknowledgements received", ["playbook", "level"], registry=registry
+            time_to_resolve=histogram(
+                TIME_TO_RESOLVE, "From run start to its resolution", playbook, RESPONSE_BUCKETS
             ),
-            runs_open=Gauge(
-                RUNS_OPEN, "Runs not yet resolved, by status", ["status"], registry=registry
+            sla_breaches=counter(SLA_BREACHES, "Runs not resolved within their SLA", playbook),
+            runs_open=gauge(RUNS_OPEN, "Runs not yet finished, by status", ("playbook", "status")),
+            approvals_waiting=gauge(
+                APPROVALS_WAITING, "Runs waiting for a human decision", ("role",)
             ),
-            sensors_tracked=Gauge(
-                SENSORS_TRACKED, "Sensors with detector state on this worker", registry=registry
+            webhook_calls=counter(WEBHOOK_CALLS, "Webhook deliveries by outcome", ("outcome",)),
+            webhook_failed_attempts=counter(
+                WEBHOOK_FAILED_ATTEMPTS, "Webhook attempts that failed (before retries)"
             ),
+            webhook_seconds=histogram(
+                WEBHOOK_SECONDS,
+                "Webhook delivery time, retries included",
+                (),
+                (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            ),
+            api_requests=counter(API_REQUESTS, "Operator API requests", ("action", "outcome")),
+            sensors_tracked=gauge(SENSORS_TRACKED, "Sensors with detector state on this worker"),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +33,23 @@ class Settings(BaseSettings):
     partitions: int = Field(default=2, ge=1)
 
     grid_file: Path = REPO_ROOT / "datasets" / "grid.yaml"
-    playbook_file: Path = REPO_ROOT / "playbooks" / "library" / "sensor-anomaly.yaml"
-    # Shortens every wait_ack deadline (rehearsals, demos); unset in production.
+    playbook_dir: Path = REPO_ROOT / "playbooks" / "library" / "playbooks"
+    routing_file: Path = REPO_ROOT / "playbooks" / "library" / "routing.yaml"
+    # Shortens every wait for a person (acks, approvals) and group_wait (rehearsals,
+    # demos); unset in production.
     ack_deadline_seconds: float | None = None
+
+    # Operator API: hashed tokens with roles (streams/auth.py); no file, no access.
+    api_tokens_file: Path | None = None
+    # Shared secret for webhook signatures; unset: a random one per worker start.
+    webhook_secret: SecretStr | None = None
+    webhook_timeout: float = Field(default=5.0, gt=0)
+    webhook_retries: int = Field(default=4, ge=0)
+    webhook_backoff: float = Field(default=0.5, ge=0)
+
+    # Citizen-report bursts (streams/bursts.py).
+    burst_bucket_seconds: float = Field(default=1800.0, gt=0)
+    burst_min_reports: int = Field(default=5, ge=2)
 
     # A crashed worker's partitions move once the group misses it this long (Kafka's
     # group.min.session.timeout.ms is 6 s); faust's 60 s default stalls failover.
@@ -70,5 +84,14 @@ class Settings(BaseSettings):
         """Every topic citybrain reads or writes, by role."""
         return {
             role: self.topic(role)
-            for role in ("readings", "incidents", "deadletter", "alerts", "steps", "acks")
+            for role in (
+                "readings",
+                "incidents",
+                "deadletter",
+                "alerts",
+                "routed",
+                "steps",
+                "audit",
+                "commands",
+            )
         }

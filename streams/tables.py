@@ -1,7 +1,7 @@
-"""A faust table whose changelog partition is computed from the key.
+"""faust tables whose changelog partition is computed from the key.
 
 faust writes a changelog entry to the partition of the *current event*; with batches
-(``take_events``) and in timers there is no single current event, and its
+(``take_events``), in timers and in web views there is no single current event, and its
 ``use_partitioner`` option needs the producer's topic metadata at the first write (it
 crashes the agent when that metadata has not been fetched yet). Kafka's default
 partitioner is a pure function of the key bytes, so compute it here: the changelog
@@ -27,10 +27,19 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         return key_partition(key, self.partitions)
 
 
-def key_partitioned_table(app: faust.App, name: str, partitions: int) -> KeyPartitionedTable:
+class KeyPartitionedGlobalTable(faust.GlobalTable):
+    """Every worker holds all of it (silences, firing alerts for inhibition)."""
+
+    def partition_for_key(self, key: Any) -> int:
+        assert self.partitions is not None
+        return key_partition(key, self.partitions)
+
+
+def key_partitioned_table(
+    app: faust.App, name: str, partitions: int, is_global: bool = False
+) -> faust.Table[bytes, Any]:
     """A table with raw-bytes keys and JSON values, registered with ``app``."""
-    table = KeyPartitionedTable(
-        app, name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
-    )
+    cls = KeyPartitionedGlobalTable if is_global else KeyPartitionedTable
+    table = cls(app, name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon)
     app.tables.add(table)
     return table

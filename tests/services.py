@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -24,6 +25,23 @@ from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+OPERATOR_TOKEN = "test-operator-token"
+COORDINATOR_TOKEN = "test-coordinator-token"
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def write_tokens(path: Path) -> Path:
+    from streams.auth import hash_token
+
+    path.write_text(
+        "tokens:\n"
+        f"  - {{name: duty-operator, role: operator, sha256: '{hash_token(OPERATOR_TOKEN)}'}}\n"
+        f"  - {{name: duty-coordinator, role: coordinator, "
+        f"sha256: '{hash_token(COORDINATOR_TOKEN)}'}}\n"
+    )
+    return path
+
 
 # Test ports differ from the defaults so a developer's running demo stack is left alone.
 TEST_PORTS = {
@@ -63,6 +81,11 @@ class Pipeline:
             "CITYBRAIN_DETECTOR_WINDOW": "48",
             "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
             "CITYBRAIN_QUIET_READINGS": "3",
+            "CITYBRAIN_API_TOKENS_FILE": str(write_tokens(self.run_dir / "tokens.yaml")),
+            "CITYBRAIN_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "CITYBRAIN_WEBHOOK_RETRIES": "2",
+            "CITYBRAIN_WEBHOOK_BACKOFF": "0.2",
+            "CITYBRAIN_WEBHOOK_TIMEOUT": "1",
             **self.extra_env,
         }
         self.settings = stack_settings(self.run_dir).model_copy(
@@ -118,6 +141,22 @@ class Pipeline:
                     )
         finally:
             consumer.close()
+
+    def api(
+        self, method: str, path: str, token: str | None, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Call the worker's operator API; (status, JSON body)."""
+        url = f"http://127.0.0.1:{self.settings.worker_port}/api/v1{path}"
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
 
     def close(self) -> None:
         self.producer.close()

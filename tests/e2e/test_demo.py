@@ -43,8 +43,10 @@ def test_demo_alerts_on_the_real_events_and_writes_its_summary(
     assert summary["incidents"] == 998
     assert summary["dead_letters"] == 0
     assert summary["anomalies"] > 0 and summary["alerts"] > 0
-    # One run per alert, each escalated once to the street level after nobody acked.
-    assert summary["runs"] == summary["alerts"] == summary["escalations"]
+    # Alerts of one group (a street's gauges, a district's air) share a run; nobody
+    # acknowledges in the demo, so every run climbs at least one rung of its ladder.
+    assert 0 < summary["runs"] <= summary["alerts"]
+    assert summary["escalations"] >= summary["runs"]
     assert summary["prometheus_readings_total"] == summary["readings"]
     assert {e["event"]: e["detected"] for e in summary["known_events"]} == {
         "Dead Run flash flood (Baltimore, 2019-05-11)": True,

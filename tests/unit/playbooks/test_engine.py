@@ -13,8 +13,12 @@ from playbooks.grid import Grid
 from playbooks.loader import PLAYBOOK_DIR, load_playbook, load_playbooks, playbook_errors
 
 PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
-ALERT = {"alert_id": "al-1", "kind": "water_level", "grid_cell": "c-bridge",
-         "labels": {"source": "sensor"}}
+ALERT = {
+    "alert_id": "al-1",
+    "kind": "water_level",
+    "grid_cell": "c-bridge",
+    "labels": {"source": "sensor"},
+}
 
 
 def engine(grid: Grid, name: str = "sensor-anomaly", **kw: float) -> PlaybookEngine:
@@ -91,23 +95,41 @@ def test_deadline_override_and_json_round_trip(grid: Grid) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("playbook: p\nversion: 1\ndepartment: d\nsteps: []\n",
-         ":4: steps: Value error, a playbook needs at least one step"),
-        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: teleport}\n",
-         ":5: steps.0: Input tag 'teleport' found using 'action' does not match"),
-        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - id: a\n    action: wait_ack\n"
-         "    deadline: soon\n", ":7: steps.0.wait_ack.deadline: Value error, duration is 'soon'"),
-        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify, level: planet}\n",
-         ":5: steps.0.notify.level: Value error, level is 'planet'"),
-        ("playbook: p\nversion: 1\ndepartment: d\ncolour: red\nsteps:\n  - {id: a, action: notify}\n",
-         ":4: colour: Extra inputs are not permitted"),
-        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify}\n"
-         "  - {id: a, action: notify}\n", ":6: steps.1.id: step id 'a' is used twice"),
-        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n"
-         "  - {id: a, action: wait_ack, deadline: 1m, on_timeout: b}\n",
-         ":5: steps.0.on_timeout: on_timeout names step 'b', which does not exist"),
-        ("playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: dispatch}\n",
-         ":5: steps.0.dispatch: Value error, dispatch needs exactly one of unit or department"),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps: []\n",
+            ":4: steps: Value error, a playbook needs at least one step",
+        ),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: teleport}\n",
+            ":5: steps.0: Input tag 'teleport' found using 'action' does not match",
+        ),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - id: a\n    action: wait_ack\n"
+            "    deadline: soon\n",
+            ":7: steps.0.wait_ack.deadline: Value error, duration is 'soon'",
+        ),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify, level: planet}\n",
+            ":5: steps.0.notify.level: Value error, level is 'planet'",
+        ),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\ncolour: red\nsteps:\n  - {id: a, action: notify}\n",
+            ":4: colour: Extra inputs are not permitted",
+        ),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify}\n"
+            "  - {id: a, action: notify}\n",
+            ":6: steps.1.id: step id 'a' is used twice",
+        ),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps:\n"
+            "  - {id: a, action: wait_ack, deadline: 1m, on_timeout: b}\n",
+            ":5: steps.0.on_timeout: on_timeout names step 'b', which does not exist",
+        ),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: dispatch}\n",
+            ":5: steps.0.dispatch: Value error, dispatch needs exactly one of unit or department",
+        ),
         ("playbook: [\n", ":2: not valid YAML"),
     ],
 )

@@ -29,8 +29,11 @@ def test_rehearsal(path: Path, grid: Grid) -> None:
     assert outcome.actions == spec["expect"]["actions"]
     assert outcome.run.status == spec["expect"]["final"]
     if "units" in spec["expect"]:
-        units = [[c.action, c.unit] for c in outcome.commands
-                 if c.action in ("notify", "dispatch", "escalate")]
+        units = [
+            [c.action, c.unit]
+            for c in outcome.commands
+            if c.action in ("notify", "dispatch", "escalate")
+        ]
         assert units == spec["expect"]["units"]
     # The audit trail: every status change is a transition from the previous status.
     statuses = ["pending", *outcome.statuses]

@@ -16,13 +16,27 @@ ROUTER = load_routing(default_routing_path(), PLAYBOOKS)
 
 
 def sensor(kind: str, **labels: str) -> dict[str, str]:
-    return {"source": "sensor", "kind": kind, "severity": "minor", "community": "c1",
-            "street": "s1", "district": "d1", "city": "x", **labels}
+    return {
+        "source": "sensor",
+        "kind": kind,
+        "severity": "minor",
+        "community": "c1",
+        "street": "s1",
+        "district": "d1",
+        "city": "x",
+        **labels,
+    }
 
 
 def citizen(category: str, **labels: str) -> dict[str, str]:
-    return {"source": "citizen", "category": category, "community": "c1", "street": "s1",
-            "district": "d1", **labels}
+    return {
+        "source": "citizen",
+        "category": category,
+        "community": "c1",
+        "street": "s1",
+        "district": "d1",
+        **labels,
+    }
 
 
 @pytest.mark.parametrize(
@@ -79,7 +93,8 @@ def test_continue_and_inherited_group_settings(tmp_path: Path) -> None:
     assert (flood.group_by, flood.group_wait, flood.repeat_interval) == (("kind",), 30.0, 14400.0)
     assert (district.group_by, district.repeat_interval) == (("district",), 600.0)
     assert [r.playbook for r in router.root.match(sensor("pm25", district="d9"))] == [
-        "sensor-anomaly"]
+        "sensor-anomaly"
+    ]
 
 
 def test_group_keys_follow_group_by() -> None:
@@ -158,24 +173,40 @@ def test_matcher_round_trip_and_anchoring() -> None:
 
 
 BAD_ROUTING = [
-    ("version: 1\nroute:\n  playbook: nope\n",
-     ":3: route.playbook: playbook 'nope' does not exist"),
-    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  colour: red\n",
-     ":4: route.colour: Extra inputs are not permitted"),
-    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  routes:\n    - matchers: ['knd=\"x\"']\n",
-     ":5: route.routes.0.matchers.0: matcher 'knd=\"x\"': unknown label 'knd'"),
-    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  routes:\n    - matchers: ['kind=~\"(\"']\n",
-     ":5: route.routes.0.matchers.0: matcher 'kind=~\"(\"': bad regex"),
-    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [colour]\n",
-     ":4: route.group_by.0: unknown label 'colour'"),
-    ("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_wait: soon\n",
-     ":4: route.group_wait: Value error, duration is 'soon'"),
-    ("version: 1\nroute:\n  matchers: ['kind=\"x\"']\n  playbook: sensor-anomaly\n",
-     ":3: route.matchers: the root route matches every alert: it takes no matchers"),
+    (
+        "version: 1\nroute:\n  playbook: nope\n",
+        ":3: route.playbook: playbook 'nope' does not exist",
+    ),
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  colour: red\n",
+        ":4: route.colour: Extra inputs are not permitted",
+    ),
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  routes:\n    - matchers: ['knd=\"x\"']\n",
+        ":5: route.routes.0.matchers.0: matcher 'knd=\"x\"': unknown label 'knd'",
+    ),
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  routes:\n    - matchers: ['kind=~\"(\"']\n",
+        ":5: route.routes.0.matchers.0: matcher 'kind=~\"(\"': bad regex",
+    ),
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [colour]\n",
+        ":4: route.group_by.0: unknown label 'colour'",
+    ),
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_wait: soon\n",
+        ":4: route.group_wait: Value error, duration is 'soon'",
+    ),
+    (
+        "version: 1\nroute:\n  matchers: ['kind=\"x\"']\n  playbook: sensor-anomaly\n",
+        ":3: route.matchers: the root route matches every alert: it takes no matchers",
+    ),
     ("version: 1\nroute: {}\n", ":2: route: the root route needs a playbook"),
-    ("version: 1\nroute:\n  playbook: sensor-anomaly\ninhibit_rules:\n"
-     "  - {source_matchers: [], target_matchers: [], equal: [zone]}\n",
-     ":5: inhibit_rules.0.equal.0: unknown label 'zone'"),
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\ninhibit_rules:\n"
+        "  - {source_matchers: [], target_matchers: [], equal: [zone]}\n",
+        ":5: inhibit_rules.0.equal.0: unknown label 'zone'",
+    ),
 ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from citybrain.demo import DEMO_DATA
 from streams.errors import FeedError
 from streams.events import IncidentReport, Reading
 from streams.feeds import BadRow, event_key, load_events, read_canonical
@@ -26,8 +27,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_committed_slices_parse_and_merge_in_event_time_order() -> None:
-    files = sorted((ROOT / "datasets").glob("*.csv.gz"))
-    events = load_events(files)
+    events = load_events(DEMO_DATA)
     assert len(events) > 30_000
     assert all(a.ts <= b.ts for a, b in itertools.pairwise(events))
     assert {type(e) for e in events} == {Reading, IncidentReport}

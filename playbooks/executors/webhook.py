@@ -1,0 +1,134 @@
+"""Webhook calls for ``webhook`` steps: HMAC-signed POSTs with a timeout, retries with
+exponential backoff and full jitter, bounded concurrency, and never blocking the stream.
+
+``submit`` returns at once; the outcome arrives later through ``on_result`` (the host
+turns it into an ``action_result`` for the run). Every failed attempt is reported through
+``on_attempt`` so the host can record it as an audit event and a metric.
+
+Signature: ``X-Citybrain-Signature: sha256=<hex>`` is HMAC-SHA256 over
+``<X-Citybrain-Timestamp>.<body>`` with the shared secret (Stripe's scheme: the timestamp
+in the MAC stops replays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    command_id: str
+    url: str
+    ok: bool
+    attempts: int
+    detail: str  # "HTTP 200", "HTTP 503", "timeout", "connection refused", ...
+    seconds: float
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookExecutor:
+    def __init__(
+        self,
+        secret: bytes,
+        on_result: Callable[[WebhookOutcome], Awaitable[None]],
+        on_attempt: Callable[[str, str, int, str], Awaitable[None]] | None = None,
+        timeout: float = 5.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        max_in_flight: int = 200,
+    ) -> None:
+        self.secret = secret
+        self.on_result = on_result
+        self.on_attempt = on_attempt
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_in_flight = max_in_flight
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, command_id: str, url: str, payload: dict[str, Any]) -> bool:
+        """Start delivering; False when too many calls are in flight (the host then
+        reports the step failed at once rather than queueing without bound)."""
+        if len(self._tasks) >= self.max_in_flight:
+            return False
+        task = asyncio.get_running_loop().create_task(self._deliver(command_id, url, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter (AWS architecture blog's recommendation)."""
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+
+    async def _deliver(self, command_id: str, url: str, payload: dict[str, Any]) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        body = json.dumps(payload, sort_keys=True).encode()
+        start = time.monotonic()
+        detail = ""
+        attempts = 0
+        for attempt in range(self.retries + 1):
+            attempts = attempt + 1
+            timestamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Citybrain-Delivery": command_id,
+                "X-Citybrain-Timestamp": timestamp,
+                "X-Citybrain-Signature": sign(self.secret, timestamp, body),
+            }
+            retry = True
+            try:
+                resp = await self._client.post(url, content=body, headers=headers)
+                detail = f"HTTP {resp.status_code}"
+                if resp.is_success:
+                    await self.on_result(
+                        WebhookOutcome(
+                            command_id, url, True, attempts, detail, time.monotonic() - start
+                        )
+                    )
+                    return
+                # Client errors other than timeout/too-many-requests will not heal by retrying.
+                retry = resp.status_code >= 500 or resp.status_code in (408, 429)
+            except httpx.TimeoutException:
+                detail = "timeout"
+            except httpx.TransportError as exc:
+                detail = f"transport error: {type(exc).__name__}"
+            if self.on_attempt is not None:
+                await self.on_attempt(command_id, url, attempts, detail)
+            if not retry or attempt == self.retries:
+                break
+            await asyncio.sleep(self.delay(attempt))
+        await self.on_result(
+            WebhookOutcome(command_id, url, False, attempts, detail, time.monotonic() - start)
+        )
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._client is not None:
+            await self._client.aclose()

@@ -1,0 +1,229 @@
+"""The operator API, served by each worker's faust web server beside /metrics.
+
+Token authentication (``Authorization: Bearer <token>``, tokens stored hashed, see
+streams/auth.py) with the roles operator and coordinator. Commands are validated here
+against the run's current state, then published on the commands topic keyed like the run,
+so the worker that owns the run applies them through the engine; responses are ``202``
+with the command. Documented in docs/openapi.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import faust
+import orjson
+from faust.web import Request, Response, View
+
+from playbooks.engine import Run, is_terminal
+from playbooks.errors import RoutingConfigError
+from playbooks.machine import RunStatus
+from playbooks.routing import new_silence
+from playbooks.schema import parse_duration
+from streams.app import run_key
+from streams.auth import Principal, TokenStore
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+PREFIX = "/api/v1"
+RUN_ACTIONS = {
+    "ack": "ack",
+    "resolve": "resolve",
+    "escalate": "escalate",
+    "cancel": "cancel",
+    "approve": "approve",
+    "reject": "approve",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def register_api(app: faust.App, pipeline: Pipeline) -> None:
+    tokens = TokenStore.load(pipeline.settings.api_tokens_file)
+
+    async def authorize(view: View, request: Request, action: str) -> Principal:
+        principal = tokens.authenticate(request.headers.get("Authorization"))
+        reason = None
+        if principal is None:
+            reason = (401, "missing or unknown bearer token")
+        elif not principal.may(action):
+            reason = (403, f"role {principal.role} may not {action}")
+        if reason is not None:
+            # Every refusal is audited; the token itself is never recorded.
+            await pipeline._audit(
+                {
+                    "action": "api_refused",
+                    "at": time.time(),
+                    "actor": principal.name if principal else "anonymous",
+                    "detail": f"{request.method} {request.url.path}: {reason[1]}",
+                    "status": reason[0],
+                }
+            )
+            pipeline.metrics.api_requests.labels(action, str(reason[0])).inc()
+            raise ApiError(*reason)
+        assert principal is not None
+        return principal
+
+    async def body(request: Request) -> dict[str, Any]:
+        raw = await request.read()
+        if not raw:
+            return {}
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"body is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ApiError(400, "body must be a JSON object")
+        return doc
+
+    def find_run(run_id: str) -> Run:
+        group = pipeline.groups.get(run_key(run_id))
+        if group is None or not group.get("run") or group["run"]["run_id"] != run_id:
+            raise ApiError(404, f"no run {run_id!r}")
+        return Run.from_dict(group["run"])
+
+    def handled(fun: Any) -> Any:
+        async def wrapper(self: View, request: Request, **kw: Any) -> Response:
+            try:
+                return await fun(self, request, **kw)  # type: ignore[no-any-return]
+            except ApiError as exc:
+                return self.error(exc.status, exc.message)
+
+        return wrapper
+
+    @app.page(f"{PREFIX}/runs")
+    class RunsView(View):
+        @handled
+        async def get(self, request: Request) -> Response:
+            await authorize(self, request, "read")
+            status = request.query.get("status")
+            runs = [g["run"] for _, g in pipeline.groups.items() if g.get("run")]
+            if status:
+                runs = [r for r in runs if r["status"] == status]
+            pipeline.metrics.api_requests.labels("read", "200").inc()
+            return self.json({"runs": sorted(runs, key=lambda r: r["created_at"])})
+
+    @app.page(f"{PREFIX}/runs/{{run_id}}")
+    class RunView(View):
+        @handled
+        async def get(self, request: Request, run_id: str) -> Response:
+            await authorize(self, request, "read")
+            return self.json({"run": find_run(run_id).to_dict()})
+
+    @app.page(f"{PREFIX}/runs/{{run_id}}/{{action}}")
+    class RunActionView(View):
+        @handled
+        async def post(self, request: Request, run_id: str, action: str) -> Response:
+            if action not in RUN_ACTIONS:
+                raise ApiError(404, f"no action {action!r}; expected one of {sorted(RUN_ACTIONS)}")
+            principal = await authorize(self, request, RUN_ACTIONS[action])
+            doc = await body(request)
+            run = find_run(run_id)
+            status = RunStatus(run.status)
+            if is_terminal(run) and not (action == "resolve" and status is RunStatus.RESOLVED):
+                raise ApiError(409, f"run {run_id} is {run.status}: cannot {action}")
+            if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:
+                raise ApiError(409, f"run {run_id} is {run.status}, not waiting for an approval")
+            note = str(doc.get("note", doc.get("reason", "")))
+            if action in ("resolve", "cancel") and not note.strip():
+                raise ApiError(400, f'{action} needs a "note" saying why')
+            key = request.headers.get("Idempotency-Key")
+            command_id = (
+                hashlib.sha1(f"{run_id}|{action}|{key}".encode()).hexdigest()
+                if key
+                else uuid.uuid4().hex
+            )
+            command = {
+                "id": command_id,
+                "run_id": run_id,
+                "action": action,
+                "by": principal.name,
+                "role": principal.role,
+                "note": note,
+                "at": time.time(),
+            }
+            await pipeline.commands.send(key=run_key(run_id), value=orjson.dumps(command))
+            pipeline.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
+            return self.json({"command": command}, status=202)
+
+    @app.page(f"{PREFIX}/alerts")
+    class AlertsView(View):
+        @handled
+        async def get(self, request: Request) -> Response:
+            await authorize(self, request, "read")
+            return self.json({"firing": [v for _, v in pipeline.firing.items()]})
+
+    @app.page(f"{PREFIX}/silences")
+    class SilencesView(View):
+        @handled
+        async def get(self, request: Request) -> Response:
+            await authorize(self, request, "read")
+            now = time.time()
+            items = [
+                {**v, "active": v["starts_at"] <= now < v["ends_at"]}
+                for _, v in pipeline.silences.items()
+            ]
+            return self.json({"silences": items})
+
+        @handled
+        async def post(self, request: Request) -> Response:
+            principal = await authorize(self, request, "silence")
+            doc = await body(request)
+            now = time.time()
+            try:
+                starts = float(doc.get("starts_at", now))
+                ends = (
+                    float(doc["ends_at"])
+                    if "ends_at" in doc
+                    else starts + parse_duration(str(doc.get("duration", "")))
+                )
+                silence = new_silence(
+                    uuid.uuid4().hex[:12],
+                    list(doc.get("matchers", [])),
+                    starts,
+                    ends,
+                    principal.name,
+                    str(doc.get("reason", "")),
+                )
+            except (ValueError, RoutingConfigError) as exc:
+                raise ApiError(400, str(exc)) from None
+            pipeline.silences[silence.id.encode()] = silence.to_dict()
+            await pipeline._audit(
+                {
+                    "action": "silence_created",
+                    "at": now,
+                    "actor": principal.name,
+                    "detail": str(silence.to_dict()),
+                }
+            )
+            pipeline.metrics.api_requests.labels("silence", "201").inc()
+            return self.json({"silence": silence.to_dict()}, status=201)
+
+    @app.page(f"{PREFIX}/silences/{{silence_id}}")
+    class SilenceView(View):
+        @handled
+        async def delete(self, request: Request, silence_id: str) -> Response:
+            principal = await authorize(self, request, "expire_silence")
+            doc = pipeline.silences.get(silence_id.encode())
+            if doc is None:
+                raise ApiError(404, f"no silence {silence_id!r}")
+            expired = {**doc, "ends_at": min(doc["ends_at"], time.time())}
+            pipeline.silences[silence_id.encode()] = expired
+            await pipeline._audit(
+                {
+                    "action": "silence_expired",
+                    "at": time.time(),
+                    "actor": principal.name,
+                    "detail": silence_id,
+                }
+            )
+            return self.json({"silence": expired})

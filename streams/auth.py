@@ -1,0 +1,83 @@
+"""Operator API tokens: stored as SHA-256 hashes, compared in constant time, with a role.
+
+Tokens file (YAML), never the tokens themselves::
+
+    tokens:
+      - {name: duty-operator-1, role: operator, sha256: 5e884898...}
+      - {name: night-coordinator, role: coordinator, sha256: ...}
+
+``citybrain api hash-token`` prints the hash of a token read from standard input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from streams.errors import SettingsError
+
+ROLES = ("operator", "coordinator")
+# What each role may do; a coordinator may do everything an operator may.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "operator": frozenset({"read", "ack", "resolve", "silence"}),
+    "coordinator": frozenset(
+        {"read", "ack", "resolve", "silence", "escalate", "cancel", "approve", "expire_silence"}
+    ),
+}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str
+
+    def may(self, action: str) -> bool:
+        return action in PERMISSIONS[self.role]
+
+
+class TokenStore:
+    def __init__(self, entries: list[tuple[str, str, str]]) -> None:
+        self._entries = entries  # (sha256 hex, name, role)
+
+    @classmethod
+    def load(cls, path: Path | None) -> TokenStore:
+        if path is None:
+            return cls([])
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc}") from exc
+        entries = []
+        for i, entry in enumerate((doc or {}).get("tokens", [])):
+            if set(entry) != {"name", "role", "sha256"}:
+                raise SettingsError(f"{path}: tokens entry {i}: expected keys name, role, sha256")
+            if entry["role"] not in ROLES:
+                raise SettingsError(
+                    f"{path}: tokens entry {i}: role is {entry['role']!r}, "
+                    f"expected one of {list(ROLES)}"
+                )
+            digest = str(entry["sha256"]).lower()
+            if len(digest) != 64:
+                raise SettingsError(f"{path}: tokens entry {i}: sha256 is not 64 hex digits")
+            entries.append((digest, str(entry["name"]), str(entry["role"])))
+        return cls(entries)
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        """The principal for an ``Authorization: Bearer <token>`` header, or None."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        digest = hash_token(authorization.removeprefix("Bearer ").strip())
+        found = None
+        # Compare against every entry, in constant time each, so timing reveals nothing.
+        for stored, name, role in self._entries:
+            if hmac.compare_digest(stored, digest):
+                found = Principal(name, role)
+        return found

@@ -1,0 +1,237 @@
+"""Coordinated response on the real Kafka: escalation up the grid, the operator API with
+tokens and roles, silences, webhooks to a target that is down, and citizen-report bursts."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from streams.events import IncidentReport
+from tests.integration.test_pipeline import (
+    START,
+    docs,
+    firing,
+    real_levels,
+    send_readings,
+    steps_of,
+)
+from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def spike(p: Pipeline, sensor: str = "gauge-2", n: int = 40, start: int = 0) -> None:
+    base = real_levels(n)
+    send_readings(p, [*base, base[-1] * 8], start=start, sensor=sensor)
+
+
+def audit_of(messages: list[Any], action: str) -> list[dict[str, Any]]:
+    return [d for d in docs(messages) if d.get("action") == action]
+
+
+def test_alert_run_escalation_ack_approval_resolution(pipeline: Pipeline) -> None:
+    worker = pipeline.worker().start()
+    try:
+        spike(pipeline)
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "escalate")), timeout=30)
+        [created] = steps_of(steps, "run_created")
+        run_id = created["run_id"]
+        notify, escalate = steps_of(steps, "notify")[0], steps_of(steps, "escalate")[0]
+        assert (notify["unit"], escalate["unit"]) == (
+            "mill community station",
+            "river street office",
+        )
+        assert escalate["at"] - notify["at"] >= 3.0  # the (test-shortened) deadline passed
+        status, body = pipeline.api("POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN)
+        assert status == 202 and body["command"]["by"] == "duty-operator"
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "approval_request")))
+        assert steps_of(steps, "acknowledged")[0]["detail"] == "by duty-operator"
+        status, _ = pipeline.api("POST", f"/runs/{run_id}/approve", COORDINATOR_TOKEN)
+        assert status == 202
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "kafka")))
+        task = pipeline.read("tasks.drainage", lambda m: len(m) >= 1)
+        assert json.loads(task[0].value)["task"] == "close-underpasses-and-pump"
+        status, _ = pipeline.api(
+            "POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "pumped out"}
+        )
+        assert status == 202
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "resolved")), settle=4)
+        # Acknowledged at the street: the district rung of the ladder was skipped.
+        assert len(steps_of(steps, "escalate")) == 1
+        status, body = pipeline.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
+        assert (status, body["run"]["status"]) == (200, "resolved")
+        # A second resolve is accepted and changes nothing (idempotent).
+        status, _ = pipeline.api(
+            "POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "again"}
+        )
+        assert status == 202
+        audit = pipeline.read(
+            "audit",
+            lambda m: len([d for d in docs(m) if d.get("data", {}).get("to") == "resolved"]) == 1,
+            settle=2,
+        )
+        moves = [
+            (d["data"]["from"], d["data"]["to"], d["actor"])
+            for d in docs(audit)
+            if d.get("action") == "transition"
+        ]
+        assert ("waiting_ack", "running", "duty-operator") in moves
+        assert ("waiting_approval", "running", "duty-coordinator") in moves
+        assert moves[-1] == ("open", "resolved", "duty-operator")
+        assert len([m for m in moves if m[1] == "resolved"]) == 1
+    finally:
+        worker.stop()
+
+
+def test_api_refuses_missing_and_wrong_tokens_and_forbidden_roles(pipeline: Pipeline) -> None:
+    worker = pipeline.worker().start()
+    try:
+        spike(pipeline)
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")))
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        assert pipeline.api("GET", "/runs", None)[0] == 401
+        assert pipeline.api("GET", "/runs", "not-a-token")[0] == 401
+        status, body = pipeline.api("POST", f"/runs/{run_id}/escalate", OPERATOR_TOKEN)
+        assert (status, body["error"]) == (403, "role operator may not escalate")
+        assert (
+            pipeline.api("POST", f"/runs/{run_id}/cancel", OPERATOR_TOKEN, {"note": "x"})[0] == 403
+        )
+        status, body = pipeline.api("POST", "/runs/grp-nope.1/ack", OPERATOR_TOKEN)
+        assert (status, body["error"]) == (404, "no run 'grp-nope.1'")
+        status, body = pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {})
+        assert (status, body["error"]) == (400, 'resolve needs a "note" saying why')
+        status, body = pipeline.api("POST", f"/runs/{run_id}/approve", COORDINATOR_TOKEN)
+        assert status == 409 and "not waiting for an approval" in body["error"]
+        status, body = pipeline.api("GET", "/runs", OPERATOR_TOKEN)
+        assert status == 200 and [r["run_id"] for r in body["runs"]] == [run_id]
+        status, _ = pipeline.api("POST", f"/runs/{run_id}/escalate", COORDINATOR_TOKEN)
+        assert status == 202
+        pipeline.read(
+            "steps",
+            lambda m: any(d["actor"] == "duty-coordinator" for d in steps_of(m, "escalate")),
+        )
+        audit = pipeline.read("audit", lambda m: len(audit_of(m, "api_refused")) >= 3)
+        refused = audit_of(audit, "api_refused")
+        assert {d["status"] for d in refused} == {401, 403}
+        assert all("not-a-token" not in json.dumps(d) for d in refused)
+    finally:
+        worker.stop()
+
+
+def test_silence_created_through_the_api_suppresses_matching_alerts(pipeline: Pipeline) -> None:
+    worker = pipeline.worker().start()
+    try:
+        status, body = pipeline.api(
+            "POST",
+            "/silences",
+            OPERATOR_TOKEN,
+            {"matchers": ['sensor_id="gauge-1"'], "duration": "1h", "reason": "pump works"},
+        )
+        assert status == 201 and body["silence"]["author"] == "duty-operator"
+        assert (
+            pipeline.api(
+                "POST",
+                "/silences",
+                OPERATOR_TOKEN,
+                {"matchers": ["sensor_id=gauge-1"], "duration": "1h", "reason": "x"},
+            )[0]
+            == 400
+        )
+        spike(pipeline, sensor="gauge-1")
+        spike(pipeline, sensor="gauge-2", start=100)
+        audit = pipeline.read("audit", lambda m: bool(audit_of(m, "alert_silenced")))
+        assert body["silence"]["id"] in audit_of(audit, "alert_silenced")[0]["detail"]
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")), settle=3)
+        # Only the unsilenced gauge got a run.
+        assert [d["detail"] for d in steps_of(steps, "notify")] == ["water rising at c-mill"]
+        assert (
+            pipeline.api("DELETE", f"/silences/{body['silence']['id']}", OPERATOR_TOKEN)[0] == 403
+        )
+        assert (
+            pipeline.api("DELETE", f"/silences/{body['silence']['id']}", COORDINATOR_TOKEN)[0]
+            == 200
+        )
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def hung_advisory_service() -> Iterator[None]:
+    """The air-pollution playbook's advisory webhook (127.0.0.1:18081) is down in the
+    worst way: it accepts connections and never answers, so every attempt times out."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 18081))
+    sock.listen(16)
+    yield
+    sock.close()
+
+
+def test_webhook_target_down_retries_while_the_pipeline_keeps_flowing(
+    pipeline: Pipeline,
+    hung_advisory_service: None,
+) -> None:
+    worker = pipeline.worker().start()
+    try:
+        spike(pipeline, sensor="air-1")  # pm25, critical -> air-pollution -> webhook
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")))
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        assert steps_of(steps, "run_created")[0]["playbook"] == "air-pollution"
+        assert pipeline.api("POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN)[0] == 202
+        pipeline.read("steps", lambda m: bool(steps_of(m, "approval_request")))
+        assert pipeline.api("POST", f"/runs/{run_id}/approve", COORDINATOR_TOKEN)[0] == 202
+        pipeline.read("steps", lambda m: bool(steps_of(m, "webhook")))
+        # While the webhook is being retried against a port nobody listens on, readings
+        # still flow: a new spike on another sensor raises its alert.
+        spike(pipeline, sensor="gauge-1", start=200)
+        alerts = pipeline.read(
+            "alerts", lambda m: any(d["sensor_id"] == "gauge-1" for d in firing(m))
+        )
+        assert {d["sensor_id"] for d in firing(alerts)} == {"air-1", "gauge-1"}
+        during = pipeline.read("steps", lambda m: True)
+        assert not steps_of(during, "action_failed"), "the webhook should still be retrying"
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "action_failed")), timeout=30)
+        failed = steps_of(steps, "action_failed")[0]
+        assert failed["detail"] == "timeout after 3 attempt(s)"
+        assert steps_of(steps, "annotate")  # the on_failure path
+        audit = pipeline.read("audit", lambda m: len(audit_of(m, "webhook_attempt_failed")) >= 3)
+        assert all(
+            "127.0.0.1:18081" in d["detail"] for d in audit_of(audit, "webhook_attempt_failed")
+        )
+    finally:
+        worker.stop()
+
+
+def test_a_burst_of_citizen_reports_becomes_an_alert_for_the_right_department(
+    pipeline: Pipeline,
+) -> None:
+    worker = pipeline.worker().start()
+    try:
+        t = START + 7200
+        for i in range(8):
+            report = IncidentReport(
+                t + 30 * i,
+                f"r-{i}",
+                "Noise - Residential",
+                "Noise - Residential: Loud Music/Party",
+                "hotline",
+                "c-top",
+            )
+            pipeline.send("incidents", b"c-top", report.to_json())
+        pipeline.flush()
+        alerts = pipeline.read("alerts", lambda m: len(m) >= 1, settle=2)
+        [burst] = firing(alerts)
+        assert (burst["kind"], burst["labels"]["category"], burst["labels"]["department"]) == (
+            "incident_burst",
+            "Noise - Residential",
+            "police",
+        )
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "dispatch")))
+        assert steps_of(steps, "run_created")[0]["playbook"] == "citizen-report-burst"
+        assert steps_of(steps, "dispatch")[0]["unit"] == "police"
+    finally:
+        worker.stop()

@@ -1,0 +1,76 @@
+"""Bursts of citizen reports against a cell's own baseline, on the real NYC 311 slice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from streams.bursts import BurstTracker
+from streams.events import IncidentReport
+from streams.feeds import load_events
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def report(ts: float, cell: str = "c1", category: str = "Noise") -> IncidentReport:
+    return IncidentReport(ts, f"r{ts}", category, "loud", "app", cell)
+
+
+def test_quiet_baseline_then_a_burst_gives_one_alert() -> None:
+    tracker = BurstTracker(bucket_seconds=600, min_reports=5)
+    state = None
+    alerts = []
+    # One report per 10-minute bucket for a day: the baseline settles near one.
+    for i in range(144):
+        state, burst = tracker.observe(state, report(i * 600.0), "police")
+        assert burst is None
+    for j in range(12):  # twelve in one bucket
+        state, burst = tracker.observe(state, report(144 * 600.0 + j), "police")
+        if burst:
+            alerts.append((j, burst))
+    assert len(alerts) == 1
+    j, burst = alerts[0]
+    assert burst.count == j + 1 >= 5 and burst.department == "police"
+    assert 0.5 < burst.baseline < 1.5
+    # Deterministic id per cell, category and bucket.
+    again = BurstTracker(bucket_seconds=600, min_reports=5)
+    s2 = None
+    ids = set()
+    for i in range(144):
+        s2, _ = again.observe(s2, report(i * 600.0), "police")
+    for j in range(12):
+        s2, b = again.observe(s2, report(144 * 600.0 + j), "police")
+        if b:
+            ids.add(b.alert_id)
+    assert ids == {burst.alert_id}
+
+
+def test_busy_cells_need_more_to_count_as_a_burst() -> None:
+    tracker = BurstTracker(bucket_seconds=600, min_reports=5)
+    state = None
+    for i in range(144):
+        for k in range(6):  # a busy cell: six reports every bucket
+            state, burst = tracker.observe(state, report(i * 600.0 + k), "police")
+    flagged = []
+    for k in range(8):  # eight in a bucket is normal here, not a burst
+        state, burst = tracker.observe(state, report(144 * 600.0 + k), "police")
+        flagged.append(burst)
+    assert state is not None and state["baseline"] > 4
+    assert flagged == [None] * 8
+
+
+def test_real_311_night_finds_bursts_in_few_cells() -> None:
+    events = load_events([ROOT / "datasets" / "nyc311_2024-05-26.csv.gz"])
+    tracker = BurstTracker()
+    states: dict[tuple[str, str], dict[str, object]] = {}
+    bursts = []
+    for e in events:
+        assert isinstance(e, IncidentReport)
+        key = (e.grid_cell, e.category)
+        states[key], burst = tracker.observe(states.get(key), e, "police")  # type: ignore[arg-type]
+        if burst:
+            bursts.append(burst)
+    per_cell = Counter(b.grid_cell for b in bursts)
+    assert bursts, "a Memorial Day eve of noise complaints has bursts"
+    assert len(per_cell) < len({e.grid_cell for e in events}) / 5
+    assert all(b.count >= tracker.min_reports for b in bursts)
