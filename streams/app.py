@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from detectors import RobustZScore, ScoreThreshold
 from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
 from playbooks.errors import PlaybookError
+from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import Grid
 from playbooks.loader import load_grid, load_playbooks, load_routing
@@ -94,6 +95,10 @@ class Pipeline:
             retries=settings.webhook_retries,
             backoff=settings.webhook_backoff,
         )
+        self.annotator = None
+        if settings.grafana_url:
+            token = settings.grafana_token.get_secret_value() if settings.grafana_token else ""
+            self.annotator = GrafanaAnnotator(settings.grafana_url, token, self.on_annotation_error)
         self._silences: dict[tuple[str, float], Silence] = {}
 
         def topic(role: str) -> faust.TopicT:
@@ -456,6 +461,11 @@ class Pipeline:
         for fut in futures:
             await fut
         for cmd in commands:
+            if cmd.action == "annotate" and self.annotator is not None:
+                tags = ["citybrain", run.playbook, run.kind, run.run_id]
+                text = f"{run.playbook}: {cmd.detail}"
+                accepted = self.annotator.submit(cmd.id, text, tags, int(cmd.at * 1000))
+                self.metrics.annotations.labels("sent" if accepted else "dropped").inc()
             if cmd.action == "webhook":
                 payload = {
                     "run_id": run.run_id,
@@ -522,6 +532,18 @@ class Pipeline:
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": f"{url}: attempt {attempt}: {detail}",
+            }
+        )
+
+    async def on_annotation_error(self, annotation_id: str, detail: str) -> None:
+        self.metrics.annotations.labels("failed").inc()
+        await self._audit(
+            {
+                "action": "annotation_failed",
+                "run_id": annotation_id.rsplit(":", 1)[0],
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": detail,
             }
         )
 

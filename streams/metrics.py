@@ -41,6 +41,7 @@ WEBHOOK_CALLS = "citybrain_webhook_calls_total"
 WEBHOOK_FAILED_ATTEMPTS = "citybrain_webhook_failed_attempts_total"
 WEBHOOK_SECONDS = "citybrain_webhook_seconds"
 API_REQUESTS = "citybrain_api_requests_total"
+ANNOTATIONS = "citybrain_grafana_annotations_total"
 SENSORS_TRACKED = "citybrain_sensors_tracked"
 
 # Minutes to days: a community acknowledges in minutes, a maintenance ticket in a day.
@@ -79,6 +80,7 @@ class Metrics:
     webhook_failed_attempts: Counter
     webhook_seconds: Histogram
     api_requests: Counter
+    annotations: Counter
     sensors_tracked: Gauge
 
     @classmethod
@@ -158,5 +160,6 @@ class Metrics:
                 (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             ),
             api_requests=counter(API_REQUESTS, "Operator API requests", ("action", "outcome")),
+            annotations=counter(ANNOTATIONS, "Grafana annotations by outcome", ("outcome",)),
             sensors_tracked=gauge(SENSORS_TRACKED, "Sensors with detector state on this worker"),
         )

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     webhook_retries: int = Field(default=4, ge=0)
     webhook_backoff: float = Field(default=0.5, ge=0)
 
+    # Grafana for annotate steps (the control room's timeline); unset: steps topic only.
+    grafana_url: str | None = None
+    grafana_token: SecretStr | None = None
+
     # Citizen-report bursts (streams/bursts.py).
     burst_bucket_seconds: float = Field(default=1800.0, gt=0)
     burst_min_reports: int = Field(default=5, ge=2)

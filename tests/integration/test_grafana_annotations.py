@@ -1,0 +1,109 @@
+"""Annotations through grafana-client against a local HTTP server that implements the one
+Grafana endpoint we call (POST /api/annotations). It STANDS IN FOR GRAFANA, which cannot
+be installed on this machine; it checks what Grafana would check (path, bearer token,
+JSON body) and can be made slow or absent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from playbooks.executors.grafana import GrafanaAnnotator
+
+pytestmark = pytest.mark.integration
+TOKEN = "glsa_test_token"
+
+
+class StandInGrafana(BaseHTTPRequestHandler):
+    delay: ClassVar[float] = 0.0
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(StandInGrafana.delay)
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._reply(401, {"message": "Unauthorized"})
+        elif self.path != "/api/annotations":
+            self._reply(404, {"message": "Not found"})
+        else:
+            StandInGrafana.received.append(body)
+            self._reply(200, {"id": len(StandInGrafana.received), "message": "Annotation added"})
+
+    def _reply(self, status: int, doc: dict[str, Any]) -> None:
+        data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def grafana() -> Iterator[str]:
+    StandInGrafana.delay, StandInGrafana.received = 0.0, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInGrafana)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def annotate(url: str, token: str = TOKEN, timeout: float = 2.0) -> tuple[float, list[str]]:
+    errors: list[str] = []
+
+    async def on_error(annotation_id: str, detail: str) -> None:
+        errors.append(f"{annotation_id}: {detail}")
+
+    async def main() -> float:
+        annotator = GrafanaAnnotator(url, token, on_error, timeout=timeout)
+        start = time.monotonic()
+        assert annotator.submit(
+            "run-1:4",
+            "flash-flood: water rising at c-bridge",
+            ["citybrain", "flash-flood"],
+            1_700_000_000_000,
+        )
+        took = time.monotonic() - start
+        while annotator.in_flight:
+            await asyncio.sleep(0.02)
+        return took
+
+    return asyncio.run(main()), errors
+
+
+def test_annotation_reaches_grafana_with_the_token(grafana: str) -> None:
+    _, errors = annotate(grafana)
+    assert errors == []
+    [body] = StandInGrafana.received
+    assert {k: body[k] for k in ("time", "tags", "text")} == {
+        "time": 1_700_000_000_000,
+        "tags": ["citybrain", "flash-flood"],
+        "text": "flash-flood: water rising at c-bridge",
+    }
+
+
+def test_wrong_token_is_reported_not_raised(grafana: str) -> None:
+    _, errors = annotate(grafana, token="wrong")
+    assert len(errors) == 1 and errors[0].startswith("run-1:4: ") and "Unauthorized" in errors[0]
+    assert "wrong" not in errors[0]
+
+
+def test_slow_grafana_never_blocks_the_caller(grafana: str) -> None:
+    StandInGrafana.delay = 3.0
+    took, errors = annotate(grafana, timeout=0.5)
+    assert took < 0.1  # submit returned at once
+    assert len(errors) == 1 and "Timeout" in errors[0]
+
+
+def test_grafana_down_is_reported() -> None:
+    took, errors = annotate("http://127.0.0.1:9", timeout=1.0)
+    assert took < 0.1 and len(errors) == 1
