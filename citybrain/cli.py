@@ -202,8 +202,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_dashboards(args: argparse.Namespace) -> int:
     from dashboards.generate import generate
 
-    for path in generate(Path(args.out)):
-        print(f"wrote {path}")
+    if args.action == "generate":
+        for path in generate(Path(args.out)):
+            print(f"wrote {path}")
+        return 0
+    from dashboards.push import DashboardPusher, PushError
+
+    token = args.token or os.environ.get("CITYBRAIN_GRAFANA_TOKEN")
+    if not token:
+        print("citybrain: give --token or set CITYBRAIN_GRAFANA_TOKEN", file=sys.stderr)
+        return 2
+    prometheus = args.prometheus_url or f"http://127.0.0.1:{_settings().prometheus_port}"
+    try:
+        report = DashboardPusher(args.url, token, prometheus).push(Path(args.generated))
+    except PushError as exc:
+        print(f"citybrain: {exc}", file=sys.stderr)
+        return 1
+    for verb, items in (
+        ("created", report.created),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+    ):
+        for item in items:
+            print(f"{verb:9} {item}")
     return 0
 
 
@@ -304,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = dsub.add_parser("generate", help="write dashboards and provisioning files")
     g.add_argument("--out", default=str(REPO_ROOT / "dashboards" / "generated"))
     g.set_defaults(func=cmd_dashboards)
+    push = dsub.add_parser("push", help="upsert folder, datasource and dashboards into Grafana")
+    push.add_argument("--url", required=True, help="Grafana base URL")
+    push.add_argument("--token", help="service-account token (default $CITYBRAIN_GRAFANA_TOKEN)")
+    push.add_argument("--prometheus-url", help="the datasource URL as Grafana reaches it")
+    push.add_argument("--generated", default=str(REPO_ROOT / "dashboards" / "generated"))
+    push.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("datasets", help="rebuild the committed data slices")
     dsub = p.add_subparsers(dest="action", required=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
-from dashboards.panels import query, series, single
+from dashboards.panels import annotation_layer, quantiles, query, series, single
 from streams import metrics as m
 
 UID = "citybrain-city-overview"
@@ -17,21 +17,22 @@ def build() -> Dashboard:
         .tags(["citybrain", "generated"])
         .refresh("10s")
         .time("now-1h", "now")
+        .annotation(annotation_layer("Runs", ["citybrain", "run"]))
         .with_row(Row("Now"))
         .with_panel(single("Readings/s", "ops", query(f"sum(rate({m.READINGS}[1m]))")))
-        .with_panel(single("Alerts opened (1h)", "short", query(f"sum(increase({m.ALERTS}[1h]))")))
+        .with_panel(single("Open alerts", "short", query(f"sum({m.ALERTS_OPEN})")))
         .with_panel(
             single(
-                "Runs open",
+                "Open runs",
                 "short",
                 query(f"sum({m.RUNS_OPEN})"),
                 description="Playbook runs not yet resolved",
             )
         )
         .with_panel(
-            single("Dead letters (1h)", "short", query(f"sum(increase({m.DEAD_LETTERS}[1h]))"))
+            single("SLA breaches (24h)", "short", query(f"sum(increase({m.SLA_BREACHES}[24h]))"))
         )
-        .with_row(Row("Sensors"))
+        .with_row(Row("Sensors and alerts"))
         .with_panel(
             series(
                 "Readings/s by kind",
@@ -41,12 +42,11 @@ def build() -> Dashboard:
         )
         .with_panel(
             series(
-                "Anomalous readings/s by kind",
-                "ops",
-                query(f"sum by (kind) (rate({m.ANOMALIES}[1m]))", "{{kind}}"),
+                "Open alerts by severity and grid level",
+                "short",
+                query(f"sum by (severity, level) ({m.ALERTS_OPEN})", "{{severity}} @ {{level}}"),
             )
         )
-        .with_row(Row("Alerts and response"))
         .with_panel(
             series(
                 "Alerts opened by kind and grid level",
@@ -56,50 +56,31 @@ def build() -> Dashboard:
         )
         .with_panel(
             series(
-                "Alerts opened by severity",
-                "short",
-                query(f"sum by (severity) (increase({m.ALERTS}[5m]))", "{{severity}}"),
+                "Anomalous readings/s by kind",
+                "ops",
+                query(f"sum by (kind) (rate({m.ANOMALIES}[1m]))", "{{kind}}"),
             )
         )
+        .with_row(Row("Response"))
+        .with_panel(series("Time to acknowledge", "s", *quantiles(m.TIME_TO_ACK, "1h")))
+        .with_panel(series("Time to resolve", "s", *quantiles(m.TIME_TO_RESOLVE, "1h")))
         .with_panel(
             series(
-                "Playbook runs by status",
-                "short",
-                query(f"sum by (status) ({m.RUNS_OPEN})", "{{status}}"),
-            )
-        )
-        .with_panel(
-            series(
-                "Escalations by grid level",
-                "short",
-                query(f"sum by (level) (increase({m.ESCALATIONS}[5m]))", "to {{level}}"),
-            )
-        )
-        .with_row(Row("Pipeline"))
-        .with_panel(
-            series(
-                "Event-to-alert latency",
-                "s",
+                "Resolution rate (1h)",
+                "percentunit",
                 query(
-                    f"histogram_quantile(0.5, sum by (le) (rate({m.EVENT_TO_ALERT}_bucket[5m])))",
-                    "p50",
+                    f"sum(increase({m.RUNS_RESOLVED}[1h])) / "
+                    f"clamp_min(sum(increase({m.RUNS}[1h])), 1)",
+                    "resolved / started",
                 ),
-                query(
-                    f"histogram_quantile(0.99, sum by (le) (rate({m.EVENT_TO_ALERT}_bucket[5m])))",
-                    "p99",
-                    ref="B",
-                ),
-                description="From a reading's arrival in Kafka to its alert being sent",
+                description="Runs resolved over runs started in the last hour",
             )
         )
         .with_panel(
             series(
-                "Dead letters by reason",
+                "SLA breaches by playbook",
                 "short",
-                query(
-                    f"sum by (stream, reason) (increase({m.DEAD_LETTERS}[5m]))",
-                    "{{stream}}: {{reason}}",
-                ),
+                query(f"sum by (playbook) (increase({m.SLA_BREACHES}[1h]))", "{{playbook}}"),
             )
         )
     )

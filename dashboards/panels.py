@@ -1,12 +1,19 @@
-"""Small builders shared by every dashboard: the datasource and common panel shapes."""
+"""Small builders shared by every dashboard: the datasource, panel shapes, variables."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import prometheus, stat, timeseries
-from grafana_foundation_sdk.models.dashboard import DataSourceRef
+from grafana_foundation_sdk.builders.dashboard import (
+    AnnotationQuery,
+    AnnotationTarget,
+    QueryVariable,
+)
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
 
 DATASOURCE_UID = "citybrain-prometheus"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+# Grafana's built-in annotation store, where citybrain writes alert and run regions.
+GRAFANA_ANNOTATIONS = DataSourceRef(type_val="datasource", uid="grafana")
 
 
 def query(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
@@ -43,4 +50,47 @@ def single(
         .span(width)
         .description(description)
         .with_target(q)
+    )
+
+
+def quantiles(
+    metric: str,
+    window: str,
+    by: str = "",
+    qs: tuple[float, ...] = (0.5, 0.9),
+) -> list[prometheus.Dataquery]:
+    """histogram_quantile queries for ``metric`` (a histogram's base name)."""
+    group = f"le, {by}" if by else "le"
+    legend_by = f" {{{{{by}}}}}" if by else ""
+    return [
+        query(
+            f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket[{window}])))",
+            f"p{q * 100:g}{legend_by}",
+            ref=chr(ord("A") + i),
+        )
+        for i, q in enumerate(qs)
+    ]
+
+
+def variable(name: str, label: str, expr: str) -> QueryVariable:
+    return (
+        QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(expr)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .include_all(True)
+        .multi(True)
+        .all_value(".*")
+    )
+
+
+def annotation_layer(name: str, tags: list[str]) -> AnnotationQuery:
+    return (
+        AnnotationQuery()
+        .name(name)
+        .datasource(GRAFANA_ANNOTATIONS)
+        .enable(True)
+        .icon_color("red")
+        .target(AnnotationTarget().type("tags").tags(tags).match_any(False).limit(500))
     )

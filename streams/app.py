@@ -30,7 +30,7 @@ from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
 from playbooks.errors import PlaybookError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
-from playbooks.grid import Grid
+from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_grid, load_playbooks, load_routing
 from playbooks.machine import RunStatus
 from playbooks.routing import Route, Silence
@@ -38,8 +38,8 @@ from streams.bursts import BurstTracker
 from streams.departments import DepartmentClassifier
 from streams.detection import AlertEvent, Incoming, SensorDetection
 from streams.errors import EventError
-from streams.events import EventValidator, format_ts
-from streams.metrics import Metrics
+from streams.events import KINDS, EventValidator, format_ts
+from streams.metrics import Metrics, initialise
 from streams.settings import Settings
 from streams.tables import key_partitioned_table
 
@@ -100,6 +100,16 @@ class Pipeline:
             token = settings.grafana_token.get_secret_value() if settings.grafana_token else ""
             self.annotator = GrafanaAnnotator(settings.grafana_url, token, self.on_annotation_error)
         self._silences: dict[tuple[str, float], Silence] = {}
+        self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
+        self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
+        self._cell_labels_cache: dict[str, tuple[str, str, str]] = {}
+        initialise(
+            metrics,
+            {n: pb.department for n, pb in self.playbooks.items()},
+            LEVELS,
+            (*KINDS, "incident_burst"),
+            settings.score_threshold,
+        )
 
         def topic(role: str) -> faust.TopicT:
             return app.topic(
@@ -163,9 +173,33 @@ class Pipeline:
             if alert.status == "firing":
                 level = self.grid.cells[alert.grid_cell].level
                 m.alerts.labels(alert.kind, level, alert.severity).inc()
+                m.cell_alerts.labels(*self._cell_path(alert.grid_cell), alert.kind).inc()
                 m.event_to_alert.observe(max(0.0, sent_at - alert.received_at))
             else:
                 m.alerts_resolved.labels(alert.kind).inc()
+        per_cell: Tally[str] = Tally()
+        for sid, (kind, cell, n, value, score, in_episode) in result.last.items():
+            per_cell[cell] += n
+            if in_episode or sid in self._watch:
+                m.sensor_value.labels(sid, kind).set(value)
+                m.sensor_score.labels(sid, kind).set(score)
+                self._exported[sid] = kind
+            elif sid in self._exported:
+                # The episode ended: drop the sensor's series to keep cardinality bounded.
+                m.sensor_value.remove(sid, kind)
+                m.sensor_score.remove(sid, kind)
+                del self._exported[sid]
+        for cell, n in per_cell.items():
+            m.cell_readings.labels(*self._cell_path(cell)).inc(n)
+
+    def _cell_path(self, cell: str) -> tuple[str, str, str]:
+        """(district, street, community) of a cell, cached: labels on hot-path metrics."""
+        found = self._cell_labels_cache.get(cell)
+        if found is None:
+            path = self.grid.path(cell)
+            found = (path.get("district", ""), path.get("street", ""), path.get("community", ""))
+            self._cell_labels_cache[cell] = found
+        return found
 
     def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
         doc = alert.to_dict()
@@ -252,6 +286,20 @@ class Pipeline:
             return
         now = time.time()
         key = alert_id.encode()
+        if self.annotator is not None:
+            tags = [
+                "citybrain",
+                "alert",
+                alert["kind"],
+                alert.get("sensor_id") or alert_id,
+                alert["severity"],
+            ]
+            text = f"{alert['kind']} alert at {alert['grid_cell']} ({alert['severity']})"
+            now_ms = int(now * 1000)
+            if status == "firing":
+                self.annotator.open_region(alert_id, text, tags, now_ms)
+            else:
+                self.annotator.close_region(alert_id, text + ", ended", tags, now_ms, now_ms)
         if status == "firing":
             self.firing[key] = labels
             firing = [v for k, v in self.firing.items() if k != key]
@@ -435,6 +483,30 @@ class Pipeline:
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self.metrics.sensors_tracked.set(len(self.sensor_state))
+        firing: Tally[tuple[str, str]] = Tally()
+        for _, labels in self.firing.items():
+            cell = self.grid.cells.get(labels.get("grid_cell", ""))
+            firing[(labels.get("severity", ""), cell.level if cell else "")] += 1
+        for severity in ("minor", "major", "critical"):
+            for level in LEVELS:
+                self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
+        await self._update_lag()
+
+    async def _update_lag(self) -> None:
+        """Consumer lag per topic: high watermark minus position, over this worker's
+        partitions (faust's own end-offset gauges stay empty with aiokafka)."""
+        consumer = self.app.consumer
+        lag: Tally[str] = Tally()
+        for tp in consumer.assignment():
+            try:
+                position = await consumer.position(tp)
+                highwater = consumer.highwater(tp)
+            except Exception:  # not yet known right after a rebalance
+                continue
+            if position is not None and highwater is not None:
+                lag[tp.topic] += max(0, highwater - position)
+        for topic, value in lag.items():
+            self.metrics.consumer_lag.labels(topic).set(value)
 
     async def emit(self, run: Run, commands: list[Command]) -> None:
         """Carry out the engine's commands: step and audit events (delivery awaited),
@@ -461,6 +533,20 @@ class Pipeline:
         for fut in futures:
             await fut
         for cmd in commands:
+            if self.annotator is not None and cmd.action in (
+                "run_created",
+                "resolved",
+                "cancelled",
+                "failed",
+            ):
+                tags = ["citybrain", "run", run.playbook, run.kind]
+                text = f"{run.playbook} run at {run.grid_cell}: {cmd.action}"
+                if cmd.action == "run_created":
+                    self.annotator.open_region(run.run_id, text, tags, int(cmd.at * 1000))
+                else:
+                    self.annotator.close_region(
+                        run.run_id, text, tags, int(run.created_at * 1000), int(cmd.at * 1000)
+                    )
             if cmd.action == "annotate" and self.annotator is not None:
                 tags = ["citybrain", run.playbook, run.kind, run.run_id]
                 text = f"{run.playbook}: {cmd.detail}"

@@ -95,6 +95,8 @@ class BatchResult:
     redelivered: int = 0
     anomalies_by_kind: dict[str, int] = field(default_factory=dict)
     scored_by_kind: dict[str, int] = field(default_factory=dict)
+    # sensor id -> (kind, grid cell, readings scored, last value, last score, in an episode)
+    last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
 
 
 class SensorDetection:
@@ -168,6 +170,15 @@ class SensorDetection:
             # Walk readings only when something can change; most batches skip this loop.
             if n_anomalies or episode is not None:
                 episode = self._episodes(accepted, scores, flags, episode, result)
+            last = accepted[-1].reading
+            result.last[last.sensor_id] = (
+                kind,
+                last.grid_cell,
+                len(accepted),
+                last.value,
+                float(scores[-1]),
+                episode is not None,
+            )
         return {
             "detector": detector.get_state(),
             "last_ts": last_ts,

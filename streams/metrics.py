@@ -13,6 +13,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
 )
 
@@ -42,6 +43,14 @@ WEBHOOK_FAILED_ATTEMPTS = "citybrain_webhook_failed_attempts_total"
 WEBHOOK_SECONDS = "citybrain_webhook_seconds"
 API_REQUESTS = "citybrain_api_requests_total"
 ANNOTATIONS = "citybrain_grafana_annotations_total"
+CONSUMER_LAG = "citybrain_consumer_lag"
+CELL_READINGS = "citybrain_cell_readings_total"
+CELL_ALERTS = "citybrain_cell_alerts_total"
+SENSOR_VALUE = "citybrain_sensor_value"
+SENSOR_SCORE = "citybrain_sensor_score"
+SCORE_THRESHOLD = "citybrain_score_threshold"
+ALERTS_OPEN = "citybrain_alerts_open"
+PROCESS_START = "process_start_time_seconds"
 SENSORS_TRACKED = "citybrain_sensors_tracked"
 
 # Minutes to days: a community acknowledges in minutes, a maintenance ticket in a day.
@@ -81,6 +90,13 @@ class Metrics:
     webhook_seconds: Histogram
     api_requests: Counter
     annotations: Counter
+    consumer_lag: Gauge
+    cell_readings: Counter
+    cell_alerts: Counter
+    sensor_value: Gauge
+    sensor_score: Gauge
+    score_threshold: Gauge
+    alerts_open: Gauge
     sensors_tracked: Gauge
 
     @classmethod
@@ -100,6 +116,8 @@ class Metrics:
             return Histogram(name, doc, list(labels), buckets=buckets, registry=registry)
 
         playbook = ("playbook", "department")
+        # process_start_time_seconds and friends: worker restarts on the health dashboard.
+        ProcessCollector(registry=registry)
         return cls(
             readings=counter(READINGS, "Valid readings processed", ("kind",)),
             duplicates=counter(DUPLICATES, "Readings dropped as exact duplicates"),
@@ -161,5 +179,60 @@ class Metrics:
             ),
             api_requests=counter(API_REQUESTS, "Operator API requests", ("action", "outcome")),
             annotations=counter(ANNOTATIONS, "Grafana annotations by outcome", ("outcome",)),
+            consumer_lag=gauge(CONSUMER_LAG, "Messages not yet consumed, by topic", ("topic",)),
+            # Grid cells are bounded (the grid file), so the drill-down may label by cell.
+            cell_readings=counter(
+                CELL_READINGS, "Valid readings by grid cell", ("district", "street", "community")
+            ),
+            cell_alerts=counter(
+                CELL_ALERTS,
+                "Alerts opened by grid cell",
+                ("district", "street", "community", "kind"),
+            ),
+            # Per-sensor series only for watched sensors and those in an open episode:
+            # bounded by the watchlist and the open alerts, never by the sensor count.
+            sensor_value=gauge(
+                SENSOR_VALUE, "Last value of a watched or alerting sensor", ("sensor_id", "kind")
+            ),
+            sensor_score=gauge(
+                SENSOR_SCORE,
+                "Last anomaly score of a watched or alerting sensor",
+                ("sensor_id", "kind"),
+            ),
+            score_threshold=gauge(SCORE_THRESHOLD, "Anomaly score at which a reading alerts"),
+            alerts_open=gauge(
+                ALERTS_OPEN, "Firing alerts by severity and grid level", ("severity", "level")
+            ),
             sensors_tracked=gauge(SENSORS_TRACKED, "Sensors with detector state on this worker"),
         )
+
+
+def initialise(
+    metrics: Metrics,
+    playbooks: dict[str, str],
+    levels: tuple[str, ...],
+    kinds: tuple[str, ...],
+    threshold: float,
+) -> None:
+    """Create the zero-valued series every dashboard and rule reads, so a quiet city shows
+    zeros rather than "no data" (``playbooks`` maps each playbook to its department)."""
+    for name, department in playbooks.items():
+        metrics.runs.labels(name, department)
+        metrics.runs_resolved.labels(name, department)
+        metrics.sla_breaches.labels(name, department)
+        metrics.time_to_resolve.labels(name, department)
+        for level in levels:
+            metrics.escalations.labels(name, level)
+            metrics.acks.labels(name, level)
+            metrics.time_to_ack.labels(name, level, department)
+    for kind in kinds:
+        metrics.readings.labels(kind)
+        metrics.anomalies.labels(kind)
+    for severity in ("minor", "major", "critical"):
+        for level in levels:
+            metrics.alerts_open.labels(severity, level)
+    for stream in ("readings", "incidents"):
+        metrics.dead_letters.labels(stream, "bad_json")
+    for outcome in ("ok", "failed"):
+        metrics.webhook_calls.labels(outcome)
+    metrics.score_threshold.set(threshold)

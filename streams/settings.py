@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     grafana_url: str | None = None
     grafana_token: SecretStr | None = None
 
+    # Sensors whose value and score are always exported (comma-separated ids); sensors in
+    # an open alert episode are exported anyway.
+    watch_sensors: str = ""
+
     # Citizen-report bursts (streams/bursts.py).
     burst_bucket_seconds: float = Field(default=1800.0, gt=0)
     burst_min_reports: int = Field(default=5, ge=2)

@@ -11,7 +11,9 @@ from pathlib import Path
 import yaml
 
 from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
-from streams.settings import Settings
+from streams.settings import REPO_ROOT, Settings
+
+RULES = REPO_ROOT / "dashboards" / "generated" / "prometheus" / "citybrain-rules.yml"
 
 
 class PrometheusServer:
@@ -56,6 +58,7 @@ class PrometheusServer:
 
     def write_config(self) -> None:
         config = {
+            "rule_files": [str(RULES)],
             "global": {
                 "scrape_interval": self.scrape_interval,
                 "evaluation_interval": self.scrape_interval,

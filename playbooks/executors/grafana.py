@@ -1,14 +1,18 @@
-"""Grafana annotations for ``annotate`` steps, through grafana-client's async API.
+"""Grafana annotations through grafana-client's async API: points for ``annotate`` steps,
+regions for alerts and runs (created when they open, ended when they resolve).
 
-Never blocks the caller: ``submit`` starts a background call and returns; at most
-``max_in_flight`` calls run at once (beyond that, annotations are dropped and reported),
-each bounded by ``timeout``. Failures go to ``on_error`` (the host audits and counts them).
+Never blocks the caller: every call starts a background task and returns; at most
+``max_in_flight`` calls run at once (beyond that, annotations are dropped and the caller
+told), each bounded by ``timeout``. Failures go to ``on_error`` (the host audits and
+counts them); the token is never part of a message.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 from urllib.parse import urlparse
 
 from grafana_client.api import AsyncGrafanaApi
@@ -30,28 +34,80 @@ class GrafanaAnnotator:
         self.timeout = timeout
         self.max_in_flight = max_in_flight
         self._tasks: set[asyncio.Task[None]] = set()
+        # Region annotations opened here, by our key (alert or run id) -> Grafana's id.
+        self._regions: OrderedDict[str, int] = OrderedDict()
+        self._regions_limit = 10_000
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
     def submit(self, annotation_id: str, text: str, tags: list[str], at_ms: int) -> bool:
+        """A point annotation (an ``annotate`` step)."""
+        return self._spawn(self._post(annotation_id, text, tags, at_ms))
+
+    def open_region(self, key: str, text: str, tags: list[str], at_ms: int) -> bool:
+        """Start a region annotation (an alert or a run opened); ``close_region`` ends it."""
+        return self._spawn(self._post(key, text, tags, at_ms, remember=True))
+
+    def close_region(
+        self, key: str, text: str, tags: list[str], start_ms: int, end_ms: int
+    ) -> bool:
+        """End the region opened for ``key``; if it is unknown here (opened before a
+        restart), create the whole region at once."""
+        return self._spawn(self._close(key, text, tags, start_ms, end_ms))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> bool:
         if len(self._tasks) >= self.max_in_flight:
+            coro.close()
             return False
-        task = asyncio.get_running_loop().create_task(self._post(annotation_id, text, tags, at_ms))
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _post(self, annotation_id: str, text: str, tags: list[str], at_ms: int) -> None:
+    async def _post(
+        self,
+        key: str,
+        text: str,
+        tags: list[str],
+        at_ms: int,
+        remember: bool = False,
+        end_ms: int | None = None,
+    ) -> None:
         try:
-            await asyncio.wait_for(
-                self.api.annotations.add_annotation(time_from=at_ms, tags=tags, text=text),
+            reply = await asyncio.wait_for(
+                self.api.annotations.add_annotation(
+                    time_from=at_ms, time_to=end_ms, tags=tags, text=text
+                ),
                 timeout=self.timeout,
             )
+            if remember and isinstance(reply, dict) and "id" in reply:
+                self._regions[key] = int(reply["id"])
+                while len(self._regions) > self._regions_limit:
+                    self._regions.popitem(last=False)
         except Exception as exc:  # any failure of a remote call is reported, never raised
-            await self.on_error(annotation_id, f"{self.where}: {type(exc).__name__}: {exc}")
+            await self.on_error(key, f"{self.where}: {type(exc).__name__}: {exc}")
 
-    async def close(self) -> None:
+    async def _close(
+        self, key: str, text: str, tags: list[str], start_ms: int, end_ms: int
+    ) -> None:
+        grafana_id = self._regions.pop(key, None)
+        if grafana_id is None:
+            await self._post(key, text, tags, start_ms, end_ms=end_ms)
+            return
+        try:
+            await asyncio.wait_for(
+                # grafana-client sends every field; give them all, or Grafana's PATCH
+                # would clear the tags.
+                self.api.annotations.partial_update_annotation(
+                    grafana_id, time_from=start_ms, time_to=end_ms, tags=tags, text=text
+                ),
+                timeout=self.timeout,
+            )
+        except Exception as exc:
+            await self.on_error(key, f"{self.where}: {type(exc).__name__}: {exc}")
+
+    async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()

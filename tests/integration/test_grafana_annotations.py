@@ -107,3 +107,47 @@ def test_slow_grafana_never_blocks_the_caller(grafana: str) -> None:
 def test_grafana_down_is_reported() -> None:
     took, errors = annotate("http://127.0.0.1:9", timeout=1.0)
     assert took < 0.1 and len(errors) == 1
+
+
+def test_regions_open_then_close_by_patching_the_same_annotation(grafana: str) -> None:
+    patched: list[tuple[str, dict[str, Any]]] = []
+
+    def do_PATCH(self: StandInGrafana) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        patched.append((self.path, body))
+        self._reply(200, {"message": "Annotation patched"})
+
+    StandInGrafana.do_PATCH = do_PATCH  # type: ignore[attr-defined]
+    errors: list[str] = []
+
+    async def on_error(annotation_id: str, detail: str) -> None:
+        errors.append(detail)
+
+    async def main() -> None:
+        annotator = GrafanaAnnotator(grafana, TOKEN, on_error)
+        annotator.open_region("al-1", "pm25 alert", ["citybrain", "alert"], 1_000)
+        while annotator.in_flight:
+            await asyncio.sleep(0.02)
+        annotator.close_region("al-1", "pm25 alert, ended", ["citybrain", "alert"], 1_000, 9_000)
+        # Unknown here (opened before a restart): the whole region is created at once.
+        annotator.close_region("al-2", "no2 alert, ended", ["citybrain", "alert"], 2_000, 5_000)
+        while annotator.in_flight:
+            await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+    assert errors == []
+    assert patched == [
+        (
+            "/api/annotations/1",
+            {
+                "time": 1_000,
+                "timeEnd": 9_000,
+                "tags": ["citybrain", "alert"],
+                "text": "pm25 alert, ended",
+            },
+        )
+    ]
+    assert [(b["time"], b.get("timeEnd")) for b in StandInGrafana.received] == [
+        (1_000, None),
+        (2_000, 5_000),
+    ]

@@ -1,0 +1,79 @@
+"""Pipeline health: throughput, consumer lag, latency, dead letters, restarts."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards.panels import quantiles, query, series, single
+from streams import metrics as m
+
+UID = "citybrain-pipeline-health"
+WORKERS = 'job="citybrain-worker"'
+
+
+def build() -> Dashboard:
+    return (
+        Dashboard("citybrain / Pipeline health")
+        .uid(UID)
+        .tags(["citybrain", "generated"])
+        .refresh("10s")
+        .time("now-1h", "now")
+        .with_panel(single("Workers up", "short", query(f"sum(up{{{WORKERS}}})")))
+        .with_panel(single("Consumer lag", "short", query(f"sum({m.CONSUMER_LAG})")))
+        .with_panel(
+            single("Dead letters (1h)", "short", query(f"sum(increase({m.DEAD_LETTERS}[1h]))"))
+        )
+        .with_panel(
+            single(
+                "Worker restarts (1h)",
+                "short",
+                query(f"sum(changes({m.PROCESS_START}{{{WORKERS}}}[1h]))"),
+            )
+        )
+        .with_panel(
+            series(
+                "Messages/s by topic",
+                "ops",
+                query(
+                    "sum by (topic) (rate(faust_messages_received_per_topic_total[1m]))",
+                    "{{topic}}",
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Consumer lag by topic",
+                "short",
+                query(f"sum by (topic) ({m.CONSUMER_LAG})", "{{topic}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Event-to-alert latency",
+                "s",
+                *quantiles(m.EVENT_TO_ALERT, "5m", qs=(0.5, 0.99, 0.999)),
+                description="From a reading's arrival in Kafka to its alert",
+            )
+        )
+        .with_panel(
+            series(
+                "Dead letters by reason",
+                "short",
+                query(
+                    f"sum by (stream, reason) (increase({m.DEAD_LETTERS}[5m]))",
+                    "{{stream}}: {{reason}}",
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Worker start times",
+                "dateTimeAsIso",
+                query(f"{m.PROCESS_START}{{{WORKERS}}} * 1000", "{{instance}}"),
+                description="A step is a restart",
+            )
+        )
+        .with_panel(
+            series("Readings per batch", "short", *quantiles(m.BATCH_SIZE, "5m", qs=(0.5,)))
+        )
+    )

@@ -1,0 +1,160 @@
+"""``citybrain dashboards push``: upsert the folder, the Prometheus datasource and every
+generated dashboard into a Grafana through grafana-client. Idempotent: objects that
+already match are left alone, so a second push changes nothing (no new dashboard
+versions). 5xx answers and timeouts are retried with backoff; 4xx answers fail at once
+with the object and Grafana's message; the token is never printed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from grafana_client.api import GrafanaApi
+from grafana_client.client import (
+    GrafanaClientError,
+    GrafanaServerError,
+    GrafanaTimeoutError,
+)
+
+from dashboards.panels import DATASOURCE_UID
+from dashboards.provisioning import FOLDER, datasources
+
+FOLDER_UID = "citybrain"
+T = TypeVar("T")
+
+
+class PushError(RuntimeError):
+    """Grafana refused or kept failing; the message names the object and the reason."""
+
+
+@dataclass
+class PushReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+
+class DashboardPusher:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        prometheus_url: str,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        if not token.strip():
+            raise PushError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
+        self.api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
+        self.prometheus_url = prometheus_url
+        self.retries = retries
+        self.backoff = backoff
+
+    def push(self, generated: Path) -> PushReport:
+        report = PushReport()
+        self._folder(report)
+        self._datasource(report)
+        for path in sorted((generated / "dashboards").glob("*.json")):
+            self._dashboard(json.loads(path.read_text()), report)
+        return report
+
+    # -- objects ---------------------------------------------------------------------
+    def _folder(self, report: PushReport) -> None:
+        what = f"folder {FOLDER_UID}"
+        existing = self._get(what, lambda: self.api.folder.get_folder(FOLDER_UID))
+        if existing is None:
+            self._call(what, lambda: self.api.folder.create_folder(FOLDER, uid=FOLDER_UID))
+            report.created.append(what)
+        elif existing.get("title") != FOLDER:
+            self._call(
+                what,
+                lambda: self.api.folder.update_folder(FOLDER_UID, title=FOLDER, overwrite=True),
+            )
+            report.updated.append(what)
+        else:
+            report.unchanged.append(what)
+
+    def _datasource(self, report: PushReport) -> None:
+        wanted = {**datasources()["datasources"][0], "url": self.prometheus_url}
+        wanted.pop("editable", None)
+        what = f"datasource {DATASOURCE_UID}"
+        existing = self._get(
+            what, lambda: self.api.datasource.get_datasource_by_uid(DATASOURCE_UID)
+        )
+        if existing is None:
+            self._call(what, lambda: self.api.datasource.create_datasource(wanted))
+            report.created.append(what)
+        elif any(existing.get(k) != v for k, v in wanted.items()):
+            self._call(
+                what, lambda: self.api.datasource.update_datasource_by_uid(DATASOURCE_UID, wanted)
+            )
+            report.updated.append(what)
+        else:
+            report.unchanged.append(what)
+
+    def _dashboard(self, dashboard: dict[str, Any], report: PushReport) -> None:
+        uid = dashboard["uid"]
+        what = f"dashboard {uid}"
+        existing = self._get(what, lambda: self.api.dashboard.get_dashboard(uid))
+        if existing is not None:
+            current = {
+                k: v for k, v in existing.get("dashboard", {}).items() if k not in ("id", "version")
+            }
+            same_folder = existing.get("meta", {}).get("folderUid") == FOLDER_UID
+            if current == dashboard and same_folder:
+                report.unchanged.append(what)
+                return
+        self._call(
+            what,
+            lambda: self.api.dashboard.update_dashboard(
+                {
+                    "dashboard": dashboard,
+                    "folderUid": FOLDER_UID,
+                    "overwrite": True,
+                    "message": "citybrain dashboards push",
+                }
+            ),
+        )
+        (report.updated if existing is not None else report.created).append(what)
+
+    # -- HTTP policy -----------------------------------------------------------------
+    def _get(self, what: str, fetch: Callable[[], Any]) -> Any:
+        try:
+            return self._call(what, fetch)
+        except PushError as exc:
+            if getattr(exc.__cause__, "status_code", None) == 404:
+                return None
+            raise
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except GrafanaClientError as exc:  # 4xx: retrying will not help
+                raise PushError(
+                    f"{what}: Grafana answered {exc.status_code}: {_message(exc)}"
+                ) from exc
+            except (GrafanaServerError, GrafanaTimeoutError) as exc:
+                if attempt == self.retries:
+                    raise PushError(
+                        f"{what}: Grafana kept failing after {attempt + 1} "
+                        f"attempts: {type(exc).__name__}: {_message(exc)}"
+                    ) from exc
+                time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def _message(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "message" in response:
+        return str(response["message"])
+    return str(getattr(exc, "message", exc))

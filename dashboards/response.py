@@ -1,0 +1,79 @@
+"""Response: playbook runs by state, escalations by grid level, decisions waiting."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards.panels import annotation_layer, quantiles, query, series, single
+from streams import metrics as m
+
+UID = "citybrain-response"
+
+
+def build() -> Dashboard:
+    return (
+        Dashboard("citybrain / Response")
+        .uid(UID)
+        .tags(["citybrain", "generated"])
+        .refresh("10s")
+        .time("now-6h", "now")
+        .annotation(annotation_layer("Runs", ["citybrain", "run"]))
+        .with_panel(single("Approvals waiting", "short", query(f"sum({m.APPROVALS_WAITING})")))
+        .with_panel(
+            single(
+                "Runs waiting for an acknowledgement",
+                "short",
+                query(f'sum({m.RUNS_OPEN}{{status="waiting_ack"}})'),
+            )
+        )
+        .with_panel(
+            single("Escalations (1h)", "short", query(f"sum(increase({m.ESCALATIONS}[1h]))"))
+        )
+        .with_panel(
+            single(
+                "Webhook failures (1h)",
+                "short",
+                query(f'sum(increase({m.WEBHOOK_CALLS}{{outcome="failed"}}[1h]))'),
+            )
+        )
+        .with_panel(
+            series(
+                "Runs by status", "short", query(f"sum by (status) ({m.RUNS_OPEN})", "{{status}}")
+            )
+        )
+        .with_panel(
+            series(
+                "Runs by playbook",
+                "short",
+                query(f"sum by (playbook) ({m.RUNS_OPEN})", "{{playbook}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Escalations by grid level",
+                "short",
+                query(f"sum by (level) (increase({m.ESCALATIONS}[1h]))", "to {{level}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Acknowledgements by grid level",
+                "short",
+                query(f"sum by (level) (increase({m.ACKS}[1h]))", "{{level}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Approvals waiting by role",
+                "short",
+                query(f"sum by (role) ({m.APPROVALS_WAITING})", "{{role}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Time to acknowledge by level (p90)",
+                "s",
+                *quantiles(m.TIME_TO_ACK, "6h", by="level", qs=(0.9,)),
+            )
+        )
+    )
