@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv/ and install citybrain with its dev tools there
 
 demo: install ## the main job: local Kafka + Prometheus, a worker, a real-data replay, a summary
-	$(BIN)/citybrain demo --summary demo-summary.json
+	$(BIN)/citybrain demo --summary demo-summary.json --report demo-report.html
 
 test: install ## every test: unit, integration (real Kafka, Prometheus) and end to end
 	$(BIN)/pytest

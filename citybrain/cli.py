@@ -195,8 +195,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         [Path(p) for p in data],
         ack_deadline=args.ack_deadline,
         summary_path=Path(args.summary) if args.summary else None,
+        report_path=Path(args.report) if args.report else None,
     )
     return 0 if summary["alerts"] else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from citybrain.demo import write_report
+
+    settings = _settings().model_copy(update={"topic_prefix": args.prefix})
+    files = [Path(p) for p in args.data]
+    write_report(
+        settings,
+        files,
+        Path(args.out),
+        args.title or f"citybrain what-if report: {', '.join(p.name for p in files)}",
+    )
+    print(f"report written to {args.out}")
+    return 0
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
@@ -312,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", help="canonical CSVs (default: datasets/*.csv.gz)")
     p.add_argument("--grid", help="grid file (default: datasets/grid.yaml)")
     p.add_argument("--summary", help="write the summary as JSON here")
+    p.add_argument("--report", help="write a what-if report (self-contained HTML) here")
     p.add_argument(
         "--ack-deadline",
         type=float,
@@ -319,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each wait_ack waits in the demo (default 5)",
     )
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="what-if report (HTML) of a finished replay")
+    p.add_argument("--prefix", required=True, help="the replay's topic prefix (demo summary)")
+    p.add_argument("--data", nargs="+", required=True, help="the replayed canonical CSVs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--title")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("dashboards", help="Grafana dashboards and provisioning")
     dsub = p.add_subparsers(dest="action", required=True)

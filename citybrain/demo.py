@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from citybrain.report import build_report, readings_frame
 from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.process import StackError, tail
 from citybrain.stack.topics import create_topics
@@ -198,8 +199,18 @@ def _table(m: dict[str, float], rate: float, sent: int, total: int) -> Table:
     return table
 
 
+def write_report(settings: Settings, data: list[Path], path: Path, title: str) -> None:
+    """The what-if report of a finished replay: its data files and its topics."""
+    alerts = [json.loads(m.value) for m in read_topic(settings, settings.topic("alerts"))]
+    steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
+    path.write_text(build_report(readings_frame(data), alerts, steps, title), encoding="utf-8")
+
+
 def run_demo(
-    data: list[Path], ack_deadline: float = 5.0, summary_path: Path | None = None
+    data: list[Path],
+    ack_deadline: float = 5.0,
+    summary_path: Path | None = None,
+    report_path: Path | None = None,
 ) -> dict[str, Any]:
     console = Console()
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -257,6 +268,15 @@ def run_demo(
             prometheus_value(prom.url, "sum(citybrain_readings_total)"),
             {e.sensor_id for e in events if isinstance(e, Reading)},
         )
+        summary["topic_prefix"] = settings.topic_prefix
+        if report_path is not None:
+            write_report(
+                settings,
+                data,
+                report_path,
+                f"citybrain what-if report: {', '.join(p.name for p in data)}",
+            )
+            console.print(f"report written to {report_path}")
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
