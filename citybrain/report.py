@@ -243,7 +243,8 @@ svg text {{ font-size: 10px; fill: #556; }}
 .episode {{ fill: #e0483e; opacity: .25; }}
 .bar {{ fill: #e8a33d; }} .bar.major {{ fill: #e0703e; }} .bar.critical {{ fill: #c62f2f; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 14px; }}
-figure {{ margin: 0; }} figcaption {{ font-weight: 600; }} small {{ color: #667; font-weight: 400; }}
+figure {{ margin: 0; }} figcaption {{ font-weight: 600; }}
+small {{ color: #667; font-weight: 400; }}
 table.bars th {{ text-align: left; padding-right: 10px; font-weight: 400; }}
 .hbar {{ display: inline-block; height: 10px; background: #2f6fb5; }}
 #filter {{ padding: 4px 8px; margin: 8px 0; width: 260px; }}
