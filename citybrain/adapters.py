@@ -56,6 +56,22 @@ class GridBuilder:
     def sensor(self, sensor_id: str, kind: str, unit: str, cell: str) -> None:
         self.sensors[sensor_id] = {"id": sensor_id, "kind": kind, "unit": unit, "cell": cell}
 
+    def readings(
+        self, sensor_id: str, kind: str, unit: str, cell: str, times: pd.Series, values: pd.Series
+    ) -> pd.DataFrame:
+        """Register the sensor and return its readings as canonical rows."""
+        self.sensor(sensor_id, kind, unit, cell)
+        return pd.DataFrame(
+            {
+                "timestamp": _iso(times),
+                "sensor_id": sensor_id,
+                "kind": kind,
+                "value": values.astype(float),
+                "unit": unit,
+                "grid_cell": cell,
+            }
+        )
+
     def write(self, path: Path) -> None:
         doc = {
             "version": 1,
@@ -100,20 +116,9 @@ def usgs_flood(shared: Path, grid: GridBuilder) -> pd.DataFrame:
             column = f"USGS:{site}:{param}:00000"
             if column not in raw:
                 continue
-            sensor = f"usgs-{site}-{kind}"
-            grid.sensor(sensor, kind, unit, cell)
             part = raw[["ts", column]].dropna()
             frames.append(
-                pd.DataFrame(
-                    {
-                        "timestamp": _iso(part["ts"]),
-                        "sensor_id": sensor,
-                        "kind": kind,
-                        "value": part[column],
-                        "unit": unit,
-                        "grid_cell": cell,
-                    }
-                )
+                grid.readings(f"usgs-{site}-{kind}", kind, unit, cell, part["ts"], part[column])
             )
     return pd.concat(frames)
 
@@ -149,19 +154,10 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
             ]
         )
         for column, kind in (("PM2.5", "pm25"), ("PM10", "pm10")):
-            sensor = f"bj-{_slug(station)}-{kind}"
-            grid.sensor(sensor, kind, "ug/m3", cell)
             part = raw[["ts", column]].dropna()
             frames.append(
-                pd.DataFrame(
-                    {
-                        "timestamp": _iso(part["ts"]),
-                        "sensor_id": sensor,
-                        "kind": kind,
-                        "value": part[column],
-                        "unit": "ug/m3",
-                        "grid_cell": cell,
-                    }
+                grid.readings(
+                    f"bj-{_slug(station)}-{kind}", kind, "ug/m3", cell, part["ts"], part[column]
                 )
             )
     return pd.concat(frames)
@@ -196,19 +192,8 @@ def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.Da
             ("avgSpeed", "traffic_speed", "km/h"),
             ("vehicleCount", "traffic_flow", "vehicles/5min"),
         ):
-            sensor = f"aarhus-{rid}-{kind}"
-            grid.sensor(sensor, kind, unit, cell)
             frames.append(
-                pd.DataFrame(
-                    {
-                        "timestamp": _iso(part["ts"]),
-                        "sensor_id": sensor,
-                        "kind": kind,
-                        "value": part[column].astype(float),
-                        "unit": unit,
-                        "grid_cell": cell,
-                    }
-                )
+                grid.readings(f"aarhus-{rid}-{kind}", kind, unit, cell, part["ts"], part[column])
             )
     return pd.concat(frames)
 
