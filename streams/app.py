@@ -338,14 +338,14 @@ class Pipeline:
         await self._send_all(self.routed, routed)
 
     def _active_silences(self) -> list[Silence]:
-        out = []
+        # Parsed once per version (an expired silence has a new ends_at); the cache keeps
+        # only current versions.
+        cache: dict[tuple[str, float], Silence] = {}
         for key, doc in self.silences.items():
-            # Parsed once per version: an expired silence has a new ends_at.
             cache_key = (key.decode(), float(doc["ends_at"]))
-            if cache_key not in self._silences:
-                self._silences[cache_key] = Silence.from_dict(doc)
-            out.append(self._silences[cache_key])
-        return out
+            cache[cache_key] = self._silences.get(cache_key) or Silence.from_dict(doc)
+        self._silences = cache
+        return list(cache.values())
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -709,7 +709,6 @@ def create_app(
     metrics = Metrics.create(registry)
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     pipeline = Pipeline(app, settings, grid, metrics)
-    app.citybrain = pipeline  # type: ignore[attr-defined]
     register_api(app, pipeline)
 
     @app.agent(pipeline.readings)

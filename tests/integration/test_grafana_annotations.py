@@ -23,6 +23,7 @@ TOKEN = "glsa_test_token"
 
 class StandInGrafana(BaseHTTPRequestHandler):
     delay: ClassVar[float] = 0.0
+    status: ClassVar[int] = 200
     received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
@@ -32,6 +33,8 @@ class StandInGrafana(BaseHTTPRequestHandler):
             self._reply(401, {"message": "Unauthorized"})
         elif self.path != "/api/annotations":
             self._reply(404, {"message": "Not found"})
+        elif StandInGrafana.status != 200:
+            self._reply(StandInGrafana.status, {"message": "database is locked"})
         else:
             StandInGrafana.received.append(body)
             self._reply(200, {"id": len(StandInGrafana.received), "message": "Annotation added"})
@@ -50,7 +53,7 @@ class StandInGrafana(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def grafana() -> Iterator[str]:
-    StandInGrafana.delay, StandInGrafana.received = 0.0, []
+    StandInGrafana.delay, StandInGrafana.received, StandInGrafana.status = 0.0, [], 200
     server = ThreadingHTTPServer(("127.0.0.1", 0), StandInGrafana)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -95,6 +98,13 @@ def test_wrong_token_is_reported_not_raised(grafana: str) -> None:
     _, errors = annotate(grafana, token="wrong")
     assert len(errors) == 1 and errors[0].startswith("run-1:4: ") and "Unauthorized" in errors[0]
     assert "wrong" not in errors[0]
+
+
+def test_grafana_server_errors_are_reported_not_raised(grafana: str) -> None:
+    StandInGrafana.status = 500
+    took, errors = annotate(grafana)
+    assert took < 0.1 and len(errors) == 1 and "GrafanaServerError" in errors[0]
+    assert StandInGrafana.received == []
 
 
 def test_slow_grafana_never_blocks_the_caller(grafana: str) -> None:
