@@ -9,11 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams.settings import REPO_ROOT, Settings
+from streams.settings import REPO_ROOT, Settings, load_settings
 
 
 def _settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -69,7 +69,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     events = load_events(args.files, on_error=args.on_error, bad_rows=bad)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
-    replayer = Replayer(s.kafka_bootstrap, s.topic("readings"), s.topic("incidents"))
+    replayer = Replayer(
+        s.kafka_bootstrap, s.topic("readings"), s.topic("incidents"), s.kafka_python_options()
+    )
     try:
         with Progress() as progress:
             task = progress.add_task("replay", total=len(events))

@@ -100,7 +100,9 @@ def prometheus_value(prom_url: str, query: str) -> float | None:
 
 def drop_old_demo_topics(settings: Settings) -> None:
     """Earlier demos' topics are deleted so the broker does not grow run after run."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
+    )
     try:
         old = [t for t in admin.list_topics() if t.startswith("demo-")]
         if old:
@@ -117,6 +119,7 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
         enable_auto_commit=False,
         consumer_timeout_ms=3000,
         group_id=None,
+        **settings.kafka_python_options(),
     )
     try:
         return list(consumer)
@@ -249,7 +252,10 @@ def run_demo(
     try:
         _wait_for_worker(worker, metrics_url, log_file)
         replayer = Replayer(
-            settings.kafka_bootstrap, settings.topic("readings"), settings.topic("incidents")
+            settings.kafka_bootstrap,
+            settings.topic("readings"),
+            settings.topic("incidents"),
+            settings.kafka_python_options(),
         )
         sent = [0]
         thread = threading.Thread(

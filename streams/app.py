@@ -40,7 +40,7 @@ from streams.detection import AlertEvent, Incoming, SensorDetection
 from streams.errors import EventError
 from streams.events import KINDS, EventValidator, format_ts
 from streams.metrics import Metrics, initialise
-from streams.settings import Settings
+from streams.settings import Settings, load_settings
 from streams.tables import key_partitioned_table
 
 log = logging.getLogger(__name__)
@@ -684,7 +684,7 @@ def create_app(
     """A fresh faust app with its agents, tables, timer, operator API and /metrics."""
     from streams.api import register_api
 
-    settings = settings or Settings()
+    settings = settings or load_settings()
     registry = registry or CollectorRegistry()
     grid = load_grid(settings.grid_file)
     datadir = settings.run_dir / "faust" / settings.app_id
@@ -692,6 +692,7 @@ def create_app(
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=settings.faust_credentials(),
         store="memory://",
         datadir=str(datadir),
         web_bind=settings.worker_bind,

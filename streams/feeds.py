@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from streams.errors import EventError, FeedError
 from streams.events import IncidentReport, Reading, parse_ts
@@ -117,10 +117,17 @@ class ReplayStats:
 class Replayer:
     """Publishes events with kafka-python at ``speed`` x real time, or as fast as possible."""
 
-    def __init__(self, bootstrap: str, readings_topic: str, incidents_topic: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        readings_topic: str,
+        incidents_topic: str,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         from kafka import KafkaProducer
 
         self.producer = KafkaProducer(
+            **(options or {}),
             bootstrap_servers=bootstrap,
             acks="all",
             linger_ms=5,

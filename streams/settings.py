@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,69 @@ class Settings(BaseSettings):
     max_future_skew: float = 300.0
     deadline_check_interval: float = 1.0
 
+    # Kafka security (docs/operations.md). Secrets are SecretStr: never logged or echoed.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-256"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and not self.kafka_username:
+            raise ValueError(
+                f"CITYBRAIN_KAFKA_USERNAME is required when "
+                f"CITYBRAIN_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}"
+            )
+        if sasl and self.kafka_password is None:
+            raise ValueError(
+                f"CITYBRAIN_KAFKA_PASSWORD is required when "
+                f"CITYBRAIN_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}"
+            )
+        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
+            raise ValueError(f"CITYBRAIN_KAFKA_SSL_CAFILE {self.kafka_ssl_cafile} is not a file")
+        return self
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Connection options for kafka-python clients (replay, admin, readers)."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            assert self.kafka_password is not None
+            options.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_username,
+                sasl_plain_password=self.kafka_password.get_secret_value(),
+            )
+        if self.kafka_ssl_cafile is not None:
+            options["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        return options
+
+    def faust_credentials(self) -> Any:
+        """faust's broker credentials, or None for PLAINTEXT."""
+        import ssl
+
+        import faust
+
+        context = None
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            )
+        if self.kafka_security_protocol.startswith("SASL"):
+            assert self.kafka_password is not None
+            return faust.SASLCredentials(
+                username=self.kafka_username,
+                password=self.kafka_password.get_secret_value(),
+                mechanism=self.kafka_sasl_mechanism,
+                ssl_context=context,
+            )
+        if context is not None:
+            return faust.SSLCredentials(context)
+        return None
+
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host}:{self.kafka_port}"
@@ -103,3 +167,21 @@ class Settings(BaseSettings):
                 "commands",
             )
         }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; errors name the variable and never echo a value
+    (pydantic's own message would print the input, secrets included)."""
+    from pydantic import ValidationError
+
+    from streams.errors import SettingsError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        reasons = []
+        for err in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(p) for p in err["loc"])
+            name = f"CITYBRAIN_{where.upper()}" if where else "settings"
+            reasons.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("; ".join(reasons)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import shutil
 import socket
 import subprocess
@@ -32,8 +33,14 @@ logger.apache.level = WARN
 
 
 class KafkaBroker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, scram_users: dict[str, str] | None = None) -> None:
+        """``scram_users`` (name -> password) turns the client listener into
+        SASL_PLAINTEXT with SCRAM-SHA-256, the users created when storage is formatted."""
         self.settings = settings
+        self.scram_users = dict(scram_users or {})
+        if self.scram_users:
+            # The broker talks to itself over the SASL listener too.
+            self.scram_users.setdefault("broker", secrets.token_urlsafe(16))
         self.libs = settings.home / f"kafka-{KAFKA_VERSION}" / "libs"
         self.dir = settings.run_dir / "kafka"
         self.pid_file = self.dir / "kafka.pid"
@@ -79,11 +86,12 @@ class KafkaBroker:
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
                     "controller.listener.names=CONTROLLER",
-                    f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},"
+                    f"listeners={self.protocol}://127.0.0.1:{s.kafka_port},"
                     f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
+                    f"advertised.listeners={self.protocol}://127.0.0.1:{s.kafka_port}",
+                    f"listener.security.protocol.map={self.protocol}:{self.protocol},CONTROLLER:PLAINTEXT",
+                    f"inter.broker.listener.name={self.protocol}",
+                    *self._sasl_config(),
                     f"log.dirs={data}",
                     f"num.partitions={s.partitions}",
                     "offsets.topic.replication.factor=1",
@@ -99,6 +107,40 @@ class KafkaBroker:
             )
         )
         (self.dir / "log4j2.properties").write_text(LOG4J2)
+
+    @property
+    def protocol(self) -> str:
+        return "SASL_PLAINTEXT" if self.scram_users else "PLAINTEXT"
+
+    def _sasl_config(self) -> list[str]:
+        if not self.scram_users:
+            return []
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="broker" password="{self.scram_users["broker"]}";'
+        )
+        return [
+            "sasl.enabled.mechanisms=SCRAM-SHA-256",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256",
+            f"listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={jaas}",
+        ]
+
+    def _scram_args(self) -> list[str]:
+        args = []
+        for name, password in self.scram_users.items():
+            args += ["--add-scram", f"SCRAM-SHA-256=[name={name},password={password}]"]
+        return args
+
+    def client_options(self) -> dict[str, str]:
+        """kafka-python options to reach this broker as its own admin user."""
+        if not self.scram_users:
+            return {}
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-256",
+            "sasl_plain_username": "broker",
+            "sasl_plain_password": self.scram_users["broker"],
+        }
 
     def _java(self, *args: str) -> list[str]:
         logs = self.dir / "logs"
@@ -130,6 +172,7 @@ class KafkaBroker:
                 bootstrap_servers=self.settings.kafka_bootstrap,
                 request_timeout_ms=3000,
                 client_id="citybrain-stack",
+                **self.client_options(),
             )
         except Exception:
             return False
@@ -151,7 +194,13 @@ class KafkaBroker:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             proc = subprocess.run(
                 self._java(
-                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.config),
+                    *self._scram_args(),
                 ),
                 capture_output=True,
                 text=True,

@@ -12,7 +12,9 @@ from streams.settings import Settings
 def create_topics(settings: Settings) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left alone."""
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="citybrain-topics"
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="citybrain-topics",
+        **settings.kafka_python_options(),
     )
     try:
         existing = set(admin.list_topics())
