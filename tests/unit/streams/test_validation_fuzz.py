@@ -14,17 +14,36 @@ from streams.errors import EventError
 from streams.events import EventValidator, Reading
 
 NOW = 1_800_000_000.0
-CODES = {"bad_json", "bad_schema", "missing_field", "bad_type", "not_finite", "bad_timestamp",
-         "too_old", "in_future", "unknown_kind", "bad_unit", "unknown_cell", "unknown_sensor",
-         "registration_mismatch"}
-GOOD: dict[str, Any] = {"schema": "reading/1", "ts": "2026-11-01T10:00:00Z",
-                        "sensor_id": "gauge-1", "kind": "water_level", "value": 1.5,
-                        "unit": "ft", "grid_cell": "c-bridge"}
+CODES = {
+    "bad_json",
+    "bad_schema",
+    "missing_field",
+    "bad_type",
+    "not_finite",
+    "bad_timestamp",
+    "too_old",
+    "in_future",
+    "unknown_kind",
+    "bad_unit",
+    "unknown_cell",
+    "unknown_sensor",
+    "registration_mismatch",
+}
+GOOD: dict[str, Any] = {
+    "schema": "reading/1",
+    "ts": "2026-11-01T10:00:00Z",
+    "sensor_id": "gauge-1",
+    "kind": "water_level",
+    "value": 1.5,
+    "unit": "ft",
+    "grid_cell": "c-bridge",
+}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                               max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
