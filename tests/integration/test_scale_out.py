@@ -1,0 +1,259 @@
+"""Scale-out and faults on real services: two workers in one consumer group, a SIGKILL
+that moves partitions and table state, a broker restart mid-stream, a stopped Prometheus,
+and 100,000 fuzzed malformed events."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citybrain.stack import KafkaBroker, PrometheusServer
+from citybrain.stack.topics import create_topics
+from streams.events import Reading
+from streams.settings import load_settings
+from streams.tables import key_partition
+from tests.integration.test_pipeline import START, firing, real_levels
+from tests.services import Pipeline
+
+pytestmark = pytest.mark.integration
+SENSORS = [f"pump-{i:02d}" for i in range(24)]
+
+
+def write_grid(path: Path) -> Path:
+    lines = [
+        "version: 1",
+        "cells:",
+        "  - {id: city, level: city, name: City, unit: city centre}",
+        "  - {id: d1, level: district, parent: city, name: D1, unit: d1 office}",
+        "  - {id: s1, level: street, parent: d1, name: S1, unit: s1 office}",
+    ]
+    lines += [
+        f"  - {{id: c{i}, level: community, parent: s1, name: C{i}, unit: c{i} station}}"
+        for i in range(4)
+    ]
+    lines.append("sensors:")
+    lines += [
+        f"  - {{id: {s}, kind: water_level, unit: ft, cell: c{i % 4}}}"
+        for i, s in enumerate(SENSORS)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def reading(sensor: str, i: int, value: float) -> bytes:
+    cell = f"c{SENSORS.index(sensor) % 4}"
+    return Reading(START + 300 * i, sensor, "water_level", value, "ft", cell).to_json()
+
+
+def send_round(p: Pipeline, i: int, spikes: set[str], base: list[float]) -> None:
+    for s in SENSORS:
+        value = base[i % len(base)] * (9 if s in spikes else 1)
+        p.send("readings", s.encode(), reading(s, i, value))
+
+
+def scrape_sum(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+@pytest.fixture
+def scaled(stack: PrometheusServer, run_dir: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
+        },
+    )
+    yield p
+    p.close()
+
+
+def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing(
+    scaled: Pipeline,
+) -> None:
+    partitions = {key_partition(s.encode(), 2) for s in SENSORS}
+    assert partitions == {0, 1}  # both workers get sensors
+    a = scaled.worker().start()
+    b_env = {**scaled.env, "CITYBRAIN_WORKER_PORT": "26067"}
+    b = type(a)(b_env, scaled.run_dir / f"{scaled.name}-worker-b.log").start()
+    try:
+        base = real_levels(60)
+        for i in range(40):  # warm-up on both workers
+            send_round(scaled, i, set(), base)
+        first = set(SENSORS[:6]) | set(SENSORS[12:18])
+        send_round(scaled, 40, first, base)
+        scaled.flush()
+        scaled.read("alerts", lambda m: len(firing(m)) >= len(first))
+        time.sleep(1)  # let the worker flush its state for that batch
+        a.kill()  # its partitions and their table state move to b
+        for i in range(41, 45):
+            send_round(scaled, i, set(), base)
+        second = set(SENSORS[6:12]) | set(SENSORS[18:24])
+        send_round(scaled, 45, second, base)
+        scaled.flush()
+        alerts = scaled.read("alerts", lambda m: len(firing(m)) >= 24, timeout=90, settle=5)
+        fired = [d["sensor_id"] for d in firing(alerts)]
+        assert sorted(fired) == sorted(first | second)  # each injected spike exactly once
+        # b now owns every partition, and it detected the second spikes without warming up.
+        assert scrape_sum(26067, "citybrain_sensors_tracked") == len(SENSORS)
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    settings = load_settings(
+        kafka_port=49092,
+        kafka_controller_port=49093,
+        run_dir_override=tmp_path_factory.mktemp("restart"),
+    )
+    broker = KafkaBroker(settings)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    own_broker: KafkaBroker, tmp_path: Path, stack: PrometheusServer
+) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from tests.services import Worker
+
+    prefix = "restart"
+    settings = load_settings(kafka_port=49092, topic_prefix=prefix)
+    create_topics(settings)
+    env = {
+        **__import__("os").environ,
+        "CITYBRAIN_KAFKA_PORT": "49092",
+        "CITYBRAIN_WORKER_PORT": "26068",
+        "CITYBRAIN_APP_ID": prefix,
+        "CITYBRAIN_TOPIC_PREFIX": prefix,
+        "CITYBRAIN_RUN_DIR": str(tmp_path),
+        "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
+        "CITYBRAIN_DETECTOR_WINDOW": "48",
+        "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
+        "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
+    }
+    worker = Worker(env, tmp_path / "worker.log").start()
+    base = real_levels(60)
+    sent = 0
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers="127.0.0.1:49092",
+            acks="all",
+            retries=20,
+            reconnect_backoff_max_ms=2000,
+        )
+        for i in range(30):
+            for s in SENSORS:
+                producer.send(f"{prefix}.readings", key=s.encode(), value=reading(s, i, base[i]))
+                sent += 1
+        producer.flush()
+        producer.close()
+        own_broker.stop()  # SIGTERM, data kept
+        # Prometheus stopped too: the worker only serves /metrics, nothing waits on it.
+        stack.stop()
+        time.sleep(3)
+        own_broker.start()
+        producer = KafkaProducer(bootstrap_servers="127.0.0.1:49092", acks="all")
+        for i in range(30, 42):
+            for s in SENSORS:
+                value = base[i] * (9 if i == 41 else 1)
+                producer.send(f"{prefix}.readings", key=s.encode(), value=reading(s, i, value))
+                sent += 1
+        producer.flush()
+        producer.close()
+        consumer = KafkaConsumer(
+            f"{prefix}.alerts",
+            bootstrap_servers="127.0.0.1:49092",
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=60000,
+        )
+        alerts: list[dict[str, Any]] = []
+        for message in consumer:
+            alerts.append(json.loads(message.value))
+            if len(firing_docs(alerts)) >= len(SENSORS):
+                break
+        consumer.close()
+        assert sorted(d["sensor_id"] for d in firing_docs(alerts)) == sorted(SENSORS)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if scrape_sum(26068, "citybrain_readings_total") >= sent:
+                break
+            time.sleep(0.5)
+        assert scrape_sum(26068, "citybrain_readings_total") == sent  # nothing lost
+        assert worker.alive()
+    finally:
+        worker.stop()
+        stack.start()
+
+
+def firing_docs(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in alerts if a["status"] == "firing"]
+
+
+def fuzzed(rng: random.Random, base: bytes) -> bytes:
+    """A malformed variant of a valid reading: one of the ways real feeds break."""
+    doc = json.loads(base)
+    choice = rng.randrange(9)
+    if choice == 0:
+        return base[: rng.randrange(len(base))]  # truncated
+    if choice == 1:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))  # noise
+    if choice == 2:
+        del doc[rng.choice(sorted(doc))]
+    elif choice == 3:
+        doc["value"] = rng.choice(["high", None, [1], {"v": 1}, True])
+    elif choice == 4:
+        return base.replace(b'"value":', b'"value":NaN,"x":')
+    elif choice == 5:
+        doc["kind"] = rng.choice(["lava", "", 7])
+    elif choice == 6:
+        doc["grid_cell"] = f"nowhere-{rng.randrange(10**6)}"
+    elif choice == 7:
+        doc["ts"] = rng.choice(
+            ["yesterday", "2026-13-45T99:00:00Z", "1970-01-01T00:00:00Z", "2099-01-01T00:00:00Z"]
+        )
+    else:
+        doc["schema"] = "reading/9"
+    return json.dumps(doc).encode()
+
+
+def test_a_hundred_thousand_fuzzed_events_all_reach_the_dead_letter_topic(
+    scaled: Pipeline,
+) -> None:
+    worker = scaled.worker().start()
+    try:
+        rng = random.Random(20261127)
+        base = reading(SENSORS[0], 0, 1.0)
+        n = 100_000
+        for _ in range(n):
+            scaled.send("readings", SENSORS[rng.randrange(24)].encode(), fuzzed(rng, base))
+        scaled.flush()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if scrape_sum(26066, "citybrain_dead_letters_total") >= n:
+                break
+            time.sleep(1)
+        assert scrape_sum(26066, "citybrain_dead_letters_total") == n
+        assert worker.alive()
+        sample = scaled.read("deadletter", lambda m: len(m) >= 2000)
+        assert all(dict(m.headers).get("citybrain.error.reason") for m in sample)
+        assert len({dict(m.headers)["citybrain.error.reason"] for m in sample}) >= 6
+    finally:
+        worker.stop()
