@@ -43,6 +43,8 @@ def write_tokens(path: Path) -> Path:
     return path
 
 
+# Every port sits below Linux's ephemeral range (32768-60999): a broker restarted on an
+# ephemeral port can find it taken by some client's outgoing connection.
 # Test ports differ from the defaults so a developer's running demo stack is left alone.
 TEST_PORTS = {
     "CITYBRAIN_KAFKA_PORT": "29092",

@@ -117,8 +117,8 @@ def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing
 @pytest.fixture
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     settings = load_settings(
-        kafka_port=49092,
-        kafka_controller_port=49093,
+        kafka_port=23092,
+        kafka_controller_port=23093,
         run_dir_override=tmp_path_factory.mktemp("restart"),
     )
     broker = KafkaBroker(settings)
@@ -135,11 +135,11 @@ def test_broker_restart_mid_stream_loses_nothing(
     from tests.services import Worker
 
     prefix = "restart"
-    settings = load_settings(kafka_port=49092, topic_prefix=prefix)
+    settings = load_settings(kafka_port=23092, topic_prefix=prefix)
     create_topics(settings)
     env = {
         **__import__("os").environ,
-        "CITYBRAIN_KAFKA_PORT": "49092",
+        "CITYBRAIN_KAFKA_PORT": "23092",
         "CITYBRAIN_WORKER_PORT": "26068",
         "CITYBRAIN_APP_ID": prefix,
         "CITYBRAIN_TOPIC_PREFIX": prefix,
@@ -154,7 +154,7 @@ def test_broker_restart_mid_stream_loses_nothing(
     sent = 0
     try:
         producer = KafkaProducer(
-            bootstrap_servers="127.0.0.1:49092",
+            bootstrap_servers="127.0.0.1:23092",
             acks="all",
             retries=20,
             reconnect_backoff_max_ms=2000,
@@ -170,7 +170,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         stack.stop()
         time.sleep(3)
         own_broker.start()
-        producer = KafkaProducer(bootstrap_servers="127.0.0.1:49092", acks="all")
+        producer = KafkaProducer(bootstrap_servers="127.0.0.1:23092", acks="all")
         for i in range(30, 42):
             for s in SENSORS:
                 value = base[i] * (9 if i == 41 else 1)
@@ -180,7 +180,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         producer.close()
         consumer = KafkaConsumer(
             f"{prefix}.alerts",
-            bootstrap_servers="127.0.0.1:49092",
+            bootstrap_servers="127.0.0.1:23092",
             auto_offset_reset="earliest",
             consumer_timeout_ms=60000,
         )

@@ -28,7 +28,7 @@ PASSWORD = "s3cret-scram-password"
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     run_dir = tmp_path_factory.mktemp("scram")
     settings = load_settings(
-        kafka_port=39092, kafka_controller_port=39093, run_dir_override=run_dir
+        kafka_port=21092, kafka_controller_port=21093, run_dir_override=run_dir
     )
     broker = KafkaBroker(settings, scram_users={"citybrain": PASSWORD})
     broker.start()
@@ -39,8 +39,8 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
 def env_for(broker: KafkaBroker, password: str | None, name: str) -> dict[str, str]:
     env = {
         **os.environ,
-        "CITYBRAIN_KAFKA_PORT": "39092",
-        "CITYBRAIN_WORKER_PORT": "36066",
+        "CITYBRAIN_KAFKA_PORT": "21092",
+        "CITYBRAIN_WORKER_PORT": "21066",
         "CITYBRAIN_RUN_DIR": str(broker.settings.run_dir),
         "CITYBRAIN_APP_ID": name,
         "CITYBRAIN_TOPIC_PREFIX": name,
@@ -62,7 +62,7 @@ def test_worker_with_credentials_processes_events(
 ) -> None:
     env = env_for(scram_broker, PASSWORD, "sasl-ok")
     settings = load_settings(
-        kafka_port=39092,
+        kafka_port=21092,
         topic_prefix="sasl-ok",
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_username="citybrain",
@@ -72,14 +72,14 @@ def test_worker_with_credentials_processes_events(
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
         producer = KafkaProducer(
-            bootstrap_servers="127.0.0.1:39092", **settings.kafka_python_options()
+            bootstrap_servers="127.0.0.1:21092", **settings.kafka_python_options()
         )
         producer.send("sasl-ok.readings", key=b"gauge-1", value=b"not json")
         producer.flush()
         producer.close()
         consumer = KafkaConsumer(
             "sasl-ok.deadletter",
-            bootstrap_servers="127.0.0.1:39092",
+            bootstrap_servers="127.0.0.1:21092",
             auto_offset_reset="earliest",
             consumer_timeout_ms=20000,
             **settings.kafka_python_options(),
