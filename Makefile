@@ -33,8 +33,10 @@ lint: install ## ruff, formatting, mypy and the import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## detector speed against a baseline measured in the same run
+bench: install ## detector speed and catch-up throughput, each against baselines in the same run
 	$(BIN)/python -m bench.detector_speed --out bench/results-detectors.json
+	$(BIN)/citybrain stack up
+	$(BIN)/python -m bench.catchup --out bench/results.json
 
 dashboards: install ## regenerate dashboards/generated from code
 	$(BIN)/citybrain dashboards generate
