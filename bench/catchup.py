@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
+from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
 from streams.events import Reading
@@ -36,23 +37,8 @@ START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 
 
 def write_grid(path: Path, sensors: int) -> None:
-    lines = [
-        "version: 1",
-        "cells:",
-        "  - {id: city, level: city, name: City, unit: city centre}",
-        "  - {id: d1, level: district, parent: city, name: D1, unit: d1}",
-        "  - {id: s1, level: street, parent: d1, name: S1, unit: s1}",
-    ]
-    lines += [
-        f"  - {{id: c{i}, level: community, parent: s1, name: C{i}, unit: c{i}}}"
-        for i in range(100)
-    ]
-    lines.append("sensors:")
-    lines += [
-        f"  - {{id: s{i:05d}, kind: traffic_flow, unit: vehicles/5min, cell: c{i % 100}}}"
-        for i in range(sensors)
-    ]
-    path.write_text("\n".join(lines) + "\n")
+    ids = [f"s{i:05d}" for i in range(sensors)]
+    write_synthetic_grid(path, ids, "traffic_flow", "vehicles/5min", communities=100)
 
 
 def preload(bootstrap: str, topic: str, readings: int, sensors: int, seed: int = 1) -> int:

@@ -313,3 +313,25 @@ def build(shared: Path, out: Path) -> dict[str, int]:
     )
     counts["incident_departments.csv.gz"] = len(training)
     return counts
+
+
+def write_synthetic_grid(
+    path: Path, sensors: list[str], kind: str, unit: str, communities: int
+) -> Path:
+    """A one-street grid with ``communities`` cells and ``sensors`` spread over them
+    round-robin: for benchmarks and scale tests, where the shape of the grid is not the
+    point. Sensor ``i`` sits in community ``c{i % communities}``."""
+    grid = GridBuilder()
+    for c in range(communities):
+        grid.chain(
+            [
+                ("city", "city", "City"),
+                ("district", "d1", "D1"),
+                ("street", "s1", "S1"),
+                ("community", f"c{c}", f"C{c}"),
+            ]
+        )
+    for i, sensor in enumerate(sensors):
+        grid.sensor(sensor, kind, unit, f"c{i % communities}")
+    grid.write(path)
+    return path

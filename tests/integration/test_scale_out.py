@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.topics import create_topics
 from streams.events import Reading
@@ -27,24 +28,7 @@ SENSORS = [f"pump-{i:02d}" for i in range(24)]
 
 
 def write_grid(path: Path) -> Path:
-    lines = [
-        "version: 1",
-        "cells:",
-        "  - {id: city, level: city, name: City, unit: city centre}",
-        "  - {id: d1, level: district, parent: city, name: D1, unit: d1 office}",
-        "  - {id: s1, level: street, parent: d1, name: S1, unit: s1 office}",
-    ]
-    lines += [
-        f"  - {{id: c{i}, level: community, parent: s1, name: C{i}, unit: c{i} station}}"
-        for i in range(4)
-    ]
-    lines.append("sensors:")
-    lines += [
-        f"  - {{id: {s}, kind: water_level, unit: ft, cell: c{i % 4}}}"
-        for i, s in enumerate(SENSORS)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_synthetic_grid(path, SENSORS, "water_level", "ft", communities=4)
 
 
 def reading(sensor: str, i: int, value: float) -> bytes:
