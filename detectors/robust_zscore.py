@@ -7,8 +7,8 @@ standard deviation would.
 
 from __future__ import annotations
 
+import base64
 import math
-import warnings
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -108,9 +108,17 @@ class RobustZScore(Detector):
         mads = np.empty(n)
         partial = int(min(n, max(0, w - h)))
         if partial:
-            # Rows still inside the warm-up carry NaN padding: the slower nan-aware path.
-            medians[:partial] = _nanmedian_rows(rows[:partial])
-            mads[:partial] = _nanmedian_rows(np.abs(rows[:partial] - medians[:partial, None]))
+            # Rows still inside the warm-up are shorter than the window.
+            for i in range(partial):
+                # Row i's history is its last counts[i] entries (NaN padding before them).
+                # Slicing beats np.nanmedian, whose small-array path goes through masked
+                # arrays and dominated warm-up time.
+                valid = rows[i, w - counts[i] :]
+                if valid.size:
+                    medians[i] = np.median(valid)
+                    mads[i] = np.median(np.abs(valid - medians[i]))
+                else:
+                    medians[i] = mads[i] = 0.0  # no history: scored 0 below
         if partial < n:
             full = rows[partial:]
             medians[partial:] = np.median(full, axis=1)
@@ -138,19 +146,19 @@ class RobustZScore(Detector):
         }
 
     def get_state(self) -> dict[str, Any]:
-        return {"values": list(self.values_)}
+        # Packed little-endian float64 in base64: a third the size of a JSON list of floats
+        # and an order of magnitude cheaper to encode (state is written on every batch).
+        packed = np.fromiter(self.values_, dtype="<f8", count=len(self.values_)).tobytes()
+        return {"window": base64.b64encode(packed).decode("ascii")}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.values_ = deque((float(v) for v in state["values"]), maxlen=self.window)
+        if "window" in state:
+            values = np.frombuffer(base64.b64decode(state["window"]), dtype="<f8").tolist()
+        else:  # the unpacked form of earlier versions
+            values = [float(v) for v in state["values"]]
+        self.values_ = deque(values, maxlen=self.window)
 
     @property
     def n_seen(self) -> int:
         """Observations currently in the window (at most ``window``)."""
         return len(self.values_)
-
-
-def _nanmedian_rows(rows: FloatArray) -> FloatArray:
-    with warnings.catch_warnings():
-        # All-NaN rows (an empty history) are expected and scored 0 by the caller.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(np.nanmedian(rows, axis=1), dtype=np.float64)

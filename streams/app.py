@@ -41,7 +41,7 @@ from streams.errors import EventError
 from streams.events import KINDS, EventValidator, format_ts
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings, load_settings
-from streams.tables import key_partitioned_table
+from streams.tables import KeyPartitionedTable, key_partitioned_table
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Pipeline:
         n = settings.partitions
         # Keys are raw bytes (sensor id, grid cell, group key, alert or silence id),
         # values JSON; each key's changelog partition is that of its source messages.
-        self.sensor_state = key_partitioned_table(app, "sensor-state", n)
+        self.sensor_state = cast(KeyPartitionedTable, key_partitioned_table(app, "sensor-state", n))
         self.burst_state = key_partitioned_table(app, "burst-state", n)
         self.groups = key_partitioned_table(app, "groups", n)
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
@@ -154,10 +154,10 @@ class Pipeline:
         # Alerts must be on Kafka before the state that says they were sent.
         await self._send_all(self.alerts, [(a.alert_id, self._alert_doc(a)) for a in result.alerts])
         sent_at = time.time()
-        for sid, state in result.states.items():
-            self.sensor_state[sid.encode()] = state
-        # Flush so table writes are acknowledged before these offsets can be committed.
-        await self.app.producer.flush()
+        # Awaited: the state is on the changelog before these offsets can be committed.
+        await self.sensor_state.set_many(
+            {sid.encode(): state for sid, state in result.states.items()}
+        )
 
         m = self.metrics
         m.batch_size.observe(len(events))

@@ -26,6 +26,27 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         assert self.partitions is not None  # always set by key_partitioned_table
         return key_partition(key, self.partitions)
 
+    async def set_many(self, items: dict[bytes, Any]) -> None:
+        """Write many keys and wait until their changelog entries are on Kafka.
+
+        ``table[key] = value`` queues each changelog entry in faust's producer buffer,
+        which drains one message per event-loop turn: a batch touching thousands of
+        sensors then runs at a few thousand writes a second. Here the store is updated
+        directly and the entries go to the changelog topic through the producer's own
+        batching, all awaited together.
+        """
+        assert self.partitions is not None
+        pending = []
+        for key, value in items.items():
+            self.data[key] = value
+            pending.append(
+                await self.changelog_topic.send(
+                    key=key, value=value, partition=key_partition(key, self.partitions)
+                )
+            )
+        for fut in pending:
+            await fut
+
 
 class KeyPartitionedGlobalTable(faust.GlobalTable):
     """Every worker holds all of it (silences, firing alerts for inhibition)."""
