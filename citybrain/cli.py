@@ -217,6 +217,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_nab(args: argparse.Namespace) -> int:
+    from citybrain.nab import load_corpus, report
+    from detectors import DETECTORS
+
+    if args.detector not in DETECTORS:
+        print(
+            f"citybrain: detector {args.detector!r} is not one of {sorted(DETECTORS)}",
+            file=sys.stderr,
+        )
+        return 2
+    data = Path(args.data)
+    labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
+    prototype = DETECTORS[args.detector]()
+    cases = load_corpus(data, labels, lambda values: prototype.clone().score_many(values))
+    result = {"detector": args.detector, **report(cases)}
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_dashboards(args: argparse.Namespace) -> int:
     from dashboards.generate import generate
 
@@ -345,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--title")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="benchmarks that score detectors")
+    bsub = p.add_subparsers(dest="action", required=True)
+    nab = bsub.add_parser("nab", help="score a detector on a NAB-layout corpus")
+    nab.add_argument("--data", required=True, help="NAB data/ directory")
+    nab.add_argument("--labels", help="combined_windows.json (default: ../labels/)")
+    nab.add_argument("--detector", default="robust_zscore")
+    nab.set_defaults(func=cmd_bench_nab)
 
     p = sub.add_parser("dashboards", help="Grafana dashboards and provisioning")
     dsub = p.add_subparsers(dest="action", required=True)

@@ -9,7 +9,11 @@ from detectors.errors import DetectorError, DetectorInputError, DetectorParamete
 from detectors.robust_zscore import RobustZScore
 from detectors.thresholds import ScoreThreshold
 
+# The detectors a configuration can name (`citybrain bench nab --detector NAME`).
+DETECTORS: dict[str, type[Detector]] = {"robust_zscore": RobustZScore}
+
 __all__ = [
+    "DETECTORS",
     "Detector",
     "DetectorError",
     "DetectorInputError",
