@@ -65,3 +65,14 @@ def test_ports_agree_between_compose_prometheus_and_kafka() -> None:
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == (
         f"PLAINTEXT://{env['CITYBRAIN_KAFKA_HOST']}:{env['CITYBRAIN_KAFKA_PORT']}"
     )
+
+
+def test_dockerfile_env_names_real_settings_and_existing_paths() -> None:
+    text = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
+    fields = {f"CITYBRAIN_{name.upper()}" for name in Settings.model_fields}
+    pairs = re.findall(r"(CITYBRAIN_[A-Z_]+)=(\S+)", text)
+    assert pairs
+    for key, value in pairs:
+        assert key in fields, f"Dockerfile sets {key}, which is not a citybrain setting"
+        if value.startswith("/app/"):
+            assert (ROOT / value.removeprefix("/app/")).exists(), value
