@@ -73,7 +73,7 @@ def raw_score(cases: Sequence[Case], theta: float, profile: str) -> float:
                 total += case.fp_cost(row, a_fp)
             else:
                 first.setdefault(k, row)
-        for k, (s, _) in enumerate(case.windows):
+        for k in range(len(case.windows)):
             total += case.tp_credit(first[k], k, a_tp) if k in first else -a_fn
     return total
 
