@@ -217,6 +217,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from citybrain.detect import DetectInputError, detect_dir, detect_file
+    from detectors import DETECTORS
+
+    if args.detector not in DETECTORS:
+        print(
+            f"citybrain: detector {args.detector!r} is not one of {sorted(DETECTORS)}",
+            file=sys.stderr,
+        )
+        return 2
+    prototype = DETECTORS[args.detector]()
+    try:
+        if args.input_dir:
+            if not args.output_dir:
+                print("citybrain: --input-dir needs --output-dir", file=sys.stderr)
+                return 2
+            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype)
+        else:
+            if not (args.input and args.output):
+                print(
+                    "citybrain: give --input and --output, or --input-dir and --output-dir",
+                    file=sys.stderr,
+                )
+                return 2
+            rows = detect_file(Path(args.input), Path(args.output), prototype)
+    except DetectInputError as exc:
+        print(f"citybrain: {exc}", file=sys.stderr)
+        return 1
+    print(f"scored {rows} rows with {args.detector}")
+    return 0
+
+
 def cmd_bench_nab(args: argparse.Namespace) -> int:
     from citybrain.nab import load_corpus, report
     from detectors import DETECTORS
@@ -364,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--title")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("detect", help="score timestamp,value CSVs with a detector")
+    p.add_argument("--input")
+    p.add_argument("--output")
+    p.add_argument("--input-dir")
+    p.add_argument("--output-dir")
+    p.add_argument("--detector", default="robust_zscore")
+    p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("bench", help="benchmarks that score detectors")
     bsub = p.add_subparsers(dest="action", required=True)

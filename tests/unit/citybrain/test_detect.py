@@ -1,0 +1,79 @@
+"""``citybrain detect``: one output row per input row, same order; bad files name file,
+line and reason; a daylight-saving step back is not an error."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import main
+from citybrain.detect import DetectInputError, read_series
+from detectors import RobustZScore
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_detect_writes_one_scored_row_per_input_row(tmp_path: Path) -> None:
+    rows = ["timestamp,value"] + [
+        f"2019-05-01 00:{m:02d}:00,{1.0 + (m == 40) * 9}" for m in range(60)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "out.csv")]) == 0
+    out = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert [r["timestamp"] for r in out] == [r.split(",")[0] for r in rows[1:]]
+    scores = [float(r["anomaly_score"]) for r in out]
+    assert max(scores) == scores[40] and all(0 <= s <= 1 for s in scores)
+    expected = RobustZScore().score_many([float(r["value"]) for r in out])
+    assert scores == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
+    (tmp_path / "in" / "cat").mkdir(parents=True)
+    write(tmp_path / "in" / "cat" / "a.csv", "timestamp,value\n2020-01-01 00:00:00,1\n")
+    assert (
+        main(["detect", "--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")])
+        == 0
+    )
+    assert (tmp_path / "out" / "cat" / "a.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,value\n2020-01-01 00:00:00,1\n", ":1: header is ['time', 'value']"),
+        ("timestamp,value\n2020-01-01 00:00:00\n", ":2: row has 1 field(s)"),
+        (
+            "timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:05:00,abc\n",
+            ":3: field \"value\" is 'abc', expected a number",
+        ),
+        ("timestamp,value\nlater,1\n", ":2: field \"timestamp\" is 'later'"),
+        (
+            "timestamp,value\n2020-01-01 05:00:00,1\n2020-01-01 02:00:00,2\n",
+            ":3: timestamp '2020-01-01 02:00:00' is before the previous row's 2020-01-01 05:00:00",
+        ),
+        ("timestamp,value\n2020-01-01 00:00:00,nan\n", "expected a finite number"),
+    ],
+)
+def test_bad_files_name_file_line_and_reason(
+    tmp_path: Path, text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write(tmp_path / "bad.csv", text)
+    with pytest.raises(DetectInputError) as info:
+        read_series(src)
+    assert str(info.value).startswith(str(src)) and message in str(info.value)
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_a_daylight_saving_step_back_is_accepted(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "dst.csv",
+        "timestamp,value\n2014-11-02 01:55:00,1\n2014-11-02 01:00:00,2\n2014-11-02 01:05:00,3\n",
+    )
+    stamps, values = read_series(src)
+    assert len(stamps) == 3 and values.tolist() == [1.0, 2.0, 3.0]
