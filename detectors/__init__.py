@@ -6,14 +6,19 @@ Nothing here touches Kafka, metrics, files or clocks; the stream processors in
 
 from detectors.base import Detector
 from detectors.errors import DetectorError, DetectorInputError, DetectorParameterError
+from detectors.likelihood import AnomalyLikelihood
 from detectors.robust_zscore import RobustZScore
 from detectors.thresholds import ScoreThreshold
 
 # The detectors a configuration can name (`citybrain bench nab --detector NAME`).
-DETECTORS: dict[str, type[Detector]] = {"robust_zscore": RobustZScore}
+DETECTORS: dict[str, type[Detector]] = {
+    "robust_zscore": RobustZScore,
+    "likelihood": AnomalyLikelihood,
+}
 
 __all__ = [
     "DETECTORS",
+    "AnomalyLikelihood",
     "Detector",
     "DetectorError",
     "DetectorInputError",
