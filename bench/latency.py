@@ -1,0 +1,180 @@
+"""Live latency: an open-loop producer sends readings at a fixed rate; a spike's latency is
+from its *scheduled* send time (so a producer falling behind is charged, not hidden) to
+the moment its alert is read back from Kafka. Reports p50, p99 and p99.9 per rate.
+
+    python -m bench.latency [--rates 2000 10000 25000] [--seconds 20]
+
+Needs the local stack (``citybrain stack up``). Merges its numbers into bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
+
+from bench.catchup import scrape
+from citybrain.adapters import write_synthetic_grid
+from citybrain.stack import KafkaBroker
+from citybrain.stack.topics import create_topics
+from streams.events import Reading
+from streams.settings import REPO_ROOT, load_settings
+
+SENSORS = 2000
+WARMUP_ROUNDS = 30
+START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+
+def reading(sensor: int, step: int, value: float) -> bytes:
+    return Reading(
+        START + 60 * step,
+        f"s{sensor:05d}",
+        "traffic_flow",
+        value,
+        "vehicles/5min",
+        f"c{sensor % 100}",
+    ).to_json()
+
+
+def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
+    run = f"lat{rate}-{int(time.time())}"
+    settings = load_settings(topic_prefix=run, app_id=run, partitions=2)
+    create_topics(settings)
+    grid = write_synthetic_grid(
+        workdir / "grid.yaml",
+        [f"s{i:05d}" for i in range(SENSORS)],
+        "traffic_flow",
+        "vehicles/5min",
+        communities=100,
+    )
+    port = settings.worker_port + 3
+    env = {
+        **os.environ,
+        "CITYBRAIN_TOPIC_PREFIX": run,
+        "CITYBRAIN_APP_ID": run,
+        "CITYBRAIN_GRID_FILE": str(grid),
+        "CITYBRAIN_WORKER_PORT": str(port),
+        "CITYBRAIN_ACK_DEADLINE_SECONDS": "3600",
+        "CITYBRAIN_DETECTOR_MIN_SAMPLES": "20",
+    }
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=2)
+    rng = np.random.default_rng(rate)
+    for step in range(WARMUP_ROUNDS):  # warm every sensor's detector before timing
+        for s in range(SENSORS):
+            producer.send(
+                settings.topic("readings"),
+                key=f"s{s:05d}".encode(),
+                value=reading(s, step, 10 + rng.random()),
+            )
+    producer.flush()
+    log = (workdir / f"worker-{rate}.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "citybrain.cli", "worker", "--loglevel", "warning"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        warm = WARMUP_ROUNDS * SENSORS
+        while scrape(port, "citybrain_readings_total") < warm:
+            time.sleep(0.5)
+        scheduled: dict[str, float] = {}  # sensor id -> scheduled send time of its spike
+        arrived: dict[str, float] = {}
+        consumer = KafkaConsumer(
+            settings.topic("alerts"),
+            bootstrap_servers=settings.kafka_bootstrap,
+            auto_offset_reset="latest",
+            group_id=None,
+        )
+        consumer.poll(timeout_ms=1000)  # join, position at the end before sending
+
+        def collect() -> None:
+            deadline = time.monotonic() + seconds + 60
+            while time.monotonic() < deadline and len(arrived) < len(scheduled) + 1:
+                for records in consumer.poll(timeout_ms=200).values():
+                    now = time.time()
+                    for record in records:
+                        doc = json.loads(record.value)
+                        if doc["status"] == "firing":
+                            arrived.setdefault(doc["sensor_id"], now)
+                if stop.is_set() and len(arrived) >= len(scheduled):
+                    return
+
+        stop = threading.Event()
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
+        total = int(rate * seconds)
+        spike_every = max(1, total // SENSORS)  # about one spike per sensor at most
+        t0 = time.time()
+        for n in range(total):
+            due = t0 + n / rate
+            now = time.time()
+            if due > now:
+                time.sleep(due - now)
+            sensor = n % SENSORS
+            step = WARMUP_ROUNDS + n // SENSORS
+            spike = n % spike_every == 0 and f"s{sensor:05d}" not in scheduled
+            value = 200.0 if spike else 10 + rng.random()
+            producer.send(
+                settings.topic("readings"),
+                key=f"s{sensor:05d}".encode(),
+                value=reading(sensor, step, value),
+            )
+            if spike:
+                scheduled[f"s{sensor:05d}"] = due
+        producer.flush()
+        achieved = total / (time.time() - t0)
+        stop.set()
+        reader.join(seconds + 90)
+        consumer.close()
+        latencies = np.array([arrived[s] - t for s, t in scheduled.items() if s in arrived])
+        result: dict[str, Any] = {
+            "rate": rate,
+            "achieved_send_rate": round(achieved),
+            "spikes": len(scheduled),
+            "alerts": int(latencies.size),
+        }
+        if latencies.size:
+            for q, name in ((50, "p50_ms"), (99, "p99_ms"), (99.9, "p999_ms")):
+                result[name] = round(float(np.percentile(latencies, q)) * 1000, 1)
+        return result
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        log.close()
+        producer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", type=int, nargs="+", default=[2000, 10000, 25000])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    args = parser.parse_args()
+    settings = load_settings()
+    if not KafkaBroker(settings).ready():
+        sys.exit("the local stack is not running: citybrain stack up")
+    workdir = settings.run_dir / f"latency-{int(time.time())}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = [measure(rate, args.seconds, workdir) for rate in args.rates]
+    print(json.dumps(results, indent=2))
+    merged = json.loads(args.out.read_text()) if args.out.exists() else {}
+    merged["latency"] = results
+    at_25k = next((r for r in results if r["rate"] == 25000), None)
+    merged["p99_ms_at_25k"] = at_25k.get("p99_ms") if at_25k else None
+    merged["latency_date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    args.out.write_text(json.dumps(merged, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
