@@ -37,6 +37,7 @@ bench: install ## detector speed and catch-up throughput, each against baselines
 	$(BIN)/python -m bench.detector_speed --out bench/results-detectors.json
 	$(BIN)/citybrain stack up
 	$(BIN)/python -m bench.catchup --out bench/results.json
+	$(BIN)/python -m bench.latency --out bench/results.json
 
 dashboards: install ## regenerate dashboards/generated from code
 	$(BIN)/citybrain dashboards generate
