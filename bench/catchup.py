@@ -86,14 +86,19 @@ def scrape(port: int, name: str) -> float:
     )
 
 
-def run_pipeline(env: dict[str, str], port: int, readings: int, log: Path) -> float:
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A ``citybrain worker`` in its own process, quiet but for warnings."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "citybrain.cli", "worker", "--loglevel", "warning"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def run_pipeline(env: dict[str, str], port: int, readings: int, log: Path) -> float:
+    proc = start_worker(env, log)
     try:
         while scrape(port, "citybrain_readings_total") < 0:
             time.sleep(0.2)

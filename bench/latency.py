@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench.catchup import scrape
+from bench.catchup import scrape, start_worker
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
@@ -77,13 +76,7 @@ def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
                 value=reading(s, step, 10 + rng.random()),
             )
     producer.flush()
-    log = (workdir / f"worker-{rate}.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "citybrain.cli", "worker", "--loglevel", "warning"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(env, workdir / f"worker-{rate}.log")
     try:
         warm = WARMUP_ROUNDS * SENSORS
         while scrape(port, "citybrain_readings_total") < warm:
@@ -155,7 +148,6 @@ def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
     finally:
         worker.terminate()
         worker.wait(30)
-        log.close()
         producer.close()
 
 

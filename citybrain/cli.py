@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streams.settings import REPO_ROOT, Settings, load_settings
+
+if TYPE_CHECKING:
+    from detectors import Detector
 
 
 def _settings() -> Settings:
@@ -217,17 +221,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
-    from citybrain.detect import DetectInputError, detect_dir, detect_file
+def _detector(name: str) -> Detector | None:
+    """The named detector with its default parameters, or None after saying why."""
     from detectors import DETECTORS
 
-    if args.detector not in DETECTORS:
-        print(
-            f"citybrain: detector {args.detector!r} is not one of {sorted(DETECTORS)}",
-            file=sys.stderr,
-        )
+    if name not in DETECTORS:
+        print(f"citybrain: detector {name!r} is not one of {sorted(DETECTORS)}", file=sys.stderr)
+        return None
+    return DETECTORS[name]()
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from citybrain.detect import DetectInputError, detect_dir, detect_file
+
+    prototype = _detector(args.detector)
+    if prototype is None:
         return 2
-    prototype = DETECTORS[args.detector]()
     try:
         if args.input_dir:
             if not args.output_dir:
@@ -251,17 +260,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
     from citybrain.nab import load_corpus, report
-    from detectors import DETECTORS
 
-    if args.detector not in DETECTORS:
-        print(
-            f"citybrain: detector {args.detector!r} is not one of {sorted(DETECTORS)}",
-            file=sys.stderr,
-        )
+    prototype = _detector(args.detector)
+    if prototype is None:
         return 2
     data = Path(args.data)
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
-    prototype = DETECTORS[args.detector]()
     cases = load_corpus(data, labels, lambda values: prototype.clone().score_many(values))
     result = {"detector": args.detector, **report(cases)}
     print(json.dumps(result, indent=2))
