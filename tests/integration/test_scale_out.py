@@ -82,7 +82,14 @@ def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing
         scaled.flush()
         scaled.read("alerts", lambda m: len(firing(m)) >= len(first))
         time.sleep(1)  # let the worker flush its state for that batch
+        ready_before = b.log().count("Worker ready")
         a.kill()  # its partitions and their table state move to b
+        # Wait for b's rebalance and table recovery before the next spikes, so the test
+        # measures the takeover, not a race with the session timeout.
+        deadline = time.monotonic() + 90
+        while b.log().count("Worker ready") == ready_before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert b.log().count("Worker ready") > ready_before, "b never took over"
         for i in range(41, 45):
             send_round(scaled, i, set(), base)
         second = set(SENSORS[6:12]) | set(SENSORS[18:24])
