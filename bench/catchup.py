@@ -86,6 +86,21 @@ def scrape(port: int, name: str) -> float:
     )
 
 
+def worker_env(run: str, grid: Path, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a benchmark worker: its own topics, group, grid and port, and
+    acknowledgement deadlines long enough that no run escalates during the measurement."""
+    extra = {f"CITYBRAIN_{name.upper()}": value for name, value in settings.items()}
+    return {
+        **os.environ,
+        "CITYBRAIN_TOPIC_PREFIX": run,
+        "CITYBRAIN_APP_ID": run,
+        "CITYBRAIN_GRID_FILE": str(grid),
+        "CITYBRAIN_WORKER_PORT": str(port),
+        "CITYBRAIN_ACK_DEADLINE_SECONDS": "3600",
+        **extra,
+    }
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """A ``citybrain worker`` in its own process, quiet but for warnings."""
     with log.open("wb") as out:
@@ -185,15 +200,7 @@ def main() -> None:
     spikes = preload(settings.kafka_bootstrap, topic, args.readings, args.sensors)
     print(f"preloaded {args.readings:,} readings ({spikes} spikes) in {time.monotonic() - t0:.1f}s")
     port = settings.worker_port + 3
-    env = {
-        **os.environ,
-        "CITYBRAIN_TOPIC_PREFIX": run,
-        "CITYBRAIN_APP_ID": run,
-        "CITYBRAIN_GRID_FILE": str(grid),
-        "CITYBRAIN_WORKER_PORT": str(port),
-        "CITYBRAIN_BATCH_SIZE": "5000",
-        "CITYBRAIN_ACK_DEADLINE_SECONDS": "3600",
-    }
+    env = worker_env(run, grid, port, batch_size="5000")
     floor = asyncio.run(aiokafka_floor(settings.kafka_bootstrap, topic, args.readings))
     print(f"aiokafka consume+decode: {floor:,.0f} readings/s")
     perf = consumer_performance(broker, topic, args.readings)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench.catchup import scrape, start_worker
+from bench.catchup import scrape, start_worker, worker_env
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
@@ -57,15 +56,7 @@ def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         communities=100,
     )
     port = settings.worker_port + 3
-    env = {
-        **os.environ,
-        "CITYBRAIN_TOPIC_PREFIX": run,
-        "CITYBRAIN_APP_ID": run,
-        "CITYBRAIN_GRID_FILE": str(grid),
-        "CITYBRAIN_WORKER_PORT": str(port),
-        "CITYBRAIN_ACK_DEADLINE_SECONDS": "3600",
-        "CITYBRAIN_DETECTOR_MIN_SAMPLES": "20",
-    }
+    env = worker_env(run, grid, port, detector_min_samples="20")
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=2)
     rng = np.random.default_rng(rate)
     for step in range(WARMUP_ROUNDS):  # warm every sensor's detector before timing

@@ -251,6 +251,13 @@ class PlaybookEngine:
         return run, cmds
 
     # -- what time does --------------------------------------------------------------
+    def approval_role(self, run: Run) -> str | None:
+        """The role whose decision the run is waiting for, if it waits for one."""
+        step = self._steps.get(run.step or "")
+        if run.status == RunStatus.WAITING_APPROVAL.value and isinstance(step, ApprovalStep):
+            return step.role
+        return None
+
     def is_due(self, run: Run, now: float) -> bool:
         return run.deadline_at is not None and now >= run.deadline_at and not is_terminal(run)
 

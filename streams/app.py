@@ -32,7 +32,6 @@ from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_grid, load_playbooks, load_routing
-from playbooks.machine import RunStatus
 from playbooks.routing import Route, Silence
 from streams.bursts import BurstTracker
 from streams.departments import DepartmentClassifier
@@ -302,7 +301,8 @@ class Pipeline:
                 self.annotator.close_region(alert_id, text + ", ended", tags, now_ms, now_ms)
         if status == "firing":
             self.firing[key] = labels
-            firing = [v for k, v in self.firing.items() if k != key]
+            # A generator: the firing table is walked only if a silence does not apply first.
+            firing = (v for k, v in self.firing.items() if k != key)
             decision = self.router.decide(labels, firing, self._active_silences(), now)
             why = (
                 "silenced"
@@ -452,9 +452,11 @@ class Pipeline:
         open_runs: Tally[tuple[str, str]] = Tally()
         approvals: Tally[str] = Tally()
         for key, group in list(self.groups.items()):
-            if not group["run"] or is_terminal(Run.from_dict(group["run"])):
+            if not group["run"]:
                 continue
             run = Run.from_dict(group["run"])
+            if is_terminal(run):
+                continue
             engine = self.engines[run.playbook]
             cmds: list[Command] = []
             if engine.is_due(run, now):
@@ -474,9 +476,9 @@ class Pipeline:
                 self.groups[key] = {**group, "run": run.to_dict()}
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
-                if run.status == RunStatus.WAITING_APPROVAL.value:
-                    step = engine._steps.get(run.step or "")
-                    approvals[getattr(step, "role", "coordinator")] += 1
+                role = engine.approval_role(run)
+                if role is not None:
+                    approvals[role] += 1
         for name in self.playbooks:
             for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
                 self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])

@@ -48,7 +48,8 @@ def test_approval_by_the_wrong_role_is_forbidden(grid: Grid) -> None:
     e = engine(grid, "crowd-surge")
     run, _ = e.new_run("run-c", ALERT, 0.0)
     run, _ = e.acknowledge(run, "hill street office", 10.0)
-    assert run.status == "waiting_approval"
+    assert run.status == "waiting_approval" and e.approval_role(run) == "coordinator"
+    assert engine(grid).approval_role(engine(grid).new_run("r2", ALERT, 0.0)[0]) is None
     with pytest.raises(ForbiddenActionError, match="needs a decision by a coordinator, not a"):
         e.approve(run, "someone", "operator", 20.0)
     with pytest.raises(ForbiddenActionError, match="is not waiting for an approval"):
