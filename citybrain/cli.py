@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from detectors import DEFAULT_DETECTOR
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
         return 2
     data = Path(args.data)
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
-    cases = load_corpus(data, labels, lambda values: prototype.clone().score_many(values))
+    cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
     result = {"detector": args.detector, **report(cases)}
     print(json.dumps(result, indent=2))
     return 0
@@ -406,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output")
     p.add_argument("--input-dir")
     p.add_argument("--output-dir")
-    p.add_argument("--detector", default="robust_zscore")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("bench", help="benchmarks that score detectors")
@@ -414,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     nab = bsub.add_parser("nab", help="score a detector on a NAB-layout corpus")
     nab.add_argument("--data", required=True, help="NAB data/ directory")
     nab.add_argument("--labels", help="combined_windows.json (default: ../labels/)")
-    nab.add_argument("--detector", default="robust_zscore")
+    nab.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
     nab.set_defaults(func=cmd_bench_nab)
 
     p = sub.add_parser("dashboards", help="Grafana dashboards and provisioning")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,8 @@ class DetectInputError(ValueError):
     """A bad input file; the message names file, line and reason."""
 
 
-def read_series(path: Path) -> tuple[list[str], np.ndarray]:
+def read_series(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Stamps as written, times in seconds, values; raises DetectInputError."""
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -33,6 +34,7 @@ def read_series(path: Path) -> tuple[list[str], np.ndarray]:
             raise DetectInputError(f"{path}:1: header is {header!r}, expected timestamp,value")
         stamps: list[str] = []
         values: list[float] = []
+        times: list[float] = []
         previous: datetime | None = None
         for row in reader:
             line = reader.line_num
@@ -63,15 +65,18 @@ def read_series(path: Path) -> tuple[list[str], np.ndarray]:
                 )
             previous = max(previous, when) if previous else when
             stamps.append(row[0])
+            times.append(
+                when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
+            )
             values.append(value)
     if not values:
         raise DetectInputError(f"{path}:2: no data rows")
-    return stamps, np.asarray(values, dtype=np.float64)
+    return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
 def detect_file(src: Path, dst: Path, prototype: Detector) -> int:
-    stamps, values = read_series(src)
-    scores = prototype.clone().score_many(values)  # a fresh detector per stream
+    stamps, times, values = read_series(src)
+    scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
     dst.parent.mkdir(parents=True, exist_ok=True)
     with dst.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)

@@ -123,8 +123,28 @@ def normalised(cases: Sequence[Case], profile: str) -> dict[str, float] | None:
     return {"score": 100.0 * (raw - null) / (perfect - null), "threshold": theta, "raw": raw}
 
 
-def load_corpus(data: Path, labels: Path, score: Callable[[np.ndarray], np.ndarray]) -> list[Case]:
-    """Score every ``<category>/<file>.csv`` under ``data`` and attach its windows."""
+def held_out(cases: Sequence[Case], profile: str) -> float | None:
+    """The normalised score when no file's own labels pick its threshold: files split in
+    two alternating halves, each scored at the threshold that is best on the other half.
+    The honest number for a detector that must run unattended (NAB's README, "Things that
+    are easy to get wrong")."""
+    a_tp, _, a_fn = PROFILES[profile]
+    n_windows = sum(len(case.windows) for case in cases)
+    halves = [list(cases[0::2]), list(cases[1::2])]
+    if n_windows == 0 or not all(any(c.windows for c in h) for h in halves):
+        return None
+    raw = sum(
+        raw_score(half, best(other, profile)[0], profile) for half, other in (halves, halves[::-1])
+    )
+    perfect, null = a_tp * n_windows, -a_fn * n_windows
+    return 100.0 * (raw - null) / (perfect - null)
+
+
+def load_corpus(
+    data: Path, labels: Path, score: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> list[Case]:
+    """Score every ``<category>/<file>.csv`` under ``data`` (``score(times, values)``, times
+    in seconds) and attach its windows."""
     windows = json.loads(labels.read_text())
     cases = []
     for path in sorted(data.rglob("*.csv")):
@@ -132,7 +152,9 @@ def load_corpus(data: Path, labels: Path, score: Callable[[np.ndarray], np.ndarr
         frame = pd.read_csv(path)
         rows = {ts: i for i, ts in reversed(list(enumerate(frame["timestamp"].astype(str))))}
         spans = [(rows[s.split(".")[0]], rows[e.split(".")[0]]) for s, e in windows.get(name, [])]
-        cases.append(Case(name, score(frame["value"].to_numpy(np.float64)), spans))
+        times = pd.to_datetime(frame["timestamp"]).to_numpy().astype("datetime64[s]")
+        values = frame["value"].to_numpy(np.float64)
+        cases.append(Case(name, score(times.astype(np.int64).astype(np.float64), values), spans))
     return cases
 
 
@@ -148,6 +170,7 @@ def report(cases: Sequence[Case]) -> dict[str, object]:
         }
         out[profile] = {
             "corpus": result,
+            "held_out_threshold": held_out(cases, profile),
             "categories": {k: v["score"] if v else None for k, v in per.items()},
         }
     return out

@@ -4,25 +4,78 @@ Nothing here touches Kafka, metrics, files or clocks; the stream processors in
 ``streams/`` own all I/O and keep each sensor's detector state in a faust table.
 """
 
+from collections.abc import Callable
+
 from detectors.base import Detector
+from detectors.change import EwmaCusum
+from detectors.ensemble import Ensemble
 from detectors.errors import DetectorError, DetectorInputError, DetectorParameterError
+from detectors.flatline import StuckSensor
+from detectors.isolation import WindowIsolationForest
 from detectors.likelihood import AnomalyLikelihood
 from detectors.robust_zscore import RobustZScore
+from detectors.seasonal import DAY, SeasonalBaseline
 from detectors.thresholds import ScoreThreshold
+from detectors.transforms import Differenced, MovingAverage
+from detectors.windowed_gaussian import WindowedGaussian
 
-# The detectors a configuration can name (`citybrain bench nab --detector NAME`).
-DETECTORS: dict[str, type[Detector]] = {
+
+def _ensemble_member(window: int = 500) -> RobustZScore:
+    # No relative floor: series centred on zero (differences) have no level to scale by.
+    # No spread floor either: the ensemble's gate compares each member with its own
+    # record, so a member that overreacts on a flat series only raises its own bar.
+    return RobustZScore(window=window, min_samples=60, relative_floor=0.0, absolute_floor=1e-9)
+
+
+def city_ensemble() -> Ensemble:
+    """The default detector: one series seen as its value, its change, and its short
+    moving average against a 500-reading and a 3,000-reading baseline; the anomaly
+    likelihood of the value's score; stuck and silent sensors. All reported through the
+    ensemble's novelty gate (docs/benchmarks.md has how each was chosen on NAB)."""
+    return Ensemble(
+        [
+            _ensemble_member(),
+            Differenced(_ensemble_member()),
+            MovingAverage(_ensemble_member(), size=6),
+            MovingAverage(_ensemble_member(window=3000), size=6),
+            AnomalyLikelihood(_ensemble_member()),
+            StuckSensor(),
+        ]
+    )
+
+
+# The detectors a configuration can name (`citybrain detect --detector NAME`); the first
+# is the default, chosen by its NAB score (docs/benchmarks.md).
+DETECTORS: dict[str, Callable[[], Detector]] = {
+    "ensemble": city_ensemble,
     "robust_zscore": RobustZScore,
     "likelihood": AnomalyLikelihood,
+    "ewma_cusum": EwmaCusum,
+    "seasonal": SeasonalBaseline,
+    "stuck": StuckSensor,
+    "isolation_forest": WindowIsolationForest,
+    "windowed_gaussian": WindowedGaussian,
 }
+DEFAULT_DETECTOR = next(iter(DETECTORS))
 
 __all__ = [
+    "DAY",
+    "DEFAULT_DETECTOR",
     "DETECTORS",
     "AnomalyLikelihood",
     "Detector",
     "DetectorError",
     "DetectorInputError",
     "DetectorParameterError",
+    "Differenced",
+    "Ensemble",
+    "EwmaCusum",
+    "MovingAverage",
     "RobustZScore",
     "ScoreThreshold",
+    "SeasonalBaseline",
+    "StuckSensor",
+    "WindowIsolationForest",
+    "WindowedGaussian",
+    "city_ensemble",
 ]

@@ -6,6 +6,9 @@ vectorised path for a batch of consecutive observations of one series: it return
 same scores as alternating ``score_one``/``learn_one`` row by row, and learns the batch.
 State is bounded and serialisable (``get_state``/``set_state``) so a stream processor can
 keep it in a changelog-backed table.
+
+Every call also takes the observation's time (``t``, seconds since the epoch; ``ts`` for a
+batch). Detectors that model time of day or gaps need it; the others ignore it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,20 @@ def check_value(x: float) -> float:
     return value
 
 
+def check_times(ts: Sequence[float] | FloatArray | None, n: int) -> FloatArray | None:
+    """Return ``ts`` as a float array of length ``n`` (or None), refusing non-finite times."""
+    if ts is None:
+        return None
+    arr = np.asarray(ts, dtype=np.float64)
+    if arr.shape != (n,):
+        raise DetectorInputError(f"times have shape {arr.shape}, expected ({n},) like the values")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DetectorInputError(f"time {i} is {arr[i]!r}, expected a finite number")
+    return arr
+
+
 def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
     """Return ``xs`` as a 1-D float array, or raise for empty or non-finite input."""
     arr = np.asarray(xs, dtype=np.float64)
@@ -50,26 +67,34 @@ class Detector(ABC):
     """Base class: parameters are plain ``__init__`` keywords, learned state ends in ``_``."""
 
     @abstractmethod
-    def learn_one(self, x: float) -> None:
+    def learn_one(self, x: float, t: float | None = None) -> None:
         """Fold one observation into the state."""
 
     @abstractmethod
-    def score_one(self, x: float) -> float:
+    def score_one(self, x: float, t: float | None = None) -> float:
         """Score one observation in [0, 1] without learning it."""
 
-    def score_many(self, xs: Sequence[float] | FloatArray) -> FloatArray:
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
         """Score then learn each observation in order; subclasses vectorise this."""
         arr = check_values(xs)
+        times = check_times(ts, arr.size)
         out = np.empty(arr.size, dtype=np.float64)
-        for i, x in enumerate(arr):
-            out[i] = self.score_one(float(x))
-            self.learn_one(float(x))
+        for i, x in enumerate(arr.tolist()):
+            t = None if times is None else float(times[i])
+            out[i] = self.score_one(x, t)
+            self.learn_one(x, t)
         return out
 
-    def learn_many(self, xs: Sequence[float] | FloatArray) -> None:
+    def learn_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> None:
         """Learn a batch of observations in order."""
-        for x in check_values(xs):
-            self.learn_one(float(x))
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        for i, x in enumerate(arr.tolist()):
+            self.learn_one(x, None if times is None else float(times[i]))
 
     @abstractmethod
     def get_params(self) -> dict[str, Any]:

@@ -11,12 +11,14 @@ a tail probability, reported on a log scale so that 0.5 is already one in ~3,000
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from detectors.base import Detector, FloatArray, check_value, check_values
 from detectors.errors import DetectorParameterError
@@ -25,9 +27,12 @@ from detectors.robust_zscore import RobustZScore
 _LOG_FLOOR = math.log(1e-10)
 
 
-def _tail(z: float) -> float:
-    """P(Z > z) for a standard normal Z."""
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
+def _log_tail(z: float) -> float:
+    """P(Z > z) for a standard normal Z, on the log scale of the module docstring."""
+    if math.isnan(z):
+        return 0.0
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    return min(1.0, math.log(max(tail, 1e-10)) / _LOG_FLOOR)
 
 
 class AnomalyLikelihood(Detector):
@@ -63,37 +68,59 @@ class AnomalyLikelihood(Detector):
                 f"parameter min_std is {min_std!r}, expected a positive number"
             )
         self.scores_: deque[float] = deque(maxlen=history)
+        self._sum = 0.0
+        self._sum_sq = 0.0
 
     def _likelihood(self, raw: float) -> float:
         n = len(self.scores_)
         if n < self.warmup:
             return 0.0
-        past = np.fromiter(self.scores_, dtype=np.float64, count=n)
-        mean = float(past.mean())
-        std = max(float(past.std()), self.min_std)
-        recent = past[n - self.short + 1 :] if self.short > 1 else past[:0]
-        short_mean = (float(recent.sum()) + raw) / (recent.size + 1)
-        tail = _tail((short_mean - mean) / std)
-        return min(1.0, math.log(max(tail, 1e-10)) / _LOG_FLOOR)
+        # Running sums keep the one-at-a-time path O(short) per row; the batch path
+        # uses pandas' rolling moments, equal to within rounding.
+        mean = self._sum / n
+        std = max(math.sqrt(max(self._sum_sq / n - mean * mean, 0.0)), self.min_std)
+        recent = list(itertools.islice(self.scores_, n - self.short + 1, n))
+        short_mean = (math.fsum(recent) + raw) / (len(recent) + 1)
+        return _log_tail((short_mean - mean) / std)
 
-    def score_one(self, x: float) -> float:
-        value = check_value(x)
-        return self._likelihood(self.base.score_one(value))
-
-    def learn_one(self, x: float) -> None:
-        value = check_value(x)
-        raw = self.base.score_one(value)
-        self.base.learn_one(value)
+    def _remember(self, raw: float) -> None:
+        if len(self.scores_) == self.history:
+            old = self.scores_[0]
+            self._sum -= old
+            self._sum_sq -= old * old
         self.scores_.append(raw)
+        self._sum += raw
+        self._sum_sq += raw * raw
 
-    def score_many(self, xs: Sequence[float] | FloatArray) -> FloatArray:
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        return self._likelihood(self.base.score_one(value, t))
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        raw = self.base.score_one(value, t)
+        self.base.learn_one(value, t)
+        self._remember(raw)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
         arr = check_values(xs)
-        raws = self.base.score_many(arr)  # scores each before learning it, vectorised
-        out = np.empty(arr.size)
-        for i, raw in enumerate(raws.tolist()):
-            out[i] = self._likelihood(raw)
-            self.scores_.append(raw)
-        return out
+        raws = self.base.score_many(arr, ts)  # scores each before learning it, vectorised
+        h = len(self.scores_)
+        joined = pd.Series(np.concatenate([np.fromiter(self.scores_, dtype=np.float64), raws]))
+        rolling = joined.rolling(self.history, min_periods=1)
+        # Index j of a rolling statistic describes the history that precedes row j + 1.
+        mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
+        var = np.concatenate([[np.nan], rolling.var(ddof=0).to_numpy()[:-1]])[h:]
+        short = joined.rolling(self.short, min_periods=1).mean().to_numpy()[h:]
+        with np.errstate(invalid="ignore"):
+            std = np.maximum(np.sqrt(np.maximum(var, 0.0)), self.min_std)
+            out = np.vectorize(_log_tail, otypes=[np.float64])((short - mean) / std)
+        out[h + np.arange(arr.size) < self.warmup] = 0.0
+        for raw in raws.tolist():
+            self._remember(raw)
+        return np.asarray(out, dtype=np.float64)
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -112,3 +139,5 @@ class AnomalyLikelihood(Detector):
         self.base.set_state(state["base"])
         scores = np.frombuffer(base64.b64decode(state["scores"]), dtype="<f8").tolist()
         self.scores_ = deque(scores, maxlen=self.history)
+        self._sum = math.fsum(self.scores_)
+        self._sum_sq = math.fsum(v * v for v in self.scores_)

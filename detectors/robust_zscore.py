@@ -8,31 +8,38 @@ standard deviation would.
 from __future__ import annotations
 
 import base64
+import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+import pandas as pd
 
 from detectors.base import Detector, FloatArray, check_value, check_values
 from detectors.errors import DetectorParameterError
 
-# 1.4826 * MAD estimates the standard deviation of normally distributed data.
+# 1.4826 * MAD estimates the standard deviation of normally distributed data; so does
+# sqrt(pi / 2) * mean absolute deviation.
 MAD_TO_SIGMA = 1.4826
-# Rows per vectorised chunk: bounds the (rows x window) scratch matrix to a few MB.
-CHUNK_ROWS = 2048
+MEAN_DEV_TO_SIGMA = math.sqrt(math.pi / 2)
 
 
 class RobustZScore(Detector):
     """Scores ``z = |x - median| / scale`` over the last ``window`` observations.
 
-    ``scale`` is ``1.4826 * MAD`` but never below ``relative_floor * |median|`` nor
-    ``absolute_floor``: a near-constant series (a dry stream bed, an empty road at night)
-    would otherwise turn the smallest wobble into an infinite z. The score maps z into
-    [0, 1) as ``z / (z + half_score_z)``, so ``z == half_score_z`` scores 0.5. Until
-    ``min_samples`` observations are seen the detector is warming up and scores 0.
+    The median is the window's; the spread is the median of the last ``window`` absolute
+    deviations, each taken from the median in force when its observation arrived (a
+    streaming MAD: exact rolling medians, so the batch path runs in O(log window) per
+    row). ``scale`` is ``1.4826 * MAD`` but never below ``relative_floor * |median|``,
+    ``spread_floor`` times the mean absolute deviation (as a sigma), nor
+    ``absolute_floor``: a near-constant series (a dry stream bed, an empty road at
+    night) would otherwise turn the smallest wobble into an infinite z, and a series
+    that sits on one value most of the time (MAD 0) would make every excursion
+    infinitely rare. The score maps z into [0, 1) as ``z / (z + half_score_z)``, so
+    ``z == half_score_z`` scores 0.5. Until ``min_samples`` observations are seen the
+    detector is warming up and scores 0.
     """
 
     def __init__(
@@ -42,14 +49,19 @@ class RobustZScore(Detector):
         half_score_z: float = 3.5,
         relative_floor: float = 0.05,
         absolute_floor: float = 1e-6,
+        spread_floor: float = 0.0,
     ) -> None:
         self.window = window
         self.min_samples = min_samples
         self.half_score_z = half_score_z
         self.relative_floor = relative_floor
         self.absolute_floor = absolute_floor
+        self.spread_floor = spread_floor
         self._validate()
         self.values_: deque[float] = deque(maxlen=window)
+        self.deviations_: deque[float] = deque(maxlen=window)
+        self._sorted_cache: tuple[list[float], list[float]] | None = None
+        self._deviation_sum = 0.0
 
     def _validate(self) -> None:
         if not isinstance(self.window, int) or self.window < 3:
@@ -67,70 +79,83 @@ class RobustZScore(Detector):
                 raise DetectorParameterError(
                     f"parameter {name} is {value!r}, expected a positive number"
                 )
-        rf = self.relative_floor
-        if not isinstance(rf, int | float) or not math.isfinite(rf) or rf < 0:
-            raise DetectorParameterError(
-                f"parameter relative_floor is {rf!r}, expected a number >= 0"
-            )
+        for name in ("relative_floor", "spread_floor"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise DetectorParameterError(
+                    f"parameter {name} is {value!r}, expected a number >= 0"
+                )
 
     # -- one at a time ---------------------------------------------------------------
-    def learn_one(self, x: float) -> None:
-        self.values_.append(check_value(x))
+    def _sorted(self) -> tuple[list[float], list[float]]:
+        """Sorted copies of the window and the deviations, kept in step one observation
+        at a time (bisect into a list: a memmove, far cheaper than a median per row)."""
+        if self._sorted_cache is None:
+            self._sorted_cache = (sorted(self.values_), sorted(self.deviations_))
+            self._deviation_sum = math.fsum(self.deviations_)
+        return self._sorted_cache
 
-    def score_one(self, x: float) -> float:
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        values, devs = self._sorted()
+        if values:
+            if len(self.deviations_) == self.window:
+                old = self.deviations_[0]
+                del devs[bisect.bisect_left(devs, old)]
+                self._deviation_sum -= old
+            deviation = abs(value - _median(values))
+            self.deviations_.append(deviation)
+            bisect.insort(devs, deviation)
+            self._deviation_sum += deviation
+        if len(self.values_) == self.window:
+            del values[bisect.bisect_left(values, self.values_[0])]
+        self.values_.append(value)
+        bisect.insort(values, value)
+
+    def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
         if len(self.values_) < self.min_samples:
             return 0.0
-        window = np.fromiter(self.values_, dtype=np.float64, count=len(self.values_))
-        median = float(np.median(window))
-        mad = float(np.median(np.abs(window - median)))
-        return float(self._score(np.float64(value), np.float64(median), np.float64(mad)))
+        values, devs = self._sorted()
+        median = _median(values)
+        mad = _median(devs) if devs else 0.0
+        mean_dev = self._deviation_sum / len(devs) if devs else 0.0
+        scale = max(
+            max(MAD_TO_SIGMA * mad, self.relative_floor * abs(median)),
+            max(self.spread_floor * MEAN_DEV_TO_SIGMA * mean_dev, self.absolute_floor),
+        )
+        z = abs(value - median) / scale
+        return z / (z + self.half_score_z)
 
     # -- vectorised ------------------------------------------------------------------
-    def score_many(self, xs: Sequence[float] | FloatArray) -> FloatArray:
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
         arr = check_values(xs)
-        history = np.fromiter(self.values_, dtype=np.float64, count=len(self.values_))
-        out = np.empty(arr.size, dtype=np.float64)
-        for start in range(0, arr.size, CHUNK_ROWS):
-            chunk = arr[start : start + CHUNK_ROWS]
-            out[start : start + chunk.size] = self._score_chunk(history, chunk)
-            history = np.concatenate([history, chunk])[-self.window :]
-        self.values_.extend(arr.tolist())
-        return out
-
-    def _score_chunk(self, history: FloatArray, chunk: FloatArray) -> FloatArray:
-        w, h, n = self.window, history.size, chunk.size
-        # Row i of the view is the window that precedes chunk[i]; NaN pads a short history.
-        padded = np.concatenate([np.full(w - h, np.nan), history, chunk[:-1]])
-        rows = sliding_window_view(padded, w)[:n]
-        counts = np.minimum(h + np.arange(n), w)
-        medians = np.empty(n)
-        mads = np.empty(n)
-        partial = int(min(n, max(0, w - h)))
-        if partial:
-            # Rows still inside the warm-up are shorter than the window.
-            for i in range(partial):
-                # Row i's history is its last counts[i] entries (NaN padding before them).
-                # Slicing beats np.nanmedian, whose small-array path goes through masked
-                # arrays and dominated warm-up time.
-                valid = rows[i, w - counts[i] :]
-                if valid.size:
-                    medians[i] = np.median(valid)
-                    mads[i] = np.median(np.abs(valid - medians[i]))
-                else:
-                    medians[i] = mads[i] = 0.0  # no history: scored 0 below
-        if partial < n:
-            full = rows[partial:]
-            medians[partial:] = np.median(full, axis=1)
-            mads[partial:] = np.median(np.abs(full - medians[partial:, None]), axis=1)
-        scores = self._score(chunk, medians, mads)
+        h, w = len(self.values_), self.window
+        values = pd.Series(np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr]))
+        # Statistic at joined index j describes the window ending at j, i.e. before j + 1.
+        medians = values.rolling(w, min_periods=1).median().to_numpy()
+        before = np.concatenate([[np.nan], medians[:-1]])[h:]
+        new_devs = np.abs(arr - before)  # NaN only for the very first observation
+        old_devs = np.fromiter(self.deviations_, dtype=np.float64)
+        devs = pd.Series(np.concatenate([np.full(h - old_devs.size, np.nan), old_devs, new_devs]))
+        rolling = devs.rolling(w, min_periods=1)
+        mads = np.concatenate([[np.nan], rolling.median().to_numpy()[:-1]])[h:]
+        mean_devs = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
+        with np.errstate(invalid="ignore"):
+            scores = self._score(arr, before, np.nan_to_num(mads), np.nan_to_num(mean_devs))
+        counts = np.minimum(h + np.arange(arr.size), w)
         scores[counts < self.min_samples] = 0.0
+        self.values_.extend(arr.tolist())
+        self.deviations_.extend(new_devs[~np.isnan(new_devs)].tolist())
+        self._sorted_cache = None  # rebuilt if the one-at-a-time path is used next
         return np.asarray(scores, dtype=np.float64)
 
-    def _score(self, x: Any, median: Any, mad: Any) -> Any:
+    def _score(self, x: Any, median: Any, mad: Any, mean_dev: Any) -> Any:
         scale = np.maximum(
             np.maximum(MAD_TO_SIGMA * mad, self.relative_floor * np.abs(median)),
-            self.absolute_floor,
+            np.maximum(self.spread_floor * MEAN_DEV_TO_SIGMA * mean_dev, self.absolute_floor),
         )
         z = np.abs(x - median) / scale
         return z / (z + self.half_score_z)
@@ -143,22 +168,42 @@ class RobustZScore(Detector):
             "half_score_z": self.half_score_z,
             "relative_floor": self.relative_floor,
             "absolute_floor": self.absolute_floor,
+            "spread_floor": self.spread_floor,
         }
 
     def get_state(self) -> dict[str, Any]:
         # Packed little-endian float64 in base64: a third the size of a JSON list of floats
         # and an order of magnitude cheaper to encode (state is written on every batch).
-        packed = np.fromiter(self.values_, dtype="<f8", count=len(self.values_)).tobytes()
-        return {"window": base64.b64encode(packed).decode("ascii")}
+        return {"window": _pack(self.values_), "deviations": _pack(self.deviations_)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         if "window" in state:
-            values = np.frombuffer(base64.b64decode(state["window"]), dtype="<f8").tolist()
+            values = _unpack(state["window"])
         else:  # the unpacked form of earlier versions
             values = [float(v) for v in state["values"]]
         self.values_ = deque(values, maxlen=self.window)
+        # Earlier versions kept no deviations: the spread re-learns within one window.
+        self.deviations_ = deque(_unpack(state.get("deviations", "")), maxlen=self.window)
+        self._sorted_cache = None
 
     @property
     def n_seen(self) -> int:
         """Observations currently in the window (at most ``window``)."""
         return len(self.values_)
+
+
+def _median(ordered: list[float]) -> float:
+    """np.median's result on an already sorted list (the same float, bit for bit)."""
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def _pack(values: deque[float]) -> str:
+    packed = np.fromiter(values, dtype="<f8", count=len(values)).tobytes()
+    return base64.b64encode(packed).decode("ascii")
+
+
+def _unpack(text: str) -> list[float]:
+    values: list[float] = np.frombuffer(base64.b64decode(text), dtype="<f8").tolist()
+    return values

@@ -25,7 +25,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
-from detectors import RobustZScore, ScoreThreshold
+from detectors import DETECTORS, RobustZScore, ScoreThreshold
 from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
 from playbooks.errors import PlaybookError
 from playbooks.executors.grafana import GrafanaAnnotator
@@ -60,9 +60,9 @@ class Pipeline:
         self.metrics = metrics
         self.validator = EventValidator(grid, max_future_skew=settings.max_future_skew)
         self.detection = SensorDetection(
-            RobustZScore(
-                window=settings.detector_window, min_samples=settings.detector_min_samples
-            ),
+            RobustZScore(window=settings.detector_window, min_samples=settings.detector_min_samples)
+            if settings.detector == "robust_zscore"
+            else DETECTORS[settings.detector](),
             ScoreThreshold(settings.score_threshold),
             quiet_readings=settings.quiet_readings,
         )

@@ -159,7 +159,8 @@ class SensorDetection:
                 last_ts = ts
         if accepted:
             values = np.fromiter((i.reading.value for i in accepted), np.float64, len(accepted))
-            scores = detector.score_many(values)
+            times = np.fromiter((i.reading.ts for i in accepted), np.float64, len(accepted))
+            scores = detector.score_many(values, times)
             flags = self.threshold.flags(scores)
             kind = accepted[0].reading.kind
             result.scored += len(accepted)

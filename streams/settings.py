@@ -67,6 +67,8 @@ class Settings(BaseSettings):
 
     batch_size: int = Field(default=2000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)
+    # A name from detectors.DETECTORS; window and min_samples tune robust_zscore.
+    detector: str = "robust_zscore"
     detector_window: int = 288
     detector_min_samples: int = 24
     score_threshold: float = 0.6
@@ -80,6 +82,16 @@ class Settings(BaseSettings):
     kafka_username: str | None = None
     kafka_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+
+    @model_validator(mode="after")
+    def _known_detector(self) -> Settings:
+        from detectors import DETECTORS
+
+        if self.detector not in DETECTORS:
+            raise ValueError(
+                f"CITYBRAIN_DETECTOR is {self.detector!r}, expected one of {sorted(DETECTORS)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _kafka_security(self) -> Settings:

@@ -4,13 +4,14 @@ line and reason; a daylight-saving step back is not an error."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
 
 from citybrain.cli import main
 from citybrain.detect import DetectInputError, read_series
-from detectors import RobustZScore
+from detectors import DEFAULT_DETECTOR, DETECTORS
 
 
 def write(path: Path, text: str) -> Path:
@@ -19,16 +20,19 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_detect_writes_one_scored_row_per_input_row(tmp_path: Path) -> None:
+    values = [1.0 + 0.1 * math.sin(m) + 9.0 * (m == 150) for m in range(200)]
     rows = ["timestamp,value"] + [
-        f"2019-05-01 00:{m:02d}:00,{1.0 + (m == 40) * 9}" for m in range(60)
+        f"2019-05-01 {m // 60:02d}:{m % 60:02d}:00,{v!r}" for m, v in enumerate(values)
     ]
     src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
     assert main(["detect", "--input", str(src), "--output", str(tmp_path / "out.csv")]) == 0
     out = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert [r["timestamp"] for r in out] == [r.split(",")[0] for r in rows[1:]]
     scores = [float(r["anomaly_score"]) for r in out]
-    assert max(scores) == scores[40] and all(0 <= s <= 1 for s in scores)
-    expected = RobustZScore().score_many([float(r["value"]) for r in out])
+    assert max(scores) == scores[150] and all(0 <= s <= 1 for s in scores)
+    # The default detector, fed the rows' times in seconds.
+    times = [1556668800.0 + 60 * m for m in range(200)]
+    expected = DETECTORS[DEFAULT_DETECTOR]().score_many(values, times)
     assert scores == pytest.approx(expected.tolist(), abs=1e-6)
 
 
@@ -75,5 +79,5 @@ def test_a_daylight_saving_step_back_is_accepted(tmp_path: Path) -> None:
         tmp_path / "dst.csv",
         "timestamp,value\n2014-11-02 01:55:00,1\n2014-11-02 01:00:00,2\n2014-11-02 01:05:00,3\n",
     )
-    stamps, values = read_series(src)
+    stamps, _, values = read_series(src)
     assert len(stamps) == 3 and values.tolist() == [1.0, 2.0, 3.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 from collections.abc import Callable
@@ -10,19 +11,52 @@ import numpy as np
 import pytest
 
 from detectors import (
+    DETECTORS,
     AnomalyLikelihood,
     Detector,
     DetectorInputError,
     DetectorParameterError,
+    Differenced,
+    Ensemble,
+    EwmaCusum,
+    MovingAverage,
     RobustZScore,
+    SeasonalBaseline,
+    StuckSensor,
+    WindowedGaussian,
+    WindowIsolationForest,
 )
+
+STEP = 300.0  # five-minute readings: 288 a day, so the seasonal detector cycles
+
+
+def small_zscore() -> RobustZScore:
+    return RobustZScore(window=48, min_samples=12, relative_floor=0.0, spread_floor=0.1)
+
 
 FACTORIES: dict[str, Callable[[], Detector]] = {
     "robust_zscore": lambda: RobustZScore(window=48, min_samples=12),
-    "robust_zscore_defaults": RobustZScore,
+    "robust_zscore_spread_floor": small_zscore,
     "likelihood": lambda: AnomalyLikelihood(
         RobustZScore(window=48, min_samples=12), history=200, short=5, warmup=60
     ),
+    "ewma_cusum": lambda: EwmaCusum(alpha=0.05, min_samples=12),
+    "seasonal": lambda: SeasonalBaseline(slots=288, depth=1, residuals=small_zscore()),
+    "stuck": lambda: StuckSensor(min_run=3),
+    "isolation_forest": lambda: WindowIsolationForest(
+        lags=4, history=64, refit_every=50, n_estimators=10
+    ),
+    "windowed_gaussian": lambda: WindowedGaussian(window=60, min_samples=12),
+    "differenced": lambda: Differenced(small_zscore()),
+    "moving_average": lambda: MovingAverage(small_zscore(), size=4),
+    "moving_average_long": lambda: MovingAverage(small_zscore(), size=12),
+    "ensemble": lambda: Ensemble(
+        [small_zscore(), Differenced(small_zscore()), StuckSensor(min_run=3)],
+        memory_rows=200,
+        block_rows=20,
+        refractory=5,
+    ),
+    **{f"registered_{name}": factory for name, factory in DETECTORS.items()},
 }
 
 
@@ -38,34 +72,40 @@ def series(n: int = 700, seed: int = 7) -> np.ndarray:
     return x
 
 
+def times(n: int) -> np.ndarray:
+    return 1_400_000_000.0 + STEP * np.arange(n)
+
+
 def one_at_a_time(det: Detector, xs: np.ndarray) -> np.ndarray:
     out = []
-    for x in xs:
-        out.append(det.score_one(float(x)))
-        det.learn_one(float(x))
+    for x, t in zip(xs, times(len(xs)), strict=True):
+        out.append(det.score_one(float(x), float(t)))
+        det.learn_one(float(x), float(t))
     return np.array(out)
 
 
 def test_score_many_equals_score_one_row_by_row(make: Callable[[], Detector]) -> None:
-    xs = series()
+    xs, ts = series(), times(700)
     expected = one_at_a_time(make(), xs)
     det = make()
-    # Uneven batches cross the warm-up boundary and the window length.
-    got = np.concatenate(
-        [
-            det.score_many(xs[:5]),
-            det.score_many(xs[5:300]),
-            det.score_many(xs[300:301]),
-            det.score_many(xs[301:]),
-        ]
-    )
+    # Uneven batches cross the warm-up boundary, the windows and the refit points.
+    cuts = [0, 5, 300, 301, 451, 700]
+    got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
-def test_scores_lie_in_unit_interval_and_flag_the_spike(make: Callable[[], Detector]) -> None:
-    xs = series()
-    scores = make().score_many(xs)
+def test_scores_lie_in_unit_interval(make: Callable[[], Detector]) -> None:
+    scores = make().score_many(series(), times(700))
     assert ((scores >= 0) & (scores <= 1)).all()
+
+
+SPIKE_FINDERS = ["robust_zscore", "likelihood", "ewma_cusum", "windowed_gaussian", "ensemble"]
+
+
+@pytest.mark.parametrize("name", SPIKE_FINDERS)
+def test_the_spike_scores_highest(name: str) -> None:
+    xs = series()
+    scores = FACTORIES[name]().score_many(xs, times(700))
     # Smoothing layers (likelihood) may peak a few rows after the spike itself.
     assert len(xs) // 2 <= int(np.argmax(scores)) <= len(xs) // 2 + 5
 
@@ -75,37 +115,39 @@ def test_causal(make: Callable[[], Detector]) -> None:
     k = 400
     changed = xs.copy()
     changed[k:] = changed[k:] * 3 + 100
-    np.testing.assert_array_equal(make().score_many(xs)[:k], make().score_many(changed)[:k])
+    ts = times(len(xs))
+    np.testing.assert_array_equal(make().score_many(xs, ts)[:k], make().score_many(changed, ts)[:k])
 
 
 def test_clone_is_fresh_with_same_params(make: Callable[[], Detector]) -> None:
     det = make()
-    det.learn_many(series(100))
+    det.learn_many(series(100), times(100))
     fresh = det.clone()
     assert repr(fresh.get_params()) == repr(det.get_params())  # nested detectors by repr
     assert fresh.get_state() != det.get_state()
-    assert fresh.score_one(10.0) == make().score_one(10.0)
+    assert fresh.score_one(10.0, times(1)[0]) == make().score_one(10.0, times(1)[0])
 
 
 def test_pickle_and_state_round_trip(make: Callable[[], Detector]) -> None:
-    xs = series()
+    xs, ts = series(), times(700)
     det = make()
-    det.learn_many(xs[:350])
+    det.learn_many(xs[:350], ts[:350])
     pickled = pickle.loads(pickle.dumps(det))
     restored = make()
     restored.set_state(json.loads(json.dumps(det.get_state())))
-    rest = xs[350:]
-    expected = det.score_many(rest)
-    np.testing.assert_array_equal(pickled.score_many(rest), expected)
-    np.testing.assert_array_equal(restored.score_many(rest), expected)
+    rest, rest_ts = xs[350:], ts[350:]
+    expected = det.score_many(rest, rest_ts)
+    np.testing.assert_array_equal(pickled.score_many(rest, rest_ts), expected)
+    np.testing.assert_array_equal(restored.score_many(rest, rest_ts), expected)
 
 
 def test_state_is_bounded(make: Callable[[], Detector]) -> None:
+    # Past the longest window of any registered detector, state stops growing.
     det = make()
-    det.learn_many(series(300))
-    size_after_300 = len(json.dumps(det.get_state()))
-    det.learn_many(series(5000, seed=3))
-    assert len(json.dumps(det.get_state())) <= size_after_300 * 1.2
+    det.learn_many(series(6000), times(6000))
+    size_after_6000 = len(json.dumps(det.get_state()))
+    det.learn_many(series(5000, seed=3), times(11000)[6000:])
+    assert len(json.dumps(det.get_state())) <= size_after_6000 * 1.2
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])

@@ -1,0 +1,195 @@
+"""An ensemble that reports only *news*: a member's surprise higher than anything that
+member has said in a long memory, once per incident.
+
+Why: a control room (and NAB, which charges every false row) pays for each alarm. A
+member that is noisy on a series raises its own bar, so its routine peaks stay quiet;
+a member that is usually calm speaks up the moment it sees something new. Each member's
+score becomes an open-ended surprise ``u = log1p(c * s / (1 - s))``; the row's novelty
+is the largest ratio ``u / (highest u of that member in the last memory_rows)`` over the
+members that beat their own record. A firing is followed by ``refractory`` quiet rows,
+since the rows right after an onset describe the same incident. The score is
+``1 - 1 / novelty`` in [0, 1): 0 when no member beats its record, 0.5 when one doubles it.
+
+The long memory is kept as maxima of ``block_rows``-row blocks, so state stays small and
+bounded (``memory_rows / block_rows`` numbers per member).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Detector, FloatArray, check_times, check_value, check_values
+from detectors.errors import DetectorParameterError
+
+# Scores are clipped below 1 so the surprise stays finite.
+_MAX_SCORE = 1.0 - 1e-12
+
+
+class Ensemble(Detector):
+    """Combines ``members`` (each scoring every observation) through a novelty gate."""
+
+    def __init__(
+        self,
+        members: Sequence[Detector],
+        memory_rows: int = 4000,
+        block_rows: int = 100,
+        refractory: int = 50,
+        odds_scale: float = 3.5,
+    ) -> None:
+        self.members = list(members)
+        self.memory_rows = memory_rows
+        self.block_rows = block_rows
+        self.refractory = refractory
+        self.odds_scale = odds_scale
+        self._validate()
+        m = len(self.members)
+        self.blocks_: deque[list[float]] = deque(maxlen=memory_rows // block_rows)
+        self.current_: list[float] = [0.0] * m
+        self.in_block_ = 0
+        self.since_fire_ = refractory + 1
+        self._pending: tuple[float, float | None, FloatArray] | None = None
+        self._blocks_max: FloatArray | None = None
+
+    def _validate(self) -> None:
+        if not self.members or not all(isinstance(d, Detector) for d in self.members):
+            raise DetectorParameterError(
+                f"parameter members is {self.members!r}, expected a non-empty list of Detectors"
+            )
+        if not isinstance(self.block_rows, int) or self.block_rows < 1:
+            raise DetectorParameterError(
+                f"parameter block_rows is {self.block_rows!r}, expected an integer >= 1"
+            )
+        if not isinstance(self.memory_rows, int) or self.memory_rows < self.block_rows:
+            raise DetectorParameterError(
+                f"parameter memory_rows is {self.memory_rows!r}, "
+                f"expected an integer >= block_rows ({self.block_rows})"
+            )
+        if not isinstance(self.refractory, int) or self.refractory < 0:
+            raise DetectorParameterError(
+                f"parameter refractory is {self.refractory!r}, expected an integer >= 0"
+            )
+        c = self.odds_scale
+        if not isinstance(c, int | float) or not np.isfinite(c) or c <= 0:
+            raise DetectorParameterError(
+                f"parameter odds_scale is {c!r}, expected a positive number"
+            )
+
+    def _surprise(self, scores: FloatArray) -> FloatArray:
+        s = np.clip(scores, 0.0, _MAX_SCORE)
+        return np.asarray(np.log1p(self.odds_scale * s / (1.0 - s)), dtype=np.float64)
+
+    def _record(self) -> FloatArray:
+        """Each member's highest surprise in memory, the current block included."""
+        if self._blocks_max is None:
+            # Recomputed only when a block enters or leaves, not on every row.
+            self._blocks_max = (
+                np.max(np.asarray(self.blocks_), axis=0)
+                if self.blocks_
+                else np.zeros(len(self.members))
+            )
+        return np.maximum(np.asarray(self.current_, dtype=np.float64), self._blocks_max)
+
+    @staticmethod
+    def _novelty(u: FloatArray, record: FloatArray) -> FloatArray:
+        """Per row, the largest ratio u / record among members that beat their record."""
+        beats = (u > record) & (record > 0)
+        ratio = np.where(beats, u / np.where(record > 0, record, 1.0), 0.0)
+        return np.asarray(ratio.max(axis=0), dtype=np.float64)
+
+    # -- one at a time ---------------------------------------------------------------
+    def _member_surprise(self, value: float, t: float | None) -> FloatArray:
+        if self._pending is not None and self._pending[:2] == (value, t):
+            return self._pending[2]
+        u = self._surprise(np.array([d.score_one(value, t) for d in self.members]))
+        self._pending = (value, t, u)
+        return u
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        u = self._member_surprise(value, t)
+        novelty = float(self._novelty(u[:, None], self._record()[:, None])[0])
+        if novelty <= 1.0 or self.since_fire_ <= self.refractory:
+            return 0.0
+        return 1.0 - 1.0 / novelty
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        u = self._member_surprise(value, t)
+        novelty = float(self._novelty(u[:, None], self._record()[:, None])[0])
+        self._pending = None
+        self._advance(u[:, None], np.array([novelty]))
+        for d in self.members:
+            d.learn_one(value, t)
+
+    # -- vectorised ------------------------------------------------------------------
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        self._pending = None
+        u_all = self._surprise(np.vstack([d.score_many(arr, times) for d in self.members]))
+        out = np.zeros(arr.size)
+        start = 0
+        while start < arr.size:
+            # One segment per block: the record is the block maxima before it, plus a
+            # running maximum within the block up to the previous row.
+            stop = min(arr.size, start + self.block_rows - self.in_block_)
+            u = u_all[:, start:stop]
+            before = np.maximum.accumulate(np.hstack([self._record()[:, None], u[:, :-1]]), axis=1)
+            novelty = self._novelty(u, before)
+            out[start:stop] = self._advance(u, novelty)
+            start = stop
+        return out
+
+    def _advance(self, u: FloatArray, novelty: FloatArray) -> FloatArray:
+        """Fold a segment (within one block) into the record and apply the refractory
+        rule; returns the segment's scores."""
+        out = np.zeros(novelty.size)
+        last = -self.since_fire_
+        for i in np.flatnonzero(novelty > 1.0).tolist():
+            if i - last > self.refractory:
+                out[i] = 1.0 - 1.0 / novelty[i]
+                last = i
+        self.since_fire_ = novelty.size - last
+        self.current_ = np.maximum(np.asarray(self.current_), u.max(axis=1)).tolist()
+        self.in_block_ += novelty.size
+        if self.in_block_ >= self.block_rows:
+            self.blocks_.append(self.current_)
+            self._blocks_max = None
+            self.current_ = [0.0] * len(self.members)
+            self.in_block_ = 0
+        return out
+
+    # -- parameters and state --------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "members": [d.clone() for d in self.members],
+            "memory_rows": self.memory_rows,
+            "block_rows": self.block_rows,
+            "refractory": self.refractory,
+            "odds_scale": self.odds_scale,
+        }
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "members": [d.get_state() for d in self.members],
+            "blocks": [list(b) for b in self.blocks_],
+            "current": list(self.current_),
+            "in_block": self.in_block_,
+            "since_fire": self.since_fire_,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for d, s in zip(self.members, state["members"], strict=True):
+            d.set_state(s)
+        self.blocks_ = deque((list(b) for b in state["blocks"]), maxlen=self.blocks_.maxlen)
+        self.current_ = [float(v) for v in state["current"]]
+        self.in_block_ = int(state["in_block"])
+        self.since_fire_ = int(state["since_fire"])
+        self._pending = None
+        self._blocks_max = None

@@ -1,0 +1,134 @@
+"""Stuck and silent sensors: a reading that repeats for longer than this sensor has ever
+repeated, or that arrives after a longer gap than usual.
+
+A frozen water-level gauge reports a perfectly calm river through a flood; a dead
+traffic loop simply goes quiet. Neither looks extreme, so value-based detectors miss
+both. The stuck score compares the current run of (near-)equal readings with the longest
+run seen before; the silence score compares the gap since the previous reading (when
+times are given) with the typical interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Detector, FloatArray, check_times, check_value, check_values
+from detectors.errors import DetectorParameterError
+
+
+class StuckSensor(Detector):
+    """Scores ``1 - reference / observed`` once a run or a gap beats its reference.
+
+    The run reference is the longest run seen so far (at least ``min_run``); the gap
+    reference is ``gap_factor`` times an exponentially weighted typical interval.
+    """
+
+    def __init__(
+        self,
+        tolerance: float = 0.0,
+        min_run: int = 12,
+        gap_factor: float = 3.0,
+        interval_alpha: float = 0.05,
+    ) -> None:
+        if not isinstance(tolerance, int | float) or not math.isfinite(tolerance) or tolerance < 0:
+            raise DetectorParameterError(
+                f"parameter tolerance is {tolerance!r}, expected a number >= 0"
+            )
+        if not isinstance(min_run, int) or min_run < 2:
+            raise DetectorParameterError(
+                f"parameter min_run is {min_run!r}, expected an integer >= 2"
+            )
+        if not isinstance(gap_factor, int | float) or not gap_factor > 1:
+            raise DetectorParameterError(
+                f"parameter gap_factor is {gap_factor!r}, expected a number > 1"
+            )
+        if not isinstance(interval_alpha, int | float) or not 0 < interval_alpha < 1:
+            raise DetectorParameterError(
+                f"parameter interval_alpha is {interval_alpha!r}, expected 0 < alpha < 1"
+            )
+        self.tolerance = tolerance
+        self.min_run = min_run
+        self.gap_factor = gap_factor
+        self.interval_alpha = interval_alpha
+        self.previous_: float | None = None
+        self.run_ = 0
+        self.longest_ = 0
+        self.last_time_: float | None = None
+        self.interval_: float | None = None
+
+    def _step(self, x: float, t: float | None) -> tuple[float, tuple[Any, ...]]:
+        """The score of ``x`` at ``t`` and the state after learning it (both paths)."""
+        previous, run, longest = self.previous_, self.run_, self.longest_
+        last_time, interval = self.last_time_, self.interval_
+        if previous is not None and abs(x - previous) <= self.tolerance:
+            run += 1
+        else:
+            longest = max(longest, run)
+            run = 1
+        reference = max(longest, self.min_run)
+        score = 1.0 - reference / run if run > reference else 0.0
+        if t is not None:
+            if last_time is not None:
+                gap = t - last_time
+                if interval is not None and interval > 0:
+                    expected = self.gap_factor * interval
+                    if gap > expected:
+                        score = max(score, 1.0 - expected / gap)
+                if gap > 0:  # repeated stamps (a clock change) say nothing of the rate
+                    a = self.interval_alpha
+                    interval = gap if interval is None else (1 - a) * interval + a * gap
+            last_time = t if last_time is None else max(last_time, t)
+        return score, (x, run, longest, last_time, interval)
+
+    def _apply(self, state: tuple[Any, ...]) -> None:
+        self.previous_, self.run_, self.longest_, self.last_time_, self.interval_ = state
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        return self._step(check_value(x), t)[0]
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        self._apply(self._step(check_value(x), t)[1])
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        stamps = [None] * arr.size if times is None else times.tolist()
+        out = np.empty(arr.size)
+        for i, (x, t) in enumerate(zip(arr.tolist(), stamps, strict=True)):
+            out[i], state = self._step(x, t)
+            self._apply(state)
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "tolerance": self.tolerance,
+            "min_run": self.min_run,
+            "gap_factor": self.gap_factor,
+            "interval_alpha": self.interval_alpha,
+        }
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "previous": self.previous_,
+            "run": self.run_,
+            "longest": self.longest_,
+            "last_time": self.last_time_,
+            "interval": self.interval_,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._apply(
+            (
+                state["previous"],
+                int(state["run"]),
+                int(state["longest"]),
+                state["last_time"],
+                state["interval"],
+            )
+        )

@@ -1,0 +1,148 @@
+"""IsolationForest over sliding windows: an unusual *shape* of the last few readings,
+even when each reading on its own is within range.
+
+scikit-learn's ``IsolationForest`` is fitted on the windows of the last ``history``
+readings and refitted every ``refit_every`` observations, always on the past only.
+Windows are centred and scaled with the fit data's median and MAD, so the level and the
+shape both count. Scoring is batched: every window between two refits goes to the forest
+in one call. The fit data is part of the state, so a restored detector rebuilds the same
+forest (fixed ``random_state``) instead of storing trees.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from detectors.base import Detector, FloatArray, check_value, check_values
+from detectors.errors import DetectorParameterError
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
+
+
+class WindowIsolationForest(Detector):
+    """Scores ``max(0, 2 * (s - 0.5))`` for the forest's anomaly score ``s`` (0.5 is
+    ordinary in the original paper's scale, 1 isolated at once); 0 before the first fit."""
+
+    def __init__(
+        self,
+        lags: int = 8,
+        history: int = 1024,
+        refit_every: int = 1024,
+        n_estimators: int = 50,
+        random_state: int = 0,
+    ) -> None:
+        for name, value, low in (
+            ("lags", lags, 1),
+            ("history", history, 16),
+            ("refit_every", refit_every, 1),
+            ("n_estimators", n_estimators, 1),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise DetectorParameterError(
+                    f"parameter {name} is {value!r}, expected an integer >= {low}"
+                )
+        if history < 2 * lags:
+            raise DetectorParameterError(
+                f"parameter history is {history!r}, expected at least 2 * lags ({2 * lags})"
+            )
+        self.lags = lags
+        self.history = history
+        self.refit_every = refit_every
+        self.n_estimators = n_estimators
+        self.random_state = random_state
+        self.values_: deque[float] = deque(maxlen=history)
+        self.n_ = 0
+        self.fit_values_: list[float] = []
+        self._forest: tuple[IsolationForest, float, float] | None = None
+
+    # -- the forest ------------------------------------------------------------------
+    def _fit(self) -> None:
+        # Imported here: scikit-learn takes a second to import and most detectors never fit.
+        from sklearn.ensemble import IsolationForest
+
+        data = np.asarray(self.fit_values_)
+        center = float(np.median(data))
+        scale = float(np.median(np.abs(data - center))) * 1.4826 or float(data.std()) or 1.0
+        forest = IsolationForest(
+            n_estimators=self.n_estimators, random_state=self.random_state
+        ).fit(sliding_window_view((data - center) / scale, self.lags))
+        self._forest = (forest, center, scale)
+
+    def _scores(self, windows: FloatArray) -> FloatArray:
+        if not self.fit_values_:
+            return np.zeros(len(windows))
+        if self._forest is None:
+            self._fit()  # restored from state: rebuild the same forest
+        assert self._forest is not None
+        forest, center, scale = self._forest
+        s = -forest.score_samples((windows - center) / scale)
+        return np.asarray(np.maximum(0.0, 2.0 * (s - 0.5)), dtype=np.float64)
+
+    def _after_learning(self) -> None:
+        if self.n_ % self.refit_every == 0 and len(self.values_) >= 2 * self.lags:
+            self.fit_values_ = list(self.values_)
+            self._fit()
+
+    # -- one at a time ---------------------------------------------------------------
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        if len(self.values_) < self.lags - 1 or not self.fit_values_:
+            return 0.0
+        recent = list(self.values_)[len(self.values_) - self.lags + 1 :]
+        return float(self._scores(np.array([[*recent, value]]))[0])
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        self.values_.append(check_value(x))
+        self.n_ += 1
+        self._after_learning()
+
+    # -- vectorised ------------------------------------------------------------------
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        out = np.zeros(arr.size)
+        start = 0
+        while start < arr.size:
+            # Rows up to the next refit share one forest: score them in one call.
+            stop = min(arr.size, start + self.refit_every - self.n_ % self.refit_every)
+            segment = arr[start:stop]
+            joined = np.concatenate([np.fromiter(self.values_, dtype=np.float64), segment])
+            first = len(self.values_)  # joined index of segment[0]
+            if self.fit_values_:
+                ready = max(0, self.lags - 1 - first)  # rows with a full window
+                if ready < segment.size:
+                    windows = sliding_window_view(joined, self.lags)[
+                        first + ready - self.lags + 1 :
+                    ]
+                    out[start + ready : stop] = self._scores(windows)
+            self.values_.extend(segment.tolist())
+            self.n_ += segment.size
+            self._after_learning()
+            start = stop
+        return out
+
+    # -- parameters and state --------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "lags": self.lags,
+            "history": self.history,
+            "refit_every": self.refit_every,
+            "n_estimators": self.n_estimators,
+            "random_state": self.random_state,
+        }
+
+    def get_state(self) -> dict[str, Any]:
+        return {"values": list(self.values_), "n": self.n_, "fit_values": list(self.fit_values_)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.values_ = deque((float(v) for v in state["values"]), maxlen=self.history)
+        self.n_ = int(state["n"])
+        self.fit_values_ = [float(v) for v in state["fit_values"]]
+        self._forest = None

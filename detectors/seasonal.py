@@ -1,0 +1,114 @@
+"""Seasonal baseline: compare a reading with the same time of day (or of week) on the
+previous few cycles, and score how unusual that difference is.
+
+Rush hour is not an anomaly; rush-hour traffic at 3 a.m. is. The time of day comes
+from each observation's timestamp, so gaps and irregular sampling do not shift the
+phase. The residual against the per-slot median of the last ``depth`` cycles is scored
+by an inner ``RobustZScore``; a slot without ``depth`` past cycles scores 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Detector, FloatArray, check_times, check_value, check_values
+from detectors.errors import DetectorInputError, DetectorParameterError
+from detectors.robust_zscore import RobustZScore
+
+DAY = 86_400.0
+
+
+class SeasonalBaseline(Detector):
+    """``period`` seconds split into ``slots`` equal slots (288 five-minute slots a day by
+    default; ``period=7 * DAY`` with ``slots=2016`` models the day of week too)."""
+
+    def __init__(
+        self,
+        period: float = DAY,
+        slots: int = 288,
+        depth: int = 3,
+        residuals: RobustZScore | None = None,
+    ) -> None:
+        if not isinstance(period, int | float) or not math.isfinite(period) or period <= 0:
+            raise DetectorParameterError(f"parameter period is {period!r}, expected seconds > 0")
+        if not isinstance(slots, int) or slots < 1:
+            raise DetectorParameterError(f"parameter slots is {slots!r}, expected an integer >= 1")
+        if not isinstance(depth, int) or depth < 1:
+            raise DetectorParameterError(f"parameter depth is {depth!r}, expected an integer >= 1")
+        self.period = period
+        self.slots = slots
+        self.depth = depth
+        self.residuals = residuals if residuals is not None else RobustZScore(window=500)
+        self.history_: dict[int, deque[float]] = {}
+
+    def _slot(self, t: float | None) -> int:
+        if t is None:
+            raise DetectorInputError("SeasonalBaseline needs each observation's time t")
+        return int((t % self.period) // (self.period / self.slots))
+
+    def _residual(self, x: float, slot: int) -> float | None:
+        past = self.history_.get(slot)
+        if past is None or len(past) < self.depth:
+            return None
+        return x - float(np.median(np.fromiter(past, dtype=np.float64)))
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value, slot = check_value(x), self._slot(t)
+        residual = self._residual(value, slot)
+        return 0.0 if residual is None else self.residuals.score_one(residual, t)
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value, slot = check_value(x), self._slot(t)
+        residual = self._residual(value, slot)
+        if residual is not None:
+            self.residuals.learn_one(residual, t)
+        self.history_.setdefault(slot, deque(maxlen=self.depth)).append(value)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        if times is None:
+            raise DetectorInputError("SeasonalBaseline needs each observation's time t")
+        # Residuals depend only on earlier cycles, so collect them first, then score them
+        # in one vectorised call to the inner detector.
+        rows: list[int] = []
+        residuals: list[float] = []
+        for i, (x, t) in enumerate(zip(arr.tolist(), times.tolist(), strict=True)):
+            slot = self._slot(t)
+            residual = self._residual(x, slot)
+            if residual is not None:
+                rows.append(i)
+                residuals.append(residual)
+            self.history_.setdefault(slot, deque(maxlen=self.depth)).append(x)
+        out = np.zeros(arr.size)
+        if rows:
+            out[rows] = self.residuals.score_many(residuals, times[rows])
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "slots": self.slots,
+            "depth": self.depth,
+            "residuals": self.residuals.clone(),
+        }
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "residuals": self.residuals.get_state(),
+            "history": {str(k): list(v) for k, v in self.history_.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.residuals.set_state(state["residuals"])
+        self.history_ = {
+            int(k): deque((float(x) for x in v), maxlen=self.depth)
+            for k, v in state["history"].items()
+        }

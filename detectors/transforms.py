@@ -1,0 +1,129 @@
+"""Input transforms that wrap a detector: score the change between readings, or their
+short moving average, instead of the raw value.
+
+A jump in a noisy series stands out in its first difference; a sustained rise that no
+single reading gives away stands out in a moving average. Wrapping keeps each base
+detector simple and lets an ensemble look at one series through several lenses.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from detectors.base import Detector, FloatArray, check_times, check_value, check_values
+from detectors.errors import DetectorParameterError
+
+
+class Differenced(Detector):
+    """Feeds ``x - previous x`` to ``base``; the first observation scores 0."""
+
+    def __init__(self, base: Detector) -> None:
+        if not isinstance(base, Detector):
+            raise DetectorParameterError(f"parameter base is {base!r}, expected a Detector")
+        self.base = base
+        self.previous_: float | None = None
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        if self.previous_ is None:
+            return 0.0
+        return self.base.score_one(value - self.previous_, t)
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        if self.previous_ is not None:
+            self.base.learn_one(value - self.previous_, t)
+        self.previous_ = value
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        out = np.zeros(arr.size)
+        start = 1 if self.previous_ is None else 0
+        if arr.size > start:
+            before = np.concatenate([[self.previous_ if start == 0 else arr[0]], arr[:-1]])
+            diffs = (arr - before)[start:]
+            out[start:] = self.base.score_many(diffs, None if times is None else times[start:])
+        self.previous_ = float(arr[-1])
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        return {"base": self.base.clone()}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"base": self.base.get_state(), "previous": self.previous_}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.base.set_state(state["base"])
+        self.previous_ = state["previous"]
+
+
+class MovingAverage(Detector):
+    """Feeds the mean of the last ``size`` observations (this one included) to ``base``;
+    scores 0 until ``size`` observations have been seen."""
+
+    def __init__(self, base: Detector, size: int = 6) -> None:
+        if not isinstance(base, Detector):
+            raise DetectorParameterError(f"parameter base is {base!r}, expected a Detector")
+        if not isinstance(size, int) or size < 2:
+            raise DetectorParameterError(f"parameter size is {size!r}, expected an integer >= 2")
+        self.base = base
+        self.size = size
+        self.recent_: deque[float] = deque(maxlen=size - 1)
+
+    def _mean_with(self, value: float) -> float | None:
+        if len(self.recent_) < self.size - 1:
+            return None
+        if self.size < 8:
+            # numpy sums fewer than 8 values left to right, so this loop gives the batch
+            # path's float exactly, without numpy's per-call cost.
+            total = 0.0
+            for v in self.recent_:
+                total += v
+            return (total + value) / self.size
+        # The same reduction as the batch path's sliding view, so both give equal scores.
+        window = np.fromiter([*self.recent_, value], dtype=np.float64, count=self.size)
+        return float(window[None, :].mean(axis=1)[0])
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        mean = self._mean_with(check_value(x))
+        return 0.0 if mean is None else self.base.score_one(mean, t)
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        mean = self._mean_with(value)
+        if mean is not None:
+            self.base.learn_one(mean, t)
+        self.recent_.append(value)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        joined = np.concatenate([np.fromiter(self.recent_, dtype=np.float64), arr])
+        out = np.zeros(arr.size)
+        # Row i of the batch has a full window once joined holds size values up to it.
+        first = max(0, self.size - 1 - len(self.recent_))
+        if arr.size > first:
+            means = sliding_window_view(joined, self.size).mean(axis=1)[-(arr.size - first) :]
+            out[first:] = self.base.score_many(means, None if times is None else times[first:])
+        self.recent_.extend(arr[-(self.size - 1) :].tolist())
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        return {"base": self.base.clone(), "size": self.size}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"base": self.base.get_state(), "recent": list(self.recent_)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.base.set_state(state["base"])
+        self.recent_ = deque((float(v) for v in state["recent"]), maxlen=self.size - 1)

@@ -1,0 +1,77 @@
+"""Windowed Gaussian: the textbook baseline (NAB's ``windowedGaussian``), kept to measure
+every other detector against, in score and in speed.
+
+The score is the two-sided Gaussian tail mass inside ``|z|`` for ``z`` against the mean
+and standard deviation of the last ``window`` observations: ``erf(|z| / sqrt(2))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import erf
+
+from detectors.base import Detector, FloatArray, check_value, check_values
+from detectors.errors import DetectorParameterError
+
+_MIN_STD = 1e-12
+
+
+class WindowedGaussian(Detector):
+    """Scores 0 until ``min_samples`` observations are in the window."""
+
+    def __init__(self, window: int = 6400, min_samples: int = 30) -> None:
+        if not isinstance(window, int) or window < 3:
+            raise DetectorParameterError(
+                f"parameter window is {window!r}, expected an integer >= 3"
+            )
+        if not isinstance(min_samples, int) or not 2 <= min_samples <= window:
+            raise DetectorParameterError(
+                f"parameter min_samples is {min_samples!r}, "
+                f"expected an integer between 2 and window ({window})"
+            )
+        self.window = window
+        self.min_samples = min_samples
+        self.values_: deque[float] = deque(maxlen=window)
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        if len(self.values_) < self.min_samples:
+            return 0.0
+        past = np.fromiter(self.values_, dtype=np.float64)
+        z = abs(value - float(past.mean())) / max(float(past.std()), _MIN_STD)
+        return math.erf(z / math.sqrt(2.0))
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        self.values_.append(check_value(x))
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        h = len(self.values_)
+        joined = pd.Series(np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr]))
+        rolling = joined.rolling(self.window, min_periods=1)
+        # Index j of a rolling statistic describes the window that precedes row j + 1.
+        mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
+        std = np.concatenate([[np.nan], rolling.std(ddof=0).to_numpy()[:-1]])[h:]
+        with np.errstate(invalid="ignore"):
+            z = np.abs(arr - mean) / np.maximum(std, _MIN_STD)
+            scores = np.asarray(erf(z / math.sqrt(2.0)), dtype=np.float64)
+        scores[np.minimum(h + np.arange(arr.size), self.window) < self.min_samples] = 0.0
+        self.values_.extend(arr.tolist())
+        return scores
+
+    def get_params(self) -> dict[str, Any]:
+        return {"window": self.window, "min_samples": self.min_samples}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"values": list(self.values_)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.values_ = deque((float(v) for v in state["values"]), maxlen=self.window)

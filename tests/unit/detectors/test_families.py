@@ -1,0 +1,102 @@
+"""What each detector family is for, on small constructed series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors import (
+    DAY,
+    DetectorInputError,
+    DetectorParameterError,
+    Differenced,
+    Ensemble,
+    EwmaCusum,
+    RobustZScore,
+    SeasonalBaseline,
+    StuckSensor,
+    WindowIsolationForest,
+)
+
+RNG = np.random.default_rng(11)
+
+
+def test_cusum_finds_a_small_sustained_shift_no_single_reading_shows() -> None:
+    x = RNG.normal(0, 1, 1200)
+    x[800:] += 1.0  # one sigma: every reading is ordinary on its own
+    scores = EwmaCusum(alpha=0.005).score_many(x)
+    first = int(np.argmax(scores >= 0.5))
+    assert scores[:800].max() < 0.5
+    assert 800 <= first < 850
+
+
+def test_seasonal_baseline_flags_rush_hour_at_night_not_at_rush_hour() -> None:
+    step = 300.0
+    t = np.arange(288 * 6) * step
+    hour = (t % DAY) / 3600
+    x = 100 + 400 * ((hour >= 7) & (hour < 9)) + RNG.normal(0, 5, t.size)
+    night = 288 * 5 + 36  # 03:00 on the sixth day
+    x[night] += 400
+    det = SeasonalBaseline(depth=3, residuals=RobustZScore(window=288, relative_floor=0.0))
+    scores = det.score_many(x, t)
+    rush = (hour >= 7) & (hour < 9) & (t >= 4 * DAY)
+    assert scores[night] > 0.9
+    assert scores[rush].max() < 0.6
+
+
+def test_seasonal_baseline_needs_times() -> None:
+    with pytest.raises(DetectorInputError, match="needs each observation's time"):
+        SeasonalBaseline().score_many([1.0, 2.0])
+
+
+def test_stuck_sensor_flags_a_frozen_gauge_and_a_silent_one() -> None:
+    x = RNG.normal(10, 1, 600)
+    x[400:460] = x[399]  # the gauge freezes
+    t = np.arange(600) * 60.0
+    t[500:] += 3600  # then an hour of silence
+    scores = StuckSensor(min_run=12).score_many(x, t)
+    assert scores[:400].max() == 0
+    assert scores[420] > 0.3
+    assert scores[500] > 0.9
+    assert scores[501] == 0
+
+
+def test_isolation_forest_finds_an_unusual_shape() -> None:
+    x = np.sin(np.arange(3000) * 2 * np.pi / 50) + RNG.normal(0, 0.05, 3000)
+    x[2500:2510] = x[2500]  # within range, but the wave stops
+    scores = WindowIsolationForest(lags=10, history=1000, refit_every=500).score_many(x)
+    assert scores[2505:2515].max() > scores[1000:2400].max()
+
+
+def test_ensemble_reports_an_incident_once_then_stays_quiet() -> None:
+    x = RNG.normal(0, 1, 2000)
+    x[1500:1520] += 30  # one incident, twenty rows long
+
+    def member() -> RobustZScore:
+        return RobustZScore(window=200, min_samples=60, relative_floor=0.0, spread_floor=0.1)
+
+    scores = Ensemble([member(), Differenced(member())], refractory=50).score_many(x)
+    fired = np.flatnonzero(scores > 0)
+    assert 1500 in fired
+    assert not ((fired > 1500) & (fired < 1550)).any()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: EwmaCusum(alpha=1.5), "parameter alpha is 1.5"),
+        (lambda: EwmaCusum(limit=0), "parameter limit is 0"),
+        (lambda: SeasonalBaseline(slots=0), "parameter slots is 0"),
+        (lambda: SeasonalBaseline(period=-1), "parameter period is -1"),
+        (lambda: StuckSensor(min_run=1), "parameter min_run is 1"),
+        (lambda: StuckSensor(gap_factor=1), "parameter gap_factor is 1"),
+        (lambda: WindowIsolationForest(lags=8, history=10), "parameter history is 10"),
+        (lambda: Ensemble([]), "parameter members is"),
+        (lambda: Ensemble([RobustZScore()], memory_rows=10), "parameter memory_rows is 10"),
+        (lambda: Ensemble([RobustZScore()], refractory=-1), "parameter refractory is -1"),
+        (lambda: Differenced("x"), "parameter base is 'x'"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_parameters_name_the_parameter(make, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DetectorParameterError, match=message):
+        make()
