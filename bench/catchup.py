@@ -1,6 +1,8 @@
 """Catch-up throughput: readings preloaded into Kafka, then drained by the whole citybrain
-pipeline and, in the same run, by two floors: a bare aiokafka consume-and-decode loop and
-Kafka's own ConsumerPerformance. Reported as readings/s and ratios.
+pipeline and, in the same run, by two floors -- a bare aiokafka consume-and-decode loop and
+Kafka's own ConsumerPerformance -- and by a minimal Quix Streams pipeline doing the same
+detection (bench/quix_candidate.py), whose firing alerts must equal citybrain's. Reported
+as readings/s and ratios.
 
     python -m bench.catchup [--readings 1000000] [--sensors 20000]
 
@@ -112,24 +114,68 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def run_pipeline(env: dict[str, str], port: int, readings: int, log: Path) -> float:
-    proc = start_worker(env, log)
+def drained(group: str, topic: str, bootstrap: str) -> bool:
+    """Whether ``group`` has committed every offset of ``topic``."""
+    from kafka import KafkaAdminClient, KafkaConsumer
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        while scrape(port, "citybrain_readings_total") < 0:
+        committed = admin.list_group_offsets(group)[group]
+        parts = [tp for tp in committed if tp.topic == topic]
+        if not parts:
+            return False
+        ends = consumer.end_offsets(parts)
+        return all(committed[tp].offset >= ends[tp] for tp in parts)
+    finally:
+        admin.close()
+        consumer.close()
+
+
+def run_pipeline(
+    env: dict[str, str],
+    port: int,
+    readings: int,
+    log: Path,
+    topic: str,
+    bootstrap: str,
+    workers: int = 1,
+) -> float:
+    """Readings/s of ``workers`` citybrain workers in one consumer group draining the
+    preloaded topic, from the first reading counted to the last."""
+    ports = [port + i for i in range(workers)]
+    procs = [
+        start_worker({**env, "CITYBRAIN_WORKER_PORT": str(p)}, log.with_suffix(f".{p}.log"))
+        for p in ports
+    ]
+
+    def done() -> float:
+        return sum(
+            max(0.0, scrape(p, "citybrain_readings_total"))
+            + max(0.0, scrape(p, "citybrain_dead_letters_total"))
+            + max(0.0, scrape(p, "citybrain_readings_redelivered_total"))
+            for p in ports
+        )
+
+    try:
+        while any(scrape(p, "citybrain_readings_total") < 0 for p in ports):
             time.sleep(0.2)
+        while done() == 0:
+            time.sleep(0.05)
         start = time.monotonic()
         while True:
-            done = scrape(port, "citybrain_readings_total") + scrape(
-                port, "citybrain_dead_letters_total"
-            )
-            if done >= readings:
+            if done() >= readings or drained(env["CITYBRAIN_APP_ID"], topic, bootstrap):
+                # Counters can fall short when a rebalance interrupts a batch between its
+                # state and its metrics; the group's committed offsets cannot.
                 return readings / (time.monotonic() - start)
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker died; see {log}")
-            time.sleep(0.2)
+            if any(proc.poll() is not None for proc in procs):
+                raise RuntimeError(f"a worker died; see {log.parent}")
+            time.sleep(1.0)  # a scrape renders every metric: keep it off the hot path
     finally:
-        proc.terminate()
-        proc.wait(30)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
 
 
 async def aiokafka_floor(bootstrap: str, topic: str, readings: int) -> float:
@@ -159,6 +205,73 @@ async def aiokafka_floor(bootstrap: str, topic: str, readings: int) -> float:
     return readings / (time.monotonic() - (start or time.monotonic()))
 
 
+QUIX_VENV = Path.home() / ".cache" / "citybrain" / "quix-venv"
+# Pinned so reruns compare like with like; its own venv because Quix pins pydantic and
+# confluent-kafka versions of its own.
+QUIX_REQUIREMENTS = [
+    "quixstreams==3.28.1",
+    "numpy",
+    "pandas",
+    "scipy",
+    "orjson",
+    "pyyaml",
+    "pydantic-settings",
+]
+
+
+def quix_python() -> Path:
+    """The Quix candidate's interpreter, building its virtualenv on first use."""
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *QUIX_REQUIREMENTS], check=True)
+    return python
+
+
+def run_quix(bootstrap: str, topic: str, grid: Path, readings: int, work: Path) -> dict[str, Any]:
+    """Readings/s and firing alert ids of the Quix Streams candidate."""
+    out = subprocess.run(
+        [
+            str(quix_python()),
+            "-W",
+            "ignore",
+            str(REPO_ROOT / "bench" / "quix_candidate.py"),
+            bootstrap,
+            topic,
+            f"{topic}.quix-alerts",
+            str(grid),
+            str(readings),
+            str(work / "quix-state"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def firing_alert_ids(bootstrap: str, topic: str) -> list[str]:
+    """Ids of the firing alerts on ``topic``, read from the beginning until it is idle."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    ids = []
+    for record in consumer:
+        doc = orjson.loads(record.value)
+        if doc.get("status") == "firing":
+            ids.append(doc["alert_id"])
+    consumer.close()
+    return sorted(ids)
+
+
 def consumer_performance(broker: KafkaBroker, topic: str, readings: int) -> float | None:
     cmd = broker._java(
         "org.apache.kafka.tools.ConsumerPerformance",
@@ -179,12 +292,30 @@ def consumer_performance(broker: KafkaBroker, topic: str, readings: int) -> floa
     return float(fields[5])  # nMsg.sec
 
 
+CANDIDATES = ["citybrain", "aiokafka", "consumer-perf", "quix"]
+
+
+def _round(rate: float | None) -> int | None:
+    return None if rate is None else round(rate)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--readings", type=int, default=1_000_000)
     parser.add_argument("--sensors", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="citybrain workers in the group (default 1)"
+    )
+    parser.add_argument(
+        "--candidates",
+        default=",".join(CANDIDATES),
+        help=f"comma-separated subset of {','.join(CANDIDATES)} (all by default)",
+    )
     args = parser.parse_args()
+    chosen = set(args.candidates.split(","))
+    if not chosen <= set(CANDIDATES):
+        sys.exit(f"--candidates: {sorted(chosen - set(CANDIDATES))} not among {CANDIDATES}")
     run = f"bench{int(time.time())}"
     settings = load_settings(topic_prefix=run, app_id=run, partitions=2)
     broker = KafkaBroker(settings)
@@ -199,22 +330,52 @@ def main() -> None:
     t0 = time.monotonic()
     spikes = preload(settings.kafka_bootstrap, topic, args.readings, args.sensors)
     print(f"preloaded {args.readings:,} readings ({spikes} spikes) in {time.monotonic() - t0:.1f}s")
-    port = settings.worker_port + 3
-    env = worker_env(run, grid, port, batch_size="5000")
-    floor = asyncio.run(aiokafka_floor(settings.kafka_bootstrap, topic, args.readings))
-    print(f"aiokafka consume+decode: {floor:,.0f} readings/s")
-    perf = consumer_performance(broker, topic, args.readings)
-    print(f"ConsumerPerformance: {perf if perf is None else f'{perf:,.0f}'} messages/s")
-    pipeline = run_pipeline(env, port, args.readings, work / "worker.log")
-    print(f"citybrain pipeline: {pipeline:,.0f} readings/s")
+    rates: dict[str, float | None] = dict.fromkeys(CANDIDATES)
+    if "aiokafka" in chosen:
+        rates["aiokafka"] = asyncio.run(
+            aiokafka_floor(settings.kafka_bootstrap, topic, args.readings)
+        )
+    if "consumer-perf" in chosen:
+        rates["consumer-perf"] = consumer_performance(broker, topic, args.readings)
+    ours: list[str] | None = None
+    if "citybrain" in chosen:
+        port = settings.worker_port + 3
+        env = worker_env(run, grid, port, batch_size="5000")
+        rates["citybrain"] = run_pipeline(
+            env,
+            port,
+            args.readings,
+            work / "worker.log",
+            topic,
+            settings.kafka_bootstrap,
+            args.workers,
+        )
+        ours = firing_alert_ids(settings.kafka_bootstrap, settings.topic("alerts"))
+    theirs: list[str] | None = None
+    if "quix" in chosen:
+        quix = run_quix(settings.kafka_bootstrap, topic, grid, args.readings, work)
+        rates["quix"], theirs = quix["readings_per_s"], quix["firing"]
+    for name, rate in rates.items():
+        print(f"{name}: {'not run' if rate is None else f'{rate:,.0f} readings/s'}")
+    same = None if ours is None or theirs is None else ours == theirs
+    print(f"firing alerts: citybrain {ours and len(ours)}, Quix {theirs and len(theirs)}")
+
+    def ratio(other: str) -> float | None:
+        mine, base = rates["citybrain"], rates[other]
+        return None if mine is None or not base else round(mine / base, 3)
+
     results: dict[str, Any] = {
-        "catchup_readings_per_s": round(pipeline),
-        "aiokafka_readings_per_s": round(floor),
-        "consumer_perf_messages_per_s": None if perf is None else round(perf),
-        "ratio_vs_aiokafka": round(pipeline / floor, 3),
-        "ratio_vs_consumer_perf": None if perf is None else round(pipeline / perf, 3),
-        "ratio_vs_quix": None,  # not measured yet (Quix Streams candidate not built)
-        "p99_ms_at_25k": None,  # not measured yet (open-loop latency bench not built)
+        "catchup_readings_per_s": _round(rates["citybrain"]),
+        "aiokafka_readings_per_s": _round(rates["aiokafka"]),
+        "consumer_perf_messages_per_s": _round(rates["consumer-perf"]),
+        "quix_readings_per_s": _round(rates["quix"]),
+        "ratio_vs_aiokafka": ratio("aiokafka"),
+        "ratio_vs_consumer_perf": ratio("consumer-perf"),
+        "ratio_vs_quix": ratio("quix"),
+        "firing_alerts": None if ours is None else len(ours),
+        "same_alerts_as_quix": same,
+        "p99_ms_at_25k": None,  # filled in by bench.latency, which runs next
+        "citybrain_workers": args.workers,
         "readings": args.readings,
         "sensors": args.sensors,
         "partitions": 2,

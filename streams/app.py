@@ -35,7 +35,7 @@ from playbooks.loader import load_grid, load_playbooks, load_routing
 from playbooks.routing import Route, Silence
 from streams.bursts import BurstTracker
 from streams.departments import DepartmentClassifier
-from streams.detection import AlertEvent, Incoming, SensorDetection
+from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError
 from streams.events import KINDS, EventValidator, format_ts
 from streams.metrics import Metrics, initialise
@@ -153,11 +153,19 @@ class Pipeline:
         # Alerts must be on Kafka before the state that says they were sent.
         await self._send_all(self.alerts, [(a.alert_id, self._alert_doc(a)) for a in result.alerts])
         sent_at = time.time()
-        # Awaited: the state is on the changelog before these offsets can be committed.
+        # Counted before the next await, so a batch interrupted by a rebalance cannot be
+        # processed yet uncounted (its redelivery is skipped by the offset rule).
+        self._count_readings(events, result, sent_at)
+        # Queued, not awaited: faust flushes the producer before committing offsets, so
+        # the state is on the changelog before these events count as processed, and the
+        # next batch need not wait a broker round trip.
         await self.sensor_state.set_many(
-            {sid.encode(): state for sid, state in result.states.items()}
+            {sid.encode(): state for sid, state in result.states.items()}, wait=False
         )
 
+    def _count_readings(
+        self, events: Sequence[EventT[bytes]], result: BatchResult, sent_at: float
+    ) -> None:
         m = self.metrics
         m.batch_size.observe(len(events))
         for kind, n in result.scored_by_kind.items():
@@ -743,6 +751,12 @@ def create_app(
     async def command(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await pipeline.on_command(event)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_live_detectors(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Their sensors may move to another worker; the table's offsets would catch a
+        # stale detector anyway, this only frees the memory.
+        pipeline.detection.forget()
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:

@@ -111,6 +111,14 @@ class SensorDetection:
         self.prototype = detector
         self.threshold = threshold
         self.quiet_readings = quiet_readings
+        # Live detectors by sensor, with the last offset they have seen. The table stays
+        # the source of truth: a cached detector is used only when the table's state
+        # carries the same offset (so after a rebalance, a stale one is rebuilt).
+        self._live: dict[str, tuple[int, Detector]] = {}
+
+    def forget(self) -> None:
+        """Drop the live detectors (on a rebalance: their sensors may move away)."""
+        self._live.clear()
 
     def process(
         self, batch: Sequence[Incoming], states: Mapping[str, dict[str, Any] | None]
@@ -127,15 +135,21 @@ class SensorDetection:
     def _process_sensor(
         self, items: list[Incoming], state: dict[str, Any] | None, result: BatchResult
     ) -> dict[str, Any]:
-        detector = self.prototype.clone()
         last_ts = float("-inf")
         last_offset = -1
         episode: dict[str, Any] | None = None
         if state is not None:
-            detector.set_state(state["detector"])
             last_ts = state["last_ts"]
             last_offset = state["last_offset"]
             episode = state["episode"]
+        sensor_id = items[0].reading.sensor_id
+        cached = self._live.get(sensor_id)
+        if cached is not None and state is not None and cached[0] == last_offset >= 0:
+            detector = cached[1]
+        else:
+            detector = self.prototype.clone()
+            if state is not None:
+                detector.set_state(state["detector"])
         accepted: list[Incoming] = []
         for item in items:
             ts = item.reading.ts
@@ -180,6 +194,7 @@ class SensorDetection:
                 float(scores[-1]),
                 episode is not None,
             )
+        self._live[sensor_id] = (last_offset, detector)
         return {
             "detector": detector.get_state(),
             "last_ts": last_ts,

@@ -26,26 +26,33 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         assert self.partitions is not None  # always set by key_partitioned_table
         return key_partition(key, self.partitions)
 
-    async def set_many(self, items: dict[bytes, Any]) -> None:
-        """Write many keys and wait until their changelog entries are on Kafka.
+    async def set_many(self, items: dict[bytes, Any], wait: bool = True) -> None:
+        """Write many keys and (unless ``wait`` is false) wait until their changelog
+        entries are on Kafka.
 
         ``table[key] = value`` queues each changelog entry in faust's producer buffer,
         which drains one message per event-loop turn: a batch touching thousands of
         sensors then runs at a few thousand writes a second. Here the store is updated
         directly and the entries go to the changelog topic through the producer's own
-        batching, all awaited together.
+        batching, all awaited together. Without ``wait`` they are only queued: faust
+        flushes the producer before it commits any offset, so a state still reaches the
+        changelog before the offsets of the events behind it are committed.
         """
         assert self.partitions is not None
-        pending = []
+        # The store first, with no await in between: a cancelled batch (a rebalance) then
+        # leaves either all of its keys updated in memory or none.
         for key, value in items.items():
             self.data[key] = value
+        pending = []
+        for key, value in items.items():
             pending.append(
                 await self.changelog_topic.send(
                     key=key, value=value, partition=key_partition(key, self.partitions)
                 )
             )
-        for fut in pending:
-            await fut
+        if wait:
+            for fut in pending:
+                await fut
 
 
 class KeyPartitionedGlobalTable(faust.GlobalTable):
