@@ -29,7 +29,7 @@ def _ensemble_member(window: int = 500) -> RobustZScore:
 
 def city_ensemble() -> Ensemble:
     """The default detector: one series seen as its value, its change, and its short
-    moving average against a 500-reading and a 3,000-reading baseline; the anomaly
+    moving average against a 500-reading and a 5,000-reading baseline; the anomaly
     likelihood of the value's score; stuck and silent sensors. All reported through the
     ensemble's novelty gate (docs/benchmarks.md has how each was chosen on NAB)."""
     return Ensemble(
@@ -37,8 +37,8 @@ def city_ensemble() -> Ensemble:
             _ensemble_member(),
             Differenced(_ensemble_member()),
             MovingAverage(_ensemble_member(), size=6),
-            MovingAverage(_ensemble_member(window=3000), size=6),
-            AnomalyLikelihood(_ensemble_member()),
+            MovingAverage(_ensemble_member(window=5000), size=6),
+            AnomalyLikelihood(_ensemble_member(), history=4000),
             StuckSensor(),
         ]
     )
