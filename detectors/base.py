@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectors.errors import DetectorInputError
+from detectors.errors import DetectorInputError, DetectorParameterError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -33,6 +33,52 @@ def check_value(x: float) -> float:
     if not math.isfinite(value):
         raise DetectorInputError(f"observation is {x!r}, expected a finite number")
     return value
+
+
+def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    """Raise a DetectorParameterError naming ``name`` unless ``value`` is an integer in
+    ``[minimum, maximum]``."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        expected = (
+            f"an integer >= {minimum}"
+            if maximum is None
+            else f"an integer between {minimum} and {maximum}"
+        )
+        raise DetectorParameterError(f"parameter {name} is {value!r}, expected {expected}")
+
+
+def require_number(
+    name: str,
+    value: Any,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+) -> None:
+    """Raise a DetectorParameterError naming ``name`` unless ``value`` is a finite number
+    within the given bounds."""
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (above is None or value > above)
+        and (at_least is None or value >= at_least)
+        and (below is None or value < below)
+    )
+    if not ok:
+        bounds = [
+            f"{op} {bound}"
+            for op, bound in ((">", above), (">=", at_least), ("<", below))
+            if bound is not None
+        ]
+        raise DetectorParameterError(
+            f"parameter {name} is {value!r}, expected a finite number {' and '.join(bounds)}"
+        )
 
 
 def check_times(ts: Sequence[float] | FloatArray | None, n: int) -> FloatArray | None:
@@ -115,3 +161,35 @@ class Detector(ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+class StepwiseDetector(Detector):
+    """A detector defined by one pure step per observation: ``_step`` returns the score
+    and the state after learning; ``_apply`` installs that state. Recursions (CUSUM, run
+    lengths) cannot be vectorised, so the batch path is the same step in a loop."""
+
+    @abstractmethod
+    def _step(self, x: float, t: float | None) -> tuple[float, tuple[Any, ...]]:
+        """The score of ``x`` at ``t`` and the state after learning it."""
+
+    @abstractmethod
+    def _apply(self, state: tuple[Any, ...]) -> None:
+        """Install a state returned by ``_step``."""
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        return self._step(check_value(x), t)[0]
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        self._apply(self._step(check_value(x), t)[1])
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        stamps: list[float | None] = [None] * arr.size if times is None else times.tolist()
+        out = np.empty(arr.size)
+        for i, (x, t) in enumerate(zip(arr.tolist(), stamps, strict=True)):
+            out[i], state = self._step(x, t)
+            self._apply(state)
+        return out

@@ -11,19 +11,15 @@ larger of the instantaneous |z| and the CUSUM statistic (in units of ``limit``),
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from detectors.base import Detector, FloatArray, check_value, check_values
-from detectors.errors import DetectorParameterError
+from detectors.base import StepwiseDetector, require_int, require_number
 
 # Standardising against a variance of zero (a constant past) would make z infinite.
 _MIN_VARIANCE = 1e-12
 
 
-class EwmaCusum(Detector):
+class EwmaCusum(StepwiseDetector):
     """Two-sided CUSUM on EWMA-standardised observations; scores 0 for ``min_samples``."""
 
     def __init__(
@@ -39,26 +35,17 @@ class EwmaCusum(Detector):
         self.limit = limit
         self.z_limit = z_limit
         self.min_samples = min_samples
-        if not isinstance(alpha, int | float) or not 0 < alpha < 1:
-            raise DetectorParameterError(f"parameter alpha is {alpha!r}, expected 0 < alpha < 1")
+        require_number("alpha", alpha, above=0, below=1)
         for name in ("drift", "limit", "z_limit"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise DetectorParameterError(
-                    f"parameter {name} is {value!r}, expected a positive number"
-                )
-        if not isinstance(min_samples, int) or min_samples < 2:
-            raise DetectorParameterError(
-                f"parameter min_samples is {min_samples!r}, expected an integer >= 2"
-            )
+            require_number(name, getattr(self, name), above=0)
+        require_int("min_samples", min_samples, 2)
         self.n_ = 0
         self.mean_ = 0.0
         self.var_ = 0.0
         self.high_ = 0.0
         self.low_ = 0.0
 
-    def _step(self, x: float) -> tuple[float, tuple[int, float, float, float, float]]:
-        """The score of ``x`` and the state after learning it (shared by both paths)."""
+    def _step(self, x: float, t: float | None) -> tuple[float, tuple[Any, ...]]:
         n, mean, var, high, low = self.n_, self.mean_, self.var_, self.high_, self.low_
         score = 0.0
         if n == 0:
@@ -80,21 +67,8 @@ class EwmaCusum(Detector):
             var = (1.0 - a) * (var + a * delta * delta)
         return score, (n + 1, mean, var, high, low)
 
-    def score_one(self, x: float, t: float | None = None) -> float:
-        return self._step(check_value(x))[0]
-
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        _, (self.n_, self.mean_, self.var_, self.high_, self.low_) = self._step(check_value(x))
-
-    def score_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
-        arr = check_values(xs)
-        out = np.empty(arr.size)
-        # The recursion is sequential by nature; a tight loop over Python floats.
-        for i, x in enumerate(arr.tolist()):
-            out[i], (self.n_, self.mean_, self.var_, self.high_, self.low_) = self._step(x)
-        return out
+    def _apply(self, state: tuple[Any, ...]) -> None:
+        self.n_, self.mean_, self.var_, self.high_, self.low_ = state
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -115,6 +89,12 @@ class EwmaCusum(Detector):
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.n_ = int(state["n"])
-        self.mean_, self.var_ = float(state["mean"]), float(state["var"])
-        self.high_, self.low_ = float(state["high"]), float(state["low"])
+        self._apply(
+            (
+                int(state["n"]),
+                float(state["mean"]),
+                float(state["var"]),
+                float(state["high"]),
+                float(state["low"]),
+            )
+        )

@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector, FloatArray, check_times, check_value, check_values
+from detectors.base import (
+    Detector,
+    FloatArray,
+    check_times,
+    check_value,
+    check_values,
+    require_int,
+    require_number,
+)
 from detectors.errors import DetectorParameterError
 
 # Scores are clipped below 1 so the surprise stays finite.
@@ -59,24 +67,10 @@ class Ensemble(Detector):
             raise DetectorParameterError(
                 f"parameter members is {self.members!r}, expected a non-empty list of Detectors"
             )
-        if not isinstance(self.block_rows, int) or self.block_rows < 1:
-            raise DetectorParameterError(
-                f"parameter block_rows is {self.block_rows!r}, expected an integer >= 1"
-            )
-        if not isinstance(self.memory_rows, int) or self.memory_rows < self.block_rows:
-            raise DetectorParameterError(
-                f"parameter memory_rows is {self.memory_rows!r}, "
-                f"expected an integer >= block_rows ({self.block_rows})"
-            )
-        if not isinstance(self.refractory, int) or self.refractory < 0:
-            raise DetectorParameterError(
-                f"parameter refractory is {self.refractory!r}, expected an integer >= 0"
-            )
-        c = self.odds_scale
-        if not isinstance(c, int | float) or not np.isfinite(c) or c <= 0:
-            raise DetectorParameterError(
-                f"parameter odds_scale is {c!r}, expected a positive number"
-            )
+        require_int("block_rows", self.block_rows, 1)
+        require_int("memory_rows", self.memory_rows, self.block_rows)
+        require_int("refractory", self.refractory, 0)
+        require_number("odds_scale", self.odds_scale, above=0)
 
     def _surprise(self, scores: FloatArray) -> FloatArray:
         s = np.clip(scores, 0.0, _MAX_SCORE)

@@ -10,17 +10,12 @@ times are given) with the typical interval.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from detectors.base import Detector, FloatArray, check_times, check_value, check_values
-from detectors.errors import DetectorParameterError
+from detectors.base import StepwiseDetector, require_int, require_number
 
 
-class StuckSensor(Detector):
+class StuckSensor(StepwiseDetector):
     """Scores ``1 - reference / observed`` once a run or a gap beats its reference.
 
     The run reference is the longest run seen so far (at least ``min_run``); the gap
@@ -34,22 +29,10 @@ class StuckSensor(Detector):
         gap_factor: float = 3.0,
         interval_alpha: float = 0.05,
     ) -> None:
-        if not isinstance(tolerance, int | float) or not math.isfinite(tolerance) or tolerance < 0:
-            raise DetectorParameterError(
-                f"parameter tolerance is {tolerance!r}, expected a number >= 0"
-            )
-        if not isinstance(min_run, int) or min_run < 2:
-            raise DetectorParameterError(
-                f"parameter min_run is {min_run!r}, expected an integer >= 2"
-            )
-        if not isinstance(gap_factor, int | float) or not gap_factor > 1:
-            raise DetectorParameterError(
-                f"parameter gap_factor is {gap_factor!r}, expected a number > 1"
-            )
-        if not isinstance(interval_alpha, int | float) or not 0 < interval_alpha < 1:
-            raise DetectorParameterError(
-                f"parameter interval_alpha is {interval_alpha!r}, expected 0 < alpha < 1"
-            )
+        require_number("tolerance", tolerance, at_least=0)
+        require_int("min_run", min_run, 2)
+        require_number("gap_factor", gap_factor, above=1)
+        require_number("interval_alpha", interval_alpha, above=0, below=1)
         self.tolerance = tolerance
         self.min_run = min_run
         self.gap_factor = gap_factor
@@ -61,7 +44,6 @@ class StuckSensor(Detector):
         self.interval_: float | None = None
 
     def _step(self, x: float, t: float | None) -> tuple[float, tuple[Any, ...]]:
-        """The score of ``x`` at ``t`` and the state after learning it (both paths)."""
         previous, run, longest = self.previous_, self.run_, self.longest_
         last_time, interval = self.last_time_, self.interval_
         if previous is not None and abs(x - previous) <= self.tolerance:
@@ -86,24 +68,6 @@ class StuckSensor(Detector):
 
     def _apply(self, state: tuple[Any, ...]) -> None:
         self.previous_, self.run_, self.longest_, self.last_time_, self.interval_ = state
-
-    def score_one(self, x: float, t: float | None = None) -> float:
-        return self._step(check_value(x), t)[0]
-
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        self._apply(self._step(check_value(x), t)[1])
-
-    def score_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
-        arr = check_values(xs)
-        times = check_times(ts, arr.size)
-        stamps = [None] * arr.size if times is None else times.tolist()
-        out = np.empty(arr.size)
-        for i, (x, t) in enumerate(zip(arr.tolist(), stamps, strict=True)):
-            out[i], state = self._step(x, t)
-            self._apply(state)
-        return out
 
     def get_params(self) -> dict[str, Any]:
         return {

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from detectors.base import Detector, FloatArray, check_value, check_values
-from detectors.errors import DetectorParameterError
+from detectors.base import Detector, FloatArray, check_value, check_values, require_int
 
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
@@ -37,20 +36,10 @@ class WindowIsolationForest(Detector):
         n_estimators: int = 50,
         random_state: int = 0,
     ) -> None:
-        for name, value, low in (
-            ("lags", lags, 1),
-            ("history", history, 16),
-            ("refit_every", refit_every, 1),
-            ("n_estimators", n_estimators, 1),
-        ):
-            if not isinstance(value, int) or value < low:
-                raise DetectorParameterError(
-                    f"parameter {name} is {value!r}, expected an integer >= {low}"
-                )
-        if history < 2 * lags:
-            raise DetectorParameterError(
-                f"parameter history is {history!r}, expected at least 2 * lags ({2 * lags})"
-            )
+        require_int("lags", lags, 1)
+        require_int("history", history, max(16, 2 * lags))
+        require_int("refit_every", refit_every, 1)
+        require_int("n_estimators", n_estimators, 1)
         self.lags = lags
         self.history = history
         self.refit_every = refit_every

@@ -20,8 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.base import Detector, FloatArray, check_value, check_values
-from detectors.errors import DetectorParameterError
+from detectors.base import (
+    Detector,
+    FloatArray,
+    check_value,
+    check_values,
+    require_int,
+    require_number,
+)
 from detectors.robust_zscore import RobustZScore
 
 _LOG_FLOOR = math.log(1e-10)
@@ -51,22 +57,10 @@ class AnomalyLikelihood(Detector):
         self.short = short
         self.warmup = warmup
         self.min_std = min_std
-        if not isinstance(history, int) or history < 20:
-            raise DetectorParameterError(
-                f"parameter history is {history!r}, expected an integer >= 20"
-            )
-        if not isinstance(short, int) or not 1 <= short < history:
-            raise DetectorParameterError(
-                f"parameter short is {short!r}, expected an integer in [1, history)"
-            )
-        if not isinstance(warmup, int) or not short <= warmup <= history:
-            raise DetectorParameterError(
-                f"parameter warmup is {warmup!r}, expected an integer in [short, history]"
-            )
-        if not isinstance(min_std, int | float) or not min_std > 0:
-            raise DetectorParameterError(
-                f"parameter min_std is {min_std!r}, expected a positive number"
-            )
+        require_int("history", history, 20)
+        require_int("short", short, 1, history - 1)
+        require_int("warmup", warmup, short, history)
+        require_number("min_std", min_std, above=0)
         self.scores_: deque[float] = deque(maxlen=history)
         self._sum = 0.0
         self._sum_sq = 0.0

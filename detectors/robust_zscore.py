@@ -17,8 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.base import Detector, FloatArray, check_value, check_values
-from detectors.errors import DetectorParameterError
+from detectors.base import (
+    Detector,
+    FloatArray,
+    check_value,
+    check_values,
+    require_int,
+    require_number,
+)
 
 # 1.4826 * MAD estimates the standard deviation of normally distributed data; so does
 # sqrt(pi / 2) * mean absolute deviation.
@@ -66,27 +72,12 @@ class RobustZScore(Detector):
         self._deviation_sum = 0.0
 
     def _validate(self) -> None:
-        if not isinstance(self.window, int) or self.window < 3:
-            raise DetectorParameterError(
-                f"parameter window is {self.window!r}, expected an integer >= 3"
-            )
-        if not isinstance(self.min_samples, int) or not 3 <= self.min_samples <= self.window:
-            raise DetectorParameterError(
-                f"parameter min_samples is {self.min_samples!r}, "
-                f"expected an integer between 3 and window ({self.window})"
-            )
+        require_int("window", self.window, 3)
+        require_int("min_samples", self.min_samples, 3, self.window)
         for name in ("half_score_z", "absolute_floor"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise DetectorParameterError(
-                    f"parameter {name} is {value!r}, expected a positive number"
-                )
+            require_number(name, getattr(self, name), above=0)
         for name in ("relative_floor", "spread_floor"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise DetectorParameterError(
-                    f"parameter {name} is {value!r}, expected a number >= 0"
-                )
+            require_number(name, getattr(self, name), at_least=0)
 
     # -- one at a time ---------------------------------------------------------------
     def _sorted(self) -> tuple[list[float], list[float]]:

@@ -9,15 +9,22 @@ by an inner ``RobustZScore``; a slot without ``depth`` past cycles scores 0.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector, FloatArray, check_times, check_value, check_values
-from detectors.errors import DetectorInputError, DetectorParameterError
+from detectors.base import (
+    Detector,
+    FloatArray,
+    check_times,
+    check_value,
+    check_values,
+    require_int,
+    require_number,
+)
+from detectors.errors import DetectorInputError
 from detectors.robust_zscore import RobustZScore
 
 DAY = 86_400.0
@@ -34,12 +41,9 @@ class SeasonalBaseline(Detector):
         depth: int = 3,
         residuals: RobustZScore | None = None,
     ) -> None:
-        if not isinstance(period, int | float) or not math.isfinite(period) or period <= 0:
-            raise DetectorParameterError(f"parameter period is {period!r}, expected seconds > 0")
-        if not isinstance(slots, int) or slots < 1:
-            raise DetectorParameterError(f"parameter slots is {slots!r}, expected an integer >= 1")
-        if not isinstance(depth, int) or depth < 1:
-            raise DetectorParameterError(f"parameter depth is {depth!r}, expected an integer >= 1")
+        require_number("period", period, above=0)
+        require_int("slots", slots, 1)
+        require_int("depth", depth, 1)
         self.period = period
         self.slots = slots
         self.depth = depth

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from detectors.base import Detector, FloatArray, check_times, check_value, check_values
+from detectors.base import (
+    Detector,
+    FloatArray,
+    check_times,
+    check_value,
+    check_values,
+    require_int,
+)
 from detectors.errors import DetectorParameterError
 
 
@@ -72,8 +79,7 @@ class MovingAverage(Detector):
     def __init__(self, base: Detector, size: int = 6) -> None:
         if not isinstance(base, Detector):
             raise DetectorParameterError(f"parameter base is {base!r}, expected a Detector")
-        if not isinstance(size, int) or size < 2:
-            raise DetectorParameterError(f"parameter size is {size!r}, expected an integer >= 2")
+        require_int("size", size, 2)
         self.base = base
         self.size = size
         self.recent_: deque[float] = deque(maxlen=size - 1)

@@ -16,8 +16,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import erf
 
-from detectors.base import Detector, FloatArray, check_value, check_values
-from detectors.errors import DetectorParameterError
+from detectors.base import (
+    Detector,
+    FloatArray,
+    check_value,
+    check_values,
+    require_int,
+)
 
 _MIN_STD = 1e-12
 
@@ -26,15 +31,8 @@ class WindowedGaussian(Detector):
     """Scores 0 until ``min_samples`` observations are in the window."""
 
     def __init__(self, window: int = 6400, min_samples: int = 30) -> None:
-        if not isinstance(window, int) or window < 3:
-            raise DetectorParameterError(
-                f"parameter window is {window!r}, expected an integer >= 3"
-            )
-        if not isinstance(min_samples, int) or not 2 <= min_samples <= window:
-            raise DetectorParameterError(
-                f"parameter min_samples is {min_samples!r}, "
-                f"expected an integer between 2 and window ({window})"
-            )
+        require_int("window", window, 3)
+        require_int("min_samples", min_samples, 2, window)
         self.window = window
         self.min_samples = min_samples
         self.values_: deque[float] = deque(maxlen=window)
