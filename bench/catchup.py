@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
+from kafka import KafkaProducer, TopicPartition
 
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
@@ -114,22 +114,28 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def drained(group: str, topic: str, bootstrap: str) -> bool:
-    """Whether ``group`` has committed every offset of ``topic``."""
-    from kafka import KafkaAdminClient, KafkaConsumer
+class CommitWatch:
+    """Whether a consumer group has committed every offset of a preloaded topic; one admin
+    connection for the whole run, the topic's end offsets read once (nothing is added)."""
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        committed = admin.list_group_offsets(group)[group]
-        parts = [tp for tp in committed if tp.topic == topic]
-        if not parts:
-            return False
-        ends = consumer.end_offsets(parts)
-        return all(committed[tp].offset >= ends[tp] for tp in parts)
-    finally:
-        admin.close()
-        consumer.close()
+    def __init__(self, group: str, topic: str, bootstrap: str) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        self.group, self.topic = group, topic
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        try:
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            self.ends: dict[TopicPartition, int] = consumer.end_offsets(parts)
+        finally:
+            consumer.close()
+
+    def drained(self) -> bool:
+        committed = self.admin.list_group_offsets(self.group)[self.group]
+        return all(tp in committed and committed[tp].offset >= end for tp, end in self.ends.items())
+
+    def close(self) -> None:
+        self.admin.close()
 
 
 def run_pipeline(
@@ -157,6 +163,7 @@ def run_pipeline(
             for p in ports
         )
 
+    watch = CommitWatch(env["CITYBRAIN_APP_ID"], topic, bootstrap)
     try:
         while any(scrape(p, "citybrain_readings_total") < 0 for p in ports):
             time.sleep(0.2)
@@ -164,7 +171,7 @@ def run_pipeline(
             time.sleep(0.05)
         start = time.monotonic()
         while True:
-            if done() >= readings or drained(env["CITYBRAIN_APP_ID"], topic, bootstrap):
+            if done() >= readings or watch.drained():
                 # Counters can fall short when a rebalance interrupts a batch between its
                 # state and its metrics; the group's committed offsets cannot.
                 return readings / (time.monotonic() - start)
@@ -172,6 +179,7 @@ def run_pipeline(
                 raise RuntimeError(f"a worker died; see {log.parent}")
             time.sleep(1.0)  # a scrape renders every metric: keep it off the hot path
     finally:
+        watch.close()
         for proc in procs:
             proc.terminate()
         for proc in procs:

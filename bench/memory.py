@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from bench.catchup import START
-from detectors import RobustZScore, ScoreThreshold
 from streams.detection import Incoming, SensorDetection
 from streams.events import Reading
 from streams.settings import REPO_ROOT, Settings
@@ -36,18 +35,18 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-STATE_JSON_BYTES = [0]
-
-
-def fill(detection: SensorDetection, sensors: int, traced: bool) -> tuple[int, int]:
-    """Hold ``sensors`` sensors as a worker does; (RSS growth, traced bytes)."""
+def fill(detection: SensorDetection, sensors: int, traced: bool) -> tuple[int, int, int]:
+    """Hold ``sensors`` sensors as a worker does; (RSS growth, traced bytes, bytes of one
+    sensor's state as JSON)."""
     settings = Settings()
     window = settings.detector_window
     rng = np.random.default_rng(0)
     # One full window of readings, learned once; every sensor starts from a copy of that
     # state and then learns a reading of its own, as a batch would make it.
-    template = RobustZScore(window=window, min_samples=settings.detector_min_samples)
-    template.learn_many(10 + rng.random(window + 1) * 4)
+    template = detection.prototype.clone()  # the configured stream detector
+    template.learn_many(
+        10 + rng.random(window + 1) * 4, START - 300.0 * np.arange(window + 1)[::-1]
+    )
     base_state = template.get_state()
     detection.forget()
     gc.collect()
@@ -67,10 +66,10 @@ def fill(detection: SensorDetection, sensors: int, traced: bool) -> tuple[int, i
     traced_bytes = tracemalloc.get_traced_memory()[0] if traced else 0
     if traced:
         tracemalloc.stop()
-    STATE_JSON_BYTES[0] = len(json.dumps(next(iter(table.values()))))
+    state_bytes = len(json.dumps(next(iter(table.values()))))
     del table
     detection.forget()
-    return growth, traced_bytes
+    return growth, traced_bytes, state_bytes
 
 
 def main() -> None:
@@ -80,22 +79,18 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     window = settings.detector_window
-    detection = SensorDetection(
-        RobustZScore(window=window, min_samples=settings.detector_min_samples),
-        ScoreThreshold(settings.score_threshold),
-        quiet_readings=settings.quiet_readings,
-    )
-    rss_growth, _ = fill(detection, args.sensors, traced=False)
+    detection = SensorDetection.from_settings(settings)
+    rss_growth, _, state_bytes = fill(detection, args.sensors, traced=False)
     # tracemalloc's own bookkeeping would swell the resident set: trace a tenth apart.
     traced_sensors = max(1, args.sensors // 10)
-    _, traced = fill(detection, traced_sensors, traced=True)
+    _, traced, _ = fill(detection, traced_sensors, traced=True)
     results = {
         "memory_sensors": args.sensors,
         "memory_window": window,
         "memory_bytes_per_sensor_traced": round(traced / traced_sensors),
         "memory_bytes_per_sensor_rss": round(rss_growth / args.sensors),
         "memory_worker_mb_at_sensors_rss": round(rss_growth / 2**20),
-        "memory_state_json_bytes_per_sensor": STATE_JSON_BYTES[0],
+        "memory_state_json_bytes_per_sensor": state_bytes,
         "memory_machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
         "memory_date": datetime.now(UTC).isoformat(timespec="seconds"),

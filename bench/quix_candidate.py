@@ -19,7 +19,6 @@ from typing import Any
 
 from quixstreams import Application, State
 
-from detectors import RobustZScore, ScoreThreshold
 from playbooks.loader import load_grid
 from streams.detection import Incoming, SensorDetection
 from streams.errors import EventError
@@ -29,13 +28,9 @@ from streams.settings import Settings
 
 def main() -> None:
     bootstrap, topic, alerts_topic, grid, readings, state_dir = sys.argv[1:7]
-    settings = Settings()  # the worker's defaults: the same detector and threshold
+    settings = Settings()  # the worker's settings: the same detector and threshold
     validator = EventValidator(load_grid(grid), max_future_skew=settings.max_future_skew)
-    detection = SensorDetection(
-        RobustZScore(window=settings.detector_window, min_samples=settings.detector_min_samples),
-        ScoreThreshold(settings.score_threshold),
-        quiet_readings=settings.quiet_readings,
-    )
+    detection = SensorDetection.from_settings(settings)
     app = Application(
         broker_address=bootstrap,
         consumer_group=f"{topic}-quix",

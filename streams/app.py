@@ -25,7 +25,6 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
-from detectors import DETECTORS, RobustZScore, ScoreThreshold
 from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
 from playbooks.errors import PlaybookError
 from playbooks.executors.grafana import GrafanaAnnotator
@@ -59,13 +58,7 @@ class Pipeline:
         self.grid = grid
         self.metrics = metrics
         self.validator = EventValidator(grid, max_future_skew=settings.max_future_skew)
-        self.detection = SensorDetection(
-            RobustZScore(window=settings.detector_window, min_samples=settings.detector_min_samples)
-            if settings.detector == "robust_zscore"
-            else DETECTORS[settings.detector](),
-            ScoreThreshold(settings.score_threshold),
-            quiet_readings=settings.quiet_readings,
-        )
+        self.detection = SensorDetection.from_settings(settings)
         self.playbooks = load_playbooks(settings.playbook_dir)
         self.router = load_routing(settings.routing_file, self.playbooks)
         self.engines = {

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors import Detector, ScoreThreshold
+from detectors import DETECTORS, Detector, RobustZScore, ScoreThreshold
 from streams.events import Reading, format_ts
+from streams.settings import Settings
 
 SEVERITIES = ("minor", "major", "critical")
 
@@ -115,6 +116,17 @@ class SensorDetection:
         # the source of truth: a cached detector is used only when the table's state
         # carries the same offset (so after a rebalance, a stale one is rebuilt).
         self._live: dict[str, tuple[int, Detector]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SensorDetection:
+        """The worker's detection: the configured detector, threshold and quiet period
+        (benchmarks build theirs here too, so every candidate detects alike)."""
+        detector: Detector = (
+            RobustZScore(window=settings.detector_window, min_samples=settings.detector_min_samples)
+            if settings.detector == "robust_zscore"
+            else DETECTORS[settings.detector]()
+        )
+        return cls(detector, ScoreThreshold(settings.score_threshold), settings.quiet_readings)
 
     def forget(self) -> None:
         """Drop the live detectors (on a rebalance: their sensors may move away)."""
