@@ -196,8 +196,8 @@ class KafkaBroker:
                 self._java(
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
+                    # "=" form: a random id starting with "-" (1 in 64) would read as a flag.
+                    f"--cluster-id={cluster_id}",
                     "-c",
                     str(self.config),
                     *self._scram_args(),
