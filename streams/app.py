@@ -39,7 +39,7 @@ from streams.errors import EventError
 from streams.events import KINDS, EventValidator, format_ts
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings, load_settings
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import KeyPartitionedTable, coalesce_changelog, key_partitioned_table
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +149,16 @@ class Pipeline:
         # Counted before the next await, so a batch interrupted by a rebalance cannot be
         # processed yet uncounted (its redelivery is skipped by the offset rule).
         self._count_readings(events, result, sent_at)
-        # Queued, not awaited: faust flushes the producer before committing offsets, so
-        # the state is on the changelog before these events count as processed, and the
-        # next batch need not wait a broker round trip.
-        await self.sensor_state.set_many(
-            {sid.encode(): state for sid, state in result.states.items()}, wait=False
-        )
+        # Most states are staged: each reaches the changelog once per offset commit,
+        # before the offsets of its events (tables.coalesce_changelog); a worker that
+        # dies first is replaced by one that replays those readings to the same result.
+        # A state that opened or closed an episode is written through at once, so a
+        # replay cannot send its alert a second time.
+        alerted = {a.sensor_id for a in result.alerts}
+        staged = {sid.encode(): s for sid, s in result.states.items() if sid not in alerted}
+        self.sensor_state.stage_many(staged)
+        if alerted:
+            await self.sensor_state.set_many({sid.encode(): result.states[sid] for sid in alerted})
 
     def _count_readings(
         self, events: Sequence[EventT[bytes]], result: BatchResult, sent_at: float
@@ -713,6 +717,7 @@ def create_app(
     metrics = Metrics.create(registry)
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     pipeline = Pipeline(app, settings, grid, metrics)
+    coalesce_changelog(app, [pipeline.sensor_state])
     register_api(app, pipeline)
 
     @app.agent(pipeline.readings)

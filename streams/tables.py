@@ -22,37 +22,72 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 class KeyPartitionedTable(faust.Table[bytes, Any]):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dirty: set[bytes] = set()
+
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None  # always set by key_partitioned_table
         return key_partition(key, self.partitions)
 
-    async def set_many(self, items: dict[bytes, Any], wait: bool = True) -> None:
-        """Write many keys and (unless ``wait`` is false) wait until their changelog
-        entries are on Kafka.
+    def stage_many(self, items: dict[bytes, Any]) -> None:
+        """Update many keys in the store now; their changelog entries wait for
+        ``flush_staged`` (which ``coalesce_changelog`` runs before every offset commit).
 
-        ``table[key] = value`` queues each changelog entry in faust's producer buffer,
-        which drains one message per event-loop turn: a batch touching thousands of
-        sensors then runs at a few thousand writes a second. Here the store is updated
-        directly and the entries go to the changelog topic through the producer's own
-        batching, all awaited together. Without ``wait`` they are only queued: faust
-        flushes the producer before it commits any offset, so a state still reaches the
-        changelog before the offsets of the events behind it are committed.
+        A sensor read every second changes its state every batch; writing each change
+        to the changelog costs a send per reading. Between two commits only the last
+        state of each key matters for recovery, so one entry per key per commit is
+        written instead. No await here: a cancelled batch (a rebalance) leaves either
+        all of its keys updated in memory or none.
         """
-        assert self.partitions is not None
-        # The store first, with no await in between: a cancelled batch (a rebalance) then
-        # leaves either all of its keys updated in memory or none.
         for key, value in items.items():
             self.data[key] = value
-        pending = []
+        self._dirty.update(items)
+
+    async def set_many(self, items: dict[bytes, Any]) -> None:
+        """Update many keys and queue their changelog entries now (write-through, for
+        states whose loss would change what a replay emits); the producer's own
+        batching sends them, and faust flushes it before it commits any offset."""
+        assert self.partitions is not None
+        self.stage_many(items)  # the store first, with no await in between
+        self._dirty.difference_update(items)
         for key, value in items.items():
-            pending.append(
-                await self.changelog_topic.send(
-                    key=key, value=value, partition=key_partition(key, self.partitions)
-                )
+            await self.changelog_topic.send(
+                key=key, value=value, partition=key_partition(key, self.partitions)
             )
-        if wait:
-            for fut in pending:
-                await fut
+
+    async def flush_staged(self) -> int:
+        """Queue the changelog entry of every key staged since the last flush; returns
+        how many. The caller flushes the producer to wait for them."""
+        assert self.partitions is not None
+        # Swap first: keys staged while these sends await go to the next flush.
+        keys, self._dirty = self._dirty, set()
+        for key in keys:
+            if key in self.data:
+                await self.changelog_topic.send(
+                    key=key, value=self.data[key], partition=key_partition(key, self.partitions)
+                )
+        return len(keys)
+
+
+def coalesce_changelog(app: faust.App, tables: list[KeyPartitionedTable]) -> None:
+    """Make ``tables``' staged keys reach their changelogs before any offset commit.
+
+    faust commits offsets only after ``await app.producer.flush()`` (at every commit,
+    on a rebalance and at shutdown); running ``flush_staged`` first keeps its rule --
+    a committed offset's state is on the changelog -- while writing each key once per
+    commit. faust has no awaitable pre-commit hook (sensors' ``on_commit_initiated``
+    is synchronous), hence the wrapped method.
+    """
+    producer = app.producer
+    flush = producer.flush
+
+    async def flush_staged_then_producer() -> None:
+        for table in tables:
+            await table.flush_staged()
+        await flush()
+
+    producer.flush = flush_staged_then_producer  # type: ignore[method-assign]
 
 
 class KeyPartitionedGlobalTable(faust.GlobalTable):
