@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bench.catchup import START
-from streams.detection import Incoming, SensorDetection
+from streams.detection import Incoming, SensorDetection, state_document
 from streams.events import Reading
 from streams.settings import REPO_ROOT, Settings
 
@@ -48,7 +48,6 @@ def fill(detection: SensorDetection, sensors: int, traced: bool) -> tuple[int, i
         10 + rng.random(window + 1) * 4, START - 300.0 * np.arange(window + 1)[::-1]
     )
     base_state = template.get_state()
-    detection.forget()
     gc.collect()
     if traced:
         tracemalloc.start()
@@ -59,16 +58,15 @@ def fill(detection: SensorDetection, sensors: int, traced: bool) -> tuple[int, i
         state = {"detector": dict(base_state), "last_ts": START, "last_offset": i, "episode": None}
         reading = Reading(START + 300, sid, "traffic_flow", 12.0, "vehicles/5min", "c1")
         result = detection.process([Incoming(reading, 0.0, sensors + i)], {sid: state})
-        # What faust's table holds: the state as decoded from its JSON changelog entry.
-        table[sid.encode()] = json.loads(json.dumps(result.states[sid]))
+        # What faust's table holds: the state with its live detector.
+        table[sid.encode()] = result.states[sid]
     gc.collect()
     growth = rss_bytes() - rss_before
     traced_bytes = tracemalloc.get_traced_memory()[0] if traced else 0
     if traced:
         tracemalloc.stop()
-    state_bytes = len(json.dumps(next(iter(table.values()))))
+    state_bytes = len(json.dumps(state_document(next(iter(table.values())))))
     del table
-    detection.forget()
     return growth, traced_bytes, state_bytes
 
 

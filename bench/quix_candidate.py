@@ -22,7 +22,7 @@ from quixstreams import Application, State
 from playbooks.loader import load_grid
 from streams.detection import Incoming, SensorDetection
 from streams.errors import EventError
-from streams.events import EventValidator
+from streams.events import EventValidator, Reading
 from streams.settings import Settings
 
 
@@ -48,20 +48,27 @@ def main() -> None:
     def detect(raw: bytes, state: State) -> list[dict[str, Any]]:
         nonlocal seen
         clock.setdefault("start", time.monotonic())
-        seen += 1
-        if seen == total:
+        try:
+            _, decoded = validator.readings(raw, time.time())
+        except EventError:
+            decoded = []
+        seen += max(1, len(decoded))  # a pack counts its readings
+        if seen >= total:
             # Application.run(count=...) counts outputs, not inputs: stop here instead.
             clock["end"] = time.monotonic()
             app.stop()
-        try:
-            reading = validator.reading(raw, time.time())
-        except EventError:
+        readings = [r for r in decoded if isinstance(r, Reading)]
+        if not readings:
             return []
-        # No offsets here: Quix hands the value only, so redelivery is not checked.
+        # No offsets here: Quix hands the value only, so redelivery is not checked. Its
+        # state is scoped to the message key (the sensor, or a pack's partition key), so
+        # each sensor's state is stored under its id within that scope.
         result = detection.process(
-            [Incoming(reading, 0.0, -1, raw)], {reading.sensor_id: state.get("sensor")}
+            [Incoming(r, 0.0, -1, b"") for r in readings],
+            {r.sensor_id: state.get(r.sensor_id) for r in readings},
         )
-        state.set("sensor", result.states[reading.sensor_id])
+        for sensor_id, sensor_state in result.states.items():
+            state.set(sensor_id, sensor_state)
         firing.extend(a.alert_id for a in result.alerts if a.status == "firing")
         return [a.to_dict() for a in result.alerts]
 

@@ -76,6 +76,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from streams.feeds import BadRow, Replayer, load_events
+    from streams.partitioning import ReadingPacker
 
     s = _settings()
     bad: list[BadRow] = []
@@ -83,7 +84,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     replayer = Replayer(
-        s.kafka_bootstrap, s.topic("readings"), s.topic("incidents"), s.kafka_python_options()
+        s.kafka_bootstrap,
+        s.topic("readings"),
+        s.topic("incidents"),
+        s.kafka_python_options(),
+        ReadingPacker(s.partitions, args.pack) if args.pack else None,
     )
     try:
         with Progress() as progress:
@@ -341,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["stop", "skip"],
         default="stop",
         help="a bad row stops the replay (default) or is skipped and reported",
+    )
+    p.add_argument(
+        "--pack",
+        type=int,
+        metavar="N",
+        help="send readings as readings/1 packs of up to N, as an edge gateway does",
     )
     p.set_defaults(func=cmd_replay)
 

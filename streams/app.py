@@ -12,6 +12,7 @@ webhook outcomes arrive on ``commands``, keyed by group key like the runs they c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -22,7 +23,7 @@ from typing import Any, cast
 import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.types import EventT
+from faust.types import TP, EventT
 from prometheus_client import CollectorRegistry
 
 from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
@@ -34,12 +35,24 @@ from playbooks.loader import load_grid, load_playbooks, load_routing
 from playbooks.routing import Route, Silence
 from streams.bursts import BurstTracker
 from streams.departments import DepartmentClassifier
-from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
+from streams.detection import (
+    AlertEvent,
+    BatchResult,
+    Incoming,
+    SensorDetection,
+    admit,
+    state_document,
+)
 from streams.errors import EventError
 from streams.events import KINDS, EventValidator, format_ts
 from streams.metrics import Metrics, initialise
+from streams.partitioning import key_partition
 from streams.settings import Settings, load_settings
-from streams.tables import KeyPartitionedTable, coalesce_changelog, key_partitioned_table
+from streams.tables import (
+    KeyPartitionedTable,
+    coalesce_changelog,
+    key_partitioned_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +108,7 @@ class Pipeline:
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
         self._cell_labels_cache: dict[str, tuple[str, str, str]] = {}
+        self._partitions: dict[str, int] = {}  # sensor id -> partition, registered ones only
         initialise(
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},
@@ -118,7 +132,13 @@ class Pipeline:
         n = settings.partitions
         # Keys are raw bytes (sensor id, grid cell, group key, alert or silence id),
         # values JSON; each key's changelog partition is that of its source messages.
-        self.sensor_state = cast(KeyPartitionedTable, key_partitioned_table(app, "sensor-state", n))
+        self.sensor_state = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "sensor-state", n, encode=state_document),
+        )
+        # Held while a batch updates live sensor states, so a commit's changelog flush
+        # never serialises a state halfway through a batch (tables.coalesce_changelog).
+        self.states_settled = asyncio.Lock()
         self.burst_state = key_partitioned_table(app, "burst-state", n)
         self.groups = key_partitioned_table(app, "groups", n)
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
@@ -129,19 +149,37 @@ class Pipeline:
         now = time.time()
         incoming: list[Incoming] = []
         for event in events:
-            try:
-                reading = self.validator.reading(event.value, now)
-            except EventError as exc:
-                await self.dead_letter("readings", event, exc.code, str(exc))
-                continue
             msg = event.message
-            incoming.append(Incoming(reading, msg.timestamp, msg.offset, event.value))
+            admitted, refused = admit(
+                self.validator,
+                event.value,
+                now,
+                msg.partition,
+                self._partition_of,
+                msg.offset,
+                msg.timestamp,
+            )
+            incoming.extend(admitted)
+            for r in refused:
+                await self.dead_letter(
+                    "readings", event, r.error.code, str(r.error), r.index, r.raw
+                )
+        async with self.states_settled:
+            await self._detect(events, incoming)
+
+    async def _detect(self, events: Sequence[EventT[bytes]], incoming: list[Incoming]) -> None:
         sensors = {i.reading.sensor_id for i in incoming}
         states = {sid: self.sensor_state.get(sid.encode()) for sid in sensors}
+        # Updates the live detectors in the table's states in place.
         result = self.detection.process(incoming, states)
         for item, code, message in result.rejected:
             await self._send_dead_letter(
-                "readings", item.raw, item.reading.sensor_id.encode(), code, message, None
+                "readings",
+                item.raw or item.reading.to_json(),
+                item.reading.sensor_id.encode(),
+                code,
+                message,
+                None,
             )
         # Alerts must be on Kafka before the state that says they were sent.
         await self._send_all(self.alerts, [(a.alert_id, self._alert_doc(a)) for a in result.alerts])
@@ -653,11 +691,34 @@ class Pipeline:
         key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
         await self.audit.send(key=key, value=orjson.dumps({"schema": "audit/1", **record}))
 
-    async def dead_letter(self, stream: str, event: EventT[bytes], code: str, message: str) -> None:
+    async def dead_letter(
+        self,
+        stream: str,
+        event: EventT[bytes],
+        code: str,
+        message: str,
+        index: int | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """Dead-letter a message, or with ``index`` and ``raw`` one reading of a pack (its
+        origin then reads ``topic/partition/offset#index``)."""
         msg = event.message
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
+        if index is not None:
+            origin += f"#{index}"
         log.warning("dead-letter %s: %s (%s)", origin, message, code)
-        await self._send_dead_letter(stream, event.value, event.key, code, message, origin)
+        value = event.value if raw is None else raw
+        await self._send_dead_letter(stream, value, event.key, code, message, origin)
+
+    def _partition_of(self, sensor_id: str) -> int:
+        """The partition a sensor's readings (and its state) belong to, cached: one
+        murmur2 per sensor, not per reading."""
+        found = self._partitions.get(sensor_id)
+        if found is None:
+            found = self._partitions[sensor_id] = key_partition(
+                sensor_id.encode(), self.settings.partitions
+            )
+        return found
 
     async def _send_dead_letter(
         self, stream: str, raw: Any, key: Any, code: str, message: str, origin: str | None
@@ -717,7 +778,7 @@ def create_app(
     metrics = Metrics.create(registry)
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     pipeline = Pipeline(app, settings, grid, metrics)
-    coalesce_changelog(app, [pipeline.sensor_state])
+    coalesce_changelog(app, [pipeline.sensor_state], pipeline.states_settled)
     register_api(app, pipeline)
 
     @app.agent(pipeline.readings)
@@ -751,10 +812,12 @@ def create_app(
             await pipeline.on_command(event)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget_live_detectors(sender: Any, *args: Any, **kwargs: Any) -> None:
-        # Their sensors may move to another worker; the table's offsets would catch a
-        # stale detector anyway, this only frees the memory.
-        pipeline.detection.forget()
+    async def forget_moved_sensors(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        # Sent after faust flushed the producer (so their states are on the changelog):
+        # the sensors of revoked partitions may now belong to another worker.
+        topic = settings.topic("readings")
+        moved = {tp.partition for tp in revoked if tp.topic == topic}
+        pipeline.sensor_state.forget_partitions(moved)
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:

@@ -1,13 +1,17 @@
 """Pure per-batch detection: readings in, anomalies and alert episodes out.
 
 Kafka-free (the agent in ``streams/app.py`` decodes, calls ``SensorDetection.process``
-and sends). Each sensor's state -- detector window, last event time, open episode -- is
-one JSON-compatible dict so the agent can keep it in a changelog-backed faust table:
-a restarted worker picks up exactly where the last committed state left off.
+and sends). Each sensor's state -- detector, last event time and Kafka position, open
+episode -- is one dict the agent keeps in a changelog-backed faust table. The dict holds
+the live detector, which the next batch goes on updating in place (no per-batch
+serialisation); ``state_document`` turns it into the JSON written to the changelog, and
+a state read back from there holds the detector's state instead. A restarted worker
+picks up exactly where the last written state left off.
 
 Delivery and event-time rules (docs/events.md), in this order:
-- a message at or before the sensor's last processed Kafka offset is a redelivery (a
-  worker crashed before committing) and is skipped: reprocessing is idempotent;
+- a reading at or before the sensor's last processed position (Kafka offset, then place
+  in its pack) is a redelivery (a worker crashed before committing) and is skipped:
+  reprocessing is idempotent;
 - a reading at the sensor's last event time is a duplicate and dropped;
 - an older reading is out of order and dead-lettered.
 So the detector's window stays in event-time order and no alert is raised twice.
@@ -16,14 +20,15 @@ So the detector's window stays in event-time order and no alert is raised twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from detectors import DETECTORS, Detector, RobustZScore, ScoreThreshold
-from streams.events import Reading, format_ts
+from streams.errors import EventError
+from streams.events import EventValidator, PackedError, Reading, format_ts
 from streams.settings import Settings
 
 SEVERITIES = ("minor", "major", "critical")
@@ -51,6 +56,56 @@ class Incoming:
     received_at: float
     offset: int = -1  # Kafka offset; one sensor's readings share a partition
     raw: bytes = b""
+    index: int = 0  # place in its message (a pack holds many readings at one offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A reading (or a whole message) kept out of detection: ``index`` is its place in
+    a pack (None for the whole message) and ``raw`` its own bytes (None: the message's)."""
+
+    index: int | None
+    raw: bytes | None
+    error: EventError
+
+
+def admit(
+    validator: EventValidator,
+    raw: bytes,
+    now: float,
+    partition: int,
+    home_partition: Callable[[str], int],
+    offset: int,
+    received_at: float,
+) -> tuple[list[Incoming], list[Refused]]:
+    """One Kafka message (a reading or a pack of them) -> the readings detection takes
+    and the ones refused, with why. A reading must arrive on its sensor's partition:
+    its state lives with that partition's owner, and a reading elsewhere would fork it."""
+    try:
+        packed, decoded = validator.readings(raw, now)
+    except EventError as exc:
+        return [], [Refused(None, None, exc)]
+    admitted: list[Incoming] = []
+    refused: list[Refused] = []
+    for index, reading in enumerate(decoded):
+        if isinstance(reading, PackedError):
+            refused.append(Refused(index, reading.raw(), reading.error))
+            continue
+        home = home_partition(reading.sensor_id)
+        if home != partition:
+            error = EventError(
+                "wrong_partition",
+                "sensor_id",
+                reading.sensor_id,
+                f"the sensor's readings belong on partition {home}, this message is on {partition}",
+            )
+            refused.append(
+                Refused(index, reading.to_json(), error) if packed else Refused(None, None, error)
+            )
+            continue
+        # A packed reading's own bytes are rebuilt only if it is dead-lettered later.
+        admitted.append(Incoming(reading, received_at, offset, b"" if packed else raw, index))
+    return admitted, refused
 
 
 @dataclass(slots=True)
@@ -100,6 +155,15 @@ class BatchResult:
     last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
 
 
+def state_document(state: dict[str, Any]) -> dict[str, Any]:
+    """A sensor's state as JSON-compatible data (its changelog entry): the live
+    detector it holds replaced by the detector's own state."""
+    detector = state["detector"]
+    if isinstance(detector, Detector):
+        return {**state, "detector": detector.get_state()}
+    return state
+
+
 class SensorDetection:
     """Scores each sensor's readings with a clone of ``detector`` and tracks episodes.
 
@@ -112,10 +176,6 @@ class SensorDetection:
         self.prototype = detector
         self.threshold = threshold
         self.quiet_readings = quiet_readings
-        # Live detectors by sensor, with the last offset they have seen. The table stays
-        # the source of truth: a cached detector is used only when the table's state
-        # carries the same offset (so after a rebalance, a stale one is rebuilt).
-        self._live: dict[str, tuple[int, Detector]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SensorDetection:
@@ -127,10 +187,6 @@ class SensorDetection:
             else DETECTORS[settings.detector]()
         )
         return cls(detector, ScoreThreshold(settings.score_threshold), settings.quiet_readings)
-
-    def forget(self) -> None:
-        """Drop the live detectors (on a rebalance: their sensors may move away)."""
-        self._live.clear()
 
     def process(
         self, batch: Sequence[Incoming], states: Mapping[str, dict[str, Any] | None]
@@ -149,26 +205,27 @@ class SensorDetection:
     ) -> dict[str, Any]:
         last_ts = float("-inf")
         last_offset = -1
+        last_index = 0
         episode: dict[str, Any] | None = None
         if state is not None:
             last_ts = state["last_ts"]
             last_offset = state["last_offset"]
+            last_index = state.get("last_index", 0)  # absent in states written before packs
             episode = state["episode"]
-        sensor_id = items[0].reading.sensor_id
-        cached = self._live.get(sensor_id)
-        if cached is not None and state is not None and cached[0] == last_offset >= 0:
-            detector = cached[1]
+        if state is not None and isinstance(state["detector"], Detector):
+            detector = state["detector"]  # live: this worker's own last state
         else:
             detector = self.prototype.clone()
             if state is not None:
-                detector.set_state(state["detector"])
+                detector.set_state(state["detector"])  # as read back from the changelog
         accepted: list[Incoming] = []
         for item in items:
             ts = item.reading.ts
-            if 0 <= item.offset <= last_offset:
-                result.redelivered += 1
-                continue
-            last_offset = max(last_offset, item.offset)
+            if item.offset >= 0:
+                if (item.offset, item.index) <= (last_offset, last_index):
+                    result.redelivered += 1
+                    continue
+                last_offset, last_index = item.offset, item.index
             if ts == last_ts:
                 result.duplicates += 1
             elif ts < last_ts:
@@ -206,11 +263,11 @@ class SensorDetection:
                 float(scores[-1]),
                 episode is not None,
             )
-        self._live[sensor_id] = (last_offset, detector)
         return {
-            "detector": detector.get_state(),
+            "detector": detector,
             "last_ts": last_ts,
             "last_offset": last_offset,
+            "last_index": last_index,
             "episode": episode,
         }
 

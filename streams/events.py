@@ -18,7 +18,11 @@ from playbooks.grid import Grid
 from streams.errors import EventError
 
 READING_SCHEMA = "reading/1"
+PACK_SCHEMA = "readings/1"  # many readings in one message, packed by an edge gateway
 INCIDENT_SCHEMA = "incident/1"
+# A pack's readings share one Kafka offset; the detector's redelivery rule orders them by
+# (offset, index), and a bound keeps one message's work and size in check.
+MAX_PACK_READINGS = 10_000
 
 # Known sensor kinds and their canonical units. A new kind is a code change on purpose:
 # dashboards, thresholds and playbooks key on it.
@@ -115,7 +119,47 @@ class EventValidator:
         self.max_future_skew = max_future_skew
 
     def reading(self, raw: bytes, now: float) -> Reading:
-        doc = _decode(raw, READING_SCHEMA)
+        return self._reading(_decode(raw, READING_SCHEMA), now)
+
+    def readings(self, raw: bytes, now: float) -> tuple[bool, list[Reading | PackedError]]:
+        """A ``reading/1`` message or a ``readings/1`` pack -> (packed, its readings in
+        order), a bad packed one as a ``PackedError`` in its place (so the rest of its
+        pack goes on). Raises ``EventError`` when the message as a whole is unusable."""
+        doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA))
+        if doc["schema"] == READING_SCHEMA:
+            return False, [self._reading(doc, now)]
+        items = doc.get("readings")
+        if not isinstance(items, list) or not items:
+            raise EventError("bad_type", "readings", items, "expected a non-empty list")
+        if len(items) > MAX_PACK_READINGS:
+            raise EventError(
+                "pack_too_large",
+                "readings",
+                len(items),
+                f"a pack holds at most {MAX_PACK_READINGS} readings",
+            )
+        out: list[Reading | PackedError] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                exc = EventError("bad_type", f"readings[{index}]", item, "expected an object")
+                out.append(PackedError(index, item, exc))
+                continue
+            try:
+                out.append(self._reading(item, now, packed=True))
+            except EventError as exc:
+                # Name the field by its place in the pack: readings[3].value.
+                where = f"readings[{index}].{exc.field}" if exc.field else f"readings[{index}]"
+                out.append(
+                    PackedError(index, item, EventError(exc.code, where, exc.value, exc.reason))
+                )
+        return True, out
+
+    def _reading(self, doc: dict[str, Any], now: float, packed: bool = False) -> Reading:
+        if packed and doc.get("schema", READING_SCHEMA) != READING_SCHEMA:
+            # Packed readings may leave out their schema; a different one is a mistake.
+            raise EventError(
+                "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
+            )
         ts = self._event_time(doc, now)
         sensor_id = _string(doc, "sensor_id")
         kind = _string(doc, "kind")
@@ -178,7 +222,20 @@ class EventValidator:
         return ts
 
 
-def _decode(raw: bytes, schema: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class PackedError:
+    """A bad reading inside a pack: its position, its JSON value and what is wrong."""
+
+    index: int
+    item: Any
+    error: EventError
+
+    def raw(self) -> bytes:
+        """The reading's own bytes, for the dead-letter topic."""
+        return orjson.dumps(self.item, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -190,8 +247,10 @@ def _decode(raw: bytes, schema: str) -> dict[str, Any]:
             raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
-    if doc.get("schema") != schema:
-        raise EventError("bad_schema", "schema", doc.get("schema"), f"expected {schema!r}")
+    schemas = (schema,) if isinstance(schema, str) else schema
+    if doc.get("schema") not in schemas:
+        expected = " or ".join(repr(s) for s in schemas)
+        raise EventError("bad_schema", "schema", doc.get("schema"), f"expected {expected}")
     return doc
 
 

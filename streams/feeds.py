@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from streams.errors import EventError, FeedError
 from streams.events import IncidentReport, Reading, parse_ts
+from streams.partitioning import ReadingPacker
 
 READING_COLUMNS = ["timestamp", "sensor_id", "kind", "value", "unit", "grid_cell"]
 INCIDENT_COLUMNS = ["timestamp", "report_id", "category", "text", "source", "grid_cell"]
@@ -123,7 +124,10 @@ class Replayer:
         readings_topic: str,
         incidents_topic: str,
         options: dict[str, Any] | None = None,
+        packer: ReadingPacker | None = None,
     ) -> None:
+        """With a ``packer``, readings go out as ``readings/1`` packs (as an edge gateway
+        sends them): a pack when one fills up, the partial ones before each wait."""
         from kafka import KafkaProducer
 
         self.producer = KafkaProducer(
@@ -136,6 +140,7 @@ class Replayer:
         )
         self.readings_topic = readings_topic
         self.incidents_topic = incidents_topic
+        self.packer = packer
 
     def replay(
         self,
@@ -151,21 +156,33 @@ class Replayer:
                 due = (event.ts - t0) / speed
                 delay = due - (time.monotonic() - start)
                 if delay > 0:
+                    self._send_packs(self.packer.flush() if self.packer else [])
                     time.sleep(delay)
             if isinstance(event, Reading):
-                topic = self.readings_topic
                 stats.readings += 1
+                if self.packer is not None:
+                    self._send_packs(self.packer.add(event))
+                else:
+                    self.producer.send(
+                        self.readings_topic, key=event_key(event), value=event.to_json()
+                    )
             else:
-                topic = self.incidents_topic
                 stats.incidents += 1
-            self.producer.send(topic, key=event_key(event), value=event.to_json())
+                self.producer.send(
+                    self.incidents_topic, key=event_key(event), value=event.to_json()
+                )
             if progress is not None and i % 1000 == 999:
                 progress(1000)
+        self._send_packs(self.packer.flush() if self.packer else [])
         self.producer.flush()
         if progress is not None:
             progress(len(events) % 1000)
         stats.seconds = time.monotonic() - start
         return stats
+
+    def _send_packs(self, packs: list[tuple[int, bytes, bytes]]) -> None:
+        for partition, key, value in packs:
+            self.producer.send(self.readings_topic, key=key, value=value, partition=partition)
 
     def close(self) -> None:
         self.producer.close()

@@ -10,21 +10,23 @@ partition then always equals the partition the same key has on the source topics
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import faust
-from kafka.partitioner.default import murmur2
 
-
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives ``key``."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+from streams.partitioning import key_partition
 
 
 class KeyPartitionedTable(faust.Table[bytes, Any]):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """``encode`` turns a stored value into its changelog entry: the store may hold live
+    objects (a sensor's detector) that are serialised only when written."""
+
+    def __init__(self, *args: Any, encode: Callable[[Any], Any] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._dirty: set[bytes] = set()
+        self.encode: Callable[[Any], Any] = encode or (lambda value: value)
 
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None  # always set by key_partitioned_table
@@ -53,8 +55,19 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         self._dirty.difference_update(items)
         for key, value in items.items():
             await self.changelog_topic.send(
-                key=key, value=value, partition=key_partition(key, self.partitions)
+                key=key, value=self.encode(value), partition=key_partition(key, self.partitions)
             )
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop the keys of partitions this worker no longer owns (after a rebalance has
+        flushed them): a stale entry must never be written over the new owner's, and
+        faust re-reads a partition's whole changelog if it comes back."""
+        assert self.partitions is not None
+        n = self.partitions
+        gone = [key for key in self.data if key_partition(key, n) in partitions]
+        for key in gone:
+            del self.data[key]
+        self._dirty.difference_update(gone)
 
     async def flush_staged(self) -> int:
         """Queue the changelog entry of every key staged since the last flush; returns
@@ -65,26 +78,32 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         for key in keys:
             if key in self.data:
                 await self.changelog_topic.send(
-                    key=key, value=self.data[key], partition=key_partition(key, self.partitions)
+                    key=key,
+                    value=self.encode(self.data[key]),
+                    partition=key_partition(key, self.partitions),
                 )
         return len(keys)
 
 
-def coalesce_changelog(app: faust.App, tables: list[KeyPartitionedTable]) -> None:
+def coalesce_changelog(
+    app: faust.App, tables: list[KeyPartitionedTable], settled: asyncio.Lock
+) -> None:
     """Make ``tables``' staged keys reach their changelogs before any offset commit.
 
     faust commits offsets only after ``await app.producer.flush()`` (at every commit,
     on a rebalance and at shutdown); running ``flush_staged`` first keeps its rule --
     a committed offset's state is on the changelog -- while writing each key once per
     commit. faust has no awaitable pre-commit hook (sensors' ``on_commit_initiated``
-    is synchronous), hence the wrapped method.
+    is synchronous), hence the wrapped method. ``settled`` is held by whoever updates
+    stored values in place, so none is written halfway through an update.
     """
     producer = app.producer
     flush = producer.flush
 
     async def flush_staged_then_producer() -> None:
-        for table in tables:
-            await table.flush_staged()
+        async with settled:
+            for table in tables:
+                await table.flush_staged()
         await flush()
 
     producer.flush = flush_staged_then_producer  # type: ignore[method-assign]
@@ -99,10 +118,21 @@ class KeyPartitionedGlobalTable(faust.GlobalTable):
 
 
 def key_partitioned_table(
-    app: faust.App, name: str, partitions: int, is_global: bool = False
+    app: faust.App,
+    name: str,
+    partitions: int,
+    is_global: bool = False,
+    encode: Callable[[Any], Any] | None = None,
 ) -> faust.Table[bytes, Any]:
-    """A table with raw-bytes keys and JSON values, registered with ``app``."""
-    cls = KeyPartitionedGlobalTable if is_global else KeyPartitionedTable
-    table = cls(app, name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon)
+    """A table with raw-bytes keys and JSON values (``encode`` makes a stored value JSON,
+    for a partitioned table), registered with ``app``."""
+    kwargs: dict[str, Any] = dict(
+        name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
+    )
+    table = (
+        KeyPartitionedGlobalTable(app, **kwargs)
+        if is_global
+        else KeyPartitionedTable(app, encode=encode, **kwargs)
+    )
     app.tables.add(table)
     return table

@@ -17,7 +17,8 @@ import pytest
 
 from citybrain.stack import PrometheusServer
 from streams.events import Reading, format_ts
-from tests.services import ROOT, Pipeline, prometheus_query
+from streams.partitioning import ReadingPacker, key_partition, pack_key
+from tests.services import ROOT, Pipeline, prometheus_query, scrape_sum
 
 pytestmark = pytest.mark.integration
 
@@ -125,6 +126,60 @@ def test_malformed_events_land_on_the_dead_letter_topic_with_reasons(pipeline: P
         assert "field \"value\" is 'high'" in headers[2]["citybrain.error.message"].decode()
         assert headers[0]["citybrain.error.origin"].decode().startswith(pipeline.topic("readings"))
         assert worker.alive()
+    finally:
+        worker.stop()
+
+
+def test_packed_readings_alert_like_single_ones_and_bad_ones_go_alone(
+    pipeline: Pipeline,
+) -> None:
+    """Edge-gateway packs (readings/1): each sensor's spike alerts once; a bad reading and
+    one on the wrong partition are dead-lettered with their place, the rest of the pack
+    is processed."""
+    worker = pipeline.worker().start()
+    try:
+        base = real_levels(60)
+        values = [*base, base[-1] * 8]
+        readings = [reading(i, v, s) for i, v in enumerate(values) for s in ("gauge-1", "gauge-2")]
+        packer = ReadingPacker(pipeline.settings.partitions, 25)
+        messages = list(packer.pack_all(readings))
+        home = key_partition(b"gauge-1", pipeline.settings.partitions)
+        # gauge-2 lives on the other partition: in gauge-1's pack it is refused.
+        assert key_partition(b"gauge-2", pipeline.settings.partitions) != home
+        mixed = {
+            "schema": "readings/1",
+            "readings": [
+                {**json.loads(reading(70, base[0]).to_json()), "value": "high"},
+                json.loads(reading(70, base[0], "gauge-2").to_json()),
+                json.loads(reading(71, base[0]).to_json()),
+            ],
+        }
+        messages.append((home, pack_key(home, 2), json.dumps(mixed).encode()))
+        for partition, key, value in messages:
+            pipeline.producer.send(
+                pipeline.topic("readings"), key=key, value=value, partition=partition
+            )
+        pipeline.flush()
+        alerts = pipeline.read("alerts", lambda m: len(firing(m)) >= 2, settle=2)
+        fired = sorted((d["sensor_id"], d["started_at"]) for d in firing(alerts))
+        assert fired == [(s, format_ts(START + 300 * 60)) for s in ("gauge-1", "gauge-2")]
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 2, settle=2)
+        headers = [dict(m.headers) for m in dead]
+        assert [h["citybrain.error.reason"] for h in headers] == [b"bad_type", b"wrong_partition"]
+        origins = [h["citybrain.error.origin"].decode() for h in headers]
+        assert [o.rsplit("#", 1)[1] for o in origins] == ["0", "1"]
+        assert "readings[0].value" in headers[0]["citybrain.error.message"].decode()
+        assert json.loads(dead[1].value)["sensor_id"] == "gauge-2"
+        # Every good reading was scored, the pack's third one too.
+        expected = len(readings) + 1
+        port = int(pipeline.env["CITYBRAIN_WORKER_PORT"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            total = scrape_sum(port, "citybrain_readings_total")
+            if total >= expected:
+                break
+            time.sleep(0.5)
+        assert total == expected
     finally:
         worker.stop()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.topics import create_topics
 from streams.events import Reading
+from streams.partitioning import key_partition
 from streams.settings import load_settings
-from streams.tables import key_partition
 from tests.integration.test_pipeline import START, firing, real_levels
-from tests.services import Pipeline
+from tests.services import Pipeline, scrape_sum
 
 pytestmark = pytest.mark.integration
 SENSORS = [f"pump-{i:02d}" for i in range(24)]
@@ -40,16 +39,6 @@ def send_round(p: Pipeline, i: int, spikes: set[str], base: list[float]) -> None
     for s in SENSORS:
         value = base[i % len(base)] * (9 if s in spikes else 1)
         p.send("readings", s.encode(), reading(s, i, value))
-
-
-def scrape_sum(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
 
 
 @pytest.fixture

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 
 from detectors import RobustZScore, ScoreThreshold
-from streams.detection import Incoming, SensorDetection, alert_id_for
-from streams.events import Reading
+from playbooks.grid import Grid
+from streams.detection import Incoming, SensorDetection, admit, alert_id_for, state_document
+from streams.events import MAX_PACK_READINGS, EventValidator, Reading
 
 T0 = 1_700_000_000.0
+NOW = 1_800_000_000.0  # 2027-01-15
 
 
 def handler() -> SensorDetection:
@@ -28,6 +31,12 @@ def feed(values: list[float], sensor: str = "gauge-1", start: int = 0) -> list[I
         )
         for i, v in enumerate(values)
     ]
+
+
+def stored(state: dict[str, Any]) -> dict[str, Any]:
+    """A state as read back from the changelog."""
+    loaded: dict[str, Any] = json.loads(json.dumps(state_document(state)))
+    return loaded
 
 
 def baseline(n: int, seed: int = 1) -> list[float]:
@@ -50,7 +59,8 @@ def test_same_result_whether_batched_or_streamed_one_by_one() -> None:
     h, state, alerts = handler(), None, []
     for item in feed(values):
         r = h.process([item], {"gauge-1": state})
-        state = json.loads(json.dumps(r.states["gauge-1"]))  # as the faust table stores it
+        # as the faust table's changelog holds it
+        state = json.loads(json.dumps(state_document(r.states["gauge-1"])))
         alerts += r.alerts
     assert [a.to_dict() for a in alerts] == [a.to_dict() for a in whole.alerts]
 
@@ -58,7 +68,7 @@ def test_same_result_whether_batched_or_streamed_one_by_one() -> None:
 def test_restored_state_needs_no_second_warm_up() -> None:
     h = handler()
     first = h.process(feed(baseline(40)), {})
-    state = json.loads(json.dumps(first.states))
+    state = {sid: stored(st) for sid, st in first.states.items()}
     # A fresh handler (a restarted worker) with the stored state flags the very next spike.
     after = handler().process(feed([9.0], start=40), state)
     assert [a.status for a in after.alerts] == ["firing"]
@@ -70,7 +80,7 @@ def test_redelivered_offsets_are_skipped_without_a_second_alert() -> None:
     values = [*baseline(40), 9.0]
     first = handler().process(feed(values), {})
     assert len(first.alerts) == 1
-    again = handler().process(feed(values), json.loads(json.dumps(first.states)))
+    again = handler().process(feed(values), {"gauge-1": stored(first.states["gauge-1"])})
     assert again.alerts == [] and again.redelivered == len(values) and again.rejected == []
 
 
@@ -90,3 +100,82 @@ def test_sensors_are_independent() -> None:
     result = handler().process(items, {})
     assert {a.sensor_id for a in result.alerts} == {"gauge-1"}
     assert set(result.states) == {"gauge-1", "gauge-2"}
+
+
+def test_live_state_and_changelog_state_give_the_same_result() -> None:
+    h = handler()
+    first = h.process(feed(baseline(40)), {})
+    live = first.states
+    restored = {sid: stored(st) for sid, st in live.items()}
+    tail = feed([*baseline(5, seed=3), 9.0], start=40)
+    a = h.process(tail, live)  # the worker that wrote the state goes on in place
+    b = handler().process(tail, restored)  # a new owner starts from the changelog
+    assert [x.to_dict() for x in a.alerts] == [x.to_dict() for x in b.alerts] != []
+    assert state_document(a.states["gauge-1"]) == state_document(b.states["gauge-1"])
+
+
+def test_packed_readings_are_ordered_by_offset_then_place_in_the_pack() -> None:
+    values = [*baseline(40), 9.0]
+    # Two packs (offsets 7 and 8), each sensor's readings at increasing places.
+    items = [
+        Incoming(i.reading, 0.0, offset=7 if n < 20 else 8, index=n if n < 20 else n - 20)
+        for n, i in enumerate(feed(values))
+    ]
+    first = handler().process(items, {})
+    assert len(first.alerts) == 1
+    state = stored(first.states["gauge-1"])
+    assert (state["last_offset"], state["last_index"]) == (8, 20)
+    again = handler().process(items, {"gauge-1": state})  # the whole batch redelivered
+    assert again.alerts == [] and again.redelivered == len(values)
+
+
+def packed(*readings: dict[str, Any]) -> bytes:
+    return json.dumps({"schema": "readings/1", "readings": list(readings)}).encode()
+
+
+def doc(sensor: str = "gauge-1", **over: Any) -> dict[str, Any]:
+    cell = {"gauge-1": "c-bridge", "gauge-2": "c-mill"}[sensor]
+    return {
+        "ts": "2026-11-01T10:00:00Z",
+        "sensor_id": sensor,
+        "kind": "water_level",
+        "value": 1.5,
+        "unit": "ft",
+        "grid_cell": cell,
+        **over,
+    }
+
+
+def test_admit_takes_a_pack_and_refuses_its_bad_readings_alone(grid: Grid) -> None:
+    home = {"gauge-1": 0, "gauge-2": 1}.__getitem__
+    raw = packed(doc(), doc(value="abc"), doc("gauge-2"), doc(ts="2026-11-01T10:05:00Z"))
+    admitted, refused = admit(EventValidator(grid), raw, NOW, 0, home, 41, 5.0)
+    assert [(i.reading.sensor_id, i.offset, i.index) for i in admitted] == [
+        ("gauge-1", 41, 0),
+        ("gauge-1", 41, 3),
+    ]
+    assert [(r.index, r.error.code) for r in refused] == [(1, "bad_type"), (2, "wrong_partition")]
+    assert str(refused[0].error) == "field \"readings[1].value\" is 'abc': expected a number"
+    assert "belong on partition 1, this message is on 0" in str(refused[1].error)
+    assert refused[1].raw is not None and json.loads(refused[1].raw)["sensor_id"] == "gauge-2"
+
+
+def test_admit_refuses_a_whole_message_once(grid: Grid) -> None:
+    home = {"gauge-1": 0}.__getitem__
+    for raw, code in [
+        (b"{oops", "bad_json"),
+        (json.dumps({"schema": "readings/1", "readings": []}).encode(), "bad_type"),
+        (packed(*[doc()] * (MAX_PACK_READINGS + 1)), "pack_too_large"),
+    ]:
+        admitted, refused = admit(EventValidator(grid), raw, NOW, 0, home, 1, 0.0)
+        assert admitted == [] and [(r.index, r.raw, r.error.code) for r in refused] == [
+            (None, None, code)
+        ]
+    # A single reading on the wrong partition: the message itself is dead-lettered.
+    single = json.dumps({"schema": "reading/1", **doc()}).encode()
+    admitted, refused = admit(EventValidator(grid), single, NOW, 1, home, 1, 0.0)
+    assert admitted == [] and [(r.index, r.error.code) for r in refused] == [
+        (None, "wrong_partition")
+    ]
+    admitted, refused = admit(EventValidator(grid), single, NOW, 0, home, 1, 0.0)
+    assert refused == [] and admitted[0].raw == single and admitted[0].index == 0

@@ -9,7 +9,7 @@ import pytest
 
 from playbooks.grid import Grid
 from streams.errors import EventError
-from streams.events import EventValidator, Reading
+from streams.events import EventValidator, PackedError, Reading
 
 NOW = 1_800_000_000.0  # 2027-01-15
 
@@ -140,3 +140,33 @@ def test_bad_incidents(grid: Grid, over: dict[str, Any], code: str, field: str) 
     with pytest.raises(EventError) as info:
         EventValidator(grid).incident(json.dumps(incident(**over)).encode(), NOW)
     assert (info.value.code, info.value.field) == (code, field)
+
+
+def test_a_pack_is_read_in_order_with_bad_readings_in_place(grid: Grid) -> None:
+    v = EventValidator(grid)
+    single = reading()
+    del single["schema"]  # packed readings may leave it out
+    pack = {
+        "schema": "readings/1",
+        "readings": [single, reading(value=2.5), reading(unit="m"), "x", reading(schema="r/9")],
+    }
+    packed, items = v.readings(json.dumps(pack).encode(), NOW)
+    assert packed is True
+    assert [i.value for i in items if isinstance(i, Reading)] == [1.5, 2.5]
+    errors = [(i.index, i.error.code, str(i.error)) for i in items if isinstance(i, PackedError)]
+    assert errors == [
+        (2, "bad_unit", "field \"readings[2].unit\" is 'm': kind water_level is measured in ft"),
+        (3, "bad_type", "field \"readings[3]\" is 'x': expected an object"),
+        (4, "bad_schema", "field \"readings[4].schema\" is 'r/9': expected 'reading/1'"),
+    ]
+    assert json.loads(items[2].raw())["unit"] == "m"  # type: ignore[union-attr]
+    assert v.readings(json.dumps(reading()).encode(), NOW) == (
+        False,
+        [v.reading(json.dumps(reading()).encode(), NOW)],
+    )
+
+
+def test_a_message_of_neither_schema_names_both(grid: Grid) -> None:
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).readings(json.dumps(reading(schema="x")).encode(), NOW)
+    assert str(err.value) == "field \"schema\" is 'x': expected 'reading/1' or 'readings/1'"

@@ -1,0 +1,49 @@
+"""Partitions: Kafka's own default-partitioner result, and readings packed by partition."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from streams.events import Reading
+from streams.partitioning import ReadingPacker, key_partition, pack_key
+
+
+def test_matches_the_clients_default_partitioner() -> None:
+    partitioner = DefaultPartitioner()
+    for n in (1, 2, 3, 8, 12):
+        for key in (b"gauge-1", b"al-0123456789abcdef", "传感器-7".encode(), b""):
+            assert key_partition(key, n) == partitioner(key, list(range(n)), list(range(n)))
+
+
+def test_pack_keys_land_on_their_partition() -> None:
+    for n in (1, 2, 5, 12):
+        keys = [pack_key(p, n) for p in range(n)]
+        assert [key_partition(k, n) for k in keys] == list(range(n))
+    with pytest.raises(ValueError, match=r"partition 2 is not in 0\.\.1"):
+        pack_key(2, 2)
+
+
+def test_packer_groups_by_partition_keeps_order_and_bounds_size() -> None:
+    sensors = [f"s{i}" for i in range(7)]
+    readings = [
+        Reading(1.8e9 + 300 * step, s, "water_level", float(step), "ft", "c1")
+        for step in range(5)
+        for s in sensors
+    ]
+    packer = ReadingPacker(partitions=3, size=4)
+    messages = list(packer.pack_all(readings))
+    seen: dict[str, list[float]] = {}
+    for partition, key, value in messages:
+        doc = json.loads(value)
+        assert doc["schema"] == "readings/1" and 1 <= len(doc["readings"]) <= 4
+        assert key_partition(key, 3) == partition
+        for r in doc["readings"]:
+            assert key_partition(r["sensor_id"].encode(), 3) == partition
+            seen.setdefault(r["sensor_id"], []).append(r["value"])
+    assert seen == {s: [0.0, 1.0, 2.0, 3.0, 4.0] for s in sensors}  # none lost, in order
+    assert sum(len(json.loads(v)["readings"]) for _, _, v in messages) == len(readings)
+    with pytest.raises(ValueError, match="pack size is 0"):
+        ReadingPacker(2, 0)
