@@ -168,8 +168,8 @@ class Pipeline:
             await self._detect(events, incoming)
 
     async def _detect(self, events: Sequence[EventT[bytes]], incoming: list[Incoming]) -> None:
-        sensors = {i.reading.sensor_id for i in incoming}
-        states = {sid: self.sensor_state.get(sid.encode()) for sid in sensors}
+        stored = self.sensor_state.get_many({i.reading.sensor_id.encode() for i in incoming})
+        states = {key.decode(): state for key, state in stored.items()}
         # Updates the live detectors in the table's states in place.
         result = self.detection.process(incoming, states)
         for item, code, message in result.rejected:

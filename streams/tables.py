@@ -11,10 +11,11 @@ partition then always equals the partition the same key has on the source topics
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
+import orjson
 
 from streams.partitioning import key_partition
 
@@ -31,6 +32,12 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None  # always set by key_partitioned_table
         return key_partition(key, self.partitions)
+
+    def get_many(self, keys: Iterable[bytes]) -> dict[bytes, Any]:
+        """The stored values of ``keys`` (None where absent), read from the store itself:
+        ``table.get`` runs faust's per-key sensor calls, thousands per batch."""
+        data = self.data
+        return {key: data.get(key) for key in keys}
 
     def stage_many(self, items: dict[bytes, Any]) -> None:
         """Update many keys in the store now; their changelog entries wait for
@@ -54,9 +61,7 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         self.stage_many(items)  # the store first, with no await in between
         self._dirty.difference_update(items)
         for key, value in items.items():
-            await self.changelog_topic.send(
-                key=key, value=self.encode(value), partition=key_partition(key, self.partitions)
-            )
+            await self._write(key, value)
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop the keys of partitions this worker no longer owns (after a rebalance has
@@ -77,12 +82,23 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         keys, self._dirty = self._dirty, set()
         for key in keys:
             if key in self.data:
-                await self.changelog_topic.send(
-                    key=key,
-                    value=self.encode(self.data[key]),
-                    partition=key_partition(key, self.partitions),
-                )
+                await self._write(key, self.data[key])
         return len(keys)
+
+    async def _write(self, key: bytes, value: Any) -> None:
+        """Queue one changelog entry on the producer. Straight to the transport: faust's
+        ``Topic.send`` adds a future, callbacks and sensor calls per message, which a
+        commit writing every sensor's state pays thousands of times. The entry is the
+        JSON that faust's own codec writes (orjson), so recovery reads it as usual."""
+        assert self.partitions is not None
+        await self.app.producer.send(
+            self.changelog_topic.get_topic_name(),
+            key,
+            orjson.dumps(self.encode(value)),
+            key_partition(key, self.partitions),
+            None,
+            None,
+        )
 
 
 def coalesce_changelog(
