@@ -25,7 +25,8 @@ from bench.catchup import scrape, start_worker, worker_env
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
-from streams.events import Reading
+from streams.events import MAX_PACK_READINGS, Reading
+from streams.partitioning import ReadingPacker
 from streams.settings import REPO_ROOT, load_settings
 
 SENSORS = 2000
@@ -33,7 +34,7 @@ WARMUP_ROUNDS = 30
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 
 
-def reading(sensor: int, step: int, value: float) -> bytes:
+def reading(sensor: int, step: int, value: float) -> Reading:
     return Reading(
         START + 60 * step,
         f"s{sensor:05d}",
@@ -41,11 +42,14 @@ def reading(sensor: int, step: int, value: float) -> bytes:
         value,
         "vehicles/5min",
         f"c{sensor % 100}",
-    ).to_json()
+    )
 
 
-def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
-    run = f"lat{rate}-{int(time.time())}"
+def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dict[str, Any]:
+    """One rate. With ``pack_ms``, the producer is an edge gateway that sends what it has
+    gathered as ``readings/1`` packs every ``pack_ms`` milliseconds (the wait is part of
+    each reading's latency, which runs from its scheduled time)."""
+    run = f"lat{rate}{'p' if pack_ms else ''}-{int(time.time())}"
     settings = load_settings(topic_prefix=run, app_id=run, partitions=2)
     create_topics(settings)
     grid = write_synthetic_grid(
@@ -64,7 +68,7 @@ def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
             producer.send(
                 settings.topic("readings"),
                 key=f"s{s:05d}".encode(),
-                value=reading(s, step, 10 + rng.random()),
+                value=reading(s, step, 10 + rng.random()).to_json(),
             )
     producer.flush()
     worker = start_worker(env, workdir / f"worker-{rate}.log")
@@ -103,9 +107,20 @@ def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         spike_every = max(1, total // 200) | 1
         while spike_every % 5 == 0:
             spike_every += 2
+        packer = ReadingPacker(settings.partitions, MAX_PACK_READINGS) if pack_ms else None
+        topic = settings.topic("readings")
+
+        def send_packs() -> None:
+            for partition, key, value in packer.flush() if packer else []:
+                producer.send(topic, key=key, value=value, partition=partition)
+
         t0 = time.time()
+        flushed = t0
         for n in range(total):
             due = t0 + n / rate
+            if packer is not None and due - flushed >= pack_ms / 1000:
+                send_packs()
+                flushed = due
             now = time.time()
             if due > now:
                 time.sleep(due - now)
@@ -113,13 +128,14 @@ def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
             step = WARMUP_ROUNDS + n // SENSORS
             spike = n % spike_every == 0 and f"s{sensor:05d}" not in scheduled
             value = 200.0 if spike else 10 + rng.random()
-            producer.send(
-                settings.topic("readings"),
-                key=f"s{sensor:05d}".encode(),
-                value=reading(sensor, step, value),
-            )
+            r = reading(sensor, step, value)
+            if packer is None:
+                producer.send(topic, key=r.sensor_id.encode(), value=r.to_json())
+            else:
+                packer.add(r)  # never fills: the timer sends the packs
             if spike:
                 scheduled[f"s{sensor:05d}"] = due
+        send_packs()
         producer.flush()
         achieved = total / (time.time() - t0)
         stop.set()
@@ -128,6 +144,7 @@ def measure(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         latencies = np.array([arrived[s] - t for s, t in scheduled.items() if s in arrived])
         result: dict[str, Any] = {
             "rate": rate,
+            "pack_ms": pack_ms,
             "achieved_send_rate": round(achieved),
             "spikes": len(scheduled),
             "alerts": int(latencies.size),
@@ -147,18 +164,26 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[2000, 10000, 25000])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--pack-ms",
+        type=float,
+        default=0,
+        help="send readings/1 packs every N ms, as an edge gateway does; the results go "
+        "under latency_packed in --out",
+    )
     args = parser.parse_args()
     settings = load_settings()
     if not KafkaBroker(settings).ready():
         sys.exit("the local stack is not running: citybrain stack up")
     workdir = settings.run_dir / f"latency-{int(time.time())}"
     workdir.mkdir(parents=True, exist_ok=True)
-    results = [measure(rate, args.seconds, workdir) for rate in args.rates]
+    results = [measure(rate, args.seconds, workdir, args.pack_ms) for rate in args.rates]
     print(json.dumps(results, indent=2))
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    merged["latency"] = results
+    suffix = "_packed" if args.pack_ms else ""
+    merged[f"latency{suffix}"] = results
     at_25k = next((r for r in results if r["rate"] == 25000), None)
-    merged["p99_ms_at_25k"] = at_25k.get("p99_ms") if at_25k else None
+    merged[f"p99_ms_at_25k{suffix}"] = at_25k.get("p99_ms") if at_25k else None
     merged["latency_date"] = datetime.now(UTC).isoformat(timespec="seconds")
     args.out.write_text(json.dumps(merged, indent=2) + "\n")
 

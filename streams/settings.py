@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(default=2.0, gt=0)
 
     batch_size: int = Field(default=2000, ge=1)
-    batch_within: float = Field(default=0.05, gt=0)
+    batch_within: float = Field(default=0.01, gt=0)  # the wait is every reading's latency
     # A name from detectors.DETECTORS; window and min_samples tune robust_zscore.
     detector: str = "robust_zscore"
     detector_window: int = 288
