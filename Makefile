@@ -33,11 +33,13 @@ lint: install ## ruff, formatting, mypy and the import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## detector speed, catch-up throughput (vs aiokafka, ConsumerPerformance, Quix), latency, memory
+bench: install ## detector speed, catch-up throughput (vs aiokafka, ConsumerPerformance, Quix; one reading per message and edge packs), latency, memory
 	$(BIN)/python -m bench.detector_speed --out bench/results-detectors.json
 	$(BIN)/citybrain stack up
 	$(BIN)/python -m bench.catchup --out bench/results.json
+	$(BIN)/python -m bench.catchup --pack 100 --out bench/results.json
 	$(BIN)/python -m bench.latency --out bench/results.json
+	$(BIN)/python -m bench.latency --pack-ms 20 --out bench/results.json
 	$(BIN)/python -m bench.memory --out bench/results.json
 
 dashboards: install ## regenerate dashboards/generated from code
