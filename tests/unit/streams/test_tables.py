@@ -1,0 +1,79 @@
+"""Staged table writes: the store updated at once, the changelog once per commit, in
+chunks a batch can run between, and moved partitions forgotten. Kafka-free: the writes
+are recorded where the table would hand them to the producer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+
+from streams.partitioning import key_partition
+from streams.tables import KeyPartitionedTable, key_partitioned_table
+
+
+def table() -> tuple[KeyPartitionedTable, list[tuple[bytes, Any]]]:
+    app = faust.App("tables-test", store="memory://", broker="kafka://127.0.0.1:1")
+    t = key_partitioned_table(app, "state", 2, encode=lambda v: {"doc": v})
+    assert isinstance(t, KeyPartitionedTable)
+    written: list[tuple[bytes, Any]] = []
+
+    async def record(key: bytes, value: Any) -> None:  # stands in for the producer send
+        written.append((key, t.encode(value)))
+
+    t._write = record  # type: ignore[method-assign]
+    return t, written
+
+
+def test_staged_keys_are_stored_now_and_written_once_per_flush() -> None:
+    t, written = table()
+    t.stage_many({b"a": 1, b"b": 2})
+    t.stage_many({b"a": 3})
+    assert t.get_many([b"a", b"b", b"c"]) == {b"a": 3, b"b": 2, b"c": None}
+    assert asyncio.run(t.flush_staged(asyncio.Lock())) == 2
+    assert sorted(written) == [(b"a", {"doc": 3}), (b"b", {"doc": 2})]
+    assert asyncio.run(t.flush_staged(asyncio.Lock())) == 0  # nothing staged since
+
+
+def test_write_through_is_not_written_again_at_the_flush() -> None:
+    t, written = table()
+    t.stage_many({b"a": 1, b"b": 2})
+    asyncio.run(t.set_many({b"a": 5}))
+    assert written == [(b"a", {"doc": 5})]
+    asyncio.run(t.flush_staged(asyncio.Lock()))
+    assert written[1:] == [(b"b", {"doc": 2})]
+
+
+def test_a_batch_runs_between_chunks_and_its_newest_values_are_written() -> None:
+    t, written = table()
+    keys = [f"k{i}".encode() for i in range(10)]
+    t.stage_many(dict.fromkeys(keys, 0))
+
+    async def scenario() -> list[str]:
+        lock, events = asyncio.Lock(), []
+
+        async def batch() -> None:  # scheduled after the flush, so it starts mid-flush
+            async with lock:
+                events.append(f"batch after {len(written)} writes")
+                t.stage_many({keys[-1]: 99})
+
+        await asyncio.gather(t.flush_staged(lock, chunk=3), batch())
+        return events
+
+    events = asyncio.run(scenario())
+    assert events == ["batch after 3 writes"]  # it waited one chunk, not the whole flush
+    assert dict(written)[keys[-1]] == {"doc": 99}  # written with the value staged meanwhile
+    assert len(written) == 10
+
+
+def test_forgotten_partitions_leave_store_and_staging() -> None:
+    t, written = table()
+    keys = [f"sensor-{i}".encode() for i in range(20)]
+    t.stage_many(dict.fromkeys(keys, 1))
+    t.forget_partitions({0})
+    kept = [k for k in keys if key_partition(k, 2) == 1]
+    assert 0 < len(kept) < len(keys)
+    assert sorted(t.data) == sorted(kept)
+    asyncio.run(t.flush_staged(asyncio.Lock()))
+    assert sorted(k for k, _ in written) == sorted(kept)
