@@ -20,7 +20,7 @@ from typing import Any
 from quixstreams import Application, State
 
 from playbooks.loader import load_grid
-from streams.detection import Incoming, SensorDetection
+from streams.detection import Incoming, SensorDetection, state_document
 from streams.errors import EventError
 from streams.events import EventValidator, Reading
 from streams.settings import Settings
@@ -68,7 +68,7 @@ def main() -> None:
             {r.sensor_id: state.get(r.sensor_id) for r in readings},
         )
         for sensor_id, sensor_state in result.states.items():
-            state.set(sensor_id, sensor_state)
+            state.set(sensor_id, state_document(sensor_state))  # Quix stores JSON
         firing.extend(a.alert_id for a in result.alerts if a.status == "firing")
         return [a.to_dict() for a in result.alerts]
 
