@@ -32,6 +32,7 @@ from streams.events import EventValidator, PackedError, Reading, format_ts
 from streams.settings import Settings
 
 SEVERITIES = ("minor", "major", "critical")
+ONE_AT_A_TIME = 4  # a sensor's readings per batch up to which numpy is not worth its cost
 
 
 def alert_id_for(sensor_id: str, episode_start: float) -> str:
@@ -241,14 +242,11 @@ class SensorDetection:
                 accepted.append(item)
                 last_ts = ts
         if accepted:
-            values = np.array([i.reading.value for i in accepted], np.float64)
-            times = np.array([i.reading.ts for i in accepted], np.float64)
-            scores = detector.score_many(values, times)
-            flags = self.threshold.flags(scores)
+            scores, flags = self._score(detector, accepted)
             kind = accepted[0].reading.kind
             result.scored += len(accepted)
             result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + len(accepted)
-            n_anomalies = int(flags.sum())
+            n_anomalies = sum(flags)
             if n_anomalies:
                 result.anomalies_by_kind[kind] = result.anomalies_by_kind.get(kind, 0) + n_anomalies
             # Walk readings only when something can change; most batches skip this loop.
@@ -271,15 +269,33 @@ class SensorDetection:
             "episode": episode,
         }
 
+    def _score(self, detector: Detector, items: list[Incoming]) -> tuple[list[float], list[bool]]:
+        """Score then learn each reading: scores and anomaly flags, in order."""
+        if len(items) <= ONE_AT_A_TIME:
+            # A live batch holds a reading or two per sensor: numpy's fixed cost per call
+            # on one-element arrays would be most of the work (same scores: the detector
+            # contract makes score_many equal score_one then learn_one, row by row).
+            scores = []
+            for item in items:
+                r = item.reading
+                scores.append(detector.score_one(r.value, r.ts))
+                detector.learn_one(r.value, r.ts)
+            threshold = self.threshold.threshold
+            return scores, [score >= threshold for score in scores]
+        values = np.array([i.reading.value for i in items], np.float64)
+        times = np.array([i.reading.ts for i in items], np.float64)
+        array = detector.score_many(values, times)
+        return array.tolist(), self.threshold.flags(array).tolist()
+
     def _episodes(
         self,
         items: list[Incoming],
-        scores: np.ndarray,
-        flags: np.ndarray,
+        scores: list[float],
+        flags: list[bool],
         episode: dict[str, Any] | None,
         result: BatchResult,
     ) -> dict[str, Any] | None:
-        for item, score, flag in zip(items, scores.tolist(), flags.tolist(), strict=True):
+        for item, score, flag in zip(items, scores, flags, strict=True):
             r = item.reading
             if flag:
                 if episode is None:
