@@ -380,7 +380,9 @@ def main() -> None:
     ours: list[str] | None = None
     if "citybrain" in chosen:
         port = settings.worker_port + 3
-        env = worker_env(run, grid, port, batch_size="5000")
+        # Tuned for a backlog: bigger batches give each sensor more readings per batch
+        # (the live default, a 10 ms wait, favours latency; docs/benchmarks.md has both).
+        env = worker_env(run, grid, port, batch_size="5000", batch_within="0.05")
         rates["citybrain"] = run_pipeline(
             env,
             port,
