@@ -127,7 +127,8 @@ class Replayer:
         packer: ReadingPacker | None = None,
     ) -> None:
         """With a ``packer``, readings go out as ``readings/1`` packs (as an edge gateway
-        sends them): a pack when one fills up, the partial ones before each wait."""
+        sends them): a pack when one fills up, and when paced (``speed``) the partial
+        ones at each new event time."""
         from kafka import KafkaProducer
 
         self.producer = KafkaProducer(
@@ -151,12 +152,17 @@ class Replayer:
         stats = ReplayStats()
         start = time.monotonic()
         t0 = events[0].ts if events else 0.0
+        instant = t0
         for i, event in enumerate(events):
             if speed is not None:
+                if event.ts != instant and self.packer is not None:
+                    # Paced: a pack holds one instant's readings, as a gateway that sends
+                    # what it has on each tick (behind schedule too).
+                    self._send_packs(self.packer.flush())
+                    instant = event.ts
                 due = (event.ts - t0) / speed
                 delay = due - (time.monotonic() - start)
                 if delay > 0:
-                    self._send_packs(self.packer.flush() if self.packer else [])
                     time.sleep(delay)
             if isinstance(event, Reading):
                 stats.readings += 1

@@ -68,7 +68,7 @@ def test_a_packed_replay_sends_every_reading_once_on_its_partition(
     if speed is None:
         assert max(len(pack) for pack in packs) == 8  # as fast as possible: packs fill up
     else:
-        # Partial packs go out before each wait (the minute between rounds is 17 ms at
-        # 3600x), so no reading waits for the next round.
+        # Paced: partial packs go out at each new event time, so no reading waits for
+        # the next round.
         assert all(len({r["ts"] for r in pack}) == 1 for pack in packs)
     assert len(p.read("incidents", lambda m: len(m) >= 1, settle=0.5)) == 1
