@@ -22,7 +22,6 @@ from typing import Any, cast
 
 import faust
 import orjson
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP, EventT
 from prometheus_client import CollectorRegistry
 
@@ -45,6 +44,7 @@ from streams.detection import (
 )
 from streams.errors import EventError
 from streams.events import KINDS, EventValidator, format_ts
+from streams.faust_metrics import setup_faust_metrics
 from streams.metrics import Metrics, initialise
 from streams.partitioning import key_partition
 from streams.settings import Settings, load_settings
@@ -781,7 +781,7 @@ def create_app(
         producer_max_batch_size=1_000_000,
     )
     metrics = Metrics.create(registry)
-    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    setup_faust_metrics(app, registry)
     pipeline = Pipeline(app, settings, grid, metrics)
     coalesce_changelog(app, [pipeline.sensor_state], pipeline.states_settled)
     register_api(app, pipeline)

@@ -1,0 +1,66 @@
+"""faust's own Prometheus sensor, with its per-message label lookups cached.
+
+faust's ``PrometheusMonitor`` looks up a labelled child (and, per event, normalises the
+stream's name with a regular expression) for every message: about a quarter of faust's
+per-message cost on this machine. The same series, updated through children looked up
+once per topic, partition and stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import faust
+from faust.sensors.monitor import Monitor
+from faust.sensors.prometheus import PrometheusMonitor, setup_prometheus_sensors
+from faust.types import TP, EventT, Message, StreamT
+from prometheus_client import CollectorRegistry
+
+
+class CachedLabelsMonitor(PrometheusMonitor):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._per_topic: dict[str, Any] = {}
+        self._per_partition: dict[TP, Any] = {}
+        self._per_stream: dict[int, Any] = {}
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        Monitor.on_message_in(self, tp, offset, message)
+        m = self._metrics
+        m.messages_received.inc()
+        m.active_messages.inc()
+        topic = self._per_topic.get(tp.topic)
+        if topic is None:
+            topic = self._per_topic[tp.topic] = m.messages_received_per_topics.labels(
+                topic=tp.topic
+            )
+        topic.inc()
+        partition = self._per_partition.get(tp)
+        if partition is None:
+            partition = self._per_partition[tp] = m.messages_received_per_topics_partition.labels(
+                topic=tp.topic, partition=tp.partition
+            )
+        partition.set(offset)
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any]
+    ) -> dict[str, Any] | None:
+        state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
+        m = self._metrics
+        m.total_events.inc()
+        m.total_active_events.inc()
+        # Streams live as long as their agent: their id is a stable key.
+        child = self._per_stream.get(id(stream))
+        if child is None:
+            child = self._per_stream[id(stream)] = m.total_events_per_stream.labels(
+                stream=f"stream.{self._stream_label(stream)}.events"
+            )
+        child.inc()
+        return state
+
+
+def setup_faust_metrics(app: faust.App, registry: CollectorRegistry) -> None:
+    """faust's metrics (``faust_*``) on ``registry`` and the worker's ``/metrics`` page."""
+    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    stock = cast(PrometheusMonitor, app.monitor)
+    app.monitor = CachedLabelsMonitor(metrics=stock._metrics)
