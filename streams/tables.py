@@ -1,4 +1,5 @@
-"""faust tables whose changelog partition is computed from the key.
+"""faust tables whose changelog partition is computed from the key, and whose writes can
+be staged in memory until the next offset commit (``stage_many``, ``coalesce_changelog``).
 
 faust writes a changelog entry to the partition of the *current event*; with batches
 (``take_events``), in timers and in web views there is no single current event, and its
@@ -98,7 +99,9 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         """Queue one changelog entry on the producer. Straight to the transport: faust's
         ``Topic.send`` adds a future, callbacks and sensor calls per message, which a
         commit writing every sensor's state pays thousands of times. The entry is the
-        JSON that faust's own codec writes (orjson), so recovery reads it as usual."""
+        JSON that faust's own codec writes (orjson), so recovery reads it as usual.
+        (faust's sent-offset bookkeeping is skipped: it serves RocksDB checkpoints and
+        standbys, and this worker runs the memory store without standbys.)"""
         assert self.partitions is not None
         await self.app.producer.send(
             self.changelog_topic.get_topic_name(),
