@@ -286,7 +286,17 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
     if prototype is None:
         return 2
     data = Path(args.data)
+    if (data / "data").is_dir():  # the NAB root was given: its data/ and labels/
+        data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
+    for option, path in (("--data", data), ("--labels", labels)):
+        if not path.exists():
+            print(
+                f"citybrain: {option} {str(path)!r} does not exist (expected NAB's layout: "
+                "data/<category>/<file>.csv and labels/combined_windows.json)",
+                file=sys.stderr,
+            )
+            return 2
     cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
     result = {"detector": args.detector, **report(cases)}
     print(json.dumps(result, indent=2))
@@ -439,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks that score detectors")
     bsub = p.add_subparsers(dest="action", required=True)
     nab = bsub.add_parser("nab", help="score a detector on a NAB-layout corpus")
-    nab.add_argument("--data", required=True, help="NAB data/ directory")
+    nab.add_argument("--data", required=True, help="NAB's root or its data/ directory")
     nab.add_argument("--labels", help="combined_windows.json (default: ../labels/)")
     nab.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
     nab.set_defaults(func=cmd_bench_nab)
