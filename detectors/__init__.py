@@ -16,7 +16,7 @@ from detectors.likelihood import AnomalyLikelihood
 from detectors.robust_zscore import RobustZScore
 from detectors.seasonal import DAY, SeasonalBaseline
 from detectors.thresholds import ScoreThreshold
-from detectors.transforms import Differenced, MovingAverage
+from detectors.transforms import DayOverDay, Differenced, MovingAverage
 from detectors.windowed_gaussian import WindowedGaussian
 
 
@@ -30,8 +30,9 @@ def _ensemble_member(window: int = 500) -> RobustZScore:
 def city_ensemble() -> Ensemble:
     """The default detector: one series seen as its value, its change, and its short
     moving average against a 500-reading and a 5,000-reading baseline; the anomaly
-    likelihood of the value's score; stuck and silent sensors. All reported through the
-    ensemble's novelty gate (docs/benchmarks.md has how each was chosen on NAB)."""
+    likelihood of the value's score; stuck and silent sensors; its change from a day
+    before. All reported through the ensemble's novelty gate (docs/benchmarks.md has
+    how each was chosen on NAB)."""
     return Ensemble(
         [
             _ensemble_member(),
@@ -40,6 +41,7 @@ def city_ensemble() -> Ensemble:
             MovingAverage(_ensemble_member(window=5000), size=6),
             AnomalyLikelihood(_ensemble_member(), history=4000),
             StuckSensor(),
+            DayOverDay(_ensemble_member()),
         ]
     )
 
@@ -63,6 +65,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
     "AnomalyLikelihood",
+    "DayOverDay",
     "Detector",
     "DetectorError",
     "DetectorInputError",

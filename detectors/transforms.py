@@ -8,6 +8,7 @@ detector simple and lets an ensemble look at one series through several lenses.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from detectors.base import (
     check_value,
     check_values,
     require_int,
+    require_number,
 )
 from detectors.errors import DetectorParameterError
 
@@ -133,3 +135,82 @@ class MovingAverage(Detector):
     def set_state(self, state: dict[str, Any]) -> None:
         self.base.set_state(state["base"])
         self.recent_ = deque((float(v) for v in state["recent"]), maxlen=self.size - 1)
+
+
+class DayOverDay(Detector):
+    """Feeds ``x`` minus the value one ``period`` earlier (seconds; a day by default) to
+    ``base``: a daily pattern broken in shape — a dip that skips a day, a plateau at the
+    wrong hour — stands out there while every single value looks ordinary.
+
+    The reference is the last of the ``keep`` previous readings taken at or before
+    ``t - period``; with no such reading (the first day, a gap, no times) the row scores
+    0 and ``base`` learns nothing from it.
+    """
+
+    def __init__(self, base: Detector, period: float = 86_400.0, keep: int = 3000) -> None:
+        if not isinstance(base, Detector):
+            raise DetectorParameterError(f"parameter base is {base!r}, expected a Detector")
+        require_number("period", period, above=0)
+        require_int("keep", keep, 1)
+        self.base = base
+        self.period = float(period)
+        self.keep = keep
+        self.times_: deque[float] = deque(maxlen=keep)
+        self.values_: deque[float] = deque(maxlen=keep)
+
+    def _reference(self, t: float | None) -> float | None:
+        if t is None or not self.times_ or self.times_[0] > t - self.period:
+            return None
+        return self.values_[bisect.bisect_right(self.times_, t - self.period) - 1]
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        reference = self._reference(t)
+        return 0.0 if reference is None else self.base.score_one(value - reference, t)
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        if t is None:
+            return
+        reference = self._reference(t)
+        if reference is not None:
+            self.base.learn_one(value - reference, t)
+        self.times_.append(float(t))
+        self.values_.append(value)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        out = np.zeros(arr.size)
+        if times is None:
+            return out
+        h = len(self.times_)
+        all_times = np.concatenate([np.fromiter(self.times_, dtype=np.float64), times])
+        all_values = np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr])
+        rows = h + np.arange(arr.size)  # each row's place in the joined history
+        found = np.searchsorted(all_times, times - self.period, side="right") - 1
+        # Row j sees only the keep readings before it, as the one-at-a-time path does.
+        usable = (found >= 0) & (found >= rows - self.keep) & (found < rows)
+        if usable.any():
+            diffs = arr[usable] - all_values[found[usable]]
+            out[usable] = self.base.score_many(diffs, times[usable])
+        self.times_.extend(times[-self.keep :].tolist())
+        self.values_.extend(arr[-self.keep :].tolist())
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        return {"base": self.base.clone(), "period": self.period, "keep": self.keep}
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "base": self.base.get_state(),
+            "times": list(self.times_),
+            "values": list(self.values_),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.base.set_state(state["base"])
+        self.times_ = deque((float(v) for v in state["times"]), maxlen=self.keep)
+        self.values_ = deque((float(v) for v in state["values"]), maxlen=self.keep)

@@ -13,6 +13,7 @@ import pytest
 from detectors import (
     DETECTORS,
     AnomalyLikelihood,
+    DayOverDay,
     Detector,
     DetectorInputError,
     DetectorParameterError,
@@ -48,6 +49,8 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     ),
     "windowed_gaussian": lambda: WindowedGaussian(window=60, min_samples=12),
     "differenced": lambda: Differenced(small_zscore()),
+    "day_over_day": lambda: DayOverDay(small_zscore(), keep=300),
+    "day_over_day_short": lambda: DayOverDay(small_zscore(), period=3600, keep=20),
     "moving_average": lambda: MovingAverage(small_zscore(), size=4),
     "moving_average_long": lambda: MovingAverage(small_zscore(), size=12),
     "ensemble": lambda: Ensemble(

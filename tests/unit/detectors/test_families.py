@@ -7,6 +7,7 @@ import pytest
 
 from detectors import (
     DAY,
+    DayOverDay,
     DetectorInputError,
     DetectorParameterError,
     Differenced,
@@ -95,8 +96,25 @@ def test_ensemble_reports_an_incident_once_then_stays_quiet() -> None:
         (lambda: Ensemble([RobustZScore()], memory_rows=10), "parameter memory_rows is 10"),
         (lambda: Ensemble([RobustZScore()], refractory=-1), "parameter refractory is -1"),
         (lambda: Differenced("x"), "parameter base is 'x'"),  # type: ignore[arg-type]
+        (lambda: DayOverDay(RobustZScore(), period=0), "parameter period is 0"),
+        (lambda: DayOverDay(RobustZScore(), keep=0), "parameter keep is 0"),
     ],
 )
 def test_bad_parameters_name_the_parameter(make, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DetectorParameterError, match=message):
         make()
+
+
+def test_day_over_day_sees_a_daily_dip_that_did_not_come() -> None:
+    # Five-minute readings, four days: every day a dip at 03:00-04:00, except the last.
+    n, rng = 288 * 4, np.random.default_rng(3)
+    t = 1_400_000_000.0 + 300.0 * np.arange(n)
+    x = 10 + rng.normal(0, 0.1, n)
+    hour = (np.arange(n) % 288) // 12
+    x[(hour == 3) & (np.arange(n) < 288 * 3)] -= 5
+    missing = slice(288 * 3 + 36, 288 * 3 + 48)
+    member = RobustZScore(window=500, min_samples=60, relative_floor=0.0)
+    shape = DayOverDay(member).score_many(x, t)
+    values = RobustZScore(window=500, min_samples=60).score_many(x, t)
+    assert shape[missing].max() > 0.8  # the missing dip, seen against the day before
+    assert values[missing].max() < 0.5  # every value on its own looks ordinary
