@@ -33,6 +33,7 @@ from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
 from streams.events import Reading
+from streams.feeds import send_packs
 from streams.partitioning import ReadingPacker
 from streams.settings import REPO_ROOT, load_settings
 
@@ -79,12 +80,8 @@ def preload(
             producer.send(topic, key=r.sensor_id.encode(), value=r.to_json())
             messages += 1
             continue
-        for partition, key, value in packer.add(r):
-            producer.send(topic, key=key, value=value, partition=partition)
-            messages += 1
-    for partition, key, value in packer.flush() if packer else []:
-        producer.send(topic, key=key, value=value, partition=partition)
-        messages += 1
+        messages += send_packs(producer, topic, packer.add(r))
+    messages += send_packs(producer, topic, packer.flush() if packer else [])
     producer.flush()
     producer.close()
     return spikes, messages

@@ -26,6 +26,7 @@ from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
 from streams.events import MAX_PACK_READINGS, Reading
+from streams.feeds import send_packs
 from streams.partitioning import ReadingPacker
 from streams.settings import REPO_ROOT, load_settings
 
@@ -110,16 +111,15 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
         packer = ReadingPacker(settings.partitions, MAX_PACK_READINGS) if pack_ms else None
         topic = settings.topic("readings")
 
-        def send_packs() -> None:
-            for partition, key, value in packer.flush() if packer else []:
-                producer.send(topic, key=key, value=value, partition=partition)
+        def flush_packs() -> None:
+            send_packs(producer, topic, packer.flush() if packer else [])
 
         t0 = time.time()
         flushed = t0
         for n in range(total):
             due = t0 + n / rate
             if packer is not None and due - flushed >= pack_ms / 1000:
-                send_packs()
+                flush_packs()
                 flushed = due
             now = time.time()
             if due > now:
@@ -135,7 +135,7 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
                 packer.add(r)  # never fills: the timer sends the packs
             if spike:
                 scheduled[f"s{sensor:05d}"] = due
-        send_packs()
+        flush_packs()
         producer.flush()
         achieved = total / (time.time() - t0)
         stop.set()

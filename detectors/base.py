@@ -52,6 +52,12 @@ def require_int(name: str, value: Any, minimum: int, maximum: int | None = None)
         raise DetectorParameterError(f"parameter {name} is {value!r}, expected {expected}")
 
 
+def require_detector(name: str, value: Any) -> None:
+    """Raise a DetectorParameterError naming ``name`` unless ``value`` is a Detector."""
+    if not isinstance(value, Detector):
+        raise DetectorParameterError(f"parameter {name} is {value!r}, expected a Detector")
+
+
 def require_number(
     name: str,
     value: Any,

@@ -22,18 +22,17 @@ from detectors.base import (
     check_times,
     check_value,
     check_values,
+    require_detector,
     require_int,
     require_number,
 )
-from detectors.errors import DetectorParameterError
 
 
 class Differenced(Detector):
     """Feeds ``x - previous x`` to ``base``; the first observation scores 0."""
 
     def __init__(self, base: Detector) -> None:
-        if not isinstance(base, Detector):
-            raise DetectorParameterError(f"parameter base is {base!r}, expected a Detector")
+        require_detector("base", base)
         self.base = base
         self.previous_: float | None = None
 
@@ -79,8 +78,7 @@ class MovingAverage(Detector):
     scores 0 until ``size`` observations have been seen."""
 
     def __init__(self, base: Detector, size: int = 6) -> None:
-        if not isinstance(base, Detector):
-            raise DetectorParameterError(f"parameter base is {base!r}, expected a Detector")
+        require_detector("base", base)
         require_int("size", size, 2)
         self.base = base
         self.size = size
@@ -148,8 +146,7 @@ class DayOverDay(Detector):
     """
 
     def __init__(self, base: Detector, period: float = 86_400.0, keep: int = 3000) -> None:
-        if not isinstance(base, Detector):
-            raise DetectorParameterError(f"parameter base is {base!r}, expected a Detector")
+        require_detector("base", base)
         require_number("period", period, above=0)
         require_int("keep", keep, 1)
         self.base = base

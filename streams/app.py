@@ -18,6 +18,7 @@ import secrets
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -46,7 +47,7 @@ from streams.errors import EventError
 from streams.events import KINDS, EventValidator, format_ts
 from streams.faust_metrics import setup_faust_metrics
 from streams.metrics import Metrics, initialise
-from streams.partitioning import key_partition
+from streams.partitioning import sensor_partition
 from streams.settings import Settings, load_settings
 from streams.tables import (
     KeyPartitionedTable,
@@ -108,7 +109,7 @@ class Pipeline:
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
         self._cell_labels_cache: dict[str, tuple[str, str, str]] = {}
-        self._partitions: dict[str, int] = {}  # sensor id -> partition, registered ones only
+        self._home_partition = partial(sensor_partition, partitions=settings.partitions)
         initialise(
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},
@@ -155,7 +156,7 @@ class Pipeline:
                 event.value,
                 now,
                 msg.partition,
-                self._partition_of,
+                self._home_partition,
                 msg.offset,
                 msg.timestamp,
             )
@@ -709,16 +710,6 @@ class Pipeline:
         log.warning("dead-letter %s: %s (%s)", origin, message, code)
         value = event.value if raw is None else raw
         await self._send_dead_letter(stream, value, event.key, code, message, origin)
-
-    def _partition_of(self, sensor_id: str) -> int:
-        """The partition a sensor's readings (and its state) belong to, cached: one
-        murmur2 per sensor, not per reading."""
-        found = self._partitions.get(sensor_id)
-        if found is None:
-            found = self._partitions[sensor_id] = key_partition(
-                sensor_id.encode(), self.settings.partitions
-            )
-        return found
 
     async def _send_dead_letter(
         self, stream: str, raw: Any, key: Any, code: str, message: str, origin: str | None

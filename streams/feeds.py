@@ -103,6 +103,16 @@ def load_events(
     return events
 
 
+def send_packs(producer: Any, topic: str, packs: Iterable[tuple[int, bytes, bytes]]) -> int:
+    """Send ``ReadingPacker`` output with a kafka-python producer, each pack to its
+    partition; returns how many."""
+    n = 0
+    for partition, key, value in packs:
+        producer.send(topic, key=key, value=value, partition=partition)
+        n += 1
+    return n
+
+
 def event_key(event: Event) -> bytes:
     """Readings are keyed by sensor (one sensor's state on one partition), incidents by cell."""
     return (event.sensor_id if isinstance(event, Reading) else event.grid_cell).encode()
@@ -187,8 +197,7 @@ class Replayer:
         return stats
 
     def _send_packs(self, packs: list[tuple[int, bytes, bytes]]) -> None:
-        for partition, key, value in packs:
-            self.producer.send(self.readings_topic, key=key, value=value, partition=partition)
+        send_packs(self.producer, self.readings_topic, packs)
 
     def close(self) -> None:
         self.producer.close()

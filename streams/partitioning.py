@@ -23,6 +23,13 @@ def key_partition(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+@lru_cache(maxsize=1 << 20)
+def sensor_partition(sensor_id: str, partitions: int) -> int:
+    """The partition of a sensor's readings and state, cached: one murmur2 per sensor,
+    not per reading (a city registers at most a few hundred thousand)."""
+    return key_partition(sensor_id.encode(), partitions)
+
+
 @lru_cache(maxsize=1024)
 def pack_key(partition: int, partitions: int) -> bytes:
     """A key Kafka's default partitioner sends to ``partition``: ``pack-<n>`` with the
@@ -52,15 +59,10 @@ class ReadingPacker:
         self.partitions = partitions
         self.size = size
         self._open: dict[int, list[dict[str, object]]] = {}
-        self._home: dict[str, int] = {}
 
     def add(self, reading: Reading) -> list[tuple[int, bytes, bytes]]:
         """Take one reading; returns (partition, key, value) of a pack it completed."""
-        home = self._home.get(reading.sensor_id)
-        if home is None:
-            home = self._home[reading.sensor_id] = key_partition(
-                reading.sensor_id.encode(), self.partitions
-            )
+        home = sensor_partition(reading.sensor_id, self.partitions)
         pack = self._open.setdefault(home, [])
         pack.append(_packed(reading))
         if len(pack) < self.size:
