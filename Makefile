@@ -33,8 +33,10 @@ lint: install ## ruff, formatting, mypy and the import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## detector speed, catch-up throughput (vs aiokafka, ConsumerPerformance, Quix; one reading per message and edge packs), latency, memory
+bench: install ## detector speed, the in-process ceiling, catch-up throughput (vs aiokafka, ConsumerPerformance, Quix; one reading per message and edge packs), latency, memory
 	$(BIN)/python -m bench.detector_speed --out bench/results-detectors.json
+	$(BIN)/python -m bench.ceiling --out bench/results.json
+	$(BIN)/python -m bench.ceiling --pack 100 --out bench/results.json
 	$(BIN)/citybrain stack up
 	$(BIN)/python -m bench.catchup --out bench/results.json
 	$(BIN)/python -m bench.catchup --pack 100 --out bench/results.json

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 import tracemalloc
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench import machine
 from detectors import DEFAULT_DETECTOR, DETECTORS, Detector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +97,7 @@ def main() -> None:
         "default_ratio_score_one_vs_baseline": round(single / baseline, 3),
         "default_state_json_bytes_per_sensor": len(json.dumps(det.get_state())),
         "default_traced_bytes_per_sensor_after_10k_readings": per_sensor,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **machine(),
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

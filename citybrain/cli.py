@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -58,7 +57,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
-    from streams.app import create_app
+    from streams.app import create_app, settle_garbage_collector
 
     class QuietWorker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -68,12 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             logger.setLevel(level)
 
     app = create_app(_settings())
-    # The start-up objects (grid, playbooks, classifier, modules) never die: moved out of
-    # the collector's reach, and fewer full collections, so a collection does not stall
-    # the event loop for a tenth of a second under load.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0

@@ -13,6 +13,7 @@ webhook outcomes arrive on ``commands``, keyed by group key like the runs they c
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -737,6 +738,15 @@ def _route_doc(route: Route) -> dict[str, Any]:
     }
 
 
+def settle_garbage_collector() -> None:
+    """Called once the app is built. The start-up objects (grid, playbooks, classifier,
+    modules) never die: moved out of the collector's reach, with fewer full collections,
+    so a collection does not stall the event loop for a tenth of a second under load."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> faust.App:
@@ -770,6 +780,7 @@ def create_app(
         # 16 kB default stalls the event loop (~400 ms per commit at 2,000 sensors).
         # Stays under the broker's default message.max.bytes (1 MiB).
         producer_max_batch_size=1_000_000,
+        consumer_max_fetch_size=settings.fetch_max_bytes,
     )
     metrics = Metrics.create(registry)
     setup_faust_metrics(app, registry)

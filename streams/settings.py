@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     session_timeout: float = Field(default=10.0, ge=6.0)
     heartbeat_interval: float = Field(default=2.0, gt=0)
 
+    # Bytes per partition per fetch. faust's 1 MiB default starved a catching-up worker:
+    # it sat idle half the time waiting for fetches (docs/benchmarks.md).
+    fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
     batch_size: int = Field(default=2000, ge=1)
     batch_within: float = Field(default=0.01, gt=0)  # the wait is every reading's latency
     # A name from detectors.DETECTORS; window and min_samples tune robust_zscore.

@@ -1,0 +1,30 @@
+"""The faust app is configured from settings (no broker needed: nothing connects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from streams.app import create_app
+from streams.settings import Settings
+
+
+def test_fetch_size_comes_from_settings(tmp_path: Path) -> None:
+    settings = Settings(run_dir_override=tmp_path, fetch_max_bytes=3 * 1024 * 1024)
+    app = create_app(settings, CollectorRegistry())
+    assert app.conf.consumer_max_fetch_size == 3 * 1024 * 1024
+    # A commit's changelog batch must still fit the broker's default message.max.bytes.
+    assert app.conf.producer_max_batch_size <= 1024 * 1024
+
+
+def test_default_fetch_is_not_fausts_one_mebibyte(tmp_path: Path) -> None:
+    app = create_app(Settings(run_dir_override=tmp_path), CollectorRegistry())
+    assert app.conf.consumer_max_fetch_size == 8 * 1024 * 1024
+
+
+def test_a_fetch_below_a_kafka_message_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValidationError, match="fetch_max_bytes"):
+        Settings(fetch_max_bytes=1000)
