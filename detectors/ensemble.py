@@ -10,6 +10,10 @@ members that beat their own record. A firing is followed by ``refractory`` quiet
 since the rows right after an onset describe the same incident. The score is
 ``1 - 1 / novelty`` in [0, 1): 0 when no member beats its record, 0.5 when one doubles it.
 
+A member's ``bar`` (1 by default) multiplies its record: a member whose routine swings
+are often close to a new record (a noisy first difference, a flat-line length) must beat
+it by that factor to count.
+
 The long memory is kept as maxima of ``block_rows``-row blocks, so state stays small and
 bounded (``memory_rows / block_rows`` numbers per member).
 """
@@ -47,8 +51,10 @@ class Ensemble(Detector):
         block_rows: int = 100,
         refractory: int = 50,
         odds_scale: float = 3.5,
+        bars: Sequence[float] | None = None,
     ) -> None:
         self.members = list(members)
+        self.bars = None if bars is None else list(bars)
         self.memory_rows = memory_rows
         self.block_rows = block_rows
         self.refractory = refractory
@@ -71,13 +77,23 @@ class Ensemble(Detector):
         require_int("memory_rows", self.memory_rows, self.block_rows)
         require_int("refractory", self.refractory, 0)
         require_number("odds_scale", self.odds_scale, above=0)
+        if self.bars is not None:
+            if len(self.bars) != len(self.members):
+                raise DetectorParameterError(
+                    f"parameter bars is {self.bars!r}, expected one per member "
+                    f"({len(self.members)})"
+                )
+            for bar in self.bars:
+                require_number("bars", bar, at_least=1)
+        self._bar = np.asarray(self.bars or [1.0] * len(self.members), dtype=np.float64)
 
     def _surprise(self, scores: FloatArray) -> FloatArray:
         s = np.clip(scores, 0.0, _MAX_SCORE)
         return np.asarray(np.log1p(self.odds_scale * s / (1.0 - s)), dtype=np.float64)
 
     def _record(self) -> FloatArray:
-        """Each member's highest surprise in memory, the current block included."""
+        """Each member's highest surprise in memory, the current block included (not yet
+        raised by its bar)."""
         if self._blocks_max is None:
             # Recomputed only when a block enters or leaves, not on every row.
             self._blocks_max = (
@@ -105,7 +121,7 @@ class Ensemble(Detector):
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
         u = self._member_surprise(value, t)
-        novelty = float(self._novelty(u[:, None], self._record()[:, None])[0])
+        novelty = float(self._novelty(u[:, None], (self._bar * self._record())[:, None])[0])
         if novelty <= 1.0 or self.since_fire_ <= self.refractory:
             return 0.0
         return 1.0 - 1.0 / novelty
@@ -113,7 +129,7 @@ class Ensemble(Detector):
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
         u = self._member_surprise(value, t)
-        novelty = float(self._novelty(u[:, None], self._record()[:, None])[0])
+        novelty = float(self._novelty(u[:, None], (self._bar * self._record())[:, None])[0])
         self._pending = None
         self._advance(u[:, None], np.array([novelty]))
         for d in self.members:
@@ -135,7 +151,7 @@ class Ensemble(Detector):
             stop = min(arr.size, start + self.block_rows - self.in_block_)
             u = u_all[:, start:stop]
             before = np.maximum.accumulate(np.hstack([self._record()[:, None], u[:, :-1]]), axis=1)
-            novelty = self._novelty(u, before)
+            novelty = self._novelty(u, self._bar[:, None] * before)
             out[start:stop] = self._advance(u, novelty)
             start = stop
         return out
@@ -167,6 +183,7 @@ class Ensemble(Detector):
             "block_rows": self.block_rows,
             "refractory": self.refractory,
             "odds_scale": self.odds_scale,
+            "bars": None if self.bars is None else list(self.bars),
         }
 
     def get_state(self) -> dict[str, Any]:

@@ -59,6 +59,13 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
         block_rows=20,
         refractory=5,
     ),
+    "ensemble_with_bars": lambda: Ensemble(
+        [small_zscore(), Differenced(small_zscore()), StuckSensor(min_run=3)],
+        memory_rows=200,
+        block_rows=20,
+        refractory=5,
+        bars=[1.2, 1.0, 1.5],
+    ),
     **{f"registered_{name}": factory for name, factory in DETECTORS.items()},
 }
 

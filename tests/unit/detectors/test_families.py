@@ -82,6 +82,21 @@ def test_ensemble_reports_an_incident_once_then_stays_quiet() -> None:
     assert not ((fired > 1500) & (fired < 1550)).any()
 
 
+def test_a_members_bar_keeps_its_near_records_quiet() -> None:
+    # A flat-ish series with one reading 30 % above its recent peak: a new record for the
+    # member, so it fires at bar 1 and not at bar 1.5.
+    x = np.tile([10.0, 11.0, 10.0, 9.0], 100)
+    x[300] = 11.0 + 0.3 * 1.0  # just above the peak deviation
+
+    def ensemble(bar: float) -> Ensemble:
+        member = RobustZScore(window=100, min_samples=20, relative_floor=0.0, spread_floor=0.1)
+        return Ensemble([member], memory_rows=200, block_rows=20, refractory=5, bars=[bar])
+
+    assert ensemble(1.0).score_many(x)[300] > 0
+    assert ensemble(1.5).score_many(x)[300] == 0
+    assert ensemble(1.5).score_many(np.where(np.arange(400) == 300, 40.0, x))[300] > 0
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -95,6 +110,8 @@ def test_ensemble_reports_an_incident_once_then_stays_quiet() -> None:
         (lambda: Ensemble([]), "parameter members is"),
         (lambda: Ensemble([RobustZScore()], memory_rows=10), "parameter memory_rows is 10"),
         (lambda: Ensemble([RobustZScore()], refractory=-1), "parameter refractory is -1"),
+        (lambda: Ensemble([RobustZScore()], bars=[0.5]), "parameter bars is 0.5"),
+        (lambda: Ensemble([RobustZScore()], bars=[1.0, 1.0]), "expected one per member"),
         (lambda: Differenced("x"), "parameter base is 'x'"),  # type: ignore[arg-type]
         (lambda: DayOverDay(RobustZScore(), period=0), "parameter period is 0"),
         (lambda: DayOverDay(RobustZScore(), keep=0), "parameter keep is 0"),
