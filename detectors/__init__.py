@@ -42,7 +42,8 @@ def city_ensemble() -> Ensemble:
         (MovingAverage(_ensemble_member(window=5000), size=6), 1.0),
         (AnomalyLikelihood(_ensemble_member(), history=4000), 1.0),
         (StuckSensor(), 1.5),
-        (DayOverDay(_ensemble_member()), 1.0),
+        # A day's change is judged against more of them than the other views' 500.
+        (DayOverDay(_ensemble_member(window=2000)), 1.0),
     ]
     # A larger odds scale puts high scores in the logarithmic part of the surprise, so a
     # member at a high record needs a larger relative jump to count as news; the best
