@@ -24,6 +24,7 @@ def exposition(cls: type[PrometheusMonitor]) -> list[str]:
         message = Message(tp.topic, tp.partition, 100 + i, 0.0, 0, {}, b"k", b"v", None)
         monitor.on_message_in(tp, 100 + i, message)
         monitor.on_stream_event_in(tp, 100 + i, stream, SimpleNamespace(message=message))
+        monitor.track_tp_end_offset(tp, 200 + i)
     lines = generate_latest(registry).decode().splitlines()
     # Series and values, without what depends on the clock (latencies, creation times).
     return sorted(
@@ -38,3 +39,4 @@ def test_same_series_and_values_as_fausts_own_sensor() -> None:
     assert ours == exposition(PrometheusMonitor)
     assert 'faust_messages_received_per_topic_total{topic="citybrain.readings"} 5.0' in ours
     assert any("faust_total_events_per_stream_total" in line and "5.0" in line for line in ours)
+    assert any("faust_topic_partition_end_offset" in line and "204.0" in line for line in ours)
