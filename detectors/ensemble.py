@@ -7,7 +7,10 @@ a member that is usually calm speaks up the moment it sees something new. Each m
 score becomes an open-ended surprise ``u = log1p(c * s / (1 - s))``; the row's novelty
 is the largest ratio ``u / (highest u of that member in the last memory_rows)`` over the
 members that beat their own record. A firing is followed by ``refractory`` quiet rows,
-since the rows right after an onset describe the same incident. The score is
+since the rows right after an onset describe the same incident -- unless a row in them
+scores at least ``escalation_floor`` and ``escalation`` times the last firing: a far
+stronger incident right after a weak one is news (a fireworks night a day after a small
+blip). An ``escalation_floor`` of 1 or more turns that off (scores stay below 1). The score is
 ``1 - 1 / novelty`` in [0, 1): 0 when no member beats its record, 0.5 when one doubles it.
 
 A member's ``bar`` (1 by default) multiplies its record: a member whose routine swings
@@ -52,9 +55,13 @@ class Ensemble(Detector):
         refractory: int = 50,
         odds_scale: float = 3.5,
         bars: Sequence[float] | None = None,
+        escalation: float = 2.0,
+        escalation_floor: float = 0.25,
     ) -> None:
         self.members = list(members)
         self.bars = None if bars is None else list(bars)
+        self.escalation = escalation
+        self.escalation_floor = escalation_floor
         self.memory_rows = memory_rows
         self.block_rows = block_rows
         self.refractory = refractory
@@ -65,6 +72,7 @@ class Ensemble(Detector):
         self.current_: list[float] = [0.0] * m
         self.in_block_ = 0
         self.since_fire_ = refractory + 1
+        self.last_fire_score_ = 0.0
         self._pending: tuple[float, float | None, FloatArray] | None = None
         self._blocks_max: FloatArray | None = None
 
@@ -77,6 +85,8 @@ class Ensemble(Detector):
         require_int("memory_rows", self.memory_rows, self.block_rows)
         require_int("refractory", self.refractory, 0)
         require_number("odds_scale", self.odds_scale, above=0)
+        require_number("escalation", self.escalation, at_least=1)
+        require_number("escalation_floor", self.escalation_floor, above=0)
         if self.bars is not None:
             if len(self.bars) != len(self.members):
                 raise DetectorParameterError(
@@ -122,9 +132,14 @@ class Ensemble(Detector):
         value = check_value(x)
         u = self._member_surprise(value, t)
         novelty = float(self._novelty(u[:, None], (self._bar * self._record())[:, None])[0])
-        if novelty <= 1.0 or self.since_fire_ <= self.refractory:
+        if novelty <= 1.0:
             return 0.0
-        return 1.0 - 1.0 / novelty
+        score = 1.0 - 1.0 / novelty
+        muted = self.since_fire_ <= self.refractory
+        return 0.0 if muted and not self._escalates(score, self.last_fire_score_) else score
+
+    def _escalates(self, score: float, last_score: float) -> bool:
+        return score >= self.escalation_floor and score > self.escalation * last_score
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
@@ -160,12 +175,14 @@ class Ensemble(Detector):
         """Fold a segment (within one block) into the record and apply the refractory
         rule; returns the segment's scores."""
         out = np.zeros(novelty.size)
-        last = -self.since_fire_
+        last, last_score = -self.since_fire_, self.last_fire_score_
         for i in np.flatnonzero(novelty > 1.0).tolist():
-            if i - last > self.refractory:
-                out[i] = 1.0 - 1.0 / novelty[i]
-                last = i
+            score = 1.0 - 1.0 / float(novelty[i])
+            if i - last > self.refractory or self._escalates(score, last_score):
+                out[i] = score
+                last, last_score = i, score
         self.since_fire_ = novelty.size - last
+        self.last_fire_score_ = last_score
         self.current_ = np.maximum(np.asarray(self.current_), u.max(axis=1)).tolist()
         self.in_block_ += novelty.size
         if self.in_block_ >= self.block_rows:
@@ -184,6 +201,8 @@ class Ensemble(Detector):
             "refractory": self.refractory,
             "odds_scale": self.odds_scale,
             "bars": None if self.bars is None else list(self.bars),
+            "escalation": self.escalation,
+            "escalation_floor": self.escalation_floor,
         }
 
     def get_state(self) -> dict[str, Any]:
@@ -193,6 +212,7 @@ class Ensemble(Detector):
             "current": list(self.current_),
             "in_block": self.in_block_,
             "since_fire": self.since_fire_,
+            "last_fire_score": self.last_fire_score_,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -202,5 +222,7 @@ class Ensemble(Detector):
         self.current_ = [float(v) for v in state["current"]]
         self.in_block_ = int(state["in_block"])
         self.since_fire_ = int(state["since_fire"])
+        # States written before escalation existed: no escalation until the next firing.
+        self.last_fire_score_ = float(state.get("last_fire_score", 1.0))
         self._pending = None
         self._blocks_max = None

@@ -97,6 +97,27 @@ def test_a_members_bar_keeps_its_near_records_quiet() -> None:
     assert ensemble(1.5).score_many(np.where(np.arange(400) == 300, 40.0, x))[300] > 0
 
 
+def test_a_far_stronger_incident_right_after_a_weak_one_still_fires() -> None:
+    x = RNG.normal(0, 1, 2000)
+    x[1500] += 6  # a blip: a weak firing
+    x[1520:1530] += 60  # twenty rows later, inside the quiet period: a real incident
+
+    def ensemble(floor: float) -> Ensemble:
+        member = RobustZScore(window=200, min_samples=60, relative_floor=0.0, spread_floor=0.1)
+        return Ensemble([member], refractory=50, escalation=2.0, escalation_floor=floor)
+
+    escalating = ensemble(0.25).score_many(x)
+    assert 0 < escalating[1500] < 0.25 and escalating[1520] >= 0.25
+    assert not escalating[1521:1600].any()  # the incident itself is reported once
+    assert ensemble(1.0).score_many(x)[1520] == 0  # escalation off: muted
+    one_at_a_time = ensemble(0.25)
+    scores = []
+    for value in x[:1600]:
+        scores.append(one_at_a_time.score_one(value))
+        one_at_a_time.learn_one(value)
+    np.testing.assert_allclose(scores, escalating[:1600])
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -111,6 +132,11 @@ def test_a_members_bar_keeps_its_near_records_quiet() -> None:
         (lambda: Ensemble([RobustZScore()], memory_rows=10), "parameter memory_rows is 10"),
         (lambda: Ensemble([RobustZScore()], refractory=-1), "parameter refractory is -1"),
         (lambda: Ensemble([RobustZScore()], bars=[0.5]), "parameter bars is 0.5"),
+        (lambda: Ensemble([RobustZScore()], escalation=0.5), "parameter escalation is 0.5"),
+        (
+            lambda: Ensemble([RobustZScore()], escalation_floor=0),
+            "parameter escalation_floor is 0",
+        ),
         (lambda: Ensemble([RobustZScore()], bars=[1.0, 1.0]), "expected one per member"),
         (lambda: Differenced("x"), "parameter base is 'x'"),  # type: ignore[arg-type]
         (lambda: DayOverDay(RobustZScore(), period=0), "parameter period is 0"),

@@ -1,0 +1,43 @@
+"""The default detector (``city_ensemble``) on the real city slices in ``datasets/``: the
+events their READMEs date must be seen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from detectors import city_ensemble
+
+DATASETS = Path(__file__).resolve().parents[3] / "datasets"
+
+
+def scored(series: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    """(times, scores) of one sensor's readings, scored as ``citybrain detect`` does."""
+    times = pd.to_datetime(series["timestamp"]).reset_index(drop=True)
+    seconds = (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    values = series["value"].to_numpy(float)
+    return times, city_ensemble().score_many(values, seconds.to_numpy(float))
+
+
+def test_sees_the_spring_festival_fireworks_at_nearly_every_station() -> None:
+    # Beijing, 2016-02-08 00:00-02:00 local time (16:00-18:00 UTC the day before): PM2.5
+    # from ~20 to ~700 ug/m3 at every station, a day after small rises that fired weakly.
+    frame = pd.read_csv(DATASETS / "beijing_air_2016-02.csv.gz")
+    fired = []
+    for _, series in frame[frame["kind"] == "pm25"].groupby("sensor_id"):
+        times, scores = scored(series)
+        night = ((times >= "2016-02-07T14:00Z") & (times <= "2016-02-07T20:00Z")).to_numpy()
+        fired.append(bool((scores[night] > 0).any()))
+    assert len(fired) == 8
+    assert sum(fired) >= 7
+
+
+def test_the_flash_flood_fires_strongly_on_both_dead_run_gauges() -> None:
+    # Dead Run, Baltimore: the rise on the evening of 2019-05-10 (UTC), peak 05-11 02:25Z.
+    frame = pd.read_csv(DATASETS / "usgs_flood_2019-05.csv.gz")
+    for sensor_id in ("usgs-01589330-discharge", "usgs-01589330-water_level"):
+        times, scores = scored(frame[frame["sensor_id"] == sensor_id])
+        rise = ((times >= "2019-05-10T18:00Z") & (times <= "2019-05-11T06:00Z")).to_numpy()
+        assert scores[rise].max() >= 0.5, sensor_id
