@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from detectors.base import Detector
 from detectors.change import EwmaCusum
+from detectors.discord import SubsequenceDiscord
 from detectors.ensemble import Ensemble
 from detectors.errors import DetectorError, DetectorInputError, DetectorParameterError
 from detectors.flatline import StuckSensor
@@ -61,6 +62,7 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     "seasonal": SeasonalBaseline,
     "stuck": StuckSensor,
     "isolation_forest": WindowIsolationForest,
+    "discord": SubsequenceDiscord,
     "windowed_gaussian": WindowedGaussian,
 }
 DEFAULT_DETECTOR = next(iter(DETECTORS))
@@ -83,6 +85,7 @@ __all__ = [
     "ScoreThreshold",
     "SeasonalBaseline",
     "StuckSensor",
+    "SubsequenceDiscord",
     "WindowIsolationForest",
     "WindowedGaussian",
     "city_ensemble",

@@ -24,6 +24,7 @@ from detectors import (
     RobustZScore,
     SeasonalBaseline,
     StuckSensor,
+    SubsequenceDiscord,
     WindowedGaussian,
     WindowIsolationForest,
 )
@@ -48,6 +49,9 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
         lags=4, history=64, refit_every=50, n_estimators=10
     ),
     "windowed_gaussian": lambda: WindowedGaussian(window=60, min_samples=12),
+    "discord_short": lambda: SubsequenceDiscord(
+        length=4, history=40, scale_window=20, min_distances=5
+    ),
     "differenced": lambda: Differenced(small_zscore()),
     "day_over_day": lambda: DayOverDay(small_zscore(), keep=300),
     "day_over_day_short": lambda: DayOverDay(small_zscore(), period=3600, keep=20),

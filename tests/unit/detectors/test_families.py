@@ -16,6 +16,7 @@ from detectors import (
     RobustZScore,
     SeasonalBaseline,
     StuckSensor,
+    SubsequenceDiscord,
     WindowIsolationForest,
 )
 
@@ -118,6 +119,16 @@ def test_a_far_stronger_incident_right_after_a_weak_one_still_fires() -> None:
     np.testing.assert_allclose(scores, escalating[:1600])
 
 
+def test_discord_finds_a_shape_never_seen_though_every_value_is_ordinary() -> None:
+    t = np.arange(3000)
+    x = np.sin(t / 10) + RNG.normal(0, 0.05, t.size)
+    x[2500:2520] = np.sin(2500 / 10) * np.ones(20)  # a stall: the wave stops mid-cycle
+    assert x[2500:2520].max() <= x[:2500].max() and x[2500:2520].min() >= x[:2500].min()
+    scores = SubsequenceDiscord(length=16, history=1000).score_many(x)
+    assert 2500 <= int(np.argmax(scores)) < 2536
+    assert scores[2000:2500].max() < scores.max() / 2
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -131,6 +142,8 @@ def test_a_far_stronger_incident_right_after_a_weak_one_still_fires() -> None:
         (lambda: Ensemble([]), "parameter members is"),
         (lambda: Ensemble([RobustZScore()], memory_rows=10), "parameter memory_rows is 10"),
         (lambda: Ensemble([RobustZScore()], refractory=-1), "parameter refractory is -1"),
+        (lambda: SubsequenceDiscord(length=1), "parameter length is 1"),
+        (lambda: SubsequenceDiscord(length=16, history=20), "parameter history is 20"),
         (lambda: Ensemble([RobustZScore()], bars=[0.5]), "parameter bars is 0.5"),
         (lambda: Ensemble([RobustZScore()], escalation=0.5), "parameter escalation is 0.5"),
         (
