@@ -54,7 +54,9 @@ class SubsequenceDiscord(Detector):
         require_number("half_score", half_score, above=0)
         self.values_: deque[float] = deque(maxlen=history + length)
         self.distances_: deque[float] = deque(maxlen=scale_window)
-        self._pending: tuple[float, float | None] | None = None
+        # (value, its distance) from score_one, so learn_one of the same reading does not
+        # search the history a second time.
+        self._pending: tuple[float, float] | None = None
 
     # -- the distance, one way for both paths -----------------------------------------
     def _nearest(self, window: FloatArray, start: int, ends: np.ndarray[Any, Any]) -> FloatArray:
@@ -90,10 +92,15 @@ class SubsequenceDiscord(Detector):
 
     # -- one at a time ---------------------------------------------------------------
     def _distance_one(self, value: float) -> float:
+        if self._pending is not None and self._pending[0] == value:
+            return self._pending[1]
         if len(self.values_) < self.length - 1:
-            return float("nan")
-        window = np.append(np.fromiter(self.values_, dtype=np.float64), value)
-        return float(self._nearest(window, 0, np.array([window.size - 1]))[0])
+            distance = float("nan")
+        else:
+            window = np.append(np.fromiter(self.values_, dtype=np.float64), value)
+            distance = float(self._nearest(window, 0, np.array([window.size - 1]))[0])
+        self._pending = (value, distance)
+        return distance
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
@@ -102,6 +109,7 @@ class SubsequenceDiscord(Detector):
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
         distance = self._distance_one(value)
+        self._pending = None
         if not np.isnan(distance):
             self.distances_.append(distance)
         self.values_.append(value)
@@ -111,6 +119,7 @@ class SubsequenceDiscord(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        self._pending = None
         past = np.fromiter(self.values_, dtype=np.float64)
         joined = np.concatenate([past, arr])
         h = past.size
@@ -159,3 +168,4 @@ class SubsequenceDiscord(Detector):
     def set_state(self, state: dict[str, Any]) -> None:
         self.values_ = deque((float(v) for v in state["values"]), maxlen=self.history + self.length)
         self.distances_ = deque((float(v) for v in state["distances"]), maxlen=self.scale_window)
+        self._pending = None
