@@ -68,6 +68,7 @@ class Ensemble(Detector):
         self.odds_scale = odds_scale
         self._validate()
         m = len(self.members)
+        self._bar = np.asarray(self.bars or [1.0] * m, dtype=np.float64)
         self.blocks_: deque[list[float]] = deque(maxlen=memory_rows // block_rows)
         self.current_: list[float] = [0.0] * m
         self.in_block_ = 0
@@ -95,7 +96,6 @@ class Ensemble(Detector):
                 )
             for bar in self.bars:
                 require_number("bars", bar, at_least=1)
-        self._bar = np.asarray(self.bars or [1.0] * len(self.members), dtype=np.float64)
 
     def _surprise(self, scores: FloatArray) -> FloatArray:
         s = np.clip(scores, 0.0, _MAX_SCORE)
