@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,11 +71,10 @@ def is_spike(reading: Reading) -> bool:
 
 
 def catchup_messages(
-    readings: int, sensors: int, pack: int = 0, partitions: int = 2
+    source: Iterable[Reading], pack: int = 0, partitions: int = 2
 ) -> Iterator[tuple[int, bytes, bytes]]:
-    """The catch-up's Kafka messages as (partition, key, value): one reading each, or
+    """Readings as Kafka messages (partition, key, value): one reading each, or
     ``readings/1`` packs of ``pack`` (an edge gateway's batches)."""
-    source = catchup_readings(readings, sensors)
     if pack:
         yield from ReadingPacker(partitions, pack).pack_all(source)
         return
@@ -94,8 +93,15 @@ def preload(
         batch_size=512 * 1024,
         compression_type=None,
     )
-    messages = send_packs(producer, topic, catchup_messages(readings, sensors, pack))
-    spikes = sum(map(is_spike, catchup_readings(readings, sensors)))
+    spikes = 0
+
+    def counted() -> Iterator[Reading]:
+        nonlocal spikes
+        for reading in catchup_readings(readings, sensors):
+            spikes += is_spike(reading)
+            yield reading
+
+    messages = send_packs(producer, topic, catchup_messages(counted(), pack))
     producer.flush()
     producer.close()
     return spikes, messages

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from bench import machine
-from bench.catchup import catchup_messages, write_grid
+from bench.catchup import catchup_messages, catchup_readings, write_grid
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
 from streams.app import settle_garbage_collector
@@ -110,7 +110,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
     args = parser.parse_args()
-    messages = list(catchup_messages(args.readings, args.sensors, args.pack, PARTITIONS))
+    readings = catchup_readings(args.readings, args.sensors)
+    messages = list(catchup_messages(readings, args.pack, PARTITIONS))
     batch = args.batch
     with tempfile.TemporaryDirectory() as tmp:
         write_grid(Path(tmp) / "grid.yaml", args.sensors)

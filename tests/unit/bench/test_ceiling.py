@@ -16,8 +16,8 @@ READINGS, SENSORS = 30_000, 100
 
 
 def test_packed_and_single_messages_carry_the_same_readings() -> None:
-    single = list(catchup_messages(READINGS, SENSORS))
-    packed = list(catchup_messages(READINGS, SENSORS, pack=50))
+    single = list(catchup_messages(catchup_readings(READINGS, SENSORS)))
+    packed = list(catchup_messages(catchup_readings(READINGS, SENSORS), pack=50))
     assert decode_floor(single) == decode_floor(packed) == READINGS
     assert len(single) == READINGS and len(packed) < READINGS // 49
     for partition, key, value in single:
@@ -39,7 +39,7 @@ def test_every_spike_episode_fires_once_packed_or_not(tmp_path: Path) -> None:
             last_spike[reading.sensor_id] = step
     assert episodes > 10
     for pack in (0, 50):
-        messages = list(catchup_messages(READINGS, SENSORS, pack))
+        messages = list(catchup_messages(catchup_readings(READINGS, SENSORS), pack))
         assert own_work(messages, grid, batch=100, detect=False) == READINGS
         # Spikes are x20 against a 10..14 baseline: each episode fires exactly once.
         assert own_work(messages, grid, batch=100, commit_every=1000) == episodes
