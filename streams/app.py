@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -142,7 +142,7 @@ class Pipeline:
         # never serialises a state halfway through a batch (tables.coalesce_changelog).
         self.states_settled = asyncio.Lock()
         self.burst_state = key_partitioned_table(app, "burst-state", n)
-        self.groups = key_partitioned_table(app, "groups", n)
+        self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
 
@@ -430,8 +430,7 @@ class Pipeline:
             self.metrics.runs.labels(run.playbook, run.department).inc()
         group["seen"] = [*group["seen"], alert_id][-500:]
         group["run"], group["route"] = run.to_dict(), route
-        await self.emit(run, cmds)
-        self.groups[key] = group
+        await self.advance(key, group, run, cmds)
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
@@ -484,8 +483,7 @@ class Pipeline:
             return
         group["commands"] = [*group["commands"], command_id][-200:]
         group["run"] = run.to_dict()
-        await self.emit(run, cmds)
-        self.groups[key] = group
+        await self.advance(key, group, run, cmds)
 
     async def check_deadlines(self) -> None:
         # A half-recovered table could show a deadline whose escalation is already on
@@ -517,8 +515,7 @@ class Pipeline:
                 run, more = engine.renotify(run, "repeat: still unacknowledged", now)
                 cmds += more
             if cmds:
-                await self.emit(run, cmds)
-                self.groups[key] = {**group, "run": run.to_dict()}
+                await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
                 role = engine.approval_role(run)
@@ -555,9 +552,22 @@ class Pipeline:
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic).set(value)
 
+    async def advance(
+        self, key: bytes, group: dict[str, Any], run: Run, commands: list[Command]
+    ) -> None:
+        """Carry out ``commands``, then store the run's new ``group`` state.
+
+        Outputs are delivered before the state that says they were sent, so a crash in
+        between replays them (same step ids) rather than losing them; the state then goes
+        straight to the producer, not through faust's background buffer, which kept that
+        window open for several round trips (a SIGKILL there emitted a run twice).
+        """
+        await self.emit(run, commands)
+        await self.groups.set_many({key: group})
+
     async def emit(self, run: Run, commands: list[Command]) -> None:
-        """Carry out the engine's commands: step and audit events (delivery awaited),
-        task messages, webhooks (in the background), KPIs."""
+        """Carry out the engine's commands: step, audit and task messages (queued
+        together, delivery awaited), webhooks (in the background), KPIs."""
         steps: list[tuple[str, Any]] = []
         audit: list[tuple[str, Any]] = []
         tasks: list[tuple[str, str, Any]] = []
@@ -569,14 +579,13 @@ class Pipeline:
                     (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"])
                 )
             self._kpis(run, cmd)
-        await self._send_all(self.steps, steps)
-        await self._send_all(self.audit, audit)
         futures = [
-            await self.app.topic(topic, key_serializer="raw", value_serializer="raw").send(
-                key=key.encode(), value=orjson.dumps(message)
-            )
-            for topic, key, message in tasks
+            *await self._queue(self.steps, steps),
+            *await self._queue(self.audit, audit),
         ]
+        for topic, key, message in tasks:
+            task_topic = self.app.topic(topic, key_serializer="raw", value_serializer="raw")
+            futures.append(await task_topic.send(key=key.encode(), value=orjson.dumps(message)))
         for fut in futures:
             await fut
         for cmd in commands:
@@ -681,12 +690,17 @@ class Pipeline:
         )
 
     # -- plumbing --------------------------------------------------------------------
-    async def _send_all(self, topic: faust.TopicT, items: list[tuple[str, Any]]) -> None:
-        """Send and wait until Kafka has every message (the caller's state comes after)."""
-        futures = [
+    async def _queue(
+        self, topic: faust.TopicT, items: list[tuple[str, Any]]
+    ) -> list[Awaitable[Any]]:
+        """Queue every message on the producer; the futures resolve on delivery."""
+        return [
             await topic.send(key=key.encode(), value=orjson.dumps(value)) for key, value in items
         ]
-        for fut in futures:
+
+    async def _send_all(self, topic: faust.TopicT, items: list[tuple[str, Any]]) -> None:
+        """Send and wait until Kafka has every message (the caller's state comes after)."""
+        for fut in await self._queue(topic, items):
             await fut
 
     async def _audit(self, record: dict[str, Any]) -> None:

@@ -206,7 +206,11 @@ def test_sigkill_and_restart_keep_detector_state_and_raise_no_duplicate(
         assert len(ids) == len(set(ids)) == 2
         # Same sensor, same street: the second alert joins the open flash-flood run.
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "alert_joined")), settle=2)
-        assert len(steps_of(steps, "run_created")) == 1
+        # One run. Steps are delivered before the run's state is stored, so a kill inside
+        # that produce round trip re-emits the run's first steps under the same ids
+        # (docs/operations.md, delivery guarantees): count ids, not messages.
+        created = steps_of(steps, "run_created")
+        assert len({(d["run_id"], d["id"]) for d in created}) == 1
         assert [d["detail"] for d in steps_of(steps, "alert_joined")] == [ids[1]]
     finally:
         worker.stop()
