@@ -13,10 +13,11 @@ batch). Detectors that model time of day or gaps need it; the others ignore it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,19 @@ import numpy.typing as npt
 from detectors.errors import DetectorInputError, DetectorParameterError
 
 FloatArray = npt.NDArray[np.float64]
+
+
+def pack_floats(values: Collection[float]) -> str:
+    """Floats as packed little-endian float64 in base64, for ``get_state``: a third the
+    size of a JSON list and an order of magnitude cheaper to encode, and exact."""
+    packed = np.fromiter(values, dtype="<f8", count=len(values)).tobytes()
+    return base64.b64encode(packed).decode("ascii")
+
+
+def unpack_floats(text: str) -> list[float]:
+    """The floats ``pack_floats`` packed."""
+    values: list[float] = np.frombuffer(base64.b64decode(text), dtype="<f8").tolist()
+    return values
 
 
 def check_value(x: float) -> float:

@@ -10,7 +10,6 @@ a tail probability, reported on a log scale so that 0.5 is already one in ~3,000
 
 from __future__ import annotations
 
-import base64
 import itertools
 import math
 from collections import deque
@@ -25,8 +24,10 @@ from detectors.base import (
     FloatArray,
     check_value,
     check_values,
+    pack_floats,
     require_int,
     require_number,
+    unpack_floats,
 )
 from detectors.robust_zscore import RobustZScore
 
@@ -126,12 +127,10 @@ class AnomalyLikelihood(Detector):
         }
 
     def get_state(self) -> dict[str, Any]:
-        packed = np.fromiter(self.scores_, dtype="<f8", count=len(self.scores_)).tobytes()
-        return {"base": self.base.get_state(), "scores": base64.b64encode(packed).decode()}
+        return {"base": self.base.get_state(), "scores": pack_floats(self.scores_)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.base.set_state(state["base"])
-        scores = np.frombuffer(base64.b64decode(state["scores"]), dtype="<f8").tolist()
-        self.scores_ = deque(scores, maxlen=self.history)
+        self.scores_ = deque(unpack_floats(state["scores"]), maxlen=self.history)
         self._sum = math.fsum(self.scores_)
         self._sum_sq = math.fsum(v * v for v in self.scores_)

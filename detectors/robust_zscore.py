@@ -7,7 +7,6 @@ standard deviation would.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import math
 from collections import deque
@@ -22,8 +21,10 @@ from detectors.base import (
     FloatArray,
     check_value,
     check_values,
+    pack_floats,
     require_int,
     require_number,
+    unpack_floats,
 )
 
 # 1.4826 * MAD estimates the standard deviation of normally distributed data; so does
@@ -173,18 +174,17 @@ class RobustZScore(Detector):
         }
 
     def get_state(self) -> dict[str, Any]:
-        # Packed little-endian float64 in base64: a third the size of a JSON list of floats
-        # and an order of magnitude cheaper to encode (state is written on every batch).
-        return {"window": _pack(self.values_), "deviations": _pack(self.deviations_)}
+        # Packed: state is written on every batch.
+        return {"window": pack_floats(self.values_), "deviations": pack_floats(self.deviations_)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         if "window" in state:
-            values = _unpack(state["window"])
+            values = unpack_floats(state["window"])
         else:  # the unpacked form of earlier versions
             values = [float(v) for v in state["values"]]
         self.values_ = deque(values, maxlen=self.window)
         # Earlier versions kept no deviations: the spread re-learns within one window.
-        self.deviations_ = deque(_unpack(state.get("deviations", "")), maxlen=self.window)
+        self.deviations_ = deque(unpack_floats(state.get("deviations", "")), maxlen=self.window)
         self._sorted_cache = None
 
     @property
@@ -198,13 +198,3 @@ def _median(ordered: list[float]) -> float:
     n = len(ordered)
     mid = n // 2
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
-
-
-def _pack(values: deque[float]) -> str:
-    packed = np.fromiter(values, dtype="<f8", count=len(values)).tobytes()
-    return base64.b64encode(packed).decode("ascii")
-
-
-def _unpack(text: str) -> list[float]:
-    values: list[float] = np.frombuffer(base64.b64decode(text), dtype="<f8").tolist()
-    return values
