@@ -69,12 +69,13 @@ class Ensemble(Detector):
         self._validate()
         m = len(self.members)
         self._bar = np.asarray(self.bars or [1.0] * m, dtype=np.float64)
+        self._bar_list: list[float] = self._bar.tolist()
         self.blocks_: deque[list[float]] = deque(maxlen=memory_rows // block_rows)
         self.current_: list[float] = [0.0] * m
         self.in_block_ = 0
         self.since_fire_ = refractory + 1
         self.last_fire_score_ = 0.0
-        self._pending: tuple[float, float | None, FloatArray] | None = None
+        self._pending: tuple[float, float | None, FloatArray, float] | None = None
         self._blocks_max: FloatArray | None = None
 
     def _validate(self) -> None:
@@ -121,17 +122,25 @@ class Ensemble(Detector):
         return np.asarray(ratio.max(axis=0), dtype=np.float64)
 
     # -- one at a time ---------------------------------------------------------------
-    def _member_surprise(self, value: float, t: float | None) -> FloatArray:
+    def _evaluate_one(self, value: float, t: float | None) -> tuple[FloatArray, float]:
+        """The members' surprises at ``value`` and its novelty; learn_one of the reading
+        score_one just scored reuses them (the members' state has not changed)."""
         if self._pending is not None and self._pending[:2] == (value, t):
-            return self._pending[2]
+            return self._pending[2], self._pending[3]
         u = self._surprise(np.array([d.score_one(value, t) for d in self.members]))
-        self._pending = (value, t, u)
-        return u
+        # _novelty's arithmetic in plain floats (the same doubles): for one row, numpy's
+        # per-call cost is most of the ensemble's own time.
+        novelty = 0.0
+        for ui, ri, bar in zip(u.tolist(), self._record().tolist(), self._bar_list, strict=True):
+            raised = bar * ri
+            if ui > raised and raised > 0:
+                novelty = max(novelty, ui / raised)
+        self._pending = (value, t, u, novelty)
+        return u, novelty
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
-        u = self._member_surprise(value, t)
-        novelty = float(self._novelty(u[:, None], (self._bar * self._record())[:, None])[0])
+        novelty = self._evaluate_one(value, t)[1]
         if novelty <= 1.0:
             return 0.0
         score = 1.0 - 1.0 / novelty
@@ -143,10 +152,9 @@ class Ensemble(Detector):
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
-        u = self._member_surprise(value, t)
-        novelty = float(self._novelty(u[:, None], (self._bar * self._record())[:, None])[0])
+        u, novelty = self._evaluate_one(value, t)
         self._pending = None
-        self._advance(u[:, None], np.array([novelty]))
+        self._advance_one(u.tolist(), novelty)
         for d in self.members:
             d.learn_one(value, t)
 
@@ -171,6 +179,24 @@ class Ensemble(Detector):
             start = stop
         return out
 
+    def _advance_one(self, u: list[float], novelty: float) -> None:
+        """``_advance`` for one row, in plain floats."""
+        if novelty > 1.0:
+            score = 1.0 - 1.0 / novelty
+            if self.since_fire_ > self.refractory or self._escalates(score, self.last_fire_score_):
+                self.since_fire_, self.last_fire_score_ = 0, score
+        self.since_fire_ += 1
+        self.current_ = [max(c, x) for c, x in zip(self.current_, u, strict=True)]
+        self._end_rows(1)
+
+    def _end_rows(self, rows: int) -> None:
+        self.in_block_ += rows
+        if self.in_block_ >= self.block_rows:
+            self.blocks_.append(self.current_)
+            self._blocks_max = None
+            self.current_ = [0.0] * len(self.members)
+            self.in_block_ = 0
+
     def _advance(self, u: FloatArray, novelty: FloatArray) -> FloatArray:
         """Fold a segment (within one block) into the record and apply the refractory
         rule; returns the segment's scores."""
@@ -184,12 +210,7 @@ class Ensemble(Detector):
         self.since_fire_ = novelty.size - last
         self.last_fire_score_ = last_score
         self.current_ = np.maximum(np.asarray(self.current_), u.max(axis=1)).tolist()
-        self.in_block_ += novelty.size
-        if self.in_block_ >= self.block_rows:
-            self.blocks_.append(self.current_)
-            self._blocks_max = None
-            self.current_ = [0.0] * len(self.members)
-            self.in_block_ = 0
+        self._end_rows(novelty.size)
         return out
 
     # -- parameters and state --------------------------------------------------------
