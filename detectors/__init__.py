@@ -14,6 +14,7 @@ from detectors.errors import DetectorError, DetectorInputError, DetectorParamete
 from detectors.flatline import StuckSensor
 from detectors.isolation import WindowIsolationForest
 from detectors.likelihood import AnomalyLikelihood
+from detectors.patterns import UnfamiliarPattern
 from detectors.robust_zscore import RobustZScore
 from detectors.seasonal import DAY, SeasonalBaseline
 from detectors.thresholds import ScoreThreshold
@@ -32,8 +33,9 @@ def city_ensemble() -> Ensemble:
     """The default detector: one series seen as its value, its change, and its short
     moving average against a 500-reading and a 5,000-reading baseline; the anomaly
     likelihood of the value's score; stuck and silent sensors; its change from a day
-    before. All reported through the ensemble's novelty gate, each member with its bar
-    (docs/benchmarks.md has how each was chosen on NAB)."""
+    before; how unfamiliar its recent pattern is. All reported through the ensemble's
+    novelty gate, each member with its bar (docs/benchmarks.md has how each was chosen
+    on NAB)."""
     # (member, its bar): the raw value and its first difference swing close to their
     # records most often, and a flat run only matters well beyond the longest recent one.
     members = [
@@ -45,6 +47,8 @@ def city_ensemble() -> Ensemble:
         (StuckSensor(), 1.5),
         # A day's change is judged against more of them than the other views' 500.
         (DayOverDay(_ensemble_member(window=2000)), 1.0),
+        # A stretch whose shape matches no pattern category learned so far (ARTime's idea).
+        (UnfamiliarPattern(), 1.0),
     ]
     # A larger odds scale puts high scores in the logarithmic part of the surprise, so a
     # member at a high record needs a larger relative jump to count as news; the best
@@ -63,6 +67,7 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     "stuck": StuckSensor,
     "isolation_forest": WindowIsolationForest,
     "discord": SubsequenceDiscord,
+    "pattern": UnfamiliarPattern,
     "windowed_gaussian": WindowedGaussian,
 }
 DEFAULT_DETECTOR = next(iter(DETECTORS))
@@ -86,6 +91,7 @@ __all__ = [
     "SeasonalBaseline",
     "StuckSensor",
     "SubsequenceDiscord",
+    "UnfamiliarPattern",
     "WindowIsolationForest",
     "WindowedGaussian",
     "city_ensemble",

@@ -25,6 +25,7 @@ from detectors import (
     SeasonalBaseline,
     StuckSensor,
     SubsequenceDiscord,
+    UnfamiliarPattern,
     WindowedGaussian,
     WindowIsolationForest,
 )
@@ -51,6 +52,10 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     "windowed_gaussian": lambda: WindowedGaussian(window=60, min_samples=12),
     "discord_short": lambda: SubsequenceDiscord(
         length=4, history=40, scale_window=20, min_distances=5
+    ),
+    # Few categories and a short history: replacement and the bounds are exercised.
+    "pattern_small": lambda: UnfamiliarPattern(
+        block=3, length=4, categories=5, history=20, min_steps=6
     ),
     "differenced": lambda: Differenced(small_zscore()),
     "day_over_day": lambda: DayOverDay(small_zscore(), keep=300),

@@ -17,6 +17,7 @@ from detectors import (
     SeasonalBaseline,
     StuckSensor,
     SubsequenceDiscord,
+    UnfamiliarPattern,
     WindowIsolationForest,
 )
 
@@ -129,6 +130,17 @@ def test_discord_finds_a_shape_never_seen_though_every_value_is_ordinary() -> No
     assert scores[2000:2500].max() < scores.max() / 2
 
 
+def test_pattern_finds_a_shape_never_seen_though_every_value_is_ordinary() -> None:
+    t = np.arange(3000)
+    x = np.sin(t / 10) + RNG.normal(0, 0.05, t.size)
+    x[2500:2520] = np.sin(2500 / 10) * np.ones(20)  # a stall: the wave stops mid-cycle
+    scores = UnfamiliarPattern(block=4).score_many(x)
+    assert 2500 <= int(np.argmax(scores)) < 2536
+    # Raw scores hover near the noise's unfamiliarity; the stall is a clear new record
+    # (what the ensemble's gate reports).
+    assert scores[2500:2536].max() > 1.5 * scores[1000:2500].max()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -144,6 +156,9 @@ def test_discord_finds_a_shape_never_seen_though_every_value_is_ordinary() -> No
         (lambda: Ensemble([RobustZScore()], refractory=-1), "parameter refractory is -1"),
         (lambda: SubsequenceDiscord(length=1), "parameter length is 1"),
         (lambda: SubsequenceDiscord(length=16, history=20), "parameter history is 20"),
+        (lambda: UnfamiliarPattern(vigilance=1.5), "parameter vigilance is 1.5"),
+        (lambda: UnfamiliarPattern(block=0), "parameter block is 0"),
+        (lambda: UnfamiliarPattern(history=100, min_steps=200), "parameter min_steps is 200"),
         (lambda: Ensemble([RobustZScore()], bars=[0.5]), "parameter bars is 0.5"),
         (lambda: Ensemble([RobustZScore()], escalation=0.5), "parameter escalation is 0.5"),
         (
