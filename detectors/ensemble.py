@@ -15,7 +15,9 @@ blip). An ``escalation_floor`` of 1 or more turns that off (scores stay below 1)
 
 A member's ``bar`` (1 by default) multiplies its record: a member whose routine swings
 are often close to a new record (a noisy first difference, a flat-line length) must beat
-it by that factor to count.
+it by that factor to count. And a record beaten while the member barely speaks (its score
+below ``min_member_score``) is not news: after a calm stretch any wobble beats the
+member's record, yet it is still a wobble.
 
 The long memory is kept as maxima of ``block_rows``-row blocks, so state stays small and
 bounded (``memory_rows / block_rows`` numbers per member).
@@ -57,8 +59,10 @@ class Ensemble(Detector):
         bars: Sequence[float] | None = None,
         escalation: float = 2.0,
         escalation_floor: float = 0.25,
+        min_member_score: float = 0.0,
     ) -> None:
         self.members = list(members)
+        self.min_member_score = min_member_score
         self.bars = None if bars is None else list(bars)
         self.escalation = escalation
         self.escalation_floor = escalation_floor
@@ -70,6 +74,7 @@ class Ensemble(Detector):
         m = len(self.members)
         self._bar = np.asarray(self.bars or [1.0] * m, dtype=np.float64)
         self._bar_list: list[float] = self._bar.tolist()
+        self._floor = float(self._surprise(np.array([min_member_score]))[0])
         self.blocks_: deque[list[float]] = deque(maxlen=memory_rows // block_rows)
         self.current_: list[float] = [0.0] * m
         self.in_block_ = 0
@@ -89,6 +94,7 @@ class Ensemble(Detector):
         require_number("odds_scale", self.odds_scale, above=0)
         require_number("escalation", self.escalation, at_least=1)
         require_number("escalation_floor", self.escalation_floor, above=0)
+        require_number("min_member_score", self.min_member_score, at_least=0, below=1)
         if self.bars is not None:
             if len(self.bars) != len(self.members):
                 raise DetectorParameterError(
@@ -114,10 +120,10 @@ class Ensemble(Detector):
             )
         return np.maximum(np.asarray(self.current_, dtype=np.float64), self._blocks_max)
 
-    @staticmethod
-    def _novelty(u: FloatArray, record: FloatArray) -> FloatArray:
-        """Per row, the largest ratio u / record among members that beat their record."""
-        beats = (u > record) & (record > 0)
+    def _novelty(self, u: FloatArray, record: FloatArray) -> FloatArray:
+        """Per row, the largest ratio u / record among members that beat their record
+        (and speak at least at the floor)."""
+        beats = (u > record) & (record > 0) & (u >= self._floor)
         ratio = np.where(beats, u / np.where(record > 0, record, 1.0), 0.0)
         return np.asarray(ratio.max(axis=0), dtype=np.float64)
 
@@ -133,7 +139,7 @@ class Ensemble(Detector):
         novelty = 0.0
         for ui, ri, bar in zip(u.tolist(), self._record().tolist(), self._bar_list, strict=True):
             raised = bar * ri
-            if ui > raised and raised > 0:
+            if ui > raised and raised > 0 and ui >= self._floor:
                 novelty = max(novelty, ui / raised)
         self._pending = (value, t, u, novelty)
         return u, novelty
@@ -224,6 +230,7 @@ class Ensemble(Detector):
             "bars": None if self.bars is None else list(self.bars),
             "escalation": self.escalation,
             "escalation_floor": self.escalation_floor,
+            "min_member_score": self.min_member_score,
         }
 
     def get_state(self) -> dict[str, Any]:
