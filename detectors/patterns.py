@@ -101,7 +101,7 @@ class UnfamiliarPattern(Detector):
         self._context: tuple[list[float], float, float] | None = None
         self._range: tuple[float, float] | None = None  # the steps' min and max
 
-    # -- patterns and matches, one way for both paths ---------------------------------
+    # -- patterns (batch; one at a time builds the same numbers), matches, learning ------
     def _active(self) -> bool:
         return len(self.steps_) >= self.min_steps
 
