@@ -151,7 +151,7 @@ class UnfamiliarPattern(Detector):
             self.weights_[j] = pattern
             self.used_[j] = self.clock_
 
-    def _end_step(self, extreme: float, total: float) -> None:
+    def _end_step(self, extreme: float) -> None:
         dropped = self.steps_[0] if len(self.steps_) == self.history else None
         self.steps_.append(extreme)
         if self._range is not None:
@@ -162,7 +162,7 @@ class UnfamiliarPattern(Detector):
             self._range = None if held else (min(lo, extreme), max(hi, extreme))
         assert self.level_ is not None
         # The level follows the steps' means, halfway each step.
-        self.level_ = 0.5 * self.level_ + 0.5 * (total / self.block)
+        self.level_ = 0.5 * self.level_ + 0.5 * (self.total_ / self.block)
         self.count_, self.total_, self.extreme_ = 0, 0.0, 0.0
         self._cache, self._context = None, None
 
@@ -219,7 +219,7 @@ class UnfamiliarPattern(Detector):
         if self._active():
             _, pattern, matches, _ = self._evaluate_one(extreme)
             self._learn_pattern(pattern, matches)
-        self._end_step(extreme, self.total_)
+        self._end_step(extreme)
 
     # -- vectorised ------------------------------------------------------------------
     def score_many(
@@ -231,8 +231,7 @@ class UnfamiliarPattern(Detector):
             self.level_ = float(arr[0])
         # Pieces: the rest of the current step, then whole steps, then a partial one.
         first = min(arr.size, self.block - self.count_)
-        bounds = [0, *range(first, arr.size, self.block), arr.size]
-        bounds = sorted(set(bounds))
+        bounds = [0, *range(first, arr.size, self.block), arr.size]  # first >= 1: no repeats
         scores = np.zeros(arr.size)
         for chunk in range(0, len(bounds) - 1, _PIECES_PER_CHUNK):
             edges = bounds[chunk : chunk + _PIECES_PER_CHUNK + 1]
@@ -243,8 +242,8 @@ class UnfamiliarPattern(Detector):
         """Score and learn the readings from ``edges[0]`` to ``edges[-1]``, each piece
         between two edges lying within one step."""
         n_pieces = len(edges) - 1
-        # Per piece: its level, and each reading's step extreme (levels change only at
-        # step ends, which depend on the readings alone, not on the categories).
+        # Each reading's step extreme, piece by piece (the level changes only at step
+        # ends, which depend on the readings alone, not on the categories).
         extremes = np.empty(edges[-1] - edges[0])
         counts_before = []
         level, count, total, extreme = self.level_, self.count_, self.total_, self.extreme_
