@@ -35,9 +35,12 @@ def pack_floats(values: Collection[float]) -> str:
     return base64.b64encode(packed).decode("ascii")
 
 
-def unpack_floats(text: str) -> list[float]:
-    """The floats ``pack_floats`` packed."""
-    values: list[float] = np.frombuffer(base64.b64decode(text), dtype="<f8").tolist()
+def unpack_floats(packed: str | list[float]) -> list[float]:
+    """The floats ``pack_floats`` packed (or a JSON list of them: states written before a
+    detector packed its floats)."""
+    if isinstance(packed, list):
+        return [float(v) for v in packed]
+    values: list[float] = np.frombuffer(base64.b64decode(packed), dtype="<f8").tolist()
     return values
 
 

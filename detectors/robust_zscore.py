@@ -178,10 +178,8 @@ class RobustZScore(Detector):
         return {"window": pack_floats(self.values_), "deviations": pack_floats(self.deviations_)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        if "window" in state:
-            values = unpack_floats(state["window"])
-        else:  # the unpacked form of earlier versions
-            values = [float(v) for v in state["values"]]
+        # Earlier versions kept the window unpacked, as "values".
+        values = unpack_floats(state["window"] if "window" in state else state["values"])
         self.values_ = deque(values, maxlen=self.window)
         # Earlier versions kept no deviations: the spread re-learns within one window.
         self.deviations_ = deque(unpack_floats(state.get("deviations", "")), maxlen=self.window)

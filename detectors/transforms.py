@@ -22,9 +22,11 @@ from detectors.base import (
     check_times,
     check_value,
     check_values,
+    pack_floats,
     require_detector,
     require_int,
     require_number,
+    unpack_floats,
 )
 
 
@@ -203,11 +205,11 @@ class DayOverDay(Detector):
     def get_state(self) -> dict[str, Any]:
         return {
             "base": self.base.get_state(),
-            "times": list(self.times_),
-            "values": list(self.values_),
+            "times": pack_floats(self.times_),
+            "values": pack_floats(self.values_),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.base.set_state(state["base"])
-        self.times_ = deque((float(v) for v in state["times"]), maxlen=self.keep)
-        self.values_ = deque((float(v) for v in state["values"]), maxlen=self.keep)
+        self.times_ = deque(unpack_floats(state["times"]), maxlen=self.keep)
+        self.values_ = deque(unpack_floats(state["values"]), maxlen=self.keep)

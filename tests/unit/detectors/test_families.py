@@ -149,6 +149,21 @@ def test_discord_finds_a_shape_never_seen_though_every_value_is_ordinary() -> No
     assert scores[2000:2500].max() < scores.max() / 2
 
 
+def test_day_over_day_reads_the_unpacked_state_of_earlier_versions() -> None:
+    t = 1_400_000_000.0 + 3600.0 * np.arange(100)
+    x = np.sin(np.arange(100) / 4) + RNG.normal(0, 0.1, 100)
+    det = DayOverDay(RobustZScore(window=48, min_samples=12), keep=48)
+    det.learn_many(x[:80], t[:80])
+    state = det.get_state()
+    old = {**state, "times": list(det.times_), "values": list(det.values_)}
+    packed, unpacked = det.clone(), det.clone()
+    packed.set_state(state)
+    unpacked.set_state(old)
+    np.testing.assert_array_equal(
+        packed.score_many(x[80:], t[80:]), unpacked.score_many(x[80:], t[80:])
+    )
+
+
 def test_pattern_finds_a_shape_never_seen_though_every_value_is_ordinary() -> None:
     rng = np.random.default_rng(0)  # its own: the scores near warm-up depend on the noise
     t = np.arange(3000)
