@@ -46,20 +46,29 @@ def write_tokens(path: Path) -> Path:
 # Every port sits below Linux's ephemeral range (32768-60999): a broker restarted on an
 # ephemeral port can find it taken by some client's outgoing connection.
 # Test ports differ from the defaults so a developer's running demo stack is left alone.
+# CITYBRAIN_TEST_PORT_OFFSET shifts them all, so two checkouts can test side by side.
+PORT_OFFSET = int(os.environ.get("CITYBRAIN_TEST_PORT_OFFSET", "0"))
+
+
+def shifted_port(port: int) -> int:
+    """A test port (29092, 26066, ...) shifted by ``CITYBRAIN_TEST_PORT_OFFSET``."""
+    return port + PORT_OFFSET
+
+
 TEST_PORTS = {
-    "CITYBRAIN_KAFKA_PORT": "29092",
-    "CITYBRAIN_KAFKA_CONTROLLER_PORT": "29093",
-    "CITYBRAIN_PROMETHEUS_PORT": "29090",
-    "CITYBRAIN_WORKER_PORT": "26066",
+    "CITYBRAIN_KAFKA_PORT": str(shifted_port(29092)),
+    "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(shifted_port(29093)),
+    "CITYBRAIN_PROMETHEUS_PORT": str(shifted_port(29090)),
+    "CITYBRAIN_WORKER_PORT": str(shifted_port(26066)),
 }
 
 
 def stack_settings(run_dir: Path) -> Settings:
     return Settings(
-        kafka_port=29092,
-        kafka_controller_port=29093,
-        prometheus_port=29090,
-        worker_port=26066,
+        kafka_port=shifted_port(29092),
+        kafka_controller_port=shifted_port(29093),
+        prometheus_port=shifted_port(29090),
+        worker_port=shifted_port(26066),
         run_dir_override=run_dir,
     )
 

@@ -20,7 +20,7 @@ from streams.events import Reading
 from streams.partitioning import key_partition
 from streams.settings import load_settings
 from tests.integration.test_pipeline import START, firing, real_levels
-from tests.services import Pipeline, scrape_sum
+from tests.services import Pipeline, scrape_sum, shifted_port
 
 pytestmark = pytest.mark.integration
 SENSORS = [f"pump-{i:02d}" for i in range(24)]
@@ -60,7 +60,7 @@ def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing
     partitions = {key_partition(s.encode(), 2) for s in SENSORS}
     assert partitions == {0, 1}  # both workers get sensors
     a = scaled.worker().start()
-    b_env = {**scaled.env, "CITYBRAIN_WORKER_PORT": "26067"}
+    b_env = {**scaled.env, "CITYBRAIN_WORKER_PORT": str(shifted_port(26067))}
     b = type(a)(b_env, scaled.run_dir / f"{scaled.name}-worker-b.log").start()
     try:
         base = real_levels(60)
@@ -120,7 +120,7 @@ def test_broker_restart_mid_stream_loses_nothing(
     env = {
         **__import__("os").environ,
         "CITYBRAIN_KAFKA_PORT": "23092",
-        "CITYBRAIN_WORKER_PORT": "26068",
+        "CITYBRAIN_WORKER_PORT": str(shifted_port(26068)),
         "CITYBRAIN_APP_ID": prefix,
         "CITYBRAIN_TOPIC_PREFIX": prefix,
         "CITYBRAIN_RUN_DIR": str(tmp_path),
@@ -227,10 +227,10 @@ def test_a_hundred_thousand_fuzzed_events_all_reach_the_dead_letter_topic(
         scaled.flush()
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            if scrape_sum(26066, "citybrain_dead_letters_total") >= n:
+            if scrape_sum(shifted_port(26066), "citybrain_dead_letters_total") >= n:
                 break
             time.sleep(1)
-        assert scrape_sum(26066, "citybrain_dead_letters_total") == n
+        assert scrape_sum(shifted_port(26066), "citybrain_dead_letters_total") == n
         assert worker.alive()
         sample = scaled.read("deadletter", lambda m: len(m) >= 2000)
         assert all(dict(m.headers).get("citybrain.error.reason") for m in sample)

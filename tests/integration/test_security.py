@@ -18,7 +18,7 @@ from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
 from streams.errors import SettingsError
 from streams.settings import load_settings
-from tests.services import FIXTURES, Worker
+from tests.services import FIXTURES, Worker, shifted_port
 
 pytestmark = pytest.mark.integration
 PASSWORD = "s3cret-scram-password"
@@ -40,7 +40,7 @@ def env_for(broker: KafkaBroker, password: str | None, name: str) -> dict[str, s
     env = {
         **os.environ,
         "CITYBRAIN_KAFKA_PORT": "21092",
-        "CITYBRAIN_WORKER_PORT": "21066",
+        "CITYBRAIN_WORKER_PORT": str(shifted_port(21066)),
         "CITYBRAIN_RUN_DIR": str(broker.settings.run_dir),
         "CITYBRAIN_APP_ID": name,
         "CITYBRAIN_TOPIC_PREFIX": name,
