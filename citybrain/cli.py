@@ -132,15 +132,20 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
             return 1
         print(f"{len(names)} playbooks and {routing.name} are valid: {', '.join(names)}")
         return 0
-    # route-test: like amtool config routes test
+    # route-test: like amtool config routes test, labels parsed as amtool parses them.
+    from playbooks.routing import parse_label
+
     labels = {}
     for pair in args.labels:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            print(f"citybrain: label {pair!r} is not key=value", file=sys.stderr)
+        try:
+            name, value = parse_label(pair)
+        except PlaybookError as exc:
+            print(f"citybrain: {exc}", file=sys.stderr)
             return 2
         labels[name] = value
-    router = load_routing(s.routing_file, load_playbooks(s.playbook_dir))
+    router = load_routing(
+        Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
+    )
     for route in router.root.match(labels):
         print(
             f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
@@ -373,7 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--routing", help="routing file (default: the library's)")
     c.set_defaults(func=cmd_playbooks)
     r = psub.add_parser("route-test", help="which route and playbook an alert would take")
-    r.add_argument("labels", nargs="+", help="alert labels as key=value")
+    r.add_argument(
+        "labels",
+        nargs="+",
+        help='alert labels as amtool takes them: name=value or name="quoted \\"value\\""',
+    )
+    r.add_argument("--dir", help="playbook directory (default: the library)")
+    r.add_argument("--routing", help="routing file (default: the library's)")
     r.set_defaults(func=cmd_playbooks)
 
     def api_options(parser: argparse.ArgumentParser) -> None:

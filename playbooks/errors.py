@@ -28,3 +28,12 @@ class ForbiddenActionError(PlaybookError):
 
 class RoutingConfigError(PlaybookError):
     """A routing file is invalid; the message names file, line and reason."""
+
+
+class SilenceError(RoutingConfigError):
+    """A silence is invalid; ``problem`` says which kind of problem (``field``,
+    ``matcher`` or ``matches_empty``, playbooks.routing.SILENCE_PROBLEMS)."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem

@@ -11,13 +11,22 @@ from pydantic import ValidationError
 
 from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError
 from playbooks.grid import Cell, Grid, SensorRegistration
-from playbooks.routing import ALL_LABELS, LABELS, InhibitRule, Matcher, Route, Router
+from playbooks.routing import (
+    ALL_LABELS,
+    LABELS,
+    InhibitRule,
+    Matcher,
+    Route,
+    Router,
+    parse_matchers,
+)
 from playbooks.schema import Playbook, RouteConfig, RoutingConfig, parse_duration
 
-# Alertmanager's defaults, except group_by: one group per alert unless a route says more.
+# Alertmanager's defaults (dispatch/route.go, DefaultRouteOpts). Its default group_by, [],
+# would put every alert of a route in one run; citybrain refuses a root route without
+# group_by instead of choosing for the operator (docs/playbooks.md).
 ROUTE_DEFAULTS = {
-    "group_by": [ALL_LABELS],
-    "group_wait": "0s",
+    "group_wait": "30s",
     "group_interval": "5m",
     "repeat_interval": "4h",
 }
@@ -199,17 +208,61 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
         errors.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")
 
     def matchers(texts: list[str], loc: tuple[str | int, ...]) -> tuple[Matcher, ...]:
-        out = []
+        # Each entry may hold several comma-separated matchers, as in Alertmanager.
+        out: list[Matcher] = []
         for i, text in enumerate(texts):
             try:
-                out.append(Matcher.parse(text))
+                out.extend(parse_matchers(text))
             except RoutingConfigError as exc:
                 fail((*loc, i), str(exc))
         return tuple(out)
 
+    def check_group_by(node: RouteConfig, loc: tuple[str | int, ...], root: bool) -> None:
+        # Alertmanager's Route.UnmarshalYAML, plus two refusals where it would silently
+        # differ from what the file seems to say (docs/playbooks.md).
+        if node.group_by is None:
+            if root:
+                fail(
+                    loc,
+                    "the root route needs group_by: [...] for one run per alert, or the "
+                    "labels whose equal values share a run (Alertmanager's default, [], "
+                    "would put every alert in one run)",
+                )
+            return
+        if not node.group_by and not root:
+            fail(
+                (*loc, "group_by"),
+                "group_by: [] on a child route; Alertmanager reads it as unset (the "
+                "parent's group_by); omit it to inherit, or name the labels",
+            )
+        seen: set[str] = set()
+        mixed = ALL_LABELS in node.group_by and any(n != ALL_LABELS for n in node.group_by)
+        for i, name in enumerate(node.group_by):
+            if name == ALL_LABELS:
+                if mixed:
+                    fail(
+                        (*loc, "group_by", i),
+                        "cannot have wildcard group_by (`...`) and other labels at the same time",
+                    )
+                elif name in seen:
+                    fail((*loc, "group_by", i), "group_by lists `...` more than once")
+            elif name not in LABELS:
+                fail((*loc, "group_by", i), f"unknown label {name!r}")
+            elif name in seen:
+                fail((*loc, "group_by", i), f"duplicated label {name!r} in group_by")
+            seen.add(name)
+
+    def check_intervals(node: RouteConfig, loc: tuple[str | int, ...]) -> None:
+        for key in ("group_interval", "repeat_interval"):
+            value = getattr(node, key)
+            if value is not None and parse_duration(value) <= 0:
+                fail((*loc, key), f"{key} cannot be zero (it is {value!r})")
+
     def build(
-        node: RouteConfig, parent: dict[str, Any], route_id: str, loc: tuple[str | int, ...]
+        node: RouteConfig, parent: Mapping[str, Any], route_id: str, loc: tuple[str | int, ...]
     ) -> Route:
+        check_group_by(node, loc, root=route_id == "root")
+        check_intervals(node, loc)
         settings = dict(parent)
         for key in ("playbook", "group_by", "group_wait", "group_interval", "repeat_interval"):
             if getattr(node, key) is not None:
@@ -221,9 +274,6 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
                 (*loc, "playbook"),
                 f"playbook {settings['playbook']!r} does not exist (known: {sorted(playbooks)})",
             )
-        for i, name in enumerate(settings["group_by"]):
-            if name != ALL_LABELS and name not in LABELS:
-                fail((*loc, "group_by", i), f"unknown label {name!r}")
         children = tuple(
             build(child, settings, f"{route_id}.{i}", (*loc, "routes", i))
             for i, child in enumerate(node.routes)
@@ -233,7 +283,7 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
             matchers=matchers(node.matchers, (*loc, "matchers")),
             playbook=str(settings.get("playbook")),
             continue_=node.continue_,
-            group_by=tuple(settings["group_by"]),
+            group_by=tuple(settings.get("group_by") or ()),
             group_wait=parse_duration(settings["group_wait"]),
             group_interval=parse_duration(settings["group_interval"]),
             repeat_interval=parse_duration(settings["repeat_interval"]),
@@ -244,7 +294,7 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
         fail(("route", "matchers"), "the root route matches every alert: it takes no matchers")
     if config.route.continue_:
         fail(("route", "continue"), "the root route cannot continue")
-    tree = build(config.route, dict(ROUTE_DEFAULTS), "root", ("route",))
+    tree = build(config.route, ROUTE_DEFAULTS, "root", ("route",))
     rules = []
     for i, rule in enumerate(config.inhibit_rules):
         loc: tuple[str | int, ...] = ("inhibit_rules", i)

@@ -4,17 +4,25 @@ inherited grouping settings, inhibition rules and silences. Pure: no files, no c
 Semantics (as in Alertmanager): a route matches when all its matchers match; its children
 are tried in order and the first match wins unless that child says ``continue: true``;
 a matching route whose children all fail is itself the result.
+
+Matchers are parsed, escaped and matched as Alertmanager 0.25 does
+(``pkg/labels/parse.go``, ``pkg/labels/matcher.go``): values may be quoted or not, inside
+a value ``\\"`` is a quote, ``\\n`` a line feed and ``\\\\`` a backslash; regexes are RE2
+(the ``google-re2`` package, the engine Go's ``regexp`` follows), wrapped as
+``^(?:…)$`` exactly as Alertmanager wraps them. ``str(matcher)`` escapes the value again,
+so a matcher parsed from its own text is the same matcher.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from playbooks.errors import RoutingConfigError
+import re2
+
+from playbooks.errors import RoutingConfigError, SilenceError
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
 LABELS = frozenset(
@@ -34,50 +42,196 @@ LABELS = frozenset(
     }
 )
 ALL_LABELS = "..."  # group_by: [...] puts every alert in a group of its own
+OPS = ("=", "!=", "=~", "!~")
 
-_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad regex is our error message, not a line on stderr
+
+# Alertmanager's own matcher grammar (pkg/labels/parse.go), run by RE2 as in Go, where
+# \s is [\t\n\f\r ] and $ is the end of the text.
+_MATCHER = re2.compile(
+    r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|=|!=|!~)\s*((?s).*?)\s*$", _RE2_OPTIONS
+)
+
+
+# Go's unicode.IsSpace, which strings.TrimSpace uses (Python's str.strip also strips
+# \x1c-\x1f, which Go keeps).
+_GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
+)
+
+
+def escape(value: str) -> str:
+    """OpenMetrics escaping, as Alertmanager's ``openMetricsEscape``: ``\\`` -> ``\\\\``,
+    line feed -> ``\\n``, ``"`` -> ``\\"``."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _unescape(text: str, raw: str) -> str:
+    """The value of a matcher from its raw third token (Alertmanager's ParseMatcher):
+    an optional pair of quotes, ``\\"``, ``\\n`` and ``\\\\`` unescaped, any other
+    backslash literal. Raises RoutingConfigError on an unescaped quote inside."""
+    quoted = raw.startswith('"')
+    if quoted:
+        raw = raw[1:]
+    out: list[str] = []
+    escaped = False
+    last = len(raw) - 1
+    for i, char in enumerate(raw):
+        if escaped:
+            escaped = False
+            if char == "n":
+                out.append("\n")
+            elif char in '"\\':
+                out.append(char)
+            else:  # a spurious escape: the backslash is literal
+                out.append("\\" + char)
+            continue
+        if char == "\\":
+            if i < last:
+                escaped = True
+                continue
+            out.append("\\")  # a backslash as the last character is literal
+        elif char == '"':
+            if not quoted or i < last:
+                raise RoutingConfigError(
+                    f"matcher {text!r}: the value has an unescaped double quote "
+                    f'(write \\" inside a quoted value)'
+                )
+            quoted = False
+        else:
+            out.append(char)
+    if quoted:
+        raise RoutingConfigError(f"matcher {text!r}: the value's closing double quote is missing")
+    return "".join(out)
+
+
+def compile_regex(value: str, where: str) -> Any:
+    """``value`` as Alertmanager compiles it: RE2, ``^(?:value)$`` (searched, as Go's
+    MatchString does). Raises RoutingConfigError naming ``where`` on a bad regex."""
+    try:
+        return re2.compile(f"^(?:{value})$", _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise RoutingConfigError(f"{where}: bad regex (RE2 syntax): {reason}") from None
+    except (TypeError, UnicodeError) as exc:
+        raise RoutingConfigError(f"{where}: bad regex: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
+    """One label matcher: ``name`` (a label of LABELS), ``op`` (one of OPS), ``value``
+    (unescaped; a regex for ``=~``/``!~``). Equal matchers compare equal."""
+
     name: str
     op: str
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
-        m = _MATCHER.match(text)
+        """One matcher from its text, as Alertmanager's ParseMatcher reads it:
+        ``name="v"``, ``name!="v"``, ``name=~"re"``, ``name!~"re"``, the value quoted
+        or not. Raises RoutingConfigError naming the text and the reason."""
+        if not isinstance(text, str):
+            raise RoutingConfigError(f"matcher {text!r} is a {type(text).__name__}, not text")
+        try:
+            text.encode("utf-8")
+        except UnicodeError:
+            raise RoutingConfigError(f"matcher {text!r} is not valid UTF-8") from None
+        m = _MATCHER.search(text)
         if not m:
             raise RoutingConfigError(
                 f'matcher {text!r} is not name="value", name!="value", '
                 f'name=~"regex" or name!~"regex"'
             )
-        name, op, value = m.group(1), m.group(2), m.group(3).replace('\\"', '"')
+        name, op, raw = m.group(1), m.group(2), m.group(3)
+        value = _unescape(text, raw)
+        return cls.build(name, op, value, where=f"matcher {text!r}")
+
+    @classmethod
+    def build(cls, name: str, op: str, value: str, where: str = "") -> Matcher:
+        """A matcher from its parts; raises RoutingConfigError for an unknown label,
+        operator or a bad regex."""
+        where = where or f"matcher {name}{op}{value!r}"
         if name not in LABELS:
             raise RoutingConfigError(
-                f"matcher {text!r}: unknown label {name!r}, expected one of {sorted(LABELS)}"
+                f"{where}: unknown label {name!r}, expected one of {sorted(LABELS)}"
             )
-        pattern = None
-        if op in ("=~", "!~"):
-            try:
-                pattern = re.compile(f"^(?:{value})$")  # anchored, as in Alertmanager
-            except re.error as exc:
-                raise RoutingConfigError(f"matcher {text!r}: bad regex: {exc}") from None
+        if op not in OPS:
+            raise RoutingConfigError(f"{where}: operator {op!r}, expected one of {list(OPS)}")
+        pattern = compile_regex(value, where) if op in ("=~", "!~") else None
         return cls(name, op, value, pattern)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether the label set matches; a missing label is the empty string."""
         actual = labels.get(self.name, "")
         if self.op == "=":
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        assert self.pattern is not None
-        found = self.pattern.match(actual) is not None
+        found = self.pattern.search(actual) is not None
         return found if self.op == "=~" else not found
 
+    def matches_empty(self) -> bool:
+        """Whether an alert without this label matches (Alertmanager asks this of a
+        silence's ``=`` and ``=~`` matchers; citybrain asks it of all four)."""
+        return self.matches({})
+
     def __str__(self) -> str:
-        return f'{self.name}{self.op}"{self.value}"'
+        return f'{self.name}{self.op}"{escape(self.value)}"'
+
+
+def parse_matchers(text: str) -> list[Matcher]:
+    """Comma-separated matchers in one string, optionally in braces, as Alertmanager's
+    ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
+    quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError."""
+    if not isinstance(text, str):
+        raise RoutingConfigError(f"matcher {text!r} is a {type(text).__name__}, not text")
+    body = text.removeprefix("{").removesuffix("}")
+    tokens: list[str] = []
+    token: list[str] = []
+    inside = escaped = False
+    for char in body:
+        if char == "," and not inside:
+            tokens.append("".join(token))
+            token = []
+            continue
+        if char == '"':
+            if not escaped:
+                inside = not inside
+            else:
+                escaped = False
+        elif char == "\\":
+            escaped = not escaped
+        else:
+            escaped = False
+        token.append(char)
+    last = "".join(token).strip(_GO_SPACE)
+    if last:
+        tokens.append(last)
+    if not tokens:
+        raise RoutingConfigError(f"matcher {text!r} has no matcher in it")
+    return [Matcher.parse(t) for t in tokens]
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """One ``name=value`` label as ``amtool config routes test`` takes it (the value
+    quoted or not, escaped as in a matcher). Raises RoutingConfigError for any other
+    operator or an unknown label."""
+    try:
+        matcher = Matcher.parse(text)
+    except RoutingConfigError as exc:
+        message = str(exc).replace(f"matcher {text!r}", f"label {text!r}", 1)
+        raise RoutingConfigError(message) from None
+    if matcher.op != "=":
+        raise RoutingConfigError(
+            f"label {text!r}: labels are name=value pairs; {matcher.op} is a matcher "
+            f"operator, not a label"
+        )
+    return matcher.name, matcher.value
 
 
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
@@ -99,6 +253,7 @@ class Route:
     routes: tuple[Route, ...] = field(default=())
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
+        """The routes an alert takes, in tree order (Alertmanager's ``Route.Match``)."""
         if not matches_all(self.matchers, labels):
             return []
         found: list[Route] = []
@@ -127,11 +282,19 @@ class InhibitRule:
     equal: tuple[str, ...]
 
     def inhibits(self, target: Mapping[str, str], source: Mapping[str, str]) -> bool:
-        return (
-            matches_all(self.target, target)
-            and matches_all(self.source, source)
-            and all(target.get(name, "") == source.get(name, "") for name in self.equal)
-        )
+        """Whether the firing ``source`` alert mutes ``target``. As Alertmanager since
+        0.13 (``inhibit/inhibit.go``, ``hasEqual``): when ``target`` matches both sides
+        of the rule, sources that also match both sides do not count, so two alerts
+        matching both sides never inhibit each other."""
+        if not (matches_all(self.target, target) and matches_all(self.source, source)):
+            return False
+        if any(target.get(name, "") != source.get(name, "") for name in self.equal):
+            return False
+        return not (matches_all(self.source, target) and matches_all(self.target, source))
+
+
+# Why a stored silence is not used; bounded, a label of citybrain_silences_invalid_total.
+SILENCE_PROBLEMS = ("field", "matcher", "matches_empty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +313,7 @@ class Silence:
         return self.active(now) and matches_all(self.matchers, labels)
 
     def to_dict(self) -> dict[str, object]:
+        """The stored form; ``from_dict`` reads it back to an equal silence."""
         return {
             "id": self.id,
             "matchers": [str(m) for m in self.matchers],
@@ -160,33 +324,108 @@ class Silence:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Silence:
+    def from_dict(cls, data: Any) -> Silence:
+        """A stored silence, checked as a new one. Raises SilenceError naming the field."""
+        if not isinstance(data, Mapping):
+            raise SilenceError(f"a stored silence is a {type(data).__name__}", "field")
+
+        def get(name: str, kinds: tuple[type, ...]) -> Any:
+            value = data.get(name)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise SilenceError(
+                    f"silence field {name!r} is {value!r}, expected "
+                    + " or ".join(k.__name__ for k in kinds),
+                    "field",
+                )
+            return value
+
+        matchers = get("matchers", (list,))
+        if not all(isinstance(m, str) for m in matchers):
+            raise SilenceError(f"silence matchers {matchers!r} are not all text", "field")
         return new_silence(
-            str(data["id"]),
-            [str(m) for m in data["matchers"]],
-            float(data["starts_at"]),
-            float(data["ends_at"]),
-            str(data["author"]),
-            str(data["reason"]),
+            get("id", (str,)),
+            matchers,
+            float(get("starts_at", (int, float))),
+            float(get("ends_at", (int, float))),
+            get("author", (str,)),
+            get("reason", (str,)),
         )
 
 
 def new_silence(
     silence_id: str, matchers: list[str], starts_at: float, ends_at: float, author: str, reason: str
 ) -> Silence:
-    """A checked silence; every problem is named (matcher, times, author, reason)."""
+    """A checked silence; every problem is a SilenceError naming it (matcher, times,
+    author, reason). Each entry of ``matchers`` may hold several comma-separated
+    matchers. As Alertmanager (``silence/silence.go``), a silence whose matchers all
+    match the empty string is refused; unlike it, ``!=`` and ``!~`` count too, since
+    ``category!~"noise.+"`` alone silences every alert without a category."""
     if not matchers:
-        raise RoutingConfigError("a silence needs at least one matcher")
-    parsed = tuple(Matcher.parse(m) for m in matchers)
-    if ends_at <= starts_at:
-        raise RoutingConfigError(
-            f"silence ends_at ({ends_at:g}) is not after starts_at ({starts_at:g})"
+        raise SilenceError("a silence needs at least one matcher", "field")
+    try:
+        parsed = tuple(m for text in matchers for m in parse_matchers(text))
+    except RoutingConfigError as exc:
+        raise SilenceError(str(exc), "matcher") from None
+    if all(m.matches_empty() for m in parsed):
+        raise SilenceError(
+            f"silence {[str(m) for m in parsed]}: at least one matcher must not match the "
+            f"empty string (each of these also matches an alert without that label, so "
+            f"the silence would mute every alert, critical floods included)",
+            "matches_empty",
+        )
+    if not ends_at > starts_at:  # also refuses NaN
+        raise SilenceError(
+            f"silence ends_at ({ends_at:g}) is not after starts_at ({starts_at:g})", "field"
         )
     if not author.strip():
-        raise RoutingConfigError("a silence needs an author")
+        raise SilenceError("a silence needs an author", "field")
     if not reason.strip():
-        raise RoutingConfigError("a silence needs a reason")
+        raise SilenceError("a silence needs a reason", "field")
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class BadSilence:
+    """A stored silence that cannot be used: its key, why (one of SILENCE_PROBLEMS) and
+    the message."""
+
+    key: str
+    problem: str
+    message: str
+
+
+class SilenceBook:
+    """Reads the stored silences for the route agent: each stored version is parsed once;
+    expired ones are skipped unread; one that cannot be read is skipped and reported
+    once (to be audited and counted), never raised."""
+
+    def __init__(self) -> None:
+        self._read: dict[tuple[str, str], Silence | BadSilence] = {}
+
+    def read(
+        self, stored: Iterable[tuple[str, Any]], now: float
+    ) -> tuple[list[Silence], list[BadSilence]]:
+        """(silences not yet expired, stored silences found unreadable by this call)."""
+        silences: list[Silence] = []
+        fresh: list[BadSilence] = []
+        read: dict[tuple[str, str], Silence | BadSilence] = {}
+        for key, doc in stored:
+            ends = doc.get("ends_at") if isinstance(doc, Mapping) else None
+            if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
+                continue  # expired: not evaluated, not even parsed
+            version = (key, repr(ends))  # an expiry writes a new ends_at
+            found = self._read.get(version)
+            if found is None:
+                try:
+                    found = Silence.from_dict(doc)
+                except SilenceError as exc:
+                    found = BadSilence(key, exc.problem, str(exc))
+                    fresh.append(found)
+            read[version] = found
+            if isinstance(found, Silence):
+                silences.append(found)
+        self._read = read
+        return silences, fresh
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,17 +16,43 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from playbooks.grid import LEVELS
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Prometheus' model.Duration (prometheus/common model/time.go, ParseDuration), the syntax
+# of every Alertmanager duration: integers with units from the largest to the smallest,
+# each at most once, "0" alone allowed; no fractions, signs or spaces.
+_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_DURATION_PART = re.compile(r"([0-9]+)([a-z]+)")
+_MAX_NANOSECONDS = 2**63 - 1  # Go's time.Duration
 ROLES = ("operator", "coordinator")
 
 
 def parse_duration(text: str) -> float:
-    """``"90s"``, ``"5m"``, ``"1.5h"`` -> seconds."""
-    match = _DURATION.match(str(text).strip())
-    if not match:
-        raise ValueError(f"duration is {text!r}, expected a number with ms, s, m, h or d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    """A duration in Prometheus syntax (``"90s"``, ``"1h30m"``, ``"1d"``, ``"1w"``,
+    ``"0s"``, ``"0"``) -> seconds. Raises ValueError naming the text, as Prometheus'
+    ``model.ParseDuration`` would refuse it (``"1.5h"``, ``"-1m"``, ``"5x"``, ``"1m1h"``)."""
+    if not isinstance(text, str):
+        raise ValueError(f"duration is {text!r}, expected text such as 30s, 5m, 1h30m or 1d")
+    if text == "0":
+        return 0.0
+    expected = "expected an integer with units y, w, d, h, m, s, ms, largest first (1h30m)"
+    if text == "":
+        raise ValueError(f"duration is empty, {expected}")
+    position, order, nanoseconds = 0, -1, 0
+    units = list(_UNITS)
+    while position < len(text):
+        match = _DURATION_PART.match(text, position)
+        if match is None:
+            raise ValueError(f"duration is {text!r}, {expected}")
+        number, unit = match.groups()
+        if unit not in _UNITS:
+            raise ValueError(f"duration {text!r} has the unknown unit {unit!r}, {expected}")
+        if units.index(unit) <= order:
+            raise ValueError(f"duration is {text!r}, {expected}")
+        order = units.index(unit)
+        nanoseconds += int(number) * int(_UNITS[unit] * 1_000_000_000)
+        if nanoseconds > _MAX_NANOSECONDS:
+            raise ValueError(f"duration {text!r} is out of range (at most about 292 years)")
+        position = match.end()
+    return nanoseconds / 1_000_000_000
 
 
 def _level(value: str | None) -> str | None:
@@ -38,6 +64,11 @@ def _level(value: str | None) -> str | None:
 def _duration(value: str) -> str:
     parse_duration(value)
     return value
+
+
+def _duration_text(value: Any) -> Any:
+    # YAML reads `0` as a number; Alertmanager's YAML decoder takes it as the text "0".
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class _Strict(BaseModel):
@@ -224,6 +255,10 @@ class RouteConfig(_Strict):
     group_interval: str | None = None
     repeat_interval: str | None = None
     routes: list[RouteConfig] = Field(default_factory=list)
+
+    _text = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(
+        _duration_text
+    )
 
     @field_validator("group_wait", "group_interval", "repeat_interval")
     @classmethod

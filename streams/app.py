@@ -33,7 +33,7 @@ from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_grid, load_playbooks, load_routing
-from playbooks.routing import Route, Silence
+from playbooks.routing import SILENCE_PROBLEMS, Route, Silence, SilenceBook
 from streams.bursts import BurstTracker
 from streams.departments import DepartmentClassifier
 from streams.detection import (
@@ -106,7 +106,7 @@ class Pipeline:
         if settings.grafana_url:
             token = settings.grafana_token.get_secret_value() if settings.grafana_token else ""
             self.annotator = GrafanaAnnotator(settings.grafana_url, token, self.on_annotation_error)
-        self._silences: dict[tuple[str, float], Silence] = {}
+        self._silences = SilenceBook()
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
         self._cell_labels_cache: dict[str, tuple[str, str, str]] = {}
@@ -118,6 +118,8 @@ class Pipeline:
             (*KINDS, "incident_burst"),
             settings.score_threshold,
         )
+        for problem in SILENCE_PROBLEMS:
+            metrics.silences_invalid.labels(problem)
 
         def topic(role: str) -> faust.TopicT:
             return app.topic(
@@ -348,7 +350,7 @@ class Pipeline:
             self.firing[key] = labels
             # A generator: the firing table is walked only if a silence does not apply first.
             firing = (v for k, v in self.firing.items() if k != key)
-            decision = self.router.decide(labels, firing, self._active_silences(), now)
+            decision = self.router.decide(labels, firing, await self._active_silences(now), now)
             why = (
                 "silenced"
                 if decision.silenced_by
@@ -382,15 +384,25 @@ class Pipeline:
         ]
         await self._send_all(self.routed, routed)
 
-    def _active_silences(self) -> list[Silence]:
-        # Parsed once per version (an expired silence has a new ends_at); the cache keeps
-        # only current versions.
-        cache: dict[tuple[str, float], Silence] = {}
-        for key, doc in self.silences.items():
-            cache_key = (key.decode(), float(doc["ends_at"]))
-            cache[cache_key] = self._silences.get(cache_key) or Silence.from_dict(doc)
-        self._silences = cache
-        return list(cache.values())
+    async def _active_silences(self, now: float) -> list[Silence]:
+        # Each stored version is read once; one that cannot be read is skipped, audited
+        # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
+        silences, bad = self._silences.read(
+            ((k.decode(errors="replace"), v) for k, v in self.silences.items()), now
+        )
+        for silence in bad:
+            log.warning("skipping stored silence %s: %s", silence.key, silence.message)
+            self.metrics.silences_invalid.labels(silence.problem).inc()
+            await self._audit(
+                {
+                    "action": "silence_unreadable",
+                    "silence_id": silence.key,
+                    "at": now,
+                    "actor": "citybrain",
+                    "detail": f"{silence.problem}: {silence.message}",
+                }
+            )
+        return silences
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:

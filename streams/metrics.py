@@ -24,6 +24,7 @@ ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
 ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
+SILENCES_INVALID = "citybrain_silences_invalid_total"
 DEAD_LETTERS = "citybrain_dead_letters_total"
 INCIDENTS = "citybrain_incidents_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
@@ -71,6 +72,7 @@ class Metrics:
     alerts: Counter
     alerts_resolved: Counter
     alerts_suppressed: Counter
+    silences_invalid: Counter
     dead_letters: Counter
     incidents: Counter
     incident_bursts: Counter
@@ -131,6 +133,11 @@ class Metrics:
             alerts_resolved=counter(ALERTS_RESOLVED, "Alert episodes that ended", ("kind",)),
             alerts_suppressed=counter(
                 ALERTS_SUPPRESSED, "Alerts silenced or inhibited", ("kind", "why")
+            ),
+            silences_invalid=counter(
+                SILENCES_INVALID,
+                "Stored silences skipped because they cannot be read, by problem",
+                ("problem",),
             ),
             dead_letters=counter(
                 DEAD_LETTERS, "Events sent to the dead-letter topic", ("stream", "reason")
