@@ -1,0 +1,357 @@
+"""Differential test of routing against the real Alertmanager (Debian's
+prometheus-alertmanager: ``amtool config routes test`` and ``amtool check-config``).
+
+Seeded random routing trees (matchers with =, !=, =~, !~, escapes, bare and quoted values,
+several matchers in one entry, continue, nested routes, inherited receivers, group_by
+variants, durations) are written once as citybrain routing files and once, all trees side
+by side, as one Alertmanager config whose root has every tree as a ``continue: true`` child.
+One amtool call then answers one label set for every tree at once; its receivers, split by
+tree, must equal the playbooks citybrain's router picks, in order. The label sets are given
+to amtool and to citybrain's ``parse_label`` as the same amtool-style arguments.
+
+Configurations both should refuse are checked with ``amtool check-config``; the places
+where citybrain refuses what Alertmanager accepts are listed (docs/playbooks.md) and
+checked to be refusals on our side and acceptances on Alertmanager's.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from playbooks.errors import RoutingConfigError
+from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
+from playbooks.routing import Router, escape, parse_label
+
+pytestmark = pytest.mark.integration
+
+AMTOOL = shutil.which("amtool")
+SEED = 20261201
+CONFIGS, TREES_PER_CONFIG, LABEL_SETS_PER_CONFIG = 5, 120, 40
+
+NAMES = ["kind", "severity", "district", "category", "source"]
+# Label values and equality operands: quotes, backslashes, newlines, commas, braces,
+# unicode, spaces, the empty string.
+VALUES = [
+    "a",
+    "b",
+    "A",
+    "aa",
+    "ab",
+    "c",
+    "",
+    'x"y',
+    "back\\slash",
+    "line\nbreak",
+    "é",
+    "é1",
+    "a,b",
+    " sp ",
+    "}",
+    "{a}",
+    "a\\",
+    "\\n",
+    "a.b",
+    "1",
+    "a\n",  # Python's re would let a$ match before this newline; RE2 does not
+    "٣",  # an Arabic-Indic digit: Python's \d matches it, RE2's does not
+]
+# Regexes in RE2 syntax: alternation, anchors inside, classes, flags, escapes, an
+# unbalanced wrap ("a)|(b" becomes ^(?:a)|(b)$ in both), unicode classes.
+REGEXES = [
+    "a|b",
+    "a.*",
+    ".*",
+    ".+",
+    "",
+    "(?i:a)",
+    "^a$",
+    "a+",
+    "[ab]",
+    "b|",
+    'x"y',
+    "back\\\\slash",
+    "line\\nbreak",
+    "line\nbreak",
+    "é.",
+    "a)|(b",
+    "\\pL+",
+    "[^a]*",
+    "(a|b)c?",
+    "\\d*",
+    "x{0,2}",
+    "a,b",
+    "\\Qa.b\\E",
+    "(?s:.)*",
+    "\\Aa\\z",
+    "[[:alpha:]]+",
+    "(?U)a+",
+    "a\\.b",
+]
+DURATIONS = ["0s", "0", "30s", "1m30s", "2h", "1d", "1w", "500ms", "1y"]
+INTERVALS = ["1s", "30s", "5m", "1h30m", "1d", "1w"]
+
+
+def bare_ok(value: str) -> bool:
+    # A value amtool and citybrain read the same without quotes: no quote, backslash,
+    # comma, brace or surrounding space.
+    return (
+        bool(value)
+        and not any(c in value for c in '"\\,{}\n')
+        and value == value.strip()
+        and not value[0].isspace()
+    )
+
+
+def matcher_text(rng: random.Random) -> str:
+    name = rng.choice(NAMES)
+    op = rng.choice(["=", "!=", "=~", "!~"])
+    value = rng.choice(VALUES if op in ("=", "!=") else REGEXES)
+    form = rng.random()
+    if form < 0.15 and bare_ok(value):
+        return f"{name}{op}{value}"
+    if form < 0.3:
+        return f' {name} {op}  "{escape(value)}" '
+    return f'{name}{op}"{escape(value)}"'
+
+
+def entry(rng: random.Random) -> str:
+    # One matchers: entry; sometimes two matchers in one, sometimes in braces.
+    if rng.random() < 0.2:
+        text = f"{matcher_text(rng)}, {matcher_text(rng)}"
+        return "{" + text + "}" if rng.random() < 0.5 else text
+    return matcher_text(rng)
+
+
+def route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str, Any]:
+    node: dict[str, Any] = {}
+    if root or rng.random() < 0.8:  # else the receiver is inherited
+        node["receiver"] = receiver
+    if not root:
+        node["matchers"] = [entry(rng) for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3]))]
+        if rng.random() < 0.35:
+            node["continue"] = True
+    choice = rng.random()
+    if root or choice < 0.4:
+        node["group_by"] = rng.choice(
+            [["..."], ["kind"], ["district", "severity"], ["category"], []]
+            if root
+            else [["..."], ["kind"], ["district", "severity"], ["category"]]
+        )
+    for key, values in (
+        ("group_wait", DURATIONS),
+        ("group_interval", INTERVALS),
+        ("repeat_interval", INTERVALS),
+    ):
+        if rng.random() < 0.2:
+            node[key] = rng.choice(values)
+    if depth < 3:
+        children = rng.choice([0, 1, 2, 3] if depth < 2 else [0, 0, 1, 2])
+        node["routes"] = [
+            route(rng, f"{receiver}_{i}", depth + 1, root=False) for i in range(children)
+        ]
+    return node
+
+
+def receivers(node: dict[str, Any]) -> Iterator[str]:
+    if "receiver" in node:
+        yield node["receiver"]
+    for child in node.get("routes", []):
+        yield from receivers(child)
+
+
+def as_citybrain(node: dict[str, Any]) -> dict[str, Any]:
+    out = {("playbook" if k == "receiver" else k): v for k, v in node.items() if k != "routes"}
+    if node.get("routes"):
+        out["routes"] = [as_citybrain(child) for child in node["routes"]]
+    return out
+
+
+def label_args(rng: random.Random) -> tuple[list[str], dict[str, str]]:
+    """amtool-style label arguments and the labels they mean."""
+    labels = {name: rng.choice(VALUES) for name in rng.sample(NAMES, rng.randint(0, len(NAMES)))}
+    args = []
+    for name, value in labels.items():
+        if rng.random() < 0.3 and bare_ok(value):
+            args.append(f"{name}={value}")
+        else:
+            args.append(f'{name}="{escape(value)}"')
+    return args, labels
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert AMTOOL is not None
+    return subprocess.run([AMTOOL, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def playbook() -> Any:
+    return load_playbooks(PLAYBOOK_DIR)["sensor-anomaly"]
+
+
+def test_amtool_is_installed() -> None:
+    assert AMTOOL is not None, "amtool missing: apt-get install prometheus-alertmanager"
+    assert "amtool" in amtool("--version").stdout + amtool("--version").stderr
+
+
+def test_routes_agree_with_alertmanager(tmp_path: Path, playbook: Any) -> None:
+    rng = random.Random(SEED)
+    jobs: list[tuple[list[Router], list[str], list[str], dict[str, str]]] = []
+    for c in range(CONFIGS):
+        trees = [route(rng, f"t{c}x{t}", 0, root=True) for t in range(TREES_PER_CONFIG)]
+        routers = []
+        for t, tree in enumerate(trees):
+            path = tmp_path / f"c{c}t{t}.yaml"
+            path.write_text(
+                yaml.safe_dump({"version": 1, "route": as_citybrain(tree)}, allow_unicode=True)
+            )
+            routers.append(load_routing(path, dict.fromkeys(receivers(tree), playbook)))
+        names = sorted({r for tree in trees for r in receivers(tree)})
+        config = {
+            "route": {
+                "receiver": "wrapper",
+                "routes": [{**tree, "continue": True} for tree in trees],
+            },
+            "receivers": [{"name": "wrapper"}, *({"name": n} for n in names)],
+        }
+        am_path = tmp_path / f"alertmanager-{c}.yml"
+        am_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+        checked = amtool("check-config", str(am_path))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        prefixes = [f"t{c}x{t}" for t in range(TREES_PER_CONFIG)]
+        for _ in range(LABEL_SETS_PER_CONFIG):
+            args, labels = label_args(rng)
+            # route-test reads the arguments as amtool does.
+            assert dict(parse_label(a) for a in args) == labels, args
+            jobs.append((routers, prefixes, [f"--config.file={am_path}", *args], labels))
+
+    def run(job: tuple[list[Router], list[str], list[str], dict[str, str]]) -> list[str]:
+        routers, prefixes, args, labels = job
+        done = amtool("config", "routes", "test", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        got = done.stdout.strip().split(",")
+        problems = []
+        for router, prefix in zip(routers, prefixes, strict=True):
+            theirs = [r for r in got if r == prefix or r.startswith(prefix + "_")]
+            ours = [r.playbook for r in router.root.match(labels)]
+            if ours != theirs:
+                problems.append(f"{prefix} {labels!r}: citybrain {ours}, alertmanager {theirs}")
+        return problems
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        problems = [p for found in pool.map(run, jobs) for p in found]
+    cases = len(jobs) * TREES_PER_CONFIG
+    assert not problems, f"{len(problems)} of {cases} cases differ:\n" + "\n".join(problems[:20])
+    assert cases == CONFIGS * TREES_PER_CONFIG * LABEL_SETS_PER_CONFIG
+
+
+def am_config(route: dict[str, Any], inhibit: list[dict[str, Any]] | None = None) -> str:
+    names = sorted(set(receivers(route)) | {"r"})
+    config: dict[str, Any] = {"route": route, "receivers": [{"name": n} for n in names]}
+    if inhibit:
+        config["inhibit_rules"] = inhibit
+    return yaml.safe_dump(config, allow_unicode=True)
+
+
+def citybrain_accepts(tmp_path: Path, route: dict[str, Any], playbook: Any) -> bool:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        yaml.safe_dump({"version": 1, "route": as_citybrain(route)}, allow_unicode=True)
+    )
+    try:
+        load_routing(path, dict.fromkeys([*receivers(route), "r"], playbook))
+    except RoutingConfigError:
+        return False
+    return True
+
+
+def alertmanager_accepts(tmp_path: Path, route: dict[str, Any]) -> bool:
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(am_config(route))
+    return amtool("check-config", str(path)).returncode == 0
+
+
+def child(**settings: Any) -> dict[str, Any]:
+    return {"receiver": "r", "group_by": ["kind"], "routes": [{"receiver": "r", **settings}]}
+
+
+BOTH_REFUSE = {
+    "repeat_interval 0s": child(repeat_interval="0s"),
+    "group_interval 0s": child(group_interval="0s"),
+    "repeat_interval 0": child(repeat_interval="0"),
+    "root repeat_interval 0s": {"receiver": "r", "group_by": ["kind"], "repeat_interval": "0s"},
+    "repeat_interval -1m": child(repeat_interval="-1m"),
+    "group_wait 5x": child(group_wait="5x"),
+    "group_wait 1.5h": child(group_wait="1.5h"),
+    "group_wait 1m1h": child(group_wait="1m1h"),
+    "group_wait 1h1h": child(group_wait="1h1h"),
+    "group_wait 30 (no unit)": child(group_wait="30"),
+    "group_wait empty": child(group_wait=""),
+    "group_wait 1H": child(group_wait="1H"),
+    "group_by duplicate": child(group_by=["kind", "kind"]),
+    "group_by mixed ...": child(group_by=["...", "kind"]),
+    "matcher unescaped quote": child(matchers=['kind="a"b"']),
+    "matcher unterminated quote": child(matchers=['kind="ab']),
+    "matcher no operator": child(matchers=["kind"]),
+    "matcher bad operator": child(matchers=['kind=="a"']),
+    "matcher empty entry": child(matchers=['kind="a",,severity="b"']),
+    "regex lookahead (not RE2)": child(matchers=['kind=~"(?=a)"']),
+    "regex backreference": child(matchers=['kind=~"(a)\\\\1"']),
+    "regex unbalanced": child(matchers=['kind=~"("']),
+    "regex bad repeat": child(matchers=['kind=~"a**"']),
+    "regex repeat over 1000": child(matchers=['kind=~"a{1001}"']),
+    "regex bad class": child(matchers=['kind=~"[[:nope:]]"']),
+    "root continue": {"receiver": "r", "group_by": ["kind"], "continue": True},
+    "root matchers": {"receiver": "r", "group_by": ["kind"], "matchers": ['kind="a"']},
+}
+
+# Where citybrain deliberately refuses what Alertmanager accepts (docs/playbooks.md).
+ONLY_CITYBRAIN_REFUSES = {
+    "root without group_by": {"receiver": "r"},
+    "group_by lists ... twice": child(group_by=["...", "..."]),
+    "group_by: [] on a child": child(group_by=[]),
+    "a label citybrain's alerts never carry": child(matchers=['colour="red"']),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOTH_REFUSE))
+def test_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
+    route = BOTH_REFUSE[name]
+    assert not alertmanager_accepts(tmp_path, route), name
+    assert not citybrain_accepts(tmp_path, route, playbook), name
+
+
+@pytest.mark.parametrize("name", sorted(ONLY_CITYBRAIN_REFUSES))
+def test_documented_refusals(tmp_path: Path, playbook: Any, name: str) -> None:
+    route = ONLY_CITYBRAIN_REFUSES[name]
+    assert alertmanager_accepts(tmp_path, route), name
+    assert not citybrain_accepts(tmp_path, route, playbook), name
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["kind=a", 'kind="a"', 'kind="x\\"y"', 'kind="back\\\\slash"', 'kind="line\\nbreak"', "kind="],
+)
+def test_route_test_labels_accepted_as_amtool_accepts_them(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(am_config({"receiver": "r"}))
+    assert amtool("config", "routes", "test", f"--config.file={path}", text).returncode == 0
+    name, _ = parse_label(text)
+    assert name == "kind"
+
+
+@pytest.mark.parametrize("text", ["kind=~a", "kind!=a", "kind!~a", "kind", 'kind="a"b"'])
+def test_route_test_labels_refused_as_amtool_refuses_them(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(am_config({"receiver": "r"}))
+    assert amtool("config", "routes", "test", f"--config.file={path}", text).returncode != 0
+    with pytest.raises(RoutingConfigError):
+        parse_label(text)
