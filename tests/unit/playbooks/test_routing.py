@@ -224,3 +224,122 @@ def test_bad_routing_files_name_file_line_and_reason(
         load_routing(path, PLAYBOOKS)
     lines = str(info.value).splitlines()
     assert any(line.startswith(f"{path}{expected}") for line in lines), lines
+
+
+# -- issue 12: intervals, group_by and defaults as Alertmanager (config/config.go) -------
+FIELD_CASES = Path(__file__).resolve().parents[2] / "fixtures" / "field-cases"
+
+
+def test_field_case_zero_intervals_are_file_line_errors() -> None:
+    path = FIELD_CASES / "zero-repeat-interval" / "routing.yaml"
+    with pytest.raises(RoutingConfigError) as info:
+        load_routing(path, PLAYBOOKS)
+    assert str(info.value).splitlines() == [
+        f"{path}:5: route.group_interval: group_interval cannot be zero (it is '0s')",
+        f"{path}:6: route.repeat_interval: repeat_interval cannot be zero (it is '0s')",
+    ]
+
+
+ROOT = "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n"
+CHILD = ROOT + "  routes:\n    - matchers: ['kind=\"x\"']\n"
+
+ROUTING_SIBLINGS = [
+    (ROOT + "  repeat_interval: 0\n", ":5: route.repeat_interval: repeat_interval cannot be zero"),
+    (
+        CHILD + "      group_interval: 0ms\n",
+        ":7: route.routes.0.group_interval: group_interval cannot be zero",
+    ),
+    (
+        CHILD + "      repeat_interval: -1m\n",
+        ":7: route.routes.0.repeat_interval: Value error, duration is '-1m'",
+    ),
+    (
+        CHILD + "      group_wait: 5x\n",
+        ":7: route.routes.0.group_wait: Value error, duration '5x' has the unknown unit 'x'",
+    ),
+    (
+        CHILD + "      group_wait: 1.5h\n",
+        ":7: route.routes.0.group_wait: Value error, duration is '1.5h'",
+    ),
+    (
+        CHILD + "      group_wait: 1m1h\n",
+        ":7: route.routes.0.group_wait: Value error, duration is '1m1h'",
+    ),
+    (
+        CHILD + "      group_by: [kind, kind]\n",
+        ":7: route.routes.0.group_by.1: duplicated label 'kind' in group_by",
+    ),
+    (
+        CHILD + "      group_by: ['...', kind]\n",
+        ":7: route.routes.0.group_by.0: cannot have wildcard group_by (`...`) and other labels",
+    ),
+    (
+        CHILD + "      group_by: ['...', '...']\n",
+        ":7: route.routes.0.group_by.1: group_by lists `...` more than once",
+    ),
+    (CHILD + "      group_by: []\n", ":7: route.routes.0.group_by: group_by: [] on a child route"),
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n",
+        ":3: route: the root route needs group_by",
+    ),
+    (
+        ROOT + '  routes:\n    - matchers: [\'kind="a"b"\']\n',
+        ':6: route.routes.0.matchers.0: matcher \'kind="a"b"\': the value has an unescaped',
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ROUTING_SIBLINGS)
+def test_routing_siblings_are_file_line_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(RoutingConfigError) as info:
+        load_routing(path, PLAYBOOKS)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{path}{expected}") for line in lines), lines
+
+
+def test_defaults_and_inheritance_are_alertmanagers(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: []\n  routes:\n"
+        "    - matchers: ['kind=\"a\"']\n      group_by: ['...']\n      group_wait: 1m\n"
+        "      routes:\n        - matchers: ['severity=\"critical\"']\n"
+        "          repeat_interval: 1h30m\n"
+        "    - matchers: ['kind=\"b\"']\n      group_by: [district]\n      repeat_interval: 1d\n"
+        "      routes:\n        - {matchers: ['severity=\"critical\"'], group_by: ['...']}\n"
+    )
+    router = load_routing(write(tmp_path, text), PLAYBOOKS)
+    root = router.root
+    # Alertmanager's DefaultRouteOpts: group_wait 30s, group_interval 5m, repeat_interval 4h.
+    assert (root.group_by, root.group_wait, root.group_interval, root.repeat_interval) == (
+        (),
+        30.0,
+        300.0,
+        14400.0,
+    )
+    a, b = root.routes
+    (a_critical,) = a.routes
+    assert (a.group_by, a.group_wait, a.repeat_interval) == (("...",), 60.0, 14400.0)
+    assert (a_critical.group_by, a_critical.group_wait, a_critical.repeat_interval) == (
+        ("...",),
+        60.0,
+        5400.0,
+    )
+    (b_critical,) = b.routes
+    assert (b.group_by, b.repeat_interval) == (("district",), 86400.0)
+    assert (b_critical.group_by, b_critical.repeat_interval) == (("...",), 86400.0)
+    # group_by: [] at the root: one run per route, as Alertmanager's empty group_by.
+    assert root.group_key({"kind": "x"}) == root.group_key({"kind": "y", "district": "d"})
+
+
+def test_matchers_entries_may_hold_several_matchers(tmp_path: Path) -> None:
+    text = (
+        ROOT
+        + '  routes:\n    - matchers: [\'{kind="x", severity=~"major|critical"}\']\n      playbook: flash-flood\n'
+    )
+    router = load_routing(write(tmp_path, text), PLAYBOOKS)
+    assert [str(m) for m in router.root.routes[0].matchers] == [
+        'kind="x"',
+        'severity=~"major|critical"',
+    ]
+    assert router.root.match({"kind": "x", "severity": "major"})[0].playbook == "flash-flood"
+    assert router.root.match({"kind": "x", "severity": "minor"})[0].playbook == "sensor-anomaly"

@@ -1,0 +1,279 @@
+"""Matchers, silences and inhibition as Alertmanager reads them: the field cases
+(silence-escaped-quote, silence-matches-all, mutual-inhibition) and their siblings, with a
+property test that matchers round-trip through their stored text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from playbooks.errors import RoutingConfigError, SilenceError
+from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
+from playbooks.routing import (
+    LABELS,
+    OPS,
+    InhibitRule,
+    Matcher,
+    Silence,
+    SilenceBook,
+    escape,
+    new_silence,
+    parse_label,
+    parse_matchers,
+)
+
+# Copies of ../shared/field-cases/ (the inputs of issue 12).
+FIELD_CASES = Path(__file__).resolve().parents[2] / "fixtures" / "field-cases"
+PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
+FLOOD = {"alert_id": "al-x", "kind": "water_level", "severity": "critical", "source": "sensor"}
+
+
+# -- parsing and escaping (Alertmanager's pkg/labels/parse.go) ---------------------------
+@pytest.mark.parametrize(
+    ("text", "name", "op", "value"),
+    [
+        ('category="Noise \\"loud\\" party"', "category", "=", 'Noise "loud" party'),
+        ('category="back\\\\slash"', "category", "=", "back\\slash"),  # \\ is one backslash
+        ('category="two\\nlines"', "category", "=", "two\nlines"),
+        ('category="a\\qb"', "category", "=", "a\\qb"),  # a spurious escape stays literal
+        ('category="ends\\""', "category", "=", 'ends"'),
+        ("category=bare", "category", "=", "bare"),  # quotes are optional
+        ("category=", "category", "=", ""),
+        ('  kind  !~  "pm.*"  ', "kind", "!~", "pm.*"),
+        ('kind=~"a,b"', "kind", "=~", "a,b"),
+        ('city="北京"', "city", "=", "北京"),
+    ],
+)
+def test_matchers_are_read_as_alertmanager_reads_them(
+    text: str, name: str, op: str, value: str
+) -> None:
+    m = Matcher.parse(text)
+    assert (m.name, m.op, m.value) == (name, op, value)
+    assert Matcher.parse(str(m)) == m
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('category="a"b"', "unescaped double quote"),
+        ('category="open', "closing double quote is missing"),
+        ('category="ends\\"', "closing double quote is missing"),
+        ('category=a"', "unescaped double quote"),
+        ("category", 'is not name="value"'),
+        ('category=="x"', "unescaped double quote"),
+        ('colour="red"', "unknown label 'colour'"),
+        ('kind=~"(?=lookahead)"', "bad regex (RE2 syntax)"),
+        ('kind=~"(a)\\\\1"', "bad regex (RE2 syntax)"),
+        ('kind=~"("', "bad regex (RE2 syntax)"),
+    ],
+)
+def test_bad_matchers_are_named(text: str, reason: str) -> None:
+    with pytest.raises(RoutingConfigError) as info:
+        Matcher.parse(text)
+    assert f"matcher {text!r}" in str(info.value) and reason in str(info.value)
+
+
+def test_regexes_are_re2_and_fully_anchored() -> None:
+    m = Matcher.parse('kind=~"pm.*"')
+    assert m.matches({"kind": "pm25"}) and not m.matches({"kind": "xpm25"})
+    # Python's re would let $ match before a final newline; RE2 (and Go) do not.
+    assert not Matcher.parse('kind=~"a"').matches({"kind": "a\n"})
+    # RE2's \d is ASCII only, as Go's.
+    assert not Matcher.parse('kind=~"\\\\d"').matches({"kind": "٣"})
+    assert Matcher.parse('kind=~"[[:alpha:]]+"').matches({"kind": "abc"})
+    # Wrapped exactly as Alertmanager wraps it, so a)|(b is ^(?:a)|(b)$ in both.
+    odd = Matcher.parse('kind=~"a)|(b"')
+    assert odd.matches({"kind": "ax"}) and odd.matches({"kind": "xb"})
+
+
+def test_several_matchers_in_one_entry() -> None:
+    assert [str(m) for m in parse_matchers('{kind="a,b", severity!="minor",}')] == [
+        'kind="a,b"',
+        'severity!="minor"',
+    ]
+    with pytest.raises(RoutingConfigError):
+        parse_matchers('kind="a",,severity="b"')
+
+
+LABEL_NAMES = st.sampled_from(sorted(LABELS))
+# Any text: quotes, backslashes, newlines, braces, commas, unicode (no lone surrogates,
+# which are not UTF-8 and cannot be a label value).
+VALUES = st.text(
+    st.characters(blacklist_categories=("Cs",))
+    | st.sampled_from(['"', "\\", "\n", ",", "{", "}", " ", "é", "\u2028"]),
+    max_size=30,
+)
+
+
+@given(LABEL_NAMES, st.sampled_from(["=", "!="]), VALUES)
+def test_matchers_round_trip_exactly(name: str, op: str, value: str) -> None:
+    m = Matcher.build(name, op, value)
+    text = str(m)
+    assert Matcher.parse(text) == m
+    assert parse_matchers(text) == [m]
+    # And through a stored silence (another matcher keeps it from matching everything).
+    s = new_silence("s", [text, 'alert_id="al-1"'], 0.0, 10.0, "op", "r")
+    assert Silence.from_dict(s.to_dict()) == s
+
+
+@given(LABEL_NAMES, VALUES)
+def test_labels_round_trip_as_route_test_arguments(name: str, value: str) -> None:
+    assert parse_label(f'{name}="{escape(value)}"') == (name, value)
+
+
+@given(LABEL_NAMES, st.sampled_from(OPS), VALUES)
+def test_any_matcher_text_parses_or_is_refused_by_name(name: str, op: str, value: str) -> None:
+    text = f"{name}{op}{value}"
+    try:
+        m = Matcher.parse(text)
+    except RoutingConfigError as exc:
+        assert repr(text) in str(exc)
+    else:
+        assert Matcher.parse(str(m)) == m
+
+
+def test_route_test_refuses_matcher_operators_as_labels() -> None:
+    for text in ('kind=~"water.*"', "kind!=a", 'kind!~"a"'):
+        with pytest.raises(RoutingConfigError, match="labels are name=value pairs"):
+            parse_label(text)
+
+
+# -- field case: silence-escaped-quote --------------------------------------------------
+def test_field_case_silence_with_an_escaped_quote_reads_back() -> None:
+    s = new_silence("s1", [r'category="Noise \"loud\" party"'], 0, 3600, "op", "known block party")
+    assert s.to_dict()["matchers"] == [r'category="Noise \"loud\" party"']
+    back = Silence.from_dict(s.to_dict())
+    assert back == s
+    assert back.silences({**FLOOD, "category": 'Noise "loud" party'}, 10)
+    assert not back.silences(FLOOD, 10)
+
+
+def test_field_case_back_slash_keeps_one_backslash() -> None:
+    s = new_silence("s1", ['category="back\\\\slash"'], 0, 3600, "op", "r")
+    assert s.silences({"category": "back\\slash"}, 1)
+    assert not s.silences({"category": "back\\\\slash"}, 1)
+
+
+# -- field case: silence-matches-all ----------------------------------------------------
+@pytest.mark.parametrize(
+    "matchers",
+    [
+        ['category!~"noise.+"'],  # the field cases
+        ['department=""'],
+        ['alert_id=~".*"'],
+        ['severity!="minor"'],  # siblings: every matcher operator
+        ['kind=~"water_level|"'],
+        ['kind=~"(?i:x)?"', 'district!="d1"', 'city!~".+"'],
+        ["category="],
+        ['{category!~"a", street=~".*"}'],
+    ],
+)
+def test_silences_matching_every_alert_are_refused(matchers: list[str]) -> None:
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", matchers, 0, 3600, "op", "r")
+    assert "at least one matcher must not match the empty string" in str(info.value)
+    assert info.value.problem == "matches_empty"
+    assert str(Matcher.parse(matchers[0].strip("{}").split(",")[0])) in str(info.value)
+
+
+def test_a_silence_with_one_selective_matcher_is_accepted() -> None:
+    s = new_silence("s", ['category!~"noise.+"', 'kind="traffic_speed"'], 0, 3600, "op", "r")
+    assert not s.silences(FLOOD, 10)
+    assert s.silences({"kind": "traffic_speed"}, 10)
+
+
+# -- unreadable and expired stored silences ---------------------------------------------
+GOOD = new_silence("good", ['kind="traffic_speed"'], 0, 100, "op", "r").to_dict()
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        ({**GOOD, "matchers": ['category="Noise "loud" party"']}, "matcher"),  # the old form
+        ({**GOOD, "matchers": ['department=""']}, "matches_empty"),
+        ({**GOOD, "matchers": "kind=x"}, "field"),
+        ({**GOOD, "matchers": [1]}, "field"),
+        ({**GOOD, "ends_at": "soon"}, "field"),
+        ({**GOOD, "ends_at": None}, "field"),
+        ({k: v for k, v in GOOD.items() if k != "author"}, "field"),
+        (["not", "a", "mapping"], "field"),
+        ("garbage", "field"),
+    ],
+)
+def test_unreadable_stored_silences_are_skipped_and_reported_once(doc: Any, problem: str) -> None:
+    book = SilenceBook()
+    silences, bad = book.read([("bad", doc), ("good", GOOD)], now=10)
+    assert [s.id for s in silences] == ["good"]
+    assert [(b.key, b.problem) for b in bad] == [("bad", problem)]
+    assert bad[0].message
+    again, bad_again = book.read([("bad", doc), ("good", GOOD)], now=11)
+    assert [s.id for s in again] == ["good"] and bad_again == []
+
+
+def test_expired_stored_silences_are_not_even_parsed() -> None:
+    unreadable_but_expired = {**GOOD, "matchers": ['category="a"b"'], "ends_at": 5.0}
+    silences, bad = SilenceBook().read([("old", unreadable_but_expired), ("good", GOOD)], 10)
+    assert [s.id for s in silences] == ["good"] and bad == []
+    # Expiring a silence (a new ends_at) takes it out at once.
+    silences, _ = SilenceBook().read([("good", {**GOOD, "ends_at": 10.0})], 10)
+    assert silences == []
+
+
+# -- field case: mutual-inhibition ------------------------------------------------------
+def mutual_router() -> Any:
+    path = FIELD_CASES / "mutual-inhibition" / "routing.yaml"
+    return load_routing(path, PLAYBOOKS)
+
+
+def test_field_case_alerts_matching_both_sides_do_not_inhibit_each_other() -> None:
+    router = mutual_router()
+    a = dict(alert_id="al-a", kind="power_load", severity="critical", district="d1")
+    b = dict(alert_id="al-b", kind="power_load", severity="critical", district="d1")
+    assert router.decide(b, [a], [], 0).inhibited_by is None
+    assert router.decide(a, [b], [], 0).inhibited_by is None
+    major = dict(alert_id="al-c", kind="power_load", severity="major", district="d1")
+    assert router.decide(major, [a], [], 0).inhibited_by is not None  # still inhibited
+    assert router.decide(major, [{**a, "district": "d2"}], [], 0).inhibited_by is None
+
+
+def rule(source: str, target: str, *equal: str) -> InhibitRule:
+    return InhibitRule((Matcher.parse(source),), (Matcher.parse(target),), equal)
+
+
+@pytest.mark.parametrize(
+    ("rule_", "target", "source", "inhibited"),
+    [
+        # both alerts match both sides: neither inhibits
+        (rule('severity=~".+"', 'severity=~".+"'), {"severity": "a"}, {"severity": "b"}, False),
+        # the source matches only its side: it inhibits a two-sided target
+        (
+            rule('kind="x"', 'severity="critical"'),
+            {"kind": "x", "severity": "critical"},
+            {"kind": "x"},
+            True,
+        ),
+        # the target matches only its side: a two-sided source still inhibits it
+        (
+            rule('kind="x"', 'severity="critical"'),
+            {"severity": "critical"},
+            {"kind": "x", "severity": "critical"},
+            True,
+        ),
+        # equal compares missing labels as empty, as Alertmanager does
+        (rule('kind="x"', 'kind="y"', "district"), {"kind": "y"}, {"kind": "x"}, True),
+        (
+            rule('kind="x"', 'kind="y"', "district"),
+            {"kind": "y", "district": "d"},
+            {"kind": "x"},
+            False,
+        ),
+    ],
+)
+def test_inhibition_sides(
+    rule_: InhibitRule, target: dict[str, str], source: dict[str, str], inhibited: bool
+) -> None:
+    assert rule_.inhibits(target, source) is inhibited
