@@ -137,7 +137,7 @@ def test_silence_created_through_the_api_suppresses_matching_alerts(pipeline: Pi
                 "POST",
                 "/silences",
                 OPERATOR_TOKEN,
-                {"matchers": ["sensor_id=gauge-1"], "duration": "1h", "reason": "x"},
+                {"matchers": ['sensor_id="gauge-1'], "duration": "1h", "reason": "x"},
             )[0]
             == 400
         )

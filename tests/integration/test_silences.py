@@ -1,0 +1,113 @@
+"""Silences on the real Kafka (issue 12, field cases silence-escaped-quote and
+silence-matches-all): the API stores an escaped quote so it reads back; a stored silence
+that cannot be read (written by an earlier version, straight into the table's changelog)
+is skipped, audited and counted, never a crash of the route agent; an expired one is not
+even read; a silence that would mute every alert is refused with a 400."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from tests.integration.test_pipeline import docs, steps_of
+from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
+
+pytestmark = pytest.mark.integration
+
+CASES = Path(__file__).resolve().parents[1] / "fixtures" / "field-cases"
+
+
+def stored(silence_id: str, matchers: list[str], ends_at: float) -> dict[str, Any]:
+    return {
+        "id": silence_id,
+        "matchers": matchers,
+        "starts_at": 0.0,
+        "ends_at": ends_at,
+        "author": "earlier-version",
+        "reason": "stored before issue 12",
+    }
+
+
+def seed_silences(p: Pipeline, silences: list[dict[str, Any]]) -> None:
+    """Write silences into the silences table's changelog, as an earlier worker did."""
+    topic = f"{p.settings.app_id}-silences-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, p.settings.partitions, 1)])
+    finally:
+        admin.close()
+    for s in silences:
+        p.producer.send(topic, key=s["id"].encode(), value=orjson.dumps(s))
+    p.flush()
+
+
+def alert(alert_id: str, **labels: str) -> bytes:
+    """The field case's flood alert, placed on the test grid."""
+    doc = json.loads((CASES / "silence-escaped-quote" / "alert.json").read_text())
+    cell = {"grid_cell": "c-mill", "community": "c-mill", "street": "s-river"}
+    doc.update(alert_id=alert_id, grid_cell="c-mill")
+    doc["labels"].update(cell, district="d-east", city="testcity", alert_id=alert_id, **labels)
+    return orjson.dumps(doc)
+
+
+def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline) -> None:
+    seed_silences(
+        pipeline,
+        [
+            # What the API stored before: the quotes not re-escaped.
+            stored("old-quote", ['category="Noise "loud" party"'], 4e9),
+            # Mutes everything: accepted before, refused now.
+            stored("old-empty", ['department=""'], 4e9),
+            # Unreadable too, but expired: never read.
+            stored("old-expired", ['category="a"b"'], 1.0),
+        ],
+    )
+    worker = pipeline.worker().start()
+    try:
+        body = json.loads((CASES / "silence-escaped-quote" / "silence.json").read_text())
+        status, created = pipeline.api("POST", "/silences", OPERATOR_TOKEN, body)
+        assert status == 201, created
+        assert created["silence"]["matchers"] == ['category="Noise \\"loud\\" party"']
+        everything = json.loads((CASES / "silence-matches-all" / "silence.json").read_text())
+        status, refused = pipeline.api("POST", "/silences", OPERATOR_TOKEN, everything)
+        assert status == 400
+        assert "at least one matcher must not match the empty string" in json.dumps(refused)
+        assert 'category!~\\"noise.+\\"' in json.dumps(refused)
+
+        # An unrelated flood alert gets its run; the block-party alert is silenced.
+        pipeline.send("alerts", b"al-field-flood-q1", alert("al-field-flood-q1"))
+        pipeline.send("alerts", b"al-party", alert("al-party", category='Noise "loud" party'))
+        pipeline.flush()
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")), settle=3)
+        assert len(steps_of(steps, "run_created")) == 1
+        audit = pipeline.read(
+            "audit",
+            lambda m: (
+                len([d for d in docs(m) if d.get("action") == "silence_unreadable"]) >= 2
+                and any(d.get("action") == "alert_silenced" for d in docs(m))
+            ),
+            settle=2,
+        )
+        unreadable = [d for d in docs(audit) if d.get("action") == "silence_unreadable"]
+        assert sorted(d["silence_id"] for d in unreadable) == ["old-empty", "old-quote"]
+        assert {d["detail"].split(":")[0] for d in unreadable} == {"matcher", "matches_empty"}
+        [silenced] = [d for d in docs(audit) if d.get("action") == "alert_silenced"]
+        assert silenced["alert_id"] == "al-party"
+        assert created["silence"]["id"] in silenced["detail"]
+        port = pipeline.settings.worker_port
+        assert scrape_sum(port, 'citybrain_silences_invalid_total{problem="matcher"}') == 1
+        assert scrape_sum(port, 'citybrain_silences_invalid_total{problem="matches_empty"}') == 1
+        assert "Crashed" not in worker.log()
+        # The API lists what it stored, escaped so it reads back.
+        status, listed = pipeline.api("GET", "/silences", OPERATOR_TOKEN)
+        assert status == 200
+        mine = [s for s in listed["silences"] if s["id"] == created["silence"]["id"]]
+        assert mine[0]["matchers"] == created["silence"]["matchers"]
+    finally:
+        worker.stop()
