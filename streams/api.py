@@ -19,9 +19,9 @@ import orjson
 from faust.web import Request, Response, View
 
 from playbooks.engine import Run, is_terminal
-from playbooks.errors import RoutingConfigError
+from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.machine import RunStatus
-from playbooks.routing import new_silence
+from playbooks.routing import Silence, new_silence
 from playbooks.schema import parse_duration
 from streams.app import run_key
 from streams.auth import Principal, TokenStore
@@ -38,6 +38,20 @@ RUN_ACTIONS = {
     "approve": "approve",
     "reject": "approve",
 }
+
+
+def _listed(doc: Any, now: float) -> dict[str, Any]:
+    """A stored silence as listed, with whether it is active now; one that cannot be read
+    (playbooks.routing.SilenceBook skips it) is listed as such rather than failing."""
+    ends = doc.get("ends_at") if isinstance(doc, dict) else None
+    if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
+        return {**doc, "active": False}  # expired: not read, as the route agent does
+    try:
+        silence = Silence.from_dict(doc)
+    except SilenceError as exc:
+        base = doc if isinstance(doc, dict) else {}
+        return {**base, "active": False, "unreadable": str(exc)}
+    return {**doc, "active": silence.active(now)}
 
 
 class ApiError(Exception):
@@ -168,10 +182,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             now = time.time()
-            items = [
-                {**v, "active": v["starts_at"] <= now < v["ends_at"]}
-                for _, v in pipeline.silences.items()
-            ]
+            items = [_listed(v, now) for _, v in pipeline.silences.items()]
             return self.json({"silences": items})
 
         @handled
@@ -179,6 +190,9 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
             principal = await authorize(self, request, "silence")
             doc = await body(request)
             now = time.time()
+            matchers = doc.get("matchers", [])
+            if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+                raise ApiError(400, f'"matchers" is {matchers!r}, expected a list of strings')
             try:
                 starts = float(doc.get("starts_at", now))
                 ends = (
@@ -188,7 +202,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
                 )
                 silence = new_silence(
                     uuid.uuid4().hex[:12],
-                    list(doc.get("matchers", [])),
+                    matchers,
                     starts,
                     ends,
                     principal.name,
@@ -216,7 +230,11 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
             doc = pipeline.silences.get(silence_id.encode())
             if doc is None:
                 raise ApiError(404, f"no silence {silence_id!r}")
-            expired = {**doc, "ends_at": min(doc["ends_at"], time.time())}
+            ends = doc.get("ends_at") if isinstance(doc, dict) else None
+            now = time.time()
+            # A stored silence that cannot be read can still be expired.
+            ends = min(ends, now) if isinstance(ends, int | float) else now
+            expired = {**doc, "ends_at": ends} if isinstance(doc, dict) else {"ends_at": ends}
             pipeline.silences[silence_id.encode()] = expired
             await pipeline._audit(
                 {

@@ -7,6 +7,7 @@ even read; a silence that would mute every alert is refused with a 400."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from tests.integration.test_pipeline import docs, steps_of
-from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
+from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline, scrape_sum
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +80,9 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
         assert status == 400
         assert "at least one matcher must not match the empty string" in json.dumps(refused)
         assert 'category!~\\"noise.+\\"' in json.dumps(refused)
+        for bad in ("kind=x", ['kind="a"b"'], [1]):
+            status, _ = pipeline.api("POST", "/silences", OPERATOR_TOKEN, {**body, "matchers": bad})
+            assert status == 400, bad
 
         # An unrelated flood alert gets its run; the block-party alert is silenced.
         pipeline.send("alerts", b"al-field-flood-q1", alert("al-field-flood-q1"))
@@ -107,7 +111,13 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
         # The API lists what it stored, escaped so it reads back.
         status, listed = pipeline.api("GET", "/silences", OPERATOR_TOKEN)
         assert status == 200
-        mine = [s for s in listed["silences"] if s["id"] == created["silence"]["id"]]
-        assert mine[0]["matchers"] == created["silence"]["matchers"]
+        by_id = {s["id"]: s for s in listed["silences"]}
+        assert by_id[created["silence"]["id"]]["matchers"] == created["silence"]["matchers"]
+        assert by_id[created["silence"]["id"]]["active"] is True
+        assert "unescaped double quote" in by_id["old-quote"]["unreadable"]
+        assert by_id["old-expired"]["active"] is False
+        # An unreadable silence can still be expired.
+        status, expired = pipeline.api("DELETE", "/silences/old-quote", COORDINATOR_TOKEN)
+        assert status == 200 and expired["silence"]["ends_at"] <= time.time()
     finally:
         worker.stop()
