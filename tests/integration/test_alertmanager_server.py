@@ -1,0 +1,357 @@
+"""Differential test of grouping, inhibition and silences against a real Alertmanager
+server (Debian's prometheus-alertmanager), which ``amtool config routes test`` cannot show.
+
+Per seeded round: random routing trees (every route its own receiver; group_by set,
+inherited, ``...`` or ``[]``), inhibition rules and silences are loaded into an
+Alertmanager and into citybrain; the same alerts (each with its own ``alert_id``) are
+posted to Alertmanager. Then, from ``/api/v2/alerts/groups`` and ``/api/v2/alerts``:
+
+- for every route, the partition of its alerts into groups equals the partition by
+  citybrain's group keys (group_by, its inheritance and the defaults);
+- an alert is inhibited in Alertmanager exactly when citybrain's router inhibits it with
+  every other alert firing (two-sided rules included, as Alertmanager >= 0.13);
+- a silence is accepted by both or refused by both, except the documented stricter
+  refusal (all matchers match the empty string with a ``!=``/``!~`` among them); an alert
+  is silenced in Alertmanager exactly when an accepted citybrain silence silences it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from playbooks.errors import SilenceError
+from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
+from playbooks.routing import Matcher, Router, Silence, new_silence
+from tests.integration.test_routing_differential import receivers
+from tests.services import shifted_port
+
+pytestmark = pytest.mark.integration
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager")
+PORT = shifted_port(29095)
+SEEDS = (11, 12, 13)
+TREES, ALERTS, RULES, SILENCES = 30, 120, 4, 12
+
+NAMES = ["kind", "severity", "district", "category"]
+VALUES = {
+    "kind": ["water_level", "pm25", "power_load", 'x"y'],
+    "severity": ["minor", "major", "critical"],
+    "district": ["d1", "d2", "back\\slash"],
+    "category": ["noise", "gas", "", "line\nbreak"],
+}
+REGEXES = {
+    "kind": ["water_.*", "pm25|power_load", ".*", "x.y"],
+    "severity": ["major|critical", "critical", ".+", "m.*"],
+    "district": ["d1", "d.", "back\\\\slash", ""],
+    "category": ["noise|gas", ".*", "", "line\\nbreak", "(?i:GAS)"],
+}
+
+
+def matcher(rng: random.Random, op: str = "") -> Matcher:
+    name = rng.choice(NAMES)
+    op = op or rng.choice(["=", "!=", "=~", "!~"])
+    value = rng.choice(VALUES[name] if op in ("=", "!=") else REGEXES[name])
+    return Matcher.build(name, op, value)
+
+
+# Both refuse the first two; Alertmanager accepts the last two (it asks only = and =~).
+EVERYTHING = ['category=""', 'category=~".*"', 'category!~"noise.+"', 'severity!="minor"']
+GROUP_BYS = [["..."], ["kind"], ["district", "severity"], ["category"], ["kind", "district"]]
+
+
+def route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str, Any]:
+    node: dict[str, Any] = {"receiver": receiver, "group_wait": "1h"}
+    if root:
+        node["group_by"] = rng.choice([*GROUP_BYS, []])
+    else:
+        node["matchers"] = [str(matcher(rng)) for _ in range(rng.choice([0, 1, 1, 2]))]
+        node["continue"] = rng.random() < 0.3
+        if rng.random() < 0.4:
+            node["group_by"] = rng.choice(GROUP_BYS)
+    if depth < 2:
+        node["routes"] = [
+            route(rng, f"{receiver}_{i}", depth + 1, root=False)
+            for i in range(rng.choice([0, 1, 2, 3]))
+        ]
+    return node
+
+
+def as_citybrain(node: dict[str, Any]) -> dict[str, Any]:
+    out = {("playbook" if k == "receiver" else k): v for k, v in node.items() if k != "routes"}
+    out["routes"] = [as_citybrain(child) for child in node.get("routes", [])]
+    return out
+
+
+def am_matcher(m: Matcher) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "value": m.value,
+        "isRegex": m.op in ("=~", "!~"),
+        "isEqual": m.op in ("=", "=~"),
+    }
+
+
+def http(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORT}/api/v2{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+class Alertmanager:
+    """``prometheus-alertmanager`` on a test port, clustering off."""
+
+    def __init__(self, config: Path, data: Path) -> None:
+        assert ALERTMANAGER is not None, "apt-get install prometheus-alertmanager"
+        self.log = data / "alertmanager.log"
+        data.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    ALERTMANAGER,
+                    f"--config.file={config}",
+                    f"--storage.path={data}",
+                    f"--web.listen-address=127.0.0.1:{PORT}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if http("GET", "/status")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"alertmanager not ready:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def playbook() -> Any:
+    return load_playbooks(PLAYBOOK_DIR)["sensor-anomaly"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_grouping_inhibition_and_silences_agree(tmp_path: Path, playbook: Any, seed: int) -> None:
+    rng = random.Random(seed)
+    trees = [route(rng, f"t{t}", 0, root=True) for t in range(TREES)]
+    routers: list[Router] = []
+    for t, tree in enumerate(trees):
+        path = tmp_path / f"t{t}.yaml"
+        path.write_text(
+            yaml.safe_dump({"version": 1, "route": as_citybrain(tree)}, allow_unicode=True)
+        )
+        routers.append(load_routing(path, dict.fromkeys(receivers(tree), playbook)))
+    rules = []
+    for _ in range(RULES):
+        rules.append(
+            {
+                # One equality on each side keeps most alerts uninhibited.
+                "source_matchers": [str(matcher(rng, "="))]
+                + [str(matcher(rng)) for _ in range(rng.choice([0, 1]))],
+                "target_matchers": [str(matcher(rng, "="))]
+                + [str(matcher(rng)) for _ in range(rng.choice([0, 1]))],
+                "equal": rng.sample(NAMES, rng.choice([0, 1, 1, 2])),
+            }
+        )
+    inhibit_path = tmp_path / "inhibit.yaml"
+    inhibit_path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "route": {"playbook": "r", "group_by": ["..."]},
+                "inhibit_rules": rules,
+            },
+            allow_unicode=True,
+        )
+    )
+    inhibitor = load_routing(inhibit_path, {"r": playbook})
+    names = sorted({r for tree in trees for r in receivers(tree)})
+    config = {
+        "route": {
+            "receiver": "wrapper",
+            "group_wait": "1h",
+            "routes": [{**tree, "continue": True} for tree in trees],
+        },
+        "receivers": [{"name": "wrapper"}, *({"name": n} for n in names)],
+        "inhibit_rules": rules,
+    }
+    config_path = tmp_path / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+
+    alerts = []
+    for i in range(ALERTS):
+        labels = {"alert_id": f"al-{i}"}
+        for name in NAMES:
+            if rng.random() < 0.85:
+                labels[name] = rng.choice(VALUES[name])
+        alerts.append(labels)
+    # Two in three silences start with an equality (selective); the rest are any matchers,
+    # so some match everything and must be refused.
+    silence_specs = [
+        [matcher(rng, "=" if i % 3 else "")] + [matcher(rng) for _ in range(rng.choice([0, 1, 2]))]
+        for i in range(SILENCES)
+    ] + [  # the field case silence-matches-all and its siblings
+        [Matcher.parse(text)] for text in EVERYTHING
+    ]
+
+    am = Alertmanager(config_path, tmp_path / "data")
+    try:
+        now = time.time()
+        ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+        starts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
+        status, _ = http(
+            "POST", "/alerts", [{"labels": a, "startsAt": starts, "endsAt": ends} for a in alerts]
+        )
+        assert status == 200
+        ours: list[Silence] = []
+        refusals = {"both": 0, "documented": 0}
+        for i, spec in enumerate(silence_specs):
+            status, answer = http(
+                "POST",
+                "/silences",
+                {
+                    "matchers": [am_matcher(m) for m in spec],
+                    "startsAt": starts,
+                    "endsAt": ends,
+                    "createdBy": "test",
+                    "comment": f"silence {i}",
+                },
+            )
+            try:
+                ours.append(new_silence(f"s{i}", [str(m) for m in spec], 0, 2e9, "t", "r"))
+                accepted = True
+            except SilenceError as exc:
+                assert exc.problem == "matches_empty", exc
+                accepted = False
+            if accepted:
+                assert status == 200, (spec, answer)
+            elif status == 200:
+                # The documented difference: Alertmanager only asks = and =~ matchers.
+                assert any(m.op in ("!=", "!~") for m in spec), [str(m) for m in spec]
+                refusals["documented"] += 1
+                http("DELETE", f"/silence/{answer['silenceID']}")
+            else:
+                assert "at least one matcher must not match the empty string" in answer
+                refusals["both"] += 1
+        assert refusals["both"] >= 2 and refusals["documented"] >= 2, refusals
+        assert len(ours) >= SILENCES // 2
+
+        # Groups: wait until Alertmanager's dispatcher has placed every alert.
+        expected: dict[str, set[frozenset[str]]] = {}
+        members: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for router in routers:
+            for labels in alerts:
+                for r in router.root.match(labels):
+                    members[(r.playbook, r.group_key(labels))].add(labels["alert_id"])
+        for (receiver, _), ids in members.items():
+            expected.setdefault(receiver, set()).add(frozenset(ids))
+        total = sum(len(ids) for ids in members.values())
+        theirs: dict[str, set[frozenset[str]]] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, groups = http("GET", "/alerts/groups")
+            assert status == 200
+            placed = sum(len(g["alerts"]) for g in groups)
+            if placed >= total:
+                theirs = {}
+                for g in groups:
+                    ids = frozenset(a["labels"]["alert_id"] for a in g["alerts"])
+                    theirs.setdefault(g["receiver"]["name"], set()).add(ids)
+                break
+            time.sleep(0.3)
+        assert placed == total
+        assert theirs == expected
+
+        # Inhibition and silencing, alert by alert.
+        status, listed = http("GET", "/alerts")
+        assert status == 200 and len(listed) == ALERTS
+        by_id = {a["labels"]["alert_id"]: a for a in listed}
+        counts = {"inhibited": 0, "silenced": 0}
+        for labels in alerts:
+            state = by_id[labels["alert_id"]]["status"]
+            # Alertmanager drops empty label values; they match as missing in both.
+            others = [a for a in alerts if a is not labels]
+            decision = inhibitor.decide(labels, others, [], now)
+            inhibited = decision.inhibited_by is not None
+            assert bool(state["inhibitedBy"]) is inhibited, (labels, rules)
+            silenced = any(s.silences(labels, now) for s in ours)
+            assert bool(state["silencedBy"]) is silenced, labels
+            counts["inhibited"] += inhibited
+            counts["silenced"] += silenced
+        # Both outcomes occur, so the comparison says something.
+        assert 0 < counts["inhibited"] < ALERTS and 0 < counts["silenced"] < ALERTS, counts
+    finally:
+        am.stop()
+
+
+def test_field_case_mutual_inhibition_in_alertmanager(tmp_path: Path) -> None:
+    """The field case's rule in a real Alertmanager: two critical alerts in one district
+    do not inhibit each other; a major one is inhibited."""
+    rule = {
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity=~"major|critical"'],
+        "equal": ["district"],
+    }
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", "group_by": ["alert_id"]},
+                "receivers": [{"name": "r"}],
+                "inhibit_rules": [rule],
+            }
+        )
+    )
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        alerts = [
+            {"alert_id": "al-a", "kind": "power_load", "severity": "critical", "district": "d1"},
+            {"alert_id": "al-b", "kind": "power_load", "severity": "critical", "district": "d1"},
+            {"alert_id": "al-c", "kind": "power_load", "severity": "major", "district": "d1"},
+        ]
+        assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
+        deadline = time.monotonic() + 20
+        while True:
+            listed = {a["labels"]["alert_id"]: a["status"] for a in http("GET", "/alerts")[1]}
+            if listed.get("al-c", {}).get("inhibitedBy") or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert {k: bool(v["inhibitedBy"]) for k, v in listed.items()} == {
+            "al-a": False,
+            "al-b": False,
+            "al-c": True,
+        }
+    finally:
+        am.stop()
