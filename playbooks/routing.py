@@ -234,6 +234,25 @@ def parse_label(text: str) -> tuple[str, str]:
     return matcher.name, matcher.value
 
 
+def label_set(value: Any) -> dict[str, str]:
+    """An alert's labels, checked: a mapping of label names to text, as Alertmanager's
+    label sets are. Raises RoutingConfigError naming the first bad entry."""
+    if not isinstance(value, Mapping):
+        raise RoutingConfigError(f"labels are a {type(value).__name__}, expected a mapping")
+    for name, text in value.items():
+        if not isinstance(name, str) or not isinstance(text, str):
+            raise RoutingConfigError(f"label {name!r} is {text!r}, expected text")
+    return dict(value)
+
+
+def _is_label_set(value: Any) -> bool:
+    try:
+        label_set(value)
+    except RoutingConfigError:
+        return False
+    return True
+
+
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
@@ -454,6 +473,8 @@ class Router:
             if silence.silences(labels, now):
                 return Decision(routes, silenced_by=silence)
         for source in firing:
+            if not _is_label_set(source):
+                continue  # a stored alert that cannot be read inhibits nothing
             if source.get("alert_id") == labels.get("alert_id"):
                 continue  # an alert never inhibits itself
             for rule in self.inhibit_rules:

@@ -28,12 +28,12 @@ from faust.types import TP, EventT
 from prometheus_client import CollectorRegistry
 
 from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
-from playbooks.errors import PlaybookError
+from playbooks.errors import PlaybookError, RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_grid, load_playbooks, load_routing
-from playbooks.routing import SILENCE_PROBLEMS, Route, Silence, SilenceBook
+from playbooks.routing import SILENCE_PROBLEMS, Route, Silence, SilenceBook, label_set
 from streams.bursts import BurstTracker
 from streams.departments import DepartmentClassifier
 from streams.detection import (
@@ -326,8 +326,9 @@ class Pipeline:
     async def on_alert(self, event: EventT[bytes]) -> None:
         try:
             alert = orjson.loads(event.value)
-            alert_id, status, labels = alert["alert_id"], alert["status"], alert["labels"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            alert_id, status = alert["alert_id"], alert["status"]
+            labels = label_set(alert["labels"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, RoutingConfigError) as exc:
             await self.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc!r}")
             return
         now = time.time()

@@ -84,7 +84,11 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
             status, _ = pipeline.api("POST", "/silences", OPERATOR_TOKEN, {**body, "matchers": bad})
             assert status == 400, bad
 
-        # An unrelated flood alert gets its run; the block-party alert is silenced.
+        # An alert whose labels are not text is dead-lettered, not a crash of the agent;
+        # an unrelated flood alert gets its run; the block-party alert is silenced.
+        bad = json.loads(alert("al-bad"))
+        bad["labels"]["severity"] = 5
+        pipeline.send("alerts", b"al-bad", orjson.dumps(bad))
         pipeline.send("alerts", b"al-field-flood-q1", alert("al-field-flood-q1"))
         pipeline.send("alerts", b"al-party", alert("al-party", category='Noise "loud" party'))
         pipeline.flush()
@@ -104,6 +108,9 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
         [silenced] = [d for d in docs(audit) if d.get("action") == "alert_silenced"]
         assert silenced["alert_id"] == "al-party"
         assert created["silence"]["id"] in silenced["detail"]
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 1)
+        assert [m.key for m in dead] == [b"al-bad"]
+        assert dict(dead[0].headers)["citybrain.error.reason"] == b"bad_alert"
         port = pipeline.settings.worker_port
         assert scrape_sum(port, 'citybrain_silences_invalid_total{problem="matcher"}') == 1
         assert scrape_sum(port, 'citybrain_silences_invalid_total{problem="matches_empty"}') == 1

@@ -21,6 +21,7 @@ from playbooks.routing import (
     Silence,
     SilenceBook,
     escape,
+    label_set,
     new_silence,
     parse_label,
     parse_matchers,
@@ -277,3 +278,22 @@ def test_inhibition_sides(
     rule_: InhibitRule, target: dict[str, str], source: dict[str, str], inhibited: bool
 ) -> None:
     assert rule_.inhibits(target, source) is inhibited
+
+
+# -- alerts whose labels cannot be read --------------------------------------------------
+@pytest.mark.parametrize(
+    "labels",
+    [{"kind": 5}, {"kind": None}, {"kind": ["a"]}, {1: "a"}, ["kind", "a"], "kind=a", None],
+)
+def test_labels_that_are_not_text_are_refused_by_name(labels: Any) -> None:
+    with pytest.raises(RoutingConfigError, match=r"^labels? "):
+        label_set(labels)
+
+
+def test_a_stored_firing_alert_that_cannot_be_read_inhibits_nothing() -> None:
+    router = mutual_router()
+    major = dict(alert_id="al-c", kind="power_load", severity="major", district="d1")
+    critical = dict(alert_id="al-a", kind="power_load", severity="critical", district="d1")
+    firing: list[Any] = [{"severity": 5}, "garbage", None, critical]
+    assert router.decide(major, firing, [], 0).inhibited_by is not None
+    assert router.decide(major, firing[:3], [], 0).inhibited_by is None
