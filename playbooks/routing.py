@@ -108,9 +108,55 @@ def _unescape(text: str, raw: str) -> str:
     return "".join(out)
 
 
+# Unicode scripts newer than Unicode 13, the tables of the Go regexp that Alertmanager
+# 0.25 was built with (Go 1.19/1.20); RE2 knows them, Alertmanager refuses them.
+_NEWER_SCRIPTS = frozenset(
+    {"Cypro_Minoan", "Old_Uyghur", "Tangsa", "Toto", "Vithkuqi", "Kawi", "Nag_Mundari"}
+)
+
+
+def _go_refusal(value: str) -> str | None:
+    """Why Go's regexp (Alertmanager) refuses a regex RE2 accepts, or None: ``\\C``
+    (any byte), ``(?<name>…)`` groups, and Unicode scripts newer than its tables."""
+    i, n, in_class = 0, len(value), False
+    while i < n:
+        char = value[i]
+        if char == "\\" and i + 1 < n:
+            following = value[i + 1]
+            if following == "Q":  # \Q…\E is literal text
+                end = value.find("\\E", i + 2)
+                i = n if end < 0 else end + 2
+                continue
+            if following == "C":
+                return "\\C (any byte) is RE2-only; Go's regexp refuses it"
+            if following in "pP" and value.startswith("{", i + 2):
+                end = value.find("}", i + 3)
+                name = value[i + 3 : end].lstrip("^") if end > 0 else ""
+                if name in _NEWER_SCRIPTS:
+                    return f"the Unicode script {name} is newer than Go's regexp tables"
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            i += 1
+            i += value.startswith("^", i)
+            i += value.startswith("]", i)  # a ] first in a class is literal
+            continue
+        elif value.startswith("(?<", i) and not value.startswith(("(?<=", "(?<!"), i):
+            return "(?<name>…) is not Go regexp syntax; write (?P<name>…)"
+        i += 1
+    return None
+
+
 def compile_regex(value: str, where: str) -> Any:
     """``value`` as Alertmanager compiles it: RE2, ``^(?:value)$`` (searched, as Go's
-    MatchString does). Raises RoutingConfigError naming ``where`` on a bad regex."""
+    MatchString does). Raises RoutingConfigError naming ``where`` on a bad regex, and
+    on the few regexes RE2 accepts and Go's regexp does not (``_go_refusal``)."""
+    refusal = _go_refusal(value)
+    if refusal is not None:
+        raise RoutingConfigError(f"{where}: bad regex (Alertmanager's Go syntax): {refusal}")
     try:
         return re2.compile(f"^(?:{value})$", _RE2_OPTIONS)
     except re2.error as exc:

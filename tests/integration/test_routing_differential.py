@@ -355,3 +355,38 @@ def test_route_test_labels_refused_as_amtool_refuses_them(tmp_path: Path, text: 
     assert amtool("config", "routes", "test", f"--config.file={path}", text).returncode != 0
     with pytest.raises(RoutingConfigError):
         parse_label(text)
+
+
+# Regex syntax at the edges of RE2 and Go's regexp: each is accepted by both or refused
+# by both (\C, (?<name>…) and Unicode 14/15 scripts are RE2-only: citybrain refuses them).
+REGEX_SYNTAX = [
+    r"\C", r"(?<n>a)", r"(?P<n>a)", r"\Z", r"(?i)k", r"\pL", r"\p{Greek}", r"\p{Foo}",
+    r"a{1000}", r"a{1001}", r"(a{1000}){1000}", r"((a{100}){100}){100}", r"[[:word:]]",
+    r"\Q*\E", r"\Q\C\E", r"x*?", r"x**", r"x++", r"(?m)^a$", r"(?-s:.)", r"[a-\d]", r"\e",
+    r"\x{10FFFF}", r"\x{110000}", r"\0", r"\1", r"\8", r"\_", r"\%", r"(?i:\p{Lu})",
+    r"[[:^alpha:]]", r"\pN+", r"(?s)", r"()", r"(|a)", r"a{,2}", r"a{2,1}", r"x{2}{3}",
+    r"\b", r"\B", r"(?x) a", r"\G", r"\K", r"(?U)a*", r"\p{Han}", r"\p{Adlam}",
+    r"\p{Nabataean}", r"\p{Toto}", r"\p{Kawi}", r"\P{^Kawi}", r"[\p{Toto}]", r"\p{Sc}",
+    r"\p{^L}", r"\P{L}", r"[\p{L}]", r"\N{DEGREE SIGN}", r"\cA", r"\a", r"\f", r"\v",
+    r"[^\x00-\x{10FFFF}]", r"a|*", r"(?:)", r"a{01}", r"a{1,1001}", r"\z", r"\A",
+    r"[(?<]a", r"\(?<n>a\)", r"(?<=a)b", r"(?<!a)b",
+]  # fmt: skip
+
+
+def test_regex_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: Any) -> None:
+    def both(i: int) -> tuple[str, bool, bool]:
+        regex = REGEX_SYNTAX[i]
+        route = child(matchers=[f'kind=~"{escape(regex)}"'])
+        path = tmp_path / f"regex-{i}"
+        path.mkdir()
+        return (
+            regex,
+            alertmanager_accepts(path, route),
+            citybrain_accepts(path, route, playbook),
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(both, range(len(REGEX_SYNTAX))))
+    differ = [(r, am, cb) for r, am, cb in results if am != cb]
+    assert not differ, differ
+    assert 0 < sum(am for _, am, _ in results) < len(results)

@@ -70,6 +70,10 @@ def test_matchers_are_read_as_alertmanager_reads_them(
         ('kind=~"(?=lookahead)"', "bad regex (RE2 syntax)"),
         ('kind=~"(a)\\\\1"', "bad regex (RE2 syntax)"),
         ('kind=~"("', "bad regex (RE2 syntax)"),
+        # RE2 accepts these; Go's regexp, and so Alertmanager, does not.
+        ('kind=~"a\\\\C"', "\\C (any byte) is RE2-only"),
+        ('kind=~"(?<n>a)"', "write (?P<n"),
+        ('kind=~"\\\\p{Toto}"', "the Unicode script Toto is newer"),
     ],
 )
 def test_bad_matchers_are_named(text: str, reason: str) -> None:
@@ -86,6 +90,9 @@ def test_regexes_are_re2_and_fully_anchored() -> None:
     # RE2's \d is ASCII only, as Go's.
     assert not Matcher.parse('kind=~"\\\\d"').matches({"kind": "٣"})
     assert Matcher.parse('kind=~"[[:alpha:]]+"').matches({"kind": "abc"})
+    # RE2-only syntax inside \Q…\E or a class is literal, so it is accepted.
+    assert Matcher.parse('kind=~"\\\\Q\\\\C\\\\E"').matches({"kind": "\\C"})
+    assert Matcher.parse('kind=~"[(?<]a"').matches({"kind": "<a"})
     # Wrapped exactly as Alertmanager wraps it, so a)|(b is ^(?:a)|(b)$ in both.
     odd = Matcher.parse('kind=~"a)|(b"')
     assert odd.matches({"kind": "ax"}) and odd.matches({"kind": "xb"})
