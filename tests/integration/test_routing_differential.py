@@ -390,3 +390,31 @@ def test_regex_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: Any) 
     differ = [(r, am, cb) for r, am, cb in results if am != cb]
     assert not differ, differ
     assert 0 < sum(am for _, am, _ in results) < len(results)
+
+
+# Prometheus durations at the edges (units, order, signs, fractions, spaces, overflow of
+# Go's time.Duration): each accepted by both or refused by both.
+DURATION_SYNTAX = [
+    "0", "0s", "00s", "1y", "1w1d", "1h30m", "500ms", "1d1ms", "1y1w1d1h1m1s1ms", "292y",
+    "293y", "106751d", "106752d", "1.5h", "-1m", "+1m", "5x", "1m1h", "1h1h", "1s1s", "30",
+    "", " 1h", "1h ", "1H", "1hour", "1mo", "1ms1s", "1us", "1ns", "9223372036854775807ms",
+    "99999999999999999999s",
+]  # fmt: skip
+
+
+def test_duration_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: Any) -> None:
+    def both(i: int) -> tuple[str, bool, bool]:
+        route = child(group_wait=DURATION_SYNTAX[i])
+        path = tmp_path / f"duration-{i}"
+        path.mkdir()
+        return (
+            DURATION_SYNTAX[i],
+            alertmanager_accepts(path, route),
+            citybrain_accepts(path, route, playbook),
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(both, range(len(DURATION_SYNTAX))))
+    differ = [(d, am, cb) for d, am, cb in results if am != cb]
+    assert not differ, differ
+    assert 0 < sum(am for _, am, _ in results) < len(results)

@@ -10,6 +10,7 @@ import pytest
 from playbooks.errors import RoutingConfigError
 from playbooks.loader import PLAYBOOK_DIR, default_routing_path, load_playbooks, load_routing
 from playbooks.routing import Matcher, Router, new_silence
+from playbooks.schema import parse_duration
 
 PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
 ROUTER = load_routing(default_routing_path(), PLAYBOOKS)
@@ -343,3 +344,20 @@ def test_matchers_entries_may_hold_several_matchers(tmp_path: Path) -> None:
     ]
     assert router.root.match({"kind": "x", "severity": "major"})[0].playbook == "flash-flood"
     assert router.root.match({"kind": "x", "severity": "minor"})[0].playbook == "sensor-anomaly"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0.0), ("0s", 0.0), ("90s", 90.0), ("1h30m", 5400.0), ("1d", 86400.0), ("1w", 604800.0),
+     ("1y", 31536000.0), ("500ms", 0.5), ("1d1ms", 86400.001), ("106751d", 9223286400.0)],
+)  # fmt: skip
+def test_prometheus_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["", "1.5h", "-1m", "+1m", "5x", "1m1h", "1h1h", "30", " 1h", "1H", "106752d"]
+)
+def test_durations_prometheus_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
