@@ -76,12 +76,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from streams.events import MAX_PACK_READINGS
     from streams.feeds import BadRow, Replayer, load_events
     from streams.partitioning import ReadingPacker
 
+    if args.pack is not None and not 1 <= args.pack <= MAX_PACK_READINGS:
+        print(f"citybrain: --pack is {args.pack}, expected 1..{MAX_PACK_READINGS}", file=sys.stderr)
+        return 2
+    if args.max_message_bytes < 1024:
+        print(
+            f"citybrain: --max-message-bytes is {args.max_message_bytes}, expected at least 1024",
+            file=sys.stderr,
+        )
+        return 2
     s = _settings()
     bad: list[BadRow] = []
-    events = load_events(args.files, on_error=args.on_error, bad_rows=bad)
+    events = load_events(
+        args.files, on_error=args.on_error, bad_rows=bad, max_message_bytes=args.max_message_bytes
+    )
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     replayer = Replayer(
@@ -89,7 +101,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         s.topic("readings"),
         s.topic("incidents"),
         s.kafka_python_options(),
-        ReadingPacker(s.partitions, args.pack) if args.pack else None,
+        ReadingPacker(s.partitions, args.pack, args.max_message_bytes) if args.pack else None,
+        max_message_bytes=args.max_message_bytes,
     )
     try:
         with Progress() as progress:
@@ -100,10 +113,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         replayer.close()
     print(
-        f"sent {stats.readings} readings and {stats.incidents} incidents "
-        f"in {stats.seconds:.1f}s ({len(bad)} bad rows skipped)"
+        replay_summary(len(events) + len(bad), stats.readings, stats.incidents, len(bad))
+        + f" ({stats.seconds:.1f}s)"
     )
+    if stats.failed:
+        print(
+            f"citybrain: Kafka refused {stats.failed} message(s); the first: {stats.first_failure}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
+    """The replay's last line: rows read = sent + skipped, always."""
+    return (
+        f"read {read} rows: sent {readings} readings and {incidents} incidents, "
+        f"skipped {skipped} bad rows"
+    )
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -362,7 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--pack",
         type=int,
         metavar="N",
-        help="send readings as readings/1 packs of up to N, as an edge gateway does",
+        help="send readings as readings/1 packs of up to N (1..10000), as an edge gateway "
+        "does; a pack is also split below --max-message-bytes",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=1_000_000,
+        metavar="B",
+        help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
+        "whose message is larger is a bad row",
     )
     p.set_defaults(func=cmd_replay)
 

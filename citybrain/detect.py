@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from detectors import Detector
+from streams.csvfile import BadRow, read_records, split_line
+from streams.errors import FeedError
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -25,50 +27,82 @@ class DetectInputError(ValueError):
     """A bad input file; the message names file, line and reason."""
 
 
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def _looks_like_row(text: str) -> bool:
+    fields = split_line(text)
+    return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
+
+
 def read_series(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Stamps as written, times in seconds, values; raises DetectInputError."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
-            raise DetectInputError(f"{path}:1: header is {header!r}, expected timestamp,value")
-        stamps: list[str] = []
-        values: list[float] = []
-        times: list[float] = []
-        previous: datetime | None = None
-        for row in reader:
-            line = reader.line_num
-            if len(row) < 2:
-                raise DetectInputError(
-                    f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
-                )
-            try:
-                when = datetime.fromisoformat(row[0].strip())
-            except ValueError:
-                raise DetectInputError(
-                    f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
-                ) from None
-            try:
-                value = float(row[1])
-            except ValueError:
-                raise DetectInputError(
-                    f'{path}:{line}: field "value" is {row[1]!r}, expected a number'
-                ) from None
-            if not math.isfinite(value):
-                raise DetectInputError(
-                    f'{path}:{line}: field "value" is {row[1]!r}, expected a finite number'
-                )
-            if previous is not None and when < previous - MAX_STEP_BACK:
-                raise DetectInputError(
-                    f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
-                    f"{previous:%Y-%m-%d %H:%M:%S}: rows must be in time order"
-                )
-            previous = max(previous, when) if previous else when
-            stamps.append(row[0])
-            times.append(
+    """Stamps as written, times in seconds, values; raises DetectInputError naming file,
+    line and reason for any fault (bytes that are not UTF-8, stray quotes, bad fields:
+    the reader is streams/csvfile.py)."""
+    try:
+        records = list(read_records(path, _looks_like_row))
+    except FeedError as exc:
+        raise DetectInputError(str(exc)) from None
+    if not records:
+        raise DetectInputError(f"{path}:1: the file is empty, expected a header timestamp,value")
+    header = records[0]
+    if isinstance(header, BadRow):
+        raise DetectInputError(f"{header} (in the header row)")
+    if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
+        raise DetectInputError(
+            f"{path}:{header.line}: header is {header.fields!r}, expected timestamp,value"
+        )
+    stamps: list[str] = []
+    values: list[float] = []
+    times: list[float] = []
+    previous: datetime | None = None
+    for record in records[1:]:
+        if isinstance(record, BadRow):
+            raise DetectInputError(str(record))
+        line, row = record.line, record.fields
+        if len(row) < 2:
+            raise DetectInputError(
+                f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
+            )
+        when = _when(row[0])
+        if when is None:
+            raise DetectInputError(
+                f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
+            )
+        try:
+            value = float(row[1])
+        except ValueError:
+            raise DetectInputError(
+                f'{path}:{line}: field "value" is {row[1]!r}, expected a number'
+            ) from None
+        if not math.isfinite(value):
+            raise DetectInputError(
+                f'{path}:{line}: field "value" is {row[1]!r}, expected a finite number'
+            )
+        try:
+            back = previous is not None and when < previous - MAX_STEP_BACK
+            epoch = (
                 when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
             )
-            values.append(value)
+            later = max(previous, when) if previous else when
+        except (TypeError, OverflowError, ValueError, OSError) as exc:
+            # Stamps with and without a zone mixed, or one out of range.
+            raise DetectInputError(
+                f'{path}:{line}: field "timestamp" is {row[0]!r}: {exc}'
+            ) from None
+        if back:
+            raise DetectInputError(
+                f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
+                f"{previous:%Y-%m-%d %H:%M:%S}: rows must be in time order"
+            )
+        previous = later
+        stamps.append(row[0])
+        times.append(epoch)
+        values.append(value)
     if not values:
         raise DetectInputError(f"{path}:2: no data rows")
     return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)

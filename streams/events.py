@@ -24,6 +24,10 @@ INCIDENT_SCHEMA = "incident/1"
 # A pack's readings share one Kafka offset; the detector's redelivery rule orders them by
 # (offset, index), and a bound keeps one message's work and size in check.
 MAX_PACK_READINGS = 10_000
+# The largest message value citybrain produces (a pack is split below it): under Kafka's
+# defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
+# (1,048,588), with room for the key and the record's framing.
+MAX_MESSAGE_BYTES = 1_000_000
 
 # Known sensor kinds and their canonical units. A new kind is a code change on purpose:
 # dashboards, thresholds and playbooks key on it.
