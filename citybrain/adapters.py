@@ -7,14 +7,76 @@ licences); nothing here runs in the stream.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from playbooks.grid import DEFAULT_KINDS
+from streams.csvfile import BadRow, read_records, split_line
+from streams.errors import FeedError
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
+
+
+class AdapterError(FeedError):
+    """A source file cannot be converted; the message names file, line and reason."""
+
+
+def read_table(
+    path: Path, numeric: Callable[[str], bool] = lambda name: False, **options: Any
+) -> pd.DataFrame:
+    """``pd.read_csv`` of a public data file, but any fault is an ``AdapterError`` naming
+    file and line: bytes that are not UTF-8, stray quotes, wrong field counts (read first
+    by streams/csvfile.py), and a value that is not a number in a ``numeric`` column."""
+    width: list[int] = []
+
+    def looks_like_row(text: str) -> bool:
+        # Stray-quote recovery: a line as wide as the header is a row of its own.
+        fields = split_line(text)
+        return bool(width) and fields is not None and len(fields) == width[0]
+
+    lines: list[int] = []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    try:
+        for record in read_records(path, looks_like_row):
+            if isinstance(record, BadRow):
+                raise AdapterError(str(record))
+            if not width:
+                width.append(len(record.fields))
+            elif len(record.fields) != width[0]:
+                raise AdapterError(
+                    f"{path}:{record.line}: row has {len(record.fields)} fields, "
+                    f"expected {width[0]}"
+                )
+            lines.append(record.line)
+            writer.writerow(record.fields)
+    except AdapterError:
+        raise
+    except FeedError as exc:
+        raise AdapterError(str(exc)) from None
+    if not lines:
+        raise AdapterError(f"{path}:1: the file is empty, expected a header row")
+    buffer.seek(0)
+    frame = pd.read_csv(buffer, **options)
+    for column in frame.columns:
+        if not numeric(str(column)) or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() & frame[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise AdapterError(
+                f'{path}:{lines[row + 1]}: field "{column}" is '
+                f"{frame[column].iloc[row]!r}, expected a number"
+            )
+        frame[column] = numbers
+    return frame
 
 
 def _slug(text: str) -> str:
@@ -31,6 +93,11 @@ class GridBuilder:
     def __init__(self) -> None:
         self.cells: dict[str, dict[str, Any]] = {}
         self.sensors: dict[str, dict[str, Any]] = {}
+        self.kinds: dict[str, dict[str, Any]] = {}
+
+    def kind(self, kind: str, unit: str, low: float, high: float) -> None:
+        """Declare a sensor kind the built-in ones (playbooks/grid.py) lack."""
+        self.kinds[kind] = {"id": kind, "unit": unit, "min": low, "max": high}
 
     def chain(self, levels: list[tuple[str, str, str]]) -> str:
         """``[(level, id, name), ...]`` from city down; returns the last cell id."""
@@ -73,8 +140,10 @@ class GridBuilder:
         )
 
     def write(self, path: Path) -> None:
-        doc = {
-            "version": 1,
+        doc: dict[str, Any] = {"version": 1}
+        if self.kinds:
+            doc["kinds"] = list(self.kinds.values())
+        doc |= {
             "cells": list(self.cells.values()),
             "sensors": sorted(self.sensors.values(), key=lambda s: s["id"]),
         }
@@ -99,7 +168,10 @@ USGS_PARAMS = {
 
 def usgs_flood(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """USGS urban stream gauges, 2019-05-06 -> 05-14: the 05-11 Dead Run flash flood."""
-    raw = pd.read_csv(shared / "usgs_urban_streams" / "usgs_iv_2019-05.csv.gz")
+    raw = read_table(
+        shared / "usgs_urban_streams" / "usgs_iv_2019-05.csv.gz",
+        lambda name: name.startswith("USGS:"),
+    )
     raw["ts"] = pd.to_datetime(raw["datetimeUTC"], utc=True)
     raw = raw[(raw["ts"] >= "2019-05-06") & (raw["ts"] < "2019-05-14")]
     frames = []
@@ -139,7 +211,9 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """Beijing PM2.5/PM10, 2016-01-28 -> 02-11: Spring Festival fireworks, 2016-02-08."""
     frames = []
     for path in sorted((shared / "beijing_air_quality").glob("PRSA_Data_*.csv.gz")):
-        raw = pd.read_csv(path)
+        raw = read_table(
+            path, lambda name: name in ("year", "month", "day", "hour", "PM2.5", "PM10")
+        )
         station = raw["station"].iloc[0]
         local = pd.to_datetime(raw[["year", "month", "day", "hour"]])
         raw["ts"] = local.dt.tz_localize("Asia/Shanghai")
@@ -166,9 +240,14 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
 def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.DataFrame:
     """Aarhus road segments, 2014-08-11 -> 08-14: rush hours, feed gaps, speed glitches."""
     folder = shared / "aarhus_traffic"
-    meta = pd.read_csv(folder / "traffic_segments.csv").sort_values("REPORT_ID")
+    meta = read_table(
+        folder / "traffic_segments.csv", lambda name: name in ("REPORT_ID", "POINT_1_POSTAL_CODE")
+    ).sort_values("REPORT_ID")
     chosen = meta.head(segments)
-    raw = pd.read_csv(folder / "aarhus_traffic_2014-08_2014-09.csv.gz")
+    raw = read_table(
+        folder / "aarhus_traffic_2014-08_2014-09.csv.gz",
+        lambda name: name in ("REPORT_ID", "avgSpeed", "vehicleCount"),
+    )
     raw = raw[raw["REPORT_ID"].isin(chosen["REPORT_ID"])]
     raw["ts"] = pd.to_datetime(raw["TIMESTAMP"]).dt.tz_localize("UTC")
     raw = raw[(raw["ts"] >= "2014-08-11") & (raw["ts"] < "2014-08-14")]
@@ -203,7 +282,7 @@ NYC_CHANNELS = {"PHONE": "hotline", "ONLINE": "app", "MOBILE": "app"}
 
 def nyc_311(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """NYC 311 requests, eve of Memorial Day 2024 (1,000 rows), as incident reports."""
-    raw = pd.read_csv(shared / "nyc_311" / "nyc311_2024-05-26.csv.gz", dtype=str)
+    raw = read_table(shared / "nyc_311" / "nyc311_2024-05-26.csv.gz", dtype=str)
     raw = raw.dropna(subset=["community_board", "borough", "incident_zip"])
     raw["ts"] = pd.to_datetime(raw["created_date"]).dt.tz_localize("America/New_York")
     cells = []
@@ -263,7 +342,7 @@ def incident_departments(shared: Path) -> pd.DataFrame:
     calls to EMS, the rest to the fire department)."""
     frames = []
     for path in sorted((shared / "nyc_311").glob("nyc311_*.csv.gz")):
-        raw = pd.read_csv(path, dtype=str)
+        raw = read_table(path, dtype=str)
         raw.columns = [c.lower().replace(" ", "_") for c in raw.columns]
         text = raw["complaint_type"].fillna("") + ": " + raw["descriptor"].fillna("")
         department = raw["agency"].map(NYC_AGENCY_DEPARTMENTS).fillna("city-management")
@@ -276,7 +355,7 @@ def incident_departments(shared: Path) -> pd.DataFrame:
                 }
             )
         )
-    sf = pd.read_csv(shared / "sf_fire_calls" / "sf_fire_calls_sample.csv", dtype=str)
+    sf = read_table(shared / "sf_fire_calls" / "sf_fire_calls_sample.csv", dtype=str)
     medical = sf["CallType"].str.contains("Medical", case=False, na=False)
     frames.append(
         pd.DataFrame(
@@ -331,6 +410,9 @@ def write_synthetic_grid(
                 ("community", f"c{c}", f"C{c}"),
             ]
         )
+    known = DEFAULT_KINDS.get(kind)
+    if known is None or known.unit != unit:
+        grid.kind(kind, unit, -1e15, 1e15)
     for i, sensor in enumerate(sensors):
         grid.sensor(sensor, kind, unit, f"c{i % communities}")
     grid.write(path)

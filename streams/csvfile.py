@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from streams.errors import FeedError
 
@@ -159,7 +159,7 @@ def open_binary(path: Path) -> BinaryIO:
     cannot be opened."""
     try:
         if path.suffix == ".gz":
-            return gzip.open(path, "rb")
+            return cast(BinaryIO, gzip.open(path, "rb"))
         return path.open("rb")
     except OSError as exc:
         raise FeedError(f"{path}: cannot read: {exc.strerror or exc}") from None

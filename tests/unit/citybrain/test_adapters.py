@@ -1,0 +1,47 @@
+"""The data-set adapters read public files as strictly as replay does (issue 12 item 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from citybrain.adapters import AdapterError, GridBuilder, read_table, write_synthetic_grid
+from playbooks.loader import load_grid
+
+HEADER = b"station,year,PM2.5\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"Dongsi,2016,3\nCa\xf1ada,2016,4\n", ":3: byte 0xf1 at column 3 is not UTF-8"),
+        (b'"Dongsi,2016,3\nGucheng,2016,4\n', ":2: a quoted field opens here"),
+        (b"Dongsi,2016,3\nGucheng,2016\n", ":3: row has 2 fields, expected 3"),
+        (b"Dongsi,2016,3\nGucheng,2016,lots\n", ":3: field \"PM2.5\" is 'lots', expected a number"),
+        (b"Dongsi,2016,3\x00\n", ":2: byte 0x00 (NUL)"),
+    ],
+)
+def test_bad_source_files_name_file_and_line(tmp_path: Path, body: bytes, message: str) -> None:
+    path = tmp_path / "src.csv"
+    path.write_bytes(HEADER + body)
+    with pytest.raises(AdapterError) as info:
+        read_table(path, lambda name: name in ("year", "PM2.5"))
+    assert str(info.value).startswith(f"{path}{message}"), str(info.value)
+
+
+def test_good_files_read_as_pandas_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "src.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER + b'Dongsi,2016,3\r\n"Gu, cheng",2016,\r\n')
+    frame = read_table(path, lambda name: name in ("year", "PM2.5"))
+    assert frame["station"].tolist() == ["Dongsi", "Gu, cheng"]
+    assert frame["year"].tolist() == [2016, 2016]
+    assert frame["PM2.5"].iloc[0] == 3.0 and frame["PM2.5"].isna().iloc[1]
+
+
+def test_a_synthetic_grid_declares_a_kind_it_needs(tmp_path: Path) -> None:
+    path = write_synthetic_grid(tmp_path / "g.yaml", ["q1"], "water_discharge", "m3/s", 2)
+    grid = load_grid(path)
+    assert grid.sensors["q1"].kind == "water_discharge"
+    assert grid.kinds["water_discharge"].unit == "m3/s"
+    assert GridBuilder().kinds == {}
