@@ -26,13 +26,15 @@ import gzip
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import cast
 
 from streams.errors import FeedError
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+BLOCK = 1 << 18  # bytes read at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +51,12 @@ class BadRow:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One CSV record: the line it starts on (1-based) and its fields."""
+    """One CSV record: the line it starts on (1-based), its fields, and whether a quoted
+    field of it spans lines."""
 
     line: int
     fields: list[str]
+    spans_lines: bool = False
 
 
 class _BadLine(Exception):
@@ -71,11 +75,12 @@ class _Lines:
     a row of its own aborts the open record with ``_BadLine`` and is handed out again."""
 
     def __init__(
-        self, raw: BinaryIO, path: Path, looks_like_row: Callable[[str], bool] | None
+        self, raw: BufferedIOBase, path: Path, looks_like_row: Callable[[str], bool] | None
     ) -> None:
         self._raw = raw
         self._path = path
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes] = []  # lines read ahead, last first
+        self._tail = b""  # an unfinished line at the end of the last block
         self._pushback: str | None = None
         self._looks_like_row = looks_like_row
         self.lineno = 0
@@ -92,6 +97,8 @@ class _Lines:
             self.in_record, self.start = True, self.lineno
             return text
         data = self._next_bytes()
+        if self.lineno == 0:
+            data = data.removeprefix(UTF8_BOM)
         self.lineno += 1
         if not self.in_record:
             self.in_record, self.start = True, self.lineno
@@ -108,21 +115,29 @@ class _Lines:
 
     def _next_bytes(self) -> bytes:
         while not self._chunks:
+            if self.exhausted:
+                raise StopIteration
             try:
-                block = self._raw.readline()
+                block = self._raw.read1(BLOCK)
             except (OSError, EOFError, zlib.error) as exc:
                 # A truncated or corrupt .gz: nothing after this point can be read.
                 self.exhausted = True
                 raise _BadLine(
                     self.lineno + 1, f"cannot read the file from here on: {exc}"
                 ) from None
+            data = self._tail + block
             if not block:
                 self.exhausted = True
-                raise StopIteration
-            if self.lineno == 0 and not self._chunks and block.startswith(UTF8_BOM):
-                block = block[len(UTF8_BOM) :]
-            # readline splits on LF only; CR alone also ends a line (old Mac files).
-            self._chunks = block.splitlines(keepends=True)[::-1]
+                self._tail = b""
+                if not data:
+                    raise StopIteration
+                self._chunks = [data]
+                break
+            # LF, CRLF and CR alone end lines. The last piece waits for the next block
+            # unless it ends in LF (it may be a line's start, or a CR whose LF follows).
+            pieces = data.splitlines(keepends=True)
+            self._tail = b"" if pieces[-1].endswith(b"\n") else pieces.pop()
+            self._chunks = pieces[::-1]
         return self._chunks.pop()
 
     def _decode(self, data: bytes) -> str:
@@ -154,12 +169,12 @@ class _Lines:
         self.in_record = False
 
 
-def open_binary(path: Path) -> BinaryIO:
+def open_binary(path: Path) -> BufferedIOBase:
     """The file's bytes, decompressed when its name ends in ``.gz``; ``FeedError`` if it
     cannot be opened."""
     try:
         if path.suffix == ".gz":
-            return cast(BinaryIO, gzip.open(path, "rb"))
+            return cast(BufferedIOBase, gzip.open(path, "rb"))
         return path.open("rb")
     except OSError as exc:
         raise FeedError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -195,7 +210,7 @@ def read_records(
                 continue
             if not fields:
                 continue  # an empty line
-            yield Record(lines.start, fields)
+            yield Record(lines.start, fields, lines.lineno != lines.start)
 
 
 def _csv_reason(message: str, lines: _Lines) -> str:

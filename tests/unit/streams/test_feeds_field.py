@@ -11,12 +11,14 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
+from unittest.mock import patch
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams import csvfile
 from streams.csvfile import BadRow, Record, read_records
 from streams.errors import FeedError
 from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading
@@ -307,3 +309,25 @@ def test_fuzz_a_damaged_row_never_costs_an_intact_one(
     assert all("\n" not in e.sensor_id and "\n" not in e.unit for e in events)
     assert sorted(b.line for b in bad) == sorted(set(b.line for b in bad))
     assert {b.line - 2 for b in bad} <= damaged
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=FILES, block=st.sampled_from([1, 2, 3, 7, 64]))
+def test_fuzz_block_boundaries_do_not_change_what_is_read(
+    tmp_path: Path, data: bytes, block: int
+) -> None:
+    """The reader reads 256 kB at a time; a CR, a CRLF, a BOM or a UTF-8 sequence cut by a
+    block boundary reads the same as whole."""
+    path = write(tmp_path, "b.csv", data)
+
+    def read() -> list[Record | BadRow] | str:
+        try:
+            return list(read_records(path, looks_like_row(6)))
+        except FeedError as exc:
+            return str(exc)
+
+    whole = read()
+    with patch.object(csvfile, "BLOCK", block):
+        assert read() == whole
