@@ -62,11 +62,10 @@ class Record:
 class _BadLine(Exception):
     """Raised by the line source inside the csv reader: the current record is bad."""
 
-    def __init__(self, line: int, reason: str, resume: str | None = None) -> None:
+    def __init__(self, line: int, reason: str) -> None:
         super().__init__(reason)
         self.line = line
         self.reason = reason
-        self.resume = resume  # a line to read again as the start of the next record
 
 
 class _Lines:
@@ -199,27 +198,23 @@ def read_records(
             except StopIteration:
                 return
             except _BadLine as exc:
+                # Reading goes on with the next line (or the one handed back).
                 yield BadRow(path, exc.line, exc.reason)
-                if lines.exhausted:
-                    return
-                continue
             except csv.Error as exc:
                 yield BadRow(path, lines.start, _csv_reason(str(exc), lines))
-                if lines.exhausted:
-                    return
-                continue
-            if not fields:
-                continue  # an empty line
-            yield Record(lines.start, fields, lines.lineno != lines.start)
+            else:
+                if fields:  # an empty line is not a row
+                    yield Record(lines.start, fields, lines.lineno != lines.start)
 
 
 def _csv_reason(message: str, lines: _Lines) -> str:
     if message.startswith("unexpected end of data"):
         return "a quoted field opens here and is never closed (it runs to the end of the file)"
     if message.startswith("',' expected after '\"'"):
+        where = "" if lines.lineno == lines.start else f"line {lines.lineno}: "
         return (
-            f"line {lines.lineno}: a quoted field's closing quote is followed by something "
-            'other than a comma (write a quote inside a quoted field as "")'
+            f"{where}a quoted field's closing quote is followed by something other than a "
+            'comma (write a quote inside a quoted field as "")'
         )
     if message.startswith("field larger than field limit"):
         return f"a field is longer than {csv.field_size_limit():,} characters"

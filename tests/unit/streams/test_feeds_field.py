@@ -146,6 +146,14 @@ def test_bad_rows_of_every_kind_name_file_and_line(
     assert len(events) + len(bad) == rows
 
 
+def test_a_stray_quote_before_a_last_row_without_newline(tmp_path: Path) -> None:
+    text = INCIDENTS + '2024-05-27T03:10:10Z,r1,Noise,"loud,app,c1\n' + INCIDENT.rstrip("\n")
+    events, bad = read_skip(write(tmp_path, "i.csv", text))
+    assert [b.line for b in bad] == [2]
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r1"]
+    assert events[0].text == "loud music"
+
+
 def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
     text = INCIDENTS + '2024-05-27T03:10:10Z,r1,Noise,"loud\nmusic, ""all"" night",app,c1\n'
     path = write(tmp_path, "i.csv", text + INCIDENT)
