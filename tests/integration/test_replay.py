@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from citybrain.stack import PrometheusServer
-from streams.events import IncidentReport, Reading
+from streams.events import IncidentReport, Reading, format_ts
 from streams.feeds import Replayer
 from streams.partitioning import ReadingPacker, key_partition
 from tests.services import Pipeline
@@ -110,6 +110,34 @@ def test_large_packs_are_split_below_the_broker_limit_and_all_arrive(
     assert all(len(m.value) <= 1_000_000 for m in messages)
     values = packed_readings(messages, n)["usgs-01589330-discharge"]
     assert values == [100.0 + i % 7 for i in range(20_000)]
+
+
+def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``citybrain replay pack20k.csv --max --pack 8000``, the field case's own command."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    csv = run_dir / f"{p.name}-pack20k.csv"
+    rows = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
+    for i in range(20_000):
+        ts = format_ts(1_556_668_800.0 + 60 * i)
+        rows.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7}.0,ft3/s,c")
+    csv.write_text("\n".join(rows) + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max", "--pack", "8000"]) == 0
+    out = capsys.readouterr().out
+    assert "read 20000 rows: sent 20000 readings and 0 incidents, skipped 0 bad rows" in out
+    messages = p.read(
+        "readings",
+        lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
+        settle=1,
+    )
+    assert sum(len(json.loads(m.value)["readings"]) for m in messages) == 20_000
+    assert max(len(m.value) for m in messages) <= 1_000_000
 
 
 def test_a_stray_quote_costs_one_report_and_is_counted(

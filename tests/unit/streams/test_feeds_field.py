@@ -23,7 +23,7 @@ from streams.csvfile import BadRow, Record, read_records
 from streams.errors import FeedError
 from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading
 from streams.feeds import load_events, looks_like_row, read_canonical
-from streams.partitioning import ReadingPacker
+from streams.partitioning import PackTooLargeError, ReadingPacker
 from tests.services import FIXTURES
 
 CASES = FIXTURES / "field-cases"
@@ -107,6 +107,17 @@ def test_packs_bytes_equal_what_orjson_writes() -> None:
     [(_, _, value)] = ReadingPacker(1, 3).pack_all([reading, reading])
     doc = orjson.loads(value)
     assert value == orjson.dumps(doc)
+
+
+def test_one_reading_larger_than_a_pack_may_be_is_refused_alone() -> None:
+    packer = ReadingPacker(2, 100, max_bytes=2048)
+    small = _pack20k()[0]
+    huge = Reading(small.ts, "s" * 3000, "pm25", 1.0, "ug/m3", "c1")
+    assert packer.add(small) == []
+    with pytest.raises(PackTooLargeError, match=r"is 3,\d{3} bytes packed, more than a pack"):
+        packer.add(huge)
+    [(_, _, value)] = packer.flush()
+    assert len(orjson.loads(value)["readings"]) == 1
 
 
 # -- siblings --------------------------------------------------------------------------
