@@ -28,11 +28,16 @@ class AdapterError(FeedError):
 
 
 def read_table(
-    path: Path, numeric: Callable[[str], bool] = lambda name: False, **options: Any
+    path: Path,
+    numeric: Callable[[str], bool] = lambda name: False,
+    required: tuple[str, ...] = (),
+    **options: Any,
 ) -> pd.DataFrame:
     """``pd.read_csv`` of a public data file, but any fault is an ``AdapterError`` naming
     file and line: bytes that are not UTF-8, stray quotes, wrong field counts (read first
-    by streams/csvfile.py), and a value that is not a number in a ``numeric`` column."""
+    by streams/csvfile.py), a ``required`` column missing from the header, and a value that
+    is not a number in a ``numeric`` column. The frame's index is each row's line in the
+    file, so later checks (``parse_times``) can name it too."""
     width: list[int] = []
 
     def looks_like_row(text: str) -> bool:
@@ -64,6 +69,11 @@ def read_table(
         raise AdapterError(f"{path}:1: the file is empty, expected a header row")
     buffer.seek(0)
     frame = pd.read_csv(buffer, **options)
+    frame.index = pd.Index(lines[1:], name="line")
+    frame.attrs["path"] = str(path)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise AdapterError(f"{path}:{lines[0]}: the header has no column {missing[0]!r}")
     for column in frame.columns:
         if not numeric(str(column)) or pd.api.types.is_numeric_dtype(frame[column]):
             continue
@@ -72,11 +82,24 @@ def read_table(
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
             raise AdapterError(
-                f'{path}:{lines[row + 1]}: field "{column}" is '
+                f'{path}:{frame.index[row]}: field "{column}" is '
                 f"{frame[column].iloc[row]!r}, expected a number"
             )
         frame[column] = numbers
     return frame
+
+
+def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) -> pd.Series:
+    """``pd.to_datetime`` of a ``read_table`` column (or of year/month/day/hour columns),
+    with a value that is not a time an ``AdapterError`` naming file and line."""
+    parsed = pd.to_datetime(values, errors="coerce", **options)
+    given = values.notna() if isinstance(values, pd.Series) else values.notna().all(axis=1)
+    bad = parsed.isna() & given
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        shown = values.iloc[row] if isinstance(values, pd.Series) else values.iloc[row].to_dict()
+        raise AdapterError(f"{path}:{values.index[row]}: {shown!r} is not a date and time")
+    return parsed
 
 
 def _slug(text: str) -> str:
@@ -168,11 +191,12 @@ USGS_PARAMS = {
 
 def usgs_flood(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """USGS urban stream gauges, 2019-05-06 -> 05-14: the 05-11 Dead Run flash flood."""
+    source = shared / "usgs_urban_streams" / "usgs_iv_2019-05.csv.gz"
+    # Value columns are USGS:<site>:<parameter>:00000; their _qualifiers columns are text.
     raw = read_table(
-        shared / "usgs_urban_streams" / "usgs_iv_2019-05.csv.gz",
-        lambda name: name.startswith("USGS:"),
+        source, lambda name: name.startswith("USGS:") and name.endswith(":00000"), ("datetimeUTC",)
     )
-    raw["ts"] = pd.to_datetime(raw["datetimeUTC"], utc=True)
+    raw["ts"] = parse_times(source, raw["datetimeUTC"], utc=True)
     raw = raw[(raw["ts"] >= "2019-05-06") & (raw["ts"] < "2019-05-14")]
     frames = []
     for site, (county, stream, name) in USGS_SITES.items():
@@ -207,15 +231,22 @@ BEIJING_DISTRICTS = {
 }
 
 
+BEIJING_STAMP = ("year", "month", "day", "hour")
+
+
 def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """Beijing PM2.5/PM10, 2016-01-28 -> 02-11: Spring Festival fireworks, 2016-02-08."""
     frames = []
     for path in sorted((shared / "beijing_air_quality").glob("PRSA_Data_*.csv.gz")):
         raw = read_table(
-            path, lambda name: name in ("year", "month", "day", "hour", "PM2.5", "PM10")
+            path,
+            lambda name: name in (*BEIJING_STAMP, "PM2.5", "PM10"),
+            (*BEIJING_STAMP, "station", "PM2.5", "PM10"),
         )
+        if raw.empty:
+            raise AdapterError(f"{path}:2: no data rows")
         station = raw["station"].iloc[0]
-        local = pd.to_datetime(raw[["year", "month", "day", "hour"]])
+        local = parse_times(path, raw[list(BEIJING_STAMP)])
         raw["ts"] = local.dt.tz_localize("Asia/Shanghai")
         raw = raw[(raw["ts"] >= "2016-01-28") & (raw["ts"] < "2016-02-11")]
         district = BEIJING_DISTRICTS[station]
@@ -241,15 +272,19 @@ def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.Da
     """Aarhus road segments, 2014-08-11 -> 08-14: rush hours, feed gaps, speed glitches."""
     folder = shared / "aarhus_traffic"
     meta = read_table(
-        folder / "traffic_segments.csv", lambda name: name in ("REPORT_ID", "POINT_1_POSTAL_CODE")
+        folder / "traffic_segments.csv",
+        lambda name: name in ("REPORT_ID", "POINT_1_POSTAL_CODE"),
+        ("REPORT_ID", "POINT_1_POSTAL_CODE", "POINT_1_STREET", "REPORT_NAME"),
     ).sort_values("REPORT_ID")
     chosen = meta.head(segments)
+    source = folder / "aarhus_traffic_2014-08_2014-09.csv.gz"
     raw = read_table(
-        folder / "aarhus_traffic_2014-08_2014-09.csv.gz",
+        source,
         lambda name: name in ("REPORT_ID", "avgSpeed", "vehicleCount"),
+        ("REPORT_ID", "TIMESTAMP", "avgSpeed", "vehicleCount"),
     )
     raw = raw[raw["REPORT_ID"].isin(chosen["REPORT_ID"])]
-    raw["ts"] = pd.to_datetime(raw["TIMESTAMP"]).dt.tz_localize("UTC")
+    raw["ts"] = parse_times(source, raw["TIMESTAMP"]).dt.tz_localize("UTC")
     raw = raw[(raw["ts"] >= "2014-08-11") & (raw["ts"] < "2014-08-14")]
     frames = []
     for _, seg in chosen.iterrows():
@@ -278,13 +313,24 @@ def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.Da
 
 
 NYC_CHANNELS = {"PHONE": "hotline", "ONLINE": "app", "MOBILE": "app"}
+NYC_COLUMNS = (
+    "unique_key",
+    "created_date",
+    "complaint_type",
+    "descriptor",
+    "community_board",
+    "borough",
+    "incident_zip",
+    "open_data_channel_type",
+)
 
 
 def nyc_311(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """NYC 311 requests, eve of Memorial Day 2024 (1,000 rows), as incident reports."""
-    raw = read_table(shared / "nyc_311" / "nyc311_2024-05-26.csv.gz", dtype=str)
+    source = shared / "nyc_311" / "nyc311_2024-05-26.csv.gz"
+    raw = read_table(source, required=NYC_COLUMNS, dtype=str)
     raw = raw.dropna(subset=["community_board", "borough", "incident_zip"])
-    raw["ts"] = pd.to_datetime(raw["created_date"]).dt.tz_localize("America/New_York")
+    raw["ts"] = parse_times(source, raw["created_date"]).dt.tz_localize("America/New_York")
     cells = []
     for _, row in raw.iterrows():
         zip_code = str(row["incident_zip"]).split(".")[0]
@@ -344,6 +390,9 @@ def incident_departments(shared: Path) -> pd.DataFrame:
     for path in sorted((shared / "nyc_311").glob("nyc311_*.csv.gz")):
         raw = read_table(path, dtype=str)
         raw.columns = [c.lower().replace(" ", "_") for c in raw.columns]
+        for column in ("complaint_type", "descriptor", "agency"):
+            if column not in raw.columns:
+                raise AdapterError(f"{path}:1: the header has no column {column!r}")
         text = raw["complaint_type"].fillna("") + ": " + raw["descriptor"].fillna("")
         department = raw["agency"].map(NYC_AGENCY_DEPARTMENTS).fillna("city-management")
         frames.append(
@@ -355,7 +404,9 @@ def incident_departments(shared: Path) -> pd.DataFrame:
                 }
             )
         )
-    sf = read_table(shared / "sf_fire_calls" / "sf_fire_calls_sample.csv", dtype=str)
+    sf = read_table(
+        shared / "sf_fire_calls" / "sf_fire_calls_sample.csv", required=("CallType",), dtype=str
+    )
     medical = sf["CallType"].str.contains("Medical", case=False, na=False)
     frames.append(
         pd.DataFrame(

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from citybrain.adapters import AdapterError, GridBuilder, read_table, write_synthetic_grid
+from citybrain.adapters import (
+    AdapterError,
+    GridBuilder,
+    parse_times,
+    read_table,
+    write_synthetic_grid,
+)
 from playbooks.loader import load_grid
 
 HEADER = b"station,year,PM2.5\n"
@@ -45,3 +52,19 @@ def test_a_synthetic_grid_declares_a_kind_it_needs(tmp_path: Path) -> None:
     assert grid.sensors["q1"].kind == "water_discharge"
     assert grid.kinds["water_discharge"].unit == "m3/s"
     assert GridBuilder().kinds == {}
+
+
+def test_missing_columns_and_bad_times_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "src.csv"
+    path.write_bytes(b"when,value\n2019-05-01 00:00,1\n2019-05-01 00:05,2\n")
+    with pytest.raises(AdapterError, match=r"src.csv:1: the header has no column 'datetimeUTC'"):
+        read_table(path, required=("datetimeUTC",))
+    path.write_bytes(b"when,value\n2019-05-01 00:00,1\n\n2019-05-41 00:05,2\n")
+    frame = read_table(path, required=("when",))
+    assert frame.index.tolist() == [2, 4]  # each row's line in the file
+    with pytest.raises(AdapterError, match=r"src.csv:4: '2019-05-41 00:05' is not a date"):
+        parse_times(path, frame["when"])
+    parts = pd.DataFrame({"year": [2016, 2016], "month": [2, 13], "day": [1, 1], "hour": [0, 0]})
+    parts.index = pd.Index([2, 3])
+    with pytest.raises(AdapterError, match=r":3: \{'year': 2016, 'month': 13"):
+        parse_times(path, parts)
