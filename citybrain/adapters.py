@@ -68,7 +68,13 @@ def read_table(
     if not lines:
         raise AdapterError(f"{path}:1: the file is empty, expected a header row")
     buffer.seek(0)
-    frame = pd.read_csv(buffer, **options)
+    try:
+        # Empty lines are gone already; a line of spaces is a row here, as in the reader.
+        frame = pd.read_csv(buffer, skip_blank_lines=False, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise AdapterError(f"{path}:{lines[0]}: {exc}") from None
+    if len(frame) != len(lines) - 1:  # pandas and the reader disagree: never guess
+        raise AdapterError(f"{path}:{lines[0]}: {len(frame)} rows read, {len(lines) - 1} expected")
     frame.index = pd.Index(lines[1:], name="line")
     frame.attrs["path"] = str(path)
     missing = [c for c in required if c not in frame.columns]

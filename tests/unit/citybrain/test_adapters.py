@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from citybrain.adapters import (
     AdapterError,
@@ -68,3 +71,31 @@ def test_missing_columns_and_bad_times_name_file_and_line(tmp_path: Path) -> Non
     parts.index = pd.Index([2, 3])
     with pytest.raises(AdapterError, match=r":3: \{'year': 2016, 'month': 13"):
         parse_times(path, parts)
+
+
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.lists(
+            st.sampled_from(
+                ['"', ",", "\n", "\r", "\r\n", "\x00", "1", "x", "2016", "nan", "é", "\ufeff", " "]
+            ),
+            max_size=40,
+        ).map(lambda parts: "".join(parts).encode()),
+    ),
+    header=st.booleans(),
+)
+def test_fuzz_any_source_file_gives_a_frame_or_a_file_line_error(
+    tmp_path: Path, body: bytes, header: bool
+) -> None:
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes((HEADER if header else b"") + body)
+    try:
+        frame = read_table(path, lambda name: name in ("year", "PM2.5"))
+    except AdapterError as exc:
+        assert re.match(rf"{re.escape(str(path))}:\d+: \S", str(exc)), str(exc)
+    else:
+        assert all(isinstance(line, int) and line >= 2 for line in frame.index)
