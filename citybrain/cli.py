@@ -301,6 +301,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
+    from citybrain.detect import DetectInputError
     from citybrain.nab import load_corpus, report
 
     prototype = _detector(args.detector)
@@ -318,7 +319,11 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
+    try:
+        cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
+    except DetectInputError as exc:
+        print(f"citybrain: {exc}", file=sys.stderr)
+        return 1
     result = {"detector": args.detector, **report(cases)}
     print(json.dumps(result, indent=2))
     return 0
