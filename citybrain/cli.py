@@ -279,12 +279,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
     prototype = _detector(args.detector)
     if prototype is None:
         return 2
+    skipped: list[str] = []
+    on_bad_row = skipped.append if args.on_error == "skip" else None
     try:
         if args.input_dir:
             if not args.output_dir:
                 print("citybrain: --input-dir needs --output-dir", file=sys.stderr)
                 return 2
-            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype)
+            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype, on_bad_row)
         else:
             if not (args.input and args.output):
                 print(
@@ -292,11 +294,17 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            rows = detect_file(Path(args.input), Path(args.output), prototype)
+            rows = detect_file(Path(args.input), Path(args.output), prototype, on_bad_row)
     except DetectInputError as exc:
         print(f"citybrain: {exc}", file=sys.stderr)
         return 1
-    print(f"scored {rows} rows with {args.detector}")
+    finally:
+        for row in skipped:
+            print(f"skipped {row}", file=sys.stderr)
+    print(
+        f"read {rows + len(skipped)} rows: scored {rows} with {args.detector}, "
+        f"skipped {len(skipped)} bad rows"
+    )
     return 0
 
 
@@ -479,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-dir")
     p.add_argument("--output-dir")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a bad row stops (default) or is skipped, reported and left out of the output",
+    )
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("bench", help="benchmarks that score detectors")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,10 +40,14 @@ def _looks_like_row(text: str) -> bool:
     return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
 
 
-def read_series(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Stamps as written, times in seconds, values; raises DetectInputError naming file,
-    line and reason for any fault (bytes that are not UTF-8, stray quotes, bad fields:
-    the reader is streams/csvfile.py)."""
+def read_series(
+    path: Path, on_bad_row: Callable[[str], None] | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Stamps as written, times in seconds, values. Any fault (bytes that are not UTF-8,
+    stray quotes, bad fields, rows out of time order; the reader is streams/csvfile.py)
+    raises DetectInputError naming file, line and reason; with ``on_bad_row``, a bad row
+    is passed to it as ``file:line: reason`` and skipped instead (a bad header, an empty
+    file or no good rows still raise)."""
     try:
         records = list(read_records(path, _looks_like_row))
     except FeedError as exc:
@@ -61,46 +66,17 @@ def read_series(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     times: list[float] = []
     previous: datetime | None = None
     for record in records[1:]:
-        if isinstance(record, BadRow):
-            raise DetectInputError(str(record))
-        line, row = record.line, record.fields
-        if len(row) < 2:
-            raise DetectInputError(
-                f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
-            )
-        when = _when(row[0])
-        if when is None:
-            raise DetectInputError(
-                f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
-            )
         try:
-            value = float(row[1])
-        except ValueError:
-            raise DetectInputError(
-                f'{path}:{line}: field "value" is {row[1]!r}, expected a number'
-            ) from None
-        if not math.isfinite(value):
-            raise DetectInputError(
-                f'{path}:{line}: field "value" is {row[1]!r}, expected a finite number'
-            )
-        try:
-            back = previous is not None and when < previous - MAX_STEP_BACK
-            epoch = (
-                when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
-            )
-            later = max(previous, when) if previous else when
-        except (TypeError, OverflowError, ValueError, OSError) as exc:
-            # Stamps with and without a zone mixed, or one out of range.
-            raise DetectInputError(
-                f'{path}:{line}: field "timestamp" is {row[0]!r}: {exc}'
-            ) from None
-        if back:
-            raise DetectInputError(
-                f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
-                f"{previous:%Y-%m-%d %H:%M:%S}: rows must be in time order"
-            )
-        previous = later
-        stamps.append(row[0])
+            if isinstance(record, BadRow):
+                raise DetectInputError(str(record))
+            when, epoch, value = _row(path, record.line, record.fields, previous)
+        except DetectInputError as exc:
+            if on_bad_row is None:
+                raise
+            on_bad_row(str(exc))
+            continue
+        previous = max(previous, when) if previous else when
+        stamps.append(record.fields[0])
         times.append(epoch)
         values.append(value)
     if not values:
@@ -108,8 +84,52 @@ def read_series(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
-def detect_file(src: Path, dst: Path, prototype: Detector) -> int:
-    stamps, times, values = read_series(src)
+def _row(
+    path: Path, line: int, row: list[str], previous: datetime | None
+) -> tuple[datetime, float, float]:
+    """One row's time, epoch seconds and value; DetectInputError names what is wrong."""
+    if len(row) < 2:
+        raise DetectInputError(
+            f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
+        )
+    when = _when(row[0])
+    if when is None:
+        raise DetectInputError(
+            f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
+        )
+    try:
+        value = float(row[1])
+    except ValueError:
+        raise DetectInputError(
+            f'{path}:{line}: field "value" is {row[1]!r}, expected a number'
+        ) from None
+    if not math.isfinite(value):
+        raise DetectInputError(
+            f'{path}:{line}: field "value" is {row[1]!r}, expected a finite number'
+        )
+    try:
+        back = previous is not None and when < previous - MAX_STEP_BACK
+        epoch = when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
+        if previous is not None:
+            max(previous, when)  # raises TypeError for a zone mixed with none
+    except (TypeError, OverflowError, ValueError, OSError) as exc:
+        # Stamps with and without a zone mixed, or one out of range.
+        raise DetectInputError(f'{path}:{line}: field "timestamp" is {row[0]!r}: {exc}') from None
+    if back:
+        assert previous is not None
+        raise DetectInputError(
+            f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
+            f"{previous:%Y-%m-%d %H:%M:%S}: rows must be in time order"
+        )
+    return when, epoch, value
+
+
+def detect_file(
+    src: Path, dst: Path, prototype: Detector, on_bad_row: Callable[[str], None] | None = None
+) -> int:
+    """Score ``src`` into ``dst`` (one row per good input row); returns rows scored.
+    Raises DetectInputError (see ``read_series`` for ``on_bad_row``)."""
+    stamps, times, values = read_series(src, on_bad_row)
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
     dst.parent.mkdir(parents=True, exist_ok=True)
     with dst.open("w", encoding="utf-8", newline="") as fh:
@@ -120,9 +140,11 @@ def detect_file(src: Path, dst: Path, prototype: Detector) -> int:
     return len(stamps)
 
 
-def detect_dir(src: Path, dst: Path, prototype: Detector) -> int:
+def detect_dir(
+    src: Path, dst: Path, prototype: Detector, on_bad_row: Callable[[str], None] | None = None
+) -> int:
     """Every CSV under ``src`` to the same relative path under ``dst``."""
     total = 0
     for path in sorted(src.rglob("*.csv")):
-        total += detect_file(path, dst / path.relative_to(src), prototype)
+        total += detect_file(path, dst / path.relative_to(src), prototype, on_bad_row)
     return total

@@ -182,3 +182,28 @@ def test_fuzz_any_series_file_gives_values_or_a_file_line_error(
     else:
         assert len(stamps) == len(times) == len(values) > 0
         assert all(math.isfinite(v) for v in values.tolist())
+
+
+def test_skip_mode_leaves_bad_rows_out_and_counts_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "s.csv"
+    rows = [f"2020-01-01 00:{m:02d}:00,{1 + m % 3}" for m in range(30)]
+    rows[5] = "2020-01-01 00:05:00,2\xf1".encode("latin-1").decode("latin-1")
+    rows[9] = '2020-01-01 00:09:00,"3'
+    rows[20] = "2019-12-31 00:00:00,1"  # out of time order
+    src.write_bytes(("timestamp,value\n" + "\n".join(rows) + "\n").encode("latin-1"))
+    out = tmp_path / "o.csv"
+    argv = ["detect", "--input", str(src), "--output", str(out)]
+    assert main(argv) == 1
+    assert main([*argv, "--on-error", "skip"]) == 0
+    captured = capsys.readouterr()
+    assert "read 30 rows: scored 27 with" in captured.out
+    assert [line.split(": ")[0] for line in captured.err.splitlines()[-3:]] == [
+        f"skipped {src}:7",
+        f"skipped {src}:11",
+        f"skipped {src}:22",
+    ]
+    written = list(csv.DictReader(out.open()))
+    assert len(written) == 27
+    assert "2020-01-01 00:10:00" in [r["timestamp"] for r in written]
