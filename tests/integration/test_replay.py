@@ -140,11 +140,12 @@ def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
     assert max(len(m.value) for m in messages) <= 1_000_000
 
 
-def test_a_stray_quote_costs_one_report_and_is_counted(
+def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
     stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Field case replay-stray-quote through the CLI: four reports reach the topic, the
-    fifth is skipped, named and counted (read 5 = sent 4 + skipped 1)."""
+    """Field cases replay-stray-quote and replay-bad-bytes through the CLI: the reports
+    around the bad one reach the topic, the bad one is skipped, named and counted (read 5
+    = sent 4 + skipped 1; read 3 = sent 2 + skipped 1)."""
     from citybrain.cli import main
     from tests.services import FIXTURES
 
@@ -156,8 +157,15 @@ def test_a_stray_quote_costs_one_report_and_is_counted(
         assert main(["replay", str(case), "--max"]) == 2
         assert f"{case}:3: a quoted field opens here" in capsys.readouterr().err
         assert main(["replay", str(case), "--max", "--on-error", "skip"]) == 0
+        out, err = capsys.readouterr()
+        assert f"skipped {case}:3: a quoted field opens here" in err
+        assert "read 5 rows: sent 0 readings and 4 incidents, skipped 1 bad rows" in out
+        # Field case replay-bad-bytes: a Latin-1 byte costs its row only.
+        latin1 = FIXTURES / "field-cases" / "latin1-incidents.csv"
+        assert main(["replay", str(latin1), "--max", "--on-error", "skip"]) == 0
     out, err = capsys.readouterr()
-    assert f"skipped {case}:3: a quoted field opens here" in err
-    assert "read 5 rows: sent 0 readings and 4 incidents, skipped 1 bad rows" in out
-    messages = p.read("incidents", lambda m: len(m) >= 4, settle=1)
-    assert len(messages) == 4
+    assert f"skipped {latin1}:3: byte 0xf1 at column 71 is not UTF-8" in err
+    assert "read 3 rows: sent 0 readings and 2 incidents, skipped 1 bad rows" in out
+    messages = p.read("incidents", lambda m: len(m) >= 6, settle=1)
+    ids = sorted(json.loads(m.value)["report_id"] for m in messages)
+    assert ids == ["nyc311-1"] * 5 + ["nyc311-4"]
