@@ -7,14 +7,105 @@ licences); nothing here runs in the stream.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from playbooks.grid import DEFAULT_KINDS
+from streams.csvfile import BadRow, read_records, split_line
+from streams.errors import FeedError
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
+
+
+class AdapterError(FeedError):
+    """A source file cannot be converted; the message names file, line and reason."""
+
+
+def read_table(
+    path: Path,
+    numeric: Callable[[str], bool] = lambda name: False,
+    required: tuple[str, ...] = (),
+    **options: Any,
+) -> pd.DataFrame:
+    """``pd.read_csv`` of a public data file, but any fault is an ``AdapterError`` naming
+    file and line: bytes that are not UTF-8, stray quotes, wrong field counts (read first
+    by streams/csvfile.py), a ``required`` column missing from the header, and a value that
+    is not a number in a ``numeric`` column. The frame's index is each row's line in the
+    file, so later checks (``parse_times``) can name it too."""
+    width: list[int] = []
+
+    def looks_like_row(text: str) -> bool:
+        # Stray-quote recovery: a line as wide as the header is a row of its own.
+        fields = split_line(text)
+        return bool(width) and fields is not None and len(fields) == width[0]
+
+    lines: list[int] = []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    try:
+        for record in read_records(path, looks_like_row):
+            if isinstance(record, BadRow):
+                raise AdapterError(str(record))
+            if not width:
+                width.append(len(record.fields))
+            elif len(record.fields) != width[0]:
+                raise AdapterError(
+                    f"{path}:{record.line}: row has {len(record.fields)} fields, "
+                    f"expected {width[0]}"
+                )
+            lines.append(record.line)
+            writer.writerow(record.fields)
+    except AdapterError:
+        raise
+    except FeedError as exc:
+        raise AdapterError(str(exc)) from None
+    if not lines:
+        raise AdapterError(f"{path}:1: the file is empty, expected a header row")
+    buffer.seek(0)
+    try:
+        # Empty lines are gone already; a line of spaces is a row here, as in the reader.
+        frame = pd.read_csv(buffer, skip_blank_lines=False, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise AdapterError(f"{path}:{lines[0]}: {exc}") from None
+    if len(frame) != len(lines) - 1:  # pandas and the reader disagree: never guess
+        raise AdapterError(f"{path}:{lines[0]}: {len(frame)} rows read, {len(lines) - 1} expected")
+    frame.index = pd.Index(lines[1:], name="line")
+    frame.attrs["path"] = str(path)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise AdapterError(f"{path}:{lines[0]}: the header has no column {missing[0]!r}")
+    for column in frame.columns:
+        if not numeric(str(column)) or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() & frame[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise AdapterError(
+                f'{path}:{frame.index[row]}: field "{column}" is '
+                f"{frame[column].iloc[row]!r}, expected a number"
+            )
+        frame[column] = numbers
+    return frame
+
+
+def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) -> pd.Series:
+    """``pd.to_datetime`` of a ``read_table`` column (or of year/month/day/hour columns),
+    with a value that is not a time an ``AdapterError`` naming file and line."""
+    parsed = pd.to_datetime(values, errors="coerce", **options)
+    given = values.notna() if isinstance(values, pd.Series) else values.notna().all(axis=1)
+    bad = parsed.isna() & given
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        shown = values.iloc[row] if isinstance(values, pd.Series) else values.iloc[row].to_dict()
+        raise AdapterError(f"{path}:{values.index[row]}: {shown!r} is not a date and time")
+    return parsed
 
 
 def _slug(text: str) -> str:
@@ -31,6 +122,11 @@ class GridBuilder:
     def __init__(self) -> None:
         self.cells: dict[str, dict[str, Any]] = {}
         self.sensors: dict[str, dict[str, Any]] = {}
+        self.kinds: dict[str, dict[str, Any]] = {}
+
+    def kind(self, kind: str, unit: str, low: float, high: float) -> None:
+        """Declare a sensor kind the built-in ones (playbooks/grid.py) lack."""
+        self.kinds[kind] = {"id": kind, "unit": unit, "min": low, "max": high}
 
     def chain(self, levels: list[tuple[str, str, str]]) -> str:
         """``[(level, id, name), ...]`` from city down; returns the last cell id."""
@@ -73,8 +169,10 @@ class GridBuilder:
         )
 
     def write(self, path: Path) -> None:
-        doc = {
-            "version": 1,
+        doc: dict[str, Any] = {"version": 1}
+        if self.kinds:
+            doc["kinds"] = list(self.kinds.values())
+        doc |= {
             "cells": list(self.cells.values()),
             "sensors": sorted(self.sensors.values(), key=lambda s: s["id"]),
         }
@@ -99,8 +197,12 @@ USGS_PARAMS = {
 
 def usgs_flood(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """USGS urban stream gauges, 2019-05-06 -> 05-14: the 05-11 Dead Run flash flood."""
-    raw = pd.read_csv(shared / "usgs_urban_streams" / "usgs_iv_2019-05.csv.gz")
-    raw["ts"] = pd.to_datetime(raw["datetimeUTC"], utc=True)
+    source = shared / "usgs_urban_streams" / "usgs_iv_2019-05.csv.gz"
+    # Value columns are USGS:<site>:<parameter>:00000; their _qualifiers columns are text.
+    raw = read_table(
+        source, lambda name: name.startswith("USGS:") and name.endswith(":00000"), ("datetimeUTC",)
+    )
+    raw["ts"] = parse_times(source, raw["datetimeUTC"], utc=True)
     raw = raw[(raw["ts"] >= "2019-05-06") & (raw["ts"] < "2019-05-14")]
     frames = []
     for site, (county, stream, name) in USGS_SITES.items():
@@ -135,13 +237,22 @@ BEIJING_DISTRICTS = {
 }
 
 
+BEIJING_STAMP = ("year", "month", "day", "hour")
+
+
 def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """Beijing PM2.5/PM10, 2016-01-28 -> 02-11: Spring Festival fireworks, 2016-02-08."""
     frames = []
     for path in sorted((shared / "beijing_air_quality").glob("PRSA_Data_*.csv.gz")):
-        raw = pd.read_csv(path)
+        raw = read_table(
+            path,
+            lambda name: name in (*BEIJING_STAMP, "PM2.5", "PM10"),
+            (*BEIJING_STAMP, "station", "PM2.5", "PM10"),
+        )
+        if raw.empty:
+            raise AdapterError(f"{path}:2: no data rows")
         station = raw["station"].iloc[0]
-        local = pd.to_datetime(raw[["year", "month", "day", "hour"]])
+        local = parse_times(path, raw[list(BEIJING_STAMP)])
         raw["ts"] = local.dt.tz_localize("Asia/Shanghai")
         raw = raw[(raw["ts"] >= "2016-01-28") & (raw["ts"] < "2016-02-11")]
         district = BEIJING_DISTRICTS[station]
@@ -166,11 +277,20 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
 def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.DataFrame:
     """Aarhus road segments, 2014-08-11 -> 08-14: rush hours, feed gaps, speed glitches."""
     folder = shared / "aarhus_traffic"
-    meta = pd.read_csv(folder / "traffic_segments.csv").sort_values("REPORT_ID")
+    meta = read_table(
+        folder / "traffic_segments.csv",
+        lambda name: name in ("REPORT_ID", "POINT_1_POSTAL_CODE"),
+        ("REPORT_ID", "POINT_1_POSTAL_CODE", "POINT_1_STREET", "REPORT_NAME"),
+    ).sort_values("REPORT_ID")
     chosen = meta.head(segments)
-    raw = pd.read_csv(folder / "aarhus_traffic_2014-08_2014-09.csv.gz")
+    source = folder / "aarhus_traffic_2014-08_2014-09.csv.gz"
+    raw = read_table(
+        source,
+        lambda name: name in ("REPORT_ID", "avgSpeed", "vehicleCount"),
+        ("REPORT_ID", "TIMESTAMP", "avgSpeed", "vehicleCount"),
+    )
     raw = raw[raw["REPORT_ID"].isin(chosen["REPORT_ID"])]
-    raw["ts"] = pd.to_datetime(raw["TIMESTAMP"]).dt.tz_localize("UTC")
+    raw["ts"] = parse_times(source, raw["TIMESTAMP"]).dt.tz_localize("UTC")
     raw = raw[(raw["ts"] >= "2014-08-11") & (raw["ts"] < "2014-08-14")]
     frames = []
     for _, seg in chosen.iterrows():
@@ -199,13 +319,24 @@ def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.Da
 
 
 NYC_CHANNELS = {"PHONE": "hotline", "ONLINE": "app", "MOBILE": "app"}
+NYC_COLUMNS = (
+    "unique_key",
+    "created_date",
+    "complaint_type",
+    "descriptor",
+    "community_board",
+    "borough",
+    "incident_zip",
+    "open_data_channel_type",
+)
 
 
 def nyc_311(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     """NYC 311 requests, eve of Memorial Day 2024 (1,000 rows), as incident reports."""
-    raw = pd.read_csv(shared / "nyc_311" / "nyc311_2024-05-26.csv.gz", dtype=str)
+    source = shared / "nyc_311" / "nyc311_2024-05-26.csv.gz"
+    raw = read_table(source, required=NYC_COLUMNS, dtype=str)
     raw = raw.dropna(subset=["community_board", "borough", "incident_zip"])
-    raw["ts"] = pd.to_datetime(raw["created_date"]).dt.tz_localize("America/New_York")
+    raw["ts"] = parse_times(source, raw["created_date"]).dt.tz_localize("America/New_York")
     cells = []
     for _, row in raw.iterrows():
         zip_code = str(row["incident_zip"]).split(".")[0]
@@ -263,8 +394,11 @@ def incident_departments(shared: Path) -> pd.DataFrame:
     calls to EMS, the rest to the fire department)."""
     frames = []
     for path in sorted((shared / "nyc_311").glob("nyc311_*.csv.gz")):
-        raw = pd.read_csv(path, dtype=str)
+        raw = read_table(path, dtype=str)
         raw.columns = [c.lower().replace(" ", "_") for c in raw.columns]
+        for column in ("complaint_type", "descriptor", "agency"):
+            if column not in raw.columns:
+                raise AdapterError(f"{path}:1: the header has no column {column!r}")
         text = raw["complaint_type"].fillna("") + ": " + raw["descriptor"].fillna("")
         department = raw["agency"].map(NYC_AGENCY_DEPARTMENTS).fillna("city-management")
         frames.append(
@@ -276,7 +410,9 @@ def incident_departments(shared: Path) -> pd.DataFrame:
                 }
             )
         )
-    sf = pd.read_csv(shared / "sf_fire_calls" / "sf_fire_calls_sample.csv", dtype=str)
+    sf = read_table(
+        shared / "sf_fire_calls" / "sf_fire_calls_sample.csv", required=("CallType",), dtype=str
+    )
     medical = sf["CallType"].str.contains("Medical", case=False, na=False)
     frames.append(
         pd.DataFrame(
@@ -331,6 +467,9 @@ def write_synthetic_grid(
                 ("community", f"c{c}", f"C{c}"),
             ]
         )
+    known = DEFAULT_KINDS.get(kind)
+    if known is None or known.unit != unit:
+        grid.kind(kind, unit, -1e15, 1e15)
     for i, sensor in enumerate(sensors):
         grid.sensor(sensor, kind, unit, f"c{i % communities}")
     grid.write(path)

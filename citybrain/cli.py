@@ -76,12 +76,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from streams.events import MAX_PACK_READINGS
     from streams.feeds import BadRow, Replayer, load_events
     from streams.partitioning import ReadingPacker
 
+    if args.pack is not None and not 1 <= args.pack <= MAX_PACK_READINGS:
+        print(f"citybrain: --pack is {args.pack}, expected 1..{MAX_PACK_READINGS}", file=sys.stderr)
+        return 2
+    if args.max_message_bytes < 1024:
+        print(
+            f"citybrain: --max-message-bytes is {args.max_message_bytes}, expected at least 1024",
+            file=sys.stderr,
+        )
+        return 2
     s = _settings()
     bad: list[BadRow] = []
-    events = load_events(args.files, on_error=args.on_error, bad_rows=bad)
+    events = load_events(
+        args.files, on_error=args.on_error, bad_rows=bad, max_message_bytes=args.max_message_bytes
+    )
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     replayer = Replayer(
@@ -89,7 +101,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         s.topic("readings"),
         s.topic("incidents"),
         s.kafka_python_options(),
-        ReadingPacker(s.partitions, args.pack) if args.pack else None,
+        ReadingPacker(s.partitions, args.pack, args.max_message_bytes) if args.pack else None,
+        max_message_bytes=args.max_message_bytes,
     )
     try:
         with Progress() as progress:
@@ -100,10 +113,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         replayer.close()
     print(
-        f"sent {stats.readings} readings and {stats.incidents} incidents "
-        f"in {stats.seconds:.1f}s ({len(bad)} bad rows skipped)"
+        replay_summary(len(events) + len(bad), stats.readings, stats.incidents, len(bad))
+        + f" ({stats.seconds:.1f}s)"
     )
+    if stats.failed:
+        print(
+            f"citybrain: Kafka refused {stats.failed} message(s); the first: {stats.first_failure}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
+    """The replay's last line: rows read = sent + skipped, always."""
+    return (
+        f"read {read} rows: sent {readings} readings and {incidents} incidents, "
+        f"skipped {skipped} bad rows"
+    )
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -257,12 +284,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
     prototype = _detector(args.detector)
     if prototype is None:
         return 2
+    skipped: list[str] = []
+    on_bad_row = skipped.append if args.on_error == "skip" else None
     try:
         if args.input_dir:
             if not args.output_dir:
                 print("citybrain: --input-dir needs --output-dir", file=sys.stderr)
                 return 2
-            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype)
+            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype, on_bad_row)
         else:
             if not (args.input and args.output):
                 print(
@@ -270,15 +299,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            rows = detect_file(Path(args.input), Path(args.output), prototype)
+            rows = detect_file(Path(args.input), Path(args.output), prototype, on_bad_row)
     except DetectInputError as exc:
         print(f"citybrain: {exc}", file=sys.stderr)
         return 1
-    print(f"scored {rows} rows with {args.detector}")
+    finally:
+        for row in skipped:
+            print(f"skipped {row}", file=sys.stderr)
+    print(
+        f"read {rows + len(skipped)} rows: scored {rows} with {args.detector}, "
+        f"skipped {len(skipped)} bad rows"
+    )
     return 0
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
+    from citybrain.detect import DetectInputError
     from citybrain.nab import load_corpus, report
 
     prototype = _detector(args.detector)
@@ -296,7 +332,11 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
+    try:
+        cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
+    except DetectInputError as exc:
+        print(f"citybrain: {exc}", file=sys.stderr)
+        return 1
     result = {"detector": args.detector, **report(cases)}
     print(json.dumps(result, indent=2))
     return 0
@@ -367,7 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--pack",
         type=int,
         metavar="N",
-        help="send readings as readings/1 packs of up to N, as an edge gateway does",
+        help="send readings as readings/1 packs of up to N (1..10000), as an edge gateway "
+        "does; a pack is also split below --max-message-bytes",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=1_000_000,
+        metavar="B",
+        help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
+        "whose message is larger is a bad row",
     )
     p.set_defaults(func=cmd_replay)
 
@@ -449,6 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-dir")
     p.add_argument("--output-dir")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a bad row stops (default) or is skipped, reported and left out of the output",
+    )
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("bench", help="benchmarks that score detectors")

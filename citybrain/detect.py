@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from detectors import Detector
+from streams.csvfile import BadRow, read_records, split_line
+from streams.errors import FeedError
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -25,57 +28,108 @@ class DetectInputError(ValueError):
     """A bad input file; the message names file, line and reason."""
 
 
-def read_series(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Stamps as written, times in seconds, values; raises DetectInputError."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
-            raise DetectInputError(f"{path}:1: header is {header!r}, expected timestamp,value")
-        stamps: list[str] = []
-        values: list[float] = []
-        times: list[float] = []
-        previous: datetime | None = None
-        for row in reader:
-            line = reader.line_num
-            if len(row) < 2:
-                raise DetectInputError(
-                    f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
-                )
-            try:
-                when = datetime.fromisoformat(row[0].strip())
-            except ValueError:
-                raise DetectInputError(
-                    f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
-                ) from None
-            try:
-                value = float(row[1])
-            except ValueError:
-                raise DetectInputError(
-                    f'{path}:{line}: field "value" is {row[1]!r}, expected a number'
-                ) from None
-            if not math.isfinite(value):
-                raise DetectInputError(
-                    f'{path}:{line}: field "value" is {row[1]!r}, expected a finite number'
-                )
-            if previous is not None and when < previous - MAX_STEP_BACK:
-                raise DetectInputError(
-                    f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
-                    f"{previous:%Y-%m-%d %H:%M:%S}: rows must be in time order"
-                )
-            previous = max(previous, when) if previous else when
-            stamps.append(row[0])
-            times.append(
-                when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
-            )
-            values.append(value)
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def _looks_like_row(text: str) -> bool:
+    fields = split_line(text)
+    return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
+
+
+def read_series(
+    path: Path, on_bad_row: Callable[[str], None] | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Stamps as written, times in seconds, values. Any fault (bytes that are not UTF-8,
+    stray quotes, bad fields, rows out of time order; the reader is streams/csvfile.py)
+    raises DetectInputError naming file, line and reason; with ``on_bad_row``, a bad row
+    is passed to it as ``file:line: reason`` and skipped instead (a bad header, an empty
+    file or no good rows still raise)."""
+    try:
+        records = list(read_records(path, _looks_like_row))
+    except FeedError as exc:
+        raise DetectInputError(str(exc)) from None
+    if not records:
+        raise DetectInputError(f"{path}:1: the file is empty, expected a header timestamp,value")
+    header = records[0]
+    if isinstance(header, BadRow):
+        raise DetectInputError(f"{header} (in the header row)")
+    if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
+        raise DetectInputError(
+            f"{path}:{header.line}: header is {header.fields!r}, expected timestamp,value"
+        )
+    stamps: list[str] = []
+    values: list[float] = []
+    times: list[float] = []
+    previous: datetime | None = None
+    for record in records[1:]:
+        try:
+            if isinstance(record, BadRow):
+                raise DetectInputError(str(record))
+            when, epoch, value = _row(path, record.line, record.fields, previous)
+        except DetectInputError as exc:
+            if on_bad_row is None:
+                raise
+            on_bad_row(str(exc))
+            continue
+        previous = max(previous, when) if previous else when
+        stamps.append(record.fields[0])
+        times.append(epoch)
+        values.append(value)
     if not values:
         raise DetectInputError(f"{path}:2: no data rows")
     return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
-def detect_file(src: Path, dst: Path, prototype: Detector) -> int:
-    stamps, times, values = read_series(src)
+def _row(
+    path: Path, line: int, row: list[str], previous: datetime | None
+) -> tuple[datetime, float, float]:
+    """One row's time, epoch seconds and value; DetectInputError names what is wrong."""
+    if len(row) < 2:
+        raise DetectInputError(
+            f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
+        )
+    when = _when(row[0])
+    if when is None:
+        raise DetectInputError(
+            f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
+        )
+    try:
+        value = float(row[1])
+    except ValueError:
+        raise DetectInputError(
+            f'{path}:{line}: field "value" is {row[1]!r}, expected a number'
+        ) from None
+    if not math.isfinite(value):
+        raise DetectInputError(
+            f'{path}:{line}: field "value" is {row[1]!r}, expected a finite number'
+        )
+    try:
+        back = previous is not None and when < previous - MAX_STEP_BACK
+        epoch = when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
+        if previous is not None:
+            max(previous, when)  # raises TypeError for a zone mixed with none
+    except (TypeError, OverflowError, ValueError, OSError) as exc:
+        # Stamps with and without a zone mixed, or one out of range.
+        raise DetectInputError(f'{path}:{line}: field "timestamp" is {row[0]!r}: {exc}') from None
+    if back:
+        assert previous is not None
+        raise DetectInputError(
+            f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
+            f"{previous:%Y-%m-%d %H:%M:%S}: rows must be in time order"
+        )
+    return when, epoch, value
+
+
+def detect_file(
+    src: Path, dst: Path, prototype: Detector, on_bad_row: Callable[[str], None] | None = None
+) -> int:
+    """Score ``src`` into ``dst`` (one row per good input row); returns rows scored.
+    Raises DetectInputError (see ``read_series`` for ``on_bad_row``)."""
+    stamps, times, values = read_series(src, on_bad_row)
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
     dst.parent.mkdir(parents=True, exist_ok=True)
     with dst.open("w", encoding="utf-8", newline="") as fh:
@@ -86,9 +140,11 @@ def detect_file(src: Path, dst: Path, prototype: Detector) -> int:
     return len(stamps)
 
 
-def detect_dir(src: Path, dst: Path, prototype: Detector) -> int:
+def detect_dir(
+    src: Path, dst: Path, prototype: Detector, on_bad_row: Callable[[str], None] | None = None
+) -> int:
     """Every CSV under ``src`` to the same relative path under ``dst``."""
     total = 0
     for path in sorted(src.rglob("*.csv")):
-        total += detect_file(path, dst / path.relative_to(src), prototype)
+        total += detect_file(path, dst / path.relative_to(src), prototype, on_bad_row)
     return total

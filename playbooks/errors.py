@@ -6,7 +6,14 @@ class PlaybookError(Exception):
 
 
 class GridError(PlaybookError):
-    """A grid file is invalid, or a lookup names a cell or sensor it does not have."""
+    """A grid file is invalid, or a lookup names a cell or sensor it does not have.
+
+    ``loc`` is where in the grid document the fault is (``("sensors", 3, "kind")``), so
+    the loader can name the file's line."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class PlaybookConfigError(PlaybookError):

@@ -1,11 +1,15 @@
 """The four-level grid of responsibility (city > district > street > community) as data.
 
 Every cell names its parent and the unit responsible for it; sensors are registered to
-community cells. Escalation walks up this tree.
+community cells with a kind. Kinds are data too: each has a unit and a plausible range
+(``DEFAULT_KINDS`` ship built in; a grid file may declare more, docs/events.md).
+Escalation walks up this tree.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from playbooks.errors import GridError
@@ -13,6 +17,50 @@ from playbooks.errors import GridError
 # Lowest first: escalation moves to the next entry.
 LEVELS: tuple[str, ...] = ("community", "street", "district", "city")
 PARENT_LEVEL: dict[str, str] = {LEVELS[i]: LEVELS[i + 1] for i in range(len(LEVELS) - 1)}
+
+
+# Kind ids are metric label values and matcher values: keep them plain.
+KIND_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Alerts from bursts of citizen reports carry this kind; no sensor may use it.
+RESERVED_KINDS = frozenset({"incident_burst"})
+
+
+@dataclass(frozen=True, slots=True)
+class SensorKind:
+    """A kind of sensor: its canonical unit and the range of values it can plausibly
+    report (inclusive; a reading outside it is dead-lettered as ``out_of_range``)."""
+
+    id: str
+    unit: str
+    min: float
+    max: float
+
+    def plausible(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+# The built-in kinds (every grid has them). Ranges are physical limits with a wide margin,
+# not alert thresholds: they catch broken sensors and unit mix-ups (1e308, -5 km/h), and
+# never real extremes (Beijing's 2016 fireworks reached 999 ug/m3 PM2.5; the largest
+# river floods ~10^7 ft3/s; tidal gauges report negative discharge and water level).
+DEFAULT_KINDS: dict[str, SensorKind] = {
+    k.id: k
+    for k in (
+        SensorKind("traffic_speed", "km/h", 0.0, 400.0),
+        SensorKind("traffic_flow", "vehicles/5min", 0.0, 10_000.0),
+        SensorKind("travel_time", "s", 0.0, 86_400.0),
+        SensorKind("pm25", "ug/m3", 0.0, 5_000.0),
+        SensorKind("pm10", "ug/m3", 0.0, 10_000.0),
+        SensorKind("no2", "ug/m3", 0.0, 5_000.0),
+        SensorKind("o3", "ug/m3", 0.0, 5_000.0),
+        SensorKind("water_level", "ft", -1_000.0, 1_000.0),
+        SensorKind("discharge", "ft3/s", -10_000_000.0, 10_000_000.0),
+        SensorKind("turbidity", "FNU", 0.0, 100_000.0),
+        SensorKind("conductance", "uS/cm", 0.0, 1_000_000.0),
+        SensorKind("power_load", "MW", -1_000_000.0, 1_000_000.0),
+        SensorKind("parking_occupancy", "vehicles", 0.0, 1_000_000.0),
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,48 +82,90 @@ class SensorRegistration:
 
 @dataclass(slots=True)
 class Grid:
-    """Cells by id and sensors by id; build with ``Grid.build`` to get every check."""
+    """Cells, sensors and sensor kinds by id; build with ``Grid.build`` to get every check."""
 
     cells: dict[str, Cell]
     sensors: dict[str, SensorRegistration] = field(default_factory=dict)
+    kinds: dict[str, SensorKind] = field(default_factory=lambda: dict(DEFAULT_KINDS))
 
     @classmethod
-    def build(cls, cells: list[Cell], sensors: list[SensorRegistration]) -> Grid:
+    def build(
+        cls,
+        cells: list[Cell],
+        sensors: list[SensorRegistration],
+        kinds: list[SensorKind] | None = None,
+    ) -> Grid:
+        """Check every cross-reference. ``kinds`` are declared on top of ``DEFAULT_KINDS``
+        (a declared kind with a built-in id replaces it). Raises ``GridError`` with the
+        fault's ``loc`` in the grid document."""
+        known = dict(DEFAULT_KINDS)
+        declared: set[str] = set()
+        for i, declared_kind in enumerate(kinds or []):
+            _check_kind(declared_kind, i, declared)
+            declared.add(declared_kind.id)
+            known[declared_kind.id] = declared_kind
         by_id: dict[str, Cell] = {}
-        for cell in cells:
+        index: dict[str, int] = {}
+        for i, cell in enumerate(cells):
             if cell.level not in LEVELS:
                 raise GridError(
-                    f"cell {cell.id!r}: level is {cell.level!r}, expected one of {list(LEVELS)}"
+                    f"cell {cell.id!r}: level is {cell.level!r}, expected one of {list(LEVELS)}",
+                    ("cells", i, "level"),
                 )
             if cell.id in by_id:
-                raise GridError(f"cell {cell.id!r} is listed twice")
+                raise GridError(f"cell {cell.id!r} is listed twice", ("cells", i, "id"))
             by_id[cell.id] = cell
+            index[cell.id] = i
         for cell in by_id.values():
+            i = index[cell.id]
             if cell.level == "city":
                 if cell.parent is not None:
-                    raise GridError(f"cell {cell.id!r}: a city cell has no parent")
+                    raise GridError(
+                        f"cell {cell.id!r}: a city cell has no parent", ("cells", i, "parent")
+                    )
                 continue
             if cell.parent is None or cell.parent not in by_id:
-                raise GridError(f"cell {cell.id!r}: parent {cell.parent!r} is not a cell")
+                raise GridError(
+                    f"cell {cell.id!r}: parent {cell.parent!r} is not a cell",
+                    ("cells", i, "parent"),
+                )
             parent_level = by_id[cell.parent].level
             if parent_level != PARENT_LEVEL[cell.level]:
                 raise GridError(
                     f"cell {cell.id!r}: parent {cell.parent!r} is a {parent_level}, "
-                    f"expected a {PARENT_LEVEL[cell.level]}"
+                    f"expected a {PARENT_LEVEL[cell.level]}",
+                    ("cells", i, "parent"),
                 )
         registered: dict[str, SensorRegistration] = {}
-        for sensor in sensors:
+        for i, sensor in enumerate(sensors):
             if sensor.id in registered:
-                raise GridError(f"sensor {sensor.id!r} is registered twice")
+                raise GridError(f"sensor {sensor.id!r} is registered twice", ("sensors", i, "id"))
             if sensor.cell not in by_id:
-                raise GridError(f"sensor {sensor.id!r}: cell {sensor.cell!r} is not a cell")
+                raise GridError(
+                    f"sensor {sensor.id!r}: cell {sensor.cell!r} is not a cell",
+                    ("sensors", i, "cell"),
+                )
             if by_id[sensor.cell].level != "community":
                 raise GridError(
                     f"sensor {sensor.id!r}: cell {sensor.cell!r} is a "
-                    f"{by_id[sensor.cell].level}, sensors register to community cells"
+                    f"{by_id[sensor.cell].level}, sensors register to community cells",
+                    ("sensors", i, "cell"),
+                )
+            kind = known.get(sensor.kind)
+            if kind is None:
+                raise GridError(
+                    f"sensor {sensor.id!r}: kind {sensor.kind!r} is not declared "
+                    "(declare it under 'kinds' with its unit and plausible range)",
+                    ("sensors", i, "kind"),
+                )
+            if sensor.unit != kind.unit:
+                raise GridError(
+                    f"sensor {sensor.id!r}: unit is {sensor.unit!r}, kind {kind.id} is "
+                    f"measured in {kind.unit!r}",
+                    ("sensors", i, "unit"),
                 )
             registered[sensor.id] = sensor
-        return cls(cells=by_id, sensors=registered)
+        return cls(cells=by_id, sensors=registered, kinds=known)
 
     def cell(self, cell_id: str) -> Cell:
         try:
@@ -105,3 +195,27 @@ class Grid:
             out[cell.level] = cell.id
             cell = self.cells[cell.parent] if cell.parent else None
         return out
+
+
+def _check_kind(kind: SensorKind, i: int, declared: set[str]) -> None:
+    if not KIND_ID.match(kind.id):
+        raise GridError(
+            f"kind {kind.id!r}: expected lower-case letters, digits and _ (at most 64)",
+            ("kinds", i, "id"),
+        )
+    if kind.id in RESERVED_KINDS:
+        raise GridError(f"kind {kind.id!r} is reserved for alerts", ("kinds", i, "id"))
+    if kind.id in declared:
+        raise GridError(f"kind {kind.id!r} is declared twice", ("kinds", i, "id"))
+    if not kind.unit:
+        raise GridError(f"kind {kind.id!r}: unit is empty", ("kinds", i, "unit"))
+    for bound in ("min", "max"):
+        if not math.isfinite(getattr(kind, bound)):
+            raise GridError(
+                f"kind {kind.id!r}: {bound} is {getattr(kind, bound)!r}, expected a finite number",
+                ("kinds", i, bound),
+            )
+    if kind.min > kind.max:
+        raise GridError(
+            f"kind {kind.id!r}: min {kind.min:g} is above max {kind.max:g}", ("kinds", i, "min")
+        )

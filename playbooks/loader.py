@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError
-from playbooks.grid import Cell, Grid, SensorRegistration
+from playbooks.grid import Cell, Grid, SensorKind, SensorRegistration
 from playbooks.routing import (
     ALL_LABELS,
     LABELS,
@@ -31,9 +31,11 @@ ROUTE_DEFAULTS = {
     "repeat_interval": "4h",
 }
 
-GRID_KEYS = {"version", "cells", "sensors"}
+GRID_KEYS = {"version", "kinds", "cells", "sensors"}
+KIND_KEYS = {"id", "unit", "min", "max"}
 CELL_KEYS = {"id", "level", "name", "unit", "parent"}
 SENSOR_KEYS = {"id", "kind", "unit", "cell"}
+OPTIONAL_KEYS = {"parent"}
 
 
 # libyaml's loader when PyYAML has it (its wheels do): a grid of 20,000 sensors loads in
@@ -45,33 +47,63 @@ def _read_yaml(path: Path) -> Any:
     return _compose(path, nodes=False)[0]
 
 
-def _entries(path: Path, doc: dict[str, Any], key: str, allowed: set[str]) -> list[dict[str, Any]]:
+def _entries(doc: dict[str, Any], key: str, allowed: set[str]) -> list[dict[str, Any]]:
     entries = doc.get(key) or []
     if not isinstance(entries, list):
-        raise GridError(f"{path}: {key!r} is a {type(entries).__name__}, expected a list")
+        raise GridError(f"{key!r} is a {type(entries).__name__}, expected a list", (key,))
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise GridError(f"{path}: {key} entry {i} is not a mapping")
+            raise GridError(f"{key} entry {i} is not a mapping", (key, i))
         unknown = set(entry) - allowed
         if unknown:
-            raise GridError(f"{path}: {key} entry {i}: unknown keys {sorted(unknown)}")
-        missing = (allowed - {"parent"}) - set(entry)
+            raise GridError(f"{key} entry {i}: unknown keys {sorted(unknown)}", (key, i))
+        missing = (allowed - OPTIONAL_KEYS) - set(entry)
         if missing:
-            raise GridError(f"{path}: {key} entry {i}: missing keys {sorted(missing)}")
+            raise GridError(f"{key} entry {i}: missing keys {sorted(missing)}", (key, i))
     return entries
 
 
+def _bound(entry: dict[str, Any], i: int, key: str) -> float:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise GridError(
+            f"kinds entry {i}: {key} is {value!r}, expected a number", ("kinds", i, key)
+        )
+    try:
+        return float(value)
+    except OverflowError:
+        raise GridError(
+            f"kinds entry {i}: {key} is too large, expected a finite number", ("kinds", i, key)
+        ) from None
+
+
 def load_grid(path: str | Path) -> Grid:
-    """Load a grid file (format in docs/events.md) and check every cross-reference."""
+    """Load a grid file (format in docs/events.md) and check every cross-reference.
+    Errors are ``GridError``s as ``file:line: reason``."""
     path = Path(path)
     doc = _read_yaml(path)
+    try:
+        return _grid(doc)
+    except GridError as exc:
+        # Lines only on failure: composing the node tree doubles a large grid's load time.
+        line = locate(_compose(path)[1], exc.loc) if exc.loc else 1
+        raise GridError(f"{path}:{line}: {exc}", exc.loc) from exc
+
+
+def _grid(doc: Any) -> Grid:
     if not isinstance(doc, dict):
-        raise GridError(f"{path}: expected a mapping with 'cells' and 'sensors'")
+        raise GridError("expected a mapping with 'cells' and 'sensors'")
     unknown = set(doc) - GRID_KEYS
     if unknown:
-        raise GridError(f"{path}: unknown keys {sorted(unknown)}")
+        raise GridError(f"unknown keys {sorted(unknown)}", (sorted(unknown)[0],))
     if doc.get("version") != 1:
-        raise GridError(f"{path}: version is {doc.get('version')!r}, expected 1")
+        raise GridError(f"version is {doc.get('version')!r}, expected 1", ("version",))
+    kinds = [
+        SensorKind(
+            id=str(e["id"]), unit=str(e["unit"]), min=_bound(e, i, "min"), max=_bound(e, i, "max")
+        )
+        for i, e in enumerate(_entries(doc, "kinds", KIND_KEYS))
+    ]
     cells = [
         Cell(
             id=str(e["id"]),
@@ -80,18 +112,15 @@ def load_grid(path: str | Path) -> Grid:
             unit=str(e["unit"]),
             parent=None if e.get("parent") is None else str(e["parent"]),
         )
-        for e in _entries(path, doc, "cells", CELL_KEYS)
+        for e in _entries(doc, "cells", CELL_KEYS)
     ]
     sensors = [
         SensorRegistration(
             id=str(e["id"]), kind=str(e["kind"]), unit=str(e["unit"]), cell=str(e["cell"])
         )
-        for e in _entries(path, doc, "sensors", SENSOR_KEYS)
+        for e in _entries(doc, "sensors", SENSOR_KEYS)
     ]
-    try:
-        return Grid.build(cells, sensors)
-    except GridError as exc:
-        raise GridError(f"{path}: {exc}") from exc
+    return Grid.build(cells, sensors, kinds)
 
 
 def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
@@ -122,9 +151,18 @@ def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
 def _compose(path: Path, nodes: bool = True) -> tuple[Any, yaml.Node | None]:
     """The document and, with ``nodes``, its node tree (for error lines)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise PlaybookConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise PlaybookConfigError(
+            f"{path}:{row}: byte 0x{data[exc.start]:02x} at column {column} is not UTF-8 "
+            "(save the file as UTF-8)"
+        ) from None
     try:
         doc = yaml.load(text, Loader=_LOADER)
         return doc, yaml.compose(text, Loader=_LOADER) if nodes else None

@@ -45,7 +45,7 @@ from streams.detection import (
     state_document,
 )
 from streams.errors import EventError
-from streams.events import KINDS, EventValidator, format_ts
+from streams.events import EventValidator, format_ts
 from streams.faust_metrics import setup_faust_metrics
 from streams.metrics import Metrics, initialise
 from streams.partitioning import sensor_partition
@@ -115,7 +115,7 @@ class Pipeline:
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},
             LEVELS,
-            (*KINDS, "incident_burst"),
+            (*grid.kinds, "incident_burst"),
             settings.score_threshold,
         )
         for problem in SILENCE_PROBLEMS:

@@ -24,24 +24,13 @@ INCIDENT_SCHEMA = "incident/1"
 # A pack's readings share one Kafka offset; the detector's redelivery rule orders them by
 # (offset, index), and a bound keeps one message's work and size in check.
 MAX_PACK_READINGS = 10_000
+# The largest message value citybrain produces (a pack is split below it): under Kafka's
+# defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
+# (1,048,588), with room for the key and the record's framing.
+MAX_MESSAGE_BYTES = 1_000_000
 
-# Known sensor kinds and their canonical units. A new kind is a code change on purpose:
-# dashboards, thresholds and playbooks key on it.
-KINDS: dict[str, str] = {
-    "traffic_speed": "km/h",
-    "traffic_flow": "vehicles/5min",
-    "travel_time": "s",
-    "pm25": "ug/m3",
-    "pm10": "ug/m3",
-    "no2": "ug/m3",
-    "o3": "ug/m3",
-    "water_level": "ft",
-    "discharge": "ft3/s",
-    "turbidity": "FNU",
-    "conductance": "uS/cm",
-    "power_load": "MW",
-    "parking_occupancy": "vehicles",
-}
+# Sensor kinds, their units and plausible ranges are data: the grid's registry
+# (playbooks/grid.py: DEFAULT_KINDS and a grid file's ``kinds``), not a list here.
 INCIDENT_SOURCES = frozenset({"hotline", "app", "inspector", "emergency"})
 
 # Event-time sanity bounds (documented in docs/events.md): older than this is a broken
@@ -172,31 +161,46 @@ class EventValidator:
             )
         ts = self._event_time(doc, now)
         sensor_id = _string(doc, "sensor_id")
-        kind = _string(doc, "kind")
-        if kind not in KINDS:
-            raise EventError("unknown_kind", "kind", kind, f"expected one of {sorted(KINDS)}")
+        kind_id = _string(doc, "kind")
+        kind = self.grid.kinds.get(kind_id)
+        if kind is None:
+            raise EventError(
+                "unknown_kind",
+                "kind",
+                kind_id,
+                f"not a kind declared in the grid ({len(self.grid.kinds)} are; docs/events.md)",
+            )
         value = doc.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise EventError("bad_type", "value", value, "expected a number")
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise EventError("not_finite", "value", value, "expected a finite number")
+        # Compared before any float(): an integer of 400 digits is out of range, not an
+        # OverflowError.
+        if not kind.min <= value <= kind.max:
+            raise EventError(
+                "out_of_range",
+                "value",
+                value,
+                f"kind {kind.id} is plausible in [{kind.min:g}, {kind.max:g}] {kind.unit}",
+            )
         unit = _string(doc, "unit")
-        if unit != KINDS[kind]:
-            raise EventError("bad_unit", "unit", unit, f"kind {kind} is measured in {KINDS[kind]}")
+        if unit != kind.unit:
+            raise EventError("bad_unit", "unit", unit, f"kind {kind.id} is measured in {kind.unit}")
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:
             raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
         sensor = self.grid.sensors.get(sensor_id)
         if sensor is None:
             raise EventError("unknown_sensor", "sensor_id", sensor_id, "sensor is not registered")
-        if sensor.cell != grid_cell or sensor.kind != kind:
+        if sensor.cell != grid_cell or sensor.kind != kind_id:
             raise EventError(
                 "registration_mismatch",
                 "grid_cell" if sensor.cell != grid_cell else "kind",
-                grid_cell if sensor.cell != grid_cell else kind,
+                grid_cell if sensor.cell != grid_cell else kind_id,
                 f"sensor {sensor_id} is registered as {sensor.kind} in {sensor.cell}",
             )
-        return Reading(ts, sensor_id, kind, float(value), unit, grid_cell)
+        return Reading(ts, sensor_id, kind_id, float(value), unit, grid_cell)
 
     def incident(self, raw: bytes, now: float) -> IncidentReport:
         doc = _decode(raw, INCIDENT_SCHEMA)

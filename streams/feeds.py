@@ -7,9 +7,6 @@ Timestamps are ISO 8601 with a zone. See docs/events.md.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from streams.csvfile import BadRow, field_count_reason, read_records, split_line
 from streams.errors import EventError, FeedError
-from streams.events import IncidentReport, Reading, parse_ts
+from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading, parse_ts
 from streams.partitioning import ReadingPacker
 
 READING_COLUMNS = ["timestamp", "sensor_id", "kind", "value", "unit", "grid_cell"]
@@ -26,53 +24,113 @@ INCIDENT_COLUMNS = ["timestamp", "report_id", "category", "text", "source", "gri
 
 Event = Reading | IncidentReport
 OnError = Literal["stop", "skip"]
+__all__ = [
+    "INCIDENT_COLUMNS",
+    "READING_COLUMNS",
+    "BadRow",
+    "Event",
+    "OnError",
+    "ReplayStats",
+    "Replayer",
+    "event_key",
+    "load_events",
+    "looks_like_row",
+    "read_canonical",
+    "send_packs",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class BadRow:
-    path: Path
-    line: int
-    reason: str
+def looks_like_row(columns: int) -> Callable[[str], bool]:
+    """A line that would start a row: the right number of fields and a timestamp first."""
 
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
+    def check(text: str) -> bool:
+        fields = split_line(text)
+        if fields is None or len(fields) != columns:
+            return False
+        try:
+            parse_ts(fields[0], "timestamp")
+        except (EventError, ValueError, OverflowError):
+            return False
+        return True
 
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    return check
 
 
 def read_canonical(
-    path: str | Path, on_bad_row: Callable[[BadRow], None] | None = None
+    path: str | Path,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> Iterator[Event]:
     """Yield the file's events in file order. A bad row raises ``FeedError`` naming file
-    and line, unless ``on_bad_row`` is given, which then receives it and reading goes on."""
+    and line, unless ``on_bad_row`` is given, which then receives it and reading goes on.
+
+    Any bytes give events or bad rows (streams/csvfile.py): every row read is either
+    yielded or passed to ``on_bad_row``. A row whose message would be larger than
+    ``max_message_bytes`` (JSON value plus key) is bad: Kafka would refuse it.
+    Raises ``FeedError`` for a file that cannot be read, is UTF-16, or has no valid header.
+    """
     path = Path(path)
-    with _open_text(path) as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header == READING_COLUMNS:
-            parse: Callable[[list[str]], Event] = _reading
-        elif header == INCIDENT_COLUMNS:
-            parse = _incident
+    records = read_records(path, looks_like_row(len(READING_COLUMNS)))
+    header = next(records, None)
+    if header is None:
+        raise FeedError(
+            f"{path}:1: the file is empty, expected a header row: "
+            f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}"
+        )
+    if isinstance(header, BadRow):
+        raise FeedError(f"{header} (in the header row)")
+    if header.fields == READING_COLUMNS:
+        parse: Callable[[list[str]], Event] = _reading
+    elif header.fields == INCIDENT_COLUMNS:
+        parse = _incident
+    else:
+        raise FeedError(
+            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
+            f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}"
+        )
+    columns = len(header.fields)
+    for record in records:
+        if isinstance(record, BadRow):
+            bad = record
         else:
-            raise FeedError(
-                f"{path}:1: header is {header!r}, expected {','.join(READING_COLUMNS)} "
-                f"or {','.join(INCIDENT_COLUMNS)}"
-            )
-        for row in reader:
-            line = reader.line_num
             try:
-                if len(row) != len(header):
-                    raise ValueError(f"row has {len(row)} fields, expected {len(header)}")
-                yield parse(row)
-            except (ValueError, EventError) as exc:
-                bad = BadRow(path, line, str(exc))
-                if on_bad_row is None:
-                    raise FeedError(str(bad)) from None
-                on_bad_row(bad)
+                if record.fields == header.fields:
+                    raise ValueError("the header row again (files joined together?)")
+                reason = field_count_reason(record.fields, columns)
+                if reason is not None:
+                    raise ValueError(reason)
+                if record.spans_lines:
+                    _one_line(record.fields, header.fields, multiline="text")
+                event = parse(record.fields)
+                _check_size(event, record.fields, max_message_bytes)
+            except (ValueError, OverflowError, OSError, EventError) as exc:
+                bad = BadRow(path, record.line, str(exc))
+            else:
+                yield event
+                continue
+        if on_bad_row is None:
+            raise FeedError(str(bad))
+        on_bad_row(bad)
+
+
+def _check_size(event: Event, fields: list[str], max_bytes: int) -> None:
+    # JSON writes a character as at most 6 bytes (\u001f) and adds < 200 of its own, so
+    # only rows that might be too large are encoded here.
+    if 6 * sum(map(len, fields)) + 200 <= max_bytes:
+        return
+    size = len(event.to_json()) + len(event_key(event))
+    if size > max_bytes:
+        raise ValueError(
+            f"the row's message is {size:,} bytes, more than the "
+            f"{max_bytes:,} a Kafka message may hold here"
+        )
+
+
+def _one_line(row: list[str], columns: list[str], multiline: str | None = None) -> None:
+    # Only free text may span lines; a newline elsewhere is a stray quote's doing.
+    for name, text in zip(columns, row, strict=True):
+        if name != multiline and ("\n" in text or "\r" in text):
+            raise ValueError(f'field "{name}" spans lines (a stray quote?): {text[:60]!r}')
 
 
 def _reading(row: list[str]) -> Reading:
@@ -91,24 +149,47 @@ def _incident(row: list[str]) -> IncidentReport:
 
 
 def load_events(
-    paths: Iterable[str | Path], on_error: OnError = "stop", bad_rows: list[BadRow] | None = None
+    paths: Iterable[str | Path],
+    on_error: OnError = "stop",
+    bad_rows: list[BadRow] | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> list[Event]:
-    """Every event of every file, merged in event-time order (stable for ties)."""
+    """Every event of every file, merged in event-time order (stable for ties). Rows read
+    = ``len(result) + len(bad_rows)`` (with ``on_error="skip"``)."""
     sink = bad_rows if bad_rows is not None else []
     handler = sink.append if on_error == "skip" else None
     events: list[Event] = []
     for path in paths:
-        events.extend(read_canonical(path, handler))
+        events.extend(read_canonical(path, handler, max_message_bytes))
     events.sort(key=lambda e: e.ts)
     return events
 
 
-def send_packs(producer: Any, topic: str, packs: Iterable[tuple[int, bytes, bytes]]) -> int:
+def send_packs(
+    producer: Any,
+    topic: str,
+    packs: Iterable[tuple[int, bytes, bytes]],
+    on_failure: Callable[[Exception], None] | None = None,
+) -> int:
     """Send ``ReadingPacker`` output with a kafka-python producer, each pack to its
-    partition; returns how many."""
+    partition (``-1``: the key's partition); returns how many. ``on_failure`` gets each
+    send's exception (else one raised before sending propagates)."""
+    from kafka.errors import KafkaError
+
     n = 0
     for partition, key, value in packs:
-        producer.send(topic, key=key, value=value, partition=partition)
+        try:
+            future = producer.send(
+                topic, key=key, value=value, partition=None if partition < 0 else partition
+            )
+        except KafkaError as exc:
+            # e.g. MessageSizeTooLargeError, raised before sending: report, go on.
+            if on_failure is None:
+                raise
+            on_failure(exc)
+        else:
+            if on_failure is not None:
+                future.add_errback(on_failure)
         n += 1
     return n
 
@@ -120,9 +201,14 @@ def event_key(event: Event) -> bytes:
 
 @dataclass(slots=True)
 class ReplayStats:
+    """What a replay sent. ``failed`` counts messages Kafka refused (``first_failure``
+    says why); their events are in ``readings``/``incidents`` too."""
+
     readings: int = 0
     incidents: int = 0
     seconds: float = 0.0
+    failed: int = 0
+    first_failure: str = ""
 
 
 class Replayer:
@@ -135,10 +221,13 @@ class Replayer:
         incidents_topic: str,
         options: dict[str, Any] | None = None,
         packer: ReadingPacker | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         """With a ``packer``, readings go out as ``readings/1`` packs (as an edge gateway
         sends them): a pack when one fills up, and when paced (``speed``) the partial
-        ones at each new event time."""
+        ones at each new event time. ``max_message_bytes`` is the largest message value
+        the caller will send (read_canonical and the packer keep to it); the producer's
+        max_request_size leaves room for key and framing above it."""
         from kafka import KafkaProducer
 
         self.producer = KafkaProducer(
@@ -147,8 +236,10 @@ class Replayer:
             acks="all",
             linger_ms=5,
             batch_size=256 * 1024,
+            max_request_size=max(1_048_576, max_message_bytes + 64 * 1024),
             client_id="citybrain-replay",
         )
+        self._stats = ReplayStats()
         self.readings_topic = readings_topic
         self.incidents_topic = incidents_topic
         self.packer = packer
@@ -159,7 +250,7 @@ class Replayer:
         speed: float | None,
         progress: Callable[[int], None] | None = None,
     ) -> ReplayStats:
-        stats = ReplayStats()
+        stats = self._stats = ReplayStats()
         start = time.monotonic()
         t0 = events[0].ts if events else 0.0
         instant = t0
@@ -179,13 +270,14 @@ class Replayer:
                 if self.packer is not None:
                     self._send_packs(self.packer.add(event))
                 else:
-                    self.producer.send(
-                        self.readings_topic, key=event_key(event), value=event.to_json()
-                    )
+                    self._send_packs([(-1, event_key(event), event.to_json())])
             else:
                 stats.incidents += 1
-                self.producer.send(
-                    self.incidents_topic, key=event_key(event), value=event.to_json()
+                send_packs(
+                    self.producer,
+                    self.incidents_topic,
+                    [(-1, event_key(event), event.to_json())],
+                    self._failed,
                 )
             if progress is not None and i % 1000 == 999:
                 progress(1000)
@@ -197,7 +289,13 @@ class Replayer:
         return stats
 
     def _send_packs(self, packs: list[tuple[int, bytes, bytes]]) -> None:
-        send_packs(self.producer, self.readings_topic, packs)
+        send_packs(self.producer, self.readings_topic, packs, self._failed)
+
+    def _failed(self, exc: Exception) -> None:
+        # Called by the producer's I/O thread; an int increment is safe under the GIL.
+        self._stats.failed += 1
+        if not self._stats.first_failure:
+            self._stats.first_failure = f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         self.producer.close()

@@ -15,7 +15,7 @@ from functools import lru_cache
 import orjson
 from kafka.partitioner.default import murmur2
 
-from streams.events import MAX_PACK_READINGS, PACK_SCHEMA, Reading, format_ts
+from streams.events import MAX_MESSAGE_BYTES, MAX_PACK_READINGS, PACK_SCHEMA, Reading, format_ts
 
 
 def key_partition(key: bytes, partitions: int) -> int:
@@ -43,36 +43,66 @@ def pack_key(partition: int, partitions: int) -> bytes:
     return f"pack-{n}".encode()
 
 
+_PACK_HEAD = b'{"schema":"' + PACK_SCHEMA.encode() + b'","readings":['
+_PACK_TAIL = b"]}"
+
+
+class PackTooLargeError(ValueError):
+    """One reading alone is larger than a pack may be."""
+
+
 class ReadingPacker:
     """Groups readings by their sensor's partition into ``readings/1`` packs of at most
-    ``size`` readings, keeping each sensor's readings in order.
+    ``size`` readings and at most ``max_bytes`` bytes each (the encoded JSON), keeping
+    each sensor's readings in order.
 
     ``add`` returns the packs that filled up; ``flush`` the partial ones (a gateway calls
-    it when it has waited long enough, a replay before it sleeps).
+    it when it has waited long enough, a replay before it sleeps). A pack is closed when
+    the next reading would take it over either bound, so ``size`` may be anything in
+    1..``MAX_PACK_READINGS`` whatever the readings weigh: typical readings are ~150
+    bytes, so 10,000 of them (1.5 MB) go out as two packs under Kafka's 1 MiB default.
     """
 
-    def __init__(self, partitions: int, size: int) -> None:
+    def __init__(self, partitions: int, size: int, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         if partitions < 1:
             raise ValueError(f"partitions is {partitions}: expected at least 1")
         if not 1 <= size <= MAX_PACK_READINGS:
             raise ValueError(f"pack size is {size}: expected 1..{MAX_PACK_READINGS}")
+        if max_bytes < 1024:
+            raise ValueError(f"pack bytes is {max_bytes}: expected at least 1024")
         self.partitions = partitions
         self.size = size
-        self._open: dict[int, list[dict[str, object]]] = {}
+        self.max_bytes = max_bytes
+        # Per partition: the readings' encoded JSON and the pack's size so far.
+        self._open: dict[int, tuple[list[bytes], list[int]]] = {}
 
     def add(self, reading: Reading) -> list[tuple[int, bytes, bytes]]:
-        """Take one reading; returns (partition, key, value) of a pack it completed."""
+        """Take one reading; returns (partition, key, value) of the packs it completed.
+        Raises ``PackTooLargeError`` for a reading that alone exceeds ``max_bytes``."""
         home = sensor_partition(reading.sensor_id, self.partitions)
-        pack = self._open.setdefault(home, [])
-        pack.append(_packed(reading))
-        if len(pack) < self.size:
-            return []
-        del self._open[home]
-        return [self._message(home, pack)]
+        item = orjson.dumps(_packed(reading))
+        if len(_PACK_HEAD) + len(item) + len(_PACK_TAIL) > self.max_bytes:
+            raise PackTooLargeError(
+                f"reading of sensor {reading.sensor_id[:80]!r} is {len(item):,} bytes "
+                f"packed, more than a pack may hold ({self.max_bytes:,})"
+            )
+        out: list[tuple[int, bytes, bytes]] = []
+        pack = self._open.get(home)
+        if pack is not None and pack[1][0] + 1 + len(item) > self.max_bytes:
+            out.append(self._message(home, pack[0]))
+            pack = None
+        if pack is None:
+            pack = self._open[home] = ([], [len(_PACK_HEAD) + len(_PACK_TAIL) - 1])
+        pack[0].append(item)
+        pack[1][0] += 1 + len(item)  # the item and its comma
+        if len(pack[0]) >= self.size:
+            del self._open[home]
+            out.append(self._message(home, pack[0]))
+        return out
 
     def flush(self) -> list[tuple[int, bytes, bytes]]:
         """The partial packs, one per partition, and an empty packer."""
-        out = [self._message(p, pack) for p, pack in self._open.items()]
+        out = [self._message(p, pack) for p, (pack, _) in self._open.items()]
         self._open.clear()
         return out
 
@@ -81,8 +111,9 @@ class ReadingPacker:
             yield from self.add(reading)
         yield from self.flush()
 
-    def _message(self, partition: int, pack: list[dict[str, object]]) -> tuple[int, bytes, bytes]:
-        value = orjson.dumps({"schema": PACK_SCHEMA, "readings": pack})
+    def _message(self, partition: int, items: list[bytes]) -> tuple[int, bytes, bytes]:
+        # The same bytes orjson gives for {"schema": ..., "readings": [...]}.
+        value = _PACK_HEAD + b",".join(items) + _PACK_TAIL
         return partition, pack_key(partition, self.partitions), value
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from citybrain.stack import PrometheusServer
-from streams.events import IncidentReport, Reading
+from streams.events import IncidentReport, Reading, format_ts
 from streams.feeds import Replayer
 from streams.partitioning import ReadingPacker, key_partition
 from tests.services import Pipeline
@@ -72,3 +72,100 @@ def test_a_packed_replay_sends_every_reading_once_on_its_partition(
         # the next round.
         assert all(len({r["ts"] for r in pack}) == 1 for pack in packs)
     assert len(p.read("incidents", lambda m: len(m) >= 1, settle=0.5)) == 1
+
+
+def _discharge(n: int) -> list[Reading | IncidentReport]:
+    # As ../shared/field-cases/replay-pack-too-large/make_csv.py writes them (~148 bytes
+    # a reading packed, so 8,000 of them are 1.18 MB, over Kafka's 1 MiB default).
+    return [
+        Reading(T0 + 60 * i, "usgs-01589330-discharge", "discharge", 100.0 + i % 7, "ft3/s", "c")
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("size", [8000, 10_000])
+def test_large_packs_are_split_below_the_broker_limit_and_all_arrive(
+    stack: PrometheusServer, run_dir: Path, size: int
+) -> None:
+    """Field case replay-pack-too-large: --pack 8000 and 10000 sent nothing (a
+    MessageSizeTooLargeError traceback); now every reading reaches the topic."""
+    p = Pipeline(run_dir)
+    n = p.settings.partitions
+    replayer = Replayer(
+        p.settings.kafka_bootstrap,
+        p.topic("readings"),
+        p.topic("incidents"),
+        packer=ReadingPacker(n, size),
+    )
+    try:
+        stats = replayer.replay(_discharge(20_000), None)
+    finally:
+        replayer.close()
+    assert (stats.readings, stats.failed) == (20_000, 0), stats.first_failure
+    messages = p.read(
+        "readings",
+        lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
+        settle=1,
+    )
+    assert all(len(m.value) <= 1_000_000 for m in messages)
+    values = packed_readings(messages, n)["usgs-01589330-discharge"]
+    assert values == [100.0 + i % 7 for i in range(20_000)]
+
+
+def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``citybrain replay pack20k.csv --max --pack 8000``, the field case's own command."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    csv = run_dir / f"{p.name}-pack20k.csv"
+    rows = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
+    for i in range(20_000):
+        ts = format_ts(1_556_668_800.0 + 60 * i)
+        rows.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7}.0,ft3/s,c")
+    csv.write_text("\n".join(rows) + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max", "--pack", "8000"]) == 0
+    out = capsys.readouterr().out
+    assert "read 20000 rows: sent 20000 readings and 0 incidents, skipped 0 bad rows" in out
+    messages = p.read(
+        "readings",
+        lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
+        settle=1,
+    )
+    assert sum(len(json.loads(m.value)["readings"]) for m in messages) == 20_000
+    assert max(len(m.value) for m in messages) <= 1_000_000
+
+
+def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Field cases replay-stray-quote and replay-bad-bytes through the CLI: the reports
+    around the bad one reach the topic, the bad one is skipped, named and counted (read 5
+    = sent 4 + skipped 1; read 3 = sent 2 + skipped 1)."""
+    from citybrain.cli import main
+    from tests.services import FIXTURES
+
+    p = Pipeline(run_dir)
+    case = FIXTURES / "field-cases" / "stray-quote-incidents.csv"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(case), "--max"]) == 2
+        assert f"{case}:3: a quoted field opens here" in capsys.readouterr().err
+        assert main(["replay", str(case), "--max", "--on-error", "skip"]) == 0
+        out, err = capsys.readouterr()
+        assert f"skipped {case}:3: a quoted field opens here" in err
+        assert "read 5 rows: sent 0 readings and 4 incidents, skipped 1 bad rows" in out
+        # Field case replay-bad-bytes: a Latin-1 byte costs its row only.
+        latin1 = FIXTURES / "field-cases" / "latin1-incidents.csv"
+        assert main(["replay", str(latin1), "--max", "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    assert f"skipped {latin1}:3: byte 0xf1 at column 71 is not UTF-8" in err
+    assert "read 3 rows: sent 0 readings and 2 incidents, skipped 1 bad rows" in out
+    messages = p.read("incidents", lambda m: len(m) >= 6, settle=1)
+    ids = sorted(json.loads(m.value)["report_id"] for m in messages)
+    assert ids == ["nyc311-1"] * 5 + ["nyc311-4"]

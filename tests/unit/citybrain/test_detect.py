@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from citybrain.cli import main
 from citybrain.detect import DetectInputError, read_series
@@ -81,3 +83,127 @@ def test_a_daylight_saving_step_back_is_accepted(tmp_path: Path) -> None:
     )
     stamps, _, values = read_series(src)
     assert len(stamps) == 3 and values.tolist() == [1.0, 2.0, 3.0]
+
+
+# Files from the field (issue 12 item 9): the same faults as replay files.
+LATIN1_SERIES = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\xf1\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (LATIN1_SERIES, ":3: byte 0xf1 at column 22 is not UTF-8"),
+        (b"timestamp,value\n2020-01-01 00:00:00,\x001\n", ":2: byte 0x00 (NUL) at column 21"),
+        (
+            b'timestamp,value\n2020-01-01 00:00:00,"1\n2020-01-01 00:01:00,2\n',
+            ":2: a quoted field opens here and is not closed before line 3",
+        ),
+        (b'timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,"2', ":3: a quoted"),
+        (b"", ":1: the file is empty"),
+        ("timestamp,value\n2020-01-01 00:00:00,1\n".encode("utf-16"), ":1: the file is UTF-16"),
+        (
+            b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00+00:00,2\n",
+            ":3: field \"timestamp\" is '2020-01-01 00:01:00+00:00'",
+        ),
+        (b"timestamp,value\n2020-01-01 00:00:00,1e999\n", ":2: field \"value\" is '1e999'"),
+    ],
+)
+def test_bad_bytes_and_quotes_name_file_line_and_byte(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    src = tmp_path / "s.csv"
+    src.write_bytes(data)
+    with pytest.raises(DetectInputError) as info:
+        read_series(src)
+    assert str(info.value).startswith(f"{src}{message}"), str(info.value)
+
+
+def test_the_cli_reports_a_latin1_series_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "latin1.csv"
+    src.write_bytes(LATIN1_SERIES)
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"citybrain: {src}:3: byte 0xf1 at column 22 is not UTF-8 (a Latin-1 or Windows-1252 file? save it as UTF-8)\n"
+    )
+
+
+def test_bom_and_crlf_series_read_as_plain_ones(tmp_path: Path) -> None:
+    plain = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\n"
+    src = tmp_path / "a.csv"
+    src.write_bytes(b"\xef\xbb\xbf" + plain.replace(b"\n", b"\r\n"))
+    stamps, _, values = read_series(src)
+    assert stamps == ["2020-01-01 00:00:00", "2020-01-01 00:01:00"]
+    assert values.tolist() == [1.0, 2.0]
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.lists(
+            st.sampled_from(
+                [
+                    '"',
+                    ",",
+                    "\n",
+                    "\r",
+                    "\r\n",
+                    "\x00",
+                    "1",
+                    "1e308",
+                    "-1e999",
+                    "nan",
+                    "2020-01-01 00:00:00",
+                    "2020-01-01T00:00:00Z",
+                    "é",
+                    "x" * 3000,
+                ]
+            ),
+            max_size=40,
+        ).map(lambda parts: "".join(parts).encode()),
+    )
+)
+def test_fuzz_any_series_file_gives_values_or_a_file_line_error(
+    tmp_path: Path, body: bytes
+) -> None:
+    src = tmp_path / "fuzz.csv"
+    src.write_bytes(b"timestamp,value\n" + body)
+    try:
+        stamps, times, values = read_series(src)
+    except DetectInputError as exc:
+        assert str(exc).startswith(f"{src}:"), str(exc)
+        assert str(exc)[len(str(src)) + 1 :].split(":", 1)[0].isdigit(), str(exc)
+    else:
+        assert len(stamps) == len(times) == len(values) > 0
+        assert all(math.isfinite(v) for v in values.tolist())
+
+
+def test_skip_mode_leaves_bad_rows_out_and_counts_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "s.csv"
+    rows = [f"2020-01-01 00:{m:02d}:00,{1 + m % 3}" for m in range(30)]
+    rows[5] = "2020-01-01 00:05:00,2\xf1".encode("latin-1").decode("latin-1")
+    rows[9] = '2020-01-01 00:09:00,"3'
+    rows[20] = "2019-12-31 00:00:00,1"  # out of time order
+    src.write_bytes(("timestamp,value\n" + "\n".join(rows) + "\n").encode("latin-1"))
+    out = tmp_path / "o.csv"
+    argv = ["detect", "--input", str(src), "--output", str(out)]
+    assert main(argv) == 1
+    assert main([*argv, "--on-error", "skip"]) == 0
+    captured = capsys.readouterr()
+    assert "read 30 rows: scored 27 with" in captured.out
+    assert [line.split(": ")[0] for line in captured.err.splitlines()[-3:]] == [
+        f"skipped {src}:7",
+        f"skipped {src}:11",
+        f"skipped {src}:22",
+    ]
+    written = list(csv.DictReader(out.open()))
+    assert len(written) == 27
+    assert "2020-01-01 00:10:00" in [r["timestamp"] for r in written]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from citybrain.nab import Case, best, normalised, raw_score, sigma
+from citybrain.detect import DetectInputError
+from citybrain.nab import Case, best, load_corpus, normalised, raw_score, sigma
 
 
 def case(n: int, detections: list[int], windows: list[tuple[int, int]]) -> Case:
@@ -68,3 +71,13 @@ def test_null_detector_scores_zero_and_a_perfect_one_hundred() -> None:
     assert normalised([perfect], "standard")["score"] == pytest.approx(100.0)  # type: ignore[index]
     assert normalised([Case("c/g.csv", np.zeros(100), [])], "standard") is None
     assert math.isfinite(best([perfect], "standard")[0])
+
+
+def test_a_bad_corpus_file_is_a_file_line_error(tmp_path: Path) -> None:
+    (tmp_path / "cat").mkdir()
+    bad = tmp_path / "cat" / "a.csv"
+    bad.write_bytes(b"timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\xf1\n")
+    labels = tmp_path / "labels.json"
+    labels.write_text("{}")
+    with pytest.raises(DetectInputError, match=rf"^{re.escape(str(bad))}:3: byte 0xf1"):
+        load_corpus(tmp_path, labels, lambda t, v: np.zeros_like(v))

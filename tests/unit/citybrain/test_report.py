@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from citybrain.report import build_report
+from citybrain.report import build_report, readings_frame
 
 
 def alert(aid: str, sensor: str, start: str, end: str | None, status: str) -> dict[str, object]:
@@ -75,3 +77,22 @@ def test_report_marks_episodes_and_reports_response_times() -> None:
     assert page.count('<svg class="timeline"') == 2  # 2016 and 2019: two stretches
     assert "median 90 s" in page and "median 65.0 min" in page  # ack 90 s, resolve 3900 s
     assert "http://" not in page and "https://" not in page
+
+
+def test_the_report_reads_what_replay_sent_skipping_bad_rows(tmp_path: Path) -> None:
+    """Issue 12 item 9: the report reads replay files with replay's reader, so a file
+    with a stray quote or a Latin-1 byte is what ``replay --on-error skip`` sent."""
+    path = tmp_path / "r.csv"
+    path.write_bytes(
+        b"timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        b"2024-05-27T03:10:00Z,s1,pm25,1.5,ug/m3,c1\n"
+        b'2024-05-27T03:11:00Z,s\xf1,pm25,"2.5,ug/m3,c1\n'
+        b"2024-05-27T03:12:00Z,s1,pm25,3.5,ug/m3,c1\n"
+    )
+    frame = readings_frame([path])
+    assert frame.to_dict("list") == {
+        "ts": [1716779400.0, 1716779520.0],
+        "sensor_id": ["s1", "s1"],
+        "kind": ["pm25", "pm25"],
+        "value": [1.5, 3.5],
+    }

@@ -28,6 +28,7 @@ CODES = {
     "unknown_cell",
     "unknown_sensor",
     "registration_mismatch",
+    "out_of_range",
 }
 GOOD: dict[str, Any] = {
     "schema": "reading/1",

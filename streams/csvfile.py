@@ -1,0 +1,237 @@
+"""Reading CSV files from the field: any byte sequence becomes records or ``file:line`` errors.
+
+Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrain detect``
+(citybrain/detect.py) and the data-set adapters (citybrain/adapters.py). The rules
+(docs/events.md, "Canonical replay CSV"):
+
+- UTF-8, plain or gzipped (``.gz``); a UTF-8 byte order mark (Excel writes one) is
+  dropped; a UTF-16 file is refused at line 1;
+- lines end in LF, CRLF or CR; empty lines are not rows;
+- RFC 4180 quoting, strictly: a quoted field may span lines, but a quote that is never
+  closed, or closed before something other than a comma, makes its row bad;
+- a quoted field that runs on to a line that reads as a row of its own (``looks_like_row``)
+  is a stray quote: its row is bad and reading resumes at that line, so one stray quote
+  never swallows the rows after it;
+- a line with bytes that are not UTF-8 or a NUL byte is bad; the reason names the byte
+  and its column (1-based, in bytes).
+
+A bad row is a ``BadRow`` (file, line of the row's first line, reason), never an exception
+from the csv, gzip or codecs modules; so every record read is either yielded or reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import BufferedIOBase
+from pathlib import Path
+from typing import cast
+
+from streams.errors import FeedError
+
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+BLOCK = 1 << 18  # bytes read at a time
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row that could not be read: ``str()`` is ``file:line: reason``."""
+
+    path: Path
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One CSV record: the line it starts on (1-based), its fields, and whether a quoted
+    field of it spans lines."""
+
+    line: int
+    fields: list[str]
+    spans_lines: bool = False
+
+
+class _BadLine(Exception):
+    """Raised by the line source inside the csv reader: the current record is bad."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+class _Lines:
+    """Decoded physical lines for ``csv.reader``, one at a time, tracking where each
+    record starts. A continuation line (asked for while a record is open) that reads as
+    a row of its own aborts the open record with ``_BadLine`` and is handed out again."""
+
+    def __init__(
+        self, raw: BufferedIOBase, path: Path, looks_like_row: Callable[[str], bool] | None
+    ) -> None:
+        self._raw = raw
+        self._path = path
+        self._chunks: list[bytes] = []  # lines read ahead, last first
+        self._tail = b""  # an unfinished line at the end of the last block
+        self._pushback: str | None = None
+        self._looks_like_row = looks_like_row
+        self.lineno = 0
+        self.start = 0  # line the open record started on
+        self.in_record = False
+        self.exhausted = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._pushback is not None:
+            text, self._pushback = self._pushback, None
+            self.in_record, self.start = True, self.lineno
+            return text
+        data = self._next_bytes()
+        if self.lineno == 0:
+            data = data.removeprefix(UTF8_BOM)
+        self.lineno += 1
+        if not self.in_record:
+            self.in_record, self.start = True, self.lineno
+        continuation = self.start != self.lineno
+        text = self._decode(data)
+        if continuation and self._looks_like_row is not None and self._looks_like_row(text):
+            self._pushback = text
+            raise _BadLine(
+                self.start,
+                "a quoted field opens here and is not closed before line "
+                f"{self.lineno}, which reads as a row of its own (a stray quote?)",
+            )
+        return text
+
+    def _next_bytes(self) -> bytes:
+        while not self._chunks:
+            if self.exhausted:
+                raise StopIteration
+            try:
+                block = self._raw.read1(BLOCK)
+            except (OSError, EOFError, zlib.error) as exc:
+                # A truncated or corrupt .gz: nothing after this point can be read.
+                self.exhausted = True
+                raise _BadLine(
+                    self.lineno + 1, f"cannot read the file from here on: {exc}"
+                ) from None
+            data = self._tail + block
+            if not block:
+                self.exhausted = True
+                self._tail = b""
+                if not data:
+                    raise StopIteration
+                self._chunks = [data]
+                break
+            # LF, CRLF and CR alone end lines. The last piece waits for the next block
+            # unless it ends in LF (it may be a line's start, or a CR whose LF follows).
+            pieces = data.splitlines(keepends=True)
+            self._tail = b"" if pieces[-1].endswith(b"\n") else pieces.pop()
+            self._chunks = pieces[::-1]
+        return self._chunks.pop()
+
+    def _decode(self, data: bytes) -> str:
+        if self.lineno == 1 and data.startswith(UTF16_BOMS):
+            raise FeedError(
+                f"{self._path}:1: the file is UTF-16 (it starts with a UTF-16 byte "
+                "order mark); save it as UTF-8"
+            )
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            self._abandon()
+            raise _BadLine(self.start, f"byte 0x00 (NUL) at {self._where(nul)}: not text")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._abandon()
+            raise _BadLine(
+                self.start,
+                f"byte 0x{data[exc.start]:02x} at {self._where(exc.start)} is not UTF-8 "
+                "(a Latin-1 or Windows-1252 file? save it as UTF-8)",
+            ) from None
+
+    def _where(self, offset: int) -> str:
+        column = f"column {offset + 1}"
+        return column if self.lineno == self.start else f"line {self.lineno}, {column}"
+
+    def _abandon(self) -> None:
+        # The rest of the line is unread by csv; the record ends with it.
+        self.in_record = False
+
+
+def open_binary(path: Path) -> BufferedIOBase:
+    """The file's bytes, decompressed when its name ends in ``.gz``; ``FeedError`` if it
+    cannot be opened."""
+    try:
+        if path.suffix == ".gz":
+            return cast(BufferedIOBase, gzip.open(path, "rb"))
+        return path.open("rb")
+    except OSError as exc:
+        raise FeedError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_records(
+    path: str | Path, looks_like_row: Callable[[str], bool] | None = None
+) -> Iterator[Record | BadRow]:
+    """Every record of the file in order (the header too, as the first record), or a
+    ``BadRow`` in place of each one that cannot be read. ``looks_like_row(line)`` says
+    whether a line would start a row (for stray-quote recovery; see the module doc).
+
+    Raises ``FeedError`` only for a file that cannot be opened or is UTF-16."""
+    path = Path(path)
+    with open_binary(path) as raw:
+        lines = _Lines(raw, path, looks_like_row)
+        reader = csv.reader(lines, strict=True)
+        while True:
+            lines.in_record = False
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except _BadLine as exc:
+                # Reading goes on with the next line (or the one handed back).
+                yield BadRow(path, exc.line, exc.reason)
+            except csv.Error as exc:
+                yield BadRow(path, lines.start, _csv_reason(str(exc), lines))
+            else:
+                if fields:  # an empty line is not a row
+                    yield Record(lines.start, fields, lines.lineno != lines.start)
+
+
+def _csv_reason(message: str, lines: _Lines) -> str:
+    if message.startswith("unexpected end of data"):
+        return "a quoted field opens here and is never closed (it runs to the end of the file)"
+    if message.startswith("',' expected after '\"'"):
+        where = "" if lines.lineno == lines.start else f"line {lines.lineno}: "
+        return (
+            f"{where}a quoted field's closing quote is followed by something other than a "
+            'comma (write a quote inside a quoted field as "")'
+        )
+    if message.startswith("field larger than field limit"):
+        return f"a field is longer than {csv.field_size_limit():,} characters"
+    return f"not valid CSV: {message}"
+
+
+def field_count_reason(fields: list[str], expected: int) -> str | None:
+    """Why a record has the wrong number of fields, or None."""
+    if len(fields) == expected:
+        return None
+    return f"row has {len(fields)} fields, expected {expected}"
+
+
+def split_line(text: str) -> list[str] | None:
+    """One line's fields by the same strict rules, or None if it is not a whole record."""
+    try:
+        rows = list(csv.reader([text], strict=True))
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None

@@ -1,0 +1,101 @@
+"""The data-set adapters read public files as strictly as replay does (issue 12 item 9)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from citybrain.adapters import (
+    AdapterError,
+    GridBuilder,
+    parse_times,
+    read_table,
+    write_synthetic_grid,
+)
+from playbooks.loader import load_grid
+
+HEADER = b"station,year,PM2.5\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"Dongsi,2016,3\nCa\xf1ada,2016,4\n", ":3: byte 0xf1 at column 3 is not UTF-8"),
+        (b'"Dongsi,2016,3\nGucheng,2016,4\n', ":2: a quoted field opens here"),
+        (b"Dongsi,2016,3\nGucheng,2016\n", ":3: row has 2 fields, expected 3"),
+        (b"Dongsi,2016,3\nGucheng,2016,lots\n", ":3: field \"PM2.5\" is 'lots', expected a number"),
+        (b"Dongsi,2016,3\x00\n", ":2: byte 0x00 (NUL)"),
+    ],
+)
+def test_bad_source_files_name_file_and_line(tmp_path: Path, body: bytes, message: str) -> None:
+    path = tmp_path / "src.csv"
+    path.write_bytes(HEADER + body)
+    with pytest.raises(AdapterError) as info:
+        read_table(path, lambda name: name in ("year", "PM2.5"))
+    assert str(info.value).startswith(f"{path}{message}"), str(info.value)
+
+
+def test_good_files_read_as_pandas_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "src.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER + b'Dongsi,2016,3\r\n"Gu, cheng",2016,\r\n')
+    frame = read_table(path, lambda name: name in ("year", "PM2.5"))
+    assert frame["station"].tolist() == ["Dongsi", "Gu, cheng"]
+    assert frame["year"].tolist() == [2016, 2016]
+    assert frame["PM2.5"].iloc[0] == 3.0 and frame["PM2.5"].isna().iloc[1]
+
+
+def test_a_synthetic_grid_declares_a_kind_it_needs(tmp_path: Path) -> None:
+    path = write_synthetic_grid(tmp_path / "g.yaml", ["q1"], "water_discharge", "m3/s", 2)
+    grid = load_grid(path)
+    assert grid.sensors["q1"].kind == "water_discharge"
+    assert grid.kinds["water_discharge"].unit == "m3/s"
+    assert GridBuilder().kinds == {}
+
+
+def test_missing_columns_and_bad_times_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "src.csv"
+    path.write_bytes(b"when,value\n2019-05-01 00:00,1\n2019-05-01 00:05,2\n")
+    with pytest.raises(AdapterError, match=r"src.csv:1: the header has no column 'datetimeUTC'"):
+        read_table(path, required=("datetimeUTC",))
+    path.write_bytes(b"when,value\n2019-05-01 00:00,1\n\n2019-05-41 00:05,2\n")
+    frame = read_table(path, required=("when",))
+    assert frame.index.tolist() == [2, 4]  # each row's line in the file
+    with pytest.raises(AdapterError, match=r"src.csv:4: '2019-05-41 00:05' is not a date"):
+        parse_times(path, frame["when"])
+    parts = pd.DataFrame({"year": [2016, 2016], "month": [2, 13], "day": [1, 1], "hour": [0, 0]})
+    parts.index = pd.Index([2, 3])
+    with pytest.raises(AdapterError, match=r":3: \{'year': 2016, 'month': 13"):
+        parse_times(path, parts)
+
+
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.lists(
+            st.sampled_from(
+                ['"', ",", "\n", "\r", "\r\n", "\x00", "1", "x", "2016", "nan", "é", "\ufeff", " "]
+            ),
+            max_size=40,
+        ).map(lambda parts: "".join(parts).encode()),
+    ),
+    header=st.booleans(),
+)
+def test_fuzz_any_source_file_gives_a_frame_or_a_file_line_error(
+    tmp_path: Path, body: bytes, header: bool
+) -> None:
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes((HEADER if header else b"") + body)
+    try:
+        frame = read_table(path, lambda name: name in ("year", "PM2.5"))
+    except AdapterError as exc:
+        assert re.match(rf"{re.escape(str(path))}:\d+: \S", str(exc)), str(exc)
+    else:
+        assert all(isinstance(line, int) and line >= 2 for line in frame.index)

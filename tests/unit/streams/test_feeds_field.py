@@ -1,0 +1,352 @@
+"""Files from the field (issue 12 item 9): any bytes give rows or ``file:line: reason``.
+
+The field cases (../shared/field-cases/replay-*) are committed under
+tests/fixtures/field-cases/; their siblings (other encodings, csv dialect faults, empty and
+header-only files, joined files, oversized rows) are here too, and a hypothesis fuzz over
+generated files checks the invariant for every reader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+from unittest.mock import patch
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams import csvfile
+from streams.csvfile import BadRow, Record, read_records
+from streams.errors import FeedError
+from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading
+from streams.feeds import load_events, looks_like_row, read_canonical
+from streams.partitioning import PackTooLargeError, ReadingPacker
+from tests.services import FIXTURES
+
+CASES = FIXTURES / "field-cases"
+READINGS = "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+INCIDENTS = "timestamp,report_id,category,text,source,grid_cell\n"
+ROW = "2024-05-27T03:10:10Z,s1,pm25,1.5,ug/m3,c1\n"
+INCIDENT = "2024-05-27T03:10:10Z,r1,Noise,loud music,app,c1\n"
+
+
+def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
+    path = tmp_path / name
+    raw = data.encode() if isinstance(data, str) else data
+    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    return path
+
+
+def read_skip(path: Path) -> tuple[list[Reading | IncidentReport], list[BadRow]]:
+    bad: list[BadRow] = []
+    return load_events([path], on_error="skip", bad_rows=bad), bad
+
+
+# -- the field cases ------------------------------------------------------------------
+
+
+def test_stray_quote_is_a_bad_row_and_does_not_swallow_the_next_one() -> None:
+    path = CASES / "stray-quote-incidents.csv"
+    with pytest.raises(FeedError) as info:
+        load_events([path])
+    assert str(info.value).startswith(f"{path}:3: a quoted field opens here")
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == [3]
+    # Five reports: four read as their own rows (the one after the stray quote too).
+    assert len(events) == 4
+    assert all(isinstance(e, IncidentReport) and e.text.endswith("Party") for e in events)
+    assert len(events) + len(bad) == 5
+
+
+def test_latin1_byte_is_a_bad_row_naming_byte_and_column() -> None:
+    path = CASES / "latin1-incidents.csv"
+    with pytest.raises(FeedError) as info:
+        load_events([path])
+    message = str(info.value)
+    assert message.startswith(f"{path}:3: byte 0xf1 at column 71 is not UTF-8")
+    events, bad = read_skip(path)
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == [
+        "nyc311-1",
+        "nyc311-4",
+    ]
+    assert [b.line for b in bad] == [3]
+
+
+def _pack20k() -> list[Reading]:
+    # As ../shared/field-cases/replay-pack-too-large/make_csv.py writes them.
+    t0 = 1_556_668_800.0
+    return [
+        Reading(
+            t0 + 60 * i,
+            "usgs-01589330-discharge",
+            "discharge",
+            100.0 + i % 7,
+            "ft3/s",
+            "md-gauge-01589330",
+        )
+        for i in range(20_000)
+    ]
+
+
+@pytest.mark.parametrize("size", [5000, 8000, 10_000])
+def test_packs_are_split_below_the_message_limit(size: int) -> None:
+    readings = _pack20k()
+    packs = list(ReadingPacker(4, size).pack_all(readings))
+    assert all(len(value) <= MAX_MESSAGE_BYTES for _, _, value in packs)
+    docs = [orjson.loads(value) for _, _, value in packs]
+    assert all(d["schema"] == "readings/1" and 1 <= len(d["readings"]) <= size for d in docs)
+    sent = [r["value"] for d in docs for r in d["readings"]]
+    assert sent == [r.value for r in readings]  # every reading, once, in order
+
+
+def test_packs_bytes_equal_what_orjson_writes() -> None:
+    reading = _pack20k()[0]
+    [(_, _, value)] = ReadingPacker(1, 3).pack_all([reading, reading])
+    doc = orjson.loads(value)
+    assert value == orjson.dumps(doc)
+
+
+def test_one_reading_larger_than_a_pack_may_be_is_refused_alone() -> None:
+    packer = ReadingPacker(2, 100, max_bytes=2048)
+    small = _pack20k()[0]
+    huge = Reading(small.ts, "s" * 3000, "pm25", 1.0, "ug/m3", "c1")
+    assert packer.add(small) == []
+    with pytest.raises(PackTooLargeError, match=r"is 3,\d{3} bytes packed, more than a pack"):
+        packer.add(huge)
+    [(_, _, value)] = packer.flush()
+    assert len(orjson.loads(value)["readings"]) == 1
+
+
+# -- siblings --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "lines", "reason"),
+    [
+        # Windows-1252 curly quote, and a truncated UTF-8 sequence
+        (READINGS.encode() + b"2024-05-27T03:10:10Z,s\x93,pm25,1,ug/m3,c1\n", [2], "byte 0x93"),
+        (READINGS.encode() + b"2024-05-27T03:10:10Z,s\xc3,pm25,1,ug/m3,c1\n", [2], "byte 0xc3"),
+        (READINGS.encode() + b"2024-05-27T03:10:10Z,s\x00,pm25,1,ug/m3,c1\n", [2], "NUL"),
+        # a closing quote followed by text
+        (READINGS + '2024-05-27T03:10:10Z,"s1"x,pm25,1,ug/m3,c1\n' + ROW, [2], "closing quote"),
+        # an unclosed quote in the last row runs to the end of the file
+        (READINGS + ROW + '2024-05-27T03:10:10Z,"s1,pm25,1,ug/m3,c1\n', [3], "never closed"),
+        # a bare CR inside an unquoted field
+        (READINGS + "2024-05-27T03:10:10Z,s1,pm25,1\r2,ug/m3,c1\n", [2, 3], "fields"),
+        # a header row again: files joined with cat
+        (READINGS + ROW + READINGS + ROW, [3], "header row again"),
+        # wrong column counts
+        (READINGS + "2024-05-27T03:10:10Z,s1,pm25,1\n" + ROW + ROW + ",,,,,,,\n", [2, 5], "fields"),
+        # a huge field
+        (READINGS + "2024-05-27T03:10:10Z," + "x" * 200_000 + ",pm25,1,ug/m3,c1\n" + ROW, [2], ""),
+    ],
+)
+def test_bad_rows_of_every_kind_name_file_and_line(
+    tmp_path: Path, data: bytes | str, lines: list[int], reason: str
+) -> None:
+    path = write(tmp_path, "f.csv", data)
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == lines
+    assert reason in bad[0].reason
+    with pytest.raises(FeedError, match=rf"^{re.escape(str(path))}:{lines[0]}: "):
+        load_events([path])
+    rows = sum(1 for _ in read_records(path, looks_like_row(6))) - 1
+    assert len(events) + len(bad) == rows
+
+
+def test_a_stray_quote_before_a_last_row_without_newline(tmp_path: Path) -> None:
+    text = INCIDENTS + '2024-05-27T03:10:10Z,r1,Noise,"loud,app,c1\n' + INCIDENT.rstrip("\n")
+    events, bad = read_skip(write(tmp_path, "i.csv", text))
+    assert [b.line for b in bad] == [2]
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r1"]
+    assert events[0].text == "loud music"
+
+
+def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
+    text = INCIDENTS + '2024-05-27T03:10:10Z,r1,Noise,"loud\nmusic, ""all"" night",app,c1\n'
+    path = write(tmp_path, "i.csv", text + INCIDENT)
+    events = load_events([path])
+    assert [e.text for e in events if isinstance(e, IncidentReport)] == [
+        'loud\nmusic, "all" night',
+        "loud music",
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbf" + READINGS.encode() + ROW.encode(),  # Excel's UTF-8 BOM
+        (READINGS + ROW).replace("\n", "\r\n").encode(),  # CRLF
+        (READINGS + ROW).replace("\n", "\r").encode(),  # old Mac CR
+        (READINGS + ROW + "\n\n").encode(),  # trailing empty lines
+        (READINGS + ROW).rstrip("\n").encode(),  # no final newline
+    ],
+)
+def test_common_encodings_and_line_ends_read_the_same(tmp_path: Path, data: bytes) -> None:
+    for name in ("r.csv", "r.csv.gz"):
+        events = load_events([write(tmp_path, name, data)])
+        assert events == [Reading(1716779410.0, "s1", "pm25", 1.5, "ug/m3", "c1")]
+
+
+def test_empty_header_only_and_utf16_files(tmp_path: Path) -> None:
+    empty = write(tmp_path, "empty.csv", b"")
+    with pytest.raises(FeedError, match=r"empty.csv:1: the file is empty"):
+        load_events([empty])
+    assert load_events([write(tmp_path, "header.csv", READINGS)]) == []
+    utf16 = write(tmp_path, "u16.csv", (READINGS + ROW).encode("utf-16"))
+    with pytest.raises(FeedError, match=r"u16.csv:1: the file is UTF-16"):
+        load_events([utf16], on_error="skip")
+    dup = write(tmp_path, "dup.csv", READINGS.replace("unit", "kind") + ROW)
+    with pytest.raises(FeedError, match=r"dup.csv:1: header is"):
+        load_events([dup])
+
+
+def test_a_truncated_gzip_is_a_bad_row_not_a_traceback(tmp_path: Path) -> None:
+    whole = gzip.compress((READINGS + ROW * 2000).encode())
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    events, bad = read_skip(path)
+    assert len(bad) == 1 and "cannot read the file from here on" in bad[0].reason
+    assert 0 < len(events) < 2000
+
+
+def test_a_row_larger_than_a_message_is_a_bad_row(tmp_path: Path) -> None:
+    # Under the csv field limit, over the message limit given.
+    big = "2024-05-27T03:10:10Z,r2,Noise," + "y" * 100_000 + ",app,c1\n"
+    path = write(tmp_path, "big.csv", INCIDENTS + INCIDENT + big + INCIDENT)
+    bad: list[BadRow] = []
+    events = list(read_canonical(path, bad.append, max_message_bytes=50_000))
+    assert len(events) == 2
+    assert [b.line for b in bad] == [3]
+    assert "more than the 50,000 a Kafka message may hold" in bad[0].reason
+
+
+# -- fuzz --------------------------------------------------------------------------------
+
+PIECES = st.sampled_from(
+    [
+        ROW,
+        INCIDENT,
+        READINGS,
+        '"',
+        '""',
+        ",",
+        "\n",
+        "\r\n",
+        "\r",
+        "\x00",
+        "\ufeff",
+        "2024-05-27T03:10:10Z",
+        "nan",
+        "1e999",
+        "-0",
+        "é",
+        "x" * 5000,
+    ]
+)
+FILES = st.one_of(
+    st.binary(max_size=400),
+    st.lists(st.one_of(PIECES, st.text(max_size=8)), max_size=40).map(
+        lambda parts: "".join(parts).encode("utf-8", "surrogatepass")
+    ),
+    st.tuples(st.sampled_from([READINGS, INCIDENTS]), st.lists(PIECES, max_size=30)).map(
+        lambda t: (t[0] + "".join(t[1])).encode("utf-8", "surrogatepass")
+    ),
+    st.tuples(
+        st.sampled_from([READINGS, INCIDENTS]), st.binary(max_size=200), st.binary(max_size=4)
+    ).map(lambda t: t[0].encode() + ROW.encode() + t[1] + INCIDENT.encode() + t[2]),
+)
+
+
+@settings(
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=FILES, gz=st.booleans())
+def test_fuzz_any_bytes_give_rows_or_file_line_errors(
+    tmp_path: Path, data: bytes, gz: bool
+) -> None:
+    path = write(tmp_path, "fuzz.csv.gz" if gz else "fuzz.csv", data)
+    line_error = re.compile(rf"^{re.escape(str(path))}:\d+: \S")
+    try:
+        records = list(read_records(path, looks_like_row(6)))  # raises only for UTF-16
+    except FeedError as exc:
+        assert line_error.match(str(exc)), str(exc)
+        records = []
+    rows = sum(1 for r in records[1:] if isinstance(r, BadRow | Record))
+    try:
+        events, bad = read_skip(path)
+    except FeedError as exc:  # a file-level fault: empty, header or encoding
+        assert line_error.match(str(exc)), str(exc)
+        return
+    assert len(events) + len(bad) == rows
+    assert all(line_error.match(str(b)) for b in bad)
+    try:
+        stop = load_events([path])
+    except FeedError as exc:
+        assert bad and str(exc) == str(bad[0])
+    else:
+        assert not bad and stop == events
+
+
+CORRUPTIONS = st.sampled_from(['"', "\xff", "\xe9", "\x00", ",", "", '""'])
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 12),
+    damage=st.lists(
+        st.tuples(st.integers(0, 11), st.integers(0, 60), CORRUPTIONS, st.booleans()), max_size=4
+    ),
+)
+def test_fuzz_a_damaged_row_never_costs_an_intact_one(
+    tmp_path: Path, n: int, damage: list[tuple[int, int, str, bool]]
+) -> None:
+    """Rows with stray quotes, foreign bytes, NULs, extra or missing commas: each damaged
+    row is read or reported on its own line, every intact row is read, none is merged."""
+    lines = [f"2024-05-27T03:{i:02d}:00Z,s{i},pm25,{i}.5,ug/m3,c1\n".encode() for i in range(n)]
+    damaged = set()
+    for row, at, piece, delete in damage:
+        if row >= n:
+            continue
+        line = lines[row]
+        at = min(at, len(line) - (2 if delete else 1))  # the newline stays
+        tail = line[at + 1 :] if delete else line[at:]
+        lines[row] = line[:at] + piece.encode("latin-1") + tail
+        damaged.add(row)
+    path = write(tmp_path, "d.csv", READINGS.encode() + b"".join(lines))
+    events, bad = read_skip(path)
+    read = {e.sensor_id for e in events if isinstance(e, Reading)}
+    assert {f"s{i}" for i in range(n) if i not in damaged} <= read
+    # Damaged lines only: a bad row is one record, which may span adjacent damaged lines
+    # (a quote opened in one and closed in the next).
+    assert len(events) + len(bad) <= n
+    assert all("\n" not in e.sensor_id and "\n" not in e.unit for e in events)
+    assert sorted(b.line for b in bad) == sorted(set(b.line for b in bad))
+    assert {b.line - 2 for b in bad} <= damaged
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=FILES, block=st.sampled_from([1, 2, 3, 7, 64]))
+def test_fuzz_block_boundaries_do_not_change_what_is_read(
+    tmp_path: Path, data: bytes, block: int
+) -> None:
+    """The reader reads 256 kB at a time; a CR, a CRLF, a BOM or a UTF-8 sequence cut by a
+    block boundary reads the same as whole."""
+    path = write(tmp_path, "b.csv", data)
+
+    def read() -> list[Record | BadRow] | str:
+        try:
+            return list(read_records(path, looks_like_row(6)))
+        except FeedError as exc:
+            return str(exc)
+
+    whole = read()
+    with patch.object(csvfile, "BLOCK", block):
+        assert read() == whole
