@@ -905,13 +905,16 @@ def create_app(
     async def command(stream: faust.StreamT[bytes]) -> None:
         await one_by_one("commands", stream, pipeline.on_command)
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget_moved_sensors(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        # Sent after faust flushed the producer (so their states are on the changelog):
-        # the sensors of revoked partitions may now belong to another worker.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def forget_moved_sensors(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        # The sensors of partitions this worker no longer owns may now belong to another
+        # (their states reached the changelog when faust flushed at the revocation). Only
+        # those: a rebalance revokes every partition first, and faust does not re-read
+        # the changelog of a partition it keeps, so forgetting a kept partition's
+        # sensors (as the revocation signal did) lost their detector state.
         topic = settings.topic("readings")
-        moved = {tp.partition for tp in revoked if tp.topic == topic}
-        pipeline.sensor_state.forget_partitions(moved)
+        kept = {tp.partition for tp in assigned if tp.topic == topic}
+        pipeline.sensor_state.forget_partitions(set(range(settings.partitions)) - kept)
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:
