@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
+from typing import Any
 
 import faust
 from faust.transport.consumer import Consumer
-from faust.types import Message
+from faust.types import TP, Message
 
 from streams import faust_patches
-from streams.faust_patches import FAUST_VERSION, PATCHED_SOURCES, original, source_hash
+from streams.faust_patches import (
+    FAUST_VERSION,
+    PATCHED_SOURCES,
+    Batch,
+    BatchDrain,
+    original,
+    source_hash,
+)
 
 CONSUMER_ATTRIBUTES = (
     "_wait_next_records",
@@ -74,3 +83,59 @@ def test_the_internals_it_relies_on_exist() -> None:
     assert hasattr(ack_lock, "__enter__")
     app = faust.App("patch-check")
     assert hasattr(app, "consumer_generation_id") and hasattr(app, "flow_control")
+
+
+class FakeApp:
+    """The few attributes of a faust app the bookkeeping below reads."""
+
+    def __init__(self, generation: int) -> None:
+        self.consumer_generation_id = generation
+
+
+def consumer_state(generation: int) -> Any:
+    from collections import defaultdict
+    from types import SimpleNamespace
+    from weakref import WeakSet
+
+    return SimpleNamespace(
+        app=FakeApp(generation),
+        _unacked_messages=WeakSet(),
+        _waiting_for_ack=None,
+        _committed_offset=defaultdict(lambda: None),
+        _acked_index=defaultdict(set),
+        _acked=defaultdict(list),
+        _n_acked=0,
+    )
+
+
+def message(offset: int, generation: int) -> Message:
+    tp = TP("t.readings", 0)
+    return Message(
+        "t.readings", 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=generation
+    )
+
+
+def test_a_message_of_an_older_generation_is_released_but_never_acked() -> None:
+    consumer = consumer_state(generation=5)
+    stale = message(10, generation=4)
+    consumer._unacked_messages.add(stale)
+    assert faust_patches._ack(consumer, stale) is False
+    assert stale.acked and stale not in consumer._unacked_messages
+    assert not consumer._acked  # its offset never enters the commit bookkeeping
+
+
+def test_a_batch_is_acked_whole_only_if_done_in_its_generation() -> None:
+    consumer = consumer_state(generation=3)
+    app = SimpleNamespace(consumer=consumer, consumer_generation_id=3)
+    drain = object.__new__(BatchDrain)
+    drain.app = app
+    tp = TP("t.readings", 0)
+    current = Batch(drain, tp, [message(o, 3) for o in (7, 8, 9)], generation=3)
+    drain.done(current, acked=True)
+    assert consumer._acked[tp] == [7, 8, 9] and consumer._n_acked == 3
+    failed = Batch(drain, tp, [message(o, 3) for o in (10, 11)], generation=3)
+    drain.done(failed, acked=False)  # raised: released, not acked
+    assert consumer._acked[tp] == [7, 8, 9] and failed.messages[-1].acked
+    stale = Batch(drain, tp, [message(o, 2) for o in (12, 13)], generation=2)
+    drain.done(stale, acked=True)  # fetched before a rebalance: read again instead
+    assert consumer._acked[tp] == [7, 8, 9]
