@@ -365,6 +365,14 @@ def main() -> None:
         "then go under 'packed' in --out, beside the one-reading-per-message run",
     )
     parser.add_argument(
+        "--drain",
+        choices=["batch", "per_message", "stock"],
+        default="batch",
+        help="how the worker's faust hands messages to agents (CITYBRAIN_FAUST_DRAIN; "
+        "the levers of docs/benchmarks.md); results of a non-default drain go under "
+        "'drain_levers' in --out",
+    )
+    parser.add_argument(
         "--candidates",
         default=",".join(CANDIDATES),
         help=f"comma-separated subset of {','.join(CANDIDATES)} (all by default)",
@@ -404,9 +412,8 @@ def main() -> None:
     ours: list[str] | None = None
     if "citybrain" in chosen:
         port = settings.worker_port + 3
-        # Tuned for a backlog: bigger batches give each sensor more readings per batch
-        # (the live default, a 10 ms wait, favours latency; docs/benchmarks.md has both).
-        env = worker_env(run, grid, port, batch_size="5000", batch_within="0.05")
+        # Tuned for a backlog: bigger fetches give each sensor more readings per batch.
+        env = worker_env(run, grid, port, batch_size="5000", faust_drain=args.drain)
         rates["citybrain"] = run_pipeline(
             env,
             port,
@@ -441,6 +448,7 @@ def main() -> None:
         "firing_alerts": None if ours is None else len(ours),
         "same_alerts_as_quix": same,
         "citybrain_workers": args.workers,
+        "faust_drain": args.drain,
         "readings": args.readings,
         "readings_per_message": round(args.readings / messages, 1),
         "sensors": args.sensors,
@@ -451,8 +459,12 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     # The other benchmarks' numbers in --out stay (make bench runs them all afresh).
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    if args.pack:
+    layout = f"pack{args.pack}" if args.pack else "one_per_message"
+    if args.drain != "batch":
+        merged.setdefault("drain_levers", {})[f"{args.drain}_{layout}"] = results
+    elif args.pack:
         merged["packed"] = results
+        merged["catchup_packed_readings_per_s"] = results["catchup_readings_per_s"]
     else:
         merged.update(results)
     args.out.write_text(json.dumps(merged, indent=2) + "\n")

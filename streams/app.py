@@ -18,13 +18,13 @@ import logging
 import secrets
 import time
 from collections import Counter as Tally
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
 import faust
 import orjson
-from faust.types import TP, EventT
+from faust.types import TP, EventT, Message
 from prometheus_client import CollectorRegistry
 
 from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
@@ -44,9 +44,11 @@ from streams.detection import (
     admit,
     state_document,
 )
-from streams.errors import EventError
+from streams.errors import EventError, unreadable
 from streams.events import EventValidator, format_ts
 from streams.faust_metrics import setup_faust_metrics
+from streams.faust_patches import BatchDrain
+from streams.faust_patches import install as install_faust_patches
 from streams.metrics import Metrics, initialise
 from streams.partitioning import sensor_partition
 from streams.settings import Settings, load_settings
@@ -149,14 +151,16 @@ class Pipeline:
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
 
     # -- readings --------------------------------------------------------------------
-    async def on_readings(self, events: Sequence[EventT[bytes]]) -> None:
+    async def on_readings(self, messages: Sequence[Message]) -> None:
+        """One batch of ``readings`` messages (one partition's, in offset order): decode
+        and validate each (``admit`` never raises: a bad message or reading is
+        dead-lettered alone), then detect over the batch."""
         now = time.time()
         incoming: list[Incoming] = []
-        for event in events:
-            msg = event.message
+        for msg in messages:
             admitted, refused = admit(
                 self.validator,
-                event.value,
+                msg.value or b"",  # a tombstone (no value) is refused as bad JSON
                 now,
                 msg.partition,
                 self._home_partition,
@@ -165,13 +169,11 @@ class Pipeline:
             )
             incoming.extend(admitted)
             for r in refused:
-                await self.dead_letter(
-                    "readings", event, r.error.code, str(r.error), r.index, r.raw
-                )
+                await self.dead_letter("readings", msg, r.error.code, str(r.error), r.index, r.raw)
         async with self.states_settled:
-            await self._detect(events, incoming)
+            await self._detect(messages, incoming)
 
-    async def _detect(self, events: Sequence[EventT[bytes]], incoming: list[Incoming]) -> None:
+    async def _detect(self, events: Sequence[Message], incoming: list[Incoming]) -> None:
         stored = self.sensor_state.get_many({i.reading.sensor_id.encode() for i in incoming})
         states = {key.decode(): state for key, state in stored.items()}
         # Updates the live detectors in the table's states in place.
@@ -203,7 +205,7 @@ class Pipeline:
             await self.sensor_state.set_many({sid.encode(): result.states[sid] for sid in alerted})
 
     def _count_readings(
-        self, events: Sequence[EventT[bytes]], result: BatchResult, sent_at: float
+        self, events: Sequence[Message], result: BatchResult, sent_at: float
     ) -> None:
         m = self.metrics
         m.batch_size.observe(len(events))
@@ -263,14 +265,17 @@ class Pipeline:
         return {"grid_cell": cell, **self.grid.path(cell)}
 
     # -- incident reports ------------------------------------------------------------
-    async def on_incidents(self, events: Sequence[EventT[bytes]]) -> None:
+    async def on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
         reports = []
         for event in events:
             try:
-                reports.append(self.validator.incident(event.value, now))
+                reports.append(self.validator.incident(event.value or b"", now))
             except EventError as exc:
                 await self.dead_letter("incidents", event, exc.code, str(exc))
+            except Exception as exc:  # a poison message costs only itself
+                error = unreadable(exc)
+                await self.dead_letter("incidents", event, error.code, str(error))
         if not reports:
             return
         departments = self.departments.predict([f"{r.category}: {r.text}" for r in reports])
@@ -723,21 +728,45 @@ class Pipeline:
     async def dead_letter(
         self,
         stream: str,
-        event: EventT[bytes],
+        event: EventT[bytes] | Message,
         code: str,
         message: str,
         index: int | None = None,
         raw: bytes | None = None,
     ) -> None:
-        """Dead-letter a message, or with ``index`` and ``raw`` one reading of a pack (its
-        origin then reads ``topic/partition/offset#index``)."""
-        msg = event.message
+        """Dead-letter a message (an event or a batch's message), or with ``index`` and
+        ``raw`` one reading of a pack (its origin then reads
+        ``topic/partition/offset#index``)."""
+        msg = event if isinstance(event, Message) else event.message
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
         if index is not None:
             origin += f"#{index}"
         log.warning("dead-letter %s: %s (%s)", origin, message, code)
-        value = event.value if raw is None else raw
-        await self._send_dead_letter(stream, value, event.key, code, message, origin)
+        value = msg.value if raw is None else raw
+        await self._send_dead_letter(stream, value, msg.key, code, message, origin)
+
+    async def guarded(
+        self,
+        stream: str,
+        handler: Callable[[EventT[bytes]], Awaitable[None]],
+        event: EventT[bytes],
+    ) -> None:
+        """The one error policy for a message-at-a-time agent (the shape of Quix Streams'
+        ``on_processing_error`` callback): any exception while handling one message is
+        logged with its topic/partition/offset and the message goes to the dead-letter
+        topic with the reason (``EventError``'s code, else ``processing_error``); the
+        agent carries on. Only a failure to dead-letter propagates (the caller then
+        leaves the message unacked, so no commit passes it)."""
+        try:
+            await handler(event)
+        except Exception as exc:
+            msg = event.message
+            log.exception(
+                "%s: processing %s/%s/%s failed", stream, msg.topic, msg.partition, msg.offset
+            )
+            code = exc.code if isinstance(exc, EventError) else "processing_error"
+            text = f"{type(exc).__name__}: {exc}"
+            await self.dead_letter(stream, event, code, text[:500])
 
     async def _send_dead_letter(
         self, stream: str, raw: Any, key: Any, code: str, message: str, origin: str | None
@@ -808,6 +837,7 @@ def create_app(
         # Stays under the broker's default message.max.bytes (1 MiB).
         producer_max_batch_size=1_000_000,
         consumer_max_fetch_size=settings.fetch_max_bytes,
+        broker_max_poll_records=settings.batch_size,
     )
     metrics = Metrics.create(registry)
     setup_faust_metrics(app, registry)
@@ -815,43 +845,89 @@ def create_app(
     coalesce_changelog(app, [pipeline.sensor_state], pipeline.states_settled)
     register_api(app, pipeline)
 
+    # The high-rate topics reach their agents as one batch per partition and fetch,
+    # acked together once processed (streams/faust_patches.py); the stream faust hands
+    # these agents stays empty.
+    if settings.faust_drain != "stock":
+        install_faust_patches()
+    drain = BatchDrain(app) if settings.faust_drain == "batch" else None
+    for role in ("readings", "incidents"):
+        if drain is not None:
+            drain.register(settings.topic(role))
+
+    async def batches(
+        role: str,
+        stream: faust.StreamT[bytes],
+        handler: Callable[[Sequence[Message]], Awaitable[None]],
+    ) -> None:
+        if drain is None:  # faust's own event path (a benchmark lever)
+            async for events in cast(faust.Stream[bytes], stream).take_events(
+                settings.batch_size, within=0.01
+            ):
+                await handler([e.message for e in events])
+            return
+        async for batch in drain.batches(settings.topic(role)):
+            try:
+                async with batch:
+                    await handler(batch.messages)
+            except Exception as exc:
+                # Per-message faults are dead-lettered inside the handler; this is a
+                # batch-wide one (e.g. Kafka refusing the dead letter itself). The batch
+                # stays unacked, so no commit passes it, and the worker stops: a
+                # restart reads it again (at-least-once, docs/operations.md).
+                await stop_on_fault(role, exc)
+                raise
+
+    async def stop_on_fault(role: str, exc: BaseException) -> None:
+        log.critical("%s: a batch failed as a whole, stopping the worker: %r", role, exc)
+        await app.crash(exc)
+
+    async def one_by_one(
+        role: str,
+        stream: faust.StreamT[bytes],
+        handler: Callable[[EventT[bytes]], Awaitable[None]],
+    ) -> None:
+        manual = cast(
+            faust.Stream[bytes], stream
+        ).noack()  # acked below, once handled or dead-lettered
+        async for event in manual.events():
+            try:
+                await pipeline.guarded(role, handler, event)
+            except Exception as exc:
+                await stop_on_fault(role, exc)
+                raise
+            await manual.ack(event)
+
     @app.agent(pipeline.readings)
     async def detect(stream: faust.StreamT[bytes]) -> None:
-        # take_events is on the concrete Stream only (not yet on StreamT).
-        async for events in cast(faust.Stream[bytes], stream).take_events(
-            settings.batch_size, within=settings.batch_within
-        ):
-            await pipeline.on_readings(events)
+        await batches("readings", stream, pipeline.on_readings)
 
     @app.agent(pipeline.incidents)
     async def incidents(stream: faust.StreamT[bytes]) -> None:
-        async for events in cast(faust.Stream[bytes], stream).take_events(
-            settings.batch_size, within=settings.batch_within
-        ):
-            await pipeline.on_incidents(events)
+        await batches("incidents", stream, pipeline.on_incidents)
 
     @app.agent(pipeline.alerts)
     async def route(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await pipeline.on_alert(event)
+        await one_by_one("alerts", stream, pipeline.on_alert)
 
     @app.agent(pipeline.routed)
     async def respond(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await pipeline.on_routed(event)
+        await one_by_one("routed", stream, pipeline.on_routed)
 
     @app.agent(pipeline.commands)
     async def command(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await pipeline.on_command(event)
+        await one_by_one("commands", stream, pipeline.on_command)
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget_moved_sensors(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        # Sent after faust flushed the producer (so their states are on the changelog):
-        # the sensors of revoked partitions may now belong to another worker.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def forget_moved_sensors(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        # The sensors of partitions this worker no longer owns may now belong to another
+        # (their states reached the changelog when faust flushed at the revocation). Only
+        # those: a rebalance revokes every partition first, and faust does not re-read
+        # the changelog of a partition it keeps, so forgetting a kept partition's
+        # sensors (as the revocation signal did) lost their detector state.
         topic = settings.topic("readings")
-        moved = {tp.partition for tp in revoked if tp.topic == topic}
-        pipeline.sensor_state.forget_partitions(moved)
+        kept = {tp.partition for tp in assigned if tp.topic == topic}
+        pipeline.sensor_state.forget_partitions(set(range(settings.partitions)) - kept)
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from detectors import DETECTORS, Detector, RobustZScore, ScoreThreshold
-from streams.errors import EventError
+from streams.errors import EventError, unreadable
 from streams.events import EventValidator, PackedError, Reading, format_ts
 from streams.settings import Settings
 
@@ -81,11 +81,15 @@ def admit(
 ) -> tuple[list[Incoming], list[Refused]]:
     """One Kafka message (a reading or a pack of them) -> the readings detection takes
     and the ones refused, with why. A reading must arrive on its sensor's partition:
-    its state lives with that partition's owner, and a reading elsewhere would fork it."""
+    its state lives with that partition's owner, and a reading elsewhere would fork it.
+    Never raises: any exception while decoding or validating the message refuses it
+    whole (reason ``unreadable`` unless it is an ``EventError``)."""
     try:
         packed, decoded = validator.readings(raw, now)
     except EventError as exc:
         return [], [Refused(None, None, exc)]
+    except Exception as exc:  # a poison message costs only itself (docs/events.md)
+        return [], [Refused(None, None, unreadable(exc))]
     admitted: list[Incoming] = []
     refused: list[Refused] = []
     for index, reading in enumerate(decoded):
@@ -198,7 +202,17 @@ class SensorDetection:
             by_sensor.setdefault(item.reading.sensor_id, []).append(item)
         for sensor_id, items in by_sensor.items():
             state = states.get(sensor_id)
-            result.states[sensor_id] = self._process_sensor(items, state, result)
+            mark = (len(result.alerts), len(result.rejected), result.duplicates, result.redelivered)
+            try:
+                result.states[sensor_id] = self._process_sensor(items, state, result)
+            except Exception as exc:
+                # One sensor's detector fault costs only its readings of this batch: they
+                # are dead-lettered, and the sensor keeps its previous state (positions,
+                # episode; the table is not written), so the next batch goes on from it.
+                del result.alerts[mark[0] :], result.rejected[mark[1] :]
+                result.duplicates, result.redelivered = mark[2], mark[3]
+                why = f"detector failed on sensor {sensor_id}: {type(exc).__name__}: {exc}"
+                result.rejected.extend((item, "detector_error", why[:300]) for item in items)
         return result
 
     def _process_sensor(
@@ -244,21 +258,26 @@ class SensorDetection:
         if accepted:
             scores, flags = self._score(detector, accepted)
             kind = accepted[0].reading.kind
-            result.scored += len(accepted)
-            result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + len(accepted)
             n_anomalies = sum(flags)
-            if n_anomalies:
-                result.anomalies_by_kind[kind] = result.anomalies_by_kind.get(kind, 0) + n_anomalies
             # Walk readings only when something can change; most batches skip this loop.
             if n_anomalies or episode is not None:
-                episode = self._episodes(accepted, scores, flags, episode, result)
+                # A copy: the stored episode stays as it was if this batch fails midway.
+                episode = self._episodes(
+                    accepted, scores, flags, None if episode is None else dict(episode), result
+                )
             last = accepted[-1].reading
+            last_score = float(scores[-1])
+            # Counted last, once nothing of this sensor's batch can fail any more.
+            result.scored += len(accepted)
+            result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + len(accepted)
+            if n_anomalies:
+                result.anomalies_by_kind[kind] = result.anomalies_by_kind.get(kind, 0) + n_anomalies
             result.last[last.sensor_id] = (
                 kind,
                 last.grid_cell,
                 len(accepted),
                 last.value,
-                float(scores[-1]),
+                last_score,
                 episode is not None,
             )
         return {

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from playbooks.grid import Grid
-from streams.errors import EventError
+from streams.errors import EventError, unreadable
 
 READING_SCHEMA = "reading/1"
 PACK_SCHEMA = "readings/1"  # many readings in one message, packed by an edge gateway
@@ -151,6 +151,8 @@ class EventValidator:
                 out.append(
                     PackedError(index, item, EventError(exc.code, where, exc.value, exc.reason))
                 )
+            except Exception as exc:  # one packed reading's fault never costs its pack
+                out.append(PackedError(index, item, unreadable(exc, f"readings[{index}]")))
         return True, out
 
     def _reading(self, doc: dict[str, Any], now: float, packed: bool = False) -> Reading:
@@ -245,8 +247,12 @@ class PackedError:
     error: EventError
 
     def raw(self) -> bytes:
-        """The reading's own bytes, for the dead-letter topic."""
-        return orjson.dumps(self.item, option=orjson.OPT_NON_STR_KEYS)
+        """The reading's own bytes, for the dead-letter topic (Python's json where orjson
+        refuses the value, e.g. an integer beyond 64 bits)."""
+        try:
+            return orjson.dumps(self.item, option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            return json.dumps(self.item, allow_nan=True, default=repr).encode()
 
 
 def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
@@ -257,7 +263,8 @@ def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
         # lenient parser so the reason names the field instead of "bad JSON".
         try:
             doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: arrays or objects nested deeper than Python's stack allows.
             raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")

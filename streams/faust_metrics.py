@@ -43,6 +43,28 @@ class CachedLabelsMonitor(PrometheusMonitor):
             )
         partition.set(offset)
 
+    def on_batch_in(self, tp: TP, offset: int, count: int) -> None:
+        """A batch of ``count`` messages up to ``offset`` reached its agent
+        (streams/faust_patches.py): the message counters faust's ``on_message_in`` keeps,
+        updated once per batch."""
+        self.messages_received_total += count
+        self.messages_received_by_topic[tp.topic] += count
+        self.tp_read_offsets[tp] = offset
+        m = self._metrics
+        m.messages_received.inc(count)
+        topic = self._per_topic.get(tp.topic)
+        if topic is None:
+            topic = self._per_topic[tp.topic] = m.messages_received_per_topics.labels(
+                topic=tp.topic
+            )
+        topic.inc(count)
+        partition = self._per_partition.get(tp)
+        if partition is None:
+            partition = self._per_partition[tp] = m.messages_received_per_topics_partition.labels(
+                topic=tp.topic, partition=tp.partition
+            )
+        partition.set(offset)
+
     def track_tp_end_offset(self, tp: TP, offset: int) -> None:
         # Called for every message (the consumer's highwater), like on_message_in.
         Monitor.track_tp_end_offset(self, tp, offset)

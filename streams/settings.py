@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     # Bytes per partition per fetch. faust's 1 MiB default starved a catching-up worker:
     # it sat idle half the time waiting for fetches (docs/benchmarks.md).
     fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
+    # Most messages one fetch hands over (faust's broker_max_poll_records); the readings
+    # agent takes each partition's share of a fetch as one batch, with no added wait.
     batch_size: int = Field(default=2000, ge=1)
-    batch_within: float = Field(default=0.01, gt=0)  # the wait is every reading's latency
+    # How fetched messages reach the agents (streams/faust_patches.py): "batch" (one batch
+    # per partition and fetch for readings and incidents, the default), or, to measure
+    # each lever alone (docs/benchmarks.md), "per_message" (faust's event path with the
+    # stale-generation fix) and "stock" (faust 0.15.3 untouched, commit stall included).
+    faust_drain: Literal["batch", "per_message", "stock"] = "batch"
     # A name from detectors.DETECTORS; window and min_samples tune robust_zscore.
     detector: str = "robust_zscore"
     detector_window: int = 288

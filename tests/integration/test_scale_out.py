@@ -88,7 +88,7 @@ def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing
         fired = [d["sensor_id"] for d in firing(alerts)]
         assert sorted(fired) == sorted(first | second)  # each injected spike exactly once
         # b now owns every partition, and it detected the second spikes without warming up.
-        assert scrape_sum(26067, "citybrain_sensors_tracked") == len(SENSORS)
+        assert scrape_sum(shifted_port(26067), "citybrain_sensors_tracked") == len(SENSORS)
     finally:
         a.stop()
         b.stop()
@@ -97,8 +97,8 @@ def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing
 @pytest.fixture
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     settings = load_settings(
-        kafka_port=23092,
-        kafka_controller_port=23093,
+        kafka_port=shifted_port(23092),
+        kafka_controller_port=shifted_port(23093),
         run_dir_override=tmp_path_factory.mktemp("restart"),
     )
     broker = KafkaBroker(settings)
@@ -115,11 +115,11 @@ def test_broker_restart_mid_stream_loses_nothing(
     from tests.services import Worker
 
     prefix = "restart"
-    settings = load_settings(kafka_port=23092, topic_prefix=prefix)
+    settings = load_settings(kafka_port=shifted_port(23092), topic_prefix=prefix)
     create_topics(settings)
     env = {
         **__import__("os").environ,
-        "CITYBRAIN_KAFKA_PORT": "23092",
+        "CITYBRAIN_KAFKA_PORT": str(shifted_port(23092)),
         "CITYBRAIN_WORKER_PORT": str(shifted_port(26068)),
         "CITYBRAIN_APP_ID": prefix,
         "CITYBRAIN_TOPIC_PREFIX": prefix,
@@ -134,7 +134,7 @@ def test_broker_restart_mid_stream_loses_nothing(
     sent = 0
     try:
         producer = KafkaProducer(
-            bootstrap_servers="127.0.0.1:23092",
+            bootstrap_servers=f"127.0.0.1:{shifted_port(23092)}",
             acks="all",
             retries=20,
             reconnect_backoff_max_ms=2000,
@@ -150,7 +150,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         stack.stop()
         time.sleep(3)
         own_broker.start()
-        producer = KafkaProducer(bootstrap_servers="127.0.0.1:23092", acks="all")
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{shifted_port(23092)}", acks="all")
         for i in range(30, 42):
             for s in SENSORS:
                 value = base[i] * (9 if i == 41 else 1)
@@ -160,7 +160,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         producer.close()
         consumer = KafkaConsumer(
             f"{prefix}.alerts",
-            bootstrap_servers="127.0.0.1:23092",
+            bootstrap_servers=f"127.0.0.1:{shifted_port(23092)}",
             auto_offset_reset="earliest",
             consumer_timeout_ms=60000,
         )
@@ -173,10 +173,10 @@ def test_broker_restart_mid_stream_loses_nothing(
         assert sorted(d["sensor_id"] for d in firing_docs(alerts)) == sorted(SENSORS)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if scrape_sum(26068, "citybrain_readings_total") >= sent:
+            if scrape_sum(shifted_port(26068), "citybrain_readings_total") >= sent:
                 break
             time.sleep(0.5)
-        assert scrape_sum(26068, "citybrain_readings_total") == sent  # nothing lost
+        assert scrape_sum(shifted_port(26068), "citybrain_readings_total") == sent  # nothing lost
         assert worker.alive()
     finally:
         worker.stop()

@@ -1,0 +1,313 @@
+"""Two changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+
+Both are the same code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
+fetcher task that hands fetched records to the streams), and are shaped like an upstream
+pull request: ``install()`` swaps two methods of ``Consumer`` and nothing else.
+
+1. **Stale generations are dropped, never acked** (the commit stall, issue 12 item 4).
+   faust 0.15.3 stamps each message with the consumer generation when it leaves
+   ``getmany``, then awaits (``_add_gap``, an inline ``commit``, ``wait_first``'s tasks,
+   the conductor's flow control) before the stream sees it. A rebalance in one of those
+   awaits seeks the partition back to its committed offset; the stream then skips the
+   stale message *and acks it* (``Stream._py_aiter``: ``do_ack or value is
+   skipped_value``), and ``_drain_messages`` sets the read offset to it. The acked list
+   then starts past the committed offset and the re-read messages below the read offset
+   are dropped as already seen: a hole at the head of ``_acked`` that nothing fills, so
+   ``_new_offset`` returns None forever. Here the generation (and ``flow_active``) is
+   checked again after every await; a stale message is dropped without touching the read
+   offset, ``ack`` ignores a message of an older generation, and the inline commit runs
+   before the check, so no commit comes between the check and the hand-over (the
+   hand-over itself no longer goes through ``wait_first``: awaiting the conductor's
+   callback directly does not leave the task unless a queue is full or flow is
+   suspended, and those cases are covered by the two rules above).
+
+2. **A batch drain** (issue 14): for the topics registered with a ``BatchDrain``, each
+   partition's records of one fetch become one ``Batch`` handed to the agent through a
+   small queue, instead of one ``Event`` per message through the conductor, the channel
+   queue and the stream iterator (about 190 of faust's ~200 µs per message, measured in
+   docs/benchmarks.md). The agent processes the batch and acks it as a whole
+   (``async with batch:``); an exception leaves it unacked, so no commit passes it.
+   Consumer-group membership, offsets and commits (``_acked``, ``_acked_index``,
+   ``_n_acked``, ``_committed_offset``, gaps), rebalances (``wait_empty`` waits for the
+   batch in hand, which is tracked in ``_unacked_messages``), tables and their
+   changelogs, the web server and timers stay faust's. For batch topics faust's
+   message counters are updated once per batch (``on_batch_in`` of
+   ``streams.faust_metrics.CachedLabelsMonitor``); its per-event stream sensors
+   (``on_stream_event_in/out``) are not called, as no ``Event`` is made.
+
+faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
+any of them changes): ``Consumer._drain_messages`` and ``Consumer.ack`` (replaced; their
+0.15.3 source hashes are pinned), ``Consumer._wait_next_records``, ``_to_message``,
+``_read_offset``, ``_committed_offset``, ``_acked``, ``_acked_index``, ``_n_acked``,
+``_unacked_messages``, ``_waiting_for_ack``, ``_buffered_partitions``, ``_commit_every``,
+``_add_gap``, ``perform_seek``, ``flow_active``, ``scheduler``, ``callback``, ``diag``,
+``app.consumer_generation_id``, ``app.flow_control``, ``Message.generation_id``,
+``Message.acked`` and ``faust.types.tuples.ack_lock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.types import TP, Message
+from faust.types.tuples import ack_lock
+from mode import Service, ServiceT
+from mode.utils.futures import notify
+
+FAUST_VERSION = "0.15.3"
+# sha256 of inspect.getsource() of the replaced methods in faust-streaming 0.15.3.
+PATCHED_SOURCES = {
+    "_drain_messages": "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
+    "ack": "5fcf41cf45153475de3790dc56fec1b83335956dc8b3bf7ff6bbb2b57627f03f",
+}
+_ORIGINAL: dict[str, Callable[..., Any]] = {}
+DRAIN_ATTRIBUTE = "citybrain_batch_drain"
+
+
+def source_hash(function: Callable[..., Any]) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+
+
+def install() -> None:
+    """Replace ``Consumer._drain_messages`` and ``Consumer.ack`` (idempotent). Raises
+    ``RuntimeError`` if faust is not the version these replacements were written for."""
+    if _ORIGINAL:
+        return
+    if faust.__version__ != FAUST_VERSION:
+        raise RuntimeError(
+            f"streams/faust_patches.py was written for faust-streaming {FAUST_VERSION}, "
+            f"found {faust.__version__}: re-read the patched internals before upgrading"
+        )
+    _ORIGINAL["_drain_messages"] = Consumer._drain_messages
+    _ORIGINAL["ack"] = Consumer.ack
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    Consumer.ack = _ack  # type: ignore[method-assign]
+
+
+def original(name: str) -> Callable[..., Any]:
+    """faust's own method as it was before ``install()`` (for the pinning test)."""
+    return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(Consumer, name))
+
+
+def _stale(consumer: Consumer, generation: int | None) -> bool:
+    return generation != consumer.app.consumer_generation_id or not consumer.flow_active
+
+
+def _ack(self: Consumer, message: Message) -> bool:
+    """``Consumer.ack``, except that a message of an older consumer generation is only
+    marked done: its partition was seeked back to the committed offset since it was
+    fetched, so it will be read again, and its offset must not enter ``_acked``."""
+    if message.generation_id != self.app.consumer_generation_id:
+        with ack_lock:
+            message.acked = True
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+        return False
+    return cast(bool, _ORIGINAL["ack"](self, message))
+
+
+class Batch:
+    """One partition's messages of one fetch, in offset order, for a batch agent.
+
+    ``async with batch:`` acks every message when the block ends normally, and leaves
+    them unacked (commits stop before them; the next owner reads them again) when it
+    raises."""
+
+    __slots__ = ("drain", "generation", "messages", "tp")
+
+    def __init__(
+        self, drain: BatchDrain, tp: TP, messages: Sequence[Message], generation: int
+    ) -> None:
+        self.drain = drain
+        self.tp = tp
+        self.messages = messages
+        self.generation = generation
+
+    async def __aenter__(self) -> Batch:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.drain.done(self, acked=exc_type is None)
+
+
+class BatchDrain:
+    """The batch topics of one app and their queues (at most ``depth`` batches wait per
+    topic: the fetcher then waits, which is the back-pressure)."""
+
+    def __init__(self, app: faust.App, depth: int = 2) -> None:
+        install()  # the batch path lives in the patched _drain_messages
+        self.app = app
+        self.depth = depth
+        self.queues: dict[str, asyncio.Queue[Batch]] = {}
+        setattr(app, DRAIN_ATTRIBUTE, self)
+
+    def register(self, topic: str) -> None:
+        """Deliver ``topic``'s messages as batches (an agent must read ``batches``)."""
+        self.queues[topic] = asyncio.Queue(self.depth)
+
+    async def batches(self, topic: str) -> AsyncIterator[Batch]:
+        """The topic's batches, skipping those fetched before the latest rebalance (they
+        are read again from the committed offset). The batch yielded is tracked until
+        it is done, so a rebalance waits for it (``Consumer.wait_empty``)."""
+        queue = self.queues[topic]
+        app = self.app
+        while True:
+            batch = await queue.get()
+            if batch.generation != app.consumer_generation_id or not app.flow_control.is_active():
+                continue
+            last = batch.messages[-1]
+            app.consumer._unacked_messages.add(last)  # type: ignore[attr-defined]
+            on_batch_in = getattr(app.monitor, "on_batch_in", None)
+            if on_batch_in is not None:  # faust's message counters, once per batch
+                on_batch_in(batch.tp, last.offset, len(batch.messages))
+            yield batch
+
+    def done(self, batch: Batch, *, acked: bool) -> None:
+        """Ack the batch's offsets together (if its generation is current), then release
+        it. Not acked: only released, so commits stop before its first offset."""
+        consumer = cast(Any, self.app.consumer)
+        tp = batch.tp
+        with ack_lock:
+            if acked and batch.generation == self.app.consumer_generation_id:
+                committed = consumer._committed_offset[tp]
+                index = consumer._acked_index[tp]
+                offsets = [
+                    m.offset
+                    for m in batch.messages
+                    if (committed is None or m.offset >= committed) and m.offset not in index
+                ]
+                index.update(offsets)
+                consumer._acked[tp].extend(offsets)
+                consumer._n_acked += len(offsets)
+            last = batch.messages[-1]
+            last.acked = True
+            consumer._unacked_messages.discard(last)
+            notify(consumer._waiting_for_ack)
+
+
+async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
+    """``Consumer._drain_messages`` of faust 0.15.3 with the two changes above (same
+    stop and error handling; ``getmany``'s body is inlined so one generation is read per
+    fetch and batch topics can take a partition's records whole)."""
+    consumer_should_stop = cast(Service, self)._stopped.is_set
+    fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+    app = self.app
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = app.topics.acks_enabled_for
+    to_message = self._to_message
+    drain: BatchDrain | None = getattr(app, DRAIN_ATTRIBUTE, None)
+    queues = drain.queues if drain is not None else {}
+
+    async def before_delivery(tp: TP, offset: int, r_offset: int | None, generation: int) -> bool:
+        """The inline commit and the gap, then: may this message still be delivered?"""
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+            if _stale(self, generation):
+                return False
+        gap = offset - (r_offset or 0)
+        if gap > 1 and r_offset and acks_enabled_for(tp.topic):
+            # Computed from a read offset of this generation, before any await.
+            await self._add_gap(tp, r_offset + 1, offset)
+            if _stale(self, generation):
+                return False
+        return True
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            records, active = await self._wait_next_records(1.0)
+            generation = app.consumer_generation_id
+            await self.sleep(0)
+            if records is None or self.should_stop or not records:
+                unset_flag(CONSUMER_FETCHING)
+                continue
+            if not self.flow_active:
+                # As getmany: fetched while the flow stopped, so read again from the
+                # committed offsets once it resumes.
+                try:
+                    await self.perform_seek()
+                except Exception as exc:
+                    self.log.warning(f"exception performing seek when flow not active {exc}")
+                continue
+            singles: dict[TP, Any] = {}
+            for tp, tp_records in records.items():
+                if active is not None and tp not in active and tp not in self._buffered_partitions:
+                    continue
+                app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                queue = queues.get(tp.topic)
+                if queue is None:
+                    singles[tp] = tp_records
+                    continue
+                if _stale(self, generation):
+                    break
+                r_offset = get_read_offset(tp)
+                fresh = [r for r in tp_records if r_offset is None or r.offset >= r_offset]
+                if not fresh:
+                    continue
+                if not await before_delivery(tp, fresh[0].offset, r_offset, generation):
+                    break
+                messages = [to_message(tp, r) for r in fresh]
+                for m in messages:
+                    m.generation_id = generation
+                batch = Batch(cast(BatchDrain, drain), tp, messages, generation)
+                if queue.full():
+                    await queue.put(batch)
+                    if _stale(self, generation):
+                        break  # the agent skips it too; read again after the seek
+                else:
+                    queue.put_nowait(batch)  # checked and handed over with no await between
+                set_read_offset(tp, messages[-1].offset)
+            num_since_yield = 0
+            for tp, record in self.scheduler.iterate(singles):
+                num_since_yield += 1
+                if num_since_yield > 100:
+                    await asyncio.sleep(0)
+                    num_since_yield = 0
+                if _stale(self, generation):
+                    break
+                offset = record.offset
+                r_offset = get_read_offset(tp)
+                if r_offset is not None and offset < r_offset:
+                    continue  # read before the last seek: already delivered
+                if not await before_delivery(tp, offset, r_offset, generation):
+                    break
+                message = to_message(tp, record)
+                message.generation_id = generation
+                # Awaited directly (faust wraps it in wait_first: four tasks per message):
+                # it leaves this task only on a full queue or suspended flow.
+                await self.callback(message)
+                if _stale(self, generation):
+                    break  # the stream skips it and ``_ack`` ignores it
+                set_read_offset(tp, offset)
+            unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)

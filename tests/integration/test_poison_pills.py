@@ -1,0 +1,140 @@
+"""Agent-level fuzz on the real broker: poison messages mixed into valid traffic.
+
+Random bytes, huge integers, deep nesting and wrong types are sent with valid readings
+in one producer flush (so they share fetches and batches). Every valid reading must be
+scored (``citybrain_readings_total`` on the worker's /metrics), every bad message must
+reach the dead-letter topic exactly once with a reason, the worker stays up, and the
+group's committed offsets reach the end of the readings topic (issue 12 item 1; field
+case ../shared/field-cases/poison-pill-batch)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from streams.events import Reading
+from tests.services import Pipeline, scrape_sum
+
+pytestmark = pytest.mark.integration
+
+START = float(int(time.time()) - 10 * 86400)
+SENSORS = {
+    "gauge-1": ("water_level", "ft", "c-bridge"),
+    "gauge-2": ("water_level", "ft", "c-mill"),
+    "air-1": ("pm25", "ug/m3", "c-top"),
+}
+GOOD = Reading(START, "gauge-1", "water_level", 1.0, "ft", "c-bridge")
+
+
+def with_value(value_json: str) -> bytes:
+    doc = json.loads(GOOD.to_json())
+    doc["value"] = 0
+    return json.dumps(doc).replace('"value": 0', f'"value": {value_json}').encode()
+
+
+def with_field(rng: random.Random, field: str) -> bytes:
+    doc: dict[str, Any] = json.loads(GOOD.to_json())
+    doc[field] = rng.choice([None, True, [], {}, {"a": [1]}, 12, -1.5, "", "x" * 300])
+    return json.dumps(doc).encode()
+
+
+def poison(rng: random.Random) -> bytes:
+    """One bad message of a random kind (never a valid reading)."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        return rng.randbytes(rng.randrange(1, 200))
+    if kind == 1:
+        return with_value("1" + "0" * rng.choice([25, 400, 401, 1000, 5000]))
+    if kind == 2:
+        depth = rng.choice([1000, 1100, 3000])
+        return ("[" * depth + "]" * depth).encode()
+    if kind == 3:
+        depth = rng.choice([1100, 2000])
+        return with_value("[" * depth + "]" * depth)
+    if kind == 4:
+        return with_field(rng, rng.choice(["value", "ts", "sensor_id", "kind", "grid_cell"]))
+    if kind == 5:
+        return rng.choice([b"null", b"[]", b'"reading"', b"1e999", b"{}", b'{"schema": 1}'])
+    return GOOD.to_json()[: rng.randrange(1, 60)]  # cut short
+
+
+def dead_letters(p: Pipeline, until: Any) -> Counter[str]:
+    messages = p.read("deadletter", until, timeout=120, settle=4)
+    return Counter(dict(m.headers)["citybrain.error.stream"].decode() for m in messages)
+
+
+def test_poison_messages_cost_only_themselves_on_every_topic(pipeline: Pipeline) -> None:
+    rng = random.Random(20261201)
+    worker = pipeline.worker().start()
+    try:
+        # Valid readings of three sensors in event-time order, poison mixed in between
+        # (each keyed by a real sensor, so it shares that sensor's partition and batches).
+        per_sensor = 80
+        valid: list[tuple[bytes, bytes]] = []
+        for i in range(per_sensor):
+            for sensor, (kind, unit, cell) in SENSORS.items():
+                value = 10.0 + rng.gauss(0, 0.2)
+                reading = Reading(START + 300 * i, sensor, kind, value, unit, cell)
+                valid.append((sensor.encode(), reading.to_json()))
+        traffic: list[tuple[bytes, bytes]] = []
+        bad_readings = 0
+        for item in valid:
+            while rng.random() < 0.45:
+                traffic.append((rng.choice(list(SENSORS)).encode(), poison(rng)))
+                bad_readings += 1
+            traffic.append(item)
+        for key, value in traffic:
+            pipeline.send("readings", key, value)
+        deep_incident = b'{"schema": "incident/1", "text": ' + b"[" * 1100 + b"]" * 1100 + b"}"
+        others = {
+            "incidents": [deep_incident, b"[" * 1100 + b"]" * 1100, rng.randbytes(50)],
+            "alerts": [rng.randbytes(40), b"[]", b'{"alert_id": 1}', b"[" * 1100],
+            "routed": [rng.randbytes(40), b"{}", b'{"alert": {}, "route": []}', b"[" * 1100],
+            "commands": [rng.randbytes(40), b"{}", b'{"id": [], "run_id": 5}', b"[" * 1100],
+        }
+        for role, bad in others.items():
+            for value in bad:
+                pipeline.send(role, b"c-bridge", value)
+        pipeline.flush()
+
+        expected = {"readings": bad_readings, **{r: len(v) for r, v in others.items()}}
+        total = sum(expected.values())
+        by_stream = dead_letters(pipeline, lambda m: len(m) >= total)
+        assert dict(by_stream) == expected
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < len(valid):
+            assert time.monotonic() < deadline, "valid readings not all scored"
+            time.sleep(0.5)
+        assert scrape_sum(port, "citybrain_readings_total") == len(valid)
+        assert worker.alive()
+        assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
+def assert_committed_to_end(p: Pipeline, role: str, timeout: float = 60.0) -> None:
+    """The worker's consumer group commits up to the end of every partition of ``role``."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=p.settings.kafka_bootstrap,
+        group_id=p.settings.app_id,
+        enable_auto_commit=False,
+    )
+    try:
+        tps = [TopicPartition(p.topic(role), n) for n in range(p.settings.partitions)]
+        ends = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = {tp: consumer.committed(tp) or 0 for tp in tps}
+            if all(committed[tp] >= ends[tp] for tp in tps):
+                return
+            assert time.monotonic() < deadline, f"commits stalled: {committed} of {ends}"
+            time.sleep(1)
+    finally:
+        consumer.close()

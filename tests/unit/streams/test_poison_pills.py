@@ -1,0 +1,165 @@
+"""The decode/validate boundary: any bytes, any exception, one message's fault only.
+
+Field case ../shared/field-cases/poison-pill-batch: a reading whose value is a 401-digit
+JSON integer (OverflowError before) and an incident nested 1,100 levels deep
+(RecursionError before) escaped validation as non-``EventError`` exceptions and crashed
+the agent with its whole batch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors import RobustZScore, ScoreThreshold
+from playbooks.grid import Grid
+from streams.detection import Incoming, SensorDetection, admit
+from streams.errors import EventError
+from streams.events import EventValidator, Reading
+
+NOW = 1_800_000_000.0
+GOOD: dict[str, Any] = {
+    "schema": "reading/1",
+    "ts": "2026-11-01T10:00:00Z",
+    "sensor_id": "gauge-1",
+    "kind": "water_level",
+    "value": 1.5,
+    "unit": "ft",
+    "grid_cell": "c-bridge",
+}
+BIG_INT = "1" + "0" * 400  # 401 digits, as in the field case
+
+
+def raw_with_value(value_json: str) -> bytes:
+    return json.dumps({**GOOD, "value": 0}).replace('"value": 0', f'"value": {value_json}').encode()
+
+
+def home(_: str) -> int:
+    return 0
+
+
+def test_a_401_digit_integer_value_is_out_of_range_not_an_overflow(grid: Grid) -> None:
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw_with_value(BIG_INT), NOW)
+    assert caught.value.code == "out_of_range"
+    assert 'field "value"' in str(caught.value)
+
+
+def test_an_integer_too_long_to_print_still_gives_a_message(grid: Grid) -> None:
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw_with_value("9" * 5000), NOW)
+    assert caught.value.code == "bad_json"  # Python's json refuses > 4,300 digits
+
+
+def test_an_incident_nested_1100_levels_is_bad_json(grid: Grid) -> None:
+    raw = ("[" * 1100 + "]" * 1100).encode()
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).incident(raw, NOW)
+    assert caught.value.code == "bad_json"
+    deep_object = b'{"schema": "incident/1", "text": ' + b"[" * 1100 + b"]" * 1100 + b"}"
+    with pytest.raises(EventError):
+        EventValidator(grid).incident(deep_object, NOW)
+
+
+def test_a_big_integer_in_a_pack_costs_only_its_reading(grid: Grid) -> None:
+    pack = (
+        '{"schema": "readings/1", "readings": ['
+        + json.dumps(GOOD)
+        + ","
+        + json.dumps({**GOOD, "value": 0}).replace('"value": 0', f'"value": {BIG_INT}')
+        + "]}"
+    ).encode()
+    admitted, refused = admit(EventValidator(grid), pack, NOW, 0, home, 7, 0.0)
+    assert len(admitted) == 1
+    [bad] = refused
+    assert (bad.index, bad.error.code) == (1, "out_of_range")
+    assert bad.raw is not None and BIG_INT.encode() in bad.raw  # its own bytes, lossless
+
+
+class Exploding(EventValidator):
+    """A validator with a bug: any unexpected exception must still stay in its message."""
+
+    def readings(self, raw: bytes, now: float) -> Any:
+        if b"boom" in raw:
+            raise ZeroDivisionError("a bug in validation")
+        return super().readings(raw, now)
+
+
+def test_admit_turns_any_exception_into_a_refusal(grid: Grid) -> None:
+    admitted, refused = admit(Exploding(grid), b'{"boom": 1}', NOW, 0, home, 3, 0.0)
+    assert admitted == []
+    [bad] = refused
+    assert bad.index is None and bad.error.code == "unreadable"
+    assert "ZeroDivisionError: a bug in validation" in str(bad.error)
+
+
+json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+hostile = st.one_of(
+    st.binary(max_size=300),
+    st.integers(min_value=300, max_value=6000).map(lambda n: raw_with_value("7" * n)),
+    st.integers(min_value=900, max_value=3000).map(lambda n: ("[" * n + "]" * n).encode()),
+    st.integers(min_value=900, max_value=3000).map(lambda n: raw_with_value("[" * n + "]" * n)),
+    st.dictionaries(st.sampled_from(sorted(GOOD)), json_leaf, max_size=7).map(
+        lambda d: json.dumps({**GOOD, **d}, allow_nan=True).encode()
+    ),
+    st.lists(st.dictionaries(st.sampled_from(sorted(GOOD)), json_leaf), max_size=4).map(
+        lambda items: json.dumps({"schema": "readings/1", "readings": items}).encode()
+    ),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(hostile)
+def test_admit_never_raises_whatever_the_bytes(grid: Grid, raw: bytes) -> None:
+    admitted, refused = admit(EventValidator(grid), raw, NOW, 0, home, 1, 0.0)
+    for r in refused:
+        assert isinstance(r.error, EventError) and r.error.code and str(r.error)
+    for item in admitted:
+        assert isinstance(item.reading, Reading)
+
+
+class Fragile(RobustZScore):
+    """Raises on one value, like a detector bug hit by one sensor's reading."""
+
+    def score_one(self, value: float, ts: float) -> float:
+        if value == 666.0:
+            raise FloatingPointError("detector bug")
+        return super().score_one(value, ts)
+
+    def clone(self) -> Fragile:
+        return Fragile(window=self.window, min_samples=self.min_samples)
+
+
+def incoming(sensor: str, values: list[float], start: int = 0) -> list[Incoming]:
+    return [
+        Incoming(
+            Reading(1.7e9 + 300 * (start + i), sensor, "water_level", v, "ft", "c-bridge"),
+            received_at=0.0,
+            offset=start + i,
+        )
+        for i, v in enumerate(values)
+    ]
+
+
+def test_one_sensors_detector_error_costs_only_that_sensors_readings() -> None:
+    detection = SensorDetection(Fragile(window=48, min_samples=4), ScoreThreshold(0.6), 3)
+    first = detection.process(incoming("gauge-1", [1.0, 1.1]) + incoming("gauge-2", [2.0]), {})
+    before = first.states["gauge-1"]
+    kept = {k: v for k, v in before.items() if k != "detector"}
+    batch = incoming("gauge-1", [1.2, 666.0], start=2) + incoming("gauge-2", [2.1], start=1)
+    result = detection.process(batch, dict(first.states))
+    # gauge-2 is scored; gauge-1's two readings are dead-lettered, its state not rewritten.
+    assert result.scored_by_kind == {"water_level": 1}
+    assert "gauge-2" in result.states and "gauge-1" not in result.states
+    assert [(i.reading.value, code) for i, code, _ in result.rejected] == [
+        (1.2, "detector_error"),
+        (666.0, "detector_error"),
+    ]
+    assert "FloatingPointError: detector bug" in result.rejected[0][2]
+    assert {k: v for k, v in before.items() if k != "detector"} == kept
+    # The next batch goes on from the sensor's previous position.
+    later = detection.process(incoming("gauge-1", [1.3], start=4), {"gauge-1": before})
+    assert later.scored == 1 and later.states["gauge-1"]["last_offset"] == 4
