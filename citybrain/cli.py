@@ -1,4 +1,18 @@
-"""The ``citybrain`` command line."""
+"""citybrain: a streaming city-operations brain (Kafka, faust, detectors, playbooks).
+
+Every command ends with one line saying what went wrong, never a traceback, and one of
+these exit statuses (also in README "Commands"):
+
+  0    done
+  1    the command ran and the answer is no: checks failed, the API refused the request,
+       the demo raised no alert
+  2    a bad command line, input file or setting (the message names it)
+  3    a service the command needs did not answer or could not start: Kafka, Prometheus,
+       a worker's operator API, Grafana
+  70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (`citybrain ... | head`); nothing more is printed
+"""
 
 from __future__ import annotations
 
@@ -9,13 +23,43 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detectors import DEFAULT_DETECTOR
+from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
     from detectors import Detector
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SERVICE = 3
+EXIT_BUG = 70
+EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a filter whose reader went away
+EXIT_STATUSES = (
+    EXIT_OK,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    EXIT_SERVICE,
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+)
+START_STACK = "start the local stack with `make stack-up`"
+
+
+class CliError(Exception):
+    """A command failed for a reason the user can act on: ``message`` says what was
+    tried and what to do, ``status`` is one of the documented exit statuses."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 def _settings() -> Settings:
@@ -50,11 +94,33 @@ def cmd_stack(args: argparse.Namespace) -> int:
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             ok = ok and state == "ready"
             print(f"{name:11} {state:8} {where}")
-        return 0 if ok else 1
+        if not ok:
+            print(f"citybrain: the stack is not ready: {START_STACK}", file=sys.stderr)
+        return EXIT_OK if ok else EXIT_FAILED
     return 0
 
 
+def _require_kafka(settings: Settings) -> None:
+    """Raise CliError (status 3) unless some bootstrap server accepts a TCP connection:
+    faust and kafka-python would otherwise retry, silently, for minutes."""
+    import socket
+
+    for server in settings.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+            return
+        except (OSError, ValueError):
+            continue
+    raise CliError(
+        f"no Kafka broker answers at {settings.kafka_bootstrap}: {START_STACK}, "
+        "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one",
+        EXIT_SERVICE,
+    )
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    _require_kafka(_settings())
     import faust
 
     from streams.app import create_app, settle_garbage_collector
@@ -82,6 +148,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     s = _settings()
     bad: list[BadRow] = []
     events = load_events(args.files, on_error=args.on_error, bad_rows=bad)
+    _require_kafka(s)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     replayer = Replayer(
@@ -153,15 +220,19 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
 
 def _api(
     args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
-) -> int:
+) -> Any:
+    """The JSON answer of the worker's operator API; CliError when it cannot be had."""
     import urllib.error
     import urllib.request
 
     token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
     if not token:
-        print("citybrain: give --token or set CITYBRAIN_API_TOKEN", file=sys.stderr)
-        return 2
-    url = (args.url or f"http://127.0.0.1:{_settings().worker_port}") + "/api/v1" + path
+        raise CliError(
+            "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
+            "demo token; docs/playbooks.md says how to configure your own)"
+        )
+    base = args.url or f"http://127.0.0.1:{_settings().worker_port}"
+    url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         url,
@@ -171,38 +242,65 @@ def _api(
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
-            print(json.dumps(json.load(resp), indent=2))
-            return 0
+            return json.load(resp)
     except urllib.error.HTTPError as exc:
-        print(f"citybrain: HTTP {exc.code}: {exc.read().decode()}", file=sys.stderr)
-        return 1
+        raw = exc.read().decode(errors="replace")
+        try:
+            reason = json.loads(raw).get("error", raw)
+        except (ValueError, AttributeError):
+            reason = raw
+        raise CliError(
+            f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}",
+            EXIT_FAILED,
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        why = getattr(exc, "reason", exc)
+        raise CliError(
+            f"cannot reach the operator API at {base} ({why}): no worker serves it there; "
+            "start one (`make demo` leaves its worker running, or `citybrain worker`) "
+            "or give --url",
+            EXIT_SERVICE,
+        ) from None
+
+
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2))
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
-        return _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
-    if args.action == "show":
-        return _api(args, "GET", f"/runs/{args.run_id}")
-    return _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
+        doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
+    elif args.action == "show":
+        doc = _api(args, "GET", f"/runs/{args.run_id}")
+    else:
+        doc = _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
+    _print_json(doc)
+    return 0
 
 
 def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "list":
-        return _api(args, "GET", "/silences")
-    if args.action == "expire":
-        return _api(args, "DELETE", f"/silences/{args.silence_id}")
-    return _api(
-        args,
-        "POST",
-        "/silences",
-        {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
-    )
+        doc = _api(args, "GET", "/silences")
+    elif args.action == "expire":
+        doc = _api(args, "DELETE", f"/silences/{args.silence_id}")
+    else:
+        doc = _api(
+            args,
+            "POST",
+            "/silences",
+            {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
+        )
+    _print_json(doc)
+    return 0
 
 
 def cmd_hash_token(args: argparse.Namespace) -> int:
     from streams.auth import hash_token
 
-    print(hash_token(sys.stdin.readline().strip()))
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise CliError("no token on standard input: `citybrain hash-token < token.txt`")
+    print(hash_token(token))
     return 0
 
 
@@ -226,6 +324,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
+    for path in files:
+        if not path.is_file():
+            raise CliError(f"--data {str(path)!r}: no such file")
+    _require_kafka(settings)
     write_report(
         settings,
         files,
@@ -316,6 +418,14 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     except PushError as exc:
         print(f"citybrain: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        refused = _connection_error(exc)
+        if refused is None:
+            raise
+        raise CliError(
+            f"cannot reach Grafana at {args.url} ({refused}): check --url and that Grafana runs",
+            EXIT_SERVICE,
+        ) from None
     for verb, items in (
         ("created", report.created),
         ("updated", report.updated),
@@ -469,22 +579,107 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "worker":
-        # faust's Worker parses sys.argv itself; hand it only the program name.
-        sys.argv = sys.argv[:1]
-    try:
-        return int(args.func(args))
-    except Exception as exc:
-        from citybrain.stack.process import StackError
-        from playbooks.errors import PlaybookError
-        from streams.errors import StreamsError
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one-line reason for an exception that ended a command."""
+    import urllib.error
 
-        if isinstance(exc, StackError | PlaybookError | StreamsError):
-            print(f"citybrain: {exc}", file=sys.stderr)
-            return 2
-        raise
+    import kafka.errors
+
+    from citybrain.stack.process import StackError
+    from playbooks.errors import PlaybookError
+
+    if isinstance(exc, CliError):
+        return exc.status, exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, StackError):
+        return EXIT_SERVICE, str(exc)
+    if isinstance(exc, PlaybookError | StreamsError):
+        return EXIT_USAGE, str(exc)
+    # kafka-python 3 dropped NoBrokersAvailable; older releases raise it.
+    kafka_down = tuple(
+        getattr(kafka.errors, name)
+        for name in ("NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError")
+        if hasattr(kafka.errors, name)
+    )
+    if isinstance(exc, kafka_down):
+        try:
+            where = _settings().kafka_bootstrap
+        except StreamsError:
+            where = "the configured address"
+        return EXIT_SERVICE, (
+            f"no Kafka broker answered at {where} ({type(exc).__name__}): {START_STACK}, "
+            "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
+        )
+    refused = _connection_error(exc)
+    if isinstance(exc, urllib.error.URLError) or refused is not None:
+        why = getattr(exc, "reason", None) or refused or exc
+        return EXIT_SERVICE, f"a service did not answer ({why}): {START_STACK} and retry"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return EXIT_USAGE, f"cannot use {exc.filename}: {exc.strerror}"
+    return EXIT_BUG, (
+        f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
+        "command you ran; CITYBRAIN_DEBUG=1 prints the traceback"
+    )
+
+
+def _connection_error(exc: BaseException) -> BaseException | None:
+    """The ConnectionError or TimeoutError behind ``exc``, if any: HTTP clients (niquests
+    under grafana-client, urllib3) wrap the refused connection in their own errors."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, ConnectionError | TimeoutError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away: point it at /dev/null so the interpreter's
+    final flush cannot raise again (the Python docs' recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the only place exceptions become messages and exit statuses."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+            sys.stdout.flush()
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        if args.command == "worker":
+            # faust's Worker parses sys.argv itself; hand it only the program name.
+            sys.argv = sys.argv[:1]
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here, inside the boundary
+        return status
+    except SystemExit as exc:  # faust's worker ends with sys.exit(code)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK
+        print(f"citybrain: {exc.code}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_PIPE
+    except BaseException as exc:
+        if os.environ.get("CITYBRAIN_DEBUG"):
+            raise
+        try:
+            status, message = _describe(exc)
+        except Exception as inner:  # the boundary itself must never print a traceback
+            status, message = EXIT_BUG, f"unexpected {type(exc).__name__}: {exc} ({inner})"
+        first, *detail = message.splitlines() or [type(exc).__name__]
+        try:
+            print(f"citybrain: {first}", file=sys.stderr)
+            for line in detail:  # e.g. a service's last log lines, after the reason
+                print(f"  | {line}", file=sys.stderr)
+        except BrokenPipeError:
+            pass
+        return status
 
 
 if __name__ == "__main__":
