@@ -639,11 +639,9 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             if len(alerts) > len(listed)
             else "alerts and where they went:"
         )
-        alert_table = Table(show_header=True, box=None, pad_edge=False)
-        for column in ("event time (UTC)", "severity", "kind", "what", "cell", "playbook", "run"):
-            alert_table.add_column(column, overflow="fold")
-        for a in listed:
-            alert_table.add_row(
+        header = ("event time (UTC)", "severity", "kind", "what", "cell", "playbook", "run")
+        rows = [
+            (
                 a["first_event_time"].replace("T", " ").removesuffix("Z")[:16],
                 a["severity"],
                 a["kind"],
@@ -652,7 +650,17 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
                 a["playbook"] or "-",
                 a["run_id"] or "not routed",
             )
-        console.print(alert_table)
+            for a in listed
+        ]
+        # Plain aligned lines, never wrapped: a log or a pipe keeps one alert per line.
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            console.print(
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(),
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
         console.print(f"  {mark} {event['event']}: {_number(event['alerts'])} alert(s)")

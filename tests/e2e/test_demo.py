@@ -58,6 +58,8 @@ def demo(
         timeout=600,
     )
     settings = stack_settings(run_dir)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "demo-output.txt").write_text(proc.stdout + proc.stderr)
     try:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         yield {
