@@ -23,8 +23,9 @@ ROUTE_DEFAULTS = {
 }
 
 GRID_KEYS = {"version", "cells", "sensors"}
-CELL_KEYS = {"id", "level", "name", "unit", "parent"}
-SENSOR_KEYS = {"id", "kind", "unit", "cell"}
+CELL_KEYS = {"id", "level", "name", "unit", "parent", "lat", "lon", "geometry"}
+SENSOR_KEYS = {"id", "kind", "unit", "cell", "lat", "lon"}
+OPTIONAL_KEYS = {"parent", "lat", "lon", "geometry"}
 
 
 # libyaml's loader when PyYAML has it (its wheels do): a grid of 20,000 sensors loads in
@@ -46,7 +47,7 @@ def _entries(path: Path, doc: dict[str, Any], key: str, allowed: set[str]) -> li
         unknown = set(entry) - allowed
         if unknown:
             raise GridError(f"{path}: {key} entry {i}: unknown keys {sorted(unknown)}")
-        missing = (allowed - {"parent"}) - set(entry)
+        missing = (allowed - OPTIONAL_KEYS) - set(entry)
         if missing:
             raise GridError(f"{path}: {key} entry {i}: missing keys {sorted(missing)}")
     return entries
@@ -70,12 +71,18 @@ def load_grid(path: str | Path) -> Grid:
             name=str(e["name"]),
             unit=str(e["unit"]),
             parent=None if e.get("parent") is None else str(e["parent"]),
+            **_position(path, f"cell {e['id']!r}", e),
+            geometry=_geometry(path, f"cell {e['id']!r}", e.get("geometry")),
         )
         for e in _entries(path, doc, "cells", CELL_KEYS)
     ]
     sensors = [
         SensorRegistration(
-            id=str(e["id"]), kind=str(e["kind"]), unit=str(e["unit"]), cell=str(e["cell"])
+            id=str(e["id"]),
+            kind=str(e["kind"]),
+            unit=str(e["unit"]),
+            cell=str(e["cell"]),
+            **_position(path, f"sensor {e['id']!r}", e),
         )
         for e in _entries(path, doc, "sensors", SENSOR_KEYS)
     ]
@@ -83,6 +90,57 @@ def load_grid(path: str | Path) -> Grid:
         return Grid.build(cells, sensors)
     except GridError as exc:
         raise GridError(f"{path}: {exc}") from exc
+
+
+def _position(path: Path, what: str, entry: dict[str, Any]) -> dict[str, float | None]:
+    """``lat`` and ``lon`` of an entry (WGS84 degrees): both or neither, in range."""
+    if "lat" not in entry and "lon" not in entry:
+        return {"lat": None, "lon": None}
+    if "lat" not in entry or "lon" not in entry:
+        raise GridError(f"{path}: {what}: give both lat and lon, or neither")
+    out: dict[str, float | None] = {}
+    for key, bound in (("lat", 90.0), ("lon", 180.0)):
+        value = entry[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > bound:
+            raise GridError(
+                f"{path}: {what}: {key} is {value!r}, expected degrees in [-{bound:g}, {bound:g}]"
+            )
+        out[key] = float(value)
+    return out
+
+
+def _geometry(path: Path, what: str, value: Any) -> dict[str, Any] | None:
+    """A GeoJSON Polygon or MultiPolygon (RFC 7946: rings of [lon, lat] positions, each
+    closed), or None."""
+    if value is None:
+        return None
+    kinds = {"Polygon": 1, "MultiPolygon": 2}  # nesting above the rings
+    if not isinstance(value, dict) or value.get("type") not in kinds:
+        raise GridError(f"{path}: {what}: geometry must be a GeoJSON Polygon or MultiPolygon")
+    polygons = value.get("coordinates")
+    if value["type"] == "Polygon":
+        polygons = [polygons]
+    for polygon in polygons if isinstance(polygons, list) else [None]:
+        for ring in polygon if isinstance(polygon, list) else [None]:
+            ok = (
+                isinstance(ring, list)
+                and len(ring) >= 4
+                and all(
+                    isinstance(p, list)
+                    and len(p) >= 2
+                    and all(isinstance(c, int | float) for c in p[:2])
+                    and abs(p[0]) <= 180
+                    and abs(p[1]) <= 90
+                    for p in ring
+                )
+                and ring[0] == ring[-1]
+            )
+            if not ok:
+                raise GridError(
+                    f"{path}: {what}: geometry rings must be closed lists of at least four "
+                    "[lon, lat] positions"
+                )
+    return dict(value)
 
 
 def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
