@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from citybrain.report import build_report, readings_frame
+from citybrain.report import Context, build_report, incidents_frame, readings_frame
 from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
@@ -215,17 +215,7 @@ def summarise(
         reason = dict(msg.headers).get("citybrain.error.reason", b"?").decode()
         reasons[reason] = reasons.get(reason, 0) + 1
     alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
-    known = []
-    for event in expected:
-        hits = [
-            a
-            for a in alert_list
-            if (a["sensor_id"] or a["grid_cell"]).startswith(event.sensor_prefix)
-            and _utc(event.start) <= _utc(a["first_event_time"]) <= _utc(event.end)
-        ]
-        # Only events whose sensors were replayed; a replayed one with no alert is "missed".
-        if any(s.startswith(event.sensor_prefix) for s in sensors):
-            known.append({"event": event.name, "alerts": len(hits), "detected": bool(hits)})
+    known = known_events(alert_list, expected, sensors)
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
         "incidents": int(metrics.get("citybrain_incidents_total", 0)),
@@ -239,6 +229,25 @@ def summarise(
         "known_events": known,
         "alert_list": alert_list,
     }
+
+
+def known_events(
+    alerts: list[dict[str, Any]], expected: tuple[KnownEvent, ...], sensors: set[str]
+) -> list[dict[str, Any]]:
+    """Whether each expected event was alerted on: ``alerts`` need sensor_id, grid_cell
+    and first_event_time. Only events whose sensors were replayed are reported, so a
+    replayed one with no alert is "missed" and an absent one is not mentioned."""
+    known = []
+    for event in expected:
+        hits = [
+            a
+            for a in alerts
+            if (a["sensor_id"] or a["grid_cell"]).startswith(event.sensor_prefix)
+            and _utc(event.start) <= _utc(a["first_event_time"]) <= _utc(event.end)
+        ]
+        if any(s.startswith(event.sensor_prefix) for s in sensors):
+            known.append({"event": event.name, "alerts": len(hits), "detected": bool(hits)})
+    return known
 
 
 def _utc(text: str) -> float:
@@ -295,11 +304,42 @@ def _table(m: dict[str, float], p: Progress) -> Table:
     return table
 
 
-def write_report(settings: Settings, data: list[Path], path: Path, title: str) -> None:
-    """The what-if report of a finished replay: its data files and its topics."""
+def write_report(
+    settings: Settings,
+    data: list[Path],
+    path: Path,
+    title: str,
+    expected: tuple[KnownEvent, ...] | None = None,
+) -> None:
+    """The what-if report of a finished replay: its data files, its topics and the grid.
+    ``expected`` defaults to the built-in events when ``data`` are the built-in files."""
+    from playbooks.loader import load_grid
+
+    if expected is None:
+        same = {p.resolve() for p in data} == {p.resolve() for p in DEMO_DATA}
+        expected = KNOWN_EVENTS if same else ()
     alerts = [json.loads(m.value) for m in read_topic(settings, settings.topic("alerts"))]
     steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
-    path.write_text(build_report(readings_frame(data), alerts, steps, title), encoding="utf-8")
+    readings = readings_frame(data)
+    firsts: dict[str, dict[str, Any]] = {}
+    for doc in alerts:
+        firsts.setdefault(
+            doc["alert_id"],
+            {
+                "sensor_id": doc.get("sensor_id", ""),
+                "grid_cell": doc["grid_cell"],
+                "first_event_time": doc["started_at"],
+            },
+        )
+    context = Context(
+        grid=load_grid(settings.grid_file),
+        sensor_files=dict(zip(readings["sensor_id"], readings["file"], strict=True)),
+        incidents=incidents_frame(data),
+        known_events=known_events(
+            list(firsts.values()), expected, set(readings["sensor_id"].unique())
+        ),
+    )
+    path.write_text(build_report(readings, alerts, steps, title, context), encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -455,6 +495,7 @@ def run_demo(
                 data,
                 report_path,
                 f"citybrain what-if report: {', '.join(p.name for p in data)}",
+                expected,
             )
             console.print(f"report written to {report_path}")
     except BaseException:

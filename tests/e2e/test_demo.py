@@ -204,6 +204,14 @@ def test_what_if_report_loads_in_headless_chromium(demo: dict[str, Any]) -> None
     assert alerts and int(alerts.group(1)) == demo["summary"]["alerts"]
     assert not re.search(r"Uncaught|SyntaxError|TypeError", dom.stderr)
     assert dom.stdout.count('<figure class="sensor"') >= 10
+    # The map (issue 15, item 12): a figure per city with coordinates, drawn from the
+    # grid without tiles; alerted sensors and cells carry their severity.
+    cities = set(re.findall(r'<figure class="map" data-city="([^"]+)"', dom.stdout))
+    assert {"Aarhus", "Maryland urban streams", "New York City"} <= cities
+    mapped = re.search(r'data-mapped="(\d+)"', dom.stdout)
+    assert mapped and int(mapped.group(1)) >= 5
+    assert "detected: Dead Run flash flood" in dom.stdout
+    assert "A what-if replay feeds recorded history" in dom.stdout
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "what-if-report.png"
     shot.unlink(missing_ok=True)
