@@ -65,7 +65,7 @@ def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str
 def register_api(app: faust.App, pipeline: Pipeline) -> None:
     tokens = TokenStore.load(pipeline.settings.api_tokens_file)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def announce_api() -> None:
         # In the start-up log, so a refused operator can see why from the worker side.
         if not len(tokens):
