@@ -28,6 +28,7 @@ from playbooks.grid import Grid
 MAX_SENSOR_CHARTS = 24
 W, H, PAD = 640.0, 150.0, 28.0
 SEVERITIES = ("minor", "major", "critical")  # mildest first
+MIN_SPAN = 0.02  # degrees, about 2 km: the smallest area a map shows
 WHAT_IF = (
     "A what-if replay feeds recorded history through the pipeline as if it were happening "
     "now, so you can see which alerts, playbook runs and escalations today's detectors and "
@@ -270,8 +271,12 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
         lats = [p[0] for p in points if p[0] is not None]
         lons = [p[1] for p in points if p[1] is not None]
         lat0 = math.radians((min(lats) + max(lats)) / 2)
-        span_x = max((max(lons) - min(lons)) * math.cos(lat0), 1e-4)
-        span_y = max(max(lats) - min(lats), 1e-4)
+        # At least MIN_SPAN degrees each way, centred: one gauge still gets a readable map.
+        for values in (lats, lons):
+            middle, half = (min(values) + max(values)) / 2, MIN_SPAN / 2
+            values += [middle - half, middle + half]
+        span_x = (max(lons) - min(lons)) * math.cos(lat0)
+        span_y = max(lats) - min(lats)
         scale = (size - 40) / max(span_x, span_y)
         width, height = span_x * scale + 40, span_y * scale + 40
 
@@ -327,7 +332,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
         km = span_y * 111.2  # one degree of latitude is about 111.2 km
         figures.append(
             f'<figure class="map" data-city="{html.escape(city.name)}">'
-            f"<figcaption>{html.escape(city.name)} <small>(about {km:,.1f} km north to south)"
+            f"<figcaption>{html.escape(city.name)} <small>({km:,.1f} km north to south)"
             f"</small></figcaption>"
             f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
             f'aria-label="map of {html.escape(city.name)}">{"".join(body)}</svg></figure>'
