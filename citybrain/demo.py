@@ -426,7 +426,8 @@ def run_demo(
     """The whole loop; returns the summary. Leaves the stack and the demo's worker
     running so its runs stay reachable through the operator API; raises StackError when
     a service fails. ``expected``: the events the summary reports as detected or missed."""
-    console = console or Console()
+    # soft_wrap: no line is broken at 80 columns when the output is a pipe or a log.
+    console = console or Console(soft_wrap=True)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     base = Settings()
     kafka, prom = KafkaBroker(base), PrometheusServer(base)

@@ -118,6 +118,8 @@ def test_demo_alerts_on_the_real_events_and_writes_its_summary(demo: dict[str, A
 def test_demo_output_is_plain_lines_when_not_a_terminal(demo: dict[str, Any]) -> None:
     out: str = demo["stdout"]
     assert "\x1b[" not in out  # no live-table redraws or colours into a pipe or a log
+    # Every message on its own line: nothing broken at the 80 columns of a non-terminal.
+    assert re.search(r"^kafka \S+ \| prometheus \S+ \| 33,775 events from 4 files$", out, re.M)
     progress = re.findall(
         r"^\[\s*\d+ s\] (replaying|replay sent[^:]*|replay done[^:]*): ([\d,]+) of ([\d,]+) "
         r"events processed \(\d+ %\), [\d,]+ readings/s; ",
