@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint bench dashboards stack-up stack-down clean
+.PHONY: help install demo test test-unit lint bench dashboards stack-up stack-down stack-status clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,8 +50,11 @@ dashboards: install ## regenerate dashboards/generated from code
 stack-up: install ## start the local Kafka and Prometheus
 	$(BIN)/citybrain stack up
 
-stack-down: install ## stop them
+stack-down: install ## stop them and the worker the demo left running
 	$(BIN)/citybrain stack down
+
+stack-status: install ## say whether Kafka, Prometheus and the demo's worker run
+	$(BIN)/citybrain stack status
 
 clean: ## remove the virtualenv and caches (not the Kafka download)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

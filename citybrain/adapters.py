@@ -149,14 +149,37 @@ class GridBuilder:
         assert parent is not None
         return parent
 
-    def sensor(self, sensor_id: str, kind: str, unit: str, cell: str) -> None:
-        self.sensors[sensor_id] = {"id": sensor_id, "kind": kind, "unit": unit, "cell": cell}
+    def sensor(
+        self,
+        sensor_id: str,
+        kind: str,
+        unit: str,
+        cell: str,
+        position: tuple[float, float] | None = None,
+    ) -> None:
+        """Register a sensor; ``position`` is (lat, lon) in WGS84 degrees, from its source."""
+        entry: dict[str, Any] = {"id": sensor_id, "kind": kind, "unit": unit, "cell": cell}
+        if position is not None:
+            entry["lat"], entry["lon"] = (round(float(c), 6) for c in position)
+        self.sensors[sensor_id] = entry
+
+    def place(self, cell_id: str, lat: float, lon: float) -> None:
+        """Give a cell a point on the map (WGS84 degrees, 6 decimals: about 0.1 m)."""
+        self.cells[cell_id]["lat"] = round(float(lat), 6)
+        self.cells[cell_id]["lon"] = round(float(lon), 6)
 
     def readings(
-        self, sensor_id: str, kind: str, unit: str, cell: str, times: pd.Series, values: pd.Series
+        self,
+        sensor_id: str,
+        kind: str,
+        unit: str,
+        cell: str,
+        times: pd.Series,
+        values: pd.Series,
+        position: tuple[float, float] | None = None,
     ) -> pd.DataFrame:
         """Register the sensor and return its readings as canonical rows."""
-        self.sensor(sensor_id, kind, unit, cell)
+        self.sensor(sensor_id, kind, unit, cell, position)
         return pd.DataFrame(
             {
                 "timestamp": _iso(times),
@@ -188,6 +211,11 @@ USGS_SITES = {
     "01589330": ("Baltimore County", "Dead Run", "Dead Run at Franklintown"),
     "01650800": ("Montgomery County", "Sligo Creek", "Sligo Creek near Takoma Park"),
 }
+# Gauge positions from each site's NWIS description ("LOCATION.--Lat 39°18'40.4", long
+# 76°42'59.9", referenced to North American Datum of 1983"), waterdata.usgs.gov/nwis/dv/
+# ?site_no=01589330; NAD83 and WGS84 differ by about a metre here. 01650800's description
+# was not at hand, so that gauge has no position.
+USGS_POSITIONS = {"01589330": (39 + 18 / 60 + 40.4 / 3600, -(76 + 42 / 60 + 59.9 / 3600))}
 USGS_PARAMS = {
     "00060": ("discharge", "ft3/s"),
     "00065": ("water_level", "ft"),
@@ -220,8 +248,18 @@ def usgs_flood(shared: Path, grid: GridBuilder) -> pd.DataFrame:
                 continue
             part = raw[["ts", column]].dropna()
             frames.append(
-                grid.readings(f"usgs-{site}-{kind}", kind, unit, cell, part["ts"], part[column])
+                grid.readings(
+                    f"usgs-{site}-{kind}",
+                    kind,
+                    unit,
+                    cell,
+                    part["ts"],
+                    part[column],
+                    USGS_POSITIONS.get(site),
+                )
             )
+        if site in USGS_POSITIONS:
+            grid.place(cell, *USGS_POSITIONS[site])
     return pd.concat(frames)
 
 
@@ -308,12 +346,20 @@ def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.Da
             ]
         )
         part = raw[raw["REPORT_ID"] == rid]
+        # The segment's sensors count traffic between its two end points: put them midway.
+        middle = (
+            (float(seg["POINT_1_LAT"]) + float(seg["POINT_2_LAT"])) / 2,
+            (float(seg["POINT_1_LNG"]) + float(seg["POINT_2_LNG"])) / 2,
+        )
+        grid.place(cell, *middle)
         for column, kind, unit in (
             ("avgSpeed", "traffic_speed", "km/h"),
             ("vehicleCount", "traffic_flow", "vehicles/5min"),
         ):
             frames.append(
-                grid.readings(f"aarhus-{rid}-{kind}", kind, unit, cell, part["ts"], part[column])
+                grid.readings(
+                    f"aarhus-{rid}-{kind}", kind, unit, cell, part["ts"], part[column], middle
+                )
             )
     return pd.concat(frames)
 
@@ -358,6 +404,17 @@ def nyc_311(shared: Path, grid: GridBuilder) -> pd.DataFrame:
                 ]
             )
         )
+    # Each ZIP cell's point: the mean position of its requests in the slice (311 records
+    # carry WGS84 latitude/longitude).
+    located = pd.DataFrame(
+        {
+            "cell": cells,
+            "lat": pd.to_numeric(raw["latitude"], errors="coerce").to_numpy(),
+            "lon": pd.to_numeric(raw["longitude"], errors="coerce").to_numpy(),
+        }
+    ).dropna()
+    for cell_id, where in located.groupby("cell"):
+        grid.place(str(cell_id), where["lat"].mean(), where["lon"].mean())
     text = raw["complaint_type"].fillna("") + ": " + raw["descriptor"].fillna("")
     # 311 channels: phone calls are the hotline, web and app are the app; the rest
     # (UNKNOWN, OTHER) are entered by city staff, the closest we have to inspectors.

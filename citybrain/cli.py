@@ -1,4 +1,18 @@
-"""The ``citybrain`` command line."""
+"""citybrain: a streaming city-operations brain (Kafka, faust, detectors, playbooks).
+
+Every command ends with one line saying what went wrong, never a traceback, and one of
+these exit statuses (also in README "Commands"):
+
+  0    done
+  1    the command ran and the answer is no: checks failed, the API refused the request,
+       the demo raised no alert
+  2    a bad command line, input file or setting (the message names it)
+  3    a service the command needs did not answer or could not start: Kafka, Prometheus,
+       a worker's operator API, Grafana
+  70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (`citybrain ... | head`); nothing more is printed
+"""
 
 from __future__ import annotations
 
@@ -8,14 +22,46 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detectors import DEFAULT_DETECTOR
+from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
     from detectors import Detector
+    from playbooks.routing import Route
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SERVICE = 3
+EXIT_BUG = 70
+EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a filter whose reader went away
+EXIT_STATUSES = (
+    EXIT_OK,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    EXIT_SERVICE,
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+)
+START_STACK = "start the local stack with `make stack-up`"
+
+
+class CliError(Exception):
+    """A command failed for a reason the user can act on: ``message`` says what was
+    tried and what to do, ``status`` is one of the documented exit statuses."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 def _settings() -> Settings:
@@ -36,6 +82,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
         prom.start()
         print(f"prometheus  ready on {prom.url}")
     elif args.action == "down":
+        from citybrain.demo import stop_demo_worker
+
+        print(f"{'demo worker':11} {'stopped' if stop_demo_worker(s) else 'was not running'}")
         for name, comp in (("prometheus", prom), ("kafka", kafka)):
             print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
         if args.wipe:
@@ -50,8 +99,34 @@ def cmd_stack(args: argparse.Namespace) -> int:
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             ok = ok and state == "ready"
             print(f"{name:11} {state:8} {where}")
-        return 0 if ok else 1
+        from citybrain.demo import DemoFiles
+        from citybrain.stack.process import read_pid
+
+        demo = "running" if read_pid(DemoFiles.of(s).pid) else "down"
+        print(f"{'demo worker':11} {demo:8} http://127.0.0.1:{s.worker_port} (optional)")
+        if not ok:
+            print(f"citybrain: the stack is not ready: {START_STACK}", file=sys.stderr)
+        return EXIT_OK if ok else EXIT_FAILED
     return 0
+
+
+def _require_kafka(settings: Settings) -> None:
+    """Raise CliError (status 3) unless some bootstrap server accepts a TCP connection:
+    faust and kafka-python would otherwise retry, silently, for minutes."""
+    import socket
+
+    for server in settings.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+            return
+        except (OSError, ValueError):
+            continue
+    raise CliError(
+        f"no Kafka broker answers at {settings.kafka_bootstrap}: {START_STACK}, "
+        "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one",
+        EXIT_SERVICE,
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -66,7 +141,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             super().on_setup_root_logger(logger, level)
             logger.setLevel(level)
 
+    # The configuration first (a bad routing file is bad input, exit 2), then the broker.
     app = create_app(_settings())
+    _require_kafka(_settings())
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
@@ -94,6 +171,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     events = load_events(
         args.files, on_error=args.on_error, bad_rows=bad, max_message_bytes=args.max_message_bytes
     )
+    _require_kafka(s)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     replayer = Replayer(
@@ -173,6 +251,10 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     router = load_routing(
         Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
     )
+    missing = sorted(_matcher_labels(router.root) - set(labels))
+    if missing:
+        # As in the worker, a label an alert lacks matches as "".
+        print(f"not given, so matched as empty: {', '.join(missing)}")
     for route in router.root.match(labels):
         print(
             f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
@@ -183,17 +265,29 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _matcher_labels(route: Route) -> set[str]:
+    """Every label name a matcher of the routing tree compares."""
+    names = {m.name for m in route.matchers}
+    for child in route.routes:
+        names |= _matcher_labels(child)
+    return names
+
+
 def _api(
     args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
-) -> int:
+) -> Any:
+    """The JSON answer of the worker's operator API; CliError when it cannot be had."""
     import urllib.error
     import urllib.request
 
     token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
     if not token:
-        print("citybrain: give --token or set CITYBRAIN_API_TOKEN", file=sys.stderr)
-        return 2
-    url = (args.url or f"http://127.0.0.1:{_settings().worker_port}") + "/api/v1" + path
+        raise CliError(
+            "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
+            "demo token; docs/playbooks.md says how to configure your own)"
+        )
+    base = args.url or f"http://127.0.0.1:{_settings().worker_port}"
+    url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         url,
@@ -203,54 +297,220 @@ def _api(
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
-            print(json.dumps(json.load(resp), indent=2))
-            return 0
+            return json.load(resp)
     except urllib.error.HTTPError as exc:
-        print(f"citybrain: HTTP {exc.code}: {exc.read().decode()}", file=sys.stderr)
-        return 1
+        raw = exc.read().decode(errors="replace")
+        try:
+            reason = json.loads(raw).get("error", raw)
+        except (ValueError, AttributeError):
+            reason = raw
+        raise CliError(
+            f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}",
+            EXIT_FAILED,
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        why = getattr(exc, "reason", exc)
+        raise CliError(
+            f"cannot reach the operator API at {base} ({why}): no worker serves it there; "
+            "start one (`make demo` leaves its worker running, or `citybrain worker`) "
+            "or give --url",
+            EXIT_SERVICE,
+        ) from None
+
+
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2))
+
+
+def _local(ts: float | None) -> str:
+    """An epoch time as local time with its zone, the way an operator's clock reads."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _next_deadline(run: dict[str, Any], now: float) -> str:
+    """The nearer of the run's step deadline and its SLA deadline, with how far off."""
+    candidates = [
+        (at, what)
+        for at, what in ((run.get("deadline_at"), "step"), (run.get("sla_deadline_at"), "SLA"))
+        if at is not None
+    ]
+    if not candidates or run.get("status") in ("resolved", "cancelled", "failed", "expired"):
+        return "-"
+    at, what = min(candidates)
+    delta = at - now
+    when = f"in {_ago(delta)}" if delta >= 0 else f"{_ago(-delta)} overdue"
+    return f"{_local(at)} ({what}, {when})"
+
+
+def _cell_names() -> dict[str, str]:
+    """Cell id -> name from the local grid file; empty when it cannot be read (the table
+    then shows ids only: the names are a help, not the answer)."""
+    from playbooks.loader import load_grid
+
+    try:
+        grid = load_grid(_settings().grid_file)
+    except Exception:
+        return {}
+    return {cell_id: cell.name for cell_id, cell in grid.cells.items()}
+
+
+def _cell(run: dict[str, Any], names: dict[str, str]) -> str:
+    name = names.get(run.get("grid_cell", ""))
+    return f"{run.get('grid_cell', '')} ({name})" if name else str(run.get("grid_cell", ""))
+
+
+def runs_table(runs: list[dict[str, Any]], names: dict[str, str], now: float) -> str:
+    """The runs as a plain-text table: one row each, columns padded to their widest."""
+    header = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLINE")
+    rows = [
+        (
+            str(r.get("run_id", "")),
+            str(r.get("playbook", "")),
+            _cell(r, names),
+            str(r.get("level", "")),
+            str(r.get("status", "")),
+            _ago(now - float(r.get("created_at") or now)),
+            _next_deadline(r, now),
+        )
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
+    """One run as labelled lines, times in local time with the zone."""
+    created = run.get("created_at")
+    fields = [
+        ("run", run.get("run_id")),
+        ("playbook", run.get("playbook")),
+        ("cell", _cell(run, names)),
+        ("level", run.get("level")),
+        ("status", run.get("status")),
+        ("step", run.get("step") or "-"),
+        ("kind", run.get("kind")),
+        ("department", run.get("department")),
+        ("created", f"{_local(created)} ({_ago(now - created)} ago)" if created else "-"),
+        ("next deadline", _next_deadline(run, now)),
+        ("SLA breached", "yes" if run.get("sla_breached") else "no"),
+        ("escalations", run.get("escalations", 0)),
+        (
+            "acknowledged",
+            f"{_local(run['acknowledged_at'])} by {run.get('acknowledged_by')}"
+            if run.get("acknowledged_at")
+            else "no",
+        ),
+        ("resolved", _local(run["resolved_at"]) if run.get("resolved_at") else "no"),
+        ("alerts", f"{len(run.get('alerts', []))}: {', '.join(run.get('alerts', []))}"),
+    ]
+    width = max(len(k) for k, _ in fields)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    import time
+
     if args.action == "list":
-        return _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
-    if args.action == "show":
-        return _api(args, "GET", f"/runs/{args.run_id}")
-    return _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
+        doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
+    elif args.action == "show":
+        doc = _api(args, "GET", f"/runs/{args.run_id}")
+    else:
+        doc = _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
+    if args.json:
+        _print_json(doc)
+        return EXIT_OK
+    now, names = time.time(), _cell_names()
+    if args.action == "list":
+        runs = doc.get("runs", [])
+        zone = datetime.now().astimezone().strftime("%Z, UTC%z")
+        print(f"{len(runs)} run(s); times in local time ({zone})")
+        if runs:
+            print(runs_table(runs, names, now))
+    elif args.action == "show":
+        print(run_details(doc["run"], names, now))
+    else:
+        command = doc.get("command", {})
+        print(
+            f"accepted: {args.action} of run {args.run_id} by {command.get('by')} "
+            f"(command {command.get('id')}); the worker that owns the run applies it"
+        )
+    return EXIT_OK
 
 
 def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "list":
-        return _api(args, "GET", "/silences")
-    if args.action == "expire":
-        return _api(args, "DELETE", f"/silences/{args.silence_id}")
-    return _api(
-        args,
-        "POST",
-        "/silences",
-        {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
-    )
+        doc = _api(args, "GET", "/silences")
+    elif args.action == "expire":
+        doc = _api(args, "DELETE", f"/silences/{args.silence_id}")
+    else:
+        doc = _api(
+            args,
+            "POST",
+            "/silences",
+            {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
+        )
+    _print_json(doc)
+    return 0
 
 
 def cmd_hash_token(args: argparse.Namespace) -> int:
     from streams.auth import hash_token
 
-    print(hash_token(sys.stdin.readline().strip()))
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise CliError("no token on standard input: `citybrain hash-token < token.txt`")
+    print(hash_token(token))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from citybrain.demo import DEMO_DATA, run_demo
+    from citybrain.demo import DEMO_DATA, KNOWN_EVENTS, KnownEvent, load_expected, run_demo
 
-    data = args.data or [str(p) for p in DEMO_DATA]
+    data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
+    for path in data:
+        if not path.is_file():
+            raise CliError(f"--data {str(path)!r}: no such file")
+    # The built-in expected events belong to the built-in data: on a user's own files
+    # they would only ever be "missed".
+    expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
+    if args.expect:
+        try:
+            expected = load_expected(Path(args.expect))
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from None
     if args.grid:
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     summary = run_demo(
-        [Path(p) for p in data],
+        data,
         ack_deadline=args.ack_deadline,
         summary_path=Path(args.summary) if args.summary else None,
         report_path=Path(args.report) if args.report else None,
+        expected=expected,
     )
-    return 0 if summary["alerts"] else 1
+    if not summary["alerts"]:
+        raise CliError(
+            f"the demo raised no alert on {len(data)} file(s): nothing for the playbooks "
+            "to do (the summary says how many readings were processed)",
+            EXIT_FAILED,
+        )
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -258,6 +518,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
+    for path in files:
+        if not path.is_file():
+            raise CliError(f"--data {str(path)!r}: no such file")
+    _require_kafka(settings)
     write_report(
         settings,
         files,
@@ -361,6 +625,14 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     except PushError as exc:
         print(f"citybrain: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        refused = _connection_error(exc)
+        if refused is None:
+            raise
+        raise CliError(
+            f"cannot reach Grafana at {args.url} ({refused}): check --url and that Grafana runs",
+            EXIT_SERVICE,
+        ) from None
     for verb, items in (
         ("created", report.created),
         ("updated", report.updated),
@@ -379,29 +651,106 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="citybrain", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+citybrain: a streaming city-operations brain. Sensor readings and citizen reports flow
+through Kafka into stream workers that detect anomalies, raise alerts, route them to
+response playbooks and escalate when nobody acts; Prometheus and Grafana show it all.
 
-    p = sub.add_parser("stack", help="start, stop or check the local Kafka and Prometheus")
-    p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--wipe", action="store_true", help="with down: delete Kafka's data")
+Start with 'make demo' (or 'citybrain demo'); 'citybrain COMMAND --help' describes each
+command. Settings come from CITYBRAIN_* environment variables (README, Configuration).
+"""
+
+EPILOG = """\
+exit statuses:
+  0    done
+  1    the command ran and the answer is no (checks failed, the API refused, no alert)
+  2    a bad command line, input file or setting (the message names it)
+  3    a service the command needs did not answer or could not start
+  70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (| head)
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; every option's default shown, unless it has
+    none worth showing or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or action.nargs in ("?", "*", "+")
+            or not action.option_strings
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from detectors import DETECTORS
+
+    parser = argparse.ArgumentParser(
+        prog="citybrain",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+    ) -> argparse.ArgumentParser:
+        return parent.add_parser(
+            name,
+            help=text,
+            description=text[0].upper() + text[1:] + ".",
+            epilog=EPILOG,
+            formatter_class=HelpFormatter,
+        )
+
+    detector_help = (
+        f"the detector to score with, one of {', '.join(sorted(DETECTORS))} "
+        f"(default {DEFAULT_DETECTOR})"
+    )
+
+    p = command(sub, "stack", "start, stop or check the local Kafka and Prometheus")
+    p.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        help="up: start them (installing what is missing); down: stop them and the demo's "
+        "worker; status: say what runs",
+    )
+    p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")
     p.set_defaults(func=cmd_stack)
 
-    p = sub.add_parser("worker", help="run a stream-processing worker (faust)")
-    p.add_argument("--loglevel", default="info")
+    p = command(sub, "worker", "run a stream-processing worker (faust) until Ctrl-C")
+    p.add_argument(
+        "--loglevel",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="how much the worker logs",
+    )
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("replay", help="publish canonical CSVs to Kafka in event-time order")
-    p.add_argument("files", nargs="+")
+    p = command(sub, "replay", "publish canonical CSVs to Kafka in event-time order")
+    p.add_argument("files", nargs="+", metavar="FILE", help="canonical reading or incident CSVs")
     speed = p.add_mutually_exclusive_group()
-    speed.add_argument("--speed", type=float, default=60.0, help="N x real time (default 60)")
-    speed.add_argument("--max", action="store_true", help="as fast as possible")
+    speed.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        metavar="N",
+        help="replay at N times real time",
+    )
+    speed.add_argument("--max", action="store_true", help="as fast as Kafka takes them")
     p.add_argument(
         "--on-error",
         choices=["stop", "skip"],
         default="stop",
-        help="a bad row stops the replay (default) or is skipped and reported",
+        help="whether a bad row stops the replay or is skipped and reported",
     )
     p.add_argument(
         "--pack",
@@ -420,84 +769,116 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("playbooks", help="check playbooks, test routing")
-    psub = p.add_subparsers(dest="action", required=True)
-    c = psub.add_parser("check", help="validate playbooks and routing: file, line, reason")
-    c.add_argument("dir", nargs="?", help="playbook directory (default: the library)")
-    c.add_argument("--routing", help="routing file (default: the library's)")
+    p = command(sub, "playbooks", "check playbooks and routing, test where an alert goes")
+    psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = command(psub, "check", "validate playbooks and routing, with file, line and reason")
+    c.add_argument("dir", nargs="?", help="playbook directory (default: the library's)")
+    c.add_argument("--routing", metavar="FILE", help="routing file (default: the library's)")
     c.set_defaults(func=cmd_playbooks)
-    r = psub.add_parser("route-test", help="which route and playbook an alert would take")
+    r = command(psub, "route-test", "show which route and playbook an alert would take")
     r.add_argument(
         "labels",
         nargs="+",
-        help='alert labels as amtool takes them: name=value or name="quoted \\"value\\""',
+        metavar="LABEL=VALUE",
+        help='the alert\'s labels as amtool takes them: name=value or name="quoted \\"value\\""',
     )
-    r.add_argument("--dir", help="playbook directory (default: the library)")
-    r.add_argument("--routing", help="routing file (default: the library's)")
+    r.add_argument("--dir", metavar="DIR", help="playbook directory (default: the library)")
+    r.add_argument("--routing", metavar="FILE", help="routing file (default: the library's)")
     r.set_defaults(func=cmd_playbooks)
 
     def api_options(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--url", help="worker URL (default http://127.0.0.1:WORKER_PORT)")
-        parser.add_argument("--token", help="API token (default $CITYBRAIN_API_TOKEN)")
+        parser.add_argument(
+            "--url", help="the worker's base URL (default http://127.0.0.1:CITYBRAIN_WORKER_PORT)"
+        )
+        parser.add_argument("--token", help="operator API token (default: $CITYBRAIN_API_TOKEN)")
 
-    p = sub.add_parser("runs", help="playbook runs through the operator API")
-    rsub = p.add_subparsers(dest="action", required=True)
-    lst = rsub.add_parser("list")
-    lst.add_argument("--status")
+    run_actions = {
+        "show": "show one run: cell, level, status, deadlines, alerts",
+        "ack": "acknowledge a run: someone is on it (stops its escalation)",
+        "resolve": "resolve a run (needs --note)",
+        "escalate": "escalate a run to the next grid level now (coordinator)",
+        "cancel": "cancel a run (needs --note; coordinator)",
+        "approve": "approve the step a run waits on (coordinator)",
+        "reject": "reject the step a run waits on (coordinator)",
+    }
+    p = command(sub, "runs", "list playbook runs and act on them through the operator API")
+    rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lst = command(rsub, "list", "list the runs as a table (latest run of each group)")
+    lst.add_argument("--status", help="only runs with this status, e.g. waiting_ack")
+    lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(lst)
     lst.set_defaults(func=cmd_runs)
-    for action in ("show", "ack", "resolve", "escalate", "cancel", "approve", "reject"):
-        a = rsub.add_parser(action)
-        a.add_argument("run_id")
+    for action, text in run_actions.items():
+        a = command(rsub, action, text)
+        a.add_argument("run_id", metavar="RUN_ID", help="the run's id, as 'runs list' shows it")
         a.add_argument("--note", help="why (required for resolve and cancel)")
+        a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
         api_options(a)
         a.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("silences", help="silences through the operator API")
-    ssub = p.add_subparsers(dest="action", required=True)
-    lst = ssub.add_parser("list")
+    p = command(sub, "silences", "list, add or expire silences through the operator API")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lst = command(ssub, "list", "list the silences, active or not")
     api_options(lst)
     lst.set_defaults(func=cmd_silences)
-    add = ssub.add_parser("add")
-    add.add_argument("--matcher", action="append", required=True, help='e.g. kind="pm25"')
-    add.add_argument("--duration", required=True, help="e.g. 2h")
-    add.add_argument("--reason", required=True)
+    add = command(ssub, "add", "silence the alerts that match every --matcher for a while")
+    add.add_argument(
+        "--matcher", action="append", required=True, help='a label matcher, e.g. kind="pm25"'
+    )
+    add.add_argument("--duration", required=True, help="how long, e.g. 30m or 2h")
+    add.add_argument("--reason", required=True, help="why, for the audit trail")
     api_options(add)
     add.set_defaults(func=cmd_silences)
-    exp = ssub.add_parser("expire")
-    exp.add_argument("silence_id")
+    exp = command(ssub, "expire", "end a silence now (coordinator)")
+    exp.add_argument("silence_id", metavar="SILENCE_ID", help="as 'silences list' shows it")
     api_options(exp)
     exp.set_defaults(func=cmd_silences)
 
-    p = sub.add_parser("hash-token", help="print the SHA-256 of a token read from stdin")
+    p = command(sub, "hash-token", "print the SHA-256 of a token read from stdin")
     p.set_defaults(func=cmd_hash_token)
 
-    p = sub.add_parser("demo", help="the whole loop on real data: stack, worker, replay, summary")
-    p.add_argument("--data", nargs="+", help="canonical CSVs (default: datasets/*.csv.gz)")
-    p.add_argument("--grid", help="grid file (default: datasets/grid.yaml)")
-    p.add_argument("--summary", help="write the summary as JSON here")
-    p.add_argument("--report", help="write a what-if report (self-contained HTML) here")
+    p = command(sub, "demo", "the whole loop on real data: stack, worker, replay, summary")
+    p.add_argument(
+        "--data", nargs="+", metavar="FILE", help="canonical CSVs (default: datasets/*.csv.gz)"
+    )
+    p.add_argument("--grid", metavar="FILE", help="grid file (default: datasets/grid.yaml)")
+    p.add_argument("--summary", metavar="FILE", help="write the summary as JSON here")
+    p.add_argument(
+        "--report", metavar="FILE", help="write a what-if report (self-contained HTML) here"
+    )
+    p.add_argument(
+        "--expect",
+        metavar="FILE",
+        help="YAML list of events you expect alerts for (keys name, sensor_prefix, start, "
+        "end); the summary says which were detected or missed (default: the built-in "
+        "events of the built-in data, none with --data)",
+    )
     p.add_argument(
         "--ack-deadline",
         type=float,
         default=5.0,
-        help="seconds each wait_ack waits in the demo (default 5)",
+        metavar="SECONDS",
+        help="how long each wait for an acknowledgement lasts in the demo",
     )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("report", help="what-if report (HTML) of a finished replay")
-    p.add_argument("--prefix", required=True, help="the replay's topic prefix (demo summary)")
-    p.add_argument("--data", nargs="+", required=True, help="the replayed canonical CSVs")
-    p.add_argument("--out", required=True)
-    p.add_argument("--title")
+    p = command(sub, "report", "write the what-if report (HTML) of a finished replay")
+    p.add_argument(
+        "--prefix", required=True, help="the replay's topic prefix (in the demo's summary)"
+    )
+    p.add_argument(
+        "--data", nargs="+", required=True, metavar="FILE", help="the replayed canonical CSVs"
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the HTML")
+    p.add_argument("--title", help="the page title (default: names the data files)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("detect", help="score timestamp,value CSVs with a detector")
-    p.add_argument("--input")
-    p.add_argument("--output")
-    p.add_argument("--input-dir")
-    p.add_argument("--output-dir")
-    p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
+    p = command(sub, "detect", "score timestamp,value CSVs with a detector, streaming")
+    p.add_argument("--input", metavar="FILE", help="one CSV to score")
+    p.add_argument("--output", metavar="FILE", help="where its scores go")
+    p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
+    p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME", help=detector_help)
     p.add_argument(
         "--on-error",
         choices=["stop", "skip"],
@@ -506,51 +887,153 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("bench", help="benchmarks that score detectors")
-    bsub = p.add_subparsers(dest="action", required=True)
-    nab = bsub.add_parser("nab", help="score a detector on a NAB-layout corpus")
-    nab.add_argument("--data", required=True, help="NAB's root or its data/ directory")
-    nab.add_argument("--labels", help="combined_windows.json (default: ../labels/)")
-    nab.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
+    p = command(sub, "bench", "benchmarks that score detectors")
+    bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    nab = command(bsub, "nab", "score a detector on a NAB-layout corpus")
+    nab.add_argument("--data", required=True, metavar="DIR", help="NAB's root or its data/")
+    nab.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="combined_windows.json (default: labels/ beside the data directory)",
+    )
+    nab.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME", help=detector_help)
     nab.set_defaults(func=cmd_bench_nab)
 
-    p = sub.add_parser("dashboards", help="Grafana dashboards and provisioning")
-    dsub = p.add_subparsers(dest="action", required=True)
-    g = dsub.add_parser("generate", help="write dashboards and provisioning files")
-    g.add_argument("--out", default=str(REPO_ROOT / "dashboards" / "generated"))
+    generated = str(REPO_ROOT / "dashboards" / "generated")
+    p = command(sub, "dashboards", "generate Grafana dashboards or push them to a Grafana")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = command(dsub, "generate", "write dashboards, provisioning and Prometheus rules")
+    g.add_argument("--out", default=generated, metavar="DIR", help="where to write them")
     g.set_defaults(func=cmd_dashboards)
-    push = dsub.add_parser("push", help="upsert folder, datasource and dashboards into Grafana")
-    push.add_argument("--url", required=True, help="Grafana base URL")
-    push.add_argument("--token", help="service-account token (default $CITYBRAIN_GRAFANA_TOKEN)")
-    push.add_argument("--prometheus-url", help="the datasource URL as Grafana reaches it")
-    push.add_argument("--generated", default=str(REPO_ROOT / "dashboards" / "generated"))
+    push = command(dsub, "push", "upsert folder, datasource and dashboards into a Grafana")
+    push.add_argument("--url", required=True, help="Grafana's base URL")
+    push.add_argument("--token", help="service-account token (default: $CITYBRAIN_GRAFANA_TOKEN)")
+    push.add_argument(
+        "--prometheus-url",
+        help="the datasource URL as Grafana reaches it (default: the local Prometheus)",
+    )
+    push.add_argument(
+        "--generated", default=generated, metavar="DIR", help="the generated files to push"
+    )
     push.set_defaults(func=cmd_dashboards)
 
-    p = sub.add_parser("datasets", help="rebuild the committed data slices")
-    dsub = p.add_subparsers(dest="action", required=True)
-    b = dsub.add_parser("build", help="convert ../shared/data/city into datasets/")
-    b.add_argument("--shared", default=str(REPO_ROOT.parent / "shared" / "data" / "city"))
-    b.add_argument("--out", default=str(REPO_ROOT / "datasets"))
+    p = command(sub, "datasets", "rebuild the committed data slices from the shared data")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = command(dsub, "build", "convert ../shared/data/city into datasets/")
+    b.add_argument(
+        "--shared",
+        default=str(REPO_ROOT.parent / "shared" / "data" / "city"),
+        metavar="DIR",
+        help="the shared city data",
+    )
+    b.add_argument(
+        "--out", default=str(REPO_ROOT / "datasets"), metavar="DIR", help="where the slices go"
+    )
     b.set_defaults(func=cmd_datasets)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "worker":
-        # faust's Worker parses sys.argv itself; hand it only the program name.
-        sys.argv = sys.argv[:1]
-    try:
-        return int(args.func(args))
-    except Exception as exc:
-        from citybrain.stack.process import StackError
-        from playbooks.errors import PlaybookError
-        from streams.errors import StreamsError
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one-line reason for an exception that ended a command."""
+    import urllib.error
 
-        if isinstance(exc, StackError | PlaybookError | StreamsError):
-            print(f"citybrain: {exc}", file=sys.stderr)
-            return 2
-        raise
+    import kafka.errors
+
+    from citybrain.stack.process import StackError
+    from playbooks.errors import PlaybookError
+
+    if isinstance(exc, CliError):
+        return exc.status, exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, StackError):
+        return EXIT_SERVICE, str(exc)
+    if isinstance(exc, PlaybookError | StreamsError):
+        return EXIT_USAGE, str(exc)
+    # kafka-python 3 dropped NoBrokersAvailable; older releases raise it.
+    kafka_down = tuple(
+        getattr(kafka.errors, name)
+        for name in ("NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError")
+        if hasattr(kafka.errors, name)
+    )
+    if isinstance(exc, kafka_down):
+        try:
+            where = _settings().kafka_bootstrap
+        except StreamsError:
+            where = "the configured address"
+        return EXIT_SERVICE, (
+            f"no Kafka broker answered at {where} ({type(exc).__name__}): {START_STACK}, "
+            "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
+        )
+    refused = _connection_error(exc)
+    if isinstance(exc, urllib.error.URLError) or refused is not None:
+        why = getattr(exc, "reason", None) or refused or exc
+        return EXIT_SERVICE, f"a service did not answer ({why}): {START_STACK} and retry"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return EXIT_USAGE, f"cannot use {exc.filename}: {exc.strerror}"
+    return EXIT_BUG, (
+        f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
+        "command you ran; CITYBRAIN_DEBUG=1 prints the traceback"
+    )
+
+
+def _connection_error(exc: BaseException) -> BaseException | None:
+    """The ConnectionError or TimeoutError behind ``exc``, if any: HTTP clients (niquests
+    under grafana-client, urllib3) wrap the refused connection in their own errors."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, ConnectionError | TimeoutError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away: point it at /dev/null so the interpreter's
+    final flush cannot raise again (the Python docs' recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the only place exceptions become messages and exit statuses."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+            sys.stdout.flush()
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        if args.command == "worker":
+            # faust's Worker parses sys.argv itself; hand it only the program name.
+            sys.argv = sys.argv[:1]
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here, inside the boundary
+        return status
+    except SystemExit as exc:  # faust's worker ends with sys.exit(code)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK
+        print(f"citybrain: {exc.code}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_PIPE
+    except BaseException as exc:
+        if os.environ.get("CITYBRAIN_DEBUG"):
+            raise
+        try:
+            status, message = _describe(exc)
+        except Exception as inner:  # the boundary itself must never print a traceback
+            status, message = EXIT_BUG, f"unexpected {type(exc).__name__}: {exc} ({inner})"
+        first, *detail = message.splitlines() or [type(exc).__name__]
+        try:
+            print(f"citybrain: {first}", file=sys.stderr)
+            for line in detail:  # e.g. a service's last log lines, after the reason
+                print(f"  | {line}", file=sys.stderr)
+        except BrokenPipeError:
+            pass
+        return status
 
 
 if __name__ == "__main__":

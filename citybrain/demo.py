@@ -9,28 +9,32 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
+import secrets
+import shutil
 import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kafka import KafkaAdminClient, KafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from citybrain.report import build_report, readings_frame
+from citybrain.report import Context, build_report, incidents_frame, readings_frame
 from citybrain.stack import KafkaBroker, PrometheusServer
-from citybrain.stack.process import StackError, tail
+from citybrain.stack.kafka import KAFKA_VERSION
+from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
+from streams.auth import hash_token
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
 from streams.settings import REPO_ROOT, Settings
@@ -49,12 +53,41 @@ DEMO_DATA = tuple(
 
 @dataclass(frozen=True)
 class KnownEvent:
-    """A real event in a committed slice that the demo expects to be alerted on."""
+    """A real event the demo expects to be alerted on: an alert whose sensor id (or, for
+    a citizen-report burst, grid cell) starts with ``sensor_prefix`` and whose first
+    event time lies in [start, end] (ISO 8601 UTC) detects it."""
 
     name: str
     sensor_prefix: str
     start: str
     end: str
+
+
+EXPECT_KEYS = ("name", "sensor_prefix", "start", "end")
+
+
+def load_expected(path: Path) -> tuple[KnownEvent, ...]:
+    """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
+    sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--expect {path}: not YAML: {exc}") from None
+    if not isinstance(doc, list):
+        raise ValueError(f"--expect {path}: expected a list of events with keys {EXPECT_KEYS}")
+    events = []
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict) or set(entry) != set(EXPECT_KEYS):
+            raise ValueError(f"--expect {path}: entry {i}: expected exactly the keys {EXPECT_KEYS}")
+        for key in ("start", "end"):
+            try:
+                datetime.fromisoformat(str(entry[key]).replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"--expect {path}: entry {i}: {key} is {entry[key]!r}, expected ISO 8601"
+                ) from None
+        events.append(KnownEvent(*(str(entry[k]) for k in EXPECT_KEYS)))
+    return tuple(events)
 
 
 KNOWN_EVENTS = (
@@ -128,21 +161,37 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
 
 
 def summarise(
-    settings: Settings, metrics: dict[str, float], prom: float | None, sensors: set[str]
+    settings: Settings,
+    metrics: dict[str, float],
+    prom: float | None,
+    sensors: set[str],
+    expected: tuple[KnownEvent, ...] = KNOWN_EVENTS,
+    cell_names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The demo's summary, read back from its topics: counts, each alert with the
+    playbook and run it went to, and whether each expected event was alerted on."""
+    names = cell_names or {}
     alerts: dict[str, dict[str, Any]] = {}
     for msg in read_topic(settings, settings.topic("alerts")):
         doc = json.loads(msg.value)
+        labels = doc.get("labels") or {}
+        category = labels.get("category", "")
         entry = alerts.setdefault(
             doc["alert_id"],
             {
                 "id": doc["alert_id"],
+                # A citizen-report burst has no sensor: its cell and category say what.
+                "subject": doc["sensor_id"] or f"{doc['grid_cell']} {category}".strip(),
                 "sensor_id": doc["sensor_id"],
+                "category": category,
                 "kind": doc["kind"],
                 "grid_cell": doc["grid_cell"],
+                "cell_name": names.get(doc["grid_cell"], ""),
                 "severity": doc["severity"],
                 "first_event_time": doc["started_at"],
                 "last_event_time": None,
+                "playbook": None,
+                "run_id": None,
             },
         )
         if doc["status"] == "resolved":
@@ -150,6 +199,15 @@ def summarise(
             entry["severity"] = doc["severity"]
     steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
     runs = {s["run_id"] for s in steps if s["action"] == "run_created"}
+    playbook_of = {s["run_id"]: s.get("playbook") for s in steps if s["action"] == "run_created"}
+    for step in steps:
+        # The first alert of a run is its alert_id; later ones join it (detail = alert id).
+        alert_id = {"run_created": step.get("alert_id"), "alert_joined": step.get("detail")}.get(
+            step["action"]
+        )
+        if alert_id in alerts and alerts[alert_id]["run_id"] is None:
+            alerts[alert_id]["run_id"] = step["run_id"]
+            alerts[alert_id]["playbook"] = playbook_of.get(step["run_id"])
     escalations = {s["id"] for s in steps if s["action"] == "escalate"}
     dead = read_topic(settings, settings.topic("deadletter"))
     reasons: dict[str, int] = {}
@@ -157,17 +215,7 @@ def summarise(
         reason = dict(msg.headers).get("citybrain.error.reason", b"?").decode()
         reasons[reason] = reasons.get(reason, 0) + 1
     alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
-    known = []
-    for event in KNOWN_EVENTS:
-        hits = [
-            a
-            for a in alert_list
-            if a["sensor_id"].startswith(event.sensor_prefix)
-            and event.start <= a["first_event_time"] <= event.end
-        ]
-        # Only events whose sensors were replayed; a replayed one with no alert is "missed".
-        if any(s.startswith(event.sensor_prefix) for s in sensors):
-            known.append({"event": event.name, "alerts": len(hits), "detected": bool(hits)})
+    known = known_events(alert_list, expected, sensors)
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
         "incidents": int(metrics.get("citybrain_incidents_total", 0)),
@@ -183,10 +231,64 @@ def summarise(
     }
 
 
-def _table(m: dict[str, float], rate: float, sent: int, total: int) -> Table:
+def known_events(
+    alerts: list[dict[str, Any]], expected: tuple[KnownEvent, ...], sensors: set[str]
+) -> list[dict[str, Any]]:
+    """Whether each expected event was alerted on: ``alerts`` need sensor_id, grid_cell
+    and first_event_time. Only events whose sensors were replayed are reported, so a
+    replayed one with no alert is "missed" and an absent one is not mentioned."""
+    known = []
+    for event in expected:
+        hits = [
+            a
+            for a in alerts
+            if (a["sensor_id"] or a["grid_cell"]).startswith(event.sensor_prefix)
+            and _utc(event.start) <= _utc(a["first_event_time"]) <= _utc(event.end)
+        ]
+        if any(s.startswith(event.sensor_prefix) for s in sensors):
+            known.append({"event": event.name, "alerts": len(hits), "detected": bool(hits)})
+    return known
+
+
+def _utc(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Progress:
+    """Where the demo is: what the pipeline is doing and how far it got."""
+
+    phase: str
+    sent: int
+    processed: int
+    total: int
+    elapsed: float
+    rate: float
+    waiting: int
+
+    def line(self, m: dict[str, float]) -> str:
+        """One plain line, for logs and pipes (every few seconds when not a terminal)."""
+        share = 100 * self.processed / self.total if self.total else 100.0
+        return (
+            f"[{self.elapsed:5.0f} s] {self.phase}: {self.processed:,} of {self.total:,} "
+            f"events processed ({share:.0f} %), {self.rate:,.0f} readings/s; "
+            f"{int(m.get('citybrain_anomalies_total', 0)):,} anomalies, "
+            f"{int(m.get('citybrain_alerts_total', 0)):,} alerts, "
+            f"{int(m.get('citybrain_playbook_runs_total', 0)):,} runs "
+            f"({self.waiting:,} waiting for a person), "
+            f"{int(m.get('citybrain_playbook_escalations_total', 0)):,} escalations"
+        )
+
+
+def _table(m: dict[str, float], p: Progress) -> Table:
     table = Table(title="citybrain - live", show_header=False, min_width=48)
-    table.add_row("replayed", f"{sent:,} / {total:,}")
-    table.add_row("readings/s (processed)", f"{rate:,.0f}")
+    table.add_row("now", p.phase)
+    table.add_row("elapsed", f"{p.elapsed:,.0f} s")
+    table.add_row("replayed", f"{p.sent:,} / {p.total:,}")
+    share = 100 * p.processed / p.total if p.total else 100.0
+    table.add_row("processed", f"{p.processed:,} / {p.total:,} ({share:.0f} %)")
+    table.add_row("readings/s (processed)", f"{p.rate:,.0f}")
+    table.add_row("runs waiting for a person", f"{p.waiting:,}")
     rows = [
         ("readings", "citybrain_readings_total"),
         ("incidents", "citybrain_incidents_total"),
@@ -202,11 +304,115 @@ def _table(m: dict[str, float], rate: float, sent: int, total: int) -> Table:
     return table
 
 
-def write_report(settings: Settings, data: list[Path], path: Path, title: str) -> None:
-    """The what-if report of a finished replay: its data files and its topics."""
+def write_report(
+    settings: Settings,
+    data: list[Path],
+    path: Path,
+    title: str,
+    expected: tuple[KnownEvent, ...] | None = None,
+) -> None:
+    """The what-if report of a finished replay: its data files, its topics and the grid.
+    ``expected`` defaults to the built-in events when ``data`` are the built-in files."""
+    from playbooks.loader import load_grid
+
+    if expected is None:
+        same = {p.resolve() for p in data} == {p.resolve() for p in DEMO_DATA}
+        expected = KNOWN_EVENTS if same else ()
     alerts = [json.loads(m.value) for m in read_topic(settings, settings.topic("alerts"))]
     steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
-    path.write_text(build_report(readings_frame(data), alerts, steps, title), encoding="utf-8")
+    readings = readings_frame(data)
+    firsts: dict[str, dict[str, Any]] = {}
+    for doc in alerts:
+        firsts.setdefault(
+            doc["alert_id"],
+            {
+                "sensor_id": doc.get("sensor_id", ""),
+                "grid_cell": doc["grid_cell"],
+                "first_event_time": doc["started_at"],
+            },
+        )
+    context = Context(
+        grid=load_grid(settings.grid_file),
+        sensor_files=dict(zip(readings["sensor_id"], readings["file"], strict=True)),
+        incidents=incidents_frame(data),
+        known_events=known_events(
+            list(firsts.values()), expected, set(readings["sensor_id"].unique())
+        ),
+    )
+    path.write_text(build_report(readings, alerts, steps, title, context), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class DemoFiles:
+    """Where a demo keeps what outlives it, under the run directory: its worker's pid and
+    log, the demo operator token (mode 0600) and the tokens file the worker reads."""
+
+    dir: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> DemoFiles:
+        return cls(settings.run_dir / "demo")
+
+    @property
+    def pid(self) -> Path:
+        return self.dir / "worker.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "worker.log"
+
+    @property
+    def token(self) -> Path:
+        return self.dir / "operator-token"
+
+    @property
+    def tokens(self) -> Path:
+        return self.dir / "tokens.yaml"
+
+
+def stop_demo_worker(settings: Settings) -> bool:
+    """Stop the worker an earlier demo left serving its runs; whether one was running."""
+    return stop(DemoFiles.of(settings).pid)
+
+
+def make_demo_token(files: DemoFiles) -> str:
+    """A fresh operator token: the secret in ``files.token`` (0600), its hash in
+    ``files.tokens`` for the demo's worker (streams/auth.py)."""
+    files.dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    files.token.touch(mode=0o600)
+    files.token.write_text(token + "\n")
+    files.tokens.write_text(
+        f"tokens:\n  - {{name: demo-operator, role: operator, sha256: '{hash_token(token)}'}}\n"
+    )
+    return token
+
+
+def cli_command() -> str:
+    """How the user can type citybrain here: the bare name if it is on the PATH (an
+    activated venv), else the path of this interpreter's script."""
+    script = Path(sys.executable).parent / "citybrain"
+    found = shutil.which("citybrain")
+    if found and Path(found).resolve() == script.resolve():
+        return "citybrain"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def announce_installs(console: Console, kafka: KafkaBroker) -> None:
+    """Say what the stack will download or install before it does (issue 15, item 7)."""
+    if not (kafka.libs.parent / ".complete").exists():
+        console.print(
+            f"first run: downloading Kafka {KAFKA_VERSION} (about 120 MB of jars) from Maven "
+            f"Central into {kafka.libs.parent} with mvn; later runs reuse it"
+        )
+    if shutil.which("prometheus") is None:
+        console.print(
+            "prometheus not found: installing Debian's prometheus package with "
+            "`apt-get install --no-install-recommends prometheus` (needs root)"
+        )
 
 
 def run_demo(
@@ -214,21 +420,33 @@ def run_demo(
     ack_deadline: float = 5.0,
     summary_path: Path | None = None,
     report_path: Path | None = None,
+    expected: tuple[KnownEvent, ...] = KNOWN_EVENTS,
+    console: Console | None = None,
 ) -> dict[str, Any]:
-    console = Console()
+    """The whole loop; returns the summary. Leaves the stack and the demo's worker
+    running so its runs stay reachable through the operator API; raises StackError when
+    a service fails. ``expected``: the events the summary reports as detected or missed."""
+    # soft_wrap: no line is broken at 80 columns when the output is a pipe or a log.
+    console = console or Console(soft_wrap=True)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     base = Settings()
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
-    console.print("[bold]citybrain demo[/]: starting the local stack (first run downloads Kafka)")
+    files = DemoFiles.of(base)
+    console.print("[bold]citybrain demo[/]: starting the local stack (Kafka, Prometheus)")
+    announce_installs(console, kafka)
     kafka.start()
     prom.start()
+    if stop_demo_worker(base):
+        console.print("stopped the previous demo's worker")
     drop_old_demo_topics(base)
+    make_demo_token(files)
     # Fresh topics and consumer group per demo: a summary never mixes two runs.
     env = {
         **os.environ,
         "CITYBRAIN_TOPIC_PREFIX": f"demo-{run_id}",
         "CITYBRAIN_APP_ID": f"demo-{run_id}",
         "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline),
+        "CITYBRAIN_API_TOKENS_FILE": str(files.tokens),
     }
     settings = Settings(
         topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline
@@ -240,17 +458,11 @@ def run_demo(
         f"{len(events):,} events from {len(data)} files"
     )
 
-    log_file = settings.run_dir / f"demo-worker-{run_id}.log"
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
-    with log_file.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "citybrain.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    # Its own session, so it outlives the demo and serves the runs afterwards.
+    spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
     try:
-        _wait_for_worker(worker, metrics_url, log_file)
+        _wait_for_worker(files, metrics_url)
         replayer = Replayer(
             settings.kafka_bootstrap,
             settings.topic("readings"),
@@ -265,7 +477,7 @@ def run_demo(
             daemon=True,
         )
         thread.start()
-        metrics = _watch(console, worker, metrics_url, thread, sent, len(events), ack_deadline)
+        metrics = _watch(console, files, metrics_url, thread, sent, len(events), ack_deadline)
         replayer.close()
         time.sleep(2 * float(prom.scrape_interval.rstrip("s")))
         summary = summarise(
@@ -273,73 +485,132 @@ def run_demo(
             metrics,
             prometheus_value(prom.url, "sum(citybrain_readings_total)"),
             {e.sensor_id for e in events if isinstance(e, Reading)},
+            expected,
+            _cell_names(settings),
         )
         summary["topic_prefix"] = settings.topic_prefix
+        summary["worker_url"] = f"http://127.0.0.1:{settings.worker_port}"
         if report_path is not None:
             write_report(
                 settings,
                 data,
                 report_path,
                 f"citybrain what-if report: {', '.join(p.name for p in data)}",
+                expected,
             )
             console.print(f"report written to {report_path}")
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    except BaseException:
+        stop(files.pid)  # a failed or interrupted demo leaves no half-fed worker behind
+        raise
     _print_summary(console, summary)
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
         console.print(f"summary written to {summary_path}")
-    console.print("The stack is still running: [bold]citybrain stack down[/] stops it.")
+    cli = cli_command()
+    console.print(
+        f"\nThe demo's worker keeps serving its {summary['runs']:,} runs on "
+        f"{summary['worker_url']} (log: {files.log}). With the demo operator token:\n"
+        f"  export CITYBRAIN_API_TOKEN=$(cat {files.token})\n"
+        f"  {cli} runs list\n"
+        f"  {cli} runs show RUN_ID\n"
+        f"  {cli} runs ack RUN_ID --note 'on my way'\n"
+        "The stack and that worker are still running: [bold]make stack-down[/] "
+        f"(or {cli} stack down) stops them.",
+        highlight=False,
+        soft_wrap=True,
+    )
     return summary
 
 
-def _wait_for_worker(worker: subprocess.Popen[bytes], url: str, log_file: Path) -> None:
+def _cell_names(settings: Settings) -> dict[str, str]:
+    from playbooks.loader import load_grid
+
+    grid = load_grid(settings.grid_file)
+    return {cell_id: cell.name for cell_id, cell in grid.cells.items()}
+
+
+def _wait_for_worker(files: DemoFiles, url: str) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise StackError(f"worker exited ({worker.returncode}):\n{tail(log_file)}")
+        if read_pid(files.pid) is None:
+            raise StackError(f"the demo's worker exited; last log lines:\n{tail(files.log)}")
         try:
             scrape(url)
             return
         except OSError:
             time.sleep(0.5)
-    raise StackError(f"worker not serving {url} after 90s:\n{tail(log_file)}")
+    raise StackError(f"the demo's worker is not serving {url} after 90s:\n{tail(files.log)}")
+
+
+WAITING = ("pending", "waiting_ack", "waiting_approval", "waiting_action")
 
 
 def _watch(
     console: Console,
-    worker: subprocess.Popen[bytes],
+    files: DemoFiles,
     url: str,
     replay: threading.Thread,
     sent: list[int],
     total: int,
     ack_deadline: float,
+    line_every: float = 5.0,
 ) -> dict[str, float]:
-    """Live view until every event is processed and no run still waits for an ack."""
+    """Progress until every event is processed and no run still waits for a person: a
+    live table on a terminal, a plain line every ``line_every`` seconds otherwise."""
     metrics: dict[str, float] = {}
-    last, last_t = 0.0, time.monotonic()
+    started = last_t = time.monotonic()
+    last = 0.0
     settled_since: float | None = None
     give_up: float | None = None
-    with Live(_table(metrics, 0, 0, total), console=console, refresh_per_second=4) as live:
+    progress = Progress("starting", 0, 0, total, 0.0, 0.0, 0)
+    show: Callable[[Progress], None]
+    live: Live | None = None
+    if console.is_terminal:
+        live = Live(_table(metrics, progress), console=console, refresh_per_second=4)
+        live.start()
+
+        def show(p: Progress) -> None:
+            assert live is not None
+            live.update(_table(metrics, p))
+
+    else:
+        next_line = [started]
+
+        def show(p: Progress) -> None:
+            if time.monotonic() >= next_line[0]:
+                console.print(p.line(metrics), highlight=False, soft_wrap=True)
+                next_line[0] = time.monotonic() + line_every
+
+    try:
         while True:
             time.sleep(0.5)
-            if worker.poll() is not None:
-                raise StackError(f"worker exited ({worker.returncode}) during the demo")
+            if read_pid(files.pid) is None:
+                raise StackError(f"the demo's worker exited; last log lines:\n{tail(files.log)}")
             metrics = scrape(url)
             now = time.monotonic()
             readings = metrics.get("citybrain_readings_total", 0.0)
             rate = (readings - last) / (now - last_t)
             last, last_t = readings, now
-            live.update(_table(metrics, rate, sent[0], total))
-            processed = sum(metrics.get(name, 0.0) for name in PROCESSED)
-            waiting = sum(
-                metrics.get(f'citybrain_playbook_runs_open{{status="{s}"}}', 0.0)
-                for s in ("pending", "waiting_ack", "waiting_approval", "waiting_action")
+            processed = int(sum(metrics.get(name, 0.0) for name in PROCESSED))
+            waiting = int(
+                sum(
+                    metrics.get(f'citybrain_playbook_runs_open{{status="{s}"}}', 0.0)
+                    for s in WAITING
+                )
             )
+            if replay.is_alive():
+                phase = "replaying"
+            elif processed < total:
+                phase = "replay sent; the worker is catching up"
+            elif waiting:
+                phase = (
+                    f"replay done; {waiting:,} runs wait for a person and escalate every "
+                    f"{ack_deadline:g} s until their ladders end"
+                )
+            else:
+                phase = "replay done; settling"
+            progress = Progress(phase, sent[0], processed, total, now - started, rate, waiting)
+            show(progress)
             if replay.is_alive():
                 continue
             give_up = give_up or now + 120 + 4 * ack_deadline
@@ -347,15 +618,21 @@ def _watch(
                 settled_since = settled_since or now
                 # Alerts and runs trail the readings by a moment; let them settle.
                 if now - settled_since > 3:
-                    return metrics
+                    break
             else:
                 settled_since = None
             if now > give_up:
                 console.print(
-                    f"[yellow]gave up waiting: {processed:.0f} of {total} events "
-                    f"processed, {waiting:.0f} runs waiting[/]"
+                    f"[yellow]gave up waiting: {processed:,} of {total:,} events "
+                    f"processed, {waiting:,} runs waiting[/]"
                 )
-                return metrics
+                break
+    finally:
+        if live is not None:
+            live.stop()
+    if not console.is_terminal:
+        console.print(progress.line(metrics), highlight=False, soft_wrap=True)
+    return metrics
 
 
 PROCESSED = (
@@ -365,6 +642,15 @@ PROCESSED = (
     "citybrain_readings_redelivered_total",
     "citybrain_dead_letters_total",
 )
+
+MAX_LISTED_ALERTS = 40
+
+
+def _number(value: Any) -> str:
+    """Every count in the summary printed one way: thousands separated, no decimals."""
+    if value is None:
+        return "n/a"
+    return f"{int(value):,}"
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
@@ -379,8 +665,44 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         "escalations",
         "prometheus_readings_total",
     ):
-        table.add_row(key.replace("_", " "), str(summary[key]))
+        table.add_row(key.replace("_", " "), _number(summary[key]))
     console.print(table)
+    alerts = summary["alert_list"]
+    if not alerts:
+        console.print(
+            "[yellow]no alert was raised[/]: the detectors found nothing anomalous enough "
+            "in these files (or the worker processed none of them; see its log)"
+        )
+    else:
+        listed = alerts[:MAX_LISTED_ALERTS]
+        console.print(
+            f"alerts and where they went (first {len(listed)} of {len(alerts):,} by event "
+            "time; all in the summary file):"
+            if len(alerts) > len(listed)
+            else "alerts and where they went:"
+        )
+        header = ("event time (UTC)", "severity", "kind", "what", "cell", "playbook", "run")
+        rows = [
+            (
+                a["first_event_time"].replace("T", " ").removesuffix("Z")[:16],
+                a["severity"],
+                a["kind"],
+                a["subject"],
+                a["cell_name"] or a["grid_cell"],
+                a["playbook"] or "-",
+                a["run_id"] or "not routed",
+            )
+            for a in listed
+        ]
+        # Plain aligned lines, never wrapped: a log or a pipe keeps one alert per line.
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            console.print(
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(),
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
-        console.print(f"  {mark} {event['event']}: {event['alerts']} alert(s)")
+        console.print(f"  {mark} {event['event']}: {_number(event['alerts'])} alert(s)")

@@ -1,28 +1,53 @@
 """What-if reports: one self-contained HTML file about a finished replay.
 
-Per-sensor charts with the anomalous episodes marked, the alert timeline, runs and
-escalations by grid level, times to acknowledge and resolve. Inline SVG and a few lines of
-script, no external assets: a coordinator can mail it, open it offline, or compare two
-detectors or playbooks by replaying the same history twice.
+The known events it covers, a map per city (cells and sensors drawn from their grid
+coordinates, alerts coloured by severity; no tile server), the alert timeline per data set
+and city, citizen reports in the period, runs and escalations by grid level, times to
+acknowledge and resolve, and per-sensor charts with units and the alert episodes marked.
+Inline SVG and a few lines of script, no external assets: a coordinator can mail it, open
+it offline, or compare two detectors or playbooks by replaying the same history twice.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from streams.events import Reading
+from playbooks.grid import Grid
+from streams.events import IncidentReport, Reading
 from streams.feeds import read_canonical
 
 MAX_SENSOR_CHARTS = 24
 W, H, PAD = 640.0, 150.0, 28.0
+SEVERITIES = ("minor", "major", "critical")  # mildest first
+MIN_SPAN = 0.02  # degrees, about 2 km: the smallest area a map shows
+WHAT_IF = (
+    "A what-if replay feeds recorded history through the pipeline as if it were happening "
+    "now, so you can see which alerts, playbook runs and escalations today's detectors and "
+    "playbooks would have produced, and compare settings on the same past."
+)
+
+
+@dataclass
+class Context:
+    """What the report knows besides the topics: the grid (names, cities, positions),
+    which file each sensor and each incident cell came from, the citizen reports, and
+    the known events with whether they were alerted on."""
+
+    grid: Grid | None = None
+    sensor_files: dict[str, str] = field(default_factory=dict)
+    incidents: pd.DataFrame | None = None
+    known_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _ts(text: str) -> float:
@@ -42,9 +67,14 @@ def _duration(seconds: float) -> str:
 
 
 def sensor_chart(
-    sensor_id: str, kind: str, series: pd.DataFrame, episodes: list[tuple[float, float, str]]
+    sensor_id: str,
+    kind: str,
+    series: pd.DataFrame,
+    episodes: list[tuple[float, float, str]],
+    unit: str = "",
 ) -> str:
-    """An SVG line chart of one sensor with its alert episodes shaded."""
+    """An SVG line chart of one sensor with its alert episodes shaded by severity; the
+    axis labels carry ``unit``."""
     t = series["ts"].to_numpy(dtype=float)
     v = series["value"].to_numpy(dtype=float)
     t0, t1 = float(t.min()), float(t.max()) or 1.0
@@ -60,35 +90,75 @@ def sensor_chart(
     step = max(1, len(t) // 1500)  # enough points for the eye, small files
     points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(t[::step], v[::step], strict=False))
     shades = "".join(
-        f'<rect class="episode" x="{x(s):.1f}" y="{PAD / 2:.1f}" '
+        f'<rect class="episode {html.escape(sev)}" x="{x(s):.1f}" y="{PAD / 2:.1f}" '
         f'width="{max(x(e) - x(s), 2.0):.1f}" height="{H - 1.5 * PAD:.1f}">'
         f"<title>{html.escape(sev)} alert {_fmt(s)} - {_fmt(e)}</title></rect>"
         for s, e, sev in episodes
     )
     return (
         f'<figure class="sensor" data-sensor="{html.escape(sensor_id)}">'
-        f"<figcaption>{html.escape(sensor_id)} <small>{html.escape(kind)}, "
-        f"{len(episodes)} alert(s)</small></figcaption>"
+        f"<figcaption>{html.escape(sensor_id)} <small>{html.escape(kind)}"
+        f"{' in ' + html.escape(unit) if unit else ''}, {len(episodes):,} alert(s)</small>"
+        "</figcaption>"
         f'<svg viewBox="0 0 {W:.0f} {H:.0f}" role="img" aria-label="{html.escape(sensor_id)}">'
         f'{shades}<polyline class="line" points="{points}"/>'
         f'<text x="{PAD}" y="{H - 6}">{_fmt(t0)}</text>'
         f'<text x="{W - PAD}" y="{H - 6}" text-anchor="end">{_fmt(t1)}</text>'
-        f'<text x="2" y="{PAD - 6}">{hi:g}</text><text x="2" y="{H - PAD}">{lo:g}</text>'
+        f'<text x="2" y="{PAD - 6}">{hi:g} {html.escape(unit)}</text>'
+        f'<text x="2" y="{H - PAD}">{lo:g} {html.escape(unit)}</text>'
         f"</svg></figure>"
     )
 
 
-def timelines(alerts: list[dict[str, Any]], gap: float = 30 * 86400) -> str:
+def timelines(
+    alerts: list[dict[str, Any]], gap: float = 30 * 86400, context: Context | None = None
+) -> str:
     """One timeline per stretch of history: replays of data sets years apart would
-    otherwise squeeze each into a sliver of one axis."""
+    otherwise squeeze each into a sliver of one axis. Each is captioned with its cities
+    and data sets."""
     if not alerts:
         return "<p>No alerts.</p>"
+    context = context or Context()
     clusters: list[list[dict[str, Any]]] = [[alerts[0]]]
     for a in alerts[1:]:
         if a["start"] - max(b["end"] for b in clusters[-1]) > gap:
             clusters.append([])
         clusters[-1].append(a)
-    return "".join(timeline(c) for c in clusters)
+    out = []
+    for cluster in clusters:
+        cities = sorted({_city(context.grid, a["grid_cell"]) for a in cluster} - {""})
+        files = sorted(
+            {context.sensor_files.get(a["sensor_id"], "") for a in cluster if a["sensor_id"]}
+            | {_incident_file(context, a["grid_cell"]) for a in cluster if not a["sensor_id"]}
+        )
+        files = [f for f in files if f]
+        t0, t1 = min(a["start"] for a in cluster), max(a["end"] for a in cluster)
+        caption = (
+            f"{', '.join(cities) or 'unknown city'}: {', '.join(files) or 'data set unknown'}"
+            f", {_fmt(t0)} - {_fmt(t1)} UTC, {len(cluster):,} alert(s)"
+        )
+        out.append(
+            f'<figure class="timeline"><figcaption>{html.escape(caption)}</figcaption>'
+            f"{timeline(cluster)}</figure>"
+        )
+    return "".join(out)
+
+
+def _city(grid: Grid | None, cell_id: str) -> str:
+    if grid is None or cell_id not in grid.cells:
+        return ""
+    cell = grid.cells[cell_id]
+    while cell.parent is not None:
+        cell = grid.cells[cell.parent]
+    return cell.name
+
+
+def _incident_file(context: Context, cell_id: str) -> str:
+    frame = context.incidents
+    if frame is None or not len(frame):
+        return ""
+    hits = frame.loc[frame["grid_cell"] == cell_id, "file"]
+    return str(hits.iloc[0]) if len(hits) else ""
 
 
 def timeline(alerts: list[dict[str, Any]]) -> str:
@@ -110,7 +180,7 @@ def timeline(alerts: list[dict[str, Any]]) -> str:
         bars.append(
             f'<rect class="bar {a["severity"]}" x="{x0:.1f}" y="{yy:.1f}" '
             f'width="{width:.1f}" height="{row - 6:.1f}"><title>'
-            f"{html.escape(a['sensor_id'] or a['grid_cell'])}: {a['severity']}, "
+            f"{html.escape(a['subject'])}: {a['severity']}, "
             f"{_fmt(a['start'])} - {_fmt(a['end'])}</title></rect>"
         )
     labels = "".join(
@@ -137,20 +207,171 @@ def bars(counts: Counter[str], title: str) -> str:
     return f'<table class="bars"><caption>{html.escape(title)}</caption>{rows}</table>'
 
 
+def severity_legend() -> str:
+    items = "".join(
+        f'<span class="key"><svg class="swatch" viewBox="0 0 12 12"><rect class="bar {sev}" '
+        f'width="12" height="12"/></svg>{sev}</span>'
+        for sev in SEVERITIES
+    )
+    return (
+        f'<p class="legend">Severity: {items}<span class="key"><svg class="swatch" '
+        'viewBox="0 0 12 12"><circle class="quiet" cx="6" cy="6" r="5"/></svg>no alert'
+        "</span></p>"
+    )
+
+
+def _worst(severities: Iterable[str]) -> str:
+    ranked = [s for s in severities if s in SEVERITIES]
+    return max(ranked, key=SEVERITIES.index) if ranked else ""
+
+
+def _cell_points(geometry: dict[str, Any]) -> list[list[tuple[float, float]]]:
+    """The rings of a GeoJSON Polygon or MultiPolygon as (lon, lat) lists."""
+    polygons = geometry["coordinates"]
+    if geometry["type"] == "Polygon":
+        polygons = [polygons]
+    return [[(float(p[0]), float(p[1])) for p in ring] for poly in polygons for ring in poly]
+
+
+def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -> str:
+    """One SVG map per city: cell boundaries (GeoJSON) or cell points, and sensors at
+    their coordinates, coloured by the worst severity of their alerts (a citizen-report
+    burst colours its cell). Equirectangular, scaled by cos(latitude) so a city keeps its
+    shape; no tiles, no network. Alerts on things without coordinates are counted below."""
+    if grid is None:
+        return "<p>No grid given: no map.</p>"
+    by_sensor: dict[str, list[str]] = defaultdict(list)
+    by_cell: dict[str, list[str]] = defaultdict(list)
+    for a in alerts:
+        if a["sensor_id"]:
+            by_sensor[a["sensor_id"]].append(a["severity"])
+        else:
+            by_cell[a["grid_cell"]].append(a["severity"])
+    # Only cities something was replayed or alerted in.
+    wanted = {_city(grid, a["grid_cell"]) for a in alerts}
+    figures, unplaced = [], []
+    cities = [c for c in grid.cells.values() if c.parent is None and c.name in wanted]
+    for city in sorted(cities, key=lambda c: c.name):
+        cells = [c for c in grid.cells.values() if _city(grid, c.id) == city.name]
+        sensors = [s for s in grid.sensors.values() if _city(grid, s.cell) == city.name]
+        shapes = [(c, _cell_points(c.geometry)) for c in cells if c.geometry]
+        points = [
+            (c.lat, c.lon)
+            for c in cells
+            if c.lat is not None
+            and c.lon is not None
+            and (c.id in by_cell or c.level == "community")
+        ]
+        points += [(s.lat, s.lon) for s in sensors if s.lat is not None and s.lon is not None]
+        points += [(lat, lon) for _, rings in shapes for ring in rings for lon, lat in ring]
+        unplaced += [s.id for s in sensors if s.lat is None and s.id in by_sensor]
+        unplaced += [
+            c.id for c in cells if c.id in by_cell and c.lat is None and c.geometry is None
+        ]
+        if not points:
+            continue
+        lats = [p[0] for p in points if p[0] is not None]
+        lons = [p[1] for p in points if p[1] is not None]
+        lat0 = math.radians((min(lats) + max(lats)) / 2)
+        # At least MIN_SPAN degrees each way, centred: one gauge still gets a readable map.
+        for values in (lats, lons):
+            middle, half = (min(values) + max(values)) / 2, MIN_SPAN / 2
+            values += [middle - half, middle + half]
+        span_x = (max(lons) - min(lons)) * math.cos(lat0)
+        span_y = max(lats) - min(lats)
+        scale = (size - 40) / max(span_x, span_y)
+        width, height = span_x * scale + 40, span_y * scale + 40
+
+        def xy(lat: float, lon: float) -> tuple[float, float]:
+            x = 20 + (lon - min(lons)) * math.cos(lat0) * scale  # noqa: B023
+            y = 20 + (max(lats) - lat) * scale  # noqa: B023
+            return x, y
+
+        body = []
+        for cell, rings in shapes:
+            d = " ".join(
+                "M"
+                + " L".join(f"{xy(lat, lon)[0]:.1f},{xy(lat, lon)[1]:.1f}" for lon, lat in ring)
+                + "Z"
+                for ring in rings
+            )
+            sev = _worst(by_cell.get(cell.id, []))
+            body.append(
+                f'<path class="cell {sev or "quiet"}" d="{d}"><title>{html.escape(cell.name)}'
+                f"{': ' + str(len(by_cell[cell.id])) + ' alert(s)' if cell.id in by_cell else ''}"
+                "</title></path>"
+            )
+        for cell in cells:
+            if cell.lat is None or cell.lon is None or cell.geometry:
+                continue
+            sev = _worst(by_cell.get(cell.id, []))
+            if not sev and cell.level != "community":
+                continue
+            x, y = xy(cell.lat, cell.lon)
+            body.append(
+                f'<rect class="cellpoint {sev or "quiet"}" data-severity="{sev}" '
+                f'x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8"><title>'
+                f"{html.escape(cell.name)}"
+                f"{': ' + str(len(by_cell[cell.id])) + ' citizen-report alert(s)' if sev else ''}"
+                "</title></rect>"
+            )
+        for sensor in sorted(
+            sensors,
+            key=lambda s: (
+                SEVERITIES.index(_worst(by_sensor.get(s.id, []))) if by_sensor.get(s.id) else -1
+            ),
+        ):
+            if sensor.lat is None or sensor.lon is None:
+                continue
+            sev = _worst(by_sensor.get(sensor.id, []))
+            x, y = xy(sensor.lat, sensor.lon)
+            body.append(
+                f'<circle class="sensor {sev or "quiet"}" data-severity="{sev}" cx="{x:.1f}" '
+                f'cy="{y:.1f}" r="{6 if sev else 4}"><title>{html.escape(sensor.id)}'
+                + (f": {len(by_sensor[sensor.id])} alert(s), worst {sev}" if sev else "")
+                + "</title></circle>"
+            )
+        km = span_y * 111.2  # one degree of latitude is about 111.2 km
+        figures.append(
+            f'<figure class="map" data-city="{html.escape(city.name)}">'
+            f"<figcaption>{html.escape(city.name)} <small>({km:,.1f} km north to south)"
+            f"</small></figcaption>"
+            f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+            f'aria-label="map of {html.escape(city.name)}">{"".join(body)}</svg></figure>'
+        )
+    note = (
+        f"<p>Alerts on {len(unplaced):,} sensor(s) or cell(s) without coordinates in the grid "
+        f"are not on the maps: {html.escape(', '.join(sorted(unplaced)))}.</p>"
+        if unplaced
+        else ""
+    )
+    return (
+        ('<div class="maps">' + "".join(figures) + "</div>" + note)
+        if figures
+        else ("<p>No coordinates in the grid: no map.</p>" + note)
+    )
+
+
 def build_report(
     readings: pd.DataFrame,
     alert_messages: Iterable[dict[str, Any]],
     step_messages: Iterable[dict[str, Any]],
     title: str,
+    context: Context | None = None,
 ) -> str:
-    """The HTML page. ``readings`` has columns ts (epoch s), sensor_id, kind, value."""
+    """The HTML page. ``readings`` has columns ts (epoch s), sensor_id, kind, value and
+    optionally unit and file; ``context`` adds the grid, incidents and known events."""
+    context = context or Context()
     alerts: dict[str, dict[str, Any]] = {}
     for doc in alert_messages:
+        labels = doc.get("labels") or {}
         a = alerts.setdefault(
             doc["alert_id"],
             {
                 "id": doc["alert_id"],
                 "sensor_id": doc.get("sensor_id", ""),
+                "subject": doc.get("sensor_id")
+                or f"{doc['grid_cell']} {labels.get('category', '')}".strip(),
                 "kind": doc["kind"],
                 "grid_cell": doc["grid_cell"],
                 "severity": doc["severity"],
@@ -190,21 +411,52 @@ def build_report(
     for a in alert_list:
         if a["sensor_id"]:
             episodes[a["sensor_id"]].append((a["start"], a["end"], a["severity"]))
-    charted = sorted(episodes, key=lambda s: -len(episodes[s]))[:MAX_SENSOR_CHARTS]
+    ranked = sorted(episodes, key=lambda s: (-len(episodes[s]), s))
+    charted = ranked[:MAX_SENSOR_CHARTS]
     by_sensor = {sid: frame for sid, frame in readings.groupby("sensor_id")}
+
+    def unit_of(sid: str) -> str:
+        frame = by_sensor.get(sid)
+        if frame is None or "unit" not in frame:
+            return ""
+        return str(frame["unit"].iloc[0])
+
     charts = "".join(
-        sensor_chart(sid, str(by_sensor[sid]["kind"].iloc[0]), by_sensor[sid], episodes[sid])
+        sensor_chart(
+            sid, str(by_sensor[sid]["kind"].iloc[0]), by_sensor[sid], episodes[sid], unit_of(sid)
+        )
         for sid in charted
         if sid in by_sensor
     )
+
+    def sensor_row(sid: str) -> str:
+        kind = str(by_sensor[sid]["kind"].iloc[0]) if sid in by_sensor else ""
+        worst = _worst(e[2] for e in episodes[sid])
+        return (
+            f"<tr><td>{html.escape(sid)}</td><td>{html.escape(kind)}</td>"
+            f"<td>{html.escape(unit_of(sid))}</td><td>{len(episodes[sid]):,}</td>"
+            f'<td class="sev {worst}">{worst}</td></tr>'
+        )
+
+    sensor_rows = "".join(sensor_row(sid) for sid in ranked)
+    sensor_table = (
+        '<table class="list"><tr><th>sensor</th><th>kind</th><th>unit</th><th>alerts</th>'
+        f"<th>worst</th></tr>{sensor_rows}</table>"
+        if ranked
+        else "<p>No sensor alerts.</p>"
+    )
     period = (
-        f"{_fmt(readings['ts'].min())} - {_fmt(readings['ts'].max())}"
+        f"{_fmt(readings['ts'].min())} - {_fmt(readings['ts'].max())} UTC"
         if len(readings)
         else "no readings"
     )
+    incidents = context.incidents
+    n_incidents = 0 if incidents is None else len(incidents)
     summary = {
         "readings": len(readings),
+        "incidents": n_incidents,
         "alerts": len(alert_list),
+        "sensors with alerts": len(ranked),
         "runs": len(created),
         "escalations": sum(escalations.values()),
         "acknowledged": len(acked),
@@ -213,17 +465,51 @@ def build_report(
     cards = "".join(
         f'<div class="card"><b>{v:,}</b><span>{k}</span></div>' for k, v in summary.items()
     )
+    if context.known_events:
+        known = (
+            "<ul>"
+            + "".join(
+                f'<li class="{"hit" if e["detected"] else "miss"}">'
+                f"{'detected' if e['detected'] else 'missed'}: {html.escape(e['event'])} "
+                f"({e['alerts']:,} alert(s))</li>"
+                for e in context.known_events
+            )
+            + "</ul>"
+        )
+    else:
+        known = "<p>No known events were given for these files.</p>"
+    bursts = [a for a in alert_list if not a["sensor_id"]]
+    if incidents is not None and len(incidents):
+        by_file = Counter(incidents["file"])
+        top = Counter(incidents["category"]).most_common(8)
+        first, last = incidents["ts"].min(), incidents["ts"].max()
+        citizen = (
+            f"<p>{n_incidents:,} citizen reports between {_fmt(first)} and {_fmt(last)} UTC "
+            f"({', '.join(f'{html.escape(f)}: {n:,}' for f, n in by_file.items())}); "
+            f"{len(bursts):,} burst(s) raised an alert.</p>"
+            + bars(Counter(dict(top)), "Most frequent report categories")
+        )
+    else:
+        citizen = "<p>No citizen-report files in this replay.</p>"
     return TEMPLATE.format(
         title=html.escape(title),
+        what_if=html.escape(WHAT_IF),
         period=html.escape(period),
         cards=cards,
-        timeline=timelines(alert_list),
+        known=known,
+        legend=severity_legend(),
+        maps=maps(alert_list, context.grid),
+        timeline=timelines(alert_list, context=context),
+        citizen=citizen,
         escalations=bars(escalations, "Escalations by grid level"),
         playbooks=bars(runs_by_playbook, "Runs by playbook"),
         ack=html.escape(stat(acked)),
         resolve=html.escape(stat(resolved)),
         charts=charts or "<p>No sensor alerts.</p>",
+        n_sensors=len(ranked),
         n_charts=len(charted),
+        cap=MAX_SENSOR_CHARTS,
+        sensor_table=sensor_table,
         # Inside <script> only "</" can end the element early; entities are not decoded.
         data=json.dumps(summary).replace("</", "<\\/"),
         generated=_fmt(datetime.now(UTC).timestamp()),
@@ -243,23 +529,46 @@ h1 {{ margin: 0 0 4px; font-size: 22px; }} h2 {{ font-size: 17px; margin-top: 28
 svg {{ width: 100%; max-width: 760px; background: #fafbfc; border: 1px solid #dde3ea; }}
 svg text {{ font-size: 10px; fill: #556; }}
 .line {{ fill: none; stroke: #2f6fb5; stroke-width: 1.2; }}
-.episode {{ fill: #e0483e; opacity: .25; }}
-.bar {{ fill: #e8a33d; }} .bar.major {{ fill: #e0703e; }} .bar.critical {{ fill: #c62f2f; }}
+.episode {{ fill: #e8a33d; opacity: .3; }} .episode.major {{ fill: #e0703e; }}
+.episode.critical {{ fill: #c62f2f; }}
+.bar, .minor {{ fill: #e8a33d; }} .bar.major, .major {{ fill: #e0703e; }}
+.bar.critical, .critical {{ fill: #c62f2f; }} .quiet {{ fill: #9aa7b4; }}
+svg.map {{ max-width: 420px; background: #f4f7f2; }}
+path.cell {{ stroke: #56626e; stroke-width: .8; fill-opacity: .35; }}
+path.cell.quiet {{ fill: #dfe6d8; }}
+circle.sensor {{ stroke: #fff; stroke-width: 1; }}
+rect.cellpoint {{ stroke: #fff; stroke-width: .8; }}
+.maps {{ display: flex; flex-wrap: wrap; gap: 14px; }}
+.legend .key {{ margin-right: 14px; }} svg.swatch {{ width: 12px; height: 12px; border: 0;
+  vertical-align: -1px; margin-right: 4px; background: none; }}
+td.sev.minor {{ color: #a86c12; }} td.sev.major {{ color: #b8501e; }}
+td.sev.critical {{ color: #c62f2f; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 14px; }}
-figure {{ margin: 0; }} figcaption {{ font-weight: 600; }}
+figure {{ margin: 0 0 10px; }} figcaption {{ font-weight: 600; }}
 small {{ color: #667; font-weight: 400; }}
 table.bars th {{ text-align: left; padding-right: 10px; font-weight: 400; }}
+table.list {{ border-collapse: collapse; }} table.list td, table.list th {{ padding: 2px 10px 2px 0;
+  text-align: left; }}
 .hbar {{ display: inline-block; height: 10px; background: #2f6fb5; }}
+li.hit {{ color: #1d6b33; }} li.miss {{ color: #c62f2f; }}
 #filter {{ padding: 4px 8px; margin: 8px 0; width: 260px; }}
 </style></head>
 <body data-ready="false">
-<h1>{title}</h1><p>Event time {period}. Generated {generated} UTC by citybrain.</p>
+<h1>{title}</h1>
+<p>{what_if}</p>
+<p>Event time {period}. Generated {generated} UTC by citybrain.</p>
 <div class="cards">{cards}</div>
+<h2>Known events</h2>{known}
+{legend}
+<h2>Map</h2>{maps}
 <h2>Alert timeline</h2>{timeline}
+<h2>Citizen reports</h2>{citizen}
 <h2>Response</h2>
 <p>Time to acknowledge: {ack}. Time to resolve: {resolve}.</p>
 <div class="cards">{escalations}{playbooks}</div>
-<h2>Sensors with alerts ({n_charts})</h2>
+<h2>Sensors with alerts ({n_sensors})</h2>
+{sensor_table}
+<p>Charts for the {n_charts} with the most alerts (at most {cap}).</p>
 <input id="filter" placeholder="filter sensors" aria-label="filter sensors">
 <div class="grid" id="charts">{charts}</div>
 <script id="summary" type="application/json">{data}</script>
@@ -274,6 +583,8 @@ table.bars th {{ text-align: left; padding-right: 10px; font-weight: 400; }}
   }});
   var summary = JSON.parse(document.getElementById("summary").textContent);
   document.body.dataset.alerts = String(summary.alerts);
+  document.body.dataset.mapped = String(document.querySelectorAll(
+    "svg.map [data-severity]:not([data-severity=''])").length);
   document.body.dataset.ready = "true";
 }})();
 </script>
@@ -282,13 +593,26 @@ table.bars th {{ text-align: left; padding-right: 10px; font-weight: 400; }}
 
 
 def readings_frame(paths: Iterable[Any]) -> pd.DataFrame:
-    """The readings of canonical CSVs (incident files are skipped) with epoch seconds."""
+    """The readings of canonical CSVs (incident files are skipped) with epoch seconds,
+    their unit and the name of the file each came from."""
     # The replay's own reader, skipping what ``replay --on-error skip`` skipped: the report
     # shows what was sent, and a file replay could read never fails here.
     rows = [
-        (e.ts, e.sensor_id, e.kind, e.value)
+        (e.ts, e.sensor_id, e.kind, e.value, e.unit, Path(path).name)
         for path in paths
         for e in read_canonical(path, on_bad_row=lambda bad: None)
         if isinstance(e, Reading)
     ]
-    return pd.DataFrame(rows, columns=["ts", "sensor_id", "kind", "value"])
+    return pd.DataFrame(rows, columns=["ts", "sensor_id", "kind", "value", "unit", "file"])
+
+
+def incidents_frame(paths: Iterable[Any]) -> pd.DataFrame:
+    """The citizen reports of canonical incident CSVs: ts (epoch s), category, grid_cell,
+    file (reading files are skipped), read as replay reads them."""
+    rows = [
+        (e.ts, e.category, e.grid_cell, Path(path).name)
+        for path in paths
+        for e in read_canonical(path, on_bad_row=lambda bad: None)
+        if isinstance(e, IncidentReport)
+    ]
+    return pd.DataFrame(rows, columns=["ts", "category", "grid_cell", "file"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
-from dashboards.panels import annotation_layer, quantiles, query, series, single
+from dashboards.panels import annotation_layer, location_map, quantiles, query, series, single
+from dashboards.rules import CELL_LOCATION
 from streams import metrics as m
 
 UID = "citybrain-city-overview"
@@ -31,6 +32,20 @@ def build() -> Dashboard:
         )
         .with_panel(
             single("SLA breaches (24h)", "short", query(f"sum(increase({m.SLA_BREACHES}[24h]))"))
+        )
+        .with_row(Row("Map"))
+        .with_panel(
+            location_map(
+                "Alerts opened in the last hour, by community cell",
+                query(
+                    f"sum by (community) (increase({m.CELL_ALERTS}[1h])) "
+                    f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
+                    "{{name}}",
+                ),
+                "Each marker is a community cell with a position in the grid file "
+                "(docs/events.md); size and colour: alerts opened there in the last hour. "
+                "Cells without lat/lon are not shown.",
+            )
         )
         .with_row(Row("Sensors and alerts"))
         .with_panel(

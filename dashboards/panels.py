@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import common, geomap, prometheus, stat, timeseries
 from grafana_foundation_sdk.builders.dashboard import (
     AnnotationQuery,
     AnnotationTarget,
     QueryVariable,
 )
-from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
+from grafana_foundation_sdk.models.common import FrameGeometrySourceMode
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    DataTransformerConfig,
+    VariableRefresh,
+)
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 DATASOURCE_UID = "citybrain-prometheus"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
@@ -93,4 +99,52 @@ def annotation_layer(name: str, tags: list[str]) -> AnnotationQuery:
         .enable(True)
         .icon_color("red")
         .target(AnnotationTarget().type("tags").tags(tags).match_any(False).limit(500))
+    )
+
+
+def location_map(title: str, q: prometheus.Dataquery, description: str) -> geomap.Panel:
+    """A Geomap of one instant table query whose rows carry ``lat`` and ``lon`` labels
+    (from the ``citybrain:cell_location`` rules): one marker per row, sized and coloured
+    by its value. Labels arrive as strings, so a transformation makes them numbers."""
+    markers = (
+        common.MapLayerOptions()
+        .type("markers")
+        .name(title)
+        .location(
+            common.FrameGeometrySource()
+            .mode(FrameGeometrySourceMode.COORDS)
+            .latitude("lat")
+            .longitude("lon")
+        )
+        .config(
+            {
+                "showLegend": True,
+                "style": {
+                    "size": {"field": "Value", "min": 4, "max": 18, "fixed": 6},
+                    "color": {"field": "Value"},
+                },
+            }
+        )
+        .tooltip(True)
+    )
+    numbers = DataTransformerConfig(
+        id_val="convertFieldType",
+        options={
+            "conversions": [
+                {"targetField": "lat", "destinationType": "number"},
+                {"targetField": "lon", "destinationType": "number"},
+            ]
+        },
+    )
+    return (
+        geomap.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .height(10)
+        .span(24)
+        .with_target(q.instant().format(PromQueryFormat.TABLE))
+        .view(geomap.MapViewConfig().id("fit"))
+        .layers([markers])
+        .with_transformation(numbers)
     )

@@ -124,3 +124,31 @@ def rules_file() -> dict[str, Any]:
             },
         ]
     }
+
+
+CELL_LOCATION = "citybrain:cell_location"
+LOCATIONS_FILE = "citybrain-locations.yml"
+
+
+def location_rules(grid: dict[str, Any]) -> dict[str, Any]:
+    """One ``citybrain:cell_location`` series (value 1) per community cell of a grid file
+    (docs/events.md) that has ``lat``/``lon``, labelled community, name, lat, lon: a
+    Geomap joins alert counts by cell to it. Prometheus keeps the grid's positions, the
+    worker's metrics stay free of them."""
+    rules = [
+        {
+            "record": CELL_LOCATION,
+            "expr": "vector(1)",
+            "labels": {
+                "community": str(cell["id"]),
+                "name": str(cell["name"]),
+                "lat": f"{float(cell['lat']):.6f}",
+                "lon": f"{float(cell['lon']):.6f}",
+            },
+        }
+        for cell in grid.get("cells") or []
+        if cell.get("level") == "community" and "lat" in cell and "lon" in cell
+    ]
+    # The global evaluation interval: a longer one would leave the map empty for up to
+    # that long after Prometheus starts (groups start at a random offset).
+    return {"groups": [{"name": "citybrain-locations", "rules": rules}]}

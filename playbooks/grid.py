@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from playbooks.errors import GridError
 
@@ -65,19 +66,31 @@ DEFAULT_KINDS: dict[str, SensorKind] = {
 
 @dataclass(frozen=True, slots=True)
 class Cell:
+    """A cell of the grid. ``lat``/``lon`` (WGS84 degrees) mark a point for it on a map;
+    ``geometry`` is its boundary as a GeoJSON Polygon or MultiPolygon (lon, lat pairs).
+    Both optional."""
+
     id: str
     level: str
     name: str
     unit: str
     parent: str | None
+    lat: float | None = None
+    lon: float | None = None
+    geometry: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SensorRegistration:
+    """A sensor registered to a community cell; ``lat``/``lon`` (WGS84 degrees) where
+    it stands, when its source says."""
+
     id: str
     kind: str
     unit: str
     cell: str
+    lat: float | None = None
+    lon: float | None = None
 
 
 @dataclass(slots=True)

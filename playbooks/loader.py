@@ -33,9 +33,9 @@ ROUTE_DEFAULTS = {
 
 GRID_KEYS = {"version", "kinds", "cells", "sensors"}
 KIND_KEYS = {"id", "unit", "min", "max"}
-CELL_KEYS = {"id", "level", "name", "unit", "parent"}
-SENSOR_KEYS = {"id", "kind", "unit", "cell"}
-OPTIONAL_KEYS = {"parent"}
+CELL_KEYS = {"id", "level", "name", "unit", "parent", "lat", "lon", "geometry"}
+SENSOR_KEYS = {"id", "kind", "unit", "cell", "lat", "lon"}
+OPTIONAL_KEYS = {"parent", "lat", "lon", "geometry"}
 
 
 # libyaml's loader when PyYAML has it (its wheels do): a grid of 20,000 sensors loads in
@@ -111,16 +111,77 @@ def _grid(doc: Any) -> Grid:
             name=str(e["name"]),
             unit=str(e["unit"]),
             parent=None if e.get("parent") is None else str(e["parent"]),
+            **_position(f"cell {e['id']!r}", e, ("cells", i)),
+            geometry=_geometry(f"cell {e['id']!r}", e.get("geometry"), ("cells", i, "geometry")),
         )
-        for e in _entries(doc, "cells", CELL_KEYS)
+        for i, e in enumerate(_entries(doc, "cells", CELL_KEYS))
     ]
     sensors = [
         SensorRegistration(
-            id=str(e["id"]), kind=str(e["kind"]), unit=str(e["unit"]), cell=str(e["cell"])
+            id=str(e["id"]),
+            kind=str(e["kind"]),
+            unit=str(e["unit"]),
+            cell=str(e["cell"]),
+            **_position(f"sensor {e['id']!r}", e, ("sensors", i)),
         )
-        for e in _entries(doc, "sensors", SENSOR_KEYS)
+        for i, e in enumerate(_entries(doc, "sensors", SENSOR_KEYS))
     ]
     return Grid.build(cells, sensors, kinds)
+
+
+def _position(
+    what: str, entry: dict[str, Any], loc: tuple[str | int, ...]
+) -> dict[str, float | None]:
+    """``lat`` and ``lon`` of an entry (WGS84 degrees): both or neither, in range."""
+    if "lat" not in entry and "lon" not in entry:
+        return {"lat": None, "lon": None}
+    if "lat" not in entry or "lon" not in entry:
+        raise GridError(f"{what}: give both lat and lon, or neither", loc)
+    out: dict[str, float | None] = {}
+    for key, bound in (("lat", 90.0), ("lon", 180.0)):
+        value = entry[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > bound:
+            raise GridError(
+                f"{what}: {key} is {value!r}, expected degrees in [-{bound:g}, {bound:g}]",
+                (*loc, key),
+            )
+        out[key] = float(value)
+    return out
+
+
+def _geometry(what: str, value: Any, loc: tuple[str | int, ...]) -> dict[str, Any] | None:
+    """A GeoJSON Polygon or MultiPolygon (RFC 7946: rings of [lon, lat] positions, each
+    closed), or None."""
+    if value is None:
+        return None
+    kinds = {"Polygon": 1, "MultiPolygon": 2}  # nesting above the rings
+    if not isinstance(value, dict) or value.get("type") not in kinds:
+        raise GridError(f"{what}: geometry must be a GeoJSON Polygon or MultiPolygon", loc)
+    polygons = value.get("coordinates")
+    if value["type"] == "Polygon":
+        polygons = [polygons]
+    for polygon in polygons if isinstance(polygons, list) else [None]:
+        for ring in polygon if isinstance(polygon, list) else [None]:
+            ok = (
+                isinstance(ring, list)
+                and len(ring) >= 4
+                and all(
+                    isinstance(p, list)
+                    and len(p) >= 2
+                    and all(isinstance(c, int | float) for c in p[:2])
+                    and abs(p[0]) <= 180
+                    and abs(p[1]) <= 90
+                    for p in ring
+                )
+                and ring[0] == ring[-1]
+            )
+            if not ok:
+                raise GridError(
+                    f"{what}: geometry rings must be closed lists of at least four "
+                    "[lon, lat] positions",
+                    loc,
+                )
+    return dict(value)
 
 
 def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:

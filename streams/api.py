@@ -10,6 +10,7 @@ with the command. Documented in docs/openapi.yaml.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from streams.auth import Principal, TokenStore
 if TYPE_CHECKING:
     from streams.app import Pipeline
 
+log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 RUN_ACTIONS = {
     "ack": "ack",
@@ -61,14 +63,40 @@ class ApiError(Exception):
         self.message = message
 
 
+def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str:
+    """Why a request without a valid token is refused (the text of its 401): the API has
+    no tokens at all, the request carries none, or its token is not one of them."""
+    if not len(tokens):
+        return (
+            "the operator API has no tokens configured, so it refuses every request: set "
+            "CITYBRAIN_API_TOKENS_FILE on the worker (docs/playbooks.md, Operator API)"
+        )
+    if not authorization or not authorization.startswith("Bearer "):
+        return "no bearer token: send the header Authorization: Bearer <token>"
+    return f"unknown bearer token: it is none of the {len(tokens)} configured tokens"
+
+
 def register_api(app: faust.App, pipeline: Pipeline) -> None:
     tokens = TokenStore.load(pipeline.settings.api_tokens_file)
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def announce_api() -> None:
+        # In the start-up log, so a refused operator can see why from the worker side.
+        if not len(tokens):
+            log.warning(
+                "operator API closed: no tokens configured (CITYBRAIN_API_TOKENS_FILE), "
+                "every %s request gets 401",
+                PREFIX,
+            )
+        else:
+            log.info("operator API open on %s with %d token(s)", PREFIX, len(tokens))
+
     async def authorize(view: View, request: Request, action: str) -> Principal:
-        principal = tokens.authenticate(request.headers.get("Authorization"))
+        authorization = request.headers.get("Authorization")
+        principal = tokens.authenticate(authorization)
         reason = None
         if principal is None:
-            reason = (401, "missing or unknown bearer token")
+            reason = (401, unauthenticated_reason(tokens, authorization))
         elif not principal.may(action):
             reason = (403, f"role {principal.role} may not {action}")
         if reason is not None:

@@ -70,6 +70,10 @@ class TokenStore:
             entries.append((digest, str(entry["name"]), str(entry["role"])))
         return cls(entries)
 
+    def __len__(self) -> int:
+        """How many tokens are configured; 0 means the API refuses every request."""
+        return len(self._entries)
+
     def authenticate(self, authorization: str | None) -> Principal | None:
         """The principal for an ``Authorization: Bearer <token>`` header, or None."""
         if not authorization or not authorization.startswith("Bearer "):

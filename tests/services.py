@@ -70,6 +70,8 @@ def stack_settings(run_dir: Path) -> Settings:
         prometheus_port=shifted_port(29090),
         worker_port=shifted_port(26066),
         run_dir_override=run_dir,
+        # The test grid, so the stack's cell-location rules name the cells tests use.
+        grid_file=FIXTURES / "grid.yaml",
     )
 
 

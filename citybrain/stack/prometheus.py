@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
+from dashboards.rules import LOCATIONS_FILE, location_rules
 from streams.settings import REPO_ROOT, Settings
 
 RULES = REPO_ROOT / "dashboards" / "generated" / "prometheus" / "citybrain-rules.yml"
@@ -56,9 +57,24 @@ class PrometheusServer:
         base = self.settings.worker_port
         return [f"127.0.0.1:{base + i}" for i in range(4)]
 
+    @property
+    def locations(self) -> Path:
+        """Rules giving each placed community cell of the grid its position (a Geomap
+        joins on them), written from CITYBRAIN_GRID_FILE at every start."""
+        return self.dir / LOCATIONS_FILE
+
+    def write_locations(self) -> None:
+        grid = yaml.safe_load(Path(self.settings.grid_file).read_text()) or {}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.locations.write_text(
+            f"# Written by citybrain's stack from {self.settings.grid_file}; do not edit.\n"
+            + yaml.safe_dump(location_rules(grid), sort_keys=False, allow_unicode=True)
+        )
+
     def write_config(self) -> None:
+        self.write_locations()
         config = {
-            "rule_files": [str(RULES)],
+            "rule_files": [str(RULES), str(self.locations)],
             "global": {
                 "scrape_interval": self.scrape_interval,
                 "evaluation_interval": self.scrape_interval,

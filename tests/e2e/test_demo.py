@@ -8,13 +8,15 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from citybrain.demo import DemoFiles, stop_demo_worker
 from citybrain.stack import PrometheusServer
-from tests.services import ROOT, TEST_PORTS
+from tests.services import ROOT, TEST_PORTS, stack_settings
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
@@ -33,9 +35,10 @@ CHROMIUM_FLAGS = [
 @pytest.fixture(scope="module")
 def demo(
     stack: PrometheusServer, run_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
+) -> Iterator[dict[str, Any]]:
     out = tmp_path_factory.mktemp("demo")
     env = {**os.environ, **TEST_PORTS, "CITYBRAIN_RUN_DIR": str(run_dir)}
+    env.pop("CITYBRAIN_API_TOKEN", None)
     proc = subprocess.run(
         [
             sys.executable,
@@ -54,13 +57,22 @@ def demo(
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {
-        "summary": json.loads((out / "summary.json").read_text()),
-        "report": out / "report.html",
-        "stdout": proc.stdout,
-        "dir": out,
-    }
+    settings = stack_settings(run_dir)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "demo-output.txt").write_text(proc.stdout + proc.stderr)
+    try:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        yield {
+            "summary": json.loads((out / "summary.json").read_text()),
+            "report": out / "report.html",
+            "stdout": proc.stdout,
+            "dir": out,
+            "env": env,
+            "files": DemoFiles.of(settings),
+        }
+    finally:
+        # The demo leaves its worker serving its runs; the next tests need the port.
+        stop_demo_worker(settings)
 
 
 def test_demo_alerts_on_the_real_events_and_writes_its_summary(demo: dict[str, Any]) -> None:
@@ -81,15 +93,89 @@ def test_demo_alerts_on_the_real_events_and_writes_its_summary(demo: dict[str, A
     first = summary["alert_list"][0]
     assert set(first) == {
         "id",
+        "subject",
         "sensor_id",
+        "category",
         "kind",
         "grid_cell",
+        "cell_name",
         "severity",
         "first_event_time",
         "last_event_time",
+        "playbook",
+        "run_id",
     }
     assert len({a["id"] for a in summary["alert_list"]}) == summary["alerts"]
-    assert "citybrain stack down" in demo["stdout"]
+    # Every alert says which playbook and run it went to (none is silenced in the demo).
+    assert all(a["playbook"] and a["run_id"] for a in summary["alert_list"])
+    assert len({a["run_id"] for a in summary["alert_list"]}) == summary["runs"]
+    bursts = [a for a in summary["alert_list"] if a["kind"] == "incident_burst"]
+    assert bursts and all(a["category"] and a["subject"] for a in bursts)
+    assert all(a["subject"] == f"{a['grid_cell']} {a['category']}" for a in bursts)
+    assert all(a["cell_name"] for a in summary["alert_list"])
+
+
+def test_demo_output_is_plain_lines_when_not_a_terminal(demo: dict[str, Any]) -> None:
+    out: str = demo["stdout"]
+    assert "\x1b[" not in out  # no live-table redraws or colours into a pipe or a log
+    # Every message on its own line: nothing broken at the 80 columns of a non-terminal.
+    assert re.search(r"^kafka \S+ \| prometheus \S+ \| 33,775 events from 4 files$", out, re.M)
+    progress = re.findall(
+        r"^\[\s*\d+ s\] (replaying|replay sent[^:]*|replay done[^:]*): ([\d,]+) of ([\d,]+) "
+        r"events processed \(\d+ %\), [\d,]+ readings/s; ",
+        out,
+        re.M,
+    )
+    assert progress, out[:3000]
+    # The last progress line comes after the replay, with everything processed.
+    phase, done, total = progress[-1]
+    assert phase.startswith("replay done") and done == total == "33,775"
+    # Each alert is listed with its playbook and run.
+    assert re.search(
+        r"^event time \(UTC\)\s+severity\s+kind\s+what\s+cell\s+playbook\s+run", out, re.M
+    )
+    assert "detected Dead Run flash flood" in out
+
+
+def test_demo_says_how_to_reach_its_runs_and_stop_everything(demo: dict[str, Any]) -> None:
+    out: str = demo["stdout"]
+    files: DemoFiles = demo["files"]
+    assert f"export CITYBRAIN_API_TOKEN=$(cat {files.token})" in out
+    assert "make stack-down" in out
+    assert (files.token.stat().st_mode & 0o777) == 0o600
+    # As the printed lines say: the demo token lists the demo's runs after the demo ended.
+    env = {**demo["env"], "CITYBRAIN_API_TOKEN": files.token.read_text().strip()}
+    listed = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "runs", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)["runs"]
+    assert {r["run_id"] for r in runs} <= {a["run_id"] for a in demo["summary"]["alert_list"]}
+    assert runs
+    table = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "runs", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[1].split()[:3] == ["RUN", "PLAYBOOK", "CELL"]
+    assert runs[0]["run_id"] in table.stdout
+    wrong = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "runs", "list", "--token", "not-the-token"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode == 1
+    assert "HTTP 401: unknown bearer token" in wrong.stderr
+    assert "operator API open on /api/v1 with 1 token(s)" in files.log.read_text()
 
 
 def test_what_if_report_loads_in_headless_chromium(demo: dict[str, Any]) -> None:
@@ -120,6 +206,14 @@ def test_what_if_report_loads_in_headless_chromium(demo: dict[str, Any]) -> None
     assert alerts and int(alerts.group(1)) == demo["summary"]["alerts"]
     assert not re.search(r"Uncaught|SyntaxError|TypeError", dom.stderr)
     assert dom.stdout.count('<figure class="sensor"') >= 10
+    # The map (issue 15, item 12): a figure per city with coordinates, drawn from the
+    # grid without tiles; alerted sensors and cells carry their severity.
+    cities = set(re.findall(r'<figure class="map" data-city="([^"]+)"', dom.stdout))
+    assert {"Aarhus", "Maryland urban streams", "New York City"} <= cities
+    mapped = re.search(r'data-mapped="(\d+)"', dom.stdout)
+    assert mapped and int(mapped.group(1)) >= 5
+    assert "detected: Dead Run flash flood" in dom.stdout
+    assert "A what-if replay feeds recorded history" in dom.stdout
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "what-if-report.png"
     shot.unlink(missing_ok=True)

@@ -132,5 +132,9 @@ def test_prometheus_loaded_the_rules_and_promtool_accepts_them(stack: Prometheus
         groups = json.load(resp)["data"]["groups"]
     names = {r.get("name") for g in groups for r in g["rules"]}
     expected = yaml.safe_load(RULES.read_text())["groups"]
+    expected += yaml.safe_load(stack.locations.read_text())["groups"]
     assert names == {r.get("record") or r.get("alert") for g in expected for r in g["rules"]}
+    # One position per placed community cell of the stack's grid (the test grid: three).
+    located = prometheus_query(stack.url, "citybrain:cell_location")
+    assert {r["metric"]["community"] for r in located} == {"c-bridge", "c-mill", "c-top"}
     assert all(r.get("health") != "err" for g in groups for r in g["rules"])

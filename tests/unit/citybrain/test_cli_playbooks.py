@@ -42,7 +42,7 @@ def test_the_worker_refuses_to_start_with_them(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         "citybrain: " + EXPECTED[0],
-        EXPECTED[1],
+        "  | " + EXPECTED[1],  # the CLI indents a reason's further lines
     ]
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from citybrain.report import build_report, readings_frame
+from citybrain.report import Context, build_report, readings_frame
+from playbooks.grid import Cell, Grid, SensorRegistration
 
 
 def alert(aid: str, sensor: str, start: str, end: str | None, status: str) -> dict[str, object]:
@@ -73,7 +74,7 @@ def test_report_marks_episodes_and_reports_response_times() -> None:
         and "bj-&lt;script&gt;" in page
         and "Spring Festival &lt;rehearsal&gt;" in page
     )
-    assert page.count('class="episode"') == 1  # al-1's span on the sensor chart
+    assert page.count('class="episode ') == 1  # al-1's span on the sensor chart
     assert page.count('<svg class="timeline"') == 2  # 2016 and 2019: two stretches
     assert "median 90 s" in page and "median 65.0 min" in page  # ack 90 s, resolve 3900 s
     assert "http://" not in page and "https://" not in page
@@ -95,4 +96,98 @@ def test_the_report_reads_what_replay_sent_skipping_bad_rows(tmp_path: Path) -> 
         "sensor_id": ["s1", "s1"],
         "kind": ["pm25", "pm25"],
         "value": [1.5, 3.5],
+        "unit": ["ug/m3", "ug/m3"],
+        "file": ["r.csv", "r.csv"],
     }
+
+
+def _grid() -> Grid:
+    cells = [
+        Cell("bj", "city", "Beijing", "u", None),
+        Cell("bj-d", "district", "Dongcheng", "u", "bj"),
+        Cell("bj-s", "street", "Dongsi street", "u", "bj-d"),
+        Cell("bj-c", "community", "Dongsi site", "u", "bj-s", lat=39.93, lon=116.42),
+        Cell(
+            "bj-c2",
+            "community",
+            "Other site",
+            "u",
+            "bj-s",
+            geometry={
+                "type": "Polygon",
+                "coordinates": [[[116.3, 39.9], [116.35, 39.9], [116.35, 39.95], [116.3, 39.9]]],
+            },
+        ),
+    ]
+    sensors = [
+        SensorRegistration("bj-a-pm25", "pm25", "ug/m3", "bj-c", lat=39.93, lon=116.42),
+        SensorRegistration("bj-b-pm25", "pm25", "ug/m3", "bj-c", lat=39.95, lon=116.40),
+        SensorRegistration("bj-x-pm10", "pm10", "ug/m3", "bj-c"),  # no position
+    ]
+    return Grid.build(cells, sensors)
+
+
+def test_report_names_events_draws_a_map_and_counts_every_sensor() -> None:
+    ts = pd.date_range("2016-02-07", periods=24, freq="h", tz="UTC")
+    epoch = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    readings = pd.concat(
+        pd.DataFrame(
+            {
+                "ts": epoch,
+                "sensor_id": sid,
+                "kind": "pm25",
+                "value": 20.0,
+                "unit": "ug/m3",
+                "file": "beijing.csv.gz",
+            }
+        )
+        for sid in ("bj-a-pm25", "bj-b-pm25", "bj-x-pm10")
+    )
+    alerts = [
+        {
+            **alert("a1", "bj-a-pm25", "2016-02-07T10:00:00Z", None, "firing"),
+            "severity": "critical",
+        },
+        {**alert("a2", "bj-x-pm10", "2016-02-07T11:00:00Z", None, "firing"), "grid_cell": "bj-c"},
+        {
+            **alert("b1", "", "2016-02-07T12:00:00Z", None, "firing"),
+            "kind": "incident_burst",
+            "grid_cell": "bj-c2",
+            "severity": "minor",
+            "labels": {"category": "Noise"},
+        },
+    ]
+    alerts[0]["grid_cell"] = "bj-c"
+    incidents = pd.DataFrame(
+        {
+            "ts": [epoch[3]] * 6,
+            "category": ["Noise"] * 6,
+            "grid_cell": ["bj-c2"] * 6,
+            "file": "reports.csv.gz",
+        }
+    )
+    context = Context(
+        grid=_grid(),
+        sensor_files={"bj-a-pm25": "beijing.csv.gz", "bj-x-pm10": "beijing.csv.gz"},
+        incidents=incidents,
+        known_events=[{"event": "Fireworks", "alerts": 1, "detected": True}],
+    )
+    page = build_report(readings, alerts, [], "t", context)
+    assert "A what-if replay feeds recorded history through the pipeline" in page
+    assert "detected: Fireworks (1 alert(s))" in page
+    # The timeline says which city and data sets it shows.
+    assert (
+        "Beijing: beijing.csv.gz, reports.csv.gz, 2016-02-07 10:00 - 2016-02-07 12:00 UTC, 3 alert(s)"
+        in page
+    )
+    # The map: the critical sensor red, the quiet one grey, the burst's cell shape coloured;
+    # the sensor without coordinates is named, not dropped silently.
+    assert '<circle class="sensor critical" data-severity="critical"' in page
+    assert '<circle class="sensor quiet" data-severity=""' in page
+    assert '<path class="cell minor"' in page
+    assert "without coordinates in the grid are not on the maps: bj-x-pm10" in page
+    assert 'class="legend"' in page and page.count('class="key"') == 4
+    # Every sensor with alerts is counted and listed; the chart cap is stated.
+    assert "Sensors with alerts (2)" in page and "(at most 24)" in page
+    assert "<td>bj-x-pm10</td>" in page and "20 ug/m3" in page
+    assert "6 citizen reports between" in page and "1 burst(s) raised an alert" in page

@@ -1,0 +1,298 @@
+"""No traceback ever reaches a user (issue 15, item 2).
+
+Every subcommand the parser knows is run, as a user runs it, against a stopped stack
+(ports nothing listens on): each ends with one ``citybrain: <reason>`` line and a
+documented exit status. The subcommands are read from the parser, so a new one is
+covered without touching this file; a new required argument fails
+``test_every_required_argument_has_a_value`` until ARGUMENT_VALUES gives it one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE,
+    EXIT_SERVICE,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    build_parser,
+    main,
+)
+from streams.settings import REPO_ROOT
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def leaf_commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every runnable command path (``("runs", "list")``, ``("stack", "up")``, ...) with
+    its parser; a positional with choices (``stack up|down|status``) gives one path each."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if subs:
+        for name, child in subs[0].choices.items():
+            yield from leaf_commands(child, (*path, name))
+        return
+    choice = [a for a in parser._actions if not a.option_strings and a.choices and a.dest != "help"]
+    if choice:
+        for value in choice[0].choices:
+            yield (*path, str(value)), parser
+    else:
+        yield path, parser
+
+
+# A value for every required argument, by its dest: files that do not exist where
+# reading them is the point, canonical CSVs where the command must get as far as Kafka.
+def argument_values(tmp: Path, csv: Path) -> dict[str, list[str]]:
+    return {
+        "files": [str(csv)],
+        "labels": ["kind=water_level"],
+        "run_id": ["run-1"],
+        "silence_id": ["silence-1"],
+        "matcher": ['kind="pm25"'],
+        "duration": ["1h"],
+        "reason": ["maintenance"],
+        "prefix": ["no-such-prefix"],
+        "data": [str(csv)],
+        "out": [str(tmp / "out")],
+        "input": [str(tmp / "no-such-input.csv")],
+        "output": [str(tmp / "output.csv")],
+        "url": [f"http://127.0.0.1:{_closed_port()}"],
+        "token": ["some-token"],
+        "shared": [str(tmp / "no-such-shared")],
+    }
+
+
+def command_line(
+    path: tuple[str, ...], parser: argparse.ArgumentParser, values: dict[str, list[str]]
+) -> list[str]:
+    argv = list(path)
+    for action in parser._actions:
+        if action.dest in ("help",) or (not action.option_strings and action.choices):
+            continue
+        if not action.option_strings:
+            if action.nargs not in ("?", "*"):  # optional positionals keep their default
+                argv += values[action.dest]
+        # Required options, and the API token, without which the API is never tried.
+        elif action.required or action.dest == "token":
+            argv += [action.option_strings[-1], *values[action.dest][:1]]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], Path]:
+    tmp = tmp_path_factory.mktemp("stopped")
+    csv = tmp / "readings.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-11T00:00:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
+    env.update(
+        {
+            "CITYBRAIN_HOME": str(tmp / "home"),
+            "CITYBRAIN_RUN_DIR": str(tmp / "run"),
+            "CITYBRAIN_KAFKA_PORT": str(_closed_port()),
+            "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(_closed_port()),
+            "CITYBRAIN_PROMETHEUS_PORT": str(_closed_port()),
+            "CITYBRAIN_WORKER_PORT": str(_closed_port()),
+        }
+    )
+    return tmp, env, csv
+
+
+def run_cli(
+    argv: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", *argv],
+        env=env,
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+COMMANDS = sorted(leaf_commands(build_parser()), key=lambda c: c[0])
+
+
+def test_the_walk_finds_every_command() -> None:
+    paths = {" ".join(p) for p, _ in COMMANDS}
+    assert {"stack up", "stack down", "stack status", "worker", "runs list", "runs ack"} <= paths
+    assert {"silences add", "playbooks route-test", "dashboards push", "bench nab"} <= paths
+
+
+def test_every_required_argument_has_a_value(tmp_path: Path) -> None:
+    values = argument_values(tmp_path, tmp_path / "x.csv")
+    for path, parser in COMMANDS:
+        command_line(path, parser, values)  # a KeyError names the missing dest
+        build_parser().parse_args(command_line(path, parser, values))
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(argv: list[str], env: dict[str, str]) -> Outcome:
+    """``main(argv)`` with ``env`` as the whole CITYBRAIN_* environment and empty stdin:
+    the same boundary a user's command goes through, without an interpreter start per
+    command (the subprocess tests below cover what only a real process shows)."""
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        for key in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+            del os.environ[key]
+        os.environ.update({k: v for k, v in env.items() if k.startswith("CITYBRAIN_")})
+        stdin, sys.stdin = sys.stdin, io.StringIO("")
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(argv)
+        finally:
+            sys.stdin = stdin
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="module")
+def outcomes(stopped: tuple[Path, dict[str, str], Path]) -> dict[tuple[str, ...], Outcome]:
+    tmp, env, csv = stopped
+    blocker = tmp / "a-file"
+    blocker.write_text("")
+    # These two start the stack themselves; here its home is under a plain file, so
+    # installing Kafka must fail, and say so in a line.
+    starts_stack = {
+        **env,
+        "CITYBRAIN_HOME": str(blocker / "home"),
+        "CITYBRAIN_RUN_DIR": str(blocker / "run"),
+    }
+    results = {}
+    for path, parser in COMMANDS:
+        argv = command_line(path, parser, argument_values(tmp, csv))
+        chosen = starts_stack if path in (("stack", "up"), ("demo",)) else env
+        results[path] = run_in_process(argv, chosen)
+    return results
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
+def test_every_command_against_a_stopped_stack_ends_in_one_line(
+    path: tuple[str, ...],
+    outcomes: dict[tuple[str, ...], Outcome],
+) -> None:
+    proc = outcomes[path]
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert proc.returncode in EXIT_STATUSES, (proc.returncode, proc.stderr)
+    if proc.returncode != EXIT_OK:
+        reasons = [line for line in proc.stderr.splitlines() if line.startswith("citybrain: ")]
+        assert len(reasons) == 1, proc.stderr
+        assert len(reasons[0]) > len("citybrain: ") + 10
+
+
+def test_services_that_are_down_give_status_3(
+    outcomes: dict[tuple[str, ...], Outcome],
+) -> None:
+    for path in [("worker",), ("replay",), ("report",), ("runs", "list"), ("silences", "add")]:
+        assert outcomes[path].returncode == EXIT_SERVICE, (path, outcomes[path].stderr)
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "says"),
+    [
+        (
+            ["runs", "list", "--token", "x"],
+            EXIT_SERVICE,
+            "cannot reach the operator API at http://127.0.0.1:",
+        ),
+        (["runs", "list"], EXIT_USAGE, "give --token or set CITYBRAIN_API_TOKEN"),
+        (["worker"], EXIT_SERVICE, "no Kafka broker answers at 127.0.0.1:"),
+        (["hash-token"], EXIT_USAGE, "no token on standard input"),
+    ],
+)
+def test_the_reason_says_what_was_tried_and_what_to_do(
+    argv: list[str], status: int, says: str, stopped: tuple[Path, dict[str, str], Path]
+) -> None:
+    proc = run_in_process(argv, stopped[1])
+    assert proc.returncode == status
+    assert proc.stderr.startswith("citybrain: ") and says in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_the_issue_case_as_a_user_runs_it(stopped: tuple[Path, dict[str, str], Path]) -> None:
+    """`citybrain runs list --token x` with no worker printed a 40-line URLError."""
+    proc = run_cli(["runs", "list", "--token", "x"], stopped[1])
+    assert proc.returncode == EXIT_SERVICE
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv", [["playbooks", "check"], ["dashboards", "generate", "--out", "OUT"]]
+)
+def test_a_closed_pipe_ends_quietly(
+    argv: list[str], stopped: tuple[Path, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """`citybrain ... | head`: the reader goes away before the output is written."""
+    argv = [str(tmp_path) if a == "OUT" else a for a in argv]
+    read, write = os.pipe()
+    os.close(read)  # nobody will ever read: every write fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "citybrain.cli", *argv],
+            env=stopped[1],
+            cwd=REPO_ROOT,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == EXIT_PIPE, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_ctrl_c_ends_with_one_line(stopped: tuple[Path, dict[str, str], Path]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citybrain.cli", "hash-token"],
+        env=stopped[1],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    # Wait until it blocks reading fd 0 (x86_64 syscall 0 = read): imports are done.
+    syscall = Path(f"/proc/{proc.pid}/syscall")
+    for _ in range(600):
+        fields = syscall.read_text().split()
+        if fields[:2] == ["0", "0x0"]:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_INTERRUPTED
+    assert err == "citybrain: interrupted\n"

@@ -1,0 +1,69 @@
+"""`--help` everywhere (issue 15, item 5): the parser is walked, so a new command or
+option without a description fails here."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from citybrain.cli import build_parser, main
+from detectors import DEFAULT_DETECTOR, DETECTORS
+
+# reStructuredText and Markdown that would show as-is in a terminal.
+MARKUP = re.compile(r"``|`|:(class|func|meth|mod|attr|data):|\*\*|\.\. ")
+
+
+def parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from parsers(child, (*path, name))
+
+
+ALL = list(parsers(build_parser()))
+
+
+def _help(path: tuple[str, ...]) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*path, "--help"]) == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=lambda p: " ".join(p) or "citybrain")
+def test_every_command_and_option_is_described(path: tuple[str, ...]) -> None:
+    parser = dict(ALL)[path]
+    assert parser.description and not MARKUP.search(parser.description), path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            described = {a.dest: a.help for a in action._choices_actions}
+            assert set(described) == set(action.choices), path
+            for name, text in described.items():
+                assert text and not MARKUP.search(text), (path, name)
+            continue
+        assert action.help, (path, action.dest)
+        assert not MARKUP.search(action.help), (path, action.dest, action.help)
+    text = _help(path)
+    assert "%(" not in text and "exit statuses:" in text
+
+
+def test_detector_options_list_every_registered_detector() -> None:
+    for path in (("detect",), ("bench", "nab")):
+        text = " ".join(_help(path).split())
+        for name in DETECTORS:
+            assert name in text, (path, name)
+        assert f"(default {DEFAULT_DETECTOR})" in text
+
+
+def test_defaults_are_shown() -> None:
+    assert "replay at N times real time (default: 60.0)" in " ".join(_help(("replay",)).split())
+    demo = " ".join(_help(("demo",)).split())
+    assert "in the demo (default: 5.0)" in demo

@@ -1,0 +1,103 @@
+"""What an operator reads from `runs list`, `runs show` and `route-test` (issue 15, item 4)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+
+import pytest
+
+from citybrain.cli import EXIT_OK, EXIT_USAGE, main, run_details, runs_table
+
+NOW = time.time()
+RUN = {
+    "run_id": "grp-0123456789abcdef.1",
+    "alert_id": "a1",
+    "playbook": "flash-flood",
+    "grid_cell": "md-gauge-01589330",
+    "kind": "water_level",
+    "department": "water",
+    "labels": {},
+    "alerts": ["a1", "a2"],
+    "status": "waiting_ack",
+    "step": "notify",
+    "level": "street",
+    "deadline_at": NOW + 90,
+    "created_at": NOW - 600,
+    "updated_at": NOW - 5,
+    "acknowledged_at": None,
+    "acknowledged_by": None,
+    "resolved_at": None,
+    "escalations": 1,
+    "seq": 4,
+    "sla_deadline_at": NOW + 3600,
+    "sla_breached": False,
+    "pending_action": None,
+    "last_notified_at": None,
+}
+NAMES = {"md-gauge-01589330": "Dead Run at Franklintown"}
+
+
+def test_the_table_has_a_column_per_question_and_local_times() -> None:
+    lines = runs_table([RUN], NAMES, NOW).splitlines()
+    assert lines[0].split() == [
+        "RUN",
+        "PLAYBOOK",
+        "CELL",
+        "LEVEL",
+        "STATUS",
+        "AGE",
+        "NEXT",
+        "DEADLINE",
+    ]
+    row = lines[1]
+    for part in (
+        "grp-0123456789abcdef.1",
+        "flash-flood",
+        "md-gauge-01589330 (Dead Run at Franklintown)",
+        "street",
+        "waiting_ack",
+        "10 min",
+    ):
+        assert part in row
+    zone = time.strftime("%Z", time.localtime(NOW + 90))
+    # The step deadline is nearer than the SLA one; shown in local time with its zone.
+    assert f"{zone} (step, in 90 s)" in row or f"{zone} (step, in 89 s)" in row
+
+
+def test_a_finished_run_has_no_next_deadline() -> None:
+    row = runs_table([{**RUN, "status": "resolved"}], {}, NOW).splitlines()[1]
+    assert row.endswith("-") and "(" not in row  # no cell name without a grid
+
+
+def test_show_names_each_field() -> None:
+    text = run_details(RUN, NAMES, NOW)
+    assert "cell           md-gauge-01589330 (Dead Run at Franklintown)" in text
+    assert "alerts         2: a1, a2" in text
+    assert "acknowledged   no" in text
+
+
+def _route_test(*labels: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["playbooks", "route-test", *labels])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_route_test_refuses_an_unknown_label_name() -> None:
+    code, _, err = _route_test("source=sensor", "knid=water_level")
+    assert code == EXIT_USAGE
+    assert err.startswith("citybrain: label 'knid=water_level': unknown label 'knid', expected")
+    assert "'kind'" in err  # the names it takes are listed
+
+
+@pytest.mark.parametrize("labels", [("source=sensor", "kind=water_level")])
+def test_route_test_names_the_labels_it_was_not_given(labels: tuple[str, ...]) -> None:
+    code, out, _ = _route_test(*labels)
+    assert code == EXIT_OK
+    first, *routes = out.splitlines()
+    assert first.startswith("not given, so matched as empty: ")
+    missing = first.split(": ", 1)[1].split(", ")
+    assert "severity" in missing and "category" in missing and "kind" not in missing
+    assert routes and "playbook flash-flood" in routes[0]

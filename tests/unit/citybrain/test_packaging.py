@@ -1,0 +1,24 @@
+"""Package metadata in the form current setuptools reads without deprecation warnings."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from streams.settings import REPO_ROOT
+
+
+def test_licence_is_an_spdx_string_with_its_file() -> None:
+    # The PEP 639 form: a `license = {text = ...}` table made setuptools >= 77 print its
+    # deprecation warning four times on every `make install` (issue 15, item 6).
+    doc = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    project = doc["project"]
+    assert project["license"] == "Apache-2.0"
+    for pattern in project["license-files"]:
+        assert list(REPO_ROOT.glob(pattern)), pattern
+    assert "Apache License" in (REPO_ROOT / "LICENSE").read_text()[:200]
+    # Older setuptools reject the string form, so the build must ask for a new enough one.
+    (setuptools,) = [r for r in doc["build-system"]["requires"] if r.startswith("setuptools")]
+    match = re.fullmatch(r"setuptools>=(\d+)", setuptools)
+    assert match and int(match.group(1)) >= 77
+    assert not any("License ::" in c for c in project.get("classifiers", []))

@@ -1,0 +1,62 @@
+"""The README's commands work as typed from a fresh clone (issue 15, item 1): every
+`make TARGET` the README, the docs or the demo's output names is a Makefile target, and
+every shell line in the README starts with something `make install` provides."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from citybrain.cli import build_parser
+from streams.settings import REPO_ROOT
+
+MAKEFILE = (REPO_ROOT / "Makefile").read_text()
+TARGETS = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.M))
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def _sh_lines(text: str) -> list[str]:
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            command = line.split("#", 1)[0].strip()
+            if command:
+                lines.append(command)
+    return lines
+
+
+def test_every_make_target_mentioned_exists() -> None:
+    texts = [README, *(p.read_text() for p in (REPO_ROOT / "docs").glob("*.md"))]
+    texts += [p.read_text() for p in (REPO_ROOT / "citybrain").glob("*.py")]
+    named = {t for text in texts for t in re.findall(r"\bmake ([a-z][a-z-]+)\b", text)}
+    assert named, "the README names no make target"
+    assert named <= TARGETS, sorted(named - TARGETS)
+
+
+def test_the_readme_lists_every_target() -> None:
+    listed = re.search(r"`make help` lists the Makefile targets: (.*?)\.\n", README, re.S)
+    assert listed
+    assert set(re.findall(r"`([a-z-]+)`", listed.group(1))) == TARGETS - {"help"}
+    # ...and each has a line in `make help`.
+    described = set(re.findall(r"^([a-z-]+):.*## ", MAKEFILE, re.M))
+    assert described == TARGETS
+
+
+def test_readme_shell_lines_run_as_typed() -> None:
+    lines = _sh_lines(README)
+    assert any(line.startswith("make demo") for line in lines)
+    parser = build_parser()
+    for line in lines:
+        words = shlex.split(line)
+        # A bare `citybrain` is not on the PATH after `make install`.
+        assert words[0] in {"make", ".venv/bin/citybrain", "export", "docker"}, line
+        if words[0] == "make":
+            assert set(words[1:]) <= TARGETS, line
+        if words[0] == ".venv/bin/citybrain":
+            parser.parse_args(words[1:])  # exits (fails the test) on a wrong command
+
+
+def test_the_demo_tells_the_user_what_works_as_typed() -> None:
+    demo = (REPO_ROOT / "citybrain" / "demo.py").read_text()
+    assert "make stack-down" in demo
+    assert "citybrain stack down[/]" not in demo  # the old line, not on the PATH
