@@ -81,3 +81,29 @@ def test_a_daylight_saving_step_back_is_accepted(tmp_path: Path) -> None:
     )
     stamps, _, values = read_series(src)
     assert len(stamps) == 3 and values.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("detector", sorted(DETECTORS))
+@pytest.mark.parametrize(
+    ("baseline", "glitch"), [(10.0, 1.7976931348623157e308), (1e307, 1.7e308), (10.0, -1e308)]
+)
+def test_a_finite_extreme_reading_scores_without_a_traceback(
+    tmp_path: Path, detector: str, baseline: float, glitch: float
+) -> None:
+    # shared/field-cases/extreme-value-detector: a float64 sentinel among ordinary readings.
+    values = [baseline * (1 + 0.01 * (m % 5)) for m in range(600)]
+    values[450] = glitch
+    rows = ["timestamp,value"] + [
+        f"2019-05-{1 + m // 288:02d} {m % 288 // 12:02d}:{m % 12 * 5:02d}:00,{v!r}"
+        for m, v in enumerate(values)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    assert (
+        main(["detect", "--input", str(src), "--output", str(out_path), "--detector", detector])
+        == 0
+    )
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    assert len(scores) == 600 and all(0.0 <= s <= 1.0 for s in scores)
+    if detector == "robust_zscore" and baseline == 10.0:
+        assert scores[450] == 1.0
