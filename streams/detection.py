@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from detectors import DETECTORS, Detector, RobustZScore, ScoreThreshold
+from detectors.base import check_values
+from detectors.tail import TailBank, TailDetector, TailSlot
 from streams.errors import EventError
 from streams.events import EventValidator, PackedError, Reading, format_ts
 from streams.settings import Settings
@@ -174,9 +176,15 @@ class SensorDetection:
     """
 
     def __init__(self, detector: Detector, threshold: ScoreThreshold, quiet_readings: int = 6):
-        self.prototype = detector
         self.threshold = threshold
         self.quiet_readings = quiet_readings
+        # The tail detector's sensors share one bank: a batch of interleaved readings
+        # from thousands of sensors is scored in one vectorised call (detectors/tail.py).
+        self.bank: TailBank | None = None
+        if isinstance(detector, TailDetector | TailSlot):
+            self.bank = TailBank(**detector.get_params())
+            detector = TailSlot(self.bank)
+        self.prototype = detector
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SensorDetection:
@@ -196,14 +204,50 @@ class SensorDetection:
         by_sensor: dict[str, list[Incoming]] = {}
         for item in batch:
             by_sensor.setdefault(item.reading.sensor_id, []).append(item)
+        if self.bank is None:
+            for sensor_id, items in by_sensor.items():
+                state, accepted = self._admit_sensor(items, states.get(sensor_id), result)
+                if accepted:
+                    scores, flags = self._score(state["detector"], accepted)
+                    self._record(state, accepted, scores, flags, result)
+                result.states[sensor_id] = state
+            return result
+        # Every sensor's accepted readings in one call over the shared bank, in order.
+        admitted: list[tuple[dict[str, Any], list[Incoming]]] = []
+        slots: list[int] = []
+        values: list[float] = []
+        times: list[float] = []
         for sensor_id, items in by_sensor.items():
-            state = states.get(sensor_id)
-            result.states[sensor_id] = self._process_sensor(items, state, result)
+            state, accepted = self._admit_sensor(items, states.get(sensor_id), result)
+            result.states[sensor_id] = state
+            if accepted:
+                admitted.append((state, accepted))
+                slot = state["detector"].slot
+                for item in accepted:
+                    slots.append(slot)
+                    values.append(item.reading.value)
+                    times.append(item.reading.ts)
+        if not admitted:
+            return result
+        array = self.bank.score_learn(
+            np.array(slots, np.int64),
+            check_values(values),
+            np.array(times, np.float64),
+        )
+        all_scores = array.tolist()
+        all_flags = self.threshold.flags(array).tolist()
+        start = 0
+        for state, accepted in admitted:
+            stop = start + len(accepted)
+            self._record(state, accepted, all_scores[start:stop], all_flags[start:stop], result)
+            start = stop
         return result
 
-    def _process_sensor(
+    def _admit_sensor(
         self, items: list[Incoming], state: dict[str, Any] | None, result: BatchResult
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[Incoming]]:
+        """The sensor's state (its detector live) and the readings to score, after the
+        delivery and event-time rules of the module docstring."""
         last_ts = float("-inf")
         last_offset = -1
         last_index = 0
@@ -241,8 +285,26 @@ class SensorDetection:
             else:
                 accepted.append(item)
                 last_ts = ts
+        state = {
+            "detector": detector,
+            "last_ts": last_ts,
+            "last_offset": last_offset,
+            "last_index": last_index,
+            "episode": episode,
+        }
+        return state, accepted
+
+    def _record(
+        self,
+        state: dict[str, Any],
+        accepted: list[Incoming],
+        scores: list[float],
+        flags: list[bool],
+        result: BatchResult,
+    ) -> None:
+        """Counts, episodes and the sensor's last reading, after scoring."""
+        episode = state["episode"]
         if accepted:
-            scores, flags = self._score(detector, accepted)
             kind = accepted[0].reading.kind
             result.scored += len(accepted)
             result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + len(accepted)
@@ -261,13 +323,7 @@ class SensorDetection:
                 float(scores[-1]),
                 episode is not None,
             )
-        return {
-            "detector": detector,
-            "last_ts": last_ts,
-            "last_offset": last_offset,
-            "last_index": last_index,
-            "episode": episode,
-        }
+        state["episode"] = episode
 
     def _score(self, detector: Detector, items: list[Incoming]) -> tuple[list[float], list[bool]]:
         """Score then learn each reading: scores and anomaly flags, in order."""

@@ -70,11 +70,13 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
     batch_size: int = Field(default=2000, ge=1)
     batch_within: float = Field(default=0.01, gt=0)  # the wait is every reading's latency
-    # A name from detectors.DETECTORS; window and min_samples tune robust_zscore.
-    detector: str = "robust_zscore"
+    # A name from detectors.DETECTORS; window and min_samples tune robust_zscore. The
+    # default is the tail detector at its documented threshold (issue 13: the detector
+    # and threshold of `citybrain detect` and of the NAB numbers).
+    detector: str = "tail"
     detector_window: int = 288
     detector_min_samples: int = 24
-    score_threshold: float = 0.6
+    score_threshold: float = 0.30
     quiet_readings: int = 6
     max_future_skew: float = 300.0
     deadline_check_interval: float = 1.0
