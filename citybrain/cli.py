@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detectors import DEFAULT_DETECTOR
+from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -247,17 +247,21 @@ def _detector(name: str) -> Detector | None:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from citybrain.detect import DetectInputError, detect_dir, detect_file
+    from citybrain.detect import DetectInputError, detect_dir, detect_file, warmup_rows
 
     prototype = _detector(args.detector)
     if prototype is None:
         return 2
+
+    def warn(message: str) -> None:
+        print(f"citybrain: warning: {message}", file=sys.stderr)
+
     try:
         if args.input_dir:
             if not args.output_dir:
                 print("citybrain: --input-dir needs --output-dir", file=sys.stderr)
                 return 2
-            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype)
+            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype, warn)
         else:
             if not (args.input and args.output):
                 print(
@@ -265,11 +269,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            rows = detect_file(Path(args.input), Path(args.output), prototype)
+            rows = detect_file(Path(args.input), Path(args.output), prototype, warn)
     except DetectInputError as exc:
         print(f"citybrain: {exc}", file=sys.stderr)
         return 1
-    print(f"scored {rows} rows with {args.detector}")
+    warmup = warmup_rows(prototype)
+    print(
+        f"scored {rows} rows with {args.detector}"
+        + (
+            ""
+            if warmup is None
+            else f"; the first {warmup} rows of each series are warm-up, scored 0"
+        )
+    )
     return 0
 
 
@@ -292,7 +304,12 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
             )
             return 2
     cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
-    result = {"detector": args.detector, **report(cases)}
+    # The score at the fixed threshold the stream alerts at (the tail detector's one
+    # documented threshold), beside the optimised one.
+    threshold = args.threshold
+    if threshold is None and args.detector == "tail":
+        threshold = DEFAULT_THRESHOLD
+    result = {"detector": args.detector, "threshold": threshold, **report(cases, threshold)}
     print(json.dumps(result, indent=2))
     return 0
 
@@ -446,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     nab.add_argument("--data", required=True, help="NAB's root or its data/ directory")
     nab.add_argument("--labels", help="combined_windows.json (default: ../labels/)")
     nab.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"default {DEFAULT_DETECTOR}")
+    nab.add_argument(
+        "--threshold",
+        type=float,
+        help="also score at this fixed threshold (default: the tail detector's documented one)",
+    )
     nab.set_defaults(func=cmd_bench_nab)
 
     p = sub.add_parser("dashboards", help="Grafana dashboards and provisioning")

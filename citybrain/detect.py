@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,8 +75,28 @@ def read_series(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
-def detect_file(src: Path, dst: Path, prototype: Detector) -> int:
+def warmup_rows(detector: Detector) -> int | None:
+    """Rows a fresh ``detector`` scores 0 while it learns (its ``warmup`` or
+    ``min_samples``), or None when it declares none."""
+    for name in ("warmup", "min_samples"):
+        value = getattr(detector, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def detect_file(
+    src: Path, dst: Path, prototype: Detector, warn: Callable[[str], None] | None = None
+) -> int:
+    """Score one file into ``dst``; rows written. ``warn`` hears about a series shorter
+    than the detector's warm-up (all of it scored 0 for want of history)."""
     stamps, times, values = read_series(src)
+    warmup = warmup_rows(prototype)
+    if warn is not None and warmup is not None and len(values) <= warmup:
+        warn(
+            f"{src}: {len(values)} rows, no more than the detector's warm-up of {warmup}: "
+            "every row scored 0 (give it a longer history)"
+        )
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
     dst.parent.mkdir(parents=True, exist_ok=True)
     with dst.open("w", encoding="utf-8", newline="") as fh:
@@ -86,9 +107,11 @@ def detect_file(src: Path, dst: Path, prototype: Detector) -> int:
     return len(stamps)
 
 
-def detect_dir(src: Path, dst: Path, prototype: Detector) -> int:
+def detect_dir(
+    src: Path, dst: Path, prototype: Detector, warn: Callable[[str], None] | None = None
+) -> int:
     """Every CSV under ``src`` to the same relative path under ``dst``."""
     total = 0
     for path in sorted(src.rglob("*.csv")):
-        total += detect_file(path, dst / path.relative_to(src), prototype)
+        total += detect_file(path, dst / path.relative_to(src), prototype, warn)
     return total
