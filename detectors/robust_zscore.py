@@ -41,12 +41,15 @@ PRECISION_SPAN = 1e6
 
 def _wide_range(history: Collection[float], arr: FloatArray) -> bool:
     """True when a batch's rolling sums would lose the small values to one huge value
-    (an extreme reading): such batches take the exact one-at-a-time path."""
+    (an extreme reading): such batches take the exact one-at-a-time path. Huge means
+    beyond PRECISION_SPAN times the typical deviation from the median (its 90th
+    percentile, or a millionth of the median's size for a series that barely moves)."""
     past = np.fromiter(history, dtype=np.float64, count=len(history))
     joined = np.concatenate([past, arr])
-    largest = float(np.ptp(joined))
-    typical = float(np.median(np.abs(np.diff(joined)))) if joined.size > 2 else 0.0
-    return largest > 1e300 or largest > PRECISION_SPAN**2 * max(typical, 1e-300)
+    median = float(np.median(joined))
+    deviations = np.abs(joined - median)
+    typical = max(float(np.quantile(deviations, 0.9)), 1e-6 * abs(median), 1e-300)
+    return float(deviations.max()) > PRECISION_SPAN * typical
 
 
 class RobustZScore(Detector):

@@ -90,7 +90,7 @@ DEFAULT_THRESHOLD = 0.30
 
 def record_size(window: int) -> int:
     """Floats in one sensor's record for a location window of ``window`` readings."""
-    return _SCALARS + window + N_STATS * BINS + 2 * SLOTS
+    return _SCALARS + 2 * window + N_STATS * BINS + 2 * SLOTS
 
 
 @numba.njit(cache=True, nogil=True)
@@ -177,13 +177,13 @@ def _run(
 ) -> None:
     """Score (and with ``learn``, then learn) ``xs[i]`` for sensor row ``slots[i]``, in
     order; scores into ``out``."""
-    w0 = _SCALARS
-    h1 = w0 + window
+    w0 = _SCALARS  # the window in arrival order (a ring)
+    sw0 = w0 + window  # the same values sorted, for the median
+    h1 = sw0 + window
     h2 = h1 + BINS
     h3 = h2 + BINS
     d0 = h3 + BINS  # yesterday's values by quarter hour
     dt0 = d0 + SLOTS  # and when each was taken
-    buf = np.empty(window)
     for i in range(xs.size):
         row = state[slots[i]]
         x = xs[i]
@@ -200,9 +200,11 @@ def _run(
             ref_ok = row[dt0 + slot] > 0.0 and abs(age - DAY) <= DAY / SLOTS
             ref = row[d0 + slot]
         if filled > 0:
-            for j in range(filled):
-                buf[j] = row[w0 + j]
-            median = np.median(buf[:filled])
+            mid = filled // 2
+            if filled % 2:
+                median = row[sw0 + mid]
+            else:
+                median = (row[sw0 + mid - 1] + row[sw0 + mid]) / 2.0
             dev = x - median
             floor = max(1e-9 * abs(median), 1e-12)
             z = abs(dev) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD], floor)
@@ -239,6 +241,22 @@ def _run(
                         _learn_hist(row, h3, _TOTAL3, t3, decay)
         if learn:
             pos = int(row[_POS])
+            # Keep the sorted copy in step: drop the value leaving, insert x (O(window)).
+            size = filled
+            if n >= window:
+                old = row[w0 + pos]
+                j = 0
+                while j < size - 1 and row[sw0 + j] != old:
+                    j += 1
+                while j < size - 1:
+                    row[sw0 + j] = row[sw0 + j + 1]
+                    j += 1
+                size -= 1
+            j = size
+            while j > 0 and row[sw0 + j - 1] > x:
+                row[sw0 + j] = row[sw0 + j - 1]
+                j -= 1
+            row[sw0 + j] = x
             row[w0 + pos] = x
             row[_POS] = (pos + 1) % window
             row[_N] = n + 1
