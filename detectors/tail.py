@@ -201,10 +201,7 @@ def _run(
             ref = row[d0 + slot]
         if filled > 0:
             mid = filled // 2
-            if filled % 2:
-                median = row[sw0 + mid]
-            else:
-                median = (row[sw0 + mid - 1] + row[sw0 + mid]) / 2.0
+            median = row[sw0 + mid] if filled % 2 else (row[sw0 + mid - 1] + row[sw0 + mid]) / 2.0
             dev = x - median
             floor = max(1e-9 * abs(median), 1e-12)
             z = abs(dev) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD], floor)
