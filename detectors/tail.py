@@ -266,7 +266,7 @@ def _run(
 
 class TailBank:
     """Many sensors' states as rows of one float64 array (struct of arrays: column
-    blocks per quantity), grown in chunks of ``CHUNK`` rows.
+    blocks per quantity), grown in chunks of at least ``CHUNK`` rows (doubling).
 
     ``score_learn(slots, values, times)`` scores then learns a batch of interleaved
     readings (each row's sensor by its slot) in one compiled pass, in order, exactly as
@@ -309,7 +309,10 @@ class TailBank:
             slot = self._free.pop()
         else:
             if self.used == self.state.shape[0]:
-                grown = np.zeros((self.state.shape[0] + self.CHUNK, self.width))
+                # Chunks as large as the bank already is (at least CHUNK rows): growing
+                # to n sensors copies O(n) rows in all.
+                extra = max(self.CHUNK, self.state.shape[0])
+                grown = np.zeros((self.state.shape[0] + extra, self.width))
                 grown[: self.used] = self.state[: self.used]
                 self.state = grown
             slot = self.used
