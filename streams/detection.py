@@ -1,7 +1,9 @@
 """Pure per-batch detection: readings in, anomalies and alert episodes out.
 
 Kafka-free (the agent in ``streams/app.py`` decodes, calls ``SensorDetection.process``
-and sends). Each sensor's state -- detector, last event time and Kafka position, open
+and sends). With the tail detector (the default) every sensor's detector is a slot in one
+shared ``TailBank`` and a batch's readings from all its sensors are scored in one
+vectorised call; other detectors are called per sensor. Each sensor's state -- detector, last event time and Kafka position, open
 episode -- is one dict the agent keeps in a changelog-backed faust table. The dict holds
 the live detector, which the next batch goes on updating in place (no per-batch
 serialisation); ``state_document`` turns it into the JSON written to the changelog, and
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors import DETECTORS, Detector, RobustZScore, ScoreThreshold
+from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
 from detectors.base import check_values
 from detectors.tail import TailBank, TailDetector, TailSlot
 from streams.errors import EventError
@@ -262,7 +264,13 @@ class SensorDetection:
         else:
             detector = self.prototype.clone()
             if state is not None:
-                detector.set_state(state["detector"])  # as read back from the changelog
+                try:
+                    detector.set_state(state["detector"])  # as read back from the changelog
+                except (DetectorError, KeyError, TypeError, ValueError):
+                    # Written by another detector (the default changed between
+                    # deployments): this sensor's detector starts over, the rest of
+                    # its state (positions, episode) stands.
+                    detector = self.prototype.clone()
         accepted: list[Incoming] = []
         for item in items:
             ts = item.reading.ts
