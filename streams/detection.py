@@ -3,8 +3,8 @@
 Kafka-free (the agent in ``streams/app.py`` decodes, calls ``SensorDetection.process``
 and sends). With the tail detector (the default) every sensor's detector is a slot in one
 shared ``TailBank`` and a batch's readings from all its sensors are scored in one
-vectorised call; other detectors are called per sensor. Each sensor's state -- detector, last event time and Kafka position, open
-episode -- is one dict the agent keeps in a changelog-backed faust table. The dict holds
+vectorised call; other detectors are called per sensor. Each sensor's state -- detector,
+last event time and Kafka position, open episode -- is one dict the agent keeps in a changelog-backed faust table. The dict holds
 the live detector, which the next batch goes on updating in place (no per-batch
 serialisation); ``state_document`` turns it into the JSON written to the changelog, and
 a state read back from there holds the detector's state instead. A restarted worker
