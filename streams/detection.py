@@ -4,10 +4,11 @@ Kafka-free (the agent in ``streams/app.py`` decodes, calls ``SensorDetection.pro
 and sends). With the tail detector (the default) every sensor's detector is a slot in one
 shared ``TailBank`` and a batch's readings from all its sensors are scored in one
 vectorised call; other detectors are called per sensor. Each sensor's state -- detector,
-last event time and Kafka position, open episode -- is one dict the agent keeps in a changelog-backed faust table. The dict holds
-the live detector, which the next batch goes on updating in place (no per-batch
-serialisation); ``state_document`` turns it into the JSON written to the changelog, and
-a state read back from there holds the detector's state instead. A restarted worker
+last event time and Kafka position, open episode -- is one dict the agent keeps in a
+changelog-backed faust table. The dict holds the live detector, which the next batch
+goes on updating in place (no per-batch serialisation); ``state_document`` turns it into
+the JSON written to the changelog, and a state read back from there holds the
+detector's state instead. A restarted worker
 picks up exactly where the last written state left off.
 
 Delivery and event-time rules (docs/events.md), in this order:
