@@ -128,8 +128,14 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
 
 
 def summarise(
-    settings: Settings, metrics: dict[str, float], prom: float | None, sensors: set[str]
+    settings: Settings,
+    metrics: dict[str, float],
+    prom: float | None,
+    sensors: set[str],
+    sensor_days: float = 0.0,
 ) -> dict[str, Any]:
+    """The demo's summary; ``sensor_days`` (the replayed sensors' spans, summed) turns the
+    alerts outside every known event into false alarms per 1,000 sensor-days."""
     alerts: dict[str, dict[str, Any]] = {}
     for msg in read_topic(settings, settings.topic("alerts")):
         doc = json.loads(msg.value)
@@ -168,6 +174,14 @@ def summarise(
         # Only events whose sensors were replayed; a replayed one with no alert is "missed".
         if any(s.startswith(event.sensor_prefix) for s in sensors):
             known.append({"event": event.name, "alerts": len(hits), "detected": bool(hits)})
+    outside = [
+        a
+        for a in alert_list
+        if not any(
+            a["sensor_id"].startswith(e.sensor_prefix) and e.start <= a["first_event_time"] <= e.end
+            for e in KNOWN_EVENTS
+        )
+    ]
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
         "incidents": int(metrics.get("citybrain_incidents_total", 0)),
@@ -179,6 +193,11 @@ def summarise(
         "escalations": len(escalations),
         "prometheus_readings_total": prom,
         "known_events": known,
+        # Every alert outside the dated events counts: an upper bound on false alarms.
+        "alerts_outside_known_events": len(outside),
+        "false_alarms_per_1000_sensor_days": round(1000 * len(outside) / sensor_days, 1)
+        if sensor_days > 0
+        else None,
         "alert_list": alert_list,
     }
 
@@ -273,6 +292,7 @@ def run_demo(
             metrics,
             prometheus_value(prom.url, "sum(citybrain_readings_total)"),
             {e.sensor_id for e in events if isinstance(e, Reading)},
+            _sensor_days(events),
         )
         summary["topic_prefix"] = settings.topic_prefix
         if report_path is not None:
@@ -295,6 +315,16 @@ def run_demo(
         console.print(f"summary written to {summary_path}")
     console.print("The stack is still running: [bold]citybrain stack down[/] stops it.")
     return summary
+
+
+def _sensor_days(events: list[Any]) -> float:
+    """The replayed readings' per-sensor spans (first to last reading), in days, summed."""
+    spans: dict[str, tuple[float, float]] = {}
+    for e in events:
+        if isinstance(e, Reading):
+            lo, hi = spans.get(e.sensor_id, (e.ts, e.ts))
+            spans[e.sensor_id] = (min(lo, e.ts), max(hi, e.ts))
+    return sum(hi - lo for lo, hi in spans.values()) / 86_400
 
 
 def _wait_for_worker(worker: subprocess.Popen[bytes], url: str, log_file: Path) -> None:
@@ -384,3 +414,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
         console.print(f"  {mark} {event['event']}: {event['alerts']} alert(s)")
+    if summary.get("false_alarms_per_1000_sensor_days") is not None:
+        console.print(
+            f"  {summary['alerts_outside_known_events']} alert(s) outside the known events: "
+            f"{summary['false_alarms_per_1000_sensor_days']} per 1,000 sensor-days"
+        )
