@@ -357,6 +357,27 @@ class TailBank:
         )
         return out
 
+    def warm(self) -> None:
+        """Compile the kernel now (numba compiles on first call, seconds on a busy
+        machine; its cache makes later processes fast): a worker calls this at start-up
+        so its first live batch does not stall its event loop."""
+        scratch = np.zeros((1, self.width))
+        _run(
+            scratch,
+            np.zeros(1, dtype=np.int64),
+            np.zeros(1),
+            np.zeros(1),
+            True,
+            True,
+            self.window,
+            self.warmup,
+            self._decay,
+            self._spread_rate,
+            self._short_rate,
+            NOVELTY,
+            np.empty(1),
+        )
+
     # -- records -----------------------------------------------------------------------
     def record(self, slot: int) -> dict[str, Any]:
         """One sensor's state as a JSON-compatible document (packed little-endian

@@ -186,6 +186,7 @@ class SensorDetection:
         self.bank: TailBank | None = None
         if isinstance(detector, TailDetector | TailSlot):
             self.bank = TailBank(**detector.get_params())
+            self.bank.warm()  # compiled at start-up, not in the first live batch
             detector = TailSlot(self.bank)
         self.prototype = detector
 
