@@ -132,6 +132,8 @@ def main() -> None:
         "decode_floor_readings_per_s": round(rate["floor"]),
         "admission_readings_per_s": round(rate["admit"]),
         "own_work_readings_per_s": round(rate["own"]),
+        # Detection, episodes and state encoding alone: own work less admission.
+        "detection_readings_per_s": round(args.readings / max(own_s - admit_s, 1e-9)),
         "ratio_own_work_vs_decode_floor": round(rate["own"] / rate["floor"], 3),
         "share_of_own_work_in_admission": round(admit_s / own_s, 3),
         "firing_alerts": firing,

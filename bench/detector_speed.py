@@ -70,6 +70,9 @@ def rate_one_at_a_time(make: Callable[[], Detector], series: list[Series]) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-detectors.json")
+    parser.add_argument(
+        "--detectors", nargs="+", choices=sorted(DETECTORS), help="time only these (default: all)"
+    )
     args = parser.parse_args()
     corpus, series = load_series()
     n = sum(len(v) for _, v in series)
@@ -77,6 +80,7 @@ def main() -> None:
     batched = {
         name: rate(make, series, repeat=1 if name == "isolation_forest" else 3)
         for name, make in DETECTORS.items()
+        if args.detectors is None or name in args.detectors
     }
     default = DETECTORS[DEFAULT_DETECTOR]
     single = rate_one_at_a_time(default, series[:3])

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detectors import DEFAULT_DETECTOR
+from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
@@ -543,19 +543,25 @@ def _detector(name: str) -> Detector | None:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from citybrain.detect import DetectInputError, detect_dir, detect_file
+    from citybrain.detect import DetectInputError, detect_dir, detect_file, warmup_rows
 
     prototype = _detector(args.detector)
     if prototype is None:
         return 2
     skipped: list[str] = []
     on_bad_row = skipped.append if args.on_error == "skip" else None
+
+    def warn(message: str) -> None:
+        print(f"citybrain: warning: {message}", file=sys.stderr)
+
     try:
         if args.input_dir:
             if not args.output_dir:
                 print("citybrain: --input-dir needs --output-dir", file=sys.stderr)
                 return 2
-            rows = detect_dir(Path(args.input_dir), Path(args.output_dir), prototype, on_bad_row)
+            rows = detect_dir(
+                Path(args.input_dir), Path(args.output_dir), prototype, on_bad_row, warn
+            )
         else:
             if not (args.input and args.output):
                 print(
@@ -563,16 +569,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            rows = detect_file(Path(args.input), Path(args.output), prototype, on_bad_row)
+            rows = detect_file(Path(args.input), Path(args.output), prototype, on_bad_row, warn)
     except DetectInputError as exc:
         print(f"citybrain: {exc}", file=sys.stderr)
         return 1
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
+    warmup = warmup_rows(prototype)
     print(
         f"read {rows + len(skipped)} rows: scored {rows} with {args.detector}, "
         f"skipped {len(skipped)} bad rows"
+        + (
+            ""
+            if warmup is None
+            else f"; the first {warmup} rows of each series are warm-up, scored 0"
+        )
     )
     return 0
 
@@ -601,7 +613,12 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
     except DetectInputError as exc:
         print(f"citybrain: {exc}", file=sys.stderr)
         return 1
-    result = {"detector": args.detector, **report(cases)}
+    # The score at the fixed threshold the stream alerts at (the tail detector's one
+    # documented threshold), beside the optimised one.
+    threshold = args.threshold
+    if threshold is None and args.detector == "tail":
+        threshold = DEFAULT_THRESHOLD
+    result = {"detector": args.detector, "threshold": threshold, **report(cases, threshold)}
     print(json.dumps(result, indent=2))
     return 0
 
@@ -897,6 +914,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="combined_windows.json (default: labels/ beside the data directory)",
     )
     nab.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME", help=detector_help)
+    nab.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="also score at this fixed threshold (default: the tail detector's documented one)",
+    )
     nab.set_defaults(func=cmd_bench_nab)
 
     generated = str(REPO_ROOT / "dashboards" / "generated")

@@ -167,9 +167,12 @@ def summarise(
     sensors: set[str],
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS,
     cell_names: dict[str, str] | None = None,
+    sensor_days: float = 0.0,
 ) -> dict[str, Any]:
     """The demo's summary, read back from its topics: counts, each alert with the
-    playbook and run it went to, and whether each expected event was alerted on."""
+    playbook and run it went to, and whether each expected event was alerted on;
+    ``sensor_days`` (the replayed sensors' spans, summed) turns the sensor alerts outside
+    every expected event into false alarms per 1,000 sensor-days."""
     names = cell_names or {}
     alerts: dict[str, dict[str, Any]] = {}
     for msg in read_topic(settings, settings.topic("alerts")):
@@ -216,6 +219,16 @@ def summarise(
         reasons[reason] = reasons.get(reason, 0) + 1
     alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
     known = known_events(alert_list, expected, sensors)
+    # Sensor alerts only: a citizen-report burst is not a sensor's false alarm.
+    outside = [
+        a
+        for a in alert_list
+        if a["sensor_id"]
+        and not any(
+            a["sensor_id"].startswith(e.sensor_prefix) and e.start <= a["first_event_time"] <= e.end
+            for e in expected
+        )
+    ]
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
         "incidents": int(metrics.get("citybrain_incidents_total", 0)),
@@ -227,6 +240,11 @@ def summarise(
         "escalations": len(escalations),
         "prometheus_readings_total": prom,
         "known_events": known,
+        # Every sensor alert outside the dated events counts: an upper bound on false alarms.
+        "alerts_outside_known_events": len(outside),
+        "false_alarms_per_1000_sensor_days": round(1000 * len(outside) / sensor_days, 1)
+        if sensor_days > 0
+        else None,
         "alert_list": alert_list,
     }
 
@@ -487,6 +505,7 @@ def run_demo(
             {e.sensor_id for e in events if isinstance(e, Reading)},
             expected,
             _cell_names(settings),
+            _sensor_days(events),
         )
         summary["topic_prefix"] = settings.topic_prefix
         summary["worker_url"] = f"http://127.0.0.1:{settings.worker_port}"
@@ -527,6 +546,16 @@ def _cell_names(settings: Settings) -> dict[str, str]:
 
     grid = load_grid(settings.grid_file)
     return {cell_id: cell.name for cell_id, cell in grid.cells.items()}
+
+
+def _sensor_days(events: list[Any]) -> float:
+    """The replayed readings' per-sensor spans (first to last reading), in days, summed."""
+    spans: dict[str, tuple[float, float]] = {}
+    for e in events:
+        if isinstance(e, Reading):
+            lo, hi = spans.get(e.sensor_id, (e.ts, e.ts))
+            spans[e.sensor_id] = (min(lo, e.ts), max(hi, e.ts))
+    return sum(hi - lo for lo, hi in spans.values()) / 86_400
 
 
 def _wait_for_worker(files: DemoFiles, url: str) -> None:
@@ -706,3 +735,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
         console.print(f"  {mark} {event['event']}: {_number(event['alerts'])} alert(s)")
+    if summary.get("false_alarms_per_1000_sensor_days") is not None:
+        console.print(
+            f"  {summary['alerts_outside_known_events']} alert(s) outside the known events: "
+            f"{summary['false_alarms_per_1000_sensor_days']} per 1,000 sensor-days"
+        )

@@ -124,12 +124,33 @@ def _row(
     return when, epoch, value
 
 
+def warmup_rows(detector: Detector) -> int | None:
+    """Rows a fresh ``detector`` scores 0 while it learns (its ``warmup`` or
+    ``min_samples``), or None when it declares none."""
+    for name in ("warmup", "min_samples"):
+        value = getattr(detector, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 def detect_file(
-    src: Path, dst: Path, prototype: Detector, on_bad_row: Callable[[str], None] | None = None
+    src: Path,
+    dst: Path,
+    prototype: Detector,
+    on_bad_row: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> int:
     """Score ``src`` into ``dst`` (one row per good input row); returns rows scored.
-    Raises DetectInputError (see ``read_series`` for ``on_bad_row``)."""
+    Raises DetectInputError (see ``read_series`` for ``on_bad_row``). ``warn`` hears about
+    a series shorter than the detector's warm-up (all of it scored 0 for want of history)."""
     stamps, times, values = read_series(src, on_bad_row)
+    warmup = warmup_rows(prototype)
+    if warn is not None and warmup is not None and len(values) <= warmup:
+        warn(
+            f"{src}: {len(values)} rows, no more than the detector's warm-up of {warmup}: "
+            "every row scored 0 (give it a longer history)"
+        )
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
     dst.parent.mkdir(parents=True, exist_ok=True)
     with dst.open("w", encoding="utf-8", newline="") as fh:
@@ -141,10 +162,14 @@ def detect_file(
 
 
 def detect_dir(
-    src: Path, dst: Path, prototype: Detector, on_bad_row: Callable[[str], None] | None = None
+    src: Path,
+    dst: Path,
+    prototype: Detector,
+    on_bad_row: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> int:
     """Every CSV under ``src`` to the same relative path under ``dst``."""
     total = 0
     for path in sorted(src.rglob("*.csv")):
-        total += detect_file(path, dst / path.relative_to(src), prototype, on_bad_row)
+        total += detect_file(path, dst / path.relative_to(src), prototype, on_bad_row, warn)
     return total

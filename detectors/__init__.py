@@ -17,6 +17,7 @@ from detectors.likelihood import AnomalyLikelihood
 from detectors.patterns import UnfamiliarPattern
 from detectors.robust_zscore import RobustZScore
 from detectors.seasonal import DAY, SeasonalBaseline
+from detectors.tail import DEFAULT_THRESHOLD, TailBank, TailDetector, TailSlot
 from detectors.thresholds import ScoreThreshold
 from detectors.transforms import DayOverDay, Differenced, MovingAverage
 from detectors.windowed_gaussian import WindowedGaussian
@@ -64,8 +65,10 @@ def city_ensemble() -> Ensemble:
 
 
 # The detectors a configuration can name (`citybrain detect --detector NAME`); the first
-# is the default, chosen by its NAB score (docs/benchmarks.md).
+# is the default of `citybrain detect` and of the stream worker (issue 13): calibrated
+# tail probabilities, one threshold for both (DEFAULT_THRESHOLD, docs/detectors.md).
 DETECTORS: dict[str, Callable[[], Detector]] = {
+    "tail": TailDetector,
     "ensemble": city_ensemble,
     "robust_zscore": RobustZScore,
     "likelihood": AnomalyLikelihood,
@@ -82,6 +85,7 @@ DEFAULT_DETECTOR = next(iter(DETECTORS))
 __all__ = [
     "DAY",
     "DEFAULT_DETECTOR",
+    "DEFAULT_THRESHOLD",
     "DETECTORS",
     "AnomalyLikelihood",
     "DayOverDay",
@@ -98,6 +102,9 @@ __all__ = [
     "SeasonalBaseline",
     "StuckSensor",
     "SubsequenceDiscord",
+    "TailBank",
+    "TailDetector",
+    "TailSlot",
     "UnfamiliarPattern",
     "WindowIsolationForest",
     "WindowedGaussian",

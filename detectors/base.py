@@ -44,12 +44,40 @@ def unpack_floats(packed: str | list[float]) -> list[float]:
     return values
 
 
+# A finite reading beyond COMPRESS_ABOVE (2**341, about 4.5e102: far beyond any physical
+# quantity) enters the detectors log-compressed, ``sign * SCALE * (1 + ln(|x| / SCALE))``
+# with SCALE = 2**332, which lands it between 7 and 481 SCALE: DBL_MAX becomes about
+# 4.2e102, 1e307 about 4.16e102. Every difference, mean, square and sum of millions of
+# squares then stays finite, so a sentinel like 1e308 scores as a clear anomaly instead of
+# overflowing to inf or NaN and poisoning the state (issue 12 item 3). The image lies in
+# the unchanged range, so mapping twice (a composite detector and its member) is mapping
+# once, and order is kept everywhere except among readings that are all absurd already.
+SCALE = 2.0**332
+COMPRESS_ABOVE = 2.0**341
+
+
+def _compress(value: float) -> float:
+    # np.log, not math.log: the batch path's np.log must give the same bits.
+    return math.copysign(SCALE * (1.0 + float(np.log(abs(value) / SCALE))), value)
+
+
 def check_value(x: float) -> float:
-    """Return ``x`` as a float, or raise a clear error for NaN and infinities."""
+    """Return ``x`` as a float in the detectors' safe domain (``COMPRESS_ABOVE``), or raise
+    DetectorInputError for NaN and infinities."""
     value = float(x)
     if not math.isfinite(value):
         raise DetectorInputError(f"observation is {x!r}, expected a finite number")
-    return value
+    return value if abs(value) <= COMPRESS_ABOVE else _compress(value)
+
+
+def safe_domain(arr: FloatArray) -> FloatArray:
+    """Finite values mapped as ``check_value`` maps them (a copy only if one is extreme)."""
+    big = np.abs(arr) > COMPRESS_ABOVE
+    if not big.any():
+        return arr
+    out = arr.copy()
+    out[big] = np.copysign(SCALE * (1.0 + np.log(np.abs(arr[big]) / SCALE)), arr[big])
+    return out
 
 
 def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
@@ -119,7 +147,8 @@ def check_times(ts: Sequence[float] | FloatArray | None, n: int) -> FloatArray |
 
 
 def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
-    """Return ``xs`` as a 1-D float array, or raise for empty or non-finite input."""
+    """Return ``xs`` as a 1-D float array in the safe domain (``check_value``), or raise
+    DetectorInputError for empty or non-finite input."""
     arr = np.asarray(xs, dtype=np.float64)
     if arr.ndim != 1:
         raise DetectorInputError(f"observations have shape {arr.shape}, expected one dimension")
@@ -129,7 +158,7 @@ def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
     if bad.any():
         i = int(np.argmax(bad))
         raise DetectorInputError(f"observation {i} is {arr[i]!r}, expected a finite number")
-    return arr
+    return safe_domain(arr)
 
 
 class Detector(ABC):

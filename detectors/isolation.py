@@ -60,7 +60,7 @@ class WindowIsolationForest(Detector):
         scale = float(np.median(np.abs(data - center))) * 1.4826 or float(data.std()) or 1.0
         forest = IsolationForest(
             n_estimators=self.n_estimators, random_state=self.random_state
-        ).fit(sliding_window_view((data - center) / scale, self.lags))
+        ).fit(sliding_window_view(_standardised(data, center, scale), self.lags))
         self._forest = (forest, center, scale)
 
     def _scores(self, windows: FloatArray) -> FloatArray:
@@ -70,7 +70,7 @@ class WindowIsolationForest(Detector):
             self._fit()  # restored from state: rebuild the same forest
         assert self._forest is not None
         forest, center, scale = self._forest
-        s = -forest.score_samples((windows - center) / scale)
+        s = -forest.score_samples(_standardised(windows, center, scale))
         return np.asarray(np.maximum(0.0, 2.0 * (s - 0.5)), dtype=np.float64)
 
     def _after_learning(self) -> None:
@@ -135,3 +135,14 @@ class WindowIsolationForest(Detector):
         self.n_ = int(state["n"])
         self.fit_values_ = [float(v) for v in state["fit_values"]]
         self._forest = None
+
+
+# scikit-learn's trees split in float32: a standardised value beyond its range (a 1e308
+# sentinel over a spread of 1) would overflow to inf; isolation depends only on order, so
+# clipping far beyond any split keeps every score.
+_FLOAT32_SAFE = 1e30
+
+
+def _standardised(values: FloatArray, center: float, scale: float) -> FloatArray:
+    with np.errstate(over="ignore"):  # a subnormal spread: inf, clipped like the rest
+        return np.asarray(np.clip((values - center) / scale, -_FLOAT32_SAFE, _FLOAT32_SAFE))

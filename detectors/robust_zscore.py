@@ -8,9 +8,10 @@ standard deviation would.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,22 @@ MAD_TO_SIGMA = 1.4826
 MEAN_DEV_TO_SIGMA = math.sqrt(math.pi / 2)
 # Batches up to this size take the one-at-a-time path (same scores, lower fixed cost).
 SMALL_BATCH = 32
+# Running sums (ours and pandas' rolling ones) keep about 16 digits: once one value
+# exceeds the others by this factor, their sum is mostly rounding error.
+PRECISION_SPAN = 1e6
+
+
+def _wide_range(history: Collection[float], arr: FloatArray) -> bool:
+    """True when a batch's rolling sums would lose the small values to one huge value
+    (an extreme reading): such batches take the exact one-at-a-time path. Huge means
+    beyond PRECISION_SPAN times the typical deviation from the median (its 90th
+    percentile, or a millionth of the median's size for a series that barely moves)."""
+    past = np.fromiter(history, dtype=np.float64, count=len(history))
+    joined = np.concatenate([past, arr])
+    median = float(np.median(joined))
+    deviations = np.abs(joined - median)
+    typical = max(float(np.quantile(deviations, 0.9)), 1e-6 * abs(median), 1e-300)
+    return float(deviations.max()) > PRECISION_SPAN * typical
 
 
 class RobustZScore(Detector):
@@ -97,6 +114,10 @@ class RobustZScore(Detector):
                 old = self.deviations_[0]
                 del devs[bisect.bisect_left(devs, old)]
                 self._deviation_sum -= old
+                if old > PRECISION_SPAN * abs(self._deviation_sum):
+                    # A huge deviation (a 1e308 sentinel) left the running sum holding only
+                    # its rounding error: sum the window exactly instead.
+                    self._deviation_sum = math.fsum(itertools.islice(self.deviations_, 1, None))
             deviation = abs(value - _median(values))
             self.deviations_.append(deviation)
             bisect.insort(devs, deviation)
@@ -126,7 +147,7 @@ class RobustZScore(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
-        if arr.size <= SMALL_BATCH:
+        if arr.size <= SMALL_BATCH or _wide_range(self.values_, arr):
             # A stream batch often holds one or two readings of a sensor: pandas' fixed
             # cost per rolling call would dominate, the sorted window does not.
             out = np.empty(arr.size)

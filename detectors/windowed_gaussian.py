@@ -23,8 +23,12 @@ from detectors.base import (
     check_values,
     require_int,
 )
+from detectors.robust_zscore import _wide_range
 
 _MIN_STD = 1e-12
+# Sums of float64 values carry rounding of about 1e-16 of their size: a spread below
+# 1e-9 of the mean is rounding (a run of 1e308 sentinels), not a spread to divide by.
+_RELATIVE_STD = 1e-9
 
 
 class WindowedGaussian(Detector):
@@ -42,7 +46,8 @@ class WindowedGaussian(Detector):
         if len(self.values_) < self.min_samples:
             return 0.0
         past = np.fromiter(self.values_, dtype=np.float64)
-        z = abs(value - float(past.mean())) / max(float(past.std()), _MIN_STD)
+        mean = float(past.mean())
+        z = abs(value - mean) / max(float(past.std()), _MIN_STD, _RELATIVE_STD * abs(mean))
         return math.erf(z / math.sqrt(2.0))
 
     def learn_one(self, x: float, t: float | None = None) -> None:
@@ -53,13 +58,23 @@ class WindowedGaussian(Detector):
     ) -> FloatArray:
         arr = check_values(xs)
         h = len(self.values_)
+        if _wide_range(self.values_, arr):
+            # pandas' rolling moments are running sums: one extreme reading would leave
+            # them mostly rounding error, so such batches go one at a time (exact).
+            out = np.empty(arr.size)
+            for i, x in enumerate(arr.tolist()):
+                out[i] = self.score_one(x)
+                self.learn_one(x)
+            return out
         joined = pd.Series(np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr]))
         rolling = joined.rolling(self.window, min_periods=1)
         # Index j of a rolling statistic describes the window that precedes row j + 1.
         mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
         std = np.concatenate([[np.nan], rolling.std(ddof=0).to_numpy()[:-1]])[h:]
         with np.errstate(invalid="ignore"):
-            z = np.abs(arr - mean) / np.maximum(std, _MIN_STD)
+            z = np.abs(arr - mean) / np.maximum(
+                np.maximum(std, _MIN_STD), _RELATIVE_STD * np.abs(mean)
+            )
             scores = np.asarray(erf(z / math.sqrt(2.0)), dtype=np.float64)
         scores[np.minimum(h + np.arange(arr.size), self.window) < self.min_samples] = 0.0
         self.values_.extend(arr.tolist())

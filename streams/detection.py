@@ -1,11 +1,14 @@
 """Pure per-batch detection: readings in, anomalies and alert episodes out.
 
 Kafka-free (the agent in ``streams/app.py`` decodes, calls ``SensorDetection.process``
-and sends). Each sensor's state -- detector, last event time and Kafka position, open
-episode -- is one dict the agent keeps in a changelog-backed faust table. The dict holds
-the live detector, which the next batch goes on updating in place (no per-batch
-serialisation); ``state_document`` turns it into the JSON written to the changelog, and
-a state read back from there holds the detector's state instead. A restarted worker
+and sends). With the tail detector (the default) every sensor's detector is a slot in one
+shared ``TailBank`` and a batch's readings from all its sensors are scored in one
+vectorised call; other detectors are called per sensor. Each sensor's state -- detector,
+last event time and Kafka position, open episode -- is one dict the agent keeps in a
+changelog-backed faust table. The dict holds the live detector, which the next batch
+goes on updating in place (no per-batch serialisation); ``state_document`` turns it into
+the JSON written to the changelog, and a state read back from there holds the
+detector's state instead. A restarted worker
 picks up exactly where the last written state left off.
 
 Delivery and event-time rules (docs/events.md), in this order:
@@ -22,11 +25,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from detectors import DETECTORS, Detector, RobustZScore, ScoreThreshold
+from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
+from detectors.base import check_values
+from detectors.tail import TailBank, TailDetector, TailSlot
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, PackedError, Reading, format_ts
 from streams.settings import Settings
@@ -178,9 +184,16 @@ class SensorDetection:
     """
 
     def __init__(self, detector: Detector, threshold: ScoreThreshold, quiet_readings: int = 6):
-        self.prototype = detector
         self.threshold = threshold
         self.quiet_readings = quiet_readings
+        # The tail detector's sensors share one bank: a batch of interleaved readings
+        # from thousands of sensors is scored in one vectorised call (detectors/tail.py).
+        self.bank: TailBank | None = None
+        if isinstance(detector, TailDetector | TailSlot):
+            self.bank = TailBank(**detector.get_params())
+            self.bank.warm()  # compiled at start-up, not in the first live batch
+            detector = TailSlot(self.bank)
+        self.prototype = detector
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SensorDetection:
@@ -200,24 +213,98 @@ class SensorDetection:
         by_sensor: dict[str, list[Incoming]] = {}
         for item in batch:
             by_sensor.setdefault(item.reading.sensor_id, []).append(item)
+        if self.bank is None:
+            for sensor_id, items in by_sensor.items():
+
+                def one(sid: str = sensor_id, its: list[Incoming] = items) -> None:
+                    state, accepted = self._admit_sensor(its, states.get(sid), result)
+                    if accepted:
+                        self._score_record(state, accepted, result)
+                    result.states[sid] = state
+
+                self._isolated(sensor_id, items, result, one)
+            return result
+        # Every sensor's accepted readings in one call over the shared bank, in order.
+        admitted: list[tuple[dict[str, Any], list[Incoming]]] = []
+        slots: list[int] = []
+        values: list[float] = []
+        times: list[float] = []
         for sensor_id, items in by_sensor.items():
-            state = states.get(sensor_id)
-            mark = (len(result.alerts), len(result.rejected), result.duplicates, result.redelivered)
-            try:
-                result.states[sensor_id] = self._process_sensor(items, state, result)
-            except Exception as exc:
-                # One sensor's detector fault costs only its readings of this batch: they
-                # are dead-lettered, and the sensor keeps its previous state (positions,
-                # episode; the table is not written), so the next batch goes on from it.
-                del result.alerts[mark[0] :], result.rejected[mark[1] :]
-                result.duplicates, result.redelivered = mark[2], mark[3]
-                why = f"detector failed on sensor {sensor_id}: {type(exc).__name__}: {exc}"
-                result.rejected.extend((item, "detector_error", why[:300]) for item in items)
+            state, accepted = self._admit_sensor(items, states.get(sensor_id), result)
+            result.states[sensor_id] = state
+            if accepted:
+                admitted.append((state, accepted))
+                slot = state["detector"].slot
+                for item in accepted:
+                    slots.append(slot)
+                    values.append(item.reading.value)
+                    times.append(item.reading.ts)
+        if not admitted:
+            return result
+        try:
+            array = self.bank.score_learn(
+                np.array(slots, np.int64),
+                check_values(values),
+                np.array(times, np.float64),
+            )
+        except Exception:
+            # The bank refused the batch as a whole: score sensor by sensor, so a fault
+            # costs only the readings of the sensor that caused it.
+            for state, accepted in admitted:
+                sensor_id = accepted[0].reading.sensor_id
+                self._isolated(
+                    sensor_id,
+                    accepted,
+                    result,
+                    partial(self._score_record, state, accepted, result),
+                )
+            return result
+        all_scores = array.tolist()
+        all_flags = self.threshold.flags(array).tolist()
+        start = 0
+        for state, accepted in admitted:
+            stop = start + len(accepted)
+            scores, flags = all_scores[start:stop], all_flags[start:stop]
+            sensor_id = accepted[0].reading.sensor_id
+            self._isolated(
+                sensor_id,
+                accepted,
+                result,
+                partial(self._record, state, accepted, scores, flags, result),
+            )
+            start = stop
         return result
 
-    def _process_sensor(
+    def _score_record(
+        self, state: dict[str, Any], accepted: list[Incoming], result: BatchResult
+    ) -> None:
+        scores, flags = self._score(state["detector"], accepted)
+        self._record(state, accepted, scores, flags, result)
+
+    @staticmethod
+    def _isolated(
+        sensor_id: str, items: list[Incoming], result: BatchResult, work: Callable[[], None]
+    ) -> None:
+        """Run one sensor's share of a batch; if it raises, only that sensor's readings of
+        the batch are dead-lettered (``detector_error``) and its stored state is kept (the
+        table is not written: ``result.states`` loses the sensor), so the next batch goes
+        on from it. Nothing of another sensor is lost."""
+        mark = (len(result.alerts), len(result.rejected), result.duplicates, result.redelivered)
+        try:
+            work()
+        except Exception as exc:
+            del result.alerts[mark[0] :], result.rejected[mark[1] :]
+            result.duplicates, result.redelivered = mark[2], mark[3]
+            result.states.pop(sensor_id, None)
+            result.last.pop(sensor_id, None)
+            why = f"detector failed on sensor {sensor_id}: {type(exc).__name__}: {exc}"
+            result.rejected.extend((item, "detector_error", why[:300]) for item in items)
+
+    def _admit_sensor(
         self, items: list[Incoming], state: dict[str, Any] | None, result: BatchResult
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[Incoming]]:
+        """The sensor's state (its detector live) and the readings to score, after the
+        delivery and event-time rules of the module docstring."""
         last_ts = float("-inf")
         last_offset = -1
         last_index = 0
@@ -232,7 +319,13 @@ class SensorDetection:
         else:
             detector = self.prototype.clone()
             if state is not None:
-                detector.set_state(state["detector"])  # as read back from the changelog
+                try:
+                    detector.set_state(state["detector"])  # as read back from the changelog
+                except (DetectorError, KeyError, TypeError, ValueError):
+                    # Written by another detector (the default changed between
+                    # deployments): this sensor's detector starts over, the rest of
+                    # its state (positions, episode) stands.
+                    detector = self.prototype.clone()
         accepted: list[Incoming] = []
         for item in items:
             ts = item.reading.ts
@@ -255,8 +348,26 @@ class SensorDetection:
             else:
                 accepted.append(item)
                 last_ts = ts
+        state = {
+            "detector": detector,
+            "last_ts": last_ts,
+            "last_offset": last_offset,
+            "last_index": last_index,
+            "episode": episode,
+        }
+        return state, accepted
+
+    def _record(
+        self,
+        state: dict[str, Any],
+        accepted: list[Incoming],
+        scores: list[float],
+        flags: list[bool],
+        result: BatchResult,
+    ) -> None:
+        """Counts, episodes and the sensor's last reading, after scoring."""
+        episode = state["episode"]
         if accepted:
-            scores, flags = self._score(detector, accepted)
             kind = accepted[0].reading.kind
             n_anomalies = sum(flags)
             # Walk readings only when something can change; most batches skip this loop.
@@ -280,13 +391,7 @@ class SensorDetection:
                 last_score,
                 episode is not None,
             )
-        return {
-            "detector": detector,
-            "last_ts": last_ts,
-            "last_offset": last_offset,
-            "last_index": last_index,
-            "episode": episode,
-        }
+        state["episode"] = episode
 
     def _score(self, detector: Detector, items: list[Incoming]) -> tuple[list[float], list[bool]]:
         """Score then learn each reading: scores and anomaly flags, in order."""

@@ -76,11 +76,13 @@ class Settings(BaseSettings):
     # each lever alone (docs/benchmarks.md), "per_message" (faust's event path with the
     # stale-generation fix) and "stock" (faust 0.15.3 untouched, commit stall included).
     faust_drain: Literal["batch", "per_message", "stock"] = "batch"
-    # A name from detectors.DETECTORS; window and min_samples tune robust_zscore.
-    detector: str = "robust_zscore"
+    # A name from detectors.DETECTORS; window and min_samples tune robust_zscore. The
+    # default is the tail detector at its documented threshold (issue 13: the detector
+    # and threshold of `citybrain detect` and of the NAB numbers).
+    detector: str = "tail"
     detector_window: int = 288
     detector_min_samples: int = 24
-    score_threshold: float = 0.6
+    score_threshold: float = 0.30
     quiet_readings: int = 6
     max_future_skew: float = 300.0
     deadline_check_interval: float = 1.0

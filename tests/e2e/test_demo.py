@@ -90,6 +90,10 @@ def test_demo_alerts_on_the_real_events_and_writes_its_summary(demo: dict[str, A
         "Dead Run flash flood (Baltimore, 2019-05-11)": True,
         "Spring Festival fireworks (Beijing, 2016-02-08 local)": True,
     }
+    # Issue 13: the summary reports the alerts outside the dated events per sensor-day.
+    outside = summary["alerts_outside_known_events"]
+    assert 0 <= outside < summary["alerts"]
+    assert summary["false_alarms_per_1000_sensor_days"] >= 0
     first = summary["alert_list"][0]
     assert set(first) == {
         "id",

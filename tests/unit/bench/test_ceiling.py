@@ -9,8 +9,10 @@ import orjson
 
 from bench.catchup import catchup_messages, catchup_readings, is_spike, write_grid
 from bench.ceiling import decode_floor, own_work
+from detectors import DETECTORS, Detector
 from playbooks.loader import load_grid
 from streams.partitioning import sensor_partition
+from streams.settings import load_settings
 
 READINGS, SENSORS = 30_000, 100
 
@@ -28,18 +30,25 @@ def test_packed_and_single_messages_carry_the_same_readings() -> None:
 def test_every_spike_episode_fires_once_packed_or_not(tmp_path: Path) -> None:
     write_grid(tmp_path / "grid.yaml", SENSORS)
     grid = load_grid(tmp_path / "grid.yaml")
-    # A spike within six readings of its sensor's last one extends the same episode
-    # (quiet_readings): one alert.
-    last_spike: dict[str, int] = {}
-    episodes = 0
+    # The reference: each sensor's readings one at a time through its own default
+    # detector at the default threshold; an anomaly within six readings of the sensor's
+    # last one extends the same episode (quiet_readings): one alert.
+    settings = load_settings()
+    detectors: dict[str, Detector] = {}
+    last_flag: dict[str, int] = {}
+    episodes = spikes_flagged = 0
     for n, reading in enumerate(catchup_readings(READINGS, SENSORS)):
-        if is_spike(reading):
+        det = detectors.setdefault(reading.sensor_id, DETECTORS[settings.detector]())
+        score = det.score_one(reading.value, reading.ts)
+        det.learn_one(reading.value, reading.ts)
+        if score >= settings.score_threshold:
             step = n // SENSORS
-            episodes += step - last_spike.get(reading.sensor_id, -100) > 6
-            last_spike[reading.sensor_id] = step
-    assert episodes > 10
+            episodes += step - last_flag.get(reading.sensor_id, -100) > settings.quiet_readings
+            last_flag[reading.sensor_id] = step
+            spikes_flagged += is_spike(reading)
+    assert episodes > 10 and spikes_flagged > 10
     for pack in (0, 50):
         messages = list(catchup_messages(catchup_readings(READINGS, SENSORS), pack))
         assert own_work(messages, grid, batch=100, detect=False) == READINGS
-        # Spikes are x20 against a 10..14 baseline: each episode fires exactly once.
+        # The worker's vectorised cross-sensor path fires each episode exactly once.
         assert own_work(messages, grid, batch=100, commit_every=1000) == episodes

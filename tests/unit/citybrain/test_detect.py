@@ -207,3 +207,55 @@ def test_skip_mode_leaves_bad_rows_out_and_counts_them(
     written = list(csv.DictReader(out.open()))
     assert len(written) == 27
     assert "2020-01-01 00:10:00" in [r["timestamp"] for r in written]
+
+
+@pytest.mark.parametrize("detector", sorted(DETECTORS))
+@pytest.mark.parametrize(
+    ("baseline", "glitch"), [(10.0, 1.7976931348623157e308), (1e307, 1.7e308), (10.0, -1e308)]
+)
+def test_a_finite_extreme_reading_scores_without_a_traceback(
+    tmp_path: Path, detector: str, baseline: float, glitch: float
+) -> None:
+    # shared/field-cases/extreme-value-detector: a float64 sentinel among ordinary readings.
+    values = [baseline * (1 + 0.01 * (m % 5)) for m in range(600)]
+    values[450] = glitch
+    rows = ["timestamp,value"] + [
+        f"2019-05-{1 + m // 288:02d} {m % 288 // 12:02d}:{m % 12 * 5:02d}:00,{v!r}"
+        for m, v in enumerate(values)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    assert (
+        main(["detect", "--input", str(src), "--output", str(out_path), "--detector", detector])
+        == 0
+    )
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    assert len(scores) == 600 and all(0.0 <= s <= 1.0 for s in scores)
+    if detector == "robust_zscore" and baseline == 10.0:
+        assert scores[450] == 1.0
+
+
+def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 13 item 6: a 60-row series with a 6x spike at row 45 is not silently all
+    # zeros: the warm-up is reported and the spike is the row that scores highest.
+    values = [10.0 + math.sin(m / 5) + 0.3 * math.cos(m * 7.1) for m in range(60)]
+    values[45] *= 6
+    rows = ["timestamp,value"] + [
+        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
+    out = capsys.readouterr()
+    warmup = DETECTORS[DEFAULT_DETECTOR]().warmup  # type: ignore[attr-defined]
+    assert f"the first {warmup} rows of each series are warm-up, scored 0" in out.out
+    assert "warning" not in out.err
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    assert max(scores) > 0 and scores.index(max(scores)) == 45
+    # Shorter than the warm-up: every row is 0, and the user is told why.
+    short = write(tmp_path / "short.csv", "\n".join(rows[: warmup - 5]) + "\n")
+    assert main(["detect", "--input", str(short), "--output", str(out_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"no more than the detector's warm-up of {warmup}: every row scored 0" in err

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detectors import city_ensemble
+from detectors import DEFAULT_THRESHOLD, TailDetector, city_ensemble
 
 DATASETS = Path(__file__).resolve().parents[3] / "datasets"
 
@@ -41,3 +41,35 @@ def test_the_flash_flood_fires_strongly_on_both_dead_run_gauges() -> None:
         times, scores = scored(frame[frame["sensor_id"] == sensor_id])
         rise = ((times >= "2019-05-10T18:00Z") & (times <= "2019-05-11T06:00Z")).to_numpy()
         assert scores[rise].max() >= 0.5, sensor_id
+
+
+# -- the stream's default (issue 13): the tail detector at its one threshold ----------
+def tail_scored(series: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    times = pd.to_datetime(series["timestamp"]).reset_index(drop=True)
+    seconds = (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return times, TailDetector().score_many(
+        series["value"].to_numpy(float), seconds.to_numpy(float)
+    )
+
+
+def test_the_default_alerts_on_the_fireworks_and_the_night_is_each_stations_peak() -> None:
+    frame = pd.read_csv(DATASETS / "beijing_air_2016-02.csv.gz")
+    peaks, alerted = [], 0
+    for _, series in frame[frame["kind"] == "pm25"].groupby("sensor_id"):
+        times, scores = tail_scored(series)
+        night = ((times >= "2016-02-07T12:00Z") & (times <= "2016-02-07T20:00Z")).to_numpy()
+        peaks.append(scores[night].max() > scores[~night].max())
+        alerted += bool((scores[night] >= DEFAULT_THRESHOLD).any())
+        # Quiet the rest of the fortnight: no station alerts outside the night.
+        assert (scores[~night] < DEFAULT_THRESHOLD).all()
+    assert len(peaks) == 8 and all(peaks)
+    assert alerted >= 2
+
+
+def test_the_default_alerts_on_the_flash_flood_at_both_gauges_and_only_then() -> None:
+    frame = pd.read_csv(DATASETS / "usgs_flood_2019-05.csv.gz")
+    for sensor_id in ("usgs-01589330-discharge", "usgs-01589330-water_level"):
+        times, scores = tail_scored(frame[frame["sensor_id"] == sensor_id])
+        rise = ((times >= "2019-05-10T18:00Z") & (times <= "2019-05-11T06:00Z")).to_numpy()
+        assert scores[rise].max() >= 0.9, sensor_id
+        assert (scores[~rise] < DEFAULT_THRESHOLD).all(), sensor_id

@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+import sys
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from detectors import (
     DETECTORS,
@@ -213,3 +216,65 @@ def test_bad_parameters_name_the_parameter(params: dict[str, float], message: st
 def test_bad_likelihood_parameters(params: dict[str, float], message: str) -> None:
     with pytest.raises(DetectorParameterError, match=message):
         AnomalyLikelihood(**params)  # type: ignore[arg-type]
+
+
+# -- extreme finite values (issue 12 item 3) -------------------------------------------
+DBL_MAX = sys.float_info.max
+EXTREMES = [
+    DBL_MAX,
+    -DBL_MAX,
+    1e308,
+    -1e308,
+    1e307,
+    5e-324,  # the smallest subnormal
+    -5e-324,
+    sys.float_info.min,  # the smallest normal
+    1e-300,
+    0.0,
+]
+extreme_floats = st.sampled_from(EXTREMES) | st.floats(allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def extreme_series(draw: st.DrawFn) -> np.ndarray:
+    """A 300-row series: ordinary readings, a whole series at an extreme baseline, or
+    either with extreme finite readings dropped in (mixtures of signs and sizes)."""
+    xs = series(300, seed=draw(st.integers(0, 3)))
+    baseline = draw(st.sampled_from([1.0, 1e300, -1e306, 1e-310]))
+    xs = xs * baseline
+    for _ in range(draw(st.integers(0, 6))):
+        xs[draw(st.integers(0, 299))] = draw(extreme_floats)
+    if draw(st.booleans()):  # a run of the same extreme value
+        start = draw(st.integers(0, 280))
+        xs[start : start + draw(st.integers(1, 20))] = draw(extreme_floats)
+    return xs
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(xs=extreme_series())
+def test_extreme_finite_values_score_finite_and_agree(name: str, xs: np.ndarray) -> None:
+    make = FACTORIES[name]
+    ts = times(len(xs))
+    expected = one_at_a_time(make(), xs)
+    det = make()
+    cuts = [0, 3, 120, 121, 300]
+    got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
+    assert np.isfinite(expected).all() and np.isfinite(got).all()
+    assert ((got >= 0) & (got <= 1)).all()
+    # Rounding differs between the paths' sums; at 1e300 a rounding step is itself 1e284.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # Not poisoned: the state survives the changelog and ordinary readings score finite.
+    restored = make()
+    restored.set_state(json.loads(json.dumps(det.get_state(), allow_nan=False)))
+    after = restored.score_many(series(200), times(500)[300:])
+    assert np.isfinite(after).all() and ((after >= 0) & (after <= 1)).all()
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_a_finite_sentinel_scores_as_an_anomaly(name: str) -> None:
+    # The field case: one DBL_MAX among readings near 10 (shared/field-cases/extreme-value-detector).
+    xs = 10.0 + (np.arange(601) % 5) * 0.1
+    xs[400] = DBL_MAX
+    scores = DETECTORS[name]().score_many(xs, times(601))
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors import RobustZScore, ScoreThreshold
+from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
 from playbooks.grid import Grid
 from streams.detection import Incoming, SensorDetection, admit, alert_id_for, state_document
 from streams.events import MAX_PACK_READINGS, EventValidator, Reading
@@ -179,3 +179,56 @@ def test_admit_refuses_a_whole_message_once(grid: Grid) -> None:
     ]
     admitted, refused = admit(EventValidator(grid), single, NOW, 0, home, 1, 0.0)
     assert refused == [] and admitted[0].raw == single and admitted[0].index == 0
+
+
+# -- the default: the tail detector's shared bank (issue 13) ----------------------------
+def tail_handler() -> SensorDetection:
+    return SensorDetection(TailDetector(), ScoreThreshold(DEFAULT_THRESHOLD), quiet_readings=3)
+
+
+def interleaved() -> list[Incoming]:
+    """Three gauges' readings interleaved in time, one with a flood-like jump."""
+    items = []
+    for i in range(120):
+        for k, sensor in enumerate(("gauge-1", "gauge-2", "gauge-3")):
+            value = 2.0 + 0.05 * np.sin(i / 3 + k) + 0.01 * ((i * 7 + k) % 5)
+            if sensor == "gauge-2" and i >= 100:
+                value += 6.0
+            reading = Reading(T0 + 300 * i, sensor, "water_level", value, "ft", "c-bridge")
+            items.append(Incoming(reading, 0.0, offset=3 * i + k))
+    return items
+
+
+def test_the_bank_path_scores_every_sensor_of_a_batch_as_one_at_a_time() -> None:
+    items = interleaved()
+    whole = tail_handler().process(items, {})
+    assert [(a.status, a.sensor_id) for a in whole.alerts][:1] == [("firing", "gauge-2")]
+    h, states, alerts = tail_handler(), {}, []
+    for item in items:  # one reading per batch, the state through the changelog each time
+        r = h.process([item], states)
+        states = {**states, **{sid: stored(st) for sid, st in r.states.items()}}
+        alerts += r.alerts
+    assert [a.to_dict() for a in alerts] == [a.to_dict() for a in whole.alerts]
+    assert whole.scored == len(items) == 360
+
+
+def test_live_and_changelog_tail_states_give_the_same_result() -> None:
+    items = interleaved()
+    h = tail_handler()
+    first = h.process(items[:270], {})
+    restored = {sid: stored(st) for sid, st in first.states.items()}
+    a = h.process(items[270:], first.states)
+    b = tail_handler().process(items[270:], restored)
+    assert [x.to_dict() for x in a.alerts] == [x.to_dict() for x in b.alerts] != []
+    for sid in a.states:
+        assert state_document(a.states[sid]) == state_document(b.states[sid])
+
+
+def test_a_state_written_by_another_detector_starts_the_detector_over() -> None:
+    # The default changed between deployments: robust_zscore's changelog documents must
+    # not stop the new default; positions and episodes stand.
+    old = handler().process(feed(baseline(40)), {})
+    restored = {sid: stored(st) for sid, st in old.states.items()}
+    result = tail_handler().process(feed(baseline(5), start=40), restored)
+    assert result.scored == 5 and result.redelivered == 0
+    assert state_document(result.states["gauge-1"])["detector"]["window"] == 32

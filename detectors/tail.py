@@ -1,0 +1,494 @@
+"""Calibrated tail probabilities over many sensors at once: citybrain's default detector.
+
+Each reading is judged twice against its own sensor's past, and each judgement becomes a
+tail probability estimated from the sensor's own record of such judgements:
+
+1. *How far*: ``z = |x - median| / spread``, the median of the last ``window`` readings
+   (robust, and it absorbs a level shift within ``window / 2`` readings) and the spread an
+   exponentially weighted mean absolute deviation, each deviation clipped at
+   ``CLIP_Z`` spreads so a spike does not inflate its own baseline. Optionally (when the
+   data support it, see below) the median is corrected by the sensor's typical deviation
+   at this hour of the day.
+2. *How long*: an exponentially weighted mean of recent ``z`` (span ``short``), which
+   rises when a sensor stays somewhat off for a while (a drift, a wider noise) though no
+   single reading is far.
+
+Each statistic ``T = ln(1 + z)`` goes into a per-sensor histogram whose counts decay with
+a half-life of ``memory`` readings; the tail probability ``P(T' >= T)`` is read from it,
+and beyond its 2 % tail extrapolated with an exponential fitted to the mean excess over
+that level (the peaks-over-threshold method: Pickands 1975, Balkema and de Haan 1974; used
+for streams by Siffer et al., "Anomaly detection in streams with extreme value theory",
+KDD 2017). The two probabilities are combined by Bonferroni, ``p = min(1, 2 min(p1, p2))``.
+Like Numenta's anomaly likelihood (Ahmad et al., "Unsupervised real-time anomaly detection
+for streaming data", Neurocomputing 2017) this judges a reading by how rare it is for
+*this* sensor rather than on a fixed scale, but the distribution is the sensor's own
+empirical one (with a fitted tail), not a normal fitted to it, so the probability holds on
+skewed and heavy-tailed sensors too.
+
+The score is ``min(1, log10(1 / p) / DECADES)``: score 0.5 means a one-in-10,000 reading
+for that sensor, 0.75 one in a million. On a stationary sensor the fraction of readings
+scoring at or above ``s`` is about ``10 ** (-DECADES * s)`` (the calibration test).
+
+Daily profile, found from the data: the detector keeps, per hour of day, the mean signed
+deviation from the median, and a second spread of the deviations once that profile is
+subtracted. The profile is used only while it makes the spread at least ``1 - SEASON_GAIN``
+times smaller, so a sensor without a daily rhythm is judged without one.
+
+State: one row of ``RECORD`` float64 values per sensor (about 1.6 kB), fixed whatever the
+rate. ``TailBank`` keeps many sensors' rows in one array (grown in chunks) and scores a
+batch of interleaved readings from thousands of sensors in one compiled pass;
+``TailDetector`` is the single-series ``Detector`` over a bank of one.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import numba
+import numpy as np
+
+from detectors.base import (
+    Detector,
+    FloatArray,
+    check_times,
+    check_value,
+    check_values,
+    require_int,
+)
+from detectors.errors import DetectorInputError
+
+# Layout of one sensor's record (all float64).
+BINS = 48  # histogram bins over T = ln(1 + z) in [0, T_MAX]
+T_MAX = math.log1p(1e4)
+SLOTS = 288  # the day in five minutes: yesterday's reading at this time of day
+DAY = 86_400.0
+(_N, _POS, _SPREAD, _SPREAD_D, _SHORT, _TOTAL1, _TOTAL2, _TOTAL3, _LAST_T, _RECORD) = range(10)
+_SCALARS = 10
+N_STATS = 3
+CLIP_Z = 6.0  # a deviation counts at most this many spreads towards the spread
+TAIL_FROM = 0.02  # the empirical tail is extrapolated below this probability
+MIN_EXCEEDANCES = 5.0  # readings beyond that level needed to fit the tail
+MIN_HISTORY = 32  # readings before the statistics' histograms start learning
+DECADES = 8.0  # score 1 = probability 1e-8
+# A reading scores only when rarer than the sensor's recent record (the highest score,
+# decayed by this factor a reading after it: half-life 6.6 readings): one alert per
+# burst, not one per reading of it (the novelty gate). Leave-one-category-out on NAB is
+# flat from 0.8 to 0.995 (52.3 to 53.6; none: 42.2; docs/benchmarks.md); the short
+# memory keeps a second event a few hours later an alert of its own.
+NOVELTY = 0.9
+MAD_MEAN_TO_SIGMA = math.sqrt(math.pi / 2)
+# The one threshold of `citybrain detect` and the stream: the threshold NAB's optimiser
+# picks for this detector on the 34 NAB files (standard profile; docs/benchmarks.md),
+# a reading rarer than about 1 in 260 for its sensor after the Bonferroni factor and
+# the novelty gate.
+DEFAULT_THRESHOLD = 0.30
+
+
+def record_size(window: int) -> int:
+    """Floats in one sensor's record for a location window of ``window`` readings."""
+    return _SCALARS + 2 * window + N_STATS * BINS + 2 * SLOTS
+
+
+@numba.njit(cache=True, nogil=True)
+def _tail(hist: FloatArray, total: float, t: float) -> float:
+    """P(T >= t) from decayed counts ``hist`` (bins over [0, T_MAX]), with an exponential
+    tail fitted beyond the TAIL_FROM level."""
+    if total <= 0.0:
+        return 1.0
+    width = T_MAX / BINS
+    # The level q where the empirical tail reaches TAIL_FROM, walking down from the top.
+    above = 0.0
+    k = BINS - 1
+    while k > 0 and above + hist[k] < TAIL_FROM * total:
+        above += hist[k]
+        k -= 1
+    # Within bin k the tail crosses TAIL_FROM: place q linearly inside it.
+    frac = (TAIL_FROM * total - above) / hist[k] if hist[k] > 0.0 else 0.0
+    q = (k + 1.0 - min(max(frac, 0.0), 1.0)) * width
+    if t <= q:
+        # Empirical: counts above t's bin, plus the part of its bin above t.
+        b = min(int(t / width), BINS - 1)
+        mass = hist[b] * ((b + 1) * width - t) / width
+        for j in range(b + 1, BINS):
+            mass += hist[j]
+        return float(min(1.0, max(mass / total, TAIL_FROM)))
+    # Mean excess over q of the mass above q (bin centres), floored at half a bin.
+    excess = 0.0
+    mass = 0.0
+    for j in range(k, BINS):
+        centre = (j + 0.5) * width
+        if centre > q:
+            excess += hist[j] * (centre - q)
+            mass += hist[j]
+    beta = max(excess / mass if mass > 0.0 else 0.0, 0.5 * width)
+    p = TAIL_FROM * math.exp(-(t - q) / beta)
+    if TAIL_FROM * total < MIN_EXCEEDANCES:
+        # Too few readings beyond q to fit a tail: claim no more than the record shows,
+        # 1 / (total + 1), shrunk beyond the highest statistic seen by a Pareto tail of
+        # index one, (1 + z_top) / (1 + z) (t = ln(1 + z); index two, Chebyshev's bound,
+        # cost 7 points of leave-one-category-out on NAB).
+        top = k
+        for j in range(BINS - 1, -1, -1):
+            if hist[j] > 0.0:
+                top = j
+                break
+        edge = (top + 1.0) * width
+        p = max(p, min(1.0, math.exp(edge - t)) / (total + 1.0))
+    return p
+
+
+@numba.njit(cache=True, nogil=True)
+def _learn_hist(row: FloatArray, h: int, total: int, t: float, decay: float) -> None:
+    width = T_MAX / BINS
+    for j in range(BINS):
+        row[h + j] *= decay
+    row[h + min(int(t / width), BINS - 1)] += 1.0
+    row[total] = row[total] * decay + 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _clipped_spread(row: FloatArray, k: int, a: float, rate: float, clip: bool) -> None:
+    """Mean absolute deviation at ``row[k]``, a deviation counting at most CLIP_Z spreads."""
+    sig = MAD_MEAN_TO_SIGMA * row[k]
+    if clip and sig > 0.0:
+        a = min(a, CLIP_Z * sig)
+    row[k] += rate * (a - row[k])
+
+
+@numba.njit(cache=True, nogil=True)
+def _run(
+    state: FloatArray,
+    slots: Any,
+    xs: FloatArray,
+    ts: FloatArray,
+    has_time: bool,
+    learn: bool,
+    window: int,
+    warmup: int,
+    decay: float,
+    spread_rate: float,
+    short_rate: float,
+    novelty: float,
+    out: FloatArray,
+) -> None:
+    """Score (and with ``learn``, then learn) ``xs[i]`` for sensor row ``slots[i]``, in
+    order; scores into ``out``."""
+    w0 = _SCALARS  # the window in arrival order (a ring)
+    sw0 = w0 + window  # the same values sorted, for the median
+    h1 = sw0 + window
+    h2 = h1 + BINS
+    h3 = h2 + BINS
+    d0 = h3 + BINS  # yesterday's values by quarter hour
+    dt0 = d0 + SLOTS  # and when each was taken
+    for i in range(xs.size):
+        row = state[slots[i]]
+        x = xs[i]
+        n = int(row[_N])
+        filled = min(n, window)
+        score = 0.0
+        slot = -1
+        ref_ok = False
+        ref = 0.0
+        if has_time:
+            slot = int((ts[i] % DAY) // (DAY / SLOTS))
+            age = ts[i] - row[dt0 + slot]
+            # The reading a day before (within a quarter hour) is the reference.
+            ref_ok = row[dt0 + slot] > 0.0 and abs(age - DAY) <= DAY / SLOTS
+            ref = row[d0 + slot]
+        if filled > 0:
+            mid = filled // 2
+            median = row[sw0 + mid] if filled % 2 else (row[sw0 + mid - 1] + row[sw0 + mid]) / 2.0
+            dev = x - median
+            floor = max(1e-9 * abs(median), 1e-12)
+            z = abs(dev) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD], floor)
+            short = (1.0 - short_rate) * row[_SHORT] + short_rate * min(z, 1e4)
+            t1 = math.log1p(min(z, 1e300))
+            t2 = math.log1p(short)
+            t3 = 0.0
+            if ref_ok:
+                z3 = abs(x - ref) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD_D], floor)
+                t3 = math.log1p(min(z3, 1e300))
+            if n >= warmup:
+                p = min(_tail(row[h1:h2], row[_TOTAL1], t1), _tail(row[h2:h3], row[_TOTAL2], t2))
+                if ref_ok and row[_TOTAL3] > 0.0:
+                    p = min(p, _tail(row[h3:d0], row[_TOTAL3], t3))
+                p = min(1.0, N_STATS * p)  # Bonferroni over the statistics
+                score = min(1.0, -math.log10(max(p, 1e-300)) / DECADES)
+            record = row[_RECORD]
+            if learn:
+                row[_RECORD] = max(record * novelty, score)
+            if score <= record:
+                score = 0.0  # no rarer than this sensor's recent record: not news
+            if learn:
+                rate = max(spread_rate, 1.0 / n)
+                _clipped_spread(row, _SPREAD, abs(dev), rate, n > window)
+                row[_SHORT] = short
+                if n >= MIN_HISTORY:
+                    # Histograms learn only once the spread means something.
+                    _learn_hist(row, h1, _TOTAL1, t1, decay)
+                    _learn_hist(row, h2, _TOTAL2, t2, decay)
+                if ref_ok:
+                    d_rate = max(spread_rate, 1.0 / (row[_TOTAL3] + 2.0))
+                    _clipped_spread(row, _SPREAD_D, abs(x - ref), d_rate, row[_TOTAL3] > 10.0)
+                    if row[_TOTAL3] > 0.0 or row[_SPREAD_D] > 0.0:
+                        _learn_hist(row, h3, _TOTAL3, t3, decay)
+        if learn:
+            pos = int(row[_POS])
+            # Keep the sorted copy in step: drop the value leaving, insert x (O(window)).
+            size = filled
+            if n >= window:
+                old = row[w0 + pos]
+                j = 0
+                while j < size - 1 and row[sw0 + j] != old:
+                    j += 1
+                while j < size - 1:
+                    row[sw0 + j] = row[sw0 + j + 1]
+                    j += 1
+                size -= 1
+            j = size
+            while j > 0 and row[sw0 + j - 1] > x:
+                row[sw0 + j] = row[sw0 + j - 1]
+                j -= 1
+            row[sw0 + j] = x
+            row[w0 + pos] = x
+            row[_POS] = (pos + 1) % window
+            row[_N] = n + 1
+            if has_time:
+                row[_LAST_T] = ts[i]
+                row[d0 + slot] = x
+                row[dt0 + slot] = ts[i]
+        out[i] = score
+
+
+class TailBank:
+    """Many sensors' states as rows of one float64 array (struct of arrays: column
+    blocks per quantity), grown in chunks of at least ``CHUNK`` rows (doubling).
+
+    ``score_learn(slots, values, times)`` scores then learns a batch of interleaved
+    readings (each row's sensor by its slot) in one compiled pass, in order, exactly as
+    the readings would be scored one at a time. ``record``/``load`` read a sensor's row
+    out as one changelog document and write it back.
+    """
+
+    CHUNK = 1024
+
+    def __init__(
+        self,
+        window: int = 32,
+        memory: int = 2000,
+        short: int = 8,
+        warmup: int = 32,
+        capacity: int = 0,
+    ) -> None:
+        require_int("window", window, 3, 4096)
+        require_int("memory", memory, 10)
+        require_int("short", short, 1)
+        require_int("warmup", warmup, MIN_HISTORY)
+        self.window = window
+        self.memory = memory
+        self.short = short
+        self.warmup = warmup
+        self.width = record_size(window)
+        self.state = np.zeros((capacity, self.width))
+        self.used = 0
+        self._free: list[int] = []
+        # Half-life of ``memory`` readings for the histograms; the spread's mean absolute
+        # deviation forgets over the same span, the short statistic over ``short``.
+        self._decay = 0.5 ** (1.0 / memory)
+        self._spread_rate = 1.0 / memory
+        self._short_rate = 2.0 / (short + 1.0)
+
+    # -- slots -------------------------------------------------------------------------
+    def allocate(self) -> int:
+        """A fresh slot (a sensor with no history)."""
+        if self._free:
+            slot = self._free.pop()
+        else:
+            if self.used == self.state.shape[0]:
+                # Chunks as large as the bank already is (at least CHUNK rows): growing
+                # to n sensors copies O(n) rows in all.
+                extra = max(self.CHUNK, self.state.shape[0])
+                grown = np.zeros((self.state.shape[0] + extra, self.width))
+                grown[: self.used] = self.state[: self.used]
+                self.state = grown
+            slot = self.used
+            self.used += 1
+        self.state[slot] = 0.0
+        return slot
+
+    def release(self, slot: int) -> None:
+        """Give a slot back (its sensor's state has been written out)."""
+        self._free.append(slot)
+
+    # -- scoring -----------------------------------------------------------------------
+    def score_learn(
+        self,
+        slots: Sequence[int] | Any,
+        values: FloatArray,
+        times: FloatArray | None,
+        learn: bool = True,
+    ) -> FloatArray:
+        """Scores in [0, 1] of ``values[i]`` for sensor ``slots[i]`` (each before it is
+        learned, in order); ``times`` in seconds (or None: no daily profile). Values
+        must already be finite and in the safe domain (``check_values``)."""
+        idx = np.asarray(slots, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.used):
+            raise DetectorInputError(f"slots must lie in [0, {self.used}), got {idx.min()}..")
+        out = np.empty(values.size)
+        has_time = times is not None
+        _run(
+            self.state,
+            idx,
+            values,
+            times if times is not None else np.zeros(values.size),
+            has_time,
+            learn,
+            self.window,
+            self.warmup,
+            self._decay,
+            self._spread_rate,
+            self._short_rate,
+            NOVELTY,
+            out,
+        )
+        return out
+
+    def warm(self) -> None:
+        """Compile the kernel now (numba compiles on first call, seconds on a busy
+        machine; its cache makes later processes fast): a worker calls this at start-up
+        so its first live batch does not stall its event loop."""
+        scratch = np.zeros((1, self.width))
+        _run(
+            scratch,
+            np.zeros(1, dtype=np.int64),
+            np.zeros(1),
+            np.zeros(1),
+            True,
+            True,
+            self.window,
+            self.warmup,
+            self._decay,
+            self._spread_rate,
+            self._short_rate,
+            NOVELTY,
+            np.empty(1),
+        )
+
+    # -- records -----------------------------------------------------------------------
+    def record(self, slot: int) -> dict[str, Any]:
+        """One sensor's state as a JSON-compatible document (packed little-endian
+        float64, exact)."""
+        row = np.ascontiguousarray(self.state[slot], dtype="<f8")
+        return {"v": 1, "window": self.window, "row": base64.b64encode(row.tobytes()).decode()}
+
+    def load(self, slot: int, document: dict[str, Any]) -> None:
+        """Write a ``record`` back into ``slot``; raises DetectorInputError when it does
+        not fit this bank."""
+        try:
+            row = np.frombuffer(base64.b64decode(document["row"]), dtype="<f8")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DetectorInputError(f"state document is unreadable: {exc}") from None
+        if document.get("window") != self.window or row.size != self.width:
+            raise DetectorInputError(
+                f"state document holds {row.size} floats for window "
+                f"{document.get('window')!r}, expected {self.width} for window {self.window}"
+            )
+        self.state[slot] = row
+
+    def params(self) -> dict[str, int]:
+        return {
+            "window": self.window,
+            "memory": self.memory,
+            "short": self.short,
+            "warmup": self.warmup,
+        }
+
+
+class TailDetector(Detector):
+    """The single-series face of ``TailBank`` (module docstring): the default of
+    ``citybrain detect`` and of the stream worker. Scores 0 for the first ``warmup``
+    readings."""
+
+    def __init__(self, window: int = 32, memory: int = 2000, short: int = 8, warmup: int = 32):
+        self.bank = TailBank(window, memory, short, warmup, capacity=1)
+        self.bank.allocate()
+
+    @property
+    def warmup(self) -> int:
+        return self.bank.warmup
+
+    def _call(self, xs: FloatArray, ts: FloatArray | None, learn: bool) -> FloatArray:
+        return self.bank.score_learn(np.zeros(xs.size, dtype=np.int64), xs, ts, learn)
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        ts = None if t is None else check_times([t], 1)
+        return float(self._call(np.array([check_value(x)]), ts, False)[0])
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        ts = None if t is None else check_times([t], 1)
+        self._call(np.array([check_value(x)]), ts, True)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        return self._call(arr, check_times(ts, arr.size), True)
+
+    def learn_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> None:
+        self.score_many(xs, ts)
+
+    def get_params(self) -> dict[str, Any]:
+        return self.bank.params()
+
+    def get_state(self) -> dict[str, Any]:
+        return self.bank.record(0)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.bank.load(0, state)
+
+
+class TailSlot(Detector):
+    """One sensor's row in a shared ``TailBank``, as a ``Detector``: what a stream
+    worker keeps per sensor (a handle; the numbers live in the bank's array). The slot
+    returns to the bank when the handle is garbage-collected. ``clone`` takes a fresh
+    slot of the same bank."""
+
+    def __init__(self, bank: TailBank, slot: int | None = None) -> None:
+        self.bank = bank
+        self.slot = bank.allocate() if slot is None else slot
+        weakref.finalize(self, bank.release, self.slot)
+
+    def _call(self, xs: FloatArray, ts: FloatArray | None, learn: bool) -> FloatArray:
+        return self.bank.score_learn(np.full(xs.size, self.slot, dtype=np.int64), xs, ts, learn)
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        ts = None if t is None else check_times([t], 1)
+        return float(self._call(np.array([check_value(x)]), ts, False)[0])
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        ts = None if t is None else check_times([t], 1)
+        self._call(np.array([check_value(x)]), ts, True)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        arr = check_values(xs)
+        return self._call(arr, check_times(ts, arr.size), True)
+
+    def get_params(self) -> dict[str, Any]:
+        return self.bank.params()
+
+    def clone(self) -> TailSlot:
+        return TailSlot(self.bank)
+
+    def get_state(self) -> dict[str, Any]:
+        return self.bank.record(self.slot)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.bank.load(self.slot, state)

@@ -1,0 +1,91 @@
+"""The tail detector (detectors/tail.py): calibrated scores, one bank for many
+interleaved sensors giving each sensor's single-series scores, bounded records."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, TailBank, TailDetector
+from detectors.errors import DetectorInputError
+from detectors.tail import DECADES
+
+STEP = 300.0
+
+
+def promised(threshold: float) -> float:
+    """The fraction of a stationary sensor's readings the docstring promises at or above
+    ``threshold``: a tail probability of 10 ** (-DECADES * threshold)."""
+    return float(10 ** (-DECADES * threshold))
+
+
+def test_the_tail_detector_is_the_default() -> None:
+    assert DEFAULT_DETECTOR == "tail" and DETECTORS["tail"] is TailDetector
+
+
+@pytest.mark.parametrize("shape", ["normal", "exponential", "student_t3"])
+@pytest.mark.parametrize("timed", [False, True])
+def test_calibration_on_a_stationary_series(shape: str, timed: bool) -> None:
+    # On a stationary sensor the fraction of readings at or above the default threshold
+    # is what the threshold promises, to within the Bonferroni factor and the novelty
+    # gate (both only lower it): light, skewed and heavy tails alike.
+    rng = np.random.default_rng(11)
+    n = 40_000
+    draw = {
+        "normal": lambda: rng.normal(10.0, 1.0, n),
+        "exponential": lambda: rng.exponential(1.0, n),
+        "student_t3": lambda: rng.standard_t(3, n),
+    }[shape]
+    ts = 1.4e9 + STEP * np.arange(n) if timed else None
+    scores = TailDetector().score_many(draw(), ts)[5000:]  # past the memory's build-up
+    for threshold in (0.2, DEFAULT_THRESHOLD):
+        rate = float((scores >= threshold).mean())
+        assert promised(threshold) / 20 <= rate <= promised(threshold) * 1.5, threshold
+
+
+def test_a_bank_of_interleaved_sensors_scores_as_each_sensor_alone() -> None:
+    rng = np.random.default_rng(3)
+    sensors, rows = 50, 400
+    values = rng.normal(20.0, 2.0, (sensors, rows)) * rng.uniform(0.1, 10.0, (sensors, 1))
+    values[7, 300] *= 40  # a spike on one sensor
+    times = 1.4e9 + STEP * np.arange(rows)
+    alone = np.array([TailDetector().score_many(values[s], times) for s in range(sensors)])
+    bank = TailBank()
+    slots = [bank.allocate() for _ in range(sensors)]
+    order = rng.permutation(sensors * rows)  # shuffled across sensors, in order within one
+    flat_s = np.repeat(np.arange(sensors), rows)
+    flat_r = np.tile(np.arange(rows), sensors)
+    keys = np.lexsort((order, flat_r))  # by time step, sensors in random order
+    got = np.empty((sensors, rows))
+    for chunk in np.array_split(keys, 37):  # uneven batches
+        s, r = flat_s[chunk], flat_r[chunk]
+        got[s, r] = bank.score_learn(np.array(slots)[s], values[s, r], times[r])
+    np.testing.assert_array_equal(got, alone)
+    assert alone[7, 300] >= DEFAULT_THRESHOLD
+
+
+def test_a_record_round_trips_and_is_bounded() -> None:
+    det = TailDetector()
+    rng = np.random.default_rng(5)
+    det.learn_many(rng.normal(0, 1, 5000), 1.4e9 + STEP * np.arange(5000))
+    document = json.loads(json.dumps(det.get_state()))
+    assert len(json.dumps(document)) <= 32 * 1024  # the issue's per-sensor budget
+    restored = TailDetector()
+    restored.set_state(document)
+    later = rng.normal(0, 1, 100)
+    ts = 1.4e9 + STEP * np.arange(5000, 5100)
+    np.testing.assert_array_equal(restored.score_many(later, ts), det.score_many(later, ts))
+    with pytest.raises(DetectorInputError, match="expected 794 for window 32"):
+        TailDetector().set_state({**document, "window": 16})
+
+
+def test_a_bank_grows_in_chunks_and_reuses_released_slots() -> None:
+    bank = TailBank()
+    slots = [bank.allocate() for _ in range(TailBank.CHUNK + 1)]
+    assert bank.state.shape[0] == 2 * TailBank.CHUNK and slots[-1] == TailBank.CHUNK
+    bank.release(5)
+    assert bank.allocate() == 5
+    with pytest.raises(DetectorInputError, match="slots must lie in"):
+        bank.score_learn([bank.used], np.array([1.0]), None)
