@@ -23,11 +23,11 @@ def _settings() -> Settings:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from citybrain.stack import KafkaBroker, PrometheusServer
+    from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
     from citybrain.stack.topics import create_topics
 
     s = _settings()
-    kafka, prom = KafkaBroker(s), PrometheusServer(s)
+    kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
     if args.action == "up":
         kafka.start()
         print(f"kafka       ready on {s.kafka_bootstrap}")
@@ -35,8 +35,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print(f"topics      {len(created)} created, {len(s.topics)} in all")
         prom.start()
         print(f"prometheus  ready on {prom.url}")
+        mqtt.start()
+        print(f"mosquitto   ready on {mqtt.url}")
     elif args.action == "down":
-        for name, comp in (("prometheus", prom), ("kafka", kafka)):
+        for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
             print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
         if args.wipe:
             kafka.wipe()
@@ -46,6 +48,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for name, comp, where in (
             ("kafka", kafka, s.kafka_bootstrap),
             ("prometheus", prom, prom.url),
+            ("mosquitto", mqtt, mqtt.url),
         ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             ok = ok and state == "ready"
@@ -338,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="citybrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("stack", help="start, stop or check the local Kafka and Prometheus")
+    p = sub.add_parser("stack", help="start, stop or check the local Kafka, Prometheus and Mosquitto")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--wipe", action="store_true", help="with down: delete Kafka's data")
     p.set_defaults(func=cmd_stack)

@@ -60,6 +60,8 @@ TEST_PORTS = {
     "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(shifted_port(29093)),
     "CITYBRAIN_PROMETHEUS_PORT": str(shifted_port(29090)),
     "CITYBRAIN_WORKER_PORT": str(shifted_port(26066)),
+    "CITYBRAIN_MQTT_PORT": str(shifted_port(21883)),
+    "CITYBRAIN_INGEST_HTTP_PORT": str(shifted_port(26080)),
 }
 
 
@@ -69,6 +71,8 @@ def stack_settings(run_dir: Path) -> Settings:
         kafka_controller_port=shifted_port(29093),
         prometheus_port=shifted_port(29090),
         worker_port=shifted_port(26066),
+        mqtt_port=shifted_port(21883),
+        ingest_http_port=shifted_port(26080),
         run_dir_override=run_dir,
     )
 
