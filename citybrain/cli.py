@@ -109,6 +109,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from citybrain.ingest.service import IngestOptions, run_http, run_mqtt
+
+    logging.basicConfig(
+        level=getattr(logging, args.loglevel.upper()),
+        format="[%(asctime)s] %(levelname)s %(message)s",
+    )
+    options = IngestOptions(
+        pack_size=args.pack_size, pack_ms=args.pack_ms, max_pending=args.max_pending
+    )
+    if args.action == "mqtt":
+        options.topics = args.topic or []
+        options.value_field, options.ts_field = args.value_field, args.ts_field
+        options.qos, options.client_id, options.inflight = args.qos, args.client_id, args.inflight
+        return run_mqtt(_settings(), options)
+    options.sensor_id_template, options.max_body = args.sensor_id_template, args.max_body
+    return run_http(_settings(), options)
+
+
 def cmd_playbooks(args: argparse.Namespace) -> int:
     from playbooks.errors import PlaybookError
     from playbooks.loader import load_playbooks, load_routing, playbook_errors
@@ -341,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="citybrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("stack", help="start, stop or check the local Kafka, Prometheus and Mosquitto")
+    p = sub.add_parser(
+        "stack", help="start, stop or check the local Kafka, Prometheus and Mosquitto"
+    )
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--wipe", action="store_true", help="with down: delete Kafka's data")
     p.set_defaults(func=cmd_stack)
@@ -368,6 +389,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="send readings as readings/1 packs of up to N, as an edge gateway does",
     )
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("ingest", help="MQTT or HTTP (citybrain's schema, NGSI-v2) into Kafka")
+    isub = p.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("mqtt", "subscribe to the MQTT broker; readings to Kafka as packs"),
+        ("http", "POST /ingest/v1/readings and /ingest/v1/ngsi on CITYBRAIN_INGEST_HTTP_PORT"),
+    ):
+        i = isub.add_parser(name, help=text)
+        i.add_argument("--pack-size", type=int, default=1000, help="readings per pack at most")
+        i.add_argument("--pack-ms", type=float, default=5.0, help="pack every N ms (default 5)")
+        i.add_argument(
+            "--max-pending",
+            type=int,
+            default=50_000,
+            help="readings waiting for Kafka at most; then intake waits (back-pressure)",
+        )
+        i.add_argument("--loglevel", default="info")
+        i.set_defaults(func=cmd_ingest)
+        if name == "mqtt":
+            i.add_argument(
+                "--topic",
+                action="append",
+                metavar="PATTERN",
+                help="topic pattern with {sensor_id}, {kind}, {grid_cell} or other {name} "
+                "levels; repeatable (default city/{district}/{sensor_id}/{kind})",
+            )
+            i.add_argument("--value-field", default="value", help="JSON payloads' value field")
+            i.add_argument("--ts-field", default="ts", help="JSON payloads' event-time field")
+            i.add_argument("--qos", type=int, choices=[0, 1], default=1)
+            i.add_argument(
+                "--client-id", default="citybrain-ingest", help="the persistent session's id"
+            )
+            i.add_argument(
+                "--inflight",
+                type=int,
+                default=10_000,
+                help="unacknowledged QoS 1 messages the broker may send (Receive Maximum)",
+            )
+        else:
+            i.add_argument(
+                "--sensor-id-template",
+                default="{id}-{kind}",
+                help="NGSI entity -> sensor id, from {id}, {type}, {kind} and Text attributes",
+            )
+            i.add_argument("--max-body", type=int, default=1024 * 1024, help="bytes per body")
 
     p = sub.add_parser("playbooks", help="check playbooks, test routing")
     psub = p.add_subparsers(dest="action", required=True)
