@@ -116,10 +116,12 @@ class NgsiMapping:
         for attr, spec in entity.items():
             if attr in ("id", "type"):
                 continue
-            if attr not in table:
+            # Older examples spell pollutants in capitals (NO2); the current models do not.
+            spec_row = table.get(attr) or table.get(attr.lower())
+            if spec_row is None:
                 skipped.append(attr)
                 continue
-            kind, factors, default_code = table[attr]
+            kind, factors, default_code = spec_row
             value = _number(spec, attr)
             code = _unit_code(spec, attr, default_code)
             if code not in factors:
