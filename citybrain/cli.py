@@ -116,8 +116,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         level=getattr(logging, args.loglevel.upper()),
         format="[%(asctime)s] %(levelname)s %(message)s",
     )
+    # kafka-python narrates every connection at INFO; the ingest's own lines are enough.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     options = IngestOptions(
-        pack_size=args.pack_size, pack_ms=args.pack_ms, max_pending=args.max_pending
+        pack_size=args.pack_size,
+        pack_ms=args.pack_ms,
+        max_pending=args.max_pending,
+        stats_every=args.stats_every,
     )
     if args.action == "mqtt":
         options.topics = args.topic or []
@@ -406,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="readings waiting for Kafka at most; then intake waits (back-pressure)",
         )
         i.add_argument("--loglevel", default="info")
+        i.add_argument("--stats-every", type=float, default=10.0, help="seconds between stats")
         i.set_defaults(func=cmd_ingest)
         if name == "mqtt":
             i.add_argument(

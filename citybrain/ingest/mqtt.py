@@ -71,6 +71,7 @@ class MqttIngest:
         self.inflight = inflight
         self.clock = clock
         self.received = 0
+        self._stopping = False
         self.connected = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -93,6 +94,7 @@ class MqttIngest:
 
     def stop(self) -> None:
         """Flush to Kafka (acknowledging what it took), then leave; the session stays."""
+        self._stopping = True
         self.publisher.close()
         self.client.disconnect()
         self.client.loop_stop()
@@ -115,7 +117,8 @@ class MqttIngest:
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self.connected.clear()
-        log.warning("ingest: disconnected from the MQTT broker (%s); reconnecting", reason)
+        if not self._stopping:
+            log.warning("ingest: disconnected from the MQTT broker (%s); reconnecting", reason)
 
     def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
         self.received += 1
