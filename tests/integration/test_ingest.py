@@ -51,10 +51,15 @@ def real_levels(n: int) -> list[float]:
     return [float(v) for v in series.head(n)]
 
 
-def real_pm25(n: int) -> list[float]:
+def fireworks_pm25(before: int = 60, after: int = 12) -> list[tuple[float, float]]:
+    """Dongsi's PM2.5 around the Spring Festival fireworks (2016-02-07 16:00Z, the slice's
+    real event): (seconds after the first, value), ``before`` readings then ``after``."""
     frame = pd.read_csv(ROOT / "datasets" / "beijing_air_2016-02.csv.gz")
-    series = frame[frame["sensor_id"] == "bj-dongsi-pm25"]["value"]
-    return [float(v) for v in series.head(n)]
+    site = frame[frame["sensor_id"] == "bj-dongsi-pm25"].reset_index(drop=True)
+    at = int(site.index[site["timestamp"] >= "2016-02-07T16:00:00Z"][0])
+    rows = site.iloc[at - before : at + after]
+    times = pd.to_datetime(rows["timestamp"]).astype("int64") / 1e9
+    return [(float(t - times.iloc[0]), float(v)) for t, v in zip(times, rows["value"], strict=True)]
 
 
 def spiked(base: list[float]) -> list[float]:
@@ -183,7 +188,7 @@ def test_malformed_mqtt_payloads_are_dead_lettered_with_topic_and_reason(
         )
         assert got == sorted((f"mqtt:{t}", raw, code, "mqtt") for t, raw, code in MALFORMED)
         messages = [dict(m.headers)["citybrain.error.message"].decode() for m in dead]
-        assert any('field "value" is \'high\'' in text for text in messages)
+        assert any("field \"value\" is 'high'" in text for text in messages)
         # The good reading after them went through.
         readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
         assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
@@ -274,3 +279,129 @@ def test_a_kafka_outage_under_mqtt_load_loses_nothing_and_bounds_the_buffer(
         ingest.stop()
         if not kafka.running():
             kafka.start()
+
+
+def http_ingest(p: Pipeline, *args: str) -> IngestProcess:
+    return IngestProcess(
+        p.env, p.run_dir / f"{p.name}-ingest-http.log", "http", "--max-body", "65536", *args
+    )
+
+
+def post(
+    p: Pipeline, path: str, body: bytes, token: str | None = GATEWAY_TOKEN
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"http://127.0.0.1:{p.settings.ingest_http_port}{path}"
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def example(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((FIXTURES / "ngsi" / f"{name}.json").read_text())
+    return doc
+
+
+def notification(*entities: dict[str, Any]) -> bytes:
+    return json.dumps({"subscriptionId": "5a5e4ed1c4b2b1f2", "data": list(entities)}).encode()
+
+
+def test_http_readings_are_token_checked_validated_and_packed(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = {
+        "ts": format_ts(START),
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.1,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    good = json.dumps([reading, {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}])
+    try:
+        assert post(p, "/ingest/v1/readings", good.encode(), token=None)[0] == 401
+        assert post(p, "/ingest/v1/readings", good.encode(), token="wrong")[0] == 401
+        status, body = post(p, "/ingest/v1/readings", good.encode(), token=OPERATOR_TOKEN)
+        assert (status, body["error"]) == (403, "role operator may not ingest")
+        bad = json.dumps([reading, {**reading, "value": "high"}]).encode()
+        status, body = post(p, "/ingest/v1/readings", bad)
+        assert status == 400
+        assert [e["field"] for e in body["errors"]] == ["readings[1].value"]
+        status, body = post(p, "/ingest/v1/readings", b"[" + b" " * 70_000 + b"]")
+        assert (status, body["field"]) == (413, "Content-Length")
+        assert post(p, "/ingest/v1/readings", good.encode()) == (200, {"accepted": 2})
+        one = json.dumps({"schema": "reading/1", **reading, "ts": format_ts(START + 60)})
+        assert post(p, "/ingest/v1/readings", one.encode()) == (200, {"accepted": 1})
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == [
+            ("gauge-1", format_ts(START)),
+            ("gauge-1", format_ts(START + 60)),
+            ("gauge-2", format_ts(START)),
+        ]  # the refused bodies sent nothing
+    finally:
+        server.stop()
+
+
+def test_ngsi_notifications_of_the_real_examples_become_readings(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    try:
+        models = ("AirQualityObserved", "TrafficFlowObserved", "WaterQualityObserved")
+        status, body = post(p, "/ingest/v1/ngsi", notification(*(example(m) for m in models)))
+        assert (status, body) == (200, {"accepted": 4})
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 4, settle=1))
+        assert sorted((r["kind"], r["value"], r["ts"]) for r in readings) == [
+            ("conductance", 50.0, "2017-01-31T06:45:00Z"),
+            ("no2", 69.0, "2016-03-15T11:00:00Z"),
+            ("traffic_flow", 197.0, "2016-12-07T11:15:00Z"),
+            ("traffic_speed", 52.6, "2016-12-07T11:15:00Z"),
+        ]
+        broken = example("TrafficFlowObserved")
+        broken["averageVehicleSpeed"]["value"] = "fast"
+        status, body = post(p, "/ingest/v1/ngsi", notification(example(models[0]), broken))
+        assert status == 400
+        assert body["errors"][0]["field"] == "data[1].averageVehicleSpeed.value"
+    finally:
+        server.stop()
+
+
+def test_an_air_quality_series_posted_as_ngsi_alerts_end_to_end(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    worker = p.worker().start()
+    server = http_ingest(p).start()
+    try:
+        series = fireworks_pm25()
+        for offset, value in series:
+            # The real example entity, observed hourly, with Dongsi's PM2.5 added (the
+            # model's pm25 attribute, ug/m3).
+            entity = example("AirQualityObserved")
+            entity["dateObserved"]["value"] = format_ts(START + offset)
+            entity["pm25"] = {
+                "type": "Number",
+                "value": value,
+                "metadata": {"unitCode": {"value": "GQ"}},
+            }
+            assert post(p, "/ingest/v1/ngsi", notification(entity)) == (200, {"accepted": 2})
+        alerts = p.read("alerts", lambda m: len(firing(m)) >= 1, timeout=90, settle=2)
+        sensors = {a["sensor_id"] for a in firing(alerts)}
+        assert "Madrid-AmbientObserved-28079004-2016-03-15T11:00:00-pm25" in sensors
+        alert = next(a for a in firing(alerts) if a["kind"] == "pm25")
+        # The fireworks hour (169 ug/m3 after 49, 69, 120; 661 the hour after).
+        assert (alert["grid_cell"], alert["started_at"]) == (
+            "c-top",
+            format_ts(START + series[60][0]),
+        )
+    finally:
+        server.stop()
+        worker.stop()
