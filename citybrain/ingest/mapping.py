@@ -3,7 +3,8 @@
 A topic pattern names its levels: ``city/{district}/{sensor_id}/{kind}`` subscribes to
 ``city/+/+/+`` and reads ``sensor_id`` and ``kind`` from the topic. Placeholders other than
 ``sensor_id``, ``kind`` and ``grid_cell`` are allowed and ignored (a gateway's district
-level, say). A payload is either
+level, say). A pattern without ``{sensor_id}`` (a gateway's own topic,
+``gw/{gateway}/up``) takes the sensor id from each JSON payload. A payload is either
 
 - a plain number (``12.5``, ``1e3``): the value, observed when it was received; or
 - a JSON object: ``value`` (or the configured ``value_field``), optional ``ts`` (or
@@ -70,8 +71,6 @@ class TopicPattern:
             else:
                 names.append(None)
                 literals.append(level)
-        if "sensor_id" not in names:
-            raise TopicPatternError(f"topic pattern {pattern!r}: no {{sensor_id}} level")
         return cls(pattern, tuple(names), tuple(literals))
 
     @property

@@ -28,7 +28,6 @@ def test_a_pattern_subscribes_with_wildcards_and_names_its_levels() -> None:
         ("city/+/{sensor_id}", "level 2 is '+'"),
         ("city/#", "level 2 is '#'"),
         ("city//{sensor_id}", "level 2 is ''"),
-        ("city/{kind}", "no {sensor_id} level"),
         ("{sensor_id}/{sensor_id}", "{sensor_id} twice"),
     ],
 )
@@ -69,6 +68,15 @@ def test_a_json_object_gives_value_time_and_unit(mapping: MqttMapping) -> None:
         "city/e/gauge-2/water_level", b'{"value": 1, "ts": "2026-09-21T14:00:00+02:00"}', T_NOW
     )
     assert iso["ts"] == "2026-09-21T14:00:00+02:00"  # the validator parses it
+
+
+def test_a_gateway_topic_takes_the_sensor_from_the_payload(ingest_grid: Grid) -> None:
+    m = MqttMapping.build(ingest_grid, ["gw/{gateway}/up"])
+    doc = m.to_document("gw/g7/up", b'{"sensor_id": "gauge-2", "value": 1.5}', T_NOW)
+    assert (doc["sensor_id"], doc["kind"], doc["grid_cell"]) == ("gauge-2", "water_level", "c-mill")
+    with pytest.raises(EventError) as err:
+        m.to_document("gw/g7/up", b"1.5", T_NOW)
+    assert (err.value.code, err.value.field) == ("unknown_sensor", "sensor_id")
 
 
 def test_fields_can_be_renamed_and_come_from_the_payload(ingest_grid: Grid) -> None:
