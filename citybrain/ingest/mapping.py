@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -120,11 +121,13 @@ class MqttMapping:
         ``received`` (epoch seconds). Raises ``EventError`` naming the topic level or the
         payload field that cannot be mapped."""
         fields = self._topic_fields(topic)
-        doc: dict[str, Any] = {"schema": READING_SCHEMA, "ts": format_ts(received)}
+        doc: dict[str, Any] = {"schema": READING_SCHEMA}
         if _NUMBER.match(payload):
             doc["value"] = float(payload)
         else:
             self._payload_fields(payload, fields, doc)
+        if "ts" not in doc:
+            doc["ts"] = format_ts(received)
         for name in READING_FIELDS:
             if name in fields:
                 doc[name] = fields[name]
@@ -200,7 +203,13 @@ def _event_time(value: Any, field: str) -> Any:
     if not math.isfinite(value) or not 0 <= value < 1e11:
         # 1e11 s is the year 5138: a larger number is epoch milliseconds sent by mistake.
         raise EventError("bad_timestamp", field, value, "expected epoch seconds")
-    return format_ts(float(value))
+    return _iso(float(value))
+
+
+@lru_cache(maxsize=16_384)
+def _iso(ts: float) -> str:
+    # A city's sensors report on the same clock ticks: few distinct times per second.
+    return format_ts(ts)
 
 
 def _preview(payload: bytes) -> str:
