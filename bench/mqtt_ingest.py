@@ -17,7 +17,7 @@ open-loop feed writing one reading per line into the publishers at ``--rate``; a
 latency runs from its scheduled time to the moment its alert is read back from Kafka
 (bench/latency.py's method, with MQTT and the ingest in front).
 
-    python -m bench.mqtt_ingest [--messages 200000] [--rate 10000] [--seconds 20]
+    python -m bench.mqtt_ingest [--messages 200000] [--rates 10000 1000] [--seconds 20]
 
 Needs the local stack with Mosquitto (``citybrain stack up``). Merges its numbers into
 bench/results.json under ``mqtt_ingest``.
@@ -331,7 +331,10 @@ def latency(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--rate", type=int, default=10_000)
+    parser.add_argument("--rates", type=int, nargs="+", default=[10_000, 1_000])
+    parser.add_argument(
+        "--only", choices=["throughput", "latency"], help="one half (the other is kept from --out)"
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
     args = parser.parse_args()
@@ -359,19 +362,27 @@ def main() -> None:
         create_topics(settings)
         return settings, worker_env(run, grid, settings.worker_port, ack_deadline_seconds="3600")
 
-    settings, _ = fresh("mqttbare")
-    result["bare_paho"] = bare_subscriber(settings, args.messages)
-    settings, env = fresh("mqttingest")
-    result["ingest"] = ingest_throughput(settings, env, args.messages, workdir)
-    result["ingest_vs_bare"] = round(
-        result["ingest"]["readings_per_s"] / result["bare_paho"]["msgs_per_s"], 3
-    )
-    print(json.dumps(result, indent=2), flush=True)
-    settings, env = fresh("mqttlat")
-    result["latency"] = latency(settings, env, args.rate, args.seconds, workdir)
+    merged = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.only == "latency":
+        result = merged.get("mqtt_ingest", result)
+    else:
+        settings, _ = fresh("mqttbare")
+        result["bare_paho"] = bare_subscriber(settings, args.messages)
+        settings, env = fresh("mqttingest")
+        result["ingest"] = ingest_throughput(settings, env, args.messages, workdir)
+        result["ingest_vs_bare"] = round(
+            result["ingest"]["readings_per_s"] / result["bare_paho"]["msgs_per_s"], 3
+        )
+        print(json.dumps(result, indent=2), flush=True)
+    if args.only != "throughput":
+        result["latency"] = []
+        for rate in args.rates:
+            settings, env = fresh(f"mqttlat{rate}-")
+            result["latency"].append(latency(settings, env, rate, args.seconds, workdir))
+            print(json.dumps(result["latency"][-1]), flush=True)
+        result["latency_date"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["load_average_at_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result, indent=2))
-    merged = json.loads(args.out.read_text()) if args.out.exists() else {}
     merged["mqtt_ingest"] = result
     args.out.write_text(json.dumps(merged, indent=2) + "\n")
 

@@ -134,7 +134,12 @@ class MqttIngest:
             # One message's fault must not cost the others: dead-letter it, unacknowledged
             # until Kafka has the dead letter.
             log.exception("ingest: message on %s failed", msg.topic)
-            self._dead_letter(msg.topic, msg.payload, "internal", repr(exc), ack)
+            try:
+                self._dead_letter(msg.topic, msg.payload, "internal", repr(exc), ack)
+            except Exception:
+                # Kafka refused for good (the run loop stops the ingest): the message
+                # stays unacknowledged, and the broker's to deliver again.
+                log.exception("ingest: dead letter for %s not sent", msg.topic)
 
     def handle(self, topic: str, payload: bytes, ack: Any) -> None:
         now = self.clock()

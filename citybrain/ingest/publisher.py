@@ -99,7 +99,17 @@ class PackPublisher:
         with self._cond:
             self._wait_for_room(None)
             self._pending += 1
-        future = self.producer.send(self.deadletter_topic, key=key, value=value, headers=headers)
+        while True:
+            try:
+                future = self.producer.send(
+                    self.deadletter_topic, key=key, value=value, headers=headers
+                )
+                break
+            except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
+                if self.failure is not None:
+                    raise RuntimeError(f"Kafka send failed: {self.failure}") from exc
+                log.warning("Kafka dead letter not queued (%s); retrying", exc)
+                time.sleep(0.5)
         future.add_callback(self._acked, [done], dead_letter=True)
         future.add_errback(self._failed, "dead letter")
 
