@@ -69,11 +69,11 @@ def _settings() -> Settings:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from citybrain.stack import KafkaBroker, PrometheusServer
+    from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
     from citybrain.stack.topics import create_topics
 
     s = _settings()
-    kafka, prom = KafkaBroker(s), PrometheusServer(s)
+    kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
     if args.action == "up":
         kafka.start()
         print(f"kafka       ready on {s.kafka_bootstrap}")
@@ -81,11 +81,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print(f"topics      {len(created)} created, {len(s.topics)} in all")
         prom.start()
         print(f"prometheus  ready on {prom.url}")
+        mqtt.start()
+        print(f"mosquitto   ready on {mqtt.url}")
     elif args.action == "down":
         from citybrain.demo import stop_demo_worker
 
         print(f"{'demo worker':11} {'stopped' if stop_demo_worker(s) else 'was not running'}")
-        for name, comp in (("prometheus", prom), ("kafka", kafka)):
+        for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
             print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
         if args.wipe:
             kafka.wipe()
@@ -95,6 +97,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for name, comp, where in (
             ("kafka", kafka, s.kafka_bootstrap),
             ("prometheus", prom, prom.url),
+            ("mosquitto", mqtt, mqtt.url),
         ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             ok = ok and state == "ready"
@@ -209,6 +212,30 @@ def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> st
         f"read {read} rows: sent {readings} readings and {incidents} incidents, "
         f"skipped {skipped} bad rows"
     )
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from citybrain.ingest.service import IngestOptions, run_http, run_mqtt
+
+    logging.basicConfig(
+        level=getattr(logging, args.loglevel.upper()),
+        format="[%(asctime)s] %(levelname)s %(message)s",
+    )
+    # kafka-python narrates every connection at INFO; the ingest's own lines are enough.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    options = IngestOptions(
+        pack_size=args.pack_size,
+        pack_ms=args.pack_ms,
+        max_pending=args.max_pending,
+        stats_every=args.stats_every,
+    )
+    if args.action == "mqtt":
+        options.topics = args.topic or []
+        options.value_field, options.ts_field = args.value_field, args.ts_field
+        options.qos, options.client_id, options.inflight = args.qos, args.client_id, args.inflight
+        return run_mqtt(_settings(), options)
+    options.sensor_id_template, options.max_body = args.sensor_id_template, args.max_body
+    return run_http(_settings(), options)
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -733,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_DETECTOR})"
     )
 
-    p = command(sub, "stack", "start, stop or check the local Kafka and Prometheus")
+    p = command(sub, "stack", "start, stop or check the local Kafka, Prometheus and Mosquitto")
     p.add_argument(
         "action",
         choices=["up", "down", "status"],
@@ -785,6 +812,76 @@ def build_parser() -> argparse.ArgumentParser:
         "whose message is larger is a bad row",
     )
     p.set_defaults(func=cmd_replay)
+
+    p = command(sub, "ingest", "take MQTT or HTTP (citybrain's schema, NGSI-v2) into Kafka")
+    isub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("mqtt", "subscribe to the MQTT broker; readings to Kafka as packs"),
+        (
+            "http",
+            "serve POST /ingest/v1/readings and /ingest/v1/ngsi on CITYBRAIN_INGEST_HTTP_PORT",
+        ),
+    ):
+        i = command(isub, name, text)
+        i.add_argument(
+            "--pack-size", type=int, default=1000, metavar="N", help="readings per pack at most"
+        )
+        i.add_argument(
+            "--pack-ms", type=float, default=5.0, metavar="MS", help="send a pack every MS ms"
+        )
+        i.add_argument(
+            "--max-pending",
+            type=int,
+            default=50_000,
+            metavar="N",
+            help="readings waiting for Kafka at most; then intake waits (back-pressure)",
+        )
+        i.add_argument(
+            "--loglevel",
+            default="info",
+            choices=["debug", "info", "warning", "error"],
+            help="how much the ingest logs",
+        )
+        i.add_argument(
+            "--stats-every", type=float, default=10.0, metavar="S", help="seconds between stats"
+        )
+        i.set_defaults(func=cmd_ingest)
+        if name == "mqtt":
+            i.add_argument(
+                "--topic",
+                action="append",
+                metavar="PATTERN",
+                help="topic pattern with {sensor_id}, {kind}, {grid_cell} or other {name} "
+                "levels; repeatable (default city/{district}/{sensor_id}/{kind})",
+            )
+            i.add_argument("--value-field", default="value", help="JSON payloads' value field")
+            i.add_argument("--ts-field", default="ts", help="JSON payloads' event-time field")
+            i.add_argument(
+                "--qos",
+                type=int,
+                choices=[0, 1],
+                default=1,
+                help="1: a message is acknowledged to the broker once Kafka has it",
+            )
+            i.add_argument(
+                "--client-id", default="citybrain-ingest", help="the persistent session's id"
+            )
+            i.add_argument(
+                "--inflight",
+                type=int,
+                default=10_000,
+                metavar="N",
+                help="unacknowledged QoS 1 messages the broker may send (Receive Maximum)",
+            )
+        else:
+            i.add_argument(
+                "--sensor-id-template",
+                default="{id}-{kind}",
+                help="NGSI entity -> sensor id, from {id}, {type}, {kind} and Text attributes",
+            )
+            i.add_argument(
+                "--max-body", type=int, default=1024 * 1024, metavar="BYTES", help="bytes per body"
+            )
 
     p = command(sub, "playbooks", "check playbooks and routing, test where an alert goes")
     psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -5,6 +5,7 @@ Tokens file (YAML), never the tokens themselves::
     tokens:
       - {name: duty-operator-1, role: operator, sha256: 5e884898...}
       - {name: night-coordinator, role: coordinator, sha256: ...}
+      - {name: orion-madrid, role: gateway, sha256: ...}     # the HTTP ingest only
 
 ``citybrain api hash-token`` prints the hash of a token read from standard input.
 """
@@ -20,13 +21,15 @@ import yaml
 
 from streams.errors import SettingsError
 
-ROLES = ("operator", "coordinator")
+ROLES = ("operator", "coordinator", "gateway")
 # What each role may do; a coordinator may do everything an operator may.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "operator": frozenset({"read", "ack", "resolve", "silence"}),
     "coordinator": frozenset(
         {"read", "ack", "resolve", "silence", "escalate", "cancel", "approve", "expire_silence"}
     ),
+    # A city's gateways and context brokers post readings to the HTTP ingest, nothing else.
+    "gateway": frozenset({"ingest"}),
 }
 
 

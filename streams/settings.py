@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 19093
     prometheus_port: int = 19090
     worker_port: int = 16066
+    # The ingest edge (citybrain/ingest): the local MQTT broker and the HTTP ingest server.
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 11883
+    ingest_http_port: int = 16080
     kafka_heap: str = "512m"
 
     app_id: str = "citybrain"

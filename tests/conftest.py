@@ -1,4 +1,4 @@
-"""Shared fixtures. The stack (real Kafka and Prometheus) starts once per session, only
+"""Shared fixtures. The stack (real Kafka, Prometheus, Mosquitto) starts once per session, only
 when an integration or e2e test asks for it, through citybrain's own stack code."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.stack import KafkaBroker, PrometheusServer
+from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
 from tests.services import FIXTURES, Pipeline, stack_settings
@@ -40,3 +40,12 @@ def pipeline(stack: PrometheusServer, run_dir: Path) -> Iterator[Pipeline]:
     p = Pipeline(run_dir, extra_env={"CITYBRAIN_ACK_DEADLINE_SECONDS": "3"})
     yield p
     p.close()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(stack: PrometheusServer, run_dir: Path) -> Iterator[MosquittoBroker]:
+    """The MQTT broker, started by citybrain's own stack code (with Kafka, for the ingest)."""
+    broker = MosquittoBroker(stack_settings(run_dir))
+    broker.start()
+    yield broker
+    broker.stop()

@@ -60,6 +60,8 @@ TEST_PORTS = {
     "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(shifted_port(29093)),
     "CITYBRAIN_PROMETHEUS_PORT": str(shifted_port(29090)),
     "CITYBRAIN_WORKER_PORT": str(shifted_port(26066)),
+    "CITYBRAIN_MQTT_PORT": str(shifted_port(21883)),
+    "CITYBRAIN_INGEST_HTTP_PORT": str(shifted_port(26080)),
 }
 
 
@@ -69,6 +71,8 @@ def stack_settings(run_dir: Path) -> Settings:
         kafka_controller_port=shifted_port(29093),
         prometheus_port=shifted_port(29090),
         worker_port=shifted_port(26066),
+        mqtt_port=shifted_port(21883),
+        ingest_http_port=shifted_port(26080),
         run_dir_override=run_dir,
         # The test grid, so the stack's cell-location rules name the cells tests use.
         grid_file=FIXTURES / "grid.yaml",
@@ -241,3 +245,50 @@ def scrape_sum(port: int, name: str) -> float:
         for line in text.splitlines()
         if line.startswith(name) and not line.startswith("#")
     )
+
+
+class IngestProcess:
+    """``citybrain ingest mqtt|http`` in its own process (so tests can SIGKILL it); ready
+    once it logged its connection (MQTT) or its address (HTTP)."""
+
+    def __init__(self, env: dict[str, str], log_file: Path, mode: str, *args: str) -> None:
+        self.env = env
+        self.log_file = log_file
+        self.cmd = [sys.executable, "-m", "citybrain.cli", "ingest", mode, *args]
+        self.ready_line = b"subscribed to" if mode == "mqtt" else b"HTTP ready"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> IngestProcess:
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ingest exited:\n{tail(self.log_file, 40)}")
+            with self.log_file.open("rb") as fh:
+                fh.seek(offset)
+                if self.ready_line in fh.read():
+                    return self
+            time.sleep(0.2)
+        raise AssertionError(f"ingest not ready in {timeout:.0f}s:\n{tail(self.log_file, 40)}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc is not None else None
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")

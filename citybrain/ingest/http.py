@@ -1,0 +1,246 @@
+"""The HTTP ingest: its own small web server (stdlib, threaded), apart from the worker.
+
+- ``POST /ingest/v1/readings``: one ``reading/1`` document, a ``readings/1`` pack, or a JSON
+  list of readings (docs/events.md);
+- ``POST /ingest/v1/ngsi``: an Orion NGSI-v2 subscription notification of Smart Data Models
+  entities (citybrain/ingest/ngsi.py says which attributes become which readings);
+- ``GET /ingest/v1/health``: 200 when the server runs (no token).
+
+Every POST needs ``Authorization: Bearer <token>`` of a role that may ``ingest``
+(``gateway``, streams/auth.py). A body is all or nothing: any bad reading answers 400
+naming every bad field (``readings[3].value``, ``data[0].no2.value``) and nothing is sent.
+A good body is answered 200 ``{"accepted": n}`` once Kafka has acknowledged every reading;
+503 (with ``Retry-After``) when Kafka has not within ``ack_timeout`` seconds (the readings
+may still arrive: a retry is safe, the worker drops an exact duplicate). Bodies above
+``max_body`` bytes are refused with 413, before they are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+from citybrain.ingest.ngsi import NgsiMapping
+from citybrain.ingest.publisher import PackPublisher
+from streams.auth import TokenStore
+from streams.errors import EventError
+from streams.events import PACK_SCHEMA, READING_SCHEMA, EventValidator, Reading
+
+log = logging.getLogger(__name__)
+
+READINGS_PATH = "/ingest/v1/readings"
+NGSI_PATH = "/ingest/v1/ngsi"
+HEALTH_PATH = "/ingest/v1/health"
+MAX_BODY = 1024 * 1024
+
+
+class BadBody(Exception):
+    """A request body that cannot be ingested; ``errors`` name each bad field."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+def _problem(exc: EventError, field: str | None) -> dict[str, Any]:
+    return {"field": field, "code": exc.code, "message": str(exc)}
+
+
+def _prefixed(exc: EventError, prefix: str) -> dict[str, Any]:
+    field = f"{prefix}.{exc.field}" if exc.field else prefix
+    return _problem(EventError(exc.code, field, exc.value, exc.reason), field)
+
+
+def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> list[Reading]:
+    """citybrain's own schema: a reading, a pack, or a list -> valid readings, or
+    ``BadBody`` naming every bad one (``readings[i].<field>``)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadBody(
+            [_problem(EventError("bad_json", None, None, f"not valid JSON: {exc}"), None)]
+        ) from None
+    if isinstance(body, dict) and body.get("schema") == PACK_SCHEMA:
+        items, prefix = body.get("readings"), "readings"
+        if not isinstance(items, list) or not items:
+            bad = EventError("bad_type", "readings", items, "expected a non-empty list")
+            raise BadBody([_problem(bad, "readings")])
+    elif isinstance(body, list):
+        items, prefix = body, "readings"
+        if not items:
+            raise BadBody([_problem(EventError("bad_type", None, None, "empty list"), None)])
+    else:
+        items, prefix = [body], ""
+    out: list[Reading] = []
+    errors: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"{prefix}[{i}]" if prefix else ""
+        if not isinstance(item, dict):
+            bad = EventError("bad_type", where or None, item, "expected a JSON object")
+            errors.append(_problem(bad, where or None))
+            continue
+        if prefix:
+            item = {"schema": READING_SCHEMA, **item}  # packed readings may leave it out
+        try:
+            out.append(validator.reading(orjson.dumps(item), now))
+        except EventError as exc:
+            errors.append(_prefixed(exc, where) if where else _problem(exc, exc.field))
+    if errors:
+        raise BadBody(errors)
+    return out
+
+
+def ngsi_readings(
+    raw: bytes, mapping: NgsiMapping, validator: EventValidator, now: float
+) -> list[Reading]:
+    """An Orion notification -> valid readings, or ``BadBody`` naming the entity field."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadBody(
+            [_problem(EventError("bad_json", None, None, f"not valid JSON: {exc}"), None)]
+        ) from None
+    try:
+        entities = mapping.notification(body)
+    except EventError as exc:
+        raise BadBody([_problem(exc, exc.field)]) from None
+    out: list[Reading] = []
+    errors: list[dict[str, Any]] = []
+    for i, (_, found) in enumerate(entities):
+        for doc in found.documents:
+            try:
+                out.append(validator.reading(orjson.dumps(doc), now))
+            except EventError as exc:
+                errors.append(_prefixed(exc, f"data[{i}]({doc['sensor_id']})"))
+    if errors:
+        raise BadBody(errors)
+    return out
+
+
+class IngestHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        bind: tuple[str, int],
+        validator: EventValidator,
+        ngsi: NgsiMapping,
+        publisher: PackPublisher,
+        tokens: TokenStore,
+        max_body: int = MAX_BODY,
+        ack_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(bind, _Handler)
+        self.validator = validator
+        self.ngsi = ngsi
+        self.publisher = publisher
+        self.tokens = tokens
+        self.max_body = max_body
+        self.ack_timeout = ack_timeout
+        self.clock = clock
+
+    def publish(self, readings: list[Reading]) -> bool:
+        """Send and wait for Kafka's acknowledgement of every one; False on timeout."""
+        left = [len(readings)]
+        all_acked = threading.Event()
+        lock = threading.Lock()
+
+        def done() -> None:
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    all_acked.set()
+
+        deadline = time.monotonic() + self.ack_timeout
+        for reading in readings:
+            if not self.publisher.submit(reading, done, max(0.0, deadline - time.monotonic())):
+                return False
+        return all_acked.wait(max(0.0, deadline - time.monotonic()))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: IngestHttpServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)
+
+    def _answer(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        data = orjson.dumps(body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == HEALTH_PATH:
+            self._answer(200, {"status": "ok", "pending": self.server.publisher.pending})
+        else:
+            self._answer(404, {"error": f"no such path {self.path!r}"})
+
+    def do_POST(self) -> None:
+        srv = self.server
+        if self.path not in (READINGS_PATH, NGSI_PATH):
+            self._answer(404, {"error": f"no such path {self.path!r}"})
+            return
+        principal = srv.tokens.authenticate(self.headers.get("Authorization"))
+        if principal is None:
+            self._answer(401, {"error": "missing or unknown bearer token"})
+            return
+        if not principal.may("ingest"):
+            self._answer(403, {"error": f"role {principal.role} may not ingest"})
+            return
+        length_text = self.headers.get("Content-Length")
+        if length_text is None or not length_text.isdigit():
+            self.close_connection = True
+            self._answer(411, {"error": "Content-Length is required", "field": "Content-Length"})
+            return
+        length = int(length_text)
+        if length > srv.max_body:
+            self.close_connection = True  # the body is left unread
+            self._answer(
+                413,
+                {
+                    "error": f"body is {length} bytes, at most {srv.max_body} are accepted",
+                    "field": "Content-Length",
+                },
+            )
+            return
+        raw = self.rfile.read(length)
+        now = srv.clock()
+        try:
+            if self.path == READINGS_PATH:
+                readings = readings_from_body(raw, srv.validator, now)
+            else:
+                readings = ngsi_readings(raw, srv.ngsi, srv.validator, now)
+        except BadBody as exc:
+            first = exc.errors[0]
+            self._answer(
+                400,
+                {
+                    "error": f"{len(exc.errors)} bad field(s), first {first['field']}: "
+                    f"{first['message']}",
+                    "errors": exc.errors[:100],
+                },
+            )
+            return
+        if readings and not srv.publish(readings):
+            self._answer(
+                503,
+                {"error": f"Kafka has not acknowledged in {srv.ack_timeout:g}s; retry"},
+                {"Retry-After": "5"},
+            )
+            return
+        self._answer(200, {"accepted": len(readings)})

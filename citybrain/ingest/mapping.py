@@ -1,0 +1,216 @@
+"""MQTT messages to reading documents: topic patterns and payload rules (pure).
+
+A topic pattern names its levels: ``city/{district}/{sensor_id}/{kind}`` subscribes to
+``city/+/+/+`` and reads ``sensor_id`` and ``kind`` from the topic. Placeholders other than
+``sensor_id``, ``kind`` and ``grid_cell`` are allowed and ignored (a gateway's district
+level, say). A pattern without ``{sensor_id}`` (a gateway's own topic,
+``gw/{gateway}/up``) takes the sensor id from each JSON payload. A payload is either
+
+- a plain number (``12.5``, ``1e3``): the value, observed when it was received; or
+- a JSON object: ``value`` (or the configured ``value_field``), optional ``ts`` (or
+  ``ts_field``: ISO 8601 with a zone, or epoch seconds), optional ``unit``, and any
+  reading field (``sensor_id``, ``kind``, ``grid_cell``) the topic leaves out. A field
+  given by both topic and payload must agree.
+
+Missing ``unit`` is the kind's unit in the grid's kinds (playbooks.grid); missing
+``grid_cell`` is the cell the grid registers the sensor to. The result is a ``reading/1``
+document for ``EventValidator``, which decides whether it is a valid reading.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from playbooks.grid import Grid
+from streams.errors import EventError
+from streams.events import READING_SCHEMA, format_ts
+
+DEFAULT_TOPIC = "city/{district}/{sensor_id}/{kind}"
+READING_FIELDS = ("sensor_id", "kind", "grid_cell")
+_PLACEHOLDER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+# Gateways send numbers as text, some with surrounding whitespace; nothing else.
+_NUMBER = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+class TopicPatternError(ValueError):
+    """A topic pattern is malformed; the message names the pattern and the level."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPattern:
+    """One configured pattern: its MQTT subscription and where each named level sits."""
+
+    pattern: str
+    levels: tuple[str | None, ...]  # a placeholder's name, or None for a literal level
+    literals: tuple[str | None, ...]
+
+    @classmethod
+    def parse(cls, pattern: str) -> TopicPattern:
+        """``city/{district}/{sensor_id}/{kind}`` -> a pattern; raises ``TopicPatternError``
+        for an empty level, MQTT wildcards (use placeholders) or a repeated name."""
+        names: list[str | None] = []
+        literals: list[str | None] = []
+        for i, level in enumerate(pattern.split("/")):
+            match = _PLACEHOLDER.match(level)
+            if match:
+                name = match.group(1)
+                if name in names:
+                    raise TopicPatternError(f"topic pattern {pattern!r}: {{{name}}} twice")
+                names.append(name)
+                literals.append(None)
+            elif not level or "+" in level or "#" in level or "{" in level or "}" in level:
+                raise TopicPatternError(
+                    f"topic pattern {pattern!r}: level {i + 1} is {level!r}, expected a "
+                    "literal or a {name} placeholder"
+                )
+            else:
+                names.append(None)
+                literals.append(level)
+        return cls(pattern, tuple(names), tuple(literals))
+
+    @property
+    def subscription(self) -> str:
+        return "/".join("+" if lit is None else lit for lit in self.literals)
+
+    def match(self, topic: str) -> dict[str, str] | None:
+        parts = topic.split("/")
+        if len(parts) != len(self.levels):
+            return None
+        out: dict[str, str] = {}
+        for part, name, literal in zip(parts, self.levels, self.literals, strict=True):
+            if name is None:
+                if part != literal:
+                    return None
+            else:
+                out[name] = part
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class MqttMapping:
+    """How topics and payloads become readings; ``to_document`` applies it."""
+
+    patterns: tuple[TopicPattern, ...]
+    grid: Grid
+    value_field: str = "value"
+    ts_field: str = "ts"
+
+    @classmethod
+    def build(
+        cls,
+        grid: Grid,
+        patterns: list[str] | None = None,
+        value_field: str = "value",
+        ts_field: str = "ts",
+    ) -> MqttMapping:
+        parsed = tuple(TopicPattern.parse(p) for p in (patterns or [DEFAULT_TOPIC]))
+        return cls(parsed, grid, value_field, ts_field)
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return list(dict.fromkeys(p.subscription for p in self.patterns))
+
+    def to_document(self, topic: str, payload: bytes, received: float) -> dict[str, Any]:
+        """A ``reading/1`` document (not yet validated) for one message received at
+        ``received`` (epoch seconds). Raises ``EventError`` naming the topic level or the
+        payload field that cannot be mapped."""
+        fields = self._topic_fields(topic)
+        doc: dict[str, Any] = {"schema": READING_SCHEMA}
+        if _NUMBER.match(payload):
+            doc["value"] = float(payload)
+        else:
+            self._payload_fields(payload, fields, doc)
+        if "ts" not in doc:
+            doc["ts"] = format_ts(received)
+        for name in READING_FIELDS:
+            if name in fields:
+                doc[name] = fields[name]
+        kind = doc.get("kind")
+        sensor = self.grid.sensors.get(doc.get("sensor_id", ""))
+        if kind is None and sensor is not None:
+            doc["kind"] = kind = sensor.kind
+        if "unit" not in doc and isinstance(kind, str) and kind in self.grid.kinds:
+            doc["unit"] = self.grid.kinds[kind].unit
+        if "grid_cell" not in doc:
+            if sensor is None:
+                # The validator would name the missing cell; the sensor is the cause.
+                raise EventError(
+                    "unknown_sensor", "sensor_id", doc.get("sensor_id"), "sensor is not registered"
+                )
+            doc["grid_cell"] = sensor.cell
+        return doc
+
+    def _topic_fields(self, topic: str) -> dict[str, str]:
+        for pattern in self.patterns:
+            fields = pattern.match(topic)
+            if fields is not None:
+                return fields
+        raise EventError(
+            "unknown_topic",
+            "topic",
+            topic,
+            f"matches none of {[p.pattern for p in self.patterns]}",
+        )
+
+    def _payload_fields(self, payload: bytes, topic: dict[str, str], doc: dict[str, Any]) -> None:
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise EventError(
+                "bad_payload", "payload", _preview(payload), "expected a number or a JSON object"
+            ) from None
+        if isinstance(body, (int, float)) and not isinstance(body, bool):
+            doc["value"] = float(body)
+            return
+        if not isinstance(body, dict):
+            raise EventError(
+                "bad_payload", "payload", _preview(payload), "expected a number or a JSON object"
+            )
+        if self.value_field not in body:
+            raise EventError("missing_field", self.value_field, None, "field is missing")
+        value = body[self.value_field]
+        if isinstance(value, str) and _NUMBER.match(value.encode()):
+            value = float(value)
+        doc["value"] = value  # its type is the validator's to judge
+        if self.ts_field in body:
+            doc["ts"] = _event_time(body[self.ts_field], self.ts_field)
+        if "unit" in body:
+            doc["unit"] = body["unit"]
+        for name in READING_FIELDS:
+            if name in body:
+                if name in topic and body[name] != topic[name]:
+                    raise EventError(
+                        "topic_mismatch",
+                        name,
+                        body[name],
+                        f"the topic says {topic[name]!r}",
+                    )
+                doc[name] = body[name]
+
+
+def _event_time(value: Any, field: str) -> Any:
+    """Epoch seconds become ISO 8601; a string passes on for the validator to parse."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise EventError("bad_type", field, value, "expected ISO 8601 or epoch seconds")
+    if isinstance(value, str):
+        return value
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        # 1e11 s is the year 5138: a larger number is epoch milliseconds sent by mistake.
+        raise EventError("bad_timestamp", field, value, "expected epoch seconds")
+    return _iso(float(value))
+
+
+@lru_cache(maxsize=16_384)
+def _iso(ts: float) -> str:
+    # A city's sensors report on the same clock ticks: few distinct times per second.
+    return format_ts(ts)
+
+
+def _preview(payload: bytes) -> str:
+    return payload[:60].decode("utf-8", errors="replace")

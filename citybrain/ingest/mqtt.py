@@ -1,0 +1,156 @@
+"""The ingest's only MQTT code: a paho-mqtt 2.x subscriber with manual acknowledgements.
+
+MQTT 5, persistent session (``clean_start=False`` and a session expiry), QoS 1 by default:
+a message is acknowledged to the broker only once Kafka has acknowledged the pack that
+holds it (or its dead letter), so a killed ingest loses nothing: the broker delivers
+every unacknowledged message again to the next ingest with the same client id. The
+broker sends at most ``inflight`` unacknowledged messages (MQTT 5 Receive Maximum),
+which bounds what the ingest holds in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from citybrain.ingest.mapping import MqttMapping
+from citybrain.ingest.publisher import PackPublisher
+from streams.errors import EventError
+from streams.events import EventValidator
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps a stopped ingest's queue for a week
+
+
+def dead_letter_headers(
+    origin: str, code: str, message: str, stream: str
+) -> list[tuple[str, bytes]]:
+    """The worker's dead-letter headers (streams/app.py ``_send_dead_letter``);
+    ``origin`` is where the message came from (``mqtt:<topic>``, ``http:<path>``)."""
+    return [
+        ("citybrain.error.stream", stream.encode()),
+        ("citybrain.error.reason", code.encode()),
+        ("citybrain.error.message", message.encode()),
+        ("citybrain.error.origin", origin.encode()),
+    ]
+
+
+class MqttIngest:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        mapping: MqttMapping,
+        validator: EventValidator,
+        publisher: PackPublisher,
+        client_id: str = "citybrain-ingest",
+        qos: int = 1,
+        inflight: int = 10_000,
+        clock: Any = time.time,
+    ) -> None:
+        if qos not in (0, 1):
+            raise ValueError(f"qos is {qos}: expected 0 or 1")
+        if not 1 <= inflight <= 65_535:
+            raise ValueError(f"inflight is {inflight}: expected 1..65535 (Receive Maximum)")
+        self.host, self.port = host, port
+        self.mapping = mapping
+        self.validator = validator
+        self.publisher = publisher
+        self.client_id = client_id
+        self.qos = qos
+        self.inflight = inflight
+        self.clock = clock
+        self.received = 0
+        self._stopping = False
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY
+        props.ReceiveMaximum = self.inflight
+        self.client.connect_async(
+            self.host, self.port, keepalive=60, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Flush to Kafka (acknowledging what it took), then leave; the session stays."""
+        self._stopping = True
+        self.publisher.close()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(
+        self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("ingest: MQTT broker refused the connection: %s", reason)
+            return
+        # Subscribing again on a resumed session is harmless and covers a new pattern.
+        client.subscribe([(s, SubscribeOptions(qos=self.qos)) for s in self.mapping.subscriptions])
+        log.info(
+            "ingest: connected to %s:%s, subscribed to %s",
+            self.host,
+            self.port,
+            self.mapping.subscriptions,
+        )
+        self.connected.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.connected.clear()
+        if not self._stopping:
+            log.warning("ingest: disconnected from the MQTT broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
+        self.received += 1
+        mid, qos = msg.mid, msg.qos
+
+        def ack() -> None:
+            if qos > 0:
+                client.ack(mid, qos)
+
+        try:
+            self.handle(msg.topic, msg.payload, ack)
+        except Exception as exc:
+            # One message's fault must not cost the others: dead-letter it, unacknowledged
+            # until Kafka has the dead letter.
+            log.exception("ingest: message on %s failed", msg.topic)
+            try:
+                self._dead_letter(msg.topic, msg.payload, "internal", repr(exc), ack)
+            except Exception:
+                # Kafka refused for good (the run loop stops the ingest): the message
+                # stays unacknowledged, and the broker's to deliver again.
+                log.exception("ingest: dead letter for %s not sent", msg.topic)
+
+    def handle(self, topic: str, payload: bytes, ack: Any) -> None:
+        now = self.clock()
+        try:
+            doc = self.mapping.to_document(topic, payload, now)
+            reading = self.validator.reading(orjson.dumps(doc), now)
+        except EventError as exc:
+            self._dead_letter(topic, payload, exc.code, str(exc), ack)
+            return
+        self.publisher.submit(reading, ack)
+
+    def _dead_letter(self, topic: str, payload: bytes, code: str, message: str, ack: Any) -> None:
+        headers = dead_letter_headers(f"mqtt:{topic}", code, message, "mqtt")
+        self.publisher.dead_letter(payload, topic.encode(), headers, ack)

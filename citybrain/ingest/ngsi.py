@@ -1,0 +1,238 @@
+"""NGSI-v2 notifications of Smart Data Models entities to reading documents (pure).
+
+An Orion subscription notifies ``{"subscriptionId": ..., "data": [entity, ...]}`` with
+entities in NGSI-v2 normalized form (``{"id", "type", "<attr>": {"type", "value",
+"metadata"}}``; Orion's NGSI-v2 specification, "Notification Messages"). Each mapped
+attribute of an entity becomes one reading:
+
+- AirQualityObserved: ``pm25``, ``pm10``, ``no2``, ``o3`` -> the same kinds, ug/m3
+  (unitCode GQ, the default, x1; GP, mg/m3, x1000);
+- TrafficFlowObserved: ``averageVehicleSpeed`` -> traffic_speed (km/h, KMH);
+  ``intensity`` (vehicles in the observation period) -> traffic_flow, scaled to 5 minutes;
+- WaterQualityObserved: ``conductivity`` (S/m, D10) -> conductance, x10,000 to uS/cm.
+
+Units and attribute names are the Smart Data Models specifications' (dataModel.Environment
+AirQualityObserved and WaterQualityObserved, dataModel.Transportation
+TrafficFlowObserved). Other attributes (co, so2, temperature, pH, occupancy, ...) have no
+citybrain kind and are skipped.
+
+Event time: ``dateObservedTo`` if present, else ``dateObserved`` (the end of an ISO 8601
+interval ``start/end``). A DateTime without a zone is UTC, as Orion reads it.
+
+Sensor id: ``sensor_id_template`` filled with the entity ``id``, ``type``, ``kind`` and any
+Text attribute, by default ``{id}-{kind}``; the grid registers that id to a cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from string import Formatter
+from typing import Any
+
+from playbooks.grid import DEFAULT_KINDS, Grid
+from streams.errors import EventError
+from streams.events import READING_SCHEMA, format_ts
+
+DEFAULT_SENSOR_ID = "{id}-{kind}"
+FIVE_MINUTES = 300.0
+
+_CONCENTRATION = {"GQ": 1.0, "GP": 1000.0}  # UN/CEFACT: ug/m3, mg/m3 -> ug/m3
+# entity type -> attribute -> (kind, {unitCode: factor to citybrain's unit}, default code)
+ATTRIBUTES: dict[str, dict[str, tuple[str, dict[str, float], str]]] = {
+    "AirQualityObserved": {
+        "pm25": ("pm25", _CONCENTRATION, "GQ"),
+        "pm10": ("pm10", _CONCENTRATION, "GQ"),
+        "no2": ("no2", _CONCENTRATION, "GQ"),
+        "o3": ("o3", _CONCENTRATION, "GQ"),
+    },
+    "TrafficFlowObserved": {
+        "averageVehicleSpeed": ("traffic_speed", {"KMH": 1.0}, "KMH"),
+        "intensity": ("traffic_flow", {"": 1.0}, ""),  # a count: scaled by its period
+    },
+    "WaterQualityObserved": {
+        "conductivity": ("conductance", {"D10": 10_000.0}, "D10"),  # D10: siemens per metre
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EntityReadings:
+    """What one entity gave: reading documents (not yet validated) and the attributes
+    skipped because citybrain has no kind for them."""
+
+    documents: list[dict[str, Any]]
+    skipped: list[str]
+
+
+class NgsiMapping:
+    def __init__(self, grid: Grid, sensor_id_template: str = DEFAULT_SENSOR_ID) -> None:
+        names = {f for _, f, _, _ in Formatter().parse(sensor_id_template) if f}
+        if "kind" not in names:
+            # Without the kind, an entity's pm25 and no2 would be one sensor.
+            raise ValueError(f"sensor id template {sensor_id_template!r} has no {{kind}}")
+        self.grid = grid
+        self.template = sensor_id_template
+
+    def notification(self, body: Any) -> list[tuple[str, EntityReadings]]:
+        """An Orion notification -> (entity id, its readings) per entity. Raises
+        ``EventError`` naming the field (``data[1].intensity.value``) of the first entity
+        that cannot be mapped."""
+        if not isinstance(body, dict):
+            raise EventError("bad_type", None, None, "expected a JSON object")
+        data = body.get("data")
+        if not isinstance(data, list) or not data:
+            raise EventError("bad_type", "data", data, "expected a non-empty list of entities")
+        out = []
+        for i, entity in enumerate(data):
+            try:
+                out.append((str(entity.get("id")), self.entity(entity)))
+            except EventError as exc:
+                where = f"data[{i}].{exc.field}" if exc.field else f"data[{i}]"
+                raise EventError(exc.code, where, exc.value, exc.reason) from None
+            except AttributeError:
+                raise EventError("bad_type", f"data[{i}]", entity, "expected an object") from None
+        return out
+
+    def entity(self, entity: dict[str, Any]) -> EntityReadings:
+        """One normalized entity -> its readings; field names in errors are relative to
+        the entity (``no2.metadata.unitCode.value``)."""
+        entity_id, entity_type = entity.get("id"), entity.get("type")
+        if not isinstance(entity_id, str) or not entity_id:
+            raise EventError("missing_field", "id", entity_id, "expected the entity id")
+        table = ATTRIBUTES.get(entity_type)  # type: ignore[arg-type]
+        if table is None:
+            raise EventError(
+                "unknown_entity_type", "type", entity_type, f"expected one of {sorted(ATTRIBUTES)}"
+            )
+        ts = _observed(entity)
+        texts = {
+            k: v["value"]
+            for k, v in entity.items()
+            if isinstance(v, dict) and isinstance(v.get("value"), str)
+        }
+        docs: list[dict[str, Any]] = []
+        skipped = []
+        for attr, spec in entity.items():
+            if attr in ("id", "type"):
+                continue
+            # Older examples spell pollutants in capitals (NO2); the current models do not.
+            spec_row = table.get(attr) or table.get(attr.lower())
+            if spec_row is None:
+                skipped.append(attr)
+                continue
+            kind, factors, default_code = spec_row
+            value = _number(spec, attr)
+            code = _unit_code(spec, attr, default_code)
+            if code not in factors:
+                raise EventError(
+                    "bad_unit",
+                    f"{attr}.metadata.unitCode.value",
+                    code,
+                    f"expected one of {sorted(factors)} for {kind} ({DEFAULT_KINDS[kind].unit})",
+                )
+            value *= factors[code]
+            if kind == "traffic_flow":
+                value *= FIVE_MINUTES / _period(entity)
+            try:
+                sensor_id = self.template.format(**texts, id=entity_id, type=entity_type, kind=kind)
+            except KeyError as exc:
+                raise EventError(
+                    "missing_field", str(exc.args[0]), None, "the sensor id template needs it"
+                ) from None
+            sensor = self.grid.sensors.get(sensor_id)
+            if sensor is None:
+                raise EventError(
+                    "unknown_sensor",
+                    "id",
+                    sensor_id,
+                    f"sensor is not registered (id template {self.template!r})",
+                )
+            docs.append(
+                {
+                    "schema": READING_SCHEMA,
+                    "ts": format_ts(ts),
+                    "sensor_id": sensor_id,
+                    "kind": kind,
+                    "value": value,
+                    # The unit the factors convert to: the built-in kind's (a grid that
+                    # re-declares the kind with another unit gets a bad_unit dead letter).
+                    "unit": DEFAULT_KINDS[kind].unit,
+                    "grid_cell": sensor.cell,
+                }
+            )
+        return EntityReadings(docs, skipped)
+
+
+def _number(spec: Any, attr: str) -> float:
+    value = spec.get("value") if isinstance(spec, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EventError("bad_type", f"{attr}.value", value, "expected a number")
+    return float(value)
+
+
+def _unit_code(spec: dict[str, Any], attr: str, default: str) -> str:
+    meta = spec.get("metadata")
+    if not isinstance(meta, dict) or "unitCode" not in meta:
+        return default
+    unit = meta["unitCode"]
+    code = unit.get("value") if isinstance(unit, dict) else None
+    if not isinstance(code, str):
+        raise EventError(
+            "bad_type", f"{attr}.metadata.unitCode.value", code, "expected a UN/CEFACT code"
+        )
+    return code
+
+
+def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
+    """(start, end) of a DateTime attribute: an instant or an ISO 8601 interval."""
+    spec = entity.get(attr)
+    if spec is None:
+        return None
+    text = spec.get("value") if isinstance(spec, dict) else None
+    if not isinstance(text, str):
+        raise EventError("bad_timestamp", f"{attr}.value", text, "expected an ISO 8601 string")
+    parts = text.split("/")
+    try:
+        stamps = [_utc(p) for p in parts]
+    except ValueError:
+        raise EventError(
+            "bad_timestamp", f"{attr}.value", text, "expected ISO 8601 (or start/end)"
+        ) from None
+    if len(stamps) > 2:
+        raise EventError("bad_timestamp", f"{attr}.value", text, "expected ISO 8601 (or start/end)")
+    return stamps[0], stamps[-1]
+
+
+def _utc(text: str) -> float:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # Orion reads a zone-less DateTime as UTC
+    return parsed.timestamp()
+
+
+def _observed(entity: dict[str, Any]) -> float:
+    for attr in ("dateObservedTo", "dateObserved"):
+        span = _attr_time(entity, attr)
+        if span is not None:
+            return span[1]
+    raise EventError("missing_field", "dateObserved", None, "the observation time is missing")
+
+
+def _period(entity: dict[str, Any]) -> float:
+    """Seconds observed by a TrafficFlowObserved (From/To, else the dateObserved interval)."""
+    start = _attr_time(entity, "dateObservedFrom")
+    end = _attr_time(entity, "dateObservedTo")
+    if start is not None and end is not None:
+        seconds = end[1] - start[0]
+    else:
+        span = _attr_time(entity, "dateObserved")
+        seconds = span[1] - span[0] if span is not None else 0.0
+    if seconds <= 0:
+        raise EventError(
+            "missing_field",
+            "dateObservedFrom",
+            None,
+            "intensity is a count over a period: give dateObservedFrom/To or an interval",
+        )
+    return seconds

@@ -1,0 +1,215 @@
+"""The ingest's only Kafka code: readings in, ``readings/1`` packs out, each sender told
+when Kafka has acknowledged its reading.
+
+``submit`` buffers a reading with a callback; a flusher thread packs the buffer every
+``pack_ms`` milliseconds with ``streams.partitioning.ReadingPacker`` (one pack per sensor
+partition, at most ``pack_size`` readings) and sends it with kafka-python (acks=all,
+idempotent, so a partition's packs stay in order through retries). A reading's callback
+runs once Kafka acknowledged its pack: the MQTT ingest acknowledges the QoS 1 message
+then, the HTTP ingest answers then.
+
+Back-pressure, never a silent drop: at most ``max_pending`` readings (and dead letters)
+are waiting for Kafka; ``submit`` blocks while that many are. kafka-python retries a
+send for ``delivery_timeout`` (a day by default), so a Kafka outage stalls the ingest and
+fills its MQTT session queue in the broker; a send that fails for good (a record too
+large, an authorisation error) stops the ingest with the error (``failure``), and the
+unacknowledged messages are delivered again to its successor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.events import Reading
+from streams.partitioning import ReadingPacker, sensor_partition
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[], None]
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    readings: int = 0  # acknowledged by Kafka
+    packs: int = 0
+    dead_letters: int = 0
+    max_pending: int = 0  # the high-water mark of readings waiting for Kafka
+
+
+class PackPublisher:
+    def __init__(
+        self,
+        producer: Any,
+        readings_topic: str,
+        deadletter_topic: str,
+        partitions: int,
+        pack_size: int = 1000,
+        pack_ms: float = 5.0,
+        max_pending: int = 50_000,
+    ) -> None:
+        """``producer`` is a kafka-python ``KafkaProducer`` (``make_producer``)."""
+        if max_pending < pack_size:
+            raise ValueError(f"max_pending {max_pending} is below pack_size {pack_size}")
+        self.producer = producer
+        self.readings_topic = readings_topic
+        self.deadletter_topic = deadletter_topic
+        self.partitions = partitions
+        self.pack_size = pack_size
+        self.pack_ms = pack_ms
+        self.max_pending = max_pending
+        self.stats = PublisherStats()
+        self.failure: BaseException | None = None
+        self._buffer: list[tuple[Reading, Done]] = []
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="ingest-packer", daemon=True)
+
+    def start(self) -> PackPublisher:
+        self._thread.start()
+        return self
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def submit(self, reading: Reading, done: Done, timeout: float | None = None) -> bool:
+        """Queue one reading; ``done`` runs once Kafka has it. Blocks while ``max_pending``
+        readings wait (``timeout`` seconds at most: False when it ran out, nothing queued)."""
+        with self._cond:
+            if not self._wait_for_room(timeout):
+                return False
+            self._buffer.append((reading, done))
+            self._pending += 1
+            self.stats.max_pending = max(self.stats.max_pending, self._pending)
+            if len(self._buffer) >= self.pack_size * self.partitions:
+                self._cond.notify_all()
+        return True
+
+    def dead_letter(
+        self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], done: Done
+    ) -> None:
+        """Send a rejected message to the dead-letter topic (the worker's header
+        convention, streams/app.py); ``done`` runs once Kafka has it."""
+        with self._cond:
+            self._wait_for_room(None)
+            self._pending += 1
+        while True:
+            try:
+                future = self.producer.send(
+                    self.deadletter_topic, key=key, value=value, headers=headers
+                )
+                break
+            except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
+                if self.failure is not None:
+                    raise RuntimeError(f"Kafka send failed: {self.failure}") from exc
+                log.warning("Kafka dead letter not queued (%s); retrying", exc)
+                time.sleep(0.5)
+        future.add_callback(self._acked, [done], dead_letter=True)
+        future.add_errback(self._failed, "dead letter")
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is buffered, wait for Kafka's acknowledgements, stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.producer.flush(timeout)
+        self.producer.close(timeout)
+
+    # -- the flusher thread --------------------------------------------------------
+    def _wait_for_room(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._pending >= self.max_pending:
+            if self.failure is not None:
+                raise RuntimeError(f"Kafka send failed: {self.failure}") from self.failure
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._cond.wait(left if left is not None else 1.0)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._closing:
+                    self._cond.wait(self.pack_ms / 1000)
+                batch, self._buffer = self._buffer, []
+                closing = self._closing
+            if batch:
+                self._send(batch)
+            if closing and not batch:
+                return
+
+    def _send(self, batch: list[tuple[Reading, Done]]) -> None:
+        by_partition: dict[int, list[tuple[Reading, Done]]] = {}
+        packer = ReadingPacker(self.partitions, self.pack_size)
+        for item in batch:
+            home = sensor_partition(item[0].sensor_id, self.partitions)
+            by_partition.setdefault(home, []).append(item)
+        for items in by_partition.values():
+            # One partition's readings, in arrival order: pack i holds items[i*size:...].
+            packs = list(packer.pack_all(r for r, _ in items))
+            for i, (partition, key, value) in enumerate(packs):
+                chunk = items[i * self.pack_size : (i + 1) * self.pack_size]
+                while True:
+                    try:
+                        future = self.producer.send(
+                            self.readings_topic, key=key, value=value, partition=partition
+                        )
+                        break
+                    except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
+                        # Nothing was queued: try again, in order, after a pause.
+                        log.warning("Kafka send not queued (%s); retrying", exc)
+                        time.sleep(0.5)
+                future.add_callback(self._acked, [done for _, done in chunk])
+                future.add_errback(self._failed, f"pack of {len(chunk)} readings")
+
+    def _acked(self, dones: list[Done], _metadata: Any, dead_letter: bool = False) -> None:
+        # kafka-python calls partial(callback, *args)(value): our arguments come first.
+        for done in dones:
+            try:
+                done()
+            except Exception:
+                log.exception("ingest: acknowledging a message failed")
+        with self._cond:
+            self._pending -= len(dones)
+            if dead_letter:
+                self.stats.dead_letters += 1
+            else:
+                self.stats.readings += len(dones)
+                self.stats.packs += 1
+            self._cond.notify_all()
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        # Not acknowledged, so the MQTT broker still holds the messages: stop and let the
+        # next ingest receive them again, rather than carry on past a hole.
+        log.error("ingest: Kafka refused a %s for good: %r", what, exc)
+        with self._cond:
+            if self.failure is None:
+                self.failure = exc
+            self._cond.notify_all()
+
+
+def make_producer(bootstrap: str, options: dict[str, Any], client_id: str) -> Any:
+    """A kafka-python producer for the ingest: every replica's acknowledgement, idempotent
+    (in-order retries), retrying for a day before it gives up on a record."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(
+        **options,
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+        delivery_timeout_ms=24 * 3600 * 1000,
+        max_block_ms=10_000,
+    )

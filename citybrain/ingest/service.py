@@ -1,0 +1,146 @@
+"""``citybrain ingest mqtt`` and ``citybrain ingest http``: wiring and the run loop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from citybrain.ingest.publisher import PackPublisher, make_producer
+from streams.events import EventValidator
+from streams.settings import Settings
+
+log = logging.getLogger("citybrain.ingest")
+
+
+@dataclass
+class IngestOptions:
+    topics: list[str] = field(default_factory=list)
+    value_field: str = "value"
+    ts_field: str = "ts"
+    qos: int = 1
+    client_id: str = "citybrain-ingest"
+    inflight: int = 10_000
+    pack_size: int = 1000
+    pack_ms: float = 5.0
+    max_pending: int = 50_000
+    sensor_id_template: str = "{id}-{kind}"
+    max_body: int = 1024 * 1024
+    stats_every: float = 10.0
+
+
+def _validator(settings: Settings) -> EventValidator:
+    from playbooks.loader import load_grid
+
+    return EventValidator(load_grid(settings.grid_file), settings.max_future_skew)
+
+
+def _publisher(settings: Settings, options: IngestOptions, client_id: str) -> PackPublisher:
+    producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_options(), client_id)
+    return PackPublisher(
+        producer,
+        settings.topic("readings"),
+        settings.topic("deadletter"),
+        settings.partitions,
+        pack_size=options.pack_size,
+        pack_ms=options.pack_ms,
+        max_pending=options.max_pending,
+    ).start()
+
+
+def _wait(publisher: PackPublisher, every: float, extra: Any = None) -> int:
+    """Until SIGTERM/SIGINT (0) or a send Kafka refused for good (1); a stats line every
+    ``every`` seconds."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    last = time.monotonic()
+    while not stop.wait(0.2):
+        if publisher.failure is not None:
+            log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
+            return 1
+        if time.monotonic() - last >= every:
+            last = time.monotonic()
+            s = publisher.stats
+            log.info(
+                "ingest stats: readings=%d packs=%d dead_letters=%d pending=%d max_pending=%d%s",
+                s.readings,
+                s.packs,
+                s.dead_letters,
+                publisher.pending,
+                s.max_pending,
+                f" received={extra()}" if extra else "",
+            )
+    return 0
+
+
+def run_mqtt(settings: Settings, options: IngestOptions) -> int:
+    from citybrain.ingest.mapping import MqttMapping
+    from citybrain.ingest.mqtt import MqttIngest
+
+    validator = _validator(settings)
+    mapping = MqttMapping.build(
+        validator.grid, options.topics or None, options.value_field, options.ts_field
+    )
+    publisher = _publisher(settings, options, f"{options.client_id}-kafka")
+    ingest = MqttIngest(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        mapping,
+        validator,
+        publisher,
+        client_id=options.client_id,
+        qos=options.qos,
+        inflight=options.inflight,
+    )
+    ingest.start()
+    log.info(
+        "ingest: MQTT %s:%s %s -> Kafka %s %s (packs of up to %d every %g ms)",
+        settings.mqtt_host,
+        settings.mqtt_port,
+        mapping.subscriptions,
+        settings.kafka_bootstrap,
+        settings.topic("readings"),
+        options.pack_size,
+        options.pack_ms,
+    )
+    code = _wait(publisher, options.stats_every, lambda: ingest.received)
+    if code == 0:
+        ingest.stop()
+    log.info("ingest: stopped (stats %s)", publisher.stats)
+    return code
+
+
+def run_http(settings: Settings, options: IngestOptions) -> int:
+    from citybrain.ingest.http import IngestHttpServer
+    from citybrain.ingest.ngsi import NgsiMapping
+    from streams.auth import TokenStore
+
+    validator = _validator(settings)
+    tokens = TokenStore.load(settings.api_tokens_file)
+    publisher = _publisher(settings, options, "citybrain-ingest-http")
+    server = IngestHttpServer(
+        (settings.worker_bind, settings.ingest_http_port),
+        validator,
+        NgsiMapping(validator.grid, options.sensor_id_template),
+        publisher,
+        tokens,
+        max_body=options.max_body,
+    )
+    thread = threading.Thread(target=server.serve_forever, name="ingest-http", daemon=True)
+    thread.start()
+    log.info(
+        "ingest: HTTP ready on http://%s:%d -> Kafka %s %s",
+        settings.worker_bind,
+        settings.ingest_http_port,
+        settings.kafka_bootstrap,
+        settings.topic("readings"),
+    )
+    code = _wait(publisher, options.stats_every)
+    server.shutdown()
+    if code == 0:
+        publisher.close()
+    return code

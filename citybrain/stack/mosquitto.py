@@ -1,0 +1,129 @@
+"""Mosquitto (Debian's package) as the local MQTT broker: a plain process on loopback with a
+generated config, its own port (``CITYBRAIN_MQTT_PORT``) and persistent sessions."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+
+from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
+from streams.settings import Settings
+
+# Debian installs the broker in /usr/sbin, which a non-root PATH may leave out.
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+
+# An MQTT 3.1.1 CONNECT (clean session, keep-alive 60 s, client id "citybrain-ready") and
+# the CONNACK that accepts it (MQTT 3.1.1 sections 3.1 and 3.2).
+_CONNECT = bytes([0x10, 27, 0, 4, *b"MQTT", 4, 0x02, 0, 60, 0, 15, *b"citybrain-ready"])
+_CONNACK_OK = bytes([0x20, 0x02, 0x00, 0x00])
+_DISCONNECT = bytes([0xE0, 0x00])
+
+
+class MosquittoBroker:
+    """One broker listening on 127.0.0.1:``settings.mqtt_port``.
+
+    Sessions and their queued QoS 1 messages persist across broker restarts (saved on a
+    clean stop); a client's queue is bounded only by ``max_queued_messages`` here, so a
+    slow or restarting ingest is queued for rather than dropped (Mosquitto's default drops
+    QoS 1 messages past 1,000 per client).
+    """
+
+    def __init__(self, settings: Settings, max_queued_messages: int = 5_000_000) -> None:
+        self.settings = settings
+        self.max_queued_messages = max_queued_messages
+        self.dir = settings.run_dir / "mosquitto"
+        self.pid_file = self.dir / "mosquitto.pid"
+        self.log_file = self.dir / "mosquitto.log"
+        self.config = self.dir / "mosquitto.conf"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.settings.mqtt_port}"
+
+    def binary(self) -> str:
+        found = shutil.which("mosquitto", path=SEARCH_PATH)
+        if found:
+            return found
+        if os.geteuid() != 0:
+            raise StackError(
+                "Mosquitto: not installed and not root; run "
+                "`sudo apt-get install -y --no-install-recommends mosquitto mosquitto-clients`"
+            )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "mosquitto",
+                "mosquitto-clients",
+            ],
+        ):
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise StackError(f"Mosquitto: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        found = shutil.which("mosquitto", path=SEARCH_PATH)
+        if not found:
+            raise StackError("Mosquitto: apt-get reported success but no mosquitto binary")
+        return found
+
+    def write_config(self) -> None:
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            "\n".join(
+                [
+                    f"listener {self.settings.mqtt_port} 127.0.0.1",
+                    # Started as root, Mosquitto switches to user "mosquitto", who cannot
+                    # write our data directory; stay whoever started it.
+                    f"user {pwd.getpwuid(os.geteuid()).pw_name}",
+                    "allow_anonymous true",
+                    "persistence true",
+                    f"persistence_location {data}/",
+                    "autosave_interval 60",
+                    # Queue for a disconnected or slow persistent session, never drop.
+                    f"max_queued_messages {self.max_queued_messages}",
+                    "max_queued_bytes 0",
+                    # MQTT 5 clients bound their own in-flight window (Receive Maximum);
+                    # v3.1.1 clients get this one.
+                    "max_inflight_messages 1000",
+                    "log_dest stdout",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "connection_messages false",
+                    "",
+                ]
+            )
+        )
+
+    def running(self) -> bool:
+        return read_pid(self.pid_file) is not None
+
+    def ready(self) -> bool:
+        """The broker accepts an MQTT CONNECT (a listening socket alone is not enough)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.settings.mqtt_port), timeout=1) as s:
+                s.sendall(_CONNECT)
+                reply = s.recv(4)
+                s.sendall(_DISCONNECT)
+                return reply == _CONNACK_OK
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running():
+            return
+        binary = self.binary()
+        self.write_config()
+        spawn([binary, "-c", str(self.config)], self.log_file, self.pid_file)
+        wait_until(self.ready, timeout, "Mosquitto", self.log_file, self.running)
+
+    def stop(self) -> bool:
+        return stop(self.pid_file)

@@ -1,0 +1,407 @@
+"""The ingest edge on real services: Mosquitto (started by citybrain's stack), Kafka, a
+worker. Readings published over MQTT (mosquitto_pub and paho-mqtt) or posted over HTTP
+(citybrain's schema and Orion NGSI-v2 notifications of the real Smart Data Models
+examples) end in alerts; QoS 1 survives a killed ingest and a Kafka outage.
+
+The baselines are real: Sligo Creek's water level (USGS slice) for the gauge, Dongsi's
+PM2.5 (Beijing slice) for the air-quality entity, with a spike injected where an alert is
+wanted, as in test_pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pandas as pd
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from citybrain.stack import KafkaBroker, MosquittoBroker
+from streams.auth import hash_token
+from streams.events import format_ts
+from tests.services import (
+    FIXTURES,
+    OPERATOR_TOKEN,
+    ROOT,
+    IngestProcess,
+    Pipeline,
+    stack_settings,
+)
+
+pytestmark = pytest.mark.integration
+
+START = float(int(time.time()) - 10 * 86400)
+GATEWAY_TOKEN = "test-gateway-token"
+TOPIC = "city/east/gauge-1/water_level"
+
+
+def real_levels(n: int) -> list[float]:
+    frame = pd.read_csv(ROOT / "datasets" / "usgs_flood_2019-05.csv.gz")
+    series = frame[frame["sensor_id"] == "usgs-01650800-water_level"]["value"]
+    return [float(v) for v in series.head(n)]
+
+
+def fireworks_pm25(before: int = 60, after: int = 12) -> list[tuple[float, float]]:
+    """Dongsi's PM2.5 around the Spring Festival fireworks (2016-02-07 16:00Z, the slice's
+    real event): (seconds after the first, value), ``before`` readings then ``after``."""
+    frame = pd.read_csv(ROOT / "datasets" / "beijing_air_2016-02.csv.gz")
+    site = frame[frame["sensor_id"] == "bj-dongsi-pm25"].reset_index(drop=True)
+    at = int(site.index[site["timestamp"] >= "2016-02-07T16:00:00Z"][0])
+    rows = site.iloc[at - before : at + after]
+    times = pd.to_datetime(rows["timestamp"]).astype("int64") / 1e9
+    return [(float(t - times.iloc[0]), float(v)) for t, v in zip(times, rows["value"], strict=True)]
+
+
+def spiked(base: list[float]) -> list[float]:
+    return [*base, base[-1] * 8, base[-1] * 9, base[-1] * 8.5, *base[:10]]
+
+
+def pipeline_for_ingest(run_dir: Path) -> Pipeline:
+    tokens = run_dir / "ingest-tokens.yaml"
+    tokens.write_text(
+        "tokens:\n"
+        f"  - {{name: gateway, role: gateway, sha256: '{hash_token(GATEWAY_TOKEN)}'}}\n"
+        f"  - {{name: duty-operator, role: operator, sha256: '{hash_token(OPERATOR_TOKEN)}'}}\n"
+    )
+    return Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid-ingest.yaml"),
+            "CITYBRAIN_API_TOKENS_FILE": str(tokens),
+        },
+    )
+
+
+@pytest.fixture
+def ingest_pipeline(mosquitto: MosquittoBroker, run_dir: Path) -> Iterator[Pipeline]:
+    p = pipeline_for_ingest(run_dir)
+    yield p
+    p.close()
+
+
+def mqtt_ingest(p: Pipeline, *args: str) -> IngestProcess:
+    # Each test its own persistent session: the client id is the test's name.
+    return IngestProcess(
+        p.env,
+        p.run_dir / f"{p.name}-ingest.log",
+        "mqtt",
+        "--client-id",
+        f"{p.name}-ingest",
+        "--stats-every",
+        "0.5",
+        *args,
+    )
+
+
+def mosquitto_pub(port: int, topic: str, lines: list[str]) -> None:
+    """Publish each line as one QoS 1 message with Debian's mosquitto_pub."""
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(port), "-q", "1", "-t", topic, "-l"],
+        input="\n".join(lines).encode(),
+        check=True,
+        timeout=60,
+    )
+
+
+def packed(messages: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for m in messages:
+        doc = json.loads(m.value)
+        assert doc["schema"] == "readings/1"
+        out.extend(doc["readings"])
+    return out
+
+
+def count_readings(messages: list[Any]) -> int:
+    return len(packed(messages))
+
+
+def firing(messages: list[Any]) -> list[dict[str, Any]]:
+    return [d for d in (json.loads(m.value) for m in messages) if d["status"] == "firing"]
+
+
+def test_mqtt_readings_from_the_slice_alert_end_to_end(ingest_pipeline: Pipeline) -> None:
+    p = ingest_pipeline
+    worker = p.worker().start()
+    ingest = mqtt_ingest(p).start()
+    try:
+        values = spiked(real_levels(60))
+        lines = [json.dumps({"value": v, "ts": START + 300 * i}) for i, v in enumerate(values)]
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, lines)
+        alerts = p.read("alerts", lambda m: len(firing(m)) >= 1, timeout=90, settle=2)
+        alert = firing(alerts)[0]
+        assert (alert["sensor_id"], alert["grid_cell"]) == ("gauge-1", "c-bridge")
+        assert alert["started_at"] == format_ts(START + 300 * 60)
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= len(values)))
+        assert [r["value"] for r in readings] == values  # one sensor: in publish order
+    finally:
+        ingest.stop()
+        worker.stop()
+
+
+MALFORMED: list[tuple[str, bytes, str]] = [
+    (TOPIC, b"high", "bad_payload"),
+    (TOPIC, b'{"value": "high"}', "bad_type"),
+    (TOPIC, b'{"level": 2.1}', "missing_field"),
+    (TOPIC, b'{"value": 2.1, "ts": "yesterday"}', "bad_timestamp"),
+    (TOPIC, b'{"value": NaN}', "bad_payload"),
+    ("city/east/gauge-99/water_level", b"2.1", "unknown_sensor"),
+    ("city/east/gauge-1/lava_flow", b"2.1", "unknown_kind"),
+    ("city/east/gauge-1/water_level", b'{"value": 2.1, "unit": "m"}', "bad_unit"),
+]
+
+
+def test_malformed_mqtt_payloads_are_dead_lettered_with_topic_and_reason(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p).start()
+    try:
+        for topic, payload, _ in MALFORMED:
+            subprocess.run(
+                ["mosquitto_pub", "-p", str(p.settings.mqtt_port), "-q", "1", "-t", topic, "-s"],
+                input=payload,
+                check=True,
+                timeout=30,
+            )
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
+        dead = p.read("deadletter", lambda m: len(m) >= len(MALFORMED), settle=1)
+        got = sorted(
+            (
+                h["citybrain.error.origin"].decode(),
+                m.value,
+                h["citybrain.error.reason"].decode(),
+                h["citybrain.error.stream"].decode(),
+            )
+            for m in dead
+            for h in [dict(m.headers)]
+        )
+        assert got == sorted((f"mqtt:{t}", raw, code, "mqtt") for t, raw, code in MALFORMED)
+        messages = [dict(m.headers)["citybrain.error.message"].decode() for m in dead]
+        assert any("field \"value\" is 'high'" in text for text in messages)
+        # The good reading after them went through.
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+    finally:
+        ingest.stop()
+
+
+def stat(log: str, name: str) -> list[int]:
+    return [int(v) for v in re.findall(rf"\b{name}=(\d+)", log)]
+
+
+def test_qos1_messages_held_by_a_killed_ingest_are_delivered_again(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    # Packs only every 30 s: whatever the first ingest received is unacknowledged.
+    first = mqtt_ingest(p, "--pack-ms", "30000").start()
+    n = 500
+    lines = [json.dumps({"value": float(i), "ts": START + 60 * i}) for i in range(n)]
+    mosquitto_pub(p.settings.mqtt_port, TOPIC, lines)
+    deadline = time.monotonic() + 30
+    while not any(r >= n for r in stat(first.log(), "received")):
+        assert time.monotonic() < deadline, first.log()[-2000:]
+        time.sleep(0.2)
+    first.kill()
+    assert p.read("readings", lambda m: True, timeout=5, settle=1) == []
+    # The same client id resumes the persistent session: the broker sends them again.
+    second = mqtt_ingest(p).start()
+    try:
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= n, settle=1))
+        assert [r["value"] for r in readings] == [float(i) for i in range(n)]
+    finally:
+        second.stop()
+
+
+def paho_publisher(port: int) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id="",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def test_a_kafka_outage_under_mqtt_load_loses_nothing_and_bounds_the_buffer(
+    ingest_pipeline: Pipeline, run_dir: Path
+) -> None:
+    p = ingest_pipeline
+    kafka = KafkaBroker(stack_settings(run_dir))
+    ingest = mqtt_ingest(p, "--max-pending", "2000", "--pack-size", "500").start()
+    publisher = paho_publisher(p.settings.mqtt_port)
+    n = 20_000
+    sensors = ["gauge-1", "gauge-2"]
+    try:
+        # A steady 2,000 readings/s: Kafka goes down after the first 4,000.
+        def publish() -> None:
+            for i in range(n):
+                sensor = sensors[i % 2]
+                payload = json.dumps({"value": float(i), "ts": START + 60 * (i // 2)})
+                publisher.publish(f"city/east/{sensor}/water_level", payload, qos=1)
+                if i % 200 == 199:
+                    time.sleep(0.1)
+
+        thread = threading.Thread(target=publish)
+        thread.start()
+        time.sleep(2)
+        assert kafka.stop()
+        thread.join(60)
+        time.sleep(3)  # the ingest holds what it may, the broker queues the rest
+        kafka.start()
+        readings = packed(
+            p.read("readings", lambda m: count_readings(m) >= n, timeout=180, settle=2)
+        )
+        by_sensor: dict[str, list[float]] = {}
+        for r in readings:
+            by_sensor.setdefault(r["sensor_id"], []).append(r["value"])
+        # At least once, in order per sensor: every value, a repeat only as a re-send.
+        for k, sensor in enumerate(sensors):
+            assert sorted(set(by_sensor[sensor])) == [float(i) for i in range(k, n, 2)]
+        assert max(stat(ingest.log(), "max_pending")) <= 2000
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        ingest.stop()
+        if not kafka.running():
+            kafka.start()
+
+
+def http_ingest(p: Pipeline, *args: str) -> IngestProcess:
+    return IngestProcess(
+        p.env, p.run_dir / f"{p.name}-ingest-http.log", "http", "--max-body", "65536", *args
+    )
+
+
+def post(
+    p: Pipeline, path: str, body: bytes, token: str | None = GATEWAY_TOKEN
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"http://127.0.0.1:{p.settings.ingest_http_port}{path}"
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def example(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((FIXTURES / "ngsi" / f"{name}.json").read_text())
+    return doc
+
+
+def notification(*entities: dict[str, Any]) -> bytes:
+    return json.dumps({"subscriptionId": "5a5e4ed1c4b2b1f2", "data": list(entities)}).encode()
+
+
+def test_http_readings_are_token_checked_validated_and_packed(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = {
+        "ts": format_ts(START),
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.1,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    good = json.dumps([reading, {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}])
+    try:
+        assert post(p, "/ingest/v1/readings", good.encode(), token=None)[0] == 401
+        assert post(p, "/ingest/v1/readings", good.encode(), token="wrong")[0] == 401
+        status, body = post(p, "/ingest/v1/readings", good.encode(), token=OPERATOR_TOKEN)
+        assert (status, body["error"]) == (403, "role operator may not ingest")
+        bad = json.dumps([reading, {**reading, "value": "high"}]).encode()
+        status, body = post(p, "/ingest/v1/readings", bad)
+        assert status == 400
+        assert [e["field"] for e in body["errors"]] == ["readings[1].value"]
+        status, body = post(p, "/ingest/v1/readings", b"[" + b" " * 70_000 + b"]")
+        assert (status, body["field"]) == (413, "Content-Length")
+        assert post(p, "/ingest/v1/readings", good.encode()) == (200, {"accepted": 2})
+        one = json.dumps({"schema": "reading/1", **reading, "ts": format_ts(START + 60)})
+        assert post(p, "/ingest/v1/readings", one.encode()) == (200, {"accepted": 1})
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == [
+            ("gauge-1", format_ts(START)),
+            ("gauge-1", format_ts(START + 60)),
+            ("gauge-2", format_ts(START)),
+        ]  # the refused bodies sent nothing
+    finally:
+        server.stop()
+
+
+def test_ngsi_notifications_of_the_real_examples_become_readings(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    try:
+        models = ("AirQualityObserved", "TrafficFlowObserved", "WaterQualityObserved")
+        status, body = post(p, "/ingest/v1/ngsi", notification(*(example(m) for m in models)))
+        assert (status, body) == (200, {"accepted": 4})
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 4, settle=1))
+        assert sorted((r["kind"], r["value"], r["ts"]) for r in readings) == [
+            ("conductance", 50.0, "2017-01-31T06:45:00Z"),
+            ("no2", 69.0, "2016-03-15T11:00:00Z"),
+            ("traffic_flow", 197.0, "2016-12-07T11:15:00Z"),
+            ("traffic_speed", 52.6, "2016-12-07T11:15:00Z"),
+        ]
+        broken = example("TrafficFlowObserved")
+        broken["averageVehicleSpeed"]["value"] = "fast"
+        status, body = post(p, "/ingest/v1/ngsi", notification(example(models[0]), broken))
+        assert status == 400
+        assert body["errors"][0]["field"] == "data[1].averageVehicleSpeed.value"
+    finally:
+        server.stop()
+
+
+def test_an_air_quality_series_posted_as_ngsi_alerts_end_to_end(
+    ingest_pipeline: Pipeline,
+) -> None:
+    p = ingest_pipeline
+    worker = p.worker().start()
+    server = http_ingest(p).start()
+    try:
+        series = fireworks_pm25()
+        for offset, value in series:
+            # The real example entity, observed hourly, with Dongsi's PM2.5 added (the
+            # model's pm25 attribute, ug/m3).
+            entity = example("AirQualityObserved")
+            entity["dateObserved"]["value"] = format_ts(START + offset)
+            entity["pm25"] = {
+                "type": "Number",
+                "value": value,
+                "metadata": {"unitCode": {"value": "GQ"}},
+            }
+            assert post(p, "/ingest/v1/ngsi", notification(entity)) == (200, {"accepted": 2})
+        alerts = p.read("alerts", lambda m: len(firing(m)) >= 1, timeout=90, settle=2)
+        sensors = {a["sensor_id"] for a in firing(alerts)}
+        assert "Madrid-AmbientObserved-28079004-2016-03-15T11:00:00-pm25" in sensors
+        alert = next(a for a in firing(alerts) if a["kind"] == "pm25")
+        # The fireworks hour (169 ug/m3 after 49, 69, 120; 661 the hour after).
+        assert (alert["grid_cell"], alert["started_at"]) == (
+            "c-top",
+            format_ts(START + series[60][0]),
+        )
+    finally:
+        server.stop()
+        worker.stop()

@@ -1,0 +1,93 @@
+"""Request bodies of the HTTP ingest to readings, all or nothing, errors naming fields."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from citybrain.ingest.http import BadBody, ngsi_readings, readings_from_body
+from citybrain.ingest.ngsi import NgsiMapping
+from playbooks.grid import Grid
+from streams.events import EventValidator
+from tests.unit.citybrain.ingest.conftest import T_NOW, example
+
+GOOD = {
+    "ts": "2026-09-21T14:00:00Z",
+    "sensor_id": "gauge-1",
+    "kind": "water_level",
+    "value": 2.1,
+    "unit": "ft",
+    "grid_cell": "c-bridge",
+}
+
+
+@pytest.fixture
+def validator(ingest_grid: Grid) -> EventValidator:
+    return EventValidator(ingest_grid)
+
+
+def raw(body: object) -> bytes:
+    return json.dumps(body).encode()
+
+
+def test_one_reading_a_pack_or_a_list(validator: EventValidator) -> None:
+    one = readings_from_body(raw({"schema": "reading/1", **GOOD}), validator, T_NOW)
+    pack = readings_from_body(
+        raw({"schema": "readings/1", "readings": [GOOD, GOOD]}), validator, T_NOW
+    )
+    listed = readings_from_body(raw([GOOD, {**GOOD, "value": 2.2}]), validator, T_NOW)
+    assert [r.value for r in one + pack + listed] == [2.1, 2.1, 2.1, 2.1, 2.2]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (b"{oops", [None]),
+        (raw({"schema": "reading/1", **GOOD, "value": "high"}), ["value"]),
+        (
+            raw([GOOD, {**GOOD, "value": None}, {**GOOD, "grid_cell": "c-nowhere"}]),
+            ["readings[1].value", "readings[2].grid_cell"],
+        ),
+        (raw([GOOD, 7]), ["readings[1]"]),
+        (raw({"schema": "readings/1", "readings": []}), ["readings"]),
+        (raw([]), [None]),
+    ],
+)
+def test_any_bad_reading_refuses_the_body_naming_every_field(
+    validator: EventValidator, body: bytes, fields: list[str | None]
+) -> None:
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    assert [e["field"] for e in err.value.errors] == fields
+
+
+def test_an_orion_notification_of_the_three_models(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    body = {
+        "subscriptionId": "5a5e4ed1",
+        "data": [
+            example(n)
+            for n in ("AirQualityObserved", "TrafficFlowObserved", "WaterQualityObserved")
+        ],
+    }
+    readings = ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
+    assert sorted((r.kind, r.value, r.grid_cell) for r in readings) == [
+        ("conductance", 50.0, "c-bridge"),
+        ("no2", 69.0, "c-top"),
+        ("traffic_flow", 197.0, "c-mill"),
+        ("traffic_speed", 52.6, "c-mill"),
+    ]
+
+
+def test_a_notification_from_the_future_names_the_entity(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    entity = example("WaterQualityObserved")
+    entity["dateObserved"]["value"] = "2030-01-01T00:00:00Z"
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw({"data": [entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [(e["field"], e["code"]) for e in err.value.errors] == [
+        ("data[0](waterqualityobserved:Sevilla:D1-conductance).ts", "in_future")
+    ]

@@ -1,0 +1,117 @@
+"""MQTT topic patterns and payloads to reading documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from citybrain.ingest.mapping import MqttMapping, TopicPattern, TopicPatternError
+from playbooks.grid import Grid
+from streams.errors import EventError
+from tests.unit.citybrain.ingest.conftest import T_NOW
+
+
+def test_a_pattern_subscribes_with_wildcards_and_names_its_levels() -> None:
+    p = TopicPattern.parse("city/{district}/{sensor_id}/{kind}")
+    assert p.subscription == "city/+/+/+"
+    assert p.match("city/east/gauge-1/water_level") == {
+        "district": "east",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+    }
+    assert p.match("city/east/gauge-1") is None
+    assert p.match("town/east/gauge-1/water_level") is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        ("city/+/{sensor_id}", "level 2 is '+'"),
+        ("city/#", "level 2 is '#'"),
+        ("city//{sensor_id}", "level 2 is ''"),
+        ("{sensor_id}/{sensor_id}", "{sensor_id} twice"),
+    ],
+)
+def test_a_bad_pattern_is_refused_naming_the_level(pattern: str, says: str) -> None:
+    with pytest.raises(TopicPatternError) as err:
+        TopicPattern.parse(pattern)
+    assert f"{pattern!r}" in str(err.value) and says in str(err.value)
+
+
+@pytest.fixture
+def mapping(ingest_grid: Grid) -> MqttMapping:
+    return MqttMapping.build(ingest_grid)
+
+
+def test_a_plain_number_is_the_value_observed_on_receipt(mapping: MqttMapping) -> None:
+    doc = mapping.to_document("city/east/gauge-1/water_level", b" 2.35\n", T_NOW)
+    assert doc == {
+        "schema": "reading/1",
+        "ts": "2026-09-21T14:13:20Z",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.35,
+        "unit": "ft",
+        "grid_cell": "c-bridge",  # from the grid's registration
+    }
+
+
+def test_a_json_object_gives_value_time_and_unit(mapping: MqttMapping) -> None:
+    payload = b'{"value": "3.5", "ts": 1789999700, "unit": "ft"}'
+    doc = mapping.to_document("city/east/gauge-2/water_level", payload, T_NOW)
+    assert (doc["value"], doc["ts"], doc["unit"], doc["grid_cell"]) == (
+        3.5,
+        "2026-09-21T14:08:20Z",
+        "ft",
+        "c-mill",
+    )
+    iso = mapping.to_document(
+        "city/e/gauge-2/water_level", b'{"value": 1, "ts": "2026-09-21T14:00:00+02:00"}', T_NOW
+    )
+    assert iso["ts"] == "2026-09-21T14:00:00+02:00"  # the validator parses it
+
+
+def test_a_gateway_topic_takes_the_sensor_from_the_payload(ingest_grid: Grid) -> None:
+    m = MqttMapping.build(ingest_grid, ["gw/{gateway}/up"])
+    doc = m.to_document("gw/g7/up", b'{"sensor_id": "gauge-2", "value": 1.5}', T_NOW)
+    assert (doc["sensor_id"], doc["kind"], doc["grid_cell"]) == ("gauge-2", "water_level", "c-mill")
+    with pytest.raises(EventError) as err:
+        m.to_document("gw/g7/up", b"1.5", T_NOW)
+    assert (err.value.code, err.value.field) == ("unknown_sensor", "sensor_id")
+
+
+def test_fields_can_be_renamed_and_come_from_the_payload(ingest_grid: Grid) -> None:
+    m = MqttMapping.build(ingest_grid, ["sensors/{sensor_id}"], value_field="v", ts_field="t")
+    doc = m.to_document("sensors/air-1", b'{"v": 41, "t": 1789999000}', T_NOW)
+    assert (doc["sensor_id"], doc["kind"], doc["unit"], doc["value"]) == (
+        "air-1",
+        "pm25",
+        "ug/m3",
+        41.0,
+    )
+    assert m.subscriptions == ["sensors/+"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "code", "field"),
+    [
+        ("elsewhere/gauge-1", b"1", "unknown_topic", "topic"),
+        ("city/e/gauge-1/water_level", b"high", "bad_payload", "payload"),
+        ("city/e/gauge-1/water_level", b"[1, 2]", "bad_payload", "payload"),
+        ("city/e/gauge-1/water_level", b'{"reading": 1}', "missing_field", "value"),
+        ("city/e/gauge-1/water_level", b'{"value": 1, "ts": 1790000000000}', "bad_timestamp", "ts"),
+        ("city/e/gauge-1/water_level", b'{"value": 1, "ts": true}', "bad_type", "ts"),
+        (
+            "city/e/gauge-1/water_level",
+            b'{"value": 1, "sensor_id": "gauge-2"}',
+            "topic_mismatch",
+            "sensor_id",
+        ),
+        ("city/e/gauge-99/water_level", b"1", "unknown_sensor", "sensor_id"),
+    ],
+)
+def test_unmappable_messages_name_the_field(
+    mapping: MqttMapping, topic: str, payload: bytes, code: str, field: str
+) -> None:
+    with pytest.raises(EventError) as err:
+        mapping.to_document(topic, payload, T_NOW)
+    assert (err.value.code, err.value.field) == (code, field)
