@@ -1,0 +1,186 @@
+"""Closing the loop with the reporter on the real Kafka: citizen reports -> burst alert ->
+run -> resolve -> closure replies on <prefix>.replies -> "not satisfied" through the
+operator API -> the run reopened at its level, then escalated on a second reopening; the
+audit chain of the run and of each report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.events import IncidentReport
+from tests.integration.test_pipeline import START, docs, steps_of
+from tests.services import OPERATOR_TOKEN, Pipeline
+
+pytestmark = pytest.mark.integration
+CHANNELS = ("hotline", "app", "inspector")
+
+
+def send_reports(pipeline: Pipeline, n: int) -> None:
+    t = START + 7200
+    for i in range(n):
+        report = IncidentReport(
+            t + 30 * i,
+            f"r-{i}",
+            "Noise - Residential",
+            "Noise - Residential: Loud Music/Party",
+            CHANNELS[i % 3],
+            "c-top",
+        )
+        pipeline.send("incidents", b"c-top", report.to_json())
+    pipeline.flush()
+
+
+def replies_of(messages: list[Any], outcome_count: int) -> bool:
+    return len(docs(messages)) >= outcome_count
+
+
+def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
+    pipeline: Pipeline,
+) -> None:
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 8)  # five make the burst, three follow it
+        # The ladder runs out unacknowledged (3 s test deadlines): open at street level.
+        steps = pipeline.read(
+            "steps",
+            lambda m: bool(steps_of(m, "annotate")) and len(steps_of(m, "report_covered")) == 8,
+            timeout=60,
+        )
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        covered = {d["detail"]: d["data"]["channel"] for d in steps_of(steps, "report_covered")}
+        assert covered == {f"r-{i}": CHANNELS[i % 3] for i in range(8)}
+        # No closure before there is something to close: an early answer is refused.
+        status, body = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": True},
+        )
+        assert (status, body["error"]) == (409, "report r-0 is open: no closure to answer")
+
+        status, _ = pipeline.api(
+            "POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "party ended, warned"}
+        )
+        assert status == 202
+        replies = pipeline.read("replies", lambda m: len(m) >= 8)
+        by_report = {m.key.decode(): m for m in replies}
+        assert set(by_report) == {f"r-{i}" for i in range(8)}
+        first = docs([by_report["r-0"]])[0]
+        assert {k: first[k] for k in ("schema", "channel", "run_id", "outcome", "what")} == {
+            "schema": "reply/1",
+            "channel": "hotline",
+            "run_id": run_id,
+            "outcome": "resolved",
+            "what": "party ended, warned",
+        }
+        assert (first["unit"], first["level"], first["by"]) == (
+            "hill street office",
+            "street",
+            "duty-operator",
+        )
+
+        # Bad answers name the field; an unknown report is a 404.
+        status, body = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": "no"},
+        )
+        assert (status, body["error"]) == (
+            400,
+            "field \"satisfied\" is 'no', expected true or false",
+        )
+        status, _ = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-99", "satisfied": False},
+        )
+        assert status == 404
+        assert pipeline.api("POST", f"/runs/{run_id}/answer", None, {})[0] == 401
+
+        # Not satisfied: the run reopens at the same (street) level.
+        status, _ = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": False, "comment": "music again at 2am"},
+        )
+        assert status == 202
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "reopened")))
+        [reopened] = steps_of(steps, "reopened")
+        assert (reopened["level"], reopened["detail"]) == (
+            "street",
+            "report r-0: not satisfied: music again at 2am",
+        )
+        notify = [d for d in steps_of(steps, "notify") if d["at"] >= reopened["at"]]
+        assert [d["unit"] for d in notify] == ["hill street office"]
+        status, body = pipeline.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
+        assert (body["run"]["status"], body["run"]["level"], body["run"]["reopened"]) == (
+            "open",
+            "street",
+            1,
+        )
+        # A satisfied reporter of the same closure is recorded and heard no more.
+        assert (
+            pipeline.api(
+                "POST",
+                f"/runs/{run_id}/answer",
+                OPERATOR_TOKEN,
+                {"report_id": "r-1", "satisfied": True},
+            )[0]
+            == 202
+        )
+        pipeline.read("steps", lambda m: len(steps_of(m, "answer")) == 2)
+
+        # Resolved again, and again not satisfied: reopened one level up, at the district.
+        pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "fined"})
+        replies = pipeline.read("replies", lambda m: len(m) >= 8 + 7)
+        assert "r-1" not in {m.key.decode() for m in replies[8:]}
+        pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": False},
+        )
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "reopened")) == 2)
+        escalate = [d for d in steps_of(steps, "escalate") if d["detail"] == "reopened again"]
+        assert [(d["level"], d["unit"]) for d in escalate] == [("district", "east district office")]
+
+        # The audit chain: the run's moves and each report's, with who made them.
+        audit = pipeline.read(
+            "audit",
+            lambda m: sum(1 for d in docs(m) if d.get("data", {}).get("event") == "reopen") == 2,
+        )
+        moves = [
+            (d["data"]["from"], d["data"]["to"], d["data"]["event"], d["actor"])
+            for d in docs(audit)
+            if d.get("action") == "transition"
+        ]
+        assert moves[-4:] == [
+            ("open", "resolved", "resolve", "duty-operator"),
+            ("resolved", "open", "reopen", "duty-operator"),
+            ("open", "resolved", "resolve", "duty-operator"),
+            ("resolved", "open", "reopen", "duty-operator"),
+        ]
+        r0 = [
+            (d["data"]["from"], d["data"]["to"])
+            for d in docs(audit)
+            if d.get("action") == "report_transition" and d["data"]["report_id"] == "r-0"
+        ]
+        assert r0 == [
+            ("open", "replied"),
+            ("replied", "reopened"),
+            ("reopened", "replied"),
+            ("replied", "reopened"),
+        ]
+        r1 = [
+            d["data"]["to"]
+            for d in docs(audit)
+            if d.get("action") == "report_transition" and d["data"]["report_id"] == "r-1"
+        ]
+        assert r1 == ["replied", "satisfied"]
+    finally:
+        worker.stop()
