@@ -236,6 +236,84 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(text: str, flag: str) -> float:
+    """``2024-05-26`` or an ISO 8601 time (UTC when no zone) -> epoch seconds."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{flag} is {text!r}, expected a date like 2024-05-26") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+class CliError(Exception):
+    """Bad command-line input; printed without a traceback."""
+
+
+def _read_records(path: Path) -> list[dict[str, object]]:
+    """Step and audit records exported as JSON lines (one record a line) or a JSON list."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        loaded = json.loads(text)
+        return [r for r in loaded if isinstance(r, dict)]
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{path}:{number}: not a JSON record: {exc.msg}") from None
+        if isinstance(doc, dict):
+            records.append(doc)
+    return records
+
+
+def write_campaign(report: dict[str, object], out: Path | None, title: str) -> None:
+    """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, JSON on stdout."""
+    from citybrain.campaign import render_html
+
+    if out is None:
+        print(json.dumps(report, indent=2))
+    elif out.suffix == ".html":
+        out.write_text(render_html(report, title), encoding="utf-8")
+    elif out.suffix == ".json":
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    else:
+        raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    from citybrain.campaign import CampaignError, campaign_report
+    from playbooks.loader import load_grid
+
+    start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
+    settings = _settings()
+    if args.prefix:
+        settings = settings.model_copy(update={"topic_prefix": args.prefix})
+    if args.input:
+        records = _read_records(Path(args.input))
+    else:
+        from citybrain.demo import read_topic
+
+        records = [
+            json.loads(m.value)
+            for role in ("steps", "audit")
+            for m in read_topic(settings, settings.topic(role))
+        ]
+    grid = load_grid(Path(args.grid) if args.grid else settings.grid_file)
+    try:
+        report = campaign_report(records, {c: grid.path(c) for c in grid.cells}, start, end)
+    except CampaignError as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out) if args.out else None
+    write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}")
+    if out is not None:
+        print(f"campaign report written to {out} ({len(report['rows'])} rows)")
+    return 0
+
+
 def _detector(name: str) -> Detector | None:
     """The named detector with its default parameters, or None after saying why."""
     from detectors import DETECTORS
@@ -432,6 +510,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("campaign", help="campaign reports from the steps and audit records")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("report", help="per area and department: found, resolved, MTTA/MTTR...")
+    c.add_argument("--from", dest="start", required=True, help="first day (or ISO time), UTC")
+    c.add_argument("--to", dest="end", required=True, help="end, exclusive (date or ISO time)")
+    c.add_argument("--out", help="report.html or report.json (default: JSON on stdout)")
+    c.add_argument("--input", help="exported step/audit records (JSON lines); default: topics")
+    c.add_argument("--prefix", help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX)")
+    c.add_argument("--grid", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    c.set_defaults(func=cmd_campaign)
+
     p = sub.add_parser("detect", help="score timestamp,value CSVs with a detector")
     p.add_argument("--input")
     p.add_argument("--output")
@@ -481,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from playbooks.errors import PlaybookError
         from streams.errors import StreamsError
 
-        if isinstance(exc, StackError | PlaybookError | StreamsError):
+        if isinstance(exc, StackError | PlaybookError | StreamsError | CliError):
             print(f"citybrain: {exc}", file=sys.stderr)
             return 2
         raise

@@ -186,7 +186,17 @@ class PlaybookEngine:
             updated_at=now,
             sla_deadline_at=now + self.playbook.sla_seconds,
         )
-        cmds = [self._command(run, "run_created", now, detail=f"group_wait {group_wait:g}s")]
+        # What a campaign report groups by (where, which department, what), kept on the
+        # record so steps and audit alone tell a run's story.
+        facts = {
+            "grid_cell": run.grid_cell,
+            "department": run.department,
+            "kind": run.kind,
+            "category": labels.get("category", run.kind),
+        }
+        cmds = [
+            self._command(run, "run_created", now, detail=f"group_wait {group_wait:g}s", data=facts)
+        ]
         if group_wait > 0:
             run.deadline_at = now + group_wait
             return run, cmds
