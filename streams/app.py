@@ -49,7 +49,7 @@ from streams.events import KINDS, EventValidator, format_ts
 from streams.faust_metrics import setup_faust_metrics
 from streams.metrics import Metrics, initialise
 from streams.partitioning import sensor_partition
-from streams.replies import AUDITED, reply_document
+from streams.replies import AUDITED, count_campaign, reply_document
 from streams.settings import Settings, load_settings
 from streams.tables import (
     KeyPartitionedTable,
@@ -653,6 +653,7 @@ class Pipeline:
 
     def _kpis(self, run: Run, cmd: Command) -> None:
         m = self.metrics
+        count_campaign(m, run, cmd)
         if cmd.action == "escalate":
             m.escalations.labels(run.playbook, cmd.level or "").inc()
         elif cmd.action == "acknowledged":

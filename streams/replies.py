@@ -17,6 +17,7 @@ from typing import Any
 
 from playbooks.engine import Command, Run
 from streams.events import format_ts
+from streams.metrics import Metrics
 
 REPLY_SCHEMA = "reply/1"
 # Commands that go to the audit topic rather than the steps topic: status moves of a run
@@ -44,3 +45,19 @@ def reply_document(run: Run, cmd: Command) -> dict[str, Any]:
         "text": cmd.detail,
         "at": format_ts(cmd.at),
     }
+
+
+def count_campaign(metrics: Metrics, run: Run, cmd: Command) -> None:
+    """The campaign figures of one command as Prometheus counters (level, department)."""
+    level, department = cmd.level or run.level, run.department
+    if cmd.action in ("resolved", "cancelled"):
+        metrics.campaign_runs_closed.labels(level, department, cmd.action).inc()
+    elif cmd.action == "report_covered":
+        metrics.campaign_reports.labels(level, department).inc()
+    elif cmd.action == "reply":
+        metrics.campaign_replies.labels(level, department, cmd.data["outcome"]).inc()
+    elif cmd.action == "answer":
+        satisfied = "true" if cmd.data.get("satisfied") else "false"
+        metrics.campaign_answers.labels(level, department, satisfied).inc()
+    elif cmd.action == "reopened":
+        metrics.campaign_reopened.labels(level, department).inc()
