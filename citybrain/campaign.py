@@ -213,18 +213,20 @@ def campaign_report(
     paths: Mapping[str, Mapping[str, str]],
     start: float,
     end: float,
+    until: float | None = None,
 ) -> dict[str, Any]:
     """The report over ``[start, end)`` (epoch s) and the period of the same length
     before it. ``paths``: grid cell -> {level: ancestor cell id} (``Grid.path``); a cell
     not in it is counted at the city level only, as ``city: "?"``. Returns
     ``{"period", "previous_period", "rows": [{"scope", "name", "figures", "previous",
     "change"}]}``; rows sorted by scope (community first), then name. Raises
-    ``CampaignError`` for an empty period or a bad record."""
+    ``CampaignError`` for an empty period or a bad record. ``until`` (default ``end``):
+    the last moment whose records count (a rehearsal runs its cases to the end)."""
     if not end > start:
         raise CampaignError(f"the period is empty: from {start} to {end}")
     length = end - start
     prev_start = start - length
-    runs = runs_from_records(records, until=end)
+    runs = runs_from_records(records, until=end if until is None else until)
     repeats = repeat_runs(runs.values())
     groups: dict[tuple[str, str], tuple[list[RunFacts], list[RunFacts]]] = {}
     for run in runs.values():

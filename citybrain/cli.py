@@ -9,12 +9,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detectors import DEFAULT_DETECTOR
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
+    from citybrain.rehearse import Incident
     from detectors import Detector
 
 
@@ -314,6 +315,158 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+COMPARED = (
+    "found",
+    "resolved",
+    "resolution_rate",
+    "tta_median",
+    "tta_p90",
+    "ttr_median",
+    "ttr_p90",
+    "first_line_share",
+    "escalated_district",
+)
+
+
+def _load_incidents(path: Path) -> list[Incident]:
+    """Canonical incident CSV (docs/events.md); the department from a ``department``
+    column when the file has one, else from the worker's own text classifier."""
+    import pandas as pd
+
+    from citybrain.rehearse import Incident
+    from streams.departments import DepartmentClassifier
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--incidents {path}: {exc}") from None
+    needed = {"timestamp", "report_id", "category", "text", "source", "grid_cell"}
+    missing = needed - set(frame.columns)
+    if missing:
+        raise CliError(f"--incidents {path}: missing column(s) {sorted(missing)}")
+    ts = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
+    if ts.isna().any():
+        row = int(ts.isna().to_numpy().nonzero()[0][0])
+        raise CliError(
+            f'--incidents {path}: row {row + 1}: field "timestamp" is '
+            f"{frame['timestamp'].iloc[row]!r}, expected an ISO 8601 time"
+        )
+    if "department" in frame.columns:
+        departments = list(frame["department"])
+    else:
+        texts = list(frame["category"] + ": " + frame["text"])
+        departments = DepartmentClassifier.from_training_file().predict(texts)
+    epoch = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return [
+        Incident(float(t), r, s, c, g, d)
+        for t, r, s, c, g, d in zip(
+            epoch,
+            frame["report_id"],
+            frame["source"],
+            frame["category"],
+            frame["grid_cell"],
+            departments,
+            strict=True,
+        )
+    ]
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    import time
+
+    import yaml
+
+    from citybrain.campaign import campaign_report, render_html
+    from citybrain.rehearse import (
+        RehearsalError,
+        profile_distributions,
+        rehearse,
+        units_profile,
+    )
+    from playbooks.loader import load_grid, load_playbook
+
+    units_path = Path(args.units)
+    try:
+        doc = yaml.safe_load(units_path.read_text(encoding="utf-8"))
+        tables = {}
+        for key in ("response_profile", "resolve_profile"):
+            profile = units_path.parent / str(doc.get(key, ""))
+            tables[key] = profile_distributions(
+                json.loads(profile.read_text(encoding="utf-8")), str(profile)
+            )
+        units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
+    except (OSError, yaml.YAMLError, json.JSONDecodeError, AttributeError) as exc:
+        raise CliError(f"--units {units_path}: {exc}") from None
+    except RehearsalError as exc:
+        raise CliError(f"--units {units_path}: {exc}") from None
+    incidents = _load_incidents(Path(args.incidents))
+    if not incidents:
+        raise CliError(f"--incidents {args.incidents}: no reports")
+    grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
+    unknown = sorted({i.grid_cell for i in incidents} - set(grid.cells))
+    if unknown:
+        raise CliError(f"--incidents: grid cell {unknown[0]!r} is not in the grid")
+    playbook = load_playbook(Path(args.playbook))
+    paths = {c: grid.path(c) for c in grid.cells}
+    start = min(i.ts for i in incidents)
+    end = max(i.ts for i in incidents) + 1.0
+    versions = []
+    for deadline in args.ack_deadline or [None]:
+        began = time.perf_counter()
+        result = rehearse(incidents, playbook, grid, units, deadline, seed=args.seed)
+        report = campaign_report(result.records, paths, start, end, until=float("inf"))
+        seconds = time.perf_counter() - began
+        versions.append(
+            {
+                "ack_deadline": deadline,
+                "seconds": round(seconds, 3),
+                "queued": result.queued,
+                "unanswered": result.unanswered,
+                "report": report,
+            }
+        )
+    _print_comparison(versions)
+    if args.out:
+        out = Path(args.out)
+        if out.suffix == ".json":
+            out.write_text(json.dumps({"versions": versions}, indent=2) + "\n", encoding="utf-8")
+        elif out.suffix == ".html":
+            out.write_text(
+                "\n".join(
+                    render_html(v["report"], f"rehearsal, ack deadline {v['ack_deadline']} s")
+                    for v in versions
+                ),
+                encoding="utf-8",
+            )
+        else:
+            raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
+        print(f"rehearsal report written to {out}")
+    return 0
+
+
+def _print_comparison(versions: list[dict[str, Any]]) -> None:
+    """City-level figures of each version side by side."""
+    heads = [f"ack {v['ack_deadline'] or 'playbook'}" for v in versions]
+    print(f"{'figure':22}" + "".join(f"{h:>16}" for h in heads))
+    cities = [
+        next((r for r in v["report"]["rows"] if r["scope"] == "city"), None) for v in versions
+    ]
+    for key in COMPARED:
+        cells = []
+        for city in cities:
+            value = city["figures"][key] if city else None
+            if value is None:
+                cells.append("-")
+            elif key.startswith(("tta", "ttr")):
+                cells.append(f"{value / 60:.1f} min")
+            elif key.endswith(("_rate", "_share")):
+                cells.append(f"{100 * value:.1f} %")
+            else:
+                cells.append(f"{value:g}")
+        print(f"{key:22}" + "".join(f"{c:>16}" for c in cells))
+    print(f"{'seconds (wall)':22}" + "".join(f"{v['seconds']:>16}" for v in versions))
+
+
 def _detector(name: str) -> Detector | None:
     """The named detector with its default parameters, or None after saying why."""
     from detectors import DETECTORS
@@ -520,6 +673,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--prefix", help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX)")
     c.add_argument("--grid", help="grid file (default: CITYBRAIN_GRID_FILE)")
     c.set_defaults(func=cmd_campaign)
+
+    p = sub.add_parser("rehearse", help="replay real reports with simulated field units")
+    p.add_argument("--incidents", required=True, help="canonical incident CSV")
+    p.add_argument("--units", required=True, help="units profile YAML (datasets/service_times)")
+    p.add_argument(
+        "--ack-deadline",
+        type=float,
+        action="append",
+        help="seconds every wait_ack waits; repeat to compare versions side by side",
+    )
+    p.add_argument(
+        "--playbook",
+        default=str(REPO_ROOT / "playbooks" / "library" / "rehearsal" / "citizen-report.yaml"),
+    )
+    p.add_argument("--grid", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="report.html or report.json")
+    p.set_defaults(func=cmd_rehearse)
 
     p = sub.add_parser("detect", help="score timestamp,value CSVs with a detector")
     p.add_argument("--input")
