@@ -603,7 +603,18 @@ class Pipeline:
         ]
         futures += await self._queue(self.replies, [(r["report_id"], r) for r in replies])
         for reply in replies if self.settings.replies_webhook_url else []:
-            self.webhooks.submit(reply["reply_id"], str(self.settings.replies_webhook_url), reply)
+            url = str(self.settings.replies_webhook_url)
+            if not self.webhooks.submit(reply["reply_id"], url, reply):
+                # The topic has the closure; the webhook copy is lost, and said so.
+                await self._audit(
+                    {
+                        "action": "reply_webhook_dropped",
+                        "run_id": run.run_id,
+                        "at": time.time(),
+                        "actor": "citybrain",
+                        "detail": f"{reply['report_id']}: too many webhook calls in flight",
+                    }
+                )
         for topic, key, message in tasks:
             task_topic = self.app.topic(topic, key_serializer="raw", value_serializer="raw")
             futures.append(await task_topic.send(key=key.encode(), value=orjson.dumps(message)))

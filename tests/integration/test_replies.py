@@ -5,13 +5,21 @@ audit chain of the run and of each report."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
+from citybrain.stack import PrometheusServer
+from playbooks.executors.webhook import verify
 from streams.events import IncidentReport
 from tests.integration.test_pipeline import START, docs, steps_of
-from tests.services import OPERATOR_TOKEN, Pipeline
+from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline
 
 pytestmark = pytest.mark.integration
 CHANNELS = ("hotline", "app", "inspector")
@@ -32,8 +40,47 @@ def send_reports(pipeline: Pipeline, n: int) -> None:
     pipeline.flush()
 
 
-def replies_of(messages: list[Any], outcome_count: int) -> bool:
-    return len(docs(messages)) >= outcome_count
+class ReplyDesk(BaseHTTPRequestHandler):
+    """The citizen channels' webhook: keeps every signed closure it receives."""
+
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        signed = verify(
+            WEBHOOK_SECRET.encode(),
+            self.headers["X-Citybrain-Timestamp"],
+            body,
+            self.headers["X-Citybrain-Signature"],
+        )
+        ReplyDesk.seen.append({**json.loads(body), "signed": signed})
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def reply_desk() -> Iterator[str]:
+    ReplyDesk.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ReplyDesk)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/replies"
+    server.shutdown()
+
+
+@pytest.fixture
+def pipeline(stack: PrometheusServer, run_dir: Path, reply_desk: str) -> Iterator[Pipeline]:
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "3",
+            "CITYBRAIN_REPLIES_WEBHOOK_URL": reply_desk,
+        },
+    )
+    yield p
+    p.close()
 
 
 def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
@@ -80,6 +127,12 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
             "street",
             "duty-operator",
         )
+        # The same closures reached the configured webhook, signed.
+        deadline = time.monotonic() + 15
+        while len(ReplyDesk.seen) < 8 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sorted(d["report_id"] for d in ReplyDesk.seen) == sorted(by_report)
+        assert all(d["signed"] and d["run_id"] == run_id for d in ReplyDesk.seen)
 
         # Bad answers name the field; an unknown report is a 404.
         status, body = pipeline.api(
