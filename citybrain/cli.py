@@ -184,6 +184,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
     if args.action == "show":
         return _api(args, "GET", f"/runs/{args.run_id}")
+    if args.action == "answer":
+        body = {"report_id": args.report, "satisfied": args.satisfied, "comment": args.comment}
+        return _api(args, "POST", f"/runs/{args.run_id}/answer", body)
     return _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
 
 
@@ -623,6 +626,15 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--note", help="why (required for resolve and cancel)")
         api_options(a)
         a.set_defaults(func=cmd_runs)
+    a = rsub.add_parser("answer", help="relay a reporter's answer to a closure message")
+    a.add_argument("run_id")
+    a.add_argument("--report", required=True, help="the report id of the closure")
+    verdict = a.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--satisfied", dest="satisfied", action="store_true")
+    verdict.add_argument("--unsatisfied", dest="satisfied", action="store_false")
+    a.add_argument("--comment", default="")
+    api_options(a)
+    a.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("silences", help="silences through the operator API")
     ssub = p.add_subparsers(dest="action", required=True)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from citybrain.cli import main
 from citybrain.stack import PrometheusServer
 from playbooks.executors.webhook import verify
 from streams.events import IncidentReport
@@ -176,16 +177,11 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
             "street",
             1,
         )
-        # A satisfied reporter of the same closure is recorded and heard no more.
-        assert (
-            pipeline.api(
-                "POST",
-                f"/runs/{run_id}/answer",
-                OPERATOR_TOKEN,
-                {"report_id": "r-1", "satisfied": True},
-            )[0]
-            == 202
-        )
+        # A satisfied reporter of the same closure is recorded and heard no more (relayed
+        # with the CLI this time).
+        url = f"http://127.0.0.1:{pipeline.settings.worker_port}"
+        relay = ["runs", "answer", run_id, "--report", "r-1", "--satisfied"]
+        assert main([*relay, "--url", url, "--token", OPERATOR_TOKEN]) == 0
         pipeline.read("steps", lambda m: len(steps_of(m, "answer")) == 2)
 
         # Resolved again, and again not satisfied: reopened one level up, at the district.

@@ -3,6 +3,8 @@ of every scope checked against numbers worked out by hand (in the comments)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,9 @@ from citybrain.campaign import (
     render_html,
     runs_from_records,
 )
+from citybrain.cli import main
 from playbooks.grid import Grid
+from streams.settings import REPO_ROOT
 
 
 def rec(
@@ -270,3 +274,25 @@ def test_unknown_cells_count_at_the_city_only_and_html_renders(report: dict[str,
     assert [(r["scope"], r["name"]) for r in out["rows"]] == [("city", "?"), ("department", "?")]
     page = render_html(report)
     assert "<h2>By community</h2>" in page and "66.7 %" in page and "(+16.7 pt)" in page
+
+
+def test_cli_reads_an_export_and_writes_json_and_html(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    base = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
+    assert main([*base, *period, "--out", str(tmp_path / "r.json")]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    city = next(r for r in written["rows"] if r["scope"] == "city")
+    assert city["figures"] == pytest.approx(CITY_NOW)
+    assert main([*base, *period, "--out", str(tmp_path / "r.html")]) == 0
+    assert "<h2>By department</h2>" in (tmp_path / "r.html").read_text()
+    assert main([*base, "--from", "2024-13-01", "--to", "2024-12-02"]) == 2
+    assert "--from is '2024-13-01', expected a date like 2024-05-26" in capsys.readouterr().err
+    assert main([*base, *period, "--out", str(tmp_path / "r.txt")]) == 2
+    export.write_text('{"run_id": "A"\n')
+    assert main([*base, *period]) == 2
+    assert "records.jsonl:1: not a JSON record" in capsys.readouterr().err
