@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -85,7 +86,7 @@ def pipeline(stack: PrometheusServer, run_dir: Path, reply_desk: str) -> Iterato
 
 
 def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
-    pipeline: Pipeline,
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     worker = pipeline.worker().start()
     try:
@@ -231,5 +232,31 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
             if d.get("action") == "report_transition" and d["data"]["report_id"] == "r-1"
         ]
         assert r1 == ["replied", "satisfied"]
+
+        # The campaign report, read from the real steps and audit topics.
+        for name, value in pipeline.env.items():
+            if name.startswith("CITYBRAIN_"):
+                monkeypatch.setenv(name, value)
+        today = datetime.now(UTC).date()
+        out = tmp_path / "campaign.json"
+        # Three days around today, so a test that runs across midnight still fits.
+        period = ["--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=2))]
+        assert main(["campaign", "report", *period, "--out", str(out)]) == 0
+        rows = json.loads(out.read_text())["rows"]
+        city = next(r for r in rows if r["scope"] == "city")["figures"]
+        # Reopened a second time and not resolved since: found, not resolved; r-0's last
+        # answer is "no", r-1's "yes".
+        assert {k: city[k] for k in ("found", "reports", "resolved", "reopened")} == {
+            "found": 1,
+            "reports": 8,
+            "resolved": 0,
+            "reopened": 1,
+        }
+        assert (city["answers"], city["satisfaction_rate"], city["escalated_district"]) == (
+            2,
+            0.5,
+            1,
+        )
+        assert {r["name"] for r in rows if r["scope"] == "department"} == {"police"}
     finally:
         worker.stop()
