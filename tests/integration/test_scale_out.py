@@ -88,7 +88,7 @@ def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing
         fired = [d["sensor_id"] for d in firing(alerts)]
         assert sorted(fired) == sorted(first | second)  # each injected spike exactly once
         # b now owns every partition, and it detected the second spikes without warming up.
-        assert scrape_sum(26067, "citybrain_sensors_tracked") == len(SENSORS)
+        assert scrape_sum(shifted_port(26067), "citybrain_sensors_tracked") == len(SENSORS)
     finally:
         a.stop()
         b.stop()
@@ -173,10 +173,10 @@ def test_broker_restart_mid_stream_loses_nothing(
         assert sorted(d["sensor_id"] for d in firing_docs(alerts)) == sorted(SENSORS)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if scrape_sum(26068, "citybrain_readings_total") >= sent:
+            if scrape_sum(shifted_port(26068), "citybrain_readings_total") >= sent:
                 break
             time.sleep(0.5)
-        assert scrape_sum(26068, "citybrain_readings_total") == sent  # nothing lost
+        assert scrape_sum(shifted_port(26068), "citybrain_readings_total") == sent  # nothing lost
         assert worker.alive()
     finally:
         worker.stop()
