@@ -31,6 +31,7 @@ from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
+    from citybrain.rehearse import Incident
     from detectors import Detector
     from playbooks.routing import Route
 
@@ -458,6 +459,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
     elif args.action == "show":
         doc = _api(args, "GET", f"/runs/{args.run_id}")
+    elif args.action == "answer":
+        body = {"report_id": args.report, "satisfied": args.satisfied, "comment": args.comment}
+        doc = _api(args, "POST", f"/runs/{args.run_id}/answer", body)
     else:
         doc = _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
     if args.json:
@@ -557,6 +561,232 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     print(f"report written to {args.out}")
     return 0
+
+
+def _instant(text: str, flag: str) -> float:
+    """``2024-05-26`` or an ISO 8601 time (UTC when no zone) -> epoch seconds."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{flag} is {text!r}, expected a date like 2024-05-26") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _read_records(path: Path) -> list[dict[str, object]]:
+    """Step and audit records exported as JSON lines (one record a line) or a JSON list."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        loaded = json.loads(text)
+        return [r for r in loaded if isinstance(r, dict)]
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{path}:{number}: not a JSON record: {exc.msg}") from None
+        if isinstance(doc, dict):
+            records.append(doc)
+    return records
+
+
+def write_campaign(report: dict[str, object], out: Path | None, title: str) -> None:
+    """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, JSON on stdout."""
+    from citybrain.campaign import render_html
+
+    if out is None:
+        print(json.dumps(report, indent=2))
+    elif out.suffix == ".html":
+        out.write_text(render_html(report, title), encoding="utf-8")
+    elif out.suffix == ".json":
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    else:
+        raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    from citybrain.campaign import CampaignError, campaign_report
+    from playbooks.loader import load_grid
+
+    start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
+    settings = _settings()
+    if args.prefix:
+        settings = settings.model_copy(update={"topic_prefix": args.prefix})
+    if args.input:
+        records = _read_records(Path(args.input))
+    else:
+        from citybrain.demo import read_topic
+
+        records = [
+            json.loads(m.value)
+            for role in ("steps", "audit")
+            for m in read_topic(settings, settings.topic(role))
+        ]
+    grid = load_grid(Path(args.grid) if args.grid else settings.grid_file)
+    try:
+        report = campaign_report(records, {c: grid.path(c) for c in grid.cells}, start, end)
+    except CampaignError as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out) if args.out else None
+    write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}")
+    if out is not None:
+        print(f"campaign report written to {out} ({len(report['rows'])} rows)")
+    return 0
+
+
+COMPARED = (
+    "found",
+    "resolved",
+    "resolution_rate",
+    "tta_median",
+    "tta_p90",
+    "ttr_median",
+    "ttr_p90",
+    "first_line_share",
+    "escalated_district",
+)
+
+
+def _load_incidents(path: Path) -> list[Incident]:
+    """Canonical incident CSV (docs/events.md); the department from a ``department``
+    column when the file has one, else from the worker's own text classifier."""
+    import pandas as pd
+
+    from citybrain.rehearse import Incident
+    from streams.departments import DepartmentClassifier
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--incidents {path}: {exc}") from None
+    needed = {"timestamp", "report_id", "category", "text", "source", "grid_cell"}
+    missing = needed - set(frame.columns)
+    if missing:
+        raise CliError(f"--incidents {path}: missing column(s) {sorted(missing)}")
+    ts = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
+    if ts.isna().any():
+        row = int(ts.isna().to_numpy().nonzero()[0][0])
+        raise CliError(
+            f'--incidents {path}: row {row + 1}: field "timestamp" is '
+            f"{frame['timestamp'].iloc[row]!r}, expected an ISO 8601 time"
+        )
+    if "department" in frame.columns:
+        departments = list(frame["department"])
+    else:
+        texts = list(frame["category"] + ": " + frame["text"])
+        departments = DepartmentClassifier.from_training_file().predict(texts)
+    epoch = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return [
+        Incident(float(t), r, s, c, g, d)
+        for t, r, s, c, g, d in zip(
+            epoch,
+            frame["report_id"],
+            frame["source"],
+            frame["category"],
+            frame["grid_cell"],
+            departments,
+            strict=True,
+        )
+    ]
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    import time
+
+    import yaml
+
+    from citybrain.campaign import campaign_report, render_html
+    from citybrain.rehearse import (
+        RehearsalError,
+        profile_distributions,
+        rehearse,
+        units_profile,
+    )
+    from playbooks.loader import load_grid, load_playbook
+
+    units_path = Path(args.units)
+    try:
+        doc = yaml.safe_load(units_path.read_text(encoding="utf-8"))
+        tables = {}
+        for key in ("response_profile", "resolve_profile"):
+            profile = units_path.parent / str(doc.get(key, ""))
+            tables[key] = profile_distributions(
+                json.loads(profile.read_text(encoding="utf-8")), str(profile)
+            )
+        units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
+    except (OSError, yaml.YAMLError, json.JSONDecodeError, AttributeError) as exc:
+        raise CliError(f"--units {units_path}: {exc}") from None
+    except RehearsalError as exc:
+        raise CliError(f"--units {units_path}: {exc}") from None
+    incidents = _load_incidents(Path(args.incidents))
+    if not incidents:
+        raise CliError(f"--incidents {args.incidents}: no reports")
+    grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
+    unknown = sorted({i.grid_cell for i in incidents} - set(grid.cells))
+    if unknown:
+        raise CliError(f"--incidents: grid cell {unknown[0]!r} is not in the grid")
+    playbook = load_playbook(Path(args.playbook))
+    paths = {c: grid.path(c) for c in grid.cells}
+    start = min(i.ts for i in incidents)
+    end = max(i.ts for i in incidents) + 1.0
+    versions = []
+    for deadline in args.ack_deadline or [None]:
+        began = time.perf_counter()
+        result = rehearse(incidents, playbook, grid, units, deadline, seed=args.seed)
+        report = campaign_report(result.records, paths, start, end, until=float("inf"))
+        seconds = time.perf_counter() - began
+        versions.append(
+            {
+                "ack_deadline": deadline,
+                "seconds": round(seconds, 3),
+                "queued": result.queued,
+                "unanswered": result.unanswered,
+                "report": report,
+            }
+        )
+    _print_comparison(versions)
+    if args.out:
+        out = Path(args.out)
+        if out.suffix == ".json":
+            out.write_text(json.dumps({"versions": versions}, indent=2) + "\n", encoding="utf-8")
+        elif out.suffix == ".html":
+            out.write_text(
+                "\n".join(
+                    render_html(v["report"], f"rehearsal, ack deadline {v['ack_deadline']} s")
+                    for v in versions
+                ),
+                encoding="utf-8",
+            )
+        else:
+            raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
+        print(f"rehearsal report written to {out}")
+    return 0
+
+
+def _print_comparison(versions: list[dict[str, Any]]) -> None:
+    """City-level figures of each version side by side."""
+    heads = [f"ack {v['ack_deadline'] or 'playbook'}" for v in versions]
+    print(f"{'figure':22}" + "".join(f"{h:>16}" for h in heads))
+    cities = [
+        next((r for r in v["report"]["rows"] if r["scope"] == "city"), None) for v in versions
+    ]
+    for key in COMPARED:
+        cells = []
+        for city in cities:
+            value = city["figures"][key] if city else None
+            if value is None:
+                cells.append("-")
+            elif key.startswith(("tta", "ttr")):
+                cells.append(f"{value / 60:.1f} min")
+            elif key.endswith(("_rate", "_share")):
+                cells.append(f"{100 * value:.1f} %")
+            else:
+                cells.append(f"{value:g}")
+        print(f"{key:22}" + "".join(f"{c:>16}" for c in cells))
+    print(f"{'seconds (wall)':22}" + "".join(f"{v['seconds']:>16}" for v in versions))
 
 
 def _detector(name: str) -> Detector | None:
@@ -929,6 +1159,23 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
         api_options(a)
         a.set_defaults(func=cmd_runs)
+    a = command(rsub, "answer", "relay a reporter's answer to a closure message")
+    a.add_argument("run_id", metavar="RUN_ID", help="the run whose closure is answered")
+    a.add_argument("--report", required=True, help="the report id of the closure")
+    verdict = a.add_mutually_exclusive_group(required=True)
+    verdict.add_argument(
+        "--satisfied", dest="satisfied", action="store_true", help="the reporter is satisfied"
+    )
+    verdict.add_argument(
+        "--unsatisfied",
+        dest="satisfied",
+        action="store_false",
+        help="not satisfied: the run reopens (and escalates from the second time)",
+    )
+    a.add_argument("--comment", default="", help="the reporter's words, optional")
+    a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    api_options(a)
+    a.set_defaults(func=cmd_runs)
 
     p = command(sub, "silences", "list, add or expire silences through the operator API")
     ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -986,6 +1233,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the HTML")
     p.add_argument("--title", help="the page title (default: names the data files)")
     p.set_defaults(func=cmd_report)
+
+    p = command(sub, "campaign", "campaign reports from the steps and audit records")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = command(
+        csub, "report", "per area and department: found, resolved, MTTA, MTTR, satisfaction"
+    )
+    c.add_argument(
+        "--from", dest="start", required=True, metavar="DATE", help="first day (or ISO time), UTC"
+    )
+    c.add_argument(
+        "--to", dest="end", required=True, metavar="DATE", help="end, exclusive (date or ISO time)"
+    )
+    c.add_argument(
+        "--out", metavar="FILE", help="report.html or report.json (default: JSON on stdout)"
+    )
+    c.add_argument(
+        "--input",
+        metavar="FILE",
+        help="exported step/audit records (JSON lines); default: read the topics",
+    )
+    c.add_argument("--prefix", help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX)")
+    c.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    c.set_defaults(func=cmd_campaign)
+
+    p = command(sub, "rehearse", "replay real reports with simulated field units")
+    p.add_argument("--incidents", required=True, metavar="FILE", help="canonical incident CSV")
+    p.add_argument(
+        "--units", required=True, metavar="FILE", help="units profile YAML (datasets/service_times)"
+    )
+    p.add_argument(
+        "--ack-deadline",
+        type=float,
+        action="append",
+        metavar="SECONDS",
+        help="seconds every wait_ack waits; repeat to compare versions side by side",
+    )
+    p.add_argument(
+        "--playbook",
+        metavar="FILE",
+        default=str(REPO_ROOT / "playbooks" / "library" / "rehearsal" / "citizen-report.yaml"),
+        help="the playbook the rehearsal runs",
+    )
+    p.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulated units")
+    p.add_argument("--out", metavar="FILE", help="report.html or report.json")
+    p.set_defaults(func=cmd_rehearse)
 
     p = command(sub, "detect", "score timestamp,value CSVs with a detector, streaming")
     p.add_argument("--input", metavar="FILE", help="one CSV to score")

@@ -15,6 +15,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from dashboards import (
+    campaign,
     city_overview,
     grid_drilldown,
     pipeline_health,
@@ -26,7 +27,14 @@ from dashboards import (
 
 BUILDERS: dict[str, Callable[[], Dashboard]] = {
     module.UID: module.build
-    for module in (city_overview, grid_drilldown, sensor_detail, response, pipeline_health)
+    for module in (
+        city_overview,
+        grid_drilldown,
+        sensor_detail,
+        response,
+        pipeline_health,
+        campaign,
+    )
 }
 RULES_FILE = Path("prometheus") / "citybrain-rules.yml"
 

@@ -14,9 +14,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from playbooks.errors import ForbiddenActionError
+from playbooks.errors import BadEventError, ForbiddenActionError
 from playbooks.grid import PARENT_LEVEL, Grid
-from playbooks.machine import TERMINAL, RunEvent, RunStatus, next_status
+from playbooks.machine import (
+    TERMINAL,
+    ReplyEvent,
+    ReplyStatus,
+    RunEvent,
+    RunStatus,
+    next_reply_status,
+    next_status,
+)
 from playbooks.schema import (
     AnnotateStep,
     ApprovalStep,
@@ -33,6 +41,8 @@ from playbooks.schema import (
 )
 
 SYSTEM = "citybrain"
+MAX_REPORTS = 500  # reports one run remembers (a burst is tens; a bound keeps state small)
+MAX_COMMENT = 1000  # characters of a reporter's comment that are kept
 _FAIL = "\x00fail"  # sentinel next-step: fail the run
 
 
@@ -80,6 +90,11 @@ class Run:
     sla_breached: bool = False
     pending_action: str | None = None
     last_notified_at: float | None = None
+    # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus).
+    reports: dict[str, dict[str, str]] = field(default_factory=dict)
+    reopened: int = 0
+    resolved_by: str | None = None
+    resolution: str = ""  # what was done: the resolve note, the cancel reason
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -87,6 +102,53 @@ class Run:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
         return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsCovered:
+    """Citizen reports (id, channel) that the run's alert stands for; ``at`` in epoch s."""
+
+    reports: tuple[tuple[str, str], ...]
+    at: float
+
+    @classmethod
+    def from_alert(cls, alert: dict[str, Any], at: float) -> ReportsCovered:
+        """From an alert document's ``reports`` list of ``{"report_id", "channel"}``;
+        raises ``BadEventError`` naming the entry that is not one."""
+        found = []
+        for i, item in enumerate(alert.get("reports") or []):
+            rid = item.get("report_id") if isinstance(item, dict) else None
+            channel = item.get("channel") if isinstance(item, dict) else None
+            if not isinstance(rid, str) or not rid or not isinstance(channel, str):
+                raise BadEventError(f"alert reports[{i}] is {item!r}, expected report_id/channel")
+            found.append((rid, channel))
+        return cls(tuple(found), at)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A reporter's answer to a closure message: satisfied or not, an optional comment."""
+
+    report_id: str
+    satisfied: bool
+    comment: str
+    by: str
+    at: float
+
+    @classmethod
+    def from_command(cls, cmd: dict[str, Any], at: float) -> Answer:
+        """From an ``answer`` command; raises ``BadEventError`` naming the bad field."""
+        rid, satisfied, comment = cmd.get("report_id"), cmd.get("satisfied"), cmd.get("comment")
+        if not isinstance(rid, str) or not rid:
+            raise BadEventError(f'answer: field "report_id" is {rid!r}, expected a string')
+        if not isinstance(satisfied, bool):
+            raise BadEventError(f'answer: field "satisfied" is {satisfied!r}, expected a boolean')
+        if comment is not None and not isinstance(comment, str):
+            raise BadEventError(f'answer: field "comment" is {comment!r}, expected a string')
+        return cls(rid, satisfied, (comment or "")[:MAX_COMMENT], str(cmd.get("by", "")), at)
+
+
+RunInput = ReportsCovered | Answer
 
 
 def is_terminal(run: Run) -> bool:
@@ -124,7 +186,17 @@ class PlaybookEngine:
             updated_at=now,
             sla_deadline_at=now + self.playbook.sla_seconds,
         )
-        cmds = [self._command(run, "run_created", now, detail=f"group_wait {group_wait:g}s")]
+        # What a campaign report groups by (where, which department, what), kept on the
+        # record so steps and audit alone tell a run's story.
+        facts = {
+            "grid_cell": run.grid_cell,
+            "department": run.department,
+            "kind": run.kind,
+            "category": labels.get("category", run.kind),
+        }
+        cmds = [
+            self._command(run, "run_created", now, detail=f"group_wait {group_wait:g}s", data=facts)
+        ]
         if group_wait > 0:
             run.deadline_at = now + group_wait
             return run, cmds
@@ -236,7 +308,9 @@ class PlaybookEngine:
         cmds: list[Command] = []
         self._move(run, RunEvent.RESOLVE, now, cmds, actor=by, reason=note)
         run.resolved_at, run.deadline_at, run.pending_action = now, None, None
+        run.resolved_by, run.resolution = by, note
         cmds.append(self._command(run, "resolved", now, actor=by, detail=note))
+        cmds.extend(self._closures(run, now))
         return run, cmds
 
     def cancel(self, run: Run, by: str, reason: str, now: float) -> tuple[Run, list[Command]]:
@@ -245,10 +319,161 @@ class PlaybookEngine:
         cmds: list[Command] = []
         self._move(run, RunEvent.CANCEL, now, cmds, actor=by, reason=reason)
         run.deadline_at, run.pending_action = None, None
+        run.resolved_by, run.resolution = by, reason
         cmds.append(self._command(run, "cancelled", now, actor=by, detail=reason))
         for step in self.playbook.on_cancel:  # compensation
             cmds.append(self._instant(run, step, now))
+        cmds.extend(self._closures(run, now))
         return run, cmds
+
+    # -- what citizens do ------------------------------------------------------------
+    def step(self, run: Run, event: RunInput) -> tuple[Run, list[Command]]:
+        """Apply a citizen-side event: reports the run covers, or a reporter's answer.
+
+        ``ReportsCovered``: new reports join the run (repeats are ignored); a report that
+        joins a finished run is answered at once with the closure. ``Answer``: the report
+        moves through ``machine.REPLY_TRANSITIONS``; "not satisfied" on a finished run
+        reopens it at its level, and from the second reopening on also escalates it one
+        level (up to the city). Raises ``ForbiddenActionError`` for a report the run does
+        not cover, ``InvalidReplyTransitionError`` for an answer before the closure or a
+        second answer to the same closure.
+        """
+        if isinstance(event, ReportsCovered):
+            return self._cover(run, event)
+        return self._answer(run, event)
+
+    def _cover(self, run: Run, event: ReportsCovered) -> tuple[Run, list[Command]]:
+        fresh = [(rid, ch) for rid, ch in event.reports if rid not in run.reports]
+        room = MAX_REPORTS - len(run.reports)
+        if not fresh or room <= 0:
+            return run, []
+        run.reports = {**run.reports}
+        cmds: list[Command] = []
+        for rid, channel in fresh[:room]:
+            run.reports[rid] = {"channel": channel, "status": ReplyStatus.OPEN.value}
+            cmds.append(
+                self._command(
+                    run, "report_covered", event.at, detail=rid, data={"channel": channel}
+                )
+            )
+        run.updated_at = event.at
+        if is_terminal(run) and run.status != RunStatus.FAILED.value:
+            cmds.extend(self._closures(run, event.at, only={rid for rid, _ in fresh}))
+        return run, cmds
+
+    def _answer(self, run: Run, event: Answer) -> tuple[Run, list[Command]]:
+        report = run.reports.get(event.report_id)
+        if report is None:
+            raise ForbiddenActionError(f"run {run.run_id} covers no report {event.report_id!r}")
+        cmds: list[Command] = []
+        verdict = ReplyEvent.SATISFIED if event.satisfied else ReplyEvent.UNSATISFIED
+        self._report_move(run, event.report_id, verdict, event.at, cmds, actor=event.by)
+        cmds.append(
+            self._command(
+                run,
+                "answer",
+                event.at,
+                actor=event.by,
+                detail=event.comment,
+                data={"report_id": event.report_id, "satisfied": event.satisfied},
+            )
+        )
+        if event.satisfied or not is_terminal(run) or run.status == RunStatus.FAILED.value:
+            # Already reopened (by another reporter of the same closure): recorded only.
+            run.updated_at = event.at
+            return run, cmds
+        run.reopened += 1
+        reason = f"report {event.report_id}: not satisfied" + (
+            f": {event.comment}" if event.comment else ""
+        )
+        self._move(run, RunEvent.REOPEN, event.at, cmds, actor=event.by, reason=reason)
+        run.resolved_at, run.acknowledged_at, run.acknowledged_by = None, None, None
+        run.sla_deadline_at = event.at + self.playbook.sla_seconds
+        run.sla_breached = False
+        cmds.append(
+            self._command(
+                run,
+                "reopened",
+                event.at,
+                actor=event.by,
+                detail=reason,
+                data={"report_id": event.report_id, "times": run.reopened},
+            )
+        )
+        if run.reopened >= 2 and run.level in PARENT_LEVEL:
+            run.level = PARENT_LEVEL[run.level]
+            run.escalations += 1
+            unit = self.grid.responsible_unit(run.grid_cell, run.level)
+            cmds.append(
+                self._command(run, "escalate", event.at, unit=unit, detail="reopened again")
+            )
+        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        run.last_notified_at = event.at
+        cmds.append(self._command(run, "notify", event.at, unit=unit, detail=reason))
+        return run, cmds
+
+    def _closures(self, run: Run, now: float, only: set[str] | None = None) -> list[Command]:
+        """One ``reply`` command per report still waiting to hear (all but the satisfied):
+        what was done, by which unit, at which grid level."""
+        cmds: list[Command] = []
+        outcome = "resolved" if run.status == RunStatus.RESOLVED.value else "cancelled"
+        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        for rid in sorted(run.reports):
+            if only is not None and rid not in only:
+                continue
+            if run.reports[rid]["status"] == ReplyStatus.SATISFIED.value:
+                continue
+            self._report_move(run, rid, ReplyEvent.CLOSE, now, cmds)
+            what = run.resolution or outcome
+            text = (
+                f"Your report {rid} about {run.labels.get('category', run.kind)} at "
+                f"{self.grid.cell(run.grid_cell).name}: {outcome} by {unit} "
+                f"({run.level} level): {what}"
+            )
+            cmds.append(
+                self._command(
+                    run,
+                    "reply",
+                    now,
+                    unit=unit,
+                    detail=text,
+                    data={
+                        "report_id": rid,
+                        "channel": run.reports[rid]["channel"],
+                        "outcome": outcome,
+                        "what": what,
+                        "by": run.resolved_by or SYSTEM,
+                        "category": run.labels.get("category", run.kind),
+                        "grid_cell": run.grid_cell,
+                        "reopened": run.reopened,
+                    },
+                )
+            )
+        return cmds
+
+    def _report_move(
+        self,
+        run: Run,
+        report_id: str,
+        event: ReplyEvent,
+        now: float,
+        cmds: list[Command],
+        actor: str = SYSTEM,
+    ) -> None:
+        report = run.reports[report_id]
+        before = report["status"]
+        after = next_reply_status(ReplyStatus(before), event).value
+        run.reports = {**run.reports, report_id: {**report, "status": after}}
+        cmds.append(
+            self._command(
+                run,
+                "report_transition",
+                now,
+                actor=actor,
+                detail=report_id,
+                data={"report_id": report_id, "from": before, "to": after, "event": event.value},
+            )
+        )
 
     # -- what time does --------------------------------------------------------------
     def approval_role(self, run: Run) -> str | None:
@@ -307,8 +532,10 @@ class PlaybookEngine:
                 cmds.append(self._command(run, "escalate", now, unit=unit))
             elif isinstance(step, ResolveStep):
                 run.resolved_at = now
+                run.resolved_by, run.resolution = SYSTEM, step.note or step.id
                 cmds.append(self._command(run, "resolved", now, detail=step.note))
                 self._move(run, RunEvent.RESOLVE, now, cmds, reason=step.note or step.id)
+                cmds.extend(self._closures(run, now))
                 return
             elif isinstance(step, WaitAckStep):
                 if run.acknowledged_at is None:

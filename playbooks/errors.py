@@ -29,6 +29,16 @@ class InvalidTransitionError(PlaybookError):
         self.event = event
 
 
+class InvalidReplyTransitionError(InvalidTransitionError):
+    """A citizen report was asked to make a move its reply status does not allow (an
+    answer before the closure message, or a second answer to the same closure)."""
+
+    def __init__(self, state: str, event: str) -> None:
+        PlaybookError.__init__(self, f"report in state {state!r} cannot take event {event!r}")
+        self.state = state
+        self.event = event
+
+
 class ForbiddenActionError(PlaybookError):
     """An action the run's state or the caller's role does not allow (HTTP 409/403)."""
 
@@ -44,3 +54,8 @@ class SilenceError(RoutingConfigError):
     def __init__(self, message: str, problem: str) -> None:
         super().__init__(message)
         self.problem = problem
+
+
+class BadEventError(PlaybookError):
+    """An event for a run (a command, an alert's report list) has a field of the wrong
+    type or value; the message names the field and the value."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from playbooks.errors import InvalidTransitionError
+from playbooks.errors import InvalidReplyTransitionError, InvalidTransitionError
 
 
 class RunStatus(StrEnum):
@@ -39,6 +39,7 @@ class RunEvent(StrEnum):
     RESOLVE = "resolve"
     CANCEL = "cancel"
     FAIL = "fail"
+    REOPEN = "reopen"  # a reporter was not satisfied with the closure
 
 
 S, E = RunStatus, RunEvent
@@ -66,6 +67,10 @@ TRANSITIONS: dict[tuple[RunStatus, RunEvent], RunStatus] = {
     **{(w, E.ESCALATE): w for w in (*WAITING, S.OPEN)},
     **{(s, E.RESOLVE): S.RESOLVED for s in (S.PENDING, S.RUNNING, *WAITING, S.OPEN)},
     **{(s, E.CANCEL): S.CANCELLED for s in (S.PENDING, S.RUNNING, *WAITING, S.OPEN)},
+    # The one way out of a finished run: a reporter's "not satisfied" brings it back to
+    # open (every step done, someone must resolve it again). A failed run stays failed.
+    (S.RESOLVED, E.REOPEN): S.OPEN,
+    (S.CANCELLED, E.REOPEN): S.OPEN,
 }
 
 
@@ -75,3 +80,38 @@ def next_status(status: RunStatus, event: RunEvent) -> RunStatus:
         return TRANSITIONS[(status, event)]
     except KeyError:
         raise InvalidTransitionError(status.value, event.value) from None
+
+
+class ReplyStatus(StrEnum):
+    """Where one citizen report stands with its reporter (a run covers many reports)."""
+
+    OPEN = "open"  # covered by a live run; the reporter has heard nothing yet
+    REPLIED = "replied"  # a closure message went out; waiting for the answer
+    SATISFIED = "satisfied"
+    REOPENED = "reopened"  # answered "not satisfied": the run was (or is) reopened
+
+
+class ReplyEvent(StrEnum):
+    CLOSE = "close"  # the covering run resolved or was cancelled: closure sent
+    SATISFIED = "satisfied"
+    UNSATISFIED = "unsatisfied"
+
+
+R, RE = ReplyStatus, ReplyEvent
+REPLY_TRANSITIONS: dict[tuple[ReplyStatus, ReplyEvent], ReplyStatus] = {
+    (R.OPEN, RE.CLOSE): R.REPLIED,
+    (R.REOPENED, RE.CLOSE): R.REPLIED,
+    # A run reopened by another reporter closes again: the silent reporter hears again.
+    (R.REPLIED, RE.CLOSE): R.REPLIED,
+    (R.REPLIED, RE.SATISFIED): R.SATISFIED,
+    (R.REPLIED, RE.UNSATISFIED): R.REOPENED,
+}
+
+
+def next_reply_status(status: ReplyStatus, event: ReplyEvent) -> ReplyStatus:
+    """The report's status after ``event``; raises ``InvalidReplyTransitionError`` for a
+    move not in ``REPLY_TRANSITIONS`` (an answer before any closure, a second answer)."""
+    try:
+        return REPLY_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise InvalidReplyTransitionError(status.value, event.value) from None

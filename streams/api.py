@@ -19,9 +19,9 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
-from playbooks.engine import Run, is_terminal
+from playbooks.engine import MAX_COMMENT, Run, is_terminal
 from playbooks.errors import RoutingConfigError, SilenceError
-from playbooks.machine import RunStatus
+from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, new_silence
 from playbooks.schema import parse_duration
 from streams.app import run_key
@@ -39,6 +39,7 @@ RUN_ACTIONS = {
     "cancel": "cancel",
     "approve": "approve",
     "reject": "approve",
+    "answer": "answer",  # a reporter's answer to the closure of their report
 }
 
 
@@ -54,6 +55,25 @@ def _listed(doc: Any, now: float) -> dict[str, Any]:
         base = doc if isinstance(doc, dict) else {}
         return {**base, "active": False, "unreadable": str(exc)}
     return {**doc, "active": silence.active(now)}
+
+
+def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
+    """The answer command's fields from a request body ``{"report_id", "satisfied",
+    "comment"?}``; ``ApiError`` 400 for a bad field, 404 for a report the run does not
+    cover, 409 when the report has had no closure to answer (or already answered it)."""
+    rid, satisfied, comment = doc.get("report_id"), doc.get("satisfied"), doc.get("comment", "")
+    if not isinstance(rid, str) or not rid:
+        raise ApiError(400, f'field "report_id" is {rid!r}, expected a non-empty string')
+    if not isinstance(satisfied, bool):
+        raise ApiError(400, f'field "satisfied" is {satisfied!r}, expected true or false')
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+        raise ApiError(400, f'field "comment" must be a string of at most {MAX_COMMENT} characters')
+    report = run.reports.get(rid)
+    if report is None:
+        raise ApiError(404, f"run {run.run_id} covers no report {rid!r}")
+    if report["status"] != ReplyStatus.REPLIED.value:
+        raise ApiError(409, f"report {rid} is {report['status']}: no closure to answer")
+    return {"report_id": rid, "satisfied": satisfied, "comment": comment}
 
 
 class ApiError(Exception):
@@ -171,7 +191,10 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
             doc = await body(request)
             run = find_run(run_id)
             status = RunStatus(run.status)
-            if is_terminal(run) and not (action == "resolve" and status is RunStatus.RESOLVED):
+            extra = answer_fields(run, doc) if action == "answer" else {}
+            if action == "answer":
+                pass  # answers come after the closure, to a finished (or reopened) run
+            elif is_terminal(run) and not (action == "resolve" and status is RunStatus.RESOLVED):
                 raise ApiError(409, f"run {run_id} is {run.status}: cannot {action}")
             if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:
                 raise ApiError(409, f"run {run_id} is {run.status}, not waiting for an approval")
@@ -192,6 +215,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
                 "role": principal.role,
                 "note": note,
                 "at": time.time(),
+                **extra,
             }
             await pipeline.commands.send(key=run_key(run_id), value=orjson.dumps(command))
             pipeline.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()

@@ -27,8 +27,8 @@ import orjson
 from faust.types import TP, EventT, Message
 from prometheus_client import CollectorRegistry
 
-from playbooks.engine import Command, PlaybookEngine, Run, is_terminal
-from playbooks.errors import PlaybookError, RoutingConfigError
+from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
+from playbooks.errors import BadEventError, PlaybookError, RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, Grid
@@ -51,6 +51,7 @@ from streams.faust_patches import BatchDrain
 from streams.faust_patches import install as install_faust_patches
 from streams.metrics import Metrics, initialise
 from streams.partitioning import sensor_partition
+from streams.replies import AUDITED, count_campaign, reply_document
 from streams.settings import Settings, load_settings
 from streams.tables import (
     KeyPartitionedTable,
@@ -135,6 +136,7 @@ class Pipeline:
         self.deadletter, self.alerts = topic("deadletter"), topic("alerts")
         self.routed, self.steps = topic("routed"), topic("steps")
         self.audit, self.commands = topic("audit"), topic("commands")
+        self.replies = topic("replies")
         n = settings.partitions
         # Keys are raw bytes (sensor id, grid cell, group key, alert or silence id),
         # values JSON; each key's changelog partition is that of its source messages.
@@ -305,6 +307,8 @@ class Pipeline:
                             "value": burst.count,
                             "started_at": format_ts(burst.bucket_start),
                             "ended_at": None,
+                            "reports": burst.reports_doc(),
+                            "follow_up": not burst.first,
                             "labels": {
                                 **self._cell_labels(burst.grid_cell),
                                 "alert_id": burst.alert_id,
@@ -317,9 +321,10 @@ class Pipeline:
                         },
                     )
                 )
-                level = self.grid.cells[burst.grid_cell].level
-                self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
-                self.metrics.incident_bursts.labels(burst.department).inc()
+                if burst.first:  # not the follow-up reports of an alerted bucket
+                    level = self.grid.cells[burst.grid_cell].level
+                    self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
+                    self.metrics.incident_bursts.labels(burst.department).inc()
         await self._send_all(self.alerts, alerts)
         for key, cell_state in states.items():
             self.burst_state[key] = cell_state
@@ -428,7 +433,8 @@ class Pipeline:
                 return
             run, cmds = engine.note(run, "alert_resolved", alert_id, now)
         elif alert_id in group["seen"]:
-            return  # runs are idempotent per alert: a redelivered alert changes nothing
+            if run is None or not alert.get("reports"):
+                return  # runs are idempotent per alert: a redelivered alert changes nothing
         elif run is not None and not is_terminal(run):
             run, cmds = engine.join(run, alert_id, now)
             if (
@@ -446,6 +452,13 @@ class Pipeline:
                 f"{key.decode()}.{group['generation']}", alert, now, group_wait=wait
             )
             self.metrics.runs.labels(run.playbook, run.department).inc()
+        if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
+            try:
+                run, more = engine.step(run, ReportsCovered.from_alert(alert, now))
+            except BadEventError as exc:
+                await self.dead_letter("routed", event, "bad_reports", str(exc))
+                return
+            cmds += more
         group["seen"] = [*group["seen"], alert_id][-500:]
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
@@ -481,6 +494,8 @@ class Pipeline:
                 run, cmds = engine.approve(
                     run, by, str(cmd.get("role", "")), now, approved=action == "approve"
                 )
+            elif action == "answer":
+                run, cmds = engine.step(run, Answer.from_command({**cmd, "by": by}, now))
             elif action == "action_result":
                 run, cmds = engine.action_result(
                     run, str(cmd["command_id"]), bool(cmd["ok"]), str(cmd.get("detail", "")), now
@@ -589,9 +604,12 @@ class Pipeline:
         steps: list[tuple[str, Any]] = []
         audit: list[tuple[str, Any]] = []
         tasks: list[tuple[str, str, Any]] = []
+        replies: list[dict[str, Any]] = []
         for cmd in commands:
             body = {"schema": "step/1", "playbook": run.playbook, **cmd.to_dict()}
-            (audit if cmd.action == "transition" else steps).append((run.alert_id, body))
+            (audit if cmd.action in AUDITED else steps).append((run.alert_id, body))
+            if cmd.action == "reply":
+                replies.append(reply_document(run, cmd))
             if cmd.action == "kafka":
                 tasks.append(
                     (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"])
@@ -601,6 +619,20 @@ class Pipeline:
             *await self._queue(self.steps, steps),
             *await self._queue(self.audit, audit),
         ]
+        futures += await self._queue(self.replies, [(r["report_id"], r) for r in replies])
+        for reply in replies if self.settings.replies_webhook_url else []:
+            url = str(self.settings.replies_webhook_url)
+            if not self.webhooks.submit(reply["reply_id"], url, reply):
+                # The topic has the closure; the webhook copy is lost, and said so.
+                await self._audit(
+                    {
+                        "action": "reply_webhook_dropped",
+                        "run_id": run.run_id,
+                        "at": time.time(),
+                        "actor": "citybrain",
+                        "detail": f"{reply['report_id']}: too many webhook calls in flight",
+                    }
+                )
         for topic, key, message in tasks:
             task_topic = self.app.topic(topic, key_serializer="raw", value_serializer="raw")
             futures.append(await task_topic.send(key=key.encode(), value=orjson.dumps(message)))
@@ -650,6 +682,7 @@ class Pipeline:
 
     def _kpis(self, run: Run, cmd: Command) -> None:
         m = self.metrics
+        count_campaign(m, run, cmd)
         if cmd.action == "escalate":
             m.escalations.labels(run.playbook, cmd.level or "").inc()
         elif cmd.action == "acknowledged":

@@ -24,9 +24,20 @@ from streams.errors import SettingsError
 ROLES = ("operator", "coordinator", "gateway")
 # What each role may do; a coordinator may do everything an operator may.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "operator": frozenset({"read", "ack", "resolve", "silence"}),
+    # "answer": relay a reporter's answer to a closure message (the channel desks).
+    "operator": frozenset({"read", "ack", "resolve", "silence", "answer"}),
     "coordinator": frozenset(
-        {"read", "ack", "resolve", "silence", "escalate", "cancel", "approve", "expire_silence"}
+        {
+            "read",
+            "ack",
+            "resolve",
+            "silence",
+            "answer",
+            "escalate",
+            "cancel",
+            "approve",
+            "expire_silence",
+        }
     ),
     # A city's gateways and context brokers post readings to the HTTP ingest, nothing else.
     "gateway": frozenset({"ingest"}),

@@ -5,6 +5,11 @@ Reports are counted in event-time buckets (default 30 min). A bucket's count is 
 with the cell and category's baseline, an exponentially weighted mean of past buckets
 (empty buckets count as zero): it is a burst when the count reaches
 ``max(min_reports, baseline * factor + 3 * sqrt(baseline))``. One alert per bucket.
+
+Every report keeps its id and channel: the alert carries the bucket's reports so far
+(``Burst.reports``), and a report that arrives in a bucket that already alerted comes back
+as a follow-up (``first`` False) carrying only itself, so the run that covers the alert
+covers it too and its reporter hears the closure (playbooks.engine ``ReportsCovered``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ class Burst:
     baseline: float
     bucket_start: float
     severity: str
+    reports: list[tuple[str, str]] = field(default_factory=list)  # (report id, channel)
+    first: bool = True  # False: a follow-up report of a bucket that already alerted
+
+    def reports_doc(self) -> list[dict[str, str]]:
+        """The reports as the alert document's ``reports`` list."""
+        return [{"report_id": rid, "channel": ch} for rid, ch in self.reports]
 
 
 @dataclass
@@ -37,6 +48,7 @@ class BurstTracker:
     factor: float = 3.0
     alpha: float = 0.1  # weight of the newest bucket in the baseline
     max_idle_buckets: int = 96  # after this many empty buckets the baseline is ~0 anyway
+    max_held_reports: int = 200  # report ids a bucket holds until it alerts
     departments: Counter[str] = field(default_factory=Counter)
 
     def observe(
@@ -65,6 +77,7 @@ class BurstTracker:
                 "baseline": baseline,
                 "alerted": False,
                 "departments": {},
+                "reports": [],
             }
         elif bucket < state["bucket"]:
             return state, None  # a late report of a closed bucket: counted nowhere
@@ -72,14 +85,34 @@ class BurstTracker:
         state["departments"][department] = state["departments"].get(department, 0) + 1
         baseline = state["baseline"]
         threshold = max(self.min_reports, baseline * self.factor + 3 * math.sqrt(baseline))
-        if state["alerted"] or state["count"] < threshold:
-            return state, None
-        state["alerted"] = True
         top = max(state["departments"].items(), key=lambda kv: (kv[1], kv[0]))[0]
         ratio = state["count"] / max(threshold, 1.0)
         severity = "critical" if ratio >= 3 else "major" if ratio >= 1.5 else "minor"
         key = f"{report.grid_cell}|{report.category}|{bucket:.0f}"
         alert_id = "al-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+        mine = (report.report_id, report.source)
+        if state["alerted"]:
+            # The bucket already alerted: this report follows the alert to its run.
+            return state, Burst(
+                alert_id,
+                report.grid_cell,
+                report.category,
+                top,
+                state["count"],
+                baseline,
+                bucket,
+                severity,
+                [mine],
+                first=False,
+            )
+        held = state.setdefault("reports", [])
+        if len(held) < self.max_held_reports:
+            held.append(list(mine))
+        if state["count"] < threshold:
+            return state, None
+        state["alerted"] = True
+        reports = [(str(r[0]), str(r[1])) for r in held]
+        state["reports"] = []  # they travel with the alert now
         return state, Burst(
             alert_id,
             report.grid_cell,
@@ -89,4 +122,5 @@ class BurstTracker:
             baseline,
             bucket,
             severity,
+            reports,
         )

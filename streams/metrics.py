@@ -53,6 +53,12 @@ SCORE_THRESHOLD = "citybrain_score_threshold"
 ALERTS_OPEN = "citybrain_alerts_open"
 PROCESS_START = "process_start_time_seconds"
 SENSORS_TRACKED = "citybrain_sensors_tracked"
+# The campaign report's figures (citybrain.campaign), by grid level and department.
+CAMPAIGN_RUNS_CLOSED = "citybrain_campaign_runs_closed_total"
+CAMPAIGN_REPORTS = "citybrain_campaign_reports_total"
+CAMPAIGN_REPLIES = "citybrain_campaign_replies_total"
+CAMPAIGN_ANSWERS = "citybrain_campaign_answers_total"
+CAMPAIGN_REOPENED = "citybrain_campaign_runs_reopened_total"
 
 # Minutes to days: a community acknowledges in minutes, a maintenance ticket in a day.
 RESPONSE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
@@ -100,6 +106,11 @@ class Metrics:
     score_threshold: Gauge
     alerts_open: Gauge
     sensors_tracked: Gauge
+    campaign_runs_closed: Counter
+    campaign_reports: Counter
+    campaign_replies: Counter
+    campaign_answers: Counter
+    campaign_reopened: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -211,6 +222,29 @@ class Metrics:
                 ALERTS_OPEN, "Firing alerts by severity and grid level", ("severity", "level")
             ),
             sensors_tracked=gauge(SENSORS_TRACKED, "Sensors with detector state on this worker"),
+            campaign_runs_closed=counter(
+                CAMPAIGN_RUNS_CLOSED,
+                "Runs resolved or cancelled, by the grid level they were closed at",
+                ("level", "department", "outcome"),
+            ),
+            campaign_reports=counter(
+                CAMPAIGN_REPORTS, "Citizen reports covered by a run", ("level", "department")
+            ),
+            campaign_replies=counter(
+                CAMPAIGN_REPLIES,
+                "Closure messages sent to reporters",
+                ("level", "department", "outcome"),
+            ),
+            campaign_answers=counter(
+                CAMPAIGN_ANSWERS,
+                "Reporters' answers to closure messages",
+                ("level", "department", "satisfied"),
+            ),
+            campaign_reopened=counter(
+                CAMPAIGN_REOPENED,
+                "Runs reopened because a reporter was not satisfied (level after reopening)",
+                ("level", "department"),
+            ),
         )
 
 
@@ -232,6 +266,13 @@ def initialise(
             metrics.escalations.labels(name, level)
             metrics.acks.labels(name, level)
             metrics.time_to_ack.labels(name, level, department)
+            metrics.campaign_reports.labels(level, department)
+            metrics.campaign_reopened.labels(level, department)
+            for outcome in ("resolved", "cancelled"):
+                metrics.campaign_runs_closed.labels(level, department, outcome)
+                metrics.campaign_replies.labels(level, department, outcome)
+            for satisfied in ("true", "false"):
+                metrics.campaign_answers.labels(level, department, satisfied)
     for kind in kinds:
         metrics.readings.labels(kind)
         metrics.anomalies.labels(kind)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=5.0, gt=0)
     webhook_retries: int = Field(default=4, ge=0)
     webhook_backoff: float = Field(default=0.5, ge=0)
+    # Where closure messages to reporters also go (besides <prefix>.replies); unset: topic only.
+    replies_webhook_url: str | None = None
 
     # Grafana for annotate steps (the control room's timeline); unset: steps topic only.
     grafana_url: str | None = None
@@ -192,6 +194,7 @@ class Settings(BaseSettings):
                 "steps",
                 "audit",
                 "commands",
+                "replies",
             )
         }
 

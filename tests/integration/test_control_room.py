@@ -80,6 +80,19 @@ def busy_worker(stack: PrometheusServer, run_dir: Path) -> Pipeline:
             p.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "checked"})[0] == 202
         )
         p.read("steps", lambda m: bool(steps_of(m, "resolved")))
+        # The citizen side of the campaign dashboard: closures, an answer, a reopening.
+        steps = p.read("steps", lambda m: len(steps_of(m, "report_covered")) >= 8)
+        burst = next(
+            d["run_id"]
+            for d in steps_of(steps, "run_created")
+            if d["playbook"] == "citizen-report-burst"
+        )
+        if burst != run_id:
+            assert p.api("POST", f"/runs/{burst}/resolve", OPERATOR_TOKEN, {"note": "quiet"})[0]
+        p.read("replies", lambda m: len(m) >= 8)
+        answer = {"report_id": "r0", "satisfied": False, "comment": "still loud"}
+        assert p.api("POST", f"/runs/{burst}/answer", OPERATOR_TOKEN, answer)[0] == 202
+        p.read("steps", lambda m: bool(steps_of(m, "reopened")))
         # Long enough for several scrapes, so rate() and increase() have two samples.
         time.sleep(8)
         yield p  # type: ignore[misc]

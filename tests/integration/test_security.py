@@ -22,13 +22,15 @@ from tests.services import FIXTURES, Worker, shifted_port
 
 pytestmark = pytest.mark.integration
 PASSWORD = "s3cret-scram-password"
+# Shifted like every test port, so checkouts testing side by side get their own broker.
+SCRAM_PORT, SCRAM_CONTROLLER_PORT = shifted_port(21092), shifted_port(21093)
 
 
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     run_dir = tmp_path_factory.mktemp("scram")
     settings = load_settings(
-        kafka_port=21092, kafka_controller_port=21093, run_dir_override=run_dir
+        kafka_port=SCRAM_PORT, kafka_controller_port=SCRAM_CONTROLLER_PORT, run_dir_override=run_dir
     )
     broker = KafkaBroker(settings, scram_users={"citybrain": PASSWORD})
     broker.start()
@@ -39,7 +41,7 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
 def env_for(broker: KafkaBroker, password: str | None, name: str) -> dict[str, str]:
     env = {
         **os.environ,
-        "CITYBRAIN_KAFKA_PORT": "21092",
+        "CITYBRAIN_KAFKA_PORT": str(SCRAM_PORT),
         "CITYBRAIN_WORKER_PORT": str(shifted_port(21066)),
         "CITYBRAIN_RUN_DIR": str(broker.settings.run_dir),
         "CITYBRAIN_APP_ID": name,
@@ -62,7 +64,7 @@ def test_worker_with_credentials_processes_events(
 ) -> None:
     env = env_for(scram_broker, PASSWORD, "sasl-ok")
     settings = load_settings(
-        kafka_port=21092,
+        kafka_port=SCRAM_PORT,
         topic_prefix="sasl-ok",
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_username="citybrain",
@@ -72,14 +74,14 @@ def test_worker_with_credentials_processes_events(
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
         producer = KafkaProducer(
-            bootstrap_servers="127.0.0.1:21092", **settings.kafka_python_options()
+            bootstrap_servers=f"127.0.0.1:{SCRAM_PORT}", **settings.kafka_python_options()
         )
         producer.send("sasl-ok.readings", key=b"gauge-1", value=b"not json")
         producer.flush()
         producer.close()
         consumer = KafkaConsumer(
             "sasl-ok.deadletter",
-            bootstrap_servers="127.0.0.1:21092",
+            bootstrap_servers=f"127.0.0.1:{SCRAM_PORT}",
             auto_offset_reset="earliest",
             consumer_timeout_ms=20000,
             **settings.kafka_python_options(),

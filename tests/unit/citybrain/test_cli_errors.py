@@ -80,6 +80,11 @@ def argument_values(tmp: Path, csv: Path) -> dict[str, list[str]]:
         "url": [f"http://127.0.0.1:{_closed_port()}"],
         "token": ["some-token"],
         "shared": [str(tmp / "no-such-shared")],
+        "start": ["2024-05-26"],
+        "end": ["2024-05-27"],
+        "incidents": [str(tmp / "no-such-incidents.csv")],
+        "units": [str(tmp / "no-such-units.yaml")],
+        "report": ["nyc311-1"],
     }
 
 
@@ -96,6 +101,9 @@ def command_line(
         # Required options, and the API token, without which the API is never tried.
         elif action.required or action.dest == "token":
             argv += [action.option_strings[-1], *values[action.dest][:1]]
+    for group in parser._mutually_exclusive_groups:  # e.g. --satisfied | --unsatisfied
+        if group.required:
+            argv.append(group._group_actions[0].option_strings[-1])
     return argv
 
 
@@ -116,6 +124,8 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
             "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(_closed_port()),
             "CITYBRAIN_PROMETHEUS_PORT": str(_closed_port()),
             "CITYBRAIN_WORKER_PORT": str(_closed_port()),
+            "CITYBRAIN_MQTT_PORT": str(_closed_port()),
+            "CITYBRAIN_INGEST_HTTP_PORT": str(_closed_port()),
         }
     )
     return tmp, env, csv

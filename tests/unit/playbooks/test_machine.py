@@ -30,8 +30,11 @@ def test_every_move_outside_the_table_raises(status: RunStatus, event: RunEvent)
     assert str(info.value) == f"run in state {status.value!r} cannot take event {event.value!r}"
 
 
-def test_terminal_states_have_no_way_out() -> None:
-    assert not [k for k in TRANSITIONS if k[0] in TERMINAL]
+def test_terminal_states_have_no_way_out_but_a_reporters_reopening() -> None:
+    assert [k for k in TRANSITIONS if k[0] in TERMINAL] == [
+        (RunStatus.RESOLVED, RunEvent.REOPEN),
+        (RunStatus.CANCELLED, RunEvent.REOPEN),
+    ]
 
 
 def test_every_live_state_can_be_cancelled_and_resolved() -> None:

@@ -26,7 +26,7 @@ def test_quiet_baseline_then_a_burst_gives_one_alert() -> None:
         assert burst is None
     for j in range(12):  # twelve in one bucket
         state, burst = tracker.observe(state, report(144 * 600.0 + j), "police")
-        if burst:
+        if burst and burst.first:
             alerts.append((j, burst))
     assert len(alerts) == 1
     j, burst = alerts[0]
@@ -40,7 +40,7 @@ def test_quiet_baseline_then_a_burst_gives_one_alert() -> None:
         s2, _ = again.observe(s2, report(i * 600.0), "police")
     for j in range(12):
         s2, b = again.observe(s2, report(144 * 600.0 + j), "police")
-        if b:
+        if b:  # the alert and its follow-ups share the id
             ids.add(b.alert_id)
     assert ids == {burst.alert_id}
 
@@ -68,9 +68,34 @@ def test_real_311_night_finds_bursts_in_few_cells() -> None:
         assert isinstance(e, IncidentReport)
         key = (e.grid_cell, e.category)
         states[key], burst = tracker.observe(states.get(key), e, "police")  # type: ignore[arg-type]
-        if burst:
+        if burst and burst.first:
             bursts.append(burst)
     per_cell = Counter(b.grid_cell for b in bursts)
     assert bursts, "a Memorial Day eve of noise complaints has bursts"
     assert len(per_cell) < len({e.grid_cell for e in events}) / 5
     assert all(b.count >= tracker.min_reports for b in bursts)
+
+
+def test_every_report_of_a_burst_travels_with_its_alert_or_follows_it() -> None:
+    tracker = BurstTracker(bucket_seconds=600, min_reports=3)
+    state = None
+    out = []
+    for j in range(5):
+        r = IncidentReport(60.0 + j, f"r-{j}", "Noise", "loud", ("app", "hotline")[j % 2], "c1")
+        state, burst = tracker.observe(state, r, "police")
+        out.append(burst)
+    assert out[:2] == [None, None]
+    alert, *follow = out[2:]
+    assert alert is not None and alert.first
+    assert alert.reports_doc() == [
+        {"report_id": "r-0", "channel": "app"},
+        {"report_id": "r-1", "channel": "hotline"},
+        {"report_id": "r-2", "channel": "app"},
+    ]
+    assert [(b.first, b.alert_id, b.reports) for b in follow if b] == [
+        (False, alert.alert_id, [("r-3", "hotline")]),
+        (False, alert.alert_id, [("r-4", "app")]),
+    ]
+    # The next bucket starts afresh, holding its own reports.
+    state, burst = tracker.observe(state, report(700.0), "police")
+    assert burst is None and state["reports"] == [["r700.0", "app"]]

@@ -1,0 +1,316 @@
+"""The campaign report: how each area and department handled its problems, from the step
+and audit records of playbook runs (``step/1``, docs/events.md). Pure: records in, figures
+out; ``citybrain campaign report`` and ``citybrain rehearse`` do the reading and writing.
+
+A *problem* is a playbook run (citizen-report bursts and sensor alerts alike); it belongs
+to the period in which it was created. For each scope (every community, street, district,
+the city, every department) over ``[start, end)`` and the period of the same length
+before it:
+
+- ``found``: runs created; ``reports``: citizen reports they covered;
+- ``resolved``: runs whose last outcome by ``end`` is resolved (a reopened run counts
+  once it is resolved again); ``resolution_rate`` = resolved / found;
+- ``tta_median``/``tta_p90``: seconds from creation to the first acknowledgement, over
+  acknowledged runs; ``ttr_median``/``ttr_p90``: creation to the last resolution, over
+  resolved runs; quantiles by linear interpolation between order statistics (numpy's
+  default, Hyndman and Fan's type 7);
+- ``first_line_share``: resolved at community or street level / resolved (the "solved at
+  the first line" measure);
+- ``escalated_district``: runs that reached district or city level;
+- ``reopened``: runs reopened at least once (a reporter not satisfied);
+- ``answers``, ``satisfaction_rate``: reports with an answer, and the share whose last
+  answer was "satisfied";
+- ``repeat_reports``: reports covered by a run about a (grid cell, category) that already
+  had a run resolved (at least once, even if reopened later) before this one was
+  created (the petition-reduction measure: a problem that came back after it was called
+  solved).
+
+``change`` is this period minus the previous one (rates in fractions, times in seconds);
+None where either side is None.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FIRST_LINE = frozenset({"community", "street"})
+HIGH_LEVELS = frozenset({"district", "city"})
+SCOPES = ("community", "street", "district", "city", "department")
+FIGURES = (
+    "found",
+    "reports",
+    "resolved",
+    "resolution_rate",
+    "tta_median",
+    "tta_p90",
+    "ttr_median",
+    "ttr_p90",
+    "first_line_share",
+    "escalated_district",
+    "reopened",
+    "answers",
+    "satisfaction_rate",
+    "repeat_reports",
+)
+
+
+class CampaignError(ValueError):
+    """A record the report cannot use; the message names the record and the field."""
+
+
+@dataclass(slots=True)
+class RunFacts:
+    """What the records tell about one run."""
+
+    run_id: str
+    grid_cell: str
+    department: str
+    category: str
+    created_at: float
+    acknowledged_at: float | None = None
+    outcome: str | None = None  # resolved / cancelled / None (open); the last one
+    outcome_at: float | None = None
+    outcome_level: str | None = None
+    resolved_at: float | None = None  # the last resolution, if the last outcome is one
+    first_resolved_at: float | None = None  # when it was first called solved
+    top_level: str = "community"
+    reopened: int = 0
+    reports: dict[str, str] = field(default_factory=dict)  # report id -> channel
+    answers: dict[str, bool] = field(default_factory=dict)  # report id -> last answer
+
+
+LEVEL_RANK = {"community": 0, "street": 1, "district": 2, "city": 3}
+
+
+def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dict[str, RunFacts]:
+    """Fold step and audit records (any order) into one ``RunFacts`` per run, using only
+    records at or before ``until`` (epoch seconds). Records of runs without a
+    ``run_created`` record (or without its ``grid_cell`` data, written by versions before
+    the campaign report) are left out. Raises ``CampaignError`` for a record without
+    ``action``, ``run_id`` or a numeric ``at``."""
+    ordered = []
+    for i, rec in enumerate(records):
+        if "run_id" not in rec or "action" not in rec:
+            continue  # API refusals and other audit records about no run
+        at = rec.get("at")
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+            raise CampaignError(f'record {i} ({rec.get("id")}): field "at" is {at!r}')
+        if at <= until:
+            ordered.append((float(at), _seq(rec), i, rec))
+    ordered.sort(key=lambda t: (t[0], t[1], t[2]))
+    runs: dict[str, RunFacts] = {}
+    for at, _, _, rec in ordered:
+        action, run_id = rec["action"], str(rec["run_id"])
+        data = rec.get("data") or {}
+        if action == "run_created":
+            if "grid_cell" not in data:
+                continue
+            runs[run_id] = RunFacts(
+                run_id,
+                str(data["grid_cell"]),
+                str(data.get("department", "")),
+                str(data.get("category", data.get("kind", ""))),
+                at,
+            )
+            continue
+        run = runs.get(run_id)
+        if run is None:
+            continue
+        level = rec.get("level")
+        if isinstance(level, str) and LEVEL_RANK.get(level, -1) > LEVEL_RANK[run.top_level]:
+            run.top_level = level
+        if action == "acknowledged" and run.acknowledged_at is None:
+            run.acknowledged_at = at
+        elif action in ("resolved", "cancelled"):
+            run.outcome, run.outcome_at, run.outcome_level = action, at, level
+            run.resolved_at = at if action == "resolved" else None
+            if action == "resolved" and run.first_resolved_at is None:
+                run.first_resolved_at = at
+        elif action == "reopened":
+            run.reopened += 1
+            run.outcome = run.outcome_at = run.outcome_level = run.resolved_at = None
+        elif action == "report_covered":
+            run.reports[str(rec.get("detail", ""))] = str(data.get("channel", ""))
+        elif action == "answer" and "report_id" in data:
+            run.answers[str(data["report_id"])] = bool(data.get("satisfied"))
+    return runs
+
+
+def _seq(rec: Mapping[str, Any]) -> int:
+    """The engine's sequence number in a step id ``<run id>:<n>`` (orders same-time steps)."""
+    try:
+        return int(str(rec.get("id", "")).rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) by linear interpolation (numpy's default); None if empty."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def figures(runs: list[RunFacts], repeats: Mapping[str, bool]) -> dict[str, Any]:
+    """Every figure of the module docstring for one scope's runs of one period."""
+    resolved = [r for r in runs if r.outcome == "resolved"]
+    tta = [r.acknowledged_at - r.created_at for r in runs if r.acknowledged_at is not None]
+    ttr = [r.resolved_at - r.created_at for r in resolved if r.resolved_at is not None]
+    answers = [ok for r in runs for ok in r.answers.values()]
+    return {
+        "found": len(runs),
+        "reports": sum(len(r.reports) for r in runs),
+        "resolved": len(resolved),
+        "resolution_rate": _ratio(len(resolved), len(runs)),
+        "tta_median": quantile(tta, 0.5),
+        "tta_p90": quantile(tta, 0.9),
+        "ttr_median": quantile(ttr, 0.5),
+        "ttr_p90": quantile(ttr, 0.9),
+        "first_line_share": _ratio(
+            sum(1 for r in resolved if r.outcome_level in FIRST_LINE), len(resolved)
+        ),
+        "escalated_district": sum(1 for r in runs if r.top_level in HIGH_LEVELS),
+        "reopened": sum(1 for r in runs if r.reopened),
+        "answers": len(answers),
+        "satisfaction_rate": _ratio(sum(answers), len(answers)),
+        "repeat_reports": sum(len(r.reports) for r in runs if repeats.get(r.run_id)),
+    }
+
+
+def repeat_runs(runs: Iterable[RunFacts]) -> dict[str, bool]:
+    """Run id -> whether an earlier run of the same (cell, category) was resolved before
+    this one was created."""
+    out: dict[str, bool] = {}
+    by_place: dict[tuple[str, str], list[RunFacts]] = {}
+    for run in runs:
+        by_place.setdefault((run.grid_cell, run.category), []).append(run)
+    for same in by_place.values():
+        for run in same:
+            out[run.run_id] = any(
+                other is not run
+                and other.created_at < run.created_at
+                and other.first_resolved_at is not None
+                and other.first_resolved_at <= run.created_at
+                for other in same
+            )
+    return out
+
+
+def campaign_report(
+    records: Iterable[Mapping[str, Any]],
+    paths: Mapping[str, Mapping[str, str]],
+    start: float,
+    end: float,
+    until: float | None = None,
+) -> dict[str, Any]:
+    """The report over ``[start, end)`` (epoch s) and the period of the same length
+    before it. ``paths``: grid cell -> {level: ancestor cell id} (``Grid.path``); a cell
+    not in it is counted at the city level only, as ``city: "?"``. Returns
+    ``{"period", "previous_period", "rows": [{"scope", "name", "figures", "previous",
+    "change"}]}``; rows sorted by scope (community first), then name. Raises
+    ``CampaignError`` for an empty period or a bad record. ``until`` (default ``end``):
+    the last moment whose records count (a rehearsal runs its cases to the end)."""
+    if not end > start:
+        raise CampaignError(f"the period is empty: from {start} to {end}")
+    length = end - start
+    prev_start = start - length
+    runs = runs_from_records(records, until=end if until is None else until)
+    repeats = repeat_runs(runs.values())
+    groups: dict[tuple[str, str], tuple[list[RunFacts], list[RunFacts]]] = {}
+    for run in runs.values():
+        if prev_start <= run.created_at < start:
+            slot = 1
+        elif start <= run.created_at < end:
+            slot = 0
+        else:
+            continue
+        path = paths.get(run.grid_cell) or {"city": "?"}
+        keys = [(level, cell) for level, cell in path.items() if level in SCOPES]
+        keys.append(("department", run.department or "?"))
+        for key in keys:
+            groups.setdefault(key, ([], []))[slot].append(run)
+    rows = []
+    order = {s: i for i, s in enumerate(SCOPES)}
+    for (scope, name), (now, before) in sorted(
+        groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])
+    ):
+        cur, prev = figures(now, repeats), figures(before, repeats)
+        rows.append(
+            {
+                "scope": scope,
+                "name": name,
+                "figures": cur,
+                "previous": prev,
+                "change": {k: _diff(cur[k], prev[k]) for k in FIGURES},
+            }
+        )
+    return {
+        "period": {"from": start, "to": end},
+        "previous_period": {"from": prev_start, "to": start},
+        "rows": rows,
+    }
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def render_html(report: Mapping[str, Any], title: str = "citybrain campaign report") -> str:
+    """The report as one self-contained HTML page: a table per scope."""
+
+    def cell(key: str, value: Any) -> str:
+        if value is None:
+            return "&ndash;"
+        if key.endswith(("_rate", "_share")):
+            return f"{100 * value:.1f} %"
+        if key.startswith(("tta", "ttr")):
+            return f"{value / 60:.1f} min"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    def change(key: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if key.endswith(("_rate", "_share")):
+            return f" <small>({100 * value:+.1f} pt)</small>"
+        if key.startswith(("tta", "ttr")):
+            return f" <small>({value / 60:+.1f} min)</small>"
+        return f" <small>({value:+g})</small>"
+
+    parts = [
+        "<!doctype html><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+        "th:first-child,td:first-child{text-align:left}small{color:#666}</style>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<p>Change against the previous period of the same length in brackets. "
+        "Definitions: docs/campaign.md.</p>",
+    ]
+    for scope in SCOPES:
+        rows = [r for r in report["rows"] if r["scope"] == scope]
+        if not rows:
+            continue
+        parts.append(f"<h2>By {scope}</h2><table><tr><th>{scope}</th>")
+        parts.extend(f"<th>{k.replace('_', ' ')}</th>" for k in FIGURES)
+        parts.append("</tr>")
+        for row in rows:
+            parts.append(f"<tr><td>{html.escape(row['name'])}</td>")
+            parts.extend(
+                f"<td>{cell(k, row['figures'][k])}{change(k, row['change'][k])}</td>"
+                for k in FIGURES
+            )
+            parts.append("</tr>")
+        parts.append("</table>")
+    return "\n".join(parts) + "\n"

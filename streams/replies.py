@@ -1,0 +1,63 @@
+"""Closure messages to citizens: the wire shape of a ``reply`` command, and the audit
+records the reply loop adds. Pure; the worker sends what these build.
+
+A closure goes to ``<prefix>.replies`` keyed by the report id (so a channel's consumer
+sees one report's messages in order), and to ``CITYBRAIN_REPLIES_WEBHOOK_URL`` when set.
+Shape (``reply/1``, docs/events.md)::
+
+    {"schema": "reply/1", "report_id": "r-7", "channel": "hotline", "run_id": "...",
+     "outcome": "resolved", "what": "music stopped", "unit": "top community station",
+     "level": "community", "text": "Your report r-7 ...", "at": "2024-05-26T01:00:00Z",
+     "reply_id": "<run id>:<seq>"}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playbooks.engine import Command, Run
+from streams.events import format_ts
+from streams.metrics import Metrics
+
+REPLY_SCHEMA = "reply/1"
+# Commands that go to the audit topic rather than the steps topic: status moves of a run
+# and of a report.
+AUDITED = frozenset({"transition", "report_transition"})
+
+
+def reply_document(run: Run, cmd: Command) -> dict[str, Any]:
+    """The closure message of one ``reply`` command (see the module docstring)."""
+    return {
+        "schema": REPLY_SCHEMA,
+        "reply_id": cmd.id,
+        "report_id": cmd.data["report_id"],
+        "channel": cmd.data["channel"],
+        "run_id": run.run_id,
+        "alert_id": run.alert_id,
+        "category": cmd.data.get("category", run.kind),
+        "grid_cell": run.grid_cell,
+        "outcome": cmd.data["outcome"],
+        "what": cmd.data["what"],
+        "by": cmd.data.get("by", ""),
+        "unit": cmd.unit,
+        "level": cmd.level,
+        "reopened": cmd.data.get("reopened", 0),
+        "text": cmd.detail,
+        "at": format_ts(cmd.at),
+    }
+
+
+def count_campaign(metrics: Metrics, run: Run, cmd: Command) -> None:
+    """The campaign figures of one command as Prometheus counters (level, department)."""
+    level, department = cmd.level or run.level, run.department
+    if cmd.action in ("resolved", "cancelled"):
+        metrics.campaign_runs_closed.labels(level, department, cmd.action).inc()
+    elif cmd.action == "report_covered":
+        metrics.campaign_reports.labels(level, department).inc()
+    elif cmd.action == "reply":
+        metrics.campaign_replies.labels(level, department, cmd.data["outcome"]).inc()
+    elif cmd.action == "answer":
+        satisfied = "true" if cmd.data.get("satisfied") else "false"
+        metrics.campaign_answers.labels(level, department, satisfied).inc()
+    elif cmd.action == "reopened":
+        metrics.campaign_reopened.labels(level, department).inc()

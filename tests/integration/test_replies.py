@@ -1,0 +1,262 @@
+"""Closing the loop with the reporter on the real Kafka: citizen reports -> burst alert ->
+run -> resolve -> closure replies on <prefix>.replies -> "not satisfied" through the
+operator API -> the run reopened at its level, then escalated on a second reopening; the
+audit chain of the run and of each report."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from citybrain.cli import main
+from citybrain.stack import PrometheusServer
+from playbooks.executors.webhook import verify
+from streams.events import IncidentReport
+from tests.integration.test_pipeline import START, docs, steps_of
+from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline
+
+pytestmark = pytest.mark.integration
+CHANNELS = ("hotline", "app", "inspector")
+
+
+def send_reports(pipeline: Pipeline, n: int) -> None:
+    t = START + 7200
+    for i in range(n):
+        report = IncidentReport(
+            t + 30 * i,
+            f"r-{i}",
+            "Noise - Residential",
+            "Noise - Residential: Loud Music/Party",
+            CHANNELS[i % 3],
+            "c-top",
+        )
+        pipeline.send("incidents", b"c-top", report.to_json())
+    pipeline.flush()
+
+
+class ReplyDesk(BaseHTTPRequestHandler):
+    """The citizen channels' webhook: keeps every signed closure it receives."""
+
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        signed = verify(
+            WEBHOOK_SECRET.encode(),
+            self.headers["X-Citybrain-Timestamp"],
+            body,
+            self.headers["X-Citybrain-Signature"],
+        )
+        ReplyDesk.seen.append({**json.loads(body), "signed": signed})
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def reply_desk() -> Iterator[str]:
+    ReplyDesk.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ReplyDesk)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/replies"
+    server.shutdown()
+
+
+@pytest.fixture
+def pipeline(stack: PrometheusServer, run_dir: Path, reply_desk: str) -> Iterator[Pipeline]:
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "3",
+            "CITYBRAIN_REPLIES_WEBHOOK_URL": reply_desk,
+        },
+    )
+    yield p
+    p.close()
+
+
+def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 8)  # five make the burst, three follow it
+        # The ladder runs out unacknowledged (3 s test deadlines): open at street level.
+        steps = pipeline.read(
+            "steps",
+            lambda m: bool(steps_of(m, "annotate")) and len(steps_of(m, "report_covered")) == 8,
+            timeout=60,
+        )
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        covered = {d["detail"]: d["data"]["channel"] for d in steps_of(steps, "report_covered")}
+        assert covered == {f"r-{i}": CHANNELS[i % 3] for i in range(8)}
+        # No closure before there is something to close: an early answer is refused.
+        status, body = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": True},
+        )
+        assert (status, body["error"]) == (409, "report r-0 is open: no closure to answer")
+
+        status, _ = pipeline.api(
+            "POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "party ended, warned"}
+        )
+        assert status == 202
+        replies = pipeline.read("replies", lambda m: len(m) >= 8)
+        by_report = {m.key.decode(): m for m in replies}
+        assert set(by_report) == {f"r-{i}" for i in range(8)}
+        first = docs([by_report["r-0"]])[0]
+        assert {k: first[k] for k in ("schema", "channel", "run_id", "outcome", "what")} == {
+            "schema": "reply/1",
+            "channel": "hotline",
+            "run_id": run_id,
+            "outcome": "resolved",
+            "what": "party ended, warned",
+        }
+        assert (first["unit"], first["level"], first["by"]) == (
+            "hill street office",
+            "street",
+            "duty-operator",
+        )
+        # The same closures reached the configured webhook, signed.
+        deadline = time.monotonic() + 15
+        while len(ReplyDesk.seen) < 8 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sorted(d["report_id"] for d in ReplyDesk.seen) == sorted(by_report)
+        assert all(d["signed"] and d["run_id"] == run_id for d in ReplyDesk.seen)
+
+        # Bad answers name the field; an unknown report is a 404.
+        status, body = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": "no"},
+        )
+        assert (status, body["error"]) == (
+            400,
+            "field \"satisfied\" is 'no', expected true or false",
+        )
+        status, _ = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-99", "satisfied": False},
+        )
+        assert status == 404
+        assert pipeline.api("POST", f"/runs/{run_id}/answer", None, {})[0] == 401
+
+        # Not satisfied: the run reopens at the same (street) level.
+        status, _ = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": False, "comment": "music again at 2am"},
+        )
+        assert status == 202
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "reopened")))
+        [reopened] = steps_of(steps, "reopened")
+        assert (reopened["level"], reopened["detail"]) == (
+            "street",
+            "report r-0: not satisfied: music again at 2am",
+        )
+        notify = [d for d in steps_of(steps, "notify") if d["at"] >= reopened["at"]]
+        assert [d["unit"] for d in notify] == ["hill street office"]
+        status, body = pipeline.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
+        assert (body["run"]["status"], body["run"]["level"], body["run"]["reopened"]) == (
+            "open",
+            "street",
+            1,
+        )
+        # A satisfied reporter of the same closure is recorded and heard no more (relayed
+        # with the CLI this time).
+        url = f"http://127.0.0.1:{pipeline.settings.worker_port}"
+        relay = ["runs", "answer", run_id, "--report", "r-1", "--satisfied"]
+        assert main([*relay, "--url", url, "--token", OPERATOR_TOKEN]) == 0
+        pipeline.read("steps", lambda m: len(steps_of(m, "answer")) == 2)
+
+        # Resolved again, and again not satisfied: reopened one level up, at the district.
+        pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "fined"})
+        replies = pipeline.read("replies", lambda m: len(m) >= 8 + 7)
+        assert "r-1" not in {m.key.decode() for m in replies[8:]}
+        pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-0", "satisfied": False},
+        )
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "reopened")) == 2)
+        escalate = [d for d in steps_of(steps, "escalate") if d["detail"] == "reopened again"]
+        assert [(d["level"], d["unit"]) for d in escalate] == [("district", "east district office")]
+
+        # The audit chain: the run's moves and each report's, with who made them.
+        audit = pipeline.read(
+            "audit",
+            lambda m: sum(1 for d in docs(m) if d.get("data", {}).get("event") == "reopen") == 2,
+        )
+        moves = [
+            (d["data"]["from"], d["data"]["to"], d["data"]["event"], d["actor"])
+            for d in docs(audit)
+            if d.get("action") == "transition"
+        ]
+        assert moves[-4:] == [
+            ("open", "resolved", "resolve", "duty-operator"),
+            ("resolved", "open", "reopen", "duty-operator"),
+            ("open", "resolved", "resolve", "duty-operator"),
+            ("resolved", "open", "reopen", "duty-operator"),
+        ]
+        r0 = [
+            (d["data"]["from"], d["data"]["to"])
+            for d in docs(audit)
+            if d.get("action") == "report_transition" and d["data"]["report_id"] == "r-0"
+        ]
+        assert r0 == [
+            ("open", "replied"),
+            ("replied", "reopened"),
+            ("reopened", "replied"),
+            ("replied", "reopened"),
+        ]
+        r1 = [
+            d["data"]["to"]
+            for d in docs(audit)
+            if d.get("action") == "report_transition" and d["data"]["report_id"] == "r-1"
+        ]
+        assert r1 == ["replied", "satisfied"]
+
+        # The campaign report, read from the real steps and audit topics.
+        for name, value in pipeline.env.items():
+            if name.startswith("CITYBRAIN_"):
+                monkeypatch.setenv(name, value)
+        today = datetime.now(UTC).date()
+        out = tmp_path / "campaign.json"
+        # Three days around today, so a test that runs across midnight still fits.
+        period = ["--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=2))]
+        assert main(["campaign", "report", *period, "--out", str(out)]) == 0
+        rows = json.loads(out.read_text())["rows"]
+        city = next(r for r in rows if r["scope"] == "city")["figures"]
+        # Reopened a second time and not resolved since: found, not resolved; r-0's last
+        # answer is "no", r-1's "yes".
+        assert {k: city[k] for k in ("found", "reports", "resolved", "reopened")} == {
+            "found": 1,
+            "reports": 8,
+            "resolved": 0,
+            "reopened": 1,
+        }
+        assert (city["answers"], city["satisfaction_rate"], city["escalated_district"]) == (
+            2,
+            0.5,
+            1,
+        )
+        assert {r["name"] for r in rows if r["scope"] == "department"} == {"police"}
+    finally:
+        worker.stop()

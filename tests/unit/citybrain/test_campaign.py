@@ -1,0 +1,298 @@
+"""The campaign report on a hand-computed case: five runs over two periods, every figure
+of every scope checked against numbers worked out by hand (in the comments)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citybrain.campaign import (
+    FIGURES,
+    CampaignError,
+    campaign_report,
+    quantile,
+    render_html,
+    runs_from_records,
+)
+from citybrain.cli import main
+from playbooks.grid import Grid
+from streams.settings import REPO_ROOT
+
+
+def rec(
+    run: str, seq: int, action: str, at: float, level: str = "community", **data: Any
+) -> dict[str, Any]:
+    detail = str(data.pop("detail", ""))
+    return {
+        "schema": "step/1",
+        "id": f"{run}:{seq}",
+        "run_id": run,
+        "action": action,
+        "at": at,
+        "level": level,
+        "detail": detail,
+        "data": data,
+    }
+
+
+def created(run: str, at: float, cell: str, department: str, category: str) -> dict[str, Any]:
+    return rec(run, 1, "run_created", at, grid_cell=cell, department=department, category=category)
+
+
+# Period [1000, 2000); the previous period [0, 1000).
+RECORDS = [
+    # A: Top, police, noise. Acked after 60 s, resolved at 1600, r2 not satisfied ->
+    # reopened at 1700, resolved again at 1900 (ttr 900); r2 then satisfied.
+    created("A", 1000, "c-top", "police", "Noise"),
+    rec("A", 2, "report_covered", 1000, detail="r1", channel="app"),
+    rec("A", 3, "report_covered", 1000, detail="r2", channel="hotline"),
+    rec("A", 4, "acknowledged", 1060),
+    rec("A", 5, "resolved", 1600),
+    rec("A", 6, "answer", 1650, report_id="r1", satisfied=True),
+    rec("A", 7, "answer", 1690, report_id="r2", satisfied=False),
+    rec("A", 8, "reopened", 1700),
+    rec("A", 9, "resolved", 1900),
+    rec("A", 10, "answer", 1950, report_id="r2", satisfied=True),
+    # B: Bridge, water. Escalated to the street at 1300, acked at 1500 (tta 300),
+    # resolved at the street at 1800 (ttr 600). A record after the period is ignored.
+    created("B", 1200, "c-bridge", "water", "Flood"),
+    rec("B", 2, "escalate", 1300, level="street"),
+    rec("B", 3, "acknowledged", 1500, level="street"),
+    rec("B", 4, "resolved", 1800, level="street"),
+    rec("B", 5, "reopened", 2100, level="street"),
+    # C: Top, police, noise again, after A was first resolved (1600 <= 1700): a repeat.
+    # Never acknowledged, escalated to the district, cancelled there.
+    created("C", 1700, "c-top", "police", "Noise"),
+    rec("C", 2, "report_covered", 1700, detail="r3", channel="inspector"),
+    rec("C", 3, "escalate", 1800, level="district"),
+    rec("C", 4, "cancelled", 1950, level="district"),
+    # Previous period. D: Mill, water: acked at 400 (tta 300), resolved 500 (ttr 400).
+    created("D", 100, "c-mill", "water", "Flood"),
+    rec("D", 2, "acknowledged", 400),
+    rec("D", 3, "resolved", 500),
+    # E: Top, police, noise, one report, acked at 700 (tta 200), never resolved.
+    created("E", 500, "c-top", "police", "Noise"),
+    rec("E", 2, "report_covered", 500, detail="r0", channel="app"),
+    rec("E", 3, "acknowledged", 700),
+    # Audit records that are about no run are skipped.
+    {"schema": "audit/1", "action": "api_refused", "at": 50.0},
+]
+NONE = {
+    "found": 0,
+    "reports": 0,
+    "resolved": 0,
+    "resolution_rate": None,
+    "tta_median": None,
+    "tta_p90": None,
+    "ttr_median": None,
+    "ttr_p90": None,
+    "first_line_share": None,
+    "escalated_district": 0,
+    "reopened": 0,
+    "answers": 0,
+    "satisfaction_rate": None,
+    "repeat_reports": 0,
+}
+# Current: A, B, C. tta [60, 300]: median 180, p90 60 + 0.9 * 240 = 276.
+# ttr [600, 900]: median 750, p90 600 + 0.9 * 300 = 870. A at community, B at street.
+CITY_NOW = {
+    "found": 3,
+    "reports": 3,
+    "resolved": 2,
+    "resolution_rate": 2 / 3,
+    "tta_median": 180.0,
+    "tta_p90": 276.0,
+    "ttr_median": 750.0,
+    "ttr_p90": 870.0,
+    "first_line_share": 1.0,
+    "escalated_district": 1,
+    "reopened": 1,
+    "answers": 2,
+    "satisfaction_rate": 1.0,
+    "repeat_reports": 1,
+}
+# Previous: D, E. tta [200, 300]: median 250, p90 290. ttr [400].
+CITY_BEFORE = {
+    "found": 2,
+    "reports": 1,
+    "resolved": 1,
+    "resolution_rate": 0.5,
+    "tta_median": 250.0,
+    "tta_p90": 290.0,
+    "ttr_median": 400.0,
+    "ttr_p90": 400.0,
+    "first_line_share": 1.0,
+    "escalated_district": 0,
+    "reopened": 0,
+    "answers": 0,
+    "satisfaction_rate": None,
+    "repeat_reports": 0,
+}
+TOP_NOW = {  # A and C
+    "found": 2,
+    "reports": 3,
+    "resolved": 1,
+    "resolution_rate": 0.5,
+    "tta_median": 60.0,
+    "tta_p90": 60.0,
+    "ttr_median": 900.0,
+    "ttr_p90": 900.0,
+    "first_line_share": 1.0,
+    "escalated_district": 1,
+    "reopened": 1,
+    "answers": 2,
+    "satisfaction_rate": 1.0,
+    "repeat_reports": 1,
+}
+TOP_BEFORE = {
+    **NONE,
+    "found": 1,
+    "reports": 1,
+    "resolution_rate": 0.0,
+    "tta_median": 200.0,
+    "tta_p90": 200.0,
+}
+BRIDGE_NOW = {
+    **NONE,
+    "found": 1,
+    "resolved": 1,
+    "resolution_rate": 1.0,
+    "tta_median": 300.0,
+    "tta_p90": 300.0,
+    "ttr_median": 600.0,
+    "ttr_p90": 600.0,
+    "first_line_share": 1.0,
+}
+MILL_BEFORE = {**BRIDGE_NOW, "ttr_median": 400.0, "ttr_p90": 400.0}
+
+
+@pytest.fixture
+def report(grid: Grid) -> dict[str, Any]:
+    paths = {cell: grid.path(cell) for cell in grid.cells}
+    return campaign_report(RECORDS, paths, 1000.0, 2000.0)
+
+
+def row(report: dict[str, Any], scope: str, name: str) -> dict[str, Any]:
+    [found] = [r for r in report["rows"] if (r["scope"], r["name"]) == (scope, name)]
+    return found
+
+
+def change(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if now[k] is None or before[k] is None else now[k] - before[k] for k in FIGURES}
+
+
+def test_every_figure_of_the_city_and_its_change(report: dict[str, Any]) -> None:
+    city = row(report, "city", "testcity")
+    assert city["figures"] == pytest.approx(CITY_NOW)
+    assert city["previous"] == pytest.approx(CITY_BEFORE)
+    assert city["change"] == pytest.approx(
+        {
+            "found": 1,
+            "reports": 2,
+            "resolved": 1,
+            "resolution_rate": 2 / 3 - 0.5,
+            "tta_median": -70.0,
+            "tta_p90": -14.0,
+            "ttr_median": 350.0,
+            "ttr_p90": 470.0,
+            "first_line_share": 0.0,
+            "escalated_district": 1,
+            "reopened": 1,
+            "answers": 2,
+            "satisfaction_rate": None,
+            "repeat_reports": 1,
+        }
+    )
+    assert report["previous_period"] == {"from": 0.0, "to": 1000.0}
+
+
+def test_every_scope_row(report: dict[str, Any]) -> None:
+    assert [(r["scope"], r["name"]) for r in report["rows"]] == [
+        ("community", "c-bridge"),
+        ("community", "c-mill"),
+        ("community", "c-top"),
+        ("street", "s-hill"),
+        ("street", "s-river"),
+        ("district", "d-east"),
+        ("city", "testcity"),
+        ("department", "police"),
+        ("department", "water"),
+    ]
+    expected = {
+        ("community", "c-top"): (TOP_NOW, TOP_BEFORE),
+        ("street", "s-hill"): (TOP_NOW, TOP_BEFORE),
+        ("department", "police"): (TOP_NOW, TOP_BEFORE),
+        ("community", "c-bridge"): (BRIDGE_NOW, NONE),
+        ("community", "c-mill"): (NONE, MILL_BEFORE),
+        ("street", "s-river"): (BRIDGE_NOW, MILL_BEFORE),
+        ("department", "water"): (BRIDGE_NOW, MILL_BEFORE),
+        ("district", "d-east"): (CITY_NOW, CITY_BEFORE),
+    }
+    for (scope, name), (now, before) in expected.items():
+        r = row(report, scope, name)
+        assert r["figures"] == pytest.approx(now), (scope, name)
+        assert r["previous"] == pytest.approx(before), (scope, name)
+        assert r["change"] == pytest.approx(change(now, before)), (scope, name)
+
+
+def test_a_run_is_reopened_then_resolved_again_and_its_last_answers_count() -> None:
+    runs = runs_from_records(RECORDS, until=2000.0)
+    a = runs["A"]
+    assert (a.outcome, a.resolved_at, a.first_resolved_at, a.reopened) == (
+        "resolved",
+        1900.0,
+        1600.0,
+        1,
+    )
+    assert a.answers == {"r1": True, "r2": True}
+    assert runs["B"].reopened == 0  # the reopening at 2100 is after the period
+    # Cut at 1750: A is reopened and open, C not yet escalated.
+    early = runs_from_records(RECORDS, until=1750.0)
+    assert (early["A"].outcome, early["A"].answers["r2"]) == (None, False)
+    assert early["C"].top_level == "community"
+
+
+def test_quantiles_interpolate_like_numpy() -> None:
+    assert quantile([], 0.5) is None
+    assert quantile([5.0], 0.9) == 5.0
+    assert quantile([1.0, 2.0, 3.0, 4.0], 0.9) == pytest.approx(3.7)
+    assert quantile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
+
+
+def test_bad_records_and_periods_are_named() -> None:
+    with pytest.raises(CampaignError, match="record 0 \\(A:1\\): field \"at\" is 'soon'"):
+        campaign_report([{**created("A", 0, "c-top", "p", "x"), "at": "soon"}], {}, 0, 1)
+    with pytest.raises(CampaignError, match="the period is empty"):
+        campaign_report([], {}, 5.0, 5.0)
+
+
+def test_unknown_cells_count_at_the_city_only_and_html_renders(report: dict[str, Any]) -> None:
+    out = campaign_report([created("X", 10, "nowhere", "", "x")], {}, 0.0, 100.0)
+    assert [(r["scope"], r["name"]) for r in out["rows"]] == [("city", "?"), ("department", "?")]
+    page = render_html(report)
+    assert "<h2>By community</h2>" in page and "66.7 %" in page and "(+16.7 pt)" in page
+
+
+def test_cli_reads_an_export_and_writes_json_and_html(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    base = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
+    assert main([*base, *period, "--out", str(tmp_path / "r.json")]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    city = next(r for r in written["rows"] if r["scope"] == "city")
+    assert city["figures"] == pytest.approx(CITY_NOW)
+    assert main([*base, *period, "--out", str(tmp_path / "r.html")]) == 0
+    assert "<h2>By department</h2>" in (tmp_path / "r.html").read_text()
+    assert main([*base, "--from", "2024-13-01", "--to", "2024-12-02"]) == 2
+    assert "--from is '2024-13-01', expected a date like 2024-05-26" in capsys.readouterr().err
+    assert main([*base, *period, "--out", str(tmp_path / "r.txt")]) == 2
+    export.write_text('{"run_id": "A"\n')
+    assert main([*base, *period]) == 2
+    assert "records.jsonl:1: not a JSON record" in capsys.readouterr().err

@@ -1,0 +1,218 @@
+"""Closure to the reporter and the satisfaction loop: the reply table and the engine's
+pure steps (cover, close, answer, reopen at the same level, escalate on the second)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from playbooks.engine import Answer, PlaybookEngine, ReportsCovered, Run
+from playbooks.errors import (
+    BadEventError,
+    ForbiddenActionError,
+    InvalidReplyTransitionError,
+    InvalidTransitionError,
+)
+from playbooks.grid import Grid
+from playbooks.loader import PLAYBOOK_DIR, load_playbooks
+from playbooks.machine import (
+    REPLY_TRANSITIONS,
+    ReplyEvent,
+    ReplyStatus,
+    RunEvent,
+    RunStatus,
+    next_reply_status,
+    next_status,
+)
+
+PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
+BURST = {
+    "alert_id": "al-b",
+    "kind": "incident_burst",
+    "grid_cell": "c-top",
+    "labels": {"source": "citizen", "category": "Noise - Residential", "department": "police"},
+    "reports": [
+        {"report_id": "r-1", "channel": "hotline"},
+        {"report_id": "r-2", "channel": "app"},
+    ],
+}
+
+
+def burst_run(grid: Grid) -> tuple[PlaybookEngine, Run]:
+    engine = PlaybookEngine(PLAYBOOKS["citizen-report-burst"], grid)
+    run, _ = engine.new_run("grp.1", BURST, 0.0)
+    run, cmds = engine.step(run, ReportsCovered.from_alert(BURST, 0.0))
+    assert [c.action for c in cmds] == ["report_covered", "report_covered"]
+    return engine, run
+
+
+def actions(cmds: list) -> list[str]:  # type: ignore[type-arg]
+    return [c.action for c in cmds if c.action not in ("transition", "report_transition")]
+
+
+@pytest.mark.parametrize(
+    ("status", "event"),
+    [
+        (s, e)
+        for s, e in itertools.product(ReplyStatus, ReplyEvent)
+        if (s, e) not in REPLY_TRANSITIONS
+    ],
+)
+def test_every_reply_move_outside_the_table_raises_the_named_error(
+    status: ReplyStatus, event: ReplyEvent
+) -> None:
+    with pytest.raises(InvalidReplyTransitionError) as info:
+        next_reply_status(status, event)
+    assert str(info.value) == f"report in state {status.value!r} cannot take event {event.value!r}"
+    assert isinstance(info.value, InvalidTransitionError)
+
+
+def test_the_reply_table() -> None:
+    s = next_reply_status(ReplyStatus.OPEN, ReplyEvent.CLOSE)
+    assert s is ReplyStatus.REPLIED
+    assert next_reply_status(s, ReplyEvent.SATISFIED) is ReplyStatus.SATISFIED
+    s = next_reply_status(s, ReplyEvent.UNSATISFIED)
+    assert s is ReplyStatus.REOPENED
+    assert next_reply_status(s, ReplyEvent.CLOSE) is ReplyStatus.REPLIED
+    # Satisfied is final: no further closure or answer.
+    assert not [k for k in REPLY_TRANSITIONS if k[0] is ReplyStatus.SATISFIED]
+
+
+def test_only_resolved_and_cancelled_runs_reopen() -> None:
+    assert next_status(RunStatus.RESOLVED, RunEvent.REOPEN) is RunStatus.OPEN
+    assert next_status(RunStatus.CANCELLED, RunEvent.REOPEN) is RunStatus.OPEN
+    with pytest.raises(InvalidTransitionError):
+        next_status(RunStatus.FAILED, RunEvent.REOPEN)
+    with pytest.raises(InvalidTransitionError):
+        next_status(RunStatus.OPEN, RunEvent.REOPEN)
+
+
+def test_resolution_sends_one_closure_per_report_saying_what_who_and_where(grid: Grid) -> None:
+    engine, run = burst_run(grid)
+    run, cmds = engine.resolve(run, "top community station", "music stopped", 600.0)
+    replies = [c for c in cmds if c.action == "reply"]
+    assert [r.data["report_id"] for r in replies] == ["r-1", "r-2"]
+    first = replies[0]
+    assert (first.unit, first.level) == ("top community station", "community")
+    assert first.data == {
+        "report_id": "r-1",
+        "channel": "hotline",
+        "outcome": "resolved",
+        "what": "music stopped",
+        "by": "top community station",
+        "category": "Noise - Residential",
+        "grid_cell": "c-top",
+        "reopened": 0,
+    }
+    assert first.detail == (
+        "Your report r-1 about Noise - Residential at Top: resolved by top community "
+        "station (community level): music stopped"
+    )
+    assert {r["status"] for r in run.reports.values()} == {"replied"}
+    moves = [c.data for c in cmds if c.action == "report_transition"]
+    assert [(m["from"], m["to"]) for m in moves] == [("open", "replied")] * 2
+
+
+def test_cancellation_also_closes_the_loop(grid: Grid) -> None:
+    engine, run = burst_run(grid)
+    run, cmds = engine.cancel(run, "coordinator", "duplicate of another run", 60.0)
+    [reply, _] = [c for c in cmds if c.action == "reply"]
+    assert (reply.data["outcome"], reply.data["what"]) == (
+        "cancelled",
+        "duplicate of another run",
+    )
+
+
+def test_unsatisfied_reopens_at_the_same_level_then_escalates_on_the_second(grid: Grid) -> None:
+    engine, run = burst_run(grid)
+    run, _ = engine.resolve(run, "top community station", "music stopped", 600.0)
+    run, cmds = engine.step(run, Answer("r-1", False, "still loud", "hotline", 700.0))
+    assert actions(cmds) == ["answer", "reopened", "notify"]
+    assert (run.status, run.level, run.reopened, run.resolved_at) == ("open", "community", 1, None)
+    notify = cmds[-1]
+    assert (notify.unit, notify.detail) == (
+        "top community station",
+        "report r-1: not satisfied: still loud",
+    )
+    assert [c.data for c in cmds if c.action == "transition"] == [
+        {"from": "resolved", "to": "open", "event": "reopen"}
+    ]
+    # The other reporter of the same closure also says no: recorded, no second reopening.
+    run, cmds = engine.step(run, Answer("r-2", False, "", "app", 710.0))
+    assert actions(cmds) == ["answer"] and run.reopened == 1
+    # Resolved again: both hear again, with the new outcome.
+    run, cmds = engine.resolve(run, "top community station", "speakers taken", 900.0)
+    assert [c.data["report_id"] for c in cmds if c.action == "reply"] == ["r-1", "r-2"]
+    run, cmds = engine.step(run, Answer("r-2", False, "they came back", "app", 1000.0))
+    assert actions(cmds) == ["answer", "reopened", "escalate", "notify"]
+    assert (run.status, run.level, run.reopened, run.escalations) == ("open", "street", 2, 1)
+    assert [c.unit for c in cmds if c.action in ("escalate", "notify")] == [
+        "hill street office"
+    ] * 2
+    # Closed at the street: r-1 is satisfied, r-2 is not asked again once satisfied.
+    run, cmds = engine.resolve(run, "hill street office", "permit revoked", 1200.0)
+    [reply_1, _] = [c for c in cmds if c.action == "reply"]
+    assert (reply_1.level, reply_1.unit, reply_1.data["reopened"]) == (
+        "street",
+        "hill street office",
+        2,
+    )
+    run, _ = engine.step(run, Answer("r-1", True, "thanks", "hotline", 1300.0))
+    assert run.reports["r-1"]["status"] == "satisfied" and run.status == "resolved"
+    run, cmds = engine.step(run, Answer("r-2", False, "", "app", 1400.0))
+    assert run.reopened == 3 and run.level == "district"
+    run, cmds = engine.resolve(run, "east district office", "closed for good", 1500.0)
+    assert [c.data["report_id"] for c in cmds if c.action == "reply"] == ["r-2"]
+
+
+def test_answers_out_of_turn_are_refused_with_named_errors(grid: Grid) -> None:
+    engine, run = burst_run(grid)
+    with pytest.raises(InvalidReplyTransitionError, match="report in state 'open'"):
+        engine.step(run, Answer("r-1", True, "", "hotline", 10.0))
+    with pytest.raises(ForbiddenActionError, match="covers no report 'r-9'"):
+        engine.step(run, Answer("r-9", True, "", "hotline", 10.0))
+    run, _ = engine.resolve(run, "x", "done", 20.0)
+    run, _ = engine.step(run, Answer("r-1", True, "", "hotline", 30.0))
+    with pytest.raises(InvalidReplyTransitionError, match="report in state 'satisfied'"):
+        engine.step(run, Answer("r-1", False, "", "hotline", 40.0))
+
+
+def test_reports_joining_repeat_free_and_late_ones_hear_at_once(grid: Grid) -> None:
+    engine, run = burst_run(grid)
+    late = ReportsCovered((("r-2", "app"), ("r-3", "inspector")), 5.0)
+    run, cmds = engine.step(run, late)
+    assert [c.detail for c in cmds] == ["r-3"]
+    run, _ = engine.resolve(run, "x", "done", 20.0)
+    run, cmds = engine.step(run, ReportsCovered((("r-4", "app"),), 30.0))
+    assert actions(cmds) == ["report_covered", "reply"]
+    assert run.reports["r-4"]["status"] == "replied"
+
+
+@pytest.mark.parametrize(
+    ("cmd", "message"),
+    [
+        ({"satisfied": True}, 'field "report_id" is None'),
+        ({"report_id": "r-1", "satisfied": "yes"}, "field \"satisfied\" is 'yes'"),
+        ({"report_id": "r-1", "satisfied": False, "comment": 3}, 'field "comment" is 3'),
+    ],
+)
+def test_bad_answer_commands_name_the_field(cmd: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(BadEventError, match=message):
+        Answer.from_command(cmd, 0.0)
+
+
+def test_bad_report_lists_name_the_entry() -> None:
+    with pytest.raises(BadEventError, match=r"reports\[1\] is \{'report_id': ''\}"):
+        ReportsCovered.from_alert(
+            {"reports": [{"report_id": "a", "channel": "app"}, {"report_id": ""}]}, 0.0
+        )
+
+
+def test_runs_with_reports_round_trip_and_old_runs_load(grid: Grid) -> None:
+    _, run = burst_run(grid)
+    assert Run.from_dict(run.to_dict()) == run
+    old = run.to_dict()
+    for name in ("reports", "reopened", "resolved_by", "resolution"):
+        del old[name]
+    assert Run.from_dict(old).reports == {}
