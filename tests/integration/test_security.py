@@ -107,8 +107,18 @@ def test_worker_without_valid_credentials_is_refused(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    # PLAINTEXT against a SASL listener: the broker hangs up; a wrong password fails SCRAM.
+    expected = "KafkaConnectionError" if password is None else "AuthenticationFailed"
     try:
-        time.sleep(15)
+        # Until the refusal is logged or the worker gives up: a fixed wait failed on a
+        # loaded machine, where the worker had not yet logged anything.
+        deadline = time.monotonic() + 90
+        while (
+            time.monotonic() < deadline
+            and expected not in log.read_text(errors="replace")
+            and proc.poll() is None
+        ):
+            time.sleep(0.5)
         text = log.read_text(errors="replace")
         assert "Worker ready" not in text
         if password is None:  # PLAINTEXT against a SASL listener: the broker hangs up
