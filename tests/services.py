@@ -95,6 +95,11 @@ class Pipeline:
             "CITYBRAIN_TOPIC_PREFIX": self.name,
             "CITYBRAIN_APP_ID": self.name,
             "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid.yaml"),
+            # The pipeline's mechanics are tested with robust_zscore and a short warm-up,
+            # so a spike a few dozen readings in alerts; the default (tail) detector is
+            # tested on real events in tests/e2e and tests/unit/detectors.
+            "CITYBRAIN_DETECTOR": "robust_zscore",
+            "CITYBRAIN_SCORE_THRESHOLD": "0.6",
             "CITYBRAIN_DETECTOR_WINDOW": "48",
             "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
             "CITYBRAIN_QUIET_READINGS": "3",

@@ -125,6 +125,8 @@ def test_broker_restart_mid_stream_loses_nothing(
         "CITYBRAIN_TOPIC_PREFIX": prefix,
         "CITYBRAIN_RUN_DIR": str(tmp_path),
         "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
+        "CITYBRAIN_DETECTOR": "robust_zscore",  # as tests.services.Pipeline: mechanics
+        "CITYBRAIN_SCORE_THRESHOLD": "0.6",
         "CITYBRAIN_DETECTOR_WINDOW": "48",
         "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
         "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
