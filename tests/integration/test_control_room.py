@@ -49,7 +49,14 @@ def busy_worker(stack: PrometheusServer, run_dir: Path) -> Pipeline:
     """A worker that has seen everything the dashboards show."""
     p = Pipeline(
         run_dir,
-        extra_env={"CITYBRAIN_ACK_DEADLINE_SECONDS": "3", "CITYBRAIN_WATCH_SENSORS": "gauge-1"},
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "3",
+            "CITYBRAIN_WATCH_SENSORS": "gauge-1",
+            # The spikes below are sized for robust_zscore over a 48-reading window (Pipeline's
+            # defaults); the tail detector, the default since issue 13, needs a longer history.
+            "CITYBRAIN_DETECTOR": "robust_zscore",
+            "CITYBRAIN_SCORE_THRESHOLD": "0.6",
+        },
     )
     worker = p.worker().start()
     try:
