@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
-from dashboards.panels import annotation_layer, location_map, quantiles, query, series, single
+from dashboards.panels import (
+    MapLayer,
+    annotation_layer,
+    location_map,
+    quantiles,
+    query,
+    series,
+    single,
+)
 from dashboards.rules import CELL_LOCATION
 from streams import metrics as m
 
@@ -36,15 +44,30 @@ def build() -> Dashboard:
         .with_row(Row("Map"))
         .with_panel(
             location_map(
-                "Alerts opened in the last hour, by community cell",
-                query(
-                    f"sum by (community) (increase({m.CELL_ALERTS}[1h])) "
-                    f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
-                    "{{name}}",
-                ),
+                "Alerts opened in the last hour and open runs, by community cell",
                 "Each marker is a community cell with a position in the grid file "
-                "(docs/events.md); size and colour: alerts opened there in the last hour. "
-                "Cells without lat/lon are not shown.",
+                "(docs/events.md). Circles: alerts opened there in the last hour (size and "
+                "colour by count); blue squares: playbook runs open there now (size by "
+                "count; cells with none have no square). Cells without lat/lon, and runs "
+                "of street or district alerts, are not shown.",
+                MapLayer(
+                    "Alerts opened (1h)",
+                    query(
+                        f"sum by (community) (increase({m.CELL_ALERTS}[1h])) "
+                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
+                        "{{name}}",
+                    ),
+                ),
+                MapLayer(
+                    "Open runs",
+                    query(
+                        f"(sum by (community) ({m.CELL_RUNS_OPEN}) > 0) "
+                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
+                        "{{name}}",
+                    ),
+                    color="blue",
+                    symbol="square",
+                ),
             )
         )
         .with_row(Row("Sensors and alerts"))

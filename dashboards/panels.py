@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from grafana_foundation_sdk.builders import common, geomap, prometheus, stat, timeseries
 from grafana_foundation_sdk.builders.dashboard import (
     AnnotationQuery,
     AnnotationTarget,
     QueryVariable,
 )
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models.common import FrameGeometrySourceMode
+from grafana_foundation_sdk.models.common import MapLayerOptions as MapLayerOptionsModel
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     DataTransformerConfig,
@@ -102,31 +106,57 @@ def annotation_layer(name: str, tags: list[str]) -> AnnotationQuery:
     )
 
 
-def location_map(title: str, q: prometheus.Dataquery, description: str) -> geomap.Panel:
-    """A Geomap of one instant table query whose rows carry ``lat`` and ``lon`` labels
-    (from the ``citybrain:cell_location`` rules): one marker per row, sized and coloured
-    by its value. Labels arrive as strings, so a transformation makes them numbers."""
-    markers = (
-        common.MapLayerOptions()
-        .type("markers")
-        .name(title)
-        .location(
-            common.FrameGeometrySource()
-            .mode(FrameGeometrySourceMode.COORDS)
-            .latitude("lat")
-            .longitude("lon")
+@dataclass(frozen=True)
+class MapLayer:
+    """One markers layer of a ``location_map``: its name, its instant query (rows carry
+    ``lat`` and ``lon`` labels), a colour ("" to colour by value) and a marker symbol."""
+
+    name: str
+    q: prometheus.Dataquery
+    color: str = ""
+    symbol: str = "circle"
+
+
+def location_map(title: str, description: str, *layers: MapLayer) -> geomap.Panel:
+    """A Geomap of instant table queries whose rows carry ``lat`` and ``lon`` labels
+    (from the ``citybrain:cell_location`` rules): one markers layer per query (refIds A,
+    B, ...), one marker per row, sized by its value. Labels arrive as strings, so a
+    transformation makes them numbers. With several queries Grafana names each value
+    column ``Value #<refId>`` (its Prometheus ``transformDFToTable``), so each layer
+    keeps its own frame (``filterData`` by refId) and sizes by its own column."""
+    panel = geomap.Panel()
+    built: list[Builder[MapLayerOptionsModel]] = []
+    for i, layer in enumerate(layers):
+        ref = chr(ord("A") + i)
+        value = f"Value #{ref}" if len(layers) > 1 else "Value"
+        color = {"fixed": layer.color} if layer.color else {"field": value}
+        built.append(
+            common.MapLayerOptions()
+            .type("markers")
+            .name(layer.name)
+            .location(
+                common.FrameGeometrySource()
+                .mode(FrameGeometrySourceMode.COORDS)
+                .latitude("lat")
+                .longitude("lon")
+            )
+            .filter_data({"id": "byRefId", "options": ref})
+            .config(
+                {
+                    "showLegend": True,
+                    "style": {
+                        "size": {"field": value, "min": 4, "max": 18, "fixed": 6},
+                        "color": color,
+                        "symbol": {
+                            "mode": "fixed",
+                            "fixed": f"img/icons/marker/{layer.symbol}.svg",
+                        },
+                    },
+                }
+            )
+            .tooltip(True)
         )
-        .config(
-            {
-                "showLegend": True,
-                "style": {
-                    "size": {"field": "Value", "min": 4, "max": 18, "fixed": 6},
-                    "color": {"field": "Value"},
-                },
-            }
-        )
-        .tooltip(True)
-    )
+        panel = panel.with_target(layer.q.ref_id(ref).instant().format(PromQueryFormat.TABLE))
     numbers = DataTransformerConfig(
         id_val="convertFieldType",
         options={
@@ -137,14 +167,12 @@ def location_map(title: str, q: prometheus.Dataquery, description: str) -> geoma
         },
     )
     return (
-        geomap.Panel()
-        .title(title)
+        panel.title(title)
         .description(description)
         .datasource(DATASOURCE)
         .height(10)
         .span(24)
-        .with_target(q.instant().format(PromQueryFormat.TABLE))
         .view(geomap.MapViewConfig().id("fit"))
-        .layers([markers])
+        .layers(built)
         .with_transformation(numbers)
     )

@@ -120,6 +120,7 @@ class Pipeline:
             LEVELS,
             (*grid.kinds, "incident_burst"),
             settings.score_threshold,
+            [self._cell_path(cell) for cell in grid.cells],
         )
         for problem in SILENCE_PROBLEMS:
             metrics.silences_invalid.labels(problem)
@@ -526,6 +527,7 @@ class Pipeline:
             return
         now = time.time()
         open_runs: Tally[tuple[str, str]] = Tally()
+        by_cell: Tally[tuple[str, str, str]] = Tally()
         approvals: Tally[str] = Tally()
         for key, group in list(self.groups.items()):
             if not group["run"]:
@@ -551,12 +553,18 @@ class Pipeline:
                 await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
+                if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
+                    by_cell[self._cell_path(run.grid_cell)] += 1
                 role = engine.approval_role(run)
                 if role is not None:
                     approvals[role] += 1
         for name in self.playbooks:
             for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
                 self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])
+        # Every cell of the grid, so a cell whose last run closed drops back to 0.
+        for cell_id in self.grid.cells:
+            path = self._cell_path(cell_id)
+            self.metrics.cell_runs_open.labels(*path).set(by_cell[path])
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self.metrics.sensors_tracked.set(len(self.sensor_state))

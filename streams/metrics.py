@@ -6,6 +6,7 @@ never a sensor, alert or run id. The hot path updates them once per batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -47,6 +48,7 @@ ANNOTATIONS = "citybrain_grafana_annotations_total"
 CONSUMER_LAG = "citybrain_consumer_lag"
 CELL_READINGS = "citybrain_cell_readings_total"
 CELL_ALERTS = "citybrain_cell_alerts_total"
+CELL_RUNS_OPEN = "citybrain_cell_runs_open"
 SENSOR_VALUE = "citybrain_sensor_value"
 SENSOR_SCORE = "citybrain_sensor_score"
 SCORE_THRESHOLD = "citybrain_score_threshold"
@@ -101,6 +103,7 @@ class Metrics:
     consumer_lag: Gauge
     cell_readings: Counter
     cell_alerts: Counter
+    cell_runs_open: Gauge
     sensor_value: Gauge
     sensor_score: Gauge
     score_threshold: Gauge
@@ -207,6 +210,11 @@ class Metrics:
                 "Alerts opened by grid cell",
                 ("district", "street", "community", "kind"),
             ),
+            cell_runs_open=gauge(
+                CELL_RUNS_OPEN,
+                "Playbook runs not yet finished, by the grid cell of their alert",
+                ("district", "street", "community"),
+            ),
             # Per-sensor series only for watched sensors and those in an open episode:
             # bounded by the watchlist and the open alerts, never by the sensor count.
             sensor_value=gauge(
@@ -254,9 +262,11 @@ def initialise(
     levels: tuple[str, ...],
     kinds: tuple[str, ...],
     threshold: float,
+    cells: Iterable[tuple[str, str, str]] = (),
 ) -> None:
     """Create the zero-valued series every dashboard and rule reads, so a quiet city shows
-    zeros rather than "no data" (``playbooks`` maps each playbook to its department)."""
+    zeros rather than "no data" (``playbooks`` maps each playbook to its department;
+    ``cells`` are the grid's (district, street, community) paths, "" above a cell's level)."""
     for name, department in playbooks.items():
         metrics.runs.labels(name, department)
         metrics.runs_resolved.labels(name, department)
@@ -284,3 +294,5 @@ def initialise(
     for outcome in ("ok", "failed"):
         metrics.webhook_calls.labels(outcome)
     metrics.score_threshold.set(threshold)
+    for path in cells:
+        metrics.cell_runs_open.labels(*path)

@@ -49,7 +49,14 @@ def busy_worker(stack: PrometheusServer, run_dir: Path) -> Pipeline:
     """A worker that has seen everything the dashboards show."""
     p = Pipeline(
         run_dir,
-        extra_env={"CITYBRAIN_ACK_DEADLINE_SECONDS": "3", "CITYBRAIN_WATCH_SENSORS": "gauge-1"},
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "3",
+            "CITYBRAIN_WATCH_SENSORS": "gauge-1",
+            # The spikes below are sized for robust_zscore over a 48-reading window (Pipeline's
+            # defaults); the tail detector, the default since issue 13, needs a longer history.
+            "CITYBRAIN_DETECTOR": "robust_zscore",
+            "CITYBRAIN_SCORE_THRESHOLD": "0.6",
+        },
     )
     worker = p.worker().start()
     try:
@@ -151,3 +158,33 @@ def test_prometheus_loaded_the_rules_and_promtool_accepts_them(stack: Prometheus
     located = prometheus_query(stack.url, "citybrain:cell_location")
     assert {r["metric"]["community"] for r in located} == {"c-bridge", "c-mill", "c-top"}
     assert all(r.get("health") != "err" for g in groups for r in g["rules"])
+
+
+def test_the_map_places_the_workers_open_runs_at_their_community(
+    stack: PrometheusServer, busy_worker: Pipeline
+) -> None:
+    """The Geomap's runs layer (issue 15, item 12): open runs by the community of their
+    alert, joined to the cell positions; every open run counted at its cell exactly once."""
+    doc = load(GENERATED / "dashboards" / "citybrain-city-overview.json")
+    (panel,) = [p for p in doc["panels"] if p.get("type") == "geomap"]
+    (runs_layer,) = [t["expr"] for t in panel["targets"] if "cell_runs_open" in t["expr"]]
+    placed = prometheus_query(stack.url, runs_layer)
+    assert placed, f"{runs_layer} returned no series"
+    for row in placed:
+        assert row["metric"]["community"] in {"c-bridge", "c-mill", "c-top"}, row
+        assert {"name", "lat", "lon"} <= row["metric"].keys(), row
+        assert float(row["value"][1]) >= 1, row
+    instance = f'instance="127.0.0.1:{busy_worker.settings.worker_port}"'
+    # One series per cell of the test grid (seven), there before any run opened there.
+    (count,) = prometheus_query(stack.url, f"count(citybrain_cell_runs_open{{{instance}}})")
+    assert count["value"][1] == "7"
+    # Both gauges come from the same pass over the runs, so one evaluation (one scrape of
+    # the worker) agrees exactly.
+    (diff,) = prometheus_query(
+        stack.url,
+        f"sum(citybrain_cell_runs_open{{{instance}}}) "
+        f"- sum(citybrain_playbook_runs_open{{{instance}}})",
+    )
+    assert diff["value"][1] == "0"
+    (by_status,) = prometheus_query(stack.url, f"sum(citybrain_playbook_runs_open{{{instance}}})")
+    assert float(by_status["value"][1]) >= 1

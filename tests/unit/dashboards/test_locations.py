@@ -32,7 +32,15 @@ def test_the_city_overview_has_a_geomap_joined_on_the_positions() -> None:
         REPO_ROOT / "dashboards" / "generated" / "dashboards" / "citybrain-city-overview.json"
     )
     (panel,) = [p for p in doc["panels"] if p.get("type") == "geomap"]
-    (target,) = panel["targets"]
-    assert CELL_LOCATION in target["expr"] and target["format"] == "table" and target["instant"]
-    (layer,) = panel["options"]["layers"]
-    assert layer["location"] == {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+    alerts, runs = panel["targets"]
+    assert "citybrain_cell_alerts_total" in alerts["expr"]
+    assert "citybrain_cell_runs_open" in runs["expr"]
+    for target in (alerts, runs):
+        assert CELL_LOCATION in target["expr"] and target["format"] == "table"
+        assert target["instant"]
+    layers = panel["options"]["layers"]
+    # Two queries: Grafana names the value columns "Value #A" and "Value #B".
+    for layer, ref in zip(layers, ("A", "B"), strict=True):
+        assert layer["location"] == {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+        assert layer["filterData"] == {"id": "byRefId", "options": ref}
+        assert layer["config"]["style"]["size"]["field"] == f"Value #{ref}"
