@@ -9,9 +9,11 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
 - lines end in LF, CRLF or CR; empty lines are not rows;
 - RFC 4180 quoting, strictly: a quoted field may span lines, but a quote that is never
   closed, or closed before something other than a comma, makes its row bad;
-- a quoted field that runs on to a line that reads as a row of its own (``looks_like_row``)
-  is a stray quote: its row is bad and reading resumes at that line, so one stray quote
-  never swallows the rows after it;
+- a quoted field that runs on to a line that reads as a row of its own (``looks_like_row``,
+  asked with the line's foreign bytes and NULs dropped, and then with its quotes dropped
+  too) is a stray quote: its row is bad and reading resumes at that line, so one stray
+  quote never swallows the rows after it, nor merges with that line's own fault (a bad
+  byte, a NUL, another stray quote), which is reported under that line's number;
 - a line with bytes that are not UTF-8 or a NUL byte is bad; the reason names the byte
   and its column (1-based, in bytes).
 
@@ -80,7 +82,7 @@ class _Lines:
         self._path = path
         self._chunks: list[bytes] = []  # lines read ahead, last first
         self._tail = b""  # an unfinished line at the end of the last block
-        self._pushback: str | None = None
+        self._pushback: bytes | None = None  # a line handed back, undecoded
         self._looks_like_row = looks_like_row
         self.lineno = 0
         self.start = 0  # line the open record started on
@@ -92,25 +94,36 @@ class _Lines:
 
     def __next__(self) -> str:
         if self._pushback is not None:
-            text, self._pushback = self._pushback, None
+            # The line starts a record of its own; its own faults are reported under it.
+            data, self._pushback = self._pushback, None
             self.in_record, self.start = True, self.lineno
-            return text
+            return self._decode(data)
         data = self._next_bytes()
         if self.lineno == 0:
             data = data.removeprefix(UTF8_BOM)
         self.lineno += 1
         if not self.in_record:
             self.in_record, self.start = True, self.lineno
-        continuation = self.start != self.lineno
-        text = self._decode(data)
-        if continuation and self._looks_like_row is not None and self._looks_like_row(text):
-            self._pushback = text
+        if self.start != self.lineno and self._starts_row(data):
+            # Checked before decoding: a bad byte, a NUL or a stray quote of the line's own
+            # must not merge it into the open record (issue 12 item 9).
+            self._pushback = data
             raise _BadLine(
                 self.start,
                 "a quoted field opens here and is not closed before line "
                 f"{self.lineno}, which reads as a row of its own (a stray quote?)",
             )
-        return text
+        return self._decode(data)
+
+    def _starts_row(self, data: bytes) -> bool:
+        """Whether a continuation line reads as a row of its own, leniently: foreign bytes
+        and NULs dropped, and failing that its quotes too (a second stray quote)."""
+        if self._looks_like_row is None:
+            return False
+        text = data.decode("utf-8", "ignore").replace("\x00", "")
+        if self._looks_like_row(text):
+            return True
+        return '"' in text and self._looks_like_row(text.replace('"', ""))
 
     def _next_bytes(self) -> bytes:
         while not self._chunks:

@@ -350,3 +350,76 @@ def test_fuzz_block_boundaries_do_not_change_what_is_read(
     whole = read()
     with patch.object(csvfile, "BLOCK", block):
         assert read() == whole
+
+
+# -- consecutive faults of different kinds (issue 12 item 9) ----------------------------------
+
+
+def _data_row(i: int) -> bytes:
+    return f"2024-05-27T03:{i:02d}:00Z,s{i},pm25,{i}.5,ug/m3,c1\n".encode()
+
+
+def test_a_stray_quote_then_a_latin1_byte_are_two_bad_rows(tmp_path: Path) -> None:
+    """The field case: line 7 opens a quote it never closes, line 8 has byte 0xe9. They
+    were one bad row ("7: byte 0xe9 at line 8") and the stray quote was never named."""
+    lines = [_data_row(i) for i in range(10)]
+    lines[5] = b'2024-05-27T03:05:00Z,"s5,pm25,5.5,ug/m3,c1\n'  # line 7
+    lines[6] = b"2024-05-27T03:06:00Z,s\xe96,pm25,6.5,ug/m3,c1\n"  # line 8
+    path = write(tmp_path, "broken.csv", READINGS.encode() + b"".join(lines))
+    events, bad = read_skip(path)
+    assert [str(b) for b in bad] == [
+        f"{path}:7: a quoted field opens here and is not closed before line 8, which reads "
+        "as a row of its own (a stray quote?)",
+        f"{path}:8: byte 0xe9 at column 23 is not UTF-8 (a Latin-1 or Windows-1252 file? "
+        "save it as UTF-8)",
+    ]
+    assert [e.sensor_id for e in events if isinstance(e, Reading)] == [
+        f"s{i}" for i in range(10) if i not in (5, 6)
+    ]
+    assert len(events) + len(bad) == 10
+
+
+# A fault that makes its line a bad row on its own, placed after the timestamp so the line
+# still reads as a row start: an unclosed quote opening a field, a foreign byte, a NUL.
+FAULTS = {
+    "quote": lambda line: line.replace(b",s", b',"s', 1),
+    "latin1": lambda line: line.replace(b",s", b",s\xe9", 1),
+    "ff": lambda line: line.replace(b",pm25", b",pm\xff25", 1),
+    "nul": lambda line: line.replace(b",ug/m3", b",ug\x00/m3", 1),
+}
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(2, 12),
+    start=st.integers(0, 11),
+    faults=st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=4),
+    gz=st.booleans(),
+)
+def test_fuzz_consecutive_faults_of_any_kinds_are_each_their_own_bad_row(
+    tmp_path: Path, n: int, start: int, faults: list[str], gz: bool
+) -> None:
+    """Faulty lines in a run (stray quote then bad byte, bad byte then stray quote, two
+    stray quotes, quote then NUL, ...): each is reported under its own line number, every
+    other line is read, and read = accepted + skipped counts every physical data row."""
+    lines = [_data_row(i) for i in range(n)]
+    start = min(start, n - 1)
+    bad_lines = set()
+    for offset, kind in enumerate(faults):
+        row = start + offset
+        if row < n:
+            lines[row] = FAULTS[kind](lines[row])
+            bad_lines.add(row + 2)  # the header is line 1
+    path = write(tmp_path, "c.csv.gz" if gz else "c.csv", READINGS.encode() + b"".join(lines))
+    events, bad = read_skip(path)
+    assert sorted(b.line for b in bad) == sorted(bad_lines), [str(b) for b in bad]
+    assert {e.sensor_id for e in events if isinstance(e, Reading)} == {
+        f"s{i}" for i in range(n) if i + 2 not in bad_lines
+    }
+    assert len(events) + len(bad) == n
+    records = list(read_records(path, looks_like_row(6)))[1:]
+    assert len(records) == n
+    with pytest.raises(FeedError, match=rf"^{re.escape(str(path))}:{min(bad_lines)}: "):
+        load_events([path])
