@@ -96,7 +96,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     else:
         ok = True
         # Mosquitto serves only `citybrain ingest mqtt` (the demo does not start it): its
-        # state is shown but does not make the stack "not ready".
+        # state is shown but does not count against the stack being ready.
         for name, comp, where, needed in (
             ("kafka", kafka, s.kafka_bootstrap, True),
             ("prometheus", prom, prom.url, True),
