@@ -408,61 +408,12 @@ class TailBank:
         }
 
 
-class TailDetector(Detector):
-    """The single-series face of ``TailBank`` (module docstring): the default of
-    ``citybrain detect`` and of the stream worker. Scores 0 for the first ``warmup``
-    readings."""
+class _BankRow(Detector):
+    """One row (``slot``) of a ``TailBank`` as a ``Detector``: the contract's methods,
+    shared by the single-series ``TailDetector`` and the stream's ``TailSlot``."""
 
-    def __init__(self, window: int = 32, memory: int = 2000, short: int = 8, warmup: int = 32):
-        self.bank = TailBank(window, memory, short, warmup, capacity=1)
-        self.bank.allocate()
-
-    @property
-    def warmup(self) -> int:
-        return self.bank.warmup
-
-    def _call(self, xs: FloatArray, ts: FloatArray | None, learn: bool) -> FloatArray:
-        return self.bank.score_learn(np.zeros(xs.size, dtype=np.int64), xs, ts, learn)
-
-    def score_one(self, x: float, t: float | None = None) -> float:
-        ts = None if t is None else check_times([t], 1)
-        return float(self._call(np.array([check_value(x)]), ts, False)[0])
-
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        ts = None if t is None else check_times([t], 1)
-        self._call(np.array([check_value(x)]), ts, True)
-
-    def score_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
-        arr = check_values(xs)
-        return self._call(arr, check_times(ts, arr.size), True)
-
-    def learn_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> None:
-        self.score_many(xs, ts)
-
-    def get_params(self) -> dict[str, Any]:
-        return self.bank.params()
-
-    def get_state(self) -> dict[str, Any]:
-        return self.bank.record(0)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.bank.load(0, state)
-
-
-class TailSlot(Detector):
-    """One sensor's row in a shared ``TailBank``, as a ``Detector``: what a stream
-    worker keeps per sensor (a handle; the numbers live in the bank's array). The slot
-    returns to the bank when the handle is garbage-collected. ``clone`` takes a fresh
-    slot of the same bank."""
-
-    def __init__(self, bank: TailBank, slot: int | None = None) -> None:
-        self.bank = bank
-        self.slot = bank.allocate() if slot is None else slot
-        weakref.finalize(self, bank.release, self.slot)
+    bank: TailBank
+    slot: int
 
     def _call(self, xs: FloatArray, ts: FloatArray | None, learn: bool) -> FloatArray:
         return self.bank.score_learn(np.full(xs.size, self.slot, dtype=np.int64), xs, ts, learn)
@@ -484,11 +435,42 @@ class TailSlot(Detector):
     def get_params(self) -> dict[str, Any]:
         return self.bank.params()
 
-    def clone(self) -> TailSlot:
-        return TailSlot(self.bank)
-
     def get_state(self) -> dict[str, Any]:
         return self.bank.record(self.slot)
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.bank.load(self.slot, state)
+
+
+class TailDetector(_BankRow):
+    """The single-series face of ``TailBank`` (module docstring): the default of
+    ``citybrain detect`` and of the stream worker. Scores 0 for the first ``warmup``
+    readings."""
+
+    def __init__(self, window: int = 32, memory: int = 2000, short: int = 8, warmup: int = 32):
+        self.bank = TailBank(window, memory, short, warmup, capacity=1)
+        self.slot = self.bank.allocate()
+
+    @property
+    def warmup(self) -> int:
+        return self.bank.warmup
+
+    def learn_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> None:
+        self.score_many(xs, ts)
+
+
+class TailSlot(_BankRow):
+    """One sensor's row in a shared ``TailBank``, as a ``Detector``: what a stream
+    worker keeps per sensor (a handle; the numbers live in the bank's array). The slot
+    returns to the bank when the handle is garbage-collected. ``clone`` takes a fresh
+    slot of the same bank."""
+
+    def __init__(self, bank: TailBank, slot: int | None = None) -> None:
+        self.bank = bank
+        self.slot = bank.allocate() if slot is None else slot
+        weakref.finalize(self, bank.release, self.slot)
+
+    def clone(self) -> TailSlot:
+        return TailSlot(self.bank)
