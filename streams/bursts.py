@@ -91,28 +91,19 @@ class BurstTracker:
         key = f"{report.grid_cell}|{report.category}|{bucket:.0f}"
         alert_id = "al-" + hashlib.sha1(key.encode()).hexdigest()[:16]
         mine = (report.report_id, report.source)
-        if state["alerted"]:
+        first = not state["alerted"]
+        if first:
+            held = state.setdefault("reports", [])
+            if len(held) < self.max_held_reports:
+                held.append(list(mine))
+            if state["count"] < threshold:
+                return state, None
+            state["alerted"] = True
+            reports = [(str(r[0]), str(r[1])) for r in held]
+            state["reports"] = []  # they travel with the alert now
+        else:
             # The bucket already alerted: this report follows the alert to its run.
-            return state, Burst(
-                alert_id,
-                report.grid_cell,
-                report.category,
-                top,
-                state["count"],
-                baseline,
-                bucket,
-                severity,
-                [mine],
-                first=False,
-            )
-        held = state.setdefault("reports", [])
-        if len(held) < self.max_held_reports:
-            held.append(list(mine))
-        if state["count"] < threshold:
-            return state, None
-        state["alerted"] = True
-        reports = [(str(r[0]), str(r[1])) for r in held]
-        state["reports"] = []  # they travel with the alert now
+            reports = [mine]
         return state, Burst(
             alert_id,
             report.grid_cell,
@@ -123,4 +114,5 @@ class BurstTracker:
             bucket,
             severity,
             reports,
+            first=first,
         )
