@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 
-from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
+from citybrain.stack.process import StackError, debian_binary, read_pid, spawn, stop, wait_until
 from streams.settings import Settings
 
 # Debian installs the broker in /usr/sbin, which a non-root PATH may leave out.
@@ -44,9 +44,9 @@ class MosquittoBroker:
         return f"mqtt://127.0.0.1:{self.settings.mqtt_port}"
 
     def binary(self) -> str:
-        found = shutil.which("mosquitto", path=SEARCH_PATH)
-        if found:
-            return found
+        return debian_binary(
+            "Mosquitto", "mosquitto", ["mosquitto", "mosquitto-clients"], SEARCH_PATH
+        )
         if os.geteuid() != 0:
             raise StackError(
                 "Mosquitto: not installed and not root; run "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -83,3 +84,28 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
+
+
+def debian_binary(
+    service: str, binary: str, packages: list[str], search_path: str | None = None
+) -> str:
+    """The path of ``binary``; when missing, installs Debian's ``packages`` with apt-get
+    (root only). Raises ``StackError`` naming ``service`` and the command to run."""
+    found = shutil.which(binary, path=search_path)
+    if found:
+        return found
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    if os.geteuid() != 0:
+        raise StackError(
+            f"{service}: not installed and not root; run "
+            f"`sudo apt-get install -y --no-install-recommends {' '.join(packages)}`"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], install):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise StackError(f"{service}: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    found = shutil.which(binary, path=search_path)
+    if not found:
+        raise StackError(f"{service}: apt-get reported success but no {binary} binary")
+    return found

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
+from citybrain.stack.process import StackError, debian_binary, read_pid, spawn, stop, wait_until
 from dashboards.rules import LOCATIONS_FILE, location_rules
 from streams.settings import REPO_ROOT, Settings
 
@@ -31,9 +31,7 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.settings.prometheus_port}"
 
     def binary(self) -> str:
-        found = shutil.which("prometheus")
-        if found:
-            return found
+        return debian_binary("Prometheus", "prometheus", ["prometheus"])
         if os.geteuid() != 0:
             raise StackError(
                 "Prometheus: not installed and not root; run "
