@@ -65,6 +65,16 @@ TEST_PORTS = {
 }
 
 
+def start_of_hour(days_back: float) -> float:
+    """A past event time ``days_back`` days ago, on the hour (epoch seconds).
+
+    On the hour so a test's events share event-time buckets: with a time taken straight
+    from the clock, eight reports 30 s apart straddled a 30-minute burst bucket about one
+    run in nine, four reports in each, and no burst alerted.
+    """
+    return float(int(time.time()) // 3600 * 3600 - int(days_back * 86400))
+
+
 def stack_settings(run_dir: Path) -> Settings:
     return Settings(
         kafka_port=shifted_port(29092),
@@ -157,9 +167,12 @@ class Pipeline:
                 if met_at is not None and now - met_at >= settle:
                     return messages
                 if now > deadline:
+                    log = self.run_dir / f"{self.name}-worker.log"
+                    worker = tail(log, 30) if log.exists() else "(no worker log)"
                     raise AssertionError(
                         f"{self.topic(role)}: condition not met in {timeout:.0f}s; "
-                        f"{len(messages)} messages: {[m.value[:120] for m in messages[-5:]]}"
+                        f"{len(messages)} messages: {[m.value[:120] for m in messages[-5:]]}\n"
+                        f"worker log ({log.name}):\n{worker}"
                     )
         finally:
             consumer.close()

@@ -36,11 +36,12 @@ from tests.services import (
     IngestProcess,
     Pipeline,
     stack_settings,
+    start_of_hour,
 )
 
 pytestmark = pytest.mark.integration
 
-START = float(int(time.time()) - 10 * 86400)
+START = start_of_hour(10)
 GATEWAY_TOKEN = "test-gateway-token"
 TOPIC = "city/east/gauge-1/water_level"
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from citybrain.stack import PrometheusServer
-from tests.services import FIXTURES, Pipeline, scrape_sum
+from tests.services import FIXTURES, Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
 
-START = float(int(time.time()) - 86400)
+START = start_of_hour(1)
 
 
 def discharge_grid(path: Path) -> Path:

@@ -18,11 +18,11 @@ import pytest
 from citybrain.stack import PrometheusServer
 from streams.events import Reading, format_ts
 from streams.partitioning import ReadingPacker, key_partition, pack_key
-from tests.services import ROOT, Pipeline, prometheus_query, scrape_sum
+from tests.services import ROOT, Pipeline, prometheus_query, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
 
-START = float(int(time.time()) - 10 * 86400)  # ten days back: inside the sanity bounds
+START = start_of_hour(10)  # inside the sanity bounds
 
 
 def real_levels(n: int) -> list[float]:

@@ -19,11 +19,11 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.events import Reading
-from tests.services import Pipeline, scrape_sum
+from tests.services import Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
 
-START = float(int(time.time()) - 10 * 86400)
+START = start_of_hour(10)
 SENSORS = {
     "gauge-1": ("water_level", "ft", "c-bridge"),
     "gauge-2": ("water_level", "ft", "c-mill"),
