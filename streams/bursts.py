@@ -1,15 +1,24 @@
 """Bursts of citizen reports: many reports of one category in one grid cell, against
 that cell's own baseline. Pure; the incidents agent keeps the state in a faust table.
 
-Reports are counted in event-time buckets (default 30 min). A bucket's count is compared
-with the cell and category's baseline, an exponentially weighted mean of past buckets
-(empty buckets count as zero): it is a burst when the count reaches
-``max(min_reports, baseline * factor + 3 * sqrt(baseline))``. One alert per bucket.
+Reports are counted in a *sliding* event-time window (default 30 min), kept as ``hops``
+sub-buckets (default six of 5 min): the window always ends at the newest report, so a
+burst is seen whatever the clock says. (Fixed 30-minute buckets missed eight reports in
+four minutes that straddled a bucket boundary: four and four, neither a burst.) The
+window's count is compared with the cell and category's baseline, an exponentially
+weighted mean of the count per window (folded one sub-bucket at a time, empty ones as
+zero): it is a burst when the count reaches
+``max(min_reports, baseline * factor + 3 * sqrt(baseline))``.
 
-Every report keeps its id and channel: the alert carries the bucket's reports so far
-(``Burst.reports``), and a report that arrives in a bucket that already alerted comes back
-as a follow-up (``first`` False) carrying only itself, so the run that covers the alert
-covers it too and its reporter hears the closure (playbooks.engine ``ReportsCovered``).
+A burst opens an *episode*: one alert, whose id is derived from the cell, category and
+the episode's first sub-bucket. Reports that keep arriving while the window still holds at
+least half the opening threshold are follow-ups of that alert (``first`` False, carrying
+only themselves), so the run that covers the alert covers them too and their reporters
+hear the closure (playbooks.engine ``ReportsCovered``). Once the window has thinned out
+below that, the episode is over and the next burst is a new alert.
+
+State per (cell, category), JSON-serialisable for the faust table, O(hops +
+max_held_reports): ``{"slot", "counts", "baseline", "held", "episode"}``.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ class Burst:
     department: str
     count: int
     baseline: float
-    bucket_start: float
+    bucket_start: float  # epoch s: start of the episode's first sub-bucket
     severity: str
     reports: list[tuple[str, str]] = field(default_factory=list)  # (report id, channel)
     first: bool = True  # False: a follow-up report of a bucket that already alerted
@@ -43,76 +52,121 @@ class Burst:
 
 @dataclass
 class BurstTracker:
-    bucket_seconds: float = 1800.0
+    bucket_seconds: float = 1800.0  # the sliding window's length
     min_reports: int = 5
     factor: float = 3.0
-    alpha: float = 0.1  # weight of the newest bucket in the baseline
-    max_idle_buckets: int = 96  # after this many empty buckets the baseline is ~0 anyway
-    max_held_reports: int = 200  # report ids a bucket holds until it alerts
+    alpha: float = 0.1  # weight of one window's count in the baseline
+    max_idle_buckets: int = 96  # after this many empty windows the baseline is ~0 anyway
+    max_held_reports: int = 200  # report ids the window holds until it alerts
+    hops: int = 6  # sub-buckets per window: a burst shorter than 5/6 of it is seen whole
     departments: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def step(self) -> float:
+        """Seconds per sub-bucket."""
+        return self.bucket_seconds / self.hops
 
     def observe(
         self, state: dict[str, Any] | None, report: IncidentReport, department: str
     ) -> tuple[dict[str, Any], Burst | None]:
-        """Fold one report into its (cell, category) state; a Burst when it tips over."""
-        bucket = math.floor(report.ts / self.bucket_seconds) * self.bucket_seconds
-        if state is None:
-            state = {
-                "bucket": bucket,
-                "count": 0,
-                "baseline": 0.0,
-                "alerted": False,
-                "departments": {},
-            }
-        if bucket > state["bucket"]:
-            # Close the finished bucket and any empty ones after it.
-            gap = min(int((bucket - state["bucket"]) / self.bucket_seconds), self.max_idle_buckets)
-            baseline = state["baseline"]
-            for i in range(gap):
-                count = state["count"] if i == 0 else 0
-                baseline = (1 - self.alpha) * baseline + self.alpha * count
-            state = {
-                "bucket": bucket,
-                "count": 0,
-                "baseline": baseline,
-                "alerted": False,
-                "departments": {},
-                "reports": [],
-            }
-        elif bucket < state["bucket"]:
-            return state, None  # a late report of a closed bucket: counted nowhere
-        state["count"] += 1
-        state["departments"][department] = state["departments"].get(department, 0) + 1
+        """Fold one report into its (cell, category) state; a Burst when it tips over,
+        or follows an open episode. Returns the new state (the old one is not kept)."""
+        slot = math.floor(report.ts / self.step)
+        state = self._advance(state, slot)
+        index = slot - state["slot"] + self.hops - 1  # position in the window's ring
+        if index < 0:
+            return state, None  # older than the window: counted nowhere
+        state["counts"][index] += 1
+        count = sum(state["counts"])
         baseline = state["baseline"]
         threshold = max(self.min_reports, baseline * self.factor + 3 * math.sqrt(baseline))
-        top = max(state["departments"].items(), key=lambda kv: (kv[1], kv[0]))[0]
-        ratio = state["count"] / max(threshold, 1.0)
-        severity = "critical" if ratio >= 3 else "major" if ratio >= 1.5 else "minor"
-        key = f"{report.grid_cell}|{report.category}|{bucket:.0f}"
+        first_slot = state["slot"] - self.hops + 1
+        held = [h for h in state["held"] if h[2] >= first_slot]
+        mine = [report.report_id, report.source, slot, department]
+        episode = state["episode"]
+        if episode is not None and count < max(1.0, episode["threshold"] / 2):
+            episode = None  # the window has thinned out: that burst is over
+        if episode is not None:
+            # An open episode: this report follows its alert to the run.
+            state["held"] = held
+            state["episode"] = episode
+            return state, Burst(
+                episode["alert_id"],
+                report.grid_cell,
+                report.category,
+                episode["department"],
+                count,
+                baseline,
+                episode["start"],
+                self._severity(count, threshold),
+                [(report.report_id, report.source)],
+                first=False,
+            )
+        if len(held) < self.max_held_reports:
+            held.append(mine)
+        if count < threshold:
+            state["held"], state["episode"] = held, None
+            return state, None
+        occupied = [i for i, n in enumerate(state["counts"]) if n]
+        start = (first_slot + occupied[0]) * self.step
+        tally = Counter(str(h[3]) for h in held)
+        top = max(tally.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        key = f"{report.grid_cell}|{report.category}|{start:.0f}"
         alert_id = "al-" + hashlib.sha1(key.encode()).hexdigest()[:16]
-        mine = (report.report_id, report.source)
-        first = not state["alerted"]
-        if first:
-            held = state.setdefault("reports", [])
-            if len(held) < self.max_held_reports:
-                held.append(list(mine))
-            if state["count"] < threshold:
-                return state, None
-            state["alerted"] = True
-            reports = [(str(r[0]), str(r[1])) for r in held]
-            state["reports"] = []  # they travel with the alert now
-        else:
-            # The bucket already alerted: this report follows the alert to its run.
-            reports = [mine]
+        state["held"] = []  # they travel with the alert now
+        state["episode"] = {
+            "alert_id": alert_id,
+            "start": start,
+            "department": top,
+            "threshold": threshold,
+        }
         return state, Burst(
             alert_id,
             report.grid_cell,
             report.category,
             top,
-            state["count"],
+            count,
             baseline,
-            bucket,
-            severity,
-            reports,
-            first=first,
+            start,
+            self._severity(count, threshold),
+            [(str(h[0]), str(h[1])) for h in held],
         )
+
+    def _advance(self, state: dict[str, Any] | None, slot: int) -> dict[str, Any]:
+        """The state with its window moved on to ``slot`` (if later), each sub-bucket
+        that left the window folded into the baseline."""
+        if state is None or "slot" not in state:
+            # New, or the fixed-bucket layout written before the sliding window: its
+            # baseline is in the same unit (reports per window) and carries over.
+            baseline = float(state.get("baseline", 0.0)) if state else 0.0
+            return {
+                "slot": slot,
+                "counts": [0] * self.hops,
+                "baseline": baseline,
+                "held": [],
+                "episode": None,
+            }
+        gap = slot - int(state["slot"])
+        if gap <= 0:
+            return state
+        # Per sub-bucket, the weight that makes ``hops`` of them weigh ``alpha``.
+        a = 1.0 - (1.0 - self.alpha) ** (1.0 / self.hops)
+        baseline = float(state["baseline"])
+        counts = list(state["counts"])
+        for i in range(min(gap, self.max_idle_buckets * self.hops)):
+            # Completed now: the newest sub-bucket, then the empty ones after it; each
+            # scaled to a whole window's count.
+            done = counts[-1] if i == 0 else 0
+            baseline = (1 - a) * baseline + a * done * self.hops
+        shift = min(gap, self.hops)
+        return {
+            **state,
+            "slot": slot,
+            "counts": counts[shift:] + [0] * shift,
+            "baseline": baseline,
+        }
+
+    @staticmethod
+    def _severity(count: int, threshold: float) -> str:
+        ratio = count / max(threshold, 1.0)
+        return "critical" if ratio >= 3 else "major" if ratio >= 1.5 else "minor"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from streams.bursts import BurstTracker
+import pytest
+
+from streams.bursts import Burst, BurstTracker
 from streams.events import IncidentReport
 from streams.feeds import load_events
 
@@ -96,6 +98,59 @@ def test_every_report_of_a_burst_travels_with_its_alert_or_follows_it() -> None:
         (False, alert.alert_id, [("r-3", "hotline")]),
         (False, alert.alert_id, [("r-4", "app")]),
     ]
-    # The next bucket starts afresh, holding its own reports.
+    # Once the window has moved past them, the episode is over: a new report is held
+    # afresh (id, channel, sub-bucket, department), not a follow-up.
     state, burst = tracker.observe(state, report(700.0), "police")
-    assert burst is None and state["reports"] == [["r700.0", "app"]]
+    assert burst is None and state["episode"] is None
+    assert state["held"] == [["r700.0", "app", 7, "police"]]
+
+
+def reports_from(t0: float, n: int, gap: float = 30.0) -> list[IncidentReport]:
+    return [
+        IncidentReport(t0 + gap * i, f"r-{i}", "Noise", "loud", "hotline", "c1") for i in range(n)
+    ]
+
+
+def first_alerts(tracker: BurstTracker, reports: list[IncidentReport]) -> list[Burst]:
+    state = None
+    out = []
+    for r in reports:
+        state, burst = tracker.observe(state, r, "police")
+        if burst is not None and burst.first:
+            out.append(burst)
+    return out
+
+
+@pytest.mark.parametrize("phase", range(0, 1800, 45))
+def test_a_burst_alerts_whatever_its_phase_against_the_clock(phase: int) -> None:
+    # The CI case: eight reports 30 s apart, which fixed 30-minute buckets split 4 + 4
+    # when they straddled a boundary. Every phase of the half hour now alerts once.
+    alerts = first_alerts(BurstTracker(), reports_from(1_800_000.0 + phase, 8))
+    assert len(alerts) == 1
+    assert alerts[0].count == 5 and len(alerts[0].reports) == 5
+
+
+def test_a_sustained_burst_is_one_episode_and_a_later_one_a_new_alert() -> None:
+    tracker = BurstTracker()
+    flood = reports_from(0.0, 80, gap=90.0)  # two hours at 20 reports per half hour
+    # Quiet for four hours, then a sharper burst (the baseline has learnt the flood).
+    later = reports_from(80 * 90.0 + 4 * 3600.0, 20)
+    alerts = first_alerts(tracker, flood + later)
+    assert len(alerts) == 2
+    assert alerts[0].alert_id != alerts[1].alert_id
+    assert alerts[1].bucket_start >= later[0].ts - tracker.step
+
+
+def test_a_report_older_than_the_window_is_counted_nowhere() -> None:
+    tracker = BurstTracker()
+    state, _ = tracker.observe(None, report(10_000.0), "police")
+    before = [list(h) for h in state["held"]], list(state["counts"])
+    state, burst = tracker.observe(state, report(10_000.0 - 1800.0 - 300.0), "police")
+    assert burst is None and ([list(h) for h in state["held"]], state["counts"]) == before
+
+
+def test_state_from_fixed_buckets_keeps_its_baseline() -> None:
+    # Tables written before the sliding window hold {"bucket", "count", "alerted", ...}.
+    old = {"bucket": 0.0, "count": 3, "baseline": 6.0, "alerted": True, "departments": {}}
+    state, burst = BurstTracker().observe(old, report(1800.0), "police")
+    assert burst is None and state["baseline"] == 6.0 and sum(state["counts"]) == 1
