@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 import orjson
@@ -24,11 +24,8 @@ from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, new_silence
 from playbooks.schema import parse_duration
-from streams.app import run_key
 from streams.auth import Principal, TokenStore
-
-if TYPE_CHECKING:
-    from streams.app import Pipeline
+from streams.context import Context, run_key
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -96,8 +93,8 @@ def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str
     return f"unknown bearer token: it is none of the {len(tokens)} configured tokens"
 
 
-def register_api(app: faust.App, pipeline: Pipeline) -> None:
-    tokens = TokenStore.load(pipeline.settings.api_tokens_file)
+def register_api(app: faust.App, ctx: Context) -> None:
+    tokens = TokenStore.load(ctx.settings.api_tokens_file)
 
     @app.task  # type: ignore[untyped-decorator]
     async def announce_api() -> None:
@@ -121,7 +118,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
             reason = (403, f"role {principal.role} may not {action}")
         if reason is not None:
             # Every refusal is audited; the token itself is never recorded.
-            await pipeline._audit(
+            await ctx.audit(
                 {
                     "action": "api_refused",
                     "at": time.time(),
@@ -130,7 +127,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
                     "status": reason[0],
                 }
             )
-            pipeline.metrics.api_requests.labels(action, str(reason[0])).inc()
+            ctx.metrics.api_requests.labels(action, str(reason[0])).inc()
             raise ApiError(*reason)
         assert principal is not None
         return principal
@@ -148,7 +145,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
         return doc
 
     def find_run(run_id: str) -> Run:
-        group = pipeline.groups.get(run_key(run_id))
+        group = ctx.groups.get(run_key(run_id))
         if group is None or not group.get("run") or group["run"]["run_id"] != run_id:
             raise ApiError(404, f"no run {run_id!r}")
         return Run.from_dict(group["run"])
@@ -168,10 +165,10 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             status = request.query.get("status")
-            runs = [g["run"] for _, g in pipeline.groups.items() if g.get("run")]
+            runs = [g["run"] for _, g in ctx.groups.items() if g.get("run")]
             if status:
                 runs = [r for r in runs if r["status"] == status]
-            pipeline.metrics.api_requests.labels("read", "200").inc()
+            ctx.metrics.api_requests.labels("read", "200").inc()
             return self.json({"runs": sorted(runs, key=lambda r: r["created_at"])})
 
     @app.page(f"{PREFIX}/runs/{{run_id}}")
@@ -217,8 +214,8 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
                 "at": time.time(),
                 **extra,
             }
-            await pipeline.commands.send(key=run_key(run_id), value=orjson.dumps(command))
-            pipeline.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
+            await ctx.commands.send(key=run_key(run_id), value=orjson.dumps(command))
+            ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
             return self.json({"command": command}, status=202)
 
     @app.page(f"{PREFIX}/alerts")
@@ -226,7 +223,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
-            return self.json({"firing": [v for _, v in pipeline.firing.items()]})
+            return self.json({"firing": [v for _, v in ctx.firing.items()]})
 
     @app.page(f"{PREFIX}/silences")
     class SilencesView(View):
@@ -234,7 +231,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             now = time.time()
-            items = [_listed(v, now) for _, v in pipeline.silences.items()]
+            items = [_listed(v, now) for _, v in ctx.silences.items()]
             return self.json({"silences": items})
 
         @handled
@@ -262,8 +259,8 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
                 )
             except (ValueError, RoutingConfigError) as exc:
                 raise ApiError(400, str(exc)) from None
-            pipeline.silences[silence.id.encode()] = silence.to_dict()
-            await pipeline._audit(
+            ctx.silences[silence.id.encode()] = silence.to_dict()
+            await ctx.audit(
                 {
                     "action": "silence_created",
                     "at": now,
@@ -271,7 +268,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
                     "detail": str(silence.to_dict()),
                 }
             )
-            pipeline.metrics.api_requests.labels("silence", "201").inc()
+            ctx.metrics.api_requests.labels("silence", "201").inc()
             return self.json({"silence": silence.to_dict()}, status=201)
 
     @app.page(f"{PREFIX}/silences/{{silence_id}}")
@@ -279,7 +276,7 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
         @handled
         async def delete(self, request: Request, silence_id: str) -> Response:
             principal = await authorize(self, request, "expire_silence")
-            doc = pipeline.silences.get(silence_id.encode())
+            doc = ctx.silences.get(silence_id.encode())
             if doc is None:
                 raise ApiError(404, f"no silence {silence_id!r}")
             ends = doc.get("ends_at") if isinstance(doc, dict) else None
@@ -287,8 +284,8 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
             # A stored silence that cannot be read can still be expired.
             ends = min(ends, now) if isinstance(ends, int | float) else now
             expired = {**doc, "ends_at": ends} if isinstance(doc, dict) else {"ends_at": ends}
-            pipeline.silences[silence_id.encode()] = expired
-            await pipeline._audit(
+            ctx.silences[silence_id.encode()] = expired
+            await ctx.audit(
                 {
                     "action": "silence_expired",
                     "at": time.time(),

@@ -1,0 +1,196 @@
+"""What every stage of the worker shares: the app, settings, grid, metrics, playbooks,
+topics and tables, and the ways out (send, audit, dead-letter).
+
+The stages (``streams.ingest``, ``streams.alerting``, ``streams.response``) and the
+operator API (``streams.api``) each take one ``Context``; none imports another stage or
+``streams.app``, which builds them all (an import-linter contract keeps it so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import faust
+import orjson
+from faust.types import EventT, Message
+
+from playbooks.executors.grafana import GrafanaAnnotator
+from playbooks.grid import LEVELS, Grid
+from playbooks.loader import load_playbooks
+from playbooks.routing import SILENCE_PROBLEMS
+from streams.detection import state_document
+from streams.errors import EventError
+from streams.metrics import Metrics, initialise
+from streams.settings import Settings
+from streams.tables import KeyPartitionedTable, key_partitioned_table
+
+log = logging.getLogger(__name__)
+
+
+def run_key(run_id: str) -> bytes:
+    """Runs live in the ``groups`` table under their group key: ``<group key>.<n>``."""
+    return run_id.rsplit(".", 1)[0].encode()
+
+
+class Context:
+    """The app's topics and tables, its configuration and the shared ways out."""
+
+    def __init__(self, app: faust.App, settings: Settings, grid: Grid, metrics: Metrics):
+        self.app = app
+        self.settings = settings
+        self.grid = grid
+        self.metrics = metrics
+        self.playbooks = load_playbooks(settings.playbook_dir)
+        self.annotator = None
+        if settings.grafana_url:
+            token = settings.grafana_token.get_secret_value() if settings.grafana_token else ""
+            self.annotator = GrafanaAnnotator(settings.grafana_url, token, self.on_annotation_error)
+        self._cell_labels_cache: dict[str, tuple[str, str, str]] = {}
+        initialise(
+            metrics,
+            {n: pb.department for n, pb in self.playbooks.items()},
+            LEVELS,
+            (*grid.kinds, "incident_burst"),
+            settings.score_threshold,
+            [self.cell_path(cell) for cell in grid.cells],
+        )
+        for problem in SILENCE_PROBLEMS:
+            metrics.silences_invalid.labels(problem)
+
+        def topic(role: str) -> faust.TopicT:
+            return app.topic(
+                settings.topic(role),
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.partitions,
+            )
+
+        self.readings, self.incidents = topic("readings"), topic("incidents")
+        self.deadletter, self.alerts = topic("deadletter"), topic("alerts")
+        self.routed, self.steps = topic("routed"), topic("steps")
+        self.audit_topic, self.commands = topic("audit"), topic("commands")
+        self.replies = topic("replies")
+        n = settings.partitions
+        # Keys are raw bytes (sensor id, grid cell, group key, alert or silence id),
+        # values JSON; each key's changelog partition is that of its source messages.
+        self.sensor_state = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "sensor-state", n, encode=state_document),
+        )
+        # Held while a batch updates live sensor states, so a commit's changelog flush
+        # never serialises a state halfway through a batch (tables.coalesce_changelog).
+        self.states_settled = asyncio.Lock()
+        self.burst_state = key_partitioned_table(app, "burst-state", n)
+        self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
+        self.firing = key_partitioned_table(app, "firing", n, is_global=True)
+        self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+
+    def cell_path(self, cell: str) -> tuple[str, str, str]:
+        """(district, street, community) of a cell, cached: labels on hot-path metrics."""
+        found = self._cell_labels_cache.get(cell)
+        if found is None:
+            path = self.grid.path(cell)
+            found = (path.get("district", ""), path.get("street", ""), path.get("community", ""))
+            self._cell_labels_cache[cell] = found
+        return found
+
+    def cell_labels(self, cell: str) -> dict[str, str]:
+        """A cell's labels on alerts: ``grid_cell`` and its path (district, street, ...)."""
+        return {"grid_cell": cell, **self.grid.path(cell)}
+
+    async def on_annotation_error(self, annotation_id: str, detail: str) -> None:
+        """Called by the Grafana annotator (off the stream) when an annotation fails."""
+        self.metrics.annotations.labels("failed").inc()
+        await self.audit(
+            {
+                "action": "annotation_failed",
+                "run_id": annotation_id.rsplit(":", 1)[0],
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": detail,
+            }
+        )
+
+    # -- plumbing --------------------------------------------------------------------
+    async def queue(
+        self, topic: faust.TopicT, items: list[tuple[str, Any]]
+    ) -> list[Awaitable[Any]]:
+        """Queue every message on the producer; the futures resolve on delivery."""
+        return [
+            await topic.send(key=key.encode(), value=orjson.dumps(value)) for key, value in items
+        ]
+
+    async def send_all(self, topic: faust.TopicT, items: list[tuple[str, Any]]) -> None:
+        """Send and wait until Kafka has every message (the caller's state comes after)."""
+        for fut in await self.queue(topic, items):
+            await fut
+
+    async def audit(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to the audit topic, keyed by its run, alert or ``api``."""
+        key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
+        await self.audit_topic.send(key=key, value=orjson.dumps({"schema": "audit/1", **record}))
+
+    async def dead_letter(
+        self,
+        stream: str,
+        event: EventT[bytes] | Message,
+        code: str,
+        message: str,
+        index: int | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """Dead-letter a message (an event or a batch's message), or with ``index`` and
+        ``raw`` one reading of a pack (its origin then reads
+        ``topic/partition/offset#index``)."""
+        msg = event if isinstance(event, Message) else event.message
+        origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
+        if index is not None:
+            origin += f"#{index}"
+        log.warning("dead-letter %s: %s (%s)", origin, message, code)
+        value = msg.value if raw is None else raw
+        await self.send_dead_letter(stream, value, msg.key, code, message, origin)
+
+    async def guarded(
+        self,
+        stream: str,
+        handler: Callable[[EventT[bytes]], Awaitable[None]],
+        event: EventT[bytes],
+    ) -> None:
+        """The one error policy for a message-at-a-time agent (the shape of Quix Streams'
+        ``on_processing_error`` callback): any exception while handling one message is
+        logged with its topic/partition/offset and the message goes to the dead-letter
+        topic with the reason (``EventError``'s code, else ``processing_error``); the
+        agent carries on. Only a failure to dead-letter propagates (the caller then
+        leaves the message unacked, so no commit passes it)."""
+        try:
+            await handler(event)
+        except Exception as exc:
+            msg = event.message
+            log.exception(
+                "%s: processing %s/%s/%s failed", stream, msg.topic, msg.partition, msg.offset
+            )
+            code = exc.code if isinstance(exc, EventError) else "processing_error"
+            text = f"{type(exc).__name__}: {exc}"
+            await self.dead_letter(stream, event, code, text[:500])
+
+    async def send_dead_letter(
+        self, stream: str, raw: Any, key: Any, code: str, message: str, origin: str | None
+    ) -> None:
+        """Send ``raw`` (bytes, else its ``str``) to the dead-letter topic with the reason
+        ``code`` and ``message`` (and ``origin``, ``topic/partition/offset[#index]``) in
+        headers, and count it."""
+        # Kafka Connect's convention: the value is the original bytes, the why in headers.
+        headers = [
+            ("citybrain.error.stream", stream.encode()),
+            ("citybrain.error.reason", code.encode()),
+            ("citybrain.error.message", message.encode()),
+        ]
+        if origin:
+            headers.append(("citybrain.error.origin", origin.encode()))
+        value = raw if isinstance(raw, bytes) else str(raw).encode()
+        await self.deadletter.send(key=key, value=value, headers=headers)
+        self.metrics.dead_letters.labels(stream, code).inc()

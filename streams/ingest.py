@@ -1,0 +1,218 @@
+"""Ingest and detection: the ``readings`` and ``incidents`` agents' handlers.
+
+Each gets one batch of messages (one partition's, in offset order), decodes and validates
+them (a bad message or reading is dead-lettered alone), and calls the pure handlers:
+``streams.detection`` for sensor readings (alerts on ``alerts``, keyed by alert id, and
+the sensor states in the ``sensor-state`` table), the department classifier and
+``streams.bursts`` for citizen reports (burst alerts, the ``burst-state`` table).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from faust.types import Message
+
+from streams.bursts import BurstTracker
+from streams.context import Context
+from streams.departments import DepartmentClassifier
+from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection, admit
+from streams.errors import EventError, unreadable
+from streams.events import EventValidator, format_ts
+from streams.partitioning import sensor_partition
+
+
+class Ingest:
+    """Readings to alerts and sensor states; incident reports to burst alerts."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        self.grid, self.metrics = ctx.grid, ctx.metrics
+        self.validator = EventValidator(ctx.grid, max_future_skew=settings.max_future_skew)
+        self.detection = SensorDetection.from_settings(settings)
+        self.departments = DepartmentClassifier.from_training_file()
+        self.bursts = BurstTracker(
+            bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
+        )
+        self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
+        self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
+        self._home_partition = partial(sensor_partition, partitions=settings.partitions)
+
+    # -- readings --------------------------------------------------------------------
+    async def on_readings(self, messages: Sequence[Message]) -> None:
+        """One batch of ``readings`` messages (one partition's, in offset order): decode
+        and validate each (``admit`` never raises: a bad message or reading is
+        dead-lettered alone), then detect over the batch."""
+        now = time.time()
+        incoming: list[Incoming] = []
+        for msg in messages:
+            admitted, refused = admit(
+                self.validator,
+                msg.value or b"",  # a tombstone (no value) is refused as bad JSON
+                now,
+                msg.partition,
+                self._home_partition,
+                msg.offset,
+                msg.timestamp,
+            )
+            incoming.extend(admitted)
+            for r in refused:
+                await self.ctx.dead_letter(
+                    "readings", msg, r.error.code, str(r.error), r.index, r.raw
+                )
+        async with self.ctx.states_settled:
+            await self._detect(messages, incoming)
+
+    async def _detect(self, events: Sequence[Message], incoming: list[Incoming]) -> None:
+        stored = self.ctx.sensor_state.get_many({i.reading.sensor_id.encode() for i in incoming})
+        states = {key.decode(): state for key, state in stored.items()}
+        # Updates the live detectors in the table's states in place.
+        result = self.detection.process(incoming, states)
+        for item, code, message in result.rejected:
+            await self.ctx.send_dead_letter(
+                "readings",
+                item.raw or item.reading.to_json(),
+                item.reading.sensor_id.encode(),
+                code,
+                message,
+                None,
+            )
+        # Alerts must be on Kafka before the state that says they were sent.
+        await self.ctx.send_all(
+            self.ctx.alerts, [(a.alert_id, self._alert_doc(a)) for a in result.alerts]
+        )
+        sent_at = time.time()
+        # Counted before the next await, so a batch interrupted by a rebalance cannot be
+        # processed yet uncounted (its redelivery is skipped by the offset rule).
+        self._count_readings(events, result, sent_at)
+        # Most states are staged: each reaches the changelog once per offset commit,
+        # before the offsets of its events (tables.coalesce_changelog); a worker that
+        # dies first is replaced by one that replays those readings to the same result.
+        # A state that opened or closed an episode is written through at once, so a
+        # replay cannot send its alert a second time.
+        alerted = {a.sensor_id for a in result.alerts}
+        staged = {sid.encode(): s for sid, s in result.states.items() if sid not in alerted}
+        self.ctx.sensor_state.stage_many(staged)
+        if alerted:
+            await self.ctx.sensor_state.set_many(
+                {sid.encode(): result.states[sid] for sid in alerted}
+            )
+
+    def _count_readings(
+        self, events: Sequence[Message], result: BatchResult, sent_at: float
+    ) -> None:
+        m = self.metrics
+        m.batch_size.observe(len(events))
+        for kind, n in result.scored_by_kind.items():
+            m.readings.labels(kind).inc(n)
+        for kind, n in result.anomalies_by_kind.items():
+            m.anomalies.labels(kind).inc(n)
+        if result.duplicates:
+            m.duplicates.inc(result.duplicates)
+        if result.redelivered:
+            m.redelivered.inc(result.redelivered)
+        for alert in result.alerts:
+            if alert.status == "firing":
+                level = self.grid.cells[alert.grid_cell].level
+                m.alerts.labels(alert.kind, level, alert.severity).inc()
+                m.cell_alerts.labels(*self.ctx.cell_path(alert.grid_cell), alert.kind).inc()
+                m.event_to_alert.observe(max(0.0, sent_at - alert.received_at))
+            else:
+                m.alerts_resolved.labels(alert.kind).inc()
+        per_cell: Tally[str] = Tally()
+        for sid, (kind, cell, n, value, score, in_episode) in result.last.items():
+            per_cell[cell] += n
+            if in_episode or sid in self._watch:
+                m.sensor_value.labels(sid, kind).set(value)
+                m.sensor_score.labels(sid, kind).set(score)
+                self._exported[sid] = kind
+            elif sid in self._exported:
+                # The episode ended: drop the sensor's series to keep cardinality bounded.
+                m.sensor_value.remove(sid, kind)
+                m.sensor_score.remove(sid, kind)
+                del self._exported[sid]
+        for cell, n in per_cell.items():
+            m.cell_readings.labels(*self.ctx.cell_path(cell)).inc(n)
+
+    def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
+        doc = alert.to_dict()
+        doc["labels"] = {
+            **self.ctx.cell_labels(alert.grid_cell),
+            "alert_id": alert.alert_id,
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "sensor_id": alert.sensor_id,
+            "source": "sensor",
+        }
+        return doc
+
+    # -- incident reports ------------------------------------------------------------
+    async def on_incidents(self, events: Sequence[Message]) -> None:
+        now = time.time()
+        reports = []
+        for event in events:
+            try:
+                reports.append(self.validator.incident(event.value or b"", now))
+            except EventError as exc:
+                await self.ctx.dead_letter("incidents", event, exc.code, str(exc))
+            except Exception as exc:  # a poison message costs only itself
+                error = unreadable(exc)
+                await self.ctx.dead_letter("incidents", event, error.code, str(error))
+        if not reports:
+            return
+        departments = self.departments.predict([f"{r.category}: {r.text}" for r in reports])
+        tally: Tally[tuple[str, str]] = Tally()
+        alerts = []
+        states: dict[bytes, dict[str, Any]] = {}
+        for report, department in zip(reports, departments, strict=True):
+            tally[(report.source, department)] += 1
+            key = report.grid_cell.encode()
+            cell_state = states.setdefault(key, dict(self.ctx.burst_state.get(key) or {}))
+            cell_state[report.category], burst = self.bursts.observe(
+                cell_state.get(report.category), report, department
+            )
+            if burst is not None:
+                alerts.append(
+                    (
+                        burst.alert_id,
+                        {
+                            "schema": "alert/1",
+                            "alert_id": burst.alert_id,
+                            "status": "firing",
+                            "sensor_id": "",
+                            "kind": "incident_burst",
+                            "grid_cell": burst.grid_cell,
+                            "severity": burst.severity,
+                            "score": 0.0,
+                            "value": burst.count,
+                            "started_at": format_ts(burst.bucket_start),
+                            "ended_at": None,
+                            "reports": burst.reports_doc(),
+                            "follow_up": not burst.first,
+                            "labels": {
+                                **self.ctx.cell_labels(burst.grid_cell),
+                                "alert_id": burst.alert_id,
+                                "kind": "incident_burst",
+                                "severity": burst.severity,
+                                "source": "citizen",
+                                "category": burst.category,
+                                "department": burst.department,
+                            },
+                        },
+                    )
+                )
+                if burst.first:  # not the follow-up reports of an alerted bucket
+                    level = self.grid.cells[burst.grid_cell].level
+                    self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
+                    self.metrics.incident_bursts.labels(burst.department).inc()
+        await self.ctx.send_all(self.ctx.alerts, alerts)
+        for key, cell_state in states.items():
+            self.ctx.burst_state[key] = cell_state
+        await self.ctx.app.producer.flush()
+        for (source, department), n in tally.items():
+            self.metrics.incidents.labels(source, department).inc(n)

@@ -1,0 +1,379 @@
+"""Response: the ``routed`` and ``commands`` agents' handlers and the deadline timer.
+
+A routed alert opens or joins its group's run (``playbooks.engine``, one run per group
+key in the ``groups`` table); operator commands and webhook outcomes on ``commands``
+advance it; the timer escalates, re-notifies and checks SLAs, and sets the open-run
+gauges. Each step's outputs (step, audit, reply and task messages, webhooks, Grafana
+annotations) are delivered before the run state that says they were sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter as Tally
+from typing import Any
+
+import orjson
+from faust.types import EventT
+
+from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
+from playbooks.errors import BadEventError, PlaybookError
+from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
+from playbooks.grid import LEVELS
+from streams.context import Context, run_key
+from streams.replies import AUDITED, count_campaign, reply_document
+
+log = logging.getLogger(__name__)
+
+
+class Response:
+    """Routed alerts and commands to runs, their steps and their webhooks."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
+        self.engines = {
+            name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
+            for name, pb in ctx.playbooks.items()
+        }
+        secret = (
+            settings.webhook_secret.get_secret_value().encode()
+            if settings.webhook_secret
+            else secrets.token_bytes(32)
+        )
+        if settings.webhook_secret is None:
+            log.warning(
+                "CITYBRAIN_WEBHOOK_SECRET is not set: webhooks are signed with a "
+                "random per-start key that receivers cannot verify"
+            )
+        self.webhooks = WebhookExecutor(
+            secret,
+            self.on_webhook_outcome,
+            self.on_webhook_attempt,
+            timeout=settings.webhook_timeout,
+            retries=settings.webhook_retries,
+            backoff=settings.webhook_backoff,
+        )
+
+    # -- runs ------------------------------------------------------------------------
+    async def on_routed(self, event: EventT[bytes]) -> None:
+        doc = orjson.loads(event.value)
+        alert, route = doc["alert"], doc["route"]
+        key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
+        group = dict(
+            self.ctx.groups.get(key)
+            or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
+        )
+        alert_id, now = alert["alert_id"], time.time()
+        engine = self.engines[route["playbook"]]
+        run = Run.from_dict(group["run"]) if group["run"] else None
+        cmds: list[Command] = []
+        if alert["status"] == "resolved":
+            if run is None or alert_id not in run.alerts:
+                return
+            run, cmds = engine.note(run, "alert_resolved", alert_id, now)
+        elif alert_id in group["seen"]:
+            if run is None or not alert.get("reports"):
+                return  # runs are idempotent per alert: a redelivered alert changes nothing
+        elif run is not None and not is_terminal(run):
+            run, cmds = engine.join(run, alert_id, now)
+            if (
+                run.last_notified_at is not None
+                and now - run.last_notified_at >= route["group_interval"]
+            ):
+                run, more = engine.renotify(run, f"new alert {alert_id} in the group", now)
+                cmds += more
+        else:
+            group["generation"] += 1
+            wait = route["group_wait"]
+            if self.settings.ack_deadline_seconds is not None:
+                wait = min(wait, self.settings.ack_deadline_seconds)
+            run, cmds = engine.new_run(
+                f"{key.decode()}.{group['generation']}", alert, now, group_wait=wait
+            )
+            self.metrics.runs.labels(run.playbook, run.department).inc()
+        if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
+            try:
+                run, more = engine.step(run, ReportsCovered.from_alert(alert, now))
+            except BadEventError as exc:
+                await self.ctx.dead_letter("routed", event, "bad_reports", str(exc))
+                return
+            cmds += more
+        group["seen"] = [*group["seen"], alert_id][-500:]
+        group["run"], group["route"] = run.to_dict(), route
+        await self.advance(key, group, run, cmds)
+
+    async def on_command(self, event: EventT[bytes]) -> None:
+        try:
+            cmd = orjson.loads(event.value)
+            command_id, run_id, action = cmd["id"], cmd["run_id"], cmd["action"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc!r}")
+            return
+        key = run_key(run_id)
+        group = self.ctx.groups.get(key)
+        if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
+            await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
+            return
+        group = dict(group)
+        if command_id in group["commands"]:
+            return  # idempotent: the same command twice changes nothing
+        run = Run.from_dict(group["run"])
+        engine = self.engines[run.playbook]
+        by, now = str(cmd.get("by", "unknown")), time.time()
+        try:
+            if action == "ack":
+                run, cmds = engine.acknowledge(run, by, now)
+            elif action == "resolve":
+                run, cmds = engine.resolve(run, by, str(cmd.get("note", "")), now)
+            elif action == "escalate":
+                run, cmds = engine.escalate(run, by, now)
+            elif action == "cancel":
+                run, cmds = engine.cancel(run, by, str(cmd.get("note", "")), now)
+            elif action in ("approve", "reject"):
+                run, cmds = engine.approve(
+                    run, by, str(cmd.get("role", "")), now, approved=action == "approve"
+                )
+            elif action == "answer":
+                run, cmds = engine.step(run, Answer.from_command({**cmd, "by": by}, now))
+            elif action == "action_result":
+                run, cmds = engine.action_result(
+                    run, str(cmd["command_id"]), bool(cmd["ok"]), str(cmd.get("detail", "")), now
+                )
+            else:
+                raise PlaybookError(f"unknown command action {action!r}")
+        except PlaybookError as exc:
+            await self.ctx.audit(
+                {
+                    "action": "command_refused",
+                    "run_id": run_id,
+                    "at": now,
+                    "actor": by,
+                    "detail": str(exc),
+                    "command": action,
+                }
+            )
+            return
+        group["commands"] = [*group["commands"], command_id][-200:]
+        group["run"] = run.to_dict()
+        await self.advance(key, group, run, cmds)
+
+    async def check_deadlines(self) -> None:
+        # A half-recovered table could show a deadline whose escalation is already on
+        # the changelog; acting then would escalate twice.
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return
+        now = time.time()
+        open_runs: Tally[tuple[str, str]] = Tally()
+        by_cell: Tally[tuple[str, str, str]] = Tally()
+        approvals: Tally[str] = Tally()
+        for key, group in list(self.ctx.groups.items()):
+            if not group["run"]:
+                continue
+            run = Run.from_dict(group["run"])
+            if is_terminal(run):
+                continue
+            engine = self.engines[run.playbook]
+            cmds: list[Command] = []
+            if engine.is_due(run, now):
+                run, cmds = engine.timeout(run, now)
+            run, more = engine.check_sla(run, now)
+            cmds += more
+            repeat = group["route"]["repeat_interval"]
+            if (
+                run.acknowledged_at is None
+                and run.last_notified_at is not None
+                and now - run.last_notified_at >= repeat
+            ):
+                run, more = engine.renotify(run, "repeat: still unacknowledged", now)
+                cmds += more
+            if cmds:
+                await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
+            if not is_terminal(run):
+                open_runs[(run.playbook, run.status)] += 1
+                if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
+                    by_cell[self.ctx.cell_path(run.grid_cell)] += 1
+                role = engine.approval_role(run)
+                if role is not None:
+                    approvals[role] += 1
+        for name in self.ctx.playbooks:
+            for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
+                self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])
+        # Every cell of the grid, so a cell whose last run closed drops back to 0.
+        for cell_id in self.grid.cells:
+            path = self.ctx.cell_path(cell_id)
+            self.metrics.cell_runs_open.labels(*path).set(by_cell[path])
+        for role in ("operator", "coordinator"):
+            self.metrics.approvals_waiting.labels(role).set(approvals[role])
+        self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))
+        firing: Tally[tuple[str, str]] = Tally()
+        for _, labels in self.ctx.firing.items():
+            cell = self.grid.cells.get(labels.get("grid_cell", ""))
+            firing[(labels.get("severity", ""), cell.level if cell else "")] += 1
+        for severity in ("minor", "major", "critical"):
+            for level in LEVELS:
+                self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
+        await self._update_lag()
+
+    async def _update_lag(self) -> None:
+        """Consumer lag per topic: high watermark minus position, over this worker's
+        partitions (faust's own end-offset gauges stay empty with aiokafka)."""
+        consumer = self.ctx.app.consumer
+        lag: Tally[str] = Tally()
+        for tp in consumer.assignment():
+            try:
+                position = await consumer.position(tp)
+                highwater = consumer.highwater(tp)
+            except Exception:  # not yet known right after a rebalance
+                continue
+            if position is not None and highwater is not None:
+                lag[tp.topic] += max(0, highwater - position)
+        for topic, value in lag.items():
+            self.metrics.consumer_lag.labels(topic).set(value)
+
+    async def advance(
+        self, key: bytes, group: dict[str, Any], run: Run, commands: list[Command]
+    ) -> None:
+        """Carry out ``commands``, then store the run's new ``group`` state.
+
+        Outputs are delivered before the state that says they were sent, so a crash in
+        between replays them (same step ids) rather than losing them; the state then goes
+        straight to the producer, not through faust's background buffer, which kept that
+        window open for several round trips (a SIGKILL there emitted a run twice).
+        """
+        await self.emit(run, commands)
+        await self.ctx.groups.set_many({key: group})
+
+    async def emit(self, run: Run, commands: list[Command]) -> None:
+        """Carry out the engine's commands: step, audit and task messages (queued
+        together, delivery awaited), webhooks (in the background), KPIs."""
+        steps: list[tuple[str, Any]] = []
+        audit: list[tuple[str, Any]] = []
+        tasks: list[tuple[str, str, Any]] = []
+        replies: list[dict[str, Any]] = []
+        for cmd in commands:
+            body = {"schema": "step/1", "playbook": run.playbook, **cmd.to_dict()}
+            (audit if cmd.action in AUDITED else steps).append((run.alert_id, body))
+            if cmd.action == "reply":
+                replies.append(reply_document(run, cmd))
+            if cmd.action == "kafka":
+                tasks.append(
+                    (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"])
+                )
+            self._kpis(run, cmd)
+        futures = [
+            *await self.ctx.queue(self.ctx.steps, steps),
+            *await self.ctx.queue(self.ctx.audit_topic, audit),
+        ]
+        futures += await self.ctx.queue(self.ctx.replies, [(r["report_id"], r) for r in replies])
+        for reply in replies if self.settings.replies_webhook_url else []:
+            url = str(self.settings.replies_webhook_url)
+            if not self.webhooks.submit(reply["reply_id"], url, reply):
+                # The topic has the closure; the webhook copy is lost, and said so.
+                await self.ctx.audit(
+                    {
+                        "action": "reply_webhook_dropped",
+                        "run_id": run.run_id,
+                        "at": time.time(),
+                        "actor": "citybrain",
+                        "detail": f"{reply['report_id']}: too many webhook calls in flight",
+                    }
+                )
+        for topic, key, message in tasks:
+            task_topic = self.ctx.app.topic(topic, key_serializer="raw", value_serializer="raw")
+            futures.append(await task_topic.send(key=key.encode(), value=orjson.dumps(message)))
+        for fut in futures:
+            await fut
+        for cmd in commands:
+            if self.ctx.annotator is not None and cmd.action in (
+                "run_created",
+                "resolved",
+                "cancelled",
+                "failed",
+            ):
+                tags = ["citybrain", "run", run.playbook, run.kind]
+                text = f"{run.playbook} run at {run.grid_cell}: {cmd.action}"
+                if cmd.action == "run_created":
+                    self.ctx.annotator.open_region(run.run_id, text, tags, int(cmd.at * 1000))
+                else:
+                    self.ctx.annotator.close_region(
+                        run.run_id, text, tags, int(run.created_at * 1000), int(cmd.at * 1000)
+                    )
+            if cmd.action == "annotate" and self.ctx.annotator is not None:
+                tags = ["citybrain", run.playbook, run.kind, run.run_id]
+                text = f"{run.playbook}: {cmd.detail}"
+                accepted = self.ctx.annotator.submit(cmd.id, text, tags, int(cmd.at * 1000))
+                self.metrics.annotations.labels("sent" if accepted else "dropped").inc()
+            if cmd.action == "webhook":
+                payload = {
+                    "run_id": run.run_id,
+                    "alert_id": run.alert_id,
+                    "kind": run.kind,
+                    "grid_cell": run.grid_cell,
+                    "playbook": run.playbook,
+                    "labels": run.labels,
+                    "delivery": cmd.id,
+                }
+                if not self.webhooks.submit(cmd.id, cmd.data["url"], payload):
+                    await self.on_webhook_outcome(
+                        WebhookOutcome(
+                            cmd.id,
+                            cmd.data["url"],
+                            False,
+                            0,
+                            "too many webhook calls in flight",
+                            0.0,
+                        )
+                    )
+
+    def _kpis(self, run: Run, cmd: Command) -> None:
+        m = self.metrics
+        count_campaign(m, run, cmd)
+        if cmd.action == "escalate":
+            m.escalations.labels(run.playbook, cmd.level or "").inc()
+        elif cmd.action == "acknowledged":
+            m.acks.labels(run.playbook, run.level).inc()
+            m.time_to_ack.labels(run.playbook, run.level, run.department).observe(
+                max(0.0, cmd.at - run.created_at)
+            )
+        elif cmd.action == "resolved":
+            m.runs_resolved.labels(run.playbook, run.department).inc()
+            m.time_to_resolve.labels(run.playbook, run.department).observe(
+                max(0.0, cmd.at - run.created_at)
+            )
+        elif cmd.action == "sla_breach":
+            m.sla_breaches.labels(run.playbook, run.department).inc()
+
+    # -- webhooks (called by the executor, off the stream) ---------------------------
+    async def on_webhook_outcome(self, outcome: WebhookOutcome) -> None:
+        run_id = outcome.command_id.rsplit(":", 1)[0]
+        self.metrics.webhook_calls.labels("ok" if outcome.ok else "failed").inc()
+        self.metrics.webhook_seconds.observe(outcome.seconds)
+        body = {
+            "id": f"{outcome.command_id}:result",
+            "run_id": run_id,
+            "action": "action_result",
+            "command_id": outcome.command_id,
+            "ok": outcome.ok,
+            "detail": f"{outcome.detail} after {outcome.attempts} attempt(s)",
+            "by": "citybrain",
+        }
+        await self.ctx.commands.send(key=run_key(run_id), value=orjson.dumps(body))
+
+    async def on_webhook_attempt(
+        self, command_id: str, url: str, attempt: int, detail: str
+    ) -> None:
+        self.metrics.webhook_failed_attempts.inc()
+        await self.ctx.audit(
+            {
+                "action": "webhook_attempt_failed",
+                "run_id": command_id.rsplit(":", 1)[0],
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"{url}: attempt {attempt}: {detail}",
+            }
+        )
