@@ -146,7 +146,9 @@ class Pipeline:
         settle: float = 0.0,
     ) -> list[Any]:
         """All messages on the topic once ``until(messages)`` holds (then ``settle`` more
-        seconds, to catch anything that should *not* arrive); fails on timeout."""
+        seconds, to catch anything that should *not* arrive); fails after ``timeout``
+        seconds without a new message (at most four times ``timeout`` in all: a loaded
+        machine is slow, a stuck pipeline is silent)."""
         consumer = KafkaConsumer(
             self.topic(role),
             bootstrap_servers=self.settings.kafka_bootstrap,
@@ -155,12 +157,14 @@ class Pipeline:
             group_id=None,
         )
         messages: list[Any] = []
+        cap = time.monotonic() + 4 * timeout
         deadline = time.monotonic() + timeout
         met_at: float | None = None
         try:
             while True:
                 for records in consumer.poll(timeout_ms=200).values():
                     messages.extend(records)
+                    deadline = min(cap, time.monotonic() + timeout)
                 now = time.monotonic()
                 if met_at is None and until(messages):
                     met_at = now
@@ -176,6 +180,24 @@ class Pipeline:
                     )
         finally:
             consumer.close()
+
+    def api_until(
+        self,
+        path: str,
+        token: str,
+        until: Callable[[int, dict[str, Any]], bool],
+        timeout: float = 60.0,
+    ) -> tuple[int, dict[str, Any]]:
+        """GET ``path`` until ``until(status, body)`` holds; the last answer either way.
+
+        The API reads the worker's tables, which are written after the steps that a test
+        waits on: a read right after a step can see the state before it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.api("GET", path, token)
+            if until(status, body) or time.monotonic() > deadline:
+                return status, body
+            time.sleep(0.3)
 
     def api(
         self, method: str, path: str, token: str | None, body: dict[str, Any] | None = None

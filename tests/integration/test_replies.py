@@ -172,7 +172,9 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
         )
         notify = [d for d in steps_of(steps, "notify") if d["at"] >= reopened["at"]]
         assert [d["unit"] for d in notify] == ["hill street office"]
-        status, body = pipeline.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
+        status, body = pipeline.api_until(
+            f"/runs/{run_id}", OPERATOR_TOKEN, lambda s, b: b.get("run", {}).get("reopened") == 1
+        )
         assert (body["run"]["status"], body["run"]["level"], body["run"]["reopened"]) == (
             "open",
             "street",

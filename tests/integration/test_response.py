@@ -62,7 +62,11 @@ def test_alert_run_escalation_ack_approval_resolution(pipeline: Pipeline) -> Non
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "resolved")), settle=4)
         # Acknowledged at the street: the district rung of the ladder was skipped.
         assert len(steps_of(steps, "escalate")) == 1
-        status, body = pipeline.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
+        status, body = pipeline.api_until(
+            f"/runs/{run_id}",
+            OPERATOR_TOKEN,
+            lambda s, b: b.get("run", {}).get("status") == "resolved",
+        )
         assert (status, body["run"]["status"]) == (200, "resolved")
         # A second resolve is accepted and changes nothing (idempotent).
         status, _ = pipeline.api(
@@ -93,6 +97,9 @@ def test_api_refuses_missing_and_wrong_tokens_and_forbidden_roles(pipeline: Pipe
         spike(pipeline)
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")))
         run_id = steps_of(steps, "run_created")[0]["run_id"]
+        assert (
+            pipeline.api_until(f"/runs/{run_id}", OPERATOR_TOKEN, lambda s, b: s == 200)[0] == 200
+        )
         assert pipeline.api("GET", "/runs", None)[0] == 401
         assert pipeline.api("GET", "/runs", "not-a-token")[0] == 401
         status, body = pipeline.api("POST", f"/runs/{run_id}/escalate", OPERATOR_TOKEN)
