@@ -9,6 +9,7 @@ annotations) are delivered before the run state that says they were sent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -33,6 +34,9 @@ class Response:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # Routed alerts, commands and the timer each read a run, await Kafka, then write
+        # it back: one writer's await must not let another's change be overwritten.
+        self.runs_settled = asyncio.Lock()
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self.engines = {
@@ -60,6 +64,10 @@ class Response:
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
+        async with self.runs_settled:
+            await self._on_routed(event)
+
+    async def _on_routed(self, event: EventT[bytes]) -> None:
         doc = orjson.loads(event.value)
         alert, route = doc["alert"], doc["route"]
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
@@ -113,6 +121,12 @@ class Response:
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc!r}")
             return
+        async with self.runs_settled:
+            await self._on_command(event, cmd, command_id, run_id, action)
+
+    async def _on_command(
+        self, event: EventT[bytes], cmd: dict[str, Any], command_id: str, run_id: str, action: str
+    ) -> None:
         key = run_key(run_id)
         group = self.ctx.groups.get(key)
         if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
@@ -171,28 +185,32 @@ class Response:
         open_runs: Tally[tuple[str, str]] = Tally()
         by_cell: Tally[tuple[str, str, str]] = Tally()
         approvals: Tally[str] = Tally()
-        for key, group in list(self.ctx.groups.items()):
-            if not group["run"]:
-                continue
-            run = Run.from_dict(group["run"])
-            if is_terminal(run):
-                continue
-            engine = self.engines[run.playbook]
-            cmds: list[Command] = []
-            if engine.is_due(run, now):
-                run, cmds = engine.timeout(run, now)
-            run, more = engine.check_sla(run, now)
-            cmds += more
-            repeat = group["route"]["repeat_interval"]
-            if (
-                run.acknowledged_at is None
-                and run.last_notified_at is not None
-                and now - run.last_notified_at >= repeat
-            ):
-                run, more = engine.renotify(run, "repeat: still unacknowledged", now)
+        for key in list(self.ctx.groups.keys()):
+            async with self.runs_settled:
+                # Read under the lock: a snapshot taken before an earlier key's await
+                # could be older than an acknowledgement processed meanwhile.
+                group = self.ctx.groups.data.get(key)
+                if not group or not group["run"]:
+                    continue
+                run = Run.from_dict(group["run"])
+                if is_terminal(run):
+                    continue
+                engine = self.engines[run.playbook]
+                cmds: list[Command] = []
+                if engine.is_due(run, now):
+                    run, cmds = engine.timeout(run, now)
+                run, more = engine.check_sla(run, now)
                 cmds += more
-            if cmds:
-                await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
+                repeat = group["route"]["repeat_interval"]
+                if (
+                    run.acknowledged_at is None
+                    and run.last_notified_at is not None
+                    and now - run.last_notified_at >= repeat
+                ):
+                    run, more = engine.renotify(run, "repeat: still unacknowledged", now)
+                    cmds += more
+                if cmds:
+                    await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
                 if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file

@@ -1,0 +1,159 @@
+"""A run's state is read, changed and written by three writers on one event loop (routed
+alerts, operator commands, the deadline timer). Each awaits Kafka between its read and its
+write; nothing another writer did in that await may be lost.
+
+No broker: the context's sends are replaced by ones the test holds open, so the
+interleaving is forced, not hoped for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from playbooks.loader import load_grid
+from streams.context import Context
+from streams.metrics import Metrics
+from streams.response import Response
+from streams.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+KEY = b"grp-flood"
+
+
+class Event:
+    """The two attributes the handlers read of a faust event."""
+
+    def __init__(self, key: bytes, value: dict[str, Any]) -> None:
+        self.key, self.value = key, orjson.dumps(value)
+
+
+def alert(alert_id: str) -> dict[str, Any]:
+    return {
+        "alert": {
+            "alert_id": alert_id,
+            "status": "firing",
+            "sensor_id": "gauge-1",
+            "kind": "water_level",
+            "grid_cell": "c-bridge",
+            "severity": "critical",
+            "labels": {"alert_id": alert_id, "kind": "water_level", "grid_cell": "c-bridge"},
+        },
+        "route": {
+            "id": "flood",
+            "playbook": "flash-flood",
+            "group_wait": 0.0,
+            "group_interval": 300.0,
+            "repeat_interval": 3600.0,
+        },
+    }
+
+
+class Gate:
+    """Holds the first send after ``hold()`` until ``release()``; every other passes."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.opened.set()
+        self.armed = False
+
+    def hold(self) -> None:
+        self.opened.clear()
+        self.armed = True
+
+    def release(self) -> None:
+        self.opened.set()
+
+    async def pass_through(self) -> None:
+        if self.armed:
+            self.armed = False
+            await self.opened.wait()
+
+
+@pytest.fixture
+def response(tmp_path: Path) -> tuple[Response, Gate]:
+    settings = Settings(run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml")
+    app = faust.App("races", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    gate = Gate()
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        await gate.pass_through()
+        return []
+
+    async def write(key: bytes, value: Any) -> None:
+        return None
+
+    async def audit(record: dict[str, Any]) -> None:
+        return None
+
+    ctx.queue = queue  # type: ignore[method-assign]
+    ctx.audit = audit  # type: ignore[method-assign]
+    ctx.groups._write = write  # type: ignore[method-assign]
+    return Response(ctx), gate
+
+
+def test_an_ack_during_another_writers_await_is_kept(
+    response: tuple[Response, Gate],
+) -> None:
+    stage, gate = response
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        run_id = stage.ctx.groups.data[KEY]["run"]["run_id"]
+        gate.hold()
+        # A second alert joins the run and is held while its steps are being sent ...
+        joining = asyncio.create_task(stage.on_routed(Event(KEY, alert("al-2"))))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        # ... when the operator's acknowledgement arrives.
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "duty-operator"}
+        acking = asyncio.create_task(stage.on_command(Event(KEY, ack)))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        gate.release()
+        await asyncio.gather(joining, acking)
+        return dict(stage.ctx.groups.data[KEY])
+
+    group = asyncio.run(scenario())
+    assert group["run"]["acknowledged_by"] == "duty-operator"
+    assert group["run"]["alerts"] == ["al-1", "al-2"]
+    assert "cmd-1" in group["commands"]
+
+
+def test_the_deadline_timer_does_not_write_back_a_state_read_before_an_ack(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage, gate = response
+
+    async def scenario() -> tuple[dict[str, Any], str]:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        run_id = stage.ctx.groups.data[KEY]["run"]["run_id"]
+        level = stage.ctx.groups.data[KEY]["run"]["level"]
+        # The timer finds the run due (its deadline has passed) and is held sending the
+        # escalation, while the acknowledgement that came just in time is processed.
+        monkeypatch.setattr(stage.engines["flash-flood"], "is_due", lambda run, now: True)
+        monkeypatch.setattr(stage, "_update_lag", _nothing)
+        monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+        gate.hold()
+        timer = asyncio.create_task(stage.check_deadlines())
+        await asyncio.sleep(0.01)
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "duty-operator"}
+        acking = asyncio.create_task(stage.on_command(Event(KEY, ack)))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        gate.release()
+        await asyncio.gather(timer, acking)
+        return dict(stage.ctx.groups.data[KEY]), level
+
+    group, level = asyncio.run(scenario())
+    assert group["run"]["acknowledged_by"] == "duty-operator"
+    assert "cmd-1" in group["commands"]
+    assert group["run"]["level"] != level  # and the escalation it came after is kept too
+
+
+async def _nothing() -> None:
+    return None
