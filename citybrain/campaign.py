@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from citybrain.errors import InputError
+
 FIRST_LINE = frozenset({"community", "street"})
 HIGH_LEVELS = frozenset({"district", "city"})
 SCOPES = ("community", "street", "district", "city", "department")
@@ -58,7 +60,7 @@ FIGURES = (
 )
 
 
-class CampaignError(ValueError):
+class CampaignError(InputError):
     """A record the report cannot use; the message names the record and the field."""
 
 
