@@ -844,12 +844,15 @@ def _output_suffix(out: str | None) -> None:
         raise CliError(f"--out is {out!r}, expected a .html or .json file")
 
 
-def write_campaign(report: dict[str, object], out: Path | None, title: str) -> None:
-    """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, JSON on stdout."""
-    from citybrain.campaign import render_html
+def write_campaign(
+    report: dict[str, Any], out: Path | None, title: str, as_json: bool = False
+) -> None:
+    """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, tables on
+    stdout (JSON with ``as_json``)."""
+    from citybrain.campaign import render_html, render_text
 
     if out is None:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2) if as_json else render_text(report))
     elif out.suffix == ".html":
         out.write_text(render_html(report, title), encoding="utf-8")
     elif out.suffix == ".json":
@@ -889,7 +892,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     except CampaignError as exc:
         raise CliError(str(exc)) from None
     out = Path(args.out) if args.out else None
-    write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}")
+    write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}", args.json)
     if out is not None:
         print(f"campaign report written to {out} ({len(report['rows'])} rows)")
     return 0
@@ -1554,8 +1557,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="end", required=True, metavar="DATE", help="end, exclusive (date or ISO time)"
     )
     c.add_argument(
-        "--out", metavar="FILE", help="report.html or report.json (default: JSON on stdout)"
+        "--out", metavar="FILE", help="report.html or report.json (default: tables on stdout)"
     )
+    c.add_argument("--json", action="store_true", help="without --out: JSON on stdout")
     c.add_argument(
         "--input",
         metavar="FILE",
