@@ -211,11 +211,18 @@ USGS_SITES = {
     "01589330": ("Baltimore County", "Dead Run", "Dead Run at Franklintown"),
     "01650800": ("Montgomery County", "Sligo Creek", "Sligo Creek near Takoma Park"),
 }
-# Gauge positions from each site's NWIS description ("LOCATION.--Lat 39°18'40.4", long
-# 76°42'59.9", referenced to North American Datum of 1983"), waterdata.usgs.gov/nwis/dv/
-# ?site_no=01589330; NAD83 and WGS84 differ by about a metre here. 01650800's description
-# was not at hand, so that gauge has no position.
-USGS_POSITIONS = {"01589330": (39 + 18 / 60 + 40.4 / 3600, -(76 + 42 / 60 + 59.9 / 3600))}
+# Gauge positions from NWIS site metadata. 01589330: its site description ("LOCATION.--Lat
+# 39°18'40.4", long 76°42'59.9", referenced to North American Datum of 1983"),
+# waterdata.usgs.gov/nwis/dv/?site_no=01589330; NAD83 and WGS84 differ by about a metre
+# here. 01650800: the NWIS site information saved with the very request our slice comes
+# from (hydrofunctions 0.2.4 sdist, docs/notebooks/view-example.parquet, key-value metadata
+# "siteLatLongSrs": {"srs": "EPSG:4326", "latitude": 38.9862222, "longitude":
+# -77.0048611}); the same metadata gives 01589330 as 39.3112222, -76.71663889, agreeing
+# with the description to the sixth decimal.
+USGS_POSITIONS = {
+    "01589330": (39 + 18 / 60 + 40.4 / 3600, -(76 + 42 / 60 + 59.9 / 3600)),
+    "01650800": (38.9862222, -77.0048611),
+}
 USGS_PARAMS = {
     "00060": ("discharge", "ft3/s"),
     "00065": ("water_level", "ft"),
@@ -255,11 +262,10 @@ def usgs_flood(shared: Path, grid: GridBuilder) -> pd.DataFrame:
                     cell,
                     part["ts"],
                     part[column],
-                    USGS_POSITIONS.get(site),
+                    USGS_POSITIONS[site],
                 )
             )
-        if site in USGS_POSITIONS:
-            grid.place(cell, *USGS_POSITIONS[site])
+        grid.place(cell, *USGS_POSITIONS[site])
     return pd.concat(frames)
 
 
@@ -275,6 +281,27 @@ BEIJING_DISTRICTS = {
 }
 
 
+# The stations' positions (lat, lon; WGS84 degrees, 3 decimals, about 100 m) from the
+# Beijing Municipal Environmental Monitoring Center's station list as published with the
+# KDD Cup 2018 "Fresh Air" data (biendata.com/competition/kdd_2018/data/,
+# Beijing_AirQuality_Stations_en.xlsx; read from its CSV copy in github.com/ceshine/
+# kddcup2018 at ccc5b060a946e07d788fa673c55de632f3911448, data/Beijing_AirQuality_
+# Stations.csv). The UCI files' 12 national-control sites are entries of that list; UCI's
+# "Changping" is its pingchang_aq (昌平镇, Changping town).
+BEIJING_POSITIONS = {
+    "Aotizhongxin": (39.982, 116.397),
+    "Changping": (40.217, 116.230),
+    "Dingling": (40.292, 116.220),
+    "Dongsi": (39.929, 116.417),
+    "Guanyuan": (39.929, 116.339),
+    "Gucheng": (39.914, 116.184),
+    "Huairou": (40.328, 116.628),
+    "Nongzhanguan": (39.937, 116.461),
+    "Shunyi": (40.127, 116.655),
+    "Tiantan": (39.886, 116.407),
+    "Wanliu": (39.987, 116.287),
+    "Wanshouxigong": (39.878, 116.352),
+}
 BEIJING_STAMP = ("year", "month", "day", "hour")
 
 
@@ -302,11 +329,21 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
                 ("community", f"bj-site-{_slug(station)}", f"{station} monitoring site"),
             ]
         )
+        if station not in BEIJING_POSITIONS:
+            raise AdapterError(f"{path}: station {station!r} has no known position")
+        position = BEIJING_POSITIONS[station]
+        grid.place(cell, *position)
         for column, kind in (("PM2.5", "pm25"), ("PM10", "pm10")):
             part = raw[["ts", column]].dropna()
             frames.append(
                 grid.readings(
-                    f"bj-{_slug(station)}-{kind}", kind, "ug/m3", cell, part["ts"], part[column]
+                    f"bj-{_slug(station)}-{kind}",
+                    kind,
+                    "ug/m3",
+                    cell,
+                    part["ts"],
+                    part[column],
+                    position,
                 )
             )
     return pd.concat(frames)
@@ -405,16 +442,23 @@ def nyc_311(shared: Path, grid: GridBuilder) -> pd.DataFrame:
             )
         )
     # Each ZIP cell's point: the mean position of its requests in the slice (311 records
-    # carry WGS84 latitude/longitude).
-    located = pd.DataFrame(
+    # carry WGS84 latitude/longitude). Some requests are not geocoded (8 of 998 here); a
+    # cell with none but those takes the mean of the slice's requests in the same ZIP.
+    positions = pd.DataFrame(
         {
             "cell": cells,
+            "zip": raw["incident_zip"].str.split(".").str[0].to_numpy(),
             "lat": pd.to_numeric(raw["latitude"], errors="coerce").to_numpy(),
             "lon": pd.to_numeric(raw["longitude"], errors="coerce").to_numpy(),
         }
-    ).dropna()
+    )
+    located = positions.dropna()
     for cell_id, where in located.groupby("cell"):
         grid.place(str(cell_id), where["lat"].mean(), where["lon"].mean())
+    by_zip = located.groupby("zip")[["lat", "lon"]].mean()
+    for cell_id, zip_code in positions[["cell", "zip"]].drop_duplicates().itertuples(index=False):
+        if "lat" not in grid.cells[cell_id] and zip_code in by_zip.index:
+            grid.place(str(cell_id), *by_zip.loc[zip_code])
     text = raw["complaint_type"].fillna("") + ": " + raw["descriptor"].fillna("")
     # 311 channels: phone calls are the hotline, web and app are the app; the rest
     # (UNKNOWN, OTHER) are entered by city staff, the closest we have to inspectors.

@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from citybrain.errors import InputError
+
 FIRST_LINE = frozenset({"community", "street"})
 HIGH_LEVELS = frozenset({"district", "city"})
 SCOPES = ("community", "street", "district", "city", "department")
@@ -58,7 +60,7 @@ FIGURES = (
 )
 
 
-class CampaignError(ValueError):
+class CampaignError(InputError):
     """A record the report cannot use; the message names the record and the field."""
 
 
@@ -267,26 +269,71 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
+def figure_text(key: str, value: Any, none: str = "-") -> str:
+    """One figure as a person reads it: rates and shares in %, times in minutes."""
+    if value is None:
+        return none
+    if key.endswith(("_rate", "_share")):
+        return f"{100 * value:.1f} %"
+    if key.startswith(("tta", "ttr")):
+        return f"{value / 60:.1f} min"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def change_text(key: str, value: Any) -> str:
+    """A figure's change on the previous period: points for rates, minutes for times."""
+    if value is None:
+        return ""
+    if key.endswith(("_rate", "_share")):
+        return f"{100 * value:+.1f} pt"
+    if key.startswith(("tta", "ttr")):
+        return f"{value / 60:+.1f} min"
+    return f"{value:+g}"
+
+
+def render_text(report: Mapping[str, Any]) -> str:
+    """The report as plain-text tables, one per scope, a row per area or department and a
+    column per figure (its change on the previous period in brackets)."""
+    from datetime import UTC, datetime
+
+    def utc(ts: Any) -> str:
+        if not isinstance(ts, int | float):
+            return "?"
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    period = report.get("period", {})
+    lines = [
+        f"period {utc(period.get('from'))} to {utc(period.get('to'))}; change on the "
+        "previous period of the same length in brackets (definitions: docs/citizens.md)"
+    ]
+    for scope in SCOPES:
+        rows = [r for r in report["rows"] if r["scope"] == scope]
+        if not rows:
+            continue
+        table = [(scope.upper(), *(k.upper() for k in FIGURES))]
+        for row in rows:
+            cells = []
+            for k in FIGURES:
+                delta = change_text(k, row["change"][k])
+                cells.append(figure_text(k, row["figures"][k]) + (f" ({delta})" if delta else ""))
+            table.append((str(row["name"]), *cells))
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        lines.append("")
+        lines.extend(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
+        )
+    return "\n".join(lines)
+
+
 def render_html(report: Mapping[str, Any], title: str = "citybrain campaign report") -> str:
     """The report as one self-contained HTML page: a table per scope."""
 
     def cell(key: str, value: Any) -> str:
-        if value is None:
-            return "&ndash;"
-        if key.endswith(("_rate", "_share")):
-            return f"{100 * value:.1f} %"
-        if key.startswith(("tta", "ttr")):
-            return f"{value / 60:.1f} min"
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        return figure_text(key, value, none="&ndash;")
 
     def change(key: str, value: Any) -> str:
-        if value is None:
-            return ""
-        if key.endswith(("_rate", "_share")):
-            return f" <small>({100 * value:+.1f} pt)</small>"
-        if key.startswith(("tta", "ttr")):
-            return f" <small>({value / 60:+.1f} min)</small>"
-        return f" <small>({value:+g})</small>"
+        delta = change_text(key, value)
+        return f" <small>({delta})</small>" if delta else ""
 
     parts = [
         "<!doctype html><meta charset='utf-8'>",
@@ -296,7 +343,7 @@ def render_html(report: Mapping[str, Any], title: str = "citybrain campaign repo
         "th:first-child,td:first-child{text-align:left}small{color:#666}</style>",
         f"<h1>{html.escape(title)}</h1>",
         "<p>Change against the previous period of the same length in brackets. "
-        "Definitions: docs/campaign.md.</p>",
+        "Definitions: docs/citizens.md.</p>",
     ]
     for scope in SCOPES:
         rows = [r for r in report["rows"] if r["scope"] == scope]

@@ -165,22 +165,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.partitioning import ReadingPacker
 
     if args.pack is not None and not 1 <= args.pack <= MAX_PACK_READINGS:
-        print(f"citybrain: --pack is {args.pack}, expected 1..{MAX_PACK_READINGS}", file=sys.stderr)
-        return 2
+        raise CliError(f"--pack is {args.pack}, expected 1..{MAX_PACK_READINGS}")
+    if args.skip < 0:
+        raise CliError(f"--skip is {args.skip}, expected 0 or more")
     if args.max_message_bytes < 1024:
-        print(
-            f"citybrain: --max-message-bytes is {args.max_message_bytes}, expected at least 1024",
-            file=sys.stderr,
-        )
-        return 2
+        raise CliError(f"--max-message-bytes is {args.max_message_bytes}, expected at least 1024")
     s = _settings()
     bad: list[BadRow] = []
-    events = load_events(
-        args.files, on_error=args.on_error, bad_rows=bad, max_message_bytes=args.max_message_bytes
-    )
+    try:
+        events = load_events(
+            args.files,
+            on_error=args.on_error,
+            bad_rows=bad,
+            max_message_bytes=args.max_message_bytes,
+        )
+    except StreamsError as exc:
+        row = _row_fault(str(exc)) and args.on_error == "stop"
+        raise CliError(
+            f"{exc}; nothing was sent (a replay reads every file before it sends): fix "
+            + (
+                "that row, or give --on-error skip to send the good rows and list the bad ones"
+                if row
+                else "the file"
+            )
+        ) from None
+    if args.skip > len(events):
+        raise CliError(f"--skip is {args.skip}, but the files hold only {len(events)} events")
     _require_kafka(s)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
+    todo = events[args.skip :]
+    if args.skip:
+        print(f"resuming: the first {args.skip:,} of {len(events):,} events are not sent again")
     replayer = Replayer(
         s.kafka_bootstrap,
         s.topic("readings"),
@@ -190,15 +206,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
     )
     try:
-        with Progress() as progress:
-            task = progress.add_task("replay", total=len(events))
-            stats = replayer.replay(
-                events, None if args.max else args.speed, lambda n: progress.advance(task, n)
-            )
+        try:
+            with Progress() as progress:
+                task = progress.add_task("replay", total=len(todo))
+                stats = replayer.replay(
+                    todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
+                )
+        except KeyboardInterrupt:
+            replayer.drain()
+            sent = replayer.stats.readings + replayer.stats.incidents
+            raise CliError(
+                replay_stopped(args, args.skip + sent, len(events), events), EXIT_INTERRUPTED
+            ) from None
     finally:
         replayer.close()
     print(
-        replay_summary(len(events) + len(bad), stats.readings, stats.incidents, len(bad))
+        replay_summary(len(todo) + len(bad), stats.readings, stats.incidents, len(bad))
         + f" ({stats.seconds:.1f}s)"
     )
     if stats.failed:
@@ -208,6 +231,44 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _row_fault(message: str) -> bool:
+    """Whether a reader's ``file:line: reason`` is about a data row (line > 1), the only
+    kind of fault --on-error skip gets past (not a header, an empty or unreadable file)."""
+    import re
+
+    line = re.search(r":(\d+): ", message)
+    return line is not None and int(line.group(1)) > 1 and "no data rows" not in message
+
+
+def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list[Any]) -> str:
+    """How far an interrupted replay got and the command that sends the rest: ``done``
+    events of ``total`` (in the replay's time order, counting any --skip) are in Kafka."""
+    import shlex
+
+    from streams.events import Reading, format_ts
+
+    if done == 0:
+        return f"interrupted before any of the {total:,} events was sent; run it again"
+    last = events[done - 1]
+    what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
+    argv = ["citybrain", "replay", *args.files]
+    if args.max:
+        argv.append("--max")
+    elif args.speed != 60.0:
+        argv += ["--speed", f"{args.speed:g}"]
+    if args.on_error != "stop":
+        argv += ["--on-error", args.on_error]
+    if args.pack:
+        argv += ["--pack", str(args.pack)]
+    if args.max_message_bytes != 1_000_000:
+        argv += ["--max-message-bytes", str(args.max_message_bytes)]
+    resume = shlex.join([*argv, "--skip", str(done)])
+    return (
+        f"interrupted after sending {done:,} of {total:,} events (the last: "
+        f"{format_ts(last.ts)} {what}); to send the rest: {resume}"
+    )
 
 
 def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
@@ -227,6 +288,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     # kafka-python narrates every connection at INFO; the ingest's own lines are enough.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    if args.max_pending < args.pack_size:  # before any connection: bad input is status 2
+        raise CliError(
+            f"--max-pending is {args.max_pending}, below --pack-size {args.pack_size}: "
+            "give at least one pack's worth"
+        )
     options = IngestOptions(
         pack_size=args.pack_size,
         pack_ms=args.pack_ms,
@@ -249,6 +315,8 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     s = _settings()
     if args.action == "check":
         directory = Path(args.dir or s.playbook_dir)
+        _need_dir(directory, "the playbook directory")
+        _need_file(Path(args.routing or s.routing_file), "--routing")
         errors: list[str] = []
         names = []
         for path in sorted(directory.glob("*.yaml")):
@@ -271,13 +339,14 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     # route-test: like amtool config routes test, labels parsed as amtool parses them.
     from playbooks.routing import parse_label
 
+    _need_dir(Path(args.dir or s.playbook_dir), "--dir")
+    _need_file(Path(args.routing or s.routing_file), "--routing")
     labels = {}
     for pair in args.labels:
         try:
             name, value = parse_label(pair)
         except PlaybookError as exc:
-            print(f"citybrain: {exc}", file=sys.stderr)
-            return 2
+            raise CliError(str(exc)) from None
         labels[name] = value
     router = load_routing(
         Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
@@ -294,6 +363,36 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
             f"repeat_interval {route.repeat_interval:g}s)"
         )
     return 0
+
+
+def _need_file(path: Path, option: str) -> None:
+    """CliError (status 2) naming ``option`` unless ``path`` is a readable file."""
+    if not path.is_file():
+        why = "is a directory" if path.is_dir() else "no such file"
+        raise CliError(f"{option} {str(path)!r}: {why}")
+
+
+def _need_dir(path: Path, option: str) -> None:
+    if not path.is_dir():
+        why = "is a file, expected a directory" if path.exists() else "no such directory"
+        raise CliError(f"{option} {str(path)!r}: {why}")
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    """An argparse type: a number above 0 (argparse names the option in its message)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not value > 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
 
 
 def _matcher_labels(route: Route) -> set[str]:
@@ -330,13 +429,13 @@ def _api(
         with urllib.request.urlopen(request, timeout=10) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
-        raw = exc.read().decode(errors="replace")
-        try:
-            reason = json.loads(raw).get("error", raw)
-        except (ValueError, AttributeError):
-            reason = raw
+        reason = api_reason(exc.read().decode(errors="replace"), exc.code)
+        hint = {
+            401: "; check --token / CITYBRAIN_API_TOKEN",
+            404: "; check the id with 'citybrain runs list' or 'citybrain silences list'",
+        }.get(exc.code, "")
         raise CliError(
-            f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}",
+            f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
             EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
@@ -349,6 +448,33 @@ def _api(
         ) from None
 
 
+def api_reason(body: str, status: int) -> str:
+    """The readable part of an error answer: the API's ``{"error": ...}`` text, else the
+    body's first line of text with any HTML tags removed (a proxy's or aiohttp's page),
+    at most 200 characters; the HTTP reason phrase when the body says nothing."""
+    import http
+    import re
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        text = doc["error"]
+    elif doc is not None:  # JSON without a reason in it: the status's phrase says more
+        text = ""
+    else:
+        lines = [ln.strip() for ln in re.sub(r"<[^>]*>", "\n", body).splitlines()]
+        text = next((ln for ln in lines if ln), "")
+    text = " ".join(text.split())
+    if not text:
+        try:
+            text = http.HTTPStatus(status).phrase
+        except ValueError:
+            text = "no reason given"
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def _print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2))
 
@@ -358,6 +484,10 @@ def _local(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _zone() -> str:
+    return datetime.now().astimezone().strftime("%Z, UTC%z")
 
 
 def _ago(seconds: float) -> str:
@@ -473,8 +603,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     now, names = time.time(), _cell_names()
     if args.action == "list":
         runs = doc.get("runs", [])
-        zone = datetime.now().astimezone().strftime("%Z, UTC%z")
-        print(f"{len(runs)} run(s); times in local time ({zone})")
+        print(f"{len(runs)} run(s); times in local time ({_zone()})")
         if runs:
             print(runs_table(runs, names, now))
     elif args.action == "show":
@@ -488,7 +617,95 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def silence_duration(text: str) -> float:
+    """``--duration`` in seconds: a Prometheus duration (30m, 2h, 1h30m, 1d) above zero,
+    checked here so the user hears it before the API is asked. Raises CliError."""
+    from playbooks.schema import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise CliError(
+            f"--duration: {exc}; e.g. 30m, 2h, 1h30m or 7d (a silence always ends: "
+            "expire it early with 'citybrain silences expire')"
+        ) from None
+    if seconds <= 0:
+        raise CliError(f"--duration is {text!r}, expected more than 0, e.g. 30m or 2h")
+    return seconds
+
+
+def _check_matchers(texts: list[str]) -> None:
+    """Each ``--matcher`` in Alertmanager's syntax; CliError naming the first bad one."""
+    from playbooks.errors import PlaybookError
+    from playbooks.routing import parse_matchers
+
+    for text in texts:
+        try:
+            parse_matchers(text)
+        except PlaybookError as exc:
+            raise CliError(f"--matcher: {exc}") from None
+
+
+def _silence_state(silence: dict[str, Any], now: float) -> str:
+    """active, pending (starts later), expired, or unreadable: what the worker does with it."""
+    if silence.get("unreadable"):
+        return "unreadable"
+    starts, ends = silence.get("starts_at"), silence.get("ends_at")
+    if isinstance(ends, int | float) and ends <= now:
+        return "expired"
+    if isinstance(starts, int | float) and starts > now:
+        return "pending"
+    return "active"
+
+
+def _ends(silence: dict[str, Any], now: float) -> str:
+    ends = silence.get("ends_at")
+    if not isinstance(ends, int | float):
+        return "-"
+    delta = ends - now
+    return f"{_local(ends)} ({'in ' + _ago(delta) if delta > 0 else _ago(-delta) + ' ago'})"
+
+
+def silences_table(silences: list[dict[str, Any]], now: float) -> str:
+    """Silences as a plain-text table, the columns of amtool's silence query (matchers in
+    Alertmanager syntax, times in local time) plus each one's state."""
+    order = {"active": 0, "pending": 1, "expired": 2, "unreadable": 3}
+
+    def rank(x: dict[str, Any]) -> tuple[int, float]:
+        state, ends = _silence_state(x, now), x.get("ends_at")
+        ends = float(ends) if isinstance(ends, int | float) else 0.0
+        # Those in force: soonest to end first; the ended ones: latest first.
+        return order[state], -ends if state == "expired" else ends
+
+    ranked = sorted(silences, key=rank)
+    header = ("ID", "STATE", "MATCHERS", "STARTS", "ENDS", "BY", "REASON")
+    rows = [
+        (
+            str(x.get("id", "")),
+            _silence_state(x, now),
+            " ".join(str(m) for m in x.get("matchers", [])),
+            _local(x["starts_at"]) if isinstance(x.get("starts_at"), int | float) else "-",
+            _ends(x, now),
+            str(x.get("author", "")),
+            str(x.get("unreadable") or x.get("reason", "")),
+        )
+        for x in ranked
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
+
+
 def cmd_silences(args: argparse.Namespace) -> int:
+    import time
+
+    if args.action == "add":
+        silence_duration(args.duration)
+        _check_matchers(args.matcher)
+        if not args.reason.strip():
+            raise CliError("--reason is empty: say why, for the audit trail")
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
     elif args.action == "expire":
@@ -500,8 +717,27 @@ def cmd_silences(args: argparse.Namespace) -> int:
             "/silences",
             {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
         )
-    _print_json(doc)
-    return 0
+    if args.json:
+        _print_json(doc)
+        return EXIT_OK
+    now = time.time()
+    if args.action == "list":
+        silences = doc.get("silences", [])
+        active = sum(_silence_state(x, now) == "active" for x in silences)
+        print(f"{len(silences)} silence(s), {active} active; times in local time ({_zone()})")
+        if silences:
+            print(silences_table(silences, now))
+        return EXIT_OK
+    silence = doc.get("silence", {})
+    matchers = " ".join(str(m) for m in silence.get("matchers", []))
+    if args.action == "add":
+        print(
+            f"silence {silence.get('id')} added by {silence.get('author')}: {matchers}, "
+            f"until {_ends(silence, now)}"
+        )
+    else:
+        print(f"silence {args.silence_id} expired: {matchers}, ended {_ends(silence, now)}")
+    return EXIT_OK
 
 
 def cmd_hash_token(args: argparse.Namespace) -> int:
@@ -525,11 +761,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
     if args.expect:
+        _need_file(Path(args.expect), "--expect")
         try:
             expected = load_expected(Path(args.expect))
         except (OSError, ValueError) as exc:
-            raise CliError(str(exc)) from None
+            message = str(exc)  # load_expected's own messages name the option and file
+            raise CliError(
+                message if message.startswith("--expect") else f"--expect {args.expect}: {message}"
+            ) from None
     if args.grid:
+        _need_file(Path(args.grid), "--grid")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     summary = run_demo(
         data,
@@ -596,12 +837,22 @@ def _read_records(path: Path) -> list[dict[str, object]]:
     return records
 
 
-def write_campaign(report: dict[str, object], out: Path | None, title: str) -> None:
-    """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, JSON on stdout."""
-    from citybrain.campaign import render_html
+def _output_suffix(out: str | None) -> None:
+    """CliError unless ``--out`` is absent or names a .html or .json file (checked before
+    the work, not after it)."""
+    if out is not None and Path(out).suffix not in (".html", ".json"):
+        raise CliError(f"--out is {out!r}, expected a .html or .json file")
+
+
+def write_campaign(
+    report: dict[str, Any], out: Path | None, title: str, as_json: bool = False
+) -> None:
+    """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, tables on
+    stdout (JSON with ``as_json``)."""
+    from citybrain.campaign import render_html, render_text
 
     if out is None:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2) if as_json else render_text(report))
     elif out.suffix == ".html":
         out.write_text(render_html(report, title), encoding="utf-8")
     elif out.suffix == ".json":
@@ -615,6 +866,13 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     from playbooks.loader import load_grid
 
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
+    if not end > start:
+        raise CliError(f"--to {args.end} is not after --from {args.start}")
+    _output_suffix(args.out)
+    if args.input:
+        _need_file(Path(args.input), "--input")
+    if args.grid:
+        _need_file(Path(args.grid), "--grid")
     settings = _settings()
     if args.prefix:
         settings = settings.model_copy(update={"topic_prefix": args.prefix})
@@ -634,7 +892,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     except CampaignError as exc:
         raise CliError(str(exc)) from None
     out = Path(args.out) if args.out else None
-    write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}")
+    write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}", args.json)
     if out is not None:
         print(f"campaign report written to {out} ({len(report['rows'])} rows)")
     return 0
@@ -711,6 +969,12 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     from playbooks.loader import load_grid, load_playbook
 
     units_path = Path(args.units)
+    _output_suffix(args.out)
+    _need_file(units_path, "--units")
+    _need_file(Path(args.incidents), "--incidents")
+    _need_file(Path(args.playbook), "--playbook")
+    if args.grid:
+        _need_file(Path(args.grid), "--grid")
     try:
         doc = yaml.safe_load(units_path.read_text(encoding="utf-8"))
         tables = {}
@@ -792,13 +1056,13 @@ def _print_comparison(versions: list[dict[str, Any]]) -> None:
     print(f"{'seconds (wall)':22}" + "".join(f"{v['seconds']:>16}" for v in versions))
 
 
-def _detector(name: str) -> Detector | None:
-    """The named detector with its default parameters, or None after saying why."""
+def _detector(name: str) -> Detector:
+    """The named detector with its default parameters (argparse has checked the name;
+    CliError for a caller that did not)."""
     from detectors import DETECTORS
 
     if name not in DETECTORS:
-        print(f"citybrain: detector {name!r} is not one of {sorted(DETECTORS)}", file=sys.stderr)
-        return None
+        raise CliError(f"--detector is {name!r}, expected one of {', '.join(sorted(DETECTORS))}")
     return DETECTORS[name]()
 
 
@@ -806,9 +1070,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from citybrain.detect import DetectInputError, detect_dir, detect_file, warmup_rows
 
     prototype = _detector(args.detector)
-    if prototype is None:
-        return 2
     skipped: list[str] = []
+    written: list[Path] = []
     on_bad_row = skipped.append if args.on_error == "skip" else None
 
     def warn(message: str) -> None:
@@ -817,22 +1080,34 @@ def cmd_detect(args: argparse.Namespace) -> int:
     try:
         if args.input_dir:
             if not args.output_dir:
-                print("citybrain: --input-dir needs --output-dir", file=sys.stderr)
-                return 2
-            rows = detect_dir(
-                Path(args.input_dir), Path(args.output_dir), prototype, on_bad_row, warn
-            )
+                raise CliError("--input-dir needs --output-dir (where the scores go)")
+            source = Path(args.input_dir)
+            if not source.is_dir():
+                raise CliError(f"--input-dir {str(source)!r}: no such directory")
+            if not any(source.rglob("*.csv")):
+                raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
+            rows = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
         else:
             if not (args.input and args.output):
-                print(
-                    "citybrain: give --input and --output, or --input-dir and --output-dir",
-                    file=sys.stderr,
-                )
-                return 2
-            rows = detect_file(Path(args.input), Path(args.output), prototype, on_bad_row, warn)
+                raise CliError("give --input and --output, or --input-dir and --output-dir")
+            source = Path(args.input)
+            if not source.is_file():
+                raise CliError(f"--input {str(source)!r}: no such file")
+            rows = detect_file(source, Path(args.output), prototype, on_bad_row, warn)
     except DetectInputError as exc:
-        print(f"citybrain: {exc}", file=sys.stderr)
-        return 1
+        # A bad input file is bad input (exit 2), like a bad command line.
+        if args.input_dir:
+            total = sum(1 for _ in Path(args.input_dir).rglob("*.csv"))
+            done = (
+                f"; {len(written)} of {total} files were scored into {args.output_dir} "
+                f"before it (the last: {written[-1].name})"
+                if written
+                else f"; none of the {total} files was scored"
+            )
+        else:
+            done = f"; nothing was written to {args.output}"
+        skip = ", or give --on-error skip" if _row_fault(str(exc)) else ""
+        raise CliError(f"{exc}{done}: fix the file{skip}") from None
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
@@ -854,25 +1129,20 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
     from citybrain.nab import load_corpus, report
 
     prototype = _detector(args.detector)
-    if prototype is None:
-        return 2
     data = Path(args.data)
     if (data / "data").is_dir():  # the NAB root was given: its data/ and labels/
         data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
     for option, path in (("--data", data), ("--labels", labels)):
         if not path.exists():
-            print(
-                f"citybrain: {option} {str(path)!r} does not exist (expected NAB's layout: "
-                "data/<category>/<file>.csv and labels/combined_windows.json)",
-                file=sys.stderr,
+            raise CliError(
+                f"{option} {str(path)!r} does not exist (expected NAB's layout: "
+                "data/<category>/<file>.csv and labels/combined_windows.json)"
             )
-            return 2
     try:
         cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
     except DetectInputError as exc:
-        print(f"citybrain: {exc}", file=sys.stderr)
-        return 1
+        raise CliError(str(exc)) from None
     # The score at the fixed threshold the stream alerts at (the tail detector's one
     # documented threshold), beside the optimised one.
     threshold = args.threshold
@@ -894,14 +1164,13 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("CITYBRAIN_GRAFANA_TOKEN")
     if not token:
-        print("citybrain: give --token or set CITYBRAIN_GRAFANA_TOKEN", file=sys.stderr)
-        return 2
+        raise CliError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
+    _need_dir(Path(args.generated), "--generated")
     prometheus = args.prometheus_url or f"http://127.0.0.1:{_settings().prometheus_port}"
     try:
         report = DashboardPusher(args.url, token, prometheus).push(Path(args.generated))
     except PushError as exc:
-        print(f"citybrain: {exc}", file=sys.stderr)
-        return 1
+        raise CliError(str(exc), EXIT_FAILED) from None
     except Exception as exc:
         refused = _connection_error(exc)
         if refused is None:
@@ -923,6 +1192,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from citybrain.adapters import build
 
+    _need_dir(Path(args.shared), "--shared")
     for name, rows in build(Path(args.shared), Path(args.out)).items():
         print(f"{name}: {rows} rows")
     return 0
@@ -968,6 +1238,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     from detectors import DETECTORS
+    from playbooks.machine import RunStatus
 
     parser = argparse.ArgumentParser(
         prog="citybrain",
@@ -1017,7 +1288,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed = p.add_mutually_exclusive_group()
     speed.add_argument(
         "--speed",
-        type=float,
+        type=_positive(float),
         default=60.0,
         metavar="N",
         help="replay at N times real time",
@@ -1035,6 +1306,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="send readings as readings/1 packs of up to N (1..10000), as an edge gateway "
         "does; a pack is also split below --max-message-bytes",
+    )
+    p.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leave out the first N events of the time-ordered replay: resumes one that "
+        "was interrupted (it says N)",
     )
     p.add_argument(
         "--max-message-bytes",
@@ -1057,14 +1336,22 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         i = command(isub, name, text)
         i.add_argument(
-            "--pack-size", type=int, default=1000, metavar="N", help="readings per pack at most"
+            "--pack-size",
+            type=_positive(int),
+            default=1000,
+            metavar="N",
+            help="readings per pack at most",
         )
         i.add_argument(
-            "--pack-ms", type=float, default=5.0, metavar="MS", help="send a pack every MS ms"
+            "--pack-ms",
+            type=_positive(float),
+            default=5.0,
+            metavar="MS",
+            help="send a pack every MS ms",
         )
         i.add_argument(
             "--max-pending",
-            type=int,
+            type=_positive(int),
             default=50_000,
             metavar="N",
             help="readings waiting for Kafka at most; then intake waits (back-pressure)",
@@ -1076,7 +1363,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="how much the ingest logs",
         )
         i.add_argument(
-            "--stats-every", type=float, default=10.0, metavar="S", help="seconds between stats"
+            "--stats-every",
+            type=_positive(float),
+            default=10.0,
+            metavar="S",
+            help="seconds between stats",
         )
         i.set_defaults(func=cmd_ingest)
         if name == "mqtt":
@@ -1101,7 +1392,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             i.add_argument(
                 "--inflight",
-                type=int,
+                type=_positive(int),
                 default=10_000,
                 metavar="N",
                 help="unacknowledged QoS 1 messages the broker may send (Receive Maximum)",
@@ -1113,7 +1404,11 @@ def build_parser() -> argparse.ArgumentParser:
                 help="NGSI entity -> sensor id, from {id}, {type}, {kind} and Text attributes",
             )
             i.add_argument(
-                "--max-body", type=int, default=1024 * 1024, metavar="BYTES", help="bytes per body"
+                "--max-body",
+                type=_positive(int),
+                default=1024 * 1024,
+                metavar="BYTES",
+                help="bytes per body",
             )
 
     p = command(sub, "playbooks", "check playbooks and routing, test where an alert goes")
@@ -1151,7 +1446,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "runs", "list playbook runs and act on them through the operator API")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     lst = command(rsub, "list", "list the runs as a table (latest run of each group)")
-    lst.add_argument("--status", help="only runs with this status, e.g. waiting_ack")
+    statuses = [status.value for status in RunStatus]
+    lst.add_argument(
+        "--status",
+        choices=statuses,
+        metavar="STATUS",
+        help=f"only runs with this status, one of {', '.join(statuses)}",
+    )
     lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(lst)
     lst.set_defaults(func=cmd_runs)
@@ -1182,19 +1483,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "silences", "list, add or expire silences through the operator API")
     ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    lst = command(ssub, "list", "list the silences, active or not")
+    lst = command(ssub, "list", "list the silences as a table, active or not")
+    lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(lst)
     lst.set_defaults(func=cmd_silences)
     add = command(ssub, "add", "silence the alerts that match every --matcher for a while")
     add.add_argument(
         "--matcher", action="append", required=True, help='a label matcher, e.g. kind="pm25"'
     )
-    add.add_argument("--duration", required=True, help="how long, e.g. 30m or 2h")
+    add.add_argument(
+        "--duration",
+        required=True,
+        help="how long, a Prometheus duration above 0: 30m, 2h, 1h30m, 7d",
+    )
     add.add_argument("--reason", required=True, help="why, for the audit trail")
+    add.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(add)
     add.set_defaults(func=cmd_silences)
     exp = command(ssub, "expire", "end a silence now (coordinator)")
     exp.add_argument("silence_id", metavar="SILENCE_ID", help="as 'silences list' shows it")
+    exp.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(exp)
     exp.set_defaults(func=cmd_silences)
 
@@ -1219,7 +1527,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ack-deadline",
-        type=float,
+        type=_positive(float),
         default=5.0,
         metavar="SECONDS",
         help="how long each wait for an acknowledgement lasts in the demo",
@@ -1249,8 +1557,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="end", required=True, metavar="DATE", help="end, exclusive (date or ISO time)"
     )
     c.add_argument(
-        "--out", metavar="FILE", help="report.html or report.json (default: JSON on stdout)"
+        "--out", metavar="FILE", help="report.html or report.json (default: tables on stdout)"
     )
+    c.add_argument("--json", action="store_true", help="without --out: JSON on stdout")
     c.add_argument(
         "--input",
         metavar="FILE",
@@ -1267,7 +1576,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ack-deadline",
-        type=float,
+        type=_positive(float),
         action="append",
         metavar="SECONDS",
         help="seconds every wait_ack waits; repeat to compare versions side by side",
@@ -1288,7 +1597,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="where its scores go")
     p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
     p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
-    p.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME", help=detector_help)
+    p.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        choices=sorted(DETECTORS),
+        metavar="NAME",
+        help=detector_help,
+    )
     p.add_argument(
         "--on-error",
         choices=["stop", "skip"],
@@ -1306,7 +1621,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="combined_windows.json (default: labels/ beside the data directory)",
     )
-    nab.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME", help=detector_help)
+    nab.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        choices=sorted(DETECTORS),
+        metavar="NAME",
+        help=detector_help,
+    )
     nab.add_argument(
         "--threshold",
         type=float,
@@ -1355,6 +1676,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
 
     import kafka.errors
 
+    from citybrain.errors import InputError
     from citybrain.stack.process import StackError
     from playbooks.errors import PlaybookError
 
@@ -1364,7 +1686,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(exc, StackError):
         return EXIT_SERVICE, str(exc)
-    if isinstance(exc, PlaybookError | StreamsError):
+    if isinstance(exc, PlaybookError | StreamsError | InputError):
         return EXIT_USAGE, str(exc)
     # kafka-python 3 dropped NoBrokersAvailable; older releases raise it.
     kafka_down = tuple(

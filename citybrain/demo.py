@@ -363,7 +363,8 @@ def write_report(
 @dataclass(frozen=True)
 class DemoFiles:
     """Where a demo keeps what outlives it, under the run directory: its worker's pid and
-    log, the demo operator token (mode 0600) and the tokens file the worker reads."""
+    log, the demo's operator and coordinator tokens (mode 0600) and the tokens file the
+    worker reads."""
 
     dir: Path
 
@@ -384,6 +385,10 @@ class DemoFiles:
         return self.dir / "operator-token"
 
     @property
+    def coordinator_token(self) -> Path:
+        return self.dir / "coordinator-token"
+
+    @property
     def tokens(self) -> Path:
         return self.dir / "tokens.yaml"
 
@@ -394,16 +399,21 @@ def stop_demo_worker(settings: Settings) -> bool:
 
 
 def make_demo_token(files: DemoFiles) -> str:
-    """A fresh operator token: the secret in ``files.token`` (0600), its hash in
-    ``files.tokens`` for the demo's worker (streams/auth.py)."""
+    """Fresh demo tokens, an operator's (returned) and a coordinator's (escalate, cancel,
+    approve, expire silences: streams/auth.py PERMISSIONS): the secrets in ``files.token``
+    and ``files.coordinator_token`` (0600), their hashes in ``files.tokens`` for the
+    demo's worker."""
     files.dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
-    files.token.touch(mode=0o600)
-    files.token.write_text(token + "\n")
-    files.tokens.write_text(
-        f"tokens:\n  - {{name: demo-operator, role: operator, sha256: '{hash_token(token)}'}}\n"
-    )
-    return token
+    lines = ["tokens:"]
+    secrets_by_role = {}
+    for role, path in (("operator", files.token), ("coordinator", files.coordinator_token)):
+        token = secrets.token_urlsafe(24)
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+        lines.append(f"  - {{name: demo-{role}, role: {role}, sha256: '{hash_token(token)}'}}")
+        secrets_by_role[role] = token
+    files.tokens.write_text("\n".join(lines) + "\n")
+    return secrets_by_role["operator"]
 
 
 def cli_command() -> str:
@@ -533,6 +543,10 @@ def run_demo(
         f"  {cli} runs list\n"
         f"  {cli} runs show RUN_ID\n"
         f"  {cli} runs ack RUN_ID --note 'on my way'\n"
+        f"  {cli} silences list\n"
+        "The operator token may list, acknowledge, resolve and add silences; escalate, "
+        "cancel, approve and expiring a silence need the coordinator token: "
+        f"--token $(cat {files.coordinator_token}).\n"
         "The stack and that worker are still running: [bold]make stack-down[/] "
         f"(or {cli} stack down) stops them.",
         highlight=False,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from citybrain.errors import InputError
 from detectors import Detector
 from streams.csvfile import BadRow, read_records, split_line
 from streams.errors import FeedError
@@ -24,7 +25,7 @@ from streams.errors import FeedError
 MAX_STEP_BACK = timedelta(hours=1)
 
 
-class DetectInputError(ValueError):
+class DetectInputError(InputError):
     """A bad input file; the message names file, line and reason."""
 
 
@@ -167,9 +168,15 @@ def detect_dir(
     prototype: Detector,
     on_bad_row: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    written: list[Path] | None = None,
 ) -> int:
-    """Every CSV under ``src`` to the same relative path under ``dst``."""
+    """Every CSV under ``src`` (in sorted order) to the same relative path under ``dst``;
+    each output finished is appended to ``written``, so a caller stopped by a bad file
+    can say how far it got."""
     total = 0
     for path in sorted(src.rglob("*.csv")):
-        total += detect_file(path, dst / path.relative_to(src), prototype, on_bad_row, warn)
+        out = dst / path.relative_to(src)
+        total += detect_file(path, out, prototype, on_bad_row, warn)
+        if written is not None:
+            written.append(out)
     return total

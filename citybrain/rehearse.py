@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from citybrain.errors import InputError
 from playbooks.engine import Command, PlaybookEngine, ReportsCovered, Run, is_terminal
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
@@ -41,7 +42,7 @@ from playbooks.schema import Playbook
 MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
 
 
-class RehearsalError(ValueError):
+class RehearsalError(InputError):
     """A units profile or service-time profile that cannot be used; names the field."""
 
 

@@ -1,4 +1,4 @@
-"""Campaign: the campaign report's figures live (citybrain.campaign, docs/campaign.md):
+"""Campaign: the campaign report's figures live (citybrain.campaign, docs/citizens.md):
 resolution rate, solved at the first line, satisfaction, reopened, MTTA and MTTR by
 department, runs closed by grid level."""
 

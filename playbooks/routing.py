@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import re2
@@ -267,15 +268,21 @@ def parse_label(text: str) -> tuple[str, str]:
     """One ``name=value`` label as ``amtool config routes test`` takes it (the value
     quoted or not, escaped as in a matcher). Raises RoutingConfigError for any other
     operator or an unknown label."""
+    # Only name=value is a label, so only that form is suggested (the matcher parser's
+    # own message would offer !=, =~ and !~, which a label refuses).
+    expected = 'expected name=value or name="quoted value", e.g. kind=water_level'
+    if "=" not in text and "!~" not in text:
+        raise RoutingConfigError(f"label {text!r} has no '=': {expected}")
     try:
         matcher = Matcher.parse(text)
     except RoutingConfigError as exc:
+        if f"matcher {text!r} is not " in str(exc):
+            raise RoutingConfigError(f"label {text!r}: {expected}") from None
         message = str(exc).replace(f"matcher {text!r}", f"label {text!r}", 1)
         raise RoutingConfigError(message) from None
     if matcher.op != "=":
         raise RoutingConfigError(
-            f"label {text!r}: labels are name=value pairs; {matcher.op} is a matcher "
-            f"operator, not a label"
+            f"label {text!r}: {matcher.op} is a matcher operator, not a label: {expected}"
         )
     return matcher.name, matcher.value
 
@@ -440,13 +447,24 @@ def new_silence(
         )
     if not ends_at > starts_at:  # also refuses NaN
         raise SilenceError(
-            f"silence ends_at ({ends_at:g}) is not after starts_at ({starts_at:g})", "field"
+            f"silence ends_at ({_utc(ends_at)}) is not after starts_at ({_utc(starts_at)}): "
+            "give a duration above 0",
+            "field",
         )
     if not author.strip():
         raise SilenceError("a silence needs an author", "field")
     if not reason.strip():
         raise SilenceError("a silence needs a reason", "field")
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
+
+
+def _utc(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC for a message a person reads (the number itself when
+    it is no time at all)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return f"{ts:g}"
 
 
 @dataclass(frozen=True, slots=True)

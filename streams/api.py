@@ -24,7 +24,7 @@ from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, new_silence
 from playbooks.schema import parse_duration
-from streams.auth import Principal, TokenStore
+from streams.auth import Principal, TokenStore, forbidden_reason
 from streams.context import Context, run_key
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         if principal is None:
             reason = (401, unauthenticated_reason(tokens, authorization))
         elif not principal.may(action):
-            reason = (403, f"role {principal.role} may not {action}")
+            reason = (403, forbidden_reason(principal, action))
         if reason is not None:
             # Every refusal is audited; the token itself is never recorded.
             await ctx.audit(
@@ -244,11 +244,16 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise ApiError(400, f'"matchers" is {matchers!r}, expected a list of strings')
             try:
                 starts = float(doc.get("starts_at", now))
-                ends = (
-                    float(doc["ends_at"])
-                    if "ends_at" in doc
-                    else starts + parse_duration(str(doc.get("duration", "")))
-                )
+                if "ends_at" in doc:
+                    ends = float(doc["ends_at"])
+                else:
+                    duration = str(doc.get("duration", ""))
+                    seconds = parse_duration(duration)
+                    if seconds <= 0:
+                        raise ValueError(
+                            f'"duration" is {duration!r}, expected more than 0, e.g. 30m or 2h'
+                        )
+                    ends = starts + seconds
                 silence = new_silence(
                     uuid.uuid4().hex[:12],
                     matchers,

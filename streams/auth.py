@@ -44,6 +44,21 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+def roles_that_may(action: str) -> list[str]:
+    """The roles whose permissions include ``action`` (for a 403 that says who may)."""
+    return [role for role in ROLES if action in PERMISSIONS[role]]
+
+
+def forbidden_reason(principal: Principal, action: str) -> str:
+    """The text of a 403: the token's name and role, and the role the action needs, so
+    the refused user knows which token to ask for (docs/playbooks.md lists the roles)."""
+    needed = " or ".join(roles_that_may(action)) or "none of the roles"
+    return (
+        f"token {principal.name!r} has role {principal.role}, which may not {action}: "
+        f"that needs role {needed}"
+    )
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

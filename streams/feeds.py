@@ -288,6 +288,20 @@ class Replayer:
         stats.seconds = time.monotonic() - start
         return stats
 
+    @property
+    def stats(self) -> ReplayStats:
+        """What the current or last ``replay`` has handed to the producer so far (its
+        events in time order: the first ``readings + incidents`` of them)."""
+        return self._stats
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """After an interrupted ``replay``: send the readings a packer still holds and wait
+        up to ``timeout`` s for Kafka to have everything handed over, so ``stats`` counts
+        what was sent."""
+        if self.packer is not None:
+            self._send_packs(self.packer.flush())
+        self.producer.flush(timeout=timeout)
+
     def _send_packs(self, packs: list[tuple[int, bytes, bytes]]) -> None:
         send_packs(self.producer, self.readings_topic, packs, self._failed)
 

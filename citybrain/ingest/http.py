@@ -28,7 +28,7 @@ import orjson
 
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
-from streams.auth import TokenStore
+from streams.auth import TokenStore, forbidden_reason
 from streams.errors import EventError
 from streams.events import PACK_SCHEMA, READING_SCHEMA, EventValidator, Reading
 
@@ -200,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(401, {"error": "missing or unknown bearer token"})
             return
         if not principal.may("ingest"):
-            self._answer(403, {"error": f"role {principal.role} may not ingest"})
+            self._answer(403, {"error": forbidden_reason(principal, "ingest")})
             return
         length_text = self.headers.get("Content-Length")
         if length_text is None or not length_text.isdigit():

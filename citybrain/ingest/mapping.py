@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from citybrain.errors import InputError
 from playbooks.grid import Grid
 from streams.errors import EventError
 from streams.events import READING_SCHEMA, format_ts
@@ -38,7 +39,7 @@ _PLACEHOLDER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NUMBER = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
-class TopicPatternError(ValueError):
+class TopicPatternError(InputError):
     """A topic pattern is malformed; the message names the pattern and the level."""
 
 

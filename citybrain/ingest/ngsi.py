@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from string import Formatter
 from typing import Any
 
+from citybrain.errors import InputError
 from playbooks.grid import DEFAULT_KINDS, Grid
 from streams.errors import EventError
 from streams.events import READING_SCHEMA, format_ts
@@ -70,7 +71,7 @@ class NgsiMapping:
         names = {f for _, f, _, _ in Formatter().parse(sensor_id_template) if f}
         if "kind" not in names:
             # Without the kind, an entity's pm25 and no2 would be one sensor.
-            raise ValueError(f"sensor id template {sensor_id_template!r} has no {{kind}}")
+            raise InputError(f"sensor id template {sensor_id_template!r} has no {{kind}}")
         self.grid = grid
         self.template = sensor_id_template
 

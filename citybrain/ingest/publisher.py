@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from citybrain.errors import InputError
 from streams.events import Reading
 from streams.partitioning import ReadingPacker, sensor_partition
 
@@ -54,7 +55,10 @@ class PackPublisher:
     ) -> None:
         """``producer`` is a kafka-python ``KafkaProducer`` (``make_producer``)."""
         if max_pending < pack_size:
-            raise ValueError(f"max_pending {max_pending} is below pack_size {pack_size}")
+            raise InputError(
+                f"--max-pending is {max_pending}, below --pack-size {pack_size}: give at "
+                "least one pack's worth"
+            )
         self.producer = producer
         self.readings_topic = readings_topic
         self.deadletter_topic = deadletter_topic

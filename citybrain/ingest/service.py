@@ -121,11 +121,12 @@ def run_http(settings: Settings, options: IngestOptions) -> int:
 
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)
+    mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
     publisher = _publisher(settings, options, "citybrain-ingest-http")
     server = IngestHttpServer(
         (settings.worker_bind, settings.ingest_http_port),
         validator,
-        NgsiMapping(validator.grid, options.sensor_id_template),
+        mapping,
         publisher,
         tokens,
         max_body=options.max_body,

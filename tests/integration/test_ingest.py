@@ -333,7 +333,11 @@ def test_http_readings_are_token_checked_validated_and_packed(
         assert post(p, "/ingest/v1/readings", good.encode(), token=None)[0] == 401
         assert post(p, "/ingest/v1/readings", good.encode(), token="wrong")[0] == 401
         status, body = post(p, "/ingest/v1/readings", good.encode(), token=OPERATOR_TOKEN)
-        assert (status, body["error"]) == (403, "role operator may not ingest")
+        assert (status, body["error"]) == (
+            403,
+            "token 'duty-operator' has role operator, which may not ingest: "
+            "that needs role gateway",
+        )
         bad = json.dumps([reading, {**reading, "value": "high"}]).encode()
         status, body = post(p, "/ingest/v1/readings", bad)
         assert status == 400

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +175,55 @@ def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
     messages = p.read("incidents", lambda m: len(m) >= 6, settle=1)
     ids = sorted(json.loads(m.value)["report_id"] for m in messages)
     assert ids == ["nyc311-1"] * 5 + ["nyc311-4"]
+
+
+def test_an_interrupted_replay_says_how_far_it_got_and_its_resume_sends_the_rest(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C in the middle of a paced replay: the one line names how many events Kafka
+    has and the command that sends the rest; run as printed, every event is sent once."""
+    p = Pipeline(run_dir)
+    total = 40
+    src = tmp_path / "gauge.csv"
+    src.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"{format_ts(T0 + 60 * i)},gauge-1,water_level,{i}.0,ft,c-bridge\n"
+            for i in range(total)
+        )
+    )
+    # 60 s of event time a second: one reading a second, so Ctrl-C lands mid-way.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citybrain.cli", "replay", str(src), "--speed", "60"],
+        env=p.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    p.read("readings", lambda m: len(m) >= 3, timeout=90)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("citybrain: ")]
+    found = re.search(r"after sending (\d+) of 40 events .*to send the rest: (.+)$", line)
+    assert found, line
+    sent = int(found.group(1))
+    assert 3 <= sent < total
+    # What it says was sent is what Kafka has.
+    assert len(p.read("readings", lambda m: len(m) >= sent, settle=1)) == sent
+    resume = shlex.split(found.group(2))
+    assert resume[:2] == ["citybrain", "replay"] and resume[-2:] == ["--skip", str(sent)]
+    rest = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", *resume[1:], "--max"],
+        env=p.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rest.returncode == 0, rest.stderr
+    values = sorted(
+        json.loads(m.value)["value"]
+        for m in p.read("readings", lambda m: len(m) >= total, settle=1)
+    )
+    assert values == [float(i) for i in range(total)]  # each once: none lost, none twice

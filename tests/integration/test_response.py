@@ -103,7 +103,11 @@ def test_api_refuses_missing_and_wrong_tokens_and_forbidden_roles(pipeline: Pipe
         assert pipeline.api("GET", "/runs", None)[0] == 401
         assert pipeline.api("GET", "/runs", "not-a-token")[0] == 401
         status, body = pipeline.api("POST", f"/runs/{run_id}/escalate", OPERATOR_TOKEN)
-        assert (status, body["error"]) == (403, "role operator may not escalate")
+        assert (status, body["error"]) == (
+            403,
+            "token 'duty-operator' has role operator, which may not escalate: "
+            "that needs role coordinator",
+        )
         assert (
             pipeline.api("POST", f"/runs/{run_id}/cancel", OPERATOR_TOKEN, {"note": "x"})[0] == 403
         )
@@ -148,6 +152,17 @@ def test_silence_created_through_the_api_suppresses_matching_alerts(pipeline: Pi
             )[0]
             == 400
         )
+        # A silence that ends as it starts is refused in words, not in epoch seconds.
+        status, zero = pipeline.api(
+            "POST",
+            "/silences",
+            OPERATOR_TOKEN,
+            {"matchers": ['sensor_id="gauge-1"'], "duration": "0s", "reason": "x"},
+        )
+        assert (status, zero["error"]) == (
+            400,
+            "\"duration\" is '0s', expected more than 0, e.g. 30m or 2h",
+        )
         spike(pipeline, sensor="gauge-1")
         spike(pipeline, sensor="gauge-2", start=100)
         audit = pipeline.read("audit", lambda m: bool(audit_of(m, "alert_silenced")))
@@ -155,8 +170,11 @@ def test_silence_created_through_the_api_suppresses_matching_alerts(pipeline: Pi
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")), settle=3)
         # Only the unsilenced gauge got a run.
         assert [d["detail"] for d in steps_of(steps, "notify")] == ["water rising at c-mill"]
-        assert (
-            pipeline.api("DELETE", f"/silences/{body['silence']['id']}", OPERATOR_TOKEN)[0] == 403
+        status, refused = pipeline.api(
+            "DELETE", f"/silences/{body['silence']['id']}", OPERATOR_TOKEN
+        )
+        assert status == 403 and refused["error"].endswith(
+            "which may not expire_silence: that needs role coordinator"
         )
         assert (
             pipeline.api("DELETE", f"/silences/{body['silence']['id']}", COORDINATOR_TOKEN)[0]

@@ -99,3 +99,49 @@ def test_fuzz_any_source_file_gives_a_frame_or_a_file_line_error(
         assert re.match(rf"{re.escape(str(path))}:\d+: \S", str(exc)), str(exc)
     else:
         assert all(isinstance(line, int) and line >= 2 for line in frame.index)
+
+
+DATASETS = Path(__file__).resolve().parents[3] / "datasets"
+# Where the slices' cities lie (lat, lon bounds), so a swapped or sign-flipped position fails.
+REGIONS = {
+    "usgs_flood": ((38.5, 39.6), (-77.3, -76.4)),
+    "beijing_air": ((39.4, 40.7), (115.4, 117.6)),
+    "aarhus_traffic": ((56.0, 56.4), (9.9, 10.4)),
+    "nyc311": ((40.4, 41.0), (-74.3, -73.6)),
+}
+
+
+@pytest.mark.parametrize("prefix", sorted(REGIONS))
+def test_every_committed_slice_has_a_position_for_every_sensor_and_cell(prefix: str) -> None:
+    """The report map and the Grafana Geomap place what has coordinates; the new-user trial
+    found gauge 01650800 and the Beijing stations missing from both."""
+    grid = load_grid(DATASETS / "grid.yaml")
+    (path,) = DATASETS.glob(f"{prefix}_*.csv.gz")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    (lat_lo, lat_hi), (lon_lo, lon_hi) = REGIONS[prefix]
+    placed = []
+    if "sensor_id" in frame:
+        for sensor_id in sorted(set(frame["sensor_id"])):
+            sensor = grid.sensors[sensor_id]
+            placed.append((sensor_id, sensor.lat, sensor.lon))
+    for cell_id in sorted(set(frame["grid_cell"])):
+        cell = grid.cells[cell_id]
+        placed.append((cell_id, cell.lat, cell.lon))
+    assert placed
+    for name, lat, lon in placed:
+        assert lat is not None and lon is not None, f"{name} has no position"
+        assert lat_lo < lat < lat_hi and lon_lo < lon < lon_hi, (name, lat, lon)
+
+
+def test_the_two_gauges_and_a_beijing_station_sit_where_their_sources_say() -> None:
+    grid = load_grid(DATASETS / "grid.yaml")
+    # NWIS site metadata (datasets/README.md): EPSG:4326, rounded to 6 decimals.
+    gauge = grid.sensors["usgs-01650800-water_level"]
+    assert (gauge.lat, gauge.lon) == (38.986222, -77.004861)
+    assert (grid.cells["md-gauge-01589330"].lat, grid.cells["md-gauge-01589330"].lon) == (
+        39.311222,
+        -76.716639,
+    )
+    # Beijing MEMC station list (KDD Cup 2018): Dongsi 116.417 E, 39.929 N.
+    dongsi = grid.sensors["bj-dongsi-pm25"]
+    assert (dongsi.lat, dongsi.lon) == (39.929, 116.417)

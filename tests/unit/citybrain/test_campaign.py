@@ -293,6 +293,16 @@ def test_cli_reads_an_export_and_writes_json_and_html(
     assert main([*base, "--from", "2024-13-01", "--to", "2024-12-02"]) == 2
     assert "--from is '2024-13-01', expected a date like 2024-05-26" in capsys.readouterr().err
     assert main([*base, *period, "--out", str(tmp_path / "r.txt")]) == 2
+    capsys.readouterr()
+    # Without --out: tables a person reads; --json: the same report for machines.
+    assert main([*base, *period]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("period 1970-01-01 00:16 UTC to 1970-01-01 00:33 UTC")
+    header = next(ln for ln in text.splitlines() if ln.startswith("CITY "))
+    assert header.split()[:3] == ["CITY", "FOUND", "REPORTS"]
+    assert "{" not in text
+    assert main([*base, *period, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == written["rows"]
     export.write_text('{"run_id": "A"\n')
     assert main([*base, *period]) == 2
     assert "records.jsonl:1: not a JSON record" in capsys.readouterr().err

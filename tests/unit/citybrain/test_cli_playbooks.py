@@ -65,9 +65,11 @@ def test_route_test_takes_labels_as_amtool(
 @pytest.mark.parametrize(
     ("label", "message"),
     [
-        ('kind=~"water.*"', "labels are name=value pairs; =~ is a matcher operator"),
-        ("kind!=x", "labels are name=value pairs; != is a matcher operator"),
-        ("kind", 'is not name="value"'),
+        ('kind=~"water.*"', "=~ is a matcher operator, not a label"),
+        ("kind!=x", "!= is a matcher operator, not a label"),
+        ("kind", "has no '=': expected name=value"),
+        ("kind:water_level", "has no '=': expected name=value"),
+        ("=water_level", 'expected name=value or name="quoted value"'),
         ('kind="a"b"', "unescaped double quote"),
         ("colour=red", "unknown label 'colour'"),
     ],
@@ -78,3 +80,19 @@ def test_route_test_refuses_what_amtool_refuses(
     assert main(["playbooks", "route-test", label]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: label {label!r}") and message in err
+
+
+@pytest.mark.parametrize(
+    "label", ["kind", "kind:x", "=x", 'kind=~"x"', "kind!~x", "kind!=x", "k d=x", 'kind="x']
+)
+def test_a_refused_label_is_only_shown_forms_route_test_accepts(
+    capsys: pytest.CaptureFixture[str], label: str
+) -> None:
+    """The new-user trial: a bare `kind` was told to write name=~"regex" or name!="value",
+    which route-test then refuses. What the message suggests must be a label."""
+    assert main(["playbooks", "route-test", label]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    suggestion = err.split("expected", 1)[1] if "expected" in err else ""
+    for operator in ("=~", "!=", "!~"):
+        assert operator not in suggestion, err

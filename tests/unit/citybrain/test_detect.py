@@ -72,7 +72,7 @@ def test_bad_files_name_file_line_and_reason(
     with pytest.raises(DetectInputError) as info:
         read_series(src)
     assert str(info.value).startswith(str(src)) and message in str(info.value)
-    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 1
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -123,11 +123,11 @@ def test_the_cli_reports_a_latin1_series_in_one_line(
 ) -> None:
     src = tmp_path / "latin1.csv"
     src.write_bytes(LATIN1_SERIES)
-    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 1
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert (
         err
-        == f"citybrain: {src}:3: byte 0xf1 at column 22 is not UTF-8 (a Latin-1 or Windows-1252 file? save it as UTF-8)\n"
+        == f"citybrain: {src}:3: byte 0xf1 at column 22 is not UTF-8 (a Latin-1 or Windows-1252 file? save it as UTF-8); nothing was written to {tmp_path / 'o.csv'}: fix the file, or give --on-error skip\n"
     )
 
 
@@ -195,7 +195,7 @@ def test_skip_mode_leaves_bad_rows_out_and_counts_them(
     src.write_bytes(("timestamp,value\n" + "\n".join(rows) + "\n").encode("latin-1"))
     out = tmp_path / "o.csv"
     argv = ["detect", "--input", str(src), "--output", str(out)]
-    assert main(argv) == 1
+    assert main(argv) == 2
     assert main([*argv, "--on-error", "skip"]) == 0
     captured = capsys.readouterr()
     assert "read 30 rows: scored 27 with" in captured.out

@@ -22,3 +22,16 @@ def test_licence_is_an_spdx_string_with_its_file() -> None:
     match = re.fullmatch(r"setuptools>=(\d+)", setuptools)
     assert match and int(match.group(1)) >= 77
     assert not any("License ::" in c for c in project.get("classifiers", []))
+
+
+def test_the_package_root_is_declared_so_editable_installs_are_quiet() -> None:
+    # With a flat layout and no package-dir, setuptools' editable install takes its
+    # meta-path-finder strategy and emits "BuildBackendWarning: Editable installation.
+    # Please be careful with folders in your working directory..." on every `make install`
+    # (issue 15, new-user trial). Declaring the root as "." makes the layout explicit and
+    # the install a plain .pth entry for the checkout, which is what the repo runs from.
+    doc = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert doc["tool"]["setuptools"]["package-dir"] == {"": "."}
+    included = doc["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pattern in included:  # every package sits directly in the root it names
+        assert (REPO_ROOT / pattern.rstrip("*") / "__init__.py").is_file(), pattern

@@ -63,3 +63,14 @@ def test_the_demo_tells_the_user_what_works_as_typed() -> None:
     demo = (REPO_ROOT / "citybrain" / "demo.py").read_text()
     assert "make stack-down" in demo
     assert "citybrain stack down[/]" not in demo  # the old line, not on the PATH
+
+
+def test_every_docs_file_the_code_or_its_output_names_exists() -> None:
+    """The campaign report's tables and page sent readers to docs/campaign.md, which never
+    existed: every docs/ path in the source (messages, help, docstrings) must be there."""
+    named: set[str] = set()
+    for package in ("citybrain", "streams", "playbooks", "dashboards", "detectors"):
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            named |= set(re.findall(r"\bdocs/[\w.-]+\.(?:md|yaml)", path.read_text()))
+    assert named  # the walk found the references
+    assert sorted(n for n in named if not (REPO_ROOT / n).is_file()) == []

@@ -146,7 +146,7 @@ def test_any_matcher_text_parses_or_is_refused_by_name(name: str, op: str, value
 
 def test_route_test_refuses_matcher_operators_as_labels() -> None:
     for text in ('kind=~"water.*"', "kind!=a", 'kind!~"a"'):
-        with pytest.raises(RoutingConfigError, match="labels are name=value pairs"):
+        with pytest.raises(RoutingConfigError, match="is a matcher operator, not a label"):
             parse_label(text)
 
 

@@ -155,7 +155,10 @@ def test_silences(matchers: list[str], now: float, silenced: bool) -> None:
     ("args", "message"),
     [
         (([], 0.0, 1.0, "a", "r"), "a silence needs at least one matcher"),
-        ((['kind="x"'], 5.0, 5.0, "a", "r"), "silence ends_at (5) is not after starts_at (5)"),
+        (
+            (['kind="x"'], 5.0, 5.0, "a", "r"),
+            "silence ends_at (1970-01-01T00:00:05Z) is not after starts_at (1970-01-01T00:00:05Z): give a duration above 0",
+        ),
         ((['kind="x"'], 0.0, 1.0, " ", "r"), "a silence needs an author"),
         ((['kind="x"'], 0.0, 1.0, "a", ""), "a silence needs a reason"),
         ((["kind"], 0.0, 1.0, "a", "r"), "matcher 'kind' is not name=\"value\""),

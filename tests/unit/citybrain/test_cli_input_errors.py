@@ -1,0 +1,241 @@
+"""Every input error of every command is exit status 2 with one line naming the option,
+field or value and what to do (the new-user trial of issue 15: `citybrain detect` said 1
+for a missing file and for a bad header; `ingest mqtt` called a bad topic pattern a bug).
+
+The commands run against a stopped stack (tests/unit/citybrain/test_cli_errors.py): an
+input error must be found before any service is asked, so none of these ends in 3.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import EXIT_USAGE, main
+from tests.unit.citybrain.test_cli_errors import run_in_process
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("inputs")
+    (tmp / "bad-header.csv").write_text("time,val\n2020-01-01 00:00:00,1\n")
+    (tmp / "bad-row.csv").write_text("timestamp,value\n2020-01-01 00:00:00,abc\n")
+    (tmp / "dir").mkdir()
+    (tmp / "dir" / "a.csv").write_text("timestamp,value\n2020-01-01 00:00:00,1\n")
+    (tmp / "dir" / "b.csv").write_text("timestamp,value\n2020-01-01 00:00:00,abc\n")
+    (tmp / "replay-bad-row.csv").write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-11T00:00:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+        "2019-05-11T00:05:00Z,usgs-01589330-00065,water_level,abc,ft,community:usgs-c1\n"
+    )
+    (tmp / "replay-bad-header.csv").write_text("timestamp,sensor_id\nx,y\n")
+    (tmp / "not-json.jsonl").write_text("time,val\n")
+    (tmp / "not-events.yaml").write_text("just: a mapping\n")
+    env = {
+        "CITYBRAIN_HOME": str(tmp / "home"),
+        "CITYBRAIN_RUN_DIR": str(tmp / "run"),
+        "CITYBRAIN_KAFKA_PORT": str(_closed_port()),
+        "CITYBRAIN_PROMETHEUS_PORT": str(_closed_port()),
+        "CITYBRAIN_WORKER_PORT": str(_closed_port()),
+        "CITYBRAIN_MQTT_PORT": str(_closed_port()),
+        "CITYBRAIN_INGEST_HTTP_PORT": str(_closed_port()),
+    }
+    return tmp, env
+
+
+API = ["--token", "t"]
+# (command line with T for the temp dir, what the one line must say)
+CASES = [
+    (
+        ["detect", "--input", "T/missing.csv", "--output", "T/o.csv"],
+        "--input 'T/missing.csv': no such file",
+    ),
+    (
+        ["detect", "--input", "T/bad-header.csv", "--output", "T/o.csv"],
+        "header is ['time', 'val'], expected timestamp,value",
+    ),
+    (
+        ["detect", "--input", "T/bad-row.csv", "--output", "T/o.csv"],
+        "field \"value\" is 'abc', expected a number",
+    ),
+    (
+        ["detect", "--input-dir", "T/missing", "--output-dir", "T/o"],
+        "--input-dir 'T/missing': no such directory",
+    ),
+    (["detect", "--input-dir", "T/dir"], "--input-dir needs --output-dir"),
+    (["bench", "nab", "--data", "T/missing"], "--data 'T/missing' does not exist"),
+    (["replay", "T/missing.csv"], "T/missing.csv: cannot read"),
+    (["replay", "T/replay-bad-header.csv"], "header is 'timestamp,sensor_id'"),
+    (["replay", "T/replay-bad-row.csv"], "nothing was sent"),
+    (
+        ["replay", "T/replay-bad-row.csv", "--on-error", "skip", "--skip", "9"],
+        "--skip is 9, but the files hold only 1 events",
+    ),
+    (
+        ["report", "--prefix", "p", "--data", "T/missing.csv", "--out", "T/r.html"],
+        "--data 'T/missing.csv': no such file",
+    ),
+    (
+        [
+            "campaign",
+            "report",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-01",
+            "--input",
+            "T/missing.jsonl",
+        ],
+        "--input 'T/missing.jsonl': no such file",
+    ),
+    (
+        [
+            "campaign",
+            "report",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-01",
+            "--input",
+            "T/not-json.jsonl",
+        ],
+        "T/not-json.jsonl:1: not a JSON record",
+    ),
+    (
+        ["campaign", "report", "--from", "2024-01-01", "--to", "2024-02-01", "--out", "T/r.txt"],
+        "--out is 'T/r.txt', expected a .html or .json file",
+    ),
+    (
+        ["campaign", "report", "--from", "2024-02-01", "--to", "2024-01-01"],
+        "--to 2024-01-01 is not after --from 2024-02-01",
+    ),
+    (
+        ["campaign", "report", "--from", "yesterday", "--to", "2024-01-01"],
+        "--from is 'yesterday', expected a date",
+    ),
+    (
+        ["rehearse", "--incidents", "T/missing.csv", "--units", "T/missing.yaml"],
+        "--units 'T/missing.yaml': no such file",
+    ),
+    (["demo", "--data", "T/missing.csv"], "--data 'T/missing.csv': no such file"),
+    (["demo", "--expect", "T/missing.yaml"], "--expect 'T/missing.yaml': no such file"),
+    (
+        ["demo", "--expect", "T/not-events.yaml"],
+        "--expect T/not-events.yaml: expected a list of events",
+    ),
+    (["demo", "--grid", "T/missing.yaml"], "--grid 'T/missing.yaml': no such file"),
+    (["playbooks", "check", "T/missing"], "the playbook directory 'T/missing': no such directory"),
+    (
+        ["playbooks", "check", "--routing", "T/missing.yaml"],
+        "--routing 'T/missing.yaml': no such file",
+    ),
+    (["playbooks", "route-test", "kind"], "label 'kind' has no '=': expected name=value"),
+    (
+        [
+            "dashboards",
+            "push",
+            "--url",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+            "--generated",
+            "T/missing",
+        ],
+        "--generated 'T/missing': no such directory",
+    ),
+    (
+        ["datasets", "build", "--shared", "T/missing", "--out", "T/o"],
+        "--shared 'T/missing': no such directory",
+    ),
+    (["ingest", "mqtt", "--topic", "bad{"], "topic pattern 'bad{': level 1 is 'bad{'"),
+    (["ingest", "http", "--sensor-id-template", "{id}"], "sensor id template '{id}' has no {kind}"),
+    (["ingest", "http", "--max-pending", "5"], "--max-pending is 5, below --pack-size 1000"),
+    (
+        ["silences", "add", "--matcher", "kind=x", "--duration", "forever", "--reason", "r", *API],
+        "--duration: duration is 'forever'",
+    ),
+    (
+        ["silences", "add", "--matcher", "kind=x", "--duration", "0s", "--reason", "r", *API],
+        "--duration is '0s', expected more than 0",
+    ),
+    (
+        ["silences", "add", "--matcher", "kind=x", "--duration", "0", "--reason", "r", *API],
+        "--duration is '0', expected more than 0",
+    ),
+    (
+        ["silences", "add", "--matcher", "kind", "--duration", "1h", "--reason", "r", *API],
+        "--matcher: matcher 'kind' is not",
+    ),
+    (
+        ["silences", "add", "--matcher", "kind=x", "--duration", "1h", "--reason", " ", *API],
+        "--reason is empty",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"), CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
+def test_an_input_error_is_status_2_with_one_line_naming_it(
+    argv: list[str], says: str, files: tuple[Path, dict[str, str]]
+) -> None:
+    tmp, env = files
+    argv = [a.replace("T/", f"{tmp}/") for a in argv]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("citybrain: ")]
+    assert len(lines) == 1, proc.stderr
+    assert says.replace("T/", f"{tmp}/") in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "listed"),
+    [
+        (["runs", "list", "--status", "bogus"], "--status", "waiting_ack"),
+        (["detect", "--detector", "bogus"], "--detector", "robust_zscore"),
+        (["replay", "x.csv", "--on-error", "bogus"], "--on-error", "skip"),
+        (["replay", "x.csv", "--speed", "0"], "--speed", "expected more than 0"),
+        (["ingest", "mqtt", "--pack-size", "0"], "--pack-size", "expected more than 0"),
+        (["demo", "--ack-deadline", "-1"], "--ack-deadline", "expected more than 0"),
+    ],
+)
+def test_an_enumerated_or_bounded_option_is_checked_by_the_parser(
+    argv: list[str], option: str, listed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and listed in err
+
+
+def test_a_bad_row_in_a_directory_says_which_files_were_scored(
+    files: tuple[Path, dict[str, str]],
+) -> None:
+    tmp, env = files
+    out = tmp / "scored"
+    proc = run_in_process(
+        ["detect", "--input-dir", str(tmp / "dir"), "--output-dir", str(out)], env
+    )
+    assert proc.returncode == EXIT_USAGE
+    assert f"1 of 2 files were scored into {out} before it (the last: a.csv)" in proc.stderr
+    assert (out / "a.csv").is_file() and not (out / "b.csv").exists()
+
+
+def test_a_header_fault_is_not_told_to_skip_rows(files: tuple[Path, dict[str, str]]) -> None:
+    """--on-error skip passes bad rows, never a bad header: it is not suggested then."""
+    tmp, env = files
+    for argv in (
+        ["detect", "--input", str(tmp / "bad-header.csv"), "--output", str(tmp / "o.csv")],
+        ["replay", str(tmp / "replay-bad-header.csv")],
+    ):
+        proc = run_in_process(argv, env)
+        assert proc.returncode == EXIT_USAGE and "--on-error" not in proc.stderr, proc.stderr
+    proc = run_in_process(["replay", str(tmp / "replay-bad-row.csv")], env)
+    assert "give --on-error skip" in proc.stderr

@@ -1,0 +1,166 @@
+"""What an operator reads from `silences list|add|expire`, API refusals and an interrupted
+replay (issue 15, new-user trial: silences printed raw JSON with epoch times; a 403 did not
+say which role may; a replay stopped by Ctrl-C did not say what was sent)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import (
+    CliError,
+    api_reason,
+    build_parser,
+    replay_stopped,
+    silence_duration,
+    silences_table,
+)
+from citybrain.demo import DemoFiles, make_demo_token
+from streams.auth import PERMISSIONS, Principal, TokenStore, forbidden_reason, roles_that_may
+from streams.events import IncidentReport, Reading
+
+NOW = time.time()
+SILENCES = [
+    {
+        "id": "old",
+        "matchers": ['kind="pm25"'],
+        "starts_at": NOW - 7200,
+        "ends_at": NOW - 3600,
+        "author": "duty-operator",
+        "reason": "sensor swap",
+        "active": False,
+    },
+    {
+        "id": "now",
+        "matchers": ['kind="water_level"', 'grid_cell=~"md-.*"'],
+        "starts_at": NOW - 60,
+        "ends_at": NOW + 1800,
+        "author": "demo-operator",
+        "reason": "gauge maintenance",
+        "active": True,
+    },
+    {"id": "junk", "ends_at": NOW + 60, "active": False, "unreadable": "no matchers"},
+]
+
+
+def test_the_silence_table_reads_like_amtool_with_local_times() -> None:
+    lines = silences_table(SILENCES, NOW).splitlines()
+    assert lines[0].split() == ["ID", "STATE", "MATCHERS", "STARTS", "ENDS", "BY", "REASON"]
+    # Active first, then expired, then what cannot be read.
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["now", "active"],
+        ["old", "expired"],
+        ["junk", "unreadable"],
+    ]
+    active = lines[1]
+    assert 'kind="water_level" grid_cell=~"md-.*"' in active  # Alertmanager syntax
+    zone = time.strftime("%Z", time.localtime(NOW + 1800))
+    assert f"{zone} (in 30 min)" in active
+    assert "demo-operator" in active and "gauge maintenance" in active
+    assert "(60 min ago)" in lines[2]
+    assert "no matchers" in lines[3]
+    assert str(int(NOW)) not in "\n".join(lines)  # no epoch seconds
+
+
+def test_list_add_and_expire_take_json_for_machines() -> None:
+    parser = build_parser()
+    for argv in (
+        ["silences", "list", "--json"],
+        ["silences", "add", "--matcher", "kind=x", "--duration", "1h", "--reason", "r", "--json"],
+        ["silences", "expire", "abc", "--json"],
+    ):
+        assert parser.parse_args(argv).json is True
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800.0), ("1h30m", 5400.0), ("7d", 604800.0)]
+)
+def test_a_duration_is_prometheus_syntax(text: str, seconds: float) -> None:
+    assert silence_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("forever", "--duration: duration is 'forever', expected an integer with units"),
+        ("0s", "--duration is '0s', expected more than 0"),
+        ("1.5h", "--duration: duration is '1.5h'"),
+        ("-1m", "--duration: duration is '-1m'"),
+    ],
+)
+def test_a_bad_duration_is_refused_before_the_api(text: str, says: str) -> None:
+    with pytest.raises(CliError) as caught:
+        silence_duration(text)
+    assert caught.value.status == 2 and caught.value.message.startswith(says)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ('{"error": "no run \'x\'"}', 404, "no run 'x'"),
+        (
+            "<html><head><title>404: Not Found</title></head><body>404: Not Found</body></html>",
+            404,
+            "404: Not Found",
+        ),
+        ("", 502, "Bad Gateway"),
+        ('{"error": ""}', 400, "Bad Request"),
+        ("x" * 500, 400, "x" * 199 + "…"),
+        ('{"error": "a\\n  b"}', 400, "a b"),
+    ],
+)
+def test_an_api_refusal_is_shown_as_one_readable_line(body: str, status: int, reason: str) -> None:
+    assert api_reason(body, status) == reason
+
+
+def test_a_403_names_the_tokens_role_and_the_role_needed() -> None:
+    operator = Principal("demo-operator", "operator")
+    assert forbidden_reason(operator, "expire_silence") == (
+        "token 'demo-operator' has role operator, which may not expire_silence: "
+        "that needs role coordinator"
+    )
+    assert roles_that_may("read") == ["operator", "coordinator"]
+    # Every permission is held by some role, so every 403 can name one.
+    for action in set().union(*PERMISSIONS.values()):
+        assert roles_that_may(action)
+
+
+def test_the_demo_has_an_operator_and_a_coordinator_token(tmp_path: Path) -> None:
+    files = DemoFiles(tmp_path / "demo")
+    operator = make_demo_token(files)
+    coordinator = files.coordinator_token.read_text().strip()
+    assert operator == files.token.read_text().strip() != coordinator
+    store = TokenStore.load(files.tokens)
+    assert store.authenticate(f"Bearer {operator}") == Principal("demo-operator", "operator")
+    assert store.authenticate(f"Bearer {coordinator}") == Principal(
+        "demo-coordinator", "coordinator"
+    )
+    for path in (files.token, files.coordinator_token):
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def _replay_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["replay", *argv])
+
+
+def test_an_interrupted_replay_says_what_was_sent_and_how_to_resume() -> None:
+    events = [
+        Reading(1_557_532_800.0 + 300 * i, "usgs-01589330-00065", "water_level", 1.0, "ft", "c")
+        for i in range(4)
+    ]
+    events.append(IncidentReport(1_557_534_500.0, "r-1", "Flooding", "water", "app", "c"))
+    args = _replay_args("a b.csv", "c.csv", "--pack", "100", "--speed", "600")
+    message = replay_stopped(args, 3, 5, events)
+    assert message == (
+        "interrupted after sending 3 of 5 events (the last: 2019-05-11T00:10:00Z "
+        "usgs-01589330-00065); to send the rest: citybrain replay 'a b.csv' c.csv "
+        "--speed 600 --pack 100 --skip 3"
+    )
+    assert "report r-1" in replay_stopped(args, 5, 5, events)
+    assert "before any of the 5 events was sent" in replay_stopped(args, 0, 5, events)
+    # The printed command parses back to the same replay, resumed.
+    resumed = _replay_args("a b.csv", "c.csv", "--speed", "600", "--pack", "100", "--skip", "3")
+    assert (resumed.skip, resumed.pack, resumed.speed) == (3, 100, 600.0)
