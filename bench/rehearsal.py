@@ -117,9 +117,16 @@ def fidelity_rows(
     horizon = own["horizon"].iloc[0].tz_localize(ZONE).timestamp()
     rehearsed: dict[str, dict[str, list[float]]] = {}
     shares: dict[str, dict[str, list[float]]] = {}
+    queued: dict[str, dict[str, list[int]]] = {}
     for label, units in profiles.items():
         for seed in range(SEEDS):
-            records = rehearse(incidents, playbook, grid, units, 900.0, seed).records
+            result = rehearse(incidents, playbook, grid, units, 900.0, seed)
+            records = result.records
+            for department in {i.department for i in incidents}:
+                pool = department if department in units else "default"
+                queued.setdefault(department, {}).setdefault(label, []).append(
+                    result.queued_by.get(pool, 0)
+                )
             for department, fig in medians(records, grid, incidents, until=horizon).items():
                 shares.setdefault(department, {}).setdefault(label, []).append(
                     fig["resolved"] / fig["found"]
@@ -158,6 +165,8 @@ def fidelity_rows(
             closed_shares = shares.get(str(department), {}).get(label, [])
             if row[label] is not None and closed_shares:
                 row[label]["closed_share"] = float(np.mean(closed_shares))
+                # Runs of the department's units pool that waited for a free unit.
+                row[label]["queued_mean"] = float(np.mean(queued[str(department)][label]))
         rows.append(row)
         print(json.dumps(row))
     return rows

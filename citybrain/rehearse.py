@@ -265,6 +265,7 @@ class Rehearsal:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     queued: int = 0  # runs that waited for a free unit at least once
+    queued_by: dict[str, int] = field(default_factory=dict)  # the same per units pool
     unanswered: int = 0  # unit requests not answered
     answers: int = 0  # reporters' answers to closures
     reopened: int = 0  # answers "not satisfied" that reopened a run
@@ -329,6 +330,7 @@ def rehearse(
             if not case.queued:
                 case.queued = True
                 out.queued += 1
+                out.queued_by[name] = out.queued_by.get(name, 0) + 1
                 queues.setdefault(name, deque()).append(case.run.run_id)
                 if not d.on_duty(t):
                     push(d.next_shift_start(t), "shift", name)

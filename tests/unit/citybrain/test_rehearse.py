@@ -76,7 +76,7 @@ def test_one_unit_takes_one_incident_at_a_time(grid: Grid) -> None:
         (660.0, "acknowledged", "community"),
         (720.0, "resolved", "community"),
     ]
-    assert out.queued == 1
+    assert out.queued == 1 and out.queued_by == {"default": 1}
     # With a 5-minute deadline r2 waits too long at the community and escalates.
     short = rehearse([report(1, 0), report(2, 10)], PLAYBOOK, grid, units(), ack_deadline=300)
     assert actions(short.records, "rh-r2") == [
