@@ -8,9 +8,10 @@
    rehearsal's is read at the same moment (``campaign_report(until=horizon)``): runs the
    rehearsal resolves later are open in both. The real median's 95 % interval is a
    bootstrap over its closed requests; the rehearsal's spread is over the seeds.
-2. speed: a full day of reports, rehearsed twice (5- and 15-minute ack deadlines) with the
-   campaign report computed: the three snapshots laid onto one day (2,924 reports), and
-   the busiest snapshot tiled eight times over 24 hours (~8,000 reports).
+2. speed: a full day of reports, rehearsed twice (5- and 15-minute ack deadlines, with
+   the units profile's simulated answers, as the CLI does) with the campaign report
+   computed: the three snapshots laid onto one day (2,912 reports), and the busiest
+   snapshot tiled eight times over 24 hours (7,984 reports).
 
     python -m bench.rehearsal [--shared ../shared/data/city] [--out bench/results-rehearsal.json]
 """
@@ -38,6 +39,7 @@ from citybrain.rehearse import (
     Incident,
     profile_distributions,
     rehearse,
+    satisfaction_model,
     units_profile,
 )
 from playbooks.grid import Grid
@@ -183,6 +185,8 @@ def fidelity_table(rows: list[dict[str, Any]]) -> str:
         text = f"{got['median_s']:,.0f} s ({low:,.0f}-{high:,.0f})"
         if row["measurable"] and got["error"] is not None:
             text += f" **{100 * got['error']:+.1f} %**"
+        if got.get("queued_mean"):
+            text += f", {got['queued_mean']:.0f} queued"
         return text
 
     lines = [
@@ -252,6 +256,8 @@ def main() -> None:
     response = profile_distributions(json.loads((OUT / "sf_fire_response.json").read_text()), "r")
     resolve = profile_distributions(json.loads((OUT / "nyc311_resolve.json").read_text()), "s")
     units = units_profile(units_doc, response, resolve)
+    # The speed runs simulate reporters' answers, as `citybrain rehearse` does.
+    satisfaction = satisfaction_model(units_doc)
     real = nyc311_durations(shared)
     fidelity = []
     for name, incidents in snapshots.items() if args.only != "speed" else ():
@@ -294,7 +300,7 @@ def main() -> None:
     for label, incidents in days if args.only != "fidelity" else ():
         for deadline in (300.0, 900.0):
             began = time.perf_counter()
-            result = rehearse(incidents, playbook, grid, units, deadline)
+            result = rehearse(incidents, playbook, grid, units, deadline, satisfaction=satisfaction)
             figures = medians(result.records, grid, incidents)["nyc"]
             seconds = time.perf_counter() - began
             row = {
@@ -307,6 +313,9 @@ def main() -> None:
                 "tta_median_s": figures["tta_median"],
                 "ttr_median_s": figures["ttr_median"],
                 "first_line_share": figures["first_line_share"],
+                "answers": result.answers,
+                "reopened": result.reopened,
+                "satisfaction_rate": figures["satisfaction_rate"],
             }
             speed.append(row)
             print(json.dumps(row))

@@ -6,7 +6,9 @@ Each report becomes one run of the rehearsal playbook (one report, one case, lik
 request). The simulation, event by event in time order:
 
 - a new run's department asks for a unit. A department has ``units`` units with a
-  ``capacity`` of incidents each (default 1: a busy unit takes no second one), on duty
+  ``capacity`` of incidents each (default 1: a busy unit takes no second one), busy from
+  acknowledging until the resolution or, with ``busy`` set, for that many seconds (for
+  departments whose cases stay open for days after a short visit), on duty
   during its ``shifts`` (UTC hours ``[start, end)``). With no unit free and on duty the run
   queues (first come, first served) until one is;
 - a unit asked does not answer with probability ``no_answer`` (it stays free; the run
@@ -99,6 +101,8 @@ class DepartmentUnits:
     shifts: tuple[tuple[float, float], ...]
     response: Distribution
     resolve: Distribution
+    # Seconds a unit stays busy after acknowledging; None: until the resolution.
+    busy: float | None = None
 
     def on_duty(self, t: float) -> bool:
         hour = (t % 86400.0) / 3600.0
@@ -127,7 +131,8 @@ def units_profile(
         where = f"units profile: departments.{name}"
         if not isinstance(spec, dict):
             raise RehearsalError(f"{where} is {spec!r}, expected a mapping")
-        unknown = set(spec) - {"units", "capacity", "no_answer", "shifts", "response", "resolve"}
+        known = {"units", "capacity", "no_answer", "shifts", "response", "resolve", "busy"}
+        unknown = set(spec) - known
         if unknown:
             raise RehearsalError(f"{where}: unknown field(s) {sorted(unknown)}")
         units, capacity = spec.get("units"), spec.get("capacity", 1)
@@ -155,8 +160,19 @@ def units_profile(
             if pick not in table:
                 raise RehearsalError(f"{where}.{key} is {pick!r}, expected one of {sorted(table)}")
             picks[key] = table[pick]
+        busy = spec.get("busy")
+        if busy is not None and (
+            isinstance(busy, bool) or not isinstance(busy, (int, float)) or busy <= 0
+        ):
+            raise RehearsalError(f"{where}.busy is {busy!r}, expected seconds > 0")
         out[str(name)] = DepartmentUnits(
-            units, capacity, float(no_answer), pairs, picks["response"], picks["resolve"]
+            units,
+            capacity,
+            float(no_answer),
+            pairs,
+            picks["response"],
+            picks["resolve"],
+            None if busy is None else float(busy),
         )
     return out
 
@@ -397,12 +413,20 @@ def rehearse(
             u = case.draws[2] if case.since == case.run.created_at else rng.random()
             resolve_at = max(case.since + dept(case).resolve.sample(u), t + MIN_WORK)
             push(resolve_at, "resolve", key)
+            hold = dept(case).busy
+            if hold is not None and t + hold < resolve_at:
+                push(t + hold, "free", key)  # the unit's part is done; the case stays open
+        elif kind == "free":
+            if case.unit:
+                case.unit = False
+                release(pool(case), t)
         elif kind == "resolve":
             if not is_terminal(case.run):
                 case.run, cmds = engine.resolve(case.run, "field unit", "done", t)
                 record(case, cmds)
-            case.unit = False
-            release(pool(case), t)
+            if case.unit:
+                case.unit = False
+                release(pool(case), t)
         elif kind == "answer":
             assert satisfaction is not None
             wait = case.run.resolved_at or t

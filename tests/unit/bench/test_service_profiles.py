@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
-from bench.service_profiles import TAIL_CAP, censored_quantiles, kaplan_meier
+from bench.service_profiles import TAIL_CAP, censored_quantiles, kaplan_meier, resolve_entries
 
 
 def test_kaplan_meier_keeps_censored_durations_at_risk_until_their_time() -> None:
@@ -70,3 +71,18 @@ def test_errors_name_the_problem() -> None:
         kaplan_meier([5, 6], [True])
     with pytest.raises(ValueError, match=r"a negative duration: -1\.0 s"):
         kaplan_meier([-1, 6], [True, True])
+
+
+def test_departments_without_their_own_entry_pool_into_others() -> None:
+    # police: 20 closed (its own entry); housing: 1 closed of 3, parks: 1 open. "others"
+    # pools housing and parks (4 requests, 1 closed), "all" every request.
+    rows = [("police", True, 60.0 * (i + 1)) for i in range(20)]
+    rows += [("housing", True, 100.0), ("housing", False, 500.0), ("housing", False, 500.0)]
+    rows += [("parks", False, 400.0)]
+    frame = pd.DataFrame(rows, columns=["department", "closed", "seconds"])
+    entries = resolve_entries(frame)
+    assert sorted(entries) == ["all", "others", "police"]
+    assert (entries["others"]["n"], entries["others"]["closed"]) == (4, 1)
+    assert (entries["all"]["n"], entries["police"]["n"]) == (24, 20)
+    # Nothing closed outside police: no "others" (it could not be estimated).
+    assert "others" not in resolve_entries(frame[frame["department"].isin(["police", "parks"])])

@@ -87,6 +87,23 @@ def test_one_unit_takes_one_incident_at_a_time(grid: Grid) -> None:
     ]
 
 
+def test_a_unit_busy_for_a_set_time_takes_the_next_incident_before_the_first_closes(
+    grid: Grid,
+) -> None:
+    # busy 100 s: the unit acks r1 at 60 and is free at 160, while r1 stays open until 600.
+    # r2 (at 10) is asked at 160, acked at 220, resolved at max(10 + 600, 220 + 60) = 610.
+    out = rehearse([report(1, 0), report(2, 10)], PLAYBOOK, grid, units(busy=100.0), 900)
+    assert actions(out.records, "rh-r1") == [
+        (60.0, "acknowledged", "community"),
+        (600.0, "resolved", "community"),
+    ]
+    assert actions(out.records, "rh-r2") == [
+        (220.0, "acknowledged", "community"),
+        (610.0, "resolved", "community"),
+    ]
+    assert out.queued_by == {"default": 1}
+
+
 def test_a_unit_that_does_not_answer_sends_the_run_up_the_ladder(grid: Grid) -> None:
     out = rehearse([report(1, 0)], PLAYBOOK, grid, units(no_answer=0.999999), ack_deadline=300)
     # Nobody answers at any level: escalated twice, then left open, unresolved.
@@ -220,6 +237,7 @@ def test_satisfaction_defaults_fill_missing_fields() -> None:
         ({"shifts": [[20, 8]]}, r"departments.default.shifts is \[\[20, 8\]\]"),
         ({"resolve": "fire"}, r"departments.default.resolve is 'fire', expected one of \['all'\]"),
         ({"speed": 3}, r"departments.default: unknown field\(s\) \['speed'\]"),
+        ({"busy": 0}, r"departments.default.busy is 0, expected seconds > 0"),
     ],
 )
 def test_units_profile_errors_name_the_field(change: dict[str, Any], message: str) -> None:
