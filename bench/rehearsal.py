@@ -152,23 +152,18 @@ def fidelity_rows(
         }
         for label in profiles:
             got = rehearsed.get(str(department), {}).get(label, [])
-            row[label] = (
-                {
-                    "seeds": len(got),
-                    "median_s": float(np.mean(got)),
-                    "seed_range_s": [float(min(got)), float(max(got))],
-                    "error": float(np.mean(got)) / row["real_median_s"] - 1
-                    if row["real_median_s"]
-                    else None,
-                }
-                if got
-                else None
-            )
-            closed_shares = shares.get(str(department), {}).get(label, [])
-            if row[label] is not None and closed_shares:
-                row[label]["closed_share"] = float(np.mean(closed_shares))
+            # No median in any seed: nothing of the department closed by the horizon.
+            row[label] = {
+                "seeds": len(got),
+                "median_s": float(np.mean(got)) if got else None,
+                "seed_range_s": [float(min(got)), float(max(got))] if got else None,
+                "error": float(np.mean(got)) / row["real_median_s"] - 1
+                if got and row["real_median_s"]
+                else None,
+                "closed_share": float(np.mean(shares[str(department)][label])),
                 # Runs of the department's units pool that waited for a free unit.
-                row[label]["queued_mean"] = float(np.mean(queued[str(department)][label]))
+                "queued_mean": float(np.mean(queued[str(department)][label])),
+            }
         rows.append(row)
         print(json.dumps(row))
     return rows
@@ -179,8 +174,8 @@ def fidelity_table(rows: list[dict[str, Any]]) -> str:
 
     def cell(row: dict[str, Any], label: str) -> str:
         got = row.get(label)
-        if not got:
-            return "-"
+        if not got or got["median_s"] is None:
+            return "none closed by the horizon"
         low, high = got["seed_range_s"]
         text = f"{got['median_s']:,.0f} s ({low:,.0f}-{high:,.0f})"
         if row["measurable"] and got["error"] is not None:
@@ -209,7 +204,7 @@ def fidelity_table(rows: list[dict[str, Any]]) -> str:
             + [
                 f"{100 * row[k]['closed_share']:.0f} %"
                 if row.get(k) and "closed_share" in row[k]
-                else "-"
+                else "0 %"  # no seed closed any of the department's runs by then
                 for k in ("committed", "held_out")
             ]
         )
