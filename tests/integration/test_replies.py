@@ -276,6 +276,12 @@ def test_an_answer_to_a_superseded_run_says_which_run_replaced_it(pipeline: Pipe
         steps = pipeline.read("steps", lambda m: len(steps_of(m, "run_created")) == 2)
         new = steps_of(steps, "run_created")[1]["run_id"]
         assert new.rsplit(".", 1)[0] == old.rsplit(".", 1)[0] and new != old
+        # The worker publishes a run's steps before it stores the group: wait until the
+        # API sees the new run.
+        deadline = time.monotonic() + 30
+        while pipeline.api("GET", f"/runs/{new}", OPERATOR_TOKEN)[0] != 200:
+            assert time.monotonic() < deadline, f"the API never showed run {new}"
+            time.sleep(0.2)
         # r-0 heard the old run's closure; its answer cannot reach that run any more,
         # and the refusal says why and what to do.
         status, body = pipeline.api(
