@@ -908,6 +908,9 @@ COMPARED = (
     "ttr_p90",
     "first_line_share",
     "escalated_district",
+    "reopened",
+    "answers",
+    "satisfaction_rate",
 )
 
 
@@ -964,6 +967,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         RehearsalError,
         profile_distributions,
         rehearse,
+        satisfaction_model,
         units_profile,
     )
     from playbooks.loader import load_grid, load_playbook
@@ -984,6 +988,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                 json.loads(profile.read_text(encoding="utf-8")), str(profile)
             )
         units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
+        satisfaction = satisfaction_model(doc)
     except (OSError, yaml.YAMLError, json.JSONDecodeError, AttributeError) as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
@@ -1002,7 +1007,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     versions = []
     for deadline in args.ack_deadline or [None]:
         began = time.perf_counter()
-        result = rehearse(incidents, playbook, grid, units, deadline, seed=args.seed)
+        result = rehearse(
+            incidents, playbook, grid, units, deadline, seed=args.seed, satisfaction=satisfaction
+        )
         report = campaign_report(result.records, paths, start, end, until=float("inf"))
         seconds = time.perf_counter() - began
         versions.append(
@@ -1011,6 +1018,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                 "seconds": round(seconds, 3),
                 "queued": result.queued,
                 "unanswered": result.unanswered,
+                "answers": result.answers,
+                "reopened": result.reopened,
                 "report": report,
             }
         )

@@ -6,7 +6,9 @@ Each report becomes one run of the rehearsal playbook (one report, one case, lik
 request). The simulation, event by event in time order:
 
 - a new run's department asks for a unit. A department has ``units`` units with a
-  ``capacity`` of incidents each (default 1: a busy unit takes no second one), on duty
+  ``capacity`` of incidents each (default 1: a busy unit takes no second one), busy from
+  acknowledging until the resolution or, with ``busy`` set, for that many seconds (for
+  departments whose cases stay open for days after a short visit), on duty
   during its ``shifts`` (UTC hours ``[start, end)``). With no unit free and on duty the run
   queues (first come, first served) until one is;
 - a unit asked does not answer with probability ``no_answer`` (it stays free; the run
@@ -15,7 +17,14 @@ request). The simulation, event by event in time order:
   delay per unit type) and resolves at ``created + resolve`` (NYC 311 created -> closed per
   department), or a minute after its acknowledgement if that is later;
 - deadlines (the playbook's ``wait_ack`` steps, or ``ack_deadline`` for all of them) fire
-  through ``PlaybookEngine.timeout``, so escalation is the engine's own.
+  through ``PlaybookEngine.timeout``, so escalation is the engine's own;
+- with a ``SatisfactionModel``, a reporter answers a closure with probability
+  ``answer_rate``, ``answer_after`` seconds after it, not satisfied with a probability
+  that rises with the time from the report to that closure. The answer goes through
+  ``PlaybookEngine.step(run, Answer(...))``: not satisfied reopens the run (escalating it
+  from the second reopening on, the engine's rule), the department is asked for a unit
+  again, and the unit resolves ``resolve`` after the reopening. A reporter answers at
+  most ``max_answers`` closures.
 
 Sampling is inverse-CDF with linear interpolation between the profile's quantiles, from a
 seeded ``random.Random``: the same seed gives the same rehearsal, and two playbook
@@ -35,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.errors import InputError
-from playbooks.engine import Command, PlaybookEngine, ReportsCovered, Run, is_terminal
+from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
 
@@ -93,6 +102,8 @@ class DepartmentUnits:
     shifts: tuple[tuple[float, float], ...]
     response: Distribution
     resolve: Distribution
+    # Seconds a unit stays busy after acknowledging; None: until the resolution.
+    busy: float | None = None
 
     def on_duty(self, t: float) -> bool:
         hour = (t % 86400.0) / 3600.0
@@ -121,7 +132,8 @@ def units_profile(
         where = f"units profile: departments.{name}"
         if not isinstance(spec, dict):
             raise RehearsalError(f"{where} is {spec!r}, expected a mapping")
-        unknown = set(spec) - {"units", "capacity", "no_answer", "shifts", "response", "resolve"}
+        known = {"units", "capacity", "no_answer", "shifts", "response", "resolve", "busy"}
+        unknown = set(spec) - known
         if unknown:
             raise RehearsalError(f"{where}: unknown field(s) {sorted(unknown)}")
         units, capacity = spec.get("units"), spec.get("capacity", 1)
@@ -149,10 +161,94 @@ def units_profile(
             if pick not in table:
                 raise RehearsalError(f"{where}.{key} is {pick!r}, expected one of {sorted(table)}")
             picks[key] = table[pick]
+        busy = spec.get("busy")
+        if busy is not None and (
+            isinstance(busy, bool) or not isinstance(busy, (int, float)) or busy <= 0
+        ):
+            raise RehearsalError(f"{where}.busy is {busy!r}, expected seconds > 0")
         out[str(name)] = DepartmentUnits(
-            units, capacity, float(no_answer), pairs, picks["response"], picks["resolve"]
+            units,
+            capacity,
+            float(no_answer),
+            pairs,
+            picks["response"],
+            picks["resolve"],
+            None if busy is None else float(busy),
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SatisfactionModel:
+    """How simulated reporters answer closures. An assumption, not data: no open data on
+    311 reporters' satisfaction against their waiting time was found. The defaults
+    (``DEFAULT_SATISFACTION``) put about 8.5 % of answers at "not satisfied" for a
+    report closed at the police's median time in the NYC profile (43 min), near the
+    91.65 % satisfied of the campaign issue 16 cites, and let waiting weigh on it.
+
+    P(not satisfied | t) = min(``unsatisfied_max``, ``unsatisfied_base`` +
+    ``unsatisfied_per_hour`` * t / 3600), t = seconds from the report to the closure
+    answered (so a reopened case that closes later is judged on the longer wait)."""
+
+    answer_rate: float  # share of closures a reporter answers, 0..1
+    answer_after: float  # seconds from a closure to its answer
+    unsatisfied_base: float  # P(not satisfied) for a closure at the moment of the report
+    unsatisfied_per_hour: float  # added per hour from the report to the closure
+    unsatisfied_max: float  # the ceiling of P(not satisfied)
+    max_answers: int  # closures one reporter answers at most
+
+    def unsatisfied(self, seconds: float) -> float:
+        """P(not satisfied) for a closure ``seconds`` after the report."""
+        raised = self.unsatisfied_base + self.unsatisfied_per_hour * max(seconds, 0.0) / 3600.0
+        return min(self.unsatisfied_max, raised)
+
+
+SATISFACTION_FIELDS = {
+    "answer_rate": 0.3,
+    "answer_after": 3600.0,
+    "unsatisfied_base": 0.05,
+    "unsatisfied_per_hour": 0.05,
+    "unsatisfied_max": 0.5,
+    "max_answers": 2,
+}
+DEFAULT_SATISFACTION = SatisfactionModel(**SATISFACTION_FIELDS)  # type: ignore[arg-type]
+
+
+def satisfaction_model(doc: Mapping[str, Any]) -> SatisfactionModel | None:
+    """The ``satisfaction`` mapping of a units profile -> its model (fields not given take
+    ``SATISFACTION_FIELDS``' values), or None without one. Raises ``RehearsalError``
+    naming the field."""
+    spec = doc.get("satisfaction")
+    if spec is None:
+        return None
+    where = "units profile: satisfaction"
+    if not isinstance(spec, dict):
+        raise RehearsalError(f"{where} is {spec!r}, expected a mapping")
+    unknown = set(spec) - set(SATISFACTION_FIELDS)
+    if unknown:
+        raise RehearsalError(f"{where}: unknown field(s) {sorted(unknown)}")
+    values: dict[str, Any] = {**SATISFACTION_FIELDS, **spec}
+    for name, value in values.items():
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if name == "max_answers":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            expected = "a whole number >= 1"
+        elif name == "answer_after":
+            ok = ok and value >= 0
+            expected = "seconds >= 0"
+        else:
+            ok = ok and 0 <= value <= 1
+            expected = "a probability 0 <= p <= 1"
+        if not ok:
+            raise RehearsalError(f"{where}.{name} is {value!r}, expected {expected}")
+    return SatisfactionModel(
+        answer_rate=float(values["answer_rate"]),
+        answer_after=float(values["answer_after"]),
+        unsatisfied_base=float(values["unsatisfied_base"]),
+        unsatisfied_per_hour=float(values["unsatisfied_per_hour"]),
+        unsatisfied_max=float(values["unsatisfied_max"]),
+        max_answers=int(values["max_answers"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +267,11 @@ class Incident:
 class _Case:
     run: Run
     incident: Incident
-    draws: tuple[float, float, float]  # no-answer, response, resolve: fixed per report
+    # no-answer, response, resolve, answers, satisfied: fixed per report
+    draws: tuple[float, float, float, float, float]
     attempts: int = 0
+    since: float = 0.0  # when the current piece of work began: the report, or a reopening
+    answers: int = 0  # closures the reporter has answered
     unit: bool = False  # holds a unit slot
     queued: bool = False
 
@@ -183,7 +282,10 @@ class Rehearsal:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     queued: int = 0  # runs that waited for a free unit at least once
+    queued_by: dict[str, int] = field(default_factory=dict)  # the same per units pool
     unanswered: int = 0  # unit requests not answered
+    answers: int = 0  # reporters' answers to closures
+    reopened: int = 0  # answers "not satisfied" that reopened a run
     events: int = 0
 
 
@@ -194,10 +296,12 @@ def rehearse(
     units: Mapping[str, DepartmentUnits],
     ack_deadline: float | None = None,
     seed: int = 0,
+    satisfaction: SatisfactionModel | None = None,
 ) -> Rehearsal:
     """Replay ``incidents`` (any order; sorted by time here) to the end: every run
-    acknowledged and resolved, or left open with nobody to answer. Pure and
-    deterministic for a seed."""
+    acknowledged and resolved, or left open with nobody to answer; with
+    ``satisfaction``, reporters answer closures and reopen runs. Pure and deterministic
+    for a seed."""
     engine = PlaybookEngine(playbook, grid, deadline_override=ack_deadline)
     rng = random.Random(seed)
     out = Rehearsal()
@@ -222,13 +326,18 @@ def rehearse(
     def full(name: str) -> bool:
         return busy.get(name, 0) >= units[name].units * units[name].capacity
 
-    def record(case: _Case, cmds: list[Command]) -> None:
+    def record(case: _Case, cmds: list[Command], asking: bool = True) -> None:
         for cmd in cmds:
             out.records.append({"playbook": playbook.playbook, **cmd.to_dict()})
             if cmd.action == "wait_ack" and case.run.deadline_at is not None:
                 push(case.run.deadline_at, "deadline", case.run.run_id)
-            if cmd.action == "escalate" and not case.unit and not case.queued:
+            if cmd.action == "escalate" and asking and not case.unit and not case.queued:
                 ask(case, cmd.at)  # the next level asks again
+            if cmd.action == "reply" and satisfaction is not None:
+                # The report's own draw decides its first answer; later ones draw afresh.
+                u = case.draws[3] if case.answers == 0 else rng.random()
+                if case.answers < satisfaction.max_answers and u < satisfaction.answer_rate:
+                    push(cmd.at + satisfaction.answer_after, "answer", case.run.run_id)
 
     def ask(case: _Case, t: float) -> None:
         """Ask the department for a unit: queue without one free on duty; else it answers
@@ -238,6 +347,7 @@ def rehearse(
             if not case.queued:
                 case.queued = True
                 out.queued += 1
+                out.queued_by[name] = out.queued_by.get(name, 0) + 1
                 queues.setdefault(name, deque()).append(case.run.run_id)
                 if not d.on_duty(t):
                     push(d.next_shift_start(t), "shift", name)
@@ -264,9 +374,9 @@ def rehearse(
 
     for inc in sorted(incidents, key=lambda i: (i.ts, i.report_id)):
         # The draws are made in report order, so versions compare report by report.
-        draws = (rng.random(), rng.random(), rng.random())
+        draws = (rng.random(), rng.random(), rng.random(), rng.random(), rng.random())
         run_id = f"rh-{inc.report_id}"
-        cases[run_id] = _Case(Run(run_id, "", "", "", "", ""), inc, draws)
+        cases[run_id] = _Case(Run(run_id, "", "", "", "", ""), inc, draws, since=inc.ts)
         push(inc.ts, "report", run_id)
 
     while heap:
@@ -301,14 +411,36 @@ def rehearse(
         elif kind == "ack":
             case.run, cmds = engine.acknowledge(case.run, "field unit", t)
             record(case, cmds)
-            resolve_at = max(
-                case.run.created_at + dept(case).resolve.sample(case.draws[2]), t + MIN_WORK
-            )
+            u = case.draws[2] if case.since == case.run.created_at else rng.random()
+            resolve_at = max(case.since + dept(case).resolve.sample(u), t + MIN_WORK)
             push(resolve_at, "resolve", key)
+            hold = dept(case).busy
+            if hold is not None and t + hold < resolve_at:
+                push(t + hold, "free", key)  # the unit's part is done; the case stays open
+        elif kind == "free":
+            if case.unit:
+                case.unit = False
+                release(pool(case), t)
         elif kind == "resolve":
             if not is_terminal(case.run):
                 case.run, cmds = engine.resolve(case.run, "field unit", "done", t)
                 record(case, cmds)
-            case.unit = False
-            release(pool(case), t)
+            if case.unit:
+                case.unit = False
+                release(pool(case), t)
+        elif kind == "answer":
+            assert satisfaction is not None
+            wait = case.run.resolved_at or t
+            u = case.draws[4] if case.answers == 0 else rng.random()
+            satisfied = u >= satisfaction.unsatisfied(wait - case.run.created_at)
+            case.answers += 1
+            out.answers += 1
+            answer = Answer(case.incident.report_id, satisfied, "", "reporter", t)
+            case.run, cmds = engine.step(case.run, answer)
+            if not is_terminal(case.run):  # reopened: the department is asked again
+                out.reopened += 1
+                case.since = t
+                if not case.unit and not case.queued:
+                    ask(case, t)
+            record(case, cmds, asking=False)
     return out

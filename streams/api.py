@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -71,6 +72,29 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     if report["status"] != ReplyStatus.REPLIED.value:
         raise ApiError(409, f"report {rid} is {report['status']}: no closure to answer")
     return {"report_id": rid, "satisfied": satisfied, "comment": comment}
+
+
+def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
+    """The run ``run_id`` from its group's stored state (``groups`` table value, or None).
+    A group keeps only its latest run (``<group key>.<generation>``), so an older run
+    of the group is gone: ``ApiError`` 409 naming the run that superseded it and what to
+    do instead; 404 for a run that never was."""
+    current = group.get("run") if group else None
+    if not group or not current:
+        raise ApiError(404, f"no run {run_id!r}")
+    if current["run_id"] == run_id:
+        return Run.from_dict(current)
+    _, _, generation = run_id.rpartition(".")
+    if generation.isdigit() and int(generation) < int(group.get("generation", 0)):
+        raise ApiError(
+            409,
+            f"run {run_id} was superseded by run {current['run_id']} (a later alert of "
+            f"the same group, {current['kind']} at {current['grid_cell']}, opened it after "
+            f"{run_id} closed); a group keeps only its latest run, so {run_id} can no "
+            "longer be changed or reopened: relay the reporter's answer as a new report, "
+            f"or answer run {current['run_id']} if it covers the report",
+        )
+    raise ApiError(404, f"no run {run_id!r}")
 
 
 class ApiError(Exception):
@@ -145,10 +169,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         return doc
 
     def find_run(run_id: str) -> Run:
-        group = ctx.groups.get(run_key(run_id))
-        if group is None or not group.get("run") or group["run"]["run_id"] != run_id:
-            raise ApiError(404, f"no run {run_id!r}")
-        return Run.from_dict(group["run"])
+        return run_in_group(ctx.groups.get(run_key(run_id)), run_id)
 
     def handled(fun: Any) -> Any:
         async def wrapper(self: View, request: Request, **kw: Any) -> Response:

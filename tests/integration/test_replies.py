@@ -27,12 +27,11 @@ pytestmark = pytest.mark.integration
 CHANNELS = ("hotline", "app", "inspector")
 
 
-def send_reports(pipeline: Pipeline, n: int) -> None:
-    t = START + 7200
+def send_reports(pipeline: Pipeline, n: int, t: float = START + 7200, tag: str = "r") -> None:
     for i in range(n):
         report = IncidentReport(
             t + 30 * i,
-            f"r-{i}",
+            f"{tag}-{i}",
             "Noise - Residential",
             "Noise - Residential: Loud Music/Party",
             CHANNELS[i % 3],
@@ -260,5 +259,43 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
             1,
         )
         assert {r["name"] for r in rows if r["scope"] == "department"} == {"police"}
+    finally:
+        worker.stop()
+
+
+def test_an_answer_to_a_superseded_run_says_which_run_replaced_it(pipeline: Pipeline) -> None:
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 6)
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "report_covered")) == 6)
+        old = steps_of(steps, "run_created")[0]["run_id"]
+        status, _ = pipeline.api("POST", f"/runs/{old}/resolve", OPERATOR_TOKEN, {"note": "quiet"})
+        assert status == 202
+        pipeline.read("replies", lambda m: len(m) >= 6)
+        # A day later, a new burst of the same category at the same place: the group
+        # opens a new run and keeps only that one.
+        send_reports(pipeline, 12, t=START + 7200 + 86400, tag="s")
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "run_created")) == 2)
+        new = steps_of(steps, "run_created")[1]["run_id"]
+        assert new.rsplit(".", 1)[0] == old.rsplit(".", 1)[0] and new != old
+        # The worker publishes a run's steps before it stores the group: wait until the
+        # API sees the new run.
+        deadline = time.monotonic() + 30
+        while pipeline.api("GET", f"/runs/{new}", OPERATOR_TOKEN)[0] != 200:
+            assert time.monotonic() < deadline, f"the API never showed run {new}"
+            time.sleep(0.2)
+        # r-0 heard the old run's closure; its answer cannot reach that run any more,
+        # and the refusal says why and what to do.
+        status, body = pipeline.api(
+            "POST", f"/runs/{old}/answer", OPERATOR_TOKEN, {"report_id": "r-0", "satisfied": False}
+        )
+        assert status == 409
+        assert body["error"].startswith(f"run {old} was superseded by run {new} (a later alert")
+        assert "relay the reporter's answer as a new report" in body["error"]
+        # The new run does not cover r-0: a 404 naming the report.
+        status, body = pipeline.api(
+            "POST", f"/runs/{new}/answer", OPERATOR_TOKEN, {"report_id": "r-0", "satisfied": False}
+        )
+        assert (status, body["error"]) == (404, f"run {new} covers no report 'r-0'")
     finally:
         worker.stop()

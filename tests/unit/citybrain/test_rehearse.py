@@ -17,8 +17,10 @@ from citybrain.rehearse import (
     Distribution,
     Incident,
     RehearsalError,
+    SatisfactionModel,
     profile_distributions,
     rehearse,
+    satisfaction_model,
     units_profile,
 )
 from playbooks.grid import Grid
@@ -74,7 +76,7 @@ def test_one_unit_takes_one_incident_at_a_time(grid: Grid) -> None:
         (660.0, "acknowledged", "community"),
         (720.0, "resolved", "community"),
     ]
-    assert out.queued == 1
+    assert out.queued == 1 and out.queued_by == {"default": 1}
     # With a 5-minute deadline r2 waits too long at the community and escalates.
     short = rehearse([report(1, 0), report(2, 10)], PLAYBOOK, grid, units(), ack_deadline=300)
     assert actions(short.records, "rh-r2") == [
@@ -83,6 +85,23 @@ def test_one_unit_takes_one_incident_at_a_time(grid: Grid) -> None:
         (660.0, "acknowledged", "district"),
         (720.0, "resolved", "district"),
     ]
+
+
+def test_a_unit_busy_for_a_set_time_takes_the_next_incident_before_the_first_closes(
+    grid: Grid,
+) -> None:
+    # busy 100 s: the unit acks r1 at 60 and is free at 160, while r1 stays open until 600.
+    # r2 (at 10) is asked at 160, acked at 220, resolved at max(10 + 600, 220 + 60) = 610.
+    out = rehearse([report(1, 0), report(2, 10)], PLAYBOOK, grid, units(busy=100.0), 900)
+    assert actions(out.records, "rh-r1") == [
+        (60.0, "acknowledged", "community"),
+        (600.0, "resolved", "community"),
+    ]
+    assert actions(out.records, "rh-r2") == [
+        (220.0, "acknowledged", "community"),
+        (610.0, "resolved", "community"),
+    ]
+    assert out.queued_by == {"default": 1}
 
 
 def test_a_unit_that_does_not_answer_sends_the_run_up_the_ladder(grid: Grid) -> None:
@@ -113,6 +132,103 @@ def test_the_same_seed_gives_the_same_rehearsal(grid: Grid) -> None:
     assert a.records == b.records and a.unanswered > 0
 
 
+def answers(**kw: Any) -> SatisfactionModel:
+    spec: dict[str, Any] = {
+        "answer_rate": 1.0,
+        "answer_after": 100.0,
+        "unsatisfied_base": 1.0,
+        "unsatisfied_per_hour": 0.0,
+        "unsatisfied_max": 1.0,
+        "max_answers": 2,
+    }
+    spec.update(kw)
+    return SatisfactionModel(**spec)
+
+
+def test_unsatisfied_share_rises_with_the_wait_up_to_its_ceiling() -> None:
+    model = answers(unsatisfied_base=0.05, unsatisfied_per_hour=0.05, unsatisfied_max=0.5)
+    # 5 % at once, 5 points more per hour, at most 50 %.
+    assert model.unsatisfied(0) == 0.05
+    assert model.unsatisfied(3600) == pytest.approx(0.10)
+    assert model.unsatisfied(1800) == pytest.approx(0.075)
+    assert model.unsatisfied(36000) == 0.5
+
+
+def test_unsatisfied_reporters_reopen_then_escalate_the_run(grid: Grid) -> None:
+    # Unit: ack 60 s after being asked, resolve 600 s after the work began. Every
+    # closure is answered 100 s later, never satisfied, at most twice:
+    #   0 report; 60 ack; 600 resolved + closure; 700 "not satisfied" -> reopened at the
+    #   community, asked again; 760 ack; 1300 resolved (700 + 600) + closure; 1400 "not
+    #   satisfied" -> reopened and escalated to the street; 1460 ack; 2000 resolved
+    #   + closure, which the reporter (two answers given) does not answer.
+    out = rehearse([report(1, 0)], PLAYBOOK, grid, units(), 900, satisfaction=answers())
+    assert actions(out.records, "rh-r1") == [
+        (60.0, "acknowledged", "community"),
+        (600.0, "resolved", "community"),
+        (760.0, "acknowledged", "community"),
+        (1300.0, "resolved", "community"),
+        (1400.0, "escalate", "street"),
+        (1460.0, "acknowledged", "street"),
+        (2000.0, "resolved", "street"),
+    ]
+    steps = [
+        (r["at"] - DAY, r["action"]) for r in out.records if r["action"] in ("answer", "reopened")
+    ]
+    assert steps == [
+        (700.0, "answer"),
+        (700.0, "reopened"),
+        (1400.0, "answer"),
+        (1400.0, "reopened"),
+    ]
+    assert (out.answers, out.reopened) == (2, 2)
+    figures = campaign_report(out.records, {"c-top": grid.path("c-top")}, DAY, DAY + 1, until=1e12)
+    city = next(r for r in figures["rows"] if r["scope"] == "city")["figures"]
+    # One run, reopened, resolved at 2000 s; its one report answered, last answer unsatisfied.
+    assert (city["reopened"], city["answers"], city["satisfaction_rate"]) == (1, 1, 0.0)
+    assert city["ttr_median"] == 2000.0
+
+
+def test_satisfied_and_silent_reporters_leave_the_run_closed(grid: Grid) -> None:
+    happy = rehearse(
+        [report(1, 0)], PLAYBOOK, grid, units(), 900, satisfaction=answers(unsatisfied_base=0.0)
+    )
+    assert (happy.answers, happy.reopened) == (1, 0)
+    figures = campaign_report(
+        happy.records, {"c-top": grid.path("c-top")}, DAY, DAY + 1, until=1e12
+    )
+    city = next(r for r in figures["rows"] if r["scope"] == "city")["figures"]
+    assert (city["answers"], city["satisfaction_rate"], city["ttr_median"]) == (1, 1.0, 600.0)
+    silent = rehearse(
+        [report(1, 0)], PLAYBOOK, grid, units(), 900, satisfaction=answers(answer_rate=0.0)
+    )
+    assert (silent.answers, silent.reopened) == (0, 0)
+    # Without a model, no answers at all, and the same run as before.
+    plain = rehearse([report(1, 0)], PLAYBOOK, grid, units(), 900)
+    assert [r for r in plain.records if r["action"] == "answer"] == []
+    assert actions(plain.records, "rh-r1") == actions(silent.records, "rh-r1")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"answer_rate": 1.5}, r"satisfaction.answer_rate is 1.5, expected a probability"),
+        ({"max_answers": 0}, r"satisfaction.max_answers is 0, expected a whole number >= 1"),
+        ({"answer_after": -1}, r"satisfaction.answer_after is -1, expected seconds >= 0"),
+        ({"mood": 1}, r"satisfaction: unknown field\(s\) \['mood'\]"),
+        ([1], r"satisfaction is \[1\], expected a mapping"),
+    ],
+)
+def test_satisfaction_errors_name_the_field(spec: Any, message: str) -> None:
+    with pytest.raises(RehearsalError, match=message):
+        satisfaction_model({"satisfaction": spec})
+
+
+def test_satisfaction_defaults_fill_missing_fields() -> None:
+    assert satisfaction_model({}) is None
+    model = satisfaction_model({"satisfaction": {"answer_rate": 0.5}})
+    assert model is not None and model.answer_rate == 0.5 and model.max_answers == 2
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -121,6 +237,7 @@ def test_the_same_seed_gives_the_same_rehearsal(grid: Grid) -> None:
         ({"shifts": [[20, 8]]}, r"departments.default.shifts is \[\[20, 8\]\]"),
         ({"resolve": "fire"}, r"departments.default.resolve is 'fire', expected one of \['all'\]"),
         ({"speed": 3}, r"departments.default: unknown field\(s\) \['speed'\]"),
+        ({"busy": 0}, r"departments.default.busy is 0, expected seconds > 0"),
     ],
 )
 def test_units_profile_errors_name_the_field(change: dict[str, Any], message: str) -> None:
@@ -150,6 +267,8 @@ def test_cli_compares_two_deadlines_on_a_small_file(
     assert main([*args, "--ack-deadline", "300", "--ack-deadline", "900"]) == 0
     out = json.loads((tmp_path / "o.json").read_text())
     assert [v["ack_deadline"] for v in out["versions"]] == [300.0, 900.0]
+    # The committed profile simulates answers: each version says how many it had.
+    assert all({"answers", "reopened"} <= set(v) for v in out["versions"])
     assert "escalated_district" in capsys.readouterr().out
     (tmp_path / "bad.csv").write_text(rows[0] + "\nyesterday,r1,Noise,loud,app,c-top,police\n")
     bad = [*args[:2], str(tmp_path / "bad.csv"), *args[3:]]
