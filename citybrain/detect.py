@@ -8,7 +8,6 @@ per input row, same order. Bad input fails with file, line and reason.
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 
 from citybrain.errors import InputError
 from detectors import Detector
-from streams.csvfile import BadRow, read_records, split_line
+from streams.csvfile import BadRow, decimal, read_records, split_line
 from streams.errors import FeedError
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
@@ -99,15 +98,9 @@ def _row(
             f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
         )
     try:
-        value = float(row[1])
-    except ValueError:
-        raise DetectInputError(
-            f'{path}:{line}: field "value" is {row[1]!r}, expected a number'
-        ) from None
-    if not math.isfinite(value):
-        raise DetectInputError(
-            f'{path}:{line}: field "value" is {row[1]!r}, expected a finite number'
-        )
+        value = decimal(row[1])
+    except ValueError as exc:
+        raise DetectInputError(f"{path}:{line}: {exc}") from None
     try:
         back = previous is not None and when < previous - MAX_STEP_BACK
         epoch = when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()

@@ -15,7 +15,10 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   quote never swallows the rows after it, nor merges with that line's own fault (a bad
   byte, a NUL, another stray quote), which is reported under that line's number;
 - a line with bytes that are not UTF-8 or a NUL byte is bad; the reason names the byte
-  and its column (1-based, in bytes).
+  and its column (1-based, in bytes); a first line that is UTF-16 or UTF-32 (with a byte
+  order mark, or without one: every other byte NUL) refuses the file, naming the encoding;
+- a number field (``decimal``) is ASCII decimal notation: ``12.5``, ``-3``, ``1e-3``;
+  Python's ``float`` would also take ``1_000``, ``１２`` (full-width) and other digits.
 
 A bad row is a ``BadRow`` (file, line of the row's first line, reason), never an exception
 from the csv, gzip or codecs modules; so every record read is either yielded or reported.
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +41,8 @@ from streams.errors import FeedError
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 BLOCK = 1 << 18  # bytes read at a time
 
 
@@ -153,11 +160,10 @@ class _Lines:
         return self._chunks.pop()
 
     def _decode(self, data: bytes) -> str:
-        if self.lineno == 1 and data.startswith(UTF16_BOMS):
-            raise FeedError(
-                f"{self._path}:1: the file is UTF-16 (it starts with a UTF-16 byte "
-                "order mark); save it as UTF-8"
-            )
+        if self.lineno == 1:
+            encoding = _wide_encoding(data)
+            if encoding is not None:
+                raise FeedError(f"{self._path}:1: the file is {encoding}; save it as UTF-8")
         nul = data.find(b"\x00")
         if nul >= 0:
             self._abandon()
@@ -179,6 +185,39 @@ class _Lines:
     def _abandon(self) -> None:
         # The rest of the line is unread by csv; the record ends with it.
         self.in_record = False
+
+
+def _wide_encoding(first: bytes) -> str | None:
+    """UTF-16 or UTF-32, as the first line shows it (a byte order mark, or NULs at every
+    other or every fourth byte of ASCII text), or None."""
+    if first.startswith(UTF32_BOMS):
+        return "UTF-32 (it starts with a UTF-32 byte order mark)"
+    if first.startswith(UTF16_BOMS):
+        return "UTF-16 (it starts with a UTF-16 byte order mark)"
+    head = first[:64]
+    if len(head) >= 8 and head.count(0) * 2 >= len(head):
+        # ASCII in UTF-16 is half NULs, in UTF-32 three quarters.
+        wide = "UTF-32" if head.count(0) * 4 >= len(head) * 3 else "UTF-16"
+        nuls = head.count(0)
+        return f"{wide} without a byte order mark ({nuls} of its first {len(head)} bytes are NUL)"
+    return None
+
+
+def decimal(text: str, field: str = "value") -> float:
+    """A finite number written in ASCII decimal notation (surrounding spaces allowed).
+    Raises ValueError naming ``field`` and the text otherwise (``nan``, ``inf``, ``1e400``
+    as not finite; ``1_000``, non-ASCII digits, ``0x10`` as not a number)."""
+    if not _DECIMAL.fullmatch(text.strip(" \t")):
+        if text.strip(" \t").lstrip("+-").lower() in ("nan", "inf", "infinity"):
+            raise ValueError(f'field "{field}" is {text!r}, expected a finite number')
+        raise ValueError(
+            f'field "{field}" is {text!r}, expected a number in decimal notation '
+            "(ASCII digits, a point, an exponent: 12.5, -3, 1e-3)"
+        )
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f'field "{field}" is {text!r}, expected a finite number')
+    return value
 
 
 def open_binary(path: Path) -> BufferedIOBase:

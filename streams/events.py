@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -36,6 +37,17 @@ INCIDENT_SOURCES = frozenset({"hotline", "app", "inspector", "emergency"})
 # Event-time sanity bounds (documented in docs/events.md): older than this is a broken
 # clock, newer than wall clock + skew is a sensor in the future.
 MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
+# What ``format_ts`` can write back (years 0001-9999 in UTC); an offset can carry a
+# parsed time past either end, and the event could then never be sent on.
+_FIRST_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LAST_TS = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC).timestamp()
+# ISO 8601 extended date-time (RFC 3339's profile, seconds optional), ASCII digits only:
+# Python 3.11's fromisoformat also takes any character as the date/time separator (a
+# NUL, an "X"), the basic format and week dates, which would pass unnoticed.
+ISO_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
+    r"(?P<zone>Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,25 +101,39 @@ def format_ts(ts: float) -> str:
 
 
 def parse_ts(value: Any, field: str = "ts") -> float:
-    """ISO 8601 with a zone (``Z`` or an offset) -> epoch seconds."""
+    """ISO 8601 with a zone (``Z`` or an offset) -> epoch seconds.
+
+    The form is ``YYYY-MM-DDTHH:MM[:SS[.fraction]]`` and a zone (``T`` may be a space,
+    as RFC 3339 allows), ASCII digits only; the time must fall in the years 0001-9999
+    in UTC. Raises ``EventError`` (``bad_type``, ``bad_timestamp``) naming ``field``."""
     if not isinstance(value, str):
         raise EventError("bad_type", field, value, "expected an ISO 8601 string")
     try:
         epoch = _epoch(value)
-    except ValueError:
-        raise EventError("bad_timestamp", field, value, "expected an ISO 8601 timestamp") from None
+    except (ValueError, OverflowError):
+        raise EventError(
+            "bad_timestamp", field, value, "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"
+        ) from None
     if epoch is None:
         raise EventError("bad_timestamp", field, value, "timestamp has no time zone")
+    if not _FIRST_TS <= epoch <= _LAST_TS:
+        raise EventError(
+            "bad_timestamp", field, value, "the time in UTC is outside the years 0001-9999"
+        )
     return epoch
 
 
 @lru_cache(maxsize=16_384)
 def _epoch(value: str) -> float | None:
-    """Epoch seconds of an ISO 8601 string, None without a zone. Cached: a city's sensors
-    report on the same clock ticks, so one batch repeats a few timestamps thousands of
-    times."""
-    parsed = datetime.fromisoformat(value)
-    return None if parsed.tzinfo is None else parsed.timestamp()
+    """Epoch seconds of an ISO 8601 string, None without a zone; ValueError if it is not
+    ``ISO_DATETIME``. Cached: a city's sensors report on the same clock ticks, so one
+    batch repeats a few timestamps thousands of times."""
+    form = ISO_DATETIME.fullmatch(value)
+    if form is None:
+        raise ValueError(value)
+    if form.group("zone") is None:
+        return None
+    return datetime.fromisoformat(value).timestamp()
 
 
 class EventValidator:
@@ -119,6 +145,19 @@ class EventValidator:
 
     def reading(self, raw: bytes, now: float) -> Reading:
         return self._reading(_decode(raw, READING_SCHEMA), now)
+
+    def reading_document(self, doc: Any, now: float) -> Reading:
+        """A ``reading/1`` document already decoded (the ingest's mapped MQTT and NGSI
+        messages): checked as ``reading`` checks its bytes, without a JSON round trip
+        (which would write an infinite value as ``null``). Raises ``EventError``."""
+        if not isinstance(doc, dict):
+            raise EventError("bad_json", None, None, "expected a JSON object")
+        if doc.get("schema") != READING_SCHEMA:
+            raise EventError(
+                "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
+            )
+        _check_text(doc)
+        return self._reading(doc, now)
 
     def readings(self, raw: bytes, now: float) -> tuple[bool, list[Reading | PackedError]]:
         """A ``reading/1`` message or a ``readings/1`` pack -> (packed, its readings in
@@ -260,12 +299,37 @@ def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         # Producers written with Python's json emit bare NaN/Infinity; read them with the
-        # lenient parser so the reason names the field instead of "bad JSON".
+        # lenient parser so the reason names the field instead of "bad JSON". Only as
+        # UTF-8 (json.loads would take UTF-16 and UTF-32 bytes too), and without the lone
+        # surrogates (\ud800) it lets through, which no later step could encode.
+        nul = raw.find(b"\x00")
+        if nul >= 0:  # never in JSON text; every other byte of UTF-16 or UTF-32 ASCII
+            raise EventError(
+                "bad_json",
+                None,
+                None,
+                f"not valid JSON: byte 0x00 (NUL) at offset {nul} (UTF-16 or UTF-32 text? "
+                "JSON is UTF-8, RFC 8259)",
+            ) from None
         try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise EventError(
+                "bad_json",
+                None,
+                None,
+                f"not valid JSON: byte 0x{raw[bad.start]:02x} at offset {bad.start} is not "
+                "UTF-8 (JSON is UTF-8 text, RFC 8259)",
+            ) from None
+        try:
+            doc = json.loads(text.removeprefix("\ufeff"))
+        except (ValueError, RecursionError):
             # RecursionError: arrays or objects nested deeper than Python's stack allows.
             raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
+        try:
+            _check_text(doc)
+        except RecursionError:  # nested nearly as deep as json.loads allows
+            raise EventError("bad_json", None, None, "not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     schemas = (schema,) if isinstance(schema, str) else schema
@@ -273,6 +337,29 @@ def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
         expected = " or ".join(repr(s) for s in schemas)
         raise EventError("bad_schema", "schema", doc.get("schema"), f"expected {expected}")
     return doc
+
+
+def _check_text(doc: Any, where: str = "") -> None:
+    """Raises ``EventError`` (``bad_json``) at the first string, key or value, holding a
+    lone UTF-16 surrogate (JSON's ``"\\ud800"``): it is not a character, and encoding it
+    again (a dead letter, a forwarded incident) would fail."""
+    if isinstance(doc, str):
+        try:
+            doc.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EventError(
+                "bad_json",
+                where or None,
+                doc,
+                f"a lone surrogate \\u{ord(doc[exc.start]):04x} is not a character",
+            ) from None
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            _check_text(key, where or "(a key)")
+            _check_text(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            _check_text(value, f"{where}[{i}]")
 
 
 def _string(doc: dict[str, Any], field: str) -> str:

@@ -7,14 +7,13 @@ Timestamps are ISO 8601 with a zone. See docs/events.md.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from streams.csvfile import BadRow, field_count_reason, read_records, split_line
+from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import EventError, FeedError
 from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading, parse_ts
 from streams.partitioning import ReadingPacker
@@ -84,9 +83,15 @@ def read_canonical(
     elif header.fields == INCIDENT_COLUMNS:
         parse = _incident
     else:
+        tidy = [name.strip().lower() for name in header.fields]
+        hint = (
+            " (spaces or capitals around the names?)"
+            if tidy in (READING_COLUMNS, INCIDENT_COLUMNS)
+            else ""
+        )
         raise FeedError(
             f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
-            f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}"
+            f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
         )
     columns = len(header.fields)
     for record in records:
@@ -135,13 +140,7 @@ def _one_line(row: list[str], columns: list[str], multiline: str | None = None) 
 
 def _reading(row: list[str]) -> Reading:
     ts = parse_ts(row[0], "timestamp")
-    try:
-        value = float(row[3])
-    except ValueError:
-        raise ValueError(f'field "value" is {row[3]!r}, expected a number') from None
-    if not math.isfinite(value):
-        raise ValueError(f'field "value" is {row[3]!r}, expected a finite number')
-    return Reading(ts, row[1], row[2], value, row[4], row[5])
+    return Reading(ts, row[1], row[2], decimal(row[3]), row[4], row[5])
 
 
 def _incident(row: list[str]) -> IncidentReport:

@@ -12,12 +12,18 @@ naming every bad field (``readings[3].value``, ``data[0].no2.value``) and nothin
 A good body is answered 200 ``{"accepted": n}`` once Kafka has acknowledged every reading;
 503 (with ``Retry-After``) when Kafka has not within ``ack_timeout`` seconds (the readings
 may still arrive: a retry is safe, the worker drops an exact duplicate). Bodies above
-``max_body`` bytes are refused with 413, before they are read.
+``max_body`` bytes are refused with 413, before they are read; a body needs a
+``Content-Length`` (ASCII digits: 411 without one, 400 for another value; a chunked body
+is 411, one with both headers 400, as RFC 9112 section 6.3 asks of a server that does not
+take chunked bodies); a ``Content-Type`` other than JSON (``application/json`` or
+``*/*+json``, UTF-8) is 415. A body not sent within ``timeout`` seconds is 408. Any
+unexpected fault answers 500 and leaves the server running.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +44,8 @@ READINGS_PATH = "/ingest/v1/readings"
 NGSI_PATH = "/ingest/v1/ngsi"
 HEALTH_PATH = "/ingest/v1/health"
 MAX_BODY = 1024 * 1024
+READ_TIMEOUT = 30.0  # seconds a client may take to send its headers and body
+_LENGTH = re.compile(r"[0-9]+")  # str.isdigit also takes "²" and other digits int() refuses
 
 
 class BadBody(Exception):
@@ -88,7 +96,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> lis
         if prefix:
             item = {"schema": READING_SCHEMA, **item}  # packed readings may leave it out
         try:
-            out.append(validator.reading(orjson.dumps(item), now))
+            out.append(validator.reading_document(item, now))
         except EventError as exc:
             errors.append(_prefixed(exc, where) if where else _problem(exc, exc.field))
     if errors:
@@ -115,7 +123,7 @@ def ngsi_readings(
     for i, (_, found) in enumerate(entities):
         for doc in found.documents:
             try:
-                out.append(validator.reading(orjson.dumps(doc), now))
+                out.append(validator.reading_document(doc, now))
             except EventError as exc:
                 errors.append(_prefixed(exc, f"data[{i}]({doc['sensor_id']})"))
     if errors:
@@ -168,6 +176,7 @@ class IngestHttpServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: IngestHttpServer
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT  # a stalled client costs one thread this long, not forever
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
@@ -202,23 +211,19 @@ class _Handler(BaseHTTPRequestHandler):
         if not principal.may("ingest"):
             self._answer(403, {"error": forbidden_reason(principal, "ingest")})
             return
-        length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.isdigit():
-            self.close_connection = True
-            self._answer(411, {"error": "Content-Length is required", "field": "Content-Length"})
-            return
-        length = int(length_text)
-        if length > srv.max_body:
+        refusal = _refusal(self.headers, srv.max_body)
+        if refusal is not None:
+            status, body = refusal
             self.close_connection = True  # the body is left unread
-            self._answer(
-                413,
-                {
-                    "error": f"body is {length} bytes, at most {srv.max_body} are accepted",
-                    "field": "Content-Length",
-                },
-            )
+            self._answer(status, body)
             return
-        raw = self.rfile.read(length)
+        length = int(self.headers["Content-Length"])
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            self._answer(408, {"error": f"the body was not sent within {self.timeout:g}s"})
+            return
         now = srv.clock()
         try:
             if self.path == READINGS_PATH:
@@ -236,6 +241,10 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        except Exception as exc:  # a fault of ours: answered, logged, the server goes on
+            log.exception("ingest: POST %s failed", self.path)
+            self._answer(500, {"error": f"internal: {type(exc).__name__}"})
+            return
         if readings and not srv.publish(readings):
             self._answer(
                 503,
@@ -244,3 +253,46 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self._answer(200, {"accepted": len(readings)})
+
+
+def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
+    """Why a POST's headers refuse its body (status, answer naming the header), or None."""
+    length_text = headers.get("Content-Length")
+    chunked = headers.get("Transfer-Encoding")
+    if chunked is not None and length_text is not None:
+        return 400, {
+            "error": "Content-Length and Transfer-Encoding together (RFC 9112 section 6.3)",
+            "field": "Transfer-Encoding",
+        }
+    if chunked is not None:
+        return 411, {
+            "error": f"Transfer-Encoding {chunked!r} is not accepted: send the body with a "
+            "Content-Length",
+            "field": "Transfer-Encoding",
+        }
+    if length_text is None:
+        return 411, {"error": "Content-Length is required", "field": "Content-Length"}
+    if not _LENGTH.fullmatch(length_text.strip()):
+        return 400, {
+            "error": f"Content-Length is {length_text[:40]!r}, expected a number of bytes",
+            "field": "Content-Length",
+        }
+    digits = length_text.strip().lstrip("0") or "0"
+    if len(digits) > 18 or int(digits) > max_body:
+        return 413, {
+            "error": f"body is {digits[:40]} bytes, at most {max_body} are accepted",
+            "field": "Content-Length",
+        }
+    kind = headers.get("Content-Type")
+    if kind is not None:
+        media, _, params = kind.partition(";")
+        media = media.strip().lower()
+        charset = re.search(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
+        if not (media == "application/json" or media.endswith("+json")) or (
+            charset is not None and charset.group(1).lower() not in ("utf-8", "utf8")
+        ):
+            return 415, {
+                "error": f"Content-Type is {kind[:80]!r}, expected application/json (UTF-8)",
+                "field": "Content-Type",
+            }
+    return None

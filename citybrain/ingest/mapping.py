@@ -117,10 +117,15 @@ class MqttMapping:
     def subscriptions(self) -> list[str]:
         return list(dict.fromkeys(p.subscription for p in self.patterns))
 
-    def to_document(self, topic: str, payload: bytes, received: float) -> dict[str, Any]:
+    def to_document(
+        self, topic: str, payload: bytes, received: float, retained: bool = False
+    ) -> dict[str, Any]:
         """A ``reading/1`` document (not yet validated) for one message received at
         ``received`` (epoch seconds). Raises ``EventError`` naming the topic level or the
-        payload field that cannot be mapped."""
+        payload field that cannot be mapped. A ``retained`` message (the broker's stored
+        last value, sent on subscribing, perhaps days old) must carry its own time:
+        stamped on receipt it would be an old value at a new time
+        (``retained_without_time``)."""
         fields = self._topic_fields(topic)
         doc: dict[str, Any] = {"schema": READING_SCHEMA}
         if _NUMBER.match(payload):
@@ -128,6 +133,14 @@ class MqttMapping:
         else:
             self._payload_fields(payload, fields, doc)
         if "ts" not in doc:
+            if retained:
+                raise EventError(
+                    "retained_without_time",
+                    self.ts_field,
+                    None,
+                    "a retained message (the broker's stored last value) has no time of its "
+                    "own; its time of receipt is not when it was observed",
+                )
             doc["ts"] = format_ts(received)
         for name in READING_FIELDS:
             if name in fields:
@@ -162,9 +175,12 @@ class MqttMapping:
     def _payload_fields(self, payload: bytes, topic: dict[str, str], doc: dict[str, Any]) -> None:
         try:
             body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
             raise EventError(
-                "bad_payload", "payload", _preview(payload), "expected a number or a JSON object"
+                "bad_payload",
+                "payload",
+                _preview(payload),
+                f"expected a number or a JSON object (not valid JSON: {exc})",
             ) from None
         if isinstance(body, (int, float)) and not isinstance(body, bool):
             doc["value"] = float(body)

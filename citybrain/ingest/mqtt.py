@@ -15,7 +15,6 @@ import threading
 import time
 from typing import Any
 
-import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -43,6 +42,16 @@ def dead_letter_headers(
         ("citybrain.error.message", message.encode()),
         ("citybrain.error.origin", origin.encode()),
     ]
+
+
+def topic_text(msg: Any) -> str:
+    """The message's topic; paho's ``msg.topic`` raises on bytes that are not UTF-8 (MQTT
+    requires UTF-8, but a broker may not check), so those are shown replaced (U+FFFD)
+    and the topic matches no pattern: the message is dead-lettered, not lost."""
+    try:
+        return str(msg.topic)
+    except UnicodeDecodeError:
+        return bytes(msg._topic).decode("utf-8", "replace")
 
 
 class MqttIngest:
@@ -128,24 +137,25 @@ class MqttIngest:
             if qos > 0:
                 client.ack(mid, qos)
 
+        topic = topic_text(msg)
         try:
-            self.handle(msg.topic, msg.payload, ack)
+            self.handle(topic, msg.payload, ack, retained=bool(msg.retain))
         except Exception as exc:
             # One message's fault must not cost the others: dead-letter it, unacknowledged
             # until Kafka has the dead letter.
-            log.exception("ingest: message on %s failed", msg.topic)
+            log.exception("ingest: message on %s failed", topic)
             try:
-                self._dead_letter(msg.topic, msg.payload, "internal", repr(exc), ack)
+                self._dead_letter(topic, msg.payload, "internal", repr(exc), ack)
             except Exception:
                 # Kafka refused for good (the run loop stops the ingest): the message
                 # stays unacknowledged, and the broker's to deliver again.
-                log.exception("ingest: dead letter for %s not sent", msg.topic)
+                log.exception("ingest: dead letter for %s not sent", topic)
 
-    def handle(self, topic: str, payload: bytes, ack: Any) -> None:
+    def handle(self, topic: str, payload: bytes, ack: Any, retained: bool = False) -> None:
         now = self.clock()
         try:
-            doc = self.mapping.to_document(topic, payload, now)
-            reading = self.validator.reading(orjson.dumps(doc), now)
+            doc = self.mapping.to_document(topic, payload, now, retained)
+            reading = self.validator.reading_document(doc, now)
         except EventError as exc:
             self._dead_letter(topic, payload, exc.code, str(exc), ack)
             return

@@ -17,7 +17,9 @@ TrafficFlowObserved). Other attributes (co, so2, temperature, pH, occupancy, ...
 citybrain kind and are skipped.
 
 Event time: ``dateObservedTo`` if present, else ``dateObserved`` (the end of an ISO 8601
-interval ``start/end``). A DateTime without a zone is UTC, as Orion reads it.
+interval ``start/end``). A DateTime without a zone is UTC, as Orion reads it; a date alone
+is its midnight. Otherwise the form is streams.events' ``parse_ts`` (ASCII ISO 8601
+extended, years 0001-9999 in UTC); anything else is ``bad_timestamp`` naming the attribute.
 
 Sensor id: ``sensor_id_template`` filled with the entity ``id``, ``type``, ``kind`` and any
 Text attribute, by default ``{id}-{kind}``; the grid registers that id to a cell.
@@ -25,15 +27,16 @@ Text attribute, by default ``{id}-{kind}``; the grid registers that id to a cell
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from string import Formatter
 from typing import Any
 
 from citybrain.errors import InputError
 from playbooks.grid import DEFAULT_KINDS, Grid
 from streams.errors import EventError
-from streams.events import READING_SCHEMA, format_ts
+from streams.events import ISO_DATETIME, READING_SCHEMA, format_ts, parse_ts
 
 DEFAULT_SENSOR_ID = "{id}-{kind}"
 FIVE_MINUTES = 300.0
@@ -101,7 +104,7 @@ class NgsiMapping:
         entity_id, entity_type = entity.get("id"), entity.get("type")
         if not isinstance(entity_id, str) or not entity_id:
             raise EventError("missing_field", "id", entity_id, "expected the entity id")
-        table = ATTRIBUTES.get(entity_type)  # type: ignore[arg-type]
+        table = ATTRIBUTES.get(entity_type) if isinstance(entity_type, str) else None
         if table is None:
             raise EventError(
                 "unknown_entity_type", "type", entity_type, f"expected one of {sorted(ATTRIBUTES)}"
@@ -135,8 +138,16 @@ class NgsiMapping:
             value *= factors[code]
             if kind == "traffic_flow":
                 value *= FIVE_MINUTES / _period(entity)
+            if not math.isfinite(value):
+                # 1e308 mg/m3 is inf in ug/m3: refused here, where the attribute is known.
+                raise EventError(
+                    "not_finite", f"{attr}.value", spec["value"], f"is not finite in {kind}'s unit"
+                )
+            # id, type and kind are the entity's own: a Text attribute named so (a
+            # "kind" attribute) neither replaces them nor collides with them.
+            fields = {**texts, "id": entity_id, "type": entity_type, "kind": kind}
             try:
-                sensor_id = self.template.format(**texts, id=entity_id, type=entity_type, kind=kind)
+                sensor_id = self.template.format(**fields)
             except KeyError as exc:
                 raise EventError(
                     "missing_field", str(exc.args[0]), None, "the sensor id template needs it"
@@ -166,6 +177,14 @@ class NgsiMapping:
 
 
 def _number(spec: Any, attr: str) -> float:
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        raise EventError(
+            "bad_type",
+            attr,
+            spec,
+            'expected a normalized attribute {"type", "value"} (keyValues form? subscribe '
+            'with "attrsFormat": "normalized")',
+        )
     value = spec.get("value") if isinstance(spec, dict) else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EventError("bad_type", f"{attr}.value", value, "expected a number")
@@ -200,16 +219,27 @@ def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
         raise EventError(
             "bad_timestamp", f"{attr}.value", text, "expected ISO 8601 (or start/end)"
         ) from None
+    except EventError as exc:
+        raise EventError("bad_timestamp", f"{attr}.value", text, exc.reason) from None
     if len(stamps) > 2:
         raise EventError("bad_timestamp", f"{attr}.value", text, "expected ISO 8601 (or start/end)")
     return stamps[0], stamps[-1]
 
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _utc(text: str) -> float:
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # Orion reads a zone-less DateTime as UTC
-    return parsed.timestamp()
+    """Epoch seconds of an NGSI DateTime; ValueError if it is not ISO 8601, EventError
+    if its time is not representable."""
+    if _DATE.fullmatch(text):
+        text += "T00:00:00"
+    form = ISO_DATETIME.fullmatch(text)
+    if form is None:
+        raise ValueError(text)
+    if form.group("zone") is None:
+        text += "Z"  # Orion reads a zone-less DateTime as UTC
+    return parse_ts(text)
 
 
 def _observed(entity: dict[str, Any]) -> float:

@@ -63,6 +63,10 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
             ":3: timestamp '2020-01-01 02:00:00' is before the previous row's 2020-01-01 05:00:00",
         ),
         ("timestamp,value\n2020-01-01 00:00:00,nan\n", "expected a finite number"),
+        # siblings: numbers float() reads and a CSV of numbers should not hold
+        ("timestamp,value\n2020-01-01 00:00:00,1_000\n", ":2: field \"value\" is '1_000'"),
+        ("timestamp,value\n2020-01-01 00:00:00,\uff11\n", "decimal notation"),
+        ("timestamp,value\n2020-01-01 00:00:00,1e400\n", "expected a finite number"),
     ],
 )
 def test_bad_files_name_file_line_and_reason(

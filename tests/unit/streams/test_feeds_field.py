@@ -423,3 +423,70 @@ def test_fuzz_consecutive_faults_of_any_kinds_are_each_their_own_bad_row(
     assert len(records) == n
     with pytest.raises(FeedError, match=rf"^{re.escape(str(path))}:{min(bad_lines)}: "):
         load_events([path])
+
+
+# -- more siblings: numbers Python reads too leniently, wide encodings, stretched times ---
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("1_000", "decimal notation"),  # float() reads 1000
+        ("\uff11\uff12", "decimal notation"),  # full-width digits: float() reads 12
+        ("\u0661\u0662", "decimal notation"),  # Arabic-Indic digits: float() reads 12
+        ("0x10", "decimal notation"),
+        ("1,5", "fields"),  # a decimal comma unquoted is a seventh field
+        ('"1,5"', "decimal notation"),
+        ("nan", "finite"),
+        ("-Infinity", "finite"),
+        ("1e400", "finite"),
+    ],
+)
+def test_a_value_must_be_an_ascii_decimal_number(tmp_path: Path, value: str, says: str) -> None:
+    row = f"2024-05-27T03:10:10Z,s1,pm25,{value},ug/m3,c1\n"
+    events, bad = read_skip(write(tmp_path, "v.csv", READINGS + row + ROW))
+    assert [b.line for b in bad] == [2] and says in bad[0].reason
+    assert len(events) == 1  # the good row after it is read
+
+
+@pytest.mark.parametrize("value", ["1.5", " 1.5 ", "+1.5", "15e-1", ".15e1", "1.50"])
+def test_decimal_forms_read(tmp_path: Path, value: str) -> None:
+    row = f"2024-05-27T03:10:10Z,s1,pm25,{value},ug/m3,c1\n"
+    [event] = load_events([write(tmp_path, "v.csv", READINGS + row)])
+    assert isinstance(event, Reading) and event.value == 1.5
+
+
+@pytest.mark.parametrize(
+    ("encoding", "says"),
+    [
+        ("utf-16-le", "UTF-16 without a byte order mark"),
+        ("utf-16-be", "UTF-16 without a byte order mark"),
+        ("utf-32", "UTF-32 (it starts with a UTF-32 byte order mark)"),  # said UTF-16 before
+        ("utf-32-le", "UTF-32 without a byte order mark"),
+    ],
+)
+def test_wide_encodings_are_named(tmp_path: Path, encoding: str, says: str) -> None:
+    path = write(tmp_path, "w.csv", (READINGS + ROW).encode(encoding))
+    with pytest.raises(FeedError, match=rf"w.csv:1: the file is {re.escape(says)}"):
+        load_events([path], on_error="skip")
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2024-05-27X03:10:10Z",  # fromisoformat takes any separator
+        "20240527T031010Z",
+        "9999-12-31T23:59:59-14:00",  # the year 10000 in UTC: to_json raised ValueError
+        "0001-01-01T00:00:00+14:00",
+    ],
+)
+def test_timestamps_python_would_stretch_are_bad_rows(tmp_path: Path, stamp: str) -> None:
+    row = f"{stamp},s1,pm25,1.5,ug/m3,c1\n"
+    events, bad = read_skip(write(tmp_path, "t.csv", READINGS + row + ROW))
+    assert [b.line for b in bad] == [2] and "timestamp" in bad[0].reason
+    for event in events:
+        event.to_json()
+
+
+def test_a_header_with_spaces_or_capitals_says_so(tmp_path: Path) -> None:
+    path = write(tmp_path, "h.csv", " Timestamp, sensor_id,kind,value,unit,grid_cell\n" + ROW)
+    with pytest.raises(FeedError, match=r"h.csv:1: header is .*spaces or capitals"):
+        load_events([path])

@@ -163,3 +163,125 @@ def test_one_sensors_detector_error_costs_only_that_sensors_readings() -> None:
     # The next batch goes on from the sensor's previous position.
     later = detection.process(incoming("gauge-1", [1.3], start=4), {"gauge-1": before})
     assert later.scored == 1 and later.states["gauge-1"]["last_offset"] == 4
+
+
+# Siblings of the poison-pill case (the reviewer's "more cases of the same kind"): inputs
+# that reached the lenient fallback parser or fromisoformat and came out as events that no
+# later step could encode, or as times the sender never wrote.
+GOOD_INCIDENT: dict[str, Any] = {
+    "schema": "incident/1",
+    "ts": "2026-11-01T10:00:00Z",
+    "report_id": "r-1",
+    "category": "noise",
+    "text": "loud",
+    "source": "hotline",
+    "grid_cell": "c-bridge",
+}
+
+
+@pytest.mark.parametrize("field", ["sensor_id", "unit", "ts"])
+def test_a_lone_surrogate_in_a_reading_is_bad_json_naming_the_field(grid: Grid, field: str) -> None:
+    raw = json.dumps({**GOOD, field: "\ud800"}).encode()  # json writes "\\ud800"
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw, NOW)
+    assert (caught.value.code, caught.value.field) == ("bad_json", field)
+    assert "lone surrogate" in str(caught.value)
+
+
+@pytest.mark.parametrize("field", ["text", "category", "report_id"])
+def test_an_incident_with_a_lone_surrogate_is_refused_not_forwarded(grid: Grid, field: str) -> None:
+    # Before: accepted, and its to_json() (the incident forwarded on) raised TypeError.
+    raw = json.dumps({**GOOD_INCIDENT, field: "x\udc80"}).encode()
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).incident(raw, NOW)
+    assert (caught.value.code, caught.value.field) == ("bad_json", field)
+
+
+def test_a_surrogate_in_a_packed_reading_costs_only_that_reading(grid: Grid) -> None:
+    pack = json.dumps({"schema": "readings/1", "readings": [GOOD, {**GOOD, "unit": "\ud800"}]})
+    # The pack as a whole goes to the fallback parser; the surrogate is named in it.
+    admitted, refused = admit(EventValidator(grid), pack.encode(), NOW, 0, home, 7, 0.0)
+    assert admitted == [] and [r.error.field for r in refused] == ["readings[1].unit"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_json_in_another_encoding_is_bad_json_naming_the_byte(grid: Grid, encoding: str) -> None:
+    # Python's json.loads(bytes) guesses UTF-16/32; before, these were accepted.
+    raw = json.dumps(GOOD).encode(encoding)
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw, NOW)
+    assert caught.value.code == "bad_json" and "UTF-8" in str(caught.value)
+
+
+def test_a_byte_that_is_not_utf8_is_named_with_its_offset(grid: Grid) -> None:
+    raw = json.dumps({**GOOD, "sensor_id": "X"}).encode().replace(b'"X"', b'"\xff"')
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw, NOW)
+    offset = raw.index(b"\xff")
+    assert f"byte 0xff at offset {offset}" in str(caught.value)
+
+
+def test_a_utf8_byte_order_mark_is_read_past(grid: Grid) -> None:
+    raw = b"\xef\xbb\xbf" + json.dumps(GOOD).encode()
+    assert EventValidator(grid).reading(raw, NOW).value == 1.5
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-11-01T10:00:00\x00Z",  # NUL as a separator: fromisoformat took it
+        "2026-11-01X10:00:00Z",
+        "20261101T100000Z",  # the basic format
+        "2026-W44-7T10:00Z",  # a week date
+        "2026-11-01T10Z",
+        "\uff12026-11-01T10:00:00Z",  # a full-width digit
+        "2026-11-01T10:00:00Z ",
+        "9999-12-31T23:59:59-14:00",  # the year 10000 in UTC: format_ts raised ValueError
+        "0001-01-01T00:00:00+14:00",  # the year 0 in UTC
+    ],
+)
+def test_timestamps_python_would_stretch_are_bad_timestamps(grid: Grid, ts: str) -> None:
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(json.dumps({**GOOD, "ts": ts}).encode(), NOW)
+    assert (caught.value.code, caught.value.field) == ("bad_timestamp", "ts")
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-11-01T10:00:00Z",
+        "2026-11-01 10:00:00Z",
+        "2026-11-01t10:00:00Z",
+        "2026-11-01T11:00+01:00",
+        "2026-11-01T10:00:00.000000001Z",
+        "2026-11-01T11:00:00,0+0100",
+    ],
+)
+def test_iso_8601_extended_forms_still_read(grid: Grid, ts: str) -> None:
+    reading = EventValidator(grid).reading(json.dumps({**GOOD, "ts": ts}).encode(), NOW)
+    assert reading.ts == 1_793_527_200.0
+
+
+def test_a_decoded_document_keeps_an_infinite_value_infinite(grid: Grid) -> None:
+    # The ingest's mapped documents: a JSON round trip wrote inf as null ("None: expected
+    # a number"); the document path names it.
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading_document({**GOOD, "value": float("inf")}, NOW)
+    assert (caught.value.code, caught.value.field) == ("not_finite", "value")
+    assert EventValidator(grid).reading_document(dict(GOOD), NOW).value == 1.5
+
+
+surrogate_text = st.text(
+    alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(sorted(GOOD_INCIDENT)), text=surrogate_text)
+def test_every_incident_accepted_can_be_encoded_again(grid: Grid, field: str, text: str) -> None:
+    raw = json.dumps({**GOOD_INCIDENT, field: text}).encode()
+    try:
+        report = EventValidator(grid).incident(raw, NOW)
+    except EventError:
+        return
+    report.to_json()  # never raises for an accepted report

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from email.message import Message
 
 import pytest
 
-from citybrain.ingest.http import BadBody, ngsi_readings, readings_from_body
+from citybrain.ingest.http import MAX_BODY, BadBody, _refusal, ngsi_readings, readings_from_body
 from citybrain.ingest.ngsi import NgsiMapping
 from playbooks.grid import Grid
 from streams.events import EventValidator
@@ -91,3 +92,57 @@ def test_a_notification_from_the_future_names_the_entity(
     assert [(e["field"], e["code"]) for e in err.value.errors] == [
         ("data[0](waterqualityobserved:Sevilla:D1-conductance).ts", "in_future")
     ]
+
+
+# Request headers: each refusal is a 4xx naming the header, before the body is read.
+def headers(**values: str) -> Message:
+    msg = Message()
+    for name, value in values.items():
+        msg[name.replace("_", "-")] = value
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("given", "status", "field"),
+    [
+        ({}, 411, "Content-Length"),
+        ({"Transfer_Encoding": "chunked"}, 411, "Transfer-Encoding"),
+        ({"Transfer_Encoding": "chunked", "Content_Length": "10"}, 400, "Transfer-Encoding"),
+        ({"Content_Length": "\u00b2"}, 400, "Content-Length"),  # "²".isdigit() is True
+        ({"Content_Length": "-1"}, 400, "Content-Length"),
+        ({"Content_Length": "1e3"}, 400, "Content-Length"),
+        ({"Content_Length": "9" * 5000}, 413, "Content-Length"),  # int() refuses > 4300 digits
+        ({"Content_Length": "1048577"}, 413, "Content-Length"),
+        ({"Content_Length": "10", "Content_Type": "text/plain"}, 415, "Content-Type"),
+        (
+            {"Content_Length": "10", "Content_Type": "application/x-www-form-urlencoded"},
+            415,
+            "Content-Type",
+        ),
+        (
+            {"Content_Length": "10", "Content_Type": "application/json; charset=utf-16"},
+            415,
+            "Content-Type",
+        ),
+    ],
+)
+def test_bad_request_headers_are_refused_naming_the_header(
+    given: dict[str, str], status: int, field: str
+) -> None:
+    refusal = _refusal(headers(**given), MAX_BODY)
+    assert refusal is not None
+    assert (refusal[0], refusal[1]["field"]) == (status, field)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"Content_Length": "10"},
+        {"Content_Length": "0010"},
+        {"Content_Length": "10", "Content_Type": "application/json"},
+        {"Content_Length": "10", "Content_Type": "Application/JSON; charset=UTF-8"},
+        {"Content_Length": "10", "Content_Type": "application/ld+json"},
+    ],
+)
+def test_json_bodies_with_a_length_pass(given: dict[str, str]) -> None:
+    assert _refusal(headers(**given), MAX_BODY) is None

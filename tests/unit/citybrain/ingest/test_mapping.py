@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from citybrain.ingest.mapping import MqttMapping, TopicPattern, TopicPatternError
+from citybrain.ingest.mqtt import topic_text
 from playbooks.grid import Grid
 from streams.errors import EventError
+from streams.events import EventValidator
 from tests.unit.citybrain.ingest.conftest import T_NOW
 
 
@@ -115,3 +118,40 @@ def test_unmappable_messages_name_the_field(
     with pytest.raises(EventError) as err:
         mapping.to_document(topic, payload, T_NOW)
     assert (err.value.code, err.value.field) == (code, field)
+
+
+def test_a_retained_message_without_its_own_time_is_refused(mapping: MqttMapping) -> None:
+    # The broker's stored last value arrives on subscribing, perhaps days old: stamped on
+    # receipt it would be an old value at a new time.
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", b"2.5", T_NOW, retained=True)
+    assert (err.value.code, err.value.field) == ("retained_without_time", "ts")
+    doc = mapping.to_document(
+        "city/e/gauge-1/water_level", b'{"value": 2.5, "ts": 1789999700}', T_NOW, retained=True
+    )
+    assert doc["ts"] == "2026-09-21T14:08:20Z"
+
+
+def test_a_json_payload_that_does_not_parse_says_why(mapping: MqttMapping) -> None:
+    # A 401-digit number in a JSON object: orjson reads it as a double and refuses it.
+    payload = b'{"value": 1' + b"0" * 400 + b"}"
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert err.value.code == "bad_payload" and "infinity" in str(err.value)
+
+
+@pytest.mark.parametrize("payload", [b"1e400", b"-1e400", b"9" * 400, b'{"value": "1e999"}'])
+def test_a_number_too_large_for_a_double_is_not_finite(
+    mapping: MqttMapping, ingest_grid: Grid, payload: bytes
+) -> None:
+    # Before: the ingest's JSON round trip wrote inf as null, refused as "None: expected a
+    # number".
+    doc = mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    with pytest.raises(EventError) as err:
+        EventValidator(ingest_grid).reading_document(doc, T_NOW)
+    assert (err.value.code, err.value.field) == ("not_finite", "value")
+
+
+def test_a_topic_that_is_not_utf8_is_read_replaced_not_raised() -> None:
+    msg = mqtt.MQTTMessage(mid=1, topic=b"city/e/gauge-\xff/water_level")
+    assert topic_text(msg) == "city/e/gauge-\ufffd/water_level"  # paho's .topic raises

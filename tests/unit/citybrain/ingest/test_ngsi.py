@@ -119,3 +119,72 @@ def test_the_template_must_name_the_kind(ingest_grid: Grid) -> None:
     with pytest.raises(EventError) as err:
         m.entity(example("WaterQualityObserved"))
     assert (err.value.code, err.value.field) == ("missing_field", "areaServed")
+
+
+# Siblings of the kind "a malformed entity is a 400 naming its field, never a 500".
+def aq(**changes: object) -> dict[str, object]:
+    entity = copy.deepcopy(example("AirQualityObserved"))
+    entity.update(changes)
+    return entity
+
+
+@pytest.mark.parametrize(
+    ("entity", "code", "field"),
+    [
+        # Each of these raised TypeError or ValueError (a 500, no answer naming the field).
+        (aq(type=["AirQualityObserved"]), "unknown_entity_type", "data[0].type"),
+        (
+            aq(dateObserved={"type": "DateTime", "value": "9999-12-31T23:59:59-14:00"}),
+            "bad_timestamp",
+            "data[0].dateObserved.value",
+        ),
+        (
+            aq(dateObserved={"type": "DateTime", "value": "0001-01-01T00:00:00+14:00"}),
+            "bad_timestamp",
+            "data[0].dateObserved.value",
+        ),
+        # fromisoformat took any separator.
+        (
+            aq(dateObserved={"type": "DateTime", "value": "2016-03-15X11:00:00Z"}),
+            "bad_timestamp",
+            "data[0].dateObserved.value",
+        ),
+        # 1e308 mg/m3 is inf in ug/m3; the JSON round trip made it null ("None: expected
+        # a number") under the sensor id instead of the attribute.
+        (
+            aq(no2={"type": "Number", "value": 1e308, "metadata": {"unitCode": {"value": "GP"}}}),
+            "not_finite",
+            "data[0].no2.value",
+        ),
+        # keyValues form: the attribute is its bare value.
+        (aq(no2=69), "bad_type", "data[0].no2"),
+    ],
+)
+def test_malformed_entities_name_the_field(
+    ngsi: NgsiMapping, entity: dict[str, object], code: str, field: str
+) -> None:
+    with pytest.raises(EventError) as err:
+        ngsi.notification({"subscriptionId": "s", "data": [entity]})
+    assert (err.value.code, err.value.field) == (code, field)
+
+
+def test_a_text_attribute_named_kind_does_not_collide_with_the_template(
+    ngsi: NgsiMapping,
+) -> None:
+    # Before: str.format() got multiple values for keyword argument 'kind' (TypeError).
+    entity = aq(kind={"type": "Text", "value": "ambient"})
+    [doc] = ngsi.entity(entity).documents
+    assert doc["kind"] == "no2" and doc["sensor_id"].endswith("-no2")
+
+
+@pytest.mark.parametrize(
+    "when", ["2016-03-15T11:00:00.000Z", "2016-03-15T12:00:00+01:00", "2016-03-15T11:00:00"]
+)
+def test_date_observed_in_iso_forms_reads_the_same_instant(ngsi: NgsiMapping, when: str) -> None:
+    entity = aq(dateObserved={"type": "DateTime", "value": when})
+    assert ngsi.entity(entity).documents[0]["ts"] == "2016-03-15T11:00:00Z"
+
+
+def test_a_date_alone_is_its_midnight(ngsi: NgsiMapping) -> None:
+    entity = aq(dateObserved={"type": "DateTime", "value": "2016-03-15"})
+    assert ngsi.entity(entity).documents[0]["ts"] == "2016-03-15T00:00:00Z"
