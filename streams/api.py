@@ -169,6 +169,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         return doc
 
     def find_run(run_id: str) -> Run:
+        # Without the runs lock: a read must not wait for a writer's Kafka round trip.
+        # A run is stored just after its first steps are on Kafka; a command sent for it
+        # in between is still applied (the commands agent takes the lock first).
         return run_in_group(ctx.groups.get(run_key(run_id)), run_id)
 
     def handled(fun: Any) -> Any:

@@ -84,6 +84,10 @@ class Context:
         # Held while a batch updates live sensor states, so a commit's changelog flush
         # never serialises a state halfway through a batch (tables.coalesce_changelog).
         self.states_settled = asyncio.Lock()
+        # Routed alerts, commands and the deadline timer each read a run, await Kafka,
+        # then write it back: held across that, so no writer's change is overwritten by
+        # another's older state (docs/operations.md, delivery guarantees, item 6).
+        self.runs_settled = asyncio.Lock()
         self.burst_state = key_partitioned_table(app, "burst-state", n)
         self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)

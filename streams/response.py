@@ -9,7 +9,6 @@ annotations) are delivered before the run state that says they were sent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -34,9 +33,6 @@ class Response:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        # Routed alerts, commands and the timer each read a run, await Kafka, then write
-        # it back: one writer's await must not let another's change be overwritten.
-        self.runs_settled = asyncio.Lock()
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self.engines = {
@@ -64,7 +60,7 @@ class Response:
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
-        async with self.runs_settled:
+        async with self.ctx.runs_settled:
             await self._on_routed(event)
 
     async def _on_routed(self, event: EventT[bytes]) -> None:
@@ -121,7 +117,7 @@ class Response:
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc!r}")
             return
-        async with self.runs_settled:
+        async with self.ctx.runs_settled:
             await self._on_command(event, cmd, command_id, run_id, action)
 
     async def _on_command(
@@ -186,7 +182,7 @@ class Response:
         by_cell: Tally[tuple[str, str, str]] = Tally()
         approvals: Tally[str] = Tally()
         for key in list(self.ctx.groups.keys()):
-            async with self.runs_settled:
+            async with self.ctx.runs_settled:
                 # Read under the lock: a snapshot taken before an earlier key's await
                 # could be older than an acknowledgement processed meanwhile.
                 group = self.ctx.groups.data.get(key)
