@@ -430,9 +430,10 @@ def _api(
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
+        listing = "silences" if path.startswith("/silences") else "runs"
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
-            404: "; check the id with 'citybrain runs list' or 'citybrain silences list'",
+            404: f"; check the id with 'citybrain {listing} list'",
         }.get(exc.code, "")
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
@@ -1468,7 +1469,13 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in run_actions.items():
         a = command(rsub, action, text)
         a.add_argument("run_id", metavar="RUN_ID", help="the run's id, as 'runs list' shows it")
-        a.add_argument("--note", help="why (required for resolve and cancel)")
+        if action != "show":  # only the actions send a note
+            needed = action in ("resolve", "cancel")  # the API refuses these without one
+            a.add_argument(
+                "--note",
+                required=needed,
+                help="why, for the audit trail" + (" (required)" if needed else ""),
+            )
         a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
         api_options(a)
         a.set_defaults(func=cmd_runs)
@@ -1581,7 +1588,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "rehearse", "replay real reports with simulated field units")
     p.add_argument("--incidents", required=True, metavar="FILE", help="canonical incident CSV")
     p.add_argument(
-        "--units", required=True, metavar="FILE", help="units profile YAML (datasets/service_times)"
+        "--units",
+        required=True,
+        metavar="FILE",
+        help="units profile YAML, e.g. datasets/service_times/units-nyc.yaml",
     )
     p.add_argument(
         "--ack-deadline",

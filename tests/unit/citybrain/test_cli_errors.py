@@ -85,6 +85,7 @@ def argument_values(tmp: Path, csv: Path) -> dict[str, list[str]]:
         "incidents": [str(tmp / "no-such-incidents.csv")],
         "units": [str(tmp / "no-such-units.yaml")],
         "report": ["nyc311-1"],
+        "note": ["on my way"],
     }
 
 

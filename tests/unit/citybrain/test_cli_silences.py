@@ -5,7 +5,11 @@ say which role may; a replay stopped by Ctrl-C did not say what was sent)."""
 from __future__ import annotations
 
 import argparse
+import http.server
+import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from citybrain.cli import (
     CliError,
     api_reason,
     build_parser,
+    main,
     replay_stopped,
     silence_duration,
     silences_table,
@@ -164,3 +169,47 @@ def test_an_interrupted_replay_says_what_was_sent_and_how_to_resume() -> None:
     # The printed command parses back to the same replay, resumed.
     resumed = _replay_args("a b.csv", "c.csv", "--speed", "600", "--pack", "100", "--skip", "3")
     assert (resumed.skip, resumed.pack, resumed.speed) == (3, 100, 600.0)
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers every request as the operator API answers an unknown id (404, its JSON)."""
+
+    def _refuse(self) -> None:
+        body = json.dumps({"error": f"no such thing at {self.path}"}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_api() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "listing"),
+    [
+        (["runs", "show", "grp-x.1"], "runs list"),
+        (["runs", "ack", "grp-x.1"], "runs list"),
+        (["silences", "expire", "abc"], "silences list"),
+    ],
+)
+def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
+    argv: list[str], listing: str, refusing_api: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--url", refusing_api, "--token", "t"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "HTTP 404: no such thing at /api/v1/" in err
+    assert err.rstrip().endswith(f"check the id with 'citybrain {listing}'")
