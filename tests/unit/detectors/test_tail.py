@@ -77,7 +77,7 @@ def test_a_record_round_trips_and_is_bounded() -> None:
     later = rng.normal(0, 1, 100)
     ts = 1.4e9 + STEP * np.arange(5000, 5100)
     np.testing.assert_array_equal(restored.score_many(later, ts), det.score_many(later, ts))
-    with pytest.raises(DetectorInputError, match="expected 794 for window 32"):
+    with pytest.raises(DetectorInputError, match="expected 1181 for window 32"):
         TailDetector().set_state({**document, "window": 16})
 
 
