@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detectors.tail import DEFAULT_THRESHOLD
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
     detector: str = "tail"
     detector_window: int = 288
     detector_min_samples: int = 24
-    score_threshold: float = 0.30
+    score_threshold: float = DEFAULT_THRESHOLD
     quiet_readings: int = 6
     max_future_skew: float = 300.0
     deadline_check_interval: float = 1.0

@@ -45,12 +45,13 @@ def test_calibration_on_a_stationary_series(shape: str, timed: bool) -> None:
         assert promised(threshold) / 20 <= rate <= promised(threshold) * 1.5, threshold
 
 
-def test_a_bank_of_interleaved_sensors_scores_as_each_sensor_alone() -> None:
+@pytest.mark.parametrize("step", [STEP, 3600.0])  # hourly: the week's references too
+def test_a_bank_of_interleaved_sensors_scores_as_each_sensor_alone(step: float) -> None:
     rng = np.random.default_rng(3)
     sensors, rows = 50, 400
     values = rng.normal(20.0, 2.0, (sensors, rows)) * rng.uniform(0.1, 10.0, (sensors, 1))
     values[7, 300] *= 40  # a spike on one sensor
-    times = 1.4e9 + STEP * np.arange(rows)
+    times = 1.4e9 + step * np.arange(rows)
     alone = np.array([TailDetector().score_many(values[s], times) for s in range(sensors)])
     bank = TailBank()
     slots = [bank.allocate() for _ in range(sensors)]
@@ -77,7 +78,7 @@ def test_a_record_round_trips_and_is_bounded() -> None:
     later = rng.normal(0, 1, 100)
     ts = 1.4e9 + STEP * np.arange(5000, 5100)
     np.testing.assert_array_equal(restored.score_many(later, ts), det.score_many(later, ts))
-    with pytest.raises(DetectorInputError, match="expected 794 for window 32"):
+    with pytest.raises(DetectorInputError, match="expected 1183 for window 32"):
         TailDetector().set_state({**document, "window": 16})
 
 
@@ -89,3 +90,29 @@ def test_a_bank_grows_in_chunks_and_reuses_released_slots() -> None:
     assert bank.allocate() == 5
     with pytest.raises(DetectorInputError, match="slots must lie in"):
         bank.score_learn([bank.used], np.array([1.0]), None)
+
+
+def weekly_traffic(weeks: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Hourly readings with a midday peak on weekdays, a third of it at weekends."""
+    t = 1.4e9 - 1.4e9 % (7 * 86_400) + 3600.0 * np.arange(24 * 7 * weeks)
+    weekend = np.isin((t // 86_400) % 7, (2, 3))  # 1970-01-01 was a Thursday
+    hour = t % 86_400 / 3600
+    peak = 80 * np.exp(-((hour - 12) ** 2) / 18)
+    return t, 100 + np.where(weekend, 0.3, 1.0) * peak + rng.normal(0, 3, t.size)
+
+
+def test_a_weekday_shaped_like_a_weekend_alerts_against_last_week() -> None:
+    # A public holiday: an ordinary Sunday's curve on a Tuesday. Against yesterday every
+    # Saturday and Monday differ as much, so only the week's reference makes it rare.
+    rng = np.random.default_rng(5)
+    t, x = weekly_traffic(8, rng)
+    holiday = slice(24 * 7 * 7 + 24 * 5, 24 * 7 * 7 + 24 * 6)
+    assert not np.isin((t[holiday] // 86_400) % 7, (2, 3)).any()
+    quiet = TailDetector().score_many(x, t)
+    hour = t[holiday] % 86_400 / 3600
+    x[holiday] = 100 + 0.3 * 80 * np.exp(-((hour - 12) ** 2) / 18) + rng.normal(0, 3, 24)
+    scores = TailDetector().score_many(x, t)
+    assert scores[holiday].max() >= DEFAULT_THRESHOLD
+    assert quiet[holiday].max() < DEFAULT_THRESHOLD
+    # Ordinary weeks (the fourth to the eighth) stay quiet.
+    assert (quiet[24 * 7 * 3 :] >= DEFAULT_THRESHOLD).mean() < 0.01

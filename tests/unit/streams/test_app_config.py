@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from detectors import DEFAULT_THRESHOLD
 from streams.app import create_app
 from streams.settings import Settings
 
@@ -28,3 +29,8 @@ def test_default_fetch_is_not_fausts_one_mebibyte(tmp_path: Path) -> None:
 def test_a_fetch_below_a_kafka_message_is_refused_naming_the_setting() -> None:
     with pytest.raises(ValidationError, match="fetch_max_bytes"):
         Settings(fetch_max_bytes=1000)
+
+
+def test_the_stream_alerts_at_the_default_detectors_documented_threshold() -> None:
+    # One threshold for `citybrain detect`, the NAB report and the stream (issue 13).
+    assert Settings(_env_file=None).score_threshold == DEFAULT_THRESHOLD

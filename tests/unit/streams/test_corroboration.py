@@ -70,7 +70,11 @@ def test_the_fireworks_are_corroborated_across_the_city(grid: Grid) -> None:
     assert night
     for sensor_id, at, score in night:
         label = corroborate(sensor_id, at, score, anomalous, grid)
-        assert label.label == "corroborated" and label.count >= 4
+        # At least two other stations within the hour; not more for every alert: the
+        # detector's novelty record is held for a day, so a station that reported a
+        # rarer reading earlier that day stays silent that night (detectors/tail.py).
+        assert label.label == "corroborated" and label.count >= 2
+    assert max(corroborate(s, at, v, anomalous, grid).count for s, at, v in night) >= 4
 
 
 def test_a_spike_no_neighbour_saw_is_a_suspected_sensor_fault(grid: Grid) -> None:
