@@ -262,6 +262,8 @@ QUIX_REQUIREMENTS = [
     "pandas",
     "scipy",
     "orjson",
+    "msgspec",  # streams.events' Reading
+    "numba",  # the tail detector's kernel (detectors/tail.py)
     "pyyaml",
     "pydantic-settings",
 ]
