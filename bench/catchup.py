@@ -264,6 +264,7 @@ QUIX_REQUIREMENTS = [
     "orjson",
     "msgspec",  # streams.events' Reading
     "numba",  # the tail detector's kernel (detectors/tail.py)
+    "google-re2",  # playbooks.routing's matchers, imported by the grid loader
     "pyyaml",
     "pydantic-settings",
 ]
