@@ -262,6 +262,9 @@ QUIX_REQUIREMENTS = [
     "pandas",
     "scipy",
     "orjson",
+    "msgspec",  # streams.events' Reading
+    "numba",  # the tail detector's kernel (detectors/tail.py)
+    "google-re2",  # playbooks.routing's matchers, imported by the grid loader
     "pyyaml",
     "pydantic-settings",
 ]

@@ -1,7 +1,7 @@
 """The pipeline's own work without Kafka or faust: the most one core could drain.
 
 The catch-up's messages (bench/catchup.py, the same readings) are held in memory and put
-through the worker's per-batch code -- validation and admission (``admit``), detection
+through the worker's per-batch code -- validation and admission (``BatchAdmission``), detection
 (``SensorDetection.process``, live detectors kept in a dict as the table keeps them) and
 each touched sensor's changelog document (``state_document`` + orjson, once per batch) --
 beside the decode floor, ``orjson.loads`` of the same messages (what the aiokafka floor
@@ -31,9 +31,9 @@ from bench.catchup import catchup_messages, catchup_readings, write_grid
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
 from streams.app import settle_garbage_collector
-from streams.detection import Incoming, SensorDetection, admit, state_document
+from streams.columns import BatchAdmission
+from streams.detection import SensorDetection, state_document
 from streams.events import EventValidator
-from streams.partitioning import sensor_partition
 from streams.settings import REPO_ROOT, load_settings
 
 PARTITIONS = 2
@@ -66,23 +66,23 @@ def own_work(
     sensors' states encoded every ``commit_every`` readings (a commit's worth: 2.8 s at
     the catch-up's rate); with ``detect`` False, validation and admission only (returns
     readings admitted)."""
-    validator = EventValidator(grid)
+    admission = BatchAdmission(EventValidator(grid), PARTITIONS)
     detection = SensorDetection.from_settings(load_settings())
-
-    def home(sensor_id: str) -> int:
-        return sensor_partition(sensor_id, PARTITIONS)
-
     states: dict[str, dict[str, Any]] = {}
     touched: set[str] = set()
     since_commit = 0
     firing = admitted_total = 0
     now = time.time()
     for start in range(0, len(messages), batch):
-        incoming: list[Incoming] = []
-        for offset, (partition, _, value) in enumerate(messages[start : start + batch], start):
-            admitted, refused = admit(validator, value, now, partition, home, offset, now)
-            assert not refused, refused[:1]
-            incoming.extend(admitted)
+        chunk = messages[start : start + batch]
+        incoming, refused = admission.admit(
+            [value for _, _, value in chunk],
+            [partition for partition, _, _ in chunk],
+            range(start, start + len(chunk)),
+            [now] * len(chunk),
+            now,
+        )
+        assert not refused, refused[:1]
         admitted_total += len(incoming)
         if not detect:
             continue

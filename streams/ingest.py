@@ -12,18 +12,17 @@ from __future__ import annotations
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 from faust.types import Message
 
 from streams.bursts import BurstTracker
+from streams.columns import BatchAdmission
 from streams.context import Context
 from streams.departments import DepartmentClassifier
-from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection, admit
+from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, format_ts
-from streams.partitioning import sensor_partition
 
 
 class Ingest:
@@ -34,6 +33,7 @@ class Ingest:
         settings = ctx.settings
         self.grid, self.metrics = ctx.grid, ctx.metrics
         self.validator = EventValidator(ctx.grid, max_future_skew=settings.max_future_skew)
+        self.admission = BatchAdmission(self.validator, settings.partitions)
         self.detection = SensorDetection.from_settings(settings)
         self.departments = DepartmentClassifier.from_training_file()
         self.bursts = BurstTracker(
@@ -41,30 +41,24 @@ class Ingest:
         )
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
-        self._home_partition = partial(sensor_partition, partitions=settings.partitions)
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
         """One batch of ``readings`` messages (one partition's, in offset order): decode
-        and validate each (``admit`` never raises: a bad message or reading is
-        dead-lettered alone), then detect over the batch."""
-        now = time.time()
-        incoming: list[Incoming] = []
-        for msg in messages:
-            admitted, refused = admit(
-                self.validator,
-                msg.value or b"",  # a tombstone (no value) is refused as bad JSON
-                now,
-                msg.partition,
-                self._home_partition,
-                msg.offset,
-                msg.timestamp,
+        and validate them together (``BatchAdmission`` never raises for a message's
+        content: a bad message or reading is dead-lettered alone), then detect over the
+        batch."""
+        incoming, refused = self.admission.admit(
+            [msg.value for msg in messages],
+            [msg.partition for msg in messages],
+            [msg.offset for msg in messages],
+            [msg.timestamp for msg in messages],
+            time.time(),
+        )
+        for i, r in refused:
+            await self.ctx.dead_letter(
+                "readings", messages[i], r.error.code, str(r.error), r.index, r.raw
             )
-            incoming.extend(admitted)
-            for r in refused:
-                await self.ctx.dead_letter(
-                    "readings", msg, r.error.code, str(r.error), r.index, r.raw
-                )
         async with self.ctx.states_settled:
             await self._detect(messages, incoming)
 

@@ -245,6 +245,9 @@ class Worker:
                 if b"Worker ready" in fh.read():
                     return self
             time.sleep(0.3)
+        # Not left running: a worker that missed the deadline would keep its port, and
+        # every later test's worker would then fail to bind it.
+        self.stop()
         raise AssertionError(f"worker not ready in {timeout:.0f}s:\n{tail(self.log_file, 40)}")
 
     def kill(self) -> None:
