@@ -179,7 +179,8 @@ def test_demo_says_how_to_reach_its_runs_and_stop_everything(demo: dict[str, Any
     )
     assert wrong.returncode == 1
     assert "HTTP 401: unknown bearer token" in wrong.stderr
-    assert "operator API open on /api/v1 with 1 token(s)" in files.log.read_text()
+    # The demo writes an operator and a coordinator token.
+    assert "operator API open on /api/v1 with 2 token(s)" in files.log.read_text()
 
 
 def test_what_if_report_loads_in_headless_chromium(demo: dict[str, Any]) -> None:
