@@ -35,6 +35,7 @@ from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_grid, load_playbooks, load_routing
 from playbooks.routing import SILENCE_PROBLEMS, Route, Silence, SilenceBook, label_set
 from streams.bursts import BurstTracker
+from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
 from streams.detection import (
     AlertEvent,
@@ -152,6 +153,7 @@ class Pipeline:
         self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+        self.corroboration = CorroborationStage(app, self)
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
@@ -191,7 +193,7 @@ class Pipeline:
                 None,
             )
         # Alerts must be on Kafka before the state that says they were sent.
-        await self._send_all(self.alerts, [(a.alert_id, self._alert_doc(a)) for a in result.alerts])
+        await self.corroboration.send(result, self._alert_doc)
         sent_at = time.time()
         # Counted before the next await, so a batch interrupted by a rebalance cannot be
         # processed yet uncounted (its redelivery is skipped by the offset rule).

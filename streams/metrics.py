@@ -25,6 +25,8 @@ ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
 ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
+ALERTS_CORROBORATION = "citybrain_alerts_corroboration_total"
+CORROBORATION_MARKS = "citybrain_corroboration_marks_total"
 SILENCES_INVALID = "citybrain_silences_invalid_total"
 DEAD_LETTERS = "citybrain_dead_letters_total"
 INCIDENTS = "citybrain_incidents_total"
@@ -80,6 +82,8 @@ class Metrics:
     alerts: Counter
     alerts_resolved: Counter
     alerts_suppressed: Counter
+    alerts_corroboration: Counter
+    corroboration_marks: Counter
     silences_invalid: Counter
     dead_letters: Counter
     incidents: Counter
@@ -147,6 +151,14 @@ class Metrics:
             alerts_resolved=counter(ALERTS_RESOLVED, "Alert episodes that ended", ("kind",)),
             alerts_suppressed=counter(
                 ALERTS_SUPPRESSED, "Alerts silenced or inhibited", ("kind", "why")
+            ),
+            alerts_corroboration=counter(
+                ALERTS_CORROBORATION,
+                "Firing sensor alerts by neighbour corroboration label and assessment",
+                ("kind", "label", "assessment"),
+            ),
+            corroboration_marks=counter(
+                CORROBORATION_MARKS, "Anomaly marks sent to corroboration areas"
             ),
             silences_invalid=counter(
                 SILENCES_INVALID,
