@@ -149,6 +149,7 @@ class CorroborationStage:
         message = orjson.loads(event.value)
         async with self.lock:
             state = self._state(key)
+            before = len(state["held"])
             if message["type"] == "mark":
                 out = on_mark(
                     state,
@@ -163,6 +164,8 @@ class CorroborationStage:
             else:
                 raise ValueError(f'field "type" is {message["type"]!r}, expected mark or alert')
             await self._forward(key, state, out)
+            # At once (the timer recounts exactly): the demo waits for held alerts.
+            self.pipeline.metrics.corroboration_held.inc(len(state["held"]) - before)
 
     async def release_due(self) -> None:
         """Forward the held alerts whose grace period is over (this worker's areas)."""
@@ -175,11 +178,15 @@ class CorroborationStage:
         n = self.pipeline.settings.partitions
         now = time.time()
         async with self.lock:
+            held = 0
             for key, stored in list(self.table.data.items()):
                 if not stored or not stored["held"] or key_partition(key, n) not in mine:
                     continue
                 state = orjson.loads(orjson.dumps(stored))
                 await self._forward(key, state, on_tick(state, now, self.areas, self.policy))
+                held += len(state["held"])
+            # Read by the demo, which waits for held alerts before its summary.
+            self.pipeline.metrics.corroboration_held.set(held)
 
     def _state(self, key: bytes) -> dict[str, Any]:
         stored = self.table.data.get(key)

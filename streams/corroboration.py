@@ -195,7 +195,8 @@ class Policy:
 
 def new_area_state() -> dict[str, Any]:
     """An area's stored state (JSON): recent marks by sensor (sorted event times), alerts
-    held for the grace period (``{alert_id: {"alert": doc, "held_at": wall seconds}}``),
+    held for the grace period (``{alert_id: {"alert": doc, "held_at": wall seconds}}``,
+    plus ``"resolved": doc`` once the episode closed),
     the labels given to forwarded, unresolved alerts, and the newest mark time."""
     return {"marks": {}, "held": {}, "labelled": {}, "newest": None}
 
@@ -269,16 +270,23 @@ def on_mark(
             continue
         c = _assess_alert(alert, state, areas, policy)
         if c.label == "corroborated":
-            out.append(_forward(state, alert_id, alert, c))
+            out += _forward(state, alert_id, alert, c)
     return out
 
 
 def _forward(
     state: dict[str, Any], alert_id: str, alert: dict[str, Any], c: Corroboration
-) -> dict[str, Any]:
-    state["held"].pop(alert_id, None)
-    state["labelled"][alert_id] = labels_for(c)
-    return labelled(alert, state["labelled"][alert_id])
+) -> list[dict[str, Any]]:
+    """The firing alert labelled by ``c`` (and its resolution, if one was held with it);
+    an unresolved alert's labels are kept for its resolution to come."""
+    held = state["held"].pop(alert_id, None) or {}
+    labels = labels_for(c)
+    out = [labelled(alert, labels)]
+    if held.get("resolved") is not None:
+        out.append(labelled(held["resolved"], labels))
+    else:
+        state["labelled"][alert_id] = labels
+    return out
 
 
 def on_alert(
@@ -293,8 +301,8 @@ def on_alert(
     A firing alert that is corroborated or decisive goes at once; a lone, non-decisive
     one is held for ``policy.grace`` (``on_mark`` or ``on_tick`` releases it). A
     redelivered firing alert already forwarded or held is dropped (its id is known). A
-    resolved alert carries the labels its firing got (releasing a held firing first),
-    so both reach the same route and run."""
+    resolved alert carries the labels its firing got, so both reach the same route and
+    run; the resolution of a held alert is held with it."""
     alert_id = alert["alert_id"]
     known = state["labelled"]
     if alert["status"] == "firing":
@@ -304,21 +312,20 @@ def on_alert(
         if c.label == "isolated" and c.route == "suspected_sensor_fault" and policy.grace > 0:
             state["held"][alert_id] = {"alert": alert, "held_at": now}
             return []
-        out = [_forward(state, alert_id, alert, c)]
+        out = _forward(state, alert_id, alert, c)
         # Bounded: the oldest forwarded alerts' labels go first (dicts keep order).
         for old in list(known)[: max(0, len(known) - policy.keep_labels)]:
             del known[old]
         return out
-    out = []
     if alert_id in state["held"]:
-        held = state["held"][alert_id]["alert"]
-        c = _assess_alert(held, state, areas, policy)
-        out.append(_forward(state, alert_id, held, c))
+        # An episode shorter than the grace period (a replay delivers a whole day at
+        # once): its resolution waits with it, and both go on with one label.
+        state["held"][alert_id]["resolved"] = alert
+        return []
     labels = known.pop(alert_id, None)
     if labels is None:  # its firing's labels are gone (trimmed): label it afresh
         labels = labels_for(_assess_alert(alert, state, areas, policy))
-    out.append(labelled(alert, labels))
-    return out
+    return [labelled(alert, labels)]
 
 
 def on_tick(
@@ -330,5 +337,5 @@ def on_tick(
         if now - held["held_at"] >= policy.grace:
             alert = held["alert"]
             c = _assess_alert(alert, state, areas, policy)
-            out.append(_forward(state, alert_id, alert, c))
+            out += _forward(state, alert_id, alert, c)
     return out

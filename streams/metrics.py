@@ -27,6 +27,7 @@ ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
 ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
 ALERTS_CORROBORATION = "citybrain_alerts_corroboration_total"
 CORROBORATION_MARKS = "citybrain_corroboration_marks_total"
+CORROBORATION_HELD = "citybrain_corroboration_held"
 SILENCES_INVALID = "citybrain_silences_invalid_total"
 DEAD_LETTERS = "citybrain_dead_letters_total"
 INCIDENTS = "citybrain_incidents_total"
@@ -84,6 +85,7 @@ class Metrics:
     alerts_suppressed: Counter
     alerts_corroboration: Counter
     corroboration_marks: Counter
+    corroboration_held: Gauge
     silences_invalid: Counter
     dead_letters: Counter
     incidents: Counter
@@ -159,6 +161,9 @@ class Metrics:
             ),
             corroboration_marks=counter(
                 CORROBORATION_MARKS, "Anomaly marks sent to corroboration areas"
+            ),
+            corroboration_held=gauge(
+                CORROBORATION_HELD, "Sensor alerts held for a neighbour's mark, this worker"
             ),
             silences_invalid=counter(
                 SILENCES_INVALID,

@@ -266,15 +266,27 @@ def test_decisive_alerts_and_no_grace_are_never_held(grid: Grid) -> None:
     assert lone["labels"] == {**lone["labels"], **LONE}
 
 
-def test_a_held_alert_resolved_before_its_grace_is_forwarded_first(grid: Grid) -> None:
+def test_a_held_alert_resolved_within_its_grace_waits_with_its_resolution(
+    grid: Grid,
+) -> None:
     areas = Areas(grid)
+    at = 1_557_500_000.0
     state = new_area_state()
-    alert = alert_doc(TURBIDITY, 1_557_500_000.0, 0.5)
+    alert = alert_doc(TURBIDITY, at, 0.5)
     on_alert(state, alert, 0.0, areas, POLICY)
-    firing, resolved = on_alert(state, {**alert, "status": "resolved"}, 5.0, areas, POLICY)
+    assert on_alert(state, {**alert, "status": "resolved"}, 5.0, areas, POLICY) == []
+    firing, resolved = on_tick(state, 30.0, areas, POLICY)
     assert (firing["status"], resolved["status"]) == ("firing", "resolved")
     assert firing["labels"] == resolved["labels"] == {**firing["labels"], **LONE}
     assert state["held"] == {} and state["labelled"] == {}
+    # A neighbour's mark releases both, corroborated (the replay of a whole day).
+    state = new_area_state()
+    level = alert_doc(DEAD_RUN[1], at, 0.5)
+    on_alert(state, level, 0.0, areas, POLICY)
+    on_alert(state, {**level, "status": "resolved"}, 1.0, areas, POLICY)
+    firing, resolved = on_mark(state, DEAD_RUN[0], at, 2.0, areas, POLICY)
+    assert firing["labels"]["corroboration"] == resolved["labels"]["corroboration"]
+    assert resolved["labels"]["corroboration"] == "corroborated"
 
 
 def test_marks_are_thinned_and_pruned_to_two_windows() -> None:
