@@ -183,7 +183,9 @@ class CorroborationStage:
                 if not stored or not stored["held"] or key_partition(key, n) not in mine:
                     continue
                 state = orjson.loads(orjson.dumps(stored))
-                await self._forward(key, state, on_tick(state, now, self.areas, self.policy))
+                out = on_tick(state, now, self.areas, self.policy)
+                if out:  # an area with nothing due is not rewritten
+                    await self._forward(key, state, out)
                 held += len(state["held"])
             # Read by the demo, which waits for held alerts before its summary.
             self.pipeline.metrics.corroboration_held.set(held)

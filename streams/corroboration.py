@@ -84,7 +84,6 @@ def corroborate(
 
 # -- the live stage's pure parts (wired by streams/corroborating.py) --------------------
 
-STALE_SECONDS = 86_400.0
 LABEL = "corroboration"  # alert label: corroborated | isolated
 COUNT_LABEL = "neighbours_agreeing"  # alert label: the count, as a string
 ASSESSMENT_LABEL = "assessment"  # alert label: event | suspected_sensor_fault
@@ -185,12 +184,14 @@ class Policy:
     ``decisive``: a score that routes as an event on its own and is never held;
     ``grace``: wall-clock seconds a lone, non-decisive alert waits for a neighbour's
     mark before it goes on ``isolated`` (0: never held); ``keep_labels``: how many
-    forwarded alerts an area remembers (their labels are reused for their ``resolved``)."""
+    forwarded alerts an area remembers (their labels are reused for their ``resolved``);
+    ``keep``: seconds of event time of a sensor's marks kept before its newest."""
 
     window: float = 3600.0
     decisive: float = 0.9
     grace: float = 30.0
     keep_labels: int = 1000
+    keep: float = 86_400.0
 
 
 def new_area_state() -> dict[str, Any]:
@@ -253,16 +254,14 @@ def on_mark(
     i = bisect.bisect_left(times, ts)
     if i == len(times) or times[i] != ts:
         times.insert(i, ts)
-    # A sensor's marks older than two windows before its newest can corroborate no alert
-    # to come (its own progress, not the area's: partitions catch up at their own pace).
-    cut = bisect.bisect_left(times, times[-1] - 2 * policy.window)
+    # Kept by the sensor's own progress, not the area's: in a catch-up one partition
+    # runs days of event time ahead of another within a second, and pruning by the
+    # area's newest mark dropped the lagging sensors' marks as they arrived (a fireworks
+    # alert of the demo came out isolated). ``policy.keep`` (a day) lets partitions up
+    # to a day apart still meet; thinned to window/6, at most 145 marks per sensor.
+    cut = bisect.bisect_left(times, times[-1] - max(2 * policy.window, policy.keep))
     del times[:cut]
-    newest = times[-1] if state["newest"] is None else max(state["newest"], times[-1])
-    state["newest"] = newest
-    # A sensor that stopped marking a day (of event time) behind the area goes.
-    stale = newest - max(2 * policy.window, STALE_SECONDS)
-    for other in [o for o, kept in state["marks"].items() if kept[-1] < stale]:
-        del state["marks"][other]
+    state["newest"] = times[-1] if state["newest"] is None else max(state["newest"], times[-1])
     out = []
     for alert_id, held in list(state["held"].items()):
         alert = held["alert"]
