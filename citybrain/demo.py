@@ -657,7 +657,9 @@ def _watch(
             if replay.is_alive():
                 continue
             give_up = give_up or now + 120 + 4 * ack_deadline
-            if processed >= total and not waiting:
+            # Sensor alerts a lone sensor raised wait (30 s) for a neighbour to agree.
+            held = metrics.get("citybrain_corroboration_held", 0.0)
+            if processed >= total and not waiting and not held:
                 settled_since = settled_since or now
                 # Alerts and runs trail the readings by a moment; let them settle.
                 if now - settled_since > 3:

@@ -99,6 +99,19 @@ def build() -> Dashboard:
                 query(f"sum by (kind) (rate({m.ANOMALIES}[1m]))", "{{kind}}"),
             )
         )
+        .with_panel(
+            series(
+                "Sensor alerts: real event or suspected sensor fault (1h)",
+                "short",
+                query(
+                    f"sum by (label, assessment) (increase({m.ALERTS_CORROBORATION}[1h]))",
+                    "{{label}} / {{assessment}}",
+                ),
+                description="Firing sensor alerts by neighbour corroboration: corroborated "
+                "by a neighbour, isolated but decisive (an event), or isolated and routed "
+                "to sensor-check as a suspected sensor fault (docs/detectors.md)",
+            )
+        )
         .with_row(Row("Response"))
         .with_panel(series("Time to acknowledge", "s", *quantiles(m.TIME_TO_ACK, "1h")))
         .with_panel(series("Time to resolve", "s", *quantiles(m.TIME_TO_RESOLVE, "1h")))

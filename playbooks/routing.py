@@ -40,6 +40,10 @@ LABELS = frozenset(
         "source",
         "department",
         "category",
+        # Neighbour corroboration of sensor alerts (docs/detectors.md).
+        "corroboration",
+        "neighbours_agreeing",
+        "assessment",
     }
 )
 ALL_LABELS = "..."  # group_by: [...] puts every alert in a group of its own

@@ -26,8 +26,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from playbooks.grid import Grid
+from streams.events import parse_ts
 
 AREA_LEVELS = ("street", "district", "city")
 
@@ -78,3 +80,261 @@ def corroborate(
     if count:
         return Corroboration("corroborated", count, "event")
     return Corroboration("isolated", 0, "event" if score >= decisive else "suspected_sensor_fault")
+
+
+# -- the live stage's pure parts (wired by streams/corroborating.py) --------------------
+
+LABEL = "corroboration"  # alert label: corroborated | isolated
+COUNT_LABEL = "neighbours_agreeing"  # alert label: the count, as a string
+ASSESSMENT_LABEL = "assessment"  # alert label: event | suspected_sensor_fault
+
+
+class Areas:
+    """Where each sensor's corroboration happens: one Kafka key per *area*, so an alert
+    and the anomaly marks of all its neighbours meet on one partition.
+
+    A sensor's area is the area ``neighbours`` takes its same-kind neighbours from (the
+    street, district or city holding another sensor of its kind), else its own cell
+    (only its site-mates can agree). Its marks go to every area that holds a sensor
+    counting it as a neighbour (``mark_areas``): its own, its site-mates', and each
+    enclosing area some sensor of its kind corroborates in. Built once from the grid in
+    O(sensors x levels); ``is_neighbour`` is O(1) and agrees with ``neighbours``.
+    """
+
+    def __init__(self, grid: Grid):
+        paths = {cell: grid.path(cell) for cell in {s.cell for s in grid.sensors.values()}}
+        same_kind: dict[tuple[str, str, str], int] = {}
+        for s in grid.sensors.values():
+            for level in AREA_LEVELS:
+                area = paths[s.cell].get(level)
+                if area is not None:
+                    key = (s.kind, level, area)
+                    same_kind[key] = same_kind.get(key, 0) + 1
+        self._kind: dict[str, str] = {}
+        self._cell: dict[str, str] = {}
+        self._level: dict[str, str | None] = {}  # the level of a sensor's same-kind area
+        self._area: dict[str, str] = {}
+        self._paths = paths
+        used: set[tuple[str, str, str]] = set()  # (kind, level, area) some sensor uses
+        site: dict[str, list[str]] = {}
+        for s in grid.sensors.values():
+            self._kind[s.id], self._cell[s.id] = s.kind, s.cell
+            site.setdefault(s.cell, []).append(s.id)
+            path = paths[s.cell]
+            chosen = next(
+                (lv for lv in AREA_LEVELS if lv in path and same_kind[(s.kind, lv, path[lv])] >= 2),
+                None,
+            )
+            self._level[s.id] = chosen
+            self._area[s.id] = s.cell if chosen is None else path[chosen]
+            if chosen is not None:
+                used.add((s.kind, chosen, path[chosen]))
+        self._marks_to: dict[str, tuple[str, ...]] = {}
+        for s in grid.sensors.values():
+            path = paths[s.cell]
+            to = {self._area[s.id], *(self._area[m] for m in site[s.cell])}
+            to.update(path[lv] for lv in AREA_LEVELS if (s.kind, lv, path.get(lv, "")) in used)
+            self._marks_to[s.id] = tuple(sorted(to))
+
+    def area(self, sensor_id: str) -> str:
+        """The area (a cell id) where ``sensor_id``'s alerts are corroborated; KeyError
+        for a sensor not in the grid."""
+        return self._area[sensor_id]
+
+    def mark_areas(self, sensor_id: str) -> tuple[str, ...]:
+        """Every area that needs ``sensor_id``'s anomaly marks; KeyError if unknown."""
+        return self._marks_to[sensor_id]
+
+    def is_neighbour(self, sensor_id: str, other: str) -> bool:
+        """Whether ``other``'s anomalies corroborate ``sensor_id``'s (``neighbours``);
+        False for an unknown sensor."""
+        if other == sensor_id or other not in self._cell or sensor_id not in self._cell:
+            return False
+        if self._cell[other] == self._cell[sensor_id]:
+            return True
+        level = self._level[sensor_id]
+        return (
+            level is not None
+            and self._kind[other] == self._kind[sensor_id]
+            and self._paths[self._cell[other]].get(level) == self._area[sensor_id]
+        )
+
+
+class MarkThinner:
+    """At most one anomaly mark per sensor per ``spacing`` seconds of event time, so the
+    marks a stuck-high sensor sends stay bounded (``spacing`` well under the window,
+    so a thinned mark still falls inside it). Per worker, in memory: a restart forgets
+    it and sends a few marks again, which the area log takes idempotently."""
+
+    def __init__(self, spacing: float):
+        self.spacing = spacing
+        self._last: dict[str, float] = {}
+
+    def admit(self, sensor_id: str, ts: float) -> bool:
+        last = self._last.get(sensor_id)
+        if last is not None and last <= ts < last + self.spacing:
+            return False
+        self._last[sensor_id] = ts
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """``window``: seconds (event time) within which a neighbour's mark agrees;
+    ``decisive``: a score that routes as an event on its own and is never held;
+    ``grace``: wall-clock seconds a lone, non-decisive alert waits for a neighbour's
+    mark before it goes on ``isolated`` (0: never held); ``keep_labels``: how many
+    forwarded alerts an area remembers (their labels are reused for their ``resolved``);
+    ``keep``: seconds of event time of a sensor's marks kept before its newest."""
+
+    window: float = 3600.0
+    decisive: float = 0.9
+    grace: float = 30.0
+    keep_labels: int = 1000
+    keep: float = 86_400.0
+
+
+def new_area_state() -> dict[str, Any]:
+    """An area's stored state (JSON): recent marks by sensor (sorted event times), alerts
+    held for the grace period (``{alert_id: {"alert": doc, "held_at": wall seconds}}``,
+    plus ``"resolved": doc`` once the episode closed),
+    the labels given to forwarded, unresolved alerts, and the newest mark time."""
+    return {"marks": {}, "held": {}, "labelled": {}, "newest": None}
+
+
+def assess(
+    sensor_id: str,
+    at: float,
+    score: float,
+    marks: Mapping[str, Sequence[float]],
+    areas: Areas,
+    policy: Policy,
+) -> Corroboration:
+    """``corroborate`` over an area's marks with the O(1) neighbour test of ``areas``."""
+    count = 0
+    for other, times in marks.items():
+        if not areas.is_neighbour(sensor_id, other):
+            continue
+        i = bisect.bisect_left(times, at - policy.window)
+        if i < len(times) and times[i] <= at + policy.window:
+            count += 1
+    if count:
+        return Corroboration("corroborated", count, "event")
+    route = "event" if score >= policy.decisive else "suspected_sensor_fault"
+    return Corroboration("isolated", 0, route)
+
+
+def labelled(alert: dict[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    """The alert document with the corroboration labels added (id and all else kept)."""
+    return {**alert, "labels": {**alert.get("labels", {}), **labels}}
+
+
+def labels_for(c: Corroboration) -> dict[str, str]:
+    return {LABEL: c.label, COUNT_LABEL: str(c.count), ASSESSMENT_LABEL: c.route}
+
+
+def _assess_alert(
+    alert: Mapping[str, Any], state: dict[str, Any], areas: Areas, policy: Policy
+) -> Corroboration:
+    at = parse_ts(alert["started_at"], "started_at")
+    return assess(alert["sensor_id"], at, float(alert["score"]), state["marks"], areas, policy)
+
+
+def on_mark(
+    state: dict[str, Any],
+    sensor_id: str,
+    ts: float,
+    now: float,
+    areas: Areas,
+    policy: Policy,
+) -> list[dict[str, Any]]:
+    """Record a mark (idempotent) and return the held alerts it corroborates, labelled
+    and removed from the hold, in the order they were held."""
+    times: list[float] = state["marks"].setdefault(sensor_id, [])
+    i = bisect.bisect_left(times, ts)
+    if i == len(times) or times[i] != ts:
+        times.insert(i, ts)
+    # Kept by the sensor's own progress, not the area's: in a catch-up one partition
+    # runs days of event time ahead of another within a second, and pruning by the
+    # area's newest mark dropped the lagging sensors' marks as they arrived (a fireworks
+    # alert of the demo came out isolated). ``policy.keep`` (a day) lets partitions up
+    # to a day apart still meet; thinned to window/6, at most 145 marks per sensor.
+    cut = bisect.bisect_left(times, times[-1] - max(2 * policy.window, policy.keep))
+    del times[:cut]
+    state["newest"] = times[-1] if state["newest"] is None else max(state["newest"], times[-1])
+    out = []
+    for alert_id, held in list(state["held"].items()):
+        alert = held["alert"]
+        if not areas.is_neighbour(alert["sensor_id"], sensor_id):
+            continue
+        c = _assess_alert(alert, state, areas, policy)
+        if c.label == "corroborated":
+            out += _forward(state, alert_id, alert, c)
+    return out
+
+
+def _forward(
+    state: dict[str, Any], alert_id: str, alert: dict[str, Any], c: Corroboration
+) -> list[dict[str, Any]]:
+    """The firing alert labelled by ``c`` (and its resolution, if one was held with it);
+    an unresolved alert's labels are kept for its resolution to come."""
+    held = state["held"].pop(alert_id, None) or {}
+    labels = labels_for(c)
+    out = [labelled(alert, labels)]
+    if held.get("resolved") is not None:
+        out.append(labelled(held["resolved"], labels))
+    else:
+        state["labelled"][alert_id] = labels
+    return out
+
+
+def on_alert(
+    state: dict[str, Any],
+    alert: dict[str, Any],
+    now: float,
+    areas: Areas,
+    policy: Policy,
+) -> list[dict[str, Any]]:
+    """A sensor alert reaching its area: the alert documents to forward now, labelled.
+
+    A firing alert that is corroborated or decisive goes at once; a lone, non-decisive
+    one is held for ``policy.grace`` (``on_mark`` or ``on_tick`` releases it). A
+    redelivered firing alert already forwarded or held is dropped (its id is known). A
+    resolved alert carries the labels its firing got, so both reach the same route and
+    run; the resolution of a held alert is held with it."""
+    alert_id = alert["alert_id"]
+    known = state["labelled"]
+    if alert["status"] == "firing":
+        if alert_id in known or alert_id in state["held"]:
+            return []
+        c = _assess_alert(alert, state, areas, policy)
+        if c.label == "isolated" and c.route == "suspected_sensor_fault" and policy.grace > 0:
+            state["held"][alert_id] = {"alert": alert, "held_at": now}
+            return []
+        out = _forward(state, alert_id, alert, c)
+        # Bounded: the oldest forwarded alerts' labels go first (dicts keep order).
+        for old in list(known)[: max(0, len(known) - policy.keep_labels)]:
+            del known[old]
+        return out
+    if alert_id in state["held"]:
+        # An episode shorter than the grace period (a replay delivers a whole day at
+        # once): its resolution waits with it, and both go on with one label.
+        state["held"][alert_id]["resolved"] = alert
+        return []
+    labels = known.pop(alert_id, None)
+    if labels is None:  # its firing's labels are gone (trimmed): label it afresh
+        labels = labels_for(_assess_alert(alert, state, areas, policy))
+    return [labelled(alert, labels)]
+
+
+def on_tick(
+    state: dict[str, Any], now: float, areas: Areas, policy: Policy
+) -> list[dict[str, Any]]:
+    """Release the held alerts whose grace period is over, labelled as they stand."""
+    out = []
+    for alert_id, held in list(state["held"].items()):
+        if now - held["held_at"] >= policy.grace:
+            alert = held["alert"]
+            c = _assess_alert(alert, state, areas, policy)
+            out += _forward(state, alert_id, alert, c)
+    return out

@@ -172,6 +172,8 @@ class BatchResult:
     scored_by_kind: dict[str, int] = field(default_factory=dict)
     # sensor id -> (kind, grid cell, readings scored, last value, last score, in an episode)
     last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
+    # (sensor id, event time, score) of readings scoring >= SensorDetection.mark_at
+    marks: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 def state_document(state: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +198,9 @@ class SensorDetection:
     def __init__(self, detector: Detector, threshold: ScoreThreshold, quiet_readings: int = 6):
         self.threshold = threshold
         self.quiet_readings = quiet_readings
+        # Readings scoring at least this are listed in ``BatchResult.marks`` (None: none
+        # are): the anomaly marks neighbour corroboration reads (streams/corroborating.py).
+        self.mark_at: float | None = None
         # The tail detector's sensors share one bank: a batch of interleaved readings
         # from thousands of sensors is scored in one vectorised call (detectors/tail.py).
         self.bank: TailBank | None = None
@@ -325,10 +330,11 @@ class SensorDetection:
         table is not written: ``result.states`` loses the sensor), so the next batch goes
         on from it. Nothing of another sensor is lost."""
         mark = (len(result.alerts), len(result.rejected), result.duplicates, result.redelivered)
+        marks = len(result.marks)
         try:
             work()
         except Exception as exc:
-            del result.alerts[mark[0] :], result.rejected[mark[1] :]
+            del result.alerts[mark[0] :], result.rejected[mark[1] :], result.marks[marks:]
             result.duplicates, result.redelivered = mark[2], mark[3]
             result.states.pop(sensor_id, None)
             result.last.pop(sensor_id, None)
@@ -424,6 +430,13 @@ class SensorDetection:
                 # A copy: the stored episode stays as it was if this batch fails midway.
                 episode = self._episodes(
                     accepted, scores, flags, None if episode is None else dict(episode), result
+                )
+            mark_at = self.mark_at
+            if mark_at is not None and max(scores) >= mark_at:
+                result.marks.extend(
+                    (item.reading.sensor_id, item.reading.ts, float(score))
+                    for item, score in zip(accepted, scores, strict=True)
+                    if score >= mark_at
                 )
             last = accepted[-1].reading
             last_score = float(scores[-1])

@@ -19,6 +19,7 @@ from faust.types import Message
 from streams.bursts import BurstTracker
 from streams.columns import BatchAdmission
 from streams.context import Context
+from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
 from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
@@ -35,6 +36,9 @@ class Ingest:
         self.validator = EventValidator(ctx.grid, max_future_skew=settings.max_future_skew)
         self.admission = BatchAdmission(self.validator, settings.partitions)
         self.detection = SensorDetection.from_settings(settings)
+        # Sensor alerts go through neighbour corroboration on their way to the alerts
+        # topic (streams/corroborating.py; off: straight there).
+        self.corroboration = CorroborationStage(ctx.app, ctx, self.detection)
         self.departments = DepartmentClassifier.from_training_file()
         self.bursts = BurstTracker(
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
@@ -77,9 +81,7 @@ class Ingest:
                 None,
             )
         # Alerts must be on Kafka before the state that says they were sent.
-        await self.ctx.send_all(
-            self.ctx.alerts, [(a.alert_id, self._alert_doc(a)) for a in result.alerts]
-        )
+        await self.corroboration.send(result, self._alert_doc)
         sent_at = time.time()
         # Counted before the next await, so a batch interrupted by a rebalance cannot be
         # processed yet uncounted (its redelivery is skipped by the offset rule).

@@ -25,6 +25,9 @@ ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
 ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
+ALERTS_CORROBORATION = "citybrain_alerts_corroboration_total"
+CORROBORATION_MARKS = "citybrain_corroboration_marks_total"
+CORROBORATION_HELD = "citybrain_corroboration_held"
 SILENCES_INVALID = "citybrain_silences_invalid_total"
 DEAD_LETTERS = "citybrain_dead_letters_total"
 INCIDENTS = "citybrain_incidents_total"
@@ -80,6 +83,9 @@ class Metrics:
     alerts: Counter
     alerts_resolved: Counter
     alerts_suppressed: Counter
+    alerts_corroboration: Counter
+    corroboration_marks: Counter
+    corroboration_held: Gauge
     silences_invalid: Counter
     dead_letters: Counter
     incidents: Counter
@@ -147,6 +153,17 @@ class Metrics:
             alerts_resolved=counter(ALERTS_RESOLVED, "Alert episodes that ended", ("kind",)),
             alerts_suppressed=counter(
                 ALERTS_SUPPRESSED, "Alerts silenced or inhibited", ("kind", "why")
+            ),
+            alerts_corroboration=counter(
+                ALERTS_CORROBORATION,
+                "Firing sensor alerts by neighbour corroboration label and assessment",
+                ("kind", "label", "assessment"),
+            ),
+            corroboration_marks=counter(
+                CORROBORATION_MARKS, "Anomaly marks sent to corroboration areas"
+            ),
+            corroboration_held=gauge(
+                CORROBORATION_HELD, "Sensor alerts held for a neighbour's mark, this worker"
             ),
             silences_invalid=counter(
                 SILENCES_INVALID,

@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     detector_min_samples: int = 24
     score_threshold: float = DEFAULT_THRESHOLD
     quiet_readings: int = 6
+    # Broken sensor or real event (streams/corroborating.py, docs/detectors.md): a
+    # neighbour agrees with a score >= agree within window seconds (event time); a score
+    # >= decisive routes as an event alone; a lone alert waits grace wall-clock seconds
+    # for a neighbour's mark. The defaults are the tail detector's scale.
+    corroboration: bool = True
+    corroboration_window: float = Field(default=3600.0, gt=0)
+    corroboration_agree: float = Field(default=0.2, ge=0, le=1)
+    corroboration_decisive: float = Field(default=0.9, ge=0, le=1)
+    corroboration_grace: float = Field(default=30.0, ge=0)
     max_future_skew: float = 300.0
     deadline_check_interval: float = 1.0
 
@@ -192,6 +201,7 @@ class Settings(BaseSettings):
                 "incidents",
                 "deadletter",
                 "alerts",
+                "corroboration",
                 "routed",
                 "steps",
                 "audit",

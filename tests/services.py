@@ -113,6 +113,11 @@ class Pipeline:
             "CITYBRAIN_DETECTOR_WINDOW": "48",
             "CITYBRAIN_DETECTOR_MIN_SAMPLES": "12",
             "CITYBRAIN_QUIET_READINGS": "3",
+            # Alerts pass the corroboration stage (labelled) but every one is decisive,
+            # so none is held and the mechanics tests' routes stand; the neighbour
+            # policy itself is tested in tests/integration/test_corroboration.py.
+            "CITYBRAIN_CORROBORATION_AGREE": "0.5",
+            "CITYBRAIN_CORROBORATION_DECISIVE": "0.6",
             "CITYBRAIN_API_TOKENS_FILE": str(write_tokens(self.run_dir / "tokens.yaml")),
             "CITYBRAIN_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "CITYBRAIN_WEBHOOK_RETRIES": "2",

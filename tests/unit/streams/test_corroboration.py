@@ -4,6 +4,9 @@ spike no other instrument at its site saw is a suspected sensor fault."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +14,18 @@ import pytest
 from detectors import DEFAULT_THRESHOLD, TailDetector
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
-from streams.corroboration import corroborate, neighbours
+from streams.corroboration import (
+    Areas,
+    MarkThinner,
+    Policy,
+    corroborate,
+    neighbours,
+    new_area_state,
+    on_alert,
+    on_mark,
+    on_tick,
+)
+from streams.events import format_ts, parse_ts
 from streams.settings import REPO_ROOT
 
 DATASETS = REPO_ROOT / "datasets"
@@ -95,3 +109,206 @@ def test_a_spike_no_neighbour_saw_is_a_suspected_sensor_fault(grid: Grid) -> Non
     sensor_id, at, _ = lone[0]
     assert corroborate(sensor_id, at, 0.95, anomalous, grid).route == "event"
     assert np.isfinite(at)
+
+
+# -- the live stage's pure parts ---------------------------------------------------------
+
+POLICY = Policy()
+DEAD_RUN = ("usgs-01589330-discharge", "usgs-01589330-water_level")
+TURBIDITY = "usgs-01650800-turbidity"
+
+
+def test_areas_agree_with_neighbours_and_every_neighbours_marks_reach_the_area(
+    grid: Grid,
+) -> None:
+    areas = Areas(grid)
+    for sensor_id in grid.sensors:
+        near = neighbours(grid, sensor_id)
+        assert {o for o in grid.sensors if areas.is_neighbour(sensor_id, o)} == near
+        for other in near:  # the area keyed on sees every mark that can corroborate
+            assert areas.area(sensor_id) in areas.mark_areas(other)
+    assert areas.area(DEAD_RUN[0]) == areas.area(DEAD_RUN[1])
+    # Beijing's stations: one per district, so the city is the area.
+    assert grid.cells[areas.area("bj-dongsi-pm25")].level == "city"
+
+
+def test_a_lone_cell_of_its_kind_is_corroborated_in_its_own_cell(tmp_path: Path) -> None:
+    text = """
+version: 1
+cells:
+  - {id: c, level: city, name: C, unit: u}
+  - {id: d, level: district, name: D, unit: u, parent: c}
+  - {id: s, level: street, name: S, unit: u, parent: d}
+  - {id: k, level: community, name: K, unit: u, parent: s}
+sensors:
+  - {id: a, kind: turbidity, unit: FNU, cell: k}
+  - {id: b, kind: water_level, unit: ft, cell: k}
+"""
+    (tmp_path / "grid.yaml").write_text(text)
+    small = load_grid(tmp_path / "grid.yaml")
+    areas = Areas(small)
+    assert areas.area("a") == areas.area("b") == "k"
+    assert areas.mark_areas("a") == ("k",) and areas.is_neighbour("a", "b")
+
+
+def alert_doc(sensor_id: str, at: float, score: float, status: str = "firing") -> dict[str, Any]:
+    return {
+        "alert_id": f"al-{sensor_id}-{at:.0f}",
+        "status": status,
+        "sensor_id": sensor_id,
+        "kind": sensor_id.rsplit("-", 1)[1],
+        "score": score,
+        "started_at": format_ts(at),
+        "labels": {"source": "sensor", "sensor_id": sensor_id},
+    }
+
+
+def replay(
+    name: str, areas: Areas, policy: Policy = POLICY, now: float = 0.0
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The stage over a slice as it runs live, in event-time order: each thinned mark to
+    every area that needs it, each alert row to its own area (marks first at equal
+    times, as the detect agent sends them); the forwarded alerts are returned."""
+    anomalous, alerts = scored(name)
+    events = sorted(
+        [(ts, 0, sensor_id, 0.0) for sensor_id, times in anomalous.items() for ts in times]
+        + [(at, 1, sensor_id, score) for sensor_id, at, score in alerts]
+    )
+    thinner = MarkThinner(policy.window / 6)
+    states: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for ts, is_alert, sensor_id, score in events:
+        if is_alert:
+            state = states.setdefault(areas.area(sensor_id), new_area_state())
+            out += on_alert(state, alert_doc(sensor_id, ts, score), now, areas, policy)
+        elif thinner.admit(sensor_id, ts):
+            for area in areas.mark_areas(sensor_id):
+                state = states.setdefault(area, new_area_state())
+                out += on_mark(state, sensor_id, ts, now, areas, policy)
+    return states, out
+
+
+def forwarded(out: list[dict[str, Any]], sensor_id: str, start: str, end: str) -> list[Any]:
+    return [
+        a
+        for a in out
+        if a["sensor_id"] == sensor_id
+        and in_window((sensor_id, parse_ts(a["started_at"]), 0.0), start, end)
+    ]
+
+
+def test_the_stage_labels_the_dead_run_flood_corroborated_at_once(grid: Grid) -> None:
+    areas = Areas(grid)
+    states, out = replay("usgs_flood_2019-05", areas)
+    for sensor_id in DEAD_RUN:
+        flood = forwarded(out, sensor_id, "2019-05-10T18:00Z", "2019-05-11T06:00Z")
+        assert flood, sensor_id
+        for alert in flood:
+            assert alert["labels"]["corroboration"] == "corroborated"
+            assert int(alert["labels"]["neighbours_agreeing"]) >= 1
+            assert alert["labels"]["assessment"] == "event"
+            assert alert["labels"]["source"] == "sensor"  # the detector's labels kept
+    # Held alone, then released as a suspected fault once the grace period is over.
+    lone = [h["alert"] for s in states.values() for h in s["held"].values()]
+    assert TURBIDITY in {a["sensor_id"] for a in lone}
+    released = [a for s in states.values() for a in on_tick(s, 31.0, areas, POLICY)]
+    spike = forwarded(released, TURBIDITY, "2019-05-08T00:00Z", "2019-05-09T00:00Z")
+    assert spike and all(a["labels"] == {**a["labels"], **LONE} for a in spike), spike[0]["labels"]
+    assert not any(s["held"] for s in states.values())
+
+
+LONE = {
+    "corroboration": "isolated",
+    "neighbours_agreeing": "0",
+    "assessment": "suspected_sensor_fault",
+}
+
+
+def test_the_fireworks_are_corroborated_by_the_stage(grid: Grid) -> None:
+    _, out = replay("beijing_air_2016-02", Areas(grid))
+    night = [
+        a
+        for a in out
+        if in_window(
+            (a["sensor_id"], parse_ts(a["started_at"]), 0.0),
+            "2016-02-07T12:00Z",
+            "2016-02-07T20:00Z",
+        )
+    ]
+    assert night
+    assert all(a["labels"]["corroboration"] == "corroborated" for a in night)
+    assert all(int(a["labels"]["neighbours_agreeing"]) >= 4 for a in night)
+
+
+def test_a_held_alert_goes_on_corroborated_when_a_neighbours_mark_arrives(grid: Grid) -> None:
+    areas = Areas(grid)
+    state = new_area_state()
+    at = 1_557_500_000.0
+    alert = alert_doc(DEAD_RUN[0], at, 0.5)
+    assert on_alert(state, alert, 100.0, areas, POLICY) == []  # held
+    assert on_alert(state, alert, 101.0, areas, POLICY) == []  # redelivered: still one
+    assert on_mark(state, TURBIDITY, at, 102.0, areas, POLICY) == []  # not a neighbour
+    assert on_tick(state, 110.0, areas, POLICY) == []  # grace not over
+    (out,) = on_mark(state, DEAD_RUN[1], at + 900, 112.0, areas, POLICY)
+    assert out["alert_id"] == alert["alert_id"]
+    assert out["labels"]["corroboration"] == "corroborated"
+    assert out["labels"]["neighbours_agreeing"] == "1"
+    assert on_alert(state, alert, 113.0, areas, POLICY) == []  # forwarded once
+    # Its resolution carries the same labels, so it reaches the same route and run.
+    (done,) = on_alert(state, {**alert, "status": "resolved"}, 120.0, areas, POLICY)
+    assert done["status"] == "resolved" and done["labels"] == out["labels"]
+    assert state["labelled"] == {}
+
+
+def test_decisive_alerts_and_no_grace_are_never_held(grid: Grid) -> None:
+    areas = Areas(grid)
+    at = 1_557_500_000.0
+    (decisive,) = on_alert(new_area_state(), alert_doc(TURBIDITY, at, 0.95), 0.0, areas, POLICY)
+    assert decisive["labels"] == {**decisive["labels"], **LONE, "assessment": "event"}
+    eager = Policy(grace=0)
+    (lone,) = on_alert(new_area_state(), alert_doc(TURBIDITY, at, 0.5), 0.0, areas, eager)
+    assert lone["labels"] == {**lone["labels"], **LONE}
+
+
+def test_a_held_alert_resolved_within_its_grace_waits_with_its_resolution(
+    grid: Grid,
+) -> None:
+    areas = Areas(grid)
+    at = 1_557_500_000.0
+    state = new_area_state()
+    alert = alert_doc(TURBIDITY, at, 0.5)
+    on_alert(state, alert, 0.0, areas, POLICY)
+    assert on_alert(state, {**alert, "status": "resolved"}, 5.0, areas, POLICY) == []
+    firing, resolved = on_tick(state, 30.0, areas, POLICY)
+    assert (firing["status"], resolved["status"]) == ("firing", "resolved")
+    assert firing["labels"] == resolved["labels"] == {**firing["labels"], **LONE}
+    assert state["held"] == {} and state["labelled"] == {}
+    # A neighbour's mark releases both, corroborated (the replay of a whole day).
+    state = new_area_state()
+    level = alert_doc(DEAD_RUN[1], at, 0.5)
+    on_alert(state, level, 0.0, areas, POLICY)
+    on_alert(state, {**level, "status": "resolved"}, 1.0, areas, POLICY)
+    firing, resolved = on_mark(state, DEAD_RUN[0], at, 2.0, areas, POLICY)
+    assert firing["labels"]["corroboration"] == resolved["labels"]["corroboration"]
+    assert resolved["labels"]["corroboration"] == "corroborated"
+
+
+def test_marks_are_thinned_and_kept_for_a_day_of_the_sensors_own_time() -> None:
+    thinner = MarkThinner(600.0)
+    assert [thinner.admit("s", t) for t in (0, 300, 600, 601, 1300)] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert thinner.admit("s", 100.0)  # an earlier event time (a replay) starts again
+    state = new_area_state()
+    grid = load_grid(DATASETS / "grid.yaml")
+    areas = Areas(grid)
+    for t in range(0, 40 * 3600, 600):
+        on_mark(state, DEAD_RUN[1], float(t), 0.0, areas, POLICY)
+        on_mark(state, DEAD_RUN[1], float(t), 0.0, areas, POLICY)  # idempotent
+    kept = state["marks"][DEAD_RUN[1]]
+    assert kept == sorted(set(kept)) and kept[0] >= kept[-1] - POLICY.keep
+    assert len(kept) == 145  # a day at one mark per 10 minutes

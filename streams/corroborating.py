@@ -1,0 +1,205 @@
+"""The corroboration stage: sensor alerts meet their neighbours' anomaly marks.
+
+Flow (docs/detectors.md, "Broken sensor or real event?"): the detect agent sends each
+batch's anomaly marks (readings scoring >= ``CITYBRAIN_CORROBORATION_AGREE``, at most one
+per sensor per window/6 of event time) and its sensor alerts to ``<prefix>.corroboration``,
+keyed by *area* (``streams.corroboration.Areas``): a mark goes to every area that counts
+its sensor as a neighbour, an alert to its own sensor's area. So an alert and every mark
+that can corroborate it share a partition, whichever worker scored them. The
+``corroborate`` agent keeps each area's recent marks, held alerts and given labels in
+the changelogged ``corroboration`` table, labels each alert (``corroboration``,
+``neighbours_agreeing``, ``assessment``) and forwards it, alert id unchanged, to
+``<prefix>.alerts`` (keyed by alert id, as before).
+
+When: a corroborated or decisive alert goes on at once (a flood is never delayed by
+this stage); a lone, non-decisive one waits up to ``CITYBRAIN_CORROBORATION_GRACE``
+wall-clock seconds (30 s: the neighbours of one site or district report the same
+timestamp, scored on other workers within a batch or two) for a neighbour's mark, then
+goes on ``isolated`` as a suspected sensor fault. Delivery is at-least-once: forwards
+reach Kafka before the state that records them; a replayed forward has the same alert id,
+which the route and respond stages already take idempotently.
+
+Thin wiring: the decisions are ``streams.corroboration``'s pure functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import faust
+import orjson
+from faust.types import TP, EventT
+
+from streams.context import Context
+from streams.corroboration import (
+    ASSESSMENT_LABEL,
+    LABEL,
+    Areas,
+    MarkThinner,
+    Policy,
+    new_area_state,
+    on_alert,
+    on_mark,
+    on_tick,
+)
+from streams.detection import AlertEvent, BatchResult, SensorDetection
+from streams.partitioning import key_partition
+from streams.tables import KeyPartitionedTable, key_partitioned_table
+
+log = logging.getLogger(__name__)
+
+ROLE = "corroboration"
+TABLE = "corroboration"
+
+
+class CorroborationStage:
+    """Owns the corroboration topic, table, agent and timer; ``send`` is the detect
+    agent's one call. With ``CITYBRAIN_CORROBORATION=false`` alerts go straight to the
+    alerts topic, unlabelled (the stage of before issue 13)."""
+
+    def __init__(self, app: faust.App, ctx: Context, detection: SensorDetection):
+        settings = ctx.settings
+        self.app, self.ctx, self.enabled = app, ctx, settings.corroboration
+        self.areas = Areas(ctx.grid)
+        self.policy = Policy(
+            window=settings.corroboration_window,
+            decisive=settings.corroboration_decisive,
+            grace=settings.corroboration_grace,
+        )
+        # Well inside the window, so a thinned-out mark still lands within it.
+        self.thinner = MarkThinner(settings.corroboration_window / 6)
+        self.topic_name = settings.topic(ROLE)
+        self.topic = app.topic(
+            self.topic_name,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        self.table = cast(
+            KeyPartitionedTable, key_partitioned_table(app, TABLE, settings.partitions)
+        )
+        # The agent and the timer both rewrite an area's state across awaits.
+        self.lock = asyncio.Lock()
+        if not self.enabled:
+            return
+        detection.mark_at = settings.corroboration_agree
+        for kind in ctx.grid.kinds:
+            for label, assessment in (
+                ("corroborated", "event"),
+                ("isolated", "event"),
+                ("isolated", "suspected_sensor_fault"),
+            ):
+                ctx.metrics.alerts_corroboration.labels(kind, label, assessment)
+
+        async def corroborate(stream: faust.StreamT[bytes]) -> None:
+            manual = cast(faust.Stream[bytes], stream).noack()  # acked once handled
+            async for event in manual.events():
+                await ctx.guarded(ROLE, self.on_message, event)
+                await manual.ack(event)
+
+        async def release_held() -> None:
+            await self.release_due()
+
+        async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+            # As for sensor states (streams/app.py): areas of partitions now owned elsewhere.
+            kept = {tp.partition for tp in assigned if tp.topic == self.topic_name}
+            self.table.forget_partitions(set(range(settings.partitions)) - kept)
+
+        app.agent(self.topic)(corroborate)
+        app.timer(interval=min(5.0, max(0.5, self.policy.grace / 3)))(release_held)
+        app.on_partitions_assigned.connect(forget_moved)  # type: ignore[arg-type]
+
+    # -- the detect agent's side ---------------------------------------------------------
+    async def send(
+        self, result: BatchResult, alert_doc: Callable[[AlertEvent], dict[str, Any]]
+    ) -> None:
+        """Send a detected batch's marks and sensor alerts on, awaiting delivery (the
+        caller's state write comes after). Marks first: an alert then finds the marks of
+        its own batch."""
+        direct = [(a.alert_id, alert_doc(a)) for a in result.alerts]
+        if not self.enabled:
+            await self.ctx.send_all(self.ctx.alerts, direct)
+            return
+        areas, items, alone = self.areas, [], []
+        n_marks = 0
+        for sensor_id, ts, score in result.marks:
+            if self.thinner.admit(sensor_id, ts):
+                n_marks += 1
+                mark = {"type": "mark", "sensor_id": sensor_id, "ts": ts, "score": score}
+                items += [(area, mark) for area in areas.mark_areas(sensor_id)]
+        for alert_id, doc in direct:
+            try:
+                items.append((areas.area(doc["sensor_id"]), {"type": "alert", "alert": doc}))
+            except KeyError:  # a sensor the grid of this worker does not know: unlabelled
+                alone.append((alert_id, doc))
+        await self.ctx.send_all(self.topic, items)
+        await self.ctx.send_all(self.ctx.alerts, alone)
+        self.ctx.metrics.corroboration_marks.inc(n_marks)
+
+    # -- the corroborate agent -----------------------------------------------------------
+    async def on_message(self, event: EventT[bytes]) -> None:
+        """One mark or alert for an area: update the area's state, forward what is due."""
+        key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
+        message = orjson.loads(event.value)
+        async with self.lock:
+            state = self._state(key)
+            before = len(state["held"])
+            if message["type"] == "mark":
+                out = on_mark(
+                    state,
+                    str(message["sensor_id"]),
+                    float(message["ts"]),
+                    time.time(),
+                    self.areas,
+                    self.policy,
+                )
+            elif message["type"] == "alert":
+                out = on_alert(state, message["alert"], time.time(), self.areas, self.policy)
+            else:
+                raise ValueError(f'field "type" is {message["type"]!r}, expected mark or alert')
+            await self._forward(key, state, out)
+            # At once (the timer recounts exactly): the demo waits for held alerts.
+            self.ctx.metrics.corroboration_held.inc(len(state["held"]) - before)
+
+    async def release_due(self) -> None:
+        """Forward the held alerts whose grace period is over (this worker's areas)."""
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        if self.app.rebalancing or not recovery.completed.is_set():
+            return
+        mine = {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic_name
+        }
+        n = self.ctx.settings.partitions
+        now = time.time()
+        async with self.lock:
+            held = 0
+            for key, stored in list(self.table.data.items()):
+                if not stored or not stored["held"] or key_partition(key, n) not in mine:
+                    continue
+                state = orjson.loads(orjson.dumps(stored))
+                out = on_tick(state, now, self.areas, self.policy)
+                if out:  # an area with nothing due is not rewritten
+                    await self._forward(key, state, out)
+                held += len(state["held"])
+            # Read by the demo, which waits for held alerts before its summary.
+            self.ctx.metrics.corroboration_held.set(held)
+
+    def _state(self, key: bytes) -> dict[str, Any]:
+        stored = self.table.data.get(key)
+        # A copy: the stored state stays as it was if forwarding fails midway.
+        return orjson.loads(orjson.dumps(stored)) if stored else new_area_state()
+
+    async def _forward(self, key: bytes, state: dict[str, Any], out: list[dict[str, Any]]) -> None:
+        # Alerts on Kafka before the state that says they were forwarded.
+        await self.ctx.send_all(self.ctx.alerts, [(a["alert_id"], a) for a in out])
+        for alert in out:
+            if alert["status"] == "firing":
+                labels = alert["labels"]
+                self.ctx.metrics.alerts_corroboration.labels(
+                    alert["kind"], labels[LABEL], labels[ASSESSMENT_LABEL]
+                ).inc()
+        await self.table.set_many({key: state})
