@@ -237,7 +237,10 @@ def test_the_fireworks_are_corroborated_by_the_stage(grid: Grid) -> None:
     ]
     assert night
     assert all(a["labels"]["corroboration"] == "corroborated" for a in night)
-    assert all(int(a["labels"]["neighbours_agreeing"]) >= 4 for a in night)
+    # The tail detector's one-day novelty hold keeps a station that alerted earlier that
+    # day quiet, so fewer stations lean the same way than before it (as the pure test).
+    assert all(int(a["labels"]["neighbours_agreeing"]) >= 2 for a in night)
+    assert max(int(a["labels"]["neighbours_agreeing"]) for a in night) >= 4
 
 
 def test_a_held_alert_goes_on_corroborated_when_a_neighbours_mark_arrives(grid: Grid) -> None:
