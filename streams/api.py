@@ -22,7 +22,7 @@ from faust.web import Request, Response, View
 from playbooks.engine import MAX_COMMENT, Run, is_terminal
 from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.machine import ReplyStatus, RunStatus
-from playbooks.routing import Silence, new_silence
+from playbooks.routing import Silence, new_silence, silence_window
 from playbooks.schema import parse_duration
 from streams.app import run_key
 from streams.auth import Principal, TokenStore
@@ -246,11 +246,12 @@ def register_api(app: faust.App, pipeline: Pipeline) -> None:
             if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
                 raise ApiError(400, f'"matchers" is {matchers!r}, expected a list of strings')
             try:
-                starts = float(doc.get("starts_at", now))
-                ends = (
-                    float(doc["ends_at"])
-                    if "ends_at" in doc
-                    else starts + parse_duration(str(doc.get("duration", "")))
+                duration = None if "ends_at" in doc else doc.get("duration", "")
+                starts, ends = silence_window(
+                    doc.get("starts_at"),
+                    doc.get("ends_at"),
+                    None if duration is None else parse_duration(str(duration)),
+                    now,
                 )
                 silence = new_silence(
                     uuid.uuid4().hex[:12],
