@@ -45,7 +45,7 @@ from streams.detection import (
     state_document,
 )
 from streams.errors import EventError, unreadable
-from streams.events import EventValidator, format_ts
+from streams.events import EventValidator, fit_dead_letter, format_ts
 from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import BatchDrain
 from streams.faust_patches import install as install_faust_patches
@@ -821,6 +821,7 @@ class Pipeline:
         if origin:
             headers.append(("citybrain.error.origin", origin.encode()))
         value = raw if isinstance(raw, bytes) else str(raw).encode()
+        value, headers = fit_dead_letter(value, key if isinstance(key, bytes) else None, headers)
         await self.deadletter.send(key=key, value=value, headers=headers)
         self.metrics.dead_letters.labels(stream, code).inc()
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.events import MAX_MESSAGE_BYTES, Reading
+from streams.events import Reading, fit_dead_letter
 from streams.partitioning import ReadingPacker, sensor_partition
 
 log = logging.getLogger(__name__)
@@ -196,25 +196,6 @@ class PackPublisher:
             if self.failure is None:
                 self.failure = exc
             self._cond.notify_all()
-
-
-def fit_dead_letter(
-    value: bytes,
-    key: bytes | None,
-    headers: list[tuple[str, bytes]],
-    limit: int = MAX_MESSAGE_BYTES,
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The dead letter's value and headers, within ``limit`` bytes in all: a larger value
-    (a 5 MB MQTT payload) keeps its first bytes and gains the header
-    ``citybrain.error.truncated`` = its size in bytes. Kafka would refuse it whole, and
-    the refused dead letter would stop the ingest and come back with every restart."""
-    room = limit - len(key or b"") - sum(len(k) + len(v) for k, v in headers) - 100
-    if len(value) <= room:
-        return value, headers
-    return value[: max(0, room)], [
-        *headers,
-        ("citybrain.error.truncated", str(len(value)).encode()),
-    ]
 
 
 def make_producer(bootstrap: str, options: dict[str, Any], client_id: str) -> Any:
