@@ -382,7 +382,9 @@ def fit_dead_letter(
     gains the header ``citybrain.error.truncated`` = its size in bytes. Kafka would refuse
     it whole (faust's producer takes at most 1,000,000 bytes), and the refused dead letter
     would stop the ingest or the worker, and come back with every restart."""
-    room = limit - len(key or b"") - sum(len(k) + len(v) for k, v in headers) - 100
+    # 4 KiB for the record's and batch's framing (aiokafka counted 130 bytes past key,
+    # value and headers for a one-record batch).
+    room = limit - len(key or b"") - sum(len(k) + len(v) for k, v in headers) - 4096
     if len(value) <= room:
         return value, headers
     return value[: max(0, room)], [
