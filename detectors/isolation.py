@@ -7,6 +7,11 @@ Windows are centred and scaled with the fit data's median and MAD, so the level 
 shape both count. Scoring is batched: every window between two refits goes to the forest
 in one call. The fit data is part of the state, so a restored detector rebuilds the same
 forest (fixed ``random_state``) instead of storing trees.
+
+Fit data that is one value throughout (a sensor reporting a constant) gives trees that
+cannot split: every window would score the same, 0, and a jump from the constant to 1e6
+would go unseen. Then no forest is built: a window equal to the constant scores 0 and any
+other 1, as a point a real forest isolates at the first split.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ class WindowIsolationForest(Detector):
         self.values_: deque[float] = deque(maxlen=history)
         self.n_ = 0
         self.fit_values_: list[float] = []
-        self._forest: tuple[IsolationForest, float, float] | None = None
+        # (forest, center, scale); no forest when the fit data is one constant value.
+        self._forest: tuple[IsolationForest | None, float, float] | None = None
 
     # -- the forest ------------------------------------------------------------------
     def _fit(self) -> None:
@@ -56,6 +62,9 @@ class WindowIsolationForest(Detector):
         from sklearn.ensemble import IsolationForest
 
         data = np.asarray(self.fit_values_)
+        if (data == data[0]).all():
+            self._forest = (None, float(data[0]), 1.0)
+            return
         center = float(np.median(data))
         scale = float(np.median(np.abs(data - center))) * 1.4826 or float(data.std()) or 1.0
         forest = IsolationForest(
@@ -70,6 +79,8 @@ class WindowIsolationForest(Detector):
             self._fit()  # restored from state: rebuild the same forest
         assert self._forest is not None
         forest, center, scale = self._forest
+        if forest is None:  # constant fit data: anything else is isolated at once
+            return np.asarray((windows != center).any(axis=1), dtype=np.float64)
         s = -forest.score_samples(_standardised(windows, center, scale))
         return np.asarray(np.maximum(0.0, 2.0 * (s - 0.5)), dtype=np.float64)
 

@@ -16,6 +16,7 @@ so a matcher parsed from its own text is the same matcher.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -246,11 +247,14 @@ def parse_matchers(text: str) -> list[Matcher]:
     token: list[str] = []
     inside = escaped = False
     for char in body:
-        if char == "," and not inside:
-            tokens.append("".join(token))
-            token = []
-            continue
-        if char == '"':
+        if char == ",":
+            if not inside:
+                tokens.append("".join(token))
+                token = []
+                continue
+            # Inside quotes a comma leaves the escape as it was (Go's switch has a case
+            # for it): `a="x\\,", b="y"` is then one token, and refused, as Alertmanager does.
+        elif char == '"':
             if not escaped:
                 inside = not inside
             else:
@@ -449,6 +453,12 @@ def new_silence(
             f"the silence would mute every alert, critical floods included)",
             "matches_empty",
         )
+    if not (math.isfinite(starts_at) and math.isfinite(ends_at)):
+        # A stored infinity is written as JSON's null by some encoders: unreadable later.
+        raise SilenceError(
+            f"silence times must be finite: starts_at {starts_at!r}, ends_at {ends_at!r}",
+            "field",
+        )
     if not ends_at > starts_at:  # also refuses NaN
         raise SilenceError(
             f"silence ends_at ({_utc(ends_at)}) is not after starts_at ({_utc(starts_at)}): "
@@ -469,6 +479,45 @@ def _utc(ts: float) -> str:
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (ValueError, OverflowError, OSError):
         return f"{ts:g}"
+
+
+def silence_window(
+    starts_at: Any, ends_at: Any, duration: float | None, now: float
+) -> tuple[float, float]:
+    """A new silence's (starts_at, ends_at) in epoch seconds from an API request: starts
+    now unless given; ends at ``ends_at`` or after ``duration`` seconds. Raises
+    SilenceError naming the field for a time that is not a finite number (text and
+    true/false included) and, as Alertmanager's API does, for an end in the past."""
+
+    def seconds(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SilenceError(
+                f"silence field {name!r} is {value!r}, expected epoch seconds", "field"
+            )
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise SilenceError(
+                f"silence field {name!r} is {value!r}, expected finite epoch seconds", "field"
+            )
+        return number
+
+    starts = now if starts_at is None else seconds("starts_at", starts_at)
+    if ends_at is not None:
+        ends = seconds("ends_at", ends_at)
+    elif duration is not None:
+        ends = starts + duration
+    else:
+        raise SilenceError("a silence needs ends_at or a duration", "field")
+    if ends <= now:
+        raise SilenceError(
+            f"silence ends_at ({ends:g}) is not in the future (now {now:g}): it would never "
+            "silence anything",
+            "field",
+        )
+    return starts, ends
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from faust.web import Request, Response, View
 from playbooks.engine import MAX_COMMENT, Run, is_terminal
 from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.machine import ReplyStatus, RunStatus
-from playbooks.routing import Silence, new_silence
+from playbooks.routing import Silence, new_silence, silence_window
 from playbooks.schema import parse_duration
 from streams.auth import Principal, TokenStore, forbidden_reason
 from streams.context import Context, run_key
@@ -267,17 +267,15 @@ def register_api(app: faust.App, ctx: Context) -> None:
             if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
                 raise ApiError(400, f'"matchers" is {matchers!r}, expected a list of strings')
             try:
-                starts = float(doc.get("starts_at", now))
-                if "ends_at" in doc:
-                    ends = float(doc["ends_at"])
-                else:
-                    duration = str(doc.get("duration", ""))
-                    seconds = parse_duration(duration)
-                    if seconds <= 0:
-                        raise ValueError(
-                            f'"duration" is {duration!r}, expected more than 0, e.g. 30m or 2h'
-                        )
-                    ends = starts + seconds
+                duration = None if "ends_at" in doc else str(doc.get("duration", ""))
+                seconds = None if duration is None else parse_duration(duration)
+                if seconds is not None and seconds <= 0:
+                    raise ValueError(
+                        f'"duration" is {duration!r}, expected more than 0, e.g. 30m or 2h'
+                    )
+                starts, ends = silence_window(
+                    doc.get("starts_at"), doc.get("ends_at"), seconds, now
+                )
                 silence = new_silence(
                     uuid.uuid4().hex[:12],
                     matchers,

@@ -24,6 +24,7 @@ from playbooks.loader import load_playbooks
 from playbooks.routing import SILENCE_PROBLEMS
 from streams.detection import state_document
 from streams.errors import EventError
+from streams.events import fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
 from streams.tables import KeyPartitionedTable, key_partitioned_table
@@ -196,5 +197,6 @@ class Context:
         if origin:
             headers.append(("citybrain.error.origin", origin.encode()))
         value = raw if isinstance(raw, bytes) else str(raw).encode()
+        value, headers = fit_dead_letter(value, key if isinstance(key, bytes) else None, headers)
         await self.deadletter.send(key=key, value=value, headers=headers)
         self.metrics.dead_letters.labels(stream, code).inc()

@@ -374,3 +374,25 @@ def _string(doc: dict[str, Any], field: str) -> str:
     if not isinstance(value, str) or not value:
         raise EventError("bad_type", field, value, "expected a non-empty string")
     return value
+
+
+def fit_dead_letter(
+    value: bytes,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+    limit: int = MAX_MESSAGE_BYTES,
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead letter's value and headers, within ``limit`` bytes in all: a larger value
+    (a 5 MB MQTT payload, a 1 MB message from a foreign producer) keeps its first bytes and
+    gains the header ``citybrain.error.truncated`` = its size in bytes. Kafka would refuse
+    it whole (faust's producer takes at most 1,000,000 bytes), and the refused dead letter
+    would stop the ingest or the worker, and come back with every restart."""
+    # 4 KiB for the record's and batch's framing (aiokafka counted 130 bytes past key,
+    # value and headers for a one-record batch).
+    room = limit - len(key or b"") - sum(len(k) + len(v) for k, v in headers) - 4096
+    if len(value) <= room:
+        return value, headers
+    return value[: max(0, room)], [
+        *headers,
+        ("citybrain.error.truncated", str(len(value)).encode()),
+    ]

@@ -272,6 +272,12 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
         }
     if length_text is None:
         return 411, {"error": "Content-Length is required", "field": "Content-Length"}
+    lengths = {value.strip() for value in headers.get_all("Content-Length", [])}
+    if len(lengths) > 1:  # which one frames the body? (RFC 9110 section 8.6)
+        return 400, {
+            "error": f"Content-Length given {len(lengths)} different ways: {sorted(lengths)[:4]}",
+            "field": "Content-Length",
+        }
     if not _LENGTH.fullmatch(length_text.strip()):
         return 400, {
             "error": f"Content-Length is {length_text[:40]!r}, expected a number of bytes",

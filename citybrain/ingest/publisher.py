@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citybrain.errors import InputError
-from streams.events import Reading
+from streams.events import Reading, fit_dead_letter
 from streams.partitioning import ReadingPacker, sensor_partition
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ class PackPublisher:
         self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], done: Done
     ) -> None:
         """Send a rejected message to the dead-letter topic (the worker's header
-        convention, streams/app.py); ``done`` runs once Kafka has it."""
+        convention, streams/app.py); ``done`` runs once Kafka has it. A value too large
+        for one Kafka message is cut (``fit_dead_letter``)."""
+        value, headers = fit_dead_letter(value, key, headers)
         with self._cond:
             self._wait_for_room(None)
             self._pending += 1

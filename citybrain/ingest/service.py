@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.ingest.publisher import PackPublisher, make_producer
-from streams.events import EventValidator
+from streams.errors import StreamsError
+from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
 
 log = logging.getLogger("citybrain.ingest")
@@ -30,6 +31,49 @@ class IngestOptions:
     sensor_id_template: str = "{id}-{kind}"
     max_body: int = 1024 * 1024
     stats_every: float = 10.0
+
+
+class IngestOptionError(StreamsError):
+    """An ingest option is invalid; the message names the option and its value."""
+
+
+def check_options(options: IngestOptions, action: str) -> None:
+    """Refuse bad options before any connection (``citybrain ingest mqtt|http``): a topic
+    pattern with MQTT wildcards or an empty level, a sensor id template without
+    ``{kind}``, sizes out of range. Raises ``IngestOptionError`` naming the option."""
+    from string import Formatter
+
+    from citybrain.ingest.mapping import TopicPattern, TopicPatternError
+
+    def bad(option: str, value: object, expected: str) -> IngestOptionError:
+        return IngestOptionError(f"--{option} is {value!r}: expected {expected}")
+
+    if not 1 <= options.pack_size <= MAX_PACK_READINGS:
+        raise bad("pack-size", options.pack_size, f"1..{MAX_PACK_READINGS:,} readings")
+    if not options.pack_ms > 0:
+        raise bad("pack-ms", options.pack_ms, "more than 0 milliseconds")
+    if options.max_pending < options.pack_size:
+        raise bad("max-pending", options.max_pending, f"at least --pack-size ({options.pack_size})")
+    if action == "mqtt":
+        for topic in options.topics:
+            try:
+                TopicPattern.parse(topic)
+            except TopicPatternError as exc:
+                raise IngestOptionError(f"--topic: {exc}") from None
+        if not 1 <= options.inflight <= 65_535:
+            raise bad("inflight", options.inflight, "1..65535 (MQTT 5 Receive Maximum)")
+        for option, name in (("value-field", options.value_field), ("ts-field", options.ts_field)):
+            if not name:
+                raise bad(option, name, "a field name")
+        return
+    try:
+        names = {f for _, f, _, _ in Formatter().parse(options.sensor_id_template) if f}
+    except ValueError as exc:  # a lone { or }
+        raise bad("sensor-id-template", options.sensor_id_template, f"a template ({exc})") from None
+    if "kind" not in names:
+        raise bad("sensor-id-template", options.sensor_id_template, "a template with {kind}")
+    if options.max_body < 1:
+        raise bad("max-body", options.max_body, "at least 1 byte")
 
 
 def _validator(settings: Settings) -> EventValidator:
@@ -81,6 +125,7 @@ def run_mqtt(settings: Settings, options: IngestOptions) -> int:
     from citybrain.ingest.mapping import MqttMapping
     from citybrain.ingest.mqtt import MqttIngest
 
+    check_options(options, "mqtt")
     validator = _validator(settings)
     mapping = MqttMapping.build(
         validator.grid, options.topics or None, options.value_field, options.ts_field
@@ -119,6 +164,7 @@ def run_http(settings: Settings, options: IngestOptions) -> int:
     from citybrain.ingest.ngsi import NgsiMapping
     from streams.auth import TokenStore
 
+    check_options(options, "http")
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka

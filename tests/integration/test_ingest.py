@@ -413,3 +413,30 @@ def test_an_air_quality_series_posted_as_ngsi_alerts_end_to_end(
     finally:
         server.stop()
         worker.stop()
+
+
+def test_a_payload_larger_than_a_kafka_message_is_dead_lettered_cut_and_the_ingest_goes_on(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # Before: the 3 MB dead letter went to Kafka whole, the broker refused it, the ingest
+    # stopped, and the unacknowledged message came back to stop the next ingest too.
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p).start()
+    try:
+        big = b"[" + b"1," * 1_500_000 + b"1]"  # 3 MB, a JSON array: not a reading
+        subprocess.run(
+            ["mosquitto_pub", "-p", str(p.settings.mqtt_port), "-q", "1", "-t", TOPIC, "-s"],
+            input=big,
+            check=True,
+            timeout=60,
+        )
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
+        [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+        headers = dict(dead.headers)
+        assert headers["citybrain.error.reason"] == b"bad_payload"
+        assert headers["citybrain.error.truncated"] == str(len(big)).encode()
+        assert big.startswith(dead.value) and len(dead.value) < 1_000_000
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+    finally:
+        ingest.stop()

@@ -138,3 +138,33 @@ def assert_committed_to_end(p: Pipeline, role: str, timeout: float = 60.0) -> No
             time.sleep(1)
     finally:
         consumer.close()
+
+
+def test_a_message_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    # A foreign producer may write up to the broker's message.max.bytes (1,048,588); the
+    # worker's dead letter of it went over faust's producer limit (1,000,000), failed, and
+    # stopped the worker, whose replacement met the same message again.
+    worker = pipeline.worker().start()
+    try:
+        big = b"{" * 1_040_000  # not JSON
+        pipeline.send("readings", b"gauge-1", big)
+        for i in range(20):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        [dead] = pipeline.read("deadletter", lambda m: len(m) >= 1, timeout=120, settle=2)
+        headers = dict(dead.headers)
+        assert headers["citybrain.error.reason"] == b"bad_json"
+        assert headers["citybrain.error.truncated"] == b"1040000"
+        assert big.startswith(dead.value) and len(dead.value) < 1_000_000
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < 20:
+            assert time.monotonic() < deadline, "the readings after it were not scored"
+            time.sleep(0.5)
+        assert worker.alive()
+        assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()

@@ -163,6 +163,17 @@ def test_silence_created_through_the_api_suppresses_matching_alerts(pipeline: Pi
             400,
             "\"duration\" is '0s', expected more than 0, e.g. 30m or 2h",
         )
+        # Siblings: an end in the past (Alertmanager: "end time can't be in the past"), a
+        # time as text, a number too large to be finite, and a matcher split as Go splits it.
+        for bad in (
+            {"ends_at": 1_000_000.0},
+            {"starts_at": "now", "duration": "1h"},
+            {"ends_at": 10**400},
+            {"duration": "1h", "matchers": ['sensor_id="a\\,", kind="water_level"']},
+        ):
+            doc = {"matchers": ['sensor_id="gauge-1"'], "reason": "x", **bad}
+            status_bad, answer = pipeline.api("POST", "/silences", OPERATOR_TOKEN, doc)
+            assert status_bad == 400, (bad, answer)
         spike(pipeline, sensor="gauge-1")
         spike(pipeline, sensor="gauge-2", start=100)
         audit = pipeline.read("audit", lambda m: bool(audit_of(m, "alert_silenced")))

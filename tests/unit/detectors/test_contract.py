@@ -305,3 +305,82 @@ def test_pinned_extreme_runs_agree(name: str, start: int, run: int) -> None:
     got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
     assert np.isfinite(got).all() and ((got >= 0) & (got <= 1)).all()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+# Siblings of the extreme-value case: degenerate series and clocks. A constant series,
+# one that is constant and then changes once (by a step of one ulp, of one unit, to 1e6
+# or to -0.0), and timestamps repeated or stepping back: every path finite, in [0, 1]
+# and the two paths agree.
+def _degenerate(kind: str) -> np.ndarray:
+    xs = np.full(300, 10.0)
+    if kind == "ulp":
+        xs[200] = np.nextafter(10.0, 11.0)
+    elif kind == "one":
+        xs[200] = 11.0
+    elif kind == "jump":
+        xs[200] = 1e6
+    elif kind == "step":
+        xs[200:] = 11.0
+    elif kind == "signed_zeros":
+        xs = np.zeros(300)
+        xs[::2] = -0.0
+    return xs
+
+
+def _clock(kind: str) -> np.ndarray:
+    ts = times(300)
+    if kind == "repeated":
+        ts[100:110] = ts[100]
+    elif kind == "step_back":
+        ts[200:] -= 3 * 3600
+    elif kind == "frozen":
+        ts[:] = ts[0]
+    return ts
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize(
+    ("series_kind", "clock"),
+    [
+        ("constant", "regular"),
+        ("ulp", "regular"),
+        ("one", "regular"),
+        ("jump", "regular"),
+        ("step", "regular"),
+        ("signed_zeros", "regular"),
+        ("one", "repeated"),
+        ("one", "step_back"),
+        ("jump", "frozen"),
+    ],
+)
+def test_degenerate_series_and_clocks_score_finite_and_agree(
+    name: str, series_kind: str, clock: str
+) -> None:
+    make = FACTORIES[name]
+    xs, ts = _degenerate(series_kind), _clock(clock)
+    expected = []
+    one = make()
+    for x, t in zip(xs, ts, strict=True):
+        expected.append(one.score_one(float(x), float(t)))
+        one.learn_one(float(x), float(t))
+    det = make()
+    cuts = [0, 3, 120, 121, 300]
+    got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
+    assert np.isfinite(got).all() and ((got >= 0) & (got <= 1)).all()
+    np.testing.assert_allclose(got, np.array(expected), rtol=0, atol=1e-6)
+    json.dumps(det.get_state(), allow_nan=False)
+
+
+def test_isolation_forest_sees_a_jump_after_a_constant_history() -> None:
+    # Before: trees fitted on one constant value cannot split, every window scored 0 and
+    # a jump from 10 to 1e6 went unseen.
+    xs = np.full(2000, 10.0)
+    xs[1500] = 1e6
+    scores = DETECTORS["isolation_forest"]().score_many(xs, times(2000))
+    assert scores[1500] == 1.0
+    assert scores[:1500].max() == 0.0
+    det = WindowIsolationForest(lags=4, history=64, refit_every=50, n_estimators=10)
+    restored = WindowIsolationForest(lags=4, history=64, refit_every=50, n_estimators=10)
+    det.score_many(np.full(100, 10.0), times(100))
+    restored.set_state(json.loads(json.dumps(det.get_state())))
+    assert restored.score_one(10.0) == 0.0 and restored.score_one(10.5) == 1.0

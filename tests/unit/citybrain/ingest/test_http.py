@@ -134,6 +134,16 @@ def test_bad_request_headers_are_refused_naming_the_header(
     assert (refusal[0], refusal[1]["field"]) == (status, field)
 
 
+def test_two_different_content_lengths_are_refused() -> None:
+    msg = headers(Content_Length="10")
+    msg["Content-Length"] = "20"
+    refusal = _refusal(msg, MAX_BODY)
+    assert refusal is not None and (refusal[0], refusal[1]["field"]) == (400, "Content-Length")
+    same = headers(Content_Length="10")
+    same["Content-Length"] = "10"
+    assert _refusal(same, MAX_BODY) is None
+
+
 @pytest.mark.parametrize(
     "given",
     [

@@ -1,0 +1,31 @@
+"""Bad ingest options are usage errors naming the option, before any connection."""
+
+from __future__ import annotations
+
+import pytest
+
+from citybrain.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        # Before: "unexpected TopicPatternError ... This is a bug" (exit 70).
+        (["mqtt", "--topic", "city/+/{sensor_id}"], "--topic: topic pattern 'city/+/{sensor_id}'"),
+        (["mqtt", "--topic", "city/#"], "level 2 is '#'"),
+        (["mqtt", "--topic", "city//{sensor_id}/{kind}"], "level 2 is ''"),
+        # Before: a ValueError after connecting to Kafka.
+        (["mqtt", "--inflight", "0"], "--inflight is 0"),
+        (["mqtt", "--pack-size", "0"], "--pack-size is 0"),
+        (["mqtt", "--pack-size", "20000"], "--pack-size is 20000"),
+        (["mqtt", "--pack-size", "100", "--max-pending", "10"], "--max-pending is 10"),
+        (["http", "--sensor-id-template", "{id}"], "a template with {kind}"),
+        (["http", "--sensor-id-template", "{id-{kind}"], "--sensor-id-template"),
+    ],
+)
+def test_bad_options_are_usage_errors_naming_the_option(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest", *argv]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "bug" not in err
