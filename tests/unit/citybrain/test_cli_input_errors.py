@@ -156,7 +156,10 @@ CASES = [
         "--shared 'T/missing': no such directory",
     ),
     (["ingest", "mqtt", "--topic", "bad{"], "topic pattern 'bad{': level 1 is 'bad{'"),
-    (["ingest", "http", "--sensor-id-template", "{id}"], "sensor id template '{id}' has no {kind}"),
+    (
+        ["ingest", "http", "--sensor-id-template", "{id}"],
+        "--sensor-id-template is '{id}': expected a template with {kind}",
+    ),
     (["ingest", "http", "--max-pending", "5"], "--max-pending is 5, below --pack-size 1000"),
     (
         ["silences", "add", "--matcher", "kind=x", "--duration", "forever", "--reason", "r", *API],
