@@ -226,6 +226,14 @@ class Playbook(_Strict):
     def sla_seconds(self) -> float:
         return parse_duration(self.sla)
 
+    @property
+    def task_topics(self) -> set[str]:
+        """The task topics its ``kafka`` steps write to (without the topic prefix), in
+        steps, parallel branches and ``on_cancel``."""
+        flat: list[Any] = [*self.steps, *self.on_cancel]
+        flat += [b for s in self.steps if isinstance(s, ParallelStep) for b in s.branches]
+        return {s.topic for s in flat if isinstance(s, KafkaStep)}
+
     def cross_reference_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
         """(location, message) for duplicate step ids and transitions to unknown steps."""
         errors: list[tuple[tuple[str | int, ...], str]] = []

@@ -1,0 +1,45 @@
+"""Every task topic a playbook writes to is known before a run needs it (the stack creates
+them with the other topics: a first send to a topic the broker must auto-create waits on
+metadata, and held the run it belonged to)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playbooks.loader import load_playbooks
+from playbooks.schema import Playbook
+
+LIBRARY = Path(__file__).resolve().parents[3] / "playbooks" / "library" / "playbooks"
+
+
+def test_the_library_task_topics_are_every_topic_its_yaml_names() -> None:
+    named = {
+        topic
+        for path in LIBRARY.glob("*.yaml")
+        for topic in re.findall(r"action: kafka, topic: ([\w.-]+)", path.read_text())
+    }
+    found = {t for pb in load_playbooks(LIBRARY).values() for t in pb.task_topics}
+    assert found == named and "tasks.maintenance" in found
+
+
+def test_task_topics_in_parallel_branches_and_on_cancel() -> None:
+    playbook = Playbook.model_validate(
+        {
+            "playbook": "p",
+            "version": 1,
+            "department": "roads",
+            "steps": [
+                {
+                    "id": "both",
+                    "action": "parallel",
+                    "branches": [
+                        {"id": "a", "action": "kafka", "topic": "tasks.a", "message": {}},
+                        {"id": "b", "action": "kafka", "topic": "tasks.b", "message": {}},
+                    ],
+                },
+            ],
+            "on_cancel": [{"id": "c", "action": "kafka", "topic": "tasks.c", "message": {}}],
+        }
+    )
+    assert playbook.task_topics == {"tasks.a", "tasks.b", "tasks.c"}
