@@ -177,6 +177,28 @@ def _learn_hist(row: FloatArray, h: int, total: int, t: float, decay: float) -> 
 
 
 @numba.njit(cache=True, nogil=True)
+def _learn_seasonal(
+    row: FloatArray,
+    n_at: int,
+    spread_at: int,
+    deviation: float,
+    spread_rate: float,
+    h: int,
+    total: int,
+    t: float,
+    decay: float,
+) -> None:
+    """One seasonal statistic (day or week over) learns a reading that had a reference:
+    its spread, then (after ``MIN_HISTORY`` such readings) its histogram; ``n_at`` counts
+    them."""
+    m = row[n_at]
+    _clipped_spread(row, spread_at, deviation, max(spread_rate, 1.0 / (m + 1.0)), m > 10.0)
+    if m >= MIN_HISTORY:
+        _learn_hist(row, h, total, t, decay)
+    row[n_at] = m + 1.0
+
+
+@numba.njit(cache=True, nogil=True)
 def _clipped_spread(row: FloatArray, k: int, a: float, rate: float, clip: bool) -> None:
     """Mean absolute deviation at ``row[k]``, a deviation counting at most CLIP_Z spreads."""
     sig = MAD_MEAN_TO_SIGMA * row[k]
@@ -284,19 +306,13 @@ def _run(
                 # had a reference: a histogram fed while its spread was still a few
                 # differences holds huge early values that fatten its tail for good.
                 if wref_ok:
-                    m = row[_N_W]
-                    w_rate = max(spread_rate, 1.0 / (m + 1.0))
-                    _clipped_spread(row, _SPREAD_W, abs(x - wref), w_rate, m > 10.0)
-                    if m >= MIN_HISTORY:
-                        _learn_hist(row, h4, _TOTAL4, t4, decay)
-                    row[_N_W] = m + 1.0
+                    _learn_seasonal(
+                        row, _N_W, _SPREAD_W, abs(x - wref), spread_rate, h4, _TOTAL4, t4, decay
+                    )
                 if ref_ok:
-                    m = row[_N_D]
-                    d_rate = max(spread_rate, 1.0 / (m + 1.0))
-                    _clipped_spread(row, _SPREAD_D, abs(x - ref), d_rate, m > 10.0)
-                    if m >= MIN_HISTORY:
-                        _learn_hist(row, h3, _TOTAL3, t3, decay)
-                    row[_N_D] = m + 1.0
+                    _learn_seasonal(
+                        row, _N_D, _SPREAD_D, abs(x - ref), spread_rate, h3, _TOTAL3, t3, decay
+                    )
         if learn:
             pos = int(row[_POS])
             # Keep the sorted copy in step: drop the value leaving, insert x (O(window)).
