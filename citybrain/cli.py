@@ -1269,10 +1269,15 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=HelpFormatter,
         )
 
-    detector_help = (
-        f"the detector to score with, one of {', '.join(sorted(DETECTORS))} "
-        f"(default {DEFAULT_DETECTOR})"
-    )
+    def detector_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--detector",
+            default=DEFAULT_DETECTOR,
+            choices=sorted(DETECTORS),
+            metavar="NAME",
+            help=f"the detector to score with, one of {', '.join(sorted(DETECTORS))} "
+            f"(default {DEFAULT_DETECTOR})",
+        )
 
     p = command(sub, "stack", "start, stop or check the local Kafka, Prometheus and Mosquitto")
     p.add_argument(
@@ -1616,13 +1621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="where its scores go")
     p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
     p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
-    p.add_argument(
-        "--detector",
-        default=DEFAULT_DETECTOR,
-        choices=sorted(DETECTORS),
-        metavar="NAME",
-        help=detector_help,
-    )
+    detector_option(p)
     p.add_argument(
         "--on-error",
         choices=["stop", "skip"],
@@ -1640,13 +1639,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="combined_windows.json (default: labels/ beside the data directory)",
     )
-    nab.add_argument(
-        "--detector",
-        default=DEFAULT_DETECTOR,
-        choices=sorted(DETECTORS),
-        metavar="NAME",
-        help=detector_help,
-    )
+    detector_option(nab)
     nab.add_argument(
         "--threshold",
         type=float,
