@@ -151,13 +151,11 @@ class BurstTracker:
             return state
         # Per sub-bucket, the weight that makes ``hops`` of them weigh ``alpha``.
         a = 1.0 - (1.0 - self.alpha) ** (1.0 / self.hops)
-        baseline = float(state["baseline"])
         counts = list(state["counts"])
-        for i in range(min(gap, self.max_idle_buckets * self.hops)):
-            # Completed now: the newest sub-bucket, then the empty ones after it; each
-            # scaled to a whole window's count.
-            done = counts[-1] if i == 0 else 0
-            baseline = (1 - a) * baseline + a * done * self.hops
+        # Completed now: the newest sub-bucket (scaled to a whole window's count), then
+        # ``gap - 1`` empty ones, each decaying the baseline by ``1 - a``.
+        baseline = (1 - a) * float(state["baseline"]) + a * counts[-1] * self.hops
+        baseline *= (1 - a) ** (min(gap, self.max_idle_buckets * self.hops) - 1)
         shift = min(gap, self.hops)
         return {
             **state,
