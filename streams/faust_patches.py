@@ -1,8 +1,9 @@
-"""Two changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Three changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
 
-Both are the same code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
-fetcher task that hands fetched records to the streams), and are shaped like an upstream
-pull request: ``install()`` swaps two methods of ``Consumer`` and nothing else.
+Two are the same code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
+fetcher task that hands fetched records to the streams), the third is the seek it falls
+back on; they are shaped like an upstream pull request: ``install()`` swaps three methods
+of ``Consumer`` and nothing else.
 
 1. **Stale generations are dropped, never acked** (the commit stall, issue 12 item 4).
    faust 0.15.3 stamps each message with the consumer generation when it leaves
@@ -35,9 +36,23 @@ pull request: ``install()`` swaps two methods of ``Consumer`` and nothing else.
    ``streams.faust_metrics.CachedLabelsMonitor``); its per-event stream sensors
    (``on_stream_event_in/out``) are not called, as no ``Event`` is made.
 
+3. **A seek back to the committed offset also rewinds a partition with no commit**
+   (``perform_seek``). Records fetched while the flow is stopped (a rebalance) are
+   dropped and the partitions are seeked back to their committed offsets, at once and
+   again when recovery ends. aiokafka's ``seek_to_committed`` seeks only partitions
+   whose committed offset is above 0, so a partition that was never committed -- a
+   worker SIGKILLed before its first commit, its partition taken over -- kept the
+   position after the dropped records: they were never processed, and their sensors
+   warmed up again from the next reading (found by the SIGKILL failover tests). Such a
+   partition now goes back to where the reset policy starts it (the app's
+   ``consumer_auto_offset_reset`` is ``earliest``: the log start), as on a first fetch.
+   Changelog partitions are left to table recovery, which seeks them itself.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
-any of them changes): ``Consumer._drain_messages`` and ``Consumer.ack`` (replaced; their
-0.15.3 source hashes are pinned), ``Consumer._wait_next_records``, ``_to_message``,
+any of them changes): ``Consumer._drain_messages``, ``Consumer.ack`` and
+``Consumer.perform_seek`` (replaced; their 0.15.3 source hashes are pinned),
+``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
+``app.tables.changelog_topics``, ``Consumer._wait_next_records``, ``_to_message``,
 ``_read_offset``, ``_committed_offset``, ``_acked``, ``_acked_index``, ``_n_acked``,
 ``_unacked_messages``, ``_waiting_for_ack``, ``_buffered_partitions``, ``_commit_every``,
 ``_add_gap``, ``perform_seek``, ``flow_active``, ``scheduler``, ``callback``, ``diag``,
@@ -55,7 +70,7 @@ from types import TracebackType
 from typing import Any, cast
 
 import faust
-from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
@@ -66,6 +81,7 @@ FAUST_VERSION = "0.15.3"
 PATCHED_SOURCES = {
     "_drain_messages": "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
     "ack": "5fcf41cf45153475de3790dc56fec1b83335956dc8b3bf7ff6bbb2b57627f03f",
+    "perform_seek": "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6",
 }
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
@@ -87,8 +103,10 @@ def install() -> None:
         )
     _ORIGINAL["_drain_messages"] = Consumer._drain_messages
     _ORIGINAL["ack"] = Consumer.ack
+    _ORIGINAL["perform_seek"] = Consumer.perform_seek
     Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
     Consumer.ack = _ack  # type: ignore[method-assign]
+    Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
 
 
 def original(name: str) -> Callable[..., Any]:
@@ -111,6 +129,37 @@ def _ack(self: Consumer, message: Message) -> bool:
             notify(self._waiting_for_ack)
         return False
     return cast(bool, _ORIGINAL["ack"](self, message))
+
+
+async def _perform_seek(self: Consumer) -> None:
+    """``Consumer.perform_seek`` (seek every assigned partition to its committed offset
+    and read from there), except that a stream partition with no committed offset above
+    0 is seeked to its log start (change 3 above) instead of keeping its position."""
+    read_offset = self._read_offset
+    committed_offsets = await self.seek_to_committed()
+    changelogs = self.app.tables.changelog_topics
+    never_committed = [
+        tp for tp, offset in committed_offsets.items() if not offset and tp.topic not in changelogs
+    ]
+    if never_committed:
+        # aiokafka seeks only offsets above 0 (a committed 0 is the log start too).
+        # ``earliest_offsets`` lives on the thread-delegating consumer every worker runs.
+        log_starts = await cast(Any, self).earliest_offsets(*never_committed)
+        for tp in never_committed:
+            await self._seek(tp, log_starts[tp])
+    read_offset.update(
+        {
+            tp: offset if offset is not None and offset >= 0 else None
+            for tp, offset in committed_offsets.items()
+        }
+    )
+    self._committed_offset.update(
+        {
+            ensure_TP(tp): offset if offset else None
+            for tp, offset in committed_offsets.items()
+            if offset is not None
+        }
+    )
 
 
 class Batch:

@@ -53,7 +53,11 @@ def start_together(*workers: Worker) -> None:
 
 
 def spikes_fire_once(p: Pipeline, expected: set[str], timeout: float = 120) -> None:
-    alerts = p.read("alerts", lambda m: len(firing(m)) >= len(expected), timeout, settle=5)
+    try:
+        alerts = p.read("alerts", lambda m: len(firing(m)) >= len(expected), timeout, settle=5)
+    except AssertionError as exc:
+        fired = {d["sensor_id"] for d in firing(p.read("alerts", lambda m: True))}
+        raise AssertionError(f"no alert for {sorted(expected - fired)}\n{exc}") from None
     fired = [d["sensor_id"] for d in firing(alerts)]
     assert sorted(fired) == sorted(expected)  # each spike exactly once, none missing
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.consumer import Consumer
@@ -25,6 +25,7 @@ CONSUMER_ATTRIBUTES = (
     "_to_message",
     "_add_gap",
     "perform_seek",
+    "seek_to_committed",
     "commit",
     "highwater",
     "consumer_stopped_errors",
@@ -59,12 +60,14 @@ def test_the_replaced_methods_are_unchanged_upstream() -> None:
         )
 
 
-def test_install_replaces_both_methods_once() -> None:
+def test_install_replaces_the_three_methods_once() -> None:
     faust_patches.install()
     faust_patches.install()
     assert Consumer._drain_messages is faust_patches._drain_messages
     assert Consumer.ack is faust_patches._ack
+    assert Consumer.perform_seek is faust_patches._perform_seek
     assert original("ack") is not faust_patches._ack
+    assert original("perform_seek") is not faust_patches._perform_seek
 
 
 def test_the_internals_it_relies_on_exist() -> None:
@@ -76,6 +79,14 @@ def test_the_internals_it_relies_on_exist() -> None:
     assert "generation_id" in Message.__slots__ and "acked" in Message.__slots__
     assert list(inspect.signature(original("_drain_messages")).parameters) == ["self", "fetcher"]
     assert list(inspect.signature(original("ack")).parameters) == ["self", "message"]
+    assert list(inspect.signature(original("perform_seek")).parameters) == ["self"]
+    from faust.transport.consumer import ThreadDelegateConsumer
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+    # The seek to the log start the replacement uses is the worker's consumer's own.
+    assert issubclass(AIOKafkaConsumer, ThreadDelegateConsumer)
+    assert hasattr(AIOKafkaConsumer, "earliest_offsets") and hasattr(AIOKafkaConsumer, "_seek")
+    assert hasattr(faust.App("patch-check-tables").tables, "changelog_topics")
     wait = inspect.signature(Consumer._wait_next_records)
     assert list(wait.parameters) == ["self", "timeout"]
     from faust.types.tuples import ack_lock
@@ -139,3 +150,55 @@ def test_a_batch_is_acked_whole_only_if_done_in_its_generation() -> None:
     stale = Batch(drain, tp, [message(o, 2) for o in (12, 13)], generation=2)
     drain.done(stale, acked=True)  # fetched before a rebalance: read again instead
     assert consumer._acked[tp] == [7, 8, 9]
+
+
+class SeekRecorder:
+    """A consumer after a rebalance: its committed offsets as aiokafka reports them
+    (None: never committed), and the seeks ``perform_seek`` asks of it."""
+
+    def __init__(self, committed: dict[TP, int | None], changelogs: set[str]) -> None:
+        self.committed = committed
+        self.app: Any = SimpleNamespace(tables=SimpleNamespace(changelog_topics=changelogs))
+        self._read_offset: dict[TP, int | None] = {}
+        self._committed_offset: dict[TP, int | None] = {}
+        self.to_beginning: list[TP] = []
+        self.log_start = 3  # retention has deleted offsets 0-2
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return self.committed  # aiokafka has seeked only the offsets above 0
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return {tp: self.log_start for tp in partitions}
+
+    async def _seek(self, tp: TP, offset: int) -> None:
+        assert offset == self.log_start
+        self.to_beginning.append(tp)
+
+
+def test_a_partition_never_committed_is_read_again_from_its_log_start() -> None:
+    """The SIGKILL takeover: the dead worker never committed readings partition 1, and
+    the new owner fetched it while its flow was stopped. Seeking back to the committed
+    offset must rewind it too, or the dropped records are never processed."""
+    import asyncio
+
+    readings0, readings1, zero = TP("t.readings", 0), TP("t.readings", 1), TP("t.alerts", 0)
+    changelog = TP("t-sensor-state-changelog", 1)
+    consumer = SeekRecorder(
+        {readings0: 615, readings1: None, zero: 0, changelog: None},
+        changelogs={"t-sensor-state-changelog"},
+    )
+    asyncio.run(faust_patches._perform_seek(cast(Consumer, consumer)))
+    # Never committed (None) and committed at 0 both start at the log start; the
+    # changelog is table recovery's to seek.
+    assert sorted(consumer.to_beginning) == sorted([readings1, zero])
+    assert consumer._read_offset == {readings0: 615, readings1: None, zero: 0, changelog: None}
+    assert consumer._committed_offset == {readings0: 615, zero: None}  # as faust's
+
+
+def test_committed_partitions_are_not_rewound() -> None:
+    import asyncio
+
+    tp = TP("t.readings", 0)
+    consumer = SeekRecorder({tp: 12}, changelogs=set())
+    asyncio.run(faust_patches._perform_seek(cast(Consumer, consumer)))
+    assert consumer.to_beginning == [] and consumer._read_offset == {tp: 12}
