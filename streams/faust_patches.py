@@ -46,13 +46,18 @@ of ``Consumer`` and nothing else.
    warmed up again from the next reading (found by the SIGKILL failover tests). Such a
    partition now goes back to where the reset policy starts it (the app's
    ``consumer_auto_offset_reset`` is ``earliest``: the log start), as on a first fetch.
-   Changelog partitions are left to table recovery, which seeks them itself.
+   Changelog partitions are left to table recovery, which seeks them itself -- except
+   that a changelog's records dropped that way are read again from the first dropped
+   (``_rewind_changelogs``): records fetched between recovery's seek and its resuming
+   the flow were otherwise lost, and recovery waited for them forever.
 
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``Consumer._drain_messages``, ``Consumer.ack`` and
 ``Consumer.perform_seek`` (replaced; their 0.15.3 source hashes are pinned),
 ``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
-``app.tables.changelog_topics``, ``Consumer._wait_next_records``, ``_to_message``,
+``app.tables.changelog_topics``, ``Consumer._thread`` (``call_thread``,
+``_ensure_consumer``: aiokafka's ``assignment``, ``position``, ``seek``),
+``Consumer._wait_next_records``, ``_to_message``,
 ``_read_offset``, ``_committed_offset``, ``_acked``, ``_acked_index``, ``_n_acked``,
 ``_unacked_messages``, ``_waiting_for_ack``, ``_buffered_partitions``, ``_commit_every``,
 ``_add_gap``, ``perform_seek``, ``flow_active``, ``scheduler``, ``callback``, ``diag``,
@@ -65,12 +70,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
+from faust.transport.drivers.aiokafka import ensure_aiokafka_TP
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
@@ -160,6 +166,37 @@ async def _perform_seek(self: Consumer) -> None:
             if offset is not None
         }
     )
+
+
+async def _rewind_changelogs(self: Consumer, records: Mapping[TP, Sequence[Any]]) -> None:
+    """Seek each changelog partition in ``records`` (fetched, then dropped because the
+    flow had stopped) back to its first dropped offset, if nothing has moved it since.
+
+    Table recovery seeks a changelog to where it must read, then resumes the flow;
+    records fetched from there just before the resume were dropped, nothing seeked the
+    partition back (it has no committed offset), and recovery waited for them forever
+    ("No event received for active tp ... since recovery start"). The check and the seek
+    run on the consumer's own thread with no await between, where recovery's seeks run
+    too: a partition recovery has seeked since the fetch is left where recovery put it.
+    """
+    changelogs = self.app.tables.changelog_topics
+    spans = {
+        tp: (batch[0].offset, batch[-1].offset)
+        for tp, batch in records.items()
+        if batch and tp.topic in changelogs
+    }
+    if spans:
+        thread = cast(Any, self)._thread
+        await thread.call_thread(_rewind_in_thread, thread._ensure_consumer(), spans)
+
+
+async def _rewind_in_thread(consumer: Any, spans: dict[TP, tuple[int, int]]) -> None:
+    assigned = consumer.assignment()
+    for tp, (first, last) in spans.items():
+        atp = ensure_aiokafka_TP(tp)
+        # position() returns at once for a partition with a valid position (no suspension).
+        if atp in assigned and await consumer.position(atp) == last + 1:
+            consumer.seek(atp, first)
 
 
 class Batch:
@@ -288,8 +325,10 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
                 continue
             if not self.flow_active:
                 # As getmany: fetched while the flow stopped, so read again from the
-                # committed offsets once it resumes.
+                # committed offsets once it resumes; and a changelog's records again
+                # from the first one dropped (change 3).
                 try:
+                    await _rewind_changelogs(self, records)
                     await self.perform_seek()
                 except Exception as exc:
                     self.log.warning(f"exception performing seek when flow not active {exc}")

@@ -87,6 +87,12 @@ def test_the_internals_it_relies_on_exist() -> None:
     assert issubclass(AIOKafkaConsumer, ThreadDelegateConsumer)
     assert hasattr(AIOKafkaConsumer, "earliest_offsets") and hasattr(AIOKafkaConsumer, "_seek")
     assert hasattr(faust.App("patch-check-tables").tables, "changelog_topics")
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    # The changelog rewind runs on the consumer's thread (its _thread).
+    assert "self._thread" in inspect.getsource(ThreadDelegateConsumer)
+    assert hasattr(AIOKafkaConsumerThread, "call_thread")
+    assert hasattr(AIOKafkaConsumerThread, "_ensure_consumer")
     wait = inspect.signature(Consumer._wait_next_records)
     assert list(wait.parameters) == ["self", "timeout"]
     from faust.types.tuples import ack_lock
@@ -202,3 +208,69 @@ def test_committed_partitions_are_not_rewound() -> None:
     consumer = SeekRecorder({tp: 12}, changelogs=set())
     asyncio.run(faust_patches._perform_seek(cast(Consumer, consumer)))
     assert consumer.to_beginning == [] and consumer._read_offset == {tp: 12}
+
+
+class AIOKafkaPositions:
+    """aiokafka's consumer as ``_rewind_in_thread`` sees it: positions and seeks."""
+
+    def __init__(self, positions: dict[Any, int]) -> None:
+        self.positions = positions
+        self.seeks: dict[Any, int] = {}
+
+    def assignment(self) -> set[Any]:
+        return set(self.positions)
+
+    async def position(self, tp: Any) -> int:
+        return self.positions[tp]
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.seeks[tp] = offset
+
+
+class ConsumerThread:
+    def __init__(self, consumer: AIOKafkaPositions) -> None:
+        self.consumer = consumer
+
+    def _ensure_consumer(self) -> AIOKafkaPositions:
+        return self.consumer
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        return await fun(*args)
+
+
+def record(offset: int) -> Any:
+    return SimpleNamespace(offset=offset)
+
+
+def test_changelog_records_dropped_while_the_flow_stopped_are_read_again() -> None:
+    """Recovery seeked the changelog to 0 and its records 0-5 were fetched, then dropped
+    because the flow had not resumed yet: without a rewind recovery never gets them."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    fetched = TP("t-sensor-state-changelog", 1)  # fetched from recovery's seek: rewind
+    reseeked = TP("t-groups-changelog", 0)  # recovery seeked it again since: leave it
+    stream = TP("t.readings", 1)  # perform_seek's (committed offset or log start)
+    aio = AIOKafkaPositions(
+        {
+            TopicPartition(fetched.topic, 1): 6,
+            TopicPartition(reseeked.topic, 0): 0,
+            TopicPartition(stream.topic, 1): 40,
+        }
+    )
+    consumer = SimpleNamespace(
+        app=SimpleNamespace(
+            tables=SimpleNamespace(
+                changelog_topics={"t-sensor-state-changelog", "t-groups-changelog"}
+            )
+        ),
+        _thread=ConsumerThread(aio),
+    )
+    records = {
+        fetched: [record(o) for o in range(6)],
+        reseeked: [record(o) for o in range(10, 14)],
+        stream: [record(o) for o in range(30, 40)],
+    }
+    asyncio.run(faust_patches._rewind_changelogs(cast(Consumer, consumer), records))
+    assert aio.seeks == {TopicPartition(fetched.topic, 1): 0}
