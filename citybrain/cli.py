@@ -31,6 +31,7 @@ from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
+    from citybrain.detect import Scored
     from citybrain.rehearse import Incident
     from detectors import Detector
     from playbooks.routing import Route
@@ -170,6 +171,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError(f"--skip is {args.skip}, expected 0 or more")
     if args.max_message_bytes < 1024:
         raise CliError(f"--max-message-bytes is {args.max_message_bytes}, expected at least 1024")
+    for name in args.files:
+        if Path(name).is_dir():  # the reader would only say it cannot read it
+            _need_file(Path(name), "FILE", f"name the CSVs in it, e.g. {Path(name)}/*.csv.gz")
     s = _settings()
     bad: list[BadRow] = []
     try:
@@ -365,17 +369,37 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _need_file(path: Path, option: str) -> None:
-    """CliError (status 2) naming ``option`` unless ``path`` is a readable file."""
+def _need_file(path: Path, option: str, for_a_directory: str = "") -> None:
+    """CliError (status 2) naming ``option`` unless ``path`` is a readable file. A
+    directory is said to be one, not "no such file", with ``for_a_directory`` (what to
+    give instead) after it, or by default a hint to name a file inside it."""
+    if path.is_dir():
+        hint = for_a_directory or f"name a file in it, e.g. {_example_file(path)}"
+        raise CliError(f"{option} {str(path)!r} is a directory, expected a file: {hint}")
     if not path.is_file():
-        why = "is a directory" if path.is_dir() else "no such file"
-        raise CliError(f"{option} {str(path)!r}: {why}")
+        raise CliError(f"{option} {str(path)!r}: no such file")
 
 
-def _need_dir(path: Path, option: str) -> None:
-    if not path.is_dir():
-        why = "is a file, expected a directory" if path.exists() else "no such directory"
-        raise CliError(f"{option} {str(path)!r}: {why}")
+def _example_file(directory: Path) -> str:
+    """A file in ``directory`` to show in a hint (a CSV first), or ``DIR/FILE``."""
+    for pattern in ("*.csv*", "*"):
+        found = sorted(p for p in directory.glob(pattern) if p.is_file())
+        if found:
+            return str(found[0])
+    return str(directory / "FILE")
+
+
+def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
+    """CliError (status 2) naming ``option`` unless ``path`` is a directory; a file is
+    said to be one, with ``for_a_file`` (what to give instead) after it."""
+    if path.is_dir():
+        return
+    if path.exists():
+        raise CliError(
+            f"{option} {str(path)!r} is a file, expected a directory"
+            + (f": {for_a_file}" if for_a_file else "")
+        )
+    raise CliError(f"{option} {str(path)!r}: no such directory")
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
@@ -756,8 +780,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
     for path in data:
-        if not path.is_file():
-            raise CliError(f"--data {str(path)!r}: no such file")
+        _need_file(path, "--data", f"--data takes files: name them, e.g. {path}/*.csv.gz")
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
@@ -795,8 +818,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
     for path in files:
-        if not path.is_file():
-            raise CliError(f"--data {str(path)!r}: no such file")
+        _need_file(path, "--data", f"--data takes files: name them, e.g. {path}/*.csv.gz")
     _require_kafka(settings)
     write_report(
         settings,
@@ -1092,18 +1114,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
             if not args.output_dir:
                 raise CliError("--input-dir needs --output-dir (where the scores go)")
             source = Path(args.input_dir)
-            if not source.is_dir():
-                raise CliError(f"--input-dir {str(source)!r}: no such directory")
+            _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
             if not any(source.rglob("*.csv")):
                 raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
-            rows = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
+            scored = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
         else:
             if not (args.input and args.output):
                 raise CliError("give --input and --output, or --input-dir and --output-dir")
             source = Path(args.input)
-            if not source.is_file():
-                raise CliError(f"--input {str(source)!r}: no such file")
-            rows = detect_file(source, Path(args.output), prototype, on_bad_row, warn)
+            _need_file(
+                source,
+                "--input",
+                f"to score every CSV under it give --input-dir {source} --output-dir DIR",
+            )
+            scored = detect_file(source, Path(args.output), prototype, on_bad_row, warn)
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
         if args.input_dir:
@@ -1121,17 +1145,33 @@ def cmd_detect(args: argparse.Namespace) -> int:
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
-    warmup = warmup_rows(prototype)
-    print(
-        f"read {rows + len(skipped)} rows: scored {rows} with {args.detector}, "
-        f"skipped {len(skipped)} bad rows"
-        + (
-            ""
-            if warmup is None
-            else f"; the first {warmup} rows of each series are warm-up, scored 0"
-        )
-    )
+    print(detect_summary(args.detector, scored, len(skipped), warmup_rows(prototype)))
     return 0
+
+
+def detect_summary(detector: str, scored: Scored, skipped: int, warmup: int | None) -> str:
+    """detect's last line: rows read = scored + skipped; the warm-up (declared, or as
+    seen when the detector declares none) and how many rows reached the threshold."""
+    if warmup is not None:
+        learning = f"the first {warmup} rows of each series are warm-up, scored 0"
+    else:
+        zeros = _plural(scored.leading_zeros, "row")
+        learning = f"{detector} declares no fixed warm-up; " + (
+            f"here the first {zeros} scored 0"
+            if scored.series == 1
+            else f"here at most the first {zeros} of a series scored 0"
+        )
+    return (
+        f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows} with {detector}, "
+        f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged} "
+        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {DEFAULT_THRESHOLD:g} "
+        "(the stream's alert threshold)"
+    )
+
+
+def _plural(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``, ``1,234 rows``: a count with its noun in the right number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
