@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from citybrain.detect import Scored
     from citybrain.rehearse import Incident
     from detectors import Detector
+    from playbooks.grid import Grid
     from playbooks.routing import Route
 
 
@@ -341,7 +342,8 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         print(f"{len(names)} playbooks and {routing.name} are valid: {', '.join(names)}")
         return 0
     # route-test: like amtool config routes test, labels parsed as amtool parses them.
-    from playbooks.routing import parse_label
+    from playbooks.loader import load_grid
+    from playbooks.routing import ALL_LABELS, parse_label
 
     _need_dir(Path(args.dir or s.playbook_dir), "--dir")
     _need_file(Path(args.routing or s.routing_file), "--routing")
@@ -355,18 +357,75 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     router = load_routing(
         Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
     )
+    grid_file = Path(args.grid) if args.grid else s.grid_file
+    if args.grid:
+        _need_file(grid_file, "--grid")
+    filled, notes = worker_labels(labels, load_grid(grid_file))
+    for note in notes:
+        print(note)
+    if filled:
+        added = ", ".join(f"{k}={v}" for k, v in filled.items())
+        print(f"filled in as the worker does (from {grid_file.name}): {added}")
+    labels = {**labels, **filled}
     missing = sorted(_matcher_labels(router.root) - set(labels))
     if missing:
         # As in the worker, a label an alert lacks matches as "".
         print(f"not given, so matched as empty: {', '.join(missing)}")
+        if labels.get("source") == "sensor" and "corroboration" in missing:
+            print(
+                "  (the worker sets corroboration and assessment on a sensor alert once its "
+                "neighbours are checked; give corroboration=isolated "
+                "assessment=suspected_sensor_fault to see where a lone alert goes)"
+            )
     for route in router.root.match(labels):
+        by = ", ".join(
+            f"{name}={labels.get(name, '')}" for name in route.group_by if name != ALL_LABELS
+        )
         print(
             f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
-            f"(group_by {list(route.group_by)}, group_wait {route.group_wait:g}s, "
-            f"group_interval {route.group_interval:g}s, "
+            f"(group_by {list(route.group_by)}: {by or 'every label'}; "
+            f"group_wait {route.group_wait:g}s, group_interval {route.group_interval:g}s, "
             f"repeat_interval {route.repeat_interval:g}s)"
         )
     return 0
+
+
+def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], list[str]]:
+    """The labels a worker would add to an alert that has ``labels``, as it adds them
+    (streams/ingest.py): from a registered ``sensor_id`` its ``grid_cell`` and ``kind``;
+    ``source`` (``sensor`` for a sensor or a sensor kind, ``citizen`` for an
+    ``incident_burst`` or a report category); from ``grid_cell`` the ids of the cell and
+    its ancestors (community, street, district, city). Returns the labels added (a label
+    given is never replaced) and notes on what could not be derived and why."""
+    out: dict[str, str] = {}
+    notes: list[str] = []
+
+    def add(name: str, value: str) -> None:
+        if name not in labels and value:
+            out[name] = value
+
+    sensor_id = labels.get("sensor_id", "")
+    sensor = grid.sensors.get(sensor_id)
+    if sensor is not None:
+        add("grid_cell", sensor.cell)
+        add("kind", sensor.kind)
+    elif sensor_id:
+        notes.append(f"sensor {sensor_id!r} is not registered in the grid: its cell is not known")
+    kind = labels.get("kind") or out.get("kind", "")
+    if sensor_id or kind in grid.kinds:
+        add("source", "sensor")
+    elif kind == "incident_burst" or labels.get("category") or labels.get("department"):
+        add("source", "citizen")
+    cell = labels.get("grid_cell") or out.get("grid_cell", "")
+    if cell in grid.cells:
+        for name, value in grid.cell_labels(cell).items():
+            add(name, value)
+    elif cell:
+        notes.append(
+            f"grid cell {cell!r} is not in the grid: community, street, district and city "
+            "are not known"
+        )
+    return out, notes
 
 
 def _need_file(path: Path, option: str, for_a_directory: str = "") -> None:
@@ -1481,6 +1540,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--dir", metavar="DIR", help="playbook directory (default: the library)")
     r.add_argument("--routing", metavar="FILE", help="routing file (default: the library's)")
+    r.add_argument(
+        "--grid",
+        metavar="FILE",
+        help="grid file the cell, street and community labels come from, as in the worker "
+        "(default: CITYBRAIN_GRID_FILE)",
+    )
     r.set_defaults(func=cmd_playbooks)
 
     def api_options(parser: argparse.ArgumentParser) -> None:
