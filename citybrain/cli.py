@@ -197,6 +197,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.skip > len(events):
         raise CliError(f"--skip is {args.skip}, but the files hold only {len(events)} events")
     _require_kafka(s)
+    for line in replay_target(s, args.files):
+        print(line)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     todo = events[args.skip :]
@@ -231,11 +233,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     if stats.failed:
         print(
-            f"citybrain: Kafka refused {stats.failed} message(s); the first: {stats.first_failure}",
+            f"citybrain: Kafka refused {_plural(stats.failed, 'message')}; "
+            f"the first: {stats.first_failure}",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def replay_target(settings: Settings, files: list[str]) -> list[str]:
+    """Where a replay sends (Kafka and topics), and, when the last demo's worker still
+    runs under another topic prefix, how to send to it instead."""
+    import shlex
+
+    from citybrain.demo import read_demo_state
+
+    lines = [
+        f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
+        f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
+        "CITYBRAIN_TOPIC_PREFIX)"
+    ]
+    demo = read_demo_state(settings)
+    prefix = demo.get("topic_prefix") if demo else None
+    if isinstance(prefix, str) and prefix != settings.topic_prefix:
+        command = shlex.join(["citybrain", "replay", *files])
+        lines.append(
+            f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
+            f"one; to feed it instead: CITYBRAIN_TOPIC_PREFIX={prefix} {command}"
+        )
+    return lines
 
 
 def _row_fault(message: str) -> bool:
@@ -279,8 +305,8 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
 def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
     """The replay's last line: rows read = sent + skipped, always."""
     return (
-        f"read {read} rows: sent {readings} readings and {incidents} incidents, "
-        f"skipped {skipped} bad rows"
+        f"read {_plural(read, 'row')}: sent {_plural(readings, 'reading')} and "
+        f"{_plural(incidents, 'incident')}, skipped {_plural(skipped, 'bad row')}"
     )
 
 
@@ -687,7 +713,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     now, names = time.time(), _cell_names()
     if args.action == "list":
         runs = doc.get("runs", [])
-        print(f"{len(runs)} run(s); times in local time ({_zone()})")
+        print(f"{_plural(len(runs), 'run')}; times in local time ({_zone()})")
         if runs:
             print(runs_table(runs, names, now))
     elif args.action == "show":
@@ -808,7 +834,9 @@ def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "list":
         silences = doc.get("silences", [])
         active = sum(_silence_state(x, now) == "active" for x in silences)
-        print(f"{len(silences)} silence(s), {active} active; times in local time ({_zone()})")
+        print(
+            f"{_plural(len(silences), 'silence')}, {active} active; times in local time ({_zone()})"
+        )
         if silences:
             print(silences_table(silences, now))
         return EXIT_OK
@@ -864,7 +892,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if not summary["alerts"]:
         raise CliError(
-            f"the demo raised no alert on {len(data)} file(s): nothing for the playbooks "
+            f"the demo raised no alert on {_plural(len(data), 'file')}: nothing for the playbooks "
             "to do (the summary says how many readings were processed)",
             EXIT_FAILED,
         )

@@ -229,6 +229,7 @@ def summarise(
             for e in expected
         )
     ]
+    bursts = sum(1 for a in alert_list if not a["sensor_id"])
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
         "incidents": int(metrics.get("citybrain_incidents_total", 0)),
@@ -242,6 +243,8 @@ def summarise(
         "known_events": known,
         # Every sensor alert outside the dated events counts: an upper bound on false alarms.
         "alerts_outside_known_events": len(outside),
+        # Citizen-report bursts are no sensor's false alarm: counted apart, not dropped.
+        "incident_burst_alerts": bursts,
         "false_alarms_per_1000_sensor_days": round(1000 * len(outside) / sensor_days, 1)
         if sensor_days > 0
         else None,
@@ -392,6 +395,59 @@ class DemoFiles:
     def tokens(self) -> Path:
         return self.dir / "tokens.yaml"
 
+    @property
+    def state(self) -> Path:
+        """The last demo's topic prefix, worker URL, Kafka and settings (JSON): commands
+        run later (replay) read it to say how to reach that demo."""
+        return self.dir / "demo.json"
+
+
+def read_demo_state(settings: Settings) -> dict[str, Any] | None:
+    """What the last demo under ``settings``' run directory recorded, if its worker still
+    runs (``DemoFiles.state``); None otherwise or when the file is unreadable."""
+    files = DemoFiles.of(settings)
+    if read_pid(files.pid) is None:
+        return None
+    try:
+        doc = json.loads(files.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+# Settings the demo sets for its own worker, and secrets: never echoed for the user.
+_NOT_ECHOED = (
+    "CITYBRAIN_TOPIC_PREFIX",
+    "CITYBRAIN_APP_ID",
+    "CITYBRAIN_ACK_DEADLINE_SECONDS",
+    "CITYBRAIN_API_TOKENS_FILE",
+    "CITYBRAIN_API_TOKEN",
+    "CITYBRAIN_DEBUG",
+)
+
+
+def shell_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
+    """The ``CITYBRAIN_*`` settings of this shell a later command needs to reach the same
+    stack (ports, run directory, hosts), without secrets (``*TOKEN*``, ``*SECRET*``) and
+    without those the demo sets for its own worker."""
+    env = os.environ if environ is None else environ
+    return {
+        k: v
+        for k, v in sorted(env.items())
+        if k.startswith("CITYBRAIN_")
+        and k not in _NOT_ECHOED
+        and "TOKEN" not in k
+        and "SECRET" not in k
+    }
+
+
+def with_settings(command: str, settings: dict[str, str]) -> str:
+    """``command`` prefixed with ``settings`` as shell assignments, so it works as typed
+    in a fresh shell: ``CITYBRAIN_KAFKA_PORT=19392 make stack-down``."""
+    import shlex
+
+    return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in settings.items()), command])
+
 
 def stop_demo_worker(settings: Settings) -> bool:
     """Stop the worker an earlier demo left serving its runs; whether one was running."""
@@ -480,10 +536,29 @@ def run_demo(
         topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline
     )
     create_topics(settings)
+    files.state.write_text(
+        json.dumps(
+            {
+                "topic_prefix": settings.topic_prefix,
+                "app_id": settings.app_id,
+                "kafka": settings.kafka_bootstrap,
+                "worker_url": f"http://127.0.0.1:{settings.worker_port}",
+                "settings": shell_settings(),
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     events = load_events(data)
     console.print(
         f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
         f"{len(events):,} events from {len(data)} files"
+    )
+    console.print(
+        f"topic prefix {settings.topic_prefix} (this demo's own: "
+        f"{settings.topic('readings')}, {settings.topic('alerts')}, …)",
+        highlight=False,
     )
 
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
@@ -536,9 +611,19 @@ def run_demo(
         summary_path.write_text(json.dumps(summary, indent=2))
         console.print(f"summary written to {summary_path}")
     cli = cli_command()
+    shell = shell_settings()
+    prefix = settings.topic_prefix
+    again = (
+        "In a new shell, set this demo's settings first (they are also in "
+        f"{files.state}):\n  export {with_settings('', shell).strip()}\n"
+        if shell
+        else ""
+    )
     console.print(
-        f"\nThe demo's worker keeps serving its {summary['runs']:,} runs on "
-        f"{summary['worker_url']} (log: {files.log}). With the demo operator token:\n"
+        f"\nThe demo's worker keeps serving its {_count(summary['runs'], 'run')} on "
+        f"{summary['worker_url']} (log: {files.log}); its topics have the prefix {prefix}.\n"
+        f"{again}"
+        "With the demo operator token:\n"
         f"  export CITYBRAIN_API_TOKEN=$(cat {files.token})\n"
         f"  {cli} runs list\n"
         f"  {cli} runs show RUN_ID\n"
@@ -547,8 +632,12 @@ def run_demo(
         "The operator token may list, acknowledge, resolve and add silences; escalate, "
         "cancel, approve and expiring a silence need the coordinator token: "
         f"--token $(cat {files.coordinator_token}).\n"
-        "The stack and that worker are still running: [bold]make stack-down[/] "
-        f"(or {cli} stack down) stops them.",
+        f"Reports of this demo read its topics with --prefix {prefix}:\n"
+        f"  {cli} campaign report --prefix {prefix} --from DATE --to DATE\n"
+        f"To feed more data to its worker: CITYBRAIN_TOPIC_PREFIX={prefix} {cli} replay FILE\n"
+        "The stack and that worker are still running; this stops them (as typed, in any "
+        "shell):\n"
+        f"  [bold]{with_settings('make stack-down', shell)}[/]",
         highlight=False,
         soft_wrap=True,
     )
@@ -698,6 +787,11 @@ def _number(value: Any) -> str:
     return f"{int(value):,}"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 alert``, ``2 alerts``, ``1,234 alerts``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     table = Table(title="citybrain demo - summary", show_header=False)
     for key in (
@@ -750,9 +844,18 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             )
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
-        console.print(f"  {mark} {event['event']}: {_number(event['alerts'])} alert(s)")
+        console.print(f"  {mark} {event['event']}: {_count(event['alerts'], 'alert')}")
     if summary.get("false_alarms_per_1000_sensor_days") is not None:
+        outside = summary["alerts_outside_known_events"]
+        bursts = summary.get("incident_burst_alerts", 0)
         console.print(
-            f"  {summary['alerts_outside_known_events']} alert(s) outside the known events: "
+            f"  {_count(outside, 'sensor alert')} outside the known events: "
             f"{summary['false_alarms_per_1000_sensor_days']} per 1,000 sensor-days"
+            + (
+                f" (the {_count(bursts, 'citizen-report burst alert')} above are not "
+                "counted here: a burst of reports is no sensor's false alarm)"
+                if bursts
+                else ""
+            ),
+            highlight=False,
         )

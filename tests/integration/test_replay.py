@@ -136,7 +136,7 @@ def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
             mp.setenv(key, value)
         assert main(["replay", str(csv), "--max", "--pack", "8000"]) == 0
     out = capsys.readouterr().out
-    assert "read 20000 rows: sent 20000 readings and 0 incidents, skipped 0 bad rows" in out
+    assert "read 20,000 rows: sent 20,000 readings and 0 incidents, skipped 0 bad rows" in out
     messages = p.read(
         "readings",
         lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
@@ -165,13 +165,13 @@ def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
         assert main(["replay", str(case), "--max", "--on-error", "skip"]) == 0
         out, err = capsys.readouterr()
         assert f"skipped {case}:3: a quoted field opens here" in err
-        assert "read 5 rows: sent 0 readings and 4 incidents, skipped 1 bad rows" in out
+        assert "read 5 rows: sent 0 readings and 4 incidents, skipped 1 bad row" in out
         # Field case replay-bad-bytes: a Latin-1 byte costs its row only.
         latin1 = FIXTURES / "field-cases" / "latin1-incidents.csv"
         assert main(["replay", str(latin1), "--max", "--on-error", "skip"]) == 0
     out, err = capsys.readouterr()
     assert f"skipped {latin1}:3: byte 0xf1 at column 71 is not UTF-8" in err
-    assert "read 3 rows: sent 0 readings and 2 incidents, skipped 1 bad rows" in out
+    assert "read 3 rows: sent 0 readings and 2 incidents, skipped 1 bad row" in out
     messages = p.read("incidents", lambda m: len(m) >= 6, settle=1)
     ids = sorted(json.loads(m.value)["report_id"] for m in messages)
     assert ids == ["nyc311-1"] * 5 + ["nyc311-4"]
