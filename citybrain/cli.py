@@ -907,14 +907,51 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in files:
         _need_file(path, "--data", f"--data takes files: name them, e.g. {path}/*.csv.gz")
     _require_kafka(settings)
-    write_report(
+    _need_prefix(settings, "--prefix")
+    elsewhere = write_report(
         settings,
         files,
         Path(args.out),
         args.title or f"citybrain what-if report: {', '.join(p.name for p in files)}",
     )
     print(f"report written to {args.out}")
+    if elsewhere:
+        print(
+            f"citybrain: warning: {_plural(elsewhere, 'alert')} under prefix {args.prefix!r} "
+            "are on sensors none of the --data files holds: give the files that replay sent",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _need_prefix(settings: Settings, option: str) -> None:
+    """CliError (status 2) unless the broker has topics under ``settings``' prefix,
+    naming the topic looked for and the prefixes there are."""
+    from citybrain.demo import messages_in, read_demo_state, topic_prefixes
+
+    prefix = settings.topic_prefix
+    found = topic_prefixes(settings)
+    if prefix in found:
+        roles = ("readings", "incidents", "alerts")
+        if messages_in(settings, roles):
+            return
+        raise CliError(
+            f"{option} {prefix!r}: no events under it: its topics "
+            f"({', '.join(settings.topic(r) for r in roles)}) on Kafka at "
+            f"{settings.kafka_bootstrap} are empty; replay to it first, or give the prefix "
+            "of a replay that ran (the demo prints its own)"
+        )
+    demo = read_demo_state(settings)
+    latest = f"; the running demo's is {demo['topic_prefix']}" if demo else ""
+    there = (
+        f"prefixes there: {', '.join(found[-8:])}{' (the latest 8)' if len(found) > 8 else ''}"
+        if found
+        else "no citybrain topics are there at all"
+    )
+    raise CliError(
+        f"{option} {prefix!r}: no events under it: Kafka at {settings.kafka_bootstrap} has no "
+        f"topic {settings.topic('alerts')}; {there}{latest}"
+    )
 
 
 def _instant(text: str, flag: str) -> float:
@@ -991,6 +1028,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     else:
         from citybrain.demo import read_topic
 
+        _require_kafka(settings)
+        _need_prefix(settings, "--prefix")
         records = [
             json.loads(m.value)
             for role in ("steps", "audit")
@@ -1001,6 +1040,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         report = campaign_report(records, {c: grid.path(c) for c in grid.cells}, start, end)
     except CampaignError as exc:
         raise CliError(str(exc)) from None
+    if not report["runs_in_period"]:
+        source = args.input or f"the topics of prefix {settings.topic_prefix!r}"
+        raise CliError(empty_period(report, args.start, args.end, source), EXIT_FAILED)
     out = Path(args.out) if args.out else None
     write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}", args.json)
     if out is not None:
@@ -1065,6 +1107,30 @@ def _load_incidents(path: Path) -> list[Incident]:
             strict=True,
         )
     ]
+
+
+def empty_period(report: dict[str, Any], start: str, end: str, source: str) -> str:
+    """Why a campaign report has nothing to say: no run was created in the period; what
+    ``source`` (the topics' prefix or the input file) does cover, and a period that
+    holds its runs."""
+    from datetime import UTC, timedelta
+
+    held = report["input"]
+    counted = "runs are counted by the date they were created"
+    if held["runs"] == 0:
+        return (
+            f"no runs in {source} at all, so none from {start} to {end} ({counted}); give "
+            "--prefix of a replay that ran (the demo prints its own) or --input; nothing was "
+            "written"
+        )
+    first = datetime.fromtimestamp(held["first_created"], UTC)
+    last = datetime.fromtimestamp(held["last_created"], UTC)
+    return (
+        f"no run was created from {start} to {end} ({counted}, when the worker made them, "
+        f"not the data's event times); the {_plural(held['runs'], 'run')} in {source} were "
+        f"created from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: e.g. --from "
+        f"{first:%Y-%m-%d} --to {(last + timedelta(days=1)):%Y-%m-%d}; nothing was written"
+    )
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:

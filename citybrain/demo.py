@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -331,14 +331,17 @@ def write_report(
     path: Path,
     title: str,
     expected: tuple[KnownEvent, ...] | None = None,
-) -> None:
+) -> int:
     """The what-if report of a finished replay: its data files, its topics and the grid.
-    ``expected`` defaults to the built-in events when ``data`` are the built-in files."""
+    ``expected`` defaults to the built-in events when ``data`` include built-in files.
+    Returns how many alerts are on sensors that none of ``data`` holds."""
     from playbooks.loader import load_grid
 
     if expected is None:
-        same = {p.resolve() for p in data} == {p.resolve() for p in DEMO_DATA}
-        expected = KNOWN_EVENTS if same else ()
+        # The built-in events come with the built-in files, any of them (known_events
+        # reports only the events whose sensors were replayed); never with a user's own.
+        builtin = {p.resolve() for p in DEMO_DATA}
+        expected = KNOWN_EVENTS if any(p.resolve() in builtin for p in data) else ()
     alerts = [json.loads(m.value) for m in read_topic(settings, settings.topic("alerts"))]
     steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
     readings = readings_frame(data)
@@ -361,6 +364,42 @@ def write_report(
         ),
     )
     path.write_text(build_report(readings, alerts, steps, title, context), encoding="utf-8")
+    # Alerts on sensors the files do not hold: the report was given other files than
+    # the replay under this prefix had.
+    replayed = set(readings["sensor_id"].unique())
+    return sum(1 for a in firsts.values() if a["sensor_id"] and a["sensor_id"] not in replayed)
+
+
+def messages_in(settings: Settings, roles: tuple[str, ...]) -> int:
+    """How many messages the topics of ``roles`` under ``settings``' prefix hold (their
+    partitions' end offsets, summed; a topic that does not exist holds none)."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
+    )
+    try:
+        parts = [
+            TopicPartition(settings.topic(role), p)
+            for role in roles
+            for p in consumer.partitions_for_topic(settings.topic(role)) or ()
+        ]
+        return sum(consumer.end_offsets(parts).values()) if parts else 0
+    finally:
+        consumer.close()
+
+
+def topic_prefixes(settings: Settings) -> list[str]:
+    """The prefixes that have citybrain topics on the broker (an ``<prefix>.alerts``
+    topic), sorted; the demo's are ``demo-<time>``."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
+    )
+    try:
+        topics = admin.list_topics()
+    finally:
+        admin.close()
+    return sorted(t.removesuffix(".alerts") for t in topics if t.endswith(".alerts"))
 
 
 @dataclass(frozen=True)
@@ -611,6 +650,7 @@ def run_demo(
         summary_path.write_text(json.dumps(summary, indent=2))
         console.print(f"summary written to {summary_path}")
     cli = cli_command()
+    today = datetime.now(UTC).date()
     shell = shell_settings()
     prefix = settings.topic_prefix
     again = (
@@ -633,7 +673,10 @@ def run_demo(
         "cancel, approve and expiring a silence need the coordinator token: "
         f"--token $(cat {files.coordinator_token}).\n"
         f"Reports of this demo read its topics with --prefix {prefix}:\n"
-        f"  {cli} campaign report --prefix {prefix} --from DATE --to DATE\n"
+        f"  {cli} report --prefix {prefix} --data {' '.join(_shown(p) for p in data)} "
+        "--out report.html\n"
+        f"  {cli} campaign report --prefix {prefix} --from {today:%Y-%m-%d} "
+        f"--to {today + timedelta(days=1):%Y-%m-%d}   # runs count by creation date (today)\n"
         f"To feed more data to its worker: CITYBRAIN_TOPIC_PREFIX={prefix} {cli} replay FILE\n"
         "The stack and that worker are still running; this stops them (as typed, in any "
         "shell):\n"
@@ -642,6 +685,14 @@ def run_demo(
         soft_wrap=True,
     )
     return summary
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can type it here: relative to the working directory if inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _cell_names(settings: Settings) -> dict[str, str]:
