@@ -5,7 +5,7 @@ these exit statuses (also in README "Commands"):
 
   0    done
   1    the command ran and the answer is no: checks failed, the API refused the request,
-       the demo raised no alert
+       the demo raised no alert, no run was created in a campaign report's period
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
        a worker's operator API, Grafana
@@ -1413,7 +1413,8 @@ command. Settings come from CITYBRAIN_* environment variables (README, Configura
 EPILOG = """\
 exit statuses:
   0    done
-  1    the command ran and the answer is no (checks failed, the API refused, no alert)
+  1    the command ran and the answer is no (checks failed, the API refused, no alert,
+       no run in the period)
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start
   70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
@@ -1424,7 +1425,28 @@ exit statuses:
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written; every option's default shown, unless it has
-    none worth showing or the help already says it."""
+    none worth showing or the help already says it. Help text starts at column 30, so
+    every command name (``playbooks``, ``hash-token``, ``dashboards``) and most options
+    share a line with their description instead of wrapping above it."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 30,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        # argparse measures the command names of a subcommand list without the extra
+        # indent it prints them with, so the longest ones wrapped above their help.
+        if action.help is not argparse.SUPPRESS and isinstance(action, argparse._SubParsersAction):
+            names = [len(sub.dest) for sub in action._get_subactions()]
+            if names:
+                needed = max(names) + self._current_indent + self._indent_increment
+                self._action_max_length = max(self._action_max_length, needed)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -1586,8 +1608,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help="topic pattern with {sensor_id}, {kind}, {grid_cell} or other {name} "
                 "levels; repeatable (default city/{district}/{sensor_id}/{kind})",
             )
-            i.add_argument("--value-field", default="value", help="JSON payloads' value field")
-            i.add_argument("--ts-field", default="ts", help="JSON payloads' event-time field")
+            i.add_argument(
+                "--value-field", default="value", metavar="FIELD", help="JSON payloads' value field"
+            )
+            i.add_argument(
+                "--ts-field", default="ts", metavar="FIELD", help="JSON payloads' event-time field"
+            )
             i.add_argument(
                 "--qos",
                 type=int,
@@ -1596,7 +1622,10 @@ def build_parser() -> argparse.ArgumentParser:
                 help="1: a message is acknowledged to the broker once Kafka has it",
             )
             i.add_argument(
-                "--client-id", default="citybrain-ingest", help="the persistent session's id"
+                "--client-id",
+                default="citybrain-ingest",
+                metavar="ID",
+                help="the persistent session's id",
             )
             i.add_argument(
                 "--inflight",
@@ -1609,6 +1638,7 @@ def build_parser() -> argparse.ArgumentParser:
             i.add_argument(
                 "--sensor-id-template",
                 default="{id}-{kind}",
+                metavar="TEMPLATE",
                 help="NGSI entity -> sensor id, from {id}, {type}, {kind} and Text attributes",
             )
             i.add_argument(
@@ -1811,7 +1841,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the playbook the rehearsal runs",
     )
     p.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the simulated units")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="random seed of the simulated units"
+    )
     p.add_argument("--out", metavar="FILE", help="report.html or report.json")
     p.set_defaults(func=cmd_rehearse)
 
@@ -1858,6 +1890,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="service-account token (default: $CITYBRAIN_GRAFANA_TOKEN)")
     push.add_argument(
         "--prometheus-url",
+        metavar="URL",
         help="the datasource URL as Grafana reaches it (default: the local Prometheus)",
     )
     push.add_argument(
