@@ -174,7 +174,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError(f"--max-message-bytes is {args.max_message_bytes}, expected at least 1024")
     for name in args.files:
         if Path(name).is_dir():  # the reader would only say it cannot read it
-            _need_file(Path(name), "FILE", f"name the CSVs in it, e.g. {Path(name)}/*.csv.gz")
+            _need_file(Path(name), "FILE", _replay_files_in(Path(name)))
     s = _settings()
     bad: list[BadRow] = []
     try:
@@ -191,7 +191,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             + (
                 "that row, or give --on-error skip to send the good rows and list the bad ones"
                 if row
-                else "the file"
+                else "the file, or leave it out if it is not a reading or incident CSV "
+                "(docs/events.md)"
             )
         ) from None
     if args.skip > len(events):
@@ -239,6 +240,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _replay_files_in(directory: Path) -> str:
+    """What to give instead of ``directory``: the canonical reading and incident CSVs in
+    it (a glob would also take any other CSV there, e.g. the classifier's training file
+    beside the slices in datasets/)."""
+    import shlex
+
+    from streams.csvfile import Record, read_records
+    from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS, looks_like_row
+
+    found = []
+    for path in sorted(directory.iterdir()):
+        if not path.name.endswith((".csv", ".csv.gz")) or not path.is_file():
+            continue
+        try:
+            header = next(read_records(path, looks_like_row(len(READING_COLUMNS))), None)
+        except Exception:  # an unreadable file is simply not suggested
+            continue
+        if isinstance(header, Record) and header.fields in (READING_COLUMNS, INCIDENT_COLUMNS):
+            found.append(str(path))
+    if not found:
+        return "it holds no reading or incident CSV (docs/events.md)"
+    return f"name the reading and incident CSVs in it: {shlex.join(found)}"
 
 
 def replay_target(settings: Settings, files: list[str]) -> list[str]:
@@ -867,7 +892,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
     for path in data:
-        _need_file(path, "--data", f"--data takes files: name them, e.g. {path}/*.csv.gz")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
@@ -905,7 +930,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
     for path in files:
-        _need_file(path, "--data", f"--data takes files: name them, e.g. {path}/*.csv.gz")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     _require_kafka(settings)
     _need_prefix(settings, "--prefix")
     elsewhere = write_report(

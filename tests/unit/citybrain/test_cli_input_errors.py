@@ -37,6 +37,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
         "2019-05-11T00:05:00Z,usgs-01589330-00065,water_level,abc,ft,community:usgs-c1\n"
     )
     (tmp / "replay-bad-header.csv").write_text("timestamp,sensor_id\nx,y\n")
+    # A directory with a replay file beside a CSV of another kind (as datasets/ holds the
+    # classifier's training file beside the slices).
+    (tmp / "replays").mkdir()
+    (tmp / "replays" / "good.csv").write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-11T00:00:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+    )
+    (tmp / "replays" / "other.csv").write_text("text,department,source\na,b,c\n")
     (tmp / "not-json.jsonl").write_text("time,val\n")
     (tmp / "not-events.yaml").write_text("just: a mapping\n")
     env = {
@@ -83,10 +91,15 @@ CASES = [
         ["detect", "--input-dir", "T/bad-row.csv", "--output-dir", "T/o"],
         "--input-dir 'T/bad-row.csv' is a file, expected a directory: give --input FILE",
     ),
-    (["replay", "T/dir"], "FILE 'T/dir' is a directory, expected a file: name the CSVs in it"),
+    (["replay", "T/dir"], "FILE 'T/dir' is a directory, expected a file: it holds no reading"),
+    (
+        ["replay", "T/replays"],
+        "FILE 'T/replays' is a directory, expected a file: name the reading and incident CSVs "
+        "in it: T/replays/good.csv",
+    ),
     (
         ["report", "--prefix", "p", "--data", "T/dir", "--out", "T/r.html"],
-        "--data 'T/dir' is a directory, expected a file: --data takes files",
+        "--data 'T/dir' is a directory, expected a file: it holds no reading or incident CSV",
     ),
     (["demo", "--data", "T/dir"], "--data 'T/dir' is a directory, expected a file"),
     (
