@@ -80,8 +80,15 @@ def cmd_stack(args: argparse.Namespace) -> int:
     if args.action == "up":
         kafka.start()
         print(f"kafka       ready on {s.kafka_bootstrap}")
+        from citybrain.stack.topics import task_topics
+
         created = create_topics(s)
-        print(f"topics      {len(created)} created, {len(s.topics)} in all")
+        # The playbooks' task topics are created too: count them in the total.
+        every = len(s.topics) + len(task_topics(s))
+        print(
+            f"topics      {len(created)} created, {every} in all "
+            f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+        )
         prom.start()
         print(f"prometheus  ready on {prom.url}")
         mqtt.start()
