@@ -674,7 +674,7 @@ def run_demo(
         f"--token $(cat {files.coordinator_token}).\n"
         f"Reports of this demo read its topics with --prefix {prefix}:\n"
         f"  {cli} report --prefix {prefix} --data {' '.join(_shown(p) for p in data)} "
-        "--out report.html\n"
+        "--out demo-report.html\n"
         f"  {cli} campaign report --prefix {prefix} --from {today:%Y-%m-%d} "
         f"--to {today + timedelta(days=1):%Y-%m-%d}   # runs count by creation date (today)\n"
         f"To feed more data to its worker: CITYBRAIN_TOPIC_PREFIX={prefix} {cli} replay FILE\n"
