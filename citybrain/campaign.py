@@ -142,6 +142,22 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
     return runs
 
 
+def created_times(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Run id -> when it was created, for every run the records hold a readable
+    ``run_created`` of (at any time: what an input covers)."""
+    out: dict[str, float] = {}
+    for rec in records:
+        at = rec.get("at")
+        if (
+            rec.get("action") == "run_created"
+            and "grid_cell" in (rec.get("data") or {})
+            and isinstance(at, int | float)
+            and not isinstance(at, bool)
+        ):
+            out[str(rec.get("run_id"))] = float(at)
+    return out
+
+
 def _seq(rec: Mapping[str, Any]) -> int:
     """The engine's sequence number in a step id ``<run id>:<n>`` (orders same-time steps)."""
     try:
@@ -221,21 +237,26 @@ def campaign_report(
     before it. ``paths``: grid cell -> {level: ancestor cell id} (``Grid.path``); a cell
     not in it is counted at the city level only, as ``city: "?"``. Returns
     ``{"period", "previous_period", "rows": [{"scope", "name", "figures", "previous",
-    "change"}]}``; rows sorted by scope (community first), then name. Raises
+    "change"}], "runs_in_period", "input": {"runs", "first_created", "last_created"}}``
+    (runs count in the period they were created in; ``input`` covers every run in
+    ``records``); rows sorted by scope (community first), then name. Raises
     ``CampaignError`` for an empty period or a bad record. ``until`` (default ``end``):
     the last moment whose records count (a rehearsal runs its cases to the end)."""
     if not end > start:
         raise CampaignError(f"the period is empty: from {start} to {end}")
     length = end - start
     prev_start = start - length
+    records = list(records)
     runs = runs_from_records(records, until=end if until is None else until)
     repeats = repeat_runs(runs.values())
     groups: dict[tuple[str, str], tuple[list[RunFacts], list[RunFacts]]] = {}
+    in_period = 0
     for run in runs.values():
         if prev_start <= run.created_at < start:
             slot = 1
         elif start <= run.created_at < end:
             slot = 0
+            in_period += 1
         else:
             continue
         path = paths.get(run.grid_cell) or {"city": "?"}
@@ -258,9 +279,17 @@ def campaign_report(
                 "change": {k: _diff(cur[k], prev[k]) for k in FIGURES},
             }
         )
+    created = list(created_times(records).values())
     return {
         "period": {"from": start, "to": end},
         "previous_period": {"from": prev_start, "to": start},
+        # Runs count in the period they were created in; what the input holds in all.
+        "runs_in_period": in_period,
+        "input": {
+            "runs": len(created),
+            "first_created": min(created) if created else None,
+            "last_created": max(created) if created else None,
+        },
         "rows": rows,
     }
 
@@ -303,8 +332,9 @@ def render_text(report: Mapping[str, Any]) -> str:
 
     period = report.get("period", {})
     lines = [
-        f"period {utc(period.get('from'))} to {utc(period.get('to'))}; change on the "
-        "previous period of the same length in brackets (definitions: docs/citizens.md)"
+        f"runs counted by the date they were created, {utc(period.get('from'))} to "
+        f"{utc(period.get('to'))}; change on the previous period of the same length in "
+        "brackets (definitions: docs/citizens.md)"
     ]
     for scope in SCOPES:
         rows = [r for r in report["rows"] if r["scope"] == scope]
@@ -342,7 +372,8 @@ def render_html(report: Mapping[str, Any], title: str = "citybrain campaign repo
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
         "th:first-child,td:first-child{text-align:left}small{color:#666}</style>",
         f"<h1>{html.escape(title)}</h1>",
-        "<p>Change against the previous period of the same length in brackets. "
+        "<p>Runs are counted by the date they were created. "
+        "Change against the previous period of the same length in brackets. "
         "Definitions: docs/citizens.md.</p>",
     ]
     for scope in SCOPES:

@@ -5,7 +5,7 @@ these exit statuses (also in README "Commands"):
 
   0    done
   1    the command ran and the answer is no: checks failed, the API refused the request,
-       the demo raised no alert
+       the demo raised no alert, no run was created in a campaign report's period
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
        a worker's operator API, Grafana
@@ -31,8 +31,10 @@ from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
+    from citybrain.detect import Scored
     from citybrain.rehearse import Incident
     from detectors import Detector
+    from playbooks.grid import Grid
     from playbooks.routing import Route
 
 
@@ -78,8 +80,15 @@ def cmd_stack(args: argparse.Namespace) -> int:
     if args.action == "up":
         kafka.start()
         print(f"kafka       ready on {s.kafka_bootstrap}")
+        from citybrain.stack.topics import task_topics
+
         created = create_topics(s)
-        print(f"topics      {len(created)} created, {len(s.topics)} in all")
+        # The playbooks' task topics are created too: count them in the total.
+        every = len(s.topics) + len(task_topics(s))
+        print(
+            f"topics      {len(created)} created, {every} in all "
+            f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+        )
         prom.start()
         print(f"prometheus  ready on {prom.url}")
         mqtt.start()
@@ -170,6 +179,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError(f"--skip is {args.skip}, expected 0 or more")
     if args.max_message_bytes < 1024:
         raise CliError(f"--max-message-bytes is {args.max_message_bytes}, expected at least 1024")
+    for name in args.files:
+        if Path(name).is_dir():  # the reader would only say it cannot read it
+            _need_file(Path(name), "FILE", _replay_files_in(Path(name)))
     s = _settings()
     bad: list[BadRow] = []
     try:
@@ -186,12 +198,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             + (
                 "that row, or give --on-error skip to send the good rows and list the bad ones"
                 if row
-                else "the file"
+                else "the file, or leave it out if it is not a reading or incident CSV "
+                "(docs/events.md)"
             )
         ) from None
     if args.skip > len(events):
         raise CliError(f"--skip is {args.skip}, but the files hold only {len(events)} events")
     _require_kafka(s)
+    for line in replay_target(s, args.files):
+        print(line)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     todo = events[args.skip :]
@@ -226,11 +241,59 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     if stats.failed:
         print(
-            f"citybrain: Kafka refused {stats.failed} message(s); the first: {stats.first_failure}",
+            f"citybrain: Kafka refused {_plural(stats.failed, 'message')}; "
+            f"the first: {stats.first_failure}",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _replay_files_in(directory: Path) -> str:
+    """What to give instead of ``directory``: the canonical reading and incident CSVs in
+    it (a glob would also take any other CSV there, e.g. the classifier's training file
+    beside the slices in datasets/)."""
+    import shlex
+
+    from streams.csvfile import Record, read_records
+    from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS, looks_like_row
+
+    found = []
+    for path in sorted(directory.iterdir()):
+        if not path.name.endswith((".csv", ".csv.gz")) or not path.is_file():
+            continue
+        try:
+            header = next(read_records(path, looks_like_row(len(READING_COLUMNS))), None)
+        except Exception:  # an unreadable file is simply not suggested
+            continue
+        if isinstance(header, Record) and header.fields in (READING_COLUMNS, INCIDENT_COLUMNS):
+            found.append(str(path))
+    if not found:
+        return "it holds no reading or incident CSV (docs/events.md)"
+    return f"name the reading and incident CSVs in it: {shlex.join(found)}"
+
+
+def replay_target(settings: Settings, files: list[str]) -> list[str]:
+    """Where a replay sends (Kafka and topics), and, when the last demo's worker still
+    runs under another topic prefix, how to send to it instead."""
+    import shlex
+
+    from citybrain.demo import read_demo_state
+
+    lines = [
+        f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
+        f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
+        "CITYBRAIN_TOPIC_PREFIX)"
+    ]
+    demo = read_demo_state(settings)
+    prefix = demo.get("topic_prefix") if demo else None
+    if isinstance(prefix, str) and prefix != settings.topic_prefix:
+        command = shlex.join(["citybrain", "replay", *files])
+        lines.append(
+            f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
+            f"one; to feed it instead: CITYBRAIN_TOPIC_PREFIX={prefix} {command}"
+        )
+    return lines
 
 
 def _row_fault(message: str) -> bool:
@@ -274,8 +337,8 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
 def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
     """The replay's last line: rows read = sent + skipped, always."""
     return (
-        f"read {read} rows: sent {readings} readings and {incidents} incidents, "
-        f"skipped {skipped} bad rows"
+        f"read {_plural(read, 'row')}: sent {_plural(readings, 'reading')} and "
+        f"{_plural(incidents, 'incident')}, skipped {_plural(skipped, 'bad row')}"
     )
 
 
@@ -337,7 +400,8 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         print(f"{len(names)} playbooks and {routing.name} are valid: {', '.join(names)}")
         return 0
     # route-test: like amtool config routes test, labels parsed as amtool parses them.
-    from playbooks.routing import parse_label
+    from playbooks.loader import load_grid
+    from playbooks.routing import ALL_LABELS, parse_label
 
     _need_dir(Path(args.dir or s.playbook_dir), "--dir")
     _need_file(Path(args.routing or s.routing_file), "--routing")
@@ -351,31 +415,108 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     router = load_routing(
         Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
     )
+    grid_file = Path(args.grid) if args.grid else s.grid_file
+    if args.grid:
+        _need_file(grid_file, "--grid")
+    filled, notes = worker_labels(labels, load_grid(grid_file))
+    for note in notes:
+        print(note)
+    if filled:
+        added = ", ".join(f"{k}={v}" for k, v in filled.items())
+        print(f"filled in as the worker does (from {grid_file.name}): {added}")
+    labels = {**labels, **filled}
     missing = sorted(_matcher_labels(router.root) - set(labels))
     if missing:
         # As in the worker, a label an alert lacks matches as "".
         print(f"not given, so matched as empty: {', '.join(missing)}")
+        if labels.get("source") == "sensor" and "corroboration" in missing:
+            print(
+                "  (the worker sets corroboration and assessment on a sensor alert once its "
+                "neighbours are checked; give corroboration=isolated "
+                "assessment=suspected_sensor_fault to see where a lone alert goes)"
+            )
     for route in router.root.match(labels):
+        by = ", ".join(
+            f"{name}={labels.get(name, '')}" for name in route.group_by if name != ALL_LABELS
+        )
         print(
             f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
-            f"(group_by {list(route.group_by)}, group_wait {route.group_wait:g}s, "
-            f"group_interval {route.group_interval:g}s, "
+            f"(group_by {list(route.group_by)}: {by or 'every label'}; "
+            f"group_wait {route.group_wait:g}s, group_interval {route.group_interval:g}s, "
             f"repeat_interval {route.repeat_interval:g}s)"
         )
     return 0
 
 
-def _need_file(path: Path, option: str) -> None:
-    """CliError (status 2) naming ``option`` unless ``path`` is a readable file."""
+def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], list[str]]:
+    """The labels a worker would add to an alert that has ``labels``, as it adds them
+    (streams/ingest.py): from a registered ``sensor_id`` its ``grid_cell`` and ``kind``;
+    ``source`` (``sensor`` for a sensor or a sensor kind, ``citizen`` for an
+    ``incident_burst`` or a report category); from ``grid_cell`` the ids of the cell and
+    its ancestors (community, street, district, city). Returns the labels added (a label
+    given is never replaced) and notes on what could not be derived and why."""
+    out: dict[str, str] = {}
+    notes: list[str] = []
+
+    def add(name: str, value: str) -> None:
+        if name not in labels and value:
+            out[name] = value
+
+    sensor_id = labels.get("sensor_id", "")
+    sensor = grid.sensors.get(sensor_id)
+    if sensor is not None:
+        add("grid_cell", sensor.cell)
+        add("kind", sensor.kind)
+    elif sensor_id:
+        notes.append(f"sensor {sensor_id!r} is not registered in the grid: its cell is not known")
+    kind = labels.get("kind") or out.get("kind", "")
+    if sensor_id or kind in grid.kinds:
+        add("source", "sensor")
+    elif kind == "incident_burst" or labels.get("category") or labels.get("department"):
+        add("source", "citizen")
+    cell = labels.get("grid_cell") or out.get("grid_cell", "")
+    if cell in grid.cells:
+        for name, value in grid.cell_labels(cell).items():
+            add(name, value)
+    elif cell:
+        notes.append(
+            f"grid cell {cell!r} is not in the grid: community, street, district and city "
+            "are not known"
+        )
+    return out, notes
+
+
+def _need_file(path: Path, option: str, for_a_directory: str = "") -> None:
+    """CliError (status 2) naming ``option`` unless ``path`` is a readable file. A
+    directory is said to be one, not "no such file", with ``for_a_directory`` (what to
+    give instead) after it, or by default a hint to name a file inside it."""
+    if path.is_dir():
+        hint = for_a_directory or f"name a file in it, e.g. {_example_file(path)}"
+        raise CliError(f"{option} {str(path)!r} is a directory, expected a file: {hint}")
     if not path.is_file():
-        why = "is a directory" if path.is_dir() else "no such file"
-        raise CliError(f"{option} {str(path)!r}: {why}")
+        raise CliError(f"{option} {str(path)!r}: no such file")
 
 
-def _need_dir(path: Path, option: str) -> None:
-    if not path.is_dir():
-        why = "is a file, expected a directory" if path.exists() else "no such directory"
-        raise CliError(f"{option} {str(path)!r}: {why}")
+def _example_file(directory: Path) -> str:
+    """A file in ``directory`` to show in a hint (a CSV first), or ``DIR/FILE``."""
+    for pattern in ("*.csv*", "*"):
+        found = sorted(p for p in directory.glob(pattern) if p.is_file())
+        if found:
+            return str(found[0])
+    return str(directory / "FILE")
+
+
+def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
+    """CliError (status 2) naming ``option`` unless ``path`` is a directory; a file is
+    said to be one, with ``for_a_file`` (what to give instead) after it."""
+    if path.is_dir():
+        return
+    if path.exists():
+        raise CliError(
+            f"{option} {str(path)!r} is a file, expected a directory"
+            + (f": {for_a_file}" if for_a_file else "")
+        )
+    raise CliError(f"{option} {str(path)!r}: no such directory")
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
@@ -604,7 +745,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     now, names = time.time(), _cell_names()
     if args.action == "list":
         runs = doc.get("runs", [])
-        print(f"{len(runs)} run(s); times in local time ({_zone()})")
+        print(f"{_plural(len(runs), 'run')}; times in local time ({_zone()})")
         if runs:
             print(runs_table(runs, names, now))
     elif args.action == "show":
@@ -725,7 +866,9 @@ def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "list":
         silences = doc.get("silences", [])
         active = sum(_silence_state(x, now) == "active" for x in silences)
-        print(f"{len(silences)} silence(s), {active} active; times in local time ({_zone()})")
+        print(
+            f"{_plural(len(silences), 'silence')}, {active} active; times in local time ({_zone()})"
+        )
         if silences:
             print(silences_table(silences, now))
         return EXIT_OK
@@ -756,8 +899,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
     for path in data:
-        if not path.is_file():
-            raise CliError(f"--data {str(path)!r}: no such file")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
@@ -782,7 +924,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if not summary["alerts"]:
         raise CliError(
-            f"the demo raised no alert on {len(data)} file(s): nothing for the playbooks "
+            f"the demo raised no alert on {_plural(len(data), 'file')}: nothing for the playbooks "
             "to do (the summary says how many readings were processed)",
             EXIT_FAILED,
         )
@@ -795,17 +937,53 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
     for path in files:
-        if not path.is_file():
-            raise CliError(f"--data {str(path)!r}: no such file")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     _require_kafka(settings)
-    write_report(
+    _need_prefix(settings, "--prefix")
+    elsewhere = write_report(
         settings,
         files,
         Path(args.out),
         args.title or f"citybrain what-if report: {', '.join(p.name for p in files)}",
     )
     print(f"report written to {args.out}")
+    if elsewhere:
+        print(
+            f"citybrain: warning: {_plural(elsewhere, 'alert')} under prefix {args.prefix!r} "
+            "are on sensors none of the --data files holds: give the files that replay sent",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _need_prefix(settings: Settings, option: str) -> None:
+    """CliError (status 2) unless the broker has topics under ``settings``' prefix,
+    naming the topic looked for and the prefixes there are."""
+    from citybrain.demo import messages_in, read_demo_state, topic_prefixes
+
+    prefix = settings.topic_prefix
+    found = topic_prefixes(settings)
+    if prefix in found:
+        roles = ("readings", "incidents", "alerts")
+        if messages_in(settings, roles):
+            return
+        raise CliError(
+            f"{option} {prefix!r}: no events under it: its topics "
+            f"({', '.join(settings.topic(r) for r in roles)}) on Kafka at "
+            f"{settings.kafka_bootstrap} are empty; replay to it first, or give the prefix "
+            "of a replay that ran (the demo prints its own)"
+        )
+    demo = read_demo_state(settings)
+    latest = f"; the running demo's is {demo['topic_prefix']}" if demo else ""
+    there = (
+        f"prefixes there: {', '.join(found[-8:])}{' (the latest 8)' if len(found) > 8 else ''}"
+        if found
+        else "no citybrain topics are there at all"
+    )
+    raise CliError(
+        f"{option} {prefix!r}: no events under it: Kafka at {settings.kafka_bootstrap} has no "
+        f"topic {settings.topic('alerts')}; {there}{latest}"
+    )
 
 
 def _instant(text: str, flag: str) -> float:
@@ -882,6 +1060,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     else:
         from citybrain.demo import read_topic
 
+        _require_kafka(settings)
+        _need_prefix(settings, "--prefix")
         records = [
             json.loads(m.value)
             for role in ("steps", "audit")
@@ -892,6 +1072,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         report = campaign_report(records, {c: grid.path(c) for c in grid.cells}, start, end)
     except CampaignError as exc:
         raise CliError(str(exc)) from None
+    if not report["runs_in_period"]:
+        source = args.input or f"the topics of prefix {settings.topic_prefix!r}"
+        raise CliError(empty_period(report, args.start, args.end, source), EXIT_FAILED)
     out = Path(args.out) if args.out else None
     write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}", args.json)
     if out is not None:
@@ -956,6 +1139,30 @@ def _load_incidents(path: Path) -> list[Incident]:
             strict=True,
         )
     ]
+
+
+def empty_period(report: dict[str, Any], start: str, end: str, source: str) -> str:
+    """Why a campaign report has nothing to say: no run was created in the period; what
+    ``source`` (the topics' prefix or the input file) does cover, and a period that
+    holds its runs."""
+    from datetime import UTC, timedelta
+
+    held = report["input"]
+    counted = "runs are counted by the date they were created"
+    if held["runs"] == 0:
+        return (
+            f"no runs in {source} at all, so none from {start} to {end} ({counted}); give "
+            "--prefix of a replay that ran (the demo prints its own) or --input; nothing was "
+            "written"
+        )
+    first = datetime.fromtimestamp(held["first_created"], UTC)
+    last = datetime.fromtimestamp(held["last_created"], UTC)
+    return (
+        f"no run was created from {start} to {end} ({counted}, when the worker made them, "
+        f"not the data's event times); the {_plural(held['runs'], 'run')} in {source} were "
+        f"created from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: e.g. --from "
+        f"{first:%Y-%m-%d} --to {(last + timedelta(days=1)):%Y-%m-%d}; nothing was written"
+    )
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
@@ -1092,18 +1299,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
             if not args.output_dir:
                 raise CliError("--input-dir needs --output-dir (where the scores go)")
             source = Path(args.input_dir)
-            if not source.is_dir():
-                raise CliError(f"--input-dir {str(source)!r}: no such directory")
+            _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
             if not any(source.rglob("*.csv")):
                 raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
-            rows = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
+            scored = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
         else:
             if not (args.input and args.output):
                 raise CliError("give --input and --output, or --input-dir and --output-dir")
             source = Path(args.input)
-            if not source.is_file():
-                raise CliError(f"--input {str(source)!r}: no such file")
-            rows = detect_file(source, Path(args.output), prototype, on_bad_row, warn)
+            _need_file(
+                source,
+                "--input",
+                f"to score every CSV under it give --input-dir {source} --output-dir DIR",
+            )
+            scored = detect_file(source, Path(args.output), prototype, on_bad_row, warn)
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
         if args.input_dir:
@@ -1121,17 +1330,33 @@ def cmd_detect(args: argparse.Namespace) -> int:
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
-    warmup = warmup_rows(prototype)
-    print(
-        f"read {rows + len(skipped)} rows: scored {rows} with {args.detector}, "
-        f"skipped {len(skipped)} bad rows"
-        + (
-            ""
-            if warmup is None
-            else f"; the first {warmup} rows of each series are warm-up, scored 0"
-        )
-    )
+    print(detect_summary(args.detector, scored, len(skipped), warmup_rows(prototype)))
     return 0
+
+
+def detect_summary(detector: str, scored: Scored, skipped: int, warmup: int | None) -> str:
+    """detect's last line: rows read = scored + skipped; the warm-up (declared, or as
+    seen when the detector declares none) and how many rows reached the threshold."""
+    if warmup is not None:
+        learning = f"the first {warmup} rows of each series are warm-up, scored 0"
+    else:
+        zeros = _plural(scored.leading_zeros, "row")
+        learning = f"{detector} declares no fixed warm-up; " + (
+            f"here the first {zeros} scored 0"
+            if scored.series == 1
+            else f"here at most the first {zeros} of a series scored 0"
+        )
+    return (
+        f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows} with {detector}, "
+        f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged} "
+        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {DEFAULT_THRESHOLD:g} "
+        "(the stream's alert threshold)"
+    )
+
+
+def _plural(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``, ``1,234 rows``: a count with its noun in the right number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
@@ -1220,7 +1445,8 @@ command. Settings come from CITYBRAIN_* environment variables (README, Configura
 EPILOG = """\
 exit statuses:
   0    done
-  1    the command ran and the answer is no (checks failed, the API refused, no alert)
+  1    the command ran and the answer is no (checks failed, the API refused, no alert,
+       no run in the period)
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start
   70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
@@ -1231,7 +1457,28 @@ exit statuses:
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written; every option's default shown, unless it has
-    none worth showing or the help already says it."""
+    none worth showing or the help already says it. Help text starts at column 30, so
+    every command name (``playbooks``, ``hash-token``, ``dashboards``) and most options
+    share a line with their description instead of wrapping above it."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 30,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        # argparse measures the command names of a subcommand list without the extra
+        # indent it prints them with, so the longest ones wrapped above their help.
+        if action.help is not argparse.SUPPRESS and isinstance(action, argparse._SubParsersAction):
+            names = [len(sub.dest) for sub in action._get_subactions()]
+            if names:
+                needed = max(names) + self._current_indent + self._indent_increment
+                self._action_max_length = max(self._action_max_length, needed)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -1393,8 +1640,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help="topic pattern with {sensor_id}, {kind}, {grid_cell} or other {name} "
                 "levels; repeatable (default city/{district}/{sensor_id}/{kind})",
             )
-            i.add_argument("--value-field", default="value", help="JSON payloads' value field")
-            i.add_argument("--ts-field", default="ts", help="JSON payloads' event-time field")
+            i.add_argument(
+                "--value-field", default="value", metavar="FIELD", help="JSON payloads' value field"
+            )
+            i.add_argument(
+                "--ts-field", default="ts", metavar="FIELD", help="JSON payloads' event-time field"
+            )
             i.add_argument(
                 "--qos",
                 type=int,
@@ -1403,7 +1654,10 @@ def build_parser() -> argparse.ArgumentParser:
                 help="1: a message is acknowledged to the broker once Kafka has it",
             )
             i.add_argument(
-                "--client-id", default="citybrain-ingest", help="the persistent session's id"
+                "--client-id",
+                default="citybrain-ingest",
+                metavar="ID",
+                help="the persistent session's id",
             )
             i.add_argument(
                 "--inflight",
@@ -1416,6 +1670,7 @@ def build_parser() -> argparse.ArgumentParser:
             i.add_argument(
                 "--sensor-id-template",
                 default="{id}-{kind}",
+                metavar="TEMPLATE",
                 help="NGSI entity -> sensor id, from {id}, {type}, {kind} and Text attributes",
             )
             i.add_argument(
@@ -1441,6 +1696,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--dir", metavar="DIR", help="playbook directory (default: the library)")
     r.add_argument("--routing", metavar="FILE", help="routing file (default: the library's)")
+    r.add_argument(
+        "--grid",
+        metavar="FILE",
+        help="grid file the cell, street and community labels come from, as in the worker "
+        "(default: CITYBRAIN_GRID_FILE)",
+    )
     r.set_defaults(func=cmd_playbooks)
 
     def api_options(parser: argparse.ArgumentParser) -> None:
@@ -1612,7 +1873,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the playbook the rehearsal runs",
     )
     p.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the simulated units")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="random seed of the simulated units"
+    )
     p.add_argument("--out", metavar="FILE", help="report.html or report.json")
     p.set_defaults(func=cmd_rehearse)
 
@@ -1659,6 +1922,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="service-account token (default: $CITYBRAIN_GRAFANA_TOKEN)")
     push.add_argument(
         "--prometheus-url",
+        metavar="URL",
         help="the datasource URL as Grafana reaches it (default: the local Prometheus)",
     )
     push.add_argument(

@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,7 @@ def summarise(
             for e in expected
         )
     ]
+    bursts = sum(1 for a in alert_list if not a["sensor_id"])
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
         "incidents": int(metrics.get("citybrain_incidents_total", 0)),
@@ -242,6 +243,8 @@ def summarise(
         "known_events": known,
         # Every sensor alert outside the dated events counts: an upper bound on false alarms.
         "alerts_outside_known_events": len(outside),
+        # Citizen-report bursts are no sensor's false alarm: counted apart, not dropped.
+        "incident_burst_alerts": bursts,
         "false_alarms_per_1000_sensor_days": round(1000 * len(outside) / sensor_days, 1)
         if sensor_days > 0
         else None,
@@ -328,14 +331,17 @@ def write_report(
     path: Path,
     title: str,
     expected: tuple[KnownEvent, ...] | None = None,
-) -> None:
+) -> int:
     """The what-if report of a finished replay: its data files, its topics and the grid.
-    ``expected`` defaults to the built-in events when ``data`` are the built-in files."""
+    ``expected`` defaults to the built-in events when ``data`` include built-in files.
+    Returns how many alerts are on sensors that none of ``data`` holds."""
     from playbooks.loader import load_grid
 
     if expected is None:
-        same = {p.resolve() for p in data} == {p.resolve() for p in DEMO_DATA}
-        expected = KNOWN_EVENTS if same else ()
+        # The built-in events come with the built-in files, any of them (known_events
+        # reports only the events whose sensors were replayed); never with a user's own.
+        builtin = {p.resolve() for p in DEMO_DATA}
+        expected = KNOWN_EVENTS if any(p.resolve() in builtin for p in data) else ()
     alerts = [json.loads(m.value) for m in read_topic(settings, settings.topic("alerts"))]
     steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
     readings = readings_frame(data)
@@ -358,6 +364,42 @@ def write_report(
         ),
     )
     path.write_text(build_report(readings, alerts, steps, title, context), encoding="utf-8")
+    # Alerts on sensors the files do not hold: the report was given other files than
+    # the replay under this prefix had.
+    replayed = set(readings["sensor_id"].unique())
+    return sum(1 for a in firsts.values() if a["sensor_id"] and a["sensor_id"] not in replayed)
+
+
+def messages_in(settings: Settings, roles: tuple[str, ...]) -> int:
+    """How many messages the topics of ``roles`` under ``settings``' prefix hold (their
+    partitions' end offsets, summed; a topic that does not exist holds none)."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
+    )
+    try:
+        parts = [
+            TopicPartition(settings.topic(role), p)
+            for role in roles
+            for p in consumer.partitions_for_topic(settings.topic(role)) or ()
+        ]
+        return sum(consumer.end_offsets(parts).values()) if parts else 0
+    finally:
+        consumer.close()
+
+
+def topic_prefixes(settings: Settings) -> list[str]:
+    """The prefixes that have citybrain topics on the broker (an ``<prefix>.alerts``
+    topic), sorted; the demo's are ``demo-<time>``."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
+    )
+    try:
+        topics = admin.list_topics()
+    finally:
+        admin.close()
+    return sorted(t.removesuffix(".alerts") for t in topics if t.endswith(".alerts"))
 
 
 @dataclass(frozen=True)
@@ -391,6 +433,59 @@ class DemoFiles:
     @property
     def tokens(self) -> Path:
         return self.dir / "tokens.yaml"
+
+    @property
+    def state(self) -> Path:
+        """The last demo's topic prefix, worker URL, Kafka and settings (JSON): commands
+        run later (replay) read it to say how to reach that demo."""
+        return self.dir / "demo.json"
+
+
+def read_demo_state(settings: Settings) -> dict[str, Any] | None:
+    """What the last demo under ``settings``' run directory recorded, if its worker still
+    runs (``DemoFiles.state``); None otherwise or when the file is unreadable."""
+    files = DemoFiles.of(settings)
+    if read_pid(files.pid) is None:
+        return None
+    try:
+        doc = json.loads(files.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+# Settings the demo sets for its own worker, and secrets: never echoed for the user.
+_NOT_ECHOED = (
+    "CITYBRAIN_TOPIC_PREFIX",
+    "CITYBRAIN_APP_ID",
+    "CITYBRAIN_ACK_DEADLINE_SECONDS",
+    "CITYBRAIN_API_TOKENS_FILE",
+    "CITYBRAIN_API_TOKEN",
+    "CITYBRAIN_DEBUG",
+)
+
+
+def shell_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
+    """The ``CITYBRAIN_*`` settings of this shell a later command needs to reach the same
+    stack (ports, run directory, hosts), without secrets (``*TOKEN*``, ``*SECRET*``) and
+    without those the demo sets for its own worker."""
+    env = os.environ if environ is None else environ
+    return {
+        k: v
+        for k, v in sorted(env.items())
+        if k.startswith("CITYBRAIN_")
+        and k not in _NOT_ECHOED
+        and "TOKEN" not in k
+        and "SECRET" not in k
+    }
+
+
+def with_settings(command: str, settings: dict[str, str]) -> str:
+    """``command`` prefixed with ``settings`` as shell assignments, so it works as typed
+    in a fresh shell: ``CITYBRAIN_KAFKA_PORT=19392 make stack-down``."""
+    import shlex
+
+    return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in settings.items()), command])
 
 
 def stop_demo_worker(settings: Settings) -> bool:
@@ -480,10 +575,29 @@ def run_demo(
         topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline
     )
     create_topics(settings)
+    files.state.write_text(
+        json.dumps(
+            {
+                "topic_prefix": settings.topic_prefix,
+                "app_id": settings.app_id,
+                "kafka": settings.kafka_bootstrap,
+                "worker_url": f"http://127.0.0.1:{settings.worker_port}",
+                "settings": shell_settings(),
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     events = load_events(data)
     console.print(
         f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
         f"{len(events):,} events from {len(data)} files"
+    )
+    console.print(
+        f"topic prefix {settings.topic_prefix} (this demo's own: "
+        f"{settings.topic('readings')}, {settings.topic('alerts')}, …)",
+        highlight=False,
     )
 
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
@@ -536,9 +650,20 @@ def run_demo(
         summary_path.write_text(json.dumps(summary, indent=2))
         console.print(f"summary written to {summary_path}")
     cli = cli_command()
+    today = datetime.now(UTC).date()
+    shell = shell_settings()
+    prefix = settings.topic_prefix
+    again = (
+        "In a new shell, set this demo's settings first (they are also in "
+        f"{files.state}):\n  export {with_settings('', shell).strip()}\n"
+        if shell
+        else ""
+    )
     console.print(
-        f"\nThe demo's worker keeps serving its {summary['runs']:,} runs on "
-        f"{summary['worker_url']} (log: {files.log}). With the demo operator token:\n"
+        f"\nThe demo's worker keeps serving its {_count(summary['runs'], 'run')} on "
+        f"{summary['worker_url']} (log: {files.log}); its topics have the prefix {prefix}.\n"
+        f"{again}"
+        "With the demo operator token:\n"
         f"  export CITYBRAIN_API_TOKEN=$(cat {files.token})\n"
         f"  {cli} runs list\n"
         f"  {cli} runs show RUN_ID\n"
@@ -547,12 +672,27 @@ def run_demo(
         "The operator token may list, acknowledge, resolve and add silences; escalate, "
         "cancel, approve and expiring a silence need the coordinator token: "
         f"--token $(cat {files.coordinator_token}).\n"
-        "The stack and that worker are still running: [bold]make stack-down[/] "
-        f"(or {cli} stack down) stops them.",
+        f"Reports of this demo read its topics with --prefix {prefix}:\n"
+        f"  {cli} report --prefix {prefix} --data {' '.join(_shown(p) for p in data)} "
+        "--out demo-report.html\n"
+        f"  {cli} campaign report --prefix {prefix} --from {today:%Y-%m-%d} "
+        f"--to {today + timedelta(days=1):%Y-%m-%d}   # runs count by creation date (today)\n"
+        f"To feed more data to its worker: CITYBRAIN_TOPIC_PREFIX={prefix} {cli} replay FILE\n"
+        "The stack and that worker are still running; this stops them (as typed, in any "
+        "shell):\n"
+        f"  [bold]{with_settings('make stack-down', shell)}[/]",
         highlight=False,
         soft_wrap=True,
     )
     return summary
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can type it here: relative to the working directory if inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _cell_names(settings: Settings) -> dict[str, str]:
@@ -698,6 +838,11 @@ def _number(value: Any) -> str:
     return f"{int(value):,}"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 alert``, ``2 alerts``, ``1,234 alerts``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     table = Table(title="citybrain demo - summary", show_header=False)
     for key in (
@@ -750,9 +895,18 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             )
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
-        console.print(f"  {mark} {event['event']}: {_number(event['alerts'])} alert(s)")
+        console.print(f"  {mark} {event['event']}: {_count(event['alerts'], 'alert')}")
     if summary.get("false_alarms_per_1000_sensor_days") is not None:
+        outside = summary["alerts_outside_known_events"]
+        bursts = summary.get("incident_burst_alerts", 0)
         console.print(
-            f"  {summary['alerts_outside_known_events']} alert(s) outside the known events: "
+            f"  {_count(outside, 'sensor alert')} outside the known events: "
             f"{summary['false_alarms_per_1000_sensor_days']} per 1,000 sensor-days"
+            + (
+                f" (the {_count(bursts, 'citizen-report burst alert')} above are not "
+                "counted here: a burst of reports is no sensor's false alarm)"
+                if bursts
+                else ""
+            ),
+            highlight=False,
         )

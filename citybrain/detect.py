@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from citybrain.errors import InputError
-from detectors import Detector
+from detectors import DEFAULT_THRESHOLD, Detector
 from streams.csvfile import BadRow, decimal, read_records, split_line
 from streams.errors import FeedError
 
@@ -119,13 +120,32 @@ def _row(
 
 
 def warmup_rows(detector: Detector) -> int | None:
-    """Rows a fresh ``detector`` scores 0 while it learns (its ``warmup`` or
-    ``min_samples``), or None when it declares none."""
+    """Rows a fresh ``detector`` scores 0 while it learns, as it declares them (its
+    ``warmup`` or ``min_samples``), or None when it declares no fixed count (the
+    ensemble, whose members learn at different paces; detectors that wait on time)."""
     for name in ("warmup", "min_samples"):
         value = getattr(detector, name, None)
         if isinstance(value, int):
             return value
     return None
+
+
+@dataclass
+class Scored:
+    """What scoring one or more series gave: ``rows`` scored; ``flagged`` of them at or
+    above the threshold; ``leading_zeros``, the longest run of 0 scores any series
+    started with (a detector's warm-up as seen, for one that declares none)."""
+
+    rows: int = 0
+    flagged: int = 0
+    leading_zeros: int = 0
+    series: int = 0
+
+    def add(self, other: Scored) -> None:
+        self.rows += other.rows
+        self.flagged += other.flagged
+        self.leading_zeros = max(self.leading_zeros, other.leading_zeros)
+        self.series += other.series
 
 
 def detect_file(
@@ -134,10 +154,12 @@ def detect_file(
     prototype: Detector,
     on_bad_row: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
-) -> int:
-    """Score ``src`` into ``dst`` (one row per good input row); returns rows scored.
-    Raises DetectInputError (see ``read_series`` for ``on_bad_row``). ``warn`` hears about
-    a series shorter than the detector's warm-up (all of it scored 0 for want of history)."""
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Scored:
+    """Score ``src`` into ``dst`` (one row per good input row). Raises DetectInputError
+    (see ``read_series`` for ``on_bad_row``). ``warn`` hears about a series no longer
+    than the detector's warm-up, or (for a detector that declares none) scored 0
+    throughout. ``threshold``: rows scoring at or above it are counted as flagged."""
     stamps, times, values = read_series(src, on_bad_row)
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and len(values) <= warmup:
@@ -146,13 +168,20 @@ def detect_file(
             "every row scored 0 (give it a longer history)"
         )
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
+    nonzero = np.flatnonzero(scores)
+    leading = int(nonzero[0]) if nonzero.size else len(scores)
+    if warn is not None and warmup is None and not nonzero.size:
+        warn(
+            f"{src}: every one of its {len(values)} rows scored 0: the detector may still "
+            "be learning on a series this short (give it a longer history)"
+        )
     dst.parent.mkdir(parents=True, exist_ok=True)
     with dst.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["timestamp", "value", "anomaly_score"])
         for stamp, value, score in zip(stamps, values.tolist(), scores.tolist(), strict=True):
             writer.writerow([stamp, repr(value), f"{score:.6f}"])
-    return len(stamps)
+    return Scored(len(stamps), int(np.count_nonzero(scores >= threshold)), leading, 1)
 
 
 def detect_dir(
@@ -162,14 +191,15 @@ def detect_dir(
     on_bad_row: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
     written: list[Path] | None = None,
-) -> int:
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Scored:
     """Every CSV under ``src`` (in sorted order) to the same relative path under ``dst``;
     each output finished is appended to ``written``, so a caller stopped by a bad file
     can say how far it got."""
-    total = 0
+    total = Scored()
     for path in sorted(src.rglob("*.csv")):
         out = dst / path.relative_to(src)
-        total += detect_file(path, out, prototype, on_bad_row, warn)
+        total.add(detect_file(path, out, prototype, on_bad_row, warn, threshold))
         if written is not None:
             written.append(out)
     return total

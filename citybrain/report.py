@@ -50,6 +50,11 @@ class Context:
     known_events: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _alerts(n: int, noun: str = "alert") -> str:
+    """``1 alert``, ``3 alerts``, ``1,234 alerts``: a count in the right number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -98,7 +103,7 @@ def sensor_chart(
     return (
         f'<figure class="sensor" data-sensor="{html.escape(sensor_id)}">'
         f"<figcaption>{html.escape(sensor_id)} <small>{html.escape(kind)}"
-        f"{' in ' + html.escape(unit) if unit else ''}, {len(episodes):,} alert(s)</small>"
+        f"{' in ' + html.escape(unit) if unit else ''}, {_alerts(len(episodes))}</small>"
         "</figcaption>"
         f'<svg viewBox="0 0 {W:.0f} {H:.0f}" role="img" aria-label="{html.escape(sensor_id)}">'
         f'{shades}<polyline class="line" points="{points}"/>'
@@ -135,7 +140,7 @@ def timelines(
         t0, t1 = min(a["start"] for a in cluster), max(a["end"] for a in cluster)
         caption = (
             f"{', '.join(cities) or 'unknown city'}: {', '.join(files) or 'data set unknown'}"
-            f", {_fmt(t0)} - {_fmt(t1)} UTC, {len(cluster):,} alert(s)"
+            f", {_fmt(t0)} - {_fmt(t1)} UTC, {_alerts(len(cluster))}"
         )
         out.append(
             f'<figure class="timeline"><figcaption>{html.escape(caption)}</figcaption>'
@@ -298,7 +303,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
             sev = _worst(by_cell.get(cell.id, []))
             body.append(
                 f'<path class="cell {sev or "quiet"}" d="{d}"><title>{html.escape(cell.name)}'
-                f"{': ' + str(len(by_cell[cell.id])) + ' alert(s)' if cell.id in by_cell else ''}"
+                f"{': ' + _alerts(len(by_cell[cell.id])) if cell.id in by_cell else ''}"
                 "</title></path>"
             )
         for cell in cells:
@@ -312,7 +317,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
                 f'<rect class="cellpoint {sev or "quiet"}" data-severity="{sev}" '
                 f'x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8"><title>'
                 f"{html.escape(cell.name)}"
-                f"{': ' + str(len(by_cell[cell.id])) + ' citizen-report alert(s)' if sev else ''}"
+                f"{': ' + _alerts(len(by_cell[cell.id]), 'citizen-report alert') if sev else ''}"
                 "</title></rect>"
             )
         for sensor in sorted(
@@ -328,7 +333,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
             body.append(
                 f'<circle class="sensor {sev or "quiet"}" data-severity="{sev}" cx="{x:.1f}" '
                 f'cy="{y:.1f}" r="{6 if sev else 4}"><title>{html.escape(sensor.id)}'
-                + (f": {len(by_sensor[sensor.id])} alert(s), worst {sev}" if sev else "")
+                + (f": {_alerts(len(by_sensor[sensor.id]))}, worst {sev}" if sev else "")
                 + "</title></circle>"
             )
         km = span_y * 111.2  # one degree of latitude is about 111.2 km
@@ -471,7 +476,7 @@ def build_report(
             + "".join(
                 f'<li class="{"hit" if e["detected"] else "miss"}">'
                 f"{'detected' if e['detected'] else 'missed'}: {html.escape(e['event'])} "
-                f"({e['alerts']:,} alert(s))</li>"
+                f"({_alerts(e['alerts'])})</li>"
                 for e in context.known_events
             )
             + "</ul>"

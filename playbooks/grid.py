@@ -200,6 +200,12 @@ class Grid:
     def responsible_unit(self, cell_id: str, level: str) -> str:
         return self.ancestor(cell_id, level).unit
 
+    def cell_labels(self, cell_id: str) -> dict[str, str]:
+        """The labels a worker puts on every alert at ``cell_id``: ``grid_cell`` and the
+        ids of the cell and its ancestors by level (community, street, district, city).
+        Raises GridError for a cell that is not in the grid."""
+        return {"grid_cell": cell_id, **self.path(cell_id)}
+
     def path(self, cell_id: str) -> dict[str, str]:
         """Ids of the cell and its ancestors by level, e.g. ``{"community": .., "city": ..}``."""
         out: dict[str, str] = {}

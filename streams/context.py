@@ -105,7 +105,7 @@ class Context:
 
     def cell_labels(self, cell: str) -> dict[str, str]:
         """A cell's labels on alerts: ``grid_cell`` and its path (district, street, ...)."""
-        return {"grid_cell": cell, **self.grid.path(cell)}
+        return self.grid.cell_labels(cell)
 
     async def on_annotation_error(self, annotation_id: str, detail: str) -> None:
         """Called by the Grafana annotator (off the stream) when an annotation fails."""

@@ -18,7 +18,7 @@ from citybrain.stack import PrometheusServer
 from streams.events import IncidentReport, Reading, format_ts
 from streams.feeds import Replayer
 from streams.partitioning import ReadingPacker, key_partition
-from tests.services import Pipeline
+from tests.services import ROOT, Pipeline
 
 pytestmark = pytest.mark.integration
 T0 = 1_790_000_000.0
@@ -136,7 +136,12 @@ def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
             mp.setenv(key, value)
         assert main(["replay", str(csv), "--max", "--pack", "8000"]) == 0
     out = capsys.readouterr().out
-    assert "read 20000 rows: sent 20000 readings and 0 incidents, skipped 0 bad rows" in out
+    assert "read 20,000 rows: sent 20,000 readings and 0 incidents, skipped 0 bad rows" in out
+    # It says where it sends (the new-user trial of issue 15: it named no topic).
+    assert (
+        f"sending to Kafka at {p.settings.kafka_bootstrap}, topics {p.name}.readings and "
+        f"{p.name}.incidents (prefix '{p.name}': CITYBRAIN_TOPIC_PREFIX)"
+    ) in out
     messages = p.read(
         "readings",
         lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
@@ -165,13 +170,13 @@ def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
         assert main(["replay", str(case), "--max", "--on-error", "skip"]) == 0
         out, err = capsys.readouterr()
         assert f"skipped {case}:3: a quoted field opens here" in err
-        assert "read 5 rows: sent 0 readings and 4 incidents, skipped 1 bad rows" in out
+        assert "read 5 rows: sent 0 readings and 4 incidents, skipped 1 bad row" in out
         # Field case replay-bad-bytes: a Latin-1 byte costs its row only.
         latin1 = FIXTURES / "field-cases" / "latin1-incidents.csv"
         assert main(["replay", str(latin1), "--max", "--on-error", "skip"]) == 0
     out, err = capsys.readouterr()
     assert f"skipped {latin1}:3: byte 0xf1 at column 71 is not UTF-8" in err
-    assert "read 3 rows: sent 0 readings and 2 incidents, skipped 1 bad rows" in out
+    assert "read 3 rows: sent 0 readings and 2 incidents, skipped 1 bad row" in out
     messages = p.read("incidents", lambda m: len(m) >= 6, settle=1)
     ids = sorted(json.loads(m.value)["report_id"] for m in messages)
     assert ids == ["nyc311-1"] * 5 + ["nyc311-4"]
@@ -227,3 +232,30 @@ def test_an_interrupted_replay_says_how_far_it_got_and_its_resume_sends_the_rest
         for m in p.read("readings", lambda m: len(m) >= total, settle=1)
     )
     assert values == [float(i) for i in range(total)]  # each once: none lost, none twice
+
+
+def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The new-user trial of issue 15: a wrong --prefix gave an empty report (or blamed
+    the grid). No topic under it: status 2, the topic named and the prefixes there;
+    topics but no events: status 2, saying they are empty."""
+    from citybrain.cli import main
+
+    empty = Pipeline(run_dir)  # its topics exist, nothing was sent to them
+    data = str(ROOT / "datasets" / "usgs_flood_2019-05.csv.gz")
+    out = str(run_dir / "report.html")
+    missing = f"{empty.name}-not-there"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in empty.env.items():
+            mp.setenv(key, value)
+        assert main(["report", "--prefix", missing, "--data", data, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert f"--prefix '{missing}': no events under it: Kafka at " in err
+        assert f"has no topic {missing}.alerts; prefixes there: " in err
+        assert empty.name in err.split("prefixes there: ")[1] or "(the latest 8)" in err
+        assert main(["report", "--prefix", empty.name, "--data", data, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert f"--prefix '{empty.name}': no events under it: its topics" in err
+        assert "are empty" in err
+        assert not Path(out).exists()

@@ -297,7 +297,9 @@ def test_cli_reads_an_export_and_writes_json_and_html(
     # Without --out: tables a person reads; --json: the same report for machines.
     assert main([*base, *period]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("period 1970-01-01 00:16 UTC to 1970-01-01 00:33 UTC")
+    assert text.startswith(
+        "runs counted by the date they were created, 1970-01-01 00:16 UTC to 1970-01-01 00:33 UTC"
+    )
     header = next(ln for ln in text.splitlines() if ln.startswith("CITY "))
     assert header.split()[:3] == ["CITY", "FOUND", "REPORTS"]
     assert "{" not in text
@@ -306,3 +308,36 @@ def test_cli_reads_an_export_and_writes_json_and_html(
     export.write_text('{"run_id": "A"\n')
     assert main([*base, *period]) == 2
     assert "records.jsonl:1: not a JSON record" in capsys.readouterr().err
+
+
+def test_an_empty_period_says_so_and_which_range_the_input_covers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The new-user trial of issue 15: a period with no run exited 0 with empty tables,
+    and nothing said runs count by the date they were created."""
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    out = tmp_path / "r.json"
+    assert main([*argv, "--from", "2024-05-26", "--to", "2024-05-27", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("citybrain: no run was created from 2024-05-26")
+    first = min(r["at"] for r in RECORDS if r["action"] == "run_created")
+    last = max(r["at"] for r in RECORDS if r["action"] == "run_created")
+    runs = len({r["run_id"] for r in RECORDS if r["action"] == "run_created"})
+    assert f"the {runs} runs in {export} were created from" in err[0]
+    assert f"1970-01-01 00:{int(first) // 60:02d}" in err[0]
+    assert f"to 1970-01-01 00:{int(last) // 60:02d} UTC" in err[0]
+    assert "--from 1970-01-01 --to 1970-01-02" in err[0] and "nothing was written" in err[0]
+    assert not out.exists()
+    # The suggested period holds them.
+    assert main([*argv, "--from", "1970-01-01", "--to", "1970-01-02", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs_in_period"] == runs
+    export.write_text("")
+    assert main([*argv, "--from", "2024-05-26", "--to", "2024-05-27"]) == 1
+    assert f"no runs in {export} at all" in capsys.readouterr().err
+
+
+def test_html_says_runs_count_by_creation_date(report: dict[str, Any]) -> None:
+    assert "Runs are counted by the date they were created." in render_html(report)

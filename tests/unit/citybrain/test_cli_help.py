@@ -67,3 +67,17 @@ def test_defaults_are_shown() -> None:
     assert "replay at N times real time (default: 60.0)" in " ".join(_help(("replay",)).split())
     demo = " ".join(_help(("demo",)).split())
     assert "in the demo (default: 5.0)" in demo
+
+
+def test_every_command_name_shares_a_line_with_its_description() -> None:
+    """The new-user trial of issue 15: `playbooks`, `hash-token` and `dashboards` stood
+    alone on a line with their description wrapped under them."""
+    import re
+
+    from citybrain.cli import build_parser
+
+    text = build_parser().format_help()
+    listed = re.findall(r"^    (\S+)( *)(.*)$", text, re.M)
+    assert {"playbooks", "hash-token", "dashboards"} <= {name for name, _, _ in listed}
+    for name, gap, description in listed:
+        assert gap and description, f"{name!r} has its description on another line"

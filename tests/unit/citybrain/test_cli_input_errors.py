@@ -37,6 +37,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
         "2019-05-11T00:05:00Z,usgs-01589330-00065,water_level,abc,ft,community:usgs-c1\n"
     )
     (tmp / "replay-bad-header.csv").write_text("timestamp,sensor_id\nx,y\n")
+    # A directory with a replay file beside a CSV of another kind (as datasets/ holds the
+    # classifier's training file beside the slices).
+    (tmp / "replays").mkdir()
+    (tmp / "replays" / "good.csv").write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-11T00:00:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+    )
+    (tmp / "replays" / "other.csv").write_text("text,department,source\na,b,c\n")
     (tmp / "not-json.jsonl").write_text("time,val\n")
     (tmp / "not-events.yaml").write_text("just: a mapping\n")
     env = {
@@ -52,6 +60,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
 
 
 API = ["--token", "t"]
+UNITS = str(Path(__file__).resolve().parents[3] / "datasets" / "service_times" / "units-nyc.yaml")
 # (command line with T for the temp dir, what the one line must say)
 CASES = [
     (
@@ -71,6 +80,36 @@ CASES = [
         "--input-dir 'T/missing': no such directory",
     ),
     (["detect", "--input-dir", "T/dir"], "--input-dir needs --output-dir"),
+    # A directory where a file is expected is said to be one, with what to give instead
+    # (the new-user trial of issue 15: `detect --input DIR` said "no such file").
+    (
+        ["detect", "--input", "T/dir", "--output", "T/o.csv"],
+        "--input 'T/dir' is a directory, expected a file: to score every CSV under it give "
+        "--input-dir T/dir --output-dir DIR",
+    ),
+    (
+        ["detect", "--input-dir", "T/bad-row.csv", "--output-dir", "T/o"],
+        "--input-dir 'T/bad-row.csv' is a file, expected a directory: give --input FILE",
+    ),
+    (["replay", "T/dir"], "FILE 'T/dir' is a directory, expected a file: it holds no reading"),
+    (
+        ["replay", "T/replays"],
+        "FILE 'T/replays' is a directory, expected a file: name the reading and incident CSVs "
+        "in it: T/replays/good.csv",
+    ),
+    (
+        ["report", "--prefix", "p", "--data", "T/dir", "--out", "T/r.html"],
+        "--data 'T/dir' is a directory, expected a file: it holds no reading or incident CSV",
+    ),
+    (["demo", "--data", "T/dir"], "--data 'T/dir' is a directory, expected a file"),
+    (
+        ["campaign", "report", "--from", "2024-01-01", "--to", "2024-02-01", "--input", "T/dir"],
+        "--input 'T/dir' is a directory, expected a file: name a file in it, e.g. T/dir/a.csv",
+    ),
+    (
+        ["rehearse", "--incidents", "T/dir", "--units", UNITS],
+        "--incidents 'T/dir' is a directory, expected a file",
+    ),
     (["bench", "nab", "--data", "T/missing"], "--data 'T/missing' does not exist"),
     (["replay", "T/missing.csv"], "T/missing.csv: cannot read"),
     (["replay", "T/replay-bad-header.csv"], "header is 'timestamp,sensor_id'"),

@@ -96,3 +96,62 @@ def test_a_refused_label_is_only_shown_forms_route_test_accepts(
     suggestion = err.split("expected", 1)[1] if "expected" in err else ""
     for operator in ("=~", "!=", "!~"):
         assert operator not in suggestion, err
+
+
+def test_route_test_fills_in_the_labels_the_worker_adds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The new-user trial of issue 15: route-test needed source=sensor and left street
+    empty, so its group key differed from the worker's. It now adds what the worker adds
+    (streams/ingest.py) from the grid and says so."""
+    from playbooks.loader import load_grid
+    from playbooks.routing import label_set
+    from streams.settings import load_settings
+
+    settings = load_settings()
+    grid = load_grid(settings.grid_file)
+    sensor = next(s for s in grid.sensors.values() if s.kind == "water_level")
+    assert main(["playbooks", "route-test", f"sensor_id={sensor.id}"]) == 0
+    out = capsys.readouterr().out
+    # The labels of a real alert from that sensor, as the worker builds them.
+    real = label_set(
+        {**grid.cell_labels(sensor.cell), "kind": sensor.kind, "sensor_id": sensor.id}
+        | {"source": "sensor"}
+    )
+    filled = next(ln for ln in out.splitlines() if ln.startswith("filled in as the worker does"))
+    for name in ("grid_cell", "kind", "source", "community", "street", "district", "city"):
+        assert f"{name}={real[name]}" in filled, filled
+    from playbooks.loader import load_playbooks, load_routing
+
+    router = load_routing(settings.routing_file, load_playbooks(settings.playbook_dir))
+    route = router.root.match(real)[0]
+    assert route.playbook == "flash-flood"
+    assert f"group {route.group_key(real)} " in out
+    assert f"street={real['street']}" in out.splitlines()[-1]
+
+
+def test_route_test_says_what_it_cannot_derive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["playbooks", "route-test", "sensor_id=nowhere-1", "grid_cell=nowhere"]) == 0
+    out = capsys.readouterr().out
+    assert "sensor 'nowhere-1' is not registered in the grid" in out
+    assert "grid cell 'nowhere' is not in the grid" in out
+
+
+@pytest.mark.parametrize(
+    ("labels", "source"),
+    [
+        (["kind=pm25"], "sensor"),
+        (["kind=incident_burst"], "citizen"),
+        (["category=Noise"], "citizen"),
+        (["kind=pm25", "source=citizen"], None),  # given: never replaced
+    ],
+)
+def test_route_test_derives_the_source_as_the_worker_sets_it(
+    capsys: pytest.CaptureFixture[str], labels: list[str], source: str | None
+) -> None:
+    assert main(["playbooks", "route-test", *labels]) == 0
+    out = capsys.readouterr().out
+    if source is None:
+        assert "source=" not in out.split("not given")[0]
+    else:
+        assert f"source={source}" in out

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citybrain.cli import main
-from citybrain.detect import DetectInputError, read_series
-from detectors import DEFAULT_DETECTOR, DETECTORS
+from citybrain.cli import detect_summary, main
+from citybrain.detect import DetectInputError, Scored, read_series, warmup_rows
+from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS
 
 
 def write(path: Path, text: str) -> Path:
@@ -263,3 +263,52 @@ def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     assert main(["detect", "--input", str(short), "--output", str(out_path)]) == 0
     err = capsys.readouterr().err
     assert f"no more than the detector's warm-up of {warmup}: every row scored 0" in err
+
+
+@pytest.mark.parametrize("detector", sorted(DETECTORS))
+def test_every_detectors_summary_states_its_warm_up_and_rows_at_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], detector: str
+) -> None:
+    """The new-user trial of issue 15: the ensemble on a 60-row series printed no warm-up
+    at all, and no detector said how many rows reached the stream's alert threshold."""
+    values = [10.0 + math.sin(m / 5) for m in range(60)]
+    values[45] = 60.0
+    rows = ["timestamp,value"] + [
+        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    argv = ["detect", "--input", str(src), "--output", str(out_path), "--detector", detector]
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    flagged = sum(s >= DEFAULT_THRESHOLD for s in scores)
+    word = "row" if flagged == 1 else "rows"
+    assert f"; {flagged} {word} scored at or above {DEFAULT_THRESHOLD:g}" in line, line
+    warmup = warmup_rows(DETECTORS[detector]())
+    if warmup is not None:
+        assert f"the first {warmup} rows of each series are warm-up, scored 0" in line
+    else:
+        first = next((i for i, s in enumerate(scores) if s), len(scores))
+        assert f"declares no fixed warm-up; here the first {first} rows scored 0" in line, line
+
+
+def test_a_series_scored_zero_throughout_by_a_detector_without_a_warm_up_is_warned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = ["timestamp,value"] + [f"2019-05-01 00:{m:02d}:00,{10 + m % 3}" for m in range(60)]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    argv = ["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]
+    assert main([*argv, "--detector", "ensemble"]) == 0
+    assert "every one of its 60 rows scored 0" in capsys.readouterr().err
+
+
+def test_counts_take_the_right_number() -> None:
+    assert summary_line(1, 1, 0).startswith("read 1 row: scored 1 with tail, skipped 0 bad rows")
+    assert "skipped 1 bad row;" in summary_line(2, 1, 1)
+    assert "; 1 row scored at or above" in summary_line(3, 3, 0, flagged=1)
+
+
+def summary_line(read: int, scored: int, skipped: int, flagged: int = 0) -> str:
+    assert read == scored + skipped
+    return detect_summary("tail", Scored(scored, flagged, 0, 1), skipped, 32)

@@ -174,10 +174,10 @@ def test_report_names_events_draws_a_map_and_counts_every_sensor() -> None:
     )
     page = build_report(readings, alerts, [], "t", context)
     assert "A what-if replay feeds recorded history through the pipeline" in page
-    assert "detected: Fireworks (1 alert(s))" in page
+    assert "detected: Fireworks (1 alert)" in page
     # The timeline says which city and data sets it shows.
     assert (
-        "Beijing: beijing.csv.gz, reports.csv.gz, 2016-02-07 10:00 - 2016-02-07 12:00 UTC, 3 alert(s)"
+        "Beijing: beijing.csv.gz, reports.csv.gz, 2016-02-07 10:00 - 2016-02-07 12:00 UTC, 3 alerts"
         in page
     )
     # The map: the critical sensor red, the quiet one grey, the burst's cell shape coloured;

@@ -1,0 +1,97 @@
+"""What the demo and the commands after it tell a new user to type works as typed
+(the new-user trial of issue 15: `make stack-down` in a new shell stopped the default
+stack, not the demo's on shifted ports; `replay` after the demo sent to another prefix
+without saying so; the count of alerts outside the known events dropped the bursts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from citybrain.cli import replay_target
+from citybrain.demo import DemoFiles, _print_summary, shell_settings, with_settings
+from streams.settings import Settings
+
+
+def test_the_printed_settings_are_the_shells_stack_settings_without_secrets() -> None:
+    env = {
+        "CITYBRAIN_KAFKA_PORT": "19392",
+        "CITYBRAIN_RUN_DIR": "/tmp/demo two",
+        "CITYBRAIN_API_TOKEN": "secret",
+        "CITYBRAIN_WEBHOOK_SECRET": "s",
+        "CITYBRAIN_GRAFANA_TOKEN": "g",
+        "CITYBRAIN_TOPIC_PREFIX": "set-by-the-demo",
+        "PATH": "/usr/bin",
+    }
+    assert shell_settings(env) == {
+        "CITYBRAIN_KAFKA_PORT": "19392",
+        "CITYBRAIN_RUN_DIR": "/tmp/demo two",
+    }
+
+
+def test_a_printed_command_carries_its_settings_into_a_fresh_shell() -> None:
+    settings = {"CITYBRAIN_KAFKA_PORT": "19392", "CITYBRAIN_RUN_DIR": "/tmp/demo two; rm -rf /"}
+    line = with_settings("env", settings)
+    # A shell with none of this session's environment, as a new terminal would be.
+    done = subprocess.run(
+        ["sh", "-c", line], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
+    )
+    seen = dict(ln.split("=", 1) for ln in done.stdout.splitlines() if ln.startswith("CITY"))
+    assert seen == settings
+    assert with_settings("make stack-down", {}) == "make stack-down"
+
+
+def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) -> None:
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="citybrain")
+    files = DemoFiles.of(settings)
+    lines = replay_target(settings, ["a.csv"])
+    assert lines == [
+        f"sending to Kafka at {settings.kafka_bootstrap}, topics citybrain.readings and "
+        "citybrain.incidents (prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX)"
+    ]
+    # A demo whose worker runs (this process stands in for it) under its own prefix.
+    files.dir.mkdir(parents=True)
+    files.pid.write_text(str(os.getpid()))
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    lines = replay_target(settings, ["my file.csv"])
+    assert lines[1] == (
+        "note: the demo's worker (still running) reads the prefix 'demo-1', not this one; "
+        "to feed it instead: CITYBRAIN_TOPIC_PREFIX=demo-1 citybrain replay 'my file.csv'"
+    )
+    same = settings.model_copy(update={"topic_prefix": "demo-1"})
+    assert len(replay_target(same, ["a.csv"])) == 1
+
+
+@pytest.mark.parametrize(("bursts", "says"), [(0, False), (1, True), (21, True)])
+def test_the_count_outside_the_known_events_says_bursts_are_apart(bursts: int, says: bool) -> None:
+    summary = {
+        key: 0
+        for key in (
+            "readings",
+            "incidents",
+            "dead_letters",
+            "anomalies",
+            "alerts",
+            "runs",
+            "escalations",
+            "prometheus_readings_total",
+        )
+    }
+    summary.update(
+        alert_list=[],
+        known_events=[],
+        alerts_outside_known_events=1,
+        false_alarms_per_1000_sensor_days=2.5,
+        incident_burst_alerts=bursts,
+    )
+    console = Console(record=True, width=300)
+    _print_summary(console, summary)
+    text = console.export_text()
+    assert "1 sensor alert outside the known events: 2.5 per 1,000 sensor-days" in text
+    noun = "alert" if bursts == 1 else "alerts"
+    assert (f"{bursts} citizen-report burst {noun} above are not counted here" in text) is says
