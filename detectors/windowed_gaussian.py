@@ -23,12 +23,14 @@ from detectors.base import (
     check_values,
     require_int,
 )
-from detectors.robust_zscore import _wide_range
+from detectors.robust_zscore import _sum_lost, _wide_range
 
 _MIN_STD = 1e-12
 # Sums of float64 values carry rounding of about 1e-16 of their size: a spread below
 # 1e-9 of the mean is rounding (a run of 1e308 sentinels), not a spread to divide by.
 _RELATIVE_STD = 1e-9
+# Above this a value's square (inside the rolling variance) overflows float64 (1.8e308).
+_SQUARE_LIMIT = 1e150
 
 
 class WindowedGaussian(Detector):
@@ -61,13 +63,20 @@ class WindowedGaussian(Detector):
         if _wide_range(self.values_, arr):
             # pandas' rolling moments are running sums: one extreme reading would leave
             # them mostly rounding error, so such batches go one at a time (exact).
-            out = np.empty(arr.size)
-            for i, x in enumerate(arr.tolist()):
-                out[i] = self.score_one(x)
-                self.learn_one(x)
-            return out
+            return self._score_rows(arr)
         joined = pd.Series(np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr]))
         rolling = joined.rolling(self.window, min_periods=1)
+        values = joined.to_numpy()
+        sums = rolling.sum().to_numpy()
+        if (
+            not np.isfinite(sums).all()
+            or float(np.abs(values).max()) > _SQUARE_LIMIT
+            or _sum_lost(values, sums)
+        ):
+            # The spread heuristic misses a run of extremes that fills a tenth of the
+            # batch (twelve DBL_MAX readings then ordinary ones): the sums overflowed or
+            # hold rounding, or the squares behind the variance would overflow.
+            return self._score_rows(arr)
         # Index j of a rolling statistic describes the window that precedes row j + 1.
         mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
         std = np.concatenate([[np.nan], rolling.std(ddof=0).to_numpy()[:-1]])[h:]
@@ -79,6 +88,14 @@ class WindowedGaussian(Detector):
         scores[np.minimum(h + np.arange(arr.size), self.window) < self.min_samples] = 0.0
         self.values_.extend(arr.tolist())
         return scores
+
+    def _score_rows(self, arr: FloatArray) -> FloatArray:
+        """Score then learn each row of ``arr`` (already checked) one at a time."""
+        out = np.empty(arr.size)
+        for i, x in enumerate(arr.tolist()):
+            out[i] = self.score_one(x)
+            self.learn_one(x)
+        return out
 
     def get_params(self) -> dict[str, Any]:
         return {"window": self.window, "min_samples": self.min_samples}

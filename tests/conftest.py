@@ -3,15 +3,24 @@ when an integration or e2e test asks for it, through citybrain's own stack code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
 from tests.services import FIXTURES, Pipeline, stack_settings
+
+# CI (`.ci/run` sets CI=true) replays the same examples every run, so a red CI is about
+# the change under test; local runs keep exploring new ones, and a falsifying example
+# they find becomes an @example in the test (tests/unit/detectors/test_contract.py).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
