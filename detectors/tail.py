@@ -23,20 +23,24 @@ behind it); the tail probability ``P(T' >= T)`` is read from it, and beyond its 
 extrapolated with an exponential fitted to the mean excess over that level (the
 peaks-over-threshold method: Pickands 1975, Balkema and de Haan 1974; used for streams by
 Siffer et al., "Anomaly detection in streams with extreme value theory", KDD 2017). The
-probabilities are combined by Bonferroni, ``p = min(1, 4 min(p1, .., p4))``. Like
-Numenta's anomaly likelihood (Ahmad et al., "Unsupervised real-time anomaly detection for
-streaming data", Neurocomputing 2017) this judges a reading by how rare it is for *this*
-sensor rather than on a fixed scale, but the distribution is the sensor's own empirical
-one (with a fitted tail), not a normal fitted to it, so the probability holds on skewed
-and heavy-tailed sensors too.
+three statistics of one reading (1, 3, 4) count only once a neighbour confirms them: their
+evidence is the second smallest of ``min(p1, p3, p4)`` over this reading and the two
+before (two of three), so a lone odd reading of a bursty series is not news while a run
+of them is (statistic 2 is a run already). The probabilities are combined by Bonferroni,
+``p = min(1, 4 min(p_confirmed, p2))``. Like Numenta's anomaly likelihood (Ahmad et al.,
+"Unsupervised real-time anomaly detection for streaming data", Neurocomputing 2017)
+this judges a reading by how rare it is for *this* sensor rather than on a fixed scale,
+but the distribution is the sensor's own empirical one (with a fitted tail), not a
+normal fitted to it, so the probability holds on skewed and heavy-tailed sensors too.
 
 The score is ``min(1, log10(1 / p) / DECADES)``: score 0.5 means a one-in-10,000 reading
 for that sensor, 0.75 one in a million. On a stationary sensor the fraction of readings
 scoring at or above ``s`` is at most about ``10 ** (-DECADES * s)`` (the calibration
-test). A reading scores only when it beats the sensor's recent record (the novelty gate:
-the record is held for ``HOLD`` seconds, then decays), so a burst is one alert.
+test; far below it for independent readings, whose confirmation is about 3 p^2). A
+reading scores only when it beats the sensor's recent record (the novelty gate: the
+record is held for ``HOLD`` seconds, then decays), so a burst is one alert.
 
-State: one row of ``record_size(window)`` float64 values per sensor (1,183, 9.5 kB, for
+State: one row of ``record_size(window)`` float64 values per sensor (1,185, 9.5 kB, for
 the default window), fixed whatever the rate. ``TailBank`` keeps many sensors' rows in one
 array (grown in chunks) and scores a batch of interleaved readings from thousands of
 sensors in one compiled pass; ``TailDetector`` is the single-series ``Detector`` over a
@@ -87,8 +91,11 @@ WEEK = 7 * DAY
     _RECORD_T,
     _N_D,
     _N_W,
-) = range(15)
-_SCALARS = 15
+    _SURPRISE1,
+    _SURPRISE2,
+) = range(17)
+_SCALARS = 17
+_V1_MISSING = 2  # version-1 records (before _SURPRISE1 and _SURPRISE2) lack these
 N_STATS = 4
 CLIP_Z = 6.0  # a deviation counts at most this many spreads towards the spread
 TAIL_FROM = 0.02  # the empirical tail is extrapolated below this probability
@@ -108,10 +115,10 @@ NOVELTY = 0.9
 HOLD = DAY
 MAD_MEAN_TO_SIGMA = math.sqrt(math.pi / 2)
 # The one threshold of `citybrain detect` and the stream: the threshold NAB's optimiser
-# picks for this detector on the 34 NAB files (standard profile, 0.287;
-# docs/benchmarks.md), a reading rarer than about 1 in 200 for its sensor after the
-# Bonferroni factor and the novelty gate.
-DEFAULT_THRESHOLD = 0.29
+# picks for this detector on the 34 NAB files (standard profile, 0.244;
+# docs/benchmarks.md), a reading rarer than about 1 in 80 for its sensor after the
+# Bonferroni factor, the two-of-three confirmation and the novelty gate.
+DEFAULT_THRESHOLD = 0.24
 
 
 def record_size(window: int) -> int:
@@ -199,6 +206,12 @@ def _learn_seasonal(
 
 
 @numba.njit(cache=True, nogil=True)
+def _second_largest(a: float, b: float, c: float) -> float:
+    """The middle one of three numbers."""
+    return max(min(a, b), min(max(a, b), c))
+
+
+@numba.njit(cache=True, nogil=True)
 def _clipped_spread(row: FloatArray, k: int, a: float, rate: float, clip: bool) -> None:
     """Mean absolute deviation at ``row[k]``, a deviation counting at most CLIP_Z spreads."""
     sig = MAD_MEAN_TO_SIGMA * row[k]
@@ -242,6 +255,9 @@ def _run(
         n = int(row[_N])
         filled = min(n, window)
         score = 0.0
+        # -ln p of the two readings before (0: none yet, or not rare at all)
+        prev1 = row[_SURPRISE1]
+        prev2 = row[_SURPRISE2]
         slot = -1
         ref_ok = False
         ref = 0.0
@@ -277,11 +293,20 @@ def _run(
                 z4 = abs(x - wref) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD_W], floor)
                 t4 = math.log1p(min(z4, 1e300))
             if n >= warmup:
-                p = min(_tail(row[h1:h2], row[_TOTAL1], t1), _tail(row[h2:h3], row[_TOTAL2], t2))
+                # The statistics of one reading (how far, against yesterday, against
+                # last week) count once a neighbour confirms them: their evidence is the
+                # second rarest of this reading's and the two before (two of three).
+                p_point = _tail(row[h1:h2], row[_TOTAL1], t1)
                 if ref_ok and row[_TOTAL3] > 0.0:
-                    p = min(p, _tail(row[h3:h4], row[_TOTAL3], t3))
+                    p_point = min(p_point, _tail(row[h3:h4], row[_TOTAL3], t3))
                 if wref_ok and row[_TOTAL4] > 0.0:
-                    p = min(p, _tail(row[h4:d0], row[_TOTAL4], t4))
+                    p_point = min(p_point, _tail(row[h4:d0], row[_TOTAL4], t4))
+                surprise = -math.log(max(p_point, 1e-300))
+                if learn:
+                    row[_SURPRISE2] = row[_SURPRISE1]
+                    row[_SURPRISE1] = surprise
+                confirmed = _second_largest(surprise, prev1, prev2)
+                p = min(math.exp(-confirmed), _tail(row[h2:h3], row[_TOTAL2], t2))
                 p = min(1.0, N_STATS * p)  # Bonferroni over the statistics
                 score = min(1.0, -math.log10(max(p, 1e-300)) / DECADES)
             record = row[_RECORD]
@@ -464,7 +489,7 @@ class TailBank:
         """One sensor's state as a JSON-compatible document (packed little-endian
         float64, exact)."""
         row = np.ascontiguousarray(self.state[slot], dtype="<f8")
-        return {"v": 1, "window": self.window, "row": base64.b64encode(row.tobytes()).decode()}
+        return {"v": 2, "window": self.window, "row": base64.b64encode(row.tobytes()).decode()}
 
     def load(self, slot: int, document: dict[str, Any]) -> None:
         """Write a ``record`` back into ``slot``; raises DetectorInputError when it does
@@ -473,6 +498,10 @@ class TailBank:
             row = np.frombuffer(base64.b64decode(document["row"]), dtype="<f8")
         except (KeyError, TypeError, ValueError) as exc:
             raise DetectorInputError(f"state document is unreadable: {exc}") from None
+        if document.get("v") == 1 and row.size == self.width - _V1_MISSING:
+            # Written before the two-of-three confirmation: its two surprises start at 0
+            # (nothing rare before), the rest of the row stands where it was.
+            row = np.insert(row, _SURPRISE1, np.zeros(_V1_MISSING))
         if document.get("window") != self.window or row.size != self.width:
             raise DetectorInputError(
                 f"state document holds {row.size} floats for window "

@@ -3,6 +3,7 @@ interleaved sensors giving each sensor's single-series scores, bounded records."
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, TailBank, TailDetector
 from detectors.errors import DetectorInputError
-from detectors.tail import DECADES
+from detectors.tail import _SURPRISE1, _SURPRISE2, DECADES
 
 STEP = 300.0
 
@@ -25,24 +26,38 @@ def test_the_tail_detector_is_the_default() -> None:
     assert DEFAULT_DETECTOR == "tail" and DETECTORS["tail"] is TailDetector
 
 
-@pytest.mark.parametrize("shape", ["normal", "exponential", "student_t3"])
-@pytest.mark.parametrize("timed", [False, True])
-def test_calibration_on_a_stationary_series(shape: str, timed: bool) -> None:
-    # On a stationary sensor the fraction of readings at or above the default threshold
-    # is what the threshold promises, to within the Bonferroni factor and the novelty
-    # gate (both only lower it): light, skewed and heavy tails alike.
-    rng = np.random.default_rng(11)
-    n = 40_000
-    draw = {
+def _stationary(shape: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if shape == "ar1_normal":  # dependent readings, like a real sensor's: x = 0.9 x' + e
+        noise = rng.normal(0.0, 1.0, n)
+        out = np.empty(n)
+        out[0] = noise[0]
+        for i in range(1, n):
+            out[i] = 0.9 * out[i - 1] + noise[i]
+        return out
+    return {
         "normal": lambda: rng.normal(10.0, 1.0, n),
         "exponential": lambda: rng.exponential(1.0, n),
         "student_t3": lambda: rng.standard_t(3, n),
-    }[shape]
+    }[shape]()
+
+
+@pytest.mark.parametrize("shape", ["normal", "exponential", "student_t3", "ar1_normal"])
+@pytest.mark.parametrize("timed", [False, True])
+def test_calibration_on_a_stationary_series(shape: str, timed: bool) -> None:
+    # On a stationary sensor the fraction of readings at or above a threshold is at most
+    # what the threshold promises: the Bonferroni factor, the novelty gate and the two-of-
+    # three confirmation only lower it (for independent readings the confirmation's
+    # chance is about 3 p^2, far below p: independent normal noise never reaches the
+    # default). Light, skewed, heavy tails and dependent readings alike; and the scores
+    # still spread over the low range (not a detector that is silent by construction).
+    rng = np.random.default_rng(11)
+    n = 40_000
     ts = 1.4e9 + STEP * np.arange(n) if timed else None
-    scores = TailDetector().score_many(draw(), ts)[5000:]  # past the memory's build-up
-    for threshold in (0.2, DEFAULT_THRESHOLD):
+    scores = TailDetector().score_many(_stationary(shape, n, rng), ts)[5000:]  # past build-up
+    for threshold in (0.1, 0.2, DEFAULT_THRESHOLD):
         rate = float((scores >= threshold).mean())
-        assert promised(threshold) / 20 <= rate <= promised(threshold) * 1.5, threshold
+        assert rate <= promised(threshold) * 1.5, threshold
+    assert float((scores >= 0.1).mean()) >= promised(0.1) / 50
 
 
 @pytest.mark.parametrize("step", [STEP, 3600.0])  # hourly: the week's references too
@@ -78,8 +93,26 @@ def test_a_record_round_trips_and_is_bounded() -> None:
     later = rng.normal(0, 1, 100)
     ts = 1.4e9 + STEP * np.arange(5000, 5100)
     np.testing.assert_array_equal(restored.score_many(later, ts), det.score_many(later, ts))
-    with pytest.raises(DetectorInputError, match="expected 1183 for window 32"):
+    with pytest.raises(DetectorInputError, match="expected 1185 for window 32"):
         TailDetector().set_state({**document, "window": 16})
+
+
+def test_a_version_1_record_loads_with_no_confirmation_pending() -> None:
+    # A changelog written before the two-of-three confirmation (version 1: the same row
+    # without the two surprises) is read back, not thrown away with the sensor's history.
+    det = TailDetector()
+    rng = np.random.default_rng(6)
+    det.learn_many(rng.normal(0, 1, 3000), 1.4e9 + STEP * np.arange(3000))
+    row = np.frombuffer(base64.b64decode(det.get_state()["row"]), dtype="<f8")
+    assert row[_SURPRISE1 : _SURPRISE2 + 1].any()  # the state carries them now
+    old = np.delete(row, [_SURPRISE1, _SURPRISE2])
+    restored = TailDetector()
+    restored.set_state({"v": 1, "window": 32, "row": base64.b64encode(old.tobytes()).decode()})
+    expected = row.copy()
+    expected[[_SURPRISE1, _SURPRISE2]] = 0.0
+    np.testing.assert_array_equal(
+        np.frombuffer(base64.b64decode(restored.get_state()["row"]), dtype="<f8"), expected
+    )
 
 
 def test_a_bank_grows_in_chunks_and_reuses_released_slots() -> None:
@@ -116,3 +149,19 @@ def test_a_weekday_shaped_like_a_weekend_alerts_against_last_week() -> None:
     assert quiet[holiday].max() < DEFAULT_THRESHOLD
     # Ordinary weeks (the fourth to the eighth) stay quiet.
     assert (quiet[24 * 7 * 3 :] >= DEFAULT_THRESHOLD).mean() < 0.01
+
+
+def test_a_reading_counts_once_a_neighbour_confirms_it() -> None:
+    # Two of three: a lone 6-sigma reading on normal noise is a one-in-10^9 value but
+    # not yet news (below the default; only the 8-reading mean speaks for it), the same
+    # reading twice running is.
+    rng = np.random.default_rng(8)
+    noise = rng.normal(0.0, 1.0, 6000)
+    lone, twice = noise.copy(), noise.copy()
+    lone[5000] = 6.0
+    twice[5000:5002] = 6.0
+    alone = TailDetector().score_many(lone)
+    confirmed = TailDetector().score_many(twice)
+    assert alone[5000:5003].max() < DEFAULT_THRESHOLD
+    assert confirmed[5001] >= DEFAULT_THRESHOLD
+    np.testing.assert_array_equal(alone[:5001], confirmed[:5001])  # causal
