@@ -843,18 +843,22 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
+# The counts the summary table shows first, in order.
+SUMMARY_COUNTS = (
+    "readings",
+    "incidents",
+    "dead_letters",
+    "anomalies",
+    "alerts",
+    "runs",
+    "escalations",
+    "prometheus_readings_total",
+)
+
+
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     table = Table(title="citybrain demo - summary", show_header=False)
-    for key in (
-        "readings",
-        "incidents",
-        "dead_letters",
-        "anomalies",
-        "alerts",
-        "runs",
-        "escalations",
-        "prometheus_readings_total",
-    ):
+    for key in SUMMARY_COUNTS:
         table.add_row(key.replace("_", " "), _number(summary[key]))
     console.print(table)
     alerts = summary["alert_list"]

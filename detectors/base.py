@@ -168,6 +168,15 @@ class Detector(ABC):
     def learn_one(self, x: float, t: float | None = None) -> None:
         """Fold one observation into the state."""
 
+    def _score_rows(self, arr: FloatArray) -> FloatArray:
+        """Score then learn each row of ``arr`` (already checked) one at a time: the
+        exact path a vectorised ``score_many`` falls back on."""
+        out = np.empty(arr.size)
+        for i, x in enumerate(arr.tolist()):
+            out[i] = self.score_one(x)
+            self.learn_one(x)
+        return out
+
     @abstractmethod
     def score_one(self, x: float, t: float | None = None) -> float:
         """Score one observation in [0, 1] without learning it."""

@@ -189,14 +189,6 @@ class RobustZScore(Detector):
         self._sorted_cache = None  # rebuilt if the one-at-a-time path is used next
         return np.asarray(scores, dtype=np.float64)
 
-    def _score_rows(self, arr: FloatArray) -> FloatArray:
-        """Score then learn each row of ``arr`` (already checked) one at a time."""
-        out = np.empty(arr.size)
-        for i, x in enumerate(arr.tolist()):
-            out[i] = self.score_one(x)
-            self.learn_one(x)
-        return out
-
     def _score(self, x: Any, median: Any, mad: Any, mean_dev: Any) -> Any:
         scale = np.maximum(
             np.maximum(MAD_TO_SIGMA * mad, self.relative_floor * np.abs(median)),

@@ -89,14 +89,6 @@ class WindowedGaussian(Detector):
         self.values_.extend(arr.tolist())
         return scores
 
-    def _score_rows(self, arr: FloatArray) -> FloatArray:
-        """Score then learn each row of ``arr`` (already checked) one at a time."""
-        out = np.empty(arr.size)
-        for i, x in enumerate(arr.tolist()):
-            out[i] = self.score_one(x)
-            self.learn_one(x)
-        return out
-
     def get_params(self) -> dict[str, Any]:
         return {"window": self.window, "min_samples": self.min_samples}
 

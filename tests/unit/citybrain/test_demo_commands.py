@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from citybrain.cli import replay_target
-from citybrain.demo import DemoFiles, _print_summary, shell_settings, with_settings
+from citybrain.demo import SUMMARY_COUNTS, DemoFiles, _print_summary, shell_settings, with_settings
 from streams.settings import Settings
 
 
@@ -69,19 +69,7 @@ def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) ->
 
 @pytest.mark.parametrize(("bursts", "says"), [(0, False), (1, True), (21, True)])
 def test_the_count_outside_the_known_events_says_bursts_are_apart(bursts: int, says: bool) -> None:
-    summary = {
-        key: 0
-        for key in (
-            "readings",
-            "incidents",
-            "dead_letters",
-            "anomalies",
-            "alerts",
-            "runs",
-            "escalations",
-            "prometheus_readings_total",
-        )
-    }
+    summary = {key: 0 for key in SUMMARY_COUNTS}
     summary.update(
         alert_list=[],
         known_events=[],
