@@ -572,10 +572,13 @@ def _api(
     except urllib.error.HTTPError as exc:
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
         listing = "silences" if path.startswith("/silences") else "runs"
-        hint = {
-            401: "; check --token / CITYBRAIN_API_TOKEN",
-            404: f"; check the id with 'citybrain {listing} list'",
-        }.get(exc.code, "")
+        if path.endswith("/answer") and "covers no report" in reason:
+            # `runs list` shows no report ids; `runs show` does.
+            run_id = path.split("/")[2]
+            not_found = f"; see the run's report ids with 'citybrain runs show {run_id}'"
+        else:
+            not_found = f"; check the id with 'citybrain {listing} list'"
+        hint = {401: "; check --token / CITYBRAIN_API_TOKEN", 404: not_found}.get(exc.code, "")
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
             EXIT_FAILED,
@@ -720,11 +723,63 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
             if run.get("acknowledged_at")
             else "no",
         ),
-        ("resolved", _local(run["resolved_at"]) if run.get("resolved_at") else "no"),
+        (
+            "resolved",
+            f"{_local(run['resolved_at'])} by {run.get('resolved_by')}"
+            + (f": {run['resolution']}" if run.get("resolution") else "")
+            if run.get("resolved_at")
+            else "no",
+        ),
         ("alerts", f"{len(run.get('alerts', []))}: {', '.join(run.get('alerts', []))}"),
+        ("reports", _reports(run.get("reports") or {})),
     ]
-    width = max(len(k) for k, _ in fields)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
+    if run.get("status") == "cancelled":
+        fields.append(("cancelled", f"by {run.get('resolved_by')}: {run.get('resolution')}"))
+    width = max(len(k) for k, _ in [*fields, ("actions", "")])
+    lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
+    actions = run.get("actions") or []
+    lines.append(f"{'actions'.ljust(width)}  {len(actions) or 'none'}")
+    lines += [f"  {_action_line(a)}" for a in actions]
+    return "\n".join(lines)
+
+
+def _reports(reports: dict[str, Any]) -> str:
+    """The citizen reports a run covers, ``id (status)`` each: the ids `runs answer
+    --report` takes."""
+    if not reports:
+        return "none"
+    items = ", ".join(f"{rid} ({r.get('status', '?')})" for rid, r in reports.items())
+    return f"{len(reports)}: {items}"
+
+
+def _action_line(action: dict[str, Any]) -> str:
+    """One operator action of ``run.actions``: when, what, who, and the note if any."""
+    note = action.get("note") or ""
+    return f"{_local(action.get('at'))}  {action.get('action')} by {action.get('by')}" + (
+        f": {note}" if note else ""
+    )
+
+
+_ALREADY = {
+    "ack": "acknowledged",
+    "resolve": "resolved",
+    "cancel": "cancelled",
+    "approve": "approved",
+    "reject": "rejected",
+}
+
+
+def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
+    """What a repeated action says: it had already happened, by whom and when, so a
+    repeat never reads like a first success."""
+    at = already.get("at")
+    when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
+    note = f' with note "{already["note"]}"' if already.get("note") else ""
+    done = _ALREADY.get(str(already.get("action")), str(already.get("action")))
+    return (
+        f"unchanged: run {run_id} was already {done} by {already.get('by') or 'someone'}"
+        f"{when}{note}"
+    )
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -750,6 +805,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(runs_table(runs, names, now))
     elif args.action == "show":
         print(run_details(doc["run"], names, now))
+    elif "already" in doc:
+        print(already_message(args.run_id, doc["already"], now))
     else:
         command = doc.get("command", {})
         print(
@@ -878,6 +935,13 @@ def cmd_silences(args: argparse.Namespace) -> int:
         print(
             f"silence {silence.get('id')} added by {silence.get('author')}: {matchers}, "
             f"until {_ends(silence, now)}"
+        )
+    elif "already" in doc:
+        by = doc["already"].get("by")
+        how = f"expired by {by}" if by else "ended"
+        print(
+            f"unchanged: silence {args.silence_id} had already {how}: {matchers}, "
+            f"ended {_ends(silence, now)}"
         )
     else:
         print(f"silence {args.silence_id} expired: {matchers}, ended {_ends(silence, now)}")
@@ -1747,7 +1811,7 @@ def build_parser() -> argparse.ArgumentParser:
         a.set_defaults(func=cmd_runs)
     a = command(rsub, "answer", "relay a reporter's answer to a closure message")
     a.add_argument("run_id", metavar="RUN_ID", help="the run whose closure is answered")
-    a.add_argument("--report", required=True, help="the report id of the closure")
+    a.add_argument("--report", required=True, help="the report id, as 'runs show RUN_ID' lists it")
     verdict = a.add_mutually_exclusive_group(required=True)
     verdict.add_argument(
         "--satisfied", dest="satisfied", action="store_true", help="the reporter is satisfied"

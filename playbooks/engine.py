@@ -43,6 +43,7 @@ from playbooks.schema import (
 SYSTEM = "citybrain"
 MAX_REPORTS = 500  # reports one run remembers (a burst is tens; a bound keeps state small)
 MAX_COMMENT = 1000  # characters of a reporter's comment that are kept
+MAX_ACTIONS = 100  # operator actions one run remembers (newest kept)
 _FAIL = "\x00fail"  # sentinel next-step: fail the run
 
 
@@ -95,6 +96,9 @@ class Run:
     reopened: int = 0
     resolved_by: str | None = None
     resolution: str = ""  # what was done: the resolve note, the cancel reason
+    # What people did to the run, oldest first: {"action", "by", "at", "note"} each
+    # (ack, escalate, approve, reject, resolve, cancel), so every note is kept.
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -234,11 +238,20 @@ class PlaybookEngine:
         return run, [self._command(run, "notify", now, unit=unit, detail=reason)]
 
     # -- what people do --------------------------------------------------------------
-    def acknowledge(self, run: Run, by: str, now: float) -> tuple[Run, list[Command]]:
+    @staticmethod
+    def _record(run: Run, action: str, by: str, note: str, now: float) -> None:
+        """Keep who did ``action`` when, with their note, in ``run.actions``."""
+        entry = {"action": action, "by": by, "at": now, "note": note}
+        run.actions = [*run.actions, entry][-MAX_ACTIONS:]
+
+    def acknowledge(
+        self, run: Run, by: str, now: float, note: str = ""
+    ) -> tuple[Run, list[Command]]:
         if run.acknowledged_at is not None or is_terminal(run):
             return run, []  # idempotent
         cmds: list[Command] = []
         run.acknowledged_at, run.acknowledged_by = now, by
+        self._record(run, "ack", by, note, now)
         cmds.append(self._command(run, "acknowledged", now, actor=by, detail=f"by {by}"))
         was_waiting = run.status == RunStatus.WAITING_ACK.value
         self._move(run, RunEvent.ACK, now, cmds, actor=by, reason="acknowledged")
@@ -249,7 +262,7 @@ class PlaybookEngine:
         return run, cmds
 
     def approve(
-        self, run: Run, by: str, role: str, now: float, approved: bool = True
+        self, run: Run, by: str, role: str, now: float, approved: bool = True, note: str = ""
     ) -> tuple[Run, list[Command]]:
         step = self._steps.get(run.step or "")
         if run.status != RunStatus.WAITING_APPROVAL.value or not isinstance(step, ApprovalStep):
@@ -260,6 +273,7 @@ class PlaybookEngine:
             )
         cmds: list[Command] = []
         verdict = "approved" if approved else "rejected"
+        self._record(run, "approve" if approved else "reject", by, note, now)
         cmds.append(self._command(run, verdict, now, actor=by, detail=step.question))
         self._move(
             run,
@@ -289,12 +303,13 @@ class PlaybookEngine:
         self._drive(run, now, cmds)
         return run, cmds
 
-    def escalate(self, run: Run, by: str, now: float) -> tuple[Run, list[Command]]:
+    def escalate(self, run: Run, by: str, now: float, note: str = "") -> tuple[Run, list[Command]]:
         """An operator escalates one level up the grid, outside the playbook's ladder."""
         target = PARENT_LEVEL.get(run.level)
         if target is None:
             raise ForbiddenActionError(f"run {run.run_id} is already at the city level")
         cmds: list[Command] = []
+        self._record(run, "escalate", by, note, now)
         self._move(run, RunEvent.ESCALATE, now, cmds, actor=by, reason="escalated by hand")
         run.level = target
         run.escalations += 1
@@ -309,6 +324,7 @@ class PlaybookEngine:
         self._move(run, RunEvent.RESOLVE, now, cmds, actor=by, reason=note)
         run.resolved_at, run.deadline_at, run.pending_action = now, None, None
         run.resolved_by, run.resolution = by, note
+        self._record(run, "resolve", by, note, now)
         cmds.append(self._command(run, "resolved", now, actor=by, detail=note))
         cmds.extend(self._closures(run, now))
         return run, cmds
@@ -320,6 +336,7 @@ class PlaybookEngine:
         self._move(run, RunEvent.CANCEL, now, cmds, actor=by, reason=reason)
         run.deadline_at, run.pending_action = None, None
         run.resolved_by, run.resolution = by, reason
+        self._record(run, "cancel", by, reason, now)
         cmds.append(self._command(run, "cancelled", now, actor=by, detail=reason))
         for step in self.playbook.on_cancel:  # compensation
             cmds.append(self._instant(run, step, now))

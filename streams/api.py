@@ -22,6 +22,7 @@ from faust.web import Request, Response, View
 
 from playbooks.engine import MAX_COMMENT, Run, is_terminal
 from playbooks.errors import RoutingConfigError, SilenceError
+from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, new_silence, silence_window
 from playbooks.schema import parse_duration
@@ -55,6 +56,16 @@ def _listed(doc: Any, now: float) -> dict[str, Any]:
     return {**doc, "active": silence.active(now)}
 
 
+def silence_already_expired(doc: Any, now: float) -> dict[str, Any] | None:
+    """For a stored silence that has already ended by ``now`` (epoch s), how:
+    ``{"action": "expire", "by", "at"}`` (``by`` None when it ran out on its own or was
+    expired before who expired it was kept); None while it can still be expired."""
+    ends = doc.get("ends_at") if isinstance(doc, dict) else None
+    if not isinstance(ends, int | float) or isinstance(ends, bool) or ends > now:
+        return None
+    return {"action": "expire", "by": doc.get("expired_by"), "at": ends}
+
+
 def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     """The answer command's fields from a request body ``{"report_id", "satisfied",
     "comment"?}``; ``ApiError`` 400 for a bad field, 404 for a report the run does not
@@ -72,6 +83,63 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     if report["status"] != ReplyStatus.REPLIED.value:
         raise ApiError(409, f"report {rid} is {report['status']}: no closure to answer")
     return {"report_id": rid, "satisfied": satisfied, "comment": comment}
+
+
+_DONE = {"ack": "acknowledged", "resolve": "resolved", "cancel": "cancelled"}
+
+
+def _last(run: Run, *actions: str) -> dict[str, Any] | None:
+    return next((a for a in reversed(run.actions) if a.get("action") in actions), None)
+
+
+def already_done(run: Run, action: str) -> dict[str, Any] | None:
+    """For an action the run's state says has already happened, what happened:
+    ``{"action", "by", "at", "note"}`` (``at`` in epoch seconds, ``by``/``note`` from
+    the run's records, None where a run stored before they were kept lacks them);
+    None when the action would change the run. The API answers such a repeat with 200
+    and ``{"already": ...}`` and sends no command, so a repeat never looks like a first
+    success."""
+    status = RunStatus(run.status)
+    if action == "ack" and run.acknowledged_at is not None:
+        last = _last(run, "ack") or {}
+        return {
+            "action": "ack",
+            "by": run.acknowledged_by,
+            "at": run.acknowledged_at,
+            "note": last.get("note"),
+        }
+    wanted = {"resolve": RunStatus.RESOLVED, "cancel": RunStatus.CANCELLED}.get(action)
+    if wanted is not None and status is wanted:
+        last = _last(run, action) or {}
+        return {
+            "action": action,
+            "by": run.resolved_by,
+            "at": last.get("at", run.resolved_at or run.updated_at),
+            "note": run.resolution,
+        }
+    if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:
+        decided = _last(run, "approve", "reject")
+        if decided is not None and decided["action"] == action:
+            return dict(decided)
+    return None
+
+
+def refused(run: Run, action: str) -> str | None:
+    """Why the run's state refuses ``action`` (the 409's text), or None. Checked here
+    rather than left to the worker, whose refusal would only reach the audit topic
+    after the API had said "accepted"."""
+    status = RunStatus(run.status)
+    if action == "answer":
+        return None  # answers come after the closure, to a finished (or reopened) run
+    if is_terminal(run):
+        return f"run {run.run_id} is {run.status}: cannot {action}"
+    if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:
+        last = _last(run, "approve", "reject")
+        done = f" ({last['action']}d by {last['by']})" if last else ""
+        return f"run {run.run_id} is {run.status}, not waiting for an approval{done}"
+    if action == "escalate" and PARENT_LEVEL.get(run.level) is None:
+        return f"run {run.run_id} is already at the city level: cannot escalate further"
+    return None
 
 
 def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
@@ -211,14 +279,14 @@ def register_api(app: faust.App, ctx: Context) -> None:
             principal = await authorize(self, request, RUN_ACTIONS[action])
             doc = await body(request)
             run = find_run(run_id)
-            status = RunStatus(run.status)
             extra = answer_fields(run, doc) if action == "answer" else {}
-            if action == "answer":
-                pass  # answers come after the closure, to a finished (or reopened) run
-            elif is_terminal(run) and not (action == "resolve" and status is RunStatus.RESOLVED):
-                raise ApiError(409, f"run {run_id} is {run.status}: cannot {action}")
-            if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:
-                raise ApiError(409, f"run {run_id} is {run.status}, not waiting for an approval")
+            done = already_done(run, action)
+            if done is not None:
+                ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "200").inc()
+                return self.json({"already": done, "run_id": run_id})
+            reason = refused(run, action)
+            if reason is not None:
+                raise ApiError(409, reason)
             note = str(doc.get("note", doc.get("reason", "")))
             if action in ("resolve", "cancel") and not note.strip():
                 raise ApiError(400, f'{action} needs a "note" saying why')
@@ -306,11 +374,15 @@ def register_api(app: faust.App, ctx: Context) -> None:
             doc = ctx.silences.get(silence_id.encode())
             if doc is None:
                 raise ApiError(404, f"no silence {silence_id!r}")
-            ends = doc.get("ends_at") if isinstance(doc, dict) else None
             now = time.time()
+            done = silence_already_expired(doc, now)
+            if done is not None:
+                return self.json({"silence": doc, "already": done})
+            ends = doc.get("ends_at") if isinstance(doc, dict) else None
             # A stored silence that cannot be read can still be expired.
             ends = min(ends, now) if isinstance(ends, int | float) else now
-            expired = {**doc, "ends_at": ends} if isinstance(doc, dict) else {"ends_at": ends}
+            base = doc if isinstance(doc, dict) else {}
+            expired = {**base, "ends_at": ends, "expired_by": principal.name, "expired_at": now}
             ctx.silences[silence_id.encode()] = expired
             await ctx.audit(
                 {

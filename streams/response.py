@@ -134,18 +134,19 @@ class Response:
         run = Run.from_dict(group["run"])
         engine = self.engines[run.playbook]
         by, now = str(cmd.get("by", "unknown")), time.time()
+        note = str(cmd.get("note", ""))  # every operator action keeps its note (run.actions)
         try:
             if action == "ack":
-                run, cmds = engine.acknowledge(run, by, now)
+                run, cmds = engine.acknowledge(run, by, now, note)
             elif action == "resolve":
-                run, cmds = engine.resolve(run, by, str(cmd.get("note", "")), now)
+                run, cmds = engine.resolve(run, by, note, now)
             elif action == "escalate":
-                run, cmds = engine.escalate(run, by, now)
+                run, cmds = engine.escalate(run, by, now, note)
             elif action == "cancel":
-                run, cmds = engine.cancel(run, by, str(cmd.get("note", "")), now)
+                run, cmds = engine.cancel(run, by, note, now)
             elif action in ("approve", "reject"):
                 run, cmds = engine.approve(
-                    run, by, str(cmd.get("role", "")), now, approved=action == "approve"
+                    run, by, str(cmd.get("role", "")), now, approved=action == "approve", note=note
                 )
             elif action == "answer":
                 run, cmds = engine.step(run, Answer.from_command({**cmd, "by": by}, now))

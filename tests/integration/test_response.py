@@ -46,7 +46,9 @@ def test_alert_run_escalation_ack_approval_resolution(pipeline: Pipeline) -> Non
             "river street office",
         )
         assert escalate["at"] - notify["at"] >= 3.0  # the (test-shortened) deadline passed
-        status, body = pipeline.api("POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN)
+        status, body = pipeline.api(
+            "POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN, {"note": "on my way"}
+        )
         assert status == 202 and body["command"]["by"] == "duty-operator"
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "approval_request")))
         assert steps_of(steps, "acknowledged")[0]["detail"] == "by duty-operator"
@@ -68,11 +70,19 @@ def test_alert_run_escalation_ack_approval_resolution(pipeline: Pipeline) -> Non
             lambda s, b: b.get("run", {}).get("status") == "resolved",
         )
         assert (status, body["run"]["status"]) == (200, "resolved")
-        # A second resolve is accepted and changes nothing (idempotent).
-        status, _ = pipeline.api(
+        # Every action's who, when and note is kept on the run.
+        kept = [(a["action"], a["by"], a["note"]) for a in body["run"]["actions"]]
+        assert kept == [
+            ("ack", "duty-operator", "on my way"),
+            ("approve", "duty-coordinator", ""),
+            ("resolve", "duty-operator", "pumped out"),
+        ]
+        # A second resolve changes nothing and says who resolved it when (no command).
+        status, again = pipeline.api(
             "POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "again"}
         )
-        assert status == 202
+        assert status == 200 and "command" not in again
+        assert (again["already"]["by"], again["already"]["note"]) == ("duty-operator", "pumped out")
         audit = pipeline.read(
             "audit",
             lambda m: len([d for d in docs(m) if d.get("data", {}).get("to") == "resolved"]) == 1,

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from citybrain.cli import EXIT_OK, EXIT_USAGE, main, run_details, runs_table
+from citybrain.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    already_message,
+    main,
+    run_details,
+    runs_table,
+)
 
 NOW = time.time()
 RUN = {
@@ -76,6 +83,42 @@ def test_show_names_each_field() -> None:
     assert "cell           md-gauge-01589330 (Dead Run at Franklintown)" in text
     assert "alerts         2: a1, a2" in text
     assert "acknowledged   no" in text
+
+
+def test_show_lists_every_action_with_its_note_and_the_report_ids() -> None:
+    done = {
+        **RUN,
+        "status": "resolved",
+        "acknowledged_at": NOW - 300,
+        "acknowledged_by": "duty-operator",
+        "resolved_at": NOW - 60,
+        "resolved_by": "duty-operator",
+        "resolution": "pumped out",
+        "reports": {"r-7": {"channel": "app", "status": "replied"}},
+        "actions": [
+            {"action": "ack", "by": "duty-operator", "at": NOW - 300, "note": "on my way"},
+            {"action": "resolve", "by": "duty-operator", "at": NOW - 60, "note": "pumped out"},
+        ],
+    }
+    lines = run_details(done, NAMES, NOW).splitlines()
+    resolved = next(ln for ln in lines if ln.startswith("resolved "))
+    assert resolved.endswith("by duty-operator: pumped out")
+    assert "reports        1: r-7 (replied)" in lines
+    assert "actions        2" in lines
+    assert lines[-2].endswith("ack by duty-operator: on my way")
+    assert lines[-1].endswith("resolve by duty-operator: pumped out")
+    # A run with none of them says so rather than leaving the reader to guess.
+    bare = run_details(RUN, NAMES, NOW).splitlines()
+    assert "reports        none" in bare and bare[-1] == "actions        none"
+
+
+def test_a_repeated_action_says_it_had_already_happened() -> None:
+    text = already_message(
+        "r1", {"action": "ack", "by": "duty-operator", "at": NOW - 90, "note": "on my way"}, NOW
+    )
+    assert text.startswith("unchanged: run r1 was already acknowledged by duty-operator at ")
+    assert text.endswith('(90 s ago) with note "on my way"')
+    assert "accepted" not in text
 
 
 def _route_test(*labels: str) -> tuple[int, str, str]:

@@ -147,3 +147,21 @@ def test_every_error_of_a_file_is_reported(tmp_path: Path) -> None:
     path.write_text("playbook: p\nversion: 2\nsteps:\n  - {id: a, action: notify, colour: x}\n")
     _, errors = playbook_errors(path)
     assert [e.split(": ", 1)[0] for e in errors] == [f"{path}:2", f"{path}:1", f"{path}:4"]
+
+
+def test_every_operator_action_keeps_who_when_and_note(grid: Grid) -> None:
+    e = engine(grid, "crowd-surge")
+    run, _ = e.new_run("run-n", ALERT, 0.0)
+    run, _ = e.acknowledge(run, "hill street office", 10.0, note="on my way")
+    run, _ = e.approve(run, "coord", "coordinator", 20.0, approved=False, note="not needed")
+    run, _ = e.escalate(run, "coord", 25.0, note="crowd growing")
+    run, _ = e.resolve(run, "hill street office", "dispersed", 30.0)
+    assert [(a["action"], a["by"], a["at"], a["note"]) for a in run.actions] == [
+        ("ack", "hill street office", 10.0, "on my way"),
+        ("reject", "coord", 20.0, "not needed"),
+        ("escalate", "coord", 25.0, "crowd growing"),
+        ("resolve", "hill street office", 30.0, "dispersed"),
+    ]
+    assert Run.from_dict(run.to_dict()).actions == run.actions
+    # A repeat changes nothing, so records nothing.
+    assert e.resolve(run, "op", "again", 31.0)[0].actions == run.actions

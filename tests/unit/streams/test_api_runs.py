@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from playbooks.engine import PlaybookEngine
+from playbooks.engine import PlaybookEngine, Run
 from playbooks.grid import Grid
 from playbooks.loader import load_playbook
-from streams.api import ApiError, run_in_group
+from streams.api import ApiError, already_done, refused, run_in_group, silence_already_expired
 from streams.settings import REPO_ROOT
 
 PLAYBOOK = load_playbook(REPO_ROOT / "playbooks" / "library" / "rehearsal" / "citizen-report.yaml")
@@ -55,3 +55,79 @@ def test_a_run_that_never_was_is_404(grid: Grid, stored: str | None, run_id: str
     with pytest.raises(ApiError) as caught:
         run_in_group(doc, run_id)
     assert (caught.value.status, caught.value.message) == (404, f"no run {run_id!r}")
+
+
+def _run(grid: Grid, playbook: str = "citizen-report") -> tuple[PlaybookEngine, Run]:
+    from playbooks.loader import PLAYBOOK_DIR, load_playbooks
+
+    book = PLAYBOOK if playbook == "citizen-report" else load_playbooks(PLAYBOOK_DIR)[playbook]
+    engine = PlaybookEngine(book, grid)
+    alert = {"alert_id": "a-1", "kind": "water_level", "grid_cell": "c-bridge", "labels": {}}
+    return engine, engine.new_run(f"{KEY}.1", alert, 100.0)[0]
+
+
+def test_a_repeated_ack_resolve_or_cancel_says_who_did_it_when(grid: Grid) -> None:
+    engine, run = _run(grid)
+    assert already_done(run, "ack") is None and refused(run, "ack") is None
+    run, _ = engine.acknowledge(run, "duty-operator", 110.0, note="on my way")
+    assert already_done(run, "ack") == {
+        "action": "ack",
+        "by": "duty-operator",
+        "at": 110.0,
+        "note": "on my way",
+    }
+    # The engine changes the run in place: act on copies.
+    resolved, _ = engine.resolve(Run.from_dict(run.to_dict()), "duty-operator", "pumped out", 120.0)
+    assert already_done(resolved, "resolve") == {
+        "action": "resolve",
+        "by": "duty-operator",
+        "at": 120.0,
+        "note": "pumped out",
+    }
+    assert already_done(resolved, "cancel") is None
+    assert refused(resolved, "cancel") == f"run {KEY}.1 is resolved: cannot cancel"
+    cancelled, _ = engine.cancel(
+        Run.from_dict(run.to_dict()), "duty-coordinator", "duplicate", 130.0
+    )
+    assert already_done(cancelled, "cancel") == {
+        "action": "cancel",
+        "by": "duty-coordinator",
+        "at": 130.0,
+        "note": "duplicate",
+    }
+
+
+def test_a_repeated_approval_says_who_decided_and_escalation_stops_at_the_city(
+    grid: Grid,
+) -> None:
+    engine, run = _run(grid, "crowd-surge")
+    assert "not waiting for an approval" in (refused(run, "approve") or "")
+    run, _ = engine.acknowledge(run, "hill street office", 110.0)
+    assert refused(run, "approve") is None
+    run, _ = engine.approve(run, "coord", "coordinator", 120.0, note="go")
+    assert already_done(run, "approve") == {
+        "action": "approve",
+        "by": "coord",
+        "at": 120.0,
+        "note": "go",
+    }
+    assert already_done(run, "reject") is None
+    assert "(approved by coord)" in (refused(run, "reject") or "")
+    for _ in range(3):
+        assert refused(run, "escalate") is None
+        run, _ = engine.escalate(run, "coord", 130.0)
+    assert refused(run, "escalate") == (
+        f"run {KEY}.1 is already at the city level: cannot escalate further"
+    )
+
+
+def test_expiring_an_ended_silence_says_it_had_already_ended() -> None:
+    live = {"id": "s1", "ends_at": 200.0}
+    assert silence_already_expired(live, 150.0) is None
+    expired = {**live, "ends_at": 150.0, "expired_by": "duty-coordinator"}
+    assert silence_already_expired(expired, 160.0) == {
+        "action": "expire",
+        "by": "duty-coordinator",
+        "at": 150.0,
+    }
+    assert silence_already_expired(live, 250.0) == {"action": "expire", "by": None, "at": 200.0}
