@@ -50,9 +50,22 @@ class Context:
     known_events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _alerts(n: int, noun: str = "alert") -> str:
-    """``1 alert``, ``3 alerts``, ``1,234 alerts``: a count in the right number."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+def _alerts(n: int, noun: str = "alert", plural: str = "") -> str:
+    """``1 alert``, ``3 alerts``, ``1,234 alerts``: a count in the right number
+    (``plural`` for a noun that does not just take an s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
+
+
+def event_period(readings: pd.DataFrame, incidents: pd.DataFrame | None) -> str:
+    """The event time the report shows, one range per data set that has rows
+    (``readings 2019-05-12 00:00 - 2019-05-13 23:55 UTC; citizen reports ...``): the
+    data sets of a replay need not overlap, so one range could hide one of them."""
+    parts = [
+        f"{name} {_fmt(frame['ts'].min())} - {_fmt(frame['ts'].max())} UTC"
+        for name, frame in (("readings", readings), ("citizen reports", incidents))
+        if frame is not None and len(frame)
+    ]
+    return "; ".join(parts) if parts else "none: no readings and no citizen reports"
 
 
 def _ts(text: str) -> float:
@@ -345,7 +358,8 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
             f'aria-label="map of {html.escape(city.name)}">{"".join(body)}</svg></figure>'
         )
     note = (
-        f"<p>Alerts on {len(unplaced):,} sensor(s) or cell(s) without coordinates in the grid "
+        f"<p>Alerts on {_alerts(len(unplaced), 'sensor or cell', 'sensors or cells')} "
+        "without coordinates in the grid "
         f"are not on the maps: {html.escape(', '.join(sorted(unplaced)))}.</p>"
         if unplaced
         else ""
@@ -409,7 +423,8 @@ def build_report(
         vals = sorted(values.values())
         p90 = vals[min(len(vals) - 1, int(0.9 * len(vals)))]
         return (
-            f"median {_duration(statistics.median(vals))}, p90 {_duration(p90)} ({len(vals)} runs)"
+            f"median {_duration(statistics.median(vals))}, p90 {_duration(p90)} "
+            f"({_alerts(len(vals), 'run')})"
         )
 
     episodes: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
@@ -450,12 +465,8 @@ def build_report(
         if ranked
         else "<p>No sensor alerts.</p>"
     )
-    period = (
-        f"{_fmt(readings['ts'].min())} - {_fmt(readings['ts'].max())} UTC"
-        if len(readings)
-        else "no readings"
-    )
     incidents = context.incidents
+    period = event_period(readings, incidents)
     n_incidents = 0 if incidents is None else len(incidents)
     summary = {
         "readings": len(readings),
@@ -489,9 +500,10 @@ def build_report(
         top = Counter(incidents["category"]).most_common(8)
         first, last = incidents["ts"].min(), incidents["ts"].max()
         citizen = (
-            f"<p>{n_incidents:,} citizen reports between {_fmt(first)} and {_fmt(last)} UTC "
+            f"<p>{_alerts(n_incidents, 'citizen report')} between {_fmt(first)} and "
+            f"{_fmt(last)} UTC "
             f"({', '.join(f'{html.escape(f)}: {n:,}' for f, n in by_file.items())}); "
-            f"{len(bursts):,} burst(s) raised an alert.</p>"
+            f"{_alerts(len(bursts), 'burst')} raised an alert.</p>"
             + bars(Counter(dict(top)), "Most frequent report categories")
         )
     else:
@@ -561,7 +573,7 @@ li.hit {{ color: #1d6b33; }} li.miss {{ color: #c62f2f; }}
 <body data-ready="false">
 <h1>{title}</h1>
 <p>{what_if}</p>
-<p>Event time {period}. Generated {generated} UTC by citybrain.</p>
+<p>Event time: {period}. Generated {generated} UTC by citybrain.</p>
 <div class="cards">{cards}</div>
 <h2>Known events</h2>{known}
 {legend}

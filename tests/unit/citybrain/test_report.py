@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from citybrain.report import Context, build_report, readings_frame
+from citybrain.report import Context, build_report, event_period, readings_frame
 from playbooks.grid import Cell, Grid, SensorRegistration
 
 
@@ -77,6 +77,7 @@ def test_report_marks_episodes_and_reports_response_times() -> None:
     assert page.count('class="episode ') == 1  # al-1's span on the sensor chart
     assert page.count('<svg class="timeline"') == 2  # 2016 and 2019: two stretches
     assert "median 90 s" in page and "median 65.0 min" in page  # ack 90 s, resolve 3900 s
+    assert "(1 run)" in page and "(1 runs)" not in page
     assert "http://" not in page and "https://" not in page
 
 
@@ -190,4 +191,27 @@ def test_report_names_events_draws_a_map_and_counts_every_sensor() -> None:
     # Every sensor with alerts is counted and listed; the chart cap is stated.
     assert "Sensors with alerts (2)" in page and "(at most 24)" in page
     assert "<td>bj-x-pm10</td>" in page and "20 ug/m3" in page
-    assert "6 citizen reports between" in page and "1 burst(s) raised an alert" in page
+    assert "6 citizen reports between" in page and "1 burst raised an alert" in page
+
+
+def test_the_event_time_covers_each_data_set_the_report_shows() -> None:
+    """Issue 15 item 1: readings from 2014-2019 and citizen reports from 2024 are two
+    ranges; one range from the readings alone hid the reports."""
+    day = 86400.0
+    readings = pd.DataFrame({"ts": [1407715200.0, 1557791700.0]})  # 2014-08-11, 2019-05-13
+    incidents = pd.DataFrame({"ts": [1716768000.0, 1716768000.0 + day / 4]})  # 2024-05-27
+    assert event_period(readings, incidents) == (
+        "readings 2014-08-11 00:00 - 2019-05-13 23:55 UTC; "
+        "citizen reports 2024-05-27 00:00 - 2024-05-27 06:00 UTC"
+    )
+    assert event_period(readings.iloc[:0], incidents).startswith("citizen reports 2024-05-27")
+    assert event_period(readings, None).startswith("readings 2014-08-11")
+    assert event_period(readings.iloc[:0], None) == "none: no readings and no citizen reports"
+    page = build_report(
+        readings.assign(sensor_id="s", kind="pm25", value=1.0),
+        [],
+        [],
+        "t",
+        Context(incidents=incidents.assign(category="Noise", grid_cell="c", file="r.csv")),
+    )
+    assert "Event time: readings 2014-08-11 00:00 - 2019-05-13 23:55 UTC; citizen reports" in page
