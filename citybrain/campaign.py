@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -320,9 +321,33 @@ def change_text(key: str, value: Any) -> str:
     return f"{value:+g}"
 
 
-def render_text(report: Mapping[str, Any]) -> str:
+# The columns a narrow terminal keeps, most wanted first (the rest: --wide, --json, --out).
+NARROW_ORDER = (
+    "found",
+    "resolved",
+    "resolution_rate",
+    "tta_median",
+    "ttr_median",
+    "satisfaction_rate",
+    "reopened",
+    "first_line_share",
+    "escalated_district",
+    "reports",
+    "answers",
+    "repeat_reports",
+    "tta_p90",
+    "ttr_p90",
+)
+GAP = "  "
+MIN_NAME = 12  # a name column narrower than this is no longer readable
+
+
+def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     """The report as plain-text tables, one per scope, a row per area or department and a
-    column per figure (its change on the previous period in brackets)."""
+    column per figure (its change on the previous period in brackets). ``width`` (in
+    characters, e.g. the terminal's): keep only the figures that fit, in the order of
+    ``NARROW_ORDER``, the same ones in every table, and say which were left out; names
+    longer than what is left are cut with "…". None: every figure."""
     from datetime import UTC, datetime
 
     def utc(ts: Any) -> str:
@@ -336,21 +361,53 @@ def render_text(report: Mapping[str, Any]) -> str:
         f"{utc(period.get('to'))}; change on the previous period of the same length in "
         "brackets (definitions: docs/citizens.md)"
     ]
+    tables: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
     for scope in SCOPES:
         rows = [r for r in report["rows"] if r["scope"] == scope]
         if not rows:
             continue
-        table = [(scope.upper(), *(k.upper() for k in FIGURES))]
+        body = []
         for row in rows:
-            cells = []
+            cells = {}
             for k in FIGURES:
                 delta = change_text(k, row["change"][k])
-                cells.append(figure_text(k, row["figures"][k]) + (f" ({delta})" if delta else ""))
-            table.append((str(row["name"]), *cells))
+                cells[k] = figure_text(k, row["figures"][k]) + (f" ({delta})" if delta else "")
+            body.append((str(row["name"]), cells))
+        tables.append((scope, body))
+
+    def column(k: str) -> int:  # a figure's width over every table, header included
+        return max([len(k), *(len(c[k]) for _, body in tables for _, c in body)])
+
+    names = max([len(scope) for scope, _ in tables] + [len(n) for _, b in tables for n, _ in b])
+    names = max(names, 1)
+    shown: list[str] = list(FIGURES)
+    if width is not None:
+        room = width - min(names, MIN_NAME)
+        shown = []
+        for k in NARROW_ORDER:
+            if len(GAP) + column(k) <= room:
+                shown.append(k)
+                room -= len(GAP) + column(k)
+        shown = [k for k in FIGURES if k in shown]  # keep the report's own order
+        names = min(names, max(MIN_NAME, width - sum(len(GAP) + column(k) for k in shown)))
+        left = [k for k in FIGURES if k not in shown]
+        if left:
+            lines.append(
+                f"{len(left)} of {len(FIGURES)} figures left out to fit {width} columns "
+                f"({', '.join(left)}): --wide shows every one, --json or --out all of them"
+            )
+        lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, max(width, 20))]
+
+    def cut(text: str) -> str:
+        return text if len(text) <= names else text[: names - 1] + "…"
+
+    for scope, body in tables:
+        table = [(cut(scope.upper()), *(k.upper() for k in shown))]
+        table += [(cut(name), *(cells[k] for k in shown)) for name, cells in body]
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         lines.append("")
         lines.extend(
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
+            GAP.join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
         )
     return "\n".join(lines)
 

@@ -1088,14 +1088,21 @@ def _output_suffix(out: str | None) -> None:
 
 
 def write_campaign(
-    report: dict[str, Any], out: Path | None, title: str, as_json: bool = False
+    report: dict[str, Any],
+    out: Path | None,
+    title: str,
+    as_json: bool = False,
+    wide: bool = False,
 ) -> None:
     """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, tables on
-    stdout (JSON with ``as_json``)."""
+    stdout (JSON with ``as_json``) as wide as the terminal (every column with ``wide``)."""
+    import shutil
+
     from citybrain.campaign import render_html, render_text
 
     if out is None:
-        print(json.dumps(report, indent=2) if as_json else render_text(report))
+        width = None if wide else shutil.get_terminal_size().columns
+        print(json.dumps(report, indent=2) if as_json else render_text(report, width))
     elif out.suffix == ".html":
         out.write_text(render_html(report, title), encoding="utf-8")
     elif out.suffix == ".json":
@@ -1140,9 +1147,10 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         source = args.input or f"the topics of prefix {settings.topic_prefix!r}"
         raise CliError(empty_period(report, args.start, args.end, source), EXIT_FAILED)
     out = Path(args.out) if args.out else None
-    write_campaign(report, out, f"citybrain campaign report {args.start} to {args.end}", args.json)
+    title = f"citybrain campaign report {args.start} to {args.end}"
+    write_campaign(report, out, title, args.json, args.wide)
     if out is not None:
-        print(f"campaign report written to {out} ({len(report['rows'])} rows)")
+        print(f"campaign report written to {out} ({_plural(len(report['rows']), 'row')})")
     return 0
 
 
@@ -1906,6 +1914,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE", help="report.html or report.json (default: tables on stdout)"
     )
     c.add_argument("--json", action="store_true", help="without --out: JSON on stdout")
+    c.add_argument(
+        "--wide",
+        action="store_true",
+        help="tables on stdout with every figure, however wide (default: the terminal's width)",
+    )
     c.add_argument(
         "--input",
         metavar="FILE",

@@ -15,6 +15,7 @@ from citybrain.campaign import (
     campaign_report,
     quantile,
     render_html,
+    render_text,
     runs_from_records,
 )
 from citybrain.cli import main
@@ -295,13 +296,13 @@ def test_cli_reads_an_export_and_writes_json_and_html(
     assert main([*base, *period, "--out", str(tmp_path / "r.txt")]) == 2
     capsys.readouterr()
     # Without --out: tables a person reads; --json: the same report for machines.
-    assert main([*base, *period]) == 0
+    assert main([*base, *period, "--wide"]) == 0
     text = capsys.readouterr().out
     assert text.startswith(
         "runs counted by the date they were created, 1970-01-01 00:16 UTC to 1970-01-01 00:33 UTC"
     )
     header = next(ln for ln in text.splitlines() if ln.startswith("CITY "))
-    assert header.split()[:3] == ["CITY", "FOUND", "REPORTS"]
+    assert header.split() == ["CITY", *(k.upper() for k in FIGURES)]
     assert "{" not in text
     assert main([*base, *period, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == written["rows"]
@@ -341,3 +342,40 @@ def test_an_empty_period_says_so_and_which_range_the_input_covers(
 
 def test_html_says_runs_count_by_creation_date(report: dict[str, Any]) -> None:
     assert "Runs are counted by the date they were created." in render_html(report)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_tables_fit_the_terminal_and_say_what_they_left_out(
+    report: dict[str, Any],
+    width: int,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15 item 6: every column was ~230 characters wide and wrapped."""
+    wide = render_text(report).splitlines()
+    assert max(len(ln) for ln in wide[1:]) > 120  # the case needs fitting at all
+    lines = render_text(report, width).splitlines()
+    assert max(len(ln) for ln in lines) <= width  # the prose above the tables too
+    header = next(ln for ln in lines if ln.startswith("CITY ")).split()
+    assert header[:4] == ["CITY", "FOUND", "RESOLVED", "RESOLUTION_RATE"]
+    left = [k for k in FIGURES if k.upper() not in header]
+    prose = " ".join(lines[: lines.index("")])
+    assert left and f"{len(left)} of {len(FIGURES)} figures left out to fit {width}" in prose
+    assert f"({', '.join(left)}): --wide shows every one" in prose
+    # The same from the command, at the terminal's width (COLUMNS, as a terminal sets it).
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    monkeypatch.setenv("COLUMNS", str(width))
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    args = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    assert main([*args, "--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_a_long_name_is_cut_to_fit(report: dict[str, Any]) -> None:
+    long = {**report["rows"][0], "name": "a community with a very long name " * 3}
+    text = render_text({**report, "rows": [long, *report["rows"][1:]]}, 80)
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    first = next(ln for ln in text.splitlines() if ln.startswith("a community"))
+    assert first.startswith("a community …  1 (+1)")
