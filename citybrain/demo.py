@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -286,13 +287,19 @@ class Progress:
     elapsed: float
     rate: float
     waiting: int
+    average: bool = False  # ``rate`` is the average over the replay (RateMeter)
+
+    @property
+    def rate_text(self) -> str:
+        """``12,345 readings/s``, or with ``average``: ``… readings/s on average``."""
+        return f"{self.rate:,.0f} readings/s" + (" on average" if self.average else "")
 
     def line(self, m: dict[str, float]) -> str:
         """One plain line, for logs and pipes (every few seconds when not a terminal)."""
         share = 100 * self.processed / self.total if self.total else 100.0
         return (
             f"[{self.elapsed:5.0f} s] {self.phase}: {self.processed:,} of {self.total:,} "
-            f"events processed ({share:.0f} %), {self.rate:,.0f} readings/s; "
+            f"events processed ({share:.0f} %), {self.rate_text}; "
             f"{int(m.get('citybrain_anomalies_total', 0)):,} anomalies, "
             f"{int(m.get('citybrain_alerts_total', 0)):,} alerts, "
             f"{int(m.get('citybrain_playbook_runs_total', 0)):,} runs "
@@ -308,7 +315,7 @@ def _table(m: dict[str, float], p: Progress) -> Table:
     table.add_row("replayed", f"{p.sent:,} / {p.total:,}")
     share = 100 * p.processed / p.total if p.total else 100.0
     table.add_row("processed", f"{p.processed:,} / {p.total:,} ({share:.0f} %)")
-    table.add_row("readings/s (processed)", f"{p.rate:,.0f}")
+    table.add_row("readings/s (processed)", p.rate_text.removesuffix(" readings/s"))
     table.add_row("runs waiting for a person", f"{p.waiting:,}")
     rows = [
         ("readings", "citybrain_readings_total"),
@@ -728,6 +735,34 @@ def _wait_for_worker(files: DemoFiles, url: str) -> None:
 WAITING = ("pending", "waiting_ack", "waiting_approval", "waiting_action")
 
 
+class RateMeter:
+    """The readings/s the progress shows, from the worker's readings counter sampled
+    every half second. While readings arrive: the rate over the last ``window`` seconds
+    of samples (a progress line every 5 s then shows the last 5 s, not the last 0.5).
+    Once they stopped arriving: the average over the replay, readings / seconds from
+    ``started`` to the last sample that saw the count grow, so a replay that finished
+    between two samples, or before the first line, never shows 0 readings/s with
+    readings processed. ``update`` returns ``(rate, is_average)``; times in seconds."""
+
+    def __init__(self, started: float, window: float = 5.0) -> None:
+        self.started = started
+        self.window = window
+        self._samples: deque[tuple[float, float]] = deque([(started, 0.0)])
+        self._grew_at: float | None = None  # the last sample at which the count grew
+
+    def update(self, readings: float, now: float) -> tuple[float, bool]:
+        if readings > self._samples[-1][1]:
+            self._grew_at = now
+        self._samples.append((now, readings))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+        then, before = self._samples[0]
+        recent = (readings - before) / (now - then) if now > then else 0.0
+        if recent > 0 or self._grew_at is None:
+            return recent, False
+        return readings / max(self._grew_at - self.started, 1e-9), True
+
+
 def _watch(
     console: Console,
     files: DemoFiles,
@@ -741,8 +776,8 @@ def _watch(
     """Progress until every event is processed and no run still waits for a person: a
     live table on a terminal, a plain line every ``line_every`` seconds otherwise."""
     metrics: dict[str, float] = {}
-    started = last_t = time.monotonic()
-    last = 0.0
+    started = time.monotonic()
+    meter = RateMeter(started)
     settled_since: float | None = None
     give_up: float | None = None
     progress = Progress("starting", 0, 0, total, 0.0, 0.0, 0)
@@ -772,8 +807,7 @@ def _watch(
             metrics = scrape(url)
             now = time.monotonic()
             readings = metrics.get("citybrain_readings_total", 0.0)
-            rate = (readings - last) / (now - last_t)
-            last, last_t = readings, now
+            rate, average = meter.update(readings, now)
             processed = int(sum(metrics.get(name, 0.0) for name in PROCESSED))
             waiting = int(
                 sum(
@@ -792,7 +826,9 @@ def _watch(
                 )
             else:
                 phase = "replay done; settling"
-            progress = Progress(phase, sent[0], processed, total, now - started, rate, waiting)
+            progress = Progress(
+                phase, sent[0], processed, total, now - started, rate, waiting, average
+            )
             show(progress)
             if replay.is_alive():
                 continue

@@ -14,7 +14,15 @@ import pytest
 from rich.console import Console
 
 from citybrain.cli import replay_target
-from citybrain.demo import SUMMARY_COUNTS, DemoFiles, _print_summary, shell_settings, with_settings
+from citybrain.demo import (
+    SUMMARY_COUNTS,
+    DemoFiles,
+    Progress,
+    RateMeter,
+    _print_summary,
+    shell_settings,
+    with_settings,
+)
 from streams.settings import Settings
 
 
@@ -83,3 +91,27 @@ def test_the_count_outside_the_known_events_says_bursts_are_apart(bursts: int, s
     assert "1 sensor alert outside the known events: 2.5 per 1,000 sensor-days" in text
     noun = "alert" if bursts == 1 else "alerts"
     assert (f"{bursts} citizen-report burst {noun} above are not counted here" in text) is says
+
+
+def test_the_rate_is_never_zero_once_readings_were_processed() -> None:
+    """Issue 15 item 2: the replay finished before the first progress line, and every
+    line said 0 readings/s (the rate over the last half second)."""
+    meter = RateMeter(started=100.0)
+    assert meter.update(0.0, 100.5) == (0.0, False)  # nothing yet: 0 is the truth
+    # 30,000 readings processed between two samples, then nothing more.
+    assert meter.update(30_000.0, 101.0) == (30_000.0 / 1.0, False)  # window so far: 1 s
+    rates = [meter.update(30_000.0, 101.0 + 0.5 * i) for i in range(1, 40)]
+    assert all(rate > 0 for rate, _ in rates)
+    # Once the window has no growth left in it: the average over the replay.
+    assert rates[-1] == (30_000.0 / (101.0 - 100.0), True)
+
+
+def test_a_steady_rate_is_the_rate_over_the_window_and_lines_say_average() -> None:
+    meter = RateMeter(started=0.0, window=5.0)
+    for i in range(1, 21):
+        rate, average = meter.update(1000.0 * i, 0.5 * i)  # 2,000 readings/s
+    assert (rate, average) == (2000.0, False)
+    live = Progress("replaying", 10, 5, 10, 10.0, 2000.0, 0)
+    done = Progress("replay done; settling", 10, 10, 10, 30.0, 2000.0, 0, average=True)
+    assert "2,000 readings/s; " in live.line({})
+    assert "2,000 readings/s on average; " in done.line({})
