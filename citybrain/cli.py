@@ -571,14 +571,10 @@ def _api(
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
-        listing = "silences" if path.startswith("/silences") else "runs"
-        if path.endswith("/answer") and "covers no report" in reason:
-            # `runs list` shows no report ids; `runs show` does.
-            run_id = path.split("/")[2]
-            not_found = f"; see the run's report ids with 'citybrain runs show {run_id}'"
-        else:
-            not_found = f"; check the id with 'citybrain {listing} list'"
-        hint = {401: "; check --token / CITYBRAIN_API_TOKEN", 404: not_found}.get(exc.code, "")
+        hint = {
+            401: "; check --token / CITYBRAIN_API_TOKEN",
+            404: not_found_hint(path, reason),
+        }.get(exc.code, "")
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
             EXIT_FAILED,
@@ -591,6 +587,17 @@ def _api(
             "or give --url",
             EXIT_SERVICE,
         ) from None
+
+
+def not_found_hint(path: str, reason: str) -> str:
+    """What a 404 from the API path ``path`` tells the operator to check: a report id
+    the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
+    a run or silence id by its `list`."""
+    if path.startswith("/runs/") and path.endswith("/answer") and "covers no report" in reason:
+        run_id = path.split("/")[2]
+        return f"; see the run's report ids with 'citybrain runs show {run_id}'"
+    listing = "silences" if path.startswith("/silences") else "runs"
+    return f"; check the id with 'citybrain {listing} list'"
 
 
 def api_reason(body: str, status: int) -> str:
@@ -897,6 +904,16 @@ def silences_table(silences: list[dict[str, Any]], now: float) -> str:
     )
 
 
+def already_expired_message(
+    silence_id: str, silence: dict[str, Any], already: dict[str, Any], now: float
+) -> str:
+    """What expiring a silence that had already ended says: who expired it (or that it
+    ran out) and when, so it never reads like a first expiry."""
+    matchers = " ".join(str(m) for m in silence.get("matchers", []))
+    how = f"been expired by {already['by']}" if already.get("by") else "ended"
+    return f"unchanged: silence {silence_id} had already {how}: {matchers}, ended {_ends(silence, now)}"
+
+
 def cmd_silences(args: argparse.Namespace) -> int:
     import time
 
@@ -937,12 +954,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
             f"until {_ends(silence, now)}"
         )
     elif "already" in doc:
-        by = doc["already"].get("by")
-        how = f"expired by {by}" if by else "ended"
-        print(
-            f"unchanged: silence {args.silence_id} had already {how}: {matchers}, "
-            f"ended {_ends(silence, now)}"
-        )
+        print(already_expired_message(args.silence_id, silence, doc["already"], now))
     else:
         print(f"silence {args.silence_id} expired: {matchers}, ended {_ends(silence, now)}")
     return EXIT_OK

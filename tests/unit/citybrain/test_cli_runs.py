@@ -13,6 +13,7 @@ from citybrain.cli import (
     EXIT_USAGE,
     already_message,
     main,
+    not_found_hint,
     run_details,
     runs_table,
 )
@@ -119,6 +120,14 @@ def test_a_repeated_action_says_it_had_already_happened() -> None:
     assert text.startswith("unchanged: run r1 was already acknowledged by duty-operator at ")
     assert text.endswith('(90 s ago) with note "on my way"')
     assert "accepted" not in text
+
+
+def test_an_unknown_report_points_at_runs_show_which_lists_report_ids() -> None:
+    hint = not_found_hint("/runs/r1/answer", "run r1 covers no report 'r-9'")
+    assert hint == "; see the run's report ids with 'citybrain runs show r1'"
+    # An unknown run is still found with `runs list`, an unknown silence with its list.
+    assert not_found_hint("/runs/r1/answer", "no run 'r1'").endswith("'citybrain runs list'")
+    assert not_found_hint("/silences/s1", "no silence 's1'").endswith("'citybrain silences list'")
 
 
 def _route_test(*labels: str) -> tuple[int, str, str]:

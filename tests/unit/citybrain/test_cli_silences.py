@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from citybrain.cli import (
+    already_expired_message,
     CliError,
     api_reason,
     build_parser,
@@ -213,3 +214,17 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 404: no such thing at /api/v1/" in err
     assert err.rstrip().endswith(f"check the id with 'citybrain {listing}'")
+
+
+def test_expiring_an_ended_silence_says_it_had_already_happened() -> None:
+    """Issue 15 item 5: a repeat answered "expired ... (1 s ago)" like a first expiry."""
+    now = time.time()
+    silence = {"id": "s1", "matchers": ['kind="pm25"'], "ends_at": now - 90}
+    by = {"action": "expire", "by": "duty-coordinator", "at": now - 90}
+    text = already_expired_message("s1", silence, by, now)
+    assert text.startswith(
+        'unchanged: silence s1 had already been expired by duty-coordinator: kind="pm25", ended '
+    )
+    assert text.endswith("(90 s ago)")
+    ran_out = already_expired_message("s1", silence, {**by, "by": None}, now)
+    assert ran_out.startswith('unchanged: silence s1 had already ended: kind="pm25"')
