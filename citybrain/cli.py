@@ -911,7 +911,8 @@ def already_expired_message(
     ran out) and when, so it never reads like a first expiry."""
     matchers = " ".join(str(m) for m in silence.get("matchers", []))
     how = f"been expired by {already['by']}" if already.get("by") else "ended"
-    return f"unchanged: silence {silence_id} had already {how}: {matchers}, ended {_ends(silence, now)}"
+    ended = _ends(silence, now)
+    return f"unchanged: silence {silence_id} had already {how}: {matchers}, ended {ended}"
 
 
 def cmd_silences(args: argparse.Namespace) -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from citybrain.cli import (
-    already_expired_message,
     CliError,
+    already_expired_message,
     api_reason,
     build_parser,
     main,
