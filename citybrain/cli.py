@@ -126,23 +126,47 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answers(host: str, port: int) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within 3 seconds."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
 def _require_kafka(settings: Settings) -> None:
     """Raise CliError (status 3) unless some bootstrap server accepts a TCP connection:
     faust and kafka-python would otherwise retry, silently, for minutes."""
-    import socket
-
     for server in settings.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=3).close()
+        if port.isdigit() and _answers(host, int(port)):
             return
-        except (OSError, ValueError):
-            continue
     raise CliError(
         f"no Kafka broker answers at {settings.kafka_bootstrap}: {START_STACK}, "
         "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one",
         EXIT_SERVICE,
     )
+
+
+def _require_mqtt(settings: Settings) -> None:
+    """Raise CliError (status 3) unless the MQTT broker accepts a TCP connection: paho
+    would otherwise retry in the background, silently, for ever."""
+    if not _answers(settings.mqtt_host, settings.mqtt_port):
+        raise CliError(
+            f"no MQTT broker answers at {settings.mqtt_host}:{settings.mqtt_port}: "
+            "`make stack-up` starts Mosquitto there (the demo does not), or point "
+            "CITYBRAIN_MQTT_HOST/CITYBRAIN_MQTT_PORT at a running one",
+            EXIT_SERVICE,
+        )
+
+
+def quiet_kafka_loggers() -> None:
+    """Keep kafka-python's own log lines (a retry narrated at ERROR and WARNING every
+    few seconds) off a command's output: the command says what failed, in one line."""
+    logging.getLogger("kafka").setLevel(logging.CRITICAL + 1)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -349,13 +373,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         level=getattr(logging, args.loglevel.upper()),
         format="[%(asctime)s] %(levelname)s %(message)s",
     )
-    # kafka-python narrates every connection at INFO; the ingest's own lines are enough.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    quiet_kafka_loggers()
     if args.max_pending < args.pack_size:  # before any connection: bad input is status 2
         raise CliError(
             f"--max-pending is {args.max_pending}, below --pack-size {args.pack_size}: "
             "give at least one pack's worth"
         )
+    s = _settings()
+
+    def require_services() -> None:
+        # After the options and the grid are checked (bad input is status 2), before
+        # kafka-python and paho start retrying, silently, in the background.
+        _require_kafka(s)
+        if args.action == "mqtt":
+            _require_mqtt(s)
+
     options = IngestOptions(
         pack_size=args.pack_size,
         pack_ms=args.pack_ms,
@@ -366,9 +398,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         options.topics = args.topic or []
         options.value_field, options.ts_field = args.value_field, args.ts_field
         options.qos, options.client_id, options.inflight = args.qos, args.client_id, args.inflight
-        return run_mqtt(_settings(), options)
+        return run_mqtt(s, options, require_services)
     options.sensor_id_template, options.max_body = args.sensor_id_template, args.max_body
-    return run_http(_settings(), options)
+    return run_http(s, options, require_services)
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
