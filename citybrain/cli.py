@@ -551,6 +551,54 @@ def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
     raise CliError(f"{option} {str(path)!r}: no such directory")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (after ``..``, symlinks, hard links)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_output(
+    option: str,
+    out: str | None,
+    inputs: Sequence[tuple[str, str | None]] = (),
+    stdout_instead: str = "",
+) -> None:
+    """CliError (status 2) before any work when the output path ``out`` of ``option``
+    is ``-`` (a file named ``-`` is never what was meant; ``stdout_instead`` says how to
+    get the output on stdout, if there is a way) or is the same file as one of
+    ``inputs`` (``(option, path)`` pairs; a path may be None, for an option not given),
+    which writing would overwrite before or while it is read."""
+    if out is None:
+        return
+    if out == "-":
+        raise CliError(
+            f"{option} is '-': this command writes a file, not standard output; "
+            + (stdout_instead or "give a file name")
+        )
+    for name, path in inputs:
+        if path is not None and path != "-" and _same_file(Path(out), Path(path)):
+            raise CliError(
+                f"{option} {out} is the same file as {name} {path}: writing it would "
+                "overwrite the input; give another file"
+            )
+
+
+def _check_output_dir(option: str, out: str, source_option: str, source: Path) -> None:
+    """CliError (status 2) when the output directory ``out`` is, or is inside, the
+    input directory ``source``: its outputs would overwrite the inputs, or be read as
+    inputs the next time."""
+    check_output(option, out)
+    target = Path(out).resolve()
+    if target == source.resolve() or source.resolve() in target.parents:
+        raise CliError(
+            f"{option} {out} is {'' if target == source.resolve() else 'inside '}"
+            f"{source_option} {source}: its scores would overwrite or mix with the inputs; "
+            "give a directory outside it"
+        )
+
+
 def _positive(kind: type[int] | type[float]) -> Any:
     """An argparse type: a number above 0 (argparse names the option in its message)."""
 
@@ -930,6 +978,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from citybrain.demo import DEMO_DATA, KNOWN_EVENTS, KnownEvent, load_expected, run_demo
 
     data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
+    check_output(
+        "--summary",
+        args.summary,
+        [("--data", str(p)) for p in data] + [("--expect", args.expect)],
+        "the summary table is printed on stdout anyway",
+    )
     for path in data:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     # The built-in expected events belong to the built-in data: on a user's own files
@@ -968,6 +1022,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
+    check_output("--out", args.out, [("--data", p) for p in args.data])
     for path in files:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     _require_kafka(settings)
@@ -1079,6 +1134,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
     if not end > start:
         raise CliError(f"--to {args.end} is not after --from {args.start}")
+    check_output(
+        "--out", args.out, [("--input", args.input)], "leave out --out for tables on stdout"
+    )
     _output_suffix(args.out)
     if args.input:
         _need_file(Path(args.input), "--input")
@@ -1213,6 +1271,17 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     from playbooks.loader import load_grid, load_playbook
 
     units_path = Path(args.units)
+    check_output(
+        "--out",
+        args.out,
+        [
+            ("--units", args.units),
+            ("--incidents", args.incidents),
+            ("--playbook", args.playbook),
+            ("--grid", args.grid),
+        ],
+        "leave out --out for the comparison on stdout",
+    )
     _output_suffix(args.out)
     _need_file(units_path, "--units")
     _need_file(Path(args.incidents), "--incidents")
@@ -1332,19 +1401,31 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 raise CliError("--input-dir needs --output-dir (where the scores go)")
             source = Path(args.input_dir)
             _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
+            _check_output_dir("--output-dir", args.output_dir, "--input-dir", source)
             if not any(source.rglob("*.csv")):
                 raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
             scored = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
         else:
             if not (args.input and args.output):
                 raise CliError("give --input and --output, or --input-dir and --output-dir")
+            if args.input == "-":
+                raise CliError(
+                    "--input is '-': detect reads a file, not standard input (it reads "
+                    "the whole series first); save it to a file and give that"
+                )
             source = Path(args.input)
             _need_file(
                 source,
                 "--input",
                 f"to score every CSV under it give --input-dir {source} --output-dir DIR",
             )
-            scored = detect_file(source, Path(args.output), prototype, on_bad_row, warn)
+            if args.output != "-":
+                check_output("--output", args.output, [("--input", args.input)])
+            # `--output -`: the scores on stdout, so the summary goes to stderr.
+            to_stdout = args.output == "-"
+            scored = detect_file(
+                source, sys.stdout if to_stdout else Path(args.output), prototype, on_bad_row, warn
+            )
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
         if args.input_dir:
@@ -1356,13 +1437,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 else f"; none of the {total} files was scored"
             )
         else:
-            done = f"; nothing was written to {args.output}"
+            done = "" if args.output == "-" else f"; nothing was written to {args.output}"
         skip = ", or give --on-error skip" if _row_fault(str(exc)) else ""
         raise CliError(f"{exc}{done}: fix the file{skip}") from None
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
-    print(detect_summary(args.detector, scored, len(skipped), warmup_rows(prototype)))
+    print(
+        detect_summary(args.detector, scored, len(skipped), warmup_rows(prototype)),
+        file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout,
+    )
     return 0
 
 
@@ -1424,6 +1508,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     from dashboards.generate import generate
 
     if args.action == "generate":
+        check_output("--out", args.out)
         for path in generate(Path(args.out)):
             print(f"wrote {path}")
         return 0
@@ -1460,6 +1545,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from citybrain.adapters import build
 
     _need_dir(Path(args.shared), "--shared")
+    check_output("--out", args.out, [("--shared", args.shared)])
     for name, rows in build(Path(args.shared), Path(args.out)).items():
         print(f"{name}: {rows} rows")
     return 0
@@ -1913,7 +1999,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "detect", "score timestamp,value CSVs with a detector, streaming")
     p.add_argument("--input", metavar="FILE", help="one CSV to score")
-    p.add_argument("--output", metavar="FILE", help="where its scores go")
+    p.add_argument("--output", metavar="FILE", help="where its scores go ('-': stdout)")
     p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
     p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
     detector_option(p)
@@ -2054,6 +2140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             # faust's Worker parses sys.argv itself; hand it only the program name.
             sys.argv = sys.argv[:1]
+        quiet_kafka_loggers()  # every command: the reason is the boundary's one line
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows up here, inside the boundary
         return status

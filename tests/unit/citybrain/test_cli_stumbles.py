@@ -82,3 +82,96 @@ def test_the_ingest_stop_line_is_a_sentence() -> None:
         "at most 2 readings waited for Kafka at once"
     )
     assert "PublisherStats" not in text
+
+
+# 1. detect --input X --output X overwrote its input; --output - made a file named "-".
+
+SERIES = "timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:05:00,2\n"
+
+
+def test_detect_refuses_to_overwrite_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text(SERIES)
+    same = tmp_path / "sub" / ".." / "a.csv"
+    assert main(["detect", "--input", str(src), "--output", str(same)]) == 2
+    err = capsys.readouterr().err
+    assert "is the same file as --input" in err and err.count("\n") == 1
+    assert src.read_text() == SERIES
+
+
+@pytest.mark.parametrize("out", [".", "out"])
+def test_detect_refuses_an_output_dir_at_or_inside_the_input_dir(
+    out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.csv").write_text(SERIES)
+    argv = ["detect", "--input-dir", str(tmp_path), "--output-dir", str(tmp_path / out)]
+    assert main(argv) == 2
+    assert "--output-dir" in capsys.readouterr().err
+    assert (tmp_path / "a.csv").read_text() == SERIES
+
+
+def test_detect_output_dash_is_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text(SERIES)
+    monkeypatch.chdir(tmp_path)
+    assert main(["detect", "--input", str(src), "--output", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "timestamp,value,anomaly_score"
+    assert len(out.splitlines()) == 3
+    assert "read 2 rows" in err  # the summary is kept out of the scores
+    assert not (tmp_path / "-").exists()
+
+
+def test_detect_input_dash_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", "--input", "-", "--output", "x.csv"]) == 2
+    assert "--input is '-'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rehearse", "--units", "u", "--incidents", "i", "--playbook", "p", "--out", "-"],
+        ["campaign", "report", "--from", "2020-01-01", "--to", "2020-01-02", "--out", "-"],
+        ["dashboards", "generate", "--out", "-"],
+        ["datasets", "build", "--shared", ".", "--out", "-"],
+        ["demo", "--summary", "-"],
+    ],
+)
+def test_every_output_path_refuses_a_dash(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is '-'" in err, err
+    assert not (tmp_path / "-").exists()
+
+
+def test_campaign_out_may_not_be_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = tmp_path / "records.json"
+    records.write_text("")
+    argv = ["campaign", "report", "--from", "2020-01-01", "--to", "2020-01-02"]
+    assert main([*argv, "--input", str(records), "--out", str(records)]) == 2
+    assert "the same file as --input" in capsys.readouterr().err
+
+
+# 8. detect's bad header was shown as a Python list.
+
+
+def test_a_bad_header_is_shown_as_the_csv_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text("timestamp,sensor_id,value\n2020-01-01 00:00:00,s,1\n")
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "header is 'timestamp,sensor_id,value'" in err and "[" not in err

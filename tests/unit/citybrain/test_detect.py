@@ -51,7 +51,7 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("time,value\n2020-01-01 00:00:00,1\n", ":1: header is ['time', 'value']"),
+        ("time,value\n2020-01-01 00:00:00,1\n", ":1: header is 'time,value'"),
         ("timestamp,value\n2020-01-01 00:00:00\n", ":2: row has 1 field(s)"),
         (
             "timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:05:00,abc\n",
