@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from citybrain.commands import command_line
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -300,8 +301,6 @@ def _replay_files_in(directory: Path) -> str:
 def replay_target(settings: Settings, files: list[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
     runs under another topic prefix, how to send to it instead."""
-    import shlex
-
     from citybrain.demo import read_demo_state
 
     lines = [
@@ -312,7 +311,7 @@ def replay_target(settings: Settings, files: list[str]) -> list[str]:
     demo = read_demo_state(settings)
     prefix = demo.get("topic_prefix") if demo else None
     if isinstance(prefix, str) and prefix != settings.topic_prefix:
-        command = shlex.join(["citybrain", "replay", *files])
+        command = command_line("replay", *files)
         lines.append(
             f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
             f"one; to feed it instead: CITYBRAIN_TOPIC_PREFIX={prefix} {command}"
@@ -332,15 +331,13 @@ def _row_fault(message: str) -> bool:
 def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list[Any]) -> str:
     """How far an interrupted replay got and the command that sends the rest: ``done``
     events of ``total`` (in the replay's time order, counting any --skip) are in Kafka."""
-    import shlex
-
     from streams.events import Reading, format_ts
 
     if done == 0:
         return f"interrupted before any of the {total:,} events was sent; run it again"
     last = events[done - 1]
     what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
-    argv = ["citybrain", "replay", *args.files]
+    argv = ["replay", *args.files]
     if args.max:
         argv.append("--max")
     elif args.speed != 60.0:
@@ -351,7 +348,7 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
         argv += ["--pack", str(args.pack)]
     if args.max_message_bytes != 1_000_000:
         argv += ["--max-message-bytes", str(args.max_message_bytes)]
-    resume = shlex.join([*argv, "--skip", str(done)])
+    resume = command_line(*argv, "--skip", str(done))
     return (
         f"interrupted after sending {done:,} of {total:,} events (the last: "
         f"{format_ts(last.ts)} {what}); to send the rest: {resume}"
@@ -664,8 +661,8 @@ def _api(
         why = getattr(exc, "reason", exc)
         raise CliError(
             f"cannot reach the operator API at {base} ({why}): no worker serves it there; "
-            "start one (`make demo` leaves its worker running, or `citybrain worker`) "
-            "or give --url",
+            "start one (`make demo` leaves its worker running, or "
+            f"`{command_line('worker')}`) or give --url",
             EXIT_SERVICE,
         ) from None
 
@@ -849,7 +846,7 @@ def silence_duration(text: str) -> float:
     except ValueError as exc:
         raise CliError(
             f"--duration: {exc}; e.g. 30m, 2h, 1h30m or 7d (a silence always ends: "
-            "expire it early with 'citybrain silences expire')"
+            f"expire it early with `{command_line('silences', 'expire', 'SILENCE_ID')}`)"
         ) from None
     if seconds <= 0:
         raise CliError(f"--duration is {text!r}, expected more than 0, e.g. 30m or 2h")
@@ -969,7 +966,7 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
 
     token = sys.stdin.readline().strip()
     if not token:
-        raise CliError("no token on standard input: `citybrain hash-token < token.txt`")
+        raise CliError(f"no token on standard input: `{command_line('hash-token')} < token.txt`")
     print(hash_token(token))
     return 0
 

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from citybrain.commands import cli_command
 from citybrain.report import Context, build_report, incidents_frame, readings_frame
 from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
@@ -509,19 +510,6 @@ def make_demo_token(files: DemoFiles) -> str:
         secrets_by_role[role] = token
     files.tokens.write_text("\n".join(lines) + "\n")
     return secrets_by_role["operator"]
-
-
-def cli_command() -> str:
-    """How the user can type citybrain here: the bare name if it is on the PATH (an
-    activated venv), else the path of this interpreter's script."""
-    script = Path(sys.executable).parent / "citybrain"
-    found = shutil.which("citybrain")
-    if found and Path(found).resolve() == script.resolve():
-        return "citybrain"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
 
 
 def announce_installs(console: Console, kafka: KafkaBroker) -> None:

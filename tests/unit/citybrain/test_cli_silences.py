@@ -23,6 +23,7 @@ from citybrain.cli import (
     silence_duration,
     silences_table,
 )
+from citybrain.commands import cli_command
 from citybrain.demo import DemoFiles, make_demo_token
 from streams.auth import PERMISSIONS, Principal, TokenStore, forbidden_reason, roles_that_may
 from streams.events import IncidentReport, Reading
@@ -161,7 +162,7 @@ def test_an_interrupted_replay_says_what_was_sent_and_how_to_resume() -> None:
     message = replay_stopped(args, 3, 5, events)
     assert message == (
         "interrupted after sending 3 of 5 events (the last: 2019-05-11T00:10:00Z "
-        "usgs-01589330-00065); to send the rest: citybrain replay 'a b.csv' c.csv "
+        f"usgs-01589330-00065); to send the rest: {cli_command()} replay 'a b.csv' c.csv "
         "--speed 600 --pack 100 --skip 3"
     )
     assert "report r-1" in replay_stopped(args, 5, 5, events)

@@ -175,3 +175,43 @@ def test_a_bad_header_is_shown_as_the_csv_line(
     assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert "header is 'timestamp,sensor_id,value'" in err and "[" not in err
+
+
+# 4. printed commands said bare `citybrain`, which is not on the PATH outside the venv.
+
+
+def test_every_printed_command_has_the_demo_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from citybrain import commands
+    from citybrain.cli import replay_stopped
+    from streams.events import Reading
+
+    monkeypatch.setattr(commands, "cli_command", lambda: ".venv/bin/citybrain")
+    assert commands.command_line("replay", "a b.csv", env={"CITYBRAIN_TOPIC_PREFIX": "x"}) == (
+        "CITYBRAIN_TOPIC_PREFIX=x .venv/bin/citybrain replay 'a b.csv'"
+    )
+    args = argparse.Namespace(
+        files=["r.csv"],
+        max=False,
+        speed=60.0,
+        on_error="stop",
+        pack=None,
+        max_message_bytes=1_000_000,
+    )
+    reading = Reading(ts=0.0, sensor_id="s1", kind="noise", value=1.0, unit="dB", grid_cell="c")
+    line = replay_stopped(args, 1, 2, [reading, reading])
+    assert line.endswith("to send the rest: .venv/bin/citybrain replay r.csv --skip 1")
+
+
+def test_no_message_in_the_code_prints_a_bare_citybrain_command() -> None:
+    """Messages build commands with command_line(); the only bare forms left are in
+    docstrings, comments, titles and generated-file headers."""
+    import re
+
+    from streams.settings import REPO_ROOT
+
+    bare = re.compile(r"""[`'"]citybrain (?:worker|replay|silences|hash-token|runs|report)\b""")
+    for path in (REPO_ROOT / "citybrain").rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not bare.search(line), f"{path}:{number}: {line.strip()}"
