@@ -1600,7 +1600,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default
         if (
             "default" in text
-            or default in (None, False, argparse.SUPPRESS)
+            or default in (None, False, "", argparse.SUPPRESS)
+            # A flag's default is its absence: "--unsatisfied (default: True)" read as
+            # if the flag were on (it is the dest shared with --satisfied that is True).
+            or isinstance(action, argparse._StoreConstAction | argparse.BooleanOptionalAction)
             or action.nargs in ("?", "*", "+")
             or not action.option_strings
         ):

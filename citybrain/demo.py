@@ -512,6 +512,13 @@ def make_demo_token(files: DemoFiles) -> str:
     return secrets_by_role["operator"]
 
 
+# What the demo starts, said before it starts it; Mosquitto is not among them.
+STARTING = (
+    "starting Kafka and Prometheus, then a stream worker (not Mosquitto: "
+    "`make stack-up` starts it, for `citybrain ingest mqtt`)"
+)
+
+
 def announce_installs(console: Console, kafka: KafkaBroker) -> None:
     """Say what the stack will download or install before it does (issue 15, item 7)."""
     if not (kafka.libs.parent / ".complete").exists():
@@ -543,7 +550,7 @@ def run_demo(
     base = Settings()
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
     files = DemoFiles.of(base)
-    console.print("[bold]citybrain demo[/]: starting the local stack (Kafka, Prometheus)")
+    console.print(f"[bold]citybrain demo[/]: {STARTING}")
     announce_installs(console, kafka)
     kafka.start()
     prom.start()

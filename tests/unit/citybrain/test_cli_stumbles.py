@@ -215,3 +215,77 @@ def test_no_message_in_the_code_prints_a_bare_citybrain_command() -> None:
     for path in (REPO_ROOT / "citybrain").rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             assert not bare.search(line), f"{path}:{number}: {line.strip()}"
+
+
+# 9. `runs answer --help` showed "--unsatisfied ... (default: True)" and "(default: )".
+
+
+def _parsers() -> list[tuple[tuple[str, ...], object]]:
+    import argparse
+
+    from citybrain.cli import build_parser
+
+    found: list[tuple[tuple[str, ...], object]] = []
+
+    def walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        found.append((path, parser))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, (*path, name))
+
+    walk(build_parser(), ())
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _parsers()], ids=" ".join)
+def test_no_help_shows_a_misleading_default(
+    path: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*path, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps at any space
+    for misleading in ("(default: True)", "(default: False)", "(default: )"):
+        assert misleading not in text
+
+
+# 13. the worker's "CITYBRAIN_WEBHOOK_SECRET is not set" lacked the citybrain: prefix.
+
+
+def test_every_worker_warning_has_the_citybrain_prefix() -> None:
+    """Every log.warning the worker's own code (streams/, less the faust patch that
+    keeps faust's wording) makes starts with ``citybrain: warning:``, as the
+    command-line warnings do."""
+    import ast
+
+    from streams.settings import REPO_ROOT
+
+    seen = 0
+    for path in sorted((REPO_ROOT / "streams").glob("*.py")):
+        if path.name == "faust_patches.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "warning"
+                and node.args
+            ):
+                first = node.args[0]
+                text = first.values[0] if isinstance(first, ast.JoinedStr) else first
+                assert isinstance(text, ast.Constant), f"{path.name}:{node.lineno}"
+                assert str(text.value).startswith("citybrain: warning: "), (
+                    f"{path.name}:{node.lineno}"
+                )
+                seen += 1
+    assert seen >= 3  # the webhook secret, the closed API, a skipped silence at least
+
+
+# 14. the demo's first line named only Kafka and Prometheus, not what it leaves out.
+
+
+def test_the_demos_first_line_says_what_it_starts_and_what_not() -> None:
+    from citybrain.demo import STARTING
+
+    for started in ("Kafka", "Prometheus", "worker"):
+        assert started in STARTING
+    assert "Mosquitto" in STARTING and "make stack-up" in STARTING
