@@ -634,7 +634,7 @@ def _api(
             "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
             "demo token; docs/playbooks.md says how to configure your own)"
         )
-    base = args.url or f"http://127.0.0.1:{_settings().worker_port}"
+    base = check_url("--url", args.url) or f"http://127.0.0.1:{_settings().worker_port}"
     url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -651,7 +651,7 @@ def _api(
         listing = "silences" if path.startswith("/silences") else "runs"
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
-            404: f"; check the id with 'citybrain {listing} list'",
+            404: f"; check the id with `{command_line(listing, 'list')}`",
         }.get(exc.code, "")
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
@@ -665,6 +665,24 @@ def _api(
             f"`{command_line('worker')}`) or give --url",
             EXIT_SERVICE,
         ) from None
+
+
+def check_url(option: str, url: str | None) -> str | None:
+    """``url`` as given (None stays None), or CliError (status 2) naming ``option`` when
+    it is not an http:// or https:// URL with a host: ``localhost:16766`` would
+    otherwise be tried as a URL of scheme "localhost" and reported as unreachable."""
+    import urllib.parse
+
+    if url is None:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CliError(
+            f"{option} is {url!r}: the http:// scheme is missing, e.g. http://{url}"
+            if "://" not in url
+            else f"{option} is {url!r}: expected an http:// or https:// URL with a host"
+        )
+    return url.rstrip("/")
 
 
 def api_reason(body: str, status: int) -> str:
@@ -1511,6 +1529,8 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         return 0
     from dashboards.push import DashboardPusher, PushError
 
+    check_url("--url", args.url)
+    check_url("--prometheus-url", args.prometheus_url)
     token = args.token or os.environ.get("CITYBRAIN_GRAFANA_TOKEN")
     if not token:
         raise CliError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")

@@ -200,6 +200,13 @@ class Matcher:
                 f'name=~"regex" or name!~"regex"'
             )
         name, op, raw = m.group(1), m.group(2), m.group(3)
+        if op in ("=", "!=") and raw.startswith('="'):
+            # `kind=="pm25"` (a programmer's equality): Alertmanager refuses it too, as
+            # an unescaped quote in the unquoted value `="pm25"`; name the operator.
+            raise RoutingConfigError(
+                f"matcher {text!r}: operator {op + '='!r} is not one, expected one of "
+                f"{list(OPS)}: write {name}{op}{raw[1:]}"
+            )
         value = _unescape(text, raw)
         return cls.build(name, op, value, where=f"matcher {text!r}")
 

@@ -125,13 +125,14 @@ def test_an_api_refusal_is_shown_as_one_readable_line(body: str, status: int, re
 def test_a_403_names_the_tokens_role_and_the_role_needed() -> None:
     operator = Principal("demo-operator", "operator")
     assert forbidden_reason(operator, "expire_silence") == (
-        "token 'demo-operator' has role operator, which may not expire_silence: "
+        "token 'demo-operator' has role operator, which may not expire a silence: "
         "that needs role coordinator"
     )
     assert roles_that_may("read") == ["operator", "coordinator"]
-    # Every permission is held by some role, so every 403 can name one.
+    # Every permission is held by some role, so every 403 can name one, in words.
     for action in set().union(*PERMISSIONS.values()):
         assert roles_that_may(action)
+        assert "_" not in forbidden_reason(operator, action).split(": ")[0]
 
 
 def test_the_demo_has_an_operator_and_a_coordinator_token(tmp_path: Path) -> None:
@@ -213,4 +214,4 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
     assert main([*argv, "--url", refusing_api, "--token", "t"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 404: no such thing at /api/v1/" in err
-    assert err.rstrip().endswith(f"check the id with 'citybrain {listing}'")
+    assert err.rstrip().endswith(f"check the id with `{cli_command()} {listing}`")

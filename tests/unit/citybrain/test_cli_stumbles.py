@@ -289,3 +289,37 @@ def test_the_demos_first_line_says_what_it_starts_and_what_not() -> None:
     for started in ("Kafka", "Prometheus", "worker"):
         assert started in STARTING
     assert "Mosquitto" in STARTING and "make stack-up" in STARTING
+
+
+# 7. --url localhost:16766 (no scheme) was "cannot reach ..., no worker serves it", exit 3.
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs", "list", "--token", "x", "--url", "localhost:16766"],
+        ["silences", "list", "--token", "x", "--url", "localhost:16766"],
+        ["dashboards", "push", "--token", "x", "--url", "localhost:3000"],
+        ["dashboards", "push", "--token", "x", "--url", "http://g", "--prometheus-url", "p:9"],
+    ],
+)
+def test_a_url_without_its_scheme_is_bad_input(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the http:// scheme is missing, e.g. http://" in err and err.count("\n") == 1
+
+
+# 8. `--matcher 'kind=="pm25"'` said "unescaped double quote"; a 403 said "expire_silence".
+
+
+def test_a_double_equals_matcher_names_the_operator() -> None:
+    from playbooks.errors import PlaybookError
+    from playbooks.routing import Matcher
+
+    with pytest.raises(PlaybookError) as info:
+        Matcher.parse('kind=="pm25"')
+    assert "operator '=='" in str(info.value) and 'write kind="pm25"' in str(info.value)
+    assert "double quote" not in str(info.value)
+    assert Matcher.parse('kind="=x"').value == "=x"  # a value may start with =
