@@ -20,7 +20,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -192,7 +194,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from streams.events import MAX_PACK_READINGS
     from streams.feeds import BadRow, Replayer, load_events
@@ -237,6 +246,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     todo = events[args.skip :]
     if args.skip:
         print(f"resuming: the first {args.skip:,} of {len(events):,} events are not sent again")
+    ahead = ahead_of_clock(todo, s.max_future_skew, time.time())
+    if ahead:
+        print(f"citybrain: warning: {ahead}", file=sys.stderr)
+    slow = replay_duration_note(todo, None if args.max else args.speed)
+    if slow:
+        print(slow)
     replayer = Replayer(
         s.kafka_bootstrap,
         s.topic("readings"),
@@ -245,9 +260,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ReadingPacker(s.partitions, args.pack, args.max_message_bytes) if args.pack else None,
         max_message_bytes=args.max_message_bytes,
     )
+    # A SIGTERM (kill, a service manager) ends the replay as Ctrl-C does: with how far
+    # it got and the command that sends the rest.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
-            with Progress() as progress:
+            with Progress(
+                TextColumn("replay"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("events"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+            ) as progress:
                 task = progress.add_task("replay", total=len(todo))
                 stats = replayer.replay(
                     todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
@@ -259,6 +285,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 replay_stopped(args, args.skip + sent, len(events), events), EXIT_INTERRUPTED
             ) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         replayer.close()
     print(
         replay_summary(len(todo) + len(bad), stats.readings, stats.incidents, len(bad))
@@ -272,6 +299,56 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+# A replay estimated to take longer than this at its speed says so before it starts.
+LONG_REPLAY_SECONDS = 600.0
+
+
+def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
+    """One line when replaying ``events`` (in time order, each with ``ts`` in seconds)
+    at ``speed`` x real time would take longer than LONG_REPLAY_SECONDS, naming the
+    estimate and the options that shorten it; "" otherwise (and for ``--max``)."""
+    if speed is None or len(events) < 2:
+        return ""
+    seconds = (events[-1].ts - events[0].ts) / speed
+    if seconds <= LONG_REPLAY_SECONDS:
+        return ""
+    span = (events[-1].ts - events[0].ts) / 3600
+    return (
+        f"note: these events span {span:,.1f} h of event time: at --speed {speed:g} the "
+        f"replay takes about {_duration(seconds)}; give --max to send them as fast as "
+        "Kafka takes them, or a higher --speed"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """``3 min``, ``16 h 5 min``: a duration as a person reads it."""
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{max(minutes, 1)} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
+    """The warning for events whose event time is more than ``skew`` seconds after
+    ``now`` (the worker's rule: it dead-letters them as ``in_future`` instead of
+    detecting on them), or "" when there are none."""
+    from streams.events import format_ts
+
+    late = [e for e in events if e.ts > now + skew]
+    if not late:
+        return ""
+    return (
+        f"{_plural(len(late), 'event')} of {len(events):,} are more than {skew:g} s ahead "
+        f"of this machine's clock (the first: {format_ts(late[0].ts)}): the worker "
+        "dead-letters them (reason in_future, CITYBRAIN_MAX_FUTURE_SKEW) instead of "
+        "scoring them"
+    )
 
 
 def _replay_files_in(directory: Path) -> str:

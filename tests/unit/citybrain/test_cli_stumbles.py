@@ -323,3 +323,91 @@ def test_a_double_equals_matcher_names_the_operator() -> None:
     assert "operator '=='" in str(info.value) and 'write kind="pm25"' in str(info.value)
     assert "double quote" not in str(info.value)
     assert Matcher.parse('kind="=x"').value == "=x"  # a value may start with =
+
+
+# 5. a 16-hour replay at 60x looked stuck; 6. rows ahead of the clock were dead-lettered
+# unseen; 12. a SIGTERM'd replay said nothing of how far it got.
+
+
+def _readings(*stamps: float) -> list[object]:
+    from streams.events import Reading
+
+    return [Reading(ts, "s1", "noise", 1.0, "dB", "c") for ts in stamps]
+
+
+def test_a_long_replay_says_so_and_how_to_shorten_it() -> None:
+    from citybrain.cli import LONG_REPLAY_SECONDS, replay_duration_note
+
+    sixteen_hours = _readings(0.0, 16 * 3600.0)
+    note = replay_duration_note(sixteen_hours, 60.0)
+    assert "16.0 h of event time" in note and "about 16 min" in note
+    assert "--max" in note and "--speed" in note
+    assert replay_duration_note(sixteen_hours, None) == ""  # --max
+    short = _readings(0.0, LONG_REPLAY_SECONDS * 60.0)  # exactly the limit at 60x
+    assert replay_duration_note(short, 60.0) == ""
+
+
+def test_events_ahead_of_the_clock_are_counted_before_sending() -> None:
+    from citybrain.cli import ahead_of_clock
+
+    now = 1_700_000_000.0
+    events = _readings(now - 10, now + 200, now + 400, now + 4000)
+    warning = ahead_of_clock(events, 300.0, now)
+    assert warning.startswith("2 events of 4 are more than 300 s ahead")
+    assert "in_future" in warning
+    assert ahead_of_clock(events[:2], 300.0, now) == ""
+
+
+class _KilledReplayer:
+    """Stands in for streams.feeds.Replayer: hands two events over, then the process
+    receives a SIGTERM, as from `kill`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        from streams.feeds import ReplayStats
+
+        self.stats = ReplayStats()
+
+    def replay(self, events: list[object], speed: object, progress: object) -> None:
+        import os
+        import signal
+        import time
+
+        self.stats.readings = 2
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not interrupt the replay")
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sigterm_ends_a_replay_as_ctrl_c_does(
+    stopped: None,
+    listening: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import signal
+
+    from citybrain.cli import EXIT_INTERRUPTED
+
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(listening))
+    monkeypatch.setattr("streams.feeds.Replayer", _KilledReplayer)
+    csv = tmp_path / "r.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"2019-05-11T00:0{i}:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+            for i in range(3)
+        )
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["replay", str(csv), "--max"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted after sending 2 of 3 events" in err
+    assert f"replay {csv} --max --skip 2" in err
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
