@@ -1480,6 +1480,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from citybrain.detect import DetectInputError, detect_dir, detect_file, warmup_rows
 
     prototype = _detector(args.detector)
+    # Rows are counted at the threshold the stream would alert at with this detector.
+    settings = _settings()
+    threshold = settings.alert_threshold(args.detector)
     skipped: list[str] = []
     written: list[Path] = []
     on_bad_row = skipped.append if args.on_error == "skip" else None
@@ -1496,7 +1499,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
             _check_output_dir("--output-dir", args.output_dir, "--input-dir", source)
             if not any(source.rglob("*.csv")):
                 raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
-            scored = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
+            scored = detect_dir(
+                source, Path(args.output_dir), prototype, on_bad_row, warn, written, threshold
+            )
         else:
             if not (args.input and args.output):
                 raise CliError("give --input and --output, or --input-dir and --output-dir")
@@ -1516,7 +1521,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
             # `--output -`: the scores on stdout, so the summary goes to stderr.
             to_stdout = args.output == "-"
             scored = detect_file(
-                source, sys.stdout if to_stdout else Path(args.output), prototype, on_bad_row, warn
+                source,
+                sys.stdout if to_stdout else Path(args.output),
+                prototype,
+                on_bad_row,
+                warn,
+                threshold,
             )
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
@@ -1536,15 +1546,31 @@ def cmd_detect(args: argparse.Namespace) -> int:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
     print(
-        detect_summary(args.detector, scored, len(skipped), warmup_rows(prototype)),
+        detect_summary(
+            args.detector,
+            scored,
+            len(skipped),
+            warmup_rows(prototype),
+            threshold,
+            settings.threshold_is_set,
+        ),
         file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout,
     )
     return 0
 
 
-def detect_summary(detector: str, scored: Scored, skipped: int, warmup: int | None) -> str:
+def detect_summary(
+    detector: str,
+    scored: Scored,
+    skipped: int,
+    warmup: int | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    threshold_given: bool = False,
+) -> str:
     """detect's last line: rows read = scored + skipped; the warm-up (declared, or as
-    seen when the detector declares none) and how many rows reached the threshold."""
+    seen when the detector declares none) and how many rows reached ``threshold``, the
+    one the stream alerts at with this detector, saying whose it is: the detector's own,
+    or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``)."""
     if warmup is not None:
         learning = f"the first {warmup} rows of each series are warm-up, scored 0"
     else:
@@ -1557,8 +1583,12 @@ def detect_summary(detector: str, scored: Scored, skipped: int, warmup: int | No
     return (
         f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows} with {detector}, "
         f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged} "
-        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {DEFAULT_THRESHOLD:g} "
-        "(the stream's alert threshold)"
+        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} "
+        + (
+            "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
+            if threshold_given
+            else f"({detector}'s threshold, the one the stream alerts at with it)"
+        )
     )
 
 

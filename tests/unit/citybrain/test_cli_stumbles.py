@@ -411,3 +411,32 @@ def test_a_sigterm_ends_a_replay_as_ctrl_c_does(
     assert "interrupted after sending 2 of 3 events" in err
     assert f"replay {csv} --max --skip 2" in err
     assert signal.getsignal(signal.SIGTERM) is before  # restored
+
+
+# 10. detect counted robust_zscore's rows at the tail's 0.24, not at its own 0.6.
+
+
+def test_detect_counts_at_the_threshold_the_stream_runs_the_detector_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from detectors import DEFAULT_THRESHOLD, default_threshold
+    from streams.settings import Settings
+
+    assert default_threshold("robust_zscore") == 0.6
+    assert default_threshold("tail") == DEFAULT_THRESHOLD
+    assert Settings(_env_file=None, detector="robust_zscore").score_threshold == 0.6
+    monkeypatch.delenv("CITYBRAIN_SCORE_THRESHOLD", raising=False)
+    src = tmp_path / "a.csv"
+    src.write_text(SERIES)
+    argv = ["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]
+    assert main([*argv, "--detector", "robust_zscore"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.endswith(
+        "scored at or above 0.6 (robust_zscore's threshold, the one the stream alerts at with it)"
+    )
+    monkeypatch.setenv("CITYBRAIN_SCORE_THRESHOLD", "0.5")
+    assert main([*argv, "--detector", "robust_zscore"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.endswith(
+        "at or above 0.5 (CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
+    )
