@@ -524,7 +524,11 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     grid_file = Path(args.grid) if args.grid else s.grid_file
     if args.grid:
         _need_file(grid_file, "--grid")
-    filled, notes = worker_labels(labels, load_grid(grid_file))
+    grid = load_grid(grid_file)
+    bad = unknown_label_value(labels, grid)
+    if bad:
+        raise CliError(bad)
+    filled, notes = worker_labels(labels, grid)
     for note in notes:
         print(note)
     if filled:
@@ -545,13 +549,55 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         by = ", ".join(
             f"{name}={labels.get(name, '')}" for name in route.group_by if name != ALL_LABELS
         )
+        empty = [n for n in route.group_by if n != ALL_LABELS and not labels.get(n)]
         print(
             f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
             f"(group_by {list(route.group_by)}: {by or 'every label'}; "
             f"group_wait {route.group_wait:g}s, group_interval {route.group_interval:g}s, "
             f"repeat_interval {route.repeat_interval:g}s)"
         )
+        for name in empty:
+            print(f"  group_by label {name} is empty: {FILLED_BY.get(name, f'give {name}=…')}")
     return 0
+
+
+# What fills each group_by label that a route-test left empty (worker_labels).
+FILLED_BY = {
+    **{
+        level: f"give grid_cell=CELL (or a registered sensor_id=…): the worker derives {level} "
+        "from the cell"
+        for level in ("community", "street", "district", "city")
+    },
+    "grid_cell": "give grid_cell=CELL, or a registered sensor_id=… (its cell)",
+    "kind": "give kind=…, or a registered sensor_id=… (its kind)",
+    "source": "give source=sensor|citizen, or a sensor_id, a sensor kind or a category",
+}
+
+
+def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
+    """Why one of ``labels`` has a value no alert can carry (a severity, source,
+    corroboration or assessment outside LABEL_VALUES; a kind or a community, street,
+    district or city not in the grid), or "" when every value is one an alert may have.
+    An unknown grid_cell or sensor_id is left to worker_labels' notes: the route is
+    still shown, without the labels the grid would have added."""
+    from playbooks.routing import LABEL_VALUES
+
+    def one_of(values: Sequence[str], where: str = "") -> str:
+        shown = ", ".join(sorted(values)[:12]) + (", …" if len(values) > 12 else "")
+        return f"expected one of {shown}{where}"
+
+    for name, value in labels.items():
+        if name in LABEL_VALUES and value not in LABEL_VALUES[name]:
+            return f"label {name}={value!r}: {one_of(LABEL_VALUES[name])}"
+        if name == "kind" and value not in grid.kinds and value != "incident_burst":
+            kinds = [*grid.kinds, "incident_burst"]
+            return f"label kind={value!r}: {one_of(kinds, ' (the grid kinds and incident_burst)')}"
+        if name in ("community", "street", "district", "city"):
+            ids = [c.id for c in grid.cells.values() if c.level == name]
+            if value not in ids:
+                where = f" (the grid's {name} cells)"
+                return f"label {name}={value!r}: {one_of(ids, where)}"
+    return ""
 
 
 def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], list[str]]:

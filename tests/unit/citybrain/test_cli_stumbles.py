@@ -440,3 +440,31 @@ def test_detect_counts_at_the_threshold_the_stream_runs_the_detector_at(
     assert line.endswith(
         "at or above 0.5 (CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
     )
+
+
+# 11. route-test took severity=huge silently and left an empty group_by label unexplained.
+
+
+@pytest.mark.parametrize(
+    ("label", "says"),
+    [
+        ("severity=huge", "label severity='huge': expected one of critical, major, minor"),
+        ("source=robot", "label source='robot': expected one of citizen, sensor"),
+        ("kind=lava", "label kind='lava': expected one of"),
+        ("street=nowhere", "(the grid's street cells)"),
+    ],
+)
+def test_route_test_refuses_a_value_no_alert_can_carry(
+    label: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["playbooks", "route-test", "kind=water_level", label]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
+
+
+def test_route_test_says_which_label_fills_an_empty_group_by(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["playbooks", "route-test", "kind=water_level", "severity=major"]) == 0
+    out = capsys.readouterr().out
+    assert "group_by label street is empty: give grid_cell=CELL" in out
