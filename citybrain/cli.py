@@ -10,7 +10,7 @@ these exit statuses (also in README "Commands"):
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
        a worker's operator API, Grafana
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C; a replay also by SIGTERM)
   141  the output was closed early (`citybrain ... | head`); nothing more is printed
 """
 
