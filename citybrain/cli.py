@@ -10,7 +10,7 @@ these exit statuses (also in README "Commands"):
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
        a worker's operator API, Grafana
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C; a replay also by SIGTERM)
   141  the output was closed early (`citybrain ... | head`); nothing more is printed
 """
 
@@ -20,12 +20,15 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from citybrain.commands import command_line
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -126,23 +129,47 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answers(host: str, port: int) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within 3 seconds."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
 def _require_kafka(settings: Settings) -> None:
     """Raise CliError (status 3) unless some bootstrap server accepts a TCP connection:
     faust and kafka-python would otherwise retry, silently, for minutes."""
-    import socket
-
     for server in settings.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=3).close()
+        if port.isdigit() and _answers(host, int(port)):
             return
-        except (OSError, ValueError):
-            continue
     raise CliError(
         f"no Kafka broker answers at {settings.kafka_bootstrap}: {START_STACK}, "
         "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one",
         EXIT_SERVICE,
     )
+
+
+def _require_mqtt(settings: Settings) -> None:
+    """Raise CliError (status 3) unless the MQTT broker accepts a TCP connection: paho
+    would otherwise retry in the background, silently, for ever."""
+    if not _answers(settings.mqtt_host, settings.mqtt_port):
+        raise CliError(
+            f"no MQTT broker answers at {settings.mqtt_host}:{settings.mqtt_port}: "
+            "`make stack-up` starts Mosquitto there (the demo does not), or point "
+            "CITYBRAIN_MQTT_HOST/CITYBRAIN_MQTT_PORT at a running one",
+            EXIT_SERVICE,
+        )
+
+
+def quiet_kafka_loggers() -> None:
+    """Keep kafka-python's own log lines (a retry narrated at ERROR and WARNING every
+    few seconds) off a command's output: the command says what failed, in one line."""
+    logging.getLogger("kafka").setLevel(logging.CRITICAL + 1)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -167,7 +194,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from streams.events import MAX_PACK_READINGS
     from streams.feeds import BadRow, Replayer, load_events
@@ -212,6 +246,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     todo = events[args.skip :]
     if args.skip:
         print(f"resuming: the first {args.skip:,} of {len(events):,} events are not sent again")
+    ahead = ahead_of_clock(todo, s.max_future_skew, time.time())
+    if ahead:
+        print(f"citybrain: warning: {ahead}", file=sys.stderr)
+    slow = replay_duration_note(todo, None if args.max else args.speed)
+    if slow:
+        print(slow)
     replayer = Replayer(
         s.kafka_bootstrap,
         s.topic("readings"),
@@ -220,9 +260,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ReadingPacker(s.partitions, args.pack, args.max_message_bytes) if args.pack else None,
         max_message_bytes=args.max_message_bytes,
     )
+    # A SIGTERM (kill, a service manager) ends the replay as Ctrl-C does: with how far
+    # it got and the command that sends the rest.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
-            with Progress() as progress:
+            with Progress(
+                TextColumn("replay"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("events"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+            ) as progress:
                 task = progress.add_task("replay", total=len(todo))
                 stats = replayer.replay(
                     todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
@@ -234,6 +285,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 replay_stopped(args, args.skip + sent, len(events), events), EXIT_INTERRUPTED
             ) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         replayer.close()
     print(
         replay_summary(len(todo) + len(bad), stats.readings, stats.incidents, len(bad))
@@ -247,6 +299,56 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+# A replay estimated to take longer than this at its speed says so before it starts.
+LONG_REPLAY_SECONDS = 600.0
+
+
+def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
+    """One line when replaying ``events`` (in time order, each with ``ts`` in seconds)
+    at ``speed`` x real time would take longer than LONG_REPLAY_SECONDS, naming the
+    estimate and the options that shorten it; "" otherwise (and for ``--max``)."""
+    if speed is None or len(events) < 2:
+        return ""
+    seconds = (events[-1].ts - events[0].ts) / speed
+    if seconds <= LONG_REPLAY_SECONDS:
+        return ""
+    span = (events[-1].ts - events[0].ts) / 3600
+    return (
+        f"note: these events span {span:,.1f} h of event time: at --speed {speed:g} the "
+        f"replay takes about {_duration(seconds)}; give --max to send them as fast as "
+        "Kafka takes them, or a higher --speed"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """``3 min``, ``16 h 5 min``: a duration as a person reads it."""
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{max(minutes, 1)} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
+    """The warning for events whose event time is more than ``skew`` seconds after
+    ``now`` (the worker's rule: it dead-letters them as ``in_future`` instead of
+    detecting on them), or "" when there are none."""
+    from streams.events import format_ts
+
+    late = [e for e in events if e.ts > now + skew]
+    if not late:
+        return ""
+    return (
+        f"{_plural(len(late), 'event')} of {len(events):,} are more than {skew:g} s ahead "
+        f"of this machine's clock (the first: {format_ts(late[0].ts)}): the worker "
+        "dead-letters them (reason in_future, CITYBRAIN_MAX_FUTURE_SKEW) instead of "
+        "scoring them"
+    )
 
 
 def _replay_files_in(directory: Path) -> str:
@@ -276,8 +378,6 @@ def _replay_files_in(directory: Path) -> str:
 def replay_target(settings: Settings, files: list[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
     runs under another topic prefix, how to send to it instead."""
-    import shlex
-
     from citybrain.demo import read_demo_state
 
     lines = [
@@ -288,7 +388,7 @@ def replay_target(settings: Settings, files: list[str]) -> list[str]:
     demo = read_demo_state(settings)
     prefix = demo.get("topic_prefix") if demo else None
     if isinstance(prefix, str) and prefix != settings.topic_prefix:
-        command = shlex.join(["citybrain", "replay", *files])
+        command = command_line("replay", *files)
         lines.append(
             f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
             f"one; to feed it instead: CITYBRAIN_TOPIC_PREFIX={prefix} {command}"
@@ -308,15 +408,13 @@ def _row_fault(message: str) -> bool:
 def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list[Any]) -> str:
     """How far an interrupted replay got and the command that sends the rest: ``done``
     events of ``total`` (in the replay's time order, counting any --skip) are in Kafka."""
-    import shlex
-
     from streams.events import Reading, format_ts
 
     if done == 0:
         return f"interrupted before any of the {total:,} events was sent; run it again"
     last = events[done - 1]
     what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
-    argv = ["citybrain", "replay", *args.files]
+    argv = ["replay", *args.files]
     if args.max:
         argv.append("--max")
     elif args.speed != 60.0:
@@ -327,7 +425,7 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
         argv += ["--pack", str(args.pack)]
     if args.max_message_bytes != 1_000_000:
         argv += ["--max-message-bytes", str(args.max_message_bytes)]
-    resume = shlex.join([*argv, "--skip", str(done)])
+    resume = command_line(*argv, "--skip", str(done))
     return (
         f"interrupted after sending {done:,} of {total:,} events (the last: "
         f"{format_ts(last.ts)} {what}); to send the rest: {resume}"
@@ -349,13 +447,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         level=getattr(logging, args.loglevel.upper()),
         format="[%(asctime)s] %(levelname)s %(message)s",
     )
-    # kafka-python narrates every connection at INFO; the ingest's own lines are enough.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    quiet_kafka_loggers()
     if args.max_pending < args.pack_size:  # before any connection: bad input is status 2
         raise CliError(
             f"--max-pending is {args.max_pending}, below --pack-size {args.pack_size}: "
             "give at least one pack's worth"
         )
+    s = _settings()
+
+    def require_services() -> None:
+        # After the options and the grid are checked (bad input is status 2), before
+        # kafka-python and paho start retrying, silently, in the background.
+        _require_kafka(s)
+        if args.action == "mqtt":
+            _require_mqtt(s)
+
     options = IngestOptions(
         pack_size=args.pack_size,
         pack_ms=args.pack_ms,
@@ -366,9 +472,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         options.topics = args.topic or []
         options.value_field, options.ts_field = args.value_field, args.ts_field
         options.qos, options.client_id, options.inflight = args.qos, args.client_id, args.inflight
-        return run_mqtt(_settings(), options)
+        return run_mqtt(s, options, require_services)
     options.sensor_id_template, options.max_body = args.sensor_id_template, args.max_body
-    return run_http(_settings(), options)
+    return run_http(s, options, require_services)
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -418,7 +524,11 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     grid_file = Path(args.grid) if args.grid else s.grid_file
     if args.grid:
         _need_file(grid_file, "--grid")
-    filled, notes = worker_labels(labels, load_grid(grid_file))
+    grid = load_grid(grid_file)
+    bad = unknown_label_value(labels, grid)
+    if bad:
+        raise CliError(bad)
+    filled, notes = worker_labels(labels, grid)
     for note in notes:
         print(note)
     if filled:
@@ -439,13 +549,55 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         by = ", ".join(
             f"{name}={labels.get(name, '')}" for name in route.group_by if name != ALL_LABELS
         )
+        empty = [n for n in route.group_by if n != ALL_LABELS and not labels.get(n)]
         print(
             f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
             f"(group_by {list(route.group_by)}: {by or 'every label'}; "
             f"group_wait {route.group_wait:g}s, group_interval {route.group_interval:g}s, "
             f"repeat_interval {route.repeat_interval:g}s)"
         )
+        for name in empty:
+            print(f"  group_by label {name} is empty: {FILLED_BY.get(name, f'give {name}=…')}")
     return 0
+
+
+# What fills each group_by label that a route-test left empty (worker_labels).
+FILLED_BY = {
+    **{
+        level: f"give grid_cell=CELL (or a registered sensor_id=…): the worker derives {level} "
+        "from the cell"
+        for level in ("community", "street", "district", "city")
+    },
+    "grid_cell": "give grid_cell=CELL, or a registered sensor_id=… (its cell)",
+    "kind": "give kind=…, or a registered sensor_id=… (its kind)",
+    "source": "give source=sensor|citizen, or a sensor_id, a sensor kind or a category",
+}
+
+
+def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
+    """Why one of ``labels`` has a value no alert can carry (a severity, source,
+    corroboration or assessment outside LABEL_VALUES; a kind or a community, street,
+    district or city not in the grid), or "" when every value is one an alert may have.
+    An unknown grid_cell or sensor_id is left to worker_labels' notes: the route is
+    still shown, without the labels the grid would have added."""
+    from playbooks.routing import LABEL_VALUES
+
+    def one_of(values: Sequence[str], where: str = "") -> str:
+        shown = ", ".join(sorted(values)[:12]) + (", …" if len(values) > 12 else "")
+        return f"expected one of {shown}{where}"
+
+    for name, value in labels.items():
+        if name in LABEL_VALUES and value not in LABEL_VALUES[name]:
+            return f"label {name}={value!r}: {one_of(LABEL_VALUES[name])}"
+        if name == "kind" and value not in grid.kinds and value != "incident_burst":
+            kinds = [*grid.kinds, "incident_burst"]
+            return f"label kind={value!r}: {one_of(kinds, ' (the grid kinds and incident_burst)')}"
+        if name in ("community", "street", "district", "city"):
+            ids = [c.id for c in grid.cells.values() if c.level == name]
+            if value not in ids:
+                where = f" (the grid's {name} cells)"
+                return f"label {name}={value!r}: {one_of(ids, where)}"
+    return ""
 
 
 def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], list[str]]:
@@ -519,6 +671,54 @@ def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
     raise CliError(f"{option} {str(path)!r}: no such directory")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (after ``..``, symlinks, hard links)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_output(
+    option: str,
+    out: str | None,
+    inputs: Sequence[tuple[str, str | None]] = (),
+    stdout_instead: str = "",
+) -> None:
+    """CliError (status 2) before any work when the output path ``out`` of ``option``
+    is ``-`` (a file named ``-`` is never what was meant; ``stdout_instead`` says how to
+    get the output on stdout, if there is a way) or is the same file as one of
+    ``inputs`` (``(option, path)`` pairs; a path may be None, for an option not given),
+    which writing would overwrite before or while it is read."""
+    if out is None:
+        return
+    if out == "-":
+        raise CliError(
+            f"{option} is '-': this command writes a file, not standard output; "
+            + (stdout_instead or "give a file name")
+        )
+    for name, path in inputs:
+        if path is not None and path != "-" and _same_file(Path(out), Path(path)):
+            raise CliError(
+                f"{option} {out} is the same file as {name} {path}: writing it would "
+                "overwrite the input; give another file"
+            )
+
+
+def _check_output_dir(option: str, out: str, source_option: str, source: Path) -> None:
+    """CliError (status 2) when the output directory ``out`` is, or is inside, the
+    input directory ``source``: its outputs would overwrite the inputs, or be read as
+    inputs the next time."""
+    check_output(option, out)
+    target = Path(out).resolve()
+    if target == source.resolve() or source.resolve() in target.parents:
+        raise CliError(
+            f"{option} {out} is {'' if target == source.resolve() else 'inside '}"
+            f"{source_option} {source}: its scores would overwrite or mix with the inputs; "
+            "give a directory outside it"
+        )
+
+
 def _positive(kind: type[int] | type[float]) -> Any:
     """An argparse type: a number above 0 (argparse names the option in its message)."""
 
@@ -557,7 +757,7 @@ def _api(
             "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
             "demo token; docs/playbooks.md says how to configure your own)"
         )
-    base = args.url or f"http://127.0.0.1:{_settings().worker_port}"
+    base = check_url("--url", args.url) or f"http://127.0.0.1:{_settings().worker_port}"
     url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -583,8 +783,8 @@ def _api(
         why = getattr(exc, "reason", exc)
         raise CliError(
             f"cannot reach the operator API at {base} ({why}): no worker serves it there; "
-            "start one (`make demo` leaves its worker running, or `citybrain worker`) "
-            "or give --url",
+            "start one (`make demo` leaves its worker running, or "
+            f"`{command_line('worker')}`) or give --url",
             EXIT_SERVICE,
         ) from None
 
@@ -595,9 +795,27 @@ def not_found_hint(path: str, reason: str) -> str:
     a run or silence id by its `list`."""
     if path.startswith("/runs/") and path.endswith("/answer") and "covers no report" in reason:
         run_id = path.split("/")[2]
-        return f"; see the run's report ids with 'citybrain runs show {run_id}'"
+        return f"; see the run's report ids with `{command_line('runs', 'show', run_id)}`"
     listing = "silences" if path.startswith("/silences") else "runs"
-    return f"; check the id with 'citybrain {listing} list'"
+    return f"; check the id with `{command_line(listing, 'list')}`"
+
+
+def check_url(option: str, url: str | None) -> str | None:
+    """``url`` as given (None stays None), or CliError (status 2) naming ``option`` when
+    it is not an http:// or https:// URL with a host: ``localhost:16766`` would
+    otherwise be tried as a URL of scheme "localhost" and reported as unreachable."""
+    import urllib.parse
+
+    if url is None:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CliError(
+            f"{option} is {url!r}: the http:// scheme is missing, e.g. http://{url}"
+            if "://" not in url
+            else f"{option} is {url!r}: expected an http:// or https:// URL with a host"
+        )
+    return url.rstrip("/")
 
 
 def api_reason(body: str, status: int) -> str:
@@ -833,7 +1051,7 @@ def silence_duration(text: str) -> float:
     except ValueError as exc:
         raise CliError(
             f"--duration: {exc}; e.g. 30m, 2h, 1h30m or 7d (a silence always ends: "
-            "expire it early with 'citybrain silences expire')"
+            f"expire it early with `{command_line('silences', 'expire', 'SILENCE_ID')}`)"
         ) from None
     if seconds <= 0:
         raise CliError(f"--duration is {text!r}, expected more than 0, e.g. 30m or 2h")
@@ -966,7 +1184,7 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
 
     token = sys.stdin.readline().strip()
     if not token:
-        raise CliError("no token on standard input: `citybrain hash-token < token.txt`")
+        raise CliError(f"no token on standard input: `{command_line('hash-token')} < token.txt`")
     print(hash_token(token))
     return 0
 
@@ -975,6 +1193,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from citybrain.demo import DEMO_DATA, KNOWN_EVENTS, KnownEvent, load_expected, run_demo
 
     data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
+    check_output(
+        "--summary",
+        args.summary,
+        [("--data", str(p)) for p in data] + [("--expect", args.expect)],
+        "the summary table is printed on stdout anyway",
+    )
     for path in data:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     # The built-in expected events belong to the built-in data: on a user's own files
@@ -1013,6 +1237,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
+    check_output("--out", args.out, [("--data", p) for p in args.data])
     for path in files:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     _require_kafka(settings)
@@ -1131,6 +1356,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
     if not end > start:
         raise CliError(f"--to {args.end} is not after --from {args.start}")
+    check_output(
+        "--out", args.out, [("--input", args.input)], "leave out --out for tables on stdout"
+    )
     _output_suffix(args.out)
     if args.input:
         _need_file(Path(args.input), "--input")
@@ -1266,6 +1494,17 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     from playbooks.loader import load_grid, load_playbook
 
     units_path = Path(args.units)
+    check_output(
+        "--out",
+        args.out,
+        [
+            ("--units", args.units),
+            ("--incidents", args.incidents),
+            ("--playbook", args.playbook),
+            ("--grid", args.grid),
+        ],
+        "leave out --out for the comparison on stdout",
+    )
     _output_suffix(args.out)
     _need_file(units_path, "--units")
     _need_file(Path(args.incidents), "--incidents")
@@ -1372,6 +1611,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from citybrain.detect import DetectInputError, detect_dir, detect_file, warmup_rows
 
     prototype = _detector(args.detector)
+    # Rows are counted at the threshold the stream would alert at with this detector.
+    settings = _settings()
+    threshold = settings.alert_threshold(args.detector)
     skipped: list[str] = []
     written: list[Path] = []
     on_bad_row = skipped.append if args.on_error == "skip" else None
@@ -1385,19 +1627,38 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 raise CliError("--input-dir needs --output-dir (where the scores go)")
             source = Path(args.input_dir)
             _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
+            _check_output_dir("--output-dir", args.output_dir, "--input-dir", source)
             if not any(source.rglob("*.csv")):
                 raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
-            scored = detect_dir(source, Path(args.output_dir), prototype, on_bad_row, warn, written)
+            scored = detect_dir(
+                source, Path(args.output_dir), prototype, on_bad_row, warn, written, threshold
+            )
         else:
             if not (args.input and args.output):
                 raise CliError("give --input and --output, or --input-dir and --output-dir")
+            if args.input == "-":
+                raise CliError(
+                    "--input is '-': detect reads a file, not standard input (it reads "
+                    "the whole series first); save it to a file and give that"
+                )
             source = Path(args.input)
             _need_file(
                 source,
                 "--input",
                 f"to score every CSV under it give --input-dir {source} --output-dir DIR",
             )
-            scored = detect_file(source, Path(args.output), prototype, on_bad_row, warn)
+            if args.output != "-":
+                check_output("--output", args.output, [("--input", args.input)])
+            # `--output -`: the scores on stdout, so the summary goes to stderr.
+            to_stdout = args.output == "-"
+            scored = detect_file(
+                source,
+                sys.stdout if to_stdout else Path(args.output),
+                prototype,
+                on_bad_row,
+                warn,
+                threshold,
+            )
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
         if args.input_dir:
@@ -1409,19 +1670,38 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 else f"; none of the {total} files was scored"
             )
         else:
-            done = f"; nothing was written to {args.output}"
+            done = "" if args.output == "-" else f"; nothing was written to {args.output}"
         skip = ", or give --on-error skip" if _row_fault(str(exc)) else ""
         raise CliError(f"{exc}{done}: fix the file{skip}") from None
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
-    print(detect_summary(args.detector, scored, len(skipped), warmup_rows(prototype)))
+    print(
+        detect_summary(
+            args.detector,
+            scored,
+            len(skipped),
+            warmup_rows(prototype),
+            threshold,
+            settings.threshold_is_set,
+        ),
+        file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout,
+    )
     return 0
 
 
-def detect_summary(detector: str, scored: Scored, skipped: int, warmup: int | None) -> str:
+def detect_summary(
+    detector: str,
+    scored: Scored,
+    skipped: int,
+    warmup: int | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    threshold_given: bool = False,
+) -> str:
     """detect's last line: rows read = scored + skipped; the warm-up (declared, or as
-    seen when the detector declares none) and how many rows reached the threshold."""
+    seen when the detector declares none) and how many rows reached ``threshold``, the
+    one the stream alerts at with this detector, saying whose it is: the detector's own,
+    or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``)."""
     if warmup is not None:
         learning = f"the first {warmup} rows of each series are warm-up, scored 0"
     else:
@@ -1434,8 +1714,12 @@ def detect_summary(detector: str, scored: Scored, skipped: int, warmup: int | No
     return (
         f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows} with {detector}, "
         f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged} "
-        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {DEFAULT_THRESHOLD:g} "
-        "(the stream's alert threshold)"
+        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} "
+        + (
+            "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
+            if threshold_given
+            else f"({detector}'s threshold, the one the stream alerts at with it)"
+        )
     )
 
 
@@ -1477,11 +1761,14 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     from dashboards.generate import generate
 
     if args.action == "generate":
+        check_output("--out", args.out)
         for path in generate(Path(args.out)):
             print(f"wrote {path}")
         return 0
     from dashboards.push import DashboardPusher, PushError
 
+    check_url("--url", args.url)
+    check_url("--prometheus-url", args.prometheus_url)
     token = args.token or os.environ.get("CITYBRAIN_GRAFANA_TOKEN")
     if not token:
         raise CliError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
@@ -1513,6 +1800,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from citybrain.adapters import build
 
     _need_dir(Path(args.shared), "--shared")
+    check_output("--out", args.out, [("--shared", args.shared)])
     for name, rows in build(Path(args.shared), Path(args.out)).items():
         print(f"{name}: {rows} rows")
     return 0
@@ -1570,7 +1858,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default
         if (
             "default" in text
-            or default in (None, False, argparse.SUPPRESS)
+            or default in (None, False, "", argparse.SUPPRESS)
+            # A flag's default is its absence: "--unsatisfied (default: True)" read as
+            # if the flag were on (it is the dest shared with --satisfied that is True).
+            or isinstance(action, argparse._StoreConstAction | argparse.BooleanOptionalAction)
             or action.nargs in ("?", "*", "+")
             or not action.option_strings
         ):
@@ -1971,7 +2262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "detect", "score timestamp,value CSVs with a detector, streaming")
     p.add_argument("--input", metavar="FILE", help="one CSV to score")
-    p.add_argument("--output", metavar="FILE", help="where its scores go")
+    p.add_argument("--output", metavar="FILE", help="where its scores go ('-': stdout)")
     p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
     p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
     detector_option(p)
@@ -2112,6 +2403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             # faust's Worker parses sys.argv itself; hand it only the program name.
             sys.argv = sys.argv[:1]
+        quiet_kafka_loggers()  # every command: the reason is the boundary's one line
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows up here, inside the boundary
         return status

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from citybrain.commands import cli_command
 from citybrain.report import Context, build_report, incidents_frame, readings_frame
 from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
@@ -518,17 +519,11 @@ def make_demo_token(files: DemoFiles) -> str:
     return secrets_by_role["operator"]
 
 
-def cli_command() -> str:
-    """How the user can type citybrain here: the bare name if it is on the PATH (an
-    activated venv), else the path of this interpreter's script."""
-    script = Path(sys.executable).parent / "citybrain"
-    found = shutil.which("citybrain")
-    if found and Path(found).resolve() == script.resolve():
-        return "citybrain"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
+# What the demo starts, said before it starts it; Mosquitto is not among them.
+STARTING = (
+    "starting Kafka and Prometheus, then a stream worker (not Mosquitto: "
+    "`make stack-up` starts it, for `citybrain ingest mqtt`)"
+)
 
 
 def announce_installs(console: Console, kafka: KafkaBroker) -> None:
@@ -562,7 +557,7 @@ def run_demo(
     base = Settings()
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
     files = DemoFiles.of(base)
-    console.print("[bold]citybrain demo[/]: starting the local stack (Kafka, Prometheus)")
+    console.print(f"[bold]citybrain demo[/]: {STARTING}")
     announce_installs(console, kafka)
     kafka.start()
     prom.start()

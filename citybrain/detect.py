@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def read_series(
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
         raise DetectInputError(
-            f"{path}:{header.line}: header is {header.fields!r}, expected timestamp,value"
+            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected timestamp,value"
         )
     stamps: list[str] = []
     values: list[float] = []
@@ -150,7 +151,7 @@ class Scored:
 
 def detect_file(
     src: Path,
-    dst: Path,
+    dst: Path | TextIO,
     prototype: Detector,
     on_bad_row: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
@@ -159,7 +160,8 @@ def detect_file(
     """Score ``src`` into ``dst`` (one row per good input row). Raises DetectInputError
     (see ``read_series`` for ``on_bad_row``). ``warn`` hears about a series no longer
     than the detector's warm-up, or (for a detector that declares none) scored 0
-    throughout. ``threshold``: rows scoring at or above it are counted as flagged."""
+    throughout. ``threshold``: rows scoring at or above it are counted as flagged.
+    ``dst`` may be an open text stream (stdout) instead of a path."""
     stamps, times, values = read_series(src, on_bad_row)
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and len(values) <= warmup:
@@ -175,13 +177,20 @@ def detect_file(
             f"{src}: every one of its {len(values)} rows scored 0: the detector may still "
             "be learning on a series this short (give it a longer history)"
         )
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with dst.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["timestamp", "value", "anomaly_score"])
-        for stamp, value, score in zip(stamps, values.tolist(), scores.tolist(), strict=True):
-            writer.writerow([stamp, repr(value), f"{score:.6f}"])
+    if isinstance(dst, Path):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with dst.open("w", encoding="utf-8", newline="") as fh:
+            _write_scores(fh, stamps, values, scores)
+    else:
+        _write_scores(dst, stamps, values, scores)
     return Scored(len(stamps), int(np.count_nonzero(scores >= threshold)), leading, 1)
+
+
+def _write_scores(fh: TextIO, stamps: list[str], values: np.ndarray, scores: np.ndarray) -> None:
+    writer = csv.writer(fh)
+    writer.writerow(["timestamp", "value", "anomaly_score"])
+    for stamp, value, score in zip(stamps, values.tolist(), scores.tolist(), strict=True):
+        writer.writerow([stamp, repr(value), f"{score:.6f}"])
 
 
 def detect_dir(

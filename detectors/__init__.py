@@ -81,12 +81,24 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     "windowed_gaussian": WindowedGaussian,
 }
 DEFAULT_DETECTOR = next(iter(DETECTORS))
+# Detectors documented at a threshold of their own, their scores being on another scale
+# than the tail probabilities (robust_zscore's, the old stream default, is 0.6:
+# docs/detectors.md); every other runs at DEFAULT_THRESHOLD.
+OWN_THRESHOLDS: dict[str, float] = {"robust_zscore": 0.6}
+
+
+def default_threshold(name: str) -> float:
+    """The alert threshold, a score in (0, 1], the stream runs detector ``name`` at
+    when CITYBRAIN_SCORE_THRESHOLD is not set."""
+    return OWN_THRESHOLDS.get(name, DEFAULT_THRESHOLD)
+
 
 __all__ = [
     "DAY",
     "DEFAULT_DETECTOR",
     "DEFAULT_THRESHOLD",
     "DETECTORS",
+    "OWN_THRESHOLDS",
     "AnomalyLikelihood",
     "DayOverDay",
     "Detector",
@@ -109,4 +121,5 @@ __all__ = [
     "WindowIsolationForest",
     "WindowedGaussian",
     "city_ensemble",
+    "default_threshold",
 ]

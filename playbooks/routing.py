@@ -48,6 +48,14 @@ LABELS = frozenset(
     }
 )
 ALL_LABELS = "..."  # group_by: [...] puts every alert in a group of its own
+# The values the worker gives the labels with a fixed set of them (streams/detection.py
+# SEVERITIES, streams/ingest.py, streams/corroborating.py); the grid defines the others'.
+LABEL_VALUES: dict[str, tuple[str, ...]] = {
+    "severity": ("minor", "major", "critical"),
+    "source": ("sensor", "citizen"),
+    "corroboration": ("corroborated", "isolated"),
+    "assessment": ("event", "suspected_sensor_fault"),
+}
 OPS = ("=", "!=", "=~", "!~")
 
 _RE2_OPTIONS = re2.Options()
@@ -200,6 +208,13 @@ class Matcher:
                 f'name=~"regex" or name!~"regex"'
             )
         name, op, raw = m.group(1), m.group(2), m.group(3)
+        if op in ("=", "!=") and raw.startswith('="'):
+            # `kind=="pm25"` (a programmer's equality): Alertmanager refuses it too, as
+            # an unescaped quote in the unquoted value `="pm25"`; name the operator.
+            raise RoutingConfigError(
+                f"matcher {text!r}: operator {op + '='!r} is not one, expected one of "
+                f"{list(OPS)}: write {name}{op}{raw[1:]}"
+            )
         value = _unescape(text, raw)
         return cls.build(name, op, value, where=f"matcher {text!r}")
 

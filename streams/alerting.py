@@ -102,7 +102,9 @@ class Alerting:
             ((k.decode(errors="replace"), v) for k, v in self.ctx.silences.items()), now
         )
         for silence in bad:
-            log.warning("skipping stored silence %s: %s", silence.key, silence.message)
+            log.warning(
+                "citybrain: warning: skipping stored silence %s: %s", silence.key, silence.message
+            )
             self.metrics.silences_invalid.labels(silence.problem).inc()
             await self.ctx.audit(
                 {

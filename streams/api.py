@@ -193,8 +193,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
         # In the start-up log, so a refused operator can see why from the worker side.
         if not len(tokens):
             log.warning(
-                "operator API closed: no tokens configured (CITYBRAIN_API_TOKENS_FILE), "
-                "every %s request gets 401",
+                "citybrain: warning: operator API closed: no tokens configured "
+                "(CITYBRAIN_API_TOKENS_FILE), every %s request gets 401",
                 PREFIX,
             )
         else:

@@ -49,12 +49,28 @@ def roles_that_may(action: str) -> list[str]:
     return [role for role in ROLES if action in PERMISSIONS[role]]
 
 
+# Each permission in words, for a 403 a person reads ("may not expire a silence").
+ACTION_WORDS = {
+    "read": "read runs and silences",
+    "ack": "acknowledge a run",
+    "resolve": "resolve a run",
+    "silence": "add a silence",
+    "answer": "answer a closure",
+    "escalate": "escalate a run",
+    "cancel": "cancel a run",
+    "approve": "approve a step",
+    "expire_silence": "expire a silence",
+    "ingest": "post readings to the ingest",
+}
+
+
 def forbidden_reason(principal: Principal, action: str) -> str:
     """The text of a 403: the token's name and role, and the role the action needs, so
     the refused user knows which token to ask for (docs/playbooks.md lists the roles)."""
     needed = " or ".join(roles_that_may(action)) or "none of the roles"
     return (
-        f"token {principal.name!r} has role {principal.role}, which may not {action}: "
+        f"token {principal.name!r} has role {principal.role}, which may not "
+        f"{ACTION_WORDS.get(action, action.replace('_', ' '))}: "
         f"that needs role {needed}"
     )
 

@@ -155,7 +155,7 @@ class Context:
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
         if index is not None:
             origin += f"#{index}"
-        log.warning("dead-letter %s: %s (%s)", origin, message, code)
+        log.warning("citybrain: warning: dead-letter %s: %s (%s)", origin, message, code)
         value = msg.value if raw is None else raw
         await self.send_dead_letter(stream, value, msg.key, code, message, origin)
 

@@ -253,7 +253,8 @@ class Replayer:
         start = time.monotonic()
         t0 = events[0].ts if events else 0.0
         instant = t0
-        for i, event in enumerate(events):
+        unreported = 0  # events sent since progress last heard of them
+        for event in events:
             if speed is not None:
                 if event.ts != instant and self.packer is not None:
                     # Paced: a pack holds one instant's readings, as a gateway that sends
@@ -263,6 +264,11 @@ class Replayer:
                 due = (event.ts - t0) / speed
                 delay = due - (time.monotonic() - start)
                 if delay > 0:
+                    if progress is not None and unreported and delay >= 0.5:
+                        # A paced replay of sparse data can wait minutes per 1,000
+                        # events: the count shown must not stand still meanwhile.
+                        progress(unreported)
+                        unreported = 0
                     time.sleep(delay)
             if isinstance(event, Reading):
                 stats.readings += 1
@@ -278,12 +284,14 @@ class Replayer:
                     [(-1, event_key(event), event.to_json())],
                     self._failed,
                 )
-            if progress is not None and i % 1000 == 999:
-                progress(1000)
+            unreported += 1
+            if progress is not None and unreported == 1000:
+                progress(unreported)
+                unreported = 0
         self._send_packs(self.packer.flush() if self.packer else [])
         self.producer.flush()
-        if progress is not None:
-            progress(len(events) % 1000)
+        if progress is not None and unreported:
+            progress(unreported)
         stats.seconds = time.monotonic() - start
         return stats
 

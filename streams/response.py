@@ -46,8 +46,8 @@ class Response:
         )
         if settings.webhook_secret is None:
             log.warning(
-                "CITYBRAIN_WEBHOOK_SECRET is not set: webhooks are signed with a "
-                "random per-start key that receivers cannot verify"
+                "citybrain: warning: CITYBRAIN_WEBHOOK_SECRET is not set: webhooks are "
+                "signed with a random per-start key that receivers cannot verify"
             )
         self.webhooks = WebhookExecutor(
             secret,

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     detector: str = "tail"
     detector_window: int = 288
     detector_min_samples: int = 24
+    # Unset, the detector's own threshold (detectors.default_threshold: 0.24 for tail,
+    # 0.6 for robust_zscore), as `citybrain detect` counts it.
     score_threshold: float = DEFAULT_THRESHOLD
     quiet_readings: int = 6
     # Broken sensor or real event (streams/corroborating.py, docs/detectors.md): a
@@ -113,13 +115,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_detector(self) -> Settings:
-        from detectors import DETECTORS
+        from detectors import DETECTORS, default_threshold
 
         if self.detector not in DETECTORS:
             raise ValueError(
                 f"CITYBRAIN_DETECTOR is {self.detector!r}, expected one of {sorted(DETECTORS)}"
             )
+        if not self.threshold_is_set:
+            # Stored without marking the field as given: a copy for another detector
+            # (alert_threshold) still sees that no threshold was set.
+            self.__dict__["score_threshold"] = default_threshold(self.detector)
         return self
+
+    @property
+    def threshold_is_set(self) -> bool:
+        """Whether the score threshold was given (CITYBRAIN_SCORE_THRESHOLD or an
+        argument), not taken from the detector's default."""
+        return "score_threshold" in self.model_fields_set
+
+    def alert_threshold(self, detector: str) -> float:
+        """The threshold the stream would alert at running ``detector``: the one given,
+        else that detector's own (detectors.default_threshold)."""
+        from detectors import default_threshold
+
+        return self.score_threshold if self.threshold_is_set else default_threshold(detector)
 
     @model_validator(mode="after")
     def _kafka_security(self) -> Settings:

@@ -6,10 +6,11 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from citybrain.ingest.publisher import PackPublisher, make_producer
+from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
 from streams.errors import StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
@@ -121,7 +122,26 @@ def _wait(publisher: PackPublisher, every: float, extra: Any = None) -> int:
     return 0
 
 
-def run_mqtt(settings: Settings, options: IngestOptions) -> int:
+def stats_sentence(stats: PublisherStats) -> str:
+    """The stop line's account of a run, in words: ``sent 2 readings to Kafka in 1 pack,
+    dead-lettered 0 messages; at most 2 readings waited for Kafka at once``."""
+
+    def n(count: int, noun: str) -> str:
+        return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+    return (
+        f"sent {n(stats.readings, 'reading')} to Kafka in {n(stats.packs, 'pack')}, "
+        f"dead-lettered {n(stats.dead_letters, 'message')}; at most "
+        f"{n(stats.max_pending, 'reading')} waited for Kafka at once"
+    )
+
+
+def run_mqtt(
+    settings: Settings, options: IngestOptions, require: Callable[[], None] | None = None
+) -> int:
+    """Subscribe and publish until SIGTERM/SIGINT (0) or a send Kafka refused (1).
+    ``require`` runs once the options and the grid are checked, before any connection
+    (the CLI's fail-fast check that Kafka and the broker answer)."""
     from citybrain.ingest.mapping import MqttMapping
     from citybrain.ingest.mqtt import MqttIngest
 
@@ -130,6 +150,8 @@ def run_mqtt(settings: Settings, options: IngestOptions) -> int:
     mapping = MqttMapping.build(
         validator.grid, options.topics or None, options.value_field, options.ts_field
     )
+    if require is not None:
+        require()
     publisher = _publisher(settings, options, f"{options.client_id}-kafka")
     ingest = MqttIngest(
         settings.mqtt_host,
@@ -155,11 +177,15 @@ def run_mqtt(settings: Settings, options: IngestOptions) -> int:
     code = _wait(publisher, options.stats_every, lambda: ingest.received)
     if code == 0:
         ingest.stop()
-    log.info("ingest: stopped (stats %s)", publisher.stats)
+    log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
     return code
 
 
-def run_http(settings: Settings, options: IngestOptions) -> int:
+def run_http(
+    settings: Settings, options: IngestOptions, require: Callable[[], None] | None = None
+) -> int:
+    """Serve until SIGTERM/SIGINT (0) or a send Kafka refused (1); ``require`` as for
+    ``run_mqtt``."""
     from citybrain.ingest.http import IngestHttpServer
     from citybrain.ingest.ngsi import NgsiMapping
     from streams.auth import TokenStore
@@ -168,6 +194,8 @@ def run_http(settings: Settings, options: IngestOptions) -> int:
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
+    if require is not None:
+        require()
     publisher = _publisher(settings, options, "citybrain-ingest-http")
     server = IngestHttpServer(
         (settings.worker_bind, settings.ingest_http_port),
@@ -190,4 +218,5 @@ def run_http(settings: Settings, options: IngestOptions) -> int:
     server.shutdown()
     if code == 0:
         publisher.close()
+    log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
     return code

@@ -335,7 +335,7 @@ def test_http_readings_are_token_checked_validated_and_packed(
         status, body = post(p, "/ingest/v1/readings", good.encode(), token=OPERATOR_TOKEN)
         assert (status, body["error"]) == (
             403,
-            "token 'duty-operator' has role operator, which may not ingest: "
+            "token 'duty-operator' has role operator, which may not post readings to the ingest: "
             "that needs role gateway",
         )
         bad = json.dumps([reading, {**reading, "value": "high"}]).encode()

@@ -115,7 +115,7 @@ def test_api_refuses_missing_and_wrong_tokens_and_forbidden_roles(pipeline: Pipe
         status, body = pipeline.api("POST", f"/runs/{run_id}/escalate", OPERATOR_TOKEN)
         assert (status, body["error"]) == (
             403,
-            "token 'duty-operator' has role operator, which may not escalate: "
+            "token 'duty-operator' has role operator, which may not escalate a run: "
             "that needs role coordinator",
         )
         assert (
@@ -195,7 +195,7 @@ def test_silence_created_through_the_api_suppresses_matching_alerts(pipeline: Pi
             "DELETE", f"/silences/{body['silence']['id']}", OPERATOR_TOKEN
         )
         assert status == 403 and refused["error"].endswith(
-            "which may not expire_silence: that needs role coordinator"
+            "which may not expire a silence: that needs role coordinator"
         )
         assert (
             pipeline.api("DELETE", f"/silences/{body['silence']['id']}", COORDINATOR_TOKEN)[0]

@@ -69,7 +69,7 @@ CASES = [
     ),
     (
         ["detect", "--input", "T/bad-header.csv", "--output", "T/o.csv"],
-        "header is ['time', 'val'], expected timestamp,value",
+        "header is 'time,val', expected timestamp,value",
     ),
     (
         ["detect", "--input", "T/bad-row.csv", "--output", "T/o.csv"],

@@ -24,6 +24,7 @@ from citybrain.cli import (
     silence_duration,
     silences_table,
 )
+from citybrain.commands import cli_command
 from citybrain.demo import DemoFiles, make_demo_token
 from streams.auth import PERMISSIONS, Principal, TokenStore, forbidden_reason, roles_that_may
 from streams.events import IncidentReport, Reading
@@ -125,13 +126,14 @@ def test_an_api_refusal_is_shown_as_one_readable_line(body: str, status: int, re
 def test_a_403_names_the_tokens_role_and_the_role_needed() -> None:
     operator = Principal("demo-operator", "operator")
     assert forbidden_reason(operator, "expire_silence") == (
-        "token 'demo-operator' has role operator, which may not expire_silence: "
+        "token 'demo-operator' has role operator, which may not expire a silence: "
         "that needs role coordinator"
     )
     assert roles_that_may("read") == ["operator", "coordinator"]
-    # Every permission is held by some role, so every 403 can name one.
+    # Every permission is held by some role, so every 403 can name one, in words.
     for action in set().union(*PERMISSIONS.values()):
         assert roles_that_may(action)
+        assert "_" not in forbidden_reason(operator, action).split(": ")[0]
 
 
 def test_the_demo_has_an_operator_and_a_coordinator_token(tmp_path: Path) -> None:
@@ -162,7 +164,7 @@ def test_an_interrupted_replay_says_what_was_sent_and_how_to_resume() -> None:
     message = replay_stopped(args, 3, 5, events)
     assert message == (
         "interrupted after sending 3 of 5 events (the last: 2019-05-11T00:10:00Z "
-        "usgs-01589330-00065); to send the rest: citybrain replay 'a b.csv' c.csv "
+        f"usgs-01589330-00065); to send the rest: {cli_command()} replay 'a b.csv' c.csv "
         "--speed 600 --pack 100 --skip 3"
     )
     assert "report r-1" in replay_stopped(args, 5, 5, events)
@@ -213,7 +215,7 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
     assert main([*argv, "--url", refusing_api, "--token", "t"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 404: no such thing at /api/v1/" in err
-    assert err.rstrip().endswith(f"check the id with 'citybrain {listing}'")
+    assert err.rstrip().endswith(f"check the id with `{cli_command()} {listing}`")
 
 
 def test_expiring_an_ended_silence_says_it_had_already_happened() -> None:

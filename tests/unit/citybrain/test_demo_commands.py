@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 
 from citybrain.cli import replay_target
+from citybrain.commands import cli_command
 from citybrain.demo import (
     SUMMARY_COUNTS,
     DemoFiles,
@@ -69,7 +70,8 @@ def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) ->
     lines = replay_target(settings, ["my file.csv"])
     assert lines[1] == (
         "note: the demo's worker (still running) reads the prefix 'demo-1', not this one; "
-        "to feed it instead: CITYBRAIN_TOPIC_PREFIX=demo-1 citybrain replay 'my file.csv'"
+        "to feed it instead: CITYBRAIN_TOPIC_PREFIX=demo-1 "
+        f"{cli_command()} replay 'my file.csv'"
     )
     same = settings.model_copy(update={"topic_prefix": "demo-1"})
     assert len(replay_target(same, ["a.csv"])) == 1

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from citybrain.cli import detect_summary, main
 from citybrain.detect import DetectInputError, Scored, read_series, warmup_rows
-from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS
+from detectors import DEFAULT_DETECTOR, DETECTORS, default_threshold
 
 
 def write(path: Path, text: str) -> Path:
@@ -51,7 +51,7 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("time,value\n2020-01-01 00:00:00,1\n", ":1: header is ['time', 'value']"),
+        ("time,value\n2020-01-01 00:00:00,1\n", ":1: header is 'time,value'"),
         ("timestamp,value\n2020-01-01 00:00:00\n", ":2: row has 1 field(s)"),
         (
             "timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:05:00,abc\n",
@@ -282,9 +282,10 @@ def test_every_detectors_summary_states_its_warm_up_and_rows_at_the_threshold(
     assert main(argv) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
-    flagged = sum(s >= DEFAULT_THRESHOLD for s in scores)
+    threshold = default_threshold(detector)  # the stream's for this detector
+    flagged = sum(s >= threshold for s in scores)
     word = "row" if flagged == 1 else "rows"
-    assert f"; {flagged} {word} scored at or above {DEFAULT_THRESHOLD:g}" in line, line
+    assert f"; {flagged} {word} scored at or above {threshold:g} ({detector}'s" in line, line
     warmup = warmup_rows(DETECTORS[detector]())
     if warmup is not None:
         assert f"the first {warmup} rows of each series are warm-up, scored 0" in line

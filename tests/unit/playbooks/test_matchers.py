@@ -66,7 +66,7 @@ def test_matchers_are_read_as_alertmanager_reads_them(
         ('category="ends\\"', "closing double quote is missing"),
         ('category=a"', "unescaped double quote"),
         ("category", 'is not name="value"'),
-        ('category=="x"', "unescaped double quote"),
+        ('category=="x"', "operator '=='"),
         ('colour="red"', "unknown label 'colour'"),
         ('kind=~"(?=lookahead)"', "bad regex (RE2 syntax)"),
         ('kind=~"(a)\\\\1"', "bad regex (RE2 syntax)"),

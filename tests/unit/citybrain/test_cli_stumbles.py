@@ -1,0 +1,470 @@
+"""A new user's stumbles (issue 15, part A): each fixed as the kind of fault it is."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import EXIT_SERVICE, main
+from citybrain.ingest.publisher import PublisherStats
+from citybrain.ingest.service import stats_sentence
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A port that accepts TCP connections (and speaks no protocol)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def stopped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
+    for name in ("KAFKA_PORT", "MQTT_PORT", "WORKER_PORT", "INGEST_HTTP_PORT"):
+        monkeypatch.setenv(f"CITYBRAIN_{name}", str(_closed_port()))
+
+
+# 2. ingest mqtt without a broker hung silently; 3. without Kafka it logged ~22 lines.
+
+
+@pytest.mark.parametrize("action", ["mqtt", "http"])
+def test_ingest_without_kafka_says_one_line(
+    action: str, stopped: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest", action]) == EXIT_SERVICE
+    err = capsys.readouterr().err
+    assert err.startswith("citybrain: no Kafka broker answers at 127.0.0.1:")
+    assert err.count("\n") == 1, err
+
+
+def test_ingest_mqtt_without_a_broker_names_it_and_make_stack_up(
+    stopped: None,
+    listening: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(listening))
+    mqtt = _closed_port()
+    monkeypatch.setenv("CITYBRAIN_MQTT_PORT", str(mqtt))
+    assert main(["ingest", "mqtt"]) == EXIT_SERVICE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: no MQTT broker answers at 127.0.0.1:{mqtt}: ")
+    assert "`make stack-up` starts Mosquitto" in err
+    assert err.count("\n") == 1, err
+
+
+def test_bad_ingest_options_are_bad_input_before_any_service(
+    stopped: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest", "mqtt", "--topic", "a/#"]) == 2
+    assert "--topic" in capsys.readouterr().err
+
+
+# 8. the ingest's stop line printed PublisherStats(readings=2, ...).
+
+
+def test_the_ingest_stop_line_is_a_sentence() -> None:
+    text = stats_sentence(PublisherStats(readings=2, packs=1, dead_letters=0, max_pending=2))
+    assert text == (
+        "sent 2 readings to Kafka in 1 pack, dead-lettered 0 messages; "
+        "at most 2 readings waited for Kafka at once"
+    )
+    assert "PublisherStats" not in text
+
+
+# 1. detect --input X --output X overwrote its input; --output - made a file named "-".
+
+SERIES = "timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:05:00,2\n"
+
+
+def test_detect_refuses_to_overwrite_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text(SERIES)
+    same = tmp_path / "sub" / ".." / "a.csv"
+    assert main(["detect", "--input", str(src), "--output", str(same)]) == 2
+    err = capsys.readouterr().err
+    assert "is the same file as --input" in err and err.count("\n") == 1
+    assert src.read_text() == SERIES
+
+
+@pytest.mark.parametrize("out", [".", "out"])
+def test_detect_refuses_an_output_dir_at_or_inside_the_input_dir(
+    out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.csv").write_text(SERIES)
+    argv = ["detect", "--input-dir", str(tmp_path), "--output-dir", str(tmp_path / out)]
+    assert main(argv) == 2
+    assert "--output-dir" in capsys.readouterr().err
+    assert (tmp_path / "a.csv").read_text() == SERIES
+
+
+def test_detect_output_dash_is_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text(SERIES)
+    monkeypatch.chdir(tmp_path)
+    assert main(["detect", "--input", str(src), "--output", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "timestamp,value,anomaly_score"
+    assert len(out.splitlines()) == 3
+    assert "read 2 rows" in err  # the summary is kept out of the scores
+    assert not (tmp_path / "-").exists()
+
+
+def test_detect_input_dash_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", "--input", "-", "--output", "x.csv"]) == 2
+    assert "--input is '-'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rehearse", "--units", "u", "--incidents", "i", "--playbook", "p", "--out", "-"],
+        ["campaign", "report", "--from", "2020-01-01", "--to", "2020-01-02", "--out", "-"],
+        ["dashboards", "generate", "--out", "-"],
+        ["datasets", "build", "--shared", ".", "--out", "-"],
+        ["demo", "--summary", "-"],
+    ],
+)
+def test_every_output_path_refuses_a_dash(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is '-'" in err, err
+    assert not (tmp_path / "-").exists()
+
+
+def test_campaign_out_may_not_be_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = tmp_path / "records.json"
+    records.write_text("")
+    argv = ["campaign", "report", "--from", "2020-01-01", "--to", "2020-01-02"]
+    assert main([*argv, "--input", str(records), "--out", str(records)]) == 2
+    assert "the same file as --input" in capsys.readouterr().err
+
+
+# 8. detect's bad header was shown as a Python list.
+
+
+def test_a_bad_header_is_shown_as_the_csv_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text("timestamp,sensor_id,value\n2020-01-01 00:00:00,s,1\n")
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "header is 'timestamp,sensor_id,value'" in err and "[" not in err
+
+
+# 4. printed commands said bare `citybrain`, which is not on the PATH outside the venv.
+
+
+def test_every_printed_command_has_the_demo_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from citybrain import commands
+    from citybrain.cli import replay_stopped
+    from streams.events import Reading
+
+    monkeypatch.setattr(commands, "cli_command", lambda: ".venv/bin/citybrain")
+    assert commands.command_line("replay", "a b.csv", env={"CITYBRAIN_TOPIC_PREFIX": "x"}) == (
+        "CITYBRAIN_TOPIC_PREFIX=x .venv/bin/citybrain replay 'a b.csv'"
+    )
+    args = argparse.Namespace(
+        files=["r.csv"],
+        max=False,
+        speed=60.0,
+        on_error="stop",
+        pack=None,
+        max_message_bytes=1_000_000,
+    )
+    reading = Reading(ts=0.0, sensor_id="s1", kind="noise", value=1.0, unit="dB", grid_cell="c")
+    line = replay_stopped(args, 1, 2, [reading, reading])
+    assert line.endswith("to send the rest: .venv/bin/citybrain replay r.csv --skip 1")
+
+
+def test_no_message_in_the_code_prints_a_bare_citybrain_command() -> None:
+    """Messages build commands with command_line(); the only bare forms left are in
+    docstrings, comments, titles and generated-file headers."""
+    import re
+
+    from streams.settings import REPO_ROOT
+
+    bare = re.compile(r"""[`'"]citybrain (?:worker|replay|silences|hash-token|runs|report)\b""")
+    for path in (REPO_ROOT / "citybrain").rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not bare.search(line), f"{path}:{number}: {line.strip()}"
+
+
+# 9. `runs answer --help` showed "--unsatisfied ... (default: True)" and "(default: )".
+
+
+def _parsers() -> list[tuple[tuple[str, ...], object]]:
+    import argparse
+
+    from citybrain.cli import build_parser
+
+    found: list[tuple[tuple[str, ...], object]] = []
+
+    def walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        found.append((path, parser))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, (*path, name))
+
+    walk(build_parser(), ())
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _parsers()], ids=" ".join)
+def test_no_help_shows_a_misleading_default(
+    path: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*path, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps at any space
+    for misleading in ("(default: True)", "(default: False)", "(default: )"):
+        assert misleading not in text
+
+
+# 13. the worker's "CITYBRAIN_WEBHOOK_SECRET is not set" lacked the citybrain: prefix.
+
+
+def test_every_worker_warning_has_the_citybrain_prefix() -> None:
+    """Every log.warning the worker's own code (streams/, less the faust patch that
+    keeps faust's wording) makes starts with ``citybrain: warning:``, as the
+    command-line warnings do."""
+    import ast
+
+    from streams.settings import REPO_ROOT
+
+    seen = 0
+    for path in sorted((REPO_ROOT / "streams").glob("*.py")):
+        if path.name == "faust_patches.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "warning"
+                and node.args
+            ):
+                first = node.args[0]
+                text = first.values[0] if isinstance(first, ast.JoinedStr) else first
+                assert isinstance(text, ast.Constant), f"{path.name}:{node.lineno}"
+                assert str(text.value).startswith("citybrain: warning: "), (
+                    f"{path.name}:{node.lineno}"
+                )
+                seen += 1
+    assert seen >= 3  # the webhook secret, the closed API, a skipped silence at least
+
+
+# 14. the demo's first line named only Kafka and Prometheus, not what it leaves out.
+
+
+def test_the_demos_first_line_says_what_it_starts_and_what_not() -> None:
+    from citybrain.demo import STARTING
+
+    for started in ("Kafka", "Prometheus", "worker"):
+        assert started in STARTING
+    assert "Mosquitto" in STARTING and "make stack-up" in STARTING
+
+
+# 7. --url localhost:16766 (no scheme) was "cannot reach ..., no worker serves it", exit 3.
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs", "list", "--token", "x", "--url", "localhost:16766"],
+        ["silences", "list", "--token", "x", "--url", "localhost:16766"],
+        ["dashboards", "push", "--token", "x", "--url", "localhost:3000"],
+        ["dashboards", "push", "--token", "x", "--url", "http://g", "--prometheus-url", "p:9"],
+    ],
+)
+def test_a_url_without_its_scheme_is_bad_input(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the http:// scheme is missing, e.g. http://" in err and err.count("\n") == 1
+
+
+# 8. `--matcher 'kind=="pm25"'` said "unescaped double quote"; a 403 said "expire_silence".
+
+
+def test_a_double_equals_matcher_names_the_operator() -> None:
+    from playbooks.errors import PlaybookError
+    from playbooks.routing import Matcher
+
+    with pytest.raises(PlaybookError) as info:
+        Matcher.parse('kind=="pm25"')
+    assert "operator '=='" in str(info.value) and 'write kind="pm25"' in str(info.value)
+    assert "double quote" not in str(info.value)
+    assert Matcher.parse('kind="=x"').value == "=x"  # a value may start with =
+
+
+# 5. a 16-hour replay at 60x looked stuck; 6. rows ahead of the clock were dead-lettered
+# unseen; 12. a SIGTERM'd replay said nothing of how far it got.
+
+
+def _readings(*stamps: float) -> list[object]:
+    from streams.events import Reading
+
+    return [Reading(ts, "s1", "noise", 1.0, "dB", "c") for ts in stamps]
+
+
+def test_a_long_replay_says_so_and_how_to_shorten_it() -> None:
+    from citybrain.cli import LONG_REPLAY_SECONDS, replay_duration_note
+
+    sixteen_hours = _readings(0.0, 16 * 3600.0)
+    note = replay_duration_note(sixteen_hours, 60.0)
+    assert "16.0 h of event time" in note and "about 16 min" in note
+    assert "--max" in note and "--speed" in note
+    assert replay_duration_note(sixteen_hours, None) == ""  # --max
+    short = _readings(0.0, LONG_REPLAY_SECONDS * 60.0)  # exactly the limit at 60x
+    assert replay_duration_note(short, 60.0) == ""
+
+
+def test_events_ahead_of_the_clock_are_counted_before_sending() -> None:
+    from citybrain.cli import ahead_of_clock
+
+    now = 1_700_000_000.0
+    events = _readings(now - 10, now + 200, now + 400, now + 4000)
+    warning = ahead_of_clock(events, 300.0, now)
+    assert warning.startswith("2 events of 4 are more than 300 s ahead")
+    assert "in_future" in warning
+    assert ahead_of_clock(events[:2], 300.0, now) == ""
+
+
+class _KilledReplayer:
+    """Stands in for streams.feeds.Replayer: hands two events over, then the process
+    receives a SIGTERM, as from `kill`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        from streams.feeds import ReplayStats
+
+        self.stats = ReplayStats()
+
+    def replay(self, events: list[object], speed: object, progress: object) -> None:
+        import os
+        import signal
+        import time
+
+        self.stats.readings = 2
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not interrupt the replay")
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sigterm_ends_a_replay_as_ctrl_c_does(
+    stopped: None,
+    listening: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import signal
+
+    from citybrain.cli import EXIT_INTERRUPTED
+
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(listening))
+    monkeypatch.setattr("streams.feeds.Replayer", _KilledReplayer)
+    csv = tmp_path / "r.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"2019-05-11T00:0{i}:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+            for i in range(3)
+        )
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["replay", str(csv), "--max"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted after sending 2 of 3 events" in err
+    assert f"replay {csv} --max --skip 2" in err
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+
+
+# 10. detect counted robust_zscore's rows at the tail's 0.24, not at its own 0.6.
+
+
+def test_detect_counts_at_the_threshold_the_stream_runs_the_detector_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from detectors import DEFAULT_THRESHOLD, default_threshold
+    from streams.settings import Settings
+
+    assert default_threshold("robust_zscore") == 0.6
+    assert default_threshold("tail") == DEFAULT_THRESHOLD
+    assert Settings(_env_file=None, detector="robust_zscore").score_threshold == 0.6
+    monkeypatch.delenv("CITYBRAIN_SCORE_THRESHOLD", raising=False)
+    src = tmp_path / "a.csv"
+    src.write_text(SERIES)
+    argv = ["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]
+    assert main([*argv, "--detector", "robust_zscore"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.endswith(
+        "scored at or above 0.6 (robust_zscore's threshold, the one the stream alerts at with it)"
+    )
+    monkeypatch.setenv("CITYBRAIN_SCORE_THRESHOLD", "0.5")
+    assert main([*argv, "--detector", "robust_zscore"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.endswith(
+        "at or above 0.5 (CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
+    )
+
+
+# 11. route-test took severity=huge silently and left an empty group_by label unexplained.
+
+
+@pytest.mark.parametrize(
+    ("label", "says"),
+    [
+        ("severity=huge", "label severity='huge': expected one of critical, major, minor"),
+        ("source=robot", "label source='robot': expected one of citizen, sensor"),
+        ("kind=lava", "label kind='lava': expected one of"),
+        ("street=nowhere", "(the grid's street cells)"),
+    ],
+)
+def test_route_test_refuses_a_value_no_alert_can_carry(
+    label: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["playbooks", "route-test", "kind=water_level", label]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
+
+
+def test_route_test_says_which_label_fills_an_empty_group_by(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["playbooks", "route-test", "kind=water_level", "severity=major"]) == 0
+    out = capsys.readouterr().out
+    assert "group_by label street is empty: give grid_cell=CELL" in out
