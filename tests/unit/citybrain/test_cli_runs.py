@@ -17,6 +17,7 @@ from citybrain.cli import (
     run_details,
     runs_table,
 )
+from citybrain.commands import cli_command
 
 NOW = time.time()
 RUN = {
@@ -124,10 +125,12 @@ def test_a_repeated_action_says_it_had_already_happened() -> None:
 
 def test_an_unknown_report_points_at_runs_show_which_lists_report_ids() -> None:
     hint = not_found_hint("/runs/r1/answer", "run r1 covers no report 'r-9'")
-    assert hint == "; see the run's report ids with 'citybrain runs show r1'"
+    assert hint == f"; see the run's report ids with `{cli_command()} runs show r1`"
     # An unknown run is still found with `runs list`, an unknown silence with its list.
-    assert not_found_hint("/runs/r1/answer", "no run 'r1'").endswith("'citybrain runs list'")
-    assert not_found_hint("/silences/s1", "no silence 's1'").endswith("'citybrain silences list'")
+    assert not_found_hint("/runs/r1/answer", "no run 'r1'").endswith(f"`{cli_command()} runs list`")
+    assert not_found_hint("/silences/s1", "no silence 's1'").endswith(
+        f"`{cli_command()} silences list`"
+    )
 
 
 def _route_test(*labels: str) -> tuple[int, str, str]:
