@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from citybrain.commands import cli_command
 from citybrain.stack import PrometheusServer
 from streams.events import IncidentReport, Reading, format_ts
 from streams.feeds import Replayer
@@ -218,7 +219,8 @@ def test_an_interrupted_replay_says_how_far_it_got_and_its_resume_sends_the_rest
     # What it says was sent is what Kafka has.
     assert len(p.read("readings", lambda m: len(m) >= sent, settle=1)) == sent
     resume = shlex.split(found.group(2))
-    assert resume[:2] == ["citybrain", "replay"] and resume[-2:] == ["--skip", str(sent)]
+    # The runnable form the other printed commands use (citybrain/commands.py).
+    assert resume[:2] == [cli_command(), "replay"] and resume[-2:] == ["--skip", str(sent)]
     rest = subprocess.run(
         [sys.executable, "-m", "citybrain.cli", *resume[1:], "--max"],
         env=p.env,
