@@ -387,6 +387,19 @@ def main() -> None:
         "'drain_levers' in --out",
     )
     parser.add_argument(
+        "--commit-interval",
+        type=float,
+        metavar="S",
+        help="the worker's CITYBRAIN_COMMIT_INTERVAL (default: the worker's own); results "
+        "of another interval go under 'commit_interval_levers' in --out",
+    )
+    parser.add_argument(
+        "--commit-every",
+        type=int,
+        metavar="N",
+        help="the worker's CITYBRAIN_COMMIT_EVERY (default: the worker's own)",
+    )
+    parser.add_argument(
         "--candidates",
         default=",".join(CANDIDATES),
         help=f"comma-separated subset of {','.join(CANDIDATES)} (all by default)",
@@ -434,6 +447,8 @@ def main() -> None:
             batch_size="5000",
             faust_drain=args.drain,
             corroboration_grace=CORROBORATION_GRACE,
+            **({"commit_interval": str(args.commit_interval)} if args.commit_interval else {}),
+            **({"commit_every": str(args.commit_every)} if args.commit_every else {}),
         )
         rates["citybrain"] = run_pipeline(
             env,
@@ -470,6 +485,8 @@ def main() -> None:
         "same_alerts_as_quix": same,
         "citybrain_workers": args.workers,
         "faust_drain": args.drain,
+        "commit_interval_s": args.commit_interval,
+        "commit_every": args.commit_every,
         "readings": args.readings,
         "readings_per_message": round(args.readings / messages, 1),
         "sensors": args.sensors,
@@ -481,7 +498,11 @@ def main() -> None:
     # The other benchmarks' numbers in --out stay (make bench runs them all afresh).
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
     layout = f"pack{args.pack}" if args.pack else "one_per_message"
-    if args.drain != "batch":
+    if args.commit_interval or args.commit_every:
+        interval, every = args.commit_interval or "default", args.commit_every or "default"
+        lever = f"{interval}s_every_{every}_{layout}_{args.sensors}_sensors"
+        merged.setdefault("commit_interval_levers", {})[lever] = results
+    elif args.drain != "batch":
         merged.setdefault("drain_levers", {})[f"{args.drain}_{layout}"] = results
     elif args.pack:
         merged["packed"] = results

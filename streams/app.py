@@ -75,6 +75,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_commit_interval=settings.commit_interval,
+        broker_commit_every=settings.commit_every,
         # A commit writes thousands of ~6 kB sensor states; aiokafka keeps one open batch
         # per partition and waits a broker round trip whenever it is full, so faust's
         # 16 kB default stalls the event loop (~400 ms per commit at 2,000 sensors).

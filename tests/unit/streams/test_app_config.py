@@ -34,3 +34,24 @@ def test_a_fetch_below_a_kafka_message_is_refused_naming_the_setting() -> None:
 def test_the_stream_alerts_at_the_default_detectors_documented_threshold() -> None:
     # One threshold for `citybrain detect`, the NAB report and the stream (issue 13).
     assert Settings(_env_file=None).score_threshold == DEFAULT_THRESHOLD
+
+
+def test_the_commit_interval_comes_from_settings(tmp_path: Path) -> None:
+    """CITYBRAIN_COMMIT_INTERVAL is faust's commit interval: the lever between the
+    per-commit changelog write and the replay after a crash (docs/benchmarks.md)."""
+    app = create_app(Settings(run_dir_override=tmp_path, commit_interval=10), CollectorRegistry())
+    assert app.conf.broker_commit_interval == 10
+    default = create_app(Settings(run_dir_override=tmp_path), CollectorRegistry())
+    assert default.conf.broker_commit_interval == 2.8
+    with pytest.raises(ValidationError, match="commit_interval"):
+        Settings(commit_interval=0)
+
+
+def test_commits_do_not_follow_fausts_every_ten_thousand_messages(tmp_path: Path) -> None:
+    """faust's broker_commit_every of 10,000 made a catch-up commit (and rewrite every
+    touched sensor state) many times a second: 22,060 against 71,452 readings/s over
+    20,000 sensors (docs/benchmarks.md)."""
+    app = create_app(Settings(run_dir_override=tmp_path), CollectorRegistry())
+    assert app.conf.broker_commit_every == 1_000_000
+    tuned = create_app(Settings(run_dir_override=tmp_path, commit_every=500), CollectorRegistry())
+    assert tuned.conf.broker_commit_every == 500
