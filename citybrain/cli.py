@@ -513,6 +513,13 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     _need_file(Path(args.routing or s.routing_file), "--routing")
     labels = {}
     for pair in args.labels:
+        if pair.split("=", 1)[0].strip() == "alertname":
+            # Every amtool user types it; citybrain alerts route on kind and source.
+            print(
+                f"ignored {pair!r}: citybrain alerts carry no alertname label "
+                "(they route on kind, source, severity and the grid's labels)"
+            )
+            continue
         try:
             name, value = parse_label(pair)
         except PlaybookError as exc:
@@ -757,7 +764,7 @@ def _api(
             "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
             "demo token; docs/playbooks.md says how to configure your own)"
         )
-    base = check_url("--url", args.url) or f"http://127.0.0.1:{_settings().worker_port}"
+    base = api_base(args.url)
     url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -773,6 +780,7 @@ def _api(
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
+            403: forbidden_hint(),
             404: not_found_hint(path, reason),
         }.get(exc.code, "")
         raise CliError(
@@ -789,6 +797,19 @@ def _api(
         ) from None
 
 
+def forbidden_hint() -> str:
+    """A 403 means the token's role may not do this: point to the demo's coordinator
+    token when a demo made one (its operator token may not expire silences)."""
+    from citybrain.demo import DemoFiles
+
+    coordinator = DemoFiles.of(_settings()).coordinator_token
+    if coordinator.exists():
+        return (
+            f'; the demo\'s coordinator token is in {coordinator} (--token "$(cat {coordinator})")'
+        )
+    return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
+
+
 def not_found_hint(path: str, reason: str) -> str:
     """What a 404 from the API path ``path`` tells the operator to check: a report id
     the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
@@ -797,6 +818,12 @@ def not_found_hint(path: str, reason: str) -> str:
         run_id = path.split("/")[2]
         return f"; see the run's report ids with `{command_line('runs', 'show', run_id)}`"
     listing = "silences" if path.startswith("/silences") else "runs"
+    if path.split("?")[0] in ("/runs", "/silences"):
+        # A list has no id to check: the API itself is not where --url points.
+        return (
+            "; no operator API there: --url takes the worker's base URL "
+            "(scheme, host and port, e.g. http://127.0.0.1:16066)"
+        )
     return f"; check the id with `{command_line(listing, 'list')}`"
 
 
@@ -808,14 +835,29 @@ def check_url(option: str, url: str | None) -> str | None:
 
     if url is None:
         return None
+    example = "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:16066"
+    if any(c.isspace() for c in url):
+        raise CliError(f"{option} is {url!r}: {example}")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CliError(
             f"{option} is {url!r}: the http:// scheme is missing, e.g. http://{url}"
             if "://" not in url
-            else f"{option} is {url!r}: expected an http:// or https:// URL with a host"
+            else f"{option} is {url!r}: {example}"
         )
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
+    except ValueError:
+        raise CliError(f"{option} is {url!r}: the port is not a number from 1 to 65535") from None
     return url.rstrip("/")
+
+
+def api_base(url: str | None) -> str:
+    """The operator API's base URL from ``--url`` (checked by ``check_url``), the local
+    worker's by default. A URL ending in the API's own ``/api/v1`` (the path the README
+    names) is taken as the worker's: the commands add ``/api/v1`` themselves."""
+    base = check_url("--url", url) or f"http://127.0.0.1:{_settings().worker_port}"
+    return base.removesuffix("/api/v1")
 
 
 def api_reason(body: str, status: int) -> str:
@@ -1638,8 +1680,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 raise CliError("give --input and --output, or --input-dir and --output-dir")
             if args.input == "-":
                 raise CliError(
-                    "--input is '-': detect reads a file, not standard input (it reads "
-                    "the whole series first); save it to a file and give that"
+                    "--input is '-': detect reads a file, not standard input (it checks "
+                    "every row before scoring any); save it to a file and give that"
                 )
             source = Path(args.input)
             _need_file(
@@ -2260,7 +2302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="report.html or report.json")
     p.set_defaults(func=cmd_rehearse)
 
-    p = command(sub, "detect", "score timestamp,value CSVs with a detector, streaming")
+    p = command(
+        sub,
+        "detect",
+        "score timestamp,value CSVs with a detector, each row with only the rows before it",
+    )
     p.add_argument("--input", metavar="FILE", help="one CSV to score")
     p.add_argument("--output", metavar="FILE", help="where its scores go ('-': stdout)")
     p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")

@@ -140,6 +140,15 @@ def _route_test(*labels: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def test_route_test_ignores_alertname_saying_why_and_still_checks_the_rest() -> None:
+    """Second trial: amtool users type alertname=...; it was refused as unknown and hid
+    the real error (a bad severity) behind it."""
+    code, out, err = _route_test("alertname=x", "severity=huge", "kind=water_level")
+    assert code == EXIT_USAGE
+    assert "ignored 'alertname=x': citybrain alerts carry no alertname label" in out
+    assert "severity='huge': expected one of critical, major, minor" in err
+
+
 def test_route_test_refuses_an_unknown_label_name() -> None:
     code, _, err = _route_test("source=sensor", "knid=water_level")
     assert code == EXIT_USAGE

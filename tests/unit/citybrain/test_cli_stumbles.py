@@ -311,6 +311,34 @@ def test_a_url_without_its_scheme_is_bad_input(
     assert "the http:// scheme is missing, e.g. http://" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("not a url", "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1"),
+        ("http://127.0.0.1:99999", "the port is not a number from 1 to 65535"),
+    ],
+)
+def test_a_url_that_is_no_url_is_bad_input_not_a_service_failure(
+    url: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Second trial: 'not a url' was suggested as 'http://not a url'; port 99999 was
+    reported as a refused connection (exit 3)."""
+    assert main(["runs", "list", "--token", "x", "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+
+
+def test_the_api_url_the_readme_names_is_taken_as_the_workers() -> None:
+    """Second trial: `--url http://127.0.0.1:16966/api/v1` (the README's "operator API
+    /api/v1") went to /api/v1/api/v1/runs and answered "check the id" for a list."""
+    from citybrain.cli import api_base, not_found_hint
+
+    assert api_base("http://127.0.0.1:16966/api/v1/") == "http://127.0.0.1:16966"
+    assert api_base("https://ops.example/citybrain") == "https://ops.example/citybrain"
+    hint = not_found_hint("/runs", "404: Not Found")
+    assert "no operator API there: --url takes the worker's base URL" in hint
+
+
 # 8. `--matcher 'kind=="pm25"'` said "unescaped double quote"; a 403 said "expire_silence".
 
 
@@ -468,3 +496,21 @@ def test_route_test_says_which_label_fills_an_empty_group_by(
     assert main(["playbooks", "route-test", "kind=water_level", "severity=major"]) == 0
     out = capsys.readouterr().out
     assert "group_by label street is empty: give grid_cell=CELL" in out
+
+
+def test_a_403_points_to_the_demos_coordinator_token_when_there_is_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second trial: the 403 on `silences expire` with the operator token did not say
+    where the coordinator token is."""
+    from citybrain.cli import forbidden_hint
+
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    assert "ask for a token with that role" in forbidden_hint()
+    from citybrain.demo import DemoFiles
+    from streams.settings import load_settings
+
+    path = DemoFiles.of(load_settings()).coordinator_token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("secret\n")
+    assert f"the demo's coordinator token is in {path}" in forbidden_hint()
