@@ -1007,6 +1007,26 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
     )
 
 
+def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: bool) -> str:
+    """The reply to an accepted run action; ``doc`` is the API's answer. An unsatisfied
+    answer says the run was reopened when the API reports it (``"reopened": true``), else
+    that such an answer reopens it: the worker applies the command after the API
+    replies, so the API usually cannot know yet."""
+    command = doc.get("command", {})
+    line = (
+        f"accepted: {action} of run {run_id} by {command.get('by')} "
+        f"(command {command.get('id')}); the worker that owns the run applies it"
+    )
+    if action != "answer" or satisfied:
+        return line
+    reopened = doc.get("reopened", command.get("reopened"))
+    if reopened is True:
+        return f"{line}; run {run_id} was reopened"
+    if reopened is False:
+        return f"{line}; run {run_id} was not reopened (it is not finished)"
+    return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     import time
 
@@ -1033,11 +1053,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     elif "already" in doc:
         print(already_message(args.run_id, doc["already"], now))
     else:
-        command = doc.get("command", {})
-        print(
-            f"accepted: {args.action} of run {args.run_id} by {command.get('by')} "
-            f"(command {command.get('id')}); the worker that owns the run applies it"
-        )
+        satisfied = getattr(args, "satisfied", True)
+        print(accepted_message(args.action, args.run_id, doc, satisfied))
     return EXIT_OK
 
 

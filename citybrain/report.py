@@ -371,6 +371,29 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
     )
 
 
+REOPEN_ACTIONS = frozenset({"reopened", "reopen"})
+
+
+def latest_resolved(
+    steps: Iterable[dict[str, Any]], created: dict[str, dict[str, Any]]
+) -> dict[str, float]:
+    """Seconds from creation to resolution, by run id, of the runs whose latest state is
+    resolved: a reopen step (a reporter not satisfied) after the resolve undoes it, as
+    ``runs show`` and ``campaign report`` count it. ``steps`` are step messages
+    ``{"run_id", "action", "at"}`` (at in epoch s); ``created`` maps run id to its
+    ``run_created`` step. Steps are taken in time order (topic order among equal times)."""
+    resolved: dict[str, float] = {}
+    for s in sorted(steps, key=lambda s: s["at"]):
+        run_id = s["run_id"]
+        if run_id not in created:
+            continue
+        if s["action"] == "resolved":
+            resolved[run_id] = s["at"] - created[run_id]["at"]
+        elif s["action"] in REOPEN_ACTIONS:
+            resolved.pop(run_id, None)
+    return resolved
+
+
 def build_report(
     readings: pd.DataFrame,
     alert_messages: Iterable[dict[str, Any]],
@@ -409,11 +432,7 @@ def build_report(
         for s in steps
         if s["action"] == "acknowledged" and s["run_id"] in created
     }
-    resolved = {
-        s["run_id"]: s["at"] - created[s["run_id"]]["at"]
-        for s in steps
-        if s["action"] == "resolved" and s["run_id"] in created
-    }
+    resolved = latest_resolved(steps, created)
     escalations = Counter(s["level"] for s in steps if s["action"] == "escalate")
     runs_by_playbook = Counter(s["playbook"] for s in created.values())
 
