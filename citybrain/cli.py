@@ -396,6 +396,29 @@ def replay_target(settings: Settings, files: list[str]) -> list[str]:
     return lines
 
 
+def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
+    """Where an ingest writes (Kafka and topics), and, when the last demo's worker still
+    runs under another topic prefix, the exact command (``argv``: this command's
+    arguments) that feeds it instead: readings written under the default prefix never
+    reach a demo's worker, which reads ``demo-…`` topics."""
+    from citybrain.demo import read_demo_state
+
+    lines = [
+        f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
+        f"(unmapped messages to {settings.topic('deadletter')}; prefix "
+        f"{settings.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+    ]
+    demo = read_demo_state(settings)
+    prefix = demo.get("topic_prefix") if demo else None
+    if isinstance(prefix, str) and prefix != settings.topic_prefix:
+        command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+        lines.append(
+            f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
+            f"one, so it will not see these readings; to feed it instead: {command}"
+        )
+    return lines
+
+
 def _row_fault(message: str) -> bool:
     """Whether a reader's ``file:line: reason`` is about a data row (line > 1), the only
     kind of fault --on-error skip gets past (not a header, an empty or unreadable file)."""
@@ -462,6 +485,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if args.action == "mqtt":
             _require_mqtt(s)
 
+    for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
+        print(line, flush=True)
     options = IngestOptions(
         pack_size=args.pack_size,
         pack_ms=args.pack_ms,
@@ -2414,6 +2439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
+            args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again
         except SystemExit as exc:  # --help (0) or a usage error (2), already printed
             sys.stdout.flush()
             return exc.code if isinstance(exc.code, int) else EXIT_OK

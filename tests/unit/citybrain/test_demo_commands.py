@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from citybrain.cli import replay_target
+from citybrain.cli import ingest_target, replay_target
 from citybrain.commands import cli_command
 from citybrain.demo import (
     SUMMARY_COUNTS,
@@ -75,6 +75,24 @@ def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) ->
     )
     same = settings.model_copy(update={"topic_prefix": "demo-1"})
     assert len(replay_target(same, ["a.csv"])) == 1
+
+
+def test_ingest_names_its_topic_and_how_to_feed_the_running_demo(tmp_path: Path) -> None:
+    """Issue 15: ingest wrote to citybrain.readings while the demo's worker read demo-…."""
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="citybrain")
+    argv = ["ingest", "mqtt", "--topic", "gw/{gateway}/up"]
+    lines = ingest_target(settings, argv)
+    assert len(lines) == 1 and "topic citybrain.readings" in lines[0]
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    files.pid.write_text(str(os.getpid()))  # this process stands in for the demo's worker
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    lines = ingest_target(settings, argv)
+    assert lines[1].startswith("note: the demo's worker (still running) reads the prefix 'demo-1'")
+    assert lines[1].endswith(
+        f"to feed it instead: CITYBRAIN_TOPIC_PREFIX=demo-1 {cli_command()} ingest mqtt "
+        "--topic 'gw/{gateway}/up'"
+    )
 
 
 @pytest.mark.parametrize(("bursts", "says"), [(0, False), (1, True), (21, True)])
