@@ -196,7 +196,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
@@ -237,7 +236,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         ) from None
     if args.skip > len(events):
-        raise CliError(f"--skip is {args.skip}, but the files hold only {len(events)} events")
+        raise CliError(f"--skip is {args.skip}, but the files hold only {len(events):,} events")
     _require_kafka(s)
     for line in replay_target(s, args.files):
         print(line)
@@ -268,18 +267,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
             with Progress(
                 TextColumn("replay"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn(PROGRESS_COUNT),
                 TextColumn("events"),
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
             ) as progress:
                 task = progress.add_task("replay", total=len(todo))
-                stats = replayer.replay(
-                    todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
-                )
+                try:
+                    stats = replayer.replay(
+                        todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
+                    )
+                except KeyboardInterrupt:
+                    # The bar hears of sent events every 1,000: show the true count,
+                    # the one the message below gives, before the bar stops.
+                    replayer.drain()
+                    sent = replayer.stats.readings + replayer.stats.incidents
+                    progress.update(task, completed=sent)
+                    progress.refresh()
+                    raise
         except KeyboardInterrupt:
-            replayer.drain()
             sent = replayer.stats.readings + replayer.stats.incidents
             raise CliError(
                 replay_stopped(args, args.skip + sent, len(events), events), EXIT_INTERRUPTED
@@ -299,6 +306,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+# The replay bar's count, with thousands separators like every count printed: rich's
+# MofNCompleteColumn gave "15/11520" beside "11,520 events" in the lines around it.
+PROGRESS_COUNT = "{task.completed:,.0f}/{task.total:,.0f}"
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -1706,10 +1718,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
         if args.input_dir:
             total = sum(1 for _ in Path(args.input_dir).rglob("*.csv"))
             done = (
-                f"; {len(written)} of {total} files were scored into {args.output_dir} "
+                f"; {len(written):,} of {total:,} files were scored into {args.output_dir} "
                 f"before it (the last: {written[-1].name})"
                 if written
-                else f"; none of the {total} files was scored"
+                else f"; none of the {total:,} files was scored"
             )
         else:
             done = "" if args.output == "-" else f"; nothing was written to {args.output}"
@@ -1745,7 +1757,7 @@ def detect_summary(
     one the stream alerts at with this detector, saying whose it is: the detector's own,
     or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``)."""
     if warmup is not None:
-        learning = f"the first {warmup} rows of each series are warm-up, scored 0"
+        learning = f"the first {warmup:,} rows of each series are warm-up, scored 0"
     else:
         zeros = _plural(scored.leading_zeros, "row")
         learning = f"{detector} declares no fixed warm-up; " + (
@@ -1754,8 +1766,8 @@ def detect_summary(
             else f"here at most the first {zeros} of a series scored 0"
         )
     return (
-        f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows} with {detector}, "
-        f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged} "
+        f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
+        f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged:,} "
         f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} "
         + (
             "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
