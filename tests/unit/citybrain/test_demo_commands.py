@@ -22,6 +22,7 @@ from citybrain.demo import (
     RateMeter,
     _print_summary,
     shell_settings,
+    watch_phase,
     with_settings,
 )
 from streams.settings import Settings
@@ -132,6 +133,22 @@ def test_a_steady_rate_is_the_rate_over_the_window_and_lines_say_average() -> No
         rate, average = meter.update(1000.0 * i, 0.5 * i)  # 2,000 readings/s
     assert (rate, average) == (2000.0, False)
     live = Progress("replaying", 10, 5, 10, 10.0, 2000.0, 0)
-    done = Progress("replay done; settling", 10, 10, 10, 30.0, 2000.0, 0, average=True)
+    done = Progress(
+        "replay done; alerts and runs settling", 10, 10, 10, 30.0, 2000.0, 0, average=True
+    )
     assert "2,000 readings/s; " in live.line({})
     assert "2,000 readings/s on average; " in done.line({})
+
+
+def test_the_demo_says_it_waits_for_the_corroboration_grace() -> None:
+    """Issue 15: "settling ... 0 waiting for a person", then 43 runs at once."""
+    phase = watch_phase(False, 10, 10, 0, 60.0, held=7, grace_left=12.4)
+    assert phase == (
+        "replay done; 7 lone sensor alerts held for the corroboration grace "
+        "(a neighbour may agree, up to 12 s left); runs follow when it ends"
+    )
+    assert "1 lone sensor alert held" in watch_phase(False, 10, 10, 0, 60.0, held=1)
+    assert "settling" not in phase
+    waiting = watch_phase(False, 10, 10, 3, 60.0, held=7, grace_left=5.0)
+    assert waiting.startswith("replay done; 3 runs wait for a person")
+    assert watch_phase(True, 5, 10, 0, 60.0) == "replaying"
