@@ -92,15 +92,30 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     return tuple(events)
 
 
+def local_time(utc: str, zone: str) -> str:
+    """``utc`` (ISO 8601, Z) as ``YYYY-MM-DD HH:MM local, ZONE`` in the IANA ``zone``,
+    the way every known event's name gives its time."""
+    from zoneinfo import ZoneInfo
+
+    at = datetime.fromisoformat(utc.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return f"{at:%Y-%m-%d %H:%M} local, {at:%Z}"
+
+
+# Named by the event's local time, the one a resident remembers (datasets/README.md):
+# the flood's peak gage height and the fireworks' midnight.
 KNOWN_EVENTS = (
     KnownEvent(
-        "Dead Run flash flood (Baltimore, 2019-05-11)",
+        "Dead Run flash flood (Baltimore, "
+        + local_time("2019-05-11T02:25:00Z", "America/New_York")
+        + ")",
         "usgs-01589330-",
         "2019-05-10T18:00:00Z",
         "2019-05-11T06:00:00Z",
     ),
     KnownEvent(
-        "Spring Festival fireworks (Beijing, 2016-02-08 local)",
+        "Spring Festival fireworks (Beijing, "
+        + local_time("2016-02-07T16:00:00Z", "Asia/Shanghai")
+        + ")",
         "bj-",
         "2016-02-07T12:00:00Z",
         "2016-02-07T20:00:00Z",

@@ -58,14 +58,26 @@ def _alerts(n: int, noun: str = "alert", plural: str = "") -> str:
 
 def event_period(readings: pd.DataFrame, incidents: pd.DataFrame | None) -> str:
     """The event time the report shows, one range per data set that has rows
-    (``readings 2019-05-12 00:00 - 2019-05-13 23:55 UTC; citizen reports ...``): the
-    data sets of a replay need not overlap, so one range could hide one of them."""
+    (``readings 2019-05-12 00:00 - 2019-05-13 23:55 UTC; citizen reports ...``), and
+    per file, earliest first, when a ``file`` column names more than one (``readings
+    a.csv 2016-01-28 00:00 - 2016-02-10 23:00 UTC, b.csv 2019-05-06 ...``): the data
+    sets of a replay need not overlap, so one range could span years no data covers."""
     parts = [
-        f"{name} {_fmt(frame['ts'].min())} - {_fmt(frame['ts'].max())} UTC"
+        f"{name} {_ranges(frame)}"
         for name, frame in (("readings", readings), ("citizen reports", incidents))
         if frame is not None and len(frame)
     ]
     return "; ".join(parts) if parts else "none: no readings and no citizen reports"
+
+
+def _ranges(frame: pd.DataFrame) -> str:
+    def span(ts: pd.Series) -> str:
+        return f"{_fmt(ts.min())} - {_fmt(ts.max())} UTC"
+
+    if "file" not in frame.columns or frame["file"].nunique() < 2:
+        return span(frame["ts"])
+    files = sorted(frame.groupby("file")["ts"], key=lambda item: item[1].min())
+    return ", ".join(f"{name} {span(ts)}" for name, ts in files)
 
 
 def _ts(text: str) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -152,3 +153,13 @@ def test_the_demo_says_it_waits_for_the_corroboration_grace() -> None:
     waiting = watch_phase(False, 10, 10, 3, 60.0, held=7, grace_left=5.0)
     assert waiting.startswith("replay done; 3 runs wait for a person")
     assert watch_phase(True, 5, 10, 0, 60.0) == "replaying"
+
+
+def test_every_known_event_gives_its_local_date_time_and_zone() -> None:
+    """Issue 15: one event's date was UTC, the other's "local": both local, with the zone."""
+    from citybrain.demo import KNOWN_EVENTS, local_time
+
+    assert local_time("2019-05-11T02:25:00Z", "America/New_York") == "2019-05-10 22:25 local, EDT"
+    assert local_time("2016-02-07T16:00:00Z", "Asia/Shanghai") == "2016-02-08 00:00 local, CST"
+    for event in KNOWN_EVENTS:
+        assert re.search(r"\(\w[\w ]*, \d{4}-\d\d-\d\d \d\d:\d\d local, [A-Z]{3}\)$", event.name)

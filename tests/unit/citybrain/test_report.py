@@ -242,3 +242,17 @@ def test_a_reopen_after_the_resolve_undoes_it_in_the_report() -> None:
     page = build_report(readings, [], steps[:3], "reopened")
     assert "<b>0</b><span>resolved</span>" in page
     assert "Time to resolve: none yet" in page
+
+
+def test_the_event_time_is_one_range_per_data_file() -> None:
+    """Issue 15: the demo's two reading files (2016 and 2019) read as one span of years."""
+    readings = pd.DataFrame(
+        {
+            "ts": [1557100800.0, 1557791700.0, 1453939200.0, 1455145200.0],
+            "file": ["usgs.csv.gz", "usgs.csv.gz", "beijing.csv.gz", "beijing.csv.gz"],
+        }
+    )
+    assert event_period(readings, None) == (
+        "readings beijing.csv.gz 2016-01-28 00:00 - 2016-02-10 23:00 UTC, "
+        "usgs.csv.gz 2019-05-06 00:00 - 2019-05-13 23:55 UTC"
+    )
