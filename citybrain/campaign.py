@@ -34,7 +34,8 @@ from __future__ import annotations
 import html
 import math
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -342,12 +343,36 @@ GAP = "  "
 MIN_NAME = 12  # a name column narrower than this is no longer readable
 
 
+def _cut(text: str, width: int, head: int) -> str:
+    if len(text) <= width:
+        return text
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def cut_labels(labels: Sequence[str], width: int) -> list[str]:
+    """``labels`` cut to at most ``width`` characters (>= 2) each, in the middle: the
+    start and the end kept around a "…", since ids of one place often share a long start
+    and differ at the end (nyc-cb-10-queens-…). Labels that would still look the same
+    keep less of their start and more of their end, down to "…" and the end alone."""
+    first = (width - 1) // 2
+    cut = [_cut(t, width, first) for t in labels]
+    for head in range(first - 1, -1, -1):
+        seen = Counter(cut)
+        clash = [i for i, c in enumerate(cut) if seen[c] > 1 and len(labels[i]) > width]
+        if not clash:
+            break
+        for i in clash:
+            cut[i] = _cut(labels[i], width, head)
+    return cut
+
+
 def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     """The report as plain-text tables, one per scope, a row per area or department and a
     column per figure (its change on the previous period in brackets). ``width`` (in
     characters, e.g. the terminal's): keep only the figures that fit, in the order of
     ``NARROW_ORDER``, the same ones in every table, and say which were left out; names
-    longer than what is left are cut with "…". None: every figure."""
+    longer than what is left are cut in the middle with "…" (``cut_labels``). None:
+    every figure."""
     from datetime import UTC, datetime
 
     def utc(ts: Any) -> str:
@@ -398,12 +423,13 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
             )
         lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, max(width, 20))]
 
-    def cut(text: str) -> str:
-        return text if len(text) <= names else text[: names - 1] + "…"
-
     for scope, body in tables:
-        table = [(cut(scope.upper()), *(k.upper() for k in shown))]
-        table += [(cut(name), *(cells[k] for k in shown)) for name, cells in body]
+        labels = cut_labels([scope.upper(), *(name for name, _ in body)], names)
+        table = [(labels[0], *(k.upper() for k in shown))]
+        table += [
+            (label, *(cells[k] for k in shown))
+            for label, (_, cells) in zip(labels[1:], body, strict=True)
+        ]
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         lines.append("")
         lines.extend(

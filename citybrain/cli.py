@@ -196,7 +196,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
@@ -237,7 +236,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         ) from None
     if args.skip > len(events):
-        raise CliError(f"--skip is {args.skip}, but the files hold only {len(events)} events")
+        raise CliError(f"--skip is {args.skip}, but the files hold only {len(events):,} events")
     _require_kafka(s)
     for line in replay_target(s, args.files):
         print(line)
@@ -268,18 +267,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
             with Progress(
                 TextColumn("replay"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn(PROGRESS_COUNT),
                 TextColumn("events"),
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
             ) as progress:
                 task = progress.add_task("replay", total=len(todo))
-                stats = replayer.replay(
-                    todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
-                )
+                try:
+                    stats = replayer.replay(
+                        todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
+                    )
+                except KeyboardInterrupt:
+                    # The bar hears of sent events every 1,000: show the true count,
+                    # the one the message below gives, before the bar stops.
+                    replayer.drain()
+                    sent = replayer.stats.readings + replayer.stats.incidents
+                    progress.update(task, completed=sent)
+                    progress.refresh()
+                    raise
         except KeyboardInterrupt:
-            replayer.drain()
             sent = replayer.stats.readings + replayer.stats.incidents
             raise CliError(
                 replay_stopped(args, args.skip + sent, len(events), events), EXIT_INTERRUPTED
@@ -299,6 +306,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+# The replay bar's count, with thousands separators like every count printed: rich's
+# MofNCompleteColumn gave "15/11520" beside "11,520 events" in the lines around it.
+PROGRESS_COUNT = "{task.completed:,.0f}/{task.total:,.0f}"
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -396,6 +408,29 @@ def replay_target(settings: Settings, files: list[str]) -> list[str]:
     return lines
 
 
+def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
+    """Where an ingest writes (Kafka and topics), and, when the last demo's worker still
+    runs under another topic prefix, the exact command (``argv``: this command's
+    arguments) that feeds it instead: readings written under the default prefix never
+    reach a demo's worker, which reads ``demo-…`` topics."""
+    from citybrain.demo import read_demo_state
+
+    lines = [
+        f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
+        f"(unmapped messages to {settings.topic('deadletter')}; prefix "
+        f"{settings.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+    ]
+    demo = read_demo_state(settings)
+    prefix = demo.get("topic_prefix") if demo else None
+    if isinstance(prefix, str) and prefix != settings.topic_prefix:
+        command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+        lines.append(
+            f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
+            f"one, so it will not see these readings; to feed it instead: {command}"
+        )
+    return lines
+
+
 def _row_fault(message: str) -> bool:
     """Whether a reader's ``file:line: reason`` is about a data row (line > 1), the only
     kind of fault --on-error skip gets past (not a header, an empty or unreadable file)."""
@@ -462,6 +497,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if args.action == "mqtt":
             _require_mqtt(s)
 
+    for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
+        print(line, flush=True)
     options = IngestOptions(
         pack_size=args.pack_size,
         pack_ms=args.pack_ms,
@@ -1049,6 +1086,26 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
     )
 
 
+def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: bool) -> str:
+    """The reply to an accepted run action; ``doc`` is the API's answer. An unsatisfied
+    answer says the run was reopened when the API reports it (``"reopened": true``), else
+    that such an answer reopens it: the worker applies the command after the API
+    replies, so the API usually cannot know yet."""
+    command = doc.get("command", {})
+    line = (
+        f"accepted: {action} of run {run_id} by {command.get('by')} "
+        f"(command {command.get('id')}); the worker that owns the run applies it"
+    )
+    if action != "answer" or satisfied:
+        return line
+    reopened = doc.get("reopened", command.get("reopened"))
+    if reopened is True:
+        return f"{line}; run {run_id} was reopened"
+    if reopened is False:
+        return f"{line}; run {run_id} was not reopened (it is not finished)"
+    return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     import time
 
@@ -1075,11 +1132,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     elif "already" in doc:
         print(already_message(args.run_id, doc["already"], now))
     else:
-        command = doc.get("command", {})
-        print(
-            f"accepted: {args.action} of run {args.run_id} by {command.get('by')} "
-            f"(command {command.get('id')}); the worker that owns the run applies it"
-        )
+        satisfied = getattr(args, "satisfied", True)
+        print(accepted_message(args.action, args.run_id, doc, satisfied))
     return EXIT_OK
 
 
@@ -1706,10 +1760,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
         if args.input_dir:
             total = sum(1 for _ in Path(args.input_dir).rglob("*.csv"))
             done = (
-                f"; {len(written)} of {total} files were scored into {args.output_dir} "
+                f"; {len(written):,} of {total:,} files were scored into {args.output_dir} "
                 f"before it (the last: {written[-1].name})"
                 if written
-                else f"; none of the {total} files was scored"
+                else f"; none of the {total:,} files was scored"
             )
         else:
             done = "" if args.output == "-" else f"; nothing was written to {args.output}"
@@ -1745,7 +1799,7 @@ def detect_summary(
     one the stream alerts at with this detector, saying whose it is: the detector's own,
     or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``)."""
     if warmup is not None:
-        learning = f"the first {warmup} rows of each series are warm-up, scored 0"
+        learning = f"the first {warmup:,} rows of each series are warm-up, scored 0"
     else:
         zeros = _plural(scored.leading_zeros, "row")
         learning = f"{detector} declares no fixed warm-up; " + (
@@ -1754,8 +1808,8 @@ def detect_summary(
             else f"here at most the first {zeros} of a series scored 0"
         )
     return (
-        f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows} with {detector}, "
-        f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged} "
+        f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
+        f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged:,} "
         f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} "
         + (
             "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
@@ -2443,6 +2497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
+            args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again
         except SystemExit as exc:  # --help (0) or a usage error (2), already printed
             sys.stdout.flush()
             return exc.code if isinstance(exc.code, int) else EXIT_OK

@@ -92,15 +92,30 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     return tuple(events)
 
 
+def local_time(utc: str, zone: str) -> str:
+    """``utc`` (ISO 8601, Z) as ``YYYY-MM-DD HH:MM local, ZONE`` in the IANA ``zone``,
+    the way every known event's name gives its time."""
+    from zoneinfo import ZoneInfo
+
+    at = datetime.fromisoformat(utc.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return f"{at:%Y-%m-%d %H:%M} local, {at:%Z}"
+
+
+# Named by the event's local time, the one a resident remembers (datasets/README.md):
+# the flood's peak gage height and the fireworks' midnight.
 KNOWN_EVENTS = (
     KnownEvent(
-        "Dead Run flash flood (Baltimore, 2019-05-11)",
+        "Dead Run flash flood (Baltimore, "
+        + local_time("2019-05-11T02:25:00Z", "America/New_York")
+        + ")",
         "usgs-01589330-",
         "2019-05-10T18:00:00Z",
         "2019-05-11T06:00:00Z",
     ),
     KnownEvent(
-        "Spring Festival fireworks (Beijing, 2016-02-08 local)",
+        "Spring Festival fireworks (Beijing, "
+        + local_time("2016-02-07T16:00:00Z", "Asia/Shanghai")
+        + ")",
         "bj-",
         "2016-02-07T12:00:00Z",
         "2016-02-07T20:00:00Z",
@@ -621,7 +636,16 @@ def run_demo(
             daemon=True,
         )
         thread.start()
-        metrics = _watch(console, files, metrics_url, thread, sent, len(events), ack_deadline)
+        metrics = _watch(
+            console,
+            files,
+            metrics_url,
+            thread,
+            sent,
+            len(events),
+            ack_deadline,
+            grace=settings.corroboration_grace,
+        )
         replayer.close()
         time.sleep(2 * float(prom.scrape_interval.rstrip("s")))
         summary = summarise(
@@ -758,6 +782,37 @@ class RateMeter:
         return readings / max(self._grew_at - self.started, 1e-9), True
 
 
+def watch_phase(
+    replaying: bool,
+    processed: int,
+    total: int,
+    waiting: int,
+    ack_deadline: float,
+    held: int = 0,
+    grace_left: float | None = None,
+) -> str:
+    """What the demo is waiting for, in words: the replay, the worker catching up, runs
+    waiting for a person (``waiting``, escalating every ``ack_deadline`` s), or sensor
+    alerts held for the corroboration grace (``held`` of them, ``grace_left`` s at most
+    until the last is released; None when not known)."""
+    if replaying:
+        return "replaying"
+    if processed < total:
+        return "replay sent; the worker is catching up"
+    if waiting:
+        return (
+            f"replay done; {waiting:,} runs wait for a person and escalate every "
+            f"{ack_deadline:g} s until their ladders end"
+        )
+    if held:
+        left = f", up to {grace_left:.0f} s left" if grace_left is not None else ""
+        return (
+            f"replay done; {_count(held, 'lone sensor alert')} held for the corroboration "
+            f"grace (a neighbour may agree{left}); runs follow when it ends"
+        )
+    return "replay done; alerts and runs settling"
+
+
 def _watch(
     console: Console,
     files: DemoFiles,
@@ -767,10 +822,14 @@ def _watch(
     total: int,
     ack_deadline: float,
     line_every: float = 5.0,
+    grace: float = 30.0,
 ) -> dict[str, float]:
     """Progress until every event is processed and no run still waits for a person: a
-    live table on a terminal, a plain line every ``line_every`` seconds otherwise."""
+    live table on a terminal, a plain line every ``line_every`` seconds otherwise.
+    ``grace``: the worker's corroboration grace (s), shown counting down while lone
+    sensors' alerts wait for a neighbour."""
     metrics: dict[str, float] = {}
+    held_before, held_until = 0.0, None
     started = time.monotonic()
     meter = RateMeter(started)
     settled_since: float | None = None
@@ -810,26 +869,22 @@ def _watch(
                     for s in WAITING
                 )
             )
-            if replay.is_alive():
-                phase = "replaying"
-            elif processed < total:
-                phase = "replay sent; the worker is catching up"
-            elif waiting:
-                phase = (
-                    f"replay done; {waiting:,} runs wait for a person and escalate every "
-                    f"{ack_deadline:g} s until their ladders end"
-                )
-            else:
-                phase = "replay done; settling"
+            # Sensor alerts a lone sensor raised wait (the grace) for a neighbour to agree.
+            held = metrics.get("citybrain_corroboration_held", 0.0)
+            if held > held_before or (held and held_until is None):
+                held_until = now + grace  # the newest held alert waits a full grace
+            held_before = held
+            grace_left = max(0.0, held_until - now) if held and held_until else None
+            phase = watch_phase(
+                replay.is_alive(), processed, total, waiting, ack_deadline, int(held), grace_left
+            )
             progress = Progress(
                 phase, sent[0], processed, total, now - started, rate, waiting, average
             )
             show(progress)
             if replay.is_alive():
                 continue
-            give_up = give_up or now + 120 + 4 * ack_deadline
-            # Sensor alerts a lone sensor raised wait (30 s) for a neighbour to agree.
-            held = metrics.get("citybrain_corroboration_held", 0.0)
+            give_up = give_up or now + 120 + 4 * ack_deadline + grace
             if processed >= total and not waiting and not held:
                 settled_since = settled_since or now
                 # Alerts and runs trail the readings by a moment; let them settle.

@@ -166,7 +166,7 @@ def detect_file(
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and len(values) <= warmup:
         warn(
-            f"{src}: {len(values)} rows, no more than the detector's warm-up of {warmup}: "
+            f"{src}: {len(values):,} rows, no more than the detector's warm-up of {warmup:,}: "
             "every row scored 0 (give it a longer history)"
         )
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
@@ -174,7 +174,7 @@ def detect_file(
     leading = int(nonzero[0]) if nonzero.size else len(scores)
     if warn is not None and warmup is None and not nonzero.size:
         warn(
-            f"{src}: every one of its {len(values)} rows scored 0: the detector may still "
+            f"{src}: every one of its {len(values):,} rows scored 0: the detector may still "
             "be learning on a series this short (give it a longer history)"
         )
     if isinstance(dst, Path):

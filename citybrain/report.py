@@ -58,14 +58,26 @@ def _alerts(n: int, noun: str = "alert", plural: str = "") -> str:
 
 def event_period(readings: pd.DataFrame, incidents: pd.DataFrame | None) -> str:
     """The event time the report shows, one range per data set that has rows
-    (``readings 2019-05-12 00:00 - 2019-05-13 23:55 UTC; citizen reports ...``): the
-    data sets of a replay need not overlap, so one range could hide one of them."""
+    (``readings 2019-05-12 00:00 - 2019-05-13 23:55 UTC; citizen reports ...``), and
+    per file, earliest first, when a ``file`` column names more than one (``readings
+    a.csv 2016-01-28 00:00 - 2016-02-10 23:00 UTC, b.csv 2019-05-06 ...``): the data
+    sets of a replay need not overlap, so one range could span years no data covers."""
     parts = [
-        f"{name} {_fmt(frame['ts'].min())} - {_fmt(frame['ts'].max())} UTC"
+        f"{name} {_ranges(frame)}"
         for name, frame in (("readings", readings), ("citizen reports", incidents))
         if frame is not None and len(frame)
     ]
     return "; ".join(parts) if parts else "none: no readings and no citizen reports"
+
+
+def _ranges(frame: pd.DataFrame) -> str:
+    def span(ts: pd.Series) -> str:
+        return f"{_fmt(ts.min())} - {_fmt(ts.max())} UTC"
+
+    if "file" not in frame.columns or frame["file"].nunique() < 2:
+        return span(frame["ts"])
+    files = sorted(frame.groupby("file")["ts"], key=lambda item: item[1].min())
+    return ", ".join(f"{name} {span(ts)}" for name, ts in files)
 
 
 def _ts(text: str) -> float:
@@ -371,6 +383,29 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
     )
 
 
+REOPEN_ACTIONS = frozenset({"reopened", "reopen"})
+
+
+def latest_resolved(
+    steps: Iterable[dict[str, Any]], created: dict[str, dict[str, Any]]
+) -> dict[str, float]:
+    """Seconds from creation to resolution, by run id, of the runs whose latest state is
+    resolved: a reopen step (a reporter not satisfied) after the resolve undoes it, as
+    ``runs show`` and ``campaign report`` count it. ``steps`` are step messages
+    ``{"run_id", "action", "at"}`` (at in epoch s); ``created`` maps run id to its
+    ``run_created`` step. Steps are taken in time order (topic order among equal times)."""
+    resolved: dict[str, float] = {}
+    for s in sorted(steps, key=lambda s: s["at"]):
+        run_id = s["run_id"]
+        if run_id not in created:
+            continue
+        if s["action"] == "resolved":
+            resolved[run_id] = s["at"] - created[run_id]["at"]
+        elif s["action"] in REOPEN_ACTIONS:
+            resolved.pop(run_id, None)
+    return resolved
+
+
 def build_report(
     readings: pd.DataFrame,
     alert_messages: Iterable[dict[str, Any]],
@@ -409,11 +444,7 @@ def build_report(
         for s in steps
         if s["action"] == "acknowledged" and s["run_id"] in created
     }
-    resolved = {
-        s["run_id"]: s["at"] - created[s["run_id"]]["at"]
-        for s in steps
-        if s["action"] == "resolved" and s["run_id"] in created
-    }
+    resolved = latest_resolved(steps, created)
     escalations = Counter(s["level"] for s in steps if s["action"] == "escalate")
     runs_by_playbook = Counter(s["playbook"] for s in created.values())
 

@@ -87,8 +87,8 @@ def test_demo_alerts_on_the_real_events_and_writes_its_summary(demo: dict[str, A
     assert summary["escalations"] >= summary["runs"]
     assert summary["prometheus_readings_total"] == summary["readings"]
     assert {e["event"]: e["detected"] for e in summary["known_events"]} == {
-        "Dead Run flash flood (Baltimore, 2019-05-11)": True,
-        "Spring Festival fireworks (Beijing, 2016-02-08 local)": True,
+        "Dead Run flash flood (Baltimore, 2019-05-10 22:25 local, EDT)": True,
+        "Spring Festival fireworks (Beijing, 2016-02-08 00:00 local, CST)": True,
     }
     # Issue 13: the summary reports the alerts outside the dated events per sensor-day.
     outside = summary["alerts_outside_known_events"]

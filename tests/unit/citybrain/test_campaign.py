@@ -13,6 +13,7 @@ from citybrain.campaign import (
     FIGURES,
     CampaignError,
     campaign_report,
+    cut_labels,
     quantile,
     render_html,
     render_text,
@@ -377,5 +378,15 @@ def test_a_long_name_is_cut_to_fit(report: dict[str, Any]) -> None:
     long = {**report["rows"][0], "name": "a community with a very long name " * 3}
     text = render_text({**report, "rows": [long, *report["rows"][1:]]}, 80)
     assert max(len(ln) for ln in text.splitlines()) <= 80
-    first = next(ln for ln in text.splitlines() if ln.startswith("a community"))
-    assert first.startswith("a community …  1 (+1)")
+    first = next(ln for ln in text.splitlines() if ln.startswith("a comm…"))
+    assert first.startswith("a comm… name   1 (+1)")  # the start and the end kept
+
+
+def test_cut_ids_stay_distinct() -> None:
+    """Issue 15: at 80 columns two ids cut at the end both read "nyc-cb-10-queens-z…"."""
+    ids = ["nyc-cb-10-queens-zone-north-01", "nyc-cb-10-queens-zone-north-02", "short"]
+    cut = cut_labels(ids, 19)
+    assert cut[2] == "short" and all(len(c) <= 19 for c in cut)
+    assert cut[0] != cut[1] and cut[0].endswith("01") and cut[1].endswith("02")
+    same_end = ["alpha-district-x-0001", "bravo-district-x-0001"]
+    assert len(set(cut_labels(same_end, 12))) == 2  # the start tells them apart

@@ -11,6 +11,7 @@ import pytest
 from citybrain.cli import (
     EXIT_OK,
     EXIT_USAGE,
+    accepted_message,
     already_message,
     main,
     not_found_hint,
@@ -166,3 +167,13 @@ def test_route_test_names_the_labels_it_was_not_given(labels: tuple[str, ...]) -
     assert "severity" in missing and "category" in missing and "kind" not in missing
     routes = [ln for ln in lines if ln.startswith("route ")]
     assert routes and "playbook flash-flood" in routes[0]
+
+
+def test_an_unsatisfied_answer_says_it_reopens_the_run() -> None:
+    doc = {"command": {"id": "c1", "by": "ana"}}
+    reply = accepted_message("answer", "r1", doc, satisfied=False)
+    assert reply.startswith("accepted: answer of run r1 by ana (command c1)")
+    assert "an unsatisfied answer reopens the run" in reply
+    assert "reopen" not in accepted_message("answer", "r1", doc, satisfied=True)
+    said = accepted_message("answer", "r1", {**doc, "reopened": True}, satisfied=False)
+    assert said.endswith("run r1 was reopened")

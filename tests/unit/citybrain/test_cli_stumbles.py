@@ -435,8 +435,9 @@ def test_a_sigterm_ends_a_replay_as_ctrl_c_does(
     )
     before = signal.getsignal(signal.SIGTERM)
     assert main(["replay", str(csv), "--max"]) == EXIT_INTERRUPTED
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "interrupted after sending 2 of 3 events" in err
+    assert " 2/3 events" in out  # the bar too, though the replayer never reported them
     assert f"replay {csv} --max --skip 2" in err
     assert signal.getsignal(signal.SIGTERM) is before  # restored
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from citybrain.cli import replay_target
+from citybrain.cli import ingest_target, replay_target
 from citybrain.commands import cli_command
 from citybrain.demo import (
     SUMMARY_COUNTS,
@@ -22,6 +23,7 @@ from citybrain.demo import (
     RateMeter,
     _print_summary,
     shell_settings,
+    watch_phase,
     with_settings,
 )
 from streams.settings import Settings
@@ -77,6 +79,24 @@ def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) ->
     assert len(replay_target(same, ["a.csv"])) == 1
 
 
+def test_ingest_names_its_topic_and_how_to_feed_the_running_demo(tmp_path: Path) -> None:
+    """Issue 15: ingest wrote to citybrain.readings while the demo's worker read demo-…."""
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="citybrain")
+    argv = ["ingest", "mqtt", "--topic", "gw/{gateway}/up"]
+    lines = ingest_target(settings, argv)
+    assert len(lines) == 1 and "topic citybrain.readings" in lines[0]
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    files.pid.write_text(str(os.getpid()))  # this process stands in for the demo's worker
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    lines = ingest_target(settings, argv)
+    assert lines[1].startswith("note: the demo's worker (still running) reads the prefix 'demo-1'")
+    assert lines[1].endswith(
+        f"to feed it instead: CITYBRAIN_TOPIC_PREFIX=demo-1 {cli_command()} ingest mqtt "
+        "--topic 'gw/{gateway}/up'"
+    )
+
+
 @pytest.mark.parametrize(("bursts", "says"), [(0, False), (1, True), (21, True)])
 def test_the_count_outside_the_known_events_says_bursts_are_apart(bursts: int, says: bool) -> None:
     summary = {key: 0 for key in SUMMARY_COUNTS}
@@ -114,6 +134,32 @@ def test_a_steady_rate_is_the_rate_over_the_window_and_lines_say_average() -> No
         rate, average = meter.update(1000.0 * i, 0.5 * i)  # 2,000 readings/s
     assert (rate, average) == (2000.0, False)
     live = Progress("replaying", 10, 5, 10, 10.0, 2000.0, 0)
-    done = Progress("replay done; settling", 10, 10, 10, 30.0, 2000.0, 0, average=True)
+    done = Progress(
+        "replay done; alerts and runs settling", 10, 10, 10, 30.0, 2000.0, 0, average=True
+    )
     assert "2,000 readings/s; " in live.line({})
     assert "2,000 readings/s on average; " in done.line({})
+
+
+def test_the_demo_says_it_waits_for_the_corroboration_grace() -> None:
+    """Issue 15: "settling ... 0 waiting for a person", then 43 runs at once."""
+    phase = watch_phase(False, 10, 10, 0, 60.0, held=7, grace_left=12.4)
+    assert phase == (
+        "replay done; 7 lone sensor alerts held for the corroboration grace "
+        "(a neighbour may agree, up to 12 s left); runs follow when it ends"
+    )
+    assert "1 lone sensor alert held" in watch_phase(False, 10, 10, 0, 60.0, held=1)
+    assert "settling" not in phase
+    waiting = watch_phase(False, 10, 10, 3, 60.0, held=7, grace_left=5.0)
+    assert waiting.startswith("replay done; 3 runs wait for a person")
+    assert watch_phase(True, 5, 10, 0, 60.0) == "replaying"
+
+
+def test_every_known_event_gives_its_local_date_time_and_zone() -> None:
+    """Issue 15: one event's date was UTC, the other's "local": both local, with the zone."""
+    from citybrain.demo import KNOWN_EVENTS, local_time
+
+    assert local_time("2019-05-11T02:25:00Z", "America/New_York") == "2019-05-10 22:25 local, EDT"
+    assert local_time("2016-02-07T16:00:00Z", "Asia/Shanghai") == "2016-02-08 00:00 local, CST"
+    for event in KNOWN_EVENTS:
+        assert re.search(r"\(\w[\w ]*, \d{4}-\d\d-\d\d \d\d:\d\d local, [A-Z]{3}\)$", event.name)

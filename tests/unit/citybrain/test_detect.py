@@ -313,3 +313,12 @@ def test_counts_take_the_right_number() -> None:
 def summary_line(read: int, scored: int, skipped: int, flagged: int = 0) -> str:
     assert read == scored + skipped
     return detect_summary("tail", Scored(scored, flagged, 0, 1), skipped, 32)
+
+
+def test_the_summary_writes_every_count_with_thousands_separators() -> None:
+    """Issue 15: "read 2,304 rows: scored 2304 with tail" gave one count two ways."""
+    scored = Scored(rows=2304, flagged=1200, leading_zeros=1500, series=1)
+    line = detect_summary("tail", scored, 0, None)
+    assert line.startswith("read 2,304 rows: scored 2,304 with tail, skipped 0 bad rows")
+    assert "here the first 1,500 rows scored 0" in line and "; 1,200 rows scored" in line
+    assert "the first 1,024 rows of each" in detect_summary("tail", scored, 0, 1024)

@@ -23,3 +23,16 @@ def test_replay_refuses_impossible_limits_up_front(
 ) -> None:
     assert main(["replay", str(CASES / "stray-quote-incidents.csv"), "--max", *args]) == 2
     assert capsys.readouterr().err == f"citybrain: {message}\n"
+
+
+def test_the_replay_bar_counts_with_thousands_separators() -> None:
+    """Issue 15: the bar said "15/11520 events" under "11,520 events"."""
+    from rich.progress import Progress, TextColumn
+
+    from citybrain.cli import PROGRESS_COUNT
+
+    progress = Progress(disable=True)
+    task = progress.add_task("replay", total=11520)
+    progress.update(task, completed=1234)
+    shown = TextColumn(PROGRESS_COUNT).render(progress.tasks[0])
+    assert str(shown) == "1,234/11,520"

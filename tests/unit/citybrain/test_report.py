@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from citybrain.report import Context, build_report, event_period, readings_frame
+from citybrain.report import (
+    Context,
+    build_report,
+    event_period,
+    latest_resolved,
+    readings_frame,
+)
 from playbooks.grid import Cell, Grid, SensorRegistration
 
 
@@ -215,3 +221,38 @@ def test_the_event_time_covers_each_data_set_the_report_shows() -> None:
         Context(incidents=incidents.assign(category="Noise", grid_cell="c", file="r.csv")),
     )
     assert "Event time: readings 2014-08-11 00:00 - 2019-05-13 23:55 UTC; citizen reports" in page
+
+
+def test_a_reopen_after_the_resolve_undoes_it_in_the_report() -> None:
+    def step(run: str, action: str, at: float) -> dict[str, object]:
+        return {"run_id": run, "action": action, "at": at, "playbook": "p", "level": "community"}
+
+    steps = [
+        step("r1", "run_created", 100.0),
+        step("r1", "resolved", 193.0),
+        step("r1", "reopened", 300.0),
+        step("r2", "run_created", 100.0),
+        step("r2", "resolved", 160.0),
+        step("r2", "reopened", 200.0),
+        step("r2", "resolved", 400.0),
+    ]
+    created = {s["run_id"]: s for s in steps if s["action"] == "run_created"}
+    assert latest_resolved(steps, created) == {"r2": 300.0}  # r1 is open again
+    readings = pd.DataFrame({"ts": [0.0], "sensor_id": ["s"], "kind": ["pm25"], "value": [1.0]})
+    page = build_report(readings, [], steps[:3], "reopened")
+    assert "<b>0</b><span>resolved</span>" in page
+    assert "Time to resolve: none yet" in page
+
+
+def test_the_event_time_is_one_range_per_data_file() -> None:
+    """Issue 15: the demo's two reading files (2016 and 2019) read as one span of years."""
+    readings = pd.DataFrame(
+        {
+            "ts": [1557100800.0, 1557791700.0, 1453939200.0, 1455145200.0],
+            "file": ["usgs.csv.gz", "usgs.csv.gz", "beijing.csv.gz", "beijing.csv.gz"],
+        }
+    )
+    assert event_period(readings, None) == (
+        "readings beijing.csv.gz 2016-01-28 00:00 - 2016-02-10 23:00 UTC, "
+        "usgs.csv.gz 2019-05-06 00:00 - 2019-05-13 23:55 UTC"
+    )
