@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from citybrain.commands import command_line
+from citybrain.text import counted
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -300,7 +301,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     if stats.failed:
         print(
-            f"citybrain: Kafka refused {_plural(stats.failed, 'message')}; "
+            f"citybrain: Kafka refused {counted(stats.failed, 'message')}; "
             f"the first: {stats.first_failure}",
             file=sys.stderr,
         )
@@ -356,7 +357,7 @@ def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
     if not late:
         return ""
     return (
-        f"{_plural(len(late), 'event')} of {len(events):,} are more than {skew:g} s ahead "
+        f"{counted(len(late), 'event')} of {len(events):,} are more than {skew:g} s ahead "
         f"of this machine's clock (the first: {format_ts(late[0].ts)}): the worker "
         "dead-letters them (reason in_future, CITYBRAIN_MAX_FUTURE_SKEW) instead of "
         "scoring them"
@@ -470,8 +471,8 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
 def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
     """The replay's last line: rows read = sent + skipped, always."""
     return (
-        f"read {_plural(read, 'row')}: sent {_plural(readings, 'reading')} and "
-        f"{_plural(incidents, 'incident')}, skipped {_plural(skipped, 'bad row')}"
+        f"read {counted(read, 'row')}: sent {counted(readings, 'reading')} and "
+        f"{counted(incidents, 'incident')}, skipped {counted(skipped, 'bad row')}"
     )
 
 
@@ -1124,7 +1125,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     now, names = time.time(), _cell_names()
     if args.action == "list":
         runs = doc.get("runs", [])
-        print(f"{_plural(len(runs), 'run')}; times in local time ({_zone()})")
+        print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
         if runs:
             print(runs_table(runs, names, now))
     elif args.action == "show":
@@ -1256,7 +1257,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
         silences = doc.get("silences", [])
         active = sum(_silence_state(x, now) == "active" for x in silences)
         print(
-            f"{_plural(len(silences), 'silence')}, {active} active; times in local time ({_zone()})"
+            f"{counted(len(silences), 'silence')}, {active} active; times in local time ({_zone()})"
         )
         if silences:
             print(silences_table(silences, now))
@@ -1321,7 +1322,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if not summary["alerts"]:
         raise CliError(
-            f"the demo raised no alert on {_plural(len(data), 'file')}: nothing for the playbooks "
+            f"the demo raised no alert on {counted(len(data), 'file')}: nothing for the playbooks "
             "to do (the summary says how many readings were processed)",
             EXIT_FAILED,
         )
@@ -1347,7 +1348,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report written to {args.out}")
     if elsewhere:
         print(
-            f"citybrain: warning: {_plural(elsewhere, 'alert')} under prefix {args.prefix!r} "
+            f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {args.prefix!r} "
             "are on sensors none of the --data files holds: give the files that replay sent",
             file=sys.stderr,
         )
@@ -1487,7 +1488,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     title = f"citybrain campaign report {args.start} to {args.end}"
     write_campaign(report, out, title, args.json, args.wide)
     if out is not None:
-        print(f"campaign report written to {out} ({_plural(len(report['rows']), 'row')})")
+        print(f"campaign report written to {out} ({counted(len(report['rows']), 'row')})")
     return 0
 
 
@@ -1557,18 +1558,18 @@ def empty_period(report: dict[str, Any], start: str, end: str, source: str) -> s
     from datetime import UTC, timedelta
 
     held = report["input"]
-    counted = "runs are counted by the date they were created"
+    by_creation = "runs are counted by the date they were created"
     if held["runs"] == 0:
         return (
-            f"no runs in {source} at all, so none from {start} to {end} ({counted}); give "
+            f"no runs in {source} at all, so none from {start} to {end} ({by_creation}); give "
             "--prefix of a replay that ran (the demo prints its own) or --input; nothing was "
             "written"
         )
     first = datetime.fromtimestamp(held["first_created"], UTC)
     last = datetime.fromtimestamp(held["last_created"], UTC)
     return (
-        f"no run was created from {start} to {end} ({counted}, when the worker made them, "
-        f"not the data's event times); the {_plural(held['runs'], 'run')} in {source} were "
+        f"no run was created from {start} to {end} ({by_creation}, when the worker made them, "
+        f"not the data's event times); the {counted(held['runs'], 'run')} in {source} were "
         f"created from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: e.g. --from "
         f"{first:%Y-%m-%d} --to {(last + timedelta(days=1)):%Y-%m-%d}; nothing was written"
     )
@@ -1801,15 +1802,15 @@ def detect_summary(
     if warmup is not None:
         learning = f"the first {warmup:,} rows of each series are warm-up, scored 0"
     else:
-        zeros = _plural(scored.leading_zeros, "row")
+        zeros = counted(scored.leading_zeros, "row")
         learning = f"{detector} declares no fixed warm-up; " + (
             f"here the first {zeros} scored 0"
             if scored.series == 1
             else f"here at most the first {zeros} of a series scored 0"
         )
     return (
-        f"read {_plural(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
-        f"skipped {_plural(skipped, 'bad row')}; {learning}; {scored.flagged:,} "
+        f"read {counted(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
+        f"skipped {counted(skipped, 'bad row')}; {learning}; {scored.flagged:,} "
         f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} "
         + (
             "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
@@ -1817,11 +1818,6 @@ def detect_summary(
             else f"({detector}'s threshold, the one the stream alerts at with it)"
         )
     )
-
-
-def _plural(n: int, noun: str) -> str:
-    """``1 row``, ``2 rows``, ``1,234 rows``: a count with its noun in the right number."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:

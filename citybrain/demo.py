@@ -36,6 +36,7 @@ from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
+from citybrain.text import counted
 from streams.auth import hash_token
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
@@ -686,7 +687,7 @@ def run_demo(
         else ""
     )
     console.print(
-        f"\nThe demo's worker keeps serving its {_count(summary['runs'], 'run')} on "
+        f"\nThe demo's worker keeps serving its {counted(summary['runs'], 'run')} on "
         f"{summary['worker_url']} (log: {files.log}); its topics have the prefix {prefix}.\n"
         f"{again}"
         "With the demo operator token:\n"
@@ -807,7 +808,7 @@ def watch_phase(
     if held:
         left = f", up to {grace_left:.0f} s left" if grace_left is not None else ""
         return (
-            f"replay done; {_count(held, 'lone sensor alert')} held for the corroboration "
+            f"replay done; {counted(held, 'lone sensor alert')} held for the corroboration "
             f"grace (a neighbour may agree{left}); runs follow when it ends"
         )
     return "replay done; alerts and runs settling"
@@ -924,11 +925,6 @@ def _number(value: Any) -> str:
     return f"{int(value):,}"
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 alert``, ``2 alerts``, ``1,234 alerts``."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
 # The counts the summary table shows first, in order.
 SUMMARY_COUNTS = (
     "readings",
@@ -985,15 +981,15 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             )
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
-        console.print(f"  {mark} {event['event']}: {_count(event['alerts'], 'alert')}")
+        console.print(f"  {mark} {event['event']}: {counted(event['alerts'], 'alert')}")
     if summary.get("false_alarms_per_1000_sensor_days") is not None:
         outside = summary["alerts_outside_known_events"]
         bursts = summary.get("incident_burst_alerts", 0)
         console.print(
-            f"  {_count(outside, 'sensor alert')} outside the known events: "
+            f"  {counted(outside, 'sensor alert')} outside the known events: "
             f"{summary['false_alarms_per_1000_sensor_days']} per 1,000 sensor-days"
             + (
-                f" (the {_count(bursts, 'citizen-report burst alert')} above are not "
+                f" (the {counted(bursts, 'citizen-report burst alert')} above are not "
                 "counted here: a burst of reports is no sensor's false alarm)"
                 if bursts
                 else ""

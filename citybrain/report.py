@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from citybrain.text import counted
 from playbooks.grid import Grid
 from streams.events import IncidentReport, Reading
 from streams.feeds import read_canonical
@@ -48,12 +49,6 @@ class Context:
     sensor_files: dict[str, str] = field(default_factory=dict)
     incidents: pd.DataFrame | None = None
     known_events: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _alerts(n: int, noun: str = "alert", plural: str = "") -> str:
-    """``1 alert``, ``3 alerts``, ``1,234 alerts``: a count in the right number
-    (``plural`` for a noun that does not just take an s)."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
 
 
 def event_period(readings: pd.DataFrame, incidents: pd.DataFrame | None) -> str:
@@ -128,7 +123,7 @@ def sensor_chart(
     return (
         f'<figure class="sensor" data-sensor="{html.escape(sensor_id)}">'
         f"<figcaption>{html.escape(sensor_id)} <small>{html.escape(kind)}"
-        f"{' in ' + html.escape(unit) if unit else ''}, {_alerts(len(episodes))}</small>"
+        f"{' in ' + html.escape(unit) if unit else ''}, {counted(len(episodes), 'alert')}</small>"
         "</figcaption>"
         f'<svg viewBox="0 0 {W:.0f} {H:.0f}" role="img" aria-label="{html.escape(sensor_id)}">'
         f'{shades}<polyline class="line" points="{points}"/>'
@@ -165,7 +160,7 @@ def timelines(
         t0, t1 = min(a["start"] for a in cluster), max(a["end"] for a in cluster)
         caption = (
             f"{', '.join(cities) or 'unknown city'}: {', '.join(files) or 'data set unknown'}"
-            f", {_fmt(t0)} - {_fmt(t1)} UTC, {_alerts(len(cluster))}"
+            f", {_fmt(t0)} - {_fmt(t1)} UTC, {counted(len(cluster), 'alert')}"
         )
         out.append(
             f'<figure class="timeline"><figcaption>{html.escape(caption)}</figcaption>'
@@ -328,7 +323,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
             sev = _worst(by_cell.get(cell.id, []))
             body.append(
                 f'<path class="cell {sev or "quiet"}" d="{d}"><title>{html.escape(cell.name)}'
-                f"{': ' + _alerts(len(by_cell[cell.id])) if cell.id in by_cell else ''}"
+                f"{': ' + counted(len(by_cell[cell.id]), 'alert') if cell.id in by_cell else ''}"
                 "</title></path>"
             )
         for cell in cells:
@@ -342,7 +337,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
                 f'<rect class="cellpoint {sev or "quiet"}" data-severity="{sev}" '
                 f'x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8"><title>'
                 f"{html.escape(cell.name)}"
-                f"{': ' + _alerts(len(by_cell[cell.id]), 'citizen-report alert') if sev else ''}"
+                f"{': ' + counted(len(by_cell[cell.id]), 'citizen-report alert') if sev else ''}"
                 "</title></rect>"
             )
         for sensor in sorted(
@@ -358,7 +353,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
             body.append(
                 f'<circle class="sensor {sev or "quiet"}" data-severity="{sev}" cx="{x:.1f}" '
                 f'cy="{y:.1f}" r="{6 if sev else 4}"><title>{html.escape(sensor.id)}'
-                + (f": {_alerts(len(by_sensor[sensor.id]))}, worst {sev}" if sev else "")
+                + (f": {counted(len(by_sensor[sensor.id]), 'alert')}, worst {sev}" if sev else "")
                 + "</title></circle>"
             )
         km = span_y * 111.2  # one degree of latitude is about 111.2 km
@@ -370,7 +365,7 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
             f'aria-label="map of {html.escape(city.name)}">{"".join(body)}</svg></figure>'
         )
     note = (
-        f"<p>Alerts on {_alerts(len(unplaced), 'sensor or cell', 'sensors or cells')} "
+        f"<p>Alerts on {counted(len(unplaced), 'sensor or cell', 'sensors or cells')} "
         "without coordinates in the grid "
         f"are not on the maps: {html.escape(', '.join(sorted(unplaced)))}.</p>"
         if unplaced
@@ -455,7 +450,7 @@ def build_report(
         p90 = vals[min(len(vals) - 1, int(0.9 * len(vals)))]
         return (
             f"median {_duration(statistics.median(vals))}, p90 {_duration(p90)} "
-            f"({_alerts(len(vals), 'run')})"
+            f"({counted(len(vals), 'run')})"
         )
 
     episodes: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
@@ -518,7 +513,7 @@ def build_report(
             + "".join(
                 f'<li class="{"hit" if e["detected"] else "miss"}">'
                 f"{'detected' if e['detected'] else 'missed'}: {html.escape(e['event'])} "
-                f"({_alerts(e['alerts'])})</li>"
+                f"({counted(e['alerts'], 'alert')})</li>"
                 for e in context.known_events
             )
             + "</ul>"
@@ -531,10 +526,10 @@ def build_report(
         top = Counter(incidents["category"]).most_common(8)
         first, last = incidents["ts"].min(), incidents["ts"].max()
         citizen = (
-            f"<p>{_alerts(n_incidents, 'citizen report')} between {_fmt(first)} and "
+            f"<p>{counted(n_incidents, 'citizen report')} between {_fmt(first)} and "
             f"{_fmt(last)} UTC "
             f"({', '.join(f'{html.escape(f)}: {n:,}' for f, n in by_file.items())}); "
-            f"{_alerts(len(bursts), 'burst')} raised an alert.</p>"
+            f"{counted(len(bursts), 'burst')} raised an alert.</p>"
             + bars(Counter(dict(top)), "Most frequent report categories")
         )
     else:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
+from citybrain.text import counted
 from streams.errors import StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
@@ -125,14 +126,10 @@ def _wait(publisher: PackPublisher, every: float, extra: Any = None) -> int:
 def stats_sentence(stats: PublisherStats) -> str:
     """The stop line's account of a run, in words: ``sent 2 readings to Kafka in 1 pack,
     dead-lettered 0 messages; at most 2 readings waited for Kafka at once``."""
-
-    def n(count: int, noun: str) -> str:
-        return f"{count:,} {noun}" + ("" if count == 1 else "s")
-
     return (
-        f"sent {n(stats.readings, 'reading')} to Kafka in {n(stats.packs, 'pack')}, "
-        f"dead-lettered {n(stats.dead_letters, 'message')}; at most "
-        f"{n(stats.max_pending, 'reading')} waited for Kafka at once"
+        f"sent {counted(stats.readings, 'reading')} to Kafka in "
+        f"{counted(stats.packs, 'pack')}, dead-lettered {counted(stats.dead_letters, 'message')}; "
+        f"at most {counted(stats.max_pending, 'reading')} waited for Kafka at once"
     )
 
 

@@ -1,0 +1,9 @@
+"""Wording shared by every command's output."""
+
+from __future__ import annotations
+
+
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """``1 row``, ``2 rows``, ``1,234 rows``: a count with its noun in the right number
+    (``plural`` for a noun that does not just take an s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
