@@ -48,8 +48,9 @@ LABELS = frozenset(
     }
 )
 ALL_LABELS = "..."  # group_by: [...] puts every alert in a group of its own
-# The values the worker gives the labels with a fixed set of them (streams/detection.py
-# SEVERITIES, streams/ingest.py, streams/corroborating.py); the grid defines the others'.
+# The values the worker gives the labels with a fixed set of them (severity mildest
+# first; streams/detection.py takes its severities from here); the grid defines the
+# others'.
 LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "severity": ("minor", "major", "critical"),
     "source": ("sensor", "citizen"),

@@ -103,10 +103,6 @@ class Context:
             self._cell_labels_cache[cell] = found
         return found
 
-    def cell_labels(self, cell: str) -> dict[str, str]:
-        """A cell's labels on alerts: ``grid_cell`` and its path (district, street, ...)."""
-        return self.grid.cell_labels(cell)
-
     async def on_annotation_error(self, annotation_id: str, detail: str) -> None:
         """Called by the Grafana annotator (off the stream) when an annotation fails."""
         self.metrics.annotations.labels("failed").inc()

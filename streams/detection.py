@@ -33,11 +33,12 @@ import numpy as np
 from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
 from detectors.base import check_values
 from detectors.tail import TailBank, TailDetector, TailSlot
+from playbooks.routing import LABEL_VALUES
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, PackedError, Reading, format_ts
 from streams.settings import Settings
 
-SEVERITIES = ("minor", "major", "critical")
+SEVERITIES = LABEL_VALUES["severity"]  # mildest first: the routing labels' own list
 ONE_AT_A_TIME = 4  # a sensor's readings per batch up to which numpy is not worth its cost
 
 

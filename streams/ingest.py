@@ -138,7 +138,7 @@ class Ingest:
     def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
         doc = alert.to_dict()
         doc["labels"] = {
-            **self.ctx.cell_labels(alert.grid_cell),
+            **self.grid.cell_labels(alert.grid_cell),
             "alert_id": alert.alert_id,
             "kind": alert.kind,
             "severity": alert.severity,
@@ -191,7 +191,7 @@ class Ingest:
                             "reports": burst.reports_doc(),
                             "follow_up": not burst.first,
                             "labels": {
-                                **self.ctx.cell_labels(burst.grid_cell),
+                                **self.grid.cell_labels(burst.grid_cell),
                                 "alert_id": burst.alert_id,
                                 "kind": "incident_burst",
                                 "severity": burst.severity,
