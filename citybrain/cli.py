@@ -391,22 +391,12 @@ def _replay_files_in(directory: Path) -> str:
 def replay_target(settings: Settings, files: list[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
     runs under another topic prefix, how to send to it instead."""
-    from citybrain.demo import read_demo_state
-
     lines = [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
         f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
         "CITYBRAIN_TOPIC_PREFIX)"
     ]
-    demo = read_demo_state(settings)
-    prefix = demo.get("topic_prefix") if demo else None
-    if isinstance(prefix, str) and prefix != settings.topic_prefix:
-        command = command_line("replay", *files)
-        lines.append(
-            f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
-            f"one; to feed it instead: CITYBRAIN_TOPIC_PREFIX={prefix} {command}"
-        )
-    return lines
+    return lines + _feed_the_demo(settings, ["replay", *files], "")
 
 
 def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
@@ -414,22 +404,28 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     runs under another topic prefix, the exact command (``argv``: this command's
     arguments) that feeds it instead: readings written under the default prefix never
     reach a demo's worker, which reads ``demo-…`` topics."""
-    from citybrain.demo import read_demo_state
-
     lines = [
         f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
         f"(unmapped messages to {settings.topic('deadletter')}; prefix "
         f"{settings.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
     ]
+    return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
+
+
+def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) -> list[str]:
+    """A note with the command (``argv`` under the demo's prefix) that feeds the last
+    demo's worker, when it still runs under another topic prefix; none otherwise."""
+    from citybrain.demo import read_demo_state
+
     demo = read_demo_state(settings)
     prefix = demo.get("topic_prefix") if demo else None
-    if isinstance(prefix, str) and prefix != settings.topic_prefix:
-        command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
-        lines.append(
-            f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
-            f"one, so it will not see these readings; to feed it instead: {command}"
-        )
-    return lines
+    if not isinstance(prefix, str) or prefix == settings.topic_prefix:
+        return []
+    command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+    return [
+        f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
+        f"one{consequence}; to feed it instead: {command}"
+    ]
 
 
 def _row_fault(message: str) -> bool:
