@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -947,8 +948,9 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def _next_deadline(run: dict[str, Any], now: float) -> str:
-    """The nearer of the run's step deadline and its SLA deadline, with how far off."""
+def _next_deadline(run: dict[str, Any], now: float, short: bool = False) -> str:
+    """The nearer of the run's step deadline and its SLA deadline, with how far off
+    (``short``: only which and how far off, "step in 90 s")."""
     candidates = [
         (at, what)
         for at, what in ((run.get("deadline_at"), "step"), (run.get("sla_deadline_at"), "SLA"))
@@ -959,7 +961,7 @@ def _next_deadline(run: dict[str, Any], now: float) -> str:
     at, what = min(candidates)
     delta = at - now
     when = f"in {_ago(delta)}" if delta >= 0 else f"{_ago(-delta)} overdue"
-    return f"{_local(at)} ({what}, {when})"
+    return f"{what} {when}" if short else f"{_local(at)} ({what}, {when})"
 
 
 def _cell_names() -> dict[str, str]:
@@ -979,27 +981,56 @@ def _cell(run: dict[str, Any], names: dict[str, str]) -> str:
     return f"{run.get('grid_cell', '')} ({name})" if name else str(run.get("grid_cell", ""))
 
 
-def runs_table(runs: list[dict[str, Any]], names: dict[str, str], now: float) -> str:
-    """The runs as a plain-text table: one row each, columns padded to their widest."""
-    header = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLINE")
-    rows = [
-        (
-            str(r.get("run_id", "")),
-            str(r.get("playbook", "")),
-            _cell(r, names),
-            str(r.get("level", "")),
-            str(r.get("status", "")),
-            _ago(now - float(r.get("created_at") or now)),
-            _next_deadline(r, now),
-        )
-        for r in runs
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)
+RUNS_HEADER = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLINE")
+# What a narrow terminal gives up first: names and clock times (ids and "in 90 s" stay),
+# then whole columns, least needed to act on a run first.
+RUNS_DROP_ORDER = ("AGE", "PLAYBOOK", "LEVEL")
+
+
+def runs_table(
+    runs: list[dict[str, Any]], names: dict[str, str], now: float, width: int | None = None
+) -> str:
+    """The runs as a plain-text table: one row each, columns padded to their widest.
+
+    ``width`` (characters, e.g. the terminal's): the table is narrowed to fit -- cells
+    by id without their names, deadlines as "step in 90 s" without the clock time, then
+    the columns of ``RUNS_DROP_ORDER`` left out, with a last line saying what was (the
+    run id, cell, status and deadline always stay). None: everything, however wide."""
+
+    def build(short: bool, dropped: tuple[str, ...]) -> tuple[list[str], int]:
+        keep = [i for i, h in enumerate(RUNS_HEADER) if h not in dropped]
+        rows = [
+            (
+                str(r.get("run_id", "")),
+                str(r.get("playbook", "")),
+                str(r.get("grid_cell", "")) if short else _cell(r, names),
+                str(r.get("level", "")),
+                str(r.get("status", "")),
+                _ago(now - float(r.get("created_at") or now)),
+                _next_deadline(r, now, short),
+            )
+            for r in runs
+        ]
+        table = [tuple(row[i] for i in keep) for row in [RUNS_HEADER, *rows]]
+        widths = [max(len(row[i]) for row in table) for i in range(len(keep))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in table
+        ]
+        return lines, max(len(line) for line in lines)
+
+    lines, widest = build(False, ())
+    if width is None or widest <= width:
+        return "\n".join(lines)
+    dropped: tuple[str, ...] = ()
+    lines, widest = build(True, dropped)
+    for column in RUNS_DROP_ORDER:
+        if widest <= width:
+            break
+        dropped += (column,)
+        lines, widest = build(True, dropped)
+    left_out = ", ".join([*dropped, "cell names", "clock times"])
+    return "\n".join([*lines, f"(--wide adds {left_out})"])
 
 
 def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
@@ -1123,7 +1154,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
         if runs:
-            print(runs_table(runs, names, now))
+            width = None if args.wide else shutil.get_terminal_size().columns
+            print(runs_table(runs, names, now, width))
     elif args.action == "show":
         print(run_details(doc["run"], names, now))
     elif "already" in doc:
@@ -1427,7 +1459,6 @@ def write_campaign(
 ) -> None:
     """The report as JSON (``.json``), HTML (``.html``) or, without ``out``, tables on
     stdout (JSON with ``as_json``) as wide as the terminal (every column with ``wide``)."""
-    import shutil
 
     from citybrain.campaign import render_html, render_text
 
@@ -2194,6 +2225,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only runs with this status, one of {', '.join(statuses)}",
     )
     lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    lst.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column with cell names and clock times, however wide "
+        "(default: fit the terminal's width)",
+    )
     api_options(lst)
     lst.set_defaults(func=cmd_runs)
     for action, text in run_actions.items():
@@ -2231,6 +2268,12 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     lst = command(ssub, "list", "list the silences as a table, active or not")
     lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    lst.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column with cell names and clock times, however wide "
+        "(default: fit the terminal's width)",
+    )
     api_options(lst)
     lst.set_defaults(func=cmd_silences)
     add = command(ssub, "add", "silence the alerts that match every --matcher for a while")

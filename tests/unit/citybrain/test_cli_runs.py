@@ -177,3 +177,20 @@ def test_an_unsatisfied_answer_says_it_reopens_the_run() -> None:
     assert "reopen" not in accepted_message("answer", "r1", doc, satisfied=True)
     said = accepted_message("answer", "r1", {**doc, "reopened": True}, satisfied=False)
     assert said.endswith("run r1 was reopened")
+
+
+def test_the_table_fits_a_narrow_terminal_and_says_what_it_left_out() -> None:
+    runs = [RUN, {**RUN, "run_id": "grp-fedcba9876543210.2", "status": "resolved"}]
+    wide = runs_table(runs, NAMES, NOW).splitlines()
+    assert max(len(line) for line in wide) > 80  # the case: names and clock times
+    for width in (80, 70):
+        lines = runs_table(runs, NAMES, NOW, width).splitlines()
+        assert all(len(line) <= width for line in lines), lines
+        assert lines[-1].endswith("cell names, clock times)")
+        # What an operator acts on stays: the run id, its cell, status and time left.
+        for part in ("grp-0123456789abcdef.1", "md-gauge-01589330", "waiting_ack", "step in"):
+            assert part in lines[1]
+    assert "--wide adds AGE, PLAYBOOK, cell" in runs_table(runs, NAMES, NOW, 80).splitlines()[-1]
+    assert "adds AGE, PLAYBOOK, LEVEL, cell" in runs_table(runs, NAMES, NOW, 70).splitlines()[-1]
+    # Wide enough: exactly the full table, no note.
+    assert runs_table(runs, NAMES, NOW, 500).splitlines() == wide
