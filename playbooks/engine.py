@@ -142,7 +142,10 @@ class Answer:
     @classmethod
     def from_command(cls, cmd: dict[str, Any], at: float) -> Answer:
         """From an ``answer`` command; raises ``BadEventError`` naming the bad field."""
-        rid, satisfied, comment = cmd.get("report_id"), cmd.get("satisfied"), cmd.get("comment")
+        for field in ("report_id", "satisfied"):
+            if field not in cmd:
+                raise BadEventError(f'answer: field "{field}" is missing')
+        rid, satisfied, comment = cmd["report_id"], cmd["satisfied"], cmd.get("comment")
         if not isinstance(rid, str) or not rid:
             raise BadEventError(f'answer: field "report_id" is {rid!r}, expected a string')
         if not isinstance(satisfied, bool):

@@ -7,12 +7,29 @@ class StreamsError(Exception):
     """Root of every streams error."""
 
 
+class _Missing:
+    """The value of a field an event leaves out (``MISSING``), told apart from JSON null."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: object = _Missing()
+
+
 class EventError(StreamsError):
-    """An event failed validation. ``code`` is a bounded reason for metrics and headers."""
+    """An event failed validation. ``code`` is a bounded reason for metrics and headers;
+    ``value`` is the field's value, ``MISSING`` (or None with ``missing_field``) when the
+    event leaves the field out. The message reads ``field "ts" is 'x': reason`` or
+    ``field "ts" is missing[: reason]``."""
 
     def __init__(self, code: str, field: str | None, value: object, reason: str) -> None:
-        where = f'field "{field}" is {_show(value)}: ' if field else ""
-        super().__init__(f"{where}{reason}")
+        if field and (value is MISSING or (code == "missing_field" and value is None)):
+            said = reason in ("field is missing", "")
+            text = f'field "{field}" is missing' + ("" if said else f": {reason}")
+        else:
+            text = (f'field "{field}" is {_show(value)}: ' if field else "") + reason
+        super().__init__(text)
         self.code = code
         self.field = field
         self.value = value
@@ -40,6 +57,9 @@ def _clip(text: str, limit: int = 200) -> str:
 
 
 def _show(value: object) -> str:
+    """A field's value as the producer wrote it: JSON's null/true/false, else repr."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
     try:
         text = repr(value)
     except ValueError:  # an int past sys.get_int_max_str_digits

@@ -18,7 +18,7 @@ import msgspec
 import orjson
 
 from playbooks.grid import Grid
-from streams.errors import EventError, unreadable
+from streams.errors import MISSING, EventError, unreadable
 
 READING_SCHEMA = "reading/1"
 PACK_SCHEMA = "readings/1"  # many readings in one message, packed by an edge gateway
@@ -340,7 +340,7 @@ def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
     schemas = (schema,) if isinstance(schema, str) else schema
     if doc.get("schema") not in schemas:
         expected = " or ".join(repr(s) for s in schemas)
-        raise EventError("bad_schema", "schema", doc.get("schema"), f"expected {expected}")
+        raise EventError("bad_schema", "schema", doc.get("schema", MISSING), f"expected {expected}")
     return doc
 
 

@@ -192,7 +192,7 @@ def test_reports_joining_repeat_free_and_late_ones_hear_at_once(grid: Grid) -> N
 @pytest.mark.parametrize(
     ("cmd", "message"),
     [
-        ({"satisfied": True}, 'field "report_id" is None'),
+        ({"satisfied": True}, 'field "report_id" is missing'),
         ({"report_id": "r-1", "satisfied": "yes"}, "field \"satisfied\" is 'yes'"),
         ({"report_id": "r-1", "satisfied": False, "comment": 3}, 'field "comment" is 3'),
     ],

@@ -54,7 +54,7 @@ def test_valid_reading_round_trips(grid: Grid) -> None:
             "bad_type",
             "field \"value\" is 'abc': expected a number",
         ),
-        (json.dumps(reading(value=True)).encode(), "bad_type", 'field "value" is True'),
+        (json.dumps(reading(value=True)).encode(), "bad_type", 'field "value" is true'),
         (
             b'{"schema": "reading/1", "ts": "2026-11-01T10:00:00Z", "sensor_id": "gauge-1",'
             b' "kind": "water_level", "value": NaN, "unit": "ft", "grid_cell": "c-bridge"}',
@@ -170,3 +170,20 @@ def test_a_message_of_neither_schema_names_both(grid: Grid) -> None:
     with pytest.raises(EventError) as err:
         EventValidator(grid).readings(json.dumps(reading(schema="x")).encode(), NOW)
     assert str(err.value) == "field \"schema\" is 'x': expected 'reading/1' or 'readings/1'"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{}", "field \"schema\" is missing: expected 'reading/1' or 'readings/1'"),
+        (b'{"schema": null}', "field \"schema\" is null: expected 'reading/1' or 'readings/1'"),
+        (b'{"schema": "reading/1", "ts": true}', 'field "ts" is true: expected an ISO 8601'),
+        (b'{"schema": "reading/1", "sensor_id": "s"}', 'field "ts" is missing'),
+    ],
+)
+def test_a_missing_field_is_told_from_a_null_one(grid: Grid, raw: bytes, message: str) -> None:
+    # A producer reads JSON: null and true as it wrote them, and a left-out field as
+    # missing (it read "is None" before).
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).readings(raw, NOW)
+    assert str(err.value).startswith(message)
