@@ -142,9 +142,9 @@ class Answer:
     @classmethod
     def from_command(cls, cmd: dict[str, Any], at: float) -> Answer:
         """From an ``answer`` command; raises ``BadEventError`` naming the bad field."""
-        for field in ("report_id", "satisfied"):
-            if field not in cmd:
-                raise BadEventError(f'answer: field "{field}" is missing')
+        for name in ("report_id", "satisfied"):
+            if name not in cmd:
+                raise BadEventError(f'answer: field "{name}" is missing')
         rid, satisfied, comment = cmd["report_id"], cmd["satisfied"], cmd.get("comment")
         if not isinstance(rid, str) or not rid:
             raise BadEventError(f'answer: field "report_id" is {rid!r}, expected a string')
