@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, TailBank, TailDetector
 from detectors.errors import DetectorInputError
-from detectors.tail import _SURPRISE1, _SURPRISE2, DECADES
+from detectors.tail import _FILLED, _STEP, _SURPRISE1, _SURPRISE2, _WEIGHT, DECADES
 
 STEP = 300.0
+DATASETS = Path(__file__).resolve().parents[3] / "datasets"
+YEAR = 365.25 * 86_400.0
 
 
 def promised(threshold: float) -> float:
@@ -93,26 +97,52 @@ def test_a_record_round_trips_and_is_bounded() -> None:
     later = rng.normal(0, 1, 100)
     ts = 1.4e9 + STEP * np.arange(5000, 5100)
     np.testing.assert_array_equal(restored.score_many(later, ts), det.score_many(later, ts))
-    with pytest.raises(DetectorInputError, match="expected 1185 for window 32"):
+    with pytest.raises(DetectorInputError, match="expected 1188 for window 32"):
         TailDetector().set_state({**document, "window": 16})
 
 
+def _row(det: TailDetector) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(det.get_state()["row"]), dtype="<f8")
+
+
+def _document(version: int, row: np.ndarray) -> dict[str, object]:
+    return {"v": version, "window": 32, "row": base64.b64encode(row.tobytes()).decode()}
+
+
 def test_a_version_1_record_loads_with_no_confirmation_pending() -> None:
-    # A changelog written before the two-of-three confirmation (version 1: the same row
-    # without the two surprises) is read back, not thrown away with the sensor's history.
+    # A changelog written before the two-of-three confirmation (version 1: the row
+    # without the two surprises, nor version 3's mean interval, weight and window fill)
+    # is read back, not thrown away with the sensor's history.
     det = TailDetector()
     rng = np.random.default_rng(6)
     det.learn_many(rng.normal(0, 1, 3000), 1.4e9 + STEP * np.arange(3000))
-    row = np.frombuffer(base64.b64decode(det.get_state()["row"]), dtype="<f8")
+    row = _row(det)
     assert row[_SURPRISE1 : _SURPRISE2 + 1].any()  # the state carries them now
-    old = np.delete(row, [_SURPRISE1, _SURPRISE2])
     restored = TailDetector()
-    restored.set_state({"v": 1, "window": 32, "row": base64.b64encode(old.tobytes()).decode()})
-    expected = row.copy()
-    expected[[_SURPRISE1, _SURPRISE2]] = 0.0
-    np.testing.assert_array_equal(
-        np.frombuffer(base64.b64decode(restored.get_state()["row"]), dtype="<f8"), expected
+    restored.set_state(
+        _document(1, np.delete(row, [_SURPRISE1, _SURPRISE2, _STEP, _WEIGHT, _FILLED]))
     )
+    expected = row.copy()
+    expected[[_SURPRISE1, _SURPRISE2, _STEP]] = 0.0  # the mean interval is measured afresh
+    np.testing.assert_array_equal(_row(restored), expected)
+
+
+def test_a_version_2_record_loads_and_scores_on_as_the_sensor_would() -> None:
+    # Version 2 (before silences aged the history) lacks the mean interval, the spread's
+    # weight and the window's fill: the weight and fill are what the readings seen imply,
+    # the interval is measured again from the next two readings; on a regular clock the
+    # sensor then scores exactly as if it had never been written out.
+    det = TailDetector()
+    rng = np.random.default_rng(9)
+    xs = rng.normal(0, 1, 3100)
+    xs[3050:3052] = 7.0
+    ts = 1.4e9 + STEP * np.arange(3100)
+    det.learn_many(xs[:3000], ts[:3000])
+    restored = TailDetector()
+    restored.set_state(_document(2, np.delete(_row(det), [_STEP, _WEIGHT, _FILLED])))
+    later = restored.score_many(xs[3000:], ts[3000:])
+    np.testing.assert_array_equal(later, det.score_many(xs[3000:], ts[3000:]))
+    assert later.max() >= DEFAULT_THRESHOLD
 
 
 def test_a_bank_grows_in_chunks_and_reuses_released_slots() -> None:
@@ -165,3 +195,56 @@ def test_a_reading_counts_once_a_neighbour_confirms_it() -> None:
     assert alone[5000:5003].max() < DEFAULT_THRESHOLD
     assert confirmed[5001] >= DEFAULT_THRESHOLD
     np.testing.assert_array_equal(alone[:5001], confirmed[:5001])  # causal
+
+
+def _seconds(stamps: pd.Series) -> np.ndarray:
+    return (
+        (pd.to_datetime(stamps) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    ).to_numpy(float)
+
+
+def test_a_silence_of_years_forgets_the_flood() -> None:
+    # The case a new user found: the Dead Run gauge's flood slice (2019, water level up to
+    # 5.8 ft), then, seven years later, a quiet day at 1.7 ft and a spike to 14.3 ft.
+    # Aged per reading, the history still held the flood's deviations and the spike
+    # scored 0.12-0.25 (no alert) where the same readings alone score above the
+    # threshold. Aged by the time that passed, seven years are more than the histograms'
+    # sixteen half-lives: the sensor starts again, and the spike is news as it is alone.
+    frame = pd.read_csv(DATASETS / "usgs_flood_2019-05.csv.gz")
+    gauge = frame[frame["sensor_id"] == "usgs-01589330-water_level"]
+    flood_t, flood_x = _seconds(gauge["timestamp"]), gauge["value"].to_numpy(float)
+    assert flood_x.max() > 5.0
+    rng = np.random.default_rng(2)
+    later = np.round(1.7 + rng.normal(0.0, 0.005, 400), 2)  # a quantised gauge
+    later[300:302] = (5.0, 14.3)
+    later_t = flood_t[-1] + 7 * YEAR + STEP * np.arange(1, 401)
+    det = TailDetector()
+    det.learn_many(flood_x, flood_t)
+    after = det.score_many(later, later_t)
+    alone = TailDetector().score_many(later, later_t)
+    assert alone[300:302].max() >= DEFAULT_THRESHOLD
+    assert after[300:302].max() >= DEFAULT_THRESHOLD
+    assert after[300:302].max() == pytest.approx(alone[300:302].max(), abs=0.02)
+    assert (after[:300] < DEFAULT_THRESHOLD).all()  # the day back is quiet
+
+
+@pytest.mark.parametrize("step", [STEP, 3600.0])
+def test_a_silence_of_days_changes_almost_nothing(step: float) -> None:
+    # The sibling: any sensor (five-minute, hourly) back after three days scores a
+    # confirmed 6-sigma reading as it would have with no silence, and alerts on the same
+    # readings; the same readings after seven years score as a new sensor's.
+    rng = np.random.default_rng(4)
+    past, later = rng.normal(10.0, 1.0, 4000), rng.normal(10.0, 1.0, 600)
+    later[500:502] = 16.0
+    past_t = 1.4e9 + step * np.arange(4000)
+
+    def after(silence: float) -> np.ndarray:
+        det = TailDetector()
+        det.learn_many(past, past_t)
+        return det.score_many(later, past_t[-1] + silence + step * np.arange(1, 601))
+
+    on_time, days, years = after(0.0), after(3 * 86_400.0), after(7 * YEAR)
+    assert days[500:502].max() == pytest.approx(on_time[500:502].max(), abs=0.01)
+    np.testing.assert_array_equal(days >= DEFAULT_THRESHOLD, on_time >= DEFAULT_THRESHOLD)
+    alone = TailDetector().score_many(later, past_t[-1] + step * np.arange(1, 601))
+    np.testing.assert_allclose(years[500:502], alone[500:502], rtol=0, atol=0.02)
