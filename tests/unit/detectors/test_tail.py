@@ -61,7 +61,9 @@ def test_calibration_on_a_stationary_series(shape: str, timed: bool) -> None:
     for threshold in (0.1, 0.2, DEFAULT_THRESHOLD):
         rate = float((scores >= threshold).mean())
         assert rate <= promised(threshold) * 1.5, threshold
-    assert float((scores >= 0.1).mean()) >= promised(0.1) / 50
+    # (Far below the promise at 0.1: the gate reports a reading only when twice as rare as
+    # the day's record.)
+    assert float((scores >= 0.1).mean()) >= promised(0.1) / 200
 
 
 @pytest.mark.parametrize("step", [STEP, 3600.0])  # hourly: the week's references too
@@ -247,4 +249,25 @@ def test_a_silence_of_days_changes_almost_nothing(step: float) -> None:
     assert days[500:502].max() == pytest.approx(on_time[500:502].max(), abs=0.01)
     np.testing.assert_array_equal(days >= DEFAULT_THRESHOLD, on_time >= DEFAULT_THRESHOLD)
     alone = TailDetector().score_many(later, past_t[-1] + step * np.arange(1, 601))
-    np.testing.assert_allclose(years[500:502], alone[500:502], rtol=0, atol=0.02)
+    assert years[500:502].max() == pytest.approx(alone[500:502].max(), abs=0.02)
+
+
+def test_a_creeping_drift_is_one_piece_of_news(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A drift of 5 sigma over 100 readings raises the sensor's record a little at each
+    # step: without the margin each step that beats the record is news (NAB counts each
+    # as a false alarm outside its window); with it, a reading must be twice as rare as
+    # the record, and the drift is reported once. The cost, measured here too: a drift
+    # this gentle may not reach the alert threshold in that one report.
+    rng = np.random.default_rng(3)
+    xs = rng.normal(0.0, 1.0, 6000)
+    xs[5000:5100] += np.linspace(0.0, 5.0, 100)
+    xs[5100:5200] += 5.0
+    ts = 1.4e9 + STEP * np.arange(6000)
+    drift = slice(5000, 5200)
+    margin = TailDetector().score_many(xs, ts)
+    monkeypatch.setattr("detectors.tail.NEWS_MARGIN", 0.0)
+    every_step = TailDetector().score_many(xs, ts)
+    assert (every_step[drift] > 0).sum() >= 3
+    assert (margin[drift] > 0).sum() == 1
+    # Elsewhere the margin only removes news, never adds any.
+    assert ((margin > 0) <= (every_step > 0)).all()
