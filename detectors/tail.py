@@ -465,10 +465,14 @@ def _run(
             if has_time:
                 if n > 0 and row[_LAST_T] != 0.0:
                     # The mean interval over about a window of readings (an interval
-                    # counting at most STEP_CLIP of them).
-                    gap = max(ts[i] - row[_LAST_T], 0.0)
+                    # counting at most STEP_CLIP of them) between distinct times:
+                    # readings that share a time came together (a batch upload, a
+                    # coarse clock), no silence between them to measure.
+                    gap = ts[i] - row[_LAST_T]
                     step = row[_STEP]
-                    if step > 0.0:
+                    if gap <= 0.0:
+                        pass
+                    elif step > 0.0:
                         row[_STEP] = step + max(1.0 / window, 1.0 / n) * (
                             min(gap, STEP_CLIP * step) - step
                         )

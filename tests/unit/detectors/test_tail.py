@@ -13,7 +13,7 @@ import pytest
 
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, TailBank, TailDetector
 from detectors.errors import DetectorInputError
-from detectors.tail import _FILLED, _STEP, _SURPRISE1, _SURPRISE2, _WEIGHT, DECADES
+from detectors.tail import _FILLED, _STEP, _SURPRISE1, _SURPRISE2, _TOTAL1, _WEIGHT, DECADES
 
 STEP = 300.0
 DATASETS = Path(__file__).resolve().parents[3] / "datasets"
@@ -271,3 +271,18 @@ def test_a_creeping_drift_is_one_piece_of_news(monkeypatch: pytest.MonkeyPatch) 
     assert (margin[drift] > 0).sum() == 1
     # Elsewhere the margin only removes news, never adds any.
     assert ((margin > 0) <= (every_step > 0)).all()
+
+
+def test_readings_sharing_a_time_are_not_a_silence_between_batches() -> None:
+    # A sensor uploading in batches (a hundred readings stamped with the same second,
+    # one batch a second) has no silence between batches: its history ages by readings,
+    # exactly as without times, not by a hundred "missing" readings a second.
+    rng = np.random.default_rng(12)
+    xs = rng.normal(0.0, 1.0, 5000)
+    batched = 1.4e9 + np.repeat(np.arange(50.0), 100)
+    timed, untimed = TailDetector(), TailDetector()
+    timed.learn_many(xs, batched)
+    untimed.learn_many(xs)
+    assert _row(timed)[_STEP] == 1.0
+    np.testing.assert_allclose(_row(timed)[_TOTAL1], _row(untimed)[_TOTAL1], rtol=1e-9)
+    np.testing.assert_allclose(_row(timed)[_WEIGHT], _row(untimed)[_WEIGHT], rtol=1e-9)
