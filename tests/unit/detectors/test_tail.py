@@ -66,13 +66,19 @@ def test_calibration_on_a_stationary_series(shape: str, timed: bool) -> None:
     assert float((scores >= 0.1).mean()) >= promised(0.1) / 200
 
 
-@pytest.mark.parametrize("step", [STEP, 3600.0])  # hourly: the week's references too
-def test_a_bank_of_interleaved_sensors_scores_as_each_sensor_alone(step: float) -> None:
+@pytest.mark.parametrize(
+    ("step", "silence"),
+    [(STEP, 0.0), (3600.0, 0.0), (STEP, 2 * YEAR)],  # hourly: the week's references too
+)
+def test_a_bank_of_interleaved_sensors_scores_as_each_sensor_alone(
+    step: float, silence: float
+) -> None:
     rng = np.random.default_rng(3)
     sensors, rows = 50, 400
     values = rng.normal(20.0, 2.0, (sensors, rows)) * rng.uniform(0.1, 10.0, (sensors, 1))
     values[7, 300] *= 40  # a spike on one sensor
     times = 1.4e9 + step * np.arange(rows)
+    times[250:] += silence  # every sensor silent for two years (aged, restarted, forgotten)
     alone = np.array([TailDetector().score_many(values[s], times) for s in range(sensors)])
     bank = TailBank()
     slots = [bank.allocate() for _ in range(sensors)]
