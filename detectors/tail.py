@@ -37,8 +37,10 @@ The score is ``min(1, log10(1 / p) / DECADES)``: score 0.5 means a one-in-10,000
 for that sensor, 0.75 one in a million. On a stationary sensor the fraction of readings
 scoring at or above ``s`` is at most about ``10 ** (-DECADES * s)`` (the calibration
 test; far below it for independent readings, whose confirmation is about 3 p^2). A
-reading scores only when it beats the sensor's recent record (the novelty gate: the
-record is held for ``HOLD`` seconds, then decays), so a burst is one alert.
+reading scores only when it is at least ``NEWS_FACTOR`` (two) times as rare as the
+sensor's recent record (the novelty gate: the record, raised by every reading that
+reaches it, is held for ``HOLD`` seconds, then decays), so a burst is one alert, and so
+is a drift that creeps the record up a step at a time.
 
 Silences. Every forgetting above is counted in readings; where readings carry times, a
 reading that comes ``k`` of the sensor's mean intervals after the one before ages the
