@@ -128,8 +128,8 @@ NOVELTY = 0.9
 # And only when at least twice as rare as that record (a score this much above it): a
 # drift that creeps up the sensor's record a little at each reading is one alert, not
 # one per step (fourth session: NAB leave-one-category-out 63.3 -> 69.2; the factor is a
-# round number, not the sweep's best, and the sweep's nested figure is 65.9,
-# docs/benchmarks.md).
+# round number, not a fitted one; nested over the margins swept 65.7, over every variant
+# of the idea tried 63.2: docs/benchmarks.md).
 NEWS_FACTOR = 2.0
 NEWS_MARGIN = math.log10(NEWS_FACTOR) / DECADES
 # Seconds the record is held (not decayed) after it was last reached, when readings
