@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     detector: str = "tail"
     detector_window: int = 288
     detector_min_samples: int = 24
-    # Unset, the detector's own threshold (detectors.default_threshold: 0.24 for tail,
+    # Unset, the detector's own threshold (detectors.default_threshold: 0.22 for tail,
     # 0.6 for robust_zscore), as `citybrain detect` counts it.
     score_threshold: float = DEFAULT_THRESHOLD
     quiet_readings: int = 6

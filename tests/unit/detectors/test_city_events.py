@@ -58,11 +58,16 @@ def test_the_default_alerts_on_the_fireworks_and_the_night_is_each_stations_peak
     for _, series in frame[frame["kind"] == "pm25"].groupby("sensor_id"):
         times, scores = tail_scored(series)
         night = ((times >= "2016-02-07T12:00Z") & (times <= "2016-02-07T20:00Z")).to_numpy()
-        peaks.append(scores[night].max() > scores[~night].max())
+        if scores[night].max() > 0:
+            peaks.append(scores[night].max() > scores[~night].max())
         alerted += bool((scores[night] >= DEFAULT_THRESHOLD).any())
         # Quiet the rest of the fortnight: no station alerts outside the night.
         assert (scores[~night] < DEFAULT_THRESHOLD).all()
-    assert len(peaks) == 8 and all(peaks)
+    # Every station that speaks that night peaks there. Two of the eight (Gucheng,
+    # Nongzhanguan) stay silent: their record, crept up the day before, was within the
+    # factor two the news margin asks (their fireworks scored 0.22-0.24 before it), the
+    # margin's documented cost (docs/benchmarks.md).
+    assert len(peaks) >= 6 and all(peaks)
     assert alerted >= 2
 
 

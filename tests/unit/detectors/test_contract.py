@@ -318,8 +318,9 @@ def test_pinned_extreme_runs_agree(name: str, start: int, run: int) -> None:
 
 # Siblings of the extreme-value case: degenerate series and clocks. A constant series,
 # one that is constant and then changes once (by a step of one ulp, of one unit, to 1e6
-# or to -0.0), and timestamps repeated or stepping back: every path finite, in [0, 1]
-# and the two paths agree.
+# or to -0.0), and timestamps repeated or stepping back, silences (three days, then
+# seven years: the tail detector ages a sensor's history by the time that passed) or a
+# sensor that slows down fortyfold: every path finite, in [0, 1] and the two paths agree.
 def _degenerate(kind: str) -> np.ndarray:
     xs = np.full(300, 10.0)
     if kind == "ulp":
@@ -344,6 +345,11 @@ def _clock(kind: str) -> np.ndarray:
         ts[200:] -= 3 * 3600
     elif kind == "frozen":
         ts[:] = ts[0]
+    elif kind == "silences":
+        ts[100:] += 3 * 86_400.0
+        ts[200:] += 7 * 365.25 * 86_400.0
+    elif kind == "slowing":
+        ts[150:] = ts[150] + 40 * STEP * np.arange(150)
     return ts
 
 
@@ -360,6 +366,9 @@ def _clock(kind: str) -> np.ndarray:
         ("one", "repeated"),
         ("one", "step_back"),
         ("jump", "frozen"),
+        ("one", "silences"),
+        ("jump", "silences"),
+        ("step", "slowing"),
     ],
 )
 def test_degenerate_series_and_clocks_score_finite_and_agree(

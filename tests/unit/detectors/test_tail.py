@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, TailBank, TailDetector
 from detectors.errors import DetectorInputError
-from detectors.tail import _SURPRISE1, _SURPRISE2, DECADES
+from detectors.tail import _FILLED, _STEP, _SURPRISE1, _SURPRISE2, _TOTAL1, _WEIGHT, DECADES
 
 STEP = 300.0
+DATASETS = Path(__file__).resolve().parents[3] / "datasets"
+YEAR = 365.25 * 86_400.0
 
 
 def promised(threshold: float) -> float:
@@ -57,16 +61,24 @@ def test_calibration_on_a_stationary_series(shape: str, timed: bool) -> None:
     for threshold in (0.1, 0.2, DEFAULT_THRESHOLD):
         rate = float((scores >= threshold).mean())
         assert rate <= promised(threshold) * 1.5, threshold
-    assert float((scores >= 0.1).mean()) >= promised(0.1) / 50
+    # (Far below the promise at 0.1: the gate reports a reading only when twice as rare as
+    # the day's record.)
+    assert float((scores >= 0.1).mean()) >= promised(0.1) / 200
 
 
-@pytest.mark.parametrize("step", [STEP, 3600.0])  # hourly: the week's references too
-def test_a_bank_of_interleaved_sensors_scores_as_each_sensor_alone(step: float) -> None:
+@pytest.mark.parametrize(
+    ("step", "silence"),
+    [(STEP, 0.0), (3600.0, 0.0), (STEP, 2 * YEAR)],  # hourly: the week's references too
+)
+def test_a_bank_of_interleaved_sensors_scores_as_each_sensor_alone(
+    step: float, silence: float
+) -> None:
     rng = np.random.default_rng(3)
     sensors, rows = 50, 400
     values = rng.normal(20.0, 2.0, (sensors, rows)) * rng.uniform(0.1, 10.0, (sensors, 1))
     values[7, 300] *= 40  # a spike on one sensor
     times = 1.4e9 + step * np.arange(rows)
+    times[250:] += silence  # every sensor silent for two years (aged, restarted, forgotten)
     alone = np.array([TailDetector().score_many(values[s], times) for s in range(sensors)])
     bank = TailBank()
     slots = [bank.allocate() for _ in range(sensors)]
@@ -93,26 +105,52 @@ def test_a_record_round_trips_and_is_bounded() -> None:
     later = rng.normal(0, 1, 100)
     ts = 1.4e9 + STEP * np.arange(5000, 5100)
     np.testing.assert_array_equal(restored.score_many(later, ts), det.score_many(later, ts))
-    with pytest.raises(DetectorInputError, match="expected 1185 for window 32"):
+    with pytest.raises(DetectorInputError, match="expected 1188 for window 32"):
         TailDetector().set_state({**document, "window": 16})
 
 
+def _row(det: TailDetector) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(det.get_state()["row"]), dtype="<f8")
+
+
+def _document(version: int, row: np.ndarray) -> dict[str, object]:
+    return {"v": version, "window": 32, "row": base64.b64encode(row.tobytes()).decode()}
+
+
 def test_a_version_1_record_loads_with_no_confirmation_pending() -> None:
-    # A changelog written before the two-of-three confirmation (version 1: the same row
-    # without the two surprises) is read back, not thrown away with the sensor's history.
+    # A changelog written before the two-of-three confirmation (version 1: the row
+    # without the two surprises, nor version 3's mean interval, weight and window fill)
+    # is read back, not thrown away with the sensor's history.
     det = TailDetector()
     rng = np.random.default_rng(6)
     det.learn_many(rng.normal(0, 1, 3000), 1.4e9 + STEP * np.arange(3000))
-    row = np.frombuffer(base64.b64decode(det.get_state()["row"]), dtype="<f8")
+    row = _row(det)
     assert row[_SURPRISE1 : _SURPRISE2 + 1].any()  # the state carries them now
-    old = np.delete(row, [_SURPRISE1, _SURPRISE2])
     restored = TailDetector()
-    restored.set_state({"v": 1, "window": 32, "row": base64.b64encode(old.tobytes()).decode()})
-    expected = row.copy()
-    expected[[_SURPRISE1, _SURPRISE2]] = 0.0
-    np.testing.assert_array_equal(
-        np.frombuffer(base64.b64decode(restored.get_state()["row"]), dtype="<f8"), expected
+    restored.set_state(
+        _document(1, np.delete(row, [_SURPRISE1, _SURPRISE2, _STEP, _WEIGHT, _FILLED]))
     )
+    expected = row.copy()
+    expected[[_SURPRISE1, _SURPRISE2, _STEP]] = 0.0  # the mean interval is measured afresh
+    np.testing.assert_array_equal(_row(restored), expected)
+
+
+def test_a_version_2_record_loads_and_scores_on_as_the_sensor_would() -> None:
+    # Version 2 (before silences aged the history) lacks the mean interval, the spread's
+    # weight and the window's fill: the weight and fill are what the readings seen imply,
+    # the interval is measured again from the next two readings; on a regular clock the
+    # sensor then scores exactly as if it had never been written out.
+    det = TailDetector()
+    rng = np.random.default_rng(9)
+    xs = rng.normal(0, 1, 3100)
+    xs[3050:3052] = 7.0
+    ts = 1.4e9 + STEP * np.arange(3100)
+    det.learn_many(xs[:3000], ts[:3000])
+    restored = TailDetector()
+    restored.set_state(_document(2, np.delete(_row(det), [_STEP, _WEIGHT, _FILLED])))
+    later = restored.score_many(xs[3000:], ts[3000:])
+    np.testing.assert_array_equal(later, det.score_many(xs[3000:], ts[3000:]))
+    assert later.max() >= DEFAULT_THRESHOLD
 
 
 def test_a_bank_grows_in_chunks_and_reuses_released_slots() -> None:
@@ -165,3 +203,92 @@ def test_a_reading_counts_once_a_neighbour_confirms_it() -> None:
     assert alone[5000:5003].max() < DEFAULT_THRESHOLD
     assert confirmed[5001] >= DEFAULT_THRESHOLD
     np.testing.assert_array_equal(alone[:5001], confirmed[:5001])  # causal
+
+
+def _seconds(stamps: pd.Series) -> np.ndarray:
+    return (
+        (pd.to_datetime(stamps) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    ).to_numpy(float)
+
+
+def test_a_silence_of_years_forgets_the_flood() -> None:
+    # The case a new user found: the Dead Run gauge's flood slice (2019, water level up to
+    # 5.8 ft), then, seven years later, a quiet day at 1.7 ft and a spike to 14.3 ft.
+    # Aged per reading, the history still held the flood's deviations and the spike
+    # scored 0.12-0.25 (no alert) where the same readings alone score above the
+    # threshold. Aged by the time that passed, seven years are more than the histograms'
+    # sixteen half-lives: the sensor starts again, and the spike is news as it is alone.
+    frame = pd.read_csv(DATASETS / "usgs_flood_2019-05.csv.gz")
+    gauge = frame[frame["sensor_id"] == "usgs-01589330-water_level"]
+    flood_t, flood_x = _seconds(gauge["timestamp"]), gauge["value"].to_numpy(float)
+    assert flood_x.max() > 5.0
+    rng = np.random.default_rng(2)
+    later = np.round(1.7 + rng.normal(0.0, 0.005, 400), 2)  # a quantised gauge
+    later[300:302] = (5.0, 14.3)
+    later_t = flood_t[-1] + 7 * YEAR + STEP * np.arange(1, 401)
+    det = TailDetector()
+    det.learn_many(flood_x, flood_t)
+    after = det.score_many(later, later_t)
+    alone = TailDetector().score_many(later, later_t)
+    assert alone[300:302].max() >= DEFAULT_THRESHOLD
+    assert after[300:302].max() >= DEFAULT_THRESHOLD
+    assert after[300:302].max() == pytest.approx(alone[300:302].max(), abs=0.02)
+    assert (after[:300] < DEFAULT_THRESHOLD).all()  # the day back is quiet
+
+
+@pytest.mark.parametrize("step", [STEP, 3600.0])
+def test_a_silence_of_days_changes_almost_nothing(step: float) -> None:
+    # The sibling: any sensor (five-minute, hourly) back after three days scores a
+    # confirmed 6-sigma reading as it would have with no silence, and alerts on the same
+    # readings; the same readings after seven years score as a new sensor's.
+    rng = np.random.default_rng(4)
+    past, later = rng.normal(10.0, 1.0, 4000), rng.normal(10.0, 1.0, 600)
+    later[500:502] = 16.0
+    past_t = 1.4e9 + step * np.arange(4000)
+
+    def after(silence: float) -> np.ndarray:
+        det = TailDetector()
+        det.learn_many(past, past_t)
+        return det.score_many(later, past_t[-1] + silence + step * np.arange(1, 601))
+
+    on_time, days, years = after(0.0), after(3 * 86_400.0), after(7 * YEAR)
+    assert days[500:502].max() == pytest.approx(on_time[500:502].max(), abs=0.01)
+    np.testing.assert_array_equal(days >= DEFAULT_THRESHOLD, on_time >= DEFAULT_THRESHOLD)
+    alone = TailDetector().score_many(later, past_t[-1] + step * np.arange(1, 601))
+    assert years[500:502].max() == pytest.approx(alone[500:502].max(), abs=0.02)
+
+
+def test_a_creeping_drift_is_one_piece_of_news(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A drift of 5 sigma over 100 readings raises the sensor's record a little at each
+    # step: without the margin each step that beats the record is news (NAB counts each
+    # as a false alarm outside its window); with it, a reading must be twice as rare as
+    # the record, and the drift is reported once. The cost, measured here too: a drift
+    # this gentle may not reach the alert threshold in that one report.
+    rng = np.random.default_rng(3)
+    xs = rng.normal(0.0, 1.0, 6000)
+    xs[5000:5100] += np.linspace(0.0, 5.0, 100)
+    xs[5100:5200] += 5.0
+    ts = 1.4e9 + STEP * np.arange(6000)
+    drift = slice(5000, 5200)
+    margin = TailDetector().score_many(xs, ts)
+    monkeypatch.setattr("detectors.tail.NEWS_MARGIN", 0.0)
+    every_step = TailDetector().score_many(xs, ts)
+    assert (every_step[drift] > 0).sum() >= 3
+    assert (margin[drift] > 0).sum() == 1
+    # Elsewhere the margin only removes news, never adds any.
+    assert ((margin > 0) <= (every_step > 0)).all()
+
+
+def test_readings_sharing_a_time_are_not_a_silence_between_batches() -> None:
+    # A sensor uploading in batches (a hundred readings stamped with the same second,
+    # one batch a second) has no silence between batches: its history ages by readings,
+    # exactly as without times, not by a hundred "missing" readings a second.
+    rng = np.random.default_rng(12)
+    xs = rng.normal(0.0, 1.0, 5000)
+    batched = 1.4e9 + np.repeat(np.arange(50.0), 100)
+    timed, untimed = TailDetector(), TailDetector()
+    timed.learn_many(xs, batched)
+    untimed.learn_many(xs)
+    assert _row(timed)[_STEP] == 1.0
+    np.testing.assert_allclose(_row(timed)[_TOTAL1], _row(untimed)[_TOTAL1], rtol=1e-9)
+    np.testing.assert_allclose(_row(timed)[_WEIGHT], _row(untimed)[_WEIGHT], rtol=1e-9)

@@ -83,13 +83,14 @@ def test_the_fireworks_are_corroborated_across_the_city(grid: Grid) -> None:
     night = [a for a in alerts if in_window(a, "2016-02-07T12:00Z", "2016-02-07T20:00Z")]
     assert night
     labels = [corroborate(sensor_id, at, score, anomalous, grid) for sensor_id, at, score in night]
-    # At least two other stations within the hour for most alerts; not for every one: the
-    # detector's novelty record is held for a day (a station that reported a rarer reading
-    # earlier that day stays silent that night) and a reading counts once the next one
-    # confirms it, so an hourly station whose readings came late may alert hours after
-    # its neighbours did, alone in its hour (detectors/tail.py).
-    agreeing = [label for label in labels if label.label == "corroborated" and label.count >= 2]
-    assert len(agreeing) >= 0.75 * len(labels)
+    # Every alert of the night is corroborated, half of them by at least two other
+    # stations within the hour; not more: the detector's novelty record is held for a day
+    # and a reading is news only when twice as rare as it (a station whose record crept
+    # up earlier stays silent that night, and so marks no neighbour's alert), and a
+    # reading counts once the next one confirms it (detectors/tail.py).
+    assert all(label.label == "corroborated" for label in labels)
+    agreeing = [label for label in labels if label.count >= 2]
+    assert len(agreeing) >= 0.5 * len(labels)
     assert max(label.count for label in labels) >= 4
 
 
@@ -239,9 +240,11 @@ def test_the_fireworks_are_corroborated_by_the_stage(grid: Grid) -> None:
     ]
     assert night
     assert all(a["labels"]["corroboration"] == "corroborated" for a in night)
-    # The tail detector's one-day novelty hold keeps a station that alerted earlier that
-    # day quiet, so fewer stations lean the same way than before it (as the pure test).
-    assert all(int(a["labels"]["neighbours_agreeing"]) >= 2 for a in night)
+    # The tail detector's one-day novelty hold and its news margin (twice as rare as the
+    # day's record) keep a station whose record crept up earlier that day quiet, so
+    # fewer stations lean the same way than before them (as the pure test): every alert
+    # has a neighbour, some only one.
+    assert all(int(a["labels"]["neighbours_agreeing"]) >= 1 for a in night)
     assert max(int(a["labels"]["neighbours_agreeing"]) for a in night) >= 4
 
 
