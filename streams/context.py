@@ -37,6 +37,13 @@ def run_key(run_id: str) -> bytes:
     return run_id.rsplit(".", 1)[0].encode()
 
 
+def message_origin(topic: str, partition: int, offset: int, index: int | None = None) -> str:
+    """Where a dead letter came from, for its ``citybrain.error.origin`` header:
+    ``topic/partition/offset``, with ``#index`` for one reading of a ``readings/1`` pack."""
+    origin = f"{topic}/{partition}/{offset}"
+    return origin if index is None else f"{origin}#{index}"
+
+
 class Context:
     """The app's topics and tables, its configuration and the shared ways out."""
 
@@ -148,9 +155,7 @@ class Context:
         ``raw`` one reading of a pack (its origin then reads
         ``topic/partition/offset#index``)."""
         msg = event if isinstance(event, Message) else event.message
-        origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        if index is not None:
-            origin += f"#{index}"
+        origin = message_origin(msg.topic, msg.partition, msg.offset, index)
         log.warning("citybrain: warning: dead-letter %s: %s (%s)", origin, message, code)
         value = msg.value if raw is None else raw
         await self.send_dead_letter(stream, value, msg.key, code, message, origin)
@@ -179,19 +184,19 @@ class Context:
             await self.dead_letter(stream, event, code, text[:500])
 
     async def send_dead_letter(
-        self, stream: str, raw: Any, key: Any, code: str, message: str, origin: str | None
+        self, stream: str, raw: Any, key: Any, code: str, message: str, origin: str
     ) -> None:
         """Send ``raw`` (bytes, else its ``str``) to the dead-letter topic with the reason
-        ``code`` and ``message`` (and ``origin``, ``topic/partition/offset[#index]``) in
-        headers, and count it."""
+        ``code``, ``message`` and ``origin`` (``topic/partition/offset[#index]``,
+        ``message_origin``) in headers, and count it."""
         # Kafka Connect's convention: the value is the original bytes, the why in headers.
+        # Every dead letter carries all four documented headers (docs/events.md).
         headers = [
             ("citybrain.error.stream", stream.encode()),
             ("citybrain.error.reason", code.encode()),
             ("citybrain.error.message", message.encode()),
+            ("citybrain.error.origin", origin.encode()),
         ]
-        if origin:
-            headers.append(("citybrain.error.origin", origin.encode()))
         value = raw if isinstance(raw, bytes) else str(raw).encode()
         value, headers = fit_dead_letter(value, key if isinstance(key, bytes) else None, headers)
         await self.deadletter.send(key=key, value=value, headers=headers)

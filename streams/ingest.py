@@ -18,12 +18,23 @@ from faust.types import Message
 
 from streams.bursts import BurstTracker
 from streams.columns import BatchAdmission
-from streams.context import Context
+from streams.context import Context, message_origin
 from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
 from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, format_ts
+
+
+def rejected_origin(events: Sequence[Message], item: Incoming) -> str:
+    """The origin header of a reading detection refused (``out_of_order``,
+    ``detector_error``): its message's ``topic/partition/offset``, ``#index`` when it came
+    in a pack (a packed reading's ``raw`` is empty until it is dead-lettered). A batch is
+    one partition's messages, so topic and partition are the batch's."""
+    first = events[0]
+    return message_origin(
+        first.topic, first.partition, item.offset, None if item.raw else item.index
+    )
 
 
 class Ingest:
@@ -78,7 +89,7 @@ class Ingest:
                 item.reading.sensor_id.encode(),
                 code,
                 message,
-                None,
+                rejected_origin(events, item),
             )
         # Alerts must be on Kafka before the state that says they were sent.
         await self.corroboration.send(result, self._alert_doc)

@@ -125,6 +125,9 @@ def test_malformed_events_land_on_the_dead_letter_topic_with_reasons(pipeline: P
         assert [m.value for m in readings[: len(MALFORMED)]] == [raw for raw, _ in MALFORMED]
         assert "field \"value\" is 'high'" in headers[2]["citybrain.error.message"].decode()
         assert headers[0]["citybrain.error.origin"].decode().startswith(pipeline.topic("readings"))
+        # Every dead letter carries the four documented headers, detection's out_of_order too.
+        documented = {f"citybrain.error.{h}" for h in ("stream", "reason", "message", "origin")}
+        assert all(documented <= set(dict(m.headers)) for m in dead)
         assert worker.alive()
     finally:
         worker.stop()
