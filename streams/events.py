@@ -159,7 +159,7 @@ class EventValidator:
             raise EventError("bad_json", None, None, "expected a JSON object")
         if doc.get("schema") != READING_SCHEMA:
             raise EventError(
-                "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
+                "bad_schema", "schema", doc.get("schema", MISSING), f"expected {READING_SCHEMA!r}"
             )
         _check_text(doc)
         return self._reading(doc, now)
@@ -171,7 +171,7 @@ class EventValidator:
         doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA))
         if doc["schema"] == READING_SCHEMA:
             return False, [self._reading(doc, now)]
-        items = doc.get("readings")
+        items = doc.get("readings", MISSING)
         if not isinstance(items, list) or not items:
             raise EventError("bad_type", "readings", items, "expected a non-empty list")
         if len(items) > MAX_PACK_READINGS:
@@ -216,7 +216,9 @@ class EventValidator:
                 kind_id,
                 f"not a kind declared in the grid ({len(self.grid.kinds)} are; docs/events.md)",
             )
-        value = doc.get("value")
+        value = doc.get("value", MISSING)
+        if value is MISSING:
+            raise EventError("missing_field", "value", MISSING, "field is missing")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise EventError("bad_type", "value", value, "expected a number")
         if isinstance(value, float) and not math.isfinite(value):

@@ -35,7 +35,7 @@ import orjson
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
 from streams.auth import TokenStore, forbidden_reason
-from streams.errors import EventError
+from streams.errors import MISSING, EventError
 from streams.events import PACK_SCHEMA, READING_SCHEMA, EventValidator, Reading
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,21 @@ class BadBody(Exception):
 
 
 def _problem(exc: EventError, field: str | None) -> dict[str, Any]:
-    return {"field": field, "code": exc.code, "message": str(exc)}
+    """One entry of a 400's ``errors``: the field (``body`` for the body as a whole),
+    the reason code and the message."""
+    return {"field": field or "body", "code": exc.code, "message": str(exc)}
+
+
+def refusal_text(errors: list[dict[str, Any]]) -> str:
+    """A 400's ``error``: ``readings[1].value: field … is 'x': expected a number`` for one
+    bad field, ``2 bad fields, first readings[1].value: …`` for more."""
+    first = errors[0]
+    text = str(first["message"])
+    if not text.startswith(f'field "{first["field"]}"'):
+        text = f"{first['field']}: {text}"
+    if len(errors) == 1:
+        return text
+    return f"{len(errors)} bad fields, first {text}"
 
 
 def _prefixed(exc: EventError, prefix: str) -> dict[str, Any]:
@@ -75,14 +89,15 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> lis
             [_problem(EventError("bad_json", None, None, f"not valid JSON: {exc}"), None)]
         ) from None
     if isinstance(body, dict) and body.get("schema") == PACK_SCHEMA:
-        items, prefix = body.get("readings"), "readings"
+        items, prefix = body.get("readings", MISSING), "readings"
         if not isinstance(items, list) or not items:
             bad = EventError("bad_type", "readings", items, "expected a non-empty list")
             raise BadBody([_problem(bad, "readings")])
     elif isinstance(body, list):
         items, prefix = body, "readings"
         if not items:
-            raise BadBody([_problem(EventError("bad_type", None, None, "empty list"), None)])
+            bad = EventError("bad_type", "body", body, "expected at least one reading")
+            raise BadBody([_problem(bad, "body")])
     else:
         items, prefix = [body], ""
     out: list[Reading] = []
@@ -90,8 +105,13 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> lis
     for i, item in enumerate(items):
         where = f"{prefix}[{i}]" if prefix else ""
         if not isinstance(item, dict):
-            bad = EventError("bad_type", where or None, item, "expected a JSON object")
-            errors.append(_problem(bad, where or None))
+            expected = (
+                "expected a reading (a JSON object)"
+                if prefix
+                else "expected a reading (a JSON object), a readings/1 pack or a list of readings"
+            )
+            bad = EventError("bad_type", where or "body", item, expected)
+            errors.append(_problem(bad, where or "body"))
             continue
         if prefix:
             item = {"schema": READING_SCHEMA, **item}  # packed readings may leave it out
@@ -231,15 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 readings = ngsi_readings(raw, srv.ngsi, srv.validator, now)
         except BadBody as exc:
-            first = exc.errors[0]
-            self._answer(
-                400,
-                {
-                    "error": f"{len(exc.errors)} bad field(s), first {first['field']}: "
-                    f"{first['message']}",
-                    "errors": exc.errors[:100],
-                },
-            )
+            self._answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
             return
         except Exception as exc:  # a fault of ours: answered, logged, the server goes on
             log.exception("ingest: POST %s failed", self.path)

@@ -35,7 +35,7 @@ from typing import Any
 
 from citybrain.errors import InputError
 from playbooks.grid import DEFAULT_KINDS, Grid
-from streams.errors import EventError
+from streams.errors import MISSING, EventError
 from streams.events import ISO_DATETIME, READING_SCHEMA, format_ts, parse_ts
 
 DEFAULT_SENSOR_ID = "{id}-{kind}"
@@ -83,8 +83,10 @@ class NgsiMapping:
         ``EventError`` naming the field (``data[1].intensity.value``) of the first entity
         that cannot be mapped."""
         if not isinstance(body, dict):
-            raise EventError("bad_type", None, None, "expected a JSON object")
-        data = body.get("data")
+            raise EventError(
+                "bad_type", "body", body, 'expected an Orion notification {"data": [entity, ...]}'
+            )
+        data = body.get("data", MISSING)
         if not isinstance(data, list) or not data:
             raise EventError("bad_type", "data", data, "expected a non-empty list of entities")
         out = []
@@ -101,9 +103,10 @@ class NgsiMapping:
     def entity(self, entity: dict[str, Any]) -> EntityReadings:
         """One normalized entity -> its readings; field names in errors are relative to
         the entity (``no2.metadata.unitCode.value``)."""
-        entity_id, entity_type = entity.get("id"), entity.get("type")
+        entity_id, entity_type = entity.get("id", MISSING), entity.get("type", MISSING)
         if not isinstance(entity_id, str) or not entity_id:
-            raise EventError("missing_field", "id", entity_id, "expected the entity id")
+            code = "missing_field" if entity_id is MISSING else "bad_type"
+            raise EventError(code, "id", entity_id, "expected the entity id (a non-empty string)")
         table = ATTRIBUTES.get(entity_type) if isinstance(entity_type, str) else None
         if table is None:
             raise EventError(
@@ -176,16 +179,21 @@ class NgsiMapping:
         return EntityReadings(docs, skipped)
 
 
+def _keyvalues(attr: str, spec: Any) -> EventError:
+    """A bare attribute value: the entity was sent in keyValues form."""
+    return EventError(
+        "bad_type",
+        attr,
+        spec,
+        'expected a normalized attribute {"type", "value"} (keyValues form? subscribe '
+        'with "attrsFormat": "normalized")',
+    )
+
+
 def _number(spec: Any, attr: str) -> float:
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        raise EventError(
-            "bad_type",
-            attr,
-            spec,
-            'expected a normalized attribute {"type", "value"} (keyValues form? subscribe '
-            'with "attrsFormat": "normalized")',
-        )
-    value = spec.get("value") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        raise _keyvalues(attr, spec)
+    value = spec.get("value", MISSING)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EventError("bad_type", f"{attr}.value", value, "expected a number")
     return float(value)
@@ -196,7 +204,7 @@ def _unit_code(spec: dict[str, Any], attr: str, default: str) -> str:
     if not isinstance(meta, dict) or "unitCode" not in meta:
         return default
     unit = meta["unitCode"]
-    code = unit.get("value") if isinstance(unit, dict) else None
+    code = unit.get("value", MISSING) if isinstance(unit, dict) else unit
     if not isinstance(code, str):
         raise EventError(
             "bad_type", f"{attr}.metadata.unitCode.value", code, "expected a UN/CEFACT code"
@@ -209,7 +217,9 @@ def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
     spec = entity.get(attr)
     if spec is None:
         return None
-    text = spec.get("value") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        raise _keyvalues(attr, spec)
+    text = spec.get("value", MISSING)
     if not isinstance(text, str):
         raise EventError("bad_timestamp", f"{attr}.value", text, "expected an ISO 8601 string")
     parts = text.split("/")
@@ -247,7 +257,7 @@ def _observed(entity: dict[str, Any]) -> float:
         span = _attr_time(entity, attr)
         if span is not None:
             return span[1]
-    raise EventError("missing_field", "dateObserved", None, "the observation time is missing")
+    raise EventError("missing_field", "dateObserved", MISSING, "the observation time is missing")
 
 
 def _period(entity: dict[str, Any]) -> float:

@@ -7,7 +7,14 @@ from email.message import Message
 
 import pytest
 
-from citybrain.ingest.http import MAX_BODY, BadBody, _refusal, ngsi_readings, readings_from_body
+from citybrain.ingest.http import (
+    MAX_BODY,
+    BadBody,
+    _refusal,
+    ngsi_readings,
+    readings_from_body,
+    refusal_text,
+)
 from citybrain.ingest.ngsi import NgsiMapping
 from playbooks.grid import Grid
 from streams.events import EventValidator
@@ -44,7 +51,7 @@ def test_one_reading_a_pack_or_a_list(validator: EventValidator) -> None:
 @pytest.mark.parametrize(
     ("body", "fields"),
     [
-        (b"{oops", [None]),
+        (b"{oops", ["body"]),
         (raw({"schema": "reading/1", **GOOD, "value": "high"}), ["value"]),
         (
             raw([GOOD, {**GOOD, "value": None}, {**GOOD, "grid_cell": "c-nowhere"}]),
@@ -52,7 +59,8 @@ def test_one_reading_a_pack_or_a_list(validator: EventValidator) -> None:
         ),
         (raw([GOOD, 7]), ["readings[1]"]),
         (raw({"schema": "readings/1", "readings": []}), ["readings"]),
-        (raw([]), [None]),
+        (raw([]), ["body"]),
+        (raw(3), ["body"]),
     ],
 )
 def test_any_bad_reading_refuses_the_body_naming_every_field(
@@ -61,6 +69,58 @@ def test_any_bad_reading_refuses_the_body_naming_every_field(
     with pytest.raises(BadBody) as err:
         readings_from_body(body, validator, T_NOW)
     assert [e["field"] for e in err.value.errors] == fields
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b"garbage", "body: not valid JSON: "),
+        (b"[]", 'field "body" is []: expected at least one reading'),
+        (b"3", 'field "body" is 3: expected a reading (a JSON object), a readings/1 pack'),
+        (raw({}), 'field "schema" is missing'),
+        (raw({"schema": "readings/1"}), 'field "readings" is missing'),
+        (raw({"schema": "reading/1", **GOOD, "value": None}), 'field "value" is null'),
+        (raw([{k: v for k, v in GOOD.items() if k != "value"}, 7]), "2 bad fields, first "),
+    ],
+)
+def test_a_refusal_reads_as_json_and_says_missing_for_a_left_out_field(
+    validator: EventValidator, body: bytes, text: str
+) -> None:
+    """Trial 3: ``first None: …`` for a body that is no reading, ``is null`` for a field
+    left out; MQTT already said ``is missing``."""
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    said = refusal_text(err.value.errors)
+    assert said.startswith(text)
+    assert "None" not in said
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "text"),
+    [
+        ({"dateObserved": "2016-03-15T11:00:00Z"}, "data[0].dateObserved", "attrsFormat"),
+        ({"dateObserved": {"type": "DateTime"}}, "data[0].dateObserved.value", "is missing"),
+        ({"no2": 45}, "data[0].no2", "attrsFormat"),
+        ({"no2": {"type": "Number"}}, "data[0].no2.value", "is missing"),
+        ({"id": None}, "data[0].id", "is null"),
+    ],
+)
+def test_an_ngsi_refusal_names_the_attribute_and_hints_at_keyvalues(
+    validator: EventValidator, ingest_grid: Grid, change: dict[str, object], field: str, text: str
+) -> None:
+    entity = {**example("AirQualityObserved"), **change}
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw({"data": [entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    [problem] = err.value.errors
+    assert problem["field"] == field and text in problem["message"]
+
+
+def test_a_notification_without_data_says_missing(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw({}), NgsiMapping(ingest_grid), validator, T_NOW)
+    assert refusal_text(err.value.errors).startswith('field "data" is missing')
 
 
 def test_an_orion_notification_of_the_three_models(
