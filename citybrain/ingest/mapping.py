@@ -29,7 +29,7 @@ import orjson
 
 from citybrain.errors import InputError
 from playbooks.grid import Grid
-from streams.errors import EventError
+from streams.errors import MISSING, EventError
 from streams.events import READING_SCHEMA, format_ts
 
 DEFAULT_TOPIC = "city/{district}/{sensor_id}/{kind}"
@@ -126,7 +126,7 @@ class MqttMapping:
         last value, sent on subscribing, perhaps days old) must carry its own time:
         stamped on receipt it would be an old value at a new time
         (``retained_without_time``)."""
-        fields = self._topic_fields(topic)
+        pattern, fields = self._topic_fields(topic)
         doc: dict[str, Any] = {"schema": READING_SCHEMA}
         if _NUMBER.match(payload):
             doc["value"] = float(payload)
@@ -145,8 +145,17 @@ class MqttMapping:
         for name in READING_FIELDS:
             if name in fields:
                 doc[name] = fields[name]
+        if "sensor_id" not in doc:
+            # Only a pattern without {sensor_id} gets here: the payload had to name it.
+            raise EventError(
+                "missing_field",
+                "sensor_id",
+                MISSING,
+                f"the topic pattern {pattern.pattern!r} has no {{sensor_id}} level, so the "
+                'payload must be a JSON object with "sensor_id"',
+            )
         kind = doc.get("kind")
-        sensor = self.grid.sensors.get(doc.get("sensor_id", ""))
+        sensor = self.grid.sensors.get(doc["sensor_id"])
         if kind is None and sensor is not None:
             doc["kind"] = kind = sensor.kind
         if "unit" not in doc and isinstance(kind, str) and kind in self.grid.kinds:
@@ -160,11 +169,12 @@ class MqttMapping:
             doc["grid_cell"] = sensor.cell
         return doc
 
-    def _topic_fields(self, topic: str) -> dict[str, str]:
+    def _topic_fields(self, topic: str) -> tuple[TopicPattern, dict[str, str]]:
+        """The first pattern ``topic`` matches, and the fields its levels give."""
         for pattern in self.patterns:
             fields = pattern.match(topic)
             if fields is not None:
-                return fields
+                return pattern, fields
         raise EventError(
             "unknown_topic",
             "topic",

@@ -77,9 +77,20 @@ def test_a_gateway_topic_takes_the_sensor_from_the_payload(ingest_grid: Grid) ->
     m = MqttMapping.build(ingest_grid, ["gw/{gateway}/up"])
     doc = m.to_document("gw/g7/up", b'{"sensor_id": "gauge-2", "value": 1.5}', T_NOW)
     assert (doc["sensor_id"], doc["kind"], doc["grid_cell"]) == ("gauge-2", "water_level", "c-mill")
+
+
+@pytest.mark.parametrize("payload", [b"1.5", b'{"value": 2.4}'])
+def test_a_payload_without_the_sensor_its_pattern_lacks_names_the_pattern(
+    ingest_grid: Grid, payload: bytes
+) -> None:
+    """Trial 3: ``unknown_sensor: field "sensor_id" is null`` for {"value": 2.4} on
+    ``gw/{gateway}/up``; the sensor is not unknown, it is missing, and the pattern is why."""
+    m = MqttMapping.build(ingest_grid, ["gw/{gateway}/up"])
     with pytest.raises(EventError) as err:
-        m.to_document("gw/g7/up", b"1.5", T_NOW)
-    assert (err.value.code, err.value.field) == ("unknown_sensor", "sensor_id")
+        m.to_document("gw/g7/up", payload, T_NOW)
+    assert (err.value.code, err.value.field) == ("missing_field", "sensor_id")
+    assert str(err.value).startswith('field "sensor_id" is missing: the topic pattern ')
+    assert "'gw/{gateway}/up' has no {sensor_id} level" in str(err.value)
 
 
 def test_fields_can_be_renamed_and_come_from_the_payload(ingest_grid: Grid) -> None:
