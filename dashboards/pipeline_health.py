@@ -59,10 +59,15 @@ def build() -> Dashboard:
             series(
                 "Dead letters by reason",
                 "short",
+                # The workers' and the MQTT ingest's dead letters, and the HTTP ingest's
+                # refused readings (streams http, ngsi), which never reach the topic.
                 query(
-                    f"sum by (stream, reason) (increase({m.DEAD_LETTERS}[5m]))",
+                    f"sum by (stream, reason) (increase({m.DEAD_LETTERS}[5m])) or "
+                    f"sum by (stream, reason) (increase({m.INGEST_REFUSED}[5m]))",
                     "{{stream}}: {{reason}}",
                 ),
+                description="Workers and the MQTT ingest: dead letters; the HTTP ingest "
+                "(http, ngsi): readings refused with 400 (docs/ingest.md)",
             )
         )
         .with_panel(

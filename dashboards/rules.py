@@ -84,7 +84,9 @@ ALERTS = [
     ),
     Alert(
         "CitybrainDeadLettersUp",
-        f"sum by (instance) (rate({m.DEAD_LETTERS}[5m]))",
+        # The HTTP ingest's refused readings are its dead letters (it answers 400 instead).
+        f"(sum by (instance) (rate({m.DEAD_LETTERS}[5m])) or "
+        f"sum by (instance) (rate({m.INGEST_REFUSED}[5m])))",
         "> 1",
         "5m",
         "warning",

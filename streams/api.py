@@ -26,7 +26,7 @@ from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, new_silence, silence_window
 from playbooks.schema import parse_duration
-from streams.auth import Principal, TokenStore, forbidden_reason
+from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
 from streams.context import Context, run_key
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,12 @@ class ApiError(Exception):
 def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str:
     """Why a request without a valid token is refused (the text of its 401): the API has
     no tokens at all, the request carries none, or its token is not one of them."""
-    if not len(tokens):
-        return (
-            "the operator API has no tokens configured, so it refuses every request: set "
-            "CITYBRAIN_API_TOKENS_FILE on the worker (docs/playbooks.md, Operator API)"
-        )
-    if not authorization or not authorization.startswith("Bearer "):
-        return "no bearer token: send the header Authorization: Bearer <token>"
-    return f"unknown bearer token: it is none of the {len(tokens)} configured tokens"
+    return refusal_401(
+        tokens,
+        authorization,
+        "the operator API",
+        "on the worker (docs/playbooks.md, Operator API)",
+    )
 
 
 def register_api(app: faust.App, ctx: Context) -> None:

@@ -64,6 +64,20 @@ ACTION_WORDS = {
 }
 
 
+def refusal_401(tokens: TokenStore, authorization: str | None, service: str, where: str) -> str:
+    """The text of a 401 from ``service`` (``the operator API``, ``the ingest``): it has
+    no tokens at all (set CITYBRAIN_API_TOKENS_FILE ``where``), the request carries no
+    bearer token, or its token is not one of the configured ones."""
+    if not len(tokens):
+        return (
+            f"{service} has no tokens configured, so it refuses every request: set "
+            f"CITYBRAIN_API_TOKENS_FILE {where}"
+        )
+    if not authorization or not authorization.startswith("Bearer "):
+        return "no bearer token: send the header Authorization: Bearer <token>"
+    return f"unknown bearer token: it is none of the {len(tokens)} configured tokens"
+
+
 def forbidden_reason(principal: Principal, action: str) -> str:
     """The text of a 403: the token's name and role, and the role the action needs, so
     the refused user knows which token to ask for (docs/playbooks.md lists the roles)."""

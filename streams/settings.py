@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 11883
     ingest_http_port: int = 16080
+    # `citybrain ingest mqtt` serves its Prometheus metrics here (the HTTP ingest serves
+    # them on its own port); a second MQTT ingest on one machine takes the next port.
+    ingest_metrics_port: int = 16081
     kafka_heap: str = "512m"
 
     app_id: str = "citybrain"

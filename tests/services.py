@@ -62,6 +62,7 @@ TEST_PORTS = {
     "CITYBRAIN_WORKER_PORT": str(shifted_port(26066)),
     "CITYBRAIN_MQTT_PORT": str(shifted_port(21883)),
     "CITYBRAIN_INGEST_HTTP_PORT": str(shifted_port(26080)),
+    "CITYBRAIN_INGEST_METRICS_PORT": str(shifted_port(26081)),
 }
 
 

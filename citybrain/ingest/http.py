@@ -31,10 +31,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
-from streams.auth import TokenStore, forbidden_reason
+from streams.auth import TokenStore, forbidden_reason, refusal_401
 from streams.errors import MISSING, EventError
 from streams.events import PACK_SCHEMA, READING_SCHEMA, EventValidator, Reading
 
@@ -43,6 +45,13 @@ log = logging.getLogger(__name__)
 READINGS_PATH = "/ingest/v1/readings"
 NGSI_PATH = "/ingest/v1/ngsi"
 HEALTH_PATH = "/ingest/v1/health"
+# Each path's one method: another method on a known path is 405 with Allow (RFC 9110
+# section 15.5.6), an unknown path 404.
+METRICS_PATH = "/metrics"  # Prometheus' default path; no token, as the worker's
+METHODS = {READINGS_PATH: "POST", NGSI_PATH: "POST", HEALTH_PATH: "GET", METRICS_PATH: "GET"}
+STREAMS = {READINGS_PATH: "http", NGSI_PATH: "ngsi"}  # the refusals' stream label
+# The reason label of a request refused for its headers (the body is never read).
+HEADER_REASONS = {400: "bad_header", 411: "no_length", 413: "too_large", 415: "bad_content_type"}
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 30.0  # seconds a client may take to send its headers and body
 _LENGTH = re.compile(r"[0-9]+")  # str.isdigit also takes "²" and other digits int() refuses
@@ -164,8 +173,10 @@ class IngestHttpServer(ThreadingHTTPServer):
         max_body: int = MAX_BODY,
         ack_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         super().__init__(bind, _Handler)
+        self.metrics = metrics or IngestMetrics.create("http", lambda: publisher.stats.readings)
         self.validator = validator
         self.ngsi = ngsi
         self.publisher = publisher
@@ -213,36 +224,76 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:
-        if self.path == HEALTH_PATH:
-            self._answer(200, {"status": "ok", "pending": self.server.publisher.pending})
+    def _routed(self) -> bool:
+        """True when the path takes this request's method; else answers 404 (unknown
+        path) or 405 naming the method it takes (``Allow``). The body of a refused
+        request is left unread, so the connection closes."""
+        allowed = METHODS.get(self.path)
+        if allowed == self.command:
+            return True
+        self.close_connection = True
+        if allowed is None:
+            known = ", ".join(f"{m} {p}" for p, m in METHODS.items())
+            self._answer(404, {"error": f"no such path {self.path!r}; the ingest serves {known}"})
         else:
-            self._answer(404, {"error": f"no such path {self.path!r}"})
+            self._answer(
+                405,
+                {"error": f"{self.path} takes {allowed}, not {self.command}"},
+                {"Allow": allowed},
+            )
+        return False
+
+    def do_GET(self) -> None:
+        if not self._routed():
+            return
+        if self.path == METRICS_PATH:
+            data = self.server.metrics.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self._answer(200, {"status": "ok", "pending": self.server.publisher.pending})
+
+    def _refused(self, reason: str, status: int, body: dict[str, Any]) -> None:
+        self.server.metrics.refused.labels(STREAMS[self.path], reason).inc()
+        self._answer(status, body)
+
+    # Every other method a client may try on a known path is 405, not the standard
+    # library's 501 "Unsupported method".
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _routed
 
     def do_POST(self) -> None:
         srv = self.server
-        if self.path not in (READINGS_PATH, NGSI_PATH):
-            self._answer(404, {"error": f"no such path {self.path!r}"})
+        if not self._routed():
             return
-        principal = srv.tokens.authenticate(self.headers.get("Authorization"))
+        authorization = self.headers.get("Authorization")
+        principal = srv.tokens.authenticate(authorization)
         if principal is None:
-            self._answer(401, {"error": "missing or unknown bearer token"})
+            where = "for citybrain ingest http (docs/ingest.md, Tokens)"
+            text = refusal_401(srv.tokens, authorization, "the ingest", where)
+            self.close_connection = True  # the body is left unread
+            self._refused("unauthenticated", 401, {"error": text})
             return
         if not principal.may("ingest"):
-            self._answer(403, {"error": forbidden_reason(principal, "ingest")})
+            self.close_connection = True
+            self._refused("forbidden", 403, {"error": forbidden_reason(principal, "ingest")})
             return
         refusal = _refusal(self.headers, srv.max_body)
         if refusal is not None:
             status, body = refusal
             self.close_connection = True  # the body is left unread
-            self._answer(status, body)
+            self._refused(HEADER_REASONS[status], status, body)
             return
         length = int(self.headers["Content-Length"])
         try:
             raw = self.rfile.read(length)
         except TimeoutError:
             self.close_connection = True
-            self._answer(408, {"error": f"the body was not sent within {self.timeout:g}s"})
+            self._refused(
+                "timeout", 408, {"error": f"the body was not sent within {self.timeout:g}s"}
+            )
             return
         now = srv.clock()
         try:
@@ -251,6 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 readings = ngsi_readings(raw, srv.ngsi, srv.validator, now)
         except BadBody as exc:
+            for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
+                srv.metrics.refused.labels(STREAMS[self.path], problem["code"]).inc()
             self._answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
             return
         except Exception as exc:  # a fault of ours: answered, logged, the server goes on

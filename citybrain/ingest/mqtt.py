@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from citybrain.ingest.mapping import MqttMapping
+from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher
 from streams.errors import EventError
 from streams.events import EventValidator
@@ -66,6 +67,7 @@ class MqttIngest:
         qos: int = 1,
         inflight: int = 10_000,
         clock: Any = time.time,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         if qos not in (0, 1):
             raise ValueError(f"qos is {qos}: expected 0 or 1")
@@ -79,7 +81,9 @@ class MqttIngest:
         self.qos = qos
         self.inflight = inflight
         self.clock = clock
+        self.metrics = metrics or IngestMetrics.create("mqtt", lambda: publisher.stats.readings)
         self.received = 0
+        self.skipped = 0  # empty payloads: a retained value cleared, nothing to ingest
         self._stopping = False
         self.connected = threading.Event()
         self.client = mqtt.Client(
@@ -152,6 +156,13 @@ class MqttIngest:
                 log.exception("ingest: dead letter for %s not sent", topic)
 
     def handle(self, topic: str, payload: bytes, ack: Any, retained: bool = False) -> None:
+        if not payload:
+            # An empty publish is MQTT's way to clear a topic's retained value (the broker
+            # passes it on to subscribers): no reading, no mistake. Counted, acknowledged.
+            self.skipped += 1
+            self.metrics.skipped.labels("mqtt", "empty_payload").inc()
+            ack()
+            return
         now = self.clock()
         try:
             doc = self.mapping.to_document(topic, payload, now, retained)
@@ -164,3 +175,4 @@ class MqttIngest:
     def _dead_letter(self, topic: str, payload: bytes, code: str, message: str, ack: Any) -> None:
         headers = dead_letter_headers(f"mqtt:{topic}", code, message, "mqtt")
         self.publisher.dead_letter(payload, topic.encode(), headers, ack)
+        self.metrics.dead_letters.labels("mqtt", code).inc()

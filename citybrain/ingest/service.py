@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
 from citybrain.text import counted
 from streams.errors import StreamsError
@@ -97,9 +97,9 @@ def _publisher(settings: Settings, options: IngestOptions, client_id: str) -> Pa
     ).start()
 
 
-def _wait(publisher: PackPublisher, every: float, extra: Any = None) -> int:
+def _wait(publisher: PackPublisher, every: float, extra: Callable[[], str] | None = None) -> int:
     """Until SIGTERM/SIGINT (0) or a send Kafka refused for good (1); a stats line every
-    ``every`` seconds."""
+    ``every`` seconds (``extra`` adds the MQTT ingest's ``received=… skipped=…``)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -118,19 +118,44 @@ def _wait(publisher: PackPublisher, every: float, extra: Any = None) -> int:
                 s.dead_letters,
                 publisher.pending,
                 s.max_pending,
-                f" received={extra()}" if extra else "",
+                extra() if extra else "",
             )
     return 0
 
 
-def stats_sentence(stats: PublisherStats) -> str:
+def stats_sentence(stats: PublisherStats, skipped: int | None = None) -> str:
     """The stop line's account of a run, in words: ``sent 2 readings to Kafka in 1 pack,
-    dead-lettered 0 messages; at most 2 readings waited for Kafka at once``."""
+    dead-lettered 0 messages[, skipped 1 empty message]; at most 2 readings waited for
+    Kafka at once`` (``skipped``: the MQTT ingest's empty payloads)."""
+    empty = "" if skipped is None else f", skipped {counted(skipped, 'empty message')}"
     return (
         f"sent {counted(stats.readings, 'reading')} to Kafka in "
-        f"{counted(stats.packs, 'pack')}, dead-lettered {counted(stats.dead_letters, 'message')}; "
-        f"at most {counted(stats.max_pending, 'reading')} waited for Kafka at once"
+        f"{counted(stats.packs, 'pack')}, dead-lettered {counted(stats.dead_letters, 'message')}"
+        f"{empty}; at most {counted(stats.max_pending, 'reading')} waited for Kafka at once"
     )
+
+
+def serve_metrics(metrics: IngestMetrics, bind: str, port: int) -> Callable[[], None]:
+    """Serve ``GET /metrics`` for the MQTT ingest (``CITYBRAIN_INGEST_METRICS_PORT``);
+    returns the function that stops it. Raises ``IngestOptionError`` naming the setting
+    when the port cannot be bound (another ingest holds it)."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, thread = start_http_server(port, bind, metrics.registry)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise IngestOptionError(
+            f"CITYBRAIN_INGEST_METRICS_PORT is {port}: cannot serve the ingest's metrics on "
+            f"{bind}:{port} ({reason}); a second MQTT ingest on this machine takes the next "
+            "port (docs/ingest.md, Operating it)"
+        ) from None
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(5)
+
+    return stop
 
 
 def run_mqtt(
@@ -149,6 +174,9 @@ def run_mqtt(
     )
     if require is not None:
         require()
+    publisher: PackPublisher | None = None  # metrics first: a taken port stops us sooner
+    metrics = IngestMetrics.create("mqtt", lambda: publisher.stats.readings if publisher else 0)
+    stop_metrics = serve_metrics(metrics, settings.worker_bind, settings.ingest_metrics_port)
     publisher = _publisher(settings, options, f"{options.client_id}-kafka")
     ingest = MqttIngest(
         settings.mqtt_host,
@@ -159,10 +187,12 @@ def run_mqtt(
         client_id=options.client_id,
         qos=options.qos,
         inflight=options.inflight,
+        metrics=metrics,
     )
     ingest.start()
     log.info(
-        "ingest: MQTT %s:%s %s -> Kafka %s %s (packs of up to %d every %g ms)",
+        "ingest: MQTT %s:%s %s -> Kafka %s %s (packs of up to %d every %g ms); "
+        "metrics on http://%s:%d/metrics",
         settings.mqtt_host,
         settings.mqtt_port,
         mapping.subscriptions,
@@ -170,11 +200,18 @@ def run_mqtt(
         settings.topic("readings"),
         options.pack_size,
         options.pack_ms,
+        settings.worker_bind,
+        settings.ingest_metrics_port,
     )
-    code = _wait(publisher, options.stats_every, lambda: ingest.received)
+    code = _wait(
+        publisher,
+        options.stats_every,
+        lambda: f" received={ingest.received} skipped={ingest.skipped}",
+    )
     if code == 0:
         ingest.stop()
-    log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
+    stop_metrics()
+    log.info("ingest: stopped; %s", stats_sentence(publisher.stats, ingest.skipped))
     return code
 
 
@@ -205,7 +242,7 @@ def run_http(
     thread = threading.Thread(target=server.serve_forever, name="ingest-http", daemon=True)
     thread.start()
     log.info(
-        "ingest: HTTP ready on http://%s:%d -> Kafka %s %s",
+        "ingest: HTTP ready on http://%s:%d (metrics on /metrics) -> Kafka %s %s",
         settings.worker_bind,
         settings.ingest_http_port,
         settings.kafka_bootstrap,

@@ -55,6 +55,14 @@ class PrometheusServer:
         base = self.settings.worker_port
         return [f"127.0.0.1:{base + i}" for i in range(4)]
 
+    def ingest_targets(self) -> list[str]:
+        """The HTTP ingest (its own port serves /metrics) and MQTT ingests on consecutive
+        metrics ports from CITYBRAIN_INGEST_METRICS_PORT, as for workers."""
+        base = self.settings.ingest_metrics_port
+        return [f"127.0.0.1:{self.settings.ingest_http_port}"] + [
+            f"127.0.0.1:{base + i}" for i in range(4)
+        ]
+
     @property
     def locations(self) -> Path:
         """Rules giving each placed community cell of the grid its position (a Geomap
@@ -82,6 +90,11 @@ class PrometheusServer:
                     "job_name": "citybrain-worker",
                     "metrics_path": "/metrics",
                     "static_configs": [{"targets": self.scrape_targets()}],
+                },
+                {
+                    "job_name": "citybrain-ingest",
+                    "metrics_path": "/metrics",
+                    "static_configs": [{"targets": self.ingest_targets()}],
                 },
                 {
                     "job_name": "prometheus",

@@ -1,5 +1,5 @@
 """Dashboards are code: the committed JSON is what the code generates, and every query
-names a metric the worker really exports."""
+names a metric the worker or the ingest really exports."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import yaml
 from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 from prometheus_client import CollectorRegistry
 
+from citybrain.ingest.metrics import IngestMetrics
 from dashboards.generate import BUILDERS, expressions, generate
 from dashboards.panels import DATASOURCE_UID
 from streams.metrics import Metrics
@@ -34,11 +35,14 @@ def test_committed_files_match_a_fresh_generation(tmp_path: Path) -> None:
 def exported_metric_names() -> set[str]:
     registry = CollectorRegistry()
     Metrics.create(registry)
+    ingest = CollectorRegistry()  # the ingest's own process; it shares dead_letters_total
+    IngestMetrics.create("http", lambda: 0, ingest)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     # Labelled families have no samples until used, so derive the series names by type.
-    return {
-        family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]
-    } | {f.name for f in registry.collect()}
+    families = [*registry.collect(), *ingest.collect()]
+    return {family.name + suffix for family in families for suffix in suffixes[family.type]} | {
+        f.name for f in families
+    }
 
 
 def test_every_query_uses_an_exported_metric() -> None:

@@ -1,4 +1,4 @@
-"""docs/openapi.yaml documents exactly the routes the worker serves."""
+"""docs/openapi.yaml documents exactly the routes the worker and the HTTP ingest serve."""
 
 from __future__ import annotations
 
@@ -18,6 +18,21 @@ def test_openapi_paths_match_the_registered_views() -> None:
         p.replace("{{", "{").replace("}}", "}")
         for p in re.findall(r'@app\.page\(f"\{PREFIX\}([^"]+)"\)', source)
     }
-    assert set(spec["paths"]) == served
-    methods = {m for path in spec["paths"].values() for m in path}
+    worker = {p: v for p, v in spec["paths"].items() if not p.startswith("/ingest/")}
+    assert set(worker) == served
+    methods = {m for path in worker.values() for m in path}
     assert methods == {"get", "post", "delete"}
+
+
+def test_openapi_documents_the_http_ingest_paths_with_their_method_and_port() -> None:
+    from citybrain.ingest.http import METHODS, METRICS_PATH
+    from streams.settings import Settings
+
+    spec = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    ingest = {p: v for p, v in spec["paths"].items() if p.startswith("/ingest/")}
+    # /metrics is Prometheus' text format, not part of the API.
+    assert {p: m.upper() for p, v in ingest.items() for m in v if m != "servers"} == {
+        p: m for p, m in METHODS.items() if p != METRICS_PATH
+    }
+    port = Settings.model_fields["ingest_http_port"].default
+    assert all(v["servers"] == [{"url": f"http://127.0.0.1:{port}"}] for v in ingest.values())

@@ -1,0 +1,85 @@
+"""The ingest's Prometheus metrics, built from an injected registry.
+
+The MQTT ingest's dead letters are counted in the worker's own family,
+``citybrain_dead_letters_total{stream="mqtt", reason}``, so the pipeline_health panel
+"Dead letters by reason" and the ``CitybrainDeadLettersUp`` alert see them with the
+workers'. The HTTP ingest dead-letters nothing (it answers 4xx: the sender is there to
+hear it); its refusals are ``citybrain_ingest_refused_total{stream, reason}``
+(``stream`` is ``http`` for /ingest/v1/readings, ``ngsi`` for /ingest/v1/ngsi), which the
+same panel and alert add. Labels are bounded: stream and reason code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.metrics import DEAD_LETTERS, INGEST_READINGS, INGEST_REFUSED, INGEST_SKIPPED
+
+
+class _Sent(Collector):
+    """``citybrain_ingest_readings_total{stream}``, read from the publisher's own count at
+    each scrape: nothing is added on the hot path."""
+
+    def __init__(self, stream: str, sent: Callable[[], int]) -> None:
+        self.stream, self.sent = stream, sent
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            INGEST_READINGS.removesuffix("_total"),
+            "Readings the ingest sent to Kafka (acknowledged)",
+            labels=["stream"],
+        )
+        family.add_metric([self.stream], self.sent())
+        yield family
+
+
+@dataclass(frozen=True, slots=True)
+class IngestMetrics:
+    registry: CollectorRegistry
+    dead_letters: Counter  # stream, reason: messages sent to the dead-letter topic
+    refused: Counter  # stream, reason: bad readings (or headers) of HTTP requests, 4xx
+    skipped: Counter  # stream, reason: messages not ingested on purpose (empty payloads)
+
+    @classmethod
+    def create(
+        cls, stream: str, sent: Callable[[], int], registry: CollectorRegistry | None = None
+    ) -> IngestMetrics:
+        """The metrics of one ingest process: ``stream`` is ``mqtt`` or ``http``, ``sent``
+        the number of readings Kafka acknowledged so far (``PublisherStats.readings``)."""
+        # *_created series double every counter's cardinality for no control-room use.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        registry = registry if registry is not None else CollectorRegistry()
+        registry.register(_Sent(stream, sent))
+
+        def counter(name: str, doc: str) -> Counter:
+            # prometheus_client adds the _total suffix itself.
+            base = name.removesuffix("_total")
+            return Counter(base, doc, ["stream", "reason"], registry=registry)
+
+        metrics = cls(
+            registry,
+            dead_letters=counter(DEAD_LETTERS, "Events sent to the dead-letter topic"),
+            refused=counter(
+                INGEST_REFUSED, "Bad readings (or headers) of HTTP ingest requests refused, 4xx"
+            ),
+            skipped=counter(
+                INGEST_SKIPPED,
+                "Messages not ingested on purpose (an empty MQTT payload clears a retained value)",
+            ),
+        )
+        # Zero series from the start, so a quiet ingest shows 0 rather than no data.
+        if stream == "mqtt":
+            metrics.skipped.labels("mqtt", "empty_payload")
+        else:
+            for path_stream in ("http", "ngsi"):
+                metrics.refused.labels(path_stream, "bad_json")
+        return metrics
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format (``GET /metrics``)."""
+        return bytes(generate_latest(self.registry))

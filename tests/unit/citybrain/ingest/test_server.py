@@ -1,0 +1,240 @@
+"""The ingest's answers and counts, on an in-process server (port 0) and an MQTT ingest
+that never connects: a publisher stand-in takes what would go to Kafka.
+
+Trial 3: GET on a POST path was 404 "no such path"; the 401 said "missing or unknown";
+the ingest served no metrics, so its dead letters never reached Prometheus; an empty
+retained publish (MQTT's way to clear a retained value) was dead-lettered bad_payload."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from citybrain.ingest.http import IngestHttpServer
+from citybrain.ingest.mapping import MqttMapping
+from citybrain.ingest.metrics import IngestMetrics
+from citybrain.ingest.mqtt import MqttIngest
+from citybrain.ingest.ngsi import NgsiMapping
+from citybrain.ingest.publisher import PublisherStats
+from citybrain.ingest.service import IngestOptionError, serve_metrics
+from playbooks.grid import Grid
+from streams.auth import TokenStore, hash_token
+from streams.events import EventValidator, Reading
+from tests.unit.citybrain.ingest.conftest import T_NOW
+
+GATEWAY = "gw-secret"
+
+
+class Kafka:
+    """Stands in for PackPublisher: acknowledges at once, keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.stats = PublisherStats()
+        self.pending = 0
+        self.readings: list[Reading] = []
+        self.dead: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+
+    def submit(self, reading: Reading, done: Any, timeout: float | None = None) -> bool:
+        self.readings.append(reading)
+        self.stats.readings += 1
+        done()
+        return True
+
+    def dead_letter(
+        self, value: bytes, key: Any, headers: list[tuple[str, bytes]], done: Any
+    ) -> None:
+        self.dead.append((value, headers))
+        done()
+
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def samples(text: str, name: str) -> dict[Labels, float]:
+    """``name``'s samples in a /metrics text, keyed by their sorted (label, value) pairs."""
+    found: dict[Labels, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                found[tuple(sorted(s.labels.items()))] = s.value
+    return found
+
+
+@pytest.fixture
+def server(ingest_grid: Grid) -> Iterator[IngestHttpServer]:
+    tokens = TokenStore([(hash_token(GATEWAY), "gateway", "gateway")])
+    srv = IngestHttpServer(
+        ("127.0.0.1", 0),
+        EventValidator(ingest_grid),
+        NgsiMapping(ingest_grid),
+        Kafka(),  # type: ignore[arg-type]
+        tokens,
+        clock=lambda: T_NOW,
+    )
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def call(
+    srv: IngestHttpServer,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    token: str | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"http://127.0.0.1:{srv.server_address[1]}{path}"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/ingest/v1/readings", "POST"),
+        ("GET", "/ingest/v1/ngsi", "POST"),
+        ("PUT", "/ingest/v1/readings", "POST"),
+        ("POST", "/ingest/v1/health", "GET"),
+        ("DELETE", "/metrics", "GET"),
+    ],
+)
+def test_a_known_path_with_another_method_is_405_with_allow(
+    server: IngestHttpServer, method: str, path: str, allow: str
+) -> None:
+    status, headers, body = call(server, method, path, b"{}" if method != "GET" else None)
+    assert (status, headers["Allow"]) == (405, allow)
+    assert json.loads(body)["error"] == f"{path} takes {allow}, not {method}"
+
+
+def test_an_unknown_path_is_404_listing_the_paths(server: IngestHttpServer) -> None:
+    status, _, body = call(server, "GET", "/ingest/v1/reading")
+    assert status == 404
+    assert "POST /ingest/v1/readings" in json.loads(body)["error"]
+
+
+def test_401_tells_a_missing_token_from_an_unknown_one(server: IngestHttpServer) -> None:
+    status, _, body = call(server, "POST", "/ingest/v1/readings", b"{}")
+    assert status == 401
+    assert json.loads(body)["error"].startswith("no bearer token: send the header")
+    status, _, body = call(server, "POST", "/ingest/v1/readings", b"{}", token="nope")
+    assert status == 401
+    assert json.loads(body)["error"].startswith("unknown bearer token")
+
+
+def test_an_ingest_without_tokens_says_which_setting_to_set(ingest_grid: Grid) -> None:
+    srv = IngestHttpServer(
+        ("127.0.0.1", 0),
+        EventValidator(ingest_grid),
+        NgsiMapping(ingest_grid),
+        Kafka(),  # type: ignore[arg-type]
+        TokenStore([]),
+    )
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        status, _, body = call(srv, "POST", "/ingest/v1/readings", b"{}", token=GATEWAY)
+        assert status == 401
+        assert "the ingest has no tokens configured" in json.loads(body)["error"]
+        assert "CITYBRAIN_API_TOKENS_FILE" in json.loads(body)["error"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_refused_readings_and_sent_ones_are_on_metrics(server: IngestHttpServer) -> None:
+    good = {
+        "ts": "2026-09-21T14:00:00Z",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.1,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    bad = [good, {**good, "value": "high"}, {**good, "sensor_id": "gauge-99"}]
+    assert call(server, "POST", "/ingest/v1/readings", json.dumps(bad).encode(), GATEWAY)[0] == 400
+    assert (
+        call(server, "POST", "/ingest/v1/readings", json.dumps([good]).encode(), GATEWAY)[0] == 200
+    )
+    assert call(server, "POST", "/ingest/v1/ngsi", b"{}", token="nope")[0] == 401
+    status, headers, text = call(server, "GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    refused = samples(text.decode(), "citybrain_ingest_refused_total")
+    assert refused[(("reason", "bad_type"), ("stream", "http"))] == 1
+    assert refused[(("reason", "unknown_sensor"), ("stream", "http"))] == 1
+    assert refused[(("reason", "unauthenticated"), ("stream", "ngsi"))] == 1
+    sent = samples(text.decode(), "citybrain_ingest_readings_total")
+    assert sent == {(("stream", "http"),): 1}
+
+
+def test_mqtt_dead_letters_count_in_the_workers_family(ingest_grid: Grid) -> None:
+    kafka = Kafka()
+    metrics = IngestMetrics.create("mqtt", lambda: kafka.stats.readings)
+    ingest = MqttIngest(
+        "127.0.0.1",
+        1,
+        MqttMapping.build(ingest_grid),
+        EventValidator(ingest_grid),
+        kafka,  # type: ignore[arg-type]
+        clock=lambda: T_NOW,
+        metrics=metrics,
+    )
+    acked: list[str] = []
+    ingest.handle("city/e/gauge-99/water_level", b"1.5", lambda: acked.append("unknown"))
+    ingest.handle("city/e/gauge-1/water_level", b"oops", lambda: acked.append("bad"))
+    ingest.handle("city/e/gauge-1/water_level", b"2.5", lambda: acked.append("good"))
+    assert acked == ["unknown", "bad", "good"]
+    dead = samples(metrics.exposition().decode(), "citybrain_dead_letters_total")
+    assert dead == {
+        (("reason", "unknown_sensor"), ("stream", "mqtt")): 1,
+        (("reason", "bad_payload"), ("stream", "mqtt")): 1,
+    }
+    assert all(dict(headers)["citybrain.error.stream"] == b"mqtt" for _, headers in kafka.dead)
+
+
+def test_an_empty_mqtt_payload_is_counted_and_skipped_not_dead_lettered(ingest_grid: Grid) -> None:
+    kafka = Kafka()
+    ingest = MqttIngest(
+        "127.0.0.1",
+        1,
+        MqttMapping.build(ingest_grid),
+        EventValidator(ingest_grid),
+        kafka,  # type: ignore[arg-type]
+        clock=lambda: T_NOW,
+    )
+    acked: list[bool] = []
+    for retained in (True, False):
+        ingest.handle("city/e/gauge-1/water_level", b"", lambda: acked.append(True), retained)
+    assert (kafka.dead, kafka.readings, acked, ingest.skipped) == ([], [], [True, True], 2)
+    skipped = samples(ingest.metrics.exposition().decode(), "citybrain_ingest_skipped_total")
+    assert skipped == {(("reason", "empty_payload"), ("stream", "mqtt")): 2}
+
+
+def test_the_mqtt_ingest_serves_metrics_and_a_taken_port_names_the_setting() -> None:
+    metrics = IngestMetrics.create("mqtt", lambda: 3)
+    stop = serve_metrics(metrics, "127.0.0.1", 0)  # 0: any free port, for this test
+    stop()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(IngestOptionError) as err:
+            serve_metrics(metrics, "127.0.0.1", port)
+    assert str(err.value).startswith(f"CITYBRAIN_INGEST_METRICS_PORT is {port}: cannot serve")
+    sent = samples(metrics.exposition().decode(), "citybrain_ingest_readings_total")
+    assert sent == {(("stream", "mqtt"),): 3}
