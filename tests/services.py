@@ -84,6 +84,7 @@ def stack_settings(run_dir: Path) -> Settings:
         worker_port=shifted_port(26066),
         mqtt_port=shifted_port(21883),
         ingest_http_port=shifted_port(26080),
+        ingest_metrics_port=shifted_port(26081),
         run_dir_override=run_dir,
         # The test grid, so the stack's cell-location rules name the cells tests use.
         grid_file=FIXTURES / "grid.yaml",

@@ -26,7 +26,9 @@ import pandas as pd
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from citybrain.stack import KafkaBroker, MosquittoBroker
+from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+from dashboards.generate import expressions, load
+from dashboards.rules import ALERTS
 from streams.auth import hash_token
 from streams.events import format_ts
 from tests.services import (
@@ -35,6 +37,7 @@ from tests.services import (
     ROOT,
     IngestProcess,
     Pipeline,
+    prometheus_query,
     stack_settings,
     start_of_hour,
 )
@@ -440,3 +443,86 @@ def test_a_payload_larger_than_a_kafka_message_is_dead_lettered_cut_and_the_inge
         assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
     finally:
         ingest.stop()
+
+
+def prometheus_series(
+    url: str, query: str, wanted: set[tuple[str, ...]], labels: tuple[str, ...], timeout: float
+) -> set[tuple[str, ...]]:
+    """The ``labels`` of ``query``'s series, once they include ``wanted`` (Prometheus
+    scrapes every second; a rate needs two scrapes) or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {
+            tuple(r["metric"].get(label, "") for label in labels)
+            for r in prometheus_query(url, query)
+        }
+        if wanted <= got or time.monotonic() > deadline:
+            return got
+        time.sleep(1)
+
+
+def test_ingest_dead_letters_and_refusals_reach_the_dashboard_panel_and_the_alert(
+    stack: PrometheusServer, ingest_pipeline: Pipeline
+) -> None:
+    """Trial 3: after ingest dead letters, citybrain_dead_letters_total held only the
+    workers' series. The panel's and the alert's own PromQL, on the real Prometheus that
+    scrapes both ingests, now show the MQTT ingest's dead letters and the HTTP ingest's
+    refused readings; an empty retained publish is counted as skipped, not dead-lettered."""
+    p = ingest_pipeline
+    mqtt_side = mqtt_ingest(p).start()
+    http_side = http_ingest(p).start()
+    try:
+        for topic, payload, _ in MALFORMED[:2] + MALFORMED[5:6]:
+            subprocess.run(
+                ["mosquitto_pub", "-p", str(p.settings.mqtt_port), "-q", "1", "-t", topic, "-s"],
+                input=payload,
+                check=True,
+                timeout=30,
+            )
+        # MQTT's way to clear a topic's retained value: a retained publish of no bytes.
+        subprocess.run(
+            ["mosquitto_pub", "-p", str(p.settings.mqtt_port), "-q", "1", "-t", TOPIC, "-r", "-n"],
+            check=True,
+            timeout=30,
+        )
+        air = example("AirQualityObserved")
+        air["no2"]["metadata"] = {"unitCode": {"type": "Text", "value": "XYZ"}}
+        assert post(p, "/ingest/v1/ngsi", notification(air))[0] == 400
+        assert post(p, "/ingest/v1/readings", b'[{"value": "high"}]')[0] == 400
+        assert post(p, "/ingest/v1/readings", b"[]", token=None)[0] == 401
+        p.read("deadletter", lambda m: len(m) >= 3, settle=1)
+
+        doc = load(
+            ROOT / "dashboards" / "generated" / "dashboards" / "citybrain-pipeline-health.json"
+        )
+        [panel] = [expr for where, expr in expressions(doc) if where == "Dead letters by reason"]
+        wanted: set[tuple[str, ...]] = {
+            ("mqtt", "bad_payload"),
+            ("mqtt", "bad_type"),
+            ("mqtt", "unknown_sensor"),
+            ("ngsi", "bad_unit"),
+            ("http", "missing_field"),
+            ("http", "unauthenticated"),
+        }
+        shown = prometheus_series(stack.url, panel, wanted, ("stream", "reason"), timeout=60)
+        assert wanted <= shown, f"{panel} shows {sorted(shown)}"
+
+        [alert] = [a for a in ALERTS if a.name == "CitybrainDeadLettersUp"]
+        ingests: set[tuple[str, ...]] = {
+            (f"127.0.0.1:{p.settings.ingest_metrics_port}",),
+            (f"127.0.0.1:{p.settings.ingest_http_port}",),
+        }
+        assert ingests <= prometheus_series(stack.url, alert.base, ingests, ("instance",), 30)
+
+        skipped = prometheus_query(
+            stack.url, 'citybrain_ingest_skipped_total{job="citybrain-ingest",stream="mqtt"}'
+        )
+        assert [float(r["value"][1]) for r in skipped] == [1.0]
+        assert not any(
+            dict(m.headers)["citybrain.error.reason"] == b"bad_payload" and m.value == b""
+            for m in p.read("deadletter", lambda m: len(m) >= 3)
+        )
+    finally:
+        mqtt_side.stop()
+        http_side.stop()
+    assert "skipped 1 empty message" in mqtt_side.log()
