@@ -255,7 +255,9 @@ class EventValidator:
         ts = self._event_time(doc, now)
         report_id = _string(doc, "report_id")
         category = _string(doc, "category")
-        text = doc.get("text")
+        text = doc.get("text", MISSING)
+        if text is MISSING:
+            raise EventError("missing_field", "text", MISSING, "field is missing")
         if not isinstance(text, str):
             raise EventError("bad_type", "text", text, "expected a string")
         source = _string(doc, "source")

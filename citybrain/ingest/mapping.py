@@ -137,7 +137,7 @@ class MqttMapping:
                 raise EventError(
                     "retained_without_time",
                     self.ts_field,
-                    None,
+                    MISSING,
                     "a retained message (the broker's stored last value) has no time of its "
                     "own; its time of receipt is not when it was observed",
                 )

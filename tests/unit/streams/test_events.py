@@ -142,6 +142,15 @@ def test_bad_incidents(grid: Grid, over: dict[str, Any], code: str, field: str) 
     assert (info.value.code, info.value.field) == (code, field)
 
 
+@pytest.mark.parametrize("field", ["text", "report_id"])
+def test_an_incident_without_a_field_says_missing_not_null(grid: Grid, field: str) -> None:
+    doc = incident()
+    del doc[field]
+    with pytest.raises(EventError) as info:
+        EventValidator(grid).incident(json.dumps(doc).encode(), NOW)
+    assert (info.value.code, str(info.value)) == ("missing_field", f'field "{field}" is missing')
+
+
 def test_a_pack_is_read_in_order_with_bad_readings_in_place(grid: Grid) -> None:
     v = EventValidator(grid)
     single = reading()

@@ -137,6 +137,7 @@ def test_a_retained_message_without_its_own_time_is_refused(mapping: MqttMapping
     with pytest.raises(EventError) as err:
         mapping.to_document("city/e/gauge-1/water_level", b"2.5", T_NOW, retained=True)
     assert (err.value.code, err.value.field) == ("retained_without_time", "ts")
+    assert str(err.value).startswith('field "ts" is missing: a retained message')
     doc = mapping.to_document(
         "city/e/gauge-1/water_level", b'{"value": 2.5, "ts": 1789999700}', T_NOW, retained=True
     )
