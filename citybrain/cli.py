@@ -2085,10 +2085,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "ingest", "take MQTT or HTTP (citybrain's schema, NGSI-v2) into Kafka")
     isub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (
-        ("mqtt", "subscribe to the MQTT broker; readings to Kafka as packs"),
+        (
+            "mqtt",
+            "subscribe to the MQTT broker; readings to Kafka as packs; /metrics on "
+            "CITYBRAIN_INGEST_METRICS_PORT",
+        ),
         (
             "http",
-            "serve POST /ingest/v1/readings and /ingest/v1/ngsi on CITYBRAIN_INGEST_HTTP_PORT",
+            "serve POST /ingest/v1/readings and /ingest/v1/ngsi, and /metrics, on "
+            "CITYBRAIN_INGEST_HTTP_PORT",
         ),
     ):
         i = command(isub, name, text)
