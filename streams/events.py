@@ -303,10 +303,23 @@ class PackedError:
             return json.dumps(self.item, allow_nan=True, default=repr).encode()
 
 
+# orjson refuses arrays and objects nested deeper than this, with this message
+# (tests/unit/streams/test_events.py pins both).
+MAX_DEPTH = 1024
+ORJSON_DEPTH_ERROR = "depth limit exceeded"
+
+
 def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith(ORJSON_DEPTH_ERROR):
+            # Refused whatever the lenient parser below would do: whether Python's
+            # recursive json.loads gets through 1,025+ levels depends on how deep the
+            # caller's stack already is, and one message must get one answer.
+            raise EventError(
+                "bad_json", None, None, f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
+            ) from None
         # Producers written with Python's json emit bare NaN/Infinity; read them with the
         # lenient parser so the reason names the field instead of "bad JSON". Only as
         # UTF-8 (json.loads would take UTF-16 and UTF-32 bytes too), and without the lone

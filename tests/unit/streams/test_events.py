@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from playbooks.grid import Grid
 from streams.errors import EventError
-from streams.events import EventValidator, PackedError, Reading
+from streams.events import MAX_DEPTH, ORJSON_DEPTH_ERROR, EventValidator, PackedError, Reading
 
 NOW = 1_800_000_000.0  # 2027-01-15
 
@@ -196,3 +197,30 @@ def test_a_missing_field_is_told_from_a_null_one(grid: Grid, raw: bytes, message
     with pytest.raises(EventError) as err:
         EventValidator(grid).readings(raw, NOW)
     assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("depth", [1025, 1986, 100_000])
+def test_nesting_past_orjsons_depth_gets_one_answer_at_any_stack_depth(
+    grid: Grid, depth: int
+) -> None:
+    # The case (hypothesis): 1,986 nested brackets were "expected a JSON object" or
+    # "depth limit exceeded" depending on how deep the caller's stack was, because the
+    # lenient fallback parser recurses. Now refused the same way from any depth.
+    raw = b"[" * depth + b"]" * depth
+
+    def at_depth(n: int) -> str:
+        if n:
+            return at_depth(n - 1)
+        with pytest.raises(EventError) as err:
+            EventValidator(grid).readings(raw, NOW)
+        return str(err.value)
+
+    answers = {at_depth(n) for n in (0, 50, 300)}
+    assert answers == {f"not valid JSON: nested deeper than {MAX_DEPTH} levels"}
+
+
+def test_orjsons_depth_limit_and_message_are_what_the_validator_relies_on() -> None:
+    orjson.loads(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)
+    with pytest.raises(orjson.JSONDecodeError) as err:
+        orjson.loads(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
+    assert str(err.value).startswith(ORJSON_DEPTH_ERROR)
