@@ -514,32 +514,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
     from playbooks.errors import PlaybookError
-    from playbooks.loader import load_playbooks, load_routing, playbook_errors
+    from playbooks.loader import load_playbooks, load_routing
 
     s = _settings()
     if args.action == "check":
-        directory = Path(args.dir or s.playbook_dir)
-        _need_dir(directory, "the playbook directory")
-        _need_file(Path(args.routing or s.routing_file), "--routing")
-        errors: list[str] = []
-        names = []
-        for path in sorted(directory.glob("*.yaml")):
-            playbook, errs = playbook_errors(path)
-            errors += errs
-            if playbook is not None:
-                names.append(playbook.playbook)
-        routing = Path(args.routing or s.routing_file)
-        if not errors:
-            try:
-                load_routing(routing, load_playbooks(directory))
-            except PlaybookError as exc:
-                errors += str(exc).splitlines()
-        for line in errors:
-            print(line, file=sys.stderr)
-        if errors:
-            return 1
-        print(f"{len(names)} playbooks and {routing.name} are valid: {', '.join(names)}")
-        return 0
+        return playbooks_check(args, s)
     # route-test: like amtool config routes test, labels parsed as amtool parses them.
     from playbooks.loader import load_grid
     from playbooks.routing import ALL_LABELS, parse_label
@@ -603,6 +582,45 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
+    """``playbooks check``: every error of the playbooks, the routing file and the grid in
+    one run, file by file in line order (each file is checked whatever the others hold),
+    on stderr; status 1 if any, else 0 and one line naming what is valid."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import check_playbooks, load_grid, routing_errors
+    from playbooks.routing import label_values
+
+    directory = Path(args.dir or s.playbook_dir)
+    routing = Path(args.routing or s.routing_file)
+    grid_file = Path(args.grid or s.grid_file)
+    _need_dir(directory, "DIR" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
+    _need_file(routing, "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE")
+    _need_file(grid_file, "--grid" if args.grid else "CITYBRAIN_GRID_FILE")
+    playbooks, names, errors = check_playbooks(directory)
+    grid = None
+    try:
+        grid = load_grid(grid_file)
+    except PlaybookError as exc:
+        grid_errors = str(exc).splitlines()
+    else:
+        grid_errors = []
+    try:
+        # Routes may name a playbook whose own file has errors: those are reported there.
+        _router, route_errors = routing_errors(routing, names, label_values(grid))
+    except PlaybookError as exc:
+        route_errors = str(exc).splitlines()
+    errors += route_errors + grid_errors
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        return 1
+    print(
+        f"{counted(len(playbooks), 'playbook')}, {routing.name} and {grid_file.name} are "
+        f"valid: {', '.join(playbooks)}"
+    )
+    return 0
+
+
 # What fills each group_by label that a route-test left empty (worker_labels).
 FILLED_BY = {
     **{
@@ -622,23 +640,21 @@ def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
     district or city not in the grid), or "" when every value is one an alert may have.
     An unknown grid_cell or sensor_id is left to worker_labels' notes: the route is
     still shown, without the labels the grid would have added."""
-    from playbooks.routing import LABEL_VALUES
-
-    def one_of(values: Sequence[str], where: str = "") -> str:
-        shown = ", ".join(sorted(values)[:12]) + (", …" if len(values) > 12 else "")
-        return f"expected one of {shown}{where}"
+    from playbooks.routing import LABEL_VALUES, label_values
 
     for name, value in labels.items():
-        if name in LABEL_VALUES and value not in LABEL_VALUES[name]:
-            return f"label {name}={value!r}: {one_of(LABEL_VALUES[name])}"
-        if name == "kind" and value not in grid.kinds and value != "incident_burst":
-            kinds = [*grid.kinds, "incident_burst"]
-            return f"label kind={value!r}: {one_of(kinds, ' (the grid kinds and incident_burst)')}"
-        if name in ("community", "street", "district", "city"):
-            ids = [c.id for c in grid.cells.values() if c.level == name]
-            if value not in ids:
-                where = f" (the grid's {name} cells)"
-                return f"label {name}={value!r}: {one_of(ids, where)}"
+        known = label_values(grid).get(name)
+        if known is None or value in known:
+            continue
+        shown = ", ".join(sorted(known)[:12]) + (", …" if len(known) > 12 else "")
+        where = (
+            ""
+            if name in LABEL_VALUES
+            else " (the grid kinds and incident_burst)"
+            if name == "kind"
+            else f" (the grid's {name} cells)"
+        )
+        return f"label {name}={value!r}: expected one of {shown}{where}"
     return ""
 
 
@@ -2184,8 +2200,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "playbooks", "check playbooks and routing, test where an alert goes")
     psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = command(psub, "check", "validate playbooks and routing, with file, line and reason")
-    c.add_argument("dir", nargs="?", help="playbook directory (default: the library's)")
-    c.add_argument("--routing", metavar="FILE", help="routing file (default: the library's)")
+    c.add_argument(
+        "dir",
+        nargs="?",
+        help="playbook directory (default: CITYBRAIN_PLAYBOOK_DIR, else the library's)",
+    )
+    c.add_argument(
+        "--routing",
+        metavar="FILE",
+        help="routing file (default: CITYBRAIN_ROUTING_FILE, else the library's)",
+    )
+    c.add_argument(
+        "--grid",
+        metavar="FILE",
+        help="grid file whose kinds and cells route matchers are checked against "
+        "(default: CITYBRAIN_GRID_FILE)",
+    )
     c.set_defaults(func=cmd_playbooks)
     r = command(psub, "route-test", "show which route and playbook an alert would take")
     r.add_argument(
@@ -2194,8 +2224,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL=VALUE",
         help='the alert\'s labels as amtool takes them: name=value or name="quoted \\"value\\""',
     )
-    r.add_argument("--dir", metavar="DIR", help="playbook directory (default: the library)")
-    r.add_argument("--routing", metavar="FILE", help="routing file (default: the library's)")
+    r.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="playbook directory (default: CITYBRAIN_PLAYBOOK_DIR, else the library's)",
+    )
+    r.add_argument(
+        "--routing",
+        metavar="FILE",
+        help="routing file (default: CITYBRAIN_ROUTING_FILE, else the library's)",
+    )
     r.add_argument(
         "--grid",
         metavar="FILE",

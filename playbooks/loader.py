@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError
 from playbooks.grid import Cell, Grid, SensorKind, SensorRegistration
@@ -18,9 +21,19 @@ from playbooks.routing import (
     Matcher,
     Route,
     Router,
+    impossible_value,
     parse_matchers,
 )
-from playbooks.schema import Playbook, RouteConfig, RoutingConfig, parse_duration
+from playbooks.schema import (
+    InhibitRuleConfig,
+    Playbook,
+    RouteConfig,
+    RoutingConfig,
+    parse_duration,
+    step_reference_errors,
+)
+
+_M = TypeVar("_M", bound=BaseModel)
 
 # Alertmanager's defaults (dispatch/route.go, DefaultRouteOpts). Its default group_by, [],
 # would put every alert of a route in one run; citybrain refuses a root route without
@@ -233,22 +246,146 @@ def _compose(path: Path, nodes: bool = True) -> tuple[Any, yaml.Node | None]:
         raise PlaybookConfigError(f"{path}:{line} not valid YAML: {exc}") from exc
 
 
+def _line_order(errors: list[str]) -> list[str]:
+    """``file:line: …`` errors of one file sorted by line (stable: same-line errors keep
+    the order they were found in)."""
+
+    def line(error: str) -> int:
+        head = error.split(": ", 1)[0]
+        number = head.rsplit(":", 1)[-1]
+        return int(number) if number.isdigit() else 0
+
+    return sorted(errors, key=line)
+
+
+def _strip(tp: Any) -> Any:
+    """``tp`` without Annotated and without ``| None``."""
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    if get_origin(tp) in (Union, UnionType):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return _strip(members[0])
+    return tp
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the schema allows in the mapping at ``loc`` (pydantic's error location,
+    discriminator tags included) of a ``model`` document, or [] if it cannot tell."""
+    tp: Any = model
+    for part in loc:
+        tp = _strip(tp)
+        if isinstance(part, int):
+            tp = get_args(tp)[0] if get_origin(tp) is list else None
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            found = [f for n, f in tp.model_fields.items() if part in (n, f.alias)]
+            tp = found[0].annotation if found else None
+        elif get_origin(tp) in (Union, UnionType):
+            # A discriminated union's tag, e.g. ("steps", 0, "notify", ...).
+            tp = next((m for m in get_args(tp) if part in _tags(m)), None)
+        else:
+            tp = None
+        if tp is None:
+            return []
+    tp = _strip(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return sorted(f.alias or n for n, f in tp.model_fields.items())
+    return []
+
+
+def _tags(model: Any) -> tuple[Any, ...]:
+    is_model = isinstance(model, type) and issubclass(model, BaseModel)
+    field = model.model_fields.get("action") if is_model else None
+    return get_args(field.annotation) if field is not None else ()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"expected one of {choices}"
+
+
+def _schema_message(model: type[BaseModel], error: ErrorDetails) -> str:
+    """One pydantic error as a reason that names the value: ``unknown key 'departmnt':
+    did you mean 'department'?``, ``is 'mayor', expected 'operator' or 'coordinator'``."""
+    kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
+    if kind == "literal_error":
+        return f"is {value!r}, expected {ctx.get('expected')}"
+    if kind == "union_tag_invalid":
+        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        return (
+            f"{ctx.get('discriminator', 'action').strip(chr(39))} is {ctx.get('tag')!r}: "
+            f"{_did_you_mean(str(ctx.get('tag')), tags)}"
+        )
+    if kind == "missing":
+        return "missing: this key is required"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind != "value_error" and not isinstance(value, dict | list):
+        message += f" (it is {value!r})"
+    return message
+
+
+def _schema_errors(
+    model: type[BaseModel],
+    exc: ValidationError,
+    path: Path,
+    root: yaml.Node | None,
+    prefix: tuple[str | int, ...] = (),
+) -> list[str]:
+    out = []
+    for e in exc.errors():
+        loc = (*prefix, *e["loc"])
+        out.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {_schema_message(model, e)}")
+    return out
+
+
+def _lenient(
+    model: type[_M], data: Any, report: Callable[[ValidationError], None]
+) -> tuple[_M | None, set[str]]:
+    """``data`` validated as ``model`` with the keys that have errors left out (so the
+    rest can still be checked), and those keys. Every error goes to ``report`` once.
+    None when the rest is still not valid (a required key is bad or missing)."""
+    dropped: set[str] = set()
+    while True:
+        try:
+            return model.model_validate(data), dropped
+        except ValidationError as exc:
+            report(exc)
+            keys = [e["loc"][0] for e in exc.errors() if e["loc"]]
+            bad = {k for k in keys if isinstance(k, str) and isinstance(data, dict) and k in data}
+            if not bad or any(e["type"] == "missing" or not e["loc"] for e in exc.errors()):
+                return None, dropped | bad
+            data = {k: v for k, v in data.items() if k not in bad}
+            dropped |= bad
+
+
 def playbook_errors(path: str | Path) -> tuple[Playbook | None, list[str]]:
-    """The playbook (if valid) and every error as ``file:line: location: reason``."""
-    path = Path(path)
+    """The playbook (if valid) and every error as ``file:line: location: reason``, in line
+    order: schema errors and step cross-references together."""
+    playbook, errors, _name = _check_playbook(Path(path))
+    return playbook, errors
+
+
+def _check_playbook(path: Path) -> tuple[Playbook | None, list[str], tuple[str, int] | None]:
+    """As playbook_errors, plus the playbook's name and its line when the file gives one
+    (even if the rest is invalid: routes and duplicates refer to it)."""
     doc, root = _compose(path)
+    errors: list[str] = []
+    playbook = None
     try:
         playbook = Playbook.model_validate(doc)
     except ValidationError as exc:
-        return None, [
-            f"{path}:{locate(root, tuple(e['loc']))}: {_where(e['loc'])}: {e['msg']}"
-            for e in exc.errors()
-        ]
-    errors = [
+        errors += _schema_errors(Playbook, exc, path, root)
+    steps = doc.get("steps") if isinstance(doc, dict) else None
+    errors += [
         f"{path}:{locate(root, loc)}: {_where(loc)}: {msg}"
-        for loc, msg in playbook.cross_reference_errors()
+        for loc, msg in step_reference_errors(steps)
     ]
-    return (None if errors else playbook), errors
+    name = doc.get("playbook") if isinstance(doc, dict) else None
+    named = (name, locate(root, ("playbook",))) if isinstance(name, str) else None
+    return (None if errors else playbook), _line_order(errors), named
 
 
 def load_playbook(path: str | Path) -> Playbook:
@@ -259,17 +396,40 @@ def load_playbook(path: str | Path) -> Playbook:
     return playbook
 
 
-def load_playbooks(directory: str | Path) -> dict[str, Playbook]:
-    """Every ``*.yaml`` playbook in ``directory`` by name; all errors reported at once."""
+def check_playbooks(directory: str | Path) -> tuple[dict[str, Playbook], set[str], list[str]]:
+    """Every ``*.yaml`` playbook in ``directory``: the valid ones by name, the names every
+    file gives (valid or not), and every error, file by file in line order. A name used
+    twice is an error that names both files."""
     found: dict[str, Playbook] = {}
+    first: dict[str, Path] = {}
     errors: list[str] = []
     for path in sorted(Path(directory).glob("*.yaml")):
-        playbook, errs = playbook_errors(path)
+        try:
+            playbook, errs, named = _check_playbook(path)
+        except PlaybookConfigError as exc:  # unreadable or not YAML: the next file still counts
+            errors.append(str(exc))
+            continue
+        if named is not None:
+            name, line = named
+            if name in first:
+                errs = _line_order(
+                    [
+                        *errs,
+                        f"{path}:{line}: playbook: name {name!r} is used twice: "
+                        f"{first[name]} has it too",
+                    ]
+                )
+                playbook = None
+            first.setdefault(name, path)
         errors.extend(errs)
         if playbook is not None:
-            if playbook.playbook in found:
-                errors.append(f"{path}:1: playbook: name {playbook.playbook!r} is used twice")
             found[playbook.playbook] = playbook
+    return found, set(first), errors
+
+
+def load_playbooks(directory: str | Path) -> dict[str, Playbook]:
+    """Every ``*.yaml`` playbook in ``directory`` by name; all errors reported at once."""
+    found, _names, errors = check_playbooks(directory)
     if errors:
         raise PlaybookConfigError("\n".join(errors))
     return found
@@ -287,33 +447,70 @@ def default_playbook_path() -> Path:
     return PLAYBOOK_DIR / "sensor-anomaly.yaml"
 
 
-def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
+def load_routing(
+    path: str | Path,
+    playbooks: Mapping[str, Playbook] | Collection[str],
+    values: Mapping[str, tuple[str, ...]] | None = None,
+) -> Router:
     """Load routing.yaml; unknown keys, bad matchers, unknown labels and playbooks that
-    do not exist are all reported, each as ``file:line: location: reason``."""
+    do not exist are all reported, each as ``file:line: location: reason``, in line order
+    (RoutingConfigError). ``playbooks``: the playbooks (or their names) routes may name.
+    With ``values`` (routing.label_values), a matcher on a value no alert can carry is an
+    error too."""
+    router, errors = routing_errors(path, playbooks, values)
+    if router is None:
+        raise RoutingConfigError("\n".join(errors))
+    return router
+
+
+_UNKNOWN = object()  # a setting whose own value is an error: checks that need it are skipped
+
+
+def routing_errors(
+    path: str | Path,
+    playbooks: Mapping[str, Playbook] | Collection[str],
+    values: Mapping[str, tuple[str, ...]] | None = None,
+) -> tuple[Router | None, list[str]]:
+    """As load_routing: the router (None if any error) and every error. A key with a
+    schema error is left out and the rest of the file is still checked, so one mistake
+    does not hide the next."""
     path = Path(path)
     doc, root = _compose(path)
-    try:
-        config = RoutingConfig.model_validate(doc)
-    except ValidationError as exc:
-        raise RoutingConfigError(
-            "\n".join(
-                f"{path}:{locate(root, tuple(e['loc']))}: {_where(e['loc'])}: {e['msg']}"
-                for e in exc.errors()
-            )
-        ) from None
     errors: list[str] = []
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
         errors.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")
+
+    def reporter(
+        model: type[BaseModel], loc: tuple[str | int, ...]
+    ) -> Callable[[ValidationError], None]:
+        def report(exc: ValidationError) -> None:
+            errors.extend(_schema_errors(model, exc, path, root, loc))
+
+        return report
+
+    # The top level with its two lists' contents left for below.
+    top = doc
+    if isinstance(doc, dict):
+        top = {**doc, **({"route": {}} if "route" in doc else {})}
+        if isinstance(doc.get("inhibit_rules"), list):
+            top["inhibit_rules"] = []
+    _lenient(RoutingConfig, top, reporter(RoutingConfig, ()))
 
     def matchers(texts: list[str], loc: tuple[str | int, ...]) -> tuple[Matcher, ...]:
         # Each entry may hold several comma-separated matchers, as in Alertmanager.
         out: list[Matcher] = []
         for i, text in enumerate(texts):
             try:
-                out.extend(parse_matchers(text))
+                parsed = parse_matchers(text)
             except RoutingConfigError as exc:
                 fail((*loc, i), str(exc))
+                continue
+            for matcher in parsed:
+                never = impossible_value(matcher, values) if values is not None else ""
+                if never:
+                    fail((*loc, i), f"matcher {str(matcher)!r}: {never}")
+            out.extend(parsed)
         return tuple(out)
 
     def check_group_by(node: RouteConfig, loc: tuple[str | int, ...], root: bool) -> None:
@@ -346,7 +543,10 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
                 elif name in seen:
                     fail((*loc, "group_by", i), "group_by lists `...` more than once")
             elif name not in LABELS:
-                fail((*loc, "group_by", i), f"unknown label {name!r}")
+                fail(
+                    (*loc, "group_by", i),
+                    f"unknown label {name!r}: {_did_you_mean(name, sorted(LABELS))}",
+                )
             elif name in seen:
                 fail((*loc, "group_by", i), f"duplicated label {name!r} in group_by")
             seen.add(name)
@@ -358,48 +558,70 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
                 fail((*loc, key), f"{key} cannot be zero (it is {value!r})")
 
     def build(
-        node: RouteConfig, parent: Mapping[str, Any], route_id: str, loc: tuple[str | int, ...]
-    ) -> Route:
-        check_group_by(node, loc, root=route_id == "root")
+        raw: Any, parent: Mapping[str, Any], route_id: str, loc: tuple[str | int, ...]
+    ) -> Route | None:
+        is_root = route_id == "root"
+        children_raw = raw.get("routes") if isinstance(raw, dict) else None
+        shallow = raw
+        if isinstance(children_raw, list):
+            shallow = {k: v for k, v in raw.items() if k != "routes"}
+        node, dropped = _lenient(RouteConfig, shallow, reporter(RouteConfig, loc))
+        if node is None:
+            return None
+        if "group_by" not in dropped:
+            check_group_by(node, loc, root=is_root)
         check_intervals(node, loc)
         settings = dict(parent)
         for key in ("playbook", "group_by", "group_wait", "group_interval", "repeat_interval"):
-            if getattr(node, key) is not None:
+            if key in dropped:
+                settings[key] = _UNKNOWN if key == "playbook" else settings.get(key)
+            elif getattr(node, key) is not None:
                 settings[key] = getattr(node, key)
+        if is_root and (node.matchers or "matchers" in dropped):
+            fail((*loc, "matchers"), "the root route matches every alert: it takes no matchers")
+        if is_root and (node.continue_ or "continue" in dropped):
+            fail((*loc, "continue"), "the root route cannot continue")
         if settings.get("playbook") is None:
-            fail(loc, "the root route needs a playbook")
-        elif settings["playbook"] not in playbooks:
+            if is_root:  # its children inherit the lack: one error is enough
+                fail(loc, "the root route needs a playbook")
+        elif settings["playbook"] is not _UNKNOWN and settings["playbook"] not in playbooks:
             fail(
                 (*loc, "playbook"),
                 f"playbook {settings['playbook']!r} does not exist (known: {sorted(playbooks)})",
             )
-        children = tuple(
+        route_matchers = matchers(node.matchers, (*loc, "matchers"))
+        children = [
             build(child, settings, f"{route_id}.{i}", (*loc, "routes", i))
-            for i, child in enumerate(node.routes)
-        )
+            for i, child in enumerate(children_raw if isinstance(children_raw, list) else [])
+        ]
+        if errors:
+            return None
         return Route(
             id=route_id,
-            matchers=matchers(node.matchers, (*loc, "matchers")),
+            matchers=route_matchers,
             playbook=str(settings.get("playbook")),
             continue_=node.continue_,
             group_by=tuple(settings.get("group_by") or ()),
             group_wait=parse_duration(settings["group_wait"]),
             group_interval=parse_duration(settings["group_interval"]),
             repeat_interval=parse_duration(settings["repeat_interval"]),
-            routes=children,
+            routes=tuple(c for c in children if c is not None),
         )
 
-    if config.route.matchers:
-        fail(("route", "matchers"), "the root route matches every alert: it takes no matchers")
-    if config.route.continue_:
-        fail(("route", "continue"), "the root route cannot continue")
-    tree = build(config.route, ROUTE_DEFAULTS, "root", ("route",))
+    tree = build(doc["route"], ROUTE_DEFAULTS, "root", ("route",)) if _has(doc, "route") else None
     rules = []
-    for i, rule in enumerate(config.inhibit_rules):
+    raw_rules = doc.get("inhibit_rules") if isinstance(doc, dict) else None
+    for i, raw_rule in enumerate(raw_rules if isinstance(raw_rules, list) else []):
         loc: tuple[str | int, ...] = ("inhibit_rules", i)
+        rule, _ = _lenient(InhibitRuleConfig, raw_rule, reporter(InhibitRuleConfig, loc))
+        if rule is None:
+            continue
         for j, name in enumerate(rule.equal):
             if name not in LABELS:
-                fail((*loc, "equal", j), f"unknown label {name!r}")
+                fail(
+                    (*loc, "equal", j),
+                    f"unknown label {name!r}: {_did_you_mean(name, sorted(LABELS))}",
+                )
         rules.append(
             InhibitRule(
                 matchers(rule.source_matchers, (*loc, "source_matchers")),
@@ -407,9 +629,13 @@ def load_routing(path: str | Path, playbooks: Mapping[str, Playbook]) -> Router:
                 tuple(rule.equal),
             )
         )
-    if errors:
-        raise RoutingConfigError("\n".join(errors))
-    return Router(tree, tuple(rules))
+    if errors or tree is None:
+        return None, _line_order(errors)
+    return Router(tree, tuple(rules)), []
+
+
+def _has(doc: Any, key: str) -> bool:
+    return isinstance(doc, dict) and key in doc
 
 
 def default_routing_path() -> Path:

@@ -15,6 +15,7 @@ so a matcher parsed from its own text is the same matcher.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,7 @@ from typing import Any
 import re2
 
 from playbooks.errors import RoutingConfigError, SilenceError
+from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
 LABELS = frozenset(
@@ -58,6 +60,41 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "assessment": ("event", "suspected_sensor_fault"),
 }
 OPS = ("=", "!=", "=~", "!~")
+
+
+def label_values(grid: Grid | None) -> dict[str, tuple[str, ...]]:
+    """Every value an alert can give each label that has a closed set of them: those of
+    LABEL_VALUES and, with a grid, ``kind`` (its kinds and RESERVED_KINDS) and each level
+    (``community``, ``street``, ``district``, ``city``: the ids of its cells there)."""
+    values = dict(LABEL_VALUES)
+    if grid is not None:
+        values["kind"] = tuple(sorted({*grid.kinds, *RESERVED_KINDS}))
+        for level in LEVELS:
+            values[level] = tuple(sorted(c.id for c in grid.cells.values() if c.level == level))
+    return values
+
+
+def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
+    """Why ``matcher`` tests its label for a value no alert can carry (``kind="road_ice"``
+    on a grid without that kind, ``severity!="urgent"``, ``kind=~"road_.*"`` that none of
+    the kinds match), or "" when it can tell alerts apart. ``values``: label_values."""
+    known = values.get(matcher.name)
+    if not known:
+        return ""
+    shown = ", ".join(sorted(known)[:12]) + (", …" if len(known) > 12 else "")
+    if matcher.op in ("=", "!=") and matcher.value not in known:
+        never = "never matches" if matcher.op == "=" else "matches every alert"
+        return (
+            f"{matcher.name} is never {matcher.value!r}, so this matcher {never}: "
+            f"expected one of {shown}"
+        )
+    if matcher.op == "=~" and not any(matcher.pattern.search(v) for v in known):
+        return (
+            f"{matcher.value!r} matches no {matcher.name} an alert can have, so this matcher "
+            f"never matches: expected one of {shown}"
+        )
+    return ""
+
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a bad regex is our error message, not a line on stderr
@@ -225,9 +262,9 @@ class Matcher:
         operator or a bad regex."""
         where = where or f"matcher {name}{op}{value!r}"
         if name not in LABELS:
-            raise RoutingConfigError(
-                f"{where}: unknown label {name!r}, expected one of {sorted(LABELS)}"
-            )
+            close = difflib.get_close_matches(name, sorted(LABELS), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(LABELS)}"
+            raise RoutingConfigError(f"{where}: unknown label {name!r}, {hint}")
         if op not in OPS:
             raise RoutingConfigError(f"{where}: operator {op!r}, expected one of {list(OPS)}")
         pattern = compile_regex(value, where) if op in ("=~", "!~") else None

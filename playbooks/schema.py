@@ -236,20 +236,32 @@ class Playbook(_Strict):
 
     def cross_reference_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
         """(location, message) for duplicate step ids and transitions to unknown steps."""
-        errors: list[tuple[tuple[str | int, ...], str]] = []
-        ids: dict[str, int] = {}
-        for i, step in enumerate(self.steps):
-            if step.id in ids:
-                errors.append((("steps", i, "id"), f"step id {step.id!r} is used twice"))
-            ids.setdefault(step.id, i)
-        for i, step in enumerate(self.steps):
-            for key in ("on_success", "on_failure", "on_timeout"):
-                target = getattr(step, key, None)
-                if target is not None and target not in ids:
-                    errors.append(
-                        (("steps", i, key), f"{key} names step {target!r}, which does not exist")
-                    )
-        return errors
+        return step_reference_errors([s.model_dump() for s in self.steps])
+
+
+def step_reference_errors(steps: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) for duplicate step ids and transitions to unknown steps in a
+    playbook's ``steps`` as read from YAML, valid or not: entries that are not mappings,
+    and ids or targets that are not text, are left to the schema's own errors."""
+    if not isinstance(steps, list):
+        return []
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    ids: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        step_id = step.get("id") if isinstance(step, dict) else None
+        if not isinstance(step_id, str):
+            continue
+        if step_id in ids:
+            errors.append((("steps", i, "id"), f"step id {step_id!r} is used twice"))
+        ids.setdefault(step_id, i)
+    for i, step in enumerate(steps):
+        for key in ("on_success", "on_failure", "on_timeout"):
+            target = step.get(key) if isinstance(step, dict) else None
+            if isinstance(target, str) and target not in ids:
+                errors.append(
+                    (("steps", i, key), f"{key} names step {target!r}, which does not exist")
+                )
+    return errors
 
 
 class RouteConfig(_Strict):

@@ -155,3 +155,125 @@ def test_route_test_derives_the_source_as_the_worker_sets_it(
         assert "source=" not in out.split("not given")[0]
     else:
         assert f"source={source}" in out
+
+
+# -- third new-user trial, item 7: one run reports every error of every file ------------
+BRIDGE_ICE = """\
+playbook: bridge-ice
+version: 1
+departmnt: roads
+steps:
+  - id: tell
+    action: notify
+  - id: ask
+    action: approval
+    role: mayor
+    question: close the bridge?
+    deadline: 10m
+    on_failure: nowhere
+"""
+BRIDGE_ICE_COPY = """\
+playbook: bridge-ice
+version: 1
+department: roads
+steps:
+  - {id: tell, action: notfy}
+"""
+ROUTING = """\
+version: 1
+route:
+  playbook: bridge-ice
+  group_by: [kind]
+  group_wait: 30 s
+  routes:
+    - matchers: ['kind="road_ice"']
+    - matchers: ['knd="x"']
+      playbook: nosuch
+    - matchers: ['district=="x"']
+    - matchers: ['severity=~"urgent|high"']
+"""
+
+
+def test_check_reports_every_error_of_every_file_in_file_and_line_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pb").mkdir()
+    first, copy = tmp_path / "pb" / "bridge-ice.yaml", tmp_path / "pb" / "bridge-ice2.yaml"
+    first.write_text(BRIDGE_ICE)
+    copy.write_text(BRIDGE_ICE_COPY)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("version: 1\ncells: []\nsensors: []\ncolour: red\n")
+
+    status = main(["playbooks", "check", str(tmp_path / "pb"), "--routing", str(routing)])
+    assert status == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{first}:1: department: missing: this key is required",
+        f"{first}:3: departmnt: unknown key 'departmnt': did you mean 'department'?",
+        f"{first}:9: steps.1.approval.role: is 'mayor', expected 'operator' or 'coordinator'",
+        f"{first}:12: steps.1.on_failure: on_failure names step 'nowhere', which does not exist",
+        f"{copy}:1: playbook: name 'bridge-ice' is used twice: {first} has it too",
+        f"{copy}:5: steps.0: action is 'notfy': did you mean 'notify'?",
+        f"{routing}:5: route.group_wait: duration is '30 s', expected an integer with units "
+        "y, w, d, h, m, s, ms, largest first (1h30m)",
+        f"{routing}:7: route.routes.0.matchers.0: matcher 'kind=\"road_ice\"': kind is never "
+        "'road_ice', so this matcher never matches: expected one of conductance, discharge, "
+        "incident_burst, no2, o3, parking_occupancy, pm10, pm25, power_load, traffic_flow, "
+        "traffic_speed, travel_time, …",
+        f"{routing}:8: route.routes.1.matchers.0: matcher 'knd=\"x\"': unknown label 'knd', "
+        "did you mean 'kind'?",
+        f"{routing}:9: route.routes.1.playbook: playbook 'nosuch' does not exist "
+        "(known: ['bridge-ice'])",
+        f"{routing}:10: route.routes.2.matchers.0: matcher 'district==\"x\"': operator '==' is "
+        "not one, expected one of ['=', '!=', '=~', '!~']: write district=\"x\"",
+        f"{routing}:11: route.routes.3.matchers.0: matcher 'severity=~\"urgent|high\"': "
+        "'urgent|high' matches no severity an alert can have, so this matcher never matches: "
+        "expected one of critical, major, minor",
+    ]
+
+    # The grid is checked on its own too; its error does not hide the others'.
+    status = main(
+        ["playbooks", "check", str(tmp_path / "pb"), "--routing", str(routing), "--grid", str(grid)]
+    )
+    assert status == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == f"{grid}:4: unknown keys ['colour']"
+    assert len(err) == 12  # the twelve above, less the kind check (no grid), plus the grid's
+    assert not any("road_ice" in line for line in err)
+
+
+@pytest.mark.parametrize(
+    ("matcher", "reason"),
+    [
+        ('district="nowhere"', "district is never 'nowhere', so this matcher never matches"),
+        ('severity!="urgent"', "severity is never 'urgent', so this matcher matches every alert"),
+        ('kind=~"road_.*"', "'road_.*' matches no kind an alert can have"),
+    ],
+)
+def test_check_refuses_a_matcher_no_alert_can_meet_as_route_test_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], matcher: str, reason: str
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n"
+        f"  routes:\n    - matchers: ['{matcher}']\n"
+    )
+    assert main(["playbooks", "check", "--routing", str(routing)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and f"matcher '{matcher}': {reason}" in err[0], err
+
+
+def test_check_help_names_the_settings_it_honours(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["playbooks", "check", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for setting in ("CITYBRAIN_PLAYBOOK_DIR", "CITYBRAIN_ROUTING_FILE", "CITYBRAIN_GRID_FILE"):
+        assert setting in out
+
+
+def test_check_names_the_setting_a_missing_directory_came_from(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_PLAYBOOK_DIR", "/nope")
+    assert main(["playbooks", "check"]) == 2
+    assert "CITYBRAIN_PLAYBOOK_DIR '/nope': no such directory" in capsys.readouterr().err
