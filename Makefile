@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint bench dashboards stack-up stack-down stack-status clean
+.PHONY: help install demo test test-unit lint bench dashboards stack-up stack-down stack-status docker-tokens clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,26 @@ stack-down: install ## stop them and the worker the demo left running
 
 stack-status: install ## say whether Kafka, Prometheus and the demo's worker run
 	$(BIN)/citybrain stack status
+
+# The compose deployment's API tokens: a fresh secret per role in DOCKER_DIR/<role>.token
+# (mode 0600, git-ignored; an existing one is kept) and their SHA-256 hashes in
+# DOCKER_DIR/tokens.yaml, the file docker/compose.yaml mounts (hashes only: 0644 so the
+# containers' user can read it).
+DOCKER_DIR ?= docker
+TOKEN_ROLES := operator coordinator gateway
+
+docker-tokens: install ## write docker/tokens.yaml for compose, and the tokens in docker/<role>.token
+	@for role in $(TOKEN_ROLES); do \
+	  test -s $(DOCKER_DIR)/$$role.token || (umask 077 && $(BIN)/python -c \
+	    'import secrets; print(secrets.token_urlsafe(24))' > $(DOCKER_DIR)/$$role.token) || exit 1; \
+	done
+	@{ echo 'tokens:'; for role in $(TOKEN_ROLES); do \
+	  hash=$$($(BIN)/citybrain hash-token < $(DOCKER_DIR)/$$role.token) || exit 1; \
+	  echo "  - {name: compose-$$role, role: $$role, sha256: '$$hash'}"; \
+	done; } > $(DOCKER_DIR)/tokens.yaml.new && mv $(DOCKER_DIR)/tokens.yaml.new $(DOCKER_DIR)/tokens.yaml
+	@chmod 644 $(DOCKER_DIR)/tokens.yaml
+	@echo "$(DOCKER_DIR)/tokens.yaml: hashes of $(DOCKER_DIR)/{$$(echo $(TOKEN_ROLES) | tr ' ' ,)}.token"
+	@echo "operator API: export CITYBRAIN_API_TOKEN=\$$(cat $(DOCKER_DIR)/operator.token)"
 
 clean: ## remove the virtualenv and caches (not the Kafka download)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
