@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from citybrain.commands import command_line
-from citybrain.text import counted
+from citybrain.text import agreeing, counted
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -358,7 +358,8 @@ def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
     if not late:
         return ""
     return (
-        f"{counted(len(late), 'event')} of {len(events):,} are more than {skew:g} s ahead "
+        f"{counted(len(late), 'event')} of {len(events):,} {agreeing(len(late), 'is', 'are')} "
+        f"more than {skew:g} s ahead "
         f"of this machine's clock (the first: {format_ts(late[0].ts)}): the worker "
         "dead-letters them (reason in_future, CITYBRAIN_MAX_FUTURE_SKEW) instead of "
         "scoring them"
@@ -1393,7 +1394,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if elsewhere:
         print(
             f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {args.prefix!r} "
-            "are on sensors none of the --data files holds: give the files that replay sent",
+            f"{agreeing(elsewhere, 'is', 'are')} on sensors none of the --data files holds: "
+            "give the files that replay sent",
             file=sys.stderr,
         )
     return 0
@@ -1610,11 +1612,16 @@ def empty_period(report: dict[str, Any], start: str, end: str, source: str) -> s
         )
     first = datetime.fromtimestamp(held["first_created"], UTC)
     last = datetime.fromtimestamp(held["last_created"], UTC)
+    when = (
+        f"was created at {first:%Y-%m-%d %H:%M} UTC"
+        if held["runs"] == 1
+        else f"were created from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+    )
     return (
         f"no run was created from {start} to {end} ({by_creation}, when the worker made them, "
-        f"not the data's event times); the {counted(held['runs'], 'run')} in {source} were "
-        f"created from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: e.g. --from "
-        f"{first:%Y-%m-%d} --to {(last + timedelta(days=1)):%Y-%m-%d}; nothing was written"
+        f"not the data's event times); the {counted(held['runs'], 'run')} in {source} {when}: "
+        f"e.g. --from {first:%Y-%m-%d} --to {(last + timedelta(days=1)):%Y-%m-%d}; nothing "
+        "was written"
     )
 
 

@@ -36,7 +36,7 @@ from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
-from citybrain.text import counted
+from citybrain.text import agreeing, counted
 from streams.auth import hash_token
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
@@ -989,8 +989,9 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             f"  {counted(outside, 'sensor alert')} outside the known events: "
             f"{summary['false_alarms_per_1000_sensor_days']} per 1,000 sensor-days"
             + (
-                f" (the {counted(bursts, 'citizen-report burst alert')} above are not "
-                "counted here: a burst of reports is no sensor's false alarm)"
+                f" (the {counted(bursts, 'citizen-report burst alert')} above "
+                f"{agreeing(bursts, 'is', 'are')} not counted here: a burst of reports is no "
+                "sensor's false alarm)"
                 if bursts
                 else ""
             ),

@@ -390,3 +390,27 @@ def test_cut_ids_stay_distinct() -> None:
     assert cut[0] != cut[1] and cut[0].endswith("01") and cut[1].endswith("02")
     same_end = ["alpha-district-x-0001", "bravo-district-x-0001"]
     assert len(set(cut_labels(same_end, 12))) == 2  # the start tells them apart
+
+
+def test_one_run_is_one_run_in_the_empty_period_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Third new-user trial, item 13: "the 1 run … were created"."""
+    first = next(r for r in RECORDS if r["action"] == "run_created")
+    export = tmp_path / "records.jsonl"
+    export.write_text(
+        "\n".join(json.dumps(r) for r in RECORDS if r.get("run_id") == first["run_id"]) + "\n"
+    )
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    assert main([*argv, "--from", "2024-05-26", "--to", "2024-05-27"]) == 1
+    err = capsys.readouterr().err
+    assert f"the 1 run in {export} was created at 1970-01-01 00:" in err
+    assert "were created from" not in err
+
+
+@pytest.mark.parametrize(("n", "word"), [(0, "are"), (1, "is"), (2, "are"), (1_000, "are")])
+def test_the_verb_agrees_with_the_count(n: int, word: str) -> None:
+    from citybrain.text import agreeing
+
+    assert agreeing(n, "is", "are") == word

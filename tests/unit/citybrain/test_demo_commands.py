@@ -111,8 +111,8 @@ def test_the_count_outside_the_known_events_says_bursts_are_apart(bursts: int, s
     _print_summary(console, summary)
     text = console.export_text()
     assert "1 sensor alert outside the known events: 2.5 per 1,000 sensor-days" in text
-    noun = "alert" if bursts == 1 else "alerts"
-    assert (f"{bursts} citizen-report burst {noun} above are not counted here" in text) is says
+    noun, verb = ("alert", "is") if bursts == 1 else ("alerts", "are")
+    assert (f"{bursts} citizen-report burst {noun} above {verb} not counted here" in text) is says
 
 
 def test_the_rate_is_never_zero_once_readings_were_processed() -> None:
