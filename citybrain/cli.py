@@ -594,7 +594,7 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     directory = Path(args.dir or s.playbook_dir)
     routing = Path(args.routing or s.routing_file)
     grid_file = Path(args.grid or s.grid_file)
-    _need_dir(directory, "DIR" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
+    _need_dir(directory, "the playbook directory" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
     _need_file(routing, "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE")
     _need_file(grid_file, "--grid" if args.grid else "CITYBRAIN_GRID_FILE")
     playbooks, names, errors = check_playbooks(directory)
@@ -764,11 +764,35 @@ def check_output(
             )
 
 
+def check_output_dir(option: str, out: str) -> None:
+    """CliError (status 2) naming ``option`` before any work when the output directory
+    ``out`` cannot be one: it is ``-``, it is a file, or it is under one. A directory
+    that does not exist yet is fine (it is created)."""
+    check_output(option, out)
+    path = Path(out)
+    for here in (path, *path.parents):
+        if not here.exists():
+            continue
+        if not here.is_dir():
+            where = "is a file" if here == path else f"is under {str(here)!r}, a file"
+            raise CliError(
+                f"{option} {out!r} {where}: expected a directory (the command writes "
+                "several files into it)"
+            )
+        return
+
+
+def write_error(option: str, out: str, exc: OSError) -> CliError:
+    """The CliError for an OSError while writing under the output directory ``out``
+    that ``option`` gave (a permission, a full disk)."""
+    return CliError(f"{option} {out!r}: cannot write {exc.filename or out}: {exc.strerror}")
+
+
 def _check_output_dir(option: str, out: str, source_option: str, source: Path) -> None:
     """CliError (status 2) when the output directory ``out`` is, or is inside, the
     input directory ``source``: its outputs would overwrite the inputs, or be read as
     inputs the next time."""
-    check_output(option, out)
+    check_output_dir(option, out)
     target = Path(out).resolve()
     if target == source.resolve() or source.resolve() in target.parents:
         raise CliError(
@@ -1903,8 +1927,12 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     from dashboards.generate import generate
 
     if args.action == "generate":
-        check_output("--out", args.out)
-        for path in generate(Path(args.out)):
+        check_output_dir("--out", args.out)
+        try:
+            written = generate(Path(args.out))
+        except OSError as exc:
+            raise write_error("--out", args.out, exc) from None
+        for path in written:
             print(f"wrote {path}")
         return 0
     from dashboards.push import DashboardPusher, PushError
@@ -1942,8 +1970,15 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from citybrain.adapters import build
 
     _need_dir(Path(args.shared), "--shared")
+    check_output_dir("--out", args.out)
     check_output("--out", args.out, [("--shared", args.shared)])
-    for name, rows in build(Path(args.shared), Path(args.out)).items():
+    try:
+        built = build(Path(args.shared), Path(args.out))
+    except OSError as exc:
+        if exc.filename is None or not str(exc.filename).startswith(args.out):
+            raise  # reading --shared: the boundary names the file
+        raise write_error("--out", args.out, exc) from None
+    for name, rows in built.items():
         print(f"{name}: {rows} rows")
     return 0
 

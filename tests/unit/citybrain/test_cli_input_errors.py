@@ -283,3 +283,36 @@ def test_a_header_fault_is_not_told_to_skip_rows(files: tuple[Path, dict[str, st
         assert proc.returncode == EXIT_USAGE and "--on-error" not in proc.stderr, proc.stderr
     proc = run_in_process(["replay", str(tmp / "replay-bad-row.csv")], env)
     assert "give --on-error skip" in proc.stderr
+
+
+# Third new-user trial, item 13: `dashboards generate --out README.md` said
+# "cannot use README.md/dashboards: Not a directory" without naming --out.
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["dashboards", "generate", "--out"], "--out"),
+        (["datasets", "build", "--shared", "{tmp}", "--out"], "--out"),
+        (["detect", "--input-dir", "{tmp}/in", "--output-dir"], "--output-dir"),
+    ],
+)
+@pytest.mark.parametrize("under", [False, True])
+def test_an_output_directory_that_is_a_file_is_named_with_its_option(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    option: str,
+    under: bool,
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("ts,sensor_id,kind,value\n")
+    a_file = tmp_path / "README.md"
+    a_file.write_text("not a directory\n")
+    out = a_file / "dashboards" if under else a_file
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv] + [str(out)]
+    assert main(args) == 2
+    where = f"is under {str(a_file)!r}, a file" if under else "is a file"
+    assert capsys.readouterr().err.strip() == (
+        f"citybrain: {option} {str(out)!r} {where}: expected a directory (the command "
+        "writes several files into it)"
+    )
+    assert a_file.read_text() == "not a directory\n"
