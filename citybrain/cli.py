@@ -187,12 +187,35 @@ def cmd_worker(args: argparse.Namespace) -> int:
             logger.setLevel(level)
 
     # The configuration first (a bad routing file is bad input, exit 2), then the broker.
-    app = create_app(_settings())
-    _require_kafka(_settings())
+    settings = _settings()
+    app = create_app(settings)
+    _require_kafka(settings)
+    _create_topics_for_worker(settings)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
+
+
+def _create_topics_for_worker(settings: Settings) -> None:
+    """Create the topics a worker reads and writes before faust subscribes: on a topic
+    prefix the broker has never seen, the consumer otherwise logged an ERROR "Topic …
+    not found in cluster metadata" per topic until the broker auto-created them. A
+    broker that refuses (no create permission) gets one warning line; the worker still
+    starts, waiting for the topics as before."""
+    from kafka.errors import KafkaError
+
+    from citybrain.stack.topics import create_topics
+
+    try:
+        create_topics(settings)
+    except KafkaError as exc:
+        print(
+            f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "
+            f"{type(exc).__name__}; the worker waits for them (create them, or let the broker "
+            "auto-create them)",
+            file=sys.stderr,
+        )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

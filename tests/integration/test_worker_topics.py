@@ -1,0 +1,45 @@
+"""A worker's first start on a topic prefix the broker has never seen (the third new-user
+trial, item 13: a run of ERROR "Topic … not found in cluster metadata" lines, which went
+away on the next start)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+
+from citybrain.stack import PrometheusServer
+from tests.services import FIXTURES, TEST_PORTS, Worker, stack_settings, write_tokens
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_first_start_on_a_new_prefix_creates_the_topics_before_subscribing(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    name = f"t{uuid.uuid4().hex[:10]}"
+    settings = stack_settings(run_dir).model_copy(update={"topic_prefix": name, "app_id": name})
+    env = {
+        **os.environ,
+        **TEST_PORTS,
+        "CITYBRAIN_RUN_DIR": str(run_dir),
+        "CITYBRAIN_TOPIC_PREFIX": name,
+        "CITYBRAIN_APP_ID": name,
+        "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid.yaml"),
+        "CITYBRAIN_API_TOKENS_FILE": str(write_tokens(run_dir / f"{name}-tokens.yaml")),
+    }
+    worker = Worker(env, run_dir / f"{name}-worker.log").start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        try:
+            existing = set(admin.list_topics())
+        finally:
+            admin.close()
+        assert set(settings.topics.values()) <= existing
+    finally:
+        worker.stop()
+    log = worker.log()
+    assert "not found in cluster metadata" not in log, log
