@@ -11,9 +11,17 @@ class GridError(PlaybookError):
     ``loc`` is where in the grid document the fault is (``("sensors", 3, "kind")``), so
     the loader can name the file's line."""
 
-    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        loc: tuple[str | int, ...] = (),
+        problems: list[tuple[str, tuple[str | int, ...]]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.loc = loc
+        # Every fault found, (message, loc) each, when a whole file was checked; the
+        # message and loc above are the first of them.
+        self.problems = problems if problems is not None else [(message, loc)]
 
 
 class PlaybookConfigError(PlaybookError):

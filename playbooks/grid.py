@@ -107,44 +107,66 @@ class Grid:
         cells: list[Cell],
         sensors: list[SensorRegistration],
         kinds: list[SensorKind] | None = None,
+        unchecked: frozenset[str] = frozenset(),
+        indices: dict[str, list[int]] | None = None,
     ) -> Grid:
         """Check every cross-reference. ``kinds`` are declared on top of ``DEFAULT_KINDS``
-        (a declared kind with a built-in id replaces it). Raises ``GridError`` with the
-        fault's ``loc`` in the grid document."""
+        (a declared kind with a built-in id replaces it). Raises one ``GridError`` with
+        every fault (``problems``: message and ``loc`` in the grid document each).
+        ``unchecked``: ids of cells and kinds whose own entries were already refused; a
+        reference to one of them is not reported again. ``indices``: for ``kinds``,
+        ``cells`` and ``sensors``, each item's index in the document's list when the lists
+        given leave some entries out (the ``loc`` of a fault then names the entry's own)."""
+        problems: list[tuple[str, tuple[str | int, ...]]] = []
+
+        def fail(message: str, loc: tuple[str | int, ...]) -> None:
+            if indices and len(loc) >= 2 and isinstance(loc[1], int) and loc[0] in indices:
+                loc = (loc[0], indices[str(loc[0])][loc[1]], *loc[2:])
+            problems.append((message, loc))
+
         known = dict(DEFAULT_KINDS)
         declared: set[str] = set()
         for i, declared_kind in enumerate(kinds or []):
-            _check_kind(declared_kind, i, declared)
+            try:
+                _check_kind(declared_kind, i, declared)
+            except GridError as exc:
+                fail(str(exc), exc.loc)
+                unchecked |= {declared_kind.id}
+                continue
             declared.add(declared_kind.id)
             known[declared_kind.id] = declared_kind
         by_id: dict[str, Cell] = {}
         index: dict[str, int] = {}
         for i, cell in enumerate(cells):
+            if cell.id in by_id:
+                fail(f"cell {cell.id!r} is listed twice", ("cells", i, "id"))
+                continue
             if cell.level not in LEVELS:
-                raise GridError(
+                fail(
                     f"cell {cell.id!r}: level is {cell.level!r}, expected one of {list(LEVELS)}",
                     ("cells", i, "level"),
                 )
-            if cell.id in by_id:
-                raise GridError(f"cell {cell.id!r} is listed twice", ("cells", i, "id"))
             by_id[cell.id] = cell
             index[cell.id] = i
         for cell in by_id.values():
             i = index[cell.id]
+            if cell.level not in LEVELS:
+                continue  # reported above; its parent's level cannot be judged
             if cell.level == "city":
                 if cell.parent is not None:
-                    raise GridError(
-                        f"cell {cell.id!r}: a city cell has no parent", ("cells", i, "parent")
-                    )
+                    fail(f"cell {cell.id!r}: a city cell has no parent", ("cells", i, "parent"))
+                continue
+            if cell.parent in unchecked:
                 continue
             if cell.parent is None or cell.parent not in by_id:
-                raise GridError(
+                fail(
                     f"cell {cell.id!r}: parent {cell.parent!r} is not a cell",
                     ("cells", i, "parent"),
                 )
+                continue
             parent_level = by_id[cell.parent].level
-            if parent_level != PARENT_LEVEL[cell.level]:
-                raise GridError(
+            if parent_level in LEVELS and parent_level != PARENT_LEVEL[cell.level]:
+                fail(
                     f"cell {cell.id!r}: parent {cell.parent!r} is a {parent_level}, "
                     f"expected a {PARENT_LEVEL[cell.level]}",
                     ("cells", i, "parent"),
@@ -152,32 +174,40 @@ class Grid:
         registered: dict[str, SensorRegistration] = {}
         for i, sensor in enumerate(sensors):
             if sensor.id in registered:
-                raise GridError(f"sensor {sensor.id!r} is registered twice", ("sensors", i, "id"))
-            if sensor.cell not in by_id:
-                raise GridError(
+                fail(f"sensor {sensor.id!r} is registered twice", ("sensors", i, "id"))
+                continue
+            registered[sensor.id] = sensor
+            if sensor.cell in unchecked:
+                pass
+            elif sensor.cell not in by_id:
+                fail(
                     f"sensor {sensor.id!r}: cell {sensor.cell!r} is not a cell",
                     ("sensors", i, "cell"),
                 )
-            if by_id[sensor.cell].level != "community":
-                raise GridError(
+            elif by_id[sensor.cell].level in LEVELS and by_id[sensor.cell].level != "community":
+                # (A cell with an unknown level is reported as such, once.)
+                fail(
                     f"sensor {sensor.id!r}: cell {sensor.cell!r} is a "
                     f"{by_id[sensor.cell].level}, sensors register to community cells",
                     ("sensors", i, "cell"),
                 )
             kind = known.get(sensor.kind)
+            if sensor.kind in unchecked:
+                continue
             if kind is None:
-                raise GridError(
+                fail(
                     f"sensor {sensor.id!r}: kind {sensor.kind!r} is not declared "
                     "(declare it under 'kinds' with its unit and plausible range)",
                     ("sensors", i, "kind"),
                 )
-            if sensor.unit != kind.unit:
-                raise GridError(
+            elif sensor.unit != kind.unit:
+                fail(
                     f"sensor {sensor.id!r}: unit is {sensor.unit!r}, kind {kind.id} is "
                     f"measured in {kind.unit!r}",
                     ("sensors", i, "unit"),
                 )
-            registered[sensor.id] = sensor
+        if problems:
+            raise GridError(problems[0][0], problems[0][1], problems)
         return cls(cells=by_id, sensors=registered, kinds=known)
 
     def cell(self, cell_id: str) -> Cell:

@@ -34,6 +34,7 @@ from playbooks.schema import (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 
 # Alertmanager's defaults (dispatch/route.go, DefaultRouteOpts). Its default group_by, [],
 # would put every alert of a route in one run; citybrain refuses a root route without
@@ -60,20 +61,35 @@ def _read_yaml(path: Path) -> Any:
     return _compose(path, nodes=False)[0]
 
 
-def _entries(doc: dict[str, Any], key: str, allowed: set[str]) -> list[dict[str, Any]]:
+Problems = list[tuple[str, tuple[str | int, ...]]]
+
+
+def _entries(
+    doc: dict[str, Any], key: str, allowed: set[str], problems: Problems, unchecked: set[str]
+) -> list[tuple[int, dict[str, Any]]]:
+    """The well-formed entries of the list ``key`` with their index; each malformed one
+    is a problem (and its id, if it has one, goes in ``unchecked``)."""
     entries = doc.get(key) or []
     if not isinstance(entries, list):
-        raise GridError(f"{key!r} is a {type(entries).__name__}, expected a list", (key,))
+        problems.append((f"{key!r} is a {type(entries).__name__}, expected a list", (key,)))
+        return []
+    good = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise GridError(f"{key} entry {i} is not a mapping", (key, i))
+            problems.append((f"{key} entry {i} is not a mapping", (key, i)))
+            continue
         unknown = set(entry) - allowed
-        if unknown:
-            raise GridError(f"{key} entry {i}: unknown keys {sorted(unknown)}", (key, i))
         missing = (allowed - OPTIONAL_KEYS) - set(entry)
+        if unknown:
+            problems.append((f"{key} entry {i}: unknown keys {sorted(unknown)}", (key, i)))
         if missing:
-            raise GridError(f"{key} entry {i}: missing keys {sorted(missing)}", (key, i))
-    return entries
+            problems.append((f"{key} entry {i}: missing keys {sorted(missing)}", (key, i)))
+        if unknown or missing:
+            if isinstance(entry.get("id"), str | int):
+                unchecked.add(str(entry["id"]))
+            continue
+        good.append((i, entry))
+    return good
 
 
 def _bound(entry: dict[str, Any], i: int, key: str) -> float:
@@ -92,33 +108,58 @@ def _bound(entry: dict[str, Any], i: int, key: str) -> float:
 
 def load_grid(path: str | Path) -> Grid:
     """Load a grid file (format in docs/events.md) and check every cross-reference.
-    Errors are ``GridError``s as ``file:line: reason``."""
+    Raises one ``GridError`` with every fault, a line each as ``file:line: reason`` in
+    line order."""
     path = Path(path)
     doc = _read_yaml(path)
     try:
         return _grid(doc)
     except GridError as exc:
         # Lines only on failure: composing the node tree doubles a large grid's load time.
-        line = locate(_compose(path)[1], exc.loc) if exc.loc else 1
-        raise GridError(f"{path}:{line}: {exc}", exc.loc) from exc
+        root = _compose(path)[1]
+        lines = [(locate(root, loc) if loc else 1, message) for message, loc in exc.problems]
+        lines.sort(key=lambda pair: pair[0])
+        text = "\n".join(f"{path}:{line}: {message}" for line, message in lines)
+        raise GridError(text, exc.loc, exc.problems) from exc
 
 
 def _grid(doc: Any) -> Grid:
     if not isinstance(doc, dict):
         raise GridError("expected a mapping with 'cells' and 'sensors'")
+    problems: Problems = []
+    unchecked: set[str] = set()
     unknown = set(doc) - GRID_KEYS
     if unknown:
-        raise GridError(f"unknown keys {sorted(unknown)}", (sorted(unknown)[0],))
+        problems.append((f"unknown keys {sorted(unknown)}", (sorted(unknown)[0],)))
     if doc.get("version") != 1:
-        raise GridError(f"version is {doc.get('version')!r}, expected 1", ("version",))
-    kinds = [
-        SensorKind(
+        problems.append((f"version is {doc.get('version')!r}, expected 1", ("version",)))
+
+    indices: dict[str, list[int]] = {}
+
+    def each(key: str, allowed: set[str], make: Callable[[int, dict[str, Any]], _T]) -> list[_T]:
+        out = []
+        indices[key] = []
+        for i, entry in _entries(doc, key, allowed, problems, unchecked):
+            try:
+                out.append(make(i, entry))
+            except GridError as exc:
+                problems.append((str(exc), exc.loc))
+                unchecked.add(str(entry["id"]))
+                continue
+            indices[key].append(i)
+        return out
+
+    kinds = each(
+        "kinds",
+        KIND_KEYS,
+        lambda i, e: SensorKind(
             id=str(e["id"]), unit=str(e["unit"]), min=_bound(e, i, "min"), max=_bound(e, i, "max")
-        )
-        for i, e in enumerate(_entries(doc, "kinds", KIND_KEYS))
-    ]
-    cells = [
-        Cell(
+        ),
+    )
+    cells = each(
+        "cells",
+        CELL_KEYS,
+        lambda i, e: Cell(
             id=str(e["id"]),
             level=str(e["level"]),
             name=str(e["name"]),
@@ -126,20 +167,26 @@ def _grid(doc: Any) -> Grid:
             parent=None if e.get("parent") is None else str(e["parent"]),
             **_position(f"cell {e['id']!r}", e, ("cells", i)),
             geometry=_geometry(f"cell {e['id']!r}", e.get("geometry"), ("cells", i, "geometry")),
-        )
-        for i, e in enumerate(_entries(doc, "cells", CELL_KEYS))
-    ]
-    sensors = [
-        SensorRegistration(
+        ),
+    )
+    sensors = each(
+        "sensors",
+        SENSOR_KEYS,
+        lambda i, e: SensorRegistration(
             id=str(e["id"]),
             kind=str(e["kind"]),
             unit=str(e["unit"]),
             cell=str(e["cell"]),
             **_position(f"sensor {e['id']!r}", e, ("sensors", i)),
-        )
-        for i, e in enumerate(_entries(doc, "sensors", SENSOR_KEYS))
-    ]
-    return Grid.build(cells, sensors, kinds)
+        ),
+    )
+    try:
+        grid = Grid.build(cells, sensors, kinds, frozenset(unchecked), indices)
+    except GridError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise GridError(problems[0][0], problems[0][1], problems)
+    return grid
 
 
 def _position(

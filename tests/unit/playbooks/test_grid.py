@@ -85,3 +85,32 @@ def test_bad_grid_files_name_the_file_and_the_problem(
         load_grid(path)
     assert re.match(rf"{re.escape(str(path))}:\d+: ", str(info.value))
     assert message in str(info.value)
+
+
+def test_every_fault_of_a_grid_is_reported_at_once_in_line_order(tmp_path: Path) -> None:
+    """Third new-user trial, item 7: one run names every mistake. An entry refused for its
+    own keys is not reported again where others refer to it."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\n"
+        "kinds:\n"
+        "  - {id: road_ice, unit: mm, min: 5, max: 1}\n"
+        "cells:\n"
+        "  - {id: x, level: city, name: X, unit: u}\n"
+        "  - {id: d, level: district, name: D, unit: u, parnet: x}\n"
+        "  - {id: s, level: street, name: S, unit: u, parent: d}\n"
+        "  - {id: c, level: town, name: C, unit: u, parent: s}\n"
+        "sensors:\n"
+        "  - {id: a, kind: pm25, unit: ppm, cell: c}\n"
+        "  - {id: b, kind: road_ice, unit: mm, cell: nowhere}\n"
+    )
+    with pytest.raises(GridError) as info:
+        load_grid(path)
+    assert str(info.value).splitlines() == [
+        f"{path}:3: kind 'road_ice': min 5 is above max 1",
+        f"{path}:6: cells entry 1: unknown keys ['parnet']",
+        f"{path}:8: cell 'c': level is 'town', expected one of "
+        "['community', 'street', 'district', 'city']",
+        f"{path}:10: sensor 'a': unit is 'ppm', kind pm25 is measured in 'ug/m3'",
+        f"{path}:11: sensor 'b': cell 'nowhere' is not a cell",
+    ]
