@@ -263,8 +263,10 @@ class Matcher:
         where = where or f"matcher {name}{op}{value!r}"
         if name not in LABELS:
             close = difflib.get_close_matches(name, sorted(LABELS), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(LABELS)}"
-            raise RoutingConfigError(f"{where}: unknown label {name!r}, {hint}")
+            hint = f": did you mean {close[0]!r}?" if close else ""
+            raise RoutingConfigError(
+                f"{where}: unknown label {name!r}, expected one of {sorted(LABELS)}{hint}"
+            )
         if op not in OPS:
             raise RoutingConfigError(f"{where}: operator {op!r}, expected one of {list(OPS)}")
         pattern = compile_regex(value, where) if op in ("=~", "!~") else None
