@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import UnionType
@@ -351,7 +352,7 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"expected one of {choices}"
 
 
-def _schema_message(model: type[BaseModel], error: ErrorDetails) -> str:
+def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = False) -> str:
     """One pydantic error as a reason that names the value: ``unknown key 'departmnt':
     did you mean 'department'?``, ``is 'mayor', expected 'operator' or 'coordinator'``."""
     kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
@@ -359,7 +360,7 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
-        return f"is {value!r}, expected {ctx.get('expected')}"
+        return f"is {_shown(value)}, expected {ctx.get('expected')}"
     if kind == "union_tag_invalid":
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         return (
@@ -368,10 +369,40 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails) -> str:
         )
     if kind == "missing":
         return "missing: this key is required"
+    expected = _EXPECTED.get(kind)
+    if expected is not None:
+        if value is None and not loc and not nested:
+            return f"the file is empty, expected {expected}"
+        return f"is {_shown(value)}, expected {expected}"
     message = error["msg"].removeprefix("Value error, ")
     if kind != "value_error" and not isinstance(value, dict | list):
-        message += f" (it is {value!r})"
+        message += f" (it is {_shown(value)})"
     return message
+
+
+# pydantic's type errors in YAML's words ("a valid dictionary or instance of Playbook").
+_EXPECTED = {
+    "model_type": "a mapping (key: value lines)",
+    "model_attributes_type": "a mapping (key: value lines)",
+    "dict_type": "a mapping (key: value lines)",
+    "list_type": "a list",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+}
+
+
+def _shown(value: Any) -> str:
+    """A YAML value as the file spells it: null, true, 'text', a list, a mapping."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
 
 
 def _schema_errors(
@@ -384,7 +415,8 @@ def _schema_errors(
     out = []
     for e in exc.errors():
         loc = (*prefix, *e["loc"])
-        out.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {_schema_message(model, e)}")
+        reason = _schema_message(model, e, nested=bool(prefix))
+        out.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {reason}")
     return out
 
 

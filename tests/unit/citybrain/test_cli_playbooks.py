@@ -279,3 +279,33 @@ def test_check_names_the_setting_a_missing_directory_came_from(
     monkeypatch.setenv("CITYBRAIN_PLAYBOOK_DIR", "/nope")
     assert main(["playbooks", "check"]) == 2
     assert "CITYBRAIN_PLAYBOOK_DIR '/nope': no such directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "<top>: the file is empty, expected a mapping (key: value lines)"),
+        ("- a\n", "<top>: is a list, expected a mapping (key: value lines)"),
+        ("version: 1\nroute:\n", "route: is null, expected a mapping (key: value lines)"),
+        (
+            "version: 2\nroute: {playbook: sensor-anomaly, group_by: [kind]}\n",
+            "version: is 2, expected 1",
+        ),
+        (
+            "version: 1\nroute: {playbook: sensor-anomaly, group_by: [kind], continue: maybe}\n",
+            "route.continue: is 'maybe', expected true or false",
+        ),
+        (
+            "version: 1\nroute: {playbook: sensor-anomaly, group_by: [kind], routes: 3}\n",
+            "route.routes: is 3, expected a list",
+        ),
+    ],
+)
+def test_schema_errors_speak_yaml_and_show_the_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, reason: str
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(text)
+    assert main(["playbooks", "check", "--routing", str(routing)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.split(": ", 1)[1] == reason for line in err), err
