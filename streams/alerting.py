@@ -16,8 +16,8 @@ import orjson
 from faust.types import EventT
 
 from playbooks.errors import RoutingConfigError
-from playbooks.loader import load_routing
-from playbooks.routing import Route, Silence, SilenceBook, label_set
+from playbooks.loader import load_routing, routing_errors
+from playbooks.routing import Route, Silence, SilenceBook, label_set, label_values
 from streams.context import Context
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,17 @@ class Alerting:
         self.metrics = ctx.metrics
         self.router = load_routing(ctx.settings.routing_file, ctx.playbooks)
         self._silences = SilenceBook()
+        # A matcher on a value no alert carries (a kind the grid lacks) never matches:
+        # `citybrain playbooks check` refuses it; the worker starts, and says so.
+        _, self.never_matching = routing_errors(
+            ctx.settings.routing_file, ctx.playbooks, label_values(ctx.grid)
+        )
+        if self.never_matching:
+
+            @ctx.app.task  # type: ignore[untyped-decorator]
+            async def announce_never_matching() -> None:
+                for line in self.never_matching:
+                    log.warning("citybrain: warning: %s (`citybrain playbooks check`)", line)
 
     # -- routing ---------------------------------------------------------------------
     async def on_alert(self, event: EventT[bytes]) -> None:
