@@ -82,7 +82,12 @@ def _entries(
         unknown = set(entry) - allowed
         missing = (allowed - OPTIONAL_KEYS) - set(entry)
         if unknown:
-            problems.append((f"{key} entry {i}: unknown keys {sorted(unknown)}", (key, i)))
+            problems.append(
+                (
+                    f"{key} entry {i}: unknown keys {sorted(unknown)}{_near(unknown, allowed)}",
+                    (key, i),
+                )
+            )
         if missing:
             problems.append((f"{key} entry {i}: missing keys {sorted(missing)}", (key, i)))
         if unknown or missing:
@@ -91,6 +96,17 @@ def _entries(
             continue
         good.append((i, entry))
     return good
+
+
+def _near(unknown: set[str], allowed: set[str]) -> str:
+    """``: did you mean 'parent' for 'parnet'?`` for the unknown keys that are near
+    misses of allowed ones, or ""."""
+    pairs = []
+    for key in sorted(map(str, unknown)):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        if close:
+            pairs.append(f"{close[0]!r} for {key!r}")
+    return f": did you mean {', '.join(pairs)}?" if pairs else ""
 
 
 def _bound(entry: dict[str, Any], i: int, key: str) -> float:
@@ -131,7 +147,9 @@ def _grid(doc: Any) -> Grid:
     unchecked: set[str] = set()
     unknown = set(doc) - GRID_KEYS
     if unknown:
-        problems.append((f"unknown keys {sorted(unknown)}", (sorted(unknown)[0],)))
+        problems.append(
+            (f"unknown keys {sorted(unknown)}{_near(unknown, GRID_KEYS)}", (sorted(unknown)[0],))
+        )
     if doc.get("version") != 1:
         problems.append((f"version is {doc.get('version')!r}, expected 1", ("version",)))
 
