@@ -133,6 +133,8 @@ def test_ports_are_published_on_loopback_where_the_cli_looks_by_default() -> Non
         [(_, host, container)] = published(service)
         assert host == defaults[port_setting].default, service
         assert str(container) == env[container_setting], service
+    [(_, host, _)] = published("prometheus")
+    assert host == defaults["prometheus_port"].default
     listener = re.search(r"^listener (\d+)", (DOCKER / "mosquitto.conf").read_text(), re.M)
     assert (
         listener is not None and listener.group(1) == env_of("ingest-mqtt")["CITYBRAIN_MQTT_PORT"]
