@@ -70,6 +70,15 @@ def test_ports_agree_between_compose_prometheus_and_kafka() -> None:
     prom = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
     worker_job = next(j for j in prom["scrape_configs"] if j["job_name"] == "citybrain-worker")
     assert str(worker_job["dns_sd_configs"][0]["port"]) == env["CITYBRAIN_WORKER_PORT"]
+    # The ingests' metrics (dead letters, refusals) at the ports their services serve.
+    ingest_job = next(j for j in prom["scrape_configs"] if j["job_name"] == "citybrain-ingest")
+    metrics_port = str(Settings.model_fields["ingest_metrics_port"].default)
+    assert set(ingest_job["static_configs"][0]["targets"]) == {
+        f"ingest-mqtt:{env_of('ingest-mqtt').get('CITYBRAIN_INGEST_METRICS_PORT', metrics_port)}",
+        f"ingest-http:{env['CITYBRAIN_INGEST_HTTP_PORT']}",
+    }
+    for service in ("ingest-mqtt", "ingest-http"):
+        assert compose()["services"][service]["environment"]["CITYBRAIN_WORKER_BIND"] == "0.0.0.0"
     kafka = compose()["services"]["kafka"]["environment"]
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == (
         f"PLAINTEXT://{env['CITYBRAIN_KAFKA_HOST']}:{env['CITYBRAIN_KAFKA_PORT']}"
