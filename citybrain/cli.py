@@ -1645,7 +1645,11 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             )
         units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
         satisfaction = satisfaction_model(doc)
-    except (OSError, yaml.YAMLError, json.JSONDecodeError, AttributeError) as exc:
+    except yaml.YAMLError as exc:
+        from playbooks.loader import yaml_error
+
+        raise CliError(f"--units {yaml_error(units_path, exc)}") from None
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
@@ -2421,7 +2425,7 @@ def build_parser() -> argparse.ArgumentParser:
     detector_option(nab)
     nab.add_argument(
         "--threshold",
-        type=float,
+        type=_positive(float),
         metavar="T",
         help="also score at this fixed threshold (default: the tail detector's documented one)",
     )

@@ -96,10 +96,16 @@ class TokenStore:
     def load(cls, path: Path | None) -> TokenStore:
         if path is None:
             return cls([])
+        from playbooks.loader import yaml_error
+
         try:
             doc = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc}") from exc
+        except OSError as exc:
+            raise SettingsError(
+                f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc.strerror}"
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {yaml_error(path, exc)}") from exc
         entries = []
         for i, entry in enumerate((doc or {}).get("tokens", [])):
             if set(entry) != {"name", "role", "sha256"}:

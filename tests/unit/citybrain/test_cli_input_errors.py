@@ -283,3 +283,26 @@ def test_a_header_fault_is_not_told_to_skip_rows(files: tuple[Path, dict[str, st
         assert proc.returncode == EXIT_USAGE and "--on-error" not in proc.stderr, proc.stderr
     proc = run_in_process(["replay", str(tmp / "replay-bad-row.csv")], env)
     assert "give --on-error skip" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CITYBRAIN_SCORE_THRESHOLD", "-1", "CITYBRAIN_SCORE_THRESHOLD is '-1': expected more"),
+        ("CITYBRAIN_SCORE_THRESHOLD", "0", "CITYBRAIN_SCORE_THRESHOLD is '0': expected more"),
+        ("CITYBRAIN_KAFKA_PORT", "99999", "CITYBRAIN_KAFKA_PORT is '99999': expected a port"),
+        ("CITYBRAIN_GRID_FILE", "/nope.yaml", "CITYBRAIN_GRID_FILE is '/nope.yaml': no such"),
+    ],
+)
+@pytest.mark.parametrize(
+    "argv", [["detect", "--input", "x.csv", "--output", "y.csv"], ["stack", "status"]]
+)
+def test_a_bad_setting_stops_a_command_before_it_starts(
+    argv: list[str], name: str, value: str, says: str
+) -> None:
+    # `detect` with threshold -1 counted the warm-up rows (scored 0) as flagged.
+    proc = run_in_process(argv, {name: value})
+    assert proc.returncode == EXIT_USAGE
+    assert proc.stdout == ""
+    assert proc.stderr.startswith(f"citybrain: {says}")
+    assert proc.stderr.count("\n") == 1
