@@ -8,7 +8,7 @@ these exit statuses (also in README "Commands"):
        the demo raised no alert, no run was created in a campaign report's period
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
-       a worker's operator API, Grafana
+       a worker's operator API, Grafana; or a port it listens on is already in use
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
   130  interrupted (Ctrl-C; a replay also by SIGTERM)
   141  the output was closed early (`citybrain ... | head`); nothing more is printed
@@ -186,9 +186,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             super().on_setup_root_logger(logger, level)
             logger.setLevel(level)
 
-    # The configuration first (a bad routing file is bad input, exit 2), then the broker.
-    app = create_app(_settings())
-    _require_kafka(_settings())
+    from citybrain.ports import check_listen
+
+    # The configuration first (a bad routing file is bad input, exit 2), then the web
+    # port (faust's own bind failure is a traceback), then the broker.
+    settings = _settings()
+    app = create_app(settings)
+    check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
+    _require_kafka(settings)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
@@ -489,14 +494,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     s = _settings()
 
     def require_services() -> None:
-        # After the options and the grid are checked (bad input is status 2), before
-        # kafka-python and paho start retrying, silently, in the background.
+        # After the options, the grid and the listening port are checked (bad input is
+        # status 2), before kafka-python and paho start retrying, silently, in the
+        # background: where the readings go is said once it is the next thing to do.
+        for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
+            print(line, flush=True)
         _require_kafka(s)
         if args.action == "mqtt":
             _require_mqtt(s)
 
-    for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
-        print(line, flush=True)
     options = IngestOptions(
         pack_size=args.pack_size,
         pack_ms=args.pack_ms,
@@ -2472,7 +2478,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
 
     import kafka.errors
 
-    from citybrain.errors import InputError
+    from citybrain.errors import InputError, ListenError
     from citybrain.stack.process import StackError
     from playbooks.errors import PlaybookError
 
@@ -2480,7 +2486,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return exc.status, exc.message
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
-    if isinstance(exc, StackError):
+    if isinstance(exc, StackError | ListenError):
         return EXIT_SERVICE, str(exc)
     if isinstance(exc, PlaybookError | StreamsError | InputError):
         return EXIT_USAGE, str(exc)

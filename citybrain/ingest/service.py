@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
+from citybrain.ports import check_listen, listen_error
 from citybrain.text import counted
 from streams.errors import StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
 
 log = logging.getLogger("citybrain.ingest")
+
+PORT_SETTING = "CITYBRAIN_INGEST_HTTP_PORT"
 
 
 @dataclass
@@ -191,17 +194,18 @@ def run_http(
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
+    host, port = settings.worker_bind, settings.ingest_http_port
+    check_listen(host, port, PORT_SETTING, "HTTP ingest")  # before Kafka, too
     if require is not None:
         require()
     publisher = _publisher(settings, options, "citybrain-ingest-http")
-    server = IngestHttpServer(
-        (settings.worker_bind, settings.ingest_http_port),
-        validator,
-        mapping,
-        publisher,
-        tokens,
-        max_body=options.max_body,
-    )
+    try:
+        server = IngestHttpServer(
+            (host, port), validator, mapping, publisher, tokens, max_body=options.max_body
+        )
+    except OSError as exc:  # taken since the check
+        publisher.close(timeout=1)
+        raise listen_error(exc, host, port, PORT_SETTING, "HTTP ingest") from None
     thread = threading.Thread(target=server.serve_forever, name="ingest-http", daemon=True)
     thread.start()
     log.info(
