@@ -10,7 +10,8 @@ these exit statuses (also in README "Commands"):
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
        a worker's operator API, Grafana; or a port it listens on is already in use
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
-  130  interrupted (Ctrl-C; a replay also by SIGTERM)
+  130  interrupted (Ctrl-C; a replay also by SIGTERM); a worker whose shutdown could not
+       finish (Kafka down) in 10 s or that got a second signal
   141  the output was closed early (`citybrain ... | head`); nothing more is printed
 """
 
@@ -23,6 +24,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -186,6 +188,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
             super().on_setup_root_logger(logger, level)
             logger.setLevel(level)
 
+        # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
+        # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
+        # with Kafka down that shutdown waited on commits and flushes for over a minute.
+        def _on_sigint(self) -> None:
+            self._first_signal(signal.SIGINT)
+
+        def _on_sigterm(self) -> None:
+            self._first_signal(signal.SIGTERM)
+
+        def _first_signal(self, signum: signal.Signals) -> None:
+            print(
+                f"citybrain: stopping: committing offsets and flushing to Kafka (up to "
+                f"{WORKER_STOP_GRACE:g} s; SIGTERM or Ctrl-C again stops at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                # A plain handler, not the loop's: it runs even while the loop is stuck.
+                self.loop.remove_signal_handler(sig)
+                signal.signal(sig, lambda *_: _stop_worker_now("a second signal"))
+            # While stopping with Kafka down, aiokafka's fetcher, cancelled mid-retry,
+            # ends faust's consumer thread with a CancelledError: one line, not a
+            # traceback (its partitions' offsets stay uncommitted, as said above).
+            threading.excepthook = _thread_ended_while_stopping
+            timer = threading.Timer(
+                WORKER_STOP_GRACE,
+                _stop_worker_now,
+                [f"Kafka did not answer within {WORKER_STOP_GRACE:g} s"],
+            )
+            timer.daemon = True
+            timer.start()
+            self._schedule_shutdown(signum)
+
     from citybrain.ports import check_listen
 
     # The configuration first (a bad routing file is bad input, exit 2), then the web
@@ -198,6 +233,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
+
+
+# How long a stopping worker may take to commit and flush before it exits anyway.
+WORKER_STOP_GRACE = 10.0
+
+
+def _thread_ended_while_stopping(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "a thread"
+    text = str(args.exc_value or "")
+    logging.getLogger("citybrain.worker").warning(
+        "while stopping: %s ended with %s%s", name, args.exc_type.__name__, f": {text}" * bool(text)
+    )
+
+
+def _stop_worker_now(why: str) -> None:
+    """End a stopping worker at once, as a crash would: what it processed since its last
+    commit is read again on the next start, and its effects are idempotent
+    (docs/operations.md), so nothing is lost."""
+    try:
+        print(
+            f"citybrain: stopped before the shutdown finished ({why}): readings processed "
+            "since the last offset commit are read again on the next start, as after a "
+            "crash (nothing is lost: docs/operations.md)",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        os._exit(EXIT_INTERRUPTED)  # no atexit flush waiting on Kafka again
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -100,6 +100,46 @@ def _publisher(settings: Settings, options: IngestOptions, client_id: str) -> Pa
     ).start()
 
 
+# How long a stopping ingest waits for Kafka to acknowledge what it holds (a second
+# SIGTERM/SIGINT stops at once): a few seconds is plenty for a Kafka that answers.
+STOP_GRACE = 5.0
+EXIT_SERVICE = 3  # README's "a service the command needs did not answer"
+
+
+def _stop_line(stats: PublisherStats, undelivered: int, fate: str) -> int:
+    """Log how the run ended; the exit status: 0, or 3 when Kafka left messages
+    unacknowledged (``fate`` says what becomes of them)."""
+    if not undelivered:
+        log.info("ingest: stopped; %s", stats_sentence(stats))
+        return 0
+    log.error(
+        "ingest: stopped; %s; %s NOT delivered, Kafka did not acknowledge %s: %s",
+        stats_sentence(stats),
+        counted(undelivered, "message"),
+        "it" if undelivered == 1 else "them",
+        fate,
+    )
+    return EXIT_SERVICE
+
+
+def _close(publisher: PackPublisher) -> int:
+    """After the first SIGTERM/SIGINT: wait up to ``STOP_GRACE`` seconds for Kafka to
+    acknowledge what the ingest holds, or until a second signal; how many it did not."""
+    give_up = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: give_up.set())
+    if publisher.pending:
+        log.warning(
+            "ingest: stopping; waiting up to %gs for Kafka to acknowledge %s "
+            "(SIGTERM or Ctrl-C again: stop now)",
+            STOP_GRACE,
+            counted(publisher.pending, "message"),
+        )
+    else:
+        log.info("ingest: stopping")
+    return publisher.close(STOP_GRACE, give_up)
+
+
 def _wait(publisher: PackPublisher, every: float, extra: Any = None) -> int:
     """Until SIGTERM/SIGINT (0) or a send Kafka refused for good (1); a stats line every
     ``every`` seconds."""
@@ -139,7 +179,8 @@ def stats_sentence(stats: PublisherStats) -> str:
 def run_mqtt(
     settings: Settings, options: IngestOptions, require: Callable[[], None] | None = None
 ) -> int:
-    """Subscribe and publish until SIGTERM/SIGINT (0) or a send Kafka refused (1).
+    """Subscribe and publish until SIGTERM/SIGINT (0; 3 when Kafka left messages
+    unacknowledged at the stop, ``STOP_GRACE``) or a send Kafka refused (1).
     ``require`` runs once the options and the grid are checked, before any connection
     (the CLI's fail-fast check that Kafka and the broker answer)."""
     from citybrain.ingest.mapping import MqttMapping
@@ -175,17 +216,19 @@ def run_mqtt(
         options.pack_ms,
     )
     code = _wait(publisher, options.stats_every, lambda: ingest.received)
-    if code == 0:
-        ingest.stop()
-    log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
-    return code
+    if code != 0:
+        log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
+        return code
+    undelivered = ingest.stop(lambda: _close(publisher))
+    fate = "left unacknowledged, so the MQTT broker delivers them again to the next ingest"
+    return _stop_line(publisher.stats, undelivered, fate)
 
 
 def run_http(
     settings: Settings, options: IngestOptions, require: Callable[[], None] | None = None
 ) -> int:
-    """Serve until SIGTERM/SIGINT (0) or a send Kafka refused (1); ``require`` as for
-    ``run_mqtt``."""
+    """Serve until SIGTERM/SIGINT (0; 3 when Kafka left readings unacknowledged at
+    the stop) or a send Kafka refused (1); ``require`` as for ``run_mqtt``."""
     from citybrain.ingest.http import IngestHttpServer
     from citybrain.ingest.ngsi import NgsiMapping
     from streams.auth import TokenStore
@@ -217,7 +260,9 @@ def run_http(
     )
     code = _wait(publisher, options.stats_every)
     server.shutdown()
-    if code == 0:
-        publisher.close()
-    log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
-    return code
+    if code != 0:
+        log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
+        return code
+    undelivered = _close(publisher)
+    fate = "their senders got no 2xx answer (a 503 or a closed connection) and send again"
+    return _stop_line(publisher.stats, undelivered, fate)
