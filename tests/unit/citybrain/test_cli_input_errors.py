@@ -306,3 +306,20 @@ def test_a_bad_setting_stops_a_command_before_it_starts(
     assert proc.stdout == ""
     assert proc.stderr.startswith(f"citybrain: {says}")
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest", "mqtt", "--topic", "bad{"],
+        ["ingest", "http", "--sensor-id-template", "{id}"],
+        ["ingest", "http", "--max-pending", "5"],
+    ],
+)
+def test_the_ingest_says_where_it_writes_only_after_its_options_pass(
+    argv: list[str], files: tuple[Path, dict[str, str]]
+) -> None:
+    # It printed "writing to Kafka at …" and then refused the option (trial 3, item 13).
+    proc = run_in_process(argv, files[1])
+    assert proc.returncode == EXIT_USAGE
+    assert "writing to Kafka" not in proc.stdout
