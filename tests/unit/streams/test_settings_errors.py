@@ -113,3 +113,43 @@ def test_min_samples_above_the_window_names_both(monkeypatch: pytest.MonkeyPatch
     assert "CITYBRAIN_DETECTOR_MIN_SAMPLES is 500: expected at most CITYBRAIN_DETECTOR_WINDOW" in (
         message
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("tokens: [1, 2\nx: y\n", ":2: not valid YAML: "),
+        ("- a\n- b\n", ": expected a mapping with a list 'tokens'"),
+        ("tokens: oops\n", ": expected a mapping with a list 'tokens'"),
+        ("tokens: [oops]\n", ": tokens entry 0: expected keys name, role, sha256"),
+        (
+            "tokens: [{name: a, role: mayor, sha256: x}]\n",
+            ": tokens entry 0: role is 'mayor', expected one of",
+        ),
+        ("tokens: [{name: a, role: operator, sha256: x}]\n", ": tokens entry 0: sha256 is not"),
+    ],
+)
+def test_a_bad_tokens_file_is_one_line_naming_the_setting_and_file(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    from streams.auth import TokenStore
+
+    path = tmp_path / "tokens.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as info:
+        TokenStore.load(path)
+    message = str(info.value)
+    assert message.startswith(f"CITYBRAIN_API_TOKENS_FILE {path}{says}"), message
+    assert "\n" not in message
+
+
+def test_a_yaml_mistake_in_the_grid_is_one_line_with_file_and_line(tmp_path: Path) -> None:
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("version: 1\ncells: [a, b\nsensors: []\n")
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value).startswith(f"{path}:3: not valid YAML: ")
+    assert "\n" not in str(info.value)
