@@ -191,6 +191,11 @@ class Settings(BaseSettings):
                 f"CITYBRAIN_{name.upper()} is {str(path)!r}: {why} {what}"
                 + ("" if name == "api_tokens_file" else "; unset it for the built-in one")
             )
+        if not any(self.playbook_dir.glob("*.yaml")):
+            raise ValueError(
+                f"CITYBRAIN_PLAYBOOK_DIR is {str(self.playbook_dir)!r}: no playbooks (*.yaml) "
+                "in it; unset it for the built-in ones"
+            )
         if self.detector_min_samples > self.detector_window:
             raise ValueError(
                 f"CITYBRAIN_DETECTOR_MIN_SAMPLES is {self.detector_min_samples}: expected at "

@@ -102,6 +102,14 @@ def test_a_file_setting_given_a_directory_says_so(
     assert message.startswith(f"CITYBRAIN_GRID_FILE is {str(tmp_path)!r}: not a file")
 
 
+def test_a_playbook_dir_without_playbooks_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # It was "routing.yaml:4: … playbook 'sensor-anomaly' does not exist (known: [])".
+    message = refusal(monkeypatch, CITYBRAIN_PLAYBOOK_DIR=str(tmp_path))
+    assert message.startswith(f"CITYBRAIN_PLAYBOOK_DIR is {str(tmp_path)!r}: no playbooks")
+
+
 def test_every_bad_setting_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     message = refusal(monkeypatch, CITYBRAIN_KAFKA_PORT="abc", CITYBRAIN_PARTITIONS="0")
     assert "CITYBRAIN_KAFKA_PORT is 'abc'" in message
