@@ -108,7 +108,8 @@ EXIT_SERVICE = 3  # README's "a service the command needs did not answer"
 
 def _stop_line(stats: PublisherStats, undelivered: int, fate: str) -> int:
     """Log how the run ended; the exit status: 0, or 3 when Kafka left messages
-    unacknowledged (``fate`` says what becomes of them)."""
+    unacknowledged (``fate`` says what becomes of them, with ``{them}`` and
+    ``{senders}`` for the count's grammar)."""
     if not undelivered:
         log.info("ingest: stopped; %s", stats_sentence(stats))
         return 0
@@ -117,7 +118,10 @@ def _stop_line(stats: PublisherStats, undelivered: int, fate: str) -> int:
         stats_sentence(stats),
         counted(undelivered, "message"),
         "it" if undelivered == 1 else "them",
-        fate,
+        fate.format(
+            them="it" if undelivered == 1 else "them",
+            senders="its sender" if undelivered == 1 else "their senders",
+        ),
     )
     return EXIT_SERVICE
 
@@ -220,7 +224,7 @@ def run_mqtt(
         log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
         return code
     undelivered = ingest.stop(lambda: _close(publisher))
-    fate = "left unacknowledged, so the MQTT broker delivers them again to the next ingest"
+    fate = "left unacknowledged, so the MQTT broker delivers {them} again to the next ingest"
     return _stop_line(publisher.stats, undelivered, fate)
 
 
@@ -264,5 +268,5 @@ def run_http(
         log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
         return code
     undelivered = _close(publisher)
-    fate = "their senders got no 2xx answer (a 503 or a closed connection) and send again"
+    fate = "{senders} got no 2xx answer (a 503 or a closed connection), the sign to send again"
     return _stop_line(publisher.stats, undelivered, fate)

@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.stack import KafkaBroker, PrometheusServer
+from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from streams.events import format_ts
-from tests.integration.test_ingest import GATEWAY_TOKEN, http_ingest, pipeline_for_ingest
+from tests.integration.test_ingest import (
+    GATEWAY_TOKEN,
+    TOPIC,
+    http_ingest,
+    mosquitto_pub,
+    mqtt_ingest,
+    pipeline_for_ingest,
+)
 from tests.services import Pipeline, stack_settings, start_of_hour
 
 pytestmark = pytest.mark.integration
@@ -90,6 +97,30 @@ def test_a_second_signal_stops_the_ingest_at_once(stack: PrometheusServer, run_d
         assert ingest.proc.returncode == 3
         assert "1 message NOT delivered" in ingest.log()
         assert "Traceback" not in ingest.log()
+    finally:
+        if ingest.proc is not None and ingest.proc.poll() is None:
+            ingest.proc.kill()
+        if not kafka.running():
+            kafka.start()
+        p.close()
+
+
+def test_the_mqtt_ingest_stops_without_kafka_leaving_the_message_to_the_broker(
+    mosquitto: MosquittoBroker, run_dir: Path
+) -> None:
+    p = pipeline_for_ingest(run_dir)
+    kafka = KafkaBroker(stack_settings(run_dir))
+    ingest = mqtt_ingest(p).start()
+    try:
+        assert kafka.stop()
+        payload = json.dumps({"value": 2.1, "ts": start_of_hour(1)})
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [payload])
+        wait_for(ingest.log_file, " pending=1 ")
+        assert ingest.stop() == 3
+        log = ingest.log()
+        assert "1 message NOT delivered" in log
+        assert "the MQTT broker delivers it again to the next ingest" in log
+        assert "Exception ignored" not in log and "Traceback" not in log
     finally:
         if ingest.proc is not None and ingest.proc.poll() is None:
             ingest.proc.kill()
