@@ -8,9 +8,10 @@ these exit statuses (also in README "Commands"):
        the demo raised no alert, no run was created in a campaign report's period
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
-       a worker's operator API, Grafana
+       a worker's operator API, Grafana; or a port it listens on is already in use
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
-  130  interrupted (Ctrl-C; a replay also by SIGTERM)
+  130  interrupted (Ctrl-C; a replay also by SIGTERM); a worker whose shutdown could not
+       finish (Kafka down) in 10 s or that got a second signal
   141  the output was closed early (`citybrain ... | head`); nothing more is printed
 """
 
@@ -23,6 +24,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -186,9 +188,46 @@ def cmd_worker(args: argparse.Namespace) -> int:
             super().on_setup_root_logger(logger, level)
             logger.setLevel(level)
 
-    # The configuration first (a bad routing file is bad input, exit 2), then the broker.
+        # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
+        # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
+        # with Kafka down that shutdown waited on commits and flushes for over a minute.
+        def _on_sigint(self) -> None:
+            self._first_signal(signal.SIGINT)
+
+        def _on_sigterm(self) -> None:
+            self._first_signal(signal.SIGTERM)
+
+        def _first_signal(self, signum: signal.Signals) -> None:
+            print(
+                f"citybrain: stopping: committing offsets and flushing to Kafka (up to "
+                f"{WORKER_STOP_GRACE:g} s; SIGTERM or Ctrl-C again stops at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                # A plain handler, not the loop's: it runs even while the loop is stuck.
+                self.loop.remove_signal_handler(sig)
+                signal.signal(sig, lambda *_: _stop_worker_now("a second signal"))
+            # While stopping with Kafka down, aiokafka's fetcher, cancelled mid-retry,
+            # ends faust's consumer thread with a CancelledError: one line, not a
+            # traceback (its partitions' offsets stay uncommitted, as said above).
+            threading.excepthook = _thread_ended_while_stopping
+            timer = threading.Timer(
+                WORKER_STOP_GRACE,
+                _stop_worker_now,
+                [f"Kafka did not answer within {WORKER_STOP_GRACE:g} s"],
+            )
+            timer.daemon = True
+            timer.start()
+            self._schedule_shutdown(signum)
+
+    from citybrain.ports import check_listen
+
+    # The configuration first (a bad routing file is bad input, exit 2), then the web
+    # port (faust's own bind failure is a traceback), then the broker.
     settings = _settings()
     app = create_app(settings)
+    check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
     _require_kafka(settings)
     _create_topics_for_worker(settings)
     settle_garbage_collector()
@@ -216,6 +255,34 @@ def _create_topics_for_worker(settings: Settings) -> None:
             "auto-create them)",
             file=sys.stderr,
         )
+
+
+# How long a stopping worker may take to commit and flush before it exits anyway.
+WORKER_STOP_GRACE = 10.0
+
+
+def _thread_ended_while_stopping(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "a thread"
+    text = str(args.exc_value or "")
+    logging.getLogger("citybrain.worker").warning(
+        "while stopping: %s ended with %s%s", name, args.exc_type.__name__, f": {text}" * bool(text)
+    )
+
+
+def _stop_worker_now(why: str) -> None:
+    """End a stopping worker at once, as a crash would: what it processed since its last
+    commit is read again on the next start, and its effects are idempotent
+    (docs/operations.md), so nothing is lost."""
+    try:
+        print(
+            f"citybrain: stopped before the shutdown finished ({why}): readings processed "
+            "since the last offset commit are read again on the next start, as after a "
+            "crash (nothing is lost: docs/operations.md)",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        os._exit(EXIT_INTERRUPTED)  # no atexit flush waiting on Kafka again
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -513,14 +580,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     s = _settings()
 
     def require_services() -> None:
-        # After the options and the grid are checked (bad input is status 2), before
-        # kafka-python and paho start retrying, silently, in the background.
+        # After the options, the grid and the listening port are checked (bad input is
+        # status 2), before kafka-python and paho start retrying, silently, in the
+        # background: where the readings go is said once it is the next thing to do.
+        for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
+            print(line, flush=True)
         _require_kafka(s)
         if args.action == "mqtt":
             _require_mqtt(s)
 
-    for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
-        print(line, flush=True)
     options = IngestOptions(
         pack_size=args.pack_size,
         pack_ms=args.pack_ms,
@@ -1715,7 +1783,11 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             )
         units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
         satisfaction = satisfaction_model(doc)
-    except (OSError, yaml.YAMLError, json.JSONDecodeError, AttributeError) as exc:
+    except yaml.YAMLError as exc:
+        from playbooks.loader import yaml_error
+
+        raise CliError(f"--units {yaml_error(units_path, exc)}") from None
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
@@ -2529,7 +2601,7 @@ def build_parser() -> argparse.ArgumentParser:
     detector_option(nab)
     nab.add_argument(
         "--threshold",
-        type=float,
+        type=_positive(float),
         metavar="T",
         help="also score at this fixed threshold (default: the tail detector's documented one)",
     )
@@ -2576,7 +2648,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
 
     import kafka.errors
 
-    from citybrain.errors import InputError
+    from citybrain.errors import InputError, ListenError
     from citybrain.stack.process import StackError
     from playbooks.errors import PlaybookError
 
@@ -2584,7 +2656,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return exc.status, exc.message
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
-    if isinstance(exc, StackError):
+    if isinstance(exc, StackError | ListenError):
         return EXIT_SERVICE, str(exc)
     if isinstance(exc, PlaybookError | StreamsError | InputError):
         return EXIT_USAGE, str(exc)

@@ -40,7 +40,7 @@ from citybrain.text import agreeing, counted
 from streams.auth import hash_token
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
-from streams.settings import REPO_ROOT, Settings
+from streams.settings import REPO_ROOT, Settings, load_settings
 
 # The committed real slices the demo replays (datasets/README.md).
 DEMO_DATA = tuple(
@@ -75,7 +75,9 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ValueError(f"--expect {path}: not YAML: {exc}") from None
+        from playbooks.loader import yaml_error
+
+        raise ValueError(f"--expect {yaml_error(path, exc)}") from None
     if not isinstance(doc, list):
         raise ValueError(f"--expect {path}: expected a list of events with keys {EXPECT_KEYS}")
     events = []
@@ -570,7 +572,7 @@ def run_demo(
     # soft_wrap: no line is broken at 80 columns when the output is a pipe or a log.
     console = console or Console(soft_wrap=True)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    base = Settings()
+    base = load_settings()
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
     files = DemoFiles.of(base)
     console.print(f"[bold]citybrain demo[/]: {STARTING}")
@@ -589,7 +591,7 @@ def run_demo(
         "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline),
         "CITYBRAIN_API_TOKENS_FILE": str(files.tokens),
     }
-    settings = Settings(
+    settings = load_settings(
         topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline
     )
     create_topics(settings)

@@ -13,3 +13,8 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad user input; the message names the file, field or value and what was expected."""
+
+
+class ListenError(RuntimeError):
+    """A server could not listen on its port (already in use by another process); the
+    message names the address and the setting to change. The CLI exits with status 3."""

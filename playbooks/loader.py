@@ -307,9 +307,22 @@ def _compose(path: Path, nodes: bool = True) -> tuple[Any, yaml.Node | None]:
         doc = yaml.load(text, Loader=_LOADER)
         return doc, yaml.compose(text, Loader=_LOADER) if nodes else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        raise PlaybookConfigError(f"{path}:{line} not valid YAML: {exc}") from exc
+        raise PlaybookConfigError(yaml_error(path, exc)) from exc
+
+
+def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
+    """A YAML syntax error on one line, ``file:line: not valid YAML: problem (column N;
+    while parsing … from line M)``; PyYAML's own text runs to several lines with a
+    snippet of the file."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    details = [f"column {mark.column + 1}"] if mark is not None else []
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        from_line = f" from line {context_mark.line + 1}" if context_mark is not None else ""
+        details.append(f"{context}{from_line}")
+    return f"{where}: not valid YAML: {problem}" + (f" ({'; '.join(details)})" if details else "")
 
 
 def _line_order(errors: list[str]) -> list[str]:

@@ -110,22 +110,32 @@ class TokenStore:
     def load(cls, path: Path | None) -> TokenStore:
         if path is None:
             return cls([])
+        from playbooks.loader import yaml_error
+
         try:
             doc = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc}") from exc
+        except OSError as exc:
+            raise SettingsError(
+                f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc.strerror}"
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {yaml_error(path, exc)}") from exc
+        where = f"CITYBRAIN_API_TOKENS_FILE {path}"
+        tokens = (doc or {}).get("tokens", []) if isinstance(doc, dict | None) else None
+        if not isinstance(tokens, list):
+            raise SettingsError(f"{where}: expected a mapping with a list 'tokens'")
         entries = []
-        for i, entry in enumerate((doc or {}).get("tokens", [])):
-            if set(entry) != {"name", "role", "sha256"}:
-                raise SettingsError(f"{path}: tokens entry {i}: expected keys name, role, sha256")
+        for i, entry in enumerate(tokens):
+            if not isinstance(entry, dict) or set(entry) != {"name", "role", "sha256"}:
+                raise SettingsError(f"{where}: tokens entry {i}: expected keys name, role, sha256")
             if entry["role"] not in ROLES:
                 raise SettingsError(
-                    f"{path}: tokens entry {i}: role is {entry['role']!r}, "
+                    f"{where}: tokens entry {i}: role is {entry['role']!r}, "
                     f"expected one of {list(ROLES)}"
                 )
             digest = str(entry["sha256"]).lower()
-            if len(digest) != 64:
-                raise SettingsError(f"{path}: tokens entry {i}: sha256 is not 64 hex digits")
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise SettingsError(f"{where}: tokens entry {i}: sha256 is not 64 hex digits")
             entries.append((digest, str(entry["name"]), str(entry["role"])))
         return cls(entries)
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# A TCP port a service listens on or is reached at.
+Port = Annotated[int, Field(ge=1, le=65535)]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CITYBRAIN_", extra="ignore", populate_by_name=True
+        env_prefix="CITYBRAIN_", extra="ignore", populate_by_name=True, allow_inf_nan=False
     )
 
     # Where the local stack keeps jars, binaries, data, logs and pids (outside the repo).
@@ -25,17 +28,17 @@ class Settings(BaseSettings):
     kafka_host: str = "127.0.0.1"
     worker_bind: str = "127.0.0.1"
     # Ports avoid the usual 9092/9090/6066 so a developer's own services keep working.
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
-    prometheus_port: int = 19090
-    worker_port: int = 16066
+    kafka_port: Port = 19092
+    kafka_controller_port: Port = 19093
+    prometheus_port: Port = 19090
+    worker_port: Port = 16066
     # The ingest edge (citybrain/ingest): the local MQTT broker and the HTTP ingest server.
     mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 11883
-    ingest_http_port: int = 16080
+    mqtt_port: Port = 11883
+    ingest_http_port: Port = 16080
     # `citybrain ingest mqtt` serves its Prometheus metrics here (the HTTP ingest serves
     # them on its own port); a second MQTT ingest on one machine takes the next port.
-    ingest_metrics_port: int = 16081
+    ingest_metrics_port: Port = 16081
     kafka_heap: str = "512m"
 
     app_id: str = "citybrain"
@@ -47,7 +50,7 @@ class Settings(BaseSettings):
     routing_file: Path = REPO_ROOT / "playbooks" / "library" / "routing.yaml"
     # Shortens every wait for a person (acks, approvals) and group_wait (rehearsals,
     # demos); unset in production.
-    ack_deadline_seconds: float | None = None
+    ack_deadline_seconds: float | None = Field(default=None, gt=0)
 
     # Operator API: hashed tokens with roles (streams/auth.py); no file, no access.
     api_tokens_file: Path | None = None
@@ -104,12 +107,14 @@ class Settings(BaseSettings):
     # default is the tail detector at its documented threshold (issue 13: the detector
     # and threshold of `citybrain detect` and of the NAB numbers).
     detector: str = "tail"
-    detector_window: int = 288
-    detector_min_samples: int = 24
+    detector_window: int = Field(default=288, ge=3)
+    detector_min_samples: int = Field(default=24, ge=3)
     # Unset, the detector's own threshold (detectors.default_threshold: 0.22 for tail,
     # 0.6 for robust_zscore), as `citybrain detect` counts it.
-    score_threshold: float = DEFAULT_THRESHOLD
-    quiet_readings: int = 6
+    # Above 0: every score is at least 0 (warm-up rows score 0), so a threshold of 0 or
+    # less would flag every reading.
+    score_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0)
+    quiet_readings: int = Field(default=6, ge=1)
     # Broken sensor or real event (streams/corroborating.py, docs/detectors.md): a
     # neighbour agrees with a score >= agree within window seconds (event time); a score
     # >= decisive routes as an event alone; a lone alert waits grace wall-clock seconds
@@ -119,8 +124,8 @@ class Settings(BaseSettings):
     corroboration_agree: float = Field(default=0.2, ge=0, le=1)
     corroboration_decisive: float = Field(default=0.9, ge=0, le=1)
     corroboration_grace: float = Field(default=30.0, ge=0)
-    max_future_skew: float = 300.0
-    deadline_check_interval: float = 1.0
+    max_future_skew: float = Field(default=300.0, ge=0)
+    deadline_check_interval: float = Field(default=1.0, gt=0)
 
     # Kafka security (docs/operations.md). Secrets are SecretStr: never logged or echoed.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
@@ -129,13 +134,85 @@ class Settings(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
 
+    @field_validator("replies_webhook_url", "grafana_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # a port out of range or not a number raises ValueError
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:3000"
+            )
+        return value
+
+    @field_validator("topic_prefix", "app_id")
+    @classmethod
+    def _kafka_name(cls, value: str) -> str:
+        # Kafka's legal topic characters; the prefix and the app id start topic names.
+        if not value or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value):
+            raise ValueError("expected letters, digits, '.', '_' or '-' (Kafka topic names)")
+        return value
+
+    @field_validator("kafka_heap")
+    @classmethod
+    def _heap(cls, value: str) -> str:
+        if not (value[:-1].isdigit() and value[-1].lower() in "kmg") and not value.isdigit():
+            raise ValueError("expected a JVM heap size such as 512m or 2g")
+        return value
+
+    @field_validator("kafka_host", "mqtt_host", "worker_bind")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        # A common slip is a URL (http://host:port); a bind address that is a name this
+        # machine cannot resolve is caught where it is bound (citybrain/ports.py).
+        if not value or "/" in value or any(c.isspace() for c in value):
+            raise ValueError("expected a host name or IP address, without scheme or path")
+        return value
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> Settings:
+        """The files and directories a command reads, named by their setting when absent
+        (rather than a later 'cannot read' or an empty playbook library)."""
+        for name, path, want_dir in (
+            ("grid_file", self.grid_file, False),
+            ("routing_file", self.routing_file, False),
+            ("playbook_dir", self.playbook_dir, True),
+            ("api_tokens_file", self.api_tokens_file, False),
+        ):
+            if path is None or (path.is_dir() if want_dir else path.is_file()):
+                continue
+            what = "directory" if want_dir else "file"
+            why = "no such" if not path.exists() else "not a"
+            raise ValueError(
+                f"CITYBRAIN_{name.upper()} is {str(path)!r}: {why} {what}"
+                + ("" if name == "api_tokens_file" else "; unset it for the built-in one")
+            )
+        if not any(self.playbook_dir.glob("*.yaml")):
+            raise ValueError(
+                f"CITYBRAIN_PLAYBOOK_DIR is {str(self.playbook_dir)!r}: no playbooks (*.yaml) "
+                "in it; unset it for the built-in ones"
+            )
+        if self.detector_min_samples > self.detector_window:
+            raise ValueError(
+                f"CITYBRAIN_DETECTOR_MIN_SAMPLES is {self.detector_min_samples}: expected at "
+                f"most CITYBRAIN_DETECTOR_WINDOW ({self.detector_window})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _known_detector(self) -> Settings:
         from detectors import DETECTORS, default_threshold
 
         if self.detector not in DETECTORS:
             raise ValueError(
-                f"CITYBRAIN_DETECTOR is {self.detector!r}, expected one of {sorted(DETECTORS)}"
+                f"CITYBRAIN_DETECTOR is {self.detector!r}: expected one of {sorted(DETECTORS)}"
             )
         if not self.threshold_is_set:
             # Stored without marking the field as given: a copy for another detector
@@ -172,7 +249,9 @@ class Settings(BaseSettings):
                 f"{self.kafka_security_protocol}"
             )
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
-            raise ValueError(f"CITYBRAIN_KAFKA_SSL_CAFILE {self.kafka_ssl_cafile} is not a file")
+            raise ValueError(
+                f"CITYBRAIN_KAFKA_SSL_CAFILE is {str(self.kafka_ssl_cafile)!r}: not a file"
+            )
         return self
 
     def kafka_python_options(self) -> dict[str, Any]:
@@ -246,9 +325,14 @@ class Settings(BaseSettings):
         }
 
 
+# Settings whose values are never echoed in an error (SecretStr fields).
+SECRET_SETTINGS = frozenset({"webhook_secret", "grafana_token", "kafka_password"})
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment; errors name the variable and never echo a value
-    (pydantic's own message would print the input, secrets included)."""
+    """Settings from the environment. Raises ``SettingsError``, one line naming each bad
+    setting, its value (never a secret's) and what was expected:
+    ``CITYBRAIN_KAFKA_PORT is 'abc': expected a whole number``."""
     from pydantic import ValidationError
 
     from streams.errors import SettingsError
@@ -256,9 +340,43 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        reasons = []
-        for err in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(p) for p in err["loc"])
-            name = f"CITYBRAIN_{where.upper()}" if where else "settings"
-            reasons.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        reasons = [setting_error(err) for err in exc.errors(include_url=False)]
         raise SettingsError("; ".join(reasons)) from None
+
+
+def setting_error(err: Any) -> str:
+    """One pydantic error (``ValidationError.errors()`` entry) in the project's words."""
+    loc = [str(p) for p in err["loc"]]
+    field = loc[0] if loc else ""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if not field:  # a model validator: its message names the settings already
+        return message
+    name = "CITYBRAIN_RUN_DIR" if field == "run_dir_override" else f"CITYBRAIN_{field.upper()}"
+    expected = _EXPECTED.get(err["type"])
+    reason = expected(err.get("ctx") or {}) if expected else message
+    if field.endswith("_port") and field in Settings.model_fields:
+        reason = "expected a port number, 1..65535"
+    if field in SECRET_SETTINGS:
+        return f"{name}: {reason} (the value is a secret and not shown)"
+    value = err.get("input")
+    shown = repr(value) if isinstance(value, str) else repr(str(value))
+    return f"{name} is {shown}: {reason}"
+
+
+_EXPECTED: dict[str, Any] = {
+    "int_parsing": lambda c: "expected a whole number",
+    "int_type": lambda c: "expected a whole number",
+    "int_from_float": lambda c: "expected a whole number",
+    "float_parsing": lambda c: "expected a number",
+    "float_type": lambda c: "expected a number",
+    "finite_number": lambda c: "expected a finite number",
+    "bool_parsing": lambda c: "expected true or false (or 1/0, yes/no, on/off)",
+    "bool_type": lambda c: "expected true or false (or 1/0, yes/no, on/off)",
+    "greater_than": lambda c: f"expected more than {c['gt']:g}",
+    "greater_than_equal": lambda c: f"expected at least {c['ge']:g}",
+    "less_than": lambda c: f"expected less than {c['lt']:g}",
+    "less_than_equal": lambda c: f"expected at most {c['le']:g}",
+    "literal_error": lambda c: f"expected {c['expected']}",
+    "path_type": lambda c: "expected a path",
+    "string_type": lambda c: "expected text",
+}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -105,12 +106,15 @@ class MqttIngest:
         )
         self.client.loop_start()
 
-    def stop(self) -> None:
-        """Flush to Kafka (acknowledging what it took), then leave; the session stays."""
+    def stop(self, close: Callable[[], int] | None = None) -> int:
+        """Flush to Kafka (acknowledging what it took), then leave; the session stays, so
+        the broker delivers what Kafka did not take again. ``close`` closes the publisher
+        (default: ``publisher.close()``); returns how many messages Kafka did not take."""
         self._stopping = True
-        self.publisher.close()
+        undelivered = close() if close is not None else self.publisher.close()
         self.client.disconnect()
         self.client.loop_stop()
+        return undelivered
 
     def _on_connect(
         self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any

@@ -72,6 +72,7 @@ class PackPublisher:
         self._pending = 0
         self._cond = threading.Condition()
         self._closing = False
+        self._abandoned = False  # set by close(): Kafka did not answer in time
         self._thread = threading.Thread(target=self._run, name="ingest-packer", daemon=True)
 
     def start(self) -> PackPublisher:
@@ -114,24 +115,49 @@ class PackPublisher:
             except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
                 if self.failure is not None:
                     raise RuntimeError(f"Kafka send failed: {self.failure}") from exc
+                if self._abandoned:
+                    return  # counted in close()'s undelivered: still pending
                 log.warning("Kafka dead letter not queued (%s); retrying", exc)
                 time.sleep(0.5)
         future.add_callback(self._acked, [done], dead_letter=True)
         future.add_errback(self._failed, "dead letter")
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Send what is buffered, wait for Kafka's acknowledgements, stop."""
+    def close(self, timeout: float = 30.0, give_up: threading.Event | None = None) -> int:
+        """Send what is buffered and wait for Kafka to acknowledge every reading and dead
+        letter: at most ``timeout`` seconds, less once ``give_up`` is set (a second
+        Ctrl-C). Then stop the producer, dropping what Kafka has not acknowledged, and
+        return how many readings and dead letters that was (0: everything delivered).
+        Their senders were never acknowledged (MQTT delivers them again to the next
+        ingest; an HTTP sender got no 2xx). Never raises for a Kafka that does not answer,
+        and leaves kafka-python no exit-time flush to fail with a traceback."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join(timeout)
-        self.producer.flush(timeout)
-        self.producer.close(timeout)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending and self.failure is None and time.monotonic() < deadline:
+                if give_up is not None and give_up.is_set():
+                    break
+                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            undelivered = self._pending
+            if undelivered:
+                self._abandoned = True  # the flusher stops retrying; errbacks stay quiet
+        if undelivered:
+            abandon_sends(self.producer)
+        self._thread.join(1.0)
+        try:
+            # What Kafka acknowledged is done; what it did not was aborted above.
+            self.producer.close(timeout=1.0)
+        except Exception as exc:  # a flush that could not finish: nothing more to lose
+            log.debug("ingest: closing the Kafka producer: %r", exc)
+        return undelivered
 
     # -- the flusher thread --------------------------------------------------------
     def _wait_for_room(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._pending >= self.max_pending:
+            if self._abandoned:  # stopping without Kafka: the sender is not acknowledged
+                return False
             if self.failure is not None:
                 raise RuntimeError(f"Kafka send failed: {self.failure}") from self.failure
             left = None if deadline is None else deadline - time.monotonic()
@@ -170,6 +196,8 @@ class PackPublisher:
                         )
                         break
                     except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
+                        if self._abandoned:
+                            return  # close() counts these as undelivered
                         # Nothing was queued: try again, in order, after a pause.
                         log.warning("Kafka send not queued (%s); retrying", exc)
                         time.sleep(0.5)
@@ -195,11 +223,25 @@ class PackPublisher:
     def _failed(self, what: str, exc: BaseException) -> None:
         # Not acknowledged, so the MQTT broker still holds the messages: stop and let the
         # next ingest receive them again, rather than carry on past a hole.
+        if self._abandoned:
+            return  # close() aborted it and counts it as undelivered
         log.error("ingest: Kafka refused a %s for good: %r", what, exc)
         with self._cond:
             if self.failure is None:
                 self.failure = exc
             self._cond.notify_all()
+
+
+def abandon_sends(producer: Any) -> None:
+    """Make kafka-python drop the records Kafka has not acknowledged, so that closing the
+    producer returns at once instead of its exit-time flush failing with a traceback
+    (``Exception ignored in atexit callback … KafkaTimeoutError``). kafka-python 3.0.12
+    has no public way: ``KafkaProducer._sender`` (the I/O thread) and its
+    ``force_close()``, which aborts every incomplete batch (their futures fail). Checked
+    by tests/unit/citybrain/ingest/test_publisher_stop.py."""
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
 
 
 def make_producer(bootstrap: str, options: dict[str, Any], client_id: str) -> Any:

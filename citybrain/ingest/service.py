@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
+from citybrain.ports import check_listen, listen_error
 from citybrain.text import counted
 from streams.errors import StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
 
 log = logging.getLogger("citybrain.ingest")
+
+PORT_SETTING = "CITYBRAIN_INGEST_HTTP_PORT"
 
 
 @dataclass
@@ -97,6 +100,52 @@ def _publisher(settings: Settings, options: IngestOptions, client_id: str) -> Pa
     ).start()
 
 
+# How long a stopping ingest waits for Kafka to acknowledge what it holds (a second
+# SIGTERM/SIGINT stops at once): a few seconds is plenty for a Kafka that answers.
+STOP_GRACE = 5.0
+EXIT_SERVICE = 3  # README's "a service the command needs did not answer"
+
+
+def _stop_line(
+    stats: PublisherStats, undelivered: int, fate: str, skipped: int | None = None
+) -> int:
+    """Log how the run ended; the exit status: 0, or 3 when Kafka left messages
+    unacknowledged (``fate`` says what becomes of them, with ``{them}`` and
+    ``{senders}`` for the count's grammar; ``skipped`` as for ``stats_sentence``)."""
+    if not undelivered:
+        log.info("ingest: stopped; %s", stats_sentence(stats, skipped))
+        return 0
+    log.error(
+        "ingest: stopped; %s; %s NOT delivered, Kafka did not acknowledge %s: %s",
+        stats_sentence(stats, skipped),
+        counted(undelivered, "message"),
+        "it" if undelivered == 1 else "them",
+        fate.format(
+            them="it" if undelivered == 1 else "them",
+            senders="its sender" if undelivered == 1 else "their senders",
+        ),
+    )
+    return EXIT_SERVICE
+
+
+def _close(publisher: PackPublisher) -> int:
+    """After the first SIGTERM/SIGINT: wait up to ``STOP_GRACE`` seconds for Kafka to
+    acknowledge what the ingest holds, or until a second signal; how many it did not."""
+    give_up = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: give_up.set())
+    if publisher.pending:
+        log.warning(
+            "ingest: stopping; waiting up to %gs for Kafka to acknowledge %s "
+            "(SIGTERM or Ctrl-C again: stop now)",
+            STOP_GRACE,
+            counted(publisher.pending, "message"),
+        )
+    else:
+        log.info("ingest: stopping")
+    return publisher.close(STOP_GRACE, give_up)
+
+
 def _wait(publisher: PackPublisher, every: float, extra: Callable[[], str] | None = None) -> int:
     """Until SIGTERM/SIGINT (0) or a send Kafka refused for good (1); a stats line every
     ``every`` seconds (``extra`` adds the MQTT ingest's ``received=… skipped=…``)."""
@@ -137,18 +186,17 @@ def stats_sentence(stats: PublisherStats, skipped: int | None = None) -> str:
 
 def serve_metrics(metrics: IngestMetrics, bind: str, port: int) -> Callable[[], None]:
     """Serve ``GET /metrics`` for the MQTT ingest (``CITYBRAIN_INGEST_METRICS_PORT``);
-    returns the function that stops it. Raises ``IngestOptionError`` naming the setting
-    when the port cannot be bound (another ingest holds it)."""
+    returns the function that stops it. A port that cannot be bound raises as
+    ``citybrain.ports.listen_error``: ``ListenError`` (exit 3) when another ingest holds
+    it, naming the setting and the next port to try; ``InputError`` (exit 2) for a bind
+    address this machine lacks."""
     from prometheus_client import start_http_server
 
     try:
         server, thread = start_http_server(port, bind, metrics.registry)
-    except (OSError, OverflowError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise IngestOptionError(
-            f"CITYBRAIN_INGEST_METRICS_PORT is {port}: cannot serve the ingest's metrics on "
-            f"{bind}:{port} ({reason}); a second MQTT ingest on this machine takes the next "
-            "port (docs/ingest.md, Operating it)"
+    except OSError as exc:
+        raise listen_error(
+            exc, bind, port, "CITYBRAIN_INGEST_METRICS_PORT", "MQTT ingest"
         ) from None
 
     def stop() -> None:
@@ -161,7 +209,8 @@ def serve_metrics(metrics: IngestMetrics, bind: str, port: int) -> Callable[[], 
 def run_mqtt(
     settings: Settings, options: IngestOptions, require: Callable[[], None] | None = None
 ) -> int:
-    """Subscribe and publish until SIGTERM/SIGINT (0) or a send Kafka refused (1).
+    """Subscribe and publish until SIGTERM/SIGINT (0; 3 when Kafka left messages
+    unacknowledged at the stop, ``STOP_GRACE``) or a send Kafka refused (1).
     ``require`` runs once the options and the grid are checked, before any connection
     (the CLI's fail-fast check that Kafka and the broker answer)."""
     from citybrain.ingest.mapping import MqttMapping
@@ -208,18 +257,21 @@ def run_mqtt(
         options.stats_every,
         lambda: f" received={ingest.received} skipped={ingest.skipped}",
     )
-    if code == 0:
-        ingest.stop()
+    if code != 0:
+        stop_metrics()
+        log.info("ingest: stopped; %s", stats_sentence(publisher.stats, ingest.skipped))
+        return code
+    undelivered = ingest.stop(lambda: _close(publisher))
     stop_metrics()
-    log.info("ingest: stopped; %s", stats_sentence(publisher.stats, ingest.skipped))
-    return code
+    fate = "left unacknowledged, so the MQTT broker delivers {them} again to the next ingest"
+    return _stop_line(publisher.stats, undelivered, fate, ingest.skipped)
 
 
 def run_http(
     settings: Settings, options: IngestOptions, require: Callable[[], None] | None = None
 ) -> int:
-    """Serve until SIGTERM/SIGINT (0) or a send Kafka refused (1); ``require`` as for
-    ``run_mqtt``."""
+    """Serve until SIGTERM/SIGINT (0; 3 when Kafka left readings unacknowledged at
+    the stop) or a send Kafka refused (1); ``require`` as for ``run_mqtt``."""
     from citybrain.ingest.http import IngestHttpServer
     from citybrain.ingest.ngsi import NgsiMapping
     from streams.auth import TokenStore
@@ -228,17 +280,18 @@ def run_http(
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
+    host, port = settings.worker_bind, settings.ingest_http_port
+    check_listen(host, port, PORT_SETTING, "HTTP ingest")  # before Kafka, too
     if require is not None:
         require()
     publisher = _publisher(settings, options, "citybrain-ingest-http")
-    server = IngestHttpServer(
-        (settings.worker_bind, settings.ingest_http_port),
-        validator,
-        mapping,
-        publisher,
-        tokens,
-        max_body=options.max_body,
-    )
+    try:
+        server = IngestHttpServer(
+            (host, port), validator, mapping, publisher, tokens, max_body=options.max_body
+        )
+    except OSError as exc:  # taken since the check
+        publisher.close(timeout=1)
+        raise listen_error(exc, host, port, PORT_SETTING, "HTTP ingest") from None
     thread = threading.Thread(target=server.serve_forever, name="ingest-http", daemon=True)
     thread.start()
     log.info(
@@ -250,7 +303,9 @@ def run_http(
     )
     code = _wait(publisher, options.stats_every)
     server.shutdown()
-    if code == 0:
-        publisher.close()
-    log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
-    return code
+    if code != 0:
+        log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
+        return code
+    undelivered = _close(publisher)
+    fate = "{senders} got no 2xx answer (a 503 or a closed connection), the sign to send again"
+    return _stop_line(publisher.stats, undelivered, fate)

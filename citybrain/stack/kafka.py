@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from citybrain.ports import check_listen
 from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
 from streams.settings import Settings
 
@@ -187,6 +188,13 @@ class KafkaBroker:
     def start(self, timeout: float = 90.0) -> None:
         if self.running():
             return
+        check_listen("127.0.0.1", self.settings.kafka_port, "CITYBRAIN_KAFKA_PORT", "Kafka")
+        check_listen(
+            "127.0.0.1",
+            self.settings.kafka_controller_port,
+            "CITYBRAIN_KAFKA_CONTROLLER_PORT",
+            "Kafka controller",
+        )
         self.install()
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         self.write_config()

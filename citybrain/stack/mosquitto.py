@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 
+from citybrain.ports import check_listen
 from citybrain.stack.process import StackError, debian_binary, read_pid, spawn, stop, wait_until
 from streams.settings import Settings
 
@@ -120,6 +121,7 @@ class MosquittoBroker:
     def start(self, timeout: float = 30.0) -> None:
         if self.running():
             return
+        check_listen("127.0.0.1", self.settings.mqtt_port, "CITYBRAIN_MQTT_PORT", "Mosquitto")
         binary = self.binary()
         self.write_config()
         spawn([binary, "-c", str(self.config)], self.log_file, self.pid_file)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from citybrain.ports import check_listen
 from citybrain.stack.process import StackError, debian_binary, read_pid, spawn, stop, wait_until
 from dashboards.rules import LOCATIONS_FILE, location_rules
 from streams.settings import REPO_ROOT, Settings
@@ -118,6 +119,8 @@ class PrometheusServer:
     def start(self, timeout: float = 30.0) -> None:
         if self.running():
             return
+        port = self.settings.prometheus_port
+        check_listen("127.0.0.1", port, "CITYBRAIN_PROMETHEUS_PORT", "Prometheus")
         binary = self.binary()
         self.write_config()
         data: Path = self.dir / "data"

@@ -145,9 +145,12 @@ def test_worker_without_valid_credentials_is_refused(
         ),
         (
             {"kafka_security_protocol": "TLS", "kafka_password": "hunter2"},
-            "CITYBRAIN_KAFKA_SECURITY_PROTOCOL: Input should be",
+            "CITYBRAIN_KAFKA_SECURITY_PROTOCOL is 'TLS': expected",
         ),
-        ({"kafka_port": "many", "kafka_password": "hunter2"}, "CITYBRAIN_KAFKA_PORT: Input"),
+        (
+            {"kafka_port": "many", "kafka_password": "hunter2"},
+            "CITYBRAIN_KAFKA_PORT is 'many': expected",
+        ),
     ],
 )
 def test_configuration_errors_name_the_setting_and_hide_secrets(

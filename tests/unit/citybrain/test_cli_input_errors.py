@@ -316,3 +316,43 @@ def test_an_output_directory_that_is_a_file_is_named_with_its_option(
         "writes several files into it)"
     )
     assert a_file.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CITYBRAIN_SCORE_THRESHOLD", "-1", "CITYBRAIN_SCORE_THRESHOLD is '-1': expected more"),
+        ("CITYBRAIN_SCORE_THRESHOLD", "0", "CITYBRAIN_SCORE_THRESHOLD is '0': expected more"),
+        ("CITYBRAIN_KAFKA_PORT", "99999", "CITYBRAIN_KAFKA_PORT is '99999': expected a port"),
+        ("CITYBRAIN_GRID_FILE", "/nope.yaml", "CITYBRAIN_GRID_FILE is '/nope.yaml': no such"),
+    ],
+)
+@pytest.mark.parametrize(
+    "argv", [["detect", "--input", "x.csv", "--output", "y.csv"], ["stack", "status"]]
+)
+def test_a_bad_setting_stops_a_command_before_it_starts(
+    argv: list[str], name: str, value: str, says: str
+) -> None:
+    # `detect` with threshold -1 counted the warm-up rows (scored 0) as flagged.
+    proc = run_in_process(argv, {name: value})
+    assert proc.returncode == EXIT_USAGE
+    assert proc.stdout == ""
+    assert proc.stderr.startswith(f"citybrain: {says}")
+    assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest", "mqtt", "--topic", "bad{"],
+        ["ingest", "http", "--sensor-id-template", "{id}"],
+        ["ingest", "http", "--max-pending", "5"],
+    ],
+)
+def test_the_ingest_says_where_it_writes_only_after_its_options_pass(
+    argv: list[str], files: tuple[Path, dict[str, str]]
+) -> None:
+    # It printed "writing to Kafka at …" and then refused the option (trial 3, item 13).
+    proc = run_in_process(argv, files[1])
+    assert proc.returncode == EXIT_USAGE
+    assert "writing to Kafka" not in proc.stdout

@@ -278,7 +278,7 @@ def test_check_names_the_setting_a_missing_directory_came_from(
 ) -> None:
     monkeypatch.setenv("CITYBRAIN_PLAYBOOK_DIR", "/nope")
     assert main(["playbooks", "check"]) == 2
-    assert "CITYBRAIN_PLAYBOOK_DIR '/nope': no such directory" in capsys.readouterr().err
+    assert "CITYBRAIN_PLAYBOOK_DIR is '/nope': no such directory" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from citybrain.errors import ListenError
 from citybrain.ingest.http import IngestHttpServer
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import MqttIngest
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PublisherStats
-from citybrain.ingest.service import IngestOptionError, serve_metrics
+from citybrain.ingest.service import serve_metrics
 from playbooks.grid import Grid
 from streams.auth import TokenStore, hash_token
 from streams.events import EventValidator, Reading
@@ -233,8 +234,10 @@ def test_the_mqtt_ingest_serves_metrics_and_a_taken_port_names_the_setting() -> 
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(IngestOptionError) as err:
+        with pytest.raises(ListenError) as err:
             serve_metrics(metrics, "127.0.0.1", port)
-    assert str(err.value).startswith(f"CITYBRAIN_INGEST_METRICS_PORT is {port}: cannot serve")
+    # As every other taken port (citybrain/ports.py): exit 3, the setting and a next port.
+    assert str(err.value).startswith(f"CITYBRAIN_INGEST_METRICS_PORT is {port}, but 127.0.0.1")
+    assert f"CITYBRAIN_INGEST_METRICS_PORT={port + 1}" in str(err.value)
     sent = samples(metrics.exposition().decode(), "citybrain_ingest_readings_total")
     assert sent == {(("stream", "mqtt"),): 3}

@@ -1,0 +1,57 @@
+"""Where a citybrain server listens (the worker's web server, the HTTP ingest): one line
+naming the setting when it cannot, instead of an ``OSError`` or faust's traceback."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from citybrain.errors import InputError, ListenError
+
+BIND_SETTING = "CITYBRAIN_WORKER_BIND"
+
+
+def listen_error(exc: OSError, host: str, port: int, port_setting: str, what: str) -> Exception:
+    """``exc`` (raised binding ``host:port``) as ``InputError`` when the setting is wrong
+    (a bind address this machine lacks or cannot resolve, a privileged port: exit 2) or
+    ``ListenError`` when the port is taken (exit 3); each message names the setting, its
+    value and what to do."""
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        reason = exc.strerror or str(exc)
+        return InputError(
+            f"{BIND_SETTING} is {host!r}: the {what} cannot listen there ({reason}); give an "
+            "address of this machine, e.g. 127.0.0.1, or 0.0.0.0 for every interface"
+        )
+    if exc.errno == errno.EACCES:
+        return InputError(
+            f"{port_setting} is {port}: only root may listen on a port below 1024; give "
+            "1024 or above"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return ListenError(
+            f"{port_setting} is {port}, but {host}:{port} is already in use (another "
+            f"{what}'s, or another program's): stop that one, or give this {what} its own "
+            f"port, e.g. {port_setting}={_next(port)}"
+        )
+    return ListenError(
+        f"{port_setting} is {port}: the {what} cannot listen on {host}:{port}: {exc}"
+    )
+
+
+def check_listen(host: str, port: int, port_setting: str, what: str) -> None:
+    """Raise as ``listen_error`` unless ``host:port`` can be bound now, for a server that
+    binds later inside a framework (faust's web server) whose own failure is a traceback.
+    Binds with SO_REUSEADDR, as aiohttp and ``socketserver`` do: a port left in TIME_WAIT
+    by a stopped server passes, one another process listens on does not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        raise listen_error(exc, host, port, port_setting, what) from None
+
+
+def _next(port: int) -> int:
+    return port + 1 if port < 65535 else port - 1

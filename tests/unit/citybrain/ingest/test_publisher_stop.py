@@ -1,0 +1,61 @@
+"""Stopping the ingest while Kafka is down ends within the grace period (or at once on a
+second signal), says how many messages Kafka never acknowledged, and leaves kafka-python
+no exit-time flush to fail with a traceback (trial 3: no exit for 40 s, then
+``Exception ignored in atexit callback … KafkaTimeoutError``).
+
+A real kafka-python producer pointed at a port nothing listens on: no broker needed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaProducer
+
+from citybrain.ingest.publisher import PackPublisher
+from streams.events import Reading
+from tests.unit.citybrain.test_cli_errors import _closed_port
+
+READING = Reading(1_790_000_000.0, "gauge-1", "water_level", 2.4, "m", "c1")
+
+
+@pytest.fixture
+def publisher() -> Iterator[PackPublisher]:
+    # make_producer's options, with the broker version given: without it kafka-python
+    # asks the (absent) broker for it in the constructor.
+    producer = KafkaProducer(
+        bootstrap_servers=f"127.0.0.1:{_closed_port()}",
+        api_version=(3, 0),
+        acks="all",
+        linger_ms=2,
+        max_block_ms=10_000,
+        delivery_timeout_ms=24 * 3600 * 1000,
+    )
+    pub = PackPublisher(producer, "t.readings", "t.deadletter", 2, pack_size=10, max_pending=100)
+    yield pub.start()
+
+
+def test_a_stop_without_kafka_counts_what_it_drops(publisher: PackPublisher) -> None:
+    acked: list[int] = []
+    for _ in range(3):
+        publisher.submit(READING, lambda: acked.append(1))
+    undelivered = publisher.close(timeout=0.5)
+    assert undelivered == 3
+    assert acked == []  # never acknowledged to their senders: not silently lost
+    assert publisher.producer._closed  # kafka-python 3.0.12: closed, no atexit flush left
+
+
+def test_a_second_signal_gives_up_at_once(publisher: PackPublisher) -> None:
+    publisher.submit(READING, lambda: None)
+    give_up = threading.Event()
+    give_up.set()
+    started = time.monotonic()
+    assert publisher.close(timeout=3600, give_up=give_up) == 1
+    # Not a timing assertion on the machine's speed: the hour-long grace was not waited.
+    assert time.monotonic() - started < 600
+
+
+def test_a_stop_with_nothing_pending_drops_nothing(publisher: PackPublisher) -> None:
+    assert publisher.close(timeout=0.5) == 0

@@ -1,0 +1,73 @@
+"""A server whose port is taken, or whose bind address is wrong, says so in one line
+naming the setting and its value (trial 3: an OSError "this is a bug" and a faust
+traceback)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from citybrain.cli import EXIT_SERVICE, EXIT_USAGE
+from citybrain.errors import InputError, ListenError
+from citybrain.ports import check_listen
+from tests.unit.citybrain.test_cli_errors import run_in_process
+
+
+@pytest.fixture
+def taken() -> Iterator[int]:
+    """A port another program listens on, as a second worker or ingest would find it."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_a_taken_port_names_the_setting_and_a_free_choice(taken: int) -> None:
+    with pytest.raises(ListenError) as info:
+        check_listen("127.0.0.1", taken, "CITYBRAIN_WORKER_PORT", "worker")
+    message = str(info.value)
+    assert message.startswith(f"CITYBRAIN_WORKER_PORT is {taken}, but 127.0.0.1:{taken} is")
+    assert f"e.g. CITYBRAIN_WORKER_PORT={taken + 1}" in message
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "notanip.invalid"])
+def test_a_bind_address_this_machine_lacks_names_the_bind_setting(host: str) -> None:
+    with pytest.raises(InputError) as info:
+        check_listen(host, 16066, "CITYBRAIN_WORKER_PORT", "worker")
+    assert str(info.value).startswith(f"CITYBRAIN_WORKER_BIND is {host!r}: the worker cannot")
+
+
+def test_a_free_port_passes() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    check_listen("127.0.0.1", port, "CITYBRAIN_WORKER_PORT", "worker")
+
+
+@pytest.mark.parametrize(
+    ("argv", "setting"),
+    [
+        (["ingest", "http"], "CITYBRAIN_INGEST_HTTP_PORT"),
+        (["worker"], "CITYBRAIN_WORKER_PORT"),
+    ],
+)
+def test_a_second_server_on_a_taken_port_is_refused_with_status_3(
+    argv: list[str], setting: str, taken: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["citybrain", *argv])  # the worker resets sys.argv
+    proc = run_in_process(argv, {setting: str(taken)})
+    assert proc.returncode == EXIT_SERVICE, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("citybrain: ")]
+    assert errors[-1].startswith(f"citybrain: {setting} is {taken}, but 127.0.0.1:{taken}")
+    # Where the readings would go is said only once the ingest is about to connect.
+    assert "writing to Kafka" not in proc.stdout
+
+
+def test_a_bad_bind_address_is_status_2() -> None:
+    proc = run_in_process(["ingest", "http"], {"CITYBRAIN_WORKER_BIND": "192.0.2.1"})
+    assert proc.returncode == EXIT_USAGE
+    assert proc.stderr.startswith("citybrain: CITYBRAIN_WORKER_BIND is '192.0.2.1'")

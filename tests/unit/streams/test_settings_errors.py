@@ -1,0 +1,163 @@
+"""Every setting's error names the setting and its value in the project's words (not
+pydantic's), and nonsense values are refused when the settings load (issue 12 kind)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.errors import SettingsError
+from streams.settings import SECRET_SETTINGS, Settings, load_settings
+
+# Settings that take any text or any path: nothing to refuse in "nonsense!".
+FREE_FORM = {
+    "home",
+    "run_dir_override",
+    "kafka_host",
+    "mqtt_host",
+    "worker_bind",
+    "watch_sensors",
+    "kafka_username",
+}
+
+
+def env_name(field: str) -> str:
+    return "CITYBRAIN_RUN_DIR" if field == "run_dir_override" else f"CITYBRAIN_{field.upper()}"
+
+
+def refusal(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for key in [k for k in __import__("os").environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("field", sorted(set(Settings.model_fields) - FREE_FORM - SECRET_SETTINGS))
+def test_every_setting_refuses_nonsense_naming_itself_and_the_value(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    message = refusal(monkeypatch, **{env_name(field): "nonsense!"})
+    assert message.startswith(f"{env_name(field)} is 'nonsense!': "), message
+    assert "Input should" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("field", sorted(SECRET_SETTINGS))
+def test_a_secret_setting_is_named_but_its_value_never_shown(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    # A secret is any text, so a bad one is refused only beside the setting that needs it.
+    env = {env_name(field): "hunter2", "CITYBRAIN_WEBHOOK_TIMEOUT": "soon"}
+    message = refusal(monkeypatch, **env)
+    assert "hunter2" not in message
+    assert message.startswith("CITYBRAIN_WEBHOOK_TIMEOUT is 'soon': expected a number")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("CITYBRAIN_KAFKA_PORT", "abc", "expected a port number, 1..65535"),
+        ("CITYBRAIN_KAFKA_PORT", "99999", "expected a port number, 1..65535"),
+        ("CITYBRAIN_INGEST_HTTP_PORT", "80000", "expected a port number, 1..65535"),
+        ("CITYBRAIN_WORKER_PORT", "0", "expected a port number, 1..65535"),
+        ("CITYBRAIN_MQTT_PORT", "-1", "expected a port number, 1..65535"),
+        ("CITYBRAIN_PROMETHEUS_PORT", "65536", "expected a port number, 1..65535"),
+        ("CITYBRAIN_KAFKA_CONTROLLER_PORT", "0", "expected a port number, 1..65535"),
+        ("CITYBRAIN_PARTITIONS", "0", "expected at least 1"),
+        ("CITYBRAIN_CORROBORATION", "maybe", "expected true or false"),
+        ("CITYBRAIN_SCORE_THRESHOLD", "-1", "expected more than 0"),
+        ("CITYBRAIN_SCORE_THRESHOLD", "nan", "expected a finite number"),
+        ("CITYBRAIN_ACK_DEADLINE_SECONDS", "-1", "expected more than 0"),
+        ("CITYBRAIN_MAX_FUTURE_SKEW", "-1", "expected at least 0"),
+        ("CITYBRAIN_DEADLINE_CHECK_INTERVAL", "0", "expected more than 0"),
+        ("CITYBRAIN_QUIET_READINGS", "0", "expected at least 1"),
+        ("CITYBRAIN_REPLIES_WEBHOOK_URL", "notaurl", "expected an http:// or https:// URL"),
+        ("CITYBRAIN_GRAFANA_URL", "notaurl", "expected an http:// or https:// URL"),
+        ("CITYBRAIN_GRAFANA_URL", "http://", "expected an http:// or https:// URL"),
+        ("CITYBRAIN_GRAFANA_URL", "localhost:3000", "expected an http:// or https:// URL"),
+        ("CITYBRAIN_KAFKA_HOST", "http://kafka:9092", "expected a host name or IP address"),
+        ("CITYBRAIN_TOPIC_PREFIX", "my topics", "expected letters, digits"),
+        ("CITYBRAIN_GRID_FILE", "/nope.yaml", "no such file"),
+        ("CITYBRAIN_ROUTING_FILE", "/nope.yaml", "no such file"),
+        ("CITYBRAIN_PLAYBOOK_DIR", "/nope", "no such directory"),
+        ("CITYBRAIN_API_TOKENS_FILE", "/nope.yaml", "no such file"),
+        ("CITYBRAIN_DETECTOR", "nosuch", "expected one of ["),
+        ("CITYBRAIN_KAFKA_SECURITY_PROTOCOL", "TLS", "expected 'PLAINTEXT', 'SASL_PLAINTEXT'"),
+    ],
+)
+def test_a_bad_value_is_refused_in_one_line_naming_setting_and_value(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    message = refusal(monkeypatch, **{name: value})
+    assert message.startswith(f"{name} is {value!r}: {expected}"), message
+
+
+def test_a_file_setting_given_a_directory_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    message = refusal(monkeypatch, CITYBRAIN_GRID_FILE=str(tmp_path))
+    assert message.startswith(f"CITYBRAIN_GRID_FILE is {str(tmp_path)!r}: not a file")
+
+
+def test_a_playbook_dir_without_playbooks_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # It was "routing.yaml:4: … playbook 'sensor-anomaly' does not exist (known: [])".
+    message = refusal(monkeypatch, CITYBRAIN_PLAYBOOK_DIR=str(tmp_path))
+    assert message.startswith(f"CITYBRAIN_PLAYBOOK_DIR is {str(tmp_path)!r}: no playbooks")
+
+
+def test_every_bad_setting_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refusal(monkeypatch, CITYBRAIN_KAFKA_PORT="abc", CITYBRAIN_PARTITIONS="0")
+    assert "CITYBRAIN_KAFKA_PORT is 'abc'" in message
+    assert "CITYBRAIN_PARTITIONS is '0'" in message
+
+
+def test_min_samples_above_the_window_names_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refusal(monkeypatch, CITYBRAIN_DETECTOR_MIN_SAMPLES="500")
+    assert "CITYBRAIN_DETECTOR_MIN_SAMPLES is 500: expected at most CITYBRAIN_DETECTOR_WINDOW" in (
+        message
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("tokens: [1, 2\nx: y\n", ":2: not valid YAML: "),
+        ("- a\n- b\n", ": expected a mapping with a list 'tokens'"),
+        ("tokens: oops\n", ": expected a mapping with a list 'tokens'"),
+        ("tokens: [oops]\n", ": tokens entry 0: expected keys name, role, sha256"),
+        (
+            "tokens: [{name: a, role: mayor, sha256: x}]\n",
+            ": tokens entry 0: role is 'mayor', expected one of",
+        ),
+        ("tokens: [{name: a, role: operator, sha256: x}]\n", ": tokens entry 0: sha256 is not"),
+    ],
+)
+def test_a_bad_tokens_file_is_one_line_naming_the_setting_and_file(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    from streams.auth import TokenStore
+
+    path = tmp_path / "tokens.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as info:
+        TokenStore.load(path)
+    message = str(info.value)
+    assert message.startswith(f"CITYBRAIN_API_TOKENS_FILE {path}{says}"), message
+    assert "\n" not in message
+
+
+def test_a_yaml_mistake_in_the_grid_is_one_line_with_file_and_line(tmp_path: Path) -> None:
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("version: 1\ncells: [a, b\nsensors: []\n")
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value).startswith(f"{path}:3: not valid YAML: ")
+    assert "\n" not in str(info.value)
