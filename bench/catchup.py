@@ -400,6 +400,13 @@ def main() -> None:
         help="the worker's CITYBRAIN_COMMIT_EVERY (default: the worker's own)",
     )
     parser.add_argument(
+        "--fetch-max-wait",
+        type=float,
+        metavar="S",
+        help="the worker's CITYBRAIN_FETCH_MAX_WAIT (default: the worker's own; 1.5 is "
+        "faust's); results of another value go under 'fetch_wait_levers' in --out",
+    )
+    parser.add_argument(
         "--candidates",
         default=",".join(CANDIDATES),
         help=f"comma-separated subset of {','.join(CANDIDATES)} (all by default)",
@@ -449,6 +456,7 @@ def main() -> None:
             corroboration_grace=CORROBORATION_GRACE,
             **({"commit_interval": str(args.commit_interval)} if args.commit_interval else {}),
             **({"commit_every": str(args.commit_every)} if args.commit_every else {}),
+            **({"fetch_max_wait": str(args.fetch_max_wait)} if args.fetch_max_wait else {}),
         )
         rates["citybrain"] = run_pipeline(
             env,
@@ -487,6 +495,7 @@ def main() -> None:
         "faust_drain": args.drain,
         "commit_interval_s": args.commit_interval,
         "commit_every": args.commit_every,
+        "fetch_max_wait_s": args.fetch_max_wait,
         "readings": args.readings,
         "readings_per_message": round(args.readings / messages, 1),
         "sensors": args.sensors,
@@ -502,6 +511,9 @@ def main() -> None:
         interval, every = args.commit_interval or "default", args.commit_every or "default"
         lever = f"{interval}s_every_{every}_{layout}_{args.sensors}_sensors"
         merged.setdefault("commit_interval_levers", {})[lever] = results
+    elif args.fetch_max_wait:
+        lever = f"{args.fetch_max_wait}s_{layout}_{args.sensors}_sensors"
+        merged.setdefault("fetch_wait_levers", {})[lever] = results
     elif args.drain != "batch":
         merged.setdefault("drain_levers", {})[f"{args.drain}_{layout}"] = results
     elif args.pack:

@@ -3,7 +3,7 @@
 The catch-up's messages (bench/catchup.py, the same readings) are held in memory and put
 through the worker's per-batch code -- validation and admission (``BatchAdmission``), detection
 (``SensorDetection.process``, live detectors kept in a dict as the table keeps them) and
-each touched sensor's changelog document (``state_document`` + orjson, once per batch) --
+each touched sensor's changelog entry (``state_bytes``, once per commit's worth of readings) --
 beside the decode floor, ``orjson.loads`` of the same messages (what the aiokafka floor
 does per message). Reported as readings/s and ratios: the gap between the floor and this
 ceiling is citybrain's own Python, the gap between this ceiling and the catch-up
@@ -32,7 +32,7 @@ from playbooks.grid import Grid
 from playbooks.loader import load_grid
 from streams.app import settle_garbage_collector
 from streams.columns import BatchAdmission
-from streams.detection import SensorDetection, state_document
+from streams.detection import SensorDetection, state_bytes
 from streams.events import EventValidator
 from streams.settings import REPO_ROOT, load_settings
 
@@ -94,7 +94,7 @@ def own_work(
         if since_commit >= commit_every:
             # The worker writes each touched sensor's state once per offset commit.
             for sensor_id in touched:
-                orjson.dumps(state_document(states[sensor_id]))
+                state_bytes(states[sensor_id])
             touched.clear()
             since_commit = 0
     return firing if detect else admitted_total

@@ -612,21 +612,25 @@ class TailBank:
         )
 
     # -- records -----------------------------------------------------------------------
-    def record(self, slot: int) -> dict[str, Any]:
+    def record(self, slot: int, raw: bool = False) -> dict[str, Any]:
         """One sensor's state as a JSON-compatible document (packed little-endian
-        float64, exact)."""
-        row = np.ascontiguousarray(self.state[slot], dtype="<f8")
+        float64 in base64, exact); with ``raw``, the packed bytes themselves (for a
+        binary encoding: the stream's changelog)."""
+        row = np.ascontiguousarray(self.state[slot], dtype="<f8").tobytes()
         return {
             "v": VERSION,
             "window": self.window,
-            "row": base64.b64encode(row.tobytes()).decode(),
+            "row": row if raw else base64.b64encode(row).decode(),
         }
 
     def load(self, slot: int, document: dict[str, Any]) -> None:
-        """Write a ``record`` back into ``slot``; raises DetectorInputError when it does
-        not fit this bank."""
+        """Write a ``record`` (either form) back into ``slot``; raises DetectorInputError
+        when it does not fit this bank."""
         try:
-            row = np.frombuffer(base64.b64decode(document["row"]), dtype="<f8")
+            packed = document["row"]
+            if not isinstance(packed, bytes):
+                packed = base64.b64decode(packed)
+            row = np.frombuffer(packed, dtype="<f8")
         except (KeyError, TypeError, ValueError) as exc:
             raise DetectorInputError(f"state document is unreadable: {exc}") from None
         version = document.get("v")

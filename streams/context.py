@@ -22,7 +22,7 @@ from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks
 from playbooks.routing import SILENCE_PROBLEMS
-from streams.detection import state_document
+from streams.detection import read_state, state_bytes
 from streams.errors import EventError
 from streams.events import fit_dead_letter
 from streams.metrics import Metrics, initialise
@@ -84,10 +84,11 @@ class Context:
         self.replies = topic("replies")
         n = settings.partitions
         # Keys are raw bytes (sensor id, grid cell, group key, alert or silence id),
-        # values JSON; each key's changelog partition is that of its source messages.
+        # values JSON (sensor states: binary, streams/detection.py: state_bytes); each
+        # key's changelog partition is that of its source messages.
         self.sensor_state = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "sensor-state", n, encode=state_document),
+            key_partitioned_table(app, "sensor-state", n, encode=state_bytes, decode=read_state),
         )
         # Held while a batch updates live sensor states, so a commit's changelog flush
         # never serialises a state halfway through a batch (tables.coalesce_changelog).

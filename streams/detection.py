@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import msgspec
 import numpy as np
+import orjson
 
 from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
 from detectors.base import check_values
@@ -175,6 +177,51 @@ class BatchResult:
     last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
     # (sensor id, event time, score) of readings scoring >= SensorDetection.mark_at
     marks: list[tuple[str, float, float]] = field(default_factory=list)
+
+
+# The changelog entry of a sensor's state (``state_bytes``): this byte, then msgpack. A
+# JSON entry (every state written before the binary format) starts with "{".
+STATE_FORMAT = b"\x01"
+
+
+def _plain(obj: Any) -> Any:
+    """A numpy scalar as its Python number (JSON's orjson took numpy floats as floats)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise NotImplementedError(f"cannot encode a {type(obj).__name__} in a sensor state")
+
+
+_msgpack = msgspec.msgpack.Encoder(enc_hook=_plain)
+
+
+def state_bytes(state: dict[str, Any]) -> bytes:
+    """A sensor's state as its changelog entry: ``STATE_FORMAT``, then the state as
+    msgpack, the tail detector's row as its raw little-endian float64 bytes (9.5 kB for
+    the default window; as base64 in JSON it was 12.7 kB and twice the encoding work).
+    ``read_state`` reads it back, and reads the JSON entries written before it."""
+    detector = state["detector"]
+    if type(detector) is TailSlot:
+        document: Any = detector.bank.record(detector.slot, raw=True)
+    elif type(detector) is not dict and isinstance(detector, Detector):
+        document = detector.get_state()
+    else:
+        document = detector  # as read back, not yet scored again
+    return STATE_FORMAT + _msgpack.encode({**state, "detector": document})
+
+
+def read_state(entry: bytes) -> dict[str, Any]:
+    """A changelog entry of a sensor's state, as ``state_bytes`` or (before it) JSON
+    wrote it; raises ValueError if it is neither."""
+    try:
+        if entry[:1] == STATE_FORMAT:
+            state: Any = msgspec.msgpack.decode(entry[1:])
+        else:
+            state = orjson.loads(entry)
+    except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"sensor state entry is unreadable: {exc}") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"sensor state entry is a {type(state).__name__}, not a mapping")
+    return state
 
 
 def state_document(state: dict[str, Any]) -> dict[str, Any]:

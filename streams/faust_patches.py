@@ -1,9 +1,10 @@
-"""Three changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Four changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
 
 Two are the same code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), the third is the seek it falls
 back on; they are shaped like an upstream pull request: ``install()`` swaps three methods
-of ``Consumer`` and nothing else.
+of ``Consumer`` and nothing else. The fourth sets the consumer's fetch wait
+(``set_fetch_max_wait``), independently of the other three.
 
 1. **Stale generations are dropped, never acked** (the commit stall, issue 12 item 4).
    faust 0.15.3 stamps each message with the consumer generation when it leaves
@@ -51,8 +52,22 @@ of ``Consumer`` and nothing else.
    (``_rewind_changelogs``): records fetched between recovery's seek and its resuming
    the flow were otherwise lost, and recovery waited for them forever.
 
+4. **A shorter fetch wait** (``set_fetch_max_wait``, ``CITYBRAIN_FETCH_MAX_WAIT``): faust
+   builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting for it.
+   aiokafka keeps one fetch in flight per broker and leaves a partition out of a fetch
+   while its earlier records are still buffered: a fetch for the quiet topics, sent
+   while the readings partitions still had records buffered, waits up to that long at
+   the broker for data that does not come, and the readings' next fetch waits behind
+   it. A py-spy profile of a catching-up worker (docs/benchmarks.md) had both of its
+   threads idle for half-second stretches, a third of the time. The wrapped
+   ``AIOKafkaConsumerThread._create_worker_consumer`` sets the consumer's
+   ``_fetch_max_wait_ms`` before it starts (aiokafka's ``start`` hands it to its
+   fetcher).
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
-any of them changes): ``Consumer._drain_messages``, ``Consumer.ack`` and
+any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
+0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
+``AIOKafkaConsumer._fetch_max_wait_ms``, ``Consumer._drain_messages``, ``Consumer.ack`` and
 ``Consumer.perform_seek`` (replaced; their 0.15.3 source hashes are pinned),
 ``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
 ``app.tables.changelog_topics``, ``Consumer._thread`` (``call_thread``,
@@ -76,7 +91,7 @@ from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
-from faust.transport.drivers.aiokafka import ensure_aiokafka_TP
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
@@ -89,8 +104,13 @@ PATCHED_SOURCES = {
     "ack": "5fcf41cf45153475de3790dc56fec1b83335956dc8b3bf7ff6bbb2b57627f03f",
     "perform_seek": "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6",
 }
+# The same for the wrapped AIOKafkaConsumerThread method (change 4).
+WRAPPED_SOURCES = {
+    "_create_worker_consumer": "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7",
+}
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
+FETCH_WAIT_ATTRIBUTE = "citybrain_fetch_max_wait_ms"
 
 
 def source_hash(function: Callable[..., Any]) -> str:
@@ -116,8 +136,35 @@ def install() -> None:
 
 
 def original(name: str) -> Callable[..., Any]:
-    """faust's own method as it was before ``install()`` (for the pinning test)."""
-    return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(Consumer, name))
+    """faust's own method as it was before ``install()`` or ``set_fetch_max_wait`` (for
+    the pinning test)."""
+    owner = AIOKafkaConsumerThread if name in WRAPPED_SOURCES else Consumer
+    return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(owner, name))
+
+
+def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
+    """Make ``app``'s consumer ask the broker to hold a fetch with no new data at most
+    ``seconds`` (change 4; faust's own is 1.5 s). Call before the worker starts.
+    Raises ``RuntimeError`` if faust is not the pinned version."""
+    if faust.__version__ != FAUST_VERSION:
+        raise RuntimeError(
+            f"streams/faust_patches.py was written for faust-streaming {FAUST_VERSION}, "
+            f"found {faust.__version__}: re-read the patched internals before upgrading"
+        )
+    if "_create_worker_consumer" not in _ORIGINAL:
+        _ORIGINAL["_create_worker_consumer"] = AIOKafkaConsumerThread._create_worker_consumer
+        AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+    setattr(app, FETCH_WAIT_ATTRIBUTE, max(1, round(seconds * 1000)))
+
+
+def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
+    """faust's consumer, with the app's fetch wait (if set) instead of faust's 1,500 ms:
+    aiokafka reads ``_fetch_max_wait_ms`` when ``start`` builds its fetcher."""
+    consumer = _ORIGINAL["_create_worker_consumer"](self, transport)
+    wait_ms = getattr(self.app, FETCH_WAIT_ATTRIBUTE, None)
+    if wait_ms is not None:
+        consumer._fetch_max_wait_ms = wait_ms
+    return consumer
 
 
 def _stale(consumer: Consumer, generation: int | None) -> bool:

@@ -21,14 +21,39 @@ import orjson
 from streams.partitioning import key_partition
 
 
-class KeyPartitionedTable(faust.Table[bytes, Any]):
-    """``encode`` turns a stored value into its changelog entry: the store may hold live
-    objects (a sensor's detector) that are serialised only when written."""
+class ChangelogCodec(faust.Codec):
+    """A table's own changelog encoding: ``encode`` (a stored value to bytes) and
+    ``decode`` (the bytes back, as table recovery reads them)."""
 
-    def __init__(self, *args: Any, encode: Callable[[Any], Any] | None = None, **kwargs: Any):
+    def __init__(self, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any]) -> None:
+        super().__init__()
+        self.encode, self.decode = encode, decode
+
+    def _dumps(self, value: Any) -> bytes:
+        return self.encode(value)
+
+    def _loads(self, entry: bytes) -> Any:
+        return self.decode(entry)
+
+
+class KeyPartitionedTable(faust.Table[bytes, Any]):
+    """``encode`` turns a stored value into its changelog entry (bytes; JSON by default)
+    and ``decode`` reads one back in table recovery (JSON by default): the store may
+    hold live objects (a sensor's detector) that are serialised only when written."""
+
+    def __init__(
+        self,
+        *args: Any,
+        encode: Callable[[Any], bytes] | None = None,
+        decode: Callable[[bytes], Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self._dirty: set[bytes] = set()
-        self.encode: Callable[[Any], Any] = encode or (lambda value: value)
+        self.encode: Callable[[Any], bytes] = encode or orjson.dumps
+        if decode is not None:
+            # Read when the changelog topic and the store are first made (both lazily).
+            self.value_serializer = ChangelogCodec(self.encode, decode)
 
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None  # always set by key_partitioned_table
@@ -98,15 +123,16 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
     async def _write(self, key: bytes, value: Any) -> None:
         """Queue one changelog entry on the producer. Straight to the transport: faust's
         ``Topic.send`` adds a future, callbacks and sensor calls per message, which a
-        commit writing every sensor's state pays thousands of times. The entry is the
-        JSON that faust's own codec writes (orjson), so recovery reads it as usual.
+        commit writing every sensor's state pays thousands of times. The entry is
+        ``encode``'s bytes (by default the JSON faust's own codec would write), which
+        recovery reads with ``decode``.
         (faust's sent-offset bookkeeping is skipped: it serves RocksDB checkpoints and
         standbys, and this worker runs the memory store without standbys.)"""
         assert self.partitions is not None
         await self.app.producer.send(
             self.changelog_topic.get_topic_name(),
             key,
-            orjson.dumps(self.encode(value)),
+            self.encode(value),
             key_partition(key, self.partitions),
             None,
             None,
@@ -149,17 +175,19 @@ def key_partitioned_table(
     name: str,
     partitions: int,
     is_global: bool = False,
-    encode: Callable[[Any], Any] | None = None,
+    encode: Callable[[Any], bytes] | None = None,
+    decode: Callable[[bytes], Any] | None = None,
 ) -> faust.Table[bytes, Any]:
-    """A table with raw-bytes keys and JSON values (``encode`` makes a stored value JSON,
-    for a partitioned table), registered with ``app``."""
+    """A table with raw-bytes keys and JSON values, registered with ``app``; a
+    partitioned table may have its own changelog entries instead (``encode`` a stored
+    value to bytes, ``decode`` them back in recovery)."""
     kwargs: dict[str, Any] = dict(
         name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
     )
     table = (
         KeyPartitionedGlobalTable(app, **kwargs)
         if is_global
-        else KeyPartitionedTable(app, encode=encode, **kwargs)
+        else KeyPartitionedTable(app, encode=encode, decode=decode, **kwargs)
     )
     app.tables.add(table)
     return table

@@ -9,7 +9,16 @@ import numpy as np
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
 from playbooks.grid import Grid
-from streams.detection import Incoming, SensorDetection, admit, alert_id_for, state_document
+from streams.detection import (
+    STATE_FORMAT,
+    Incoming,
+    SensorDetection,
+    admit,
+    alert_id_for,
+    read_state,
+    state_bytes,
+    state_document,
+)
 from streams.events import MAX_PACK_READINGS, EventValidator, Reading
 
 T0 = 1_700_000_000.0
@@ -34,9 +43,13 @@ def feed(values: list[float], sensor: str = "gauge-1", start: int = 0) -> list[I
 
 
 def stored(state: dict[str, Any]) -> dict[str, Any]:
-    """A state as read back from the changelog."""
-    loaded: dict[str, Any] = json.loads(json.dumps(state_document(state)))
-    return loaded
+    """A state as read back from the changelog (the entry the worker writes)."""
+    return read_state(state_bytes(state))
+
+
+def stored_as_json(state: dict[str, Any]) -> dict[str, Any]:
+    """A state as read back from a JSON changelog entry (written before the binary one)."""
+    return read_state(json.dumps(state_document(state)).encode())
 
 
 def baseline(n: int, seed: int = 1) -> list[float]:
@@ -60,7 +73,7 @@ def test_same_result_whether_batched_or_streamed_one_by_one() -> None:
     for item in feed(values):
         r = h.process([item], {"gauge-1": state})
         # as the faust table's changelog holds it
-        state = json.loads(json.dumps(state_document(r.states["gauge-1"])))
+        state = stored(r.states["gauge-1"])
         alerts += r.alerts
     assert [a.to_dict() for a in alerts] == [a.to_dict() for a in whole.alerts]
 
@@ -222,6 +235,42 @@ def test_live_and_changelog_tail_states_give_the_same_result() -> None:
     assert [x.to_dict() for x in a.alerts] == [x.to_dict() for x in b.alerts] != []
     for sid in a.states:
         assert state_document(a.states[sid]) == state_document(b.states[sid])
+
+
+def test_binary_and_json_changelog_entries_restore_the_same_tail_state() -> None:
+    items = interleaved()
+    first = tail_handler().process(items[:270], {})
+    entry = state_bytes(first.states["gauge-1"])
+    json_entry = json.dumps(state_document(first.states["gauge-1"])).encode()
+    # The format byte, then msgpack with the row's raw float64 bytes: no base64, no JSON.
+    assert entry[:1] == STATE_FORMAT and json_entry[:1] == b"{"
+    assert len(entry) < 0.8 * len(json_entry)
+    binary = {sid: stored(st) for sid, st in first.states.items()}
+    as_json = {sid: stored_as_json(st) for sid, st in first.states.items()}
+    a = tail_handler().process(items[270:], binary)
+    b = tail_handler().process(items[270:], as_json)
+    assert [x.to_dict() for x in a.alerts] == [x.to_dict() for x in b.alerts] != []
+    for sid in a.states:
+        assert state_document(a.states[sid]) == state_document(b.states[sid])
+
+
+def test_a_restored_state_not_yet_scored_is_written_back_unchanged() -> None:
+    # A sensor restored from JSON and not read since keeps its document as it was.
+    first = tail_handler().process(interleaved()[:270], {})
+    restored = stored_as_json(first.states["gauge-1"])
+    assert read_state(state_bytes(restored)) == restored
+    robust = stored(handler().process(feed(baseline(40)), {}).states["gauge-1"])
+    assert read_state(state_bytes(robust)) == robust
+
+
+def test_an_unreadable_changelog_entry_is_refused_with_why() -> None:
+    for entry in (b"", b"\x01\xc1", b"{not json", b"[1, 2]", STATE_FORMAT + b"\x93\x01\x02\x03"):
+        try:
+            read_state(entry)
+        except ValueError as exc:
+            assert "sensor state entry" in str(exc)
+        else:
+            raise AssertionError(f"{entry!r} was read")
 
 
 def test_a_state_written_by_another_detector_starts_the_detector_over() -> None:

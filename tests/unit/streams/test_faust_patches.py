@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from types import SimpleNamespace
 from typing import Any, cast
@@ -14,6 +15,7 @@ from streams import faust_patches
 from streams.faust_patches import (
     FAUST_VERSION,
     PATCHED_SOURCES,
+    WRAPPED_SOURCES,
     Batch,
     BatchDrain,
     original,
@@ -58,6 +60,46 @@ def test_the_replaced_methods_are_unchanged_upstream() -> None:
         assert source_hash(original(name)) == digest, (
             f"faust's Consumer.{name} changed: port streams/faust_patches.py to it"
         )
+
+
+def test_the_wrapped_consumer_factory_is_unchanged_upstream() -> None:
+    faust_patches.set_fetch_max_wait(faust.App("patch-check-wait"), 0.1)
+    for name, digest in WRAPPED_SOURCES.items():
+        assert source_hash(original(name)) == digest, (
+            f"faust's AIOKafkaConsumerThread.{name} changed: port streams/faust_patches.py"
+        )
+    # The value the wrapper overrides, and where aiokafka reads it.
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(original("_create_worker_consumer"))
+    from aiokafka import AIOKafkaConsumer
+
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+    async def built() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=7)
+        return cast(int, consumer._fetch_max_wait_ms)
+
+    assert asyncio.run(built()) == 7
+
+
+def test_the_consumer_gets_the_apps_fetch_wait(monkeypatch: Any) -> None:
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    app = faust.App("patch-check-wait-value")
+    faust_patches.set_fetch_max_wait(app, 0.25)
+    faust_patches.set_fetch_max_wait(app, 0.1)  # idempotent: the last value counts
+    assert AIOKafkaConsumerThread._create_worker_consumer is faust_patches._create_worker_consumer
+    monkeypatch.setitem(
+        faust_patches._ORIGINAL,
+        "_create_worker_consumer",
+        lambda thread, transport: SimpleNamespace(_fetch_max_wait_ms=1500),
+    )
+    consumer = faust_patches._create_worker_consumer(cast(Any, SimpleNamespace(app=app)), None)
+    assert consumer._fetch_max_wait_ms == 100
+    # An app that never set one keeps faust's.
+    other = faust_patches._create_worker_consumer(
+        cast(Any, SimpleNamespace(app=faust.App("patch-check-no-wait"))), None
+    )
+    assert other._fetch_max_wait_ms == 1500
 
 
 def test_install_replaces_the_three_methods_once() -> None:

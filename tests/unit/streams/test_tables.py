@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import faust
+import orjson
 
 from streams.partitioning import key_partition
 from streams.tables import KeyPartitionedTable, key_partitioned_table
@@ -15,12 +16,12 @@ from streams.tables import KeyPartitionedTable, key_partitioned_table
 
 def table() -> tuple[KeyPartitionedTable, list[tuple[bytes, Any]]]:
     app = faust.App("tables-test", store="memory://", broker="kafka://127.0.0.1:1")
-    t = key_partitioned_table(app, "state", 2, encode=lambda v: {"doc": v})
+    t = key_partitioned_table(app, "state", 2, encode=lambda v: orjson.dumps({"doc": v}))
     assert isinstance(t, KeyPartitionedTable)
     written: list[tuple[bytes, Any]] = []
 
     async def record(key: bytes, value: Any) -> None:  # stands in for the producer send
-        written.append((key, t.encode(value)))
+        written.append((key, orjson.loads(t.encode(value))))
 
     t._write = record  # type: ignore[method-assign]
     return t, written
@@ -80,3 +81,18 @@ def test_forgotten_partitions_leave_store_and_staging() -> None:
     assert sorted(t.data) == sorted(kept)
     asyncio.run(t.flush_staged(asyncio.Lock()))
     assert sorted(k for k, _ in written) == sorted(kept)
+
+
+def test_a_table_with_its_own_decode_recovers_through_it() -> None:
+    app = faust.App("tables-codec-test", store="memory://", broker="kafka://127.0.0.1:1")
+
+    def decode(entry: bytes) -> Any:
+        return {"decoded": entry}
+
+    t = key_partitioned_table(app, "own", 2, encode=lambda v: b"<" + v + b">", decode=decode)
+    # Table recovery reads the changelog topic with the table's value serializer.
+    codec = t.changelog_topic.value_serializer
+    assert codec is t.value_serializer and not isinstance(codec, str)
+    assert codec.loads(b"<x>") == {"decoded": b"<x>"} and codec.dumps(b"y") == b"<y>"
+    plain = key_partitioned_table(app, "plain", 2)
+    assert plain.value_serializer == "json" and plain.encode({"a": 1}) == b'{"a":1}'
