@@ -13,8 +13,6 @@ import threading
 import pytest
 
 from citybrain.ingest.http import IngestHttpServer
-from citybrain.ingest.mapping import MqttMapping
-from citybrain.ingest.mqtt import MqttIngest
 from citybrain.ingest.ngsi import NgsiMapping
 from detectors import RobustZScore, ScoreThreshold
 from playbooks.grid import Grid
@@ -23,7 +21,7 @@ from streams.auth import TokenStore, hash_token
 from streams.detection import Incoming, SensorDetection
 from streams.events import EventValidator
 from streams.settings import REPO_ROOT, Settings
-from tests.unit.citybrain.ingest.test_server import Kafka
+from tests.unit.citybrain.ingest.test_server import Kafka, mqtt_ingest
 
 README = (REPO_ROOT / "README.md").read_text()
 GATEWAY = "readme-gateway-token"
@@ -58,13 +56,7 @@ def test_the_mosquitto_pub_lines_typed_in_order_give_readings_the_worker_takes(
     messages = list(zip(out[::2], out[1::2], strict=True))
     assert len(messages) == 2
     kafka = Kafka()
-    ingest = MqttIngest(
-        "127.0.0.1",
-        1,
-        MqttMapping.build(city),
-        EventValidator(city),
-        kafka,  # type: ignore[arg-type]
-    )
+    ingest = mqtt_ingest(city, kafka)
     for topic, payload in messages:
         ingest.handle(topic.decode(), payload, lambda: None)
     assert kafka.dead == [] and len(kafka.readings) == 2

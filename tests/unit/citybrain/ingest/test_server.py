@@ -30,6 +30,7 @@ from playbooks.grid import Grid
 from streams.auth import TokenStore, hash_token
 from streams.events import EventValidator, Reading
 from tests.unit.citybrain.ingest.conftest import T_NOW
+from tests.unit.citybrain.ingest.test_http import GOOD
 
 GATEWAY = "gw-secret"
 
@@ -54,6 +55,19 @@ class Kafka:
     ) -> None:
         self.dead.append((value, headers))
         done()
+
+
+def mqtt_ingest(grid: Grid, kafka: Kafka, **kw: Any) -> MqttIngest:
+    """An MQTT ingest on ``grid`` publishing to the in-memory ``kafka``, never connected
+    (``handle`` is called directly)."""
+    return MqttIngest(
+        "127.0.0.1",
+        1,
+        MqttMapping.build(grid),
+        EventValidator(grid),
+        kafka,  # type: ignore[arg-type]
+        **kw,
+    )
 
 
 Labels = tuple[tuple[str, str], ...]
@@ -159,14 +173,7 @@ def test_an_ingest_without_tokens_says_which_setting_to_set(ingest_grid: Grid) -
 
 
 def test_refused_readings_and_sent_ones_are_on_metrics(server: IngestHttpServer) -> None:
-    good = {
-        "ts": "2026-09-21T14:00:00Z",
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "value": 2.1,
-        "unit": "ft",
-        "grid_cell": "c-bridge",
-    }
+    good = GOOD
     bad = [good, {**good, "value": "high"}, {**good, "sensor_id": "gauge-99"}]
     assert call(server, "POST", "/ingest/v1/readings", json.dumps(bad).encode(), GATEWAY)[0] == 400
     assert (
@@ -186,15 +193,7 @@ def test_refused_readings_and_sent_ones_are_on_metrics(server: IngestHttpServer)
 def test_mqtt_dead_letters_count_in_the_workers_family(ingest_grid: Grid) -> None:
     kafka = Kafka()
     metrics = IngestMetrics.create("mqtt", lambda: kafka.stats.readings)
-    ingest = MqttIngest(
-        "127.0.0.1",
-        1,
-        MqttMapping.build(ingest_grid),
-        EventValidator(ingest_grid),
-        kafka,  # type: ignore[arg-type]
-        clock=lambda: T_NOW,
-        metrics=metrics,
-    )
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW, metrics=metrics)
     acked: list[str] = []
     ingest.handle("city/e/gauge-99/water_level", b"1.5", lambda: acked.append("unknown"))
     ingest.handle("city/e/gauge-1/water_level", b"oops", lambda: acked.append("bad"))
@@ -210,14 +209,7 @@ def test_mqtt_dead_letters_count_in_the_workers_family(ingest_grid: Grid) -> Non
 
 def test_an_empty_mqtt_payload_is_counted_and_skipped_not_dead_lettered(ingest_grid: Grid) -> None:
     kafka = Kafka()
-    ingest = MqttIngest(
-        "127.0.0.1",
-        1,
-        MqttMapping.build(ingest_grid),
-        EventValidator(ingest_grid),
-        kafka,  # type: ignore[arg-type]
-        clock=lambda: T_NOW,
-    )
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
     acked: list[bool] = []
     for retained in (True, False):
         ingest.handle("city/e/gauge-1/water_level", b"", lambda: acked.append(True), retained)
