@@ -8,6 +8,11 @@ on the cached scores cost seconds, not minutes.
 
     python -m bench.nab_loco --data ../shared/data/nab [--detector tail] [--workers 2]
 
+With ``--nested NAME,NAME,...`` (caches of earlier runs, one per variant) it prints the
+nested leave-one-category-out score for having picked among those variants: each
+category scored with the variant and threshold best on the other four. With
+``--false-alarms`` it classifies the run's false alarms at its optimised threshold.
+
 Benchmarks only (reads ``../shared/data``); the numbers go to docs/benchmarks.md.
 """
 
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -57,6 +64,53 @@ def load_cases(data: Path, labels: Path, detector: str, cache: Path, workers: in
     return cases
 
 
+def nested(candidates: dict[str, list[Case]]) -> dict[str, object]:
+    """Nested leave-one-category-out over variants (``{name: cases}``, the same files in
+    the same order): the honest score for having picked one of them. Returns the score
+    and, per held-out category, the variant and threshold its fold chose."""
+    result = leave_one_category_out(candidates, "standard")
+    if result is None:
+        raise ValueError("the corpus has no windows")
+    return {"nested": round(float(result["score"]), 1), "chosen": result["chosen"]}  # type: ignore[arg-type]
+
+
+FOLLOW_UP = "follow-up within an hour of a detection"
+DAY_AFTER = "about a day after a detection"
+LEVEL_SHIFT = "level shift"
+TRANSIENT = "transient"
+
+
+def false_alarm_kinds(
+    case: Case, times: Sequence[float], values: Sequence[float], theta: float
+) -> Counter[str]:
+    """The false alarms of ``case`` at ``theta`` (detections outside every window, after
+    probation), each classified once, in this order: within an hour (``times`` in
+    seconds) of the file's previous detection; 24 h ± 2 h after an earlier one; a level
+    shift (the median of the day after it, from the twelfth reading on, more than three
+    median absolute deviations off the median of the day before, days counted as 288
+    readings); otherwise a transient."""
+    ts = np.asarray(times, float)
+    xs = np.asarray(values, float)
+    detected = [r for r in range(case.probation, len(case.scores)) if case.scores[r] >= theta]
+    kinds: Counter[str] = Counter()
+    for i, r in enumerate(detected):
+        if case.window_of(r) is not None:
+            continue
+        before = detected[:i]
+        if before and ts[r] - ts[before[-1]] <= 3600.0:
+            kinds[FOLLOW_UP] += 1
+        elif any(abs(ts[r] - ts[q] - 86_400.0) < 7200.0 for q in before):
+            kinds[DAY_AFTER] += 1
+        else:
+            day = xs[max(0, r - 288) : r]
+            after = xs[r + 12 : r + 300]
+            median = float(np.median(day)) if day.size else float(xs[r])
+            mad = float(np.median(np.abs(day - median))) if day.size else 0.0
+            shifted = after.size and abs(float(np.median(after)) - median) > 3.0 * mad + 1e-9
+            kinds[LEVEL_SHIFT if shifted else TRANSIENT] += 1
+    return kinds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="NAB's root (data/, labels/)")
@@ -64,7 +118,34 @@ def main() -> None:
     parser.add_argument("--name", help="cache name (default: the detector's)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/citybrain-nab-cache"))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--nested",
+        metavar="NAME,NAME,...",
+        help="print the nested LOCO over these cached variants (earlier runs' --name)",
+    )
+    parser.add_argument(
+        "--false-alarms",
+        action="store_true",
+        help="also classify the false alarms at the optimised threshold, per category",
+    )
     args = parser.parse_args()
+    if args.nested:
+        names = [n for n in args.nested.split(",") if n]
+        missing = [n for n in names if not (args.cache / n).is_dir()]
+        if missing:
+            parser.error(f"--nested: no cache for {', '.join(missing)} under {args.cache}")
+        variants = {
+            n: load_cases(
+                args.data / "data",
+                args.data / "labels" / "combined_windows.json",
+                args.detector,
+                args.cache / n,
+                args.workers,
+            )
+            for n in names
+        }
+        print(json.dumps(nested(variants), indent=2))
+        return
     cases = load_cases(
         args.data / "data",
         args.data / "labels" / "combined_windows.json",
@@ -90,6 +171,13 @@ def main() -> None:
         report["at_default_threshold"] = round(
             score_at(cases, DEFAULT_THRESHOLD, "standard") or 0, 1
         )
+    if args.false_alarms:
+        kinds: dict[str, Counter[str]] = {}
+        for case in cases:
+            _, times, values = read_series(args.data / "data" / case.name)
+            found = false_alarm_kinds(case, times, values, optimised["threshold"])
+            kinds.setdefault(category(case), Counter()).update(found)
+        report["false_alarms_at_optimised"] = {cat: dict(k) for cat, k in kinds.items() if k}
     print(json.dumps(report, indent=2))
 
 
