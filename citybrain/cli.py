@@ -1119,6 +1119,19 @@ RUNS_HEADER = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLI
 RUNS_DROP_ORDER = ("AGE", "PLAYBOOK", "LEVEL")
 
 
+def table_width(wide: bool) -> int | None:
+    """How wide a table on stdout may be, in characters: ``COLUMNS`` when set, else the
+    terminal's when stdout is one; None (every column, however wide) with ``wide`` or
+    when stdout is a pipe or a file, where a script or grep wants every column."""
+    if wide:
+        return None
+    if os.environ.get("COLUMNS", "").strip().isdigit():
+        return int(os.environ["COLUMNS"])
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
 def runs_table(
     runs: list[dict[str, Any]], names: dict[str, str], now: float, width: int | None = None
 ) -> str:
@@ -1286,8 +1299,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
         if runs:
-            width = None if args.wide else shutil.get_terminal_size().columns
-            print(runs_table(runs, names, now, width))
+            print(runs_table(runs, names, now, table_width(args.wide)))
     elif args.action == "show":
         print(run_details(doc["run"], names, now))
     elif "already" in doc:
@@ -1596,7 +1608,7 @@ def write_campaign(
     from citybrain.campaign import render_html, render_text
 
     if out is None:
-        width = None if wide else shutil.get_terminal_size().columns
+        width = table_width(wide)
         print(json.dumps(report, indent=2) if as_json else render_text(report, width))
     elif out.suffix == ".html":
         out.write_text(render_html(report, title), encoding="utf-8")
@@ -2408,8 +2420,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument(
         "--wide",
         action="store_true",
-        help="every column with cell names and clock times, however wide "
-        "(default: fit the terminal's width)",
+        help="every column with cell names and clock times, however wide (default: fit "
+        "COLUMNS or the terminal's width; a pipe gets every column)",
     )
     api_options(lst)
     lst.set_defaults(func=cmd_runs)
@@ -2448,12 +2460,6 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     lst = command(ssub, "list", "list the silences as a table, active or not")
     lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
-    lst.add_argument(
-        "--wide",
-        action="store_true",
-        help="every column with cell names and clock times, however wide "
-        "(default: fit the terminal's width)",
-    )
     api_options(lst)
     lst.set_defaults(func=cmd_silences)
     add = command(ssub, "add", "silence the alerts that match every --matcher for a while")
@@ -2532,7 +2538,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--wide",
         action="store_true",
-        help="tables on stdout with every figure, however wide (default: the terminal's width)",
+        help="tables on stdout with every figure, however wide (default: fit COLUMNS or the "
+        "terminal's width; a pipe gets every figure)",
     )
     c.add_argument(
         "--input",

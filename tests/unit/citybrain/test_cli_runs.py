@@ -194,3 +194,21 @@ def test_the_table_fits_a_narrow_terminal_and_says_what_it_left_out() -> None:
     assert "adds AGE, PLAYBOOK, LEVEL, cell" in runs_table(runs, NAMES, NOW, 70).splitlines()[-1]
     # Wide enough: exactly the full table, no note.
     assert runs_table(runs, NAMES, NOW, 500).splitlines() == wide
+
+
+def test_tables_fit_a_terminal_or_columns_and_give_a_pipe_every_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The case: the demo's e2e test read `runs list` through a pipe and got the 80-column
+    # table (no PLAYBOOK): a script reading the output wants every column.
+    from citybrain.cli import table_width
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert table_width(False) is None
+    monkeypatch.setenv("COLUMNS", "80")
+    assert table_width(False) == 80
+    assert table_width(True) is None
+    monkeypatch.delenv("COLUMNS")
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert isinstance(table_width(False), int)
