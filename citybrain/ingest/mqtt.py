@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps a stopped ingest's queue for a week
 
 
+SESSION_TAKEN_OVER = 142  # MQTT 5 reason code 0x8E
+# A connection dropped this soon after it was made counts towards "taken over".
+QUICK_DROP = 5.0
+
+
 def dead_letter_headers(
     origin: str, code: str, message: str, stream: str
 ) -> list[tuple[str, bytes]]:
@@ -86,6 +91,8 @@ class MqttIngest:
         self.received = 0
         self.skipped = 0  # empty payloads: a retained value cleared, nothing to ingest
         self._stopping = False
+        self._connected_at = 0.0  # monotonic time of the last connection
+        self._quick_drops = 0  # drops in a row within QUICK_DROP seconds of connecting
         self.connected = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -130,12 +137,26 @@ class MqttIngest:
             self.port,
             self.mapping.subscriptions,
         )
+        self._connected_at = time.monotonic()
         self.connected.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self.connected.clear()
-        if not self._stopping:
-            log.warning("ingest: disconnected from the MQTT broker (%s); reconnecting", reason)
+        if self._stopping:
+            return
+        log.warning("ingest: disconnected from the MQTT broker (%s); reconnecting", reason)
+        quick = time.monotonic() - self._connected_at < QUICK_DROP
+        self._quick_drops = self._quick_drops + 1 if quick else 0
+        # An MQTT session belongs to one connection: a second client with this client id
+        # takes it (MQTT 5 says so, reason 142; a 3.1.1 broker just closes), and the two
+        # then take it from each other at every reconnect.
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER or self._quick_drops == 2:
+            log.warning(
+                "ingest: the broker keeps dropping this connection right after it connects: "
+                "probably another client uses the client id %r and takes the session; give "
+                "each ingest its own --client-id (docs/ingest.md, Operating it)",
+                self.client_id,
+            )
 
     def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
         self.received += 1

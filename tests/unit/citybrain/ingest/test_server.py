@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
 from prometheus_client.parser import text_string_to_metric_families
 
 from citybrain.errors import ListenError
@@ -233,3 +235,36 @@ def test_the_mqtt_ingest_serves_metrics_and_a_taken_port_names_the_setting() -> 
     assert f"CITYBRAIN_INGEST_METRICS_PORT={port + 1}" in str(err.value)
     sent = samples(metrics.exposition().decode(), "citybrain_ingest_readings_total")
     assert sent == {(("stream", "mqtt"),): 3}
+
+
+def test_a_session_taken_by_a_second_ingest_with_the_same_client_id_is_named(
+    ingest_grid: Grid, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The case (trial 4): two ingests with the default client id knocked each other off
+    # every second, each saying only "disconnected (Unspecified error); reconnecting".
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-ingest")
+    unspecified = ReasonCode(PacketTypes.DISCONNECT, identifier=128)
+    caplog.set_level("WARNING")
+    for _ in range(3):  # connected, then dropped at once, three times in a row
+        ingest._connected_at = time.monotonic()
+        ingest._on_disconnect(None, None, None, unspecified, None)
+    hints = [r.getMessage() for r in caplog.records if "--client-id" in r.getMessage()]
+    assert hints == [
+        "ingest: the broker keeps dropping this connection right after it connects: "
+        "probably another client uses the client id 'gw-ingest' and takes the session; give "
+        "each ingest its own --client-id (docs/ingest.md, Operating it)"
+    ]
+    # An MQTT 5 broker says so at once (reason 142, session taken over).
+    caplog.clear()
+    ingest._connected_at = 0.0
+    ingest._on_disconnect(
+        None, None, None, ReasonCode(PacketTypes.DISCONNECT, identifier=142), None
+    )
+    assert any("--client-id" in r.getMessage() for r in caplog.records)
+    # A drop long after connecting (a network blip) is only the usual line.
+    caplog.clear()
+    ingest._quick_drops = 0
+    ingest._on_disconnect(None, None, None, unspecified, None)
+    assert not any("--client-id" in r.getMessage() for r in caplog.records)
