@@ -1962,6 +1962,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             warmup_rows(prototype),
             threshold,
             settings.threshold_is_set,
+            settings.detector,
         ),
         file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout,
     )
@@ -1975,11 +1976,24 @@ def detect_summary(
     warmup: int | None,
     threshold: float = DEFAULT_THRESHOLD,
     threshold_given: bool = False,
+    stream_detector: str | None = None,
 ) -> str:
     """detect's last line: rows read = scored + skipped; the warm-up (declared, or as
     seen when the detector declares none) and how many rows reached ``threshold``, the
     one the stream alerts at with this detector, saying whose it is: the detector's own,
-    or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``)."""
+    or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``), which the stream applies to its
+    own detector (``stream_detector``, CITYBRAIN_DETECTOR) when that is another one."""
+    from detectors import default_threshold
+
+    if not threshold_given:
+        whose = f"({detector}'s threshold, the one the stream alerts at with it)"
+    elif stream_detector in (None, detector):
+        whose = "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
+    else:
+        whose = (
+            f"(CITYBRAIN_SCORE_THRESHOLD, which the stream applies to its detector "
+            f"{stream_detector}; {detector}'s own threshold is {default_threshold(detector):g})"
+        )
     if warmup is not None:
         learning = f"the first {warmup:,} rows of each series are warm-up, scored 0"
     else:
@@ -1992,12 +2006,7 @@ def detect_summary(
     return (
         f"read {counted(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
         f"skipped {counted(skipped, 'bad row')}; {learning}; {scored.flagged:,} "
-        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} "
-        + (
-            "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
-            if threshold_given
-            else f"({detector}'s threshold, the one the stream alerts at with it)"
-        )
+        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} {whose}"
     )
 
 

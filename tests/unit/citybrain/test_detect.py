@@ -322,3 +322,16 @@ def test_the_summary_writes_every_count_with_thousands_separators() -> None:
     assert line.startswith("read 2,304 rows: scored 2,304 with tail, skipped 0 bad rows")
     assert "here the first 1,500 rows scored 0" in line and "; 1,200 rows scored" in line
     assert "the first 1,024 rows of each" in detect_summary("tail", scored, 0, 1024)
+
+
+def test_a_threshold_set_for_the_streams_other_detector_is_said_to_be_so() -> None:
+    # Trial 4: with CITYBRAIN_DETECTOR=robust_zscore and CITYBRAIN_SCORE_THRESHOLD=0.5,
+    # `detect --detector tail` called 0.5 "the stream's alert threshold" for tail.
+    scored = Scored(100, 3, 0, 1)
+    line = detect_summary("tail", scored, 0, 32, 0.5, True, "robust_zscore")
+    assert line.endswith(
+        "3 rows scored at or above 0.5 (CITYBRAIN_SCORE_THRESHOLD, which the stream applies "
+        f"to its detector robust_zscore; tail's own threshold is {default_threshold('tail'):g})"
+    )
+    same = detect_summary("tail", scored, 0, 32, 0.5, True, "tail")
+    assert same.endswith("(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)")
