@@ -187,6 +187,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             # aiokafka and faust debug call built a log record (8 % of a catch-up run).
             super().on_setup_root_logger(logger, level)
             logger.setLevel(level)
+            logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
+                retriable_coordinator_error_is_a_warning
+            )
 
         # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
         # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
@@ -255,6 +258,19 @@ def _create_topics_for_worker(settings: Settings) -> None:
             "auto-create them)",
             file=sys.stderr,
         )
+
+
+def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:
+    """A logging filter: aiokafka logs every failed group-coordinator lookup as ERROR,
+    also the retriable ones a worker meets on a broker or topic prefix it has never used
+    (``[Error 15] CoordinatorNotAvailableError`` while Kafka creates its offsets topic);
+    those become one WARNING saying it retries. Every other record passes unchanged."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    if record.msg == "Group Coordinator Request failed: %s" and args:
+        if getattr(args[0], "retriable", False):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "group coordinator not ready yet (%s); retrying (normal on a new broker)"
+    return True
 
 
 # How long a stopping worker may take to commit and flush before it exits anyway.

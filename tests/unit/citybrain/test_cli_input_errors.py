@@ -356,3 +356,32 @@ def test_the_ingest_says_where_it_writes_only_after_its_options_pass(
     proc = run_in_process(argv, files[1])
     assert proc.returncode == EXIT_USAGE
     assert "writing to Kafka" not in proc.stdout
+
+
+def test_a_retriable_group_coordinator_error_is_a_warning_others_stay_errors() -> None:
+    # Trial 4: a worker's first start on a new broker logged one
+    # "ERROR Group Coordinator Request failed: [Error 15] CoordinatorNotAvailableError".
+    import logging
+
+    from aiokafka.errors import CoordinatorNotAvailableError, GroupAuthorizationFailedError
+
+    from citybrain.cli import retriable_coordinator_error_is_a_warning
+
+    def record(err: Exception) -> logging.LogRecord:
+        return logging.LogRecord(
+            "aiokafka.consumer.group_coordinator",
+            logging.ERROR,
+            __file__,
+            1,
+            "Group Coordinator Request failed: %s",
+            (err,),
+            None,
+        )
+
+    retriable = record(CoordinatorNotAvailableError())
+    assert retriable_coordinator_error_is_a_warning(retriable)
+    assert retriable.levelno == logging.WARNING
+    assert "not ready yet" in retriable.getMessage() and "retrying" in retriable.getMessage()
+    fatal = record(GroupAuthorizationFailedError())
+    assert retriable_coordinator_error_is_a_warning(fatal)
+    assert fatal.levelno == logging.ERROR
