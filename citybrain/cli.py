@@ -266,10 +266,10 @@ def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:
     (``[Error 15] CoordinatorNotAvailableError`` while Kafka creates its offsets topic);
     those become one WARNING saying it retries. Every other record passes unchanged."""
     args = record.args if isinstance(record.args, tuple) else ()
-    if record.msg == "Group Coordinator Request failed: %s" and args:
-        if getattr(args[0], "retriable", False):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = "group coordinator not ready yet (%s); retrying (normal on a new broker)"
+    failed = record.msg == "Group Coordinator Request failed: %s"
+    if failed and args and getattr(args[0], "retriable", False):
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = "group coordinator not ready yet (%s); retrying (normal on a new broker)"
     return True
 
 
