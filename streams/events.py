@@ -193,9 +193,10 @@ class EventValidator:
         try:
             return self._reading(item, now, packed=True)
         except EventError as exc:
+            # Name the field by its place in the pack: readings[3].value.
             where = f"readings[{index}].{exc.field}" if exc.field else f"readings[{index}]"
             return PackedError(index, item, EventError(exc.code, where, exc.value, exc.reason))
-        except Exception as exc:
+        except Exception as exc:  # one packed reading's fault never costs its pack
             return PackedError(index, item, unreadable(exc, f"readings[{index}]"))
 
     def _reading(self, doc: dict[str, Any], now: float, packed: bool = False) -> Reading:
