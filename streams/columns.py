@@ -1,19 +1,23 @@
 """Decode and validate a batch of readings messages in a few calls, one pass over rows.
 
-Most city producers send one ``reading/1`` per Kafka message. ``BatchAdmission.admit``
-decodes a whole batch with one msgspec call into typed rows (``WireReading``: C code, no
-dict per message), then checks every row against one precomputed registration per sensor
-(kind, cell, unit, plausible range and home partition in one tuple), so a valid reading
-costs a decode, a dictionary lookup and a few comparisons instead of the validator's
-field-by-field calls.
+Most city producers send one ``reading/1`` per Kafka message; edge gateways send
+``readings/1`` packs. ``BatchAdmission.admit`` decodes a whole batch with msgspec into
+typed rows (``WireReading``, or ``WirePack`` holding a list of ``WirePacked``: C code, no
+dict per message or reading), then checks every reading against one precomputed
+registration per sensor (kind, cell, unit, plausible range and home partition in one
+tuple), so a valid reading costs a decode, a dictionary lookup and a few comparisons
+instead of the validator's field-by-field calls.
 
-Only rows that pass every rule of ``EventValidator`` are admitted here. Every other
-message (a pack, bad JSON, a missing or mistyped field, an unknown sensor, a value out of
-range, a wrong partition, ...) goes through ``streams.detection.admit`` on its own, so
-its refusal, reason code and field-naming message are exactly the validator's, and a
-fault in one message never costs another (a batch whose one-call decode raises is
-decoded message by message). msgspec and orjson agree on what is JSON (both refuse bare
-NaN, lone surrogates, numbers beyond a double; both keep the last of duplicated keys), and
+Only readings that pass every rule of ``EventValidator`` are admitted here. Every other
+message (bad JSON, a missing or mistyped field, an unknown sensor, a value out of range,
+a wrong partition, a pack msgspec cannot type, an empty or oversize pack, ...) goes
+through ``streams.detection.admit`` on its own, and every other reading of a pack that
+decodes goes through ``EventValidator.packed_reading`` and ``streams.detection.place``,
+so its refusal, reason code, field-naming message (``readings[3].value``) and
+dead-letter bytes are exactly the validator's, and a fault in one message or packed
+reading never costs another (a batch whose one-call decode raises is decoded message by
+message). msgspec and orjson agree on what is JSON (both refuse bare NaN, lone
+surrogates, numbers beyond a double; both keep the last of duplicated keys), and
 whatever msgspec refuses is left to the validator, whose lenient fallback still applies.
 """
 
@@ -21,11 +25,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import msgspec
 
-from streams.detection import Incoming, Refused, admit
-from streams.events import MIN_EVENT_TIME, READING_SCHEMA, EventValidator, Reading, _epoch
+from streams.detection import Incoming, Refused, admit, place
+from streams.events import (
+    MAX_PACK_READINGS,
+    MIN_EVENT_TIME,
+    PACK_SCHEMA,
+    READING_SCHEMA,
+    EventValidator,
+    PackedError,
+    Reading,
+    _decode,
+    _epoch,
+)
 from streams.partitioning import sensor_partition
 
 
@@ -42,6 +57,26 @@ class WireReading(msgspec.Struct, gc=False):
     grid_cell: str
 
 
+class WirePacked(msgspec.Struct, gc=False):
+    """A reading inside a ``readings/1`` pack: a ``reading/1`` that may leave out its
+    ``schema``."""
+
+    ts: str
+    sensor_id: str
+    kind: str
+    value: float
+    unit: str
+    grid_cell: str
+    schema: str = READING_SCHEMA
+
+
+class WirePack(msgspec.Struct, gc=False):
+    """A ``readings/1`` pack as msgspec decodes it (unknown fields ignored)."""
+
+    schema: str
+    readings: list[WirePacked]
+
+
 # sensor id -> (kind, grid cell, unit, plausible min, plausible max, home partition)
 Registration = tuple[str, str, str, float, float, int]
 
@@ -56,6 +91,7 @@ class BatchAdmission:
     def __init__(self, validator: EventValidator, partitions: int) -> None:
         self.validator = validator
         self._decode = msgspec.json.Decoder(WireReading).decode
+        self._decode_pack = msgspec.json.Decoder(WirePack).decode
         self._home: Callable[[str], int] = partial(sensor_partition, partitions=partitions)
         grid = validator.grid
         self._registered: dict[str, Registration] = {}
@@ -71,19 +107,31 @@ class BatchAdmission:
                     self._home(sensor_id),
                 )
 
-    def _decoded(self, values: Sequence[bytes]) -> list[WireReading | None]:
-        """Every message as a ``WireReading``, None where msgspec refuses it."""
+    def _decoded(self, values: Sequence[bytes]) -> list[WireReading | WirePack | None]:
+        """Every message as a ``WireReading`` or a ``WirePack``, None where msgspec
+        refuses both."""
         decode = self._decode
         try:
             return [decode(value) for value in values]  # the common case: one call's loop
         except Exception:
             pass
-        rows: list[WireReading | None] = []
+        # Whichever decoder took the last message is tried first: a topic carries mostly
+        # packs or mostly single readings, and a refused decode of a pack costs a parse.
+        first: Callable[[bytes], WireReading | WirePack] = decode
+        second: Callable[[bytes], WireReading | WirePack] = self._decode_pack
+        rows: list[WireReading | WirePack | None] = []
         for value in values:
             try:
-                rows.append(decode(value))
-            except Exception:  # the validator names the fault below
+                rows.append(first(value))
+                continue
+            except Exception:  # the other shape, or a fault the validator names below
+                pass
+            try:
+                rows.append(second(value))
+            except Exception:
                 rows.append(None)
+            else:
+                first, second = second, first
         return rows
 
     def admit(
@@ -106,7 +154,7 @@ class BatchAdmission:
         incoming: list[Incoming] = []
         refused: list[tuple[int, Refused]] = []
         for i, row in enumerate(rows):
-            if row is not None:
+            if type(row) is WireReading:
                 reg = registered.get(row.sensor_id)
                 if (
                     reg is not None
@@ -117,16 +165,17 @@ class BatchAdmission:
                     and reg[3] <= row.value <= reg[4]
                     and partitions[i] == reg[5]
                 ):
-                    try:
-                        ts = _epoch(row.ts)
-                    except ValueError:
-                        ts = None
+                    ts = _event_time(row.ts)
                     if ts is not None and MIN_EVENT_TIME <= ts <= newest:
                         reading = Reading(
                             ts, row.sensor_id, row.kind, row.value, row.unit, row.grid_cell
                         )
                         incoming.append(Incoming(reading, received[i], offsets[i], raw[i], 0))
                         continue
+            elif type(row) is WirePack and self._pack(
+                row, raw[i], partitions[i], offsets[i], received[i], now, i, incoming, refused
+            ):
+                continue
             # Anything else: the validator's own path, for its exact reason and message.
             admitted, refusals = admit(
                 self.validator, raw[i], now, partitions[i], self._home, offsets[i], received[i]
@@ -134,3 +183,78 @@ class BatchAdmission:
             incoming.extend(admitted)
             refused.extend((i, r) for r in refusals)
         return incoming, refused
+
+    def _pack(
+        self,
+        row: WirePack,
+        raw: bytes,
+        partition: int,
+        offset: int,
+        received_at: float,
+        now: float,
+        place_in_batch: int,
+        incoming: list[Incoming],
+        refused: list[tuple[int, Refused]],
+    ) -> bool:
+        """Admit a decoded pack's readings into ``incoming`` and ``refused``; False (and
+        nothing added) if the message must go to the validator whole. A packed reading
+        that fails the fast check is validated on its own from the pack's JSON as the
+        validator reads it."""
+        readings = row.readings
+        if row.schema != PACK_SCHEMA or not 0 < len(readings) <= MAX_PACK_READINGS:
+            return False  # the validator names the fault (bad_schema, pack_too_large, ...)
+        registered = self._registered
+        newest = now + self.validator.max_future_skew
+        admitted: list[Incoming] = []
+        refusals: list[Refused] = []
+        items: list[Any] | None = None
+        # A pack's readings mostly share their clock tick: one parse per run of them.
+        last_text, last_ts = "", None
+        lookup, keep = registered.get, admitted.append
+        for index, r in enumerate(readings):
+            reg = lookup(r.sensor_id)
+            if (
+                reg is not None
+                and r.schema == READING_SCHEMA
+                and r.kind == reg[0]
+                and r.grid_cell == reg[1]
+                and r.unit == reg[2]
+                and reg[3] <= r.value <= reg[4]
+                and partition == reg[5]
+            ):
+                if r.ts != last_text:
+                    last_text, last_ts = r.ts, _event_time(r.ts)
+                ts = last_ts
+                if ts is not None and MIN_EVENT_TIME <= ts <= newest:
+                    reading = Reading(ts, r.sensor_id, r.kind, r.value, r.unit, r.grid_cell)
+                    keep(Incoming(reading, received_at, offset, b"", index))
+                    continue
+            if items is None:
+                # The pack as the validator reads it (orjson), for this reading's exact
+                # refusal and dead-letter bytes; any disagreement sends it whole.
+                try:
+                    items = _decode(raw, PACK_SCHEMA).get("readings")
+                except Exception:
+                    return False
+                if not isinstance(items, list) or len(items) != len(readings):
+                    return False
+            checked = self.validator.packed_reading(index, items[index], now)
+            if isinstance(checked, PackedError):
+                refusals.append(Refused(index, checked.raw(), checked.error))
+                continue
+            placed = place(checked, True, index, raw, partition, self._home, offset, received_at)
+            if isinstance(placed, Incoming):
+                admitted.append(placed)
+            else:
+                refusals.append(placed)
+        incoming.extend(admitted)
+        refused.extend((place_in_batch, r) for r in refusals)
+        return True
+
+
+def _event_time(ts: str) -> float | None:
+    """Epoch seconds of a wire timestamp, None where the validator must name the fault."""
+    try:
+        return _epoch(ts)
+    except (ValueError, OverflowError):
+        return None

@@ -66,9 +66,10 @@ def severity_for(score: float) -> str:
     return "minor"
 
 
-@dataclass(slots=True)  # not frozen: built per reading, and frozen init costs 3x
-class Incoming:
-    """A validated reading with the time it reached Kafka (for event-to-alert latency)."""
+class Incoming(msgspec.Struct, gc=False):
+    """A validated reading with the time it reached Kafka (for event-to-alert latency).
+    A msgspec struct, like ``Reading``: built once per reading on the hot path, where a
+    slots dataclass's ``__init__`` (Python code) took about 107 ns against 42 ns."""
 
     reading: Reading
     received_at: float
@@ -113,21 +114,38 @@ def admit(
         if isinstance(reading, PackedError):
             refused.append(Refused(index, reading.raw(), reading.error))
             continue
-        home = home_partition(reading.sensor_id)
-        if home != partition:
-            error = EventError(
-                "wrong_partition",
-                "sensor_id",
-                reading.sensor_id,
-                f"the sensor's readings belong on partition {home}, this message is on {partition}",
-            )
-            refused.append(
-                Refused(index, reading.to_json(), error) if packed else Refused(None, None, error)
-            )
-            continue
-        # A packed reading's own bytes are rebuilt only if it is dead-lettered later.
-        admitted.append(Incoming(reading, received_at, offset, b"" if packed else raw, index))
+        placed = place(reading, packed, index, raw, partition, home_partition, offset, received_at)
+        if isinstance(placed, Incoming):
+            admitted.append(placed)
+        else:
+            refused.append(placed)
     return admitted, refused
+
+
+def place(
+    reading: Reading,
+    packed: bool,
+    index: int,
+    raw: bytes,
+    partition: int,
+    home_partition: Callable[[str], int],
+    offset: int,
+    received_at: float,
+) -> Incoming | Refused:
+    """A valid reading (``index``: its place in its message) -> ``Incoming`` if it is on its
+    sensor's home partition, else a ``wrong_partition`` ``Refused`` (a packed reading's own
+    bytes rebuilt for the dead letter; a single message is dead-lettered as it came)."""
+    home = home_partition(reading.sensor_id)
+    if home != partition:
+        error = EventError(
+            "wrong_partition",
+            "sensor_id",
+            reading.sensor_id,
+            f"the sensor's readings belong on partition {home}, this message is on {partition}",
+        )
+        return Refused(index, reading.to_json(), error) if packed else Refused(None, None, error)
+    # A packed reading's own bytes are rebuilt only if it is dead-lettered later.
+    return Incoming(reading, received_at, offset, b"" if packed else raw, index)
 
 
 @dataclass(slots=True)

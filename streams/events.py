@@ -181,23 +181,23 @@ class EventValidator:
                 len(items),
                 f"a pack holds at most {MAX_PACK_READINGS} readings",
             )
-        out: list[Reading | PackedError] = []
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                exc = EventError("bad_type", f"readings[{index}]", item, "expected an object")
-                out.append(PackedError(index, item, exc))
-                continue
-            try:
-                out.append(self._reading(item, now, packed=True))
-            except EventError as exc:
-                # Name the field by its place in the pack: readings[3].value.
-                where = f"readings[{index}].{exc.field}" if exc.field else f"readings[{index}]"
-                out.append(
-                    PackedError(index, item, EventError(exc.code, where, exc.value, exc.reason))
-                )
-            except Exception as exc:  # one packed reading's fault never costs its pack
-                out.append(PackedError(index, item, unreadable(exc, f"readings[{index}]")))
-        return True, out
+        return True, [self.packed_reading(index, item, now) for index, item in enumerate(items)]
+
+    def packed_reading(self, index: int, item: Any, now: float) -> Reading | PackedError:
+        """The pack's reading at ``index`` (its JSON value ``item``) -> the ``Reading``, or
+        a ``PackedError`` naming the field by its place in the pack (``readings[3].value``).
+        Never raises: one packed reading's fault never costs its pack."""
+        if not isinstance(item, dict):
+            exc = EventError("bad_type", f"readings[{index}]", item, "expected an object")
+            return PackedError(index, item, exc)
+        try:
+            return self._reading(item, now, packed=True)
+        except EventError as exc:
+            # Name the field by its place in the pack: readings[3].value.
+            where = f"readings[{index}].{exc.field}" if exc.field else f"readings[{index}]"
+            return PackedError(index, item, EventError(exc.code, where, exc.value, exc.reason))
+        except Exception as exc:  # one packed reading's fault never costs its pack
+            return PackedError(index, item, unreadable(exc, f"readings[{index}]"))
 
     def _reading(self, doc: dict[str, Any], now: float, packed: bool = False) -> Reading:
         if packed and doc.get("schema", READING_SCHEMA) != READING_SCHEMA:
