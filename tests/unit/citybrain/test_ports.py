@@ -4,6 +4,7 @@ traceback)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from citybrain.cli import EXIT_SERVICE, EXIT_USAGE
 from citybrain.errors import InputError, ListenError
-from citybrain.ports import check_listen
+from citybrain.ports import check_listen, other_settings_ports
 from tests.unit.citybrain.test_cli_errors import run_in_process
 
 
@@ -31,7 +32,33 @@ def test_a_taken_port_names_the_setting_and_a_free_choice(taken: int) -> None:
         check_listen("127.0.0.1", taken, "CITYBRAIN_WORKER_PORT", "worker")
     message = str(info.value)
     assert message.startswith(f"CITYBRAIN_WORKER_PORT is {taken}, but 127.0.0.1:{taken} is")
-    assert f"e.g. CITYBRAIN_WORKER_PORT={taken + 1}" in message
+    suggested = int(message.rsplit("e.g. CITYBRAIN_WORKER_PORT=", 1)[1])
+    assert suggested != taken
+    check_listen("127.0.0.1", suggested, "CITYBRAIN_WORKER_PORT", "worker")
+
+
+def test_the_suggested_port_is_neither_listening_nor_another_setting(
+    taken: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial 4: Kafka on a taken port was told to try the next one, where the first
+    # stack's controller listened; then the one after, this shell's own controller port.
+    for key in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(taken))
+    monkeypatch.setenv("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(taken + 2))
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other.bind(("127.0.0.1", taken + 1))
+            other.listen()
+        except OSError:
+            pass  # someone else's already: taken all the same
+        with pytest.raises(ListenError) as info:
+            check_listen("127.0.0.1", taken, "CITYBRAIN_KAFKA_PORT", "Kafka")
+        suggested = int(str(info.value).rsplit("e.g. CITYBRAIN_KAFKA_PORT=", 1)[1])
+        assert suggested not in {taken, taken + 1, taken + 2}
+        assert suggested not in other_settings_ports()
+        check_listen("127.0.0.1", suggested, "CITYBRAIN_KAFKA_PORT", "Kafka")
 
 
 @pytest.mark.parametrize("host", ["192.0.2.1", "notanip.invalid"])
