@@ -85,6 +85,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
     s = _settings()
     kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
     if args.action == "up":
+        # Every port first: a taken Prometheus port found after Kafka started left Kafka
+        # running behind an exit 3.
+        for component in (kafka, prom, mqtt):
+            component.check_ports()
         kafka.start()
         print(f"kafka       ready on {s.kafka_bootstrap}")
         from citybrain.stack.topics import task_topics

@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,32 @@ def test_a_bad_bind_address_is_status_2() -> None:
     proc = run_in_process(["ingest", "http"], {"CITYBRAIN_WORKER_BIND": "192.0.2.1"})
     assert proc.returncode == EXIT_USAGE
     assert proc.stderr.startswith("citybrain: CITYBRAIN_WORKER_BIND is '192.0.2.1'")
+
+
+@pytest.mark.parametrize(
+    "setting", ["CITYBRAIN_PROMETHEUS_PORT", "CITYBRAIN_MQTT_PORT", "CITYBRAIN_KAFKA_PORT"]
+)
+def test_stack_up_checks_every_port_before_starting_anything(
+    setting: str, taken: int, tmp_path: Path
+) -> None:
+    # Trial 4: a taken Prometheus port was found only after Kafka had started, and Kafka
+    # was left running behind the exit 3.
+    free = []
+    for _ in range(4):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            free.append(sock.getsockname()[1])
+    env = {
+        "CITYBRAIN_HOME": str(tmp_path / "home"),
+        "CITYBRAIN_RUN_DIR": str(tmp_path / "run"),
+        "CITYBRAIN_KAFKA_PORT": str(free[0]),
+        "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(free[1]),
+        "CITYBRAIN_PROMETHEUS_PORT": str(free[2]),
+        "CITYBRAIN_MQTT_PORT": str(free[3]),
+        setting: str(taken),
+    }
+    proc = run_in_process(["stack", "up"], env)
+    assert proc.returncode == EXIT_SERVICE, proc.stderr
+    assert proc.stderr.startswith(f"citybrain: {setting} is {taken}, but "), proc.stderr
+    assert proc.stdout == ""  # nothing started, not even Kafka
+    assert not (tmp_path / "home").exists() and not (tmp_path / "run").exists()
