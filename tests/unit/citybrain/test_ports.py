@@ -80,6 +80,8 @@ def test_a_free_port_passes() -> None:
     ("argv", "setting"),
     [
         (["ingest", "http"], "CITYBRAIN_INGEST_HTTP_PORT"),
+        # Trial 4: ingest mqtt said "writing to Kafka at ..." before refusing its port.
+        (["ingest", "mqtt"], "CITYBRAIN_INGEST_METRICS_PORT"),
         (["worker"], "CITYBRAIN_WORKER_PORT"),
     ],
 )
@@ -95,10 +97,12 @@ def test_a_second_server_on_a_taken_port_is_refused_with_status_3(
     assert "writing to Kafka" not in proc.stdout
 
 
-def test_a_bad_bind_address_is_status_2() -> None:
-    proc = run_in_process(["ingest", "http"], {"CITYBRAIN_WORKER_BIND": "192.0.2.1"})
+@pytest.mark.parametrize("action", ["http", "mqtt"])
+def test_a_bad_bind_address_is_status_2_before_any_kafka_line(action: str) -> None:
+    proc = run_in_process(["ingest", action], {"CITYBRAIN_WORKER_BIND": "192.0.2.1"})
     assert proc.returncode == EXIT_USAGE
     assert proc.stderr.startswith("citybrain: CITYBRAIN_WORKER_BIND is '192.0.2.1'")
+    assert "writing to Kafka" not in proc.stdout
 
 
 @pytest.mark.parametrize(
