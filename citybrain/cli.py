@@ -85,6 +85,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
     s = _settings()
     kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
     if args.action == "up":
+        # Every port first: a taken Prometheus port found after Kafka started left Kafka
+        # running behind an exit 3.
+        for component in (kafka, prom, mqtt):
+            component.check_ports()
         kafka.start()
         print(f"kafka       ready on {s.kafka_bootstrap}")
         from citybrain.stack.topics import task_topics
@@ -2690,7 +2694,9 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(exc, StackError | ListenError):
         return EXIT_SERVICE, str(exc)
-    if isinstance(exc, PlaybookError | StreamsError | InputError):
+    if isinstance(exc, PlaybookError):
+        return EXIT_USAGE, _name_file_setting(str(exc))
+    if isinstance(exc, StreamsError | InputError):
         return EXIT_USAGE, str(exc)
     # kafka-python 3 dropped NoBrokersAvailable; older releases raise it.
     kafka_down = tuple(
@@ -2717,6 +2723,23 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
         "command you ran; CITYBRAIN_DEBUG=1 prints the traceback"
     )
+
+
+def _name_file_setting(message: str) -> str:
+    """``message`` (a grid or routing file's ``file:line: reason``) led by the setting that
+    names the file, as the tokens file's errors are: the user sees which variable to fix
+    (trial 4: a YAML mistake in CITYBRAIN_GRID_FILE's file named only the path)."""
+    try:
+        settings = _settings()
+    except StreamsError:
+        return message
+    for name, path in (
+        ("CITYBRAIN_GRID_FILE", settings.grid_file),
+        ("CITYBRAIN_ROUTING_FILE", settings.routing_file),
+    ):
+        if message.startswith(f"{path}:"):
+            return f"{name} {message}"
+    return message
 
 
 def _connection_error(exc: BaseException) -> BaseException | None:

@@ -577,6 +577,8 @@ def run_demo(
     files = DemoFiles.of(base)
     console.print(f"[bold]citybrain demo[/]: {STARTING}")
     announce_installs(console, kafka)
+    for component in (kafka, prom):  # every port before anything starts
+        component.check_ports()
     kafka.start()
     prom.start()
     if stop_demo_worker(base):

@@ -4,6 +4,7 @@ naming the setting when it cannot, instead of an ``OSError`` or faust's tracebac
 from __future__ import annotations
 
 import errno
+import os
 import socket
 
 from citybrain.errors import InputError, ListenError
@@ -31,7 +32,7 @@ def listen_error(exc: OSError, host: str, port: int, port_setting: str, what: st
         return ListenError(
             f"{port_setting} is {port}, but {host}:{port} is already in use (another "
             f"{what}'s, or another program's): stop that one, or give this {what} its own "
-            f"port, e.g. {port_setting}={_next(port)}"
+            f"port, e.g. {port_setting}={_next(port, host)}"
         )
     return ListenError(
         f"{port_setting} is {port}: the {what} cannot listen on {host}:{port}: {exc}"
@@ -44,14 +45,46 @@ def check_listen(host: str, port: int, port_setting: str, what: str) -> None:
     Binds with SO_REUSEADDR, as aiohttp and ``socketserver`` do: a port left in TIME_WAIT
     by a stopped server passes, one another process listens on does not."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
+        _bind(host, port)
     except OSError as exc:
         raise listen_error(exc, host, port, port_setting, what) from None
 
 
-def _next(port: int) -> int:
-    return port + 1 if port < 65535 else port - 1
+def _bind(host: str, port: int) -> None:
+    """Bind ``host:port`` and let it go; raises ``OSError`` as the server would."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+
+
+def other_settings_ports() -> set[int]:
+    """The ports the ``CITYBRAIN_*_PORT`` settings give this shell (the environment's, else
+    the defaults): a port to suggest must not be one of them, or following the advice
+    makes two servers of one stack collide (trial 4: Kafka told to take its own
+    controller's port)."""
+    from streams.settings import LISTEN_PORTS, Settings
+
+    ports = set()
+    for name in LISTEN_PORTS:
+        value = os.environ.get(f"CITYBRAIN_{name.upper()}", "").strip()
+        ports.add(int(value) if value.isdigit() else Settings.model_fields[name].default)
+    return ports
+
+
+def _next(port: int, host: str = "127.0.0.1") -> int | str:
+    """The nearest port above (else below) ``port`` that can be bound on ``host`` now and
+    is no ``CITYBRAIN_*_PORT`` setting's; ``"<a free port>"`` if none within 100."""
+    reserved = other_settings_ports()
+    candidates = [p for p in range(port + 1, port + 101) if p <= 65535]
+    candidates += [p for p in range(port - 1, port - 101, -1) if p >= 1024]
+    for candidate in candidates:
+        if candidate in reserved:
+            continue
+        try:
+            _bind(host, candidate)
+        except OSError:
+            continue
+        return candidate
+    return "<a free port>"

@@ -124,18 +124,23 @@ class TokenStore:
         tokens = (doc or {}).get("tokens", []) if isinstance(doc, dict | None) else None
         if not isinstance(tokens, list):
             raise SettingsError(f"{where}: expected a mapping with a list 'tokens'")
+        lines = _entry_lines(path.read_text()) if tokens else {}
         entries = []
         for i, entry in enumerate(tokens):
+            # file:line, as the grid's and routing's errors: the entry's key, else the entry.
+            def at(key: str | None = None, i: int = i) -> str:
+                line = lines.get((i, key)) or lines.get((i, None))
+                return f"{where}:{line}: tokens entry {i}" if line else f"{where}: tokens entry {i}"
+
             if not isinstance(entry, dict) or set(entry) != {"name", "role", "sha256"}:
-                raise SettingsError(f"{where}: tokens entry {i}: expected keys name, role, sha256")
+                raise SettingsError(f"{at()}: expected keys name, role, sha256")
             if entry["role"] not in ROLES:
                 raise SettingsError(
-                    f"{where}: tokens entry {i}: role is {entry['role']!r}, "
-                    f"expected one of {list(ROLES)}"
+                    f"{at('role')}: role is {entry['role']!r}, expected one of {list(ROLES)}"
                 )
             digest = str(entry["sha256"]).lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise SettingsError(f"{where}: tokens entry {i}: sha256 is not 64 hex digits")
+                raise SettingsError(f"{at('sha256')}: sha256 is not 64 hex digits")
             entries.append((digest, str(entry["name"]), str(entry["role"])))
         return cls(entries)
 
@@ -154,3 +159,25 @@ class TokenStore:
             if hmac.compare_digest(stored, digest):
                 found = Principal(name, role)
         return found
+
+
+def _entry_lines(text: str) -> dict[tuple[int, str | None], int]:
+    """1-based lines of the tokens file's entries: ``(i, None)`` for entry ``i``,
+    ``(i, key)`` for its key's value. Empty when the file's shape is not as expected
+    (its error then names the file alone)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[tuple[int, str | None], int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key, value in root.value:
+        if key.value != "tokens" or not isinstance(value, yaml.SequenceNode):
+            continue
+        for i, item in enumerate(value.value):
+            lines[(i, None)] = item.start_mark.line + 1
+            if isinstance(item, yaml.MappingNode):
+                for k, v in item.value:
+                    lines[(i, str(k.value))] = v.start_mark.line + 1
+    return lines

@@ -5,15 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
+def _whole_port(value: Any) -> Any:
+    # pydantic's lax int takes "19692.0" (and 19692.0); a port written with a decimal
+    # point is a slip, refused like any other non-port.
+    if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
+        raise ValueError("expected a port number, 1..65535")
+    return value
+
+
 # A TCP port a service listens on or is reached at.
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, BeforeValidator(_whole_port), Field(ge=1, le=65535)]
+
+# The ports one process or the local stack binds, which must differ pairwise: Kafka's
+# two are the stack's broker, the MQTT port its Mosquitto. A Kafka or MQTT host that is
+# not this machine's loopback is someone else's server, whose port may be anything.
+LISTEN_PORTS = (
+    "kafka_port",
+    "kafka_controller_port",
+    "prometheus_port",
+    "mqtt_port",
+    "worker_port",
+    "ingest_http_port",
+    "ingest_metrics_port",
+)
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class Settings(BaseSettings):
@@ -212,6 +235,43 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CITYBRAIN_DETECTOR_MIN_SAMPLES is {self.detector_min_samples}: expected at "
                 f"most CITYBRAIN_DETECTOR_WINDOW ({self.detector_window})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Settings:
+        """Two services on one port: the second fails late and obscurely (Kafka's
+        storage format prints a Java exception), so the pair is refused here."""
+        remote = {
+            "kafka_port": self.kafka_host not in _LOOPBACK,
+            "mqtt_port": self.mqtt_host not in _LOOPBACK,
+        }
+        seen: dict[int, str] = {}
+        for name in LISTEN_PORTS:
+            if remote.get(name):
+                continue
+            port = getattr(self, name)
+            if port in seen:
+                first = f"CITYBRAIN_{seen[port].upper()}"
+                raise ValueError(
+                    f"CITYBRAIN_{name.upper()} is {port}, the same as {first}: the two "
+                    "must differ (each is a server's own port); give one another port"
+                )
+            seen[port] = name
+        return self
+
+    @model_validator(mode="after")
+    def _intervals_and_thresholds(self) -> Settings:
+        if self.heartbeat_interval >= self.session_timeout:
+            raise ValueError(
+                f"CITYBRAIN_HEARTBEAT_INTERVAL is {self.heartbeat_interval:g}: expected "
+                f"less than CITYBRAIN_SESSION_TIMEOUT ({self.session_timeout:g} s), or the "
+                "group drops a live worker"
+            )
+        if self.corroboration_agree >= self.corroboration_decisive:
+            raise ValueError(
+                f"CITYBRAIN_CORROBORATION_AGREE is {self.corroboration_agree:g}: expected "
+                f"less than CITYBRAIN_CORROBORATION_DECISIVE ({self.corroboration_decisive:g})"
             )
         return self
 

@@ -221,11 +221,18 @@ def run_mqtt(
     mapping = MqttMapping.build(
         validator.grid, options.topics or None, options.value_field, options.ts_field
     )
-    if require is not None:
-        require()
-    publisher: PackPublisher | None = None  # metrics first: a taken port stops us sooner
+    # The metrics port and bind address are checked (by serving) before ``require``
+    # says where the readings go, as ``run_http`` checks its port: a taken port or a bad
+    # bind address is found before any "writing to Kafka" line.
+    publisher: PackPublisher | None = None
     metrics = IngestMetrics.create("mqtt", lambda: publisher.stats.readings if publisher else 0)
     stop_metrics = serve_metrics(metrics, settings.worker_bind, settings.ingest_metrics_port)
+    if require is not None:
+        try:
+            require()
+        except BaseException:
+            stop_metrics()
+            raise
     publisher = _publisher(settings, options, f"{options.client_id}-kafka")
     ingest = MqttIngest(
         settings.mqtt_host,

@@ -185,7 +185,9 @@ class KafkaBroker:
         finally:
             admin.close()
 
-    def start(self, timeout: float = 90.0) -> None:
+    def check_ports(self) -> None:
+        """Raise as ``citybrain.ports.check_listen`` unless running or its ports are free:
+        ``stack up`` checks every service's before starting any."""
         if self.running():
             return
         check_listen("127.0.0.1", self.settings.kafka_port, "CITYBRAIN_KAFKA_PORT", "Kafka")
@@ -195,6 +197,11 @@ class KafkaBroker:
             "CITYBRAIN_KAFKA_CONTROLLER_PORT",
             "Kafka controller",
         )
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.running():
+            return
+        self.check_ports()
         self.install()
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         self.write_config()

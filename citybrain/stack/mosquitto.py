@@ -118,10 +118,17 @@ class MosquittoBroker:
         except OSError:
             return False
 
-    def start(self, timeout: float = 30.0) -> None:
+    def check_ports(self) -> None:
+        """Raise as ``citybrain.ports.check_listen`` unless running or its ports are free:
+        ``stack up`` checks every service's before starting any."""
         if self.running():
             return
         check_listen("127.0.0.1", self.settings.mqtt_port, "CITYBRAIN_MQTT_PORT", "Mosquitto")
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running():
+            return
+        self.check_ports()
         binary = self.binary()
         self.write_config()
         spawn([binary, "-c", str(self.config)], self.log_file, self.pid_file)

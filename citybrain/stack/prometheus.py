@@ -116,11 +116,18 @@ class PrometheusServer:
         except OSError:
             return False
 
-    def start(self, timeout: float = 30.0) -> None:
+    def check_ports(self) -> None:
+        """Raise as ``citybrain.ports.check_listen`` unless running or its ports are free:
+        ``stack up`` checks every service's before starting any."""
         if self.running():
             return
         port = self.settings.prometheus_port
         check_listen("127.0.0.1", port, "CITYBRAIN_PROMETHEUS_PORT", "Prometheus")
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running():
+            return
+        self.check_ports()
         binary = self.binary()
         self.write_config()
         data: Path = self.dir / "data"

@@ -307,3 +307,28 @@ def test_ctrl_c_ends_with_one_line(stopped: tuple[Path, dict[str, str], Path]) -
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == EXIT_INTERRUPTED
     assert err == "citybrain: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "argv", "text", "line"),
+    [
+        ("CITYBRAIN_GRID_FILE", ["ingest", "http"], "version: 1\ncells: [a, b\nsensors: []\n", 3),
+        (
+            "CITYBRAIN_ROUTING_FILE",
+            ["playbooks", "route-test", "kind=flood"],
+            "route:\n  receiver: [a\n",
+            3,
+        ),
+    ],
+)
+def test_a_yaml_mistake_in_the_grid_or_routing_file_names_its_setting(
+    tmp_path: Path, setting: str, argv: list[str], text: str, line: int
+) -> None:
+    # Trial 4: the tokens file's errors named CITYBRAIN_API_TOKENS_FILE, these only a path.
+    path = tmp_path / "file.yaml"
+    path.write_text(text)
+    proc = run_in_process(argv, {setting: str(path)})
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert proc.stderr.startswith(f"citybrain: {setting} {path}:{line}: not valid YAML: "), (
+        proc.stderr
+    )

@@ -41,8 +41,9 @@ def test_the_worker_refuses_to_start_with_them(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        "citybrain: " + EXPECTED[0],
-        "  | " + EXPECTED[1],  # the CLI indents a reason's further lines
+        # Led by the setting that named the file; the CLI indents a reason's further lines.
+        "citybrain: CITYBRAIN_ROUTING_FILE " + EXPECTED[0],
+        "  | " + EXPECTED[1],
     ]
 
 

@@ -4,15 +4,17 @@ traceback)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from citybrain.cli import EXIT_SERVICE, EXIT_USAGE
 from citybrain.errors import InputError, ListenError
-from citybrain.ports import check_listen
+from citybrain.ports import check_listen, other_settings_ports
 from tests.unit.citybrain.test_cli_errors import run_in_process
 
 
@@ -31,7 +33,33 @@ def test_a_taken_port_names_the_setting_and_a_free_choice(taken: int) -> None:
         check_listen("127.0.0.1", taken, "CITYBRAIN_WORKER_PORT", "worker")
     message = str(info.value)
     assert message.startswith(f"CITYBRAIN_WORKER_PORT is {taken}, but 127.0.0.1:{taken} is")
-    assert f"e.g. CITYBRAIN_WORKER_PORT={taken + 1}" in message
+    suggested = int(message.rsplit("e.g. CITYBRAIN_WORKER_PORT=", 1)[1])
+    assert suggested != taken
+    check_listen("127.0.0.1", suggested, "CITYBRAIN_WORKER_PORT", "worker")
+
+
+def test_the_suggested_port_is_neither_listening_nor_another_setting(
+    taken: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial 4: Kafka on a taken port was told to try the next one, where the first
+    # stack's controller listened; then the one after, this shell's own controller port.
+    for key in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(taken))
+    monkeypatch.setenv("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(taken + 2))
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other.bind(("127.0.0.1", taken + 1))
+            other.listen()
+        except OSError:
+            pass  # someone else's already: taken all the same
+        with pytest.raises(ListenError) as info:
+            check_listen("127.0.0.1", taken, "CITYBRAIN_KAFKA_PORT", "Kafka")
+        suggested = int(str(info.value).rsplit("e.g. CITYBRAIN_KAFKA_PORT=", 1)[1])
+        assert suggested not in {taken, taken + 1, taken + 2}
+        assert suggested not in other_settings_ports()
+        check_listen("127.0.0.1", suggested, "CITYBRAIN_KAFKA_PORT", "Kafka")
 
 
 @pytest.mark.parametrize("host", ["192.0.2.1", "notanip.invalid"])
@@ -52,6 +80,8 @@ def test_a_free_port_passes() -> None:
     ("argv", "setting"),
     [
         (["ingest", "http"], "CITYBRAIN_INGEST_HTTP_PORT"),
+        # Trial 4: ingest mqtt said "writing to Kafka at ..." before refusing its port.
+        (["ingest", "mqtt"], "CITYBRAIN_INGEST_METRICS_PORT"),
         (["worker"], "CITYBRAIN_WORKER_PORT"),
     ],
 )
@@ -67,7 +97,38 @@ def test_a_second_server_on_a_taken_port_is_refused_with_status_3(
     assert "writing to Kafka" not in proc.stdout
 
 
-def test_a_bad_bind_address_is_status_2() -> None:
-    proc = run_in_process(["ingest", "http"], {"CITYBRAIN_WORKER_BIND": "192.0.2.1"})
+@pytest.mark.parametrize("action", ["http", "mqtt"])
+def test_a_bad_bind_address_is_status_2_before_any_kafka_line(action: str) -> None:
+    proc = run_in_process(["ingest", action], {"CITYBRAIN_WORKER_BIND": "192.0.2.1"})
     assert proc.returncode == EXIT_USAGE
     assert proc.stderr.startswith("citybrain: CITYBRAIN_WORKER_BIND is '192.0.2.1'")
+    assert "writing to Kafka" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "setting", ["CITYBRAIN_PROMETHEUS_PORT", "CITYBRAIN_MQTT_PORT", "CITYBRAIN_KAFKA_PORT"]
+)
+def test_stack_up_checks_every_port_before_starting_anything(
+    setting: str, taken: int, tmp_path: Path
+) -> None:
+    # Trial 4: a taken Prometheus port was found only after Kafka had started, and Kafka
+    # was left running behind the exit 3.
+    free = []
+    for _ in range(4):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            free.append(sock.getsockname()[1])
+    env = {
+        "CITYBRAIN_HOME": str(tmp_path / "home"),
+        "CITYBRAIN_RUN_DIR": str(tmp_path / "run"),
+        "CITYBRAIN_KAFKA_PORT": str(free[0]),
+        "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(free[1]),
+        "CITYBRAIN_PROMETHEUS_PORT": str(free[2]),
+        "CITYBRAIN_MQTT_PORT": str(free[3]),
+        setting: str(taken),
+    }
+    proc = run_in_process(["stack", "up"], env)
+    assert proc.returncode == EXIT_SERVICE, proc.stderr
+    assert proc.stderr.startswith(f"citybrain: {setting} is {taken}, but "), proc.stderr
+    assert proc.stdout == ""  # nothing started, not even Kafka
+    assert not (tmp_path / "home").exists() and not (tmp_path / "run").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import SettingsError
-from streams.settings import SECRET_SETTINGS, Settings, load_settings
+from streams.settings import LISTEN_PORTS, SECRET_SETTINGS, Settings, load_settings
 
 # Settings that take any text or any path: nothing to refuse in "nonsense!".
 FREE_FORM = {
@@ -66,6 +66,8 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_MQTT_PORT", "-1", "expected a port number, 1..65535"),
         ("CITYBRAIN_PROMETHEUS_PORT", "65536", "expected a port number, 1..65535"),
         ("CITYBRAIN_KAFKA_CONTROLLER_PORT", "0", "expected a port number, 1..65535"),
+        ("CITYBRAIN_KAFKA_PORT", "19692.0", "expected a port number, 1..65535"),
+        ("CITYBRAIN_WORKER_PORT", "16066.5", "expected a port number, 1..65535"),
         ("CITYBRAIN_PARTITIONS", "0", "expected at least 1"),
         ("CITYBRAIN_CORROBORATION", "maybe", "expected true or false"),
         ("CITYBRAIN_SCORE_THRESHOLD", "-1", "expected more than 0"),
@@ -129,12 +131,19 @@ def test_min_samples_above_the_window_names_both(monkeypatch: pytest.MonkeyPatch
         ("tokens: [1, 2\nx: y\n", ":2: not valid YAML: "),
         ("- a\n- b\n", ": expected a mapping with a list 'tokens'"),
         ("tokens: oops\n", ": expected a mapping with a list 'tokens'"),
-        ("tokens: [oops]\n", ": tokens entry 0: expected keys name, role, sha256"),
+        ("tokens: [oops]\n", ":1: tokens entry 0: expected keys name, role, sha256"),
         (
             "tokens: [{name: a, role: mayor, sha256: x}]\n",
-            ": tokens entry 0: role is 'mayor', expected one of",
+            ":1: tokens entry 0: role is 'mayor', expected one of",
         ),
-        ("tokens: [{name: a, role: operator, sha256: x}]\n", ": tokens entry 0: sha256 is not"),
+        ("tokens: [{name: a, role: operator, sha256: x}]\n", ":1: tokens entry 0: sha256 is not"),
+        # Trial 4: "tokens entry 1: role is 'mayor'" without a line to look at.
+        (
+            "tokens:\n  - name: a\n    role: operator\n    sha256: " + "a" * 64 + "\n"
+            "  - name: b\n    role: mayor\n    sha256: " + "a" * 64 + "\n",
+            ":6: tokens entry 1: role is 'mayor', expected one of",
+        ),
+        ("tokens:\n  - name: a\n", ":2: tokens entry 0: expected keys name, role, sha256"),
     ],
 )
 def test_a_bad_tokens_file_is_one_line_naming_the_setting_and_file(
@@ -161,3 +170,54 @@ def test_a_yaml_mistake_in_the_grid_is_one_line_with_file_and_line(tmp_path: Pat
         load_grid(path)
     assert str(info.value).startswith(f"{path}:3: not valid YAML: ")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(a, b) for i, a in enumerate(LISTEN_PORTS) for b in LISTEN_PORTS[i + 1 :]],
+)
+def test_two_listening_ports_set_alike_are_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch, first: str, second: str
+) -> None:
+    # Kafka's port equal to its controller's was a 14-line Java exception from stack up.
+    message = refusal(monkeypatch, **{env_name(first): "20000", env_name(second): "20000"})
+    assert message == (
+        f"{env_name(second)} is 20000, the same as {env_name(first)}: the two must differ "
+        "(each is a server's own port); give one another port"
+    )
+
+
+def test_a_remote_kafka_or_broker_may_share_a_port_number_with_a_local_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CITYBRAIN_KAFKA_HOST", "kafka.example")
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "16066")
+    monkeypatch.setenv("CITYBRAIN_MQTT_HOST", "broker.example")
+    monkeypatch.setenv("CITYBRAIN_MQTT_PORT", "16080")
+    settings = load_settings()
+    assert (settings.kafka_port, settings.worker_port) == (16066, 16066)
+    assert (settings.mqtt_port, settings.ingest_http_port) == (16080, 16080)
+
+
+@pytest.mark.parametrize("heartbeat", ["10", "20"])
+def test_a_heartbeat_not_below_the_session_timeout_is_refused(
+    monkeypatch: pytest.MonkeyPatch, heartbeat: str
+) -> None:
+    message = refusal(monkeypatch, CITYBRAIN_HEARTBEAT_INTERVAL=heartbeat)
+    assert message.startswith(
+        f"CITYBRAIN_HEARTBEAT_INTERVAL is {heartbeat}: expected less than "
+        "CITYBRAIN_SESSION_TIMEOUT (10 s)"
+    ), message
+
+
+@pytest.mark.parametrize("agree", ["0.9", "0.95"])
+def test_a_corroboration_agree_not_below_decisive_is_refused(
+    monkeypatch: pytest.MonkeyPatch, agree: str
+) -> None:
+    message = refusal(monkeypatch, CITYBRAIN_CORROBORATION_AGREE=agree)
+    assert message == (
+        f"CITYBRAIN_CORROBORATION_AGREE is {agree}: expected less than "
+        "CITYBRAIN_CORROBORATION_DECISIVE (0.9)"
+    )
