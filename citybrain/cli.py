@@ -728,25 +728,26 @@ FILLED_BY = {
 
 def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
     """Why one of ``labels`` has a value no alert can carry (a severity, source,
-    corroboration or assessment outside LABEL_VALUES; a kind or a community, street,
-    district or city not in the grid), or "" when every value is one an alert may have.
-    An unknown grid_cell or sensor_id is left to worker_labels' notes: the route is
-    still shown, without the labels the grid would have added."""
-    from playbooks.routing import LABEL_VALUES, label_values
+    corroboration or assessment outside LABEL_VALUES; a kind, a grid_cell, a sensor_id or
+    a community, street, district or city not in the grid), or "" when every value is one
+    an alert may have: the same test `playbooks check` puts route matchers to."""
+    from playbooks.routing import LABEL_VALUES, SHOWN_VALUES, expected_values, label_values
 
     for name, value in labels.items():
         known = label_values(grid).get(name)
         if known is None or value in known:
             continue
-        shown = ", ".join(sorted(known)[:12]) + (", …" if len(known) > 12 else "")
+        # A list too long to show says itself where its values are listed.
         where = (
             ""
-            if name in LABEL_VALUES
-            else " (the grid kinds and incident_burst)"
-            if name == "kind"
-            else f" (the grid's {name} cells)"
+            if name in LABEL_VALUES or len(known) > SHOWN_VALUES
+            else {
+                "kind": " (the grid kinds and incident_burst)",
+                "grid_cell": " (the grid's cells)",
+                "sensor_id": " (the grid's sensors)",
+            }.get(name, f" (the grid's {name} cells)")
         )
-        return f"label {name}={value!r}: expected one of {shown}{where}"
+        return f"label {name}={value!r}: {expected_values(name, known, value)}{where}"
     return ""
 
 
