@@ -1340,6 +1340,37 @@ def _check_matchers(texts: list[str]) -> None:
             raise CliError(f"--matcher: {exc}") from None
 
 
+def _grid_silence_warnings(texts: list[str]) -> list[str]:
+    """silence_warnings against CITYBRAIN_GRID_FILE; none when it cannot be read (the
+    silence is for the worker's grid, which this shell may not have)."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+
+    try:
+        grid = load_grid(_settings().grid_file)
+    except (PlaybookError, OSError):
+        return []
+    return silence_warnings(texts, grid)
+
+
+def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
+    """One ``warning:`` line per ``--matcher`` (already checked by _check_matchers) that
+    tests a label for a value no alert can carry in ``grid``, by the definition `playbooks
+    check` holds route matchers to: ``kind="road_ice"`` silences nothing,
+    ``severity!="urgent"`` everything. Alertmanager accepts such a silence (it cannot know
+    which values will come), and so does citybrain; the line is for a typo."""
+    from playbooks.routing import impossible_value, label_values, parse_matchers
+
+    values = label_values(grid)
+    lines = []
+    for text in texts:
+        for matcher in parse_matchers(text):
+            why = impossible_value(matcher, values)
+            if why:
+                lines.append(f"warning: --matcher {text!r}: {why}")
+    return lines
+
+
 def _silence_state(silence: dict[str, Any], now: float) -> str:
     """active, pending (starts later), expired, or unreadable: what the worker does with it."""
     if silence.get("unreadable"):
@@ -1406,11 +1437,13 @@ def already_expired_message(
 def cmd_silences(args: argparse.Namespace) -> int:
     import time
 
+    warnings: list[str] = []
     if args.action == "add":
         silence_duration(args.duration)
         _check_matchers(args.matcher)
         if not args.reason.strip():
             raise CliError("--reason is empty: say why, for the audit trail")
+        warnings = _grid_silence_warnings(args.matcher)
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
     elif args.action == "expire":
@@ -1422,6 +1455,9 @@ def cmd_silences(args: argparse.Namespace) -> int:
             "/silences",
             {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
         )
+    # After the add succeeded: the warning qualifies a silence that exists.
+    for line in warnings:
+        print(line, file=sys.stderr)
     if args.json:
         _print_json(doc)
         return EXIT_OK
