@@ -480,7 +480,7 @@ def test_detect_counts_at_the_threshold_the_stream_runs_the_detector_at(
         ("severity=huge", "label severity='huge': expected one of critical, major, minor"),
         ("source=robot", "label source='robot': expected one of citizen, sensor"),
         ("kind=lava", "label kind='lava': expected one of"),
-        ("street=nowhere", "(the grid's street cells)"),
+        ("street=nowhere", "(the ids under cells: with level: street in the grid file)"),
     ],
 )
 def test_route_test_refuses_a_value_no_alert_can_carry(
