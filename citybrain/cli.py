@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import command_line
 from citybrain.text import agreeing, counted
@@ -2190,11 +2190,23 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its usage errors as the one ``citybrain:`` line every other
+    error is (README): ``citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose
+    from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block.
+    Subcommands' parsers are of this class too (add_subparsers takes the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("citybrain").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from detectors import DETECTORS
     from playbooks.machine import RunStatus
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="citybrain",
         description=DESCRIPTION,
         epilog=EPILOG,
