@@ -2206,7 +2206,7 @@ def build_parser() -> argparse.ArgumentParser:
     from detectors import DETECTORS
     from playbooks.machine import RunStatus
 
-    parser = Parser(
+    parser: argparse.ArgumentParser = Parser(
         prog="citybrain",
         description=DESCRIPTION,
         epilog=EPILOG,
