@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import command_line
 from citybrain.text import agreeing, counted
@@ -748,25 +748,26 @@ FILLED_BY = {
 
 def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
     """Why one of ``labels`` has a value no alert can carry (a severity, source,
-    corroboration or assessment outside LABEL_VALUES; a kind or a community, street,
-    district or city not in the grid), or "" when every value is one an alert may have.
-    An unknown grid_cell or sensor_id is left to worker_labels' notes: the route is
-    still shown, without the labels the grid would have added."""
-    from playbooks.routing import LABEL_VALUES, label_values
+    corroboration or assessment outside LABEL_VALUES; a kind, a grid_cell, a sensor_id or
+    a community, street, district or city not in the grid), or "" when every value is one
+    an alert may have: the same test `playbooks check` puts route matchers to."""
+    from playbooks.routing import LABEL_VALUES, SHOWN_VALUES, expected_values, label_values
 
     for name, value in labels.items():
         known = label_values(grid).get(name)
         if known is None or value in known:
             continue
-        shown = ", ".join(sorted(known)[:12]) + (", …" if len(known) > 12 else "")
+        # A list too long to show says itself where its values are listed.
         where = (
             ""
-            if name in LABEL_VALUES
-            else " (the grid kinds and incident_burst)"
-            if name == "kind"
-            else f" (the grid's {name} cells)"
+            if name in LABEL_VALUES or len(known) > SHOWN_VALUES
+            else {
+                "kind": " (the grid kinds and incident_burst)",
+                "grid_cell": " (the grid's cells)",
+                "sensor_id": " (the grid's sensors)",
+            }.get(name, f" (the grid's {name} cells)")
         )
-        return f"label {name}={value!r}: expected one of {shown}{where}"
+        return f"label {name}={value!r}: {expected_values(name, known, value)}{where}"
     return ""
 
 
@@ -1359,6 +1360,37 @@ def _check_matchers(texts: list[str]) -> None:
             raise CliError(f"--matcher: {exc}") from None
 
 
+def _grid_silence_warnings(texts: list[str]) -> list[str]:
+    """silence_warnings against CITYBRAIN_GRID_FILE; none when it cannot be read (the
+    silence is for the worker's grid, which this shell may not have)."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+
+    try:
+        grid = load_grid(_settings().grid_file)
+    except (PlaybookError, OSError):
+        return []
+    return silence_warnings(texts, grid)
+
+
+def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
+    """One ``warning:`` line per ``--matcher`` (already checked by _check_matchers) that
+    tests a label for a value no alert can carry in ``grid``, by the definition `playbooks
+    check` holds route matchers to: ``kind="road_ice"`` silences nothing,
+    ``severity!="urgent"`` everything. Alertmanager accepts such a silence (it cannot know
+    which values will come), and so does citybrain; the line is for a typo."""
+    from playbooks.routing import impossible_value, label_values, parse_matchers
+
+    values = label_values(grid)
+    lines = []
+    for text in texts:
+        for matcher in parse_matchers(text):
+            why = impossible_value(matcher, values)
+            if why:
+                lines.append(f"warning: --matcher {text!r}: {why}")
+    return lines
+
+
 def _silence_state(silence: dict[str, Any], now: float) -> str:
     """active, pending (starts later), expired, or unreadable: what the worker does with it."""
     if silence.get("unreadable"):
@@ -1425,11 +1457,13 @@ def already_expired_message(
 def cmd_silences(args: argparse.Namespace) -> int:
     import time
 
+    warnings: list[str] = []
     if args.action == "add":
         silence_duration(args.duration)
         _check_matchers(args.matcher)
         if not args.reason.strip():
             raise CliError("--reason is empty: say why, for the audit trail")
+        warnings = _grid_silence_warnings(args.matcher)
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
     elif args.action == "expire":
@@ -1441,6 +1475,9 @@ def cmd_silences(args: argparse.Namespace) -> int:
             "/silences",
             {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
         )
+    # After the add succeeded: the warning qualifies a silence that exists.
+    for line in warnings:
+        print(line, file=sys.stderr)
     if args.json:
         _print_json(doc)
         return EXIT_OK
@@ -2182,11 +2219,23 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its usage errors as the one ``citybrain:`` line every other
+    error is (README): ``citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose
+    from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block.
+    Subcommands' parsers are of this class too (add_subparsers takes the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("citybrain").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from detectors import DETECTORS
     from playbooks.machine import RunStatus
 
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = Parser(
         prog="citybrain",
         description=DESCRIPTION,
         epilog=EPILOG,

@@ -21,7 +21,20 @@ def build() -> Dashboard:
         .with_panel(single("Workers up", "short", query(f"sum(up{{{WORKERS}}})")))
         .with_panel(single("Consumer lag", "short", query(f"sum({m.CONSUMER_LAG})")))
         .with_panel(
-            single("Dead letters (1h)", "short", query(f"sum(increase({m.DEAD_LETTERS}[1h]))"))
+            single(
+                "Dead letters (1h)",
+                "short",
+                # As the panel and the alert: the HTTP ingest's refusals are its dead
+                # letters. `+`, not `or` (which would drop the refusals whenever there are
+                # dead letters too); `or vector(0)` so that one side without series yet
+                # does not empty the sum.
+                query(
+                    f"(sum(increase({m.DEAD_LETTERS}[1h])) or vector(0)) + "
+                    f"(sum(increase({m.INGEST_REFUSED}[1h])) or vector(0))"
+                ),
+                description="Dead letters of the workers and the MQTT ingest, and readings "
+                "and requests the HTTP ingest refused (docs/ingest.md)",
+            )
         )
         .with_panel(
             single(

@@ -64,14 +64,41 @@ OPS = ("=", "!=", "=~", "!~")
 
 def label_values(grid: Grid | None) -> dict[str, tuple[str, ...]]:
     """Every value an alert can give each label that has a closed set of them: those of
-    LABEL_VALUES and, with a grid, ``kind`` (its kinds and RESERVED_KINDS) and each level
-    (``community``, ``street``, ``district``, ``city``: the ids of its cells there)."""
+    LABEL_VALUES and, with a grid, ``kind`` (its kinds and RESERVED_KINDS), each level
+    (``community``, ``street``, ``district``, ``city``: the ids of its cells there),
+    ``grid_cell`` (every cell id: a citizen report may name a cell at any level) and
+    ``sensor_id`` (the registered sensors: the worker refuses a reading from any other)."""
     values = dict(LABEL_VALUES)
     if grid is not None:
         values["kind"] = tuple(sorted({*grid.kinds, *RESERVED_KINDS}))
         for level in LEVELS:
             values[level] = tuple(sorted(c.id for c in grid.cells.values() if c.level == level))
+        values["grid_cell"] = tuple(sorted(grid.cells))
+        values["sensor_id"] = tuple(sorted(grid.sensors))
     return values
+
+
+# Up to this many values an "expected one of" list is shown whole; past it (a grid's
+# cells and sensors run to hundreds) the message says how many and where they are listed.
+SHOWN_VALUES = 30
+# Where the grid file lists each label's values, for a list too long to show.
+_LISTED = {
+    "grid_cell": "the ids under cells:",
+    "sensor_id": "the ids under sensors:",
+    **{level: f"the ids under cells: with level: {level}" for level in LEVELS},
+}
+
+
+def expected_values(name: str, known: tuple[str, ...], value: str = "") -> str:
+    """``expected one of a, b, c`` naming every value of ``known`` (label ``name``'s, from
+    label_values) when there are at most SHOWN_VALUES; else how many there are, where the
+    grid file lists them and, for ``value`` given, the closest few."""
+    if len(known) <= SHOWN_VALUES:
+        return f"expected one of {', '.join(sorted(known))}"
+    where = _LISTED.get(name, f"the {name} values")
+    close = difflib.get_close_matches(value, known, n=3, cutoff=0.6) if value else []
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return f"expected one of {len(known)} values ({where} in the grid file){hint}"
 
 
 def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
@@ -81,17 +108,16 @@ def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) ->
     known = values.get(matcher.name)
     if not known:
         return ""
-    shown = ", ".join(sorted(known)[:12]) + (", …" if len(known) > 12 else "")
     if matcher.op in ("=", "!=") and matcher.value not in known:
         never = "never matches" if matcher.op == "=" else "matches every alert"
         return (
             f"{matcher.name} is never {matcher.value!r}, so this matcher {never}: "
-            f"expected one of {shown}"
+            f"{expected_values(matcher.name, known, matcher.value)}"
         )
     if matcher.op == "=~" and not any(matcher.pattern.search(v) for v in known):
         return (
             f"{matcher.value!r} matches no {matcher.name} an alert can have, so this matcher "
-            f"never matches: expected one of {shown}"
+            f"never matches: {expected_values(matcher.name, known)}"
         )
     return ""
 

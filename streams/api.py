@@ -180,6 +180,7 @@ def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str
         authorization,
         "the operator API",
         "on the worker (docs/playbooks.md, Operator API)",
+        ("operator", "coordinator"),
     )
 
 

@@ -64,16 +64,47 @@ ACTION_WORDS = {
 }
 
 
-def refusal_401(tokens: TokenStore, authorization: str | None, service: str, where: str) -> str:
+def closed_reason(tokens: TokenStore, roles: tuple[str, ...], service: str) -> str:
+    """Why ``service`` refuses every request, or "" when it has a token of one of
+    ``roles`` (the roles that may use it): no tokens file is set, or the file set has no
+    such token (an empty ``tokens: []``, or only other roles')."""
+    if tokens.count(roles):
+        return ""
+    if tokens.path is None and not len(tokens):
+        return f"{service} has no tokens configured (CITYBRAIN_API_TOKENS_FILE is not set)"
+    where = f" {tokens.path}" if tokens.path else ""
+    return (
+        f"CITYBRAIN_API_TOKENS_FILE{where} has no {' or '.join(roles)} token, "
+        f"so {service} refuses every request"
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None. The scheme is
+    case-insensitive (RFC 9110 11.1): ``bearer`` and ``BEARER`` are ``Bearer``."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def refusal_401(
+    tokens: TokenStore,
+    authorization: str | None,
+    service: str,
+    where: str,
+    roles: tuple[str, ...] = ROLES,
+) -> str:
     """The text of a 401 from ``service`` (``the operator API``, ``the ingest``): it has
-    no tokens at all (set CITYBRAIN_API_TOKENS_FILE ``where``), the request carries no
-    bearer token, or its token is not one of the configured ones."""
-    if not len(tokens):
-        return (
-            f"{service} has no tokens configured, so it refuses every request: set "
-            f"CITYBRAIN_API_TOKENS_FILE {where}"
-        )
-    if not authorization or not authorization.startswith("Bearer "):
+    no token of ``roles`` (the roles that may use it; closed_reason: set
+    CITYBRAIN_API_TOKENS_FILE, or add such a token to it, ``where``), the request carries
+    no bearer token, or its token is not one of the configured ones."""
+    closed = closed_reason(tokens, roles, service)
+    if closed and tokens.path is None and not len(tokens):
+        return f"{closed}, so it refuses every request: set CITYBRAIN_API_TOKENS_FILE {where}"
+    if closed:
+        return f"{closed}: add one (role: {roles[0]}) {where}"
+    if bearer_token(authorization) is None:
         return "no bearer token: send the header Authorization: Bearer <token>"
     return f"unknown bearer token: it is none of the {len(tokens)} configured tokens"
 
@@ -103,8 +134,9 @@ class Principal:
 
 
 class TokenStore:
-    def __init__(self, entries: list[tuple[str, str, str]]) -> None:
+    def __init__(self, entries: list[tuple[str, str, str]], path: Path | None = None) -> None:
         self._entries = entries  # (sha256 hex, name, role)
+        self.path = path  # the tokens file they came from; None when none is set
 
     @classmethod
     def load(cls, path: Path | None) -> TokenStore:
@@ -142,17 +174,23 @@ class TokenStore:
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise SettingsError(f"{at('sha256')}: sha256 is not 64 hex digits")
             entries.append((digest, str(entry["name"]), str(entry["role"])))
-        return cls(entries)
+        return cls(entries, path)
+
+    def count(self, roles: tuple[str, ...]) -> int:
+        """How many tokens have one of ``roles``."""
+        return sum(role in roles for _, _, role in self._entries)
 
     def __len__(self) -> int:
         """How many tokens are configured; 0 means the API refuses every request."""
         return len(self._entries)
 
     def authenticate(self, authorization: str | None) -> Principal | None:
-        """The principal for an ``Authorization: Bearer <token>`` header, or None."""
-        if not authorization or not authorization.startswith("Bearer "):
+        """The principal for an ``Authorization: Bearer <token>`` header (the scheme in
+        any case), or None."""
+        token = bearer_token(authorization)
+        if token is None:
             return None
-        digest = hash_token(authorization.removeprefix("Bearer ").strip())
+        digest = hash_token(token)
         found = None
         # Compare against every entry, in constant time each, so timing reveals nothing.
         for stored, name, role in self._entries:

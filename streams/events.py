@@ -21,6 +21,8 @@ from playbooks.grid import Grid
 from streams.errors import MISSING, EventError, unreadable
 
 READING_SCHEMA = "reading/1"
+# What a reading/1 document carries (besides its schema), in the order they are checked.
+READING_FIELDS = ("ts", "sensor_id", "kind", "value", "unit", "grid_cell")
 PACK_SCHEMA = "readings/1"  # many readings in one message, packed by an edge gateway
 INCIDENT_SCHEMA = "incident/1"
 # A pack's readings share one Kafka offset; the detector's redelivery rule orders them by
@@ -204,6 +206,21 @@ class EventValidator:
             # Packed readings may leave out their schema; a different one is a mistake.
             raise EventError(
                 "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
+            )
+        given = doc.get("sensor_id")
+        if isinstance(given, str) and given and given not in self.grid.sensors:
+            # First: whatever else the reading lacks, it would still be refused for this.
+            raise EventError("unknown_sensor", "sensor_id", given, "sensor is not registered")
+        missing = [name for name in READING_FIELDS if name not in doc]
+        if len(missing) > 1:
+            # Every one at once, not one per attempt.
+            others = ", ".join(f'"{name}"' for name in missing[1:])
+            raise EventError(
+                "missing_field",
+                missing[0],
+                None,
+                f"so {'is' if len(missing) == 2 else 'are'} {others} (a reading carries "
+                f"{', '.join(READING_FIELDS)}; docs/events.md)",
             )
         ts = self._event_time(doc, now)
         sensor_id = _string(doc, "sensor_id")

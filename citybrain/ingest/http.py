@@ -272,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
         principal = srv.tokens.authenticate(authorization)
         if principal is None:
             where = "for citybrain ingest http (docs/ingest.md, Tokens)"
-            text = refusal_401(srv.tokens, authorization, "the ingest", where)
+            text = refusal_401(srv.tokens, authorization, "the ingest", where, ("gateway",))
             self.close_connection = True  # the body is left unread
             self._refused("unauthenticated", 401, {"error": text})
             return

@@ -228,8 +228,15 @@ def _event_time(value: Any, field: str) -> Any:
     if isinstance(value, str):
         return value
     if not math.isfinite(value) or not 0 <= value < 1e11:
-        # 1e11 s is the year 5138: a larger number is epoch milliseconds sent by mistake.
-        raise EventError("bad_timestamp", field, value, "expected epoch seconds")
+        # 1e11 s is the year 5138: a larger number is epoch milliseconds sent by mistake
+        # (up to 1e14 ms, the year 5138 again), which the message says.
+        hint = (
+            f" ({value:.0f} looks like epoch milliseconds: {_iso(value / 1000)} in seconds; "
+            "divide by 1000)"
+            if math.isfinite(value) and 1e11 <= value < 1e14
+            else ""
+        )
+        raise EventError("bad_timestamp", field, value, f"expected epoch seconds{hint}")
     return _iso(float(value))
 
 

@@ -281,11 +281,15 @@ def run_http(
     the stop) or a send Kafka refused (1); ``require`` as for ``run_mqtt``."""
     from citybrain.ingest.http import IngestHttpServer
     from citybrain.ingest.ngsi import NgsiMapping
-    from streams.auth import TokenStore
+    from streams.auth import TokenStore, closed_reason
 
     check_options(options, "http")
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)
+    closed = closed_reason(tokens, ("gateway",), "the HTTP ingest")
+    if closed:
+        # As the worker warns of a closed operator API: a gateway's 401s are explained here.
+        log.warning("citybrain: warning: %s: every POST gets 401 (docs/ingest.md, Tokens)", closed)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
     host, port = settings.worker_bind, settings.ingest_http_port
     check_listen(host, port, PORT_SETTING, "HTTP ingest")  # before Kafka, too

@@ -255,8 +255,8 @@ def test_an_enumerated_or_bounded_option_is_checked_by_the_parser(
 ) -> None:
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
-    last = err.splitlines()[-1]  # argparse's own line: the option and what it takes
-    assert last.startswith("citybrain ") and option in last and listed in last
+    [last] = err.splitlines()  # argparse's reason, as one citybrain: line
+    assert last.startswith("citybrain: ") and option in last and listed in last
 
 
 def test_a_bad_row_in_a_directory_says_which_files_were_scored(
@@ -385,3 +385,32 @@ def test_a_retriable_group_coordinator_error_is_a_warning_others_stay_errors() -
     fatal = record(GroupAuthorizationFailedError())
     assert retriable_coordinator_error_is_a_warning(fatal)
     assert fatal.levelno == logging.ERROR
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        # Fourth new-user trial, item 11: these printed the usage block and an error line.
+        (
+            ["ingest", "mqtt", "--qos", "2"],
+            "citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose from 0, 1); "
+            "see `citybrain ingest mqtt --help`",
+        ),
+        (
+            ["ingest", "mqtt", "--inflight", "0"],
+            "citybrain: ingest mqtt: argument --inflight: '0': expected more than 0; "
+            "see `citybrain ingest mqtt --help`",
+        ),
+        (
+            ["replay", "--speed", "0", "x.csv"],
+            "citybrain: replay: argument --speed: '0': expected more than 0; "
+            "see `citybrain replay --help`",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_citybrain_line(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", line + "\n")

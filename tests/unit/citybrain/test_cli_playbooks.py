@@ -131,11 +131,35 @@ def test_route_test_fills_in_the_labels_the_worker_adds(
     assert f"street={real['street']}" in out.splitlines()[-1]
 
 
-def test_route_test_says_what_it_cannot_derive(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["playbooks", "route-test", "sensor_id=nowhere-1", "grid_cell=nowhere"]) == 0
-    out = capsys.readouterr().out
-    assert "sensor 'nowhere-1' is not registered in the grid" in out
-    assert "grid cell 'nowhere' is not in the grid" in out
+@pytest.mark.parametrize(
+    ("label", "reason"),
+    [
+        # Fourth new-user trial, item 7: these printed "not in the grid" and exited 0.
+        (
+            "grid_cell=no-such-cell",
+            "label grid_cell='no-such-cell': expected one of 345 values (the ids under cells: "
+            "in the grid file)",
+        ),
+        (
+            "sensor_id=usgs-01589330-water_levl",
+            "label sensor_id='usgs-01589330-water_levl': expected one of 45 values (the ids "
+            "under sensors: in the grid file); closest: usgs-01589330-water_level, "
+            "usgs-01650800-water_level, usgs-01589330-discharge",
+        ),
+        # The kinds are few enough to list whole (the list was cut before water_level).
+        (
+            "kind=road_ice",
+            "label kind='road_ice': expected one of conductance, discharge, incident_burst, "
+            "no2, o3, parking_occupancy, pm10, pm25, power_load, traffic_flow, traffic_speed, "
+            "travel_time, turbidity, water_level (the grid kinds and incident_burst)",
+        ),
+    ],
+)
+def test_route_test_refuses_a_value_not_in_the_grid(
+    capsys: pytest.CaptureFixture[str], label: str, reason: str
+) -> None:
+    assert main(["playbooks", "route-test", label]) == 2
+    assert capsys.readouterr().err == f"citybrain: {reason}\n"
 
 
 @pytest.mark.parametrize(
@@ -221,7 +245,7 @@ def test_check_reports_every_error_of_every_file_in_file_and_line_order(
         f"{routing}:7: route.routes.0.matchers.0: matcher 'kind=\"road_ice\"': kind is never "
         "'road_ice', so this matcher never matches: expected one of conductance, discharge, "
         "incident_burst, no2, o3, parking_occupancy, pm10, pm25, power_load, traffic_flow, "
-        "traffic_speed, travel_time, …",
+        "traffic_speed, travel_time, turbidity, water_level",
         f"{routing}:8: route.routes.1.matchers.0: matcher 'knd=\"x\"': unknown label 'knd', "
         "expected one of ['alert_id', 'assessment', 'category', 'city', 'community', "
         "'corroboration', 'department', 'district', 'grid_cell', 'kind', 'neighbours_agreeing', "
@@ -252,6 +276,10 @@ def test_check_reports_every_error_of_every_file_in_file_and_line_order(
         ('district="nowhere"', "district is never 'nowhere', so this matcher never matches"),
         ('severity!="urgent"', "severity is never 'urgent', so this matcher matches every alert"),
         ('kind=~"road_.*"', "'road_.*' matches no kind an alert can have"),
+        ('grid_cell="no-such-cell"', "grid_cell is never 'no-such-cell', so this matcher never"),
+        ('grid_cell=~"nope-.*"', "'nope-.*' matches no grid_cell an alert can have"),
+        ('sensor_id="nosuch"', "sensor_id is never 'nosuch', so this matcher never matches"),
+        ('street="nope"', "street is never 'nope', so this matcher never matches"),
     ],
 )
 def test_check_refuses_a_matcher_no_alert_can_meet_as_route_test_does(

@@ -22,12 +22,15 @@ from citybrain.cli import (
     main,
     replay_stopped,
     silence_duration,
+    silence_warnings,
     silences_table,
 )
 from citybrain.commands import cli_command
 from citybrain.demo import DemoFiles, make_demo_token
+from playbooks.loader import load_grid
 from streams.auth import PERMISSIONS, Principal, TokenStore, forbidden_reason, roles_that_may
 from streams.events import IncidentReport, Reading
+from streams.settings import REPO_ROOT
 
 NOW = time.time()
 SILENCES = [
@@ -230,3 +233,61 @@ def test_expiring_an_ended_silence_says_it_had_already_happened() -> None:
     assert text.endswith("(90 s ago)")
     ran_out = already_expired_message("s1", silence, {**by, "by": None}, now)
     assert ran_out.startswith('unchanged: silence s1 had already ended: kind="pm25"')
+
+
+GRID = REPO_ROOT / "datasets" / "grid.yaml"
+
+
+def test_a_matcher_no_alert_can_meet_is_warned_of_as_playbooks_check_refuses_it() -> None:
+    """Fourth new-user trial, item 8: kind="road_ice" was added without a word though
+    `playbooks check` calls that matcher "never matches"."""
+    grid = load_grid(GRID)
+    texts = ['kind="road_ice"', 'severity!="urgent"', 'kind="pm25", grid_cell="md-nowhere"']
+    assert silence_warnings(texts, grid) == [
+        "warning: --matcher 'kind=\"road_ice\"': kind is never 'road_ice', so this matcher "
+        "never matches: expected one of conductance, discharge, incident_burst, no2, o3, "
+        "parking_occupancy, pm10, pm25, power_load, traffic_flow, traffic_speed, travel_time, "
+        "turbidity, water_level",
+        "warning: --matcher 'severity!=\"urgent\"': severity is never 'urgent', so this "
+        "matcher matches every alert: expected one of critical, major, minor",
+        'warning: --matcher \'kind="pm25", grid_cell="md-nowhere"\': grid_cell is never '
+        "'md-nowhere', so this matcher never matches: expected one of 345 values (the ids "
+        "under cells: in the grid file)",
+    ]
+    assert silence_warnings(['kind="pm25"', 'grid_cell=~"md-.*"', 'department="roads"'], grid) == []
+
+
+class _Accepting(http.server.BaseHTTPRequestHandler):
+    """Answers POST /silences as the operator API does: 201 and the stored silence."""
+
+    def do_POST(self) -> None:
+        sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        silence = {"id": "s1", "matchers": sent["matchers"], "author": "duty-operator"}
+        body = json.dumps({"silence": {**silence, "ends_at": time.time() + 3600}}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_silences_add_adds_it_as_alertmanager_does_with_a_warning_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(GRID))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        argv = ["--matcher", 'kind="road_ice"', "--duration", "1h", "--reason", "test"]
+        assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert out.startswith('silence s1 added by duty-operator: kind="road_ice", until ')
+    [line] = err.splitlines()
+    assert line.startswith("warning: --matcher 'kind=\"road_ice\"': kind is never 'road_ice'")

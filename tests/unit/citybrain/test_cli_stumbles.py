@@ -466,6 +466,14 @@ def test_detect_counts_at_the_threshold_the_stream_runs_the_detector_at(
     monkeypatch.setenv("CITYBRAIN_SCORE_THRESHOLD", "0.5")
     assert main([*argv, "--detector", "robust_zscore"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
+    # The stream runs its own detector (CITYBRAIN_DETECTOR, tail by default) at 0.5.
+    assert line.endswith(
+        "at or above 0.5 (CITYBRAIN_SCORE_THRESHOLD, which the stream applies to its detector "
+        "tail; robust_zscore's own threshold is 0.6)"
+    )
+    monkeypatch.setenv("CITYBRAIN_DETECTOR", "robust_zscore")
+    assert main([*argv, "--detector", "robust_zscore"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.endswith(
         "at or above 0.5 (CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
     )
@@ -480,7 +488,7 @@ def test_detect_counts_at_the_threshold_the_stream_runs_the_detector_at(
         ("severity=huge", "label severity='huge': expected one of critical, major, minor"),
         ("source=robot", "label source='robot': expected one of citizen, sensor"),
         ("kind=lava", "label kind='lava': expected one of"),
-        ("street=nowhere", "(the grid's street cells)"),
+        ("street=nowhere", "(the ids under cells: with level: street in the grid file)"),
     ],
 )
 def test_route_test_refuses_a_value_no_alert_can_carry(

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 from prometheus_client import CollectorRegistry
@@ -82,3 +85,72 @@ def test_panel_ids_are_unique_and_set() -> None:
         doc = json.loads((COMMITTED / "dashboards" / f"{uid}.json").read_text())
         ids = [p["id"] for p in doc["panels"]]
         assert ids == list(range(1, len(ids) + 1))
+
+
+def test_the_dead_letter_stat_counts_what_the_panel_and_the_alert_count() -> None:
+    """Fourth new-user trial, item 11: the 1h stat left out the HTTP ingest's refusals,
+    which the "Dead letters by reason" panel and CitybrainDeadLettersUp include."""
+    doc = json.loads((COMMITTED / "dashboards" / "citybrain-pipeline-health.json").read_text())
+    exprs = dict(expressions(doc))
+    metrics = {
+        title: set(re.findall(r"citybrain_[a-z0-9_]+", expr))
+        for title, expr in exprs.items()
+        if title.startswith("Dead letters")
+    }
+    assert metrics["Dead letters (1h)"] == metrics["Dead letters by reason"], metrics
+    assert len(metrics["Dead letters (1h)"]) == 2
+
+
+DEAD = 'citybrain_dead_letters_total{stream="mqtt",reason="bad_json"}'
+REFUSED = 'citybrain_ingest_refused_total{stream="http",reason="missing_field"}'
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (offline)")
+@pytest.mark.parametrize(
+    ("series", "minus"),
+    [
+        ([DEAD, REFUSED], ["citybrain_dead_letters_total", "citybrain_ingest_refused_total"]),
+        ([REFUSED], ["citybrain_ingest_refused_total"]),  # the old stat was empty here
+        ([DEAD], ["citybrain_dead_letters_total"]),
+        ([], []),  # nothing refused yet: 0, not "No data"
+    ],
+)
+def test_the_dead_letter_stat_evaluates_to_both_sums(
+    tmp_path: Path, series: list[str], minus: list[str]
+) -> None:
+    """The 1h stat, evaluated by promtool's offline rule tests on made-up series: it equals
+    the sum of the increases of whichever of the two counters exist, and 0 with neither."""
+    doc = json.loads((COMMITTED / "dashboards" / "citybrain-pipeline-health.json").read_text())
+    stat = dict(expressions(doc))["Dead letters (1h)"]
+    expr = f"({stat})" + "".join(f" - sum(increase({name}[1h]))" for name in minus)
+    test = {
+        "rule_files": [],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": "0+3x70"} for s in series],
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "65m",
+                        "exp_samples": [{"labels": "{}", "value": 0}],
+                    },
+                    # The series did count (so the 0 above is not two empty sides).
+                    *(
+                        {
+                            "expr": f"sum(increase({name}[1h])) > 0",
+                            "eval_time": "65m",
+                            "exp_samples": [{"labels": "{}", "value": 180}],
+                        }
+                        for name in minus
+                    ),
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "stat-test.yml"
+    path.write_text(json.dumps(test))  # JSON is YAML
+    done = subprocess.run(
+        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

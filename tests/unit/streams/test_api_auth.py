@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streams.api import unauthenticated_reason
-from streams.auth import TokenStore, hash_token
+from streams.auth import TokenStore, closed_reason, hash_token
 
 
 def test_no_tokens_configured_is_said_as_such() -> None:
@@ -28,3 +28,36 @@ def test_a_missing_and_an_unknown_token_differ(tmp_path: Path) -> None:
         "unknown bearer token: it is none of the 1 configured tokens"
     )
     assert tokens.authenticate("Bearer t") is not None
+
+
+def test_the_bearer_scheme_is_case_insensitive(tmp_path: Path) -> None:
+    """Fourth new-user trial, item 11: `Authorization: bearer <token>` got 401."""
+    path = tmp_path / "tokens.yaml"
+    path.write_text(f"tokens:\n  - {{name: a, role: operator, sha256: '{hash_token('t')}'}}\n")
+    tokens = TokenStore.load(path)
+    for header in ("bearer t", "BEARER t", "Bearer  t "):
+        assert tokens.authenticate(header) is not None, header
+    assert unauthenticated_reason(tokens, "bearer other").startswith("unknown bearer token")
+    assert tokens.authenticate("Bearert") is None
+
+
+def test_a_tokens_file_without_a_token_of_the_role_is_named(tmp_path: Path) -> None:
+    """Fourth new-user trial, item 5: with the file set but empty, the 401 said "set
+    CITYBRAIN_API_TOKENS_FILE" although it was set."""
+    path = tmp_path / "tokens.yaml"
+    path.write_text("tokens: []\n")
+    empty = TokenStore.load(path)
+    assert closed_reason(empty, ("gateway",), "the HTTP ingest") == (
+        f"CITYBRAIN_API_TOKENS_FILE {path} has no gateway token, so the HTTP ingest refuses "
+        "every request"
+    )
+    assert unauthenticated_reason(empty, "Bearer t").startswith(
+        f"CITYBRAIN_API_TOKENS_FILE {path} has no operator or coordinator token"
+    )
+    path.write_text(f"tokens:\n  - {{name: a, role: operator, sha256: '{hash_token('t')}'}}\n")
+    operators = TokenStore.load(path)
+    assert "has no gateway token" in closed_reason(operators, ("gateway",), "the ingest")
+    assert closed_reason(operators, ("operator", "coordinator"), "the operator API") == ""
+    assert closed_reason(TokenStore.load(None), ("gateway",), "the ingest") == (
+        "the ingest has no tokens configured (CITYBRAIN_API_TOKENS_FILE is not set)"
+    )

@@ -187,8 +187,11 @@ def test_a_message_of_neither_schema_names_both(grid: Grid) -> None:
     [
         (b"{}", "field \"schema\" is missing: expected 'reading/1' or 'readings/1'"),
         (b'{"schema": null}', "field \"schema\" is null: expected 'reading/1' or 'readings/1'"),
-        (b'{"schema": "reading/1", "ts": true}', 'field "ts" is true: expected an ISO 8601'),
-        (b'{"schema": "reading/1", "sensor_id": "s"}', 'field "ts" is missing'),
+        (json.dumps(reading(ts=True)).encode(), 'field "ts" is true: expected an ISO 8601'),
+        (
+            json.dumps({k: v for k, v in reading().items() if k != "ts"}).encode(),
+            'field "ts" is missing',
+        ),
     ],
 )
 def test_a_missing_field_is_told_from_a_null_one(grid: Grid, raw: bytes, message: str) -> None:
@@ -224,3 +227,28 @@ def test_orjsons_depth_limit_and_message_are_what_the_validator_relies_on() -> N
     with pytest.raises(orjson.JSONDecodeError) as err:
         orjson.loads(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
     assert str(err.value).startswith(ORJSON_DEPTH_ERROR)
+
+
+def test_every_missing_field_is_named_at_once(grid: Grid) -> None:
+    """Fourth new-user trial, item 6: an HTTP reading was refused for kind, then for unit,
+    then for grid_cell, one per attempt."""
+    doc = {"schema": "reading/1", "ts": "2026-11-01T10:00:00Z", "sensor_id": "gauge-1"}
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).reading_document({**doc, "value": 1.5}, NOW)
+    assert (err.value.code, err.value.field) == ("missing_field", "kind")
+    assert str(err.value) == (
+        'field "kind" is missing: so are "unit", "grid_cell" (a reading carries ts, '
+        "sensor_id, kind, value, unit, grid_cell; docs/events.md)"
+    )
+
+
+def test_an_unregistered_sensor_is_said_first(grid: Grid) -> None:
+    """...and only then that the sensor was not registered: said first, it is the one
+    refusal no added field would lift."""
+    doc = {"schema": "reading/1", "sensor_id": "nosuch", "value": "x"}
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).reading_document(doc, NOW)
+    assert (err.value.code, str(err.value)) == (
+        "unknown_sensor",
+        "field \"sensor_id\" is 'nosuch': sensor is not registered",
+    )

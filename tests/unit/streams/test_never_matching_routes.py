@@ -34,7 +34,7 @@ def test_a_route_no_alert_can_take_is_named(tmp_path: Path) -> None:
         "routing.yaml:6: route.routes.0.matchers.0: matcher 'kind=\"road_ice\"': kind is never "
         "'road_ice', so this matcher never matches: expected one of conductance, discharge, "
         "incident_burst, no2, o3, parking_occupancy, pm10, pm25, power_load, traffic_flow, "
-        "traffic_speed, travel_time, …"
+        "traffic_speed, travel_time, turbidity, water_level"
     )
     assert [r.id for r in found.router.root.routes] == ["root.0"]  # the worker still routes
 

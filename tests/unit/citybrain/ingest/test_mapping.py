@@ -131,6 +131,28 @@ def test_unmappable_messages_name_the_field(
     assert (err.value.code, err.value.field) == (code, field)
 
 
+@pytest.mark.parametrize(
+    ("ts", "says"),
+    [
+        # Fourth new-user trial, item 11: milliseconds got "expected epoch seconds" alone.
+        (
+            "1790000000000",
+            "expected epoch seconds (1790000000000 looks like epoch milliseconds: "
+            "2026-09-21T14:13:20Z in seconds; divide by 1000)",
+        ),
+        ("1e15", "expected epoch seconds"),
+        ("-5", "expected epoch seconds"),
+    ],
+)
+def test_epoch_milliseconds_are_said_to_look_like_them(
+    mapping: MqttMapping, ts: str, says: str
+) -> None:
+    payload = f'{{"value": 1, "ts": {ts}}}'.encode()
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert (err.value.code, err.value.reason) == ("bad_timestamp", says)
+
+
 def test_a_retained_message_without_its_own_time_is_refused(mapping: MqttMapping) -> None:
     # The broker's stored last value arrives on subscribing, perhaps days old: stamped on
     # receipt it would be an old value at a new time.

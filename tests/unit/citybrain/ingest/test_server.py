@@ -8,12 +8,14 @@ retained publish (MQTT's way to clear a retained value) was dead-lettered bad_pa
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,10 +29,11 @@ from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import MqttIngest
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PublisherStats
-from citybrain.ingest.service import serve_metrics
+from citybrain.ingest.service import IngestOptions, run_http, serve_metrics
 from playbooks.grid import Grid
 from streams.auth import TokenStore, hash_token
 from streams.events import EventValidator, Reading
+from streams.settings import Settings
 from tests.unit.citybrain.ingest.conftest import T_NOW
 from tests.unit.citybrain.ingest.test_http import GOOD
 
@@ -268,3 +271,63 @@ def test_a_session_taken_by_a_second_ingest_with_the_same_client_id_is_named(
     ingest._quick_drops = 0
     ingest._on_disconnect(None, None, None, unspecified, None)
     assert not any("--client-id" in r.getMessage() for r in caplog.records)
+
+
+class _Stop(Exception):
+    """Raised by run_http's ``require`` hook: the test ends before Kafka is asked."""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (None, "the HTTP ingest has no tokens configured (CITYBRAIN_API_TOKENS_FILE is not set)"),
+        ("tokens: []\n", "has no gateway token, so the HTTP ingest refuses every request"),
+    ],
+)
+def test_an_ingest_without_gateway_tokens_warns_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str | None, reason: str
+) -> None:
+    """Fourth new-user trial, item 5: the HTTP ingest started silently without them."""
+    tokens = None
+    if text is not None:
+        tokens = tmp_path / "tokens.yaml"
+        tokens.write_text(text)
+    with socket.socket() as probe:  # a port free now: run_http checks it before `require`
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(api_tokens_file=tokens, ingest_http_port=port)
+
+    def stop() -> None:
+        raise _Stop
+
+    with caplog.at_level(logging.WARNING), pytest.raises(_Stop):
+        run_http(settings, IngestOptions(), require=stop)
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert line.startswith("citybrain: warning: ") and reason in line
+    assert line.endswith(": every POST gets 401 (docs/ingest.md, Tokens)")
+
+
+def test_a_tokens_file_without_a_gateway_token_is_named_in_the_401(
+    ingest_grid: Grid, tmp_path: Path
+) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text("tokens: []\n")
+    srv = IngestHttpServer(
+        ("127.0.0.1", 0),
+        EventValidator(ingest_grid),
+        NgsiMapping(ingest_grid),
+        Kafka(),  # type: ignore[arg-type]
+        TokenStore.load(path),
+    )
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        status, _, body = call(srv, "POST", "/ingest/v1/readings", b"{}", token=GATEWAY)
+        assert status == 401
+        assert json.loads(body)["error"] == (
+            f"CITYBRAIN_API_TOKENS_FILE {path} has no gateway token, so the ingest refuses "
+            "every request: add one (role: gateway) for citybrain ingest http "
+            "(docs/ingest.md, Tokens)"
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
