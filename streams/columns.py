@@ -81,6 +81,23 @@ class WirePack(msgspec.Struct, gc=False):
 Registration = tuple[str, str, str, float, float, int]
 
 
+def _registered_here(
+    row: WireReading | WirePacked, reg: Registration | None, partition: int
+) -> bool:
+    """The fast check, one rule for single and packed readings: the sensor is registered
+    with this kind, cell and unit, the value is plausible for the kind, and the reading
+    is on its sensor's home partition. False sends it to the validator for its reason."""
+    return (
+        reg is not None
+        and row.schema == READING_SCHEMA
+        and row.kind == reg[0]
+        and row.grid_cell == reg[1]
+        and row.unit == reg[2]
+        and reg[3] <= row.value <= reg[4]
+        and partition == reg[5]
+    )
+
+
 class BatchAdmission:
     """The readings agent's admission of a batch: ``EventValidator``'s rules and the
     home-partition rule of ``streams.detection.admit``, columnar for ``reading/1``.
@@ -155,16 +172,7 @@ class BatchAdmission:
         refused: list[tuple[int, Refused]] = []
         for i, row in enumerate(rows):
             if type(row) is WireReading:
-                reg = registered.get(row.sensor_id)
-                if (
-                    reg is not None
-                    and row.schema == READING_SCHEMA
-                    and row.kind == reg[0]
-                    and row.grid_cell == reg[1]
-                    and row.unit == reg[2]
-                    and reg[3] <= row.value <= reg[4]
-                    and partitions[i] == reg[5]
-                ):
+                if _registered_here(row, registered.get(row.sensor_id), partitions[i]):
                     ts = _event_time(row.ts)
                     if ts is not None and MIN_EVENT_TIME <= ts <= newest:
                         reading = Reading(
@@ -212,16 +220,7 @@ class BatchAdmission:
         last_text, last_ts = "", None
         lookup, keep = registered.get, admitted.append
         for index, r in enumerate(readings):
-            reg = lookup(r.sensor_id)
-            if (
-                reg is not None
-                and r.schema == READING_SCHEMA
-                and r.kind == reg[0]
-                and r.grid_cell == reg[1]
-                and r.unit == reg[2]
-                and reg[3] <= r.value <= reg[4]
-                and partition == reg[5]
-            ):
+            if _registered_here(r, lookup(r.sensor_id), partition):
                 if r.ts != last_text:
                     last_text, last_ts = r.ts, _event_time(r.ts)
                 ts = last_ts
