@@ -73,6 +73,14 @@ def batched(
     return incoming, [(i, r.error.code, str(r.error), r.index, r.raw) for i, r in refused]
 
 
+def assert_batch_agrees(grid: Grid, values: list[bytes], partitions: list[int]) -> None:
+    """The batch admission's readings and refusals equal ``admit``'s message by message."""
+    incoming, refused = batched(grid, values, partitions)
+    expected_in, expected_out = per_message(grid, values, partitions)
+    assert same(incoming, expected_in)
+    assert refused == expected_out
+
+
 def same(a: list[Incoming], b: list[Incoming]) -> bool:
     key: Any = lambda i: (i.reading, i.received_at, i.offset, i.raw, i.index)  # noqa: E731
     return [key(i) for i in a] == [key(i) for i in b]
@@ -135,11 +143,7 @@ def test_a_reading_on_another_partition_is_refused_as_admit_refuses_it(grid: Gri
 def test_a_batch_admits_and_refuses_as_admit_does_message_by_message(
     grid: Grid, values: list[bytes], partitions: list[int]
 ) -> None:
-    partitions = partitions[: len(values)]
-    incoming, refused = batched(grid, values, partitions)
-    expected_in, expected_out = per_message(grid, values, partitions)
-    assert same(incoming, expected_in)
-    assert refused == expected_out
+    assert_batch_agrees(grid, values, partitions[: len(values)])
 
 
 def with_duplicate(doc: dict[str, Any], key: str, value: Any) -> str:
@@ -284,8 +288,4 @@ def test_an_oversize_or_empty_pack_is_refused_whole_as_admit_refuses_it(grid: Gr
 def test_a_batch_of_packs_admits_and_refuses_as_admit_does_message_by_message(
     grid: Grid, values: list[bytes], partitions: list[int]
 ) -> None:
-    partitions = partitions[: len(values)]
-    incoming, refused = batched(grid, values, partitions)
-    expected_in, expected_out = per_message(grid, values, partitions)
-    assert same(incoming, expected_in)
-    assert refused == expected_out
+    assert_batch_agrees(grid, values, partitions[: len(values)])
