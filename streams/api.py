@@ -9,11 +9,13 @@ with the command. Documented in docs/openapi.yaml.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -165,6 +167,33 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
     raise ApiError(404, f"no run {run_id!r}")
 
 
+# How long the operator API waits for a run whose first steps are out but whose state is
+# not yet stored (one produce round trip, normally milliseconds).
+RUN_STORE_WAIT = 5.0
+
+
+async def stored_run(
+    read_group: Callable[[], Mapping[str, Any] | None],
+    storing: Mapping[str, asyncio.Event],
+    run_id: str,
+    wait: float = RUN_STORE_WAIT,
+) -> Run:
+    """``run_in_group`` of the group ``read_group`` returns; a run being stored
+    (``storing``: its first steps are on Kafka, its state not yet) is waited for, at most
+    ``wait`` seconds, instead of being reported absent: an operator acking the instant a
+    step arrived got 404 "no run" in that window. Raises ``ApiError`` as
+    ``run_in_group``."""
+    try:
+        return run_in_group(read_group(), run_id)
+    except ApiError as exc:
+        event = storing.get(run_id)
+        if exc.status != 404 or event is None:
+            raise
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), wait)
+    return run_in_group(read_group(), run_id)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -235,11 +264,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
             raise ApiError(400, "body must be a JSON object")
         return doc
 
-    def find_run(run_id: str) -> Run:
-        # Without the runs lock: a read must not wait for a writer's Kafka round trip.
-        # A run is stored just after its first steps are on Kafka; a command sent for it
-        # in between is still applied (the commands agent takes the lock first).
-        return run_in_group(ctx.groups.get(run_key(run_id)), run_id)
+    async def find_run(run_id: str) -> Run:
+        return await stored_run(lambda: ctx.groups.get(run_key(run_id)), ctx.storing_runs, run_id)
 
     def handled(fun: Any) -> Any:
         async def wrapper(self: View, request: Request, **kw: Any) -> Response:
@@ -267,7 +293,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request, run_id: str) -> Response:
             await authorize(self, request, "read")
-            return self.json({"run": find_run(run_id).to_dict()})
+            return self.json({"run": (await find_run(run_id)).to_dict()})
 
     @app.page(f"{PREFIX}/runs/{{run_id}}/{{action}}")
     class RunActionView(View):
@@ -277,7 +303,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise ApiError(404, f"no action {action!r}; expected one of {sorted(RUN_ACTIONS)}")
             principal = await authorize(self, request, RUN_ACTIONS[action])
             doc = await body(request)
-            run = find_run(run_id)
+            run = await find_run(run_id)
             extra = answer_fields(run, doc) if action == "answer" else {}
             done = already_done(run, action)
             if done is not None:

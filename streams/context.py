@@ -58,6 +58,9 @@ class Context:
             token = settings.grafana_token.get_secret_value() if settings.grafana_token else ""
             self.annotator = GrafanaAnnotator(settings.grafana_url, token, self.on_annotation_error)
         self._cell_labels_cache: dict[str, tuple[str, str, str]] = {}
+        # Runs whose steps are being delivered before their state is stored (response
+        # stage's ``advance``): the operator API waits for them instead of saying 404.
+        self.storing_runs: dict[str, asyncio.Event] = {}
         initialise(
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},

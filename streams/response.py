@@ -9,6 +9,7 @@ annotations) are delivered before the run state that says they were sent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -260,8 +261,14 @@ class Response:
         straight to the producer, not through faust's background buffer, which kept that
         window open for several round trips (a SIGKILL there emitted a run twice).
         """
-        await self.emit(run, commands)
-        await self.ctx.groups.set_many({key: group})
+        stored = self.ctx.storing_runs.setdefault(run.run_id, asyncio.Event())
+        try:
+            await self.emit(run, commands)
+            await self.ctx.groups.set_many({key: group})
+        finally:
+            stored.set()
+            if self.ctx.storing_runs.get(run.run_id) is stored:
+                del self.ctx.storing_runs[run.run_id]
 
     async def emit(self, run: Run, commands: list[Command]) -> None:
         """Carry out the engine's commands: step, audit and task messages (queued

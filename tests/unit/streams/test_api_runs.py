@@ -131,3 +131,33 @@ def test_expiring_an_ended_silence_says_it_had_already_ended() -> None:
         "at": 150.0,
     }
     assert silence_already_expired(live, 250.0) == {"action": "expire", "by": None, "at": 200.0}
+
+
+def test_a_run_being_stored_is_waited_for_not_404(grid: Grid) -> None:
+    # CI, 2026-12-01: an ack sent the instant `run_created` arrived got 404 "no run": a
+    # run's first steps go out before its state is stored (crash safety), and the API
+    # read the table in between.
+    import asyncio
+
+    from streams.api import stored_run
+
+    stored: dict[str, Any] = {}
+    run_id = f"{KEY}.1"
+
+    async def scenario() -> tuple[str, int]:
+        storing = {run_id: asyncio.Event()}
+
+        async def store() -> None:
+            await asyncio.sleep(0.01)
+            stored["group"] = group(grid, 1)
+            storing[run_id].set()
+
+        writer = asyncio.create_task(store())
+        found = await stored_run(lambda: stored.get("group"), storing, run_id)
+        await writer
+        # A run that never was still gets 404 at once (nothing is being stored for it).
+        with pytest.raises(ApiError) as caught:
+            await stored_run(lambda: None, storing, f"{KEY}.9", wait=60.0)
+        return found.run_id, caught.value.status
+
+    assert asyncio.run(scenario()) == (run_id, 404)
