@@ -44,11 +44,10 @@ from streams.events import (
 from streams.partitioning import sensor_partition
 
 
-class WireReading(msgspec.Struct, gc=False):
-    """A ``reading/1`` message as msgspec decodes it (unknown fields ignored, as the
+class _WireFields(msgspec.Struct, gc=False):
+    """The fields of a reading as msgspec decodes them (unknown fields ignored, as the
     validator does; ``value`` accepts a JSON integer or float)."""
 
-    schema: str
     ts: str
     sensor_id: str
     kind: str
@@ -57,16 +56,16 @@ class WireReading(msgspec.Struct, gc=False):
     grid_cell: str
 
 
-class WirePacked(msgspec.Struct, gc=False):
+class WireReading(_WireFields, gc=False):
+    """A ``reading/1`` message: its ``schema`` is required."""
+
+    schema: str
+
+
+class WirePacked(_WireFields, gc=False):
     """A reading inside a ``readings/1`` pack: a ``reading/1`` that may leave out its
     ``schema``."""
 
-    ts: str
-    sensor_id: str
-    kind: str
-    value: float
-    unit: str
-    grid_cell: str
     schema: str = READING_SCHEMA
 
 
