@@ -11,7 +11,9 @@ on the cached scores cost seconds, not minutes.
 With ``--nested NAME,NAME,...`` (caches of earlier runs, one per variant) it prints the
 nested leave-one-category-out score for having picked among those variants: each
 category scored with the variant and threshold best on the other four. With
-``--false-alarms`` it classifies the run's false alarms at its optimised threshold.
+``--false-alarms`` it classifies the run's false alarms at its optimised threshold; with
+``--losses``, where the points are lost at that threshold (per window, and the false
+alarms' cost per category, in NAB points).
 
 Benchmarks only (reads ``../shared/data``); the numbers go to docs/benchmarks.md.
 """
@@ -23,12 +25,20 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from citybrain.detect import read_series
-from citybrain.nab import Case, category, leave_one_category_out, normalised, score_at
+from citybrain.nab import (
+    PROFILES,
+    Case,
+    category,
+    leave_one_category_out,
+    normalised,
+    score_at,
+)
 from detectors import DEFAULT_THRESHOLD, DETECTORS
 
 
@@ -111,6 +121,80 @@ def false_alarm_kinds(
     return kinds
 
 
+# A detection within this fraction of a window of its centre (where NAB's windows put
+# the labelled anomaly) is "at the anomaly": earlier only by anticipating it.
+CENTRE_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class WindowLoss:
+    """One window at one threshold: ``earned`` its raw score (``-A_FN`` when missed),
+    ``first`` where its first detection lies (fraction of the window from its start;
+    None when missed), ``at_start`` what a detection at its first row would earn,
+    ``lost`` the difference in NAB points (the normalised 0–100 scale)."""
+
+    name: str
+    window: int
+    earned: float
+    first: float | None
+    at_start: float
+    lost: float
+
+
+def losses(
+    cases: Sequence[Case], theta: float, profile: str = "standard"
+) -> tuple[list[WindowLoss], dict[str, float], Counter[str]]:
+    """Where ``cases`` lose NAB points at ``theta``: every window's ``WindowLoss``, and
+    the false alarms' cost (points) and count per category (NAB's scaled sigmoid: a
+    false alarm soon after a window costs less than one far from any). Raises
+    ValueError when the corpus has no windows."""
+    a_tp, a_fp, a_fn = PROFILES[profile]
+    n_windows = sum(len(case.windows) for case in cases)
+    if n_windows == 0:
+        raise ValueError("the corpus has no windows")
+    per_raw = 100.0 / ((a_tp + a_fn) * n_windows)  # points per unit of raw score
+    windows: list[WindowLoss] = []
+    cost: dict[str, float] = {}
+    count: Counter[str] = Counter()
+    for case in cases:
+        first: dict[int, int] = {}
+        for row in range(case.probation, len(case.scores)):
+            if case.scores[row] < theta:
+                continue
+            k = case.window_of(row)
+            if k is None:
+                cat = category(case)
+                cost[cat] = cost.get(cat, 0.0) - case.fp_cost(row, a_fp) * per_raw
+                count[cat] += 1
+            else:
+                first.setdefault(k, row)
+        for k, (start, end) in enumerate(case.windows):
+            best = case.tp_credit(start, k, a_tp)
+            earned = case.tp_credit(first[k], k, a_tp) if k in first else -a_fn
+            where = (first[k] - start) / (end - start + 1) if k in first else None
+            windows.append(WindowLoss(case.name, k, earned, where, best, (best - earned) * per_raw))
+    return windows, cost, count
+
+
+def loss_summary(windows: Sequence[WindowLoss]) -> dict[str, dict[str, float]]:
+    """Windows' lost points grouped: missed, detected before the window's centre (the
+    labelled anomaly), at it (within CENTRE_TOLERANCE), after it."""
+    groups: dict[str, dict[str, float]] = {}
+    for w in windows:
+        if w.first is None:
+            key = "missed"
+        elif w.first < 0.5 - CENTRE_TOLERANCE:
+            key = "before the centre"
+        elif w.first <= 0.5 + CENTRE_TOLERANCE:
+            key = "at the centre"
+        else:
+            key = "after the centre"
+        group = groups.setdefault(key, {"windows": 0, "points": 0.0})
+        group["windows"] += 1
+        group["points"] = round(group["points"] + w.lost, 2)
+    return groups
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="NAB's root (data/, labels/)")
@@ -127,6 +211,11 @@ def main() -> None:
         "--false-alarms",
         action="store_true",
         help="also classify the false alarms at the optimised threshold, per category",
+    )
+    parser.add_argument(
+        "--losses",
+        action="store_true",
+        help="also list where the points are lost at the optimised threshold",
     )
     args = parser.parse_args()
     if args.nested:
@@ -178,6 +267,18 @@ def main() -> None:
             found = false_alarm_kinds(case, times, values, optimised["threshold"])
             kinds.setdefault(category(case), Counter()).update(found)
         report["false_alarms_at_optimised"] = {cat: dict(k) for cat, k in kinds.items() if k}
+    if args.losses:
+        windows, cost, count = losses(cases, optimised["threshold"])
+        report["losses_at_optimised"] = {
+            "windows": loss_summary(windows),
+            "false_alarm_points": {cat: round(v, 2) for cat, v in sorted(cost.items())},
+            "false_alarms": dict(sorted(count.items())),
+            "per_window": [
+                {**asdict(w), "earned": round(w.earned, 3), "lost": round(w.lost, 2)}
+                | ({"first": round(w.first, 3)} if w.first is not None else {})
+                for w in sorted(windows, key=lambda w: -w.lost)
+            ],
+        }
     print(json.dumps(report, indent=2))
 
 

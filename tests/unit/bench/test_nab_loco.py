@@ -1,5 +1,5 @@
-"""The LOCO loop's helpers: nested leave-one-category-out over variants, and the
-classification of false alarms (synthetic cases; no NAB data)."""
+"""The LOCO loop's helpers: nested leave-one-category-out over variants, the
+classification of false alarms and the loss analysis (synthetic cases; no NAB data)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from bench.nab_loco import (
     LEVEL_SHIFT,
     TRANSIENT,
     false_alarm_kinds,
+    loss_summary,
+    losses,
     nested,
 )
-from citybrain.nab import Case, leave_one_category_out
+from citybrain.nab import Case, leave_one_category_out, raw_score
 
 STEP = 300.0  # five-minute readings
 
@@ -73,3 +75,33 @@ def test_false_alarms_are_classified_once_each_in_order() -> None:
     kinds = false_alarm_kinds(case, times, values, 0.5)
     assert kinds == {TRANSIENT: 1, FOLLOW_UP: 1, DAY_AFTER: 1, LEVEL_SHIFT: 1}
     assert false_alarm_kinds(case, times, values, 0.95) == {}
+
+
+def test_losses_add_up_to_what_the_score_lacks() -> None:
+    # Category a: one window found at its start, one at its end, one false alarm soon
+    # after the second; category b: its window missed, a false alarm before any window.
+    cases = [
+        Case("a/f.csv", np.zeros(2000), [(400, 499), (1000, 1099)]),
+        _case("b/g.csv", 2000, (1500, 1599), {600: 0.9}),
+    ]
+    cases[0].scores[[400, 1099, 1120]] = 0.9
+    windows, cost, count = losses(cases, 0.5)
+    assert [(w.name, w.window, w.first) for w in windows] == [
+        ("a/f.csv", 0, 0.0),
+        ("a/f.csv", 1, 0.99),
+        ("b/g.csv", 0, None),
+    ]
+    assert windows[0].lost == 0.0 and windows[0].at_start == 1.0
+    assert windows[2].earned == -1.0
+    assert dict(count) == {"a": 1, "b": 1}
+    # 100 points span 2 raw units a window (standard profile): a missed window loses
+    # 2 / (2 * 3) of them, an unanchored false alarm 0.11 / 6.
+    assert abs(windows[2].lost - 100.0 / 3.0) < 1e-9
+    assert abs(cost["b"] - 100.0 * 0.11 / 6.0) < 1e-9
+    assert 0.0 < cost["a"] < cost["b"]  # after a window the sigmoid charges less
+    lacking = sum(w.lost for w in windows) + sum(cost.values())
+    assert abs(100.0 - lacking - 100.0 * (raw_score(cases, 0.5, "standard") + 3) / 6) < 1e-9
+    groups = loss_summary(windows)
+    assert groups["missed"]["windows"] == 1
+    assert groups["before the centre"]["windows"] == 1
+    assert groups["after the centre"]["windows"] == 1
