@@ -55,7 +55,41 @@ OPTIONAL_KEYS = {"parent", "lat", "lon", "geometry"}
 
 # libyaml's loader when PyYAML has it (its wheels do): a grid of 20,000 sensors loads in
 # about a second instead of eight.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing a key given twice in one mapping. PyYAML keeps the last
+    silently; Alertmanager's loader (go-yaml, strict) refuses it ("field … already set"),
+    and a second ``matchers:`` or ``playbook:`` that quietly wins is a misroute. Keys a
+    merge (``<<``) brings in may still be overridden, as YAML means them to be."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: PyYAML refuses it itself below
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} is given twice in one mapping (first on line {first}); "
+                        "keep one",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark.line + 1
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+_LOADER = _Loader
 
 
 def _read_yaml(path: Path) -> Any:

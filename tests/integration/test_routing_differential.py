@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from playbooks.errors import RoutingConfigError
+from playbooks.errors import PlaybookError, RoutingConfigError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import Router, escape, parse_label
 
@@ -164,7 +164,7 @@ def route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str
 def receivers(node: dict[str, Any]) -> Iterator[str]:
     if "receiver" in node:
         yield node["receiver"]
-    for child in node.get("routes", []):
+    for child in node.get("routes") or []:
         yield from receivers(child)
 
 
@@ -172,6 +172,8 @@ def as_citybrain(node: dict[str, Any]) -> dict[str, Any]:
     out = {("playbook" if k == "receiver" else k): v for k, v in node.items() if k != "routes"}
     if node.get("routes"):
         out["routes"] = [as_citybrain(child) for child in node["routes"]]
+    elif "routes" in node and node["routes"] is None:
+        out["routes"] = None
     return out
 
 
@@ -324,7 +326,41 @@ ONLY_CITYBRAIN_REFUSES = {
     "a label citybrain's alerts never carry": child(matchers=['colour="red"']),
     "an entry with no matcher in it": child(matchers=["{}"]),
     "an entry of an opening brace": child(matchers=["{"]),
+    # null where a list or true/false goes: Alertmanager reads it as unset.
+    "matchers: null": child(matchers=None),
+    "routes: null": child(routes=None),
+    "continue: null": child(**{"continue": None}),
+    "a null matchers entry": child(matchers=[None]),
 }
+
+# Routing files both must refuse for what a YAML mapping built from a dict cannot show:
+# a key given twice (PyYAML kept the last silently) and a `continue` that is not true or
+# false (pydantic read 1 and "true" as true). RECEIVER is `receiver`/`playbook`.
+YAML_BOTH_REFUSE = {
+    "matchers twice": "matchers: ['kind=\"a\"']\n      matchers: ['kind=\"b\"']",
+    "receiver twice": "RECEIVER: r\n      RECEIVER: r",
+    "continue twice, flow style": "{continue: false, continue: true}",
+    "continue 1": "continue: 1",
+    "continue 'true'": "continue: 'true'",
+}
+
+
+@pytest.mark.parametrize("name", sorted(YAML_BOTH_REFUSE))
+def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
+    snippet = YAML_BOTH_REFUSE[name]
+    entry = "    - " + (snippet if snippet.startswith("{") else "receiver: r\n      " + snippet)
+    am = f"route:\n  receiver: r\n  routes:\n{entry}\nreceivers: [{{name: r}}]\n"
+    ours = (
+        "version: 1\nroute:\n  playbook: r\n  group_by: [kind]\n  routes:\n"
+        + entry.replace("receiver:", "playbook:")
+        + "\n"
+    )
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(am.replace("RECEIVER", "receiver"))
+    our_path.write_text(ours.replace("RECEIVER", "playbook"))
+    assert amtool("check-config", str(am_path)).returncode != 0, name
+    with pytest.raises(PlaybookError):
+        load_routing(our_path, {"r": playbook})
 
 
 @pytest.mark.parametrize("name", sorted(BOTH_REFUSE))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.errors import GridError
+from playbooks.errors import GridError, PlaybookError
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
 
@@ -73,6 +73,21 @@ BAD_GRIDS = [
         "cell 'a' is listed twice",
     ),
 ]
+
+
+def test_a_key_given_twice_in_a_grid_is_a_file_line_error(tmp_path: Path) -> None:
+    # PyYAML kept the second `kind:` silently: the sensor changed kind unseen.
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\ncells:\n  - {id: a, level: community, name: A, unit: u}\n"
+        "sensors:\n  - id: s\n    kind: pm25\n    unit: ug/m3\n    cell: a\n    kind: no2\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value) == (
+        f"{path}:9: not valid YAML: key 'kind' is given twice in one mapping (first on line 6); "
+        "keep one (column 5)"
+    )
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_GRIDS)
