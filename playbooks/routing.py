@@ -527,6 +527,9 @@ def new_silence(
         parsed = tuple(m for text in matchers for m in parse_matchers(text))
     except RoutingConfigError as exc:
         raise SilenceError(str(exc), "matcher") from None
+    for matcher in parsed:
+        if matcher.op in ("=~", "!~"):
+            _standalone(matcher)
     if all(m.matches_empty() for m in parsed):
         raise SilenceError(
             f"silence {[str(m) for m in parsed]}: at least one matcher must not match the "
@@ -551,6 +554,23 @@ def new_silence(
     if not reason.strip():
         raise SilenceError("a silence needs a reason", "field")
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
+
+
+def _standalone(matcher: Matcher) -> None:
+    """Alertmanager's silences check a regex on its own before wrapping it
+    (``silence.ValidateMatcher``: ``regexp.Compile(pattern)``), so ``a)|(b``, which a
+    route accepts as ``^(?:a)|(b)$`` (anything starting with a or ending with b), is an
+    invalid silence there. Raises SilenceError ("matcher") for such a regex."""
+    try:
+        re2.compile(matcher.value, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise SilenceError(
+            f"silence matcher {str(matcher)!r}: the regex is not valid on its own ({reason}); "
+            "Alertmanager refuses it in a silence (wrapped it reads "
+            f"^(?:{matcher.value})$, which matches more than it says)",
+            "matcher",
+        ) from None
 
 
 def _utc(ts: float) -> str:

@@ -33,7 +33,7 @@ import yaml
 
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
-from playbooks.routing import Matcher, Router, Silence, new_silence
+from playbooks.routing import Matcher, Router, Silence, escape, new_silence
 from tests.integration.test_routing_differential import receivers
 from tests.services import shifted_port
 
@@ -353,5 +353,53 @@ def test_field_case_mutual_inhibition_in_alertmanager(tmp_path: Path) -> None:
             "al-b": False,
             "al-c": True,
         }
+    finally:
+        am.stop()
+
+
+# Regexes for a silence: Alertmanager checks a silence's regex on its own before wrapping it
+# (silence.ValidateMatcher), so "a)|(b", which a route reads as ^(?:a)|(b)$, is refused
+# there; citybrain accepted it and silenced every category starting with a or ending in b.
+SILENCE_REGEXES = [
+    "a)|(b", ".*)|(x", "a)(b", ")(", "a)|(?:b", "(a|b)", "a|b", ".*", "(?i)gas", "(", "a**",
+    "\\C", "(?<n>a)", "(?P<n>a)", "x{1001}", "[[:nope:]]", "", "(?:a))|((?:b)",
+]  # fmt: skip
+
+
+def test_silence_regexes_are_refused_as_alertmanager_refuses_them(tmp_path: Path) -> None:
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "group_by": ["alert_id"]}, "receivers": [{"name": "r"}]}
+        )
+    )
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        now = time.time()
+        ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+        results = []
+        for regex in SILENCE_REGEXES:
+            status, _ = http(
+                "POST",
+                "/silences",
+                {
+                    "matchers": [
+                        {"name": "kind", "value": "pm25", "isRegex": False, "isEqual": True},
+                        {"name": "category", "value": regex, "isRegex": True, "isEqual": True},
+                    ],
+                    "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                    "endsAt": ends,
+                    "createdBy": "test",
+                    "comment": regex,
+                },
+            )
+            try:
+                new_silence("s", ['kind="pm25"', f'category=~"{escape(regex)}"'], 0, 2e9, "t", "r")
+                ours = True
+            except SilenceError:
+                ours = False
+            results.append((regex, status == 200, ours))
+        assert [r for r in results if r[1] != r[2]] == []
+        assert 0 < sum(am for _, am, _ in results) < len(results)
     finally:
         am.stop()

@@ -195,6 +195,27 @@ def test_a_silence_with_one_selective_matcher_is_accepted() -> None:
     assert s.silences({"kind": "traffic_speed"}, 10)
 
 
+@pytest.mark.parametrize("regex", ["a)|(b", ".*)|(x", "a)(b", "(?:a))|((?:b)"])
+def test_a_silence_regex_that_is_only_valid_wrapped_is_refused(regex: str) -> None:
+    # A route reads it wrapped, as Alertmanager's routes do (^(?:a)|(b)$: anything starting
+    # with a); Alertmanager's silences check the regex on its own and refuse it. Accepted
+    # before, it silenced floods whose category merely started with "a".
+    route_matcher = Matcher.parse(f'category=~"{regex}"')
+    assert route_matcher.pattern is not None
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", ['kind="pm25"', f'category=~"{regex}"'], 0, 3600, "op", "r")
+    assert info.value.problem == "matcher"
+    assert str(info.value).startswith(
+        f"silence matcher {str(route_matcher)!r}: the regex is not valid on its own ("
+    )
+
+
+def test_a_stored_silence_with_a_wrapped_only_regex_is_skipped() -> None:
+    doc = {**GOOD, "id": "old", "matchers": ['kind="pm25"', 'category=~"a)|(b"']}
+    silences, bad = SilenceBook().read([("old", doc)], 10)
+    assert silences == [] and [b.problem for b in bad] == ["matcher"]
+
+
 # -- unreadable and expired stored silences ---------------------------------------------
 GOOD = new_silence("good", ['kind="traffic_speed"'], 0, 100, "op", "r").to_dict()
 
