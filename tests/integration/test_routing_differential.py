@@ -29,7 +29,7 @@ import yaml
 
 from playbooks.errors import PlaybookError, RoutingConfigError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
-from playbooks.routing import Router, escape, parse_label
+from playbooks.routing import Router, escape, parse_label, parse_matchers
 
 pytestmark = pytest.mark.integration
 
@@ -459,3 +459,42 @@ def test_duration_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: An
     differ = [(d, am, cb) for d, am, cb in results if am != cb]
     assert not differ, differ
     assert 0 < sum(am for _, am, _ in results) < len(results)
+
+
+# Unicode classes and case folding: Alertmanager 0.25 as Debian builds it (Go 1.19) has
+# Unicode 13 tables, RE2 (citybrain) newer ones. They agree on every character Unicode 13
+# has; on characters assigned later (Unicode 14+: Ⱟ, ࡰ, 🫠) \pL, \p{Lu}, \p{So}, \PL and
+# (?i) differ: the documented difference (docs/playbooks.md), which Alertmanager's own
+# builds share (those with Go 1.21+ have Unicode 15).
+UNICODE_REGEXES = [
+    r"\pL", r"\p{Lu}", r"\p{Ll}", r"\p{So}", r"\PL", r"(?i)ⱟ", r"(?i)σ", r"(?i)k", r"(?i)ß",
+    r"\p{Greek}", r"\p{Arabic}", r"\pN", r"\w", r".", r"[^a]",
+]  # fmt: skip
+UNICODE_13 = ["é", "Σ", "ς", "K", "ſ", "ß", "ẞ", "٣", "🛑", "Ꭰ", "ꭰ", "ǅ", "\u0345"]
+NEWER = ["Ⱟ", "ⱟ", "\u0870", "🫠", "\U0001e030"]
+
+
+def test_unicode_classes_agree_up_to_unicode_13(tmp_path: Path) -> None:
+    route = {
+        "receiver": "w",
+        "routes": [
+            {"receiver": f"r{i}", "continue": True, "matchers": [f'category=~"{escape(r)}"']}
+            for i, r in enumerate(UNICODE_REGEXES)
+        ],
+    }
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(am_config(route))
+    ours = [parse_matchers(f'category=~"{escape(r)}"')[0] for r in UNICODE_REGEXES]
+
+    def differ(value: str) -> list[str]:
+        done = amtool("config", "routes", "test", f"--config.file={path}", f'category="{value}"')
+        assert done.returncode == 0, done.stderr
+        theirs = set(done.stdout.strip().split(","))
+        return [
+            UNICODE_REGEXES[i]
+            for i, m in enumerate(ours)
+            if m.matches({"category": value}) != (f"r{i}" in theirs)
+        ]
+
+    assert {v: differ(v) for v in UNICODE_13} == {v: [] for v in UNICODE_13}
+    assert all(differ(v) for v in NEWER)
