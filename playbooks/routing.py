@@ -524,7 +524,7 @@ def new_silence(
     if not matchers:
         raise SilenceError("a silence needs at least one matcher", "field")
     try:
-        parsed = tuple(m for text in matchers for m in parse_matchers(text))
+        parsed = tuple(m for text in matchers for m in _silence_entry(text))
     except RoutingConfigError as exc:
         raise SilenceError(str(exc), "matcher") from None
     for matcher in parsed:
@@ -554,6 +554,27 @@ def new_silence(
     if not reason.strip():
         raise SilenceError("a silence needs a reason", "field")
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
+
+
+def _silence_entry(text: str) -> list[Matcher]:
+    """The matchers of one silence entry (several, comma-separated, as a route's). Raises
+    RoutingConfigError for an entry that ``amtool silence add`` reads as one other
+    matcher: ``category=noise,kind=pm25`` is one matcher there (the value
+    ``noise,kind=pm25``, a silence of nothing), two here (a silence of every pm25 noise
+    alert), and ``kind=pm25,`` is ``kind="pm25,"`` there; an operator's amtool habit must
+    not silence more than it meant."""
+    found = parse_matchers(text)
+    try:
+        single = Matcher.parse(text)
+    except RoutingConfigError:
+        return found  # amtool refuses it: no other reading to be confused with
+    if found != [single]:
+        raise RoutingConfigError(
+            f"matcher {text!r} is ambiguous: amtool silence add reads it as one matcher, "
+            f"{str(single)!r}; here it would be {', '.join(repr(str(m)) for m in found)}: "
+            "quote the value if the comma is part of it, or give each matcher on its own"
+        )
+    return found
 
 
 def _standalone(matcher: Matcher) -> None:

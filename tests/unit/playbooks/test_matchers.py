@@ -210,6 +210,36 @@ def test_a_silence_regex_that_is_only_valid_wrapped_is_refused(regex: str) -> No
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "amtool"),
+    [
+        ("category=noise,kind=pm25", 'category="noise,kind=pm25"'),
+        ("kind=pm25, severity!=minor", 'kind="pm25, severity!=minor"'),
+        ("kind=pm25,", 'kind="pm25,"'),
+        ("kind=pm25}", 'kind="pm25}"'),
+    ],
+)
+def test_a_silence_entry_amtool_reads_as_another_matcher_is_refused(text: str, amtool: str) -> None:
+    # `amtool silence add` takes each argument as one matcher; an entry here may hold
+    # several. Where the readings differ, the wider one silenced what the operator's
+    # amtool habit did not mean to.
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", [text], 0, 3600, "op", "r")
+    assert info.value.problem == "matcher"
+    assert str(info.value).startswith(
+        f"matcher {text!r} is ambiguous: amtool silence add reads it as one matcher, {amtool!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ['kind="pm25", severity="major"', '{kind="pm25", severity="major"}', 'kind="pm25",']
+)
+def test_several_quoted_matchers_in_one_silence_entry_are_read(text: str) -> None:
+    # amtool refuses these (one matcher per argument), so no other reading exists.
+    silence = new_silence("s", [text], 0, 3600, "op", "r")
+    assert str(silence.matchers[0]) == 'kind="pm25"'
+
+
 def test_a_stored_silence_with_a_wrapped_only_regex_is_skipped() -> None:
     doc = {**GOOD, "id": "old", "matchers": ['kind="pm25"', 'category=~"a)|(b"']}
     silences, bad = SilenceBook().read([("old", doc)], 10)

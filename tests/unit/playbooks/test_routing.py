@@ -321,7 +321,8 @@ ROUTING_SIBLINGS = [
 def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
     # YAML's merge (<<) brings keys in that the mapping may override: not a duplicate.
     text = (
-        ROOT + "  routes:\n    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
+        ROOT
+        + "  routes:\n    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
         "    - <<: *flood\n      playbook: gas-leak\n      matchers: ['kind=\"pm25\"']\n"
     )
     router = load_routing(write(tmp_path, text), PLAYBOOKS)
