@@ -1349,13 +1349,14 @@ def silence_duration(text: str) -> float:
 
 
 def _check_matchers(texts: list[str]) -> None:
-    """Each ``--matcher`` in Alertmanager's syntax; CliError naming the first bad one."""
+    """Each ``--matcher`` in Alertmanager's syntax, read as the silence API reads it
+    (parse_silence_matchers); CliError naming the first bad one."""
     from playbooks.errors import PlaybookError
-    from playbooks.routing import parse_matchers
+    from playbooks.routing import parse_silence_matchers
 
     for text in texts:
         try:
-            parse_matchers(text)
+            parse_silence_matchers(text)
         except PlaybookError as exc:
             raise CliError(f"--matcher: {exc}") from None
 

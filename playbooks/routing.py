@@ -524,12 +524,9 @@ def new_silence(
     if not matchers:
         raise SilenceError("a silence needs at least one matcher", "field")
     try:
-        parsed = tuple(m for text in matchers for m in _silence_entry(text))
+        parsed = tuple(m for text in matchers for m in parse_silence_matchers(text))
     except RoutingConfigError as exc:
         raise SilenceError(str(exc), "matcher") from None
-    for matcher in parsed:
-        if matcher.op in ("=~", "!~"):
-            _standalone(matcher)
     if all(m.matches_empty() for m in parsed):
         raise SilenceError(
             f"silence {[str(m) for m in parsed]}: at least one matcher must not match the "
@@ -556,24 +553,28 @@ def new_silence(
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
 
 
-def _silence_entry(text: str) -> list[Matcher]:
+def parse_silence_matchers(text: str) -> list[Matcher]:
     """The matchers of one silence entry (several, comma-separated, as a route's). Raises
-    RoutingConfigError for an entry that ``amtool silence add`` reads as one other
+    RoutingConfigError for a bad matcher, for a regex valid only once wrapped (see
+    _standalone) and for an entry that ``amtool silence add`` reads as one other
     matcher: ``category=noise,kind=pm25`` is one matcher there (the value
     ``noise,kind=pm25``, a silence of nothing), two here (a silence of every pm25 noise
     alert), and ``kind=pm25,`` is ``kind="pm25,"`` there; an operator's amtool habit must
     not silence more than it meant."""
     found = parse_matchers(text)
     try:
-        single = Matcher.parse(text)
+        single: Matcher | None = Matcher.parse(text)
     except RoutingConfigError:
-        return found  # amtool refuses it: no other reading to be confused with
-    if found != [single]:
+        single = None  # amtool refuses it: no other reading to be confused with
+    if single is not None and found != [single]:
         raise RoutingConfigError(
             f"matcher {text!r} is ambiguous: amtool silence add reads it as one matcher, "
             f"{str(single)!r}; here it would be {', '.join(repr(str(m)) for m in found)}: "
             "quote the value if the comma is part of it, or give each matcher on its own"
         )
+    for matcher in found:
+        if matcher.op in ("=~", "!~"):
+            _standalone(matcher)
     return found
 
 

@@ -25,6 +25,7 @@ from playbooks.routing import (
     new_silence,
     parse_label,
     parse_matchers,
+    parse_silence_matchers,
     silence_window,
 )
 
@@ -238,6 +239,14 @@ def test_several_quoted_matchers_in_one_silence_entry_are_read(text: str) -> Non
     # amtool refuses these (one matcher per argument), so no other reading exists.
     silence = new_silence("s", [text], 0, 3600, "op", "r")
     assert str(silence.matchers[0]) == 'kind="pm25"'
+
+
+def test_silence_entries_are_checked_alike_by_the_cli_and_the_api() -> None:
+    # `citybrain silences add --matcher` checks locally with the API's own reading.
+    assert parse_silence_matchers('{kind="pm25", severity="major"}')[1].value == "major"
+    for text in ['kind="pm25", category=~"a)|(b"', "category=noise,kind=pm25"]:
+        with pytest.raises(RoutingConfigError):
+            parse_silence_matchers(text)
 
 
 def test_a_stored_silence_with_a_wrapped_only_regex_is_skipped() -> None:
