@@ -93,6 +93,28 @@ def test_a_payload_without_the_sensor_its_pattern_lacks_names_the_pattern(
     assert "'gw/{gateway}/up' has no {sensor_id} level" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"sensor_id": ["gauge-2"], "value": 1.5}',
+        b'{"sensor_id": {"id": "gauge-2"}, "value": 1.5}',
+        b'{"sensor_id": 7, "value": 1.5}',
+        b'{"sensor_id": "", "value": 1.5}',
+        b'{"sensor_id": "gauge-2", "kind": ["water_level"], "value": 1.5}',
+        b'{"sensor_id": "gauge-2", "grid_cell": {}, "value": 1.5}',
+    ],
+)
+def test_a_payload_field_that_is_not_text_is_named(ingest_grid: Grid, payload: bytes) -> None:
+    # A list or an object as sensor_id reached the grid lookup: TypeError, dead-lettered
+    # "internal: unhashable type 'list'" without the field.
+    m = MqttMapping.build(ingest_grid, ["gw/{gateway}/up"])
+    with pytest.raises(EventError) as err:
+        m.to_document("gw/g7/up", payload, T_NOW)
+    assert err.value.code == "bad_type"
+    assert str(err.value).startswith(f'field "{err.value.field}" is ')
+    assert str(err.value).endswith(": expected a non-empty string")
+
+
 def test_fields_can_be_renamed_and_come_from_the_payload(ingest_grid: Grid) -> None:
     m = MqttMapping.build(ingest_grid, ["sensors/{sensor_id}"], value_field="v", ts_field="t")
     doc = m.to_document("sensors/air-1", b'{"v": 41, "t": 1789999000}', T_NOW)
