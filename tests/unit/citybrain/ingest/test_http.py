@@ -35,6 +35,9 @@ def validator(ingest_grid: Grid) -> EventValidator:
     return EventValidator(ingest_grid)
 
 
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
 def raw(body: object) -> bytes:
     return json.dumps(body).encode()
 
@@ -61,6 +64,18 @@ def test_one_reading_a_pack_or_a_list(validator: EventValidator) -> None:
         (raw({"schema": "readings/1", "readings": []}), ["readings"]),
         (raw([]), ["body"]),
         (raw(3), ["body"]),
+        # Nested 1,000 levels (orjson decodes up to 1,024): RecursionError, a 500 before.
+        (
+            raw({"schema": "reading/1", **GOOD, "value": 0}).replace(
+                b'"value": 0', b'"value": ' + DEEP
+            ),
+            ["value"],
+        ),
+        (
+            raw([GOOD, {**GOOD, "unit": 0}]).replace(b'"unit": 0', b'"unit": ' + DEEP),
+            ["readings[1].unit"],
+        ),
+        (raw([{**GOOD, "note": 0}, 7]).replace(b'"note": 0', b'"note": ' + DEEP), ["readings[1]"]),
     ],
 )
 def test_any_bad_reading_refuses_the_body_naming_every_field(
