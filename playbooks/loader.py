@@ -59,7 +59,7 @@ _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 
 
-class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+class _Loader(_BASE_LOADER):  # type: ignore[misc]
     """The safe loader, refusing a key given twice in one mapping. PyYAML keeps the last
     silently; Alertmanager's loader (go-yaml, strict) refuses it ("field … already set"),
     and a second ``matchers:`` or ``playbook:`` that quietly wins is a misroute. Keys a
