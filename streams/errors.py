@@ -30,7 +30,7 @@ class EventError(StreamsError):
             said = reason in ("field is missing", "")
             text = f'field "{field}" is missing' + ("" if said else f": {reason}")
         else:
-            text = (f'field "{field}" is {_show(value)}: ' if field else "") + reason
+            text = (f'field "{field}" is {show(value)}: ' if field else "") + reason
         super().__init__(text)
         self.code = code
         self.field = field
@@ -67,7 +67,7 @@ _CONTAINERS.maxlist = _CONTAINERS.maxdict = 6
 _CONTAINERS.maxstring = _CONTAINERS.maxother = 40
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
     """A field's value as the producer wrote it: JSON's null/true/false, else repr (a
     list or object a few levels deep), at most 80 characters."""
     if value is None or isinstance(value, bool):
