@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,6 +121,21 @@ def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) ->
             f"never matches: {expected_values(matcher.name, known)}"
         )
     return ""
+
+
+# Values from outside (an alert's labels, a stored silence) shown in a message: a few
+# levels and items deep, so a list nested 1,000 levels or a megabyte long is named in a
+# line instead of raising RecursionError or filling the log.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 3, 6, 6
+_BRIEF.maxstring = _BRIEF.maxother = 60
+
+
+def _brief(value: Any) -> str:
+    try:
+        return _BRIEF.repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
 
 
 _RE2_OPTIONS = re2.Options()
@@ -260,7 +276,7 @@ class Matcher:
         ``name="v"``, ``name!="v"``, ``name=~"re"``, ``name!~"re"``, the value quoted
         or not. Raises RoutingConfigError naming the text and the reason."""
         if not isinstance(text, str):
-            raise RoutingConfigError(f"matcher {text!r} is a {type(text).__name__}, not text")
+            raise RoutingConfigError(f"matcher {_brief(text)} is a {type(text).__name__}, not text")
         try:
             text.encode("utf-8")
         except UnicodeError:
@@ -322,7 +338,7 @@ def parse_matchers(text: str) -> list[Matcher]:
     ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
     quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError."""
     if not isinstance(text, str):
-        raise RoutingConfigError(f"matcher {text!r} is a {type(text).__name__}, not text")
+        raise RoutingConfigError(f"matcher {_brief(text)} is a {type(text).__name__}, not text")
     body = text.removeprefix("{").removesuffix("}")
     tokens: list[str] = []
     token: list[str] = []
@@ -383,7 +399,7 @@ def label_set(value: Any) -> dict[str, str]:
         raise RoutingConfigError(f"labels are a {type(value).__name__}, expected a mapping")
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
-            raise RoutingConfigError(f"label {name!r} is {text!r}, expected text")
+            raise RoutingConfigError(f"label {_brief(name)} is {_brief(text)}, expected text")
     return dict(value)
 
 
@@ -494,7 +510,7 @@ class Silence:
             value = data.get(name)
             if not isinstance(value, kinds) or isinstance(value, bool):
                 raise SilenceError(
-                    f"silence field {name!r} is {value!r}, expected "
+                    f"silence field {name!r} is {_brief(value)}, expected "
                     + " or ".join(k.__name__ for k in kinds),
                     "field",
                 )
@@ -502,7 +518,7 @@ class Silence:
 
         matchers = get("matchers", (list,))
         if not all(isinstance(m, str) for m in matchers):
-            raise SilenceError(f"silence matchers {matchers!r} are not all text", "field")
+            raise SilenceError(f"silence matchers {_brief(matchers)} are not all text", "field")
         return new_silence(
             get("id", (str,)),
             matchers,
@@ -615,7 +631,7 @@ def silence_window(
     def seconds(name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SilenceError(
-                f"silence field {name!r} is {value!r}, expected epoch seconds", "field"
+                f"silence field {name!r} is {_brief(value)}, expected epoch seconds", "field"
             )
         try:
             number = float(value)
@@ -623,7 +639,7 @@ def silence_window(
             number = math.inf
         if not math.isfinite(number):
             raise SilenceError(
-                f"silence field {name!r} is {value!r}, expected finite epoch seconds", "field"
+                f"silence field {name!r} is {_brief(value)}, expected finite epoch seconds", "field"
             )
         return number
 

@@ -358,6 +358,21 @@ def test_labels_that_are_not_text_are_refused_by_name(labels: Any) -> None:
         label_set(labels)
 
 
+def test_a_label_nested_1000_levels_or_a_long_list_is_named_in_one_short_line() -> None:
+    # repr() of the value raised RecursionError (the alert was dead-lettered as a
+    # processing error, not bad_alert) or wrote the whole list into the message.
+    deep: Any = []
+    for _ in range(1000):
+        deep = [deep]
+    for value, shown in (
+        (deep, "[[[[...]]]]"),
+        (["a"] * 100_000, "['a', 'a', 'a', 'a', 'a', 'a', ...]"),
+    ):
+        with pytest.raises(RoutingConfigError) as info:
+            label_set({"kind": value})
+        assert str(info.value) == f"label 'kind' is {shown}, expected text"
+
+
 def test_a_stored_firing_alert_that_cannot_be_read_inhibits_nothing() -> None:
     router = mutual_router()
     major = dict(alert_id="al-c", kind="power_load", severity="major", district="d1")
