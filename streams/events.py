@@ -359,9 +359,14 @@ MAX_DEPTH = 1024
 ORJSON_DEPTH_ERROR = "depth limit exceeded"
 
 
-def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
+def decode_json(raw: bytes) -> Any:
+    """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
+    MQTT ingest): orjson, and where it refuses, Python's json for the bare
+    ``NaN``/``Infinity`` some producers write and past a leading UTF-8 byte order mark, so
+    the reason can name the field. Raises ``EventError`` (``bad_json``) naming the offset
+    of a byte that is not UTF-8, a NUL, nesting past MAX_DEPTH or a lone surrogate."""
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith(ORJSON_DEPTH_ERROR):
             # Refused whatever the lenient parser below would do: whether Python's
@@ -402,6 +407,11 @@ def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
             _check_text(doc)
         except RecursionError:  # nested nearly as deep as json.loads allows
             raise EventError("bad_json", None, None, "not valid JSON: nested too deeply") from None
+    return doc
+
+
+def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
+    doc = decode_json(raw)
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     schemas = (schema,) if isinstance(schema, str) else schema
