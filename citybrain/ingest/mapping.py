@@ -191,7 +191,7 @@ class MqttMapping:
                 f"expected a number or a JSON object ({exc.reason})",
             ) from None
         if isinstance(body, (int, float)) and not isinstance(body, bool):
-            doc["value"] = float(body)
+            doc["value"] = body  # an int past a double is the validator's out_of_range
             return
         if not isinstance(body, dict):
             raise EventError(

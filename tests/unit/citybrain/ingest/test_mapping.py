@@ -202,6 +202,8 @@ def test_a_json_payload_that_does_not_parse_says_why(mapping: MqttMapping) -> No
         (b'{"value": NaN}', "not_finite"),  # bad_payload "unexpected character" before
         (b'{"value": -Infinity}', "not_finite"),
         (b"NaN", "not_finite"),
+        # Past the plain-number path (a BOM), an integer float() cannot take: OverflowError.
+        (b"\xef\xbb\xbf1" + b"0" * 400, "out_of_range"),
     ],
 )
 def test_json_is_read_as_the_worker_reads_it_so_the_field_is_named(
