@@ -19,7 +19,7 @@ import numpy as np
 
 from citybrain.errors import InputError
 from detectors import DEFAULT_THRESHOLD, Detector
-from streams.csvfile import BadRow, decimal, read_records, split_line
+from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
 from streams.events import ISO_DATETIME
 
@@ -85,6 +85,14 @@ def read_series(
         try:
             if isinstance(record, BadRow):
                 raise DetectInputError(str(record))
+            # No wider than the header: `1,5` (a decimal comma) is two fields, and reading
+            # the first alone took 1.5 for 1 without a word.
+            if len(record.fields) > len(header.fields):
+                raise DetectInputError(
+                    f"{path}:{record.line}: "
+                    f"{field_count_reason(record.fields, len(header.fields))} "
+                    "(a decimal comma? write 1.5, or quote the value)"
+                )
             when, epoch, value = _row(path, record.line, record.fields, previous)
         except DetectInputError as exc:
             if on_bad_row is None:

@@ -67,6 +67,11 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
         ("timestamp,value\n2020-01-01 00:00:00,1_000\n", ":2: field \"value\" is '1_000'"),
         ("timestamp,value\n2020-01-01 00:00:00,\uff11\n", "decimal notation"),
         ("timestamp,value\n2020-01-01 00:00:00,1e400\n", "expected a finite number"),
+        # a decimal comma: the row's "5" was dropped and 1,5 read as 1
+        (
+            "timestamp,value\n2020-01-01 00:00:00,1,5\n",
+            ":2: row has 3 fields, expected 2 (a decimal",
+        ),
         # siblings: times Python's fromisoformat reads and the worker's ISO form does not
         ("timestamp,value\n2026-11-01X10:00:00,1\n", ':2: field "timestamp" is \'2026-11-01X'),
         ("timestamp,value\n20261101T100000,1\n", ":2: field \"timestamp\" is '20261101T100000'"),
