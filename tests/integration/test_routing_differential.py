@@ -63,6 +63,18 @@ VALUES = [
     "1",
     "a\n",  # Python's re would let a$ match before this newline; RE2 does not
     "٣",  # an Arabic-Indic digit: Python's \d matches it, RE2's does not
+    # Widened (siblings session): carriage return, tab, case-folding edges (sharp s,
+    # final sigma, the Kelvin sign), operator and brace characters in values.
+    "\r",
+    "a\tb",
+    "ß",
+    "Σ",
+    "ς",
+    "\u212a",
+    "k",
+    "=~x",
+    "{",
+    ",",
 ]
 # Regexes in RE2 syntax: alternation, anchors inside, classes, flags, escapes, an
 # unbalanced wrap ("a)|(b" becomes ^(?:a)|(b)$ in both), unicode classes.
@@ -95,6 +107,16 @@ REGEXES = [
     "[[:alpha:]]+",
     "(?U)a+",
     "a\\.b",
+    # Widened (siblings session): case folding, classes, empty alternatives.
+    "(?i)k",
+    "(?i)σ",
+    "\\pL*",
+    "\\s+",
+    "[^,]*",
+    "|",
+    "(|)",
+    "[[:space:]]",
+    "\\x{212A}",
 ]
 DURATIONS = ["0s", "0", "30s", "1m30s", "2h", "1d", "1w", "500ms", "1y"]
 INTERVALS = ["1s", "30s", "5m", "1h30m", "1d", "1w"]
