@@ -1823,7 +1823,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         satisfaction_model,
         units_profile,
     )
-    from playbooks.loader import load_grid, load_playbook
+    from playbooks.loader import load_grid, load_playbook, load_yaml
 
     units_path = Path(args.units)
     check_output(
@@ -1844,7 +1844,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid")
     try:
-        doc = yaml.safe_load(units_path.read_text(encoding="utf-8"))
+        doc = load_yaml(units_path.read_text(encoding="utf-8"))
         tables = {}
         for key in ("response_profile", "resolve_profile"):
             profile = units_path.parent / str(doc.get(key, ""))

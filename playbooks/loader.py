@@ -92,6 +92,12 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
 _LOADER = _Loader
 
 
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` refusing a key given twice in one mapping (``_Loader``), for
+    every YAML file citybrain reads (tokens, units profiles). Raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_LOADER)
+
+
 def _read_yaml(path: Path) -> Any:
     return _compose(path, nodes=False)[0]
 
