@@ -1628,21 +1628,47 @@ def _instant(text: str, flag: str) -> float:
 
 
 def _read_records(path: Path) -> list[dict[str, object]]:
-    """Step and audit records exported as JSON lines (one record a line) or a JSON list."""
-    text = path.read_text(encoding="utf-8")
+    """Step and audit records exported as JSON lines (one record a line) or a JSON list.
+    CliError naming ``file:line`` for bytes that are not UTF-8, JSON that does not parse
+    or nests too deeply, and a record that is not an object (skipped silently before)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CliError(
+            f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the file as UTF-8)"
+        ) from None
+
+    def parse(chunk: str, line: int) -> object:
+        try:
+            return json.loads(chunk)
+        except json.JSONDecodeError as exc:
+            raise CliError(
+                f"{path}:{line + exc.lineno - 1}: not a JSON record: {exc.msg}"
+            ) from None
+        except RecursionError:
+            raise CliError(f"{path}:{line}: not a JSON record: nested too deeply") from None
+
+    text = text.removeprefix("\ufeff")
     if text.lstrip().startswith("["):
-        loaded = json.loads(text)
-        return [r for r in loaded if isinstance(r, dict)]
+        loaded = parse(text, 1)
+        assert isinstance(loaded, list)
+        for i, record in enumerate(loaded):
+            if not isinstance(record, dict):
+                kind = type(record).__name__
+                raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
+        return loaded
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CliError(f"{path}:{number}: not a JSON record: {exc.msg}") from None
-        if isinstance(doc, dict):
-            records.append(doc)
+        doc = parse(line, number)
+        if not isinstance(doc, dict):
+            raise CliError(
+                f"{path}:{number}: the record is a {type(doc).__name__}, expected an object"
+            )
+        records.append(doc)
     return records
 
 
