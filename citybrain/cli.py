@@ -1653,17 +1653,16 @@ def _read_records(path: Path) -> list[dict[str, object]]:
     text = text.removeprefix("\ufeff")
     if text.lstrip().startswith("["):
         loaded = parse(text, 1)
-        assert isinstance(loaded, list)
-        for i, record in enumerate(loaded):
+        for i, record in enumerate(loaded if isinstance(loaded, list) else [loaded]):
             if not isinstance(record, dict):
                 kind = type(record).__name__
                 raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
-        return loaded
+        return loaded if isinstance(loaded, list) else [loaded]
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, row in enumerate(text.splitlines(), start=1):
+        if not row.strip():
             continue
-        doc = parse(line, number)
+        doc = parse(row, number)
         if not isinstance(doc, dict):
             raise CliError(
                 f"{path}:{number}: the record is a {type(doc).__name__}, expected an object"
