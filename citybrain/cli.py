@@ -1653,11 +1653,13 @@ def _read_records(path: Path) -> list[dict[str, object]]:
     text = text.removeprefix("\ufeff")
     if text.lstrip().startswith("["):
         loaded = parse(text, 1)
+        listed: list[dict[str, object]] = []
         for i, record in enumerate(loaded if isinstance(loaded, list) else [loaded]):
             if not isinstance(record, dict):
                 kind = type(record).__name__
                 raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
-        return loaded if isinstance(loaded, list) else [loaded]
+            listed.append(record)
+        return listed
     records = []
     for number, row in enumerate(text.splitlines(), start=1):
         if not row.strip():
