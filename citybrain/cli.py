@@ -1870,21 +1870,42 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     _need_file(Path(args.playbook), "--playbook")
     if args.grid:
         _need_file(Path(args.grid), "--grid")
+
+    def text_of(path: Path) -> str:
+        data = path.read_bytes()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:  # a traceback ("a bug", exit 70) before
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise CliError(
+                f"--units {path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
+                "(save the file as UTF-8)"
+            ) from None
+
     try:
-        doc = load_yaml(units_path.read_text(encoding="utf-8"))
+        doc = load_yaml(text_of(units_path))
+        if not isinstance(doc, dict):
+            raise CliError(
+                f"--units {units_path}: is a {type(doc).__name__}, expected a mapping with "
+                "response_profile, resolve_profile and the departments (docs/citizens.md)"
+            )
         tables = {}
         for key in ("response_profile", "resolve_profile"):
             profile = units_path.parent / str(doc.get(key, ""))
-            tables[key] = profile_distributions(
-                json.loads(profile.read_text(encoding="utf-8")), str(profile)
-            )
+            try:
+                loaded = json.loads(text_of(profile))
+            except json.JSONDecodeError as exc:
+                raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
+            except RecursionError:
+                raise CliError(f"--units {units_path}: {profile}: nested too deeply") from None
+            tables[key] = profile_distributions(loaded, str(profile))
         units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
         satisfaction = satisfaction_model(doc)
     except yaml.YAMLError as exc:
         from playbooks.loader import yaml_error
 
         raise CliError(f"--units {yaml_error(units_path, exc)}") from None
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+    except (OSError, AttributeError) as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
