@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -1509,11 +1510,25 @@ def cmd_silences(args: argparse.Namespace) -> int:
 def cmd_hash_token(args: argparse.Namespace) -> int:
     from streams.auth import hash_token
 
-    token = sys.stdin.readline().strip()
-    if not token:
+    binary = getattr(sys.stdin, "buffer", None)  # None for a text stream (a test's)
+    raw = binary.readline() if binary is not None else sys.stdin.readline().encode()
+    line = raw.strip()
+    if not line:
         raise CliError(f"no token on standard input: `{command_line('hash-token')} < token.txt`")
-    print(hash_token(token))
+    # A token that is no RFC 6750 bearer token could never be sent in the Authorization
+    # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
+    if not _BEARER.fullmatch(line):
+        bad = next((i for i in range(len(line)) if not _BEARER.fullmatch(line[: i + 1] + b"a")), 0)
+        raise CliError(
+            f"the token has byte 0x{line[bad]:02x} at position {bad + 1}: a bearer token is "
+            "ASCII letters, digits and - . _ ~ + / (then = padding), RFC 6750; "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one"
+        )
+    print(hash_token(line.decode("ascii")))
     return 0
+
+
+_BEARER = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
