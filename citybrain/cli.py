@@ -953,6 +953,16 @@ def _api(
             "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
             "demo token; docs/playbooks.md says how to configure your own)"
         )
+    encoded = token.encode("utf-8", "surrogateescape")
+    if not _BEARER.fullmatch(encoded):
+        # A character HTTP cannot carry was a UnicodeEncodeError or "Invalid header
+        # value" traceback ("a bug", exit 70).
+        where = "--token" if args.token else "CITYBRAIN_API_TOKEN"
+        bad = next((i for i, c in enumerate(token) if not _BEARER.fullmatch(c.encode())), 0)
+        raise CliError(
+            f"{where} has {token[bad]!r} at position {bad + 1}: a bearer token is ASCII "
+            "letters, digits and - . _ ~ + / (then = padding), RFC 6750"
+        )
     base = api_base(args.url)
     url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None

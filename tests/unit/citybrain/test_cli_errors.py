@@ -244,6 +244,9 @@ def test_services_that_are_down_give_status_3(
         (["runs", "list"], EXIT_USAGE, "give --token or set CITYBRAIN_API_TOKEN"),
         (["worker"], EXIT_SERVICE, "no Kafka broker answers at 127.0.0.1:"),
         (["hash-token"], EXIT_USAGE, "no token on standard input"),
+        # A token HTTP cannot carry: UnicodeEncodeError / "Invalid header value", exit 70.
+        (["runs", "list", "--token", "ಠ_ಠ"], EXIT_USAGE, "--token has 'ಠ' at position 1"),
+        (["silences", "list", "--token", "a\nb"], EXIT_USAGE, "--token has '\\n' at position 2"),
     ],
 )
 def test_the_reason_says_what_was_tried_and_what_to_do(
