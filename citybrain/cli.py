@@ -940,6 +940,14 @@ def _matcher_labels(route: Route) -> set[str]:
     return names
 
 
+def _segment(text: str) -> str:
+    """An id as one URL path segment: a space, a newline or é was an InvalidURL or
+    UnicodeEncodeError traceback, and ``x/../..`` or ``x?y`` addressed another resource."""
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
 def _api(
     args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
 ) -> Any:
@@ -1317,12 +1325,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
     elif args.action == "show":
-        doc = _api(args, "GET", f"/runs/{args.run_id}")
+        doc = _api(args, "GET", f"/runs/{_segment(args.run_id)}")
     elif args.action == "answer":
         body = {"report_id": args.report, "satisfied": args.satisfied, "comment": args.comment}
-        doc = _api(args, "POST", f"/runs/{args.run_id}/answer", body)
+        doc = _api(args, "POST", f"/runs/{_segment(args.run_id)}/answer", body)
     else:
-        doc = _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
+        doc = _api(
+            args, "POST", f"/runs/{_segment(args.run_id)}/{args.action}", {"note": args.note or ""}
+        )
     if args.json:
         _print_json(doc)
         return EXIT_OK
@@ -1479,7 +1489,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
     elif args.action == "expire":
-        doc = _api(args, "DELETE", f"/silences/{args.silence_id}")
+        doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id)}")
     else:
         doc = _api(
             args,
