@@ -149,6 +149,17 @@ def _near(unknown: set[str], allowed: set[str]) -> str:
     return f": did you mean {', '.join(pairs)}?" if pairs else ""
 
 
+def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
+    """An entry's text field; an integer (``id: 7``) is read as its digits. A list, a
+    mapping, true/false, null or a float was str()'d before: ``unit: [u]`` became the unit
+    "['u']", ``id: [7]`` the sensor "[7]"."""
+    value = entry[key]
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    shown = "null" if value is None else repr(value)
+    raise GridError(f"{section} entry {i}: {key} is {shown[:60]}, expected text", (section, i, key))
+
+
 def _bound(entry: dict[str, Any], i: int, key: str) -> float:
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -212,18 +223,21 @@ def _grid(doc: Any) -> Grid:
         "kinds",
         KIND_KEYS,
         lambda i, e: SensorKind(
-            id=str(e["id"]), unit=str(e["unit"]), min=_bound(e, i, "min"), max=_bound(e, i, "max")
+            id=_text(e, i, "kinds", "id"),
+            unit=_text(e, i, "kinds", "unit"),
+            min=_bound(e, i, "min"),
+            max=_bound(e, i, "max"),
         ),
     )
     cells = each(
         "cells",
         CELL_KEYS,
         lambda i, e: Cell(
-            id=str(e["id"]),
-            level=str(e["level"]),
-            name=str(e["name"]),
-            unit=str(e["unit"]),
-            parent=None if e.get("parent") is None else str(e["parent"]),
+            id=_text(e, i, "cells", "id"),
+            level=_text(e, i, "cells", "level"),
+            name=_text(e, i, "cells", "name"),
+            unit=_text(e, i, "cells", "unit"),
+            parent=None if e.get("parent") is None else _text(e, i, "cells", "parent"),
             **_position(f"cell {e['id']!r}", e, ("cells", i)),
             geometry=_geometry(f"cell {e['id']!r}", e.get("geometry"), ("cells", i, "geometry")),
         ),
@@ -232,10 +246,10 @@ def _grid(doc: Any) -> Grid:
         "sensors",
         SENSOR_KEYS,
         lambda i, e: SensorRegistration(
-            id=str(e["id"]),
-            kind=str(e["kind"]),
-            unit=str(e["unit"]),
-            cell=str(e["cell"]),
+            id=_text(e, i, "sensors", "id"),
+            kind=_text(e, i, "sensors", "kind"),
+            unit=_text(e, i, "sensors", "unit"),
+            cell=_text(e, i, "sensors", "cell"),
             **_position(f"sensor {e['id']!r}", e, ("sensors", i)),
         ),
     )
@@ -259,7 +273,8 @@ def _position(
     out: dict[str, float | None] = {}
     for key, bound in (("lat", 90.0), ("lon", 180.0)):
         value = entry[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > bound:
+        # `not <=`: NaN (YAML's .nan) is refused too; `> bound` let it through.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) <= bound:
             raise GridError(
                 f"{what}: {key} is {value!r}, expected degrees in [-{bound:g}, {bound:g}]",
                 (*loc, key),
