@@ -443,6 +443,12 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
     seconds = (events[-1].ts - events[0].ts) / speed
     if seconds <= LONG_REPLAY_SECONDS:
         return ""
+    if seconds > 100 * 365 * 86_400:  # inf for --speed 1e-320: int(inf) raised
+        took = "more than a century"
+        return (
+            f"note: at --speed {speed:g} the replay takes {took}; give --max to send them "
+            "as fast as Kafka takes them, or a higher --speed"
+        )
     span = (events[-1].ts - events[0].ts) / 3600
     return (
         f"note: these events span {span:,.1f} h of event time: at --speed {speed:g} the "
