@@ -2442,7 +2442,7 @@ def build_parser() -> argparse.ArgumentParser:
             type=_positive(float),
             default=5.0,
             metavar="MS",
-            help="send a pack every MS ms",
+            help="send a pack every MS ms (at most 60000)",
         )
         i.add_argument(
             "--max-pending",
