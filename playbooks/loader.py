@@ -22,6 +22,7 @@ from playbooks.routing import (
     Matcher,
     Route,
     Router,
+    escape,
     impossible_value,
     parse_matchers,
 )
@@ -444,6 +445,10 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
+        routing = model in (RoutingConfig, RouteConfig, InhibitRuleConfig)
+        legacy = _legacy_matchers(str(loc[-1]), value) if routing else ""
+        if legacy:
+            return legacy
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
         return f"is {_shown(value)}, expected {ctx.get('expected')}"
@@ -464,6 +469,36 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     if kind != "value_error" and not isinstance(value, dict | list):
         message += f" (it is {_shown(value)})"
     return message
+
+
+# Alertmanager's deprecated label maps and the key citybrain takes instead.
+_LEGACY = {
+    "match": ("matchers", "="),
+    "match_re": ("matchers", "=~"),
+    "source_match": ("source_matchers", "="),
+    "source_match_re": ("source_matchers", "=~"),
+    "target_match": ("target_matchers", "="),
+    "target_match_re": ("target_matchers", "=~"),
+}
+
+
+def _legacy_matchers(key: str, value: Any) -> str:
+    """For Alertmanager's deprecated ``match:``/``match_re:`` (and the inhibit rules'
+    ``source_match``…), the reason with the ``matchers:`` entries that say the same (a
+    ``match_re`` value is anchored as a matcher's regex is), or ""."""
+    if key not in _LEGACY:
+        return ""
+    instead, op = _LEGACY[key]
+    entries = (
+        [f'{name}{op}"{escape(str(text))}"' for name, text in value.items()]
+        if isinstance(value, dict)
+        else []
+    )
+    shown = ", ".join(repr(e) for e in entries) or "…"
+    return (
+        f"unknown key {key!r}: Alertmanager's deprecated form; citybrain takes only "
+        f"{instead}: write {instead}: [{shown}]"
+    )
 
 
 # pydantic's type errors in YAML's words ("a valid dictionary or instance of Playbook").

@@ -309,6 +309,23 @@ ROUTING_SIBLINGS = [
         " continue: true}\n",
         ":2: not valid YAML: key 'continue' is given twice in one mapping (first on line 2)",
     ),
+    # Alertmanager's deprecated label maps: the reason gives the matchers to write.
+    (
+        CHILD + "      match: {kind: water_level}\n",
+        ":7: route.routes.0.match: unknown key 'match': Alertmanager's deprecated form; "
+        "citybrain takes only matchers: write matchers: ['kind=\"water_level\"']",
+    ),
+    (
+        CHILD + "      match_re: {kind: 'water_.*|pm\"25'}\n",
+        ":7: route.routes.0.match_re: unknown key 'match_re': Alertmanager's deprecated form; "
+        'citybrain takes only matchers: write matchers: [\'kind=~"water_.*|pm\\\\"25"\']',
+    ),
+    (
+        ROOT + "inhibit_rules:\n  - {source_match: {severity: critical}, target_matchers: []}\n",
+        ":6: inhibit_rules.0.source_match: unknown key 'source_match': Alertmanager's "
+        "deprecated form; citybrain takes only source_matchers: write source_matchers: "
+        "['severity=\"critical\"']",
+    ),
     # `continue` is true or false, as in Alertmanager: 1 and "true" were read as true.
     (CHILD + "      continue: 1\n", ":7: route.routes.0.continue: is 1, expected true or false"),
     (
