@@ -355,6 +355,9 @@ ONLY_CITYBRAIN_REFUSES = {
     "routes: null": child(routes=None),
     "continue: null": child(**{"continue": None}),
     "a null matchers entry": child(matchers=[None]),
+    # Alertmanager's deprecated label maps: refused naming the matchers: to write.
+    "match (deprecated)": child(match={"kind": "a"}),
+    "match_re (deprecated)": child(match_re={"kind": "a.*"}),
 }
 
 # Routing files both must refuse for what a YAML mapping built from a dict cannot show:
