@@ -320,6 +320,11 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
         local = parse_times(path, raw[list(BEIJING_STAMP)])
         raw["ts"] = local.dt.tz_localize("Asia/Shanghai")
         raw = raw[(raw["ts"] >= "2016-01-28") & (raw["ts"] < "2016-02-11")]
+        if station not in BEIJING_DISTRICTS:  # a KeyError traceback before
+            raise AdapterError(
+                f"{path}:{raw.index[0] if len(raw) else 2}: station {station!r} is none of "
+                f"{sorted(BEIJING_DISTRICTS)}"
+            )
         district = BEIJING_DISTRICTS[station]
         cell = grid.chain(
             [

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import html
 import math
+import reprlib
 import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -101,8 +102,15 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
         if "run_id" not in rec or "action" not in rec:
             continue  # API refusals and other audit records about no run
         at = rec.get("at")
-        if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
-            raise CampaignError(f'record {i} ({rec.get("id")}): field "at" is {at!r}')
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not _finite(at):
+            raise CampaignError(f'record {i} ({_record_id(rec)}): field "at" is {_brief(at)}')
+        data = rec.get("data")
+        if data is not None and not isinstance(data, Mapping):
+            # A list or text here raised TypeError/AttributeError ("a bug", exit 70).
+            raise CampaignError(
+                f'record {i} ({_record_id(rec)}): field "data" is {_brief(data)}, '
+                "expected an object"
+            )
         if at <= until:
             ordered.append((float(at), _seq(rec), i, rec))
     ordered.sort(key=lambda t: (t[0], t[1], t[2]))
@@ -144,6 +152,31 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
     return runs
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer past a double (JSON allows 10**400)
+        return False
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 3, 6, 6
+_BRIEF.maxstring = _BRIEF.maxother = 60
+
+
+def _brief(value: Any) -> str:
+    """A record's value in a message: a few levels and items deep."""
+    try:
+        return _BRIEF.repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
+
+
+def _record_id(rec: Mapping[str, Any]) -> str:
+    value = rec.get("id")
+    return value[:60] if isinstance(value, str) else _brief(value)
+
+
 def created_times(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """Run id -> when it was created, for every run the records hold a readable
     ``run_created`` of (at any time: what an input covers)."""
@@ -152,9 +185,11 @@ def created_times(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
         at = rec.get("at")
         if (
             rec.get("action") == "run_created"
-            and "grid_cell" in (rec.get("data") or {})
+            and isinstance(rec.get("data"), Mapping)
+            and "grid_cell" in rec["data"]
             and isinstance(at, int | float)
             and not isinstance(at, bool)
+            and _finite(at)
         ):
             out[str(rec.get("run_id"))] = float(at)
     return out

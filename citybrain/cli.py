@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -442,6 +443,12 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
     seconds = (events[-1].ts - events[0].ts) / speed
     if seconds <= LONG_REPLAY_SECONDS:
         return ""
+    if seconds > 100 * 365 * 86_400:  # inf for --speed 1e-320: int(inf) raised
+        took = "more than a century"
+        return (
+            f"note: at --speed {speed:g} the replay takes {took}; give --max to send them "
+            "as fast as Kafka takes them, or a higher --speed"
+        )
     span = (events[-1].ts - events[0].ts) / 3600
     return (
         f"note: these events span {span:,.1f} h of event time: at --speed {speed:g} the "
@@ -939,6 +946,14 @@ def _matcher_labels(route: Route) -> set[str]:
     return names
 
 
+def _segment(text: str) -> str:
+    """An id as one URL path segment: a space, a newline or é was an InvalidURL or
+    UnicodeEncodeError traceback, and ``x/../..`` or ``x?y`` addressed another resource."""
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
 def _api(
     args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
 ) -> Any:
@@ -951,6 +966,16 @@ def _api(
         raise CliError(
             "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
             "demo token; docs/playbooks.md says how to configure your own)"
+        )
+    encoded = token.encode("utf-8", "surrogateescape")
+    if not _BEARER.fullmatch(encoded):
+        # A character HTTP cannot carry was a UnicodeEncodeError or "Invalid header
+        # value" traceback ("a bug", exit 70).
+        where = "--token" if args.token else "CITYBRAIN_API_TOKEN"
+        bad = next((i for i, c in enumerate(token) if not _BEARER.fullmatch(c.encode())), 0)
+        raise CliError(
+            f"{where} has {token[bad]!r} at position {bad + 1}: a bearer token is ASCII "
+            "letters, digits and - . _ ~ + / (then = padding), RFC 6750"
         )
     base = api_base(args.url)
     url = base + "/api/v1" + path
@@ -1306,12 +1331,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
     elif args.action == "show":
-        doc = _api(args, "GET", f"/runs/{args.run_id}")
+        doc = _api(args, "GET", f"/runs/{_segment(args.run_id)}")
     elif args.action == "answer":
         body = {"report_id": args.report, "satisfied": args.satisfied, "comment": args.comment}
-        doc = _api(args, "POST", f"/runs/{args.run_id}/answer", body)
+        doc = _api(args, "POST", f"/runs/{_segment(args.run_id)}/answer", body)
     else:
-        doc = _api(args, "POST", f"/runs/{args.run_id}/{args.action}", {"note": args.note or ""})
+        doc = _api(
+            args, "POST", f"/runs/{_segment(args.run_id)}/{args.action}", {"note": args.note or ""}
+        )
     if args.json:
         _print_json(doc)
         return EXIT_OK
@@ -1349,13 +1376,14 @@ def silence_duration(text: str) -> float:
 
 
 def _check_matchers(texts: list[str]) -> None:
-    """Each ``--matcher`` in Alertmanager's syntax; CliError naming the first bad one."""
+    """Each ``--matcher`` in Alertmanager's syntax, read as the silence API reads it
+    (parse_silence_matchers); CliError naming the first bad one."""
     from playbooks.errors import PlaybookError
-    from playbooks.routing import parse_matchers
+    from playbooks.routing import parse_silence_matchers
 
     for text in texts:
         try:
-            parse_matchers(text)
+            parse_silence_matchers(text)
         except PlaybookError as exc:
             raise CliError(f"--matcher: {exc}") from None
 
@@ -1467,7 +1495,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
     elif args.action == "expire":
-        doc = _api(args, "DELETE", f"/silences/{args.silence_id}")
+        doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id)}")
     else:
         doc = _api(
             args,
@@ -1508,11 +1536,25 @@ def cmd_silences(args: argparse.Namespace) -> int:
 def cmd_hash_token(args: argparse.Namespace) -> int:
     from streams.auth import hash_token
 
-    token = sys.stdin.readline().strip()
-    if not token:
+    binary = getattr(sys.stdin, "buffer", None)  # None for a text stream (a test's)
+    raw = binary.readline() if binary is not None else sys.stdin.readline().encode()
+    line = raw.strip()
+    if not line:
         raise CliError(f"no token on standard input: `{command_line('hash-token')} < token.txt`")
-    print(hash_token(token))
+    # A token that is no RFC 6750 bearer token could never be sent in the Authorization
+    # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
+    if not _BEARER.fullmatch(line):
+        bad = next((i for i in range(len(line)) if not _BEARER.fullmatch(line[: i + 1] + b"a")), 0)
+        raise CliError(
+            f"the token has byte 0x{line[bad]:02x} at position {bad + 1}: a bearer token is "
+            "ASCII letters, digits and - . _ ~ + / (then = padding), RFC 6750; "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one"
+        )
+    print(hash_token(line.decode("ascii")))
     return 0
+
+
+_BEARER = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -1627,21 +1669,48 @@ def _instant(text: str, flag: str) -> float:
 
 
 def _read_records(path: Path) -> list[dict[str, object]]:
-    """Step and audit records exported as JSON lines (one record a line) or a JSON list."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        loaded = json.loads(text)
-        return [r for r in loaded if isinstance(r, dict)]
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    """Step and audit records exported as JSON lines (one record a line) or a JSON list.
+    CliError naming ``file:line`` for bytes that are not UTF-8, JSON that does not parse
+    or nests too deeply, and a record that is not an object (skipped silently before)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CliError(
+            f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the file as UTF-8)"
+        ) from None
+
+    def parse(chunk: str, line: int) -> object:
         try:
-            doc = json.loads(line)
+            return json.loads(chunk)
         except json.JSONDecodeError as exc:
-            raise CliError(f"{path}:{number}: not a JSON record: {exc.msg}") from None
-        if isinstance(doc, dict):
-            records.append(doc)
+            raise CliError(
+                f"{path}:{line + exc.lineno - 1}: not a JSON record: {exc.msg}"
+            ) from None
+        except RecursionError:
+            raise CliError(f"{path}:{line}: not a JSON record: nested too deeply") from None
+
+    text = text.removeprefix("\ufeff")
+    if text.lstrip().startswith("["):
+        loaded = parse(text, 1)
+        listed: list[dict[str, object]] = []
+        for i, record in enumerate(loaded if isinstance(loaded, list) else [loaded]):
+            if not isinstance(record, dict):
+                kind = type(record).__name__
+                raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
+            listed.append(record)
+        return listed
+    records = []
+    for number, row in enumerate(text.splitlines(), start=1):
+        if not row.strip():
+            continue
+        doc = parse(row, number)
+        if not isinstance(doc, dict):
+            raise CliError(
+                f"{path}:{number}: the record is a {type(doc).__name__}, expected an object"
+            )
+        records.append(doc)
     return records
 
 
@@ -1822,7 +1891,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         satisfaction_model,
         units_profile,
     )
-    from playbooks.loader import load_grid, load_playbook
+    from playbooks.loader import load_grid, load_playbook, load_yaml
 
     units_path = Path(args.units)
     check_output(
@@ -1842,21 +1911,42 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     _need_file(Path(args.playbook), "--playbook")
     if args.grid:
         _need_file(Path(args.grid), "--grid")
+
+    def text_of(path: Path) -> str:
+        data = path.read_bytes()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:  # a traceback ("a bug", exit 70) before
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise CliError(
+                f"--units {path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
+                "(save the file as UTF-8)"
+            ) from None
+
     try:
-        doc = yaml.safe_load(units_path.read_text(encoding="utf-8"))
+        doc = load_yaml(text_of(units_path))
+        if not isinstance(doc, dict):
+            raise CliError(
+                f"--units {units_path}: is a {type(doc).__name__}, expected a mapping with "
+                "response_profile, resolve_profile and the departments (docs/citizens.md)"
+            )
         tables = {}
         for key in ("response_profile", "resolve_profile"):
             profile = units_path.parent / str(doc.get(key, ""))
-            tables[key] = profile_distributions(
-                json.loads(profile.read_text(encoding="utf-8")), str(profile)
-            )
+            try:
+                loaded = json.loads(text_of(profile))
+            except json.JSONDecodeError as exc:
+                raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
+            except RecursionError:
+                raise CliError(f"--units {units_path}: {profile}: nested too deeply") from None
+            tables[key] = profile_distributions(loaded, str(profile))
         units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
         satisfaction = satisfaction_model(doc)
     except yaml.YAMLError as exc:
         from playbooks.loader import yaml_error
 
         raise CliError(f"--units {yaml_error(units_path, exc)}") from None
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+    except (OSError, AttributeError) as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
@@ -2352,7 +2442,7 @@ def build_parser() -> argparse.ArgumentParser:
             type=_positive(float),
             default=5.0,
             metavar="MS",
-            help="send a pack every MS ms",
+            help="send a pack every MS ms (at most 60000)",
         )
         i.add_argument(
             "--max-pending",

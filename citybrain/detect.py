@@ -8,6 +8,7 @@ per input row, same order. Bad input fails with file, line and reason.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,8 +19,9 @@ import numpy as np
 
 from citybrain.errors import InputError
 from detectors import DEFAULT_THRESHOLD, Detector
-from streams.csvfile import BadRow, decimal, read_records, split_line
+from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
+from streams.events import ISO_DATETIME
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -30,9 +32,21 @@ class DetectInputError(InputError):
     """A bad input file; the message names file, line and reason."""
 
 
+# A date alone (a daily series) or the worker's ISO 8601 form (streams/events.py), the
+# zone optional (none is UTC), ASCII digits only.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _when(text: str) -> datetime | None:
+    """The row's time, or None. Python 3.11's ``fromisoformat`` alone also takes any
+    character between date and time (``2026-11-01X10:00``), the basic format
+    (``20261101T1000``), week dates (``2026-W44-1``) and a bare hour (``…T10``): a
+    column of something else would have been read as times."""
+    text = text.strip()
+    if not (ISO_DATETIME.fullmatch(text) or _DATE.fullmatch(text)):
+        return None
     try:
-        return datetime.fromisoformat(text.strip())
+        return datetime.fromisoformat(text)
     except ValueError:
         return None
 
@@ -71,6 +85,14 @@ def read_series(
         try:
             if isinstance(record, BadRow):
                 raise DetectInputError(str(record))
+            # No wider than the header: `1,5` (a decimal comma) is two fields, and reading
+            # the first alone took 1.5 for 1 without a word.
+            if len(record.fields) > len(header.fields):
+                raise DetectInputError(
+                    f"{path}:{record.line}: "
+                    f"{field_count_reason(record.fields, len(header.fields))} "
+                    "(a decimal comma? write 1.5, or quote the value)"
+                )
             when, epoch, value = _row(path, record.line, record.fields, previous)
         except DetectInputError as exc:
             if on_bad_row is None:

@@ -88,7 +88,7 @@ class Distribution:
 
 def profile_distributions(doc: Mapping[str, Any], where: str) -> dict[str, Distribution]:
     """A service-time profile file (bench/service_profiles.py) -> name -> Distribution."""
-    entries = doc.get("entries")
+    entries = doc.get("entries") if isinstance(doc, Mapping) else None
     if not isinstance(entries, dict) or "all" not in entries:
         raise RehearsalError(f'{where}: expected "entries" with an "all" entry')
     return {k: Distribution.from_entry(v, f"{where}: entry {k!r}") for k, v in entries.items()}

@@ -22,6 +22,7 @@ from playbooks.routing import (
     Matcher,
     Route,
     Router,
+    escape,
     impossible_value,
     parse_matchers,
 )
@@ -55,7 +56,47 @@ OPTIONAL_KEYS = {"parent", "lat", "lon", "geometry"}
 
 # libyaml's loader when PyYAML has it (its wheels do): a grid of 20,000 sensors loads in
 # about a second instead of eight.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc]
+    """The safe loader, refusing a key given twice in one mapping. PyYAML keeps the last
+    silently; Alertmanager's loader (go-yaml, strict) refuses it ("field … already set"),
+    and a second ``matchers:`` or ``playbook:`` that quietly wins is a misroute. Keys a
+    merge (``<<``) brings in may still be overridden, as YAML means them to be."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: PyYAML refuses it itself below
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} is given twice in one mapping (first on line {first}); "
+                        "keep one",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark.line + 1
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+_LOADER = _Loader
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` refusing a key given twice in one mapping (``_Loader``), for
+    every YAML file citybrain reads (tokens, units profiles). Raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_LOADER)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -107,6 +148,17 @@ def _near(unknown: set[str], allowed: set[str]) -> str:
         if close:
             pairs.append(f"{close[0]!r} for {key!r}")
     return f": did you mean {', '.join(pairs)}?" if pairs else ""
+
+
+def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
+    """An entry's text field; an integer (``id: 7``) is read as its digits. A list, a
+    mapping, true/false, null or a float was str()'d before: ``unit: [u]`` became the unit
+    "['u']", ``id: [7]`` the sensor "[7]"."""
+    value = entry[key]
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    shown = "null" if value is None else repr(value)
+    raise GridError(f"{section} entry {i}: {key} is {shown[:60]}, expected text", (section, i, key))
 
 
 def _bound(entry: dict[str, Any], i: int, key: str) -> float:
@@ -172,18 +224,21 @@ def _grid(doc: Any) -> Grid:
         "kinds",
         KIND_KEYS,
         lambda i, e: SensorKind(
-            id=str(e["id"]), unit=str(e["unit"]), min=_bound(e, i, "min"), max=_bound(e, i, "max")
+            id=_text(e, i, "kinds", "id"),
+            unit=_text(e, i, "kinds", "unit"),
+            min=_bound(e, i, "min"),
+            max=_bound(e, i, "max"),
         ),
     )
     cells = each(
         "cells",
         CELL_KEYS,
         lambda i, e: Cell(
-            id=str(e["id"]),
-            level=str(e["level"]),
-            name=str(e["name"]),
-            unit=str(e["unit"]),
-            parent=None if e.get("parent") is None else str(e["parent"]),
+            id=_text(e, i, "cells", "id"),
+            level=_text(e, i, "cells", "level"),
+            name=_text(e, i, "cells", "name"),
+            unit=_text(e, i, "cells", "unit"),
+            parent=None if e.get("parent") is None else _text(e, i, "cells", "parent"),
             **_position(f"cell {e['id']!r}", e, ("cells", i)),
             geometry=_geometry(f"cell {e['id']!r}", e.get("geometry"), ("cells", i, "geometry")),
         ),
@@ -192,10 +247,10 @@ def _grid(doc: Any) -> Grid:
         "sensors",
         SENSOR_KEYS,
         lambda i, e: SensorRegistration(
-            id=str(e["id"]),
-            kind=str(e["kind"]),
-            unit=str(e["unit"]),
-            cell=str(e["cell"]),
+            id=_text(e, i, "sensors", "id"),
+            kind=_text(e, i, "sensors", "kind"),
+            unit=_text(e, i, "sensors", "unit"),
+            cell=_text(e, i, "sensors", "cell"),
             **_position(f"sensor {e['id']!r}", e, ("sensors", i)),
         ),
     )
@@ -219,7 +274,8 @@ def _position(
     out: dict[str, float | None] = {}
     for key, bound in (("lat", 90.0), ("lon", 180.0)):
         value = entry[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > bound:
+        # `not <=`: NaN (YAML's .nan) is refused too; `> bound` let it through.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) <= bound:
             raise GridError(
                 f"{what}: {key} is {value!r}, expected degrees in [-{bound:g}, {bound:g}]",
                 (*loc, key),
@@ -389,6 +445,10 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
+        routing = model in (RoutingConfig, RouteConfig, InhibitRuleConfig)
+        legacy = _legacy_matchers(str(loc[-1]), value) if routing else ""
+        if legacy:
+            return legacy
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
         return f"is {_shown(value)}, expected {ctx.get('expected')}"
@@ -409,6 +469,36 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     if kind != "value_error" and not isinstance(value, dict | list):
         message += f" (it is {_shown(value)})"
     return message
+
+
+# Alertmanager's deprecated label maps and the key citybrain takes instead.
+_LEGACY = {
+    "match": ("matchers", "="),
+    "match_re": ("matchers", "=~"),
+    "source_match": ("source_matchers", "="),
+    "source_match_re": ("source_matchers", "=~"),
+    "target_match": ("target_matchers", "="),
+    "target_match_re": ("target_matchers", "=~"),
+}
+
+
+def _legacy_matchers(key: str, value: Any) -> str:
+    """For Alertmanager's deprecated ``match:``/``match_re:`` (and the inhibit rules'
+    ``source_match``…), the reason with the ``matchers:`` entries that say the same (a
+    ``match_re`` value is anchored as a matcher's regex is), or ""."""
+    if key not in _LEGACY:
+        return ""
+    instead, op = _LEGACY[key]
+    entries = (
+        [f'{name}{op}"{escape(str(text))}"' for name, text in value.items()]
+        if isinstance(value, dict)
+        else []
+    )
+    shown = ", ".join(repr(e) for e in entries) or "…"
+    return (
+        f"unknown key {key!r}: Alertmanager's deprecated form; citybrain takes only "
+        f"{instead}: write {instead}: [{shown}]"
+    )
 
 
 # pydantic's type errors in YAML's words ("a valid dictionary or instance of Playbook").

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,6 +121,21 @@ def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) ->
             f"never matches: {expected_values(matcher.name, known)}"
         )
     return ""
+
+
+# Values from outside (an alert's labels, a stored silence) shown in a message: a few
+# levels and items deep, so a list nested 1,000 levels or a megabyte long is named in a
+# line instead of raising RecursionError or filling the log.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 3, 6, 6
+_BRIEF.maxstring = _BRIEF.maxother = 60
+
+
+def _brief(value: Any) -> str:
+    try:
+        return _BRIEF.repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
 
 
 _RE2_OPTIONS = re2.Options()
@@ -260,7 +276,7 @@ class Matcher:
         ``name="v"``, ``name!="v"``, ``name=~"re"``, ``name!~"re"``, the value quoted
         or not. Raises RoutingConfigError naming the text and the reason."""
         if not isinstance(text, str):
-            raise RoutingConfigError(f"matcher {text!r} is a {type(text).__name__}, not text")
+            raise RoutingConfigError(f"matcher {_brief(text)} is a {type(text).__name__}, not text")
         try:
             text.encode("utf-8")
         except UnicodeError:
@@ -322,7 +338,7 @@ def parse_matchers(text: str) -> list[Matcher]:
     ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
     quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError."""
     if not isinstance(text, str):
-        raise RoutingConfigError(f"matcher {text!r} is a {type(text).__name__}, not text")
+        raise RoutingConfigError(f"matcher {_brief(text)} is a {type(text).__name__}, not text")
     body = text.removeprefix("{").removesuffix("}")
     tokens: list[str] = []
     token: list[str] = []
@@ -383,7 +399,7 @@ def label_set(value: Any) -> dict[str, str]:
         raise RoutingConfigError(f"labels are a {type(value).__name__}, expected a mapping")
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
-            raise RoutingConfigError(f"label {name!r} is {text!r}, expected text")
+            raise RoutingConfigError(f"label {_brief(name)} is {_brief(text)}, expected text")
     return dict(value)
 
 
@@ -494,7 +510,7 @@ class Silence:
             value = data.get(name)
             if not isinstance(value, kinds) or isinstance(value, bool):
                 raise SilenceError(
-                    f"silence field {name!r} is {value!r}, expected "
+                    f"silence field {name!r} is {_brief(value)}, expected "
                     + " or ".join(k.__name__ for k in kinds),
                     "field",
                 )
@@ -502,7 +518,7 @@ class Silence:
 
         matchers = get("matchers", (list,))
         if not all(isinstance(m, str) for m in matchers):
-            raise SilenceError(f"silence matchers {matchers!r} are not all text", "field")
+            raise SilenceError(f"silence matchers {_brief(matchers)} are not all text", "field")
         return new_silence(
             get("id", (str,)),
             matchers,
@@ -524,7 +540,7 @@ def new_silence(
     if not matchers:
         raise SilenceError("a silence needs at least one matcher", "field")
     try:
-        parsed = tuple(m for text in matchers for m in parse_matchers(text))
+        parsed = tuple(m for text in matchers for m in parse_silence_matchers(text))
     except RoutingConfigError as exc:
         raise SilenceError(str(exc), "matcher") from None
     if all(m.matches_empty() for m in parsed):
@@ -553,6 +569,48 @@ def new_silence(
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
 
 
+def parse_silence_matchers(text: str) -> list[Matcher]:
+    """The matchers of one silence entry (several, comma-separated, as a route's). Raises
+    RoutingConfigError for a bad matcher, for a regex valid only once wrapped (see
+    _standalone) and for an entry that ``amtool silence add`` reads as one other
+    matcher: ``category=noise,kind=pm25`` is one matcher there (the value
+    ``noise,kind=pm25``, a silence of nothing), two here (a silence of every pm25 noise
+    alert), and ``kind=pm25,`` is ``kind="pm25,"`` there; an operator's amtool habit must
+    not silence more than it meant."""
+    found = parse_matchers(text)
+    try:
+        single: Matcher | None = Matcher.parse(text)
+    except RoutingConfigError:
+        single = None  # amtool refuses it: no other reading to be confused with
+    if single is not None and found != [single]:
+        raise RoutingConfigError(
+            f"matcher {text!r} is ambiguous: amtool silence add reads it as one matcher, "
+            f"{str(single)!r}; here it would be {', '.join(repr(str(m)) for m in found)}: "
+            "quote the value if the comma is part of it, or give each matcher on its own"
+        )
+    for matcher in found:
+        if matcher.op in ("=~", "!~"):
+            _standalone(matcher)
+    return found
+
+
+def _standalone(matcher: Matcher) -> None:
+    """Alertmanager's silences check a regex on its own before wrapping it
+    (``silence.ValidateMatcher``: ``regexp.Compile(pattern)``), so ``a)|(b``, which a
+    route accepts as ``^(?:a)|(b)$`` (anything starting with a or ending with b), is an
+    invalid silence there. Raises SilenceError ("matcher") for such a regex."""
+    try:
+        re2.compile(matcher.value, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise SilenceError(
+            f"silence matcher {str(matcher)!r}: the regex is not valid on its own ({reason}); "
+            "Alertmanager refuses it in a silence (wrapped it reads "
+            f"^(?:{matcher.value})$, which matches more than it says)",
+            "matcher",
+        ) from None
+
+
 def _utc(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC for a message a person reads (the number itself when
     it is no time at all)."""
@@ -573,7 +631,7 @@ def silence_window(
     def seconds(name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SilenceError(
-                f"silence field {name!r} is {value!r}, expected epoch seconds", "field"
+                f"silence field {name!r} is {_brief(value)}, expected epoch seconds", "field"
             )
         try:
             number = float(value)
@@ -581,7 +639,7 @@ def silence_window(
             number = math.inf
         if not math.isfinite(number):
             raise SilenceError(
-                f"silence field {name!r} is {value!r}, expected finite epoch seconds", "field"
+                f"silence field {name!r} is {_brief(value)}, expected finite epoch seconds", "field"
             )
         return number
 

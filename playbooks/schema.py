@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from playbooks.grid import LEVELS
 
@@ -269,7 +269,9 @@ class RouteConfig(_Strict):
 
     matchers: list[str] = Field(default_factory=list)
     playbook: str | None = None
-    continue_: bool = Field(default=False, alias="continue")
+    # Strict, as Alertmanager's loader: `continue: 1` or `continue: "true"` is an error,
+    # not a silent true.
+    continue_: StrictBool = Field(default=False, alias="continue")
     group_by: list[str] | None = None
     group_wait: str | None = None
     group_interval: str | None = None

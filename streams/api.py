@@ -30,6 +30,7 @@ from playbooks.routing import Silence, new_silence, silence_window
 from playbooks.schema import parse_duration
 from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
 from streams.context import Context, run_key
+from streams.errors import show
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -68,15 +69,35 @@ def silence_already_expired(doc: Any, now: float) -> dict[str, Any] | None:
     return {"action": "expire", "by": doc.get("expired_by"), "at": ends}
 
 
+# Request bodies are flat (a few fields, a list of matchers). Deeper nesting is refused
+# before any field is read: str() or repr() of a value nested 1,000 levels deep (orjson
+# decodes 1,024) raised RecursionError, a 500 instead of a 400.
+MAX_BODY_DEPTH = 8
+
+
+def nested_at_most(doc: Any, limit: int) -> bool:
+    """Whether no list or object in ``doc`` is nested deeper than ``limit`` levels (the
+    document itself is level 1). Iterative: safe at any depth."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return False
+            inner = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in inner)
+    return True
+
+
 def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     """The answer command's fields from a request body ``{"report_id", "satisfied",
     "comment"?}``; ``ApiError`` 400 for a bad field, 404 for a report the run does not
     cover, 409 when the report has had no closure to answer (or already answered it)."""
     rid, satisfied, comment = doc.get("report_id"), doc.get("satisfied"), doc.get("comment", "")
     if not isinstance(rid, str) or not rid:
-        raise ApiError(400, f'field "report_id" is {rid!r}, expected a non-empty string')
+        raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
     if not isinstance(satisfied, bool):
-        raise ApiError(400, f'field "satisfied" is {satisfied!r}, expected true or false')
+        raise ApiError(400, f'field "satisfied" is {show(satisfied)}, expected true or false')
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         raise ApiError(400, f'field "comment" must be a string of at most {MAX_COMMENT} characters')
     report = run.reports.get(rid)
@@ -262,6 +283,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
             raise ApiError(400, f"body is not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise ApiError(400, "body must be a JSON object")
+        if not nested_at_most(doc, MAX_BODY_DEPTH):
+            raise ApiError(400, f"body nests deeper than {MAX_BODY_DEPTH} levels")
         return doc
 
     async def find_run(run_id: str) -> Run:
@@ -312,7 +335,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
             reason = refused(run, action)
             if reason is not None:
                 raise ApiError(409, reason)
-            note = str(doc.get("note", doc.get("reason", "")))
+            note = doc.get("note", doc.get("reason", ""))
+            if not isinstance(note, str):
+                raise ApiError(400, f'field "note" is {show(note)}, expected text')
             if action in ("resolve", "cancel") and not note.strip():
                 raise ApiError(400, f'{action} needs a "note" saying why')
             key = request.headers.get("Idempotency-Key")
@@ -358,7 +383,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
             now = time.time()
             matchers = doc.get("matchers", [])
             if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
-                raise ApiError(400, f'"matchers" is {matchers!r}, expected a list of strings')
+                raise ApiError(400, f'"matchers" is {show(matchers)}, expected a list of strings')
+            for name in ("duration", "reason"):
+                if not isinstance(doc.get(name, ""), str):
+                    raise ApiError(400, f'field "{name}" is {show(doc[name])}, expected text')
             try:
                 duration = None if "ends_at" in doc else str(doc.get("duration", ""))
                 seconds = None if duration is None else parse_duration(duration)

@@ -142,10 +142,11 @@ class TokenStore:
     def load(cls, path: Path | None) -> TokenStore:
         if path is None:
             return cls([])
-        from playbooks.loader import yaml_error
+        from playbooks.loader import load_yaml, yaml_error
 
         try:
-            doc = yaml.safe_load(path.read_text())
+            # A key twice (an entry's `role:`) is an error, not the last one silently.
+            doc = load_yaml(path.read_text())
         except OSError as exc:
             raise SettingsError(
                 f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc.strerror}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import reprlib
+
 
 class StreamsError(Exception):
     """Root of every streams error."""
@@ -28,7 +30,7 @@ class EventError(StreamsError):
             said = reason in ("field is missing", "")
             text = f'field "{field}" is missing' + ("" if said else f": {reason}")
         else:
-            text = (f'field "{field}" is {_show(value)}: ' if field else "") + reason
+            text = (f'field "{field}" is {show(value)}: ' if field else "") + reason
         super().__init__(text)
         self.code = code
         self.field = field
@@ -56,12 +58,24 @@ def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _show(value: object) -> str:
-    """A field's value as the producer wrote it: JSON's null/true/false, else repr."""
+# A list or object is shown a few levels and items deep: repr() of a JSON array nested
+# 1,000 levels deep (under the decoders' 1,024) raised RecursionError, and one of a
+# megabyte-long list built the whole text to show 80 characters of it.
+_CONTAINERS = reprlib.Repr()
+_CONTAINERS.maxlevel = 3
+_CONTAINERS.maxlist = _CONTAINERS.maxdict = 6
+_CONTAINERS.maxstring = _CONTAINERS.maxother = 40
+
+
+def show(value: object) -> str:
+    """A field's value as the producer wrote it: JSON's null/true/false, else repr (a
+    list or object a few levels deep), at most 80 characters."""
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     try:
-        text = repr(value)
+        text = _CONTAINERS.repr(value) if isinstance(value, list | dict) else repr(value)
     except ValueError:  # an int past sys.get_int_max_str_digits
         text = f"<{type(value).__name__} too long to show>"
+    except RecursionError:
+        text = f"<{type(value).__name__} nested too deeply to show>"
     return text if len(text) <= 80 else text[:77] + "..."

@@ -317,7 +317,40 @@ class PackedError:
         try:
             return orjson.dumps(self.item, option=orjson.OPT_NON_STR_KEYS)
         except (TypeError, orjson.JSONEncodeError):
+            pass
+        try:
             return json.dumps(self.item, allow_nan=True, default=repr).encode()
+        except RecursionError:  # nested deeper than either encoder recurses
+            return _dumps_deep(self.item)
+
+
+class _Punct(str):
+    """Text to write as it is, on _dumps_deep's stack."""
+
+
+def _dumps_deep(item: Any) -> bytes:
+    """JSON text of a decoded value however deeply nested (orjson stops at 255 levels,
+    Python's json at its recursion limit; a decoded document may hold 1,024), built with
+    a stack of its own."""
+    out: list[str] = []
+    stack: list[Any] = [item]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, _Punct):
+            out.append(value)
+        elif isinstance(value, list | dict):
+            pairs = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+            stack.append(_Punct("}" if isinstance(value, dict) else "]"))
+            for i, (key, inner) in reversed(list(enumerate(pairs))):
+                stack.append(inner)
+                if isinstance(value, dict):
+                    stack.append(_Punct(json.dumps(str(key)) + ":"))
+                if i:
+                    stack.append(_Punct(","))
+            out.append("{" if isinstance(value, dict) else "[")
+        else:
+            out.append(json.dumps(value, allow_nan=True, default=repr))
+    return "".join(out).encode()
 
 
 # orjson refuses arrays and objects nested deeper than this, with this message
@@ -326,9 +359,14 @@ MAX_DEPTH = 1024
 ORJSON_DEPTH_ERROR = "depth limit exceeded"
 
 
-def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
+def decode_json(raw: bytes) -> Any:
+    """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
+    MQTT ingest): orjson, and where it refuses, Python's json for the bare
+    ``NaN``/``Infinity`` some producers write and past a leading UTF-8 byte order mark, so
+    the reason can name the field. Raises ``EventError`` (``bad_json``) naming the offset
+    of a byte that is not UTF-8, a NUL, nesting past MAX_DEPTH or a lone surrogate."""
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith(ORJSON_DEPTH_ERROR):
             # Refused whatever the lenient parser below would do: whether Python's
@@ -369,6 +407,11 @@ def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
             _check_text(doc)
         except RecursionError:  # nested nearly as deep as json.loads allows
             raise EventError("bad_json", None, None, "not valid JSON: nested too deeply") from None
+    return doc
+
+
+def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
+    doc = decode_json(raw)
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     schemas = (schema,) if isinstance(schema, str) else schema
@@ -382,23 +425,27 @@ def _check_text(doc: Any, where: str = "") -> None:
     """Raises ``EventError`` (``bad_json``) at the first string, key or value, holding a
     lone UTF-16 surrogate (JSON's ``"\\ud800"``): it is not a character, and encoding it
     again (a dead letter, a forwarded incident) would fail."""
-    if isinstance(doc, str):
-        try:
-            doc.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise EventError(
-                "bad_json",
-                where or None,
-                doc,
-                f"a lone surrogate \\u{ord(doc[exc.start]):04x} is not a character",
-            ) from None
-    elif isinstance(doc, dict):
-        for key, value in doc.items():
-            _check_text(key, where or "(a key)")
-            _check_text(value, f"{where}.{key}" if where else str(key))
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            _check_text(value, f"{where}[{i}]")
+    # Depth first, in document order, with a stack of its own: a document nested 1,000
+    # levels deep (the decoders take 1,024) would exhaust Python's.
+    stack: list[tuple[Any, str]] = [(doc, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise EventError(
+                    "bad_json",
+                    at or None,
+                    item,
+                    f"a lone surrogate \\u{ord(item[exc.start]):04x} is not a character",
+                ) from None
+        elif isinstance(item, dict):
+            for key, value in reversed(item.items()):
+                stack.append((value, f"{at}.{key}" if at else str(key)))
+                stack.append((key, at or "(a key)"))
+        elif isinstance(item, list):
+            stack.extend((value, f"{at}[{i}]") for i, value in reversed(list(enumerate(item))))
 
 
 def _string(doc: dict[str, Any], field: str) -> str:

@@ -55,6 +55,9 @@ def looks_like_row(columns: int) -> Callable[[str], bool]:
     return check
 
 
+_LONGEST_SLEEP = 86_400.0  # seconds
+
+
 def read_canonical(
     path: str | Path,
     on_bad_row: Callable[[BadRow], None] | None = None,
@@ -269,7 +272,11 @@ class Replayer:
                         # events: the count shown must not stand still meanwhile.
                         progress(unreported)
                         unreported = 0
-                    time.sleep(delay)
+                    # In bounded steps: time.sleep() refuses more than about 292 years
+                    # (OverflowError), which a slow --speed over a long file asks for.
+                    while delay > 0:
+                        time.sleep(min(delay, _LONGEST_SLEEP))
+                        delay = due - (time.monotonic() - start)
             if isinstance(event, Reading):
                 stats.readings += 1
                 if self.packer is not None:

@@ -207,14 +207,21 @@ class Pipeline:
             time.sleep(0.3)
 
     def api(
-        self, method: str, path: str, token: str | None, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        body: dict[str, Any] | bytes | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Call the worker's operator API; (status, JSON body)."""
+        """Call the worker's operator API with a JSON body (or these bytes); (status, JSON
+        body)."""
         url = f"http://127.0.0.1:{self.settings.worker_port}/api/v1{path}"
         headers = {"Content-Type": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body).encode() if body is not None else None
+        data = (
+            body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+        )
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:

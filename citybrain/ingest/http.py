@@ -38,7 +38,7 @@ from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
 from streams.auth import TokenStore, forbidden_reason, refusal_401
 from streams.errors import MISSING, EventError
-from streams.events import PACK_SCHEMA, READING_SCHEMA, EventValidator, Reading
+from streams.events import PACK_SCHEMA, READING_SCHEMA, EventValidator, Reading, decode_json
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,9 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> lis
     """citybrain's own schema: a reading, a pack, or a list -> valid readings, or
     ``BadBody`` naming every bad one (``readings[i].<field>``)."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadBody(
-            [_problem(EventError("bad_json", None, None, f"not valid JSON: {exc}"), None)]
-        ) from None
+        body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
+    except EventError as exc:
+        raise BadBody([_problem(exc, None)]) from None
     if isinstance(body, dict) and body.get("schema") == PACK_SCHEMA:
         items, prefix = body.get("readings", MISSING), "readings"
         if not isinstance(items, list) or not items:
@@ -138,11 +136,9 @@ def ngsi_readings(
 ) -> list[Reading]:
     """An Orion notification -> valid readings, or ``BadBody`` naming the entity field."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadBody(
-            [_problem(EventError("bad_json", None, None, f"not valid JSON: {exc}"), None)]
-        ) from None
+        body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
+    except EventError as exc:
+        raise BadBody([_problem(exc, None)]) from None
     try:
         entities = mapping.notification(body)
     except EventError as exc:

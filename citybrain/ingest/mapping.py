@@ -25,12 +25,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from citybrain.errors import InputError
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError
-from streams.events import READING_SCHEMA, format_ts
+from streams.events import READING_SCHEMA, decode_json, format_ts
 
 DEFAULT_TOPIC = "city/{district}/{sensor_id}/{kind}"
 READING_FIELDS = ("sensor_id", "kind", "grid_cell")
@@ -184,16 +182,16 @@ class MqttMapping:
 
     def _payload_fields(self, payload: bytes, topic: dict[str, str], doc: dict[str, Any]) -> None:
         try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
+            body = decode_json(payload)  # as the worker reads JSON (BOM, NaN by field)
+        except EventError as exc:
             raise EventError(
                 "bad_payload",
                 "payload",
                 _preview(payload),
-                f"expected a number or a JSON object (not valid JSON: {exc})",
+                f"expected a number or a JSON object ({exc.reason})",
             ) from None
         if isinstance(body, (int, float)) and not isinstance(body, bool):
-            doc["value"] = float(body)
+            doc["value"] = body  # an int past a double is the validator's out_of_range
             return
         if not isinstance(body, dict):
             raise EventError(
@@ -211,6 +209,12 @@ class MqttMapping:
             doc["unit"] = body["unit"]
         for name in READING_FIELDS:
             if name in body:
+                if name in ("sensor_id", "kind", "grid_cell") and (
+                    not isinstance(body[name], str) or not body[name]
+                ):
+                    # Named here: a list or an object would otherwise reach a grid lookup
+                    # and be dead-lettered "internal: unhashable type".
+                    raise EventError("bad_type", name, body[name], "expected a non-empty string")
                 if name in topic and body[name] != topic[name]:
                     raise EventError(
                         "topic_mismatch",

@@ -92,7 +92,10 @@ class NgsiMapping:
         out = []
         for i, entity in enumerate(data):
             try:
-                out.append((str(entity.get("id")), self.entity(entity)))
+                # entity() checks the id is text first: str() of an id nested 1,000 levels
+                # deep raised RecursionError (a 500).
+                readings = self.entity(entity)
+                out.append((entity["id"], readings))
             except EventError as exc:
                 where = f"data[{i}].{exc.field}" if exc.field else f"data[{i}]"
                 raise EventError(exc.code, where, exc.value, exc.reason) from None
@@ -266,6 +269,13 @@ def _period(entity: dict[str, Any]) -> float:
     end = _attr_time(entity, "dateObservedTo")
     if start is not None and end is not None:
         seconds = end[1] - start[0]
+        if seconds <= 0:
+            raise EventError(
+                "bad_timestamp",
+                "dateObservedTo",
+                entity["dateObservedTo"].get("value"),
+                "is not after dateObservedFrom: intensity is a count over that period",
+            )
     else:
         span = _attr_time(entity, "dateObserved")
         seconds = span[1] - span[0] if span is not None else 0.0

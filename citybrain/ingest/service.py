@@ -38,6 +38,11 @@ class IngestOptions:
     stats_every: float = 10.0
 
 
+# The longest a pack may wait to fill (a minute): a reading older than this when it is
+# sent is late for any detector.
+MAX_PACK_MS = 60_000
+
+
 class IngestOptionError(StreamsError):
     """An ingest option is invalid; the message names the option and its value."""
 
@@ -55,8 +60,12 @@ def check_options(options: IngestOptions, action: str) -> None:
 
     if not 1 <= options.pack_size <= MAX_PACK_READINGS:
         raise bad("pack-size", options.pack_size, f"1..{MAX_PACK_READINGS:,} readings")
-    if not options.pack_ms > 0:
-        raise bad("pack-ms", options.pack_ms, "more than 0 milliseconds")
+    if not 0 < options.pack_ms <= MAX_PACK_MS:
+        # inf (or 1e20) reached the publisher thread's wait(), which raised OverflowError
+        # there: the thread died and nothing more was sent.
+        raise bad(
+            "pack-ms", options.pack_ms, f"more than 0 and at most {MAX_PACK_MS:,} milliseconds"
+        )
     if options.max_pending < options.pack_size:
         raise bad("max-pending", options.max_pending, f"at least --pack-size ({options.pack_size})")
     if action == "mqtt":

@@ -160,7 +160,9 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     (TOPIC, b'{"value": "high"}', "bad_type"),
     (TOPIC, b'{"level": 2.1}', "missing_field"),
     (TOPIC, b'{"value": 2.1, "ts": "yesterday"}', "bad_timestamp"),
-    (TOPIC, b'{"value": NaN}', "bad_payload"),
+    # JSON is read as the worker reads it: the field is named (bad_payload before).
+    (TOPIC, b'{"value": NaN}', "not_finite"),
+    (TOPIC, b'\xef\xbb\xbf{"value": 1' + b"0" * 400 + b"}", "out_of_range"),
     ("city/east/gauge-99/water_level", b"2.1", "unknown_sensor"),
     ("city/east/gauge-1/lava_flow", b"2.1", "unknown_kind"),
     ("city/east/gauge-1/water_level", b'{"value": 2.1, "unit": "m"}', "bad_unit"),

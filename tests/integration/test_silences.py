@@ -83,6 +83,23 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
         for bad in ("kind=x", ['kind="a"b"'], [1]):
             status, _ = pipeline.api("POST", "/silences", OPERATOR_TOKEN, {**body, "matchers": bad})
             assert status == 400, bad
+        # Siblings: read as amtool silence add reads it, or refused (a wider silence
+        # before); a regex Alertmanager's silences refuse; fields that are not text; a
+        # body nested 1,000 levels (RecursionError, a 500, before).
+        for bad, why in (
+            (["category=noise,kind=pm25"], "is ambiguous"),
+            (['kind="pm25", category=~"a)|(b"'], "is not valid on its own"),
+        ):
+            status, said = pipeline.api(
+                "POST", "/silences", OPERATOR_TOKEN, {**body, "matchers": bad}
+            )
+            assert status == 400 and why in said["error"], (bad, said)
+        for name, value in (("reason", {"why": 1}), ("duration", 30)):
+            status, said = pipeline.api("POST", "/silences", OPERATOR_TOKEN, {**body, name: value})
+            assert status == 400 and f'field \\"{name}\\"' in json.dumps(said), said
+        deep = b'{"matchers": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+        status, said = pipeline.api("POST", "/silences", OPERATOR_TOKEN, deep)
+        assert status == 400 and "nests deeper than" in json.dumps(said), said
 
         # An alert whose labels are not text is dead-lettered, not a crash of the agent;
         # an unrelated flood alert gets its run; the block-party alert is silenced.

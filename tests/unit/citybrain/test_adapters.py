@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from citybrain.adapters import (
     AdapterError,
     GridBuilder,
+    beijing_air,
     parse_times,
     read_table,
     write_synthetic_grid,
@@ -145,3 +147,14 @@ def test_the_two_gauges_and_a_beijing_station_sit_where_their_sources_say() -> N
     # Beijing MEMC station list (KDD Cup 2018): Dongsi 116.417 E, 39.929 N.
     dongsi = grid.sensors["bj-dongsi-pm25"]
     assert (dongsi.lat, dongsi.lon) == (39.929, 116.417)
+
+
+def test_a_beijing_file_of_an_unmapped_station_names_it(tmp_path: Path) -> None:
+    # A KeyError traceback before (the UCI set has 12 stations; 8 are mapped to districts).
+    folder = tmp_path / "beijing_air_quality"
+    folder.mkdir()
+    (folder / "PRSA_Data_Dingling.csv.gz").write_bytes(
+        gzip.compress(b"No,year,month,day,hour,PM2.5,PM10,station\n1,2016,2,1,0,10,20,Dingling\n")
+    )
+    with pytest.raises(AdapterError, match=r"PRSA_Data_Dingling.csv.gz:2: station 'Dingling' is"):
+        beijing_air(tmp_path, GridBuilder())

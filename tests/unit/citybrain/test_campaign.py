@@ -271,6 +271,47 @@ def test_bad_records_and_periods_are_named() -> None:
         campaign_report([], {}, 5.0, 5.0)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # Each raised TypeError, AttributeError or OverflowError: "a bug", exit 70.
+        (
+            {"data": "grid_cell"},
+            "record 0 (A:1): field \"data\" is 'grid_cell', expected an object",
+        ),
+        ({"data": [1]}, 'record 0 (A:1): field "data" is [1], expected an object'),
+        ({"at": 10**400}, 'record 0 (A:1): field "at" is 1000000'),
+    ],
+)
+def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(CampaignError) as info:
+        campaign_report([{**created("A", 0, "c-top", "p", "x"), **change}], {}, 0, 1)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'[{"a": 1},', ":1: not a JSON record: Expecting value"),
+        (b'{"a": 1}\n{"b": \xe9}\n', ":2: byte 0xe9 is not UTF-8"),
+        (b'{"a": 1}\n[1, 2]\n', ":2: the record is a list, expected an object"),
+        (b'[{"a": 1}, 7]', ": record 1 of the list is a int, expected an object"),
+        (b"[" * 100_000 + b"]" * 100_000, ":1: not a JSON record: nested too deeply"),
+    ],
+)
+def test_an_export_that_cannot_be_read_is_named_by_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: bytes, message: str
+) -> None:
+    # Each was "unexpected JSONDecodeError/UnicodeDecodeError/RecursionError. This is a
+    # bug" (exit 70), or a record skipped without a word.
+    export = tmp_path / "records.jsonl"
+    export.write_bytes(body)
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    assert main([*argv, "--from", "2024-05-26", "--to", "2024-05-27"]) == 2
+    assert capsys.readouterr().err.startswith(f"citybrain: {export}{message}")
+
+
 def test_unknown_cells_count_at_the_city_only_and_html_renders(report: dict[str, Any]) -> None:
     out = campaign_report([created("X", 10, "nowhere", "", "x")], {}, 0.0, 100.0)
     assert [(r["scope"], r["name"]) for r in out["rows"]] == [("city", "?"), ("department", "?")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import os
 import signal
@@ -243,6 +244,9 @@ def test_services_that_are_down_give_status_3(
         (["runs", "list"], EXIT_USAGE, "give --token or set CITYBRAIN_API_TOKEN"),
         (["worker"], EXIT_SERVICE, "no Kafka broker answers at 127.0.0.1:"),
         (["hash-token"], EXIT_USAGE, "no token on standard input"),
+        # A token HTTP cannot carry: UnicodeEncodeError / "Invalid header value", exit 70.
+        (["runs", "list", "--token", "ಠ_ಠ"], EXIT_USAGE, "--token has 'ಠ' at position 1"),
+        (["silences", "list", "--token", "a\nb"], EXIT_USAGE, "--token has '\\n' at position 2"),
     ],
 )
 def test_the_reason_says_what_was_tried_and_what_to_do(
@@ -332,3 +336,42 @@ def test_a_yaml_mistake_in_the_grid_or_routing_file_names_its_setting(
     assert proc.stderr.startswith(f"citybrain: {setting} {path}:{line}: not valid YAML: "), (
         proc.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        # Bytes that are not UTF-8 were a UnicodeEncodeError traceback ("a bug", 70).
+        (b"\xff\xfetoken\n", "the token has byte 0xff at position 1"),
+        (b"two words\n", "the token has byte 0x20 at position 4"),
+        (b"caf\xc3\xa9\n", "the token has byte 0xc3 at position 4"),
+    ],
+)
+def test_a_token_that_no_bearer_header_can_carry_is_refused(
+    given: bytes, says: str, stopped: tuple[Path, dict[str, str], Path]
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "hash-token"],
+        env=stopped[1],
+        input=given,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == EXIT_USAGE
+    err = proc.stderr.decode()
+    assert err.startswith(f"citybrain: {says}: a bearer token is ") and err.count("\n") == 1
+
+
+def test_a_bearer_token_is_hashed_as_the_api_compares_it(
+    stopped: tuple[Path, dict[str, str], Path],
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "hash-token"],
+        env=stopped[1],
+        input=b"Abc-._~+/9==\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.stdout.decode().strip() == hashlib.sha256(b"Abc-._~+/9==").hexdigest()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
+import json
+import threading
 import time
 
 import pytest
@@ -212,3 +215,46 @@ def test_tables_fit_a_terminal_or_columns_and_give_a_pipe_every_column(
     monkeypatch.delenv("COLUMNS")
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert isinstance(table_width(False), int)
+
+
+@pytest.mark.parametrize(
+    ("argv", "path"),
+    [
+        (["runs", "show", "a b"], "/api/v1/runs/a%20b"),
+        (["runs", "show", "é"], "/api/v1/runs/%C3%A9"),
+        (["runs", "show", "x/../../silences"], "/api/v1/runs/x%2F..%2F..%2Fsilences"),
+        (["runs", "ack", "r?x=1", "--note", "n"], "/api/v1/runs/r%3Fx%3D1/ack"),
+        (["silences", "expire", "s#1"], "/api/v1/silences/s%231"),
+    ],
+)
+def test_an_id_is_one_path_segment_of_the_request(argv: list[str], path: str) -> None:
+    # A space or é was an InvalidURL/UnicodeEncodeError traceback ("a bug", exit 70);
+    # x/../.. and r?x=1 addressed another resource than the run.
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(self.path)
+            body = json.dumps({"error": "no run"}).encode()
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            status = main([*argv, "--token", "t", "--url", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [path] and status != 70

@@ -375,6 +375,15 @@ def test_a_long_replay_says_so_and_how_to_shorten_it() -> None:
     assert replay_duration_note(short, 60.0) == ""
 
 
+@pytest.mark.parametrize("speed", [1e-10, 1e-300, 1e-320])
+def test_a_replay_slower_than_a_century_says_so_without_overflowing(speed: float) -> None:
+    # 1e-320: the estimate was infinite and int(inf) raised OverflowError ("a bug").
+    from citybrain.cli import replay_duration_note
+
+    note = replay_duration_note(_readings(0.0, 300.0), speed)
+    assert "takes more than a century" in note and "--max" in note
+
+
 def test_events_ahead_of_the_clock_are_counted_before_sending() -> None:
     from citybrain.cli import ahead_of_clock
 

@@ -67,6 +67,16 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
         ("timestamp,value\n2020-01-01 00:00:00,1_000\n", ":2: field \"value\" is '1_000'"),
         ("timestamp,value\n2020-01-01 00:00:00,\uff11\n", "decimal notation"),
         ("timestamp,value\n2020-01-01 00:00:00,1e400\n", "expected a finite number"),
+        # a decimal comma: the row's "5" was dropped and 1,5 read as 1
+        (
+            "timestamp,value\n2020-01-01 00:00:00,1,5\n",
+            ":2: row has 3 fields, expected 2 (a decimal",
+        ),
+        # siblings: times Python's fromisoformat reads and the worker's ISO form does not
+        ("timestamp,value\n2026-11-01X10:00:00,1\n", ':2: field "timestamp" is \'2026-11-01X'),
+        ("timestamp,value\n20261101T100000,1\n", ":2: field \"timestamp\" is '20261101T100000'"),
+        ("timestamp,value\n2026-W44-1,1\n", ":2: field \"timestamp\" is '2026-W44-1'"),
+        ("timestamp,value\n2026-11-01T10,1\n", ":2: field \"timestamp\" is '2026-11-01T10'"),
     ],
 )
 def test_bad_files_name_file_line_and_reason(
@@ -78,6 +88,16 @@ def test_bad_files_name_file_line_and_reason(
     assert str(info.value).startswith(str(src)) and message in str(info.value)
     assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-01", "2026-11-01T10:00", "2026-11-01 10:00:00.5", "2026-11-01T10:00:00+02:00"],
+)
+def test_iso_dates_and_times_are_read(tmp_path: Path, stamp: str) -> None:
+    src = write(tmp_path / "ok.csv", f"timestamp,value\n{stamp},1\n")
+    stamps, _, _ = read_series(src)
+    assert stamps == [stamp]
 
 
 def test_a_daylight_saving_step_back_is_accepted(tmp_path: Path) -> None:

@@ -274,3 +274,40 @@ def test_cli_compares_two_deadlines_on_a_small_file(
     bad = [*args[:2], str(tmp_path / "bad.csv"), *args[3:]]
     assert main(bad) == 2
     assert "row 1: field \"timestamp\" is 'yesterday'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("units", "profile", "message"),
+    [
+        # Each was "unexpected UnicodeDecodeError/RecursionError … a bug" (exit 70), or
+        # "'list' object has no attribute 'get'".
+        (b"response_profile: r.json\n# caf\xe9\n", None, "units.yaml:2: byte 0xe9 is not UTF-8"),
+        (b"- 1\n", None, "units.yaml: is a list, expected a mapping"),
+        (None, b"\xff\xfe{}", "r.json:1: byte 0xff is not UTF-8"),
+        (None, b"[" * 100_000, "r.json: nested too deeply"),
+        (None, b'{"entries": ', "r.json:1: Expecting value"),
+        (None, b"[1]", 'r.json: expected "entries" with an "all" entry'),
+    ],
+)
+def test_a_units_profile_that_cannot_be_read_is_named(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    units: bytes | None,
+    profile: bytes | None,
+    message: str,
+) -> None:
+    good = (PROFILES / "units-nyc.yaml").read_text(encoding="utf-8")
+    for name in ("sf_fire_response.json", "nyc311_resolve.json"):
+        (tmp_path / name).write_bytes((PROFILES / name).read_bytes())
+    if profile is not None:
+        (tmp_path / "r.json").write_bytes(profile)
+        good = good.replace("resolve_profile: nyc311_resolve.json", "resolve_profile: r.json")
+    (tmp_path / "units.yaml").write_bytes(units if units is not None else good.encode())
+    (tmp_path / "in.csv").write_text(
+        "timestamp,report_id,category,text,source,grid_cell,department\n"
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police\n"
+    )
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    args = ["rehearse", "--incidents", str(tmp_path / "in.csv"), "--grid", str(grid)]
+    assert main([*args, "--units", str(tmp_path / "units.yaml")]) == 2
+    assert message in capsys.readouterr().err

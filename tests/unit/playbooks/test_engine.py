@@ -132,6 +132,11 @@ def test_deadline_override_and_json_round_trip(grid: Grid) -> None:
             ":5: steps.0.dispatch: dispatch needs exactly one of unit or department",
         ),
         ("playbook: [\n", ":2: not valid YAML"),
+        (
+            "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify}\n"
+            "department: e\n",
+            ":6: not valid YAML: key 'department' is given twice in one mapping (first on line 3)",
+        ),
     ],
 )
 def test_bad_playbooks_name_file_line_and_reason(tmp_path: Path, text: str, expected: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.errors import GridError
+from playbooks.errors import GridError, PlaybookError
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
 
@@ -73,6 +73,74 @@ BAD_GRIDS = [
         "cell 'a' is listed twice",
     ),
 ]
+
+
+CHAIN = (
+    "version: 1\ncells:\n  - {id: x, level: city, name: X, unit: u}\n"
+    "  - {id: d, level: district, name: D, unit: u, parent: x}\n"
+    "  - {id: s1, level: street, name: S, unit: u, parent: d}\n"
+    "  - {id: c, level: community, name: C, unit: u, parent: s1}\n"
+    "kinds:\n  - {id: k, unit: u, min: 0, max: 1}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Each was str()'d and accepted: the unit "['u']", the sensor "[7]", the cell "['c']".
+        (
+            CHAIN.replace("{id: k, unit: u,", "{id: k, unit: [u],"),
+            ":8: kinds entry 0: unit is ['u'], expected text",
+        ),
+        (
+            CHAIN + "sensors:\n  - {id: [7], kind: k, unit: u, cell: c}\n",
+            ":10: sensors entry 0: id is [7], expected text",
+        ),
+        (
+            CHAIN.replace("{id: c,", "{id: {c: 1},"),
+            ":6: cells entry 3: id is {'c': 1}, expected text",
+        ),
+        (
+            CHAIN + "sensors:\n  - {id: s, kind: k, unit: u, cell: true}\n",
+            ":10: sensors entry 0: cell is True, expected text",
+        ),
+        (CHAIN.replace("name: C,", "name: ~,"), ":6: cells entry 3: name is null, expected text"),
+        # NaN passed `abs(value) > 90` as in range.
+        (
+            CHAIN + "sensors:\n  - {id: s, kind: k, unit: u, cell: c, lat: .nan, lon: 1}\n",
+            ":10: sensor 's': lat is nan, expected degrees in [-90, 90]",
+        ),
+    ],
+)
+def test_grid_fields_of_the_wrong_type_are_file_line_errors(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    with pytest.raises(GridError) as info:
+        load_grid(path)
+    assert f"{path}{message}" in str(info.value).splitlines()
+
+
+def test_an_integer_id_is_read_as_its_digits(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(CHAIN + "sensors:\n  - {id: 7, kind: k, unit: u, cell: c}\n")
+    assert list(load_grid(path).sensors) == ["7"]
+
+
+def test_a_key_given_twice_in_a_grid_is_a_file_line_error(tmp_path: Path) -> None:
+    # PyYAML kept the second `kind:` silently: the sensor changed kind unseen.
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\ncells:\n  - {id: a, level: community, name: A, unit: u}\n"
+        "sensors:\n  - id: s\n    kind: pm25\n    unit: ug/m3\n    cell: a\n    kind: no2\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value) == (
+        f"{path}:9: not valid YAML: key 'kind' is given twice in one mapping (first on line 6); "
+        "keep one (column 5)"
+    )
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_GRIDS)

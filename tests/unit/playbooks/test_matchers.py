@@ -25,6 +25,7 @@ from playbooks.routing import (
     new_silence,
     parse_label,
     parse_matchers,
+    parse_silence_matchers,
     silence_window,
 )
 
@@ -195,6 +196,65 @@ def test_a_silence_with_one_selective_matcher_is_accepted() -> None:
     assert s.silences({"kind": "traffic_speed"}, 10)
 
 
+@pytest.mark.parametrize("regex", ["a)|(b", ".*)|(x", "a)(b", "(?:a))|((?:b)"])
+def test_a_silence_regex_that_is_only_valid_wrapped_is_refused(regex: str) -> None:
+    # A route reads it wrapped, as Alertmanager's routes do (^(?:a)|(b)$: anything starting
+    # with a); Alertmanager's silences check the regex on its own and refuse it. Accepted
+    # before, it silenced floods whose category merely started with "a".
+    route_matcher = Matcher.parse(f'category=~"{regex}"')
+    assert route_matcher.pattern is not None
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", ['kind="pm25"', f'category=~"{regex}"'], 0, 3600, "op", "r")
+    assert info.value.problem == "matcher"
+    assert str(info.value).startswith(
+        f"silence matcher {str(route_matcher)!r}: the regex is not valid on its own ("
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "amtool"),
+    [
+        ("category=noise,kind=pm25", 'category="noise,kind=pm25"'),
+        ("kind=pm25, severity!=minor", 'kind="pm25, severity!=minor"'),
+        ("kind=pm25,", 'kind="pm25,"'),
+        ("kind=pm25}", 'kind="pm25}"'),
+    ],
+)
+def test_a_silence_entry_amtool_reads_as_another_matcher_is_refused(text: str, amtool: str) -> None:
+    # `amtool silence add` takes each argument as one matcher; an entry here may hold
+    # several. Where the readings differ, the wider one silenced what the operator's
+    # amtool habit did not mean to.
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", [text], 0, 3600, "op", "r")
+    assert info.value.problem == "matcher"
+    assert str(info.value).startswith(
+        f"matcher {text!r} is ambiguous: amtool silence add reads it as one matcher, {amtool!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ['kind="pm25", severity="major"', '{kind="pm25", severity="major"}', 'kind="pm25",']
+)
+def test_several_quoted_matchers_in_one_silence_entry_are_read(text: str) -> None:
+    # amtool refuses these (one matcher per argument), so no other reading exists.
+    silence = new_silence("s", [text], 0, 3600, "op", "r")
+    assert str(silence.matchers[0]) == 'kind="pm25"'
+
+
+def test_silence_entries_are_checked_alike_by_the_cli_and_the_api() -> None:
+    # `citybrain silences add --matcher` checks locally with the API's own reading.
+    assert parse_silence_matchers('{kind="pm25", severity="major"}')[1].value == "major"
+    for text in ['kind="pm25", category=~"a)|(b"', "category=noise,kind=pm25"]:
+        with pytest.raises(RoutingConfigError):
+            parse_silence_matchers(text)
+
+
+def test_a_stored_silence_with_a_wrapped_only_regex_is_skipped() -> None:
+    doc = {**GOOD, "id": "old", "matchers": ['kind="pm25"', 'category=~"a)|(b"']}
+    silences, bad = SilenceBook().read([("old", doc)], 10)
+    assert silences == [] and [b.problem for b in bad] == ["matcher"]
+
+
 # -- unreadable and expired stored silences ---------------------------------------------
 GOOD = new_silence("good", ['kind="traffic_speed"'], 0, 100, "op", "r").to_dict()
 
@@ -296,6 +356,21 @@ def test_inhibition_sides(
 def test_labels_that_are_not_text_are_refused_by_name(labels: Any) -> None:
     with pytest.raises(RoutingConfigError, match=r"^labels? "):
         label_set(labels)
+
+
+def test_a_label_nested_1000_levels_or_a_long_list_is_named_in_one_short_line() -> None:
+    # repr() of the value raised RecursionError (the alert was dead-lettered as a
+    # processing error, not bad_alert) or wrote the whole list into the message.
+    deep: Any = []
+    for _ in range(1000):
+        deep = [deep]
+    for value, shown in (
+        (deep, "[[[[...]]]]"),
+        (["a"] * 100_000, "['a', 'a', 'a', 'a', 'a', 'a', ...]"),
+    ):
+        with pytest.raises(RoutingConfigError) as info:
+            label_set({"kind": value})
+        assert str(info.value) == f"label 'kind' is {shown}, expected text"
 
 
 def test_a_stored_firing_alert_that_cannot_be_read_inhibits_nothing() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.errors import RoutingConfigError
+from playbooks.errors import PlaybookError, RoutingConfigError
 from playbooks.loader import PLAYBOOK_DIR, default_routing_path, load_playbooks, load_routing
 from playbooks.routing import Matcher, Router, new_silence
 from playbooks.schema import parse_duration
@@ -290,13 +290,66 @@ ROUTING_SIBLINGS = [
         ROOT + '  routes:\n    - matchers: [\'kind="a"b"\']\n',
         ':6: route.routes.0.matchers.0: matcher \'kind="a"b"\': the value has an unescaped',
     ),
+    # A key given twice: PyYAML kept the last silently (the route took kind="pm25"
+    # only); Alertmanager refuses it ("field matchers already set").
+    (
+        CHILD + "      matchers: ['kind=\"pm25\"']\n",
+        ":7: not valid YAML: key 'matchers' is given twice in one mapping (first on line 6)",
+    ),
+    (
+        ROOT + "  group_by: [district]\n",
+        ":5: not valid YAML: key 'group_by' is given twice in one mapping (first on line 4)",
+    ),
+    (
+        CHILD + "      playbook: flash-flood\n      playbook: gas-leak\n",
+        ":8: not valid YAML: key 'playbook' is given twice in one mapping (first on line 7)",
+    ),
+    (
+        "version: 1\nroute: {playbook: sensor-anomaly, group_by: [kind], continue: false,"
+        " continue: true}\n",
+        ":2: not valid YAML: key 'continue' is given twice in one mapping (first on line 2)",
+    ),
+    # Alertmanager's deprecated label maps: the reason gives the matchers to write.
+    (
+        CHILD + "      match: {kind: water_level}\n",
+        ":7: route.routes.0.match: unknown key 'match': Alertmanager's deprecated form; "
+        "citybrain takes only matchers: write matchers: ['kind=\"water_level\"']",
+    ),
+    (
+        CHILD + "      match_re: {kind: 'water_.*|pm\"25'}\n",
+        ":7: route.routes.0.match_re: unknown key 'match_re': Alertmanager's deprecated form; "
+        'citybrain takes only matchers: write matchers: [\'kind=~"water_.*|pm\\\\"25"\']',
+    ),
+    (
+        ROOT + "inhibit_rules:\n  - {source_match: {severity: critical}, target_matchers: []}\n",
+        ":6: inhibit_rules.0.source_match: unknown key 'source_match': Alertmanager's "
+        "deprecated form; citybrain takes only source_matchers: write source_matchers: "
+        "['severity=\"critical\"']",
+    ),
+    # `continue` is true or false, as in Alertmanager: 1 and "true" were read as true.
+    (CHILD + "      continue: 1\n", ":7: route.routes.0.continue: is 1, expected true or false"),
+    (
+        CHILD + "      continue: 'true'\n",
+        ":7: route.routes.0.continue: is 'true', expected true or false",
+    ),
 ]
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
+    # YAML's merge (<<) brings keys in that the mapping may override: not a duplicate.
+    text = (
+        ROOT
+        + "  routes:\n    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
+        "    - <<: *flood\n      playbook: gas-leak\n      matchers: ['kind=\"pm25\"']\n"
+    )
+    router = load_routing(write(tmp_path, text), PLAYBOOKS)
+    assert [r.playbook for r in router.root.match(sensor("pm25"))] == ["gas-leak"]
 
 
 @pytest.mark.parametrize(("text", "expected"), ROUTING_SIBLINGS)
 def test_routing_siblings_are_file_line_errors(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
-    with pytest.raises(RoutingConfigError) as info:
+    with pytest.raises(PlaybookError) as info:  # RoutingConfigError, or a YAML error
         load_routing(path, PLAYBOOKS)
     lines = str(info.value).splitlines()
     assert any(line.startswith(f"{path}{expected}") for line in lines), lines

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from streams.api import unauthenticated_reason
 from streams.auth import TokenStore, closed_reason, hash_token
+from streams.errors import SettingsError
 
 
 def test_no_tokens_configured_is_said_as_such() -> None:
@@ -60,4 +63,18 @@ def test_a_tokens_file_without_a_token_of_the_role_is_named(tmp_path: Path) -> N
     assert closed_reason(operators, ("operator", "coordinator"), "the operator API") == ""
     assert closed_reason(TokenStore.load(None), ("gateway",), "the ingest") == (
         "the ingest has no tokens configured (CITYBRAIN_API_TOKENS_FILE is not set)"
+    )
+
+
+def test_a_token_entry_with_a_key_twice_is_refused_not_read_as_its_last(tmp_path: Path) -> None:
+    # PyYAML kept the last `role:`: this gateway token became a coordinator's.
+    path = tmp_path / "tokens.yaml"
+    path.write_text(
+        "tokens:\n"
+        f"  - {{name: gw, role: gateway, sha256: '{hash_token('t')}', role: coordinator}}\n"
+    )
+    with pytest.raises(SettingsError) as info:
+        TokenStore.load(path)
+    assert str(info.value).startswith(
+        f"CITYBRAIN_API_TOKENS_FILE {path}:2: not valid YAML: key 'role' is given twice"
     )

@@ -11,7 +11,16 @@ import pytest
 from playbooks.engine import PlaybookEngine, Run
 from playbooks.grid import Grid
 from playbooks.loader import load_playbook
-from streams.api import ApiError, already_done, refused, run_in_group, silence_already_expired
+from streams.api import (
+    MAX_BODY_DEPTH,
+    ApiError,
+    already_done,
+    answer_fields,
+    nested_at_most,
+    refused,
+    run_in_group,
+    silence_already_expired,
+)
 from streams.settings import REPO_ROOT
 
 PLAYBOOK = load_playbook(REPO_ROOT / "playbooks" / "library" / "rehearsal" / "citizen-report.yaml")
@@ -161,3 +170,27 @@ def test_a_run_being_stored_is_waited_for_not_404(grid: Grid) -> None:
         return found.run_id, caught.value.status
 
     assert asyncio.run(scenario()) == (run_id, 404)
+
+
+def deep(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_request_bodies_nested_deeper_than_the_limit_are_found_at_any_depth() -> None:
+    # The API refuses such a body with a 400 before reading a field: repr() of a value
+    # nested 1,000 levels (orjson decodes 1,024) raised RecursionError, a 500.
+    assert nested_at_most({"matchers": ['kind="x"'], "reason": "r"}, MAX_BODY_DEPTH)
+    assert nested_at_most({"a": deep(MAX_BODY_DEPTH - 1)}, MAX_BODY_DEPTH)
+    assert not nested_at_most({"a": deep(MAX_BODY_DEPTH)}, MAX_BODY_DEPTH)
+    assert not nested_at_most({"matchers": deep(5000)}, MAX_BODY_DEPTH)
+
+
+def test_an_answer_field_of_the_wrong_type_is_named_briefly(grid: Grid) -> None:
+    run = Run.from_dict(group(grid, 1)["run"])
+    with pytest.raises(ApiError) as info:
+        answer_fields(run, {"report_id": ["r"] * 100_000, "satisfied": True})
+    assert info.value.status == 400 and len(info.value.message) < 200
+    assert info.value.message.startswith("field \"report_id\" is ['r', 'r', ")

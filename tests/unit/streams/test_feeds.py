@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from citybrain.demo import DEMO_DATA
+from streams import feeds
 from streams.errors import FeedError
 from streams.events import IncidentReport, Reading
-from streams.feeds import BadRow, event_key, load_events, read_canonical
+from streams.feeds import BadRow, Replayer, event_key, load_events, read_canonical
 
 ROOT = Path(__file__).resolve().parents[3]
 HEADER = "timestamp,sensor_id,kind,value,unit,grid_cell\n"
@@ -78,3 +79,39 @@ def test_skip_mode_reports_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
     events = load_events([path], on_error="skip", bad_rows=bad)
     assert [e.value for e in events if isinstance(e, Reading)] == [3.0, 2.0]  # time order
     assert [(b.line, "oops" in b.reason) for b in bad] == [(3, True)]
+
+
+class _Sent:
+    def add_errback(self, _: object) -> None:
+        pass
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> _Sent:
+        self.sent.append(value)
+        return _Sent()
+
+
+def test_a_very_slow_replay_waits_in_bounded_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `replay --speed 1e-300`: one time.sleep() of 3e302 s raised OverflowError ("a bug",
+    # exit 70) after the first reading had gone out.
+    replayer = Replayer.__new__(Replayer)
+    replayer.producer, replayer.packer = _Producer(), None
+    replayer.readings_topic, replayer.incidents_topic = "r", "i"
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C ends a replay
+
+    monkeypatch.setattr(feeds.time, "sleep", sleep)
+    first = Reading(1_790_000_000.0, "gauge-1", "water_level", 1.0, "ft", "c-bridge")
+    second = Reading(1_790_000_300.0, "gauge-1", "water_level", 2.0, "ft", "c-bridge")
+    with pytest.raises(KeyboardInterrupt):
+        replayer.replay([first, second], speed=1e-300)
+    assert len(replayer.producer.sent) == 1
+    assert slept == [86_400.0] * 3

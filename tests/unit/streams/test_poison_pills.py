@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from detectors import RobustZScore, ScoreThreshold
 from playbooks.grid import Grid
 from streams.detection import Incoming, SensorDetection, admit
 from streams.errors import EventError
-from streams.events import EventValidator, Reading
+from streams.events import EventValidator, PackedError, Reading
 
 NOW = 1_800_000_000.0
 GOOD: dict[str, Any] = {
@@ -46,6 +47,36 @@ def test_a_401_digit_integer_value_is_out_of_range_not_an_overflow(grid: Grid) -
         EventValidator(grid).reading(raw_with_value(BIG_INT), NOW)
     assert caught.value.code == "out_of_range"
     assert 'field "value"' in str(caught.value)
+
+
+DEEP = "[" * 1000 + "]" * 1000  # under orjson's 1,024 levels: it decodes
+
+
+@pytest.mark.parametrize("field", ["value", "unit", "ts", "sensor_id"])
+def test_a_value_nested_1000_levels_is_named_not_a_recursion_error(grid: Grid, field: str) -> None:
+    # Showing the value in the message (repr) raised RecursionError: the reading was
+    # dead-lettered "unreadable" instead of naming its field.
+    raw = json.dumps({**GOOD, field: 0}).replace(f'"{field}": 0', f'"{field}": {DEEP}').encode()
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw, NOW)
+    assert caught.value.code == "bad_type" and caught.value.field == field
+    assert str(caught.value).startswith(f'field "{field}" is [[[[...]]]]: expected ')
+
+
+def test_a_packed_reading_nested_1000_levels_costs_only_itself(grid: Grid) -> None:
+    good = json.dumps(GOOD)
+    raw = (
+        f'{{"schema": "readings/1", "readings": [{good}, {DEEP}, '
+        f"{good.replace('1.5', DEEP)}, {good.replace('1.5', '2.5')}]}}"
+    ).encode()
+    packed, items = EventValidator(grid).readings(raw, NOW)
+    assert packed
+    assert [type(i).__name__ for i in items] == ["Reading", "PackedError", "PackedError", "Reading"]
+    bad = [i for i in items if isinstance(i, PackedError)]
+    assert [b.error.field for b in bad] == ["readings[1]", "readings[2].value"]
+    # The dead letters hold each reading's own bytes, re-encoded however deep.
+    assert bad[0].raw() == DEEP.encode()
+    assert orjson.loads(bad[1].raw())["sensor_id"] == "gauge-1"
 
 
 def test_an_integer_too_long_to_print_still_gives_a_message(grid: Grid) -> None:

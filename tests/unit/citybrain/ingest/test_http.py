@@ -35,8 +35,43 @@ def validator(ingest_grid: Grid) -> EventValidator:
     return EventValidator(ingest_grid)
 
 
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
 def raw(body: object) -> bytes:
     return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        (
+            b'{"schema": "reading/1", "value": NaN, '
+            + raw(GOOD)[1:].replace(b'"value": 2.1, ', b""),
+            "not_finite",
+            "value",
+        ),
+        (
+            raw({"schema": "reading/1", **GOOD, "value": 0}).replace(
+                b'"value": 0', b'"value": 1' + b"0" * 400
+            ),
+            "out_of_range",
+            "value",
+        ),
+    ],
+)
+def test_json_is_read_as_the_worker_reads_it(
+    validator: EventValidator, body: bytes, code: str, field: str
+) -> None:
+    # bad_json "unexpected character" / "number is infinity" on the body before.
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    assert [(e["code"], e["field"]) for e in err.value.errors] == [(code, field)]
+
+
+def test_a_body_with_a_byte_order_mark_is_read_past_it(validator: EventValidator) -> None:
+    body = b"\xef\xbb\xbf" + raw({"schema": "reading/1", **GOOD})
+    assert [r.value for r in readings_from_body(body, validator, T_NOW)] == [2.1]
 
 
 def test_one_reading_a_pack_or_a_list(validator: EventValidator) -> None:
@@ -61,6 +96,18 @@ def test_one_reading_a_pack_or_a_list(validator: EventValidator) -> None:
         (raw({"schema": "readings/1", "readings": []}), ["readings"]),
         (raw([]), ["body"]),
         (raw(3), ["body"]),
+        # Nested 1,000 levels (orjson decodes up to 1,024): RecursionError, a 500 before.
+        (
+            raw({"schema": "reading/1", **GOOD, "value": 0}).replace(
+                b'"value": 0', b'"value": ' + DEEP
+            ),
+            ["value"],
+        ),
+        (
+            raw([GOOD, {**GOOD, "unit": 0}]).replace(b'"unit": 0', b'"unit": ' + DEEP),
+            ["readings[1].unit"],
+        ),
+        (raw([{**GOOD, "note": 0}, 7]).replace(b'"note": 0', b'"note": ' + DEEP), ["readings[1]"]),
     ],
 )
 def test_any_bad_reading_refuses_the_body_naming_every_field(

@@ -93,6 +93,28 @@ def test_a_payload_without_the_sensor_its_pattern_lacks_names_the_pattern(
     assert "'gw/{gateway}/up' has no {sensor_id} level" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"sensor_id": ["gauge-2"], "value": 1.5}',
+        b'{"sensor_id": {"id": "gauge-2"}, "value": 1.5}',
+        b'{"sensor_id": 7, "value": 1.5}',
+        b'{"sensor_id": "", "value": 1.5}',
+        b'{"sensor_id": "gauge-2", "kind": ["water_level"], "value": 1.5}',
+        b'{"sensor_id": "gauge-2", "grid_cell": {}, "value": 1.5}',
+    ],
+)
+def test_a_payload_field_that_is_not_text_is_named(ingest_grid: Grid, payload: bytes) -> None:
+    # A list or an object as sensor_id reached the grid lookup: TypeError, dead-lettered
+    # "internal: unhashable type 'list'" without the field.
+    m = MqttMapping.build(ingest_grid, ["gw/{gateway}/up"])
+    with pytest.raises(EventError) as err:
+        m.to_document("gw/g7/up", payload, T_NOW)
+    assert err.value.code == "bad_type"
+    assert str(err.value).startswith(f'field "{err.value.field}" is ')
+    assert str(err.value).endswith(": expected a non-empty string")
+
+
 def test_fields_can_be_renamed_and_come_from_the_payload(ingest_grid: Grid) -> None:
     m = MqttMapping.build(ingest_grid, ["sensors/{sensor_id}"], value_field="v", ts_field="t")
     doc = m.to_document("sensors/air-1", b'{"v": 41, "t": 1789999000}', T_NOW)
@@ -167,11 +189,38 @@ def test_a_retained_message_without_its_own_time_is_refused(mapping: MqttMapping
 
 
 def test_a_json_payload_that_does_not_parse_says_why(mapping: MqttMapping) -> None:
-    # A 401-digit number in a JSON object: orjson reads it as a double and refuses it.
-    payload = b'{"value": 1' + b"0" * 400 + b"}"
+    payload = b'{"value": 1.5,}'
     with pytest.raises(EventError) as err:
         mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
-    assert err.value.code == "bad_payload" and "infinity" in str(err.value)
+    assert err.value.code == "bad_payload" and "trailing comma" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b'{"value": 1' + b"0" * 400 + b"}", "out_of_range"),  # bad_payload "infinity" before
+        (b'{"value": NaN}', "not_finite"),  # bad_payload "unexpected character" before
+        (b'{"value": -Infinity}', "not_finite"),
+        (b"NaN", "not_finite"),
+        # Past the plain-number path (a BOM), an integer float() cannot take: OverflowError.
+        (b"\xef\xbb\xbf1" + b"0" * 400, "out_of_range"),
+    ],
+)
+def test_json_is_read_as_the_worker_reads_it_so_the_field_is_named(
+    mapping: MqttMapping, ingest_grid: Grid, payload: bytes, code: str
+) -> None:
+    # One reading of JSON at every edge (streams.events.decode_json): what the worker
+    # names by field, MQTT does too.
+    doc = mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    with pytest.raises(EventError) as err:
+        EventValidator(ingest_grid).reading_document(doc, T_NOW)
+    assert (err.value.code, err.value.field) == (code, "value")
+
+
+def test_a_payload_with_a_byte_order_mark_is_read_past_it(mapping: MqttMapping) -> None:
+    # PowerShell and Windows tools write one; the worker already read past it.
+    doc = mapping.to_document("city/e/gauge-1/water_level", b'\xef\xbb\xbf{"value": 2.5}', T_NOW)
+    assert doc["value"] == 2.5
 
 
 @pytest.mark.parametrize("payload", [b"1e400", b"-1e400", b"9" * 400, b'{"value": "1e999"}'])

@@ -84,6 +84,9 @@ def bad(mutate: str) -> dict[str, object]:
         entity["dateObservedTo"]["value"] = "yesterday"
     elif mutate == "sensor":
         entity["id"] = "TrafficFlowObserved-Elsewhere"
+    elif mutate == "reversed":
+        start, end = entity["dateObservedFrom"]["value"], entity["dateObservedTo"]["value"]
+        entity["dateObservedFrom"]["value"], entity["dateObservedTo"]["value"] = end, start
     return entity
 
 
@@ -96,6 +99,8 @@ def bad(mutate: str) -> dict[str, object]:
         ("period", "missing_field", "data[0].dateObservedFrom"),
         ("timestamp", "bad_timestamp", "data[0].dateObservedTo.value"),
         ("sensor", "unknown_sensor", "data[0].id"),
+        # To before From was "dateObservedFrom is missing", which it was not.
+        ("reversed", "bad_timestamp", "data[0].dateObservedTo"),
     ],
 )
 def test_a_bad_entity_names_its_field(
@@ -122,6 +127,11 @@ def test_the_template_must_name_the_kind(ingest_grid: Grid) -> None:
 
 
 # Siblings of the kind "a malformed entity is a 400 naming its field, never a 500".
+DEEP: list[object] = []
+for _ in range(1000):
+    DEEP = [DEEP]
+
+
 def aq(**changes: object) -> dict[str, object]:
     entity = copy.deepcopy(example("AirQualityObserved"))
     entity.update(changes)
@@ -158,6 +168,8 @@ def aq(**changes: object) -> dict[str, object]:
         ),
         # keyValues form: the attribute is its bare value.
         (aq(no2=69), "bad_type", "data[0].no2"),
+        # An id nested 1,000 levels: str() of it raised RecursionError (a 500).
+        (aq(id=DEEP), "bad_type", "data[0].id"),
     ],
 )
 def test_malformed_entities_name_the_field(
