@@ -1602,6 +1602,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from citybrain.demo import write_report
+    from citybrain.report import NotReplayedError
 
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
@@ -1610,13 +1611,31 @@ def cmd_report(args: argparse.Namespace) -> int:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     _require_kafka(settings)
     _need_prefix(settings, "--prefix")
-    elsewhere = write_report(
-        settings,
-        files,
-        Path(args.out),
-        args.title or f"citybrain what-if report: {', '.join(p.name for p in files)}",
-    )
+    try:
+        replayed = write_report(
+            settings,
+            files,
+            Path(args.out),
+            args.title or f"citybrain what-if report: {', '.join(p.name for p in files)}",
+        )
+    except NotReplayedError as exc:
+        raise CliError(f"--data: {exc}") from None
     print(f"report written to {args.out}")
+    for name, n in replayed.unreplayed():
+        print(
+            f"citybrain: warning: --data {name}: the topics of prefix {args.prefix!r} hold none "
+            f"of its {counted(n, 'event')}: it was not replayed under this prefix and the "
+            "report leaves it out (no counts, no known events from it)",
+            file=sys.stderr,
+        )
+    for name, n, held in replayed.partly():
+        print(
+            f"citybrain: warning: --data {name}: the topics hold {held:,} of its "
+            f"{counted(n, 'event')} (the rest were not sent, or the worker dead-lettered "
+            "them): the report counts only those",
+            file=sys.stderr,
+        )
+    elsewhere = replayed.elsewhere
     if elsewhere:
         print(
             f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {args.prefix!r} "

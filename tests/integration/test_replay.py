@@ -261,3 +261,47 @@ def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
         assert f"--prefix '{empty.name}': no events under it: its topics" in err
         assert "are empty" in err
         assert not Path(out).exists()
+
+
+def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5 item 1: a Beijing file never sent to the prefix gave "5,345 readings" and
+    a missed Spring Festival. Only files the topics hold none of: status 2, nothing
+    written; beside one that was replayed: written, with a warning naming the other."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    sent = events()[:3]
+    for e in sent:
+        p.send("readings" if isinstance(e, Reading) else "incidents", b"k", e.to_json())
+    p.flush()
+    mine = run_dir / "mine.csv"
+    mine.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"{format_ts(e.ts)},{e.sensor_id},{e.kind},{e.value},{e.unit},{e.grid_cell}\n"
+            for e in sent
+            if isinstance(e, Reading)
+        )
+    )
+    beijing = str(ROOT / "datasets" / "beijing_air_2016-02.csv.gz")
+    out = run_dir / "wi.html"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():
+            mp.setenv(key, value)
+        assert main(["report", "--prefix", p.name, "--data", beijing, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"the topics of prefix '{p.name}' hold none of the events of " in err
+        assert "beijing_air_2016-02.csv.gz (" in err and not out.exists()
+        args = ["report", "--prefix", p.name, "--data", str(mine), beijing, "--out", str(out)]
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert "--data beijing_air_2016-02.csv.gz: the topics of prefix" in err
+        # The test grid has gauge-2 in another cell and no gauge-3: the worker refuses
+        # both, so the report counts gauge-1's reading alone.
+        assert "--data mine.csv: the topics hold 1 of its 3 events" in err
+        page = out.read_text()
+        assert "<b>1</b><span>readings</span>" in page
+        assert "Spring Festival" not in page  # its sensors' readings are not in the topics
+        assert f"Event time: readings {format_ts(T0)[:10]}" in page
