@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from citybrain.campaign import quantile
 from citybrain.text import counted
 from playbooks.grid import Grid
 from streams.events import IncidentReport, Reading
@@ -583,11 +583,11 @@ def build_report(
     alert_list = sorted(alerts.values(), key=lambda a: a["start"])
     steps = list(step_messages)
     created = {s["run_id"]: s for s in steps if s["action"] == "run_created"}
-    acked = {
-        s["run_id"]: s["at"] - created[s["run_id"]]["at"]
-        for s in steps
-        if s["action"] == "acknowledged" and s["run_id"] in created
-    }
+    acked: dict[str, float] = {}
+    for s in sorted(steps, key=lambda s: s["at"]):
+        # The first acknowledgement, as campaign report's time to acknowledge counts it.
+        if s["action"] == "acknowledged" and s["run_id"] in created:
+            acked.setdefault(s["run_id"], s["at"] - created[s["run_id"]]["at"])
     resolved = latest_resolved(steps, created)
     escalations = Counter(s["level"] for s in steps if s["action"] == "escalate")
     runs_by_playbook = Counter(s["playbook"] for s in created.values())
@@ -595,12 +595,11 @@ def build_report(
     def stat(values: dict[str, float]) -> str:
         if not values:
             return "none yet"
-        vals = sorted(values.values())
-        p90 = vals[min(len(vals) - 1, int(0.9 * len(vals)))]
-        return (
-            f"median {_duration(statistics.median(vals))}, p90 {_duration(p90)} "
-            f"({counted(len(vals), 'run')})"
-        )
+        # One definition in every report: campaign.quantile, numpy's linear one.
+        vals = list(values.values())
+        median, p90 = quantile(vals, 0.5), quantile(vals, 0.9)
+        assert median is not None and p90 is not None  # vals is not empty
+        return f"median {_duration(median)}, p90 {_duration(p90)} ({counted(len(vals), 'run')})"
 
     episodes: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for a in alert_list:
