@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import reprlib
 import shutil
 import signal
 import sys
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import command_line
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, counted, day
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -1646,15 +1647,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _need_prefix(settings: Settings, option: str) -> None:
-    """CliError (status 2) unless the broker has topics under ``settings``' prefix,
-    naming the topic looked for and the prefixes there are."""
+def _need_prefix(
+    settings: Settings,
+    option: str,
+    roles: tuple[str, ...] = ("readings", "incidents", "alerts"),
+    named: tuple[str, ...] = ("alerts",),
+) -> None:
+    """CliError (status 2) unless the broker has topics under ``settings``' prefix and
+    the topics of ``roles`` (those the command reads) hold messages, naming the topics
+    looked for (``named``) and the prefixes there are."""
     from citybrain.demo import messages_in, read_demo_state, topic_prefixes
 
     prefix = settings.topic_prefix
     found = topic_prefixes(settings)
     if prefix in found:
-        roles = ("readings", "incidents", "alerts")
         if messages_in(settings, roles):
             return
         raise CliError(
@@ -1672,7 +1678,7 @@ def _need_prefix(settings: Settings, option: str) -> None:
     )
     raise CliError(
         f"{option} {prefix!r}: no events under it: Kafka at {settings.kafka_bootstrap} has no "
-        f"topic {settings.topic('alerts')}; {there}{latest}"
+        f"topic {' or '.join(settings.topic(r) for r in named)}; {there}{latest}"
     )
 
 
@@ -1718,6 +1724,7 @@ def _read_records(path: Path) -> list[dict[str, object]]:
             if not isinstance(record, dict):
                 kind = type(record).__name__
                 raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
+            _record_schema(record, f"{path}: record {i} of the list")
             listed.append(record)
         return listed
     records = []
@@ -1729,8 +1736,24 @@ def _read_records(path: Path) -> list[dict[str, object]]:
             raise CliError(
                 f"{path}:{number}: the record is a {type(doc).__name__}, expected an object"
             )
+        _record_schema(doc, f"{path}:{number}")
         records.append(doc)
     return records
+
+
+RECORD_SCHEMAS = ("step/1", "audit/1")
+
+
+def _record_schema(doc: dict[str, object], where: str) -> None:
+    """CliError unless ``doc`` is a step or audit record (its ``schema``): any other
+    object ({"a": 1}) was read as a record about no run and left out silently."""
+    schema = doc.get("schema")
+    if schema not in RECORD_SCHEMAS:
+        shown = reprlib.repr(schema) if "schema" in doc else "missing"
+        raise CliError(
+            f'{where}: field "schema" is {shown}, expected one of {list(RECORD_SCHEMAS)} '
+            "(a record of the steps or audit topic; docs/citizens.md)"
+        )
 
 
 def _output_suffix(out: str | None) -> None:
@@ -1787,20 +1810,40 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         from citybrain.demo import read_topic
 
         _require_kafka(settings)
-        _need_prefix(settings, "--prefix")
+        roles = ("steps", "audit")
+        _need_prefix(settings, "--prefix", roles, roles)
         records = [
             json.loads(m.value)
-            for role in ("steps", "audit")
+            for role in roles
             for m in read_topic(settings, settings.topic(role))
         ]
-    grid = load_grid(Path(args.grid) if args.grid else settings.grid_file)
+        if args.export:
+            Path(args.export).write_text(
+                "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+            )
+            print(f"{counted(len(records), 'record')} exported to {args.export}")
+    grid_file = Path(args.grid) if args.grid else settings.grid_file
+    grid = load_grid(grid_file)
     try:
         report = campaign_report(records, {c: grid.path(c) for c in grid.cells}, start, end)
     except CampaignError as exc:
         raise CliError(str(exc)) from None
     if not report["runs_in_period"]:
         source = args.input or f"the topics of prefix {settings.topic_prefix!r}"
-        raise CliError(empty_period(report, args.start, args.end, source), EXIT_FAILED)
+        raise CliError(
+            empty_period(report, args.start, args.end, source, len(records), bool(args.input)),
+            EXIT_FAILED,
+        )
+    unplaced = report["unplaced_cells"]
+    if unplaced:
+        listed = ", ".join(f"{c} ({counted(n, 'run')})" for c, n in list(unplaced.items())[:8])
+        more = f" and {len(unplaced) - 8} more" if len(unplaced) > 8 else ""
+        print(
+            f"citybrain: warning: the grid {grid_file} lacks the cells of "
+            f"{counted(sum(unplaced.values()), 'run')}: {listed}{more}; they are counted only "
+            'at the city level, as city "?" (give --grid the grid the worker ran with)',
+            file=sys.stderr,
+        )
     out = Path(args.out) if args.out else None
     title = f"citybrain campaign report {args.start} to {args.end}"
     write_campaign(report, out, title, args.json, args.wide)
@@ -1868,31 +1911,47 @@ def _load_incidents(path: Path) -> list[Incident]:
     ]
 
 
-def empty_period(report: dict[str, Any], start: str, end: str, source: str) -> str:
+def empty_period(
+    report: dict[str, Any],
+    start: str,
+    end: str,
+    source: str,
+    records: int = 0,
+    from_file: bool = False,
+) -> str:
     """Why a campaign report has nothing to say: no run was created in the period; what
-    ``source`` (the topics' prefix or the input file) does cover, and a period that
-    holds its runs."""
+    ``source`` (the topics' prefix or, ``from_file``, the input file) does cover, and a
+    period that holds its runs. ``records``: how many records ``source`` held."""
     from datetime import UTC, timedelta
 
     held = report["input"]
     by_creation = "runs are counted by the date they were created"
     if held["runs"] == 0:
+        what = (
+            f"{counted(records, 'record')}, none a run_created step with a grid_cell"
+            if records
+            else "no records"
+        )
+        fix = (
+            "export the records of a replay that ran (campaign report --prefix P --export FILE)"
+            if from_file
+            else "give --prefix of a replay that ran (the demo prints its own) or --input"
+        )
         return (
-            f"no runs in {source} at all, so none from {start} to {end} ({by_creation}); give "
-            "--prefix of a replay that ran (the demo prints its own) or --input; nothing was "
-            "written"
+            f"no runs in {source} at all ({what}), so none from {start} to {end} "
+            f"({by_creation}); {fix}; nothing was written"
         )
     first = datetime.fromtimestamp(held["first_created"], UTC)
     last = datetime.fromtimestamp(held["last_created"], UTC)
     when = (
-        f"was created at {first:%Y-%m-%d %H:%M} UTC"
+        f"was created at {day(first)} {first:%H:%M} UTC"
         if held["runs"] == 1
-        else f"were created from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+        else f"were created from {day(first)} {first:%H:%M} to {day(last)} {last:%H:%M} UTC"
     )
     return (
         f"no run was created from {start} to {end} ({by_creation}, when the worker made them, "
         f"not the data's event times); the {counted(held['runs'], 'run')} in {source} {when}: "
-        f"e.g. --from {first:%Y-%m-%d} --to {(last + timedelta(days=1)):%Y-%m-%d}; nothing "
+        f"e.g. --from {day(first)} --to {day(last + timedelta(days=1))}; nothing "
         "was written"
     )
 
@@ -2734,6 +2793,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exported step/audit records (JSON lines); default: read the topics",
     )
     c.add_argument("--prefix", help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX)")
+    c.add_argument(
+        "--export",
+        metavar="FILE",
+        help="also write the step and audit records read from the topics here (JSON lines, "
+        "what --input takes)",
+    )
     c.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
     c.set_defaults(func=cmd_campaign)
 
