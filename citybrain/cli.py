@@ -2167,7 +2167,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         if args.input_dir:
             total = sum(1 for _ in Path(args.input_dir).rglob("*.csv"))
             done = (
-                f"; {len(written):,} of {total:,} files were scored into {args.output_dir} "
+                f"; {len(written):,} of {counted(total, 'file')} "
+                f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
                 f"before it (the last: {written[-1].name})"
                 if written
                 else f"; none of the {total:,} files was scored"
@@ -2208,10 +2209,19 @@ def detect_summary(
     one the stream alerts at with this detector, saying whose it is: the detector's own,
     or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``), which the stream applies to its
     own detector (``stream_detector``, CITYBRAIN_DETECTOR) when that is another one."""
-    from detectors import default_threshold
+    from detectors import DEFAULT_DETECTOR, OWN_THRESHOLDS, default_threshold
 
-    if not threshold_given:
-        whose = f"({detector}'s threshold, the one the stream alerts at with it)"
+    runs = f"; the stream runs {stream_detector}" if stream_detector not in (None, detector) else ""
+    if not threshold_given and (detector in OWN_THRESHOLDS or detector == DEFAULT_DETECTOR):
+        whose = f"({detector}'s threshold, the one the stream alerts at with it{runs})"
+    elif not threshold_given:
+        # The shared default is calibrated on tail's probabilities; this detector's
+        # scores have a scale of their own (a flat series can score 0.8 throughout).
+        whose = (
+            f"({DEFAULT_DETECTOR}'s calibrated threshold, the default of every detector "
+            f"without its own; {detector}'s scores have their own scale, so this is no "
+            f"alert rate for it{runs})"
+        )
     elif stream_detector in (None, detector):
         whose = "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
     else:
@@ -2228,10 +2238,23 @@ def detect_summary(
             if scored.series == 1
             else f"here at most the first {zeros} of a series scored 0"
         )
+    order = scored.order
+    unordered = [
+        f"{counted(order.repeated, 'row')} at the previous row's time (the stream drops "
+        "these as duplicates)"
+        if order.repeated
+        else "",
+        f"{counted(order.earlier, 'row')} before it by up to an hour (the stream "
+        "dead-letters these, out_of_order)"
+        if order.earlier
+        else "",
+    ]
+    said = "; ".join(u for u in unordered if u)
     return (
         f"read {counted(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
-        f"skipped {counted(skipped, 'bad row')}; {learning}; {scored.flagged:,} "
-        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} {whose}"
+        f"skipped {counted(skipped, 'bad row')}; {learning}; "
+        + (f"scored though the stream would not: {said}; " if said else "")
+        + f"{counted(scored.flagged, 'row')} scored at or above {threshold:g} {whose}"
     )
 
 
