@@ -409,7 +409,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
         replayer.close()
     print(
-        replay_summary(len(todo) + len(bad), stats.readings, stats.incidents, len(bad))
+        replay_summary(len(events) + len(bad), stats.readings, stats.incidents, len(bad), args.skip)
         + f" ({stats.seconds:.1f}s)"
     )
     if stats.failed:
@@ -450,9 +450,9 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
             f"note: at --speed {speed:g} the replay takes {took}; give --max to send them "
             "as fast as Kafka takes them, or a higher --speed"
         )
-    span = (events[-1].ts - events[0].ts) / 3600
+    span = _duration(events[-1].ts - events[0].ts)  # "12 min", not "0.2 h"
     return (
-        f"note: these events span {span:,.1f} h of event time: at --speed {speed:g} the "
+        f"note: these events span {span} of event time: at --speed {speed:g} the "
         f"replay takes about {_duration(seconds)}; give --max to send them as fast as "
         "Kafka takes them, or a higher --speed"
     )
@@ -463,7 +463,7 @@ def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     if minutes < 60:
         return f"{max(minutes, 1)} min"
-    return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
 
 
 def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
@@ -584,10 +584,12 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
     )
 
 
-def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
-    """The replay's last line: rows read = sent + skipped, always."""
+def replay_summary(read: int, readings: int, incidents: int, skipped: int, resumed: int = 0) -> str:
+    """The replay's last line: rows read = sent + skipped (+ those ``--skip`` left out,
+    ``resumed``: the files' rows are all read, whatever --skip says), always."""
+    before = f"left out the first {resumed:,} (--skip, sent before), " if resumed else ""
     return (
-        f"read {counted(read, 'row')}: sent {counted(readings, 'reading')} and "
+        f"read {counted(read, 'row')}: {before}sent {counted(readings, 'reading')} and "
         f"{counted(incidents, 'incident')}, skipped {counted(skipped, 'bad row')}"
     )
 
@@ -2066,7 +2068,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         elif out.suffix == ".html":
             out.write_text(
                 "\n".join(
-                    render_html(v["report"], f"rehearsal, ack deadline {v['ack_deadline']} s")
+                    render_html(v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}")
                     for v in versions
                 ),
                 encoding="utf-8",
@@ -2077,9 +2079,18 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ack_head(deadline: float | None, short: bool = False) -> str:
+    """A rehearsal version's name: ``ack deadline 300 s``, or the playbook's own;
+    ``short`` for a column head, ``ack 300 s`` or ``playbook's acks`` (were "ack 300.0"
+    and "ack playbook")."""
+    if short:
+        return f"ack {deadline:g} s" if deadline else "playbook's acks"
+    return f"ack deadline {deadline:g} s" if deadline else "the playbook's ack deadlines"
+
+
 def _print_comparison(versions: list[dict[str, Any]]) -> None:
     """City-level figures of each version side by side."""
-    heads = [f"ack {v['ack_deadline'] or 'playbook'}" for v in versions]
+    heads = [_ack_head(v["ack_deadline"], short=True) for v in versions]
     print(f"{'figure':22}" + "".join(f"{h:>16}" for h in heads))
     cities = [
         next((r for r in v["report"]["rows"] if r["scope"] == "city"), None) for v in versions
@@ -2213,7 +2224,8 @@ def detect_summary(
 
     runs = f"; the stream runs {stream_detector}" if stream_detector not in (None, detector) else ""
     if not threshold_given and (detector in OWN_THRESHOLDS or detector == DEFAULT_DETECTOR):
-        whose = f"({detector}'s threshold, the one the stream alerts at with it{runs})"
+        at = "would alert at running it" if runs else "alerts at with it"
+        whose = f"({detector}'s threshold, the one the stream {at}{runs})"
     elif not threshold_given:
         # The shared default is calibrated on tail's probabilities; this detector's
         # scores have a scale of their own (a flat series can score 0.8 throughout).

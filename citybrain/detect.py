@@ -18,6 +18,7 @@ from typing import TextIO
 import numpy as np
 
 from citybrain.errors import InputError
+from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, Detector
 from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
@@ -226,7 +227,8 @@ def detect_file(
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and len(values) <= warmup:
         warn(
-            f"{src}: {len(values):,} rows, no more than the detector's warm-up of {warmup:,}: "
+            f"{src}: {counted(len(values), 'row')}, no more than the detector's warm-up of "
+            f"{warmup:,}: "
             "every row scored 0 (give it a longer history)"
         )
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream

@@ -298,7 +298,7 @@ def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], messa
         (b'[{"schema": "step/1"}, 7]', ": record 1 of the list is a int, expected an object"),
         # Trial 5 item 15: an object that is no step or audit record was skipped silently.
         (b'{"schema": "step/1"}\n{"a": 1}\n', ':2: field "schema" is missing, expected one of'),
-        (b'[{"schema": "step/2"}]', ': record 0 of the list: field "schema" is \'step/2\','),
+        (b'[{"schema": "step/2"}]', ": record 0 of the list: field \"schema\" is 'step/2',"),
         (b"[" * 100_000 + b"]" * 100_000, ":1: not a JSON record: nested too deeply"),
     ],
 )
@@ -470,8 +470,7 @@ def test_runs_in_cells_the_grid_lacks_are_named_in_a_warning(
     export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
     grid = tmp_path / "other.yaml"
     grid.write_text(
-        "version: 1\ncells:\n  - {id: bj, level: city, name: Beijing, unit: centre}\n"
-        "sensors: []\n"
+        "version: 1\ncells:\n  - {id: bj, level: city, name: Beijing, unit: centre}\nsensors: []\n"
     )
     argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--json"]
     assert main([*argv, "--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20"]) == 0
