@@ -261,6 +261,14 @@ def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
         assert f"--prefix '{empty.name}': no events under it: its topics" in err
         assert "are empty" in err
         assert not Path(out).exists()
+        # Trial 5 item 15: campaign report reads steps and audit, and names those.
+        period = ["--from", "2024-05-26", "--to", "2024-05-27"]
+        assert main(["campaign", "report", "--prefix", missing, *period]) == 2
+        err = capsys.readouterr().err
+        assert f"has no topic {missing}.steps or {missing}.audit; prefixes there: " in err
+        assert main(["campaign", "report", "--prefix", empty.name, *period]) == 2
+        err = capsys.readouterr().err
+        assert f"its topics ({empty.name}.steps, {empty.name}.audit) on Kafka at " in err
 
 
 def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(
