@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import reprlib
 import shutil
 import signal
 import sys
@@ -1749,6 +1748,8 @@ RECORD_SCHEMAS = ("step/1", "audit/1")
 def _record_schema(doc: dict[str, object], where: str) -> None:
     """CliError unless ``doc`` is a step or audit record (its ``schema``): any other
     object ({"a": 1}) was read as a record about no run and left out silently."""
+    import reprlib
+
     schema = doc.get("schema")
     if schema not in RECORD_SCHEMAS:
         shown = reprlib.repr(schema) if "schema" in doc else "missing"
