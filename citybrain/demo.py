@@ -302,6 +302,27 @@ def known_events(
     return known
 
 
+def with_data(
+    expected: tuple[KnownEvent, ...], readings: Any, incidents: Any
+) -> tuple[KnownEvent, ...]:
+    """The ``expected`` events whose data were replayed: ``readings`` (ts, sensor_id) of
+    a sensor, or ``incidents`` (ts, grid_cell) in a cell, whose id starts with the
+    event's prefix, inside its window. Only those can be detected or missed."""
+    out = []
+    for event in expected:
+        lo, hi = _utc(event.start), _utc(event.end)
+        held = any(
+            frame[key][(frame["ts"] >= lo) & (frame["ts"] <= hi)]
+            .astype(str)
+            .str.startswith(event.sensor_prefix)
+            .any()
+            for frame, key in ((readings, "sensor_id"), (incidents, "grid_cell"))
+        )
+        if held:
+            out.append(event)
+    return tuple(out)
+
+
 def _utc(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -426,9 +447,13 @@ def write_report(
         grid=grid,
         sensor_files=dict(zip(mine["sensor_id"], mine["file"], strict=True)),
         incidents=replayed.incidents,
-        # Only the sensors whose readings the topics hold: a file given but not replayed
-        # never makes its event "missed".
-        known_events=known_events(list(firsts.values()), expected, set(readings["sensor_id"])),
+        # Only events whose data the topics hold: a file given but not replayed (or
+        # replayed from past the event, --skip) never makes its event "missed".
+        known_events=known_events(
+            list(firsts.values()),
+            with_data(expected, readings, replayed.incidents),
+            set(readings["sensor_id"]) | set(replayed.incidents["grid_cell"]),
+        ),
         report_files={
             str(rid): str(f)
             for rid, f in zip(

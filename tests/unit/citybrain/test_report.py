@@ -410,3 +410,24 @@ def test_the_what_if_and_campaign_reports_give_the_same_quantiles() -> None:
         )
         if len(times) == 2:  # the trial's runs: 74.3 + 0.9 * (275.6 - 74.3) = 255.5 s
             assert "Time to resolve: median 2.9 min, p90 4.3 min" in page
+
+
+def test_only_events_whose_data_were_replayed_can_be_missed() -> None:
+    """Trial 5 item 1: a Beijing file never replayed gave "missed: Spring Festival
+    fireworks". An event counts only when the topics hold its sensors' readings (or its
+    cells' reports) inside its window."""
+    from citybrain.demo import KnownEvent, with_data
+
+    fireworks = KnownEvent("fireworks", "bj-", "2016-02-07T16:00:00Z", "2016-02-08T04:00:00Z")
+    flood = KnownEvent("flood", "usgs-", "2019-05-10T20:00:00Z", "2019-05-11T06:00:00Z")
+    noise = KnownEvent("noise", "nyc-cb-", "2024-05-27T00:00:00Z", "2024-05-27T06:00:00Z")
+    t = pd.Timestamp("2016-02-07T20:00:00Z").timestamp()
+    readings = pd.DataFrame(
+        {"ts": [t, t + 86_400 * 30], "sensor_id": ["bj-a-pm25", "usgs-1-flow"]}
+    )  # the flood's gauge only outside its window (a replay resumed past it)
+    incidents = pd.DataFrame(
+        {"ts": [pd.Timestamp("2024-05-27T01:00:00Z").timestamp()], "grid_cell": ["nyc-cb-1"]}
+    )
+    assert with_data((fireworks, flood, noise), readings, incidents) == (fireworks, noise)
+    empty = pd.DataFrame({"ts": [], "sensor_id": [], "grid_cell": []})
+    assert with_data((fireworks, flood, noise), empty, empty) == ()
