@@ -1824,7 +1824,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             Path(args.export).write_text(
                 "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
             )
-            print(f"{counted(len(records), 'record')} exported to {args.export}")
+            # On stderr: stdout may be the report's JSON (--json).
+            print(f"{counted(len(records), 'record')} exported to {args.export}", file=sys.stderr)
     grid_file = Path(args.grid) if args.grid else settings.grid_file
     grid = load_grid(grid_file)
     try:

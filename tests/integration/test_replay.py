@@ -313,3 +313,27 @@ def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(
         assert "<b>1</b><span>readings</span>" in page
         assert "Spring Festival" not in page  # its sensors' readings are not in the topics
         assert f"Event time: readings {format_ts(T0)[:10]}" in page
+        # Trial 5 item 15: docs/citizens.md spoke of "an export" no command wrote.
+        now = time.time()
+        step = {
+            "schema": "step/1",
+            "id": "run-1:1",
+            "run_id": "run-1",
+            "action": "run_created",
+            "at": now,
+            "level": "community",
+            "playbook": "flash-flood",
+            "data": {"grid_cell": "c-bridge", "department": "water", "category": "flood"},
+        }
+        p.send("steps", b"run-1", json.dumps(step).encode())
+        p.flush()
+        export = run_dir / "records.jsonl"
+        period = ["--from", format_ts(now - 60), "--to", format_ts(now + 60), "--json"]
+        campaign = ["campaign", "report", *period]
+        assert main([*campaign, "--prefix", p.name, "--export", str(export)]) == 0
+        out, err = capsys.readouterr()
+        from_topics = json.loads(out)  # --json output alone: the export's line is on stderr
+        assert f"1 record exported to {export}" in err
+        assert [json.loads(line) for line in export.read_text().splitlines()] == [step]
+        assert main([*campaign, "--input", str(export)]) == 0
+        assert json.loads(capsys.readouterr().out) == from_topics
