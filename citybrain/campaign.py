@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.errors import InputError
+from citybrain.text import day
 
 FIRST_LINE = frozenset({"community", "street"})
 HIGH_LEVELS = frozenset({"district", "city"})
@@ -274,7 +275,8 @@ def campaign_report(
     before it. ``paths``: grid cell -> {level: ancestor cell id} (``Grid.path``); a cell
     not in it is counted at the city level only, as ``city: "?"``. Returns
     ``{"period", "previous_period", "rows": [{"scope", "name", "figures", "previous",
-    "change"}], "runs_in_period", "input": {"runs", "first_created", "last_created"}}``
+    "change"}], "runs_in_period", "input": {"runs", "first_created", "last_created"},
+    "unplaced_cells": {cell: runs}}`` (the cells of runs in either period ``paths`` lacks)
     (runs count in the period they were created in; ``input`` covers every run in
     ``records``); rows sorted by scope (community first), then name. Raises
     ``CampaignError`` for an empty period or a bad record. ``until`` (default ``end``):
@@ -288,6 +290,7 @@ def campaign_report(
     repeats = repeat_runs(runs.values())
     groups: dict[tuple[str, str], tuple[list[RunFacts], list[RunFacts]]] = {}
     in_period = 0
+    unplaced: Counter[str] = Counter()
     for run in runs.values():
         if prev_start <= run.created_at < start:
             slot = 1
@@ -296,7 +299,10 @@ def campaign_report(
             in_period += 1
         else:
             continue
-        path = paths.get(run.grid_cell) or {"city": "?"}
+        path = paths.get(run.grid_cell)
+        if path is None:
+            unplaced[run.grid_cell] += 1
+            path = {"city": "?"}
         keys = [(level, cell) for level, cell in path.items() if level in SCOPES]
         keys.append(("department", run.department or "?"))
         for key in keys:
@@ -328,6 +334,8 @@ def campaign_report(
             "last_created": max(created) if created else None,
         },
         "rows": rows,
+        # Cells of runs in either period that ``paths`` lacks: counted as city "?" only.
+        "unplaced_cells": dict(sorted(unplaced.items())),
     }
 
 
@@ -355,6 +363,19 @@ def change_text(key: str, value: Any) -> str:
     if key.startswith(("tta", "ttr")):
         return f"{value / 60:+.1f} min"
     return f"{value:+g}"
+
+
+NEW = "new"  # the change shown when the previous period had no runs in a row's scope
+
+
+def row_changes(row: Mapping[str, Any]) -> dict[str, str]:
+    """Each figure's change text for one report row: ``change_text``, except against a
+    previous period with no runs in the row's scope, where nothing is compared (a
+    "+5" found against none, beside rates with no change, read as a trend): ``found``
+    then says ``new`` and the other figures nothing."""
+    if not (row.get("previous") or {}).get("found"):
+        return {k: NEW if k == "found" else "" for k in FIGURES}
+    return {k: change_text(k, row["change"][k]) for k in FIGURES}
 
 
 # The columns a narrow terminal keeps, most wanted first (the rest: --wide, --json, --out).
@@ -413,13 +434,15 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     def utc(ts: Any) -> str:
         if not isinstance(ts, int | float):
             return "?"
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = datetime.fromtimestamp(ts, UTC)
+        return f"{day(when)} {when:%H:%M} UTC"
 
     period = report.get("period", {})
     lines = [
         f"runs counted by the date they were created, {utc(period.get('from'))} to "
         f"{utc(period.get('to'))}; change on the previous period of the same length in "
-        "brackets (definitions: docs/citizens.md)"
+        f"brackets, ({NEW}) where it had no runs there to compare with (definitions: "
+        "docs/citizens.md)"
     ]
     tables: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
     for scope in SCOPES:
@@ -429,8 +452,9 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
         body = []
         for row in rows:
             cells = {}
+            changes = row_changes(row)
             for k in FIGURES:
-                delta = change_text(k, row["change"][k])
+                delta = changes[k]
                 cells[k] = figure_text(k, row["figures"][k]) + (f" ({delta})" if delta else "")
             body.append((str(row["name"]), cells))
         tables.append((scope, body))
@@ -479,9 +503,8 @@ def render_html(report: Mapping[str, Any], title: str = "citybrain campaign repo
     def cell(key: str, value: Any) -> str:
         return figure_text(key, value, none="&ndash;")
 
-    def change(key: str, value: Any) -> str:
-        delta = change_text(key, value)
-        return f" <small>({delta})</small>" if delta else ""
+    def change(delta: str) -> str:
+        return f" <small>({html.escape(delta)})</small>" if delta else ""
 
     parts = [
         "<!doctype html><meta charset='utf-8'>",
@@ -491,7 +514,8 @@ def render_html(report: Mapping[str, Any], title: str = "citybrain campaign repo
         "th:first-child,td:first-child{text-align:left}small{color:#666}</style>",
         f"<h1>{html.escape(title)}</h1>",
         "<p>Runs are counted by the date they were created. "
-        "Change against the previous period of the same length in brackets. "
+        "Change against the previous period of the same length in brackets; "
+        f"({NEW}) where that period had no runs to compare with. "
         "Definitions: docs/citizens.md.</p>",
     ]
     for scope in SCOPES:
@@ -503,9 +527,9 @@ def render_html(report: Mapping[str, Any], title: str = "citybrain campaign repo
         parts.append("</tr>")
         for row in rows:
             parts.append(f"<tr><td>{html.escape(row['name'])}</td>")
+            changes = row_changes(row)
             parts.extend(
-                f"<td>{cell(k, row['figures'][k])}{change(k, row['change'][k])}</td>"
-                for k in FIGURES
+                f"<td>{cell(k, row['figures'][k])}{change(changes[k])}</td>" for k in FIGURES
             )
             parts.append("</tr>")
         parts.append("</table>")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import command_line
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, counted, day
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -408,7 +408,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
         replayer.close()
     print(
-        replay_summary(len(todo) + len(bad), stats.readings, stats.incidents, len(bad))
+        replay_summary(len(events) + len(bad), stats.readings, stats.incidents, len(bad), args.skip)
         + f" ({stats.seconds:.1f}s)"
     )
     if stats.failed:
@@ -449,9 +449,9 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
             f"note: at --speed {speed:g} the replay takes {took}; give --max to send them "
             "as fast as Kafka takes them, or a higher --speed"
         )
-    span = (events[-1].ts - events[0].ts) / 3600
+    span = _duration(events[-1].ts - events[0].ts)  # "12 min", not "0.2 h"
     return (
-        f"note: these events span {span:,.1f} h of event time: at --speed {speed:g} the "
+        f"note: these events span {span} of event time: at --speed {speed:g} the "
         f"replay takes about {_duration(seconds)}; give --max to send them as fast as "
         "Kafka takes them, or a higher --speed"
     )
@@ -462,7 +462,7 @@ def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     if minutes < 60:
         return f"{max(minutes, 1)} min"
-    return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
 
 
 def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
@@ -583,10 +583,12 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
     )
 
 
-def replay_summary(read: int, readings: int, incidents: int, skipped: int) -> str:
-    """The replay's last line: rows read = sent + skipped, always."""
+def replay_summary(read: int, readings: int, incidents: int, skipped: int, resumed: int = 0) -> str:
+    """The replay's last line: rows read = sent + skipped (+ those ``--skip`` left out,
+    ``resumed``: the files' rows are all read, whatever --skip says), always."""
+    before = f"left out the first {resumed:,} (--skip, sent before), " if resumed else ""
     return (
-        f"read {counted(read, 'row')}: sent {counted(readings, 'reading')} and "
+        f"read {counted(read, 'row')}: {before}sent {counted(readings, 'reading')} and "
         f"{counted(incidents, 'incident')}, skipped {counted(skipped, 'bad row')}"
     )
 
@@ -1602,6 +1604,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from citybrain.demo import write_report
+    from citybrain.report import NotReplayedError
 
     settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
@@ -1610,13 +1613,31 @@ def cmd_report(args: argparse.Namespace) -> int:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     _require_kafka(settings)
     _need_prefix(settings, "--prefix")
-    elsewhere = write_report(
-        settings,
-        files,
-        Path(args.out),
-        args.title or f"citybrain what-if report: {', '.join(p.name for p in files)}",
-    )
+    try:
+        replayed = write_report(
+            settings,
+            files,
+            Path(args.out),
+            args.title or f"citybrain what-if report: {', '.join(p.name for p in files)}",
+        )
+    except NotReplayedError as exc:
+        raise CliError(f"--data: {exc}") from None
     print(f"report written to {args.out}")
+    for name, n in replayed.unreplayed():
+        print(
+            f"citybrain: warning: --data {name}: the topics of prefix {args.prefix!r} hold none "
+            f"of its {counted(n, 'event')}: it was not replayed under this prefix and the "
+            "report leaves it out (no counts, no known events from it)",
+            file=sys.stderr,
+        )
+    for name, n, held in replayed.partly():
+        print(
+            f"citybrain: warning: --data {name}: the topics hold {held:,} of its "
+            f"{counted(n, 'event')} (the rest were not sent, or the worker dead-lettered "
+            "them): the report counts only those",
+            file=sys.stderr,
+        )
+    elsewhere = replayed.elsewhere
     if elsewhere:
         print(
             f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {args.prefix!r} "
@@ -1627,15 +1648,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _need_prefix(settings: Settings, option: str) -> None:
-    """CliError (status 2) unless the broker has topics under ``settings``' prefix,
-    naming the topic looked for and the prefixes there are."""
+def _need_prefix(
+    settings: Settings,
+    option: str,
+    roles: tuple[str, ...] = ("readings", "incidents", "alerts"),
+    named: tuple[str, ...] = ("alerts",),
+) -> None:
+    """CliError (status 2) unless the broker has topics under ``settings``' prefix and
+    the topics of ``roles`` (those the command reads) hold messages, naming the topics
+    looked for (``named``) and the prefixes there are."""
     from citybrain.demo import messages_in, read_demo_state, topic_prefixes
 
     prefix = settings.topic_prefix
     found = topic_prefixes(settings)
     if prefix in found:
-        roles = ("readings", "incidents", "alerts")
         if messages_in(settings, roles):
             return
         raise CliError(
@@ -1653,7 +1679,7 @@ def _need_prefix(settings: Settings, option: str) -> None:
     )
     raise CliError(
         f"{option} {prefix!r}: no events under it: Kafka at {settings.kafka_bootstrap} has no "
-        f"topic {settings.topic('alerts')}; {there}{latest}"
+        f"topic {' or '.join(settings.topic(r) for r in named)}; {there}{latest}"
     )
 
 
@@ -1699,6 +1725,7 @@ def _read_records(path: Path) -> list[dict[str, object]]:
             if not isinstance(record, dict):
                 kind = type(record).__name__
                 raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
+            _record_schema(record, f"{path}: record {i} of the list")
             listed.append(record)
         return listed
     records = []
@@ -1710,8 +1737,26 @@ def _read_records(path: Path) -> list[dict[str, object]]:
             raise CliError(
                 f"{path}:{number}: the record is a {type(doc).__name__}, expected an object"
             )
+        _record_schema(doc, f"{path}:{number}")
         records.append(doc)
     return records
+
+
+RECORD_SCHEMAS = ("step/1", "audit/1")
+
+
+def _record_schema(doc: dict[str, object], where: str) -> None:
+    """CliError unless ``doc`` is a step or audit record (its ``schema``): any other
+    object ({"a": 1}) was read as a record about no run and left out silently."""
+    import reprlib
+
+    schema = doc.get("schema")
+    if schema not in RECORD_SCHEMAS:
+        shown = reprlib.repr(schema) if "schema" in doc else "missing"
+        raise CliError(
+            f'{where}: field "schema" is {shown}, expected one of {list(RECORD_SCHEMAS)} '
+            "(a record of the steps or audit topic; docs/citizens.md)"
+        )
 
 
 def _output_suffix(out: str | None) -> None:
@@ -1768,20 +1813,41 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         from citybrain.demo import read_topic
 
         _require_kafka(settings)
-        _need_prefix(settings, "--prefix")
+        roles = ("steps", "audit")
+        _need_prefix(settings, "--prefix", roles, roles)
         records = [
             json.loads(m.value)
-            for role in ("steps", "audit")
+            for role in roles
             for m in read_topic(settings, settings.topic(role))
         ]
-    grid = load_grid(Path(args.grid) if args.grid else settings.grid_file)
+        if args.export:
+            Path(args.export).write_text(
+                "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+            )
+            # On stderr: stdout may be the report's JSON (--json).
+            print(f"{counted(len(records), 'record')} exported to {args.export}", file=sys.stderr)
+    grid_file = Path(args.grid) if args.grid else settings.grid_file
+    grid = load_grid(grid_file)
     try:
         report = campaign_report(records, {c: grid.path(c) for c in grid.cells}, start, end)
     except CampaignError as exc:
         raise CliError(str(exc)) from None
     if not report["runs_in_period"]:
         source = args.input or f"the topics of prefix {settings.topic_prefix!r}"
-        raise CliError(empty_period(report, args.start, args.end, source), EXIT_FAILED)
+        raise CliError(
+            empty_period(report, args.start, args.end, source, len(records), bool(args.input)),
+            EXIT_FAILED,
+        )
+    unplaced = report["unplaced_cells"]
+    if unplaced:
+        listed = ", ".join(f"{c} ({counted(n, 'run')})" for c, n in list(unplaced.items())[:8])
+        more = f" and {len(unplaced) - 8} more" if len(unplaced) > 8 else ""
+        print(
+            f"citybrain: warning: the grid {grid_file} lacks the cells of "
+            f"{counted(sum(unplaced.values()), 'run')}: {listed}{more}; they are counted only "
+            'at the city level, as city "?" (give --grid the grid the worker ran with)',
+            file=sys.stderr,
+        )
     out = Path(args.out) if args.out else None
     title = f"citybrain campaign report {args.start} to {args.end}"
     write_campaign(report, out, title, args.json, args.wide)
@@ -1849,31 +1915,47 @@ def _load_incidents(path: Path) -> list[Incident]:
     ]
 
 
-def empty_period(report: dict[str, Any], start: str, end: str, source: str) -> str:
+def empty_period(
+    report: dict[str, Any],
+    start: str,
+    end: str,
+    source: str,
+    records: int = 0,
+    from_file: bool = False,
+) -> str:
     """Why a campaign report has nothing to say: no run was created in the period; what
-    ``source`` (the topics' prefix or the input file) does cover, and a period that
-    holds its runs."""
+    ``source`` (the topics' prefix or, ``from_file``, the input file) does cover, and a
+    period that holds its runs. ``records``: how many records ``source`` held."""
     from datetime import UTC, timedelta
 
     held = report["input"]
     by_creation = "runs are counted by the date they were created"
     if held["runs"] == 0:
+        what = (
+            f"{counted(records, 'record')}, none a run_created step with a grid_cell"
+            if records
+            else "no records"
+        )
+        fix = (
+            "export the records of a replay that ran (campaign report --prefix P --export FILE)"
+            if from_file
+            else "give --prefix of a replay that ran (the demo prints its own) or --input"
+        )
         return (
-            f"no runs in {source} at all, so none from {start} to {end} ({by_creation}); give "
-            "--prefix of a replay that ran (the demo prints its own) or --input; nothing was "
-            "written"
+            f"no runs in {source} at all ({what}), so none from {start} to {end} "
+            f"({by_creation}); {fix}; nothing was written"
         )
     first = datetime.fromtimestamp(held["first_created"], UTC)
     last = datetime.fromtimestamp(held["last_created"], UTC)
     when = (
-        f"was created at {first:%Y-%m-%d %H:%M} UTC"
+        f"was created at {day(first)} {first:%H:%M} UTC"
         if held["runs"] == 1
-        else f"were created from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+        else f"were created from {day(first)} {first:%H:%M} to {day(last)} {last:%H:%M} UTC"
     )
     return (
         f"no run was created from {start} to {end} ({by_creation}, when the worker made them, "
         f"not the data's event times); the {counted(held['runs'], 'run')} in {source} {when}: "
-        f"e.g. --from {first:%Y-%m-%d} --to {(last + timedelta(days=1)):%Y-%m-%d}; nothing "
+        f"e.g. --from {day(first)} --to {day(last + timedelta(days=1))}; nothing "
         "was written"
     )
 
@@ -1988,7 +2070,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         elif out.suffix == ".html":
             out.write_text(
                 "\n".join(
-                    render_html(v["report"], f"rehearsal, ack deadline {v['ack_deadline']} s")
+                    render_html(v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}")
                     for v in versions
                 ),
                 encoding="utf-8",
@@ -1999,9 +2081,18 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ack_head(deadline: float | None, short: bool = False) -> str:
+    """A rehearsal version's name: ``ack deadline 300 s``, or the playbook's own;
+    ``short`` for a column head, ``ack 300 s`` or ``playbook's acks`` (were "ack 300.0"
+    and "ack playbook")."""
+    if short:
+        return f"ack {deadline:g} s" if deadline else "playbook's acks"
+    return f"ack deadline {deadline:g} s" if deadline else "the playbook's ack deadlines"
+
+
 def _print_comparison(versions: list[dict[str, Any]]) -> None:
     """City-level figures of each version side by side."""
-    heads = [f"ack {v['ack_deadline'] or 'playbook'}" for v in versions]
+    heads = [_ack_head(v["ack_deadline"], short=True) for v in versions]
     print(f"{'figure':22}" + "".join(f"{h:>16}" for h in heads))
     cities = [
         next((r for r in v["report"]["rows"] if r["scope"] == "city"), None) for v in versions
@@ -2089,7 +2180,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         if args.input_dir:
             total = sum(1 for _ in Path(args.input_dir).rglob("*.csv"))
             done = (
-                f"; {len(written):,} of {total:,} files were scored into {args.output_dir} "
+                f"; {len(written):,} of {counted(total, 'file')} "
+                f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
                 f"before it (the last: {written[-1].name})"
                 if written
                 else f"; none of the {total:,} files was scored"
@@ -2130,10 +2222,20 @@ def detect_summary(
     one the stream alerts at with this detector, saying whose it is: the detector's own,
     or CITYBRAIN_SCORE_THRESHOLD's (``threshold_given``), which the stream applies to its
     own detector (``stream_detector``, CITYBRAIN_DETECTOR) when that is another one."""
-    from detectors import default_threshold
+    from detectors import DEFAULT_DETECTOR, OWN_THRESHOLDS, default_threshold
 
-    if not threshold_given:
-        whose = f"({detector}'s threshold, the one the stream alerts at with it)"
+    runs = f"; the stream runs {stream_detector}" if stream_detector not in (None, detector) else ""
+    if not threshold_given and (detector in OWN_THRESHOLDS or detector == DEFAULT_DETECTOR):
+        at = "would alert at running it" if runs else "alerts at with it"
+        whose = f"({detector}'s threshold, the one the stream {at}{runs})"
+    elif not threshold_given:
+        # The shared default is calibrated on tail's probabilities; this detector's
+        # scores have a scale of their own (a flat series can score 0.8 throughout).
+        whose = (
+            f"({DEFAULT_DETECTOR}'s calibrated threshold, the default of every detector "
+            f"without its own; {detector}'s scores have their own scale, so this is no "
+            f"alert rate for it{runs})"
+        )
     elif stream_detector in (None, detector):
         whose = "(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)"
     else:
@@ -2150,10 +2252,23 @@ def detect_summary(
             if scored.series == 1
             else f"here at most the first {zeros} of a series scored 0"
         )
+    order = scored.order
+    unordered = [
+        f"{counted(order.repeated, 'row')} at the previous row's time (the stream drops "
+        "these as duplicates)"
+        if order.repeated
+        else "",
+        f"{counted(order.earlier, 'row')} before it by up to an hour (the stream "
+        "dead-letters these, out_of_order)"
+        if order.earlier
+        else "",
+    ]
+    said = "; ".join(u for u in unordered if u)
     return (
         f"read {counted(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
-        f"skipped {counted(skipped, 'bad row')}; {learning}; {scored.flagged:,} "
-        f"{'row' if scored.flagged == 1 else 'rows'} scored at or above {threshold:g} {whose}"
+        f"skipped {counted(skipped, 'bad row')}; {learning}; "
+        + (f"scored though the stream would not: {said}; " if said else "")
+        + f"{counted(scored.flagged, 'row')} scored at or above {threshold:g} {whose}"
     )
 
 
@@ -2715,6 +2830,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exported step/audit records (JSON lines); default: read the topics",
     )
     c.add_argument("--prefix", help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX)")
+    c.add_argument(
+        "--export",
+        metavar="FILE",
+        help="also write the step and audit records read from the topics here (JSON lines, "
+        "what --input takes)",
+    )
     c.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
     c.set_defaults(func=cmd_campaign)
 

@@ -31,7 +31,18 @@ from rich.live import Live
 from rich.table import Table
 
 from citybrain.commands import cli_command
-from citybrain.report import Context, build_report, incidents_frame, readings_frame
+from citybrain.report import (
+    OTHER_DATA,
+    Context,
+    NotReplayedError,
+    Replayed,
+    TopicMessage,
+    accepted_events,
+    build_report,
+    incidents_frame,
+    match_files,
+    readings_frame,
+)
 from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
@@ -291,6 +302,27 @@ def known_events(
     return known
 
 
+def with_data(
+    expected: tuple[KnownEvent, ...], readings: Any, incidents: Any
+) -> tuple[KnownEvent, ...]:
+    """The ``expected`` events whose data were replayed: ``readings`` (ts, sensor_id) of
+    a sensor, or ``incidents`` (ts, grid_cell) in a cell, whose id starts with the
+    event's prefix, inside its window. Only those can be detected or missed."""
+    out = []
+    for event in expected:
+        lo, hi = _utc(event.start), _utc(event.end)
+        held = any(
+            frame[key][(frame["ts"] >= lo) & (frame["ts"] <= hi)]
+            .astype(str)
+            .str.startswith(event.sensor_prefix)
+            .any()
+            for frame, key in ((readings, "sensor_id"), (incidents, "grid_cell"))
+        )
+        if held:
+            out.append(event)
+    return tuple(out)
+
+
 def _utc(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -357,10 +389,15 @@ def write_report(
     path: Path,
     title: str,
     expected: tuple[KnownEvent, ...] | None = None,
-) -> int:
+) -> Replayed:
     """The what-if report of a finished replay: its data files, its topics and the grid.
-    ``expected`` defaults to the built-in events when ``data`` include built-in files.
-    Returns how many alerts are on sensors that none of ``data`` holds."""
+    Everything it counts is what the prefix's topics hold and the worker accepted
+    (its dead letters left out); the files only say which file each event came from.
+    ``expected`` defaults to the built-in events when ``data`` include built-in files,
+    and an event is reported only when the topics hold readings of its sensors.
+    Returns what was matched, for warnings (``Replayed.unreplayed``, ``partly``).
+    Raises ``NotReplayedError``, writing nothing, when the topics hold none of the
+    files' events."""
     from playbooks.loader import load_grid
 
     if expected is None:
@@ -368,9 +405,33 @@ def write_report(
         # reports only the events whose sensors were replayed); never with a user's own.
         builtin = {p.resolve() for p in DEMO_DATA}
         expected = KNOWN_EVENTS if any(p.resolve() in builtin for p in data) else ()
+    grid = load_grid(settings.grid_file)
+    dead = {
+        dict(m.headers or ()).get("citybrain.error.origin", b"").decode("utf-8", "replace")
+        for m in read_topic(settings, settings.topic("deadletter"))
+    }
+
+    def messages(role: str) -> list[TopicMessage]:
+        return [
+            TopicMessage(m.topic, m.partition, m.offset, m.value)
+            for m in read_topic(settings, settings.topic(role))
+        ]
+
+    replayed = match_files(
+        *accepted_events(messages("readings"), messages("incidents"), dead, grid),
+        readings_frame(data),
+        incidents_frame(data),
+    )
+    if replayed.coverage and all(held == 0 for _, held in replayed.coverage.values()):
+        files = ", ".join(f"{name} ({n:,} events)" for name, (n, _) in replayed.coverage.items())
+        raise NotReplayedError(
+            f"the topics of prefix {settings.topic_prefix!r} hold none of the events of {files}:"
+            " they were not replayed under this prefix (replay them with "
+            f"CITYBRAIN_TOPIC_PREFIX={settings.topic_prefix}, or give the files that were)"
+        )
     alerts = [json.loads(m.value) for m in read_topic(settings, settings.topic("alerts"))]
     steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
-    readings = readings_frame(data)
+    readings = replayed.readings
     firsts: dict[str, dict[str, Any]] = {}
     for doc in alerts:
         firsts.setdefault(
@@ -381,19 +442,34 @@ def write_report(
                 "first_event_time": doc["started_at"],
             },
         )
+    mine = readings[readings["file"] != OTHER_DATA]
     context = Context(
-        grid=load_grid(settings.grid_file),
-        sensor_files=dict(zip(readings["sensor_id"], readings["file"], strict=True)),
-        incidents=incidents_frame(data),
+        grid=grid,
+        sensor_files=dict(zip(mine["sensor_id"], mine["file"], strict=True)),
+        incidents=replayed.incidents,
+        # Only events whose data the topics hold: a file given but not replayed (or
+        # replayed from past the event, --skip) never makes its event "missed".
         known_events=known_events(
-            list(firsts.values()), expected, set(readings["sensor_id"].unique())
+            list(firsts.values()),
+            with_data(expected, readings, replayed.incidents),
+            set(readings["sensor_id"]) | set(replayed.incidents["grid_cell"]),
         ),
+        report_files={
+            str(rid): str(f)
+            for rid, f in zip(
+                replayed.incidents["report_id"], replayed.incidents["file"], strict=True
+            )
+            if f != OTHER_DATA
+        },
+        repeated_reports=replayed.repeated_reports,
     )
     path.write_text(build_report(readings, alerts, steps, title, context), encoding="utf-8")
     # Alerts on sensors the files do not hold: the report was given other files than
     # the replay under this prefix had.
-    replayed = set(readings["sensor_id"].unique())
-    return sum(1 for a in firsts.values() if a["sensor_id"] and a["sensor_id"] not in replayed)
+    replayed.elsewhere = sum(
+        1 for a in firsts.values() if a["sensor_id"] and a["sensor_id"] not in context.sensor_files
+    )
+    return replayed
 
 
 def messages_in(settings: Settings, roles: tuple[str, ...]) -> int:

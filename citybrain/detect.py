@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -18,6 +18,7 @@ from typing import TextIO
 import numpy as np
 
 from citybrain.errors import InputError
+from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, Detector
 from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
@@ -32,23 +33,44 @@ class DetectInputError(InputError):
     """A bad input file; the message names file, line and reason."""
 
 
-# A date alone (a daily series) or the worker's ISO 8601 form (streams/events.py), the
-# zone optional (none is UTC), ASCII digits only.
+# A date alone (a daily series) or the worker's ISO 8601 form (streams/events.py, a
+# reading's ``ts``), ASCII digits only. The zone may be left out, unlike in a reading:
+# NAB's corpus and most exported series have none. Without one a time is UTC, so times
+# with and without a zone compare in one file.
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+TIMESTAMP_FORM = (
+    "expected ISO 8601 as a reading's ts, 2026-11-01T10:00:00Z or 2026-11-01 10:00:00+08:00 "
+    "(a zone: Z or ±HH:MM; none is UTC), or a date alone"
+)
 
 
 def _when(text: str) -> datetime | None:
-    """The row's time, or None. Python 3.11's ``fromisoformat`` alone also takes any
-    character between date and time (``2026-11-01X10:00``), the basic format
-    (``20261101T1000``), week dates (``2026-W44-1``) and a bare hour (``…T10``): a
-    column of something else would have been read as times."""
+    """The row's time (with its zone, UTC when it has none), or None. The form is the
+    worker's ``ISO_DATETIME`` (``T``, ``t`` or a space between date and time; the zone
+    ``Z`` or an offset, ``+0000`` too; not ``z``) or a date alone: Python 3.11's
+    ``fromisoformat`` alone also takes any character between date and time
+    (``2026-11-01X10:00``), the basic format (``20261101T1000``), week dates
+    (``2026-W44-1``) and a bare hour (``…T10``): a column of something else would have
+    been read as times."""
     text = text.strip()
     if not (ISO_DATETIME.fullmatch(text) or _DATE.fullmatch(text)):
         return None
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+@dataclass
+class TimeOrder:
+    """Rows whose time the stream would not score: ``repeated``, at the previous row's
+    time (the stream drops them as duplicates), and ``earlier``, before it by at most
+    ``MAX_STEP_BACK`` (a clock set back; the stream dead-letters them ``out_of_order``).
+    detect scores both, and says how many there were."""
+
+    repeated: int = 0
+    earlier: int = 0
 
 
 def _looks_like_row(text: str) -> bool:
@@ -57,13 +79,16 @@ def _looks_like_row(text: str) -> bool:
 
 
 def read_series(
-    path: Path, on_bad_row: Callable[[str], None] | None = None
+    path: Path,
+    on_bad_row: Callable[[str], None] | None = None,
+    order: TimeOrder | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Stamps as written, times in seconds, values. Any fault (bytes that are not UTF-8,
-    stray quotes, bad fields, rows out of time order; the reader is streams/csvfile.py)
-    raises DetectInputError naming file, line and reason; with ``on_bad_row``, a bad row
-    is passed to it as ``file:line: reason`` and skipped instead (a bad header, an empty
-    file or no good rows still raise)."""
+    stray quotes, bad fields, rows more than ``MAX_STEP_BACK`` out of time order; the
+    reader is streams/csvfile.py) raises DetectInputError naming file, line and reason;
+    with ``on_bad_row``, a bad row is passed to it as ``file:line: reason`` and skipped
+    instead (a bad header, an empty file or no good rows still raise). ``order``, if
+    given, counts the rows at or a little before the latest time so far (``TimeOrder``)."""
     try:
         records = list(read_records(path, _looks_like_row))
     except FeedError as exc:
@@ -99,12 +124,22 @@ def read_series(
                 raise
             on_bad_row(str(exc))
             continue
+        if previous is not None and order is not None:
+            if when == previous:
+                order.repeated += 1
+            elif when < previous:
+                order.earlier += 1
         previous = max(previous, when) if previous else when
         stamps.append(record.fields[0])
         times.append(epoch)
         values.append(value)
     if not values:
-        raise DetectInputError(f"{path}:2: no data rows")
+        # Named at a line the file has (a one-line file was "file:2: no data rows").
+        if len(records) == 1:
+            raise DetectInputError(f"{path}:{header.line}: no data rows: only the header")
+        raise DetectInputError(
+            f"{path}:{records[-1].line}: no data rows: every one was bad (skipped above)"
+        )
     return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
@@ -118,26 +153,26 @@ def _row(
         )
     when = _when(row[0])
     if when is None:
-        raise DetectInputError(
-            f'{path}:{line}: field "timestamp" is {row[0]!r}, expected YYYY-MM-DD HH:MM:SS'
-        )
+        raise DetectInputError(f'{path}:{line}: field "timestamp" is {row[0]!r}, {TIMESTAMP_FORM}')
     try:
         value = decimal(row[1])
     except ValueError as exc:
         raise DetectInputError(f"{path}:{line}: {exc}") from None
     try:
+        # Every time is aware (UTC when written without a zone): these never mix.
         back = previous is not None and when < previous - MAX_STEP_BACK
-        epoch = when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
-        if previous is not None:
-            max(previous, when)  # raises TypeError for a zone mixed with none
-    except (TypeError, OverflowError, ValueError, OSError) as exc:
-        # Stamps with and without a zone mixed, or one out of range.
-        raise DetectInputError(f'{path}:{line}: field "timestamp" is {row[0]!r}: {exc}') from None
+        epoch = when.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise DetectInputError(
+            f'{path}:{line}: field "timestamp" is {row[0]!r}: the time in UTC is outside the '
+            "years 0001-9999"
+        ) from None
     if back:
         assert previous is not None
         raise DetectInputError(
             f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
-            f"{previous:%Y-%m-%d %H:%M:%S}: rows must be in time order"
+            f"{previous.isoformat(sep=' ')}: rows must be in time order (a clock set back "
+            f"by up to {MAX_STEP_BACK.seconds // 3600} h is scored and counted)"
         )
     return when, epoch, value
 
@@ -163,12 +198,15 @@ class Scored:
     flagged: int = 0
     leading_zeros: int = 0
     series: int = 0
+    order: TimeOrder = field(default_factory=TimeOrder)
 
     def add(self, other: Scored) -> None:
         self.rows += other.rows
         self.flagged += other.flagged
         self.leading_zeros = max(self.leading_zeros, other.leading_zeros)
         self.series += other.series
+        self.order.repeated += other.order.repeated
+        self.order.earlier += other.order.earlier
 
 
 def detect_file(
@@ -184,11 +222,13 @@ def detect_file(
     than the detector's warm-up, or (for a detector that declares none) scored 0
     throughout. ``threshold``: rows scoring at or above it are counted as flagged.
     ``dst`` may be an open text stream (stdout) instead of a path."""
-    stamps, times, values = read_series(src, on_bad_row)
+    order = TimeOrder()
+    stamps, times, values = read_series(src, on_bad_row, order)
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and len(values) <= warmup:
         warn(
-            f"{src}: {len(values):,} rows, no more than the detector's warm-up of {warmup:,}: "
+            f"{src}: {counted(len(values), 'row')}, no more than the detector's warm-up of "
+            f"{warmup:,}: "
             "every row scored 0 (give it a longer history)"
         )
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
@@ -205,7 +245,7 @@ def detect_file(
             _write_scores(fh, stamps, values, scores)
     else:
         _write_scores(dst, stamps, values, scores)
-    return Scored(len(stamps), int(np.count_nonzero(scores >= threshold)), leading, 1)
+    return Scored(len(stamps), int(np.count_nonzero(scores >= threshold)), leading, 1, order)
 
 
 def _write_scores(fh: TextIO, stamps: list[str], values: np.ndarray, scores: np.ndarray) -> None:

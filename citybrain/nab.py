@@ -162,14 +162,16 @@ def leave_one_category_out(
     candidate (a knob setting: one corpus of cases per setting, same files in the same
     order), that are best on the *other* categories; the raw scores of the held-out
     categories are summed and normalised over all windows. No file's own labels choose
-    anything it is scored with (issue 13: the honest number for unseen sensors)."""
+    anything it is scored with (issue 13: the honest number for unseen sensors). None
+    without windows, or with one category: nothing would choose its threshold, which
+    scored it at "above every score", the null detector's 0.0."""
     names = list(candidates)
     first = list(candidates[names[0]])
     a_tp, _, a_fn = PROFILES[profile]
     n_windows = sum(len(case.windows) for case in first)
-    if n_windows == 0:
-        return None
     cats = sorted({category(c) for c in first})
+    if n_windows == 0 or len(cats) < 2:
+        return None
     total = 0.0
     chosen: dict[str, object] = {}
     for held in cats:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from citybrain.campaign import quantile
 from citybrain.text import counted
 from playbooks.grid import Grid
 from streams.events import IncidentReport, Reading
@@ -49,6 +49,142 @@ class Context:
     sensor_files: dict[str, str] = field(default_factory=dict)
     incidents: pd.DataFrame | None = None
     known_events: list[dict[str, Any]] = field(default_factory=list)
+    # Report id -> the --data file that holds it: a burst alert's file is its reports'.
+    report_files: dict[str, str] = field(default_factory=dict)
+    # Citizen reports the worker accepted whose id it had accepted before (re-sent).
+    repeated_reports: int = 0
+
+
+# What the report calls events the topics hold that no --data file holds.
+OTHER_DATA = "data not among --data"
+
+
+@dataclass(frozen=True)
+class TopicMessage:
+    """One Kafka message as the report reads it back: where it sits and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class NotReplayedError(ValueError):
+    """None of the --data files' events are in the topics: the report would describe
+    data that were never replayed under that prefix."""
+
+
+@dataclass
+class Replayed:
+    """What the worker accepted from a prefix's input topics, and how much of each
+    --data file that is.
+
+    ``readings``: ts (epoch s), sensor_id, kind, value, unit, file (the --data file that
+    holds the reading, or ``OTHER_DATA``), one row per sensor and event time;
+    ``incidents``: ts, report_id, category, grid_cell, file, one row per report accepted
+    (a re-sent one too: the worker counts it); ``coverage``: per --data file name with
+    events, (distinct events in the file: readings by sensor and time, reports by id; of
+    those, how many the topics hold)."""
+
+    readings: pd.DataFrame
+    incidents: pd.DataFrame
+    repeated_reports: int
+    coverage: dict[str, tuple[int, int]]
+    elsewhere: int = 0  # alerts on sensors no --data file holds (set by the caller)
+
+    def unreplayed(self) -> list[tuple[str, int]]:
+        """The --data files none of whose events the topics hold: (name, events)."""
+        return [(name, n) for name, (n, held) in self.coverage.items() if n and not held]
+
+    def partly(self) -> list[tuple[str, int, int]]:
+        """The --data files only some of whose events the topics hold."""
+        return [(name, n, held) for name, (n, held) in self.coverage.items() if 0 < held < n]
+
+
+def _key(ts: float) -> float:
+    # Event times to the millisecond: a file's text and the replayed ISO text of the same
+    # time parse to floats that may differ in the last bits.
+    return round(float(ts), 3)
+
+
+def accepted_events(
+    readings: Iterable[TopicMessage],
+    incidents: Iterable[TopicMessage],
+    dead_letters: set[str],
+    grid: Grid,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The readings and citizen reports of a prefix's ``readings`` and ``incidents``
+    topics that the worker accepted: read as it reads them (``EventValidator`` against
+    ``grid``), less those whose origin (``topic/partition/offset[#index]``, the
+    ``citybrain.error.origin`` header) is in ``dead_letters``. Returns (readings: ts,
+    sensor_id, kind, value, unit, one per sensor and event time; incidents: ts,
+    report_id, category, grid_cell, in topic order). Never raises for a message's
+    content: what the worker could not read it dead-lettered, and so is left out here."""
+    from streams.events import EventValidator
+
+    validator = EventValidator(grid, max_future_skew=math.inf)
+    rows: list[tuple[float, str, str, float, str]] = []
+    for m in readings:
+        origin = f"{m.topic}/{m.partition}/{m.offset}"
+        if origin in dead_letters:
+            continue
+        try:
+            packed, items = validator.readings(m.value or b"", math.inf)
+        except Exception:  # the worker dead-lettered it (or will): not replayed data
+            continue
+        for index, item in enumerate(items):
+            if not isinstance(item, Reading) or (packed and f"{origin}#{index}" in dead_letters):
+                continue
+            rows.append((item.ts, item.sensor_id, item.kind, item.value, item.unit))
+    frame = pd.DataFrame(rows, columns=["ts", "sensor_id", "kind", "value", "unit"])
+    frame = frame.drop_duplicates(["sensor_id", "ts"]).reset_index(drop=True)
+    reports: list[tuple[float, str, str, str]] = []
+    for m in incidents:
+        if f"{m.topic}/{m.partition}/{m.offset}" in dead_letters:
+            continue
+        try:
+            r = validator.incident(m.value or b"", math.inf)
+        except Exception:  # dead-lettered by the worker
+            continue
+        reports.append((r.ts, r.report_id, r.category, r.grid_cell))
+    return frame, pd.DataFrame(reports, columns=["ts", "report_id", "category", "grid_cell"])
+
+
+def match_files(
+    topic_readings: pd.DataFrame,
+    topic_incidents: pd.DataFrame,
+    file_readings: pd.DataFrame,
+    file_incidents: pd.DataFrame,
+) -> Replayed:
+    """The topics' accepted events (``accepted_events``) with the --data file each came
+    from (a reading by sensor and event time, a report by its id; ``OTHER_DATA`` for
+    neither), and per file how many of its events the topics hold. ``file_*`` are
+    ``readings_frame`` and ``incidents_frame`` of the --data files (with report_id)."""
+    coverage: dict[str, tuple[int, int]] = {}
+    held = set(zip(topic_readings["sensor_id"], topic_readings["ts"].map(_key), strict=True))
+    source: dict[tuple[str, float], str] = {}
+    for name, frame in file_readings.groupby("file", sort=False):
+        keys = list(zip(frame["sensor_id"], frame["ts"].map(_key), strict=True))
+        for key in keys:
+            source.setdefault(key, str(name))
+        coverage[str(name)] = (len(set(keys)), sum(1 for k in set(keys) if k in held))
+    readings = topic_readings.copy()
+    readings["file"] = [
+        source.get((sid, _key(ts)), OTHER_DATA)
+        for sid, ts in zip(readings["sensor_id"], readings["ts"], strict=True)
+    ]
+    ids = set(topic_incidents["report_id"])
+    by_id: dict[str, str] = {}
+    for name, frame in file_incidents.groupby("file", sort=False):
+        for rid in frame["report_id"]:
+            by_id.setdefault(str(rid), str(name))
+        n, in_topics = coverage.get(str(name), (0, 0))
+        distinct = set(frame["report_id"])
+        coverage[str(name)] = (n + len(distinct), in_topics + len(distinct & ids))
+    incidents = topic_incidents.copy()
+    incidents["file"] = [by_id.get(str(rid), OTHER_DATA) for rid in incidents["report_id"]]
+    repeated = int(incidents["report_id"].duplicated().sum())
+    return Replayed(readings, incidents, repeated, coverage)
 
 
 def event_period(readings: pd.DataFrame, incidents: pd.DataFrame | None) -> str:
@@ -152,21 +288,34 @@ def timelines(
     out = []
     for cluster in clusters:
         cities = sorted({_city(context.grid, a["grid_cell"]) for a in cluster} - {""})
-        files = sorted(
-            {context.sensor_files.get(a["sensor_id"], "") for a in cluster if a["sensor_id"]}
-            | {_incident_file(context, a["grid_cell"]) for a in cluster if not a["sensor_id"]}
-        )
-        files = [f for f in files if f]
-        t0, t1 = min(a["start"] for a in cluster), max(a["end"] for a in cluster)
-        caption = (
-            f"{', '.join(cities) or 'unknown city'}: {', '.join(files) or 'data set unknown'}"
-            f", {_fmt(t0)} - {_fmt(t1)} UTC, {counted(len(cluster), 'alert')}"
-        )
+        by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for a in cluster:
+            by_file[_alert_file(context, a)].append(a)
+        # Each file with its own alerts' times: a file never claims another file's alert.
+        parts = [
+            f"{name} {_fmt(min(a['start'] for a in mine))} - "
+            f"{_fmt(max(a['end'] for a in mine))} UTC, {counted(len(mine), 'alert')}"
+            for name, mine in sorted(
+                by_file.items(), key=lambda item: (item[0] == OTHER_DATA, item[0])
+            )
+        ]
+        caption = f"{', '.join(cities) or 'unknown city'}: {'; '.join(parts)}"
         out.append(
             f'<figure class="timeline"><figcaption>{html.escape(caption)}</figcaption>'
             f"{timeline(cluster)}</figure>"
         )
     return "".join(out)
+
+
+def _alert_file(context: Context, alert: dict[str, Any]) -> str:
+    """The --data file an alert came from: a sensor's file, or for a citizen-report burst
+    the file holding most of its reports; ``OTHER_DATA`` when none of them does."""
+    if alert["sensor_id"]:
+        return context.sensor_files.get(alert["sensor_id"]) or OTHER_DATA
+    files = Counter(
+        context.report_files[rid] for rid in alert.get("reports", ()) if rid in context.report_files
+    )
+    return files.most_common(1)[0][0] if files else OTHER_DATA
 
 
 def _city(grid: Grid | None, cell_id: str) -> str:
@@ -176,14 +325,6 @@ def _city(grid: Grid | None, cell_id: str) -> str:
     while cell.parent is not None:
         cell = grid.cells[cell.parent]
     return cell.name
-
-
-def _incident_file(context: Context, cell_id: str) -> str:
-    frame = context.incidents
-    if frame is None or not len(frame):
-        return ""
-    hits = frame.loc[frame["grid_cell"] == cell_id, "file"]
-    return str(hits.iloc[0]) if len(hits) else ""
 
 
 def timeline(alerts: list[dict[str, Any]]) -> str:
@@ -409,7 +550,9 @@ def build_report(
     context: Context | None = None,
 ) -> str:
     """The HTML page. ``readings`` has columns ts (epoch s), sensor_id, kind, value and
-    optionally unit and file; ``context`` adds the grid, incidents and known events."""
+    optionally unit and file; ``context`` adds the grid, incidents and known events.
+    Counts are of what these frames hold: give it what the worker accepted
+    (``accepted_events``, ``match_files``), not a file's rows."""
     context = context or Context()
     alerts: dict[str, dict[str, Any]] = {}
     for doc in alert_messages:
@@ -426,19 +569,25 @@ def build_report(
                 "severity": doc["severity"],
                 "start": _ts(doc["started_at"]),
                 "end": _ts(doc["started_at"]),
+                "reports": [],
             },
         )
+        a["reports"] += [
+            r["report_id"]
+            for r in doc.get("reports") or ()
+            if isinstance(r, dict) and isinstance(r.get("report_id"), str)
+        ]
         if doc["status"] == "resolved" and doc.get("ended_at"):
             a["end"] = _ts(doc["ended_at"])
             a["severity"] = doc["severity"]
     alert_list = sorted(alerts.values(), key=lambda a: a["start"])
     steps = list(step_messages)
     created = {s["run_id"]: s for s in steps if s["action"] == "run_created"}
-    acked = {
-        s["run_id"]: s["at"] - created[s["run_id"]]["at"]
-        for s in steps
-        if s["action"] == "acknowledged" and s["run_id"] in created
-    }
+    acked: dict[str, float] = {}
+    for s in sorted(steps, key=lambda s: s["at"]):
+        # The first acknowledgement, as campaign report's time to acknowledge counts it.
+        if s["action"] == "acknowledged" and s["run_id"] in created:
+            acked.setdefault(s["run_id"], s["at"] - created[s["run_id"]]["at"])
     resolved = latest_resolved(steps, created)
     escalations = Counter(s["level"] for s in steps if s["action"] == "escalate")
     runs_by_playbook = Counter(s["playbook"] for s in created.values())
@@ -446,12 +595,11 @@ def build_report(
     def stat(values: dict[str, float]) -> str:
         if not values:
             return "none yet"
-        vals = sorted(values.values())
-        p90 = vals[min(len(vals) - 1, int(0.9 * len(vals)))]
-        return (
-            f"median {_duration(statistics.median(vals))}, p90 {_duration(p90)} "
-            f"({counted(len(vals), 'run')})"
-        )
+        # One definition in every report: campaign.quantile, numpy's linear one.
+        vals = list(values.values())
+        median, p90 = quantile(vals, 0.5), quantile(vals, 0.9)
+        assert median is not None and p90 is not None  # vals is not empty
+        return f"median {_duration(median)}, p90 {_duration(p90)} ({counted(len(vals), 'run')})"
 
     episodes: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for a in alert_list:
@@ -525,10 +673,16 @@ def build_report(
         by_file = Counter(incidents["file"])
         top = Counter(incidents["category"]).most_common(8)
         first, last = incidents["ts"].min(), incidents["ts"].max()
+        repeated = (
+            f"; {counted(context.repeated_reports, 'report')} re-sent a report id the worker "
+            "had accepted before"
+            if context.repeated_reports
+            else ""
+        )
         citizen = (
-            f"<p>{counted(n_incidents, 'citizen report')} between {_fmt(first)} and "
-            f"{_fmt(last)} UTC "
-            f"({', '.join(f'{html.escape(f)}: {n:,}' for f, n in by_file.items())}); "
+            f"<p>{counted(n_incidents, 'citizen report')} accepted by the worker between "
+            f"{_fmt(first)} and {_fmt(last)} UTC "
+            f"({', '.join(f'{html.escape(f)}: {n:,}' for f, n in by_file.items())}{repeated}); "
             f"{counted(len(bursts), 'burst')} raised an alert.</p>"
             + bars(Counter(dict(top)), "Most frequent report categories")
         )
@@ -650,12 +804,12 @@ def readings_frame(paths: Iterable[Any]) -> pd.DataFrame:
 
 
 def incidents_frame(paths: Iterable[Any]) -> pd.DataFrame:
-    """The citizen reports of canonical incident CSVs: ts (epoch s), category, grid_cell,
-    file (reading files are skipped), read as replay reads them."""
+    """The citizen reports of canonical incident CSVs: ts (epoch s), report_id, category,
+    grid_cell, file (reading files are skipped), read as replay reads them."""
     rows = [
-        (e.ts, e.category, e.grid_cell, Path(path).name)
+        (e.ts, e.report_id, e.category, e.grid_cell, Path(path).name)
         for path in paths
         for e in read_canonical(path, on_bad_row=lambda bad: None)
         if isinstance(e, IncidentReport)
     ]
-    return pd.DataFrame(rows, columns=["ts", "category", "grid_cell", "file"])
+    return pd.DataFrame(rows, columns=["ts", "report_id", "category", "grid_cell", "file"])

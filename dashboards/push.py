@@ -128,12 +128,24 @@ class DashboardPusher:
 
     # -- HTTP policy -----------------------------------------------------------------
     def _get(self, what: str, fetch: Callable[[], Any]) -> Any:
+        """The object, None when Grafana says it does not exist. A server whose 404 or
+        200 is no JSON object is not a Grafana (a Prometheus answers "404 page not
+        found"): PushError saying so, not "Grafana answered 404"."""
         try:
-            return self._call(what, fetch)
+            found = self._call(what, fetch)
         except PushError as exc:
-            if getattr(exc.__cause__, "status_code", None) == 404:
+            cause = exc.__cause__
+            if getattr(cause, "status_code", None) == 404:
+                answer = getattr(cause, "response", None)
+                if not isinstance(answer, dict):
+                    raise PushError(
+                        f"{what}: the server answered 404 {_brief(answer)}: {NOT_GRAFANA}"
+                    ) from cause
                 return None
             raise
+        if not isinstance(found, dict):
+            raise PushError(f"{what}: the server answered {_brief(found)}: {NOT_GRAFANA}")
+        return found
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         for attempt in range(self.retries + 1):
@@ -151,6 +163,18 @@ class DashboardPusher:
                     ) from exc
                 time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
+
+
+NOT_GRAFANA = (
+    "this is not a Grafana, whose HTTP API answers in JSON objects: check --url (Grafana's "
+    "own address, e.g. http://127.0.0.1:3000)"
+)
+
+
+def _brief(answer: object) -> str:
+    """A non-JSON answer in a message: its first line, quoted and cut."""
+    text = str(answer).strip().splitlines()[0] if str(answer).strip() else ""
+    return repr(text[:80]) if text else "with an empty body"
 
 
 def _message(exc: Exception) -> str:

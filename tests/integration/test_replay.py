@@ -261,3 +261,79 @@ def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
         assert f"--prefix '{empty.name}': no events under it: its topics" in err
         assert "are empty" in err
         assert not Path(out).exists()
+        # Trial 5 item 15: campaign report reads steps and audit, and names those.
+        period = ["--from", "2024-05-26", "--to", "2024-05-27"]
+        assert main(["campaign", "report", "--prefix", missing, *period]) == 2
+        err = capsys.readouterr().err
+        assert f"has no topic {missing}.steps or {missing}.audit; prefixes there: " in err
+        assert main(["campaign", "report", "--prefix", empty.name, *period]) == 2
+        err = capsys.readouterr().err
+        assert f"its topics ({empty.name}.steps, {empty.name}.audit) on Kafka at " in err
+
+
+def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5 item 1: a Beijing file never sent to the prefix gave "5,345 readings" and
+    a missed Spring Festival. Only files the topics hold none of: status 2, nothing
+    written; beside one that was replayed: written, with a warning naming the other."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    sent = events()[:3]
+    for e in sent:
+        p.send("readings" if isinstance(e, Reading) else "incidents", b"k", e.to_json())
+    p.flush()
+    mine = run_dir / "mine.csv"
+    mine.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"{format_ts(e.ts)},{e.sensor_id},{e.kind},{e.value},{e.unit},{e.grid_cell}\n"
+            for e in sent
+            if isinstance(e, Reading)
+        )
+    )
+    beijing = str(ROOT / "datasets" / "beijing_air_2016-02.csv.gz")
+    out = run_dir / "wi.html"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():
+            mp.setenv(key, value)
+        assert main(["report", "--prefix", p.name, "--data", beijing, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"the topics of prefix '{p.name}' hold none of the events of " in err
+        assert "beijing_air_2016-02.csv.gz (" in err and not out.exists()
+        args = ["report", "--prefix", p.name, "--data", str(mine), beijing, "--out", str(out)]
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert "--data beijing_air_2016-02.csv.gz: the topics of prefix" in err
+        # The test grid has gauge-2 in another cell and no gauge-3: the worker refuses
+        # both, so the report counts gauge-1's reading alone.
+        assert "--data mine.csv: the topics hold 1 of its 3 events" in err
+        page = out.read_text()
+        assert "<b>1</b><span>readings</span>" in page
+        assert "Spring Festival" not in page  # its sensors' readings are not in the topics
+        assert f"Event time: readings {format_ts(T0)[:10]}" in page
+        # Trial 5 item 15: docs/citizens.md spoke of "an export" no command wrote.
+        now = time.time()
+        step = {
+            "schema": "step/1",
+            "id": "run-1:1",
+            "run_id": "run-1",
+            "action": "run_created",
+            "at": now,
+            "level": "community",
+            "playbook": "flash-flood",
+            "data": {"grid_cell": "c-bridge", "department": "water", "category": "flood"},
+        }
+        p.send("steps", b"run-1", json.dumps(step).encode())
+        p.flush()
+        export = run_dir / "records.jsonl"
+        period = ["--from", format_ts(now - 60), "--to", format_ts(now + 60), "--json"]
+        campaign = ["campaign", "report", *period]
+        assert main([*campaign, "--prefix", p.name, "--export", str(export)]) == 0
+        out, err = capsys.readouterr()
+        from_topics = json.loads(out)  # --json output alone: the export's line is on stderr
+        assert f"1 record exported to {export}" in err
+        assert [json.loads(line) for line in export.read_text().splitlines()] == [step]
+        assert main([*campaign, "--input", str(export)]) == 0
+        assert json.loads(capsys.readouterr().out) == from_topics

@@ -294,8 +294,11 @@ def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], messa
     [
         (b'[{"a": 1},', ":1: not a JSON record: Expecting value"),
         (b'{"a": 1}\n{"b": \xe9}\n', ":2: byte 0xe9 is not UTF-8"),
-        (b'{"a": 1}\n[1, 2]\n', ":2: the record is a list, expected an object"),
-        (b'[{"a": 1}, 7]', ": record 1 of the list is a int, expected an object"),
+        (b'{"schema": "audit/1"}\n[1, 2]\n', ":2: the record is a list, expected an object"),
+        (b'[{"schema": "step/1"}, 7]', ": record 1 of the list is a int, expected an object"),
+        # Trial 5 item 15: an object that is no step or audit record was skipped silently.
+        (b'{"schema": "step/1"}\n{"a": 1}\n', ':2: field "schema" is missing, expected one of'),
+        (b'[{"schema": "step/2"}]', ": record 0 of the list: field \"schema\" is 'step/2',"),
         (b"[" * 100_000 + b"]" * 100_000, ":1: not a JSON record: nested too deeply"),
     ],
 )
@@ -419,8 +422,10 @@ def test_a_long_name_is_cut_to_fit(report: dict[str, Any]) -> None:
     long = {**report["rows"][0], "name": "a community with a very long name " * 3}
     text = render_text({**report, "rows": [long, *report["rows"][1:]]}, 80)
     assert max(len(ln) for ln in text.splitlines()) <= 80
-    first = next(ln for ln in text.splitlines() if ln.startswith("a comm…"))
-    assert first.startswith("a comm… name   1 (+1)")  # the start and the end kept
+    first = next(ln for ln in text.splitlines() if ln.startswith("a com…"))
+    # The start and the end kept; trial 5 items 15 and 16: against a previous period
+    # with no runs here, "(new)", not "(+1)" beside rates with no change.
+    assert first.startswith("a com… name   1 (new)  1         100.0 %     ")
 
 
 def test_cut_ids_stay_distinct() -> None:
@@ -455,3 +460,56 @@ def test_the_verb_agrees_with_the_count(n: int, word: str) -> None:
     from citybrain.text import agreeing
 
     assert agreeing(n, "is", "are") == word
+
+
+def test_runs_in_cells_the_grid_lacks_are_named_in_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5 item 7: --grid of another city put every run under city "?" silently."""
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    grid = tmp_path / "other.yaml"
+    grid.write_text(
+        "version: 1\ncells:\n  - {id: bj, level: city, name: Beijing, unit: centre}\nsensors: []\n"
+    )
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--json"]
+    assert main([*argv, "--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20"]) == 0
+    out, err = capsys.readouterr()
+    # Every run of both periods ([0, 1000) and [1000, 2000)), by its cell.
+    cells: dict[str, int] = {}
+    for r in RECORDS:
+        if r["action"] == "run_created" and r["at"] < 2000:
+            cells[r["data"]["grid_cell"]] = cells.get(r["data"]["grid_cell"], 0) + 1
+    listed = ", ".join(f"{c} ({n} run{'s' if n > 1 else ''})" for c, n in sorted(cells.items()))
+    assert (
+        f"citybrain: warning: the grid {grid} lacks the cells of {sum(cells.values())} runs: "
+        f'{listed}; they are counted only at the city level, as city "?"'
+    ) in err
+    assert json.loads(out)["unplaced_cells"] == dict(sorted(cells.items()))
+    # With the grid the worker ran with: no warning.
+    fixture = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv[argv.index(str(grid))] = str(fixture)
+    assert main([*argv, "--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_an_input_without_runs_and_a_year_one_period_are_said_as_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5 item 15: an empty --input was told "give --prefix … or --input", and
+    --from 0001-01-01 was printed "1-01-01"."""
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    export = tmp_path / "records.jsonl"
+    export.write_text("")
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    assert main([*argv, "--from", "2024-05-26", "--to", "2024-05-27"]) == 1
+    err = capsys.readouterr().err
+    assert f"no runs in {export} at all (no records)" in err
+    assert "or --input" not in err and "--export FILE" in err
+    export.write_text(json.dumps({"schema": "audit/1", "action": "api_refused"}) + "\n")
+    assert main([*argv, "--from", "2024-05-26", "--to", "2024-05-27"]) == 1
+    assert "(1 record, none a run_created step with a grid_cell)" in capsys.readouterr().err
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    assert main([*argv, "--from", "0001-01-01", "--to", "1970-01-01T00:33:20"]) == 0
+    out = capsys.readouterr().out
+    assert "created, 0001-01-01 00:00 UTC to 1970-01-01 00:33 UTC" in " ".join(out.split())

@@ -268,7 +268,8 @@ def test_a_bad_row_in_a_directory_says_which_files_were_scored(
         ["detect", "--input-dir", str(tmp / "dir"), "--output-dir", str(out)], env
     )
     assert proc.returncode == EXIT_USAGE
-    assert f"1 of 2 files were scored into {out} before it (the last: a.csv)" in proc.stderr
+    # Trial 5 item 16: "1 of 5 files were scored".
+    assert f"1 of 2 files was scored into {out} before it (the last: a.csv)" in proc.stderr
     assert (out / "a.csv").is_file() and not (out / "b.csv").exists()
 
 

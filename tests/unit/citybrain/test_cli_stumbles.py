@@ -368,8 +368,10 @@ def test_a_long_replay_says_so_and_how_to_shorten_it() -> None:
 
     sixteen_hours = _readings(0.0, 16 * 3600.0)
     note = replay_duration_note(sixteen_hours, 60.0)
-    assert "16.0 h of event time" in note and "about 16 min" in note
+    assert "span 16 h of event time" in note and "about 16 min" in note
     assert "--max" in note and "--speed" in note
+    # Trial 5 item 16: 12 minutes at --speed 1 were "0.2 h".
+    assert "span 12 min of event time" in replay_duration_note(_readings(0.0, 720.0), 0.5)
     assert replay_duration_note(sixteen_hours, None) == ""  # --max
     short = _readings(0.0, LONG_REPLAY_SECONDS * 60.0)  # exactly the limit at 60x
     assert replay_duration_note(short, 60.0) == ""
@@ -469,8 +471,10 @@ def test_detect_counts_at_the_threshold_the_stream_runs_the_detector_at(
     argv = ["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]
     assert main([*argv, "--detector", "robust_zscore"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
+    # The stream runs tail here (CITYBRAIN_DETECTOR unset): "would", and it says so.
     assert line.endswith(
-        "scored at or above 0.6 (robust_zscore's threshold, the one the stream alerts at with it)"
+        "scored at or above 0.6 (robust_zscore's threshold, the one the stream would alert "
+        "at running it; the stream runs tail)"
     )
     monkeypatch.setenv("CITYBRAIN_SCORE_THRESHOLD", "0.5")
     assert main([*argv, "--detector", "robust_zscore"]) == 0
@@ -532,3 +536,18 @@ def test_a_403_points_to_the_demos_coordinator_token_when_there_is_one(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("secret\n")
     assert f"the demo's coordinator token is in {path}" in forbidden_hint()
+
+
+def test_a_resumed_replay_reads_every_row_and_says_what_skip_left_out() -> None:
+    """Trial 5 item 16: `replay --skip 10` of 11,520 rows said "read 11,510 rows"."""
+    from citybrain.cli import replay_summary
+
+    line = replay_summary(11_520, 11_500, 10, 0, resumed=10)
+    assert line == (
+        "read 11,520 rows: left out the first 10 (--skip, sent before), sent 11,500 readings "
+        "and 10 incidents, skipped 0 bad rows"
+    )
+    assert (
+        replay_summary(3, 2, 0, 1)
+        == "read 3 rows: sent 2 readings and 0 incidents, skipped 1 bad row"
+    )

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from citybrain.cli import detect_summary, main
 from citybrain.detect import DetectInputError, Scored, read_series, warmup_rows
-from detectors import DEFAULT_DETECTOR, DETECTORS, default_threshold
+from detectors import DEFAULT_DETECTOR, DETECTORS, OWN_THRESHOLDS, default_threshold
 
 
 def write(path: Path, text: str) -> Path:
@@ -126,8 +126,11 @@ LATIN1_SERIES = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\
         (b"", ":1: the file is empty"),
         ("timestamp,value\n2020-01-01 00:00:00,1\n".encode("utf-16"), ":1: the file is UTF-16"),
         (
-            b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00+00:00,2\n",
-            ":3: field \"timestamp\" is '2020-01-01 00:01:00+00:00'",
+            # The worker's form: a lower-case z is no zone it reads (trial 5 item 6).
+            b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01t00:01:00z,2\n",
+            ":3: field \"timestamp\" is '2020-01-01t00:01:00z', expected ISO 8601 as a "
+            "reading's ts, 2026-11-01T10:00:00Z or 2026-11-01 10:00:00+08:00 (a zone: Z or "
+            "±HH:MM; none is UTC)",
         ),
         (b"timestamp,value\n2020-01-01 00:00:00,1e999\n", ":2: field \"value\" is '1e999'"),
     ],
@@ -305,7 +308,12 @@ def test_every_detectors_summary_states_its_warm_up_and_rows_at_the_threshold(
     threshold = default_threshold(detector)  # the stream's for this detector
     flagged = sum(s >= threshold for s in scores)
     word = "row" if flagged == 1 else "rows"
-    assert f"; {flagged} {word} scored at or above {threshold:g} ({detector}'s" in line, line
+    own = detector in OWN_THRESHOLDS or detector == DEFAULT_DETECTOR
+    # Trial 5 item 11: a detector on tail's threshold is not told it is its own.
+    whose = f"({detector}'s threshold" if own else f"({DEFAULT_DETECTOR}'s calibrated threshold"
+    assert f"; {flagged} {word} scored at or above {threshold:g} {whose}" in line, line
+    if not own:
+        assert f"{detector}'s scores have their own scale, so this is no alert rate" in line
     warmup = warmup_rows(DETECTORS[detector]())
     if warmup is not None:
         assert f"the first {warmup} rows of each series are warm-up, scored 0" in line
@@ -355,3 +363,58 @@ def test_a_threshold_set_for_the_streams_other_detector_is_said_to_be_so() -> No
     )
     same = detect_summary("tail", scored, 0, 32, 0.5, True, "tail")
     assert same.endswith("(CITYBRAIN_SCORE_THRESHOLD, the stream's alert threshold)")
+
+
+def test_windowed_gaussian_on_a_flat_series_is_not_told_the_threshold_is_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5 item 11: on 10.0/10.1/10.2 "11 rows scored at or above 0.22 (… the one
+    the stream alerts at)", normal rows scoring 0.78-0.80: 0.22 is tail's threshold."""
+    rows = ["timestamp,value"] + [f"2024-01-01T00:{m:02d}:00Z,{10 + m % 3 / 10}" for m in range(12)]
+    src = write(tmp_path / "flat.csv", "\n".join(rows) + "\n")
+    argv = ["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]
+    assert main([*argv, "--detector", "windowed_gaussian"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "the one the stream alerts at" not in line
+    assert "windowed_gaussian's scores have their own scale" in line
+    assert line.endswith("the stream runs tail)")
+
+
+def test_times_with_and_without_a_zone_mix_and_unordered_ones_are_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5 item 6: after a row without a zone, a valid 2024-01-01T00:02:00Z was
+    refused with Python's "can't compare offset-naive and offset-aware datetimes"; rows
+    at or before the previous time were scored without a word, while the stream drops
+    or dead-letters them."""
+    src = write(
+        tmp_path / "mixed.csv",
+        "timestamp,value\n"
+        "2024-01-01 00:01,1\n"  # no zone, no seconds: UTC
+        "2024-01-01T00:02:00Z,2\n"
+        "2024-01-01 00:03:00+0000,3\n"
+        "2024-01-01t00:04:00+00:00,4\n"
+        "2024-01-01T00:04:00Z,4\n"  # the previous row's time
+        "2024-01-01T01:03:00+01:00,5\n"  # 00:03 UTC: before it, by a minute
+        "2023-12-31,6\n",  # a date alone: before, by more than an hour
+    )
+    out = tmp_path / "o.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{src}:8: timestamp '2023-12-31' is before the previous row's" in err
+    assert "offset-naive" not in err
+    assert main(["detect", "--input", str(src), "--output", str(out), "--on-error", "skip"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert (
+        "scored though the stream would not: 1 row at the previous row's time (the stream "
+        "drops these as duplicates); 1 row before it by up to an hour (the stream "
+        "dead-letters these, out_of_order)"
+    ) in line
+    assert line.startswith("read 7 rows: scored 6 with tail, skipped 1 bad row")
+
+
+def test_a_file_of_only_its_header_is_named_at_its_own_line(tmp_path: Path) -> None:
+    """Trial 5 item 16: a one-line file was "empty.csv:2: no data rows"."""
+    src = write(tmp_path / "empty.csv", "timestamp,value\n")
+    with pytest.raises(DetectInputError, match=r"empty\.csv:1: no data rows: only the header"):
+        read_series(src)

@@ -81,3 +81,17 @@ def test_a_bad_corpus_file_is_a_file_line_error(tmp_path: Path) -> None:
     labels.write_text("{}")
     with pytest.raises(DetectInputError, match=rf"^{re.escape(str(bad))}:3: byte 0xf1"):
         load_corpus(tmp_path, labels, lambda t, v: np.zeros_like(v))
+
+
+def test_leave_one_category_out_is_none_with_one_category() -> None:
+    """Trial 5 item 14: one category gave "leave_one_category_out": 0.0, a score for a
+    category no other could choose a threshold for; null, like held_out_threshold."""
+    from citybrain.nab import PROFILES, report
+
+    rng = np.random.default_rng(3)
+    one = [Case(f"c/{i}.csv", rng.random(800), [(300, 360)]) for i in range(2)]
+    result = report(one)
+    assert all(result[p]["leave_one_category_out"] is None for p in PROFILES)  # type: ignore[index]
+    two = [*one, Case("d/0.csv", rng.random(800), [(300, 360)])]
+    scores = [report(two)[p]["leave_one_category_out"] for p in PROFILES]  # type: ignore[index]
+    assert all(isinstance(s, float) for s in scores)

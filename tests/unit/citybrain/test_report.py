@@ -7,13 +7,19 @@ from pathlib import Path
 import pandas as pd
 
 from citybrain.report import (
+    OTHER_DATA,
     Context,
+    TopicMessage,
+    accepted_events,
     build_report,
     event_period,
+    incidents_frame,
     latest_resolved,
+    match_files,
     readings_frame,
 )
 from playbooks.grid import Cell, Grid, SensorRegistration
+from streams.events import IncidentReport, Reading
 
 
 def alert(aid: str, sensor: str, start: str, end: str | None, status: str) -> dict[str, object]:
@@ -162,6 +168,7 @@ def test_report_names_events_draws_a_map_and_counts_every_sensor() -> None:
             "grid_cell": "bj-c2",
             "severity": "minor",
             "labels": {"category": "Noise"},
+            "reports": [{"report_id": f"n{i}", "channel": "app"} for i in range(6)],
         },
     ]
     alerts[0]["grid_cell"] = "bj-c"
@@ -178,14 +185,15 @@ def test_report_names_events_draws_a_map_and_counts_every_sensor() -> None:
         sensor_files={"bj-a-pm25": "beijing.csv.gz", "bj-x-pm10": "beijing.csv.gz"},
         incidents=incidents,
         known_events=[{"event": "Fireworks", "alerts": 1, "detected": True}],
+        report_files={f"n{i}": "reports.csv.gz" for i in range(6)},
     )
     page = build_report(readings, alerts, [], "t", context)
     assert "A what-if replay feeds recorded history through the pipeline" in page
     assert "detected: Fireworks (1 alert)" in page
-    # The timeline says which city and data sets it shows.
+    # The timeline says which city and data sets it shows, each file with its own alerts.
     assert (
-        "Beijing: beijing.csv.gz, reports.csv.gz, 2016-02-07 10:00 - 2016-02-07 12:00 UTC, 3 alerts"
-        in page
+        "Beijing: beijing.csv.gz 2016-02-07 10:00 - 2016-02-07 11:00 UTC, 2 alerts; "
+        "reports.csv.gz 2016-02-07 12:00 - 2016-02-07 12:00 UTC, 1 alert" in page
     )
     # The map: the critical sensor red, the quiet one grey, the burst's cell shape coloured;
     # the sensor without coordinates is named, not dropped silently.
@@ -197,7 +205,10 @@ def test_report_names_events_draws_a_map_and_counts_every_sensor() -> None:
     # Every sensor with alerts is counted and listed; the chart cap is stated.
     assert "Sensors with alerts (2)" in page and "(at most 24)" in page
     assert "<td>bj-x-pm10</td>" in page and "20 ug/m3" in page
-    assert "6 citizen reports between" in page and "1 burst raised an alert" in page
+    assert (
+        "6 citizen reports accepted by the worker between" in page
+        and "1 burst raised an alert" in page
+    )
 
 
 def test_the_event_time_covers_each_data_set_the_report_shows() -> None:
@@ -256,3 +267,167 @@ def test_the_event_time_is_one_range_per_data_file() -> None:
         "readings beijing.csv.gz 2016-01-28 00:00 - 2016-02-10 23:00 UTC, "
         "usgs.csv.gz 2019-05-06 00:00 - 2019-05-13 23:55 UTC"
     )
+
+
+def _messages(topic: str, values: list[bytes]) -> list[TopicMessage]:
+    return [TopicMessage(topic, 0, offset, value) for offset, value in enumerate(values)]
+
+
+def test_the_report_counts_what_the_worker_accepted_not_the_files_rows(tmp_path: Path) -> None:
+    """Trial 5 item 1: the report counted a --data file's rows whether or not they were
+    replayed (a Beijing file never sent claimed 5,345 readings and a missed event), and
+    counted reports the worker dead-lettered while leaving out re-sent ones. Now: the
+    topics' events less the dead letters, each matched to its file."""
+    t0 = 1_454_889_600.0  # 2016-02-08 00:00 UTC
+    sent = [Reading(t0 + 60 * i, "bj-a-pm25", "pm25", 20.0 + i, "ug/m3", "bj-c") for i in range(4)]
+    pack = (
+        b'{"schema": "readings/1", "readings": [' + b",".join(r.to_json() for r in sent[2:]) + b"]}"
+    )
+    readings = _messages("p.readings", [sent[0].to_json(), sent[1].to_json(), pack])
+    reports = [
+        IncidentReport(t0, "r1", "Noise", "loud", "app", "bj-c"),
+        IncidentReport(t0 + 1, "r2", "Noise", "loud", "app", "bj-c"),
+        IncidentReport(t0 + 2, "r3", "Noise", "loud", "fax", "bj-c"),  # unknown source
+        IncidentReport(t0 + 3, "r4", "Noise", "loud", "app", "bj-c"),  # dead-lettered
+        IncidentReport(t0 + 4, "r1", "Noise", "loud again", "app", "bj-c"),  # re-sent
+    ]
+    incidents = _messages("p.incidents", [r.to_json() for r in reports])
+    # The worker dead-lettered reading 1 (out_of_order), the pack's second reading and r4.
+    dead = {"p.readings/0/1", "p.readings/0/2#1", "p.incidents/0/3"}
+    topic_readings, topic_incidents = accepted_events(readings, incidents, dead, _grid())
+    assert topic_readings["ts"].tolist() == [t0, t0 + 120]
+    assert topic_incidents["report_id"].tolist() == ["r1", "r2", "r1"]
+
+    header = "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+    mine = tmp_path / "mine.csv"
+    mine.write_text(
+        header
+        + "".join(
+            f"2016-02-08T00:0{2 * i}:00Z,bj-a-pm25,pm25,{20.0 + 2 * i},ug/m3,bj-c\n"
+            for i in range(2)
+        )
+    )
+    other = tmp_path / "beijing.csv"  # given but never replayed
+    other.write_text(header + "2016-01-01T00:00:00Z,bj-b-pm25,pm25,5,ug/m3,bj-c\n")
+    calls = tmp_path / "calls.csv"
+    calls.write_text(
+        "timestamp,report_id,category,text,source,grid_cell\n"
+        "2016-02-08T00:00:00Z,r1,Noise,loud,app,bj-c\n"
+        "2016-02-08T00:00:02Z,r3,Noise,loud,fax,bj-c\n"
+    )
+    files = [mine, other, calls]
+    replayed = match_files(
+        topic_readings, topic_incidents, readings_frame(files), incidents_frame(files)
+    )
+    assert replayed.coverage == {"mine.csv": (2, 2), "beijing.csv": (1, 0), "calls.csv": (2, 1)}
+    assert replayed.unreplayed() == [("beijing.csv", 1)]
+    assert replayed.partly() == [("calls.csv", 2, 1)]
+    assert replayed.readings["file"].tolist() == ["mine.csv", "mine.csv"]
+    # r2 was sent from elsewhere; r1 twice, both accepted (the worker counts both).
+    assert replayed.incidents["file"].tolist() == ["calls.csv", OTHER_DATA, "calls.csv"]
+    assert replayed.repeated_reports == 1
+    context = Context(
+        grid=_grid(),
+        incidents=replayed.incidents,
+        repeated_reports=replayed.repeated_reports,
+    )
+    page = build_report(replayed.readings, [], [], "t", context)
+    assert '<div class="card"><b>2</b><span>readings</span>' in page
+    assert '<div class="card"><b>3</b><span>incidents</span>' in page
+    assert "1 report re-sent a report id the worker had accepted before" in page
+    assert "beijing.csv" not in page  # its event time is not shown: it was not replayed
+
+
+def test_a_timeline_caption_gives_each_file_only_its_own_alerts() -> None:
+    """Trial 5 item 1: with mine.csv given, a burst from mine2.csv's reports in the same
+    cell was captioned as mine.csv's. A burst is its reports' file; without one it is
+    data not among --data."""
+    alerts = [
+        {
+            **alert(f"b{i}", "", start, None, "firing"),
+            "kind": "incident_burst",
+            "grid_cell": "bj-c",
+            "reports": [{"report_id": rid, "channel": "app"}],
+        }
+        for i, (start, rid) in enumerate(
+            [("2024-05-27T03:10:00Z", "m1"), ("2024-05-27T04:10:00Z", "x1")]
+        )
+    ]
+    context = Context(grid=_grid(), report_files={"m1": "mine.csv"})
+    page = build_report(
+        pd.DataFrame(columns=["ts", "sensor_id", "kind", "value"]), alerts, [], "t", context
+    )
+    assert (
+        "Beijing: mine.csv 2024-05-27 03:10 - 2024-05-27 03:10 UTC, 1 alert; "
+        f"{OTHER_DATA} 2024-05-27 04:10 - 2024-05-27 04:10 UTC, 1 alert" in page
+    )
+
+
+def test_the_what_if_and_campaign_reports_give_the_same_quantiles() -> None:
+    """Trial 5 item 3: for two resolved runs (74.3 s and 275.6 s) the what-if report said
+    p90 4.6 min (the larger one) and campaign report 4.3 min (numpy's linear quantile);
+    with three, 8.5 against 8.3 min. One definition now: campaign.quantile."""
+    from citybrain.campaign import campaign_report
+    from citybrain.report import _duration
+
+    def step(run: str, seq: int, action: str, at: float, **data: object) -> dict[str, object]:
+        return {
+            "schema": "step/1",
+            "id": f"{run}:{seq}",
+            "run_id": run,
+            "action": action,
+            "at": at,
+            "level": "community",
+            "playbook": "noise",
+            "detail": "",
+            "data": data,
+        }
+
+    for times in ([74.3, 275.6], [74.3, 275.6, 520.0], [30.0, 40.0, 50.0, 600.0, 610.0]):
+        steps = []
+        for i, ttr in enumerate(times):
+            run, t0 = f"r{i}", 1000.0 + i
+            steps += [
+                step(run, 1, "run_created", t0, grid_cell="bj-c", department="police"),
+                # Two acknowledgements: the first counts in both reports.
+                step(run, 2, "acknowledged", t0 + ttr / 3),
+                step(run, 3, "acknowledged", t0 + ttr / 2),
+                step(run, 4, "resolved", t0 + ttr),
+            ]
+        campaign = campaign_report(steps, {"bj-c": {"city": "bj"}}, 0.0, 5000.0)
+        city = next(r for r in campaign["rows"] if r["scope"] == "city")["figures"]
+        page = build_report(
+            pd.DataFrame(columns=["ts", "sensor_id", "kind", "value"]), [], steps, "t"
+        )
+        n = f"({len(times)} runs)"
+        assert (
+            f"Time to acknowledge: median {_duration(city['tta_median'])}, "
+            f"p90 {_duration(city['tta_p90'])} {n}" in page
+        )
+        assert (
+            f"Time to resolve: median {_duration(city['ttr_median'])}, "
+            f"p90 {_duration(city['ttr_p90'])} {n}" in page
+        )
+        if len(times) == 2:  # the trial's runs: 74.3 + 0.9 * (275.6 - 74.3) = 255.5 s
+            assert "Time to resolve: median 2.9 min, p90 4.3 min" in page
+
+
+def test_only_events_whose_data_were_replayed_can_be_missed() -> None:
+    """Trial 5 item 1: a Beijing file never replayed gave "missed: Spring Festival
+    fireworks". An event counts only when the topics hold its sensors' readings (or its
+    cells' reports) inside its window."""
+    from citybrain.demo import KnownEvent, with_data
+
+    fireworks = KnownEvent("fireworks", "bj-", "2016-02-07T16:00:00Z", "2016-02-08T04:00:00Z")
+    flood = KnownEvent("flood", "usgs-", "2019-05-10T20:00:00Z", "2019-05-11T06:00:00Z")
+    noise = KnownEvent("noise", "nyc-cb-", "2024-05-27T00:00:00Z", "2024-05-27T06:00:00Z")
+    t = pd.Timestamp("2016-02-07T20:00:00Z").timestamp()
+    readings = pd.DataFrame(
+        {"ts": [t, t + 86_400 * 30], "sensor_id": ["bj-a-pm25", "usgs-1-flow"]}
+    )  # the flood's gauge only outside its window (a replay resumed past it)
+    incidents = pd.DataFrame(
+        {"ts": [pd.Timestamp("2024-05-27T01:00:00Z").timestamp()], "grid_cell": ["nyc-cb-1"]}
+    )
+    assert with_data((fireworks, flood, noise), readings, incidents) == (fireworks, noise)
+    empty = pd.DataFrame({"ts": [], "sensor_id": [], "grid_cell": []})
+    assert with_data((fireworks, flood, noise), empty, empty) == ()
