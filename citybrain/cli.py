@@ -1051,7 +1051,8 @@ def api_base(url: str | None) -> str:
 def api_reason(body: str, status: int) -> str:
     """The readable part of an error answer: the API's ``{"error": ...}`` text, else the
     body's first line of text with any HTML tags removed (a proxy's or aiohttp's page),
-    at most 200 characters; the HTTP reason phrase when the body says nothing."""
+    at most 200 characters (the API's own text: 2,000); the HTTP reason phrase when the
+    body says nothing."""
     import http
     import re
 
@@ -1072,7 +1073,11 @@ def api_reason(body: str, status: int) -> str:
             text = http.HTTPStatus(status).phrase
         except ValueError:
             text = "no reason given"
-    return text if len(text) <= 200 else text[:199] + "…"
+    # The API's own reason is shown whole: its advice ("relay the reporter's answer as a
+    # new report, or answer run <new> …") comes last (trial 5: cut at 200 characters). A
+    # page from something else (a proxy) is cut.
+    limit = 2000 if isinstance(doc, dict) and isinstance(doc.get("error"), str) else 200
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _print_json(doc: Any) -> None:
@@ -1207,8 +1212,8 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
         ("playbook", run.get("playbook")),
         ("cell", _cell(run, names)),
         ("level", run.get("level")),
-        ("status", run.get("status")),
-        ("step", run.get("step") or "-"),
+        ("status", _status(run)),
+        ("step", run.get("step") or _no_step(run)),
         ("kind", run.get("kind")),
         ("department", run.get("department")),
         ("created", f"{_local(created)} ({_ago(now - created)} ago)" if created else "-"),
@@ -1228,6 +1233,7 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
             if run.get("resolved_at")
             else "no",
         ),
+        ("reopened", _times(int(run.get("reopened") or 0))),
         ("alerts", f"{len(run.get('alerts', []))}: {', '.join(run.get('alerts', []))}"),
         ("reports", _reports(run.get("reports") or {})),
     ]
@@ -1239,6 +1245,38 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
     lines.append(f"{'actions'.ljust(width)}  {len(actions) or 'none'}")
     lines += [f"  {_action_line(a)}" for a in actions]
     return "\n".join(lines)
+
+
+def _times(n: int) -> str:
+    """How often a reporter's answer reopened the run: ``no``, ``once``, ``3 times``."""
+    return "no" if n == 0 else "once" if n == 1 else f"{n} times"
+
+
+def _status(run: dict[str, Any]) -> str:
+    """The run's status, saying when a reporter's answer reopened it (``open, reopened
+    once``): open again after being resolved, which ``open`` alone does not tell."""
+    status = str(run.get("status", ""))
+    reopened = int(run.get("reopened") or 0)
+    return f"{status}, reopened {_times(reopened)}" if reopened else status
+
+
+def _no_step(run: dict[str, Any]) -> str:
+    """The step line of a run between steps: a reopened run that is open waits to be
+    resolved again, not for a playbook step."""
+    if run.get("reopened") and run.get("status") == "open":
+        return "- (reopened: waiting to be resolved again; every step had run)"
+    return "-"
+
+
+def superseded_note(doc: dict[str, Any], now: float) -> str:
+    """The lines `runs show` puts above a superseded run: which run replaced it, when,
+    and what may still be done (the API's advice, whole)."""
+    at = doc.get("superseded_at")
+    when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
+    return (
+        f"SUPERSEDED by run {doc.get('superseded_by')}{when}: shown as it was then; it can "
+        f"no longer be changed.\n{doc.get('note', '')}"
+    )
 
 
 def _reports(reports: dict[str, Any]) -> str:
@@ -1295,8 +1333,14 @@ def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: b
     reopened = doc.get("reopened", command.get("reopened"))
     if reopened is True:
         return f"{line}; run {run_id} was reopened"
-    if reopened is False:
-        return f"{line}; run {run_id} was not reopened (it is not finished)"
+    if reopened is False or doc.get("reopens") is False:
+        # The run is not finished (another reporter's answer to the same closure
+        # reopened it already): this answer is recorded, not a second reopening.
+        return (
+            f"{line}; run {run_id} is not finished (reopened already, or failed), so this "
+            "answer is only recorded: it does not reopen the run again "
+            f"(`{command_line('runs', 'show', run_id)}` lists the answers)"
+        )
     return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
 
 
@@ -1322,6 +1366,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if runs:
             print(runs_table(runs, names, now, table_width(args.wide)))
     elif args.action == "show":
+        if doc.get("superseded_by"):
+            print(superseded_note(doc, now))
         print(run_details(doc["run"], names, now))
     elif "already" in doc:
         print(already_message(args.run_id, doc["already"], now))
@@ -2282,7 +2328,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from detectors import DETECTORS
-    from playbooks.machine import RunStatus
+    from playbooks.machine import RUN_LIST_STATUSES
 
     parser: argparse.ArgumentParser = Parser(
         prog="citybrain",
@@ -2536,12 +2582,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "runs", "list playbook runs and act on them through the operator API")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     lst = command(rsub, "list", "list the runs as a table (latest run of each group)")
-    statuses = [status.value for status in RunStatus]
+    statuses = list(RUN_LIST_STATUSES)
     lst.add_argument(
         "--status",
         choices=statuses,
         metavar="STATUS",
-        help=f"only runs with this status, one of {', '.join(statuses)}",
+        help=f"only runs with this status, one of {', '.join(statuses)} (runs a "
+        "reporter's answer reopened at least once)",
     )
     lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     lst.add_argument(

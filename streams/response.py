@@ -28,6 +28,10 @@ from streams.replies import AUDITED, count_campaign, reply_document
 
 log = logging.getLogger(__name__)
 
+# Finished runs a group keeps after a new run superseded them, newest last: readable by
+# `runs show` (where they went), no longer changeable. Bounds the group's state.
+KEEP_SUPERSEDED = 3
+
 
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
@@ -92,6 +96,12 @@ class Response:
                 run, more = engine.renotify(run, f"new alert {alert_id} in the group", now)
                 cmds += more
         else:
+            if run is not None:
+                # The finished run this one supersedes stays readable a while (`runs show`
+                # of its id: where it went), though no longer changeable.
+                by = f"{key.decode()}.{group['generation'] + 1}"
+                kept = {"run": run.to_dict(), "at": now, "by": by}
+                group["superseded"] = [*group.get("superseded", []), kept][-KEEP_SUPERSEDED:]
             group["generation"] += 1
             wait = route["group_wait"]
             if self.settings.ack_deadline_seconds is not None:
