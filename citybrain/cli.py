@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -1811,47 +1811,65 @@ COMPARED = (
 )
 
 
-def _load_incidents(path: Path) -> list[Incident]:
-    """Canonical incident CSV (docs/events.md); the department from a ``department``
-    column when the file has one, else from the worker's own text classifier."""
-    import pandas as pd
+def _load_incidents(
+    path: Path, cells: Collection[str], units: Mapping[str, Any], on_error: str
+) -> list[Incident]:
+    """Canonical incident CSV (docs/events.md) read as replay reads it (citybrain.rehearse
+    ``read_incidents``: ``file:line`` errors, ``--on-error skip`` lists the bad rows and
+    goes on). Duplicate report ids are left out and said; a department from the
+    ``department`` column, else (or when empty) from the worker's own text classifier;
+    one that neither the units profile nor the classifier knows is warned of, with the
+    nearest known name."""
+    import difflib
 
-    from citybrain.rehearse import Incident
+    from citybrain.rehearse import RehearsalError, read_incidents
+    from streams.csvfile import BadRow
     from streams.departments import DepartmentClassifier
 
+    classifier = DepartmentClassifier.from_training_file()
+    known = {str(d) for d in getattr(classifier.model_, "classes_", ())}
+    known |= set(units) - {"default"}
+    skipped: list[BadRow] = []
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"--incidents {path}: {exc}") from None
-    needed = {"timestamp", "report_id", "category", "text", "source", "grid_cell"}
-    missing = needed - set(frame.columns)
-    if missing:
-        raise CliError(f"--incidents {path}: missing column(s) {sorted(missing)}")
-    ts = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
-    if ts.isna().any():
-        row = int(ts.isna().to_numpy().nonzero()[0][0])
-        raise CliError(
-            f'--incidents {path}: row {row + 1}: field "timestamp" is '
-            f"{frame['timestamp'].iloc[row]!r}, expected an ISO 8601 time"
+        found = read_incidents(
+            path,
+            cells,
+            known,
+            classifier.predict,
+            skipped.append if on_error == "skip" else None,
         )
-    if "department" in frame.columns:
-        departments = list(frame["department"])
-    else:
-        texts = list(frame["category"] + ": " + frame["text"])
-        departments = DepartmentClassifier.from_training_file().predict(texts)
-    epoch = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    return [
-        Incident(float(t), r, s, c, g, d)
-        for t, r, s, c, g, d in zip(
-            epoch,
-            frame["report_id"],
-            frame["source"],
-            frame["category"],
-            frame["grid_cell"],
-            departments,
-            strict=True,
+    except RehearsalError as exc:
+        skip = ", or give --on-error skip" if on_error == "stop" and _row_fault(str(exc)) else ""
+        raise CliError(f"--incidents {exc}: fix the file{skip}") from None
+    finally:
+        for row in skipped:
+            print(f"skipped {row}", file=sys.stderr)
+    for line in found.duplicates[:10]:
+        print(f"citybrain: warning: --incidents {line}", file=sys.stderr)
+    if len(found.duplicates) > 10:
+        print(
+            f"citybrain: warning: --incidents {path}: {len(found.duplicates) - 10} more "
+            "duplicate report ids left out",
+            file=sys.stderr,
         )
-    ]
+    for name, lines in found.unknown_departments.items():
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        where = ", ".join(str(n) for n in lines[:5]) + (" …" if len(lines) > 5 else "")
+        print(
+            f"citybrain: warning: --incidents {path}: department {name!r} (line(s) {where}) "
+            f"is none the units profile or the classifier knows{hint}; its reports are "
+            "rehearsed with the units profile's default pool. Known: " + ", ".join(sorted(known)),
+            file=sys.stderr,
+        )
+    if skipped or found.duplicates:
+        print(
+            f"--incidents {path}: {counted(len(found.incidents), 'report')} rehearsed, "
+            f"{counted(len(skipped), 'bad row')} skipped, "
+            f"{counted(len(found.duplicates), 'duplicate report id')} left out",
+            file=sys.stderr,
+        )
+    return found.incidents
 
 
 def empty_period(report: dict[str, Any], start: str, end: str, source: str) -> str:
@@ -1937,7 +1955,22 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             )
         tables = {}
         for key in ("response_profile", "resolve_profile"):
-            profile = units_path.parent / str(doc.get(key, ""))
+            name = doc.get(key)
+            if not isinstance(name, str) or not name.strip():
+                raise CliError(
+                    f"--units {units_path}: {key} is "
+                    + ("missing" if name is None else repr(name))
+                    + ", expected the name of a service-time profile (JSON), e.g. "
+                    "sf_fire_response.json, found next to the units YAML"
+                )
+            # A relative path is read next to the units YAML, not the current directory.
+            profile = units_path.parent / name
+            if not profile.is_file():
+                raise CliError(
+                    f"--units {units_path}: {key} is {name!r}: no file {profile} (profile "
+                    f"paths resolve next to the units YAML, in {units_path.parent.resolve()}; "
+                    "copy the profile there too or give its path)"
+                )
             try:
                 loaded = json.loads(text_of(profile))
             except json.JSONDecodeError as exc:
@@ -1955,13 +1988,10 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
-    incidents = _load_incidents(Path(args.incidents))
+    grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
+    incidents = _load_incidents(Path(args.incidents), grid.cells, units, args.on_error)
     if not incidents:
         raise CliError(f"--incidents {args.incidents}: no reports")
-    grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
-    unknown = sorted({i.grid_cell for i in incidents} - set(grid.cells))
-    if unknown:
-        raise CliError(f"--incidents: grid cell {unknown[0]!r} is not in the grid")
     playbook = load_playbook(Path(args.playbook))
     paths = {c: grid.path(c) for c in grid.cells}
     start = min(i.ts for i in incidents)
@@ -2750,6 +2780,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, metavar="N", help="random seed of the simulated units"
     )
     p.add_argument("--out", metavar="FILE", help="report.html or report.json")
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a bad row of --incidents stops (default) or is skipped and reported, as in replay",
+    )
     p.set_defaults(func=cmd_rehearse)
 
     p = command(
