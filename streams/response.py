@@ -54,7 +54,7 @@ class WarnEvery:
             return False
         held = self._held.pop(key, 0)
         more = f" ({held} more since the last warning, not logged)" if held else ""
-        log.warning("%s%s", text, more)
+        log.warning("citybrain: warning: %s%s", text, more)
         self._last[key] = now
         return True
 

@@ -25,8 +25,9 @@ def test_one_warning_per_url_a_minute_and_the_held_ones_counted(
         now[0] = 61.0
         assert warn("http://a", "call to http://a failed: timed out")
     assert [r.getMessage() for r in caplog.records] == [
-        "call to http://a failed: connection refused",
-        "call to http://b failed: HTTP 500",
-        "call to http://a failed: timed out (2 more since the last warning, not logged)",
+        "citybrain: warning: call to http://a failed: connection refused",
+        "citybrain: warning: call to http://b failed: HTTP 500",
+        "citybrain: warning: call to http://a failed: timed out (2 more since the last "
+        "warning, not logged)",
     ]
     assert all(r.levelno == logging.WARNING for r in caplog.records)
