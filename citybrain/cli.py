@@ -1176,7 +1176,7 @@ def runs_table(
                 str(r.get("playbook", "")),
                 str(r.get("grid_cell", "")) if short else _cell(r, names),
                 str(r.get("level", "")),
-                str(r.get("status", "")),
+                _status(r),
                 _ago(now - float(r.get("created_at") or now)),
                 _next_deadline(r, now, short),
             )

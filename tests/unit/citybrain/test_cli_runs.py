@@ -248,6 +248,7 @@ def test_a_reopened_run_shows_it_its_answers_and_its_reopenings() -> None:
     assert lines[-2].endswith(f"answer by desk: {note}")
     assert lines[-1].endswith(f"reopen by desk: {note}")
     assert "reopened       no" in run_details(RUN, NAMES, NOW).splitlines()
+    assert "open, reopened once" in runs_table([run], NAMES, NOW).splitlines()[1]
 
 
 def test_a_superseded_run_is_shown_with_where_it_went_and_the_advice_whole() -> None:
