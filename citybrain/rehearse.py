@@ -338,7 +338,7 @@ def read_incidents(
             if name in columns
         }
         out = IncidentFile()
-        rows: list[tuple[int, list[str]]] = []
+        rows: list[tuple[int, float, list[str]]] = []
         first: dict[str, int] = {}
         for record in records:
             try:
@@ -361,7 +361,7 @@ def read_incidents(
                     reason = f'field "grid_cell" is {cell!r}: not a cell of the grid'
                     raise _Bad(BadRow(path, line, reason))
                 try:
-                    parse_ts(row[at["timestamp"]], "timestamp")
+                    ts = parse_ts(row[at["timestamp"]], "timestamp")
                 except (EventError, ValueError, OverflowError) as exc:
                     raise _Bad(BadRow(path, line, str(exc))) from None
             except _Bad as bad:
@@ -376,24 +376,24 @@ def read_incidents(
                 )
                 continue
             first[rid] = line
-            rows.append((line, row))
+            rows.append((line, ts, row))
     except FeedError as exc:
         raise RehearsalError(str(exc)) from None
-    given = [row[at["department"]].strip() if "department" in at else "" for _, row in rows]
+    given = [row[at["department"]].strip() if "department" in at else "" for _, _, row in rows]
     guess_for = [i for i, d in enumerate(given) if not d]
     guessed = (
-        classify([f"{rows[i][1][at['category']]}: {rows[i][1][at['text']]}" for i in guess_for])
+        classify([f"{rows[i][2][at['category']]}: {rows[i][2][at['text']]}" for i in guess_for])
         if guess_for
         else []
     )
     for i, d in zip(guess_for, guessed, strict=True):
         given[i] = d
-    for (line, row), department in zip(rows, given, strict=True):
+    for (line, ts, row), department in zip(rows, given, strict=True):
         if department not in departments:
             out.unknown_departments.setdefault(department, []).append(line)
         out.incidents.append(
             Incident(
-                parse_ts(row[at["timestamp"]], "timestamp"),
+                ts,
                 row[at["report_id"]],
                 row[at["source"]],
                 row[at["category"]],

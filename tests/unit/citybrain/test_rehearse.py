@@ -19,6 +19,7 @@ from citybrain.rehearse import (
     RehearsalError,
     SatisfactionModel,
     profile_distributions,
+    read_incidents,
     rehearse,
     satisfaction_model,
     units_profile,
@@ -382,3 +383,22 @@ def test_a_units_profile_path_is_said_to_resolve_next_to_the_yaml(
     err = capsys.readouterr().err
     assert "response_profile is 'sf_fire_response.json': no file " in err
     assert "profile paths resolve next to the units YAML" in err
+
+
+def test_read_incidents_takes_columns_in_any_order_and_names_a_missing_one(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "department,grid_cell,source,text,category,report_id,timestamp\n"
+        ',c-top,app,"loud\nmusic",Noise,r1,2024-05-27T00:00:00Z\n',
+        encoding="utf-8",
+    )
+    found = read_incidents(path, {"c-top"}, {"police"}, lambda texts: ["police"] * len(texts))
+    [incident] = found.incidents  # text may span lines; the empty department is classified
+    assert (incident.report_id, incident.department, incident.grid_cell) == (
+        "r1",
+        "police",
+        "c-top",
+    )
+    path.write_text("timestamp,report_id,category,text,source\n", encoding="utf-8")
+    with pytest.raises(RehearsalError, match=r"in.csv:1: header lacks grid_cell"):
+        read_incidents(path, {"c-top"}, set(), lambda texts: [])
