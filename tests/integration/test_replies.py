@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -341,3 +342,36 @@ def test_an_answer_to_a_superseded_run_says_which_run_replaced_it(pipeline: Pipe
         assert (status, body["error"]) == (404, f"run {new} covers no report 'r-0'")
     finally:
         worker.stop()
+
+
+def test_failed_closure_webhooks_are_warned_of_in_the_worker_log(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """Trial 5: closures to a webhook at a closed port failed, seen only in the audit
+    topic and a metric. Now one WARNING a minute per URL, naming it and the reason."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/replies"
+    pipeline = Pipeline(run_dir, extra_env={"CITYBRAIN_REPLIES_WEBHOOK_URL": closed})
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 6)
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "report_covered")) == 6)
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        status, _ = pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "ok"})
+        assert status == 202
+        # Six closures, each tried three times (CITYBRAIN_WEBHOOK_RETRIES=2): all audited.
+        pipeline.read(
+            "audit",
+            lambda m: sum(1 for d in docs(m) if d.get("action") == "webhook_attempt_failed") >= 18,
+        )
+        warned = [
+            line
+            for line in worker.log().splitlines()
+            if "citybrain: warning: closure (reply) webhook call to " + closed in line
+        ]
+        assert len(warned) == 1, warned  # at most one a minute for the URL
+        assert f"run {run_id}" in warned[0] and "failed (attempt " in warned[0]
+    finally:
+        worker.stop()
+        pipeline.close()
