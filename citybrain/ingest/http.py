@@ -227,6 +227,18 @@ class IngestHttpServer(ThreadingHTTPServer):
         self.max_body = max_body
         self.ack_timeout = ack_timeout
         self.clock = clock
+        self._said: dict[str, float] = {}  # path -> monotonic time of the last INFO line
+        self._said_lock = threading.Lock()
+
+    def said_partly_refused(self, path: str, every: float = 60.0) -> bool:
+        """Whether to log a partly refused body on ``path`` now: once ``every`` seconds
+        per path, so a gateway with one misconfigured sensor does not flood the log."""
+        now = time.monotonic()
+        with self._said_lock:
+            if now - self._said.get(path, -every) < every:
+                return False
+            self._said[path] = now
+            return True
 
     def publish(
         self, readings: list[Reading], dead_letters: Sequence[tuple[bytes, list[Any]]] = ()
@@ -366,9 +378,10 @@ class _Handler(BaseHTTPRequestHandler):
             srv.metrics.refused.labels(stream, code).inc()
             origin = f"http:{self.path}"
             dead_letters.append((bad.payload, dead_letter_headers(origin, code, message, stream)))
-        if refused:
+        if refused and srv.said_partly_refused(self.path):
             log.info(
-                "ingest: POST %s: %d readings accepted, %d refused and dead-lettered: %s",
+                "ingest: POST %s: %d readings accepted, %d refused and dead-lettered: %s "
+                "(said once a minute per path; every one is counted and dead-lettered)",
                 self.path,
                 len(readings),
                 len(refused),
