@@ -28,6 +28,7 @@ from streams.events import EventValidator, format_ts
 
 log = logging.getLogger(__name__)
 
+SAY_DROPPED_EVERY = 60.0  # seconds between INFO lines on duplicate or late reports
 # Why a valid incident report counts towards no burst (streams.bursts ``dropped``).
 DROPPED = {
     "duplicate": "report_id already seen in its cell and category: a re-sent report",
@@ -63,6 +64,8 @@ class Ingest:
         self.bursts = BurstTracker(
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
         )
+        # reason -> (monotonic time of the last INFO line on dropped reports, held since)
+        self._said_dropped: dict[str, tuple[float | None, int]] = {}
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
 
@@ -245,11 +248,20 @@ class Ingest:
         for (source, department), n in tally.items():
             self.metrics.incidents.labels(source, department).inc(n)
         for reason, ids in dropped.items():
+            # Said once a minute per reason (a gateway re-sending all day must not flood
+            # the log); the ones in between are counted on the next line.
+            now_s = time.monotonic()
+            last, held = self._said_dropped.get(reason, (None, 0))
+            if last is not None and now_s - last < SAY_DROPPED_EVERY:
+                self._said_dropped[reason] = (last, held + len(ids))
+                continue
+            self._said_dropped[reason] = (now_s, 0)
             log.info(
-                "incidents: %d %s report(s) not counted towards bursts (%s): %s%s",
+                "incidents: %d %s report(s) not counted towards bursts (%s): %s%s%s",
                 len(ids),
                 reason,
                 DROPPED[reason],
                 ", ".join(ids[:5]),
                 f" and {len(ids) - 5} more" if len(ids) > 5 else "",
+                f"; {held} more since the last such line" if held else "",
             )
