@@ -260,7 +260,9 @@ class IngestHttpServer(ThreadingHTTPServer):
             if not self.publisher.submit(reading, done, max(0.0, deadline - time.monotonic())):
                 return False
         for value, headers in dead_letters:
-            self.publisher.dead_letter(value, None, headers, done)
+            left_s = max(0.0, deadline - time.monotonic())
+            if not self.publisher.dead_letter(value, None, headers, done, left_s):
+                return False
         return all_acked.wait(max(0.0, deadline - time.monotonic()))
 
 

@@ -56,10 +56,16 @@ class Kafka:
         return True
 
     def dead_letter(
-        self, value: bytes, key: Any, headers: list[tuple[str, bytes]], done: Any
-    ) -> None:
+        self,
+        value: bytes,
+        key: Any,
+        headers: list[tuple[str, bytes]],
+        done: Any,
+        timeout: float | None = None,
+    ) -> bool:
         self.dead.append((value, headers))
         done()
+        return True
 
 
 def mqtt_ingest(grid: Grid, kafka: Kafka, **kw: Any) -> MqttIngest:
