@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -1078,7 +1078,8 @@ def api_base(url: str | None) -> str:
 def api_reason(body: str, status: int) -> str:
     """The readable part of an error answer: the API's ``{"error": ...}`` text, else the
     body's first line of text with any HTML tags removed (a proxy's or aiohttp's page),
-    at most 200 characters; the HTTP reason phrase when the body says nothing."""
+    at most 200 characters (the API's own text: 2,000); the HTTP reason phrase when the
+    body says nothing."""
     import http
     import re
 
@@ -1099,7 +1100,11 @@ def api_reason(body: str, status: int) -> str:
             text = http.HTTPStatus(status).phrase
         except ValueError:
             text = "no reason given"
-    return text if len(text) <= 200 else text[:199] + "…"
+    # The API's own reason is shown whole: its advice ("relay the reporter's answer as a
+    # new report, or answer run <new> …") comes last (trial 5: cut at 200 characters). A
+    # page from something else (a proxy) is cut.
+    limit = 2000 if isinstance(doc, dict) and isinstance(doc.get("error"), str) else 200
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _print_json(doc: Any) -> None:
@@ -1198,7 +1203,7 @@ def runs_table(
                 str(r.get("playbook", "")),
                 str(r.get("grid_cell", "")) if short else _cell(r, names),
                 str(r.get("level", "")),
-                str(r.get("status", "")),
+                _status(r),
                 _ago(now - float(r.get("created_at") or now)),
                 _next_deadline(r, now, short),
             )
@@ -1234,8 +1239,8 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
         ("playbook", run.get("playbook")),
         ("cell", _cell(run, names)),
         ("level", run.get("level")),
-        ("status", run.get("status")),
-        ("step", run.get("step") or "-"),
+        ("status", _status(run)),
+        ("step", run.get("step") or _no_step(run)),
         ("kind", run.get("kind")),
         ("department", run.get("department")),
         ("created", f"{_local(created)} ({_ago(now - created)} ago)" if created else "-"),
@@ -1255,6 +1260,7 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
             if run.get("resolved_at")
             else "no",
         ),
+        ("reopened", _times(int(run.get("reopened") or 0))),
         ("alerts", f"{len(run.get('alerts', []))}: {', '.join(run.get('alerts', []))}"),
         ("reports", _reports(run.get("reports") or {})),
     ]
@@ -1266,6 +1272,38 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
     lines.append(f"{'actions'.ljust(width)}  {len(actions) or 'none'}")
     lines += [f"  {_action_line(a)}" for a in actions]
     return "\n".join(lines)
+
+
+def _times(n: int) -> str:
+    """How often a reporter's answer reopened the run: ``no``, ``once``, ``3 times``."""
+    return "no" if n == 0 else "once" if n == 1 else f"{n} times"
+
+
+def _status(run: dict[str, Any]) -> str:
+    """The run's status, saying when a reporter's answer reopened it (``open, reopened
+    once``): open again after being resolved, which ``open`` alone does not tell."""
+    status = str(run.get("status", ""))
+    reopened = int(run.get("reopened") or 0)
+    return f"{status}, reopened {_times(reopened)}" if reopened else status
+
+
+def _no_step(run: dict[str, Any]) -> str:
+    """The step line of a run between steps: a reopened run that is open waits to be
+    resolved again, not for a playbook step."""
+    if run.get("reopened") and run.get("status") == "open":
+        return "- (reopened: waiting to be resolved again; every step had run)"
+    return "-"
+
+
+def superseded_note(doc: dict[str, Any], now: float) -> str:
+    """The lines `runs show` puts above a superseded run: which run replaced it, when,
+    and what may still be done (the API's advice, whole)."""
+    at = doc.get("superseded_at")
+    when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
+    return (
+        f"SUPERSEDED by run {doc.get('superseded_by')}{when}: shown as it was then; it can "
+        f"no longer be changed.\n{doc.get('note', '')}"
+    )
 
 
 def _reports(reports: dict[str, Any]) -> str:
@@ -1322,8 +1360,14 @@ def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: b
     reopened = doc.get("reopened", command.get("reopened"))
     if reopened is True:
         return f"{line}; run {run_id} was reopened"
-    if reopened is False:
-        return f"{line}; run {run_id} was not reopened (it is not finished)"
+    if reopened is False or doc.get("reopens") is False:
+        # The run is not finished (another reporter's answer to the same closure
+        # reopened it already): this answer is recorded, not a second reopening.
+        return (
+            f"{line}; run {run_id} is not finished (reopened already, or failed), so this "
+            "answer is only recorded: it does not reopen the run again "
+            f"(`{command_line('runs', 'show', run_id)}` lists the answers)"
+        )
     return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
 
 
@@ -1351,6 +1395,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if runs:
             print(runs_table(runs, names, now, table_width(args.wide)))
     elif args.action == "show":
+        if doc.get("superseded_by"):
+            print(superseded_note(doc, now))
         print(run_details(doc["run"], names, now))
     elif "already" in doc:
         print(already_message(args.run_id, doc["already"], now))
@@ -1872,47 +1918,65 @@ COMPARED = (
 )
 
 
-def _load_incidents(path: Path) -> list[Incident]:
-    """Canonical incident CSV (docs/events.md); the department from a ``department``
-    column when the file has one, else from the worker's own text classifier."""
-    import pandas as pd
+def _load_incidents(
+    path: Path, cells: Collection[str], units: Mapping[str, Any], on_error: str
+) -> list[Incident]:
+    """Canonical incident CSV (docs/events.md) read as replay reads it (citybrain.rehearse
+    ``read_incidents``: ``file:line`` errors, ``--on-error skip`` lists the bad rows and
+    goes on). Duplicate report ids are left out and said; a department from the
+    ``department`` column, else (or when empty) from the worker's own text classifier;
+    one that neither the units profile nor the classifier knows is warned of, with the
+    nearest known name."""
+    import difflib
 
-    from citybrain.rehearse import Incident
+    from citybrain.rehearse import RehearsalError, read_incidents
+    from streams.csvfile import BadRow
     from streams.departments import DepartmentClassifier
 
+    classifier = DepartmentClassifier.from_training_file()
+    known = {str(d) for d in getattr(classifier.model_, "classes_", ())}
+    known |= set(units) - {"default"}
+    skipped: list[BadRow] = []
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"--incidents {path}: {exc}") from None
-    needed = {"timestamp", "report_id", "category", "text", "source", "grid_cell"}
-    missing = needed - set(frame.columns)
-    if missing:
-        raise CliError(f"--incidents {path}: missing column(s) {sorted(missing)}")
-    ts = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
-    if ts.isna().any():
-        row = int(ts.isna().to_numpy().nonzero()[0][0])
-        raise CliError(
-            f'--incidents {path}: row {row + 1}: field "timestamp" is '
-            f"{frame['timestamp'].iloc[row]!r}, expected an ISO 8601 time"
+        found = read_incidents(
+            path,
+            cells,
+            known,
+            classifier.predict,
+            skipped.append if on_error == "skip" else None,
         )
-    if "department" in frame.columns:
-        departments = list(frame["department"])
-    else:
-        texts = list(frame["category"] + ": " + frame["text"])
-        departments = DepartmentClassifier.from_training_file().predict(texts)
-    epoch = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    return [
-        Incident(float(t), r, s, c, g, d)
-        for t, r, s, c, g, d in zip(
-            epoch,
-            frame["report_id"],
-            frame["source"],
-            frame["category"],
-            frame["grid_cell"],
-            departments,
-            strict=True,
+    except RehearsalError as exc:
+        skip = ", or give --on-error skip" if on_error == "stop" and _row_fault(str(exc)) else ""
+        raise CliError(f"--incidents {exc}: fix the file{skip}") from None
+    finally:
+        for row in skipped:
+            print(f"skipped {row}", file=sys.stderr)
+    for line in found.duplicates[:10]:
+        print(f"citybrain: warning: --incidents {line}", file=sys.stderr)
+    if len(found.duplicates) > 10:
+        print(
+            f"citybrain: warning: --incidents {path}: {len(found.duplicates) - 10} more "
+            "duplicate report ids left out",
+            file=sys.stderr,
         )
-    ]
+    for name, lines in found.unknown_departments.items():
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        where = ", ".join(str(n) for n in lines[:5]) + (" …" if len(lines) > 5 else "")
+        print(
+            f"citybrain: warning: --incidents {path}: department {name!r} (line(s) {where}) "
+            f"is none the units profile or the classifier knows{hint}; its reports are "
+            "rehearsed with the units profile's default pool. Known: " + ", ".join(sorted(known)),
+            file=sys.stderr,
+        )
+    if skipped or found.duplicates:
+        print(
+            f"--incidents {path}: {counted(len(found.incidents), 'report')} rehearsed, "
+            f"{counted(len(skipped), 'bad row')} skipped, "
+            f"{counted(len(found.duplicates), 'duplicate report id')} left out",
+            file=sys.stderr,
+        )
+    return found.incidents
 
 
 def empty_period(
@@ -2014,7 +2078,22 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             )
         tables = {}
         for key in ("response_profile", "resolve_profile"):
-            profile = units_path.parent / str(doc.get(key, ""))
+            name = doc.get(key)
+            if not isinstance(name, str) or not name.strip():
+                raise CliError(
+                    f"--units {units_path}: {key} is "
+                    + ("missing" if name is None else repr(name))
+                    + ", expected the name of a service-time profile (JSON), e.g. "
+                    "sf_fire_response.json, found next to the units YAML"
+                )
+            # A relative path is read next to the units YAML, not the current directory.
+            profile = units_path.parent / name
+            if not profile.is_file():
+                raise CliError(
+                    f"--units {units_path}: {key} is {name!r}: no file {profile} (profile "
+                    f"paths resolve next to the units YAML, in {units_path.parent.resolve()}; "
+                    "copy the profile there too or give its path)"
+                )
             try:
                 loaded = json.loads(text_of(profile))
             except json.JSONDecodeError as exc:
@@ -2032,13 +2111,10 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
-    incidents = _load_incidents(Path(args.incidents))
+    grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
+    incidents = _load_incidents(Path(args.incidents), grid.cells, units, args.on_error)
     if not incidents:
         raise CliError(f"--incidents {args.incidents}: no reports")
-    grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
-    unknown = sorted({i.grid_cell for i in incidents} - set(grid.cells))
-    if unknown:
-        raise CliError(f"--incidents: grid cell {unknown[0]!r} is not in the grid")
     playbook = load_playbook(Path(args.playbook))
     paths = {c: grid.path(c) for c in grid.cells}
     start = min(i.ts for i in incidents)
@@ -2438,7 +2514,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from detectors import DETECTORS
-    from playbooks.machine import RunStatus
+    from playbooks.machine import RUN_LIST_STATUSES
 
     parser: argparse.ArgumentParser = Parser(
         prog="citybrain",
@@ -2692,12 +2768,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "runs", "list playbook runs and act on them through the operator API")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     lst = command(rsub, "list", "list the runs as a table (latest run of each group)")
-    statuses = [status.value for status in RunStatus]
+    statuses = list(RUN_LIST_STATUSES)
     lst.add_argument(
         "--status",
         choices=statuses,
         metavar="STATUS",
-        help=f"only runs with this status, one of {', '.join(statuses)}",
+        help=f"only runs with this status, one of {', '.join(statuses)} (runs a "
+        "reporter's answer reopened at least once)",
     )
     lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     lst.add_argument(
@@ -2865,6 +2942,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, metavar="N", help="random seed of the simulated units"
     )
     p.add_argument("--out", metavar="FILE", help="report.html or report.json")
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a bad row of --incidents stops (default) or is skipped and reported, as in replay",
+    )
     p.set_defaults(func=cmd_rehearse)
 
     p = command(

@@ -25,8 +25,47 @@ def cli_command() -> str:
 
 
 def command_line(*args: str, env: Mapping[str, str] | None = None) -> str:
-    """A citybrain command line to print, shell-quoted and runnable as shown:
-    ``command_line("replay", "a b.csv")`` gives ``.venv/bin/citybrain replay 'a b.csv'``;
-    ``env`` puts ``NAME=value`` assignments before it."""
-    assignments = [f"{name}={shlex.quote(value)}" for name, value in (env or {}).items()]
+    """A citybrain command line to print, shell-quoted and runnable as shown, in a fresh
+    shell too: ``command_line("replay", "a b.csv")`` gives ``.venv/bin/citybrain replay
+    'a b.csv'``, after the settings this process runs with that differ from their
+    defaults (``CITYBRAIN_TOPIC_PREFIX=t5a CITYBRAIN_KAFKA_PORT=19892 …``,
+    ``changed_settings``; trial 5: a resume line without them went to the default prefix
+    and port). ``env`` adds or replaces ``NAME=value`` assignments."""
+    merged = {**changed_settings(), **(env or {})}
+    assignments = [f"{name}={shlex.quote(value)}" for name, value in merged.items()]
     return " ".join([*assignments, shlex.quote(cli_command()), *map(shlex.quote, args)])
+
+
+def changed_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``CITYBRAIN_*`` settings (streams.settings.Settings fields) set in ``environ``
+    (default: this process's environment) to something other than their default, in
+    field order, as given. Secrets (``SECRET_SETTINGS``) are never included: a printed
+    command must not carry them (the user's shell still has them)."""
+    import os
+
+    from streams.settings import SECRET_SETTINGS, Settings
+
+    environ = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for name, info in Settings.model_fields.items():
+        env_name = info.alias or f"CITYBRAIN_{name.upper()}"
+        value = environ.get(env_name)
+        if value is None or name in SECRET_SETTINGS or _is_default(value, info.default):
+            continue
+        out[env_name] = value
+    return out
+
+
+def _is_default(value: str, default: object) -> bool:
+    """Whether the text of a setting reads as its default (``19092``, ``60`` for 60.0)."""
+    text = value.strip()
+    if default is None:
+        return text == ""
+    if isinstance(default, bool):
+        return text.lower() == str(default).lower()
+    if isinstance(default, int | float):
+        try:
+            return float(text) == float(default)
+        except ValueError:
+            return False
+    return text == str(default)

@@ -991,6 +991,7 @@ PROCESSED = (
     "citybrain_readings_total",
     "citybrain_incidents_total",
     "citybrain_readings_duplicate_total",
+    "citybrain_incidents_duplicate_total",
     "citybrain_readings_redelivered_total",
     "citybrain_dead_letters_total",
 )

@@ -36,17 +36,22 @@ Output: the engine's step records, ready for ``citybrain.campaign.campaign_repor
 from __future__ import annotations
 
 import bisect
+import difflib
 import heapq
 import random
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from citybrain.errors import InputError
 from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
+from streams.csvfile import BadRow, read_records
+from streams.errors import EventError, FeedError
+from streams.events import parse_ts
 
 MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
 
@@ -94,6 +99,19 @@ def profile_distributions(doc: Mapping[str, Any], where: str) -> dict[str, Distr
     return {k: Distribution.from_entry(v, f"{where}: entry {k!r}") for k, v in entries.items()}
 
 
+def unknown_fields(unknown: Collection[Any], known: Collection[str]) -> str:
+    """``unknown field(s) ['capcity'] (did you mean 'capacity' for 'capcity'?); expected …``."""
+    names = sorted(str(u) for u in unknown)
+    near = [
+        f"{m[0]!r} for {u!r}"
+        for u in names
+        for m in [difflib.get_close_matches(u, sorted(known), n=1, cutoff=0.6)]
+        if m
+    ]
+    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    return f"unknown field(s) {names}{hint}; expected {', '.join(sorted(known))}"
+
+
 @dataclass(frozen=True, slots=True)
 class DepartmentUnits:
     units: int
@@ -135,7 +153,7 @@ def units_profile(
         known = {"units", "capacity", "no_answer", "shifts", "response", "resolve", "busy"}
         unknown = set(spec) - known
         if unknown:
-            raise RehearsalError(f"{where}: unknown field(s) {sorted(unknown)}")
+            raise RehearsalError(f"{where}: {unknown_fields(unknown, known)}")
         units, capacity = spec.get("units"), spec.get("capacity", 1)
         if not isinstance(units, int) or units < 1:
             raise RehearsalError(f"{where}.units is {units!r}, expected a whole number >= 1")
@@ -152,8 +170,14 @@ def units_profile(
                 f"{where}.shifts is {shifts!r}, expected [[start, end], ...]"
             ) from None
         if not pairs or any(not 0 <= a < b <= 24 for a, b in pairs):
+            night = [(a, b) for a, b in pairs if 0 <= b < a <= 24]
+            hint = (
+                f"; a shift past midnight is two: [[{night[0][0]:g}, 24], [0, {night[0][1]:g}]]"
+                if night
+                else ""
+            )
             raise RehearsalError(
-                f"{where}.shifts is {shifts!r}, expected hours 0 <= start < end <= 24"
+                f"{where}.shifts is {shifts!r}, expected hours 0 <= start < end <= 24{hint}"
             )
         picks = {}
         for key, table in (("response", response), ("resolve", resolve)):
@@ -226,7 +250,7 @@ def satisfaction_model(doc: Mapping[str, Any]) -> SatisfactionModel | None:
         raise RehearsalError(f"{where} is {spec!r}, expected a mapping")
     unknown = set(spec) - set(SATISFACTION_FIELDS)
     if unknown:
-        raise RehearsalError(f"{where}: unknown field(s) {sorted(unknown)}")
+        raise RehearsalError(f"{where}: {unknown_fields(unknown, set(SATISFACTION_FIELDS))}")
     values: dict[str, Any] = {**SATISFACTION_FIELDS, **spec}
     for name, value in values.items():
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -261,6 +285,129 @@ class Incident:
     category: str
     grid_cell: str
     department: str
+
+
+INCIDENT_FIELDS = ("timestamp", "report_id", "category", "text", "source", "grid_cell")
+
+
+@dataclass
+class IncidentFile:
+    """What ``read_incidents`` found: the reports to rehearse, the rows left out as
+    duplicates (``file:line: …``: a report id given again, which the worker would drop as
+    a re-sent report), and the departments no one knows (name -> the lines giving it)."""
+
+    incidents: list[Incident] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    unknown_departments: dict[str, list[int]] = field(default_factory=dict)
+
+
+def read_incidents(
+    path: Path,
+    cells: Collection[str],
+    departments: Collection[str],
+    classify: Callable[[list[str]], list[str]],
+    on_bad_row: Callable[[BadRow], None] | None = None,
+) -> IncidentFile:
+    """The canonical incident CSV (docs/events.md; columns in any order, plus an optional
+    ``department``) -> the reports, read as the replay reads them (streams.csvfile:
+    every bad row is ``file:line: reason``; ``timestamp`` ISO 8601 with a zone; only
+    ``text`` may span lines). A bad row raises ``RehearsalError`` naming file and line,
+    unless ``on_bad_row`` takes it. Also bad: an empty ``report_id``, a ``grid_cell`` not
+    in ``cells``. A row whose ``report_id`` came before is left out and listed
+    (``duplicates``). An empty ``department`` (or none: no column) is the text
+    classifier's (``classify``, of "category: text"); one that is none of
+    ``departments`` is kept (the units profile's ``default`` pool takes it) and listed.
+    Raises ``RehearsalError`` for a file that cannot be read or lacks a column."""
+    records = read_records(path)
+    try:
+        header = next(records, None)
+        if header is None or isinstance(header, BadRow):
+            raise RehearsalError(
+                f"{header or f'{path}:1: the file is empty'} (expected a header row)"
+            )
+        columns = [name.strip() for name in header.fields]
+        missing = [name for name in INCIDENT_FIELDS if name not in columns]
+        if missing:
+            raise RehearsalError(
+                f"{path}:{header.line}: header lacks {', '.join(missing)} (a canonical "
+                f"incident file has {','.join(INCIDENT_FIELDS)}, and may add department)"
+            )
+        at = {
+            name: columns.index(name)
+            for name in (*INCIDENT_FIELDS, "department")
+            if name in columns
+        }
+        out = IncidentFile()
+        rows: list[tuple[int, float, list[str]]] = []
+        first: dict[str, int] = {}
+        for record in records:
+            try:
+                if isinstance(record, BadRow):
+                    raise _Bad(record)
+                line, row = record.line, record.fields
+                if len(row) != len(columns):
+                    raise _Bad(
+                        BadRow(path, line, f"row has {len(row)} fields, expected {len(columns)}")
+                    )
+                for name, i in at.items():
+                    if name != "text" and ("\n" in row[i] or "\r" in row[i]):
+                        reason = f'field "{name}" spans lines (a stray quote?): {row[i][:60]!r}'
+                        raise _Bad(BadRow(path, line, reason))
+                rid = row[at["report_id"]]
+                if not rid.strip():
+                    raise _Bad(BadRow(path, line, 'field "report_id" is empty'))
+                cell = row[at["grid_cell"]]
+                if cell not in cells:
+                    reason = f'field "grid_cell" is {cell!r}: not a cell of the grid'
+                    raise _Bad(BadRow(path, line, reason))
+                try:
+                    ts = parse_ts(row[at["timestamp"]], "timestamp")
+                except (EventError, ValueError, OverflowError) as exc:
+                    raise _Bad(BadRow(path, line, str(exc))) from None
+            except _Bad as bad:
+                if on_bad_row is None:
+                    raise RehearsalError(str(bad.row)) from None
+                on_bad_row(bad.row)
+                continue
+            if rid in first:
+                out.duplicates.append(
+                    f"{path}:{line}: report_id {rid!r} again (first at line {first[rid]}): "
+                    "left out, as the worker drops a re-sent report"
+                )
+                continue
+            first[rid] = line
+            rows.append((line, ts, row))
+    except FeedError as exc:
+        raise RehearsalError(str(exc)) from None
+    given = [row[at["department"]].strip() if "department" in at else "" for _, _, row in rows]
+    guess_for = [i for i, d in enumerate(given) if not d]
+    guessed = (
+        classify([f"{rows[i][2][at['category']]}: {rows[i][2][at['text']]}" for i in guess_for])
+        if guess_for
+        else []
+    )
+    for i, d in zip(guess_for, guessed, strict=True):
+        given[i] = d
+    for (line, ts, row), department in zip(rows, given, strict=True):
+        if department not in departments:
+            out.unknown_departments.setdefault(department, []).append(line)
+        out.incidents.append(
+            Incident(
+                ts,
+                row[at["report_id"]],
+                row[at["source"]],
+                row[at["category"]],
+                row[at["grid_cell"]],
+                department,
+            )
+        )
+    return out
+
+
+class _Bad(Exception):
+    def __init__(self, row: BadRow) -> None:
+        super().__init__(str(row))
+        self.row = row
 
 
 @dataclass(slots=True)

@@ -97,7 +97,8 @@ class Run:
     resolved_by: str | None = None
     resolution: str = ""  # what was done: the resolve note, the cancel reason
     # What people did to the run, oldest first: {"action", "by", "at", "note"} each
-    # (ack, escalate, approve, reject, resolve, cancel), so every note is kept.
+    # (ack, escalate, approve, reject, resolve, cancel; a reporter's answer relayed by
+    # a desk, and the reopening it caused), so every note is kept.
     actions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -398,14 +399,19 @@ class PlaybookEngine:
                 data={"report_id": event.report_id, "satisfied": event.satisfied},
             )
         )
+        said = f"report {event.report_id}: " + ("satisfied" if event.satisfied else "not satisfied")
+        said += f": {event.comment}" if event.comment else ""
         if event.satisfied or not is_terminal(run) or run.status == RunStatus.FAILED.value:
             # Already reopened (by another reporter of the same closure): recorded only.
+            recorded = "" if event.satisfied else f" (recorded only: the run is {run.status})"
+            self._record(run, "answer", event.by, said + recorded, event.at)
             run.updated_at = event.at
             return run, cmds
+        self._record(run, "answer", event.by, said, event.at)
         run.reopened += 1
-        reason = f"report {event.report_id}: not satisfied" + (
-            f": {event.comment}" if event.comment else ""
-        )
+        reason = said
+        # Kept with the operators' actions, so `runs show` lists answers and reopenings.
+        self._record(run, "reopen", event.by, reason, event.at)
         self._move(run, RunEvent.REOPEN, event.at, cmds, actor=event.by, reason=reason)
         run.resolved_at, run.acknowledged_at, run.acknowledged_by = None, None, None
         run.sla_deadline_at = event.at + self.playbook.sla_seconds

@@ -23,6 +23,11 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
+# What `runs list --status` and GET /runs?status= take: a run status, or ``reopened``
+# (runs a reporter's unsatisfied answer reopened at least once, whatever their status).
+RUN_LIST_STATUSES = (*(status.value for status in RunStatus), "reopened")
+
+
 class RunEvent(StrEnum):
     START = "start"
     WAIT_ACK = "wait_ack"

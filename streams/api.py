@@ -25,6 +25,7 @@ from faust.web import Request, Response, View
 from playbooks.engine import MAX_COMMENT, Run, is_terminal
 from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.grid import PARENT_LEVEL
+from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, new_silence, silence_window
 from playbooks.schema import parse_duration
@@ -147,6 +148,13 @@ def already_done(run: Run, action: str) -> dict[str, Any] | None:
     return None
 
 
+def reopens(run: Run) -> bool:
+    """Whether an unsatisfied answer reopens ``run`` as it stands: only a finished run
+    (resolved or cancelled) is reopened; on one that is open again (another reporter's
+    answer to the same closure reopened it) or failed, the answer is only recorded."""
+    return is_terminal(run) and run.status != RunStatus.FAILED.value
+
+
 def refused(run: Run, action: str) -> str | None:
     """Why the run's state refuses ``action`` (the 409's text), or None. Checked here
     rather than left to the worker, whose refusal would only reach the audit topic
@@ -186,6 +194,16 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
             f"or answer run {current['run_id']} if it covers the report",
         )
     raise ApiError(404, f"no run {run_id!r}")
+
+
+def superseded_run(group: Mapping[str, Any] | None, run_id: str) -> dict[str, Any] | None:
+    """The finished run ``run_id`` as its group kept it after a newer run superseded it
+    (``{"run": <run dict>, "by": <newer run id>, "at": epoch s}``), or None when the group
+    keeps it no longer (it keeps the last few, streams.response ``KEEP_SUPERSEDED``)."""
+    for kept in (group or {}).get("superseded", ()):
+        if kept["run"]["run_id"] == run_id:
+            return dict(kept)
+    return None
 
 
 # How long the operator API waits for a run whose first steps are out but whose state is
@@ -305,8 +323,14 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             status = request.query.get("status")
+            if status and status not in LIST_STATUSES:
+                raise ApiError(
+                    400, f"status is {status!r}: expected one of {', '.join(LIST_STATUSES)}"
+                )
             runs = [g["run"] for _, g in ctx.groups.items() if g.get("run")]
-            if status:
+            if status == "reopened":  # reopened by a reporter's answer, at least once
+                runs = [r for r in runs if r.get("reopened", 0) > 0]
+            elif status:
                 runs = [r for r in runs if r["status"] == status]
             ctx.metrics.api_requests.labels("read", "200").inc()
             return self.json({"runs": sorted(runs, key=lambda r: r["created_at"])})
@@ -316,7 +340,23 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request, run_id: str) -> Response:
             await authorize(self, request, "read")
-            return self.json({"run": (await find_run(run_id)).to_dict()})
+            try:
+                run = await find_run(run_id)
+            except ApiError as exc:
+                kept = superseded_run(ctx.groups.get(run_key(run_id)), run_id)
+                if exc.status != 409 or kept is None:
+                    raise
+                # A superseded run can be looked at (trial 5: its `runs show` was a 409),
+                # saying where it went; acting on it stays a 409 with the same advice.
+                return self.json(
+                    {
+                        "run": kept["run"],
+                        "superseded_by": kept["by"],
+                        "superseded_at": kept["at"],
+                        "note": exc.message,
+                    }
+                )
+            return self.json({"run": run.to_dict()})
 
     @app.page(f"{PREFIX}/runs/{{run_id}}/{{action}}")
     class RunActionView(View):
@@ -358,7 +398,12 @@ def register_api(app: faust.App, ctx: Context) -> None:
             }
             await ctx.commands.send(key=run_key(run_id), value=orjson.dumps(command))
             ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
-            return self.json({"command": command}, status=202)
+            answer: dict[str, Any] = {"command": command}
+            if action == "answer" and not extra["satisfied"]:
+                # Whether it will reopen the run, as the run stands now: a run already
+                # reopened by another answer to the same closure only records this one.
+                answer["reopens"] = reopens(run)
+            return self.json(answer, status=202)
 
     @app.page(f"{PREFIX}/alerts")
     class AlertsView(View):

@@ -17,8 +17,15 @@ only themselves), so the run that covers the alert covers them too and their rep
 hear the closure (playbooks.engine ``ReportsCovered``). Once the window has thinned out
 below that, the episode is over and the next burst is a new alert.
 
+A report is counted once: a ``report_id`` already seen in its (cell, category) within
+``seen_seconds`` of event time (the last ``max_seen_reports`` of them) is a **duplicate**
+(a re-sent report: a gateway's retry, a re-export), and a report older than the window is
+**late**; neither is counted in the window, and ``dropped`` says which (the incidents
+agent counts and logs them; docs/events.md).
+
 State per (cell, category), JSON-serialisable for the faust table, O(hops +
-max_held_reports): ``{"slot", "counts", "baseline", "held", "episode"}``.
+max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "episode",
+"seen"}``.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ class BurstTracker:
     max_idle_buckets: int = 96  # after this many empty windows the baseline is ~0 anyway
     max_held_reports: int = 200  # report ids the window holds until it alerts
     hops: int = 6  # sub-buckets per window: a burst shorter than 5/6 of it is seen whole
+    seen_seconds: float = 86_400.0  # how long (event time) a report id is remembered
+    max_seen_reports: int = 200  # per (cell, category): bounds the table state
     departments: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -66,17 +75,35 @@ class BurstTracker:
         """Seconds per sub-bucket."""
         return self.bucket_seconds / self.hops
 
+    def dropped(self, state: dict[str, Any] | None, report: IncidentReport) -> str | None:
+        """Why ``report`` would not be counted in its (cell, category) ``state``:
+        ``duplicate`` (its report id was seen there), ``late`` (older than the window),
+        else None."""
+        if not state or "slot" not in state:
+            return None
+        if any(seen[0] == report.report_id for seen in state.get("seen", ())):
+            return "duplicate"
+        slot = math.floor(report.ts / self.step)
+        if slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
+            return "late"
+        return None
+
     def observe(
         self, state: dict[str, Any] | None, report: IncidentReport, department: str
     ) -> tuple[dict[str, Any], Burst | None]:
         """Fold one report into its (cell, category) state; a Burst when it tips over,
-        or follows an open episode. Returns the new state (the old one is not kept)."""
+        or follows an open episode. Returns the new state (the old one is not kept). A
+        report ``dropped`` names (a duplicate, a late one) changes nothing."""
+        if state is not None and self.dropped(state, report) is not None:
+            return state, None
         slot = math.floor(report.ts / self.step)
         state = self._advance(state, slot)
         index = slot - state["slot"] + self.hops - 1  # position in the window's ring
-        if index < 0:
-            return state, None  # older than the window: counted nowhere
         state["counts"][index] += 1
+        horizon = state["slot"] - math.ceil(self.seen_seconds / self.step)
+        seen = [s for s in state.get("seen", ()) if s[1] >= horizon]
+        seen.append([report.report_id, slot])
+        state["seen"] = seen[-self.max_seen_reports :]
         count = sum(state["counts"])
         baseline = state["baseline"]
         threshold = max(self.min_reports, baseline * self.factor + 3 * math.sqrt(baseline))
@@ -145,6 +172,7 @@ class BurstTracker:
                 "baseline": baseline,
                 "held": [],
                 "episode": None,
+                "seen": [],
             }
         gap = slot - int(state["slot"])
         if gap <= 0:

@@ -9,6 +9,7 @@ the sensor states in the ``sensor-state`` table), the department classifier and
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
@@ -24,6 +25,15 @@ from streams.departments import DepartmentClassifier
 from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, format_ts
+
+log = logging.getLogger(__name__)
+
+SAY_DROPPED_EVERY = 60.0  # seconds between INFO lines on duplicate or late reports
+# Why a valid incident report counts towards no burst (streams.bursts ``dropped``).
+DROPPED = {
+    "duplicate": "report_id already seen in its cell and category: a re-sent report",
+    "late": "older than the burst window",
+}
 
 
 def rejected_origin(events: Sequence[Message], item: Incoming) -> str:
@@ -54,6 +64,8 @@ class Ingest:
         self.bursts = BurstTracker(
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
         )
+        # reason -> (monotonic time of the last INFO line on dropped reports, held since)
+        self._said_dropped: dict[str, tuple[float | None, int]] = {}
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
 
@@ -176,10 +188,22 @@ class Ingest:
         tally: Tally[tuple[str, str]] = Tally()
         alerts = []
         states: dict[bytes, dict[str, Any]] = {}
+        dropped: dict[str, list[str]] = {}
         for report, department in zip(reports, departments, strict=True):
-            tally[(report.source, department)] += 1
             key = report.grid_cell.encode()
             cell_state = states.setdefault(key, dict(self.ctx.burst_state.get(key) or {}))
+            reason = self.bursts.dropped(cell_state.get(report.category), report)
+            if reason is not None:
+                # Counted and said, never silent (trial 5: 12 re-sent reports vanished).
+                duplicate = reason == "duplicate"
+                counter = (
+                    self.metrics.incidents_duplicate if duplicate else self.metrics.incidents_late
+                )
+                counter.labels(report.source).inc()
+                dropped.setdefault(reason, []).append(report.report_id)
+                if reason == "duplicate":
+                    continue  # a re-sent report is not a new one: not in incidents_total
+            tally[(report.source, department)] += 1
             cell_state[report.category], burst = self.bursts.observe(
                 cell_state.get(report.category), report, department
             )
@@ -223,3 +247,21 @@ class Ingest:
         await self.ctx.app.producer.flush()
         for (source, department), n in tally.items():
             self.metrics.incidents.labels(source, department).inc(n)
+        for reason, ids in dropped.items():
+            # Said once a minute per reason (a gateway re-sending all day must not flood
+            # the log); the ones in between are counted on the next line.
+            now_s = time.monotonic()
+            last, held = self._said_dropped.get(reason, (None, 0))
+            if last is not None and now_s - last < SAY_DROPPED_EVERY:
+                self._said_dropped[reason] = (last, held + len(ids))
+                continue
+            self._said_dropped[reason] = (now_s, 0)
+            log.info(
+                "incidents: %d %s report(s) not counted towards bursts (%s): %s%s%s",
+                len(ids),
+                reason,
+                DROPPED[reason],
+                ", ".join(ids[:5]),
+                f" and {len(ids) - 5} more" if len(ids) > 5 else "",
+                f"; {held} more since the last such line" if held else "",
+            )

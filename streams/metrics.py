@@ -18,6 +18,8 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from streams.events import INCIDENT_SOURCES
+
 READINGS = "citybrain_readings_total"
 DUPLICATES = "citybrain_readings_duplicate_total"
 REDELIVERED = "citybrain_readings_redelivered_total"
@@ -35,6 +37,8 @@ INGEST_READINGS = "citybrain_ingest_readings_total"
 INGEST_REFUSED = "citybrain_ingest_refused_total"
 INGEST_SKIPPED = "citybrain_ingest_skipped_total"
 INCIDENTS = "citybrain_incidents_total"
+INCIDENTS_DUPLICATE = "citybrain_incidents_duplicate_total"
+INCIDENTS_LATE = "citybrain_incidents_late_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
 EVENT_TO_ALERT = "citybrain_event_to_alert_seconds"
 BATCH_SIZE = "citybrain_batch_readings"
@@ -93,6 +97,8 @@ class Metrics:
     silences_invalid: Counter
     dead_letters: Counter
     incidents: Counter
+    incidents_duplicate: Counter
+    incidents_late: Counter
     incident_bursts: Counter
     event_to_alert: Histogram
     batch_size: Histogram
@@ -178,6 +184,18 @@ class Metrics:
                 DEAD_LETTERS, "Events sent to the dead-letter topic", ("stream", "reason")
             ),
             incidents=counter(INCIDENTS, "Valid incident reports", ("source", "department")),
+            incidents_duplicate=counter(
+                INCIDENTS_DUPLICATE,
+                "Incident reports dropped as re-sent: report id already seen in the cell and "
+                "category (not in citybrain_incidents_total)",
+                ("source",),
+            ),
+            incidents_late=counter(
+                INCIDENTS_LATE,
+                "Incident reports older than the burst window: in citybrain_incidents_total, "
+                "counted towards no burst",
+                ("source",),
+            ),
             incident_bursts=counter(INCIDENT_BURSTS, "Bursts of citizen reports", ("department",)),
             event_to_alert=histogram(
                 EVENT_TO_ALERT,
@@ -312,6 +330,9 @@ def initialise(
             metrics.alerts_open.labels(severity, level)
     for stream in ("readings", "incidents"):
         metrics.dead_letters.labels(stream, "bad_json")
+    for source in sorted(INCIDENT_SOURCES):
+        metrics.incidents_duplicate.labels(source)
+        metrics.incidents_late.labels(source)
     for outcome in ("ok", "failed"):
         metrics.webhook_calls.labels(outcome)
     metrics.score_threshold.set(threshold)

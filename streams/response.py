@@ -28,6 +28,36 @@ from streams.replies import AUDITED, count_campaign, reply_document
 
 log = logging.getLogger(__name__)
 
+# Finished runs a group keeps after a new run superseded them, newest last: readable by
+# `runs show` (where they went), no longer changeable. Bounds the group's state.
+KEEP_SUPERSEDED = 3
+
+
+class WarnEvery:
+    """One WARNING per ``key`` (a webhook URL) every ``seconds`` at most: the first
+    failure is said at once, the ones within the next ``seconds`` are counted and the
+    next line says how many there were, so a dead endpoint is visible in the log without
+    flooding it (trial 5: failed closure webhooks were only in the audit topic)."""
+
+    def __init__(self, seconds: float = 60.0, clock: Any = time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._last: dict[str, float] = {}
+        self._held: Tally[str] = Tally()
+
+    def __call__(self, key: str, text: str) -> bool:
+        """Log ``text`` for ``key`` unless one was logged within ``seconds``; True when
+        logged."""
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.seconds:
+            self._held[key] += 1
+            return False
+        held = self._held.pop(key, 0)
+        more = f" ({held} more since the last warning, not logged)" if held else ""
+        log.warning("citybrain: warning: %s%s", text, more)
+        self._last[key] = now
+        return True
+
 
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
@@ -58,6 +88,7 @@ class Response:
             retries=settings.webhook_retries,
             backoff=settings.webhook_backoff,
         )
+        self.warn_webhook = WarnEvery()
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -92,6 +123,12 @@ class Response:
                 run, more = engine.renotify(run, f"new alert {alert_id} in the group", now)
                 cmds += more
         else:
+            if run is not None:
+                # The finished run this one supersedes stays readable a while (`runs show`
+                # of its id: where it went), though no longer changeable.
+                by = f"{key.decode()}.{group['generation'] + 1}"
+                kept = {"run": run.to_dict(), "at": now, "by": by}
+                group["superseded"] = [*group.get("superseded", []), kept][-KEEP_SUPERSEDED:]
             group["generation"] += 1
             wait = route["group_wait"]
             if self.settings.ack_deadline_seconds is not None:
@@ -296,6 +333,12 @@ class Response:
             url = str(self.settings.replies_webhook_url)
             if not self.webhooks.submit(reply["reply_id"], url, reply):
                 # The topic has the closure; the webhook copy is lost, and said so.
+                self.warn_webhook(
+                    url,
+                    f"closure (reply) webhook to {url} dropped for report "
+                    f"{reply['report_id']}: too many webhook calls in flight (the "
+                    "replies topic has it); audited as reply_webhook_dropped",
+                )
                 await self.ctx.audit(
                     {
                         "action": "reply_webhook_dropped",
@@ -390,6 +433,14 @@ class Response:
         self, command_id: str, url: str, attempt: int, detail: str
     ) -> None:
         self.metrics.webhook_failed_attempts.inc()
+        replies = self.settings.replies_webhook_url
+        what = "closure (reply) webhook" if replies and url == str(replies) else "webhook"
+        self.warn_webhook(
+            url,
+            f"{what} call to {url} failed (attempt {attempt}, run "
+            f"{command_id.rsplit(':', 1)[0]}): {detail}; audited as webhook_attempt_failed, "
+            'counted in citybrain_webhook_calls_total{outcome="failed"}',
+        )
         await self.ctx.audit(
             {
                 "action": "webhook_attempt_failed",

@@ -7,11 +7,15 @@
 - ``GET /ingest/v1/health``: 200 when the server runs (no token).
 
 Every POST needs ``Authorization: Bearer <token>`` of a role that may ``ingest``
-(``gateway``, streams/auth.py). A body is all or nothing: any bad reading answers 400
-naming every bad field (``readings[3].value``, ``data[0].no2.value``) and nothing is sent.
-A good body is answered 200 ``{"accepted": n}`` once Kafka has acknowledged every reading;
-503 (with ``Retry-After``) when Kafka has not within ``ack_timeout`` seconds (the readings
-may still arrive: a retry is safe, the worker drops an exact duplicate). Bodies above
+(``gateway``, streams/auth.py). Each reading stands alone, as in the worker's packs: the
+valid readings of a body go to Kafka and each bad one is dead-lettered naming its field
+(``readings[3].value``, ``data[0].no2``); the answer is 200 ``{"accepted": n}`` once Kafka
+has acknowledged them all, with ``"refused": m`` and ``errors`` when some were bad (a
+sender such as Orion does not retry a 4xx: it must not be told to drop the valid ones). A
+body with no valid reading at all (not JSON, no reading, every reading bad) is 400 naming
+every bad field, and nothing is sent. 503 (with ``Retry-After``) when Kafka has not
+acknowledged within ``ack_timeout`` seconds (the readings may still arrive: a retry is
+safe, the worker drops an exact duplicate). Bodies above
 ``max_body`` bytes are refused with 413, before they are read; a body needs a
 ``Content-Length`` (ASCII digits: 411 without one, 400 for another value; a chunked body
 is 411, one with both headers 400, as RFC 9112 section 6.3 asks of a server that does not
@@ -26,7 +30,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,11 +39,19 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from citybrain.ingest.metrics import IngestMetrics
+from citybrain.ingest.mqtt import dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
 from streams.auth import TokenStore, forbidden_reason, refusal_401
 from streams.errors import MISSING, EventError
-from streams.events import PACK_SCHEMA, READING_SCHEMA, EventValidator, Reading, decode_json
+from streams.events import (
+    PACK_SCHEMA,
+    READING_SCHEMA,
+    EventValidator,
+    PackedError,
+    Reading,
+    decode_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +78,31 @@ class BadBody(Exception):
         self.errors = errors
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """One bad reading of a body that had good ones too: the 400-style ``problem``
+    (``{"field", "code", "message"}``) and the ``payload`` dead-lettered for it (the
+    reading, or the NGSI entity, as JSON)."""
+
+    problem: dict[str, Any]
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BodyReadings:
+    """A body's valid readings and its refused ones (each read on its own)."""
+
+    readings: list[Reading]
+    refused: list[Refused]
+
+
+def _sorted(readings: list[Reading], refused: list[Refused]) -> BodyReadings:
+    """The body's readings; ``BadBody`` naming every bad field when none is valid."""
+    if refused and not readings:
+        raise BadBody([r.problem for r in refused])
+    return BodyReadings(readings, refused)
+
+
 def _problem(exc: EventError, field: str | None) -> dict[str, Any]:
     """One entry of a 400's ``errors``: the field (``body`` for the body as a whole),
     the reason code and the message."""
@@ -88,9 +126,10 @@ def _prefixed(exc: EventError, prefix: str) -> dict[str, Any]:
     return _problem(EventError(exc.code, field, exc.value, exc.reason), field)
 
 
-def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> list[Reading]:
-    """citybrain's own schema: a reading, a pack, or a list -> valid readings, or
-    ``BadBody`` naming every bad one (``readings[i].<field>``)."""
+def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> BodyReadings:
+    """citybrain's own schema: a reading, a pack, or a list -> its valid readings and its
+    bad ones (``readings[i].<field>``), each read on its own; ``BadBody`` when the body
+    is no reading, pack or list, or none of its readings is valid."""
     try:
         body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
     except EventError as exc:
@@ -108,7 +147,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> lis
     else:
         items, prefix = [body], ""
     out: list[Reading] = []
-    errors: list[dict[str, Any]] = []
+    refused: list[Refused] = []
     for i, item in enumerate(items):
         where = f"{prefix}[{i}]" if prefix else ""
         if not isinstance(item, dict):
@@ -118,42 +157,50 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> lis
                 else "expected a reading (a JSON object), a readings/1 pack or a list of readings"
             )
             bad = EventError("bad_type", where or "body", item, expected)
-            errors.append(_problem(bad, where or "body"))
+            refused.append(Refused(_problem(bad, where or "body"), PackedError(i, item, bad).raw()))
             continue
         if prefix:
             item = {"schema": READING_SCHEMA, **item}  # packed readings may leave it out
         try:
             out.append(validator.reading_document(item, now))
         except EventError as exc:
-            errors.append(_prefixed(exc, where) if where else _problem(exc, exc.field))
-    if errors:
-        raise BadBody(errors)
-    return out
+            problem = _prefixed(exc, where) if where else _problem(exc, exc.field)
+            refused.append(Refused(problem, PackedError(i, item, exc).raw()))
+    return _sorted(out, refused)
 
 
 def ngsi_readings(
     raw: bytes, mapping: NgsiMapping, validator: EventValidator, now: float
-) -> list[Reading]:
-    """An Orion notification -> valid readings, or ``BadBody`` naming the entity field."""
+) -> BodyReadings:
+    """An Orion notification -> its valid readings and its bad ones, each named by entity
+    and attribute (``data[0].no2``: one attribute's fault costs no other reading);
+    ``BadBody`` when the body is no notification or none of its readings is valid."""
     try:
         body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
     except EventError as exc:
         raise BadBody([_problem(exc, None)]) from None
     try:
-        entities = mapping.notification(body)
+        mapped = mapping.notification(body)
     except EventError as exc:
         raise BadBody([_problem(exc, exc.field)]) from None
+    data = body["data"]
+    bad: list[tuple[int, Refused]] = [
+        (i, Refused(_problem(exc, exc.field), PackedError(i, data[i], exc).raw()))
+        for i, exc in mapped.errors
+    ]
     out: list[Reading] = []
-    errors: list[dict[str, Any]] = []
-    for i, (_, found) in enumerate(entities):
-        for doc in found.documents:
+    for i, _, found in mapped.entities:
+        for attr, doc in zip(found.attributes, found.documents, strict=True):
             try:
                 out.append(validator.reading_document(doc, now))
             except EventError as exc:
-                errors.append(_prefixed(exc, f"data[{i}]({doc['sensor_id']})"))
-    if errors:
-        raise BadBody(errors)
-    return out
+                # The reading field (ts, value) of the sensor this attribute maps to.
+                where = f"data[{i}].{attr}" + (f".{exc.field}" if exc.field else "")
+                reason = f"{exc.reason} (sensor {doc['sensor_id']!r})"
+                problem = _problem(EventError(exc.code, where, exc.value, reason), where)
+                bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw())))
+    refused = [r for _, r in sorted(bad, key=lambda pair: pair[0])]  # stable: by entity
+    return _sorted(out, refused)
 
 
 class IngestHttpServer(ThreadingHTTPServer):
@@ -180,10 +227,25 @@ class IngestHttpServer(ThreadingHTTPServer):
         self.max_body = max_body
         self.ack_timeout = ack_timeout
         self.clock = clock
+        self._said: dict[str, float] = {}  # path -> monotonic time of the last INFO line
+        self._said_lock = threading.Lock()
 
-    def publish(self, readings: list[Reading]) -> bool:
-        """Send and wait for Kafka's acknowledgement of every one; False on timeout."""
-        left = [len(readings)]
+    def said_partly_refused(self, path: str, every: float = 60.0) -> bool:
+        """Whether to log a partly refused body on ``path`` now: once ``every`` seconds
+        per path, so a gateway with one misconfigured sensor does not flood the log."""
+        now = time.monotonic()
+        with self._said_lock:
+            if now - self._said.get(path, -every) < every:
+                return False
+            self._said[path] = now
+            return True
+
+    def publish(
+        self, readings: list[Reading], dead_letters: Sequence[tuple[bytes, list[Any]]] = ()
+    ) -> bool:
+        """Send the readings and the dead letters (value, headers) and wait for Kafka's
+        acknowledgement of every one; False on timeout."""
+        left = [len(readings) + len(dead_letters)]
         all_acked = threading.Event()
         lock = threading.Lock()
 
@@ -196,6 +258,10 @@ class IngestHttpServer(ThreadingHTTPServer):
         deadline = time.monotonic() + self.ack_timeout
         for reading in readings:
             if not self.publisher.submit(reading, done, max(0.0, deadline - time.monotonic())):
+                return False
+        for value, headers in dead_letters:
+            left_s = max(0.0, deadline - time.monotonic())
+            if not self.publisher.dead_letter(value, None, headers, done, left_s):
                 return False
         return all_acked.wait(max(0.0, deadline - time.monotonic()))
 
@@ -292,11 +358,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         now = srv.clock()
+        stream = STREAMS[self.path]
         try:
             if self.path == READINGS_PATH:
-                readings = readings_from_body(raw, srv.validator, now)
+                found = readings_from_body(raw, srv.validator, now)
             else:
-                readings = ngsi_readings(raw, srv.ngsi, srv.validator, now)
+                found = ngsi_readings(raw, srv.ngsi, srv.validator, now)
         except BadBody as exc:
             for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
                 srv.metrics.refused.labels(STREAMS[self.path], problem["code"]).inc()
@@ -306,14 +373,39 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("ingest: POST %s failed", self.path)
             self._answer(500, {"error": f"internal: {type(exc).__name__}"})
             return
-        if readings and not srv.publish(readings):
+        readings, refused = found.readings, found.refused
+        dead_letters = []
+        for bad in refused:
+            code, message = bad.problem["code"], bad.problem["message"]
+            srv.metrics.refused.labels(stream, code).inc()
+            origin = f"http:{self.path}"
+            dead_letters.append((bad.payload, dead_letter_headers(origin, code, message, stream)))
+        if refused and srv.said_partly_refused(self.path):
+            log.info(
+                "ingest: POST %s: %d readings accepted, %d refused and dead-lettered: %s "
+                "(said once a minute per path; every one is counted and dead-lettered)",
+                self.path,
+                len(readings),
+                len(refused),
+                refusal_text([r.problem for r in refused]),
+            )
+        if (readings or dead_letters) and not srv.publish(readings, dead_letters):
             self._answer(
                 503,
                 {"error": f"Kafka has not acknowledged in {srv.ack_timeout:g}s; retry"},
                 {"Retry-After": "5"},
             )
             return
-        self._answer(200, {"accepted": len(readings)})
+        answer: dict[str, Any] = {"accepted": len(readings)}
+        if refused:
+            problems = [r.problem for r in refused]
+            answer.update(
+                refused=len(refused),
+                error=f"{len(readings)} accepted, {len(refused)} refused (dead-lettered): "
+                + refusal_text(problems),
+                errors=problems[:100],
+            )
+        self._answer(200, answer)
 
 
 def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:

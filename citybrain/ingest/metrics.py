@@ -3,8 +3,9 @@
 The MQTT ingest's dead letters are counted in the worker's own family,
 ``citybrain_dead_letters_total{stream="mqtt", reason}``, so the pipeline_health panel
 "Dead letters by reason" and the ``CitybrainDeadLettersUp`` alert see them with the
-workers'. The HTTP ingest dead-letters nothing (it answers 4xx: the sender is there to
-hear it); its refusals are ``citybrain_ingest_refused_total{stream, reason}``
+workers'. The HTTP ingest counts each bad reading (refused with a 400, or
+dead-lettered while the body's good readings were sent) once, in
+``citybrain_ingest_refused_total{stream, reason}``
 (``stream`` is ``http`` for /ingest/v1/readings, ``ngsi`` for /ingest/v1/ngsi), which the
 same panel and alert add. Labels are bounded: stream and reason code.
 """

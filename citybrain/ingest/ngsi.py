@@ -16,6 +16,11 @@ AirQualityObserved and WaterQualityObserved, dataModel.Transportation
 TrafficFlowObserved). Other attributes (co, so2, temperature, pH, occupancy, ...) have no
 citybrain kind and are skipped.
 
+Each reading stands alone: a mapped attribute that cannot become a reading (its sensor id
+not registered, a bad value or unit code) is an error naming that attribute
+(``data[0].no2``) and costs neither the entity's other attributes nor the other entities;
+an entity whose id, type or observation time is bad costs that entity's readings only.
+
 Event time: ``dateObservedTo`` if present, else ``dateObserved`` (the end of an ISO 8601
 interval ``start/end``). A DateTime without a zone is UTC, as Orion reads it; a date alone
 is its midnight. Otherwise the form is streams.events' ``parse_ts`` (ASCII ISO 8601
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from string import Formatter
 from typing import Any
 
@@ -62,11 +67,25 @@ ATTRIBUTES: dict[str, dict[str, tuple[str, dict[str, float], str]]] = {
 
 @dataclass(frozen=True, slots=True)
 class EntityReadings:
-    """What one entity gave: reading documents (not yet validated) and the attributes
-    skipped because citybrain has no kind for them."""
+    """What one entity gave: reading documents (not yet validated), the attribute each
+    came from (``attributes[i]`` gave ``documents[i]``), the attributes skipped because
+    citybrain has no kind for them, and the mapped attributes that could not become a
+    reading (``EventError``, field relative to the entity: ``no2``, ``no2.value``)."""
 
     documents: list[dict[str, Any]]
     skipped: list[str]
+    attributes: list[str] = field(default_factory=list)
+    errors: list[EventError] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class MappedNotification:
+    """What one notification gave: (its index in ``data``, entity id, its readings) per
+    entity that could be read, and every error with its field named from the body (``data[1].no2``,
+    ``data[2].dateObserved.value``), entity-level and attribute-level alike."""
+
+    entities: list[tuple[int, str, EntityReadings]]
+    errors: list[tuple[int, EventError]]  # (entity index, error)
 
 
 class NgsiMapping:
@@ -78,10 +97,10 @@ class NgsiMapping:
         self.grid = grid
         self.template = sensor_id_template
 
-    def notification(self, body: Any) -> list[tuple[str, EntityReadings]]:
-        """An Orion notification -> (entity id, its readings) per entity. Raises
-        ``EventError`` naming the field (``data[1].intensity.value``) of the first entity
-        that cannot be mapped."""
+    def notification(self, body: Any) -> MappedNotification:
+        """An Orion notification -> each entity's readings and every error, named by field
+        (``data[1].intensity.value``); one entity's or attribute's fault costs only its
+        own readings. Raises ``EventError`` when the body is no notification."""
         if not isinstance(body, dict):
             raise EventError(
                 "bad_type", "body", body, 'expected an Orion notification {"data": [entity, ...]}'
@@ -90,22 +109,28 @@ class NgsiMapping:
         if not isinstance(data, list) or not data:
             raise EventError("bad_type", "data", data, "expected a non-empty list of entities")
         out = []
+        errors: list[tuple[int, EventError]] = []
         for i, entity in enumerate(data):
             try:
                 # entity() checks the id is text first: str() of an id nested 1,000 levels
                 # deep raised RecursionError (a 500).
                 readings = self.entity(entity)
-                out.append((entity["id"], readings))
             except EventError as exc:
-                where = f"data[{i}].{exc.field}" if exc.field else f"data[{i}]"
-                raise EventError(exc.code, where, exc.value, exc.reason) from None
+                errors.append((i, _within(i, exc)))
+                continue
             except AttributeError:
-                raise EventError("bad_type", f"data[{i}]", entity, "expected an object") from None
-        return out
+                bad = EventError("bad_type", f"data[{i}]", entity, "expected an object")
+                errors.append((i, bad))
+                continue
+            out.append((i, entity["id"], readings))
+            errors.extend((i, _within(i, exc)) for exc in readings.errors)
+        return MappedNotification(out, errors)
 
     def entity(self, entity: dict[str, Any]) -> EntityReadings:
         """One normalized entity -> its readings; field names in errors are relative to
-        the entity (``no2.metadata.unitCode.value``)."""
+        the entity (``no2.metadata.unitCode.value``). Raises ``EventError`` for a bad id,
+        type or observation time (no reading of it can be placed); an attribute's own
+        fault is in ``errors`` and the other attributes still give their readings."""
         entity_id, entity_type = entity.get("id", MISSING), entity.get("type", MISSING)
         if not isinstance(entity_id, str) or not entity_id:
             code = "missing_field" if entity_id is MISSING else "bad_type"
@@ -121,65 +146,91 @@ class NgsiMapping:
             for k, v in entity.items()
             if isinstance(v, dict) and isinstance(v.get("value"), str)
         }
-        docs: list[dict[str, Any]] = []
-        skipped = []
+        out = EntityReadings([], [])
         for attr, spec in entity.items():
             if attr in ("id", "type"):
                 continue
             # Older examples spell pollutants in capitals (NO2); the current models do not.
             spec_row = table.get(attr) or table.get(attr.lower())
             if spec_row is None:
-                skipped.append(attr)
+                out.skipped.append(attr)
                 continue
-            kind, factors, default_code = spec_row
-            value = _number(spec, attr)
-            code = _unit_code(spec, attr, default_code)
-            if code not in factors:
-                raise EventError(
-                    "bad_unit",
-                    f"{attr}.metadata.unitCode.value",
-                    code,
-                    f"expected one of {sorted(factors)} for {kind} ({DEFAULT_KINDS[kind].unit})",
-                )
-            value *= factors[code]
-            if kind == "traffic_flow":
-                value *= FIVE_MINUTES / _period(entity)
-            if not math.isfinite(value):
-                # 1e308 mg/m3 is inf in ug/m3: refused here, where the attribute is known.
-                raise EventError(
-                    "not_finite", f"{attr}.value", spec["value"], f"is not finite in {kind}'s unit"
-                )
-            # id, type and kind are the entity's own: a Text attribute named so (a
-            # "kind" attribute) neither replaces them nor collides with them.
-            fields = {**texts, "id": entity_id, "type": entity_type, "kind": kind}
             try:
-                sensor_id = self.template.format(**fields)
-            except KeyError as exc:
-                raise EventError(
-                    "missing_field", str(exc.args[0]), None, "the sensor id template needs it"
-                ) from None
-            sensor = self.grid.sensors.get(sensor_id)
-            if sensor is None:
-                raise EventError(
-                    "unknown_sensor",
-                    "id",
-                    sensor_id,
-                    f"sensor is not registered (id template {self.template!r})",
-                )
-            docs.append(
-                {
-                    "schema": READING_SCHEMA,
-                    "ts": format_ts(ts),
-                    "sensor_id": sensor_id,
-                    "kind": kind,
-                    "value": value,
-                    # The unit the factors convert to: the built-in kind's (a grid that
-                    # re-declares the kind with another unit gets a bad_unit dead letter).
-                    "unit": DEFAULT_KINDS[kind].unit,
-                    "grid_cell": sensor.cell,
-                }
+                doc = self._reading(entity, attr, spec, spec_row, ts, texts)
+            except EventError as exc:
+                # One attribute's fault (an unregistered sensor, a bad value) costs only
+                # its own reading: the entity's others still go (trial 5: an unregistered
+                # no2 lost the registered pm25 with it).
+                out.errors.append(exc)
+                continue
+            out.documents.append(doc)
+            out.attributes.append(attr)
+        return out
+
+    def _reading(
+        self,
+        entity: dict[str, Any],
+        attr: str,
+        spec: Any,
+        spec_row: tuple[str, dict[str, float], str],
+        ts: float,
+        texts: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One mapped attribute -> its reading document; ``EventError`` naming it."""
+        entity_id, entity_type = entity["id"], entity["type"]
+        kind, factors, default_code = spec_row
+        value = _number(spec, attr)
+        code = _unit_code(spec, attr, default_code)
+        if code not in factors:
+            raise EventError(
+                "bad_unit",
+                f"{attr}.metadata.unitCode.value",
+                code,
+                f"expected one of {sorted(factors)} for {kind} ({DEFAULT_KINDS[kind].unit})",
             )
-        return EntityReadings(docs, skipped)
+        value *= factors[code]
+        if kind == "traffic_flow":
+            value *= FIVE_MINUTES / _period(entity)
+        if not math.isfinite(value):
+            # 1e308 mg/m3 is inf in ug/m3: refused here, where the attribute is known.
+            raise EventError(
+                "not_finite", f"{attr}.value", spec["value"], f"is not finite in {kind}'s unit"
+            )
+        # id, type and kind are the entity's own: a Text attribute named so (a
+        # "kind" attribute) neither replaces them nor collides with them.
+        fields = {**texts, "id": entity_id, "type": entity_type, "kind": kind}
+        try:
+            sensor_id = self.template.format(**fields)
+        except KeyError as exc:
+            raise EventError(
+                "missing_field", str(exc.args[0]), None, "the sensor id template needs it"
+            ) from None
+        sensor = self.grid.sensors.get(sensor_id)
+        if sensor is None:
+            # Named by the attribute: the entity's other attributes may be registered.
+            raise EventError(
+                "unknown_sensor",
+                attr,
+                sensor_id,
+                f"no sensor with this id (template {self.template!r}) is registered in the grid",
+            )
+        return {
+            "schema": READING_SCHEMA,
+            "ts": format_ts(ts),
+            "sensor_id": sensor_id,
+            "kind": kind,
+            "value": value,
+            # The unit the factors convert to: the built-in kind's (a grid that
+            # re-declares the kind with another unit gets a bad_unit dead letter).
+            "unit": DEFAULT_KINDS[kind].unit,
+            "grid_cell": sensor.cell,
+        }
+
+
+def _within(index: int, exc: EventError) -> EventError:
+    """``exc`` with its field named from the notification body (``data[0].no2``)."""
+    where = f"data[{index}].{exc.field}" if exc.field else f"data[{index}]"
+    return EventError(exc.code, where, exc.value, exc.reason)
 
 
 def _keyvalues(attr: str, spec: Any) -> EventError:

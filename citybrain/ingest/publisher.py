@@ -97,14 +97,22 @@ class PackPublisher:
         return True
 
     def dead_letter(
-        self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]], done: Done
-    ) -> None:
+        self,
+        value: bytes,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]],
+        done: Done,
+        timeout: float | None = None,
+    ) -> bool:
         """Send a rejected message to the dead-letter topic (the worker's header
         convention, streams/app.py); ``done`` runs once Kafka has it. A value too large
-        for one Kafka message is cut (``fit_dead_letter``)."""
+        for one Kafka message is cut (``fit_dead_letter``). Blocks while ``max_pending``
+        messages wait (``timeout`` seconds at most: False when it ran out, nothing sent;
+        the HTTP ingest then answers 503 rather than hold its sender forever)."""
         value, headers = fit_dead_letter(value, key, headers)
         with self._cond:
-            self._wait_for_room(None)
+            if not self._wait_for_room(timeout) and timeout is not None:
+                return False
             self._pending += 1
         while True:
             try:
@@ -116,11 +124,12 @@ class PackPublisher:
                 if self.failure is not None:
                     raise RuntimeError(f"Kafka send failed: {self.failure}") from exc
                 if self._abandoned:
-                    return  # counted in close()'s undelivered: still pending
+                    return True  # counted in close()'s undelivered: still pending
                 log.warning("Kafka dead letter not queued (%s); retrying", exc)
                 time.sleep(0.5)
         future.add_callback(self._acked, [done], dead_letter=True)
         future.add_errback(self._failed, "dead letter")
+        return True
 
     def close(self, timeout: float = 30.0, give_up: threading.Event | None = None) -> int:
         """Send what is buffered and wait for Kafka to acknowledge every reading and dead

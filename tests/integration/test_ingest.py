@@ -343,21 +343,35 @@ def test_http_readings_are_token_checked_validated_and_packed(
             "token 'duty-operator' has role operator, which may not post readings to the ingest: "
             "that needs role gateway",
         )
-        bad = json.dumps([reading, {**reading, "value": "high"}]).encode()
+        bad = json.dumps([{**reading, "value": "high"}]).encode()
         status, body = post(p, "/ingest/v1/readings", bad)
-        assert status == 400
+        assert status == 400  # no valid reading: nothing sent, nothing dead-lettered
+        assert [e["field"] for e in body["errors"]] == ["readings[0].value"]
+        # A body with good and bad readings: the good go to Kafka, the bad are
+        # dead-lettered (each reading stands alone, as in the worker's packs).
+        mixed = json.dumps([{**reading, "ts": format_ts(START + 120)}, {**reading, "value": "x"}])
+        status, body = post(p, "/ingest/v1/readings", mixed.encode())
+        assert (status, body["accepted"], body["refused"]) == (200, 1, 1)
         assert [e["field"] for e in body["errors"]] == ["readings[1].value"]
+        [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+        headers = dict(dead.headers)
+        assert (headers["citybrain.error.reason"], headers["citybrain.error.origin"]) == (
+            b"bad_type",
+            b"http:/ingest/v1/readings",
+        )
+        assert json.loads(dead.value)["value"] == "x"
         status, body = post(p, "/ingest/v1/readings", b"[" + b" " * 70_000 + b"]")
         assert (status, body["field"]) == (413, "Content-Length")
         assert post(p, "/ingest/v1/readings", good.encode()) == (200, {"accepted": 2})
         one = json.dumps({"schema": "reading/1", **reading, "ts": format_ts(START + 60)})
         assert post(p, "/ingest/v1/readings", one.encode()) == (200, {"accepted": 1})
-        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 4, settle=1))
         assert sorted((r["sensor_id"], r["ts"]) for r in readings) == [
             ("gauge-1", format_ts(START)),
             ("gauge-1", format_ts(START + 60)),
+            ("gauge-1", format_ts(START + 120)),
             ("gauge-2", format_ts(START)),
-        ]  # the refused bodies sent nothing
+        ]  # the refused bodies and readings sent nothing
     finally:
         server.stop()
 
@@ -381,8 +395,12 @@ def test_ngsi_notifications_of_the_real_examples_become_readings(
         broken = example("TrafficFlowObserved")
         broken["averageVehicleSpeed"]["value"] = "fast"
         status, body = post(p, "/ingest/v1/ngsi", notification(example(models[0]), broken))
-        assert status == 400
+        # One bad attribute costs only its own reading (Orion does not retry a 4xx).
+        assert (status, body["accepted"], body["refused"]) == (200, 2, 1)
         assert body["errors"][0]["field"] == "data[1].averageVehicleSpeed.value"
+        [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+        assert dict(dead.headers)["citybrain.error.reason"] == b"bad_type"
+        assert json.loads(dead.value)["averageVehicleSpeed"]["value"] == "fast"
     finally:
         server.stop()
 

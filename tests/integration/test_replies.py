@@ -5,7 +5,10 @@ audit chain of the run and of each report."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -185,6 +188,31 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
         relay = ["runs", "answer", run_id, "--report", "r-1", "--satisfied"]
         assert main([*relay, "--url", url, "--token", OPERATOR_TOKEN]) == 0
         pipeline.read("steps", lambda m: len(steps_of(m, "answer")) == 2)
+        # Another reporter of the same closure says no: recorded only, and the API says
+        # so (trial 5: the CLI still said "an unsatisfied answer reopens the run"); the
+        # answers and the reopening are on the run, which lists as reopened.
+        status, body = pipeline.api(
+            "POST",
+            f"/runs/{run_id}/answer",
+            OPERATOR_TOKEN,
+            {"report_id": "r-2", "satisfied": False},
+        )
+        assert (status, body["reopens"]) == (202, False)
+        status, body = pipeline.api_until(
+            f"/runs/{run_id}",
+            OPERATOR_TOKEN,
+            lambda s, b: "r-2" in str(b.get("run", {}).get("actions", [])[-1:]),
+        )
+        assert [a["action"] for a in body["run"]["actions"][-4:]] == [
+            "answer",
+            "reopen",
+            "answer",
+            "answer",
+        ]
+        assert body["run"]["actions"][-1]["note"].endswith("(recorded only: the run is open)")
+        status, body = pipeline.api("GET", "/runs?status=reopened", OPERATOR_TOKEN)
+        assert (status, [r["run_id"] for r in body["runs"]]) == (200, [run_id])
+        assert pipeline.api("GET", "/runs?status=reopend", OPERATOR_TOKEN)[0] == 400
 
         # Resolved again, and again not satisfied: reopened one level up, at the district.
         pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "fined"})
@@ -246,7 +274,7 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
         rows = json.loads(out.read_text())["rows"]
         city = next(r for r in rows if r["scope"] == "city")["figures"]
         # Reopened a second time and not resolved since: found, not resolved; r-0's last
-        # answer is "no", r-1's "yes".
+        # answer is "no", r-1's "yes", r-2's "no".
         assert {k: city[k] for k in ("found", "reports", "resolved", "reopened")} == {
             "found": 1,
             "reports": 8,
@@ -254,8 +282,8 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
             "reopened": 1,
         }
         assert (city["answers"], city["satisfaction_rate"], city["escalated_district"]) == (
-            2,
-            0.5,
+            3,
+            pytest.approx(1 / 3),
             1,
         )
         assert {r["name"] for r in rows if r["scope"] == "department"} == {"police"}
@@ -295,6 +323,18 @@ def test_an_answer_to_a_superseded_run_says_which_run_replaced_it(pipeline: Pipe
         assert status == 409
         assert body["error"].startswith(f"run {old} was superseded by run {new} (a later alert")
         assert "relay the reporter's answer as a new report" in body["error"]
+        # It can still be looked at (trial 5: `runs show` of it was the same 409), saying
+        # where it went, with that advice; the CLI prints it whole.
+        status, body = pipeline.api("GET", f"/runs/{old}", OPERATOR_TOKEN)
+        assert (status, body["superseded_by"], body["run"]["run_id"]) == (200, new, old)
+        assert (body["run"]["status"], body["run"]["resolution"]) == ("resolved", "quiet")
+        assert body["note"].endswith(f"or answer run {new} if it covers the report")
+        url = f"http://127.0.0.1:{pipeline.settings.worker_port}"
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["runs", "show", old, "--url", url, "--token", OPERATOR_TOKEN]) == 0
+        assert out.getvalue().startswith(f"SUPERSEDED by run {new} at ")
+        assert f"or answer run {new} if it covers the report" in out.getvalue()
         # The new run does not cover r-0: a 404 naming the report.
         status, body = pipeline.api(
             "POST", f"/runs/{new}/answer", OPERATOR_TOKEN, {"report_id": "r-0", "satisfied": False}
@@ -302,3 +342,36 @@ def test_an_answer_to_a_superseded_run_says_which_run_replaced_it(pipeline: Pipe
         assert (status, body["error"]) == (404, f"run {new} covers no report 'r-0'")
     finally:
         worker.stop()
+
+
+def test_failed_closure_webhooks_are_warned_of_in_the_worker_log(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """Trial 5: closures to a webhook at a closed port failed, seen only in the audit
+    topic and a metric. Now one WARNING a minute per URL, naming it and the reason."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/replies"
+    pipeline = Pipeline(run_dir, extra_env={"CITYBRAIN_REPLIES_WEBHOOK_URL": closed})
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 6)
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "report_covered")) == 6)
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        status, _ = pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "ok"})
+        assert status == 202
+        # Six closures, each tried three times (CITYBRAIN_WEBHOOK_RETRIES=2): all audited.
+        pipeline.read(
+            "audit",
+            lambda m: sum(1 for d in docs(m) if d.get("action") == "webhook_attempt_failed") >= 18,
+        )
+        warned = [
+            line
+            for line in worker.log().splitlines()
+            if "citybrain: warning: closure (reply) webhook call to " + closed in line
+        ]
+        assert len(warned) == 1, warned  # at most one a minute for the URL
+        assert f"run {run_id}" in warned[0] and "failed (attempt " in warned[0]
+    finally:
+        worker.stop()
+        pipeline.close()

@@ -25,7 +25,7 @@ from citybrain.cli import (
     silence_warnings,
     silences_table,
 )
-from citybrain.commands import cli_command
+from citybrain.commands import changed_settings, cli_command
 from citybrain.demo import DemoFiles, make_demo_token
 from playbooks.loader import load_grid
 from streams.auth import PERMISSIONS, Principal, TokenStore, forbidden_reason, roles_that_may
@@ -175,6 +175,31 @@ def test_an_interrupted_replay_says_what_was_sent_and_how_to_resume() -> None:
     # The printed command parses back to the same replay, resumed.
     resumed = _replay_args("a b.csv", "c.csv", "--speed", "600", "--pack", "100", "--skip", "3")
     assert (resumed.skip, resumed.pack, resumed.speed) == (3, 100, 600.0)
+
+
+def test_the_resume_line_carries_the_settings_it_ran_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial 5: with CITYBRAIN_TOPIC_PREFIX=t5a and the Kafka port moved, the printed
+    resume command, typed in a new shell, replayed to the default prefix and port."""
+    monkeypatch.setenv("CITYBRAIN_TOPIC_PREFIX", "t5a")
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "19892")
+    monkeypatch.setenv("CITYBRAIN_PARTITIONS", "2")  # the default: not repeated
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PASSWORD", "s3cret")  # a secret: never printed
+    events = [
+        Reading(1_557_532_800.0 + 300 * i, "s1", "water_level", 1.0, "ft", "c") for i in range(3)
+    ]
+    message = replay_stopped(_replay_args("a.csv"), 2, 3, events)
+    assert message.endswith(
+        f"to send the rest: CITYBRAIN_KAFKA_PORT=19892 CITYBRAIN_TOPIC_PREFIX=t5a "
+        f"{cli_command()} replay a.csv --skip 2"
+    )
+    assert "s3cret" not in message and "PARTITIONS" not in message
+    # The same for every printed command (hints in errors, the demo's lines).
+    assert changed_settings() == {
+        "CITYBRAIN_KAFKA_PORT": "19892",
+        "CITYBRAIN_TOPIC_PREFIX": "t5a",
+    }
 
 
 class _Refusing(http.server.BaseHTTPRequestHandler):

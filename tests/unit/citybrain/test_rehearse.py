@@ -19,6 +19,7 @@ from citybrain.rehearse import (
     RehearsalError,
     SatisfactionModel,
     profile_distributions,
+    read_incidents,
     rehearse,
     satisfaction_model,
     units_profile,
@@ -237,6 +238,9 @@ def test_satisfaction_defaults_fill_missing_fields() -> None:
         ({"shifts": [[20, 8]]}, r"departments.default.shifts is \[\[20, 8\]\]"),
         ({"resolve": "fire"}, r"departments.default.resolve is 'fire', expected one of \['all'\]"),
         ({"speed": 3}, r"departments.default: unknown field\(s\) \['speed'\]"),
+        # Trial 5: no did-you-mean, and no hint for a night shift.
+        ({"capcity": 3}, r"\['capcity'\] \(did you mean 'capacity' for 'capcity'\?\); expected"),
+        ({"shifts": [[22, 6]]}, r"a shift past midnight is two: \[\[22, 24\], \[0, 6\]\]"),
         ({"busy": 0}, r"departments.default.busy is 0, expected seconds > 0"),
     ],
 )
@@ -273,7 +277,8 @@ def test_cli_compares_two_deadlines_on_a_small_file(
     (tmp_path / "bad.csv").write_text(rows[0] + "\nyesterday,r1,Noise,loud,app,c-top,police\n")
     bad = [*args[:2], str(tmp_path / "bad.csv"), *args[3:]]
     assert main(bad) == 2
-    assert "row 1: field \"timestamp\" is 'yesterday'" in capsys.readouterr().err
+    # file:line, as replay says it (was "row 1").
+    assert "bad.csv:2: field \"timestamp\" is 'yesterday'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -311,3 +316,89 @@ def test_a_units_profile_that_cannot_be_read_is_named(
     args = ["rehearse", "--incidents", str(tmp_path / "in.csv"), "--grid", str(grid)]
     assert main([*args, "--units", str(tmp_path / "units.yaml")]) == 2
     assert message in capsys.readouterr().err
+
+
+def _rehearse_cli(tmp_path: Path, rows: list[str], *extra: str) -> int:
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    args = ["rehearse", "--incidents", str(tmp_path / "in.csv"), "--grid", str(grid)]
+    args += ["--units", str(PROFILES / "units-nyc.yaml"), "--out", str(tmp_path / "o.json")]
+    return main([*args, *extra])
+
+
+def test_rehearse_says_what_it_leaves_out_and_which_departments_it_does_not_know(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5: a repeated report_id vanished (16 rows, 15 found), an empty department
+    became "?" and "firefighters" was taken silently."""
+    rows = ["timestamp,report_id,category,text,source,grid_cell,department"]
+    rows += [f"2024-05-27T00:{i:02d}:00Z,r{i},Noise,loud,app,c-top,police" for i in range(4)]
+    rows += ["2024-05-27T00:09:00Z,r1,Noise,loud again,app,c-top,police"]  # line 6
+    rows += ["2024-05-27T00:10:00Z,r10,Noise - Residential,Loud Music/Party,app,c-top,"]
+    rows += ["2024-05-27T00:11:00Z,r11,Fire,smoke,app,c-top,firefighters"]  # line 8
+    assert _rehearse_cli(tmp_path, rows) == 0
+    err = capsys.readouterr().err
+    assert "in.csv:6: report_id 'r1' again (first at line 3): left out" in err
+    assert "department 'firefighters' (line(s) 8) is none the units profile" in err
+    assert "(did you mean 'fire'?)" in err
+    assert "rehearsed with the units profile's default pool" in err
+    assert "6 reports rehearsed, 0 bad rows skipped, 1 duplicate report id left out" in err
+    [version] = json.loads((tmp_path / "o.json").read_text())["versions"]
+    rows_by = {(r["scope"], r["name"]) for r in version["report"]["rows"]}
+    departments = {name for scope, name in rows_by if scope == "department"}
+    # The empty department is the classifier's (noise: police), not "?".
+    assert departments == {"police", "firefighters"}
+
+
+def test_rehearse_bad_rows_are_file_line_and_on_error_skip_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = ["timestamp,report_id,category,text,source,grid_cell,department"]
+    rows += ["2024-05-27T00:00:00Z,r0,Noise,loud,app,c-top,police"]
+    rows += ["2024-05-27T00:01:00Z,r1,Noise,loud,app,no-such-cell,police"]  # line 3
+    rows += ["2024-05-27T00:02:00Z,,Noise,loud,app,c-top,police"]  # line 4
+    assert _rehearse_cli(tmp_path, rows) == 2
+    err = capsys.readouterr().err
+    assert "in.csv:3: field \"grid_cell\" is 'no-such-cell': not a cell of the grid" in err
+    assert err.rstrip().endswith("fix the file, or give --on-error skip")
+    assert _rehearse_cli(tmp_path, rows, "--on-error", "skip") == 0
+    err = capsys.readouterr().err
+    assert "skipped " in err and 'in.csv:4: field "report_id" is empty' in err
+    assert "1 report rehearsed, 2 bad rows skipped" in err
+
+
+def test_a_units_profile_path_is_said_to_resolve_next_to_the_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 5: a copied units YAML said "[Errno 2] No such file or directory:
+    'sf_fire_response.json'", naming neither the field nor where it looked."""
+    (tmp_path / "u.yaml").write_text((PROFILES / "units-nyc.yaml").read_text())
+    (tmp_path / "in.csv").write_text(
+        "timestamp,report_id,category,text,source,grid_cell,department\n"
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police\n"
+    )
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    args = ["rehearse", "--incidents", str(tmp_path / "in.csv"), "--grid", str(grid)]
+    assert main([*args, "--units", str(tmp_path / "u.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "response_profile is 'sf_fire_response.json': no file " in err
+    assert "profile paths resolve next to the units YAML" in err
+
+
+def test_read_incidents_takes_columns_in_any_order_and_names_a_missing_one(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "department,grid_cell,source,text,category,report_id,timestamp\n"
+        ',c-top,app,"loud\nmusic",Noise,r1,2024-05-27T00:00:00Z\n',
+        encoding="utf-8",
+    )
+    found = read_incidents(path, {"c-top"}, {"police"}, lambda texts: ["police"] * len(texts))
+    [incident] = found.incidents  # text may span lines; the empty department is classified
+    assert (incident.report_id, incident.department, incident.grid_cell) == (
+        "r1",
+        "police",
+        "c-top",
+    )
+    path.write_text("timestamp,report_id,category,text,source\n", encoding="utf-8")
+    with pytest.raises(RehearsalError, match=r"in.csv:1: header lacks grid_cell"):
+        read_incidents(path, {"c-top"}, set(), lambda texts: [])

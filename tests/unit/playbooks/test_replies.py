@@ -141,6 +141,13 @@ def test_unsatisfied_reopens_at_the_same_level_then_escalates_on_the_second(grid
     # The other reporter of the same closure also says no: recorded, no second reopening.
     run, cmds = engine.step(run, Answer("r-2", False, "", "app", 710.0))
     assert actions(cmds) == ["answer"] and run.reopened == 1
+    # Both answers and the reopening are kept with the run (trial 5: `runs show` listed
+    # neither), the second saying it was only recorded.
+    assert [(a["action"], a["note"]) for a in run.actions[-3:]] == [
+        ("answer", "report r-1: not satisfied: still loud"),
+        ("reopen", "report r-1: not satisfied: still loud"),
+        ("answer", "report r-2: not satisfied (recorded only: the run is open)"),
+    ]
     # Resolved again: both hear again, with the new outcome.
     run, cmds = engine.resolve(run, "top community station", "speakers taken", 900.0)
     assert [c.data["report_id"] for c in cmds if c.action == "reply"] == ["r-1", "r-2"]

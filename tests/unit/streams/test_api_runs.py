@@ -18,8 +18,10 @@ from streams.api import (
     answer_fields,
     nested_at_most,
     refused,
+    reopens,
     run_in_group,
     silence_already_expired,
+    superseded_run,
 )
 from streams.settings import REPO_ROOT
 
@@ -194,3 +196,25 @@ def test_an_answer_field_of_the_wrong_type_is_named_briefly(grid: Grid) -> None:
         answer_fields(run, {"report_id": ["r"] * 100_000, "satisfied": True})
     assert info.value.status == 400 and len(info.value.message) < 200
     assert info.value.message.startswith("field \"report_id\" is ['r', 'r', ")
+
+
+def test_a_superseded_run_the_group_kept_can_be_read(grid: Grid) -> None:
+    """Trial 5: `runs show` of a superseded run was a 409; the group now keeps its last
+    few finished runs (streams.response KEEP_SUPERSEDED), readable, not changeable."""
+    older = group(grid, 2)["run"]
+    stored = {**group(grid, 3), "superseded": [{"run": older, "by": f"{KEY}.3", "at": 5.0}]}
+    with pytest.raises(ApiError) as caught:
+        run_in_group(stored, f"{KEY}.2")  # acting on it: still the 409 with its advice
+    assert caught.value.status == 409
+    kept = superseded_run(stored, f"{KEY}.2")
+    assert kept is not None and (kept["run"]["run_id"], kept["by"]) == (f"{KEY}.2", f"{KEY}.3")
+    assert superseded_run(stored, f"{KEY}.1") is None
+    assert superseded_run(None, f"{KEY}.1") is None
+
+
+def test_an_unsatisfied_answer_reopens_only_a_finished_run(grid: Grid) -> None:
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run = Run.from_dict(group(grid, 1)["run"])
+    assert not reopens(run)  # open: the answer would be recorded only
+    run, _ = engine.resolve(run, "ana", "done", 200.0)
+    assert reopens(run)

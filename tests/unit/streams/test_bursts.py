@@ -107,7 +107,8 @@ def test_every_report_of_a_burst_travels_with_its_alert_or_follows_it() -> None:
 
 def reports_from(t0: float, n: int, gap: float = 30.0) -> list[IncidentReport]:
     return [
-        IncidentReport(t0 + gap * i, f"r-{i}", "Noise", "loud", "hotline", "c1") for i in range(n)
+        IncidentReport(t0 + gap * i, f"r-{t0:g}-{i}", "Noise", "loud", "hotline", "c1")
+        for i in range(n)
     ]
 
 
@@ -141,12 +142,38 @@ def test_a_sustained_burst_is_one_episode_and_a_later_one_a_new_alert() -> None:
     assert alerts[1].bucket_start >= later[0].ts - tracker.step
 
 
-def test_a_report_older_than_the_window_is_counted_nowhere() -> None:
+def test_a_report_older_than_the_window_is_late_and_counted_nowhere() -> None:
     tracker = BurstTracker()
     state, _ = tracker.observe(None, report(10_000.0), "police")
     before = [list(h) for h in state["held"]], list(state["counts"])
-    state, burst = tracker.observe(state, report(10_000.0 - 1800.0 - 300.0), "police")
+    late = report(10_000.0 - 1800.0 - 300.0)
+    assert tracker.dropped(state, late) == "late"  # the agent counts and logs it
+    state, burst = tracker.observe(state, late, "police")
     assert burst is None and ([list(h) for h in state["held"]], state["counts"]) == before
+
+
+def test_a_re_sent_report_is_a_duplicate_and_counted_once() -> None:
+    """Trial 5: twelve re-sent reports vanished with no count or word; each is now a
+    duplicate (by report id) whether still in the window or long after it."""
+    tracker = BurstTracker(min_reports=3)
+    state: dict[str, object] | None = None
+    alerts = []
+    sent = [report(1_000.0 + 30 * i) for i in range(3)]
+    for r in sent:
+        state, burst = tracker.observe(state, r, "police")
+        alerts += [burst] if burst else []
+    assert [len(b.reports) for b in alerts] == [3]
+    counts = list(state["counts"])  # type: ignore[index]
+    for r in sent:  # re-sent at once: would have been follow-ups counted twice
+        assert tracker.dropped(state, r) == "duplicate"
+        state, burst = tracker.observe(state, r, "police")
+        assert burst is None
+    assert state["counts"] == counts  # type: ignore[index]
+    state, _ = tracker.observe(state, report(1_000.0 + 6 * 3600.0), "police")
+    assert [tracker.dropped(state, r) for r in sent] == ["duplicate"] * 3  # hours later
+    state, _ = tracker.observe(state, report(1_000.0 + 2 * 86_400.0), "police")
+    assert [tracker.dropped(state, r) for r in sent] == ["late"] * 3  # forgotten after a day
+    assert tracker.dropped(state, report(1_000.0 + 2 * 86_400.0 + 1)) is None
 
 
 def test_state_from_fixed_buckets_keeps_its_baseline() -> None:

@@ -51,7 +51,8 @@ def test_a_notification_maps_each_entity(ngsi: NgsiMapping) -> None:
         "data": [example(n) for n in ("AirQualityObserved", "WaterQualityObserved")],
     }
     found = ngsi.notification(body)
-    assert [entity_id for entity_id, _ in found] == [
+    assert found.errors == []
+    assert [entity_id for _, entity_id, _ in found.entities] == [
         "Madrid-AmbientObserved-28079004-2016-03-15T11:00:00",
         "waterqualityobserved:Sevilla:D1",
     ]
@@ -62,9 +63,8 @@ def test_milligrams_convert_and_unknown_unit_codes_are_refused(ngsi: NgsiMapping
     entity["no2"]["metadata"]["unitCode"]["value"] = "GP"
     assert ngsi.entity(entity).documents[0]["value"] == 69_000.0
     entity["no2"]["metadata"]["unitCode"]["value"] = "59"  # ppm: not converted
-    with pytest.raises(EventError) as err:
-        ngsi.entity(entity)
-    assert (err.value.code, err.value.field) == ("bad_unit", "no2.metadata.unitCode.value")
+    [err] = ngsi.entity(entity).errors
+    assert (err.code, err.field) == ("bad_unit", "no2.metadata.unitCode.value")
 
 
 def bad(mutate: str) -> dict[str, object]:
@@ -98,7 +98,8 @@ def bad(mutate: str) -> dict[str, object]:
         ("time", "missing_field", "data[0].dateObserved"),
         ("period", "missing_field", "data[0].dateObservedFrom"),
         ("timestamp", "bad_timestamp", "data[0].dateObservedTo.value"),
-        ("sensor", "unknown_sensor", "data[0].id"),
+        # Named by the attribute (was data[0].id): each attribute is its own sensor.
+        ("sensor", "unknown_sensor", "data[0].intensity"),
         # To before From was "dateObservedFrom is missing", which it was not.
         ("reversed", "bad_timestamp", "data[0].dateObservedTo"),
     ],
@@ -106,24 +107,42 @@ def bad(mutate: str) -> dict[str, object]:
 def test_a_bad_entity_names_its_field(
     ngsi: NgsiMapping, mutate: str, code: str, field: str
 ) -> None:
-    with pytest.raises(EventError) as err:
-        ngsi.notification({"subscriptionId": "s", "data": [bad(mutate)]})
-    assert (err.value.code, err.value.field) == (code, field)
+    found = ngsi.notification({"subscriptionId": "s", "data": [bad(mutate)]})
+    (_, err), *_ = found.errors
+    assert (err.code, err.field) == (code, field)
 
 
-@pytest.mark.parametrize("body", [[], {"data": []}, {"data": "x"}, {"data": [1]}])
+def test_an_attribute_fault_costs_only_its_own_reading(ngsi: NgsiMapping) -> None:
+    """Trial 5: one unregistered (or bad) attribute lost the entity's other readings and
+    the notification's other entities."""
+    found = ngsi.notification(
+        {"data": [bad("value"), example("WaterQualityObserved"), bad("type")]}
+    )
+    kinds = [[d["kind"] for d in readings.documents] for _, _, readings in found.entities]
+    assert kinds == [["traffic_speed"], ["conductance"]]
+    assert [(i, e.code, e.field) for i, e in found.errors] == [
+        (0, "bad_type", "data[0].intensity.value"),
+        (2, "unknown_entity_type", "data[2].type"),
+    ]
+
+
+@pytest.mark.parametrize("body", [[], {"data": []}, {"data": "x"}])
 def test_a_bad_notification_is_refused(ngsi: NgsiMapping, body: object) -> None:
     with pytest.raises(EventError):
         ngsi.notification(body)
+
+
+def test_an_entity_that_is_no_object_is_named(ngsi: NgsiMapping) -> None:
+    found = ngsi.notification({"data": [1]})
+    assert [(e.code, e.field) for _, e in found.errors] == [("bad_type", "data[0]")]
 
 
 def test_the_template_must_name_the_kind(ingest_grid: Grid) -> None:
     with pytest.raises(ValueError, match=r"no \{kind\}"):
         NgsiMapping(ingest_grid, "{id}")
     m = NgsiMapping(ingest_grid, "{areaServed}-{kind}")
-    with pytest.raises(EventError) as err:
-        m.entity(example("WaterQualityObserved"))
-    assert (err.value.code, err.value.field) == ("missing_field", "areaServed")
+    [err] = m.entity(example("WaterQualityObserved")).errors
+    assert (err.code, err.field) == ("missing_field", "areaServed")
 
 
 # Siblings of the kind "a malformed entity is a 400 naming its field, never a 500".
@@ -175,9 +194,8 @@ def aq(**changes: object) -> dict[str, object]:
 def test_malformed_entities_name_the_field(
     ngsi: NgsiMapping, entity: dict[str, object], code: str, field: str
 ) -> None:
-    with pytest.raises(EventError) as err:
-        ngsi.notification({"subscriptionId": "s", "data": [entity]})
-    assert (err.value.code, err.value.field) == (code, field)
+    [(_, err)] = ngsi.notification({"subscriptionId": "s", "data": [entity]}).errors
+    assert (err.code, err.field) == (code, field)
 
 
 def test_a_text_attribute_named_kind_does_not_collide_with_the_template(

@@ -59,3 +59,14 @@ def test_a_second_signal_gives_up_at_once(publisher: PackPublisher) -> None:
 
 def test_a_stop_with_nothing_pending_drops_nothing(publisher: PackPublisher) -> None:
     assert publisher.close(timeout=0.5) == 0
+
+
+def test_a_dead_letter_waits_for_room_at_most_its_timeout(publisher: PackPublisher) -> None:
+    """The HTTP ingest dead-letters a body's bad readings; with Kafka away and the
+    pending readings at --max-pending, it gets False (and answers 503) rather than
+    holding its sender's connection forever."""
+    for _ in range(publisher.max_pending):
+        assert publisher.submit(READING, lambda: None, timeout=1.0)
+    assert not publisher.dead_letter(b"{}", None, [], lambda: None, timeout=0.2)
+    assert publisher.pending == publisher.max_pending  # nothing was queued for it
+    publisher.close(timeout=0.5)

@@ -34,7 +34,7 @@ from playbooks.grid import Grid
 from streams.auth import TokenStore, hash_token
 from streams.events import EventValidator, Reading
 from streams.settings import Settings
-from tests.unit.citybrain.ingest.conftest import T_NOW
+from tests.unit.citybrain.ingest.conftest import T_NOW, example
 from tests.unit.citybrain.ingest.test_http import GOOD
 
 GATEWAY = "gw-secret"
@@ -56,10 +56,16 @@ class Kafka:
         return True
 
     def dead_letter(
-        self, value: bytes, key: Any, headers: list[tuple[str, bytes]], done: Any
-    ) -> None:
+        self,
+        value: bytes,
+        key: Any,
+        headers: list[tuple[str, bytes]],
+        done: Any,
+        timeout: float | None = None,
+    ) -> bool:
         self.dead.append((value, headers))
         done()
+        return True
 
 
 def mqtt_ingest(grid: Grid, kafka: Kafka, **kw: Any) -> MqttIngest:
@@ -179,7 +185,7 @@ def test_an_ingest_without_tokens_says_which_setting_to_set(ingest_grid: Grid) -
 
 def test_refused_readings_and_sent_ones_are_on_metrics(server: IngestHttpServer) -> None:
     good = GOOD
-    bad = [good, {**good, "value": "high"}, {**good, "sensor_id": "gauge-99"}]
+    bad = [{**good, "value": "high"}, {**good, "sensor_id": "gauge-99"}]
     assert call(server, "POST", "/ingest/v1/readings", json.dumps(bad).encode(), GATEWAY)[0] == 400
     assert (
         call(server, "POST", "/ingest/v1/readings", json.dumps([good]).encode(), GATEWAY)[0] == 200
@@ -193,6 +199,43 @@ def test_refused_readings_and_sent_ones_are_on_metrics(server: IngestHttpServer)
     assert refused[(("reason", "unauthenticated"), ("stream", "ngsi"))] == 1
     sent = samples(text.decode(), "citybrain_ingest_readings_total")
     assert sent == {(("stream", "http"),): 1}
+
+
+def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
+    server: IngestHttpServer,
+) -> None:
+    """Trial 5: an NGSI entity with an unregistered attribute was a 400 for the whole
+    notification, and Orion does not retry a 4xx: the registered readings were lost. Now
+    each reading stands alone (as in the worker's packs), for NGSI and readings bodies."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    entity = example("AirQualityObserved")
+    entity["pm10"] = {"type": "Number", "value": 12.0}  # no sensor registered for it
+    status, _, body = call(
+        server, "POST", "/ingest/v1/ngsi", json.dumps({"data": [entity]}).encode(), GATEWAY
+    )
+    answer = json.loads(body)
+    assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1)
+    assert [e["field"] for e in answer["errors"]] == ["data[0].pm10"]
+    assert answer["error"].startswith('1 accepted, 1 refused (dead-lettered): field "data[0].pm10"')
+    assert [r.kind for r in kafka.readings] == ["no2"]
+    [(value, headers)] = kafka.dead
+    said = dict(headers)
+    assert said["citybrain.error.reason"] == b"unknown_sensor"
+    assert said["citybrain.error.origin"] == b"http:/ingest/v1/ngsi"
+    assert b"data[0].pm10" in said["citybrain.error.message"]
+    assert json.loads(value)["pm10"] == entity["pm10"]
+
+    listed = [GOOD, {**GOOD, "value": "high"}]
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed).encode(), GATEWAY
+    )
+    answer = json.loads(body)
+    assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1)
+    assert json.loads(kafka.dead[-1][0]) == {"schema": "reading/1", **GOOD, "value": "high"}
+    text = call(server, "GET", "/metrics")[2].decode()
+    refused = samples(text, "citybrain_ingest_refused_total")
+    assert refused[(("reason", "unknown_sensor"), ("stream", "ngsi"))] == 1
+    assert refused[(("reason", "bad_type"), ("stream", "http"))] == 1
 
 
 def test_mqtt_dead_letters_count_in_the_workers_family(ingest_grid: Grid) -> None:

@@ -1,0 +1,42 @@
+"""Re-sent citizen reports on the real Kafka (trial 5: twelve re-sent reports raised
+citybrain_incidents_total and then vanished, with no count, step or log line): each is a
+duplicate, counted in citybrain_incidents_duplicate_total, said in the worker's log, and
+covers nothing twice."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.test_pipeline import steps_of
+from tests.integration.test_replies import send_reports
+from tests.services import Pipeline, scrape_sum
+
+pytestmark = pytest.mark.integration
+
+
+def test_re_sent_reports_are_counted_as_duplicates_and_logged(pipeline: Pipeline) -> None:
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 6)  # five make the burst, one follows it
+        steps = pipeline.read(
+            "steps", lambda m: len(steps_of(m, "report_covered")) == 6, timeout=60
+        )
+        assert len(steps_of(steps, "run_created")) == 1
+        send_reports(pipeline, 6)  # the same six again: the same ids and times
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        name = "citybrain_incidents_duplicate_total"
+        while scrape_sum(port, name) < 6 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert scrape_sum(port, name) == 6
+        assert scrape_sum(port, "citybrain_incidents_total") == 6  # the first copies only
+        steps = pipeline.read("steps", lambda m: True, settle=2)
+        assert len(steps_of(steps, "report_covered")) == 6  # none covered twice
+        assert len(steps_of(steps, "run_created")) == 1
+        log = worker.log()
+        assert "duplicate report(s) not counted towards bursts" in log
+        assert "r-0" in log
+    finally:
+        worker.stop()
