@@ -22,8 +22,9 @@ from playbooks.routing import (
     Matcher,
     Route,
     Router,
-    escape,
+    compile_regex,
     impossible_value,
+    legacy_regex,
     parse_matchers,
 )
 from playbooks.schema import (
@@ -445,10 +446,6 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
-        routing = model in (RoutingConfig, RouteConfig, InhibitRuleConfig)
-        legacy = _legacy_matchers(str(loc[-1]), value) if routing else ""
-        if legacy:
-            return legacy
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
         return f"is {_shown(value)}, expected {ctx.get('expected')}"
@@ -469,36 +466,6 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     if kind != "value_error" and not isinstance(value, dict | list):
         message += f" (it is {_shown(value)})"
     return message
-
-
-# Alertmanager's deprecated label maps and the key citybrain takes instead.
-_LEGACY = {
-    "match": ("matchers", "="),
-    "match_re": ("matchers", "=~"),
-    "source_match": ("source_matchers", "="),
-    "source_match_re": ("source_matchers", "=~"),
-    "target_match": ("target_matchers", "="),
-    "target_match_re": ("target_matchers", "=~"),
-}
-
-
-def _legacy_matchers(key: str, value: Any) -> str:
-    """For Alertmanager's deprecated ``match:``/``match_re:`` (and the inhibit rules'
-    ``source_match``…), the reason with the ``matchers:`` entries that say the same (a
-    ``match_re`` value is anchored as a matcher's regex is), or ""."""
-    if key not in _LEGACY:
-        return ""
-    instead, op = _LEGACY[key]
-    entries = (
-        [f'{name}{op}"{escape(str(text))}"' for name, text in value.items()]
-        if isinstance(value, dict)
-        else []
-    )
-    shown = ", ".join(repr(e) for e in entries) or "…"
-    return (
-        f"unknown key {key!r}: Alertmanager's deprecated form; citybrain takes only "
-        f"{instead}: write {instead}: [{shown}]"
-    )
 
 
 # pydantic's type errors in YAML's words ("a valid dictionary or instance of Playbook").
@@ -713,6 +680,33 @@ def routing_errors(
             out.extend(parsed)
         return tuple(out)
 
+    def label_map(
+        pairs: Mapping[str, Any], op: str, loc: tuple[str | int, ...]
+    ) -> tuple[Matcher, ...]:
+        # Alertmanager's deprecated match/match_re maps: one matcher per label, the value
+        # taken as written (no quoting or escapes), a regex anchored as a matcher's is.
+        out: list[Matcher] = []
+        for name, value in pairs.items():
+            if not isinstance(value, str):
+                # (Alertmanager's YAML reads 5 as "5" but 5.0 and 0x10 not as written:
+                # quoting says which.)
+                fail((*loc, name), f"is {_shown(value)}, expected text (quote it)")
+                continue
+            where = f"{loc[-1]}: {name}: {value!r}"
+            try:
+                if op == "=~":
+                    compile_regex(value, where)  # (as Alertmanager's config checks it)
+                    value = legacy_regex(value)
+                matcher = Matcher.build(str(name), op, value, where=where)
+            except RoutingConfigError as exc:
+                fail((*loc, name), str(exc))
+                continue
+            never = impossible_value(matcher, values) if values is not None else ""
+            if never:
+                fail((*loc, name), f"matcher {str(matcher)!r}: {never}")
+            out.append(matcher)
+        return tuple(out)
+
     def check_group_by(node: RouteConfig, loc: tuple[str | int, ...], root: bool) -> None:
         # Alertmanager's Route.UnmarshalYAML, plus two refusals where it would silently
         # differ from what the file seems to say (docs/playbooks.md).
@@ -777,8 +771,11 @@ def routing_errors(
                 settings[key] = _UNKNOWN if key == "playbook" else settings.get(key)
             elif getattr(node, key) is not None:
                 settings[key] = getattr(node, key)
-        if is_root and (node.matchers or "matchers" in dropped):
-            fail((*loc, "matchers"), "the root route matches every alert: it takes no matchers")
+        given = [
+            key for key in ("matchers", "match", "match_re") if getattr(node, key) or key in dropped
+        ]
+        if is_root and given:
+            fail((*loc, given[0]), "the root route matches every alert: it takes no matchers")
         if is_root and (node.continue_ or "continue" in dropped):
             fail((*loc, "continue"), "the root route cannot continue")
         if settings.get("playbook") is None:
@@ -789,7 +786,11 @@ def routing_errors(
                 (*loc, "playbook"),
                 f"playbook {settings['playbook']!r} does not exist (known: {sorted(playbooks)})",
             )
-        route_matchers = matchers(node.matchers, (*loc, "matchers"))
+        route_matchers = (
+            matchers(node.matchers, (*loc, "matchers"))
+            + label_map(node.match, "=", (*loc, "match"))
+            + label_map(node.match_re, "=~", (*loc, "match_re"))
+        )
         children = [
             build(child, settings, f"{route_id}.{i}", (*loc, "routes", i))
             for i, child in enumerate(children_raw if isinstance(children_raw, list) else [])
@@ -822,13 +823,20 @@ def routing_errors(
                     (*loc, "equal", j),
                     f"unknown label {name!r}: {_did_you_mean(name, sorted(LABELS))}",
                 )
-        rules.append(
-            InhibitRule(
-                matchers(rule.source_matchers, (*loc, "source_matchers")),
-                matchers(rule.target_matchers, (*loc, "target_matchers")),
-                tuple(rule.equal),
+        sides = []
+        for side in ("source", "target"):
+            keys = (f"{side}_matchers", f"{side}_match", f"{side}_match_re")
+            if not isinstance(raw_rule, dict) or not any(k in raw_rule for k in keys):
+                fail(
+                    (*loc, keys[0]),
+                    f"missing: {keys[0]} is required (or Alertmanager's {keys[1]} or {keys[2]})",
+                )
+            sides.append(
+                matchers(getattr(rule, keys[0]), (*loc, keys[0]))
+                + label_map(getattr(rule, keys[1]), "=", (*loc, keys[1]))
+                + label_map(getattr(rule, keys[2]), "=~", (*loc, keys[2]))
             )
-        )
+        rules.append(InhibitRule(sides[0], sides[1], tuple(rule.equal)))
     if errors or tree is None:
         return None, _line_order(errors)
     return Router(tree, tuple(rules)), []

@@ -244,6 +244,20 @@ def _go_refusal(value: str) -> str | None:
     return None
 
 
+def legacy_regex(value: str) -> str:
+    """The regex a ``match_re:`` value (Alertmanager's deprecated map) matches as: its
+    config compiles ``^(?:value)$``, then builds the route's matcher from that compiled
+    text, which the matcher wraps again (dispatch/route.go, ``lv.String()``). Wrapping
+    twice changes nothing unless ``value`` is valid only once wrapped (``a)|(b``: a
+    matcher reads ``^(?:a)|(b)$``, a ``match_re`` only ``a`` or ``b``): then the wrapped
+    text is the value."""
+    try:
+        re2.compile(value, _RE2_OPTIONS)
+    except (re2.error, TypeError, UnicodeError):
+        return f"^(?:{value})$"
+    return value
+
+
 def compile_regex(value: str, where: str) -> Any:
     """``value`` as Alertmanager compiles it: RE2, ``^(?:value)$`` (searched, as Go's
     MatchString does). Raises RoutingConfigError naming ``where`` on a bad regex, and

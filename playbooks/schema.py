@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from playbooks.grid import LEVELS
 
@@ -268,6 +275,11 @@ class RouteConfig(_Strict):
     """One node of the routing tree as written in routing.yaml."""
 
     matchers: list[str] = Field(default_factory=list)
+    # Alertmanager's deprecated label maps, read as it reads them: ``match`` as equality
+    # matchers, ``match_re`` as anchored regex matchers, together with ``matchers``
+    # (values must be text: the loader names each that is not).
+    match: dict[str, Any] = Field(default_factory=dict)
+    match_re: dict[str, Any] = Field(default_factory=dict)
     playbook: str | None = None
     # Strict, as Alertmanager's loader: `continue: 1` or `continue: "true"` is an error,
     # not a silent true.
@@ -289,8 +301,14 @@ class RouteConfig(_Strict):
 
 
 class InhibitRuleConfig(_Strict):
-    source_matchers: list[str]
-    target_matchers: list[str]
+    # Each side needs ``*_matchers`` or Alertmanager's deprecated ``*_match`` /
+    # ``*_match_re`` maps (checked by the loader, which names the side).
+    source_matchers: list[str] = Field(default_factory=list)
+    target_matchers: list[str] = Field(default_factory=list)
+    source_match: dict[str, Any] = Field(default_factory=dict)
+    source_match_re: dict[str, Any] = Field(default_factory=dict)
+    target_match: dict[str, Any] = Field(default_factory=dict)
+    target_match_re: dict[str, Any] = Field(default_factory=dict)
     equal: list[str] = Field(default_factory=list)
 
 

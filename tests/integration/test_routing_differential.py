@@ -161,6 +161,11 @@ def route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str
         node["receiver"] = receiver
     if not root:
         node["matchers"] = [entry(rng) for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3]))]
+        # Alertmanager's deprecated label maps, beside or instead of matchers:.
+        for key, pool in (("match", VALUES), ("match_re", REGEXES)):
+            if rng.random() < 0.15:
+                names = rng.sample(NAMES, rng.randint(1, 2))
+                node[key] = {name: rng.choice(pool) for name in names}
         if rng.random() < 0.35:
             node["continue"] = True
     choice = rng.random()
@@ -340,6 +345,9 @@ BOTH_REFUSE = {
     "regex bad class": child(matchers=['kind=~"[[:nope:]]"']),
     "root continue": {"receiver": "r", "group_by": ["kind"], "continue": True},
     "root matchers": {"receiver": "r", "group_by": ["kind"], "matchers": ['kind="a"']},
+    "root match": {"receiver": "r", "group_by": ["kind"], "match": {"kind": "a"}},
+    "root match_re": {"receiver": "r", "group_by": ["kind"], "match_re": {"kind": "a"}},
+    "match_re bad regex": child(match_re={"kind": "a(b"}),
 }
 
 # Where citybrain deliberately refuses what Alertmanager accepts (docs/playbooks.md).
@@ -355,9 +363,8 @@ ONLY_CITYBRAIN_REFUSES = {
     "routes: null": child(routes=None),
     "continue: null": child(**{"continue": None}),
     "a null matchers entry": child(matchers=[None]),
-    # Alertmanager's deprecated label maps: refused naming the matchers: to write.
-    "match (deprecated)": child(match={"kind": "a"}),
-    "match_re (deprecated)": child(match_re={"kind": "a.*"}),
+    # A match: value that is not text (Alertmanager's YAML reads 5 as "5").
+    "match: value not text": child(match={"kind": 5}),
 }
 
 # Routing files both must refuse for what a YAML mapping built from a dict cannot show:

@@ -309,22 +309,22 @@ ROUTING_SIBLINGS = [
         " continue: true}\n",
         ":2: not valid YAML: key 'continue' is given twice in one mapping (first on line 2)",
     ),
-    # Alertmanager's deprecated label maps: the reason gives the matchers to write.
+    # Alertmanager's deprecated label maps are read as it reads them; their mistakes
+    # are named by label.
     (
-        CHILD + "      match: {kind: water_level}\n",
-        ":7: route.routes.0.match: unknown key 'match': Alertmanager's deprecated form; "
-        "citybrain takes only matchers: write matchers: ['kind=\"water_level\"']",
+        CHILD + "      match: {kidn: water_level}\n",
+        ":7: route.routes.0.match.kidn: match: kidn: 'water_level': unknown label 'kidn'",
     ),
+    (CHILD + "      match: {kind: 5}\n", ":7: route.routes.0.match.kind: is 5, expected text"),
     (
-        CHILD + "      match_re: {kind: 'water_.*|pm\"25'}\n",
-        ":7: route.routes.0.match_re: unknown key 'match_re': Alertmanager's deprecated form; "
-        'citybrain takes only matchers: write matchers: [\'kind=~"water_.*|pm\\\\"25"\']',
+        CHILD + "      match_re: {kind: 'water_(.*'}\n",
+        ":7: route.routes.0.match_re.kind: match_re: kind: 'water_(.*': bad regex",
     ),
+    (ROOT + "  match: {kind: pm25}\n", ":5: route.match: the root route matches every alert"),
     (
-        ROOT + "inhibit_rules:\n  - {source_match: {severity: critical}, target_matchers: []}\n",
-        ":6: inhibit_rules.0.source_match: unknown key 'source_match': Alertmanager's "
-        "deprecated form; citybrain takes only source_matchers: write source_matchers: "
-        "['severity=\"critical\"']",
+        ROOT + "inhibit_rules:\n  - {source_match: {severity: critical}}\n",
+        ":6: inhibit_rules.0.target_matchers: missing: target_matchers is required (or "
+        "Alertmanager's target_match or target_match_re)",
     ),
     # `continue` is true or false, as in Alertmanager: 1 and "true" were read as true.
     (CHILD + "      continue: 1\n", ":7: route.routes.0.continue: is 1, expected true or false"),
@@ -417,3 +417,54 @@ def test_prometheus_durations(text: str, seconds: float) -> None:
 def test_durations_prometheus_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_alertmanagers_deprecated_label_maps_are_read_as_it_reads_them(tmp_path: Path) -> None:
+    # match: is equality, match_re: an anchored regex, together with matchers: (all must
+    # hold); the inhibit rules' source_match…/target_match… likewise.
+    legacy = write(
+        tmp_path,
+        ROOT + "  routes:\n    - match: {kind: water_level}\n      match_re: {district: 'jin.*'}\n"
+        "      matchers: ['severity!=\"minor\"']\n      playbook: flash-flood\n"
+        "inhibit_rules:\n  - source_match: {severity: critical}\n"
+        "    target_match_re: {severity: 'major|minor'}\n    equal: [district]\n",
+    )
+    modern = tmp_path / "modern.yaml"
+    modern.write_text(
+        ROOT + "  routes:\n    - matchers: ['kind=\"water_level\"', 'district=~\"jin.*\"',"
+        " 'severity!=\"minor\"']\n      playbook: flash-flood\n"
+        "inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n"
+        "    target_matchers: ['severity=~\"major|minor\"']\n    equal: [district]\n"
+    )
+    old, new = load_routing(legacy, PLAYBOOKS), load_routing(modern, PLAYBOOKS)
+    assert set(old.root.routes[0].matchers) == set(new.root.routes[0].matchers)
+    assert [(set(r.source), set(r.target), r.equal) for r in old.inhibit_rules] == [
+        (set(r.source), set(r.target), r.equal) for r in new.inhibit_rules
+    ]
+    flood = {**sensor("water_level"), "district": "jinjiang", "severity": "major"}
+    assert [r.playbook for r in old.root.match(flood)] == ["flash-flood"]
+    # Anchored: "xjinjiang" is not matched by jin.*
+    assert [r.playbook for r in old.root.match({**flood, "district": "xjinjiang"})] == [
+        "sensor-anomaly"
+    ]
+
+
+def test_a_match_re_valid_only_once_wrapped_matches_as_alertmanagers_does(tmp_path: Path) -> None:
+    # Alertmanager wraps a match_re value twice (its config, then the route's matcher):
+    # "a)|(b" is then only "a" or "b", where the matcher kind=~"a)|(b" reads ^(?:a)|(b)$
+    # (found by the differential test against amtool).
+    path = write(
+        tmp_path,
+        ROOT + "  routes:\n    - match_re: {district: 'a)|(b'}\n      playbook: flash-flood\n",
+    )
+    router = load_routing(path, PLAYBOOKS)
+    picked = {
+        d: [r.playbook for r in router.root.match(sensor("pm25", district=d))]
+        for d in ("a", "b", "ax", "xb")
+    }
+    assert picked == {
+        "a": ["flash-flood"],
+        "b": ["flash-flood"],
+        "ax": ["sensor-anomaly"],
+        "xb": ["sensor-anomaly"],
+    }
