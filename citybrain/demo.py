@@ -690,7 +690,7 @@ def run_demo(
     events = load_events(data)
     console.print(
         f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
-        f"{len(events):,} events from {len(data)} files"
+        f"{counted(len(events), 'event')} from {counted(len(data), 'file')}"
     )
     console.print(
         f"topic prefix {settings.topic_prefix} (this demo's own: "
