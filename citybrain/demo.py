@@ -32,7 +32,6 @@ from rich.table import Table
 
 from citybrain.commands import cli_command
 from citybrain.report import (
-    OTHER_DATA,
     Context,
     NotReplayedError,
     Replayed,
@@ -40,6 +39,7 @@ from citybrain.report import (
     accepted_events,
     build_report,
     incidents_frame,
+    limit_to_files,
     match_files,
     readings_frame,
 )
@@ -391,8 +391,10 @@ def write_report(
     expected: tuple[KnownEvent, ...] | None = None,
 ) -> Replayed:
     """The what-if report of a finished replay: its data files, its topics and the grid.
-    Everything it counts is what the prefix's topics hold and the worker accepted
-    (its dead letters left out); the files only say which file each event came from.
+    Everything it counts is what the prefix's topics hold, the worker accepted (its dead
+    letters and the re-sent reports it drops left out) and comes from the files
+    (``limit_to_files``: their readings and reports and the alerts, runs and escalations
+    those raised; the page says so and how much else the prefix holds).
     ``expected`` defaults to the built-in events when ``data`` include built-in files,
     and an event is reported only when the topics hold readings of its sensors.
     Returns what was matched, for warnings (``Replayed.unreplayed``, ``partly``).
@@ -421,6 +423,7 @@ def write_report(
         *accepted_events(messages("readings"), messages("incidents"), dead, grid),
         readings_frame(data),
         incidents_frame(data),
+        settings.burst_bucket_seconds,
     )
     if replayed.coverage and all(held == 0 for _, held in replayed.coverage.values()):
         files = ", ".join(f"{name} ({n:,} events)" for name, (n, _) in replayed.coverage.items())
@@ -429,11 +432,20 @@ def write_report(
             " they were not replayed under this prefix (replay them with "
             f"CITYBRAIN_TOPIC_PREFIX={settings.topic_prefix}, or give the files that were)"
         )
-    alerts = [json.loads(m.value) for m in read_topic(settings, settings.topic("alerts"))]
-    steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
-    readings = replayed.readings
+    # A prefix no worker has read yet has no alerts or steps topic: none to read (and
+    # subscribing to a topic that is not there could create it).
+    worker_roles = [r for r in ("alerts", "steps") if messages_in(settings, (r,))]
+    alerts, steps = (
+        [json.loads(m.value) for m in read_topic(settings, settings.topic(role))]
+        if role in worker_roles
+        else []
+        for role in ("alerts", "steps")
+    )
+    replayed.worker_ran = bool(worker_roles)
+    ours = limit_to_files(replayed, alerts, steps)
+    readings = ours.readings
     firsts: dict[str, dict[str, Any]] = {}
-    for doc in alerts:
+    for doc in ours.alerts:
         firsts.setdefault(
             doc["alert_id"],
             {
@@ -442,32 +454,38 @@ def write_report(
                 "first_event_time": doc["started_at"],
             },
         )
-    mine = readings[readings["file"] != OTHER_DATA]
     context = Context(
         grid=grid,
-        sensor_files=dict(zip(mine["sensor_id"], mine["file"], strict=True)),
-        incidents=replayed.incidents,
+        sensor_files=dict(zip(readings["sensor_id"], readings["file"], strict=True)),
+        incidents=ours.incidents,
         # Only events whose data the topics hold: a file given but not replayed (or
         # replayed from past the event, --skip) never makes its event "missed".
         known_events=known_events(
             list(firsts.values()),
-            with_data(expected, readings, replayed.incidents),
-            set(readings["sensor_id"]) | set(replayed.incidents["grid_cell"]),
+            with_data(expected, readings, ours.incidents),
+            set(readings["sensor_id"]) | set(ours.incidents["grid_cell"]),
         ),
         report_files={
             str(rid): str(f)
-            for rid, f in zip(
-                replayed.incidents["report_id"], replayed.incidents["file"], strict=True
-            )
-            if f != OTHER_DATA
+            for rid, f in zip(ours.incidents["report_id"], ours.incidents["file"], strict=True)
         },
-        repeated_reports=replayed.repeated_reports,
+        repeated_reports=ours.repeated_reports,
+        scope=ours.note(
+            [name for name, (_, held) in replayed.coverage.items() if held],
+            settings.topic_prefix,
+        ),
     )
-    path.write_text(build_report(readings, alerts, steps, title, context), encoding="utf-8")
+    path.write_text(
+        build_report(readings, ours.alerts, ours.steps, title, context), encoding="utf-8"
+    )
     # Alerts on sensors the files do not hold: the report was given other files than
     # the replay under this prefix had.
-    replayed.elsewhere = sum(
-        1 for a in firsts.values() if a["sensor_id"] and a["sensor_id"] not in context.sensor_files
+    replayed.elsewhere = len(
+        {
+            a["alert_id"]
+            for a in alerts
+            if a.get("sensor_id") and a["sensor_id"] not in context.sensor_files
+        }
     )
     return replayed
 
@@ -690,7 +708,7 @@ def run_demo(
     events = load_events(data)
     console.print(
         f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
-        f"{len(events):,} events from {len(data)} files"
+        f"{counted(len(events), 'event')} from {counted(len(data), 'file')}"
     )
     console.print(
         f"topic prefix {settings.topic_prefix} (this demo's own: "

@@ -22,7 +22,7 @@ from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, Detector
 from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
-from streams.events import ISO_DATETIME
+from streams.events import iso_datetime
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -33,30 +33,29 @@ class DetectInputError(InputError):
     """A bad input file; the message names file, line and reason."""
 
 
-# A date alone (a daily series) or the worker's ISO 8601 form (streams/events.py, a
-# reading's ``ts``), ASCII digits only. The zone may be left out, unlike in a reading:
-# NAB's corpus and most exported series have none. Without one a time is UTC, so times
-# with and without a zone compare in one file.
+# A date alone (a daily series) or the worker's ISO 8601 form (streams/events.py
+# ``iso_datetime``, a reading's ``ts``), ASCII digits only. The zone may be left out,
+# unlike in a reading: NAB's corpus and most exported series have none. Without one a
+# time is UTC, so times with and without a zone compare in one file.
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 TIMESTAMP_FORM = (
     "expected ISO 8601 as a reading's ts, 2026-11-01T10:00:00Z or 2026-11-01 10:00:00+08:00 "
-    "(a zone: Z or ±HH:MM; none is UTC), or a date alone"
+    "(T, t or a space before the time; a zone: Z, z, ±HH:MM, ±HHMM or ±HH; none is UTC), "
+    "or a date alone"
 )
 
 
 def _when(text: str) -> datetime | None:
     """The row's time (with its zone, UTC when it has none), or None. The form is the
-    worker's ``ISO_DATETIME`` (``T``, ``t`` or a space between date and time; the zone
-    ``Z`` or an offset, ``+0000`` too; not ``z``) or a date alone: Python 3.11's
-    ``fromisoformat`` alone also takes any character between date and time
-    (``2026-11-01X10:00``), the basic format (``20261101T1000``), week dates
-    (``2026-W44-1``) and a bare hour (``…T10``): a column of something else would have
-    been read as times."""
+    worker's, read by the worker's own function (``streams.events.iso_datetime``: ``T``,
+    ``t`` or a space between date and time; the zone ``Z``, ``z`` or an offset
+    ``±HH:MM``, ``±HHMM``, ``±HH``) or a date alone: Python 3.11's ``fromisoformat`` alone
+    also takes any character between date and time (``2026-11-01X10:00``), the basic
+    format (``20261101T1000``), week dates (``2026-W44-1``) and a bare hour (``…T10``):
+    a column of something else would have been read as times."""
     text = text.strip()
-    if not (ISO_DATETIME.fullmatch(text) or _DATE.fullmatch(text)):
-        return None
     try:
-        when = datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text) if _DATE.fullmatch(text) else iso_datetime(text)
     except ValueError:
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

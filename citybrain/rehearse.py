@@ -38,6 +38,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import heapq
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -46,12 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from citybrain.errors import InputError
+from citybrain.resent import worker_duplicates
 from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
 from streams.csvfile import BadRow, read_records
 from streams.errors import EventError, FeedError
-from streams.events import parse_ts
+from streams.events import EventValidator, IncidentReport, parse_ts
 
 MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
 
@@ -99,15 +101,20 @@ def profile_distributions(doc: Mapping[str, Any], where: str) -> dict[str, Distr
     return {k: Distribution.from_entry(v, f"{where}: entry {k!r}") for k, v in entries.items()}
 
 
+def nearest(word: str, known: Collection[str], cutoff: float = 0.6) -> str | None:
+    """The known name ``word`` most likely means, whatever its case (``POLICE`` and
+    ``Polce`` -> ``police``), or None when none is close (difflib's ratio >= ``cutoff``)."""
+    by_folded: dict[str, str] = {}
+    for name in sorted(known):
+        by_folded.setdefault(name.casefold(), name)
+    match = difflib.get_close_matches(word.casefold(), sorted(by_folded), n=1, cutoff=cutoff)
+    return by_folded[match[0]] if match else None
+
+
 def unknown_fields(unknown: Collection[Any], known: Collection[str]) -> str:
     """``unknown field(s) ['capcity'] (did you mean 'capacity' for 'capcity'?); expected …``."""
     names = sorted(str(u) for u in unknown)
-    near = [
-        f"{m[0]!r} for {u!r}"
-        for u in names
-        for m in [difflib.get_close_matches(u, sorted(known), n=1, cutoff=0.6)]
-        if m
-    ]
+    near = [f"{m!r} for {u!r}" for u in names for m in [nearest(u, known)] if m]
     hint = f" (did you mean {', '.join(near)}?)" if near else ""
     return f"unknown field(s) {names}{hint}; expected {', '.join(sorted(known))}"
 
@@ -293,10 +300,11 @@ INCIDENT_FIELDS = ("timestamp", "report_id", "category", "text", "source", "grid
 @dataclass
 class IncidentFile:
     """What ``read_incidents`` found: the reports to rehearse, the rows left out as
-    duplicates (``file:line: …``: a report id given again, which the worker would drop as
-    a re-sent report), and the departments no one knows (name -> the lines giving it)."""
+    duplicates (``file:line: …``: a report id given again in its cell and category, which
+    the worker would drop as a re-sent report), and the departments no one knows (name ->
+    the lines giving it)."""
 
-    incidents: list[Incident] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)  # in event-time order
     duplicates: list[str] = field(default_factory=list)
     unknown_departments: dict[str, list[int]] = field(default_factory=dict)
 
@@ -307,17 +315,26 @@ def read_incidents(
     departments: Collection[str],
     classify: Callable[[list[str]], list[str]],
     on_bad_row: Callable[[BadRow], None] | None = None,
+    grid: Grid | None = None,
+    bucket_seconds: float = 1800.0,
 ) -> IncidentFile:
     """The canonical incident CSV (docs/events.md; columns in any order, plus an optional
     ``department``) -> the reports, read as the replay reads them (streams.csvfile:
     every bad row is ``file:line: reason``; ``timestamp`` ISO 8601 with a zone; only
     ``text`` may span lines). A bad row raises ``RehearsalError`` naming file and line,
     unless ``on_bad_row`` takes it. Also bad: an empty ``report_id``, a ``grid_cell`` not
-    in ``cells``. A row whose ``report_id`` came before is left out and listed
+    in ``cells``, and with ``grid`` every row the worker would dead-letter (its own
+    ``EventValidator``: a ``source`` none of hotline, app, inspector, emergency, an event
+    time before 1990). A row the worker would drop as a re-sent report
+    (``citybrain.resent``: the same ``report_id`` in the same cell and category within a
+    day, in replay's order: event time, then line) is left out and listed
     (``duplicates``). An empty ``department`` (or none: no column) is the text
     classifier's (``classify``, of "category: text"); one that is none of
     ``departments`` is kept (the units profile's ``default`` pool takes it) and listed.
-    Raises ``RehearsalError`` for a file that cannot be read or lacks a column."""
+    ``bucket_seconds``: the worker's ``CITYBRAIN_BURST_BUCKET_SECONDS``, which the
+    duplicate rule counts its day in. Raises ``RehearsalError`` for a file that cannot be
+    read or lacks a column."""
+    validator = EventValidator(grid, max_future_skew=math.inf) if grid is not None else None
     records = read_records(path)
     try:
         header = next(records, None)
@@ -339,7 +356,6 @@ def read_incidents(
         }
         out = IncidentFile()
         rows: list[tuple[int, float, list[str]]] = []
-        first: dict[str, int] = {}
         for record in records:
             try:
                 if isinstance(record, BadRow):
@@ -364,21 +380,45 @@ def read_incidents(
                     ts = parse_ts(row[at["timestamp"]], "timestamp")
                 except (EventError, ValueError, OverflowError) as exc:
                     raise _Bad(BadRow(path, line, str(exc))) from None
+                if validator is not None:
+                    # What the worker would dead-letter is no report to rehearse.
+                    raw = IncidentReport(
+                        ts, rid, row[at["category"]], row[at["text"]], row[at["source"]], cell
+                    ).to_json()
+                    try:
+                        validator.incident(raw, math.inf)
+                    except EventError as exc:
+                        reason = f"{exc} (the worker would dead-letter it: {exc.code})"
+                        raise _Bad(BadRow(path, line, reason)) from None
             except _Bad as bad:
                 if on_bad_row is None:
                     raise RehearsalError(str(bad.row)) from None
                 on_bad_row(bad.row)
                 continue
-            if rid in first:
-                out.duplicates.append(
-                    f"{path}:{line}: report_id {rid!r} again (first at line {first[rid]}): "
-                    "left out, as the worker drops a re-sent report"
-                )
-                continue
-            first[rid] = line
             rows.append((line, ts, row))
     except FeedError as exc:
         raise RehearsalError(str(exc)) from None
+    # Replay sends in event-time order, ties in file order: the order the worker judges.
+    rows.sort(key=lambda r: (r[1], r[0]))
+    keys = [
+        (ts, row[at["report_id"]], row[at["category"]], row[at["grid_cell"]]) for _, ts, row in rows
+    ]
+    first: dict[tuple[str, str, str], int] = {}
+    kept = []
+    for (line, ts, row), key, again in zip(
+        rows, keys, worker_duplicates(keys, bucket_seconds), strict=True
+    ):
+        rid, same = key[1], (key[1], key[2], key[3])
+        if again:
+            out.duplicates.append(
+                f"{path}:{line}: report_id {rid!r} again in cell {key[3]!r}, category "
+                f"{key[2]!r} (first at line {first.get(same, '?')}): left out, as the worker "
+                "drops a re-sent report"
+            )
+            continue
+        first.setdefault(same, line)
+        kept.append((line, ts, row))
+    rows = kept
     given = [row[at["department"]].strip() if "department" in at else "" for _, _, row in rows]
     guess_for = [i for i, d in enumerate(given) if not d]
     guessed = (
@@ -523,6 +563,9 @@ def rehearse(
         # The draws are made in report order, so versions compare report by report.
         draws = (rng.random(), rng.random(), rng.random(), rng.random(), rng.random())
         run_id = f"rh-{inc.report_id}"
+        if run_id in cases:
+            # One id in two cells or categories is two reports to the worker: two runs.
+            run_id = f"{run_id}~{sum(1 for c in cases if c.startswith(run_id + '~')) + 2}"
         cases[run_id] = _Case(Run(run_id, "", "", "", "", ""), inc, draws, since=inc.ts)
         push(inc.ts, "report", run_id)
 

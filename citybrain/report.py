@@ -23,7 +23,8 @@ from typing import Any
 import pandas as pd
 
 from citybrain.campaign import quantile
-from citybrain.text import counted
+from citybrain.resent import worker_duplicates
+from citybrain.text import agreeing, counted
 from playbooks.grid import Grid
 from streams.events import IncidentReport, Reading
 from streams.feeds import read_canonical
@@ -51,8 +52,10 @@ class Context:
     known_events: list[dict[str, Any]] = field(default_factory=list)
     # Report id -> the --data file that holds it: a burst alert's file is its reports'.
     report_files: dict[str, str] = field(default_factory=dict)
-    # Citizen reports the worker accepted whose id it had accepted before (re-sent).
+    # Citizen reports of the files the worker dropped as re-sent (duplicates).
     repeated_reports: int = 0
+    # What the figures are limited to (FromFiles.note): shown under the event time.
+    scope: str = ""
 
 
 # What the report calls events the topics hold that no --data file holds.
@@ -81,16 +84,19 @@ class Replayed:
 
     ``readings``: ts (epoch s), sensor_id, kind, value, unit, file (the --data file that
     holds the reading, or ``OTHER_DATA``), one row per sensor and event time;
-    ``incidents``: ts, report_id, category, grid_cell, file, one row per report accepted
-    (a re-sent one too: the worker counts it); ``coverage``: per --data file name with
-    events, (distinct events in the file: readings by sensor and time, reports by id; of
-    those, how many the topics hold)."""
+    ``incidents``: ts, report_id, category, grid_cell, file, one row per report the worker
+    counted (``citybrain_incidents_total``: a re-sent one, which it drops as a duplicate,
+    is not among them); ``repeated_reports``: the re-sent ones the worker dropped, of the
+    --data files' reports; ``coverage``: per --data file name with events, (distinct
+    events in the file: readings by sensor and time, reports by id, cell, category and
+    time; of those, how many the topics hold)."""
 
     readings: pd.DataFrame
     incidents: pd.DataFrame
     repeated_reports: int
     coverage: dict[str, tuple[int, int]]
     elsewhere: int = 0  # alerts on sensors no --data file holds (set by the caller)
+    worker_ran: bool = True  # whether the prefix has alerts or steps (set by the caller)
 
     def unreplayed(self) -> list[tuple[str, int]]:
         """The --data files none of whose events the topics hold: (name, events)."""
@@ -155,11 +161,15 @@ def match_files(
     topic_incidents: pd.DataFrame,
     file_readings: pd.DataFrame,
     file_incidents: pd.DataFrame,
+    bucket_seconds: float = 1800.0,
 ) -> Replayed:
     """The topics' accepted events (``accepted_events``) with the --data file each came
-    from (a reading by sensor and event time, a report by its id; ``OTHER_DATA`` for
-    neither), and per file how many of its events the topics hold. ``file_*`` are
-    ``readings_frame`` and ``incidents_frame`` of the --data files (with report_id)."""
+    from (a reading by sensor and event time, a report by its id, cell, category and
+    event time; ``OTHER_DATA`` for neither), the reports the worker dropped as re-sent
+    left out (``citybrain.resent``; ``bucket_seconds``: the worker's
+    ``CITYBRAIN_BURST_BUCKET_SECONDS``), and per file how many of its events the topics
+    hold. ``file_*`` are ``readings_frame`` and ``incidents_frame`` of the --data files.
+    ``topic_incidents`` must be in topic order (a cell's reports in offset order)."""
     coverage: dict[str, tuple[int, int]] = {}
     held = set(zip(topic_readings["sensor_id"], topic_readings["ts"].map(_key), strict=True))
     source: dict[tuple[str, float], str] = {}
@@ -173,18 +183,143 @@ def match_files(
         source.get((sid, _key(ts)), OTHER_DATA)
         for sid, ts in zip(readings["sensor_id"], readings["ts"], strict=True)
     ]
-    ids = set(topic_incidents["report_id"])
-    by_id: dict[str, str] = {}
+    topic_keys = [_report_key(r) for r in topic_incidents.itertuples(index=False)]
+    by_key: dict[tuple[str, str, str, float], str] = {}
     for name, frame in file_incidents.groupby("file", sort=False):
-        for rid in frame["report_id"]:
-            by_id.setdefault(str(rid), str(name))
+        distinct = {_report_key(r) for r in frame.itertuples(index=False)}
+        for rkey in distinct:
+            by_key.setdefault(rkey, str(name))
         n, in_topics = coverage.get(str(name), (0, 0))
-        distinct = set(frame["report_id"])
-        coverage[str(name)] = (n + len(distinct), in_topics + len(distinct & ids))
+        coverage[str(name)] = (n + len(distinct), in_topics + len(distinct & set(topic_keys)))
     incidents = topic_incidents.copy()
-    incidents["file"] = [by_id.get(str(rid), OTHER_DATA) for rid in incidents["report_id"]]
-    repeated = int(incidents["report_id"].duplicated().sum())
-    return Replayed(readings, incidents, repeated, coverage)
+    incidents["file"] = [by_key.get(key, OTHER_DATA) for key in topic_keys]
+    # Left out as the worker leaves them out: its own rule, over the topic in its order.
+    dropped = worker_duplicates(
+        zip(
+            incidents["ts"],
+            incidents["report_id"],
+            incidents["category"],
+            incidents["grid_cell"],
+            strict=True,
+        ),
+        bucket_seconds,
+    )
+    again = pd.Series(dropped, index=incidents.index, dtype=bool)
+    repeated = int((again & (incidents["file"] != OTHER_DATA)).sum())
+    return Replayed(readings, incidents[~again].reset_index(drop=True), repeated, coverage)
+
+
+def _report_key(row: Any) -> tuple[str, str, str, float]:
+    """A citizen report as a file and a topic both hold it: id, cell, category, time."""
+    return (str(row.report_id), str(row.grid_cell), str(row.category), _key(row.ts))
+
+
+@dataclass
+class FromFiles:
+    """What of a prefix's topics comes from the --data files (``limit_to_files``): the
+    readings and reports (``Replayed``'s frames, rows of ``OTHER_DATA`` left out), the
+    alert and step messages that come from them, and how much was left out."""
+
+    readings: pd.DataFrame
+    incidents: pd.DataFrame
+    alerts: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    other_readings: int = 0
+    other_incidents: int = 0
+    other_alerts: int = 0
+    other_runs: int = 0
+    repeated_reports: int = 0
+
+    def note(self, files: Iterable[str], prefix: str) -> str:
+        """The page's sentence on what it counts (trial 6: it counted everything under
+        the prefix, whatever --data said)."""
+        names = ", ".join(files)
+        left = [
+            counted(n, noun)
+            for n, noun in (
+                (self.other_incidents, "citizen report"),
+                (self.other_readings, "reading"),
+                (self.other_alerts, "alert"),
+                (self.other_runs, "run"),
+            )
+            if n
+        ]
+        text = (
+            f"Every figure is limited to the events of the --data files ({names}) the worker "
+            "accepted: their readings and citizen reports, and the alerts, runs and "
+            "escalations that come from them (a sensor alert on a file's sensor within the "
+            "times of its readings there, a burst alert raised by a file's reports, a run "
+            "of such an alert)."
+        )
+        if left:
+            text += f" Left out: {', '.join(left)} under prefix {prefix} that come from other data."
+        if self.repeated_reports:
+            text += (
+                f" {counted(self.repeated_reports, 're-sent report')} of the files "
+                f"{agreeing(self.repeated_reports, 'was', 'were')} left out as the worker "
+                "leaves them out (the same report id in the same cell and category within "
+                "a day: a duplicate)."
+            )
+        return text
+
+
+def limit_to_files(
+    replayed: Replayed,
+    alerts: Iterable[dict[str, Any]],
+    steps: Iterable[dict[str, Any]],
+) -> FromFiles:
+    """The part of a prefix's topics that comes from the --data files: their readings and
+    reports (``replayed``: ``match_files``), the alerts those raised (a sensor alert whose
+    sensor has readings from the files at and around its start, between their first and
+    last event time; a burst alert one of whose opening reports is a file's report in its
+    cell), and the steps of the runs with at least one such alert (``run_created``'s
+    ``alert_id`` and each ``alert_joined``'s). ``alerts`` and ``steps`` are the topics'
+    messages as dicts. Pure."""
+    readings = replayed.readings[replayed.readings["file"] != OTHER_DATA]
+    incidents = replayed.incidents[replayed.incidents["file"] != OTHER_DATA]
+    spans = {
+        str(sid): (_key(ts.min()), _key(ts.max()))
+        for sid, ts in readings.groupby("sensor_id")["ts"]
+    }
+    file_reports = set(zip(incidents["report_id"], incidents["grid_cell"], strict=True))
+    alert_docs = list(alerts)
+    mine: dict[str, bool] = {}
+    for doc in alert_docs:
+        aid = doc["alert_id"]
+        sensor = doc.get("sensor_id") or ""
+        if sensor:
+            if aid not in mine:
+                span = spans.get(sensor)
+                start = _key(_ts(doc["started_at"]))
+                mine[aid] = span is not None and span[0] <= start <= span[1]
+        elif not doc.get("follow_up"):
+            opening = {
+                (r.get("report_id"), doc.get("grid_cell"))
+                for r in doc.get("reports") or ()
+                if isinstance(r, dict)
+            }
+            mine[aid] = mine.get(aid, False) or bool(opening & file_reports)
+        else:
+            mine.setdefault(aid, False)
+    step_docs = list(steps)
+    run_alerts: dict[str, set[str]] = defaultdict(set)
+    for st in step_docs:
+        if st.get("action") == "run_created" and st.get("alert_id"):
+            run_alerts[st["run_id"]].add(str(st["alert_id"]))
+        elif st.get("action") == "alert_joined" and st.get("detail"):
+            run_alerts[st["run_id"]].add(str(st["detail"]))
+    runs = {run for run, ids in run_alerts.items() if any(mine.get(a) for a in ids)}
+    return FromFiles(
+        readings=readings.reset_index(drop=True),
+        incidents=incidents.reset_index(drop=True),
+        alerts=[d for d in alert_docs if mine.get(d["alert_id"])],
+        steps=[st for st in step_docs if st.get("run_id") in runs],
+        other_readings=len(replayed.readings) - len(readings),
+        other_incidents=len(replayed.incidents) - len(incidents),
+        other_alerts=sum(1 for v in mine.values() if not v),
+        other_runs=len(run_alerts) - len(runs),
+        repeated_reports=replayed.repeated_reports,
+    )
 
 
 def event_period(readings: pd.DataFrame, incidents: pd.DataFrame | None) -> str:
@@ -674,8 +809,8 @@ def build_report(
         top = Counter(incidents["category"]).most_common(8)
         first, last = incidents["ts"].min(), incidents["ts"].max()
         repeated = (
-            f"; {counted(context.repeated_reports, 'report')} re-sent a report id the worker "
-            "had accepted before"
+            f"; {counted(context.repeated_reports, 're-sent report')} left out, as the worker "
+            "drops a duplicate"
             if context.repeated_reports
             else ""
         )
@@ -692,6 +827,7 @@ def build_report(
         title=html.escape(title),
         what_if=html.escape(WHAT_IF),
         period=html.escape(period),
+        scope=f'<p class="scope">{html.escape(context.scope)}</p>' if context.scope else "",
         cards=cards,
         known=known,
         legend=severity_legend(),
@@ -754,6 +890,7 @@ li.hit {{ color: #1d6b33; }} li.miss {{ color: #c62f2f; }}
 <h1>{title}</h1>
 <p>{what_if}</p>
 <p>Event time: {period}. Generated {generated} UTC by citybrain.</p>
+{scope}
 <div class="cards">{cards}</div>
 <h2>Known events</h2>{known}
 {legend}

@@ -46,11 +46,27 @@ _FIRST_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 _LAST_TS = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC).timestamp()
 # ISO 8601 extended date-time (RFC 3339's profile, seconds optional), ASCII digits only:
 # Python 3.11's fromisoformat also takes any character as the date/time separator (a
-# NUL, an "X"), the basic format and week dates, which would pass unnoticed.
+# NUL, an "X"), the basic format and week dates, which would pass unnoticed. The one rule
+# for every timestamp citybrain reads (``iso_datetime``; docs/events.md, ``ts``): date,
+# then ``T``, ``t`` or a space, then ``HH:MM``, optional ``:SS`` and a fraction after ``.``
+# or ``,``; the zone ``Z`` or ``z`` (RFC 3339 allows either case of both letters), or an
+# offset ``±HH:MM``, ``±HHMM`` or ``±HH``.
 ISO_DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
-    r"(?P<zone>Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
+
+
+def iso_datetime(text: str) -> datetime:
+    """``text`` in the form ``ISO_DATETIME`` -> its datetime (naive without a zone).
+    Raises ValueError for any other text (``fromisoformat``'s wider forms included) and
+    OverflowError for none here (a time past year 9999 in UTC is the caller's check)."""
+    form = ISO_DATETIME.fullmatch(text)
+    if form is None:
+        raise ValueError(text)
+    if form.group("zone") == "z":
+        text = text[:-1] + "Z"  # fromisoformat reads only the capital
+    return datetime.fromisoformat(text)
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
@@ -108,10 +124,11 @@ def format_ts(ts: float) -> str:
 
 
 def parse_ts(value: Any, field: str = "ts") -> float:
-    """ISO 8601 with a zone (``Z`` or an offset) -> epoch seconds.
+    """ISO 8601 with a zone -> epoch seconds.
 
-    The form is ``YYYY-MM-DDTHH:MM[:SS[.fraction]]`` and a zone (``T`` may be a space,
-    as RFC 3339 allows), ASCII digits only; the time must fall in the years 0001-9999
+    The form is ``ISO_DATETIME`` (``iso_datetime``): ``YYYY-MM-DDTHH:MM[:SS[.fraction]]``
+    (``T`` may be ``t`` or a space, as RFC 3339 allows) and a zone, ``Z`` or ``z``,
+    ``±HH:MM``, ``±HHMM`` or ``±HH``; ASCII digits only; the time must fall in the years 0001-9999
     in UTC. Raises ``EventError`` (``bad_type``, ``bad_timestamp``) naming ``field``."""
     if not isinstance(value, str):
         raise EventError("bad_type", field, value, "expected an ISO 8601 string")
@@ -135,12 +152,8 @@ def _epoch(value: str) -> float | None:
     """Epoch seconds of an ISO 8601 string, None without a zone; ValueError if it is not
     ``ISO_DATETIME``. Cached: a city's sensors report on the same clock ticks, so one
     batch repeats a few timestamps thousands of times."""
-    form = ISO_DATETIME.fullmatch(value)
-    if form is None:
-        raise ValueError(value)
-    if form.group("zone") is None:
-        return None
-    return datetime.fromisoformat(value).timestamp()
+    when = iso_datetime(value)
+    return None if when.tzinfo is None else when.timestamp()
 
 
 class EventValidator:

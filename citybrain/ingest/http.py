@@ -42,6 +42,7 @@ from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
+from citybrain.text import counted
 from streams.auth import TokenStore, forbidden_reason, refusal_401
 from streams.errors import MISSING, EventError
 from streams.events import (
@@ -119,6 +120,18 @@ def refusal_text(errors: list[dict[str, Any]]) -> str:
     if len(errors) == 1:
         return text
     return f"{len(errors)} bad fields, first {text}"
+
+
+def partly_refused_line(path: str, accepted: int, problems: list[dict[str, Any]]) -> str:
+    """The log line on a body some of whose readings were refused: ``ingest: POST
+    /ingest/v1/readings: 1 reading accepted, 2 refused and dead-lettered: 2 bad fields,
+    first …`` (each count with its noun in the right number)."""
+    return (
+        f"ingest: POST {path}: {counted(accepted, 'reading')} accepted, "
+        f"{counted(len(problems), 'reading')} refused and dead-lettered: "
+        f"{refusal_text(problems)} (said once a minute per path; every one is counted and "
+        "dead-lettered)"
+    )
 
 
 def _prefixed(exc: EventError, prefix: str) -> dict[str, Any]:
@@ -382,12 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
             dead_letters.append((bad.payload, dead_letter_headers(origin, code, message, stream)))
         if refused and srv.said_partly_refused(self.path):
             log.info(
-                "ingest: POST %s: %d readings accepted, %d refused and dead-lettered: %s "
-                "(said once a minute per path; every one is counted and dead-lettered)",
-                self.path,
-                len(readings),
-                len(refused),
-                refusal_text([r.problem for r in refused]),
+                "%s", partly_refused_line(self.path, len(readings), [r.problem for r in refused])
             )
         if (readings or dead_letters) and not srv.publish(readings, dead_letters):
             self._answer(

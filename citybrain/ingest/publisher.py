@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citybrain.errors import InputError
+from citybrain.text import counted
 from streams.events import Reading, fit_dead_letter
 from streams.partitioning import ReadingPacker, sensor_partition
 
@@ -211,7 +212,7 @@ class PackPublisher:
                         log.warning("Kafka send not queued (%s); retrying", exc)
                         time.sleep(0.5)
                 future.add_callback(self._acked, [done for _, done in chunk])
-                future.add_errback(self._failed, f"pack of {len(chunk)} readings")
+                future.add_errback(self._failed, f"pack of {counted(len(chunk), 'reading')}")
 
     def _acked(self, dones: list[Done], _metadata: Any, dead_letter: bool = False) -> None:
         # kafka-python calls partial(callback, *args)(value): our arguments come first.

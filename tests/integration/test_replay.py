@@ -254,7 +254,10 @@ def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
         assert main(["report", "--prefix", missing, "--data", data, "--out", out]) == 2
         err = capsys.readouterr().err
         assert f"--prefix '{missing}': no events under it: Kafka at " in err
-        assert f"has no topic {missing}.alerts; prefixes there: " in err
+        assert (
+            f"has no topic {missing}.readings or {missing}.incidents or {missing}.alerts; "
+            "prefixes there: "
+        ) in err
         assert empty.name in err.split("prefixes there: ")[1] or "(the latest 8)" in err
         assert main(["report", "--prefix", empty.name, "--data", data, "--out", out]) == 2
         err = capsys.readouterr().err
@@ -337,3 +340,50 @@ def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(
         assert [json.loads(line) for line in export.read_text().splitlines()] == [step]
         assert main([*campaign, "--input", str(export)]) == 0
         assert json.loads(capsys.readouterr().out) == from_topics
+
+
+def test_a_report_on_a_prefix_only_an_ingest_wrote_to_is_written(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 6 item 8: before any worker ran, the ingest had written <prefix>.readings,
+    and the report said "no events under it: ... no topic t6.alerts". Readings are
+    events: the report is written, saying no worker has read them yet."""
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import NewTopic
+
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)  # for its settings and environment; its topics go unused
+    prefix = f"{p.name}-ingest"
+    readings_topic = f"{prefix}.readings"
+    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(readings_topic, 1, 1)])
+    finally:
+        admin.close()
+    sent = [e for e in events()[:3] if isinstance(e, Reading)]
+    producer = KafkaProducer(bootstrap_servers=p.settings.kafka_bootstrap, acks="all")
+    for e in sent:
+        producer.send(readings_topic, key=e.sensor_id.encode(), value=e.to_json())
+    producer.flush()
+    producer.close()
+    mine = run_dir / "ingested.csv"
+    mine.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"{format_ts(e.ts)},{e.sensor_id},{e.kind},{e.value},{e.unit},{e.grid_cell}\n"
+            for e in sent
+        )
+    )
+    out = run_dir / "ingested.html"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():
+            mp.setenv(key, value)
+        args = ["report", "--prefix", prefix, "--data", str(mine), "--out", str(out)]
+        assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "no events under it" not in err
+    assert f"prefix '{prefix}' has no alerts and no steps: no worker has read its events" in err
+    page = out.read_text()
+    assert "<b>0</b><span>alerts</span>" in page
+    assert "Every figure is limited to the events of the --data files (ingested.csv)" in page

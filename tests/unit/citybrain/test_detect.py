@@ -126,11 +126,11 @@ LATIN1_SERIES = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\
         (b"", ":1: the file is empty"),
         ("timestamp,value\n2020-01-01 00:00:00,1\n".encode("utf-16"), ":1: the file is UTF-16"),
         (
-            # The worker's form: a lower-case z is no zone it reads (trial 5 item 6).
-            b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01t00:01:00z,2\n",
-            ":3: field \"timestamp\" is '2020-01-01t00:01:00z', expected ISO 8601 as a "
-            "reading's ts, 2026-11-01T10:00:00Z or 2026-11-01 10:00:00+08:00 (a zone: Z or "
-            "±HH:MM; none is UTC)",
+            # The worker's form (trial 5 item 6): no other separator, no zone name.
+            b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01x00:01:00UTC,2\n",
+            ":3: field \"timestamp\" is '2020-01-01x00:01:00UTC', expected ISO 8601 as a "
+            "reading's ts, 2026-11-01T10:00:00Z or 2026-11-01 10:00:00+08:00 (T, t or a space "
+            "before the time; a zone: Z, z, ±HH:MM, ±HHMM or ±HH; none is UTC), or a date alone",
         ),
         (b"timestamp,value\n2020-01-01 00:00:00,1e999\n", ":2: field \"value\" is '1e999'"),
     ],
@@ -418,3 +418,42 @@ def test_a_file_of_only_its_header_is_named_at_its_own_line(tmp_path: Path) -> N
     src = write(tmp_path / "empty.csv", "timestamp,value\n")
     with pytest.raises(DetectInputError, match=r"empty\.csv:1: no data rows: only the header"):
         read_series(src)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-01T00:04:00Z",
+        "2024-01-01t00:04:00z",  # RFC 3339: either letter in either case (trial 6 item 7)
+        "2024-01-01 00:04:00+0000",
+        "2024-01-01T00:04:00+00",
+        "2024-01-01T02:04:00,5+02:00",
+        "2024-01-01T00:04Z",
+        "2024-01-01T00:04:00",  # no zone: UTC in detect, refused by the worker
+        "2024-01-01X00:04:00Z",
+        "20240101T000400Z",
+        "2024-W01-1T00:04:00Z",
+        "2024-01-01T00Z",
+        "2024-01-01T00:04:00 Z",
+        "2024-01-01T00:04:00+1",
+        "2024-01-01T00:04:00UTC",
+        "２０24-01-01T00:04:00Z",
+    ],
+)
+def test_detect_reads_a_timestamp_as_the_worker_does(text: str) -> None:
+    """One rule (trial 6 item 7): detect takes a time exactly when the worker's
+    ``parse_ts`` does, or the time lacks only its zone (UTC in detect, which the worker
+    refuses saying so), and both read the same instant."""
+    from citybrain.detect import _when
+    from streams.errors import EventError
+    from streams.events import parse_ts
+
+    when = _when(text)
+    try:
+        worker: float | None = parse_ts(text)
+    except EventError as exc:
+        worker = None
+        no_zone = "no time zone" in str(exc)
+        assert (when is not None) == no_zone, text
+        return
+    assert when is not None and when.timestamp() == worker, text

@@ -4,6 +4,7 @@ every shell line in the README starts with something `make install` provides."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 
@@ -74,3 +75,80 @@ def test_every_docs_file_the_code_or_its_output_names_exists() -> None:
             named |= set(re.findall(r"\bdocs/[\w.-]+\.(?:md|yaml)", path.read_text()))
     assert named  # the walk found the references
     assert sorted(n for n in named if not (REPO_ROOT / n).is_file()) == []
+
+
+def _mentions(text: str) -> list[str]:
+    """The ``citybrain …`` commands a text names in backticks, `.venv/bin/` or not, and
+    the bare words listed right after one (```citybrain runs list`, `silences`, `alerts```
+    reads as three commands)."""
+    found = []
+    listed = r"`(?:\.venv/bin/)?citybrain ([^`]+)`((?:,? (?:and |or )?`[a-z][a-z-]*`)*)"
+    for m in re.finditer(listed, text):
+        found.append(m.group(1).replace("\\|", "|"))
+        found += re.findall(r"`([a-z][a-z-]*)`", m.group(2))
+    return found
+
+
+def _check_mention(parser: argparse.ArgumentParser, mention: str) -> str | None:
+    """Why ``mention`` (``runs list [--status S]|show``, ``COMMAND --help``) names a
+    command or option the CLI lacks, or None. Placeholders (upper case, ``…``) and
+    alternatives (``a|b``) are read as the README writes them."""
+    words = re.findall(r"--?[a-z][a-z-]*|[A-Za-z][\w.-]*|…", mention)
+    current = parser
+    path: list[str] = []
+    for word in words:
+        if word == "…" or word.isupper() or word.startswith("-"):
+            if word.startswith("-"):
+                options = {o for a in current._actions for o in a.option_strings}
+                if word not in options:
+                    return f"citybrain {' '.join(path)}: no option {word}"
+            continue
+        subparsers = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers:
+            continue  # an argument's value (a file, a prefix)
+        choices = subparsers[0].choices
+        if word not in choices:
+            # "runs list|show|ack": each alternative must be an action of the same parent.
+            return f"citybrain {' '.join(path)}: no command {word!r}"
+        path.append(word)
+        current = choices[word]
+    return None
+
+
+def test_every_citybrain_command_the_docs_name_exists() -> None:
+    """Trial 6: the README said `citybrain runs list`, `silences`, `alerts`, and
+    `citybrain alerts` is an invalid choice. Every `citybrain …` in backticks in the README
+    and docs/ names real commands and options."""
+    parser = build_parser()
+    texts = {"README.md": README}
+    texts |= {f"docs/{p.name}": p.read_text() for p in (REPO_ROOT / "docs").glob("*.md")}
+    problems = []
+    for name, text in texts.items():
+        for mention in _mentions(text):
+            for alternative in _alternatives(mention):
+                why = _check_mention(parser, alternative)
+                if why:
+                    problems.append(f"{name}: `citybrain {mention}`: {why}")
+    assert _mentions(README), "the README names no citybrain command"
+    assert problems == []
+
+
+def _alternatives(mention: str) -> list[str]:
+    """``runs list [--status S]|show|ack`` -> ``runs list [--status S]``, ``runs show``,
+    ``runs ack``: an alternative outside brackets replaces the action (the second word);
+    inside brackets (``[--speed N | --max]``, ``stop|skip``) both are kept. A first part of
+    one word (``… | head``) is a shell pipe, not alternatives."""
+    mention = re.sub(r"\[([^\]]*)\]", lambda m: "[" + m.group(1).replace("|", " ") + "]", mention)
+    first, *others = (part.strip() for part in mention.split("|"))
+    words = first.split()
+    if len(words) < 2:
+        return [first]
+    return [first, *(f"{words[0]} {other}" for other in others if other)]
+
+
+def test_a_command_the_cli_lacks_is_found() -> None:
+    parser = build_parser()
+    assert _check_mention(parser, "alerts") == "citybrain : no command 'alerts'"
+    assert _check_mention(parser, "runs list --status S") is None
+    assert _check_mention(parser, "runs list --bogus") is not None
+    assert _check_mention(parser, "COMMAND --help") is None

@@ -18,6 +18,7 @@ from citybrain.rehearse import (
     Incident,
     RehearsalError,
     SatisfactionModel,
+    nearest,
     profile_distributions,
     read_incidents,
     rehearse,
@@ -338,7 +339,10 @@ def test_rehearse_says_what_it_leaves_out_and_which_departments_it_does_not_know
     rows += ["2024-05-27T00:11:00Z,r11,Fire,smoke,app,c-top,firefighters"]  # line 8
     assert _rehearse_cli(tmp_path, rows) == 0
     err = capsys.readouterr().err
-    assert "in.csv:6: report_id 'r1' again (first at line 3): left out" in err
+    assert (
+        "in.csv:6: report_id 'r1' again in cell 'c-top', category 'Noise' (first at line 3): "
+        "left out, as the worker drops a re-sent report"
+    ) in err
     assert "department 'firefighters' (line(s) 8) is none the units profile" in err
     assert "(did you mean 'fire'?)" in err
     assert "rehearsed with the units profile's default pool" in err
@@ -359,7 +363,12 @@ def test_rehearse_bad_rows_are_file_line_and_on_error_skip_goes_on(
     rows += ["2024-05-27T00:02:00Z,,Noise,loud,app,c-top,police"]  # line 4
     assert _rehearse_cli(tmp_path, rows) == 2
     err = capsys.readouterr().err
-    assert "in.csv:3: field \"grid_cell\" is 'no-such-cell': not a cell of the grid" in err
+    # Every bad row is listed before it stops (trial 6: only the first was).
+    assert (
+        "bad row " in err and "in.csv:3: field \"grid_cell\" is 'no-such-cell': not a cell" in err
+    )
+    assert 'in.csv:4: field "report_id" is empty' in err
+    assert "in.csv: 2 bad rows (listed above; nothing was rehearsed)" in err
     assert err.rstrip().endswith("fix the file, or give --on-error skip")
     assert _rehearse_cli(tmp_path, rows, "--on-error", "skip") == 0
     err = capsys.readouterr().err
@@ -402,3 +411,46 @@ def test_read_incidents_takes_columns_in_any_order_and_names_a_missing_one(tmp_p
     path.write_text("timestamp,report_id,category,text,source\n", encoding="utf-8")
     with pytest.raises(RehearsalError, match=r"in.csv:1: header lacks grid_cell"):
         read_incidents(path, {"c-top"}, set(), lambda texts: [])
+
+
+def test_rehearse_judges_rows_as_the_worker_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 6: a report id repeated in another cell and category was dropped (the worker
+    counts it), a source the worker dead-letters was rehearsed, and POLICE got no
+    did-you-mean while Police did."""
+    rows = ["timestamp,report_id,category,text,source,grid_cell,department"]
+    rows += ["2024-05-27T03:11:00Z,m-1,Noise,loud,app,c-top,police"]  # line 2
+    rows += ["2024-05-27T03:12:00Z,m-1,Illegal Parking,blocked,app,c-top,police"]  # 3: new
+    rows += ["2024-05-27T03:13:00Z,m-2,Noise,loud,carrierpigeon,c-top,police"]  # 4: bad
+    rows += ["2024-05-27T03:14:00Z,m-3,Noise,loud,app,c-top,POLICE"]  # 5
+    rows += ["2024-05-27T03:15:00Z,m-1,Noise,loud,app,c-top,police"]  # 6: re-sent
+    assert _rehearse_cli(tmp_path, rows) == 2
+    err = capsys.readouterr().err
+    assert (
+        "in.csv:4: field \"source\" is 'carrierpigeon': expected one of ['app', 'emergency', "
+        "'hotline', 'inspector'] (the worker would dead-letter it: unknown_source)"
+    ) in err
+    assert _rehearse_cli(tmp_path, rows, "--on-error", "skip") == 0
+    captured = capsys.readouterr()
+    assert "department 'POLICE' (line(s) 5) is none" in captured.err
+    assert "(did you mean 'police'?)" in captured.err
+    assert "in.csv:6: report_id 'm-1' again in cell 'c-top', category 'Noise'" in captured.err
+    assert "3 reports rehearsed, 1 bad row skipped, 1 duplicate report id left out" in captured.err
+    [version] = json.loads((tmp_path / "o.json").read_text())["versions"]
+    [city] = [r for r in version["report"]["rows"] if r["scope"] == "city"]
+    assert city["figures"]["found"] == 3  # both m-1 reports are runs, as in the worker
+    # The pools say where the times to resolve come from (the 'default' pool for POLICE).
+    assert "units pools: police 2 reports (resolve median 43.0 min); default 1 report of " in (
+        captured.out
+    )
+    assert "'POLICE' (resolve median 9.6 days). Each pool resolves on its own profile" in (
+        captured.out
+    )
+
+
+def test_nearest_is_case_blind() -> None:
+    known = {"police", "fire"}
+    assert nearest("POLICE", known) == nearest("Police", known) == nearest("polce", known)
+    assert nearest("POLICE", known) == "police"
+    assert nearest("zzz", known) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -9,12 +10,14 @@ import pandas as pd
 from citybrain.report import (
     OTHER_DATA,
     Context,
+    Replayed,
     TopicMessage,
     accepted_events,
     build_report,
     event_period,
     incidents_frame,
     latest_resolved,
+    limit_to_files,
     match_files,
     readings_frame,
 )
@@ -314,28 +317,114 @@ def test_the_report_counts_what_the_worker_accepted_not_the_files_rows(tmp_path:
         "timestamp,report_id,category,text,source,grid_cell\n"
         "2016-02-08T00:00:00Z,r1,Noise,loud,app,bj-c\n"
         "2016-02-08T00:00:02Z,r3,Noise,loud,fax,bj-c\n"
+        "2016-02-08T00:00:04Z,r1,Noise,loud again,app,bj-c\n"  # the file re-sends r1
     )
     files = [mine, other, calls]
     replayed = match_files(
         topic_readings, topic_incidents, readings_frame(files), incidents_frame(files)
     )
-    assert replayed.coverage == {"mine.csv": (2, 2), "beijing.csv": (1, 0), "calls.csv": (2, 1)}
+    assert replayed.coverage == {"mine.csv": (2, 2), "beijing.csv": (1, 0), "calls.csv": (3, 2)}
     assert replayed.unreplayed() == [("beijing.csv", 1)]
-    assert replayed.partly() == [("calls.csv", 2, 1)]
+    assert replayed.partly() == [("calls.csv", 3, 2)]
     assert replayed.readings["file"].tolist() == ["mine.csv", "mine.csv"]
-    # r2 was sent from elsewhere; r1 twice, both accepted (the worker counts both).
-    assert replayed.incidents["file"].tolist() == ["calls.csv", OTHER_DATA, "calls.csv"]
+    # r2 was sent from elsewhere; r1 again in its cell and category within a day: the
+    # worker drops the second (trial 6: the report counted 19 where the worker had 14).
+    assert replayed.incidents["file"].tolist() == ["calls.csv", OTHER_DATA]
     assert replayed.repeated_reports == 1
+    ours = limit_to_files(replayed, [], [])
+    assert (ours.other_incidents, ours.other_readings) == (1, 0)
     context = Context(
         grid=_grid(),
-        incidents=replayed.incidents,
-        repeated_reports=replayed.repeated_reports,
+        incidents=ours.incidents,
+        repeated_reports=ours.repeated_reports,
+        scope=ours.note(["mine.csv", "calls.csv"], "p"),
     )
-    page = build_report(replayed.readings, [], [], "t", context)
+    page = build_report(ours.readings, [], [], "t", context)
     assert '<div class="card"><b>2</b><span>readings</span>' in page
-    assert '<div class="card"><b>3</b><span>incidents</span>' in page
-    assert "1 report re-sent a report id the worker had accepted before" in page
+    assert '<div class="card"><b>1</b><span>incidents</span>' in page
+    assert "1 re-sent report left out, as the worker drops a duplicate" in page
+    assert "Every figure is limited to the events of the --data files (mine.csv, calls.csv)" in page
+    assert "Left out: 1 citizen report under prefix p that come from other data." in page
+    assert "1 re-sent report of the files was left out as the worker leaves them out" in page
     assert "beijing.csv" not in page  # its event time is not shown: it was not replayed
+
+
+def test_figures_are_limited_to_the_files_alerts_and_runs() -> None:
+    """Trial 6 item 2: with --data mine4.csv (9 reports, none alerted) the page said
+    "36 incidents 1 alerts 1 runs 1 escalations" and described 2 HTTP-ingest readings not
+    in the file. Alerts, runs and their steps count only when they come from the files."""
+    t0 = 1_716_779_460.0  # 2024-05-27T03:11:00Z
+    readings = pd.DataFrame(
+        {
+            "ts": [t0, t0 + 60, t0 + 120, t0],
+            "sensor_id": ["s1", "s1", "s1", "http-1"],
+            "kind": "pm25",
+            "value": 1.0,
+            "unit": "ug/m3",
+            "file": ["mine.csv", "mine.csv", "mine.csv", OTHER_DATA],
+        }
+    )
+    incidents = pd.DataFrame(
+        {
+            "ts": [t0 + i for i in range(4)],
+            "report_id": ["m-1", "m-2", "n-1", "n-2"],
+            "category": "Noise",
+            "grid_cell": "bj-c",
+            "file": ["other.csv", "other.csv", "mine4.csv", "mine4.csv"],
+        }
+    )
+    incidents.loc[[0, 1], "file"] = OTHER_DATA
+    replayed = Replayed(readings, incidents, 0, {"mine.csv": (3, 3), "mine4.csv": (2, 2)})
+
+    def doc(aid: str, sensor: str, start: float, **more: object) -> dict[str, object]:
+        iso = pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z")
+        return {**alert(aid, sensor, iso, None, "firing"), "grid_cell": "bj-c", **more}
+
+    alerts = [
+        doc("a-s1", "s1", t0 + 60),  # within s1's readings from mine.csv: ours
+        doc("a-s1-late", "s1", t0 + 7200),  # s1 after mine.csv's readings: not ours
+        doc("a-http", "http-1", t0),  # a sensor no file holds
+        doc("b-m", "", t0, reports=[{"report_id": "m-1"}, {"report_id": "m-2"}]),
+        # n-1 followed the other data's burst: the alert is still the other data's
+        doc("b-m", "", t0, reports=[{"report_id": "n-1"}], follow_up=True),
+        doc("b-n", "", t0 + 3, reports=[{"report_id": "n-2"}]),
+    ]
+
+    def step(run: str, action: str, alert_id: str, **more: object) -> dict[str, object]:
+        return {"run_id": run, "action": action, "alert_id": alert_id, "at": 1.0, **more}
+
+    steps = [
+        step("r-m", "run_created", "b-m", playbook="noise", level="community"),
+        step("r-m", "escalate", "b-m", playbook="noise", level="street"),
+        step("r-n", "run_created", "b-http-first", playbook="noise", level="community"),
+        step("r-n", "alert_joined", "b-http-first", detail="b-n"),
+        step("r-x", "run_created", "a-http", playbook="air", level="community"),
+    ]
+    ours = limit_to_files(replayed, alerts, steps)
+    assert ours.readings["sensor_id"].tolist() == ["s1"] * 3
+    assert ours.incidents["report_id"].tolist() == ["n-1", "n-2"]
+    assert sorted({a["alert_id"] for a in ours.alerts}) == ["a-s1", "b-n"]
+    assert {s["run_id"] for s in ours.steps} == {"r-n"}  # joined by a file's alert
+    assert (ours.other_readings, ours.other_incidents, ours.other_alerts, ours.other_runs) == (
+        1,
+        2,
+        3,
+        2,
+    )
+    page = build_report(
+        ours.readings,
+        ours.alerts,
+        ours.steps,
+        "t",
+        Context(incidents=ours.incidents, scope=ours.note(["mine.csv", "mine4.csv"], "t6")),
+    )
+    cards = {k: int(v) for v, k in re.findall(r"<b>([\d,]+)</b><span>([a-z ]+)</span>", page)}
+    assert cards["incidents"] == 2 and cards["alerts"] == 2 and cards["runs"] == 1
+    assert cards["readings"] == 3 and cards["escalations"] == 0
+    assert (
+        "Left out: 2 citizen reports, 1 reading, 3 alerts, 2 runs under prefix t6 that come "
+        "from other data." in page
+    )
 
 
 def test_a_timeline_caption_gives_each_file_only_its_own_alerts() -> None:

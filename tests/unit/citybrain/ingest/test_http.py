@@ -12,6 +12,7 @@ from citybrain.ingest.http import (
     BadBody,
     _refusal,
     ngsi_readings,
+    partly_refused_line,
     readings_from_body,
     refusal_text,
 )
@@ -317,3 +318,12 @@ def test_two_different_content_lengths_are_refused() -> None:
 )
 def test_json_bodies_with_a_length_pass(given: dict[str, str]) -> None:
     assert _refusal(headers(**given), MAX_BODY) is None
+
+
+def test_the_partly_refused_log_line_counts_in_words() -> None:
+    """Trial 6: "1 readings accepted"."""
+    problem = {"field": "readings[1].value", "message": "expected a number"}
+    one = partly_refused_line("/ingest/v1/readings", 1, [problem])
+    assert "1 reading accepted, 1 reading refused" in one
+    two = partly_refused_line("/ingest/v1/readings", 2, [problem, problem])
+    assert "2 readings accepted, 2 readings refused" in two
