@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 SAY_DROPPED_EVERY = 60.0  # seconds between INFO lines on duplicate or late reports
 # Why a valid incident report counts towards no burst (streams.bursts ``dropped``).
 DROPPED = {
-    "duplicate": "report_id already seen in its cell and category: a re-sent report",
-    "late": "older than the burst window",
+    "duplicate": "not counted towards bursts (report_id already seen in its cell and "
+    "category: a re-sent report)",
+    "late": "not counted towards bursts (older than the burst window)",
+    "unalerted": "in no alert (they left the burst window below the burst threshold: no "
+    "run covers them; audited as reports_not_alerted)",
 }
 
 
@@ -189,6 +192,7 @@ class Ingest:
         alerts = []
         states: dict[bytes, dict[str, Any]] = {}
         dropped: dict[str, list[str]] = {}
+        not_alerted: list[tuple[Any, list[str]]] = []
         for report, department in zip(reports, departments, strict=True):
             key = report.grid_cell.encode()
             cell_state = states.setdefault(key, dict(self.ctx.burst_state.get(key) or {}))
@@ -204,17 +208,25 @@ class Ingest:
                 if reason == "duplicate":
                     continue  # a re-sent report is not a new one: not in incidents_total
             tally[(report.source, department)] += 1
-            cell_state[report.category], burst = self.bursts.observe(
+            cell_state[report.category], bursts, unalerted = self.bursts.observe_all(
                 cell_state.get(report.category), report, department
             )
-            if burst is not None:
+            if unalerted:
+                # Below the threshold to the end: no alert, no run, no closure. Counted,
+                # said and audited, so no valid report ends silently (trial 6).
+                for _, source in unalerted:
+                    self.metrics.incidents_unalerted.labels(source).inc()
+                dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
+                not_alerted.append((report, [rid for rid, _ in unalerted]))
+            for burst in bursts:
+                resolved = burst.status == "resolved"
                 alerts.append(
                     (
                         burst.alert_id,
                         {
                             "schema": "alert/1",
                             "alert_id": burst.alert_id,
-                            "status": "firing",
+                            "status": burst.status,
                             "sensor_id": "",
                             "kind": "incident_burst",
                             "grid_cell": burst.grid_cell,
@@ -222,7 +234,8 @@ class Ingest:
                             "score": 0.0,
                             "value": burst.count,
                             "started_at": format_ts(burst.bucket_start),
-                            "ended_at": None,
+                            # The episode ended when this report found its window thinned.
+                            "ended_at": format_ts(report.ts) if resolved else None,
                             "reports": burst.reports_doc(),
                             "follow_up": not burst.first,
                             "labels": {
@@ -237,11 +250,28 @@ class Ingest:
                         },
                     )
                 )
-                if burst.first:  # not the follow-up reports of an alerted bucket
+                if burst.first and not resolved:  # not follow-ups, nor the end
                     level = self.grid.cells[burst.grid_cell].level
                     self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
                     self.metrics.incident_bursts.labels(burst.department).inc()
         await self.ctx.send_all(self.ctx.alerts, alerts)
+        for report, ids in not_alerted:
+            await self.ctx.audit(
+                {
+                    "action": "reports_not_alerted",
+                    "at": time.time(),
+                    "actor": "citybrain",
+                    "detail": (
+                        f"{len(ids)} report(s) of {report.category!r} at {report.grid_cell} "
+                        "left the burst window below the burst threshold: no alert, no run"
+                    ),
+                    "data": {
+                        "grid_cell": report.grid_cell,
+                        "category": report.category,
+                        "report_ids": ids,
+                    },
+                }
+            )
         for key, cell_state in states.items():
             self.ctx.burst_state[key] = cell_state
         await self.ctx.app.producer.flush()
@@ -257,7 +287,7 @@ class Ingest:
                 continue
             self._said_dropped[reason] = (now_s, 0)
             log.info(
-                "incidents: %d %s report(s) not counted towards bursts (%s): %s%s%s",
+                "incidents: %d %s report(s) %s: %s%s%s",
                 len(ids),
                 reason,
                 DROPPED[reason],
