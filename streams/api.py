@@ -184,7 +184,10 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
     if current["run_id"] == run_id:
         return Run.from_dict(current)
     _, _, generation = run_id.rpartition(".")
-    if generation.isdigit() and int(generation) < int(group.get("generation", 0)):
+    # Generations are issued as 1, 2, 3, ... (streams.response): ".0", ".01" or a
+    # negative one was never a run, so it is a 404, not "superseded" (trial 6).
+    issued = generation.isdigit() and generation == str(int(generation)) and int(generation) >= 1
+    if issued and int(generation) < int(group.get("generation", 0)):
         raise ApiError(
             409,
             f"run {run_id} was superseded by run {current['run_id']} (a later alert of "

@@ -56,6 +56,9 @@ def test_an_older_run_of_the_group_is_superseded_not_missing(grid: Grid) -> None
         (None, f"{KEY}.1"),  # no group at all
         ("group", f"{KEY}.4"),  # a generation the group has not reached
         ("group", f"{KEY}.x"),  # not a generation
+        ("group", f"{KEY}.0"),  # generations start at 1: .0 was never issued (trial 6)
+        ("group", f"{KEY}.01"),  # nor a generation written with a leading zero
+        ("group", f"{KEY}.-1"),
         ("empty", f"{KEY}.1"),  # a group whose run was never stored
     ],
 )
