@@ -104,8 +104,24 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     report = run.reports.get(rid)
     if report is None:
         raise ApiError(404, f"run {run.run_id} covers no report {rid!r}")
-    if report["status"] != ReplyStatus.REPLIED.value:
-        raise ApiError(409, f"report {rid} is {report['status']}: no closure to answer")
+    status = report["status"]
+    if status == ReplyStatus.OPEN.value:
+        raise ApiError(409, f"report {rid} is open: no closure to answer")
+    if status != ReplyStatus.REPLIED.value:
+        # One rule for every reporter (trial 6): one answer per closure; the next
+        # closure (when the run closes again) can be answered again.
+        said = {
+            ReplyStatus.SATISFIED.value: "satisfied",
+            ReplyStatus.REOPENED.value: "not satisfied, which reopened the run",
+            ReplyStatus.UNSATISFIED.value: "not satisfied, recorded only (the run was "
+            "reopened already)",
+        }.get(status, status)
+        then = (
+            "a satisfied reporter hears no more closures"
+            if status == ReplyStatus.SATISFIED.value
+            else f"the next closure, when run {run.run_id} closes again, can be answered"
+        )
+        raise ApiError(409, f"report {rid} has answered its closure already ({said}): {then}")
     return {"report_id": rid, "satisfied": satisfied, "comment": comment}
 
 
