@@ -17,6 +17,7 @@ from typing import Any
 
 from faust.types import Message
 
+from playbooks.loader import load_routing
 from streams.bursts import BurstTracker
 from streams.columns import BatchAdmission
 from streams.context import Context, message_origin
@@ -34,8 +35,9 @@ DROPPED = {
     "duplicate": "not counted towards bursts (report_id already seen in its cell and "
     "category: a re-sent report)",
     "late": "not counted towards bursts (older than the burst window)",
-    "unalerted": "in no alert (they left the burst window below the burst threshold: no "
-    "run covers them; audited as reports_not_alerted)",
+    "unalerted": "in no alert (they left the burst window below the burst threshold; a run "
+    "covers them only if their group's run was open when they came; audited as "
+    "reports_not_alerted)",
 }
 
 
@@ -67,6 +69,8 @@ class Ingest:
         self.bursts = BurstTracker(
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
         )
+        # To offer a report in no alert to the open run of its group (see on_incidents).
+        self.router = load_routing(settings.routing_file, ctx.playbooks)
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._said_dropped: dict[str, tuple[float | None, int]] = {}
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
@@ -174,6 +178,35 @@ class Ingest:
         return doc
 
     # -- incident reports ------------------------------------------------------------
+    def _offer(self, report: Any, department: str) -> list[tuple[str, Any]]:
+        """``routed`` messages offering ``report`` (in no alert) to the run of each group
+        its burst alert would be routed to: ``{"report": {...}, "route": {"id",
+        "playbook"}}`` keyed by the group key. The response stage covers it if that run is
+        open and drops the offer otherwise (the report then waits in its window for a
+        burst, or ends as ``reports_not_alerted``)."""
+        labels = {
+            **self.grid.cell_labels(report.grid_cell),
+            "alert_id": "",
+            "kind": "incident_burst",
+            "severity": "minor",
+            "source": "citizen",
+            "category": report.category,
+            "department": department,
+        }
+        offer = {
+            "report_id": report.report_id,
+            "channel": report.source,
+            "grid_cell": report.grid_cell,
+            "category": report.category,
+        }
+        return [
+            (
+                route.group_key(labels),
+                {"report": offer, "route": {"id": route.id, "playbook": route.playbook}},
+            )
+            for route in self.router.decide(labels, [], [], time.time()).routes
+        ]
+
     async def on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
         reports = []
@@ -193,6 +226,7 @@ class Ingest:
         states: dict[bytes, dict[str, Any]] = {}
         dropped: dict[str, list[str]] = {}
         not_alerted: list[tuple[Any, list[str]]] = []
+        offered: list[tuple[str, Any]] = []
         for report, department in zip(reports, departments, strict=True):
             key = report.grid_cell.encode()
             cell_state = states.setdefault(key, dict(self.ctx.burst_state.get(key) or {}))
@@ -218,6 +252,12 @@ class Ingest:
                     self.metrics.incidents_unalerted.labels(source).inc()
                 dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
                 not_alerted.append((report, [rid for rid, _ in unalerted]))
+            if not any(b.status == "firing" for b in bursts):
+                # In no alert (yet): offered to the run of the group its burst alert would
+                # have, which covers it as a follow-up if that run is open (trial 6:
+                # reports arriving while a run for their cell and category waited for
+                # an acknowledgement reached no run).
+                offered += self._offer(report, department)
             for burst in bursts:
                 resolved = burst.status == "resolved"
                 alerts.append(
@@ -255,6 +295,7 @@ class Ingest:
                     self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
                     self.metrics.incident_bursts.labels(burst.department).inc()
         await self.ctx.send_all(self.ctx.alerts, alerts)
+        await self.ctx.send_all(self.ctx.routed, offered)
         for report, ids in not_alerted:
             await self.ctx.audit(
                 {
@@ -263,7 +304,8 @@ class Ingest:
                     "actor": "citybrain",
                     "detail": (
                         f"{len(ids)} report(s) of {report.category!r} at {report.grid_cell} "
-                        "left the burst window below the burst threshold: no alert, no run"
+                        "left the burst window below the burst threshold: in no alert (a run "
+                        "of their group open when they came covers them: report_covered)"
                     ),
                     "data": {
                         "grid_cell": report.grid_cell,

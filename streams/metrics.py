@@ -202,7 +202,8 @@ class Metrics:
                 INCIDENTS_UNALERTED,
                 "Incident reports that left the burst window in no alert (the window stayed "
                 "below the burst threshold): in citybrain_incidents_total, audited as "
-                "reports_not_alerted",
+                "reports_not_alerted; covered by a run only if their group's run was open "
+                "when they came",
                 ("source",),
             ),
             incident_bursts=counter(INCIDENT_BURSTS, "Bursts of citizen reports", ("department",)),

@@ -385,8 +385,9 @@ def test_a_later_burst_while_the_run_is_open_joins_it_and_episodes_resolve(
     """Trial 6: a second burst an hour after the first, while the first one's run was
     still open, raised no alert and joined no run; the first alert stayed firing for
     ever, with a severity other than the one counted. Now the second burst is an alert
-    that joins the open run (which covers its reports), each episode resolves when its
-    window thins out, and a report that never reached a burst is audited."""
+    that joins the open run (which covers its reports), reports too few for a burst
+    join the open run as follow-ups, each episode resolves when its window thins out,
+    and reports that reached no burst are audited."""
     worker = pipeline.worker().start()
     try:
         # The trial's timeline: one report a minute from :11, so each burst straddles a
@@ -409,10 +410,16 @@ def test_a_later_burst_while_the_run_is_open_joins_it_and_episodes_resolve(
         assert sorted(body["run"]["reports"]) == sorted(
             [f"m-{i}" for i in range(8)] + [f"n-{i}" for i in range(6)]
         )
-        # A lone report three hours later empties the window: the second alert resolves
-        # too; one more an hour after that pushes the lone one out of the window unalerted.
+        # Three reports two hours in, too few for a burst, while the run is still open:
+        # follow-ups it covers (the first ends the second burst's episode). A lone
+        # report an hour later, and one more after that, are covered too; each time
+        # reports leave the window in no alert, that is audited.
+        send_reports(pipeline, 3, t=t + 2 * 3600, tag="q", gap=60)
         send_reports(pipeline, 1, t=t + 3 * 3600, tag="lone")
         send_reports(pipeline, 1, t=t + 4 * 3600, tag="later")
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "report_covered")) == 19)
+        assert {d["run_id"] for d in steps_of(steps, "report_covered")} == {run_id}
+        assert len(steps_of(steps, "run_created")) == 1
         alerts = docs(
             pipeline.read(
                 "alerts", lambda m: sum(1 for d in docs(m) if d["status"] == "resolved") == 2
@@ -432,11 +439,20 @@ def test_a_later_burst_while_the_run_is_open_joins_it_and_episodes_resolve(
         assert (status, body["firing"]) == (200, [])
         audit = docs(
             pipeline.read(
-                "audit", lambda m: any(d.get("action") == "reports_not_alerted" for d in docs(m))
+                "audit",
+                lambda m: sum(1 for d in docs(m) if d.get("action") == "reports_not_alerted") == 2,
             )
         )
-        [said] = [d for d in audit if d.get("action") == "reports_not_alerted"]
-        assert said["data"]["report_ids"] == ["lone-0"]
-        assert said["data"]["grid_cell"] == "c-top"
+        said = [d["data"] for d in audit if d.get("action") == "reports_not_alerted"]
+        assert sorted(tuple(d["report_ids"]) for d in said) == [
+            ("lone-0",),
+            ("q-0", "q-1", "q-2"),
+        ]
+        assert {d["grid_cell"] for d in said} == {"c-top"}
+        # Resolved: every one of the 19 reporters hears the closure.
+        status, _ = pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "ok"})
+        assert status == 202
+        replies = pipeline.read("replies", lambda m: len(m) >= 19)
+        assert len({m.key for m in replies}) == 19
     finally:
         worker.stop()
