@@ -4,7 +4,9 @@ Each gets one batch of messages (one partition's, in offset order), decodes and 
 them (a bad message or reading is dead-lettered alone), and calls the pure handlers:
 ``streams.detection`` for sensor readings (alerts on ``alerts``, keyed by alert id, and
 the sensor states in the ``sensor-state`` table), the department classifier and
-``streams.bursts`` for citizen reports (burst alerts, the ``burst-state`` table).
+``streams.bursts`` for citizen reports (burst alerts and their resolution, the
+``burst-state`` table; a report in no alert is offered to its group's run on ``routed``,
+and one that leaves the window in no alert is counted and audited).
 """
 
 from __future__ import annotations
