@@ -1291,7 +1291,10 @@ def _no_step(run: dict[str, Any]) -> str:
     """The step line of a run between steps: a reopened run that is open waits to be
     resolved again, not for a playbook step."""
     if run.get("reopened") and run.get("status") == "open":
-        return "- (reopened: waiting to be resolved again; every step had run)"
+        return (
+            f"- (reopened: waiting to be resolved again at {run.get('level')} level; the "
+            "playbook's steps do not run again)"
+        )
     return "-"
 
 

@@ -387,7 +387,17 @@ class PlaybookEngine:
         if report is None:
             raise ForbiddenActionError(f"run {run.run_id} covers no report {event.report_id!r}")
         cmds: list[Command] = []
-        verdict = ReplyEvent.SATISFIED if event.satisfied else ReplyEvent.UNSATISFIED
+        reopens = not event.satisfied and is_terminal(run) and run.status != RunStatus.FAILED.value
+        # One rule for every reporter of a closure: one answer each; "not satisfied"
+        # reopens a finished run, and on a run reopened already it is recorded only
+        # (the report is then `unsatisfied`, not `reopened`: trial 6).
+        verdict = (
+            ReplyEvent.SATISFIED
+            if event.satisfied
+            else ReplyEvent.UNSATISFIED
+            if reopens
+            else ReplyEvent.UNSATISFIED_RECORDED
+        )
         self._report_move(run, event.report_id, verdict, event.at, cmds, actor=event.by)
         cmds.append(
             self._command(
@@ -401,7 +411,7 @@ class PlaybookEngine:
         )
         said = f"report {event.report_id}: " + ("satisfied" if event.satisfied else "not satisfied")
         said += f": {event.comment}" if event.comment else ""
-        if event.satisfied or not is_terminal(run) or run.status == RunStatus.FAILED.value:
+        if not reopens:
             # Already reopened (by another reporter of the same closure): recorded only.
             recorded = "" if event.satisfied else f" (recorded only: the run is {run.status})"
             self._record(run, "answer", event.by, said + recorded, event.at)
@@ -414,6 +424,10 @@ class PlaybookEngine:
         self._record(run, "reopen", event.by, reason, event.at)
         self._move(run, RunEvent.REOPEN, event.at, cmds, actor=event.by, reason=reason)
         run.resolved_at, run.acknowledged_at, run.acknowledged_by = None, None, None
+        # The playbook's steps do not run again: the reopened run waits to be resolved
+        # at its (new) level, so no step is current (trial 6: it still read the step it
+        # had been resolved at, `wait-community`, beside `level street`).
+        run.step, run.deadline_at, run.pending_action = None, None, None
         run.sla_deadline_at = event.at + self.playbook.sla_seconds
         run.sla_breached = False
         cmds.append(

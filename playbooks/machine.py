@@ -93,13 +93,18 @@ class ReplyStatus(StrEnum):
     OPEN = "open"  # covered by a live run; the reporter has heard nothing yet
     REPLIED = "replied"  # a closure message went out; waiting for the answer
     SATISFIED = "satisfied"
-    REOPENED = "reopened"  # answered "not satisfied": the run was (or is) reopened
+    REOPENED = "reopened"  # answered "not satisfied", and that answer reopened the run
+    # Answered "not satisfied" while the run was already reopened (by another reporter
+    # of the same closure): recorded only; hears the next closure like the others.
+    UNSATISFIED = "unsatisfied"
 
 
 class ReplyEvent(StrEnum):
     CLOSE = "close"  # the covering run resolved or was cancelled: closure sent
     SATISFIED = "satisfied"
-    UNSATISFIED = "unsatisfied"
+    UNSATISFIED = "unsatisfied"  # not satisfied, on a finished run: it reopens it
+    # Not satisfied, on a run another reporter's answer reopened already: recorded only.
+    UNSATISFIED_RECORDED = "unsatisfied_recorded"
 
 
 R, RE = ReplyStatus, ReplyEvent
@@ -110,6 +115,8 @@ REPLY_TRANSITIONS: dict[tuple[ReplyStatus, ReplyEvent], ReplyStatus] = {
     (R.REPLIED, RE.CLOSE): R.REPLIED,
     (R.REPLIED, RE.SATISFIED): R.SATISFIED,
     (R.REPLIED, RE.UNSATISFIED): R.REOPENED,
+    (R.REPLIED, RE.UNSATISFIED_RECORDED): R.UNSATISFIED,
+    (R.UNSATISFIED, RE.CLOSE): R.REPLIED,
 }
 
 

@@ -104,8 +104,24 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     report = run.reports.get(rid)
     if report is None:
         raise ApiError(404, f"run {run.run_id} covers no report {rid!r}")
-    if report["status"] != ReplyStatus.REPLIED.value:
-        raise ApiError(409, f"report {rid} is {report['status']}: no closure to answer")
+    status = report["status"]
+    if status == ReplyStatus.OPEN.value:
+        raise ApiError(409, f"report {rid} is open: no closure to answer")
+    if status != ReplyStatus.REPLIED.value:
+        # One rule for every reporter (trial 6): one answer per closure; the next
+        # closure (when the run closes again) can be answered again.
+        said = {
+            ReplyStatus.SATISFIED.value: "satisfied",
+            ReplyStatus.REOPENED.value: "not satisfied, which reopened the run",
+            ReplyStatus.UNSATISFIED.value: "not satisfied, recorded only (the run was "
+            "reopened already)",
+        }.get(status, status)
+        then = (
+            "a satisfied reporter hears no more closures"
+            if status == ReplyStatus.SATISFIED.value
+            else f"the next closure, when run {run.run_id} closes again, can be answered"
+        )
+        raise ApiError(409, f"report {rid} has answered its closure already ({said}): {then}")
     return {"report_id": rid, "satisfied": satisfied, "comment": comment}
 
 
@@ -184,7 +200,10 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
     if current["run_id"] == run_id:
         return Run.from_dict(current)
     _, _, generation = run_id.rpartition(".")
-    if generation.isdigit() and int(generation) < int(group.get("generation", 0)):
+    # Generations are issued as 1, 2, 3, ... (streams.response): ".0", ".01" or a
+    # negative one was never a run, so it is a 404, not "superseded" (trial 6).
+    issued = generation.isdigit() and generation == str(int(generation)) and int(generation) >= 1
+    if issued and int(generation) < int(group.get("generation", 0)):
         raise ApiError(
             409,
             f"run {run_id} was superseded by run {current['run_id']} (a later alert of "

@@ -11,11 +11,24 @@ zero): it is a burst when the count reaches
 ``max(min_reports, baseline * factor + 3 * sqrt(baseline))``.
 
 A burst opens an *episode*: one alert, whose id is derived from the cell, category and
-the episode's first sub-bucket. Reports that keep arriving while the window still holds at
-least half the opening threshold are follow-ups of that alert (``first`` False, carrying
-only themselves), so the run that covers the alert covers them too and their reporters
-hear the closure (playbooks.engine ``ReportsCovered``). Once the window has thinned out
-below that, the episode is over and the next burst is a new alert.
+the episode's first sub-bucket, and whose severity is fixed when it opens. Reports that
+keep arriving while the window still holds at least half the opening threshold are
+follow-ups of that alert (``first`` False, carrying only themselves and the episode's
+severity), so the run that covers the alert covers them too and their reporters hear the
+closure (playbooks.engine ``ReportsCovered``). Once the window has thinned out below that
+(seen at the cell and category's next report: event time moves only with reports), the
+episode is over: a ``resolved`` Burst ends the alert, as Alertmanager resolves an alert
+whose condition cleared, and the next burst is a new alert (which joins the run if it is
+still open: the run's group is the category and community).
+
+The baseline learns only from sub-buckets that have *left* the window (trial 6: folding
+each sub-bucket as it completed, scaled to a window, let a burst raise its own threshold
+while it was still in the window: 6 reports in 6 minutes, an hour after a first burst,
+met a threshold of 6.45 and raised no alert).
+
+A report counted in the window but in no alert when its sub-bucket leaves the window (a
+window that stayed below the threshold) is returned as ``unalerted`` by ``observe_all``:
+the incidents agent counts, logs and audits it, so no valid report ends silently.
 
 A report is counted once: a ``report_id`` already seen in its (cell, category) within
 ``seen_seconds`` of event time (the last ``max_seen_reports`` of them) is a **duplicate**
@@ -51,6 +64,7 @@ class Burst:
     severity: str
     reports: list[tuple[str, str]] = field(default_factory=list)  # (report id, channel)
     first: bool = True  # False: a follow-up report of a bucket that already alerted
+    status: str = "firing"  # "resolved": the episode is over (its window thinned out)
 
     def reports_doc(self) -> list[dict[str, str]]:
         """The reports as the alert document's ``reports`` list."""
@@ -91,11 +105,23 @@ class BurstTracker:
     def observe(
         self, state: dict[str, Any] | None, report: IncidentReport, department: str
     ) -> tuple[dict[str, Any], Burst | None]:
-        """Fold one report into its (cell, category) state; a Burst when it tips over,
-        or follows an open episode. Returns the new state (the old one is not kept). A
-        report ``dropped`` names (a duplicate, a late one) changes nothing."""
+        """``observe_all`` reduced to the firing Burst (an alert or a follow-up), if any."""
+        state, bursts, _ = self.observe_all(state, report, department)
+        firing = [b for b in bursts if b.status == "firing"]
+        return state, firing[-1] if firing else None
+
+    def observe_all(
+        self, state: dict[str, Any] | None, report: IncidentReport, department: str
+    ) -> tuple[dict[str, Any], list[Burst], list[tuple[str, str]]]:
+        """Fold one report into its (cell, category) state.
+
+        Returns the new state (the old one is not kept); the Bursts, in order: a
+        ``resolved`` one when this report finds the open episode's window thinned out,
+        then a firing one when it tips over or follows an open episode; and the reports
+        (id, channel) that left the window in no alert. A report ``dropped`` names (a
+        duplicate, a late one) changes nothing."""
         if state is not None and self.dropped(state, report) is not None:
-            return state, None
+            return state, [], []
         slot = math.floor(report.ts / self.step)
         state = self._advance(state, slot)
         index = slot - state["slot"] + self.hops - 1  # position in the window's ring
@@ -109,31 +135,26 @@ class BurstTracker:
         threshold = max(self.min_reports, baseline * self.factor + 3 * math.sqrt(baseline))
         first_slot = state["slot"] - self.hops + 1
         held = [h for h in state["held"] if h[2] >= first_slot]
+        unalerted = [(str(h[0]), str(h[1])) for h in state["held"] if h[2] < first_slot]
         mine = [report.report_id, report.source, slot, department]
         episode = state["episode"]
+        out: list[Burst] = []
         if episode is not None and count < max(1.0, episode["threshold"] / 2):
-            episode = None  # the window has thinned out: that burst is over
+            # The window has thinned out: that burst is over, and its alert resolves.
+            out.append(self._episode_burst(episode, report, count, baseline, [], "resolved"))
+            episode = None
         if episode is not None:
             # An open episode: this report follows its alert to the run.
             state["held"] = held
             state["episode"] = episode
-            return state, Burst(
-                episode["alert_id"],
-                report.grid_cell,
-                report.category,
-                episode["department"],
-                count,
-                baseline,
-                episode["start"],
-                self._severity(count, threshold),
-                [(report.report_id, report.source)],
-                first=False,
-            )
+            mine_only = [(report.report_id, report.source)]
+            out.append(self._episode_burst(episode, report, count, baseline, mine_only))
+            return state, out, unalerted
         if len(held) < self.max_held_reports:
             held.append(mine)
         if count < threshold:
             state["held"], state["episode"] = held, None
-            return state, None
+            return state, out, unalerted
         occupied = [i for i, n in enumerate(state["counts"]) if n]
         start = (first_slot + occupied[0]) * self.step
         tally = Counter(str(h[3]) for h in held)
@@ -141,27 +162,59 @@ class BurstTracker:
         key = f"{report.grid_cell}|{report.category}|{start:.0f}"
         alert_id = "al-" + hashlib.sha1(key.encode()).hexdigest()[:16]
         state["held"] = []  # they travel with the alert now
+        severity = self._severity(count, threshold)
         state["episode"] = {
             "alert_id": alert_id,
             "start": start,
             "department": top,
             "threshold": threshold,
+            "severity": severity,
         }
-        return state, Burst(
-            alert_id,
+        out.append(
+            Burst(
+                alert_id,
+                report.grid_cell,
+                report.category,
+                top,
+                count,
+                baseline,
+                start,
+                severity,
+                [(str(h[0]), str(h[1])) for h in held],
+            )
+        )
+        return state, out, unalerted
+
+    def _episode_burst(
+        self,
+        episode: dict[str, Any],
+        report: IncidentReport,
+        count: int,
+        baseline: float,
+        reports: list[tuple[str, str]],
+        status: str = "firing",
+    ) -> Burst:
+        """A follow-up (or the end) of an open episode: its id, department and the
+        severity it opened with (one severity per alert: the alerts API, the firing table
+        and ``citybrain_alerts_total`` must agree; trial 6)."""
+        threshold = float(episode["threshold"])
+        return Burst(
+            episode["alert_id"],
             report.grid_cell,
             report.category,
-            top,
+            episode["department"],
             count,
             baseline,
-            start,
-            self._severity(count, threshold),
-            [(str(h[0]), str(h[1])) for h in held],
+            episode["start"],
+            str(episode.get("severity") or self._severity(math.ceil(threshold), threshold)),
+            reports,
+            first=False,
+            status=status,
         )
 
     def _advance(self, state: dict[str, Any] | None, slot: int) -> dict[str, Any]:
         """The state with its window moved on to ``slot`` (if later), each sub-bucket
-        that left the window folded into the baseline."""
+        that left the window folded into the baseline (and only those)."""
         if state is None or "slot" not in state:
             # New, or the fixed-bucket layout written before the sliding window: its
             # baseline is in the same unit (reports per window) and carries over.
@@ -180,11 +233,15 @@ class BurstTracker:
         # Per sub-bucket, the weight that makes ``hops`` of them weigh ``alpha``.
         a = 1.0 - (1.0 - self.alpha) ** (1.0 / self.hops)
         counts = list(state["counts"])
-        # Completed now: the newest sub-bucket (scaled to a whole window's count), then
-        # ``gap - 1`` empty ones, each decaying the baseline by ``1 - a``.
-        baseline = (1 - a) * float(state["baseline"]) + a * counts[-1] * self.hops
-        baseline *= (1 - a) ** (min(gap, self.max_idle_buckets * self.hops) - 1)
         shift = min(gap, self.hops)
+        # Left the window now: the oldest ``shift`` sub-buckets (each scaled to a whole
+        # window's count), then ``gap - shift`` empty ones that came and went unseen,
+        # each decaying the baseline by ``1 - a``. Sub-buckets still in the window stay
+        # out of the baseline, so a burst cannot raise its own threshold.
+        baseline = float(state["baseline"])
+        for n in counts[:shift]:
+            baseline = (1 - a) * baseline + a * n * self.hops
+        baseline *= (1 - a) ** min(gap - shift, self.max_idle_buckets * self.hops)
         return {
             **state,
             "slot": slot,

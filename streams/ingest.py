@@ -4,7 +4,9 @@ Each gets one batch of messages (one partition's, in offset order), decodes and 
 them (a bad message or reading is dead-lettered alone), and calls the pure handlers:
 ``streams.detection`` for sensor readings (alerts on ``alerts``, keyed by alert id, and
 the sensor states in the ``sensor-state`` table), the department classifier and
-``streams.bursts`` for citizen reports (burst alerts, the ``burst-state`` table).
+``streams.bursts`` for citizen reports (burst alerts and their resolution, the
+``burst-state`` table; a report in no alert is offered to its group's run on ``routed``,
+and one that leaves the window in no alert is counted and audited).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from faust.types import Message
 
+from playbooks.loader import load_routing
 from streams.bursts import BurstTracker
 from streams.columns import BatchAdmission
 from streams.context import Context, message_origin
@@ -31,8 +34,12 @@ log = logging.getLogger(__name__)
 SAY_DROPPED_EVERY = 60.0  # seconds between INFO lines on duplicate or late reports
 # Why a valid incident report counts towards no burst (streams.bursts ``dropped``).
 DROPPED = {
-    "duplicate": "report_id already seen in its cell and category: a re-sent report",
-    "late": "older than the burst window",
+    "duplicate": "not counted towards bursts (report_id already seen in its cell and "
+    "category: a re-sent report)",
+    "late": "not counted towards bursts (older than the burst window)",
+    "unalerted": "in no alert (they left the burst window below the burst threshold; a run "
+    "covers them only if their group's run was open when they came; audited as "
+    "reports_not_alerted)",
 }
 
 
@@ -64,6 +71,8 @@ class Ingest:
         self.bursts = BurstTracker(
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
         )
+        # To offer a report in no alert to the open run of its group (see on_incidents).
+        self.router = load_routing(settings.routing_file, ctx.playbooks)
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._said_dropped: dict[str, tuple[float | None, int]] = {}
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
@@ -171,6 +180,35 @@ class Ingest:
         return doc
 
     # -- incident reports ------------------------------------------------------------
+    def _offer(self, report: Any, department: str) -> list[tuple[str, Any]]:
+        """``routed`` messages offering ``report`` (in no alert) to the run of each group
+        its burst alert would be routed to: ``{"report": {...}, "route": {"id",
+        "playbook"}}`` keyed by the group key. The response stage covers it if that run is
+        open and drops the offer otherwise (the report then waits in its window for a
+        burst, or ends as ``reports_not_alerted``)."""
+        labels = {
+            **self.grid.cell_labels(report.grid_cell),
+            "alert_id": "",
+            "kind": "incident_burst",
+            "severity": "minor",
+            "source": "citizen",
+            "category": report.category,
+            "department": department,
+        }
+        offer = {
+            "report_id": report.report_id,
+            "channel": report.source,
+            "grid_cell": report.grid_cell,
+            "category": report.category,
+        }
+        return [
+            (
+                route.group_key(labels),
+                {"report": offer, "route": {"id": route.id, "playbook": route.playbook}},
+            )
+            for route in self.router.decide(labels, [], [], time.time()).routes
+        ]
+
     async def on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
         reports = []
@@ -189,6 +227,8 @@ class Ingest:
         alerts = []
         states: dict[bytes, dict[str, Any]] = {}
         dropped: dict[str, list[str]] = {}
+        not_alerted: list[tuple[Any, list[str]]] = []
+        offered: list[tuple[str, Any]] = []
         for report, department in zip(reports, departments, strict=True):
             key = report.grid_cell.encode()
             cell_state = states.setdefault(key, dict(self.ctx.burst_state.get(key) or {}))
@@ -204,17 +244,31 @@ class Ingest:
                 if reason == "duplicate":
                     continue  # a re-sent report is not a new one: not in incidents_total
             tally[(report.source, department)] += 1
-            cell_state[report.category], burst = self.bursts.observe(
+            cell_state[report.category], bursts, unalerted = self.bursts.observe_all(
                 cell_state.get(report.category), report, department
             )
-            if burst is not None:
+            if unalerted:
+                # Below the threshold to the end: no alert, no run, no closure. Counted,
+                # said and audited, so no valid report ends silently (trial 6).
+                for _, source in unalerted:
+                    self.metrics.incidents_unalerted.labels(source).inc()
+                dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
+                not_alerted.append((report, [rid for rid, _ in unalerted]))
+            if not any(b.status == "firing" for b in bursts):
+                # In no alert (yet): offered to the run of the group its burst alert would
+                # have, which covers it as a follow-up if that run is open (trial 6:
+                # reports arriving while a run for their cell and category waited for
+                # an acknowledgement reached no run).
+                offered += self._offer(report, department)
+            for burst in bursts:
+                resolved = burst.status == "resolved"
                 alerts.append(
                     (
                         burst.alert_id,
                         {
                             "schema": "alert/1",
                             "alert_id": burst.alert_id,
-                            "status": "firing",
+                            "status": burst.status,
                             "sensor_id": "",
                             "kind": "incident_burst",
                             "grid_cell": burst.grid_cell,
@@ -222,7 +276,8 @@ class Ingest:
                             "score": 0.0,
                             "value": burst.count,
                             "started_at": format_ts(burst.bucket_start),
-                            "ended_at": None,
+                            # The episode ended when this report found its window thinned.
+                            "ended_at": format_ts(report.ts) if resolved else None,
                             "reports": burst.reports_doc(),
                             "follow_up": not burst.first,
                             "labels": {
@@ -237,11 +292,30 @@ class Ingest:
                         },
                     )
                 )
-                if burst.first:  # not the follow-up reports of an alerted bucket
+                if burst.first and not resolved:  # not follow-ups, nor the end
                     level = self.grid.cells[burst.grid_cell].level
                     self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
                     self.metrics.incident_bursts.labels(burst.department).inc()
         await self.ctx.send_all(self.ctx.alerts, alerts)
+        await self.ctx.send_all(self.ctx.routed, offered)
+        for report, ids in not_alerted:
+            await self.ctx.audit(
+                {
+                    "action": "reports_not_alerted",
+                    "at": time.time(),
+                    "actor": "citybrain",
+                    "detail": (
+                        f"{len(ids)} report(s) of {report.category!r} at {report.grid_cell} "
+                        "left the burst window below the burst threshold: in no alert (a run "
+                        "of their group open when they came covers them: report_covered)"
+                    ),
+                    "data": {
+                        "grid_cell": report.grid_cell,
+                        "category": report.category,
+                        "report_ids": ids,
+                    },
+                }
+            )
         for key, cell_state in states.items():
             self.ctx.burst_state[key] = cell_state
         await self.ctx.app.producer.flush()
@@ -257,7 +331,7 @@ class Ingest:
                 continue
             self._said_dropped[reason] = (now_s, 0)
             log.info(
-                "incidents: %d %s report(s) not counted towards bursts (%s): %s%s%s",
+                "incidents: %d %s report(s) %s: %s%s%s",
                 len(ids),
                 reason,
                 DROPPED[reason],

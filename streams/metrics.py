@@ -39,6 +39,7 @@ INGEST_SKIPPED = "citybrain_ingest_skipped_total"
 INCIDENTS = "citybrain_incidents_total"
 INCIDENTS_DUPLICATE = "citybrain_incidents_duplicate_total"
 INCIDENTS_LATE = "citybrain_incidents_late_total"
+INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
 EVENT_TO_ALERT = "citybrain_event_to_alert_seconds"
 BATCH_SIZE = "citybrain_batch_readings"
@@ -99,6 +100,7 @@ class Metrics:
     incidents: Counter
     incidents_duplicate: Counter
     incidents_late: Counter
+    incidents_unalerted: Counter
     incident_bursts: Counter
     event_to_alert: Histogram
     batch_size: Histogram
@@ -194,6 +196,14 @@ class Metrics:
                 INCIDENTS_LATE,
                 "Incident reports older than the burst window: in citybrain_incidents_total, "
                 "counted towards no burst",
+                ("source",),
+            ),
+            incidents_unalerted=counter(
+                INCIDENTS_UNALERTED,
+                "Incident reports that left the burst window in no alert (the window stayed "
+                "below the burst threshold): in citybrain_incidents_total, audited as "
+                "reports_not_alerted; covered by a run only if their group's run was open "
+                "when they came",
                 ("source",),
             ),
             incident_bursts=counter(INCIDENT_BURSTS, "Bursts of citizen reports", ("department",)),
@@ -333,6 +343,7 @@ def initialise(
     for source in sorted(INCIDENT_SOURCES):
         metrics.incidents_duplicate.labels(source)
         metrics.incidents_late.labels(source)
+        metrics.incidents_unalerted.labels(source)
     for outcome in ("ok", "failed"):
         metrics.webhook_calls.labels(outcome)
     metrics.score_threshold.set(threshold)

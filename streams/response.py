@@ -97,8 +97,11 @@ class Response:
 
     async def _on_routed(self, event: EventT[bytes]) -> None:
         doc = orjson.loads(event.value)
-        alert, route = doc["alert"], doc["route"]
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
+        if "report" in doc:
+            await self._on_offered_report(key, doc["report"])
+            return
+        alert, route = doc["alert"], doc["route"]
         group = dict(
             self.ctx.groups.get(key)
             or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
@@ -147,6 +150,25 @@ class Response:
         group["seen"] = [*group["seen"], alert_id][-500:]
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
+
+    async def _on_offered_report(self, key: bytes, report: dict[str, Any]) -> None:
+        """A citizen report in no alert, offered to its group's run (streams.ingest): an
+        open run covers it as a follow-up (``report_covered``, closed with the others);
+        with no run, or a finished one, the offer is dropped: a report that came after a
+        run closed is a new problem, for a new burst (or ``reports_not_alerted``)."""
+        stored = self.ctx.groups.get(key)
+        if not stored or not stored.get("run"):
+            return
+        run = Run.from_dict(stored["run"])
+        if is_terminal(run):
+            return
+        rid, channel = report.get("report_id"), report.get("channel")
+        if not isinstance(rid, str) or not rid or not isinstance(channel, str):
+            return  # only the incidents stage writes these; nothing to cover
+        engine = self.engines[run.playbook]
+        run, cmds = engine.step(run, ReportsCovered(((rid, channel),), time.time()))
+        if cmds:
+            await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:

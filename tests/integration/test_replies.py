@@ -30,10 +30,12 @@ pytestmark = pytest.mark.integration
 CHANNELS = ("hotline", "app", "inspector")
 
 
-def send_reports(pipeline: Pipeline, n: int, t: float = START + 7200, tag: str = "r") -> None:
+def send_reports(
+    pipeline: Pipeline, n: int, t: float = START + 7200, tag: str = "r", gap: float = 30.0
+) -> None:
     for i in range(n):
         report = IncidentReport(
-            t + 30 * i,
+            t + gap * i,
             f"{tag}-{i}",
             "Noise - Residential",
             "Noise - Residential: Loud Music/Party",
@@ -375,3 +377,82 @@ def test_failed_closure_webhooks_are_warned_of_in_the_worker_log(
     finally:
         worker.stop()
         pipeline.close()
+
+
+def test_a_later_burst_while_the_run_is_open_joins_it_and_episodes_resolve(
+    pipeline: Pipeline,
+) -> None:
+    """Trial 6: a second burst an hour after the first, while the first one's run was
+    still open, raised no alert and joined no run; the first alert stayed firing for
+    ever, with a severity other than the one counted. Now the second burst is an alert
+    that joins the open run (which covers its reports), reports too few for a burst
+    join the open run as follow-ups, each episode resolves when its window thins out,
+    and reports that reached no burst are audited."""
+    worker = pipeline.worker().start()
+    try:
+        # The trial's timeline: one report a minute from :11, so each burst straddles a
+        # 5-minute sub-bucket boundary (the one that let a burst raise its own threshold).
+        t = START + 7200 + 660
+        send_reports(pipeline, 8, t=t, tag="m", gap=60)
+        steps = pipeline.read(
+            "steps",
+            lambda m: bool(steps_of(m, "annotate")) and len(steps_of(m, "report_covered")) == 8,
+        )
+        [run_id] = [d["run_id"] for d in steps_of(steps, "run_created")]
+        send_reports(pipeline, 6, t=t + 3600, tag="n", gap=60)  # an hour later
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "report_covered")) == 14)
+        assert [d["run_id"] for d in steps_of(steps, "run_created")] == [run_id]
+        assert {d["run_id"] for d in steps_of(steps, "report_covered")} == {run_id}
+        assert len(steps_of(steps, "alert_joined")) == 1
+        status, body = pipeline.api_until(
+            f"/runs/{run_id}", OPERATOR_TOKEN, lambda s, b: len(b["run"]["reports"]) == 14
+        )
+        assert sorted(body["run"]["reports"]) == sorted(
+            [f"m-{i}" for i in range(8)] + [f"n-{i}" for i in range(6)]
+        )
+        # Three reports two hours in, too few for a burst, while the run is still open:
+        # follow-ups it covers (the first ends the second burst's episode). A lone
+        # report an hour later, and one more after that, are covered too; each time
+        # reports leave the window in no alert, that is audited.
+        send_reports(pipeline, 3, t=t + 2 * 3600, tag="q", gap=60)
+        send_reports(pipeline, 1, t=t + 3 * 3600, tag="lone")
+        send_reports(pipeline, 1, t=t + 4 * 3600, tag="later")
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "report_covered")) == 19)
+        assert {d["run_id"] for d in steps_of(steps, "report_covered")} == {run_id}
+        assert len(steps_of(steps, "run_created")) == 1
+        alerts = docs(
+            pipeline.read(
+                "alerts", lambda m: sum(1 for d in docs(m) if d["status"] == "resolved") == 2
+            )
+        )
+        opened = [d for d in alerts if d["status"] == "firing" and not d["follow_up"]]
+        resolved = [d for d in alerts if d["status"] == "resolved"]
+        assert len(opened) == 2
+        assert {d["alert_id"] for d in resolved} == {d["alert_id"] for d in opened}
+        for a in opened:  # one severity per alert, follow-ups and resolution included
+            assert {d["severity"] for d in alerts if d["alert_id"] == a["alert_id"]} == {
+                a["severity"]
+            }
+        status, body = pipeline.api_until(
+            "/alerts", OPERATOR_TOKEN, lambda s, b: s == 200 and not b["firing"]
+        )
+        assert (status, body["firing"]) == (200, [])
+        audit = docs(
+            pipeline.read(
+                "audit",
+                lambda m: sum(1 for d in docs(m) if d.get("action") == "reports_not_alerted") == 2,
+            )
+        )
+        said = [d["data"] for d in audit if d.get("action") == "reports_not_alerted"]
+        assert sorted(tuple(d["report_ids"]) for d in said) == [
+            ("lone-0",),
+            ("q-0", "q-1", "q-2"),
+        ]
+        assert {d["grid_cell"] for d in said} == {"c-top"}
+        # Resolved: every one of the 19 reporters hears the closure.
+        status, _ = pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "ok"})
+        assert status == 202
+        replies = pipeline.read("replies", lambda m: len(m) >= 19)
+        assert len({m.key for m in replies}) == 19
+    finally:
+        worker.stop()

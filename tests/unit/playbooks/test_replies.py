@@ -223,3 +223,51 @@ def test_runs_with_reports_round_trip_and_old_runs_load(grid: Grid) -> None:
     for name in ("reports", "reopened", "resolved_by", "resolution"):
         del old[name]
     assert Run.from_dict(old).reports == {}
+
+
+def test_step_and_level_agree_after_each_reopening(grid: Grid) -> None:
+    """Trial 6: after a second reopening `runs show` read `level street, escalations 1`
+    beside `step wait-community`, the step the run had been resolved at. A reopened run
+    runs no playbook step again: no step is current, whatever the level."""
+    engine, run = burst_run(grid)
+    assert run.step == "wait-community"  # resolved mid-ladder, waiting for an ack
+    run, _ = engine.resolve(run, "top community station", "music stopped", 600.0)
+    run, _ = engine.step(run, Answer("r-1", False, "", "hotline", 700.0))
+    assert (run.status, run.level, run.step, run.deadline_at) == ("open", "community", None, None)
+    run, _ = engine.resolve(run, "top community station", "speakers taken", 900.0)
+    run, _ = engine.step(run, Answer("r-1", False, "", "hotline", 1000.0))
+    assert (run.status, run.level, run.escalations, run.step) == ("open", "street", 1, None)
+    # Acknowledging and resolving the reopened run still work without a step.
+    run, _ = engine.acknowledge(run, "hill street office", 1100.0)
+    run, _ = engine.resolve(run, "hill street office", "permit revoked", 1200.0)
+    assert run.status == "resolved" and run.step is None
+
+
+def test_one_rule_for_answers_to_a_reopened_run(grid: Grid) -> None:
+    """Trial 6: on a reopened run another reporter's "not satisfied" was recorded and
+    marked that report `reopened` too, while the reporter who reopened it got a 409 for
+    a second answer. One rule now: one answer per closure and reporter; only the answer
+    that reopened the run marks its report `reopened`; a recorded-only one is
+    `unsatisfied`; both hear the next closure and may answer it."""
+    engine, run = burst_run(grid)
+    run, _ = engine.resolve(run, "top community station", "music stopped", 600.0)
+    run, _ = engine.step(run, Answer("r-1", False, "", "hotline", 700.0))
+    run, cmds = engine.step(run, Answer("r-2", False, "", "app", 710.0))
+    assert actions(cmds) == ["answer"] and run.reopened == 1
+    statuses = {rid: r["status"] for rid, r in run.reports.items()}
+    assert statuses == {"r-1": "reopened", "r-2": "unsatisfied"}
+    [move] = [c.data for c in cmds if c.action == "report_transition"]
+    assert move == {
+        "report_id": "r-2",
+        "from": "replied",
+        "to": "unsatisfied",
+        "event": "unsatisfied_recorded",
+    }
+    for rid, channel in (("r-1", "hotline"), ("r-2", "app")):  # a second answer: refused
+        with pytest.raises(InvalidReplyTransitionError):
+            engine.step(run, Answer(rid, False, "", channel, 720.0))
+    run, cmds = engine.resolve(run, "top community station", "speakers taken", 900.0)
+    assert [c.data["report_id"] for c in cmds if c.action == "reply"] == ["r-1", "r-2"]
+    assert {r["status"] for r in run.reports.values()} == {"replied"}
+    run, cmds = engine.step(run, Answer("r-2", False, "", "app", 1000.0))
+    assert "reopened" in actions(cmds) and run.reports["r-2"]["status"] == "reopened"

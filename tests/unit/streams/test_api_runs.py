@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from playbooks.engine import PlaybookEngine, Run
+from playbooks.engine import Answer, PlaybookEngine, ReportsCovered, Run
 from playbooks.grid import Grid
 from playbooks.loader import load_playbook
 from streams.api import (
@@ -56,6 +56,9 @@ def test_an_older_run_of_the_group_is_superseded_not_missing(grid: Grid) -> None
         (None, f"{KEY}.1"),  # no group at all
         ("group", f"{KEY}.4"),  # a generation the group has not reached
         ("group", f"{KEY}.x"),  # not a generation
+        ("group", f"{KEY}.0"),  # generations start at 1: .0 was never issued (trial 6)
+        ("group", f"{KEY}.01"),  # nor a generation written with a leading zero
+        ("group", f"{KEY}.-1"),
         ("empty", f"{KEY}.1"),  # a group whose run was never stored
     ],
 )
@@ -218,3 +221,34 @@ def test_an_unsatisfied_answer_reopens_only_a_finished_run(grid: Grid) -> None:
     assert not reopens(run)  # open: the answer would be recorded only
     run, _ = engine.resolve(run, "ana", "done", 200.0)
     assert reopens(run)
+
+
+def test_a_second_answer_to_the_same_closure_gets_one_rule(grid: Grid) -> None:
+    """Trial 6: the reporter who reopened a run got "report m-3 is reopened: no closure
+    to answer" for a second answer, another reporter's first answer was accepted. One
+    answer per closure and reporter, said the same way for each."""
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run = Run.from_dict(group(grid, 1)["run"])
+    run, _ = engine.step(run, ReportsCovered((("r-1", "app"), ("r-2", "app")), 150.0))
+    body = {"report_id": "r-1", "satisfied": False}
+    with pytest.raises(ApiError) as caught:
+        answer_fields(run, body)
+    assert (caught.value.status, caught.value.message) == (
+        409,
+        "report r-1 is open: no closure to answer",
+    )
+    run, _ = engine.resolve(run, "ana", "done", 200.0)
+    run, _ = engine.step(run, Answer("r-1", False, "", "desk", 210.0))
+    assert answer_fields(run, {**body, "report_id": "r-2"})["report_id"] == "r-2"
+    run, _ = engine.step(run, Answer("r-2", False, "", "desk", 220.0))
+    for rid, how in (
+        ("r-1", "not satisfied, which reopened the run"),
+        ("r-2", "not satisfied, recorded only (the run was reopened already)"),
+    ):
+        with pytest.raises(ApiError) as caught:
+            answer_fields(run, {**body, "report_id": rid})
+        assert (caught.value.status, caught.value.message) == (
+            409,
+            f"report {rid} has answered its closure already ({how}): the next closure, "
+            f"when run {run.run_id} closes again, can be answered",
+        )

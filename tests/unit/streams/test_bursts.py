@@ -181,3 +181,67 @@ def test_state_from_fixed_buckets_keeps_its_baseline() -> None:
     old = {"bucket": 0.0, "count": 3, "baseline": 6.0, "alerted": True, "departments": {}}
     state, burst = BurstTracker().observe(old, report(1800.0), "police")
     assert burst is None and state["baseline"] == 6.0 and sum(state["counts"]) == 1
+
+
+def trial6_reports() -> list[IncidentReport]:
+    """Trial 6's bursts in one cell and category (event time, minutes after 03:00)."""
+    rows = [(f"m-{i + 1}", 11 + i) for i in range(8)]  # 03:11-03:18
+    rows += [(f"n-{i + 1}", 60 + 11 + i) for i in range(6)]  # 04:11-04:16
+    rows += [(f"p-{i + 1}", 120 + 11 + i) for i in range(6)]  # 05:11-05:16
+    rows += [("lone", 5 * 60 + 1)]  # 08:01
+    rows += [(f"s-{i + 1}", 7 * 60 + 11 + i) for i in range(6)]  # 10:11-10:16
+    t0 = 1_716_778_800.0  # 2024-05-27T03:00:00Z
+    return [IncidentReport(t0 + m * 60.0, rid, "Noise", "loud", "app", "c1") for rid, m in rows]
+
+
+def test_trial6_every_report_ends_in_an_alert_or_is_said_unalerted() -> None:
+    """Trial 6: after a first burst, later bursts of 6 reports in 6 minutes raised no
+    alert (the burst's own sub-buckets were folded into the baseline while still in the
+    window: 6 met a threshold of 6.45), the first alert never resolved, and a follow-up
+    changed its severity. Each report now ends in an alert (as its opener or a follow-up)
+    or among the ``unalerted`` reports; every episode that ends resolves."""
+    tracker = BurstTracker()
+    state: dict[str, object] | None = None
+    firing: dict[str, list[str]] = {}  # alert id -> its reports, in order
+    severities: dict[str, set[str]] = {}
+    resolved: list[tuple[str, str]] = []  # (alert id, the report that ended it)
+    unalerted: list[str] = []
+    for r in trial6_reports():
+        state, bursts, gone = tracker.observe_all(state, r, "police")  # type: ignore[arg-type]
+        unalerted += [rid for rid, _ in gone]
+        for b in bursts:
+            severities.setdefault(b.alert_id, set()).add(b.severity)
+            if b.status == "resolved":
+                assert b.reports == [] and b.alert_id in firing
+                resolved.append((b.alert_id, r.report_id))
+            else:
+                assert b.first == (b.alert_id not in firing)
+                firing.setdefault(b.alert_id, []).extend(rid for rid, _ in b.reports)
+    covered = [rid for ids in firing.values() for rid in ids]
+    assert len(firing) == 3  # m, n and s each raised one alert
+    by_burst = sorted({rid.split("-")[0] for rid in covered})
+    assert by_burst == ["m", "n", "s"]
+    assert all(len(ids) == len(set(ids)) for ids in firing.values())
+    # p (6 reports an hour after n: the baseline learned two bursts) and the lone
+    # report stayed below the threshold: said when they left the window.
+    assert sorted(unalerted) == ["lone"] + [f"p-{i + 1}" for i in range(6)]
+    assert state["held"] == []  # type: ignore[index]
+    everyone = {r.report_id for r in trial6_reports()}
+    assert set(covered) | set(unalerted) == everyone and len(covered) == 20  # none lost
+    # One severity per alert, whatever its follow-ups' counts.
+    assert all(len(s) == 1 for s in severities.values())
+    # m's episode ends at n-1 (its window is empty), n's at p-1; s's is still open.
+    first_ids = list(firing)
+    assert resolved == [(first_ids[0], "n-1"), (first_ids[1], "p-1")]
+
+
+def test_a_burst_does_not_raise_its_own_threshold() -> None:
+    """Sub-buckets still in the window stay out of the baseline: the baseline moves only
+    when a sub-bucket leaves the window."""
+    tracker = BurstTracker()
+    state: dict[str, object] | None = None
+    for i in range(12):  # one report a minute for 12 minutes: three sub-buckets
+        state, _ = tracker.observe(state, report(600_000.0 + 60.0 * i), "police")
+        assert state["baseline"] == 0.0  # type: ignore[index]
+    state, _ = tracker.observe(state, report(600_000.0 + 3600.0), "police")
+    assert state["baseline"] > 0.0  # type: ignore[index]

@@ -157,3 +157,43 @@ def test_the_deadline_timer_does_not_write_back_a_state_read_before_an_ack(
 
 async def _nothing() -> None:
     return None
+
+
+def offer(report_id: str) -> dict[str, Any]:
+    """A report in no alert, as the incidents stage offers it (streams.ingest._offer)."""
+    return {
+        "report": {
+            "report_id": report_id,
+            "channel": "app",
+            "grid_cell": "c-bridge",
+            "category": "Noise",
+        },
+        "route": {"id": "flood", "playbook": "flash-flood"},
+    }
+
+
+def test_a_report_in_no_alert_joins_its_groups_open_run_only(
+    response: tuple[Response, Gate],
+) -> None:
+    """Trial 6: reports that came while a run for their cell and category waited for an
+    acknowledgement reached no run. Offered to the group's run, an open run covers them;
+    with no run, or a finished one, the offer changes nothing."""
+    stage, _ = response
+
+    async def scenario() -> list[dict[str, Any]]:
+        groups = stage.ctx.groups.data
+        await stage.on_routed(Event(KEY, offer("r-0")))  # type: ignore[arg-type]
+        assert KEY not in groups  # no run: nothing to join, no group made
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        await stage.on_routed(Event(KEY, offer("r-1")))  # type: ignore[arg-type]
+        await stage.on_routed(Event(KEY, offer("r-1")))  # type: ignore[arg-type]  # again
+        covered = dict(groups[KEY]["run"]["reports"])
+        run_id = groups[KEY]["run"]["run_id"]
+        resolve = {"id": "cmd-1", "run_id": run_id, "action": "resolve", "by": "ana"}
+        await stage.on_command(Event(KEY, resolve))  # type: ignore[arg-type]
+        await stage.on_routed(Event(KEY, offer("r-2")))  # type: ignore[arg-type]
+        return [covered, dict(groups[KEY]["run"]["reports"])]
+
+    open_run, finished = asyncio.run(scenario())
+    assert open_run == {"r-1": {"channel": "app", "status": "open"}}
+    assert finished == {"r-1": {"channel": "app", "status": "replied"}}  # r-2 not taken
