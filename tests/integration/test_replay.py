@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -218,12 +219,19 @@ def test_an_interrupted_replay_says_how_far_it_got_and_its_resume_sends_the_rest
     assert 3 <= sent < total
     # What it says was sent is what Kafka has.
     assert len(p.read("readings", lambda m: len(m) >= sent, settle=1)) == sent
-    resume = shlex.split(found.group(2))
-    # The runnable form the other printed commands use (citybrain/commands.py).
+    words = shlex.split(found.group(2))
+    # The runnable form the other printed commands use (citybrain/commands.py), led by
+    # the settings it ran with that differ from their defaults (the test's ports and
+    # prefix), so it works as typed in a fresh shell.
+    assignments = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w, words))
+    resume = words[len(assignments) :]
+    assert assignments["CITYBRAIN_KAFKA_PORT"] == p.env["CITYBRAIN_KAFKA_PORT"]
+    assert assignments["CITYBRAIN_TOPIC_PREFIX"] == p.env["CITYBRAIN_TOPIC_PREFIX"]
     assert resume[:2] == [cli_command(), "replay"] and resume[-2:] == ["--skip", str(sent)]
+    fresh = {k: v for k, v in p.env.items() if not k.startswith("CITYBRAIN_")}
     rest = subprocess.run(
         [sys.executable, "-m", "citybrain.cli", *resume[1:], "--max"],
-        env=p.env,
+        env={**fresh, **assignments},
         capture_output=True,
         text=True,
         timeout=120,
