@@ -55,7 +55,9 @@ Without times, or on a regular clock, nothing changes.
 State: one row of ``record_size(window)`` float64 values per sensor (1,188, 9.5 kB, for
 the default window), fixed whatever the rate. ``TailBank`` keeps many sensors' rows in one
 array (grown in chunks) and scores a batch of interleaved readings from thousands of
-sensors in one compiled pass; ``TailDetector`` is the single-series ``Detector`` over a
+sensors in one compiled pass (beside the rows it keeps, per histogram, a bound on its
+highest non-empty bin, derived and never recorded, so a reading's walks over a histogram
+stop where its counts do); ``TailDetector`` is the single-series ``Detector`` over a
 bank of one.
 """
 
@@ -162,36 +164,38 @@ def record_size(window: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _tail(hist: FloatArray, total: float, t: float) -> float:
-    """P(T >= t) from decayed counts ``hist`` (bins over [0, T_MAX]), with an exponential
-    tail fitted beyond the TAIL_FROM level."""
+def _tail(row: FloatArray, h: int, total: float, t: float, top: int) -> float:
+    """P(T >= t) from decayed counts ``row[h : h + BINS]`` (bins over [0, T_MAX]), with an
+    exponential tail fitted beyond the TAIL_FROM level. ``top`` is at least the highest non-empty
+    bin: the walks skip the empty bins above it (adding their zeros changed no sum, so
+    the result is the same to the bit; BINS - 1 is always a valid hint)."""
     if total <= 0.0:
         return 1.0
     width = T_MAX / BINS
     # The level q where the empirical tail reaches TAIL_FROM, walking down from the top.
     above = 0.0
-    k = BINS - 1
-    while k > 0 and above + hist[k] < TAIL_FROM * total:
-        above += hist[k]
+    k = top
+    while k > 0 and above + row[h + k] < TAIL_FROM * total:
+        above += row[h + k]
         k -= 1
     # Within bin k the tail crosses TAIL_FROM: place q linearly inside it.
-    frac = (TAIL_FROM * total - above) / hist[k] if hist[k] > 0.0 else 0.0
+    frac = (TAIL_FROM * total - above) / row[h + k] if row[h + k] > 0.0 else 0.0
     q = (k + 1.0 - min(max(frac, 0.0), 1.0)) * width
     if t <= q:
         # Empirical: counts above t's bin, plus the part of its bin above t.
         b = min(int(t / width), BINS - 1)
-        mass = hist[b] * ((b + 1) * width - t) / width
-        for j in range(b + 1, BINS):
-            mass += hist[j]
+        mass = row[h + b] * ((b + 1) * width - t) / width
+        for j in range(b + 1, top + 1):
+            mass += row[h + j]
         return float(min(1.0, max(mass / total, TAIL_FROM)))
     # Mean excess over q of the mass above q (bin centres), floored at half a bin.
     excess = 0.0
     mass = 0.0
-    for j in range(k, BINS):
+    for j in range(k, top + 1):
         centre = (j + 0.5) * width
         if centre > q:
-            excess += hist[j] * (centre - q)
-            mass += hist[j]
+            excess += row[h + j] * (centre - q)
+            mass += row[h + j]
     beta = max(excess / mass if mass > 0.0 else 0.0, 0.5 * width)
     p = TAIL_FROM * math.exp(-(t - q) / beta)
     if TAIL_FROM * total < MIN_EXCEEDANCES:
@@ -199,27 +203,43 @@ def _tail(hist: FloatArray, total: float, t: float) -> float:
         # 1 / (total + 1), shrunk beyond the highest statistic seen by a Pareto tail of
         # index one, (1 + z_top) / (1 + z) (t = ln(1 + z); index two, Chebyshev's bound,
         # cost 7 points of leave-one-category-out on NAB).
-        top = k
-        for j in range(BINS - 1, -1, -1):
-            if hist[j] > 0.0:
-                top = j
+        highest = k
+        for j in range(top, -1, -1):
+            if row[h + j] > 0.0:
+                highest = j
                 break
-        edge = (top + 1.0) * width
+        edge = (highest + 1.0) * width
         p = max(p, min(1.0, math.exp(edge - t)) / (total + 1.0))
     return p
 
 
 @numba.njit(cache=True, nogil=True)
-def _learn_hist(row: FloatArray, h: int, total: int, t: float, decay: float) -> None:
+def _learn_hist(
+    row: FloatArray, h: int, total: int, t: float, decay: float, tops: Any, s: int, which: int
+) -> None:
+    """Decay histogram ``row[h : h + BINS]`` and its total, count ``t``; ``tops[s, which]``
+    bounds its highest non-empty bin (the bins above it are zeros: left as they are)."""
     width = T_MAX / BINS
-    for j in range(BINS):
+    bin_ = min(int(t / width), BINS - 1)
+    top = max(tops[s, which], bin_)
+    tops[s, which] = top
+    for j in range(top + 1):
         row[h + j] *= decay
-    row[h + min(int(t / width), BINS - 1)] += 1.0
+    row[h + bin_] += 1.0
     row[total] = row[total] * decay + 1.0
 
 
 @numba.njit(cache=True, nogil=True)
-def _age(row: FloatArray, h1: int, aging: float, decay: float, keep: float, forget: bool) -> None:
+def _age(
+    row: FloatArray,
+    h1: int,
+    aging: float,
+    decay: float,
+    keep: float,
+    forget: bool,
+    tops: Any,
+    s: int,
+) -> None:
     """A silence's missing readings (``aging - 1`` of them) leave the sensor's history:
     the four histograms (from ``h1`` on) lose their weight by ``decay`` a reading, the
     spreads' weights (the main one's and the seasonal statistics' counts) by ``keep``;
@@ -228,6 +248,8 @@ def _age(row: FloatArray, h1: int, aging: float, decay: float, keep: float, forg
     factor = 0.0 if forget else decay ** (aging - 1.0)
     for j in range(N_STATS * BINS):
         row[h1 + j] *= factor
+    if forget:
+        tops[s, :] = 0  # (every bin is empty)
     for total in (_TOTAL1, _TOTAL2, _TOTAL3, _TOTAL4):
         row[total] *= factor
     factor = 0.0 if forget else keep ** (aging - 1.0)
@@ -258,6 +280,9 @@ def _learn_seasonal(
     t: float,
     decay: float,
     memory: float,
+    tops: Any,
+    s: int,
+    which: int,
 ) -> None:
     """One seasonal statistic (day or week over) learns a reading that had a reference:
     its spread, then (after ``MIN_HISTORY`` such readings) its histogram; ``n_at`` counts
@@ -265,7 +290,7 @@ def _learn_seasonal(
     m = row[n_at]
     _clipped_spread(row, spread_at, deviation, max(spread_rate, 1.0 / (m + 1.0)), m > 10.0)
     if m >= MIN_HISTORY:
-        _learn_hist(row, h, total, t, decay)
+        _learn_hist(row, h, total, t, decay, tops, s, which)
     row[n_at] = min(max(memory, MIN_HISTORY), m + 1.0)  # (a weight, as the spread's)
 
 
@@ -287,6 +312,7 @@ def _clipped_spread(row: FloatArray, k: int, a: float, rate: float, clip: bool) 
 @numba.njit(cache=True, nogil=True)
 def _run(
     state: FloatArray,
+    tops: Any,
     slots: Any,
     xs: FloatArray,
     ts: FloatArray,
@@ -317,7 +343,8 @@ def _run(
     k0 = dt0 + SLOTS  # last week's values by hour of the week
     kt0 = k0 + WEEK_SLOTS  # and when each was taken
     for i in range(xs.size):
-        row = state[slots[i]]
+        s = slots[i]
+        row = state[s]
         x = xs[i]
         n = int(row[_N])
         filled = int(row[_FILLED])
@@ -374,17 +401,17 @@ def _run(
                 # The statistics of one reading (how far, against yesterday, against
                 # last week) count once a neighbour confirms them: their evidence is the
                 # second rarest of this reading's and the two before (two of three).
-                p_point = _tail(row[h1:h2], row[_TOTAL1], t1)
+                p_point = _tail(row, h1, row[_TOTAL1], t1, tops[s, 0])
                 if ref_ok and row[_TOTAL3] > 0.0:
-                    p_point = min(p_point, _tail(row[h3:h4], row[_TOTAL3], t3))
+                    p_point = min(p_point, _tail(row, h3, row[_TOTAL3], t3, tops[s, 2]))
                 if wref_ok and row[_TOTAL4] > 0.0:
-                    p_point = min(p_point, _tail(row[h4:d0], row[_TOTAL4], t4))
+                    p_point = min(p_point, _tail(row, h4, row[_TOTAL4], t4, tops[s, 3]))
                 surprise = -math.log(max(p_point, 1e-300))
                 if learn:
                     row[_SURPRISE2] = prev1
                     row[_SURPRISE1] = surprise
                 confirmed = _second_largest(surprise, prev1, prev2)
-                p = min(math.exp(-confirmed), _tail(row[h2:h3], row[_TOTAL2], t2))
+                p = min(math.exp(-confirmed), _tail(row, h2, row[_TOTAL2], t2, tops[s, 1]))
                 p = min(1.0, N_STATS * p)  # Bonferroni over the statistics
                 score = min(1.0, -math.log10(max(p, 1e-300)) / DECADES)
             record = row[_RECORD]
@@ -406,7 +433,7 @@ def _run(
                 # take their share of the weight away, so after a long one the spread
                 # learns the sensor afresh instead of keeping the distant past's.
                 if aging > 1.0:
-                    _age(row, h1, aging, decay, 1.0 - spread_rate, aging >= max_age)
+                    _age(row, h1, aging, decay, 1.0 - spread_rate, aging >= max_age, tops, s)
                 weight = row[_WEIGHT]
                 if not restart:  # (a deviation from a level that is gone is not spread)
                     rate = min(1.0, max(spread_rate, 1.0 / max(weight, 1e-300)))
@@ -415,8 +442,8 @@ def _run(
                 if n >= MIN_HISTORY and weight >= min(memory, MIN_HISTORY):
                     # Histograms learn only once the spread means something (again, after
                     # a silence long enough to have emptied its weight).
-                    _learn_hist(row, h1, _TOTAL1, t1, decay)
-                    _learn_hist(row, h2, _TOTAL2, t2, decay)
+                    _learn_hist(row, h1, _TOTAL1, t1, decay, tops, s, 0)
+                    _learn_hist(row, h2, _TOTAL2, t2, decay, tops, s, 1)
                 # The same rule for the seasonal statistics, counted in readings that
                 # had a reference: a histogram fed while its spread was still a few
                 # differences holds huge early values that fatten its tail for good.
@@ -432,6 +459,9 @@ def _run(
                         t4,
                         decay,
                         memory,
+                        tops,
+                        s,
+                        3,
                     )
                 if ref_ok:
                     _learn_seasonal(
@@ -445,10 +475,13 @@ def _run(
                         t3,
                         decay,
                         memory,
+                        tops,
+                        s,
+                        2,
                     )
         if learn:
             if filled == 0 and aging > 1.0:  # (not aged above)
-                _age(row, h1, aging, decay, 1.0 - spread_rate, aging >= max_age)
+                _age(row, h1, aging, decay, 1.0 - spread_rate, aging >= max_age, tops, s)
             size = 0 if restart else filled
             # Keep the sorted copy in step: drop the value leaving, insert x (O(window)).
             if size == window:
@@ -518,6 +551,10 @@ class TailBank:
         self.warmup = warmup
         self.width = record_size(window)
         self.state = np.zeros((capacity, self.width))
+        # Per row and histogram, a bound on its highest non-empty bin (derived from the
+        # row, never recorded: ``load`` recomputes it): the kernel skips the empty bins
+        # above it, the same sums to the bit.
+        self.tops = np.zeros((capacity, N_STATS), dtype=np.int64)
         self.used = 0
         self._free: list[int] = []
         # Half-life of ``memory`` readings for the histograms; the spread's mean absolute
@@ -534,15 +571,28 @@ class TailBank:
             slot = self._free.pop()
         else:
             if self.used == self.state.shape[0]:
-                # Chunks as large as the bank already is (at least CHUNK rows): growing
-                # to n sensors copies O(n) rows in all.
-                extra = max(self.CHUNK, self.state.shape[0])
-                grown = np.zeros((self.state.shape[0] + extra, self.width))
-                grown[: self.used] = self.state[: self.used]
-                self.state = grown
+                # Chunks as large as the bank already is (at least CHUNK rows).
+                rows = self.state.shape[0] + max(self.CHUNK, self.state.shape[0])
+                try:
+                    # In place (realloc: a large block is remapped, not copied; the new
+                    # rows are zeros): a worker catching up on 20,000 new sensors spent
+                    # 24-30 us per sensor growing by copy, mostly page faults on the
+                    # copies, against 9 us (docs/benchmarks.md). Safe because no view of
+                    # the array outlives a call: the kernel runs synchronously and
+                    # ``record`` copies its row out.
+                    self.state.resize((rows, self.width), refcheck=False)
+                    self.tops.resize((rows, N_STATS), refcheck=False)
+                except ValueError:  # (an array that does not own its data: unpickled)
+                    grown = np.zeros((rows, self.width))
+                    grown[: self.used] = self.state[: self.used]
+                    self.state = grown
+                    tops = np.zeros((rows, N_STATS), dtype=np.int64)
+                    tops[: self.used] = self.tops[: self.used]
+                    self.tops = tops
             slot = self.used
             self.used += 1
         self.state[slot] = 0.0
+        self.tops[slot] = 0  # (every bin empty)
         return slot
 
     def release(self, slot: int) -> None:
@@ -567,6 +617,7 @@ class TailBank:
         has_time = times is not None
         _run(
             self.state,
+            self.tops,
             idx,
             values,
             times if times is not None else np.zeros(values.size),
@@ -593,6 +644,7 @@ class TailBank:
         scratch = np.zeros((1, self.width))
         _run(
             scratch,
+            np.zeros((1, N_STATS), dtype=np.int64),
             np.zeros(1, dtype=np.int64),
             np.zeros(1),
             np.zeros(1),
@@ -651,6 +703,10 @@ class TailBank:
                 f"{document.get('window')!r}, expected {self.width} for window {self.window}"
             )
         self.state[slot] = row
+        h1 = _SCALARS + 2 * self.window
+        for which in range(N_STATS):
+            nonzero = np.flatnonzero(row[h1 + which * BINS : h1 + (which + 1) * BINS])
+            self.tops[slot, which] = nonzero[-1] if nonzero.size else 0
 
     def params(self) -> dict[str, int]:
         return {

@@ -292,10 +292,10 @@ class SensorDetection:
         self, batch: Sequence[Incoming], states: Mapping[str, dict[str, Any] | None]
     ) -> BatchResult:
         result = BatchResult()
-        by_sensor: dict[str, list[Incoming]] = {}
-        for item in batch:
-            by_sensor.setdefault(item.reading.sensor_id, []).append(item)
         if self.bank is None:
+            by_sensor: dict[str, list[Incoming]] = {}
+            for item in batch:
+                by_sensor.setdefault(item.reading.sensor_id, []).append(item)
             for sensor_id, items in by_sensor.items():
 
                 def one(sid: str = sensor_id, its: list[Incoming] = items) -> None:
@@ -306,25 +306,100 @@ class SensorDetection:
 
                 self._isolated(sensor_id, items, result, one)
             return result
-        # Every sensor's accepted readings in one call over the shared bank, in order.
-        admitted: list[tuple[dict[str, Any], list[Incoming]]] = []
+        return self._process_bank(self.bank, batch, states, result)
+
+    def _process_bank(
+        self,
+        bank: TailBank,
+        batch: Sequence[Incoming],
+        states: Mapping[str, dict[str, Any] | None],
+        result: BatchResult,
+    ) -> BatchResult:
+        """``process`` over the shared bank: every sensor's accepted readings scored in
+        one call, in order. A sensor with one reading in the batch and a live state (the
+        common case at city scale: a batch of 5,000 messages over 20,000 sensors) takes
+        ``_admit_sensor``'s rules inline, with no per-sensor list or call; its result is
+        the same (tests/unit/streams/test_detection.py compares the two paths)."""
+        # Sensors in order of their first reading; ``more`` only for those with several.
+        first: dict[str, Incoming] = {}
+        more: dict[str, list[Incoming]] = {}
+        for item in batch:
+            sensor_id = item.reading.sensor_id
+            if sensor_id not in first:
+                first[sensor_id] = item
+            else:
+                group = more.get(sensor_id)
+                if group is None:
+                    more[sensor_id] = [first[sensor_id], item]
+                else:
+                    group.append(item)
+        live: Any = self._live_class
+        new_states = result.states
+        # Per accepted sensor, its state and its accepted readings (one Incoming alone,
+        # or a list of several) in the order scored.
+        admitted: list[tuple[dict[str, Any], Incoming | list[Incoming]]] = []
         slots: list[int] = []
         values: list[float] = []
         times: list[float] = []
-        for sensor_id, items in by_sensor.items():
-            state, accepted = self._admit_sensor(items, states.get(sensor_id), result)
-            result.states[sensor_id] = state
+        for sensor_id, item in first.items():
+            state = states.get(sensor_id)
+            if (
+                state is not None
+                and item.offset >= 0
+                and type(state["detector"]) is live
+                and sensor_id not in more
+            ):
+                # ``_admit_sensor`` for one reading and a live detector, inline.
+                reading = item.reading
+                ts = reading.ts
+                last_ts = state["last_ts"]
+                last_offset = state["last_offset"]
+                last_index = state.get("last_index", 0)
+                detector = state["detector"]
+                if (item.offset, item.index) <= (last_offset, last_index):
+                    result.redelivered += 1
+                else:
+                    last_offset, last_index = item.offset, item.index
+                    if ts > last_ts:
+                        new = {
+                            "detector": detector,
+                            "last_ts": ts,
+                            "last_offset": last_offset,
+                            "last_index": last_index,
+                            "episode": state["episode"],
+                        }
+                        new_states[sensor_id] = new
+                        admitted.append((new, item))
+                        slots.append(detector.slot)
+                        values.append(reading.value)
+                        times.append(ts)
+                        continue
+                    if ts == last_ts:
+                        result.duplicates += 1
+                    else:
+                        result.rejected.append((item, "out_of_order", _older(ts, last_ts)))
+                new_states[sensor_id] = {
+                    "detector": detector,
+                    "last_ts": last_ts,
+                    "last_offset": last_offset,
+                    "last_index": last_index,
+                    "episode": state["episode"],
+                }
+                continue
+            items = more.get(sensor_id) or [item]
+            state, accepted = self._admit_sensor(items, state, result)
+            new_states[sensor_id] = state
             if accepted:
-                admitted.append((state, accepted))
                 slot = state["detector"].slot
-                for item in accepted:
+                admitted.append((state, accepted[0] if len(accepted) == 1 else accepted))
+                for one in accepted:
                     slots.append(slot)
-                    values.append(item.reading.value)
-                    times.append(item.reading.ts)
+                    values.append(one.reading.value)
+                    times.append(one.reading.ts)
         if not admitted:
             return result
         try:
-            array = self.bank.score_learn(
+            array = bank.score_learn(
                 np.array(slots, np.int64),
                 check_values(values),
                 np.array(times, np.float64),
@@ -332,53 +407,81 @@ class SensorDetection:
         except Exception:
             # The bank refused the batch as a whole: score sensor by sensor, so a fault
             # costs only the readings of the sensor that caused it.
-            for state, accepted in admitted:
-                sensor_id = accepted[0].reading.sensor_id
+            for state, taken in admitted:
+                group = taken if isinstance(taken, list) else [taken]
                 self._isolated(
-                    sensor_id,
-                    accepted,
+                    group[0].reading.sensor_id,
+                    group,
                     result,
-                    partial(self._score_record, state, accepted, result),
+                    partial(self._score_record, state, group, result),
                 )
             return result
         all_scores = array.tolist()
-        all_flags = self.threshold.flags(array).tolist()
+        flags_array = self.threshold.flags(array)
+        # Most batches flag nothing: then no sensor's flags need looking at.
+        all_flags = flags_array.tolist() if flags_array.any() else None
         scored_by_kind, last = result.scored_by_kind, result.last
+        quiet = 0  # quiet single readings, counted at the end
         start = 0
-        for state, accepted in admitted:
-            n = len(accepted)
-            stop = start + n
-            if state["episode"] is None and not any(all_flags[start:stop]):
-                # Quiet (most sensors of most batches): no episode to walk, only the
-                # counts and the last reading -- what ``_record`` does then, inline,
-                # since nothing here can raise.
-                reading = accepted[-1].reading
-                kind = reading.kind
-                result.scored += n
-                scored_by_kind[kind] = scored_by_kind.get(kind, 0) + n
-                last[reading.sensor_id] = (
-                    kind,
-                    reading.grid_cell,
-                    n,
-                    reading.value,
-                    all_scores[stop - 1],
-                    False,
-                )
+        for state, taken in admitted:
+            its: list[Incoming]
+            if not isinstance(taken, list):
+                stop = start + 1
+                if state["episode"] is None and (all_flags is None or not all_flags[start]):
+                    # Quiet (most sensors of most batches): no episode to walk, only the
+                    # counts and the last reading -- what ``_record`` does then, inline,
+                    # since nothing here can raise.
+                    reading = taken.reading
+                    kind = reading.kind
+                    scored_by_kind[kind] = scored_by_kind.get(kind, 0) + 1
+                    last[reading.sensor_id] = (
+                        kind,
+                        reading.grid_cell,
+                        1,
+                        reading.value,
+                        all_scores[start],
+                        False,
+                    )
+                    quiet += 1
+                    start = stop
+                    continue
+                its = [taken]
             else:
-                self._isolated(
-                    accepted[0].reading.sensor_id,
-                    accepted,
+                its = taken
+                stop = start + len(its)
+                if state["episode"] is None and (
+                    all_flags is None or not any(all_flags[start:stop])
+                ):
+                    reading = its[-1].reading
+                    kind = reading.kind
+                    n = stop - start
+                    result.scored += n
+                    scored_by_kind[kind] = scored_by_kind.get(kind, 0) + n
+                    last[reading.sensor_id] = (
+                        kind,
+                        reading.grid_cell,
+                        n,
+                        reading.value,
+                        all_scores[stop - 1],
+                        False,
+                    )
+                    start = stop
+                    continue
+            self._isolated(
+                its[0].reading.sensor_id,
+                its,
+                result,
+                partial(
+                    self._record,
+                    state,
+                    its,
+                    all_scores[start:stop],
+                    [False] * (stop - start) if all_flags is None else all_flags[start:stop],
                     result,
-                    partial(
-                        self._record,
-                        state,
-                        accepted,
-                        all_scores[start:stop],
-                        all_flags[start:stop],
-                        result,
-                    ),
-                )
+                ),
+            )
             start = stop
+        result.scored += quiet
         return result
 
     def _score_record(

@@ -13,7 +13,18 @@ import pytest
 
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, TailBank, TailDetector
 from detectors.errors import DetectorInputError
-from detectors.tail import _FILLED, _STEP, _SURPRISE1, _SURPRISE2, _TOTAL1, _WEIGHT, DECADES
+from detectors.tail import (
+    _FILLED,
+    _SCALARS,
+    _STEP,
+    _SURPRISE1,
+    _SURPRISE2,
+    _TOTAL1,
+    _WEIGHT,
+    BINS,
+    DECADES,
+    N_STATS,
+)
 
 STEP = 300.0
 DATASETS = Path(__file__).resolve().parents[3] / "datasets"
@@ -107,6 +118,38 @@ def test_a_record_round_trips_and_is_bounded() -> None:
     np.testing.assert_array_equal(restored.score_many(later, ts), det.score_many(later, ts))
     with pytest.raises(DetectorInputError, match="expected 1188 for window 32"):
         TailDetector().set_state({**document, "window": 16})
+
+
+def _highest_bins(bank: TailBank, slot: int) -> list[int]:
+    """Each histogram's highest non-empty bin (0 when empty), read from the row."""
+    h1 = _SCALARS + 2 * bank.window
+    hists = bank.state[slot, h1 : h1 + N_STATS * BINS].reshape(N_STATS, BINS)
+    return [int(np.flatnonzero(h)[-1]) if h.any() else 0 for h in hists]
+
+
+def test_the_kernels_bin_bounds_cover_every_non_empty_bin_and_load_recomputes_them() -> None:
+    # The kernel skips the empty bins above ``tops`` (a bound kept beside the rows, never
+    # recorded): it must never fall below a non-empty bin, through spikes, a silence
+    # that ages the history, one that forgets it, and a record loaded into a fresh slot.
+    rng = np.random.default_rng(8)
+    bank = TailBank(capacity=2)
+    slot = bank.allocate()
+    x = rng.normal(0.0, 1.0, 9000)
+    x[::701] *= 40.0  # spikes reach high bins
+    t = 1.4e9 + STEP * np.arange(9000.0)
+    t[3000:] += 86_400.0  # a silence of a day: aged
+    t[6000:] += 30 * YEAR  # one of decades: forgotten
+    for lo in range(0, 9000, 1000):
+        bank.score_learn(np.full(1000, slot), x[lo : lo + 1000], t[lo : lo + 1000])
+        assert (bank.tops[slot] >= _highest_bins(bank, slot)).all()
+    other = bank.allocate()
+    bank.load(other, bank.record(slot))
+    assert bank.tops[other].tolist() == _highest_bins(bank, slot)
+    later, later_t = rng.normal(0.0, 1.0, 500), t[-1] + STEP * np.arange(1.0, 501.0)
+    np.testing.assert_array_equal(
+        bank.score_learn(np.full(500, other), later, later_t),
+        bank.score_learn(np.full(500, slot), later, later_t),
+    )
 
 
 def _row(det: TailDetector) -> np.ndarray:
