@@ -5,10 +5,8 @@ reports the worker leaves out.
 The rule is ``streams.bursts.BurstTracker.dropped`` (docs/events.md, "Incident reports"):
 a report whose ``report_id`` was already counted in its grid cell and category within a
 day of event time (the last 200 ids there) is a duplicate. The same id in another cell or
-category is a new report. Exactly: the tracker keeps, per cell and category, the ids it
-counted (the last 200), and forgets an id when it counts a report there a day or more of
-event time after it; so an id re-sent two days later with no report in between is still a
-duplicate. This module runs the tracker itself over the reports in the order the worker
+category is a new report (the tracker keeps, per cell and category, the last 200 ids it
+counted, and holds one against a report only within a day of event time of it). This module runs the tracker itself over the reports in the order the worker
 sees them, so a change to the rule there is a change here.
 """
 

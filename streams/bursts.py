@@ -95,9 +95,13 @@ class BurstTracker:
         else None."""
         if not state or "slot" not in state:
             return None
-        if any(seen[0] == report.report_id for seen in state.get("seen", ())):
-            return "duplicate"
         slot = math.floor(report.ts / self.step)
+        # Seen within ``seen_seconds`` of this report or of the newest one (the list is
+        # pruned only when a report is counted: an id re-sent after a quiet spell of
+        # more than a day is not held against it).
+        horizon = max(slot, int(state["slot"])) - math.ceil(self.seen_seconds / self.step)
+        if any(s[0] == report.report_id and s[1] >= horizon for s in state.get("seen", ())):
+            return "duplicate"
         if slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
             return "late"
         return None

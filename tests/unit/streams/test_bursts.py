@@ -245,3 +245,16 @@ def test_a_burst_does_not_raise_its_own_threshold() -> None:
         assert state["baseline"] == 0.0  # type: ignore[index]
     state, _ = tracker.observe(state, report(600_000.0 + 3600.0), "police")
     assert state["baseline"] > 0.0  # type: ignore[index]
+
+
+def test_a_report_id_is_a_duplicate_within_a_day_of_event_time_only() -> None:
+    # docs/events.md: "already seen there within a day of event time". The seen list is
+    # pruned only when a report is counted, so a re-send after a quiet spell of two days
+    # (nothing else in that cell and category) must not be held against it.
+    tracker = BurstTracker()
+    t0 = 1.7e9
+    state, _ = tracker.observe(None, IncidentReport(t0, "r-1", "Noise", "loud", "app", "c1"), "p")
+    again = IncidentReport(t0 + 3600.0, "r-1", "Noise", "loud", "app", "c1")
+    assert tracker.dropped(state, again) == "duplicate"
+    later = IncidentReport(t0 + 2 * 86_400.0 + 60.0, "r-1", "Noise", "loud", "app", "c1")
+    assert tracker.dropped(state, later) is None
