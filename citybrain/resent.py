@@ -6,8 +6,9 @@ The rule is ``streams.bursts.BurstTracker.dropped`` (docs/events.md, "Incident r
 a report whose ``report_id`` was already counted in its grid cell and category within a
 day of event time (the last 200 ids there) is a duplicate. The same id in another cell or
 category is a new report (the tracker keeps, per cell and category, the last 200 ids it
-counted, and holds one against a report only within a day of event time of it). This module runs the tracker itself over the reports in the order the worker
-sees them, so a change to the rule there is a change here.
+counted, and holds one against a report only within a day of event time of it). This
+module runs the tracker itself over the reports in the order the worker sees them, so a
+change to the rule there is a change here.
 """
 
 from __future__ import annotations
