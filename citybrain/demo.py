@@ -442,7 +442,7 @@ def write_report(
         for role in ("alerts", "steps")
     )
     replayed.worker_ran = bool(worker_roles)
-    ours = limit_to_files(replayed, alerts, steps)
+    ours = limit_to_files(replayed, alerts, steps, settings.burst_bucket_seconds)
     readings = ours.readings
     firsts: dict[str, dict[str, Any]] = {}
     for doc in ours.alerts:

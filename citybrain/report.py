@@ -267,21 +267,50 @@ def limit_to_files(
     replayed: Replayed,
     alerts: Iterable[dict[str, Any]],
     steps: Iterable[dict[str, Any]],
+    bucket_seconds: float = 1800.0,
 ) -> FromFiles:
     """The part of a prefix's topics that comes from the --data files: their readings and
     reports (``replayed``: ``match_files``), the alerts those raised (a sensor alert whose
     sensor has readings from the files at and around its start, between their first and
-    last event time; a burst alert one of whose opening reports is a file's report in its
-    cell), and the steps of the runs with at least one such alert (``run_created``'s
-    ``alert_id`` and each ``alert_joined``'s). ``alerts`` and ``steps`` are the topics'
-    messages as dicts. Pure."""
+    last event time; a burst alert one of whose opening reports is a file's report as the
+    worker saw it: the same id, cell and category, with an event time in the alert's
+    window, ``started_at`` to ``started_at + bucket_seconds``), and the steps of the runs
+    with at least one such alert (``run_created``'s ``alert_id`` and each
+    ``alert_joined``'s) from the first step that brought one on: a run a file's alert
+    only joined keeps its ``run_created`` step (it is still counted as a run) but not
+    the escalations, acknowledgements or resolutions from before the join (trial 7: a
+    re-sent report two days later, in no alert, was given its id's alert and run, and a
+    burst that joined an open run was given the run's earlier escalations). ``alerts``
+    and ``steps`` are the topics' messages as dicts, in topic order;
+    ``bucket_seconds`` is the worker's ``CITYBRAIN_BURST_BUCKET_SECONDS``. Pure."""
     readings = replayed.readings[replayed.readings["file"] != OTHER_DATA]
     incidents = replayed.incidents[replayed.incidents["file"] != OTHER_DATA]
     spans = {
         str(sid): (_key(ts.min()), _key(ts.max()))
         for sid, ts in readings.groupby("sensor_id")["ts"]
     }
-    file_reports = set(zip(incidents["report_id"], incidents["grid_cell"], strict=True))
+    # A report as the worker saw it: the same id sent again days later is another event.
+    file_reports: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+    for rid, cell, category, ts in zip(
+        incidents["report_id"],
+        incidents["grid_cell"],
+        incidents["category"],
+        incidents["ts"],
+        strict=True,
+    ):
+        file_reports[(str(rid), str(cell))].append((str(category), _key(ts)))
+
+    def opened_by_file(doc: dict[str, Any]) -> bool:
+        start = _key(_ts(doc["started_at"]))
+        category = (doc.get("labels") or {}).get("category")
+        cell = str(doc.get("grid_cell"))
+        return any(
+            (category is None or category == cat) and start - 1.0 <= ts <= start + bucket_seconds
+            for r in doc.get("reports") or ()
+            if isinstance(r, dict)
+            for cat, ts in file_reports.get((str(r.get("report_id")), cell), ())
+        )
+
     alert_docs = list(alerts)
     mine: dict[str, bool] = {}
     for doc in alert_docs:
@@ -293,12 +322,7 @@ def limit_to_files(
                 start = _key(_ts(doc["started_at"]))
                 mine[aid] = span is not None and span[0] <= start <= span[1]
         elif not doc.get("follow_up"):
-            opening = {
-                (r.get("report_id"), doc.get("grid_cell"))
-                for r in doc.get("reports") or ()
-                if isinstance(r, dict)
-            }
-            mine[aid] = mine.get(aid, False) or bool(opening & file_reports)
+            mine[aid] = mine.get(aid, False) or opened_by_file(doc)
         else:
             mine.setdefault(aid, False)
     step_docs = list(steps)
@@ -309,11 +333,25 @@ def limit_to_files(
         elif st.get("action") == "alert_joined" and st.get("detail"):
             run_alerts[st["run_id"]].add(str(st["detail"]))
     runs = {run for run, ids in run_alerts.items() if any(mine.get(a) for a in ids)}
+    # Per run, in topic order: its steps from the one that brought a file's alert on.
+    from_files: set[str] = set()
+    kept: list[dict[str, Any]] = []
+    for st in step_docs:
+        run = st.get("run_id")
+        if run not in runs:
+            continue
+        brought = (st.get("action") == "run_created" and mine.get(str(st.get("alert_id")))) or (
+            st.get("action") == "alert_joined" and mine.get(str(st.get("detail")))
+        )
+        if brought:
+            from_files.add(str(run))
+        if brought or run in from_files or st.get("action") == "run_created":
+            kept.append(st)
     return FromFiles(
         readings=readings.reset_index(drop=True),
         incidents=incidents.reset_index(drop=True),
         alerts=[d for d in alert_docs if mine.get(d["alert_id"])],
-        steps=[st for st in step_docs if st.get("run_id") in runs],
+        steps=kept,
         other_readings=len(replayed.readings) - len(readings),
         other_incidents=len(replayed.incidents) - len(incidents),
         other_alerts=sum(1 for v in mine.values() if not v),

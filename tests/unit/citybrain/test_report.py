@@ -427,6 +427,83 @@ def test_figures_are_limited_to_the_files_alerts_and_runs() -> None:
     )
 
 
+def test_a_file_is_given_an_alert_and_run_steps_by_the_event_itself() -> None:
+    """Trial 7 item 1: C.csv re-sent a-1 two days after A.csv's a-1 (in no alert) and its
+    report read A's alert, run and 2 escalations; D.csv, a burst whose alert joined A's
+    open run after its ack and escalations, read those too. A report is its id, cell,
+    category and time; a joined run's steps count from the join."""
+    t0 = 1_717_286_400.0  # 2024-06-02T00:00:00Z
+    day = 86_400.0
+
+    def reports(ids: list[str], start: float, file: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "ts": [start + 60 * i for i in range(len(ids))],
+                "report_id": ids,
+                "category": "Noise",
+                "grid_cell": "bj-c",
+                "file": file,
+            }
+        )
+
+    a_ids = [f"a-{i}" for i in range(1, 6)]
+    d_ids = [f"d-{i}" for i in range(1, 6)]
+    frames = {
+        "A.csv": reports(a_ids, t0, "A.csv"),
+        "C.csv": reports(["a-1"], t0 + 2 * day, "C.csv"),
+        "D.csv": reports(d_ids, t0 + 3600, "D.csv"),
+    }
+
+    def burst(aid: str, start: float, ids: list[str]) -> dict[str, object]:
+        iso = pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z")
+        return {
+            **alert(aid, "", iso, None, "firing"),
+            "kind": "incident_burst",
+            "grid_cell": "bj-c",
+            "labels": {"category": "Noise"},
+            "reports": [{"report_id": r, "channel": "app"} for r in ids],
+        }
+
+    alerts = [burst("al-a", t0, a_ids), burst("al-d", t0 + 3600, d_ids)]
+
+    def step(action: str, at: float, **more: object) -> dict[str, object]:
+        return {"run_id": "grp.1", "action": action, "at": at, "playbook": "noise", **more}
+
+    steps = [
+        step("run_created", t0, alert_id="al-a", level="community"),
+        step("escalate", t0 + 600, level="borough"),
+        step("escalate", t0 + 1200, level="city"),
+        step("acknowledged", t0 + 1800),
+        step("alert_joined", t0 + 3700, detail="al-d"),
+        step("escalate", t0 + 4000, level="city"),
+        step("resolved", t0 + 5000),
+    ]
+
+    def cards(*names: str) -> dict[str, int]:
+        mine = pd.concat([frames[n] for n in names], ignore_index=True)
+        replayed = Replayed(mine.iloc[0:0], mine, 0, {n: (1, 1) for n in names})
+        replayed.readings = pd.DataFrame(columns=["ts", "sensor_id", "kind", "value", "file"])
+        ours = limit_to_files(replayed, alerts, steps)
+        page = build_report(ours.readings, ours.alerts, ours.steps, "t", Context(incidents=mine))
+        found = re.findall(r"<b>([\d,]+)</b><span>([a-z ]+)</span>", page)
+        return {k: int(v) for v, k in found}
+
+    c = cards("C.csv")
+    assert (c["incidents"], c["alerts"], c["runs"], c["escalations"]) == (1, 0, 0, 0)
+    assert (c["acknowledged"], c["resolved"]) == (0, 0)
+    d = cards("D.csv")  # joined the open run: only what came after the join
+    assert (d["alerts"], d["runs"], d["escalations"], d["acknowledged"], d["resolved"]) == (
+        1,
+        1,
+        1,
+        0,
+        1,
+    )
+    a = cards("A.csv")  # opened the run: all of it
+    assert (a["alerts"], a["runs"], a["escalations"], a["acknowledged"]) == (1, 1, 3, 1)
+    assert cards("A.csv", "C.csv")["alerts"] == 1
+
+
 def test_a_timeline_caption_gives_each_file_only_its_own_alerts() -> None:
     """Trial 5 item 1: with mine.csv given, a burst from mine2.csv's reports in the same
     cell was captioned as mine.csv's. A burst is its reports' file; without one it is
