@@ -576,9 +576,14 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
     """One SVG map per city: cell boundaries (GeoJSON) or cell points, and sensors at
     their coordinates, coloured by the worst severity of their alerts (a citizen-report
     burst colours its cell). Equirectangular, scaled by cos(latitude) so a city keeps its
-    shape; no tiles, no network. Alerts on things without coordinates are counted below."""
+    shape; no tiles, no network. Alerts on things without coordinates are counted below;
+    with no alerts there is nothing to map, and the page says so."""
     if grid is None:
         return "<p>No grid given: no map.</p>"
+    if not alerts:
+        # Maps show cities something alerted in (trial 7: a file that raised none read
+        # "No coordinates in the grid" though the same grid draws maps).
+        return "<p>No alerts to map.</p>"
     by_sensor: dict[str, list[str]] = defaultdict(list)
     by_cell: dict[str, list[str]] = defaultdict(list)
     for a in alerts:

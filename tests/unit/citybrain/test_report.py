@@ -597,3 +597,15 @@ def test_only_events_whose_data_were_replayed_can_be_missed() -> None:
     assert with_data((fireworks, flood, noise), readings, incidents) == (fireworks, noise)
     empty = pd.DataFrame({"ts": [], "sensor_id": [], "grid_cell": []})
     assert with_data((fireworks, flood, noise), empty, empty) == ()
+
+
+def test_a_map_section_with_no_alerts_says_there_is_nothing_to_map() -> None:
+    """Trial 7 item 5: files that raised no alerts read "No coordinates in the grid: no
+    map." though the same grid draws maps when there are alerts."""
+    from citybrain.report import maps
+
+    assert maps([], _grid()) == "<p>No alerts to map.</p>"
+    one = {**alert("a", "bj-a-pm25", "2016-02-08T00:00:00Z", None, "firing"), "grid_cell": "bj-c"}
+    drawn = maps([one], _grid())
+    assert '<figure class="map" data-city="Beijing">' in drawn
+    assert "No coordinates" not in drawn
