@@ -260,18 +260,24 @@ def legacy_regex(value: str) -> str:
 
 def compile_regex(value: str, where: str) -> Any:
     """``value`` as Alertmanager compiles it: RE2, ``^(?:value)$`` (searched, as Go's
-    MatchString does). Raises RoutingConfigError naming ``where`` on a bad regex, and
-    on the few regexes RE2 accepts and Go's regexp does not (``_go_refusal``)."""
+    MatchString does). Raises RoutingConfigError naming ``where`` (when not empty) and
+    the regex as written on a bad regex, and on the few regexes RE2 accepts and Go's
+    regexp does not (``_go_refusal``)."""
+    head = f"{where}: " if where else ""
     refusal = _go_refusal(value)
     if refusal is not None:
-        raise RoutingConfigError(f"{where}: bad regex (Alertmanager's Go syntax): {refusal}")
+        raise RoutingConfigError(f"{head}bad regex (Alertmanager's Go syntax): {refusal}")
+    anchored = f"^(?:{value})$"
     try:
-        return re2.compile(f"^(?:{value})$", _RE2_OPTIONS)
+        return re2.compile(anchored, _RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
-        raise RoutingConfigError(f"{where}: bad regex (RE2 syntax): {reason}") from None
+        # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
+        # ): ^(?:()$" for "(").
+        reason = str(reason).replace(anchored, value)
+        raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {reason}") from None
     except (TypeError, UnicodeError) as exc:
-        raise RoutingConfigError(f"{where}: bad regex: {exc}") from None
+        raise RoutingConfigError(f"{head}bad regex: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,18 +319,20 @@ class Matcher:
         return cls.build(name, op, value, where=f"matcher {text!r}")
 
     @classmethod
-    def build(cls, name: str, op: str, value: str, where: str = "") -> Matcher:
+    def build(cls, name: str, op: str, value: str, where: str | None = None) -> Matcher:
         """A matcher from its parts; raises RoutingConfigError for an unknown label,
-        operator or a bad regex."""
-        where = where or f"matcher {name}{op}{value!r}"
+        operator or a bad regex, its message starting ``where: `` (by default ``matcher
+        name=~'value'``; ``""`` for none, when the caller's location already names it)."""
+        where = f"matcher {name}{op}{value!r}" if where is None else where
+        head = f"{where}: " if where else ""
         if name not in LABELS:
             close = difflib.get_close_matches(name, sorted(LABELS), n=1)
             hint = f": did you mean {close[0]!r}?" if close else ""
             raise RoutingConfigError(
-                f"{where}: unknown label {name!r}, expected one of {sorted(LABELS)}{hint}"
+                f"{head}unknown label {name!r}, expected one of {sorted(LABELS)}{hint}"
             )
         if op not in OPS:
-            raise RoutingConfigError(f"{where}: operator {op!r}, expected one of {list(OPS)}")
+            raise RoutingConfigError(f"{head}operator {op!r}, expected one of {list(OPS)}")
         pattern = compile_regex(value, where) if op in ("=~", "!~") else None
         return cls(name, op, value, pattern)
 

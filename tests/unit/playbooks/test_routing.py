@@ -313,12 +313,25 @@ ROUTING_SIBLINGS = [
     # are named by label.
     (
         CHILD + "      match: {kidn: water_level}\n",
-        ":7: route.routes.0.match.kidn: match: kidn: 'water_level': unknown label 'kidn'",
+        ":7: route.routes.0.match.kidn: unknown label 'kidn', expected one of",
     ),
     (CHILD + "      match: {kind: 5}\n", ":7: route.routes.0.match.kind: is 5, expected text"),
     (
         CHILD + "      match_re: {kind: 'water_(.*'}\n",
-        ":7: route.routes.0.match_re.kind: match_re: kind: 'water_(.*': bad regex",
+        ":7: route.routes.0.match_re.kind: bad regex (RE2 syntax): missing ): water_(.*",
+    ),
+    # Trial 7: the regex as written, not its anchored form ^(?:()$, in a matcher too.
+    (
+        CHILD + "      match_re: {kind: '('}\n",
+        ":7: route.routes.0.match_re.kind: bad regex (RE2 syntax): missing ): (",
+    ),
+    (
+        ROOT + "  routes:\n    - matchers: ['kind=~\"(\"']\n",
+        ':6: route.routes.0.matchers.0: matcher \'kind=~"("\': bad regex (RE2 syntax): missing ): (',
+    ),
+    (
+        CHILD + "      match: {bad-label: x}\n",
+        ":7: route.routes.0.match.bad-label: unknown label 'bad-label', expected one of",
     ),
     (ROOT + "  match: {kind: pm25}\n", ":5: route.match: the root route matches every alert"),
     (
