@@ -79,16 +79,34 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
                 except TypeError:  # an unhashable key: PyYAML refuses it itself below
                     continue
                 if first is not None:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"key {key!r} is given twice in one mapping (first on line {first}); "
-                        "keep one",
-                        key_node.start_mark,
+                    self.duplicate(
+                        yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"key {key!r} is given twice in one mapping (first on line "
+                            f"{first}); keep one",
+                            key_node.start_mark,
+                        )
                     )
-                seen[key] = key_node.start_mark.line + 1
+                else:
+                    seen[key] = key_node.start_mark.line + 1
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
+
+    def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
+        raise error
+
+
+class _CollectingLoader(_Loader):
+    """``_Loader`` noting each key given twice (in ``duplicates``) and keeping the last,
+    as PyYAML does, so a check can go on to the file's other errors."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[yaml.constructor.ConstructorError] = []
+
+    def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
+        self.duplicates.append(error)
 
 
 _LOADER = _Loader
@@ -345,8 +363,12 @@ def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
     return line
 
 
-def _compose(path: Path, nodes: bool = True) -> tuple[Any, yaml.Node | None]:
-    """The document and, with ``nodes``, its node tree (for error lines)."""
+def _compose(
+    path: Path, nodes: bool = True, duplicates: list[str] | None = None
+) -> tuple[Any, yaml.Node | None]:
+    """The document and, with ``nodes``, its node tree (for error lines). A key given
+    twice in one mapping raises PlaybookConfigError, unless ``duplicates`` is given: then
+    each is appended to it as an error line and the last value kept."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -361,7 +383,15 @@ def _compose(path: Path, nodes: bool = True) -> tuple[Any, yaml.Node | None]:
             "(save the file as UTF-8)"
         ) from None
     try:
-        doc = yaml.load(text, Loader=_LOADER)
+        if duplicates is None:
+            doc = yaml.load(text, Loader=_LOADER)
+        else:
+            loader = _CollectingLoader(text)
+            try:
+                doc = loader.get_single_data()
+            finally:
+                loader.dispose()
+            duplicates.extend(yaml_error(path, exc) for exc in loader.duplicates)
         return doc, yaml.compose(text, Loader=_LOADER) if nodes else None
     except yaml.YAMLError as exc:
         raise PlaybookConfigError(yaml_error(path, exc)) from exc
@@ -642,8 +672,10 @@ def routing_errors(
     schema error is left out and the rest of the file is still checked, so one mistake
     does not hide the next."""
     path = Path(path)
-    doc, root = _compose(path)
+    # A key given twice is an error, but not one that hides the rest (trial 7: nine
+    # other errors showed only once it was removed): checked with the last value kept.
     errors: list[str] = []
+    doc, root = _compose(path, duplicates=errors)
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
         errors.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")

@@ -327,7 +327,8 @@ ROUTING_SIBLINGS = [
     ),
     (
         ROOT + "  routes:\n    - matchers: ['kind=~\"(\"']\n",
-        ':6: route.routes.0.matchers.0: matcher \'kind=~"("\': bad regex (RE2 syntax): missing ): (',
+        ":6: route.routes.0.matchers.0: matcher 'kind=~\"(\"': "
+        "bad regex (RE2 syntax): missing ): (",
     ),
     (
         CHILD + "      match: {bad-label: x}\n",
@@ -481,3 +482,27 @@ def test_a_match_re_valid_only_once_wrapped_matches_as_alertmanagers_does(tmp_pa
         "ax": ["sensor-anomaly"],
         "xb": ["sensor-anomaly"],
     }
+
+
+def test_a_key_given_twice_does_not_hide_the_files_other_errors(tmp_path: Path) -> None:
+    """Trial 7 item 7: a duplicate key stopped `playbooks check --routing` at that one
+    error; the other nine showed only once it was removed."""
+    text = (
+        ROOT
+        + "  routes:\n"
+        + "    - matchers: ['kind=\"x\"']\n"
+        + "      playbook: flash-flood\n"
+        + "      playbook: gas-leak\n"
+        + "    - match: {bad-label: x}\n"
+        + "    - match_re: {kind: '('}\n"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, PLAYBOOKS)
+    lines = str(info.value).splitlines()
+    assert [line.split(": ", 2)[:2] for line in lines] == [
+        [f"{path}:8", "not valid YAML"],
+        [f"{path}:9", "route.routes.1.match.bad-label"],
+        [f"{path}:10", "route.routes.2.match_re.kind"],
+    ]
+    assert "key 'playbook' is given twice in one mapping (first on line 7)" in lines[0]
