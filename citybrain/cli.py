@@ -1933,11 +1933,17 @@ COMPARED = (
 
 
 def _load_incidents(
-    path: Path, grid: Grid, units: Mapping[str, Any], on_error: str, bucket_seconds: float
+    path: Path,
+    grid: Grid,
+    units: Mapping[str, Any],
+    on_error: str,
+    bucket_seconds: float,
+    max_future_skew: float = 300.0,
 ) -> list[Incident]:
     """Canonical incident CSV (docs/events.md) read as replay reads it and judged as the
     worker judges it (citybrain.rehearse ``read_incidents``: ``file:line`` errors; a row
-    the worker would dead-letter is a bad row). Every bad row is listed: with
+    the worker would dead-letter is a bad row, one more than ``max_future_skew`` s ahead
+    of the clock too). Every bad row is listed: with
     ``--on-error stop`` (CliError after the list), or skipped with ``--on-error skip``.
     Reports the worker would drop as re-sent (``citybrain.resent``) are left out and said;
     a department from the ``department`` column, else (or when empty) from the worker's
@@ -1954,7 +1960,14 @@ def _load_incidents(
     try:
         # Every row is read either way, so --on-error stop lists all the bad ones at once.
         found = read_incidents(
-            path, grid.cells, known, classifier.predict, bad.append, grid, bucket_seconds
+            path,
+            grid.cells,
+            known,
+            classifier.predict,
+            bad.append,
+            grid,
+            bucket_seconds,
+            max_future_skew,
         )
     except RehearsalError as exc:
         raise CliError(f"--incidents {exc}: fix the file") from None
@@ -2127,8 +2140,14 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
+    settings = _settings()
     incidents = _load_incidents(
-        Path(args.incidents), grid, units, args.on_error, _settings().burst_bucket_seconds
+        Path(args.incidents),
+        grid,
+        units,
+        args.on_error,
+        settings.burst_bucket_seconds,
+        settings.max_future_skew,
     )
     if not incidents:
         raise CliError(f"--incidents {args.incidents}: no reports")
