@@ -54,6 +54,11 @@ from typing import Any
 
 from streams.events import IncidentReport
 
+# How far apart (event time) two copies of a report id may be, and how much older than
+# its group's run's opening a report may be and still be offered to that run
+# (streams.response): one day, the span of one incident.
+SEEN_SECONDS = 86_400.0
+
 
 @dataclass(slots=True)
 class Burst:
@@ -83,7 +88,7 @@ class BurstTracker:
     max_idle_buckets: int = 96  # after this many empty windows the baseline is ~0 anyway
     max_held_reports: int = 200  # report ids the window holds until it alerts
     hops: int = 6  # sub-buckets per window: a burst shorter than 5/6 of it is seen whole
-    seen_seconds: float = 86_400.0  # how far apart (event time) two copies of an id may be
+    seen_seconds: float = SEEN_SECONDS  # how far apart (event time) two copies of an id may be
     max_seen_reports: int = 200  # per (cell, category): bounds the table state
     departments: Counter[str] = field(default_factory=Counter)
 
