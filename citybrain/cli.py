@@ -1298,6 +1298,26 @@ def _no_step(run: dict[str, Any]) -> str:
     return "-"
 
 
+def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """The one line `runs list` adds when the runs it lists superseded earlier ones, or
+    None: how many it hides and how to see one (a run id is ``<group>.<generation>``, so
+    run ``g.3`` superseded ``g.1`` and ``g.2``; the group keeps the last
+    ``streams.response.KEEP_SUPERSEDED`` readable by `runs show`; trial 7: run .1,
+    reopened twice and escalated, vanished from the list with no word)."""
+    hidden, example = 0, None
+    for run in runs:
+        group, _, generation = str(run.get("run_id", "")).rpartition(".")
+        if group and generation.isdigit() and int(generation) > 1:
+            hidden += int(generation) - 1
+            example = example or f"{group}.{int(generation) - 1}"
+    if not hidden:
+        return None
+    return (
+        f"{counted(hidden, 'superseded run')} not listed (a later run of the same group "
+        f"replaced each): see one with `citybrain runs show {example}`"
+    )
+
+
 def superseded_note(doc: dict[str, Any], now: float) -> str:
     """The lines `runs show` puts above a superseded run: which run replaced it, when,
     and what may still be done (the API's advice, whole)."""
@@ -1395,6 +1415,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
+        hint = superseded_hint(runs)
+        if hint:
+            print(hint)
         if runs:
             print(runs_table(runs, names, now, table_width(args.wide)))
     elif args.action == "show":
@@ -2837,7 +2860,12 @@ def build_parser() -> argparse.ArgumentParser:
     }
     p = command(sub, "runs", "list playbook runs and act on them through the operator API")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    lst = command(rsub, "list", "list the runs as a table (latest run of each group)")
+    lst = command(
+        rsub,
+        "list",
+        "list the runs as a table (latest run of each group; a line says how many earlier, "
+        "superseded runs it hides and how to see one)",
+    )
     statuses = list(RUN_LIST_STATUSES)
     lst.add_argument(
         "--status",
