@@ -1314,7 +1314,7 @@ def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     return (
         f"{counted(hidden, 'superseded run')} not listed (a later run of the same group "
-        f"replaced each): see one with `citybrain runs show {example}`"
+        f"replaced each): see one with {command_line('runs', 'show', example)}"
     )
 
 

@@ -22,7 +22,7 @@ from citybrain.cli import (
     runs_table,
     superseded_hint,
 )
-from citybrain.commands import cli_command
+from citybrain.commands import cli_command, command_line
 
 NOW = time.time()
 RUN = {
@@ -271,7 +271,7 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     hint = superseded_hint(latest)
     assert hint == (
         "2 superseded runs not listed (a later run of the same group replaced each): "
-        "see one with `citybrain runs show grp-a.2`"
+        f"see one with {command_line('runs', 'show', 'grp-a.2')}"
     )
     monkeypatch.setattr("citybrain.cli._api", lambda *args, **kw: {"runs": latest})
     monkeypatch.setattr("citybrain.cli._cell_names", lambda: NAMES)
