@@ -1304,7 +1304,7 @@ def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
     run ``g.3`` superseded ``g.1`` and ``g.2``; the group keeps the last
     ``streams.response.KEEP_SUPERSEDED`` readable by `runs show`; trial 7: run .1,
     reopened twice and escalated, vanished from the list with no word)."""
-    hidden, example = 0, None
+    hidden, example = 0, ""
     for run in runs:
         group, _, generation = str(run.get("run_id", "")).rpartition(".")
         if group and generation.isdigit() and int(generation) > 1:
