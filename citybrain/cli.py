@@ -1298,6 +1298,26 @@ def _no_step(run: dict[str, Any]) -> str:
     return "-"
 
 
+def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """The one line `runs list` adds when the runs it lists superseded earlier ones, or
+    None: how many it hides and how to see one (a run id is ``<group>.<generation>``, so
+    run ``g.3`` superseded ``g.1`` and ``g.2``; the group keeps the last
+    ``streams.response.KEEP_SUPERSEDED`` readable by `runs show`; trial 7: run .1,
+    reopened twice and escalated, vanished from the list with no word)."""
+    hidden, example = 0, ""
+    for run in runs:
+        group, _, generation = str(run.get("run_id", "")).rpartition(".")
+        if group and generation.isdigit() and int(generation) > 1:
+            hidden += int(generation) - 1
+            example = example or f"{group}.{int(generation) - 1}"
+    if not hidden:
+        return None
+    return (
+        f"{counted(hidden, 'superseded run')} not listed (a later run of the same group "
+        f"replaced each): see one with {command_line('runs', 'show', example)}"
+    )
+
+
 def superseded_note(doc: dict[str, Any], now: float) -> str:
     """The lines `runs show` puts above a superseded run: which run replaced it, when,
     and what may still be done (the API's advice, whole)."""
@@ -1395,6 +1415,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
+        hint = superseded_hint(runs)
+        if hint:
+            print(hint)
         if runs:
             print(runs_table(runs, names, now, table_width(args.wide)))
     elif args.action == "show":
@@ -1933,11 +1956,17 @@ COMPARED = (
 
 
 def _load_incidents(
-    path: Path, grid: Grid, units: Mapping[str, Any], on_error: str, bucket_seconds: float
+    path: Path,
+    grid: Grid,
+    units: Mapping[str, Any],
+    on_error: str,
+    bucket_seconds: float,
+    max_future_skew: float = 300.0,
 ) -> list[Incident]:
     """Canonical incident CSV (docs/events.md) read as replay reads it and judged as the
     worker judges it (citybrain.rehearse ``read_incidents``: ``file:line`` errors; a row
-    the worker would dead-letter is a bad row). Every bad row is listed: with
+    the worker would dead-letter is a bad row, one more than ``max_future_skew`` s ahead
+    of the clock too). Every bad row is listed: with
     ``--on-error stop`` (CliError after the list), or skipped with ``--on-error skip``.
     Reports the worker would drop as re-sent (``citybrain.resent``) are left out and said;
     a department from the ``department`` column, else (or when empty) from the worker's
@@ -1954,7 +1983,14 @@ def _load_incidents(
     try:
         # Every row is read either way, so --on-error stop lists all the bad ones at once.
         found = read_incidents(
-            path, grid.cells, known, classifier.predict, bad.append, grid, bucket_seconds
+            path,
+            grid.cells,
+            known,
+            classifier.predict,
+            bad.append,
+            grid,
+            bucket_seconds,
+            max_future_skew,
         )
     except RehearsalError as exc:
         raise CliError(f"--incidents {exc}: fix the file") from None
@@ -2127,8 +2163,14 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     except RehearsalError as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
+    settings = _settings()
     incidents = _load_incidents(
-        Path(args.incidents), grid, units, args.on_error, _settings().burst_bucket_seconds
+        Path(args.incidents),
+        grid,
+        units,
+        args.on_error,
+        settings.burst_bucket_seconds,
+        settings.max_future_skew,
     )
     if not incidents:
         raise CliError(f"--incidents {args.incidents}: no reports")
@@ -2818,7 +2860,12 @@ def build_parser() -> argparse.ArgumentParser:
     }
     p = command(sub, "runs", "list playbook runs and act on them through the operator API")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    lst = command(rsub, "list", "list the runs as a table (latest run of each group)")
+    lst = command(
+        rsub,
+        "list",
+        "list the runs as a table (latest run of each group; a line says how many earlier, "
+        "superseded runs it hides and how to see one)",
+    )
     statuses = list(RUN_LIST_STATUSES)
     lst.add_argument(
         "--status",

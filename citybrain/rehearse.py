@@ -38,8 +38,8 @@ from __future__ import annotations
 import bisect
 import difflib
 import heapq
-import math
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -317,6 +317,8 @@ def read_incidents(
     on_bad_row: Callable[[BadRow], None] | None = None,
     grid: Grid | None = None,
     bucket_seconds: float = 1800.0,
+    max_future_skew: float = 300.0,
+    now: float | None = None,
 ) -> IncidentFile:
     """The canonical incident CSV (docs/events.md; columns in any order, plus an optional
     ``department``) -> the reports, read as the replay reads them (streams.csvfile:
@@ -325,7 +327,9 @@ def read_incidents(
     unless ``on_bad_row`` takes it. Also bad: an empty ``report_id``, a ``grid_cell`` not
     in ``cells``, and with ``grid`` every row the worker would dead-letter (its own
     ``EventValidator``: a ``source`` none of hotline, app, inspector, emergency, an event
-    time before 1990). A row the worker would drop as a re-sent report
+    time before 1990, one more than ``max_future_skew`` s, the worker's
+    ``CITYBRAIN_MAX_FUTURE_SKEW``, ahead of ``now``: epoch s, the wall clock if None). A
+    row the worker would drop as a re-sent report
     (``citybrain.resent``: the same ``report_id`` in the same cell and category within a
     day, in replay's order: event time, then line) is left out and listed
     (``duplicates``). An empty ``department`` (or none: no column) is the text
@@ -334,7 +338,10 @@ def read_incidents(
     ``bucket_seconds``: the worker's ``CITYBRAIN_BURST_BUCKET_SECONDS``, which the
     duplicate rule counts its day in. Raises ``RehearsalError`` for a file that cannot be
     read or lacks a column."""
-    validator = EventValidator(grid, max_future_skew=math.inf) if grid is not None else None
+    # The worker's own check against the wall clock (trial 7: a row dated 2099 was
+    # rehearsed, though the worker dead-letters it as in_future).
+    validator = EventValidator(grid, max_future_skew) if grid is not None else None
+    clock = time.time() if now is None else now
     records = read_records(path)
     try:
         header = next(records, None)
@@ -386,7 +393,7 @@ def read_incidents(
                         ts, rid, row[at["category"]], row[at["text"]], row[at["source"]], cell
                     ).to_json()
                     try:
-                        validator.incident(raw, math.inf)
+                        validator.incident(raw, clock)
                     except EventError as exc:
                         reason = f"{exc} (the worker would dead-letter it: {exc.code})"
                         raise _Bad(BadRow(path, line, reason)) from None

@@ -3,10 +3,10 @@ read reports without a worker (``report``, ``rehearse``), so they leave out exac
 reports the worker leaves out.
 
 The rule is ``streams.bursts.BurstTracker.dropped`` (docs/events.md, "Incident reports"):
-a report whose ``report_id`` was already counted in its grid cell and category within a
-day of event time (the last 200 ids there) is a duplicate. The same id in another cell or
-category is a new report (the tracker keeps, per cell and category, the last 200 ids it
-counted, and holds one against a report only within a day of event time of it). This
+a report whose ``report_id`` was already counted or found late in its grid cell and
+category, with an event time within a day of this one's (the last 200 ids there), is a
+duplicate; duplicates are checked before lateness, so a re-sent late report is a
+duplicate too. The same id in another cell or category is a new report. This
 module runs the tracker itself over the reports in the order the worker sees them, so a
 change to the rule there is a change here.
 """
@@ -40,7 +40,7 @@ def worker_duplicates(
         duplicate = tracker.dropped(state, report) == "duplicate"
         out.append(duplicate)
         if not duplicate:
-            # As the worker does: a late report is counted but changes no state (observe
-            # leaves it out itself); the department only names a burst's alert.
+            # As the worker does: a late report is counted and only its id remembered
+            # (observe does that itself); the department only names a burst's alert.
             states[key], _ = tracker.observe(state, report, "")
     return out

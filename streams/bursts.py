@@ -30,11 +30,14 @@ A report counted in the window but in no alert when its sub-bucket leaves the wi
 window that stayed below the threshold) is returned as ``unalerted`` by ``observe_all``:
 the incidents agent counts, logs and audits it, so no valid report ends silently.
 
-A report is counted once: a ``report_id`` already seen in its (cell, category) within
-``seen_seconds`` of event time (the last ``max_seen_reports`` of them) is a **duplicate**
-(a re-sent report: a gateway's retry, a re-export), and a report older than the window is
-**late**; neither is counted in the window, and ``dropped`` says which (the incidents
-agent counts and logs them; docs/events.md).
+A report is counted once: a ``report_id`` already seen in its (cell, category) with an
+event time within ``seen_seconds`` of this one's, either side (the last
+``max_seen_reports`` ids counted or late there), is a **duplicate** (a re-sent report: a
+gateway's retry, a re-export), checked first; a report older than the window is **late**.
+Neither is counted in the window, and ``dropped`` says which (the incidents agent counts
+and logs them; docs/events.md). A late report's id is remembered like a counted one's, so
+a re-send of it is a duplicate too (trial 7: two late copies of one report were two
+incidents to the worker and ``report``, one to ``rehearse``).
 
 State per (cell, category), JSON-serialisable for the faust table, O(hops +
 max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "episode",
@@ -50,6 +53,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.events import IncidentReport
+
+# How far apart (event time) two copies of a report id may be, and how much older than
+# its group's run's opening a report may be and still be offered to that run
+# (streams.response): one day, the span of one incident.
+SEEN_SECONDS = 86_400.0
 
 
 @dataclass(slots=True)
@@ -80,7 +88,7 @@ class BurstTracker:
     max_idle_buckets: int = 96  # after this many empty windows the baseline is ~0 anyway
     max_held_reports: int = 200  # report ids the window holds until it alerts
     hops: int = 6  # sub-buckets per window: a burst shorter than 5/6 of it is seen whole
-    seen_seconds: float = 86_400.0  # how long (event time) a report id is remembered
+    seen_seconds: float = SEEN_SECONDS  # how far apart (event time) two copies of an id may be
     max_seen_reports: int = 200  # per (cell, category): bounds the table state
     departments: Counter[str] = field(default_factory=Counter)
 
@@ -96,11 +104,14 @@ class BurstTracker:
         if not state or "slot" not in state:
             return None
         slot = math.floor(report.ts / self.step)
-        # Seen within ``seen_seconds`` of this report or of the newest one (the list is
-        # pruned only when a report is counted: an id re-sent after a quiet spell of
-        # more than a day is not held against it).
-        horizon = max(slot, int(state["slot"])) - math.ceil(self.seen_seconds / self.step)
-        if any(s[0] == report.report_id and s[1] >= horizon for s in state.get("seen", ())):
+        # Seen with an event time within ``seen_seconds`` of this report's, either side:
+        # one rule whatever the order (a late copy of a late report, an id re-sent
+        # after a quiet spell of more than a day is a new report). Checked before
+        # lateness, so a re-sent late report is a duplicate, not late twice.
+        day = math.ceil(self.seen_seconds / self.step)
+        if any(
+            s[0] == report.report_id and abs(int(s[1]) - slot) <= day for s in state.get("seen", ())
+        ):
             return "duplicate"
         if slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
             return "late"
@@ -122,18 +133,20 @@ class BurstTracker:
         Returns the new state (the old one is not kept); the Bursts, in order: a
         ``resolved`` one when this report finds the open episode's window thinned out,
         then a firing one when it tips over or follows an open episode; and the reports
-        (id, channel) that left the window in no alert. A report ``dropped`` names (a
-        duplicate, a late one) changes nothing."""
-        if state is not None and self.dropped(state, report) is not None:
-            return state, [], []
+        (id, channel) that left the window in no alert. A report ``dropped`` names
+        changes nothing in the window: a duplicate changes nothing at all, a late one only
+        has its id remembered (so a re-send of it is a duplicate)."""
+        reason = None if state is None else self.dropped(state, report)
         slot = math.floor(report.ts / self.step)
+        if state is not None and reason == "duplicate":
+            return state, [], []
+        if state is not None and reason == "late":
+            # Not counted, but remembered: a re-send of it is a duplicate.
+            return {**state, "seen": self._seen(state, report, slot)}, [], []
         state = self._advance(state, slot)
         index = slot - state["slot"] + self.hops - 1  # position in the window's ring
         state["counts"][index] += 1
-        horizon = state["slot"] - math.ceil(self.seen_seconds / self.step)
-        seen = [s for s in state.get("seen", ()) if s[1] >= horizon]
-        seen.append([report.report_id, slot])
-        state["seen"] = seen[-self.max_seen_reports :]
+        state["seen"] = self._seen(state, report, slot)
         count = sum(state["counts"])
         baseline = state["baseline"]
         threshold = max(self.min_reports, baseline * self.factor + 3 * math.sqrt(baseline))
@@ -188,6 +201,14 @@ class BurstTracker:
             )
         )
         return state, out, unalerted
+
+    def _seen(self, state: dict[str, Any], report: IncidentReport, slot: int) -> list[Any]:
+        """``state``'s seen ids with ``report``'s added: the last ``max_seen_reports``
+        (the rule in ``dropped`` compares event times, so no pruning by time is needed
+        and none would be safe: a late report's id is older than the window)."""
+        seen = [list(s) for s in state.get("seen", ())]
+        seen.append([report.report_id, slot])
+        return seen[-self.max_seen_reports :]
 
     def _episode_burst(
         self,

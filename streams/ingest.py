@@ -180,12 +180,14 @@ class Ingest:
         return doc
 
     # -- incident reports ------------------------------------------------------------
-    def _offer(self, report: Any, department: str) -> list[tuple[str, Any]]:
+    def _offer(self, report: Any, department: str, late: bool) -> list[tuple[str, Any]]:
         """``routed`` messages offering ``report`` (in no alert) to the run of each group
-        its burst alert would be routed to: ``{"report": {...}, "route": {"id",
-        "playbook"}}`` keyed by the group key. The response stage covers it if that run is
-        open and drops the offer otherwise (the report then waits in its window for a
-        burst, or ends as ``reports_not_alerted``)."""
+        its burst alert would be routed to: ``{"report": {..., "ts": event time in epoch
+        s, "late": ``late``}, "route": {"id", "playbook"}}`` keyed by the group key. The
+        response stage covers it if that run is open and the report is not more than a
+        day older than the run's opening, and drops the offer otherwise (the report then
+        waits in its window for a burst, or ends as ``reports_not_alerted``; a late one,
+        never in the window, is counted and audited so by the response stage)."""
         labels = {
             **self.grid.cell_labels(report.grid_cell),
             "alert_id": "",
@@ -200,6 +202,8 @@ class Ingest:
             "channel": report.source,
             "grid_cell": report.grid_cell,
             "category": report.category,
+            "ts": report.ts,
+            "late": late,
         }
         return [
             (
@@ -259,7 +263,7 @@ class Ingest:
                 # have, which covers it as a follow-up if that run is open (trial 6:
                 # reports arriving while a run for their cell and category waited for
                 # an acknowledgement reached no run).
-                offered += self._offer(report, department)
+                offered += self._offer(report, department, reason == "late")
             for burst in bursts:
                 resolved = burst.status == "resolved"
                 alerts.append(

@@ -23,7 +23,10 @@ from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Ru
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
+from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
+from streams.errors import EventError
+from streams.events import format_ts, parse_ts
 from streams.replies import AUDITED, count_campaign, reply_document
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,18 @@ log = logging.getLogger(__name__)
 # Finished runs a group keeps after a new run superseded them, newest last: readable by
 # `runs show` (where they went), no longer changeable. Bounds the group's state.
 KEEP_SUPERSEDED = 3
+# A report in no alert more than this (event time) older than its group's open run's
+# opening is not offered to it (trial 7: reports of 06-01 joined a run opened on 06-04 and
+# got its closures). The day the burst tracker holds a report id: one incident's span.
+OFFER_MAX_AGE = SEEN_SECONDS
+
+
+def _event_time(value: Any) -> float | None:
+    """Epoch s of an alert's ``started_at`` (ISO 8601), None if it has none."""
+    try:
+        return parse_ts(value, "started_at")
+    except EventError:
+        return None
 
 
 class WarnEvery:
@@ -139,6 +154,8 @@ class Response:
             run, cmds = engine.new_run(
                 f"{key.decode()}.{group['generation']}", alert, now, group_wait=wait
             )
+            # The run's opening in event time: how old a report offered to it may be.
+            group["opened_ts"] = _event_time(alert.get("started_at"))
             self.metrics.runs.labels(run.playbook, run.department).inc()
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             try:
@@ -155,7 +172,13 @@ class Response:
         """A citizen report in no alert, offered to its group's run (streams.ingest): an
         open run covers it as a follow-up (``report_covered``, closed with the others);
         with no run, or a finished one, the offer is dropped: a report that came after a
-        run closed is a new problem, for a new burst (or ``reports_not_alerted``)."""
+        run closed is a new problem, for a new burst (or ``reports_not_alerted``). So is
+        one whose event time is more than ``OFFER_MAX_AGE`` (a day) before the run's
+        opening (its first alert's ``started_at``): a report days old is no follow-up of
+        a run opened since (trial 7). That one is in no alert: a late one (never in the
+        burst window, which would say so) is counted in
+        ``citybrain_incidents_unalerted_total`` and audited as ``reports_not_alerted``
+        here; any other is, by the window, when it leaves it in no alert."""
         stored = self.ctx.groups.get(key)
         if not stored or not stored.get("run"):
             return
@@ -165,10 +188,55 @@ class Response:
         rid, channel = report.get("report_id"), report.get("channel")
         if not isinstance(rid, str) or not rid or not isinstance(channel, str):
             return  # only the incidents stage writes these; nothing to cover
+        ts, opened = report.get("ts"), stored.get("opened_ts")
+        if (
+            isinstance(ts, int | float)
+            and isinstance(opened, int | float)
+            and ts < opened - OFFER_MAX_AGE
+        ):
+            await self._too_old(run, report, rid, channel, float(ts), float(opened))
+            return
         engine = self.engines[run.playbook]
         run, cmds = engine.step(run, ReportsCovered(((rid, channel),), time.time()))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
+
+    async def _too_old(
+        self,
+        run: Run,
+        report: dict[str, Any],
+        rid: str,
+        channel: str,
+        ts: float,
+        opened: float,
+    ) -> None:
+        """A report refused by its group's open run as older than its opening by more than
+        ``OFFER_MAX_AGE``: if it is late (never in the window), counted, logged and
+        audited here as in no alert; otherwise its window does that when it leaves."""
+        if not report.get("late"):
+            return
+        self.metrics.incidents_unalerted.labels(channel).inc()
+        detail = (
+            f"report {rid} of {report.get('category')!r} at {report.get('grid_cell')} "
+            f"({format_ts(ts)}) is more than {OFFER_MAX_AGE / 3600:g} h older than run "
+            f"{run.run_id} of its group (opened {format_ts(opened)}): in no alert, not "
+            "covered by that run"
+        )
+        log.info("incidents: %s", detail)
+        await self.ctx.audit(
+            {
+                "action": "reports_not_alerted",
+                "run_id": run.run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": detail,
+                "data": {
+                    "grid_cell": report.get("grid_cell"),
+                    "category": report.get("category"),
+                    "report_ids": [rid],
+                },
+            }
+        )
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.integration.test_pipeline import steps_of
+from tests.integration.test_pipeline import START, steps_of
 from tests.integration.test_replies import send_reports
 from tests.services import Pipeline, scrape_sum
 
@@ -38,5 +38,27 @@ def test_re_sent_reports_are_counted_as_duplicates_and_logged(pipeline: Pipeline
         log = worker.log()
         assert "duplicate report(s) not counted towards bursts" in log
         assert "r-0" in log
+        # Trial 7: a late report sent twice was two incidents. It is one, and a duplicate;
+        # an hour older than the run's opening, it is covered by the open run once.
+        send_reports(pipeline, 1, t=START + 3600, tag="lt")
+        send_reports(pipeline, 1, t=START + 3660, tag="lt")
+        # Two days older than the run's opening: late, not the run's, in no alert.
+        send_reports(pipeline, 1, t=START + 7200 - 2 * 86_400, tag="old")
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, name) < 7 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        while (
+            scrape_sum(port, "citybrain_incidents_unalerted_total") < 1
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+        assert scrape_sum(port, name) == 7  # the second lt-0
+        assert scrape_sum(port, "citybrain_incidents_total") == 8  # lt-0 and old-0 once
+        assert scrape_sum(port, "citybrain_incidents_late_total") == 2  # lt-0, old-0
+        assert scrape_sum(port, "citybrain_incidents_unalerted_total") == 1  # old-0
+        steps = pipeline.read("steps", lambda m: True, settle=2)
+        covered = [d["detail"] for d in steps_of(steps, "report_covered")]
+        assert len(covered) == 7 and covered.count("lt-0") == 1
+        assert "old-0" not in covered
     finally:
         worker.stop()

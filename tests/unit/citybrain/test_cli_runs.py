@@ -20,8 +20,9 @@ from citybrain.cli import (
     not_found_hint,
     run_details,
     runs_table,
+    superseded_hint,
 )
-from citybrain.commands import cli_command
+from citybrain.commands import cli_command, command_line
 
 NOW = time.time()
 RUN = {
@@ -258,3 +259,22 @@ def test_an_id_is_one_path_segment_of_the_request(argv: list[str], path: str) ->
         server.shutdown()
         server.server_close()
     assert seen == [path] and status != 70
+
+
+def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 7: run .1, reopened twice and escalated, vanished from `runs list` when .2
+    opened, with no word. Run g.3 superseded g.1 and g.2; g.1 superseded nothing."""
+    latest = [{**RUN, "run_id": "grp-a.3"}, {**RUN, "run_id": "grp-b.1"}]
+    assert superseded_hint([{**RUN, "run_id": "grp-b.1"}]) is None
+    hint = superseded_hint(latest)
+    assert hint == (
+        "2 superseded runs not listed (a later run of the same group replaced each): "
+        f"see one with {command_line('runs', 'show', 'grp-a.2')}"
+    )
+    monkeypatch.setattr("citybrain.cli._api", lambda *args, **kw: {"runs": latest})
+    monkeypatch.setattr("citybrain.cli._cell_names", lambda: NAMES)
+    assert main(["runs", "list"]) == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("2 runs; times in local time") and out[1] == hint

@@ -449,6 +449,44 @@ def test_rehearse_judges_rows_as_the_worker_does(
     )
 
 
+def test_a_row_ahead_of_the_clock_is_a_bad_row_as_the_worker_dead_letters_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], grid: Grid
+) -> None:
+    """Trial 7: a row dated 2099 was rehearsed (with --on-error skip, a period to 2099),
+    though the worker dead-letters it as in_future. The worker's own allowance
+    (CITYBRAIN_MAX_FUTURE_SKEW, 300 s) against the wall clock."""
+    rows = ["timestamp,report_id,category,text,source,grid_cell"]
+    rows += ["2024-05-27T03:11:00Z,o-10,Noise,loud,app,c-top"]  # line 2
+    rows += ["2099-06-02T00:10:00Z,o-11,Noise,loud,app,c-top"]  # line 3: in_future
+    assert _rehearse_cli(tmp_path, rows) == 2
+    err = capsys.readouterr().err
+    assert "bad row " in err and "in.csv:3: " in err and "in_future)" in err
+    assert "in.csv:2" not in err
+    assert _rehearse_cli(tmp_path, rows, "--on-error", "skip") == 0
+    assert "1 report rehearsed, 1 bad row skipped" in capsys.readouterr().err
+    # The allowance is the worker's: 200 s ahead of ``now`` passes, 400 s does not.
+    path = tmp_path / "near.csv"
+    path.write_text(
+        "timestamp,report_id,category,text,source,grid_cell\n"
+        "2024-05-27T00:03:20Z,a,Noise,loud,app,c-top\n"
+        "2024-05-27T00:06:40Z,b,Noise,loud,app,c-top\n",
+        encoding="utf-8",
+    )
+    bad: list[object] = []
+    found = read_incidents(
+        path,
+        grid.cells,
+        {"police"},
+        lambda t: ["police"] * len(t),
+        bad.append,
+        grid,
+        max_future_skew=300.0,
+        now=DAY,
+    )
+    assert [i.report_id for i in found.incidents] == ["a"]
+    assert len(bad) == 1 and "near.csv:3:" in str(bad[0]) and "in_future" in str(bad[0])
+
+
 def test_nearest_is_case_blind() -> None:
     known = {"police", "fire"}
     assert nearest("POLICE", known) == nearest("Police", known) == nearest("polce", known)

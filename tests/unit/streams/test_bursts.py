@@ -172,8 +172,25 @@ def test_a_re_sent_report_is_a_duplicate_and_counted_once() -> None:
     state, _ = tracker.observe(state, report(1_000.0 + 6 * 3600.0), "police")
     assert [tracker.dropped(state, r) for r in sent] == ["duplicate"] * 3  # hours later
     state, _ = tracker.observe(state, report(1_000.0 + 2 * 86_400.0), "police")
-    assert [tracker.dropped(state, r) for r in sent] == ["late"] * 3  # forgotten after a day
+    # Their event times still match the copies seen: re-sent days later, still duplicates
+    # (the rule compares the copies' event times, not the cell's newest one).
+    assert [tracker.dropped(state, r) for r in sent] == ["duplicate"] * 3
     assert tracker.dropped(state, report(1_000.0 + 2 * 86_400.0 + 1)) is None
+
+
+def test_a_late_report_is_remembered_so_its_re_send_is_a_duplicate() -> None:
+    """Trial 7: two late copies of one report were two incidents. Duplicates come first,
+    and a late report's id is kept (only its id: the window is untouched)."""
+    tracker = BurstTracker()
+    state, _ = tracker.observe(None, report(10_000.0), "police")
+    first = IncidentReport(10_000.0 - 3600.0, "lt-1", "Noise", "loud", "inspector", "c1")
+    again = IncidentReport(10_000.0 - 3540.0, "lt-1", "Noise", "loud", "inspector", "c1")
+    assert tracker.dropped(state, first) == "late"
+    counts = list(state["counts"])
+    state, bursts, unalerted = tracker.observe_all(state, first, "police")
+    assert (bursts, unalerted, state["counts"]) == ([], [], counts)
+    assert tracker.dropped(state, again) == "duplicate"
+    assert tracker.dropped(state, first) == "duplicate"
 
 
 def test_state_from_fixed_buckets_keeps_its_baseline() -> None:

@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
 from streams.context import Context
-from streams.metrics import Metrics
-from streams.response import Response
+from streams.metrics import INCIDENTS_UNALERTED, Metrics
+from streams.response import OFFER_MAX_AGE, Response
 from streams.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -197,3 +197,47 @@ def test_a_report_in_no_alert_joins_its_groups_open_run_only(
     open_run, finished = asyncio.run(scenario())
     assert open_run == {"r-1": {"channel": "app", "status": "open"}}
     assert finished == {"r-1": {"channel": "app", "status": "replied"}}  # r-2 not taken
+
+
+def test_a_report_days_older_than_the_runs_opening_is_not_offered_to_it(
+    response: tuple[Response, Gate],
+) -> None:
+    """Trial 7: late reports of 06-01 23:57 to 06-02 00:01, replayed after run .2 opened
+    for a burst on 06-04, were covered by run .2 and got its closures. A report more than
+    OFFER_MAX_AGE (a day) older than the run's opening is in no alert: a late one is
+    counted and audited as reports_not_alerted here; one within the day is covered."""
+    stage, _ = response
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    stage.ctx.audit = audit  # type: ignore[method-assign]
+    opened = 1_717_480_860.0  # 2024-06-04T06:01:00Z
+    opening = alert("al-1")
+    opening["alert"]["started_at"] = "2024-06-04T06:01:00Z"
+
+    def aged(report_id: str, ts: float, late: bool) -> dict[str, Any]:
+        doc = offer(report_id)
+        doc["report"].update(ts=ts, late=late)
+        return doc
+
+    registry = CollectorRegistry()
+    stage.metrics = Metrics.create(registry)
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, opening))  # type: ignore[arg-type]
+        old = opened - OFFER_MAX_AGE - 2 * 86_400.0
+        await stage.on_routed(Event(KEY, aged("o-1", old, late=True)))  # type: ignore[arg-type]
+        await stage.on_routed(Event(KEY, aged("o-2", old, late=False)))  # type: ignore[arg-type]
+        recent = opened - OFFER_MAX_AGE + 60.0
+        await stage.on_routed(Event(KEY, aged("o-3", recent, late=True)))  # type: ignore[arg-type]
+        return dict(stage.ctx.groups.data[KEY]["run"]["reports"])
+
+    covered = asyncio.run(scenario())
+    assert list(covered) == ["o-3"]
+    # o-1 only: o-2 (not late) is counted by its window when it leaves it.
+    assert registry.get_sample_value(INCIDENTS_UNALERTED, {"source": "app"}) == 1.0
+    [record] = [r for r in audited if r["action"] == "reports_not_alerted"]
+    assert record["data"]["report_ids"] == ["o-1"]
+    assert "older than run grp-flood.1" in record["detail"]
