@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import html
 import math
-import reprlib
 import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +41,7 @@ from typing import Any
 
 from citybrain.errors import InputError
 from citybrain.text import day
+from playbooks.routing import brief
 
 FIRST_LINE = frozenset({"community", "street"})
 HIGH_LEVELS = frozenset({"district", "city"})
@@ -104,13 +104,12 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
             continue  # API refusals and other audit records about no run
         at = rec.get("at")
         if isinstance(at, bool) or not isinstance(at, (int, float)) or not _finite(at):
-            raise CampaignError(f'record {i} ({_record_id(rec)}): field "at" is {_brief(at)}')
+            raise CampaignError(f'record {i} ({_record_id(rec)}): field "at" is {brief(at)}')
         data = rec.get("data")
         if data is not None and not isinstance(data, Mapping):
             # A list or text here raised TypeError/AttributeError ("a bug", exit 70).
             raise CampaignError(
-                f'record {i} ({_record_id(rec)}): field "data" is {_brief(data)}, '
-                "expected an object"
+                f'record {i} ({_record_id(rec)}): field "data" is {brief(data)}, expected an object'
             )
         if at <= until:
             ordered.append((float(at), _seq(rec), i, rec))
@@ -160,22 +159,9 @@ def _finite(number: float) -> bool:
         return False
 
 
-_BRIEF = reprlib.Repr()
-_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 3, 6, 6
-_BRIEF.maxstring = _BRIEF.maxother = 60
-
-
-def _brief(value: Any) -> str:
-    """A record's value in a message: a few levels and items deep."""
-    try:
-        return _BRIEF.repr(value)
-    except (RecursionError, ValueError):
-        return f"<{type(value).__name__}>"
-
-
 def _record_id(rec: Mapping[str, Any]) -> str:
     value = rec.get("id")
-    return value[:60] if isinstance(value, str) else _brief(value)
+    return value[:60] if isinstance(value, str) else brief(value)
 
 
 def created_times(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:

@@ -131,7 +131,8 @@ _BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 3, 6, 6
 _BRIEF.maxstring = _BRIEF.maxother = 60
 
 
-def _brief(value: Any) -> str:
+def brief(value: Any) -> str:
+    """``value`` in a one-line message: a few levels and items deep, never raising."""
     try:
         return _BRIEF.repr(value)
     except (RecursionError, ValueError):
@@ -296,7 +297,7 @@ class Matcher:
         ``name="v"``, ``name!="v"``, ``name=~"re"``, ``name!~"re"``, the value quoted
         or not. Raises RoutingConfigError naming the text and the reason."""
         if not isinstance(text, str):
-            raise RoutingConfigError(f"matcher {_brief(text)} is a {type(text).__name__}, not text")
+            raise RoutingConfigError(f"matcher {brief(text)} is a {type(text).__name__}, not text")
         try:
             text.encode("utf-8")
         except UnicodeError:
@@ -360,7 +361,7 @@ def parse_matchers(text: str) -> list[Matcher]:
     ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
     quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError."""
     if not isinstance(text, str):
-        raise RoutingConfigError(f"matcher {_brief(text)} is a {type(text).__name__}, not text")
+        raise RoutingConfigError(f"matcher {brief(text)} is a {type(text).__name__}, not text")
     body = text.removeprefix("{").removesuffix("}")
     tokens: list[str] = []
     token: list[str] = []
@@ -421,7 +422,7 @@ def label_set(value: Any) -> dict[str, str]:
         raise RoutingConfigError(f"labels are a {type(value).__name__}, expected a mapping")
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
-            raise RoutingConfigError(f"label {_brief(name)} is {_brief(text)}, expected text")
+            raise RoutingConfigError(f"label {brief(name)} is {brief(text)}, expected text")
     return dict(value)
 
 
@@ -532,7 +533,7 @@ class Silence:
             value = data.get(name)
             if not isinstance(value, kinds) or isinstance(value, bool):
                 raise SilenceError(
-                    f"silence field {name!r} is {_brief(value)}, expected "
+                    f"silence field {name!r} is {brief(value)}, expected "
                     + " or ".join(k.__name__ for k in kinds),
                     "field",
                 )
@@ -540,7 +541,7 @@ class Silence:
 
         matchers = get("matchers", (list,))
         if not all(isinstance(m, str) for m in matchers):
-            raise SilenceError(f"silence matchers {_brief(matchers)} are not all text", "field")
+            raise SilenceError(f"silence matchers {brief(matchers)} are not all text", "field")
         return new_silence(
             get("id", (str,)),
             matchers,
@@ -653,7 +654,7 @@ def silence_window(
     def seconds(name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SilenceError(
-                f"silence field {name!r} is {_brief(value)}, expected epoch seconds", "field"
+                f"silence field {name!r} is {brief(value)}, expected epoch seconds", "field"
             )
         try:
             number = float(value)
@@ -661,7 +662,7 @@ def silence_window(
             number = math.inf
         if not math.isfinite(number):
             raise SilenceError(
-                f"silence field {name!r} is {_brief(value)}, expected finite epoch seconds", "field"
+                f"silence field {name!r} is {brief(value)}, expected finite epoch seconds", "field"
             )
         return number
 
