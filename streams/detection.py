@@ -356,35 +356,30 @@ class SensorDetection:
                 last_offset = state["last_offset"]
                 last_index = state.get("last_index", 0)
                 detector = state["detector"]
+                accept = False
                 if (item.offset, item.index) <= (last_offset, last_index):
                     result.redelivered += 1
                 else:
                     last_offset, last_index = item.offset, item.index
                     if ts > last_ts:
-                        new = {
-                            "detector": detector,
-                            "last_ts": ts,
-                            "last_offset": last_offset,
-                            "last_index": last_index,
-                            "episode": state["episode"],
-                        }
-                        new_states[sensor_id] = new
-                        admitted.append((new, item))
-                        slots.append(detector.slot)
-                        values.append(reading.value)
-                        times.append(ts)
-                        continue
-                    if ts == last_ts:
+                        last_ts, accept = ts, True
+                    elif ts == last_ts:
                         result.duplicates += 1
                     else:
                         result.rejected.append((item, "out_of_order", _older(ts, last_ts)))
-                new_states[sensor_id] = {
+                new = {
                     "detector": detector,
                     "last_ts": last_ts,
                     "last_offset": last_offset,
                     "last_index": last_index,
                     "episode": state["episode"],
                 }
+                new_states[sensor_id] = new
+                if accept:
+                    admitted.append((new, item))
+                    slots.append(detector.slot)
+                    values.append(reading.value)
+                    times.append(ts)
                 continue
             items = more.get(sensor_id) or [item]
             state, accepted = self._admit_sensor(items, state, result)
@@ -421,54 +416,34 @@ class SensorDetection:
         # Most batches flag nothing: then no sensor's flags need looking at.
         all_flags = flags_array.tolist() if flags_array.any() else None
         scored_by_kind, last = result.scored_by_kind, result.last
-        quiet = 0  # quiet single readings, counted at the end
         start = 0
         for state, taken in admitted:
-            its: list[Incoming]
-            if not isinstance(taken, list):
-                stop = start + 1
-                if state["episode"] is None and (all_flags is None or not all_flags[start]):
-                    # Quiet (most sensors of most batches): no episode to walk, only the
-                    # counts and the last reading -- what ``_record`` does then, inline,
-                    # since nothing here can raise.
-                    reading = taken.reading
-                    kind = reading.kind
-                    scored_by_kind[kind] = scored_by_kind.get(kind, 0) + 1
-                    last[reading.sensor_id] = (
-                        kind,
-                        reading.grid_cell,
-                        1,
-                        reading.value,
-                        all_scores[start],
-                        False,
-                    )
-                    quiet += 1
-                    start = stop
-                    continue
-                its = [taken]
+            # One reading alone (the common case) or several; no list built for one.
+            if isinstance(taken, list):
+                reading, n = taken[-1].reading, len(taken)
             else:
-                its = taken
-                stop = start + len(its)
-                if state["episode"] is None and (
-                    all_flags is None or not any(all_flags[start:stop])
-                ):
-                    reading = its[-1].reading
-                    kind = reading.kind
-                    n = stop - start
-                    result.scored += n
-                    scored_by_kind[kind] = scored_by_kind.get(kind, 0) + n
-                    last[reading.sensor_id] = (
-                        kind,
-                        reading.grid_cell,
-                        n,
-                        reading.value,
-                        all_scores[stop - 1],
-                        False,
-                    )
-                    start = stop
-                    continue
+                reading, n = taken.reading, 1
+            stop = start + n
+            if state["episode"] is None and (all_flags is None or not any(all_flags[start:stop])):
+                # Quiet (most sensors of most batches): no episode to walk, only the
+                # counts and the last reading -- what ``_record`` does then, inline,
+                # since nothing here can raise.
+                kind = reading.kind
+                result.scored += n
+                scored_by_kind[kind] = scored_by_kind.get(kind, 0) + n
+                last[reading.sensor_id] = (
+                    kind,
+                    reading.grid_cell,
+                    n,
+                    reading.value,
+                    all_scores[stop - 1],
+                    False,
+                )
+                start = stop
+                continue
+            its = taken if isinstance(taken, list) else [taken]
             self._isolated(
-                its[0].reading.sensor_id,
+                reading.sensor_id,
                 its,
                 result,
                 partial(
@@ -476,12 +451,11 @@ class SensorDetection:
                     state,
                     its,
                     all_scores[start:stop],
-                    [False] * (stop - start) if all_flags is None else all_flags[start:stop],
+                    [False] * n if all_flags is None else all_flags[start:stop],
                     result,
                 ),
             )
             start = stop
-        result.scored += quiet
         return result
 
     def _score_record(
