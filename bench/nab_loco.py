@@ -35,6 +35,7 @@ from citybrain.nab import (
     PROFILES,
     Case,
     category,
+    detections,
     leave_one_category_out,
     normalised,
     score_at,
@@ -157,17 +158,11 @@ def losses(
     cost: dict[str, float] = {}
     count: Counter[str] = Counter()
     for case in cases:
-        first: dict[int, int] = {}
-        for row in range(case.probation, len(case.scores)):
-            if case.scores[row] < theta:
-                continue
-            k = case.window_of(row)
-            if k is None:
-                cat = category(case)
-                cost[cat] = cost.get(cat, 0.0) - case.fp_cost(row, a_fp) * per_raw
-                count[cat] += 1
-            else:
-                first.setdefault(k, row)
+        first, outside = detections(case, theta)
+        if outside:
+            cat = category(case)
+            cost[cat] = cost.get(cat, 0.0) - sum(case.fp_cost(r, a_fp) for r in outside) * per_raw
+            count[cat] += len(outside)
         for k, (start, end) in enumerate(case.windows):
             best = case.tp_credit(start, k, a_tp)
             earned = case.tp_credit(first[k], k, a_tp) if k in first else -a_fn

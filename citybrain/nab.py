@@ -60,20 +60,29 @@ class Case:
         return a_tp * sigma(-(e - row + 1) / (e - s + 1)) / sigma(-1.0)
 
 
+def detections(case: Case, theta: float) -> tuple[dict[int, int], list[int]]:
+    """``case``'s detections at ``theta`` past probation: each detected window's first
+    row (window index -> row), and the rows outside every window (false alarms)."""
+    first: dict[int, int] = {}
+    outside: list[int] = []
+    for row in range(case.probation, len(case.scores)):
+        if case.scores[row] < theta:
+            continue
+        k = case.window_of(row)
+        if k is None:
+            outside.append(row)
+        else:
+            first.setdefault(k, row)
+    return first, outside
+
+
 def raw_score(cases: Sequence[Case], theta: float, profile: str) -> float:
     """Rule 6 at one threshold, directly (the reference the sweep is tested against)."""
     a_tp, a_fp, a_fn = PROFILES[profile]
     total = 0.0
     for case in cases:
-        first: dict[int, int] = {}
-        for row in range(case.probation, len(case.scores)):
-            if case.scores[row] < theta:
-                continue
-            k = case.window_of(row)
-            if k is None:
-                total += case.fp_cost(row, a_fp)
-            else:
-                first.setdefault(k, row)
+        first, outside = detections(case, theta)
+        total += sum(case.fp_cost(row, a_fp) for row in outside)
         for k in range(len(case.windows)):
             total += case.tp_credit(first[k], k, a_tp) if k in first else -a_fn
     return total
