@@ -974,9 +974,12 @@ def _api(
         # A character HTTP cannot carry was a UnicodeEncodeError or "Invalid header
         # value" traceback ("a bug", exit 70).
         where = "--token" if args.token else "CITYBRAIN_API_TOKEN"
-        bad = next((i for i, c in enumerate(token) if not _BEARER.fullmatch(c.encode())), 0)
+        bad = _bearer_fault(encoded)  # (every byte before it is ASCII: a character index)
+        char = token[bad]
+        # (A byte that is not UTF-8 arrives as a surrogate escape: named as the byte.)
+        shown = f"byte 0x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else repr(char)
         raise CliError(
-            f"{where} has {token[bad]!r} at position {bad + 1}: a bearer token is ASCII "
+            f"{where} has {shown} at position {bad + 1}: a bearer token is ASCII "
             "letters, digits and - . _ ~ + / (then = padding), RFC 6750"
         )
     base = api_base(args.url)
@@ -1618,7 +1621,7 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
     # A token that is no RFC 6750 bearer token could never be sent in the Authorization
     # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
     if not _BEARER.fullmatch(line):
-        bad = next((i for i in range(len(line)) if not _BEARER.fullmatch(line[: i + 1] + b"a")), 0)
+        bad = _bearer_fault(line)
         raise CliError(
             f"the token has byte 0x{line[bad]:02x} at position {bad + 1}: a bearer token is "
             "ASCII letters, digits and - . _ ~ + / (then = padding), RFC 6750; "
@@ -1629,6 +1632,19 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
 
 
 _BEARER = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+_NOT_BEARER = re.compile(rb"[^A-Za-z0-9\-._~+/=]")
+_AFTER_PADDING = re.compile(rb"=[^=]")
+
+
+def _bearer_fault(data: bytes) -> int:
+    """Index of the first byte that keeps ``data`` (not a ``_BEARER`` token) from being
+    one: a byte outside the alphabet, else the first byte after ``=`` padding; 0 for an
+    empty or all-padding token."""
+    outside = _NOT_BEARER.search(data)
+    if outside:
+        return outside.start()
+    padded = _AFTER_PADDING.search(data)
+    return padded.start() + 1 if padded else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -247,6 +247,8 @@ def test_services_that_are_down_give_status_3(
         # A token HTTP cannot carry: UnicodeEncodeError / "Invalid header value", exit 70.
         (["runs", "list", "--token", "ಠ_ಠ"], EXIT_USAGE, "--token has 'ಠ' at position 1"),
         (["silences", "list", "--token", "a\nb"], EXIT_USAGE, "--token has '\\n' at position 2"),
+        # Past '=' padding: the character after it, not the '=' (a lone '=' was blamed).
+        (["runs", "list", "--token", "abc==é"], EXIT_USAGE, "--token has 'é' at position 6"),
     ],
 )
 def test_the_reason_says_what_was_tried_and_what_to_do(
@@ -255,6 +257,17 @@ def test_the_reason_says_what_was_tried_and_what_to_do(
     proc = run_in_process(argv, stopped[1])
     assert proc.returncode == status
     assert proc.stderr.startswith("citybrain: ") and says in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_a_token_setting_with_bytes_that_are_not_utf8_is_named_by_byte(
+    stopped: tuple[Path, dict[str, str], Path],
+) -> None:
+    # The environment's bytes arrive as surrogate escapes: encoding one to find the bad
+    # character raised UnicodeEncodeError ("a bug", exit 70).
+    proc = run_cli(["runs", "list"], {**stopped[1], "CITYBRAIN_API_TOKEN": "ab\udcffcd"})
+    assert proc.returncode == EXIT_USAGE
+    assert "CITYBRAIN_API_TOKEN has byte 0xff at position 3" in proc.stderr
     assert proc.stderr.count("\n") == 1
 
 
@@ -345,6 +358,7 @@ def test_a_yaml_mistake_in_the_grid_or_routing_file_names_its_setting(
         (b"\xff\xfetoken\n", "the token has byte 0xff at position 1"),
         (b"two words\n", "the token has byte 0x20 at position 4"),
         (b"caf\xc3\xa9\n", "the token has byte 0xc3 at position 4"),
+        (b"abc==\xc3\xa9\n", "the token has byte 0xc3 at position 6"),
     ],
 )
 def test_a_token_that_no_bearer_header_can_carry_is_refused(
