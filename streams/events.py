@@ -23,6 +23,7 @@ from streams.errors import MISSING, EventError, unreadable
 READING_SCHEMA = "reading/1"
 # What a reading/1 document carries (besides its schema), in the order they are checked.
 READING_FIELDS = ("ts", "sensor_id", "kind", "value", "unit", "grid_cell")
+_READING_FIELDS = frozenset(READING_FIELDS)
 PACK_SCHEMA = "readings/1"  # many readings in one message, packed by an edge gateway
 INCIDENT_SCHEMA = "incident/1"
 # A pack's readings share one Kafka offset; the detector's redelivery rule orders them by
@@ -221,10 +222,13 @@ class EventValidator:
                 "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
             )
         given = doc.get("sensor_id")
-        if isinstance(given, str) and given and given not in self.grid.sensors:
+        sensor = self.grid.sensors.get(given) if isinstance(given, str) else None
+        if sensor is None and isinstance(given, str) and given:
             # First: whatever else the reading lacks, it would still be refused for this.
             raise EventError("unknown_sensor", "sensor_id", given, "sensor is not registered")
-        missing = [name for name in READING_FIELDS if name not in doc]
+        missing = (
+            [] if doc.keys() >= _READING_FIELDS else [n for n in READING_FIELDS if n not in doc]
+        )
         if len(missing) > 1:
             # Every one at once, not one per attempt.
             others = ", ".join(f'"{name}"' for name in missing[1:])
@@ -268,8 +272,7 @@ class EventValidator:
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:
             raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
-        sensor = self.grid.sensors.get(sensor_id)
-        if sensor is None:
+        if sensor is None:  # (an empty sensor_id: _string above refuses it)
             raise EventError("unknown_sensor", "sensor_id", sensor_id, "sensor is not registered")
         if sensor.cell != grid_cell or sensor.kind != kind_id:
             raise EventError(
