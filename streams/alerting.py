@@ -16,7 +16,7 @@ import orjson
 from faust.types import EventT
 
 from playbooks.errors import RoutingConfigError
-from playbooks.loader import load_routing, routing_errors
+from playbooks.loader import routing_errors
 from playbooks.routing import Route, Silence, SilenceBook, label_set, label_values
 from streams.context import Context
 
@@ -29,7 +29,7 @@ class Alerting:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.metrics = ctx.metrics
-        self.router = load_routing(ctx.settings.routing_file, ctx.playbooks)
+        self.router = ctx.router
         self._silences = SilenceBook()
         # A matcher on a value no alert carries (a kind the grid lacks) never matches:
         # `citybrain playbooks check` refuses it; the worker starts, and says so.

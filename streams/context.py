@@ -20,7 +20,7 @@ from faust.types import EventT, Message
 
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
-from playbooks.loader import load_playbooks
+from playbooks.loader import load_playbooks, load_routing
 from playbooks.routing import SILENCE_PROBLEMS
 from streams.detection import read_state, state_bytes
 from streams.errors import EventError
@@ -53,6 +53,8 @@ class Context:
         self.grid = grid
         self.metrics = metrics
         self.playbooks = load_playbooks(settings.playbook_dir)
+        # One routing tree for the stages that route (alerting; ingest's offers).
+        self.router = load_routing(settings.routing_file, self.playbooks)
         self.annotator = None
         if settings.grafana_url:
             token = settings.grafana_token.get_secret_value() if settings.grafana_token else ""

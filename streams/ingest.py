@@ -19,7 +19,6 @@ from typing import Any
 
 from faust.types import Message
 
-from playbooks.loader import load_routing
 from streams.bursts import BurstTracker
 from streams.columns import BatchAdmission
 from streams.context import Context, message_origin
@@ -72,7 +71,7 @@ class Ingest:
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
         )
         # To offer a report in no alert to the open run of its group (see on_incidents).
-        self.router = load_routing(settings.routing_file, ctx.playbooks)
+        self.router = ctx.router
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._said_dropped: dict[str, tuple[float | None, int]] = {}
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
@@ -210,7 +209,7 @@ class Ingest:
                 route.group_key(labels),
                 {"report": offer, "route": {"id": route.id, "playbook": route.playbook}},
             )
-            for route in self.router.decide(labels, [], [], time.time()).routes
+            for route in self.router.root.match(labels)  # (no silences, nothing firing)
         ]
 
     async def on_incidents(self, events: Sequence[Message]) -> None:
