@@ -176,8 +176,9 @@ def drop_old_demo_topics(settings: Settings) -> None:
 
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every message of ``topic``, or [] when there is no such topic (subscribing to a
+    topic that is not there could create it: a broker may auto-create topics)."""
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -186,6 +187,9 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
         **settings.kafka_python_options(),
     )
     try:
+        if topic not in consumer.topics():
+            return []
+        consumer.subscribe([topic])
         return list(consumer)
     finally:
         consumer.close()
@@ -432,16 +436,12 @@ def write_report(
             " they were not replayed under this prefix (replay them with "
             f"CITYBRAIN_TOPIC_PREFIX={settings.topic_prefix}, or give the files that were)"
         )
-    # A prefix no worker has read yet has no alerts or steps topic: none to read (and
-    # subscribing to a topic that is not there could create it).
-    worker_roles = [r for r in ("alerts", "steps") if messages_in(settings, (r,))]
+    # (A prefix no worker has read yet has no alerts or steps topic: read_topic gives [].)
     alerts, steps = (
         [json.loads(m.value) for m in read_topic(settings, settings.topic(role))]
-        if role in worker_roles
-        else []
         for role in ("alerts", "steps")
     )
-    replayed.worker_ran = bool(worker_roles)
+    replayed.worker_ran = bool(alerts or steps)
     ours = limit_to_files(replayed, alerts, steps, settings.burst_bucket_seconds)
     readings = ours.readings
     firsts: dict[str, dict[str, Any]] = {}
