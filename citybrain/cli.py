@@ -1992,9 +1992,16 @@ def _load_incidents(
     from streams.csvfile import BadRow
     from streams.departments import DepartmentClassifier
 
-    classifier = DepartmentClassifier.from_training_file()
-    known = {str(d) for d in getattr(classifier.model_, "classes_", ())}
-    known |= set(units) - {"default"}
+    known = DepartmentClassifier.departments() | (set(units) - {"default"})
+    fitted: list[DepartmentClassifier] = []
+
+    def classify(texts: list[str]) -> list[str]:
+        # Fitted only when a row has no department (a few seconds' work otherwise spent
+        # on every rehearsal).
+        if not fitted:
+            fitted.append(DepartmentClassifier.from_training_file())
+        return fitted[0].predict(texts)
+
     bad: list[BadRow] = []
     try:
         # Every row is read either way, so --on-error stop lists all the bad ones at once.
@@ -2002,7 +2009,7 @@ def _load_incidents(
             path,
             grid.cells,
             known,
-            classifier.predict,
+            classify,
             bad.append,
             grid,
             bucket_seconds,

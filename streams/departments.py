@@ -47,6 +47,12 @@ class DepartmentClassifier:
         return [str(d) for d in self.model_.predict(list(texts))]
 
     @classmethod
+    def departments(cls, path: Path = TRAINING_FILE) -> set[str]:
+        """The departments ``from_training_file`` can predict (its classes), read
+        without fitting."""
+        return set(pd.read_csv(path, usecols=["department"])["department"].astype(str))
+
+    @classmethod
     def from_training_file(cls, path: Path = TRAINING_FILE) -> DepartmentClassifier:
         frame = pd.read_csv(path)
         return cls().fit(frame["text"].astype(str), frame["department"].astype(str))
