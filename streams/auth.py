@@ -142,11 +142,12 @@ class TokenStore:
     def load(cls, path: Path | None) -> TokenStore:
         if path is None:
             return cls([])
-        from playbooks.loader import load_yaml, yaml_error
+        from playbooks.loader import load_yaml, locate, yaml_error
 
         try:
+            text = path.read_text()
             # A key twice (an entry's `role:`) is an error, not the last one silently.
-            doc = load_yaml(path.read_text())
+            doc = load_yaml(text)
         except OSError as exc:
             raise SettingsError(
                 f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc.strerror}"
@@ -157,13 +158,14 @@ class TokenStore:
         tokens = (doc or {}).get("tokens", []) if isinstance(doc, dict | None) else None
         if not isinstance(tokens, list):
             raise SettingsError(f"{where}: expected a mapping with a list 'tokens'")
-        lines = _entry_lines(path.read_text()) if tokens else {}
         entries = []
         for i, entry in enumerate(tokens):
-            # file:line, as the grid's and routing's errors: the entry's key, else the entry.
+            # file:line, as the grid's and routing's errors: the entry's key, else the entry
+            # (the file composed again only for an error).
             def at(key: str | None = None, i: int = i) -> str:
-                line = lines.get((i, key)) or lines.get((i, None))
-                return f"{where}:{line}: tokens entry {i}" if line else f"{where}: tokens entry {i}"
+                loc: tuple[str | int, ...] = ("tokens", i, *((key,) if key else ()))
+                line = locate(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+                return f"{where}:{line}: tokens entry {i}"
 
             if not isinstance(entry, dict) or set(entry) != {"name", "role", "sha256"}:
                 raise SettingsError(f"{at()}: expected keys name, role, sha256")
@@ -198,25 +200,3 @@ class TokenStore:
             if hmac.compare_digest(stored, digest):
                 found = Principal(name, role)
         return found
-
-
-def _entry_lines(text: str) -> dict[tuple[int, str | None], int]:
-    """1-based lines of the tokens file's entries: ``(i, None)`` for entry ``i``,
-    ``(i, key)`` for its key's value. Empty when the file's shape is not as expected
-    (its error then names the file alone)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
-    lines: dict[tuple[int, str | None], int] = {}
-    if not isinstance(root, yaml.MappingNode):
-        return lines
-    for key, value in root.value:
-        if key.value != "tokens" or not isinstance(value, yaml.SequenceNode):
-            continue
-        for i, item in enumerate(value.value):
-            lines[(i, None)] = item.start_mark.line + 1
-            if isinstance(item, yaml.MappingNode):
-                for k, v in item.value:
-                    lines[(i, str(k.value))] = v.start_mark.line + 1
-    return lines
