@@ -209,9 +209,7 @@ class MqttMapping:
             doc["unit"] = body["unit"]
         for name in READING_FIELDS:
             if name in body:
-                if name in ("sensor_id", "kind", "grid_cell") and (
-                    not isinstance(body[name], str) or not body[name]
-                ):
+                if not isinstance(body[name], str) or not body[name]:
                     # Named here: a list or an object would otherwise reach a grid lookup
                     # and be dead-lettered "internal: unhashable type".
                     raise EventError("bad_type", name, body[name], "expected a non-empty string")
