@@ -24,7 +24,7 @@ from streams.columns import BatchAdmission
 from streams.context import Context, message_origin
 from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
-from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
+from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, format_ts
 
@@ -181,8 +181,10 @@ class Ingest:
     # -- incident reports ------------------------------------------------------------
     def _offer(self, report: Any, department: str, late: bool) -> list[tuple[str, Any]]:
         """``routed`` messages offering ``report`` (in no alert) to the run of each group
-        its burst alert would be routed to: ``{"report": {..., "ts": event time in epoch
-        s, "late": ``late``}, "route": {"id", "playbook"}}`` keyed by the group key. The
+        its burst alert would be routed to, whatever severity that alert has (a route may
+        match on it, a group may be keyed by it): ``{"report": {..., "ts": event time in
+        epoch s, "late": ``late``}, "route": {"id", "playbook"}}`` keyed by the group
+        key, one per (group key, route). The
         response stage covers it if that run is open and the report is not more than a
         day older than the run's opening, and drops the offer otherwise (the report then
         waits in its window for a burst, or ends as ``reports_not_alerted``; a late one,
@@ -191,7 +193,6 @@ class Ingest:
             **self.grid.cell_labels(report.grid_cell),
             "alert_id": "",
             "kind": "incident_burst",
-            "severity": "minor",
             "source": "citizen",
             "category": report.category,
             "department": department,
@@ -204,13 +205,18 @@ class Ingest:
             "ts": report.ts,
             "late": late,
         }
-        return [
-            (
-                route.group_key(labels),
-                {"report": offer, "route": {"id": route.id, "playbook": route.playbook}},
-            )
-            for route in self.router.root.match(labels)  # (no silences, nothing firing)
-        ]
+        # The report is in no alert, so it has no severity: the run of its group may
+        # have been opened by a burst of any severity, and a route may match on it.
+        offers: dict[tuple[str, str], tuple[str, Any]] = {}
+        for severity in SEVERITIES:
+            labelled = {**labels, "severity": severity}
+            for route in self.router.root.match(labelled):  # (no silences, nothing firing)
+                key = route.group_key(labelled)
+                offers.setdefault(
+                    (key, route.id),
+                    (key, {"report": offer, "route": {"id": route.id, "playbook": route.playbook}}),
+                )
+        return list(offers.values())
 
     async def on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
