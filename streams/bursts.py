@@ -46,6 +46,7 @@ max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 from collections import Counter
@@ -53,6 +54,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.events import IncidentReport
+
+
+class Unchecked(enum.Enum):
+    """``observe_all``'s default: the caller has not asked ``dropped`` itself."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
 
 # How far apart (event time) two copies of a report id may be, and how much older than
 # its group's run's opening a report may be and still be offered to that run
@@ -126,7 +136,11 @@ class BurstTracker:
         return state, firing[-1] if firing else None
 
     def observe_all(
-        self, state: dict[str, Any] | None, report: IncidentReport, department: str
+        self,
+        state: dict[str, Any] | None,
+        report: IncidentReport,
+        department: str,
+        reason: str | Unchecked | None = UNCHECKED,
     ) -> tuple[dict[str, Any], list[Burst], list[tuple[str, str]]]:
         """Fold one report into its (cell, category) state.
 
@@ -135,8 +149,11 @@ class BurstTracker:
         then a firing one when it tips over or follows an open episode; and the reports
         (id, channel) that left the window in no alert. A report ``dropped`` names
         changes nothing in the window: a duplicate changes nothing at all, a late one only
-        has its id remembered (so a re-send of it is a duplicate)."""
-        reason = None if state is None else self.dropped(state, report)
+        has its id remembered (so a re-send of it is a duplicate). ``reason``: what
+        ``dropped`` said of this report and state, if the caller asked it already (the
+        incidents agent does, to count and log it): not asked twice."""
+        if isinstance(reason, Unchecked):
+            reason = None if state is None else self.dropped(state, report)
         slot = math.floor(report.ts / self.step)
         if state is not None and reason == "duplicate":
             return state, [], []

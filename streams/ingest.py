@@ -254,7 +254,7 @@ class Ingest:
                     continue  # a re-sent report is not a new one: not in incidents_total
             tally[(report.source, department)] += 1
             cell_state[report.category], bursts, unalerted = self.bursts.observe_all(
-                cell_state.get(report.category), report, department
+                cell_state.get(report.category), report, department, reason
             )
             if unalerted:
                 # Below the threshold to the end: no alert, no run, no closure. Counted,

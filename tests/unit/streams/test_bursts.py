@@ -275,3 +275,18 @@ def test_a_report_id_is_a_duplicate_within_a_day_of_event_time_only() -> None:
     assert tracker.dropped(state, again) == "duplicate"
     later = IncidentReport(t0 + 2 * 86_400.0 + 60.0, "r-1", "Noise", "loud", "app", "c1")
     assert tracker.dropped(state, later) is None
+
+
+def test_a_reason_the_caller_already_asked_gives_the_same_fold() -> None:
+    """The incidents agent asks ``dropped`` to count and log a report, then hands its answer
+    to ``observe_all`` (asked once, not twice): the fold is the same either way."""
+    tracker = BurstTracker(min_reports=3)
+    mixed = [*reports_from(5_000.0, 6), report(5_000.0 - 3600.0), *reports_from(5_000.0, 2)]
+    asked: dict[str, object] | None = None
+    unasked: dict[str, object] | None = None
+    for r in mixed:
+        reason = None if asked is None else tracker.dropped(asked, r)
+        asked, bursts, unalerted = tracker.observe_all(asked, r, "police", reason)
+        unasked, bursts_again, unalerted_again = tracker.observe_all(unasked, r, "police")
+        assert (asked, bursts, unalerted) == (unasked, bursts_again, unalerted_again)
+    assert asked is not None and sum(asked["counts"]) == 6  # type: ignore[call-overload]
