@@ -170,15 +170,13 @@ def create_app(
         await one_by_one("commands", stream, response.on_command)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def forget_moved_sensors(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        # The sensors of partitions this worker no longer owns may now belong to another
-        # (their states reached the changelog when faust flushed at the revocation). Only
-        # those: a rebalance revokes every partition first, and faust does not re-read
-        # the changelog of a partition it keeps, so forgetting a kept partition's
-        # sensors (as the revocation signal did) lost their detector state.
-        topic = settings.topic("readings")
-        kept = {tp.partition for tp in assigned if tp.topic == topic}
-        ctx.sensor_state.forget_partitions(set(range(settings.partitions)) - kept)
+    async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        # Sensors, cells and runs of partitions this worker no longer owns may now
+        # belong to another (their states reached the changelog when faust flushed at the
+        # revocation). Only those: a rebalance revokes every partition first, and faust
+        # does not re-read the changelog of a partition it keeps, so forgetting a kept
+        # partition's sensors (as the revocation signal did) lost their detector state.
+        ctx.forget_moved(assigned)
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import faust
 import orjson
-from faust.types import EventT, Message
+from faust.types import TP, EventT, Message
 
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
@@ -102,10 +102,29 @@ class Context:
         # then write it back: held across that, so no writer's change is overwritten by
         # another's older state (docs/operations.md, delivery guarantees, item 6).
         self.runs_settled = asyncio.Lock()
-        self.burst_state = key_partitioned_table(app, "burst-state", n)
+        self.burst_state = cast(KeyPartitionedTable, key_partitioned_table(app, "burst-state", n))
         self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+
+    def forget_moved(self, assigned: set[TP]) -> None:
+        """After a rebalance, drop from each partitioned table the keys of the partitions
+        of its source topic this worker was not given (``assigned``: the worker's topic
+        partitions). faust's memory store forgets only the keys it read from a changelog;
+        a key this worker wrote stayed, so a run moved to another worker was still
+        escalated and renotified by this worker's deadline timer, and its stale state
+        written over the new owner's. Kept partitions are left alone: faust does not
+        re-read the changelog of a partition it keeps."""
+        everything = set(range(self.settings.partitions))
+        for table, role in (
+            (self.sensor_state, "readings"),
+            (self.burst_state, "incidents"),
+            (self.groups, "routed"),
+        ):
+            topic = self.settings.topic(role)
+            table.forget_partitions(
+                everything - {tp.partition for tp in assigned if tp.topic == topic}
+            )
 
     def cell_path(self, cell: str) -> tuple[str, str, str]:
         """(district, street, community) of a cell, cached: labels on hot-path metrics."""

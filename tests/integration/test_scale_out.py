@@ -19,7 +19,7 @@ from citybrain.stack.topics import create_topics
 from streams.events import Reading
 from streams.partitioning import key_partition
 from streams.settings import load_settings
-from tests.integration.test_pipeline import START, firing, real_levels
+from tests.integration.test_pipeline import START, firing, real_levels, steps_of
 from tests.services import Pipeline, scrape_sum, shifted_port
 
 pytestmark = pytest.mark.integration
@@ -243,3 +243,52 @@ def test_a_hundred_thousand_fuzzed_events_all_reach_the_dead_letter_topic(
         assert len({dict(m.headers)["citybrain.error.reason"] for m in sample}) >= 6
     finally:
         worker.stop()
+
+
+def test_a_run_moved_to_a_new_worker_is_escalated_once(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path
+) -> None:
+    """Runs opened on one worker, then a second worker joins and takes half the
+    partitions: each run's missed acknowledgement is escalated once, by its owner. The
+    first worker used to keep the moved runs in memory (faust's memory store forgets only
+    the keys it read from a changelog), and its deadline timer escalated them too."""
+    deadline = 30
+    routing = tmp_path / "routing.yaml"  # a run per sensor: runs on both partitions
+    routing.write_text("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [sensor_id]\n")
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
+            "CITYBRAIN_ROUTING_FILE": str(routing),
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": str(deadline),
+        },
+    )
+    a = p.worker().start()
+    b_env = {**p.env, "CITYBRAIN_WORKER_PORT": str(shifted_port(26067))}
+    b = type(a)(b_env, p.run_dir / f"{p.name}-worker-b.log")
+    try:
+        base = real_levels(60)
+        for i in range(40):
+            send_round(p, i, set(), base)
+        send_round(p, 40, set(SENSORS), base)
+        p.flush()
+        steps = p.read("steps", lambda m: len(steps_of(m, "notify")) >= len(SENSORS), settle=2)
+        runs = {d["run_id"] for d in steps_of(steps, "run_created")}
+        owners = {key_partition(run_id.rsplit(".", 1)[0].encode(), 2) for run_id in runs}
+        assert owners == {0, 1}, f"runs {sorted(runs)} all on one partition"
+        opened = time.monotonic()
+        b.start()  # a rebalance: half of a's partitions, and their runs, move to b
+        assert time.monotonic() - opened < deadline - 5, "b joined too late to test"
+        # Each run's first deadline passes once; the next rung's deadline is as far again.
+        escalated = p.read(
+            "steps",
+            lambda m: {d["run_id"] for d in steps_of(m, "escalate")} >= runs,
+            timeout=deadline + 60,
+            settle=deadline / 3,
+        )
+        per_run = [d["run_id"] for d in steps_of(escalated, "escalate")]
+        assert sorted(per_run) == sorted(runs), per_run  # each once: none twice
+    finally:
+        b.stop()
+        a.stop()
+        p.close()
