@@ -1,8 +1,8 @@
-"""The faust app: builds the stages and wires them to topics, agents and a timer.
+"""The faust app: builds the stages and wires them to topics, agents and timers.
 
 Each stage is a module with one job, holding its handlers: ``streams.ingest`` (readings
-and incident reports to alerts), ``streams.alerting`` (alerts through silences,
-inhibition and the routing tree), ``streams.response`` (routed alerts and commands to
+and incident reports to alerts; the burst sweep), ``streams.alerting`` (alerts through
+silences, inhibition and the routing tree), ``streams.response`` (routed alerts and commands to
 playbook runs; the deadline timer) and ``streams.api`` (the operator API). They share one
 ``streams.context.Context`` (topics, tables, sending). This module only builds and wires
 them: ``create_app(settings)``, so tests get a fresh app each.
@@ -181,5 +181,9 @@ def create_app(
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:
         await response.check_deadlines()
+
+    @app.timer(interval=settings.burst_sweep_interval)  # type: ignore[untyped-decorator]
+    async def burst_sweep() -> None:
+        await ingest.sweep_bursts()
 
     return app

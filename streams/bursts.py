@@ -16,7 +16,8 @@ keep arriving while the window still holds at least half the opening threshold a
 follow-ups of that alert (``first`` False, carrying only themselves and the episode's
 severity), so the run that covers the alert covers them too and their reporters hear the
 closure (playbooks.engine ``ReportsCovered``). Once the window has thinned out below that
-(seen at the cell and category's next report: event time moves only with reports), the
+(seen at the cell and category's next report, or, when none comes, by ``expire`` once the
+worker's event time -- its newest report in any cell -- has passed it), the
 episode is over: a ``resolved`` Burst ends the alert, as Alertmanager resolves an alert
 whose condition cleared, and the next burst is a new alert (which joins the run if it is
 still open: the run's group is the category and community).
@@ -171,18 +172,19 @@ class BurstTracker:
         held = [h for h in state["held"] if h[2] >= first_slot]
         unalerted = [(str(h[0]), str(h[1])) for h in state["held"] if h[2] < first_slot]
         mine = [report.report_id, report.source, slot, department]
+        where = (report.grid_cell, report.category)
         episode = state["episode"]
         out: list[Burst] = []
         if episode is not None and count < max(1.0, episode["threshold"] / 2):
             # The window has thinned out: that burst is over, and its alert resolves.
-            out.append(self._episode_burst(episode, report, count, baseline, [], "resolved"))
+            out.append(self._episode_burst(episode, where, count, baseline, [], "resolved"))
             episode = None
         if episode is not None:
             # An open episode: this report follows its alert to the run.
             state["held"] = held
             state["episode"] = episode
             mine_only = [(report.report_id, report.source)]
-            out.append(self._episode_burst(episode, report, count, baseline, mine_only))
+            out.append(self._episode_burst(episode, where, count, baseline, mine_only))
             return state, out, unalerted
         if len(held) < self.max_held_reports:
             held.append(mine)
@@ -219,6 +221,41 @@ class BurstTracker:
         )
         return state, out, unalerted
 
+    def expire(
+        self, state: dict[str, Any] | None, where: tuple[str, str], slot: int
+    ) -> tuple[dict[str, Any] | None, list[Burst], list[tuple[str, str]]]:
+        """What the window of one (cell, category) says once event time has reached
+        sub-bucket ``slot`` (``math.floor(ts / step)``) with no report of its own: the
+        ``resolved`` Burst of an episode whose window has thinned out by then (as the next
+        report would have found it), and the held reports (id, channel) that have left
+        the window in no alert. ``where``: (grid cell, category).
+
+        Returns the state with those taken out (the same object when nothing changed).
+        Its window, counts and baseline are left as they are, so the next report folds
+        exactly as it would have: ``observe_all`` then finds nothing left to resolve or
+        to call unalerted. Raises nothing for a state ``observe_all`` wrote."""
+        if not state or "slot" not in state or slot <= int(state["slot"]):
+            return state, [], []
+        shift = min(slot - int(state["slot"]), self.hops)
+        count = sum(state["counts"][shift:])  # what is still in the window at ``slot``
+        first_slot = slot - self.hops + 1
+        left = [h for h in state["held"] if h[2] < first_slot]
+        episode = state["episode"]
+        out: list[Burst] = []
+        if episode is not None and count < max(1.0, episode["threshold"] / 2):
+            out.append(
+                self._episode_burst(episode, where, count, float(state["baseline"]), [], "resolved")
+            )
+            episode = None
+        if not out and not left:
+            return state, [], []
+        held = [h for h in state["held"] if h[2] >= first_slot]
+        return (
+            {**state, "held": held, "episode": episode},
+            out,
+            [(str(h[0]), str(h[1])) for h in left],
+        )
+
     def _seen(self, state: dict[str, Any], report: IncidentReport, slot: int) -> list[Any]:
         """``state``'s seen ids with ``report``'s added: the last ``max_seen_reports``
         (the rule in ``dropped`` compares event times, so no pruning by time is needed
@@ -230,7 +267,7 @@ class BurstTracker:
     def _episode_burst(
         self,
         episode: dict[str, Any],
-        report: IncidentReport,
+        where: tuple[str, str],
         count: int,
         baseline: float,
         reports: list[tuple[str, str]],
@@ -242,8 +279,7 @@ class BurstTracker:
         threshold = float(episode["threshold"])
         return Burst(
             episode["alert_id"],
-            report.grid_cell,
-            report.category,
+            *where,
             episode["department"],
             count,
             baseline,

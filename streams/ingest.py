@@ -11,7 +11,9 @@ and one that leaves the window in no alert is counted and audited).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from typing import Any
 
 from faust.types import Message
 
-from streams.bursts import BurstTracker
+from streams.bursts import Burst, BurstTracker
 from streams.columns import BatchAdmission
 from streams.context import Context, message_origin
 from streams.corroborating import CorroborationStage
@@ -74,6 +76,12 @@ class Ingest:
         self.router = ctx.router
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._said_dropped: dict[str, tuple[float | None, int]] = {}
+        # The newest incident report's event time this worker has read (epoch s): the
+        # city's clock for the burst sweep. Lost on restart (the sweep then waits for the
+        # next report): a sweep never runs ahead of what the reports say.
+        self.event_time = float("-inf")
+        # Held by the incidents batch and the sweep, each reading then writing cells.
+        self._bursts_settled = asyncio.Lock()
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
 
@@ -179,6 +187,37 @@ class Ingest:
         return doc
 
     # -- incident reports ------------------------------------------------------------
+    def _burst_alert(self, burst: Burst, ended_at: float | None) -> tuple[str, dict[str, Any]]:
+        """A burst as its ``alerts`` message (key, ``alert/1`` document); ``ended_at``
+        (epoch s) for a ``resolved`` one: when its window was seen thinned out."""
+        return (
+            burst.alert_id,
+            {
+                "schema": "alert/1",
+                "alert_id": burst.alert_id,
+                "status": burst.status,
+                "sensor_id": "",
+                "kind": "incident_burst",
+                "grid_cell": burst.grid_cell,
+                "severity": burst.severity,
+                "score": 0.0,
+                "value": burst.count,
+                "started_at": format_ts(burst.bucket_start),
+                "ended_at": None if ended_at is None else format_ts(ended_at),
+                "reports": burst.reports_doc(),
+                "follow_up": not burst.first,
+                "labels": {
+                    **self.grid.cell_labels(burst.grid_cell),
+                    "alert_id": burst.alert_id,
+                    "kind": "incident_burst",
+                    "severity": burst.severity,
+                    "source": "citizen",
+                    "category": burst.category,
+                    "department": burst.department,
+                },
+            },
+        )
+
     def _offer(self, report: Any, department: str, late: bool) -> list[tuple[str, Any]]:
         """``routed`` messages offering ``report`` (in no alert) to the run of each group
         its burst alert would be routed to, whatever severity that alert has (a route may
@@ -219,6 +258,13 @@ class Ingest:
         return list(offers.values())
 
     async def on_incidents(self, events: Sequence[Message]) -> None:
+        """One batch of ``incidents`` messages: reports to burst alerts, follow-ups and
+        offers. Under ``_bursts_settled``: the sweep must not write a cell's state
+        between this batch's read of it and its write."""
+        async with self._bursts_settled:
+            await self._on_incidents(events)
+
+    async def _on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
         reports = []
         for event in events:
@@ -231,12 +277,13 @@ class Ingest:
                 await self.ctx.dead_letter("incidents", event, error.code, str(error))
         if not reports:
             return
+        self.event_time = max(self.event_time, max(r.ts for r in reports))
         departments = self.departments.predict([f"{r.category}: {r.text}" for r in reports])
         tally: Tally[tuple[str, str]] = Tally()
         alerts = []
         states: dict[bytes, dict[str, Any]] = {}
         dropped: dict[str, list[str]] = {}
-        not_alerted: list[tuple[Any, list[str]]] = []
+        not_alerted: list[tuple[str, str, list[str]]] = []
         offered: list[tuple[str, Any]] = []
         for report, department in zip(reports, departments, strict=True):
             key = report.grid_cell.encode()
@@ -259,10 +306,7 @@ class Ingest:
             if unalerted:
                 # Below the threshold to the end: no alert, no run, no closure. Counted,
                 # said and audited, so no valid report ends silently (trial 6).
-                for _, source in unalerted:
-                    self.metrics.incidents_unalerted.labels(source).inc()
-                dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
-                not_alerted.append((report, [rid for rid, _ in unalerted]))
+                self._unalerted(report.grid_cell, report.category, unalerted, not_alerted, dropped)
             if not any(b.status == "firing" for b in bursts):
                 # In no alert (yet): offered to the run of the group its burst alert would
                 # have, which covers it as a follow-up if that run is open (trial 6:
@@ -271,65 +315,96 @@ class Ingest:
                 offered += self._offer(report, department, reason == "late")
             for burst in bursts:
                 resolved = burst.status == "resolved"
-                alerts.append(
-                    (
-                        burst.alert_id,
-                        {
-                            "schema": "alert/1",
-                            "alert_id": burst.alert_id,
-                            "status": burst.status,
-                            "sensor_id": "",
-                            "kind": "incident_burst",
-                            "grid_cell": burst.grid_cell,
-                            "severity": burst.severity,
-                            "score": 0.0,
-                            "value": burst.count,
-                            "started_at": format_ts(burst.bucket_start),
-                            # The episode ended when this report found its window thinned.
-                            "ended_at": format_ts(report.ts) if resolved else None,
-                            "reports": burst.reports_doc(),
-                            "follow_up": not burst.first,
-                            "labels": {
-                                **self.grid.cell_labels(burst.grid_cell),
-                                "alert_id": burst.alert_id,
-                                "kind": "incident_burst",
-                                "severity": burst.severity,
-                                "source": "citizen",
-                                "category": burst.category,
-                                "department": burst.department,
-                            },
-                        },
-                    )
-                )
+                # The episode ended when this report found its window thinned.
+                alerts.append(self._burst_alert(burst, report.ts if resolved else None))
                 if burst.first and not resolved:  # not follow-ups, nor the end
                     level = self.grid.cells[burst.grid_cell].level
                     self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
                     self.metrics.incident_bursts.labels(burst.department).inc()
         await self.ctx.send_all(self.ctx.alerts, alerts)
         await self.ctx.send_all(self.ctx.routed, offered)
-        for report, ids in not_alerted:
+        await self._audit_unalerted(not_alerted)
+        for key, cell_state in states.items():
+            self.ctx.burst_state[key] = cell_state
+        await self.ctx.app.producer.flush()
+        for (source, department), n in tally.items():
+            self.metrics.incidents.labels(source, department).inc(n)
+        self._say_dropped(dropped)
+
+    async def sweep_bursts(self) -> int:
+        """End what event time has passed in cells and categories that had no report of
+        their own since: a burst whose window has thinned out resolves (its alert's
+        ``ended_at`` is the event time it was seen at), and reports that left their window
+        in no alert are counted, said and audited (``reports_not_alerted``), as the next
+        report of their cell and category would have done (``BurstTracker.expire``).
+        Event time is the newest report this worker has read in any cell, so a replay
+        sweeps as the live stream does, and a quiet city is never swept by the wall
+        clock. Skipped while tables recover or partitions move (another worker may own a
+        cell by then). Returns how many cells changed."""
+        if self.event_time == float("-inf"):
+            return 0
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return 0
+        async with self._bursts_settled:
+            slot = math.floor(self.event_time / self.bursts.step)
+            alerts: list[tuple[str, dict[str, Any]]] = []
+            not_alerted: list[tuple[str, str, list[str]]] = []
+            dropped: dict[str, list[str]] = {}
+            changed: dict[bytes, dict[str, Any]] = {}
+            for key, cell_state in list(self.ctx.burst_state.data.items()):
+                cell = key.decode()
+                for category, state in cell_state.items():
+                    new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
+                    if new is state:
+                        continue
+                    changed.setdefault(key, dict(cell_state))[category] = new
+                    alerts += [self._burst_alert(b, self.event_time) for b in bursts]
+                    if unalerted:
+                        self._unalerted(cell, category, unalerted, not_alerted, dropped)
+            if not changed:
+                return 0
+            # As the incidents batch: alerts first, then the audit, then the states.
+            await self.ctx.send_all(self.ctx.alerts, alerts)
+            await self._audit_unalerted(not_alerted)
+            await self.ctx.burst_state.set_many(changed)
+            await self.ctx.app.producer.flush()
+        self._say_dropped(dropped)
+        return len(changed)
+
+    def _unalerted(
+        self,
+        cell: str,
+        category: str,
+        unalerted: list[tuple[str, str]],
+        not_alerted: list[tuple[str, str, list[str]]],
+        dropped: dict[str, list[str]],
+    ) -> None:
+        """Reports (id, channel) that left their window in no alert: counted, and noted
+        for ``_audit_unalerted`` and ``_say_dropped``."""
+        for _, source in unalerted:
+            self.metrics.incidents_unalerted.labels(source).inc()
+        dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
+        not_alerted.append((cell, category, [rid for rid, _ in unalerted]))
+
+    async def _audit_unalerted(self, not_alerted: list[tuple[str, str, list[str]]]) -> None:
+        for cell, category, ids in not_alerted:
             await self.ctx.audit(
                 {
                     "action": "reports_not_alerted",
                     "at": time.time(),
                     "actor": "citybrain",
                     "detail": (
-                        f"{len(ids)} report(s) of {report.category!r} at {report.grid_cell} "
+                        f"{len(ids)} report(s) of {category!r} at {cell} "
                         "left the burst window below the burst threshold: in no alert (a run "
                         "of their group open when they came covers them: report_covered)"
                     ),
-                    "data": {
-                        "grid_cell": report.grid_cell,
-                        "category": report.category,
-                        "report_ids": ids,
-                    },
+                    "data": {"grid_cell": cell, "category": category, "report_ids": ids},
                 }
             )
-        for key, cell_state in states.items():
-            self.ctx.burst_state[key] = cell_state
-        await self.ctx.app.producer.flush()
-        for (source, department), n in tally.items():
-            self.metrics.incidents.labels(source, department).inc(n)
+
+    def _say_dropped(self, dropped: dict[str, list[str]]) -> None:
+        """An INFO line per reason on reports counted towards no burst."""
         for reason, ids in dropped.items():
             # Said once a minute per reason (a gateway re-sending all day must not flood
             # the log); the ones in between are counted on the next line.
