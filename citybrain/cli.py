@@ -963,6 +963,12 @@ def _api(
     import urllib.error
     import urllib.request
 
+    if args.token is not None and not args.token.strip():
+        # An empty --token (a script's unset variable) must not act under the
+        # environment's token, another identity (trial 8).
+        raise CliError(
+            "--token is empty: give the API token, or leave --token out to use CITYBRAIN_API_TOKEN"
+        )
     token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
     if not token:
         raise CliError(

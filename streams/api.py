@@ -22,7 +22,7 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
-from playbooks.engine import MAX_COMMENT, Run, is_terminal
+from playbooks.engine import MAX_COMMENT, MAX_NOTE, Run, is_terminal
 from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
@@ -74,6 +74,18 @@ def silence_already_expired(doc: Any, now: float) -> dict[str, Any] | None:
 # before any field is read: str() or repr() of a value nested 1,000 levels deep (orjson
 # decodes 1,024) raised RecursionError, a 500 instead of a 400.
 MAX_BODY_DEPTH = 8
+# A silence is one message on the silences changelog, read by every worker: bounded
+# (trial 8: a 1 MB reason crashed the worker's producer; 10,000 matchers were accepted).
+MAX_SILENCE_MATCHERS = 64
+MAX_MATCHER_CHARS = 1024
+
+
+def too_long(field: str, text: str, limit: int) -> str:
+    """The 400's message for a text field over its limit (characters)."""
+    return (
+        f'field "{field}" is {len(text):,} characters, at most {limit:,}: keep the full text '
+        "elsewhere and link to it"
+    )
 
 
 def nested_at_most(doc: Any, limit: int) -> bool:
@@ -397,6 +409,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
             note = doc.get("note", doc.get("reason", ""))
             if not isinstance(note, str):
                 raise ApiError(400, f'field "note" is {show(note)}, expected text')
+            if len(note) > MAX_NOTE:
+                raise ApiError(400, too_long("note", note, MAX_NOTE))
             if action in ("resolve", "cancel") and not note.strip():
                 raise ApiError(400, f'{action} needs a "note" saying why')
             key = request.headers.get("Idempotency-Key")
@@ -451,6 +465,17 @@ def register_api(app: faust.App, ctx: Context) -> None:
             for name in ("duration", "reason"):
                 if not isinstance(doc.get(name, ""), str):
                     raise ApiError(400, f'field "{name}" is {show(doc[name])}, expected text')
+            if len(matchers) > MAX_SILENCE_MATCHERS:
+                raise ApiError(
+                    400,
+                    f'field "matchers" has {len(matchers):,} entries, at most '
+                    f"{MAX_SILENCE_MATCHERS}",
+                )
+            for i, text in enumerate(matchers):
+                if len(text) > MAX_MATCHER_CHARS:
+                    raise ApiError(400, too_long(f"matchers[{i}]", text, MAX_MATCHER_CHARS))
+            if len(doc.get("reason", "")) > MAX_NOTE:
+                raise ApiError(400, too_long("reason", doc["reason"], MAX_NOTE))
             try:
                 duration = None if "ends_at" in doc else str(doc.get("duration", ""))
                 seconds = None if duration is None else parse_duration(duration)
