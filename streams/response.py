@@ -26,10 +26,16 @@ from playbooks.grid import LEVELS
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import EventError
-from streams.events import format_ts, parse_ts
+from streams.events import MAX_MESSAGE_BYTES, format_ts, parse_ts
 from streams.replies import AUDITED, count_campaign, reply_document
 
 log = logging.getLogger(__name__)
+
+
+class RunTooLarge(Exception):
+    """A run's new state would not fit one changelog message: the change is refused
+    before any of its steps is sent (the message that caused it is dead-lettered)."""
+
 
 # Finished runs a group keeps after a new run superseded them, newest last: readable by
 # `runs show` (where they went), no longer changeable. Bounds the group's state.
@@ -388,6 +394,14 @@ class Response:
         straight to the producer, not through faust's background buffer, which kept that
         window open for several round trips (a SIGKILL there emitted a run twice).
         """
+        # Checked before anything goes out: a state the changelog cannot hold, found
+        # after the steps were sent, left them on Kafka with the run unchanged (trial 8).
+        size = len(self.ctx.groups.encode(group))
+        if size > MAX_MESSAGE_BYTES:
+            raise RunTooLarge(
+                f"run {run.run_id}'s state would be {size:,} bytes, more than one Kafka "
+                f"message holds ({MAX_MESSAGE_BYTES:,}): nothing of this change was sent"
+            )
         stored = self.ctx.storing_runs.setdefault(run.run_id, asyncio.Event())
         try:
             await self.emit(run, commands)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from playbooks.loader import load_grid
 from streams.context import Context
 from streams.metrics import INCIDENTS_UNALERTED, Metrics
-from streams.response import OFFER_MAX_AGE, Response
+from streams.response import OFFER_MAX_AGE, Response, RunTooLarge
 from streams.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -241,3 +241,36 @@ def test_a_report_days_older_than_the_runs_opening_is_not_offered_to_it(
     [record] = [r for r in audited if r["action"] == "reports_not_alerted"]
     assert record["data"]["report_ids"] == ["o-1"]
     assert "older than run grp-flood.1" in record["detail"]
+
+
+def test_a_change_too_large_for_the_changelog_sends_nothing(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 8: a run that outgrew one Kafka message failed at its state write, after its
+    steps had gone out (the API showed it resolved; after a restart it was open, and a
+    later resolve sent a second step with the same id). Now refused before anything."""
+    stage, _ = response
+    sent: list[Any] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        before = orjson.dumps(stage.ctx.groups.data[KEY])
+        run_id = stage.ctx.groups.data[KEY]["run"]["run_id"]
+        monkeypatch.setattr(stage.ctx, "queue", queue)
+        ack = {
+            "id": "cmd-big",
+            "run_id": run_id,
+            "action": "ack",
+            "by": "duty-operator",
+            "note": "n" * 1_100_000,  # past the API's bound: as a foreign producer might
+        }
+        with pytest.raises(RunTooLarge, match=r"more than one Kafka message holds"):
+            await stage.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        assert sent == []
+        assert orjson.dumps(stage.ctx.groups.data[KEY]) == before
+
+    asyncio.run(scenario())
