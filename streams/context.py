@@ -32,6 +32,20 @@ from streams.tables import KeyPartitionedTable, key_partitioned_table
 log = logging.getLogger(__name__)
 
 
+BURST_KEY_SEPARATOR = b"\x1f"  # ASCII unit separator: in no grid cell id
+
+
+def burst_key(cell: str, category: str) -> bytes:
+    """The ``burst-windows`` key of one cell's and category's window."""
+    return cell.encode() + BURST_KEY_SEPARATOR + category.encode()
+
+
+def burst_cell(key: bytes) -> bytes:
+    """The cell a ``burst-windows`` key belongs to (its partition's key, as on the
+    ``incidents`` topic)."""
+    return key.split(BURST_KEY_SEPARATOR, 1)[0]
+
+
 def run_key(run_id: str) -> bytes:
     """Runs live in the ``groups`` table under their group key: ``<group key>.<n>``."""
     return run_id.rsplit(".", 1)[0].encode()
@@ -102,6 +116,15 @@ class Context:
         # then write it back: held across that, so no writer's change is overwritten by
         # another's older state (docs/operations.md, delivery guarantees, item 6).
         self.runs_settled = asyncio.Lock()
+        # One key per cell and category (``burst_key``), on the cell's partition: a cell's
+        # categories as one value could outgrow one Kafka message (each holds up to 200
+        # report ids and 200 seen ids), and crash the producer at every write.
+        self.burst_windows = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "burst-windows", n, partition_of=burst_cell),
+        )
+        # The layout before it, a cell -> {category: window}: read through, never written
+        # again, so windows open across an upgrade go on (streams.ingest ``window_of``).
         self.burst_state = cast(KeyPartitionedTable, key_partitioned_table(app, "burst-state", n))
         self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
@@ -118,6 +141,7 @@ class Context:
         everything = set(range(self.settings.partitions))
         for table, role in (
             (self.sensor_state, "readings"),
+            (self.burst_windows, "incidents"),
             (self.burst_state, "incidents"),
             (self.groups, "routed"),
         ):

@@ -5,8 +5,9 @@ them (a bad message or reading is dead-lettered alone), and calls the pure handl
 ``streams.detection`` for sensor readings (alerts on ``alerts``, keyed by alert id, and
 the sensor states in the ``sensor-state`` table), the department classifier and
 ``streams.bursts`` for citizen reports (burst alerts and their resolution, the
-``burst-state`` table; a report in no alert is offered to its group's run on ``routed``,
-and one that leaves the window in no alert is counted and audited).
+``burst-windows`` table, one key per cell and category; a report in no alert is offered
+to its group's run on ``routed``, and one that leaves the window in no alert is counted
+and audited).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import math
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from faust.types import Message
 
 from streams.bursts import Burst, BurstTracker
 from streams.columns import BatchAdmission
-from streams.context import Context, message_origin
+from streams.context import BURST_KEY_SEPARATOR, Context, burst_key, message_origin
 from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
 from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, SensorDetection
@@ -53,6 +54,33 @@ def rejected_origin(events: Sequence[Message], item: Incoming) -> str:
     return message_origin(
         first.topic, first.partition, item.offset, None if item.raw else item.index
     )
+
+
+def window_of(ctx: Context, cell: str, category: str) -> dict[str, Any] | None:
+    """The burst window of ``cell`` and ``category``: its ``burst-windows`` entry, else
+    the one a worker before that table kept in the cell's ``burst-state`` entry (read
+    through, so a window open across an upgrade goes on; the next write moves it)."""
+    window = ctx.burst_windows.get(burst_key(cell, category))
+    if window is None:
+        window = (ctx.burst_state.get(cell.encode()) or {}).get(category)
+    return cast(dict[str, Any] | None, window)
+
+
+def all_windows(ctx: Context) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+    """Every burst window this worker holds, as ((cell, category), window): the
+    ``burst-windows`` entries, then the older layout's not yet moved (``window_of``)."""
+    out: list[tuple[tuple[str, str], dict[str, Any]]] = []
+    for key, window in list(ctx.burst_windows.data.items()):
+        cell, _, category = key.partition(BURST_KEY_SEPARATOR)
+        out.append(((cell.decode(), category.decode()), window))
+    for key, cell_state in list(ctx.burst_state.data.items()):
+        cell = key.decode()
+        out += [
+            ((cell, category), window)
+            for category, window in cell_state.items()
+            if burst_key(cell, category) not in ctx.burst_windows.data
+        ]
+    return out
 
 
 class Ingest:
@@ -281,14 +309,15 @@ class Ingest:
         departments = self.departments.predict([f"{r.category}: {r.text}" for r in reports])
         tally: Tally[tuple[str, str]] = Tally()
         alerts = []
-        states: dict[bytes, dict[str, Any]] = {}
+        states: dict[bytes, dict[str, Any] | None] = {}
         dropped: dict[str, list[str]] = {}
         not_alerted: list[tuple[str, str, list[str]]] = []
         offered: list[tuple[str, Any]] = []
         for report, department in zip(reports, departments, strict=True):
-            key = report.grid_cell.encode()
-            cell_state = states.setdefault(key, dict(self.ctx.burst_state.get(key) or {}))
-            reason = self.bursts.dropped(cell_state.get(report.category), report)
+            key = burst_key(report.grid_cell, report.category)
+            if key not in states:
+                states[key] = window_of(self.ctx, report.grid_cell, report.category)
+            reason = self.bursts.dropped(states[key], report)
             if reason is not None:
                 # Counted and said, never silent (trial 5: 12 re-sent reports vanished).
                 duplicate = reason == "duplicate"
@@ -300,8 +329,8 @@ class Ingest:
                 if reason == "duplicate":
                     continue  # a re-sent report is not a new one: not in incidents_total
             tally[(report.source, department)] += 1
-            cell_state[report.category], bursts, unalerted = self.bursts.observe_all(
-                cell_state.get(report.category), report, department, reason
+            states[key], bursts, unalerted = self.bursts.observe_all(
+                states[key], report, department, reason
             )
             if unalerted:
                 # Below the threshold to the end: no alert, no run, no closure. Counted,
@@ -324,8 +353,9 @@ class Ingest:
         await self.ctx.send_all(self.ctx.alerts, alerts)
         await self.ctx.send_all(self.ctx.routed, offered)
         await self._audit_unalerted(not_alerted)
-        for key, cell_state in states.items():
-            self.ctx.burst_state[key] = cell_state
+        for key, window in states.items():
+            if window is not None:  # (None: only duplicates of a window never opened)
+                self.ctx.burst_windows[key] = window
         await self.ctx.app.producer.flush()
         for (source, department), n in tally.items():
             self.metrics.incidents.labels(source, department).inc(n)
@@ -340,7 +370,7 @@ class Ingest:
         Event time is the newest report this worker has read in any cell, so a replay
         sweeps as the live stream does, and a quiet city is never swept by the wall
         clock. Skipped while tables recover or partitions move (another worker may own a
-        cell by then). Returns how many cells changed."""
+        cell by then). Returns how many windows changed."""
         if self.event_time == float("-inf"):
             return 0
         recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
@@ -352,22 +382,20 @@ class Ingest:
             not_alerted: list[tuple[str, str, list[str]]] = []
             dropped: dict[str, list[str]] = {}
             changed: dict[bytes, dict[str, Any]] = {}
-            for key, cell_state in list(self.ctx.burst_state.data.items()):
-                cell = key.decode()
-                for category, state in cell_state.items():
-                    new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
-                    if new is state:
-                        continue
-                    changed.setdefault(key, dict(cell_state))[category] = new
-                    alerts += [self._burst_alert(b, self.event_time) for b in bursts]
-                    if unalerted:
-                        self._unalerted(cell, category, unalerted, not_alerted, dropped)
+            for (cell, category), state in all_windows(self.ctx):
+                new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
+                if new is state or new is None:
+                    continue
+                changed[burst_key(cell, category)] = new
+                alerts += [self._burst_alert(b, self.event_time) for b in bursts]
+                if unalerted:
+                    self._unalerted(cell, category, unalerted, not_alerted, dropped)
             if not changed:
                 return 0
             # As the incidents batch: alerts first, then the audit, then the states.
             await self.ctx.send_all(self.ctx.alerts, alerts)
             await self._audit_unalerted(not_alerted)
-            await self.ctx.burst_state.set_many(changed)
+            await self.ctx.burst_windows.set_many(changed)
             await self.ctx.app.producer.flush()
         self._say_dropped(dropped)
         return len(changed)
