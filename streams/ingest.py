@@ -383,11 +383,25 @@ class Ingest:
             dropped: dict[str, list[str]] = {}
             changed: dict[bytes, dict[str, Any]] = {}
             for (cell, category), state in all_windows(self.ctx):
-                new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
+                if cell not in self.grid.cells:
+                    # Kept from before a grid change dropped its cell: its labels cannot be
+                    # had; it stays as it was (its reports were said or alerted then).
+                    continue
+                try:
+                    new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
+                    made = [self._burst_alert(b, self.event_time) for b in bursts]
+                except Exception as exc:  # one odd window costs only itself, not the timer
+                    log.warning(
+                        "burst sweep: the window of %r at %s was left as it is: %r",
+                        category,
+                        cell,
+                        exc,
+                    )
+                    continue
                 if new is state or new is None:
                     continue
                 changed[burst_key(cell, category)] = new
-                alerts += [self._burst_alert(b, self.event_time) for b in bursts]
+                alerts += made
                 if unalerted:
                     self._unalerted(cell, category, unalerted, not_alerted, dropped)
             if not changed:
