@@ -13,6 +13,7 @@ and audited).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
 from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
-from streams.events import EventValidator, format_ts
+from streams.events import EventValidator, IncidentReport, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -294,30 +295,63 @@ class Ingest:
 
     async def _on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
-        reports = []
+        valid: list[tuple[Message, IncidentReport]] = []
         for event in events:
             try:
-                reports.append(self.validator.incident(event.value or b"", now))
+                valid.append((event, self.validator.incident(event.value or b"", now)))
             except EventError as exc:
                 await self.ctx.dead_letter("incidents", event, exc.code, str(exc))
             except Exception as exc:  # a poison message costs only itself
                 error = unreadable(exc)
                 await self.ctx.dead_letter("incidents", event, error.code, str(error))
-        if not reports:
+        if not valid:
             return
-        self.event_time = max(self.event_time, max(r.ts for r in reports))
-        departments = self.departments.predict([f"{r.category}: {r.text}" for r in reports])
+        self.event_time = max(self.event_time, max(r.ts for _, r in valid))
+        departments = self._departments([r for _, r in valid])
         tally: Tally[tuple[str, str]] = Tally()
         alerts = []
         states: dict[bytes, dict[str, Any] | None] = {}
         dropped: dict[str, list[str]] = {}
         not_alerted: list[tuple[str, str, list[str]]] = []
         offered: list[tuple[str, Any]] = []
-        for report, department in zip(reports, departments, strict=True):
+        for (event, report), department in zip(valid, departments, strict=True):
             key = burst_key(report.grid_cell, report.category)
-            if key not in states:
-                states[key] = window_of(self.ctx, report.grid_cell, report.category)
-            reason = self.bursts.dropped(states[key], report)
+            try:
+                if isinstance(department, Exception):
+                    raise department
+                if key not in states:
+                    states[key] = window_of(self.ctx, report.grid_cell, report.category)
+                reason = self.bursts.dropped(states[key], report)
+                if reason != "duplicate":
+                    # On a copy: a fold that raises halfway leaves the window as it was.
+                    window, bursts, unalerted = self.bursts.observe_all(
+                        copy.deepcopy(states[key]), report, department, reason
+                    )
+                    made = [
+                        self._burst_alert(b, report.ts if b.status == "resolved" else None)
+                        for b in bursts
+                    ]
+                    opened = [
+                        (self.grid.cells[b.grid_cell].level, b)
+                        for b in bursts
+                        if b.first and b.status != "resolved"  # not follow-ups, nor the end
+                    ]
+                    # In no alert (yet): offered to the run of the group its burst alert
+                    # would have, which covers it as a follow-up if that run is open
+                    # (trial 6: reports arriving while a run for their cell and category
+                    # waited for an acknowledgement reached no run).
+                    offers = (
+                        []
+                        if any(b.status == "firing" for b in bursts)
+                        else self._offer(report, str(department), reason == "late")
+                    )
+            except Exception as exc:
+                # One report that cannot be folded costs only itself (its window is kept
+                # as it was); the batch and its other reports go on.
+                log.exception("incidents: report %r could not be processed", report.report_id)
+                text = f"{type(exc).__name__}: {exc}"
+                await self.ctx.dead_letter("incidents", event, "processing_error", text[:500])
+                continue
             if reason is not None:
                 # Counted and said, never silent (trial 5: 12 re-sent reports vanished).
                 duplicate = reason == "duplicate"
@@ -326,40 +360,43 @@ class Ingest:
                 )
                 counter.labels(report.source).inc()
                 dropped.setdefault(reason, []).append(report.report_id)
-                if reason == "duplicate":
+                if duplicate:
                     continue  # a re-sent report is not a new one: not in incidents_total
-            tally[(report.source, department)] += 1
-            states[key], bursts, unalerted = self.bursts.observe_all(
-                states[key], report, department, reason
-            )
+            states[key] = window
+            tally[(report.source, str(department))] += 1
             if unalerted:
                 # Below the threshold to the end: no alert, no run, no closure. Counted,
                 # said and audited, so no valid report ends silently (trial 6).
                 self._unalerted(report.grid_cell, report.category, unalerted, not_alerted, dropped)
-            if not any(b.status == "firing" for b in bursts):
-                # In no alert (yet): offered to the run of the group its burst alert would
-                # have, which covers it as a follow-up if that run is open (trial 6:
-                # reports arriving while a run for their cell and category waited for
-                # an acknowledgement reached no run).
-                offered += self._offer(report, department, reason == "late")
-            for burst in bursts:
-                resolved = burst.status == "resolved"
-                # The episode ended when this report found its window thinned.
-                alerts.append(self._burst_alert(burst, report.ts if resolved else None))
-                if burst.first and not resolved:  # not follow-ups, nor the end
-                    level = self.grid.cells[burst.grid_cell].level
-                    self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
-                    self.metrics.incident_bursts.labels(burst.department).inc()
+            offered += offers
+            alerts += made
+            for level, burst in opened:
+                self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
+                self.metrics.incident_bursts.labels(burst.department).inc()
         await self.ctx.send_all(self.ctx.alerts, alerts)
         await self.ctx.send_all(self.ctx.routed, offered)
         await self._audit_unalerted(not_alerted)
-        for key, window in states.items():
-            if window is not None:  # (None: only duplicates of a window never opened)
-                self.ctx.burst_windows[key] = window
+        # (None: only duplicates of a window never opened.) Straight to the producer, as
+        # the sweep writes them, then awaited: the offsets commit after.
+        await self.ctx.burst_windows.set_many({k: w for k, w in states.items() if w is not None})
         await self.ctx.app.producer.flush()
         for (source, department), n in tally.items():
             self.metrics.incidents.labels(source, department).inc(n)
         self._say_dropped(dropped)
+
+    def _departments(self, reports: list[IncidentReport]) -> list[str | Exception]:
+        """Each report's department, or the exception its text raised in the classifier
+        (asked one report at a time only when the batch as a whole raised)."""
+        try:
+            return list(self.departments.predict([f"{r.category}: {r.text}" for r in reports]))
+        except Exception:
+            out: list[str | Exception] = []
+            for r in reports:
+                try:
+                    out.append(self.departments.predict([f"{r.category}: {r.text}"])[0])
+                except Exception as exc:
+                    out.append(exc)
+            return out
 
     async def sweep_bursts(self) -> int:
         """End what event time has passed in cells and categories that had no report of

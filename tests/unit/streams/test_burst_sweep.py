@@ -105,3 +105,40 @@ def test_nothing_is_swept_before_a_report_is_read(
     )
     assert math.isinf(stage.event_time)
     assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+
+
+def test_a_report_that_cannot_be_folded_costs_only_itself(
+    ingest: tuple[Ingest, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No exception in one message may cost another: a window that raises (here, written
+    by something else in an odd shape) dead-letters its report alone; the batch's other
+    reports are folded and the odd window is kept as it was. Before, the batch failed as
+    a whole and the worker stopped, to meet the same batch at every restart."""
+    stage, sent, _ = ingest
+    dead: list[tuple[bytes, str, str]] = []
+
+    async def dead_letter(stream: str, event: Any, code: str, message: str, *a: Any) -> None:
+        dead.append((event.value, code, message))
+
+    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
+    odd = {**window(stage.bursts, "c-top", 1), "counts": "not a list"}
+    stage.ctx.burst_windows.stage_many({burst_key("c-top", "Noise"): odd})
+    reports = [
+        IncidentReport(T0 + 600, "odd-1", "Noise", "loud", "app", "c-top"),
+        *[
+            IncidentReport(T0 + 600 + i, f"ok-{i}", "Noise", "loud", "app", "c-mill")
+            for i in range(8)
+        ],
+    ]
+    messages = [
+        SimpleNamespace(value=r.to_json(), topic="incidents", partition=0, offset=i)
+        for i, r in enumerate(reports)
+    ]
+    asyncio.run(stage.on_incidents(messages))  # type: ignore[arg-type]
+    assert [(value, code) for value, code, _ in dead] == [
+        (reports[0].to_json(), "processing_error")
+    ]
+    assert dead[0][2].startswith("TypeError")
+    assert stage.ctx.burst_windows.data[burst_key("c-top", "Noise")] is odd
+    firing = [doc for _, doc in sent if doc.get("status") == "firing" and not doc["follow_up"]]
+    assert [doc["grid_cell"] for doc in firing] == ["c-mill"]
