@@ -32,6 +32,7 @@ from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import BatchDrain, set_fetch_max_wait
 from streams.faust_patches import install as install_faust_patches
 from streams.ingest import Ingest
+from streams.logs import SayEvery
 from streams.metrics import Metrics
 from streams.response import Response
 from streams.settings import Settings, load_settings
@@ -178,12 +179,23 @@ def create_app(
         # partition's sensors (as the revocation signal did) lost their detector state.
         ctx.forget_moved(assigned)
 
+    # faust ends a timer, and crashes the worker, on its first exception; a fault that
+    # comes back every tick (a broker away, a state no code reads) would then stop every
+    # run's deadlines and the worker with them. Said once a minute, tried again next tick.
+    say_timer_fault = SayEvery(log, logging.ERROR, prefix="citybrain: timer ")
+
+    async def tick(name: str, work: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await work()
+        except Exception as exc:
+            say_timer_fault(name, f"{name} failed, tried again next tick: {exc!r}", exc_info=True)
+
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:
-        await response.check_deadlines()
+        await tick("deadlines", response.check_deadlines)
 
     @app.timer(interval=settings.burst_sweep_interval)  # type: ignore[untyped-decorator]
     async def burst_sweep() -> None:
-        await ingest.sweep_bursts()
+        await tick("burst sweep", ingest.sweep_bursts)
 
     return app

@@ -31,6 +31,7 @@ from streams.departments import DepartmentClassifier
 from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, IncidentReport, format_ts
+from streams.logs import SayEvery
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class Ingest:
         # To offer a report in no alert to the open run of its group (see on_incidents).
         self.router = ctx.router
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
-        self._said_dropped: dict[str, tuple[float | None, int]] = {}
+        self._say_dropped_every = SayEvery(log, logging.INFO, SAY_DROPPED_EVERY, what="report")
         # The newest incident report's event time this worker has read (epoch s): the
         # city's clock for the burst sweep. Lost on restart (the sweep then waits for the
         # next report): a sweep never runs ahead of what the reports say.
@@ -483,22 +484,14 @@ class Ingest:
             )
 
     def _say_dropped(self, dropped: dict[str, list[str]]) -> None:
-        """An INFO line per reason on reports counted towards no burst."""
+        """An INFO line per reason on reports counted towards no burst: once a minute per
+        reason (a gateway re-sending all day must not flood the log), the ones between
+        counted on the next line."""
         for reason, ids in dropped.items():
-            # Said once a minute per reason (a gateway re-sending all day must not flood
-            # the log); the ones in between are counted on the next line.
-            now_s = time.monotonic()
-            last, held = self._said_dropped.get(reason, (None, 0))
-            if last is not None and now_s - last < SAY_DROPPED_EVERY:
-                self._said_dropped[reason] = (last, held + len(ids))
-                continue
-            self._said_dropped[reason] = (now_s, 0)
-            log.info(
-                "incidents: %d %s report(s) %s: %s%s%s",
-                len(ids),
+            more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+            self._say_dropped_every(
                 reason,
-                DROPPED[reason],
-                ", ".join(ids[:5]),
-                f" and {len(ids) - 5} more" if len(ids) > 5 else "",
-                f"; {held} more since the last such line" if held else "",
+                f"incidents: {len(ids)} {reason} report(s) {DROPPED[reason]}: "
+                f"{', '.join(ids[:5])}{more}",
+                len(ids),
             )

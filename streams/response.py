@@ -27,6 +27,7 @@ from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import EventError
 from streams.events import MAX_MESSAGE_BYTES, format_ts, parse_ts
+from streams.logs import SayEvery
 from streams.replies import AUDITED, count_campaign, reply_document
 
 log = logging.getLogger(__name__)
@@ -54,32 +55,6 @@ def _event_time(value: Any) -> float | None:
         return None
 
 
-class WarnEvery:
-    """One WARNING per ``key`` (a webhook URL) every ``seconds`` at most: the first
-    failure is said at once, the ones within the next ``seconds`` are counted and the
-    next line says how many there were, so a dead endpoint is visible in the log without
-    flooding it (trial 5: failed closure webhooks were only in the audit topic)."""
-
-    def __init__(self, seconds: float = 60.0, clock: Any = time.monotonic) -> None:
-        self.seconds, self.clock = seconds, clock
-        self._last: dict[str, float] = {}
-        self._held: Tally[str] = Tally()
-
-    def __call__(self, key: str, text: str) -> bool:
-        """Log ``text`` for ``key`` unless one was logged within ``seconds``; True when
-        logged."""
-        now = self.clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.seconds:
-            self._held[key] += 1
-            return False
-        held = self._held.pop(key, 0)
-        more = f" ({held} more since the last warning, not logged)" if held else ""
-        log.warning("citybrain: warning: %s%s", text, more)
-        self._last[key] = now
-        return True
-
-
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
 
@@ -87,6 +62,7 @@ class Response:
         self.ctx = ctx
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
+        self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
         self.engines = {
             name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
             for name, pb in ctx.playbooks.items()
@@ -109,7 +85,7 @@ class Response:
             retries=settings.webhook_retries,
             backoff=settings.webhook_backoff,
         )
-        self.warn_webhook = WarnEvery()
+        self.warn_webhook = SayEvery(log, prefix="citybrain: warning: ")
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -323,10 +299,17 @@ class Response:
                 group = self.ctx.groups.data.get(key)
                 if not group or not group["run"]:
                     continue
-                run = Run.from_dict(group["run"])
+                try:
+                    run = Run.from_dict(group["run"])
+                    engine = self.engines[run.playbook]
+                except Exception as exc:
+                    # A run this worker cannot read (its playbook gone from the library
+                    # since it opened, a state of another version): said once, left as
+                    # it is; one such run must not stop every other run's deadlines.
+                    self._unreadable_run(key, exc)
+                    continue
                 if is_terminal(run):
                     continue
-                engine = self.engines[run.playbook]
                 cmds: list[Command] = []
                 if engine.is_due(run, now):
                     run, cmds = engine.timeout(run, now)
@@ -367,6 +350,19 @@ class Response:
             for level in LEVELS:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
         await self._update_lag()
+
+    def _unreadable_run(self, key: bytes, exc: Exception) -> None:
+        """Say once per group (a WARNING) that its run is skipped by the deadline check."""
+        if key in self._said_unreadable:
+            return
+        self._said_unreadable.add(key)
+        why = f"no playbook {exc} in the library" if isinstance(exc, KeyError) else repr(exc)
+        log.warning(
+            "deadlines: the run of group %s is skipped (%s): it keeps its state; restore "
+            "its playbook to act on it",
+            key.decode(errors="replace"),
+            why,
+        )
 
     async def _update_lag(self) -> None:
         """Consumer lag per topic: high watermark minus position, over this worker's

@@ -9,6 +9,7 @@ interleaving is forced, not hoped for.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,38 @@ def test_a_change_too_large_for_the_changelog_sends_nothing(
         assert orjson.dumps(stage.ctx.groups.data[KEY]) == before
 
     asyncio.run(scenario())
+
+
+def test_a_run_whose_playbook_is_gone_does_not_stop_the_other_runs_deadlines(
+    response: tuple[Response, Gate],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run opened under a playbook a later deployment removed raised KeyError in the
+    deadline timer every tick: faust ended the timer and crashed the worker, and no run's
+    deadline was checked again. Now it is skipped and said once."""
+    stage, _ = response
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        await stage.on_routed(Event(b"grp-other", alert("al-2")))  # type: ignore[arg-type]
+        other = stage.ctx.groups.data[b"grp-other"]
+        stage.ctx.groups.data[b"grp-other"] = {
+            **other,
+            "run": {**other["run"], "playbook": "retired-playbook"},
+        }
+        level = stage.ctx.groups.data[KEY]["run"]["level"]
+        monkeypatch.setattr(stage.engines["flash-flood"], "is_due", lambda run, now: True)
+        monkeypatch.setattr(stage, "_update_lag", _nothing)
+        monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+        with caplog.at_level(logging.WARNING, logger="streams.response"):
+            await stage.check_deadlines()
+            await stage.check_deadlines()
+        assert stage.ctx.groups.data[KEY]["run"]["level"] != level  # escalated all the same
+
+    asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records if "is skipped" in r.getMessage()]
+    assert said == [
+        "deadlines: the run of group grp-other is skipped (no playbook 'retired-playbook' in "
+        "the library): it keeps its state; restore its playbook to act on it"
+    ]
