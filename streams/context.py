@@ -22,6 +22,7 @@ from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
 from playbooks.routing import SILENCE_PROBLEMS
+from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import EventError
 from streams.events import fit_dead_letter
@@ -84,6 +85,11 @@ class Context:
             (*grid.kinds, "incident_burst"),
             settings.score_threshold,
             [self.cell_path(cell) for cell in grid.cells],
+            [
+                *{(self.cell_path(s.cell), s.kind) for s in grid.sensors.values()},
+                *((self.cell_path(cell), "incident_burst") for cell in grid.cells),
+            ],
+            DepartmentClassifier.departments(),
         )
         for problem in SILENCE_PROBLEMS:
             metrics.silences_invalid.labels(problem)
