@@ -278,3 +278,33 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     assert main(["runs", "list"]) == EXIT_OK
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("2 runs; times in local time") and out[1] == hint
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["runs", "ack", ""], "RUN_ID"),
+        (["runs", "show", " "], "RUN_ID"),
+        (["runs", "answer", "r.1", "--report", "", "--satisfied"], "--report"),
+        (["silences", "expire", ""], "SILENCE_ID"),
+    ],
+)
+def test_an_empty_id_is_refused_before_the_api_is_asked(
+    capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+) -> None:
+    # --url points nowhere: had the API been asked, the error would say it is unreachable.
+    assert main([*argv, "--token", "t", "--url", "http://127.0.0.1:1"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert f"argument {name}: " in err and "give the id as the list shows it" in err
+
+
+@pytest.mark.parametrize("action", ["resolve", "cancel"])
+def test_an_empty_note_is_refused_where_the_api_would_refuse_it(
+    capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    argv = ["runs", action, "r.1", "--note", " ", "--token", "t", "--url", "http://127.0.0.1:1"]
+    assert main(argv) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"citybrain: --note is empty: {action} needs a note saying why, for the audit trail\n"
+    )
