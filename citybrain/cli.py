@@ -1021,7 +1021,7 @@ def _api(
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
             403: forbidden_hint(),
-            404: not_found_hint(path, reason),
+            404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
@@ -1030,11 +1030,40 @@ def _api(
     except (urllib.error.URLError, OSError) as exc:
         why = getattr(exc, "reason", exc)
         raise CliError(
-            f"cannot reach the operator API at {base} ({why}): no worker serves it there; "
-            "start one (`make demo` leaves its worker running, or "
-            f"`{command_line('worker')}`) or give --url",
+            f"cannot reach the operator API at {base} ({why}): {unreachable_hint(args.url)}",
             EXIT_SERVICE,
         ) from None
+
+
+# The settings the operator API commands (runs, silences) read: the worker's port (the
+# default --url) and the grid file (cell names, a silence matcher's warning). Their hints
+# carry only these, and --url when it was given.
+API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE")
+
+
+def api_command(*argv: str, url: str | None = None) -> str:
+    """A `runs` or `silences` command line to print: after only the settings it reads
+    (API_SETTINGS), with ``--url`` when the command that failed was given one."""
+    return command_line(*argv, *(["--url", url] if url else []), only=API_SETTINGS)
+
+
+def unreachable_hint(url: str | None) -> str:
+    """What to do when no worker answers: start one where --url points (its port as
+    CITYBRAIN_WORKER_PORT when the host is this machine), not on the default port (trial
+    8: ``--url http://127.0.0.1:1`` was told to start a worker on 16066)."""
+    import urllib.parse
+
+    if url is None:
+        return (
+            "no worker serves it there; start one (`make demo` leaves its worker running, "
+            f"or `{command_line('worker')}`) or give --url"
+        )
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        start = command_line("worker", env={"CITYBRAIN_WORKER_PORT": str(port)})
+        return f"no worker serves it there; start one on port {port} (`{start}`) or check --url"
+    return f"no worker serves it there; check --url, or that the worker on {parts.hostname} runs"
 
 
 def forbidden_hint() -> str:
@@ -1050,13 +1079,13 @@ def forbidden_hint() -> str:
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
 
 
-def not_found_hint(path: str, reason: str) -> str:
+def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
     """What a 404 from the API path ``path`` tells the operator to check: a report id
     the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
     a run or silence id by its `list`."""
     if path.startswith("/runs/") and path.endswith("/answer") and "covers no report" in reason:
         run_id = path.split("/")[2]
-        return f"; see the run's report ids with `{command_line('runs', 'show', run_id)}`"
+        return f"; see the run's report ids with `{api_command('runs', 'show', run_id, url=url)}`"
     listing = "silences" if path.startswith("/silences") else "runs"
     if path.split("?")[0] in ("/runs", "/silences"):
         # A list has no id to check: the API itself is not where --url points.
@@ -1064,7 +1093,7 @@ def not_found_hint(path: str, reason: str) -> str:
             "; no operator API there: --url takes the worker's base URL "
             "(scheme, host and port, e.g. http://127.0.0.1:16066)"
         )
-    return f"; check the id with `{command_line(listing, 'list')}`"
+    return f"; check the id with `{api_command(listing, 'list', url=url)}`"
 
 
 def check_url(option: str, url: str | None) -> str | None:
@@ -1323,7 +1352,7 @@ def _no_step(run: dict[str, Any]) -> str:
     return "-"
 
 
-def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
+def superseded_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -> str | None:
     """The one line `runs list` adds when the runs it lists superseded earlier ones, or
     None: how many it hides and how to see one (a run id is ``<group>.<generation>``, so
     run ``g.3`` superseded ``g.1`` and ``g.2``; the group keeps the last
@@ -1339,7 +1368,7 @@ def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     return (
         f"{counted(hidden, 'superseded run')} not listed (a later run of the same group "
-        f"replaced each): see one with {command_line('runs', 'show', example)}"
+        f"replaced each): see one with {api_command('runs', 'show', example, url=url)}"
     )
 
 
@@ -1393,7 +1422,9 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
     )
 
 
-def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: bool) -> str:
+def accepted_message(
+    action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
+) -> str:
     """The reply to an accepted run action; ``doc`` is the API's answer. An unsatisfied
     answer says the run was reopened when the API reports it (``"reopened": true``), else
     that such an answer reopens it: the worker applies the command after the API
@@ -1414,7 +1445,7 @@ def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: b
         return (
             f"{line}; run {run_id} is not finished (reopened already, or failed), so this "
             "answer is only recorded: it does not reopen the run again "
-            f"(`{command_line('runs', 'show', run_id)}` lists the answers)"
+            f"(`{api_command('runs', 'show', run_id, url=url)}` lists the answers)"
         )
     return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
 
@@ -1447,7 +1478,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
-        hint = superseded_hint(runs)
+        hint = superseded_hint(runs, args.url)
         if hint:
             print(hint)
         if runs:
@@ -1460,7 +1491,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(already_message(args.run_id, doc["already"], now))
     else:
         satisfied = getattr(args, "satisfied", True)
-        print(accepted_message(args.action, args.run_id, doc, satisfied))
+        print(accepted_message(args.action, args.run_id, doc, satisfied, args.url))
     return EXIT_OK
 
 
@@ -1474,7 +1505,7 @@ def silence_duration(text: str) -> float:
     except ValueError as exc:
         raise CliError(
             f"--duration: {exc}; e.g. 30m, 2h, 1h30m or 7d (a silence always ends: "
-            f"expire it early with `{command_line('silences', 'expire', 'SILENCE_ID')}`)"
+            f"expire it early with `{api_command('silences', 'expire', 'SILENCE_ID')}`)"
         ) from None
     if seconds <= 0:
         raise CliError(f"--duration is {text!r}, expected more than 0, e.g. 30m or 2h")
