@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import command_line
-from citybrain.text import agreeing, counted, day
+from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -1263,13 +1263,12 @@ def runs_table(
             )
             for r in runs
         ]
-        table = [tuple(row[i] for i in keep) for row in [RUNS_HEADER, *rows]]
-        widths = [max(len(row[i]) for row in table) for i in range(len(keep))]
+        table = [tuple(cell(row[i]) for i in keep) for row in [RUNS_HEADER, *rows]]
+        widths = [max(display_width(row[i]) for row in table) for i in range(len(keep))]
         lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in table
+            "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
         ]
-        return lines, max(len(line) for line in lines)
+        return lines, max(display_width(line) for line in lines)
 
     lines, widest = build(False, ())
     if width is None or widest <= width:
@@ -1601,10 +1600,10 @@ def silences_table(silences: list[dict[str, Any]], now: float) -> str:
         )
         for x in ranked
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    table = [header, *(tuple(cell(c) for c in row) for row in rows)]
+    widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
     return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
+        "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
     )
 
 

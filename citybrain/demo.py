@@ -47,7 +47,7 @@ from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, cell, counted, display_width, pad
 from streams.auth import hash_token
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
@@ -1070,10 +1070,11 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             for a in listed
         ]
         # Plain aligned lines, never wrapped: a log or a pipe keeps one alert per line.
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
+        shown = [header, *(tuple(cell(c) for c in row) for row in rows)]
+        widths = [max(display_width(r[i]) for r in shown) for i in range(len(header))]
+        for row in shown:
             console.print(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(),
+                "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip(),
                 highlight=False,
                 soft_wrap=True,
                 markup=False,
