@@ -48,6 +48,7 @@ class Kafka:
         self.pending = 0
         self.readings: list[Reading] = []
         self.dead: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+        self.keys: list[bytes | None] = []  # each dead letter's key
 
     def submit(self, reading: Reading, done: Any, timeout: float | None = None) -> bool:
         self.readings.append(reading)
@@ -64,6 +65,7 @@ class Kafka:
         timeout: float | None = None,
     ) -> bool:
         self.dead.append((value, headers))
+        self.keys.append(key)
         done()
         return True
 
@@ -232,6 +234,8 @@ def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
     answer = json.loads(body)
     assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1)
     assert json.loads(kafka.dead[-1][0]) == {"schema": "reading/1", **GOOD, "value": "high"}
+    # A reading's dead letter is keyed by its sensor id; the NGSI entity has none.
+    assert kafka.keys == [None, GOOD["sensor_id"].encode()]
     text = call(server, "GET", "/metrics")[2].decode()
     refused = samples(text, "citybrain_ingest_refused_total")
     assert refused[(("reason", "unknown_sensor"), ("stream", "ngsi"))] == 1
@@ -253,6 +257,25 @@ def test_mqtt_dead_letters_count_in_the_workers_family(ingest_grid: Grid) -> Non
         (("reason", "bad_payload"), ("stream", "mqtt")): 1,
     }
     assert all(dict(headers)["citybrain.error.stream"] == b"mqtt" for _, headers in kafka.dead)
+    # Keyed by the sensor the topic names, as every reading's dead letter (docs/events.md).
+    assert kafka.keys == [b"gauge-99", b"gauge-1"]
+
+
+def test_an_mqtt_dead_letter_without_a_sensor_is_keyed_by_its_topic(ingest_grid: Grid) -> None:
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    ingest.handle("elsewhere/x", b"1.5", lambda: None)
+    assert kafka.keys == [b"elsewhere/x"]
+
+
+def test_a_payload_that_is_not_utf8_is_shown_as_its_bytes(ingest_grid: Grid) -> None:
+    # Trial 8: the message echoed U+FFFD replacement characters, hiding the byte.
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    ingest.handle("city/e/gauge-1/water_level", b"\xff\xfe{}", lambda: None)
+    message = dict(kafka.dead[0][1])["citybrain.error.message"].decode()
+    assert message.startswith("field \"payload\" is b'\\xff\\xfe{}': expected a number")
+    assert "byte 0xff at offset 0 is not UTF-8" in message
 
 
 def test_an_empty_mqtt_payload_is_counted_and_skipped_not_dead_lettered(ingest_grid: Grid) -> None:
