@@ -659,6 +659,12 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
             name, value = parse_label(pair)
         except PlaybookError as exc:
             raise CliError(str(exc)) from None
+        if name in labels:
+            # An alert carries one value per label (trial 8: the last one won silently).
+            raise CliError(
+                f"label {name} given twice ({name}={labels[name]!r} and {name}={value!r}): "
+                "an alert carries one value of each label"
+            )
         labels[name] = value
     router = load_routing(
         Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
@@ -667,7 +673,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(grid_file, "--grid")
     grid = load_grid(grid_file)
-    bad = unknown_label_value(labels, grid)
+    bad = unknown_label_value(labels, grid) or inconsistent_labels(labels, grid)
     if bad:
         raise CliError(bad)
     filled, notes = worker_labels(labels, grid)
@@ -777,6 +783,59 @@ def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
             }.get(name, f" (the grid's {name} cells)")
         )
         return f"label {name}={value!r}: {expected_values(name, known, value)}{where}"
+    return ""
+
+
+def inconsistent_labels(labels: dict[str, str], grid: Grid) -> str:
+    """Why ``labels``, each a value some alert may carry (unknown_label_value), cannot all
+    be one alert's, or "": a registered sensor's alert has its ``kind`` and ``grid_cell``
+    (the worker dead-letters a reading with others as registration_mismatch); a sensor
+    alert (a ``sensor_id``, ``source=sensor`` or a sensor kind) is at a community cell,
+    where sensors register, and a report burst (``source=citizen``, ``incident_burst``)
+    has neither a sensor nor a sensor kind; ``community``, ``street``, ``district`` and
+    ``city`` are the ids of ``grid_cell`` and its ancestors; ``neighbours_agreeing`` is
+    a count (0, 1, 2, ...). Trial 8: route-test answered for such label sets."""
+    from playbooks.grid import LEVELS, RESERVED_KINDS
+
+    count = labels.get("neighbours_agreeing")
+    if count is not None and not (count.isascii() and count.isdigit()):
+        return f"label neighbours_agreeing={count!r}: expected a count (0, 1, 2, ...)"
+    sensor_id, kind = labels.get("sensor_id"), labels.get("kind")
+    sensor = grid.sensors.get(sensor_id or "")
+    if sensor is not None:
+        for name, registered in (("kind", sensor.kind), ("grid_cell", sensor.cell)):
+            if labels.get(name, registered) != registered:
+                return (
+                    f"label {name}={labels[name]!r}: sensor {sensor_id} is registered as "
+                    f"{sensor.kind} in {sensor.cell}, and the worker dead-letters its "
+                    f"readings with another {name} (registration_mismatch); give "
+                    f"{name}={registered} or leave {name} out"
+                )
+    citizen = labels.get("source") == "citizen" or kind in RESERVED_KINDS
+    sensor_alert = sensor_id is not None or labels.get("source") == "sensor" or kind in grid.kinds
+    if citizen and sensor_alert:
+        said = ", ".join(f"{n}={labels[n]}" for n in ("source", "kind", "sensor_id") if n in labels)
+        return (
+            f"labels {said}: a report burst (source=citizen, kind=incident_burst) has no "
+            "sensor and no sensor kind, a sensor alert (source=sensor) no burst's"
+        )
+    cell_id = labels.get("grid_cell")
+    cell = grid.cells.get(cell_id or "")
+    if cell is not None and sensor_alert and cell.level != "community":
+        return (
+            f"label grid_cell={cell_id!r}: a {cell.level} cell, but a sensor alert is at its "
+            "sensor's cell, and sensors register to community cells"
+        )
+    if cell is not None:
+        path = grid.path(cell.id)
+        for level in LEVELS:
+            given = labels.get(level)
+            if given is not None and path.get(level) != given:
+                has = f"is in {level} {path[level]}" if level in path else f"has no {level}"
+                return (
+                    f"label {level}={given!r}: grid_cell {cell_id} {has} (an alert's {level} "
+                    "is its cell's); leave it out to have it filled in"
+                )
     return ""
 
 
