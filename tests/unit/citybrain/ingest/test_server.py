@@ -29,7 +29,13 @@ from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import MqttIngest
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PublisherStats
-from citybrain.ingest.service import IngestOptions, run_http, serve_metrics
+from citybrain.ingest.service import (
+    IngestOptions,
+    run_http,
+    run_mqtt,
+    serve_metrics,
+    serve_metrics_from,
+)
 from playbooks.grid import Grid
 from streams.auth import TokenStore, hash_token
 from streams.events import EventValidator, Reading
@@ -397,3 +403,51 @@ def test_a_tokens_file_without_a_gateway_token_is_named_in_the_401(
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def _taken_port_with_a_free_next() -> socket.socket:
+    """A listening socket on a port whose next port is free now."""
+    while True:
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", taken.getsockname()[1] + 1))
+            except OSError:
+                taken.close()
+                continue
+        return taken
+
+
+def test_metrics_move_on_to_the_next_port_when_one_is_taken() -> None:
+    metrics = IngestMetrics.create("mqtt", lambda: 0)
+    with _taken_port_with_a_free_next() as taken:
+        port = taken.getsockname()[1]
+        stop, served = serve_metrics_from(metrics, "127.0.0.1", port, 4)
+        stop()
+        assert served == port + 1
+        with pytest.raises(ListenError, match=f"CITYBRAIN_INGEST_METRICS_PORT is {port}, "):
+            serve_metrics_from(metrics, "127.0.0.1", port, 1)
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_a_second_mqtt_ingest_takes_the_next_metrics_port_unless_one_was_set(
+    ingest_grid: Grid, caplog: pytest.LogCaptureFixture, explicit: bool
+) -> None:
+    """Trial 8: README says a second MQTT ingest on one machine takes the next port; it
+    stopped with exit 3 on the default port in use. A port set explicitly still stops."""
+
+    def stop() -> None:
+        raise _Stop
+
+    with _taken_port_with_a_free_next() as taken:
+        port = taken.getsockname()[1]
+        settings = Settings(ingest_metrics_port=port)
+        if not explicit:  # as if CITYBRAIN_INGEST_METRICS_PORT were not in the environment
+            settings.model_fields_set.discard("ingest_metrics_port")
+        with caplog.at_level(logging.INFO), pytest.raises(ListenError if explicit else _Stop):
+            run_mqtt(settings, IngestOptions(), require=stop)
+    said = [r.getMessage() for r in caplog.records]
+    moved = f"ingest: metrics port {port} is taken (another MQTT ingest?): serving metrics on {port + 1}"
+    assert any(line.startswith(moved) for line in said) != explicit
