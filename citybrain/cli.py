@@ -18,6 +18,7 @@ these exit statuses (also in README "Commands"):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -127,15 +128,35 @@ def cmd_stack(args: argparse.Namespace) -> int:
             ok = ok and (state == "ready" or not needed)
             note = "" if needed else " (optional: citybrain ingest mqtt)"
             print(f"{name:11} {state:8} {where}{note}")
-        from citybrain.demo import DemoFiles
-        from citybrain.stack.process import read_pid
-
-        demo = "running" if read_pid(DemoFiles.of(s).pid) else "down"
-        print(f"{'demo worker':11} {demo:8} http://127.0.0.1:{s.worker_port} (optional)")
+        for line in demo_worker_lines(s):
+            print(line)
         if not ok:
             print(f"citybrain: the stack is not ready: {START_STACK}", file=sys.stderr)
         return EXIT_OK if ok else EXIT_FAILED
     return 0
+
+
+def demo_worker_lines(settings: Settings) -> list[str]:
+    """`stack status`'s lines on the last demo's worker: running or down (optional); or
+    stopped without `make stack-down` (it crashed or was killed), with its log, the log's
+    last line and the command that starts it again with every setting it ran with."""
+    from citybrain.demo import DemoFiles, demo_worker, restart_command
+    from citybrain.stack.process import tail
+
+    state, doc = demo_worker(settings)
+    url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
+    if state != "stopped":
+        return [
+            f"{'demo worker':11} {'running' if state == 'running' else 'down':8} {url} (optional)"
+        ]
+    log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
+    last = " ".join(tail(Path(log), 1).split())
+    last = last if len(last) <= 200 else last[:199] + "…"
+    return [
+        f"{'demo worker':11} {'stopped':8} {url}: it exited without `make stack-down` "
+        f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
+        f"{'':11} start it again, as the demo ran it: {restart_command(settings, doc)}",
+    ]
 
 
 def _answers(host: str, port: int) -> bool:
@@ -646,7 +667,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
 
     _need_dir(Path(args.dir or s.playbook_dir), "--dir")
     _need_file(Path(args.routing or s.routing_file), "--routing")
-    labels = {}
+    labels: dict[str, str] = {}
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
             # Every amtool user types it; citybrain alerts route on kind and source.
@@ -1112,6 +1133,9 @@ def unreachable_hint(url: str | None) -> str:
     8: ``--url http://127.0.0.1:1`` was told to start a worker on 16066)."""
     import urllib.parse
 
+    stopped = stopped_demo_worker(url)
+    if stopped:
+        return stopped
     if url is None:
         return (
             "no worker serves it there; start one (`make demo` leaves its worker running, "
@@ -1123,6 +1147,25 @@ def unreachable_hint(url: str | None) -> str:
         start = command_line("worker", env={"CITYBRAIN_WORKER_PORT": str(port)})
         return f"no worker serves it there; start one on port {port} (`{start}`) or check --url"
     return f"no worker serves it there; check --url, or that the worker on {parts.hostname} runs"
+
+
+def stopped_demo_worker(url: str | None) -> str:
+    """When the worker --url names (the default one with none) is the last demo's and it
+    stopped without `make stack-down`: where its log is and the command that starts it
+    again with every setting the demo gave it (trial 8: the hint to start a worker left
+    out its topic prefix, app id, tokens file and ack deadline); else ""."""
+    from citybrain.demo import demo_worker, restart_command
+
+    settings = _settings()
+    state, doc = demo_worker(settings)
+    demo_url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
+    if state != "stopped" or (url is not None and url.rstrip("/") != demo_url):
+        return ""
+    log = (doc or {}).get("worker_log") or "its log"
+    return (
+        f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
+        f"the demo ran it: {restart_command(settings, doc)}"
+    )
 
 
 def forbidden_hint() -> str:
@@ -1725,6 +1768,91 @@ def cmd_silences(args: argparse.Namespace) -> int:
         print(already_expired_message(args.silence_id, silence, doc["already"], now))
     else:
         print(f"silence {args.silence_id} expired: {matchers}, ended {_ends(silence, now)}")
+    return EXIT_OK
+
+
+def deadletters_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    """The prefix whose dead letters are read, and a note to print first ("" for none):
+    --prefix, else CITYBRAIN_TOPIC_PREFIX; when neither was given and the last demo's
+    worker still runs, the demo's (it writes under its own ``demo-…`` prefix)."""
+    from citybrain.demo import read_demo_state
+
+    if args.prefix is not None:
+        if not args.prefix.strip():
+            raise CliError("--prefix is empty: give a topic prefix, e.g. citybrain")
+        return args.prefix, ""
+    if "topic_prefix" in settings.model_fields_set:
+        return settings.topic_prefix, ""
+    demo = read_demo_state(settings)
+    prefix = demo.get("topic_prefix") if demo else None
+    if isinstance(prefix, str) and prefix:
+        return prefix, f"(the running demo's prefix {prefix}; --prefix reads another)"
+    return settings.topic_prefix, ""
+
+
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    from citybrain.deadletters import (
+        COLUMNS,
+        Reader,
+        dead_letter_topics,
+        json_line,
+        row,
+        table_line,
+        widths,
+    )
+
+    settings = _settings()
+    prefix, note = deadletters_prefix(args, settings)
+    settings = settings.model_copy(update={"topic_prefix": prefix})
+    topic = settings.topic("deadletter")
+    _require_kafka(settings)
+    if topic not in dead_letter_topics(settings):
+        others = [t.removesuffix(".deadletter") for t in dead_letter_topics(settings)]
+        there = (
+            f"prefixes with one: {', '.join(others[-8:])}"
+            f"{' (the latest 8)' if len(others) > 8 else ''}"
+            if others
+            else "no dead-letter topic is there at all"
+        )
+        raise CliError(
+            f"--prefix {prefix!r}: Kafka at {settings.kafka_bootstrap} has no topic {topic} "
+            f"(a worker creates it as it starts); {there}",
+            EXIT_FAILED,
+        )
+    if note and not args.json:
+        print(note, file=sys.stderr)
+    with Reader(settings, topic) as reader:
+        latest = reader.latest(args.limit)
+        if args.json:
+            for letter in latest:
+                print(json_line(letter, topic), flush=True)
+        else:
+            more = " (the latest, --limit)" if len(latest) == args.limit else ""
+            print(
+                f"{topic}: {counted(len(latest), 'dead letter')}{more}; times in local time "
+                f"({_zone()}); --json shows each whole"
+                + ("; new ones follow as they come (Ctrl-C stops)" if args.follow else "")
+            )
+        rows = [row(letter) for letter in latest]
+        columns = widths(rows)
+        if rows and not args.json:
+            print(table_line(COLUMNS, columns))
+            for cells in rows:
+                print(table_line(cells, columns), flush=True)
+        if not args.follow:
+            return EXIT_OK
+        header = bool(rows)
+        # Ctrl-C is how a follow ends: status 0, not 130.
+        with contextlib.suppress(KeyboardInterrupt):
+            for letter in reader.new():
+                if args.json:
+                    print(json_line(letter, topic), flush=True)
+                    continue
+                if not header:
+                    print(table_line(COLUMNS, columns), flush=True)
+                    header = True
+                # Columns as wide as the first rows' (a longer cell widens its line only).
+                print(table_line(row(letter), columns), flush=True)
     return EXIT_OK
 
 
@@ -3085,6 +3213,31 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(exp)
     exp.set_defaults(func=cmd_silences)
+
+    p = command(
+        sub, "deadletters", "show the dead-letter topic's latest messages and why each was refused"
+    )
+    p.add_argument(
+        "--prefix",
+        help="the topic prefix whose <prefix>.deadletter is read (default: "
+        "CITYBRAIN_TOPIC_PREFIX, or the running demo's when that is not set)",
+    )
+    p.add_argument(
+        "--limit",
+        type=_positive(int),
+        default=20,
+        help="how many of the latest to show, across partitions",
+    )
+    p.add_argument(
+        "--follow", action="store_true", help="then show each new one as it comes, until Ctrl-C"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object a line: topic, partition, offset, time, key, headers, and the "
+        "value (value_base64 when it is not UTF-8)",
+    )
+    p.set_defaults(func=cmd_deadletters)
 
     p = command(sub, "hash-token", "print the SHA-256 of a token read from stdin")
     p.set_defaults(func=cmd_hash_token)
