@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
 import orjson
+from aiohttp import web
 from faust.web import Request, Response, View
 
 from playbooks.engine import MAX_COMMENT, MAX_NOTE, Run, is_terminal
@@ -264,6 +266,48 @@ async def stored_run(
     return run_in_group(read_group(), run_id)
 
 
+def json_content_type(kind: str | None) -> str | None:
+    """Why a request body of Content-Type ``kind`` cannot be read as JSON (the text of a
+    415), None when it can: no header, ``application/json`` or ``*/*+json``, UTF-8. The
+    ingest's rule (citybrain/ingest/http.py): a form-encoded body (curl's ``-d`` without
+    ``-H``) was read as JSON and refused as a bad body (trial 8)."""
+    if kind is None:
+        return None
+    media, _, params = kind.partition(";")
+    media = media.strip().lower()
+    charset = re.search(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
+    if (media == "application/json" or media.endswith("+json")) and (
+        charset is None or charset.group(1).lower() in ("utf-8", "utf8")
+    ):
+        return None
+    return f"Content-Type is {kind[:80]!r}, expected application/json (UTF-8)"
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own answers (an unknown path's 404, another method's 405, with Allow) as
+    the JSON ``{"error": ...}`` every other answer of the API is, not its plain text
+    ``404: Not Found`` (trial 8). The views' own answers pass through as they are."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            text = f"no such path {request.path[:200]!r}: the operator API is under {PREFIX}"
+        elif exc.status == 405:
+            allowed = sorted(getattr(exc, "allowed_methods", ()) or ())
+            text = f"{request.method} is not allowed on {request.path[:200]!r}" + (
+                f": it takes {', '.join(allowed)}" if allowed else ""
+            )
+        else:
+            text = exc.reason
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return web.json_response({"error": text}, status=exc.status, headers=headers)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -285,6 +329,9 @@ def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str
 
 def register_api(app: faust.App, ctx: Context) -> None:
     tokens = TokenStore.load(ctx.settings.api_tokens_file)
+    # Before the web server starts: aiohttp freezes its middlewares then.
+    web_app: web.Application = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver
+    web_app.middlewares.append(json_errors)
 
     @app.task  # type: ignore[untyped-decorator]
     async def announce_api() -> None:
@@ -326,6 +373,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         raw = await request.read()
         if not raw:
             return {}
+        wrong_type = json_content_type(request.headers.get("Content-Type"))
+        if wrong_type:
+            raise ApiError(415, wrong_type)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -25,7 +25,7 @@ from playbooks.routing import SILENCE_PROBLEMS
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import EventError
-from streams.events import fit_dead_letter
+from streams.events import dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
 from streams.tables import KeyPartitionedTable, key_partitioned_table
@@ -208,12 +208,18 @@ class Context:
     ) -> None:
         """Dead-letter a message (an event or a batch's message), or with ``index`` and
         ``raw`` one reading of a pack (its origin then reads
-        ``topic/partition/offset#index``)."""
+        ``topic/partition/offset#index``). A reading's dead letter is keyed by its
+        ``sensor_id`` when it has one (``dead_letter_key``), any other by the message's key."""
         msg = event if isinstance(event, Message) else event.message
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
         log.warning("citybrain: warning: dead-letter %s: %s (%s)", origin, message, code)
         value = msg.value if raw is None else raw
-        await self.send_dead_letter(stream, value, msg.key, code, message, origin)
+        key = msg.key
+        if stream == "readings" and isinstance(value, bytes):
+            # A reading's dead letter is keyed by its sensor id, whatever step refused it
+            # (out_of_order ones, in the detection, are too): docs/events.md.
+            key = dead_letter_key(value, key if isinstance(key, bytes) else None)
+        await self.send_dead_letter(stream, value, key, code, message, origin)
 
     async def guarded(
         self,

@@ -509,3 +509,23 @@ def fit_dead_letter(
         *headers,
         ("citybrain.error.truncated", str(len(value)).encode()),
     ]
+
+
+def dead_letter_key(raw: bytes, fallback: bytes | None) -> bytes | None:
+    """The key of a reading's dead letter (docs/events.md): its ``sensor_id`` when
+    ``raw`` is a JSON object with one (non-empty text), else ``fallback``, the key of
+    the message it came in (a pack's ``pack-<n>``, an MQTT topic). One rule for every
+    step that refuses a reading (trial 8: a pack's ``bad_type`` and ``wrong_partition``
+    readings kept the pack's key, its ``out_of_order`` ones had their sensor's), so a
+    consumer finds a sensor's dead readings under the key its readings have."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return fallback
+    sensor = doc.get("sensor_id") if isinstance(doc, dict) else None
+    if not isinstance(sensor, str) or not sensor:
+        return fallback
+    try:
+        return sensor.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, JSON's "\ud800"
+        return fallback

@@ -243,7 +243,9 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
     assert main([*argv, "--url", refusing_api, "--token", "t"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 404: no such thing at /api/v1/" in err
-    assert err.rstrip().endswith(f"check the id with `{cli_command()} {listing}`")
+    assert err.rstrip().endswith(
+        f"check the id with `{cli_command()} {listing} --url {refusing_api}`"
+    )
 
 
 @pytest.mark.parametrize("empty", ["", "  "])

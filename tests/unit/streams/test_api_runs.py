@@ -198,7 +198,7 @@ def test_an_answer_field_of_the_wrong_type_is_named_briefly(grid: Grid) -> None:
     with pytest.raises(ApiError) as info:
         answer_fields(run, {"report_id": ["r"] * 100_000, "satisfied": True})
     assert info.value.status == 400 and len(info.value.message) < 200
-    assert info.value.message.startswith("field \"report_id\" is ['r', 'r', ")
+    assert info.value.message.startswith('field "report_id" is ["r", "r", ')
 
 
 def test_a_superseded_run_the_group_kept_can_be_read(grid: Grid) -> None:
