@@ -358,8 +358,8 @@ class Response:
         self._said_unreadable.add(key)
         why = f"no playbook {exc} in the library" if isinstance(exc, KeyError) else repr(exc)
         log.warning(
-            "deadlines: the run of group %s is skipped (%s): it keeps its state; restore "
-            "its playbook to act on it",
+            "citybrain: warning: deadlines: the run of group %s is skipped (%s): it keeps "
+            "its state; restore its playbook to act on it",
             key.decode(errors="replace"),
             why,
         )

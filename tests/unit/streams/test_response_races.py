@@ -307,6 +307,7 @@ def test_a_run_whose_playbook_is_gone_does_not_stop_the_other_runs_deadlines(
     asyncio.run(scenario())
     said = [r.getMessage() for r in caplog.records if "is skipped" in r.getMessage()]
     assert said == [
-        "deadlines: the run of group grp-other is skipped (no playbook 'retired-playbook' in "
-        "the library): it keeps its state; restore its playbook to act on it"
+        "citybrain: warning: deadlines: the run of group grp-other is skipped (no playbook "
+        "'retired-playbook' in the library): it keeps its state; restore its playbook to "
+        "act on it"
     ]
