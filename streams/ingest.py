@@ -27,6 +27,7 @@ from streams.departments import DepartmentClassifier
 from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, format_ts
+from streams.partitioning import sensor_partition
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Ingest:
         self._said_dropped: dict[str, tuple[float | None, int]] = {}
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
+        self._partitions = settings.partitions
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
@@ -165,6 +167,20 @@ class Ingest:
                 del self._exported[sid]
         for cell, n in per_cell.items():
             m.cell_readings.labels(*self.ctx.cell_path(cell)).inc(n)
+
+    def forget_sensors(self, lost: set[int]) -> int:
+        """Drop the per-sensor series (``citybrain_sensor_value``/``_score``) of the
+        sensors whose ``readings`` partition is in ``lost`` (partitions this worker no
+        longer owns, after a rebalance); returns how many sensors. Their readings now
+        reach another worker, which exports them: kept here, a sensor in an episode had
+        two series, this worker's frozen at its last value for ever (no reading of it
+        comes here again to end the episode)."""
+        gone = [sid for sid in self._exported if sensor_partition(sid, self._partitions) in lost]
+        for sid in gone:
+            kind = self._exported.pop(sid)
+            self.metrics.sensor_value.remove(sid, kind)
+            self.metrics.sensor_score.remove(sid, kind)
+        return len(gone)
 
     def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
         doc = alert.to_dict()

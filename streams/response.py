@@ -27,6 +27,7 @@ from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import EventError
 from streams.events import format_ts, parse_ts
+from streams.partitioning import key_partition
 from streams.replies import AUDITED, count_campaign, reply_document
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class Response:
             backoff=settings.webhook_backoff,
         )
         self.warn_webhook = WarnEvery()
+        self._lag_topics: set[str] = set()  # topics with a consumer-lag series here
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -312,6 +314,13 @@ class Response:
         approvals: Tally[str] = Tally()
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
+                if self.ctx.app.rebalancing:
+                    # A rebalance began during this pass (an earlier key's await): this
+                    # key's partition may be on its way to another worker, which would
+                    # recover the run without this escalation and send its own. The
+                    # next pass after the rebalance sees only the runs this worker owns
+                    # (and the gauges wait for it: this pass has not counted them all).
+                    return
                 # Read under the lock: a snapshot taken before an earlier key's await
                 # could be older than an acknowledgement processed meanwhile.
                 group = self.ctx.groups.data.get(key)
@@ -353,8 +362,14 @@ class Response:
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))
+        # ``firing`` is a global table: every worker holds every firing alert. Each
+        # counts those of the alerts partitions it owns, so the workers' series sum to
+        # the city's (counting them all, two workers showed every alert twice).
+        n, mine = self.settings.partitions, self.ctx.owned_partitions("alerts")
         firing: Tally[tuple[str, str]] = Tally()
-        for _, labels in self.ctx.firing.items():
+        for key, labels in self.ctx.firing.items():
+            if key_partition(key, n) not in mine:
+                continue
             cell = self.grid.cells.get(labels.get("grid_cell", ""))
             firing[(labels.get("severity", ""), cell.level if cell else "")] += 1
         for severity in ("minor", "major", "critical"):
@@ -367,7 +382,13 @@ class Response:
         partitions (faust's own end-offset gauges stay empty with aiokafka)."""
         consumer = self.ctx.app.consumer
         lag: Tally[str] = Tally()
-        for tp in consumer.assignment():
+        assignment = consumer.assignment()
+        # A topic none of whose partitions is this worker's any more: its series goes
+        # (left, it showed the lag of the rebalance for ever under sum()).
+        for topic in self._lag_topics - {tp.topic for tp in assignment}:
+            self.metrics.consumer_lag.remove(topic)
+            self._lag_topics.discard(topic)
+        for tp in assignment:
             try:
                 position = await consumer.position(tp)
                 highwater = consumer.highwater(tp)
@@ -377,6 +398,7 @@ class Response:
                 lag[tp.topic] += max(0, highwater - position)
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic).set(value)
+            self._lag_topics.add(topic)
 
     async def advance(
         self, key: bytes, group: dict[str, Any], run: Run, commands: list[Command]
