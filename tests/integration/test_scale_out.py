@@ -4,8 +4,10 @@ and 100,000 fuzzed malformed events."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import random
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -425,4 +427,96 @@ def test_a_silence_stored_through_one_worker_silences_the_alerts_of_both(
     finally:
         b.stop()
         a.stop()
+        p.close()
+
+
+class Hooks:
+    """A webhook receiver on its own port: records each request's ``delivery``; holds
+    the first one unanswered (the call in flight when its worker dies), answers the
+    others 200."""
+
+    def __init__(self, port: int) -> None:
+        self.deliveries: list[str] = []
+        self.release = threading.Event()
+        hooks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hooks.deliveries.append(json.loads(body)["delivery"])
+                if len(hooks.deliveries) == 1:
+                    hooks.release.wait(120)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_webhook_call_in_flight_when_its_worker_is_killed_is_made_again(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path
+) -> None:
+    """A run's webhook call is in flight (its receiver has not answered) when the worker
+    is SIGKILLed: the restarted worker, which recovers the run waiting for that call's
+    outcome, makes it again under the same delivery id, and the run goes on. The call
+    and its retries lived only in the dead worker's memory: nobody made it again, and
+    the run waited for the step's deadline and took its timeout path."""
+    port = shifted_port(26090)
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "hook.yaml").write_text(
+        "playbook: hook\nversion: 1\ndescription: one webhook\ndepartment: test\nsla: 6h\n"
+        "steps:\n"
+        f"  - {{id: call, action: webhook, url: 'http://127.0.0.1:{port}/hook', deadline: 10m}}\n"
+        "  - {id: done, action: annotate, text: called}\n"
+    )
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "version: 1\nroute:\n  playbook: hook\n  group_by: [sensor_id]\n  group_wait: 0s\n"
+    )
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_PLAYBOOK_DIR": str(playbooks),
+            "CITYBRAIN_ROUTING_FILE": str(routing),
+            "CITYBRAIN_WEBHOOK_TIMEOUT": "60",
+        },
+    )
+    hooks = Hooks(port)
+    worker = p.worker().start()
+    try:
+        base = real_levels(40)
+        for i, value in enumerate([*base, base[-1] * 8]):
+            p.send(
+                "readings",
+                b"gauge-1",
+                Reading(
+                    START + 300 * i, "gauge-1", "water_level", value, "ft", "c-bridge"
+                ).to_json(),
+            )
+        p.flush()
+        p.read("steps", lambda m: bool(steps_of(m, "webhook")))
+        give_up = time.monotonic() + 30
+        while not hooks.deliveries and time.monotonic() < give_up:
+            time.sleep(0.2)
+        assert hooks.deliveries, "the webhook was never called"
+        time.sleep(3)  # the run's state (waiting for the call) reaches its changelog
+        worker.kill()
+        worker.start()
+        steps = p.read("steps", lambda m: bool(steps_of(m, "action_ok")), timeout=60)
+        [call] = steps_of(steps, "webhook")
+        assert hooks.deliveries[1:] == [call["id"]], hooks.deliveries
+        assert len(steps_of(steps, "action_ok")) == 1
+    finally:
+        worker.stop()
+        hooks.close()
         p.close()

@@ -233,3 +233,34 @@ def due(stage: Response, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
     everything = set(range(stage.settings.partitions))
     monkeypatch.setattr(stage.ctx, "owned_partitions", lambda role: everything)
+
+
+def test_a_webhook_call_that_died_with_its_worker_is_made_again_once(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook step's call and its retries live in the worker's memory. A worker
+    SIGKILLed during the call left its run waiting for an outcome that never came: the
+    worker that took the run over never made the call (its step deadline then took the
+    timeout path). The new owner makes it again, once, under the same delivery id."""
+    stage, _ = response
+    ctx = stage.ctx
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def submit(command_id: str, url: str, payload: dict[str, Any]) -> bool:
+        calls.append((command_id, url, payload))
+        return True
+
+    monkeypatch.setattr(stage.webhooks, "submit", submit)
+    due(stage, monkeypatch)
+    monkeypatch.setattr(stage.engines["air-pollution"], "is_due", lambda run, now: False)
+    engine = stage.engines["air-pollution"]
+    doc = alert("al-air")["alert"]
+    run, _ = engine.new_run("grp-air.1", {**doc, "kind": "pm25"}, 100.0)
+    # As the worker that stopped stored it: waiting for the advisory webhook's outcome.
+    run.step, run.status, run.pending_action = "publish-advisory", "waiting_action", "grp-air.1:9"
+    route = alert("al-air")["route"]
+    ctx.groups.data[b"grp-air"] = {"generation": 1, "run": run.to_dict(), "route": route}
+    asyncio.run(stage.check_deadlines())
+    asyncio.run(stage.check_deadlines())  # the next pass: made already, not again
+    assert [(c[0], c[1]) for c in calls] == [("grp-air.1:9", "http://127.0.0.1:18081/advisories")]
+    assert calls[0][2]["delivery"] == "grp-air.1:9"
