@@ -527,6 +527,19 @@ class PlaybookEngine:
             return step.role
         return None
 
+    def pending_webhook(self, run: Run) -> tuple[str, str] | None:
+        """``(command id, url)`` of the webhook call the run is waiting for, if it waits
+        for one: the host's call may have died with a worker, and is made again under
+        the same command id (the receiver's ``delivery``)."""
+        step = self._steps.get(run.step or "")
+        if (
+            run.status == RunStatus.WAITING_ACTION.value
+            and run.pending_action
+            and isinstance(step, WebhookStep)
+        ):
+            return run.pending_action, step.url
+        return None
+
     def is_due(self, run: Run, now: float) -> bool:
         return run.deadline_at is not None and now >= run.deadline_at and not is_terminal(run)
 

@@ -34,6 +34,7 @@ from playbooks.schema import parse_duration
 from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
 from streams.context import Context, run_key
 from streams.errors import show
+from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -308,6 +309,21 @@ async def json_errors(
         return web.json_response({"error": text}, status=exc.status, headers=headers)
 
 
+def elsewhere(run_id: str, owned: set[int], partitions: int) -> str | None:
+    """Why a run absent here may exist on another worker: its group's partition (of
+    ``routed`` and ``commands``, ``partitions`` in all) is not in ``owned`` (this worker's
+    partitions), so the worker that owns it holds the run; None when this worker owns it
+    (the run does not exist). With several workers the 404 says so, not just "no run"."""
+    partition = key_partition(run_key(run_id), partitions)
+    if partition in owned:
+        return None
+    return (
+        f"no run {run_id!r} on this worker: its group is on partition {partition}, which "
+        "another worker owns (runs live on the worker that owns their partition); ask "
+        "that worker (the CLI's --url)"
+    )
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -387,7 +403,16 @@ def register_api(app: faust.App, ctx: Context) -> None:
         return doc
 
     async def find_run(run_id: str) -> Run:
-        return await stored_run(lambda: ctx.groups.get(run_key(run_id)), ctx.storing_runs, run_id)
+        try:
+            return await stored_run(
+                lambda: ctx.groups.get(run_key(run_id)), ctx.storing_runs, run_id
+            )
+        except ApiError as exc:
+            owned = ctx.owned_partitions("routed")
+            why = elsewhere(run_id, owned, ctx.settings.partitions)
+            if exc.status != 404 or why is None:
+                raise
+            raise ApiError(404, why) from None
 
     def handled(fun: Any) -> Any:
         async def wrapper(self: View, request: Request, **kw: Any) -> Response:

@@ -177,7 +177,9 @@ def create_app(
         # revocation). Only those: a rebalance revokes every partition first, and faust
         # does not re-read the changelog of a partition it keeps, so forgetting a kept
         # partition's sensors (as the revocation signal did) lost their detector state.
-        ctx.forget_moved(assigned)
+        await ctx.forget_moved(assigned)
+        # Per-sensor series of sensors now read by another worker (streams/ingest.py).
+        ingest.forget_sensors(ctx.lost_partitions(assigned, "readings"))
 
     # faust ends a timer, and crashes the worker, on its first exception; a fault that
     # comes back every tick (a broker away, a state no code reads) would then stop every

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, Message
 
 from playbooks.executors.grafana import GrafanaAnnotator
@@ -136,25 +137,45 @@ class Context:
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
 
-    def forget_moved(self, assigned: set[TP]) -> None:
+    async def forget_moved(self, assigned: set[TP]) -> None:
         """After a rebalance, drop from each partitioned table the keys of the partitions
         of its source topic this worker was not given (``assigned``: the worker's topic
         partitions). faust's memory store forgets only the keys it read from a changelog;
         a key this worker wrote stayed, so a run moved to another worker was still
         escalated and renotified by this worker's deadline timer, and its stale state
         written over the new owner's. Kept partitions are left alone: faust does not
-        re-read the changelog of a partition it keeps."""
-        everything = set(range(self.settings.partitions))
+        re-read the changelog of a partition it keeps.
+
+        Runs are forgotten under ``runs_settled``: faust waits for the agents' events
+        before a revocation completes, not for the deadline timer, and a run the timer
+        was storing across the rebalance came back into the table once its write
+        finished, to be escalated here again at every rung."""
         for table, role in (
             (self.sensor_state, "readings"),
             (self.burst_windows, "incidents"),
             (self.burst_state, "incidents"),
-            (self.groups, "routed"),
         ):
-            topic = self.settings.topic(role)
-            table.forget_partitions(
-                everything - {tp.partition for tp in assigned if tp.topic == topic}
-            )
+            table.forget_partitions(self.lost_partitions(assigned, role))
+        async with self.runs_settled:
+            self.groups.forget_partitions(self.lost_partitions(assigned, "routed"))
+
+    def lost_partitions(self, assigned: set[TP], role: str) -> set[int]:
+        """The partitions of the topic of ``role`` (``"readings"``, ``"alerts"``, ...)
+        that are not in ``assigned`` (topic partitions): whatever this worker keeps
+        for them (table keys, metric series) belongs to another worker, or to none."""
+        topic = self.settings.topic(role)
+        owned = {tp.partition for tp in assigned if tp.topic == topic}
+        return set(range(self.settings.partitions)) - owned
+
+    def owned_partitions(self, role: str) -> set[int]:
+        """The partitions of the topic of ``role`` assigned to this worker now (empty
+        before its first assignment): what its metrics of keyed state may count."""
+        topic = self.settings.topic(role)
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:
+            return set()
+        return {tp.partition for tp in assignment if tp.topic == topic}
 
     def cell_path(self, cell: str) -> tuple[str, str, str]:
         """(district, street, community) of a cell, cached: labels on hot-path metrics."""

@@ -32,6 +32,7 @@ from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, Sen
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, IncidentReport, format_ts
 from streams.logs import SayEvery
+from streams.partitioning import sensor_partition
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Ingest:
         self._bursts_settled = asyncio.Lock()
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
+        self._partitions = settings.partitions
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
@@ -203,6 +205,20 @@ class Ingest:
                 del self._exported[sid]
         for cell, n in per_cell.items():
             m.cell_readings.labels(*self.ctx.cell_path(cell)).inc(n)
+
+    def forget_sensors(self, lost: set[int]) -> int:
+        """Drop the per-sensor series (``citybrain_sensor_value``/``_score``) of the
+        sensors whose ``readings`` partition is in ``lost`` (partitions this worker no
+        longer owns, after a rebalance); returns how many sensors. Their readings now
+        reach another worker, which exports them: kept here, a sensor in an episode had
+        two series, this worker's frozen at its last value for ever (no reading of it
+        comes here again to end the episode)."""
+        gone = [sid for sid in self._exported if sensor_partition(sid, self._partitions) in lost]
+        for sid in gone:
+            kind = self._exported.pop(sid)
+            self.metrics.sensor_value.remove(sid, kind)
+            self.metrics.sensor_score.remove(sid, kind)
+        return len(gone)
 
     def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
         doc = alert.to_dict()
@@ -448,6 +464,12 @@ class Ingest:
             # As the incidents batch: alerts first, then the audit, then the states.
             await self.ctx.send_all(self.ctx.alerts, alerts)
             await self._audit_unalerted(not_alerted)
+            # A rebalance during those awaits may have moved some cells away (and the
+            # assignment forgotten their windows): they are not written back here, where
+            # this worker would sweep them again; their new owner sweeps its own.
+            owned = self.ctx.owned_partitions("incidents")
+            kept = self.ctx.burst_windows.partition_for_key
+            changed = {k: w for k, w in changed.items() if kept(k) in owned}
             await self.ctx.burst_windows.set_many(changed)
             await self.ctx.app.producer.flush()
         self._say_dropped(dropped)

@@ -190,7 +190,20 @@ def key_partitioned_table(
         name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
     )
     table = (
-        KeyPartitionedGlobalTable(app, **kwargs)
+        # faust marks a table global by these arguments, not by its class (``App.GlobalTable``
+        # passes them): without them a ``GlobalTable`` was an ordinary partitioned table,
+        # each worker holding only its own partitions of it. Every worker keeps reading
+        # every partition, its own too: any worker's operator API writes a silence. faust
+        # applies the entries it reads after recovery once a buffer of this many has
+        # filled (1,000 by default: a silence waited for 999 more).
+        KeyPartitionedGlobalTable(
+            app,
+            is_global=True,
+            synchronize_all_active_partitions=True,
+            recovery_buffer_size=1,
+            standby_buffer_size=1,
+            **kwargs,
+        )
         if is_global
         else KeyPartitionedTable(
             app, encode=encode, decode=decode, partition_of=partition_of, **kwargs

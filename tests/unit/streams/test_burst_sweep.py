@@ -50,6 +50,8 @@ def ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Ingest, lis
     monkeypatch.setattr(ctx.burst_windows, "_write", nothing)
     app.producer = SimpleNamespace(flush=nothing)  # type: ignore[method-assign,assignment]
     monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    owned = set(range(settings.partitions))  # a test may take partitions away
+    monkeypatch.setattr(ctx, "owned_partitions", lambda role: owned)
     return stage, sent, audited
 
 
@@ -142,3 +144,23 @@ def test_a_report_that_cannot_be_folded_costs_only_itself(
     assert stage.ctx.burst_windows.data[burst_key("c-top", "Noise")] is odd
     firing = [doc for _, doc in sent if doc.get("status") == "firing" and not doc["follow_up"]]
     assert [doc["grid_cell"] for doc in firing] == ["c-mill"]
+
+
+def test_a_window_whose_cell_moved_during_the_sweep_is_not_written_back(
+    ingest: tuple[Ingest, list[Any], list[Any]],
+) -> None:
+    """A rebalance during the sweep's sends may move a cell away (its window forgotten
+    by the assignment); writing it back would leave this worker sweeping it again."""
+    stage, _, _ = ingest
+    key = burst_key("c-top", "Noise")
+    stage.ctx.burst_windows.stage_many({key: window(stage.bursts, "c-top", 8)})
+    stage.event_time = T0 + 3 * 3600
+    moved = stage.ctx.burst_windows.partition_for_key(key)
+
+    async def sends_then_moves(topic: Any, items: list[tuple[str, Any]]) -> None:
+        stage.ctx.owned_partitions("incidents").discard(moved)
+        stage.ctx.burst_windows.forget_partitions({moved})
+
+    stage.ctx.send_all = sends_then_moves  # type: ignore[method-assign]
+    asyncio.run(stage.sweep_bursts())
+    assert key not in stage.ctx.burst_windows.data

@@ -96,3 +96,16 @@ def test_a_table_with_its_own_decode_recovers_through_it() -> None:
     assert codec.loads(b"<x>") == {"decoded": b"<x>"} and codec.dumps(b"y") == b"<y>"
     plain = key_partitioned_table(app, "plain", 2)
     assert plain.value_serializer == "json" and plain.encode({"a": 1}) == b'{"a":1}'
+
+
+def test_a_global_table_is_global_to_faust() -> None:
+    """faust reads ``is_global`` (which ``App.GlobalTable`` passes), not the class: a
+    ``GlobalTable`` built without it was assigned like any partitioned table, each worker
+    holding only its own partitions of ``firing`` and ``silences``. Every worker also
+    follows its own partitions (any worker's API writes a silence) and applies each entry
+    as it comes, not once 1,000 have been buffered."""
+    app = faust.App("tables-global", store="memory://", broker="kafka://127.0.0.1:1")
+    silences = key_partitioned_table(app, "silences", 2, is_global=True)
+    assert silences.is_global and silences.synchronize_all_active_partitions
+    assert silences.recovery_buffer_size == silences.standby_buffer_size == 1
+    assert not key_partitioned_table(app, "groups", 2).is_global
