@@ -2585,7 +2585,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
             if not any(source.rglob("*.csv")):
                 raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
             scored = detect_dir(
-                source, Path(args.output_dir), prototype, on_bad_row, warn, written, threshold
+                source,
+                Path(args.output_dir),
+                prototype,
+                on_bad_row,
+                warn,
+                written,
+                threshold,
+                args.detector,
             )
         else:
             if not (args.input and args.output):
@@ -2612,6 +2619,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 on_bad_row,
                 warn,
                 threshold,
+                args.detector,
             )
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
@@ -2681,8 +2689,20 @@ def detect_summary(
             f"(CITYBRAIN_SCORE_THRESHOLD, which the stream applies to its detector "
             f"{stream_detector}; {detector}'s own threshold is {default_threshold(detector):g})"
         )
+    from citybrain.detect import _MEASURED, ALTERNATIVE, EXTREME_SPREADS, rows_to_reach
+
     if warmup is not None:
         learning = f"the first {warmup:,} rows of each series are warm-up, scored 0"
+        # The warm-up is not the whole story: tail caps a score by how little it has seen,
+        # so a reading right after it cannot reach the threshold (trial 9's 6x spike at
+        # row 45 scored 0.197). Measured, not declared (citybrain.detect.rows_to_reach).
+        need = rows_to_reach(detector, threshold) if detector in _MEASURED else None
+        if need is not None and need > warmup:
+            learning += (
+                f", and no row before row {need + 1:,} can reach {threshold:g}, not even a "
+                f"reading {EXTREME_SPREADS:g} standard deviations out (--detector "
+                f"{ALTERNATIVE} can sooner)"
+            )
     else:
         zeros = counted(scored.leading_zeros, "row")
         learning = f"{detector} declares no fixed warm-up; " + (

@@ -8,6 +8,7 @@ per input row, same order. Bad input fails with file, line and reason.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import numpy as np
 
 from citybrain.errors import InputError
 from citybrain.text import counted
-from detectors import DEFAULT_THRESHOLD, Detector
+from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
 from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
 from streams.events import iso_datetime
@@ -187,6 +188,58 @@ def warmup_rows(detector: Detector) -> int | None:
     return None
 
 
+# The reading detect measures reach with: this many standard deviations away from a
+# steady noisy level (a 6x spike on a level of 10 with a spread of 0.5 is 100 of them).
+EXTREME_SPREADS = 100.0
+# Detectors whose reach is measured (cheap and deterministic); the one suggested instead.
+_MEASURED = ("tail",)
+ALTERNATIVE = "robust_zscore"
+
+
+@functools.lru_cache(maxsize=16)
+def rows_to_reach(name: str, threshold: float, limit: int = 1000) -> int | None:
+    """The fewest rows of history after which a fresh detector ``name`` (a DETECTORS key)
+    scores a reading ``EXTREME_SPREADS`` standard deviations above a steady noisy level
+    (10 +- 1, a fixed seed, one row every 5 minutes) at or above ``threshold``; None if
+    not within ``limit`` rows. Measured with the real detector, not declared: the tail
+    detector caps its scores by how little it has seen, so it needs more history than
+    its warm-up before even such a reading reaches its threshold (trial 9)."""
+    history = 10.0 + np.random.default_rng(0).normal(0.0, 1.0, limit)
+    for n in range(1, limit + 1):
+        values = np.append(history[:n], 10.0 + EXTREME_SPREADS)
+        score = DETECTORS[name]().score_many(values, np.arange(n + 1, dtype=np.float64) * 300.0)[-1]
+        if score >= threshold:
+            return n
+    return None
+
+
+def reach_warning(src: Path, rows: int, name: str, threshold: float) -> str | None:
+    """The warning for a short series scored by ``name`` at ``threshold``: which of its
+    rows cannot reach the threshold even with an extreme reading, and from which row
+    ``ALTERNATIVE`` can (at its own threshold); None when every row past the warm-up can,
+    or the series is long (more than twice the history needed: the blind rows are then
+    its start only, which the summary line names)."""
+    if name not in _MEASURED:
+        return None
+    need = rows_to_reach(name, threshold)
+    warmup = warmup_rows(DETECTORS[name]()) or 0
+    if need is None or rows <= warmup or need <= warmup or rows > 2 * need:
+        return None
+    blind = f"rows {warmup + 1:,}-{min(rows, need):,}"
+    other = rows_to_reach(ALTERNATIVE, default_threshold(ALTERNATIVE))
+    instead = (
+        f"; --detector {ALTERNATIVE} can from row {other + 1:,} "
+        f"(at its threshold {default_threshold(ALTERNATIVE):g})"
+        if other is not None and other < need
+        else ""
+    )
+    return (
+        f"{src}: {counted(rows, 'row')}: with {name}, {blind} cannot reach {threshold:g}, not "
+        f"even a reading {EXTREME_SPREADS:g} standard deviations out (it needs "
+        f"{need:,} rows of history first){instead}"
+    )
+
+
 @dataclass
 class Scored:
     """What scoring one or more series gave: ``rows`` scored; ``flagged`` of them at or
@@ -215,11 +268,14 @@ def detect_file(
     on_bad_row: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    name: str | None = None,
 ) -> Scored:
     """Score ``src`` into ``dst`` (one row per good input row). Raises DetectInputError
     (see ``read_series`` for ``on_bad_row``). ``warn`` hears about a series no longer
     than the detector's warm-up, or (for a detector that declares none) scored 0
-    throughout. ``threshold``: rows scoring at or above it are counted as flagged.
+    throughout, or (``name``, the detector's DETECTORS key) one so short that many of its
+    rows cannot reach ``threshold`` at all (``reach_warning``). ``threshold``: rows
+    scoring at or above it are counted as flagged.
     ``dst`` may be an open text stream (stdout) instead of a path."""
     order = TimeOrder()
     stamps, times, values = read_series(src, on_bad_row, order)
@@ -230,6 +286,11 @@ def detect_file(
             f"{warmup:,}: "
             "every row scored 0 (give it a longer history)"
         )
+    reach = None
+    if warn is not None and name is not None:
+        reach = reach_warning(src, len(values), name, threshold)
+    if reach is not None and warn is not None:
+        warn(reach)
     scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
     nonzero = np.flatnonzero(scores)
     leading = int(nonzero[0]) if nonzero.size else len(scores)
@@ -262,6 +323,7 @@ def detect_dir(
     warn: Callable[[str], None] | None = None,
     written: list[Path] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    name: str | None = None,
 ) -> Scored:
     """Every CSV under ``src`` (in sorted order) to the same relative path under ``dst``;
     each output finished is appended to ``written``, so a caller stopped by a bad file
@@ -269,7 +331,7 @@ def detect_dir(
     total = Scored()
     for path in sorted(src.rglob("*.csv")):
         out = dst / path.relative_to(src)
-        total.add(detect_file(path, out, prototype, on_bad_row, warn, threshold))
+        total.add(detect_file(path, out, prototype, on_bad_row, warn, threshold, name))
         if written is not None:
             written.append(out)
     return total

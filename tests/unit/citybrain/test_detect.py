@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from citybrain.cli import detect_summary, main
-from citybrain.detect import DetectInputError, Scored, read_series, warmup_rows
+from citybrain.detect import (
+    ALTERNATIVE,
+    EXTREME_SPREADS,
+    DetectInputError,
+    Scored,
+    read_series,
+    rows_to_reach,
+    warmup_rows,
+)
 from detectors import DEFAULT_DETECTOR, DETECTORS, OWN_THRESHOLDS, default_threshold
 
 
@@ -278,7 +286,11 @@ def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     out = capsys.readouterr()
     warmup = DETECTORS[DEFAULT_DETECTOR]().warmup  # type: ignore[attr-defined]
     assert f"the first {warmup} rows of each series are warm-up, scored 0" in out.out
-    assert "warning" not in out.err
+    # Trial 9: too short for tail to reach its threshold before row 45; the user hears so.
+    need = rows_to_reach(DEFAULT_DETECTOR, default_threshold(DEFAULT_DETECTOR))
+    assert need is not None and need > 45
+    assert f"rows {warmup + 1}-{need} cannot reach" in out.err
+    assert "--detector robust_zscore can from row" in out.err
     scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
     assert max(scores) > 0 and scores.index(max(scores)) == 45
     # Shorter than the warm-up: every row is 0, and the user is told why.
@@ -457,3 +469,30 @@ def test_detect_reads_a_timestamp_as_the_worker_does(text: str) -> None:
         assert (when is not None) == no_zone, text
         return
     assert when is not None and when.timestamp() == worker, text
+
+
+@pytest.mark.parametrize("name", [DEFAULT_DETECTOR, ALTERNATIVE])
+def test_rows_to_reach_is_where_an_extreme_reading_first_reaches_the_threshold(
+    name: str,
+) -> None:
+    """Trial 9: tail scored a 6x spike at row 45 of 60 rows 0.197, under 0.22, while the
+    summary spoke of a 32-row warm-up only. The history it needs is measured with the
+    real detector: with one row fewer even a reading EXTREME_SPREADS standard deviations
+    out stays under the threshold, and the alternative named needs less."""
+    threshold = default_threshold(name)
+    need = rows_to_reach(name, threshold)
+    assert need is not None
+    history = [10.0 + 0.5 * math.sin(m * 1.7) for m in range(need)]
+
+    def last_score(n: int) -> float:
+        level = sum(history[:n]) / n
+        spread = (sum((h - level) ** 2 for h in history[:n]) / n) ** 0.5
+        values = [*history[:n], level + EXTREME_SPREADS * spread]
+        return float(DETECTORS[name]().score_many(values, [300.0 * m for m in range(n + 1)])[-1])
+
+    assert last_score(need - 1) < threshold
+    if name == DEFAULT_DETECTOR:
+        warmup = warmup_rows(DETECTORS[name]())
+        assert warmup is not None and need > warmup  # more than the declared warm-up
+        other = rows_to_reach(ALTERNATIVE, default_threshold(ALTERNATIVE))
+        assert other is not None and other < need
