@@ -3523,9 +3523,38 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+DEBUG_ON = ("1", "true", "yes")
+DEBUG_OFF = ("", "0", "false", "no")
+
+
+def debug_mode() -> bool:
+    """Whether CITYBRAIN_DEBUG asks for a bug's traceback: ``1``, ``true`` or ``yes``
+    (any case) turn it on; unset, empty, ``0``, ``false`` and ``no`` leave it off. Raises
+    CliError (exit 2) naming the setting and its value for anything else: ``0`` turned it
+    on once (trial 9), and a typo must not pass for either."""
+    value = os.environ.get("CITYBRAIN_DEBUG", "").strip().lower()
+    if value in DEBUG_ON:
+        return True
+    if value in DEBUG_OFF:
+        return False
+    raise CliError(
+        f"CITYBRAIN_DEBUG is {os.environ['CITYBRAIN_DEBUG']!r}, expected 1, true or yes "
+        "(tracebacks of bugs) or 0, false, no or unset (off)"
+    )
+
+
+def _debug_checked() -> bool:
+    """debug_mode(), False for a bad value (main has already named it)."""
+    try:
+        return debug_mode()
+    except CliError:
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the only place exceptions become messages and exit statuses."""
     try:
+        debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
         try:
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again
@@ -3548,12 +3577,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return EXIT_PIPE
     except BaseException as exc:
-        if os.environ.get("CITYBRAIN_DEBUG"):
-            raise
         try:
             status, message = _describe(exc)
         except Exception as inner:  # the boundary itself must never print a traceback
             status, message = EXIT_BUG, f"unexpected {type(exc).__name__}: {exc} ({inner})"
+        # Debug mode shows the traceback of a bug only: a user's mistake (exit 2 or 3)
+        # keeps its one line and status there too (trial 9).
+        if status == EXIT_BUG and _debug_checked():
+            raise
         first, *detail = message.splitlines() or [type(exc).__name__]
         try:
             print(f"citybrain: {first}", file=sys.stderr)

@@ -389,3 +389,52 @@ def test_a_bearer_token_is_hashed_as_the_api_compares_it(
         check=False,
     )
     assert proc.stdout.decode().strip() == hashlib.sha256(b"Abc-._~+/9==").hexdigest()
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_debug_mode_keeps_a_user_error_one_line_and_shows_a_bugs_traceback(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 9: debug mode re-raised user errors as tracebacks with exit 1; only a bug
+    (status 70) shows its traceback there."""
+    from citybrain import cli
+
+    monkeypatch.setenv("CITYBRAIN_DEBUG", value)
+    missing = "/nonexistent/t9/in.csv"
+    assert main(["detect", "--input", missing, "--output", "-"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("citybrain: ") and len(err.splitlines()) == 1 and missing in err
+
+    def bug(args: argparse.Namespace) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_detect", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(["detect"])
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", ""])
+def test_debug_off_values_leave_a_bug_as_one_line(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain import cli
+    from citybrain.cli import EXIT_BUG
+
+    monkeypatch.setenv("CITYBRAIN_DEBUG", value)
+    assert not cli.debug_mode()
+
+    def bug(args: argparse.Namespace) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_detect", bug)
+    assert main(["detect"]) == EXIT_BUG
+    assert "This is a bug" in capsys.readouterr().err
+
+
+def test_a_bad_debug_value_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_DEBUG", "maybe")
+    assert main(["detect"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.rstrip("\n")] and "CITYBRAIN_DEBUG is 'maybe'" in err
