@@ -2888,9 +2888,45 @@ class Parser(argparse.ArgumentParser):
     from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block.
     Subcommands' parsers are of this class too (add_subparsers takes the parent's)."""
 
+    # The arguments this parser was given, to name an unknown option first (trial 9).
+    _given: list[str] | None = None
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[Any, list[str]]:
+        """argparse's, but a subcommand's parser reports what it does not know itself,
+        with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
+        --help``, as argparse leaves extras to the top parser)."""
+        self._given = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog != "citybrain":
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    def _unknown_options(self) -> list[str]:
+        """The options among this parser's arguments that it does not know, as argparse
+        would read them (up to ``--``; ``-`` and negative numbers are values)."""
+        unknown: list[str] = []
+        for arg in self._given or []:
+            if arg == "--":
+                break
+            try:
+                parsed = self._parse_optional(arg)
+            except (argparse.ArgumentError, SystemExit):
+                continue  # an ambiguous abbreviation: argparse says so itself
+            if parsed is not None and parsed[0] is None:
+                unknown.append(arg)
+        return unknown
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
+        if message.startswith("the following arguments are required"):
+            # argparse checks what is missing before what is unknown: `replay --bogus`
+            # said only that FILE is required. The unknown option is the likelier slip.
+            unknown = self._unknown_options()
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)} (and {message})"
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{self.prog} --help`\n")
 
 

@@ -438,3 +438,21 @@ def test_a_bad_debug_value_is_named_in_one_line(
     assert main(["detect"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.splitlines() == [err.rstrip("\n")] and "CITYBRAIN_DEBUG is 'maybe'" in err
+
+
+@pytest.mark.parametrize("with_required", [True, False])
+def test_an_unknown_option_is_named_first_with_its_subcommands_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], with_required: bool
+) -> None:
+    """Trial 9: ``replay x.csv --bogus`` pointed at ``citybrain --help`` and ``replay
+    --bogus`` said only that FILE is required. Every subcommand, with and without its
+    required arguments: the unknown option is named, with that subcommand's help."""
+    values = argument_values(tmp_path, tmp_path / "in.csv")
+    parser = build_parser()
+    for path, leaf in leaf_commands(parser):
+        argv = command_line(path, leaf, values) if with_required else list(path)
+        assert main([*argv, "--bogus-t9"]) == EXIT_USAGE, argv
+        err = capsys.readouterr().err
+        assert err.startswith("citybrain: ") and len(err.splitlines()) == 1, err
+        assert "unrecognized arguments: --bogus-t9" in err, err
+        assert f"see `{leaf.prog} --help`" in err and leaf.prog != "citybrain", err
