@@ -944,12 +944,15 @@ def check_output(
     out: str | None,
     inputs: Sequence[tuple[str, str | None]] = (),
     stdout_instead: str = "",
+    folder_must_exist: bool = True,
 ) -> None:
     """CliError (status 2) before any work when the output path ``out`` of ``option``
     is ``-`` (a file named ``-`` is never what was meant; ``stdout_instead`` says how to
     get the output on stdout, if there is a way) or is the same file as one of
     ``inputs`` (``(option, path)`` pairs; a path may be None, for an option not given),
-    which writing would overwrite before or while it is read."""
+    which writing would overwrite before or while it is read; or its folder does not
+    exist or is a file (a command never creates the folders of a file it writes: a
+    mistyped path would leave a tree of them, trial 9)."""
     if out is None:
         return
     if out == "-":
@@ -963,13 +966,20 @@ def check_output(
                 f"{option} {out} is the same file as {name} {path}: writing it would "
                 "overwrite the input; give another file"
             )
+    folder = Path(out).parent
+    if folder_must_exist and not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise CliError(
+            f"{option} {out}: its folder {str(folder)!r} {what}; create the folder first "
+            "or give another path"
+        )
 
 
 def check_output_dir(option: str, out: str) -> None:
     """CliError (status 2) naming ``option`` before any work when the output directory
     ``out`` cannot be one: it is ``-``, it is a file, or it is under one. A directory
-    that does not exist yet is fine (it is created)."""
-    check_output(option, out)
+    that does not exist yet is fine (it is created, with its parents)."""
+    check_output(option, out, folder_must_exist=False)
     path = Path(out)
     for here in (path, *path.parents):
         if not here.exists():
@@ -1903,6 +1913,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         [("--data", str(p)) for p in data] + [("--expect", args.expect)],
         "the summary table is printed on stdout anyway",
     )
+    check_output(
+        "--report",
+        args.report,
+        [("--data", str(p)) for p in data]
+        + [("--expect", args.expect), ("--summary", args.summary)],
+        "it is HTML: give a file name",
+    )
     for path in data:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     # The built-in expected events belong to the built-in data: on a user's own files
@@ -2144,6 +2161,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     check_output(
         "--out", args.out, [("--input", args.input)], "leave out --out for tables on stdout"
     )
+    check_output("--export", args.export, [("--input", args.input), ("--out", args.out)])
     _output_suffix(args.out)
     if args.input:
         _need_file(Path(args.input), "--input")

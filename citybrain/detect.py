@@ -300,7 +300,6 @@ def detect_file(
             "be learning on a series this short (give it a longer history)"
         )
     if isinstance(dst, Path):
-        dst.parent.mkdir(parents=True, exist_ok=True)
         with dst.open("w", encoding="utf-8", newline="") as fh:
             _write_scores(fh, stamps, values, scores)
     else:
@@ -331,6 +330,8 @@ def detect_dir(
     total = Scored()
     for path in sorted(src.rglob("*.csv")):
         out = dst / path.relative_to(src)
+        # The output tree mirrors the input's; a lone --output's folder must exist.
+        out.parent.mkdir(parents=True, exist_ok=True)
         total.add(detect_file(path, out, prototype, on_bad_row, warn, threshold, name))
         if written is not None:
             written.append(out)
