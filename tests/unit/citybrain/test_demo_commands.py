@@ -37,6 +37,7 @@ def test_the_printed_settings_are_the_shells_stack_settings_without_secrets() ->
         "CITYBRAIN_WEBHOOK_SECRET": "s",
         "CITYBRAIN_GRAFANA_TOKEN": "g",
         "CITYBRAIN_TOPIC_PREFIX": "set-by-the-demo",
+        "CITYBRAIN_TEST_PORT_OFFSET": "700",  # a test's variable, no setting (trial 9)
         "PATH": "/usr/bin",
     }
     assert shell_settings(env) == {
@@ -163,3 +164,13 @@ def test_every_known_event_gives_its_local_date_time_and_zone() -> None:
     assert local_time("2016-02-07T16:00:00Z", "Asia/Shanghai") == "2016-02-08 00:00 local, CST"
     for event in KNOWN_EVENTS:
         assert re.search(r"\(\w[\w ]*, \d{4}-\d\d-\d\d \d\d:\d\d local, [A-Z]{3}\)$", event.name)
+
+
+def test_the_printed_citybrain_works_from_any_directory(tmp_path: Path) -> None:
+    """Trial 9: the demo printed `.venv/bin/citybrain`, relative to the checkout."""
+    cli = cli_command()
+    assert cli == "citybrain" or Path(cli).is_absolute()
+    done = subprocess.run(
+        ["sh", "-c", f"{cli} detect --help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
