@@ -212,3 +212,41 @@ def test_grafana_login_is_set_and_documented() -> None:
     readme = (ROOT / "README.md").read_text()
     docker = readme[readme.index("## Docker") :]
     assert "GRAFANA_ADMIN_PASSWORD" in docker and "make docker-tokens" in docker
+
+
+def build_inputs() -> set[str]:
+    """Top-level files and folders pyproject.toml's build reads: the readme, the licence
+    files (PEP 639), and the packages setuptools finds (with their package data)."""
+    import tomllib
+
+    doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = doc["project"]
+    needed = {"pyproject.toml"}
+    readme = project.get("readme")
+    if readme:
+        needed.add(readme if isinstance(readme, str) else readme["file"])
+    for pattern in project.get("license-files", []):
+        matches = list(ROOT.glob(pattern))
+        assert matches, f"pyproject's license-files {pattern!r} matches no file"
+        needed |= {m.relative_to(ROOT).parts[0] for m in matches}
+    setuptools = doc.get("tool", {}).get("setuptools", {})
+    for pattern in setuptools.get("packages", {}).get("find", {}).get("include", []):
+        needed |= {p.name for p in ROOT.glob(pattern.rstrip("*")) if (p / "__init__.py").exists()}
+    needed |= set(setuptools.get("package-data", {}))
+    return needed
+
+
+def test_everything_the_build_reads_is_copied_before_the_install() -> None:
+    """Trial 9: the Dockerfile copied pyproject.toml and README.md but not the LICENSE
+    that pyproject's license-files names: the build needs it, the image must ship it."""
+    copied: set[str] = set()
+    for line in (DOCKER / "Dockerfile").read_text().splitlines():
+        if line.startswith("RUN ") and "pip install" in line:
+            break
+        if line.startswith("COPY "):
+            copied |= {Path(src).parts[0] for src in line.split()[1:-1]}
+    else:
+        pytest.fail("the Dockerfile has no pip install step")
+    needed = build_inputs()
+    assert {"LICENSE", "README.md", "citybrain", "streams"} <= needed
+    assert needed <= copied, f"copied only after the install, or never: {needed - copied}"
