@@ -250,3 +250,28 @@ def test_everything_the_build_reads_is_copied_before_the_install() -> None:
     needed = build_inputs()
     assert {"LICENSE", "README.md", "citybrain", "streams"} <= needed
     assert needed <= copied, f"copied only after the install, or never: {needed - copied}"
+
+
+def test_the_worker_annotates_grafana_is_health_checked_and_restarts() -> None:
+    """Trial 9: the worker had no Grafana URL or token (no annotations in the documented
+    deployment), no healthcheck and no restart policy while both ingests restart."""
+    services = compose()["services"]
+    worker = services["worker"]
+    port = env_of("worker")["CITYBRAIN_WORKER_PORT"]
+    # Grafana by its compose name and container port.
+    [(_, _, grafana_port)] = published("grafana")
+    assert env_of("worker")["CITYBRAIN_GRAFANA_URL"] == f"http://grafana:{grafana_port}"
+    # The token: an env file that may be absent, never committed, never in an image.
+    [env_file] = worker["env_file"]
+    assert env_file["required"] is False
+    path = (DOCKER / env_file["path"]).resolve().relative_to(ROOT).as_posix()
+    assert path in (ROOT / ".gitignore").read_text().splitlines()
+    assert any(fnmatch.fnmatch(path, pattern) for pattern in dockerignore())
+    assert "CITYBRAIN_GRAFANA_TOKEN" not in env_of("worker")
+    readme = (ROOT / "README.md").read_text()
+    assert path in readme and "CITYBRAIN_GRAFANA_TOKEN=" in readme
+    # The healthcheck asks the worker's own /metrics on its port.
+    test = " ".join(worker["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/metrics" in test
+    for name in ("worker", "ingest-mqtt", "ingest-http"):
+        assert services[name]["restart"] == "unless-stopped", name
