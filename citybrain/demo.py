@@ -18,7 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -717,6 +717,30 @@ def announce_installs(console: Console, kafka: KafkaBroker) -> None:
         )
 
 
+def watched_sensors(data: Sequence[Path], expected: Sequence[KnownEvent]) -> list[str]:
+    """The sensor ids in the canonical CSVs ``data`` (plain or gzip) that an ``expected``
+    event's ``sensor_prefix`` names (the Dead Run gauges, the Beijing stations), sorted:
+    the demo's worker exports their value and score all along (CITYBRAIN_WATCH_SENSORS),
+    so the sensor_detail dashboard has them after a fast replay, in which an alert
+    episode opens and closes between two scrapes (trial 9: the dashboard was empty).
+    Files that are not reading CSVs (no sensor_id column) are passed over."""
+    import csv
+    import gzip
+
+    prefixes = tuple(e.sensor_prefix for e in expected)
+    found: set[str] = set()
+    if not prefixes:
+        return []
+    for path in data:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            rows = csv.DictReader(fh)
+            if "sensor_id" not in (rows.fieldnames or ()):
+                continue
+            found |= {r["sensor_id"] for r in rows if r["sensor_id"].startswith(prefixes)}
+    return sorted(found)
+
+
 def run_demo(
     data: list[Path],
     ack_deadline: float = 5.0,
@@ -751,6 +775,10 @@ def run_demo(
         "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline),
         "CITYBRAIN_API_TOKENS_FILE": str(files.tokens),
     }
+    watch = [s.strip() for s in base.watch_sensors.split(",") if s.strip()]
+    watch += [s for s in watched_sensors(data, expected) if s not in watch]
+    if watch:
+        own["CITYBRAIN_WATCH_SENSORS"] = ",".join(watch)
     env = {**os.environ, **own}
     settings = load_settings(
         topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline

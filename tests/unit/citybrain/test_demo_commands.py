@@ -26,7 +26,7 @@ from citybrain.demo import (
     watch_phase,
     with_settings,
 )
-from streams.settings import Settings
+from streams.settings import REPO_ROOT, Settings
 
 
 def test_the_printed_settings_are_the_shells_stack_settings_without_secrets() -> None:
@@ -174,3 +174,20 @@ def test_the_printed_citybrain_works_from_any_directory(tmp_path: Path) -> None:
         ["sh", "-c", f"{cli} detect --help"], cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_demo_watches_its_known_events_sensors() -> None:
+    """Trial 9: sensor_detail was empty after `make demo` (episodes open and close
+    between two scrapes in a fast replay). The demo's worker watches the sensors of its
+    known events: the Dead Run gauges and the Beijing stations, from the data itself."""
+    from citybrain.demo import DEMO_DATA, KNOWN_EVENTS, watched_sensors
+
+    watched = watched_sensors(list(DEMO_DATA), KNOWN_EVENTS)
+    prefixes = tuple(e.sensor_prefix for e in KNOWN_EVENTS)
+    assert watched and all(s.startswith(prefixes) for s in watched)
+    for prefix in prefixes:  # every event has its sensors, none left out
+        assert any(s.startswith(prefix) for s in watched), prefix
+    assert "usgs-01589330-water_level" in watched
+    assert watched_sensors(list(DEMO_DATA), ()) == []
+    demo = (REPO_ROOT / "citybrain" / "demo.py").read_text()
+    assert 'own["CITYBRAIN_WATCH_SENSORS"]' in demo
