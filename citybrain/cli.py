@@ -2580,15 +2580,23 @@ def _detector(name: str) -> Detector:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from citybrain.detect import DetectInputError, detect_dir, detect_file, warmup_rows
+    from citybrain.detect import (
+        DetectInputError,
+        detect_dir,
+        detect_file,
+        input_files,
+        warmup_rows,
+    )
 
     prototype = _detector(args.detector)
     # Rows are counted at the threshold the stream would alert at with this detector.
     settings = _settings()
     threshold = settings.alert_threshold(args.detector)
     skipped: list[str] = []
+    skipped_files: list[str] = []
     written: list[Path] = []
     on_bad_row = skipped.append if args.on_error == "skip" else None
+    on_bad_file = skipped_files.append if args.on_error == "skip" else None
 
     def warn(message: str) -> None:
         print(f"citybrain: warning: {message}", file=sys.stderr)
@@ -2600,8 +2608,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
             source = Path(args.input_dir)
             _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
             _check_output_dir("--output-dir", args.output_dir, "--input-dir", source)
-            if not any(source.rglob("*.csv")):
-                raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
+            try:
+                files = input_files(source)
+            except DetectInputError as exc:
+                raise CliError(f"--input-dir {str(source)!r}: {exc}") from None
+            if not files:
+                raise CliError(f"--input-dir {str(source)!r}: no .csv or .csv.gz files under it")
             scored = detect_dir(
                 source,
                 Path(args.output_dir),
@@ -2611,6 +2623,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 written,
                 threshold,
                 args.detector,
+                on_bad_file,
             )
         else:
             if not (args.input and args.output):
@@ -2642,7 +2655,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
         if args.input_dir:
-            total = sum(1 for _ in Path(args.input_dir).rglob("*.csv"))
+            total = len(files)
             done = (
                 f"; {len(written):,} of {counted(total, 'file')} "
                 f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
@@ -2652,23 +2665,29 @@ def cmd_detect(args: argparse.Namespace) -> int:
             )
         else:
             done = "" if args.output == "-" else f"; nothing was written to {args.output}"
-        skip = ", or give --on-error skip" if _row_fault(str(exc)) else ""
+        # In a folder a file that cannot be scored at all is skipped whole as well.
+        skip = ", or give --on-error skip" if _row_fault(str(exc)) or args.input_dir else ""
         raise CliError(f"{exc}{done}: fix the file{skip}") from None
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
-    print(
-        detect_summary(
-            args.detector,
-            scored,
-            len(skipped),
-            warmup_rows(prototype),
-            threshold,
-            settings.threshold_is_set,
-            settings.detector,
-        ),
-        file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout,
+        for whole in skipped_files:
+            print(f"skipped the whole file: {whole}", file=sys.stderr)
+    summary = detect_summary(
+        args.detector,
+        scored,
+        len(skipped),
+        warmup_rows(prototype),
+        threshold,
+        settings.threshold_is_set,
+        settings.detector,
     )
+    if skipped_files:
+        summary += (
+            f"; skipped {counted(len(skipped_files), 'file')} that could not be scored at all "
+            "(listed above; no output for them)"
+        )
+    print(summary, file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout)
     return 0
 
 

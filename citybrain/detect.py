@@ -323,16 +323,53 @@ def detect_dir(
     written: list[Path] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     name: str | None = None,
+    on_bad_file: Callable[[str], None] | None = None,
 ) -> Scored:
-    """Every CSV under ``src`` (in sorted order) to the same relative path under ``dst``;
-    each output finished is appended to ``written``, so a caller stopped by a bad file
-    can say how far it got."""
+    """Every CSV under ``src``, plain or gzip (``input_files``), in sorted order, to the
+    same relative path under ``dst`` (a ``.csv.gz`` as plain ``.csv``); each output
+    finished is appended to ``written``, so a caller stopped by a bad file can say how far
+    it got. With ``on_bad_file`` (``--on-error skip``), a file that cannot be scored at
+    all (empty, a bad header, only a header, no good row) is passed to it as its
+    DetectInputError message and left out, and the others are scored (trial 9: a
+    header-only file stopped the whole batch)."""
     total = Scored()
-    for path in sorted(src.rglob("*.csv")):
-        out = dst / path.relative_to(src)
+    for path in input_files(src):
+        out = output_path(src, dst, path)
         # The output tree mirrors the input's; a lone --output's folder must exist.
         out.parent.mkdir(parents=True, exist_ok=True)
-        total.add(detect_file(path, out, prototype, on_bad_row, warn, threshold, name))
+        try:
+            scored = detect_file(path, out, prototype, on_bad_row, warn, threshold, name)
+        except DetectInputError as exc:
+            if on_bad_file is None:
+                raise
+            on_bad_file(str(exc))
+            continue
+        total.add(scored)
         if written is not None:
             written.append(out)
     return total
+
+
+def input_files(src: Path) -> list[Path]:
+    """The CSVs under ``src``, ``*.csv`` and gzip ``*.csv.gz`` (as ``--input`` takes),
+    sorted. Raises DetectInputError when a plain and a gzip file would write the same
+    output (``a.csv`` and ``a.csv.gz``)."""
+    found = sorted([*src.rglob("*.csv"), *src.rglob("*.csv.gz")])
+    seen: dict[Path, Path] = {}
+    for path in found:
+        out = output_path(src, Path(), path)
+        if out in seen:
+            raise DetectInputError(
+                f"{seen[out]} and {path} would both be scored into {out}: keep one of them"
+            )
+        seen[out] = path
+    return found
+
+
+def output_path(src: Path, dst: Path, path: Path) -> Path:
+    """Where the scores of ``path`` (under ``src``) go under ``dst``: the same relative
+    path, a gzip input's without ``.gz`` (the scores are plain CSV)."""
+    relative = path.relative_to(src)
+    if relative.suffix == ".gz":
+        relative = relative.with_suffix("")
+    return dst / relative

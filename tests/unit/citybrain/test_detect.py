@@ -496,3 +496,37 @@ def test_rows_to_reach_is_where_an_extreme_reading_first_reaches_the_threshold(
         assert warmup is not None and need > warmup  # more than the declared warm-up
         other = rows_to_reach(ALTERNATIVE, default_threshold(ALTERNATIVE))
         assert other is not None and other < need
+
+
+def test_a_folder_takes_gzip_files_and_skips_a_file_it_cannot_score_with_skip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 9: in --input-dir a header-only file stopped the whole batch even with
+    --on-error skip, and .csv.gz files were passed over while --input x.csv.gz works."""
+    import gzip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rows = "timestamp,value\n" + "".join(
+        f"2026-11-01T{m // 60:02d}:{m % 60:02d}:00Z,{10 + m % 3}\n" for m in range(50)
+    )
+    (src / "a.csv").write_text(rows)
+    (src / "b.csv").write_text("timestamp,value\n")
+    with gzip.open(src / "c.csv.gz", "wt") as fh:
+        fh.write(rows)
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(src), "--output-dir", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "b.csv:1: no data rows: only the header" in err and "--on-error skip" in err
+    assert main([*argv, "--on-error", "skip"]) == 0
+    said = capsys.readouterr()
+    assert f"skipped the whole file: {src / 'b.csv'}:1: no data rows" in said.err
+    assert "skipped 1 file that could not be scored at all" in said.out
+    assert "read 100 rows" in said.out  # a.csv and the gzip c.csv.gz
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "c.csv"]
+    assert (out / "a.csv").read_text() == (out / "c.csv").read_text()
+    # A plain and a gzip file that would write one output are refused by name.
+    (src / "c.csv").write_text(rows)
+    assert main([*argv, "--on-error", "skip"]) == 2
+    assert "would both be scored into c.csv" in capsys.readouterr().err
