@@ -73,6 +73,16 @@ class TimeOrder:
     earlier: int = 0
 
 
+@dataclass
+class Extras:
+    """A file's columns after timestamp,value (``names``, as in its header) and each
+    scored row's fields there (``rows``, as written; "" where a row stops short): detect
+    keeps them, after anomaly_score (trial 9: they were dropped without a word)."""
+
+    names: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
 def _looks_like_row(text: str) -> bool:
     fields = split_line(text)
     return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
@@ -82,13 +92,16 @@ def read_series(
     path: Path,
     on_bad_row: Callable[[str], None] | None = None,
     order: TimeOrder | None = None,
+    extras: Extras | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Stamps as written, times in seconds, values. Any fault (bytes that are not UTF-8,
     stray quotes, bad fields, rows more than ``MAX_STEP_BACK`` out of time order; the
     reader is streams/csvfile.py) raises DetectInputError naming file, line and reason;
     with ``on_bad_row``, a bad row is passed to it as ``file:line: reason`` and skipped
     instead (a bad header, an empty file or no good rows still raise). ``order``, if
-    given, counts the rows at or a little before the latest time so far (``TimeOrder``)."""
+    given, counts the rows at or a little before the latest time so far (``TimeOrder``).
+    ``extras``, if given, receives the columns after timestamp,value (``Extras``); a
+    column named anomaly_score there raises (the output has its own)."""
     try:
         records = list(read_records(path, _looks_like_row))
     except FeedError as exc:
@@ -102,10 +115,19 @@ def read_series(
         raise DetectInputError(
             f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected timestamp,value"
         )
+    names = [h.strip() for h in header.fields[2:]]
+    if "anomaly_score" in names:
+        raise DetectInputError(
+            f"{path}:{header.line}: the header has a column 'anomaly_score' (column "
+            f"{names.index('anomaly_score') + 3}): the output adds its own; rename or drop it"
+        )
+    if extras is not None:
+        extras.names = names
     stamps: list[str] = []
     values: list[float] = []
     times: list[float] = []
     previous: datetime | None = None
+    latest = ""  # the latest time so far as the file writes it
     for record in records[1:]:
         try:
             if isinstance(record, BadRow):
@@ -118,7 +140,7 @@ def read_series(
                     f"{field_count_reason(record.fields, len(header.fields))} "
                     "(a decimal comma? write 1.5, or quote the value)"
                 )
-            when, epoch, value = _row(path, record.line, record.fields, previous)
+            when, epoch, value = _row(path, record.line, record.fields, previous, latest)
         except DetectInputError as exc:
             if on_bad_row is None:
                 raise
@@ -129,8 +151,12 @@ def read_series(
                 order.repeated += 1
             elif when < previous:
                 order.earlier += 1
-        previous = max(previous, when) if previous else when
+        if previous is None or when > previous:
+            previous, latest = when, record.fields[0].strip()
         stamps.append(record.fields[0])
+        if extras is not None:
+            rest = record.fields[2:]
+            extras.rows.append(rest + [""] * (len(names) - len(rest)))
         times.append(epoch)
         values.append(value)
     if not values:
@@ -144,9 +170,10 @@ def read_series(
 
 
 def _row(
-    path: Path, line: int, row: list[str], previous: datetime | None
+    path: Path, line: int, row: list[str], previous: datetime | None, latest: str = ""
 ) -> tuple[datetime, float, float]:
-    """One row's time, epoch seconds and value; DetectInputError names what is wrong."""
+    """One row's time, epoch seconds and value; DetectInputError names what is wrong
+    (``latest``: the latest time so far, ``previous``, as the file writes it)."""
     if len(row) < 2:
         raise DetectInputError(
             f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
@@ -170,8 +197,8 @@ def _row(
     if back:
         assert previous is not None
         raise DetectInputError(
-            f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
-            f"{previous.isoformat(sep=' ')}: rows must be in time order (a clock set back "
+            f"{path}:{line}: timestamp {row[0]!r} is before the latest time so far, "
+            f"{latest or previous.isoformat()!r}: rows must be in time order (a clock set back "
             f"by up to {MAX_STEP_BACK.seconds // 3600} h is scored and counted)"
         )
     return when, epoch, value
@@ -278,7 +305,8 @@ def detect_file(
     scoring at or above it are counted as flagged.
     ``dst`` may be an open text stream (stdout) instead of a path."""
     order = TimeOrder()
-    stamps, times, values = read_series(src, on_bad_row, order)
+    extras = Extras()
+    stamps, times, values = read_series(src, on_bad_row, order, extras)
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and len(values) <= warmup:
         warn(
@@ -301,17 +329,23 @@ def detect_file(
         )
     if isinstance(dst, Path):
         with dst.open("w", encoding="utf-8", newline="") as fh:
-            _write_scores(fh, stamps, values, scores)
+            _write_scores(fh, stamps, values, scores, extras)
     else:
-        _write_scores(dst, stamps, values, scores)
+        _write_scores(dst, stamps, values, scores, extras)
     return Scored(len(stamps), int(np.count_nonzero(scores >= threshold)), leading, 1, order)
 
 
-def _write_scores(fh: TextIO, stamps: list[str], values: np.ndarray, scores: np.ndarray) -> None:
+def _write_scores(
+    fh: TextIO, stamps: list[str], values: np.ndarray, scores: np.ndarray, extras: Extras
+) -> None:
+    """timestamp,value,anomaly_score, then the input's other columns as written."""
     writer = csv.writer(fh)
-    writer.writerow(["timestamp", "value", "anomaly_score"])
-    for stamp, value, score in zip(stamps, values.tolist(), scores.tolist(), strict=True):
-        writer.writerow([stamp, repr(value), f"{score:.6f}"])
+    writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
+    rest = extras.rows if extras.names else [[]] * len(stamps)
+    for stamp, value, score, more in zip(
+        stamps, values.tolist(), scores.tolist(), rest, strict=True
+    ):
+        writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
 
 
 def detect_dir(

@@ -68,7 +68,7 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
         ("timestamp,value\nlater,1\n", ":2: field \"timestamp\" is 'later'"),
         (
             "timestamp,value\n2020-01-01 05:00:00,1\n2020-01-01 02:00:00,2\n",
-            ":3: timestamp '2020-01-01 02:00:00' is before the previous row's 2020-01-01 05:00:00",
+            ":3: timestamp '2020-01-01 02:00:00' is before the latest time so far, '2020-01-01 05:00:00'",
         ),
         ("timestamp,value\n2020-01-01 00:00:00,nan\n", "expected a finite number"),
         # siblings: numbers float() reads and a CSV of numbers should not hold
@@ -413,7 +413,7 @@ def test_times_with_and_without_a_zone_mix_and_unordered_ones_are_counted(
     out = tmp_path / "o.csv"
     assert main(["detect", "--input", str(src), "--output", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"{src}:8: timestamp '2023-12-31' is before the previous row's" in err
+    assert f"{src}:8: timestamp '2023-12-31' is before the latest time so far" in err
     assert "offset-naive" not in err
     assert main(["detect", "--input", str(src), "--output", str(out), "--on-error", "skip"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -530,3 +530,29 @@ def test_a_folder_takes_gzip_files_and_skips_a_file_it_cannot_score_with_skip(
     (src / "c.csv").write_text(rows)
     assert main([*argv, "--on-error", "skip"]) == 2
     assert "would both be scored into c.csv" in capsys.readouterr().err
+
+
+def test_extra_columns_are_kept_after_the_score_and_times_are_named_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 9: `timestamp,value,extra` lost `extra` without a word, and the out-of-order
+    error showed the time as `2026-11-01 02:30:00+00:00` where the file has `...Z`."""
+    src = write(
+        tmp_path / "in.csv",
+        "timestamp,value,site,note\n2026-11-01T00:00:00Z,1,a,first\n2026-11-01T00:05:00Z,2,b\n",
+    )
+    out = tmp_path / "out.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out)]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["timestamp", "value", "anomaly_score", "site", "note"]
+    assert [r[3:] for r in rows[1:]] == [["a", "first"], ["b", ""]]
+    clash = write(tmp_path / "clash.csv", "timestamp,value,anomaly_score\n2026-11-01,1,0.5\n")
+    assert main(["detect", "--input", str(clash), "--output", str(out)]) == 2
+    assert "a column 'anomaly_score' (column 3)" in capsys.readouterr().err
+    late = write(
+        tmp_path / "late.csv",
+        "timestamp,value\n2026-11-01T02:30:00Z,1\n2026-11-01T02:00:00Z,2\n2026-11-01T00:30:00Z,3\n",
+    )
+    assert main(["detect", "--input", str(late), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "before the latest time so far, '2026-11-01T02:30:00Z'" in err and "+00:00" not in err
