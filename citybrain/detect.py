@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,10 @@ from streams.events import iso_datetime
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
 MAX_STEP_BACK = timedelta(hours=1)
+
+# Rows scored at once: large enough for the vectorised detectors' batches, small enough
+# that a chunk's parsed rows and arrays stay a few tens of MB.
+CHUNK_ROWS = 65_536
 
 
 class DetectInputError(InputError):
@@ -94,21 +99,45 @@ def read_series(
     order: TimeOrder | None = None,
     extras: Extras | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Stamps as written, times in seconds, values. Any fault (bytes that are not UTF-8,
-    stray quotes, bad fields, rows more than ``MAX_STEP_BACK`` out of time order; the
-    reader is streams/csvfile.py) raises DetectInputError naming file, line and reason;
-    with ``on_bad_row``, a bad row is passed to it as ``file:line: reason`` and skipped
+    """Stamps as written, times in seconds, values, the whole file at once (``detect``
+    itself streams: ``good_rows``). Any fault (bytes that are not UTF-8, stray quotes,
+    bad fields, rows more than ``MAX_STEP_BACK`` out of time order; the reader is
+    streams/csvfile.py) raises DetectInputError naming file, line and reason; with
+    ``on_bad_row``, a bad row is passed to it as ``file:line: reason`` and skipped
     instead (a bad header, an empty file or no good rows still raise). ``order``, if
     given, counts the rows at or a little before the latest time so far (``TimeOrder``).
     ``extras``, if given, receives the columns after timestamp,value (``Extras``); a
     column named anomaly_score there raises (the output has its own)."""
+    stamps: list[str] = []
+    times: list[float] = []
+    values: list[float] = []
+    for stamp, epoch, value, rest in good_rows(path, on_bad_row, order, extras):
+        stamps.append(stamp)
+        times.append(epoch)
+        values.append(value)
+        if extras is not None:
+            extras.rows.append(rest)
+    return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
+
+
+def good_rows(
+    path: Path,
+    on_bad_row: Callable[[str], None] | None = None,
+    order: TimeOrder | None = None,
+    extras: Extras | None = None,
+) -> Iterator[tuple[str, float, float, list[str]]]:
+    """Each good row of ``path`` as (stamp as written, epoch seconds, value, its fields
+    after timestamp,value padded to the header's), read as it goes: memory is one row,
+    not the file (trial 9: 666 MB for a million rows). Faults as ``read_series`` (the
+    header's as soon as it is read, "no data rows" at the end); ``extras.names`` is set
+    from the header, ``extras.rows`` left alone."""
     try:
-        records = list(read_records(path, _looks_like_row))
+        records = read_records(path, _looks_like_row)
+        header = next(records, None)
     except FeedError as exc:
         raise DetectInputError(str(exc)) from None
-    if not records:
+    if header is None:
         raise DetectInputError(f"{path}:1: the file is empty, expected a header timestamp,value")
-    header = records[0]
     if isinstance(header, BadRow):
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
@@ -123,50 +152,50 @@ def read_series(
         )
     if extras is not None:
         extras.names = names
-    stamps: list[str] = []
-    values: list[float] = []
-    times: list[float] = []
+    width = len(header.fields)
+    good = 0
+    last_line = header.line
     previous: datetime | None = None
     latest = ""  # the latest time so far as the file writes it
-    for record in records[1:]:
-        try:
-            if isinstance(record, BadRow):
-                raise DetectInputError(str(record))
-            # No wider than the header: `1,5` (a decimal comma) is two fields, and reading
-            # the first alone took 1.5 for 1 without a word.
-            if len(record.fields) > len(header.fields):
-                raise DetectInputError(
-                    f"{path}:{record.line}: "
-                    f"{field_count_reason(record.fields, len(header.fields))} "
-                    "(a decimal comma? write 1.5, or quote the value)"
-                )
-            when, epoch, value = _row(path, record.line, record.fields, previous, latest)
-        except DetectInputError as exc:
-            if on_bad_row is None:
-                raise
-            on_bad_row(str(exc))
-            continue
-        if previous is not None and order is not None:
-            if when == previous:
-                order.repeated += 1
-            elif when < previous:
-                order.earlier += 1
-        if previous is None or when > previous:
-            previous, latest = when, record.fields[0].strip()
-        stamps.append(record.fields[0])
-        if extras is not None:
+    try:
+        for record in records:
+            last_line = record.line
+            try:
+                if isinstance(record, BadRow):
+                    raise DetectInputError(str(record))
+                # No wider than the header: `1,5` (a decimal comma) is two fields, and
+                # reading the first alone took 1.5 for 1 without a word.
+                if len(record.fields) > width:
+                    raise DetectInputError(
+                        f"{path}:{record.line}: "
+                        f"{field_count_reason(record.fields, width)} "
+                        "(a decimal comma? write 1.5, or quote the value)"
+                    )
+                when, epoch, value = _row(path, record.line, record.fields, previous, latest)
+            except DetectInputError as exc:
+                if on_bad_row is None:
+                    raise
+                on_bad_row(str(exc))
+                continue
+            if previous is not None and order is not None:
+                if when == previous:
+                    order.repeated += 1
+                elif when < previous:
+                    order.earlier += 1
+            if previous is None or when > previous:
+                previous, latest = when, record.fields[0].strip()
+            good += 1
             rest = record.fields[2:]
-            extras.rows.append(rest + [""] * (len(names) - len(rest)))
-        times.append(epoch)
-        values.append(value)
-    if not values:
+            yield record.fields[0], epoch, value, rest + [""] * (len(names) - len(rest))
+    except FeedError as exc:
+        raise DetectInputError(str(exc)) from None
+    if not good:
         # Named at a line the file has (a one-line file was "file:2: no data rows").
-        if len(records) == 1:
+        if last_line == header.line:
             raise DetectInputError(f"{path}:{header.line}: no data rows: only the header")
         raise DetectInputError(
-            f"{path}:{records[-1].line}: no data rows: every one was bad (skipped above)"
+            f"{path}:{last_line}: no data rows: every one was bad (skipped above)"
         )
-    return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
 def _row(
@@ -296,56 +325,83 @@ def detect_file(
     warn: Callable[[str], None] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     name: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Scored:
-    """Score ``src`` into ``dst`` (one row per good input row). Raises DetectInputError
+    """Score ``src`` into ``dst`` (one row per good input row, ``chunk_rows`` at a time:
+    the output is the same whatever the chunk). Raises DetectInputError
     (see ``read_series`` for ``on_bad_row``). ``warn`` hears about a series no longer
     than the detector's warm-up, or (for a detector that declares none) scored 0
     throughout, or (``name``, the detector's DETECTORS key) one so short that many of its
     rows cannot reach ``threshold`` at all (``reach_warning``). ``threshold``: rows
     scoring at or above it are counted as flagged.
     ``dst`` may be an open text stream (stdout) instead of a path."""
+    # Two passes, each a row at a time: the first checks every row (a bad file writes
+    # nothing; bad rows are reported once) and counts them for the warnings; the second
+    # scores chunk by chunk as it writes. Memory is a chunk, not the file.
     order = TimeOrder()
-    extras = Extras()
-    stamps, times, values = read_series(src, on_bad_row, order, extras)
+    extras = Extras()  # its names, from the header, head the output
+    rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
     warmup = warmup_rows(prototype)
-    if warn is not None and warmup is not None and len(values) <= warmup:
+    if warn is not None and warmup is not None and rows <= warmup:
         warn(
-            f"{src}: {counted(len(values), 'row')}, no more than the detector's warm-up of "
+            f"{src}: {counted(rows, 'row')}, no more than the detector's warm-up of "
             f"{warmup:,}: "
             "every row scored 0 (give it a longer history)"
         )
     reach = None
     if warn is not None and name is not None:
-        reach = reach_warning(src, len(values), name, threshold)
+        reach = reach_warning(src, rows, name, threshold)
     if reach is not None and warn is not None:
         warn(reach)
-    scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
-    nonzero = np.flatnonzero(scores)
-    leading = int(nonzero[0]) if nonzero.size else len(scores)
-    if warn is not None and warmup is None and not nonzero.size:
-        warn(
-            f"{src}: every one of its {len(values):,} rows scored 0: the detector may still "
-            "be learning on a series this short (give it a longer history)"
-        )
+    # The rows the first pass reported are skipped quietly the second time.
+    stream = good_rows(src, None if on_bad_row is None else _ignore, None, extras)
     if isinstance(dst, Path):
         with dst.open("w", encoding="utf-8", newline="") as fh:
-            _write_scores(fh, stamps, values, scores, extras)
+            flagged, leading = _score_chunks(fh, stream, extras, prototype, threshold, chunk_rows)
     else:
-        _write_scores(dst, stamps, values, scores, extras)
-    return Scored(len(stamps), int(np.count_nonzero(scores >= threshold)), leading, 1, order)
+        flagged, leading = _score_chunks(dst, stream, extras, prototype, threshold, chunk_rows)
+    if warn is not None and warmup is None and leading == rows:
+        warn(
+            f"{src}: every one of its {rows:,} rows scored 0: the detector may still "
+            "be learning on a series this short (give it a longer history)"
+        )
+    return Scored(rows, flagged, leading, 1, order)
 
 
-def _write_scores(
-    fh: TextIO, stamps: list[str], values: np.ndarray, scores: np.ndarray, extras: Extras
-) -> None:
-    """timestamp,value,anomaly_score, then the input's other columns as written."""
+def _ignore(_: str) -> None:
+    """A bad row already reported by the first pass."""
+
+
+def _score_chunks(
+    fh: TextIO,
+    stream: Iterator[tuple[str, float, float, list[str]]],
+    extras: Extras,
+    prototype: Detector,
+    threshold: float,
+    chunk_rows: int,
+) -> tuple[int, int]:
+    """Score ``stream`` ``chunk_rows`` rows at a time with one fresh detector (its state
+    carries from chunk to chunk, so the scores are those of one pass over the file) and
+    write them; (rows at or above ``threshold``, the leading run of 0 scores)."""
+    detector = prototype.clone()  # a fresh detector per stream
     writer = csv.writer(fh)
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
-    rest = extras.rows if extras.names else [[]] * len(stamps)
-    for stamp, value, score, more in zip(
-        stamps, values.tolist(), scores.tolist(), rest, strict=True
-    ):
-        writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
+    flagged = leading = 0
+    seen_nonzero = False
+    while chunk := list(itertools.islice(stream, chunk_rows)):
+        values = np.fromiter((r[2] for r in chunk), dtype=np.float64, count=len(chunk))
+        times = np.fromiter((r[1] for r in chunk), dtype=np.float64, count=len(chunk))
+        scores = detector.score_many(values, times)
+        flagged += int(np.count_nonzero(scores >= threshold))
+        if not seen_nonzero:
+            nonzero = np.flatnonzero(scores)
+            seen_nonzero = bool(nonzero.size)
+            leading += int(nonzero[0]) if seen_nonzero else len(chunk)
+        for (stamp, _, _, more), value, score in zip(
+            chunk, values.tolist(), scores.tolist(), strict=True
+        ):
+            writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
+    return flagged, leading
 
 
 def detect_dir(
@@ -358,6 +414,7 @@ def detect_dir(
     threshold: float = DEFAULT_THRESHOLD,
     name: str | None = None,
     on_bad_file: Callable[[str], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Scored:
     """Every CSV under ``src``, plain or gzip (``input_files``), in sorted order, to the
     same relative path under ``dst`` (a ``.csv.gz`` as plain ``.csv``); each output
@@ -372,7 +429,9 @@ def detect_dir(
         # The output tree mirrors the input's; a lone --output's folder must exist.
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            scored = detect_file(path, out, prototype, on_bad_row, warn, threshold, name)
+            scored = detect_file(
+                path, out, prototype, on_bad_row, warn, threshold, name, chunk_rows
+            )
         except DetectInputError as exc:
             if on_bad_file is None:
                 raise
