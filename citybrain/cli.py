@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -33,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import command_line
+from citybrain.commands import cli_command, command_line
 from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
@@ -63,7 +64,11 @@ EXIT_STATUSES = (
     EXIT_INTERRUPTED,
     EXIT_PIPE,
 )
-START_STACK = "start the local stack with `make stack-up`"
+# A hint that works from any directory (trial 9: `make …` works in the checkout only).
+START_STACK = (
+    f"start the local stack with `{shlex.quote(cli_command())} stack up` "
+    "(`make stack-up` in the checkout)"
+)
 
 
 class CliError(Exception):
@@ -190,7 +195,8 @@ def _require_mqtt(settings: Settings) -> None:
     if not _answers(settings.mqtt_host, settings.mqtt_port):
         raise CliError(
             f"no MQTT broker answers at {settings.mqtt_host}:{settings.mqtt_port}: "
-            "`make stack-up` starts Mosquitto there (the demo does not), or point "
+            f"`{shlex.quote(cli_command())} stack up` (`make stack-up` in the checkout) "
+            "starts Mosquitto there (the demo does not), or point "
             "CITYBRAIN_MQTT_HOST/CITYBRAIN_MQTT_PORT at a running one",
             EXIT_SERVICE,
         )
