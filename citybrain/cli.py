@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -33,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import command_line
+from citybrain.commands import cli_command, command_line
 from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
@@ -63,7 +64,11 @@ EXIT_STATUSES = (
     EXIT_INTERRUPTED,
     EXIT_PIPE,
 )
-START_STACK = "start the local stack with `make stack-up`"
+# A hint that works from any directory (trial 9: `make …` works in the checkout only).
+START_STACK = (
+    f"start the local stack with `{shlex.quote(cli_command())} stack up` "
+    "(`make stack-up` in the checkout)"
+)
 
 
 class CliError(Exception):
@@ -190,7 +195,8 @@ def _require_mqtt(settings: Settings) -> None:
     if not _answers(settings.mqtt_host, settings.mqtt_port):
         raise CliError(
             f"no MQTT broker answers at {settings.mqtt_host}:{settings.mqtt_port}: "
-            "`make stack-up` starts Mosquitto there (the demo does not), or point "
+            f"`{shlex.quote(cli_command())} stack up` (`make stack-up` in the checkout) "
+            "starts Mosquitto there (the demo does not), or point "
             "CITYBRAIN_MQTT_HOST/CITYBRAIN_MQTT_PORT at a running one",
             EXIT_SERVICE,
         )
@@ -944,12 +950,15 @@ def check_output(
     out: str | None,
     inputs: Sequence[tuple[str, str | None]] = (),
     stdout_instead: str = "",
+    folder_must_exist: bool = True,
 ) -> None:
     """CliError (status 2) before any work when the output path ``out`` of ``option``
     is ``-`` (a file named ``-`` is never what was meant; ``stdout_instead`` says how to
     get the output on stdout, if there is a way) or is the same file as one of
     ``inputs`` (``(option, path)`` pairs; a path may be None, for an option not given),
-    which writing would overwrite before or while it is read."""
+    which writing would overwrite before or while it is read; or its folder does not
+    exist or is a file (a command never creates the folders of a file it writes: a
+    mistyped path would leave a tree of them, trial 9)."""
     if out is None:
         return
     if out == "-":
@@ -963,13 +972,20 @@ def check_output(
                 f"{option} {out} is the same file as {name} {path}: writing it would "
                 "overwrite the input; give another file"
             )
+    folder = Path(out).parent
+    if folder_must_exist and not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise CliError(
+            f"{option} {out}: its folder {str(folder)!r} {what}; create the folder first "
+            "or give another path"
+        )
 
 
 def check_output_dir(option: str, out: str) -> None:
     """CliError (status 2) naming ``option`` before any work when the output directory
     ``out`` cannot be one: it is ``-``, it is a file, or it is under one. A directory
-    that does not exist yet is fine (it is created)."""
-    check_output(option, out)
+    that does not exist yet is fine (it is created, with its parents)."""
+    check_output(option, out, folder_must_exist=False)
     path = Path(out)
     for here in (path, *path.parents):
         if not here.exists():
@@ -1903,6 +1919,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         [("--data", str(p)) for p in data] + [("--expect", args.expect)],
         "the summary table is printed on stdout anyway",
     )
+    check_output(
+        "--report",
+        args.report,
+        [("--data", str(p)) for p in data]
+        + [("--expect", args.expect), ("--summary", args.summary)],
+        "it is HTML: give a file name",
+    )
     for path in data:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
     # The built-in expected events belong to the built-in data: on a user's own files
@@ -2144,6 +2167,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     check_output(
         "--out", args.out, [("--input", args.input)], "leave out --out for tables on stdout"
     )
+    check_output("--export", args.export, [("--input", args.input), ("--out", args.out)])
     _output_suffix(args.out)
     if args.input:
         _need_file(Path(args.input), "--input")
@@ -2562,15 +2586,23 @@ def _detector(name: str) -> Detector:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from citybrain.detect import DetectInputError, detect_dir, detect_file, warmup_rows
+    from citybrain.detect import (
+        DetectInputError,
+        detect_dir,
+        detect_file,
+        input_files,
+        warmup_rows,
+    )
 
     prototype = _detector(args.detector)
     # Rows are counted at the threshold the stream would alert at with this detector.
     settings = _settings()
     threshold = settings.alert_threshold(args.detector)
     skipped: list[str] = []
+    skipped_files: list[str] = []
     written: list[Path] = []
     on_bad_row = skipped.append if args.on_error == "skip" else None
+    on_bad_file = skipped_files.append if args.on_error == "skip" else None
 
     def warn(message: str) -> None:
         print(f"citybrain: warning: {message}", file=sys.stderr)
@@ -2582,10 +2614,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
             source = Path(args.input_dir)
             _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
             _check_output_dir("--output-dir", args.output_dir, "--input-dir", source)
-            if not any(source.rglob("*.csv")):
-                raise CliError(f"--input-dir {str(source)!r}: no .csv files under it")
+            try:
+                files = input_files(source)
+            except DetectInputError as exc:
+                raise CliError(f"--input-dir {str(source)!r}: {exc}") from None
+            if not files:
+                raise CliError(f"--input-dir {str(source)!r}: no .csv or .csv.gz files under it")
             scored = detect_dir(
-                source, Path(args.output_dir), prototype, on_bad_row, warn, written, threshold
+                source,
+                Path(args.output_dir),
+                prototype,
+                on_bad_row,
+                warn,
+                written,
+                threshold,
+                args.detector,
+                on_bad_file,
             )
         else:
             if not (args.input and args.output):
@@ -2612,11 +2656,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 on_bad_row,
                 warn,
                 threshold,
+                args.detector,
             )
     except DetectInputError as exc:
         # A bad input file is bad input (exit 2), like a bad command line.
         if args.input_dir:
-            total = sum(1 for _ in Path(args.input_dir).rglob("*.csv"))
+            total = len(files)
             done = (
                 f"; {len(written):,} of {counted(total, 'file')} "
                 f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
@@ -2626,23 +2671,29 @@ def cmd_detect(args: argparse.Namespace) -> int:
             )
         else:
             done = "" if args.output == "-" else f"; nothing was written to {args.output}"
-        skip = ", or give --on-error skip" if _row_fault(str(exc)) else ""
+        # In a folder a file that cannot be scored at all is skipped whole as well.
+        skip = ", or give --on-error skip" if _row_fault(str(exc)) or args.input_dir else ""
         raise CliError(f"{exc}{done}: fix the file{skip}") from None
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
-    print(
-        detect_summary(
-            args.detector,
-            scored,
-            len(skipped),
-            warmup_rows(prototype),
-            threshold,
-            settings.threshold_is_set,
-            settings.detector,
-        ),
-        file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout,
+        for whole in skipped_files:
+            print(f"skipped the whole file: {whole}", file=sys.stderr)
+    summary = detect_summary(
+        args.detector,
+        scored,
+        len(skipped),
+        warmup_rows(prototype),
+        threshold,
+        settings.threshold_is_set,
+        settings.detector,
     )
+    if skipped_files:
+        summary += (
+            f"; skipped {counted(len(skipped_files), 'file')} that could not be scored at all "
+            "(listed above; no output for them)"
+        )
+    print(summary, file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout)
     return 0
 
 
@@ -2681,8 +2732,20 @@ def detect_summary(
             f"(CITYBRAIN_SCORE_THRESHOLD, which the stream applies to its detector "
             f"{stream_detector}; {detector}'s own threshold is {default_threshold(detector):g})"
         )
+    from citybrain.detect import _MEASURED, ALTERNATIVE, EXTREME_SPREADS, rows_to_reach
+
     if warmup is not None:
         learning = f"the first {warmup:,} rows of each series are warm-up, scored 0"
+        # The warm-up is not the whole story: tail caps a score by how little it has seen,
+        # so a reading right after it cannot reach the threshold (trial 9's 6x spike at
+        # row 45 scored 0.197). Measured, not declared (citybrain.detect.rows_to_reach).
+        need = rows_to_reach(detector, threshold) if detector in _MEASURED else None
+        if need is not None and need > warmup:
+            learning += (
+                f", and no row before row {need + 1:,} can reach {threshold:g}, not even a "
+                f"reading {EXTREME_SPREADS:g} standard deviations out (--detector "
+                f"{ALTERNATIVE} can sooner)"
+            )
     else:
         zeros = counted(scored.leading_zeros, "row")
         learning = f"{detector} declares no fixed warm-up; " + (
@@ -2868,9 +2931,45 @@ class Parser(argparse.ArgumentParser):
     from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block.
     Subcommands' parsers are of this class too (add_subparsers takes the parent's)."""
 
+    # The arguments this parser was given, to name an unknown option first (trial 9).
+    _given: list[str] | None = None
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[Any, list[str]]:
+        """argparse's, but a subcommand's parser reports what it does not know itself,
+        with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
+        --help``, as argparse leaves extras to the top parser)."""
+        self._given = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog != "citybrain":
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    def _unknown_options(self) -> list[str]:
+        """The options among this parser's arguments that it does not know, as argparse
+        would read them (up to ``--``; ``-`` and negative numbers are values)."""
+        unknown: list[str] = []
+        for arg in self._given or []:
+            if arg == "--":
+                break
+            try:
+                parsed = self._parse_optional(arg)
+            except (argparse.ArgumentError, SystemExit):
+                continue  # an ambiguous abbreviation: argparse says so itself
+            if parsed is not None and parsed[0] is None:
+                unknown.append(arg)
+        return unknown
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
+        if message.startswith("the following arguments are required"):
+            # argparse checks what is missing before what is unknown: `replay --bogus`
+            # said only that FILE is required. The unknown option is the likelier slip.
+            unknown = self._unknown_options()
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)} (and {message})"
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{self.prog} --help`\n")
 
 
@@ -3503,9 +3602,38 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+DEBUG_ON = ("1", "true", "yes")
+DEBUG_OFF = ("", "0", "false", "no")
+
+
+def debug_mode() -> bool:
+    """Whether CITYBRAIN_DEBUG asks for a bug's traceback: ``1``, ``true`` or ``yes``
+    (any case) turn it on; unset, empty, ``0``, ``false`` and ``no`` leave it off. Raises
+    CliError (exit 2) naming the setting and its value for anything else: ``0`` turned it
+    on once (trial 9), and a typo must not pass for either."""
+    value = os.environ.get("CITYBRAIN_DEBUG", "").strip().lower()
+    if value in DEBUG_ON:
+        return True
+    if value in DEBUG_OFF:
+        return False
+    raise CliError(
+        f"CITYBRAIN_DEBUG is {os.environ['CITYBRAIN_DEBUG']!r}, expected 1, true or yes "
+        "(tracebacks of bugs) or 0, false, no or unset (off)"
+    )
+
+
+def _debug_checked() -> bool:
+    """debug_mode(), False for a bad value (main has already named it)."""
+    try:
+        return debug_mode()
+    except CliError:
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the only place exceptions become messages and exit statuses."""
     try:
+        debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
         try:
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again
@@ -3528,12 +3656,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return EXIT_PIPE
     except BaseException as exc:
-        if os.environ.get("CITYBRAIN_DEBUG"):
-            raise
         try:
             status, message = _describe(exc)
         except Exception as inner:  # the boundary itself must never print a traceback
             status, message = EXIT_BUG, f"unexpected {type(exc).__name__}: {exc} ({inner})"
+        # Debug mode shows the traceback of a bug only: a user's mistake (exit 2 or 3)
+        # keeps its one line and status there too (trial 9).
+        if status == EXIT_BUG and _debug_checked():
+            raise
         first, *detail = message.splitlines() or [type(exc).__name__]
         try:
             print(f"citybrain: {first}", file=sys.stderr)

@@ -11,17 +11,15 @@ from pathlib import Path
 
 
 def cli_command() -> str:
-    """How the user can type citybrain here: the bare name if it is on the PATH (an
-    activated venv), else the path of this interpreter's script (``.venv/bin/citybrain``,
-    relative to the working directory when it is under it)."""
+    """How the user can type citybrain from any directory: the bare name if it is on the
+    PATH (an activated venv), else the absolute path of this interpreter's script
+    (``/home/me/citybrain/.venv/bin/citybrain``; trial 9: a relative ``.venv/bin/…``
+    printed by the demo failed outside the checkout)."""
     script = Path(sys.executable).parent / "citybrain"
     found = shutil.which("citybrain")
     if found and Path(found).resolve() == script.resolve():
         return "citybrain"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
+    return str(script.absolute())
 
 
 def command_line(

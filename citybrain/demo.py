@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import threading
@@ -17,7 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -590,13 +591,14 @@ def shell_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> 
     stack (ports, run directory, hosts), without secrets (``*TOKEN*``, ``*SECRET*``) and
     without those the demo sets for its own worker."""
     env = os.environ if environ is None else environ
+    # Settings only: a test's variable (the test port offset) is none (trial 9).
+    names = {
+        info.alias or f"CITYBRAIN_{name.upper()}" for name, info in Settings.model_fields.items()
+    }
     return {
         k: v
         for k, v in sorted(env.items())
-        if k.startswith("CITYBRAIN_")
-        and k not in _NOT_ECHOED
-        and "TOKEN" not in k
-        and "SECRET" not in k
+        if k in names and k not in _NOT_ECHOED and "TOKEN" not in k and "SECRET" not in k
     }
 
 
@@ -715,6 +717,30 @@ def announce_installs(console: Console, kafka: KafkaBroker) -> None:
         )
 
 
+def watched_sensors(data: Sequence[Path], expected: Sequence[KnownEvent]) -> list[str]:
+    """The sensor ids in the canonical CSVs ``data`` (plain or gzip) that an ``expected``
+    event's ``sensor_prefix`` names (the Dead Run gauges, the Beijing stations), sorted:
+    the demo's worker exports their value and score all along (CITYBRAIN_WATCH_SENSORS),
+    so the sensor_detail dashboard has them after a fast replay, in which an alert
+    episode opens and closes between two scrapes (trial 9: the dashboard was empty).
+    Files that are not reading CSVs (no sensor_id column) are passed over."""
+    import csv
+    import gzip
+
+    prefixes = tuple(e.sensor_prefix for e in expected)
+    found: set[str] = set()
+    if not prefixes:
+        return []
+    for path in data:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            rows = csv.DictReader(fh)
+            if "sensor_id" not in (rows.fieldnames or ()):
+                continue
+            found |= {r["sensor_id"] for r in rows if r["sensor_id"].startswith(prefixes)}
+    return sorted(found)
+
+
 def run_demo(
     data: list[Path],
     ack_deadline: float = 5.0,
@@ -749,6 +775,10 @@ def run_demo(
         "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline),
         "CITYBRAIN_API_TOKENS_FILE": str(files.tokens),
     }
+    watch = [s.strip() for s in base.watch_sensors.split(",") if s.strip()]
+    watch += [s for s in watched_sensors(data, expected) if s not in watch]
+    if watch:
+        own["CITYBRAIN_WATCH_SENSORS"] = ",".join(watch)
     env = {**os.environ, **own}
     settings = load_settings(
         topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline
@@ -841,7 +871,7 @@ def run_demo(
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
         console.print(f"summary written to {summary_path}")
-    cli = cli_command()
+    cli = shlex.quote(cli_command())  # absolute: these lines work from any directory
     today = datetime.now(UTC).date()
     shell = shell_settings()
     prefix = settings.topic_prefix
@@ -856,14 +886,14 @@ def run_demo(
         f"{summary['worker_url']} (log: {files.log}); its topics have the prefix {prefix}.\n"
         f"{again}"
         "With the demo operator token:\n"
-        f"  export CITYBRAIN_API_TOKEN=$(cat {files.token})\n"
+        f"  export CITYBRAIN_API_TOKEN=$(cat {_shown(files.token)})\n"
         f"  {cli} runs list\n"
         f"  {cli} runs show RUN_ID\n"
         f"  {cli} runs ack RUN_ID --note 'on my way'\n"
         f"  {cli} silences list\n"
         "The operator token may list, acknowledge, resolve and add silences; escalate, "
         "cancel, approve and expiring a silence need the coordinator token: "
-        f"--token $(cat {files.coordinator_token}).\n"
+        f"--token $(cat {_shown(files.coordinator_token)}).\n"
         f"Reports of this demo read its topics with --prefix {prefix}:\n"
         f"  {cli} report --prefix {prefix} --data {' '.join(_shown(p) for p in data)} "
         "--out demo-report.html\n"
@@ -872,8 +902,8 @@ def run_demo(
         f"To feed more data to its worker: CITYBRAIN_TOPIC_PREFIX={prefix} {cli} replay FILE\n"
         f"What its worker refused, and why: {cli} deadletters --prefix {prefix}\n"
         "The stack and that worker are still running; this stops them (as typed, in any "
-        "shell):\n"
-        f"  [bold]{with_settings('make stack-down', shell)}[/]",
+        "shell and directory):\n"
+        f"  [bold]{with_settings(f'{cli} stack down', shell)}[/]",
         highlight=False,
         soft_wrap=True,
     )
@@ -881,11 +911,8 @@ def run_demo(
 
 
 def _shown(path: Path) -> str:
-    """A path as the user can type it here: relative to the working directory if inside."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A path as the user can type it from any directory: absolute, shell-quoted."""
+    return shlex.quote(str(path.absolute()))
 
 
 def _cell_names(settings: Settings) -> dict[str, str]:

@@ -8,8 +8,10 @@ per input row, same order. Bad input fails with file, line and reason.
 from __future__ import annotations
 
 import csv
+import functools
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ import numpy as np
 
 from citybrain.errors import InputError
 from citybrain.text import counted
-from detectors import DEFAULT_THRESHOLD, Detector
+from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
 from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
 from streams.events import iso_datetime
@@ -27,6 +29,10 @@ from streams.events import iso_datetime
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
 MAX_STEP_BACK = timedelta(hours=1)
+
+# Rows scored at once: large enough for the vectorised detectors' batches, small enough
+# that a chunk's parsed rows and arrays stay a few tens of MB.
+CHUNK_ROWS = 65_536
 
 
 class DetectInputError(InputError):
@@ -72,6 +78,16 @@ class TimeOrder:
     earlier: int = 0
 
 
+@dataclass
+class Extras:
+    """A file's columns after timestamp,value (``names``, as in its header) and each
+    scored row's fields there (``rows``, as written; "" where a row stops short): detect
+    keeps them, after anomaly_score (trial 9: they were dropped without a word)."""
+
+    names: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
 def _looks_like_row(text: str) -> bool:
     fields = split_line(text)
     return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
@@ -81,71 +97,112 @@ def read_series(
     path: Path,
     on_bad_row: Callable[[str], None] | None = None,
     order: TimeOrder | None = None,
+    extras: Extras | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Stamps as written, times in seconds, values. Any fault (bytes that are not UTF-8,
-    stray quotes, bad fields, rows more than ``MAX_STEP_BACK`` out of time order; the
-    reader is streams/csvfile.py) raises DetectInputError naming file, line and reason;
-    with ``on_bad_row``, a bad row is passed to it as ``file:line: reason`` and skipped
+    """Stamps as written, times in seconds, values, the whole file at once (``detect``
+    itself streams: ``good_rows``). Any fault (bytes that are not UTF-8, stray quotes,
+    bad fields, rows more than ``MAX_STEP_BACK`` out of time order; the reader is
+    streams/csvfile.py) raises DetectInputError naming file, line and reason; with
+    ``on_bad_row``, a bad row is passed to it as ``file:line: reason`` and skipped
     instead (a bad header, an empty file or no good rows still raise). ``order``, if
-    given, counts the rows at or a little before the latest time so far (``TimeOrder``)."""
+    given, counts the rows at or a little before the latest time so far (``TimeOrder``).
+    ``extras``, if given, receives the columns after timestamp,value (``Extras``); a
+    column named anomaly_score there raises (the output has its own)."""
+    stamps: list[str] = []
+    times: list[float] = []
+    values: list[float] = []
+    for stamp, epoch, value, rest in good_rows(path, on_bad_row, order, extras):
+        stamps.append(stamp)
+        times.append(epoch)
+        values.append(value)
+        if extras is not None:
+            extras.rows.append(rest)
+    return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
+
+
+def good_rows(
+    path: Path,
+    on_bad_row: Callable[[str], None] | None = None,
+    order: TimeOrder | None = None,
+    extras: Extras | None = None,
+) -> Iterator[tuple[str, float, float, list[str]]]:
+    """Each good row of ``path`` as (stamp as written, epoch seconds, value, its fields
+    after timestamp,value padded to the header's), read as it goes: memory is one row,
+    not the file (trial 9: 666 MB for a million rows). Faults as ``read_series`` (the
+    header's as soon as it is read, "no data rows" at the end); ``extras.names`` is set
+    from the header, ``extras.rows`` left alone."""
     try:
-        records = list(read_records(path, _looks_like_row))
+        records = read_records(path, _looks_like_row)
+        header = next(records, None)
     except FeedError as exc:
         raise DetectInputError(str(exc)) from None
-    if not records:
+    if header is None:
         raise DetectInputError(f"{path}:1: the file is empty, expected a header timestamp,value")
-    header = records[0]
     if isinstance(header, BadRow):
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
         raise DetectInputError(
             f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected timestamp,value"
         )
-    stamps: list[str] = []
-    values: list[float] = []
-    times: list[float] = []
+    names = [h.strip() for h in header.fields[2:]]
+    if "anomaly_score" in names:
+        raise DetectInputError(
+            f"{path}:{header.line}: the header has a column 'anomaly_score' (column "
+            f"{names.index('anomaly_score') + 3}): the output adds its own; rename or drop it"
+        )
+    if extras is not None:
+        extras.names = names
+    width = len(header.fields)
+    good = 0
+    last_line = header.line
     previous: datetime | None = None
-    for record in records[1:]:
-        try:
-            if isinstance(record, BadRow):
-                raise DetectInputError(str(record))
-            # No wider than the header: `1,5` (a decimal comma) is two fields, and reading
-            # the first alone took 1.5 for 1 without a word.
-            if len(record.fields) > len(header.fields):
-                raise DetectInputError(
-                    f"{path}:{record.line}: "
-                    f"{field_count_reason(record.fields, len(header.fields))} "
-                    "(a decimal comma? write 1.5, or quote the value)"
-                )
-            when, epoch, value = _row(path, record.line, record.fields, previous)
-        except DetectInputError as exc:
-            if on_bad_row is None:
-                raise
-            on_bad_row(str(exc))
-            continue
-        if previous is not None and order is not None:
-            if when == previous:
-                order.repeated += 1
-            elif when < previous:
-                order.earlier += 1
-        previous = max(previous, when) if previous else when
-        stamps.append(record.fields[0])
-        times.append(epoch)
-        values.append(value)
-    if not values:
+    latest = ""  # the latest time so far as the file writes it
+    try:
+        for record in records:
+            last_line = record.line
+            try:
+                if isinstance(record, BadRow):
+                    raise DetectInputError(str(record))
+                # No wider than the header: `1,5` (a decimal comma) is two fields, and
+                # reading the first alone took 1.5 for 1 without a word.
+                if len(record.fields) > width:
+                    raise DetectInputError(
+                        f"{path}:{record.line}: "
+                        f"{field_count_reason(record.fields, width)} "
+                        "(a decimal comma? write 1.5, or quote the value)"
+                    )
+                when, epoch, value = _row(path, record.line, record.fields, previous, latest)
+            except DetectInputError as exc:
+                if on_bad_row is None:
+                    raise
+                on_bad_row(str(exc))
+                continue
+            if previous is not None and order is not None:
+                if when == previous:
+                    order.repeated += 1
+                elif when < previous:
+                    order.earlier += 1
+            if previous is None or when > previous:
+                previous, latest = when, record.fields[0].strip()
+            good += 1
+            rest = record.fields[2:]
+            yield record.fields[0], epoch, value, rest + [""] * (len(names) - len(rest))
+    except FeedError as exc:
+        raise DetectInputError(str(exc)) from None
+    if not good:
         # Named at a line the file has (a one-line file was "file:2: no data rows").
-        if len(records) == 1:
+        if last_line == header.line:
             raise DetectInputError(f"{path}:{header.line}: no data rows: only the header")
         raise DetectInputError(
-            f"{path}:{records[-1].line}: no data rows: every one was bad (skipped above)"
+            f"{path}:{last_line}: no data rows: every one was bad (skipped above)"
         )
-    return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
 def _row(
-    path: Path, line: int, row: list[str], previous: datetime | None
+    path: Path, line: int, row: list[str], previous: datetime | None, latest: str = ""
 ) -> tuple[datetime, float, float]:
-    """One row's time, epoch seconds and value; DetectInputError names what is wrong."""
+    """One row's time, epoch seconds and value; DetectInputError names what is wrong
+    (``latest``: the latest time so far, ``previous``, as the file writes it)."""
     if len(row) < 2:
         raise DetectInputError(
             f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
@@ -169,8 +226,8 @@ def _row(
     if back:
         assert previous is not None
         raise DetectInputError(
-            f"{path}:{line}: timestamp {row[0]!r} is before the previous row's "
-            f"{previous.isoformat(sep=' ')}: rows must be in time order (a clock set back "
+            f"{path}:{line}: timestamp {row[0]!r} is before the latest time so far, "
+            f"{latest or previous.isoformat()!r}: rows must be in time order (a clock set back "
             f"by up to {MAX_STEP_BACK.seconds // 3600} h is scored and counted)"
         )
     return when, epoch, value
@@ -185,6 +242,58 @@ def warmup_rows(detector: Detector) -> int | None:
         if isinstance(value, int):
             return value
     return None
+
+
+# The reading detect measures reach with: this many standard deviations away from a
+# steady noisy level (a 6x spike on a level of 10 with a spread of 0.5 is 100 of them).
+EXTREME_SPREADS = 100.0
+# Detectors whose reach is measured (cheap and deterministic); the one suggested instead.
+_MEASURED = ("tail",)
+ALTERNATIVE = "robust_zscore"
+
+
+@functools.lru_cache(maxsize=16)
+def rows_to_reach(name: str, threshold: float, limit: int = 1000) -> int | None:
+    """The fewest rows of history after which a fresh detector ``name`` (a DETECTORS key)
+    scores a reading ``EXTREME_SPREADS`` standard deviations above a steady noisy level
+    (10 +- 1, a fixed seed, one row every 5 minutes) at or above ``threshold``; None if
+    not within ``limit`` rows. Measured with the real detector, not declared: the tail
+    detector caps its scores by how little it has seen, so it needs more history than
+    its warm-up before even such a reading reaches its threshold (trial 9)."""
+    history = 10.0 + np.random.default_rng(0).normal(0.0, 1.0, limit)
+    for n in range(1, limit + 1):
+        values = np.append(history[:n], 10.0 + EXTREME_SPREADS)
+        score = DETECTORS[name]().score_many(values, np.arange(n + 1, dtype=np.float64) * 300.0)[-1]
+        if score >= threshold:
+            return n
+    return None
+
+
+def reach_warning(src: Path, rows: int, name: str, threshold: float) -> str | None:
+    """The warning for a short series scored by ``name`` at ``threshold``: which of its
+    rows cannot reach the threshold even with an extreme reading, and from which row
+    ``ALTERNATIVE`` can (at its own threshold); None when every row past the warm-up can,
+    or the series is long (more than twice the history needed: the blind rows are then
+    its start only, which the summary line names)."""
+    if name not in _MEASURED:
+        return None
+    need = rows_to_reach(name, threshold)
+    warmup = warmup_rows(DETECTORS[name]()) or 0
+    if need is None or rows <= warmup or need <= warmup or rows > 2 * need:
+        return None
+    blind = f"rows {warmup + 1:,}-{min(rows, need):,}"
+    other = rows_to_reach(ALTERNATIVE, default_threshold(ALTERNATIVE))
+    instead = (
+        f"; --detector {ALTERNATIVE} can from row {other + 1:,} "
+        f"(at its threshold {default_threshold(ALTERNATIVE):g})"
+        if other is not None and other < need
+        else ""
+    )
+    return (
+        f"{src}: {counted(rows, 'row')}: with {name}, {blind} cannot reach {threshold:g}, not "
+        f"even a reading {EXTREME_SPREADS:g} standard deviations out (it needs "
+        f"{need:,} rows of history first){instead}"
+    )
 
 
 @dataclass
@@ -215,43 +324,84 @@ def detect_file(
     on_bad_row: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    name: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Scored:
-    """Score ``src`` into ``dst`` (one row per good input row). Raises DetectInputError
+    """Score ``src`` into ``dst`` (one row per good input row, ``chunk_rows`` at a time:
+    the output is the same whatever the chunk). Raises DetectInputError
     (see ``read_series`` for ``on_bad_row``). ``warn`` hears about a series no longer
     than the detector's warm-up, or (for a detector that declares none) scored 0
-    throughout. ``threshold``: rows scoring at or above it are counted as flagged.
+    throughout, or (``name``, the detector's DETECTORS key) one so short that many of its
+    rows cannot reach ``threshold`` at all (``reach_warning``). ``threshold``: rows
+    scoring at or above it are counted as flagged.
     ``dst`` may be an open text stream (stdout) instead of a path."""
+    # Two passes, each a row at a time: the first checks every row (a bad file writes
+    # nothing; bad rows are reported once) and counts them for the warnings; the second
+    # scores chunk by chunk as it writes. Memory is a chunk, not the file.
     order = TimeOrder()
-    stamps, times, values = read_series(src, on_bad_row, order)
+    extras = Extras()  # its names, from the header, head the output
+    rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
     warmup = warmup_rows(prototype)
-    if warn is not None and warmup is not None and len(values) <= warmup:
+    if warn is not None and warmup is not None and rows <= warmup:
         warn(
-            f"{src}: {counted(len(values), 'row')}, no more than the detector's warm-up of "
+            f"{src}: {counted(rows, 'row')}, no more than the detector's warm-up of "
             f"{warmup:,}: "
             "every row scored 0 (give it a longer history)"
         )
-    scores = prototype.clone().score_many(values, times)  # a fresh detector per stream
-    nonzero = np.flatnonzero(scores)
-    leading = int(nonzero[0]) if nonzero.size else len(scores)
-    if warn is not None and warmup is None and not nonzero.size:
+    reach = None
+    if warn is not None and name is not None:
+        reach = reach_warning(src, rows, name, threshold)
+    if reach is not None and warn is not None:
+        warn(reach)
+    # The rows the first pass reported are skipped quietly the second time.
+    stream = good_rows(src, None if on_bad_row is None else _ignore, None, extras)
+    if isinstance(dst, Path):
+        with dst.open("w", encoding="utf-8", newline="") as fh:
+            flagged, leading = _score_chunks(fh, stream, extras, prototype, threshold, chunk_rows)
+    else:
+        flagged, leading = _score_chunks(dst, stream, extras, prototype, threshold, chunk_rows)
+    if warn is not None and warmup is None and leading == rows:
         warn(
-            f"{src}: every one of its {len(values):,} rows scored 0: the detector may still "
+            f"{src}: every one of its {rows:,} rows scored 0: the detector may still "
             "be learning on a series this short (give it a longer history)"
         )
-    if isinstance(dst, Path):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with dst.open("w", encoding="utf-8", newline="") as fh:
-            _write_scores(fh, stamps, values, scores)
-    else:
-        _write_scores(dst, stamps, values, scores)
-    return Scored(len(stamps), int(np.count_nonzero(scores >= threshold)), leading, 1, order)
+    return Scored(rows, flagged, leading, 1, order)
 
 
-def _write_scores(fh: TextIO, stamps: list[str], values: np.ndarray, scores: np.ndarray) -> None:
+def _ignore(_: str) -> None:
+    """A bad row already reported by the first pass."""
+
+
+def _score_chunks(
+    fh: TextIO,
+    stream: Iterator[tuple[str, float, float, list[str]]],
+    extras: Extras,
+    prototype: Detector,
+    threshold: float,
+    chunk_rows: int,
+) -> tuple[int, int]:
+    """Score ``stream`` ``chunk_rows`` rows at a time with one fresh detector (its state
+    carries from chunk to chunk, so the scores are those of one pass over the file) and
+    write them; (rows at or above ``threshold``, the leading run of 0 scores)."""
+    detector = prototype.clone()  # a fresh detector per stream
     writer = csv.writer(fh)
-    writer.writerow(["timestamp", "value", "anomaly_score"])
-    for stamp, value, score in zip(stamps, values.tolist(), scores.tolist(), strict=True):
-        writer.writerow([stamp, repr(value), f"{score:.6f}"])
+    writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
+    flagged = leading = 0
+    seen_nonzero = False
+    while chunk := list(itertools.islice(stream, chunk_rows)):
+        values = np.fromiter((r[2] for r in chunk), dtype=np.float64, count=len(chunk))
+        times = np.fromiter((r[1] for r in chunk), dtype=np.float64, count=len(chunk))
+        scores = detector.score_many(values, times)
+        flagged += int(np.count_nonzero(scores >= threshold))
+        if not seen_nonzero:
+            nonzero = np.flatnonzero(scores)
+            seen_nonzero = bool(nonzero.size)
+            leading += int(nonzero[0]) if seen_nonzero else len(chunk)
+        for (stamp, _, _, more), value, score in zip(
+            chunk, values.tolist(), scores.tolist(), strict=True
+        ):
+            writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
+    return flagged, leading
 
 
 def detect_dir(
@@ -262,14 +412,57 @@ def detect_dir(
     warn: Callable[[str], None] | None = None,
     written: list[Path] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    name: str | None = None,
+    on_bad_file: Callable[[str], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Scored:
-    """Every CSV under ``src`` (in sorted order) to the same relative path under ``dst``;
-    each output finished is appended to ``written``, so a caller stopped by a bad file
-    can say how far it got."""
+    """Every CSV under ``src``, plain or gzip (``input_files``), in sorted order, to the
+    same relative path under ``dst`` (a ``.csv.gz`` as plain ``.csv``); each output
+    finished is appended to ``written``, so a caller stopped by a bad file can say how far
+    it got. With ``on_bad_file`` (``--on-error skip``), a file that cannot be scored at
+    all (empty, a bad header, only a header, no good row) is passed to it as its
+    DetectInputError message and left out, and the others are scored (trial 9: a
+    header-only file stopped the whole batch)."""
     total = Scored()
-    for path in sorted(src.rglob("*.csv")):
-        out = dst / path.relative_to(src)
-        total.add(detect_file(path, out, prototype, on_bad_row, warn, threshold))
+    for path in input_files(src):
+        out = output_path(src, dst, path)
+        # The output tree mirrors the input's; a lone --output's folder must exist.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            scored = detect_file(
+                path, out, prototype, on_bad_row, warn, threshold, name, chunk_rows
+            )
+        except DetectInputError as exc:
+            if on_bad_file is None:
+                raise
+            on_bad_file(str(exc))
+            continue
+        total.add(scored)
         if written is not None:
             written.append(out)
     return total
+
+
+def input_files(src: Path) -> list[Path]:
+    """The CSVs under ``src``, ``*.csv`` and gzip ``*.csv.gz`` (as ``--input`` takes),
+    sorted. Raises DetectInputError when a plain and a gzip file would write the same
+    output (``a.csv`` and ``a.csv.gz``)."""
+    found = sorted([*src.rglob("*.csv"), *src.rglob("*.csv.gz")])
+    seen: dict[Path, Path] = {}
+    for path in found:
+        out = output_path(src, Path(), path)
+        if out in seen:
+            raise DetectInputError(
+                f"{seen[out]} and {path} would both be scored into {out}: keep one of them"
+            )
+        seen[out] = path
+    return found
+
+
+def output_path(src: Path, dst: Path, path: Path) -> Path:
+    """Where the scores of ``path`` (under ``src``) go under ``dst``: the same relative
+    path, a gzip input's without ``.gz`` (the scores are plain CSV)."""
+    relative = path.relative_to(src)
+    if relative.suffix == ".gz":
+        relative = relative.with_suffix("")
+    return dst / relative

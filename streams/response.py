@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
-from faust.types import EventT
+from faust.types import AppT, EventT
 
 from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
 from playbooks.errors import BadEventError, PlaybookError
@@ -390,11 +390,14 @@ class Response:
         )
 
     async def _update_lag(self) -> None:
-        """Consumer lag per topic: high watermark minus position, over this worker's
-        partitions (faust's own end-offset gauges stay empty with aiokafka)."""
+        """Consumer lag per source topic (one an agent consumes): high watermark minus
+        position, over this worker's partitions (faust's own end-offset gauges stay empty
+        with aiokafka). The tables' changelogs and faust's ``__assignor-__leader`` are
+        assigned too but never read past recovery: their "lag" read 176 at rest (trial 9)."""
         consumer = self.ctx.app.consumer
+        sources = source_topics(self.ctx.app)
         lag: Tally[str] = Tally()
-        assignment = consumer.assignment()
+        assignment = [tp for tp in consumer.assignment() if tp.topic in sources]
         # A topic none of whose partitions is this worker's any more: its series goes
         # (left, it showed the lag of the rebalance for ever under sum()).
         for topic in self._lag_topics - {tp.topic for tp in assignment}:
@@ -605,3 +608,14 @@ class Response:
                 "detail": f"{url}: attempt {attempt}: {detail}",
             }
         )
+
+
+def source_topics(app: AppT) -> frozenset[str]:
+    """The topics ``app``'s agents consume (its sources), by name: not the tables'
+    changelogs nor faust's internal topics, which are assigned to the consumer as well."""
+    return frozenset(
+        name
+        for agent in app.agents.values()
+        for name in getattr(agent.channel, "topics", ())
+        if isinstance(name, str)
+    )

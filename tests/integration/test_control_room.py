@@ -188,3 +188,44 @@ def test_the_map_places_the_workers_open_runs_at_their_community(
     assert diff["value"][1] == "0"
     (by_status,) = prometheus_query(stack.url, f"sum(citybrain_playbook_runs_open{{{instance}}})")
     assert float(by_status["value"][1]) >= 1
+
+
+def test_the_consumer_lag_panels_show_the_workers_source_topics_only(
+    stack: PrometheusServer, busy_worker: Pipeline
+) -> None:
+    """Trial 9: "Consumer lag" read 176 at rest, from the tables' changelogs and faust's
+    __assignor-__leader. The panels' own PromQL, on the real Prometheus scraping this
+    worker: only topics the worker's agents consume, and at rest their lag drains to 0."""
+    doc = load(GENERATED / "dashboards" / "citybrain-pipeline-health.json")
+    (by_topic,) = [e for where, e in expressions(doc) if where == "Consumer lag by topic"]
+    (total,) = [e for where, e in expressions(doc) if where == "Consumer lag"]
+    instance = f'instance="127.0.0.1:{busy_worker.settings.worker_port}"'
+    mine = by_topic.replace("citybrain_consumer_lag", f"citybrain_consumer_lag{{{instance}}}")
+    topics = {r["metric"]["topic"] for r in prometheus_query(stack.url, mine)}
+    settings = busy_worker.settings
+    assert settings.topic("readings") in topics, topics
+    for topic in topics:
+        assert not topic.endswith("-changelog") and not topic.startswith("__"), topic
+    # The worker has consumed everything sent (busy_worker waited for it): nothing lags.
+    ours = total.replace("citybrain_consumer_lag", f"citybrain_consumer_lag{{{instance}}}")
+    deadline = time.monotonic() + 60
+    while float(prometheus_query(stack.url, ours)[0]["value"][1]) != 0:
+        assert time.monotonic() < deadline, f"{ours} never drained to 0"
+        time.sleep(1)
+
+
+def test_the_sensor_variable_lists_a_watched_sensor_after_its_episode(
+    stack: PrometheusServer, busy_worker: Pipeline
+) -> None:
+    """Trial 9: sensor_detail was empty after `make demo`: per-sensor series exist only
+    while an episode is open at a scrape. A watched sensor (CITYBRAIN_WATCH_SENSORS, as
+    the demo sets for its known events' sensors) is listed by the dashboard's own
+    variable query on the real Prometheus all along."""
+    doc = load(GENERATED / "dashboards" / "citybrain-sensor-detail.json")
+    (variable,) = [e for where, e in expressions(doc) if where == "variable sensor"]
+    query, label = promql(variable)
+    assert label == "sensor_id"
+    instance = f'instance="127.0.0.1:{busy_worker.settings.worker_port}"'
+    mine = query.replace("citybrain_sensor_value", f"citybrain_sensor_value{{{instance}}}")
+    listed = {r["metric"][label] for r in prometheus_query(stack.url, mine)}
+    assert "gauge-1" in listed, listed

@@ -389,3 +389,70 @@ def test_a_bearer_token_is_hashed_as_the_api_compares_it(
         check=False,
     )
     assert proc.stdout.decode().strip() == hashlib.sha256(b"Abc-._~+/9==").hexdigest()
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_debug_mode_keeps_a_user_error_one_line_and_shows_a_bugs_traceback(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 9: debug mode re-raised user errors as tracebacks with exit 1; only a bug
+    (status 70) shows its traceback there."""
+    from citybrain import cli
+
+    monkeypatch.setenv("CITYBRAIN_DEBUG", value)
+    missing = "/nonexistent/t9/in.csv"
+    assert main(["detect", "--input", missing, "--output", "-"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("citybrain: ") and len(err.splitlines()) == 1 and missing in err
+
+    def bug(args: argparse.Namespace) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_detect", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(["detect"])
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", ""])
+def test_debug_off_values_leave_a_bug_as_one_line(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain import cli
+    from citybrain.cli import EXIT_BUG
+
+    monkeypatch.setenv("CITYBRAIN_DEBUG", value)
+    assert not cli.debug_mode()
+
+    def bug(args: argparse.Namespace) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_detect", bug)
+    assert main(["detect"]) == EXIT_BUG
+    assert "This is a bug" in capsys.readouterr().err
+
+
+def test_a_bad_debug_value_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_DEBUG", "maybe")
+    assert main(["detect"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.rstrip("\n")] and "CITYBRAIN_DEBUG is 'maybe'" in err
+
+
+@pytest.mark.parametrize("with_required", [True, False])
+def test_an_unknown_option_is_named_first_with_its_subcommands_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], with_required: bool
+) -> None:
+    """Trial 9: ``replay x.csv --bogus`` pointed at ``citybrain --help`` and ``replay
+    --bogus`` said only that FILE is required. Every subcommand, with and without its
+    required arguments: the unknown option is named, with that subcommand's help."""
+    values = argument_values(tmp_path, tmp_path / "in.csv")
+    parser = build_parser()
+    for path, leaf in leaf_commands(parser):
+        argv = command_line(path, leaf, values) if with_required else list(path)
+        assert main([*argv, "--bogus-t9"]) == EXIT_USAGE, argv
+        err = capsys.readouterr().err
+        assert err.startswith("citybrain: ") and len(err.splitlines()) == 1, err
+        assert "unrecognized arguments: --bogus-t9" in err, err
+        assert f"see `{leaf.prog} --help`" in err and leaf.prog != "citybrain", err

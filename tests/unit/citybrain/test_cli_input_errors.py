@@ -415,3 +415,48 @@ def test_a_usage_error_is_one_citybrain_line(
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert (out, err) == ("", line + "\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["detect", "--input", "{csv}", "--output", "{missing}/out.csv"],
+        ["report", "--prefix", "p", "--data", "{csv}", "--out", "{missing}/r.html"],
+        [
+            "campaign",
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-02",
+            "--out",
+            "{missing}/c.json",
+        ],
+        [
+            "campaign",
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-02",
+            "--export",
+            "{missing}/e.jsonl",
+        ],
+        ["rehearse", "--incidents", "{csv}", "--units", "{csv}", "--out", "{missing}/r.html"],
+        ["demo", "--summary", "{missing}/s.json"],
+        ["demo", "--report", "{missing}/r.html"],
+    ],
+)
+def test_an_output_file_in_a_missing_folder_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Trial 9: ``detect --output /nonexistent/dir/out.csv`` created the folders. Every
+    command writing a file refuses a folder that does not exist, naming it, exit 2."""
+    csv = tmp_path / "in.csv"
+    csv.write_text("timestamp,value\n2026-11-01T00:00:00Z,1.0\n")
+    missing = tmp_path / "no" / "such"
+    line = [a.format(csv=csv, missing=missing) for a in argv]
+    assert main(line) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"its folder {str(missing)!r} does not exist" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "no").exists()

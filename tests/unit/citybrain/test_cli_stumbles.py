@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from citybrain.cli import EXIT_SERVICE, main
+from citybrain.commands import cli_command
 from citybrain.ingest.publisher import PublisherStats
 from citybrain.ingest.service import stats_sentence
 
@@ -61,7 +62,8 @@ def test_ingest_mqtt_without_a_broker_names_it_and_make_stack_up(
     assert main(["ingest", "mqtt"]) == EXIT_SERVICE
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: no MQTT broker answers at 127.0.0.1:{mqtt}: ")
-    assert "`make stack-up` starts Mosquitto" in err
+    # A command that works from any directory, and the make target for the checkout.
+    assert f"`{cli_command()} stack up` (`make stack-up` in the checkout) starts Mosquitto" in err
     assert err.count("\n") == 1, err
 
 

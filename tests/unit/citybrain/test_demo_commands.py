@@ -26,7 +26,7 @@ from citybrain.demo import (
     watch_phase,
     with_settings,
 )
-from streams.settings import Settings
+from streams.settings import REPO_ROOT, Settings
 
 
 def test_the_printed_settings_are_the_shells_stack_settings_without_secrets() -> None:
@@ -37,6 +37,7 @@ def test_the_printed_settings_are_the_shells_stack_settings_without_secrets() ->
         "CITYBRAIN_WEBHOOK_SECRET": "s",
         "CITYBRAIN_GRAFANA_TOKEN": "g",
         "CITYBRAIN_TOPIC_PREFIX": "set-by-the-demo",
+        "CITYBRAIN_TEST_PORT_OFFSET": "700",  # a test's variable, no setting (trial 9)
         "PATH": "/usr/bin",
     }
     assert shell_settings(env) == {
@@ -163,3 +164,30 @@ def test_every_known_event_gives_its_local_date_time_and_zone() -> None:
     assert local_time("2016-02-07T16:00:00Z", "Asia/Shanghai") == "2016-02-08 00:00 local, CST"
     for event in KNOWN_EVENTS:
         assert re.search(r"\(\w[\w ]*, \d{4}-\d\d-\d\d \d\d:\d\d local, [A-Z]{3}\)$", event.name)
+
+
+def test_the_printed_citybrain_works_from_any_directory(tmp_path: Path) -> None:
+    """Trial 9: the demo printed `.venv/bin/citybrain`, relative to the checkout."""
+    cli = cli_command()
+    assert cli == "citybrain" or Path(cli).is_absolute()
+    done = subprocess.run(
+        ["sh", "-c", f"{cli} detect --help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_demo_watches_its_known_events_sensors() -> None:
+    """Trial 9: sensor_detail was empty after `make demo` (episodes open and close
+    between two scrapes in a fast replay). The demo's worker watches the sensors of its
+    known events: the Dead Run gauges and the Beijing stations, from the data itself."""
+    from citybrain.demo import DEMO_DATA, KNOWN_EVENTS, watched_sensors
+
+    watched = watched_sensors(list(DEMO_DATA), KNOWN_EVENTS)
+    prefixes = tuple(e.sensor_prefix for e in KNOWN_EVENTS)
+    assert watched and all(s.startswith(prefixes) for s in watched)
+    for prefix in prefixes:  # every event has its sensors, none left out
+        assert any(s.startswith(prefix) for s in watched), prefix
+    assert "usgs-01589330-water_level" in watched
+    assert watched_sensors(list(DEMO_DATA), ()) == []
+    demo = (REPO_ROOT / "citybrain" / "demo.py").read_text()
+    assert 'own["CITYBRAIN_WATCH_SENSORS"]' in demo

@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from citybrain.cli import detect_summary, main
-from citybrain.detect import DetectInputError, Scored, read_series, warmup_rows
+from citybrain.detect import (
+    ALTERNATIVE,
+    EXTREME_SPREADS,
+    DetectInputError,
+    Scored,
+    read_series,
+    rows_to_reach,
+    warmup_rows,
+)
 from detectors import DEFAULT_DETECTOR, DETECTORS, OWN_THRESHOLDS, default_threshold
 
 
@@ -60,7 +68,7 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
         ("timestamp,value\nlater,1\n", ":2: field \"timestamp\" is 'later'"),
         (
             "timestamp,value\n2020-01-01 05:00:00,1\n2020-01-01 02:00:00,2\n",
-            ":3: timestamp '2020-01-01 02:00:00' is before the previous row's 2020-01-01 05:00:00",
+            ":3: timestamp '2020-01-01 02:00:00' is before the latest time so far, '2020-01-01 05:00:00'",
         ),
         ("timestamp,value\n2020-01-01 00:00:00,nan\n", "expected a finite number"),
         # siblings: numbers float() reads and a CSV of numbers should not hold
@@ -278,7 +286,11 @@ def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     out = capsys.readouterr()
     warmup = DETECTORS[DEFAULT_DETECTOR]().warmup  # type: ignore[attr-defined]
     assert f"the first {warmup} rows of each series are warm-up, scored 0" in out.out
-    assert "warning" not in out.err
+    # Trial 9: too short for tail to reach its threshold before row 45; the user hears so.
+    need = rows_to_reach(DEFAULT_DETECTOR, default_threshold(DEFAULT_DETECTOR))
+    assert need is not None and need > 45
+    assert f"rows {warmup + 1}-{need} cannot reach" in out.err
+    assert "--detector robust_zscore can from row" in out.err
     scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
     assert max(scores) > 0 and scores.index(max(scores)) == 45
     # Shorter than the warm-up: every row is 0, and the user is told why.
@@ -401,7 +413,7 @@ def test_times_with_and_without_a_zone_mix_and_unordered_ones_are_counted(
     out = tmp_path / "o.csv"
     assert main(["detect", "--input", str(src), "--output", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"{src}:8: timestamp '2023-12-31' is before the previous row's" in err
+    assert f"{src}:8: timestamp '2023-12-31' is before the latest time so far" in err
     assert "offset-naive" not in err
     assert main(["detect", "--input", str(src), "--output", str(out), "--on-error", "skip"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -457,3 +469,130 @@ def test_detect_reads_a_timestamp_as_the_worker_does(text: str) -> None:
         assert (when is not None) == no_zone, text
         return
     assert when is not None and when.timestamp() == worker, text
+
+
+@pytest.mark.parametrize("name", [DEFAULT_DETECTOR, ALTERNATIVE])
+def test_rows_to_reach_is_where_an_extreme_reading_first_reaches_the_threshold(
+    name: str,
+) -> None:
+    """Trial 9: tail scored a 6x spike at row 45 of 60 rows 0.197, under 0.22, while the
+    summary spoke of a 32-row warm-up only. The history it needs is measured with the
+    real detector: with one row fewer even a reading EXTREME_SPREADS standard deviations
+    out stays under the threshold, and the alternative named needs less."""
+    threshold = default_threshold(name)
+    need = rows_to_reach(name, threshold)
+    assert need is not None
+    history = [10.0 + 0.5 * math.sin(m * 1.7) for m in range(need)]
+
+    def last_score(n: int) -> float:
+        level = sum(history[:n]) / n
+        spread = (sum((h - level) ** 2 for h in history[:n]) / n) ** 0.5
+        values = [*history[:n], level + EXTREME_SPREADS * spread]
+        return float(DETECTORS[name]().score_many(values, [300.0 * m for m in range(n + 1)])[-1])
+
+    assert last_score(need - 1) < threshold
+    if name == DEFAULT_DETECTOR:
+        warmup = warmup_rows(DETECTORS[name]())
+        assert warmup is not None and need > warmup  # more than the declared warm-up
+        other = rows_to_reach(ALTERNATIVE, default_threshold(ALTERNATIVE))
+        assert other is not None and other < need
+
+
+def test_a_folder_takes_gzip_files_and_skips_a_file_it_cannot_score_with_skip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 9: in --input-dir a header-only file stopped the whole batch even with
+    --on-error skip, and .csv.gz files were passed over while --input x.csv.gz works."""
+    import gzip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rows = "timestamp,value\n" + "".join(
+        f"2026-11-01T{m // 60:02d}:{m % 60:02d}:00Z,{10 + m % 3}\n" for m in range(50)
+    )
+    (src / "a.csv").write_text(rows)
+    (src / "b.csv").write_text("timestamp,value\n")
+    with gzip.open(src / "c.csv.gz", "wt") as fh:
+        fh.write(rows)
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(src), "--output-dir", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "b.csv:1: no data rows: only the header" in err and "--on-error skip" in err
+    assert main([*argv, "--on-error", "skip"]) == 0
+    said = capsys.readouterr()
+    assert f"skipped the whole file: {src / 'b.csv'}:1: no data rows" in said.err
+    assert "skipped 1 file that could not be scored at all" in said.out
+    assert "read 100 rows" in said.out  # a.csv and the gzip c.csv.gz
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "c.csv"]
+    assert (out / "a.csv").read_text() == (out / "c.csv").read_text()
+    # A plain and a gzip file that would write one output are refused by name.
+    (src / "c.csv").write_text(rows)
+    assert main([*argv, "--on-error", "skip"]) == 2
+    assert "would both be scored into c.csv" in capsys.readouterr().err
+
+
+def test_extra_columns_are_kept_after_the_score_and_times_are_named_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 9: `timestamp,value,extra` lost `extra` without a word, and the out-of-order
+    error showed the time as `2026-11-01 02:30:00+00:00` where the file has `...Z`."""
+    src = write(
+        tmp_path / "in.csv",
+        "timestamp,value,site,note\n2026-11-01T00:00:00Z,1,a,first\n2026-11-01T00:05:00Z,2,b\n",
+    )
+    out = tmp_path / "out.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out)]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["timestamp", "value", "anomaly_score", "site", "note"]
+    assert [r[3:] for r in rows[1:]] == [["a", "first"], ["b", ""]]
+    clash = write(tmp_path / "clash.csv", "timestamp,value,anomaly_score\n2026-11-01,1,0.5\n")
+    assert main(["detect", "--input", str(clash), "--output", str(out)]) == 2
+    assert "a column 'anomaly_score' (column 3)" in capsys.readouterr().err
+    late = write(
+        tmp_path / "late.csv",
+        "timestamp,value\n2026-11-01T02:30:00Z,1\n2026-11-01T02:00:00Z,2\n2026-11-01T00:30:00Z,3\n",
+    )
+    assert main(["detect", "--input", str(late), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "before the latest time so far, '2026-11-01T02:30:00Z'" in err and "+00:00" not in err
+
+
+@pytest.mark.parametrize("detector", ["tail", "robust_zscore", "ewma_cusum", "likelihood"])
+def test_scoring_in_chunks_writes_what_scoring_the_whole_file_does(
+    tmp_path: Path, detector: str
+) -> None:
+    """Trial 9: detect held the whole file (666 MB for a million rows); it now reads and
+    scores a chunk at a time. Over a folder of several series (a level shift, a spike, a
+    flat run, a bad row, repeated times, an extra column), chunks of 7 rows, of one row
+    and the whole file at once give the same output files, byte for byte."""
+    from citybrain.detect import detect_dir
+
+    src = tmp_path / "in"
+    src.mkdir()
+    series = {
+        "shift.csv": [10.0 + (m >= 120) * 5 + 0.1 * math.sin(m) for m in range(300)],
+        "spike.csv": [1.0 + 0.2 * math.cos(m / 3) + 9 * (m == 200) for m in range(260)],
+        "flat.csv": [4.0] * 90 + [4.5 + 0.01 * m for m in range(60)],
+    }
+    for name, values in series.items():
+        rows = [
+            f"2024-01-01T{m // 60:02d}:{m % 60:02d}:00Z,{v!r},x{m}" for m, v in enumerate(values)
+        ]
+        rows[50] = rows[49]  # a repeated time: scored and counted
+        rows[70] = "2024-01-01T01:10:00Z,oops,x"  # a bad row, skipped
+        (src / name).write_text("timestamp,value,tag\n" + "\n".join(rows) + "\n")
+    outputs = {}
+    for chunk in (1, 7, 10**9):
+        out = tmp_path / f"out-{chunk}"
+        skipped: list[str] = []
+        scored = detect_dir(src, out, DETECTORS[detector](), skipped.append, chunk_rows=chunk)
+        outputs[chunk] = (
+            {p.name: p.read_bytes() for p in out.iterdir()},
+            (scored.rows, scored.flagged, scored.leading_zeros, scored.order.repeated),
+            skipped,
+        )
+    assert outputs[1] == outputs[7] == outputs[10**9]
+    files, (rows, *_), skipped = outputs[7]
+    assert rows == sum(len(v) for v in series.values()) - 3 and len(skipped) == 3
+    assert all(f.startswith(b"timestamp,value,anomaly_score,tag\r\n") for f in files.values())

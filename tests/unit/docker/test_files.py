@@ -212,3 +212,66 @@ def test_grafana_login_is_set_and_documented() -> None:
     readme = (ROOT / "README.md").read_text()
     docker = readme[readme.index("## Docker") :]
     assert "GRAFANA_ADMIN_PASSWORD" in docker and "make docker-tokens" in docker
+
+
+def build_inputs() -> set[str]:
+    """Top-level files and folders pyproject.toml's build reads: the readme, the licence
+    files (PEP 639), and the packages setuptools finds (with their package data)."""
+    import tomllib
+
+    doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = doc["project"]
+    needed = {"pyproject.toml"}
+    readme = project.get("readme")
+    if readme:
+        needed.add(readme if isinstance(readme, str) else readme["file"])
+    for pattern in project.get("license-files", []):
+        matches = list(ROOT.glob(pattern))
+        assert matches, f"pyproject's license-files {pattern!r} matches no file"
+        needed |= {m.relative_to(ROOT).parts[0] for m in matches}
+    setuptools = doc.get("tool", {}).get("setuptools", {})
+    for pattern in setuptools.get("packages", {}).get("find", {}).get("include", []):
+        needed |= {p.name for p in ROOT.glob(pattern.rstrip("*")) if (p / "__init__.py").exists()}
+    needed |= set(setuptools.get("package-data", {}))
+    return needed
+
+
+def test_everything_the_build_reads_is_copied_before_the_install() -> None:
+    """Trial 9: the Dockerfile copied pyproject.toml and README.md but not the LICENSE
+    that pyproject's license-files names: the build needs it, the image must ship it."""
+    copied: set[str] = set()
+    for line in (DOCKER / "Dockerfile").read_text().splitlines():
+        if line.startswith("RUN ") and "pip install" in line:
+            break
+        if line.startswith("COPY "):
+            copied |= {Path(src).parts[0] for src in line.split()[1:-1]}
+    else:
+        pytest.fail("the Dockerfile has no pip install step")
+    needed = build_inputs()
+    assert {"LICENSE", "README.md", "citybrain", "streams"} <= needed
+    assert needed <= copied, f"copied only after the install, or never: {needed - copied}"
+
+
+def test_the_worker_annotates_grafana_is_health_checked_and_restarts() -> None:
+    """Trial 9: the worker had no Grafana URL or token (no annotations in the documented
+    deployment), no healthcheck and no restart policy while both ingests restart."""
+    services = compose()["services"]
+    worker = services["worker"]
+    port = env_of("worker")["CITYBRAIN_WORKER_PORT"]
+    # Grafana by its compose name and container port.
+    [(_, _, grafana_port)] = published("grafana")
+    assert env_of("worker")["CITYBRAIN_GRAFANA_URL"] == f"http://grafana:{grafana_port}"
+    # The token: an env file that may be absent, never committed, never in an image.
+    [env_file] = worker["env_file"]
+    assert env_file["required"] is False
+    path = (DOCKER / env_file["path"]).resolve().relative_to(ROOT).as_posix()
+    assert path in (ROOT / ".gitignore").read_text().splitlines()
+    assert any(fnmatch.fnmatch(path, pattern) for pattern in dockerignore())
+    assert "CITYBRAIN_GRAFANA_TOKEN" not in env_of("worker")
+    readme = (ROOT / "README.md").read_text()
+    assert path in readme and "CITYBRAIN_GRAFANA_TOKEN=" in readme
+    # The healthcheck asks the worker's own /metrics on its port.
+    test = " ".join(worker["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/metrics" in test
+    for name in ("worker", "ingest-mqtt", "ingest-http"):
+        assert services[name]["restart"] == "unless-stopped", name

@@ -55,3 +55,19 @@ def test_commits_do_not_follow_fausts_every_ten_thousand_messages(tmp_path: Path
     assert app.conf.broker_commit_every == 1_000_000
     tuned = create_app(Settings(run_dir_override=tmp_path, commit_every=500), CollectorRegistry())
     assert tuned.conf.broker_commit_every == 500
+
+
+def test_consumer_lag_counts_the_topics_the_agents_consume_only(tmp_path: Path) -> None:
+    """Trial 9: the "Consumer lag" stat read 176 at rest, from the tables' changelogs
+    and faust's __assignor-__leader, assigned to the consumer but never read past
+    recovery. The lag gauge covers the agents' source topics only."""
+    from streams.response import source_topics
+
+    settings = Settings(run_dir_override=tmp_path)
+    app = create_app(settings, CollectorRegistry())
+    sources = source_topics(app)
+    for role in ("readings", "incidents", "alerts", "routed", "commands"):
+        assert settings.topic(role) in sources, role
+    assert not any(t.endswith("-changelog") or t.startswith("__") for t in sources), sources
+    changelogs = {t.changelog_topic.get_topic_name() for t in app.tables.values()}
+    assert changelogs and not (changelogs & sources)

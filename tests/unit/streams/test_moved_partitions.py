@@ -212,7 +212,7 @@ class Consumer:
 
 
 def test_a_topic_no_longer_assigned_here_has_no_lag_series_here(
-    response: tuple[Response, Gate],
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A topic all of whose partitions went to other workers kept its last lag on this
     worker for ever: ``sum(citybrain_consumer_lag)`` showed the rebalance's backlog as
@@ -221,6 +221,8 @@ def test_a_topic_no_longer_assigned_here_has_no_lag_series_here(
     registry = CollectorRegistry()
     stage.metrics = Metrics.create(registry)
     readings, alerts = stage.settings.topic("readings"), stage.settings.topic("alerts")
+    # The test's app has no agents: the two topics stand for the sources they consume.
+    monkeypatch.setattr("streams.response.source_topics", lambda app: frozenset({readings, alerts}))
     consumer = Consumer({TP(readings, 0), TP(readings, 1), TP(alerts, 1)})
     stage.ctx.app.consumer = consumer  # type: ignore[assignment]
     asyncio.run(stage._update_lag())
