@@ -664,15 +664,20 @@ class TailBank:
         )
 
     # -- records -----------------------------------------------------------------------
-    def record(self, slot: int, raw: bool = False) -> dict[str, Any]:
+    def record(self, slot: int, raw: bool = False, view: bool = False) -> dict[str, Any]:
         """One sensor's state as a JSON-compatible document (packed little-endian
         float64 in base64, exact); with ``raw``, the packed bytes themselves (for a
-        binary encoding: the stream's changelog)."""
-        row = np.ascontiguousarray(self.state[slot], dtype="<f8").tobytes()
+        binary encoding: the stream's changelog); with ``view`` (and ``raw``), those
+        bytes as a memoryview of the bank's own row, not copied: valid only until the
+        bank next changes (encode it at once; the stream's changelog entry does)."""
+        row = self.state[slot]
+        if view and raw and row.dtype.str == "<f8" and row.flags.c_contiguous:
+            return {"v": VERSION, "window": self.window, "row": row.data}
+        packed = np.ascontiguousarray(row, dtype="<f8").tobytes()
         return {
             "v": VERSION,
             "window": self.window,
-            "row": row if raw else base64.b64encode(row).decode(),
+            "row": packed if raw else base64.b64encode(packed).decode(),
         }
 
     def load(self, slot: int, document: dict[str, Any]) -> None:

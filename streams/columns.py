@@ -171,12 +171,15 @@ class BatchAdmission:
         refused: list[tuple[int, Refused]] = []
         for i, row in enumerate(rows):
             if type(row) is WireReading:
-                if _registered_here(row, registered.get(row.sensor_id), partitions[i]):
+                reg = registered.get(row.sensor_id)
+                if _registered_here(row, reg, partitions[i]):
+                    assert reg is not None
                     ts = _event_time(row.ts)
                     if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                        reading = Reading(
-                            ts, row.sensor_id, row.kind, row.value, row.unit, row.grid_cell
-                        )
+                        # The registration's own strings (equal to the row's): shared by
+                        # every reading of the kind and cell, their hashes computed once,
+                        # so detection's per-kind and per-cell counts cost less.
+                        reading = Reading(ts, row.sensor_id, reg[0], row.value, reg[2], reg[1])
                         incoming.append(Incoming(reading, received[i], offsets[i], raw[i], 0))
                         continue
             elif type(row) is WirePack and self._pack(
@@ -219,12 +222,14 @@ class BatchAdmission:
         last_text, last_ts = "", None
         lookup, keep = registered.get, admitted.append
         for index, r in enumerate(readings):
-            if _registered_here(r, lookup(r.sensor_id), partition):
+            reg = lookup(r.sensor_id)
+            if _registered_here(r, reg, partition):
+                assert reg is not None
                 if r.ts != last_text:
                     last_text, last_ts = r.ts, _event_time(r.ts)
                 ts = last_ts
                 if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                    reading = Reading(ts, r.sensor_id, r.kind, r.value, r.unit, r.grid_cell)
+                    reading = Reading(ts, r.sensor_id, reg[0], r.value, reg[2], reg[1])
                     keep(Incoming(reading, received_at, offset, b"", index))
                     continue
             if items is None:

@@ -23,9 +23,13 @@ So the detector's window stays in event-time order and no alert is raised twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from heapq import merge
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -42,6 +46,22 @@ from streams.settings import Settings
 
 SEVERITIES = LABEL_VALUES["severity"]  # mildest first: the routing labels' own list
 ONE_AT_A_TIME = 4  # a sensor's readings per batch up to which numpy is not worth its cost
+
+# The bank path reads a batch's fields column by column with these (C, no Python frame).
+_READING = attrgetter("reading")
+_OFFSET = attrgetter("offset")
+_INDEX = attrgetter("index")
+_SENSOR = attrgetter("sensor_id")
+_TS = attrgetter("ts")
+_VALUE = attrgetter("value")
+_KIND = attrgetter("kind")
+_CELL = attrgetter("grid_cell")
+_first = itemgetter(0)
+
+
+def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for key, n in counts.items():
+        into[key] = into.get(key, 0) + n
 
 
 def _older(ts: float, last_ts: float) -> str:
@@ -191,7 +211,9 @@ class BatchResult:
     redelivered: int = 0
     anomalies_by_kind: dict[str, int] = field(default_factory=dict)
     scored_by_kind: dict[str, int] = field(default_factory=dict)
+    scored_by_cell: dict[str, int] = field(default_factory=dict)
     # sensor id -> (kind, grid cell, readings scored, last value, last score, in an episode)
+    # of each scored sensor in an episode after the batch or in ``SensorDetection.follow``
     last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
     # (sensor id, event time, score) of readings scoring >= SensorDetection.mark_at
     marks: list[tuple[str, float, float]] = field(default_factory=list)
@@ -212,11 +234,23 @@ def _plain(obj: Any) -> Any:
 _msgpack = msgspec.msgpack.Encoder(enc_hook=_plain)
 
 
-def state_bytes(state: dict[str, Any]) -> bytes:
+def state_bytes(state: Mapping[str, Any]) -> bytes:
     """A sensor's state as its changelog entry: ``STATE_FORMAT``, then the state as
     msgpack, the tail detector's row as its raw little-endian float64 bytes (9.5 kB for
     the default window; as base64 in JSON it was 12.7 kB and twice the encoding work).
     ``read_state`` reads it back, and reads the JSON entries written before it."""
+    if type(state) is BankState:
+        # The same entry as its dict's, read from the columns, the row not copied.
+        columns, slot, detector = state._columns, state.slot, state.detector
+        return STATE_FORMAT + _msgpack.encode(
+            {
+                "detector": detector.bank.record(detector.slot, raw=True, view=True),
+                "last_ts": columns.last_ts.item(slot),
+                "last_offset": columns.last_offset.item(slot),
+                "last_index": columns.last_index.item(slot),
+                "episode": state.episode,
+            }
+        )
     detector = state["detector"]
     if type(detector) is TailSlot:
         document: Any = detector.bank.record(detector.slot, raw=True)
@@ -242,15 +276,118 @@ def read_state(entry: bytes) -> dict[str, Any]:
     return state
 
 
-def state_document(state: dict[str, Any]) -> dict[str, Any]:
+def state_document(state: Mapping[str, Any]) -> dict[str, Any]:
     """A sensor's state as JSON-compatible data (its changelog entry): the live
     detector it holds replaced by the detector's own state."""
+    if type(state) is BankState:
+        state = state.as_dict()
+    assert isinstance(state, dict)
     detector = state["detector"]
     # The common case first: ``isinstance`` against the Detector ABC costs a
     # ``__instancecheck__`` call per sensor and commit.
     if type(detector) is not dict and isinstance(detector, Detector):
         return {**state, "detector": detector.get_state()}
     return state
+
+
+_STATE_KEYS = ("detector", "last_ts", "last_offset", "last_index", "episode")
+
+
+class _Columns:
+    """The bank path's per-sensor bookkeeping as columns indexed by the sensor's bank
+    slot: last event time, last Kafka offset and place in its pack, whether an episode
+    is open, and ``holder``, the ``id`` of the ``BankState`` that owns the slot (0:
+    none). Grown by doubling; a slot's entries are meaningful only while its
+    ``BankState`` lives (a released slot keeps stale numbers until the next owner's
+    ``BankState`` writes its own)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.last_ts = np.zeros(0, np.float64)
+        self.last_offset = np.zeros(0, np.int64)
+        self.last_index = np.zeros(0, np.int64)
+        self.in_episode = np.zeros(0, np.bool_)
+        self.holder = np.zeros(0, np.int64)
+
+    def fit(self, rows: int) -> None:
+        """Room for slots ``0 .. rows - 1``."""
+        if rows <= self.size:
+            return
+        size = max(rows, 2 * self.size, 1024)
+        for name in ("last_ts", "last_offset", "last_index", "in_episode", "holder"):
+            old = getattr(self, name)
+            grown = np.zeros(size, old.dtype)
+            grown[: self.size] = old[: self.size]
+            setattr(self, name, grown)
+        self.size = size
+
+
+class BankState(Mapping[str, Any]):
+    """A sensor's live state on the bank path, as the worker's table holds it: its
+    ``TailSlot`` and open episode here, its last event time and Kafka position in the
+    detection's columns at its slot (so a batch admits most sensors with array
+    compares, and writes no dict per sensor). Reads as the state dict the per-sensor
+    path keeps (``detector``, ``last_ts``, ``last_offset``, ``last_index``,
+    ``episode``), and ``state_bytes`` writes the same changelog entry for it; a state
+    read back from the changelog is a dict again until its sensor's next batch.
+
+    Updated in place by the detection that made it, which recognises it by identity
+    (its slot's ``holder``): pass back the state a batch returned (the table does), not
+    an older one."""
+
+    __slots__ = ("_columns", "detector", "episode", "slot")
+
+    def __init__(
+        self,
+        columns: _Columns,
+        detector: TailSlot,
+        last_ts: float,
+        last_offset: int,
+        last_index: int,
+        episode: dict[str, Any] | None,
+    ) -> None:
+        self._columns = columns
+        self.detector = detector
+        self.slot = detector.slot
+        self.put(last_ts, last_offset, last_index, episode)
+
+    def put(
+        self, last_ts: float, last_offset: int, last_index: int, episode: dict[str, Any] | None
+    ) -> None:
+        """Write the sensor's bookkeeping (and own its slot's columns)."""
+        columns, slot = self._columns, self.slot
+        columns.fit(slot + 1)
+        columns.holder[slot] = id(self)
+        columns.last_ts[slot] = last_ts
+        columns.last_offset[slot] = last_offset
+        columns.last_index[slot] = last_index
+        columns.in_episode[slot] = episode is not None
+        self.episode = episode
+
+    def as_dict(self) -> dict[str, Any]:
+        """The state as the per-sensor path's dict (the live detector in it)."""
+        columns, slot = self._columns, self.slot
+        return {
+            "detector": self.detector,
+            "last_ts": columns.last_ts.item(slot),
+            "last_offset": columns.last_offset.item(slot),
+            "last_index": columns.last_index.item(slot),
+            "episode": self.episode,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _STATE_KEYS:
+            raise KeyError(key)
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STATE_KEYS)
+
+    def __len__(self) -> int:
+        return len(_STATE_KEYS)
+
+    def __repr__(self) -> str:
+        return f"BankState({self.as_dict()!r})"
 
 
 class SensorDetection:
@@ -276,6 +413,11 @@ class SensorDetection:
             detector = TailSlot(self.bank)
         self.prototype = detector
         self._live_class: type = type(detector)
+        # The bank path's bookkeeping columns (``BankState``).
+        self._columns = _Columns()
+        # Sensors whose last reading ``BatchResult.last`` reports even when they are in
+        # no episode (the worker's watched and exported sensors: streams/ingest.py).
+        self.follow: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SensorDetection:
@@ -288,9 +430,12 @@ class SensorDetection:
         )
         return cls(detector, ScoreThreshold(settings.score_threshold), settings.quiet_readings)
 
-    def process(
-        self, batch: Sequence[Incoming], states: Mapping[str, dict[str, Any] | None]
-    ) -> BatchResult:
+    def process(self, batch: Sequence[Incoming], states: Mapping[str, Any]) -> BatchResult:
+        """A batch of admitted readings (in offset order) and the stored states of its
+        sensors (sensor id -> the state a previous batch returned, a dict read back
+        from the changelog, or None) -> alerts, refusals, counts and every touched
+        sensor's new state (``BatchResult.states``: a ``BankState`` on the bank path,
+        else a dict). On the bank path a stored ``BankState`` is updated in place."""
         result = BatchResult()
         if self.bank is None:
             by_sensor: dict[str, list[Incoming]] = {}
@@ -312,151 +457,336 @@ class SensorDetection:
         self,
         bank: TailBank,
         batch: Sequence[Incoming],
-        states: Mapping[str, dict[str, Any] | None],
+        states: Mapping[str, Any],
         result: BatchResult,
     ) -> BatchResult:
         """``process`` over the shared bank: every sensor's accepted readings scored in
-        one call, in order. A sensor with one reading in the batch and a live state (the
-        common case at city scale: a batch of 5,000 messages over 20,000 sensors) takes
-        ``_admit_sensor``'s rules inline, with no per-sensor list or call; its result is
-        the same (tests/unit/streams/test_detection.py compares the two paths)."""
-        # Sensors in order of their first reading; ``more`` only for those with several.
-        first: dict[str, Incoming] = {}
-        more: dict[str, list[Incoming]] = {}
-        for item in batch:
-            sensor_id = item.reading.sensor_id
-            if sensor_id not in first:
-                first[sensor_id] = item
-            else:
-                group = more.get(sensor_id)
-                if group is None:
-                    more[sensor_id] = [first[sensor_id], item]
-                else:
-                    group.append(item)
-        live: Any = self._live_class
+        one call, in order.
+
+        The common case at city scale -- a sensor with one reading in the batch, a live
+        ``BankState`` of this detection, no open episode -- is admitted with array
+        compares over the batch's columns against the bookkeeping columns, and, if its
+        reading is not flagged, counted in bulk with no per-sensor dict, tuple or call.
+        Every other sensor (several readings in the batch, an open episode, a flagged
+        reading, no state yet or one read back from the changelog) goes through the
+        per-sensor rules (``_admit_sensor``, ``_record`` under ``_isolated``) with a
+        state dict, written back into a ``BankState`` once its share of the batch has
+        succeeded. Alerts, refusals and marks come out in the order of each sensor's
+        first reading in the batch, as the per-sensor path gives them
+        (tests/unit/streams/test_detection.py compares the two paths field by field)."""
+        n = len(batch)
+        if not n:
+            return result
+        cols = self._columns
+        cols.fit(bank.used)
+        readings = list(map(_READING, batch))
+        sids = list(map(_SENSOR, readings))
+        got: list[Any] = list(map(states.get, sids))
+        slots = np.fromiter(map(getattr, got, repeat("slot", n), repeat(-1, n)), np.int64, n)
+        offsets = np.fromiter(map(_OFFSET, batch), np.int64, n)
+        safe = np.clip(slots, 0, cols.size - 1)
+        # This detection's own live state: its slot's holder is that very object (a
+        # state read back from the changelog, or none yet, has no slot).
+        known = (slots >= 0) & (cols.holder[safe] == np.fromiter(map(id, got), np.int64, n))
+        per_slot = np.bincount(safe[known], minlength=cols.size)
+        fast = known & (offsets >= 0) & ~cols.in_episode[safe] & (per_slot[safe] == 1)
+        f = np.flatnonzero(fast)
         new_states = result.states
-        # Per accepted sensor, its state and its accepted readings (one Incoming alone,
-        # or a list of several) in the order scored.
-        admitted: list[tuple[dict[str, Any], Incoming | list[Incoming]]] = []
-        slots: list[int] = []
-        values: list[float] = []
-        times: list[float] = []
-        for sensor_id, item in first.items():
-            state = states.get(sensor_id)
-            if (
-                state is not None
-                and item.offset >= 0
-                and type(state["detector"]) is live
-                and sensor_id not in more
-            ):
-                # ``_admit_sensor`` for one reading and a live detector, inline.
-                reading = item.reading
-                ts = reading.ts
-                last_ts = state["last_ts"]
-                last_offset = state["last_offset"]
-                last_index = state.get("last_index", 0)
-                detector = state["detector"]
-                accept = False
-                if (item.offset, item.index) <= (last_offset, last_index):
-                    result.redelivered += 1
+        # Refusals of the admission, with the place of their sensor's first reading:
+        # sorted by it only if both paths refused something.
+        fast_refused: list[tuple[int, tuple[Incoming, str, str]]] = []
+        slow_refused: list[tuple[int, tuple[Incoming, str, str]]] = []
+        refused_from = len(result.rejected)
+
+        # -- the common case, as arrays ------------------------------------------------
+        times = np.fromiter(map(_TS, readings), np.float64, n)
+        values = np.fromiter(map(_VALUE, readings), np.float64, n)
+        fs = slots[f]
+        fo = offsets[f]
+        fi = np.fromiter(map(_INDEX, batch), np.int64, n)[f]
+        ft = times[f]
+        lo, li, lt = cols.last_offset[fs], cols.last_index[fs], cols.last_ts[fs]
+        fresh = (fo > lo) | ((fo == lo) & (fi > li))  # else a redelivery
+        accept = fresh & (ft > lt)
+        n_fresh = int(np.count_nonzero(fresh))
+        n_accept = int(np.count_nonzero(accept))
+        result.redelivered += f.size - n_fresh
+        if n_fresh != n_accept:
+            result.duplicates += int(np.count_nonzero(fresh & (ft == lt)))
+            for k in np.flatnonzero(fresh & (ft < lt)).tolist():
+                j = int(f[k])
+                why = _older(float(ft[k]), float(lt[k]))
+                fast_refused.append((j, (batch[j], "out_of_order", why)))
+        new_lo = np.where(fresh, fo, lo)
+        new_li = np.where(fresh, fi, li)
+        new_lt = np.where(accept, ft, lt)
+        fa = f[accept]  # batch places of the fast path's accepted readings, in order
+
+        # -- every other sensor, one by one ---------------------------------------------
+        groups: dict[str, list[Incoming]] = {}
+        first_at: dict[str, int] = {}
+        if f.size < n:
+            for j in np.flatnonzero(~fast).tolist():
+                sid = sids[j]
+                group = groups.get(sid)
+                if group is None:
+                    groups[sid] = [batch[j]]
+                    first_at[sid] = j
                 else:
-                    last_offset, last_index = item.offset, item.index
-                    if ts > last_ts:
-                        last_ts, accept = ts, True
-                    elif ts == last_ts:
-                        result.duplicates += 1
-                    else:
-                        result.rejected.append((item, "out_of_order", _older(ts, last_ts)))
-                new = {
-                    "detector": detector,
-                    "last_ts": last_ts,
-                    "last_offset": last_offset,
-                    "last_index": last_index,
-                    "episode": state["episode"],
-                }
-                new_states[sensor_id] = new
-                if accept:
-                    admitted.append((new, item))
-                    slots.append(detector.slot)
-                    values.append(reading.value)
-                    times.append(ts)
-                continue
-            items = more.get(sensor_id) or [item]
-            state, accepted = self._admit_sensor(items, state, result)
-            new_states[sensor_id] = state
+                    group.append(batch[j])
+        # (first place, state, accepted readings) of the per-sensor path's sensors
+        admitted: list[tuple[int, dict[str, Any], list[Incoming]]] = []
+        # (sensor id, stored state) of the sensors whose state dict is written back
+        to_write: list[tuple[str, Any]] = []
+        slow_slots: list[int] = []
+        slow_values: list[float] = []
+        slow_times: list[float] = []
+        rejected = result.rejected
+        for sid, items in groups.items():
+            j = first_at[sid]
+            stored = got[j]
+            before = len(rejected)
+            given = stored
+            if type(stored) is BankState:
+                given = stored.as_dict()
+                if stored.detector.bank is not bank:
+                    # Another detection's (not this worker's table): read as a document.
+                    given["detector"] = stored.detector.get_state()
+            state, accepted = self._admit_sensor(items, given, result)
+            if len(rejected) > before:
+                slow_refused.extend((j, entry) for entry in rejected[before:])
+            new_states[sid] = state
+            to_write.append((sid, stored))
             if accepted:
                 slot = state["detector"].slot
-                admitted.append((state, accepted[0] if len(accepted) == 1 else accepted))
+                admitted.append((j, state, accepted))
                 for one in accepted:
-                    slots.append(slot)
-                    values.append(one.reading.value)
-                    times.append(one.reading.ts)
-        if not admitted:
+                    slow_slots.append(slot)
+                    slow_values.append(one.reading.value)
+                    slow_times.append(one.reading.ts)
+        if fast_refused:
+            merged = sorted(fast_refused + slow_refused, key=_first)
+            rejected[refused_from:] = [entry for _, entry in merged]
+
+        def fast_state(k: int) -> dict[str, Any]:
+            """The k-th fast sensor's new state as the per-sensor path's dict."""
+            stored = got[int(f[k])]
+            return {
+                "detector": stored.detector,
+                "last_ts": float(new_lt[k]),
+                "last_offset": int(new_lo[k]),
+                "last_index": int(new_li[k]),
+                "episode": None,
+            }
+
+        k_fast = fa.size
+        if not k_fast and not admitted:
+            self._write_fast(cols, f, fs, new_lt, new_lo, new_li, None, sids, got, new_states)
+            self._write_back(bank, cols, to_write, new_states)
             return result
         try:
-            array = bank.score_learn(
-                np.array(slots, np.int64),
-                check_values(values),
-                np.array(times, np.float64),
+            scores = bank.score_learn(
+                np.concatenate((fs[accept], np.array(slow_slots, np.int64))),
+                check_values(np.concatenate((values[fa], slow_values))),
+                np.concatenate((times[fa], np.array(slow_times, np.float64))),
             )
         except Exception:
             # The bank refused the batch as a whole: score sensor by sensor, so a fault
-            # costs only the readings of the sensor that caused it.
-            for state, taken in admitted:
-                group = taken if isinstance(taken, list) else [taken]
+            # costs only the readings of the sensor that caused it. Every fast sensor
+            # takes the per-sensor path's state dict from here.
+            taken = [(int(f[k]), fast_state(k)) for k in range(f.size)]
+            for j, state in taken:
+                new_states[sids[j]] = state
+                to_write.append((sids[j], got[j]))
+            accepted_at = set(fa.tolist())
+            everyone = [(j, state, [batch[j]]) for j, state in taken if j in accepted_at]
+            for _, state, group in sorted(everyone + admitted, key=_first):
                 self._isolated(
                     group[0].reading.sensor_id,
                     group,
                     result,
                     partial(self._score_record, state, group, result),
                 )
+            self._write_back(bank, cols, to_write, new_states)
             return result
-        all_scores = array.tolist()
-        flags_array = self.threshold.flags(array)
-        # Most batches flag nothing: then no sensor's flags need looking at.
-        all_flags = flags_array.tolist() if flags_array.any() else None
-        scored_by_kind, last = result.scored_by_kind, result.last
-        start = 0
-        for state, taken in admitted:
-            # One reading alone (the common case) or several; no list built for one.
-            if isinstance(taken, list):
-                reading, n = taken[-1].reading, len(taken)
+        flags = self.threshold.flags(scores)
+        fast_scores = scores[:k_fast]
+        fast_flags = flags[:k_fast]
+        quiet = ~fast_flags
+        # Flagged fast sensors go the per-sensor way (``_record`` may open an episode):
+        # their bookkeeping columns are written back only once that has succeeded.
+        flagged_f = np.zeros(f.size, bool)
+        flagged_f[np.flatnonzero(accept)[fast_flags]] = True
+        self._write_fast(cols, f, fs, new_lt, new_lo, new_li, flagged_f, sids, got, new_states)
+        quiet_at = fa[quiet].tolist()
+        n_quiet = len(quiet_at)
+        if n_quiet:
+            result.scored += n_quiet
+            quiet_readings = list(map(readings.__getitem__, quiet_at))
+            _add_counts(result.scored_by_kind, Tally(map(_KIND, quiet_readings)))
+            _add_counts(result.scored_by_cell, Tally(map(_CELL, quiet_readings)))
+            if self.follow:
+                quiet_scores = fast_scores[quiet].tolist()
+                place = {sid: k for k, sid in enumerate(map(_SENSOR, quiet_readings))}
+                for sid in self.follow.intersection(place):
+                    k = place[sid]
+                    r = quiet_readings[k]
+                    result.last[sid] = (r.kind, r.grid_cell, 1, r.value, quiet_scores[k], False)
+        # What is left takes Python per sensor, in the order of each sensor's first
+        # reading: (first place, flagged fast k or -1, per-sensor path's entry, marks)
+        work: list[tuple[int, int, Any]] = []
+        mark_at = self.mark_at
+        if mark_at is not None and n_quiet:
+            for k in np.flatnonzero(quiet & (fast_scores >= mark_at)).tolist():
+                work.append((int(fa[k]), -2, float(fast_scores[k])))
+        for k in np.flatnonzero(fast_flags).tolist():
+            work.append((int(fa[k]), k, None))
+        if work:
+            work.sort(key=_first)
+            if admitted:
+                work = list(merge(work, [(j, -1, entry) for j, *entry in admitted], key=_first))
+        else:
+            work = [(j, -1, entry) for j, *entry in admitted]
+        all_scores = scores.tolist()
+        all_flags = flags.tolist() if flags.any() else None
+        start = k_fast
+        for j, k, entry in work:
+            if k == -2:  # a quiet fast reading scoring at least mark_at
+                r = readings[j]
+                result.marks.append((r.sensor_id, r.ts, entry))
+            elif k >= 0:  # a flagged fast reading
+                state = fast_state(int(np.searchsorted(f, j)))
+                sid = sids[j]
+                new_states[sid] = state
+                to_write.append((sid, got[j]))
+                score = all_scores[k]
+                self._isolated(
+                    sid,
+                    [batch[j]],
+                    result,
+                    partial(self._record, state, [batch[j]], [score], [True], result),
+                )
             else:
-                reading, n = taken.reading, 1
-            stop = start + n
-            if state["episode"] is None and (all_flags is None or not any(all_flags[start:stop])):
-                # Quiet (most sensors of most batches): no episode to walk, only the
-                # counts and the last reading -- what ``_record`` does then, inline,
-                # since nothing here can raise.
-                kind = reading.kind
-                result.scored += n
-                scored_by_kind[kind] = scored_by_kind.get(kind, 0) + n
-                last[reading.sensor_id] = (
+                state, taken = entry
+                stop = start + len(taken)
+                self._record_slow(state, taken, all_scores, all_flags, start, stop, result)
+                start = stop
+        self._write_back(bank, cols, to_write, new_states)
+        return result
+
+    @staticmethod
+    def _write_fast(
+        cols: _Columns,
+        f: np.ndarray,
+        fs: np.ndarray,
+        new_lt: np.ndarray,
+        new_lo: np.ndarray,
+        new_li: np.ndarray,
+        flagged: np.ndarray | None,
+        sids: list[str],
+        got: list[Any],
+        new_states: dict[str, Any],
+    ) -> None:
+        """The fast path's bookkeeping into the columns, and its sensors' states (the
+        same ``BankState`` objects, updated in place) into ``new_states``; a flagged
+        sensor's is left to ``_write_back``."""
+        if flagged is not None and flagged.any():
+            keep = ~flagged
+            f, fs, new_lt, new_lo, new_li = (
+                f[keep],
+                fs[keep],
+                new_lt[keep],
+                new_lo[keep],
+                new_li[keep],
+            )
+        if not f.size:
+            return
+        cols.last_ts[fs] = new_lt
+        cols.last_offset[fs] = new_lo
+        cols.last_index[fs] = new_li
+        at = f.tolist()
+        new_states.update(zip(map(sids.__getitem__, at), map(got.__getitem__, at), strict=True))
+
+    @staticmethod
+    def _write_back(
+        bank: TailBank, cols: _Columns, to_write: list[tuple[str, Any]], new_states: dict[str, Any]
+    ) -> None:
+        """Each per-sensor state dict of the batch that succeeded, as a ``BankState``:
+        the sensor's stored one updated in place, or a new one (a new sensor, a state
+        read back from the changelog). A sensor ``_isolated`` dropped keeps its stored
+        state untouched; a detector of another bank stays a dict."""
+        for sid, stored in to_write:
+            state = new_states.get(sid)
+            if type(state) is not dict:
+                continue
+            detector = state["detector"]
+            if type(detector) is not TailSlot or detector.bank is not bank:
+                continue
+            if type(stored) is BankState and stored.detector is detector:
+                stored.put(
+                    state["last_ts"], state["last_offset"], state["last_index"], state["episode"]
+                )
+                new_states[sid] = stored
+            else:
+                new_states[sid] = BankState(
+                    cols,
+                    detector,
+                    state["last_ts"],
+                    state["last_offset"],
+                    state["last_index"],
+                    state["episode"],
+                )
+
+    def _record_slow(
+        self,
+        state: dict[str, Any],
+        taken: list[Incoming],
+        all_scores: list[float],
+        all_flags: list[bool] | None,
+        start: int,
+        stop: int,
+        result: BatchResult,
+    ) -> None:
+        """``_record`` for one per-sensor-path sensor of the bank path; a quiet one (no
+        episode, nothing flagged: nothing can raise) counted inline, as ``_record``
+        would."""
+        n = stop - start
+        if state["episode"] is None and (all_flags is None or not any(all_flags[start:stop])):
+            reading = taken[-1].reading
+            kind, cell = reading.kind, reading.grid_cell
+            result.scored += n
+            result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + n
+            result.scored_by_cell[cell] = result.scored_by_cell.get(cell, 0) + n
+            mark_at = self.mark_at
+            if mark_at is not None:
+                result.marks.extend(
+                    (item.reading.sensor_id, item.reading.ts, score)
+                    for item, score in zip(taken, all_scores[start:stop], strict=True)
+                    if score >= mark_at
+                )
+            if reading.sensor_id in self.follow:
+                result.last[reading.sensor_id] = (
                     kind,
-                    reading.grid_cell,
+                    cell,
                     n,
                     reading.value,
                     all_scores[stop - 1],
                     False,
                 )
-                start = stop
-                continue
-            its = taken if isinstance(taken, list) else [taken]
-            self._isolated(
-                reading.sensor_id,
-                its,
+            return
+        self._isolated(
+            taken[0].reading.sensor_id,
+            taken,
+            result,
+            partial(
+                self._record,
+                state,
+                taken,
+                all_scores[start:stop],
+                [False] * n if all_flags is None else all_flags[start:stop],
                 result,
-                partial(
-                    self._record,
-                    state,
-                    its,
-                    all_scores[start:stop],
-                    [False] * n if all_flags is None else all_flags[start:stop],
-                    result,
-                ),
-            )
-            start = stop
-        return result
+            ),
+        )
 
     def _score_record(
         self, state: dict[str, Any], accepted: list[Incoming], result: BatchResult
@@ -586,16 +916,19 @@ class SensorDetection:
             # Counted last, once nothing of this sensor's batch can fail any more.
             result.scored += len(accepted)
             result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + len(accepted)
+            cell = last.grid_cell
+            result.scored_by_cell[cell] = result.scored_by_cell.get(cell, 0) + len(accepted)
             if n_anomalies:
                 result.anomalies_by_kind[kind] = result.anomalies_by_kind.get(kind, 0) + n_anomalies
-            result.last[last.sensor_id] = (
-                kind,
-                last.grid_cell,
-                len(accepted),
-                last.value,
-                last_score,
-                episode is not None,
-            )
+            if episode is not None or last.sensor_id in self.follow:
+                result.last[last.sensor_id] = (
+                    kind,
+                    cell,
+                    len(accepted),
+                    last.value,
+                    last_score,
+                    episode is not None,
+                )
         state["episode"] = episode
 
     def _score(self, detector: Detector, items: list[Incoming]) -> tuple[list[float], list[bool]]:
