@@ -76,15 +76,17 @@ class WirePack(msgspec.Struct, gc=False):
     readings: list[WirePacked]
 
 
-# sensor id -> (kind, grid cell, unit, plausible min, plausible max, home partition)
-Registration = tuple[str, str, str, float, float, int]
+# sensor id -> (kind, grid cell, unit, plausible min, plausible max, home partition,
+# sensor id): the grid's own strings, which admitted readings carry (one object per
+# sensor, kind and cell, their hashes computed once: detection's and the table's
+# lookups compare them by identity)
+Registration = tuple[str, str, str, float, float, int, str]
 
 
 def _registered_here(
     row: WireReading | WirePacked, reg: Registration | None, partition: int
 ) -> bool:
-    """The fast check, one rule for single and packed readings (inline in
-    ``BatchAdmission.admit`` for single ones: keep the two alike): the sensor is registered
+    """The fast check, one rule for single and packed readings: the sensor is registered
     with this kind, cell and unit, the value is plausible for the kind, and the reading
     is on its sensor's home partition. False sends it to the validator for its reason."""
     return (
@@ -122,6 +124,7 @@ class BatchAdmission:
                     kind.min,
                     kind.max,
                     self._home(sensor_id),
+                    sensor_id,
                 )
 
     def _decoded(self, values: Sequence[bytes]) -> list[WireReading | WirePack | None]:
@@ -173,26 +176,12 @@ class BatchAdmission:
         for i, row in enumerate(rows):
             if type(row) is WireReading:
                 reg = registered.get(row.sensor_id)
-                # ``_registered_here`` and ``_event_time``, inline (two Python calls a
-                # reading; test_columns.py holds this path to ``admit`` message by message).
-                if (
-                    reg is not None
-                    and row.schema == READING_SCHEMA
-                    and row.kind == reg[0]
-                    and row.grid_cell == reg[1]
-                    and row.unit == reg[2]
-                    and reg[3] <= row.value <= reg[4]
-                    and partitions[i] == reg[5]
-                ):
-                    try:
-                        ts = _epoch(row.ts)
-                    except (ValueError, OverflowError):
-                        ts = None
+                if _registered_here(row, reg, partitions[i]):
+                    assert reg is not None
+                    ts = _event_time(row.ts)
                     if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                        # The registration's own strings (equal to the row's): shared by
-                        # every reading of the kind and cell, their hashes computed once,
-                        # so detection's per-kind and per-cell counts cost less.
-                        reading = Reading(ts, row.sensor_id, reg[0], row.value, reg[2], reg[1])
+                        # The registration's own strings (equal to the row's).
+                        reading = Reading(ts, reg[6], reg[0], row.value, reg[2], reg[1])
                         incoming.append(Incoming(reading, received[i], offsets[i], raw[i], 0))
                         continue
             elif type(row) is WirePack and self._pack(
@@ -242,7 +231,7 @@ class BatchAdmission:
                     last_text, last_ts = r.ts, _event_time(r.ts)
                 ts = last_ts
                 if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                    reading = Reading(ts, r.sensor_id, reg[0], r.value, reg[2], reg[1])
+                    reading = Reading(ts, reg[6], reg[0], r.value, reg[2], reg[1])
                     keep(Incoming(reading, received_at, offset, b"", index))
                     continue
             if items is None:

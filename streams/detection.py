@@ -23,7 +23,6 @@ So the detector's window stays in event-time order and no alert is raised twice.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,15 +53,8 @@ _INDEX = attrgetter("index")
 _SENSOR = attrgetter("sensor_id")
 _TS = attrgetter("ts")
 _VALUE = attrgetter("value")
-_KIND = attrgetter("kind")
-_CELL = attrgetter("grid_cell")
 _SLOT = attrgetter("slot")
 _first = itemgetter(0)
-
-
-def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
-    for key, n in counts.items():
-        into[key] = into.get(key, 0) + n
 
 
 def _older(ts: float, last_ts: float) -> str:
@@ -309,18 +301,57 @@ class _Columns:
         self.last_index = np.zeros(0, np.int64)
         self.in_episode = np.zeros(0, np.bool_)
         self.holder = np.zeros(0, np.int64)
+        # The sensor's kind and grid cell as codes into ``kinds`` and ``cells`` (set
+        # whenever its state is written the per-sensor way), for counting a batch's
+        # quiet readings by kind and cell with ``np.bincount``.
+        self.kind_of = np.zeros(0, np.int64)
+        self.cell_of = np.zeros(0, np.int64)
+        self.kinds: list[str] = []
+        self.cells: list[str] = []
+        self._codes: dict[str, int] = {}  # kind or cell -> its code (separate spaces)
+        self._cell_codes: dict[str, int] = {}
 
     def fit(self, rows: int) -> None:
         """Room for slots ``0 .. rows - 1``."""
         if rows <= self.size:
             return
         size = max(rows, 2 * self.size, 1024)
-        for name in ("last_ts", "last_offset", "last_index", "in_episode", "holder"):
+        for name in (
+            "last_ts",
+            "last_offset",
+            "last_index",
+            "in_episode",
+            "holder",
+            "kind_of",
+            "cell_of",
+        ):
             old = getattr(self, name)
             grown = np.zeros(size, old.dtype)
             grown[: self.size] = old[: self.size]
             setattr(self, name, grown)
         self.size = size
+
+    def place(self, slot: int, kind: str, cell: str) -> None:
+        """Record the kind and grid cell of the sensor in ``slot``."""
+        code = self._codes.get(kind)
+        if code is None:
+            code = self._codes[kind] = len(self.kinds)
+            self.kinds.append(kind)
+        self.kind_of[slot] = code
+        code = self._cell_codes.get(cell)
+        if code is None:
+            code = self._cell_codes[cell] = len(self.cells)
+            self.cells.append(cell)
+        self.cell_of[slot] = code
+
+    @staticmethod
+    def count(codes: np.ndarray, names: list[str], slots: np.ndarray, into: dict[str, int]) -> None:
+        """Add to ``into`` (name -> readings) one reading for each of ``slots``, by the
+        name its code in ``codes`` stands for."""
+        tally = np.bincount(codes[slots], minlength=len(names))
+        for code in np.flatnonzero(tally).tolist():
+            name = names[code]
+            into[name] = into.get(name, 0) + int(tally[code])
 
 
 class BankState(Mapping[str, Any]):
@@ -541,7 +572,7 @@ class SensorDetection:
         # (first place, state, accepted readings) of the per-sensor path's sensors
         admitted: list[tuple[int, dict[str, Any], list[Incoming]]] = []
         # (sensor id, stored state) of the sensors whose state dict is written back
-        to_write: list[tuple[str, Any]] = []
+        to_write: list[tuple[str, Any, Reading]] = []
         slow_slots: list[int] = []
         slow_values: list[float] = []
         slow_times: list[float] = []
@@ -560,7 +591,7 @@ class SensorDetection:
             if len(rejected) > before:
                 slow_refused.extend((j, entry) for entry in rejected[before:])
             new_states[sid] = state
-            to_write.append((sid, stored))
+            to_write.append((sid, stored, items[-1].reading))
             if accepted:
                 slot = state["detector"].slot
                 admitted.append((j, state, accepted))
@@ -601,7 +632,7 @@ class SensorDetection:
             taken = [(int(f[k]), fast_state(k)) for k in range(f.size)]
             for j, state in taken:
                 new_states[sids[j]] = state
-                to_write.append((sids[j], got[j]))
+                to_write.append((sids[j], got[j], readings[j]))
             accepted_at = set(fa.tolist())
             everyone = [(j, state, [batch[j]]) for j, state in taken if j in accepted_at]
             for _, state, group in sorted(everyone + admitted, key=_first):
@@ -626,15 +657,16 @@ class SensorDetection:
         n_quiet = len(quiet_at)
         if n_quiet:
             result.scored += n_quiet
-            quiet_readings = list(map(readings.__getitem__, quiet_at))
-            _add_counts(result.scored_by_kind, Tally(map(_KIND, quiet_readings)))
-            _add_counts(result.scored_by_cell, Tally(map(_CELL, quiet_readings)))
+            # Counted by the kind and cell codes of the sensors' slots (``_Columns``).
+            quiet_slots = fs[accept][quiet]
+            cols.count(cols.kind_of, cols.kinds, quiet_slots, result.scored_by_kind)
+            cols.count(cols.cell_of, cols.cells, quiet_slots, result.scored_by_cell)
             if self.follow:
                 quiet_scores = fast_scores[quiet].tolist()
-                place = {sid: k for k, sid in enumerate(map(_SENSOR, quiet_readings))}
+                place = {sids[j]: k for k, j in enumerate(quiet_at)}
                 for sid in self.follow.intersection(place):
                     k = place[sid]
-                    r = quiet_readings[k]
+                    r = readings[quiet_at[k]]
                     result.last[sid] = (r.kind, r.grid_cell, 1, r.value, quiet_scores[k], False)
         # What is left takes Python per sensor, in the order of each sensor's first
         # reading: (first place, flagged fast k or -1, per-sensor path's entry, marks)
@@ -662,7 +694,7 @@ class SensorDetection:
                 state = fast_state(int(np.searchsorted(f, j)))
                 sid = sids[j]
                 new_states[sid] = state
-                to_write.append((sid, got[j]))
+                to_write.append((sid, got[j], readings[j]))
                 score = all_scores[k]
                 self._isolated(
                     sid,
@@ -708,18 +740,24 @@ class SensorDetection:
         cols.last_ts[fs] = new_lt
         cols.last_offset[fs] = new_lo
         cols.last_index[fs] = new_li
+        if f.size == len(sids):  # the whole batch took the fast path
+            new_states.update(zip(sids, got, strict=True))
+            return
         at = f.tolist()
         new_states.update(zip(map(sids.__getitem__, at), map(got.__getitem__, at), strict=True))
 
     @staticmethod
     def _write_back(
-        bank: TailBank, cols: _Columns, to_write: list[tuple[str, Any]], new_states: dict[str, Any]
+        bank: TailBank,
+        cols: _Columns,
+        to_write: list[tuple[str, Any, Reading]],
+        new_states: dict[str, Any],
     ) -> None:
         """Each per-sensor state dict of the batch that succeeded, as a ``BankState``:
         the sensor's stored one updated in place, or a new one (a new sensor, a state
         read back from the changelog). A sensor ``_isolated`` dropped keeps its stored
         state untouched; a detector of another bank stays a dict."""
-        for sid, stored in to_write:
+        for sid, stored, reading in to_write:
             state = new_states.get(sid)
             if type(state) is not dict:
                 continue
@@ -740,6 +778,7 @@ class SensorDetection:
                     state["last_index"],
                     state["episode"],
                 )
+            cols.place(detector.slot, reading.kind, reading.grid_cell)
 
     def _record_slow(
         self,
