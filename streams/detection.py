@@ -534,12 +534,19 @@ class SensorDetection:
         refused_from = len(result.rejected)
 
         # -- the common case, as arrays ------------------------------------------------
-        times = np.fromiter(map(_TS, readings), np.float64, n)
-        values = np.fromiter(map(_VALUE, readings), np.float64, n)
+        # The fast readings' own fields only (a batch of packs takes the other path).
+        n_fast = f.size
+        fast_items: Sequence[Incoming] = batch
+        fast_readings: list[Reading] = readings
+        if n_fast < n:
+            at = f.tolist()
+            fast_items = list(map(batch.__getitem__, at))
+            fast_readings = list(map(readings.__getitem__, at))
+        ft = np.fromiter(map(_TS, fast_readings), np.float64, n_fast)
+        fv = np.fromiter(map(_VALUE, fast_readings), np.float64, n_fast)
+        fi = np.fromiter(map(_INDEX, fast_items), np.int64, n_fast)
         fs = slots[f]
         fo = offsets[f]
-        fi = np.fromiter(map(_INDEX, batch), np.int64, n)[f]
-        ft = times[f]
         lo, li, lt = cols.last_offset[fs], cols.last_index[fs], cols.last_ts[fs]
         fresh = (fo > lo) | ((fo == lo) & (fi > li))  # else a redelivery
         accept = fresh & (ft > lt)
@@ -622,8 +629,8 @@ class SensorDetection:
         try:
             scores = bank.score_learn(
                 np.concatenate((fs[accept], np.array(slow_slots, np.int64))),
-                check_values(np.concatenate((values[fa], slow_values))),
-                np.concatenate((times[fa], np.array(slow_times, np.float64))),
+                check_values(np.concatenate((fv[accept], slow_values))),
+                np.concatenate((ft[accept], np.array(slow_times, np.float64))),
             )
         except Exception:
             # The bank refused the batch as a whole: score sensor by sensor, so a fault
