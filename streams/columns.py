@@ -224,14 +224,12 @@ class BatchAdmission:
         last_text, last_ts = "", None
         lookup, keep = registered.get, admitted.append
         for index, r in enumerate(readings):
-            reg = lookup(r.sensor_id)
-            if _registered_here(r, reg, partition):
-                assert reg is not None
+            if _registered_here(r, lookup(r.sensor_id), partition):
                 if r.ts != last_text:
                     last_text, last_ts = r.ts, _event_time(r.ts)
                 ts = last_ts
                 if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                    reading = Reading(ts, reg[6], reg[0], r.value, reg[2], reg[1])
+                    reading = Reading(ts, r.sensor_id, r.kind, r.value, r.unit, r.grid_cell)
                     keep(Incoming(reading, received_at, offset, b"", index))
                     continue
             if items is None:

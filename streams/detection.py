@@ -331,18 +331,44 @@ class _Columns:
             setattr(self, name, grown)
         self.size = size
 
-    def place(self, slot: int, kind: str, cell: str) -> None:
-        """Record the kind and grid cell of the sensor in ``slot``."""
+    def kind_code(self, kind: str) -> int:
         code = self._codes.get(kind)
         if code is None:
             code = self._codes[kind] = len(self.kinds)
             self.kinds.append(kind)
-        self.kind_of[slot] = code
+        return code
+
+    def cell_code(self, cell: str) -> int:
         code = self._cell_codes.get(cell)
         if code is None:
             code = self._cell_codes[cell] = len(self.cells)
             self.cells.append(cell)
-        self.cell_of[slot] = code
+        return code
+
+    def write(
+        self,
+        slots: list[int],
+        owners: list[int],
+        last_ts: list[float],
+        last_offset: list[int],
+        last_index: list[int],
+        in_episode: list[bool],
+        kinds: list[int],
+        cells: list[int],
+    ) -> None:
+        """Write many sensors' bookkeeping at once (one array assignment per column:
+        a numpy scalar assignment per sensor and column was most of a pack's cost)."""
+        if not slots:
+            return
+        self.fit(max(slots) + 1)
+        at = np.array(slots, np.int64)
+        self.holder[at] = owners
+        self.last_ts[at] = last_ts
+        self.last_offset[at] = last_offset
+        self.last_index[at] = last_index
+        self.in_episode[at] = in_episode
+        self.kind_of[at] = kinds
+        self.cell_of[at] = cells
 
     @staticmethod
     def count(codes: np.ndarray, names: list[str], slots: np.ndarray, into: dict[str, int]) -> None:
@@ -382,6 +408,19 @@ class BankState(Mapping[str, Any]):
         self.detector = detector
         self.slot = detector.slot
         self.put(last_ts, last_offset, last_index, episode)
+
+    @classmethod
+    def bare(
+        cls, columns: _Columns, detector: TailSlot, episode: dict[str, Any] | None
+    ) -> BankState:
+        """A state whose bookkeeping the caller writes into ``columns`` itself
+        (``_Columns.write``, with this object's ``id`` as the slot's holder)."""
+        state = cls.__new__(cls)
+        state._columns = columns
+        state.detector = detector
+        state.slot = detector.slot
+        state.episode = episode
+        return state
 
     def put(
         self, last_ts: float, last_offset: int, last_index: int, episode: dict[str, Any] | None
@@ -565,27 +604,41 @@ class SensorDetection:
         fa = f[accept]  # batch places of the fast path's accepted readings, in order
 
         # -- every other sensor, one by one ---------------------------------------------
-        groups: dict[str, list[Incoming]] = {}
-        first_at: dict[str, int] = {}
-        if f.size < n:
-            for j in np.flatnonzero(~fast).tolist():
+        # (place of its first reading, sensor id, its readings) in order of those places
+        groups: list[tuple[int, str, list[Incoming]]] = []
+        if n_fast < n:
+            slow = np.flatnonzero(~fast)
+            live = slow[known[slow]]
+            if live.size:
+                # Live sensors' readings grouped by slot (a stable sort keeps each
+                # sensor's in batch order): no Python per reading.
+                at_slot = live[np.argsort(slots[live], kind="stable")]
+                by_slot = slots[at_slot]
+                starts = np.flatnonzero(np.concatenate(([True], by_slot[1:] != by_slot[:-1])))
+                bounds = [*starts.tolist(), at_slot.size]
+                grouped = list(map(batch.__getitem__, at_slot.tolist()))
+                for g, j in enumerate(at_slot[starts].tolist()):
+                    groups.append((j, sids[j], grouped[bounds[g] : bounds[g + 1]]))
+            others: dict[str, tuple[int, str, list[Incoming]]] = {}
+            for j in slow[~known[slow]].tolist():  # new sensors, states read back
                 sid = sids[j]
-                group = groups.get(sid)
+                group = others.get(sid)
                 if group is None:
-                    groups[sid] = [batch[j]]
-                    first_at[sid] = j
+                    others[sid] = (j, sid, [batch[j]])
                 else:
-                    group.append(batch[j])
+                    group[2].append(batch[j])
+            if others:
+                groups.extend(others.values())
+            groups.sort(key=_first)
         # (first place, state, accepted readings) of the per-sensor path's sensors
-        admitted: list[tuple[int, dict[str, Any], list[Incoming]]] = []
+        admitted: list[tuple[int, int, Any]] = []
         # (sensor id, stored state) of the sensors whose state dict is written back
         to_write: list[tuple[str, Any, Reading]] = []
         slow_slots: list[int] = []
         slow_values: list[float] = []
         slow_times: list[float] = []
         rejected = result.rejected
-        for sid, items in groups.items():
-            j = first_at[sid]
+        for j, sid, items in groups:
             stored = got[j]
             before = len(rejected)
             given = stored
@@ -601,7 +654,7 @@ class SensorDetection:
             to_write.append((sid, stored, items[-1].reading))
             if accepted:
                 slot = state["detector"].slot
-                admitted.append((j, state, accepted))
+                admitted.append((j, -1, (state, accepted)))
                 for one in accepted:
                     slow_slots.append(slot)
                     slow_values.append(one.reading.value)
@@ -636,13 +689,13 @@ class SensorDetection:
             # The bank refused the batch as a whole: score sensor by sensor, so a fault
             # costs only the readings of the sensor that caused it. Every fast sensor
             # takes the per-sensor path's state dict from here.
-            taken = [(int(f[k]), fast_state(k)) for k in range(f.size)]
-            for j, state in taken:
+            fast_taken = [(int(f[k]), fast_state(k)) for k in range(f.size)]
+            for j, state in fast_taken:
                 new_states[sids[j]] = state
                 to_write.append((sids[j], got[j], readings[j]))
             accepted_at = set(fa.tolist())
-            everyone = [(j, state, [batch[j]]) for j, state in taken if j in accepted_at]
-            for _, state, group in sorted(everyone + admitted, key=_first):
+            everyone = [(j, -1, (state, [batch[j]])) for j, state in fast_taken if j in accepted_at]
+            for _, _, (state, group) in sorted(everyone + admitted, key=_first):
                 self._isolated(
                     group[0].reading.sensor_id,
                     group,
@@ -687,9 +740,9 @@ class SensorDetection:
         if work:
             work.sort(key=_first)
             if admitted:
-                work = list(merge(work, [(j, -1, entry) for j, *entry in admitted], key=_first))
+                work = list(merge(work, admitted, key=_first))
         else:
-            work = [(j, -1, entry) for j, *entry in admitted]
+            work = admitted
         all_scores = scores.tolist()
         all_flags = flags.tolist() if flags.any() else None
         start = k_fast
@@ -764,6 +817,14 @@ class SensorDetection:
         the sensor's stored one updated in place, or a new one (a new sensor, a state
         read back from the changelog). A sensor ``_isolated`` dropped keeps its stored
         state untouched; a detector of another bank stays a dict."""
+        slots: list[int] = []
+        owners: list[int] = []
+        last_ts: list[float] = []
+        last_offset: list[int] = []
+        last_index: list[int] = []
+        in_episode: list[bool] = []
+        kinds: list[int] = []
+        cells: list[int] = []
         for sid, stored, reading in to_write:
             state = new_states.get(sid)
             if type(state) is not dict:
@@ -771,21 +832,22 @@ class SensorDetection:
             detector = state["detector"]
             if type(detector) is not TailSlot or detector.bank is not bank:
                 continue
+            episode = state["episode"]
             if type(stored) is BankState and stored.detector is detector:
-                stored.put(
-                    state["last_ts"], state["last_offset"], state["last_index"], state["episode"]
-                )
-                new_states[sid] = stored
+                stored.episode = episode
+                owner = stored
             else:
-                new_states[sid] = BankState(
-                    cols,
-                    detector,
-                    state["last_ts"],
-                    state["last_offset"],
-                    state["last_index"],
-                    state["episode"],
-                )
-            cols.place(detector.slot, reading.kind, reading.grid_cell)
+                owner = BankState.bare(cols, detector, episode)
+            new_states[sid] = owner
+            slots.append(detector.slot)
+            owners.append(id(owner))
+            last_ts.append(state["last_ts"])
+            last_offset.append(state["last_offset"])
+            last_index.append(state["last_index"])
+            in_episode.append(episode is not None)
+            kinds.append(cols.kind_code(reading.kind))
+            cells.append(cols.cell_code(reading.grid_cell))
+        cols.write(slots, owners, last_ts, last_offset, last_index, in_episode, kinds, cells)
 
     def _record_slow(
         self,
