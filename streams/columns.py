@@ -77,9 +77,10 @@ class WirePack(msgspec.Struct, gc=False):
 
 
 # sensor id -> (kind, grid cell, unit, plausible min, plausible max, home partition,
-# sensor id): the grid's own strings, which admitted readings carry (one object per
-# sensor, kind and cell, their hashes computed once: detection's and the table's
-# lookups compare them by identity)
+# sensor id): the grid's own strings, which an admitted single reading carries (one
+# object per sensor, kind and cell, their hashes computed once: detection's and the
+# table's lookups compare them by identity; packed readings keep their own, whose
+# release would otherwise fall in admission: 15 % slower there, measured)
 Registration = tuple[str, str, str, float, float, int, str]
 
 
