@@ -506,7 +506,11 @@ class SensorDetection:
         sensors (sensor id -> the state a previous batch returned, a dict read back
         from the changelog, or None) -> alerts, refusals, counts and every touched
         sensor's new state (``BatchResult.states``: a ``BankState`` on the bank path,
-        else a dict). On the bank path a stored ``BankState`` is updated in place."""
+        else a dict). On the bank path a stored ``BankState`` is updated in place, and a
+        sensor's quiet readings are counted under the kind and grid cell its state was
+        last written with the per-sensor way (its first reading here, or one after a
+        restart): a sensor's kind and cell do not change (``BatchAdmission`` admits
+        only readings with the sensor's registered ones)."""
         result = BatchResult()
         if self.bank is None:
             by_sensor: dict[str, list[Incoming]] = {}
