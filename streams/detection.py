@@ -4,12 +4,14 @@ Kafka-free (the agent in ``streams/app.py`` decodes, calls ``SensorDetection.pro
 and sends). With the tail detector (the default) every sensor's detector is a slot in one
 shared ``TailBank`` and a batch's readings from all its sensors are scored in one
 vectorised call; other detectors are called per sensor. Each sensor's state -- detector,
-last event time and Kafka position, open episode -- is one dict the agent keeps in a
-changelog-backed faust table. The dict holds the live detector, which the next batch
-goes on updating in place (no per-batch serialisation); ``state_document`` turns it into
-the JSON written to the changelog, and a state read back from there holds the
-detector's state instead. A restarted worker
-picks up exactly where the last written state left off.
+last event time and Kafka position, open episode -- is what the agent keeps in a
+changelog-backed faust table: on the bank path a ``BankState`` (its slot and episode;
+the rest in numpy columns beside the bank's rows, so most of a batch is admitted and
+counted with array operations), otherwise a dict. Either holds the live detector, which
+the next batch goes on updating in place (no per-batch serialisation); ``state_bytes``
+turns it into the changelog entry (the same for both), and a state read back from there
+is a dict holding the detector's state instead. A restarted worker picks up exactly
+where the last written state left off.
 
 Delivery and event-time rules (docs/events.md), in this order:
 - a reading at or before the sensor's last processed position (Kafka offset, then place
