@@ -57,6 +57,7 @@ _TS = attrgetter("ts")
 _VALUE = attrgetter("value")
 _SLOT = attrgetter("slot")
 _first = itemgetter(0)
+_first_two = itemgetter(0, 1)
 
 
 def _older(ts: float, last_ts: float) -> str:
@@ -382,6 +383,137 @@ class _Columns:
             into[name] = into.get(name, 0) + int(tally[code])
 
 
+class _Multi:
+    """A batch's live sensors in no episode with several readings each (a pack, a
+    burst), whose readings are all in the delivery rules' common case -- positions
+    increasing, the new ones later in event time than the one before -- admitted as
+    arrays: the readings at or before the stored position are redeliveries, the rest are
+    accepted. Readings are grouped by sensor (``at``: batch places, each sensor's in
+    batch order); ``fresh`` marks the accepted ones, a suffix of each group."""
+
+    def __init__(
+        self,
+        at: np.ndarray,
+        slots: np.ndarray,
+        offsets: np.ndarray,
+        index: np.ndarray,
+        times: np.ndarray,
+        values: np.ndarray,
+        lo: np.ndarray,
+        li: np.ndarray,
+        lt: np.ndarray,
+        fresh: np.ndarray,
+        starts: np.ndarray,
+    ) -> None:
+        self.at, self.slots, self.times, self.values = at, slots, times, values
+        self.starts = starts
+        self.groups = starts.size
+        ends = np.append(starts[1:], at.size)
+        self.gid = np.repeat(np.arange(self.groups), ends - starts)
+        self.first = at[starts]  # each sensor's first place in the batch
+        self.taken = np.flatnonzero(fresh)
+        self.n_taken = np.add.reduceat(fresh.astype(np.int64), starts)
+        self.taken_start = np.cumsum(self.n_taken) - self.n_taken
+        self.redelivered = at.size - self.taken.size
+        last = ends - 1
+        newer = fresh[last]
+        self.new_lo = np.where(newer, offsets[last], lo[last])
+        self.new_li = np.where(newer, index[last], li[last])
+        self.new_lt = np.where(newer, times[last], lt[last])
+        self.flagged: np.ndarray | None = None
+
+    def score_range(self, g: int, offset: int) -> tuple[int, int]:
+        """Group ``g``'s accepted readings' place among the batch's scores."""
+        start = offset + int(self.taken_start[g])
+        return start, start + int(self.n_taken[g])
+
+    def as_dict(
+        self, g: int, batch: Sequence[Incoming], got: list[Any]
+    ) -> tuple[int, dict[str, Any], list[Incoming]]:
+        """Group ``g``'s first place, its new state as the per-sensor path's dict, and
+        its accepted readings."""
+        j = int(self.first[g])
+        start = int(self.taken_start[g])
+        places = self.at[self.taken[start : start + int(self.n_taken[g])]].tolist()
+        state = {
+            "detector": got[j].detector,
+            "last_ts": float(self.new_lt[g]),
+            "last_offset": int(self.new_lo[g]),
+            "last_index": int(self.new_li[g]),
+            "episode": None,
+        }
+        return j, state, [batch[p] for p in places]
+
+    def record(
+        self,
+        cols: _Columns,
+        scores: np.ndarray,
+        flags: np.ndarray,
+        mark_at: float | None,
+        follow: set[str],
+        result: BatchResult,
+        sids: list[str],
+        readings: list[Reading],
+    ) -> list[tuple[int, int, int, Any]]:
+        """Count the quiet groups' accepted readings (``scores`` and ``flags``: theirs, in
+        ``taken`` order) and report followed sensors' last readings; return the work
+        left in Python: marks (first place, place, -2, score) and flagged groups (first
+        place, first place, -3, group)."""
+        gid_taken = self.gid[self.taken]
+        flagged = np.zeros(self.groups, np.bool_)
+        if flags.any():
+            flagged[gid_taken[flags]] = True
+        self.flagged = flagged
+        quiet = ~flagged[gid_taken]
+        n_quiet = int(np.count_nonzero(quiet))
+        work: list[tuple[int, int, int, Any]] = []
+        if n_quiet:
+            result.scored += n_quiet
+            quiet_slots = self.slots[self.taken][quiet]
+            cols.count(cols.kind_of, cols.kinds, quiet_slots, result.scored_by_kind)
+            cols.count(cols.cell_of, cols.cells, quiet_slots, result.scored_by_cell)
+            if mark_at is not None:
+                for k in np.flatnonzero(quiet & (scores >= mark_at)).tolist():
+                    e = int(self.taken[k])
+                    first = int(self.first[self.gid[e]])
+                    work.append((first, int(self.at[e]), -2, float(scores[k])))
+            if follow:
+                for g in range(self.groups):
+                    j = int(self.first[g])
+                    n = int(self.n_taken[g])
+                    if n and not flagged[g] and sids[j] in follow:
+                        k = int(self.taken_start[g]) + n - 1
+                        r = readings[int(self.at[self.taken[k]])]
+                        last = (r.kind, r.grid_cell, n, r.value, float(scores[k]), False)
+                        result.last[sids[j]] = last
+        for g in np.flatnonzero(flagged).tolist():
+            j = int(self.first[g])
+            work.append((j, j, -3, g))
+        return work
+
+    def write(
+        self,
+        cols: _Columns,
+        flagged: np.ndarray | None,
+        sids: list[str],
+        got: list[Any],
+        new_states: dict[str, Any],
+    ) -> None:
+        """The groups' bookkeeping into the columns and their states (updated in place)
+        into ``new_states``; a flagged group's is left to ``_write_back``."""
+        groups = np.arange(self.groups) if flagged is None else np.flatnonzero(~flagged)
+        if not groups.size:
+            return
+        at_slots = self.slots[self.starts[groups]]
+        cols.last_ts[at_slots] = self.new_lt[groups]
+        cols.last_offset[at_slots] = self.new_lo[groups]
+        cols.last_index[at_slots] = self.new_li[groups]
+        places = self.first[groups].tolist()
+        new_states.update(
+            zip(map(sids.__getitem__, places), map(got.__getitem__, places), strict=True)
+        )
+
+
 class BankState(Mapping[str, Any]):
     """A sensor's live state on the bank path, as the worker's table holds it: its
     ``TailSlot`` and open episode here, its last event time and Kafka position in the
@@ -569,9 +701,15 @@ class SensorDetection:
         # state read back from the changelog, or none yet, has no slot).
         known = (slots >= 0) & (cols.holder[safe] == np.fromiter(map(id, got), np.int64, n))
         per_slot = np.bincount(safe[known], minlength=cols.size)
-        fast = known & (offsets >= 0) & ~cols.in_episode[safe] & (per_slot[safe] == 1)
+        quiet_known = known & ~cols.in_episode[safe]
+        fast = quiet_known & (offsets >= 0) & (per_slot[safe] == 1)
         f = np.flatnonzero(fast)
         new_states = result.states
+        multi = self._multi(batch, readings, slots, safe, offsets, quiet_known, per_slot)
+        in_multi = np.zeros(n, np.bool_)
+        if multi is not None:
+            in_multi[multi.at] = True
+            result.redelivered += multi.redelivered
         # Refusals of the admission, with the place of their sensor's first reading:
         # sorted by it only if both paths refused something.
         fast_refused: list[tuple[int, tuple[Incoming, str, str]]] = []
@@ -613,7 +751,7 @@ class SensorDetection:
         # (place of its first reading, sensor id, its readings) in order of those places
         groups: list[tuple[int, str, list[Incoming]]] = []
         if n_fast < n:
-            slow = np.flatnonzero(~fast)
+            slow = np.flatnonzero(~fast & ~in_multi)
             live = slow[known[slow]]
             if live.size:
                 # Live sensors' readings grouped by slot (a stable sort keeps each
@@ -637,7 +775,7 @@ class SensorDetection:
                 groups.extend(others.values())
             groups.sort(key=_first)
         # (first place, state, accepted readings) of the per-sensor path's sensors
-        admitted: list[tuple[int, int, Any]] = []
+        admitted: list[tuple[int, int, int, Any]] = []
         # (sensor id, stored state) of the sensors whose state dict is written back
         to_write: list[tuple[str, Any, Reading]] = []
         slow_slots: list[int] = []
@@ -660,7 +798,7 @@ class SensorDetection:
             to_write.append((sid, stored, items[-1].reading))
             if accepted:
                 slot = state["detector"].slot
-                admitted.append((j, -1, (state, accepted)))
+                admitted.append((j, j, -1, (state, accepted)))
                 for one in accepted:
                     slow_slots.append(slot)
                     slow_values.append(one.reading.value)
@@ -681,15 +819,39 @@ class SensorDetection:
             }
 
         k_fast = fa.size
-        if not k_fast and not admitted:
+        k_multi = 0 if multi is None else multi.taken.size
+        if not k_fast and not k_multi and not admitted:
             self._write_fast(cols, f, fs, new_lt, new_lo, new_li, None, sids, got, new_states)
+            if multi is not None:
+                multi.write(cols, None, sids, got, new_states)
             self._write_back(bank, cols, to_write, new_states)
             return result
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
         try:
             scores = bank.score_learn(
-                np.concatenate((fs[accept], np.array(slow_slots, np.int64))),
-                check_values(np.concatenate((fv[accept], slow_values))),
-                np.concatenate((ft[accept], np.array(slow_times, np.float64))),
+                np.concatenate(
+                    (
+                        fs[accept],
+                        empty_i if multi is None else multi.slots[multi.taken],
+                        np.array(slow_slots, np.int64),
+                    )
+                ),
+                check_values(
+                    np.concatenate(
+                        (
+                            fv[accept],
+                            empty_f if multi is None else multi.values[multi.taken],
+                            slow_values,
+                        )
+                    )
+                ),
+                np.concatenate(
+                    (
+                        ft[accept],
+                        empty_f if multi is None else multi.times[multi.taken],
+                        np.array(slow_times, np.float64),
+                    )
+                ),
             )
         except Exception:
             # The bank refused the batch as a whole: score sensor by sensor, so a fault
@@ -700,8 +862,17 @@ class SensorDetection:
                 new_states[sids[j]] = state
                 to_write.append((sids[j], got[j], readings[j]))
             accepted_at = set(fa.tolist())
-            everyone = [(j, -1, (state, [batch[j]])) for j, state in fast_taken if j in accepted_at]
-            for _, _, (state, group) in sorted(everyone + admitted, key=_first):
+            everyone = [
+                (j, j, -1, (state, [batch[j]])) for j, state in fast_taken if j in accepted_at
+            ]
+            if multi is not None:
+                for g in range(multi.groups):
+                    j, state, taken_items = multi.as_dict(g, batch, got)
+                    new_states[sids[j]] = state
+                    to_write.append((sids[j], got[j], readings[j]))
+                    if taken_items:
+                        everyone.append((j, j, -1, (state, taken_items)))
+            for _, _, _, (state, group) in sorted(everyone + admitted, key=_first):
                 self._isolated(
                     group[0].reading.sensor_id,
                     group,
@@ -713,6 +884,8 @@ class SensorDetection:
         flags = self.threshold.flags(scores)
         fast_scores = scores[:k_fast]
         fast_flags = flags[:k_fast]
+        multi_scores = scores[k_fast : k_fast + k_multi]
+        multi_flags = flags[k_fast : k_fast + k_multi]
         quiet = ~fast_flags
         # Flagged fast sensors go the per-sensor way (``_record`` may open an episode):
         # their bookkeeping columns are written back only once that has succeeded.
@@ -735,25 +908,55 @@ class SensorDetection:
                     r = readings[quiet_at[k]]
                     result.last[sid] = (r.kind, r.grid_cell, 1, r.value, quiet_scores[k], False)
         # What is left takes Python per sensor, in the order of each sensor's first
-        # reading: (first place, flagged fast k or -1, per-sensor path's entry, marks)
-        work: list[tuple[int, int, Any]] = []
+        # reading: (first place, place, flagged fast k / -1 per-sensor path / -2 mark /
+        # -3 flagged multi, its entry)
+        work: list[tuple[int, int, int, Any]] = []
         mark_at = self.mark_at
         if mark_at is not None and n_quiet:
             for k in np.flatnonzero(quiet & (fast_scores >= mark_at)).tolist():
-                work.append((int(fa[k]), -2, float(fast_scores[k])))
+                j = int(fa[k])
+                work.append((j, j, -2, float(fast_scores[k])))
         for k in np.flatnonzero(fast_flags).tolist():
-            work.append((int(fa[k]), k, None))
+            j = int(fa[k])
+            work.append((j, j, k, None))
+        if multi is not None:
+            work.extend(
+                multi.record(
+                    cols, multi_scores, multi_flags, mark_at, self.follow, result, sids, readings
+                )
+            )
+            multi.write(cols, multi.flagged, sids, got, new_states)
         if work:
-            work.sort(key=_first)
+            work.sort(key=_first_two)
             if admitted:
-                work = list(merge(work, admitted, key=_first))
+                work = list(merge(work, admitted, key=_first_two))
         else:
             work = admitted
         all_scores = scores.tolist()
         all_flags = flags.tolist() if flags.any() else None
-        start = k_fast
-        for j, k, entry in work:
-            if k == -2:  # a quiet fast reading scoring at least mark_at
+        start = k_fast + k_multi
+        for _, j, k, entry in work:
+            if k == -3:  # a multi-reading sensor with a flagged reading
+                assert multi is not None
+                sid = sids[j]
+                state, taken_items = multi.as_dict(entry, batch, got)[1:]
+                new_states[sid] = state
+                to_write.append((sid, got[j], readings[j]))
+                lo_, hi_ = multi.score_range(entry, k_fast)
+                self._isolated(
+                    sid,
+                    taken_items,
+                    result,
+                    partial(
+                        self._record,
+                        state,
+                        taken_items,
+                        all_scores[lo_:hi_],
+                        [False] * (hi_ - lo_) if all_flags is None else all_flags[lo_:hi_],
+                        result,
+                    ),
+                )
+            elif k == -2:  # a quiet fast reading scoring at least mark_at
                 r = readings[j]
                 result.marks.append((r.sensor_id, r.ts, entry))
             elif k >= 0:  # a flagged fast reading
@@ -775,6 +978,63 @@ class SensorDetection:
                 start = stop
         self._write_back(bank, cols, to_write, new_states)
         return result
+
+    def _multi(
+        self,
+        batch: Sequence[Incoming],
+        readings: list[Reading],
+        slots: np.ndarray,
+        safe: np.ndarray,
+        offsets: np.ndarray,
+        quiet_known: np.ndarray,
+        per_slot: np.ndarray,
+    ) -> _Multi | None:
+        """The batch's ``_Multi`` sensors, or None if there are none: live, in no
+        episode, several readings, all with a Kafka position, all in the common case."""
+        candidates = quiet_known & (per_slot[safe] > 1)
+        if not candidates.any():
+            return None
+        cols = self._columns
+        no_offset = quiet_known & (offsets < 0)
+        if no_offset.any():  # such a sensor keeps the per-sensor rules
+            marked = np.zeros(cols.size, np.bool_)
+            marked[safe[no_offset]] = True
+            candidates &= ~marked[safe]
+        at = np.flatnonzero(candidates)
+        if not at.size:
+            return None
+        at = at[np.argsort(slots[at], kind="stable")]
+        for _ in range(2):  # once, then again without the sensors out of the common case
+            ms = slots[at]
+            items = list(map(batch.__getitem__, at.tolist()))
+            rows = list(map(readings.__getitem__, at.tolist()))
+            mo = offsets[at]
+            mx = np.fromiter(map(_INDEX, items), np.int64, at.size)
+            mt = np.fromiter(map(_TS, rows), np.float64, at.size)
+            lo, li, lt = cols.last_offset[ms], cols.last_index[ms], cols.last_ts[ms]
+            fresh = (mo > lo) | ((mo == lo) & (mx > li))
+            begins = np.ones(at.size, np.bool_)
+            begins[1:] = ms[1:] != ms[:-1]
+            same = ~begins
+            out = np.zeros(at.size, np.bool_)
+            # Positions increase within a sensor's readings ...
+            out[1:] = same[1:] & ~((mo[1:] > mo[:-1]) | ((mo[1:] == mo[:-1]) & (mx[1:] > mx[:-1])))
+            # ... and each new reading is later than the one before it (or the stored).
+            before = lt.copy()
+            follows = np.zeros(at.size, np.bool_)
+            follows[1:] = same[1:] & fresh[:-1]
+            before[follows] = mt[np.flatnonzero(follows) - 1]
+            out |= fresh & ~(mt > before)
+            if not out.any():
+                mv = np.fromiter(map(_VALUE, rows), np.float64, at.size)
+                return _Multi(at, ms, mo, mx, mt, mv, lo, li, lt, fresh, np.flatnonzero(begins))
+            group = np.cumsum(begins) - 1
+            dropped = np.zeros(int(group[-1]) + 1, np.bool_)
+            dropped[group[out]] = True
+            at = at[~dropped[group]]
+            if not at.size:
+                return None
+        return None  # (not reached: the second pass has no sensor out of the case)
 
     @staticmethod
     def _write_fast(

@@ -557,3 +557,31 @@ def test_marks_and_alerts_keep_the_order_of_the_batch_across_both_paths() -> Non
         assert outcome(a) == outcome(b)
         assert [m[0] for m in a.marks] == [i.reading.sensor_id for i in batch]
         fast_states, slow_states = {**fast_states, **a.states}, {**slow_states, **b.states}
+
+
+def test_a_fault_on_a_sensor_with_several_readings_keeps_its_stored_state() -> None:
+    # Twenty readings of each gauge in one batch (their bookkeeping admitted as arrays);
+    # gauge-2's jump is flagged and its episode walk fails: only its readings are
+    # dead-lettered, its stored state stays where it was, the others move on.
+    items = interleaved()
+    h = tail_handler()
+    first = h.process(items[:270], {})
+    states = dict(first.states)
+    kept = {k: v for k, v in states["gauge-2"].as_dict().items() if k != "detector"}
+    episodes = h._episodes
+
+    def failing(its: list[Incoming], *rest: Any) -> Any:
+        if its[0].reading.sensor_id == "gauge-2":
+            raise FloatingPointError("detector bug")
+        return episodes(its, *rest)
+
+    h._episodes = failing  # type: ignore[method-assign]
+    batch = items[270:330]
+    result = h.process(batch, states)
+    mine = [i for i in batch if i.reading.sensor_id == "gauge-2"]
+    assert [(i.offset, code) for i, code, _ in result.rejected] == [
+        (i.offset, "detector_error") for i in mine
+    ]
+    assert "gauge-2" not in result.states and result.alerts == []
+    assert {k: v for k, v in states["gauge-2"].as_dict().items() if k != "detector"} == kept
+    assert result.states["gauge-1"]["last_offset"] == 327 and result.scored == 40
