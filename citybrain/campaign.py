@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.errors import InputError
-from citybrain.text import day
+from citybrain.text import day, display_width, pad
 from playbooks.routing import brief
 
 FIRST_LINE = frozenset({"community", "street"})
@@ -475,10 +475,10 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
             (label, *(cells[k] for k in shown))
             for label, (_, cells) in zip(labels[1:], body, strict=True)
         ]
-        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        widths = [max(display_width(r[i]) for r in table) for i in range(len(table[0]))]
         lines.append("")
         lines.extend(
-            GAP.join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
+            GAP.join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
         )
     return "\n".join(lines)
 

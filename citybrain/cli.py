@@ -18,6 +18,7 @@ these exit statuses (also in README "Commands"):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import command_line
-from citybrain.text import agreeing, counted, day
+from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -127,15 +128,35 @@ def cmd_stack(args: argparse.Namespace) -> int:
             ok = ok and (state == "ready" or not needed)
             note = "" if needed else " (optional: citybrain ingest mqtt)"
             print(f"{name:11} {state:8} {where}{note}")
-        from citybrain.demo import DemoFiles
-        from citybrain.stack.process import read_pid
-
-        demo = "running" if read_pid(DemoFiles.of(s).pid) else "down"
-        print(f"{'demo worker':11} {demo:8} http://127.0.0.1:{s.worker_port} (optional)")
+        for line in demo_worker_lines(s):
+            print(line)
         if not ok:
             print(f"citybrain: the stack is not ready: {START_STACK}", file=sys.stderr)
         return EXIT_OK if ok else EXIT_FAILED
     return 0
+
+
+def demo_worker_lines(settings: Settings) -> list[str]:
+    """`stack status`'s lines on the last demo's worker: running or down (optional); or
+    stopped without `make stack-down` (it crashed or was killed), with its log, the log's
+    last line and the command that starts it again with every setting it ran with."""
+    from citybrain.demo import DemoFiles, demo_worker, restart_command
+    from citybrain.stack.process import tail
+
+    state, doc = demo_worker(settings)
+    url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
+    if state != "stopped":
+        return [
+            f"{'demo worker':11} {'running' if state == 'running' else 'down':8} {url} (optional)"
+        ]
+    log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
+    last = " ".join(tail(Path(log), 1).split())
+    last = last if len(last) <= 200 else last[:199] + "…"
+    return [
+        f"{'demo worker':11} {'stopped':8} {url}: it exited without `make stack-down` "
+        f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
+        f"{'':11} start it again, as the demo ran it: {restart_command(settings, doc)}",
+    ]
 
 
 def _answers(host: str, port: int) -> bool:
@@ -646,7 +667,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
 
     _need_dir(Path(args.dir or s.playbook_dir), "--dir")
     _need_file(Path(args.routing or s.routing_file), "--routing")
-    labels = {}
+    labels: dict[str, str] = {}
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
             # Every amtool user types it; citybrain alerts route on kind and source.
@@ -659,6 +680,12 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
             name, value = parse_label(pair)
         except PlaybookError as exc:
             raise CliError(str(exc)) from None
+        if name in labels:
+            # An alert carries one value per label (trial 8: the last one won silently).
+            raise CliError(
+                f"label {name} given twice ({name}={labels[name]!r} and {name}={value!r}): "
+                "an alert carries one value of each label"
+            )
         labels[name] = value
     router = load_routing(
         Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
@@ -667,7 +694,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(grid_file, "--grid")
     grid = load_grid(grid_file)
-    bad = unknown_label_value(labels, grid)
+    bad = unknown_label_value(labels, grid) or inconsistent_labels(labels, grid)
     if bad:
         raise CliError(bad)
     filled, notes = worker_labels(labels, grid)
@@ -777,6 +804,59 @@ def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
             }.get(name, f" (the grid's {name} cells)")
         )
         return f"label {name}={value!r}: {expected_values(name, known, value)}{where}"
+    return ""
+
+
+def inconsistent_labels(labels: dict[str, str], grid: Grid) -> str:
+    """Why ``labels``, each a value some alert may carry (unknown_label_value), cannot all
+    be one alert's, or "": a registered sensor's alert has its ``kind`` and ``grid_cell``
+    (the worker dead-letters a reading with others as registration_mismatch); a sensor
+    alert (a ``sensor_id``, ``source=sensor`` or a sensor kind) is at a community cell,
+    where sensors register, and a report burst (``source=citizen``, ``incident_burst``)
+    has neither a sensor nor a sensor kind; ``community``, ``street``, ``district`` and
+    ``city`` are the ids of ``grid_cell`` and its ancestors; ``neighbours_agreeing`` is
+    a count (0, 1, 2, ...). Trial 8: route-test answered for such label sets."""
+    from playbooks.grid import LEVELS, RESERVED_KINDS
+
+    count = labels.get("neighbours_agreeing")
+    if count is not None and not (count.isascii() and count.isdigit()):
+        return f"label neighbours_agreeing={count!r}: expected a count (0, 1, 2, ...)"
+    sensor_id, kind = labels.get("sensor_id"), labels.get("kind")
+    sensor = grid.sensors.get(sensor_id or "")
+    if sensor is not None:
+        for name, registered in (("kind", sensor.kind), ("grid_cell", sensor.cell)):
+            if labels.get(name, registered) != registered:
+                return (
+                    f"label {name}={labels[name]!r}: sensor {sensor_id} is registered as "
+                    f"{sensor.kind} in {sensor.cell}, and the worker dead-letters its "
+                    f"readings with another {name} (registration_mismatch); give "
+                    f"{name}={registered} or leave {name} out"
+                )
+    citizen = labels.get("source") == "citizen" or kind in RESERVED_KINDS
+    sensor_alert = sensor_id is not None or labels.get("source") == "sensor" or kind in grid.kinds
+    if citizen and sensor_alert:
+        said = ", ".join(f"{n}={labels[n]}" for n in ("source", "kind", "sensor_id") if n in labels)
+        return (
+            f"labels {said}: a report burst (source=citizen, kind=incident_burst) has no "
+            "sensor and no sensor kind, a sensor alert (source=sensor) no burst's"
+        )
+    cell_id = labels.get("grid_cell")
+    cell = grid.cells.get(cell_id or "")
+    if cell is not None and sensor_alert and cell.level != "community":
+        return (
+            f"label grid_cell={cell_id!r}: a {cell.level} cell, but a sensor alert is at its "
+            "sensor's cell, and sensors register to community cells"
+        )
+    if cell is not None:
+        path = grid.path(cell.id)
+        for level in LEVELS:
+            given = labels.get(level)
+            if given is not None and path.get(level) != given:
+                has = f"is in {level} {path[level]}" if level in path else f"has no {level}"
+                return (
+                    f"label {level}={given!r}: grid_cell {cell_id} {has} (an alert's {level} "
+                    "is its cell's); leave it out to have it filled in"
+                )
     return ""
 
 
@@ -940,6 +1020,22 @@ def _positive(kind: type[int] | type[float]) -> Any:
     return parse
 
 
+def an_id(text: str) -> str:
+    """An argparse type: a run, silence or report id that is not empty or blank. An
+    empty one (a script's unset variable) went to the API as ``/runs//ack`` and came
+    back ``HTTP 404: Not Found`` (trial 8); no id is blank, so it is refused here."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is empty: give the id as the list shows it"
+            if not text
+            else f"{text!r} is blank: give the id as the list shows it"
+        )
+    return text
+
+
+an_id.__name__ = "id"  # argparse names the type in some messages
+
+
 def _matcher_labels(route: Route) -> set[str]:
     """Every label name a matcher of the routing tree compares."""
     names = {m.name for m in route.matchers}
@@ -963,6 +1059,12 @@ def _api(
     import urllib.error
     import urllib.request
 
+    if args.token is not None and not args.token.strip():
+        # An empty --token (a script's unset variable) must not act under the
+        # environment's token, another identity (trial 8).
+        raise CliError(
+            "--token is empty: give the API token, or leave --token out to use CITYBRAIN_API_TOKEN"
+        )
     token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
     if not token:
         raise CliError(
@@ -999,7 +1101,7 @@ def _api(
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
             403: forbidden_hint(),
-            404: not_found_hint(path, reason),
+            404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
@@ -1008,11 +1110,62 @@ def _api(
     except (urllib.error.URLError, OSError) as exc:
         why = getattr(exc, "reason", exc)
         raise CliError(
-            f"cannot reach the operator API at {base} ({why}): no worker serves it there; "
-            "start one (`make demo` leaves its worker running, or "
-            f"`{command_line('worker')}`) or give --url",
+            f"cannot reach the operator API at {base} ({why}): {unreachable_hint(args.url)}",
             EXIT_SERVICE,
         ) from None
+
+
+# The settings the operator API commands (runs, silences) read: the worker's port (the
+# default --url) and the grid file (cell names, a silence matcher's warning). Their hints
+# carry only these, and --url when it was given.
+API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE")
+
+
+def api_command(*argv: str, url: str | None = None) -> str:
+    """A `runs` or `silences` command line to print: after only the settings it reads
+    (API_SETTINGS), with ``--url`` when the command that failed was given one."""
+    return command_line(*argv, *(["--url", url] if url else []), only=API_SETTINGS)
+
+
+def unreachable_hint(url: str | None) -> str:
+    """What to do when no worker answers: start one where --url points (its port as
+    CITYBRAIN_WORKER_PORT when the host is this machine), not on the default port (trial
+    8: ``--url http://127.0.0.1:1`` was told to start a worker on 16066)."""
+    import urllib.parse
+
+    stopped = stopped_demo_worker(url)
+    if stopped:
+        return stopped
+    if url is None:
+        return (
+            "no worker serves it there; start one (`make demo` leaves its worker running, "
+            f"or `{command_line('worker')}`) or give --url"
+        )
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        start = command_line("worker", env={"CITYBRAIN_WORKER_PORT": str(port)})
+        return f"no worker serves it there; start one on port {port} (`{start}`) or check --url"
+    return f"no worker serves it there; check --url, or that the worker on {parts.hostname} runs"
+
+
+def stopped_demo_worker(url: str | None) -> str:
+    """When the worker --url names (the default one with none) is the last demo's and it
+    stopped without `make stack-down`: where its log is and the command that starts it
+    again with every setting the demo gave it (trial 8: the hint to start a worker left
+    out its topic prefix, app id, tokens file and ack deadline); else ""."""
+    from citybrain.demo import demo_worker, restart_command
+
+    settings = _settings()
+    state, doc = demo_worker(settings)
+    demo_url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
+    if state != "stopped" or (url is not None and url.rstrip("/") != demo_url):
+        return ""
+    log = (doc or {}).get("worker_log") or "its log"
+    return (
+        f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
+        f"the demo ran it: {restart_command(settings, doc)}"
+    )
 
 
 def forbidden_hint() -> str:
@@ -1028,13 +1181,13 @@ def forbidden_hint() -> str:
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
 
 
-def not_found_hint(path: str, reason: str) -> str:
+def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
     """What a 404 from the API path ``path`` tells the operator to check: a report id
     the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
     a run or silence id by its `list`."""
     if path.startswith("/runs/") and path.endswith("/answer") and "covers no report" in reason:
         run_id = path.split("/")[2]
-        return f"; see the run's report ids with `{command_line('runs', 'show', run_id)}`"
+        return f"; see the run's report ids with `{api_command('runs', 'show', run_id, url=url)}`"
     listing = "silences" if path.startswith("/silences") else "runs"
     if path.split("?")[0] in ("/runs", "/silences"):
         # A list has no id to check: the API itself is not where --url points.
@@ -1042,7 +1195,7 @@ def not_found_hint(path: str, reason: str) -> str:
             "; no operator API there: --url takes the worker's base URL "
             "(scheme, host and port, e.g. http://127.0.0.1:16066)"
         )
-    return f"; check the id with `{command_line(listing, 'list')}`"
+    return f"; check the id with `{api_command(listing, 'list', url=url)}`"
 
 
 def check_url(option: str, url: str | None) -> str | None:
@@ -1212,13 +1365,12 @@ def runs_table(
             )
             for r in runs
         ]
-        table = [tuple(row[i] for i in keep) for row in [RUNS_HEADER, *rows]]
-        widths = [max(len(row[i]) for row in table) for i in range(len(keep))]
+        table = [tuple(cell(row[i]) for i in keep) for row in [RUNS_HEADER, *rows]]
+        widths = [max(display_width(row[i]) for row in table) for i in range(len(keep))]
         lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in table
+            "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
         ]
-        return lines, max(len(line) for line in lines)
+        return lines, max(display_width(line) for line in lines)
 
     lines, widest = build(False, ())
     if width is None or widest <= width:
@@ -1301,7 +1453,7 @@ def _no_step(run: dict[str, Any]) -> str:
     return "-"
 
 
-def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
+def superseded_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -> str | None:
     """The one line `runs list` adds when the runs it lists superseded earlier ones, or
     None: how many it hides and how to see one (a run id is ``<group>.<generation>``, so
     run ``g.3`` superseded ``g.1`` and ``g.2``; the group keeps the last
@@ -1317,7 +1469,7 @@ def superseded_hint(runs: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     return (
         f"{counted(hidden, 'superseded run')} not listed (a later run of the same group "
-        f"replaced each): see one with {command_line('runs', 'show', example)}"
+        f"replaced each): see one with {api_command('runs', 'show', example, url=url)}"
     )
 
 
@@ -1371,7 +1523,9 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
     )
 
 
-def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: bool) -> str:
+def accepted_message(
+    action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
+) -> str:
     """The reply to an accepted run action; ``doc`` is the API's answer. An unsatisfied
     answer says the run was reopened when the API reports it (``"reopened": true``), else
     that such an answer reopens it: the worker applies the command after the API
@@ -1392,13 +1546,20 @@ def accepted_message(action: str, run_id: str, doc: dict[str, Any], satisfied: b
         return (
             f"{line}; run {run_id} is not finished (reopened already, or failed), so this "
             "answer is only recorded: it does not reopen the run again "
-            f"(`{command_line('runs', 'show', run_id)}` lists the answers)"
+            f"(`{api_command('runs', 'show', run_id, url=url)}` lists the answers)"
         )
     return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     import time
+
+    if args.action in ("resolve", "cancel") and not (args.note or "").strip():
+        # The API refuses it (400); an empty --note (a script's unset variable) is
+        # known here, as an empty id is (trial 8).
+        raise CliError(
+            f"--note is empty: {args.action} needs a note saying why, for the audit trail"
+        )
 
     if args.action == "list":
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
@@ -1418,7 +1579,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
-        hint = superseded_hint(runs)
+        hint = superseded_hint(runs, args.url)
         if hint:
             print(hint)
         if runs:
@@ -1431,7 +1592,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(already_message(args.run_id, doc["already"], now))
     else:
         satisfied = getattr(args, "satisfied", True)
-        print(accepted_message(args.action, args.run_id, doc, satisfied))
+        print(accepted_message(args.action, args.run_id, doc, satisfied, args.url))
     return EXIT_OK
 
 
@@ -1445,7 +1606,7 @@ def silence_duration(text: str) -> float:
     except ValueError as exc:
         raise CliError(
             f"--duration: {exc}; e.g. 30m, 2h, 1h30m or 7d (a silence always ends: "
-            f"expire it early with `{command_line('silences', 'expire', 'SILENCE_ID')}`)"
+            f"expire it early with `{api_command('silences', 'expire', 'SILENCE_ID')}`)"
         ) from None
     if seconds <= 0:
         raise CliError(f"--duration is {text!r}, expected more than 0, e.g. 30m or 2h")
@@ -1541,10 +1702,10 @@ def silences_table(silences: list[dict[str, Any]], now: float) -> str:
         )
         for x in ranked
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    table = [header, *(tuple(cell(c) for c in row) for row in rows)]
+    widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
     return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
+        "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
     )
 
 
@@ -1607,6 +1768,91 @@ def cmd_silences(args: argparse.Namespace) -> int:
         print(already_expired_message(args.silence_id, silence, doc["already"], now))
     else:
         print(f"silence {args.silence_id} expired: {matchers}, ended {_ends(silence, now)}")
+    return EXIT_OK
+
+
+def deadletters_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    """The prefix whose dead letters are read, and a note to print first ("" for none):
+    --prefix, else CITYBRAIN_TOPIC_PREFIX; when neither was given and the last demo's
+    worker still runs, the demo's (it writes under its own ``demo-…`` prefix)."""
+    from citybrain.demo import read_demo_state
+
+    if args.prefix is not None:
+        if not args.prefix.strip():
+            raise CliError("--prefix is empty: give a topic prefix, e.g. citybrain")
+        return args.prefix, ""
+    if "topic_prefix" in settings.model_fields_set:
+        return settings.topic_prefix, ""
+    demo = read_demo_state(settings)
+    prefix = demo.get("topic_prefix") if demo else None
+    if isinstance(prefix, str) and prefix:
+        return prefix, f"(the running demo's prefix {prefix}; --prefix reads another)"
+    return settings.topic_prefix, ""
+
+
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    from citybrain.deadletters import (
+        COLUMNS,
+        Reader,
+        dead_letter_topics,
+        json_line,
+        row,
+        table_line,
+        widths,
+    )
+
+    settings = _settings()
+    prefix, note = deadletters_prefix(args, settings)
+    settings = settings.model_copy(update={"topic_prefix": prefix})
+    topic = settings.topic("deadletter")
+    _require_kafka(settings)
+    if topic not in dead_letter_topics(settings):
+        others = [t.removesuffix(".deadletter") for t in dead_letter_topics(settings)]
+        there = (
+            f"prefixes with one: {', '.join(others[-8:])}"
+            f"{' (the latest 8)' if len(others) > 8 else ''}"
+            if others
+            else "no dead-letter topic is there at all"
+        )
+        raise CliError(
+            f"--prefix {prefix!r}: Kafka at {settings.kafka_bootstrap} has no topic {topic} "
+            f"(a worker creates it as it starts); {there}",
+            EXIT_FAILED,
+        )
+    if note and not args.json:
+        print(note, file=sys.stderr)
+    with Reader(settings, topic) as reader:
+        latest = reader.latest(args.limit)
+        if args.json:
+            for letter in latest:
+                print(json_line(letter, topic), flush=True)
+        else:
+            more = " (the latest, --limit)" if len(latest) == args.limit else ""
+            print(
+                f"{topic}: {counted(len(latest), 'dead letter')}{more}; times in local time "
+                f"({_zone()}); --json shows each whole"
+                + ("; new ones follow as they come (Ctrl-C stops)" if args.follow else "")
+            )
+        rows = [row(letter) for letter in latest]
+        columns = widths(rows)
+        if rows and not args.json:
+            print(table_line(COLUMNS, columns))
+            for cells in rows:
+                print(table_line(cells, columns), flush=True)
+        if not args.follow:
+            return EXIT_OK
+        header = bool(rows)
+        # Ctrl-C is how a follow ends: status 0, not 130.
+        with contextlib.suppress(KeyboardInterrupt):
+            for letter in reader.new():
+                if args.json:
+                    print(json_line(letter, topic), flush=True)
+                    continue
+                if not header:
+                    print(table_line(COLUMNS, columns), flush=True)
+                    header = True
+                # Columns as wide as the first rows' (a longer cell widens its line only).
+                print(table_line(row(letter), columns), flush=True)
     return EXIT_OK
 
 
@@ -2908,7 +3154,9 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_runs)
     for action, text in run_actions.items():
         a = command(rsub, action, text)
-        a.add_argument("run_id", metavar="RUN_ID", help="the run's id, as 'runs list' shows it")
+        a.add_argument(
+            "run_id", metavar="RUN_ID", type=an_id, help="the run's id, as 'runs list' shows it"
+        )
         if action != "show":  # only the actions send a note
             needed = action in ("resolve", "cancel")  # the API refuses these without one
             a.add_argument(
@@ -2920,8 +3168,10 @@ def build_parser() -> argparse.ArgumentParser:
         api_options(a)
         a.set_defaults(func=cmd_runs)
     a = command(rsub, "answer", "relay a reporter's answer to a closure message")
-    a.add_argument("run_id", metavar="RUN_ID", help="the run whose closure is answered")
-    a.add_argument("--report", required=True, help="the report id, as 'runs show RUN_ID' lists it")
+    a.add_argument("run_id", metavar="RUN_ID", type=an_id, help="the run whose closure is answered")
+    a.add_argument(
+        "--report", required=True, type=an_id, help="the report id, as 'runs show RUN_ID' lists it"
+    )
     verdict = a.add_mutually_exclusive_group(required=True)
     verdict.add_argument(
         "--satisfied", dest="satisfied", action="store_true", help="the reporter is satisfied"
@@ -2957,10 +3207,37 @@ def build_parser() -> argparse.ArgumentParser:
     api_options(add)
     add.set_defaults(func=cmd_silences)
     exp = command(ssub, "expire", "end a silence now (coordinator)")
-    exp.add_argument("silence_id", metavar="SILENCE_ID", help="as 'silences list' shows it")
+    exp.add_argument(
+        "silence_id", metavar="SILENCE_ID", type=an_id, help="as 'silences list' shows it"
+    )
     exp.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(exp)
     exp.set_defaults(func=cmd_silences)
+
+    p = command(
+        sub, "deadletters", "show the dead-letter topic's latest messages and why each was refused"
+    )
+    p.add_argument(
+        "--prefix",
+        help="the topic prefix whose <prefix>.deadletter is read (default: "
+        "CITYBRAIN_TOPIC_PREFIX, or the running demo's when that is not set)",
+    )
+    p.add_argument(
+        "--limit",
+        type=_positive(int),
+        default=20,
+        help="how many of the latest to show, across partitions",
+    )
+    p.add_argument(
+        "--follow", action="store_true", help="then show each new one as it comes, until Ctrl-C"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object a line: topic, partition, offset, time, key, headers, and the "
+        "value (value_base64 when it is not UTF-8)",
+    )
+    p.set_defaults(func=cmd_deadletters)
 
     p = command(sub, "hash-token", "print the SHA-256 of a token read from stdin")
     p.set_defaults(func=cmd_hash_token)

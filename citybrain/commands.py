@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 
@@ -24,14 +24,21 @@ def cli_command() -> str:
         return str(script)
 
 
-def command_line(*args: str, env: Mapping[str, str] | None = None) -> str:
+def command_line(
+    *args: str, env: Mapping[str, str] | None = None, only: Collection[str] | None = None
+) -> str:
     """A citybrain command line to print, shell-quoted and runnable as shown, in a fresh
     shell too: ``command_line("replay", "a b.csv")`` gives ``.venv/bin/citybrain replay
     'a b.csv'``, after the settings this process runs with that differ from their
     defaults (``CITYBRAIN_TOPIC_PREFIX=t5a CITYBRAIN_KAFKA_PORT=19892 …``,
     ``changed_settings``; trial 5: a resume line without them went to the default prefix
-    and port). ``env`` adds or replaces ``NAME=value`` assignments."""
-    merged = {**changed_settings(), **(env or {})}
+    and port). ``env`` adds or replaces ``NAME=value`` assignments. ``only``: just those
+    of these settings (``CITYBRAIN_WORKER_PORT``, ...), the ones the command reads (trial
+    8: `runs list` was printed after every Kafka and Prometheus port it never reads)."""
+    changed = changed_settings()
+    if only is not None:
+        changed = {name: value for name, value in changed.items() if name in only}
+    merged = {**changed, **(env or {})}
     assignments = [f"{name}={shlex.quote(value)}" for name, value in merged.items()]
     return " ".join([*assignments, shlex.quote(cli_command()), *map(shlex.quote, args)])
 

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +47,7 @@ from citybrain.stack import KafkaBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, cell, counted, display_width, pad
 from streams.auth import hash_token
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
@@ -600,6 +600,69 @@ def shell_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> 
     }
 
 
+def worker_settings(
+    environ: Mapping[str, str] | os._Environ[str], own: Mapping[str, str], settings: Settings
+) -> dict[str, str]:
+    """The ``CITYBRAIN_*`` settings the demo's worker runs with: where it reaches Kafka,
+    serves and keeps its files (from ``settings``, defaults included, so a restart from a
+    shell with other exports still finds them), this shell's others (no secret) and the
+    demo's ``own`` (its topic prefix, app id, ack deadline and tokens file), by name."""
+    where = {
+        "CITYBRAIN_KAFKA_HOST": settings.kafka_host,
+        "CITYBRAIN_KAFKA_PORT": str(settings.kafka_port),
+        "CITYBRAIN_WORKER_PORT": str(settings.worker_port),
+        "CITYBRAIN_RUN_DIR": str(settings.run_dir),
+    }
+    shell = {
+        k: v
+        for k, v in environ.items()
+        if k.startswith("CITYBRAIN_")
+        and "TOKEN" not in k
+        and "SECRET" not in k
+        and "PASSWORD" not in k
+        and k != "CITYBRAIN_DEBUG"
+    }
+    return dict(sorted({**where, **shell, **own}.items()))
+
+
+def demo_worker(settings: Settings) -> tuple[str, dict[str, Any] | None]:
+    """The last demo's worker under ``settings``' run directory: ``running``; ``stopped``
+    when its process is gone without a ``make stack-down`` (it crashed or was killed:
+    its pid file is still there); ``none`` when no demo's worker should be running.
+    With the demo's recorded state (``DemoFiles.state``) when it can be read."""
+    files = DemoFiles.of(settings)
+    try:
+        doc = json.loads(files.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = None
+    doc = doc if isinstance(doc, dict) else None
+    if read_pid(files.pid) is not None:
+        return "running", doc
+    return ("stopped" if files.pid.exists() else "none"), doc
+
+
+def restart_command(settings: Settings, doc: Mapping[str, Any] | None) -> str:
+    """The command line that starts the demo's worker again as the demo started it, all
+    its settings first (``worker_settings``; a demo.json from before it was recorded gives
+    the shell's and the demo's prefix and app id), its output appended to its log."""
+    import shlex
+
+    files = DemoFiles.of(settings)
+    state: Mapping[str, Any] = doc or {}
+    recorded = state.get("worker_settings")
+    if isinstance(recorded, dict):
+        env = {str(k): str(v) for k, v in recorded.items()}
+    else:
+        shell = state.get("settings")
+        env = {str(k): str(v) for k, v in shell.items()} if isinstance(shell, dict) else {}
+        for key in ("topic_prefix", "app_id"):
+            if isinstance(state.get(key), str):
+                env[f"CITYBRAIN_{key.upper()}"] = state[key]
+        env.setdefault("CITYBRAIN_API_TOKENS_FILE", str(files.tokens))
+    log = shlex.quote(str(state.get("worker_log") or files.log))
+    return with_settings(f"{shlex.quote(cli_command())} worker >> {log} 2>&1", env)
+
+
 def with_settings(command: str, settings: dict[str, str]) -> str:
     """``command`` prefixed with ``settings`` as shell assignments, so it works as typed
     in a fresh shell: ``CITYBRAIN_KAFKA_PORT=19392 make stack-down``."""
@@ -680,13 +743,13 @@ def run_demo(
     drop_old_demo_topics(base)
     make_demo_token(files)
     # Fresh topics and consumer group per demo: a summary never mixes two runs.
-    env = {
-        **os.environ,
+    own = {
         "CITYBRAIN_TOPIC_PREFIX": f"demo-{run_id}",
         "CITYBRAIN_APP_ID": f"demo-{run_id}",
         "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline),
         "CITYBRAIN_API_TOKENS_FILE": str(files.tokens),
     }
+    env = {**os.environ, **own}
     settings = load_settings(
         topic_prefix=f"demo-{run_id}", app_id=f"demo-{run_id}", ack_deadline_seconds=ack_deadline
     )
@@ -698,7 +761,11 @@ def run_demo(
                 "app_id": settings.app_id,
                 "kafka": settings.kafka_bootstrap,
                 "worker_url": f"http://127.0.0.1:{settings.worker_port}",
+                "worker_log": str(files.log),
                 "settings": shell_settings(),
+                # Every setting the worker runs with (secrets left out: the shell that
+                # restarts it has them), so it can be started again as it was (trial 8).
+                "worker_settings": worker_settings(os.environ, own, settings),
             },
             indent=2,
         )
@@ -803,6 +870,7 @@ def run_demo(
         f"  {cli} campaign report --prefix {prefix} --from {today:%Y-%m-%d} "
         f"--to {today + timedelta(days=1):%Y-%m-%d}   # runs count by creation date (today)\n"
         f"To feed more data to its worker: CITYBRAIN_TOPIC_PREFIX={prefix} {cli} replay FILE\n"
+        f"What its worker refused, and why: {cli} deadletters --prefix {prefix}\n"
         "The stack and that worker are still running; this stops them (as typed, in any "
         "shell):\n"
         f"  [bold]{with_settings('make stack-down', shell)}[/]",
@@ -1070,10 +1138,11 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             for a in listed
         ]
         # Plain aligned lines, never wrapped: a log or a pipe keeps one alert per line.
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
+        shown = [header, *(tuple(cell(c) for c in row) for row in rows)]
+        widths = [max(display_width(r[i]) for r in shown) for i in range(len(header))]
+        for row in shown:
             console.print(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(),
+                "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip(),
                 highlight=False,
                 soft_wrap=True,
                 markup=False,

@@ -12,6 +12,11 @@ from citybrain.errors import InputError, ListenError
 BIND_SETTING = "CITYBRAIN_WORKER_BIND"
 
 
+# How many consecutive ports from CITYBRAIN_INGEST_METRICS_PORT the stack's Prometheus
+# scrapes for MQTT ingests, and an MQTT ingest on the default port may move on through.
+INGEST_METRICS_PORTS = 4
+
+
 def listen_error(exc: OSError, host: str, port: int, port_setting: str, what: str) -> Exception:
     """``exc`` (raised binding ``host:port``) as ``InputError`` when the setting is wrong
     (a bind address this machine lacks or cannot resolve, a privileged port: exit 2) or

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 
@@ -21,3 +22,31 @@ def day(when: datetime) -> str:
     """``0001-01-01``: a date with its year in four digits (``%Y`` gives ``1`` for year 1
     on glibc)."""
     return f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
+
+
+def cell(text: str) -> str:
+    """``text`` as one table cell: a control character (a newline, a tab in a silence's
+    reason) shown as its escape, ``\\n``, so the row stays one line."""
+    if not any(unicodedata.category(c) == "Cc" for c in text):
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def display_width(text: str) -> int:
+    """How many terminal columns ``text`` takes: a wide (CJK) or fullwidth character,
+    most emoji, two; a combining mark, a zero-width joiner or a variation selector, none;
+    any other one (Unicode's East Asian Width, as wcwidth measures, without the table of
+    ambiguous ones: those count one). ``len`` counted characters, and a table with a
+    matcher ``cell="東京"`` or ``"🔥"`` lost its alignment (trial 8)."""
+    columns = 0
+    for c in text:
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+            continue
+        columns += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return columns
+
+
+def pad(text: str, columns: int) -> str:
+    """``text`` followed by the spaces that bring it to ``columns`` on a terminal
+    (``str.ljust`` by display width)."""
+    return text + " " * max(0, columns - display_width(text))

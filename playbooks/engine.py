@@ -43,6 +43,10 @@ from playbooks.schema import (
 SYSTEM = "citybrain"
 MAX_REPORTS = 500  # reports one run remembers (a burst is tens; a bound keeps state small)
 MAX_COMMENT = 1000  # characters of a reporter's comment that are kept
+# Characters of an operator's note (ack, resolve, cancel, ...) or a silence's reason: a
+# run keeps MAX_ACTIONS notes, and its state must stay one Kafka message (trial 8: two
+# 600 kB notes made a 1.8 MB run, which failed after its steps had gone out).
+MAX_NOTE = 2000
 MAX_ACTIONS = 100  # operator actions one run remembers (newest kept)
 _FAIL = "\x00fail"  # sentinel next-step: fail the run
 
@@ -521,6 +525,19 @@ class PlaybookEngine:
         step = self._steps.get(run.step or "")
         if run.status == RunStatus.WAITING_APPROVAL.value and isinstance(step, ApprovalStep):
             return step.role
+        return None
+
+    def pending_webhook(self, run: Run) -> tuple[str, str] | None:
+        """``(command id, url)`` of the webhook call the run is waiting for, if it waits
+        for one: the host's call may have died with a worker, and is made again under
+        the same command id (the receiver's ``delivery``)."""
+        step = self._steps.get(run.step or "")
+        if (
+            run.status == RunStatus.WAITING_ACTION.value
+            and run.pending_action
+            and isinstance(step, WebhookStep)
+        ):
+            return run.pending_action, step.url
         return None
 
     def is_due(self, run: Run, now: float) -> bool:

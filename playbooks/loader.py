@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import UnionType
@@ -175,7 +176,16 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
     "['u']", ``id: [7]`` the sensor "[7]"."""
     value = entry[key]
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        return str(value)
+        text = str(value)
+        if key == "id" and any(unicodedata.category(c) == "Cc" for c in text):
+            # Ids are Kafka keys, label values and parts of table keys (a burst window's
+            # key joins cell and category with a control character).
+            raise GridError(
+                f"{section} entry {i}: id {text[:60]!r} holds a control character, "
+                "expected printable text",
+                (section, i, key),
+            )
+        return text
     shown = "null" if value is None else repr(value)
     raise GridError(f"{section} entry {i}: {key} is {shown[:60]}, expected text", (section, i, key))
 

@@ -675,8 +675,8 @@ def silence_window(
         raise SilenceError("a silence needs ends_at or a duration", "field")
     if ends <= now:
         raise SilenceError(
-            f"silence ends_at ({ends:g}) is not in the future (now {now:g}): it would never "
-            "silence anything",
+            f"silence ends_at ({_utc(ends)}) is not in the future (now {_utc(now)}): it would "
+            "never silence anything",
             "field",
         )
     return starts, ends

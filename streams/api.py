@@ -13,16 +13,18 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
 import orjson
+from aiohttp import web
 from faust.web import Request, Response, View
 
-from playbooks.engine import MAX_COMMENT, Run, is_terminal
+from playbooks.engine import MAX_COMMENT, MAX_NOTE, Run, is_terminal
 from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
@@ -32,6 +34,7 @@ from playbooks.schema import parse_duration
 from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
 from streams.context import Context, run_key
 from streams.errors import show
+from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -74,6 +77,18 @@ def silence_already_expired(doc: Any, now: float) -> dict[str, Any] | None:
 # before any field is read: str() or repr() of a value nested 1,000 levels deep (orjson
 # decodes 1,024) raised RecursionError, a 500 instead of a 400.
 MAX_BODY_DEPTH = 8
+# A silence is one message on the silences changelog, read by every worker: bounded
+# (trial 8: a 1 MB reason crashed the worker's producer; 10,000 matchers were accepted).
+MAX_SILENCE_MATCHERS = 64
+MAX_MATCHER_CHARS = 1024
+
+
+def too_long(field: str, text: str, limit: int) -> str:
+    """The 400's message for a text field over its limit (characters)."""
+    return (
+        f'field "{field}" is {len(text):,} characters, at most {limit:,}: keep the full text '
+        "elsewhere and link to it"
+    )
 
 
 def nested_at_most(doc: Any, limit: int) -> bool:
@@ -252,6 +267,63 @@ async def stored_run(
     return run_in_group(read_group(), run_id)
 
 
+def json_content_type(kind: str | None) -> str | None:
+    """Why a request body of Content-Type ``kind`` cannot be read as JSON (the text of a
+    415), None when it can: no header, ``application/json`` or ``*/*+json``, UTF-8. The
+    ingest's rule (citybrain/ingest/http.py): a form-encoded body (curl's ``-d`` without
+    ``-H``) was read as JSON and refused as a bad body (trial 8)."""
+    if kind is None:
+        return None
+    media, _, params = kind.partition(";")
+    media = media.strip().lower()
+    charset = re.search(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
+    if (media == "application/json" or media.endswith("+json")) and (
+        charset is None or charset.group(1).lower() in ("utf-8", "utf8")
+    ):
+        return None
+    return f"Content-Type is {kind[:80]!r}, expected application/json (UTF-8)"
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own answers (an unknown path's 404, another method's 405, with Allow) as
+    the JSON ``{"error": ...}`` every other answer of the API is, not its plain text
+    ``404: Not Found`` (trial 8). The views' own answers pass through as they are."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            text = f"no such path {request.path[:200]!r}: the operator API is under {PREFIX}"
+        elif exc.status == 405:
+            allowed = sorted(getattr(exc, "allowed_methods", ()) or ())
+            text = f"{request.method} is not allowed on {request.path[:200]!r}" + (
+                f": it takes {', '.join(allowed)}" if allowed else ""
+            )
+        else:
+            text = exc.reason
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return web.json_response({"error": text}, status=exc.status, headers=headers)
+
+
+def elsewhere(run_id: str, owned: set[int], partitions: int) -> str | None:
+    """Why a run absent here may exist on another worker: its group's partition (of
+    ``routed`` and ``commands``, ``partitions`` in all) is not in ``owned`` (this worker's
+    partitions), so the worker that owns it holds the run; None when this worker owns it
+    (the run does not exist). With several workers the 404 says so, not just "no run"."""
+    partition = key_partition(run_key(run_id), partitions)
+    if partition in owned:
+        return None
+    return (
+        f"no run {run_id!r} on this worker: its group is on partition {partition}, which "
+        "another worker owns (runs live on the worker that owns their partition); ask "
+        "that worker (the CLI's --url)"
+    )
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -273,6 +345,9 @@ def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str
 
 def register_api(app: faust.App, ctx: Context) -> None:
     tokens = TokenStore.load(ctx.settings.api_tokens_file)
+    # Before the web server starts: aiohttp freezes its middlewares then.
+    web_app: web.Application = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver
+    web_app.middlewares.append(json_errors)
 
     @app.task  # type: ignore[untyped-decorator]
     async def announce_api() -> None:
@@ -314,6 +389,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         raw = await request.read()
         if not raw:
             return {}
+        wrong_type = json_content_type(request.headers.get("Content-Type"))
+        if wrong_type:
+            raise ApiError(415, wrong_type)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -325,7 +403,16 @@ def register_api(app: faust.App, ctx: Context) -> None:
         return doc
 
     async def find_run(run_id: str) -> Run:
-        return await stored_run(lambda: ctx.groups.get(run_key(run_id)), ctx.storing_runs, run_id)
+        try:
+            return await stored_run(
+                lambda: ctx.groups.get(run_key(run_id)), ctx.storing_runs, run_id
+            )
+        except ApiError as exc:
+            owned = ctx.owned_partitions("routed")
+            why = elsewhere(run_id, owned, ctx.settings.partitions)
+            if exc.status != 404 or why is None:
+                raise
+            raise ApiError(404, why) from None
 
     def handled(fun: Any) -> Any:
         async def wrapper(self: View, request: Request, **kw: Any) -> Response:
@@ -397,6 +484,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
             note = doc.get("note", doc.get("reason", ""))
             if not isinstance(note, str):
                 raise ApiError(400, f'field "note" is {show(note)}, expected text')
+            if len(note) > MAX_NOTE:
+                raise ApiError(400, too_long("note", note, MAX_NOTE))
             if action in ("resolve", "cancel") and not note.strip():
                 raise ApiError(400, f'{action} needs a "note" saying why')
             key = request.headers.get("Idempotency-Key")
@@ -451,6 +540,17 @@ def register_api(app: faust.App, ctx: Context) -> None:
             for name in ("duration", "reason"):
                 if not isinstance(doc.get(name, ""), str):
                     raise ApiError(400, f'field "{name}" is {show(doc[name])}, expected text')
+            if len(matchers) > MAX_SILENCE_MATCHERS:
+                raise ApiError(
+                    400,
+                    f'field "matchers" has {len(matchers):,} entries, at most '
+                    f"{MAX_SILENCE_MATCHERS}",
+                )
+            for i, text in enumerate(matchers):
+                if len(text) > MAX_MATCHER_CHARS:
+                    raise ApiError(400, too_long(f"matchers[{i}]", text, MAX_MATCHER_CHARS))
+            if len(doc.get("reason", "")) > MAX_NOTE:
+                raise ApiError(400, too_long("reason", doc["reason"], MAX_NOTE))
             try:
                 duration = None if "ends_at" in doc else str(doc.get("duration", ""))
                 seconds = None if duration is None else parse_duration(duration)

@@ -1,8 +1,8 @@
-"""The faust app: builds the stages and wires them to topics, agents and a timer.
+"""The faust app: builds the stages and wires them to topics, agents and timers.
 
 Each stage is a module with one job, holding its handlers: ``streams.ingest`` (readings
-and incident reports to alerts), ``streams.alerting`` (alerts through silences,
-inhibition and the routing tree), ``streams.response`` (routed alerts and commands to
+and incident reports to alerts; the burst sweep), ``streams.alerting`` (alerts through
+silences, inhibition and the routing tree), ``streams.response`` (routed alerts and commands to
 playbook runs; the deadline timer) and ``streams.api`` (the operator API). They share one
 ``streams.context.Context`` (topics, tables, sending). This module only builds and wires
 them: ``create_app(settings)``, so tests get a fresh app each.
@@ -32,6 +32,7 @@ from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import BatchDrain, set_fetch_max_wait
 from streams.faust_patches import install as install_faust_patches
 from streams.ingest import Ingest
+from streams.logs import SayEvery
 from streams.metrics import Metrics
 from streams.response import Response
 from streams.settings import Settings, load_settings
@@ -170,18 +171,33 @@ def create_app(
         await one_by_one("commands", stream, response.on_command)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def forget_moved_sensors(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        # The sensors of partitions this worker no longer owns may now belong to another
-        # (their states reached the changelog when faust flushed at the revocation). Only
-        # those: a rebalance revokes every partition first, and faust does not re-read
-        # the changelog of a partition it keeps, so forgetting a kept partition's
-        # sensors (as the revocation signal did) lost their detector state.
-        topic = settings.topic("readings")
-        kept = {tp.partition for tp in assigned if tp.topic == topic}
-        ctx.sensor_state.forget_partitions(set(range(settings.partitions)) - kept)
+    async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        # Sensors, cells and runs of partitions this worker no longer owns may now
+        # belong to another (their states reached the changelog when faust flushed at the
+        # revocation). Only those: a rebalance revokes every partition first, and faust
+        # does not re-read the changelog of a partition it keeps, so forgetting a kept
+        # partition's sensors (as the revocation signal did) lost their detector state.
+        await ctx.forget_moved(assigned)
+        # Per-sensor series of sensors now read by another worker (streams/ingest.py).
+        ingest.forget_sensors(ctx.lost_partitions(assigned, "readings"))
+
+    # faust ends a timer, and crashes the worker, on its first exception; a fault that
+    # comes back every tick (a broker away, a state no code reads) would then stop every
+    # run's deadlines and the worker with them. Said once a minute, tried again next tick.
+    say_timer_fault = SayEvery(log, logging.ERROR, prefix="citybrain: timer ")
+
+    async def tick(name: str, work: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await work()
+        except Exception as exc:
+            say_timer_fault(name, f"{name} failed, tried again next tick: {exc!r}", exc_info=True)
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
     async def deadlines() -> None:
-        await response.check_deadlines()
+        await tick("deadlines", response.check_deadlines)
+
+    @app.timer(interval=settings.burst_sweep_interval)  # type: ignore[untyped-decorator]
+    async def burst_sweep() -> None:
+        await tick("burst sweep", ingest.sweep_bursts)
 
     return app

@@ -16,7 +16,8 @@ keep arriving while the window still holds at least half the opening threshold a
 follow-ups of that alert (``first`` False, carrying only themselves and the episode's
 severity), so the run that covers the alert covers them too and their reporters hear the
 closure (playbooks.engine ``ReportsCovered``). Once the window has thinned out below that
-(seen at the cell and category's next report: event time moves only with reports), the
+(seen at the cell and category's next report, or, when none comes, by ``expire`` once the
+worker's event time -- its newest report in any cell -- has passed it), the
 episode is over: a ``resolved`` Burst ends the alert, as Alertmanager resolves an alert
 whose condition cleared, and the next burst is a new alert (which joins the run if it is
 still open: the run's group is the category and community).
@@ -46,6 +47,7 @@ max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 from collections import Counter
@@ -53,6 +55,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.events import IncidentReport
+
+
+class Unchecked(enum.Enum):
+    """``observe_all``'s default: the caller has not asked ``dropped`` itself."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
 
 # How far apart (event time) two copies of a report id may be, and how much older than
 # its group's run's opening a report may be and still be offered to that run
@@ -126,7 +137,11 @@ class BurstTracker:
         return state, firing[-1] if firing else None
 
     def observe_all(
-        self, state: dict[str, Any] | None, report: IncidentReport, department: str
+        self,
+        state: dict[str, Any] | None,
+        report: IncidentReport,
+        department: str,
+        reason: str | Unchecked | None = UNCHECKED,
     ) -> tuple[dict[str, Any], list[Burst], list[tuple[str, str]]]:
         """Fold one report into its (cell, category) state.
 
@@ -135,8 +150,11 @@ class BurstTracker:
         then a firing one when it tips over or follows an open episode; and the reports
         (id, channel) that left the window in no alert. A report ``dropped`` names
         changes nothing in the window: a duplicate changes nothing at all, a late one only
-        has its id remembered (so a re-send of it is a duplicate)."""
-        reason = None if state is None else self.dropped(state, report)
+        has its id remembered (so a re-send of it is a duplicate). ``reason``: what
+        ``dropped`` said of this report and state, if the caller asked it already (the
+        incidents agent does, to count and log it): not asked twice."""
+        if isinstance(reason, Unchecked):
+            reason = None if state is None else self.dropped(state, report)
         slot = math.floor(report.ts / self.step)
         if state is not None and reason == "duplicate":
             return state, [], []
@@ -154,18 +172,19 @@ class BurstTracker:
         held = [h for h in state["held"] if h[2] >= first_slot]
         unalerted = [(str(h[0]), str(h[1])) for h in state["held"] if h[2] < first_slot]
         mine = [report.report_id, report.source, slot, department]
+        where = (report.grid_cell, report.category)
         episode = state["episode"]
         out: list[Burst] = []
         if episode is not None and count < max(1.0, episode["threshold"] / 2):
             # The window has thinned out: that burst is over, and its alert resolves.
-            out.append(self._episode_burst(episode, report, count, baseline, [], "resolved"))
+            out.append(self._episode_burst(episode, where, count, baseline, [], "resolved"))
             episode = None
         if episode is not None:
             # An open episode: this report follows its alert to the run.
             state["held"] = held
             state["episode"] = episode
             mine_only = [(report.report_id, report.source)]
-            out.append(self._episode_burst(episode, report, count, baseline, mine_only))
+            out.append(self._episode_burst(episode, where, count, baseline, mine_only))
             return state, out, unalerted
         if len(held) < self.max_held_reports:
             held.append(mine)
@@ -202,6 +221,41 @@ class BurstTracker:
         )
         return state, out, unalerted
 
+    def expire(
+        self, state: dict[str, Any] | None, where: tuple[str, str], slot: int
+    ) -> tuple[dict[str, Any] | None, list[Burst], list[tuple[str, str]]]:
+        """What the window of one (cell, category) says once event time has reached
+        sub-bucket ``slot`` (``math.floor(ts / step)``) with no report of its own: the
+        ``resolved`` Burst of an episode whose window has thinned out by then (as the next
+        report would have found it), and the held reports (id, channel) that have left
+        the window in no alert. ``where``: (grid cell, category).
+
+        Returns the state with those taken out (the same object when nothing changed).
+        Its window, counts and baseline are left as they are, so the next report folds
+        exactly as it would have: ``observe_all`` then finds nothing left to resolve or
+        to call unalerted. Raises nothing for a state ``observe_all`` wrote."""
+        if not state or "slot" not in state or slot <= int(state["slot"]):
+            return state, [], []
+        shift = min(slot - int(state["slot"]), self.hops)
+        count = sum(state["counts"][shift:])  # what is still in the window at ``slot``
+        first_slot = slot - self.hops + 1
+        left = [h for h in state["held"] if h[2] < first_slot]
+        episode = state["episode"]
+        out: list[Burst] = []
+        if episode is not None and count < max(1.0, episode["threshold"] / 2):
+            out.append(
+                self._episode_burst(episode, where, count, float(state["baseline"]), [], "resolved")
+            )
+            episode = None
+        if not out and not left:
+            return state, [], []
+        held = [h for h in state["held"] if h[2] >= first_slot]
+        return (
+            {**state, "held": held, "episode": episode},
+            out,
+            [(str(h[0]), str(h[1])) for h in left],
+        )
+
     def _seen(self, state: dict[str, Any], report: IncidentReport, slot: int) -> list[Any]:
         """``state``'s seen ids with ``report``'s added: the last ``max_seen_reports``
         (the rule in ``dropped`` compares event times, so no pruning by time is needed
@@ -213,7 +267,7 @@ class BurstTracker:
     def _episode_burst(
         self,
         episode: dict[str, Any],
-        report: IncidentReport,
+        where: tuple[str, str],
         count: int,
         baseline: float,
         reports: list[tuple[str, str]],
@@ -225,8 +279,7 @@ class BurstTracker:
         threshold = float(episode["threshold"])
         return Burst(
             episode["alert_id"],
-            report.grid_cell,
-            report.category,
+            *where,
             episode["department"],
             count,
             baseline,

@@ -16,20 +16,36 @@ from typing import Any, cast
 
 import faust
 import orjson
-from faust.types import EventT, Message
+from faust.exceptions import ConsumerNotStarted
+from faust.types import TP, EventT, Message
 
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
 from playbooks.routing import SILENCE_PROBLEMS
+from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import EventError
-from streams.events import fit_dead_letter
+from streams.events import dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
 from streams.tables import KeyPartitionedTable, key_partitioned_table
 
 log = logging.getLogger(__name__)
+
+
+BURST_KEY_SEPARATOR = b"\x1f"  # ASCII unit separator: in no grid cell id
+
+
+def burst_key(cell: str, category: str) -> bytes:
+    """The ``burst-windows`` key of one cell's and category's window."""
+    return cell.encode() + BURST_KEY_SEPARATOR + category.encode()
+
+
+def burst_cell(key: bytes) -> bytes:
+    """The cell a ``burst-windows`` key belongs to (its partition's key, as on the
+    ``incidents`` topic)."""
+    return key.split(BURST_KEY_SEPARATOR, 1)[0]
 
 
 def run_key(run_id: str) -> bytes:
@@ -70,6 +86,11 @@ class Context:
             (*grid.kinds, "incident_burst"),
             settings.score_threshold,
             [self.cell_path(cell) for cell in grid.cells],
+            [
+                *{(self.cell_path(s.cell), s.kind) for s in grid.sensors.values()},
+                *((self.cell_path(cell), "incident_burst") for cell in grid.cells),
+            ],
+            DepartmentClassifier.departments(),
         )
         for problem in SILENCE_PROBLEMS:
             metrics.silences_invalid.labels(problem)
@@ -102,10 +123,59 @@ class Context:
         # then write it back: held across that, so no writer's change is overwritten by
         # another's older state (docs/operations.md, delivery guarantees, item 6).
         self.runs_settled = asyncio.Lock()
-        self.burst_state = key_partitioned_table(app, "burst-state", n)
+        # One key per cell and category (``burst_key``), on the cell's partition: a cell's
+        # categories as one value could outgrow one Kafka message (each holds up to 200
+        # report ids and 200 seen ids), and crash the producer at every write.
+        self.burst_windows = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "burst-windows", n, partition_of=burst_cell),
+        )
+        # The layout before it, a cell -> {category: window}: read through, never written
+        # again, so windows open across an upgrade go on (streams.ingest ``window_of``).
+        self.burst_state = cast(KeyPartitionedTable, key_partitioned_table(app, "burst-state", n))
         self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+
+    async def forget_moved(self, assigned: set[TP]) -> None:
+        """After a rebalance, drop from each partitioned table the keys of the partitions
+        of its source topic this worker was not given (``assigned``: the worker's topic
+        partitions). faust's memory store forgets only the keys it read from a changelog;
+        a key this worker wrote stayed, so a run moved to another worker was still
+        escalated and renotified by this worker's deadline timer, and its stale state
+        written over the new owner's. Kept partitions are left alone: faust does not
+        re-read the changelog of a partition it keeps.
+
+        Runs are forgotten under ``runs_settled``: faust waits for the agents' events
+        before a revocation completes, not for the deadline timer, and a run the timer
+        was storing across the rebalance came back into the table once its write
+        finished, to be escalated here again at every rung."""
+        for table, role in (
+            (self.sensor_state, "readings"),
+            (self.burst_windows, "incidents"),
+            (self.burst_state, "incidents"),
+        ):
+            table.forget_partitions(self.lost_partitions(assigned, role))
+        async with self.runs_settled:
+            self.groups.forget_partitions(self.lost_partitions(assigned, "routed"))
+
+    def lost_partitions(self, assigned: set[TP], role: str) -> set[int]:
+        """The partitions of the topic of ``role`` (``"readings"``, ``"alerts"``, ...)
+        that are not in ``assigned`` (topic partitions): whatever this worker keeps
+        for them (table keys, metric series) belongs to another worker, or to none."""
+        topic = self.settings.topic(role)
+        owned = {tp.partition for tp in assigned if tp.topic == topic}
+        return set(range(self.settings.partitions)) - owned
+
+    def owned_partitions(self, role: str) -> set[int]:
+        """The partitions of the topic of ``role`` assigned to this worker now (empty
+        before its first assignment): what its metrics of keyed state may count."""
+        topic = self.settings.topic(role)
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:
+            return set()
+        return {tp.partition for tp in assignment if tp.topic == topic}
 
     def cell_path(self, cell: str) -> tuple[str, str, str]:
         """(district, street, community) of a cell, cached: labels on hot-path metrics."""
@@ -159,12 +229,18 @@ class Context:
     ) -> None:
         """Dead-letter a message (an event or a batch's message), or with ``index`` and
         ``raw`` one reading of a pack (its origin then reads
-        ``topic/partition/offset#index``)."""
+        ``topic/partition/offset#index``). A reading's dead letter is keyed by its
+        ``sensor_id`` when it has one (``dead_letter_key``), any other by the message's key."""
         msg = event if isinstance(event, Message) else event.message
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
         log.warning("citybrain: warning: dead-letter %s: %s (%s)", origin, message, code)
         value = msg.value if raw is None else raw
-        await self.send_dead_letter(stream, value, msg.key, code, message, origin)
+        key = msg.key
+        if stream == "readings" and isinstance(value, bytes):
+            # A reading's dead letter is keyed by its sensor id, whatever step refused it
+            # (out_of_order ones, in the detection, are too): docs/events.md.
+            key = dead_letter_key(value, key if isinstance(key, bytes) else None)
+        await self.send_dead_letter(stream, value, key, code, message, origin)
 
     async def guarded(
         self,

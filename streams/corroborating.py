@@ -178,6 +178,12 @@ class CorroborationStage:
         async with self.lock:
             held = 0
             for key, stored in list(self.table.data.items()):
+                if self.app.rebalancing:
+                    # Begun during this pass (an earlier area's await): this area may be
+                    # moving to a worker that recovers it without this release and
+                    # releases it again. The next pass, after the rebalance, sees only
+                    # this worker's areas (and sets the gauge; this one counted part).
+                    return
                 if not stored or not stored["held"] or key_partition(key, n) not in mine:
                     continue
                 state = orjson.loads(orjson.dumps(stored))

@@ -33,6 +33,12 @@ MAX_PACK_READINGS = 10_000
 # defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
 # (1,048,588), with room for the key and the record's framing.
 MAX_MESSAGE_BYTES = 1_000_000
+# An incident's report id and category travel in every alert, offer, step, audit record
+# and reply about it (a burst alert holds up to 200 report ids): bounded, so no message
+# built from them can outgrow MAX_MESSAGE_BYTES (trial 8: twelve 120,000-character ids
+# made a 1.2 MB burst alert, and the worker's producer crashed on it at every restart).
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 10_000  # a report's free text (read by the department classifier)
 
 # Sensor kinds, their units and plausible ranges are data: the grid's registry
 # (playbooks/grid.py: DEFAULT_KINDS and a grid file's ``kinds``), not a list here.
@@ -286,13 +292,14 @@ class EventValidator:
     def incident(self, raw: bytes, now: float) -> IncidentReport:
         doc = _decode(raw, INCIDENT_SCHEMA)
         ts = self._event_time(doc, now)
-        report_id = _string(doc, "report_id")
-        category = _string(doc, "category")
+        report_id = _string(doc, "report_id", MAX_ID_CHARS)
+        category = _string(doc, "category", MAX_ID_CHARS)
         text = doc.get("text", MISSING)
         if text is MISSING:
             raise EventError("missing_field", "text", MISSING, "field is missing")
         if not isinstance(text, str):
             raise EventError("bad_type", "text", text, "expected a string")
+        check_length("text", text, MAX_TEXT_CHARS)
         source = _string(doc, "source")
         if source not in INCIDENT_SOURCES:
             raise EventError(
@@ -464,13 +471,22 @@ def _check_text(doc: Any, where: str = "") -> None:
             stack.extend((value, f"{at}[{i}]") for i, value in reversed(list(enumerate(item))))
 
 
-def _string(doc: dict[str, Any], field: str) -> str:
+def _string(doc: dict[str, Any], field: str, limit: int | None = None) -> str:
     value = doc.get(field)
     if field not in doc:
         raise EventError("missing_field", field, None, "field is missing")
     if not isinstance(value, str) or not value:
         raise EventError("bad_type", field, value, "expected a non-empty string")
+    if limit is not None:
+        check_length(field, value, limit)
     return value
+
+
+def check_length(field: str, value: str, limit: int) -> None:
+    """Raises EventError ``too_long`` naming ``field`` if ``value`` has more than ``limit``
+    characters (the worker's rule; ``citybrain replay`` checks a file's rows by it too)."""
+    if len(value) > limit:
+        raise EventError("too_long", field, value, f"{len(value):,} characters, at most {limit:,}")
 
 
 def fit_dead_letter(
@@ -493,3 +509,23 @@ def fit_dead_letter(
         *headers,
         ("citybrain.error.truncated", str(len(value)).encode()),
     ]
+
+
+def dead_letter_key(raw: bytes, fallback: bytes | None) -> bytes | None:
+    """The key of a reading's dead letter (docs/events.md): its ``sensor_id`` when
+    ``raw`` is a JSON object with one (non-empty text), else ``fallback``, the key of
+    the message it came in (a pack's ``pack-<n>``, an MQTT topic). One rule for every
+    step that refuses a reading (trial 8: a pack's ``bad_type`` and ``wrong_partition``
+    readings kept the pack's key, its ``out_of_order`` ones had their sensor's), so a
+    consumer finds a sensor's dead readings under the key its readings have."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return fallback
+    sensor = doc.get("sensor_id") if isinstance(doc, dict) else None
+    if not isinstance(sensor, str) or not sensor:
+        return fallback
+    try:
+        return sensor.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, JSON's "\ud800"
+        return fallback

@@ -15,7 +15,15 @@ from typing import Any, Literal
 
 from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
 from streams.errors import EventError, FeedError
-from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading, parse_ts
+from streams.events import (
+    MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_TEXT_CHARS,
+    IncidentReport,
+    Reading,
+    check_length,
+    parse_ts,
+)
 from streams.partitioning import ReadingPacker
 
 READING_COLUMNS = ["timestamp", "sensor_id", "kind", "value", "unit", "grid_cell"]
@@ -147,6 +155,10 @@ def _reading(row: list[str]) -> Reading:
 
 
 def _incident(row: list[str]) -> IncidentReport:
+    # The worker would dead-letter longer ones (streams.events: MAX_ID_CHARS).
+    check_length("report_id", row[1], MAX_ID_CHARS)
+    check_length("category", row[2], MAX_ID_CHARS)
+    check_length("text", row[3], MAX_TEXT_CHARS)
     return IncidentReport(parse_ts(row[0], "timestamp"), row[1], row[2], row[3], row[4], row[5])
 
 

@@ -5,29 +5,35 @@ them (a bad message or reading is dead-lettered alone), and calls the pure handl
 ``streams.detection`` for sensor readings (alerts on ``alerts``, keyed by alert id, and
 the sensor states in the ``sensor-state`` table), the department classifier and
 ``streams.bursts`` for citizen reports (burst alerts and their resolution, the
-``burst-state`` table; a report in no alert is offered to its group's run on ``routed``,
-and one that leaves the window in no alert is counted and audited).
+``burst-windows`` table, one key per cell and category; a report in no alert is offered
+to its group's run on ``routed``, and one that leaves the window in no alert is counted
+and audited).
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
+import math
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from faust.types import Message
 
-from streams.bursts import BurstTracker
+from streams.bursts import Burst, BurstTracker
 from streams.columns import BatchAdmission
-from streams.context import Context, message_origin
+from streams.context import BURST_KEY_SEPARATOR, Context, burst_key, message_origin
 from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
-from streams.detection import AlertEvent, BatchResult, Incoming, SensorDetection
+from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, SensorDetection
 from streams.errors import EventError, unreadable
-from streams.events import EventValidator, format_ts
+from streams.events import EventValidator, IncidentReport, format_ts
+from streams.logs import SayEvery
+from streams.partitioning import sensor_partition
 
 log = logging.getLogger(__name__)
 _READING = attrgetter("reading")
@@ -56,6 +62,33 @@ def rejected_origin(events: Sequence[Message], item: Incoming) -> str:
     )
 
 
+def window_of(ctx: Context, cell: str, category: str) -> dict[str, Any] | None:
+    """The burst window of ``cell`` and ``category``: its ``burst-windows`` entry, else
+    the one a worker before that table kept in the cell's ``burst-state`` entry (read
+    through, so a window open across an upgrade goes on; the next write moves it)."""
+    window = ctx.burst_windows.get(burst_key(cell, category))
+    if window is None:
+        window = (ctx.burst_state.get(cell.encode()) or {}).get(category)
+    return cast(dict[str, Any] | None, window)
+
+
+def all_windows(ctx: Context) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+    """Every burst window this worker holds, as ((cell, category), window): the
+    ``burst-windows`` entries, then the older layout's not yet moved (``window_of``)."""
+    out: list[tuple[tuple[str, str], dict[str, Any]]] = []
+    for key, window in list(ctx.burst_windows.data.items()):
+        cell, _, category = key.partition(BURST_KEY_SEPARATOR)
+        out.append(((cell.decode(), category.decode()), window))
+    for key, cell_state in list(ctx.burst_state.data.items()):
+        cell = key.decode()
+        out += [
+            ((cell, category), window)
+            for category, window in cell_state.items()
+            if burst_key(cell, category) not in ctx.burst_windows.data
+        ]
+    return out
+
+
 class Ingest:
     """Readings to alerts and sensor states; incident reports to burst alerts."""
 
@@ -76,12 +109,19 @@ class Ingest:
         # To offer a report in no alert to the open run of its group (see on_incidents).
         self.router = ctx.router
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
-        self._said_dropped: dict[str, tuple[float | None, int]] = {}
+        self._say_dropped_every = SayEvery(log, logging.INFO, SAY_DROPPED_EVERY, what="report")
+        # The newest incident report's event time this worker has read (epoch s): the
+        # city's clock for the burst sweep. Lost on restart (the sweep then waits for the
+        # next report): a sweep never runs ahead of what the reports say.
+        self.event_time = float("-inf")
+        # Held by the incidents batch and the sweep, each reading then writing cells.
+        self._bursts_settled = asyncio.Lock()
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
         # Detection reports the last reading of these sensors (and of any in an episode)
         # in ``BatchResult.last``: the watched ones and the ones with exported series.
         self.detection.follow.update(self._watch)
+        self._partitions = settings.partitions
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
@@ -174,6 +214,22 @@ class Ingest:
         for cell, n in result.scored_by_cell.items():
             m.cell_readings.labels(*self.ctx.cell_path(cell)).inc(n)
 
+    def forget_sensors(self, lost: set[int]) -> int:
+        """Drop the per-sensor series (``citybrain_sensor_value``/``_score``) of the
+        sensors whose ``readings`` partition is in ``lost`` (partitions this worker no
+        longer owns, after a rebalance); returns how many sensors. Their readings now
+        reach another worker, which exports them: kept here, a sensor in an episode had
+        two series, this worker's frozen at its last value for ever (no reading of it
+        comes here again to end the episode)."""
+        gone = [sid for sid in self._exported if sensor_partition(sid, self._partitions) in lost]
+        for sid in gone:
+            kind = self._exported.pop(sid)
+            self.metrics.sensor_value.remove(sid, kind)
+            self.metrics.sensor_score.remove(sid, kind)
+            if sid not in self._watch:
+                self.detection.follow.discard(sid)
+        return len(gone)
+
     def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
         doc = alert.to_dict()
         doc["labels"] = {
@@ -187,10 +243,43 @@ class Ingest:
         return doc
 
     # -- incident reports ------------------------------------------------------------
+    def _burst_alert(self, burst: Burst, ended_at: float | None) -> tuple[str, dict[str, Any]]:
+        """A burst as its ``alerts`` message (key, ``alert/1`` document); ``ended_at``
+        (epoch s) for a ``resolved`` one: when its window was seen thinned out."""
+        return (
+            burst.alert_id,
+            {
+                "schema": "alert/1",
+                "alert_id": burst.alert_id,
+                "status": burst.status,
+                "sensor_id": "",
+                "kind": "incident_burst",
+                "grid_cell": burst.grid_cell,
+                "severity": burst.severity,
+                "score": 0.0,
+                "value": burst.count,
+                "started_at": format_ts(burst.bucket_start),
+                "ended_at": None if ended_at is None else format_ts(ended_at),
+                "reports": burst.reports_doc(),
+                "follow_up": not burst.first,
+                "labels": {
+                    **self.grid.cell_labels(burst.grid_cell),
+                    "alert_id": burst.alert_id,
+                    "kind": "incident_burst",
+                    "severity": burst.severity,
+                    "source": "citizen",
+                    "category": burst.category,
+                    "department": burst.department,
+                },
+            },
+        )
+
     def _offer(self, report: Any, department: str, late: bool) -> list[tuple[str, Any]]:
         """``routed`` messages offering ``report`` (in no alert) to the run of each group
-        its burst alert would be routed to: ``{"report": {..., "ts": event time in epoch
-        s, "late": ``late``}, "route": {"id", "playbook"}}`` keyed by the group key. The
+        its burst alert would be routed to, whatever severity that alert has (a route may
+        match on it, a group may be keyed by it): ``{"report": {..., "ts": event time in
+        epoch s, "late": ``late``}, "route": {"id", "playbook"}}`` keyed by the group
+        key, one per (group key, route). The
         response stage covers it if that run is open and the report is not more than a
         day older than the run's opening, and drops the offer otherwise (the report then
         waits in its window for a burst, or ends as ``reports_not_alerted``; a late one,
@@ -199,7 +288,6 @@ class Ingest:
             **self.grid.cell_labels(report.grid_cell),
             "alert_id": "",
             "kind": "incident_burst",
-            "severity": "minor",
             "source": "citizen",
             "category": report.category,
             "department": department,
@@ -212,38 +300,85 @@ class Ingest:
             "ts": report.ts,
             "late": late,
         }
-        return [
-            (
-                route.group_key(labels),
-                {"report": offer, "route": {"id": route.id, "playbook": route.playbook}},
-            )
-            for route in self.router.root.match(labels)  # (no silences, nothing firing)
-        ]
+        # The report is in no alert, so it has no severity: the run of its group may
+        # have been opened by a burst of any severity, and a route may match on it.
+        offers: dict[tuple[str, str], tuple[str, Any]] = {}
+        for severity in SEVERITIES:
+            labelled = {**labels, "severity": severity}
+            for route in self.router.root.match(labelled):  # (no silences, nothing firing)
+                key = route.group_key(labelled)
+                offers.setdefault(
+                    (key, route.id),
+                    (key, {"report": offer, "route": {"id": route.id, "playbook": route.playbook}}),
+                )
+        return list(offers.values())
 
     async def on_incidents(self, events: Sequence[Message]) -> None:
+        """One batch of ``incidents`` messages: reports to burst alerts, follow-ups and
+        offers. Under ``_bursts_settled``: the sweep must not write a cell's state
+        between this batch's read of it and its write."""
+        async with self._bursts_settled:
+            await self._on_incidents(events)
+
+    async def _on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
-        reports = []
+        valid: list[tuple[Message, IncidentReport]] = []
         for event in events:
             try:
-                reports.append(self.validator.incident(event.value or b"", now))
+                valid.append((event, self.validator.incident(event.value or b"", now)))
             except EventError as exc:
                 await self.ctx.dead_letter("incidents", event, exc.code, str(exc))
             except Exception as exc:  # a poison message costs only itself
                 error = unreadable(exc)
                 await self.ctx.dead_letter("incidents", event, error.code, str(error))
-        if not reports:
+        if not valid:
             return
-        departments = self.departments.predict([f"{r.category}: {r.text}" for r in reports])
+        self.event_time = max(self.event_time, max(r.ts for _, r in valid))
+        departments = self._departments([r for _, r in valid])
         tally: Tally[tuple[str, str]] = Tally()
         alerts = []
-        states: dict[bytes, dict[str, Any]] = {}
+        states: dict[bytes, dict[str, Any] | None] = {}
         dropped: dict[str, list[str]] = {}
-        not_alerted: list[tuple[Any, list[str]]] = []
+        not_alerted: list[tuple[str, str, list[str]]] = []
         offered: list[tuple[str, Any]] = []
-        for report, department in zip(reports, departments, strict=True):
-            key = report.grid_cell.encode()
-            cell_state = states.setdefault(key, dict(self.ctx.burst_state.get(key) or {}))
-            reason = self.bursts.dropped(cell_state.get(report.category), report)
+        for (event, report), department in zip(valid, departments, strict=True):
+            key = burst_key(report.grid_cell, report.category)
+            try:
+                if isinstance(department, Exception):
+                    raise department
+                if key not in states:
+                    states[key] = window_of(self.ctx, report.grid_cell, report.category)
+                reason = self.bursts.dropped(states[key], report)
+                if reason != "duplicate":
+                    # On a copy: a fold that raises halfway leaves the window as it was.
+                    window, bursts, unalerted = self.bursts.observe_all(
+                        copy.deepcopy(states[key]), report, department, reason
+                    )
+                    made = [
+                        self._burst_alert(b, report.ts if b.status == "resolved" else None)
+                        for b in bursts
+                    ]
+                    opened = [
+                        (self.grid.cells[b.grid_cell].level, b)
+                        for b in bursts
+                        if b.first and b.status != "resolved"  # not follow-ups, nor the end
+                    ]
+                    # In no alert (yet): offered to the run of the group its burst alert
+                    # would have, which covers it as a follow-up if that run is open
+                    # (trial 6: reports arriving while a run for their cell and category
+                    # waited for an acknowledgement reached no run).
+                    offers = (
+                        []
+                        if any(b.status == "firing" for b in bursts)
+                        else self._offer(report, str(department), reason == "late")
+                    )
+            except Exception as exc:
+                # One report that cannot be folded costs only itself (its window is kept
+                # as it was); the batch and its other reports go on.
+                log.exception("incidents: report %r could not be processed", report.report_id)
+                text = f"{type(exc).__name__}: {exc}"
+                await self.ctx.dead_letter("incidents", event, "processing_error", text[:500])
+                continue
             if reason is not None:
                 # Counted and said, never silent (trial 5: 12 re-sent reports vanished).
                 duplicate = reason == "duplicate"
@@ -252,101 +387,144 @@ class Ingest:
                 )
                 counter.labels(report.source).inc()
                 dropped.setdefault(reason, []).append(report.report_id)
-                if reason == "duplicate":
+                if duplicate:
                     continue  # a re-sent report is not a new one: not in incidents_total
-            tally[(report.source, department)] += 1
-            cell_state[report.category], bursts, unalerted = self.bursts.observe_all(
-                cell_state.get(report.category), report, department
-            )
+            states[key] = window
+            tally[(report.source, str(department))] += 1
             if unalerted:
                 # Below the threshold to the end: no alert, no run, no closure. Counted,
                 # said and audited, so no valid report ends silently (trial 6).
-                for _, source in unalerted:
-                    self.metrics.incidents_unalerted.labels(source).inc()
-                dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
-                not_alerted.append((report, [rid for rid, _ in unalerted]))
-            if not any(b.status == "firing" for b in bursts):
-                # In no alert (yet): offered to the run of the group its burst alert would
-                # have, which covers it as a follow-up if that run is open (trial 6:
-                # reports arriving while a run for their cell and category waited for
-                # an acknowledgement reached no run).
-                offered += self._offer(report, department, reason == "late")
-            for burst in bursts:
-                resolved = burst.status == "resolved"
-                alerts.append(
-                    (
-                        burst.alert_id,
-                        {
-                            "schema": "alert/1",
-                            "alert_id": burst.alert_id,
-                            "status": burst.status,
-                            "sensor_id": "",
-                            "kind": "incident_burst",
-                            "grid_cell": burst.grid_cell,
-                            "severity": burst.severity,
-                            "score": 0.0,
-                            "value": burst.count,
-                            "started_at": format_ts(burst.bucket_start),
-                            # The episode ended when this report found its window thinned.
-                            "ended_at": format_ts(report.ts) if resolved else None,
-                            "reports": burst.reports_doc(),
-                            "follow_up": not burst.first,
-                            "labels": {
-                                **self.grid.cell_labels(burst.grid_cell),
-                                "alert_id": burst.alert_id,
-                                "kind": "incident_burst",
-                                "severity": burst.severity,
-                                "source": "citizen",
-                                "category": burst.category,
-                                "department": burst.department,
-                            },
-                        },
-                    )
-                )
-                if burst.first and not resolved:  # not follow-ups, nor the end
-                    level = self.grid.cells[burst.grid_cell].level
-                    self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
-                    self.metrics.incident_bursts.labels(burst.department).inc()
+                self._unalerted(report.grid_cell, report.category, unalerted, not_alerted, dropped)
+            offered += offers
+            alerts += made
+            for level, burst in opened:
+                self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
+                self.metrics.incident_bursts.labels(burst.department).inc()
         await self.ctx.send_all(self.ctx.alerts, alerts)
         await self.ctx.send_all(self.ctx.routed, offered)
-        for report, ids in not_alerted:
+        await self._audit_unalerted(not_alerted)
+        # (None: only duplicates of a window never opened.) Straight to the producer, as
+        # the sweep writes them, then awaited: the offsets commit after.
+        await self.ctx.burst_windows.set_many({k: w for k, w in states.items() if w is not None})
+        await self.ctx.app.producer.flush()
+        for (source, department), n in tally.items():
+            self.metrics.incidents.labels(source, department).inc(n)
+        self._say_dropped(dropped)
+
+    def _departments(self, reports: list[IncidentReport]) -> list[str | Exception]:
+        """Each report's department, or the exception its text raised in the classifier
+        (asked one report at a time only when the batch as a whole raised)."""
+        try:
+            return list(self.departments.predict([f"{r.category}: {r.text}" for r in reports]))
+        except Exception:
+            out: list[str | Exception] = []
+            for r in reports:
+                try:
+                    out.append(self.departments.predict([f"{r.category}: {r.text}"])[0])
+                except Exception as exc:
+                    out.append(exc)
+            return out
+
+    async def sweep_bursts(self) -> int:
+        """End what event time has passed in cells and categories that had no report of
+        their own since: a burst whose window has thinned out resolves (its alert's
+        ``ended_at`` is the event time it was seen at), and reports that left their window
+        in no alert are counted, said and audited (``reports_not_alerted``), as the next
+        report of their cell and category would have done (``BurstTracker.expire``).
+        Event time is the newest report this worker has read in any cell, so a replay
+        sweeps as the live stream does, and a quiet city is never swept by the wall
+        clock. Skipped while tables recover or partitions move (another worker may own a
+        cell by then). Returns how many windows changed."""
+        if self.event_time == float("-inf"):
+            return 0
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return 0
+        async with self._bursts_settled:
+            slot = math.floor(self.event_time / self.bursts.step)
+            alerts: list[tuple[str, dict[str, Any]]] = []
+            not_alerted: list[tuple[str, str, list[str]]] = []
+            dropped: dict[str, list[str]] = {}
+            changed: dict[bytes, dict[str, Any]] = {}
+            for (cell, category), state in all_windows(self.ctx):
+                if cell not in self.grid.cells:
+                    # Kept from before a grid change dropped its cell: its labels cannot be
+                    # had; it stays as it was (its reports were said or alerted then).
+                    continue
+                try:
+                    new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
+                    made = [self._burst_alert(b, self.event_time) for b in bursts]
+                except Exception as exc:  # one odd window costs only itself, not the timer
+                    log.warning(
+                        "citybrain: warning: burst sweep: the window of %r at %s was left as "
+                        "it is: %r",
+                        category,
+                        cell,
+                        exc,
+                    )
+                    continue
+                if new is state or new is None:
+                    continue
+                changed[burst_key(cell, category)] = new
+                alerts += made
+                if unalerted:
+                    self._unalerted(cell, category, unalerted, not_alerted, dropped)
+            if not changed:
+                return 0
+            # As the incidents batch: alerts first, then the audit, then the states.
+            await self.ctx.send_all(self.ctx.alerts, alerts)
+            await self._audit_unalerted(not_alerted)
+            # A rebalance during those awaits may have moved some cells away (and the
+            # assignment forgotten their windows): they are not written back here, where
+            # this worker would sweep them again; their new owner sweeps its own.
+            owned = self.ctx.owned_partitions("incidents")
+            kept = self.ctx.burst_windows.partition_for_key
+            changed = {k: w for k, w in changed.items() if kept(k) in owned}
+            await self.ctx.burst_windows.set_many(changed)
+            await self.ctx.app.producer.flush()
+        self._say_dropped(dropped)
+        return len(changed)
+
+    def _unalerted(
+        self,
+        cell: str,
+        category: str,
+        unalerted: list[tuple[str, str]],
+        not_alerted: list[tuple[str, str, list[str]]],
+        dropped: dict[str, list[str]],
+    ) -> None:
+        """Reports (id, channel) that left their window in no alert: counted, and noted
+        for ``_audit_unalerted`` and ``_say_dropped``."""
+        for _, source in unalerted:
+            self.metrics.incidents_unalerted.labels(source).inc()
+        dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
+        not_alerted.append((cell, category, [rid for rid, _ in unalerted]))
+
+    async def _audit_unalerted(self, not_alerted: list[tuple[str, str, list[str]]]) -> None:
+        for cell, category, ids in not_alerted:
             await self.ctx.audit(
                 {
                     "action": "reports_not_alerted",
                     "at": time.time(),
                     "actor": "citybrain",
                     "detail": (
-                        f"{len(ids)} report(s) of {report.category!r} at {report.grid_cell} "
+                        f"{len(ids)} report(s) of {category!r} at {cell} "
                         "left the burst window below the burst threshold: in no alert (a run "
                         "of their group open when they came covers them: report_covered)"
                     ),
-                    "data": {
-                        "grid_cell": report.grid_cell,
-                        "category": report.category,
-                        "report_ids": ids,
-                    },
+                    "data": {"grid_cell": cell, "category": category, "report_ids": ids},
                 }
             )
-        for key, cell_state in states.items():
-            self.ctx.burst_state[key] = cell_state
-        await self.ctx.app.producer.flush()
-        for (source, department), n in tally.items():
-            self.metrics.incidents.labels(source, department).inc(n)
+
+    def _say_dropped(self, dropped: dict[str, list[str]]) -> None:
+        """An INFO line per reason on reports counted towards no burst: once a minute per
+        reason (a gateway re-sending all day must not flood the log), the ones between
+        counted on the next line."""
         for reason, ids in dropped.items():
-            # Said once a minute per reason (a gateway re-sending all day must not flood
-            # the log); the ones in between are counted on the next line.
-            now_s = time.monotonic()
-            last, held = self._said_dropped.get(reason, (None, 0))
-            if last is not None and now_s - last < SAY_DROPPED_EVERY:
-                self._said_dropped[reason] = (last, held + len(ids))
-                continue
-            self._said_dropped[reason] = (now_s, 0)
-            log.info(
-                "incidents: %d %s report(s) %s: %s%s%s",
-                len(ids),
+            more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+            self._say_dropped_every(
                 reason,
-                DROPPED[reason],
-                ", ".join(ids[:5]),
-                f" and {len(ids) - 5} more" if len(ids) > 5 else "",
-                f"; {held} more since the last such line" if held else "",
+                f"incidents: {len(ids)} {reason} report(s) {DROPPED[reason]}: "
+                f"{', '.join(ids[:5])}{more}",
+                len(ids),
             )

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from collections import Counter as Tally
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -26,10 +27,18 @@ from playbooks.grid import LEVELS
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import EventError
-from streams.events import format_ts, parse_ts
+from streams.events import MAX_MESSAGE_BYTES, format_ts, parse_ts
+from streams.logs import SayEvery
+from streams.partitioning import key_partition
 from streams.replies import AUDITED, count_campaign, reply_document
 
 log = logging.getLogger(__name__)
+
+
+class RunTooLarge(Exception):
+    """A run's new state would not fit one changelog message: the change is refused
+    before any of its steps is sent (the message that caused it is dead-lettered)."""
+
 
 # Finished runs a group keeps after a new run superseded them, newest last: readable by
 # `runs show` (where they went), no longer changeable. Bounds the group's state.
@@ -38,6 +47,9 @@ KEEP_SUPERSEDED = 3
 # opening is not offered to it (trial 7: reports of 06-01 joined a run opened on 06-04 and
 # got its closures). The day the burst tracker holds a report id: one incident's span.
 OFFER_MAX_AGE = SEEN_SECONDS
+# Webhook calls a worker remembers having made (command ids); one forgotten while its run
+# still waits is made again, which its receiver dedupes by ``delivery``.
+CALLS_REMEMBERED = 100_000
 
 
 def _event_time(value: Any) -> float | None:
@@ -48,32 +60,6 @@ def _event_time(value: Any) -> float | None:
         return None
 
 
-class WarnEvery:
-    """One WARNING per ``key`` (a webhook URL) every ``seconds`` at most: the first
-    failure is said at once, the ones within the next ``seconds`` are counted and the
-    next line says how many there were, so a dead endpoint is visible in the log without
-    flooding it (trial 5: failed closure webhooks were only in the audit topic)."""
-
-    def __init__(self, seconds: float = 60.0, clock: Any = time.monotonic) -> None:
-        self.seconds, self.clock = seconds, clock
-        self._last: dict[str, float] = {}
-        self._held: Tally[str] = Tally()
-
-    def __call__(self, key: str, text: str) -> bool:
-        """Log ``text`` for ``key`` unless one was logged within ``seconds``; True when
-        logged."""
-        now = self.clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.seconds:
-            self._held[key] += 1
-            return False
-        held = self._held.pop(key, 0)
-        more = f" ({held} more since the last warning, not logged)" if held else ""
-        log.warning("citybrain: warning: %s%s", text, more)
-        self._last[key] = now
-        return True
-
-
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
 
@@ -81,6 +67,7 @@ class Response:
         self.ctx = ctx
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
+        self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
         self.engines = {
             name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
             for name, pb in ctx.playbooks.items()
@@ -103,7 +90,11 @@ class Response:
             retries=settings.webhook_retries,
             backoff=settings.webhook_backoff,
         )
-        self.warn_webhook = WarnEvery()
+        self.warn_webhook = SayEvery(log, prefix="citybrain: warning: ")
+        self._lag_topics: set[str] = set()  # topics with a consumer-lag series here
+        # Webhook calls (command ids) this worker has made, newest last: a run waiting
+        # for a call not among them had it made by a worker that stopped (check_deadlines).
+        self._called: OrderedDict[str, None] = OrderedDict()
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -312,15 +303,29 @@ class Response:
         approvals: Tally[str] = Tally()
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
+                if self.ctx.app.rebalancing:
+                    # A rebalance began during this pass (an earlier key's await): this
+                    # key's partition may be on its way to another worker, which would
+                    # recover the run without this escalation and send its own. The
+                    # next pass after the rebalance sees only the runs this worker owns
+                    # (and the gauges wait for it: this pass has not counted them all).
+                    return
                 # Read under the lock: a snapshot taken before an earlier key's await
                 # could be older than an acknowledgement processed meanwhile.
                 group = self.ctx.groups.data.get(key)
                 if not group or not group["run"]:
                     continue
-                run = Run.from_dict(group["run"])
+                try:
+                    run = Run.from_dict(group["run"])
+                    engine = self.engines[run.playbook]
+                except Exception as exc:
+                    # A run this worker cannot read (its playbook gone from the library
+                    # since it opened, a state of another version): said once, left as
+                    # it is; one such run must not stop every other run's deadlines.
+                    self._unreadable_run(key, exc)
+                    continue
                 if is_terminal(run):
                     continue
-                engine = self.engines[run.playbook]
                 cmds: list[Command] = []
                 if engine.is_due(run, now):
                     run, cmds = engine.timeout(run, now)
@@ -336,6 +341,9 @@ class Response:
                     cmds += more
                 if cmds:
                     await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
+                pending = engine.pending_webhook(run)
+                if pending is not None and pending[0] not in self._called:
+                    await self._call_again(run, *pending)
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
                 if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
@@ -353,8 +361,14 @@ class Response:
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))
+        # ``firing`` is a global table: every worker holds every firing alert. Each
+        # counts those of the alerts partitions it owns, so the workers' series sum to
+        # the city's (counting them all, two workers showed every alert twice).
+        n, mine = self.settings.partitions, self.ctx.owned_partitions("alerts")
         firing: Tally[tuple[str, str]] = Tally()
-        for _, labels in self.ctx.firing.items():
+        for key, labels in self.ctx.firing.items():
+            if key_partition(key, n) not in mine:
+                continue
             cell = self.grid.cells.get(labels.get("grid_cell", ""))
             firing[(labels.get("severity", ""), cell.level if cell else "")] += 1
         for severity in ("minor", "major", "critical"):
@@ -362,12 +376,31 @@ class Response:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
         await self._update_lag()
 
+    def _unreadable_run(self, key: bytes, exc: Exception) -> None:
+        """Say once per group (a WARNING) that its run is skipped by the deadline check."""
+        if key in self._said_unreadable:
+            return
+        self._said_unreadable.add(key)
+        why = f"no playbook {exc} in the library" if isinstance(exc, KeyError) else repr(exc)
+        log.warning(
+            "citybrain: warning: deadlines: the run of group %s is skipped (%s): it keeps "
+            "its state; restore its playbook to act on it",
+            key.decode(errors="replace"),
+            why,
+        )
+
     async def _update_lag(self) -> None:
         """Consumer lag per topic: high watermark minus position, over this worker's
         partitions (faust's own end-offset gauges stay empty with aiokafka)."""
         consumer = self.ctx.app.consumer
         lag: Tally[str] = Tally()
-        for tp in consumer.assignment():
+        assignment = consumer.assignment()
+        # A topic none of whose partitions is this worker's any more: its series goes
+        # (left, it showed the lag of the rebalance for ever under sum()).
+        for topic in self._lag_topics - {tp.topic for tp in assignment}:
+            self.metrics.consumer_lag.remove(topic)
+            self._lag_topics.discard(topic)
+        for tp in assignment:
             try:
                 position = await consumer.position(tp)
                 highwater = consumer.highwater(tp)
@@ -377,6 +410,7 @@ class Response:
                 lag[tp.topic] += max(0, highwater - position)
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic).set(value)
+            self._lag_topics.add(topic)
 
     async def advance(
         self, key: bytes, group: dict[str, Any], run: Run, commands: list[Command]
@@ -388,6 +422,14 @@ class Response:
         straight to the producer, not through faust's background buffer, which kept that
         window open for several round trips (a SIGKILL there emitted a run twice).
         """
+        # Checked before anything goes out: a state the changelog cannot hold, found
+        # after the steps were sent, left them on Kafka with the run unchanged (trial 8).
+        size = len(self.ctx.groups.encode(group))
+        if size > MAX_MESSAGE_BYTES:
+            raise RunTooLarge(
+                f"run {run.run_id}'s state would be {size:,} bytes, more than one Kafka "
+                f"message holds ({MAX_MESSAGE_BYTES:,}): nothing of this change was sent"
+            )
         stored = self.ctx.storing_runs.setdefault(run.run_id, asyncio.Event())
         try:
             await self.emit(run, commands)
@@ -464,26 +506,49 @@ class Response:
                 accepted = self.ctx.annotator.submit(cmd.id, text, tags, int(cmd.at * 1000))
                 self.metrics.annotations.labels("sent" if accepted else "dropped").inc()
             if cmd.action == "webhook":
-                payload = {
-                    "run_id": run.run_id,
-                    "alert_id": run.alert_id,
-                    "kind": run.kind,
-                    "grid_cell": run.grid_cell,
-                    "playbook": run.playbook,
-                    "labels": run.labels,
-                    "delivery": cmd.id,
-                }
-                if not self.webhooks.submit(cmd.id, cmd.data["url"], payload):
-                    await self.on_webhook_outcome(
-                        WebhookOutcome(
-                            cmd.id,
-                            cmd.data["url"],
-                            False,
-                            0,
-                            "too many webhook calls in flight",
-                            0.0,
-                        )
-                    )
+                await self._call_webhook(run, cmd.id, cmd.data["url"])
+
+    async def _call_webhook(self, run: Run, command_id: str, url: str) -> None:
+        """Make a webhook step's call in the background (its outcome comes back as an
+        ``action_result`` command), under ``command_id``, the receiver's ``delivery``."""
+        self._called[command_id] = None
+        while len(self._called) > CALLS_REMEMBERED:
+            self._called.popitem(last=False)
+        payload = {
+            "run_id": run.run_id,
+            "alert_id": run.alert_id,
+            "kind": run.kind,
+            "grid_cell": run.grid_cell,
+            "playbook": run.playbook,
+            "labels": run.labels,
+            "delivery": command_id,
+        }
+        if not self.webhooks.submit(command_id, url, payload):
+            await self.on_webhook_outcome(
+                WebhookOutcome(command_id, url, False, 0, "too many webhook calls in flight", 0.0)
+            )
+
+    async def _call_again(self, run: Run, command_id: str, url: str) -> None:
+        """A run this worker owns waits for a webhook call it never made: the worker that
+        made it stopped (SIGKILL, a crash) with the call and its retries in memory, or
+        still makes it (a rebalance). Made again under the same delivery id, which
+        receivers dedupe by; a second outcome is ignored (its command id repeats)."""
+        log.info(
+            "citybrain: webhook %s of run %s made again: the run waits for it and this "
+            "worker did not make it (it was made by a worker that stopped, or gave up the run)",
+            command_id,
+            run.run_id,
+        )
+        await self.ctx.audit(
+            {
+                "action": "webhook_called_again",
+                "run_id": run.run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"{command_id} to {url}: its first call was on another worker",
+            }
+        )
+        await self._call_webhook(run, command_id, url)
 
     def _kpis(self, run: Run, cmd: Command) -> None:
         m = self.metrics

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     corroboration_grace: float = Field(default=30.0, ge=0)
     max_future_skew: float = Field(default=300.0, ge=0)
     deadline_check_interval: float = Field(default=1.0, gt=0)
+    # Seconds between sweeps of the burst windows by event time (streams/ingest.py).
+    burst_sweep_interval: float = Field(default=30.0, gt=0)
 
     # Kafka security (docs/operations.md). Secrets are SecretStr: never logged or echoed.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"

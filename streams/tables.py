@@ -39,16 +39,21 @@ class ChangelogCodec(faust.Codec):
 class KeyPartitionedTable(faust.Table[bytes, Any]):
     """``encode`` turns a stored value into its changelog entry (bytes; JSON by default)
     and ``decode`` reads one back in table recovery (JSON by default): the store may
-    hold live objects (a sensor's detector) that are serialised only when written."""
+    hold live objects (a sensor's detector) that are serialised only when written.
+    ``partition_of`` maps a key to the bytes its partition is computed from (default:
+    the key itself), for a table keyed finer than its source topic (a cell's burst
+    windows, one key per category, live on the cell's partition)."""
 
     def __init__(
         self,
         *args: Any,
         encode: Callable[[Any], bytes] | None = None,
         decode: Callable[[bytes], Any] | None = None,
+        partition_of: Callable[[bytes], bytes] | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
+        self.partition_of = partition_of
         self._dirty: set[bytes] = set()
         self.encode: Callable[[Any], bytes] = encode or orjson.dumps
         if decode is not None:
@@ -57,7 +62,8 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
 
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None  # always set by key_partitioned_table
-        return key_partition(key, self.partitions)
+        of = self.partition_of
+        return key_partition(key if of is None else of(key), self.partitions)
 
     def get_many(self, keys: Iterable[bytes]) -> list[Any]:
         """The stored values of ``keys``, in order (None where absent), read from the
@@ -105,9 +111,7 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         """Drop the keys of partitions this worker no longer owns (after a rebalance has
         flushed them): a stale entry must never be written over the new owner's, and
         faust re-reads a partition's whole changelog if it comes back."""
-        assert self.partitions is not None
-        n = self.partitions
-        gone = [key for key in self.data if key_partition(key, n) in partitions]
+        gone = [key for key in self.data if self.partition_for_key(key) in partitions]
         for key in gone:
             del self.data[key]
         self._dirty.difference_update(gone)
@@ -145,7 +149,7 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
             self.changelog_topic.get_topic_name(),
             key,
             self.encode(value),
-            key_partition(key, self.partitions),
+            self.partition_for_key(key),
             None,
             None,
         )
@@ -189,6 +193,7 @@ def key_partitioned_table(
     is_global: bool = False,
     encode: Callable[[Any], bytes] | None = None,
     decode: Callable[[bytes], Any] | None = None,
+    partition_of: Callable[[bytes], bytes] | None = None,
 ) -> faust.Table[bytes, Any]:
     """A table with raw-bytes keys and JSON values, registered with ``app``; a
     partitioned table may have its own changelog entries instead (``encode`` a stored
@@ -197,9 +202,24 @@ def key_partitioned_table(
         name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
     )
     table = (
-        KeyPartitionedGlobalTable(app, **kwargs)
+        # faust marks a table global by these arguments, not by its class (``App.GlobalTable``
+        # passes them): without them a ``GlobalTable`` was an ordinary partitioned table,
+        # each worker holding only its own partitions of it. Every worker keeps reading
+        # every partition, its own too: any worker's operator API writes a silence. faust
+        # applies the entries it reads after recovery once a buffer of this many has
+        # filled (1,000 by default: a silence waited for 999 more).
+        KeyPartitionedGlobalTable(
+            app,
+            is_global=True,
+            synchronize_all_active_partitions=True,
+            recovery_buffer_size=1,
+            standby_buffer_size=1,
+            **kwargs,
+        )
         if is_global
-        else KeyPartitionedTable(app, encode=encode, decode=decode, **kwargs)
+        else KeyPartitionedTable(
+            app, encode=encode, decode=decode, partition_of=partition_of, **kwargs
+        )
     )
     app.tables.add(table)
     return table

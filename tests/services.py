@@ -194,6 +194,7 @@ class Pipeline:
         token: str,
         until: Callable[[int, dict[str, Any]], bool],
         timeout: float = 60.0,
+        port: int | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """GET ``path`` until ``until(status, body)`` holds; the last answer either way.
 
@@ -201,7 +202,7 @@ class Pipeline:
         waits on: a read right after a step can see the state before it."""
         deadline = time.monotonic() + timeout
         while True:
-            status, body = self.api("GET", path, token)
+            status, body = self.api("GET", path, token, port=port)
             if until(status, body) or time.monotonic() > deadline:
                 return status, body
             time.sleep(0.3)
@@ -212,10 +213,11 @@ class Pipeline:
         path: str,
         token: str | None,
         body: dict[str, Any] | bytes | None = None,
+        port: int | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Call the worker's operator API with a JSON body (or these bytes); (status, JSON
-        body)."""
-        url = f"http://127.0.0.1:{self.settings.worker_port}/api/v1{path}"
+        """Call the operator API of the worker on ``port`` (by default this pipeline's
+        first worker) with a JSON body (or these bytes); (status, JSON body)."""
+        url = f"http://127.0.0.1:{port or self.settings.worker_port}/api/v1{path}"
         headers = {"Content-Type": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"

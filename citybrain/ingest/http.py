@@ -51,6 +51,7 @@ from streams.events import (
     EventValidator,
     PackedError,
     Reading,
+    dead_letter_key,
     decode_json,
 )
 
@@ -274,7 +275,9 @@ class IngestHttpServer(ThreadingHTTPServer):
                 return False
         for value, headers in dead_letters:
             left_s = max(0.0, deadline - time.monotonic())
-            if not self.publisher.dead_letter(value, None, headers, done, left_s):
+            # Keyed by the reading's sensor id when it has one (docs/events.md).
+            key = dead_letter_key(value, None)
+            if not self.publisher.dead_letter(value, key, headers, done, left_s):
                 return False
         return all_acked.wait(max(0.0, deadline - time.monotonic()))
 

@@ -167,6 +167,15 @@ class MqttMapping:
             doc["grid_cell"] = sensor.cell
         return doc
 
+    def sensor_of(self, topic: str) -> str | None:
+        """The sensor id ``topic``'s ``{sensor_id}`` level gives, None when it matches no
+        pattern or its pattern has no such level (a dead letter's key, docs/events.md)."""
+        try:
+            _, fields = self._topic_fields(topic)
+        except EventError:
+            return None
+        return fields.get("sensor_id")
+
     def _topic_fields(self, topic: str) -> tuple[TopicPattern, dict[str, str]]:
         """The first pattern ``topic`` matches, and the fields its levels give."""
         for pattern in self.patterns:
@@ -248,5 +257,15 @@ def _iso(ts: float) -> str:
     return format_ts(ts)
 
 
-def _preview(payload: bytes) -> str:
-    return payload[:60].decode("utf-8", errors="replace")
+def _preview(payload: bytes) -> str | bytes:
+    """The payload's first 60 bytes as shown in a dead letter: its text when they are
+    UTF-8 (a character cut at the end dropped), else the bytes themselves, shown as
+    ``b'\\xff…'`` (trial 8: replacement characters hid which byte was wrong; the reason
+    names its offset)."""
+    head = payload[:60]
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        if bad.start >= len(head) - 3 and bad.reason == "unexpected end of data":
+            return head[: bad.start].decode("utf-8")
+        return head

@@ -53,12 +53,13 @@ def dead_letter_headers(
 
 def topic_text(msg: Any) -> str:
     """The message's topic; paho's ``msg.topic`` raises on bytes that are not UTF-8 (MQTT
-    requires UTF-8, but a broker may not check), so those are shown replaced (U+FFFD)
-    and the topic matches no pattern: the message is dead-lettered, not lost."""
+    requires UTF-8, but a broker may not check), so those are shown as escapes
+    (``\\xff``: which byte, where U+FFFD hid it) and the topic matches no pattern: the
+    message is dead-lettered, not lost."""
     try:
         return str(msg.topic)
     except UnicodeDecodeError:
-        return bytes(msg._topic).decode("utf-8", "replace")
+        return bytes(msg._topic).decode("utf-8", "backslashreplace")
 
 
 class MqttIngest:
@@ -189,15 +190,31 @@ class MqttIngest:
             ack()
             return
         now = self.clock()
+        doc: dict[str, Any] = {}
         try:
             doc = self.mapping.to_document(topic, payload, now, retained)
             reading = self.validator.reading_document(doc, now)
         except EventError as exc:
-            self._dead_letter(topic, payload, exc.code, str(exc), ack)
+            sensor = doc.get("sensor_id") or self.mapping.sensor_of(topic)
+            self._dead_letter(topic, payload, exc.code, str(exc), ack, sensor)
             return
         self.publisher.submit(reading, ack)
 
-    def _dead_letter(self, topic: str, payload: bytes, code: str, message: str, ack: Any) -> None:
+    def _dead_letter(
+        self,
+        topic: str,
+        payload: bytes,
+        code: str,
+        message: str,
+        ack: Any,
+        sensor: object = None,
+    ) -> None:
+        """Dead-letter one message, keyed by its reading's sensor id when the topic or
+        payload gave one (``sensor``: the rule of every reading's dead letter,
+        docs/events.md), else by its topic."""
         headers = dead_letter_headers(f"mqtt:{topic}", code, message, "mqtt")
-        self.publisher.dead_letter(payload, topic.encode(), headers, ack)
+        key = topic.encode("utf-8", "backslashreplace")
+        if isinstance(sensor, str) and sensor:
+            key = sensor.encode("utf-8", "backslashreplace")
+        self.publisher.dead_letter(payload, key, headers, ack)
         self.metrics.dead_letters.labels("mqtt", code).inc()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
-from citybrain.ports import check_listen, listen_error
+from citybrain.ports import INGEST_METRICS_PORTS, check_listen, listen_error
 from citybrain.text import counted
 from streams.errors import StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
@@ -199,20 +201,36 @@ def serve_metrics(metrics: IngestMetrics, bind: str, port: int) -> Callable[[], 
     ``citybrain.ports.listen_error``: ``ListenError`` (exit 3) when another ingest holds
     it, naming the setting and the next port to try; ``InputError`` (exit 2) for a bind
     address this machine lacks."""
+    return serve_metrics_from(metrics, bind, port, 1)[0]
+
+
+def serve_metrics_from(
+    metrics: IngestMetrics, bind: str, port: int, tries: int
+) -> tuple[Callable[[], None], int]:
+    """``serve_metrics`` on the first of ``port`` … ``port + tries - 1`` that is free
+    (the ports the stack's Prometheus scrapes: ``INGEST_METRICS_PORTS``); returns the
+    stop function and the port taken. Only a port in use moves on to the next; when
+    every one is, or for any other fault, raises as ``serve_metrics`` does for ``port``."""
     from prometheus_client import start_http_server
 
-    try:
-        server, thread = start_http_server(port, bind, metrics.registry)
-    except OSError as exc:
-        raise listen_error(
-            exc, bind, port, "CITYBRAIN_INGEST_METRICS_PORT", "MQTT ingest"
-        ) from None
+    first: OSError | None = None
+    for candidate in range(port, max(port + 1, min(port + tries, 65536))):
+        try:
+            server, thread = start_http_server(candidate, bind, metrics.registry)
+        except OSError as exc:
+            first = first or exc
+            if exc.errno == errno.EADDRINUSE:
+                continue
+            break
+        else:
 
-    def stop() -> None:
-        server.shutdown()
-        thread.join(5)
+            def stop(server: Any = server, thread: Any = thread) -> None:
+                server.shutdown()
+                thread.join(5)
 
-    return stop
+            return stop, candidate
+    assert first is not None
+    raise listen_error(first, bind, port, "CITYBRAIN_INGEST_METRICS_PORT", "MQTT ingest") from None
 
 
 def run_mqtt(
@@ -235,7 +253,24 @@ def run_mqtt(
     # bind address is found before any "writing to Kafka" line.
     publisher: PackPublisher | None = None
     metrics = IngestMetrics.create("mqtt", lambda: publisher.stats.readings if publisher else 0)
-    stop_metrics = serve_metrics(metrics, settings.worker_bind, settings.ingest_metrics_port)
+    # README: a second MQTT ingest on one machine takes the next port. A port set
+    # explicitly is the user's choice and stays a hard stop (exit 3) when it is taken;
+    # the default moves on through the ports Prometheus scrapes (trial 8: a second ingest
+    # stopped on the default port in use).
+    explicit = "ingest_metrics_port" in settings.model_fields_set
+    stop_metrics, metrics_port = serve_metrics_from(
+        metrics,
+        settings.worker_bind,
+        settings.ingest_metrics_port,
+        1 if explicit else INGEST_METRICS_PORTS,
+    )
+    if metrics_port != settings.ingest_metrics_port:
+        log.info(
+            "ingest: metrics port %d is taken (another MQTT ingest?): serving metrics on %d "
+            "instead (CITYBRAIN_INGEST_METRICS_PORT is not set; set it to choose)",
+            settings.ingest_metrics_port,
+            metrics_port,
+        )
     if require is not None:
         try:
             require()
@@ -266,7 +301,7 @@ def run_mqtt(
         options.pack_size,
         options.pack_ms,
         settings.worker_bind,
-        settings.ingest_metrics_port,
+        metrics_port,
     )
     code = _wait(
         publisher,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from citybrain.ports import check_listen
+from citybrain.ports import INGEST_METRICS_PORTS, check_listen
 from citybrain.stack.process import StackError, debian_binary, read_pid, spawn, stop, wait_until
 from dashboards.rules import LOCATIONS_FILE, location_rules
 from streams.settings import REPO_ROOT, Settings
@@ -61,7 +61,7 @@ class PrometheusServer:
         metrics ports from CITYBRAIN_INGEST_METRICS_PORT, as for workers."""
         base = self.settings.ingest_metrics_port
         return [f"127.0.0.1:{self.settings.ingest_http_port}"] + [
-            f"127.0.0.1:{base + i}" for i in range(4)
+            f"127.0.0.1:{base + i}" for i in range(INGEST_METRICS_PORTS)
         ]
 
     @property

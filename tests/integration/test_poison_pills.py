@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.events import Reading
+from streams.events import IncidentReport, Reading
 from tests.services import Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
@@ -168,5 +168,43 @@ def test_a_message_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goe
             time.sleep(0.5)
         assert worker.alive()
         assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
+def test_reports_with_huge_ids_are_dead_lettered_and_the_burst_after_them_alerts(
+    pipeline: Pipeline,
+) -> None:
+    """Trial 8: twelve reports whose ids were 120,000 characters each (each message well
+    under the limit) made one 1.2 MB burst alert; the worker's producer crashed on it, and
+    again at every restart. An id, category or text over its bound is refused alone."""
+    worker = pipeline.worker().start()
+    try:
+        t = START + 7200
+        huge = [
+            IncidentReport(t + i, "x" * 120_000 + str(i), "Noise", "loud", "app", "c-top")
+            for i in range(12)
+        ]
+        long_text = IncidentReport(t + 20, "ok-text", "Noise", "y" * 10_001, "app", "c-top")
+        for report in [*huge, long_text]:
+            pipeline.send("incidents", b"c-top", report.to_json())
+        for i in range(8):
+            fine = IncidentReport(t + 60 + 30 * i, f"r-{i}", "Noise", "loud", "hotline", "c-top")
+            pipeline.send("incidents", b"c-top", fine.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 13, timeout=120, settle=2)
+        reasons = Counter(dict(m.headers)["citybrain.error.reason"] for m in dead)
+        assert reasons == {b"too_long": 13}
+        said = Counter(dict(m.headers)["citybrain.error.message"].decode() for m in dead)
+        assert sum(n for m, n in said.items() if m.startswith('field "report_id" is \'xxx')) == 12
+        assert [m for m in said if m.startswith('field "text"')] == [
+            f'field "text" is \'{"y" * 76}...: 10,001 characters, at most 10,000'
+        ]
+        alerts = pipeline.read("alerts", lambda m: len(m) >= 1, settle=2)
+        firing = [json.loads(m.value) for m in alerts if json.loads(m.value)["status"] == "firing"]
+        assert {r["report_id"] for a in firing for r in a["reports"]} <= {
+            f"r-{i}" for i in range(8)
+        }
+        assert firing and worker.alive() and "Crashed" not in worker.log()
     finally:
         worker.stop()

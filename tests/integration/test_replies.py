@@ -22,8 +22,8 @@ import pytest
 from citybrain.cli import main
 from citybrain.stack import PrometheusServer
 from playbooks.executors.webhook import verify
-from streams.events import IncidentReport
-from tests.integration.test_pipeline import START, docs, steps_of
+from streams.events import IncidentReport, format_ts
+from tests.integration.test_pipeline import START, docs, firing, steps_of
 from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -456,3 +456,64 @@ def test_a_later_burst_while_the_run_is_open_joins_it_and_episodes_resolve(
         assert len({m.key for m in replies}) == 19
     finally:
         worker.stop()
+
+
+def test_event_time_ends_bursts_and_says_lone_reports_with_no_report_of_their_own(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """A burst's cell and category, or a lone report's, may never hear another report:
+    the sweep ends them by event time (the newest report of any cell). Before it, the burst
+    alert stayed firing and the lone report was never said to be in no alert until another
+    report came to that same cell and category."""
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_BURST_SWEEP_INTERVAL": "1"})
+    worker = p.worker().start()
+    try:
+        t = START + 7200
+        send_reports(p, 8, t=t, tag="b")
+        [opened] = [
+            d for d in firing(p.read("alerts", lambda m: len(firing(m)) >= 1)) if not d["follow_up"]
+        ]
+        lone = IncidentReport(t + 600, "pothole-1", "Street Condition", "Pothole", "app", "c-mill")
+        p.send("incidents", b"c-mill", lone.to_json())
+        p.flush()
+        time.sleep(3)  # swept with event time short of both windows: nothing ends
+        assert not [d for d in docs(p.read("alerts", lambda m: True)) if d["status"] == "resolved"]
+        # Two hours on, a report in another cell: the city's clock has passed both.
+        clock = IncidentReport(t + 7200, "elsewhere-1", "Graffiti", "Tag", "app", "c-bridge")
+        p.send("incidents", b"c-bridge", clock.to_json())
+        p.flush()
+        audit = docs(
+            p.read(
+                "audit", lambda m: any(d.get("action") == "reports_not_alerted" for d in docs(m))
+            )
+        )
+        said = [d["data"] for d in audit if d.get("action") == "reports_not_alerted"]
+        assert said == [
+            {"grid_cell": "c-mill", "category": "Street Condition", "report_ids": ["pothole-1"]}
+        ]
+        alerts = docs(p.read("alerts", lambda m: any(docs_status(m, "resolved")), settle=3))
+        [resolved] = [d for d in alerts if d["status"] == "resolved"]
+        assert resolved["alert_id"] == opened["alert_id"]
+        assert resolved["severity"] == opened["severity"]
+        assert resolved["ended_at"] == format_ts(t + 7200)
+        status, body = p.api_until(
+            "/alerts", OPERATOR_TOKEN, lambda s, b: s == 200 and not b["firing"]
+        )
+        assert (status, body["firing"]) == (200, [])
+        # The burst's own next report finds nothing left to end or to say.
+        send_reports(p, 1, t=t + 3 * 3600, tag="after")
+        time.sleep(3)
+        alerts = docs(p.read("alerts", lambda m: True, settle=2))
+        assert [d["alert_id"] for d in alerts if d["status"] == "resolved"] == [opened["alert_id"]]
+        audit = docs(p.read("audit", lambda m: True, settle=1))
+        # Said once each: the lone pothole, then (the clock now an hour past it) the
+        # report that moved the clock, alone in its own cell and category.
+        said = [d["data"]["report_ids"] for d in audit if d.get("action") == "reports_not_alerted"]
+        assert said == [["pothole-1"], ["elsewhere-1"]]
+    finally:
+        worker.stop()
+        p.close()
+
+
+def docs_status(messages: list[Any], status: str) -> list[dict[str, Any]]:
+    return [d for d in docs(messages) if d.get("status") == status]

@@ -46,6 +46,14 @@ def test_alert_run_escalation_ack_approval_resolution(pipeline: Pipeline) -> Non
             "river street office",
         )
         assert escalate["at"] - notify["at"] >= 3.0  # the (test-shortened) deadline passed
+        # Trial 8: two 600 kB notes made a run too large for one message; its resolve
+        # failed after the steps had gone out. A note is bounded, refused whole.
+        status, body = pipeline.api(
+            "POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN, {"note": "n" * 600_000}
+        )
+        assert status == 400 and body["error"].startswith(
+            'field "note" is 600,000 characters, at most 2,000'
+        )
         status, body = pipeline.api(
             "POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN, {"note": "on my way"}
         )

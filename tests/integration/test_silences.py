@@ -100,6 +100,21 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
         deep = b'{"matchers": ' + b"[" * 1000 + b"]" * 1000 + b"}"
         status, said = pipeline.api("POST", "/silences", OPERATOR_TOKEN, deep)
         assert status == 400 and "nests deeper than" in json.dumps(said), said
+        # Trial 8: a 1 MB reason crashed the worker's producer (the silence is one message
+        # on a changelog every worker reads); 10,000 matchers were taken.
+        for oversized, says in (
+            ({"reason": "r" * 1_040_000}, 'field "reason" is 1,040,000 characters, at most 2,000'),
+            (
+                {"matchers": ['kind="pm25"'] * 10_000},
+                'field "matchers" has 10,000 entries, at most 64',
+            ),
+            (
+                {"matchers": ['category="' + "c" * 1100 + '"']},
+                'field "matchers[0]" is 1,111 characters',
+            ),
+        ):
+            status, said = pipeline.api("POST", "/silences", OPERATOR_TOKEN, {**body, **oversized})
+            assert status == 400 and said["error"].startswith(says), said
 
         # An alert whose labels are not text is dead-lettered, not a crash of the agent;
         # an unrelated flood alert gets its run; the block-party alert is silenced.

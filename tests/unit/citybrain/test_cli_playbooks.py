@@ -168,7 +168,7 @@ def test_route_test_refuses_a_value_not_in_the_grid(
         (["kind=pm25"], "sensor"),
         (["kind=incident_burst"], "citizen"),
         (["category=Noise"], "citizen"),
-        (["kind=pm25", "source=citizen"], None),  # given: never replaced
+        (["category=Noise", "source=citizen"], None),  # given: never replaced
     ],
 )
 def test_route_test_derives_the_source_as_the_worker_sets_it(
@@ -338,3 +338,89 @@ def test_schema_errors_speak_yaml_and_show_the_value(
     assert main(["playbooks", "check", "--routing", str(routing)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert any(line.split(": ", 1)[1] == reason for line in err), err
+
+
+# -- trial 8, finding 8: route-test refuses a label set no alert can have ----------------
+GAUGE = "usgs-01589330-water_level"  # registered as water_level in md-gauge-01589330
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [
+        (
+            ["kind=water_level", "kind=pm25"],
+            "label kind given twice (kind='water_level' and kind='pm25'): an alert carries "
+            "one value of each label",
+        ),
+        (
+            [f"sensor_id={GAUGE}", "kind=pm25"],
+            f"label kind='pm25': sensor {GAUGE} is registered as water_level in "
+            "md-gauge-01589330, and the worker dead-letters its readings with another kind "
+            "(registration_mismatch); give kind=water_level or leave kind out",
+        ),
+        (
+            [f"sensor_id={GAUGE}", "grid_cell=md-dead-run"],
+            f"label grid_cell='md-dead-run': sensor {GAUGE} is registered as water_level in "
+            "md-gauge-01589330, and the worker dead-letters its readings with another "
+            "grid_cell (registration_mismatch); give grid_cell=md-gauge-01589330 or leave "
+            "grid_cell out",
+        ),
+        (
+            ["source=sensor", "grid_cell=md-urban"],
+            "label grid_cell='md-urban': a city cell, but a sensor alert is at its sensor's "
+            "cell, and sensors register to community cells",
+        ),
+        (
+            ["kind=water_level", "grid_cell=md-baltimore-county"],
+            "label grid_cell='md-baltimore-county': a district cell, but a sensor alert is at "
+            "its sensor's cell, and sensors register to community cells",
+        ),
+        (
+            ["kind=water_level", "neighbours_agreeing=-5"],
+            "label neighbours_agreeing='-5': expected a count (0, 1, 2, ...)",
+        ),
+        (
+            ["kind=incident_burst", f"sensor_id={GAUGE}"],
+            f"label kind='incident_burst': sensor {GAUGE} is registered as water_level in "
+            "md-gauge-01589330, and the worker dead-letters its readings with another kind "
+            "(registration_mismatch); give kind=water_level or leave kind out",
+        ),
+        (
+            ["kind=pm25", "source=citizen"],
+            "labels source=citizen, kind=pm25: a report burst (source=citizen, "
+            "kind=incident_burst) has no sensor and no sensor kind, a sensor alert "
+            "(source=sensor) no burst's",
+        ),
+        (
+            ["grid_cell=md-gauge-01589330", "street=md-sligo-creek"],
+            "label street='md-sligo-creek': grid_cell md-gauge-01589330 is in street md-dead-run "
+            "(an alert's street is its cell's); leave it out to have it filled in",
+        ),
+        (
+            ["kind=incident_burst", "grid_cell=md-urban", "street=md-dead-run"],
+            "label street='md-dead-run': grid_cell md-urban has no street (an alert's "
+            "street is its cell's); leave it out to have it filled in",
+        ),
+    ],
+)
+def test_route_test_refuses_labels_no_alert_can_have_together(
+    capsys: pytest.CaptureFixture[str], labels: list[str], reason: str
+) -> None:
+    assert main(["playbooks", "route-test", *labels]) == 2
+    assert capsys.readouterr().err == f"citybrain: {reason}\n"
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [f"sensor_id={GAUGE}", "kind=water_level", "grid_cell=md-gauge-01589330"],
+        ["kind=water_level", "neighbours_agreeing=0", "grid_cell=md-gauge-01589330"],
+        ["kind=incident_burst", "grid_cell=md-urban", "city=md-urban"],
+        ["source=citizen", "grid_cell=md-dead-run", "district=md-baltimore-county"],
+    ],
+)
+def test_route_test_takes_labels_an_alert_can_have(
+    capsys: pytest.CaptureFixture[str], labels: list[str]
+) -> None:
+    assert main(["playbooks", "route-test", *labels]) == 0
+    assert "route " in capsys.readouterr().out

@@ -16,13 +16,14 @@ from citybrain.cli import (
     EXIT_USAGE,
     accepted_message,
     already_message,
+    api_command,
     main,
     not_found_hint,
     run_details,
     runs_table,
     superseded_hint,
 )
-from citybrain.commands import cli_command, command_line
+from citybrain.commands import cli_command
 
 NOW = time.time()
 RUN = {
@@ -271,10 +272,65 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     hint = superseded_hint(latest)
     assert hint == (
         "2 superseded runs not listed (a later run of the same group replaced each): "
-        f"see one with {command_line('runs', 'show', 'grp-a.2')}"
+        f"see one with {api_command('runs', 'show', 'grp-a.2')}"
     )
     monkeypatch.setattr("citybrain.cli._api", lambda *args, **kw: {"runs": latest})
     monkeypatch.setattr("citybrain.cli._cell_names", lambda: NAMES)
     assert main(["runs", "list"]) == EXIT_OK
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("2 runs; times in local time") and out[1] == hint
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["runs", "ack", ""], "RUN_ID"),
+        (["runs", "show", " "], "RUN_ID"),
+        (["runs", "answer", "r.1", "--report", "", "--satisfied"], "--report"),
+        (["silences", "expire", ""], "SILENCE_ID"),
+    ],
+)
+def test_an_empty_id_is_refused_before_the_api_is_asked(
+    capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+) -> None:
+    # --url points nowhere: had the API been asked, the error would say it is unreachable.
+    assert main([*argv, "--token", "t", "--url", "http://127.0.0.1:1"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert f"argument {name}: " in err and "give the id as the list shows it" in err
+
+
+@pytest.mark.parametrize("action", ["resolve", "cancel"])
+def test_an_empty_note_is_refused_where_the_api_would_refuse_it(
+    capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    argv = ["runs", action, "r.1", "--note", " ", "--token", "t", "--url", "http://127.0.0.1:1"]
+    assert main(argv) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"citybrain: --note is empty: {action} needs a note saying why, for the audit trail\n"
+    )
+
+
+def test_an_api_hint_carries_only_the_settings_the_command_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "19792")
+    monkeypatch.setenv("CITYBRAIN_PROMETHEUS_PORT", "19790")
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
+    hint = not_found_hint("/runs/x/ack", "no run 'x'")
+    assert hint == f"; check the id with `CITYBRAIN_WORKER_PORT=16766 {cli_command()} runs list`"
+    # Given --url, the hint keeps it: the listing is asked of the same worker.
+    url = "http://10.0.0.5:16066"
+    assert not_found_hint("/silences/s", "no silence", url).endswith(f"silences list --url {url}`")
+
+
+def test_an_unreachable_url_is_answered_with_a_worker_there(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CITYBRAIN_WORKER_PORT", raising=False)
+    assert main(["runs", "list", "--token", "t", "--url", "http://127.0.0.1:1"]) != EXIT_OK
+    err = capsys.readouterr().err
+    assert "start one on port 1 (`CITYBRAIN_WORKER_PORT=1 " in err
+    assert "16066" not in err
+    assert main(["runs", "list", "--token", "t", "--url", "http://worker.invalid:1"]) != EXIT_OK
+    assert "check --url, or that the worker on worker.invalid runs" in capsys.readouterr().err

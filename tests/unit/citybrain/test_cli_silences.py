@@ -243,7 +243,27 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
     assert main([*argv, "--url", refusing_api, "--token", "t"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 404: no such thing at /api/v1/" in err
-    assert err.rstrip().endswith(f"check the id with `{cli_command()} {listing}`")
+    assert err.rstrip().endswith(
+        f"check the id with `{cli_command()} {listing} --url {refusing_api}`"
+    )
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_token_is_refused_not_replaced_by_the_environments(
+    empty: str,
+    refusing_api: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial 8: `--token ''` (a script's unset variable) acted as CITYBRAIN_API_TOKEN's
+    holder, another identity."""
+    monkeypatch.setenv("CITYBRAIN_API_TOKEN", "someone-else")
+    assert main(["runs", "ack", "grp-x.1", "--url", refusing_api, "--token", empty]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "citybrain: --token is empty: give the API token, or leave --token out to use "
+        "CITYBRAIN_API_TOKEN\n"
+    )
 
 
 def test_expiring_an_ended_silence_says_it_had_already_happened() -> None:

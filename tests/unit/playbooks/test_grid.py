@@ -105,6 +105,12 @@ CHAIN = (
             ":10: sensors entry 0: cell is True, expected text",
         ),
         (CHAIN.replace("name: C,", "name: ~,"), ":6: cells entry 3: name is null, expected text"),
+        # Ids are Kafka keys and parts of table keys (a burst window's joins cell and
+        # category with the unit separator).
+        (
+            CHAIN.replace("{id: c,", '{id: "c\\x1fx",'),
+            ":6: cells entry 3: id 'c\\x1fx' holds a control character, expected printable text",
+        ),
         # NaN passed `abs(value) > 90` as in range.
         (
             CHAIN + "sensors:\n  - {id: s, kind: k, unit: u, cell: c, lat: .nan, lon: 1}\n",

@@ -423,6 +423,16 @@ def test_silence_times_are_finite_numbers_ending_in_the_future(
     assert says in str(info.value) and info.value.problem == "field"
 
 
+def test_a_silence_ending_in_the_past_says_both_times_in_iso() -> None:
+    # Trial 8: "(now 1.79615e+09)", a number no operator reads as a time.
+    with pytest.raises(SilenceError) as info:
+        silence_window(None, 1_796_150_000.0, None, now=1_796_153_600.0)
+    assert str(info.value).startswith(
+        "silence ends_at (2026-12-01T18:33:20Z) is not in the future "
+        "(now 2026-12-01T19:33:20Z): it would never silence anything"
+    )
+
+
 def test_silence_window_defaults_to_now() -> None:
     assert silence_window(None, None, 3600.0, now=1000.0) == (1000.0, 4600.0)
     assert silence_window(500, 2000, None, now=1000.0) == (500.0, 2000.0)

@@ -16,6 +16,7 @@ from streams.api import (
     ApiError,
     already_done,
     answer_fields,
+    elsewhere,
     nested_at_most,
     refused,
     reopens,
@@ -23,6 +24,7 @@ from streams.api import (
     silence_already_expired,
     superseded_run,
 )
+from streams.partitioning import key_partition
 from streams.settings import REPO_ROOT
 
 PLAYBOOK = load_playbook(REPO_ROOT / "playbooks" / "library" / "rehearsal" / "citizen-report.yaml")
@@ -198,7 +200,7 @@ def test_an_answer_field_of_the_wrong_type_is_named_briefly(grid: Grid) -> None:
     with pytest.raises(ApiError) as info:
         answer_fields(run, {"report_id": ["r"] * 100_000, "satisfied": True})
     assert info.value.status == 400 and len(info.value.message) < 200
-    assert info.value.message.startswith("field \"report_id\" is ['r', 'r', ")
+    assert info.value.message.startswith('field "report_id" is ["r", "r", ')
 
 
 def test_a_superseded_run_the_group_kept_can_be_read(grid: Grid) -> None:
@@ -252,3 +254,15 @@ def test_a_second_answer_to_the_same_closure_gets_one_rule(grid: Grid) -> None:
             f"report {rid} has answered its closure already ({how}): the next closure, "
             f"when run {run.run_id} closes again, can be answered",
         )
+
+
+def test_a_run_absent_here_on_a_partition_another_worker_owns_is_said_to_be_there() -> None:
+    """With two workers each holds only the runs of its partitions (a run that moved is
+    forgotten): asked for another worker's run, the API said only "no run"."""
+    run_id = f"{KEY}.2"
+    mine = key_partition(KEY.encode(), 2)
+    assert elsewhere(run_id, {0, 1}, 2) is None  # owned here: absent means never was
+    assert elsewhere(run_id, {mine}, 2) is None
+    said = elsewhere(run_id, {1 - mine}, 2)
+    assert said is not None
+    assert f"partition {mine}, which another worker owns" in said and "--url" in said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -275,3 +276,74 @@ def test_a_report_id_is_a_duplicate_within_a_day_of_event_time_only() -> None:
     assert tracker.dropped(state, again) == "duplicate"
     later = IncidentReport(t0 + 2 * 86_400.0 + 60.0, "r-1", "Noise", "loud", "app", "c1")
     assert tracker.dropped(state, later) is None
+
+
+def test_a_reason_the_caller_already_asked_gives_the_same_fold() -> None:
+    """The incidents agent asks ``dropped`` to count and log a report, then hands its answer
+    to ``observe_all`` (asked once, not twice): the fold is the same either way."""
+    tracker = BurstTracker(min_reports=3)
+    mixed = [*reports_from(5_000.0, 6), report(5_000.0 - 3600.0), *reports_from(5_000.0, 2)]
+    asked: dict[str, object] | None = None
+    unasked: dict[str, object] | None = None
+    for r in mixed:
+        reason = None if asked is None else tracker.dropped(asked, r)
+        asked, bursts, unalerted = tracker.observe_all(asked, r, "police", reason)
+        unasked, bursts_again, unalerted_again = tracker.observe_all(unasked, r, "police")
+        assert (asked, bursts, unalerted) == (unasked, bursts_again, unalerted_again)
+    assert asked is not None and sum(asked["counts"]) == 6  # type: ignore[call-overload]
+
+
+def slot_of(tracker: BurstTracker, ts: float) -> int:
+    return math.floor(ts / tracker.step)
+
+
+def test_a_burst_resolves_when_event_time_passes_it_with_no_report_of_its_own() -> None:
+    """Its cell and category may never see another report: the city's event time (other
+    cells' reports) ends the episode, once, and the next report of its own finds nothing
+    left to resolve."""
+    tracker = BurstTracker(min_reports=3)
+    state: dict[str, object] | None = None
+    for r in reports_from(1_000.0, 4):
+        state, bursts, _ = tracker.observe_all(state, r, "police")
+    assert state is not None and state["episode"] is not None
+    opened = state["episode"]["alert_id"]  # type: ignore[index]
+    where = ("c1", "Noise")
+    # Still within the window: nothing to say.
+    assert tracker.expire(state, where, slot_of(tracker, 1_000.0 + 600.0)) == (state, [], [])
+    later, bursts, unalerted = tracker.expire(state, where, slot_of(tracker, 1_000.0 + 2400.0))
+    assert [(b.alert_id, b.status, b.grid_cell, b.category) for b in bursts] == [
+        (opened, "resolved", "c1", "Noise")
+    ]
+    assert unalerted == [] and later is not None and later["episode"] is None
+    assert (later["slot"], later["counts"], later["baseline"]) == (
+        state["slot"],
+        state["counts"],
+        state["baseline"],
+    )  # the window itself is left for the next report to move
+    assert tracker.expire(later, where, slot_of(tracker, 1_000.0 + 9000.0))[1] == []
+    _, bursts, _ = tracker.observe_all(later, report(1_000.0 + 9000.0), "police")
+    assert [b.status for b in bursts] == []  # not resolved a second time, not a new burst
+
+
+def test_a_lone_report_is_said_unalerted_once_event_time_passes_its_window() -> None:
+    tracker = BurstTracker(min_reports=5)
+    lone = IncidentReport(5_000.0, "pothole-1", "Roads", "hole", "app", "c7")
+    state, _, _ = tracker.observe_all(None, lone, "transport")
+    where = ("c7", "Roads")
+    state2, bursts, unalerted = tracker.expire(state, where, slot_of(tracker, 5_000.0 + 1800.0))
+    assert (bursts, unalerted) == ([], [("pothole-1", "app")])
+    assert state2 is not None and state2["held"] == []
+    # The next report of its cell and category does not say it a second time.
+    nxt = IncidentReport(5_000.0 + 7200.0, "pothole-2", "Roads", "hole", "app", "c7")
+    _, _, again = tracker.observe_all(state2, nxt, "transport")
+    assert again == []
+    # Without the sweep, that next report is where it was said (as before).
+    _, _, before = tracker.observe_all(state, nxt, "transport")
+    assert before == [("pothole-1", "app")]
+
+
+def test_expire_leaves_new_and_current_states_alone() -> None:
+    tracker = BurstTracker()
+    assert tracker.expire(None, ("c1", "Noise"), 10) == (None, [], [])
+    state, _, _ = tracker.observe_all(None, report(3_000.0), "police")
+    assert tracker.expire(state, ("c1", "Noise"), slot_of(tracker, 3_000.0)) == (state, [], [])

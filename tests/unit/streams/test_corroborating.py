@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import faust
+import pytest
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from playbooks.loader import load_grid
 from streams.app import create_app
+from streams.context import Context
+from streams.corroborating import CorroborationStage
+from streams.corroboration import new_area_state
+from streams.detection import SensorDetection
+from streams.metrics import Metrics
 from streams.settings import Settings
 
 
@@ -35,3 +45,49 @@ def test_switched_off_alerts_go_straight_to_the_alerts_topic(tmp_path: Path) -> 
     app = create_app(settings, CollectorRegistry())
     assert "t.corroboration" not in agent_topics(app)
     assert "t.alerts" in agent_topics(app)
+
+
+def test_a_rebalance_begun_during_a_release_pass_ends_the_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release timer checked for a rebalance once per pass, as the deadline timer did:
+    a rebalance that began while it was forwarding one area's held alerts let it release
+    the next areas too, though they might be moving to a worker that would recover them
+    without the release and forward the same alerts again."""
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="t")
+    app = faust.App("t-release", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    stage = CorroborationStage(app, ctx, SensorDetection.from_settings(settings))
+    areas = [b"area-1", b"area-2"]
+    for key in areas:
+        stage.table.data[key] = {**new_area_state(), "held": {"al": {"held_at": 0.0}}}
+    released: list[str] = []
+    gate = asyncio.Event()
+
+    def tick(state: dict[str, Any], now: float, areas: Any, policy: Any) -> list[Any]:
+        state["held"] = {}
+        return [{"alert_id": f"al-{len(released)}", "status": "resolved"}]
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        released.extend(key for key, _ in items)
+        await gate.wait()
+
+    async def write(key: bytes, value: Any) -> None:
+        return None
+
+    monkeypatch.setattr("streams.corroborating.on_tick", tick)
+    monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(stage.table, "_write", write)
+    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    assignment = {TP(stage.topic_name, p) for p in range(settings.partitions)}
+    monkeypatch.setattr(app.consumer, "assignment", lambda: assignment)
+
+    async def scenario() -> None:
+        releasing = asyncio.create_task(stage.release_due())
+        await asyncio.sleep(0.01)  # the first area's alert is being forwarded ...
+        app.rebalancing = True  # ... when a rebalance begins
+        gate.set()
+        await releasing
+
+    asyncio.run(scenario())
+    assert len(released) == 1, released

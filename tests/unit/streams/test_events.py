@@ -135,6 +135,10 @@ def test_valid_incident_keeps_chinese_text(grid: Grid) -> None:
         ({"text": 5}, "bad_type", "text"),
         ({"grid_cell": "nowhere"}, "unknown_cell", "grid_cell"),
         ({"report_id": ""}, "bad_type", "report_id"),
+        # Trial 8: ids this long made a burst alert too large for one Kafka message.
+        ({"report_id": "x" * 257}, "too_long", "report_id"),
+        ({"category": "c" * 257}, "too_long", "category"),
+        ({"text": "t" * 10_001}, "too_long", "text"),
     ],
 )
 def test_bad_incidents(grid: Grid, over: dict[str, Any], code: str, field: str) -> None:
@@ -252,3 +256,9 @@ def test_an_unregistered_sensor_is_said_first(grid: Grid) -> None:
         "unknown_sensor",
         "field \"sensor_id\" is 'nosuch': sensor is not registered",
     )
+
+
+def test_incident_fields_at_their_bounds_are_taken(grid: Grid) -> None:
+    doc = incident(report_id="x" * 256, category="c" * 256, text="t" * 10_000)
+    report = EventValidator(grid).incident(json.dumps(doc).encode(), NOW)
+    assert (len(report.report_id), len(report.category), len(report.text)) == (256, 256, 10_000)

@@ -61,6 +61,16 @@ def test_bad_row_names_file_and_line(tmp_path: Path, body: str, line: int, reaso
     assert reason in str(info.value)
 
 
+def test_an_incident_row_the_worker_would_refuse_as_too_long_is_a_bad_row(tmp_path: Path) -> None:
+    header = "timestamp,report_id,category,text,source,grid_cell\n"
+    row = f"2024-01-01T00:00:00Z,{'x' * 300},Noise,loud,app,c1\n"
+    path = write(tmp_path, "long.csv", header + row)
+    with pytest.raises(FeedError) as info:
+        list(read_canonical(path))
+    assert str(info.value).startswith(f'{path}:2: field "report_id" is \'xxx')
+    assert str(info.value).endswith("300 characters, at most 256")
+
+
 def test_wrong_header_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "x.csv", "time,id,value\n")
     with pytest.raises(FeedError, match=r"x.csv:1: header is"):

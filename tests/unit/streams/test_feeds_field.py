@@ -214,14 +214,14 @@ def test_a_truncated_gzip_is_a_bad_row_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_a_row_larger_than_a_message_is_a_bad_row(tmp_path: Path) -> None:
-    # Under the csv field limit, over the message limit given.
-    big = "2024-05-27T03:10:10Z,r2,Noise," + "y" * 100_000 + ",app,c1\n"
+    # Under the csv field limit and the text's own bound, over the message limit given.
+    big = "2024-05-27T03:10:10Z,r2,Noise," + "y" * 9_000 + ",app,c1\n"
     path = write(tmp_path, "big.csv", INCIDENTS + INCIDENT + big + INCIDENT)
     bad: list[BadRow] = []
-    events = list(read_canonical(path, bad.append, max_message_bytes=50_000))
+    events = list(read_canonical(path, bad.append, max_message_bytes=5_000))
     assert len(events) == 2
     assert [b.line for b in bad] == [3]
-    assert "more than the 50,000 a Kafka message may hold" in bad[0].reason
+    assert "more than the 5,000 a Kafka message may hold" in bad[0].reason
 
 
 # -- fuzz --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from detectors import RobustZScore, ScoreThreshold
 from playbooks.grid import Grid
 from streams.detection import Incoming, SensorDetection, admit
-from streams.errors import EventError
+from streams.errors import EventError, show
 from streams.events import EventValidator, PackedError, Reading
 
 NOW = 1_800_000_000.0
@@ -316,3 +316,27 @@ def test_every_incident_accepted_can_be_encoded_again(grid: Grid, field: str, te
     except EventError:
         return
     report.to_json()  # never raises for an accepted report
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ({"v": 1}, '{"v": 1}'),  # trial 8: was Python's {'v': 1}
+        ([1.5, None, True, "a"], '[1.5, null, true, "a"]'),
+        (list(range(100)), "[0, 1, 2, 3, 4, 5, ...]"),
+        ({"a": "x" * 50}, '{"a": "' + "x" * 40 + '..."}'),
+        ([[[[[1]]]]], "[[[[...]]]]"),
+        ([10**5000], "<list too long to show>"),
+        ("abc", "'abc'"),  # a string or number stands as Python writes it
+    ],
+)
+def test_a_value_is_shown_as_json_and_bounded(value: object, shown: str) -> None:
+    assert show(value) == shown
+    assert len(show(value)) <= 80
+
+
+def test_a_nested_value_in_a_pack_is_named_as_json(grid: Grid) -> None:
+    pack = {"schema": "readings/1", "readings": [GOOD, {**GOOD, "value": {"v": 1}}]}
+    _, decoded = EventValidator(grid).readings(json.dumps(pack).encode(), NOW)
+    error = decoded[1].error  # type: ignore[union-attr]
+    assert str(error).startswith('field "readings[1].value" is {"v": 1}: ')

@@ -9,6 +9,7 @@ interleaving is forced, not hoped for.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from playbooks.loader import load_grid
 from streams.context import Context
 from streams.metrics import INCIDENTS_UNALERTED, Metrics
-from streams.response import OFFER_MAX_AGE, Response
+from streams.response import OFFER_MAX_AGE, Response, RunTooLarge
 from streams.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -241,3 +242,72 @@ def test_a_report_days_older_than_the_runs_opening_is_not_offered_to_it(
     [record] = [r for r in audited if r["action"] == "reports_not_alerted"]
     assert record["data"]["report_ids"] == ["o-1"]
     assert "older than run grp-flood.1" in record["detail"]
+
+
+def test_a_change_too_large_for_the_changelog_sends_nothing(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 8: a run that outgrew one Kafka message failed at its state write, after its
+    steps had gone out (the API showed it resolved; after a restart it was open, and a
+    later resolve sent a second step with the same id). Now refused before anything."""
+    stage, _ = response
+    sent: list[Any] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        before = orjson.dumps(stage.ctx.groups.data[KEY])
+        run_id = stage.ctx.groups.data[KEY]["run"]["run_id"]
+        monkeypatch.setattr(stage.ctx, "queue", queue)
+        ack = {
+            "id": "cmd-big",
+            "run_id": run_id,
+            "action": "ack",
+            "by": "duty-operator",
+            "note": "n" * 1_100_000,  # past the API's bound: as a foreign producer might
+        }
+        with pytest.raises(RunTooLarge, match=r"more than one Kafka message holds"):
+            await stage.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        assert sent == []
+        assert orjson.dumps(stage.ctx.groups.data[KEY]) == before
+
+    asyncio.run(scenario())
+
+
+def test_a_run_whose_playbook_is_gone_does_not_stop_the_other_runs_deadlines(
+    response: tuple[Response, Gate],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run opened under a playbook a later deployment removed raised KeyError in the
+    deadline timer every tick: faust ended the timer and crashed the worker, and no run's
+    deadline was checked again. Now it is skipped and said once."""
+    stage, _ = response
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        await stage.on_routed(Event(b"grp-other", alert("al-2")))  # type: ignore[arg-type]
+        other = stage.ctx.groups.data[b"grp-other"]
+        stage.ctx.groups.data[b"grp-other"] = {
+            **other,
+            "run": {**other["run"], "playbook": "retired-playbook"},
+        }
+        level = stage.ctx.groups.data[KEY]["run"]["level"]
+        monkeypatch.setattr(stage.engines["flash-flood"], "is_due", lambda run, now: True)
+        monkeypatch.setattr(stage, "_update_lag", _nothing)
+        monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+        with caplog.at_level(logging.WARNING, logger="streams.response"):
+            await stage.check_deadlines()
+            await stage.check_deadlines()
+        assert stage.ctx.groups.data[KEY]["run"]["level"] != level  # escalated all the same
+
+    asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records if "is skipped" in r.getMessage()]
+    assert said == [
+        "citybrain: warning: deadlines: the run of group grp-other is skipped (no playbook "
+        "'retired-playbook' in the library): it keeps its state; restore its playbook to "
+        "act on it"
+    ]

@@ -8,14 +8,15 @@ import logging
 
 import pytest
 
-from streams.response import WarnEvery
+from streams.logs import SayEvery
+from streams.response import log
 
 
 def test_one_warning_per_url_a_minute_and_the_held_ones_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = [0.0]
-    warn = WarnEvery(60.0, clock=lambda: now[0])
+    warn = SayEvery(log, seconds=60.0, clock=lambda: now[0], prefix="citybrain: warning: ")
     with caplog.at_level(logging.WARNING, logger="streams.response"):
         assert warn("http://a", "call to http://a failed: connection refused")
         now[0] = 10.0
@@ -27,7 +28,7 @@ def test_one_warning_per_url_a_minute_and_the_held_ones_counted(
     assert [r.getMessage() for r in caplog.records] == [
         "citybrain: warning: call to http://a failed: connection refused",
         "citybrain: warning: call to http://b failed: HTTP 500",
-        "citybrain: warning: call to http://a failed: timed out (2 more since the last "
-        "warning, not logged)",
+        "citybrain: warning: call to http://a failed: timed out (2 more warnings since the "
+        "last such line, not logged)",
     ]
     assert all(r.levelno == logging.WARNING for r in caplog.records)

@@ -75,6 +75,7 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_ACK_DEADLINE_SECONDS", "-1", "expected more than 0"),
         ("CITYBRAIN_MAX_FUTURE_SKEW", "-1", "expected at least 0"),
         ("CITYBRAIN_DEADLINE_CHECK_INTERVAL", "0", "expected more than 0"),
+        ("CITYBRAIN_BURST_SWEEP_INTERVAL", "-1", "expected more than 0"),
         ("CITYBRAIN_QUIET_READINGS", "0", "expected at least 1"),
         ("CITYBRAIN_REPLIES_WEBHOOK_URL", "notaurl", "expected an http:// or https:// URL"),
         ("CITYBRAIN_GRAFANA_URL", "notaurl", "expected an http:// or https:// URL"),

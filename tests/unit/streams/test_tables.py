@@ -106,3 +106,16 @@ def test_the_memory_store_keeps_a_plain_dict_the_batch_reads_and_writes() -> Non
     t.stage_many({b"a": 1})
     assert type(t.data.data) is dict and t.data.data == {b"a": 1}
     assert t.get_many(iter([b"a", b"z"])) == [1, None] and t[b"a"] == 1
+
+
+def test_a_global_table_is_global_to_faust() -> None:
+    """faust reads ``is_global`` (which ``App.GlobalTable`` passes), not the class: a
+    ``GlobalTable`` built without it was assigned like any partitioned table, each worker
+    holding only its own partitions of ``firing`` and ``silences``. Every worker also
+    follows its own partitions (any worker's API writes a silence) and applies each entry
+    as it comes, not once 1,000 have been buffered."""
+    app = faust.App("tables-global", store="memory://", broker="kafka://127.0.0.1:1")
+    silences = key_partitioned_table(app, "silences", 2, is_global=True)
+    assert silences.is_global and silences.synchronize_all_active_partitions
+    assert silences.recovery_buffer_size == silences.standby_buffer_size == 1
+    assert not key_partitioned_table(app, "groups", 2).is_global

@@ -29,7 +29,13 @@ from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import MqttIngest
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PublisherStats
-from citybrain.ingest.service import IngestOptions, run_http, serve_metrics
+from citybrain.ingest.service import (
+    IngestOptions,
+    run_http,
+    run_mqtt,
+    serve_metrics,
+    serve_metrics_from,
+)
 from playbooks.grid import Grid
 from streams.auth import TokenStore, hash_token
 from streams.events import EventValidator, Reading
@@ -48,6 +54,7 @@ class Kafka:
         self.pending = 0
         self.readings: list[Reading] = []
         self.dead: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+        self.keys: list[bytes | None] = []  # each dead letter's key
 
     def submit(self, reading: Reading, done: Any, timeout: float | None = None) -> bool:
         self.readings.append(reading)
@@ -64,6 +71,7 @@ class Kafka:
         timeout: float | None = None,
     ) -> bool:
         self.dead.append((value, headers))
+        self.keys.append(key)
         done()
         return True
 
@@ -232,6 +240,8 @@ def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
     answer = json.loads(body)
     assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1)
     assert json.loads(kafka.dead[-1][0]) == {"schema": "reading/1", **GOOD, "value": "high"}
+    # A reading's dead letter is keyed by its sensor id; the NGSI entity has none.
+    assert kafka.keys == [None, GOOD["sensor_id"].encode()]
     text = call(server, "GET", "/metrics")[2].decode()
     refused = samples(text, "citybrain_ingest_refused_total")
     assert refused[(("reason", "unknown_sensor"), ("stream", "ngsi"))] == 1
@@ -253,6 +263,25 @@ def test_mqtt_dead_letters_count_in_the_workers_family(ingest_grid: Grid) -> Non
         (("reason", "bad_payload"), ("stream", "mqtt")): 1,
     }
     assert all(dict(headers)["citybrain.error.stream"] == b"mqtt" for _, headers in kafka.dead)
+    # Keyed by the sensor the topic names, as every reading's dead letter (docs/events.md).
+    assert kafka.keys == [b"gauge-99", b"gauge-1"]
+
+
+def test_an_mqtt_dead_letter_without_a_sensor_is_keyed_by_its_topic(ingest_grid: Grid) -> None:
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    ingest.handle("elsewhere/x", b"1.5", lambda: None)
+    assert kafka.keys == [b"elsewhere/x"]
+
+
+def test_a_payload_that_is_not_utf8_is_shown_as_its_bytes(ingest_grid: Grid) -> None:
+    # Trial 8: the message echoed U+FFFD replacement characters, hiding the byte.
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    ingest.handle("city/e/gauge-1/water_level", b"\xff\xfe{}", lambda: None)
+    message = dict(kafka.dead[0][1])["citybrain.error.message"].decode()
+    assert message.startswith("field \"payload\" is b'\\xff\\xfe{}': expected a number")
+    assert "byte 0xff at offset 0 is not UTF-8" in message
 
 
 def test_an_empty_mqtt_payload_is_counted_and_skipped_not_dead_lettered(ingest_grid: Grid) -> None:
@@ -374,3 +403,51 @@ def test_a_tokens_file_without_a_gateway_token_is_named_in_the_401(
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def _taken_port_with_a_free_next() -> socket.socket:
+    """A listening socket on a port whose next port is free now."""
+    while True:
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", taken.getsockname()[1] + 1))
+            except OSError:
+                taken.close()
+                continue
+        return taken
+
+
+def test_metrics_move_on_to_the_next_port_when_one_is_taken() -> None:
+    metrics = IngestMetrics.create("mqtt", lambda: 0)
+    with _taken_port_with_a_free_next() as taken:
+        port = taken.getsockname()[1]
+        stop, served = serve_metrics_from(metrics, "127.0.0.1", port, 4)
+        stop()
+        assert served == port + 1
+        with pytest.raises(ListenError, match=f"CITYBRAIN_INGEST_METRICS_PORT is {port}, "):
+            serve_metrics_from(metrics, "127.0.0.1", port, 1)
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_a_second_mqtt_ingest_takes_the_next_metrics_port_unless_one_was_set(
+    ingest_grid: Grid, caplog: pytest.LogCaptureFixture, explicit: bool
+) -> None:
+    """Trial 8: README says a second MQTT ingest on one machine takes the next port; it
+    stopped with exit 3 on the default port in use. A port set explicitly still stops."""
+
+    def stop() -> None:
+        raise _Stop
+
+    with _taken_port_with_a_free_next() as taken:
+        port = taken.getsockname()[1]
+        settings = Settings(ingest_metrics_port=port)
+        if not explicit:  # as if CITYBRAIN_INGEST_METRICS_PORT were not in the environment
+            settings.model_fields_set.discard("ingest_metrics_port")
+        with caplog.at_level(logging.INFO), pytest.raises(ListenError if explicit else _Stop):
+            run_mqtt(settings, IngestOptions(), require=stop)
+    said = [r.getMessage() for r in caplog.records]
+    moved = f"ingest: metrics port {port} is taken (another MQTT ingest?): serving metrics on {port + 1}"
+    assert any(line.startswith(moved) for line in said) != explicit

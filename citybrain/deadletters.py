@@ -1,0 +1,200 @@
+"""`citybrain deadletters`: what the dead-letter topic holds, for an operator.
+
+``<prefix>.deadletter`` holds every refused message (docs/events.md): its original bytes
+as the value, why in the ``citybrain.error.*`` headers. This module reads the latest of
+them (and, following, the new ones) and shows each as a table row or a JSON line. The
+pure part (``DeadLetter``, ``rows``, ``json_line``) needs no broker; ``read_latest`` and
+``follow`` are the only Kafka code (kafka-python, as the demo's and report's readers).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from citybrain.text import cell, display_width, pad
+from streams.settings import Settings
+
+HEADER_PREFIX = "citybrain.error."
+# The headers every dead letter carries, then the one only a cut dead letter has.
+HEADERS = ("stream", "reason", "message", "origin", "truncated")
+COLUMNS = ("TIME", "STREAM", "REASON", "KEY", "ORIGIN", "MESSAGE")
+# A table cell's longest (the whole text is in --json): a key or an origin past this is
+# cut in the middle, a message at the end.
+MAX_CELL = 60
+MAX_MESSAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead letter as read back: where it sits, when Kafka took it (epoch seconds),
+    its key and value (bytes) and its ``citybrain.error.*`` headers by short name
+    (``reason``, ``message``, ...; text, a byte that is not UTF-8 escaped)."""
+
+    partition: int
+    offset: int
+    timestamp: float
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, message: Any) -> DeadLetter:
+        """From a kafka-python ``ConsumerRecord``."""
+        headers = {
+            name.removeprefix(HEADER_PREFIX): raw.decode("utf-8", "backslashreplace")
+            for name, raw in (message.headers or [])
+            if name.startswith(HEADER_PREFIX) and raw is not None
+        }
+        return cls(
+            message.partition,
+            message.offset,
+            message.timestamp / 1000,
+            message.key,
+            message.value or b"",
+            headers,
+        )
+
+
+def _text(raw: bytes | None) -> str:
+    """Bytes as text for a person: UTF-8 as it is, any other byte escaped (``\\xff``)."""
+    return "" if raw is None else raw.decode("utf-8", "backslashreplace")
+
+
+def _middle(text: str, limit: int) -> str:
+    """``text`` cut in the middle to ``limit`` characters (both ends of an id or an
+    origin tell more than either alone)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
+def row(letter: DeadLetter) -> tuple[str, ...]:
+    """One dead letter as the table's cells (COLUMNS): the time in local time, the
+    headers, the key; a cell's control characters escaped."""
+    when = datetime.fromtimestamp(letter.timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    # Control characters escaped first, so a cut counts what is shown.
+    message = cell(letter.headers.get("message", ""))
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    if "truncated" in letter.headers:  # said whole: the value is not all there
+        message += f" (cut: the original was {cell(letter.headers['truncated'])[:20]} bytes)"
+    return (
+        when,
+        cell(letter.headers.get("stream", "-")),
+        cell(letter.headers.get("reason", "-")),
+        _middle(cell(_text(letter.key)), MAX_CELL) or "-",
+        _middle(cell(letter.headers.get("origin", "-")), MAX_CELL),
+        message,
+    )
+
+
+def widths(rows: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's width in terminal columns, the header's included."""
+    return [max(display_width(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+
+
+def table_line(cells: Sequence[str], columns: Sequence[int]) -> str:
+    """One table line, each cell padded to its column (the last one never)."""
+    return "  ".join(pad(c, w) for c, w in zip(cells, columns, strict=True)).rstrip()
+
+
+def json_line(letter: DeadLetter, topic: str) -> str:
+    """One dead letter as one JSON object on one line: ``topic``, ``partition``,
+    ``offset``, ``time`` (ISO 8601 UTC, when Kafka took it), ``key``, the ``headers``
+    (short names) and the value as ``value`` (text) when it is UTF-8, else as
+    ``value_base64``."""
+    doc: dict[str, Any] = {
+        "topic": topic,
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "time": datetime.fromtimestamp(letter.timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "key": _text(letter.key) if letter.key is not None else None,
+        "headers": letter.headers,
+    }
+    try:
+        doc["value"] = letter.value.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["value_base64"] = base64.b64encode(letter.value).decode("ascii")
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def _consumer(settings: Settings) -> Any:
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+        **settings.kafka_python_options(),
+    )
+
+
+def dead_letter_topics(settings: Settings) -> list[str]:
+    """Every ``*.deadletter`` topic on the broker, sorted."""
+    consumer = _consumer(settings)
+    try:
+        return sorted(t for t in consumer.topics() if t.endswith(".deadletter"))
+    finally:
+        consumer.close()
+
+
+class Reader:
+    """A reader of one dead-letter topic, every partition assigned (no consumer group:
+    nothing is committed, other readers are not disturbed). Close it (``with``)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        from kafka import TopicPartition
+
+        self.consumer = _consumer(settings)
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        self.assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.assigned)
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.consumer.close()
+
+    def latest(self, limit: int) -> list[DeadLetter]:
+        """The latest ``limit`` dead letters (each partition's last ``limit``, merged by
+        the time Kafka took them, the newest last); the reader then stands after them."""
+        ends = self.consumer.end_offsets(self.assigned)
+        starts = self.consumer.beginning_offsets(self.assigned)
+        for tp in self.assigned:
+            self.consumer.seek(tp, max(starts[tp], ends[tp] - limit))
+        found: list[DeadLetter] = []
+        left = {tp: ends[tp] for tp in self.assigned if ends[tp] > starts[tp]}
+        while left:
+            for tp, messages in self.consumer.poll(timeout_ms=1000).items():
+                end = left.get(tp)
+                if end is None:
+                    continue
+                found.extend(DeadLetter.of(m) for m in messages if m.offset < end)
+                if messages and messages[-1].offset + 1 >= end:
+                    del left[tp]
+        # Polled past an end (a dead letter that came meanwhile): the follow starts there.
+        for tp in self.assigned:
+            self.consumer.seek(tp, ends[tp])
+        found.sort(key=lambda d: (d.timestamp, d.partition, d.offset))
+        return found[-limit:]
+
+    def new(self, until: Callable[[], bool] = lambda: False) -> Iterator[DeadLetter]:
+        """Dead letters as they arrive, each partition's in order, until ``until()``."""
+        while not until():
+            batch = self.consumer.poll(timeout_ms=500)
+            for messages in batch.values():
+                for message in messages:
+                    yield DeadLetter.of(message)
+            if not batch:
+                time.sleep(0.1)

@@ -1,0 +1,99 @@
+"""`citybrain deadletters` shows each dead letter as a table row or a JSON line (the
+reading of the topic itself is in tests/integration/test_deadletters.py)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import CliError, deadletters_prefix
+from citybrain.deadletters import COLUMNS, MAX_MESSAGE, DeadLetter, json_line, row, widths
+from citybrain.demo import DemoFiles
+from citybrain.text import display_width
+from streams.settings import Settings
+
+HEADERS = {
+    "stream": "readings",
+    "reason": "bad_type",
+    "message": 'field "readings[1].value" is {"v": 1}: expected a number',
+    "origin": "t.readings/0/7#1",
+}
+
+
+def letter(**kw: object) -> DeadLetter:
+    base: dict[str, object] = {
+        "partition": 0,
+        "offset": 7,
+        "timestamp": 1_796_151_479.25,
+        "key": b"gauge-1",
+        "value": b'{"value": {"v": 1}}',
+        "headers": dict(HEADERS),
+    }
+    return DeadLetter(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_a_row_has_the_headers_and_the_key() -> None:
+    cells = row(letter())
+    assert len(cells) == len(COLUMNS)
+    assert cells[1:] == ("readings", "bad_type", "gauge-1", "t.readings/0/7#1", HEADERS["message"])
+
+
+def test_a_row_is_one_line_however_odd_its_cells() -> None:
+    odd = letter(
+        key=b"\xff\n" + b"k" * 200,
+        headers={**HEADERS, "message": "two\nlines " + "m" * 500, "truncated": "5000000"},
+    )
+    cells = row(odd)
+    assert all("\n" not in c for c in cells)
+    assert cells[3].startswith("\\xff\\n") and len(cells[3]) == 60  # cut in the middle
+    assert cells[5].endswith("… (cut: the original was 5000000 bytes)")
+    assert len(cells[5]) == MAX_MESSAGE + len(" (cut: the original was 5000000 bytes)")
+    cut = row(letter(headers={**HEADERS, "truncated": "5000000"}))[5]
+    assert cut.endswith("(cut: the original was 5000000 bytes)")
+    assert widths([cells])[3] == display_width(cells[3])
+
+
+def test_a_json_line_holds_everything_and_the_value_as_text_or_base64() -> None:
+    doc = json.loads(json_line(letter(), "t.deadletter"))
+    assert doc == {
+        "topic": "t.deadletter",
+        "partition": 0,
+        "offset": 7,
+        "time": "2026-12-01T18:57:59.250Z",
+        "key": "gauge-1",
+        "headers": HEADERS,
+        "value": '{"value": {"v": 1}}',
+    }
+    raw = json.loads(json_line(letter(value=b"\xff\xfe", key=None), "t.deadletter"))
+    assert raw["key"] is None and "value" not in raw
+    assert base64.b64decode(raw["value_base64"]) == b"\xff\xfe"
+
+
+def _args(prefix: str | None) -> argparse.Namespace:
+    return argparse.Namespace(prefix=prefix)
+
+
+def test_the_prefix_is_the_option_the_setting_or_the_running_demos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CITYBRAIN_TOPIC_PREFIX", raising=False)
+    settings = Settings(run_dir_override=tmp_path)
+    assert deadletters_prefix(_args(None), settings) == ("citybrain", "")
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    files.pid.write_text(str(os.getpid()))  # this process stands in for the demo's worker
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    assert deadletters_prefix(_args(None), settings) == (
+        "demo-1",
+        "(the running demo's prefix demo-1; --prefix reads another)",
+    )
+    assert deadletters_prefix(_args("mine"), settings) == ("mine", "")
+    chosen = Settings(run_dir_override=tmp_path, topic_prefix="set")
+    assert deadletters_prefix(_args(None), chosen) == ("set", "")
+    with pytest.raises(CliError, match="--prefix is empty"):
+        deadletters_prefix(_args(" "), settings)

@@ -1,0 +1,141 @@
+"""The demo's worker, once the demo has ended (trial 8, finding 4): demo.json records
+every setting it runs with; a stopped one (crashed or killed, not `make stack-down`) is
+shown by `stack status` with its log, and every hint to start it again carries all its
+settings (the topic prefix, app id, tokens file and ack deadline the demo gave it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import demo_worker_lines, stopped_demo_worker
+from citybrain.demo import DemoFiles, demo_worker, restart_command, worker_settings
+from streams.settings import Settings
+
+OWN = {
+    "CITYBRAIN_TOPIC_PREFIX": "demo-20261201185606",
+    "CITYBRAIN_APP_ID": "demo-20261201185606",
+    "CITYBRAIN_ACK_DEADLINE_SECONDS": "5.0",
+    "CITYBRAIN_API_TOKENS_FILE": "/tmp/run/demo/tokens.yaml",
+}
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def _demo(tmp_path: Path, pid: int | None) -> Settings:
+    """A run directory where a demo ran, its worker's pid file holding ``pid`` (None:
+    no pid file, as `make stack-down` leaves it)."""
+    settings = Settings(run_dir_override=tmp_path, worker_port=16766, kafka_port=19792)
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    environ = {"CITYBRAIN_KAFKA_PORT": "19792", "CITYBRAIN_WEBHOOK_SECRET": "s", "PATH": "/x"}
+    files.state.write_text(
+        json.dumps(
+            {
+                "topic_prefix": OWN["CITYBRAIN_TOPIC_PREFIX"],
+                "worker_url": "http://127.0.0.1:16766",
+                "worker_log": str(files.log),
+                "worker_settings": worker_settings(environ, OWN, settings),
+            }
+        )
+    )
+    files.log.write_text("starting\nTraceback ...\nKafkaError: broker went away\n")
+    if pid is not None:
+        files.pid.write_text(str(pid))
+    return settings
+
+
+def test_the_worker_settings_are_every_one_it_runs_with_and_no_secret(tmp_path: Path) -> None:
+    settings = Settings(run_dir_override=tmp_path, kafka_port=19792)
+    environ = {
+        "CITYBRAIN_KAFKA_PORT": "19792",
+        "CITYBRAIN_MQTT_PORT": "12583",
+        "CITYBRAIN_WEBHOOK_SECRET": "s",
+        "CITYBRAIN_API_TOKEN": "t",
+        "CITYBRAIN_KAFKA_PASSWORD": "p",
+        "CITYBRAIN_TOPIC_PREFIX": "the shell's, not the demo's",
+        "PATH": "/usr/bin",
+    }
+    got = worker_settings(environ, OWN, settings)
+    assert got == {
+        **OWN,
+        "CITYBRAIN_KAFKA_HOST": "127.0.0.1",
+        "CITYBRAIN_KAFKA_PORT": "19792",
+        "CITYBRAIN_MQTT_PORT": "12583",
+        "CITYBRAIN_RUN_DIR": str(tmp_path),
+        "CITYBRAIN_WORKER_PORT": "16066",
+    }
+    assert list(got) == sorted(got)
+
+
+def test_the_restart_command_carries_every_setting_into_a_fresh_shell(tmp_path: Path) -> None:
+    settings = _demo(tmp_path, _dead_pid())
+    _, doc = demo_worker(settings)
+    words = shlex.split(restart_command(settings, doc))
+    assignments = dict(w.split("=", 1) for w in words if w.startswith("CITYBRAIN_"))
+    assert assignments == worker_settings({"CITYBRAIN_KAFKA_PORT": "19792"}, OWN, settings)
+    log = str(DemoFiles.of(settings).log)
+    assert words[len(assignments) :] == [words[len(assignments)], "worker", ">>", log, "2>&1"]
+
+
+def test_a_demo_json_from_before_worker_settings_still_gives_the_demos_own(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(run_dir_override=tmp_path)
+    doc = {"topic_prefix": "demo-1", "app_id": "demo-1", "settings": {"CITYBRAIN_KAFKA_PORT": "1"}}
+    words = shlex.split(restart_command(settings, doc))
+    assert "CITYBRAIN_TOPIC_PREFIX=demo-1" in words and "CITYBRAIN_APP_ID=demo-1" in words
+    assert f"CITYBRAIN_API_TOKENS_FILE={DemoFiles.of(settings).tokens}" in words
+
+
+@pytest.mark.parametrize(
+    ("pid", "state"), [(os.getpid(), "running"), ("dead", "stopped"), (None, "none")]
+)
+def test_the_demo_worker_is_running_stopped_or_none(
+    tmp_path: Path, pid: int | str | None, state: str
+) -> None:
+    settings = _demo(tmp_path, _dead_pid() if pid == "dead" else pid)  # type: ignore[arg-type]
+    assert demo_worker(settings)[0] == state
+
+
+def test_stack_status_shows_a_stopped_demo_worker_with_its_log_and_restart(
+    tmp_path: Path,
+) -> None:
+    settings = _demo(tmp_path, _dead_pid())
+    first, second = demo_worker_lines(settings)
+    log = DemoFiles.of(settings).log
+    assert first == (
+        "demo worker stopped  http://127.0.0.1:16766: it exited without `make stack-down` "
+        f"(crashed or killed); its log: {log} (last line: KafkaError: broker went away)"
+    )
+    assert second.strip().startswith("start it again, as the demo ran it: ")
+    assert "CITYBRAIN_TOPIC_PREFIX=demo-20261201185606" in second
+    assert demo_worker_lines(_demo(tmp_path / "down", None)) == [
+        "demo worker down     http://127.0.0.1:16766 (optional)"
+    ]
+
+
+def test_the_unreachable_api_hint_restarts_the_stopped_demo_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _demo(tmp_path, _dead_pid())
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
+    hint = stopped_demo_worker(None)
+    assert hint.startswith(
+        f"the demo's worker has stopped (crashed or killed: see {DemoFiles.of(settings).log}); "
+        "start it again, as the demo ran it: "
+    )
+    assert "CITYBRAIN_API_TOKENS_FILE=/tmp/run/demo/tokens.yaml" in hint
+    assert stopped_demo_worker("http://127.0.0.1:16766/") == hint
+    assert stopped_demo_worker("http://10.0.0.9:16066") == ""  # another worker: not its hint

@@ -1,0 +1,90 @@
+"""Table cells measured in terminal columns, not characters (trial 8: CJK and emoji
+matchers misaligned `silences list`)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from citybrain.cli import runs_table, silences_table
+from citybrain.text import cell, display_width, pad
+
+
+@pytest.mark.parametrize(
+    ("text", "columns"),
+    [
+        ("abc", 3),
+        ("東京", 4),
+        ("🔥", 2),
+        ("e\u0301", 1),  # e and a combining acute accent
+        ("👩\u200d🚒", 4),  # two emoji joined: each counted, the joiner not
+        ("ＡＢ", 4),  # fullwidth
+    ],
+)
+def test_display_width_counts_terminal_columns(text: str, columns: int) -> None:
+    assert display_width(text) == columns
+    assert display_width(pad(text, 10)) == 10
+
+
+def test_a_control_character_in_a_cell_is_shown_escaped() -> None:
+    assert cell("line one\nline\ttwo") == "line one\\nline\\ttwo"
+    assert cell("東京") == "東京"
+
+
+def _columns(line: str, header: str, name: str) -> int:
+    """The display column at which the column ``name`` starts in ``line`` (found in the
+    header line, whose characters are all one column wide)."""
+    start = header.index(name)
+    taken, out = 0, 0
+    for i, c in enumerate(line):
+        if taken >= start:
+            return i
+        taken += display_width(c)
+        out = i
+    return out + 1
+
+
+def test_silences_with_wide_matchers_keep_their_columns_aligned() -> None:
+    now = time.time()
+    silences = [
+        {
+            "id": "s1",
+            "matchers": ['cell="東京-駅前"'],
+            "starts_at": now - 60,
+            "ends_at": now + 60,
+            "author": "ana",
+            "reason": "🔥 drill",
+        },
+        {
+            "id": "s2",
+            "matchers": ['cell="c-top"'],
+            "starts_at": now - 60,
+            "ends_at": now + 60,
+            "author": "bo",
+            "reason": "works\non two lines",
+        },
+    ]
+    lines = silences_table(silences, now).splitlines()
+    assert len(lines) == 3  # the newline in a reason did not break its row
+    header = lines[0]
+    for name in ("STARTS", "BY", "REASON"):
+        at = [display_width(line[: _columns(line, header, name)]) for line in lines]
+        assert at == [header.index(name)] * 3, name
+
+
+def test_runs_with_wide_cell_names_keep_their_columns_aligned() -> None:
+    now = time.time()
+    run = {
+        "run_id": "r.1",
+        "playbook": "p",
+        "grid_cell": "c-1",
+        "level": "street",
+        "status": "running",
+        "created_at": now - 5,
+    }
+    runs = [run, {**run, "run_id": "r.2", "grid_cell": "c-2"}]
+    lines = runs_table(runs, {"c-1": "東京駅", "c-2": "main"}, now).splitlines()
+    header = lines[0]
+    at = [display_width(line[: _columns(line, header, "LEVEL")]) for line in lines]
+    assert at == [header.index("LEVEL")] * 3

@@ -1,0 +1,166 @@
+"""The burst sweep (``Ingest.sweep_bursts``): event time ends windows that hear no report
+of their own, and one odd window costs only itself, never the timer (a timer's exception
+would stop the worker, and its restart would meet the same window)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from prometheus_client import CollectorRegistry
+
+from playbooks.loader import load_grid
+from streams.bursts import BurstTracker
+from streams.context import Context, burst_key
+from streams.events import IncidentReport
+from streams.ingest import Ingest
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+T0 = 1_780_000_000.0
+
+
+@pytest.fixture
+def ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Ingest, list[Any], list[Any]]:
+    settings = Settings(run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml")
+    app = faust.App("t-sweep", store="memory://", broker="kafka://127.0.0.1:1")
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    stage = Ingest(ctx)
+    sent: list[Any] = []
+    audited: list[Any] = []
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        sent.extend(items)
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(ctx, "audit", audit)
+    monkeypatch.setattr(ctx.burst_windows, "_write", nothing)
+    app.producer = SimpleNamespace(flush=nothing)  # type: ignore[method-assign,assignment]
+    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    owned = set(range(settings.partitions))  # a test may take partitions away
+    monkeypatch.setattr(ctx, "owned_partitions", lambda role: owned)
+    return stage, sent, audited
+
+
+def window(tracker: BurstTracker, cell: str, n: int) -> dict[str, Any]:
+    state: dict[str, Any] | None = None
+    for i in range(n):
+        report = IncidentReport(T0 + 30 * i, f"{cell}-{i}", "Noise", "loud", "app", cell)
+        state, _, _ = tracker.observe_all(state, report, "police")
+    assert state is not None
+    return state
+
+
+def test_one_odd_window_costs_only_itself(
+    ingest: tuple[Ingest, list[Any], list[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    stage, sent, audited = ingest
+    tracker = stage.bursts
+    burst = window(tracker, "c-top", 8)  # an open episode
+    assert burst["episode"] is not None
+    lone = window(tracker, "c-mill", 1)
+    odd = {**window(tracker, "c-bridge", 1), "counts": "not a list"}
+    gone = window(tracker, "c-gone", 8)  # a cell a grid change dropped
+    stage.ctx.burst_windows.stage_many(
+        {
+            burst_key("c-top", "Noise"): burst,
+            burst_key("c-mill", "Noise"): lone,
+            burst_key("c-bridge", "Noise"): odd,
+            burst_key("c-gone", "Noise"): gone,
+        }
+    )
+    stage.event_time = T0 + 3 * 3600
+    with caplog.at_level(logging.WARNING, logger="streams.ingest"):
+        changed = asyncio.run(stage.sweep_bursts())
+    assert changed == 2
+    assert [(doc["status"], doc["grid_cell"]) for _, doc in sent] == [("resolved", "c-top")]
+    assert [r["data"]["report_ids"] for r in audited] == [["c-mill-0"]]
+    data = stage.ctx.burst_windows.data
+    assert data[burst_key("c-top", "Noise")]["episode"] is None
+    assert data[burst_key("c-bridge", "Noise")] is odd  # left as it was, and said
+    assert data[burst_key("c-gone", "Noise")] is gone
+    assert "the window of 'Noise' at c-bridge was left as it is" in caplog.text
+    # Swept again at the same event time: nothing more to end or to say.
+    sent.clear()
+    assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+
+
+def test_nothing_is_swept_before_a_report_is_read(
+    ingest: tuple[Ingest, list[Any], list[Any]],
+) -> None:
+    stage, sent, _ = ingest
+    stage.ctx.burst_windows.stage_many(
+        {burst_key("c-top", "Noise"): window(stage.bursts, "c-top", 8)}
+    )
+    assert math.isinf(stage.event_time)
+    assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+
+
+def test_a_report_that_cannot_be_folded_costs_only_itself(
+    ingest: tuple[Ingest, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No exception in one message may cost another: a window that raises (here, written
+    by something else in an odd shape) dead-letters its report alone; the batch's other
+    reports are folded and the odd window is kept as it was. Before, the batch failed as
+    a whole and the worker stopped, to meet the same batch at every restart."""
+    stage, sent, _ = ingest
+    dead: list[tuple[bytes, str, str]] = []
+
+    async def dead_letter(stream: str, event: Any, code: str, message: str, *a: Any) -> None:
+        dead.append((event.value, code, message))
+
+    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
+    odd = {**window(stage.bursts, "c-top", 1), "counts": "not a list"}
+    stage.ctx.burst_windows.stage_many({burst_key("c-top", "Noise"): odd})
+    reports = [
+        IncidentReport(T0 + 600, "odd-1", "Noise", "loud", "app", "c-top"),
+        *[
+            IncidentReport(T0 + 600 + i, f"ok-{i}", "Noise", "loud", "app", "c-mill")
+            for i in range(8)
+        ],
+    ]
+    messages = [
+        SimpleNamespace(value=r.to_json(), topic="incidents", partition=0, offset=i)
+        for i, r in enumerate(reports)
+    ]
+    asyncio.run(stage.on_incidents(messages))  # type: ignore[arg-type]
+    assert [(value, code) for value, code, _ in dead] == [
+        (reports[0].to_json(), "processing_error")
+    ]
+    assert dead[0][2].startswith("TypeError")
+    assert stage.ctx.burst_windows.data[burst_key("c-top", "Noise")] is odd
+    firing = [doc for _, doc in sent if doc.get("status") == "firing" and not doc["follow_up"]]
+    assert [doc["grid_cell"] for doc in firing] == ["c-mill"]
+
+
+def test_a_window_whose_cell_moved_during_the_sweep_is_not_written_back(
+    ingest: tuple[Ingest, list[Any], list[Any]],
+) -> None:
+    """A rebalance during the sweep's sends may move a cell away (its window forgotten
+    by the assignment); writing it back would leave this worker sweeping it again."""
+    stage, _, _ = ingest
+    key = burst_key("c-top", "Noise")
+    stage.ctx.burst_windows.stage_many({key: window(stage.bursts, "c-top", 8)})
+    stage.event_time = T0 + 3 * 3600
+    moved = stage.ctx.burst_windows.partition_for_key(key)
+
+    async def sends_then_moves(topic: Any, items: list[tuple[str, Any]]) -> None:
+        stage.ctx.owned_partitions("incidents").discard(moved)
+        stage.ctx.burst_windows.forget_partitions({moved})
+
+    stage.ctx.send_all = sends_then_moves  # type: ignore[method-assign]
+    asyncio.run(stage.sweep_bursts())
+    assert key not in stage.ctx.burst_windows.data
