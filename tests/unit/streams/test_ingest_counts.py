@@ -17,6 +17,7 @@ from streams.detection import Incoming, SensorDetection
 from streams.events import Reading
 from streams.ingest import Ingest
 from streams.metrics import CELL_READINGS, READINGS, SENSOR_VALUE, Metrics
+from streams.partitioning import sensor_partition
 
 T0 = 1_700_000_000.0
 
@@ -31,6 +32,7 @@ def counting_ingest(grid: Grid, watch: set[str]) -> tuple[Any, CollectorRegistry
     )
     ingest.ctx = SimpleNamespace(cell_path=lambda cell: ("d", "s", cell))
     ingest._watch, ingest._exported = set(watch), {}
+    ingest._partitions = 2
     ingest.detection.follow.update(watch)
     return ingest, registry
 
@@ -71,3 +73,13 @@ def test_series_follow_episodes_and_watched_sensors_and_counts_add_up(grid: Grid
     for cell in ("c-bridge", "c-mill"):
         labels = {"district": "d", "street": "s", "community": cell}
         assert registry.get_sample_value(CELL_READINGS, labels) == 140
+
+
+def test_a_sensor_forgotten_with_its_partition_is_no_longer_followed(grid: Grid) -> None:
+    ingest, _ = counting_ingest(grid, {"gauge-2"})
+    ingest._exported.update({"gauge-1": "water_level", "gauge-2": "water_level"})
+    ingest.detection.follow.add("gauge-1")
+    lost = {sensor_partition("gauge-1", 2), sensor_partition("gauge-2", 2)}
+    assert ingest.forget_sensors(lost) == 2
+    # The watched sensor stays followed (its readings may come back here).
+    assert ingest.detection.follow == {"gauge-2"} and ingest._exported == {}
