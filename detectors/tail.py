@@ -115,6 +115,7 @@ _SCALARS = 20
 _V1_MISSING = 2  # version-1 records (before _SURPRISE1 and _SURPRISE2) lack these
 _V2_MISSING = 3  # version-2 records (before _STEP, _WEIGHT and _FILLED) lack these
 VERSION = 3
+_LITTLE_ENDIAN = np.dtype(np.float64).str == "<f8"  # the bank's rows are the record's bytes
 N_STATS = 4
 CLIP_Z = 6.0  # a deviation counts at most this many spreads towards the spread
 TAIL_FROM = 0.02  # the empirical tail is extrapolated below this probability
@@ -664,15 +665,20 @@ class TailBank:
         )
 
     # -- records -----------------------------------------------------------------------
-    def record(self, slot: int, raw: bool = False) -> dict[str, Any]:
+    def record(self, slot: int, raw: bool = False, view: bool = False) -> dict[str, Any]:
         """One sensor's state as a JSON-compatible document (packed little-endian
         float64 in base64, exact); with ``raw``, the packed bytes themselves (for a
-        binary encoding: the stream's changelog)."""
-        row = np.ascontiguousarray(self.state[slot], dtype="<f8").tobytes()
+        binary encoding: the stream's changelog); with ``view`` (and ``raw``), those
+        bytes as a memoryview of the bank's own row, not copied: valid only until the
+        bank next changes (encode it at once; the stream's changelog entry does)."""
+        if view and raw and _LITTLE_ENDIAN:
+            # A row of the bank's C-contiguous float64 array: its bytes as they are.
+            return {"v": VERSION, "window": self.window, "row": self.state[slot].data}
+        packed = np.ascontiguousarray(self.state[slot], dtype="<f8").tobytes()
         return {
             "v": VERSION,
             "window": self.window,
-            "row": row if raw else base64.b64encode(row).decode(),
+            "row": packed if raw else base64.b64encode(packed).decode(),
         }
 
     def load(self, slot: int, document: dict[str, Any]) -> None:

@@ -76,8 +76,12 @@ class WirePack(msgspec.Struct, gc=False):
     readings: list[WirePacked]
 
 
-# sensor id -> (kind, grid cell, unit, plausible min, plausible max, home partition)
-Registration = tuple[str, str, str, float, float, int]
+# sensor id -> (kind, grid cell, unit, plausible min, plausible max, home partition,
+# sensor id): the grid's own strings, which an admitted single reading carries (one
+# object per sensor, kind and cell, their hashes computed once: detection's and the
+# table's lookups compare them by identity; packed readings keep their own, whose
+# release would otherwise fall in admission: 15 % slower there, measured)
+Registration = tuple[str, str, str, float, float, int, str]
 
 
 def _registered_here(
@@ -121,6 +125,7 @@ class BatchAdmission:
                     kind.min,
                     kind.max,
                     self._home(sensor_id),
+                    sensor_id,
                 )
 
     def _decoded(self, values: Sequence[bytes]) -> list[WireReading | WirePack | None]:
@@ -171,12 +176,13 @@ class BatchAdmission:
         refused: list[tuple[int, Refused]] = []
         for i, row in enumerate(rows):
             if type(row) is WireReading:
-                if _registered_here(row, registered.get(row.sensor_id), partitions[i]):
+                reg = registered.get(row.sensor_id)
+                if _registered_here(row, reg, partitions[i]):
+                    assert reg is not None
                     ts = _event_time(row.ts)
                     if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                        reading = Reading(
-                            ts, row.sensor_id, row.kind, row.value, row.unit, row.grid_cell
-                        )
+                        # The registration's own strings (equal to the row's).
+                        reading = Reading(ts, reg[6], reg[0], row.value, reg[2], reg[1])
                         incoming.append(Incoming(reading, received[i], offsets[i], raw[i], 0))
                         continue
             elif type(row) is WirePack and self._pack(

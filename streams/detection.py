@@ -4,12 +4,14 @@ Kafka-free (the agent in ``streams/app.py`` decodes, calls ``SensorDetection.pro
 and sends). With the tail detector (the default) every sensor's detector is a slot in one
 shared ``TailBank`` and a batch's readings from all its sensors are scored in one
 vectorised call; other detectors are called per sensor. Each sensor's state -- detector,
-last event time and Kafka position, open episode -- is one dict the agent keeps in a
-changelog-backed faust table. The dict holds the live detector, which the next batch
-goes on updating in place (no per-batch serialisation); ``state_document`` turns it into
-the JSON written to the changelog, and a state read back from there holds the
-detector's state instead. A restarted worker
-picks up exactly where the last written state left off.
+last event time and Kafka position, open episode -- is what the agent keeps in a
+changelog-backed faust table: on the bank path a ``BankState`` (its slot and episode;
+the rest in numpy columns beside the bank's rows, so most of a batch is admitted and
+counted with array operations), otherwise a dict. Either holds the live detector, which
+the next batch goes on updating in place (no per-batch serialisation); ``state_bytes``
+turns it into the changelog entry (the same for both), and a state read back from there
+is a dict holding the detector's state instead. A restarted worker picks up exactly
+where the last written state left off.
 
 Delivery and event-time rules (docs/events.md), in this order:
 - a reading at or before the sensor's last processed position (Kafka offset, then place
@@ -23,9 +25,12 @@ So the detector's window stays in event-time order and no alert is raised twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from heapq import merge
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -42,6 +47,17 @@ from streams.settings import Settings
 
 SEVERITIES = LABEL_VALUES["severity"]  # mildest first: the routing labels' own list
 ONE_AT_A_TIME = 4  # a sensor's readings per batch up to which numpy is not worth its cost
+
+# The bank path reads a batch's fields column by column with these (C, no Python frame).
+_READING = attrgetter("reading")
+_OFFSET = attrgetter("offset")
+_INDEX = attrgetter("index")
+_SENSOR = attrgetter("sensor_id")
+_TS = attrgetter("ts")
+_VALUE = attrgetter("value")
+_SLOT = attrgetter("slot")
+_first = itemgetter(0)
+_first_two = itemgetter(0, 1)
 
 
 def _older(ts: float, last_ts: float) -> str:
@@ -191,7 +207,9 @@ class BatchResult:
     redelivered: int = 0
     anomalies_by_kind: dict[str, int] = field(default_factory=dict)
     scored_by_kind: dict[str, int] = field(default_factory=dict)
+    scored_by_cell: dict[str, int] = field(default_factory=dict)
     # sensor id -> (kind, grid cell, readings scored, last value, last score, in an episode)
+    # of each scored sensor in an episode after the batch or in ``SensorDetection.follow``
     last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
     # (sensor id, event time, score) of readings scoring >= SensorDetection.mark_at
     marks: list[tuple[str, float, float]] = field(default_factory=list)
@@ -212,11 +230,23 @@ def _plain(obj: Any) -> Any:
 _msgpack = msgspec.msgpack.Encoder(enc_hook=_plain)
 
 
-def state_bytes(state: dict[str, Any]) -> bytes:
+def state_bytes(state: Mapping[str, Any]) -> bytes:
     """A sensor's state as its changelog entry: ``STATE_FORMAT``, then the state as
     msgpack, the tail detector's row as its raw little-endian float64 bytes (9.5 kB for
     the default window; as base64 in JSON it was 12.7 kB and twice the encoding work).
     ``read_state`` reads it back, and reads the JSON entries written before it."""
+    if type(state) is BankState:
+        # The same entry as its dict's, read from the columns, the row not copied.
+        columns, slot, detector = state._columns, state.slot, state.detector
+        return STATE_FORMAT + _msgpack.encode(
+            {
+                "detector": detector.bank.record(detector.slot, raw=True, view=True),
+                "last_ts": columns.last_ts.item(slot),
+                "last_offset": columns.last_offset.item(slot),
+                "last_index": columns.last_index.item(slot),
+                "episode": state.episode,
+            }
+        )
     detector = state["detector"]
     if type(detector) is TailSlot:
         document: Any = detector.bank.record(detector.slot, raw=True)
@@ -242,15 +272,327 @@ def read_state(entry: bytes) -> dict[str, Any]:
     return state
 
 
-def state_document(state: dict[str, Any]) -> dict[str, Any]:
+def state_document(state: Mapping[str, Any]) -> dict[str, Any]:
     """A sensor's state as JSON-compatible data (its changelog entry): the live
     detector it holds replaced by the detector's own state."""
+    if type(state) is BankState:
+        state = state.as_dict()
+    assert isinstance(state, dict)
     detector = state["detector"]
     # The common case first: ``isinstance`` against the Detector ABC costs a
     # ``__instancecheck__`` call per sensor and commit.
     if type(detector) is not dict and isinstance(detector, Detector):
         return {**state, "detector": detector.get_state()}
     return state
+
+
+_STATE_KEYS = ("detector", "last_ts", "last_offset", "last_index", "episode")
+
+
+class _Columns:
+    """The bank path's per-sensor bookkeeping as columns indexed by the sensor's bank
+    slot: last event time, last Kafka offset and place in its pack, whether an episode
+    is open, and ``holder``, the ``id`` of the ``BankState`` that owns the slot (0:
+    none). Grown by doubling; a slot's entries are meaningful only while its
+    ``BankState`` lives (a released slot keeps stale numbers until the next owner's
+    ``BankState`` writes its own)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.last_ts = np.zeros(0, np.float64)
+        self.last_offset = np.zeros(0, np.int64)
+        self.last_index = np.zeros(0, np.int64)
+        self.in_episode = np.zeros(0, np.bool_)
+        self.holder = np.zeros(0, np.int64)
+        # The sensor's kind and grid cell as codes into ``kinds`` and ``cells`` (set
+        # whenever its state is written the per-sensor way), for counting a batch's
+        # quiet readings by kind and cell with ``np.bincount``.
+        self.kind_of = np.zeros(0, np.int64)
+        self.cell_of = np.zeros(0, np.int64)
+        self.kinds: list[str] = []
+        self.cells: list[str] = []
+        self._codes: dict[str, int] = {}  # kind or cell -> its code (separate spaces)
+        self._cell_codes: dict[str, int] = {}
+
+    def fit(self, rows: int) -> None:
+        """Room for slots ``0 .. rows - 1``."""
+        if rows <= self.size:
+            return
+        size = max(rows, 2 * self.size, 1024)
+        for name in (
+            "last_ts",
+            "last_offset",
+            "last_index",
+            "in_episode",
+            "holder",
+            "kind_of",
+            "cell_of",
+        ):
+            old = getattr(self, name)
+            grown = np.zeros(size, old.dtype)
+            grown[: self.size] = old[: self.size]
+            setattr(self, name, grown)
+        self.size = size
+
+    def kind_code(self, kind: str) -> int:
+        code = self._codes.get(kind)
+        if code is None:
+            code = self._codes[kind] = len(self.kinds)
+            self.kinds.append(kind)
+        return code
+
+    def cell_code(self, cell: str) -> int:
+        code = self._cell_codes.get(cell)
+        if code is None:
+            code = self._cell_codes[cell] = len(self.cells)
+            self.cells.append(cell)
+        return code
+
+    def write(
+        self,
+        slots: list[int],
+        owners: list[int],
+        last_ts: list[float],
+        last_offset: list[int],
+        last_index: list[int],
+        in_episode: list[bool],
+        kinds: list[int],
+        cells: list[int],
+    ) -> None:
+        """Write many sensors' bookkeeping at once (one array assignment per column:
+        a numpy scalar assignment per sensor and column was most of a pack's cost)."""
+        if not slots:
+            return
+        self.fit(max(slots) + 1)
+        at = np.array(slots, np.int64)
+        self.holder[at] = owners
+        self.last_ts[at] = last_ts
+        self.last_offset[at] = last_offset
+        self.last_index[at] = last_index
+        self.in_episode[at] = in_episode
+        self.kind_of[at] = kinds
+        self.cell_of[at] = cells
+
+    @staticmethod
+    def count(codes: np.ndarray, names: list[str], slots: np.ndarray, into: dict[str, int]) -> None:
+        """Add to ``into`` (name -> readings) one reading for each of ``slots``, by the
+        name its code in ``codes`` stands for."""
+        tally = np.bincount(codes[slots], minlength=len(names))
+        for code in np.flatnonzero(tally).tolist():
+            name = names[code]
+            into[name] = into.get(name, 0) + int(tally[code])
+
+
+class _Multi:
+    """A batch's live sensors in no episode with several readings each (a pack, a
+    burst), whose readings are all in the delivery rules' common case -- positions
+    increasing, the new ones later in event time than the one before -- admitted as
+    arrays: the readings at or before the stored position are redeliveries, the rest are
+    accepted. Readings are grouped by sensor (``at``: batch places, each sensor's in
+    batch order); ``fresh`` marks the accepted ones, a suffix of each group."""
+
+    def __init__(
+        self,
+        at: np.ndarray,
+        slots: np.ndarray,
+        offsets: np.ndarray,
+        index: np.ndarray,
+        times: np.ndarray,
+        values: np.ndarray,
+        lo: np.ndarray,
+        li: np.ndarray,
+        lt: np.ndarray,
+        fresh: np.ndarray,
+        starts: np.ndarray,
+    ) -> None:
+        self.at, self.slots, self.times, self.values = at, slots, times, values
+        self.starts = starts
+        self.groups = starts.size
+        ends = np.append(starts[1:], at.size)
+        self.gid = np.repeat(np.arange(self.groups), ends - starts)
+        self.first = at[starts]  # each sensor's first place in the batch
+        self.taken = np.flatnonzero(fresh)
+        self.n_taken = np.add.reduceat(fresh.astype(np.int64), starts)
+        self.taken_start = np.cumsum(self.n_taken) - self.n_taken
+        self.redelivered = at.size - self.taken.size
+        last = ends - 1
+        newer = fresh[last]
+        self.new_lo = np.where(newer, offsets[last], lo[last])
+        self.new_li = np.where(newer, index[last], li[last])
+        self.new_lt = np.where(newer, times[last], lt[last])
+        self.flagged: np.ndarray | None = None
+
+    def score_range(self, g: int, offset: int) -> tuple[int, int]:
+        """Group ``g``'s accepted readings' place among the batch's scores."""
+        start = offset + int(self.taken_start[g])
+        return start, start + int(self.n_taken[g])
+
+    def as_dict(
+        self, g: int, batch: Sequence[Incoming], got: list[Any]
+    ) -> tuple[int, dict[str, Any], list[Incoming]]:
+        """Group ``g``'s first place, its new state as the per-sensor path's dict, and
+        its accepted readings."""
+        j = int(self.first[g])
+        start = int(self.taken_start[g])
+        places = self.at[self.taken[start : start + int(self.n_taken[g])]].tolist()
+        state = {
+            "detector": got[j].detector,
+            "last_ts": float(self.new_lt[g]),
+            "last_offset": int(self.new_lo[g]),
+            "last_index": int(self.new_li[g]),
+            "episode": None,
+        }
+        return j, state, [batch[p] for p in places]
+
+    def record(
+        self,
+        cols: _Columns,
+        scores: np.ndarray,
+        flags: np.ndarray,
+        mark_at: float | None,
+        follow: set[str],
+        result: BatchResult,
+        sids: list[str],
+        readings: list[Reading],
+    ) -> list[tuple[int, int, int, Any]]:
+        """Count the quiet groups' accepted readings (``scores`` and ``flags``: theirs, in
+        ``taken`` order) and report followed sensors' last readings; return the work
+        left in Python: marks (first place, place, -2, score) and flagged groups (first
+        place, first place, -3, group)."""
+        gid_taken = self.gid[self.taken]
+        flagged = np.zeros(self.groups, np.bool_)
+        if flags.any():
+            flagged[gid_taken[flags]] = True
+        self.flagged = flagged
+        quiet = ~flagged[gid_taken]
+        n_quiet = int(np.count_nonzero(quiet))
+        work: list[tuple[int, int, int, Any]] = []
+        if n_quiet:
+            result.scored += n_quiet
+            quiet_slots = self.slots[self.taken][quiet]
+            cols.count(cols.kind_of, cols.kinds, quiet_slots, result.scored_by_kind)
+            cols.count(cols.cell_of, cols.cells, quiet_slots, result.scored_by_cell)
+            if mark_at is not None:
+                for k in np.flatnonzero(quiet & (scores >= mark_at)).tolist():
+                    e = int(self.taken[k])
+                    first = int(self.first[self.gid[e]])
+                    work.append((first, int(self.at[e]), -2, float(scores[k])))
+            if follow:
+                for g in range(self.groups):
+                    j = int(self.first[g])
+                    n = int(self.n_taken[g])
+                    if n and not flagged[g] and sids[j] in follow:
+                        k = int(self.taken_start[g]) + n - 1
+                        r = readings[int(self.at[self.taken[k]])]
+                        last = (r.kind, r.grid_cell, n, r.value, float(scores[k]), False)
+                        result.last[sids[j]] = last
+        for g in np.flatnonzero(flagged).tolist():
+            j = int(self.first[g])
+            work.append((j, j, -3, g))
+        return work
+
+    def write(
+        self,
+        cols: _Columns,
+        flagged: np.ndarray | None,
+        sids: list[str],
+        got: list[Any],
+        new_states: dict[str, Any],
+    ) -> None:
+        """The groups' bookkeeping into the columns and their states (updated in place)
+        into ``new_states``; a flagged group's is left to ``_write_back``."""
+        groups = np.arange(self.groups) if flagged is None else np.flatnonzero(~flagged)
+        if not groups.size:
+            return
+        at_slots = self.slots[self.starts[groups]]
+        cols.last_ts[at_slots] = self.new_lt[groups]
+        cols.last_offset[at_slots] = self.new_lo[groups]
+        cols.last_index[at_slots] = self.new_li[groups]
+        places = self.first[groups].tolist()
+        new_states.update(
+            zip(map(sids.__getitem__, places), map(got.__getitem__, places), strict=True)
+        )
+
+
+class BankState(Mapping[str, Any]):
+    """A sensor's live state on the bank path, as the worker's table holds it: its
+    ``TailSlot`` and open episode here, its last event time and Kafka position in the
+    detection's columns at its slot (so a batch admits most sensors with array
+    compares, and writes no dict per sensor). Reads as the state dict the per-sensor
+    path keeps (``detector``, ``last_ts``, ``last_offset``, ``last_index``,
+    ``episode``), and ``state_bytes`` writes the same changelog entry for it; a state
+    read back from the changelog is a dict again until its sensor's next batch.
+
+    Updated in place by the detection that made it, which recognises it by identity
+    (its slot's ``holder``): pass back the state a batch returned (the table does), not
+    an older one."""
+
+    __slots__ = ("_columns", "detector", "episode", "slot")
+
+    def __init__(
+        self,
+        columns: _Columns,
+        detector: TailSlot,
+        last_ts: float,
+        last_offset: int,
+        last_index: int,
+        episode: dict[str, Any] | None,
+    ) -> None:
+        self._columns = columns
+        self.detector = detector
+        self.slot = detector.slot
+        self.put(last_ts, last_offset, last_index, episode)
+
+    @classmethod
+    def bare(
+        cls, columns: _Columns, detector: TailSlot, episode: dict[str, Any] | None
+    ) -> BankState:
+        """A state whose bookkeeping the caller writes into ``columns`` itself
+        (``_Columns.write``, with this object's ``id`` as the slot's holder)."""
+        state = cls.__new__(cls)
+        state._columns = columns
+        state.detector = detector
+        state.slot = detector.slot
+        state.episode = episode
+        return state
+
+    def put(
+        self, last_ts: float, last_offset: int, last_index: int, episode: dict[str, Any] | None
+    ) -> None:
+        """Write the sensor's bookkeeping (and own its slot's columns)."""
+        columns, slot = self._columns, self.slot
+        columns.fit(slot + 1)
+        columns.holder[slot] = id(self)
+        columns.last_ts[slot] = last_ts
+        columns.last_offset[slot] = last_offset
+        columns.last_index[slot] = last_index
+        columns.in_episode[slot] = episode is not None
+        self.episode = episode
+
+    def as_dict(self) -> dict[str, Any]:
+        """The state as the per-sensor path's dict (the live detector in it)."""
+        columns, slot = self._columns, self.slot
+        return {
+            "detector": self.detector,
+            "last_ts": columns.last_ts.item(slot),
+            "last_offset": columns.last_offset.item(slot),
+            "last_index": columns.last_index.item(slot),
+            "episode": self.episode,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _STATE_KEYS:
+            raise KeyError(key)
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STATE_KEYS)
+
+    def __len__(self) -> int:
+        return len(_STATE_KEYS)
+
+    def __repr__(self) -> str:
+        return f"BankState({self.as_dict()!r})"
 
 
 class SensorDetection:
@@ -276,6 +618,11 @@ class SensorDetection:
             detector = TailSlot(self.bank)
         self.prototype = detector
         self._live_class: type = type(detector)
+        # The bank path's bookkeeping columns (``BankState``).
+        self._columns = _Columns()
+        # Sensors whose last reading ``BatchResult.last`` reports even when they are in
+        # no episode (the worker's watched and exported sensors: streams/ingest.py).
+        self.follow: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SensorDetection:
@@ -288,9 +635,16 @@ class SensorDetection:
         )
         return cls(detector, ScoreThreshold(settings.score_threshold), settings.quiet_readings)
 
-    def process(
-        self, batch: Sequence[Incoming], states: Mapping[str, dict[str, Any] | None]
-    ) -> BatchResult:
+    def process(self, batch: Sequence[Incoming], states: Mapping[str, Any]) -> BatchResult:
+        """A batch of admitted readings (in offset order) and the stored states of its
+        sensors (sensor id -> the state a previous batch returned, a dict read back
+        from the changelog, or None) -> alerts, refusals, counts and every touched
+        sensor's new state (``BatchResult.states``: a ``BankState`` on the bank path,
+        else a dict). On the bank path a stored ``BankState`` is updated in place, and a
+        sensor's quiet readings are counted under the kind and grid cell its state was
+        last written with the per-sensor way (its first reading here, or one after a
+        restart): a sensor's kind and cell do not change (``BatchAdmission`` admits
+        only readings with the sensor's registered ones)."""
         result = BatchResult()
         if self.bank is None:
             by_sensor: dict[str, list[Incoming]] = {}
@@ -312,151 +666,505 @@ class SensorDetection:
         self,
         bank: TailBank,
         batch: Sequence[Incoming],
-        states: Mapping[str, dict[str, Any] | None],
+        states: Mapping[str, Any],
         result: BatchResult,
     ) -> BatchResult:
         """``process`` over the shared bank: every sensor's accepted readings scored in
-        one call, in order. A sensor with one reading in the batch and a live state (the
-        common case at city scale: a batch of 5,000 messages over 20,000 sensors) takes
-        ``_admit_sensor``'s rules inline, with no per-sensor list or call; its result is
-        the same (tests/unit/streams/test_detection.py compares the two paths)."""
-        # Sensors in order of their first reading; ``more`` only for those with several.
-        first: dict[str, Incoming] = {}
-        more: dict[str, list[Incoming]] = {}
-        for item in batch:
-            sensor_id = item.reading.sensor_id
-            if sensor_id not in first:
-                first[sensor_id] = item
-            else:
-                group = more.get(sensor_id)
-                if group is None:
-                    more[sensor_id] = [first[sensor_id], item]
-                else:
-                    group.append(item)
-        live: Any = self._live_class
+        one call, in order.
+
+        The common case at city scale -- a sensor with one reading in the batch, a live
+        ``BankState`` of this detection, no open episode -- is admitted with array
+        compares over the batch's columns against the bookkeeping columns, and, if its
+        reading is not flagged, counted in bulk with no per-sensor dict, tuple or call.
+        Every other sensor (several readings in the batch, an open episode, a flagged
+        reading, no state yet or one read back from the changelog) goes through the
+        per-sensor rules (``_admit_sensor``, ``_record`` under ``_isolated``) with a
+        state dict, written back into a ``BankState`` once its share of the batch has
+        succeeded. Alerts, refusals and marks come out in the order of each sensor's
+        first reading in the batch, as the per-sensor path gives them
+        (tests/unit/streams/test_detection.py compares the two paths field by field)."""
+        n = len(batch)
+        if not n:
+            return result
+        cols = self._columns
+        cols.fit(bank.used)
+        readings = list(map(_READING, batch))
+        sids = list(map(_SENSOR, readings))
+        got: list[Any] = list(map(states.get, sids))
+        try:  # every sensor with a live state (most batches): one C pass
+            slots = np.fromiter(map(_SLOT, got), np.int64, n)
+        except AttributeError:  # a new sensor, a state read back from the changelog
+            slots = np.fromiter(map(getattr, got, repeat("slot", n), repeat(-1, n)), np.int64, n)
+        offsets = np.fromiter(map(_OFFSET, batch), np.int64, n)
+        safe = np.clip(slots, 0, cols.size - 1)
+        # This detection's own live state: its slot's holder is that very object (a
+        # state read back from the changelog, or none yet, has no slot).
+        known = (slots >= 0) & (cols.holder[safe] == np.fromiter(map(id, got), np.int64, n))
+        per_slot = np.bincount(safe[known], minlength=cols.size)
+        quiet_known = known & ~cols.in_episode[safe]
+        fast = quiet_known & (offsets >= 0) & (per_slot[safe] == 1)
+        f = np.flatnonzero(fast)
         new_states = result.states
-        # Per accepted sensor, its state and its accepted readings (one Incoming alone,
-        # or a list of several) in the order scored.
-        admitted: list[tuple[dict[str, Any], Incoming | list[Incoming]]] = []
-        slots: list[int] = []
-        values: list[float] = []
-        times: list[float] = []
-        for sensor_id, item in first.items():
-            state = states.get(sensor_id)
-            if (
-                state is not None
-                and item.offset >= 0
-                and type(state["detector"]) is live
-                and sensor_id not in more
-            ):
-                # ``_admit_sensor`` for one reading and a live detector, inline.
-                reading = item.reading
-                ts = reading.ts
-                last_ts = state["last_ts"]
-                last_offset = state["last_offset"]
-                last_index = state.get("last_index", 0)
-                detector = state["detector"]
-                accept = False
-                if (item.offset, item.index) <= (last_offset, last_index):
-                    result.redelivered += 1
+        multi = self._multi(batch, readings, slots, safe, offsets, quiet_known, per_slot)
+        in_multi = np.zeros(n, np.bool_)
+        if multi is not None:
+            in_multi[multi.at] = True
+            result.redelivered += multi.redelivered
+        # Refusals of the admission, with the place of their sensor's first reading:
+        # sorted by it only if both paths refused something.
+        fast_refused: list[tuple[int, tuple[Incoming, str, str]]] = []
+        slow_refused: list[tuple[int, tuple[Incoming, str, str]]] = []
+        refused_from = len(result.rejected)
+
+        # -- the common case, as arrays ------------------------------------------------
+        # The fast readings' own fields only (a batch of packs takes the other path).
+        n_fast = f.size
+        fast_items: Sequence[Incoming] = batch
+        fast_readings: list[Reading] = readings
+        if n_fast < n:
+            at = f.tolist()
+            fast_items = list(map(batch.__getitem__, at))
+            fast_readings = list(map(readings.__getitem__, at))
+        ft = np.fromiter(map(_TS, fast_readings), np.float64, n_fast)
+        fv = np.fromiter(map(_VALUE, fast_readings), np.float64, n_fast)
+        fi = np.fromiter(map(_INDEX, fast_items), np.int64, n_fast)
+        fs = slots[f]
+        fo = offsets[f]
+        lo, li, lt = cols.last_offset[fs], cols.last_index[fs], cols.last_ts[fs]
+        fresh = (fo > lo) | ((fo == lo) & (fi > li))  # else a redelivery
+        accept = fresh & (ft > lt)
+        n_fresh = int(np.count_nonzero(fresh))
+        n_accept = int(np.count_nonzero(accept))
+        result.redelivered += f.size - n_fresh
+        if n_fresh != n_accept:
+            result.duplicates += int(np.count_nonzero(fresh & (ft == lt)))
+            for k in np.flatnonzero(fresh & (ft < lt)).tolist():
+                j = int(f[k])
+                why = _older(float(ft[k]), float(lt[k]))
+                fast_refused.append((j, (batch[j], "out_of_order", why)))
+        new_lo = np.where(fresh, fo, lo)
+        new_li = np.where(fresh, fi, li)
+        new_lt = np.where(accept, ft, lt)
+        fa = f[accept]  # batch places of the fast path's accepted readings, in order
+
+        # -- every other sensor, one by one ---------------------------------------------
+        # (place of its first reading, sensor id, its readings) in order of those places
+        groups: list[tuple[int, str, list[Incoming]]] = []
+        if n_fast < n:
+            slow = np.flatnonzero(~fast & ~in_multi)
+            live = slow[known[slow]]
+            if live.size:
+                # Live sensors' readings grouped by slot (a stable sort keeps each
+                # sensor's in batch order): no Python per reading.
+                at_slot = live[np.argsort(slots[live], kind="stable")]
+                by_slot = slots[at_slot]
+                starts = np.flatnonzero(np.concatenate(([True], by_slot[1:] != by_slot[:-1])))
+                bounds = [*starts.tolist(), at_slot.size]
+                grouped = list(map(batch.__getitem__, at_slot.tolist()))
+                for g, j in enumerate(at_slot[starts].tolist()):
+                    groups.append((j, sids[j], grouped[bounds[g] : bounds[g + 1]]))
+            others: dict[str, tuple[int, str, list[Incoming]]] = {}
+            for j in slow[~known[slow]].tolist():  # new sensors, states read back
+                sid = sids[j]
+                group = others.get(sid)
+                if group is None:
+                    others[sid] = (j, sid, [batch[j]])
                 else:
-                    last_offset, last_index = item.offset, item.index
-                    if ts > last_ts:
-                        last_ts, accept = ts, True
-                    elif ts == last_ts:
-                        result.duplicates += 1
-                    else:
-                        result.rejected.append((item, "out_of_order", _older(ts, last_ts)))
-                new = {
-                    "detector": detector,
-                    "last_ts": last_ts,
-                    "last_offset": last_offset,
-                    "last_index": last_index,
-                    "episode": state["episode"],
-                }
-                new_states[sensor_id] = new
-                if accept:
-                    admitted.append((new, item))
-                    slots.append(detector.slot)
-                    values.append(reading.value)
-                    times.append(ts)
-                continue
-            items = more.get(sensor_id) or [item]
-            state, accepted = self._admit_sensor(items, state, result)
-            new_states[sensor_id] = state
+                    group[2].append(batch[j])
+            if others:
+                groups.extend(others.values())
+            groups.sort(key=_first)
+        # (first place, state, accepted readings) of the per-sensor path's sensors
+        admitted: list[tuple[int, int, int, Any]] = []
+        # (sensor id, stored state) of the sensors whose state dict is written back
+        to_write: list[tuple[str, Any, Reading]] = []
+        slow_slots: list[int] = []
+        slow_values: list[float] = []
+        slow_times: list[float] = []
+        rejected = result.rejected
+        for j, sid, items in groups:
+            stored = got[j]
+            before = len(rejected)
+            given = stored
+            if type(stored) is BankState:
+                given = stored.as_dict()
+                if stored.detector.bank is not bank:
+                    # Another detection's (not this worker's table): read as a document.
+                    given["detector"] = stored.detector.get_state()
+            state, accepted = self._admit_sensor(items, given, result)
+            if len(rejected) > before:
+                slow_refused.extend((j, entry) for entry in rejected[before:])
+            new_states[sid] = state
+            to_write.append((sid, stored, items[-1].reading))
             if accepted:
                 slot = state["detector"].slot
-                admitted.append((state, accepted[0] if len(accepted) == 1 else accepted))
+                admitted.append((j, j, -1, (state, accepted)))
                 for one in accepted:
-                    slots.append(slot)
-                    values.append(one.reading.value)
-                    times.append(one.reading.ts)
-        if not admitted:
+                    slow_slots.append(slot)
+                    slow_values.append(one.reading.value)
+                    slow_times.append(one.reading.ts)
+        if fast_refused:
+            merged = sorted(fast_refused + slow_refused, key=_first)
+            rejected[refused_from:] = [entry for _, entry in merged]
+
+        def fast_state(k: int) -> dict[str, Any]:
+            """The k-th fast sensor's new state as the per-sensor path's dict."""
+            stored = got[int(f[k])]
+            return {
+                "detector": stored.detector,
+                "last_ts": float(new_lt[k]),
+                "last_offset": int(new_lo[k]),
+                "last_index": int(new_li[k]),
+                "episode": None,
+            }
+
+        k_fast = fa.size
+        k_multi = 0 if multi is None else multi.taken.size
+        if not k_fast and not k_multi and not admitted:
+            self._write_fast(cols, f, fs, new_lt, new_lo, new_li, None, sids, got, new_states)
+            if multi is not None:
+                multi.write(cols, None, sids, got, new_states)
+            self._write_back(bank, cols, to_write, new_states)
             return result
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
         try:
-            array = bank.score_learn(
-                np.array(slots, np.int64),
-                check_values(values),
-                np.array(times, np.float64),
+            scores = bank.score_learn(
+                np.concatenate(
+                    (
+                        fs[accept],
+                        empty_i if multi is None else multi.slots[multi.taken],
+                        np.array(slow_slots, np.int64),
+                    )
+                ),
+                check_values(
+                    np.concatenate(
+                        (
+                            fv[accept],
+                            empty_f if multi is None else multi.values[multi.taken],
+                            slow_values,
+                        )
+                    )
+                ),
+                np.concatenate(
+                    (
+                        ft[accept],
+                        empty_f if multi is None else multi.times[multi.taken],
+                        np.array(slow_times, np.float64),
+                    )
+                ),
             )
         except Exception:
             # The bank refused the batch as a whole: score sensor by sensor, so a fault
-            # costs only the readings of the sensor that caused it.
-            for state, taken in admitted:
-                group = taken if isinstance(taken, list) else [taken]
+            # costs only the readings of the sensor that caused it. Every fast sensor
+            # takes the per-sensor path's state dict from here.
+            fast_taken = [(int(f[k]), fast_state(k)) for k in range(f.size)]
+            for j, state in fast_taken:
+                new_states[sids[j]] = state
+                to_write.append((sids[j], got[j], readings[j]))
+            accepted_at = set(fa.tolist())
+            everyone = [
+                (j, j, -1, (state, [batch[j]])) for j, state in fast_taken if j in accepted_at
+            ]
+            if multi is not None:
+                for g in range(multi.groups):
+                    j, state, taken_items = multi.as_dict(g, batch, got)
+                    new_states[sids[j]] = state
+                    to_write.append((sids[j], got[j], readings[j]))
+                    if taken_items:
+                        everyone.append((j, j, -1, (state, taken_items)))
+            for _, _, _, (state, group) in sorted(everyone + admitted, key=_first):
                 self._isolated(
                     group[0].reading.sensor_id,
                     group,
                     result,
                     partial(self._score_record, state, group, result),
                 )
+            self._write_back(bank, cols, to_write, new_states)
             return result
-        all_scores = array.tolist()
-        flags_array = self.threshold.flags(array)
-        # Most batches flag nothing: then no sensor's flags need looking at.
-        all_flags = flags_array.tolist() if flags_array.any() else None
-        scored_by_kind, last = result.scored_by_kind, result.last
-        start = 0
-        for state, taken in admitted:
-            # One reading alone (the common case) or several; no list built for one.
-            if isinstance(taken, list):
-                reading, n = taken[-1].reading, len(taken)
+        flags = self.threshold.flags(scores)
+        fast_scores = scores[:k_fast]
+        fast_flags = flags[:k_fast]
+        multi_scores = scores[k_fast : k_fast + k_multi]
+        multi_flags = flags[k_fast : k_fast + k_multi]
+        quiet = ~fast_flags
+        # Flagged fast sensors go the per-sensor way (``_record`` may open an episode):
+        # their bookkeeping columns are written back only once that has succeeded.
+        flagged_f = np.zeros(f.size, bool)
+        flagged_f[np.flatnonzero(accept)[fast_flags]] = True
+        self._write_fast(cols, f, fs, new_lt, new_lo, new_li, flagged_f, sids, got, new_states)
+        quiet_at = fa[quiet].tolist()
+        n_quiet = len(quiet_at)
+        if n_quiet:
+            result.scored += n_quiet
+            # Counted by the kind and cell codes of the sensors' slots (``_Columns``).
+            quiet_slots = fs[accept][quiet]
+            cols.count(cols.kind_of, cols.kinds, quiet_slots, result.scored_by_kind)
+            cols.count(cols.cell_of, cols.cells, quiet_slots, result.scored_by_cell)
+            if self.follow:
+                quiet_scores = fast_scores[quiet].tolist()
+                place = {sids[j]: k for k, j in enumerate(quiet_at)}
+                for sid in self.follow.intersection(place):
+                    k = place[sid]
+                    r = readings[quiet_at[k]]
+                    result.last[sid] = (r.kind, r.grid_cell, 1, r.value, quiet_scores[k], False)
+        # What is left takes Python per sensor, in the order of each sensor's first
+        # reading: (first place, place, flagged fast k / -1 per-sensor path / -2 mark /
+        # -3 flagged multi, its entry)
+        work: list[tuple[int, int, int, Any]] = []
+        mark_at = self.mark_at
+        if mark_at is not None and n_quiet:
+            for k in np.flatnonzero(quiet & (fast_scores >= mark_at)).tolist():
+                j = int(fa[k])
+                work.append((j, j, -2, float(fast_scores[k])))
+        for k in np.flatnonzero(fast_flags).tolist():
+            j = int(fa[k])
+            work.append((j, j, k, None))
+        if multi is not None:
+            work.extend(
+                multi.record(
+                    cols, multi_scores, multi_flags, mark_at, self.follow, result, sids, readings
+                )
+            )
+            multi.write(cols, multi.flagged, sids, got, new_states)
+        if work:
+            work.sort(key=_first_two)
+            if admitted:
+                work = list(merge(work, admitted, key=_first_two))
+        else:
+            work = admitted
+        all_scores = scores.tolist()
+        all_flags = flags.tolist() if flags.any() else None
+        start = k_fast + k_multi
+        for _, j, k, entry in work:
+            if k == -3:  # a multi-reading sensor with a flagged reading
+                assert multi is not None
+                sid = sids[j]
+                state, taken_items = multi.as_dict(entry, batch, got)[1:]
+                new_states[sid] = state
+                to_write.append((sid, got[j], readings[j]))
+                lo_, hi_ = multi.score_range(entry, k_fast)
+                self._isolated(
+                    sid,
+                    taken_items,
+                    result,
+                    partial(
+                        self._record,
+                        state,
+                        taken_items,
+                        all_scores[lo_:hi_],
+                        [False] * (hi_ - lo_) if all_flags is None else all_flags[lo_:hi_],
+                        result,
+                    ),
+                )
+            elif k == -2:  # a quiet fast reading scoring at least mark_at
+                r = readings[j]
+                result.marks.append((r.sensor_id, r.ts, entry))
+            elif k >= 0:  # a flagged fast reading
+                state = fast_state(int(np.searchsorted(f, j)))
+                sid = sids[j]
+                new_states[sid] = state
+                to_write.append((sid, got[j], readings[j]))
+                score = all_scores[k]
+                self._isolated(
+                    sid,
+                    [batch[j]],
+                    result,
+                    partial(self._record, state, [batch[j]], [score], [True], result),
+                )
             else:
-                reading, n = taken.reading, 1
-            stop = start + n
-            if state["episode"] is None and (all_flags is None or not any(all_flags[start:stop])):
-                # Quiet (most sensors of most batches): no episode to walk, only the
-                # counts and the last reading -- what ``_record`` does then, inline,
-                # since nothing here can raise.
-                kind = reading.kind
-                result.scored += n
-                scored_by_kind[kind] = scored_by_kind.get(kind, 0) + n
-                last[reading.sensor_id] = (
+                state, taken = entry
+                stop = start + len(taken)
+                self._record_slow(state, taken, all_scores, all_flags, start, stop, result)
+                start = stop
+        self._write_back(bank, cols, to_write, new_states)
+        return result
+
+    def _multi(
+        self,
+        batch: Sequence[Incoming],
+        readings: list[Reading],
+        slots: np.ndarray,
+        safe: np.ndarray,
+        offsets: np.ndarray,
+        quiet_known: np.ndarray,
+        per_slot: np.ndarray,
+    ) -> _Multi | None:
+        """The batch's ``_Multi`` sensors, or None if there are none: live, in no
+        episode, several readings, all with a Kafka position, all in the common case."""
+        candidates = quiet_known & (per_slot[safe] > 1)
+        if not candidates.any():
+            return None
+        cols = self._columns
+        no_offset = quiet_known & (offsets < 0)
+        if no_offset.any():  # such a sensor keeps the per-sensor rules
+            marked = np.zeros(cols.size, np.bool_)
+            marked[safe[no_offset]] = True
+            candidates &= ~marked[safe]
+        at = np.flatnonzero(candidates)
+        if not at.size:
+            return None
+        at = at[np.argsort(slots[at], kind="stable")]
+        for _ in range(2):  # once, then again without the sensors out of the common case
+            ms = slots[at]
+            items = list(map(batch.__getitem__, at.tolist()))
+            rows = list(map(readings.__getitem__, at.tolist()))
+            mo = offsets[at]
+            mx = np.fromiter(map(_INDEX, items), np.int64, at.size)
+            mt = np.fromiter(map(_TS, rows), np.float64, at.size)
+            lo, li, lt = cols.last_offset[ms], cols.last_index[ms], cols.last_ts[ms]
+            fresh = (mo > lo) | ((mo == lo) & (mx > li))
+            begins = np.ones(at.size, np.bool_)
+            begins[1:] = ms[1:] != ms[:-1]
+            same = ~begins
+            out = np.zeros(at.size, np.bool_)
+            # Positions increase within a sensor's readings ...
+            out[1:] = same[1:] & ~((mo[1:] > mo[:-1]) | ((mo[1:] == mo[:-1]) & (mx[1:] > mx[:-1])))
+            # ... and each new reading is later than the one before it (or the stored).
+            before = lt.copy()
+            follows = np.zeros(at.size, np.bool_)
+            follows[1:] = same[1:] & fresh[:-1]
+            before[follows] = mt[np.flatnonzero(follows) - 1]
+            out |= fresh & ~(mt > before)
+            if not out.any():
+                mv = np.fromiter(map(_VALUE, rows), np.float64, at.size)
+                return _Multi(at, ms, mo, mx, mt, mv, lo, li, lt, fresh, np.flatnonzero(begins))
+            group = np.cumsum(begins) - 1
+            dropped = np.zeros(int(group[-1]) + 1, np.bool_)
+            dropped[group[out]] = True
+            at = at[~dropped[group]]
+            if not at.size:
+                return None
+        return None  # (not reached: the second pass has no sensor out of the case)
+
+    @staticmethod
+    def _write_fast(
+        cols: _Columns,
+        f: np.ndarray,
+        fs: np.ndarray,
+        new_lt: np.ndarray,
+        new_lo: np.ndarray,
+        new_li: np.ndarray,
+        flagged: np.ndarray | None,
+        sids: list[str],
+        got: list[Any],
+        new_states: dict[str, Any],
+    ) -> None:
+        """The fast path's bookkeeping into the columns, and its sensors' states (the
+        same ``BankState`` objects, updated in place) into ``new_states``; a flagged
+        sensor's is left to ``_write_back``."""
+        if flagged is not None and flagged.any():
+            keep = ~flagged
+            f, fs, new_lt, new_lo, new_li = (
+                f[keep],
+                fs[keep],
+                new_lt[keep],
+                new_lo[keep],
+                new_li[keep],
+            )
+        if not f.size:
+            return
+        cols.last_ts[fs] = new_lt
+        cols.last_offset[fs] = new_lo
+        cols.last_index[fs] = new_li
+        if f.size == len(sids):  # the whole batch took the fast path
+            new_states.update(zip(sids, got, strict=True))
+            return
+        at = f.tolist()
+        new_states.update(zip(map(sids.__getitem__, at), map(got.__getitem__, at), strict=True))
+
+    @staticmethod
+    def _write_back(
+        bank: TailBank,
+        cols: _Columns,
+        to_write: list[tuple[str, Any, Reading]],
+        new_states: dict[str, Any],
+    ) -> None:
+        """Each per-sensor state dict of the batch that succeeded, as a ``BankState``:
+        the sensor's stored one updated in place, or a new one (a new sensor, a state
+        read back from the changelog). A sensor ``_isolated`` dropped keeps its stored
+        state untouched; a detector of another bank stays a dict."""
+        slots: list[int] = []
+        owners: list[int] = []
+        last_ts: list[float] = []
+        last_offset: list[int] = []
+        last_index: list[int] = []
+        in_episode: list[bool] = []
+        kinds: list[int] = []
+        cells: list[int] = []
+        for sid, stored, reading in to_write:
+            state = new_states.get(sid)
+            if type(state) is not dict:
+                continue
+            detector = state["detector"]
+            if type(detector) is not TailSlot or detector.bank is not bank:
+                continue
+            episode = state["episode"]
+            if type(stored) is BankState and stored.detector is detector:
+                stored.episode = episode
+                owner = stored
+            else:
+                owner = BankState.bare(cols, detector, episode)
+            new_states[sid] = owner
+            slots.append(detector.slot)
+            owners.append(id(owner))
+            last_ts.append(state["last_ts"])
+            last_offset.append(state["last_offset"])
+            last_index.append(state["last_index"])
+            in_episode.append(episode is not None)
+            kinds.append(cols.kind_code(reading.kind))
+            cells.append(cols.cell_code(reading.grid_cell))
+        cols.write(slots, owners, last_ts, last_offset, last_index, in_episode, kinds, cells)
+
+    def _record_slow(
+        self,
+        state: dict[str, Any],
+        taken: list[Incoming],
+        all_scores: list[float],
+        all_flags: list[bool] | None,
+        start: int,
+        stop: int,
+        result: BatchResult,
+    ) -> None:
+        """``_record`` for one per-sensor-path sensor of the bank path; a quiet one (no
+        episode, nothing flagged: nothing can raise) counted inline, as ``_record``
+        would."""
+        n = stop - start
+        if state["episode"] is None and (all_flags is None or not any(all_flags[start:stop])):
+            reading = taken[-1].reading
+            kind, cell = reading.kind, reading.grid_cell
+            result.scored += n
+            result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + n
+            result.scored_by_cell[cell] = result.scored_by_cell.get(cell, 0) + n
+            mark_at = self.mark_at
+            if mark_at is not None:
+                result.marks.extend(
+                    (item.reading.sensor_id, item.reading.ts, score)
+                    for item, score in zip(taken, all_scores[start:stop], strict=True)
+                    if score >= mark_at
+                )
+            if reading.sensor_id in self.follow:
+                result.last[reading.sensor_id] = (
                     kind,
-                    reading.grid_cell,
+                    cell,
                     n,
                     reading.value,
                     all_scores[stop - 1],
                     False,
                 )
-                start = stop
-                continue
-            its = taken if isinstance(taken, list) else [taken]
-            self._isolated(
-                reading.sensor_id,
-                its,
+            return
+        self._isolated(
+            taken[0].reading.sensor_id,
+            taken,
+            result,
+            partial(
+                self._record,
+                state,
+                taken,
+                all_scores[start:stop],
+                [False] * n if all_flags is None else all_flags[start:stop],
                 result,
-                partial(
-                    self._record,
-                    state,
-                    its,
-                    all_scores[start:stop],
-                    [False] * n if all_flags is None else all_flags[start:stop],
-                    result,
-                ),
-            )
-            start = stop
-        return result
+            ),
+        )
 
     def _score_record(
         self, state: dict[str, Any], accepted: list[Incoming], result: BatchResult
@@ -586,16 +1294,19 @@ class SensorDetection:
             # Counted last, once nothing of this sensor's batch can fail any more.
             result.scored += len(accepted)
             result.scored_by_kind[kind] = result.scored_by_kind.get(kind, 0) + len(accepted)
+            cell = last.grid_cell
+            result.scored_by_cell[cell] = result.scored_by_cell.get(cell, 0) + len(accepted)
             if n_anomalies:
                 result.anomalies_by_kind[kind] = result.anomalies_by_kind.get(kind, 0) + n_anomalies
-            result.last[last.sensor_id] = (
-                kind,
-                last.grid_cell,
-                len(accepted),
-                last.value,
-                last_score,
-                episode is not None,
-            )
+            if episode is not None or last.sensor_id in self.follow:
+                result.last[last.sensor_id] = (
+                    kind,
+                    cell,
+                    len(accepted),
+                    last.value,
+                    last_score,
+                    episode is not None,
+                )
         state["episode"] = episode
 
     def _score(self, detector: Detector, items: list[Incoming]) -> tuple[list[float], list[bool]]:

@@ -19,6 +19,7 @@ import math
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, cast
 
 from faust.types import Message
@@ -35,6 +36,8 @@ from streams.logs import SayEvery
 from streams.partitioning import sensor_partition
 
 log = logging.getLogger(__name__)
+_READING = attrgetter("reading")
+_SENSOR = attrgetter("sensor_id")
 
 SAY_DROPPED_EVERY = 60.0  # seconds between INFO lines on duplicate or late reports
 # Why a valid incident report counts towards no burst (streams.bursts ``dropped``).
@@ -115,6 +118,9 @@ class Ingest:
         self._bursts_settled = asyncio.Lock()
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
         self._exported: dict[str, str] = {}  # sensor id -> kind, with per-sensor series
+        # Detection reports the last reading of these sensors (and of any in an episode)
+        # in ``BatchResult.last``: the watched ones and the ones with exported series.
+        self.detection.follow.update(self._watch)
         self._partitions = settings.partitions
 
     # -- readings --------------------------------------------------------------------
@@ -138,8 +144,10 @@ class Ingest:
             await self._detect(messages, incoming)
 
     async def _detect(self, events: Sequence[Message], incoming: list[Incoming]) -> None:
-        stored = self.ctx.sensor_state.get_many({i.reading.sensor_id.encode() for i in incoming})
-        states = {key.decode(): state for key, state in stored.items()}
+        # The batch's sensors once each, keyed by id; each table key encoded once.
+        sensors = set(map(_SENSOR, map(_READING, incoming)))
+        stored = self.ctx.sensor_state.get_many(map(str.encode, sensors))
+        states = dict(zip(sensors, stored, strict=True))
         # Updates the live detectors in the table's states in place.
         result = self.detection.process(incoming, states)
         for item, code, message in result.rejected:
@@ -163,12 +171,11 @@ class Ingest:
         # A state that opened or closed an episode is written through at once, so a
         # replay cannot send its alert a second time.
         alerted = {a.sensor_id for a in result.alerts}
-        staged = {sid.encode(): s for sid, s in result.states.items() if sid not in alerted}
+        staged = dict(zip(map(str.encode, result.states), result.states.values(), strict=True))
+        through = {sid.encode(): staged.pop(sid.encode()) for sid in alerted}
         self.ctx.sensor_state.stage_many(staged)
-        if alerted:
-            await self.ctx.sensor_state.set_many(
-                {sid.encode(): result.states[sid] for sid in alerted}
-            )
+        if through:
+            await self.ctx.sensor_state.set_many(through)
 
     def _count_readings(
         self, events: Sequence[Message], result: BatchResult, sent_at: float
@@ -191,19 +198,20 @@ class Ingest:
                 m.event_to_alert.observe(max(0.0, sent_at - alert.received_at))
             else:
                 m.alerts_resolved.labels(alert.kind).inc()
-        per_cell: Tally[str] = Tally()
-        for sid, (kind, cell, n, value, score, in_episode) in result.last.items():
-            per_cell[cell] += n
+        follow = self.detection.follow
+        for sid, (kind, _, _, value, score, in_episode) in result.last.items():
             if in_episode or sid in self._watch:
                 m.sensor_value.labels(sid, kind).set(value)
                 m.sensor_score.labels(sid, kind).set(score)
                 self._exported[sid] = kind
+                follow.add(sid)
             elif sid in self._exported:
                 # The episode ended: drop the sensor's series to keep cardinality bounded.
                 m.sensor_value.remove(sid, kind)
                 m.sensor_score.remove(sid, kind)
                 del self._exported[sid]
-        for cell, n in per_cell.items():
+                follow.discard(sid)
+        for cell, n in result.scored_by_cell.items():
             m.cell_readings.labels(*self.ctx.cell_path(cell)).inc(n)
 
     def forget_sensors(self, lost: set[int]) -> int:
@@ -218,6 +226,8 @@ class Ingest:
             kind = self._exported.pop(sid)
             self.metrics.sensor_value.remove(sid, kind)
             self.metrics.sensor_score.remove(sid, kind)
+            if sid not in self._watch:
+                self.detection.follow.discard(sid)
         return len(gone)
 
     def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from bench.catchup import catchup_messages, catchup_readings, is_spike, write_grid
-from bench.ceiling import decode_floor, own_work
+from bench.ceiling import against, decode_floor, load_revision, own_work
 from detectors import DETECTORS, Detector
 from playbooks.loader import load_grid
 from streams.partitioning import sensor_partition
@@ -52,3 +52,32 @@ def test_every_spike_episode_fires_once_packed_or_not(tmp_path: Path) -> None:
         assert own_work(messages, grid, batch=100, detect=False) == READINGS
         # The worker's vectorised cross-sensor path fires each episode exactly once.
         assert own_work(messages, grid, batch=100, commit_every=1000) == episodes
+
+
+def test_against_another_revision_runs_both_and_requires_the_same_states(
+    tmp_path: Path,
+) -> None:
+    # ``--against HEAD``: the committed detection and admission loaded beside the
+    # checkout's, both timed over the same messages; their final states must agree.
+    write_grid(tmp_path / "grid.yaml", SENSORS)
+    grid = load_grid(tmp_path / "grid.yaml")
+    messages = list(catchup_messages(catchup_readings(3_000, SENSORS)))
+    compared = against(messages, grid, 500, "HEAD", 2, 3_000)
+    assert compared["same_final_states"] is True
+    assert [(r["round"], r["code"]) for r in compared["runs"]] == [
+        (0, "this"),
+        (0, "HEAD"),
+        (1, "HEAD"),
+        (1, "this"),
+    ]
+    assert len({r["firing_alerts"] for r in compared["runs"]}) == 1
+    assert len(compared["ratios"]) == 2
+
+
+def test_against_an_unknown_revision_says_which() -> None:
+    try:
+        load_revision("no-such-revision-here", Path("/nonexistent"))
+    except SystemExit as exc:
+        assert "--against no-such-revision-here: streams/detection.py not found" in str(exc)
+    else:
+        raise AssertionError("an unknown revision was loaded")

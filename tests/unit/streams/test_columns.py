@@ -268,6 +268,25 @@ def test_each_rule_of_the_fast_check_refuses_a_packed_reading_as_the_validator_d
     assert refused == expected_out
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{}, {"schema": "readings/1"}, {"schema": ""}, {"schema": "reading/2"}]
+    + [{field: wrong} for field, values in sorted(WRONG.items()) for wrong in values]
+    + [{"value": v} for v in (-1000, 1000, -1000.5, 1000.5, 7, -0.0)],
+)
+@pytest.mark.parametrize("partition", range(PARTITIONS))
+def test_each_rule_of_the_fast_check_refuses_a_single_reading_as_the_validator_does(
+    grid: Grid, change: dict[str, Any], partition: int
+) -> None:
+    # The single-reading path checks the same rules inline: one reading message changed,
+    # between two good ones: only it may be refused.
+    values = [good(1), json.dumps({**GOOD, **change}).encode(), good(9)]
+    incoming, refused = batched(grid, values, [partition] * 3)
+    expected_in, expected_out = per_message(grid, values, [partition] * 3)
+    assert same(incoming, expected_in)
+    assert refused == expected_out
+
+
 def test_an_oversize_or_empty_pack_is_refused_whole_as_admit_refuses_it(grid: Grid) -> None:
     values = [oversize(), b'{"schema": "readings/1", "readings": []}', good(1)]
     partitions = [home_of_gauge()] * 3
