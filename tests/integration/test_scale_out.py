@@ -39,6 +39,16 @@ def reading(sensor: str, i: int, value: float) -> bytes:
     return Reading(START + 300 * i, sensor, "water_level", value, "ft", cell).to_json()
 
 
+def warm_then_spike_all(p: Pipeline) -> list[float]:
+    """Forty quiet rounds, then a spike on every sensor (round 40); returns the levels."""
+    base = real_levels(60)
+    for i in range(40):
+        send_round(p, i, set(), base)
+    send_round(p, 40, set(SENSORS), base)
+    p.flush()
+    return base
+
+
 def send_round(p: Pipeline, i: int, spikes: set[str], base: list[float]) -> None:
     for s in SENSORS:
         value = base[i % len(base)] * (9 if s in spikes else 1)
@@ -271,11 +281,7 @@ def test_a_run_moved_to_a_new_worker_is_escalated_once(
     b_env = {**p.env, "CITYBRAIN_WORKER_PORT": str(shifted_port(26067))}
     b = type(a)(b_env, p.run_dir / f"{p.name}-worker-b.log")
     try:
-        base = real_levels(60)
-        for i in range(40):
-            send_round(p, i, set(), base)
-        send_round(p, 40, set(SENSORS), base)
-        p.flush()
+        warm_then_spike_all(p)
         steps = p.read("steps", lambda m: len(steps_of(m, "notify")) >= len(SENSORS), settle=2)
         runs = {d["run_id"] for d in steps_of(steps, "run_created")}
         owners = {key_partition(run_id.rsplit(".", 1)[0].encode(), 2) for run_id in runs}
@@ -331,11 +337,7 @@ def test_after_a_second_worker_joins_each_sensor_and_open_alert_is_exported_once
     b_env = {**p.env, "CITYBRAIN_WORKER_PORT": str(port_b)}
     b = type(a)(b_env, p.run_dir / f"{p.name}-worker-b.log")
     try:
-        base = real_levels(60)
-        for i in range(40):
-            send_round(p, i, set(), base)
-        send_round(p, 40, set(SENSORS), base)
-        p.flush()
+        base = warm_then_spike_all(p)
         alerts = p.read("alerts", lambda m: len(firing(m)) >= len(SENSORS))
         ids = {d["alert_id"] for d in firing(alerts)}
         assert {key_partition(i.encode(), 2) for i in ids} == {0, 1}  # both workers count
