@@ -145,7 +145,11 @@ def test_demo_says_how_to_reach_its_runs_and_stop_everything(demo: dict[str, Any
     out: str = demo["stdout"]
     files: DemoFiles = demo["files"]
     assert f"export CITYBRAIN_API_TOKEN=$(cat {files.token})" in out
-    assert "make stack-down" in out
+    # The stop line works from any directory (trial 9: `make stack-down` needed the
+    # checkout): the absolute citybrain, with the demo's settings before it.
+    stop = re.search(r"(\S+/citybrain) stack down\s*$", out, re.M)
+    assert stop, out[-2000:]
+    assert Path(stop.group(1)).is_absolute() and Path(stop.group(1)).exists()
     assert (files.token.stat().st_mode & 0o777) == 0o600
     # As the printed lines say: the demo token lists the demo's runs after the demo ended.
     env = {**demo["env"], "CITYBRAIN_API_TOKEN": files.token.read_text().strip()}
