@@ -252,9 +252,12 @@ def test_a_hundred_thousand_fuzzed_events_all_reach_the_dead_letter_topic(
             time.sleep(1)
         assert scrape_sum(shifted_port(26066), "citybrain_dead_letters_total") == n
         assert worker.alive()
-        sample = scaled.read("deadletter", lambda m: len(m) >= 2000)
-        assert all(dict(m.headers).get("citybrain.error.reason") for m in sample)
-        assert len({dict(m.headers)["citybrain.error.reason"] for m in sample}) >= 6
+        # All of them: a reading's dead letter is keyed by its sensor id, so the
+        # partitions of the dead-letter topic hold different mixes of reasons, and the
+        # first few thousand read need not show them all.
+        dead = scaled.read("deadletter", lambda m: len(m) >= n)
+        assert all(dict(m.headers).get("citybrain.error.reason") for m in dead)
+        assert len({dict(m.headers)["citybrain.error.reason"] for m in dead}) >= 6
     finally:
         worker.stop()
 
