@@ -41,6 +41,8 @@ from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
+    import faust
+
     from citybrain.detect import Scored
     from citybrain.rehearse import DepartmentUnits, Incident
     from detectors import Detector
@@ -264,25 +266,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     app = create_app(settings)
     check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
     _require_kafka(settings)
-    _create_topics_for_worker(settings)
+    _create_topics_for_worker(settings, app)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
 
 
-def _create_topics_for_worker(settings: Settings) -> None:
-    """Create the topics a worker reads and writes before faust subscribes: on a topic
+def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
+    """Create the topics a worker reads and writes, faust's own changelogs included,
+    and wait until the broker's metadata shows them, before faust subscribes: on a topic
     prefix the broker has never seen, the consumer otherwise logged an ERROR "Topic …
-    not found in cluster metadata" per topic until the broker auto-created them. A
-    broker that refuses (no create permission) gets one warning line; the worker still
-    starts, waiting for the topics as before."""
+    not found in cluster metadata" per topic until the broker auto-created them, or
+    until a topic just created reached the broker's metadata. A broker that refuses (no
+    create permission) gets one warning line; the worker still starts, waiting for the
+    topics as before."""
     from kafka.errors import KafkaError
 
-    from citybrain.stack.topics import create_topics
+    from citybrain.stack.topics import create_topics, faust_topics
 
     try:
-        create_topics(settings)
+        create_topics(settings, faust_topics(app, settings.partitions))
     except KafkaError as exc:
         print(
             f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "

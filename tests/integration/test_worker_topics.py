@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
+from prometheus_client import CollectorRegistry
 
 from citybrain.stack import PrometheusServer
+from citybrain.stack.topics import faust_topics
+from streams.app import create_app
 from tests.services import FIXTURES, TEST_PORTS, Worker, stack_settings, write_tokens
 
 pytestmark = pytest.mark.integration
@@ -39,6 +42,14 @@ def test_a_first_start_on_a_new_prefix_creates_the_topics_before_subscribing(
         finally:
             admin.close()
         assert set(settings.topics.values()) <= existing
+        # Every topic faust declared on its own (named after the app id) is one the CLI
+        # created and waited for first: a faust upgrade that declares another fails here.
+        ours = {
+            spec.name
+            for spec in faust_topics(create_app(settings, CollectorRegistry()), settings.partitions)
+        }
+        declared = {t for t in existing if t.startswith(f"{name}-")}
+        assert declared == ours, declared ^ ours
     finally:
         worker.stop()
     log = worker.log()
