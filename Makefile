@@ -34,6 +34,7 @@ lint: install ## ruff, formatting, mypy and the import contracts
 	$(BIN)/lint-imports
 
 bench: install ## detector speed, the in-process ceiling, catch-up throughput (vs aiokafka, ConsumerPerformance, Quix; one reading per message and edge packs), latency, memory, MQTT ingest, rehearsal
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench.detector_speed --out bench/results-detectors.json
 	$(BIN)/python -m bench.ceiling --out bench/results.json
 	$(BIN)/python -m bench.ceiling --pack 100 --out bench/results.json
