@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from bench.catchup import scrape, start_worker, worker_env
 from citybrain.adapters import write_synthetic_grid
+from citybrain.detect import rows_to_reach
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import create_topics
 from streams.events import MAX_PACK_READINGS, Reading
@@ -36,10 +37,23 @@ from streams.partitioning import ReadingPacker, sensor_partition
 from streams.settings import REPO_ROOT, load_settings
 
 SENSORS = 2000
-# Readings per sensor before timing: past the tail detector's warm-up (32) and the
-# few-data cap after it (spikes at a sensor's readings 31-37 scored below the threshold,
-# 2026-12-01: the "192 of 200" of earlier runs, not a loss).
-WARMUP_ROUNDS = 64
+
+
+def warmup_rounds(detector: str, decisive: float) -> int:
+    """Readings per sensor before timing: enough that a spike's score is *decisive* for
+    the corroboration stage (``CITYBRAIN_CORROBORATION_DECISIVE``), which forwards such
+    an alert at once. A lone alert below it waits, by design, up to
+    ``CITYBRAIN_CORROBORATION_GRACE`` (30 s) for a neighbour's mark (streams/
+    corroborating.py), and the tail detector caps a young sensor's scores by how little
+    it has seen: with 64 readings (this bench until 2026-12-01 night) the spikes scored
+    0.31-0.40 and every one waited for a neighbour (p50 3.0 s of that hop alone at
+    25,000/s), which measured the policy's hold, not the pipeline. The rounds are
+    measured with the real detector (``citybrain.detect.rows_to_reach``: 294 for
+    ``tail`` at 0.9), plus a margin; at least 64, past the warm-up's few-data cap."""
+    needed = rows_to_reach(detector, decisive, limit=2000)
+    return max(64, (needed or 64) + 16)
+
+
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 
 
@@ -98,18 +112,28 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
     port = settings.worker_port + 3
     env = worker_env(run, grid, port, detector_min_samples="20")
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=2)
+    fast = FastProducer(settings.kafka_bootstrap) if not pack_ms else None
     rng = np.random.default_rng(rate)
-    for step in range(WARMUP_ROUNDS):  # warm every sensor's detector before timing
+    rounds = warmup_rounds(settings.detector, settings.corroboration_decisive)
+    for step in range(rounds):  # warm every sensor's detector before timing
         for s in range(SENSORS):
-            producer.send(
-                settings.topic("readings"),
-                key=f"s{s:05d}".encode(),
-                value=reading(s, step, 10 + rng.random()).to_json(),
-            )
+            sid = f"s{s:05d}"
+            message = reading(s, step, 10 + rng.random()).to_json()
+            if fast is not None:
+                fast.send(
+                    settings.topic("readings"),
+                    sid.encode(),
+                    message,
+                    sensor_partition(sid, settings.partitions),
+                )
+            else:
+                producer.send(settings.topic("readings"), key=sid.encode(), value=message)
     producer.flush()
+    if fast is not None:
+        fast.flush()
     worker = start_worker(env, workdir / f"worker-{rate}.log")
     try:
-        warm = WARMUP_ROUNDS * SENSORS
+        warm = rounds * SENSORS
         while scrape(port, "citybrain_readings_total") < warm:
             time.sleep(0.5)
         scheduled: dict[str, float] = {}  # sensor id -> scheduled send time of its spike
@@ -170,12 +194,11 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
                 spiked.add(sid)
                 sensor_round[sid] = n // SENSORS
             value = 200.0 if spike else 10 + rng.random()
-            r = reading(sensor, WARMUP_ROUNDS + n // SENSORS, value)
+            r = reading(sensor, rounds + n // SENSORS, value)
             partition = sensor_partition(sid, settings.partitions)
             planned.append(
                 (r, sid.encode(), r.to_json() if packer is None else b"", partition, spike)
             )
-        fast = FastProducer(settings.kafka_bootstrap) if packer is None else None
         stop = threading.Event()
         reader = threading.Thread(target=collect, daemon=True)
         reader.start()
@@ -197,6 +220,7 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
                         scheduled[r.sensor_id] = t0 + n / rate
                     n += 1
         else:
+            assert packer is not None  # one per message goes through ``fast``
             flushed = t0
             for n, (r, _, _, _, spike) in enumerate(planned):
                 due = t0 + n / rate
@@ -223,13 +247,14 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
             "pack_ms": pack_ms,
             "achieved_send_rate": round(achieved),
             "producer": "kafka-python" if packer is not None else "confluent-kafka",
+            "warmup_readings_per_sensor": rounds,
             "spikes": len(scheduled),
             "alerts": int(latencies.size),
             "other_sensors_alerting": len(others),
             # Each spike that did not alert, as its sensor's reading count at the spike
             # (warm-up readings included): a young sensor's scores are capped.
             "missed_at_reading": sorted(
-                WARMUP_ROUNDS + 1 + int(sensor_round[s]) for s in scheduled if s not in arrived
+                rounds + 1 + int(sensor_round[s]) for s in scheduled if s not in arrived
             ),
         }
         if latencies.size:
