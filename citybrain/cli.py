@@ -214,6 +214,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_app, settle_garbage_collector
+    from streams.logs import RepeatFilter
 
     class QuietWorker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -224,6 +225,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
                 retriable_coordinator_error_is_a_warning
             )
+            repeats = RepeatFilter()  # one per worker: its counts span every handler
+            for handler in logger.handlers:
+                handler.addFilter(repeats)
 
         # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
         # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
@@ -305,7 +309,10 @@ def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:
     failed = record.msg == "Group Coordinator Request failed: %s"
     if failed and args and getattr(args[0], "retriable", False):
         record.levelno, record.levelname = logging.WARNING, "WARNING"
-        record.msg = "group coordinator not ready yet (%s); retrying (normal on a new broker)"
+        record.msg = (
+            "group coordinator not available (%s); retrying (normal while a new broker "
+            "creates its offsets topic, or while Kafka is unreachable)"
+        )
     return True
 
 

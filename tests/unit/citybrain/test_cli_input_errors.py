@@ -382,7 +382,7 @@ def test_a_retriable_group_coordinator_error_is_a_warning_others_stay_errors() -
     retriable = record(CoordinatorNotAvailableError())
     assert retriable_coordinator_error_is_a_warning(retriable)
     assert retriable.levelno == logging.WARNING
-    assert "not ready yet" in retriable.getMessage() and "retrying" in retriable.getMessage()
+    assert "not available" in retriable.getMessage() and "retrying" in retriable.getMessage()
     fatal = record(GroupAuthorizationFailedError())
     assert retriable_coordinator_error_is_a_warning(fatal)
     assert fatal.levelno == logging.ERROR
