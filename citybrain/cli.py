@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import cli_command, command_line
+from citybrain.commands import command_line, start_stack_hint
 from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
@@ -65,11 +65,6 @@ EXIT_STATUSES = (
     EXIT_BUG,
     EXIT_INTERRUPTED,
     EXIT_PIPE,
-)
-# A hint that works from any directory (trial 9: `make …` works in the checkout only).
-START_STACK = (
-    f"start the local stack with `{shlex.quote(cli_command())} stack up` "
-    "(`make stack-up` in the checkout)"
 )
 
 
@@ -138,7 +133,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for line in demo_worker_lines(s):
             print(line)
         if not ok:
-            print(f"citybrain: the stack is not ready: {START_STACK}", file=sys.stderr)
+            print(f"citybrain: the stack is not ready: {start_stack_hint()}", file=sys.stderr)
         return EXIT_OK if ok else EXIT_FAILED
     return 0
 
@@ -185,7 +180,7 @@ def _require_kafka(settings: Settings) -> None:
         if port.isdigit() and _answers(host, int(port)):
             return
     raise CliError(
-        f"no Kafka broker answers at {settings.kafka_bootstrap}: {START_STACK}, "
+        f"no Kafka broker answers at {settings.kafka_bootstrap}: {start_stack_hint()}, "
         "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one",
         EXIT_SERVICE,
     )
@@ -197,8 +192,8 @@ def _require_mqtt(settings: Settings) -> None:
     if not _answers(settings.mqtt_host, settings.mqtt_port):
         raise CliError(
             f"no MQTT broker answers at {settings.mqtt_host}:{settings.mqtt_port}: "
-            f"`{shlex.quote(cli_command())} stack up` (`make stack-up` in the checkout) "
-            "starts Mosquitto there (the demo does not), or point "
+            f"`{command_line('stack', 'up')}` starts Mosquitto there (the demo does not), or "
+            "point "
             "CITYBRAIN_MQTT_HOST/CITYBRAIN_MQTT_PORT at a running one",
             EXIT_SERVICE,
         )
@@ -525,7 +520,6 @@ def _replay_files_in(directory: Path) -> str:
     """What to give instead of ``directory``: the canonical reading and incident CSVs in
     it (a glob would also take any other CSV there, e.g. the classifier's training file
     beside the slices in datasets/)."""
-    import shlex
 
     from streams.csvfile import Record, read_records
     from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS, looks_like_row
@@ -3561,13 +3555,13 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         except StreamsError:
             where = "the configured address"
         return EXIT_SERVICE, (
-            f"no Kafka broker answered at {where} ({type(exc).__name__}): {START_STACK}, "
+            f"no Kafka broker answered at {where} ({type(exc).__name__}): {start_stack_hint()}, "
             "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
         )
     refused = _connection_error(exc)
     if isinstance(exc, urllib.error.URLError) or refused is not None:
         why = getattr(exc, "reason", None) or refused or exc
-        return EXIT_SERVICE, f"a service did not answer ({why}): {START_STACK} and retry"
+        return EXIT_SERVICE, f"a service did not answer ({why}): {start_stack_hint()} and retry"
     if isinstance(exc, OSError) and exc.filename is not None:
         return EXIT_USAGE, f"cannot use {exc.filename}: {exc.strerror}"
     return EXIT_BUG, (

@@ -74,3 +74,15 @@ def _is_default(value: str, default: object) -> bool:
         except ValueError:
             return False
     return text == str(default)
+
+
+def start_stack_hint() -> str:
+    """The hint that starts the local stack, runnable as typed from any directory in a
+    fresh shell: ``start the local stack with `CITYBRAIN_KAFKA_PORT=19892 citybrain stack
+    up` (`CITYBRAIN_KAFKA_PORT=19892 make stack-up` in the checkout)``. It carries every
+    setting changed from its default (``changed_settings``): ``stack up`` reads the
+    ports, run directory, topic prefix, partitions and heap (trial 10: without them it
+    started the default-port stack)."""
+    changed = changed_settings()
+    make = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in changed.items()), "make stack-up"])
+    return f"start the local stack with `{command_line('stack', 'up')}` (`{make}` in the checkout)"

@@ -62,8 +62,12 @@ def test_ingest_mqtt_without_a_broker_names_it_and_make_stack_up(
     assert main(["ingest", "mqtt"]) == EXIT_SERVICE
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: no MQTT broker answers at 127.0.0.1:{mqtt}: ")
-    # A command that works from any directory, and the make target for the checkout.
-    assert f"`{cli_command()} stack up` (`make stack-up` in the checkout) starts Mosquitto" in err
+    # A command that works from any directory in a fresh shell, with the settings this
+    # one runs with (trial 10: without them it started the default-port stack).
+    hint = err.split("`")[1]
+    assert hint.endswith(f" {cli_command()} stack up"), hint
+    assert f"CITYBRAIN_KAFKA_PORT={listening} " in hint and f"CITYBRAIN_MQTT_PORT={mqtt} " in hint
+    assert f"{cli_command()} stack up` starts Mosquitto" in err
     assert err.count("\n") == 1, err
 
 
@@ -555,3 +559,27 @@ def test_a_resumed_replay_reads_every_row_and_says_what_skip_left_out() -> None:
         replay_summary(3, 2, 0, 1)
         == "read 3 rows: sent 2 readings and 0 incidents, skipped 1 bad row"
     )
+
+
+def test_the_start_the_stack_hint_carries_the_settings_this_shell_changed(
+    stopped: None,
+    listening: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Trial 10: with non-default ports set, `stack status` and the worker printed a bare
+    # `citybrain stack up`, which in a fresh shell starts the default-port stack.
+    from citybrain.commands import start_stack_hint
+
+    kafka = _closed_port()
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(kafka))
+    monkeypatch.setenv("CITYBRAIN_PROMETHEUS_PORT", "19890")
+    hint = start_stack_hint()
+    up, make = hint.split("`")[1], hint.split("`")[3]
+    for line in (up, make):
+        assert (
+            f"CITYBRAIN_KAFKA_PORT={kafka} " in line and "CITYBRAIN_PROMETHEUS_PORT=19890 " in line
+        )
+    assert up.endswith(f" {cli_command()} stack up") and make.endswith(" make stack-up")
+    assert main(["worker"]) == EXIT_SERVICE
+    assert hint in capsys.readouterr().err
