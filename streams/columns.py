@@ -23,11 +23,14 @@ whatever msgspec refuses is left to the validator, whose lenient fallback still 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter
+from typing import Any, Literal
 
 import msgspec
+import numpy as np
 
 from streams.detection import Incoming, Refused, admit, place
 from streams.events import (
@@ -84,6 +87,37 @@ class WirePack(msgspec.Struct, gc=False):
 Registration = tuple[str, str, str, float, float, int, str]
 
 
+def _one_of(values: Iterable[str]) -> Any:
+    """The type msgspec decodes as one of ``values`` (a ``Literal``: the decoded string is
+    the very object given here, no new one per message), ``str`` if there are none."""
+    values = tuple(dict.fromkeys(values))
+    return Literal[values] if values else str  # (an empty grid: nothing is registered)
+
+
+def _registered_wire(registrations: Iterable[Registration]) -> type[WireReading]:
+    """A ``WireReading`` whose sensor id, kind, grid cell, unit and schema can only be
+    registered ones (``Literal`` types): decoding it allocates no string but the
+    timestamp, and a message it refuses is left to the validator as any other."""
+    regs = list(registrations)
+    fields: list[tuple[str, Any]] = [
+        ("sensor_id", _one_of(r[6] for r in regs)),
+        ("kind", _one_of(r[0] for r in regs)),
+        ("grid_cell", _one_of(r[1] for r in regs)),
+        ("unit", _one_of(r[2] for r in regs)),
+        ("schema", Literal[READING_SCHEMA]),
+    ]
+    return msgspec.defstruct("RegisteredWireReading", fields, bases=(WireReading,), gc=False)
+
+
+# The registered single reading's fields the fast check reads, each column in one C pass.
+_SENSOR, _KIND_OF, _CELL_OF, _UNIT_OF = map(attrgetter, ("sensor_id", "kind", "grid_cell", "unit"))
+_TS_TEXT = attrgetter("ts")
+_VALUE = attrgetter("value")
+_NAN = float("nan")
+# A registration's strings, for the admitted readings' columns.
+_KIND, _CELL, _UNIT, _SENSOR_ID = (itemgetter(k) for k in (0, 1, 2, 6))
+
+
 def _registered_here(
     row: WireReading | WirePacked, reg: Registration | None, partition: int
 ) -> bool:
@@ -110,30 +144,47 @@ class BatchAdmission:
 
     def __init__(self, validator: EventValidator, partitions: int) -> None:
         self.validator = validator
-        self._decode = msgspec.json.Decoder(WireReading).decode
         self._decode_pack = msgspec.json.Decoder(WirePack).decode
         self._home: Callable[[str], int] = partial(sensor_partition, partitions=partitions)
         grid = validator.grid
         self._registered: dict[str, Registration] = {}
+        # One object per distinct kind, cell and unit string (a grid file's loader may
+        # make one per sensor): the decoder's ``Literal`` hands back these very objects,
+        # so the fast check compares them by identity.
+        one: dict[str, str] = {}
         for sensor_id, sensor in grid.sensors.items():
             kind = grid.kinds.get(sensor.kind)
             if kind is not None and sensor.cell in grid.cells:
                 self._registered[sensor_id] = (
-                    sensor.kind,
-                    sensor.cell,
-                    kind.unit,
+                    one.setdefault(sensor.kind, sensor.kind),
+                    one.setdefault(sensor.cell, sensor.cell),
+                    one.setdefault(kind.unit, kind.unit),
                     kind.min,
                     kind.max,
                     self._home(sensor_id),
                     sensor_id,
                 )
+        self._single: type[WireReading] = _registered_wire(self._registered.values())
+        self._decode = msgspec.json.Decoder(self._single).decode
+        # The registrations as columns, by row: sensor id -> row; the objects' ids of its
+        # kind, cell and unit, its plausible range and home partition. The row past the
+        # last refuses everything (no object has id 0, an empty range, no partition): a
+        # reading of no registered sensor takes it.
+        regs = list(self._registered.values())
+        self._regs = regs
+        self._row: dict[str, int] = {r[6]: at for at, r in enumerate(regs)}
+        self._ids = [np.array([id(r[k]) for r in regs] + [0], np.int64) for k in (0, 1, 2)]
+        self._low = np.array([r[3] for r in regs] + [np.inf], np.float64)
+        self._high = np.array([r[4] for r in regs] + [-np.inf], np.float64)
+        self._home_of = np.array([r[5] for r in regs] + [-1], np.int64)
 
-    def _decoded(self, values: Sequence[bytes]) -> list[WireReading | WirePack | None]:
-        """Every message as a ``WireReading`` or a ``WirePack``, None where msgspec
-        refuses both."""
+    def _decoded(self, values: Sequence[bytes]) -> tuple[list[WireReading | WirePack | None], bool]:
+        """Every message as a registered ``WireReading`` (``_single``) or a
+        ``WirePack``, None where msgspec refuses both; True if every one is a single
+        reading (the common case, one call's loop)."""
         decode = self._decode
         try:
-            return [decode(value) for value in values]  # the common case: one call's loop
+            return [decode(value) for value in values], True
         except Exception:
             pass
         # Whichever decoder took the last message is tried first: a topic carries mostly
@@ -153,7 +204,41 @@ class BatchAdmission:
                 rows.append(None)
             else:
                 first, second = second, first
-        return rows
+        return rows, False
+
+    def _checked(
+        self, rows: Sequence[WireReading], partitions: Iterable[int], newest: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fast check over registered single readings as arrays: (passes, event
+        times, values, registration rows). A reading passes if its sensor is registered
+        with its kind, cell and unit, its value is in the kind's plausible range, it is
+        on its sensor's home partition, and its timestamp has a zone and falls between
+        ``MIN_EVENT_TIME`` and ``newest``; each distinct timestamp text of the batch is
+        parsed once (a city's sensors report on the same clock ticks)."""
+        m = len(rows)
+        at = np.fromiter(map(self._row.get, map(_SENSOR, rows), repeat(-1)), np.int64, m)
+        # The decoded kind, cell and unit are the registrations' objects or no match.
+        same = np.fromiter(map(id, map(_KIND_OF, rows)), np.int64, m) == self._ids[0][at]
+        same &= np.fromiter(map(id, map(_CELL_OF, rows)), np.int64, m) == self._ids[1][at]
+        same &= np.fromiter(map(id, map(_UNIT_OF, rows)), np.int64, m) == self._ids[2][at]
+        values = np.fromiter(map(_VALUE, rows), np.float64, m)
+        texts = list(map(_TS_TEXT, rows))
+        epochs = dict(zip(texts, repeat(_NAN)))  # NaN: the validator names it (no compare)
+        for text in epochs:
+            ts = _event_time(text)
+            if ts is not None:
+                epochs[text] = ts
+        times = np.fromiter(map(epochs.__getitem__, texts), np.float64, m)
+        home = np.fromiter(partitions, np.int64, m)
+        passes = (
+            same
+            & (self._low[at] <= values)
+            & (values <= self._high[at])
+            & (self._home_of[at] == home)
+            & (times >= MIN_EVENT_TIME)
+            & (times <= newest)
+        )
+        return passes, times, values, at
 
     def admit(
         self,
@@ -169,23 +254,40 @@ class BatchAdmission:
         Never raises for a message's content; the same result as ``admit`` called on
         each message."""
         raw = [value or b"" for value in values]  # a tombstone is refused as bad JSON
-        rows = self._decoded(raw)
-        registered = self._registered
+        rows, all_single = self._decoded(raw)
         newest = now + self.validator.max_future_skew
+        places: Sequence[int] = range(len(rows))
+        if not all_single:
+            single = self._single
+            places = [i for i, row in enumerate(rows) if type(row) is single]
+        singles: Any = rows if all_single else [rows[i] for i in places]
+        passes, times, vals, at = self._checked(
+            singles, partitions if all_single else map(partitions.__getitem__, places), newest
+        )
+        if all_single and bool(passes.all()):  # the common case: no Python per message
+            return self._made(at, times, vals, received, offsets, raw), []
+        passed = list(compress(places, passes.tolist()))
+        chosen = np.flatnonzero(passes)
+        made = iter(
+            self._made(
+                at[chosen],
+                times[chosen],
+                vals[chosen],
+                map(received.__getitem__, passed),
+                map(offsets.__getitem__, passed),
+                map(raw.__getitem__, passed),
+            )
+        )
+        fast = [False] * len(rows)
+        for i in passed:
+            fast[i] = True
         incoming: list[Incoming] = []
         refused: list[tuple[int, Refused]] = []
         for i, row in enumerate(rows):
-            if type(row) is WireReading:
-                reg = registered.get(row.sensor_id)
-                if _registered_here(row, reg, partitions[i]):
-                    assert reg is not None
-                    ts = _event_time(row.ts)
-                    if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                        # The registration's own strings (equal to the row's).
-                        reading = Reading(ts, reg[6], reg[0], row.value, reg[2], reg[1])
-                        incoming.append(Incoming(reading, received[i], offsets[i], raw[i], 0))
-                        continue
-            elif type(row) is WirePack and self._pack(
+            if fast[i]:
+                incoming.append(next(made))
+                continue
+            if type(row) is WirePack and self._pack(
                 row, raw[i], partitions[i], offsets[i], received[i], now, i, incoming, refused
             ):
                 continue
@@ -196,6 +298,30 @@ class BatchAdmission:
             incoming.extend(admitted)
             refused.extend((i, r) for r in refusals)
         return incoming, refused
+
+    def _made(
+        self,
+        at: np.ndarray,
+        times: np.ndarray,
+        vals: np.ndarray,
+        received: Iterable[float],
+        offsets: Iterable[int],
+        raw: Iterable[bytes],
+    ) -> list[Incoming]:
+        """The admitted single readings, each with the registration's own strings
+        (equal to the message's: detection's and the table's lookups then compare them
+        by identity)."""
+        regs = list(map(self._regs.__getitem__, at.tolist()))
+        readings = map(
+            Reading,
+            times.tolist(),
+            map(_SENSOR_ID, regs),
+            map(_KIND, regs),
+            vals.tolist(),
+            map(_UNIT, regs),
+            map(_CELL, regs),
+        )
+        return list(map(Incoming, readings, received, offsets, raw, repeat(0)))
 
     def _pack(
         self,
