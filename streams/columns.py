@@ -27,12 +27,12 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import numpy as np
 
-from streams.detection import Incoming, Refused, admit, place
+from streams.detection import Admitted, Incoming, Refused, admit, place
 from streams.events import (
     MAX_PACK_READINGS,
     MIN_EVENT_TIME,
@@ -106,7 +106,8 @@ def _registered_wire(registrations: Iterable[Registration]) -> type[WireReading]
         ("unit", _one_of(r[2] for r in regs)),
         ("schema", Literal[READING_SCHEMA]),
     ]
-    return msgspec.defstruct("RegisteredWireReading", fields, bases=(WireReading,), gc=False)
+    wire = msgspec.defstruct("RegisteredWireReading", fields, bases=(WireReading,), gc=False)
+    return cast(type[WireReading], wire)
 
 
 # The registered single reading's fields the fast check reads, each column in one C pass.
@@ -247,12 +248,17 @@ class BatchAdmission:
         offsets: Sequence[int],
         received: Sequence[float],
         now: float,
-    ) -> tuple[list[Incoming], list[tuple[int, Refused]]]:
+    ) -> tuple[Admitted, list[tuple[int, Refused]]]:
         """A batch of readings messages (values, their partitions, offsets and Kafka
         timestamps in seconds, in offset order) -> the readings detection takes, in
-        order, and the refused ones as (message's place in the batch, ``Refused``).
-        Never raises for a message's content; the same result as ``admit`` called on
-        each message."""
+        order (``Admitted``: columns, and the sequence of their ``Incoming``), and the
+        refused ones as (message's place in the batch, ``Refused``). Never raises for a
+        message's content; the same result as ``admit`` called on each message.
+
+        A batch of nothing but admitted single readings (the common case) is admitted
+        without Python per message: its columns are the decoded rows' (the sensor id
+        string the grid's own), and a reading's ``Incoming`` is built only if detection
+        asks for it (``Admitted``)."""
         raw = [value or b"" for value in values]  # a tombstone is refused as bad JSON
         rows, all_single = self._decoded(raw)
         newest = now + self.validator.max_future_skew
@@ -265,7 +271,11 @@ class BatchAdmission:
             singles, partitions if all_single else map(partitions.__getitem__, places), newest
         )
         if all_single and bool(passes.all()):  # the common case: no Python per message
-            return self._made(at, times, vals, received, offsets, raw), []
+            n = len(rows)
+            make = partial(self._make, at, times, vals, received, offsets, raw)
+            offset_column = np.fromiter(offsets, np.int64, n)
+            sensor_ids = list(map(_SENSOR, singles))
+            return Admitted(sensor_ids, times, vals, offset_column, np.zeros(n, np.int64), make), []
         passed = list(compress(places, passes.tolist()))
         chosen = np.flatnonzero(passes)
         made = iter(
@@ -297,7 +307,23 @@ class BatchAdmission:
             )
             incoming.extend(admitted)
             refused.extend((i, r) for r in refusals)
-        return incoming, refused
+        return Admitted.of(incoming), refused
+
+    def _make(
+        self,
+        at: np.ndarray,
+        times: np.ndarray,
+        vals: np.ndarray,
+        received: Sequence[float],
+        offsets: Sequence[int],
+        raw: Sequence[bytes],
+        j: int,
+    ) -> Incoming:
+        """The ``j``-th admitted single reading of a batch that ``_checked`` passed whole,
+        as ``_made`` builds it."""
+        reg = self._regs[at.item(j)]
+        reading = Reading(times.item(j), reg[6], reg[0], vals.item(j), reg[2], reg[1])
+        return Incoming(reading, received[j], offsets[j], raw[j], 0)
 
     def _made(
         self,
