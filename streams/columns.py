@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import compress, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter, eq, itemgetter
 from typing import Any, Literal, cast
 
 import msgspec
@@ -111,7 +111,8 @@ def _registered_wire(registrations: Iterable[Registration]) -> type[WireReading]
 
 
 # The registered single reading's fields the fast check reads, each column in one C pass.
-_SENSOR, _KIND_OF, _CELL_OF, _UNIT_OF = map(attrgetter, ("sensor_id", "kind", "grid_cell", "unit"))
+_SENSOR = attrgetter("sensor_id")
+_FILED = attrgetter("kind", "grid_cell", "unit")
 _TS_TEXT = attrgetter("ts")
 _VALUE = attrgetter("value")
 _NAN = float("nan")
@@ -151,7 +152,7 @@ class BatchAdmission:
         self._registered: dict[str, Registration] = {}
         # One object per distinct kind, cell and unit string (a grid file's loader may
         # make one per sensor): the decoder's ``Literal`` hands back these very objects,
-        # so the fast check compares them by identity.
+        # so the fast check's equality compares stop at identity.
         one: dict[str, str] = {}
         for sensor_id, sensor in grid.sensors.items():
             kind = grid.kinds.get(sensor.kind)
@@ -167,14 +168,14 @@ class BatchAdmission:
                 )
         self._single: type[WireReading] = _registered_wire(self._registered.values())
         self._decode = msgspec.json.Decoder(self._single).decode
-        # The registrations as columns, by row: sensor id -> row; the objects' ids of its
-        # kind, cell and unit, its plausible range and home partition. The row past the
-        # last refuses everything (no object has id 0, an empty range, no partition): a
-        # reading of no registered sensor takes it.
+        # The registrations as columns, by row: sensor id -> row; its (kind, cell, unit),
+        # plausible range and home partition. The row past the last refuses everything
+        # (None, an empty range, no partition): a reading of no registered sensor takes it.
         regs = list(self._registered.values())
         self._regs = regs
         self._row: dict[str, int] = {r[6]: at for at, r in enumerate(regs)}
-        self._ids = [np.array([id(r[k]) for r in regs] + [0], np.int64) for k in (0, 1, 2)]
+        self._filed: list[tuple[str, str, str] | None] = [(r[0], r[1], r[2]) for r in regs]
+        self._filed.append(None)
         self._low = np.array([r[3] for r in regs] + [np.inf], np.float64)
         self._high = np.array([r[4] for r in regs] + [-np.inf], np.float64)
         self._home_of = np.array([r[5] for r in regs] + [-1], np.int64)
@@ -185,7 +186,7 @@ class BatchAdmission:
         reading (the common case, one call's loop)."""
         decode = self._decode
         try:
-            return [decode(value) for value in values], True
+            return list(map(decode, values)), True
         except Exception:
             pass
         # Whichever decoder took the last message is tried first: a topic carries mostly
@@ -218,10 +219,9 @@ class BatchAdmission:
         parsed once (a city's sensors report on the same clock ticks)."""
         m = len(rows)
         at = np.fromiter(map(self._row.get, map(_SENSOR, rows), repeat(-1)), np.int64, m)
-        # The decoded kind, cell and unit are the registrations' objects or no match.
-        same = np.fromiter(map(id, map(_KIND_OF, rows)), np.int64, m) == self._ids[0][at]
-        same &= np.fromiter(map(id, map(_CELL_OF, rows)), np.int64, m) == self._ids[1][at]
-        same &= np.fromiter(map(id, map(_UNIT_OF, rows)), np.int64, m) == self._ids[2][at]
+        # (kind, cell, unit) as the sensor's registration has them (None: no sensor).
+        registered = map(self._filed.__getitem__, at.tolist())
+        same = np.fromiter(map(eq, map(_FILED, rows), registered), np.bool_, m)
         values = np.fromiter(map(_VALUE, rows), np.float64, m)
         texts = list(map(_TS_TEXT, rows))
         epochs = dict(zip(texts, repeat(_NAN)))  # NaN: the validator names it (no compare)
@@ -259,7 +259,8 @@ class BatchAdmission:
         without Python per message: its columns are the decoded rows' (the sensor id
         string the grid's own), and a reading's ``Incoming`` is built only if detection
         asks for it (``Admitted``)."""
-        raw = [value or b"" for value in values]  # a tombstone is refused as bad JSON
+        # A tombstone (None) is refused as bad JSON.
+        raw = [value or b"" for value in values] if None in values else cast(list[bytes], values)
         rows, all_single = self._decoded(raw)
         newest = now + self.validator.max_future_skew
         places: Sequence[int] = range(len(rows))
