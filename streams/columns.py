@@ -1,12 +1,17 @@
-"""Decode and validate a batch of readings messages in a few calls, one pass over rows.
+"""Decode and validate a batch of readings messages in a few calls, as columns.
 
 Most city producers send one ``reading/1`` per Kafka message; edge gateways send
-``readings/1`` packs. ``BatchAdmission.admit`` decodes a whole batch with msgspec into
-typed rows (``WireReading``, or ``WirePack`` holding a list of ``WirePacked``: C code, no
-dict per message or reading), then checks every reading against one precomputed
-registration per sensor (kind, cell, unit, plausible range and home partition in one
-tuple), so a valid reading costs a decode, a dictionary lookup and a few comparisons
-instead of the validator's field-by-field calls.
+``readings/1`` packs. ``BatchAdmission.admit`` decodes every message with msgspec into a
+typed row: a registered single reading (``WireReading`` whose sensor id, kind, grid cell,
+unit and schema are ``Literal`` types of the grid's registrations, so msgspec hands back
+the grid's own strings and allocates none but the timestamp), or a ``WirePack`` holding a
+list of ``WirePacked``. A batch of single readings is then checked as arrays (one C pass
+per field: the sensor's registration row, its (kind, cell, unit), the value against the
+kind's plausible range, the home partition, and each distinct timestamp text of the batch
+parsed once against ``MIN_EVENT_TIME`` and the clock's skew), and when every message
+passes (the common case) the batch is handed to detection as ``Admitted`` columns with no
+object per reading: an ``Incoming`` is built only for a reading detection takes off its
+fast path. A pack's readings are checked one by one against the same registrations.
 
 Only readings that pass every rule of ``EventValidator`` are admitted here. Every other
 message (bad JSON, a missing or mistyped field, an unknown sensor, a value out of range,
@@ -15,8 +20,9 @@ through ``streams.detection.admit`` on its own, and every other reading of a pac
 decodes goes through ``EventValidator.packed_reading`` and ``streams.detection.place``,
 so its refusal, reason code, field-naming message (``readings[3].value``) and
 dead-letter bytes are exactly the validator's, and a fault in one message or packed
-reading never costs another (a batch whose one-call decode raises is decoded message by
-message). msgspec and orjson agree on what is JSON (both refuse bare NaN, lone
+reading never costs another (a batch whose decode raises anywhere is decoded message by
+message; messages are never joined into one JSON text, where two bad ones could make
+good JSON). msgspec and orjson agree on what is JSON (both refuse bare NaN, lone
 surrogates, numbers beyond a double; both keep the last of duplicated keys), and
 whatever msgspec refuses is left to the validator, whose lenient fallback still applies.
 """

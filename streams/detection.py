@@ -13,6 +13,10 @@ turns it into the changelog entry (the same for both), and a state read back fro
 is a dict holding the detector's state instead. A restarted worker picks up exactly
 where the last written state left off.
 
+A batch comes as a sequence of ``Incoming`` readings, or as ``Admitted`` columns (the
+worker's admission, ``streams/columns.py``), which the bank path reads without an object
+per reading; the result is the same either way.
+
 Delivery and event-time rules (docs/events.md), in this order:
 - a reading at or before the sensor's last processed position (Kafka offset, then place
   in its pack) is a redelivery (a worker crashed before committing) and is skipped:
