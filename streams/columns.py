@@ -264,7 +264,9 @@ class BatchAdmission:
         A batch of nothing but admitted single readings (the common case) is admitted
         without Python per message: its columns are the decoded rows' (the sensor id
         string the grid's own), and a reading's ``Incoming`` is built only if detection
-        asks for it (``Admitted``)."""
+        asks for it (``Admitted``). So is a batch whose other messages are all refused
+        (each validated alone); one where a pack or the validator admits a reading is
+        built reading by reading, in order."""
         # A tombstone (None) is refused as bad JSON.
         raw = [value or b"" for value in values] if None in values else cast(list[bytes], values)
         rows, all_single = self._decoded(raw)
@@ -284,7 +286,51 @@ class BatchAdmission:
             sensor_ids = list(map(_SENSOR, singles))
             return Admitted(sensor_ids, times, vals, offset_column, np.zeros(n, np.int64), make), []
         passed = list(compress(places, passes.tolist()))
+        fast = [False] * len(rows)
+        for i in passed:
+            fast[i] = True
+        # Every other message alone (a pack, or the validator's own path for its exact
+        # reason and message), with what it admits at its place in the batch.
+        others: list[tuple[int, list[Incoming]]] = []
+        refused: list[tuple[int, Refused]] = []
+        for i, row in enumerate(rows):
+            if fast[i]:
+                continue
+            admitted: list[Incoming] = []
+            if not (
+                type(row) is WirePack
+                and self._pack(
+                    row, raw[i], partitions[i], offsets[i], received[i], now, i, admitted, refused
+                )
+            ):
+                admitted, refusals = admit(
+                    self.validator, raw[i], now, partitions[i], self._home, offsets[i], received[i]
+                )
+                refused.extend((i, r) for r in refusals)
+            if admitted:
+                others.append((i, admitted))
         chosen = np.flatnonzero(passes)
+        if not others:
+            # The rest were refused (a few bad messages in a batch of good ones): the
+            # good ones as columns all the same.
+            n = len(passed)
+            kept_at, kept_times, kept_vals = at[chosen], times[chosen], vals[chosen]
+            kept_offsets = [offsets[i] for i in passed]
+            make = partial(
+                self._make,
+                kept_at,
+                kept_times,
+                kept_vals,
+                [received[i] for i in passed],
+                kept_offsets,
+                [raw[i] for i in passed],
+            )
+            sensor_ids = list(map(_SENSOR, map(singles.__getitem__, chosen.tolist())))
+            offset_column = np.fromiter(kept_offsets, np.int64, n)
+            columns = Admitted(
+                sensor_ids, kept_times, kept_vals, offset_column, np.zeros(n, np.int64), make
+            )
+            return columns, refused
         made = iter(
             self._made(
                 at[chosen],
@@ -295,25 +341,17 @@ class BatchAdmission:
                 map(raw.__getitem__, passed),
             )
         )
-        fast = [False] * len(rows)
-        for i in passed:
-            fast[i] = True
         incoming: list[Incoming] = []
-        refused: list[tuple[int, Refused]] = []
-        for i, row in enumerate(rows):
-            if fast[i]:
-                incoming.append(next(made))
-                continue
-            if type(row) is WirePack and self._pack(
-                row, raw[i], partitions[i], offsets[i], received[i], now, i, incoming, refused
-            ):
-                continue
-            # Anything else: the validator's own path, for its exact reason and message.
-            admitted, refusals = admit(
-                self.validator, raw[i], now, partitions[i], self._home, offsets[i], received[i]
-            )
-            incoming.extend(admitted)
-            refused.extend((i, r) for r in refusals)
+        other = iter(others)
+        next_other = next(other, None)
+        for i in passed:
+            while next_other is not None and next_other[0] < i:
+                incoming.extend(next_other[1])
+                next_other = next(other, None)
+            incoming.append(next(made))
+        while next_other is not None:
+            incoming.extend(next_other[1])
+            next_other = next(other, None)
         return Admitted.of(incoming), refused
 
     def _make(
@@ -326,8 +364,8 @@ class BatchAdmission:
         raw: Sequence[bytes],
         j: int,
     ) -> Incoming:
-        """The ``j``-th admitted single reading of a batch that ``_checked`` passed whole,
-        as ``_made`` builds it."""
+        """The ``j``-th admitted single reading of a batch's columns (``at``, ``times``,
+        ``vals`` and the rest: the admitted ones'), as ``_made`` builds it."""
         reg = self._regs[at.item(j)]
         reading = Reading(times.item(j), reg[6], reg[0], vals.item(j), reg[2], reg[1])
         return Incoming(reading, received[j], offsets[j], raw[j], 0)
