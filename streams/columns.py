@@ -1,12 +1,17 @@
-"""Decode and validate a batch of readings messages in a few calls, one pass over rows.
+"""Decode and validate a batch of readings messages in a few calls, as columns.
 
 Most city producers send one ``reading/1`` per Kafka message; edge gateways send
-``readings/1`` packs. ``BatchAdmission.admit`` decodes a whole batch with msgspec into
-typed rows (``WireReading``, or ``WirePack`` holding a list of ``WirePacked``: C code, no
-dict per message or reading), then checks every reading against one precomputed
-registration per sensor (kind, cell, unit, plausible range and home partition in one
-tuple), so a valid reading costs a decode, a dictionary lookup and a few comparisons
-instead of the validator's field-by-field calls.
+``readings/1`` packs. ``BatchAdmission.admit`` decodes every message with msgspec into a
+typed row: a registered single reading (``WireReading`` whose sensor id, kind, grid cell,
+unit and schema are ``Literal`` types of the grid's registrations, so msgspec hands back
+the grid's own strings and allocates none but the timestamp), or a ``WirePack`` holding a
+list of ``WirePacked``. A batch of single readings is then checked as arrays (one C pass
+per field: the sensor's registration row, its (kind, cell, unit), the value against the
+kind's plausible range, the home partition, and each distinct timestamp text of the batch
+parsed once against ``MIN_EVENT_TIME`` and the clock's skew), and when every message
+passes (the common case) the batch is handed to detection as ``Admitted`` columns with no
+object per reading: an ``Incoming`` is built only for a reading detection takes off its
+fast path. A pack's readings are checked one by one against the same registrations.
 
 Only readings that pass every rule of ``EventValidator`` are admitted here. Every other
 message (bad JSON, a missing or mistyped field, an unknown sensor, a value out of range,
@@ -15,21 +20,25 @@ through ``streams.detection.admit`` on its own, and every other reading of a pac
 decodes goes through ``EventValidator.packed_reading`` and ``streams.detection.place``,
 so its refusal, reason code, field-naming message (``readings[3].value``) and
 dead-letter bytes are exactly the validator's, and a fault in one message or packed
-reading never costs another (a batch whose one-call decode raises is decoded message by
-message). msgspec and orjson agree on what is JSON (both refuse bare NaN, lone
+reading never costs another (a batch whose decode raises anywhere is decoded message by
+message; messages are never joined into one JSON text, where two bad ones could make
+good JSON). msgspec and orjson agree on what is JSON (both refuse bare NaN, lone
 surrogates, numbers beyond a double; both keep the last of duplicated keys), and
 whatever msgspec refuses is left to the validator, whose lenient fallback still applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from itertools import compress, repeat
+from operator import attrgetter, eq, itemgetter
+from typing import Any, Literal, cast
 
 import msgspec
+import numpy as np
 
-from streams.detection import Incoming, Refused, admit, place
+from streams.detection import Admitted, Incoming, Refused, admit, place
 from streams.events import (
     MAX_PACK_READINGS,
     MIN_EVENT_TIME,
@@ -84,6 +93,39 @@ class WirePack(msgspec.Struct, gc=False):
 Registration = tuple[str, str, str, float, float, int, str]
 
 
+def _one_of(values: Iterable[str]) -> Any:
+    """The type msgspec decodes as one of ``values`` (a ``Literal``: the decoded string is
+    the very object given here, no new one per message), ``str`` if there are none."""
+    values = tuple(dict.fromkeys(values))
+    return Literal[values] if values else str  # (an empty grid: nothing is registered)
+
+
+def _registered_wire(registrations: Iterable[Registration]) -> type[WireReading]:
+    """A ``WireReading`` whose sensor id, kind, grid cell, unit and schema can only be
+    registered ones (``Literal`` types): decoding it allocates no string but the
+    timestamp, and a message it refuses is left to the validator as any other."""
+    regs = list(registrations)
+    fields: list[tuple[str, Any]] = [
+        ("sensor_id", _one_of(r[6] for r in regs)),
+        ("kind", _one_of(r[0] for r in regs)),
+        ("grid_cell", _one_of(r[1] for r in regs)),
+        ("unit", _one_of(r[2] for r in regs)),
+        ("schema", Literal[READING_SCHEMA]),
+    ]
+    wire = msgspec.defstruct("RegisteredWireReading", fields, bases=(WireReading,), gc=False)
+    return cast(type[WireReading], wire)
+
+
+# The registered single reading's fields the fast check reads, each column in one C pass.
+_SENSOR = attrgetter("sensor_id")
+_FILED = attrgetter("kind", "grid_cell", "unit")
+_TS_TEXT = attrgetter("ts")
+_VALUE = attrgetter("value")
+_NAN = float("nan")
+# A registration's strings, for the admitted readings' columns.
+_KIND, _CELL, _UNIT, _SENSOR_ID = (itemgetter(k) for k in (0, 1, 2, 6))
+
+
 def _registered_here(
     row: WireReading | WirePacked, reg: Registration | None, partition: int
 ) -> bool:
@@ -110,30 +152,47 @@ class BatchAdmission:
 
     def __init__(self, validator: EventValidator, partitions: int) -> None:
         self.validator = validator
-        self._decode = msgspec.json.Decoder(WireReading).decode
         self._decode_pack = msgspec.json.Decoder(WirePack).decode
         self._home: Callable[[str], int] = partial(sensor_partition, partitions=partitions)
         grid = validator.grid
         self._registered: dict[str, Registration] = {}
+        # One object per distinct kind, cell and unit string (a grid file's loader may
+        # make one per sensor): the decoder's ``Literal`` hands back these very objects,
+        # so the fast check's equality compares stop at identity.
+        one: dict[str, str] = {}
         for sensor_id, sensor in grid.sensors.items():
             kind = grid.kinds.get(sensor.kind)
             if kind is not None and sensor.cell in grid.cells:
                 self._registered[sensor_id] = (
-                    sensor.kind,
-                    sensor.cell,
-                    kind.unit,
+                    one.setdefault(sensor.kind, sensor.kind),
+                    one.setdefault(sensor.cell, sensor.cell),
+                    one.setdefault(kind.unit, kind.unit),
                     kind.min,
                     kind.max,
                     self._home(sensor_id),
                     sensor_id,
                 )
+        self._single: type[WireReading] = _registered_wire(self._registered.values())
+        self._decode = msgspec.json.Decoder(self._single).decode
+        # The registrations as columns, by row: sensor id -> row; its (kind, cell, unit),
+        # plausible range and home partition. The row past the last refuses everything
+        # (None, an empty range, no partition): a reading of no registered sensor takes it.
+        regs = list(self._registered.values())
+        self._regs = regs
+        self._row: dict[str, int] = {r[6]: at for at, r in enumerate(regs)}
+        self._filed: list[tuple[str, str, str] | None] = [(r[0], r[1], r[2]) for r in regs]
+        self._filed.append(None)
+        self._low = np.array([r[3] for r in regs] + [np.inf], np.float64)
+        self._high = np.array([r[4] for r in regs] + [-np.inf], np.float64)
+        self._home_of = np.array([r[5] for r in regs] + [-1], np.int64)
 
-    def _decoded(self, values: Sequence[bytes]) -> list[WireReading | WirePack | None]:
-        """Every message as a ``WireReading`` or a ``WirePack``, None where msgspec
-        refuses both."""
+    def _decoded(self, values: Sequence[bytes]) -> tuple[list[WireReading | WirePack | None], bool]:
+        """Every message as a registered ``WireReading`` (``_single``) or a
+        ``WirePack``, None where msgspec refuses both; True if every one is a single
+        reading (the common case, one call's loop)."""
         decode = self._decode
         try:
-            return [decode(value) for value in values]  # the common case: one call's loop
+            return list(map(decode, values)), True
         except Exception:
             pass
         # Whichever decoder took the last message is tried first: a topic carries mostly
@@ -153,7 +212,40 @@ class BatchAdmission:
                 rows.append(None)
             else:
                 first, second = second, first
-        return rows
+        return rows, False
+
+    def _checked(
+        self, rows: Sequence[WireReading], partitions: Iterable[int], newest: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fast check over registered single readings as arrays: (passes, event
+        times, values, registration rows). A reading passes if its sensor is registered
+        with its kind, cell and unit, its value is in the kind's plausible range, it is
+        on its sensor's home partition, and its timestamp has a zone and falls between
+        ``MIN_EVENT_TIME`` and ``newest``; each distinct timestamp text of the batch is
+        parsed once (a city's sensors report on the same clock ticks)."""
+        m = len(rows)
+        at = np.fromiter(map(self._row.get, map(_SENSOR, rows), repeat(-1)), np.int64, m)
+        # (kind, cell, unit) as the sensor's registration has them (None: no sensor).
+        registered = map(self._filed.__getitem__, at.tolist())
+        same = np.fromiter(map(eq, map(_FILED, rows), registered), np.bool_, m)
+        values = np.fromiter(map(_VALUE, rows), np.float64, m)
+        texts = list(map(_TS_TEXT, rows))
+        epochs = dict(zip(texts, repeat(_NAN)))  # NaN: the validator names it (no compare)
+        for text in epochs:
+            ts = _event_time(text)
+            if ts is not None:
+                epochs[text] = ts
+        times = np.fromiter(map(epochs.__getitem__, texts), np.float64, m)
+        home = np.fromiter(partitions, np.int64, m)
+        passes = (
+            same
+            & (self._low[at] <= values)
+            & (values <= self._high[at])
+            & (self._home_of[at] == home)
+            & (times >= MIN_EVENT_TIME)
+            & (times <= newest)
+        )
+        return passes, times, values, at
 
     def admit(
         self,
@@ -162,40 +254,145 @@ class BatchAdmission:
         offsets: Sequence[int],
         received: Sequence[float],
         now: float,
-    ) -> tuple[list[Incoming], list[tuple[int, Refused]]]:
+    ) -> tuple[Admitted, list[tuple[int, Refused]]]:
         """A batch of readings messages (values, their partitions, offsets and Kafka
         timestamps in seconds, in offset order) -> the readings detection takes, in
-        order, and the refused ones as (message's place in the batch, ``Refused``).
-        Never raises for a message's content; the same result as ``admit`` called on
-        each message."""
-        raw = [value or b"" for value in values]  # a tombstone is refused as bad JSON
-        rows = self._decoded(raw)
-        registered = self._registered
+        order (``Admitted``: columns, and the sequence of their ``Incoming``), and the
+        refused ones as (message's place in the batch, ``Refused``). Never raises for a
+        message's content; the same result as ``admit`` called on each message.
+
+        A batch of nothing but admitted single readings (the common case) is admitted
+        without Python per message: its columns are the decoded rows' (the sensor id
+        string the grid's own), and a reading's ``Incoming`` is built only if detection
+        asks for it (``Admitted``). So is a batch whose other messages are all refused
+        (each validated alone); one where a pack or the validator admits a reading is
+        built reading by reading, in order."""
+        # A tombstone (None) is refused as bad JSON.
+        raw = [value or b"" for value in values] if None in values else cast(list[bytes], values)
+        rows, all_single = self._decoded(raw)
         newest = now + self.validator.max_future_skew
-        incoming: list[Incoming] = []
+        places: Sequence[int] = range(len(rows))
+        if not all_single:
+            single = self._single
+            places = [i for i, row in enumerate(rows) if type(row) is single]
+        singles: Any = rows if all_single else [rows[i] for i in places]
+        passes, times, vals, at = self._checked(
+            singles, partitions if all_single else map(partitions.__getitem__, places), newest
+        )
+        if all_single and bool(passes.all()):  # the common case: no Python per message
+            n = len(rows)
+            make = partial(self._make, at, times, vals, received, offsets, raw)
+            offset_column = np.fromiter(offsets, np.int64, n)
+            sensor_ids = list(map(_SENSOR, singles))
+            return Admitted(sensor_ids, times, vals, offset_column, np.zeros(n, np.int64), make), []
+        passed = list(compress(places, passes.tolist()))
+        fast = [False] * len(rows)
+        for i in passed:
+            fast[i] = True
+        # Every other message alone (a pack, or the validator's own path for its exact
+        # reason and message), with what it admits at its place in the batch.
+        others: list[tuple[int, list[Incoming]]] = []
         refused: list[tuple[int, Refused]] = []
         for i, row in enumerate(rows):
-            if type(row) is WireReading:
-                reg = registered.get(row.sensor_id)
-                if _registered_here(row, reg, partitions[i]):
-                    assert reg is not None
-                    ts = _event_time(row.ts)
-                    if ts is not None and MIN_EVENT_TIME <= ts <= newest:
-                        # The registration's own strings (equal to the row's).
-                        reading = Reading(ts, reg[6], reg[0], row.value, reg[2], reg[1])
-                        incoming.append(Incoming(reading, received[i], offsets[i], raw[i], 0))
-                        continue
-            elif type(row) is WirePack and self._pack(
-                row, raw[i], partitions[i], offsets[i], received[i], now, i, incoming, refused
-            ):
+            if fast[i]:
                 continue
-            # Anything else: the validator's own path, for its exact reason and message.
-            admitted, refusals = admit(
-                self.validator, raw[i], now, partitions[i], self._home, offsets[i], received[i]
+            admitted: list[Incoming] = []
+            if not (
+                type(row) is WirePack
+                and self._pack(
+                    row, raw[i], partitions[i], offsets[i], received[i], now, i, admitted, refused
+                )
+            ):
+                admitted, refusals = admit(
+                    self.validator, raw[i], now, partitions[i], self._home, offsets[i], received[i]
+                )
+                refused.extend((i, r) for r in refusals)
+            if admitted:
+                others.append((i, admitted))
+        chosen = np.flatnonzero(passes)
+        if not others:
+            # The rest were refused (a few bad messages in a batch of good ones): the
+            # good ones as columns all the same.
+            n = len(passed)
+            kept_at, kept_times, kept_vals = at[chosen], times[chosen], vals[chosen]
+            kept_offsets = [offsets[i] for i in passed]
+            make = partial(
+                self._make,
+                kept_at,
+                kept_times,
+                kept_vals,
+                [received[i] for i in passed],
+                kept_offsets,
+                [raw[i] for i in passed],
             )
-            incoming.extend(admitted)
-            refused.extend((i, r) for r in refusals)
-        return incoming, refused
+            sensor_ids = list(map(_SENSOR, map(singles.__getitem__, chosen.tolist())))
+            offset_column = np.fromiter(kept_offsets, np.int64, n)
+            columns = Admitted(
+                sensor_ids, kept_times, kept_vals, offset_column, np.zeros(n, np.int64), make
+            )
+            return columns, refused
+        made = iter(
+            self._made(
+                at[chosen],
+                times[chosen],
+                vals[chosen],
+                map(received.__getitem__, passed),
+                map(offsets.__getitem__, passed),
+                map(raw.__getitem__, passed),
+            )
+        )
+        incoming: list[Incoming] = []
+        other = iter(others)
+        next_other = next(other, None)
+        for i in passed:
+            while next_other is not None and next_other[0] < i:
+                incoming.extend(next_other[1])
+                next_other = next(other, None)
+            incoming.append(next(made))
+        while next_other is not None:
+            incoming.extend(next_other[1])
+            next_other = next(other, None)
+        return Admitted.of(incoming), refused
+
+    def _make(
+        self,
+        at: np.ndarray,
+        times: np.ndarray,
+        vals: np.ndarray,
+        received: Sequence[float],
+        offsets: Sequence[int],
+        raw: Sequence[bytes],
+        j: int,
+    ) -> Incoming:
+        """The ``j``-th admitted single reading of a batch's columns (``at``, ``times``,
+        ``vals`` and the rest: the admitted ones'), as ``_made`` builds it."""
+        reg = self._regs[at.item(j)]
+        reading = Reading(times.item(j), reg[6], reg[0], vals.item(j), reg[2], reg[1])
+        return Incoming(reading, received[j], offsets[j], raw[j], 0)
+
+    def _made(
+        self,
+        at: np.ndarray,
+        times: np.ndarray,
+        vals: np.ndarray,
+        received: Iterable[float],
+        offsets: Iterable[int],
+        raw: Iterable[bytes],
+    ) -> list[Incoming]:
+        """The admitted single readings, each with the registration's own strings
+        (equal to the message's: detection's and the table's lookups then compare them
+        by identity)."""
+        regs = list(map(self._regs.__getitem__, at.tolist()))
+        readings = map(
+            Reading,
+            times.tolist(),
+            map(_SENSOR_ID, regs),
+            map(_KIND, regs),
+            vals.tolist(),
+            map(_UNIT, regs),
+            map(_CELL, regs),
+        )
+        return list(map(Incoming, readings, received, offsets, raw, repeat(0)))
 
     def _pack(
         self,

@@ -13,6 +13,10 @@ turns it into the changelog entry (the same for both), and a state read back fro
 is a dict holding the detector's state instead. A restarted worker picks up exactly
 where the last written state left off.
 
+A batch comes as a sequence of ``Incoming`` readings, or as ``Admitted`` columns (the
+worker's admission, ``streams/columns.py``), which the bank path reads without an object
+per reading; the result is the same either way.
+
 Delivery and event-time rules (docs/events.md), in this order:
 - a reading at or before the sensor's last processed position (Kafka offset, then place
   in its pack) is a redelivery (a worker crashed before committing) and is skipped:
@@ -31,7 +35,7 @@ from functools import partial
 from heapq import merge
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 import numpy as np
@@ -92,6 +96,90 @@ class Incoming(msgspec.Struct, gc=False):
     offset: int = -1  # Kafka offset; one sensor's readings share a partition
     raw: bytes = b""
     index: int = 0  # place in its message (a pack holds many readings at one offset)
+
+
+class Admitted(Sequence[Incoming]):
+    """A batch of admitted readings (in offset order) as columns, for the bank path to
+    read without an object per reading: ``sensor_ids`` (list of str), ``ts`` (event
+    times, epoch s) and ``values`` (float64 arrays), ``offsets`` (Kafka offsets) and
+    ``in_pack`` (places in their packs; int64 arrays), all of length ``len(self)``. It
+    is also the sequence of its ``Incoming`` readings: ``self[j]`` is the one ``make(j)``
+    builds (once, then kept), or the given one for a batch made ``of`` them, so a
+    reading that leaves the bank's fast path (a new sensor, an episode, a flagged or
+    refused reading) is an ``Incoming`` as before, and the others never are."""
+
+    __slots__ = ("_given", "_made", "_make", "in_pack", "offsets", "sensor_ids", "ts", "values")
+
+    def __init__(
+        self,
+        sensor_ids: list[str],
+        ts: np.ndarray,
+        values: np.ndarray,
+        offsets: np.ndarray,
+        in_pack: np.ndarray,
+        make: Callable[[int], Incoming],
+    ) -> None:
+        self.sensor_ids = sensor_ids
+        self.ts = ts
+        self.values = values
+        self.offsets = offsets
+        self.in_pack = in_pack
+        self._make = make
+        self._made: dict[int, Incoming] = {}
+        self._given: Sequence[Incoming] | None = None
+
+    @classmethod
+    def of(cls, items: Sequence[Incoming]) -> Admitted:
+        """``items`` as columns (``items`` itself if it is an ``Admitted``)."""
+        if type(items) is Admitted:
+            return items
+        n = len(items)
+        readings = list(map(_READING, items))
+        batch = cls(
+            list(map(_SENSOR, readings)),
+            np.fromiter(map(_TS, readings), np.float64, n),
+            np.fromiter(map(_VALUE, readings), np.float64, n),
+            np.fromiter(map(_OFFSET, items), np.int64, n),
+            np.fromiter(map(_INDEX, items), np.int64, n),
+            items.__getitem__,
+        )
+        batch._given = items
+        return batch
+
+    def reading(self, j: int) -> Reading:
+        """The ``j``-th reading."""
+        return self[j].reading
+
+    def __len__(self) -> int:
+        return len(self.sensor_ids)
+
+    @overload
+    def __getitem__(self, j: int) -> Incoming: ...
+
+    @overload
+    def __getitem__(self, j: slice) -> list[Incoming]: ...
+
+    def __getitem__(self, j: int | slice) -> Incoming | list[Incoming]:
+        if isinstance(j, slice):
+            return [self[k] for k in range(len(self))[j]]
+        if self._given is not None:
+            return self._given[j]
+        item = self._made.get(j)
+        if item is None:
+            n = len(self)
+            if not -n <= j < n:
+                raise IndexError(j)
+            j %= n
+            item = self._made.get(j)
+            if item is None:
+                item = self._made[j] = self._make(j)
+        return item
+
+    def __iter__(self) -> Iterator[Incoming]:
+        return map(self.__getitem__, range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"Admitted({list(self)!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +541,7 @@ class _Multi:
         follow: set[str],
         result: BatchResult,
         sids: list[str],
-        readings: list[Reading],
+        batch: Admitted,
     ) -> list[tuple[int, int, int, Any]]:
         """Count the quiet groups' accepted readings (``scores`` and ``flags``: theirs, in
         ``taken`` order) and report followed sensors' last readings; return the work
@@ -483,7 +571,7 @@ class _Multi:
                     n = int(self.n_taken[g])
                     if n and not flagged[g] and sids[j] in follow:
                         k = int(self.taken_start[g]) + n - 1
-                        r = readings[int(self.at[self.taken[k]])]
+                        r = batch.reading(int(self.at[self.taken[k]]))
                         last = (r.kind, r.grid_cell, n, r.value, float(scores[k]), False)
                         result.last[sids[j]] = last
         for g in np.flatnonzero(flagged).tolist():
@@ -665,7 +753,7 @@ class SensorDetection:
     def _process_bank(
         self,
         bank: TailBank,
-        batch: Sequence[Incoming],
+        incoming: Sequence[Incoming],
         states: Mapping[str, Any],
         result: BatchResult,
     ) -> BatchResult:
@@ -683,19 +771,20 @@ class SensorDetection:
         succeeded. Alerts, refusals and marks come out in the order of each sensor's
         first reading in the batch, as the per-sensor path gives them
         (tests/unit/streams/test_detection.py compares the two paths field by field)."""
-        n = len(batch)
+        n = len(incoming)
         if not n:
             return result
         cols = self._columns
         cols.fit(bank.used)
-        readings = list(map(_READING, batch))
-        sids = list(map(_SENSOR, readings))
+        batch = Admitted.of(incoming)  # (the worker's admission hands its columns)
+        reading = batch.reading
+        sids = batch.sensor_ids
         got: list[Any] = list(map(states.get, sids))
         try:  # every sensor with a live state (most batches): one C pass
             slots = np.fromiter(map(_SLOT, got), np.int64, n)
         except AttributeError:  # a new sensor, a state read back from the changelog
             slots = np.fromiter(map(getattr, got, repeat("slot", n), repeat(-1, n)), np.int64, n)
-        offsets = np.fromiter(map(_OFFSET, batch), np.int64, n)
+        offsets = batch.offsets
         safe = np.clip(slots, 0, cols.size - 1)
         # This detection's own live state: its slot's holder is that very object (a
         # state read back from the changelog, or none yet, has no slot).
@@ -705,7 +794,7 @@ class SensorDetection:
         fast = quiet_known & (offsets >= 0) & (per_slot[safe] == 1)
         f = np.flatnonzero(fast)
         new_states = result.states
-        multi = self._multi(batch, readings, slots, safe, offsets, quiet_known, per_slot)
+        multi = self._multi(batch, slots, safe, offsets, quiet_known, per_slot)
         in_multi = np.zeros(n, np.bool_)
         if multi is not None:
             in_multi[multi.at] = True
@@ -717,17 +806,9 @@ class SensorDetection:
         refused_from = len(result.rejected)
 
         # -- the common case, as arrays ------------------------------------------------
-        # The fast readings' own fields only (a batch of packs takes the other path).
+        # The fast readings' own fields only, from the batch's columns.
         n_fast = f.size
-        fast_items: Sequence[Incoming] = batch
-        fast_readings: list[Reading] = readings
-        if n_fast < n:
-            at = f.tolist()
-            fast_items = list(map(batch.__getitem__, at))
-            fast_readings = list(map(readings.__getitem__, at))
-        ft = np.fromiter(map(_TS, fast_readings), np.float64, n_fast)
-        fv = np.fromiter(map(_VALUE, fast_readings), np.float64, n_fast)
-        fi = np.fromiter(map(_INDEX, fast_items), np.int64, n_fast)
+        ft, fv, fi = batch.ts[f], batch.values[f], batch.in_pack[f]
         fs = slots[f]
         fo = offsets[f]
         lo, li, lt = cols.last_offset[fs], cols.last_index[fs], cols.last_ts[fs]
@@ -860,7 +941,7 @@ class SensorDetection:
             fast_taken = [(int(f[k]), fast_state(k)) for k in range(f.size)]
             for j, state in fast_taken:
                 new_states[sids[j]] = state
-                to_write.append((sids[j], got[j], readings[j]))
+                to_write.append((sids[j], got[j], reading(j)))
             accepted_at = set(fa.tolist())
             everyone = [
                 (j, j, -1, (state, [batch[j]])) for j, state in fast_taken if j in accepted_at
@@ -869,7 +950,7 @@ class SensorDetection:
                 for g in range(multi.groups):
                     j, state, taken_items = multi.as_dict(g, batch, got)
                     new_states[sids[j]] = state
-                    to_write.append((sids[j], got[j], readings[j]))
+                    to_write.append((sids[j], got[j], reading(j)))
                     if taken_items:
                         everyone.append((j, j, -1, (state, taken_items)))
             for _, _, _, (state, group) in sorted(everyone + admitted, key=_first):
@@ -905,7 +986,7 @@ class SensorDetection:
                 place = {sids[j]: k for k, j in enumerate(quiet_at)}
                 for sid in self.follow.intersection(place):
                     k = place[sid]
-                    r = readings[quiet_at[k]]
+                    r = reading(quiet_at[k])
                     result.last[sid] = (r.kind, r.grid_cell, 1, r.value, quiet_scores[k], False)
         # What is left takes Python per sensor, in the order of each sensor's first
         # reading: (first place, place, flagged fast k / -1 per-sensor path / -2 mark /
@@ -922,7 +1003,7 @@ class SensorDetection:
         if multi is not None:
             work.extend(
                 multi.record(
-                    cols, multi_scores, multi_flags, mark_at, self.follow, result, sids, readings
+                    cols, multi_scores, multi_flags, mark_at, self.follow, result, sids, batch
                 )
             )
             multi.write(cols, multi.flagged, sids, got, new_states)
@@ -941,7 +1022,7 @@ class SensorDetection:
                 sid = sids[j]
                 state, taken_items = multi.as_dict(entry, batch, got)[1:]
                 new_states[sid] = state
-                to_write.append((sid, got[j], readings[j]))
+                to_write.append((sid, got[j], reading(j)))
                 lo_, hi_ = multi.score_range(entry, k_fast)
                 self._isolated(
                     sid,
@@ -957,13 +1038,13 @@ class SensorDetection:
                     ),
                 )
             elif k == -2:  # a quiet fast reading scoring at least mark_at
-                r = readings[j]
+                r = reading(j)
                 result.marks.append((r.sensor_id, r.ts, entry))
             elif k >= 0:  # a flagged fast reading
                 state = fast_state(int(np.searchsorted(f, j)))
                 sid = sids[j]
                 new_states[sid] = state
-                to_write.append((sid, got[j], readings[j]))
+                to_write.append((sid, got[j], reading(j)))
                 score = all_scores[k]
                 self._isolated(
                     sid,
@@ -981,8 +1062,7 @@ class SensorDetection:
 
     def _multi(
         self,
-        batch: Sequence[Incoming],
-        readings: list[Reading],
+        batch: Admitted,
         slots: np.ndarray,
         safe: np.ndarray,
         offsets: np.ndarray,
@@ -1006,11 +1086,9 @@ class SensorDetection:
         at = at[np.argsort(slots[at], kind="stable")]
         for _ in range(2):  # once, then again without the sensors out of the common case
             ms = slots[at]
-            items = list(map(batch.__getitem__, at.tolist()))
-            rows = list(map(readings.__getitem__, at.tolist()))
             mo = offsets[at]
-            mx = np.fromiter(map(_INDEX, items), np.int64, at.size)
-            mt = np.fromiter(map(_TS, rows), np.float64, at.size)
+            mx = batch.in_pack[at]
+            mt = batch.ts[at]
             lo, li, lt = cols.last_offset[ms], cols.last_index[ms], cols.last_ts[ms]
             fresh = (mo > lo) | ((mo == lo) & (mx > li))
             begins = np.ones(at.size, np.bool_)
@@ -1026,7 +1104,7 @@ class SensorDetection:
             before[follows] = mt[np.flatnonzero(follows) - 1]
             out |= fresh & ~(mt > before)
             if not out.any():
-                mv = np.fromiter(map(_VALUE, rows), np.float64, at.size)
+                mv = batch.values[at]
                 return _Multi(at, ms, mo, mx, mt, mv, lo, li, lt, fresh, np.flatnonzero(begins))
             group = np.cumsum(begins) - 1
             dropped = np.zeros(int(group[-1]) + 1, np.bool_)

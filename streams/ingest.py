@@ -19,7 +19,6 @@ import math
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any, cast
 
 from faust.types import Message
@@ -29,15 +28,20 @@ from streams.columns import BatchAdmission
 from streams.context import BURST_KEY_SEPARATOR, Context, burst_key, message_origin
 from streams.corroborating import CorroborationStage
 from streams.departments import DepartmentClassifier
-from streams.detection import SEVERITIES, AlertEvent, BatchResult, Incoming, SensorDetection
+from streams.detection import (
+    SEVERITIES,
+    Admitted,
+    AlertEvent,
+    BatchResult,
+    Incoming,
+    SensorDetection,
+)
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, IncidentReport, format_ts
 from streams.logs import SayEvery
 from streams.partitioning import sensor_partition
 
 log = logging.getLogger(__name__)
-_READING = attrgetter("reading")
-_SENSOR = attrgetter("sensor_id")
 
 SAY_DROPPED_EVERY = 60.0  # seconds between INFO lines on duplicate or late reports
 # Why a valid incident report counts towards no burst (streams.bursts ``dropped``).
@@ -143,9 +147,9 @@ class Ingest:
         async with self.ctx.states_settled:
             await self._detect(messages, incoming)
 
-    async def _detect(self, events: Sequence[Message], incoming: list[Incoming]) -> None:
+    async def _detect(self, events: Sequence[Message], incoming: Admitted) -> None:
         # The batch's sensors once each, keyed by id; each table key encoded once.
-        sensors = set(map(_SENSOR, map(_READING, incoming)))
+        sensors = set(incoming.sensor_ids)
         stored = self.ctx.sensor_state.get_many(map(str.encode, sensors))
         states = dict(zip(sensors, stored, strict=True))
         # Updates the live detectors in the table's states in place.

@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from citybrain.adapters import write_synthetic_grid
 from playbooks.grid import Grid
+from playbooks.loader import load_grid
 from streams.columns import BatchAdmission
-from streams.detection import Incoming, admit
+from streams.detection import Admitted, Incoming, Refused, SensorDetection, admit, state_bytes
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.partitioning import sensor_partition
+from streams.settings import Settings
+from tests.unit.streams.test_detection import outcome
 from tests.unit.streams.test_poison_pills import BIG_INT, GOOD, NOW, hostile, raw_with_value
 from tests.unit.streams.test_validation_fuzz import json_values, mutated
 
@@ -130,7 +135,7 @@ def test_poison_messages_cost_only_themselves_with_the_validators_reasons(grid: 
 def test_a_reading_on_another_partition_is_refused_as_admit_refuses_it(grid: Grid) -> None:
     other = 1 - home_of_gauge()
     incoming, refused = batched(grid, [good(1)], [other])
-    assert incoming == []
+    assert list(incoming) == []
     assert refused == per_message(grid, [good(1)], [other])[1]
     assert refused[0][1] == "wrong_partition"
 
@@ -308,3 +313,230 @@ def test_a_batch_of_packs_admits_and_refuses_as_admit_does_message_by_message(
     grid: Grid, values: list[bytes], partitions: list[int]
 ) -> None:
     assert_batch_agrees(grid, values, partitions[: len(values)])
+
+
+# -- seeded batches: the columnar path and every way out of it -----------------------
+# Single messages the seeded batches mix among good readings: each must get the verdict
+# ``admit`` gives it alone, whatever its neighbours (a fragment that would be valid JSON
+# only when joined with another, odd but valid timestamps, escapes, whitespace, ...).
+ODD: list[bytes] = [
+    b"",  # a tombstone
+    b"1}",
+    b'{"a":1},{"b":2}',
+    b"[" + json.dumps(GOOD).encode() + b"]",
+    json.dumps(GOOD).encode() + b"," + json.dumps(GOOD).encode(),
+    json.dumps(GOOD).encode() + b"x",  # a trailing garbage byte
+    b" " + json.dumps(GOOD).encode() + b"\n",  # whitespace around a good reading
+    json.dumps(GOOD).encode()[:-1],  # cut short
+    json.dumps({**GOOD, "value": 9999}).encode(),  # out of range
+    json.dumps({**GOOD, "value": -0.0}).encode(),
+    json.dumps({**GOOD, "value": 2}).encode(),  # an integer
+    json.dumps({**GOOD, "value": "1.5"}).encode(),
+    json.dumps({**GOOD, "sensor_id": "ghost"}).encode(),
+    json.dumps({**GOOD, "kind": "pm25"}).encode(),
+    json.dumps({**GOOD, "unit": "m"}).encode(),
+    json.dumps({**GOOD, "grid_cell": "c-mill"}).encode(),
+    json.dumps({**GOOD, "schema": "readings/1"}).encode(),
+    json.dumps({k: v for k, v in GOOD.items() if k != "schema"}).encode(),
+    json.dumps({**GOOD, "extra": [1, {"x": None}]}).encode(),  # unknown fields are ignored
+    json.dumps(GOOD).replace('"gauge-1"', '"gauge\\u002d1"').encode(),  # an escape
+    with_duplicate(GOOD, "sensor_id", "air-1").encode(),
+    with_duplicate(GOOD, "value", "x").encode(),
+]
+ODD_TS = [
+    "2026-11-01T10:00:00",  # no zone
+    "2026-11-01t10:00:00z",
+    "2026-11-01 10:00:00+01:00",
+    "2026-11-01T10:00:00.123456-0530",
+    "2026-11-01T10:00+02",
+    "2026-11-01T10:00:00,5Z",
+    "1989-12-31T23:59:59Z",  # too old
+    "2099-01-01T00:00:00Z",  # in the future
+    "2026-11-01X10:00:00Z",
+    "2026-11-01T10:00:00.000Z",
+]
+
+
+def seeded_batch(seed: int, size: int = 240) -> tuple[list[bytes], list[int]]:
+    """A batch of mostly good single readings of the three fixture sensors, on their
+    home partitions, sharing a few clock ticks; with probability rising with the seed,
+    a message is odd (``ODD``), an odd timestamp, a pack, on the wrong partition."""
+    rng = np.random.default_rng(seed)
+    bad = [0.0, 0.002, 0.01, 0.05, 0.2, 0.5][seed % 6]
+    values: list[bytes] = []
+    partitions: list[int] = []
+    for n in range(size):
+        sensor = SENSORS[int(rng.integers(len(SENSORS)))]
+        doc = {
+            "schema": "reading/1",
+            "ts": f"2026-11-01T10:{n // 60:02d}:00Z",
+            **sensor,
+            "value": round(float(rng.uniform(0, 20)), 3),
+        }
+        raw = json.dumps(doc).encode()
+        home = sensor_partition(sensor["sensor_id"], PARTITIONS)
+        roll = rng.random()
+        if roll < bad:
+            choice = int(rng.integers(4))
+            if choice == 0:
+                raw = ODD[int(rng.integers(len(ODD)))]
+            elif choice == 1:
+                raw = json.dumps({**doc, "ts": ODD_TS[int(rng.integers(len(ODD_TS)))]}).encode()
+            elif choice == 2:
+                members = [{k: v for k, v in doc.items() if k != "schema"}] * int(
+                    rng.integers(1, 4)
+                )
+                raw = json.dumps({"schema": "readings/1", "readings": members}).encode()
+            else:
+                home = 1 - home
+        values.append(raw)
+        partitions.append(home)
+    return values, partitions
+
+
+@pytest.mark.parametrize("seed", range(18))
+def test_seeded_batches_admit_as_admit_does_message_by_message(grid: Grid, seed: int) -> None:
+    values, partitions = seeded_batch(seed)
+    assert_batch_agrees(grid, values, partitions)
+
+
+@pytest.mark.parametrize("odd", range(len(ODD)))
+def test_one_odd_message_among_good_ones_costs_only_itself(grid: Grid, odd: int) -> None:
+    # Before, between and after good readings: its verdict is its own, theirs theirs.
+    for at in (0, 3, 6):
+        values = [good(n) for n in range(6)]
+        values.insert(at, ODD[odd])
+        partitions = [home_of_gauge()] * len(values)
+        assert_batch_agrees(grid, values, partitions)
+
+
+def test_two_fragments_that_join_into_json_are_each_refused(grid: Grid) -> None:
+    # Joined with a comma the three would read as one array of three objects; alone,
+    # each is bad JSON and is refused as such.
+    head = json.dumps({**GOOD, "note": "x"}).encode()[:-2]  # ... "note": "
+    values = [b'{"a":1},{"b":2}', head, b'"}', good(1)]
+    partitions = [home_of_gauge()] * len(values)
+    assert_batch_agrees(grid, values, partitions)
+    _, refused = batched(grid, values, partitions)
+    assert [(i, code) for i, code, _, _, _ in refused] == [
+        (0, "bad_json"),
+        (1, "bad_json"),
+        (2, "bad_json"),
+    ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_admitted_columns_are_their_readings_fields(grid: Grid, seed: int) -> None:
+    values, partitions = seeded_batch(seed)
+    admission = BatchAdmission(EventValidator(grid), PARTITIONS)
+    offsets = [100 + i for i in range(len(values))]
+    admitted, _ = admission.admit(values, partitions, offsets, [5.0] * len(values), NOW)
+    items = list(admitted)
+    assert admitted.sensor_ids == [i.reading.sensor_id for i in items]
+    assert admitted.ts.tolist() == [i.reading.ts for i in items]
+    assert admitted.values.tolist() == [i.reading.value for i in items]
+    assert admitted.offsets.tolist() == [i.offset for i in items]
+    assert admitted.in_pack.tolist() == [i.index for i in items]
+    assert all(admitted[j] is items[j] for j in range(len(items)))  # built once, kept
+
+
+def test_an_all_good_batch_carries_the_grids_own_strings(grid: Grid) -> None:
+    values = [good(n) for n in range(4)]
+    admitted, refused = batched_admitted(grid, values, [home_of_gauge()] * 4)
+    assert refused == []
+    sensor = grid.sensors["gauge-1"]
+    for item in admitted:
+        assert item.reading.sensor_id == "gauge-1"
+        assert item.reading.kind == sensor.kind and item.reading.grid_cell == sensor.cell
+
+
+def batched_admitted(
+    grid: Grid, values: list[bytes], partitions: list[int]
+) -> tuple[Admitted, list[tuple[int, Refused]]]:
+    admission = BatchAdmission(EventValidator(grid), PARTITIONS)
+    offsets = [100 + i for i in range(len(values))]
+    return admission.admit(values, partitions, offsets, [5.0] * len(values), NOW)
+
+
+CITY_SENSORS = [f"s{i:03d}" for i in range(60)]
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Grid:
+    """60 traffic sensors over 6 cells (citybrain/adapters.py's synthetic grid)."""
+    path = tmp_path_factory.mktemp("city") / "grid.yaml"
+    write_synthetic_grid(path, CITY_SENSORS, "traffic_flow", "vehicles/5min", communities=6)
+    return load_grid(path)
+
+
+def readings_stream(seed: int, batches: int) -> list[list[tuple[bytes, int]]]:
+    """Batches of good single readings of the city's sensors, each with its home
+    partition: most sensors once a batch (the bank's fast path), some twice or not at
+    all, a spike now and then (episodes), a repeated tick (a duplicate) or an older one
+    (out of order) here and there."""
+    rng = np.random.default_rng(seed)
+    out: list[list[tuple[bytes, int]]] = []
+    for step in range(batches):
+        batch = []
+        for sensor in CITY_SENSORS:
+            for _ in range(int(rng.choice([0, 1, 1, 1, 1, 1, 1, 2]))):
+                tick = step + 10 + int(rng.integers(0, 2))
+                if rng.random() < 0.03:
+                    tick -= 5
+                value = 10.0 + float(rng.normal(0, 0.5)) + (300.0 if rng.random() < 0.02 else 0)
+                doc = {
+                    "schema": "reading/1",
+                    "ts": f"2026-11-01T{tick // 60:02d}:{tick % 60:02d}:00Z",
+                    "sensor_id": sensor,
+                    "kind": "traffic_flow",
+                    "value": round(value, 3),
+                    "unit": "vehicles/5min",
+                    "grid_cell": f"c{int(sensor[1:]) % 6}",
+                }
+                home = sensor_partition(sensor, PARTITIONS)
+                batch.append((json.dumps(doc).encode(), home))
+        out.append(batch)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_detection_over_the_columns_gives_what_it_gives_over_the_readings(
+    city: Grid, seed: int
+) -> None:
+    validator = EventValidator(city)
+    admission = BatchAdmission(validator, PARTITIONS)
+    columns = SensorDetection.from_settings(Settings())
+    objects = SensorDetection.from_settings(Settings())
+    columns.mark_at = objects.mark_at = 0.1
+    columns.follow.add(CITY_SENSORS[3])
+    objects.follow.add(CITY_SENSORS[3])
+    states_c: dict[str, Any] = {}
+    states_o: dict[str, Any] = {}
+    offset = 0
+    alerts = 0
+    for pairs in readings_stream(seed, batches=80):
+        batch = [raw for raw, _ in pairs]
+        n = len(batch)
+        offsets = list(range(offset, offset + n))
+        if seed % 2 and offset and rng_redeliver(offset):
+            offsets = [o - n // 2 for o in offsets]  # half of the last batch again
+        offset += n
+        admitted, refused = admission.admit(batch, [p for _, p in pairs], offsets, [1.0] * n, NOW)
+        assert refused == [] and len(admitted) == n
+        plain = [
+            Incoming(validator.reading(raw, NOW), 1.0, o, raw, 0)
+            for raw, o in zip(batch, offsets, strict=True)
+        ]
+        a, b = columns.process(admitted, states_c), objects.process(plain, states_o)
+        assert outcome(a) == outcome(b)
+        alerts += len(a.alerts)
+        states_c.update(a.states)
+        states_o.update(b.states)
+    assert alerts  # episodes opened (and the per-sensor path taken)
+    assert {s: state_bytes(x) for s, x in states_c.items()} == {
+        s: state_bytes(x) for s, x in states_o.items()
+    }
+
+
+def rng_redeliver(offset: int) -> bool:
+    return offset % 3 == 0
