@@ -19,8 +19,11 @@ per reading; the result is the same either way.
 
 Delivery and event-time rules (docs/events.md), in this order:
 - a reading at or before the sensor's last processed position (Kafka offset, then place
-  in its pack) is a redelivery (a worker crashed before committing) and is skipped:
-  reprocessing is idempotent;
+  in its pack) and not newer than its last event time is a redelivery (a worker crashed
+  before committing) and is skipped: reprocessing is idempotent. A reading before that
+  position but newer in event time cannot be one (every reading processed there was at
+  or before the last event time): its partition's log was reset (the topic deleted and
+  re-created, trial 10), and it is taken as new, its position the sensor's from then on;
 - a reading at the sensor's last event time is a duplicate and dropped;
 - an older reading is out of order and dead-lettered.
 So the detector's window stays in event-time order and no alert is raised twice.
@@ -812,7 +815,9 @@ class SensorDetection:
         fs = slots[f]
         fo = offsets[f]
         lo, li, lt = cols.last_offset[fs], cols.last_index[fs], cols.last_ts[fs]
-        fresh = (fo > lo) | ((fo == lo) & (fi > li))  # else a redelivery
+        # After the stored position, or newer than the stored event time (a log reset);
+        # else a redelivery.
+        fresh = (fo > lo) | ((fo == lo) & (fi > li)) | (ft > lt)
         accept = fresh & (ft > lt)
         n_fresh = int(np.count_nonzero(fresh))
         n_accept = int(np.count_nonzero(accept))
@@ -1090,7 +1095,8 @@ class SensorDetection:
             mx = batch.in_pack[at]
             mt = batch.ts[at]
             lo, li, lt = cols.last_offset[ms], cols.last_index[ms], cols.last_ts[ms]
-            fresh = (mo > lo) | ((mo == lo) & (mx > li))
+            # After the stored position, or newer than the stored event time (a log reset).
+            fresh = (mo > lo) | ((mo == lo) & (mx > li)) | (mt > lt)
             begins = np.ones(at.size, np.bool_)
             begins[1:] = ms[1:] != ms[:-1]
             same = ~begins
@@ -1306,7 +1312,7 @@ class SensorDetection:
             # the loop below, unrolled.
             item = items[0]
             ts = item.reading.ts
-            if (item.offset, item.index) <= (last_offset, last_index):
+            if (item.offset, item.index) <= (last_offset, last_index) and ts <= last_ts:
                 result.redelivered += 1
             else:
                 last_offset, last_index = item.offset, item.index
@@ -1321,7 +1327,7 @@ class SensorDetection:
         for item in items:
             ts = item.reading.ts
             if item.offset >= 0:
-                if (item.offset, item.index) <= (last_offset, last_index):
+                if (item.offset, item.index) <= (last_offset, last_index) and ts <= last_ts:
                     result.redelivered += 1
                     continue
                 last_offset, last_index = item.offset, item.index

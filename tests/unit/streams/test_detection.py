@@ -585,3 +585,32 @@ def test_a_fault_on_a_sensor_with_several_readings_keeps_its_stored_state() -> N
     assert "gauge-2" not in result.states and result.alerts == []
     assert {k: v for k, v in states["gauge-2"].as_dict().items() if k != "detector"} == kept
     assert result.states["gauge-1"]["last_offset"] == 327 and result.scored == 40
+
+
+def test_after_a_log_reset_newer_readings_are_taken_and_older_ones_stay_redeliveries() -> None:
+    # Trial 10: the readings topic deleted and re-created starts again at offset 0; each
+    # sensor's stored position was far past it, so every new reading was skipped as a
+    # redelivery. A reading before the stored position but newer in event time cannot be
+    # one (everything processed there was at or before the last event time).
+    for make in (handler, tail_handler):
+        for per_batch in (1, 3):  # one reading of a sensor per batch, and several
+            h = make()
+            first = h.process(feed(baseline(60), start=1000), {})
+            state: Any = stored(first.states["gauge-1"])
+            reset = feed(baseline(6, seed=4), start=1060)  # newer event times ...
+            for i, item in enumerate(reset):
+                item.offset = i  # ... at the new log's offsets 0, 1, 2, ...
+            old = feed(baseline(2, seed=5), start=1058)  # at or before the last event time
+            for i, item in enumerate(old):
+                item.offset = i
+            scored = redelivered = 0
+            for items in (old, *(reset[k : k + per_batch] for k in range(0, 6, per_batch))):
+                r = make().process(items, {"gauge-1": state})
+                state = stored(r.states["gauge-1"])
+                scored, redelivered = scored + r.scored, redelivered + r.redelivered
+                assert r.rejected == []
+            assert (scored, redelivered) == (6, 2), (make, per_batch)
+            assert state["last_offset"] == 5
+            # And the new log's readings are redeliveries of themselves from there on.
+            again = make().process(reset[-2:], {"gauge-1": state})
+            assert (again.scored, again.redelivered) == (0, 2)
