@@ -212,20 +212,34 @@ class Alerting:
         mine = self.ctx.owned_partitions("alerts")
         n = self.ctx.settings.partitions
         released = 0
+        # The active silences, read again only after an await (when the table can have
+        # changed): a pass over thousands of alerts still muted reads them once.
+        silences: list[Silence] | None = None
         for key in list(self.muted.data):
             if key_partition(key, n) not in mine:
                 continue
+            if self.settled.locked():
+                silences = None  # the agent goes first: a silence may come meanwhile
             async with self.settled:
                 if self.ctx.app.rebalancing:
                     return released  # the next pass sees only this worker's alerts
                 entry = self.muted.data.get(key)
                 if entry is None:
                     continue  # routed or resolved by the agent meanwhile
-                released += await self._recheck(key, entry)
+                now = time.time()
+                if silences is None:
+                    silences = await self._active_silences(now)
+                outcome = await self._recheck(key, entry, silences, now)
+                if outcome != "kept":
+                    silences = None
+                released += outcome == "routed"
         return released
 
-    async def _recheck(self, key: bytes, entry: Mapping[str, Any]) -> int:
-        now = time.time()
+    async def _recheck(
+        self, key: bytes, entry: Mapping[str, Any], silences: list[Silence], now: float
+    ) -> str:
+        """One muted alert re-checked: ``"kept"`` (still muted by the same; no await),
+        ``"moved"`` (muted by another now, stored so), ``"dropped"`` or ``"routed"``."""
         try:
             alert = entry["alert"]
             labels = label_set(alert["labels"])
@@ -233,19 +247,19 @@ class Alerting:
         except (KeyError, TypeError, RoutingConfigError) as exc:
             log.warning("citybrain: warning: dropping unreadable muted alert %r: %r", key, exc)
             del self.muted[key]
-            return 0
+            return "dropped"
         if key not in self.ctx.firing:
             del self.muted[key]  # resolved: nothing to notify
-            return 0
+            return "dropped"
         source = self.ctx.firing.get(muted_by.encode()) if mute == "inhibited" else None
         firing = (v for k, v in self.ctx.firing.items() if k != key)
-        silences = await self._active_silences(now)
         decision = self.router.recheck(labels, mute, muted_by, source, firing, silences, now)
         if decision.mute is not None:
-            if (decision.mute, decision.muted_by) != (mute, muted_by):
-                # Muted by something else now: the fast path follows that one.
-                await self.muted.set_many({key: muted_entry(entry, alert, decision, now)})
-            return 0
+            if (decision.mute, decision.muted_by) == (mute, muted_by):
+                return "kept"
+            # Muted by something else now: the fast path follows that one.
+            await self.muted.set_many({key: muted_entry(entry, alert, decision, now)})
+            return "moved"
         await self._route(alert, labels, decision)
         why = "silence" if mute == "silenced" else "inhibiting alert"
         await self.ctx.audit(
@@ -260,7 +274,7 @@ class Alerting:
         )
         self.metrics.alerts_unmuted.labels(alert.get("kind", ""), mute).inc()
         del self.muted[key]
-        return 1
+        return "routed"
 
     async def _active_silences(self, now: float) -> list[Silence]:
         # Each stored version is read once; one that cannot be read is skipped, audited

@@ -333,3 +333,24 @@ def test_the_worker_has_the_table_and_the_timer(
     )
     create_app(settings, CollectorRegistry())
     assert [i for fun, i in timers if fun.__name__ == "mute_check"] == [3.5]
+
+
+def test_a_silence_made_during_a_pass_mutes_the_alerts_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads the silences once, and again after each await: a silence stored
+    while it routes one alert keeps the next one muted."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    s.alert(burst("al-2", "Noise - Vehicle", community="c2"))
+    s.silences[b"s1"]["ends_at"] = 1.0
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        s.routed.extend(items)
+        s.silence("s2", ['category="Noise - Vehicle"'], 0.0, far_future())  # meanwhile
+
+    monkeypatch.setattr(s.ctx, "send_all", send_all)
+    assert s.recheck() == 1 and len(s.routed) == 1
+    [kept] = s.stage.muted.data.values()
+    assert (kept["mute"], kept["by"]) == ("silenced", "s2")
