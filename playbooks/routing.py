@@ -726,13 +726,35 @@ class SilenceBook:
         return silences, fresh
 
 
+# Why a firing alert is kept from its receivers (a Decision's ``mute``); bounded, a label
+# of citybrain_alerts_unmuted_total. citybrain has no time-based mutes.
+MUTES = ("silenced", "inhibited")
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where an alert goes: the matched routes, or why it goes nowhere."""
+    """Where an alert goes: the matched routes, or why it goes nowhere: the silence that
+    mutes it, or the inhibit rule and the id of the firing source alert (``inhibiting``)."""
 
     routes: tuple[Route, ...]
     silenced_by: Silence | None = None
     inhibited_by: InhibitRule | None = None
+    inhibiting: str = ""
+
+    @property
+    def mute(self) -> str | None:
+        """``"silenced"``, ``"inhibited"`` (one of MUTES) or None: the alert is routed."""
+        if self.silenced_by is not None:
+            return "silenced"
+        return "inhibited" if self.inhibited_by is not None else None
+
+    @property
+    def muted_by(self) -> str:
+        """The id of what mutes the alert: the silence's, or the inhibiting alert's;
+        "" when it is not muted."""
+        if self.silenced_by is not None:
+            return self.silenced_by.id
+        return self.inhibiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -758,5 +780,42 @@ class Router:
                 continue  # an alert never inhibits itself
             for rule in self.inhibit_rules:
                 if rule.inhibits(labels, source):
-                    return Decision(routes, inhibited_by=rule)
+                    return Decision(
+                        routes, inhibited_by=rule, inhibiting=source.get("alert_id", "")
+                    )
         return Decision(routes)
+
+    def recheck(
+        self,
+        labels: Mapping[str, str],
+        mute: str,
+        muted_by: str,
+        source: Mapping[str, str] | None,
+        firing: Iterable[Mapping[str, str]],
+        silences: Iterable[Silence],
+        now: float,
+    ) -> Decision:
+        """``decide`` again for a firing alert that an earlier decision muted (``mute``,
+        one of MUTES, by ``muted_by``: that Decision's ``mute`` and ``muted_by``), as
+        Alertmanager re-applies silences and inhibition at every flush of a group. Muted
+        or not, the answer is ``decide``'s; while the same silence, or the same firing
+        source alert (``source``: the labels stored now under ``muted_by`` in the firing
+        alerts, None when it no longer fires), still mutes it, that is found without
+        walking ``firing``. Epoch seconds ``now``."""
+        silences = list(silences)
+        if mute == "silenced":
+            for silence in silences:
+                if silence.id == muted_by and silence.silences(labels, now):
+                    return Decision(tuple(self.root.match(labels)), silenced_by=silence)
+        elif (
+            mute == "inhibited"
+            and source is not None
+            and _is_label_set(source)
+            and source.get("alert_id") != labels.get("alert_id")
+            and not any(s.silences(labels, now) for s in silences)
+        ):
+            for rule in self.inhibit_rules:
+                if rule.inhibits(labels, source):
+                    routes = tuple(self.root.match(labels))
+                    return Decision(routes, inhibited_by=rule, inhibiting=muted_by)
+        return self.decide(labels, firing, silences, now)

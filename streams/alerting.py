@@ -1,36 +1,108 @@
-"""Alerting and routing: the ``alerts`` agent's handler.
+"""Alerting and routing: the ``alerts`` agent's handler and the mute re-check timer.
 
 Each alert (decoded from ``alerts``) updates the ``firing`` table, is checked against the
 active silences (the ``silences`` table) and inhibition, and goes through the routing tree
 (``playbooks.routing``) to one message per matched route on ``routed``, keyed by the
-route's group key; suppressed alerts are audited instead.
+route's group key; suppressed alerts are audited instead, and a firing one is kept in
+the ``muted`` table (keyed by alert id, on the alert's ``alerts`` partition).
+
+As Alertmanager re-applies silences and inhibition at every flush of a group, a timer
+(every ``CITYBRAIN_MUTE_CHECK_INTERVAL`` wall-clock seconds) re-checks the muted firing
+alerts of this worker's ``alerts`` partitions: one whose silence ended or whose
+inhibiting alert resolved is routed then, exactly as if it had arrived unmuted, and
+leaves the table (audited ``alert_unmuted``). Routed before it leaves: a worker that dies
+in between routes it again after its restart, which the respond stage takes as the
+repeat it is (runs are idempotent per alert id).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import orjson
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from playbooks.errors import RoutingConfigError
 from playbooks.loader import routing_errors
-from playbooks.routing import Route, Silence, SilenceBook, label_set, label_values
+from playbooks.routing import (
+    Decision,
+    Route,
+    Silence,
+    SilenceBook,
+    label_set,
+    label_values,
+)
 from streams.context import Context
+from streams.partitioning import key_partition
+from streams.tables import KeyPartitionedTable, key_partitioned_table
 
 log = logging.getLogger(__name__)
 
 
+# Report ids a muted alert's entry keeps, newest last (a burst's follow-ups, muted too,
+# each add theirs): the run opened at its release covers them. Bounds the entry (one
+# Kafka message, about 60 bytes a report).
+MUTED_REPORTS = 1_000
+TABLE = "muted"
+
+
+def muted_entry(
+    previous: Mapping[str, Any] | None, alert: dict[str, Any], decision: Decision, now: float
+) -> dict[str, Any]:
+    """The ``muted`` table's entry for a firing ``alert`` that ``decision`` mutes:
+    ``{"alert": the newest alert document, "mute": "silenced" | "inhibited", "by": the
+    silence's or the inhibiting alert's id, "since": epoch s first muted}``. The reports
+    of the alert's earlier muted messages (``previous``' entry) stay in its ``reports``,
+    the newest ``MUTED_REPORTS``, each once: a burst's follow-ups while it was muted are
+    covered by the run its release opens."""
+    reports = list(alert.get("reports") or [])
+    if previous is not None and isinstance(previous.get("alert"), Mapping):
+        earlier = previous["alert"].get("reports") or []
+        if isinstance(earlier, list) and earlier:
+            seen: set[Any] = set()
+            merged = []
+            for item in [*earlier, *reports]:
+                rid = item.get("report_id") if isinstance(item, Mapping) else None
+                if rid in seen:
+                    continue
+                seen.add(rid)
+                merged.append(item)
+            reports = merged[-MUTED_REPORTS:]
+    if reports:
+        alert = {**alert, "reports": reports}
+    since = previous.get("since") if previous is not None else None
+    return {
+        "alert": alert,
+        "mute": decision.mute,
+        "by": decision.muted_by,
+        "since": since if isinstance(since, int | float) else now,
+    }
+
+
 class Alerting:
-    """Alerts to routed alerts: silences, inhibition and the routing tree."""
+    """Alerts to routed alerts: silences, inhibition and the routing tree; muted firing
+    alerts re-checked and routed once no longer muted."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.metrics = ctx.metrics
         self.router = ctx.router
         self._silences = SilenceBook()
+        self.topic_name = ctx.settings.topic("alerts")
+        # Firing alerts kept from their receivers, keyed by alert id: partitioned as the
+        # alerts topic, so each worker re-checks the alerts of its own partitions (two
+        # workers never route the same one) and a restarted owner recovers them.
+        self.muted = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(ctx.app, TABLE, ctx.settings.partitions),
+        )
+        # The agent and the re-check timer both read an alert's entry, await Kafka, then
+        # write or drop it: one at a time, so a resolution is never overtaken.
+        self.settled = asyncio.Lock()
         # A matcher on a value no alert carries (a kind the grid lacks) never matches:
         # `citybrain playbooks check` refuses it; the worker starts, and says so.
         _, self.never_matching = routing_errors(
@@ -43,6 +115,14 @@ class Alerting:
                 for line in self.never_matching:
                     log.warning("citybrain: warning: %s (`citybrain playbooks check`)", line)
 
+        async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+            # As for runs (streams/context.py): entries of partitions now owned elsewhere,
+            # whose new owner re-checks and routes them.
+            async with self.settled:
+                self.muted.forget_partitions(ctx.lost_partitions(assigned, "alerts"))
+
+        ctx.app.on_partitions_assigned.connect(forget_moved)  # type: ignore[arg-type]
+
     # -- routing ---------------------------------------------------------------------
     async def on_alert(self, event: EventT[bytes]) -> None:
         try:
@@ -52,6 +132,12 @@ class Alerting:
         except (orjson.JSONDecodeError, KeyError, TypeError, RoutingConfigError) as exc:
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc!r}")
             return
+        async with self.settled:
+            await self._on_alert(alert, alert_id, status, labels)
+
+    async def _on_alert(
+        self, alert: dict[str, Any], alert_id: str, status: str, labels: dict[str, str]
+    ) -> None:
         now = time.time()
         key = alert_id.encode()
         if self.ctx.annotator is not None:
@@ -73,18 +159,12 @@ class Alerting:
             # A generator: the firing table is walked only if a silence does not apply first.
             firing = (v for k, v in self.ctx.firing.items() if k != key)
             decision = self.router.decide(labels, firing, await self._active_silences(now), now)
-            why = (
-                "silenced"
-                if decision.silenced_by
-                else "inhibited"
-                if decision.inhibited_by
-                else None
-            )
+            why = decision.mute
             if why is not None:
                 detail = (
                     f"silence {decision.silenced_by.id}"
                     if decision.silenced_by
-                    else "inhibited by a firing source alert"
+                    else f"inhibited by firing alert {decision.inhibiting}"
                 )
                 await self.ctx.audit(
                     {
@@ -96,15 +176,105 @@ class Alerting:
                     }
                 )
                 self.metrics.alerts_suppressed.labels(alert["kind"], why).inc()
+                # Kept, to be routed when no longer muted (``recheck_muted``).
+                entry = muted_entry(self.muted.data.get(key), alert, decision, now)
+                await self.muted.set_many({key: entry})
                 return
         else:
             self.ctx.firing.pop(key, None)
             decision = self.router.decide(labels, [], [], now)
+        await self._route(alert, labels, decision)
+        if key in self.muted.data:
+            # Routed as it is now (unmuted, or resolved): nothing left to release.
+            del self.muted[key]
+
+    async def _route(
+        self, alert: dict[str, Any], labels: dict[str, str], decision: Decision
+    ) -> None:
         routed = [
             (route.group_key(labels), {"alert": alert, "route": _route_doc(route)})
             for route in decision.routes
         ]
         await self.ctx.send_all(self.ctx.routed, routed)
+
+    # -- the re-check timer ----------------------------------------------------------
+    async def recheck_muted(self) -> int:
+        """Route the muted firing alerts of this worker's ``alerts`` partitions that no
+        silence or inhibition mutes any more, each once: routed (delivery awaited), then
+        audited ``alert_unmuted``, counted and dropped from the ``muted`` table. Returns
+        how many were routed. Acts only with table recovery complete and no rebalance in
+        progress (checked before each alert: one whose partition is moving is left to
+        its next owner). An entry whose alert no longer fires (its resolution was
+        handled) is dropped unrouted."""
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set() or not self.muted.data:
+            return 0
+        mine = self.ctx.owned_partitions("alerts")
+        n = self.ctx.settings.partitions
+        released = 0
+        # The active silences, read again only after an await (when the table can have
+        # changed): a pass over thousands of alerts still muted reads them once.
+        silences: list[Silence] | None = None
+        for key in list(self.muted.data):
+            if key_partition(key, n) not in mine:
+                continue
+            if self.settled.locked():
+                silences = None  # the agent goes first: a silence may come meanwhile
+            async with self.settled:
+                if self.ctx.app.rebalancing:
+                    return released  # the next pass sees only this worker's alerts
+                entry = self.muted.data.get(key)
+                if entry is None:
+                    continue  # routed or resolved by the agent meanwhile
+                now = time.time()
+                if silences is None:
+                    silences = await self._active_silences(now)
+                outcome = await self._recheck(key, entry, silences, now)
+                if outcome != "kept":
+                    silences = None
+                released += outcome == "routed"
+        return released
+
+    async def _recheck(
+        self, key: bytes, entry: Mapping[str, Any], silences: list[Silence], now: float
+    ) -> str:
+        """One muted alert re-checked: ``"kept"`` (still muted by the same; no await),
+        ``"moved"`` (muted by another now, stored so), ``"dropped"`` or ``"routed"``."""
+        try:
+            alert = entry["alert"]
+            labels = label_set(alert["labels"])
+            mute, muted_by = str(entry["mute"]), str(entry["by"])
+        except (KeyError, TypeError, RoutingConfigError) as exc:
+            log.warning("citybrain: warning: dropping unreadable muted alert %r: %r", key, exc)
+            del self.muted[key]
+            return "dropped"
+        if key not in self.ctx.firing:
+            del self.muted[key]  # resolved: nothing to notify
+            return "dropped"
+        source = self.ctx.firing.get(muted_by.encode()) if mute == "inhibited" else None
+        firing = (v for k, v in self.ctx.firing.items() if k != key)
+        decision = self.router.recheck(labels, mute, muted_by, source, firing, silences, now)
+        if decision.mute is not None:
+            if (decision.mute, decision.muted_by) == (mute, muted_by):
+                return "kept"
+            # Muted by something else now: the fast path follows that one.
+            await self.muted.set_many({key: muted_entry(entry, alert, decision, now)})
+            return "moved"
+        await self._route(alert, labels, decision)
+        why = "silence" if mute == "silenced" else "inhibiting alert"
+        await self.ctx.audit(
+            {
+                "action": "alert_unmuted",
+                "alert_id": alert["alert_id"],
+                "at": now,
+                "actor": "citybrain",
+                "detail": f"{mute} since {_utc(entry.get('since'))}; {why} {muted_by} "
+                "no longer mutes it: routed",
+            }
+        )
+        self.metrics.alerts_unmuted.labels(alert.get("kind", ""), mute).inc()
+        del self.muted[key]
+        return "routed"
 
     async def _active_silences(self, now: float) -> list[Silence]:
         # Each stored version is read once; one that cannot be read is skipped, audited
@@ -127,6 +297,12 @@ class Alerting:
                 }
             )
         return silences
+
+
+def _utc(at: Any) -> str:
+    if not isinstance(at, int | float):
+        return "?"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def _route_doc(route: Route) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 Each stage is a module with one job, holding its handlers: ``streams.ingest`` (readings
 and incident reports to alerts; the burst sweep), ``streams.alerting`` (alerts through
-silences, inhibition and the routing tree), ``streams.response`` (routed alerts and commands to
-playbook runs; the deadline timer) and ``streams.api`` (the operator API). They share one
-``streams.context.Context`` (topics, tables, sending). This module only builds and wires
-them: ``create_app(settings)``, so tests get a fresh app each.
+silences, inhibition and the routing tree; the mute re-check), ``streams.response``
+(routed alerts and commands to playbook runs; the deadline timer) and ``streams.api``
+(the operator API). They share one ``streams.context.Context`` (topics, tables,
+sending). This module only builds and wires them: ``create_app(settings)``, so tests
+get a fresh app each.
 
 Flow: readings -> detect -> alerts (keyed by alert id) -> route (silences, inhibition,
 routing tree) -> routed (keyed by group key) -> respond (one run per group, in the
@@ -199,5 +200,11 @@ def create_app(
     @app.timer(interval=settings.burst_sweep_interval)  # type: ignore[untyped-decorator]
     async def burst_sweep() -> None:
         await tick("burst sweep", ingest.sweep_bursts)
+
+    # Silences end and inhibiting alerts resolve with no message to the route agent: the
+    # muted firing alerts are re-checked on the wall clock, as Alertmanager's flushes do.
+    @app.timer(interval=settings.mute_check_interval)  # type: ignore[untyped-decorator]
+    async def mute_check() -> None:
+        await tick("mute check", alerting.recheck_muted)
 
     return app

@@ -27,6 +27,7 @@ ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
 ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
+ALERTS_UNMUTED = "citybrain_alerts_unmuted_total"
 ALERTS_CORROBORATION = "citybrain_alerts_corroboration_total"
 CORROBORATION_MARKS = "citybrain_corroboration_marks_total"
 CORROBORATION_HELD = "citybrain_corroboration_held"
@@ -92,6 +93,7 @@ class Metrics:
     alerts: Counter
     alerts_resolved: Counter
     alerts_suppressed: Counter
+    alerts_unmuted: Counter
     alerts_corroboration: Counter
     corroboration_marks: Counter
     corroboration_held: Gauge
@@ -165,6 +167,11 @@ class Metrics:
             alerts_resolved=counter(ALERTS_RESOLVED, "Alert episodes that ended", ("kind",)),
             alerts_suppressed=counter(
                 ALERTS_SUPPRESSED, "Alerts silenced or inhibited", ("kind", "why")
+            ),
+            alerts_unmuted=counter(
+                ALERTS_UNMUTED,
+                "Firing alerts routed once no longer silenced or inhibited",
+                ("kind", "why"),
             ),
             alerts_corroboration=counter(
                 ALERTS_CORROBORATION,

@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     deadline_check_interval: float = Field(default=1.0, gt=0)
     # Seconds between sweeps of the burst windows by event time (streams/ingest.py).
     burst_sweep_interval: float = Field(default=30.0, gt=0)
+    # Wall-clock seconds between re-checks of firing alerts kept from their receivers by a
+    # silence or inhibition (streams/alerting.py): one no longer muted is routed then.
+    mute_check_interval: float = Field(default=2.0, gt=0)
 
     # Kafka security (docs/operations.md). Secrets are SecretStr: never logged or echoed.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"

@@ -12,7 +12,9 @@ posted to Alertmanager. Then, from ``/api/v2/alerts/groups`` and ``/api/v2/alert
   every other alert firing (two-sided rules included, as Alertmanager >= 0.13);
 - a silence is accepted by both or refused by both, except the documented stricter
   refusal (all matchers match the empty string with a ``!=``/``!~`` among them); an alert
-  is silenced in Alertmanager exactly when an accepted citybrain silence silences it.
+  is silenced in Alertmanager exactly when an accepted citybrain silence silences it;
+- an alert still firing when its silence ends or its inhibiting alert resolves is
+  notified once (to a webhook receiver) exactly when citybrain's re-check routes it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import json
 import random
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -459,3 +463,143 @@ def test_silence_matcher_texts_read_as_amtool_reads_them(tmp_path: Path) -> None
         assert problems == []
     finally:
         am.stop()
+
+
+class Webhook:
+    """A webhook receiver for Alertmanager's notifications: the firing alert ids of
+    every notification, in arrival order."""
+
+    def __init__(self, port: int) -> None:
+        self.firing: list[str] = []
+        seen = self.firing
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                seen.extend(
+                    a["labels"]["alert_id"] for a in body["alerts"] if a["status"] == "firing"
+                )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def until(self, ids: set[str], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not ids <= set(self.firing) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+
+
+def test_alerts_freed_from_a_mute_are_notified_as_alertmanager_does(
+    tmp_path: Path, playbook: Any
+) -> None:
+    """Trial 10, finding 2: Alertmanager notifies an alert still firing when its silence
+    ends, or when the alert inhibiting it resolves, at the next flush of its group, once;
+    one still silenced never. citybrain's routing (``decide`` when the alert arrives,
+    ``recheck`` of the muted ones after) routes exactly the alerts Alertmanager notified."""
+    hook_port = shifted_port(29096)
+    rule = {
+        "source_matchers": ['category="parking"'],
+        "target_matchers": ['category="target"'],
+        "equal": ["district"],
+    }
+    route_doc = {"group_by": ["alert_id"], "group_wait": "0s", "group_interval": "1s"}
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", **route_doc, "repeat_interval": "1h"},
+                "receivers": [
+                    {
+                        "name": "r",
+                        "webhook_configs": [
+                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
+                        ],
+                    }
+                ],
+                "inhibit_rules": [rule],
+            }
+        )
+    )
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(
+        yaml.safe_dump(
+            {"version": 1, "route": {"playbook": "r", **route_doc}, "inhibit_rules": [rule]}
+        )
+    )
+    router = load_routing(ours, {"r": playbook})
+    alerts = {
+        "al-noise": {"category": "noise", "district": "d1"},  # silenced 4 s
+        "al-quiet": {"category": "quiet", "district": "d1"},  # silenced for an hour
+        "al-park": {"category": "parking", "district": "d1"},  # the source; resolves
+        "al-target": {"category": "target", "district": "d1"},  # inhibited until then
+        "al-other": {"category": "target", "district": "d2"},  # `equal` differs
+    }
+    labels = {a: {"alert_id": a, **v} for a, v in alerts.items()}
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        silences = [
+            new_silence("short", ['category="noise"'], t0, t0 + 4, "t", "trial 10"),
+            new_silence("long", ['category="quiet"'], t0, t0 + 3600, "t", "trial 10"),
+        ]
+        for s in silences:
+            body = {
+                "matchers": [am_matcher(m) for m in s.matchers],
+                "startsAt": iso(s.starts_at),
+                "endsAt": iso(s.ends_at),
+                "createdBy": s.author,
+                "comment": s.reason,
+            }
+            assert http("POST", "/silences", body)[0] == 200
+        assert http("POST", "/alerts", [{"labels": v} for v in labels.values()])[0] == 200
+        # citybrain as the alerts arrive: each decided with every other alert firing.
+        at_once, muted = set(), {}
+        for a, v in labels.items():
+            decision = router.decide(v, [o for b, o in labels.items() if b != a], silences, t0)
+            if decision.mute is None:
+                at_once.add(a)
+            else:
+                muted[a] = decision
+        hook.until(at_once)
+        assert sorted(at_once) == ["al-other", "al-park"]
+        # Not yet al-target (al-park fires) nor al-quiet; al-noise may be, on a slow
+        # machine, if its 4 s silence has ended by now.
+        assert set(hook.firing) - {"al-noise"} == at_once, hook.firing
+        now = time.time()
+        resolved = {"labels": labels["al-park"], "startsAt": iso(t0), "endsAt": iso(now)}
+        assert http("POST", "/alerts", [resolved])[0] == 200
+        # citybrain's re-check once the short silence ended and al-park resolved.
+        later = max(now, t0 + 4)
+        firing = [v for a, v in labels.items() if a != "al-park"]
+        released = set()
+        for a, d in muted.items():
+            # The labels firing now under the id of what inhibited it (al-park resolved).
+            source = None if d.muted_by == "al-park" else labels.get(d.muted_by)
+            others = [o for o in firing if o["alert_id"] != a]
+            again = router.recheck(
+                labels[a], d.mute or "", d.muted_by, source, others, silences, later
+            )
+            if again.mute is None:
+                released.add(a)
+        assert released == {"al-noise", "al-target"}
+        hook.until(at_once | released)
+        time.sleep(3)  # a few more flushes: nothing is notified again, al-quiet never
+        assert sorted(hook.firing) == sorted(at_once | released), hook.firing
+    finally:
+        am.stop()
+        hook.close()

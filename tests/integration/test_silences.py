@@ -2,7 +2,9 @@
 silence-matches-all): the API stores an escaped quote so it reads back; a stored silence
 that cannot be read (written by an earlier version, straight into the table's changelog)
 is skipped, audited and counted, never a crash of the route agent; an expired one is not
-even read; a silence that would mute every alert is refused with a 400."""
+even read; a silence that would mute every alert is refused with a 400. Trial 10,
+finding 2: an alert still firing when its silence ends, or when the alert inhibiting it
+resolves, is routed then (a run), once, and not again by a restarted worker."""
 
 from __future__ import annotations
 
@@ -158,5 +160,150 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
         # An unreadable silence can still be expired.
         status, expired = pipeline.api("DELETE", "/silences/old-quote", COORDINATOR_TOKEN)
         assert status == 200 and expired["silence"]["ends_at"] <= time.time()
+    finally:
+        worker.stop()
+
+
+# Each alert in a group (and a run) of its own, so runs count alerts; trial 10's rule.
+MUTE_ROUTING = """version: 1
+route:
+  playbook: sensor-anomaly
+  group_by: [alert_id]
+  group_wait: 0s
+inhibit_rules:
+  - source_matchers: ['category="Illegal Parking"']
+    target_matchers: ['category="Noise - Vehicle"']
+    equal: [community]
+"""
+COMMUNITIES = {"c-mill": "s-river", "c-bridge": "s-river", "c-top": "s-hill"}
+
+
+def burst_alert(alert_id: str, category: str, community: str, status: str = "firing") -> bytes:
+    """A citizen-report burst alert of ``category`` in ``community`` (test grid)."""
+    doc = json.loads((CASES / "silence-escaped-quote" / "alert.json").read_text())
+    labels = {
+        "grid_cell": community,
+        "community": community,
+        "street": COMMUNITIES[community],
+        "district": "d-east",
+        "city": "testcity",
+        "alert_id": alert_id,
+        "kind": "incident_burst",
+        "severity": "minor",
+        "source": "citizen",
+        "category": category,
+    }
+    doc.update(
+        alert_id=alert_id,
+        grid_cell=community,
+        kind="incident_burst",
+        sensor_id=None,
+        severity="minor",
+        status=status,
+        labels=labels,
+    )
+    return orjson.dumps(doc)
+
+
+def mute_pipeline(pipeline: Pipeline) -> Pipeline:
+    routing = pipeline.run_dir / f"{pipeline.name}-routing.yaml"
+    routing.write_text(MUTE_ROUTING)
+    pipeline.env["CITYBRAIN_ROUTING_FILE"] = str(routing)
+    pipeline.env["CITYBRAIN_MUTE_CHECK_INTERVAL"] = "1"
+    return pipeline
+
+
+def runs_by_alert(messages: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for step in steps_of(messages, "run_created"):
+        found.setdefault(step["alert_id"], []).append(step)
+    return found
+
+
+def audited(messages: list[Any], action: str) -> list[str]:
+    return sorted(d["alert_id"] for d in docs(messages) if d.get("action") == action)
+
+
+def test_an_alert_still_firing_when_its_silence_ends_gets_a_run_once(pipeline: Pipeline) -> None:
+    """Trial 10: 8 burst alerts stayed firing with no run 10 minutes after their silence
+    expired (a real Alertmanager notified them within seconds)."""
+    p = mute_pipeline(pipeline)
+    worker = p.worker().start()
+    try:
+        status, made = p.api(
+            "POST",
+            "/silences",
+            OPERATOR_TOKEN,
+            {"matchers": ['category="Noise - Vehicle"'], "duration": "6s", "reason": "trial 10"},
+        )
+        assert status == 201, made
+        ends_at = made["silence"]["ends_at"]
+        quiet = ["al-quiet-mill", "al-quiet-top"]
+        for alert_id, community in zip(quiet, ("c-mill", "c-top"), strict=True):
+            p.send("alerts", alert_id.encode(), burst_alert(alert_id, "Noise - Vehicle", community))
+        p.send("alerts", b"al-loud", burst_alert("al-loud", "Graffiti", "c-bridge"))
+        p.flush()
+        audit = p.read("audit", lambda m: audited(m, "alert_silenced") == quiet)
+        # Each silenced alert gets its run once the silence ends, exactly one each: ticks
+        # after (settle) route nothing again.
+        steps = p.read("steps", lambda m: len(runs_by_alert(m)) == 3, settle=4)
+        runs = runs_by_alert(steps)
+        assert sorted(runs) == sorted([*quiet, "al-loud"])
+        assert all(len(r) == 1 for r in runs.values()), runs
+        assert all(runs[a][0]["at"] >= ends_at for a in quiet)  # not while silenced
+        audit = p.read("audit", lambda m: audited(m, "alert_unmuted") == quiet, settle=2)
+        assert audited(audit, "alert_unmuted") == quiet
+        port = p.settings.worker_port
+        assert scrape_sum(port, 'citybrain_alerts_unmuted_total{kind="incident_burst"') == 2
+        # The alerts API lists them firing, and runs list them.
+        status, alerts = p.api("GET", "/alerts", OPERATOR_TOKEN)
+        assert status == 200
+        assert {a["alert_id"] for a in alerts["firing"]} >= set(quiet)
+    finally:
+        worker.stop()
+    # Restarted, the worker recovers the firing alerts and what was routed: no second run.
+    worker = p.worker().start()
+    try:
+        p.send("alerts", b"al-after", burst_alert("al-after", "Graffiti", "c-top"))
+        p.flush()
+        steps = p.read("steps", lambda m: "al-after" in runs_by_alert(m), settle=4)
+        runs = runs_by_alert(steps)
+        assert all(len(r) == 1 for r in runs.values()), runs
+        assert sorted(runs) == sorted([*quiet, "al-loud", "al-after"])
+        assert "Crashed" not in worker.log()
+    finally:
+        worker.stop()
+
+
+def test_an_alert_inhibited_until_its_source_resolves_then_gets_a_run(pipeline: Pipeline) -> None:
+    """Trial 10: after the 5 Illegal Parking sources resolved, the 5 Noise - Vehicle
+    targets (`equal: [community]`) stayed firing with no run."""
+    p = mute_pipeline(pipeline)
+    worker = p.worker().start()
+    try:
+        p.send("alerts", b"al-park", burst_alert("al-park", "Illegal Parking", "c-mill"))
+        p.flush()
+        p.read("steps", lambda m: "al-park" in runs_by_alert(m))
+        p.send("alerts", b"al-noise", burst_alert("al-noise", "Noise - Vehicle", "c-mill"))
+        # Another community: not inhibited (`equal`), routed at once.
+        p.send("alerts", b"al-noise-top", burst_alert("al-noise-top", "Noise - Vehicle", "c-top"))
+        p.flush()
+        audit = p.read("audit", lambda m: audited(m, "alert_inhibited") == ["al-noise"])
+        steps = p.read("steps", lambda m: "al-noise-top" in runs_by_alert(m), settle=3)
+        assert "al-noise" not in runs_by_alert(steps)  # inhibited while al-park fires
+        p.send(
+            "alerts", b"al-park", burst_alert("al-park", "Illegal Parking", "c-mill", "resolved")
+        )
+        p.flush()
+        steps = p.read("steps", lambda m: "al-noise" in runs_by_alert(m), settle=4)
+        runs = runs_by_alert(steps)
+        assert sorted(runs) == ["al-noise", "al-noise-top", "al-park"]
+        assert all(len(r) == 1 for r in runs.values()), runs
+        audit = p.read("audit", lambda m: audited(m, "alert_unmuted") == ["al-noise"])
+        [unmuted] = [d for d in docs(audit) if d.get("action") == "alert_unmuted"]
+        assert "inhibiting alert al-park no longer mutes it" in unmuted["detail"]
+        [why] = [d for d in docs(audit) if d.get("action") == "alert_inhibited"]
+        assert why["detail"] == "inhibited by firing alert al-park"  # which one, said
+        assert "Crashed" not in worker.log()
     finally:
         worker.stop()

@@ -1,0 +1,356 @@
+"""The route stage keeps muted firing alerts and routes each once it is no longer muted
+(trial 10, finding 2: alerts still firing after their silence expired, or after the alert
+inhibiting them resolved, never got a run). No broker: the stage's sends and table writes
+are recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import orjson
+import pytest
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from playbooks.loader import load_grid
+from streams.alerting import MUTED_REPORTS, Alerting, muted_entry
+from streams.app import create_app
+from streams.context import Context
+from streams.metrics import Metrics
+from streams.partitioning import key_partition
+from streams.settings import Settings
+
+ROUTING = """version: 1
+route:
+  playbook: sensor-anomaly
+  group_by: [kind, community]
+  routes:
+    - matchers: ['source="citizen"']
+      playbook: citizen-report-burst
+      group_by: [category, community]
+inhibit_rules:
+  - source_matchers: ['category="Illegal Parking"']
+    target_matchers: ['category="Noise - Vehicle"']
+    equal: [community]
+"""
+
+
+class Stage:
+    """An Alerting stage on a broker-less app, with what it sent and stored recorded."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = "t") -> None:
+        routing = tmp_path / "routing.yaml"
+        routing.write_text(ROUTING)
+        self.settings = Settings(run_dir_override=tmp_path, topic_prefix="t", routing_file=routing)
+        self.app = faust.App(f"t-muted-{name}", store="memory://", datadir=str(tmp_path / name))
+        self.registry = CollectorRegistry()
+        ctx = Context(
+            self.app,
+            self.settings,
+            load_grid(self.settings.grid_file),
+            Metrics.create(self.registry),
+        )
+        self.ctx = ctx
+        self.firing: dict[bytes, dict[str, str]] = {}
+        self.silences: dict[bytes, dict[str, Any]] = {}
+        self.routed: list[tuple[str, dict[str, Any]]] = []
+        self.audits: list[dict[str, Any]] = []
+        self.changelog: list[tuple[bytes, Any]] = []  # the muted table's entries, in order
+        monkeypatch.setattr(ctx, "firing", self.firing)
+        monkeypatch.setattr(ctx, "silences", self.silences)
+
+        async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+            assert topic is ctx.routed
+            self.routed.extend(items)
+
+        async def audit(record: dict[str, Any]) -> None:
+            self.audits.append(record)
+
+        monkeypatch.setattr(ctx, "send_all", send_all)
+        monkeypatch.setattr(ctx, "audit", audit)
+        self.stage = Alerting(ctx)
+        table = self.stage.muted
+
+        async def write(key: bytes, value: Any) -> None:
+            self.changelog.append((key, value))
+
+        def send_changelog(partition: Any, key: bytes, value: Any, *a: Any, **k: Any) -> Any:
+            self.changelog.append((key, value))  # a deletion's tombstone: value None
+            return SimpleNamespace(message=SimpleNamespace(partition=partition))
+
+        monkeypatch.setattr(table, "_write", write)
+        monkeypatch.setattr(table, "send_changelog", send_changelog)
+        monkeypatch.setattr(self.app.tables.recovery.completed, "is_set", lambda: True)
+        self.mine = set(range(self.settings.partitions))
+        monkeypatch.setattr(
+            self.app.consumer,
+            "assignment",
+            lambda: {TP(self.stage.topic_name, p) for p in self.mine},
+        )
+
+    def alert(self, doc: dict[str, Any]) -> None:
+        event = SimpleNamespace(value=orjson.dumps(doc))
+        asyncio.run(self.stage.on_alert(event))  # type: ignore[arg-type]
+
+    def recheck(self) -> int:
+        return asyncio.run(self.stage.recheck_muted())
+
+    def silence(self, silence_id: str, matchers: list[str], starts: float, ends: float) -> None:
+        self.silences[silence_id.encode()] = {
+            "id": silence_id,
+            "matchers": matchers,
+            "starts_at": starts,
+            "ends_at": ends,
+            "author": "op",
+            "reason": "works",
+        }
+
+    def run_ids(self) -> list[str]:
+        return [doc["alert"]["alert_id"] for _, doc in self.routed]
+
+    def unmuted(self, kind: str, why: str) -> float:
+        value = self.registry.get_sample_value(
+            "citybrain_alerts_unmuted_total", {"kind": kind, "why": why}
+        )
+        return value or 0.0
+
+
+def burst(
+    alert_id: str,
+    category: str,
+    community: str = "c1",
+    status: str = "firing",
+    reports: list[str] | None = None,
+) -> dict[str, Any]:
+    labels = {
+        "alert_id": alert_id,
+        "source": "citizen",
+        "kind": "incident_burst",
+        "severity": "minor",
+        "category": category,
+        "community": community,
+        "grid_cell": community,
+    }
+    return {
+        "alert_id": alert_id,
+        "status": status,
+        "kind": "incident_burst",
+        "severity": "minor",
+        "grid_cell": community,
+        "labels": labels,
+        "reports": [{"report_id": r, "channel": "311"} for r in reports or []],
+    }
+
+
+def far_future() -> float:
+    return 4e9
+
+
+def test_a_silenced_alert_is_routed_once_after_its_silence_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r1"]))
+    assert s.routed == [] and [a["action"] for a in s.audits] == ["alert_silenced"]
+    assert s.recheck() == 0 and s.routed == []  # still silenced: kept, not routed
+    # A follow-up while silenced: its reports join the kept entry.
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r2"]))
+    s.silences[b"s1"]["ends_at"] = 1.0  # expired (as the API's DELETE writes it)
+    assert s.recheck() == 1
+    [(group, doc)] = s.routed
+    assert doc["alert"]["alert_id"] == "al-1" and doc["route"]["playbook"] == "citizen-report-burst"
+    assert [r["report_id"] for r in doc["alert"]["reports"]] == ["r1", "r2"]
+    assert group.startswith("grp-")
+    [unmuted] = [a for a in s.audits if a["action"] == "alert_unmuted"]
+    assert unmuted["alert_id"] == "al-1" and "silence s1 no longer mutes it" in unmuted["detail"]
+    assert s.unmuted("incident_burst", "silenced") == 1
+    # Once: not again on the next ticks, and its entry is gone from the changelog.
+    assert s.recheck() == 0 and s.recheck() == 0 and len(s.routed) == 1
+    assert s.changelog[-1] == (b"al-1", None)
+    assert b"al-1" not in s.stage.muted.data
+
+
+def test_an_inhibited_alert_is_routed_once_its_source_resolves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Stage(tmp_path, monkeypatch)
+    s.alert(burst("al-park", "Illegal Parking"))
+    s.alert(burst("al-noise", "Noise - Vehicle"))
+    s.alert(burst("al-noise-c2", "Noise - Vehicle", community="c2"))  # `equal` differs
+    assert s.run_ids() == ["al-park", "al-noise-c2"]
+    [inhibited] = [a for a in s.audits if a["action"] == "alert_inhibited"]
+    assert inhibited["detail"] == "inhibited by firing alert al-park"
+    assert s.recheck() == 0
+    s.alert(burst("al-park", "Illegal Parking", status="resolved"))
+    assert s.run_ids() == ["al-park", "al-noise-c2", "al-park"]
+    assert s.recheck() == 1
+    assert s.run_ids()[-1] == "al-noise"
+    assert s.unmuted("incident_burst", "inhibited") == 1
+    assert s.recheck() == 0 and len(s.routed) == 4
+
+
+def test_an_alert_that_resolves_while_muted_is_never_routed_firing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    s.alert(burst("al-1", "Noise - Vehicle", status="resolved"))
+    s.silences[b"s1"]["ends_at"] = 1.0
+    assert s.recheck() == 0
+    assert [doc["alert"]["status"] for _, doc in s.routed] == ["resolved"]
+    assert not s.stage.muted.data
+
+
+def test_an_alert_that_fires_again_unmuted_is_routed_then_and_not_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    s.silences[b"s1"]["ends_at"] = 1.0
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r3"]))  # a new report: routed at once
+    assert s.run_ids() == ["al-1"] and not s.stage.muted.data
+    assert s.recheck() == 0 and s.run_ids() == ["al-1"]
+
+
+def test_a_silence_made_while_the_alert_fires_keeps_its_later_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reverse: a firing alert already routed, then silenced. Its run stays (the
+    respond stage does not read silences); a follow-up is muted and kept, routed when the
+    silence ends (its run takes it as a repeat of an alert it has, covering its reports)."""
+    s = Stage(tmp_path, monkeypatch)
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r1"]))
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r2"]))
+    assert s.run_ids() == ["al-1"]
+    s.silences[b"s1"]["ends_at"] = 1.0
+    assert s.recheck() == 1
+    assert [r["report_id"] for r in s.routed[-1][1]["alert"]["reports"]] == ["r2"]
+
+
+def test_only_the_owner_of_the_alerts_partition_routes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers hold every firing alert and silence (global tables); each re-checks only
+    the muted alerts of its own alerts partitions, so one alert is routed by one worker."""
+    s = Stage(tmp_path, monkeypatch)
+    ids = [f"al-{i}" for i in range(12)]
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    for alert_id in ids:
+        s.alert(burst(alert_id, "Noise - Vehicle", community=f"c{alert_id}"))
+    s.silences[b"s1"]["ends_at"] = 1.0
+    n = s.settings.partitions
+    s.mine = {p for p in range(n) if p % 2 == 0}
+    first = s.recheck()
+    owned = sorted(a for a in ids if key_partition(a.encode(), n) in s.mine)
+    assert sorted(s.run_ids()) == owned and first == len(owned)
+    s.mine = set(range(n)) - s.mine  # the other worker's partitions
+    assert s.recheck() == len(ids) - len(owned)
+    assert sorted(s.run_ids()) == sorted(ids)
+
+
+def test_a_restarted_worker_does_not_route_again_what_it_routed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a restarted owner recovers is the table's changelog: a released alert's
+    tombstone follows its entry, so nothing is left to route."""
+    s = Stage(tmp_path, monkeypatch, "first")
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    s.alert(burst("al-2", "Noise - Vehicle", community="c2"))
+    s.silences[b"s1"]["ends_at"] = 1.0
+    assert s.recheck() == 2
+    after = Stage(tmp_path, monkeypatch, "second")
+    after.firing.update(s.firing)
+    after.silences.update(s.silences)
+    for key, value in s.changelog:  # recovery: the last entry of each key, None deletes
+        if value is None:
+            after.stage.muted.data.pop(key, None)
+        else:
+            after.stage.muted.data[key] = value
+    assert after.recheck() == 0 and after.routed == []
+
+
+def test_a_rebalance_begun_during_a_pass_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    s.alert(burst("al-2", "Noise - Vehicle", community="c2"))
+    s.silences[b"s1"]["ends_at"] = 1.0
+    gate = asyncio.Event()
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        s.routed.extend(items)
+        await gate.wait()
+
+    monkeypatch.setattr(s.ctx, "send_all", send_all)
+
+    async def scenario() -> None:
+        passing = asyncio.create_task(s.stage.recheck_muted())
+        await asyncio.sleep(0.01)  # the first alert is being routed ...
+        s.app.rebalancing = True  # ... when a rebalance begins
+        gate.set()
+        await passing
+
+    asyncio.run(scenario())
+    assert len(s.routed) == 1
+    assert s.recheck() == 0  # nothing while rebalancing
+
+
+def test_the_entry_keeps_the_newest_reports_once_each() -> None:
+    from playbooks.routing import Decision
+
+    decision = Decision((), inhibited_by=None, inhibiting="")
+    first = muted_entry(None, burst("al-1", "x", reports=["a", "b"]), decision, 10.0)
+    assert first["since"] == 10.0
+    later = muted_entry(first, burst("al-1", "x", reports=["b", "c"]), decision, 20.0)
+    assert [r["report_id"] for r in later["alert"]["reports"]] == ["a", "b", "c"]
+    assert later["since"] == 10.0
+    many = burst("al-1", "x", reports=[f"r{i}" for i in range(MUTED_REPORTS + 5)])
+    capped = muted_entry(later, many, decision, 30.0)
+    assert len(capped["alert"]["reports"]) == MUTED_REPORTS
+    assert capped["alert"]["reports"][-1]["report_id"] == f"r{MUTED_REPORTS + 4}"
+
+
+def test_the_worker_has_the_table_and_the_timer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="t", mute_check_interval=3.5)
+    app = create_app(settings, CollectorRegistry())
+    assert "muted" in app.tables
+    timers: list[Any] = []
+    monkeypatch.setattr(
+        faust.App, "timer", lambda self, interval, **kw: lambda fun: timers.append((fun, interval))
+    )
+    create_app(settings, CollectorRegistry())
+    assert [i for fun, i in timers if fun.__name__ == "mute_check"] == [3.5]
+
+
+def test_a_silence_made_during_a_pass_mutes_the_alerts_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads the silences once, and again after each await: a silence stored
+    while it routes one alert keeps the next one muted."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    s.alert(burst("al-2", "Noise - Vehicle", community="c2"))
+    s.silences[b"s1"]["ends_at"] = 1.0
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        s.routed.extend(items)
+        s.silence("s2", ['category="Noise - Vehicle"'], 0.0, far_future())  # meanwhile
+
+    monkeypatch.setattr(s.ctx, "send_all", send_all)
+    assert s.recheck() == 1 and len(s.routed) == 1
+    [kept] = s.stage.muted.data.values()
+    assert (kept["mute"], kept["by"]) == ("silenced", "s2")
