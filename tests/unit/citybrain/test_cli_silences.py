@@ -75,6 +75,23 @@ def test_the_silence_table_reads_like_amtool_with_local_times() -> None:
     assert str(int(NOW)) not in "\n".join(lines)  # no epoch seconds
 
 
+def test_a_stored_time_no_date_can_show_is_listed_raw_not_a_crash() -> None:
+    """Trial 10: a silence stored with epoch milliseconds (the year 58,888) made every
+    `silences list` exit 70 ("year 58888 is out of range"), for good: it stays listed."""
+    ms = NOW * 1000
+    odd = [
+        {"id": "ms", "matchers": ['kind="x"'], "starts_at": ms, "ends_at": ms + 3_600_000},
+        {"id": "huge", "matchers": ['kind="x"'], "starts_at": 1e300, "ends_at": 1e301},
+        {"id": "neg", "matchers": ['kind="x"'], "starts_at": -1e12, "ends_at": "soon"},
+    ]
+    lines = silences_table(odd, NOW).splitlines()
+    by_id = {line.split()[0]: line for line in lines[1:]}
+    assert f"{ms!r} (not a date)" in by_id["ms"] and "(in " in by_id["ms"]
+    assert "1e+300 (not a date)" in by_id["huge"] and "1e+301 (not a date)" in by_id["huge"]
+    assert "-1000000000000.0 (not a date)" in by_id["neg"]
+    assert "'soon' (not a date)" in by_id["neg"]
+
+
 def test_list_add_and_expire_take_json_for_machines() -> None:
     parser = build_parser()
     for argv in (
