@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections import Counter as Tally
@@ -58,6 +59,26 @@ def _event_time(value: Any) -> float | None:
         return parse_ts(value, "started_at")
     except EventError:
         return None
+
+
+def message_time(value: Any, event: Any, now: float) -> float:
+    """When a message's change happened, the same each time it is applied: ``value`` (a
+    command's ``at``, stamped when the operator API accepted it) if it is a finite
+    number, else the Kafka timestamp of ``event``'s message (stamped when it was
+    produced), else ``now``; never later than ``now``. A command applied again after a
+    crash (its run's state was not stored) then records the same acknowledged_at,
+    resolved_at and step times as the first time, so its re-emitted steps repeat the
+    same ids with the same content (trial 10: an ack re-applied 12 s later got the
+    restart's time)."""
+    for candidate in (value, getattr(getattr(event, "message", None), "timestamp", None)):
+        if (
+            isinstance(candidate, int | float)
+            and not isinstance(candidate, bool)
+            and math.isfinite(candidate)
+            and candidate > 0
+        ):
+            return min(float(candidate), now)
+    return now
 
 
 class Response:
@@ -112,7 +133,9 @@ class Response:
             self.ctx.groups.get(key)
             or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
         )
-        alert_id, now = alert["alert_id"], time.time()
+        # The routed message's own time, so a run opened again after a crash (its state
+        # not yet stored) has the same created_at and step times.
+        alert_id, now = alert["alert_id"], message_time(None, event, time.time())
         engine = self.engines[route["playbook"]]
         run = Run.from_dict(group["run"]) if group["run"] else None
         cmds: list[Command] = []
@@ -252,7 +275,7 @@ class Response:
             return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
         engine = self.engines[run.playbook]
-        by, now = str(cmd.get("by", "unknown")), time.time()
+        by, now = str(cmd.get("by", "unknown")), message_time(cmd.get("at"), event, time.time())
         note = str(cmd.get("note", ""))  # every operator action keeps its note (run.actions)
         try:
             if action == "ack":
@@ -584,6 +607,7 @@ class Response:
             "ok": outcome.ok,
             "detail": f"{outcome.detail} after {outcome.attempts} attempt(s)",
             "by": "citybrain",
+            "at": time.time(),
         }
         await self.ctx.commands.send(key=run_key(run_id), value=orjson.dumps(body))
 
