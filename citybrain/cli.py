@@ -1292,7 +1292,7 @@ def _local(ts: Any) -> str:
     """An epoch time as local time with its zone, the way an operator's clock reads. A
     value no date can show (a silence stored with epoch milliseconds, the year 58,888;
     infinite; not a number) is shown raw: one stored value already on a changelog must
-    not make every listing fail (trial 10: `silences list` exited 70 for good)."""
+    not break every listing (trial 10: `silences list` exited 70 for good)."""
     if ts is None:
         return "-"
     try:
