@@ -1124,9 +1124,11 @@ def _api(
             403: forbidden_hint(),
             404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
+        # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
+        # Operator API): a service the command needs, exit 3, as when no worker answers.
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
-            EXIT_FAILED,
+            EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         why = getattr(exc, "reason", exc)

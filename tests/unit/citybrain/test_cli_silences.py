@@ -265,6 +265,49 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
     )
 
 
+class _KafkaDown(http.server.BaseHTTPRequestHandler):
+    """Answers every request as the operator API does while its Kafka does not acknowledge."""
+
+    def _unavailable(self) -> None:
+        said = "Kafka is unreachable: it has not acknowledged the ack command in 5 s, so "
+        body = json.dumps({"error": said + "nothing is applied yet; retry"}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Retry-After", "5")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _unavailable
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs", "ack", "grp-x.1"],
+        ["silences", "add", "--matcher", "kind=x", "--duration", "1h", "--reason", "r"],
+        ["silences", "expire", "abc"],
+    ],
+)
+def test_an_action_kafka_did_not_acknowledge_is_exit_3_in_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KafkaDown)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert main([*argv, "--url", url, "--token", "t"]) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    # (A matcher the grid cannot match adds a warning line before it.)
+    [line] = [x for x in capsys.readouterr().err.splitlines() if not x.startswith("warning:")]
+    assert "HTTP 503: Kafka is unreachable" in line and "nothing is applied yet; retry" in line
+
+
 @pytest.mark.parametrize("empty", ["", "  "])
 def test_an_empty_token_is_refused_not_replaced_by_the_environments(
     empty: str,
