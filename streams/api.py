@@ -390,7 +390,9 @@ def request_time(field: str, value: Any, now: float) -> float:
     return number
 
 
-def silence_times(doc: Mapping[str, Any], now: float) -> tuple[Any, Any, float | None]:
+def silence_times(
+    doc: Mapping[str, Any], now: float
+) -> tuple[float | None, float | None, float | None]:
     """A silence request's (starts_at, ends_at, duration in seconds) checked: each time by
     ``request_time`` (None where not given), the duration a Prometheus duration above 0
     and at most 100 years; ``ApiError`` 400 for a bad one, or for ``ends_at`` and
