@@ -6,6 +6,7 @@ accepted it; while Kafka is down the API answers 503 and stores nothing."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -84,6 +85,43 @@ def test_what_the_api_answered_2xx_survives_a_sigkill_right_after(pipeline: Pipe
             lambda s, b: b.get("run", {}).get("status") == "resolved",
         )
         assert shown["run"]["resolved_at"] == res["command"]["at"]
+    finally:
+        worker.stop()
+
+
+def test_silences_answered_201_during_a_burst_cut_by_a_sigkill_are_all_kept(
+    pipeline: Pipeline,
+) -> None:
+    """The trial's silkill.py: silences posted concurrently, the worker SIGKILLed when the
+    5th 201 arrives; each one answered 201 is there after the restart (requests cut by
+    the kill got no 2xx and may or may not be)."""
+    worker = pipeline.worker().start()
+    answered: list[str] = []
+    lock = threading.Lock()
+
+    def post(i: int) -> None:
+        try:
+            status, made = pipeline.api("POST", "/silences", OPERATOR_TOKEN, silence(i))
+        except OSError:  # the connection cut by the kill
+            return
+        if status == 201:
+            with lock:
+                answered.append(made["silence"]["id"])
+                if len(answered) == 5:
+                    worker.kill()
+
+    try:
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(answered) >= 5 and not worker.alive()
+        worker = pipeline.worker().start()
+        status, listed = pipeline.api("GET", "/silences", OPERATOR_TOKEN)
+        assert status == 200, listed
+        kept = {s["id"] for s in listed["silences"]}
+        assert set(answered) <= kept, sorted(set(answered) - kept)
     finally:
         worker.stop()
 
