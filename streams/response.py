@@ -126,7 +126,9 @@ class Response:
         doc = orjson.loads(event.value)
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         if "report" in doc:
-            await self._on_offered_report(key, doc["report"])
+            await self._on_offered_report(
+                key, doc["report"], message_time(None, event, time.time())
+            )
             return
         alert, route = doc["alert"], doc["route"]
         group = dict(
@@ -182,8 +184,9 @@ class Response:
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
 
-    async def _on_offered_report(self, key: bytes, report: dict[str, Any]) -> None:
-        """A citizen report in no alert, offered to its group's run (streams.ingest): an
+    async def _on_offered_report(self, key: bytes, report: dict[str, Any], now: float) -> None:
+        """A citizen report in no alert, offered at ``now`` (its routed message's time,
+        ``message_time``: the same if applied again) to its group's run (streams.ingest): an
         open run covers it as a follow-up (``report_covered``, closed with the others);
         with no run, or a finished one, the offer is dropped: a report that came after a
         run closed is a new problem, for a new burst (or ``reports_not_alerted``). So is
@@ -211,7 +214,7 @@ class Response:
             await self._too_old(run, report, rid, channel, float(ts), float(opened))
             return
         engine = self.engines[run.playbook]
-        run, cmds = engine.step(run, ReportsCovered(((rid, channel),), time.time()))
+        run, cmds = engine.step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
