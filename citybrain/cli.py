@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -1124,9 +1125,11 @@ def _api(
             403: forbidden_hint(),
             404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
+        # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
+        # Operator API): a service the command needs, exit 3, as when no worker answers.
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
-            EXIT_FAILED,
+            EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         why = getattr(exc, "reason", exc)
@@ -1288,11 +1291,17 @@ def _print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2))
 
 
-def _local(ts: float | None) -> str:
-    """An epoch time as local time with its zone, the way an operator's clock reads."""
+def _local(ts: Any) -> str:
+    """An epoch time as local time with its zone, the way an operator's clock reads. A
+    value no date can show (a silence stored with epoch milliseconds, the year 58,888;
+    infinite; not a number) is shown raw: one stored value already on a changelog must
+    not break every listing (trial 10: `silences list` exited 70 for good)."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    try:
+        return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (ValueError, OverflowError, OSError, TypeError):
+        return f"{ts!r} (not a date)"
 
 
 def _zone() -> str:
@@ -1692,8 +1701,10 @@ def _silence_state(silence: dict[str, Any], now: float) -> str:
 
 def _ends(silence: dict[str, Any], now: float) -> str:
     ends = silence.get("ends_at")
-    if not isinstance(ends, int | float):
+    if ends is None:
         return "-"
+    if not isinstance(ends, int | float) or isinstance(ends, bool) or not math.isfinite(ends):
+        return _local(ends)
     delta = ends - now
     return f"{_local(ends)} ({'in ' + _ago(delta) if delta > 0 else _ago(-delta) + ' ago'})"
 
@@ -1716,7 +1727,7 @@ def silences_table(silences: list[dict[str, Any]], now: float) -> str:
             str(x.get("id", "")),
             _silence_state(x, now),
             " ".join(str(m) for m in x.get("matchers", [])),
-            _local(x["starts_at"]) if isinstance(x.get("starts_at"), int | float) else "-",
+            _local(x["starts_at"]) if x.get("starts_at") is not None else "-",
             _ends(x, now),
             str(x.get("author", "")),
             str(x.get("unreadable") or x.get("reason", "")),

@@ -9,6 +9,7 @@ operator API (``streams.api``) each take one ``Context``; none imports another s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,12 @@ from streams.settings import Settings
 from streams.tables import KeyPartitionedTable, key_partitioned_table
 
 log = logging.getLogger(__name__)
+
+# How long an operator API action waits for Kafka to acknowledge what it wrote (its
+# command, or a silence's changelog entry and audit record) before answering 503 "Kafka
+# is unreachable, retry": a few seconds, as the HTTP ingest's 5 s (docs/operations.md,
+# delivery guarantees; docs/playbooks.md, Operator API).
+API_KAFKA_WAIT = 5.0
 
 
 BURST_KEY_SEPARATOR = b"\x1f"  # ASCII unit separator: in no grid cell id
@@ -213,10 +220,52 @@ class Context:
         for fut in await self.queue(topic, items):
             await fut
 
+    async def acknowledged(
+        self,
+        sends: Callable[[], Awaitable[list[Awaitable[Any]]]],
+        timeout: float = API_KAFKA_WAIT,
+    ) -> bool:
+        """Whether Kafka acknowledged every message ``sends`` queues (it returns their
+        delivery futures) within ``timeout`` seconds. False when it did not (the broker
+        is down or slow; queueing itself can wait for metadata) or a delivery failed:
+        the caller answers 503. Nothing is cancelled once queued: a message Kafka takes
+        later still arrives, so a retry must be idempotent (the operator API's
+        Idempotency-Key, a silence's id)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        queueing = asyncio.ensure_future(sends())
+        done, _ = await asyncio.wait([queueing], timeout=timeout)
+        if not done:
+            queueing.cancel()  # still waiting for topic metadata: not queued
+            with contextlib.suppress(BaseException):
+                await queueing
+            return False
+        if queueing.exception() is not None:
+            log.warning("citybrain: warning: API write not queued: %r", queueing.exception())
+            return False
+        futures = [asyncio.ensure_future(f) for f in queueing.result()]
+        if not futures:
+            return True
+        # asyncio.wait never cancels them: a delivery future cancelled here would break
+        # the producer's own callbacks on it.
+        done, pending = await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+        if pending:
+            return False
+        failed = [f.exception() for f in done if f.exception() is not None]
+        if failed:
+            log.warning("citybrain: warning: API write not delivered: %r", failed[0])
+            return False
+        return True
+
+    def audit_send(self, record: dict[str, Any]) -> tuple[bytes, bytes]:
+        """The key and value ``audit`` sends for ``record``."""
+        key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
+        return key, orjson.dumps({"schema": "audit/1", **record})
+
     async def audit(self, record: dict[str, Any]) -> None:
         """Append ``record`` to the audit topic, keyed by its run, alert or ``api``."""
-        key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
-        await self.audit_topic.send(key=key, value=orjson.dumps({"schema": "audit/1", **record}))
+        key, value = self.audit_send(record)
+        await self.audit_topic.send(key=key, value=value)
 
     async def dead_letter(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections import Counter as Tally
@@ -60,6 +61,26 @@ def _event_time(value: Any) -> float | None:
         return None
 
 
+def message_time(value: Any, event: Any, now: float) -> float:
+    """When a message's change happened, the same each time it is applied: ``value`` (a
+    command's ``at``, stamped when the operator API accepted it) if it is a finite
+    number, else the Kafka timestamp of ``event``'s message (stamped when it was
+    produced), else ``now``; never later than ``now``. A command applied again after a
+    crash (its run's state was not stored) then records the same acknowledged_at,
+    resolved_at and step times as the first time, so its re-emitted steps repeat the
+    same ids with the same content (trial 10: an ack re-applied 12 s later got the
+    restart's time)."""
+    for candidate in (value, getattr(getattr(event, "message", None), "timestamp", None)):
+        if (
+            isinstance(candidate, int | float)
+            and not isinstance(candidate, bool)
+            and math.isfinite(candidate)
+            and candidate > 0
+        ):
+            return min(float(candidate), now)
+    return now
+
+
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
 
@@ -105,14 +126,18 @@ class Response:
         doc = orjson.loads(event.value)
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         if "report" in doc:
-            await self._on_offered_report(key, doc["report"])
+            await self._on_offered_report(
+                key, doc["report"], message_time(None, event, time.time())
+            )
             return
         alert, route = doc["alert"], doc["route"]
         group = dict(
             self.ctx.groups.get(key)
             or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
         )
-        alert_id, now = alert["alert_id"], time.time()
+        # The routed message's own time, so a run opened again after a crash (its state
+        # not yet stored) has the same created_at and step times.
+        alert_id, now = alert["alert_id"], message_time(None, event, time.time())
         engine = self.engines[route["playbook"]]
         run = Run.from_dict(group["run"]) if group["run"] else None
         cmds: list[Command] = []
@@ -159,8 +184,9 @@ class Response:
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
 
-    async def _on_offered_report(self, key: bytes, report: dict[str, Any]) -> None:
-        """A citizen report in no alert, offered to its group's run (streams.ingest): an
+    async def _on_offered_report(self, key: bytes, report: dict[str, Any], now: float) -> None:
+        """A citizen report in no alert, offered at ``now`` (its routed message's time,
+        ``message_time``: the same if applied again) to its group's run (streams.ingest): an
         open run covers it as a follow-up (``report_covered``, closed with the others);
         with no run, or a finished one, the offer is dropped: a report that came after a
         run closed is a new problem, for a new burst (or ``reports_not_alerted``). So is
@@ -188,7 +214,7 @@ class Response:
             await self._too_old(run, report, rid, channel, float(ts), float(opened))
             return
         engine = self.engines[run.playbook]
-        run, cmds = engine.step(run, ReportsCovered(((rid, channel),), time.time()))
+        run, cmds = engine.step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
@@ -252,7 +278,7 @@ class Response:
             return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
         engine = self.engines[run.playbook]
-        by, now = str(cmd.get("by", "unknown")), time.time()
+        by, now = str(cmd.get("by", "unknown")), message_time(cmd.get("at"), event, time.time())
         note = str(cmd.get("note", ""))  # every operator action keeps its note (run.actions)
         try:
             if action == "ack":
@@ -584,6 +610,7 @@ class Response:
             "ok": outcome.ok,
             "detail": f"{outcome.detail} after {outcome.attempts} attempt(s)",
             "by": "citybrain",
+            "at": time.time(),
         }
         await self.ctx.commands.send(key=run_key(run_id), value=orjson.dumps(body))
 

@@ -75,6 +75,23 @@ def test_the_silence_table_reads_like_amtool_with_local_times() -> None:
     assert str(int(NOW)) not in "\n".join(lines)  # no epoch seconds
 
 
+def test_a_stored_time_no_date_can_show_is_listed_raw_not_a_crash() -> None:
+    """Trial 10: a silence stored with epoch milliseconds (the year 58,888) made every
+    `silences list` exit 70 ("year 58888 is out of range"), for good: it stays listed."""
+    ms = NOW * 1000
+    odd = [
+        {"id": "ms", "matchers": ['kind="x"'], "starts_at": ms, "ends_at": ms + 3_600_000},
+        {"id": "huge", "matchers": ['kind="x"'], "starts_at": 1e300, "ends_at": 1e301},
+        {"id": "neg", "matchers": ['kind="x"'], "starts_at": -1e12, "ends_at": "soon"},
+    ]
+    lines = silences_table(odd, NOW).splitlines()
+    by_id = {line.split()[0]: line for line in lines[1:]}
+    assert f"{ms!r} (not a date)" in by_id["ms"] and "(in " in by_id["ms"]
+    assert "1e+300 (not a date)" in by_id["huge"] and "1e+301 (not a date)" in by_id["huge"]
+    assert "-1000000000000.0 (not a date)" in by_id["neg"]
+    assert "'soon' (not a date)" in by_id["neg"]
+
+
 def test_list_add_and_expire_take_json_for_machines() -> None:
     parser = build_parser()
     for argv in (
@@ -246,6 +263,49 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
     assert err.rstrip().endswith(
         f"check the id with `{cli_command()} {listing} --url {refusing_api}`"
     )
+
+
+class _KafkaDown(http.server.BaseHTTPRequestHandler):
+    """Answers every request as the operator API does while its Kafka does not acknowledge."""
+
+    def _unavailable(self) -> None:
+        said = "Kafka is unreachable: it has not acknowledged the ack command in 5 s, so "
+        body = json.dumps({"error": said + "nothing is applied yet; retry"}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Retry-After", "5")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _unavailable
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs", "ack", "grp-x.1"],
+        ["silences", "add", "--matcher", "kind=x", "--duration", "1h", "--reason", "r"],
+        ["silences", "expire", "abc"],
+    ],
+)
+def test_an_action_kafka_did_not_acknowledge_is_exit_3_in_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KafkaDown)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert main([*argv, "--url", url, "--token", "t"]) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    # (A matcher the grid cannot match adds a warning line before it.)
+    [line] = [x for x in capsys.readouterr().err.splitlines() if not x.startswith("warning:")]
+    assert "HTTP 503: Kafka is unreachable" in line and "nothing is applied yet; retry" in line
 
 
 @pytest.mark.parametrize("empty", ["", "  "])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +312,59 @@ def test_a_run_whose_playbook_is_gone_does_not_stop_the_other_runs_deadlines(
         "'retired-playbook' in the library): it keeps its state; restore its playbook to "
         "act on it"
     ]
+
+
+class Message:
+    def __init__(self, timestamp: float) -> None:
+        self.timestamp = timestamp
+
+
+class StampedEvent(Event):
+    """An event whose Kafka message has a timestamp (epoch seconds, as faust gives it)."""
+
+    def __init__(self, key: bytes, value: dict[str, Any], timestamp: float) -> None:
+        super().__init__(key, value)
+        self.message = Message(timestamp)
+
+
+def test_a_command_applied_again_after_a_crash_emits_the_same_steps(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 10, finding 5: an ack re-applied after a crash (its steps out, the run's
+    state not stored) got the restart's time: acknowledged_at 12 s after the operator's
+    202, and steps re-emitted under the same ids with other content. A command's time is
+    its own ``at`` (stamped by the API), a routed alert's its message's timestamp."""
+    stage, _ = response
+    sent: list[tuple[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+    opened_at = time.time() - 60  # the routed message's timestamp
+
+    async def scenario() -> tuple[list[Any], list[Any], dict[str, Any], dict[str, Any]]:
+        routed = alert("al-1")
+        await stage.on_routed(StampedEvent(KEY, routed, opened_at))  # type: ignore[arg-type]
+        opening = list(sent)
+        before = dict(stage.ctx.groups.data[KEY])
+        del stage.ctx.groups.data[KEY]  # the crash: the run's state never stored
+        sent.clear()
+        await stage.on_routed(StampedEvent(KEY, routed, opened_at))  # type: ignore[arg-type]
+        assert sent == opening  # the run opened again: same ids, same content
+        run_id = before["run"]["run_id"]
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "op", "at": opened_at + 5}
+        sent.clear()
+        await stage.on_command(StampedEvent(KEY, ack, opened_at + 5.01))  # type: ignore[arg-type]
+        first, acked = list(sent), dict(stage.ctx.groups.data[KEY])
+        stage.ctx.groups.data[KEY] = before  # the crash: the ack's state never stored
+        sent.clear()
+        await stage.on_command(StampedEvent(KEY, ack, opened_at + 5.01))  # type: ignore[arg-type]
+        return first, list(sent), acked, dict(stage.ctx.groups.data[KEY])
+
+    first, again, acked, reacked = asyncio.run(scenario())
+    assert first and again == first
+    assert acked["run"]["acknowledged_at"] == opened_at + 5  # the API's accept time
+    assert reacked["run"] == acked["run"]
+    assert {body["at"] for _, body in first} == {opened_at + 5}

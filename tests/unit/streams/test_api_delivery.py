@@ -1,0 +1,152 @@
+"""Trial 10, finding 1: a state-changing operator API call answers 2xx only once Kafka has
+acknowledged what it wrote, and 503 (JSON, Retry-After) when Kafka has not within
+API_KAFKA_WAIT seconds; a silence Kafka has not acknowledged is not put in the worker's
+table (no half-applied silence). No broker here: ``Context.acknowledged`` is given
+futures the test resolves or leaves pending; the real broker is in
+tests/integration/test_api_durability.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from playbooks.engine import PlaybookEngine
+from playbooks.loader import load_grid, load_playbooks
+from streams.api import register_api
+from streams.context import Context, run_key
+from streams.metrics import Metrics
+from streams.settings import Settings
+from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, write_tokens
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+RUN_ID = "grp-flood.1"
+
+
+def context(tmp_path: Path) -> Context:
+    settings = Settings(
+        run_dir_override=tmp_path,
+        grid_file=FIXTURES / "grid.yaml",
+        api_tokens_file=write_tokens(tmp_path / "tokens.yaml"),
+    )
+    app = faust.App(f"api-{tmp_path.name}", store="memory://", datadir=str(tmp_path))
+    return Context(
+        app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry())
+    )
+
+
+def test_acknowledged_only_once_every_message_is_delivered(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+
+    async def scenario() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+        delivered.set_result(None)
+        failed: asyncio.Future[None] = loop.create_future()
+        failed.set_exception(ConnectionError("broker gone"))
+        never: asyncio.Future[None] = loop.create_future()  # Kafka never answers
+
+        def sending(*futures: Awaitable[Any]) -> Any:
+            async def send() -> list[Awaitable[Any]]:
+                return list(futures)
+
+            return send
+
+        async def stuck() -> list[Awaitable[Any]]:  # queueing waits for metadata
+            await asyncio.Event().wait()
+            return []
+
+        answers = [
+            await ctx.acknowledged(sending(delivered, delivered), timeout=0.05),
+            await ctx.acknowledged(sending(delivered, never), timeout=0.05),
+            await ctx.acknowledged(sending(failed), timeout=0.05),
+            await ctx.acknowledged(stuck, timeout=0.05),
+        ]
+        assert not never.cancelled()  # still the producer's to resolve
+        return answers
+
+    assert asyncio.run(scenario()) == [True, False, False, False]
+
+
+def ask(
+    ctx: Context, method: str, path: str, token: str, body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    register_api(ctx.app, ctx)
+
+    async def go() -> tuple[int, dict[str, Any], str]:
+        web_app = ctx.app.web.web_app  # type: ignore[attr-defined]
+        async with TestClient(TestServer(web_app)) as client:
+            resp = await client.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            return resp.status, await resp.json(), resp.headers.get("Retry-After", "")
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def unacknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
+    """A context whose Kafka never acknowledges (what ``acknowledged`` says then)."""
+    ctx = context(tmp_path)
+
+    async def acknowledged(sends: Any, timeout: float = 5.0) -> bool:
+        return False
+
+    monkeypatch.setattr(ctx, "acknowledged", acknowledged)
+    return ctx
+
+
+def test_a_silence_kafka_has_not_acknowledged_is_503_and_not_stored(
+    unacknowledged: Context,
+) -> None:
+    status, doc, retry = ask(
+        unacknowledged,
+        "POST",
+        "/api/v1/silences",
+        OPERATOR_TOKEN,
+        {"matchers": ['category="Noise - Vehicle"'], "duration": "1h", "reason": "works"},
+    )
+    assert (status, retry) == (503, "5")
+    assert doc["error"].startswith("Kafka is unreachable: it has not acknowledged silence ")
+    assert "in 5 s, so nothing is applied yet; retry" in doc["error"]
+    assert dict(unacknowledged.silences.data.items()) == {}
+
+
+def test_an_expiry_kafka_has_not_acknowledged_is_503_and_the_silence_stays(
+    unacknowledged: Context,
+) -> None:
+    stored = {
+        "id": "s-1",
+        "matchers": ['category="x"'],
+        "starts_at": 1.0e9,
+        "ends_at": 4.0e9,
+        "author": "duty-operator",
+        "reason": "r",
+    }
+    unacknowledged.silences.data[b"s-1"] = stored
+    status, doc, _ = ask(unacknowledged, "DELETE", "/api/v1/silences/s-1", COORDINATOR_TOKEN)
+    assert status == 503 and "the expiry of silence s-1" in doc["error"]
+    assert unacknowledged.silences.data[b"s-1"] == stored
+
+
+@pytest.mark.parametrize("action", ["ack", "resolve", "escalate"])
+def test_a_run_action_kafka_has_not_acknowledged_is_503(
+    unacknowledged: Context, action: str
+) -> None:
+    ctx = unacknowledged
+    engine = PlaybookEngine(load_playbooks(ctx.settings.playbook_dir)["flash-flood"], ctx.grid)
+    alert = {"alert_id": "a-1", "kind": "water_level", "grid_cell": "c-bridge", "labels": {}}
+    run, _ = engine.new_run(RUN_ID, alert, 100.0)
+    ctx.groups.data[run_key(RUN_ID)] = {"generation": 1, "run": run.to_dict(), "commands": []}
+    status, doc, retry = ask(
+        ctx, "POST", f"/api/v1/runs/{RUN_ID}/{action}", COORDINATOR_TOKEN, {"note": "n"}
+    )
+    assert (status, retry) == (503, "5")
+    assert doc["error"].startswith(f"Kafka is unreachable: it has not acknowledged the {action}")
+    assert "same Idempotency-Key" in doc["error"]
