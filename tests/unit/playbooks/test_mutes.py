@@ -10,20 +10,9 @@ import pytest
 
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import MUTES, Router, new_silence
+from tests.services import FIXTURES
 
-ROUTING = """version: 1
-route:
-  playbook: sensor-anomaly
-  group_by: [kind, community]
-  routes:
-    - matchers: ['source="citizen"']
-      playbook: citizen-report-burst
-      group_by: [category, community]
-inhibit_rules:
-  - source_matchers: ['category="Illegal Parking"']
-    target_matchers: ['category="Noise - Vehicle"']
-    equal: [community]
-"""
+ROUTING = (FIXTURES / "routing-mutes.yaml").read_text()
 
 
 @pytest.fixture(scope="module")

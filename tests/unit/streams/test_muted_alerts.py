@@ -23,20 +23,9 @@ from streams.context import Context
 from streams.metrics import Metrics
 from streams.partitioning import key_partition
 from streams.settings import Settings
+from tests.services import FIXTURES
 
-ROUTING = """version: 1
-route:
-  playbook: sensor-anomaly
-  group_by: [kind, community]
-  routes:
-    - matchers: ['source="citizen"']
-      playbook: citizen-report-burst
-      group_by: [category, community]
-inhibit_rules:
-  - source_matchers: ['category="Illegal Parking"']
-    target_matchers: ['category="Noise - Vehicle"']
-    equal: [community]
-"""
+ROUTING = (FIXTURES / "routing-mutes.yaml").read_text()
 
 
 class Stage:
