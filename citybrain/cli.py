@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -1109,12 +1110,14 @@ def _api(
     base = api_base(args.url)
     url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # Every state-changing call carries a key, so a retry after a 503 (Kafka did not
+    # acknowledge in time, yet the action may still take effect) is applied once.
+    given_key = getattr(args, "idempotency_key", None)
+    key = given_key or (uuid.uuid4().hex if method != "GET" else None)
+    if key:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return json.load(resp)
@@ -1127,6 +1130,13 @@ def _api(
         }.get(exc.code, "")
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
+        if exc.code == 503 and key:
+            argv = list(getattr(args, "argv", sys.argv[1:]))
+            retry = argv if given_key else [*argv, "--idempotency-key", key]
+            hint = (
+                f"; retry it as the same action (applied once, even if the first one still "
+                f"takes effect): {command_line(*retry)}"
+            )
         raise CliError(
             f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
             EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
@@ -3227,11 +3237,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=cmd_playbooks)
 
-    def api_options(parser: argparse.ArgumentParser) -> None:
+    def api_options(parser: argparse.ArgumentParser, changes: bool = False) -> None:
         parser.add_argument(
             "--url", help="the worker's base URL (default http://127.0.0.1:CITYBRAIN_WORKER_PORT)"
         )
         parser.add_argument("--token", help="operator API token (default: $CITYBRAIN_API_TOKEN)")
+        if changes:
+            parser.add_argument(
+                "--idempotency-key",
+                metavar="KEY",
+                type=an_id,
+                help="this action's key: a retry with the same key is applied once (default: "
+                "a new key each time; after a 503 the retry line printed carries it)",
+            )
 
     run_actions = {
         "show": "show one run: cell, level, status, deadlines, alerts",
@@ -3280,7 +3298,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="why, for the audit trail" + (" (required)" if needed else ""),
             )
         a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
-        api_options(a)
+        api_options(a, changes=action != "show")
         a.set_defaults(func=cmd_runs)
     a = command(rsub, "answer", "relay a reporter's answer to a closure message")
     a.add_argument("run_id", metavar="RUN_ID", type=an_id, help="the run whose closure is answered")
@@ -3299,7 +3317,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--comment", default="", help="the reporter's words, optional")
     a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
-    api_options(a)
+    api_options(a, changes=True)
     a.set_defaults(func=cmd_runs)
 
     p = command(sub, "silences", "list, add or expire silences through the operator API")
@@ -3319,14 +3337,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--reason", required=True, help="why, for the audit trail")
     add.add_argument("--json", action="store_true", help="print the API's JSON as it is")
-    api_options(add)
+    api_options(add, changes=True)
     add.set_defaults(func=cmd_silences)
     exp = command(ssub, "expire", "end a silence now (coordinator)")
     exp.add_argument(
         "silence_id", metavar="SILENCE_ID", type=an_id, help="as 'silences list' shows it"
     )
     exp.add_argument("--json", action="store_true", help="print the API's JSON as it is")
-    api_options(exp)
+    api_options(exp, changes=True)
     exp.set_defaults(func=cmd_silences)
 
     p = command(

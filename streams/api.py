@@ -21,6 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -366,6 +367,12 @@ def request_time(field: str, value: Any, now: float) -> float:
         try:
             number = parse_ts(value, field)
         except EventError:
+            if _zoneless(value):
+                raise ApiError(
+                    400,
+                    f'field "{field}" is {show(value)}: it has no time zone; add Z (UTC) or an '
+                    "offset such as +08:00",
+                ) from None
             raise ApiError(400, f'field "{field}" is {show(value)}: {expected}') from None
     elif isinstance(value, bool) or not isinstance(value, int | float):
         raise ApiError(400, f'field "{field}" is {show(value)}: {expected}')
@@ -388,6 +395,15 @@ def request_time(field: str, value: Any, now: float) -> float:
     if number < EARLIEST_REQUEST_TIME:
         raise ApiError(400, f'field "{field}" is {show(value)}: before 2000-01-01; {expected}')
     return number
+
+
+def _zoneless(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 date and time that only lacks its zone."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return parsed.tzinfo is None and "T" in text.upper()
 
 
 def silence_times(
@@ -687,6 +703,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
             )
             try:
                 starts, ends = silence_window(starts_at, ends_at, seconds, now)
+                if ends > now + REQUEST_TIME_AHEAD:  # starts_at plus duration, both in range
+                    raise ApiError(
+                        400,
+                        f"the silence would end at {ends:.0f}, more than 100 years from now "
+                        f"(starts_at {show(doc.get('starts_at'))} plus duration "
+                        f"{show(doc.get('duration'))})",
+                    )
                 silence = new_silence(
                     silence_id,
                     matchers,
@@ -698,6 +721,22 @@ def register_api(app: faust.App, ctx: Context) -> None:
             except (ValueError, RoutingConfigError) as exc:
                 raise ApiError(400, str(exc)) from None
             stored = silence.to_dict()
+            earlier = ctx.silences.get(silence.id.encode()) if key else None
+            if isinstance(earlier, dict):
+                # A retry: the silence as it was stored, never rewritten (an expiry since
+                # stands, its times do not move); a key reused for another silence is
+                # refused rather than rewriting the first.
+                if [earlier.get("matchers"), earlier.get("reason")] != [
+                    stored["matchers"],
+                    stored["reason"],
+                ]:
+                    raise ApiError(
+                        409,
+                        f"Idempotency-Key {show(key)} was used for silence {silence.id} with "
+                        "other matchers or reason: use a new key for a new silence",
+                    )
+                ctx.metrics.api_requests.labels("silence", "201").inc()
+                return self.json({"silence": earlier, "already": "created"}, status=201)
             record = {
                 "action": "silence_created",
                 "at": now,

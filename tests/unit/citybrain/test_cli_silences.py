@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -266,9 +267,13 @@ def test_an_unknown_id_is_one_line_pointing_at_the_right_list(
 
 
 class _KafkaDown(http.server.BaseHTTPRequestHandler):
-    """Answers every request as the operator API does while its Kafka does not acknowledge."""
+    """Answers every request as the operator API does while its Kafka does not acknowledge;
+    records the Idempotency-Key of each."""
+
+    keys: ClassVar[list[str | None]] = []
 
     def _unavailable(self) -> None:
+        self.keys.append(self.headers.get("Idempotency-Key"))
         said = "Kafka is unreachable: it has not acknowledged the ack command in 5 s, so "
         body = json.dumps({"error": said + "nothing is applied yet; retry"}).encode()
         self.send_response(503)
@@ -306,6 +311,26 @@ def test_an_action_kafka_did_not_acknowledge_is_exit_3_in_one_line(
     # (A matcher the grid cannot match adds a warning line before it.)
     [line] = [x for x in capsys.readouterr().err.splitlines() if not x.startswith("warning:")]
     assert "HTTP 503: Kafka is unreachable" in line and "nothing is applied yet; retry" in line
+    # Trial 11: the CLI sent no key, so its retry was a second action (a run escalated
+    # twice). It sends one, and the retry line it prints carries it.
+    key = _KafkaDown.keys[-1]
+    assert key and line.endswith(
+        " ".join(
+            [*argv, "--url", url, "--token", "t", "--idempotency-key", key][-4:],
+        )
+    ), line
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KafkaDown)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    again = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert main([*argv, "--url", again, "--token", "t", "--idempotency-key", key]) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _KafkaDown.keys[-1] == key  # the retry is the same action
+    # A key given is not added to the retry line a second time.
+    retry_line = capsys.readouterr().err.split("retry it as the same action")[-1]
+    assert retry_line.count("--idempotency-key") == 1, retry_line
 
 
 @pytest.mark.parametrize("empty", ["", "  "])

@@ -150,3 +150,62 @@ def test_a_run_action_kafka_has_not_acknowledged_is_503(
     assert (status, retry) == (503, "5")
     assert doc["error"].startswith(f"Kafka is unreachable: it has not acknowledged the {action}")
     assert "same Idempotency-Key" in doc["error"]
+
+
+def test_a_silence_retried_with_its_key_is_the_stored_one_and_a_reused_key_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial 11: the same Idempotency-Key with another body rewrote the silence, and a
+    # retry after an expiry brought it back in force with its times moved on.
+    ctx = context(tmp_path)
+
+    async def acknowledged(sends: Any, timeout: float = 5.0) -> bool:
+        return True  # Kafka has it (no broker in a unit test: the sends are not made)
+
+    monkeypatch.setattr(ctx, "acknowledged", acknowledged)
+    register_api(ctx.app, ctx)
+    first = {"matchers": ['category="idem"'], "duration": "1h", "reason": "idem"}
+    other = {"matchers": ['category="OTHER"'], "duration": "5h", "reason": "idem"}
+
+    async def go() -> list[tuple[int, dict[str, Any]]]:
+        web_app = ctx.app.web.web_app  # type: ignore[attr-defined]
+        out = []
+        async with TestClient(TestServer(web_app)) as client:
+
+            async def call(method: str, path: str, token: str, body: Any = None) -> None:
+                headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "k1"}
+                resp = await client.request(method, path, json=body, headers=headers)
+                out.append((resp.status, await resp.json()))
+
+            await call("POST", "/api/v1/silences", OPERATOR_TOKEN, first)
+            silence_id = out[0][1]["silence"]["id"]
+            await call("POST", "/api/v1/silences", OPERATOR_TOKEN, other)
+            await call("DELETE", f"/api/v1/silences/{silence_id}", COORDINATOR_TOKEN)
+            await asyncio.sleep(0.01)
+            await call("POST", "/api/v1/silences", OPERATOR_TOKEN, first)
+        return out
+
+    created, reused, expired, retried = asyncio.run(go())
+    assert created[0] == 201
+    assert reused[0] == 409 and "Idempotency-Key 'k1' was used for silence" in reused[1]["error"]
+    assert expired[0] == 200
+    assert retried[0] == 201 and retried[1]["already"] == "created"
+    assert retried[1]["silence"] == expired[1]["silence"]  # still expired, times unmoved
+    stored = ctx.silences.get(created[1]["silence"]["id"].encode())
+    assert stored == expired[1]["silence"] and stored["matchers"] == ['category="idem"']
+
+
+def test_starts_at_plus_duration_past_100_years_is_a_400(tmp_path: Path) -> None:
+    # Trial 11: each within range alone, together they ended a silence in 2225.
+    import time
+
+    from streams.api import REQUEST_TIME_AHEAD
+
+    body = {
+        "matchers": ['category="x1"'],
+        "starts_at": time.time() + REQUEST_TIME_AHEAD - 60,
+        "duration": "36000d",
+        "reason": "r",
+    }
+    status, doc, _ = ask(context(tmp_path), "POST", "/api/v1/silences", OPERATOR_TOKEN, body)
+    assert status == 400 and "more than 100 years from now" in doc["error"], doc

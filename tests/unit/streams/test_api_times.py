@@ -27,7 +27,11 @@ MS = int(NOW * 1000)
         (-1e12, 'field "starts_at" is -1000000000000.0: before 2000-01-01'),
         (0, 'field "starts_at" is 0: before 2000-01-01'),
         ("now", "field \"starts_at\" is 'now': expected epoch seconds or ISO 8601"),
-        ("2026-12-01T10:00:00", "field \"starts_at\" is '2026-12-01T10:00:00': expected"),
+        (
+            "2026-12-01T10:00:00",
+            "field \"starts_at\" is '2026-12-01T10:00:00': it has no time zone; add Z (UTC)",
+        ),
+        ("2026-12-03", "field \"starts_at\" is '2026-12-03': expected epoch seconds or ISO"),
         (True, 'field "starts_at" is true: expected epoch seconds'),
         ([1], 'field "starts_at" is [1]: expected epoch seconds'),
     ],
