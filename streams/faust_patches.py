@@ -1,10 +1,10 @@
-"""Four changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Five changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
 
 Two are the same code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), the third is the seek it falls
-back on; they are shaped like an upstream pull request: ``install()`` swaps three methods
-of ``Consumer`` and nothing else. The fourth sets the consumer's fetch wait
-(``set_fetch_max_wait``), independently of the other three.
+back on, and the fifth is in the same drain; they are shaped like an upstream pull
+request: ``install()`` swaps three methods of ``Consumer`` and nothing else. The fourth
+sets the consumer's fetch wait (``set_fetch_max_wait``), independently of the others.
 
 1. **Stale generations are dropped, never acked** (the commit stall, issue 12 item 4).
    faust 0.15.3 stamps each message with the consumer generation when it leaves
@@ -63,6 +63,18 @@ of ``Consumer`` and nothing else. The fourth sets the consumer's fetch wait
    ``AIOKafkaConsumerThread._create_worker_consumer`` sets the consumer's
    ``_fetch_max_wait_ms`` before it starts (aiokafka's ``start`` hands it to its
    fetcher).
+
+5. **Records of a partition paused during the fetch are read again** (in the replaced
+   ``_drain_messages``). faust 0.15.3 hands on only the records of partitions still in
+   its live ``_active_partitions`` set, which ``pause_partitions`` changes while a fetch
+   is in flight (recovery pauses and resumes the stream partitions at every rebalance),
+   and drops the others with the position already past them; the next record of that
+   partition then opened a gap (``_add_gap``), which faust treats as compacted away and
+   commits over. That is the one path found by which a restarted worker can pass over
+   records unprocessed, and it fits what trial 11 saw once in three tries (two commands
+   answered ``202`` never applied, then a later record's commit passed them; not
+   reproduced on demand). The dropped partitions are now seeked back to their first dropped record
+   (``_rewind``, the same check as change 3's changelogs).
 
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
@@ -215,6 +227,18 @@ async def _perform_seek(self: Consumer) -> None:
     )
 
 
+async def _rewind(self: Consumer, records: Mapping[TP, Sequence[Any]]) -> None:
+    """Seek each partition in ``records`` (fetched, then not delivered) back to its first
+    record's offset, if nothing has moved it since (its position is still just past the
+    last): those records are read again instead of lost. Runs on the consumer's own
+    thread with no await between the check and the seek, where faust's and recovery's
+    seeks run too, so a partition seeked since the fetch is left where it was put."""
+    spans = {tp: (batch[0].offset, batch[-1].offset) for tp, batch in records.items() if batch}
+    if spans:
+        thread = cast(Any, self)._thread
+        await thread.call_thread(_rewind_in_thread, thread._ensure_consumer(), spans)
+
+
 async def _rewind_changelogs(self: Consumer, records: Mapping[TP, Sequence[Any]]) -> None:
     """Seek each changelog partition in ``records`` (fetched, then dropped because the
     flow had stopped) back to its first dropped offset, if nothing has moved it since.
@@ -227,14 +251,7 @@ async def _rewind_changelogs(self: Consumer, records: Mapping[TP, Sequence[Any]]
     too: a partition recovery has seeked since the fetch is left where recovery put it.
     """
     changelogs = self.app.tables.changelog_topics
-    spans = {
-        tp: (batch[0].offset, batch[-1].offset)
-        for tp, batch in records.items()
-        if batch and tp.topic in changelogs
-    }
-    if spans:
-        thread = cast(Any, self)._thread
-        await thread.call_thread(_rewind_in_thread, thread._ensure_consumer(), spans)
+    await _rewind(self, {tp: batch for tp, batch in records.items() if tp.topic in changelogs})
 
 
 async def _rewind_in_thread(consumer: Any, spans: dict[TP, tuple[int, int]]) -> None:
@@ -380,9 +397,24 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
                 except Exception as exc:
                     self.log.warning(f"exception performing seek when flow not active {exc}")
                 continue
+            # Paused since the fetch began (``active`` is faust's live set, which
+            # ``pause_partitions`` changes): faust drops such records and the position
+            # stays past them, so a later record's gap (``_add_gap``) committed over
+            # them unprocessed (trial 11: two resolves answered 202 were never applied
+            # after a restart). They are read again once the partition resumes (change 5).
+            paused = {
+                tp: tp_records
+                for tp, tp_records in records.items()
+                if active is not None and tp not in active and tp not in self._buffered_partitions
+            }
+            if paused:
+                try:
+                    await _rewind(self, paused)
+                except Exception as exc:
+                    self.log.warning(f"exception rewinding paused partitions {exc}")
             singles: dict[TP, Any] = {}
             for tp, tp_records in records.items():
-                if active is not None and tp not in active and tp not in self._buffered_partitions:
+                if tp in paused:
                     continue
                 app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 queue = queues.get(tp.topic)
