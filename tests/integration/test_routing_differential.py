@@ -379,6 +379,57 @@ YAML_BOTH_REFUSE = {
 }
 
 
+# YAML merge keys (<<): Alertmanager's go-yaml v2 merges in order (a key merged in after
+# one written out replaces it) and adds merged matchers to the route's own, where YAML
+# (PyYAML) lets written-out keys win. Each case: a routes: list and a label; amtool's
+# receiver differs from YAML's meaning, so citybrain refuses merge keys (trial 12).
+MERGE_CASES = {
+    "own matchers after a merge": (
+        "  - &x {receiver: a, matchers: ['kind=\"x\"']}\n"
+        "  - <<: *x\n    receiver: b\n    matchers: ['kind=\"y\"']\n",
+        "kind=y",
+        "b",
+    ),
+    "receiver before a merge": (
+        "  - receiver: c\n    <<: {receiver: a, matchers: ['kind=\"x\"']}\n",
+        "kind=x",
+        "c",
+    ),
+    "a list of merges": (
+        "  - receiver: a\n    <<: [{matchers: ['kind=\"x\"']}, {receiver: b}]\n",
+        "kind=x",
+        "a",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MERGE_CASES))
+def test_merge_keys_mean_otherwise_in_alertmanager(
+    tmp_path: Path, playbook: Any, name: str
+) -> None:
+    routes, label, yaml_meaning = MERGE_CASES[name]
+    am = f"route:\n  receiver: r\n  group_by: [kind]\n  routes:\n{routes}"
+    am += "receivers: [{name: r}, {name: a}, {name: b}, {name: c}]\n"
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(am)
+    # What YAML means, read by PyYAML: the route that takes the label.
+    doc = yaml.safe_load(am)
+    taken = [
+        r["receiver"]
+        for r in doc["route"]["routes"]
+        if all(parse_matchers(m)[0].matches(dict([parse_label(label)])) for m in r["matchers"])
+    ]
+    assert taken[:1] == [yaml_meaning], name
+    done = amtool("config", "routes", "test", f"--config.file={am_path}", label)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() != yaml_meaning, name
+    our_path.write_text(
+        "version: 1\n" + am.split("receivers:")[0].replace("receiver:", "playbook:")
+    )
+    with pytest.raises(RoutingConfigError, match=r"YAML merge keys \(<<\) are not supported"):
+        load_routing(our_path, dict.fromkeys(["r", "a", "b", "c"], playbook))
+
+
 @pytest.mark.parametrize("name", sorted(YAML_BOTH_REFUSE))
 def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
     snippet = YAML_BOTH_REFUSE[name]

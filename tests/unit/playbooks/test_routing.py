@@ -349,15 +349,49 @@ ROUTING_SIBLINGS = [
 ]
 
 
-def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
-    # YAML's merge (<<) brings keys in that the mapping may override: not a duplicate.
-    text = (
-        ROOT
-        + "  routes:\n    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
-        "    - <<: *flood\n      playbook: gas-leak\n      matchers: ['kind=\"pm25\"']\n"
+# YAML merge keys: Alertmanager's go-yaml merges differently from PyYAML (a key merged in
+# after one written out replaces it; merged matchers add to the route's own), so
+# `<<: *flood` with its own matchers routed pm25 to gas-leak here and nowhere there
+# (trial 12). Refused wherever they appear; aliases of whole values still work.
+MERGES = [
+    (
+        "    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
+        "    - <<: *flood\n      playbook: gas-leak\n      matchers: ['kind=\"pm25\"']\n",
+        ":7: route.routes.1.<<: YAML merge keys (<<) are not supported",
+    ),
+    (
+        "    - playbook: gas-leak\n      <<: {matchers: ['kind=\"pm25\"']}\n",
+        ":7: route.routes.0.<<: YAML merge keys",
+    ),
+    (
+        "    - playbook: gas-leak\n      match: {<<: {kind: pm25}, severity: major}\n",
+        ":7: route.routes.0.match.<<: YAML merge keys",
+    ),
+    (
+        "    - playbook: gas-leak\n      <<: [{matchers: ['kind=\"pm25\"']}, {continue: true}]\n",
+        ":7: route.routes.0.<<: YAML merge keys",
+    ),
+]
+
+
+@pytest.mark.parametrize(("routes", "expected"), MERGES)
+def test_merge_keys_are_refused(tmp_path: Path, routes: str, expected: str) -> None:
+    path = write(tmp_path, ROOT + "  routes:\n" + routes)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, PLAYBOOKS)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{path}{expected}") for line in lines), lines
+
+
+def test_aliases_of_whole_values_are_read(tmp_path: Path) -> None:
+    text = ROOT + (
+        "  routes:\n    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
+        "    - {matchers: &pm ['kind=\"pm25\"'], playbook: gas-leak, continue: true}\n"
+        "    - {matchers: *pm, playbook: air-pollution}\n    - *flood\n"
     )
     router = load_routing(write(tmp_path, text), PLAYBOOKS)
-    assert [r.playbook for r in router.root.match(sensor("pm25"))] == ["gas-leak"]
+    assert [r.playbook for r in router.root.match(sensor("pm25"))] == ["gas-leak", "air-pollution"]
+    assert [r.playbook for r in router.root.match(sensor("water_level"))] == ["flash-flood"]
 
 
 @pytest.mark.parametrize(("text", "expected"), ROUTING_SIBLINGS)
