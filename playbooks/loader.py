@@ -690,9 +690,9 @@ def routing_errors(
     # than to PyYAML: there a key merged in after one written out replaces it, and
     # merged `matchers:` are added to the route's own (trial 12: `<<: *flood` with its
     # own `matchers:` routed pm25 alerts here, nowhere in Alertmanager). Refused.
-    for loc, line in _merge_keys(root):
+    for merged, line in _merge_keys(root):
         errors.append(
-            f"{path}:{line}: {_where(loc)}: YAML merge keys (<<) are not supported in a "
+            f"{path}:{line}: {_where(merged)}: YAML merge keys (<<) are not supported in a "
             "routing file (Alertmanager's YAML reader merges them differently: keys merged "
             "in later win, merged matchers add to the route's own); write the keys out "
             "(an alias of a whole value, *name, is fine)"

@@ -365,6 +365,8 @@ ONLY_CITYBRAIN_REFUSES = {
     "a null matchers entry": child(matchers=[None]),
     # A match: value that is not text (Alertmanager's YAML reads 5 as "5").
     "match: value not text": child(match={"kind": 5}),
+    # Trial 12: a regex past citybrain's RE2 memory bound (Go's limits are far larger).
+    "a regex too large for RE2's budget": child(matchers=['category=~"\\\\pL{1000}"']),
 }
 
 # Routing files both must refuse for what a YAML mapping built from a dict cannot show:
@@ -496,6 +498,9 @@ REGEX_SYNTAX = [
     r"\p{^L}", r"\P{L}", r"[\p{L}]", r"\N{DEGREE SIGN}", r"\cA", r"\a", r"\f", r"\v",
     r"[^\x00-\x{10FFFF}]", r"a|*", r"(?:)", r"a{01}", r"a{1,1001}", r"\z", r"\A",
     r"[(?<]a", r"\(?<n>a\)", r"(?<=a)b", r"(?<!a)b",
+    # Trial 12: group names (Go: ASCII letters, digits, _ only; RE2 any word character).
+    r"(?P<é>a)", r"(?P<n1>a)", r"(?P<1>a)", r"(?P<_>a)", r"(?P<名>a)", r"(?P<>a)",
+    r"[(?P<é>]", r"\Q(?P<é>\E",
 ]  # fmt: skip
 
 
@@ -516,6 +521,44 @@ def test_regex_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: Any) 
     differ = [(r, am, cb) for r, am, cb in results if am != cb]
     assert not differ, differ
     assert 0 < sum(am for _, am, _ in results) < len(results)
+
+
+# Go's parse-tree height limit (1,000; Alertmanager wraps a regex in ^(?:…)$, one level
+# more), which RE2 does not have: per shape, the last nesting level Alertmanager accepts
+# and the first it refuses (tests/unit/playbooks/test_goregexp.py), accepted and refused
+# alike by citybrain (trial 12: it accepted 999 nested groups).
+NESTING = [
+    ("({})", 999), ("({})*", 500), ("(?:{})*", 999), ("(a|{})", 500), ("(a{})", 500),
+    ("[ab]|({})", 500), ("({})+?", 500), ("((?:x|y)|{})", 500), ("\\d({})", 500),
+]  # fmt: skip
+
+
+def test_nesting_limit_accepted_and_refused_alike(tmp_path: Path, playbook: Any) -> None:
+    def both(job: tuple[int, str, int]) -> tuple[str, int, bool, bool]:
+        i, shape, levels = job
+        regex = "a"
+        for _ in range(levels):
+            regex = shape.format(regex)
+        route = child(matchers=[f'kind=~"{escape(regex)}"'])
+        path = tmp_path / f"nesting-{i}"
+        path.mkdir()
+        return (
+            shape,
+            levels,
+            alertmanager_accepts(path, route),
+            citybrain_accepts(path, route, playbook),
+        )
+
+    jobs = [
+        (2 * i + k, shape, limit - 1 + k)
+        for i, (shape, limit) in enumerate(NESTING)
+        for k in (0, 1)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(both, jobs))
+    differ = [r for r in results if r[2] != r[3]]
+    assert not differ, differ
+    assert [r[2] for r in results] == [True, False] * len(NESTING)
 
 
 # Prometheus durations at the edges (units, order, signs, fractions, spaces, overflow of

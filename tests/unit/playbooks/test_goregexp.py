@@ -1,0 +1,73 @@
+"""Go's regexp limits that RE2 does not share (playbooks/goregexp.py): parse-tree height
+and capture-group names. The levels are those at which Alertmanager 0.25 (Go 1.19.8)
+starts refusing each shape, measured with ``amtool check-config`` (trial 12) and
+re-checked by tests/integration/test_routing_differential.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from playbooks.errors import RoutingConfigError
+from playbooks.goregexp import MAX_HEIGHT, capture_name_refusal, wrapped_height
+from playbooks.routing import Matcher
+
+# (shape, the first nesting level Alertmanager refuses): {} is where the next level goes.
+SHAPES = [
+    ("({})", 999),
+    ("({})*", 500),
+    ("(?:{})*", 999),
+    ("(a|{})", 500),
+    ("(a{})", 500),
+    ("[ab]|({})", 500),
+    ("({})+?", 500),
+    ("((?:x|y)|{})", 500),
+    (r"\d({})", 500),
+]
+# Shapes Go flattens, which never nest however deep they are written.
+FLAT = ["(?:{})", "(?:a|b|{})", "(?:{}b)", "(?i:{})", "{}c", "(?:{}|)"]
+
+
+def nest(shape: str, levels: int, core: str = "a") -> str:
+    text = core
+    for _ in range(levels):
+        text = shape.format(text)
+    return text
+
+
+@pytest.mark.parametrize(("shape", "refused_from"), SHAPES)
+def test_height_limit_is_where_alertmanager_refuses(shape: str, refused_from: int) -> None:
+    assert wrapped_height(nest(shape, refused_from - 1)) <= MAX_HEIGHT
+    assert wrapped_height(nest(shape, refused_from)) > MAX_HEIGHT
+    Matcher.build("kind", "=~", nest(shape, refused_from - 1))
+    with pytest.raises(RoutingConfigError, match="nests too deeply for Go's regexp"):
+        Matcher.build("kind", "=~", nest(shape, refused_from))
+
+
+@pytest.mark.parametrize("shape", FLAT)
+def test_flattened_groups_do_not_count(shape: str) -> None:
+    assert wrapped_height(nest(shape, 2000)) <= 3
+    Matcher.build("category", "=~", nest(shape, 2000))
+
+
+def test_empty_groups_and_unbalanced_text_are_measured() -> None:
+    assert wrapped_height("(" * 998 + ")" * 998) == MAX_HEIGHT
+    assert wrapped_height("(" * 999 + ")" * 999) == MAX_HEIGHT + 1
+    assert wrapped_height("(" * 5) > 1  # unbalanced: RE2 refuses it; measured, no error
+    assert wrapped_height("") == 2
+
+
+def test_deep_nesting_needs_no_recursion() -> None:
+    assert wrapped_height(nest("({})", 50_000)) == 50_002
+
+
+@pytest.mark.parametrize("name", ["n", "N_1", "_", "1a"])
+def test_ascii_group_names_are_go_syntax(name: str) -> None:
+    assert capture_name_refusal(name) is None
+    Matcher.build("kind", "=~", f"(?P<{name}>a)")
+
+
+@pytest.mark.parametrize("name", ["é", "nå", "ñ1", "名"])
+def test_non_ascii_group_names_are_refused(name: str) -> None:
+    assert capture_name_refusal(name) is not None
+    with pytest.raises(RoutingConfigError, match="is not Go regexp syntax"):
+        Matcher.build("kind", "=~", f"(?P<{name}>a)")
