@@ -480,12 +480,35 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"expected one of {choices}"
 
 
+_NO_TIME_MUTES = (
+    "Alertmanager's time intervals are not supported: citybrain has no time-based "
+    "muting (a silence with starts_at and ends_at mutes for a set time); remove it"
+)
+# Alertmanager keys a routing file may bring that citybrain does not have: what to do
+# instead, rather than a nearest key (trial 12: "mute_time_intervals: did you mean
+# 'repeat_interval'?").
+_ALERTMANAGER_ONLY = {
+    "receiver": "citybrain routes to a playbook: write playbook: with a playbook's name",
+    "mute_time_intervals": _NO_TIME_MUTES,
+    "active_time_intervals": _NO_TIME_MUTES,
+    "time_intervals": _NO_TIME_MUTES,
+    "receivers": "citybrain's receivers are its playbooks (the playbook directory), not "
+    "listed here; remove it",
+    "global": "Alertmanager's notification settings have no place here; remove it",
+    "templates": "Alertmanager's notification templates have no place here; remove it",
+}
+_ROUTING_MODELS: tuple[type[BaseModel], ...] = (RoutingConfig, RouteConfig, InhibitRuleConfig)
+
+
 def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = False) -> str:
     """One pydantic error as a reason that names the value: ``unknown key 'departmnt':
     did you mean 'department'?``, ``is 'mayor', expected 'operator' or 'coordinator'``."""
     kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
+        instead = _ALERTMANAGER_ONLY.get(str(loc[-1])) if model in _ROUTING_MODELS else None
+        if instead is not None:
+            return f"unknown key {loc[-1]!r}: {instead}"
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
         return f"is {_shown(value)}, expected {ctx.get('expected')}"

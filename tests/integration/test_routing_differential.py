@@ -432,6 +432,53 @@ def test_merge_keys_mean_otherwise_in_alertmanager(
         load_routing(our_path, dict.fromkeys(["r", "a", "b", "c"], playbook))
 
 
+# Alertmanager configuration citybrain refuses, each with a reason naming what to do:
+# time intervals (no time-based muting in citybrain) and an inhibit rule without one of
+# its sides (Alertmanager reads it as matching every alert). Alertmanager accepts each.
+AM_ONLY = {
+    "mute_time_intervals": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n"
+        "  - {receiver: r, matchers: ['kind=\"a\"'], mute_time_intervals: [night]}\n"
+        "time_intervals:\n  - name: night\n    time_intervals:\n"
+        "      - times: [{start_time: '00:00', end_time: '06:00'}]\n"
+        "        weekdays: ['monday:friday']\n        location: Europe/Berlin\n",
+        "Alertmanager's time intervals are not supported",
+    ),
+    "active_time_intervals": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n"
+        "  - {receiver: r, active_time_intervals: [days]}\n"
+        "time_intervals:\n  - name: days\n    time_intervals:\n"
+        "      - days_of_month: ['-3:-1']\n        months: ['december']\n",
+        "Alertmanager's time intervals are not supported",
+    ),
+    "inhibit rule without a source": (
+        "route:\n  receiver: r\n  group_by: [kind]\n"
+        "inhibit_rules:\n  - {target_matchers: ['kind=\"a\"'], equal: [district]}\n",
+        "source_matchers is required",
+    ),
+    "inhibit rule without a target": (
+        "route:\n  receiver: r\n  group_by: [kind]\n"
+        "inhibit_rules:\n  - {source_match: {kind: a}}\n",
+        "target_matchers is required",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AM_ONLY))
+def test_alertmanager_only_configuration_is_refused_by_name(
+    tmp_path: Path, playbook: Any, name: str
+) -> None:
+    am, reason = AM_ONLY[name]
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(am + "receivers: [{name: r}]\n")
+    checked = amtool("check-config", str(am_path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    our_path.write_text("version: 1\n" + am.replace("receiver:", "playbook:"))
+    with pytest.raises(PlaybookError) as info:
+        load_routing(our_path, {"r": playbook})
+    assert reason in str(info.value), str(info.value)
+
+
 @pytest.mark.parametrize("name", sorted(YAML_BOTH_REFUSE))
 def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
     snippet = YAML_BOTH_REFUSE[name]

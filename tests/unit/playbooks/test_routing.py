@@ -340,6 +340,33 @@ ROUTING_SIBLINGS = [
         ":6: inhibit_rules.0.target_matchers: missing: target_matchers is required (or "
         "Alertmanager's target_match or target_match_re)",
     ),
+    # Alertmanager keys citybrain does not have say what to do instead (trial 12: time
+    # intervals were offered 'repeat_interval').
+    (
+        CHILD + "      mute_time_intervals: [night]\n",
+        ":7: route.routes.0.mute_time_intervals: unknown key 'mute_time_intervals': "
+        "Alertmanager's time intervals are not supported",
+    ),
+    (
+        CHILD + "      active_time_intervals: [day]\n",
+        ":7: route.routes.0.active_time_intervals: unknown key 'active_time_intervals': "
+        "Alertmanager's time intervals are not supported",
+    ),
+    (
+        ROOT + "time_intervals: [{name: night}]\n",
+        ":5: time_intervals: unknown key 'time_intervals': Alertmanager's time intervals",
+    ),
+    (
+        CHILD + "      receiver: flash-flood\n",
+        ":7: route.routes.0.receiver: unknown key 'receiver': citybrain routes to a playbook",
+    ),
+    (ROOT + "receivers: []\n", ":5: receivers: unknown key 'receivers': citybrain's receivers"),
+    # An inhibit rule side with no matchers key: Alertmanager reads it as matching every
+    # alert; citybrain asks for one (a documented refusal).
+    (
+        ROOT + "inhibit_rules:\n  - {target_matchers: ['kind=\"pm25\"'], equal: [district]}\n",
+        ":6: inhibit_rules.0.source_matchers: missing: source_matchers is required",
+    ),
     # `continue` is true or false, as in Alertmanager: 1 and "true" were read as true.
     (CHILD + "      continue: 1\n", ":7: route.routes.0.continue: is 1, expected true or false"),
     (
