@@ -110,6 +110,26 @@ class _CollectingLoader(_Loader):
         self.duplicates.append(error)
 
 
+class WrittenInt(int):
+    """An integer read from a routing file, with its text as written (``written``):
+    Alertmanager's YAML decoder gives a duration field the text, so ``0x0``, ``00`` or
+    ``+0`` is a bad duration there, not the 0 PyYAML makes of it (trial 12)."""
+
+    written: str
+
+    def __new__(cls, value: int, written: str) -> WrittenInt:
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+
+def _written_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    value = loader.construct_yaml_int(node)
+    return WrittenInt(value, str(node.value))
+
+
+_CollectingLoader.add_constructor("tag:yaml.org,2002:int", _written_int)
+
 _LOADER = _Loader
 
 

@@ -636,6 +636,36 @@ def test_duration_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: An
     assert 0 < sum(am for _, am, _ in results) < len(results)
 
 
+# Durations written unquoted where YAML reads an integer: PyYAML made 0x0, 00, +0, … the
+# number 0 (accepted); Alertmanager's decoder gives the field the text, and refuses it
+# (trial 12). A plain 0 is accepted by both. safe_dump would quote these: raw YAML.
+PLAIN_DURATIONS = ["0", "00", "0x0", "+0", "-0", "0_0", "0b0", "0o0", "0x1e", "1_0"]
+
+
+def test_plain_integer_durations_read_as_written(tmp_path: Path, playbook: Any) -> None:
+    def both(i: int) -> tuple[str, bool, bool]:
+        text = PLAIN_DURATIONS[i]
+        routes = f"  routes:\n  - receiver: r\n    group_wait: {text}\n"
+        am_path, our_path = tmp_path / f"am-{i}.yml", tmp_path / f"routing-{i}.yaml"
+        am_path.write_text(f"route:\n  receiver: r\n{routes}receivers: [{{name: r}}]\n")
+        our_path.write_text(
+            "version: 1\nroute:\n  playbook: r\n  group_by: [kind]\n"
+            + routes.replace("receiver:", "playbook:")
+        )
+        try:
+            load_routing(our_path, {"r": playbook})
+            ours = True
+        except RoutingConfigError:
+            ours = False
+        return text, amtool("check-config", str(am_path)).returncode == 0, ours
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(both, range(len(PLAIN_DURATIONS))))
+    differ = [r for r in results if r[1] != r[2]]
+    assert not differ, differ
+    assert [r[0] for r in results if r[1]] == ["0"]
+
+
 # Unicode classes and case folding: Alertmanager 0.25 as Debian builds it (Go 1.19) has
 # Unicode 13 tables, RE2 (citybrain) newer ones. They agree on every character Unicode 13
 # has; on characters assigned later (Unicode 14+: Ⱟ, ࡰ, 🫠) \pL, \p{Lu}, \p{So}, \PL and

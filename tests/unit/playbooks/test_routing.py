@@ -361,6 +361,15 @@ ROUTING_SIBLINGS = [
         ":7: route.routes.0.receiver: unknown key 'receiver': citybrain routes to a playbook",
     ),
     (ROOT + "receivers: []\n", ":5: receivers: unknown key 'receivers': citybrain's receivers"),
+    # A duration is its text as written, as Alertmanager's YAML decoder gives it: PyYAML
+    # read 0x0, 00, +0 and 0b0 as the number 0 (trial 12).
+    *(
+        (
+            CHILD + f"      group_wait: {text}\n",
+            ":7: route.routes.0.group_wait: duration ",
+        )
+        for text in ("0x0", "00", "+0", "-0", "0_0", "0b0", "0o0")
+    ),
     # An inhibit rule side with no matchers key: Alertmanager reads it as matching every
     # alert; citybrain asks for one (a documented refusal).
     (
