@@ -187,6 +187,11 @@ def route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str
         node["routes"] = [
             route(rng, f"{receiver}_{i}", depth + 1, root=False) for i in range(children)
         ]
+        # Now and then a sibling shares the previous one's matchers list: safe_dump writes
+        # it once with an anchor and then as an alias (*id001), which both must read alike.
+        for before, after in zip(node["routes"], node["routes"][1:], strict=False):
+            if before.get("matchers") and rng.random() < 0.1:
+                after["matchers"] = before["matchers"]
     return node
 
 
