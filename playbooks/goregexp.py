@@ -9,11 +9,14 @@ deeply"); RE2 compiles it. Alertmanager compiles a matcher's regex wrapped as
 
 The height is computed on the tree Go's parser builds: a capture, a repetition, a concat
 of two or more pieces and an alternation of two or more branches each add a level;
-``(?:…)`` and flag groups add none; a run of literal characters is one leaf; an
-alternation of single characters and classes is one class (Go collapses it). Go's
-factoring of common alternation prefixes is not followed: it can lower a height by a
-level, so a regex within a level or two of the limit may be judged differently (tested
-against Alertmanager in tests/integration/test_routing_differential.py).
+``(?:…)`` and flag groups add none (Go flattens a concat into a concat and an alternation
+into an alternation); a run of literal characters is one leaf; and an alternation is
+factored as Go's parser factors it: common literal prefixes (``ab|ac`` is ``a(?:b|c)``,
+a level higher), common leading classes, runs of single characters (one class) and of
+empty branches. Not followed: case-folding flags (a prefix in ``(?i)`` compares as
+written) and fixed repetitions as common leading pieces; escapes compare as written
+(``\\x61`` is not ``a``). Tested against Alertmanager in
+tests/integration/test_routing_differential.py.
 """
 
 from __future__ import annotations
@@ -30,75 +33,160 @@ _ANCHOR_ESCAPES = set("bBAz")
 
 @dataclass
 class _Piece:
-    """One piece of a branch: its height, kind (_CHAR, _RUN, _OTHER), the length of a
-    literal run, and for an alternation in a ``(?:…)`` group its branches (Go flattens
-    an alternation that is a whole branch of another into it)."""
+    """One piece of a branch (a concat's member): its height and kind (_RUN: literal
+    characters, ``tokens``; _CHAR: a class-like leaf, ``token`` its text; _OTHER), and
+    for an alternation its factored branches (Go flattens an alternation that is a whole
+    branch of another into it)."""
 
     height: int
     kind: str
-    run: int = 0
-    branches: list[tuple[int, str]] | None = None
+    tokens: list[str] = field(default_factory=list)
+    token: str = ""
+    branches: list[list[_Piece]] | None = None
+
+
+def _height(branch: list[_Piece]) -> int:
+    """A branch's height: an empty match, its one piece, or a concat of its pieces."""
+    if not branch:
+        return 1
+    if len(branch) == 1:
+        return branch[0].height
+    return 1 + max(p.height for p in branch)
+
+
+def _char_key(branch: list[_Piece]) -> str | None:
+    """The text of a branch that is one character or class (Go collapses runs of them
+    into one class), or None."""
+    if len(branch) != 1:
+        return None
+    piece = branch[0]
+    if piece.kind == _RUN and len(piece.tokens) == 1:
+        return piece.tokens[0]
+    return piece.token if piece.kind == _CHAR else None
+
+
+def _lead(branch: list[_Piece]) -> list[str]:
+    """The literal characters a branch starts with (Go's leadingString)."""
+    return branch[0].tokens if branch and branch[0].kind == _RUN else []
+
+
+def _node(pieces: list[_Piece]) -> _Piece:
+    """The pieces as one node (a concat when several)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return _Piece(_height(pieces), _OTHER)
+
+
+def _factor(subs: list[list[_Piece]]) -> list[list[_Piece]]:
+    """Go's ``factor`` on an alternation's branches, heights only: common literal
+    prefixes, then common leading classes, then runs of single characters, then runs of
+    empty branches."""
+    out: list[list[_Piece]] = []
+    prefix: list[str] = []
+    start, i = 0, 0
+    while i <= len(subs):
+        if i < len(subs):
+            lead = _lead(subs[i])
+            same = 0
+            while same < min(len(prefix), len(lead)) and prefix[same] == lead[same]:
+                same += 1
+            if same:
+                prefix, i = prefix[:same], i + 1
+                continue
+        if i - start >= 2:
+            rests = []
+            for branch in subs[start:i]:
+                first = _Piece(1, _RUN, tokens=branch[0].tokens[len(prefix) :])
+                rests.append(([first] if first.tokens else []) + branch[1:])
+            out.append([_Piece(1, _RUN, tokens=prefix), _node(_alternate(rests))])
+        else:
+            out.extend(subs[start:i])
+        start, prefix = i, _lead(subs[i]) if i < len(subs) else []
+        i += 1
+    subs, out = out, []
+    start = 0
+    for i in range(len(subs) + 1):
+        key = _char_key(subs[i][:1]) if i < len(subs) else None
+        if i < len(subs) and key is not None and key == _char_key(subs[start][:1]):
+            continue
+        if i - start >= 2:
+            rests = [branch[1:] for branch in subs[start:i]]
+            out.append([subs[start][0], _node(_alternate(rests))])
+        else:
+            out.extend(subs[start:i])
+        start = i
+    merged: list[list[_Piece]] = []
+    for branch in out:
+        last = merged[-1] if merged else None
+        if last is not None and _char_key(last) is not None and _char_key(branch) is not None:
+            merged[-1] = [_Piece(1, _CHAR, token=f"[{_char_key(last)}{_char_key(branch)}]")]
+        elif last is not None and not last and not branch:
+            continue  # a run of empty branches is one
+        else:
+            merged.append(branch)
+    return merged
+
+
+def _alternate(branches: list[list[_Piece]]) -> list[_Piece]:
+    """The pieces an alternation of ``branches`` adds to its parent's branch: its one
+    branch's pieces when factoring leaves one, else one alternation node."""
+    flat: list[list[_Piece]] = []
+    for branch in branches:
+        if len(branch) == 1 and branch[0].branches is not None:
+            flat.extend(branch[0].branches)
+        else:
+            flat.append(branch)
+    subs = _factor(flat)
+    if len(subs) == 1:
+        return subs[0]
+    return [_Piece(1 + max(_height(b) for b in subs), _OTHER, branches=subs)]
 
 
 @dataclass
 class _Frame:
-    """One open group: capturing or not, its finished branches (height, kind) and the
-    current branch's pieces."""
+    """One open group: capturing or not, its finished branches and the current one."""
 
     capture: bool
-    branches: list[tuple[int, str]] = field(default_factory=list)
+    branches: list[list[_Piece]] = field(default_factory=list)
     pieces: list[_Piece] = field(default_factory=list)
 
-    def literal(self) -> None:
+    def literal(self, token: str) -> None:
         last = self.pieces[-1] if self.pieces else None
-        if last is not None and last.run:
-            last.kind, last.run = _RUN, last.run + 1
+        if last is not None and last.kind == _RUN:
+            last.tokens.append(token)
         else:
-            self.pieces.append(_Piece(1, _CHAR, 1))
+            self.pieces.append(_Piece(1, _RUN, tokens=[token]))
 
-    def leaf(self, kind: str) -> None:
-        self.pieces.append(_Piece(1, kind))
+    def leaf(self, kind: str, token: str = "") -> None:
+        self.pieces.append(_Piece(1, kind, token=token))
 
     def repeat(self) -> None:
         if not self.pieces:
             return  # a repetition of nothing: both engines refuse it
         last = self.pieces[-1]
-        if last.run > 1:
+        if last.kind == _RUN and len(last.tokens) > 1:
             # A repetition applies to the run's last character only.
-            last.run -= 1
+            last.tokens.pop()
             self.pieces.append(_Piece(2, _OTHER))
         else:
             self.pieces[-1] = _Piece(last.height + 1, _OTHER)
 
     def end_branch(self) -> None:
-        pieces, self.pieces = self.pieces, []
-        if not pieces:
-            self.branches.append((1, _OTHER))  # empty match
-        elif len(pieces) == 1 and pieces[0].branches is not None:
-            self.branches.extend(pieces[0].branches)  # flattened, as Go's collapse does
-        elif len(pieces) == 1:
-            single = pieces[0].kind == _CHAR or pieces[0].run == 1
-            self.branches.append((pieces[0].height, _CHAR if single else _OTHER))
-        else:
-            self.branches.append((1 + max(p.height for p in pieces), _OTHER))
+        self.branches.append(self.pieces)
+        self.pieces = []
 
     def close(self) -> list[_Piece]:
         """The pieces the closed group adds to its parent's branch: a capture's one
         node; a ``(?:…)`` group's own pieces (Go flattens a concat into a concat) or its
         alternation."""
-        if not self.capture and not self.branches:
-            return self.pieces
-        self.end_branch()
-        branches = self.branches
-        if len(branches) == 1:
-            height, kind = branches[0]
-        elif all(kind == _CHAR for _, kind in branches):
-            height, kind = 1, _CHAR
+        if self.branches:
+            self.end_branch()
+            pieces = _alternate(self.branches)
         else:
-            height, kind = 1 + max(h for h, _ in branches), _OTHER
+            pieces = self.pieces
         if self.capture:
-            return [_Piece(height + 1, _OTHER)]
-        return [_Piece(height, kind, branches=branches if len(branches) > 1 else None)]
+            return [_Piece(_height(pieces) + 1, _OTHER)]
+        return pieces
 
 
 def _class_end(value: str, i: int) -> int:
@@ -147,17 +235,18 @@ def tree_height(value: str) -> _Frame:
             if following == "Q":
                 end = value.find("\\E", i + 2)
                 text = value[i + 2 : n if end < 0 else end]
-                for _ in text:
-                    top.literal()
+                for token in text:
+                    top.literal(token)
                 i = n if end < 0 else end + 2
                 continue
             if following in _CLASS_ESCAPES:
-                top.leaf(_CHAR)
                 if following in "pP" and value.startswith("{", i + 2):
                     end = value.find("}", i + 3)
-                    i = n if end < 0 else end + 1
+                    end = n if end < 0 else end + 1
                 else:
-                    i += 3 if following in "pP" else 2
+                    end = i + (3 if following in "pP" else 2)
+                top.leaf(_CHAR, value[i:end])
+                i = end
                 continue
             if following in _ANCHOR_ESCAPES:
                 top.leaf(_OTHER)
@@ -165,16 +254,16 @@ def tree_height(value: str) -> _Frame:
                 continue
             if following == "x" and value.startswith("{", i + 2):
                 end = value.find("}", i + 3)
-                i = n if end < 0 else end + 1
-            elif following == "x":
-                i += 4
+                end = n if end < 0 else end + 1
             else:
-                i += 2
-            top.literal()
+                end = i + (4 if following == "x" else 2)
+            top.literal(value[i:end])
+            i = end
             continue
         if char == "[":
-            top.leaf(_CHAR)
-            i = _class_end(value, i)
+            end = _class_end(value, i)
+            top.leaf(_CHAR, value[i:end])
+            i = end
             continue
         if char == "(":
             if value.startswith("(?", i):
@@ -199,11 +288,9 @@ def tree_height(value: str) -> _Frame:
                 value.startswith("{", i) and _repeat_end(value, i) > i
             )
             pieces = stack.pop().close()
-            if quantified and len(pieces) != 1:
-                # (?:ab*)* repeats the group: one node, not its last piece.
-                pieces = [_Piece(1 + max(p.height for p in pieces), _OTHER)] if pieces else []
-            elif quantified and pieces[0].run > 1:
-                pieces = [_Piece(1, _OTHER)]  # (?:ab)* repeats the whole literal
+            if quantified and (len(pieces) != 1 or len(pieces[0].tokens) > 1):
+                # (?:ab*)* and (?:ab)* repeat the group: one node, not its last piece.
+                pieces = [_Piece(_height(pieces), _OTHER)]
             stack[-1].pieces.extend(pieces)
             continue
         if char == "|":
@@ -225,9 +312,9 @@ def tree_height(value: str) -> _Frame:
                     i += 1
                 continue
         if char in ".^$":
-            top.leaf(_CHAR if char == "." else _OTHER)
+            top.leaf(_CHAR if char == "." else _OTHER, char)
         else:
-            top.literal()
+            top.literal(char)
         i += 1
     while len(stack) > 1:  # unbalanced: RE2 refuses it anyway
         stack[-2].pieces.extend(stack.pop().close())
@@ -237,17 +324,18 @@ def tree_height(value: str) -> _Frame:
 def wrapped_height(value: str) -> int:
     """The height of the tree Go builds for ``^(?:value)$``, as Alertmanager compiles a
     matcher's regex: the anchors and the value's own pieces in one concat."""
-    top = tree_height(value)
-    top.pieces = [_Piece(1, _OTHER), *top.close(), _Piece(1, _OTHER)]
-    top.branches = []
-    top.end_branch()
-    return top.branches[0][0]
+    return _height([_Piece(1, _OTHER), *tree_height(value).close(), _Piece(1, _OTHER)])
 
 
 def nesting_refusal(value: str) -> str | None:
     """Why Go refuses ``value`` wrapped as Alertmanager wraps it (``^(?:value)$``, one
     level higher) for nesting too deeply, or None."""
-    height = wrapped_height(value)
+    try:
+        height = wrapped_height(value)
+    except RecursionError:
+        # Factoring recurses once per nested shared prefix: past Python's limit, leave
+        # the regex to RE2 rather than fail here.
+        return None
     if height > MAX_HEIGHT:
         return (
             f"it nests too deeply for Go's regexp (a parse tree {height} levels high, at "

@@ -584,6 +584,7 @@ def test_regex_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: Any) 
 NESTING = [
     ("({})", 999), ("({})*", 500), ("(?:{})*", 999), ("(a|{})", 500), ("(a{})", 500),
     ("[ab]|({})", 500), ("({})+?", 500), ("((?:x|y)|{})", 500), ("\\d({})", 500),
+    ("(ab|ac{})", 250), ("(?:ab|a{})", 501), ("(a|b|{})", 500),
 ]  # fmt: skip
 
 

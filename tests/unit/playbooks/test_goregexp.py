@@ -22,9 +22,13 @@ SHAPES = [
     ("({})+?", 500),
     ("((?:x|y)|{})", 500),
     (r"\d({})", 500),
+    # Go factors common prefixes: ab|ac… is a(?:b|c…), a level higher per nesting.
+    ("(ab|ac{})", 250),
+    ("(?:ab|a{})", 501),
+    ("(a|b|{})", 500),
 ]
 # Shapes Go flattens, which never nest however deep they are written.
-FLAT = ["(?:{})", "(?:a|b|{})", "(?:{}b)", "(?i:{})", "{}c", "(?:{}|)"]
+FLAT = ["(?:{})", "(?:a|b|{})", "(?:{}b)", "(?i:{})", "{}c", "(?:{}|)", "(?:ab|ac|{})"]
 
 
 def nest(shape: str, levels: int, core: str = "a") -> str:
@@ -54,6 +58,24 @@ def test_empty_groups_and_unbalanced_text_are_measured() -> None:
     assert wrapped_height("(" * 999 + ")" * 999) == MAX_HEIGHT + 1
     assert wrapped_height("(" * 5) > 1  # unbalanced: RE2 refuses it; measured, no error
     assert wrapped_height("") == 2
+
+
+@pytest.mark.parametrize(
+    ("regex", "height"),
+    [
+        ("ab|ac", 2),
+        ("ab|a", 3),
+        ("abc|abd|ae", 4),
+        ("a|b", 2),
+        ("(?:|)", 2),
+        ("[ab]x|[ab]y", 2),
+        ("([ab]x|[ab]y)", 4),
+    ],
+)
+def test_alternations_are_factored_as_go_factors_them(regex: str, height: int) -> None:
+    # ab|ac is a[bc]; ab|a is a(?:b|); abc|abd|ae is a(?:b[cd]|e); [ab]x|[ab]y is
+    # [ab][xy] (each then in ^…$, one concat; a capture keeps its own).
+    assert wrapped_height(regex) == height
 
 
 def test_deep_nesting_needs_no_recursion() -> None:
