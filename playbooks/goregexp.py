@@ -21,6 +21,7 @@ tests/integration/test_routing_differential.py.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 MAX_HEIGHT = 1000  # regexp/syntax maxHeight
@@ -43,6 +44,16 @@ class _Piece:
     tokens: list[str] = field(default_factory=list)
     token: str = ""
     branches: list[list[_Piece]] | None = None
+    # A run made by factoring is a view of another's tokens, tokens[start:stop], so that
+    # factoring a long ladder of prefixes does not copy them at every level.
+    start: int = 0
+    stop: int | None = None
+
+    def run(self) -> list[str]:
+        return self.tokens[self.start : self.stop]
+
+    def run_length(self) -> int:
+        return (len(self.tokens) if self.stop is None else self.stop) - self.start
 
 
 def _height(branch: list[_Piece]) -> int:
@@ -60,14 +71,24 @@ def _char_key(branch: list[_Piece]) -> str | None:
     if len(branch) != 1:
         return None
     piece = branch[0]
-    if piece.kind == _RUN and len(piece.tokens) == 1:
-        return piece.tokens[0]
+    if piece.kind == _RUN and piece.run_length() == 1:
+        return piece.tokens[piece.start]
     return piece.token if piece.kind == _CHAR else None
 
 
-def _lead(branch: list[_Piece]) -> list[str]:
-    """The literal characters a branch starts with (Go's leadingString)."""
-    return branch[0].tokens if branch and branch[0].kind == _RUN else []
+def _lead(branch: list[_Piece]) -> _Piece | None:
+    """The literal run a branch starts with (Go's leadingString), or None."""
+    return branch[0] if branch and branch[0].kind == _RUN else None
+
+
+def _common(prefix: _Piece | None, length: int, lead: _Piece | None) -> int:
+    """How many of the first ``length`` characters of ``prefix`` ``lead`` starts with."""
+    if prefix is None or lead is None:
+        return 0
+    same, most = 0, min(length, lead.run_length())
+    while same < most and prefix.tokens[prefix.start + same] == lead.tokens[lead.start + same]:
+        same += 1
+    return same
 
 
 def _node(pieces: list[_Piece]) -> _Piece:
@@ -77,31 +98,35 @@ def _node(pieces: list[_Piece]) -> _Piece:
     return _Piece(_height(pieces), _OTHER)
 
 
-def _factor(subs: list[list[_Piece]]) -> list[list[_Piece]]:
+class _TooDeep(Exception):
+    """Factoring nested past MAX_HEIGHT levels: each adds a level, so the tree does too."""
+
+
+def _factor(subs: list[list[_Piece]], depth: int) -> list[list[_Piece]]:
     """Go's ``factor`` on an alternation's branches, heights only: common literal
     prefixes, then common leading classes, then runs of single characters, then runs of
     empty branches."""
     out: list[list[_Piece]] = []
-    prefix: list[str] = []
-    start, i = 0, 0
+    prefix: _Piece | None = None
+    length = start = i = 0
     while i <= len(subs):
         if i < len(subs):
-            lead = _lead(subs[i])
-            same = 0
-            while same < min(len(prefix), len(lead)) and prefix[same] == lead[same]:
-                same += 1
+            same = _common(prefix, length, _lead(subs[i]))
             if same:
-                prefix, i = prefix[:same], i + 1
+                length, i = same, i + 1
                 continue
-        if i - start >= 2:
+        if i - start >= 2 and prefix is not None:
             rests = []
             for branch in subs[start:i]:
-                first = _Piece(1, _RUN, tokens=branch[0].tokens[len(prefix) :])
-                rests.append(([first] if first.tokens else []) + branch[1:])
-            out.append([_Piece(1, _RUN, tokens=prefix), _node(_alternate(rests))])
+                first = branch[0]
+                rest = _Piece(1, _RUN, first.tokens, start=first.start + length, stop=first.stop)
+                rests.append(([rest] if rest.run_length() else []) + branch[1:])
+            head = _Piece(1, _RUN, prefix.tokens, start=prefix.start, stop=prefix.start + length)
+            out.append([head, _node(_alternate(rests, depth + 1))])
         else:
             out.extend(subs[start:i])
-        start, prefix = i, _lead(subs[i]) if i < len(subs) else []
+        start, prefix = i, _lead(subs[i]) if i < len(subs) else None
+        length = prefix.run_length() if prefix is not None else 0
         i += 1
     subs, out = out, []
     start = 0
@@ -111,7 +136,7 @@ def _factor(subs: list[list[_Piece]]) -> list[list[_Piece]]:
             continue
         if i - start >= 2:
             rests = [branch[1:] for branch in subs[start:i]]
-            out.append([subs[start][0], _node(_alternate(rests))])
+            out.append([subs[start][0], _node(_alternate(rests, depth + 1))])
         else:
             out.extend(subs[start:i])
         start = i
@@ -127,7 +152,7 @@ def _factor(subs: list[list[_Piece]]) -> list[list[_Piece]]:
     return merged
 
 
-def _alternate(branches: list[list[_Piece]]) -> list[_Piece]:
+def _alternate(branches: list[list[_Piece]], depth: int = 0) -> list[_Piece]:
     """The pieces an alternation of ``branches`` adds to its parent's branch: its one
     branch's pieces when factoring leaves one, else one alternation node."""
     flat: list[list[_Piece]] = []
@@ -136,7 +161,9 @@ def _alternate(branches: list[list[_Piece]]) -> list[_Piece]:
             flat.extend(branch[0].branches)
         else:
             flat.append(branch)
-    subs = _factor(flat)
+    if depth > MAX_HEIGHT:
+        raise _TooDeep
+    subs = _factor(flat, depth)
     if len(subs) == 1:
         return subs[0]
     return [_Piece(1 + max(_height(b) for b in subs), _OTHER, branches=subs)]
@@ -153,6 +180,8 @@ class _Frame:
     def literal(self, token: str) -> None:
         last = self.pieces[-1] if self.pieces else None
         if last is not None and last.kind == _RUN:
+            if last.start or last.stop is not None:  # a view: extended as its own copy
+                last.tokens, last.start, last.stop = last.run(), 0, None
             last.tokens.append(token)
         else:
             self.pieces.append(_Piece(1, _RUN, tokens=[token]))
@@ -164,9 +193,9 @@ class _Frame:
         if not self.pieces:
             return  # a repetition of nothing: both engines refuse it
         last = self.pieces[-1]
-        if last.kind == _RUN and len(last.tokens) > 1:
+        if last.kind == _RUN and last.run_length() > 1:
             # A repetition applies to the run's last character only.
-            last.tokens.pop()
+            last.tokens, last.start, last.stop = last.run()[:-1], 0, None
             self.pieces.append(_Piece(2, _OTHER))
         else:
             self.pieces[-1] = _Piece(last.height + 1, _OTHER)
@@ -288,7 +317,7 @@ def tree_height(value: str) -> _Frame:
                 value.startswith("{", i) and _repeat_end(value, i) > i
             )
             pieces = stack.pop().close()
-            if quantified and (len(pieces) != 1 or len(pieces[0].tokens) > 1):
+            if quantified and (len(pieces) != 1 or pieces[0].run_length() > 1):
                 # (?:ab*)* and (?:ab)* repeat the group: one node, not its last piece.
                 pieces = [_Piece(_height(pieces), _OTHER)]
             stack[-1].pieces.extend(pieces)
@@ -323,19 +352,23 @@ def tree_height(value: str) -> _Frame:
 
 def wrapped_height(value: str) -> int:
     """The height of the tree Go builds for ``^(?:value)$``, as Alertmanager compiles a
-    matcher's regex: the anchors and the value's own pieces in one concat."""
-    return _height([_Piece(1, _OTHER), *tree_height(value).close(), _Piece(1, _OTHER)])
+    matcher's regex: the anchors and the value's own pieces in one concat. Past
+    MAX_HEIGHT levels of factoring it is MAX_HEIGHT + 1 (each level adds one)."""
+    # Factoring recurses, two frames a level, up to MAX_HEIGHT levels before _TooDeep.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * MAX_HEIGHT + 1000))
+    try:
+        return _height([_Piece(1, _OTHER), *tree_height(value).close(), _Piece(1, _OTHER)])
+    except _TooDeep:
+        return MAX_HEIGHT + 1
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def nesting_refusal(value: str) -> str | None:
     """Why Go refuses ``value`` wrapped as Alertmanager wraps it (``^(?:value)$``, one
     level higher) for nesting too deeply, or None."""
-    try:
-        height = wrapped_height(value)
-    except RecursionError:
-        # Factoring recurses once per nested shared prefix: past Python's limit, leave
-        # the regex to RE2 rather than fail here.
-        return None
+    height = wrapped_height(value)
     if height > MAX_HEIGHT:
         return (
             f"it nests too deeply for Go's regexp (a parse tree {height} levels high, at "

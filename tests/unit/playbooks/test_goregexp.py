@@ -78,6 +78,18 @@ def test_alternations_are_factored_as_go_factors_them(regex: str, height: int) -
     assert wrapped_height(regex) == height
 
 
+def test_a_ladder_of_prefixes_is_factored_level_by_level() -> None:
+    # a|aa|aaa|… is a(?:|a(?:|a(?:…))): two levels a rung; Alertmanager accepts 500 rungs
+    # and refuses 501 (measured). Factoring 600 levels deep needs more than Python's
+    # default recursion limit: no RecursionError.
+    def ladder(rungs: int) -> str:
+        return "|".join("a" * i for i in range(1, rungs + 1))
+
+    assert wrapped_height(ladder(500)) == 999
+    assert wrapped_height(ladder(501)) == 1001
+    assert wrapped_height(ladder(600)) == 1199
+
+
 def test_deep_nesting_needs_no_recursion() -> None:
     assert wrapped_height(nest("({})", 50_000)) == 50_002
 
