@@ -11,9 +11,9 @@ The height is computed on the tree Go's parser builds: a capture, a repetition, 
 of two or more pieces and an alternation of two or more branches each add a level;
 ``(?:…)`` and flag groups add none (Go flattens a concat into a concat and an alternation
 into an alternation); a run of literal characters is one leaf; and an alternation is
-factored as Go's parser factors it: common literal prefixes (``ab|ac`` is ``a(?:b|c)``,
-a level higher), common leading classes, runs of single characters (one class) and of
-empty branches. Not followed: case-folding flags (a prefix in ``(?i)`` compares as
+factored as Go's parser factors it: common literal prefixes (``ab|acX`` is
+``a(?:b|cX)``, a level higher), common leading classes, runs of single characters (one
+class) and of empty branches. Not followed: case-folding flags (a prefix in ``(?i)`` compares as
 written) and fixed repetitions as common leading pieces; escapes compare as written
 (``\\x61`` is not ``a``). Tested against Alertmanager in
 tests/integration/test_routing_differential.py.
