@@ -110,6 +110,26 @@ class _CollectingLoader(_Loader):
         self.duplicates.append(error)
 
 
+class WrittenInt(int):
+    """An integer read from a routing file, with its text as written (``written``):
+    Alertmanager's YAML decoder gives a duration field the text, so ``0x0``, ``00`` or
+    ``+0`` is a bad duration there, not the 0 PyYAML makes of it (trial 12)."""
+
+    written: str
+
+    def __new__(cls, value: int, written: str) -> WrittenInt:
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+
+def _written_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    value = loader.construct_yaml_int(node)
+    return WrittenInt(value, str(node.value))
+
+
+_CollectingLoader.add_constructor("tag:yaml.org,2002:int", _written_int)
+
 _LOADER = _Loader
 
 
@@ -480,12 +500,35 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"expected one of {choices}"
 
 
+_NO_TIME_MUTES = (
+    "Alertmanager's time intervals are not supported: citybrain has no time-based "
+    "muting (a silence with starts_at and ends_at mutes for a set time); remove it"
+)
+# Alertmanager keys a routing file may bring that citybrain does not have: what to do
+# instead, rather than a nearest key (trial 12: "mute_time_intervals: did you mean
+# 'repeat_interval'?").
+_ALERTMANAGER_ONLY = {
+    "receiver": "citybrain routes to a playbook: write playbook: with a playbook's name",
+    "mute_time_intervals": _NO_TIME_MUTES,
+    "active_time_intervals": _NO_TIME_MUTES,
+    "time_intervals": _NO_TIME_MUTES,
+    "receivers": "citybrain's receivers are its playbooks (the playbook directory), not "
+    "listed here; remove it",
+    "global": "Alertmanager's notification settings have no place here; remove it",
+    "templates": "Alertmanager's notification templates have no place here; remove it",
+}
+_ROUTING_MODELS: tuple[type[BaseModel], ...] = (RoutingConfig, RouteConfig, InhibitRuleConfig)
+
+
 def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = False) -> str:
     """One pydantic error as a reason that names the value: ``unknown key 'departmnt':
     did you mean 'department'?``, ``is 'mayor', expected 'operator' or 'coordinator'``."""
     kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
+        instead = _ALERTMANAGER_ONLY.get(str(loc[-1])) if model in _ROUTING_MODELS else None
+        if instead is not None:
+            return f"unknown key {loc[-1]!r}: {instead}"
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
         return f"is {_shown(value)}, expected {ctx.get('expected')}"
@@ -686,6 +729,17 @@ def routing_errors(
     # other errors showed only once it was removed): checked with the last value kept.
     errors: list[str] = []
     doc, root = _compose(path, duplicates=errors)
+    # YAML's merge key means something else to Alertmanager's YAML library (go-yaml v2)
+    # than to PyYAML: there a key merged in after one written out replaces it, and
+    # merged `matchers:` are added to the route's own (trial 12: `<<: *flood` with its
+    # own `matchers:` routed pm25 alerts here, nowhere in Alertmanager). Refused.
+    for merged, line in _merge_keys(root):
+        errors.append(
+            f"{path}:{line}: {_where(merged)}: YAML merge keys (<<) are not supported in a "
+            "routing file (Alertmanager's YAML reader merges them differently: keys merged "
+            "in later win, merged matchers add to the route's own); write the keys out "
+            "(an alias of a whole value, *name, is fine)"
+        )
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
         errors.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")
@@ -883,6 +937,30 @@ def routing_errors(
     if errors or tree is None:
         return None, _line_order(errors)
     return Router(tree, tuple(rules)), []
+
+
+def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int]]:
+    """Where a routing file uses YAML's merge key (``<<``): each (location, 1-based
+    line). Aliases are followed once (a node reached twice is not walked again)."""
+    found: list[tuple[tuple[str | int, ...], int]] = []
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, loc: tuple[str | int, ...]) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.tag == _MERGE:
+                    found.append(((*loc, "<<"), key.start_mark.line + 1))
+                walk(value, (*loc, str(key.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return found
 
 
 def _has(doc: Any, key: str) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 import re2
 
 from playbooks.errors import RoutingConfigError, SilenceError
+from playbooks.goregexp import capture_name_refusal, nesting_refusal
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
@@ -141,6 +142,10 @@ def brief(value: Any) -> str:
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a bad regex is our error message, not a line on stderr
+# RE2's default memory bound, kept deliberately: a silence's regex comes through the API,
+# and a bound of this size compiles in milliseconds. Alertmanager's Go regexp accepts
+# larger ones (\pL{1000}); citybrain refuses those, saying so (docs/playbooks.md).
+_RE2_OPTIONS.max_mem = 8 << 20
 
 # Alertmanager's own matcher grammar (pkg/labels/parse.go), run by RE2 as in Go, where
 # \s is [\t\n\f\r ] and $ is the end of the text.
@@ -212,7 +217,8 @@ _NEWER_SCRIPTS = frozenset(
 
 def _go_refusal(value: str) -> str | None:
     """Why Go's regexp (Alertmanager) refuses a regex RE2 accepts, or None: ``\\C``
-    (any byte), ``(?<name>…)`` groups, and Unicode scripts newer than its tables."""
+    (any byte), ``(?<name>…)`` groups, a ``(?P<name>…)`` name that is not ASCII, Unicode
+    scripts newer than its tables, and nesting deeper than its parse-tree limit."""
     i, n, in_class = 0, len(value), False
     while i < n:
         char = value[i]
@@ -241,8 +247,13 @@ def _go_refusal(value: str) -> str | None:
             continue
         elif value.startswith("(?<", i) and not value.startswith(("(?<=", "(?<!"), i):
             return "(?<name>…) is not Go regexp syntax; write (?P<name>…)"
+        elif value.startswith("(?P<", i):
+            end = value.find(">", i + 4)
+            refusal = capture_name_refusal(value[i + 4 : end]) if end > 0 else None
+            if refusal is not None:
+                return refusal
         i += 1
-    return None
+    return nesting_refusal(value)
 
 
 def legacy_regex(value: str) -> str:
@@ -276,6 +287,14 @@ def compile_regex(value: str, where: str) -> Any:
         # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
         # ): ^(?:()$" for "(").
         reason = str(reason).replace(anchored, value)
+        if "pattern too large" in reason:
+            # Not a syntax error, and one Alertmanager does not make (Go's limits are far
+            # larger: \pL{1000} compiles there): citybrain's deliberate bound (trial 12).
+            raise RoutingConfigError(
+                f"{head}regex too large: compiled, it needs more than citybrain's "
+                f"{_RE2_OPTIONS.max_mem >> 20} MiB RE2 budget (Alertmanager accepts larger "
+                "ones); use a smaller repeat count or a narrower class"
+            ) from None
         raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {reason}") from None
     except (TypeError, UnicodeError) as exc:
         raise RoutingConfigError(f"{head}bad regex: {exc}") from None

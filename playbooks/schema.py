@@ -74,8 +74,11 @@ def _duration(value: str) -> str:
 
 
 def _duration_text(value: Any) -> Any:
-    # YAML reads `0` as a number; Alertmanager's YAML decoder takes it as the text "0".
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    # YAML reads `0` as a number; Alertmanager's YAML decoder takes it as the text "0",
+    # and `0x0` or `00` as that text too (the routing loader keeps it: `written`).
+    if isinstance(value, int) and not isinstance(value, bool):
+        return getattr(value, "written", None) or str(value)
+    return value
 
 
 class _Strict(BaseModel):

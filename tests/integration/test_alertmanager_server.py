@@ -367,7 +367,15 @@ def test_field_case_mutual_inhibition_in_alertmanager(tmp_path: Path) -> None:
 SILENCE_REGEXES = [
     "a)|(b", ".*)|(x", "a)(b", ")(", "a)|(?:b", "(a|b)", "a|b", ".*", "(?i)gas", "(", "a**",
     "\\C", "(?<n>a)", "(?P<n>a)", "x{1001}", "[[:nope:]]", "", "(?:a))|((?:b)",
+    # Trial 12: Go's group names and nesting limit (998 groups fit once wrapped, 1,000 do
+    # not fit even alone).
+    "(?P<é>a)", "(?P<n_1>a)", "(" * 998 + "a" + ")" * 998, "(" * 1000 + "a" + ")" * 1000,
 ]  # fmt: skip
+# Accepted by Alertmanager, refused by citybrain (docs/playbooks.md): 999 nested groups
+# fit Go's limit alone (the silence check) but not wrapped in ^(?:…)$, and then every
+# silence query fails there ("Querying silences failed"), so no alert is silenced by any
+# silence; and a regex past RE2's memory bound.
+SILENCE_DIFFERENCES = ["(" * 999 + "a" + ")" * 999, "\\pL{1000}"]
 
 
 def test_silence_regexes_are_refused_as_alertmanager_refuses_them(tmp_path: Path) -> None:
@@ -382,7 +390,7 @@ def test_silence_regexes_are_refused_as_alertmanager_refuses_them(tmp_path: Path
         now = time.time()
         ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
         results = []
-        for regex in SILENCE_REGEXES:
+        for regex in SILENCE_REGEXES + SILENCE_DIFFERENCES:
             status, _ = http(
                 "POST",
                 "/silences",
@@ -403,7 +411,8 @@ def test_silence_regexes_are_refused_as_alertmanager_refuses_them(tmp_path: Path
             except SilenceError:
                 ours = False
             results.append((regex, status == 200, ours))
-        assert [r for r in results if r[1] != r[2]] == []
+        assert [r for r in results if r[1] != r[2] and r[0] not in SILENCE_DIFFERENCES] == []
+        assert [r[1:] for r in results if r[0] in SILENCE_DIFFERENCES] == [(True, False)] * 2
         assert 0 < sum(am for _, am, _ in results) < len(results)
     finally:
         am.stop()

@@ -187,6 +187,11 @@ def route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str
         node["routes"] = [
             route(rng, f"{receiver}_{i}", depth + 1, root=False) for i in range(children)
         ]
+        # Now and then a sibling shares the previous one's matchers list: safe_dump writes
+        # it once with an anchor and then as an alias (*id001), which both must read alike.
+        for before, after in zip(node["routes"], node["routes"][1:], strict=False):
+            if before.get("matchers") and rng.random() < 0.1:
+                after["matchers"] = before["matchers"]
     return node
 
 
@@ -285,7 +290,7 @@ def test_routes_agree_with_alertmanager(tmp_path: Path, playbook: Any) -> None:
 
 
 def am_config(route: dict[str, Any], inhibit: list[dict[str, Any]] | None = None) -> str:
-    names = sorted(set(receivers(route)) | {"r"})
+    names = sorted({n for n in receivers(route) if n} | {"r"})
     config: dict[str, Any] = {"route": route, "receivers": [{"name": n} for n in names]}
     if inhibit:
         config["inhibit_rules"] = inhibit
@@ -298,7 +303,7 @@ def citybrain_accepts(tmp_path: Path, route: dict[str, Any], playbook: Any) -> b
         yaml.safe_dump({"version": 1, "route": as_citybrain(route)}, allow_unicode=True)
     )
     try:
-        load_routing(path, dict.fromkeys([*receivers(route), "r"], playbook))
+        load_routing(path, dict.fromkeys([*filter(None, receivers(route)), "r"], playbook))
     except RoutingConfigError:
         return False
     return True
@@ -365,6 +370,10 @@ ONLY_CITYBRAIN_REFUSES = {
     "a null matchers entry": child(matchers=[None]),
     # A match: value that is not text (Alertmanager's YAML reads 5 as "5").
     "match: value not text": child(match={"kind": 5}),
+    # Trial 12: an empty receiver, which Alertmanager reads as unset (the parent's).
+    "receiver: ''": child(receiver=""),
+    # Trial 12: a regex past citybrain's RE2 memory bound (Go's limits are far larger).
+    "a regex too large for RE2's budget": child(matchers=['category=~"\\\\pL{1000}"']),
 }
 
 # Routing files both must refuse for what a YAML mapping built from a dict cannot show:
@@ -377,6 +386,104 @@ YAML_BOTH_REFUSE = {
     "continue 1": "continue: 1",
     "continue 'true'": "continue: 'true'",
 }
+
+
+# YAML merge keys (<<): Alertmanager's go-yaml v2 merges in order (a key merged in after
+# one written out replaces it) and adds merged matchers to the route's own, where YAML
+# (PyYAML) lets written-out keys win. Each case: a routes: list and a label; amtool's
+# receiver differs from YAML's meaning, so citybrain refuses merge keys (trial 12).
+MERGE_CASES = {
+    "own matchers after a merge": (
+        "  - &x {receiver: a, matchers: ['kind=\"x\"']}\n"
+        "  - <<: *x\n    receiver: b\n    matchers: ['kind=\"y\"']\n",
+        "kind=y",
+        "b",
+    ),
+    "receiver before a merge": (
+        "  - receiver: c\n    <<: {receiver: a, matchers: ['kind=\"x\"']}\n",
+        "kind=x",
+        "c",
+    ),
+    "a list of merges": (
+        "  - receiver: a\n    <<: [{matchers: ['kind=\"x\"']}, {receiver: b}]\n",
+        "kind=x",
+        "a",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MERGE_CASES))
+def test_merge_keys_mean_otherwise_in_alertmanager(
+    tmp_path: Path, playbook: Any, name: str
+) -> None:
+    routes, label, yaml_meaning = MERGE_CASES[name]
+    am = f"route:\n  receiver: r\n  group_by: [kind]\n  routes:\n{routes}"
+    am += "receivers: [{name: r}, {name: a}, {name: b}, {name: c}]\n"
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(am)
+    # What YAML means, read by PyYAML: the route that takes the label.
+    doc = yaml.safe_load(am)
+    taken = [
+        r["receiver"]
+        for r in doc["route"]["routes"]
+        if all(parse_matchers(m)[0].matches(dict([parse_label(label)])) for m in r["matchers"])
+    ]
+    assert taken[:1] == [yaml_meaning], name
+    done = amtool("config", "routes", "test", f"--config.file={am_path}", label)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() != yaml_meaning, name
+    our_path.write_text(
+        "version: 1\n" + am.split("receivers:")[0].replace("receiver:", "playbook:")
+    )
+    with pytest.raises(RoutingConfigError, match=r"YAML merge keys \(<<\) are not supported"):
+        load_routing(our_path, dict.fromkeys(["r", "a", "b", "c"], playbook))
+
+
+# Alertmanager configuration citybrain refuses, each with a reason naming what to do:
+# time intervals (no time-based muting in citybrain) and an inhibit rule without one of
+# its sides (Alertmanager reads it as matching every alert). Alertmanager accepts each.
+AM_ONLY = {
+    "mute_time_intervals": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n"
+        "  - {receiver: r, matchers: ['kind=\"a\"'], mute_time_intervals: [night]}\n"
+        "time_intervals:\n  - name: night\n    time_intervals:\n"
+        "      - times: [{start_time: '00:00', end_time: '06:00'}]\n"
+        "        weekdays: ['monday:friday']\n        location: Europe/Berlin\n",
+        "Alertmanager's time intervals are not supported",
+    ),
+    "active_time_intervals": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n"
+        "  - {receiver: r, active_time_intervals: [days]}\n"
+        "time_intervals:\n  - name: days\n    time_intervals:\n"
+        "      - days_of_month: ['-3:-1']\n        months: ['december']\n",
+        "Alertmanager's time intervals are not supported",
+    ),
+    "inhibit rule without a source": (
+        "route:\n  receiver: r\n  group_by: [kind]\n"
+        "inhibit_rules:\n  - {target_matchers: ['kind=\"a\"'], equal: [district]}\n",
+        "source_matchers is required",
+    ),
+    "inhibit rule without a target": (
+        "route:\n  receiver: r\n  group_by: [kind]\n"
+        "inhibit_rules:\n  - {source_match: {kind: a}}\n",
+        "target_matchers is required",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AM_ONLY))
+def test_alertmanager_only_configuration_is_refused_by_name(
+    tmp_path: Path, playbook: Any, name: str
+) -> None:
+    am, reason = AM_ONLY[name]
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(am + "receivers: [{name: r}]\n")
+    checked = amtool("check-config", str(am_path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    our_path.write_text("version: 1\n" + am.replace("receiver:", "playbook:"))
+    with pytest.raises(PlaybookError) as info:
+        load_routing(our_path, {"r": playbook})
+    assert reason in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(YAML_BOTH_REFUSE))
@@ -445,6 +552,9 @@ REGEX_SYNTAX = [
     r"\p{^L}", r"\P{L}", r"[\p{L}]", r"\N{DEGREE SIGN}", r"\cA", r"\a", r"\f", r"\v",
     r"[^\x00-\x{10FFFF}]", r"a|*", r"(?:)", r"a{01}", r"a{1,1001}", r"\z", r"\A",
     r"[(?<]a", r"\(?<n>a\)", r"(?<=a)b", r"(?<!a)b",
+    # Trial 12: group names (Go: ASCII letters, digits, _ only; RE2 any word character).
+    r"(?P<é>a)", r"(?P<n1>a)", r"(?P<1>a)", r"(?P<_>a)", r"(?P<名>a)", r"(?P<>a)",
+    r"[(?P<é>]", r"\Q(?P<é>\E",
 ]  # fmt: skip
 
 
@@ -465,6 +575,45 @@ def test_regex_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: Any) 
     differ = [(r, am, cb) for r, am, cb in results if am != cb]
     assert not differ, differ
     assert 0 < sum(am for _, am, _ in results) < len(results)
+
+
+# Go's parse-tree height limit (1,000; Alertmanager wraps a regex in ^(?:…)$, one level
+# more), which RE2 does not have: per shape, the last nesting level Alertmanager accepts
+# and the first it refuses (tests/unit/playbooks/test_goregexp.py), accepted and refused
+# alike by citybrain (trial 12: it accepted 999 nested groups).
+NESTING = [
+    ("({})", 999), ("({})*", 500), ("(?:{})*", 999), ("(a|{})", 500), ("(a{})", 500),
+    ("[ab]|({})", 500), ("({})+?", 500), ("((?:x|y)|{})", 500), ("\\d({})", 500),
+    ("(ab|ac{})", 250), ("(?:ab|a{})", 501), ("(a|b|{})", 500),
+]  # fmt: skip
+
+
+def test_nesting_limit_accepted_and_refused_alike(tmp_path: Path, playbook: Any) -> None:
+    def both(job: tuple[int, str, int]) -> tuple[str, int, bool, bool]:
+        i, shape, levels = job
+        regex = "a"
+        for _ in range(levels):
+            regex = shape.format(regex)
+        route = child(matchers=[f'kind=~"{escape(regex)}"'])
+        path = tmp_path / f"nesting-{i}"
+        path.mkdir()
+        return (
+            shape,
+            levels,
+            alertmanager_accepts(path, route),
+            citybrain_accepts(path, route, playbook),
+        )
+
+    jobs = [
+        (2 * i + k, shape, limit - 1 + k)
+        for i, (shape, limit) in enumerate(NESTING)
+        for k in (0, 1)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(both, jobs))
+    differ = [r for r in results if r[2] != r[3]]
+    assert not differ, differ
+    assert [r[2] for r in results] == [True, False] * len(NESTING)
 
 
 # Prometheus durations at the edges (units, order, signs, fractions, spaces, overflow of
@@ -493,6 +642,36 @@ def test_duration_syntax_accepted_and_refused_alike(tmp_path: Path, playbook: An
     differ = [(d, am, cb) for d, am, cb in results if am != cb]
     assert not differ, differ
     assert 0 < sum(am for _, am, _ in results) < len(results)
+
+
+# Durations written unquoted where YAML reads an integer: PyYAML made 0x0, 00, +0, … the
+# number 0 (accepted); Alertmanager's decoder gives the field the text, and refuses it
+# (trial 12). A plain 0 is accepted by both. safe_dump would quote these: raw YAML.
+PLAIN_DURATIONS = ["0", "00", "0x0", "+0", "-0", "0_0", "0b0", "0o0", "0x1e", "1_0"]
+
+
+def test_plain_integer_durations_read_as_written(tmp_path: Path, playbook: Any) -> None:
+    def both(i: int) -> tuple[str, bool, bool]:
+        text = PLAIN_DURATIONS[i]
+        routes = f"  routes:\n  - receiver: r\n    group_wait: {text}\n"
+        am_path, our_path = tmp_path / f"am-{i}.yml", tmp_path / f"routing-{i}.yaml"
+        am_path.write_text(f"route:\n  receiver: r\n{routes}receivers: [{{name: r}}]\n")
+        our_path.write_text(
+            "version: 1\nroute:\n  playbook: r\n  group_by: [kind]\n"
+            + routes.replace("receiver:", "playbook:")
+        )
+        try:
+            load_routing(our_path, {"r": playbook})
+            ours = True
+        except RoutingConfigError:
+            ours = False
+        return text, amtool("check-config", str(am_path)).returncode == 0, ours
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(both, range(len(PLAIN_DURATIONS))))
+    differ = [r for r in results if r[1] != r[2]]
+    assert not differ, differ
+    assert [r[0] for r in results if r[1]] == ["0"]
 
 
 # Unicode classes and case folding: Alertmanager 0.25 as Debian builds it (Go 1.19) has

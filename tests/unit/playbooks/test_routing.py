@@ -340,6 +340,42 @@ ROUTING_SIBLINGS = [
         ":6: inhibit_rules.0.target_matchers: missing: target_matchers is required (or "
         "Alertmanager's target_match or target_match_re)",
     ),
+    # Alertmanager keys citybrain does not have say what to do instead (trial 12: time
+    # intervals were offered 'repeat_interval').
+    (
+        CHILD + "      mute_time_intervals: [night]\n",
+        ":7: route.routes.0.mute_time_intervals: unknown key 'mute_time_intervals': "
+        "Alertmanager's time intervals are not supported",
+    ),
+    (
+        CHILD + "      active_time_intervals: [day]\n",
+        ":7: route.routes.0.active_time_intervals: unknown key 'active_time_intervals': "
+        "Alertmanager's time intervals are not supported",
+    ),
+    (
+        ROOT + "time_intervals: [{name: night}]\n",
+        ":5: time_intervals: unknown key 'time_intervals': Alertmanager's time intervals",
+    ),
+    (
+        CHILD + "      receiver: flash-flood\n",
+        ":7: route.routes.0.receiver: unknown key 'receiver': citybrain routes to a playbook",
+    ),
+    (ROOT + "receivers: []\n", ":5: receivers: unknown key 'receivers': citybrain's receivers"),
+    # A duration is its text as written, as Alertmanager's YAML decoder gives it: PyYAML
+    # read 0x0, 00, +0 and 0b0 as the number 0 (trial 12).
+    *(
+        (
+            CHILD + f"      group_wait: {text}\n",
+            ":7: route.routes.0.group_wait: duration ",
+        )
+        for text in ("0x0", "00", "+0", "-0", "0_0", "0b0", "0o0")
+    ),
+    # An inhibit rule side with no matchers key: Alertmanager reads it as matching every
+    # alert; citybrain asks for one (a documented refusal).
+    (
+        ROOT + "inhibit_rules:\n  - {target_matchers: ['kind=\"pm25\"'], equal: [district]}\n",
+        ":6: inhibit_rules.0.source_matchers: missing: source_matchers is required",
+    ),
     # `continue` is true or false, as in Alertmanager: 1 and "true" were read as true.
     (CHILD + "      continue: 1\n", ":7: route.routes.0.continue: is 1, expected true or false"),
     (
@@ -349,15 +385,49 @@ ROUTING_SIBLINGS = [
 ]
 
 
-def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
-    # YAML's merge (<<) brings keys in that the mapping may override: not a duplicate.
-    text = (
-        ROOT
-        + "  routes:\n    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
-        "    - <<: *flood\n      playbook: gas-leak\n      matchers: ['kind=\"pm25\"']\n"
+# YAML merge keys: Alertmanager's go-yaml merges differently from PyYAML (a key merged in
+# after one written out replaces it; merged matchers add to the route's own), so
+# `<<: *flood` with its own matchers routed pm25 to gas-leak here and nowhere there
+# (trial 12). Refused wherever they appear; aliases of whole values still work.
+MERGES = [
+    (
+        "    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
+        "    - <<: *flood\n      playbook: gas-leak\n      matchers: ['kind=\"pm25\"']\n",
+        ":7: route.routes.1.<<: YAML merge keys (<<) are not supported",
+    ),
+    (
+        "    - playbook: gas-leak\n      <<: {matchers: ['kind=\"pm25\"']}\n",
+        ":7: route.routes.0.<<: YAML merge keys",
+    ),
+    (
+        "    - playbook: gas-leak\n      match: {<<: {kind: pm25}, severity: major}\n",
+        ":7: route.routes.0.match.<<: YAML merge keys",
+    ),
+    (
+        "    - playbook: gas-leak\n      <<: [{matchers: ['kind=\"pm25\"']}, {continue: true}]\n",
+        ":7: route.routes.0.<<: YAML merge keys",
+    ),
+]
+
+
+@pytest.mark.parametrize(("routes", "expected"), MERGES)
+def test_merge_keys_are_refused(tmp_path: Path, routes: str, expected: str) -> None:
+    path = write(tmp_path, ROOT + "  routes:\n" + routes)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, PLAYBOOKS)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{path}{expected}") for line in lines), lines
+
+
+def test_aliases_of_whole_values_are_read(tmp_path: Path) -> None:
+    text = ROOT + (
+        "  routes:\n    - &flood {matchers: ['kind=\"water_level\"'], playbook: flash-flood}\n"
+        "    - {matchers: &pm ['kind=\"pm25\"'], playbook: gas-leak, continue: true}\n"
+        "    - {matchers: *pm, playbook: air-pollution}\n    - *flood\n"
     )
     router = load_routing(write(tmp_path, text), PLAYBOOKS)
-    assert [r.playbook for r in router.root.match(sensor("pm25"))] == ["gas-leak"]
+    assert [r.playbook for r in router.root.match(sensor("pm25"))] == ["gas-leak", "air-pollution"]
+    assert [r.playbook for r in router.root.match(sensor("water_level"))] == ["flash-flood"]
 
 
 @pytest.mark.parametrize(("text", "expected"), ROUTING_SIBLINGS)

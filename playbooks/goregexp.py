@@ -1,0 +1,385 @@
+"""Limits of Go's ``regexp/syntax`` parser (Alertmanager's regex engine) that RE2 does not
+share, checked without Go: the parse-tree height limit and capture-group names.
+
+Go (since 1.19.2, CVE-2022-41715; Alertmanager 0.25 as Debian builds it has Go 1.19.8)
+refuses a regex whose parse tree is more than 1,000 nodes high ("expression nests too
+deeply"); RE2 compiles it. Alertmanager compiles a matcher's regex wrapped as
+``^(?:re)$``, one level more. Go also allows only ASCII letters, digits and ``_`` in a
+``(?P<name>…)``, where RE2 allows any Unicode word character.
+
+The height is computed on the tree Go's parser builds: a capture, a repetition, a concat
+of two or more pieces and an alternation of two or more branches each add a level;
+``(?:…)`` and flag groups add none (Go flattens a concat into a concat and an alternation
+into an alternation); a run of literal characters is one leaf; and an alternation is
+factored as Go's parser factors it: common literal prefixes (``ab|acX`` is
+``a(?:b|cX)``, a level higher), common leading classes, runs of single characters (one
+class) and of empty branches. Not followed: case-folding flags (a prefix in ``(?i)`` compares as
+written) and fixed repetitions as common leading pieces; escapes compare as written
+(``\\x61`` is not ``a``). Tested against Alertmanager in
+tests/integration/test_routing_differential.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+MAX_HEIGHT = 1000  # regexp/syntax maxHeight
+# Leaves Go's alternation collapses into one character class: a single literal
+# character, a class, an escape class (\d, \pL, …) or `.`.
+_CHAR, _RUN, _OTHER = "char", "run", "other"
+_CLASS_ESCAPES = set("dDwWsSpP")
+_ANCHOR_ESCAPES = set("bBAz")
+
+
+@dataclass
+class _Piece:
+    """One piece of a branch (a concat's member): its height and kind (_RUN: literal
+    characters, ``tokens``; _CHAR: a class-like leaf, ``token`` its text; _OTHER), and
+    for an alternation its factored branches (Go flattens an alternation that is a whole
+    branch of another into it)."""
+
+    height: int
+    kind: str
+    tokens: list[str] = field(default_factory=list)
+    token: str = ""
+    branches: list[list[_Piece]] | None = None
+    # A run made by factoring is a view of another's tokens, tokens[start:stop], so that
+    # factoring a long ladder of prefixes does not copy them at every level.
+    start: int = 0
+    stop: int | None = None
+
+    def run(self) -> list[str]:
+        return self.tokens[self.start : self.stop]
+
+    def run_length(self) -> int:
+        return (len(self.tokens) if self.stop is None else self.stop) - self.start
+
+
+def _height(branch: list[_Piece]) -> int:
+    """A branch's height: an empty match, its one piece, or a concat of its pieces."""
+    if not branch:
+        return 1
+    if len(branch) == 1:
+        return branch[0].height
+    return 1 + max(p.height for p in branch)
+
+
+def _char_key(branch: list[_Piece]) -> str | None:
+    """The text of a branch that is one character or class (Go collapses runs of them
+    into one class), or None."""
+    if len(branch) != 1:
+        return None
+    piece = branch[0]
+    if piece.kind == _RUN and piece.run_length() == 1:
+        return piece.tokens[piece.start]
+    return piece.token if piece.kind == _CHAR else None
+
+
+def _lead(branch: list[_Piece]) -> _Piece | None:
+    """The literal run a branch starts with (Go's leadingString), or None."""
+    return branch[0] if branch and branch[0].kind == _RUN else None
+
+
+def _common(prefix: _Piece | None, length: int, lead: _Piece | None) -> int:
+    """How many of the first ``length`` characters of ``prefix`` ``lead`` starts with."""
+    if prefix is None or lead is None:
+        return 0
+    same, most = 0, min(length, lead.run_length())
+    while same < most and prefix.tokens[prefix.start + same] == lead.tokens[lead.start + same]:
+        same += 1
+    return same
+
+
+def _node(pieces: list[_Piece]) -> _Piece:
+    """The pieces as one node (a concat when several)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return _Piece(_height(pieces), _OTHER)
+
+
+class _TooDeep(Exception):
+    """Factoring nested past MAX_HEIGHT levels: each adds a level, so the tree does too."""
+
+
+def _factor(subs: list[list[_Piece]], depth: int) -> list[list[_Piece]]:
+    """Go's ``factor`` on an alternation's branches, heights only: common literal
+    prefixes, then common leading classes, then runs of single characters, then runs of
+    empty branches."""
+    out: list[list[_Piece]] = []
+    prefix: _Piece | None = None
+    length = start = i = 0
+    while i <= len(subs):
+        if i < len(subs):
+            same = _common(prefix, length, _lead(subs[i]))
+            if same:
+                length, i = same, i + 1
+                continue
+        if i - start >= 2 and prefix is not None:
+            rests = []
+            for branch in subs[start:i]:
+                first = branch[0]
+                rest = _Piece(1, _RUN, first.tokens, start=first.start + length, stop=first.stop)
+                rests.append(([rest] if rest.run_length() else []) + branch[1:])
+            head = _Piece(1, _RUN, prefix.tokens, start=prefix.start, stop=prefix.start + length)
+            out.append([head, _node(_alternate(rests, depth + 1))])
+        else:
+            out.extend(subs[start:i])
+        start, prefix = i, _lead(subs[i]) if i < len(subs) else None
+        length = prefix.run_length() if prefix is not None else 0
+        i += 1
+    subs, out = out, []
+    start = 0
+    for i in range(len(subs) + 1):
+        key = _char_key(subs[i][:1]) if i < len(subs) else None
+        if i < len(subs) and key is not None and key == _char_key(subs[start][:1]):
+            continue
+        if i - start >= 2:
+            rests = [branch[1:] for branch in subs[start:i]]
+            out.append([subs[start][0], _node(_alternate(rests, depth + 1))])
+        else:
+            out.extend(subs[start:i])
+        start = i
+    merged: list[list[_Piece]] = []
+    for branch in out:
+        last = merged[-1] if merged else None
+        if last is not None and _char_key(last) is not None and _char_key(branch) is not None:
+            merged[-1] = [_Piece(1, _CHAR, token=f"[{_char_key(last)}{_char_key(branch)}]")]
+        elif last is not None and not last and not branch:
+            continue  # a run of empty branches is one
+        else:
+            merged.append(branch)
+    return merged
+
+
+def _alternate(branches: list[list[_Piece]], depth: int = 0) -> list[_Piece]:
+    """The pieces an alternation of ``branches`` adds to its parent's branch: its one
+    branch's pieces when factoring leaves one, else one alternation node."""
+    flat: list[list[_Piece]] = []
+    for branch in branches:
+        if len(branch) == 1 and branch[0].branches is not None:
+            flat.extend(branch[0].branches)
+        else:
+            flat.append(branch)
+    if depth > MAX_HEIGHT:
+        raise _TooDeep
+    subs = _factor(flat, depth)
+    if len(subs) == 1:
+        return subs[0]
+    return [_Piece(1 + max(_height(b) for b in subs), _OTHER, branches=subs)]
+
+
+@dataclass
+class _Frame:
+    """One open group: capturing or not, its finished branches and the current one."""
+
+    capture: bool
+    branches: list[list[_Piece]] = field(default_factory=list)
+    pieces: list[_Piece] = field(default_factory=list)
+
+    def literal(self, token: str) -> None:
+        last = self.pieces[-1] if self.pieces else None
+        if last is not None and last.kind == _RUN:
+            if last.start or last.stop is not None:  # a view: extended as its own copy
+                last.tokens, last.start, last.stop = last.run(), 0, None
+            last.tokens.append(token)
+        else:
+            self.pieces.append(_Piece(1, _RUN, tokens=[token]))
+
+    def leaf(self, kind: str, token: str = "") -> None:
+        self.pieces.append(_Piece(1, kind, token=token))
+
+    def repeat(self) -> None:
+        if not self.pieces:
+            return  # a repetition of nothing: both engines refuse it
+        last = self.pieces[-1]
+        if last.kind == _RUN and last.run_length() > 1:
+            # A repetition applies to the run's last character only.
+            last.tokens, last.start, last.stop = last.run()[:-1], 0, None
+            self.pieces.append(_Piece(2, _OTHER))
+        else:
+            self.pieces[-1] = _Piece(last.height + 1, _OTHER)
+
+    def end_branch(self) -> None:
+        self.branches.append(self.pieces)
+        self.pieces = []
+
+    def close(self) -> list[_Piece]:
+        """The pieces the closed group adds to its parent's branch: a capture's one
+        node; a ``(?:…)`` group's own pieces (Go flattens a concat into a concat) or its
+        alternation."""
+        if self.branches:
+            self.end_branch()
+            pieces = _alternate(self.branches)
+        else:
+            pieces = self.pieces
+        if self.capture:
+            return [_Piece(_height(pieces) + 1, _OTHER)]
+        return pieces
+
+
+def _class_end(value: str, i: int) -> int:
+    """The index after the ``]`` closing the class opened at ``value[i]``."""
+    n = len(value)
+    i += 1
+    if value.startswith("^", i):
+        i += 1
+    if value.startswith("]", i):
+        i += 1
+    while i < n and value[i] != "]":
+        if value.startswith("[:", i):
+            end = value.find(":]", i + 2)
+            i = end + 2 if end >= 0 else i + 1
+        elif value[i] == "\\":
+            i += 2
+        else:
+            i += 1
+    return i + 1
+
+
+def _repeat_end(value: str, i: int) -> int:
+    """The index after ``{n}``, ``{n,}`` or ``{n,m}`` at ``value[i]``, or ``i`` when it is
+    not one (then ``{`` is a literal, as in Go)."""
+    end = value.find("}", i)
+    if end < 0:
+        return i
+    body = value[i + 1 : end]
+    low, _, high = body.partition(",")
+    if low.isdigit() and low.isascii() and (not high or (high.isdigit() and high.isascii())):
+        return end + 1
+    return i
+
+
+def tree_height(value: str) -> _Frame:
+    """The parse of ``value`` as Go's parser shapes it, as the top group's frame, heights
+    only (a leaf is 1). Iterative, so a regex nested any depth is read without
+    recursion."""
+    stack = [_Frame(capture=False)]
+    i, n = 0, len(value)
+    while i < n:
+        char = value[i]
+        top = stack[-1]
+        if char == "\\" and i + 1 < n:
+            following = value[i + 1]
+            if following == "Q":
+                end = value.find("\\E", i + 2)
+                text = value[i + 2 : n if end < 0 else end]
+                for token in text:
+                    top.literal(token)
+                i = n if end < 0 else end + 2
+                continue
+            if following in _CLASS_ESCAPES:
+                if following in "pP" and value.startswith("{", i + 2):
+                    end = value.find("}", i + 3)
+                    end = n if end < 0 else end + 1
+                else:
+                    end = i + (3 if following in "pP" else 2)
+                top.leaf(_CHAR, value[i:end])
+                i = end
+                continue
+            if following in _ANCHOR_ESCAPES:
+                top.leaf(_OTHER)
+                i += 2
+                continue
+            if following == "x" and value.startswith("{", i + 2):
+                end = value.find("}", i + 3)
+                end = n if end < 0 else end + 1
+            else:
+                end = i + (4 if following == "x" else 2)
+            top.literal(value[i:end])
+            i = end
+            continue
+        if char == "[":
+            end = _class_end(value, i)
+            top.leaf(_CHAR, value[i:end])
+            i = end
+            continue
+        if char == "(":
+            if value.startswith("(?", i):
+                close = value.find(")", i)
+                colon = value.find(":", i)
+                named = value.startswith(("(?P<", "(?<"), i)
+                if named:
+                    i = value.find(">", i) + 1 or n
+                    stack.append(_Frame(capture=True))
+                elif 0 <= colon < close or close < 0:
+                    i = colon + 1 if colon >= 0 else n
+                    stack.append(_Frame(capture=False))
+                else:
+                    i = close + 1  # (?flags): no node
+                continue
+            stack.append(_Frame(capture=True))
+            i += 1
+            continue
+        if char == ")" and len(stack) > 1:
+            i += 1
+            quantified = value.startswith(("*", "+", "?"), i) or (
+                value.startswith("{", i) and _repeat_end(value, i) > i
+            )
+            pieces = stack.pop().close()
+            if quantified and (len(pieces) != 1 or pieces[0].run_length() > 1):
+                # (?:ab*)* and (?:ab)* repeat the group: one node, not its last piece.
+                pieces = [_Piece(_height(pieces), _OTHER)]
+            stack[-1].pieces.extend(pieces)
+            continue
+        if char == "|":
+            top.end_branch()
+            i += 1
+            continue
+        if char in "*+?":
+            top.repeat()
+            i += 1
+            if value.startswith("?", i):  # non-greedy: the same node
+                i += 1
+            continue
+        if char == "{":
+            end = _repeat_end(value, i)
+            if end > i:
+                top.repeat()
+                i = end
+                if value.startswith("?", i):
+                    i += 1
+                continue
+        if char in ".^$":
+            top.leaf(_CHAR if char == "." else _OTHER, char)
+        else:
+            top.literal(char)
+        i += 1
+    while len(stack) > 1:  # unbalanced: RE2 refuses it anyway
+        stack[-2].pieces.extend(stack.pop().close())
+    return stack[0]
+
+
+def wrapped_height(value: str) -> int:
+    """The height of the tree Go builds for ``^(?:value)$``, as Alertmanager compiles a
+    matcher's regex: the anchors and the value's own pieces in one concat. Past
+    MAX_HEIGHT levels of factoring it is MAX_HEIGHT + 1 (each level adds one)."""
+    # Factoring recurses, two frames a level, up to MAX_HEIGHT levels before _TooDeep.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * MAX_HEIGHT + 1000))
+    try:
+        return _height([_Piece(1, _OTHER), *tree_height(value).close(), _Piece(1, _OTHER)])
+    except _TooDeep:
+        return MAX_HEIGHT + 1
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def nesting_refusal(value: str) -> str | None:
+    """Why Go refuses ``value`` wrapped as Alertmanager wraps it (``^(?:value)$``, one
+    level higher) for nesting too deeply, or None."""
+    height = wrapped_height(value)
+    if height > MAX_HEIGHT:
+        return (
+            f"it nests too deeply for Go's regexp (a parse tree {height} levels high, at "
+            f"most {MAX_HEIGHT} once Alertmanager wraps it in ^(?:…)$)"
+        )
+    return None
+
+
+def capture_name_refusal(name: str) -> str | None:
+    """Why Go refuses ``name`` as a ``(?P<name>…)`` group name, or None: Go allows ASCII
+    letters, digits and ``_`` only."""
+    if name and all(c == "_" or (c.isascii() and c.isalnum()) for c in name):
+        return None
+    return f"the group name {name!r} is not Go regexp syntax (ASCII letters, digits and _ only)"

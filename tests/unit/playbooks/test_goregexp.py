@@ -1,0 +1,107 @@
+"""Go's regexp limits that RE2 does not share (playbooks/goregexp.py): parse-tree height
+and capture-group names. The levels are those at which Alertmanager 0.25 (Go 1.19.8)
+starts refusing each shape, measured with ``amtool check-config`` (trial 12) and
+re-checked by tests/integration/test_routing_differential.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from playbooks.errors import RoutingConfigError
+from playbooks.goregexp import MAX_HEIGHT, capture_name_refusal, wrapped_height
+from playbooks.routing import Matcher
+
+# (shape, the first nesting level Alertmanager refuses): {} is where the next level goes.
+SHAPES = [
+    ("({})", 999),
+    ("({})*", 500),
+    ("(?:{})*", 999),
+    ("(a|{})", 500),
+    ("(a{})", 500),
+    ("[ab]|({})", 500),
+    ("({})+?", 500),
+    ("((?:x|y)|{})", 500),
+    (r"\d({})", 500),
+    # Go factors common prefixes: ab|ac… is a(?:b|c…), a level higher per nesting.
+    ("(ab|ac{})", 250),
+    ("(?:ab|a{})", 501),
+    ("(a|b|{})", 500),
+]
+# Shapes Go flattens, which never nest however deep they are written.
+FLAT = ["(?:{})", "(?:a|b|{})", "(?:{}b)", "(?i:{})", "{}c", "(?:{}|)", "(?:ab|ac|{})"]
+
+
+def nest(shape: str, levels: int, core: str = "a") -> str:
+    text = core
+    for _ in range(levels):
+        text = shape.format(text)
+    return text
+
+
+@pytest.mark.parametrize(("shape", "refused_from"), SHAPES)
+def test_height_limit_is_where_alertmanager_refuses(shape: str, refused_from: int) -> None:
+    assert wrapped_height(nest(shape, refused_from - 1)) <= MAX_HEIGHT
+    assert wrapped_height(nest(shape, refused_from)) > MAX_HEIGHT
+    Matcher.build("kind", "=~", nest(shape, refused_from - 1))
+    with pytest.raises(RoutingConfigError, match="nests too deeply for Go's regexp"):
+        Matcher.build("kind", "=~", nest(shape, refused_from))
+
+
+@pytest.mark.parametrize("shape", FLAT)
+def test_flattened_groups_do_not_count(shape: str) -> None:
+    assert wrapped_height(nest(shape, 2000)) <= 3
+    Matcher.build("category", "=~", nest(shape, 2000))
+
+
+def test_empty_groups_and_unbalanced_text_are_measured() -> None:
+    assert wrapped_height("(" * 998 + ")" * 998) == MAX_HEIGHT
+    assert wrapped_height("(" * 999 + ")" * 999) == MAX_HEIGHT + 1
+    assert wrapped_height("(" * 5) > 1  # unbalanced: RE2 refuses it; measured, no error
+    assert wrapped_height("") == 2
+
+
+@pytest.mark.parametrize(
+    ("regex", "height"),
+    [
+        ("ab|ac", 2),
+        ("ab|a", 3),
+        ("abc|abd|ae", 4),
+        ("a|b", 2),
+        ("(?:|)", 2),
+        ("[ab]x|[ab]y", 2),
+        ("([ab]x|[ab]y)", 4),
+    ],
+)
+def test_alternations_are_factored_as_go_factors_them(regex: str, height: int) -> None:
+    # ab|ac is a[bc]; ab|a is a(?:b|); abc|abd|ae is a(?:b[cd]|e); [ab]x|[ab]y is
+    # [ab][xy] (each then in ^…$, one concat; a capture keeps its own).
+    assert wrapped_height(regex) == height
+
+
+def test_a_ladder_of_prefixes_is_factored_level_by_level() -> None:
+    # a|aa|aaa|… is a(?:|a(?:|a(?:…))): two levels a rung; Alertmanager accepts 500 rungs
+    # and refuses 501 (measured). Factoring 600 levels deep needs more than Python's
+    # default recursion limit: no RecursionError.
+    def ladder(rungs: int) -> str:
+        return "|".join("a" * i for i in range(1, rungs + 1))
+
+    assert wrapped_height(ladder(500)) == 999
+    assert wrapped_height(ladder(501)) == 1001
+    assert wrapped_height(ladder(600)) == 1199
+
+
+def test_deep_nesting_needs_no_recursion() -> None:
+    assert wrapped_height(nest("({})", 50_000)) == 50_002
+
+
+@pytest.mark.parametrize("name", ["n", "N_1", "_", "1a"])
+def test_ascii_group_names_are_go_syntax(name: str) -> None:
+    assert capture_name_refusal(name) is None
+    Matcher.build("kind", "=~", f"(?P<{name}>a)")
+
+
+@pytest.mark.parametrize("name", ["é", "nå", "ñ1", "名"])
+def test_non_ascii_group_names_are_refused(name: str) -> None:
+    assert capture_name_refusal(name) is not None
+    with pytest.raises(RoutingConfigError, match="is not Go regexp syntax"):
+        Matcher.build("kind", "=~", f"(?P<{name}>a)")
