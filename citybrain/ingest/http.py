@@ -20,8 +20,9 @@ safe, the worker drops an exact duplicate). Bodies above
 ``Content-Length`` (ASCII digits: 411 without one, 400 for another value; a chunked body
 is 411, one with both headers 400, as RFC 9112 section 6.3 asks of a server that does not
 take chunked bodies); a ``Content-Type`` other than JSON (``application/json`` or
-``*/*+json``, UTF-8) is 415. A body not sent within ``timeout`` seconds is 408. Any
-unexpected fault answers 500 and leaves the server running.
+``*/*+json``, UTF-8) is 415, and so is a compressed one (a ``Content-Encoding`` other than
+``identity``; the answer's ``Accept-Encoding: identity`` says so). A body not sent within
+``timeout`` seconds is 408. Any unexpected fault answers 500 and leaves the server running.
 """
 
 from __future__ import annotations
@@ -334,9 +335,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._answer(200, {"status": "ok", "pending": self.server.publisher.pending})
 
-    def _refused(self, reason: str, status: int, body: dict[str, Any]) -> None:
+    def _refused(
+        self,
+        reason: str,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.server.metrics.refused.labels(STREAMS[self.path], reason).inc()
-        self._answer(status, body)
+        self._answer(status, body, headers)
 
     # Every other method a client may try on a known path is 405, not the standard
     # library's 501 "Unsupported method".
@@ -362,7 +369,9 @@ class _Handler(BaseHTTPRequestHandler):
         if refusal is not None:
             status, body = refusal
             self.close_connection = True  # the body is left unread
-            self._refused(HEADER_REASONS[status], status, body)
+            # RFC 9110 section 12.5.3: a 415 for a content coding says which it takes.
+            extra = {"Accept-Encoding": "identity"} if body["field"] == "Content-Encoding" else None
+            self._refused(HEADER_REASONS[status], status, body, extra)
             return
         length = int(self.headers["Content-Length"])
         try:
@@ -452,6 +461,21 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
         return 413, {
             "error": f"body is {digits[:40]} bytes, at most {max_body} are accepted",
             "field": "Content-Length",
+        }
+    codings = [
+        c.strip().lower()
+        for value in headers.get_all("Content-Encoding", [])
+        for c in value.split(",")
+        if c.strip()
+    ]
+    if any(c != "identity" for c in codings):
+        # Read as JSON, a gzipped body was refused as "byte 0x00 (NUL) ... UTF-16?",
+        # which hid the cause (RFC 9110 section 15.5.16: 415 for a coding not taken).
+        coding = ", ".join(headers.get_all("Content-Encoding", []))
+        return 415, {
+            "error": f"Content-Encoding is {coding[:80]!r}: the ingest takes uncompressed JSON "
+            "only; send the body without compression (no Content-Encoding, or identity)",
+            "field": "Content-Encoding",
         }
     kind = headers.get("Content-Type")
     if kind is not None:

@@ -286,6 +286,11 @@ def headers(**values: str) -> Message:
             415,
             "Content-Type",
         ),
+        # Trial 13: a gzipped body was read as JSON and refused as "byte 0x00 (NUL) ...
+        # UTF-16 or UTF-32 text?", which hid that the ingest does not take compression.
+        ({"Content_Length": "10", "Content_Encoding": "gzip"}, 415, "Content-Encoding"),
+        ({"Content_Length": "10", "Content_Encoding": "deflate"}, 415, "Content-Encoding"),
+        ({"Content_Length": "10", "Content_Encoding": "identity, br"}, 415, "Content-Encoding"),
     ],
 )
 def test_bad_request_headers_are_refused_naming_the_header(
@@ -294,6 +299,16 @@ def test_bad_request_headers_are_refused_naming_the_header(
     refusal = _refusal(headers(**given), MAX_BODY)
     assert refusal is not None
     assert (refusal[0], refusal[1]["field"]) == (status, field)
+
+
+def test_a_compressed_body_is_refused_saying_to_send_it_uncompressed() -> None:
+    refusal = _refusal(headers(Content_Length="10", Content_Encoding="gzip"), MAX_BODY)
+    assert refusal is not None
+    assert refusal[1]["error"] == (
+        "Content-Encoding is 'gzip': the ingest takes uncompressed JSON only; send the body "
+        "without compression (no Content-Encoding, or identity)"
+    )
+    assert _refusal(headers(Content_Length="10", Content_Encoding="identity"), MAX_BODY) is None
 
 
 def test_two_different_content_lengths_are_refused() -> None:

@@ -7,6 +7,7 @@ retained publish (MQTT's way to clear a retained value) was dead-lettered bad_pa
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import socket
@@ -155,6 +156,22 @@ def test_a_known_path_with_another_method_is_405_with_allow(
     status, headers, body = call(server, method, path, b"{}" if method != "GET" else None)
     assert (status, headers["Allow"]) == (405, allow)
     assert json.loads(body)["error"] == f"{path} takes {allow}, not {method}"
+
+
+def test_a_gzipped_body_is_415_with_accept_encoding(server: IngestHttpServer) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}/ingest/v1/readings"
+    headers = {
+        "Authorization": f"Bearer {GATEWAY}",
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
+    request = urllib.request.Request(
+        url, data=gzip.compress(json.dumps(GOOD).encode()), method="POST", headers=headers
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=10)
+    assert (raised.value.code, raised.value.headers["Accept-Encoding"]) == (415, "identity")
+    assert json.loads(raised.value.read())["field"] == "Content-Encoding"
 
 
 def test_an_unknown_path_is_404_listing_the_paths(server: IngestHttpServer) -> None:
