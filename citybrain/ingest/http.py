@@ -146,7 +146,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
     bad ones (``readings[i].<field>``), each read on its own; ``BadBody`` when the body
     is no reading, pack or list, or none of its readings is valid."""
     try:
-        body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
+        body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:
         raise BadBody([_problem(exc, None)]) from None
     if isinstance(body, dict) and body.get("schema") == PACK_SCHEMA:
@@ -191,7 +191,7 @@ def ngsi_readings(
     and attribute (``data[0].no2``: one attribute's fault costs no other reading);
     ``BadBody`` when the body is no notification or none of its readings is valid."""
     try:
-        body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
+        body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:
         raise BadBody([_problem(exc, None)]) from None
     try:

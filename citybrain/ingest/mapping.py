@@ -191,7 +191,7 @@ class MqttMapping:
 
     def _payload_fields(self, payload: bytes, topic: dict[str, str], doc: dict[str, Any]) -> None:
         try:
-            body = decode_json(payload)  # as the worker reads JSON (BOM, NaN by field)
+            body = decode_json(payload, unique_keys=True)  # as the worker reads it, keys once
         except EventError as exc:
             raise EventError(
                 "bad_payload",

@@ -70,6 +70,29 @@ def test_json_is_read_as_the_worker_reads_it(
     assert [(e["code"], e["field"]) for e in err.value.errors] == [(code, field)]
 
 
+def test_a_key_given_twice_is_refused_naming_it_and_where(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    # Trial 13: {"value": 2.5, "value": 9999} was read as 9999 (the last wins, silently).
+    body = raw([GOOD]).replace(b'"value": 2.1', b'"value": 2.1, "value": 9.9')
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    [problem] = err.value.errors
+    assert (problem["field"], problem["code"]) == ("body", "bad_json")
+    assert problem["message"] == (
+        "not valid JSON: key 'value' is given twice in one object (in [0]): which value is "
+        "meant? (RFC 8259 section 4: names should be unique)"
+    )
+    entity = example("AirQualityObserved")
+    notification = raw({"data": [entity]}).replace(
+        b'"type": "AirQualityObserved"',
+        b'"type": "AirQualityObserved", "type": "TrafficFlowObserved"',
+    )
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(notification, NgsiMapping(ingest_grid), validator, T_NOW)
+    assert "key 'type' is given twice in one object (in data[0])" in err.value.errors[0]["message"]
+
+
 def test_a_body_with_a_byte_order_mark_is_read_past_it(validator: EventValidator) -> None:
     body = b"\xef\xbb\xbf" + raw({"schema": "reading/1", **GOOD})
     assert [r.value for r in readings_from_body(body, validator, T_NOW).readings] == [2.1]

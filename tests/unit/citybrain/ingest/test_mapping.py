@@ -217,6 +217,23 @@ def test_json_is_read_as_the_worker_reads_it_so_the_field_is_named(
     assert (err.value.code, err.value.field) == (code, "value")
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"value": 2.5, "value": 9.5}',
+        b'{"value": 2.5, "ts": 1789999700, "ts": 1789999760}',
+        b'{"value": 2.5, "sensor_id": "gauge-1", "sensor_id": "gauge-2"}',
+        b'{"value": 2.5, "v\\u0061lue": 9.5}',  # the same key, one spelt with an escape
+    ],
+)
+def test_a_key_given_twice_is_bad_payload_naming_it(mapping: MqttMapping, payload: bytes) -> None:
+    # Trial 13: the last of the two was taken silently, a reading nobody meant.
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert err.value.code == "bad_payload"
+    assert "is given twice in one object" in str(err.value)
+
+
 def test_a_payload_with_a_byte_order_mark_is_read_past_it(mapping: MqttMapping) -> None:
     # PowerShell and Windows tools write one; the worker already read past it.
     doc = mapping.to_document("city/e/gauge-1/water_level", b'\xef\xbb\xbf{"value": 2.5}', T_NOW)
