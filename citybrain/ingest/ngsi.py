@@ -184,7 +184,7 @@ class NgsiMapping:
         if code not in factors:
             raise EventError(
                 "bad_unit",
-                f"{attr}.metadata.unitCode.value",
+                f"{attr}.unitCode" if "unitCode" in spec else f"{attr}.metadata.unitCode.value",
                 code,
                 f"expected one of {sorted(factors)} for {kind} ({DEFAULT_KINDS[kind].unit})",
             )
@@ -254,16 +254,35 @@ def _number(spec: Any, attr: str) -> float:
 
 
 def _unit_code(spec: dict[str, Any], attr: str, default: str) -> str:
-    meta = spec.get("metadata")
-    if not isinstance(meta, dict) or "unitCode" not in meta:
-        return default
-    unit = meta["unitCode"]
-    code = unit.get("value", MISSING) if isinstance(unit, dict) else unit
-    if not isinstance(code, str):
-        raise EventError(
-            "bad_type", f"{attr}.metadata.unitCode.value", code, "expected a UN/CEFACT code"
-        )
-    return code
+    """The attribute's UN/CEFACT unit code: NGSI-v2's ``metadata.unitCode.value``, or
+    NGSI-LD's ``unitCode`` beside the value; ``default`` only when neither is given.
+    A unit given in a shape not read here is refused, never taken for the default
+    (trial 13: ``"unitCode": "GP"`` beside the value, and metadata as a list, read
+    0.05 mg/m3 as 0.05 ug/m3)."""
+    meta = spec.get("metadata", MISSING)
+    codes: dict[str, Any] = {}
+    if meta is not MISSING and meta is not None:
+        if not isinstance(meta, dict):
+            raise EventError(
+                "bad_type",
+                f"{attr}.metadata",
+                meta,
+                'expected an object of metadata ({"unitCode": {"value": "GQ"}}, NGSI-v2): '
+                "its unit code is not guessed",
+            )
+        if "unitCode" in meta:
+            unit = meta["unitCode"]
+            code = unit.get("value", MISSING) if isinstance(unit, dict) else unit
+            codes[f"{attr}.metadata.unitCode.value"] = code
+    if "unitCode" in spec:  # NGSI-LD puts it beside the value
+        codes[f"{attr}.unitCode"] = spec["unitCode"]
+    for where, code in codes.items():
+        if not isinstance(code, str):
+            raise EventError("bad_type", where, code, "expected a UN/CEFACT code")
+    if len(set(codes.values())) > 1:
+        (first, one), (second, other) = codes.items()
+        raise EventError("bad_unit", second, other, f"differs from {first} {one!r}")
+    return next(iter(codes.values()), default)
 
 
 def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:

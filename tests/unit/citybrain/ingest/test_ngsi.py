@@ -67,6 +67,42 @@ def test_milligrams_convert_and_unknown_unit_codes_are_refused(ngsi: NgsiMapping
     assert (err.code, err.field) == ("bad_unit", "no2.metadata.unitCode.value")
 
 
+@pytest.mark.parametrize(
+    ("no2", "code", "field"),
+    [
+        # NGSI-LD's Property form: the unit code beside the value, not in metadata.
+        ({"type": "Property", "value": 0.069, "unitCode": "GP"}, None, None),
+        ({"type": "Number", "value": 0.069, "unitCode": "GP", "metadata": {}}, None, None),
+        ({"type": "Property", "value": 69, "unitCode": "59"}, "bad_unit", "no2.unitCode"),
+        ({"type": "Property", "value": 69, "unitCode": ["GP"]}, "bad_type", "no2.unitCode"),
+        (
+            {"type": "Number", "value": 69, "unitCode": "GQ", "metadata": {"unitCode": "GP"}},
+            "bad_unit",
+            "no2.unitCode",
+        ),
+        # Metadata as a list (NGSI-v1's "metadatas" shape): the unit was taken as GQ.
+        (
+            {"type": "Number", "value": 0.069, "metadata": [{"name": "unitCode", "value": "GP"}]},
+            "bad_type",
+            "no2.metadata",
+        ),
+        ({"type": "Number", "value": 0.069, "metadata": "GP"}, "bad_type", "no2.metadata"),
+    ],
+)
+def test_a_unit_code_is_read_where_it_is_given_or_refused_never_defaulted(
+    ngsi: NgsiMapping, no2: dict[str, object], code: str | None, field: str | None
+) -> None:
+    # Trial 13: {"value": 0.069, "unitCode": "GP"} (mg/m3) was read as 0.069 ug/m3.
+    entity = example("AirQualityObserved")
+    entity["no2"] = no2
+    found = ngsi.entity(entity)
+    if code is None:
+        assert [d["value"] for d in found.documents] == [69.0]
+    else:
+        [err] = found.errors
+        assert (err.code, err.field) == (code, field) and not found.documents
+
+
 def bad(mutate: str) -> dict[str, object]:
     entity = copy.deepcopy(example("TrafficFlowObserved"))
     if mutate == "type":
