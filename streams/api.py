@@ -39,7 +39,7 @@ from playbooks.schema import parse_duration
 from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
 from streams.context import API_KAFKA_WAIT, Context, run_key
 from streams.errors import EventError, show
-from streams.events import parse_ts
+from streams.events import check_unique_keys, parse_ts
 from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,25 @@ def nested_at_most(doc: Any, limit: int) -> bool:
             inner = value.values() if isinstance(value, dict) else value
             stack.extend((item, depth + 1) for item in inner)
     return True
+
+
+def json_body(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object; ``ApiError`` 400 when it is not JSON, not an
+    object, nested deeper than MAX_BODY_DEPTH, or gives a key twice in one object
+    (``{"satisfied": true, "satisfied": false}``: the last was taken silently, trial 13)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "body must be a JSON object")
+    if not nested_at_most(doc, MAX_BODY_DEPTH):
+        raise ApiError(400, f"body nests deeper than {MAX_BODY_DEPTH} levels")
+    try:
+        check_unique_keys(raw, doc)
+    except EventError as exc:
+        raise ApiError(400, f"body is {exc.reason}") from None
+    return doc
 
 
 def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
@@ -501,15 +520,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         wrong_type = json_content_type(request.headers.get("Content-Type"))
         if wrong_type:
             raise ApiError(415, wrong_type)
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, f"body is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ApiError(400, "body must be a JSON object")
-        if not nested_at_most(doc, MAX_BODY_DEPTH):
-            raise ApiError(400, f"body nests deeper than {MAX_BODY_DEPTH} levels")
-        return doc
+        return json_body(raw)
 
     async def find_run(run_id: str) -> Run:
         try:

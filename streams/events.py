@@ -290,7 +290,9 @@ class EventValidator:
         return Reading(ts, sensor_id, kind_id, float(value), unit, grid_cell)
 
     def incident(self, raw: bytes, now: float) -> IncidentReport:
-        doc = _decode(raw, INCIDENT_SCHEMA)
+        # Keys checked once each (not readings': their hot path): a report's id or
+        # category given twice would otherwise be one of the two, silently.
+        doc = _decode(raw, INCIDENT_SCHEMA, unique_keys=True)
         ts = self._event_time(doc, now)
         report_id = _string(doc, "report_id", MAX_ID_CHARS)
         category = _string(doc, "category", MAX_ID_CHARS)
@@ -392,7 +394,7 @@ def decode_json(raw: bytes, unique_keys: bool = False) -> Any:
     given twice in one object, whose value either parser would pick silently."""
     doc = _decode_json(raw)
     if unique_keys:
-        _check_unique_keys(raw, doc)
+        check_unique_keys(raw, doc)
     return doc
 
 
@@ -442,8 +444,8 @@ def _decode_json(raw: bytes) -> Any:
     return doc
 
 
-def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
-    doc = decode_json(raw)
+def _decode(raw: bytes, schema: str | tuple[str, ...], unique_keys: bool = False) -> dict[str, Any]:
+    doc = decode_json(raw, unique_keys)
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     schemas = (schema,) if isinstance(schema, str) else schema
@@ -469,9 +471,10 @@ def _pairs(items: list[tuple[str, Any]]) -> _Pairs:
     return out
 
 
-def _check_unique_keys(raw: bytes, doc: Any) -> None:
-    """Raises ``EventError`` (``bad_json``) naming the first key given twice in one object
-    and where (``{"value": 1, "value": 9}``: both parsers keep the last silently, so a
+def check_unique_keys(raw: bytes, doc: Any) -> None:
+    """For ``doc`` as read from ``raw`` (by ``decode_json`` or orjson): raises
+    ``EventError`` (``bad_json``) naming the first key given twice in one object and
+    where (``{"value": 1, "value": 9}``: both parsers keep the last silently, so a
     sender's mistake would become a reading nobody sent). RFC 8259 section 4: names
     should be unique, and parsers differ on which value wins."""
     if b"\\u" not in raw:

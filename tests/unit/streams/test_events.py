@@ -285,7 +285,7 @@ def test_a_key_given_twice_is_named_where_the_sender_json_arrives(raw: bytes, tw
     with pytest.raises(EventError) as err:
         decode_json(raw, unique_keys=True)
     assert err.value.code == "bad_json" and twice in err.value.reason
-    decode_json(raw)  # the worker's own topics: unchecked (its hot path), the last wins
+    decode_json(raw)  # readings on the worker's topics: unchecked (its hot path)
 
 
 @pytest.mark.parametrize(
@@ -294,3 +294,11 @@ def test_a_key_given_twice_is_named_where_the_sender_json_arrives(raw: bytes, tw
 )
 def test_keys_given_once_pass_the_check(raw: bytes) -> None:
     assert decode_json(raw, unique_keys=True) == decode_json(raw)
+
+
+def test_an_incident_giving_a_key_twice_is_bad_json(grid: Grid) -> None:
+    # Trial 13: the worker took the last report_id of two, silently.
+    raw = json.dumps(incident()).encode().replace(b'"r-1"', b'"r-1", "report_id": "r-2"')
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).incident(raw, NOW)
+    assert err.value.code == "bad_json" and "'report_id' is given twice" in err.value.reason
