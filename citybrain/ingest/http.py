@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -303,11 +304,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    @property
+    def route(self) -> str:
+        """The request's path without its query (``?token=…``, Orion's ``httpCustom``
+        ``qs``) or an absolute form's scheme and host: a notification URL with a query
+        was a 404, which Orion does not retry (trial 13)."""
+        return urlsplit(self.path).path
+
     def _routed(self) -> bool:
         """True when the path takes this request's method; else answers 404 (unknown
         path) or 405 naming the method it takes (``Allow``). The body of a refused
         request is left unread, so the connection closes."""
-        allowed = METHODS.get(self.path)
+        allowed = METHODS.get(self.route)
         if allowed == self.command:
             return True
         self.close_connection = True
@@ -317,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(
                 405,
-                {"error": f"{self.path} takes {allowed}, not {self.command}"},
+                {"error": f"{self.route} takes {allowed}, not {self.command}"},
                 {"Allow": allowed},
             )
         return False
@@ -325,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self._routed():
             return
-        if self.path == METRICS_PATH:
+        if self.route == METRICS_PATH:
             data = self.server.metrics.exposition()
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
@@ -342,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         body: dict[str, Any],
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.server.metrics.refused.labels(STREAMS[self.path], reason).inc()
+        self.server.metrics.refused.labels(STREAMS[self.route], reason).inc()
         self._answer(status, body, headers)
 
     # Every other method a client may try on a known path is 405, not the standard
@@ -383,19 +391,19 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         now = srv.clock()
-        stream = STREAMS[self.path]
+        stream = STREAMS[self.route]
         try:
-            if self.path == READINGS_PATH:
+            if self.route == READINGS_PATH:
                 found = readings_from_body(raw, srv.validator, now)
             else:
                 found = ngsi_readings(raw, srv.ngsi, srv.validator, now)
         except BadBody as exc:
             for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
-                srv.metrics.refused.labels(STREAMS[self.path], problem["code"]).inc()
+                srv.metrics.refused.labels(STREAMS[self.route], problem["code"]).inc()
             self._answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
             return
         except Exception as exc:  # a fault of ours: answered, logged, the server goes on
-            log.exception("ingest: POST %s failed", self.path)
+            log.exception("ingest: POST %s failed", self.route)
             self._answer(500, {"error": f"internal: {type(exc).__name__}"})
             return
         readings, refused = found.readings, found.refused
@@ -403,11 +411,11 @@ class _Handler(BaseHTTPRequestHandler):
         for bad in refused:
             code, message = bad.problem["code"], bad.problem["message"]
             srv.metrics.refused.labels(stream, code).inc()
-            origin = f"http:{self.path}"
+            origin = f"http:{self.route}"
             dead_letters.append((bad.payload, dead_letter_headers(origin, code, message, stream)))
-        if refused and srv.said_partly_refused(self.path):
+        if refused and srv.said_partly_refused(self.route):
             log.info(
-                "%s", partly_refused_line(self.path, len(readings), [r.problem for r in refused])
+                "%s", partly_refused_line(self.route, len(readings), [r.problem for r in refused])
             )
         if (readings or dead_letters) and not srv.publish(readings, dead_letters):
             self._answer(

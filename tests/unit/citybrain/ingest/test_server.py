@@ -226,6 +226,37 @@ def test_refused_readings_and_sent_ones_are_on_metrics(server: IngestHttpServer)
     assert sent == {(("stream", "http"),): 1}
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ingest/v1/ngsi?subscription=air&token=x",  # Orion httpCustom "qs"
+        "/ingest/v1/ngsi?",
+        "http://ingest.example:16080/ingest/v1/ngsi",  # absolute form, as via a proxy
+    ],
+)
+def test_a_notification_url_with_a_query_reaches_its_path(
+    server: IngestHttpServer, path: str
+) -> None:
+    # Trial 13: 404 "no such path '/ingest/v1/ngsi?…'", which Orion does not retry.
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    body = json.dumps({"data": [example("AirQualityObserved")]}).encode()
+    if path.startswith("http:"):  # urllib would send the path alone
+        with socket.create_connection(("127.0.0.1", server.server_address[1])) as conn:
+            conn.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {GATEWAY}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + body
+            )
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    else:
+        assert call(server, "POST", path, body, GATEWAY)[:1] == (200,)
+    assert [r.kind for r in kafka.readings] == ["no2"]
+
+
 def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
     server: IngestHttpServer,
 ) -> None:
