@@ -460,3 +460,31 @@ def test_an_output_file_in_a_missing_folder_is_refused_before_any_work(
     err = capsys.readouterr().err
     assert f"its folder {str(missing)!r} does not exist" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize(
+    ("records", "said"),
+    [
+        (['{"schema": "step/1", "action": "run_created", "run_id": "a", "at": NaN}'], 2),
+        (
+            [
+                '{"schema": "step/1", "action": "run_created", "run_id": "a", "at": 1.0}',
+                "",
+                '{"schema": "audit/1", "action": "transition", "run_id": "a", "at": 2, '
+                '"data": [1]}',
+            ],
+            4,
+        ),
+    ],
+)
+def test_a_campaign_input_record_is_named_by_its_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], records: list[str], said: int
+) -> None:
+    """Trial 13: ``record 0 (None): field "at" is nan`` named neither the file nor the
+    line (blank lines and a header comment make the index no line number)."""
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n" + "\n".join(records) + "\n")
+    argv = ["campaign", "report", "--from", "1970-01-01", "--to", "1970-01-02"]
+    assert main([*argv, "--input", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: {path}:{said}: field ") and len(err.splitlines()) == 1
