@@ -302,7 +302,22 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals in JSON, as every other answer: a method
+        with no ``do_`` handler (TRACE, CONNECT, an invented one) is the 404 or 405 of
+        its path, and a request line or header it cannot read, a URI too long (400,
+        414, 431) is ``{"error": ...}`` (trial 13: HTML, and 501 for HEAD)."""
+        if code == 501 and self.command and getattr(self, "path", None):
+            self._routed()
+            return
+        self.close_connection = True
+        if self.request_version in ("", "HTTP/0.9"):  # a request line it could not read
+            self.request_version = "HTTP/1.0"  # so the status line and headers are sent
+        default, _ = self.responses.get(code, ("error", ""))
+        self._answer(code, {"error": message or default})
 
     @property
     def route(self) -> str:
@@ -316,17 +331,19 @@ class _Handler(BaseHTTPRequestHandler):
         path) or 405 naming the method it takes (``Allow``). The body of a refused
         request is left unread, so the connection closes."""
         allowed = METHODS.get(self.route)
-        if allowed == self.command:
+        if allowed == self.command or (allowed == "GET" and self.command == "HEAD"):
             return True
         self.close_connection = True
         if allowed is None:
             known = ", ".join(f"{m} {p}" for p, m in METHODS.items())
             self._answer(404, {"error": f"no such path {self.path!r}; the ingest serves {known}"})
         else:
+            # HEAD goes where GET does (RFC 9110 section 9.3.2).
+            allow = "GET, HEAD" if allowed == "GET" else allowed
             self._answer(
                 405,
-                {"error": f"{self.route} takes {allowed}, not {self.command}"},
-                {"Allow": allowed},
+                {"error": f"{self.route} takes {allow}, not {self.command}"},
+                {"Allow": allow},
             )
         return False
 
@@ -339,9 +356,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
             return
         self._answer(200, {"status": "ok", "pending": self.server.publisher.pending})
+
+    do_HEAD = do_GET
 
     def _refused(
         self,

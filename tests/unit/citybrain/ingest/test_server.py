@@ -146,16 +146,53 @@ def call(
         ("GET", "/ingest/v1/readings", "POST"),
         ("GET", "/ingest/v1/ngsi", "POST"),
         ("PUT", "/ingest/v1/readings", "POST"),
-        ("POST", "/ingest/v1/health", "GET"),
-        ("DELETE", "/metrics", "GET"),
+        ("POST", "/ingest/v1/health", "GET, HEAD"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+        # Trial 13: methods with no handler were the standard library's HTML 501.
+        ("TRACE", "/ingest/v1/readings", "POST"),
+        ("HEAD", "/ingest/v1/readings", "POST"),
+        ("BREW", "/metrics", "GET, HEAD"),
     ],
 )
 def test_a_known_path_with_another_method_is_405_with_allow(
     server: IngestHttpServer, method: str, path: str, allow: str
 ) -> None:
-    status, headers, body = call(server, method, path, b"{}" if method != "GET" else None)
+    status, headers, body = call(
+        server, method, path, b"{}" if method not in ("GET", "HEAD", "TRACE") else None
+    )
     assert (status, headers["Allow"]) == (405, allow)
-    assert json.loads(body)["error"] == f"{path} takes {allow}, not {method}"
+    if method != "HEAD":  # a HEAD answer has no body
+        assert json.loads(body)["error"] == f"{path} takes {allow}, not {method}"
+
+
+def test_head_is_answered_as_get_without_a_body(server: IngestHttpServer) -> None:
+    status, headers, body = call(server, "HEAD", "/ingest/v1/health")
+    assert (status, headers["Content-Type"], body) == (200, "application/json", b"")
+    assert int(headers["Content-Length"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /ingest/v1/health HTTP/9.9\r\n\r\n", 505),
+        (b"G\x00T / HTTP/1.1 extra\r\n\r\n", 400),
+    ],
+)
+def test_what_the_standard_library_refuses_is_answered_in_json(
+    server: IngestHttpServer, request_bytes: bytes, status: int
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.server_address[1])) as conn:
+        conn.sendall(request_bytes)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()) or head.startswith(
+        f"HTTP/1.0 {status} ".encode()
+    ), head[:100]
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]
 
 
 def test_a_gzipped_body_is_415_with_accept_encoding(server: IngestHttpServer) -> None:
