@@ -2210,14 +2210,13 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if args.input:
         records, places = _read_records(Path(args.input))
     else:
-        from citybrain.demo import read_topic
+        from citybrain.demo import read_topic, topic_records
 
         _require_kafka(settings)
         roles = ("steps", "audit")
         _need_prefix(settings, "--prefix", roles, roles)
         messages = [m for role in roles for m in read_topic(settings, settings.topic(role))]
-        records = [json.loads(m.value) for m in messages]
-        places = [f"{m.topic}/{m.partition}/{m.offset}" for m in messages]
+        records, places = topic_records(messages)
         if args.export:
             Path(args.export).write_text(
                 "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"

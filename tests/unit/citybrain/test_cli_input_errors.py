@@ -488,3 +488,25 @@ def test_a_campaign_input_record_is_named_by_its_file_and_line(
     assert main([*argv, "--input", str(path)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: {path}:{said}: field ") and len(err.splitlines()) == 1
+
+
+def test_a_topic_message_that_is_no_json_record_is_left_out_and_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial 13: one foreign message in the steps topic (bytes that are not UTF-8) made
+    ``campaign report --prefix`` exit 70, "a bug", every time."""
+    from types import SimpleNamespace
+
+    from citybrain.demo import topic_records
+
+    values = [b"not json\xff", b"[1, 2]", b'{"schema": "step/1", "run_id": "a"}', b"7"]
+    messages = [
+        SimpleNamespace(topic="p.steps", partition=0, offset=i, value=v)
+        for i, v in enumerate(values)
+    ]
+    records, places = topic_records(messages)
+    assert (records, places) == ([{"schema": "step/1", "run_id": "a"}], ["p.steps/0/2"])
+    assert capsys.readouterr().err == (
+        "citybrain: warning: left out 3 messages that are not a JSON record: p.steps/0/0, "
+        "p.steps/0/1, p.steps/0/3\n"
+    )
