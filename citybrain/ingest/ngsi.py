@@ -147,6 +147,14 @@ class NgsiMapping:
             if isinstance(v, dict) and isinstance(v.get("value"), str)
         }
         out = EntityReadings([], [])
+        # Kind -> the attributes giving it: "no2" and "NO2" (the older spelling) in one
+        # entity are two values for one sensor at one time, which is meant cannot be
+        # known (trial 13: the worker kept the first and dropped the other as a repeat).
+        spellings: dict[str, list[str]] = {}
+        for attr in entity:
+            row = table.get(attr) or table.get(attr.lower()) if attr not in ("id", "type") else None
+            if row is not None:
+                spellings.setdefault(row[0], []).append(attr)
         for attr, spec in entity.items():
             if attr in ("id", "type"):
                 continue
@@ -154,6 +162,18 @@ class NgsiMapping:
             spec_row = table.get(attr) or table.get(attr.lower())
             if spec_row is None:
                 out.skipped.append(attr)
+                continue
+            given = spellings[spec_row[0]]
+            if len(given) > 1:
+                others = ", ".join(repr(a) for a in given if a != attr)
+                out.errors.append(
+                    EventError(
+                        "duplicate_attribute",
+                        attr,
+                        spec.get("value", spec) if isinstance(spec, dict) else spec,
+                        f"{spec_row[0]} is given by {others} too: which value is meant?",
+                    )
+                )
                 continue
             try:
                 doc = self._reading(entity, attr, spec, spec_row, ts, texts)

@@ -254,3 +254,16 @@ def test_date_observed_in_iso_forms_reads_the_same_instant(ngsi: NgsiMapping, wh
 def test_a_date_alone_is_its_midnight(ngsi: NgsiMapping) -> None:
     entity = aq(dateObserved={"type": "DateTime", "value": "2016-03-15"})
     assert ngsi.entity(entity).documents[0]["ts"] == "2016-03-15T00:00:00Z"
+
+
+def test_one_kind_given_by_two_spellings_is_refused_for_both(ngsi: NgsiMapping) -> None:
+    # Trial 13: "no2" and "NO2" in one entity made two readings of one sensor at one time;
+    # the worker kept the first and dropped the other as a repeat, whichever was right.
+    entity = aq(NO2={"type": "Number", "value": 12})
+    found = ngsi.entity(entity)
+    assert found.documents == []
+    assert sorted((e.code, e.field) for e in found.errors) == [
+        ("duplicate_attribute", "NO2"),
+        ("duplicate_attribute", "no2"),
+    ]
+    assert "no2 is given by 'NO2' too: which value is meant?" in str(found.errors[0])
