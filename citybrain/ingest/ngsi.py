@@ -350,7 +350,33 @@ def _observed(entity: dict[str, Any]) -> float:
         span = _attr_time(entity, attr)
         if span is not None:
             return span[1]
-    raise EventError("missing_field", "dateObserved", MISSING, "the observation time is missing")
+    # Said when the entity carries a time of another kind (trial 13: an IoT Agent's
+    # TimeInstant, NGSI-LD's observedAt, were met with "the observation time is
+    # missing" and nothing on why they were not read).
+    others = sorted(
+        {
+            name
+            for name, spec in entity.items()
+            if name in ("TimeInstant", "observedAt")
+            or (
+                isinstance(spec, dict)
+                and (
+                    "observedAt" in spec
+                    or (
+                        isinstance(spec.get("metadata"), dict) and "TimeInstant" in spec["metadata"]
+                    )
+                )
+            )
+        }
+    )
+    why = "the observation time is missing"
+    if others:
+        why += (
+            f" (a TimeInstant or observedAt, on {', '.join(others[:4])}, is not read: it may "
+            "be when a platform received the value; give dateObserved, the Smart Data "
+            "Models' observation time)"
+        )
+    raise EventError("missing_field", "dateObserved", MISSING, why)
 
 
 def _period(entity: dict[str, Any]) -> float:

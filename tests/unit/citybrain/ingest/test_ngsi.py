@@ -267,3 +267,33 @@ def test_one_kind_given_by_two_spellings_is_refused_for_both(ngsi: NgsiMapping) 
         ("duplicate_attribute", "no2"),
     ]
     assert "no2 is given by 'NO2' too: which value is meant?" in str(found.errors[0])
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        # An IoT Agent's entity: TimeInstant beside the value and in its metadata.
+        (
+            {
+                "TimeInstant": {"type": "DateTime", "value": "2016-03-15T11:00:00Z"},
+                "no2": {
+                    "type": "Number",
+                    "value": 69,
+                    "metadata": {"TimeInstant": {"type": "DateTime", "value": "2016-03-15"}},
+                },
+            },
+            "TimeInstant, no2",
+        ),
+        # NGSI-LD: the attribute's own observedAt.
+        ({"no2": {"type": "Property", "value": 69, "observedAt": "2016-03-15T11:00:00Z"}}, "no2"),
+    ],
+)
+def test_a_time_of_another_kind_is_said_not_read(
+    ngsi: NgsiMapping, changes: dict[str, object], named: str
+) -> None:
+    entity = aq(**changes)
+    del entity["dateObserved"]
+    with pytest.raises(EventError) as err:
+        ngsi.entity(entity)
+    assert (err.value.code, err.value.field) == ("missing_field", "dateObserved")
+    assert f"(a TimeInstant or observedAt, on {named}, is not read" in err.value.reason
