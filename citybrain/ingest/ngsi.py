@@ -270,7 +270,14 @@ def _number(spec: Any, attr: str) -> float:
     value = spec.get("value", MISSING)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EventError("bad_type", f"{attr}.value", value, "expected a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        # A JSON integer past a double (1 and 400 zeros): OverflowError was a 500 for
+        # the whole notification (trial 13); the worker names it out_of_range too.
+        raise EventError(
+            "out_of_range", f"{attr}.value", value, "is too large for any plausible value"
+        ) from None
 
 
 def _unit_code(spec: dict[str, Any], attr: str, default: str) -> str:

@@ -365,3 +365,16 @@ def test_the_partly_refused_log_line_counts_in_words() -> None:
     assert "1 reading accepted, 1 reading refused" in one
     two = partly_refused_line("/ingest/v1/readings", 2, [problem, problem])
     assert "2 readings accepted, 2 readings refused" in two
+
+
+def test_an_ngsi_integer_past_a_double_is_out_of_range_not_a_500(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    # Trial 13: OverflowError from float() made the whole notification a 500.
+    entity = example("AirQualityObserved")
+    body = raw({"data": [entity]}).replace(b'"value": 69', b'"value": 1' + b"0" * 400)
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(body, NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [(e["code"], e["field"]) for e in err.value.errors] == [
+        ("out_of_range", "data[0].no2.value")
+    ]

@@ -255,3 +255,12 @@ def test_a_number_too_large_for_a_double_is_not_finite(
 def test_a_topic_that_is_not_utf8_is_read_with_its_bytes_escaped_not_raised() -> None:
     msg = mqtt.MQTTMessage(mid=1, topic=b"city/e/gauge-\xff/water_level")
     assert topic_text(msg) == "city/e/gauge-\\xff/water_level"  # paho's .topic raises
+
+
+@pytest.mark.parametrize("ts", [b"1" + b"0" * 400, b"-1" + b"0" * 400])
+def test_an_epoch_integer_past_a_double_is_a_bad_timestamp(mapping: MqttMapping, ts: bytes) -> None:
+    # Trial 13: math.isfinite() raised OverflowError, dead-lettered as "internal".
+    payload = b'{"value": 2.5, "ts": ' + ts + b"}"
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert (err.value.code, err.value.field) == ("bad_timestamp", "ts")
