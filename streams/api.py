@@ -131,13 +131,18 @@ def json_body(raw: bytes) -> dict[str, Any]:
 
 
 def answer_fields(
-    run: Run, doc: dict[str, Any], pending: PendingAnswers | None = None, now: float = 0.0
+    run: Run,
+    doc: dict[str, Any],
+    pending: PendingAnswers | None = None,
+    now: float = 0.0,
+    command_id: str | None = None,
 ) -> dict[str, Any]:
     """The answer command's fields from a request body ``{"report_id", "satisfied",
     "comment"?}``; ``ApiError`` 400 for a bad field, 404 for a report the run does not
     cover, 409 when the report has had no closure to answer (or already answered it,
     also with an answer ``pending`` holds: sent, not yet applied by the worker, as of
-    ``now``, monotonic seconds)."""
+    ``now``, monotonic seconds; unless it is this ``command_id``'s, a retry with the same
+    Idempotency-Key, which is the same command)."""
     rid, satisfied, comment = doc.get("report_id"), doc.get("satisfied"), doc.get("comment", "")
     if not isinstance(rid, str) or not rid:
         raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
@@ -152,7 +157,12 @@ def answer_fields(
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")
     taken = pending.get((run.run_id, rid)) if pending is not None else None
-    if status == ReplyStatus.REPLIED.value and taken is not None and taken.pending(now):
+    if (
+        status == ReplyStatus.REPLIED.value
+        and taken is not None
+        and taken.pending(now)
+        and taken.command_id != command_id
+    ):
         # Trial 13: a second answer before the worker applied the first was told 202
         # "accepted", then refused by the worker (audited only): the desk never knew.
         said = "satisfied" if taken.satisfied else "not satisfied"
@@ -627,8 +637,14 @@ def register_api(app: faust.App, ctx: Context) -> None:
             principal = await authorize(self, request, RUN_ACTIONS[action])
             doc = await body(request)
             run = await find_run(run_id)
+            key = request.headers.get("Idempotency-Key")
+            command_id = (
+                hashlib.sha1(f"{run_id}|{action}|{key}".encode()).hexdigest()
+                if key
+                else uuid.uuid4().hex
+            )
             extra = (
-                answer_fields(run, doc, ctx.pending_answers, time.monotonic())
+                answer_fields(run, doc, ctx.pending_answers, time.monotonic(), command_id)
                 if action == "answer"
                 else {}
             )
@@ -646,12 +662,6 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise ApiError(400, too_long("note", note, MAX_NOTE))
             if action in ("resolve", "cancel") and not note.strip():
                 raise ApiError(400, f'{action} needs a "note" saying why')
-            key = request.headers.get("Idempotency-Key")
-            command_id = (
-                hashlib.sha1(f"{run_id}|{action}|{key}".encode()).hexdigest()
-                if key
-                else uuid.uuid4().hex
-            )
             command = {
                 "id": command_id,
                 "run_id": run_id,
@@ -673,7 +683,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 # finds it; released if Kafka does not take the command, and by the
                 # worker once it has applied it (streams/response.py).
                 taken = (run_id, extra["report_id"])
-                ctx.pending_answers.hold(taken, extra["satisfied"], time.monotonic())
+                ctx.pending_answers.hold(taken, extra["satisfied"], time.monotonic(), command_id)
 
             # Answered once Kafka has the command: a worker killed after the 202 then
             # loses nothing (trial 10: 3 of 11 acks and 10 of 13 resolves answered 202

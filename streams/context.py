@@ -74,6 +74,7 @@ class PendingAnswer:
 
     satisfied: bool
     at: float
+    command_id: str = ""  # the command it went in: a retry of it is no second answer
 
     def pending(self, now: float) -> bool:
         # A command is applied within moments; past this, one that moved to another
@@ -91,9 +92,9 @@ class PendingAnswers(dict[tuple[str, str], PendingAnswer]):
 
     MAX = 10_000
 
-    def hold(self, key: tuple[str, str], satisfied: bool, now: float) -> None:
+    def hold(self, key: tuple[str, str], satisfied: bool, now: float, command_id: str = "") -> None:
         self.pop(key, None)  # re-inserted last: the oldest stay first
-        self[key] = PendingAnswer(satisfied, now)
+        self[key] = PendingAnswer(satisfied, now, command_id)
         while len(self) > self.MAX:
             del self[next(iter(self))]
 

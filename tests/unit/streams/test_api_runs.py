@@ -290,6 +290,10 @@ def test_an_answer_sent_but_not_yet_applied_takes_the_closure(grid: Grid) -> Non
     # (the command went to another worker, or was lost).
     assert answer_fields(run, {"report_id": "r-2", "satisfied": True}, pending, 1001.0)
     assert answer_fields(run, {"report_id": "r-1", "satisfied": True}, pending, 1000.0 + 61)
+    # A retry with the same Idempotency-Key is the same command, not a second answer.
+    pending.hold((run.run_id, "r-1"), False, 1000.0, "cmd-1")
+    retry = answer_fields(run, {"report_id": "r-1", "satisfied": False}, pending, 1001.0, "cmd-1")
+    assert retry["satisfied"] is False
 
 
 def test_pending_answers_are_bounded_oldest_first() -> None:
