@@ -65,7 +65,19 @@ FIGURES = (
 
 
 class CampaignError(InputError):
-    """A record the report cannot use; the message names the record and the field."""
+    """A record the report cannot use; the message names the record and the field.
+    ``index`` is the bad record's position in the records given (None when no one
+    record is at fault) and ``detail`` the message without it, so a caller that knows
+    where the record came from (``file:line``) can say that instead."""
+
+    def __init__(self, message: str, index: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.index = index
+        self.detail = detail or message
+
+
+def _bad_record(i: int, rec: Mapping[str, Any], detail: str) -> CampaignError:
+    return CampaignError(f"record {i} ({_record_id(rec)}): {detail}", i, detail)
 
 
 @dataclass(slots=True)
@@ -104,13 +116,11 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
             continue  # API refusals and other audit records about no run
         at = rec.get("at")
         if isinstance(at, bool) or not isinstance(at, (int, float)) or not _finite(at):
-            raise CampaignError(f'record {i} ({_record_id(rec)}): field "at" is {brief(at)}')
+            raise _bad_record(i, rec, f'field "at" is {brief(at)}, expected epoch seconds')
         data = rec.get("data")
         if data is not None and not isinstance(data, Mapping):
             # A list or text here raised TypeError/AttributeError ("a bug", exit 70).
-            raise CampaignError(
-                f'record {i} ({_record_id(rec)}): field "data" is {brief(data)}, expected an object'
-            )
+            raise _bad_record(i, rec, f'field "data" is {brief(data)}, expected an object')
         if at <= until:
             ordered.append((float(at), _seq(rec), i, rec))
     ordered.sort(key=lambda t: (t[0], t[1], t[2]))

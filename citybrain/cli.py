@@ -2088,10 +2088,11 @@ def _instant(text: str, flag: str) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-def _read_records(path: Path) -> list[dict[str, object]]:
-    """Step and audit records exported as JSON lines (one record a line) or a JSON list.
-    CliError naming ``file:line`` for bytes that are not UTF-8, JSON that does not parse
-    or nests too deeply, and a record that is not an object (skipped silently before)."""
+def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
+    """Step and audit records exported as JSON lines (one record a line) or a JSON list,
+    and where each is (``file:line``, ``file: record i of the list``). CliError naming
+    ``file:line`` for bytes that are not UTF-8, JSON that does not parse or nests too
+    deeply, and a record that is not an object (skipped silently before)."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -2115,14 +2116,17 @@ def _read_records(path: Path) -> list[dict[str, object]]:
     if text.lstrip().startswith("["):
         loaded = parse(text, 1)
         listed: list[dict[str, object]] = []
+        places: list[str] = []
         for i, record in enumerate(loaded if isinstance(loaded, list) else [loaded]):
             if not isinstance(record, dict):
                 kind = type(record).__name__
                 raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
             _record_schema(record, f"{path}: record {i} of the list")
             listed.append(record)
-        return listed
+            places.append(f"{path}: record {i} of the list")
+        return listed, places
     records = []
+    lines: list[str] = []
     for number, row in enumerate(text.splitlines(), start=1):
         if not row.strip():
             continue
@@ -2133,7 +2137,8 @@ def _read_records(path: Path) -> list[dict[str, object]]:
             )
         _record_schema(doc, f"{path}:{number}")
         records.append(doc)
-    return records
+        lines.append(f"{path}:{number}")
+    return records, lines
 
 
 RECORD_SCHEMAS = ("step/1", "audit/1")
@@ -2203,18 +2208,15 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if args.prefix:
         settings = settings.model_copy(update={"topic_prefix": args.prefix})
     if args.input:
-        records = _read_records(Path(args.input))
+        records, places = _read_records(Path(args.input))
     else:
-        from citybrain.demo import read_topic
+        from citybrain.demo import read_topic, topic_records
 
         _require_kafka(settings)
         roles = ("steps", "audit")
         _need_prefix(settings, "--prefix", roles, roles)
-        records = [
-            json.loads(m.value)
-            for role in roles
-            for m in read_topic(settings, settings.topic(role))
-        ]
+        messages = [m for role in roles for m in read_topic(settings, settings.topic(role))]
+        records, places = topic_records(messages)
         if args.export:
             Path(args.export).write_text(
                 "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
@@ -2226,6 +2228,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     try:
         report = campaign_report(records, {c: grid.path(c) for c in grid.cells}, start, end)
     except CampaignError as exc:
+        # Named where the record is (trial 13: "record 0 (None): …", which line?).
+        if exc.index is not None and exc.index < len(places):
+            raise CliError(f"{places[exc.index]}: {exc.detail}") from None
         raise CliError(str(exc)) from None
     if not report["runs_in_period"]:
         source = args.input or f"the topics of prefix {settings.topic_prefix!r}"

@@ -176,6 +176,41 @@ def drop_old_demo_topics(settings: Settings) -> None:
         admin.close()
 
 
+def topic_records(messages: list[Any]) -> tuple[list[dict[str, object]], list[str]]:
+    """The JSON records (objects) of ``messages`` (Kafka messages of a worker's topics)
+    and where each is (``topic/partition/offset``). A message that is not a JSON object
+    (a foreign producer's; the worker writes none) is left out and said on stderr,
+    where it is, not raised: trial 13's one such message made ``campaign report`` and
+    ``report`` exit 70, "a bug", and no report could be made of those topics again."""
+    records: list[dict[str, object]] = []
+    places: list[str] = []
+    bad: list[str] = []
+    for m in messages:
+        where = f"{m.topic}/{m.partition}/{m.offset}"
+        try:
+            doc = json.loads(m.value)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            doc = None
+        if isinstance(doc, dict):
+            records.append(doc)
+            places.append(where)
+        else:
+            bad.append(where)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        print(
+            f"citybrain: warning: left out {counted(len(bad), 'message')} that "
+            f"{'is' if len(bad) == 1 else 'are'} not a JSON record: {shown}",
+            file=sys.stderr,
+        )
+    return records, places
+
+
+def read_records(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """``topic_records`` of every message of ``topic`` ([] when there is none)."""
+    return topic_records(read_topic(settings, topic))[0]
+
+
 def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every message of ``topic``, or [] when there is no such topic (subscribing to a
     topic that is not there could create it: a broker may auto-create topics)."""
@@ -211,8 +246,7 @@ def summarise(
     every expected event into false alarms per 1,000 sensor-days."""
     names = cell_names or {}
     alerts: dict[str, dict[str, Any]] = {}
-    for msg in read_topic(settings, settings.topic("alerts")):
-        doc = json.loads(msg.value)
+    for doc in read_records(settings, settings.topic("alerts")):
         labels = doc.get("labels") or {}
         category = labels.get("category", "")
         entry = alerts.setdefault(
@@ -236,7 +270,7 @@ def summarise(
         if doc["status"] == "resolved":
             entry["last_event_time"] = doc["ended_at"]
             entry["severity"] = doc["severity"]
-    steps = [json.loads(m.value) for m in read_topic(settings, settings.topic("steps"))]
+    steps = read_records(settings, settings.topic("steps"))
     runs = {s["run_id"] for s in steps if s["action"] == "run_created"}
     playbook_of = {s["run_id"]: s.get("playbook") for s in steps if s["action"] == "run_created"}
     for step in steps:
@@ -438,10 +472,7 @@ def write_report(
             f"CITYBRAIN_TOPIC_PREFIX={settings.topic_prefix}, or give the files that were)"
         )
     # (A prefix no worker has read yet has no alerts or steps topic: read_topic gives [].)
-    alerts, steps = (
-        [json.loads(m.value) for m in read_topic(settings, settings.topic(role))]
-        for role in ("alerts", "steps")
-    )
+    alerts, steps = (read_records(settings, settings.topic(role)) for role in ("alerts", "steps"))
     replayed.worker_ran = bool(alerts or steps)
     ours = limit_to_files(replayed, alerts, steps, settings.burst_bucket_seconds)
     readings = ours.readings

@@ -37,9 +37,9 @@ from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, new_silence, silence_window
 from playbooks.schema import parse_duration
 from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
-from streams.context import API_KAFKA_WAIT, Context, run_key
+from streams.context import API_KAFKA_WAIT, Context, PendingAnswers, run_key
 from streams.errors import EventError, show
-from streams.events import parse_ts
+from streams.events import check_unique_keys, parse_ts
 from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,38 @@ def nested_at_most(doc: Any, limit: int) -> bool:
     return True
 
 
-def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
+def json_body(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object; ``ApiError`` 400 when it is not JSON, not an
+    object, nested deeper than MAX_BODY_DEPTH, or gives a key twice in one object
+    (``{"satisfied": true, "satisfied": false}``: the last was taken silently, trial 13)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "body must be a JSON object")
+    if not nested_at_most(doc, MAX_BODY_DEPTH):
+        raise ApiError(400, f"body nests deeper than {MAX_BODY_DEPTH} levels")
+    try:
+        check_unique_keys(raw, doc)
+    except EventError as exc:
+        raise ApiError(400, f"body is {exc.reason}") from None
+    return doc
+
+
+def answer_fields(
+    run: Run,
+    doc: dict[str, Any],
+    pending: PendingAnswers | None = None,
+    now: float = 0.0,
+    command_id: str | None = None,
+) -> dict[str, Any]:
     """The answer command's fields from a request body ``{"report_id", "satisfied",
     "comment"?}``; ``ApiError`` 400 for a bad field, 404 for a report the run does not
-    cover, 409 when the report has had no closure to answer (or already answered it)."""
+    cover, 409 when the report has had no closure to answer (or already answered it,
+    also with an answer ``pending`` holds: sent, not yet applied by the worker, as of
+    ``now``, monotonic seconds; unless it is this ``command_id``'s, a retry with the same
+    Idempotency-Key, which is the same command)."""
     rid, satisfied, comment = doc.get("report_id"), doc.get("satisfied"), doc.get("comment", "")
     if not isinstance(rid, str) or not rid:
         raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
@@ -128,6 +156,22 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     status = report["status"]
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")
+    taken = pending.get((run.run_id, rid)) if pending is not None else None
+    if (
+        status == ReplyStatus.REPLIED.value
+        and taken is not None
+        and taken.pending(now)
+        and taken.command_id != command_id
+    ):
+        # Trial 13: a second answer before the worker applied the first was told 202
+        # "accepted", then refused by the worker (audited only): the desk never knew.
+        said = "satisfied" if taken.satisfied else "not satisfied"
+        raise ApiError(
+            409,
+            f"report {rid} has answered its closure already ({said}; sent moments ago, the "
+            f"worker is applying it): the next closure, when run {run.run_id} closes again, "
+            "can be answered",
+        )
     if status != ReplyStatus.REPLIED.value:
         # One rule for every reporter (trial 6): one answer per closure; the next
         # closure (when the run closes again) can be answered again.
@@ -501,15 +545,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         wrong_type = json_content_type(request.headers.get("Content-Type"))
         if wrong_type:
             raise ApiError(415, wrong_type)
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, f"body is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ApiError(400, "body must be a JSON object")
-        if not nested_at_most(doc, MAX_BODY_DEPTH):
-            raise ApiError(400, f"body nests deeper than {MAX_BODY_DEPTH} levels")
-        return doc
+        return json_body(raw)
 
     async def find_run(run_id: str) -> Run:
         try:
@@ -601,7 +637,17 @@ def register_api(app: faust.App, ctx: Context) -> None:
             principal = await authorize(self, request, RUN_ACTIONS[action])
             doc = await body(request)
             run = await find_run(run_id)
-            extra = answer_fields(run, doc) if action == "answer" else {}
+            key = request.headers.get("Idempotency-Key")
+            command_id = (
+                hashlib.sha1(f"{run_id}|{action}|{key}".encode()).hexdigest()
+                if key
+                else uuid.uuid4().hex
+            )
+            extra = (
+                answer_fields(run, doc, ctx.pending_answers, time.monotonic(), command_id)
+                if action == "answer"
+                else {}
+            )
             done = already_done(run, action)
             if done is not None:
                 ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "200").inc()
@@ -616,12 +662,6 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise ApiError(400, too_long("note", note, MAX_NOTE))
             if action in ("resolve", "cancel") and not note.strip():
                 raise ApiError(400, f'{action} needs a "note" saying why')
-            key = request.headers.get("Idempotency-Key")
-            command_id = (
-                hashlib.sha1(f"{run_id}|{action}|{key}".encode()).hexdigest()
-                if key
-                else uuid.uuid4().hex
-            )
             command = {
                 "id": command_id,
                 "run_id": run_id,
@@ -637,10 +677,20 @@ def register_api(app: faust.App, ctx: Context) -> None:
             async def send() -> list[Awaitable[Any]]:
                 return [await ctx.commands.send(key=run_key(run_id), value=value)]
 
+            taken = None
+            if action == "answer":
+                # Held before the send's await, so a second answer arriving meanwhile
+                # finds it; released if Kafka does not take the command, and by the
+                # worker once it has applied it (streams/response.py).
+                taken = (run_id, extra["report_id"])
+                ctx.pending_answers.hold(taken, extra["satisfied"], time.monotonic(), command_id)
+
             # Answered once Kafka has the command: a worker killed after the 202 then
             # loses nothing (trial 10: 3 of 11 acks and 10 of 13 resolves answered 202
             # were lost, send() only queues).
             if not await ctx.acknowledged(send):
+                if taken is not None:
+                    ctx.pending_answers.pop(taken, None)
                 ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "503").inc()
                 raise kafka_unreachable(
                     f"the {action} command",

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -67,6 +68,37 @@ def message_origin(topic: str, partition: int, offset: int, index: int | None = 
     return origin if index is None else f"{origin}#{index}"
 
 
+@dataclass(frozen=True, slots=True)
+class PendingAnswer:
+    """A reporter's answer the operator API sent to Kafka (``at``: monotonic seconds)."""
+
+    satisfied: bool
+    at: float
+    command_id: str = ""  # the command it went in: a retry of it is no second answer
+
+    def pending(self, now: float) -> bool:
+        # A command is applied within moments; past this, one that moved to another
+        # worker (a rebalance) or was lost must not block an answer for good.
+        return now - self.at < PENDING_ANSWER_SECONDS
+
+
+PENDING_ANSWER_SECONDS = 60.0
+
+
+class PendingAnswers(dict[tuple[str, str], PendingAnswer]):
+    """Answers the operator API has sent that the worker has not applied yet, by (run id,
+    report id): a second answer to the same closure meanwhile is a 409 at once, not a
+    202 the worker then refuses (trial 13). Bounded: the oldest go first."""
+
+    MAX = 10_000
+
+    def hold(self, key: tuple[str, str], satisfied: bool, now: float, command_id: str = "") -> None:
+        self.pop(key, None)  # re-inserted last: the oldest stay first
+        self[key] = PendingAnswer(satisfied, now, command_id)
+        while len(self) > self.MAX:
+            del self[next(iter(self))]
+
+
 class Context:
     """The app's topics and tables, its configuration and the shared ways out."""
 
@@ -86,6 +118,7 @@ class Context:
         # Runs whose steps are being delivered before their state is stored (response
         # stage's ``advance``): the operator API waits for them instead of saying 404.
         self.storing_runs: dict[str, asyncio.Event] = {}
+        self.pending_answers = PendingAnswers()
         initialise(
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},

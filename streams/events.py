@@ -290,7 +290,9 @@ class EventValidator:
         return Reading(ts, sensor_id, kind_id, float(value), unit, grid_cell)
 
     def incident(self, raw: bytes, now: float) -> IncidentReport:
-        doc = _decode(raw, INCIDENT_SCHEMA)
+        # Keys checked once each (not readings': their hot path): a report's id or
+        # category given twice would otherwise be one of the two, silently.
+        doc = _decode(raw, INCIDENT_SCHEMA, unique_keys=True)
         ts = self._event_time(doc, now)
         report_id = _string(doc, "report_id", MAX_ID_CHARS)
         category = _string(doc, "category", MAX_ID_CHARS)
@@ -382,12 +384,21 @@ MAX_DEPTH = 1024
 ORJSON_DEPTH_ERROR = "depth limit exceeded"
 
 
-def decode_json(raw: bytes) -> Any:
+def decode_json(raw: bytes, unique_keys: bool = False) -> Any:
     """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
     MQTT ingest): orjson, and where it refuses, Python's json for the bare
     ``NaN``/``Infinity`` some producers write and past a leading UTF-8 byte order mark, so
     the reason can name the field. Raises ``EventError`` (``bad_json``) naming the offset
-    of a byte that is not UTF-8, a NUL, nesting past MAX_DEPTH or a lone surrogate."""
+    of a byte that is not UTF-8, a NUL, nesting past MAX_DEPTH or a lone surrogate; with
+    ``unique_keys`` (the ingest edge, where a sender's own JSON arrives), also naming a key
+    given twice in one object, whose value either parser would pick silently."""
+    doc = _decode_json(raw)
+    if unique_keys:
+        check_unique_keys(raw, doc)
+    return doc
+
+
+def _decode_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -433,8 +444,8 @@ def decode_json(raw: bytes) -> Any:
     return doc
 
 
-def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
-    doc = decode_json(raw)
+def _decode(raw: bytes, schema: str | tuple[str, ...], unique_keys: bool = False) -> dict[str, Any]:
+    doc = decode_json(raw, unique_keys)
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     schemas = (schema,) if isinstance(schema, str) else schema
@@ -442,6 +453,63 @@ def _decode(raw: bytes, schema: str | tuple[str, ...]) -> dict[str, Any]:
         expected = " or ".join(repr(s) for s in schemas)
         raise EventError("bad_schema", "schema", doc.get("schema", MISSING), f"expected {expected}")
     return doc
+
+
+class _Pairs(dict[str, Any]):
+    """An object read by ``_check_unique_keys``' parser: ``twice`` is its first key given
+    twice, if any."""
+
+    twice: str | None = None
+
+
+def _pairs(items: list[tuple[str, Any]]) -> _Pairs:
+    out = _Pairs()
+    for key, value in items:
+        if key in out and out.twice is None:
+            out.twice = key
+        out[key] = value
+    return out
+
+
+def check_unique_keys(raw: bytes, doc: Any) -> None:
+    """For ``doc`` as read from ``raw`` (by ``decode_json`` or orjson): raises
+    ``EventError`` (``bad_json``) naming the first key given twice in one object and
+    where (``{"value": 1, "value": 9}``: both parsers keep the last silently, so a
+    sender's mistake would become a reading nobody sent). RFC 8259 section 4: names
+    should be unique, and parsers differ on which value wins."""
+    if b"\\u" not in raw:
+        try:
+            again = orjson.dumps(doc)
+        except orjson.JSONEncodeError:  # an integer past 64 bits: the full check below
+            again = b""
+        # Without \u escapes each string's quotes are counted alike in the sender's
+        # bytes and in orjson's (which writes an inner quote as \"), so the same count
+        # means no key was dropped: the common case costs one dumps, not a second parse.
+        if again and raw.count(b'"') == again.count(b'"'):
+            return
+    try:
+        pairs = json.loads(raw.decode("utf-8").removeprefix("\ufeff"), object_pairs_hook=_pairs)
+    except (ValueError, RecursionError):  # read by orjson's rules above; nothing to add
+        return
+    stack: list[tuple[Any, str]] = [(pairs, "")]
+    while stack:  # depth first, document order, as _check_text
+        item, at = stack.pop()
+        if isinstance(item, _Pairs):
+            if item.twice is not None:
+                where = f" (in {at})" if at else ""
+                raise EventError(  # no field: the body as a whole is not read
+                    "bad_json",
+                    None,
+                    None,
+                    f"not valid JSON: key {item.twice[:60]!r} is given twice in one "
+                    f"object{where}: which value is meant? (RFC 8259 section 4: names "
+                    "should be unique)",
+                )
+            stack.extend(
+                (value, f"{at}.{key}" if at else str(key)) for key, value in reversed(item.items())
+            )
+        elif isinstance(item, list):
+            stack.extend((value, f"{at}[{i}]") for i, value in reversed(list(enumerate(item))))
 
 
 def _check_text(doc: Any, where: str = "") -> None:

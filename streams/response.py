@@ -263,7 +263,11 @@ class Response:
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc!r}")
             return
         async with self.ctx.runs_settled:
-            await self._on_command(event, cmd, command_id, run_id, action)
+            try:
+                await self._on_command(event, cmd, command_id, run_id, action)
+            finally:
+                if action == "answer":  # applied or refused: the API now sees the run
+                    self.ctx.pending_answers.pop((str(run_id), str(cmd.get("report_id"))), None)
 
     async def _on_command(
         self, event: EventT[bytes], cmd: dict[str, Any], command_id: str, run_id: str, action: str

@@ -20,8 +20,9 @@ safe, the worker drops an exact duplicate). Bodies above
 ``Content-Length`` (ASCII digits: 411 without one, 400 for another value; a chunked body
 is 411, one with both headers 400, as RFC 9112 section 6.3 asks of a server that does not
 take chunked bodies); a ``Content-Type`` other than JSON (``application/json`` or
-``*/*+json``, UTF-8) is 415. A body not sent within ``timeout`` seconds is 408. Any
-unexpected fault answers 500 and leaves the server running.
+``*/*+json``, UTF-8) is 415, and so is a compressed one (a ``Content-Encoding`` other than
+``identity``; the answer's ``Accept-Encoding: identity`` says so). A body not sent within
+``timeout`` seconds is 408. Any unexpected fault answers 500 and leaves the server running.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -145,7 +147,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
     bad ones (``readings[i].<field>``), each read on its own; ``BadBody`` when the body
     is no reading, pack or list, or none of its readings is valid."""
     try:
-        body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
+        body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:
         raise BadBody([_problem(exc, None)]) from None
     if isinstance(body, dict) and body.get("schema") == PACK_SCHEMA:
@@ -190,7 +192,7 @@ def ngsi_readings(
     and attribute (``data[0].no2``: one attribute's fault costs no other reading);
     ``BadBody`` when the body is no notification or none of its readings is valid."""
     try:
-        body = decode_json(raw)  # as the worker reads JSON (BOM, NaN named by field)
+        body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:
         raise BadBody([_problem(exc, None)]) from None
     try:
@@ -300,43 +302,76 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals in JSON, as every other answer: a method
+        with no ``do_`` handler (TRACE, CONNECT, an invented one) is the 404 or 405 of
+        its path, and a request line or header it cannot read, a URI too long (400,
+        414, 431) is ``{"error": ...}`` (trial 13: HTML, and 501 for HEAD)."""
+        if code == 501 and self.command and getattr(self, "path", None):
+            self._routed()
+            return
+        self.close_connection = True
+        if self.request_version in ("", "HTTP/0.9"):  # a request line it could not read
+            self.request_version = "HTTP/1.0"  # so the status line and headers are sent
+        default, _ = self.responses.get(code, ("error", ""))
+        self._answer(code, {"error": message or default})
+
+    @property
+    def route(self) -> str:
+        """The request's path without its query (``?token=…``, Orion's ``httpCustom``
+        ``qs``) or an absolute form's scheme and host: a notification URL with a query
+        was a 404, which Orion does not retry (trial 13)."""
+        return urlsplit(self.path).path
 
     def _routed(self) -> bool:
         """True when the path takes this request's method; else answers 404 (unknown
         path) or 405 naming the method it takes (``Allow``). The body of a refused
         request is left unread, so the connection closes."""
-        allowed = METHODS.get(self.path)
-        if allowed == self.command:
+        allowed = METHODS.get(self.route)
+        if allowed == self.command or (allowed == "GET" and self.command == "HEAD"):
             return True
         self.close_connection = True
         if allowed is None:
             known = ", ".join(f"{m} {p}" for p, m in METHODS.items())
             self._answer(404, {"error": f"no such path {self.path!r}; the ingest serves {known}"})
         else:
+            # HEAD goes where GET does (RFC 9110 section 9.3.2).
+            allow = "GET, HEAD" if allowed == "GET" else allowed
             self._answer(
                 405,
-                {"error": f"{self.path} takes {allowed}, not {self.command}"},
-                {"Allow": allowed},
+                {"error": f"{self.route} takes {allow}, not {self.command}"},
+                {"Allow": allow},
             )
         return False
 
     def do_GET(self) -> None:
         if not self._routed():
             return
-        if self.path == METRICS_PATH:
+        if self.route == METRICS_PATH:
             data = self.server.metrics.exposition()
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
             return
         self._answer(200, {"status": "ok", "pending": self.server.publisher.pending})
 
-    def _refused(self, reason: str, status: int, body: dict[str, Any]) -> None:
-        self.server.metrics.refused.labels(STREAMS[self.path], reason).inc()
-        self._answer(status, body)
+    do_HEAD = do_GET
+
+    def _refused(
+        self,
+        reason: str,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.server.metrics.refused.labels(STREAMS[self.route], reason).inc()
+        self._answer(status, body, headers)
 
     # Every other method a client may try on a known path is 405, not the standard
     # library's 501 "Unsupported method".
@@ -362,7 +397,9 @@ class _Handler(BaseHTTPRequestHandler):
         if refusal is not None:
             status, body = refusal
             self.close_connection = True  # the body is left unread
-            self._refused(HEADER_REASONS[status], status, body)
+            # RFC 9110 section 12.5.3: a 415 for a content coding says which it takes.
+            extra = {"Accept-Encoding": "identity"} if body["field"] == "Content-Encoding" else None
+            self._refused(HEADER_REASONS[status], status, body, extra)
             return
         length = int(self.headers["Content-Length"])
         try:
@@ -374,19 +411,19 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         now = srv.clock()
-        stream = STREAMS[self.path]
+        stream = STREAMS[self.route]
         try:
-            if self.path == READINGS_PATH:
+            if self.route == READINGS_PATH:
                 found = readings_from_body(raw, srv.validator, now)
             else:
                 found = ngsi_readings(raw, srv.ngsi, srv.validator, now)
         except BadBody as exc:
             for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
-                srv.metrics.refused.labels(STREAMS[self.path], problem["code"]).inc()
+                srv.metrics.refused.labels(STREAMS[self.route], problem["code"]).inc()
             self._answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
             return
         except Exception as exc:  # a fault of ours: answered, logged, the server goes on
-            log.exception("ingest: POST %s failed", self.path)
+            log.exception("ingest: POST %s failed", self.route)
             self._answer(500, {"error": f"internal: {type(exc).__name__}"})
             return
         readings, refused = found.readings, found.refused
@@ -394,11 +431,11 @@ class _Handler(BaseHTTPRequestHandler):
         for bad in refused:
             code, message = bad.problem["code"], bad.problem["message"]
             srv.metrics.refused.labels(stream, code).inc()
-            origin = f"http:{self.path}"
+            origin = f"http:{self.route}"
             dead_letters.append((bad.payload, dead_letter_headers(origin, code, message, stream)))
-        if refused and srv.said_partly_refused(self.path):
+        if refused and srv.said_partly_refused(self.route):
             log.info(
-                "%s", partly_refused_line(self.path, len(readings), [r.problem for r in refused])
+                "%s", partly_refused_line(self.route, len(readings), [r.problem for r in refused])
             )
         if (readings or dead_letters) and not srv.publish(readings, dead_letters):
             self._answer(
@@ -452,6 +489,21 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
         return 413, {
             "error": f"body is {digits[:40]} bytes, at most {max_body} are accepted",
             "field": "Content-Length",
+        }
+    codings = [
+        c.strip().lower()
+        for value in headers.get_all("Content-Encoding", [])
+        for c in value.split(",")
+        if c.strip()
+    ]
+    if any(c != "identity" for c in codings):
+        # Read as JSON, a gzipped body was refused as "byte 0x00 (NUL) ... UTF-16?",
+        # which hid the cause (RFC 9110 section 15.5.16: 415 for a coding not taken).
+        coding = ", ".join(headers.get_all("Content-Encoding", []))
+        return 415, {
+            "error": f"Content-Encoding is {coding[:80]!r}: the ingest takes uncompressed JSON "
+            "only; send the body without compression (no Content-Encoding, or identity)",
+            "field": "Content-Encoding",
         }
     kind = headers.get("Content-Type")
     if kind is not None:

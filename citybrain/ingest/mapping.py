@@ -191,7 +191,7 @@ class MqttMapping:
 
     def _payload_fields(self, payload: bytes, topic: dict[str, str], doc: dict[str, Any]) -> None:
         try:
-            body = decode_json(payload)  # as the worker reads JSON (BOM, NaN by field)
+            body = decode_json(payload, unique_keys=True)  # as the worker reads it, keys once
         except EventError as exc:
             raise EventError(
                 "bad_payload",
@@ -238,13 +238,16 @@ def _event_time(value: Any, field: str) -> Any:
         raise EventError("bad_type", field, value, "expected ISO 8601 or epoch seconds")
     if isinstance(value, str):
         return value
-    if not math.isfinite(value) or not 0 <= value < 1e11:
+    # Compared as given: math.isfinite() of an integer past a double (1 and 400 zeros)
+    # raised OverflowError, dead-lettered as "internal" (trial 13).
+    finite = isinstance(value, int) or math.isfinite(value)
+    if not finite or not 0 <= value < 1e11:
         # 1e11 s is the year 5138: a larger number is epoch milliseconds sent by mistake
         # (up to 1e14 ms, the year 5138 again), which the message says.
         hint = (
             f" ({value:.0f} looks like epoch milliseconds: {_iso(value / 1000)} in seconds; "
             "divide by 1000)"
-            if math.isfinite(value) and 1e11 <= value < 1e14
+            if finite and 1e11 <= value < 1e14
             else ""
         )
         raise EventError("bad_timestamp", field, value, f"expected epoch seconds{hint}")

@@ -130,8 +130,14 @@ class MqttIngest:
         if reason.is_failure:
             log.error("ingest: MQTT broker refused the connection: %s", reason)
             return
-        # Subscribing again on a resumed session is harmless and covers a new pattern.
-        client.subscribe([(s, SubscribeOptions(qos=self.qos)) for s in self.mapping.subscriptions])
+        # Subscribing again on a resumed session covers a new pattern. Retained values
+        # only for a subscription the session did not have yet (MQTT 5 Retain Handling
+        # 1): the broker would send its stored values again at every restart and
+        # reconnect, read again, or dead-lettered again (trial 13).
+        options = SubscribeOptions(
+            qos=self.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+        )
+        client.subscribe([(s, options) for s in self.mapping.subscriptions])
         log.info(
             "ingest: connected to %s:%s, subscribed to %s",
             self.host,

@@ -147,6 +147,14 @@ class NgsiMapping:
             if isinstance(v, dict) and isinstance(v.get("value"), str)
         }
         out = EntityReadings([], [])
+        # Kind -> the attributes giving it: "no2" and "NO2" (the older spelling) in one
+        # entity are two values for one sensor at one time, which is meant cannot be
+        # known (trial 13: the worker kept the first and dropped the other as a repeat).
+        spellings: dict[str, list[str]] = {}
+        for attr in entity:
+            row = table.get(attr) or table.get(attr.lower()) if attr not in ("id", "type") else None
+            if row is not None:
+                spellings.setdefault(row[0], []).append(attr)
         for attr, spec in entity.items():
             if attr in ("id", "type"):
                 continue
@@ -154,6 +162,18 @@ class NgsiMapping:
             spec_row = table.get(attr) or table.get(attr.lower())
             if spec_row is None:
                 out.skipped.append(attr)
+                continue
+            given = spellings[spec_row[0]]
+            if len(given) > 1:
+                others = ", ".join(repr(a) for a in given if a != attr)
+                out.errors.append(
+                    EventError(
+                        "duplicate_attribute",
+                        attr,
+                        spec.get("value", spec) if isinstance(spec, dict) else spec,
+                        f"{spec_row[0]} is given by {others} too: which value is meant?",
+                    )
+                )
                 continue
             try:
                 doc = self._reading(entity, attr, spec, spec_row, ts, texts)
@@ -184,7 +204,7 @@ class NgsiMapping:
         if code not in factors:
             raise EventError(
                 "bad_unit",
-                f"{attr}.metadata.unitCode.value",
+                f"{attr}.unitCode" if "unitCode" in spec else f"{attr}.metadata.unitCode.value",
                 code,
                 f"expected one of {sorted(factors)} for {kind} ({DEFAULT_KINDS[kind].unit})",
             )
@@ -250,20 +270,46 @@ def _number(spec: Any, attr: str) -> float:
     value = spec.get("value", MISSING)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EventError("bad_type", f"{attr}.value", value, "expected a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        # A JSON integer past a double (1 and 400 zeros): OverflowError was a 500 for
+        # the whole notification (trial 13); the worker names it out_of_range too.
+        raise EventError(
+            "out_of_range", f"{attr}.value", value, "is too large for any plausible value"
+        ) from None
 
 
 def _unit_code(spec: dict[str, Any], attr: str, default: str) -> str:
-    meta = spec.get("metadata")
-    if not isinstance(meta, dict) or "unitCode" not in meta:
-        return default
-    unit = meta["unitCode"]
-    code = unit.get("value", MISSING) if isinstance(unit, dict) else unit
-    if not isinstance(code, str):
-        raise EventError(
-            "bad_type", f"{attr}.metadata.unitCode.value", code, "expected a UN/CEFACT code"
-        )
-    return code
+    """The attribute's UN/CEFACT unit code: NGSI-v2's ``metadata.unitCode.value``, or
+    NGSI-LD's ``unitCode`` beside the value; ``default`` only when neither is given.
+    A unit given in a shape not read here is refused, never taken for the default
+    (trial 13: ``"unitCode": "GP"`` beside the value, and metadata as a list, read
+    0.05 mg/m3 as 0.05 ug/m3)."""
+    meta = spec.get("metadata", MISSING)
+    codes: dict[str, Any] = {}
+    if meta is not MISSING and meta is not None:
+        if not isinstance(meta, dict):
+            raise EventError(
+                "bad_type",
+                f"{attr}.metadata",
+                meta,
+                'expected an object of metadata ({"unitCode": {"value": "GQ"}}, NGSI-v2): '
+                "its unit code is not guessed",
+            )
+        if "unitCode" in meta:
+            unit = meta["unitCode"]
+            code = unit.get("value", MISSING) if isinstance(unit, dict) else unit
+            codes[f"{attr}.metadata.unitCode.value"] = code
+    if "unitCode" in spec:  # NGSI-LD puts it beside the value
+        codes[f"{attr}.unitCode"] = spec["unitCode"]
+    for where, code in codes.items():
+        if not isinstance(code, str):
+            raise EventError("bad_type", where, code, "expected a UN/CEFACT code")
+    if len(set(codes.values())) > 1:
+        (first, one), (second, other) = codes.items()
+        raise EventError("bad_unit", second, other, f"differs from {first} {one!r}")
+    return next(iter(codes.values()), default)
 
 
 def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
@@ -311,7 +357,33 @@ def _observed(entity: dict[str, Any]) -> float:
         span = _attr_time(entity, attr)
         if span is not None:
             return span[1]
-    raise EventError("missing_field", "dateObserved", MISSING, "the observation time is missing")
+    # Said when the entity carries a time of another kind (trial 13: an IoT Agent's
+    # TimeInstant, NGSI-LD's observedAt, were met with "the observation time is
+    # missing" and nothing on why they were not read).
+    others = sorted(
+        {
+            name
+            for name, spec in entity.items()
+            if name in ("TimeInstant", "observedAt")
+            or (
+                isinstance(spec, dict)
+                and (
+                    "observedAt" in spec
+                    or (
+                        isinstance(spec.get("metadata"), dict) and "TimeInstant" in spec["metadata"]
+                    )
+                )
+            )
+        }
+    )
+    why = "the observation time is missing"
+    if others:
+        why += (
+            f" (a TimeInstant or observedAt, on {', '.join(others[:4])}, is not read: it may "
+            "be when a platform received the value; give dateObserved, the Smart Data "
+            "Models' observation time)"
+        )
+    raise EventError("missing_field", "dateObserved", MISSING, why)
 
 
 def _period(entity: dict[str, Any]) -> float:

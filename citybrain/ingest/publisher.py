@@ -70,6 +70,8 @@ class PackPublisher:
         self.stats = PublisherStats()
         self.failure: BaseException | None = None
         self._buffer: list[tuple[Reading, Done]] = []
+        # Dead letters waiting for the flusher: (value, key, headers, done).
+        self._dead: list[tuple[bytes, bytes | None, list[tuple[str, bytes]], Done]] = []
         self._pending = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -112,24 +114,17 @@ class PackPublisher:
         the HTTP ingest then answers 503 rather than hold its sender forever)."""
         value, headers = fit_dead_letter(value, key, headers)
         with self._cond:
+            if self.failure is not None:
+                raise RuntimeError(f"Kafka send failed: {self.failure}") from self.failure
             if not self._wait_for_room(timeout) and timeout is not None:
                 return False
             self._pending += 1
-        while True:
-            try:
-                future = self.producer.send(
-                    self.deadletter_topic, key=key, value=value, headers=headers
-                )
-                break
-            except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
-                if self.failure is not None:
-                    raise RuntimeError(f"Kafka send failed: {self.failure}") from exc
-                if self._abandoned:
-                    return True  # counted in close()'s undelivered: still pending
-                log.warning("Kafka dead letter not queued (%s); retrying", exc)
-                time.sleep(0.5)
-        future.add_callback(self._acked, [done], dead_letter=True)
-        future.add_errback(self._failed, "dead letter")
+            # Sent by the flusher thread, as readings are: sent here, a Kafka without
+            # metadata held the caller in send()'s retries, and an HTTP sender got no
+            # 503 after ack_timeout but a connection held until Kafka came back
+            # (trial 13).
+            self._dead.append((value, key, headers, done))
+            self._cond.notify_all()
         return True
 
     def close(self, timeout: float = 30.0, give_up: threading.Event | None = None) -> int:
@@ -179,14 +174,35 @@ class PackPublisher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                if not self._closing:
+                if not self._closing and not self._dead:
                     self._cond.wait(self.pack_ms / 1000)
                 batch, self._buffer = self._buffer, []
+                dead, self._dead = self._dead, []
                 closing = self._closing
+            if dead:
+                self._send_dead(dead)
             if batch:
                 self._send(batch)
-            if closing and not batch:
+            if closing and not batch and not dead:
                 return
+
+    def _send_dead(
+        self, dead: list[tuple[bytes, bytes | None, list[tuple[str, bytes]], Done]]
+    ) -> None:
+        for value, key, headers, done in dead:
+            while True:
+                try:
+                    future = self.producer.send(
+                        self.deadletter_topic, key=key, value=value, headers=headers
+                    )
+                    break
+                except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
+                    if self._abandoned:
+                        return  # close() counts these as undelivered: still pending
+                    log.warning("Kafka dead letter not queued (%s); retrying", exc)
+                    time.sleep(0.5)
+            future.add_callback(self._acked, [done], dead_letter=True)
+            future.add_errback(self._failed, "dead letter")
 
     def _send(self, batch: list[tuple[Reading, Done]]) -> None:
         by_partition: dict[int, list[tuple[Reading, Done]]] = {}

@@ -232,6 +232,59 @@ def test_qos1_messages_held_by_a_killed_ingest_are_delivered_again(
         second.stop()
 
 
+def test_a_retained_message_is_read_once_per_session_not_again_at_every_restart(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """Trial 13: every restart (and every reconnect) subscribed again, and the broker sent
+    the stored values again: a retained plain number was dead-lettered once more each
+    time, a retained reading sent to Kafka once more."""
+    p = ingest_pipeline
+    # The test's own topic: a retained value outlives the test in the shared broker.
+    topic = f"city/{p.name}/gauge-1/water_level"
+    port = str(p.settings.mqtt_port)
+    retained = [b"2.1", json.dumps({"value": 2.2, "ts": START}).encode()]
+    try:
+        for i, payload in enumerate(retained):
+            # Two sensors' topics: the broker keeps one retained value per topic.
+            where = topic if i == 0 else topic.replace("gauge-1", "gauge-2")
+            subprocess.run(
+                ["mosquitto_pub", "-p", port, "-q", "1", "-r", "-t", where, "-s"],
+                input=payload,
+                check=True,
+                timeout=30,
+            )
+        first = mqtt_ingest(p).start()
+        p.read("deadletter", lambda m: len(m) >= 1)
+        p.read("readings", lambda m: count_readings(m) >= 1)
+        first.stop()
+        second = mqtt_ingest(p).start()
+        try:
+            # A live message after the restart: the broker sends retained values on
+            # subscribing, so once this one is in Kafka, any resent one would be too.
+            live = json.dumps({"value": 2.3, "ts": START + 60})
+            mosquitto_pub(p.settings.mqtt_port, topic, [live])
+            readings = packed(
+                p.read("readings", lambda m: any(r["value"] == 2.3 for r in packed(m)), settle=1)
+            )
+        finally:
+            second.stop()
+        assert sorted((r["sensor_id"], r["value"]) for r in readings) == [
+            ("gauge-1", 2.3),
+            ("gauge-2", 2.2),
+        ]
+        dead = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+        assert [dict(m.headers)["citybrain.error.reason"] for m in dead] == [
+            b"retained_without_time"
+        ]
+    finally:
+        for where in (topic, topic.replace("gauge-1", "gauge-2")):  # clear them
+            subprocess.run(
+                ["mosquitto_pub", "-p", port, "-q", "1", "-r", "-n", "-t", where],
+                check=True,
+                timeout=30,
+            )
+
+
 def paho_publisher(port: int) -> mqtt.Client:
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,

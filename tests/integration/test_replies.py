@@ -517,3 +517,46 @@ def test_event_time_ends_bursts_and_says_lone_reports_with_no_report_of_their_ow
 
 def docs_status(messages: list[Any], status: str) -> list[dict[str, Any]]:
     return [d for d in docs(messages) if d.get("status") == status]
+
+
+def test_an_answer_arriving_twice_is_applied_once_and_a_second_one_is_not_told_accepted(
+    pipeline: Pipeline,
+) -> None:
+    """Trial 13: a reporter's answer relayed twice in a row (an SMS desk's retry, two
+    desks) got 202 "accepted" both times, before the worker had applied the first; the
+    worker then refused the second (audited only), so a desk told "accepted" had its
+    answer dropped. The second is now a 409 at once, as after the first was applied."""
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 6)
+        steps = pipeline.read(
+            "steps", lambda m: len(steps_of(m, "report_covered")) == 6, timeout=60
+        )
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        status, _ = pipeline.api(
+            "POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "party ended"}
+        )
+        assert status == 202
+        pipeline.read("replies", lambda m: len(m) >= 6)
+        pipeline.api_until(
+            f"/runs/{run_id}", OPERATOR_TOKEN, lambda s, b: b["run"]["status"] == "resolved"
+        )
+        path = f"/runs/{run_id}/answer"
+        no = {"report_id": "r-0", "satisfied": False, "comment": "still loud"}
+        first = pipeline.api("POST", path, OPERATOR_TOKEN, no)
+        again = pipeline.api("POST", path, OPERATOR_TOKEN, no)  # before the worker applied it
+        other = pipeline.api("POST", path, OPERATOR_TOKEN, {"report_id": "r-0", "satisfied": True})
+        assert first[0] == 202
+        # Whether the worker has applied the first yet or not: one answer per closure.
+        for status, body in (again, other):
+            assert status == 409, body
+            assert body["error"].startswith("report r-0 has answered its closure already (")
+        # Another reporter of the same closure is not held up by r-0's pending answer.
+        yes = {"report_id": "r-1", "satisfied": True}
+        assert pipeline.api("POST", path, OPERATOR_TOKEN, yes)[0] == 202
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "answer")) >= 2, settle=2)
+        assert sorted(d["detail"] or "" for d in steps_of(steps, "answer")) == ["", "still loud"]
+        audit = pipeline.read("audit", lambda m: True, timeout=5, settle=1)
+        assert not [d for d in docs(audit) if d.get("action") == "command_refused"]
+    finally:
+        worker.stop()

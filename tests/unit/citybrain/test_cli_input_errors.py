@@ -460,3 +460,53 @@ def test_an_output_file_in_a_missing_folder_is_refused_before_any_work(
     err = capsys.readouterr().err
     assert f"its folder {str(missing)!r} does not exist" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize(
+    ("records", "said"),
+    [
+        (['{"schema": "step/1", "action": "run_created", "run_id": "a", "at": NaN}'], 2),
+        (
+            [
+                '{"schema": "step/1", "action": "run_created", "run_id": "a", "at": 1.0}',
+                "",
+                '{"schema": "audit/1", "action": "transition", "run_id": "a", "at": 2, '
+                '"data": [1]}',
+            ],
+            4,
+        ),
+    ],
+)
+def test_a_campaign_input_record_is_named_by_its_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], records: list[str], said: int
+) -> None:
+    """Trial 13: ``record 0 (None): field "at" is nan`` named neither the file nor the
+    line (blank lines and a header comment make the index no line number)."""
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n" + "\n".join(records) + "\n")
+    argv = ["campaign", "report", "--from", "1970-01-01", "--to", "1970-01-02"]
+    assert main([*argv, "--input", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: {path}:{said}: field ") and len(err.splitlines()) == 1
+
+
+def test_a_topic_message_that_is_no_json_record_is_left_out_and_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial 13: one foreign message in the steps topic (bytes that are not UTF-8) made
+    ``campaign report --prefix`` exit 70, "a bug", every time."""
+    from types import SimpleNamespace
+
+    from citybrain.demo import topic_records
+
+    values = [b"not json\xff", b"[1, 2]", b'{"schema": "step/1", "run_id": "a"}', b"7"]
+    messages = [
+        SimpleNamespace(topic="p.steps", partition=0, offset=i, value=v)
+        for i, v in enumerate(values)
+    ]
+    records, places = topic_records(messages)
+    assert (records, places) == ([{"schema": "step/1", "run_id": "a"}], ["p.steps/0/2"])
+    assert capsys.readouterr().err == (
+        "citybrain: warning: left out 3 messages that are not a JSON record: p.steps/0/0, "
+        "p.steps/0/1, p.steps/0/3\n"
+    )

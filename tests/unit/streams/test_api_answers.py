@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from streams.api import json_content_type
+from streams.api import ApiError, json_body, json_content_type
 from streams.app import create_app
 from streams.settings import Settings
 
@@ -61,3 +61,22 @@ def test_a_body_is_read_as_json_only_when_its_content_type_says_so(
     assert (why is not None) == refused
     if why:
         assert why == f"Content-Type is {kind!r}, expected application/json (UTF-8)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (
+            b'{"report_id": "r-7", "satisfied": true, "satisfied": false}',
+            "body is not valid JSON: key 'satisfied' is given twice in one object: which "
+            "value is meant? (RFC 8259 section 4: names should be unique)",
+        ),
+        (b'{"matchers": [{"name": "a", "name": "b"}]}', "(in matchers[0])"),
+    ],
+)
+def test_a_body_giving_a_key_twice_is_a_400_naming_it(raw: bytes, said: str) -> None:
+    # Trial 13: the last of the two was taken silently (a satisfied answer recorded as not).
+    with pytest.raises(ApiError) as err:
+        json_body(raw)
+    assert err.value.status == 400 and said in err.value.message
+    assert json_body(b'{"report_id": "r-7", "satisfied": true}')["satisfied"] is True

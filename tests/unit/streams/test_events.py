@@ -10,7 +10,14 @@ import pytest
 
 from playbooks.grid import Grid
 from streams.errors import EventError
-from streams.events import MAX_DEPTH, ORJSON_DEPTH_ERROR, EventValidator, PackedError, Reading
+from streams.events import (
+    MAX_DEPTH,
+    ORJSON_DEPTH_ERROR,
+    EventValidator,
+    PackedError,
+    Reading,
+    decode_json,
+)
 
 NOW = 1_800_000_000.0  # 2027-01-15
 
@@ -262,3 +269,36 @@ def test_incident_fields_at_their_bounds_are_taken(grid: Grid) -> None:
     doc = incident(report_id="x" * 256, category="c" * 256, text="t" * 10_000)
     report = EventValidator(grid).incident(json.dumps(doc).encode(), NOW)
     assert (len(report.report_id), len(report.category), len(report.text)) == (256, 256, 10_000)
+
+
+@pytest.mark.parametrize(
+    ("raw", "twice"),
+    [
+        (b'{"a": 1, "a": 1}', "'a' is given twice in one object:"),
+        (b'[{"a": {"b": 1, "b": 2}}]', "'b' is given twice in one object (in [0].a)"),
+        (b'{"a": "x\\"", "\\u0061": 2}', "'a' is given twice"),  # escapes: full check
+        (b'{"a": 1' + b"0" * 30 + b', "a": 2}', "'a' is given twice"),  # past 64 bits
+        (b'{"a": NaN, "a": 1}', "'a' is given twice"),  # read by the lenient parser
+    ],
+)
+def test_a_key_given_twice_is_named_where_the_sender_json_arrives(raw: bytes, twice: str) -> None:
+    with pytest.raises(EventError) as err:
+        decode_json(raw, unique_keys=True)
+    assert err.value.code == "bad_json" and twice in err.value.reason
+    decode_json(raw)  # readings on the worker's topics: unchecked (its hot path)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a": "\\"a\\"", "b": ["a", "a"]}', b'{"a": {"a": 1}, "b": "\\u0061"}', b"[1, 2]"],
+)
+def test_keys_given_once_pass_the_check(raw: bytes) -> None:
+    assert decode_json(raw, unique_keys=True) == decode_json(raw)
+
+
+def test_an_incident_giving_a_key_twice_is_bad_json(grid: Grid) -> None:
+    # Trial 13: the worker took the last report_id of two, silently.
+    raw = json.dumps(incident()).encode().replace(b'"r-1"', b'"r-1", "report_id": "r-2"')
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).incident(raw, NOW)
+    assert err.value.code == "bad_json" and "'report_id' is given twice" in err.value.reason

@@ -70,6 +70,29 @@ def test_json_is_read_as_the_worker_reads_it(
     assert [(e["code"], e["field"]) for e in err.value.errors] == [(code, field)]
 
 
+def test_a_key_given_twice_is_refused_naming_it_and_where(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    # Trial 13: {"value": 2.5, "value": 9999} was read as 9999 (the last wins, silently).
+    body = raw([GOOD]).replace(b'"value": 2.1', b'"value": 2.1, "value": 9.9')
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    [problem] = err.value.errors
+    assert (problem["field"], problem["code"]) == ("body", "bad_json")
+    assert problem["message"] == (
+        "not valid JSON: key 'value' is given twice in one object (in [0]): which value is "
+        "meant? (RFC 8259 section 4: names should be unique)"
+    )
+    entity = example("AirQualityObserved")
+    notification = raw({"data": [entity]}).replace(
+        b'"type": "AirQualityObserved"',
+        b'"type": "AirQualityObserved", "type": "TrafficFlowObserved"',
+    )
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(notification, NgsiMapping(ingest_grid), validator, T_NOW)
+    assert "key 'type' is given twice in one object (in data[0])" in err.value.errors[0]["message"]
+
+
 def test_a_body_with_a_byte_order_mark_is_read_past_it(validator: EventValidator) -> None:
     body = b"\xef\xbb\xbf" + raw({"schema": "reading/1", **GOOD})
     assert [r.value for r in readings_from_body(body, validator, T_NOW).readings] == [2.1]
@@ -286,6 +309,11 @@ def headers(**values: str) -> Message:
             415,
             "Content-Type",
         ),
+        # Trial 13: a gzipped body was read as JSON and refused as "byte 0x00 (NUL) ...
+        # UTF-16 or UTF-32 text?", which hid that the ingest does not take compression.
+        ({"Content_Length": "10", "Content_Encoding": "gzip"}, 415, "Content-Encoding"),
+        ({"Content_Length": "10", "Content_Encoding": "deflate"}, 415, "Content-Encoding"),
+        ({"Content_Length": "10", "Content_Encoding": "identity, br"}, 415, "Content-Encoding"),
     ],
 )
 def test_bad_request_headers_are_refused_naming_the_header(
@@ -294,6 +322,16 @@ def test_bad_request_headers_are_refused_naming_the_header(
     refusal = _refusal(headers(**given), MAX_BODY)
     assert refusal is not None
     assert (refusal[0], refusal[1]["field"]) == (status, field)
+
+
+def test_a_compressed_body_is_refused_saying_to_send_it_uncompressed() -> None:
+    refusal = _refusal(headers(Content_Length="10", Content_Encoding="gzip"), MAX_BODY)
+    assert refusal is not None
+    assert refusal[1]["error"] == (
+        "Content-Encoding is 'gzip': the ingest takes uncompressed JSON only; send the body "
+        "without compression (no Content-Encoding, or identity)"
+    )
+    assert _refusal(headers(Content_Length="10", Content_Encoding="identity"), MAX_BODY) is None
 
 
 def test_two_different_content_lengths_are_refused() -> None:
@@ -327,3 +365,16 @@ def test_the_partly_refused_log_line_counts_in_words() -> None:
     assert "1 reading accepted, 1 reading refused" in one
     two = partly_refused_line("/ingest/v1/readings", 2, [problem, problem])
     assert "2 readings accepted, 2 readings refused" in two
+
+
+def test_an_ngsi_integer_past_a_double_is_out_of_range_not_a_500(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    # Trial 13: OverflowError from float() made the whole notification a 500.
+    entity = example("AirQualityObserved")
+    body = raw({"data": [entity]}).replace(b'"value": 69', b'"value": 1' + b"0" * 400)
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(body, NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [(e["code"], e["field"]) for e in err.value.errors] == [
+        ("out_of_range", "data[0].no2.value")
+    ]

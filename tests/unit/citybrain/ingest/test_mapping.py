@@ -217,6 +217,23 @@ def test_json_is_read_as_the_worker_reads_it_so_the_field_is_named(
     assert (err.value.code, err.value.field) == (code, "value")
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"value": 2.5, "value": 9.5}',
+        b'{"value": 2.5, "ts": 1789999700, "ts": 1789999760}',
+        b'{"value": 2.5, "sensor_id": "gauge-1", "sensor_id": "gauge-2"}',
+        b'{"value": 2.5, "v\\u0061lue": 9.5}',  # the same key, one spelt with an escape
+    ],
+)
+def test_a_key_given_twice_is_bad_payload_naming_it(mapping: MqttMapping, payload: bytes) -> None:
+    # Trial 13: the last of the two was taken silently, a reading nobody meant.
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert err.value.code == "bad_payload"
+    assert "is given twice in one object" in str(err.value)
+
+
 def test_a_payload_with_a_byte_order_mark_is_read_past_it(mapping: MqttMapping) -> None:
     # PowerShell and Windows tools write one; the worker already read past it.
     doc = mapping.to_document("city/e/gauge-1/water_level", b'\xef\xbb\xbf{"value": 2.5}', T_NOW)
@@ -238,3 +255,12 @@ def test_a_number_too_large_for_a_double_is_not_finite(
 def test_a_topic_that_is_not_utf8_is_read_with_its_bytes_escaped_not_raised() -> None:
     msg = mqtt.MQTTMessage(mid=1, topic=b"city/e/gauge-\xff/water_level")
     assert topic_text(msg) == "city/e/gauge-\\xff/water_level"  # paho's .topic raises
+
+
+@pytest.mark.parametrize("ts", [b"1" + b"0" * 400, b"-1" + b"0" * 400])
+def test_an_epoch_integer_past_a_double_is_a_bad_timestamp(mapping: MqttMapping, ts: bytes) -> None:
+    # Trial 13: math.isfinite() raised OverflowError, dead-lettered as "internal".
+    payload = b'{"value": 2.5, "ts": ' + ts + b"}"
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert (err.value.code, err.value.field) == ("bad_timestamp", "ts")

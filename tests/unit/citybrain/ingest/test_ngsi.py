@@ -67,6 +67,42 @@ def test_milligrams_convert_and_unknown_unit_codes_are_refused(ngsi: NgsiMapping
     assert (err.code, err.field) == ("bad_unit", "no2.metadata.unitCode.value")
 
 
+@pytest.mark.parametrize(
+    ("no2", "code", "field"),
+    [
+        # NGSI-LD's Property form: the unit code beside the value, not in metadata.
+        ({"type": "Property", "value": 0.069, "unitCode": "GP"}, None, None),
+        ({"type": "Number", "value": 0.069, "unitCode": "GP", "metadata": {}}, None, None),
+        ({"type": "Property", "value": 69, "unitCode": "59"}, "bad_unit", "no2.unitCode"),
+        ({"type": "Property", "value": 69, "unitCode": ["GP"]}, "bad_type", "no2.unitCode"),
+        (
+            {"type": "Number", "value": 69, "unitCode": "GQ", "metadata": {"unitCode": "GP"}},
+            "bad_unit",
+            "no2.unitCode",
+        ),
+        # Metadata as a list (NGSI-v1's "metadatas" shape): the unit was taken as GQ.
+        (
+            {"type": "Number", "value": 0.069, "metadata": [{"name": "unitCode", "value": "GP"}]},
+            "bad_type",
+            "no2.metadata",
+        ),
+        ({"type": "Number", "value": 0.069, "metadata": "GP"}, "bad_type", "no2.metadata"),
+    ],
+)
+def test_a_unit_code_is_read_where_it_is_given_or_refused_never_defaulted(
+    ngsi: NgsiMapping, no2: dict[str, object], code: str | None, field: str | None
+) -> None:
+    # Trial 13: {"value": 0.069, "unitCode": "GP"} (mg/m3) was read as 0.069 ug/m3.
+    entity = example("AirQualityObserved")
+    entity["no2"] = no2
+    found = ngsi.entity(entity)
+    if code is None:
+        assert [d["value"] for d in found.documents] == [69.0]
+    else:
+        [err] = found.errors
+        assert (err.code, err.field) == (code, field) and not found.documents
+
+
 def bad(mutate: str) -> dict[str, object]:
     entity = copy.deepcopy(example("TrafficFlowObserved"))
     if mutate == "type":
@@ -218,3 +254,46 @@ def test_date_observed_in_iso_forms_reads_the_same_instant(ngsi: NgsiMapping, wh
 def test_a_date_alone_is_its_midnight(ngsi: NgsiMapping) -> None:
     entity = aq(dateObserved={"type": "DateTime", "value": "2016-03-15"})
     assert ngsi.entity(entity).documents[0]["ts"] == "2016-03-15T00:00:00Z"
+
+
+def test_one_kind_given_by_two_spellings_is_refused_for_both(ngsi: NgsiMapping) -> None:
+    # Trial 13: "no2" and "NO2" in one entity made two readings of one sensor at one time;
+    # the worker kept the first and dropped the other as a repeat, whichever was right.
+    entity = aq(NO2={"type": "Number", "value": 12})
+    found = ngsi.entity(entity)
+    assert found.documents == []
+    assert sorted((e.code, e.field) for e in found.errors) == [
+        ("duplicate_attribute", "NO2"),
+        ("duplicate_attribute", "no2"),
+    ]
+    assert "no2 is given by 'NO2' too: which value is meant?" in str(found.errors[0])
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        # An IoT Agent's entity: TimeInstant beside the value and in its metadata.
+        (
+            {
+                "TimeInstant": {"type": "DateTime", "value": "2016-03-15T11:00:00Z"},
+                "no2": {
+                    "type": "Number",
+                    "value": 69,
+                    "metadata": {"TimeInstant": {"type": "DateTime", "value": "2016-03-15"}},
+                },
+            },
+            "TimeInstant, no2",
+        ),
+        # NGSI-LD: the attribute's own observedAt.
+        ({"no2": {"type": "Property", "value": 69, "observedAt": "2016-03-15T11:00:00Z"}}, "no2"),
+    ],
+)
+def test_a_time_of_another_kind_is_said_not_read(
+    ngsi: NgsiMapping, changes: dict[str, object], named: str
+) -> None:
+    entity = aq(**changes)
+    del entity["dateObserved"]
+    with pytest.raises(EventError) as err:
+        ngsi.entity(entity)
+    assert (err.value.code, err.value.field) == ("missing_field", "dateObserved")
+    assert f"(a TimeInstant or observedAt, on {named}, is not read" in err.value.reason

@@ -70,3 +70,39 @@ def test_a_dead_letter_waits_for_room_at_most_its_timeout(publisher: PackPublish
     assert not publisher.dead_letter(b"{}", None, [], lambda: None, timeout=0.2)
     assert publisher.pending == publisher.max_pending  # nothing was queued for it
     publisher.close(timeout=0.5)
+
+
+class StuckKafka:
+    """A producer whose send() blocks, as kafka-python's does for up to max_block_ms
+    (and the ingest retried) while Kafka has no metadata to give."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.sends = 0
+
+    def send(self, *args: object, **kw: object) -> None:
+        self.sends += 1
+        self.released.wait()
+        raise RuntimeError("stopped")
+
+
+def test_a_dead_letter_does_not_hold_its_caller_while_kafka_is_away() -> None:
+    """Trial 13: with Kafka stopped, a body with a bad reading held its HTTP sender far
+    past the 10 s after which the ingest answers 503 (20 s and more, until Kafka came
+    back): dead_letter() called send() itself and retried it. Now the flusher sends it."""
+    kafka = StuckKafka()
+    pub = PackPublisher(kafka, "t.readings", "t.deadletter", 2, pack_size=10, max_pending=100)
+    pub.start()
+    queued: list[bool] = []
+    caller = threading.Thread(
+        target=lambda: queued.append(pub.dead_letter(b"{}", None, [], lambda: None, 0.2))
+    )
+    caller.start()
+    caller.join(60)  # a guard against a hang, not a measure of speed
+    try:
+        assert not caller.is_alive() and queued == [True]
+        assert pub.pending == 1  # waiting for Kafka, not acknowledged: not lost
+    finally:
+        pub._abandoned = True
+        kafka.released.set()
+        caller.join(60)

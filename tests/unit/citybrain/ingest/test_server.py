@@ -7,6 +7,7 @@ retained publish (MQTT's way to clear a retained value) was dead-lettered bad_pa
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import socket
@@ -145,16 +146,69 @@ def call(
         ("GET", "/ingest/v1/readings", "POST"),
         ("GET", "/ingest/v1/ngsi", "POST"),
         ("PUT", "/ingest/v1/readings", "POST"),
-        ("POST", "/ingest/v1/health", "GET"),
-        ("DELETE", "/metrics", "GET"),
+        ("POST", "/ingest/v1/health", "GET, HEAD"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+        # Trial 13: methods with no handler were the standard library's HTML 501.
+        ("TRACE", "/ingest/v1/readings", "POST"),
+        ("HEAD", "/ingest/v1/readings", "POST"),
+        ("BREW", "/metrics", "GET, HEAD"),
     ],
 )
 def test_a_known_path_with_another_method_is_405_with_allow(
     server: IngestHttpServer, method: str, path: str, allow: str
 ) -> None:
-    status, headers, body = call(server, method, path, b"{}" if method != "GET" else None)
+    status, headers, body = call(
+        server, method, path, b"{}" if method not in ("GET", "HEAD", "TRACE") else None
+    )
     assert (status, headers["Allow"]) == (405, allow)
-    assert json.loads(body)["error"] == f"{path} takes {allow}, not {method}"
+    if method != "HEAD":  # a HEAD answer has no body
+        assert json.loads(body)["error"] == f"{path} takes {allow}, not {method}"
+
+
+def test_head_is_answered_as_get_without_a_body(server: IngestHttpServer) -> None:
+    status, headers, body = call(server, "HEAD", "/ingest/v1/health")
+    assert (status, headers["Content-Type"], body) == (200, "application/json", b"")
+    assert int(headers["Content-Length"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /ingest/v1/health HTTP/9.9\r\n\r\n", 505),
+        (b"G\x00T / HTTP/1.1 extra\r\n\r\n", 400),
+    ],
+)
+def test_what_the_standard_library_refuses_is_answered_in_json(
+    server: IngestHttpServer, request_bytes: bytes, status: int
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.server_address[1])) as conn:
+        conn.sendall(request_bytes)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()) or head.startswith(
+        f"HTTP/1.0 {status} ".encode()
+    ), head[:100]
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]
+
+
+def test_a_gzipped_body_is_415_with_accept_encoding(server: IngestHttpServer) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}/ingest/v1/readings"
+    headers = {
+        "Authorization": f"Bearer {GATEWAY}",
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
+    request = urllib.request.Request(
+        url, data=gzip.compress(json.dumps(GOOD).encode()), method="POST", headers=headers
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=10)
+    assert (raised.value.code, raised.value.headers["Accept-Encoding"]) == (415, "identity")
+    assert json.loads(raised.value.read())["field"] == "Content-Encoding"
 
 
 def test_an_unknown_path_is_404_listing_the_paths(server: IngestHttpServer) -> None:
@@ -207,6 +261,37 @@ def test_refused_readings_and_sent_ones_are_on_metrics(server: IngestHttpServer)
     assert refused[(("reason", "unauthenticated"), ("stream", "ngsi"))] == 1
     sent = samples(text.decode(), "citybrain_ingest_readings_total")
     assert sent == {(("stream", "http"),): 1}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ingest/v1/ngsi?subscription=air&token=x",  # Orion httpCustom "qs"
+        "/ingest/v1/ngsi?",
+        "http://ingest.example:16080/ingest/v1/ngsi",  # absolute form, as via a proxy
+    ],
+)
+def test_a_notification_url_with_a_query_reaches_its_path(
+    server: IngestHttpServer, path: str
+) -> None:
+    # Trial 13: 404 "no such path '/ingest/v1/ngsi?…'", which Orion does not retry.
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    body = json.dumps({"data": [example("AirQualityObserved")]}).encode()
+    if path.startswith("http:"):  # urllib would send the path alone
+        with socket.create_connection(("127.0.0.1", server.server_address[1])) as conn:
+            conn.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {GATEWAY}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + body
+            )
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    else:
+        assert call(server, "POST", path, body, GATEWAY)[:1] == (200,)
+    assert [r.kind for r in kafka.readings] == ["no2"]
 
 
 def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
