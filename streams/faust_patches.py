@@ -1,9 +1,9 @@
-"""Seven changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Eight changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
 (``perform_seek``); they are shaped like an upstream pull request: ``install()`` swaps
-three methods of ``Consumer`` and nothing else. The fourth sets the consumer's fetch
+four methods of ``Consumer`` and nothing else. The fourth sets the consumer's fetch
 wait (``set_fetch_max_wait``), independently of the others.
 
 1. **Stale generations are dropped, never acked** (the commit stall, issue 12 item 4).
@@ -93,18 +93,29 @@ wait (``set_fetch_max_wait``), independently of the others.
    partition's position after a rebalance was past its committed offset. That is the
    kind of trial 11's two lost commands (committed over by a later record's gap).
 
+8. **A commit never passes the message at the committed offset** (``_new_offset``).
+   faust commits one past the first run of acked offsets once it starts no more than
+   one past the committed offset (``min(acked) - committed > 1`` refuses): but Kafka's
+   committed offset is the next to read, so a message right at it still in hand (a
+   batch that raised, an event still being processed) was committed over when the one
+   after it was acked; and a partition never committed had no check at all. The run
+   must now start at the committed offset (or, never committed, at the log start
+   ``perform_seek`` found).
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
-``AIOKafkaConsumer._fetch_max_wait_ms``, ``Consumer._drain_messages``, ``Consumer.ack`` and
-``Consumer.perform_seek`` (replaced; their 0.15.3 source hashes are pinned),
+``AIOKafkaConsumer._fetch_max_wait_ms``, ``Consumer._drain_messages``, ``Consumer.ack``,
+``Consumer.perform_seek`` and ``Consumer._new_offset`` (replaced; their 0.15.3 source
+hashes are pinned; ``_new_offset`` is faust's own but for the check),
 ``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
 ``app.tables.changelog_topics``, ``Consumer._thread`` (``call_thread``,
 ``_ensure_consumer``: aiokafka's ``assignment``, ``position``, ``seek``),
 ``Consumer._wait_next_records``, ``_to_message``,
 ``_read_offset``, ``_committed_offset``, ``_acked``, ``_acked_index``, ``_n_acked``,
 ``_unacked_messages``, ``_waiting_for_ack``, ``_buffered_partitions``, ``_commit_every``,
-``_add_gap``, ``perform_seek``, ``flow_active``, ``scheduler``, ``callback``, ``diag``,
+``_add_gap``, ``_gap`` (its IntervalTrees), ``perform_seek``, ``flow_active``,
+``scheduler``, ``callback``, ``diag``, ``faust.utils.functional.consecutive_numbers``,
 ``app.consumer_generation_id``, ``app.flow_control``, ``Message.generation_id``,
 ``Message.acked`` and ``faust.types.tuples.ack_lock``.
 """
@@ -123,6 +134,7 @@ from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
+from faust.utils.functional import consecutive_numbers
 from mode import Service, ServiceT
 from mode.utils.futures import notify
 
@@ -132,6 +144,7 @@ PATCHED_SOURCES = {
     "_drain_messages": "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
     "ack": "5fcf41cf45153475de3790dc56fec1b83335956dc8b3bf7ff6bbb2b57627f03f",
     "perform_seek": "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6",
+    "_new_offset": "1d2c7ea89a7ad4f1a216c1d51936e569162cd66bd56f889e13fd29c910b58eb0",
 }
 # The same for the wrapped AIOKafkaConsumerThread method (change 4).
 WRAPPED_SOURCES = {
@@ -142,6 +155,7 @@ DRAIN_ATTRIBUTE = "citybrain_batch_drain"
 FETCH_WAIT_ATTRIBUTE = "citybrain_fetch_max_wait_ms"
 SEEKS_ATTRIBUTE = "citybrain_seeks"
 NEXT_ATTRIBUTE = "citybrain_next_offsets"
+FLOOR_ATTRIBUTE = "citybrain_log_starts"
 REREAD_ATTRIBUTE = "citybrain_reread_from"
 
 
@@ -150,7 +164,8 @@ def source_hash(function: Callable[..., Any]) -> str:
 
 
 def install() -> None:
-    """Replace ``Consumer._drain_messages`` and ``Consumer.ack`` (idempotent). Raises
+    """Replace ``Consumer._drain_messages``, ``ack``, ``perform_seek`` and ``_new_offset``
+    (idempotent). Raises
     ``RuntimeError`` if faust is not the version these replacements were written for."""
     if _ORIGINAL:
         return
@@ -162,9 +177,11 @@ def install() -> None:
     _ORIGINAL["_drain_messages"] = Consumer._drain_messages
     _ORIGINAL["ack"] = Consumer.ack
     _ORIGINAL["perform_seek"] = Consumer.perform_seek
+    _ORIGINAL["_new_offset"] = Consumer._new_offset
     Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
     Consumer.ack = _ack  # type: ignore[method-assign]
     Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]
 
 
 def original(name: str) -> Callable[..., Any]:
@@ -263,6 +280,38 @@ def _ack(self: Consumer, message: Message) -> bool:
     return cast(bool, _ORIGINAL["ack"](self, message))
 
 
+def _new_offset(self: Consumer, tp: TP) -> int | None:
+    """``Consumer._new_offset`` (the offset to commit: one past the first run of acked
+    offsets, gaps merged in), except that the run must start at the committed offset
+    (change 8). faust's check lets it start one later (``min(acked) - committed > 1``,
+    read as if the committed offset were the last processed one; Kafka's is the next to
+    read), so an unacked message right at the committed offset was committed over; and
+    a partition never committed had no check at all (its log start is used)."""
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    max_offset = max(acked)
+    gap_for_tp = self._gap[tp]
+    if gap_for_tp:
+        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+        if candidates:
+            stuff_to_add: list[int] = []
+            for entry in candidates:
+                stuff_to_add.extend(range(entry.begin, entry.end))
+            new_max_offset = max(stuff_to_add[-1], max_offset + 1)
+            acked.extend(stuff_to_add)
+            gap_for_tp.chop(0, new_max_offset)
+    acked.sort()
+    committed = self._committed_offset[tp]
+    floor = committed if committed is not None else getattr(self, FLOOR_ATTRIBUTE, {}).get(tp)
+    if floor is not None and acked[0] > floor:
+        return None  # the message at the committed offset is not done yet
+    batch = next(consecutive_numbers(acked))
+    acked[: len(batch)] = []
+    self._acked_index[tp].difference_update(batch)
+    return batch[-1] + 1
+
+
 async def _perform_seek(self: Consumer) -> None:
     """``Consumer.perform_seek`` (seek every assigned partition to its committed offset
     and read from there), except that a stream partition with no committed offset above
@@ -303,6 +352,8 @@ async def _seek_to_committed(self: Consumer) -> None:
             if offset is not None
         }
     )
+    # Where a never-committed partition's commits must start (change 8).
+    setattr(self, FLOOR_ATTRIBUTE, {ensure_TP(tp): offset for tp, offset in log_starts.items()})
     nexts = next_offsets(self)
     nexts.clear()  # every assigned partition is here; a revoked one is forgotten
     for tp, offset in committed_offsets.items():
@@ -488,9 +539,10 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
         if verdict == "gap":
             assert expected is not None
             if acks_enabled_for(tp.topic):
-                await self._add_gap(tp, expected, offset)
-                if _stale(self, generation, seeks):
-                    return False
+                # Not ``_add_gap``: it starts a gap one past the committed offset
+                # (faust's off-by-one), which change 8's commit would wait on forever.
+                self._gap[tp].addi(expected, offset)
+                self._gap[tp].merge_overlaps()
             return True
         if expected is not None:
             return True  # in order: faust's rule below is off by one after a seek

@@ -102,12 +102,14 @@ def test_the_consumer_gets_the_apps_fetch_wait(monkeypatch: Any) -> None:
     assert other._fetch_max_wait_ms == 1500
 
 
-def test_install_replaces_the_three_methods_once() -> None:
+def test_install_replaces_the_four_methods_once() -> None:
     faust_patches.install()
     faust_patches.install()
     assert Consumer._drain_messages is faust_patches._drain_messages
     assert Consumer.ack is faust_patches._ack
     assert Consumer.perform_seek is faust_patches._perform_seek
+    assert Consumer._new_offset is faust_patches._new_offset
+    assert original("_new_offset") is not faust_patches._new_offset
     assert original("ack") is not faust_patches._ack
     assert original("perform_seek") is not faust_patches._perform_seek
 
@@ -374,3 +376,49 @@ def test_a_fetch_begun_before_a_seek_is_stale() -> None:
     faust_patches._count_seek(consumer)
     assert faust_patches._stale(consumer, 4, seeks)
     assert faust_patches._stale(consumer, 3, faust_patches._seeks(consumer))  # rebalance
+
+
+def commit_state(committed: int | None, acked: list[int]) -> Any:
+    from collections import defaultdict
+
+    from intervaltree import IntervalTree
+
+    tp = TP("t.commands", 0)
+    state = SimpleNamespace(
+        _acked=defaultdict(list, {tp: list(acked)}),
+        _acked_index=defaultdict(set, {tp: set(acked)}),
+        _gap=defaultdict(IntervalTree),
+        _committed_offset=defaultdict(lambda: None, {tp: committed}),
+    )
+    return state, tp
+
+
+def test_a_commit_never_passes_the_message_at_the_committed_offset() -> None:
+    """Change 8: faust's own check committed 13 here, over message 10 still in hand."""
+    faust_offset = original("_new_offset")
+    state, tp = commit_state(10, [11, 12])
+    assert faust_offset(state, tp) == 13  # the fault, as faust 0.15.3 has it
+    state, tp = commit_state(10, [11, 12])
+    assert faust_patches._new_offset(cast(Consumer, state), tp) is None
+    state, tp = commit_state(10, [10, 11, 12, 14])
+    assert faust_patches._new_offset(cast(Consumer, state), tp) == 13
+    assert state._acked[tp] == [14]  # kept for the next commit, as faust does
+
+
+def test_a_never_committed_partition_commits_only_from_its_log_start() -> None:
+    state, tp = commit_state(None, [5, 6])
+    assert faust_patches._new_offset(cast(Consumer, state), tp) == 7  # no floor known
+    state, tp = commit_state(None, [5, 6])
+    setattr(state, faust_patches.FLOOR_ATTRIBUTE, {tp: 3})
+    assert faust_patches._new_offset(cast(Consumer, state), tp) is None  # 3 and 4 in hand
+    state, tp = commit_state(None, [3, 4, 5])
+    setattr(state, faust_patches.FLOOR_ATTRIBUTE, {tp: 3})
+    assert faust_patches._new_offset(cast(Consumer, state), tp) == 6
+
+
+def test_a_hole_not_in_the_log_is_committed_over_once_read_again() -> None:
+    """Change 7's "gap" (retention deleted 10..459): the gap starts at the committed
+    offset itself, so the commit does not wait for it forever."""
+    state, tp = commit_state(10, [460, 461])
+    state._gap[tp].addi(10, 460)
+    assert faust_patches._new_offset(cast(Consumer, state), tp) == 462
