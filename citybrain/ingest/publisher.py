@@ -186,21 +186,36 @@ class PackPublisher:
             if closing and not batch and not dead:
                 return
 
+    def _queue(
+        self,
+        what: str,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
+        """Queue one message on the producer, retrying in place (in order) every 0.5 s
+        while it refuses (``KafkaTimeoutError``: no metadata, a full buffer); its future,
+        or None once ``close()`` has abandoned the sends."""
+        while True:
+            try:
+                return self.producer.send(
+                    topic, key=key, value=value, partition=partition, headers=headers
+                )
+            except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
+                if self._abandoned:
+                    return None
+                log.warning("Kafka %s not queued (%s); retrying", what, exc)
+                time.sleep(0.5)
+
     def _send_dead(
         self, dead: list[tuple[bytes, bytes | None, list[tuple[str, bytes]], Done]]
     ) -> None:
         for value, key, headers, done in dead:
-            while True:
-                try:
-                    future = self.producer.send(
-                        self.deadletter_topic, key=key, value=value, headers=headers
-                    )
-                    break
-                except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
-                    if self._abandoned:
-                        return  # close() counts these as undelivered: still pending
-                    log.warning("Kafka dead letter not queued (%s); retrying", exc)
-                    time.sleep(0.5)
+            future = self._queue("dead letter", self.deadletter_topic, key, value, headers=headers)
+            if future is None:
+                return  # close() counts these as undelivered: still pending
             future.add_callback(self._acked, [done], dead_letter=True)
             future.add_errback(self._failed, "dead letter")
 
@@ -215,18 +230,9 @@ class PackPublisher:
             packs = list(packer.pack_all(r for r, _ in items))
             for i, (partition, key, value) in enumerate(packs):
                 chunk = items[i * self.pack_size : (i + 1) * self.pack_size]
-                while True:
-                    try:
-                        future = self.producer.send(
-                            self.readings_topic, key=key, value=value, partition=partition
-                        )
-                        break
-                    except Exception as exc:  # KafkaTimeoutError: metadata, full buffer
-                        if self._abandoned:
-                            return  # close() counts these as undelivered
-                        # Nothing was queued: try again, in order, after a pause.
-                        log.warning("Kafka send not queued (%s); retrying", exc)
-                        time.sleep(0.5)
+                future = self._queue("send", self.readings_topic, key, value, partition=partition)
+                if future is None:
+                    return  # close() counts these as undelivered
                 future.add_callback(self._acked, [done for _, done in chunk])
                 future.add_errback(self._failed, f"pack of {counted(len(chunk), 'reading')}")
 
