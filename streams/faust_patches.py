@@ -125,7 +125,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
@@ -149,6 +149,11 @@ PATCHED_SOURCES = {
 # The same for the wrapped AIOKafkaConsumerThread method (change 4).
 WRAPPED_SOURCES = {
     "_create_worker_consumer": "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7",
+}
+# The same for the methods read, not replaced, whose output the batch path must equal:
+# ``_to_message`` (``Messages.columns`` reads the same record fields, timestamps / 1000).
+READ_SOURCES = {
+    "_to_message": "7c24f6511b2fcef7cbfe73526e78de033bfe0df211f1fd30509d699c9deb6ce4",
 }
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
@@ -187,6 +192,10 @@ def install() -> None:
 def original(name: str) -> Callable[..., Any]:
     """faust's own method as it was before ``install()`` or ``set_fetch_max_wait`` (for
     the pinning test)."""
+    if name in READ_SOURCES:
+        from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+        return cast(Callable[..., Any], getattr(AIOKafkaConsumer, name))
     owner = AIOKafkaConsumerThread if name in WRAPPED_SOURCES else Consumer
     return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(owner, name))
 
@@ -409,22 +418,98 @@ async def _rewind_in_thread(consumer: Any, spans: dict[TP, tuple[int, int]]) -> 
             consumer.seek(atp, first)
 
 
-class Batch:
-    """One partition's messages of one fetch, in offset order, for a batch agent.
+class Messages(Sequence[Message]):
+    """A batch's messages as faust ``Message`` objects, each built from its fetched record
+    only when asked for (a dead letter, an origin): the readings agent reads the batch's
+    columns off aiokafka's records (``columns``) and never needs one per record.
 
-    ``async with batch:`` acks every message when the block ends normally, and leaves
+    faust builds a ``ConsumerMessage`` (thirteen fields, ``Message.__init__`` in Python)
+    per record in ``_to_message``; for one reading per message that was about 1.4 us of
+    the worker's ~25 us per message (docs/benchmarks.md, issue 14). A message built here
+    is faust's own (``Consumer._to_message``), stamped with the batch's generation, and
+    built once: asking again returns the same object."""
+
+    __slots__ = ("_built", "_to_message", "generation", "records", "tp")
+
+    def __init__(
+        self,
+        tp: TP,
+        records: Sequence[Any],
+        generation: int,
+        to_message: Callable[[TP, Any], Message] | None,
+    ) -> None:
+        self.tp = tp
+        self.records = records
+        self.generation = generation
+        self._to_message = to_message
+        self._built: dict[int, Message] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _message(self, index: int) -> Message:
+        if index < 0:
+            index += len(self.records)
+        message = self._built.get(index)
+        if message is None:
+            record = self.records[index]  # IndexError as a list's
+            if self._to_message is None:  # the records are messages already
+                message = cast(Message, record)
+            else:
+                message = self._to_message(self.tp, record)
+                message.generation_id = self.generation
+            self._built[index] = message
+        return message
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._message(i) for i in range(*index.indices(len(self.records)))]
+        return self._message(index)
+
+    def __iter__(self) -> Iterator[Message]:
+        return (self._message(i) for i in range(len(self.records)))
+
+    def columns(self) -> tuple[list[bytes | None], list[int], list[int], list[float]]:
+        """The batch's values, partitions, offsets and Kafka timestamps (seconds, as
+        faust's ``Message.timestamp``), in offset order, read off the records."""
+        records = self.records
+        values = [r.value for r in records]
+        offsets = [r.offset for r in records]
+        if self._to_message is None:  # messages: their timestamps are seconds already
+            timestamps = [r.timestamp for r in records]
+        else:  # aiokafka's are milliseconds; faust's _to_message divides by 1000.0
+            timestamps = [t if t is None else t / 1000.0 for t in [r.timestamp for r in records]]
+        return values, [self.tp.partition] * len(records), offsets, timestamps
+
+
+class Batch:
+    """One partition's records of one fetch, in offset order, for a batch agent:
+    ``records`` as fetched (aiokafka's ``ConsumerRecord``), ``messages`` the same as
+    faust ``Message`` objects built on demand (``Messages``). The last one is built at
+    once: it stands for the batch in faust's ``_unacked_messages`` until it is done.
+
+    ``async with batch:`` acks every record when the block ends normally, and leaves
     them unacked (commits stop before them; the next owner reads them again) when it
     raises."""
 
-    __slots__ = ("drain", "generation", "messages", "tp")
+    __slots__ = ("drain", "generation", "last", "messages", "records", "tp")
 
     def __init__(
-        self, drain: BatchDrain, tp: TP, messages: Sequence[Message], generation: int
+        self,
+        drain: BatchDrain,
+        tp: TP,
+        records: Sequence[Any],
+        generation: int,
+        to_message: Callable[[TP, Any], Message] | None = None,
     ) -> None:
+        """``to_message`` builds a faust ``Message`` from one record (the consumer's
+        ``_to_message``); None: ``records`` are ``Message`` objects already."""
         self.drain = drain
         self.tp = tp
-        self.messages = messages
+        self.records = records
         self.generation = generation
+        self.messages = Messages(tp, records, generation, to_message)
+        self.last = self.messages[-1]
 
     async def __aenter__(self) -> Batch:
         return self
@@ -463,11 +548,11 @@ class BatchDrain:
             batch = await queue.get()
             if batch.generation != app.consumer_generation_id or not app.flow_control.is_active():
                 continue
-            last = batch.messages[-1]
+            last = batch.last
             app.consumer._unacked_messages.add(last)  # type: ignore[attr-defined]
             on_batch_in = getattr(app.monitor, "on_batch_in", None)
             if on_batch_in is not None:  # faust's message counters, once per batch
-                on_batch_in(batch.tp, last.offset, len(batch.messages))
+                on_batch_in(batch.tp, last.offset, len(batch.records))
             yield batch
 
     def done(self, batch: Batch, *, acked: bool) -> None:
@@ -479,15 +564,17 @@ class BatchDrain:
             if acked and batch.generation == self.app.consumer_generation_id:
                 committed = consumer._committed_offset[tp]
                 index = consumer._acked_index[tp]
-                offsets = [
-                    m.offset
-                    for m in batch.messages
-                    if (committed is None or m.offset >= committed) and m.offset not in index
-                ]
+                offsets = [r.offset for r in batch.records]
+                # In offset order: below the committed offset only at the head; and an
+                # offset already acked only after a redelivery. Both checks in C.
+                if committed is not None and offsets[0] < committed:
+                    offsets = [o for o in offsets if o >= committed]
+                if not index.isdisjoint(offsets):
+                    offsets = [o for o in offsets if o not in index]
                 index.update(offsets)
                 consumer._acked[tp].extend(offsets)
                 consumer._n_acked += len(offsets)
-            last = batch.messages[-1]
+            last = batch.last
             last.acked = True
             consumer._unacked_messages.discard(last)
             notify(consumer._waiting_for_ack)
@@ -577,16 +664,19 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
             if _stale(self, generation, seeks):
                 return True
             r_offset = get_read_offset(tp)
-            fresh = [r for r in tp_records if r_offset is None or r.offset >= r_offset]
+            # A partition's records come in offset order: all fresh if the first is.
+            if r_offset is None or tp_records[0].offset >= r_offset:
+                fresh = tp_records
+            else:
+                fresh = [r for r in tp_records if r.offset >= r_offset]
             if not fresh:
                 handled[tp] = tp_records[-1].offset
                 continue
             if not await before_delivery(tp, fresh[0].offset, r_offset, generation, seeks):
                 return True
-            messages = [to_message(tp, r) for r in fresh]
-            for m in messages:
-                m.generation_id = generation
-            batch = Batch(cast(BatchDrain, drain), tp, messages, generation)
+            # No faust Message per record: the batch keeps aiokafka's records and builds
+            # one only when asked (the last at once, a dead letter's).
+            batch = Batch(cast(BatchDrain, drain), tp, fresh, generation, to_message)
             if queue.full():
                 await queue.put(batch)
                 if _stale(self, generation, seeks):
@@ -596,9 +686,9 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
                     return True
             else:
                 queue.put_nowait(batch)  # checked and handed over with no await between
-            set_read_offset(tp, messages[-1].offset)
-            nexts[tp] = messages[-1].offset + 1
-            handled[tp] = messages[-1].offset
+            set_read_offset(tp, fresh[-1].offset)
+            nexts[tp] = fresh[-1].offset + 1
+            handled[tp] = fresh[-1].offset
         num_since_yield = 0
         for tp, record in self.scheduler.iterate(singles):
             num_since_yield += 1

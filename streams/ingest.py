@@ -38,6 +38,7 @@ from streams.detection import (
 )
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, IncidentReport, format_ts
+from streams.faust_patches import Messages
 from streams.logs import SayEvery
 from streams.partitioning import sensor_partition
 
@@ -63,6 +64,22 @@ def rejected_origin(events: Sequence[Message], item: Incoming) -> str:
     first = events[0]
     return message_origin(
         first.topic, first.partition, item.offset, None if item.raw else item.index
+    )
+
+
+def message_columns(
+    messages: Sequence[Message],
+) -> tuple[list[bytes | None], list[int], list[int], list[float]]:
+    """A batch's values, partitions, offsets and Kafka timestamps (seconds), in order:
+    read off the fetched records for a batch drain's batch (no faust ``Message`` per
+    record, ``faust_patches.Messages``), else off each message."""
+    if isinstance(messages, Messages):
+        return messages.columns()
+    return (
+        [msg.value for msg in messages],
+        [msg.partition for msg in messages],
+        [msg.offset for msg in messages],
+        [msg.timestamp for msg in messages],
     )
 
 
@@ -133,13 +150,7 @@ class Ingest:
         and validate them together (``BatchAdmission`` never raises for a message's
         content: a bad message or reading is dead-lettered alone), then detect over the
         batch."""
-        incoming, refused = self.admission.admit(
-            [msg.value for msg in messages],
-            [msg.partition for msg in messages],
-            [msg.offset for msg in messages],
-            [msg.timestamp for msg in messages],
-            time.time(),
-        )
+        incoming, refused = self.admission.admit(*message_columns(messages), time.time())
         for i, r in refused:
             await self.ctx.dead_letter(
                 "readings", messages[i], r.error.code, str(r.error), r.index, r.raw

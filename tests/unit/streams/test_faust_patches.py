@@ -422,3 +422,104 @@ def test_a_hole_not_in_the_log_is_committed_over_once_read_again() -> None:
     state, tp = commit_state(10, [460, 461])
     state._gap[tp].addi(10, 460)
     assert faust_patches._new_offset(cast(Consumer, state), tp) == 462
+
+
+def records(offsets: list[int], partition: int = 0) -> list[Any]:
+    """aiokafka's records as its fetcher hands them to faust (timestamps in ms)."""
+    from aiokafka.structs import ConsumerRecord
+
+    return [
+        ConsumerRecord(
+            topic="t.readings",
+            partition=partition,
+            offset=o,
+            timestamp=1_767_225_600_123 + o,
+            timestamp_type=0,
+            key=f"k{o}".encode(),
+            value=f'{{"n":{o}}}'.encode(),
+            checksum=None,
+            serialized_key_size=3,
+            serialized_value_size=8,
+            headers=[("h", b"x")],
+        )
+        for o in offsets
+    ]
+
+
+def built_by_faust(tp: TP, record: Any, generation: int) -> Message:
+    """faust's own ``_to_message`` on a consumer whose app is at ``generation``."""
+    consumer = SimpleNamespace(app=FakeApp(generation))
+    return cast(Message, original("_to_message")(consumer, tp, record))
+
+
+def fields(message: Message) -> tuple[Any, ...]:
+    return (
+        message.topic,
+        message.partition,
+        message.offset,
+        message.timestamp,
+        message.timestamp_type,
+        message.headers,
+        message.key,
+        message.value,
+        message.checksum,
+        message.serialized_key_size,
+        message.serialized_value_size,
+        message.tp,
+        message.generation_id,
+    )
+
+
+def test_a_batch_builds_faust_messages_only_when_asked_and_equal_to_fausts() -> None:
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+    tp = TP("t.readings", 1)
+    fetched = records([40, 41, 42, 43], partition=1)
+    built: list[int] = []
+
+    def to_message(tp: TP, record: Any) -> Message:
+        built.append(record.offset)
+        return built_by_faust(tp, record, generation=9)  # the app moved on since the fetch
+
+    drain = object.__new__(BatchDrain)
+    batch = Batch(drain, tp, fetched, generation=8, to_message=to_message)
+    assert built == [43]  # the last one only: it stands for the batch until it is done
+    messages = batch.messages
+    assert len(messages) == 4 and batch.last is messages[-1] is messages[3]
+    assert messages[1] is messages[1] and built == [43, 41]  # built once
+    for record, message in zip(fetched, messages, strict=True):
+        expected = built_by_faust(tp, record, generation=8)
+        assert fields(message) == fields(expected)  # the batch's generation, not the app's
+    assert [m.offset for m in messages[1:3]] == [41, 42]
+    values, partitions, offsets, timestamps = messages.columns()
+    assert values == [m.value for m in messages]
+    assert partitions == [1, 1, 1, 1] and offsets == [40, 41, 42, 43]
+    assert timestamps == [m.timestamp for m in messages]  # seconds, as faust's
+    # The records are aiokafka's, read the way faust's own _to_message reads them.
+    assert "timestamp / 1000.0" in inspect.getsource(AIOKafkaConsumer._to_message)
+    assert source_hash(original("_to_message")) == TO_MESSAGE_SOURCE
+
+
+TO_MESSAGE_SOURCE = faust_patches.READ_SOURCES["_to_message"]
+
+
+def test_a_batch_of_records_is_acked_by_offset_like_a_batch_of_messages() -> None:
+    consumer = consumer_state(generation=3)
+    app = SimpleNamespace(consumer=consumer, consumer_generation_id=3)
+    drain = object.__new__(BatchDrain)
+    drain.app = app
+    tp = TP("t.readings", 0)
+
+    def to_message(tp: TP, record: Any) -> Message:
+        return built_by_faust(tp, record, generation=3)
+
+    consumer._committed_offset[tp] = 5  # a redelivery from below the committed offset
+    first = Batch(drain, tp, records([3, 4, 5, 6]), generation=3, to_message=to_message)
+    drain.done(first, acked=True)
+    assert consumer._acked[tp] == [5, 6] and consumer._n_acked == 2 and first.last.acked
+    again = Batch(drain, tp, records([6, 7, 8]), generation=3, to_message=to_message)
+    drain.done(again, acked=True)  # 6 was acked already
+    assert consumer._acked[tp] == [5, 6, 7, 8] and consumer._n_acked == 4
+    failed = Batch(drain, tp, records([9, 10]), generation=3, to_message=to_message)
+    drain.done(failed, acked=False)
+    assert consumer._acked[tp] == [5, 6, 7, 8] and failed.last.acked
