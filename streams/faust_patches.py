@@ -32,7 +32,12 @@ wait (``set_fetch_max_wait``), independently of the others.
    Consumer-group membership, offsets and commits (``_acked``, ``_acked_index``,
    ``_n_acked``, ``_committed_offset``, gaps), rebalances (``wait_empty`` waits for the
    batch in hand, which is tracked in ``_unacked_messages``), tables and their
-   changelogs, the web server and timers stay faust's. For batch topics faust's
+   changelogs, the web server and timers stay faust's. A batch keeps aiokafka's fetched
+   records as they are and builds faust's ``Message`` (``_to_message``) only for a
+   record something asks for -- its last at once, which stands for the batch in
+   ``_unacked_messages``, and a dead letter's; the agent reads the batch's values,
+   offsets and timestamps off the records (``Messages.columns``; about 0.7 us a record
+   less, docs/benchmarks.md). For batch topics faust's
    message counters are updated once per batch (``on_batch_in`` of
    ``streams.faust_metrics.CachedLabelsMonitor``); its per-event stream sensors
    (``on_stream_event_in/out``) are not called, as no ``Event`` is made.
@@ -111,7 +116,9 @@ hashes are pinned; ``_new_offset`` is faust's own but for the check),
 ``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
 ``app.tables.changelog_topics``, ``Consumer._thread`` (``call_thread``,
 ``_ensure_consumer``: aiokafka's ``assignment``, ``position``, ``seek``),
-``Consumer._wait_next_records``, ``_to_message``,
+``Consumer._wait_next_records``, ``_to_message`` (its 0.15.3 source hash is pinned:
+``Messages.columns`` reads the same fields of aiokafka's ``ConsumerRecord`` -- ``value``,
+``offset``, ``timestamp`` in ms, divided by 1000.0 as it does),
 ``_read_offset``, ``_committed_offset``, ``_acked``, ``_acked_index``, ``_n_acked``,
 ``_unacked_messages``, ``_waiting_for_ack``, ``_buffered_partitions``, ``_commit_every``,
 ``_add_gap``, ``_gap`` (its IntervalTrees), ``perform_seek``, ``flow_active``,
