@@ -36,7 +36,7 @@ wait (``set_fetch_max_wait``), independently of the others.
    records as they are and builds faust's ``Message`` (``_to_message``) only for a
    record something asks for -- its last at once, which stands for the batch in
    ``_unacked_messages``, and a dead letter's; the agent reads the batch's values,
-   offsets and timestamps off the records (``Messages.columns``; about 0.7 us a record
+   offsets and timestamps off the records (``Messages.columns``; about 1.2 us a message
    less, docs/benchmarks.md). For batch topics faust's
    message counters are updated once per batch (``on_batch_in`` of
    ``streams.faust_metrics.CachedLabelsMonitor``); its per-event stream sensors
@@ -431,8 +431,9 @@ class Messages(Sequence[Message]):
     columns off aiokafka's records (``columns``) and never needs one per record.
 
     faust builds a ``ConsumerMessage`` (thirteen fields, ``Message.__init__`` in Python)
-    per record in ``_to_message``; for one reading per message that was about 1.4 us of
-    the worker's ~25 us per message (docs/benchmarks.md, issue 14). A message built here
+    per record in ``_to_message``; for one reading per message that and the drain's
+    loops around it were about 1.4 us of the worker's ~12 us of Python a message, 0.1 us
+    after (docs/benchmarks.md, issue 14). A message built here
     is faust's own (``Consumer._to_message``), stamped with the batch's generation, and
     built once: asking again returns the same object."""
 
