@@ -460,7 +460,9 @@ class Messages(Sequence[Message]):
             index += len(self.records)
         message = self._built.get(index)
         if message is None:
-            record = self.records[index]  # IndexError as a list's
+            if index < 0:
+                raise IndexError("batch index out of range")
+            record = self.records[index]  # IndexError past the end, as a list's
             if self._to_message is None:  # the records are messages already
                 message = cast(Message, record)
             else:

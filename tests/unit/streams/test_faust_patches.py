@@ -491,6 +491,13 @@ def test_a_batch_builds_faust_messages_only_when_asked_and_equal_to_fausts() -> 
         expected = built_by_faust(tp, record, generation=8)
         assert fields(message) == fields(expected)  # the batch's generation, not the app's
     assert [m.offset for m in messages[1:3]] == [41, 42]
+    assert [m.offset for m in messages[::-2]] == [43, 41]
+    for outside in (4, -5):
+        try:
+            messages[outside]
+        except IndexError:
+            continue
+        raise AssertionError(f"index {outside} of a batch of 4 did not raise IndexError")
     values, partitions, offsets, timestamps = messages.columns()
     assert values == [m.value for m in messages]
     assert partitions == [1, 1, 1, 1] and offsets == [40, 41, 42, 43]
