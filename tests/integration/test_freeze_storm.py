@@ -1,0 +1,99 @@
+"""Trial 14: the restart storm's check, with workers frozen (SIGSTOP) past their session
+timeout instead of killed. The frozen worker's partitions go to the other; then it wakes
+(SIGCONT) still holding what it fetched and processed before, in a generation the group
+has left: whatever it commits or hands on must not pass over a record nobody processed.
+Every command and reading must have its dead letter (as in test_restart_storm.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citybrain.stack import PrometheusServer
+from tests.integration.test_restart_storm import command, outcomes, reading
+from tests.services import Pipeline, Worker, shifted_port
+
+pytestmark = pytest.mark.integration
+
+FREEZES = int(os.environ.get("CITYBRAIN_STORM_FREEZES", "4"))
+RATE = 100  # commands a second
+SESSION = 6.0  # seconds: the least CITYBRAIN_SESSION_TIMEOUT allows, so a freeze is short
+
+
+def test_messages_flowing_while_workers_freeze_past_their_session_all_have_an_outcome(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
+            "CITYBRAIN_SESSION_TIMEOUT": str(SESSION),
+        },
+    )
+    a = p.worker().start()
+    b_env = {**p.env, "CITYBRAIN_WORKER_PORT": str(shifted_port(26067))}
+    b = Worker(b_env, p.run_dir / f"{p.name}-worker-b.log").start()
+    workers = [a, b]
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def produce() -> None:
+        i = 0
+        while not stop.is_set():
+            key, value = command(i)
+            p.send("commands", key, value)
+            key, value = reading(i)
+            p.send("readings", key, value)
+            sent.extend((f"cmd-{i}", f"r-{i}"))
+            i += 1
+            time.sleep(1 / RATE)
+        p.flush()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    rng = random.Random(14)
+    try:
+        for _ in range(FREEZES):
+            time.sleep(rng.uniform(1.0, 4.0))
+            victim = workers[rng.randrange(2)]
+            victim.freeze()
+            # Past the session timeout: the group drops it and the other takes its share.
+            time.sleep(SESSION + rng.uniform(2.0, 5.0))
+            victim.thaw()
+        time.sleep(4)
+    finally:
+        stop.set()
+        producer.join()
+    try:
+        where = {
+            (doc["id"] if "id" in doc else doc["value"]): (m.topic, m.partition, m.offset)
+            for role in ("commands", "readings")
+            for m in p.read(role, lambda m: len(m) >= len(sent) // 2)
+            for doc in [json.loads(m.value)]
+        }
+        read: list[list[Any]] = [[]]
+
+        def complete(messages: list[Any]) -> bool:
+            read[0] = messages  # the same list, kept whole if the wait below fails
+            return set(outcomes(messages)) >= set(sent)
+
+        with contextlib.suppress(AssertionError):  # said below, with the lost ones' places
+            p.read("deadletter", complete, timeout=60)
+        seen = outcomes(read[0])
+        lost = sorted(where[c] for c in set(sent) - set(seen))
+        # Repeats are allowed (at least once); said for the record, not asserted.
+        print(f"freeze storm: {len(sent)} sent, {sum(n > 1 for n in seen.values())} repeated")
+        assert all(w.alive() for w in workers), "a worker exited after it woke"
+        assert not lost, f"{len(lost)} of {len(sent)} messages never processed: {lost[:40]}"
+    finally:
+        for w in workers:
+            w.stop()
+        p.close()
