@@ -138,7 +138,7 @@ def test_messages_flowing_while_one_of_three_workers_joins_during_recovery(
         assert victim.proc is not None
         victim.start(timeout=90.0)
 
-    storm(p, workers, kill_and_join, FAULTS)
+    storm(p, workers, kill_and_join, max(1, FAULTS - 1))  # two restarts each: ~3 min
 
 
 def test_messages_flowing_while_the_broker_restarts_all_have_an_outcome(

@@ -10,8 +10,10 @@ import contextlib
 import json
 import os
 import random
+import re
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,33 @@ pytestmark = pytest.mark.integration
 FREEZES = int(os.environ.get("CITYBRAIN_STORM_FREEZES", "4"))
 RATE = 100  # commands a second
 SESSION = 6.0  # seconds: the least CITYBRAIN_SESSION_TIMEOUT allows, so a freeze is short
+
+
+def handled_before_rejoining(worker: Worker, woke: float) -> list[str]:
+    """What ``worker`` handled after it woke at ``woke`` (epoch seconds) and before its
+    next assignment, when its partitions may have been another's: the dead letters it
+    logged, less the one message or batch per topic whose handling was under way when
+    it froze (that finishes; stopping it would take Kafka transactions)."""
+    found: list[str] = []
+    in_hand: dict[str, tuple[str, int]] = {}  # topic -> (partition, last offset)
+    for line in worker.log().splitlines():
+        if not line.startswith("[20"):
+            continue
+        at = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if at < woke:
+            continue
+        if "generation id" in line:
+            break
+        origin = re.search(r"dead-letter [^ ]+\.(\w+)/(\d+)/(\d+)", line)
+        if origin is None:
+            continue
+        topic, partition, offset = origin[1], origin[2], int(origin[3])
+        held = in_hand.get(topic)
+        if held is None or held == (partition, offset - 1):
+            in_hand[topic] = (partition, offset)  # the message or batch in hand
+            continue
+        found.append(line[:160])
+    return found
 
 
 def test_messages_flowing_while_workers_freeze_past_their_session_all_have_an_outcome(
@@ -60,6 +89,7 @@ def test_messages_flowing_while_workers_freeze_past_their_session_all_have_an_ou
     producer = threading.Thread(target=produce)
     producer.start()
     rng = random.Random(14)
+    thawed: list[tuple[Worker, float]] = []
     try:
         for _ in range(FREEZES):
             time.sleep(rng.uniform(1.0, 4.0))
@@ -67,6 +97,7 @@ def test_messages_flowing_while_workers_freeze_past_their_session_all_have_an_ou
             victim.freeze()
             # Past the session timeout: the group drops it and the other takes its share.
             time.sleep(SESSION + rng.uniform(2.0, 5.0))
+            thawed.append((victim, time.time()))  # before: it logs nothing while frozen
             victim.thaw()
         time.sleep(4)
     finally:
@@ -93,6 +124,11 @@ def test_messages_flowing_while_workers_freeze_past_their_session_all_have_an_ou
         print(f"freeze storm: {len(sent)} sent, {sum(n > 1 for n in seen.values())} repeated")
         assert all(w.alive() for w in workers), "a worker exited after it woke"
         assert not lost, f"{len(lost)} of {len(sent)} messages never processed: {lost[:40]}"
+        zombie = [line for w, at in thawed for line in handled_before_rejoining(w, at)]
+        assert not zombie, (
+            f"{len(zombie)} messages handled by a woken worker before it rejoined the group "
+            f"(their partitions were another's): {zombie[:5]}"
+        )
     finally:
         for w in workers:
             w.stop()
