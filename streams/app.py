@@ -30,7 +30,7 @@ from streams.alerting import Alerting
 from streams.api import register_api
 from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
-from streams.faust_patches import BatchDrain, confirmed, release, set_fetch_max_wait
+from streams.faust_patches import BatchDrain, set_fetch_max_wait
 from streams.faust_patches import install as install_faust_patches
 from streams.ingest import Ingest
 from streams.logs import SayEvery
@@ -144,12 +144,6 @@ def create_app(
             faust.Stream[bytes], stream
         ).noack()  # acked below, once handled or dead-lettered
         async for event in manual.events():
-            # A worker that may have left its group (frozen past its session) handles
-            # nothing until it knows: its partitions may be another's by now, and that
-            # owner handles the message (streams/faust_patches.py, change 8).
-            if not await confirmed(app, event.message.generation_id):
-                release(app, event.message)  # not acked: read again from the commit
-                continue
             try:
                 await ctx.guarded(role, handler, event)
             except Exception as exc:

@@ -1,11 +1,10 @@
-"""Eight changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Seven changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
 (``perform_seek``); they are shaped like an upstream pull request: ``install()`` swaps
-three methods of ``Consumer`` and wraps aiokafka's heartbeat (change 8), nothing else.
-The fourth sets the consumer's fetch wait (``set_fetch_max_wait``), independently of
-the others.
+three methods of ``Consumer`` and nothing else. The fourth sets the consumer's fetch
+wait (``set_fetch_max_wait``), independently of the others.
 
 1. **Stale generations are dropped, never acked** (the commit stall, issue 12 item 4).
    faust 0.15.3 stamps each message with the consumer generation when it leaves
@@ -94,24 +93,6 @@ the others.
    partition's position after a rebalance was past its committed offset. That is the
    kind of trial 11's two lost commands (committed over by a later record's gap).
 
-8. **A worker that may have left its group hands on nothing until it knows.** A worker
-   frozen past its session timeout (SIGSTOP, a VM pause, a starved host) is dropped by
-   the group and its partitions given to another; when it wakes, its generation is
-   still current to faust until it has rejoined, so it went on handling what it held:
-   tests/integration/test_freeze_storm.py saw a woken worker dead-letter records of
-   partitions it no longer owned (which their new owner handled too) before and 44 ms
-   after aiokafka logged that the coordinator no longer knew its member id. The
-   broker refuses its commits (``UnknownMemberIdError``), but nothing fences what it
-   produces. aiokafka's ``GroupCoordinator._do_heartbeat`` is wrapped to note when a
-   heartbeat last succeeded, and in which generation; membership is *in doubt*
-   (``membership_in_doubt``) once the coordinator reset the member id, or while the
-   last successful heartbeat of the current generation is older than the session
-   timeout. In doubt, the drain delivers nothing (``_stale``: the records are
-   rewound), and a batch or event already queued waits (``confirmed``) until a
-   heartbeat succeeds (handled) or the revocation stops the flow (released unacked:
-   its new owner reads it from the committed offset). What was already being handled
-   when the worker froze finishes: removing that would take Kafka transactions.
-
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -125,10 +106,7 @@ any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrappe
 ``_unacked_messages``, ``_waiting_for_ack``, ``_buffered_partitions``, ``_commit_every``,
 ``_add_gap``, ``perform_seek``, ``flow_active``, ``scheduler``, ``callback``, ``diag``,
 ``app.consumer_generation_id``, ``app.flow_control``, ``Message.generation_id``,
-``Message.acked`` and ``faust.types.tuples.ack_lock``; and of aiokafka 0.14.0 (change 8):
-``GroupCoordinator._do_heartbeat`` (wrapped; its source hash is pinned), ``member_id``,
-``generation``, ``_session_timeout_ms``, ``JoinGroupRequest.UNKNOWN_MEMBER_ID``, and
-faust's ``AIOKafkaConsumerThread._consumer`` with aiokafka's ``AIOKafkaConsumer._coordinator``.
+``Message.acked`` and ``faust.types.tuples.ack_lock``.
 """
 
 from __future__ import annotations
@@ -136,14 +114,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
 import faust
-from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.protocol.group import JoinGroupRequest
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
@@ -162,13 +137,6 @@ PATCHED_SOURCES = {
 WRAPPED_SOURCES = {
     "_create_worker_consumer": "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7",
 }
-AIOKAFKA_VERSION = "0.14.0"
-# The same for aiokafka's GroupCoordinator method wrapped by change 8.
-HEARTBEAT_SOURCES = {
-    "_do_heartbeat": "dc1d6632aaa68e964cf71958a17ebd8a807795edccfac52029f37c233e8e70eb",
-}
-HEARTBEAT_OK_ATTRIBUTE = "citybrain_heartbeat_ok"  # (monotonic time, generation)
-MEMBERSHIP_POLL = 0.05  # seconds between looks while membership is in doubt
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
 FETCH_WAIT_ATTRIBUTE = "citybrain_fetch_max_wait_ms"
@@ -182,8 +150,7 @@ def source_hash(function: Callable[..., Any]) -> str:
 
 
 def install() -> None:
-    """Replace ``Consumer._drain_messages``, ``ack`` and ``perform_seek``, and wrap
-    aiokafka's ``GroupCoordinator._do_heartbeat`` (idempotent). Raises
+    """Replace ``Consumer._drain_messages`` and ``Consumer.ack`` (idempotent). Raises
     ``RuntimeError`` if faust is not the version these replacements were written for."""
     if _ORIGINAL:
         return
@@ -195,8 +162,6 @@ def install() -> None:
     _ORIGINAL["_drain_messages"] = Consumer._drain_messages
     _ORIGINAL["ack"] = Consumer.ack
     _ORIGINAL["perform_seek"] = Consumer.perform_seek
-    _ORIGINAL["_do_heartbeat"] = GroupCoordinator._do_heartbeat
-    GroupCoordinator._do_heartbeat = _do_heartbeat  # type: ignore[method-assign]
     Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
     Consumer.ack = _ack  # type: ignore[method-assign]
     Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
@@ -205,13 +170,7 @@ def install() -> None:
 def original(name: str) -> Callable[..., Any]:
     """faust's own method as it was before ``install()`` or ``set_fetch_max_wait`` (for
     the pinning test)."""
-    owner: Any = (
-        AIOKafkaConsumerThread
-        if name in WRAPPED_SOURCES
-        else GroupCoordinator
-        if name in HEARTBEAT_SOURCES
-        else Consumer
-    )
+    owner = AIOKafkaConsumerThread if name in WRAPPED_SOURCES else Consumer
     return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(owner, name))
 
 
@@ -238,59 +197,6 @@ def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any
     if wait_ms is not None:
         consumer._fetch_max_wait_ms = wait_ms
     return consumer
-
-
-async def _do_heartbeat(self: GroupCoordinator) -> bool:
-    """aiokafka's heartbeat, noting when one last succeeded and in which generation
-    (change 8). Runs on the consumer's own thread; read on the app's."""
-    ok = cast(bool, await _ORIGINAL["_do_heartbeat"](self))
-    if ok:
-        setattr(self, HEARTBEAT_OK_ATTRIBUTE, (time.monotonic(), self.generation))
-    return ok
-
-
-def membership_in_doubt(consumer: Consumer) -> bool:
-    """May this worker have left its group without knowing yet (change 8)? True once
-    the coordinator refused its member id (it is rejoining), and while its last
-    successful heartbeat in the current generation is older than the session timeout
-    (it was frozen or starved past it: the group may have given its partitions away).
-    A generation joined since the last heartbeat is not in doubt: the join was one."""
-    thread = getattr(consumer, "_thread", None)
-    client = getattr(thread, "_consumer", None)
-    coordinator = getattr(client, "_coordinator", None)
-    if coordinator is None or not isinstance(coordinator, GroupCoordinator):
-        return False
-    if coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID:
-        return True
-    last = getattr(coordinator, HEARTBEAT_OK_ATTRIBUTE, None)
-    if last is None or last[1] != coordinator.generation:
-        return False
-    return time.monotonic() - last[0] > coordinator._session_timeout_ms / 1000
-
-
-async def confirmed(app: faust.App, generation: int | None) -> bool:
-    """Wait while this worker's group membership is in doubt (change 8); then True if
-    a message of ``generation`` may still be handled (its generation is current and the
-    flow runs), False if a rebalance came first (the message is read again from the
-    committed offset by its partition's owner). Returns at once when not in doubt."""
-    consumer = cast(Consumer, app.consumer)
-    while (
-        membership_in_doubt(consumer)
-        and generation == app.consumer_generation_id
-        and app.flow_control.is_active()
-    ):
-        await asyncio.sleep(MEMBERSHIP_POLL)
-    return generation == app.consumer_generation_id and app.flow_control.is_active()
-
-
-def release(app: faust.App, message: Message) -> None:
-    """Mark ``message`` done without acking it: a rebalance waits for it no longer, and
-    no commit passes it (it is read again from the committed offset)."""
-    consumer = cast(Any, app.consumer)
-    with ack_lock:
-        message.acked = True
-        consumer._unacked_messages.discard(message)
-        notify(consumer._waiting_for_ack)
 
 
 def _seeks(consumer: Consumer) -> int:
@@ -341,7 +247,6 @@ def _stale(consumer: Consumer, generation: int | None, seeks: int | None = None)
         generation != consumer.app.consumer_generation_id
         or not consumer.flow_active
         or (seeks is not None and _seeks(consumer) != seeks)
-        or membership_in_doubt(consumer)
     )
 
 
@@ -505,7 +410,7 @@ class BatchDrain:
         app = self.app
         while True:
             batch = await queue.get()
-            if not await confirmed(app, batch.generation):  # change 8
+            if batch.generation != app.consumer_generation_id or not app.flow_control.is_active():
                 continue
             last = batch.messages[-1]
             app.consumer._unacked_messages.add(last)  # type: ignore[attr-defined]

@@ -102,7 +102,7 @@ def test_the_consumer_gets_the_apps_fetch_wait(monkeypatch: Any) -> None:
     assert other._fetch_max_wait_ms == 1500
 
 
-def test_install_replaces_the_three_methods_and_the_heartbeat_once() -> None:
+def test_install_replaces_the_three_methods_once() -> None:
     faust_patches.install()
     faust_patches.install()
     assert Consumer._drain_messages is faust_patches._drain_messages
@@ -110,20 +110,6 @@ def test_install_replaces_the_three_methods_and_the_heartbeat_once() -> None:
     assert Consumer.perform_seek is faust_patches._perform_seek
     assert original("ack") is not faust_patches._ack
     assert original("perform_seek") is not faust_patches._perform_seek
-    from aiokafka.consumer.group_coordinator import GroupCoordinator
-
-    assert GroupCoordinator._do_heartbeat is faust_patches._do_heartbeat
-
-
-def test_the_wrapped_heartbeat_is_unchanged_upstream() -> None:
-    import aiokafka
-
-    assert aiokafka.__version__ == faust_patches.AIOKAFKA_VERSION
-    faust_patches.install()
-    for name, digest in faust_patches.HEARTBEAT_SOURCES.items():
-        assert source_hash(original(name)) == digest, (
-            f"aiokafka's GroupCoordinator.{name} changed: port streams/faust_patches.py"
-        )
 
 
 def test_the_internals_it_relies_on_exist() -> None:
@@ -388,68 +374,3 @@ def test_a_fetch_begun_before_a_seek_is_stale() -> None:
     faust_patches._count_seek(consumer)
     assert faust_patches._stale(consumer, 4, seeks)
     assert faust_patches._stale(consumer, 3, faust_patches._seeks(consumer))  # rebalance
-
-
-def coordinator(member: str, generation: int, heartbeat: tuple[float, int] | None) -> Any:
-    """A real aiokafka GroupCoordinator's state, without its tasks (change 8)."""
-    from aiokafka.consumer.group_coordinator import GroupCoordinator
-
-    found: Any = GroupCoordinator.__new__(GroupCoordinator)
-    found.member_id = member
-    found.generation = generation
-    found._session_timeout_ms = 6000
-    if heartbeat is not None:
-        setattr(found, faust_patches.HEARTBEAT_OK_ATTRIBUTE, heartbeat)
-    return found
-
-
-def on_thread(found: Any) -> Any:
-    return SimpleNamespace(_thread=SimpleNamespace(_consumer=SimpleNamespace(_coordinator=found)))
-
-
-def test_membership_is_in_doubt_once_expelled_or_past_the_session_since_a_heartbeat() -> None:
-    import time
-
-    from aiokafka.protocol.group import JoinGroupRequest
-
-    now = time.monotonic()
-    doubt = faust_patches.membership_in_doubt
-    assert not doubt(on_thread(coordinator("m-1", 3, (now, 3))))  # heard just now
-    assert not doubt(on_thread(coordinator("m-1", 3, None)))  # joined, no heartbeat yet
-    # Frozen past the session: the group may have given the partitions away.
-    assert doubt(on_thread(coordinator("m-1", 3, (now - 7.0, 3))))
-    # A join since that heartbeat is itself proof of membership.
-    assert not doubt(on_thread(coordinator("m-1", 4, (now - 7.0, 3))))
-    # The coordinator no longer knows this member: it is rejoining.
-    assert doubt(on_thread(coordinator(JoinGroupRequest.UNKNOWN_MEMBER_ID, 3, (now, 3))))
-    assert not doubt(cast(Any, SimpleNamespace()))  # not started: nothing to doubt
-
-
-def test_a_message_waits_while_in_doubt_and_is_dropped_if_a_rebalance_comes_first() -> None:
-    import time
-
-    found = coordinator("m-1", 3, (time.monotonic() - 7.0, 3))
-    flow = SimpleNamespace(active=True)
-    app: Any = SimpleNamespace(
-        consumer=on_thread(found),
-        consumer_generation_id=3,
-        flow_control=SimpleNamespace(is_active=lambda: flow.active),
-    )
-
-    async def heard_after_a_while() -> bool:
-        waiting = asyncio.ensure_future(faust_patches.confirmed(app, 3))
-        await asyncio.sleep(0.2)
-        assert not waiting.done()  # held while in doubt
-        setattr(found, faust_patches.HEARTBEAT_OK_ATTRIBUTE, (time.monotonic(), 3))
-        return await waiting
-
-    assert asyncio.run(heard_after_a_while())
-
-    async def rebalanced_first() -> bool:
-        setattr(found, faust_patches.HEARTBEAT_OK_ATTRIBUTE, (time.monotonic() - 7.0, 3))
-        waiting = asyncio.ensure_future(faust_patches.confirmed(app, 3))
-        await asyncio.sleep(0.1)
-        flow.active = False  # the revocation stops the flow: the waiting message goes
-        return await waiting
-
-    assert not asyncio.run(rebalanced_first())
