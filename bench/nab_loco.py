@@ -13,7 +13,12 @@ nested leave-one-category-out score for having picked among those variants: each
 category scored with the variant and threshold best on the other four. With
 ``--false-alarms`` it classifies the run's false alarms at its optimised threshold; with
 ``--losses``, where the points are lost at that threshold (per window, and the false
-alarms' cost per category, in NAB points).
+alarms' cost per category, in NAB points). With ``--compare-scores DIR`` (another
+detector's per-file scores in NAB's results layout, ``DIR/<category>/<name>_<file>.csv``
+with a column ``anomaly_score``, ``<name>`` the directory's own name: NAB's
+``results/ARTime``), it compares the two per window and per false alarm, each at its own
+optimised threshold on these files: which windows the other finds earlier or at all,
+which false alarms only one of them raises, and the points each difference is worth.
 
 Benchmarks only (reads ``../shared/data``); the numbers go to docs/benchmarks.md.
 """
@@ -190,6 +195,96 @@ def loss_summary(windows: Sequence[WindowLoss]) -> dict[str, dict[str, float]]:
     return groups
 
 
+# Two detectors' false alarms within this many seconds of each other are "the same".
+SAME_ALARM = 3600.0
+
+
+@dataclass(frozen=True)
+class WindowDiff:
+    """One window as two detectors see it at their thresholds: each one's first
+    detection (fraction of the window; None when missed) and ``gain`` the points the
+    other earns there beyond ours (negative: ours earns more)."""
+
+    name: str
+    window: int
+    ours: float | None
+    theirs: float | None
+    gain: float
+
+
+def _alone(rows: list[int], others: list[int], t: np.ndarray) -> list[int]:
+    """The ``rows`` with none of ``others`` within SAME_ALARM seconds (``t`` by row)."""
+    near = t[others] if others else np.empty(0)
+    return [r for r in rows if not np.any(np.abs(near - t[r]) <= SAME_ALARM)]
+
+
+def compare(
+    ours: Sequence[Case],
+    theirs: Sequence[Case],
+    theta_ours: float,
+    theta_theirs: float,
+    times: Sequence[Sequence[float]],
+    profile: str = "standard",
+) -> dict[str, object]:
+    """Where two detectors' scores on the same files (same order, same windows) differ
+    at their own thresholds, in NAB points: every window whose first detection differs
+    (``WindowDiff``), and per file the false alarms only one of them raises (none of the
+    other's within ``SAME_ALARM`` seconds; ``times`` the files' readings in seconds) with
+    their cost; and per category the windows' and the false alarms' points for each.
+    Raises ValueError when the files differ or the corpus has no windows."""
+    if [c.name for c in ours] != [c.name for c in theirs] or any(
+        a.windows != b.windows or len(a.scores) != len(b.scores)
+        for a, b in zip(ours, theirs, strict=True)
+    ):
+        raise ValueError("the two corpora must hold the same files, rows and windows")
+    mine, my_cost, _ = losses(ours, theta_ours, profile)
+    other, other_cost, _ = losses(theirs, theta_theirs, profile)
+    a_tp, a_fp, a_fn = PROFILES[profile]
+    per_raw = 100.0 / ((a_tp + a_fn) * len(mine))
+    windows = [
+        WindowDiff(m.name, m.window, m.first, o.first, (o.earned - m.earned) * per_raw)
+        for m, o in zip(mine, other, strict=True)
+        if m.first != o.first
+    ]
+    keys = ("windows_ours", "windows_theirs", "fa_ours", "fa_theirs")
+    categories = {category(c): dict.fromkeys(keys, 0.0) for c in ours}
+    for m, o in zip(mine, other, strict=True):
+        cat = m.name.split("/")[0]
+        categories[cat]["windows_ours"] += m.earned * per_raw
+        categories[cat]["windows_theirs"] += o.earned * per_raw
+    for cat, cost in my_cost.items():
+        categories[cat]["fa_ours"] = cost
+    for cat, cost in other_cost.items():
+        categories[cat]["fa_theirs"] = cost
+    files = []
+    for case_o, case_t, ts in zip(ours, theirs, times, strict=True):
+        _, out_o = detections(case_o, theta_ours)
+        _, out_t = detections(case_t, theta_theirs)
+        t = np.asarray(ts, float)
+        only_o, only_t = _alone(out_o, out_t, t), _alone(out_t, out_o, t)
+        if only_o or only_t:
+            files.append(
+                {
+                    "name": case_o.name,
+                    "ours_only": only_o,
+                    "theirs_only": only_t,
+                    "ours_only_points": round(
+                        -sum(case_o.fp_cost(r, a_fp) for r in only_o) * per_raw, 2
+                    ),
+                    "theirs_only_points": round(
+                        -sum(case_t.fp_cost(r, a_fp) for r in only_t) * per_raw, 2
+                    ),
+                }
+            )
+    return {
+        "categories": {
+            cat: {k: round(v, 2) for k, v in row.items()} for cat, row in sorted(categories.items())
+        },
+        "windows": sorted(windows, key=lambda w: -abs(w.gain)),
+        "false_alarms": files,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="NAB's root (data/, labels/)")
@@ -211,6 +306,14 @@ def main() -> None:
         "--losses",
         action="store_true",
         help="also list where the points are lost at the optimised threshold",
+    )
+    parser.add_argument(
+        "--compare-scores",
+        metavar="DIR",
+        type=Path,
+        help="compare with another detector's per-file scores (NAB results layout: "
+        "DIR/<category>/<DIR name>_<file>.csv, column anomaly_score), each at its own "
+        "optimised threshold: per window and per false alarm",
     )
     args = parser.parse_args()
     if args.nested:
@@ -273,6 +376,35 @@ def main() -> None:
                 | ({"first": round(w.first, 3)} if w.first is not None else {})
                 for w in sorted(windows, key=lambda w: -w.lost)
             ],
+        }
+    if args.compare_scores:
+        from bench.published_nab import ResultsError, published_cases
+
+        windows_json = json.loads((args.data / "labels" / "combined_windows.json").read_text())
+        try:
+            theirs = published_cases(
+                args.compare_scores.parent,
+                args.compare_scores.name,
+                [c.name for c in cases],
+                windows_json,
+            )
+            theirs_best = normalised(theirs, "standard")
+            assert theirs_best is not None  # (the same windows as ours)
+            times = [read_series(args.data / "data" / c.name)[1] for c in cases]
+            diff = compare(cases, theirs, optimised["threshold"], theirs_best["threshold"], times)
+        except (ResultsError, ValueError) as exc:
+            parser.error(f"--compare-scores {args.compare_scores}: {exc}")
+        report["compared_with"] = {
+            "detector": args.compare_scores.name,
+            "optimised": round(theirs_best["score"], 1),
+            "optimised_threshold": theirs_best["threshold"],
+            "categories": diff["categories"],
+            "windows": [
+                {**asdict(w), "gain": round(w.gain, 2)}
+                | {k: round(v, 3) for k in ("ours", "theirs") if (v := getattr(w, k)) is not None}
+                for w in diff["windows"]  # type: ignore[attr-defined]
+            ],
+            "false_alarms": diff["false_alarms"],
         }
     print(json.dumps(report, indent=2))
 

@@ -1,15 +1,18 @@
 """The LOCO loop's helpers: nested leave-one-category-out over variants, the
-classification of false alarms and the loss analysis (synthetic cases; no NAB data)."""
+classification of false alarms, the loss analysis and the comparison with another
+detector's scores (synthetic cases; no NAB data)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.nab_loco import (
     DAY_AFTER,
     FOLLOW_UP,
     LEVEL_SHIFT,
     TRANSIENT,
+    compare,
     false_alarm_kinds,
     loss_summary,
     losses,
@@ -105,3 +108,57 @@ def test_losses_add_up_to_what_the_score_lacks() -> None:
     assert groups["missed"]["windows"] == 1
     assert groups["before the centre"]["windows"] == 1
     assert groups["after the centre"]["windows"] == 1
+
+
+def test_compare_names_the_windows_and_false_alarms_where_two_detectors_differ() -> None:
+    # Ours finds a's window at its end and b's not at all, with a lone false alarm at
+    # row 600 and one at 1200 that theirs shares (40 minutes apart: the same alarm);
+    # theirs finds both windows at their start, with a lone false alarm at row 1600.
+    n = 2000
+    times = [np.arange(n) * STEP, np.arange(n) * STEP]
+    ours = [
+        _case("a/f.csv", n, (400, 499), {499: 0.9, 600: 0.9, 1200: 0.9}),
+        _case("b/g.csv", n, (400, 499), {}),
+    ]
+    theirs = [
+        _case("a/f.csv", n, (400, 499), {400: 0.4, 1208: 0.4, 1600: 0.4}),
+        _case("b/g.csv", n, (400, 499), {400: 0.4}),
+    ]
+    result = compare(ours, theirs, 0.5, 0.3, times)
+    windows = result["windows"]
+    assert isinstance(windows, list)
+    # 100 points span 2 raw units a window, 4 in all: a missed window found at its start
+    # gains 2 raw units (50 points), one found at its end rather than its start less.
+    assert [(w.name, w.ours, w.theirs) for w in windows] == [
+        ("b/g.csv", None, 0.0),
+        ("a/f.csv", 0.99, 0.0),
+    ]
+    assert abs(windows[0].gain - 50.0) < 1e-9
+    assert 0.0 < windows[1].gain < 50.0
+    assert result["false_alarms"] == [
+        {
+            "name": "a/f.csv",
+            "ours_only": [600],
+            "theirs_only": [1600],
+            "ours_only_points": round(-100.0 / 4 * ours[0].fp_cost(600, 0.11), 2),
+            "theirs_only_points": round(-100.0 / 4 * theirs[0].fp_cost(1600, 0.11), 2),
+        }
+    ]
+    categories = result["categories"]
+    assert isinstance(categories, dict)
+    assert categories["b"] == {
+        "windows_ours": -25.0,
+        "windows_theirs": 25.0,
+        "fa_ours": 0.0,
+        "fa_theirs": 0.0,
+    }
+    # The same scores compared with themselves: no window and no false alarm differ.
+    same = compare(ours, ours, 0.5, 0.5, times)
+    assert same["windows"] == [] and same["false_alarms"] == []
+
+
+def test_compare_refuses_corpora_of_different_files() -> None:
+    ours = [_case("a/f.csv", 1000, (400, 499), {})]
+    theirs = [_case("a/f.csv", 1000, (300, 399), {})]
+    with pytest.raises(ValueError, match="same files, rows and windows"):
+        compare(ours, theirs, 0.5, 0.5, [np.arange(1000) * STEP])
