@@ -218,7 +218,7 @@ def _tail(row: FloatArray, h: int, total: float, t: float, top: int) -> float:
     # No rarer than the record shows: the fitted tail claims rarity beyond the level
     # q, but where the sensor's own history holds readings at least as extreme, their
     # decayed share is the probability it has measured (zero beyond the highest
-    # reading seen, where the fit alone speaks). Tenth session: NAB leave-one-category-
+    # reading seen, where the fit alone speaks). Ninth session: NAB leave-one-category-
     # out 69.2 -> 70.3, nested 70.3 (docs/benchmarks.md, step 17).
     b = min(int(t / width), BINS - 1)
     seen = row[h + b] * ((b + 1) * width - t) / width if b <= top else 0.0
