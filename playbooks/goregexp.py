@@ -1,5 +1,7 @@
 """Limits of Go's ``regexp/syntax`` parser (Alertmanager's regex engine) that RE2 does not
-share, checked without Go: the parse-tree height limit and capture-group names.
+share, checked without Go: the parse-tree height limit and capture-group names; and the
+few characters Unicode 13 (Go 1.19's tables) classes or folds otherwise than RE2's
+Unicode 15.1 (``go_unicode``: classes written out as Go's, foldings refused).
 
 Go (since 1.19.2, CVE-2022-41715; Alertmanager 0.25 as Debian builds it has Go 1.19.8)
 refuses a regex whose parse tree is more than 1,000 nodes high ("expression nests too
@@ -22,7 +24,9 @@ tests/integration/test_routing_differential.py.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_HEIGHT = 1000  # regexp/syntax maxHeight
 # Leaves Go's alternation collapses into one character class: a single literal
@@ -383,3 +387,271 @@ def capture_name_refusal(name: str) -> str | None:
     if name and all(c == "_" or (c.isascii() and c.isalnum()) for c in name):
         return None
     return f"the group name {name!r} is not Go regexp syntax (ASCII letters, digits and _ only)"
+
+
+# Unicode: Go 1.19 (Alertmanager 0.25 as Debian builds it) has Unicode 13's tables, RE2
+# (google-re2) Unicode 15.1's. Besides the characters assigned since (the documented
+# difference), a sweep of every code point through every class against amtool found
+# these characters Unicode 13 already had, classed or folded differently since:
+# - U+1734 HANUNOO SIGN PAMUDPOD: Mn in Unicode 13, Mc since 14;
+# - U+16FE2 OLD CHINESE HOOK MARK and U+16FE3 OLD CHINESE ITERATION MARK: script Common
+#   in Unicode 13, Han since 14;
+# - three simple case foldings added in Unicode 15.1: U+0390 ΐ with U+1FD3 ΐ, U+03B0 ΰ
+#   with U+1FE3 ΰ, and U+FB05 ﬅ with U+FB06 ﬆ (in Go each folds to itself only).
+# The classes are translated (written out as Go's ranges); the foldings cannot be (RE2
+# has no class subtraction) and are refused where they would matter.
+GO_CLASS_CHANGES: dict[str, tuple[frozenset[int], frozenset[int]]] = {
+    # name: (code points Go's table has and RE2's lacks, those RE2's has and Go's lacks)
+    "Mn": (frozenset({0x1734}), frozenset()),
+    "Mc": (frozenset(), frozenset({0x1734})),
+    "Common": (frozenset({0x16FE2, 0x16FE3}), frozenset()),
+    "Han": (frozenset(), frozenset({0x16FE2, 0x16FE3})),
+}
+FOLDS_SINCE_GO = {
+    0x0390: 0x1FD3, 0x1FD3: 0x0390, 0x03B0: 0x1FE3, 0x1FE3: 0x03B0,
+    0xFB05: 0xFB06, 0xFB06: 0xFB05,
+}  # fmt: skip
+MAX_RUNE = 0x10FFFF
+Ranges = list[tuple[int, int]]
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> Ranges:
+    out: Ranges = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _complement(ranges: Ranges) -> Ranges:
+    out: Ranges = []
+    nxt = 0
+    for lo, hi in ranges:
+        if lo > nxt:
+            out.append((nxt, lo - 1))
+        nxt = hi + 1
+    if nxt <= MAX_RUNE:
+        out.append((nxt, MAX_RUNE))
+    return out
+
+
+def _text(ranges: Ranges) -> str:
+    return "".join(
+        f"\\x{{{lo:X}}}" if lo == hi else f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in ranges
+    )
+
+
+class ClassTables:
+    """RE2's classes as code point ranges, read from RE2 itself: ``compile`` compiles a
+    regex (RE2's), whose ``finditer`` runs over every code point. Cached."""
+
+    def __init__(self, compile: Callable[[str], Any]) -> None:
+        self._compile = compile
+        self._all = ""
+        self._cache: dict[tuple[str, bool], Ranges] = {}
+
+    def ranges(self, body: str, fold: bool) -> Ranges:
+        """What RE2's ``[body]`` matches (under ``(?i)`` when ``fold``)."""
+        key = (body, fold)
+        if key not in self._cache:
+            if not self._all:
+                self._all = "".join(
+                    chr(c) for c in range(1, MAX_RUNE + 1) if not 0xD800 <= c <= 0xDFFF
+                )
+            found = [
+                (ord(self._all[m.start()]), ord(self._all[m.end() - 1]))
+                for m in self._compile(f"(?s{'i' if fold else ''}:[{body}])+").finditer(self._all)
+            ]
+            # U+0000 (left out of the text: it is never in a label value) and the
+            # surrogates, which split runs: neither changes what a label value matches.
+            self._cache[key] = _merge(found)
+        return self._cache[key]
+
+    def go_class(self, name: str, negated: bool, fold: bool) -> Ranges:
+        """Go's ``\\p{name}`` (``\\P{name}`` when negated) as ranges, for a class of
+        GO_CLASS_CHANGES: Go negates a case-folded class after folding it."""
+        add, drop = GO_CLASS_CHANGES[name]
+        points = [
+            (c, c)
+            for lo, hi in self.ranges(f"\\p{{{name}}}", False)
+            for c in range(lo, hi + 1)
+            if c not in drop
+        ]
+        ranges = _merge([*points, *((c, c) for c in add)])
+        if fold:
+            ranges = self.ranges(_text(ranges), True)
+        return _complement(ranges) if negated else ranges
+
+
+class _Scan:
+    """A walk through a valid regex, flags tracked per group as Go's parser does."""
+
+    def __init__(self, value: str, tables: ClassTables) -> None:
+        self.value, self.tables = value, tables
+        self.out: list[str] = []
+        self.fold = [False]
+        self.refusal: str | None = None
+
+    def literal(self, code: int) -> None:
+        if self.fold[-1] and code in FOLDS_SINCE_GO and self.refusal is None:
+            partner = FOLDS_SINCE_GO[code]
+            self.refusal = (
+                f"under (?i) it folds {chr(code)!r} (U+{code:04X}), which RE2's Unicode 15.1 "
+                f"case folding makes one letter with {chr(partner)!r} (U+{partner:04X}) and "
+                "Go's Unicode 13 (Alertmanager 0.25) does not; match it case-sensitively, "
+                f"(?-i:{chr(code)}), or list both"
+            )
+
+    def class_items(self, items: Ranges) -> None:
+        """A class's characters and ranges: a letter of FOLDS_SINCE_GO in it without its
+        partner is folded otherwise (a class holding both means the same to both)."""
+        for code, partner in FOLDS_SINCE_GO.items():
+            if any(lo <= code <= hi for lo, hi in items) and not any(
+                lo <= partner <= hi for lo, hi in items
+            ):
+                self.literal(code)
+
+    def escape(self, i: int, in_class: bool) -> tuple[int, int | None]:
+        """Copies the escape at ``value[i]``; returns the index after it and the code
+        point it stands for (None for a class or an assertion)."""
+        value = self.value
+        kind = value[i + 1]
+        if kind in "pP":
+            if value.startswith("{", i + 2):
+                end = value.index("}", i + 2) + 1
+                name = value[i + 3 : end - 1]
+            else:
+                end, name = i + 3, value[i + 2]
+            negated = kind == "P"
+            if name.startswith("^"):
+                negated, name = not negated, name[1:]
+            if name in GO_CLASS_CHANGES:
+                ranges = _text(self.tables.go_class(name, negated, self.fold[-1]))
+                self.out.append(ranges if in_class else f"[{ranges}]")
+            else:
+                self.out.append(value[i:end])
+            return end, None
+        end = i + 2
+        code: int | None = ord(kind)
+        if kind == "x":
+            if value.startswith("{", i + 2):
+                end = value.index("}", i + 2) + 1
+                code = int(value[i + 3 : end - 1], 16)
+            else:
+                end = i + 4
+                code = int(value[i + 2 : end], 16)
+        elif kind in "01234567":
+            while end < min(len(value), i + 4) and value[end] in "01234567":
+                end += 1
+            code = int(value[i + 1 : end], 8)
+        elif kind in "dDwWsSbBAz":
+            code = None
+        else:
+            code = {"a": 7, "f": 12, "t": 9, "n": 10, "r": 13, "v": 11}.get(kind, ord(kind))
+        self.out.append(value[i:end])
+        return end, code
+
+    def bracket(self, i: int) -> int:
+        """Copies the class opened at ``value[i]``; returns the index after it."""
+        value = self.value
+        start = i
+        i += 1
+        if value.startswith("^", i):
+            i += 1
+        self.out.append(value[start:i])
+        items: Ranges = []
+        first = True
+        while i < len(value) and (value[i] != "]" or first):
+            first = False
+            if value.startswith("[:", i) and value.find(":]", i + 2) > 0:
+                end = value.index(":]", i + 2) + 2
+                self.out.append(value[i:end])
+                i = end
+                continue
+            if value[i] == "\\":
+                i, lo = self.escape(i, in_class=True)
+            else:
+                lo = ord(value[i])
+                self.out.append(value[i])
+                i += 1
+            if lo is None:
+                continue
+            if value.startswith("-", i) and i + 1 < len(value) and value[i + 1] != "]":
+                self.out.append("-")
+                i += 1
+                if value[i] == "\\":
+                    i, hi = self.escape(i, in_class=True)
+                else:
+                    hi = ord(value[i])
+                    self.out.append(value[i])
+                    i += 1
+                items.append((lo, hi if hi is not None else lo))
+            else:
+                items.append((lo, lo))
+        self.class_items(items)
+        self.out.append("]")
+        return i + 1
+
+    def group(self, i: int) -> int:
+        """Copies the group opening or flags at ``value[i]``; returns the index after."""
+        value = self.value
+        if not value.startswith("(?", i) or value.startswith(("(?P<", "(?<"), i):
+            self.fold.append(self.fold[-1])
+            end = value.index(">", i) + 1 if value.startswith("(?", i) else i + 1
+            self.out.append(value[i:end])
+            return end
+        end = i + 2
+        fold, on = self.fold[-1], True
+        while value[end] not in ":)":
+            if value[end] == "-":
+                on = False
+            elif value[end] == "i":
+                fold = on
+            end += 1
+        if value[end] == ":":
+            self.fold.append(fold)
+        else:
+            self.fold[-1] = fold
+        self.out.append(value[i : end + 1])
+        return end + 1
+
+    def run(self) -> str:
+        value, i = self.value, 0
+        while i < len(value):
+            char = value[i]
+            if value.startswith("\\Q", i):
+                end = value.find("\\E", i + 2)
+                end = len(value) if end < 0 else end
+                for c in value[i + 2 : end]:
+                    self.literal(ord(c))
+                end = min(end + 2, len(value))
+                self.out.append(value[i:end])
+                i = end
+            elif char == "\\":
+                i, code = self.escape(i, in_class=False)
+                if code is not None:
+                    self.literal(code)
+            elif char == "[":
+                i = self.bracket(i)
+            elif char == "(":
+                i = self.group(i)
+            else:
+                if char == ")" and len(self.fold) > 1:
+                    self.fold.pop()
+                elif char not in ".^$|*+?{}":
+                    self.literal(ord(char))
+                self.out.append(char)
+                i += 1
+        return "".join(self.out)
+
+
+def go_unicode(value: str, tables: ClassTables) -> tuple[str, str | None]:
+    """``value`` (a regex RE2 accepts) rewritten so that RE2 classes characters as Go's
+    Unicode 13 tables do (GO_CLASS_CHANGES written out as ranges), and why it cannot be
+    (a case-insensitive match of a character of FOLDS_SINCE_GO), or None."""
+    if not any(ord(c) > 0x7F for c in value) and "\\" not in value:
+        return value, None  # ASCII without an escape: nothing to translate or refuse
+    scan = _Scan(value, tables)
+    return scan.run(), scan.refusal

@@ -27,7 +27,7 @@ from typing import Any
 import re2
 
 from playbooks.errors import RoutingConfigError, SilenceError
-from playbooks.goregexp import capture_name_refusal, nesting_refusal
+from playbooks.goregexp import ClassTables, capture_name_refusal, go_unicode, nesting_refusal
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
@@ -146,6 +146,9 @@ _RE2_OPTIONS.log_errors = False  # a bad regex is our error message, not a line 
 # and a bound of this size compiles in milliseconds. Alertmanager's Go regexp accepts
 # larger ones (\pL{1000}); citybrain refuses those, saying so (docs/playbooks.md).
 _RE2_OPTIONS.max_mem = 8 << 20
+
+# RE2's classes as ranges, to write out the few Go's Unicode 13 tables class otherwise.
+_TABLES = ClassTables(lambda text: re2.compile(text, _RE2_OPTIONS))
 
 # Alertmanager's own matcher grammar (pkg/labels/parse.go), run by RE2 as in Go, where
 # \s is [\t\n\f\r ] and $ is the end of the text.
@@ -281,7 +284,7 @@ def compile_regex(value: str, where: str) -> Any:
         raise RoutingConfigError(f"{head}bad regex (Alertmanager's Go syntax): {refusal}")
     anchored = f"^(?:{value})$"
     try:
-        return re2.compile(anchored, _RE2_OPTIONS)
+        pattern = re2.compile(anchored, _RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
@@ -298,6 +301,23 @@ def compile_regex(value: str, where: str) -> Any:
         raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {reason}") from None
     except (TypeError, UnicodeError) as exc:
         raise RoutingConfigError(f"{head}bad regex: {exc}") from None
+    # Where RE2's Unicode tables (15.1) class or fold a character Unicode 13 already had
+    # otherwise than Go's (Alertmanager's): a class is written out as Go's, a folding
+    # refused (playbooks/goregexp.py, GO_CLASS_CHANGES and FOLDS_SINCE_GO).
+    translated, refusal = go_unicode(anchored, _TABLES)
+    if refusal is not None:
+        raise RoutingConfigError(f"{head}regex Alertmanager matches otherwise: {refusal}")
+    if translated == anchored:
+        return pattern
+    try:
+        return re2.compile(translated, _RE2_OPTIONS)
+    except re2.error:
+        # Go's ranges written out compile larger than the class they stand for.
+        raise RoutingConfigError(
+            f"{head}regex too large: compiled, it needs more than citybrain's "
+            f"{_RE2_OPTIONS.max_mem >> 20} MiB RE2 budget (Alertmanager accepts larger "
+            "ones); use a smaller repeat count or a narrower class"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
