@@ -382,6 +382,16 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def not_yet(what: str, reason: str) -> ApiError:
+    """The 503 of a call this worker cannot answer truly yet (``Context.reading_back``):
+    ``what`` it was asked, ``reason`` why; retrying in a moment is safe."""
+    return ApiError(
+        503,
+        f"{what} cannot be answered yet: {reason}; retry in a few seconds (nothing was applied)",
+        {"Retry-After": "2"},
+    )
+
+
 def kafka_unreachable(what: str, retry: str, wait: float = API_KAFKA_WAIT) -> ApiError:
     """The 503 of a state-changing call whose write Kafka has not acknowledged within
     ``wait`` seconds: ``what`` was written, ``retry`` says how a retry stays safe."""
@@ -553,6 +563,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 lambda: ctx.groups.get(run_key(run_id)), ctx.storing_runs, run_id
             )
         except ApiError as exc:
+            # Absent from a table still being read back is not "no run" (trial 15: a
+            # live run was a 404 at a worker taking over its partition).
+            reason = ctx.reading_back() if exc.status == 404 else None
+            if reason is not None:
+                raise not_yet(f"run {run_id!r}", reason) from None
             owned = ctx.owned_partitions("routed")
             why = elsewhere(run_id, owned, ctx.settings.partitions)
             if exc.status != 404 or why is None:
@@ -597,6 +612,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise ApiError(
                     400, f"status is {status!r}: expected one of {', '.join(LIST_STATUSES)}"
                 )
+            reason = ctx.reading_back()
+            if reason is not None:  # a partial list would hide live runs
+                raise not_yet("the list of runs", reason)
             runs = [g["run"] for _, g in ctx.groups.items() if g.get("run")]
             if status == "reopened":  # reopened by a reporter's answer, at least once
                 runs = [r for r in runs if r.get("reopened", 0) > 0]
@@ -710,6 +728,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
+            reason = ctx.reading_back(partitioned=False)
+            if reason is not None:
+                raise not_yet("the firing alerts", reason)
             return self.json({"firing": [v for _, v in ctx.firing.items()]})
 
     @app.page(f"{PREFIX}/silences")
@@ -717,6 +738,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
+            reason = ctx.reading_back(partitioned=False)
+            if reason is not None:
+                raise not_yet("the list of silences", reason)
             now = time.time()
             items = [_listed(v, now) for _, v in ctx.silences.items()]
             return self.json({"silences": items})
@@ -771,6 +795,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
             except (ValueError, RoutingConfigError) as exc:
                 raise ApiError(400, str(exc)) from None
             stored = silence.to_dict()
+            reason = ctx.reading_back(partitioned=False)
+            if reason is not None:
+                # A retry's silence may be stored and not read back yet: written again
+                # now, it would undo an expiry since.
+                raise not_yet(f"silence {silence.id}", reason)
             earlier = ctx.silences.get(silence.id.encode()) if key else None
             if isinstance(earlier, dict):
                 # A retry: the silence as it was stored, never rewritten (an expiry since
@@ -809,6 +838,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def delete(self, request: Request, silence_id: str) -> Response:
             principal = await authorize(self, request, "expire_silence")
+            reason = ctx.reading_back(partitioned=False)
+            if reason is not None:
+                raise not_yet(f"the expiry of silence {silence_id!r}", reason)
             doc = ctx.silences.get(silence_id.encode())
             if doc is None:
                 raise ApiError(404, f"no silence {silence_id!r}")

@@ -207,6 +207,25 @@ class Context:
         owned = {tp.partition for tp in assigned if tp.topic == topic}
         return set(range(self.settings.partitions)) - owned
 
+    def reading_back(self, partitioned: bool = True) -> str | None:
+        """Why this worker's tables may lack keys that exist, or None when they hold all
+        it owns: before its first recovery ends it is still reading every changelog back
+        from Kafka; and, for the partitioned tables (``partitioned``: runs, bursts,
+        sensors, not the global silences and firing alerts, which a rebalance leaves
+        whole), while a rebalance moves partitions and reads the ones this worker took
+        over back (faust's ``app.rebalancing`` is set from the revocation to the end of
+        that recovery; ``recovery.completed`` is first set when the first one ends). The
+        operator API answers 503 with this reason rather than "no run" (trial 15)."""
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        if not recovery.completed.is_set():
+            return "this worker is starting and is still reading its state back from Kafka"
+        if partitioned and self.app.rebalancing:
+            return (
+                "a rebalance is moving partitions between workers (one joined or left) and "
+                "this worker is reading the ones it takes over back from Kafka"
+            )
+        return None
+
     def owned_partitions(self, role: str) -> set[int]:
         """The partitions of the topic of ``role`` assigned to this worker now (empty
         before its first assignment): what its metrics of keyed state may count."""

@@ -36,9 +36,9 @@ def context(tmp_path: Path) -> Context:
         api_tokens_file=write_tokens(tmp_path / "tokens.yaml"),
     )
     app = faust.App(f"api-{tmp_path.name}", store="memory://", datadir=str(tmp_path))
-    return Context(
-        app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry())
-    )
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    app.tables.recovery.completed.set()  # as a worker whose tables are read back
+    return ctx
 
 
 def test_acknowledged_only_once_every_message_is_delivered(tmp_path: Path) -> None:

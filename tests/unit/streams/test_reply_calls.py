@@ -1,0 +1,101 @@
+"""Trial 15: a closure (reply) webhook call is made in the background; a worker SIGKILLed
+before its outcome came back took the call with it (1 closure in 96 never reached the
+channels' webhook in each of two restart storms, tests/integration/test_report_storm.py).
+The run's group now keeps each call until its outcome arrives on ``commands``, and the
+run's next owner (a worker that did not make the call) makes it again under the same
+delivery id. No broker: the context's sends are stubbed, as in test_response_races."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from playbooks.engine import Command, Run
+from streams.response import Response
+from tests.unit.streams.test_response_races import KEY, Event, Gate, alert
+from tests.unit.streams.test_response_races import response as races_response
+
+URL = "http://127.0.0.1:9/replies"
+
+
+@pytest.fixture
+def response(tmp_path: Path) -> tuple[Response, Gate]:
+    stage, gate = races_response.__wrapped__(tmp_path)  # type: ignore[attr-defined]
+    stage.ctx.settings = stage.ctx.settings.model_copy(update={"replies_webhook_url": URL})
+    stage.settings = stage.ctx.settings
+    stage.ctx.app.tables.recovery.completed.set()  # type: ignore[attr-defined]
+    return stage, gate
+
+
+def calls_of(stage: Response) -> list[tuple[str, str, dict[str, Any]]]:
+    made: list[tuple[str, str, dict[str, Any]]] = []
+
+    def submit(command_id: str, url: str, payload: dict[str, Any]) -> bool:
+        made.append((command_id, url, payload))
+        return True
+
+    async def no_lag() -> None:  # no consumer here
+        return None
+
+    stage.webhooks.submit = submit  # type: ignore[method-assign]
+    stage._update_lag = no_lag  # type: ignore[method-assign]
+    return made
+
+
+def test_a_closure_call_cut_by_a_kill_is_made_again_by_the_next_owner_until_its_outcome(
+    response: tuple[Response, Gate],
+) -> None:
+    stage, _ = response
+    made = calls_of(stage)
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = dict(stage.ctx.groups.data[KEY])
+        run = Run.from_dict(group["run"])
+        reply = Command(
+            f"{run.run_id}:90",
+            run.run_id,
+            run.alert_id,
+            "reply",
+            time.time(),
+            level="community",
+            unit="bridge community station",
+            detail="Your report r-1 …",
+            data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
+        )
+        async with stage.ctx.runs_settled:
+            await stage.advance(KEY, group, run, [reply])
+        [(reply_id, url, doc)] = made
+        assert (reply_id, url, doc["report_id"]) == (reply.id, URL, "r-1")
+        assert stage.ctx.groups.data[KEY]["reply_calls"] == {reply.id: doc}
+
+        await stage.check_deadlines()  # the worker that made it: not again
+        assert len(made) == 1
+        restarted = Response(stage.ctx)  # a new process: it made no call
+        again = calls_of(restarted)
+        await restarted.check_deadlines()
+        assert again == [(reply.id, URL, doc)]  # the same delivery id and closure
+        await restarted.check_deadlines()
+        assert len(again) == 1  # once per worker
+
+        outcome = {
+            "id": f"{reply.id}:result",
+            "run_id": run.run_id,
+            "action": "action_result",
+            "command_id": reply.id,
+            "ok": True,
+            "by": "citybrain",
+            "at": time.time(),
+        }
+        await restarted.on_command(Event(KEY, outcome))  # type: ignore[arg-type]
+        assert stage.ctx.groups.data[KEY]["reply_calls"] == {}
+        later = Response(stage.ctx)
+        none = calls_of(later)
+        await later.check_deadlines()
+        assert none == []
+
+    asyncio.run(scenario())
