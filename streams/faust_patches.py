@@ -1,4 +1,4 @@
-"""Eight changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Nine changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -106,6 +106,20 @@ wait (``set_fetch_max_wait``), independently of the others.
    after it was acked; and a partition never committed had no check at all. The run
    must now start at the committed offset (or, never committed, at the log start
    ``perform_seek`` found).
+
+9. **A quiet partition's passed-over records are read again too** (``_sweep``). Change 7
+   sees passed-over records only when a later record of the partition arrives; a
+   partition that goes quiet after the hole kept them unprocessed until the next
+   record, however late (trial 15: after a rebalance an alerts partition stayed
+   committed at 14 of 24 for 100 s, and a citizens' group never got its run; one more
+   message released it). Once a second, between fetches (every record returned by
+   then is delivered or rewound), the drain compares each stream partition's position
+   with its next offset; a position past it is the same hole, handled as change 7 does
+   (read again once, then a gap), on the consumer's thread with no await between the
+   check and the seek, and not at all while a seek to the committed offsets is under
+   way. aiokafka's position is read from its subscription state
+   (``_subscription.subscription.assignment.state_value(tp)``, ``has_valid_position``,
+   ``position``), which never waits.
 
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
@@ -414,6 +428,74 @@ async def _seek_in_thread(consumer: Any, tp: TP, offset: int) -> None:
     atp = ensure_aiokafka_TP(tp)
     if atp in consumer.assignment():
         consumer.seek(atp, offset)
+
+
+SWEEP_INTERVAL = 1.0  # seconds between position sweeps (change 9): a hole waits at most this
+
+
+async def _sweep(self: Consumer, generation: int, seeks: int) -> None:
+    """Change 9: read again the passed-over records of stream partitions whose position
+    is past their next offset (a quiet partition; change 7 sees a hole only when a later
+    record arrives). Call between fetches only: every record returned by then has been
+    delivered or rewound, so a position past the next offset is a hole."""
+    nexts = next_offsets(self)
+    if not nexts or seeks % 2 or _stale(self, generation, seeks):
+        return  # nothing known yet, or a seek to the committed offsets under way
+    reread = _reread_from(self)
+    thread = cast(Any, self)._thread
+    past: dict[TP, int] = await thread.call_thread(
+        _positions_past_in_thread, thread._ensure_consumer(), self, dict(nexts), dict(reread), seeks
+    )
+    if _stale(self, generation, seeks):
+        return  # a seek since moved the positions and set the next offsets anew
+    for tp, position in past.items():
+        expected = nexts.get(tp)
+        if expected is None:
+            continue
+        verdict = order_verdict(position, expected, reread.get(tp))
+        if verdict == "read again":  # the thread has seeked it back to ``expected``
+            reread[tp] = expected
+            self.log.warning(
+                "citybrain: warning: %s[%s]: offsets %s..%s were passed over "
+                "unprocessed (the partition then went quiet); reading them again",
+                tp.topic,
+                tp.partition,
+                expected,
+                position - 1,
+            )
+        elif verdict == "gap":
+            if self.app.topics.acks_enabled_for(tp.topic):
+                self._gap[tp].addi(expected, position)
+                self._gap[tp].merge_overlaps()
+            nexts[tp] = position
+
+
+async def _positions_past_in_thread(
+    consumer: Any, owner: Consumer, expected: dict[TP, int], reread: dict[TP, int], seeks: int
+) -> dict[TP, int]:
+    """On the consumer's thread: each assigned stream partition whose position is past
+    ``expected`` (its next offset), with that position; a first such hole is seeked back
+    to ``expected`` here, with no await between the check and the seek. Nothing if a seek
+    to the committed offsets began since ``seeks`` was read (it sets both anew)."""
+    if _seeks(owner) != seeks:
+        return {}
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return {}
+    assigned = consumer.assignment()
+    past: dict[TP, int] = {}
+    for tp, offset in expected.items():
+        atp = ensure_aiokafka_TP(tp)
+        if atp not in assigned:
+            continue
+        state = assignment.state_value(atp)
+        if state is None or not state.has_valid_position or state.position <= offset:
+            continue
+        past[tp] = state.position
+        if order_verdict(state.position, offset, reread.get(tp)) == "read again":
+            consumer.seek(atp, offset)
+    return past
 
 
 async def _rewind_in_thread(consumer: Any, spans: dict[TP, tuple[int, int]]) -> None:
@@ -726,8 +808,17 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
             nexts[tp] = offset + 1
         return False
 
+    loop = asyncio.get_running_loop()
+    next_sweep = loop.time() + SWEEP_INTERVAL
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
+            if loop.time() >= next_sweep and nexts:
+                # Between fetches: every record returned so far is delivered or rewound.
+                next_sweep = loop.time() + SWEEP_INTERVAL
+                try:
+                    await _sweep(self, app.consumer_generation_id, _seeks(self))
+                except Exception as exc:
+                    self.log.warning(f"exception sweeping positions {exc}")
             set_flag(CONSUMER_FETCHING)
             seeks = _seeks(self)  # before the fetch: a seek during it moves the position
             records, active = await self._wait_next_records(1.0)
