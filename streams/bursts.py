@@ -34,7 +34,11 @@ the incidents agent counts, logs and audits it, so no valid report ends silently
 A report is counted once: a ``report_id`` already seen in its (cell, category) with an
 event time within ``seen_seconds`` of this one's, either side (the last
 ``max_seen_reports`` ids counted or late there), is a **duplicate** (a re-sent report: a
-gateway's retry, a re-export), checked first; a report older than the window is **late**.
+gateway's retry, a re-export), checked first -- unless the id was seen from this very
+Kafka message (partition and offset kept with the id): then it is **redelivered**, read
+again after a worker restart, and skipped without being called a re-send (trial 15: a
+restart made eight "duplicates" of reports no gateway had re-sent); a report older than
+the window is **late**.
 Neither is counted in the window, and ``dropped`` says which (the incidents agent counts
 and logs them; docs/events.md). A late report's id is remembered like a counted one's, so
 a re-send of it is a duplicate too (trial 7: two late copies of one report were two
@@ -108,10 +112,17 @@ class BurstTracker:
         """Seconds per sub-bucket."""
         return self.bucket_seconds / self.hops
 
-    def dropped(self, state: dict[str, Any] | None, report: IncidentReport) -> str | None:
+    def dropped(
+        self,
+        state: dict[str, Any] | None,
+        report: IncidentReport,
+        position: tuple[int, int] | None = None,
+    ) -> str | None:
         """Why ``report`` would not be counted in its (cell, category) ``state``:
-        ``duplicate`` (its report id was seen there), ``late`` (older than the window),
-        else None."""
+        ``redelivered`` (its report id was seen there from this very Kafka message,
+        ``position`` = (partition, offset): read again after a worker restart, not
+        re-sent), ``duplicate`` (its report id was seen there from another message),
+        ``late`` (older than the window), else None."""
         if not state or "slot" not in state:
             return None
         slot = math.floor(report.ts / self.step)
@@ -120,9 +131,17 @@ class BurstTracker:
         # after a quiet spell of more than a day is a new report). Checked before
         # lateness, so a re-sent late report is a duplicate, not late twice.
         day = math.ceil(self.seen_seconds / self.step)
-        if any(
-            s[0] == report.report_id and abs(int(s[1]) - slot) <= day for s in state.get("seen", ())
-        ):
+        copies = [
+            s
+            for s in state.get("seen", ())
+            if s[0] == report.report_id and abs(int(s[1]) - slot) <= day
+        ]
+        if copies:
+            # Entries written before positions were kept have two fields: a duplicate.
+            if position is not None and any(
+                len(s) > 2 and list(s[2]) == list(position) for s in copies
+            ):
+                return "redelivered"
             return "duplicate"
         if slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
             return "late"
@@ -142,6 +161,7 @@ class BurstTracker:
         report: IncidentReport,
         department: str,
         reason: str | Unchecked | None = UNCHECKED,
+        position: tuple[int, int] | None = None,
     ) -> tuple[dict[str, Any], list[Burst], list[tuple[str, str]]]:
         """Fold one report into its (cell, category) state.
 
@@ -152,19 +172,21 @@ class BurstTracker:
         changes nothing in the window: a duplicate changes nothing at all, a late one only
         has its id remembered (so a re-send of it is a duplicate). ``reason``: what
         ``dropped`` said of this report and state, if the caller asked it already (the
-        incidents agent does, to count and log it): not asked twice."""
+        incidents agent does, to count and log it): not asked twice. ``position``: the
+        report's Kafka message (partition, offset), remembered with its id so a read
+        after a restart is told from a re-send."""
         if isinstance(reason, Unchecked):
-            reason = None if state is None else self.dropped(state, report)
+            reason = None if state is None else self.dropped(state, report, position)
         slot = math.floor(report.ts / self.step)
-        if state is not None and reason == "duplicate":
+        if state is not None and reason in ("duplicate", "redelivered"):
             return state, [], []
         if state is not None and reason == "late":
             # Not counted, but remembered: a re-send of it is a duplicate.
-            return {**state, "seen": self._seen(state, report, slot)}, [], []
+            return {**state, "seen": self._seen(state, report, slot, position)}, [], []
         state = self._advance(state, slot)
         index = slot - state["slot"] + self.hops - 1  # position in the window's ring
         state["counts"][index] += 1
-        state["seen"] = self._seen(state, report, slot)
+        state["seen"] = self._seen(state, report, slot, position)
         count = sum(state["counts"])
         baseline = state["baseline"]
         threshold = max(self.min_reports, baseline * self.factor + 3 * math.sqrt(baseline))
@@ -256,12 +278,20 @@ class BurstTracker:
             [(str(h[0]), str(h[1])) for h in left],
         )
 
-    def _seen(self, state: dict[str, Any], report: IncidentReport, slot: int) -> list[Any]:
-        """``state``'s seen ids with ``report``'s added: the last ``max_seen_reports``
-        (the rule in ``dropped`` compares event times, so no pruning by time is needed
-        and none would be safe: a late report's id is older than the window)."""
+    def _seen(
+        self,
+        state: dict[str, Any],
+        report: IncidentReport,
+        slot: int,
+        position: tuple[int, int] | None = None,
+    ) -> list[Any]:
+        """``state``'s seen ids with ``report``'s added, ``[id, slot]`` or, with its
+        Kafka position, ``[id, slot, [partition, offset]]``: the last
+        ``max_seen_reports`` (the rule in ``dropped`` compares event times, so no pruning
+        by time is needed and none would be safe: a late report's id is older than the
+        window)."""
         seen = [list(s) for s in state.get("seen", ())]
-        seen.append([report.report_id, slot])
+        seen.append([report.report_id, slot] + ([list(position)] if position else []))
         return seen[-self.max_seen_reports :]
 
     def _episode_burst(

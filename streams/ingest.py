@@ -49,6 +49,7 @@ SAY_DROPPED_EVERY = 60.0  # seconds between INFO lines on duplicate or late repo
 DROPPED = {
     "duplicate": "not counted towards bursts (report_id already seen in its cell and "
     "category: a re-sent report)",
+    "redelivered": "skipped (read again after a worker restart; counted when first read)",
     "late": "not counted towards bursts (older than the burst window)",
     "unalerted": "in no alert (they left the burst window below the burst threshold; a run "
     "covers them only if their group's run was open when they came; audited as "
@@ -363,11 +364,12 @@ class Ingest:
                     raise department
                 if key not in states:
                     states[key] = window_of(self.ctx, report.grid_cell, report.category)
-                reason = self.bursts.dropped(states[key], report)
-                if reason != "duplicate":
+                position = (event.partition, event.offset)
+                reason = self.bursts.dropped(states[key], report, position)
+                if reason not in ("duplicate", "redelivered"):
                     # On a copy: a fold that raises halfway leaves the window as it was.
                     window, bursts, unalerted = self.bursts.observe_all(
-                        copy.deepcopy(states[key]), report, department, reason
+                        copy.deepcopy(states[key]), report, department, reason, position
                     )
                     made = [
                         self._burst_alert(b, report.ts if b.status == "resolved" else None)
@@ -396,14 +398,15 @@ class Ingest:
                 continue
             if reason is not None:
                 # Counted and said, never silent (trial 5: 12 re-sent reports vanished).
-                duplicate = reason == "duplicate"
-                counter = (
-                    self.metrics.incidents_duplicate if duplicate else self.metrics.incidents_late
-                )
+                counter = {
+                    "duplicate": self.metrics.incidents_duplicate,
+                    "redelivered": self.metrics.incidents_redelivered,
+                    "late": self.metrics.incidents_late,
+                }[reason]
                 counter.labels(report.source).inc()
                 dropped.setdefault(reason, []).append(report.report_id)
-                if duplicate:
-                    continue  # a re-sent report is not a new one: not in incidents_total
+                if reason != "late":
+                    continue  # counted once already: not in incidents_total again
             states[key] = window
             tally[(report.source, str(department))] += 1
             if unalerted:

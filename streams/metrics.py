@@ -39,6 +39,7 @@ INGEST_REFUSED = "citybrain_ingest_refused_total"
 INGEST_SKIPPED = "citybrain_ingest_skipped_total"
 INCIDENTS = "citybrain_incidents_total"
 INCIDENTS_DUPLICATE = "citybrain_incidents_duplicate_total"
+INCIDENTS_REDELIVERED = "citybrain_incidents_redelivered_total"
 INCIDENTS_LATE = "citybrain_incidents_late_total"
 INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
@@ -101,6 +102,7 @@ class Metrics:
     dead_letters: Counter
     incidents: Counter
     incidents_duplicate: Counter
+    incidents_redelivered: Counter
     incidents_late: Counter
     incidents_unalerted: Counter
     incident_bursts: Counter
@@ -197,6 +199,12 @@ class Metrics:
                 INCIDENTS_DUPLICATE,
                 "Incident reports dropped as re-sent: report id already seen in the cell and "
                 "category (not in citybrain_incidents_total)",
+                ("source",),
+            ),
+            incidents_redelivered=counter(
+                INCIDENTS_REDELIVERED,
+                "Incident reports skipped as read again after a worker restart (their Kafka "
+                "message was counted when first read)",
                 ("source",),
             ),
             incidents_late=counter(
@@ -367,6 +375,7 @@ def initialise(
         metrics.dead_letters.labels(stream, "bad_json")
     for source in sorted(INCIDENT_SOURCES):
         metrics.incidents_duplicate.labels(source)
+        metrics.incidents_redelivered.labels(source)
         metrics.incidents_late.labels(source)
         metrics.incidents_unalerted.labels(source)
     for outcome in ("ok", "failed"):

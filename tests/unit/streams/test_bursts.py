@@ -347,3 +347,35 @@ def test_expire_leaves_new_and_current_states_alone() -> None:
     assert tracker.expire(None, ("c1", "Noise"), 10) == (None, [], [])
     state, _, _ = tracker.observe_all(None, report(3_000.0), "police")
     assert tracker.expire(state, ("c1", "Noise"), slot_of(tracker, 3_000.0)) == (state, [], [])
+
+
+def test_a_report_read_again_from_its_own_message_is_redelivered_not_re_sent() -> None:
+    """Trial 15: after a SIGKILL the new owner read reports again from the committed
+    offset and called them re-sent ("duplicate"), though no gateway had re-sent them.
+    The id is kept with its Kafka message's (partition, offset): the same message again
+    is ``redelivered``; the same id from another message is still a duplicate."""
+    tracker = BurstTracker(min_reports=3)
+    first = report(1_000.0)
+    state, _, _ = tracker.observe_all(None, first, "police", position=(2, 41))
+    counts = list(state["counts"])
+    assert tracker.dropped(state, first, (2, 41)) == "redelivered"
+    assert tracker.dropped(state, first, (2, 57)) == "duplicate"  # a gateway's re-send
+    assert tracker.dropped(state, first, (0, 41)) == "duplicate"
+    assert tracker.dropped(state, first) == "duplicate"  # position unknown: as before
+    again, bursts, unalerted = tracker.observe_all(state, first, "police", position=(2, 41))
+    assert (again["counts"], bursts, unalerted) == (counts, [], [])
+    # A late report's position is kept too: read again, it is redelivered, not re-sent.
+    late = IncidentReport(1_000.0 - 7_200.0, "lt-2", "Noise", "loud", "inspector", "c1")
+    state, _ = tracker.observe(state, report(4_000.0), "police")
+    assert tracker.dropped(state, late, (2, 43)) == "late"
+    state, _, _ = tracker.observe_all(state, late, "police", position=(2, 43))
+    assert tracker.dropped(state, late, (2, 43)) == "redelivered"
+
+
+def test_seen_ids_written_before_positions_were_kept_still_make_duplicates() -> None:
+    """A window read back from a changelog written before positions were kept holds
+    ``[id, slot]`` entries: a copy of one is a duplicate, never a redelivery."""
+    tracker = BurstTracker()
+    state, _ = tracker.observe(None, report(1_000.0), "police")
+    assert all(len(s) == 2 for s in state["seen"])
+    assert tracker.dropped(state, report(1_000.0), (0, 5)) == "duplicate"
