@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import command_line, start_stack_hint
+from citybrain.commands import cli_command, command_line, start_stack_hint
 from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
@@ -2959,7 +2959,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 class Parser(argparse.ArgumentParser):
     """argparse's parser, its usage errors as the one ``citybrain:`` line every other
     error is (README): ``citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose
-    from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block.
+    from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block. The
+    hint is typed as it works in this shell (``cli_command``: the script's path when
+    ``citybrain`` is not on the PATH; a new-user walk typed the bare name and got "command
+    not found").
     Subcommands' parsers are of this class too (add_subparsers takes the parent's)."""
 
     # The arguments this parser was given, to name an unknown option first (trial 9).
@@ -3001,7 +3004,10 @@ class Parser(argparse.ArgumentParser):
             unknown = self._unknown_options()
             if unknown:
                 message = f"unrecognized arguments: {' '.join(unknown)} (and {message})"
-        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{self.prog} --help`\n")
+        # The hint is a command to type, so it is typed as it works in this shell (the
+        # script's path when `citybrain` is not on the PATH), as every other hint is.
+        typed = " ".join([shlex.quote(cli_command()), *command.split()])
+        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

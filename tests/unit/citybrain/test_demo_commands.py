@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,27 @@ def test_the_demo_watches_its_known_events_sensors() -> None:
     assert watched_sensors(list(DEMO_DATA), ()) == []
     demo = (REPO_ROOT / "citybrain" / "demo.py").read_text()
     assert 'own["CITYBRAIN_WATCH_SENSORS"]' in demo
+
+
+def test_a_usage_errors_help_hint_runs_as_typed_in_a_fresh_shell(tmp_path: Path) -> None:
+    """New-user walk (t17): with the venv not activated, `.venv/bin/citybrain runs list
+    --staus open` said ``see `citybrain runs list --help` ``, and the bare name is not on
+    that shell's PATH. The hint is typed as every other printed command is, and runs."""
+    script = Path(sys.executable).parent / "citybrain"
+    path = ":".join(p for p in os.environ["PATH"].split(":") if Path(p) != script.parent)
+    env = {**os.environ, "PATH": path}
+    done = subprocess.run(
+        [str(script), "runs", "list", "--staus", "open"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    hint = re.search(r"see `([^`]+)`$", done.stderr.strip())
+    assert hint is not None and hint.group(1).endswith(" runs list --help"), done.stderr
+    assert hint.group(1).split()[0] == str(script.absolute())
+    helped = subprocess.run(
+        ["sh", "-c", hint.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "usage: citybrain runs list" in helped.stdout, helped
