@@ -1969,13 +1969,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
-    summary = run_demo(
-        data,
-        ack_deadline=args.ack_deadline,
-        summary_path=Path(args.summary) if args.summary else None,
-        report_path=Path(args.report) if args.report else None,
-        expected=expected,
-    )
+    try:
+        summary = run_demo(
+            data,
+            ack_deadline=args.ack_deadline,
+            summary_path=Path(args.summary) if args.summary else None,
+            report_path=Path(args.report) if args.report else None,
+            expected=expected,
+        )
+    except KeyboardInterrupt:
+        from citybrain.demo import interrupted_message
+
+        raise CliError(interrupted_message(_settings()), EXIT_INTERRUPTED) from None
     if not summary["alerts"]:
         raise CliError(
             f"the demo raised no alert on {counted(len(data), 'file')}: nothing for the playbooks "
@@ -2705,6 +2710,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         # In a folder a file that cannot be scored at all is skipped whole as well.
         skip = ", or give --on-error skip" if _row_fault(str(exc)) or args.input_dir else ""
         raise CliError(f"{exc}{done}: fix the file{skip}") from None
+    except KeyboardInterrupt:
+        raise CliError(_detect_interrupted(args, written), EXIT_INTERRUPTED) from None
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
@@ -2726,6 +2733,30 @@ def cmd_detect(args: argparse.Namespace) -> int:
         )
     print(summary, file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout)
     return 0
+
+
+def _detect_interrupted(args: argparse.Namespace, written: list[Path]) -> str:
+    """What an interrupted ``detect`` leaves (new-user walk, t17: it said only
+    "interrupted", over a truncated output file): each output file is written whole or
+    not at all, so the message names those finished and says the rest are as they were."""
+    if not args.input_dir:
+        if args.output == "-":
+            return "interrupted: the scores written to stdout so far are only the first rows"
+        return (
+            f"interrupted: nothing was written to {args.output} (it is as it was before); "
+            "run the command again to score the file"
+        )
+    if not written:
+        return (
+            f"interrupted: no file was scored into {args.output_dir} (every output there "
+            "is as it was before); run the command again to score them"
+        )
+    return (
+        f"interrupted: {counted(len(written), 'file')} "
+        f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
+        f"(the last: {written[-1].name}); the one being scored and those after it were not "
+        "written; run the command again to score them"
+    )
 
 
 def detect_summary(

@@ -44,7 +44,7 @@ from citybrain.report import (
     match_files,
     readings_frame,
 )
-from citybrain.stack import KafkaBroker, PrometheusServer
+from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
@@ -702,6 +702,37 @@ def with_settings(command: str, settings: dict[str, str]) -> str:
     import shlex
 
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in settings.items()), command])
+
+
+def interrupted_message(settings: Settings) -> str:
+    """What a demo stopped by Ctrl-C leaves, and what to type next (new-user walk, t17: it
+    said only "interrupted", with Kafka and Prometheus left running unannounced). The
+    worker is stopped by ``run_demo`` unless the interruption came after the summary."""
+    cli = shlex.quote(cli_command())
+    shell = shell_settings()
+    left = [
+        name
+        for name, component in (
+            ("Kafka", KafkaBroker(settings)),
+            ("Prometheus", PrometheusServer(settings)),
+            ("Mosquitto", MosquittoBroker(settings)),  # `stack up`'s, which `down` stops too
+        )
+        if component.running()
+    ]
+    worker = read_pid(DemoFiles.of(settings).pid) is not None
+    again = f"`{with_settings('make demo', shell)}` in the checkout starts a new demo"
+    if worker:
+        left.append("the demo's worker")
+    said = "its worker was stopped" if not worker else "its worker keeps serving the runs it made"
+    if not left:
+        return f"interrupted: the demo did not finish and left nothing running; {again}"
+    running = " and ".join([", ".join(left[:-1]), left[-1]] if len(left) > 1 else left)
+    return (
+        f"interrupted: the demo did not finish ({said}); {running} "
+        f"{agreeing(len(left), 'keeps', 'keep')} running: "
+        f"`{with_settings(f'{cli} stack down', shell)}` stops "
+        f"{agreeing(len(left), 'it', 'them')}, or {again}"
+    )
 
 
 def stop_demo_worker(settings: Settings) -> bool:

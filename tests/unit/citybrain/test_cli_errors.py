@@ -14,8 +14,8 @@ import contextlib
 import hashlib
 import io
 import os
-import signal
 import shlex
+import signal
 import socket
 import subprocess
 import sys

@@ -216,3 +216,47 @@ def test_a_usage_errors_help_hint_runs_as_typed_in_a_fresh_shell(tmp_path: Path)
         ["sh", "-c", hint.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert helped.returncode == 0 and "usage: citybrain runs list" in helped.stdout, helped
+
+
+def test_an_interrupted_demo_says_what_it_left_running_and_what_to_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New-user walk (t17): Ctrl-C in `make demo` said only `citybrain: interrupted`,
+    leaving Kafka and Prometheus running unannounced. The line names what still runs and
+    the command that stops it (with the shell's settings), or that nothing is left."""
+    from citybrain.demo import DemoFiles, interrupted_message
+    from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+
+    for key in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    settings = Settings()
+    alive = str(os.getpid())  # a live process stands for each component's own
+    cli = cli_command()
+    assert interrupted_message(settings) == (
+        "interrupted: the demo did not finish and left nothing running; "
+        f"`CITYBRAIN_RUN_DIR={tmp_path} make demo` in the checkout starts a new demo"
+    )
+    kafka, prometheus = KafkaBroker(settings), PrometheusServer(settings)
+    for component in (kafka, prometheus):
+        component.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        component.pid_file.write_text(alive)
+    said = interrupted_message(settings)
+    assert said.startswith(
+        "interrupted: the demo did not finish (its worker was stopped); Kafka and "
+        f"Prometheus keep running: `CITYBRAIN_RUN_DIR={tmp_path} {cli} stack down` stops "
+        "them, or "
+    ), said
+    prometheus.pid_file.unlink()
+    mosquitto = MosquittoBroker(settings)
+    mosquitto.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    mosquitto.pid_file.write_text(alive)
+    files = DemoFiles.of(settings)
+    files.pid.parent.mkdir(parents=True, exist_ok=True)
+    files.pid.write_text(alive)
+    said = interrupted_message(settings)
+    assert (
+        "(its worker keeps serving the runs it made); Kafka, Mosquitto and the demo's "
+        "worker keep running" in said
+    ), said
+    assert len(said.splitlines()) == 1
