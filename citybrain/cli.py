@@ -95,21 +95,26 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # running behind an exit 3.
         for component in (kafka, prom, mqtt):
             component.check_ports()
-        kafka.start()
-        print(f"kafka       ready on {s.kafka_bootstrap}")
-        from citybrain.stack.topics import task_topics
+        try:
+            kafka.start()
+            print(f"kafka       ready on {s.kafka_bootstrap}")
+            from citybrain.stack.topics import task_topics
 
-        created = create_topics(s)
-        # The playbooks' task topics are created too: count them in the total.
-        every = len(s.topics) + len(task_topics(s))
-        print(
-            f"topics      {len(created)} created, {every} in all "
-            f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
-        )
-        prom.start()
-        print(f"prometheus  ready on {prom.url}")
-        mqtt.start()
-        print(f"mosquitto   ready on {mqtt.url}")
+            created = create_topics(s)
+            # The playbooks' task topics are created too: count them in the total.
+            every = len(s.topics) + len(task_topics(s))
+            print(
+                f"topics      {len(created)} created, {every} in all "
+                f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+            )
+            prom.start()
+            print(f"prometheus  ready on {prom.url}")
+            mqtt.start()
+            print(f"mosquitto   ready on {mqtt.url}")
+        except KeyboardInterrupt:
+            from citybrain.demo import interrupted_message
+
+            raise CliError(interrupted_message(s, stack_up=True), EXIT_INTERRUPTED) from None
     elif args.action == "down":
         from citybrain.demo import stop_demo_worker
 

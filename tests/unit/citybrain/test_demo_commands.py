@@ -221,8 +221,8 @@ def test_a_usage_errors_help_hint_runs_as_typed_in_a_fresh_shell(tmp_path: Path)
 def test_an_interrupted_demo_says_what_it_left_running_and_what_to_type(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """New-user walk (t17): Ctrl-C in `make demo` said only `citybrain: interrupted`,
-    leaving Kafka and Prometheus running unannounced. The line names what still runs and
+    """New-user walk (t17): Ctrl-C in `make demo` (and in `stack up`) said only
+    `citybrain: interrupted`, leaving Kafka and Prometheus running unannounced. The line names what still runs and
     the command that stops it (with the shell's settings), or that nothing is left."""
     from citybrain.demo import DemoFiles, interrupted_message
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
@@ -260,3 +260,16 @@ def test_an_interrupted_demo_says_what_it_left_running_and_what_to_type(
         "worker keep running" in said
     ), said
     assert len(said.splitlines()) == 1
+    # `stack up` interrupted while Kafka starts: the same line, with `stack up` to go on.
+    said = interrupted_message(settings, stack_up=True)
+    assert said.startswith(
+        "interrupted: the stack did not finish starting; Kafka, Mosquitto and the demo's "
+        f"worker keep running: `CITYBRAIN_RUN_DIR={tmp_path} {cli} stack down` stops them, "
+        f"or `CITYBRAIN_RUN_DIR={tmp_path} {cli} stack up` starts the rest"
+    ), said
+    for pid_file in (kafka.pid_file, mosquitto.pid_file, files.pid):
+        pid_file.unlink()
+    assert interrupted_message(settings, stack_up=True) == (
+        "interrupted: the stack did not finish starting and left nothing running; "
+        f"`CITYBRAIN_RUN_DIR={tmp_path} {cli} stack up` starts the rest"
+    )
