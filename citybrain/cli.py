@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import command_line, start_stack_hint
+from citybrain.commands import cli_command, command_line, start_stack_hint
 from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from streams.errors import StreamsError
@@ -95,21 +95,26 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # running behind an exit 3.
         for component in (kafka, prom, mqtt):
             component.check_ports()
-        kafka.start()
-        print(f"kafka       ready on {s.kafka_bootstrap}")
-        from citybrain.stack.topics import task_topics
+        try:
+            kafka.start()
+            print(f"kafka       ready on {s.kafka_bootstrap}")
+            from citybrain.stack.topics import task_topics
 
-        created = create_topics(s)
-        # The playbooks' task topics are created too: count them in the total.
-        every = len(s.topics) + len(task_topics(s))
-        print(
-            f"topics      {len(created)} created, {every} in all "
-            f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
-        )
-        prom.start()
-        print(f"prometheus  ready on {prom.url}")
-        mqtt.start()
-        print(f"mosquitto   ready on {mqtt.url}")
+            created = create_topics(s)
+            # The playbooks' task topics are created too: count them in the total.
+            every = len(s.topics) + len(task_topics(s))
+            print(
+                f"topics      {len(created)} created, {every} in all "
+                f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+            )
+            prom.start()
+            print(f"prometheus  ready on {prom.url}")
+            mqtt.start()
+            print(f"mosquitto   ready on {mqtt.url}")
+        except KeyboardInterrupt:
+            from citybrain.demo import interrupted_message
+
+            raise CliError(interrupted_message(s, stack_up=True), EXIT_INTERRUPTED) from None
     elif args.action == "down":
         from citybrain.demo import stop_demo_worker
 
@@ -1969,13 +1974,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
-    summary = run_demo(
-        data,
-        ack_deadline=args.ack_deadline,
-        summary_path=Path(args.summary) if args.summary else None,
-        report_path=Path(args.report) if args.report else None,
-        expected=expected,
-    )
+    try:
+        summary = run_demo(
+            data,
+            ack_deadline=args.ack_deadline,
+            summary_path=Path(args.summary) if args.summary else None,
+            report_path=Path(args.report) if args.report else None,
+            expected=expected,
+        )
+    except KeyboardInterrupt:
+        from citybrain.demo import interrupted_message
+
+        raise CliError(interrupted_message(_settings()), EXIT_INTERRUPTED) from None
     if not summary["alerts"]:
         raise CliError(
             f"the demo raised no alert on {counted(len(data), 'file')}: nothing for the playbooks "
@@ -2705,6 +2715,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         # In a folder a file that cannot be scored at all is skipped whole as well.
         skip = ", or give --on-error skip" if _row_fault(str(exc)) or args.input_dir else ""
         raise CliError(f"{exc}{done}: fix the file{skip}") from None
+    except KeyboardInterrupt:
+        raise CliError(_detect_interrupted(args, written), EXIT_INTERRUPTED) from None
     finally:
         for row in skipped:
             print(f"skipped {row}", file=sys.stderr)
@@ -2726,6 +2738,30 @@ def cmd_detect(args: argparse.Namespace) -> int:
         )
     print(summary, file=sys.stderr if args.output == "-" and not args.input_dir else sys.stdout)
     return 0
+
+
+def _detect_interrupted(args: argparse.Namespace, written: list[Path]) -> str:
+    """What an interrupted ``detect`` leaves (new-user walk, t17: it said only
+    "interrupted", over a truncated output file): each output file is written whole or
+    not at all, so the message names those finished and says the rest are as they were."""
+    if not args.input_dir:
+        if args.output == "-":
+            return "interrupted: the scores written to stdout so far are only the first rows"
+        return (
+            f"interrupted: nothing was written to {args.output} (it is as it was before); "
+            "run the command again to score the file"
+        )
+    if not written:
+        return (
+            f"interrupted: no file was scored into {args.output_dir} (every output there "
+            "is as it was before); run the command again to score them"
+        )
+    return (
+        f"interrupted: {counted(len(written), 'file')} "
+        f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
+        f"(the last: {written[-1].name}); the one being scored and those after it were not "
+        "written; run the command again to score them"
+    )
 
 
 def detect_summary(
@@ -2959,7 +2995,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 class Parser(argparse.ArgumentParser):
     """argparse's parser, its usage errors as the one ``citybrain:`` line every other
     error is (README): ``citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose
-    from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block.
+    from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block. The
+    hint is typed as it works in this shell (``cli_command``: the script's path when
+    ``citybrain`` is not on the PATH; a new-user walk typed the bare name and got "command
+    not found").
     Subcommands' parsers are of this class too (add_subparsers takes the parent's)."""
 
     # The arguments this parser was given, to name an unknown option first (trial 9).
@@ -3001,7 +3040,10 @@ class Parser(argparse.ArgumentParser):
             unknown = self._unknown_options()
             if unknown:
                 message = f"unrecognized arguments: {' '.join(unknown)} (and {message})"
-        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{self.prog} --help`\n")
+        # The hint is a command to type, so it is typed as it works in this shell (the
+        # script's path when `citybrain` is not on the PATH), as every other hint is.
+        typed = " ".join([shlex.quote(cli_command()), *command.split()])
+        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ from citybrain.report import (
     match_files,
     readings_frame,
 )
-from citybrain.stack import KafkaBroker, PrometheusServer
+from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
@@ -702,6 +702,42 @@ def with_settings(command: str, settings: dict[str, str]) -> str:
     import shlex
 
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in settings.items()), command])
+
+
+def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
+    """What a demo (or with ``stack_up``, ``stack up``) stopped by Ctrl-C leaves, and what
+    to type next (new-user walk, t17: both said only "interrupted", with Kafka left
+    running or starting unannounced). The demo's worker is stopped by ``run_demo`` unless
+    the interruption came after the summary."""
+    cli = shlex.quote(cli_command())
+    shell = shell_settings()
+    left = [
+        name
+        for name, component in (
+            ("Kafka", KafkaBroker(settings)),
+            ("Prometheus", PrometheusServer(settings)),
+            ("Mosquitto", MosquittoBroker(settings)),  # `stack up`'s, which `down` stops too
+        )
+        if component.running()
+    ]
+    worker = read_pid(DemoFiles.of(settings).pid) is not None
+    if worker:
+        left.append("the demo's worker")
+    if stack_up:
+        head = "the stack did not finish starting"
+        again = f"`{with_settings(f'{cli} stack up', shell)}` starts the rest"
+    else:
+        said = "its worker keeps serving the runs it made" if worker else "its worker was stopped"
+        head = f"the demo did not finish ({said})"
+        again = f"`{with_settings('make demo', shell)}` in the checkout starts a new demo"
+    if not left:
+        return f"interrupted: {head.split(' (')[0]} and left nothing running; {again}"
+    running = " and ".join([", ".join(left[:-1]), left[-1]] if len(left) > 1 else left)
+    return (
+        f"interrupted: {head}; {running} {agreeing(len(left), 'keeps', 'keep')} running: "
+        f"`{with_settings(f'{cli} stack down', shell)}` stops "
+        f"{agreeing(len(left), 'it', 'them')}, or {again}"
+    )
 
 
 def stop_demo_worker(settings: Settings) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -334,7 +335,8 @@ def detect_file(
     throughout, or (``name``, the detector's DETECTORS key) one so short that many of its
     rows cannot reach ``threshold`` at all (``reach_warning``). ``threshold``: rows
     scoring at or above it are counted as flagged.
-    ``dst`` may be an open text stream (stdout) instead of a path."""
+    ``dst`` may be an open text stream (stdout) instead of a path; a path is written
+    whole or not at all (an exception, Ctrl-C included, leaves it as it was)."""
     # Two passes, each a row at a time: the first checks every row (a bad file writes
     # nothing; bad rows are reported once) and counts them for the warnings; the second
     # scores chunk by chunk as it writes. Memory is a chunk, not the file.
@@ -356,8 +358,18 @@ def detect_file(
     # The rows the first pass reported are skipped quietly the second time.
     stream = good_rows(src, None if on_bad_row is None else _ignore, None, extras)
     if isinstance(dst, Path):
-        with dst.open("w", encoding="utf-8", newline="") as fh:
-            flagged, leading = _score_chunks(fh, stream, extras, prototype, threshold, chunk_rows)
+        # Written beside it and renamed when whole: an interrupted or failed scoring
+        # leaves ``dst`` as it was, never a truncated file that reads as a finished one
+        # (new-user walk, t17: Ctrl-C left 458,753 of 1,500,001 lines in place).
+        partial = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as fh:
+                flagged, leading = _score_chunks(
+                    fh, stream, extras, prototype, threshold, chunk_rows
+                )
+            os.replace(partial, dst)
+        finally:
+            partial.unlink(missing_ok=True)
     else:
         flagged, leading = _score_chunks(dst, stream, extras, prototype, threshold, chunk_rows)
     if warn is not None and warmup is None and leading == rows:

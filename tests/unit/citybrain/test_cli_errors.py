@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from citybrain.cli import (
     build_parser,
     main,
 )
+from citybrain.commands import cli_command
 from streams.settings import REPO_ROOT
 
 
@@ -455,4 +457,5 @@ def test_an_unknown_option_is_named_first_with_its_subcommands_help(
         err = capsys.readouterr().err
         assert err.startswith("citybrain: ") and len(err.splitlines()) == 1, err
         assert "unrecognized arguments: --bogus-t9" in err, err
-        assert f"see `{leaf.prog} --help`" in err and leaf.prog != "citybrain", err
+        typed = " ".join([shlex.quote(cli_command()), *leaf.prog.split()[1:]])
+        assert f"see `{typed} --help`" in err and leaf.prog != "citybrain", err

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,84 @@ def test_the_demo_watches_its_known_events_sensors() -> None:
     assert watched_sensors(list(DEMO_DATA), ()) == []
     demo = (REPO_ROOT / "citybrain" / "demo.py").read_text()
     assert 'own["CITYBRAIN_WATCH_SENSORS"]' in demo
+
+
+def test_a_usage_errors_help_hint_runs_as_typed_in_a_fresh_shell(tmp_path: Path) -> None:
+    """New-user walk (t17): with the venv not activated, `.venv/bin/citybrain runs list
+    --staus open` said ``see `citybrain runs list --help` ``, and the bare name is not on
+    that shell's PATH. The hint is typed as every other printed command is, and runs."""
+    script = Path(sys.executable).parent / "citybrain"
+    path = ":".join(p for p in os.environ["PATH"].split(":") if Path(p) != script.parent)
+    env = {**os.environ, "PATH": path}
+    done = subprocess.run(
+        [str(script), "runs", "list", "--staus", "open"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    hint = re.search(r"see `([^`]+)`$", done.stderr.strip())
+    assert hint is not None and hint.group(1).endswith(" runs list --help"), done.stderr
+    assert hint.group(1).split()[0] == str(script.absolute())
+    helped = subprocess.run(
+        ["sh", "-c", hint.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "usage: citybrain runs list" in helped.stdout, helped
+
+
+def test_an_interrupted_demo_says_what_it_left_running_and_what_to_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New-user walk (t17): Ctrl-C in `make demo` (and in `stack up`) said only
+    `citybrain: interrupted`, leaving Kafka and Prometheus running unannounced. The line names what still runs and
+    the command that stops it (with the shell's settings), or that nothing is left."""
+    from citybrain.demo import DemoFiles, interrupted_message
+    from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+
+    for key in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    settings = Settings()
+    alive = str(os.getpid())  # a live process stands for each component's own
+    cli = cli_command()
+    assert interrupted_message(settings) == (
+        "interrupted: the demo did not finish and left nothing running; "
+        f"`CITYBRAIN_RUN_DIR={tmp_path} make demo` in the checkout starts a new demo"
+    )
+    kafka, prometheus = KafkaBroker(settings), PrometheusServer(settings)
+    for component in (kafka, prometheus):
+        component.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        component.pid_file.write_text(alive)
+    said = interrupted_message(settings)
+    assert said.startswith(
+        "interrupted: the demo did not finish (its worker was stopped); Kafka and "
+        f"Prometheus keep running: `CITYBRAIN_RUN_DIR={tmp_path} {cli} stack down` stops "
+        "them, or "
+    ), said
+    prometheus.pid_file.unlink()
+    mosquitto = MosquittoBroker(settings)
+    mosquitto.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    mosquitto.pid_file.write_text(alive)
+    files = DemoFiles.of(settings)
+    files.pid.parent.mkdir(parents=True, exist_ok=True)
+    files.pid.write_text(alive)
+    said = interrupted_message(settings)
+    assert (
+        "(its worker keeps serving the runs it made); Kafka, Mosquitto and the demo's "
+        "worker keep running" in said
+    ), said
+    assert len(said.splitlines()) == 1
+    # `stack up` interrupted while Kafka starts: the same line, with `stack up` to go on.
+    said = interrupted_message(settings, stack_up=True)
+    assert said.startswith(
+        "interrupted: the stack did not finish starting; Kafka, Mosquitto and the demo's "
+        f"worker keep running: `CITYBRAIN_RUN_DIR={tmp_path} {cli} stack down` stops them, "
+        f"or `CITYBRAIN_RUN_DIR={tmp_path} {cli} stack up` starts the rest"
+    ), said
+    for pid_file in (kafka.pid_file, mosquitto.pid_file, files.pid):
+        pid_file.unlink()
+    assert interrupted_message(settings, stack_up=True) == (
+        "interrupted: the stack did not finish starting and left nothing running; "
+        f"`CITYBRAIN_RUN_DIR={tmp_path} {cli} stack up` starts the rest"
+    )

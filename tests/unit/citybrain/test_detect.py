@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +24,7 @@ from citybrain.detect import (
     warmup_rows,
 )
 from detectors import DEFAULT_DETECTOR, DETECTORS, OWN_THRESHOLDS, default_threshold
+from detectors.robust_zscore import RobustZScore
 
 
 def write(path: Path, text: str) -> Path:
@@ -596,3 +599,111 @@ def test_scoring_in_chunks_writes_what_scoring_the_whole_file_does(
     files, (rows, *_), skipped = outputs[7]
     assert rows == sum(len(v) for v in series.values()) - 3 and len(skipped) == 3
     assert all(f.startswith(b"timestamp,value,anomaly_score,tag\r\n") for f in files.values())
+
+
+class _StopsAt(RobustZScore):
+    """A real detector that is interrupted (as Ctrl-C would) at the ``at``-th chunk its
+    clones score, counted over every clone (each file's scoring is one); the prototype
+    itself (the warnings' probes) scores on."""
+
+    def __init__(self, at: int = 1, chunks: list[int] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.at, self.chunks, self.armed = at, [0] if chunks is None else chunks, False
+
+    def clone(self) -> _StopsAt:
+        twin = _StopsAt(self.at, self.chunks)
+        twin.armed = True
+        return twin
+
+    def score_many(self, xs: Any, ts: Any = None) -> Any:
+        if self.armed:
+            self.chunks[0] += 1
+            if self.chunks[0] >= self.at:
+                raise KeyboardInterrupt
+        return super().score_many(xs, ts)
+
+
+def _series(path: Path, rows: int) -> Path:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    lines = [
+        f"{(start + timedelta(minutes=m)).strftime('%Y-%m-%dT%H:%M:%SZ')},{m % 7}.5"
+        for m in range(rows)
+    ]
+    return write(path, "timestamp,value\n" + "\n".join(lines) + "\n")
+
+
+def test_an_interrupted_detect_leaves_each_output_whole_or_as_it_was(tmp_path: Path) -> None:
+    """New-user walk (t17): Ctrl-C in `detect` left a truncated output (458,753 of
+    1,500,001 lines) over the previous one, which read as a finished file. Each output
+    is now written beside it and renamed when whole: a file interrupted mid-way keeps its
+    old content, files finished before it are whole, and no partial file is left."""
+    from citybrain.detect import detect_dir, detect_file
+
+    src = _series(tmp_path / "in.csv", 100)
+    out = write(tmp_path / "out.csv", "old scores\n")
+    with pytest.raises(KeyboardInterrupt):
+        detect_file(src, out, _StopsAt(at=3), chunk_rows=10)
+    assert out.read_text() == "old scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+    folder, scores = tmp_path / "many", tmp_path / "scores"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        _series(folder / name, 30)
+    scores.mkdir()
+    write(scores / "b.csv", "old b\n")
+    written: list[Path] = []
+    with pytest.raises(KeyboardInterrupt):
+        detect_dir(folder, scores, _StopsAt(at=5), written=written, chunk_rows=10)
+    assert written == [scores / "a.csv"]  # a took chunks 1-3, b stopped at its second
+    assert len((scores / "a.csv").read_text().splitlines()) == 31
+    assert (scores / "b.csv").read_text() == "old b\n"
+    assert sorted(p.name for p in scores.iterdir()) == ["a.csv", "b.csv"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "written", "said"),
+    [
+        (
+            ["--input", "in.csv", "--output", "o.csv"],
+            [],
+            "nothing was written to o.csv (it is as it was before)",
+        ),
+        (["--input-dir", "in", "--output-dir", "out"], [], "no file was scored into out"),
+        (
+            ["--input-dir", "in", "--output-dir", "out"],
+            ["out/a.csv"],
+            "1 file was scored into out (the last: a.csv)",
+        ),
+        (
+            ["--input", "in.csv", "--output", "-"],
+            [],
+            "written to stdout so far are only the first rows",
+        ),
+    ],
+)
+def test_an_interrupted_detect_says_what_it_left(
+    argv: list[str], written: list[str], said: str
+) -> None:
+    from citybrain.cli import _detect_interrupted, build_parser
+
+    args = build_parser().parse_args(["detect", *argv])
+    message = _detect_interrupted(args, [Path(p) for p in written])
+    assert message.startswith("interrupted: ") and said in message, message
+
+
+def test_ctrl_c_in_detect_is_one_line_exit_130_and_the_output_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(DETECTORS, "stops_t17", _StopsAt)
+    src = _series(tmp_path / "in.csv", 300)
+    out = write(tmp_path / "out.csv", "old scores\n")
+    argv = ["detect", "--input", str(src), "--output", str(out), "--detector", "stops_t17"]
+    assert main(argv) == 130
+    out_text, err = capsys.readouterr()
+    assert out_text == "" and err == (
+        f"citybrain: interrupted: nothing was written to {out} (it is as it was before); "
+        "run the command again to score the file\n"
+    )
+    assert out.read_text() == "old scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
