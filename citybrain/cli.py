@@ -1850,6 +1850,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
 
     settings = _settings()
     prefix, note = deadletters_prefix(args, settings)
+    prefix_set = "topic_prefix" in settings.model_fields_set
     settings = settings.model_copy(update={"topic_prefix": prefix})
     topic = settings.topic("deadletter")
     _require_kafka(settings)
@@ -1861,8 +1862,17 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
             if others
             else "no dead-letter topic is there at all"
         )
+        # Name the prefix as the user gave it: the option, the setting, or neither.
+        if args.prefix is not None:
+            given = f"--prefix {prefix!r}"
+        elif prefix_set:
+            given = f"CITYBRAIN_TOPIC_PREFIX={prefix}"
+        elif note:
+            given = f"the running demo's prefix {prefix!r} (no --prefix given)"
+        else:
+            given = f"the default prefix {prefix!r} (no --prefix given)"
         raise CliError(
-            f"--prefix {prefix!r}: Kafka at {settings.kafka_bootstrap} has no topic {topic} "
+            f"{given}: Kafka at {settings.kafka_bootstrap} has no topic {topic} "
             f"(a worker creates it as it starts); {there}",
             EXIT_FAILED,
         )

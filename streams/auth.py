@@ -165,7 +165,7 @@ class TokenStore:
             def at(key: str | None = None, i: int = i) -> str:
                 loc: tuple[str | int, ...] = ("tokens", i, *((key,) if key else ()))
                 line = locate(yaml.compose(text, Loader=yaml.SafeLoader), loc)
-                return f"{where}:{line}: tokens entry {i}"
+                return f"{where}:{line}: tokens entry {i + 1}"  # counted from 1, as people count
 
             if not isinstance(entry, dict) or set(entry) != {"name", "role", "sha256"}:
                 raise SettingsError(f"{at()}: expected keys name, role, sha256")

@@ -88,3 +88,18 @@ def test_a_prefix_without_a_dead_letter_topic_is_named(
     assert err.count("\n") == 1
     assert "has no topic no-such-prefix.deadletter (a worker creates it as it starts)" in err
     assert pipeline.name in err or "the latest 8" in err
+    assert err.startswith("citybrain: --prefix 'no-such-prefix': Kafka at ")
+
+
+def test_a_prefix_from_the_setting_is_named_as_the_setting(
+    pipeline: Pipeline,
+    env: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial 17: with no --prefix typed, the error said "--prefix 'citybrain'"."""
+    monkeypatch.setenv("CITYBRAIN_TOPIC_PREFIX", "no-such-setting")
+    assert main(["deadletters"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("citybrain: CITYBRAIN_TOPIC_PREFIX=no-such-setting: Kafka at ")
+    assert "has no topic no-such-setting.deadletter" in err

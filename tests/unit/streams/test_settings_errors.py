@@ -132,19 +132,19 @@ def test_min_samples_above_the_window_names_both(monkeypatch: pytest.MonkeyPatch
         ("tokens: [1, 2\nx: y\n", ":2: not valid YAML: "),
         ("- a\n- b\n", ": expected a mapping with a list 'tokens'"),
         ("tokens: oops\n", ": expected a mapping with a list 'tokens'"),
-        ("tokens: [oops]\n", ":1: tokens entry 0: expected keys name, role, sha256"),
+        ("tokens: [oops]\n", ":1: tokens entry 1: expected keys name, role, sha256"),
         (
             "tokens: [{name: a, role: mayor, sha256: x}]\n",
-            ":1: tokens entry 0: role is 'mayor', expected one of",
+            ":1: tokens entry 1: role is 'mayor', expected one of",
         ),
-        ("tokens: [{name: a, role: operator, sha256: x}]\n", ":1: tokens entry 0: sha256 is not"),
-        # Trial 4: "tokens entry 1: role is 'mayor'" without a line to look at.
+        ("tokens: [{name: a, role: operator, sha256: x}]\n", ":1: tokens entry 1: sha256 is not"),
+        # Trial 4: "tokens entry 2: role is 'mayor'" without a line to look at.
         (
             "tokens:\n  - name: a\n    role: operator\n    sha256: " + "a" * 64 + "\n"
             "  - name: b\n    role: mayor\n    sha256: " + "a" * 64 + "\n",
-            ":6: tokens entry 1: role is 'mayor', expected one of",
+            ":6: tokens entry 2: role is 'mayor', expected one of",
         ),
-        ("tokens:\n  - name: a\n", ":2: tokens entry 0: expected keys name, role, sha256"),
+        ("tokens:\n  - name: a\n", ":2: tokens entry 1: expected keys name, role, sha256"),
     ],
 )
 def test_a_bad_tokens_file_is_one_line_naming_the_setting_and_file(
