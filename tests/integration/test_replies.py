@@ -67,13 +67,19 @@ class ReplyDesk(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def reply_desk() -> Iterator[str]:
+def serve_reply_desk() -> Iterator[str]:
+    """A ReplyDesk on a free port, emptied first: yields its URL (a fixture's body, shared
+    with test_report_storm)."""
     ReplyDesk.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), ReplyDesk)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/replies"
     server.shutdown()
+
+
+@pytest.fixture
+def reply_desk() -> Iterator[str]:
+    yield from serve_reply_desk()
 
 
 @pytest.fixture

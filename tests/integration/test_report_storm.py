@@ -22,7 +22,6 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from kafka import KafkaConsumer, TopicPartition
 from citybrain.stack import PrometheusServer
 from streams.events import IncidentReport
 from tests.integration.test_pipeline import START, docs, steps_of
-from tests.integration.test_replies import ReplyDesk
+from tests.integration.test_replies import ReplyDesk, serve_reply_desk
 from tests.services import OPERATOR_TOKEN, Pipeline, Worker, shifted_port
 
 pytestmark = pytest.mark.integration
@@ -210,11 +209,7 @@ def offsets(p: Pipeline) -> dict[str, tuple[int | None, int]]:
 @pytest.fixture
 def desk() -> Iterator[str]:
     """The citizen channels' webhook (test_replies' ReplyDesk), on a free port."""
-    ReplyDesk.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ReplyDesk)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/replies"
-    server.shutdown()
+    yield from serve_reply_desk()
 
 
 @pytest.fixture
@@ -419,6 +414,26 @@ def test_the_api_during_a_takeover_answers_success_or_a_retryable_error(
         storm.stop()
 
 
+def assert_every_ladder_ends_once(p: Pipeline, groups: int) -> None:
+    """Read the steps until every group's run has annotated its end; then each of the
+    ``groups`` runs was created once and took each rung (dispatch, escalate, the end)
+    once: a step re-sent after a restart carries its id again, so it counts once."""
+    steps = read_until(p, "steps", lambda m: len(steps_of(m, "annotate")) >= groups)
+    rungs: dict[tuple[str, str], int] = defaultdict(int)
+    for d in distinct_steps(steps).values():
+        rungs[(d["run_id"], d["action"])] += 1
+    runs = {r for r, a in rungs if a == "run_created"}
+    assert len(runs) == groups
+    ended = {r for r, a in rungs if a == "annotate"}
+    assert ended == runs, f"runs whose ladder never ended: {sorted(runs - ended)}"
+    doubled = {
+        k: n
+        for k, n in rungs.items()
+        if n > 1 and k[1] in ("run_created", "dispatch", "escalate", "annotate")
+    }
+    assert not doubled, f"rungs taken twice: {doubled}"
+
+
 def test_ladders_go_on_when_their_worker_dies_mid_ladder(
     stack: PrometheusServer, run_dir: Path
 ) -> None:
@@ -442,21 +457,7 @@ def test_ladders_go_on_when_their_worker_dies_mid_ladder(
         time.sleep(2.0)
         storm.b.kill()
         storm.b.start()
-        steps = read_until(p, "steps", lambda m: len(steps_of(m, "annotate")) >= groups)
-        by_id = distinct_steps(steps)
-        rungs: dict[tuple[str, str], int] = defaultdict(int)
-        for d in by_id.values():
-            rungs[(d["run_id"], d["action"])] += 1
-        runs = {r for r, a in rungs if a == "run_created"}
-        assert len(runs) == groups
-        ended = {r for r, a in rungs if a == "annotate"}
-        assert ended == runs, f"runs whose ladder never ended: {sorted(runs - ended)}"
-        doubled = {
-            k: n
-            for k, n in rungs.items()
-            if n > 1 and k[1] in ("run_created", "dispatch", "escalate", "annotate")
-        }
-        assert not doubled, f"rungs taken twice: {doubled}"
+        assert_every_ladder_ends_once(p, groups)
     finally:
         storm.stop()
         p.close()
@@ -480,21 +481,7 @@ def test_workers_killed_as_the_escalations_go_out_escalate_each_run_once(
         storm.b.kill()
         storm.a.start()
         storm.b.start()
-        steps = read_until(p, "steps", lambda m: len(steps_of(m, "annotate")) >= groups)
-        by_id = distinct_steps(steps)
-        rungs: dict[tuple[str, str], int] = defaultdict(int)
-        for d in by_id.values():
-            rungs[(d["run_id"], d["action"])] += 1
-        runs = {r for r, a in rungs if a == "run_created"}
-        assert len(runs) == groups
-        ended = {r for r, a in rungs if a == "annotate"}
-        assert ended == runs, f"runs whose ladder never ended: {sorted(runs - ended)}"
-        doubled = {
-            k: n
-            for k, n in rungs.items()
-            if n > 1 and k[1] in ("run_created", "dispatch", "escalate", "annotate")
-        }
-        assert not doubled, f"rungs taken twice: {doubled}"
+        assert_every_ladder_ends_once(p, groups)
     finally:
         storm.stop()
         p.close()
