@@ -384,9 +384,9 @@ def test_the_mqtt_ingest_serves_metrics_and_a_taken_port_names_the_setting() -> 
     metrics = IngestMetrics.create("mqtt", lambda: 3)
     stop = serve_metrics(metrics, "127.0.0.1", 0)  # 0: any free port, for this test
     stop()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
+    # A taken port whose next is free, so the suggestion is known (CI once found the
+    # next one in use by another program, and the message rightly suggested the one after).
+    with _taken_port_with_a_free_next() as taken:
         port = taken.getsockname()[1]
         with pytest.raises(ListenError) as err:
             serve_metrics(metrics, "127.0.0.1", port)
