@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -275,5 +277,20 @@ def test_prometheus_scrapes_the_workers_domain_metrics(
         assert {q: seen[q] >= want for q, want in queries.items()} == dict.fromkeys(
             queries, True
         ), seen
+        # The page filtered by name[] (as client_python's is; bench/catchup.py asks so)
+        # holds those samples alone, as the whole page has them.
+        url = f"http://127.0.0.1:{pipeline.settings.worker_port}/metrics"
+        names = ("citybrain_readings_total", "citybrain_dead_letters_total")
+        query = urllib.parse.urlencode([("name[]", name) for name in names])
+        pages = []
+        for page in (url, f"{url}?{query}"):
+            with urllib.request.urlopen(page, timeout=5) as resp:
+                lines = resp.read().decode().splitlines()
+            pages.append(sorted(x for x in lines if x.startswith(names)))
+        whole, filtered = pages
+        assert len(filtered) >= 2 and filtered == whole
+        with urllib.request.urlopen(f"{url}?{query}", timeout=5) as resp:
+            samples = [x for x in resp.read().decode().splitlines() if not x.startswith("#")]
+        assert sorted(samples) == filtered
     finally:
         worker.stop()

@@ -40,3 +40,25 @@ def test_same_series_and_values_as_fausts_own_sensor() -> None:
     assert 'faust_messages_received_per_topic_total{topic="citybrain.readings"} 5.0' in ours
     assert any("faust_total_events_per_stream_total" in line and "5.0" in line for line in ours)
     assert any("faust_topic_partition_end_offset" in line and "204.0" in line for line in ours)
+
+
+def test_metrics_page_serves_only_the_named_samples_as_the_full_page_has_them() -> None:
+    from streams.faust_metrics import metrics_page
+    from streams.metrics import Metrics
+
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    FaustMetrics.create(registry, "faust")
+    metrics.readings.labels(kind="traffic_flow").inc(7)
+    full = metrics_page(registry, []).decode().splitlines()
+    names = ["citybrain_readings_total", "faust_messages_received_total"]
+    page = metrics_page(registry, names).decode().splitlines()
+    samples = [line for line in page if not line.startswith("#")]
+    assert samples and all(line.startswith(tuple(names)) for line in samples)
+    assert 'citybrain_readings_total{kind="traffic_flow"} 7.0' in samples
+    # The same samples as the full page's (in another order: the collectors' set's).
+    starts = tuple(n + "{" for n in names) + tuple(n + " " for n in names)
+    assert sorted(samples) == sorted(line for line in full if line.startswith(starts))
+    assert len(page) < len(full) / 20
+    # An unknown name serves nothing, not the whole page.
+    assert metrics_page(registry, ["no_such_metric"]) == b""
