@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,6 +298,31 @@ class Worker:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+
+def kill_in_turn(
+    workers: Sequence[Worker],
+    kills: int,
+    rng: random.Random,
+    pause: float,
+    down: float,
+    until: threading.Event | None = None,
+) -> int:
+    """SIGKILL one of ``workers``, chosen by ``rng``, ``kills`` times: each after 1 to
+    ``pause`` seconds, started again after up to ``down`` seconds; stops early once
+    ``until`` is set. Returns how many were killed. (The draws' order is the storms'
+    seeds' own: a seed replays the same schedule.)"""
+    killed = 0
+    for _ in range(kills):
+        if until is not None and until.is_set():
+            break
+        time.sleep(rng.uniform(1.0, pause))
+        victim = workers[rng.randrange(len(workers))]
+        victim.kill()
+        killed += 1
+        time.sleep(rng.uniform(0.0, down))
+        victim.start()
+    return killed
 
 
 def prometheus_query(url: str, query: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import pytest
 from citybrain.stack import PrometheusServer
 from tests.integration.test_pipeline import firing, real_levels, steps_of
 from tests.integration.test_scale_out import SENSORS, send_round, write_grid
-from tests.services import Pipeline, Worker, shifted_port
+from tests.services import Pipeline, Worker, kill_in_turn, shifted_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +62,7 @@ def test_each_spike_under_the_storm_raises_one_alert_and_opens_at_most_one_run(
     sender.start()
     rng = random.Random(14)
     try:
-        for _ in range(KILLS):
-            time.sleep(rng.uniform(1.0, 5.0))
-            victim = workers[rng.randrange(2)]
-            victim.kill()
-            time.sleep(rng.uniform(0.0, 2.0))
-            victim.start()
+        kill_in_turn(workers, KILLS, rng, 5.0, 2.0)
         sender.join()
         alerts = p.read(
             "alerts", lambda m: len({d["sensor_id"] for d in firing(m)}) >= 24, timeout=90, settle=5

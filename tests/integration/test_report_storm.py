@@ -32,7 +32,7 @@ from citybrain.stack import PrometheusServer
 from streams.events import IncidentReport
 from tests.integration.test_pipeline import START, docs, steps_of
 from tests.integration.test_replies import ReplyDesk, serve_reply_desk
-from tests.services import OPERATOR_TOKEN, Pipeline, Worker, shifted_port
+from tests.services import OPERATOR_TOKEN, Pipeline, Worker, kill_in_turn, shifted_port
 
 pytestmark = pytest.mark.integration
 
@@ -85,15 +85,7 @@ class Storm:
             w.start()
 
     def rage(self, kills: int, until: threading.Event | None = None) -> None:
-        for _ in range(kills):
-            if until is not None and until.is_set():
-                return
-            time.sleep(self.rng.uniform(1.0, 4.0))
-            victim = self.workers[self.rng.randrange(2)]
-            victim.kill()
-            self.kills += 1
-            time.sleep(self.rng.uniform(0.0, 2.0))
-            victim.start()
+        self.kills += kill_in_turn(self.workers, kills, self.rng, 4.0, 2.0, until)
 
     def stop(self) -> None:
         for w in self.workers:

@@ -22,7 +22,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from citybrain.stack import PrometheusServer
-from tests.services import Pipeline, Worker, shifted_port
+from tests.services import Pipeline, Worker, kill_in_turn, shifted_port
 
 pytestmark = pytest.mark.integration
 
@@ -98,12 +98,7 @@ def test_messages_flowing_through_repeated_sigkills_and_rebalances_all_have_an_o
     producer.start()
     rng = random.Random(11)
     try:
-        for _ in range(KILLS):
-            time.sleep(rng.uniform(1.0, 6.0))
-            victim = workers[rng.randrange(2)]
-            victim.kill()
-            time.sleep(rng.uniform(0.0, 3.0))
-            victim.start()
+        kill_in_turn(workers, KILLS, rng, 6.0, 3.0)
         time.sleep(2)
     finally:
         stop.set()
