@@ -95,6 +95,9 @@ class Run:
     sla_breached: bool = False
     pending_action: str | None = None
     last_notified_at: float | None = None
+    # Alerts that joined after the last notification and are not yet in one: alert id ->
+    # when it joined (epoch s); the next group flush (``flush``) notifies them.
+    unnotified: dict[str, float] = field(default_factory=dict)
     # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus).
     reports: dict[str, dict[str, str]] = field(default_factory=dict)
     reopened: int = 0
@@ -163,6 +166,12 @@ class Answer:
 RunInput = ReportsCovered | Answer
 
 
+def _notified(run: Run, now: float) -> None:
+    """The run's unit was notified at ``now``: of every alert the run has."""
+    run.last_notified_at = now
+    run.unnotified = {}
+
+
 def is_terminal(run: Run) -> bool:
     return RunStatus(run.status) in TERMINAL
 
@@ -229,6 +238,10 @@ class PlaybookEngine:
             return run, []
         run.alerts = [*run.alerts, alert_id][-100:]
         run.updated_at = now
+        if run.last_notified_at is not None:
+            # Notified at the group's next flush (``flush``), as Alertmanager sends an
+            # alert added to a group already notified at the next group_interval tick.
+            run.unnotified = dict([*run.unnotified.items(), (alert_id, now)][-100:])
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
 
     def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:
@@ -242,8 +255,35 @@ class PlaybookEngine:
         if is_terminal(run) or run.status == RunStatus.PENDING.value:
             return run, []
         unit = self.grid.responsible_unit(run.grid_cell, run.level)
-        run.last_notified_at = now
+        _notified(run, now)
         return run, [self._command(run, "notify", now, unit=unit, detail=reason)]
+
+    def flush(
+        self, run: Run, group_interval: float, repeat_interval: float, now: float
+    ) -> tuple[Run, list[Command]]:
+        """The group's notification at a flush, as Alertmanager's aggregation group
+        flushes (``dispatch/dispatch.go``, ``notify.DedupStage``): every
+        ``group_interval`` after the last notification, the run is notified again if
+        alerts joined before that tick and are not yet in a notification, or if
+        ``repeat_interval`` has passed by that tick and nobody has acknowledged. So an
+        alert that joins a notified group is notified at the next tick, never dropped,
+        and a repeat comes at the first tick at or after ``repeat_interval`` (a
+        ``repeat_interval`` shorter than ``group_interval`` repeats each
+        ``group_interval``). Nothing before the first notification, or once finished."""
+        last = run.last_notified_at
+        if last is None or is_terminal(run) or not group_interval > 0 or now < last:
+            return run, []
+        ticks = (now - last) // group_interval
+        if ticks < 1:
+            return run, []
+        tick = last + ticks * group_interval
+        new = [a for a, at in run.unnotified.items() if at <= tick]
+        if new:
+            shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
+            return self.renotify(run, f"new alerts in the group: {shown}", now)
+        if run.acknowledged_at is None and ticks * group_interval >= repeat_interval:
+            return self.renotify(run, "repeat: still unacknowledged", now)
+        return run, []
 
     # -- what people do --------------------------------------------------------------
     @staticmethod
@@ -452,7 +492,7 @@ class PlaybookEngine:
                 self._command(run, "escalate", event.at, unit=unit, detail="reopened again")
             )
         unit = self.grid.responsible_unit(run.grid_cell, run.level)
-        run.last_notified_at = event.at
+        _notified(run, event.at)
         cmds.append(self._command(run, "notify", event.at, unit=unit, detail=reason))
         return run, cmds
 
@@ -663,7 +703,7 @@ class PlaybookEngine:
         text = _fill(raw, run) if isinstance(raw, str) else ""
         if isinstance(step, NotifyStep):
             unit = step.unit or self.grid.responsible_unit(run.grid_cell, step.level)
-            run.last_notified_at = now
+            _notified(run, now)
             return self._command(run, "notify", now, level=step.level, unit=unit, detail=text)
         if isinstance(step, DispatchStep):
             target = _fill(step.unit or step.department or "", run)

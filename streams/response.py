@@ -149,13 +149,8 @@ class Response:
             if run is None or not alert.get("reports"):
                 return  # runs are idempotent per alert: a redelivered alert changes nothing
         elif run is not None and not is_terminal(run):
+            # Notified at the group's next flush (the deadline timer's ``engine.flush``).
             run, cmds = engine.join(run, alert_id, now)
-            if (
-                run.last_notified_at is not None
-                and now - run.last_notified_at >= route["group_interval"]
-            ):
-                run, more = engine.renotify(run, f"new alert {alert_id} in the group", now)
-                cmds += more
         else:
             if run is not None:
                 # The finished run this one supersedes stays readable a while (`runs show`
@@ -372,14 +367,13 @@ class Response:
                     run, cmds = engine.timeout(run, now)
                 run, more = engine.check_sla(run, now)
                 cmds += more
-                repeat = group["route"]["repeat_interval"]
-                if (
-                    run.acknowledged_at is None
-                    and run.last_notified_at is not None
-                    and now - run.last_notified_at >= repeat
-                ):
-                    run, more = engine.renotify(run, "repeat: still unacknowledged", now)
-                    cmds += more
+                # The group's flush: alerts that joined since the last notification, or
+                # the repeat of an unacknowledged run, at each group_interval tick.
+                route = group["route"]
+                run, more = engine.flush(
+                    run, route["group_interval"], route["repeat_interval"], now
+                )
+                cmds += more
                 if cmds:
                     await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
                 pending = engine.pending_webhook(run)

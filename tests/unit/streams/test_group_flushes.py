@@ -1,0 +1,92 @@
+"""The response stage notifies an alert that joins a notified run at the group's next
+flush (trial 18): before, one joining within ``group_interval`` of the last notification
+was never notified (the run was acknowledged) or only with the repeat, 4 h later by
+default; Alertmanager notifies it at the next ``group_interval`` tick.
+
+No broker: the context's sends are captured (as in test_response_races)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from prometheus_client import CollectorRegistry
+
+from playbooks.loader import load_grid
+from streams.context import Context
+from streams.metrics import Metrics
+from streams.response import Response
+from streams.settings import Settings
+from tests.unit.streams.test_response_races import KEY, Event, alert
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+    settings = Settings(run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml")
+    app = faust.App("flushes", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    sent: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(value for _, value in items if isinstance(value, dict))
+        return []
+
+    async def write(key: bytes, value: Any) -> None:
+        return None
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    ctx.queue = queue  # type: ignore[method-assign]
+    ctx.audit = nothing  # type: ignore[method-assign]
+    ctx.groups._write = write  # type: ignore[method-assign]
+    response = Response(ctx)
+    response._update_lag = nothing  # type: ignore[method-assign]
+    return response, sent
+
+
+def notifies(sent: list[dict[str, Any]]) -> list[str]:
+    return [s["detail"] for s in sent if s.get("action") == "notify"]
+
+
+def test_an_alert_joining_an_acknowledged_run_is_notified_at_the_next_flush(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response, sent = stage
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        run_id = response.ctx.groups.data[KEY]["run"]["run_id"]
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "duty-operator"}
+        clock.now += 10
+        await response.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        clock.now += 50  # a minute after the first notification (group_interval 5 min)
+        await response.on_routed(Event(KEY, alert("al-2")))  # type: ignore[arg-type]
+        before = len(notifies(sent))
+        clock.now += 200  # 4 min 20 s after it: no flush yet
+        await response.check_deadlines()
+        assert len(notifies(sent)) == before
+        clock.now += 41  # 5 min 1 s: the flush
+        await response.check_deadlines()
+        assert notifies(sent)[before:] == ["new alerts in the group: al-2"]
+        clock.now += 3_600  # acknowledged: nothing new, no repeat
+        await response.check_deadlines()
+        assert len(notifies(sent)) == before + 1
+
+    asyncio.run(scenario())
