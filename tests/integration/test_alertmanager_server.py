@@ -37,7 +37,7 @@ import yaml
 
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
-from playbooks.routing import Matcher, Router, Silence, escape, new_silence
+from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
 from tests.integration.test_routing_differential import receivers
 from tests.services import shifted_port
 
@@ -470,6 +470,80 @@ def test_silence_matcher_texts_read_as_amtool_reads_them(tmp_path: Path) -> None
             if ours is not None and theirs is not None and ours != theirs:
                 problems.append((text, theirs, ours))
         assert problems == []
+    finally:
+        am.stop()
+
+
+# Silence matchers as Alertmanager's API v2 takes them (trial 18): citybrain's API takes
+# the same objects (playbooks.routing.api_matcher); accepted by both or refused by both,
+# and an accepted one is the same matcher in both. Each with a selective kind="pm25"
+# beside it, but the last two, which match every alert without the label.
+API_MATCHERS: list[dict[str, Any]] = [
+    {"name": "category", "value": "noise", "isRegex": False},
+    {"name": "category", "value": "noise", "isRegex": False, "isEqual": False},
+    {"name": "category", "value": "no.*", "isRegex": True},
+    {"name": "category", "value": "no.*", "isRegex": True, "isEqual": False},
+    {"name": "category", "value": 'say "hi" \\ \n', "isRegex": False},
+    {"name": "category", "value": "line\nbreak \u00e9 \U0001f600", "isRegex": False},
+    {"name": "category", "value": "x" * 900, "isRegex": False},
+    {"name": "category", "value": "a)|(b", "isRegex": True},
+    {"name": "category", "value": "(", "isRegex": True},
+    {"name": "category", "value": "", "isRegex": False, "isEqual": False},
+    {"name": "bad-name", "value": "x", "isRegex": False},
+    {"name": "category", "value": "noise"},
+    {"name": "category", "isRegex": False},
+    {"name": "category", "value": "noise", "isRegex": "false"},
+]
+MATCH_ALL = [
+    {"name": "category", "value": "", "isRegex": False},
+    {"name": "category", "value": "(|a)", "isRegex": True},
+]
+
+
+def test_silence_matcher_objects_read_as_alertmanager_reads_them(tmp_path: Path) -> None:
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "group_by": ["alert_id"]}, "receivers": [{"name": "r"}]}
+        )
+    )
+    am = Alertmanager(config, tmp_path / "data")
+    pm25 = {"name": "kind", "value": "pm25", "isRegex": False, "isEqual": True}
+    try:
+        now = time.time()
+        starts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+        outcomes = []
+        for spec in [[pm25, m] for m in API_MATCHERS] + [[m] for m in MATCH_ALL]:
+            status, answer = http(
+                "POST",
+                "/silences",
+                {
+                    "matchers": spec,
+                    "startsAt": starts,
+                    "endsAt": ends,
+                    "createdBy": "t",
+                    "comment": "trial 18",
+                },
+            )
+            theirs = None
+            if status == 200:
+                status, silence = http("GET", f"/silence/{answer['silenceID']}")
+                assert status == 200, silence
+                theirs = [
+                    (m["name"], m["value"], m["isRegex"], m["isEqual"]) for m in silence["matchers"]
+                ]
+            try:
+                texts = [api_matcher(m, f"matchers[{i}]") for i, m in enumerate(spec)]
+                ours = [
+                    (m.name, m.value, m.op in ("=~", "!~"), m.op in ("=", "=~"))
+                    for m in new_silence("s", texts, 0, 2e9, "t", "r").matchers
+                ]
+            except SilenceError:
+                ours = None
+            outcomes.append((spec, theirs, ours))
+        assert [o for o in outcomes if o[1] != o[2]] == [], outcomes
+        assert 0 < sum(o[1] is not None for o in outcomes) < len(outcomes)
     finally:
         am.stop()
 
