@@ -866,6 +866,12 @@ def register_api(app: faust.App, ctx: Context) -> None:
             ends = min(ends, now) if isinstance(ends, int | float) else now
             base = doc if isinstance(doc, dict) else {}
             expired = {**base, "ends_at": ends, "expired_by": principal.name, "expired_at": now}
+            starts = base.get("starts_at")
+            if isinstance(starts, int | float) and not isinstance(starts, bool) and starts > ends:
+                # A silence that had not started: as Alertmanager expires a pending one,
+                # it starts and ends now (stored ending before it started, it was a
+                # window no silence can have).
+                expired["starts_at"] = ends
             record = {
                 "action": "silence_expired",
                 "at": now,

@@ -3,18 +3,23 @@
 ``isEqual`` true when left out), besides matcher text; before, such a body was a 400
 ("expected a list of strings"). Stored as matcher text, read back to the same matchers.
 A missing, unknown or mistyped key is a 400 naming the entry and the key. Compared with a
-real Alertmanager in tests/integration/test_alertmanager_server.py."""
+real Alertmanager in tests/integration/test_alertmanager_server.py. And a silence not yet
+started is expired as Alertmanager expires it: it starts and ends now."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from playbooks.routing import Matcher, Silence
+from streams.api import register_api
 from streams.context import Context
-from tests.services import OPERATOR_TOKEN
+from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN
 from tests.unit.streams.test_api_delivery import ask, context
 
 
@@ -98,3 +103,35 @@ def test_a_bad_matcher_object_is_a_400_naming_entry_and_key(
     assert status == 400, doc
     assert said in doc["error"]
     assert dict(ctx.silences.data.items()) == {}
+
+
+def test_expiring_a_silence_not_yet_started_makes_it_start_and_end_now(ctx: Context) -> None:
+    """Before: it was stored ending before it started (Alertmanager sets both to now)."""
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> list[Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str, body: Any = None) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, json=body, headers=headers)
+                return resp.status, await resp.json()
+
+            body = {
+                "matchers": ['kind="pm25"'],
+                "starts_at": time.time() + 3600,
+                "duration": "1h",
+                "reason": "roadworks tomorrow",
+            }
+            status, created = await call("POST", "/api/v1/silences", OPERATOR_TOKEN, body)
+            assert status == 201, created
+            path = f"/api/v1/silences/{created['silence']['id']}"
+            expired = await call("DELETE", path, COORDINATOR_TOKEN)
+            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            return [expired, listed]
+
+    (status, expired), (_, listed) = asyncio.run(scenario())
+    assert status == 200
+    silence = expired["silence"]
+    assert silence["starts_at"] == silence["ends_at"] == silence["expired_at"]
+    assert listed["silences"] == [{**silence, "active": False}]
