@@ -98,6 +98,9 @@ class Run:
     # Alerts that joined after the last notification and are not yet in one: alert id ->
     # when it joined (epoch s); the next group flush (``flush``) notifies them.
     unnotified: dict[str, float] = field(default_factory=dict)
+    # Why a pending run's first notification is held (every alert of it muted when its
+    # group_wait ended), as last said in a ``notification_held`` step; "" when not held.
+    held: str = ""
     # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus).
     reports: dict[str, dict[str, str]] = field(default_factory=dict)
     reopened: int = 0
@@ -579,6 +582,20 @@ class PlaybookEngine:
         ):
             return run.pending_action, step.url
         return None
+
+    def hold(self, run: Run, why: str, until: float, now: float) -> tuple[Run, list[Command]]:
+        """A pending run whose group_wait ended with every alert of it muted (``why``:
+        each alert and what mutes it) stays pending until ``until`` (the group's next
+        flush), as Alertmanager sends no notification of a group whose alerts are all
+        silenced or inhibited at a flush, and notifies it at the first flush after that
+        ends. A ``notification_held`` step says so when the reason is new."""
+        if run.status != RunStatus.PENDING.value:
+            return run, []
+        run.deadline_at = until
+        if why == run.held:
+            return run, []
+        run.held = why
+        return run, [self._command(run, "notification_held", now, detail=why)]
 
     def is_due(self, run: Run, now: float) -> bool:
         return run.deadline_at is not None and now >= run.deadline_at and not is_terminal(run)

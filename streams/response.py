@@ -25,6 +25,7 @@ from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Ru
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
+from playbooks.routing import Silence, SilenceBook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import EventError
@@ -89,6 +90,7 @@ class Response:
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
+        self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
         self.engines = {
             name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
             for name, pb in ctx.playbooks.items()
@@ -364,7 +366,12 @@ class Response:
                     continue
                 cmds: list[Command] = []
                 if engine.is_due(run, now):
-                    run, cmds = engine.timeout(run, now)
+                    held = self._all_muted(run, now) if run.status == "pending" else ""
+                    if held:
+                        flush = now + group["route"]["group_interval"]
+                        run, cmds = engine.hold(run, held, flush, now)
+                    else:
+                        run, cmds = engine.timeout(run, now)
                 run, more = engine.check_sla(run, now)
                 cmds += more
                 # The group's flush: alerts that joined since the last notification, or
@@ -410,6 +417,29 @@ class Response:
             for level in LEVELS:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
         await self._update_lag()
+
+    def _all_muted(self, run: Run, now: float) -> str:
+        """Why ``run``'s first notification is held when its group_wait ends: every alert
+        of it still firing is silenced or inhibited now (each with what mutes it), as
+        Alertmanager applies silences and inhibition at a group's flush, not when an
+        alert arrives (a source alert or a silence that came during group_wait mutes a
+        target routed before it); "" when one is not (or none fires)."""
+        silences: list[Silence] | None = None
+        muted = []
+        for alert_id in run.alerts:
+            key = alert_id.encode()
+            labels = self.ctx.firing.get(key)
+            if labels is None:
+                continue  # resolved: in no notification
+            if silences is None:  # (an unreadable one is audited by the alerts stage)
+                stored = ((k.decode(errors="replace"), v) for k, v in self.ctx.silences.items())
+                silences = self._silences.read(stored, now)[0]
+            firing = (v for k, v in self.ctx.firing.items() if k != key)
+            decision = self.ctx.router.decide(labels, firing, silences, now)
+            if decision.mute is None:
+                return ""
+            muted.append(f"{alert_id} {decision.mute} by {decision.muted_by}")
+        return "; ".join(muted)
 
     def _unreadable_run(self, key: bytes, exc: Exception) -> None:
         """Say once per group (a WARNING) that its run is skipped by the deadline check."""

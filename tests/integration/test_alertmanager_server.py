@@ -686,3 +686,74 @@ def test_alerts_freed_from_a_mute_are_notified_as_alertmanager_does(
     finally:
         am.stop()
         hook.close()
+
+
+def test_a_mute_that_came_during_group_wait_holds_the_notification_in_alertmanager(
+    tmp_path: Path,
+) -> None:
+    """Trial 18: Alertmanager applies inhibition and silences at a group's flush, not when
+    an alert arrives: a target whose source alert fired, or whose silence was made, after
+    it but within its group_wait is not notified; once that ends it is, at the next flush.
+    citybrain holds the pending run so (``Response._all_muted``; the worker's side in
+    tests/unit/streams/test_group_flushes.py)."""
+    hook_port = shifted_port(29096)
+    rule = {
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity="minor"'],
+        "equal": ["district"],
+    }
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {
+                    "receiver": "r",
+                    "group_by": ["alert_id"],
+                    "group_wait": "2s",
+                    "group_interval": "1s",
+                    "repeat_interval": "1h",
+                },
+                "receivers": [
+                    {
+                        "name": "r",
+                        "webhook_configs": [
+                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
+                        ],
+                    }
+                ],
+                "inhibit_rules": [rule],
+            }
+        )
+    )
+    minor = {"alert_id": "al-minor", "severity": "minor", "district": "d1"}
+    quiet = {"alert_id": "al-quiet", "severity": "major", "district": "d2"}
+    critical = {"alert_id": "al-crit", "severity": "critical", "district": "d1"}
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        assert http("POST", "/alerts", [{"labels": minor}, {"labels": quiet}])[0] == 200
+        # Within their group_wait: the source alert fires, and al-quiet is silenced.
+        assert http("POST", "/alerts", [{"labels": critical}])[0] == 200
+        body = {
+            "matchers": [{"name": "alert_id", "value": "al-quiet", "isRegex": False}],
+            "startsAt": iso(t0),
+            "endsAt": iso(t0 + 3600),
+            "createdBy": "t",
+            "comment": "trial 18",
+        }
+        status, answer = http("POST", "/silences", body)
+        assert status == 200, answer
+        assert time.time() - t0 < 1.5, "too slow to be within group_wait"
+        hook.until({"al-crit"})
+        time.sleep(3)  # past the targets' group_wait and a few flushes
+        assert hook.firing == ["al-crit"]
+        # The source resolves and the silence is expired: both at the next flush.
+        resolved = {"labels": critical, "startsAt": iso(t0), "endsAt": iso(time.time())}
+        assert http("POST", "/alerts", [resolved])[0] == 200
+        assert http("DELETE", f"/silence/{answer['silenceID']}")[0] == 200
+        hook.until({"al-crit", "al-minor", "al-quiet"})
+        assert sorted(hook.firing) == ["al-crit", "al-minor", "al-quiet"]
+    finally:
+        am.stop()
+        hook.close()

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
+from playbooks.routing import new_silence
 from streams.context import Context
 from streams.metrics import Metrics
 from streams.response import Response
@@ -88,5 +89,92 @@ def test_an_alert_joining_an_acknowledged_run_is_notified_at_the_next_flush(
         clock.now += 3_600  # acknowledged: nothing new, no repeat
         await response.check_deadlines()
         assert len(notifies(sent)) == before + 1
+
+    asyncio.run(scenario())
+
+
+ROUTING = """version: 1
+route:
+  playbook: flash-flood
+  group_by: [alert_id]
+  group_wait: 30s
+  group_interval: 5m
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="minor"']
+    equal: [district]
+"""
+
+
+def firing(alert_id: str, severity: str) -> dict[str, Any]:
+    doc = alert(alert_id)
+    labels = {"alert_id": alert_id, "kind": "water_level", "severity": severity, "district": "d1"}
+    doc["alert"]["labels"] = labels
+    doc["route"]["group_wait"] = 30.0
+    return doc
+
+
+@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
+def test_a_mute_that_came_during_group_wait_holds_the_first_notification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
+) -> None:
+    """Trial 18: Alertmanager applies inhibition and silences at a group's flush; an alert
+    whose inhibiting alert (or silence) came during its group_wait is never notified while
+    that lasts, and is at the first flush after. citybrain decided when the alert arrived,
+    so the run it opened notified after group_wait all the same."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    settings = Settings(
+        run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml", routing_file=routing
+    )
+    app = faust.App("held", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    sent: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(value for _, value in items if isinstance(value, dict))
+        return []
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    ctx.queue = queue  # type: ignore[method-assign]
+    ctx.audit = nothing  # type: ignore[method-assign]
+    ctx.groups._write = nothing  # type: ignore[method-assign]
+    response = Response(ctx)
+    response._update_lag = nothing  # type: ignore[method-assign]
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    target = firing("al-minor", "minor")
+
+    def actions() -> list[str]:
+        return [s["action"] for s in sent if s.get("action") in ("notify", "notification_held")]
+
+    async def scenario() -> None:
+        # The minor alert arrives unmuted: routed, its run pending for group_wait.
+        ctx.firing.data[b"al-minor"] = target["alert"]["labels"]
+        await response.on_routed(Event(KEY, target))  # type: ignore[arg-type]
+        clock.now += 5
+        if mute == "inhibited":  # a critical alert of its district fires 5 s later
+            ctx.firing.data[b"al-crit"] = firing("al-crit", "critical")["alert"]["labels"]
+        else:  # an operator silences it 5 s later
+            silence = new_silence("s-1", ['severity="minor"'], clock.now, clock.now + 600, "o", "r")
+            ctx.silences.data[b"s-1"] = silence.to_dict()
+        clock.now += 26  # group_wait over
+        await response.check_deadlines()
+        held = [s["detail"] for s in sent if s.get("action") == "notification_held"]
+        by = "al-crit" if mute == "inhibited" else "s-1"
+        assert held == [f"al-minor {mute} by {by}"]
+        clock.now += 60
+        await response.check_deadlines()  # still muted, before the next flush: nothing new
+        assert actions() == ["notification_held"]
+        if mute == "inhibited":
+            del ctx.firing.data[b"al-crit"]  # the critical alert resolves
+        else:
+            clock.now += 600  # the silence ends
+        clock.now += 300  # the next flush
+        await response.check_deadlines()
+        assert actions() == ["notification_held", "notify"]
 
     asyncio.run(scenario())
