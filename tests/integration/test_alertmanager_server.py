@@ -757,3 +757,82 @@ def test_a_mute_that_came_during_group_wait_holds_the_notification_in_alertmanag
     finally:
         am.stop()
         hook.close()
+
+
+# Regexes for the deprecated *_match_re maps, which Alertmanager wraps twice (a value valid
+# only once wrapped, "a)|(b", matches only a or b there; playbooks.routing.legacy_regex).
+LEGACY_REGEXES = {
+    "kind": ["water_.*", "pm25|power_load", "x.y", "a)|(b", "power_load)|(pm25"],
+    "severity": ["major|critical", "crit.*", "m.*"],
+    "district": ["d1", "d.", "back\\\\slash"],
+    "category": ["noise|gas", "", "(?i:GAS)", "line\\nbreak"],
+}
+
+
+@pytest.mark.parametrize("seed", (21, 22))
+def test_deprecated_inhibit_rule_maps_inhibit_as_in_alertmanager(
+    tmp_path: Path, playbook: Any, seed: int
+) -> None:
+    """Trial 18: inhibit rules written with Alertmanager's deprecated source_match,
+    source_match_re, target_match and target_match_re maps (random, with equal over
+    labels some alerts lack) inhibit the same alerts in both."""
+    rng = random.Random(seed)
+
+    def side(prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, pool in (("match", VALUES), ("match_re", LEGACY_REGEXES)):
+            if rng.random() < 0.6 or (key == "match_re" and not out):
+                names = rng.sample(NAMES, rng.choice([1, 1, 2]))
+                out[f"{prefix}_{key}"] = {n: rng.choice(pool[n]) for n in names}
+        return out
+
+    rules = [
+        {**side("source"), **side("target"), "equal": rng.sample(NAMES, rng.choice([0, 1, 2]))}
+        for _ in range(5)
+    ]
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(
+        yaml.safe_dump(
+            {"version": 1, "route": {"playbook": "r", "group_by": ["..."]}, "inhibit_rules": rules},
+            allow_unicode=True,
+        )
+    )
+    router = load_routing(ours, {"r": playbook})
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", "group_wait": "1h", "group_by": ["..."]},
+                "receivers": [{"name": "r"}],
+                "inhibit_rules": rules,
+            },
+            allow_unicode=True,
+        )
+    )
+    kinds = [*VALUES["kind"], "power_load)", "pm25"]
+    alerts = []
+    for i in range(150):
+        labels = {"alert_id": f"al-{i}"}
+        for name in NAMES:
+            if rng.random() < 0.85:
+                labels[name] = rng.choice(kinds if name == "kind" else VALUES[name])
+        alerts.append(labels)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
+        deadline = time.monotonic() + 20
+        while True:  # the inhibitor's cache is filled as the alerts arrive
+            listed = {a["labels"]["alert_id"]: a["status"] for a in http("GET", "/alerts")[1]}
+            theirs = {a for a, s in listed.items() if s["inhibitedBy"]}
+            ours_ids = {
+                a["alert_id"]
+                for a in alerts
+                if router.decide(a, [b for b in alerts if b is not a], [], time.time()).mute
+            }
+            if theirs == ours_ids or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert theirs == ours_ids
+        assert 0 < len(theirs) < len(alerts)
+    finally:
+        am.stop()
