@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
+from playbooks.engine import PlaybookEngine
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
@@ -836,3 +837,50 @@ def test_deprecated_inhibit_rule_maps_inhibit_as_in_alertmanager(
         assert 0 < len(theirs) < len(alerts)
     finally:
         am.stop()
+
+
+def test_an_alert_joining_a_notified_group_is_notified_at_its_next_flush(
+    tmp_path: Path, grid: Any
+) -> None:
+    """Trial 18: in Alertmanager an alert added to a group already notified is notified
+    at the group's next flush (group_interval), with the group's other alerts, though
+    repeat_interval is an hour away. citybrain's engine, driven as its deadline timer
+    drives it, notifies the run again at that flush too (before: only with the repeat)."""
+    hook_port = shifted_port(29096)
+    route_doc = {"group_by": ["district"], "group_wait": "1s", "group_interval": "3s"}
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", **route_doc, "repeat_interval": "1h"},
+                "receivers": [
+                    {
+                        "name": "r",
+                        "webhook_configs": [
+                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        first = {"alert_id": "al-1", "district": "d1"}
+        assert http("POST", "/alerts", [{"labels": first}])[0] == 200
+        hook.until({"al-1"})
+        assert hook.firing == ["al-1"]
+        joined = {"alert_id": "al-2", "district": "d1"}
+        assert http("POST", "/alerts", [{"labels": first}, {"labels": joined}])[0] == 200
+        hook.until({"al-2"})
+        # One more notification of the group, with both alerts, an hour before the repeat.
+        assert sorted(hook.firing) == ["al-1", "al-1", "al-2"]
+    finally:
+        am.stop()
+        hook.close()
+    engine = PlaybookEngine(load_playbooks(PLAYBOOK_DIR)["sensor-anomaly"], grid)
+    run, _ = engine.new_run("run-x", {"alert_id": "al-1", "grid_cell": "c-bridge", "kind": "k"}, 0)
+    run, _ = engine.join(run, "al-2", 0.5)
+    run, cmds = engine.flush(run, 3.0, 3600.0, 3.0)
+    assert [(c.action, c.detail) for c in cmds] == [("notify", "new alerts in the group: al-2")]
