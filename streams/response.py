@@ -439,7 +439,8 @@ class Response:
             if decision.mute is None:
                 return ""
             muted.append(f"{alert_id} {decision.mute} by {decision.muted_by}")
-        return "; ".join(muted)
+        more = f"; and {len(muted) - 5} more" if len(muted) > 5 else ""
+        return "; ".join(muted[:5]) + more
 
     def _unreadable_run(self, key: bytes, exc: Exception) -> None:
         """Say once per group (a WARNING) that its run is skipped by the deadline check."""
