@@ -101,6 +101,8 @@ class Run:
     # Why a pending run's first notification is held (every alert of it muted when its
     # group_wait ended), as last said in a ``notification_held`` step; "" when not held.
     held: str = ""
+    # The alerts of ``alerts`` whose resolution the run has seen (``alert_resolved``).
+    ended_alerts: list[str] = field(default_factory=list)
     # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus).
     reports: dict[str, dict[str, str]] = field(default_factory=dict)
     reopened: int = 0
@@ -175,6 +177,12 @@ def _notified(run: Run, now: float) -> None:
     run.unnotified = {}
 
 
+def unresolved(run: Run) -> list[str]:
+    """The run's alerts whose resolution it has not seen."""
+    ended = set(run.ended_alerts)
+    return [a for a in run.alerts if a not in ended]
+
+
 def is_terminal(run: Run) -> bool:
     return RunStatus(run.status) in TERMINAL
 
@@ -246,6 +254,13 @@ class PlaybookEngine:
             # alert added to a group already notified at the next group_interval tick.
             run.unnotified = dict([*run.unnotified.items(), (alert_id, now)][-100:])
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
+
+    def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
+        """An alert of the run resolved: noted (``alert_resolved``) and kept in
+        ``ended_alerts``; the run goes on (people close runs)."""
+        if alert_id not in run.ended_alerts:
+            run.ended_alerts = [*run.ended_alerts, alert_id][-100:]
+        return self.note(run, "alert_resolved", alert_id, now)
 
     def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:
         """Record something about the run (an alert of it resolved) without a move."""
@@ -596,6 +611,21 @@ class PlaybookEngine:
             return run, []
         run.held = why
         return run, [self._command(run, "notification_held", now, detail=why)]
+
+    def withdraw(self, run: Run, reason: str, now: float) -> tuple[Run, list[Command]]:
+        """A pending run with nothing to notify when its group_wait ends (every alert of
+        it resolved meanwhile, as Alertmanager then sends nothing and drops the group)
+        ends ``cancelled`` by citybrain with ``reason``: no compensation steps (nothing
+        was done) and no closures (the caller withdraws only a run covering no citizen
+        report). See ``unresolved``."""
+        if run.status != RunStatus.PENDING.value:
+            return run, []
+        cmds: list[Command] = []
+        self._move(run, RunEvent.CANCEL, now, cmds, reason=reason)
+        run.deadline_at = None
+        run.resolved_by, run.resolution = SYSTEM, reason
+        cmds.append(self._command(run, "cancelled", now, detail=reason))
+        return run, cmds
 
     def is_due(self, run: Run, now: float) -> bool:
         return run.deadline_at is not None and now >= run.deadline_at and not is_terminal(run)

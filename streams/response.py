@@ -21,7 +21,15 @@ from typing import Any
 import orjson
 from faust.types import AppT, EventT
 
-from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
+from playbooks.engine import (
+    Answer,
+    Command,
+    PlaybookEngine,
+    ReportsCovered,
+    Run,
+    is_terminal,
+    unresolved,
+)
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
@@ -80,6 +88,13 @@ def message_time(value: Any, event: Any, now: float) -> float:
         ):
             return min(float(candidate), now)
     return now
+
+
+# Why a pending run is withdrawn when its group_wait ends (``Response._all_muted``).
+_NONE_FIRING = (
+    "every alert of it resolved within group_wait: nothing to notify (as Alertmanager sends "
+    "nothing for a group with no firing alert at its first flush)"
+)
 
 
 class Response:
@@ -146,7 +161,7 @@ class Response:
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
                 return
-            run, cmds = engine.note(run, "alert_resolved", alert_id, now)
+            run, cmds = engine.alert_resolved(run, alert_id, now)
         elif alert_id in group["seen"]:
             if run is None or not alert.get("reports"):
                 return  # runs are idempotent per alert: a redelivered alert changes nothing
@@ -366,8 +381,12 @@ class Response:
                     continue
                 cmds: list[Command] = []
                 if engine.is_due(run, now):
-                    held = self._all_muted(run, now) if run.status == "pending" else ""
-                    if held:
+                    first = run.status == "pending"  # the group's first flush
+                    if first and not unresolved(run) and not run.reports:
+                        # Every alert's resolution seen (in the routed messages, not the
+                        # global firing table, which another worker may see late).
+                        run, cmds = engine.withdraw(run, _NONE_FIRING, now)
+                    elif first and (held := self._all_muted(run, now)):
                         flush = now + group["route"]["group_interval"]
                         run, cmds = engine.hold(run, held, flush, now)
                     else:
@@ -423,7 +442,7 @@ class Response:
         of it still firing is silenced or inhibited now (each with what mutes it), as
         Alertmanager applies silences and inhibition at a group's flush, not when an
         alert arrives (a source alert or a silence that came during group_wait mutes a
-        target routed before it); "" when one is not (or none fires)."""
+        target routed before it); "" when one is not, or none fires."""
         silences: list[Silence] | None = None
         muted = []
         for alert_id in run.alerts:

@@ -695,8 +695,9 @@ def test_a_mute_that_came_during_group_wait_holds_the_notification_in_alertmanag
     """Trial 18: Alertmanager applies inhibition and silences at a group's flush, not when
     an alert arrives: a target whose source alert fired, or whose silence was made, after
     it but within its group_wait is not notified; once that ends it is, at the next flush.
-    citybrain holds the pending run so (``Response._all_muted``; the worker's side in
-    tests/unit/streams/test_group_flushes.py)."""
+    An alert resolved within its group_wait is never notified. citybrain holds the pending
+    run so (``Response._all_muted``), and withdraws one whose alerts all resolved (the
+    worker's side in tests/unit/streams/test_group_flushes.py)."""
     hook_port = shifted_port(29096)
     rule = {
         "source_matchers": ['severity="critical"'],
@@ -729,11 +730,15 @@ def test_a_mute_that_came_during_group_wait_holds_the_notification_in_alertmanag
     minor = {"alert_id": "al-minor", "severity": "minor", "district": "d1"}
     quiet = {"alert_id": "al-quiet", "severity": "major", "district": "d2"}
     critical = {"alert_id": "al-crit", "severity": "critical", "district": "d1"}
+    blip = {"alert_id": "al-blip", "severity": "major", "district": "d3"}  # resolves at once
     hook = Webhook(hook_port)
     am = Alertmanager(config, tmp_path / "data")
     try:
         t0 = time.time()
         assert http("POST", "/alerts", [{"labels": minor}, {"labels": quiet}])[0] == 200
+        assert http("POST", "/alerts", [{"labels": blip, "startsAt": iso(t0)}])[0] == 200
+        ended = {"labels": blip, "startsAt": iso(t0), "endsAt": iso(time.time())}
+        assert http("POST", "/alerts", [ended])[0] == 200
         # Within their group_wait: the source alert fires, and al-quiet is silenced.
         assert http("POST", "/alerts", [{"labels": critical}])[0] == 200
         body = {

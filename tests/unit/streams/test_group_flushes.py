@@ -178,3 +178,66 @@ def test_a_mute_that_came_during_group_wait_holds_the_first_notification(
         assert actions() == ["notification_held", "notify"]
 
     asyncio.run(scenario())
+
+
+def test_a_run_whose_alerts_all_resolved_within_group_wait_is_withdrawn_unnotified(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 18: Alertmanager sends nothing for a group with no firing alert at its first
+    flush. citybrain started the run when its group_wait ended and notified all the same;
+    now it ends cancelled by citybrain, without compensation steps. A run covering citizen
+    reports still starts (its reporters are owed an answer)."""
+    response, sent = stage
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)
+        doc["alert"]["status"] = status
+        doc["route"]["group_wait"] = 30.0
+        return Event(KEY, doc)
+
+    async def scenario() -> dict[str, Any]:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        clock.now += 5
+        await response.on_routed(routed("al-2"))  # type: ignore[arg-type]  # joins
+        clock.now += 5
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        await response.on_routed(routed("al-2", "resolved"))  # type: ignore[arg-type]
+        clock.now += 21  # group_wait over
+        await response.check_deadlines()
+        return dict(response.ctx.groups.data[KEY]["run"])
+
+    run = asyncio.run(scenario())
+    assert (run["status"], run["resolved_by"]) == ("cancelled", "citybrain")
+    actions = [s["action"] for s in sent if s.get("action") != "transition"]
+    assert actions == [
+        "run_created",
+        "alert_joined",
+        "alert_resolved",
+        "alert_resolved",
+        "cancelled",
+    ]
+    assert "resolved within group_wait" in sent[-1]["detail"]
+
+
+def test_a_run_with_one_alert_still_firing_starts_after_group_wait(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response, sent = stage
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        for alert_id, status in (("al-1", "firing"), ("al-2", "firing"), ("al-1", "resolved")):
+            doc = alert(alert_id)
+            doc["alert"]["status"], doc["route"]["group_wait"] = status, 30.0
+            await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        clock.now += 31
+        await response.check_deadlines()
+
+    asyncio.run(scenario())
+    assert response.ctx.groups.data[KEY]["run"]["status"] == "waiting_ack"
+    assert notifies(sent)
