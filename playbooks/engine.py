@@ -95,6 +95,14 @@ class Run:
     sla_breached: bool = False
     pending_action: str | None = None
     last_notified_at: float | None = None
+    # Alerts that joined after the last notification and are not yet in one: alert id ->
+    # when it joined (epoch s); the next group flush (``flush``) notifies them.
+    unnotified: dict[str, float] = field(default_factory=dict)
+    # Why a pending run's first notification is held (every alert of it muted when its
+    # group_wait ended), as last said in a ``notification_held`` step; "" when not held.
+    held: str = ""
+    # The alerts of ``alerts`` whose resolution the run has seen (``alert_resolved``).
+    ended_alerts: list[str] = field(default_factory=list)
     # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus).
     reports: dict[str, dict[str, str]] = field(default_factory=dict)
     reopened: int = 0
@@ -163,6 +171,18 @@ class Answer:
 RunInput = ReportsCovered | Answer
 
 
+def _notified(run: Run, now: float) -> None:
+    """The run's unit was notified at ``now``: of every alert the run has."""
+    run.last_notified_at = now
+    run.unnotified = {}
+
+
+def unresolved(run: Run) -> list[str]:
+    """The run's alerts whose resolution it has not seen."""
+    ended = set(run.ended_alerts)
+    return [a for a in run.alerts if a not in ended]
+
+
 def is_terminal(run: Run) -> bool:
     return RunStatus(run.status) in TERMINAL
 
@@ -229,7 +249,18 @@ class PlaybookEngine:
             return run, []
         run.alerts = [*run.alerts, alert_id][-100:]
         run.updated_at = now
+        if run.last_notified_at is not None:
+            # Notified at the group's next flush (``flush``), as Alertmanager sends an
+            # alert added to a group already notified at the next group_interval tick.
+            run.unnotified = dict([*run.unnotified.items(), (alert_id, now)][-100:])
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
+
+    def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
+        """An alert of the run resolved: noted (``alert_resolved``) and kept in
+        ``ended_alerts``; the run goes on (people close runs)."""
+        if alert_id not in run.ended_alerts:
+            run.ended_alerts = [*run.ended_alerts, alert_id][-100:]
+        return self.note(run, "alert_resolved", alert_id, now)
 
     def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:
         """Record something about the run (an alert of it resolved) without a move."""
@@ -242,8 +273,35 @@ class PlaybookEngine:
         if is_terminal(run) or run.status == RunStatus.PENDING.value:
             return run, []
         unit = self.grid.responsible_unit(run.grid_cell, run.level)
-        run.last_notified_at = now
+        _notified(run, now)
         return run, [self._command(run, "notify", now, unit=unit, detail=reason)]
+
+    def flush(
+        self, run: Run, group_interval: float, repeat_interval: float, now: float
+    ) -> tuple[Run, list[Command]]:
+        """The group's notification at a flush, as Alertmanager's aggregation group
+        flushes (``dispatch/dispatch.go``, ``notify.DedupStage``): every
+        ``group_interval`` after the last notification, the run is notified again if
+        alerts joined before that tick and are not yet in a notification, or if
+        ``repeat_interval`` has passed by that tick and nobody has acknowledged. So an
+        alert that joins a notified group is notified at the next tick, never dropped,
+        and a repeat comes at the first tick at or after ``repeat_interval`` (a
+        ``repeat_interval`` shorter than ``group_interval`` repeats each
+        ``group_interval``). Nothing before the first notification, or once finished."""
+        last = run.last_notified_at
+        if last is None or is_terminal(run) or not group_interval > 0 or now < last:
+            return run, []
+        ticks = (now - last) // group_interval
+        if ticks < 1:
+            return run, []
+        tick = last + ticks * group_interval
+        new = [a for a, at in run.unnotified.items() if at <= tick]
+        if new:
+            shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
+            return self.renotify(run, f"new alerts in the group: {shown}", now)
+        if run.acknowledged_at is None and ticks * group_interval >= repeat_interval:
+            return self.renotify(run, "repeat: still unacknowledged", now)
+        return run, []
 
     # -- what people do --------------------------------------------------------------
     @staticmethod
@@ -452,7 +510,7 @@ class PlaybookEngine:
                 self._command(run, "escalate", event.at, unit=unit, detail="reopened again")
             )
         unit = self.grid.responsible_unit(run.grid_cell, run.level)
-        run.last_notified_at = event.at
+        _notified(run, event.at)
         cmds.append(self._command(run, "notify", event.at, unit=unit, detail=reason))
         return run, cmds
 
@@ -539,6 +597,35 @@ class PlaybookEngine:
         ):
             return run.pending_action, step.url
         return None
+
+    def hold(self, run: Run, why: str, until: float, now: float) -> tuple[Run, list[Command]]:
+        """A pending run whose group_wait ended with every alert of it muted (``why``:
+        each alert and what mutes it) stays pending until ``until`` (the group's next
+        flush), as Alertmanager sends no notification of a group whose alerts are all
+        silenced or inhibited at a flush, and notifies it at the first flush after that
+        ends. A ``notification_held`` step says so when the reason is new."""
+        if run.status != RunStatus.PENDING.value:
+            return run, []
+        run.deadline_at = until
+        if why == run.held:
+            return run, []
+        run.held = why
+        return run, [self._command(run, "notification_held", now, detail=why)]
+
+    def withdraw(self, run: Run, reason: str, now: float) -> tuple[Run, list[Command]]:
+        """A pending run with nothing to notify when its group_wait ends (every alert of
+        it resolved meanwhile, as Alertmanager then sends nothing and drops the group)
+        ends ``cancelled`` by citybrain with ``reason``: no compensation steps (nothing
+        was done) and no closures (the caller withdraws only a run covering no citizen
+        report). See ``unresolved``."""
+        if run.status != RunStatus.PENDING.value:
+            return run, []
+        cmds: list[Command] = []
+        self._move(run, RunEvent.CANCEL, now, cmds, reason=reason)
+        run.deadline_at = None
+        run.resolved_by, run.resolution = SYSTEM, reason
+        cmds.append(self._command(run, "cancelled", now, detail=reason))
+        return run, cmds
 
     def is_due(self, run: Run, now: float) -> bool:
         return run.deadline_at is not None and now >= run.deadline_at and not is_terminal(run)
@@ -663,7 +750,7 @@ class PlaybookEngine:
         text = _fill(raw, run) if isinstance(raw, str) else ""
         if isinstance(step, NotifyStep):
             unit = step.unit or self.grid.responsible_unit(run.grid_cell, step.level)
-            run.last_notified_at = now
+            _notified(run, now)
             return self._command(run, "notify", now, level=step.level, unit=unit, detail=text)
         if isinstance(step, DispatchStep):
             target = _fill(step.unit or step.department or "", run)

@@ -631,6 +631,50 @@ def new_silence(
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
 
 
+# Alertmanager's API v2 matcher object (``api/v2/models/matcher.go``): name, value and
+# isRegex required, isEqual true unless given.
+_API_MATCHER_KEYS = ("name", "value", "isRegex", "isEqual")
+
+
+def api_matcher(item: Any, where: str) -> str:
+    """A silence matcher given as Alertmanager's API v2 takes it, ``{"name": "category",
+    "value": "noise", "isRegex": false, "isEqual": true}`` (the value as it is, no quoting
+    or escapes; ``isEqual`` true when left out), as matcher text (``category="noise"``),
+    which reads back to the same matcher. Raises SilenceError naming ``where`` (the
+    request field, ``matchers[2]``) and the key for a missing, unknown or mistyped key."""
+    if not isinstance(item, Mapping):
+        raise SilenceError(
+            f'{where} is {brief(item)}, expected matcher text (category="noise") or an '
+            'object {"name", "value", "isRegex", "isEqual"}',
+            "field",
+        )
+    unknown = sorted(str(k) for k in item if k not in _API_MATCHER_KEYS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _API_MATCHER_KEYS, n=1)
+        hint = f": did you mean {close[0]!r}?" if close else ""
+        raise SilenceError(
+            f"{where}: unknown key {unknown[0]!r}, expected {list(_API_MATCHER_KEYS)}{hint}",
+            "field",
+        )
+    for key, kind in (("name", str), ("value", str), ("isRegex", bool), ("isEqual", bool)):
+        if key not in item and key == "isEqual":
+            continue
+        if key not in item:
+            raise SilenceError(f"{where}: {key!r} is missing (required)", "field")
+        if not isinstance(item[key], kind):
+            expected = "text" if kind is str else "true or false"
+            raise SilenceError(
+                f"{where}: {key!r} is {brief(item[key])}, expected {expected}", "field"
+            )
+    regex, equal = item["isRegex"], item.get("isEqual", True)
+    op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}
+    try:
+        matcher = Matcher.build(item["name"], op[(regex, equal)], item["value"], where=where)
+    except RoutingConfigError as exc:
+        raise SilenceError(str(exc), "matcher") from None
+    return str(matcher)
+
+
 def parse_silence_matchers(text: str) -> list[Matcher]:
     """The matchers of one silence entry (several, comma-separated, as a route's). Raises
     RoutingConfigError for a bad matcher, for a regex valid only once wrapped (see

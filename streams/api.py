@@ -34,7 +34,7 @@ from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
-from playbooks.routing import Silence, new_silence, silence_window
+from playbooks.routing import Silence, api_matcher, new_silence, silence_window
 from playbooks.schema import parse_duration
 from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
 from streams.context import API_KAFKA_WAIT, Context, PendingAnswers, run_key
@@ -751,8 +751,12 @@ def register_api(app: faust.App, ctx: Context) -> None:
             doc = await body(request)
             now = time.time()
             matchers = doc.get("matchers", [])
-            if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
-                raise ApiError(400, f'"matchers" is {show(matchers)}, expected a list of strings')
+            if not isinstance(matchers, list):
+                raise ApiError(
+                    400,
+                    f'"matchers" is {show(matchers)}, expected a list of matcher texts or '
+                    "Alertmanager matcher objects",
+                )
             if not isinstance(doc.get("reason", ""), str):
                 raise ApiError(400, f'field "reason" is {show(doc["reason"])}, expected text')
             if len(matchers) > MAX_SILENCE_MATCHERS:
@@ -761,6 +765,15 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     f'field "matchers" has {len(matchers):,} entries, at most '
                     f"{MAX_SILENCE_MATCHERS}",
                 )
+            try:
+                # Alertmanager's API v2 objects ({"name", "value", "isRegex", "isEqual"})
+                # as matcher text: one form from here on, stored and listed.
+                matchers = [
+                    m if isinstance(m, str) else api_matcher(m, f"matchers[{i}]")
+                    for i, m in enumerate(matchers)
+                ]
+            except SilenceError as exc:
+                raise ApiError(400, str(exc)) from None
             for i, text in enumerate(matchers):
                 if len(text) > MAX_MATCHER_CHARS:
                     raise ApiError(400, too_long(f"matchers[{i}]", text, MAX_MATCHER_CHARS))
@@ -853,6 +866,12 @@ def register_api(app: faust.App, ctx: Context) -> None:
             ends = min(ends, now) if isinstance(ends, int | float) else now
             base = doc if isinstance(doc, dict) else {}
             expired = {**base, "ends_at": ends, "expired_by": principal.name, "expired_at": now}
+            starts = base.get("starts_at")
+            if isinstance(starts, int | float) and not isinstance(starts, bool) and starts > ends:
+                # A silence that had not started: as Alertmanager expires a pending one,
+                # it starts and ends now (stored ending before it started, it was a
+                # window no silence can have).
+                expired["starts_at"] = ends
             record = {
                 "action": "silence_expired",
                 "at": now,

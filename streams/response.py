@@ -21,10 +21,19 @@ from typing import Any
 import orjson
 from faust.types import AppT, EventT
 
-from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
+from playbooks.engine import (
+    Answer,
+    Command,
+    PlaybookEngine,
+    ReportsCovered,
+    Run,
+    is_terminal,
+    unresolved,
+)
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
+from playbooks.routing import Silence, SilenceBook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import EventError
@@ -81,6 +90,13 @@ def message_time(value: Any, event: Any, now: float) -> float:
     return now
 
 
+# Why a pending run is withdrawn when its group_wait ends (``Response._all_muted``).
+_NONE_FIRING = (
+    "every alert of it resolved within group_wait: nothing to notify (as Alertmanager sends "
+    "nothing for a group with no firing alert at its first flush)"
+)
+
+
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
 
@@ -89,6 +105,7 @@ class Response:
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
+        self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
         self.engines = {
             name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
             for name, pb in ctx.playbooks.items()
@@ -144,18 +161,13 @@ class Response:
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
                 return
-            run, cmds = engine.note(run, "alert_resolved", alert_id, now)
+            run, cmds = engine.alert_resolved(run, alert_id, now)
         elif alert_id in group["seen"]:
             if run is None or not alert.get("reports"):
                 return  # runs are idempotent per alert: a redelivered alert changes nothing
         elif run is not None and not is_terminal(run):
+            # Notified at the group's next flush (the deadline timer's ``engine.flush``).
             run, cmds = engine.join(run, alert_id, now)
-            if (
-                run.last_notified_at is not None
-                and now - run.last_notified_at >= route["group_interval"]
-            ):
-                run, more = engine.renotify(run, f"new alert {alert_id} in the group", now)
-                cmds += more
         else:
             if run is not None:
                 # The finished run this one supersedes stays readable a while (`runs show`
@@ -369,17 +381,25 @@ class Response:
                     continue
                 cmds: list[Command] = []
                 if engine.is_due(run, now):
-                    run, cmds = engine.timeout(run, now)
+                    first = run.status == "pending"  # the group's first flush
+                    if first and not unresolved(run) and not run.reports:
+                        # Every alert's resolution seen (in the routed messages, not the
+                        # global firing table, which another worker may see late).
+                        run, cmds = engine.withdraw(run, _NONE_FIRING, now)
+                    elif first and (held := self._all_muted(run, now)):
+                        flush = now + group["route"]["group_interval"]
+                        run, cmds = engine.hold(run, held, flush, now)
+                    else:
+                        run, cmds = engine.timeout(run, now)
                 run, more = engine.check_sla(run, now)
                 cmds += more
-                repeat = group["route"]["repeat_interval"]
-                if (
-                    run.acknowledged_at is None
-                    and run.last_notified_at is not None
-                    and now - run.last_notified_at >= repeat
-                ):
-                    run, more = engine.renotify(run, "repeat: still unacknowledged", now)
-                    cmds += more
+                # The group's flush: alerts that joined since the last notification, or
+                # the repeat of an unacknowledged run, at each group_interval tick.
+                route = group["route"]
+                run, more = engine.flush(
+                    run, route["group_interval"], route["repeat_interval"], now
+                )
+                cmds += more
                 if cmds:
                     await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
                 pending = engine.pending_webhook(run)
@@ -416,6 +436,30 @@ class Response:
             for level in LEVELS:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
         await self._update_lag()
+
+    def _all_muted(self, run: Run, now: float) -> str:
+        """Why ``run``'s first notification is held when its group_wait ends: every alert
+        of it still firing is silenced or inhibited now (each with what mutes it), as
+        Alertmanager applies silences and inhibition at a group's flush, not when an
+        alert arrives (a source alert or a silence that came during group_wait mutes a
+        target routed before it); "" when one is not, or none fires."""
+        silences: list[Silence] | None = None
+        muted = []
+        for alert_id in run.alerts:
+            key = alert_id.encode()
+            labels = self.ctx.firing.get(key)
+            if labels is None:
+                continue  # resolved: in no notification
+            if silences is None:  # (an unreadable one is audited by the alerts stage)
+                stored = ((k.decode(errors="replace"), v) for k, v in self.ctx.silences.items())
+                silences = self._silences.read(stored, now)[0]
+            firing = (v for k, v in self.ctx.firing.items() if k != key)
+            decision = self.ctx.router.decide(labels, firing, silences, now)
+            if decision.mute is None:
+                return ""
+            muted.append(f"{alert_id} {decision.mute} by {decision.muted_by}")
+        more = f"; and {len(muted) - 5} more" if len(muted) > 5 else ""
+        return "; ".join(muted[:5]) + more
 
     def _unreadable_run(self, key: bytes, exc: Exception) -> None:
         """Say once per group (a WARNING) that its run is skipped by the deadline check."""

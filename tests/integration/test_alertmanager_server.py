@@ -35,9 +35,10 @@ from typing import Any
 import pytest
 import yaml
 
+from playbooks.engine import PlaybookEngine
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
-from playbooks.routing import Matcher, Router, Silence, escape, new_silence
+from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
 from tests.integration.test_routing_differential import receivers
 from tests.services import shifted_port
 
@@ -474,6 +475,80 @@ def test_silence_matcher_texts_read_as_amtool_reads_them(tmp_path: Path) -> None
         am.stop()
 
 
+# Silence matchers as Alertmanager's API v2 takes them (trial 18): citybrain's API takes
+# the same objects (playbooks.routing.api_matcher); accepted by both or refused by both,
+# and an accepted one is the same matcher in both. Each with a selective kind="pm25"
+# beside it, but the last two, which match every alert without the label.
+API_MATCHERS: list[dict[str, Any]] = [
+    {"name": "category", "value": "noise", "isRegex": False},
+    {"name": "category", "value": "noise", "isRegex": False, "isEqual": False},
+    {"name": "category", "value": "no.*", "isRegex": True},
+    {"name": "category", "value": "no.*", "isRegex": True, "isEqual": False},
+    {"name": "category", "value": 'say "hi" \\ \n', "isRegex": False},
+    {"name": "category", "value": "line\nbreak \u00e9 \U0001f600", "isRegex": False},
+    {"name": "category", "value": "x" * 900, "isRegex": False},
+    {"name": "category", "value": "a)|(b", "isRegex": True},
+    {"name": "category", "value": "(", "isRegex": True},
+    {"name": "category", "value": "", "isRegex": False, "isEqual": False},
+    {"name": "bad-name", "value": "x", "isRegex": False},
+    {"name": "category", "value": "noise"},
+    {"name": "category", "isRegex": False},
+    {"name": "category", "value": "noise", "isRegex": "false"},
+]
+MATCH_ALL = [
+    {"name": "category", "value": "", "isRegex": False},
+    {"name": "category", "value": "(|a)", "isRegex": True},
+]
+
+
+def test_silence_matcher_objects_read_as_alertmanager_reads_them(tmp_path: Path) -> None:
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "group_by": ["alert_id"]}, "receivers": [{"name": "r"}]}
+        )
+    )
+    am = Alertmanager(config, tmp_path / "data")
+    pm25 = {"name": "kind", "value": "pm25", "isRegex": False, "isEqual": True}
+    try:
+        now = time.time()
+        starts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+        outcomes = []
+        for spec in [[pm25, m] for m in API_MATCHERS] + [[m] for m in MATCH_ALL]:
+            status, answer = http(
+                "POST",
+                "/silences",
+                {
+                    "matchers": spec,
+                    "startsAt": starts,
+                    "endsAt": ends,
+                    "createdBy": "t",
+                    "comment": "trial 18",
+                },
+            )
+            theirs = None
+            if status == 200:
+                status, silence = http("GET", f"/silence/{answer['silenceID']}")
+                assert status == 200, silence
+                theirs = [
+                    (m["name"], m["value"], m["isRegex"], m["isEqual"]) for m in silence["matchers"]
+                ]
+            try:
+                texts = [api_matcher(m, f"matchers[{i}]") for i, m in enumerate(spec)]
+                ours = [
+                    (m.name, m.value, m.op in ("=~", "!~"), m.op in ("=", "=~"))
+                    for m in new_silence("s", texts, 0, 2e9, "t", "r").matchers
+                ]
+            except SilenceError:
+                ours = None
+            outcomes.append((spec, theirs, ours))
+        assert [o for o in outcomes if o[1] != o[2]] == [], outcomes
+        assert 0 < sum(o[1] is not None for o in outcomes) < len(outcomes)
+    finally:
+        am.stop()
+
+
 class Webhook:
     """A webhook receiver for Alertmanager's notifications: the firing alert ids of
     every notification, in arrival order."""
@@ -612,3 +687,205 @@ def test_alerts_freed_from_a_mute_are_notified_as_alertmanager_does(
     finally:
         am.stop()
         hook.close()
+
+
+def test_a_mute_that_came_during_group_wait_holds_the_notification_in_alertmanager(
+    tmp_path: Path,
+) -> None:
+    """Trial 18: Alertmanager applies inhibition and silences at a group's flush, not when
+    an alert arrives: a target whose source alert fired, or whose silence was made, after
+    it but within its group_wait is not notified; once that ends it is, at the next flush.
+    An alert resolved within its group_wait is never notified. citybrain holds the pending
+    run so (``Response._all_muted``), and withdraws one whose alerts all resolved (the
+    worker's side in tests/unit/streams/test_group_flushes.py)."""
+    hook_port = shifted_port(29096)
+    rule = {
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity="minor"'],
+        "equal": ["district"],
+    }
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {
+                    "receiver": "r",
+                    "group_by": ["alert_id"],
+                    "group_wait": "2s",
+                    "group_interval": "1s",
+                    "repeat_interval": "1h",
+                },
+                "receivers": [
+                    {
+                        "name": "r",
+                        "webhook_configs": [
+                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
+                        ],
+                    }
+                ],
+                "inhibit_rules": [rule],
+            }
+        )
+    )
+    minor = {"alert_id": "al-minor", "severity": "minor", "district": "d1"}
+    quiet = {"alert_id": "al-quiet", "severity": "major", "district": "d2"}
+    critical = {"alert_id": "al-crit", "severity": "critical", "district": "d1"}
+    blip = {"alert_id": "al-blip", "severity": "major", "district": "d3"}  # resolves at once
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        assert http("POST", "/alerts", [{"labels": minor}, {"labels": quiet}])[0] == 200
+        assert http("POST", "/alerts", [{"labels": blip, "startsAt": iso(t0)}])[0] == 200
+        ended = {"labels": blip, "startsAt": iso(t0), "endsAt": iso(time.time())}
+        assert http("POST", "/alerts", [ended])[0] == 200
+        # Within their group_wait: the source alert fires, and al-quiet is silenced.
+        assert http("POST", "/alerts", [{"labels": critical}])[0] == 200
+        body = {
+            "matchers": [{"name": "alert_id", "value": "al-quiet", "isRegex": False}],
+            "startsAt": iso(t0),
+            "endsAt": iso(t0 + 3600),
+            "createdBy": "t",
+            "comment": "trial 18",
+        }
+        status, answer = http("POST", "/silences", body)
+        assert status == 200, answer
+        assert time.time() - t0 < 1.5, "too slow to be within group_wait"
+        hook.until({"al-crit"})
+        time.sleep(3)  # past the targets' group_wait and a few flushes
+        assert hook.firing == ["al-crit"]
+        # The source resolves and the silence is expired: both at the next flush.
+        resolved = {"labels": critical, "startsAt": iso(t0), "endsAt": iso(time.time())}
+        assert http("POST", "/alerts", [resolved])[0] == 200
+        assert http("DELETE", f"/silence/{answer['silenceID']}")[0] == 200
+        hook.until({"al-crit", "al-minor", "al-quiet"})
+        assert sorted(hook.firing) == ["al-crit", "al-minor", "al-quiet"]
+    finally:
+        am.stop()
+        hook.close()
+
+
+# Regexes for the deprecated *_match_re maps, which Alertmanager wraps twice (a value valid
+# only once wrapped, "a)|(b", matches only a or b there; playbooks.routing.legacy_regex).
+LEGACY_REGEXES = {
+    "kind": ["water_.*", "pm25|power_load", "x.y", "a)|(b", "power_load)|(pm25"],
+    "severity": ["major|critical", "crit.*", "m.*"],
+    "district": ["d1", "d.", "back\\\\slash"],
+    "category": ["noise|gas", "", "(?i:GAS)", "line\\nbreak"],
+}
+
+
+@pytest.mark.parametrize("seed", (21, 22))
+def test_deprecated_inhibit_rule_maps_inhibit_as_in_alertmanager(
+    tmp_path: Path, playbook: Any, seed: int
+) -> None:
+    """Trial 18: inhibit rules written with Alertmanager's deprecated source_match,
+    source_match_re, target_match and target_match_re maps (random, with equal over
+    labels some alerts lack) inhibit the same alerts in both."""
+    rng = random.Random(seed)
+
+    def side(prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, pool in (("match", VALUES), ("match_re", LEGACY_REGEXES)):
+            if rng.random() < 0.6 or (key == "match_re" and not out):
+                names = rng.sample(NAMES, rng.choice([1, 1, 2]))
+                out[f"{prefix}_{key}"] = {n: rng.choice(pool[n]) for n in names}
+        return out
+
+    rules = [
+        {**side("source"), **side("target"), "equal": rng.sample(NAMES, rng.choice([0, 1, 2]))}
+        for _ in range(5)
+    ]
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(
+        yaml.safe_dump(
+            {"version": 1, "route": {"playbook": "r", "group_by": ["..."]}, "inhibit_rules": rules},
+            allow_unicode=True,
+        )
+    )
+    router = load_routing(ours, {"r": playbook})
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", "group_wait": "1h", "group_by": ["..."]},
+                "receivers": [{"name": "r"}],
+                "inhibit_rules": rules,
+            },
+            allow_unicode=True,
+        )
+    )
+    kinds = [*VALUES["kind"], "power_load)", "pm25"]
+    alerts = []
+    for i in range(150):
+        labels = {"alert_id": f"al-{i}"}
+        for name in NAMES:
+            if rng.random() < 0.85:
+                labels[name] = rng.choice(kinds if name == "kind" else VALUES[name])
+        alerts.append(labels)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
+        deadline = time.monotonic() + 20
+        while True:  # the inhibitor's cache is filled as the alerts arrive
+            listed = {a["labels"]["alert_id"]: a["status"] for a in http("GET", "/alerts")[1]}
+            theirs = {a for a, s in listed.items() if s["inhibitedBy"]}
+            ours_ids = {
+                a["alert_id"]
+                for a in alerts
+                if router.decide(a, [b for b in alerts if b is not a], [], time.time()).mute
+            }
+            if theirs == ours_ids or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert theirs == ours_ids
+        assert 0 < len(theirs) < len(alerts)
+    finally:
+        am.stop()
+
+
+def test_an_alert_joining_a_notified_group_is_notified_at_its_next_flush(
+    tmp_path: Path, grid: Any
+) -> None:
+    """Trial 18: in Alertmanager an alert added to a group already notified is notified
+    at the group's next flush (group_interval), with the group's other alerts, though
+    repeat_interval is an hour away. citybrain's engine, driven as its deadline timer
+    drives it, notifies the run again at that flush too (before: only with the repeat)."""
+    hook_port = shifted_port(29096)
+    route_doc = {"group_by": ["district"], "group_wait": "1s", "group_interval": "3s"}
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", **route_doc, "repeat_interval": "1h"},
+                "receivers": [
+                    {
+                        "name": "r",
+                        "webhook_configs": [
+                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        first = {"alert_id": "al-1", "district": "d1"}
+        assert http("POST", "/alerts", [{"labels": first}])[0] == 200
+        hook.until({"al-1"})
+        assert hook.firing == ["al-1"]
+        joined = {"alert_id": "al-2", "district": "d1"}
+        assert http("POST", "/alerts", [{"labels": first}, {"labels": joined}])[0] == 200
+        hook.until({"al-2"})
+        # One more notification of the group, with both alerts, an hour before the repeat.
+        assert sorted(hook.firing) == ["al-1", "al-1", "al-2"]
+    finally:
+        am.stop()
+        hook.close()
+    engine = PlaybookEngine(load_playbooks(PLAYBOOK_DIR)["sensor-anomaly"], grid)
+    run, _ = engine.new_run("run-x", {"alert_id": "al-1", "grid_cell": "c-bridge", "kind": "k"}, 0)
+    run, _ = engine.join(run, "al-2", 0.5)
+    run, cmds = engine.flush(run, 3.0, 3600.0, 3.0)
+    assert [(c.action, c.detail) for c in cmds] == [("notify", "new alerts in the group: al-2")]

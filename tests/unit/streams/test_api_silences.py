@@ -1,0 +1,137 @@
+"""Trial 18: a silence's matchers may be given as Alertmanager's API v2 takes them,
+``{"name", "value", "isRegex", "isEqual"}`` objects (the value as it is, no escapes;
+``isEqual`` true when left out), besides matcher text; before, such a body was a 400
+("expected a list of strings"). Stored as matcher text, read back to the same matchers.
+A missing, unknown or mistyped key is a 400 naming the entry and the key. Compared with a
+real Alertmanager in tests/integration/test_alertmanager_server.py. And a silence not yet
+started is expired as Alertmanager expires it: it starts and ends now."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from playbooks.routing import Matcher, Silence
+from streams.api import register_api
+from streams.context import Context
+from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN
+from tests.unit.streams.test_api_delivery import ask, context
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
+    ctx = context(tmp_path)
+
+    async def acknowledged(sends: Any, timeout: float = 5.0) -> bool:
+        return True
+
+    monkeypatch.setattr(ctx, "acknowledged", acknowledged)
+    return ctx
+
+
+def post(ctx: Context, matchers: list[Any]) -> tuple[int, dict[str, Any]]:
+    body = {"matchers": matchers, "duration": "1h", "reason": "trial 18"}
+    status, doc, _ = ask(ctx, "POST", "/api/v1/silences", OPERATOR_TOKEN, body)
+    return status, doc
+
+
+def test_alertmanager_matcher_objects_are_taken_and_stored_as_matcher_text(ctx: Context) -> None:
+    status, doc = post(
+        ctx,
+        [
+            {"name": "category", "value": 'Noise "loud" \\ party\n', "isRegex": False},
+            {"name": "kind", "value": "pm25|no2", "isRegex": True, "isEqual": True},
+            {"name": "severity", "value": "minor", "isRegex": False, "isEqual": False},
+            {"name": "district", "value": "d9.*", "isRegex": True, "isEqual": False},
+            'source="citizen"',
+        ],
+    )
+    assert status == 201, doc
+    stored = ctx.silences.get(doc["silence"]["id"].encode())
+    assert stored["matchers"] == [
+        'category="Noise \\"loud\\" \\\\ party\\n"',
+        'kind=~"pm25|no2"',
+        'severity!="minor"',
+        'district!~"d9.*"',
+        'source="citizen"',
+    ]
+    assert Silence.from_dict(stored).matchers == (
+        Matcher.build("category", "=", 'Noise "loud" \\ party\n'),
+        Matcher.build("kind", "=~", "pm25|no2"),
+        Matcher.build("severity", "!=", "minor"),
+        Matcher.build("district", "!~", "d9.*"),
+        Matcher.build("source", "=", "citizen"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("matcher", "said"),
+    [
+        ({"name": "kind", "value": "pm25"}, "matchers[0]: 'isRegex' is missing (required)"),
+        ({"value": "pm25", "isRegex": False}, "matchers[0]: 'name' is missing (required)"),
+        (
+            {"name": "kind", "value": "pm25", "isregex": False},
+            "matchers[0]: unknown key 'isregex', expected ['name', 'value', 'isRegex', "
+            "'isEqual']: did you mean 'isRegex'?",
+        ),
+        (
+            {"name": "kind", "value": 25, "isRegex": False},
+            "matchers[0]: 'value' is 25, expected text",
+        ),
+        (
+            {"name": "kind", "value": "pm25", "isRegex": "false"},
+            "matchers[0]: 'isRegex' is 'false', expected true or false",
+        ),
+        ({"name": "kind", "value": "(", "isRegex": True}, "matchers[0]: bad regex (RE2 syntax)"),
+        ({"name": "kidn", "value": "pm25", "isRegex": False}, "unknown label 'kidn'"),
+        (7, "matchers[0] is 7, expected matcher text"),
+        (
+            {"name": "category", "value": ".*", "isRegex": True},
+            "at least one matcher must not match the empty string",
+        ),
+    ],
+)
+def test_a_bad_matcher_object_is_a_400_naming_entry_and_key(
+    ctx: Context, matcher: Any, said: str
+) -> None:
+    status, doc = post(ctx, [matcher])
+    assert status == 400, doc
+    assert said in doc["error"]
+    assert dict(ctx.silences.data.items()) == {}
+
+
+def test_expiring_a_silence_not_yet_started_makes_it_start_and_end_now(ctx: Context) -> None:
+    """Before: it was stored ending before it started (Alertmanager sets both to now)."""
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> list[Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str, body: Any = None) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, json=body, headers=headers)
+                return resp.status, await resp.json()
+
+            body = {
+                "matchers": ['kind="pm25"'],
+                "starts_at": time.time() + 3600,
+                "duration": "1h",
+                "reason": "roadworks tomorrow",
+            }
+            status, created = await call("POST", "/api/v1/silences", OPERATOR_TOKEN, body)
+            assert status == 201, created
+            path = f"/api/v1/silences/{created['silence']['id']}"
+            expired = await call("DELETE", path, COORDINATOR_TOKEN)
+            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            return [expired, listed]
+
+    (status, expired), (_, listed) = asyncio.run(scenario())
+    assert status == 200
+    silence = expired["silence"]
+    assert silence["starts_at"] == silence["ends_at"] == silence["expired_at"]
+    assert listed["silences"] == [{**silence, "active": False}]

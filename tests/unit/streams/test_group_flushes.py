@@ -1,0 +1,243 @@
+"""The response stage notifies an alert that joins a notified run at the group's next
+flush (trial 18): before, one joining within ``group_interval`` of the last notification
+was never notified (the run was acknowledged) or only with the repeat, 4 h later by
+default; Alertmanager notifies it at the next ``group_interval`` tick.
+
+No broker: the context's sends are captured (as in test_response_races)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from prometheus_client import CollectorRegistry
+
+from playbooks.loader import load_grid
+from playbooks.routing import new_silence
+from streams.context import Context
+from streams.metrics import Metrics
+from streams.response import Response
+from streams.settings import Settings
+from tests.unit.streams.test_response_races import KEY, Event, alert
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+    settings = Settings(run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml")
+    app = faust.App("flushes", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    sent: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(value for _, value in items if isinstance(value, dict))
+        return []
+
+    async def write(key: bytes, value: Any) -> None:
+        return None
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    ctx.queue = queue  # type: ignore[method-assign]
+    ctx.audit = nothing  # type: ignore[method-assign]
+    ctx.groups._write = write  # type: ignore[method-assign]
+    response = Response(ctx)
+    response._update_lag = nothing  # type: ignore[method-assign]
+    return response, sent
+
+
+def notifies(sent: list[dict[str, Any]]) -> list[str]:
+    return [s["detail"] for s in sent if s.get("action") == "notify"]
+
+
+def test_an_alert_joining_an_acknowledged_run_is_notified_at_the_next_flush(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response, sent = stage
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        run_id = response.ctx.groups.data[KEY]["run"]["run_id"]
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "duty-operator"}
+        clock.now += 10
+        await response.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        clock.now += 50  # a minute after the first notification (group_interval 5 min)
+        await response.on_routed(Event(KEY, alert("al-2")))  # type: ignore[arg-type]
+        before = len(notifies(sent))
+        clock.now += 200  # 4 min 20 s after it: no flush yet
+        await response.check_deadlines()
+        assert len(notifies(sent)) == before
+        clock.now += 41  # 5 min 1 s: the flush
+        await response.check_deadlines()
+        assert notifies(sent)[before:] == ["new alerts in the group: al-2"]
+        clock.now += 3_600  # acknowledged: nothing new, no repeat
+        await response.check_deadlines()
+        assert len(notifies(sent)) == before + 1
+
+    asyncio.run(scenario())
+
+
+ROUTING = """version: 1
+route:
+  playbook: flash-flood
+  group_by: [alert_id]
+  group_wait: 30s
+  group_interval: 5m
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="minor"']
+    equal: [district]
+"""
+
+
+def firing(alert_id: str, severity: str) -> dict[str, Any]:
+    doc = alert(alert_id)
+    labels = {"alert_id": alert_id, "kind": "water_level", "severity": severity, "district": "d1"}
+    doc["alert"]["labels"] = labels
+    doc["route"]["group_wait"] = 30.0
+    return doc
+
+
+@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
+def test_a_mute_that_came_during_group_wait_holds_the_first_notification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
+) -> None:
+    """Trial 18: Alertmanager applies inhibition and silences at a group's flush; an alert
+    whose inhibiting alert (or silence) came during its group_wait is never notified while
+    that lasts, and is at the first flush after. citybrain decided when the alert arrived,
+    so the run it opened notified after group_wait all the same."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    settings = Settings(
+        run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml", routing_file=routing
+    )
+    app = faust.App("held", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    sent: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(value for _, value in items if isinstance(value, dict))
+        return []
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    ctx.queue = queue  # type: ignore[method-assign]
+    ctx.audit = nothing  # type: ignore[method-assign]
+    ctx.groups._write = nothing  # type: ignore[method-assign]
+    response = Response(ctx)
+    response._update_lag = nothing  # type: ignore[method-assign]
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    target = firing("al-minor", "minor")
+
+    def actions() -> list[str]:
+        return [s["action"] for s in sent if s.get("action") in ("notify", "notification_held")]
+
+    async def scenario() -> None:
+        # The minor alert arrives unmuted: routed, its run pending for group_wait.
+        ctx.firing.data[b"al-minor"] = target["alert"]["labels"]
+        await response.on_routed(Event(KEY, target))  # type: ignore[arg-type]
+        clock.now += 5
+        if mute == "inhibited":  # a critical alert of its district fires 5 s later
+            ctx.firing.data[b"al-crit"] = firing("al-crit", "critical")["alert"]["labels"]
+        else:  # an operator silences it 5 s later
+            silence = new_silence("s-1", ['severity="minor"'], clock.now, clock.now + 600, "o", "r")
+            ctx.silences.data[b"s-1"] = silence.to_dict()
+        clock.now += 26  # group_wait over
+        await response.check_deadlines()
+        held = [s["detail"] for s in sent if s.get("action") == "notification_held"]
+        by = "al-crit" if mute == "inhibited" else "s-1"
+        assert held == [f"al-minor {mute} by {by}"]
+        clock.now += 60
+        await response.check_deadlines()  # still muted, before the next flush: nothing new
+        assert actions() == ["notification_held"]
+        if mute == "inhibited":
+            del ctx.firing.data[b"al-crit"]  # the critical alert resolves
+        else:
+            clock.now += 600  # the silence ends
+        clock.now += 300  # the next flush
+        await response.check_deadlines()
+        assert actions() == ["notification_held", "notify"]
+
+    asyncio.run(scenario())
+
+
+def test_a_run_whose_alerts_all_resolved_within_group_wait_is_withdrawn_unnotified(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 18: Alertmanager sends nothing for a group with no firing alert at its first
+    flush. citybrain started the run when its group_wait ended and notified all the same;
+    now it ends cancelled by citybrain, without compensation steps. A run covering citizen
+    reports still starts (its reporters are owed an answer)."""
+    response, sent = stage
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)
+        doc["alert"]["status"] = status
+        doc["route"]["group_wait"] = 30.0
+        return Event(KEY, doc)
+
+    async def scenario() -> dict[str, Any]:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        clock.now += 5
+        await response.on_routed(routed("al-2"))  # type: ignore[arg-type]  # joins
+        clock.now += 5
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        await response.on_routed(routed("al-2", "resolved"))  # type: ignore[arg-type]
+        clock.now += 21  # group_wait over
+        await response.check_deadlines()
+        return dict(response.ctx.groups.data[KEY]["run"])
+
+    run = asyncio.run(scenario())
+    assert (run["status"], run["resolved_by"]) == ("cancelled", "citybrain")
+    actions = [s["action"] for s in sent if s.get("action") != "transition"]
+    assert actions == [
+        "run_created",
+        "alert_joined",
+        "alert_resolved",
+        "alert_resolved",
+        "cancelled",
+    ]
+    assert "resolved within group_wait" in sent[-1]["detail"]
+
+
+def test_a_run_with_one_alert_still_firing_starts_after_group_wait(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response, sent = stage
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        for alert_id, status in (("al-1", "firing"), ("al-2", "firing"), ("al-1", "resolved")):
+            doc = alert(alert_id)
+            doc["alert"]["status"], doc["route"]["group_wait"] = status, 30.0
+            await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        clock.now += 31
+        await response.check_deadlines()
+
+    asyncio.run(scenario())
+    assert response.ctx.groups.data[KEY]["run"]["status"] == "waiting_ack"
+    assert notifies(sent)
