@@ -381,6 +381,9 @@ class Context:
             ("citybrain.error.origin", origin.encode()),
         ]
         value = raw if isinstance(raw, bytes) else str(raw).encode()
-        value, headers = fit_dead_letter(value, key if isinstance(key, bytes) else None, headers)
+        if isinstance(key, bytes):
+            key, value, headers = fit_dead_letter(value, key, headers)
+        else:
+            _, value, headers = fit_dead_letter(value, None, headers)
         await self.deadletter.send(key=key, value=value, headers=headers)
         self.metrics.dead_letters.labels(stream, code).inc()

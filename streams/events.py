@@ -33,6 +33,9 @@ MAX_PACK_READINGS = 10_000
 # defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
 # (1,048,588), with room for the key and the record's framing.
 MAX_MESSAGE_BYTES = 1_000_000
+# A dead letter's key keeps at most this many bytes (its first; ``fit_dead_letter``): a
+# message's key may itself be near MAX_MESSAGE_BYTES, and its dead letter must still fit.
+MAX_DEAD_LETTER_KEY_BYTES = 64 * 1024
 # An incident's report id and category travel in every alert, offer, step, audit record
 # and reply about it (a burst alert holds up to 200 report ids): bounded, so no message
 # built from them can outgrow MAX_MESSAGE_BYTES (trial 8: twelve 120,000-character ids
@@ -562,21 +565,29 @@ def fit_dead_letter(
     key: bytes | None,
     headers: list[tuple[str, bytes]],
     limit: int = MAX_MESSAGE_BYTES,
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The dead letter's value and headers, within ``limit`` bytes in all: a larger value
-    (a 5 MB MQTT payload, a 1 MB message from a foreign producer) keeps its first bytes and
-    gains the header ``citybrain.error.truncated`` = its size in bytes. Kafka would refuse
-    it whole (faust's producer takes at most 1,000,000 bytes), and the refused dead letter
-    would stop the ingest or the worker, and come back with every restart."""
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The dead letter's key, value and headers, within ``limit`` bytes in all: a larger
+    value (a 5 MB MQTT payload, a 1 MB message from a foreign producer) keeps its first
+    bytes and gains the header ``citybrain.error.truncated`` = its size in bytes. Kafka
+    would refuse it whole (faust's producer takes at most 1,000,000 bytes), and the
+    refused dead letter would stop the ingest or the worker, and come back with every
+    restart. A key longer than ``MAX_DEAD_LETTER_KEY_BYTES`` (a foreign producer's key of
+    1 MB, or a reading's ``sensor_id`` of 1 MB, which keys its dead letter) keeps its
+    first that many bytes and gains ``citybrain.error.key_truncated`` = its size: the
+    value alone could not make room for it (trial 19)."""
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
+        headers = [*headers, ("citybrain.error.key_truncated", str(len(key)).encode())]
+        key = key[:MAX_DEAD_LETTER_KEY_BYTES]
     # 4 KiB for the record's and batch's framing (aiokafka counted 130 bytes past key,
     # value and headers for a one-record batch).
     room = limit - len(key or b"") - sum(len(k) + len(v) for k, v in headers) - 4096
     if len(value) <= room:
-        return value, headers
-    return value[: max(0, room)], [
-        *headers,
-        ("citybrain.error.truncated", str(len(value)).encode()),
-    ]
+        return key, value, headers
+    return (
+        key,
+        value[: max(0, room)],
+        [*headers, ("citybrain.error.truncated", str(len(value)).encode())],
+    )
 
 
 def dead_letter_key(raw: bytes, fallback: bytes | None) -> bytes | None:

@@ -172,6 +172,53 @@ def test_a_message_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goe
         worker.stop()
 
 
+def test_a_key_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: a message whose key is 999,900 bytes (a foreign producer's; the broker
+    # takes it), or a reading whose sensor_id is that long (its dead letter is keyed by
+    # it), made a dead letter over faust's producer limit however its value was cut: the
+    # worker stopped on it (MessageSizeTooLargeError), and again at every restart.
+    worker = pipeline.worker().start()
+    try:
+        key = b"k" * 999_900
+        for role in ("readings", "incidents", "alerts", "commands"):
+            pipeline.send(role, key, b"junk")
+        long_id = json.loads(GOOD.to_json()) | {"sensor_id": "s" * 999_900}
+        pipeline.send("readings", b"gauge-1", json.dumps(long_id).encode())
+        for i in range(20):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 5, timeout=120, settle=2)
+        cut, cut_id = key[:65_536], b"s" * 65_536
+        said = Counter(
+            (
+                dict(m.headers)["citybrain.error.stream"],
+                dict(m.headers)["citybrain.error.reason"],
+                dict(m.headers)["citybrain.error.key_truncated"],
+                "cut" if m.key == cut else "cut id" if m.key == cut_id else len(m.key or b""),
+            )
+            for m in dead
+        )
+        assert said == {
+            (b"readings", b"bad_json", b"999900", "cut"): 1,
+            (b"incidents", b"bad_json", b"999900", "cut"): 1,
+            (b"alerts", b"bad_alert", b"999900", "cut"): 1,
+            (b"commands", b"bad_command", b"999900", "cut"): 1,
+            (b"readings", b"unknown_sensor", b"999900", "cut id"): 1,
+        }
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < 20:
+            assert time.monotonic() < deadline, "the readings after them were not scored"
+            time.sleep(0.5)
+        assert worker.alive() and "Crashed" not in worker.log()
+        assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
 def test_reports_with_huge_ids_are_dead_lettered_and_the_burst_after_them_alerts(
     pipeline: Pipeline,
 ) -> None:
