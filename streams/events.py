@@ -340,16 +340,15 @@ class PackedError:
     error: EventError
 
     def raw(self) -> bytes:
-        """The reading's own bytes, for the dead-letter topic (Python's json where orjson
-        refuses the value, e.g. an integer beyond 64 bits)."""
+        """The reading's own bytes, for the dead-letter topic (written with a stack of its
+        own where orjson refuses the value, e.g. an integer beyond 64 bits or nested deeper
+        than 255 levels)."""
         try:
             return orjson.dumps(self.item, option=orjson.OPT_NON_STR_KEYS)
         except (TypeError, orjson.JSONEncodeError):
             pass
-        try:
-            return json.dumps(self.item, allow_nan=True, default=repr).encode()
-        except RecursionError:  # nested deeper than either encoder recurses
-            return _dumps_deep(self.item)
+        # Not json.dumps: it writes a LongInt as its value, not its digits, and recurses.
+        return _dumps_deep(self.item)
 
 
 class _Punct(str):
@@ -376,9 +375,41 @@ def _dumps_deep(item: Any) -> bytes:
                 if i:
                     stack.append(_Punct(","))
             out.append("{" if isinstance(value, dict) else "[")
+        elif isinstance(value, LongInt):
+            out.append(value.text)
         else:
             out.append(json.dumps(value, allow_nan=True, default=repr))
     return "".join(out).encode()
+
+
+class LongInt(int):
+    """A JSON integer with more digits than Python converts (``sys.int_info``'s
+    ``default_max_str_digits``, 4,300): its value is +-10**4299, beyond every plausible
+    range (so the value of a reading is ``out_of_range``, as a 401-digit one is), and it
+    is shown and written back as its own text (trial 19: 4,301 digits made the whole
+    message ``bad_json`` without naming the field, and the fast path, which skips an
+    unknown field's number unread, admitted what the validator refused)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> LongInt:
+        self = super().__new__(cls, -_LONG if text.startswith("-") else _LONG)
+        self.text = text
+        return self
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+_LONG = 10**4299
+_MAX_INT_DIGITS = 4300  # int()'s limit on the digits it converts (Python 3.11+)
+
+
+def _parse_int(text: str) -> int:
+    """A JSON integer as Python's json reads it, one too long to convert as ``LongInt``."""
+    return int(text) if len(text) <= _MAX_INT_DIGITS else LongInt(text)
 
 
 # orjson refuses arrays and objects nested deeper than this, with this message
@@ -436,7 +467,7 @@ def _decode_json(raw: bytes) -> Any:
                 "UTF-8 (JSON is UTF-8 text, RFC 8259)",
             ) from None
         try:
-            doc = json.loads(text.removeprefix("\ufeff"))
+            doc = json.loads(text.removeprefix("\ufeff"), parse_int=_parse_int)
         except (ValueError, RecursionError):
             # RecursionError: arrays or objects nested deeper than Python's stack allows.
             raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
@@ -491,7 +522,11 @@ def check_unique_keys(raw: bytes, doc: Any) -> None:
         if again and raw.count(b'"') == again.count(b'"'):
             return
     try:
-        pairs = json.loads(raw.decode("utf-8").removeprefix("\ufeff"), object_pairs_hook=_pairs)
+        pairs = json.loads(
+            raw.decode("utf-8").removeprefix("\ufeff"),
+            object_pairs_hook=_pairs,
+            parse_int=_parse_int,
+        )
     except (ValueError, RecursionError):  # read by orjson's rules above; nothing to add
         return
     stack: list[tuple[Any, str]] = [(pairs, "")]
