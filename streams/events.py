@@ -60,10 +60,11 @@ _LAST_TS = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC).timestamp()
 # for every timestamp citybrain reads (``iso_datetime``; docs/events.md, ``ts``): date,
 # then ``T``, ``t`` or a space, then ``HH:MM``, optional ``:SS`` and a fraction after ``.``
 # or ``,``; the zone ``Z`` or ``z`` (RFC 3339 allows either case of both letters), or an
-# offset ``±HH:MM``, ``±HHMM`` or ``±HH``.
+# offset ``±HH:MM``, ``±HHMM`` or ``±HH`` (hours 00-23, minutes 00-59, as RFC 3339's
+# time-numoffset: fromisoformat took ``+00:60`` as an hour and ``+0099`` as 1 h 39 min).
 ISO_DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
-    r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+    r"(?P<zone>[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?"
 )
 
 
