@@ -408,8 +408,9 @@ _LONG = 10**4299
 _MAX_INT_DIGITS = 4300  # int()'s limit on the digits it converts (Python 3.11+)
 
 
-def _parse_int(text: str) -> int:
-    """A JSON integer as Python's json reads it, one too long to convert as ``LongInt``."""
+def json_int(text: str) -> int:
+    """A JSON integer's text (ASCII digits, a sign) as Python's json reads it, one too
+    long to convert as a ``LongInt``."""
     return int(text) if len(text) <= _MAX_INT_DIGITS else LongInt(text)
 
 
@@ -468,7 +469,7 @@ def _decode_json(raw: bytes) -> Any:
                 "UTF-8 (JSON is UTF-8 text, RFC 8259)",
             ) from None
         try:
-            doc = json.loads(text.removeprefix("\ufeff"), parse_int=_parse_int)
+            doc = json.loads(text.removeprefix("\ufeff"), parse_int=json_int)
         except (ValueError, RecursionError):
             # RecursionError: arrays or objects nested deeper than Python's stack allows.
             raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
@@ -526,7 +527,7 @@ def check_unique_keys(raw: bytes, doc: Any) -> None:
         pairs = json.loads(
             raw.decode("utf-8").removeprefix("\ufeff"),
             object_pairs_hook=_pairs,
-            parse_int=_parse_int,
+            parse_int=json_int,
         )
     except (ValueError, RecursionError):  # read by orjson's rules above; nothing to add
         return
