@@ -23,7 +23,6 @@ import time
 from collections.abc import Mapping
 from typing import Any, cast
 
-import orjson
 from faust.types import TP, EventT
 
 from playbooks.errors import RoutingConfigError
@@ -37,6 +36,8 @@ from playbooks.routing import (
     label_values,
 )
 from streams.context import Context
+from streams.errors import EventError
+from streams.events import message_json
 from streams.partitioning import key_partition
 from streams.tables import KeyPartitionedTable, key_partitioned_table
 
@@ -126,10 +127,13 @@ class Alerting:
     # -- routing ---------------------------------------------------------------------
     async def on_alert(self, event: EventT[bytes]) -> None:
         try:
-            alert = orjson.loads(event.value)
+            alert = message_json(event.value)
             alert_id, status = alert["alert_id"], alert["status"]
             labels = label_set(alert["labels"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, RoutingConfigError) as exc:
+        except EventError as exc:  # not JSON: says why (a tombstone, a byte not UTF-8)
+            await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc}")
+            return
+        except (KeyError, TypeError, RoutingConfigError) as exc:
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc!r}")
             return
         async with self.settled:

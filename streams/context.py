@@ -359,11 +359,12 @@ class Context:
             await handler(event)
         except Exception as exc:
             msg = event.message
-            log.exception(
-                "%s: processing %s/%s/%s failed", stream, msg.topic, msg.partition, msg.offset
-            )
+            if not isinstance(exc, EventError):  # bad input is said by dead_letter, no trace
+                log.exception(
+                    "%s: processing %s/%s/%s failed", stream, msg.topic, msg.partition, msg.offset
+                )
             code = exc.code if isinstance(exc, EventError) else "processing_error"
-            text = f"{type(exc).__name__}: {exc}"
+            text = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"
             await self.dead_letter(stream, event, code, text[:500])
 
     async def send_dead_letter(
@@ -380,7 +381,8 @@ class Context:
             ("citybrain.error.message", message.encode()),
             ("citybrain.error.origin", origin.encode()),
         ]
-        value = raw if isinstance(raw, bytes) else str(raw).encode()
+        # A tombstone's (None) is empty, not the text "None".
+        value = raw if isinstance(raw, bytes) else b"" if raw is None else str(raw).encode()
         if isinstance(key, bytes):
             key, value, headers = fit_dead_letter(value, key, headers)
         else:

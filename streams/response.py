@@ -28,7 +28,7 @@ from playbooks.grid import LEVELS
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import EventError
-from streams.events import MAX_MESSAGE_BYTES, format_ts, parse_ts
+from streams.events import MAX_MESSAGE_BYTES, format_ts, message_json, parse_ts
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.replies import AUDITED, count_campaign, reply_document
@@ -123,7 +123,15 @@ class Response:
             await self._on_routed(event)
 
     async def _on_routed(self, event: EventT[bytes]) -> None:
-        doc = orjson.loads(event.value)
+        doc = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
+        if not isinstance(doc, dict) or not ("report" in doc or {"alert", "route"} <= doc.keys()):
+            # Not the worker's own: said without a traceback, as any bad input is.
+            raise EventError(
+                "processing_error",
+                None,
+                None,
+                'a routed message is an object with "alert" and "route", or "report"',
+            )
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         if "report" in doc:
             await self._on_offered_report(
@@ -257,9 +265,12 @@ class Response:
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
-            cmd = orjson.loads(event.value)
+            cmd = message_json(event.value)
             command_id, run_id, action = cmd["id"], cmd["run_id"], cmd["action"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except EventError as exc:  # not JSON: says why (a tombstone, a byte not UTF-8)
+            await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc}")
+            return
+        except (KeyError, TypeError) as exc:
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc!r}")
             return
         async with self.ctx.runs_settled:

@@ -219,6 +219,49 @@ def test_a_key_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goes_on
         worker.stop()
 
 
+def test_tombstones_and_bytes_not_utf8_are_said_on_every_topic_without_a_traceback(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: a tombstone (null value) was dead-lettered with the value b"None" (the
+    # text of Python's None) and "Input is a zero-length, empty document" or "Input must
+    # be bytes"; a byte 0xff on alerts, routed or commands was "surrogates not allowed";
+    # a routed or corroboration message that was not the worker's own logged a traceback.
+    worker = pipeline.worker().start()
+    try:
+        roles = ("readings", "incidents", "alerts", "routed", "commands", "corroboration")
+        for role in roles:
+            pipeline.producer.send(pipeline.topic(role), key=b"gauge-1", value=None)
+            pipeline.send(role, b"\xff\xfe", b"\xff")
+        for role in ("routed", "corroboration"):
+            pipeline.send(role, b"c-bridge", b"[]")
+        for i in range(20):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 14, timeout=120, settle=2)
+        said = Counter(
+            (dict(m.headers)["citybrain.error.stream"].decode(), m.value, m.key) for m in dead
+        )
+        assert said == {
+            **{(role, b"", b"gauge-1"): 1 for role in roles},
+            **{(role, b"\xff", b"\xff\xfe"): 1 for role in roles},
+            ("routed", b"[]", b"c-bridge"): 1,
+            ("corroboration", b"[]", b"c-bridge"): 1,
+        }
+        messages = [dict(m.headers)["citybrain.error.message"].decode() for m in dead]
+        assert sum("the message is empty (a Kafka tombstone" in m for m in messages) == 6
+        assert sum("byte 0xff at offset 0 is not UTF-8" in m for m in messages) == 6
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < 20:
+            assert time.monotonic() < deadline, "the readings after them were not scored"
+            time.sleep(0.5)
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
+
+
 def test_reports_with_huge_ids_are_dead_lettered_and_the_burst_after_them_alerts(
     pipeline: Pipeline,
 ) -> None:
