@@ -19,6 +19,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.events import IncidentReport, Reading
+from streams.partitioning import key_partition
 from tests.services import Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
@@ -258,6 +259,40 @@ def test_tombstones_and_bytes_not_utf8_are_said_on_every_topic_without_a_traceba
             time.sleep(0.5)
         log = worker.log()
         assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
+
+
+def test_reports_keyed_off_their_cells_partition_are_refused_and_the_rest_counted(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: reports keyed by report_id (not grid_cell) were counted by whichever
+    # worker owned their partition, in a copy of the cell's burst window it does not own:
+    # with two workers a burst was split between them. Refused like a reading off its
+    # sensor's partition; the reports keyed where they belong are counted.
+    worker = pipeline.worker().start()
+    try:
+        n = pipeline.settings.partitions
+        home = key_partition(b"c-top", n)
+        t = START + 7200
+        reports = [
+            IncidentReport(t + i, f"r-{i}", "Noise", "loud", "app", "c-top") for i in range(12)
+        ]
+        off = [r for r in reports if key_partition(r.report_id.encode(), n) != home]
+        assert off and len(off) < len(reports)
+        for report in reports:
+            pipeline.send("incidents", report.report_id.encode(), report.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= len(off), timeout=120, settle=2)
+        assert sorted(m.value for m in dead) == sorted(r.to_json() for r in off)
+        assert {dict(m.headers)["citybrain.error.reason"] for m in dead} == {b"wrong_partition"}
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_incidents_total") < len(reports) - len(off):
+            assert time.monotonic() < deadline, "the reports on their cell's partition not counted"
+            time.sleep(0.5)
+        assert scrape_sum(port, "citybrain_incidents_total") == len(reports) - len(off)
+        assert worker.alive()
     finally:
         worker.stop()
 
