@@ -61,6 +61,19 @@ def run_key(run_id: str) -> bytes:
     return run_id.rsplit(".", 1)[0].encode()
 
 
+# A dead letter's message (its citybrain.error.message header and log line) is cut past
+# this: one built around a field's text (``no run <run_id>``) grew with a 999,000-character
+# run_id past what one Kafka message holds, and the worker stopped (trial 19).
+MAX_DEAD_LETTER_MESSAGE = 1000
+
+
+def bounded_message(message: str) -> str:
+    """``message`` cut to ``MAX_DEAD_LETTER_MESSAGE`` characters, saying so."""
+    if len(message) <= MAX_DEAD_LETTER_MESSAGE:
+        return message
+    return f"{message[: MAX_DEAD_LETTER_MESSAGE - 40]}... ({len(message):,} characters, cut)"
+
+
 def message_origin(topic: str, partition: int, offset: int, index: int | None = None) -> str:
     """Where a dead letter came from, for its ``citybrain.error.origin`` header:
     ``topic/partition/offset``, with ``#index`` for one reading of a ``readings/1`` pack."""
@@ -334,6 +347,7 @@ class Context:
         ``sensor_id`` when it has one (``dead_letter_key``), any other by the message's key."""
         msg = event if isinstance(event, Message) else event.message
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
+        message = bounded_message(message)
         log.warning("citybrain: warning: dead-letter %s: %s (%s)", origin, message, code)
         value = msg.value if raw is None else raw
         key = msg.key
@@ -378,7 +392,7 @@ class Context:
         headers = [
             ("citybrain.error.stream", stream.encode()),
             ("citybrain.error.reason", code.encode()),
-            ("citybrain.error.message", message.encode()),
+            ("citybrain.error.message", bounded_message(message).encode()),
             ("citybrain.error.origin", origin.encode()),
         ]
         # A tombstone's (None) is empty, not the text "None".

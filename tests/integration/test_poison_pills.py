@@ -297,6 +297,57 @@ def test_reports_keyed_off_their_cells_partition_are_refused_and_the_rest_counte
         worker.stop()
 
 
+def test_bad_commands_are_dead_lettered_naming_the_field_and_the_worker_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: a run_id of 5 raised AttributeError (processing_error, a traceback in the
+    # log), a command_id list TypeError; a run_id of 1,040,000 characters made the dead
+    # letter's message ("no run <run_id>") too large for Kafka: refused, the command was
+    # dead-lettered again as processing_error, with a traceback.
+    worker = pipeline.worker().start()
+    try:
+        commands = [
+            {"id": "c-1", "run_id": 5, "action": "ack"},
+            {"id": "c-2", "run_id": "g.1", "action": "action_result", "command_id": ["x"]},
+            {"id": ["c-3"], "run_id": "g.1", "action": "ack"},
+            {"id": "c-4", "run_id": "r" * 1_040_000, "action": "ack"},
+            {"id": "c-5", "run_id": "g.1", "action": "ack", "at": int("9" * 400)},
+        ]
+        for command in commands:
+            pipeline.send("commands", b"g", json.dumps(command).encode())
+        for i in range(5):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 5, timeout=120, settle=2)
+        said = [
+            (dict(m.headers)["citybrain.error.reason"], dict(m.headers)["citybrain.error.message"])
+            for m in sorted(dead, key=lambda m: m.offset)
+        ]
+        assert said[:3] == [
+            (b"bad_command", b'not readable: field "run_id" is 5: expected a non-empty string'),
+            (
+                b"bad_command",
+                b'not readable: field "command_id" is ["x"]: expected a string',
+            ),
+            (
+                b"bad_command",
+                b'not readable: field "id" is ["c-3"]: expected a non-empty string',
+            ),
+        ]
+        assert said[3][0] == b"unknown_run" and said[3][1].endswith(b"(1,040,007 characters, cut)")
+        assert said[4] == (b"unknown_run", b"no run g.1")
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < 5:
+            assert time.monotonic() < deadline, "the readings after them were not scored"
+            time.sleep(0.5)
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
+
+
 def test_reports_with_huge_ids_are_dead_lettered_and_the_burst_after_them_alerts(
     pipeline: Pipeline,
 ) -> None:
