@@ -297,7 +297,7 @@ def test_reports_keyed_off_their_cells_partition_are_refused_and_the_rest_counte
         worker.stop()
 
 
-def test_bad_commands_are_dead_lettered_naming_the_field_and_the_worker_goes_on(
+def test_bad_commands_and_alerts_are_dead_lettered_naming_the_field_and_the_worker_goes_on(
     pipeline: Pipeline,
 ) -> None:
     # Trial 19: a run_id of 5 raised AttributeError (processing_error, a traceback in the
@@ -315,15 +315,28 @@ def test_bad_commands_are_dead_lettered_naming_the_field_and_the_worker_goes_on(
         ]
         for command in commands:
             pipeline.send("commands", b"g", json.dumps(command).encode())
+        alert = {"alert_id": 5, "status": "firing", "kind": "k", "severity": "minor"}
+        pipeline.send(
+            "alerts", b"al", json.dumps({**alert, "grid_cell": "c", "labels": {}}).encode()
+        )
         for i in range(5):
             reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
             pipeline.send("readings", b"gauge-1", reading.to_json())
         pipeline.flush()
-        dead = pipeline.read("deadletter", lambda m: len(m) >= 5, timeout=120, settle=2)
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 6, timeout=120, settle=2)
         said = [
             (dict(m.headers)["citybrain.error.reason"], dict(m.headers)["citybrain.error.message"])
             for m in sorted(dead, key=lambda m: m.offset)
+            if dict(m.headers)["citybrain.error.stream"] == b"commands"
         ]
+        [alert_said] = [
+            dict(m.headers)["citybrain.error.message"]
+            for m in dead
+            if dict(m.headers)["citybrain.error.stream"] == b"alerts"
+        ]
+        assert (
+            alert_said == b'alert not readable: field "alert_id" is 5: expected a non-empty string'
+        )
         assert said[:3] == [
             (b"bad_command", b'not readable: field "run_id" is 5: expected a non-empty string'),
             (

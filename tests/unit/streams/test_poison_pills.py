@@ -371,3 +371,36 @@ def test_a_nested_value_in_a_pack_is_named_as_json(grid: Grid) -> None:
     _, decoded = EventValidator(grid).readings(json.dumps(pack).encode(), NOW)
     error = decoded[1].error  # type: ignore[union-attr]
     assert str(error).startswith('field "readings[1].value" is {"v": 1}: ')
+
+
+FIRING = {
+    "alert_id": "al-1",
+    "status": "firing",
+    "kind": "water_level",
+    "severity": "major",
+    "grid_cell": "c-bridge",
+    "labels": {"kind": "water_level"},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"alert_id": 5}, 'field "alert_id" is 5: expected a non-empty string'),
+        ({"kind": None}, 'field "kind" is null: expected a non-empty string'),
+        ({"severity": ["major"]}, 'field "severity" is ["major"]: expected a non-empty string'),
+        ({"grid_cell": ""}, "field \"grid_cell\" is '': expected a non-empty string"),
+        ({"status": "open"}, "field \"status\" is 'open': expected 'firing' or 'resolved'"),
+    ],
+)
+def test_an_alert_whose_routing_fields_are_wrong_is_bad_alert_naming_the_field(
+    change: dict[str, Any], said: str
+) -> None:
+    # Trial 19: an alert_id of 5 raised AttributeError (alert_id.encode()), a missing
+    # kind KeyError once the alert was muted: processing_error, a traceback in the log.
+    from streams.alerting import alert_fields
+
+    with pytest.raises(EventError) as caught:
+        alert_fields({**FIRING, **change})
+    assert caught.value.code == "bad_alert" and str(caught.value) == said
+    assert alert_fields(dict(FIRING)) == FIRING
