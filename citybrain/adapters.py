@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ def read_table(
         return bool(width) and fields is not None and len(fields) == width[0]
 
     lines: list[int] = []
+    texts: list[list[str]] = []  # each row's fields as written, for a message
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     try:
@@ -60,6 +62,7 @@ def read_table(
                     f"expected {width[0]}"
                 )
             lines.append(record.line)
+            texts.append(record.fields)
             writer.writerow(record.fields)
     except AdapterError:
         raise
@@ -80,18 +83,25 @@ def read_table(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise AdapterError(f"{path}:{lines[0]}: the header has no column {missing[0]!r}")
-    for column in frame.columns:
-        if not numeric(str(column)) or pd.api.types.is_numeric_dtype(frame[column]):
+    for at, column in enumerate(frame.columns):
+        if not numeric(str(column)):
             continue
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        bad = numbers.isna() & frame[column].notna()
+        given = frame[column]
+        numeric_dtype = pd.api.types.is_numeric_dtype(given)
+        numbers = given if numeric_dtype else pd.to_numeric(given, errors="coerce")
+        # inf, -Infinity and 1e999 read as numbers (pandas' and float()'s rule), and
+        # went on as readings that replay and the worker refuse (trial 19).
+        infinite = numbers.isin([math.inf, -math.inf])
+        bad = (numbers.isna() & given.notna()) | infinite
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
+            text = texts[row + 1][at] if at < len(texts[row + 1]) else given.iloc[row]
+            expected = "a finite number" if infinite.iloc[row] else "a number"
             raise AdapterError(
-                f'{path}:{frame.index[row]}: field "{column}" is '
-                f"{frame[column].iloc[row]!r}, expected a number"
+                f'{path}:{frame.index[row]}: field "{column}" is {text!r}, expected {expected}'
             )
-        frame[column] = numbers
+        if not numeric_dtype:
+            frame[column] = numbers
     return frame
 
 

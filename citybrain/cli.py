@@ -447,18 +447,46 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         replayer.close()
+    refused = stats.failed_readings + stats.failed_incidents
     print(
-        replay_summary(len(events) + len(bad), stats.readings, stats.incidents, len(bad), args.skip)
+        replay_summary(
+            len(events) + len(bad),
+            stats.readings - stats.failed_readings,
+            stats.incidents - stats.failed_incidents,
+            len(bad),
+            args.skip,
+            refused,
+        )
         + f" ({stats.seconds:.1f}s)"
     )
     if stats.failed:
-        print(
-            f"citybrain: Kafka refused {counted(stats.failed, 'message')}; "
-            f"the first: {stats.first_failure}",
-            file=sys.stderr,
-        )
+        print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
         return 1
     return 0
+
+
+def replay_refused(stats: Any, max_message_bytes: int) -> str:
+    """What Kafka refused of a replay (a ``ReplayStats`` with failures), and for messages
+    too large for the broker what to do (trial 19: "Kafka refused 2 messages; the first:
+    MessageSizeTooLargeError: None", after a summary that counted their 20,000 readings
+    as sent)."""
+    held = ", ".join(
+        counted(n, noun)
+        for n, noun in ((stats.failed_readings, "reading"), (stats.failed_incidents, "incident"))
+        if n
+    )
+    line = (
+        f"citybrain: Kafka refused {counted(stats.failed, 'message')} ({held}, not sent); "
+        f"the first: {stats.first_failure}"
+    )
+    if "MessageSizeTooLarge" in stats.first_failure:
+        line += (
+            f". The largest was {stats.largest_failed:,} bytes: the broker takes smaller "
+            "messages (its message.max.bytes, or the topic's max.message.bytes; Kafka's "
+            f"default is 1,048,588) than --max-message-bytes {max_message_bytes:,} allows: "
+            "give a smaller --max-message-bytes (with --pack, packs are split below it)"
+        )
+    return line
 
 
 # The replay bar's count, with thousands separators like every count printed: rich's
@@ -622,13 +650,17 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
     )
 
 
-def replay_summary(read: int, readings: int, incidents: int, skipped: int, resumed: int = 0) -> str:
+def replay_summary(
+    read: int, readings: int, incidents: int, skipped: int, resumed: int = 0, refused: int = 0
+) -> str:
     """The replay's last line: rows read = sent + skipped (+ those ``--skip`` left out,
-    ``resumed``: the files' rows are all read, whatever --skip says), always."""
+    ``resumed``: the files' rows are all read, whatever --skip says; + those Kafka
+    ``refused``, said below it), always."""
     before = f"left out the first {resumed:,} (--skip, sent before), " if resumed else ""
+    after = f", Kafka refused {refused:,} (below)" if refused else ""
     return (
         f"read {counted(read, 'row')}: {before}sent {counted(readings, 'reading')} and "
-        f"{counted(incidents, 'incident')}, skipped {counted(skipped, 'bad row')}"
+        f"{counted(incidents, 'incident')}, skipped {counted(skipped, 'bad row')}{after}"
     )
 
 

@@ -21,8 +21,8 @@ from citybrain.text import cell, display_width, pad
 from streams.settings import Settings
 
 HEADER_PREFIX = "citybrain.error."
-# The headers every dead letter carries, then the one only a cut dead letter has.
-HEADERS = ("stream", "reason", "message", "origin", "truncated")
+# The headers every dead letter carries, then the ones only a cut dead letter has.
+HEADERS = ("stream", "reason", "message", "origin", "truncated", "key_truncated")
 COLUMNS = ("TIME", "STREAM", "REASON", "KEY", "ORIGIN", "MESSAGE")
 # A table cell's longest (the whole text is in --json): a key or an origin past this is
 # cut in the middle, a message at the end.
@@ -85,6 +85,8 @@ def row(letter: DeadLetter) -> tuple[str, ...]:
         message = message[: MAX_MESSAGE - 1] + "…"
     if "truncated" in letter.headers:  # said whole: the value is not all there
         message += f" (cut: the original was {cell(letter.headers['truncated'])[:20]} bytes)"
+    if "key_truncated" in letter.headers:  # the key is not all there either
+        message += f" (key cut: it was {cell(letter.headers['key_truncated'])[:20]} bytes)"
     return (
         when,
         cell(letter.headers.get("stream", "-")),

@@ -61,6 +61,19 @@ def run_key(run_id: str) -> bytes:
     return run_id.rsplit(".", 1)[0].encode()
 
 
+# A dead letter's message (its citybrain.error.message header and log line) is cut past
+# this: one built around a field's text (``no run <run_id>``) grew with a 999,000-character
+# run_id past what one Kafka message holds, and the worker stopped (trial 19).
+MAX_DEAD_LETTER_MESSAGE = 1000
+
+
+def bounded_message(message: str) -> str:
+    """``message`` cut to ``MAX_DEAD_LETTER_MESSAGE`` characters, saying so."""
+    if len(message) <= MAX_DEAD_LETTER_MESSAGE:
+        return message
+    return f"{message[: MAX_DEAD_LETTER_MESSAGE - 40]}... ({len(message):,} characters, cut)"
+
+
 def message_origin(topic: str, partition: int, offset: int, index: int | None = None) -> str:
     """Where a dead letter came from, for its ``citybrain.error.origin`` header:
     ``topic/partition/offset``, with ``#index`` for one reading of a ``readings/1`` pack."""
@@ -334,6 +347,7 @@ class Context:
         ``sensor_id`` when it has one (``dead_letter_key``), any other by the message's key."""
         msg = event if isinstance(event, Message) else event.message
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
+        message = bounded_message(message)
         log.warning("citybrain: warning: dead-letter %s: %s (%s)", origin, message, code)
         value = msg.value if raw is None else raw
         key = msg.key
@@ -359,11 +373,12 @@ class Context:
             await handler(event)
         except Exception as exc:
             msg = event.message
-            log.exception(
-                "%s: processing %s/%s/%s failed", stream, msg.topic, msg.partition, msg.offset
-            )
+            if not isinstance(exc, EventError):  # bad input is said by dead_letter, no trace
+                log.exception(
+                    "%s: processing %s/%s/%s failed", stream, msg.topic, msg.partition, msg.offset
+                )
             code = exc.code if isinstance(exc, EventError) else "processing_error"
-            text = f"{type(exc).__name__}: {exc}"
+            text = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"
             await self.dead_letter(stream, event, code, text[:500])
 
     async def send_dead_letter(
@@ -377,10 +392,14 @@ class Context:
         headers = [
             ("citybrain.error.stream", stream.encode()),
             ("citybrain.error.reason", code.encode()),
-            ("citybrain.error.message", message.encode()),
+            ("citybrain.error.message", bounded_message(message).encode()),
             ("citybrain.error.origin", origin.encode()),
         ]
-        value = raw if isinstance(raw, bytes) else str(raw).encode()
-        value, headers = fit_dead_letter(value, key if isinstance(key, bytes) else None, headers)
+        # A tombstone's (None) is empty, not the text "None".
+        value = raw if isinstance(raw, bytes) else b"" if raw is None else str(raw).encode()
+        if isinstance(key, bytes):
+            key, value, headers = fit_dead_letter(value, key, headers)
+        else:
+            _, value, headers = fit_dead_letter(value, None, headers)
         await self.deadletter.send(key=key, value=value, headers=headers)
         self.metrics.dead_letters.labels(stream, code).inc()

@@ -47,6 +47,8 @@ from streams.corroboration import (
     on_tick,
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
+from streams.errors import MISSING, EventError
+from streams.events import message_json
 from streams.partitioning import key_partition
 from streams.tables import KeyPartitionedTable, key_partitioned_table
 
@@ -144,7 +146,15 @@ class CorroborationStage:
     async def on_message(self, event: EventT[bytes]) -> None:
         """One mark or alert for an area: update the area's state, forward what is due."""
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
-        message = orjson.loads(event.value)
+        message = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
+        if not isinstance(message, dict) or message.get("type") not in ("mark", "alert"):
+            # Not the worker's own: said without a traceback, as any bad input is.
+            raise EventError(
+                "processing_error",
+                "type",
+                message.get("type", MISSING) if isinstance(message, dict) else MISSING,
+                "expected an object whose type is mark or alert",
+            )
         async with self.lock:
             state = self._state(key)
             before = len(state["held"])
@@ -157,10 +167,8 @@ class CorroborationStage:
                     self.areas,
                     self.policy,
                 )
-            elif message["type"] == "alert":
+            else:  # an alert (the type was checked above)
                 out = on_alert(state, message["alert"], time.time(), self.areas, self.policy)
-            else:
-                raise ValueError(f'field "type" is {message["type"]!r}, expected mark or alert')
             await self._forward(key, state, out)
             # At once (the timer recounts exactly): the demo waits for held alerts.
             self.ctx.metrics.corroboration_held.inc(len(state["held"]) - before)

@@ -75,9 +75,9 @@ def _scalar(value: object) -> str:
     if isinstance(value, str):
         text = json.dumps(value[:_MAX_STRING], ensure_ascii=False)
         return text if len(value) <= _MAX_STRING else text[:-1] + '..."'
-    if isinstance(value, int | float):
+    if type(value) is int or type(value) is float:
         return json.dumps(value)
-    return repr(value)
+    return repr(value)  # (an int too long to convert shows its own digits)
 
 
 def _json(value: object, level: int) -> str:

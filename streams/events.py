@@ -33,6 +33,9 @@ MAX_PACK_READINGS = 10_000
 # defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
 # (1,048,588), with room for the key and the record's framing.
 MAX_MESSAGE_BYTES = 1_000_000
+# A dead letter's key keeps at most this many bytes (its first; ``fit_dead_letter``): a
+# message's key may itself be near MAX_MESSAGE_BYTES, and its dead letter must still fit.
+MAX_DEAD_LETTER_KEY_BYTES = 64 * 1024
 # An incident's report id and category travel in every alert, offer, step, audit record
 # and reply about it (a burst alert holds up to 200 report ids): bounded, so no message
 # built from them can outgrow MAX_MESSAGE_BYTES (trial 8: twelve 120,000-character ids
@@ -57,10 +60,11 @@ _LAST_TS = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC).timestamp()
 # for every timestamp citybrain reads (``iso_datetime``; docs/events.md, ``ts``): date,
 # then ``T``, ``t`` or a space, then ``HH:MM``, optional ``:SS`` and a fraction after ``.``
 # or ``,``; the zone ``Z`` or ``z`` (RFC 3339 allows either case of both letters), or an
-# offset ``±HH:MM``, ``±HHMM`` or ``±HH``.
+# offset ``±HH:MM``, ``±HHMM`` or ``±HH`` (hours 00-23, minutes 00-59, as RFC 3339's
+# time-numoffset: fromisoformat took ``+00:60`` as an hour and ``+0099`` as 1 h 39 min).
 ISO_DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
-    r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+    r"(?P<zone>[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?"
 )
 
 
@@ -337,16 +341,15 @@ class PackedError:
     error: EventError
 
     def raw(self) -> bytes:
-        """The reading's own bytes, for the dead-letter topic (Python's json where orjson
-        refuses the value, e.g. an integer beyond 64 bits)."""
+        """The reading's own bytes, for the dead-letter topic (written with a stack of its
+        own where orjson refuses the value, e.g. an integer beyond 64 bits or nested deeper
+        than 255 levels)."""
         try:
             return orjson.dumps(self.item, option=orjson.OPT_NON_STR_KEYS)
         except (TypeError, orjson.JSONEncodeError):
             pass
-        try:
-            return json.dumps(self.item, allow_nan=True, default=repr).encode()
-        except RecursionError:  # nested deeper than either encoder recurses
-            return _dumps_deep(self.item)
+        # Not json.dumps: it writes a LongInt as its value, not its digits, and recurses.
+        return _dumps_deep(self.item)
 
 
 class _Punct(str):
@@ -373,9 +376,42 @@ def _dumps_deep(item: Any) -> bytes:
                 if i:
                     stack.append(_Punct(","))
             out.append("{" if isinstance(value, dict) else "[")
+        elif isinstance(value, LongInt):
+            out.append(value.text)
         else:
             out.append(json.dumps(value, allow_nan=True, default=repr))
     return "".join(out).encode()
+
+
+class LongInt(int):
+    """A JSON integer with more digits than Python converts (``sys.int_info``'s
+    ``default_max_str_digits``, 4,300): its value is +-10**4299, beyond every plausible
+    range (so the value of a reading is ``out_of_range``, as a 401-digit one is), and it
+    is shown and written back as its own text (trial 19: 4,301 digits made the whole
+    message ``bad_json`` without naming the field, and the fast path, which skips an
+    unknown field's number unread, admitted what the validator refused)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> LongInt:
+        self = super().__new__(cls, -_LONG if text.startswith("-") else _LONG)
+        self.text = text
+        return self
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+_LONG = 10**4299
+_MAX_INT_DIGITS = 4300  # int()'s limit on the digits it converts (Python 3.11+)
+
+
+def json_int(text: str) -> int:
+    """A JSON integer's text (ASCII digits, a sign) as Python's json reads it, one too
+    long to convert as a ``LongInt``."""
+    return int(text) if len(text) <= _MAX_INT_DIGITS else LongInt(text)
 
 
 # orjson refuses arrays and objects nested deeper than this, with this message
@@ -398,7 +434,26 @@ def decode_json(raw: bytes, unique_keys: bool = False) -> Any:
     return doc
 
 
+def message_json(value: bytes | None) -> Any:
+    """A Kafka message's JSON value (``decode_json``), for the agents of citybrain's own
+    topics (alerts, routed, commands, corroboration) as for readings and incidents: a
+    tombstone (a null value) or a value that is not UTF-8 is ``bad_json`` saying so
+    (trial 19: orjson's "Input must be bytes" and "surrogates not allowed" for a byte
+    0xff were the messages, and a routed one logged a traceback)."""
+    return decode_json(value or b"")
+
+
 def _decode_json(raw: bytes) -> Any:
+    if not raw:
+        # A tombstone reaches here as b"" (streams.columns); orjson's "Input is a
+        # zero-length, empty document: line 1 column 1 (char 0)" told neither.
+        raise EventError(
+            "bad_json",
+            None,
+            None,
+            "not valid JSON: the message is empty (a Kafka tombstone, whose value is null, "
+            "or a producer that sent no value)",
+        )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -433,7 +488,7 @@ def _decode_json(raw: bytes) -> Any:
                 "UTF-8 (JSON is UTF-8 text, RFC 8259)",
             ) from None
         try:
-            doc = json.loads(text.removeprefix("\ufeff"))
+            doc = json.loads(text.removeprefix("\ufeff"), parse_int=json_int)
         except (ValueError, RecursionError):
             # RecursionError: arrays or objects nested deeper than Python's stack allows.
             raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
@@ -488,7 +543,11 @@ def check_unique_keys(raw: bytes, doc: Any) -> None:
         if again and raw.count(b'"') == again.count(b'"'):
             return
     try:
-        pairs = json.loads(raw.decode("utf-8").removeprefix("\ufeff"), object_pairs_hook=_pairs)
+        pairs = json.loads(
+            raw.decode("utf-8").removeprefix("\ufeff"),
+            object_pairs_hook=_pairs,
+            parse_int=json_int,
+        )
     except (ValueError, RecursionError):  # read by orjson's rules above; nothing to add
         return
     stack: list[tuple[Any, str]] = [(pairs, "")]
@@ -562,21 +621,29 @@ def fit_dead_letter(
     key: bytes | None,
     headers: list[tuple[str, bytes]],
     limit: int = MAX_MESSAGE_BYTES,
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The dead letter's value and headers, within ``limit`` bytes in all: a larger value
-    (a 5 MB MQTT payload, a 1 MB message from a foreign producer) keeps its first bytes and
-    gains the header ``citybrain.error.truncated`` = its size in bytes. Kafka would refuse
-    it whole (faust's producer takes at most 1,000,000 bytes), and the refused dead letter
-    would stop the ingest or the worker, and come back with every restart."""
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The dead letter's key, value and headers, within ``limit`` bytes in all: a larger
+    value (a 5 MB MQTT payload, a 1 MB message from a foreign producer) keeps its first
+    bytes and gains the header ``citybrain.error.truncated`` = its size in bytes. Kafka
+    would refuse it whole (faust's producer takes at most 1,000,000 bytes), and the
+    refused dead letter would stop the ingest or the worker, and come back with every
+    restart. A key longer than ``MAX_DEAD_LETTER_KEY_BYTES`` (a foreign producer's key of
+    1 MB, or a reading's ``sensor_id`` of 1 MB, which keys its dead letter) keeps its
+    first that many bytes and gains ``citybrain.error.key_truncated`` = its size: the
+    value alone could not make room for it (trial 19)."""
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
+        headers = [*headers, ("citybrain.error.key_truncated", str(len(key)).encode())]
+        key = key[:MAX_DEAD_LETTER_KEY_BYTES]
     # 4 KiB for the record's and batch's framing (aiokafka counted 130 bytes past key,
     # value and headers for a one-record batch).
     room = limit - len(key or b"") - sum(len(k) + len(v) for k, v in headers) - 4096
     if len(value) <= room:
-        return value, headers
-    return value[: max(0, room)], [
-        *headers,
-        ("citybrain.error.truncated", str(len(value)).encode()),
-    ]
+        return key, value, headers
+    return (
+        key,
+        value[: max(0, room)],
+        [*headers, ("citybrain.error.truncated", str(len(value)).encode())],
+    )
 
 
 def dead_letter_key(raw: bytes, fallback: bytes | None) -> bytes | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from streams.events import (
     check_length,
     parse_ts,
 )
-from streams.partitioning import ReadingPacker
+from streams.partitioning import PACK_HEAD, ReadingPacker
 
 READING_COLUMNS = ["timestamp", "sensor_id", "kind", "value", "unit", "grid_cell"]
 INCIDENT_COLUMNS = ["timestamp", "report_id", "category", "text", "source", "grid_cell"]
@@ -216,13 +217,17 @@ def event_key(event: Event) -> bytes:
 @dataclass(slots=True)
 class ReplayStats:
     """What a replay sent. ``failed`` counts messages Kafka refused (``first_failure``
-    says why); their events are in ``readings``/``incidents`` too."""
+    says why, ``largest_failed`` is the largest one's size in bytes); their events are in
+    ``readings``/``incidents`` too, and in ``failed_readings``/``failed_incidents``."""
 
     readings: int = 0
     incidents: int = 0
     seconds: float = 0.0
     failed: int = 0
     first_failure: str = ""
+    failed_readings: int = 0
+    failed_incidents: int = 0
+    largest_failed: int = 0
 
 
 class Replayer:
@@ -297,11 +302,10 @@ class Replayer:
                     self._send_packs([(-1, event_key(event), event.to_json())])
             else:
                 stats.incidents += 1
+                value = event.to_json()
+                failed = partial(self._failed, incidents=1, size=len(value))
                 send_packs(
-                    self.producer,
-                    self.incidents_topic,
-                    [(-1, event_key(event), event.to_json())],
-                    self._failed,
+                    self.producer, self.incidents_topic, [(-1, event_key(event), value)], failed
                 )
             unreported += 1
             if progress is not None and unreported == 1000:
@@ -329,13 +333,23 @@ class Replayer:
         self.producer.flush(timeout=timeout)
 
     def _send_packs(self, packs: list[tuple[int, bytes, bytes]]) -> None:
-        send_packs(self.producer, self.readings_topic, packs, self._failed)
+        for pack in packs:
+            # How many readings a refused message held (a pack's each have one
+            # "sensor_id" key; a string holding it is written with its quotes escaped).
+            value = pack[2]
+            held = value.count(b'"sensor_id":') if value.startswith(PACK_HEAD) else 1
+            failed = partial(self._failed, readings=held, size=len(value))
+            send_packs(self.producer, self.readings_topic, [pack], failed)
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, readings: int = 0, incidents: int = 0, size: int = 0) -> None:
         # Called by the producer's I/O thread; an int increment is safe under the GIL.
-        self._stats.failed += 1
-        if not self._stats.first_failure:
-            self._stats.first_failure = f"{type(exc).__name__}: {exc}"
+        stats = self._stats
+        stats.failed += 1
+        stats.failed_readings += readings
+        stats.failed_incidents += incidents
+        stats.largest_failed = max(stats.largest_failed, size)
+        if not stats.first_failure:
+            stats.first_failure = f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         self.producer.close()

@@ -339,9 +339,23 @@ class Ingest:
     async def _on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
         valid: list[tuple[Message, IncidentReport]] = []
+        home_of = self.ctx.burst_windows.partition_for_key
         for event in events:
             try:
-                valid.append((event, self.validator.incident(event.value or b"", now)))
+                report = self.validator.incident(event.value or b"", now)
+                home = home_of(burst_key(report.grid_cell, report.category))
+                if home != event.partition:
+                    # Its cell's burst windows live with that partition's owner: counted
+                    # here, another worker's copy of the window would fork (trial 19: a
+                    # gateway keying reports by report_id split a burst between workers).
+                    raise EventError(
+                        "wrong_partition",
+                        "grid_cell",
+                        report.grid_cell,
+                        f"the cell's reports belong on partition {home} (key a report by its "
+                        f"grid_cell), this message is on {event.partition}",
+                    )
+                valid.append((event, report))
             except EventError as exc:
                 await self.ctx.dead_letter("incidents", event, exc.code, str(exc))
             except Exception as exc:  # a poison message costs only itself

@@ -43,7 +43,7 @@ def pack_key(partition: int, partitions: int) -> bytes:
     return f"pack-{n}".encode()
 
 
-_PACK_HEAD = b'{"schema":"' + PACK_SCHEMA.encode() + b'","readings":['
+PACK_HEAD = b'{"schema":"' + PACK_SCHEMA.encode() + b'","readings":['
 _PACK_TAIL = b"]}"
 
 
@@ -81,7 +81,7 @@ class ReadingPacker:
         Raises ``PackTooLargeError`` for a reading that alone exceeds ``max_bytes``."""
         home = sensor_partition(reading.sensor_id, self.partitions)
         item = orjson.dumps(_packed(reading))
-        if len(_PACK_HEAD) + len(item) + len(_PACK_TAIL) > self.max_bytes:
+        if len(PACK_HEAD) + len(item) + len(_PACK_TAIL) > self.max_bytes:
             raise PackTooLargeError(
                 f"reading of sensor {reading.sensor_id[:80]!r} is {len(item):,} bytes "
                 f"packed, more than a pack may hold ({self.max_bytes:,})"
@@ -92,7 +92,7 @@ class ReadingPacker:
             out.append(self._message(home, pack[0]))
             pack = None
         if pack is None:
-            pack = self._open[home] = ([], [len(_PACK_HEAD) + len(_PACK_TAIL) - 1])
+            pack = self._open[home] = ([], [len(PACK_HEAD) + len(_PACK_TAIL) - 1])
         pack[0].append(item)
         pack[1][0] += 1 + len(item)  # the item and its comma
         if len(pack[0]) >= self.size:
@@ -113,7 +113,7 @@ class ReadingPacker:
 
     def _message(self, partition: int, items: list[bytes]) -> tuple[int, bytes, bytes]:
         # The same bytes orjson gives for {"schema": ..., "readings": [...]}.
-        value = _PACK_HEAD + b",".join(items) + _PACK_TAIL
+        value = PACK_HEAD + b",".join(items) + _PACK_TAIL
         return partition, pack_key(partition, self.partitions), value
 
 

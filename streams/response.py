@@ -36,8 +36,8 @@ from playbooks.grid import LEVELS
 from playbooks.routing import Silence, SilenceBook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
-from streams.errors import EventError
-from streams.events import MAX_MESSAGE_BYTES, format_ts, parse_ts
+from streams.errors import MISSING, EventError
+from streams.events import MAX_MESSAGE_BYTES, format_ts, message_json, parse_ts
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.replies import AUDITED, count_campaign, reply_document
@@ -83,10 +83,9 @@ def message_time(value: Any, event: Any, now: float) -> float:
         if (
             isinstance(candidate, int | float)
             and not isinstance(candidate, bool)
-            and math.isfinite(candidate)
-            and candidate > 0
+            and 0 < candidate < math.inf  # compared, not converted: 10**400 is an int
         ):
-            return min(float(candidate), now)
+            return min(float(min(candidate, now)), now)
     return now
 
 
@@ -95,6 +94,23 @@ _NONE_FIRING = (
     "every alert of it resolved within group_wait: nothing to notify (as Alertmanager sends "
     "nothing for a group with no firing alert at its first flush)"
 )
+
+
+def command_fields(cmd: Any) -> dict[str, Any]:
+    """A command as read from the commands topic, its fields checked before any is used:
+    ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given.
+    Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
+    AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
+    worker's log and ``processing_error``)."""
+    if not isinstance(cmd, dict):
+        raise EventError("bad_command", None, None, "expected a JSON object")
+    for name in ("id", "run_id", "action"):
+        value = cmd.get(name, MISSING)
+        if not isinstance(value, str) or not value:
+            raise EventError("bad_command", name, value, "expected a non-empty string")
+    if not isinstance(cmd.get("command_id", ""), str):
+        raise EventError("bad_command", "command_id", cmd["command_id"], "expected a string")
+    return cmd
 
 
 class Response:
@@ -140,7 +156,15 @@ class Response:
             await self._on_routed(event)
 
     async def _on_routed(self, event: EventT[bytes]) -> None:
-        doc = orjson.loads(event.value)
+        doc = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
+        if not isinstance(doc, dict) or not ("report" in doc or {"alert", "route"} <= doc.keys()):
+            # Not the worker's own: said without a traceback, as any bad input is.
+            raise EventError(
+                "processing_error",
+                None,
+                None,
+                'a routed message is an object with "alert" and "route", or "report"',
+            )
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         if "report" in doc:
             await self._on_offered_report(
@@ -269,11 +293,11 @@ class Response:
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
-            cmd = orjson.loads(event.value)
-            command_id, run_id, action = cmd["id"], cmd["run_id"], cmd["action"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc!r}")
+            cmd = command_fields(message_json(event.value))
+        except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
+            await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc}")
             return
+        command_id, run_id, action = cmd["id"], cmd["run_id"], cmd["action"]
         async with self.ctx.runs_settled:
             try:
                 await self._on_command(event, cmd, command_id, run_id, action)

@@ -112,7 +112,7 @@ class PackPublisher:
         for one Kafka message is cut (``fit_dead_letter``). Blocks while ``max_pending``
         messages wait (``timeout`` seconds at most: False when it ran out, nothing sent;
         the HTTP ingest then answers 503 rather than hold its sender forever)."""
-        value, headers = fit_dead_letter(value, key, headers)
+        key, value, headers = fit_dead_letter(value, key, headers)
         with self._cond:
             if self.failure is not None:
                 raise RuntimeError(f"Kafka send failed: {self.failure}") from self.failure

@@ -518,6 +518,38 @@ def test_a_payload_larger_than_a_kafka_message_is_dead_lettered_cut_and_the_inge
         ingest.stop()
 
 
+def test_a_sensor_id_near_the_kafka_limit_is_dead_lettered_with_its_key_cut(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # Trial 19: a reading's dead letter is keyed by its sensor_id; one of 1,100,000
+    # characters made a key no cut of the value could fit, the broker refused the dead
+    # letter (message.max.bytes), and the ingest stopped on one HTTP body.
+    p = ingest_pipeline
+    server = http_ingest(p, "--max-body", str(2 * 1024 * 1024)).start()
+    reading = {
+        "ts": format_ts(START),
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.1,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    try:
+        body = json.dumps([reading, {**reading, "sensor_id": "s" * 1_100_000}]).encode()
+        status, answer = post(p, "/ingest/v1/readings", body)
+        assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1)
+        assert [e["code"] for e in answer["errors"]] == ["unknown_sensor"]
+        [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+        headers = dict(dead.headers)
+        assert headers["citybrain.error.key_truncated"] == b"1100000"
+        assert dead.key == b"s" * 65_536
+        later = {"schema": "reading/1", **reading, "ts": format_ts(START + 60)}
+        assert post(p, "/ingest/v1/readings", json.dumps(later).encode()) == (200, {"accepted": 1})
+        assert server.proc is not None and server.proc.poll() is None
+    finally:
+        server.stop()
+
+
 def prometheus_series(
     url: str, query: str, wanted: set[tuple[str, ...]], labels: tuple[str, ...], timeout: float
 ) -> set[tuple[str, ...]]:

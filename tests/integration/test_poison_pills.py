@@ -19,6 +19,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.events import IncidentReport, Reading
+from streams.partitioning import key_partition
 from tests.services import Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
@@ -168,6 +169,194 @@ def test_a_message_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goe
             time.sleep(0.5)
         assert worker.alive()
         assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
+def test_a_key_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: a message whose key is 999,900 bytes (a foreign producer's; the broker
+    # takes it), or a reading whose sensor_id is that long (its dead letter is keyed by
+    # it), made a dead letter over faust's producer limit however its value was cut: the
+    # worker stopped on it (MessageSizeTooLargeError), and again at every restart.
+    worker = pipeline.worker().start()
+    try:
+        key = b"k" * 999_900
+        for role in ("readings", "incidents", "alerts", "commands"):
+            pipeline.send(role, key, b"junk")
+        long_id = json.loads(GOOD.to_json()) | {"sensor_id": "s" * 999_900}
+        pipeline.send("readings", b"gauge-1", json.dumps(long_id).encode())
+        for i in range(20):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 5, timeout=120, settle=2)
+        cut, cut_id = key[:65_536], b"s" * 65_536
+        said = Counter(
+            (
+                dict(m.headers)["citybrain.error.stream"],
+                dict(m.headers)["citybrain.error.reason"],
+                dict(m.headers)["citybrain.error.key_truncated"],
+                "cut" if m.key == cut else "cut id" if m.key == cut_id else len(m.key or b""),
+            )
+            for m in dead
+        )
+        assert said == {
+            (b"readings", b"bad_json", b"999900", "cut"): 1,
+            (b"incidents", b"bad_json", b"999900", "cut"): 1,
+            (b"alerts", b"bad_alert", b"999900", "cut"): 1,
+            (b"commands", b"bad_command", b"999900", "cut"): 1,
+            (b"readings", b"unknown_sensor", b"999900", "cut id"): 1,
+        }
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < 20:
+            assert time.monotonic() < deadline, "the readings after them were not scored"
+            time.sleep(0.5)
+        assert worker.alive() and "Crashed" not in worker.log()
+        assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
+def test_tombstones_and_bytes_not_utf8_are_said_on_every_topic_without_a_traceback(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: a tombstone (null value) was dead-lettered with the value b"None" (the
+    # text of Python's None) and "Input is a zero-length, empty document" or "Input must
+    # be bytes"; a byte 0xff on alerts, routed or commands was "surrogates not allowed";
+    # a routed or corroboration message that was not the worker's own logged a traceback.
+    worker = pipeline.worker().start()
+    try:
+        roles = ("readings", "incidents", "alerts", "routed", "commands", "corroboration")
+        for role in roles:
+            pipeline.producer.send(pipeline.topic(role), key=b"gauge-1", value=None)
+            pipeline.send(role, b"\xff\xfe", b"\xff")
+        for role in ("routed", "corroboration"):
+            pipeline.send(role, b"c-bridge", b"[]")
+        for i in range(20):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 14, timeout=120, settle=2)
+        said = Counter(
+            (dict(m.headers)["citybrain.error.stream"].decode(), m.value, m.key) for m in dead
+        )
+        assert said == {
+            **{(role, b"", b"gauge-1"): 1 for role in roles},
+            **{(role, b"\xff", b"\xff\xfe"): 1 for role in roles},
+            ("routed", b"[]", b"c-bridge"): 1,
+            ("corroboration", b"[]", b"c-bridge"): 1,
+        }
+        messages = [dict(m.headers)["citybrain.error.message"].decode() for m in dead]
+        assert sum("the message is empty (a Kafka tombstone" in m for m in messages) == 6
+        assert sum("byte 0xff at offset 0 is not UTF-8" in m for m in messages) == 6
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < 20:
+            assert time.monotonic() < deadline, "the readings after them were not scored"
+            time.sleep(0.5)
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
+
+
+def test_reports_keyed_off_their_cells_partition_are_refused_and_the_rest_counted(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: reports keyed by report_id (not grid_cell) were counted by whichever
+    # worker owned their partition, in a copy of the cell's burst window it does not own:
+    # with two workers a burst was split between them. Refused like a reading off its
+    # sensor's partition; the reports keyed where they belong are counted.
+    worker = pipeline.worker().start()
+    try:
+        n = pipeline.settings.partitions
+        home = key_partition(b"c-top", n)
+        t = START + 7200
+        reports = [
+            IncidentReport(t + i, f"r-{i}", "Noise", "loud", "app", "c-top") for i in range(12)
+        ]
+        off = [r for r in reports if key_partition(r.report_id.encode(), n) != home]
+        assert off and len(off) < len(reports)
+        for report in reports:
+            pipeline.send("incidents", report.report_id.encode(), report.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= len(off), timeout=120, settle=2)
+        assert sorted(m.value for m in dead) == sorted(r.to_json() for r in off)
+        assert {dict(m.headers)["citybrain.error.reason"] for m in dead} == {b"wrong_partition"}
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_incidents_total") < len(reports) - len(off):
+            assert time.monotonic() < deadline, "the reports on their cell's partition not counted"
+            time.sleep(0.5)
+        assert scrape_sum(port, "citybrain_incidents_total") == len(reports) - len(off)
+        assert worker.alive()
+    finally:
+        worker.stop()
+
+
+def test_bad_commands_and_alerts_are_dead_lettered_naming_the_field_and_the_worker_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    # Trial 19: a run_id of 5 raised AttributeError (processing_error, a traceback in the
+    # log), a command_id list TypeError; a run_id of 1,040,000 characters made the dead
+    # letter's message ("no run <run_id>") too large for Kafka: refused, the command was
+    # dead-lettered again as processing_error, with a traceback.
+    worker = pipeline.worker().start()
+    try:
+        commands = [
+            {"id": "c-1", "run_id": 5, "action": "ack"},
+            {"id": "c-2", "run_id": "g.1", "action": "action_result", "command_id": ["x"]},
+            {"id": ["c-3"], "run_id": "g.1", "action": "ack"},
+            {"id": "c-4", "run_id": "r" * 1_040_000, "action": "ack"},
+            {"id": "c-5", "run_id": "g.1", "action": "ack", "at": int("9" * 400)},
+        ]
+        for command in commands:
+            pipeline.send("commands", b"g", json.dumps(command).encode())
+        alert = {"alert_id": 5, "status": "firing", "kind": "k", "severity": "minor"}
+        pipeline.send(
+            "alerts", b"al", json.dumps({**alert, "grid_cell": "c", "labels": {}}).encode()
+        )
+        for i in range(5):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 6, timeout=120, settle=2)
+        said = [
+            (dict(m.headers)["citybrain.error.reason"], dict(m.headers)["citybrain.error.message"])
+            for m in sorted(dead, key=lambda m: m.offset)
+            if dict(m.headers)["citybrain.error.stream"] == b"commands"
+        ]
+        [alert_said] = [
+            dict(m.headers)["citybrain.error.message"]
+            for m in dead
+            if dict(m.headers)["citybrain.error.stream"] == b"alerts"
+        ]
+        assert (
+            alert_said == b'alert not readable: field "alert_id" is 5: expected a non-empty string'
+        )
+        assert said[:3] == [
+            (b"bad_command", b'not readable: field "run_id" is 5: expected a non-empty string'),
+            (
+                b"bad_command",
+                b'not readable: field "command_id" is ["x"]: expected a string',
+            ),
+            (
+                b"bad_command",
+                b'not readable: field "id" is ["c-3"]: expected a non-empty string',
+            ),
+        ]
+        assert said[3][0] == b"unknown_run" and said[3][1].endswith(b"(1,040,007 characters, cut)")
+        assert said[4] == (b"unknown_run", b"no run g.1")
+        port = pipeline.settings.worker_port
+        deadline = time.monotonic() + 60
+        while scrape_sum(port, "citybrain_readings_total") < 5:
+            assert time.monotonic() < deadline, "the readings after them were not scored"
+            time.sleep(0.5)
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
     finally:
         worker.stop()
 

@@ -153,6 +153,39 @@ def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
     assert max(len(m.value) for m in messages) <= 1_000_000
 
 
+def test_packs_the_broker_refuses_as_too_large_are_counted_as_refused_not_sent(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 19: with --max-message-bytes above the broker's message.max.bytes, the
+    summary said "sent 20,000 readings" and then "Kafka refused 2 messages; the first:
+    MessageSizeTooLargeError: None": the rows refused counted as sent, and no word on
+    what to do."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    csv = run_dir / f"{p.name}-pack20k.csv"
+    rows = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
+    for i in range(20_000):
+        ts = format_ts(1_556_668_800.0 + 60 * i)
+        rows.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7}.0,ft3/s,c")
+    csv.write_text("\n".join(rows) + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        argv = ["replay", str(csv), "--max", "--pack", "10000", "--max-message-bytes", "3000000"]
+        assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert (
+        "read 20,000 rows: sent 0 readings and 0 incidents, skipped 0 bad rows, "
+        "Kafka refused 20,000 (below)"
+    ) in out
+    assert err.startswith(
+        "citybrain: Kafka refused 2 messages (20,000 readings, not sent); the first: "
+        "MessageSizeTooLargeError"
+    )
+    assert "give a smaller --max-message-bytes" in err and "Traceback" not in err
+
+
 def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
     stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -32,6 +32,11 @@ HEADER = b"station,year,PM2.5\n"
         (b"Dongsi,2016,3\nGucheng,2016\n", ":3: row has 2 fields, expected 3"),
         (b"Dongsi,2016,3\nGucheng,2016,lots\n", ":3: field \"PM2.5\" is 'lots', expected a number"),
         (b"Dongsi,2016,3\x00\n", ":2: byte 0x00 (NUL)"),
+        # Trial 19: pandas reads these as numbers, and they went on as readings.
+        (b"Dongsi,2016,3\nGucheng,2016,inf\n", ":3: field \"PM2.5\" is 'inf', expected a finite"),
+        (b"Dongsi,2016,1e999\n", ":2: field \"PM2.5\" is '1e999', expected a finite number"),
+        (b"Dongsi,2016,-Infinity\n", ":2: field \"PM2.5\" is '-Infinity', expected a finite"),
+        (b"Dongsi,2016,3\nGucheng,2016,lots\nx,1,inf\n", ":3: field \"PM2.5\" is 'lots'"),
     ],
 )
 def test_bad_source_files_name_file_and_line(tmp_path: Path, body: bytes, message: str) -> None:

@@ -561,6 +561,33 @@ def test_a_resumed_replay_reads_every_row_and_says_what_skip_left_out() -> None:
     )
 
 
+def test_a_replay_kafka_refused_says_what_it_held_and_what_to_do() -> None:
+    """Trial 19: refused packs were counted as sent, and the error said only
+    "MessageSizeTooLargeError: None"."""
+    from citybrain.cli import replay_refused, replay_summary
+    from streams.feeds import ReplayStats
+
+    assert replay_summary(5, 2, 1, 0, refused=2) == (
+        "read 5 rows: sent 2 readings and 1 incident, skipped 0 bad rows, Kafka refused 2 (below)"
+    )
+    stats = ReplayStats(
+        readings=4,
+        incidents=1,
+        failed=2,
+        first_failure="MessageSizeTooLargeError: [Error 10] MessageSizeTooLargeError: None",
+        failed_readings=2,
+        largest_failed=1_320_036,
+    )
+    said = replay_refused(stats, 3_000_000)
+    assert said.startswith("citybrain: Kafka refused 2 messages (2 readings, not sent); ")
+    assert "The largest was 1,320,036 bytes" in said
+    assert "than --max-message-bytes 3,000,000 allows" in said
+    other = ReplayStats(failed=1, first_failure="KafkaTimeoutError: x", failed_incidents=1)
+    assert replay_refused(other, 1_000_000) == (
+        "citybrain: Kafka refused 1 message (1 incident, not sent); the first: KafkaTimeoutError: x"
+    )
+
+
 def test_the_start_the_stack_hint_carries_the_settings_this_shell_changed(
     stopped: None,
     listening: int,

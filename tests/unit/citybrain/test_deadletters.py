@@ -55,6 +55,8 @@ def test_a_row_is_one_line_however_odd_its_cells() -> None:
     assert len(cells[5]) == MAX_MESSAGE + len(" (cut: the original was 5000000 bytes)")
     cut = row(letter(headers={**HEADERS, "truncated": "5000000"}))[5]
     assert cut.endswith("(cut: the original was 5000000 bytes)")
+    key_cut = row(letter(headers={**HEADERS, "key_truncated": "999900"}))[5]
+    assert key_cut.endswith("(key cut: it was 999900 bytes)")  # trial 19
     assert widths([cells])[3] == display_width(cells[3])
 
 

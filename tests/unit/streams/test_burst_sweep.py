@@ -133,7 +133,7 @@ def test_a_report_that_cannot_be_folded_costs_only_itself(
         ],
     ]
     messages = [
-        SimpleNamespace(value=r.to_json(), topic="incidents", partition=0, offset=i)
+        SimpleNamespace(value=r.to_json(), topic="incidents", partition=home(stage, r), offset=i)
         for i, r in enumerate(reports)
     ]
     asyncio.run(stage.on_incidents(messages))  # type: ignore[arg-type]
@@ -144,6 +144,47 @@ def test_a_report_that_cannot_be_folded_costs_only_itself(
     assert stage.ctx.burst_windows.data[burst_key("c-top", "Noise")] is odd
     firing = [doc for _, doc in sent if doc.get("status") == "firing" and not doc["follow_up"]]
     assert [doc["grid_cell"] for doc in firing] == ["c-mill"]
+
+
+def home(stage: Ingest, report: IncidentReport) -> int:
+    """The incidents partition a report belongs on: its cell's."""
+    return stage.ctx.burst_windows.partition_for_key(burst_key(report.grid_cell, report.category))
+
+
+def test_a_report_on_another_partition_than_its_cells_is_refused_alone(
+    ingest: tuple[Ingest, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 19: a report keyed by something other than its grid_cell (a gateway keying
+    by report_id) was counted by whichever worker read its partition, in a copy of its
+    cell's window that worker does not own: with two workers a burst was split between
+    them and never alerted. Refused wrong_partition, as a reading off its sensor's is."""
+    stage, sent, _ = ingest
+    dead: list[tuple[bytes, str, str]] = []
+
+    async def dead_letter(stream: str, event: Any, code: str, message: str, *a: Any) -> None:
+        dead.append((event.value, code, message))
+
+    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
+    reports = [IncidentReport(T0 + i, f"r-{i}", "Noise", "loud", "app", "c-top") for i in range(9)]
+    right = home(stage, reports[0])
+    wrong = 1 - right  # of the fixture's 2
+    messages = [
+        SimpleNamespace(value=r.to_json(), topic="incidents", partition=p, offset=i)
+        for i, (r, p) in enumerate(zip(reports, [wrong] + [right] * 8, strict=True))
+    ]
+    asyncio.run(stage.on_incidents(messages))  # type: ignore[arg-type]
+    assert dead == [
+        (
+            reports[0].to_json(),
+            "wrong_partition",
+            f"field \"grid_cell\" is 'c-top': the cell's reports belong on partition {right} "
+            f"(key a report by its grid_cell), this message is on {wrong}",
+        )
+    ]
+    firing = [doc for _, doc in sent if doc.get("status") == "firing"]
+    assert {r["report_id"] for doc in firing for r in doc["reports"]} == {
+        f"r-{i}" for i in range(1, 9)
+    }  # the other eight: the burst and its follow-ups
 
 
 def test_a_window_whose_cell_moved_during_the_sweep_is_not_written_back(

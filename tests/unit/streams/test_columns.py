@@ -132,6 +132,45 @@ def test_poison_messages_cost_only_themselves_with_the_validators_reasons(grid: 
     assert [i.offset for i in incoming] == [100, 103, 107, 108]
 
 
+def with_extra(doc: dict[str, Any], extra: bytes) -> bytes:
+    """``doc`` as JSON with ``extra`` (``"key": value`` bytes) as its last member."""
+    return json.dumps(doc)[:-1].encode() + b", " + extra + b"}"
+
+
+# What msgspec skips unread in a field no reading has, and the validator reads: bytes
+# that are not UTF-8 (Latin-1, an overlong encoding, a UTF-8-encoded surrogate, past
+# U+10FFFF), in a value or a key, and an integer too long for Python to convert.
+SKIPPED = [
+    b'"location": "Ca\xf1ada"'.decode("unicode_escape").encode("latin-1"),
+    b'"x": "\xc0\xaf"'.decode("unicode_escape").encode("latin-1"),
+    b'"x": ["\xed\xa0\x80"]'.decode("unicode_escape").encode("latin-1"),
+    b'"x": {"y": "\xf4\x90\x80\x80"}'.decode("unicode_escape").encode("latin-1"),
+    b'"\xff": 1'.decode("unicode_escape").encode("latin-1"),
+    b'"x": ' + b"7" * 5000,
+    b'"x": -' + b"7" * 5000,
+]
+
+
+@pytest.mark.parametrize("extra", SKIPPED)
+def test_what_msgspec_skips_is_judged_as_the_validator_judges_it(grid: Grid, extra: bytes) -> None:
+    # Trial 19: a Latin-1 byte in a field no reading has passed the fast path (msgspec
+    # checks UTF-8 only in the strings it decodes) while admit refused the message as
+    # bad_json; an integer of 5,000 digits there was admitted, and refused by admit.
+    home = home_of_gauge()
+    odd = with_extra({**GOOD, "ts": "2026-11-01T10:30:00Z"}, extra)
+    pack = json.dumps({"schema": "readings/1", "readings": [GOOD]})
+    odd_pack = pack[:-2].encode() + b", " + with_extra(GOOD, extra)[:-1] + b"}]}"
+    for values in ([good(1), odd, good(2)], [odd], [good(1), pack.encode(), odd, odd_pack]):
+        assert_batch_agrees(grid, values, [home] * len(values))
+    incoming, refused = batched(grid, [good(1), odd, good(2)], [home] * 3)
+    if extra.isascii():  # the long integer: an unknown field's, ignored
+        assert refused == [] and len(incoming) == 3
+    else:
+        [(at, code, message, _, _)] = refused
+        assert (at, code) == (1, "bad_json") and "is not UTF-8" in message
+        assert [i.offset for i in incoming] == [100, 102]
+
+
 def test_a_reading_on_another_partition_is_refused_as_admit_refuses_it(grid: Grid) -> None:
     other = 1 - home_of_gauge()
     incoming, refused = batched(grid, [good(1)], [other])

@@ -79,10 +79,35 @@ def test_a_packed_reading_nested_1000_levels_costs_only_itself(grid: Grid) -> No
     assert orjson.loads(bad[1].raw())["sensor_id"] == "gauge-1"
 
 
-def test_an_integer_too_long_to_print_still_gives_a_message(grid: Grid) -> None:
-    with pytest.raises(EventError) as caught:
-        EventValidator(grid).reading(raw_with_value("9" * 5000), NOW)
-    assert caught.value.code == "bad_json"  # Python's json refuses > 4,300 digits
+def test_an_integer_too_long_to_convert_is_out_of_range_naming_the_field(grid: Grid) -> None:
+    # Trial 19: past Python's 4,300 digits the lenient parser refused the whole message
+    # (bad_json, "number is infinity when parsed as double: line 1 column 111"), while
+    # 401 digits were out_of_range naming the field.
+    for digits in ("9" * 5000, "-" + "9" * 5000):
+        with pytest.raises(EventError) as caught:
+            EventValidator(grid).reading(raw_with_value(digits), NOW)
+        assert caught.value.code == "out_of_range"
+        assert str(caught.value).startswith(f'field "value" is {digits[:77]}...: kind ')
+
+
+def test_an_integer_too_long_to_convert_in_a_field_no_reading_has_is_ignored(grid: Grid) -> None:
+    # As any unknown field is (and as the batch admission's msgspec skips it unread).
+    raw = json.dumps({**GOOD, "x": 0}).replace('"x": 0', f'"x": {"7" * 5000}').encode()
+    assert EventValidator(grid).reading(raw, NOW).value == GOOD["value"]
+
+
+def test_a_packed_integer_too_long_to_convert_keeps_its_digits_in_the_dead_letter(
+    grid: Grid,
+) -> None:
+    digits = "123" * 2000
+    bad = json.dumps({**GOOD, "value": 0}).replace('"value": 0', f'"value": {digits}')
+    pack = f'{{"schema": "readings/1", "readings": [{json.dumps(GOOD)}, {bad}]}}'.encode()
+    admitted, refused = admit(EventValidator(grid), pack, NOW, 0, home, 7, 0.0)
+    assert len(admitted) == 1
+    [dead] = refused
+    assert (dead.index, dead.error.code) == (1, "out_of_range")
+    assert dead.error.field == "readings[1].value"
+    assert dead.raw is not None and f'"value":{digits},'.encode() in dead.raw  # lossless
 
 
 def test_an_incident_nested_1100_levels_is_bad_json(grid: Grid) -> None:
@@ -269,6 +294,10 @@ def test_a_utf8_byte_order_mark_is_read_past(grid: Grid) -> None:
         "2026-11-01T10:00:00Z ",
         "9999-12-31T23:59:59-14:00",  # the year 10000 in UTC: format_ts raised ValueError
         "0001-01-01T00:00:00+14:00",  # the year 0 in UTC
+        "2026-11-01T11:00:00+00:60",  # offset minutes past 59: fromisoformat took an hour
+        "2026-11-01T11:39:00+0099",  # ... and 99 minutes as 1 h 39 min
+        "2026-11-01T10:00:00-00:75",
+        "2026-11-01T10:00:00+24:00",  # offset hours past 23 (fromisoformat refused)
     ],
 )
 def test_timestamps_python_would_stretch_are_bad_timestamps(grid: Grid, ts: str) -> None:
@@ -286,6 +315,8 @@ def test_timestamps_python_would_stretch_are_bad_timestamps(grid: Grid, ts: str)
         "2026-11-01T11:00+01:00",
         "2026-11-01T10:00:00.000000001Z",
         "2026-11-01T11:00:00,0+0100",
+        "2026-11-02T09:59:00+23:59",
+        "2026-11-01T10:00:00-00:00",
     ],
 )
 def test_iso_8601_extended_forms_still_read(grid: Grid, ts: str) -> None:
@@ -340,3 +371,36 @@ def test_a_nested_value_in_a_pack_is_named_as_json(grid: Grid) -> None:
     _, decoded = EventValidator(grid).readings(json.dumps(pack).encode(), NOW)
     error = decoded[1].error  # type: ignore[union-attr]
     assert str(error).startswith('field "readings[1].value" is {"v": 1}: ')
+
+
+FIRING = {
+    "alert_id": "al-1",
+    "status": "firing",
+    "kind": "water_level",
+    "severity": "major",
+    "grid_cell": "c-bridge",
+    "labels": {"kind": "water_level"},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"alert_id": 5}, 'field "alert_id" is 5: expected a non-empty string'),
+        ({"kind": None}, 'field "kind" is null: expected a non-empty string'),
+        ({"severity": ["major"]}, 'field "severity" is ["major"]: expected a non-empty string'),
+        ({"grid_cell": ""}, "field \"grid_cell\" is '': expected a non-empty string"),
+        ({"status": "open"}, "field \"status\" is 'open': expected 'firing' or 'resolved'"),
+    ],
+)
+def test_an_alert_whose_routing_fields_are_wrong_is_bad_alert_naming_the_field(
+    change: dict[str, Any], said: str
+) -> None:
+    # Trial 19: an alert_id of 5 raised AttributeError (alert_id.encode()), a missing
+    # kind KeyError once the alert was muted: processing_error, a traceback in the log.
+    from streams.alerting import alert_fields
+
+    with pytest.raises(EventError) as caught:
+        alert_fields({**FIRING, **change})
+    assert caught.value.code == "bad_alert" and str(caught.value) == said
+    assert alert_fields(dict(FIRING)) == FIRING

@@ -32,3 +32,47 @@ def test_one_warning_per_url_a_minute_and_the_held_ones_counted(
         "last such line, not logged)",
     ]
     assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+@pytest.mark.parametrize("at", [float("nan"), float("inf"), -1, 0, True, "1790000000", None])
+def test_a_commands_odd_time_falls_back_to_the_messages_time(at: object) -> None:
+    from types import SimpleNamespace
+
+    from streams.response import message_time
+
+    event = SimpleNamespace(message=SimpleNamespace(timestamp=1_700_000_000.0))
+    assert message_time(at, event, 1_800_000_000.0) == 1_700_000_000.0
+
+
+def test_a_commands_time_is_never_later_than_now() -> None:
+    from streams.response import message_time
+
+    assert message_time(1_900_000_000, None, 1_800_000_000.0) == 1_800_000_000.0
+    # Trial 19: math.isfinite() of an "at" of 400 digits raised OverflowError (a traceback
+    # and processing_error for the command).
+    assert message_time(int("9" * 400), None, 1_800_000_000.0) == 1_800_000_000.0
+    assert message_time(1_700_000_000, None, 1_800_000_000.0) == 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("cmd", "said"),
+    [
+        ([], "expected a JSON object"),
+        ({"run_id": "g.1", "action": "ack"}, 'field "id" is missing'),
+        ({"id": "c", "run_id": 5, "action": "ack"}, 'field "run_id" is 5: expected a non-empty'),
+        (
+            {"id": "c", "run_id": "g.1", "action": ""},
+            "field \"action\" is '': expected a non-empty",
+        ),
+        ({"id": "c", "run_id": "g.1", "action": "x", "command_id": 1}, 'field "command_id" is 1'),
+    ],
+)
+def test_a_command_whose_fields_are_not_text_is_refused_naming_the_field(
+    cmd: object, said: str
+) -> None:
+    from streams.errors import EventError
+    from streams.response import command_fields
+
+    with pytest.raises(EventError) as caught:
+        command_fields(cmd)
+    assert caught.value.code == "bad_command" and said in str(caught.value)
