@@ -72,6 +72,15 @@ def dead_letters(p: Pipeline, until: Any) -> Counter[str]:
     return Counter(dict(m.headers)["citybrain.error.stream"].decode() for m in messages)
 
 
+def wait_scored(p: Pipeline, readings: int, why: str, timeout: float = 60.0) -> None:
+    """Wait until the worker has scored ``readings`` readings (its /metrics); fails with
+    ``why`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while scrape_sum(p.settings.worker_port, "citybrain_readings_total") < readings:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.5)
+
+
 def test_poison_messages_cost_only_themselves_on_every_topic(pipeline: Pipeline) -> None:
     rng = random.Random(20261201)
     worker = pipeline.worker().start()
@@ -110,12 +119,8 @@ def test_poison_messages_cost_only_themselves_on_every_topic(pipeline: Pipeline)
         total = sum(expected.values())
         by_stream = dead_letters(pipeline, lambda m: len(m) >= total)
         assert dict(by_stream) == expected
-        port = pipeline.settings.worker_port
-        deadline = time.monotonic() + 60
-        while scrape_sum(port, "citybrain_readings_total") < len(valid):
-            assert time.monotonic() < deadline, "valid readings not all scored"
-            time.sleep(0.5)
-        assert scrape_sum(port, "citybrain_readings_total") == len(valid)
+        wait_scored(pipeline, len(valid), "valid readings not all scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == len(valid)
         assert worker.alive()
         assert_committed_to_end(pipeline, "readings")
     finally:
@@ -162,11 +167,7 @@ def test_a_message_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goe
         assert headers["citybrain.error.reason"] == b"bad_json"
         assert headers["citybrain.error.truncated"] == b"1040000"
         assert big.startswith(dead.value) and len(dead.value) < 1_000_000
-        port = pipeline.settings.worker_port
-        deadline = time.monotonic() + 60
-        while scrape_sum(port, "citybrain_readings_total") < 20:
-            assert time.monotonic() < deadline, "the readings after it were not scored"
-            time.sleep(0.5)
+        wait_scored(pipeline, 20, "the readings after it were not scored")
         assert worker.alive()
         assert_committed_to_end(pipeline, "readings")
     finally:
@@ -209,11 +210,7 @@ def test_a_key_near_the_broker_limit_is_dead_lettered_cut_and_the_worker_goes_on
             (b"commands", b"bad_command", b"999900", "cut"): 1,
             (b"readings", b"unknown_sensor", b"999900", "cut id"): 1,
         }
-        port = pipeline.settings.worker_port
-        deadline = time.monotonic() + 60
-        while scrape_sum(port, "citybrain_readings_total") < 20:
-            assert time.monotonic() < deadline, "the readings after them were not scored"
-            time.sleep(0.5)
+        wait_scored(pipeline, 20, "the readings after them were not scored")
         assert worker.alive() and "Crashed" not in worker.log()
         assert_committed_to_end(pipeline, "readings")
     finally:
@@ -252,11 +249,7 @@ def test_tombstones_and_bytes_not_utf8_are_said_on_every_topic_without_a_traceba
         messages = [dict(m.headers)["citybrain.error.message"].decode() for m in dead]
         assert sum("the message is empty (a Kafka tombstone" in m for m in messages) == 6
         assert sum("byte 0xff at offset 0 is not UTF-8" in m for m in messages) == 6
-        port = pipeline.settings.worker_port
-        deadline = time.monotonic() + 60
-        while scrape_sum(port, "citybrain_readings_total") < 20:
-            assert time.monotonic() < deadline, "the readings after them were not scored"
-            time.sleep(0.5)
+        wait_scored(pipeline, 20, "the readings after them were not scored")
         log = worker.log()
         assert worker.alive() and "Crashed" not in log and "Traceback" not in log
     finally:
@@ -350,11 +343,7 @@ def test_bad_commands_and_alerts_are_dead_lettered_naming_the_field_and_the_work
         ]
         assert said[3][0] == b"unknown_run" and said[3][1].endswith(b"(1,040,007 characters, cut)")
         assert said[4] == (b"unknown_run", b"no run g.1")
-        port = pipeline.settings.worker_port
-        deadline = time.monotonic() + 60
-        while scrape_sum(port, "citybrain_readings_total") < 5:
-            assert time.monotonic() < deadline, "the readings after them were not scored"
-            time.sleep(0.5)
+        wait_scored(pipeline, 5, "the readings after them were not scored")
         log = worker.log()
         assert worker.alive() and "Crashed" not in log and "Traceback" not in log
     finally:
