@@ -167,6 +167,30 @@ def playbook() -> Any:
     return load_playbooks(PLAYBOOK_DIR)["sensor-anomaly"]
 
 
+def webhook_config(
+    tmp_path: Path, hook_port: int, route: dict[str, Any], inhibit_rules: list[Any] | None = None
+) -> Path:
+    """An Alertmanager config: one receiver ``r`` posting firing alerts to the webhook on
+    ``hook_port``, the root route ``route`` with an hour's repeat_interval, and
+    ``inhibit_rules`` if given."""
+    doc: dict[str, Any] = {
+        "route": {"receiver": "r", **route, "repeat_interval": "1h"},
+        "receivers": [
+            {
+                "name": "r",
+                "webhook_configs": [
+                    {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
+                ],
+            }
+        ],
+    }
+    if inhibit_rules is not None:
+        doc["inhibit_rules"] = inhibit_rules
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(yaml.safe_dump(doc))
+    return config
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_grouping_inhibition_and_silences_agree(tmp_path: Path, playbook: Any, seed: int) -> None:
     rng = random.Random(seed)
@@ -601,23 +625,7 @@ def test_alerts_freed_from_a_mute_are_notified_as_alertmanager_does(
         "equal": ["district"],
     }
     route_doc = {"group_by": ["alert_id"], "group_wait": "0s", "group_interval": "1s"}
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "route": {"receiver": "r", **route_doc, "repeat_interval": "1h"},
-                "receivers": [
-                    {
-                        "name": "r",
-                        "webhook_configs": [
-                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
-                        ],
-                    }
-                ],
-                "inhibit_rules": [rule],
-            }
-        )
-    )
+    config = webhook_config(tmp_path, hook_port, route_doc, [rule])
     ours = tmp_path / "routing.yaml"
     ours.write_text(
         yaml.safe_dump(
@@ -704,29 +712,8 @@ def test_a_mute_that_came_during_group_wait_holds_the_notification_in_alertmanag
         "target_matchers": ['severity="minor"'],
         "equal": ["district"],
     }
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "route": {
-                    "receiver": "r",
-                    "group_by": ["alert_id"],
-                    "group_wait": "2s",
-                    "group_interval": "1s",
-                    "repeat_interval": "1h",
-                },
-                "receivers": [
-                    {
-                        "name": "r",
-                        "webhook_configs": [
-                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
-                        ],
-                    }
-                ],
-                "inhibit_rules": [rule],
-            }
-        )
-    )
+    route_doc = {"group_by": ["alert_id"], "group_wait": "2s", "group_interval": "1s"}
+    config = webhook_config(tmp_path, hook_port, route_doc, [rule])
     minor = {"alert_id": "al-minor", "severity": "minor", "district": "d1"}
     quiet = {"alert_id": "al-quiet", "severity": "major", "district": "d2"}
     critical = {"alert_id": "al-crit", "severity": "critical", "district": "d1"}
@@ -853,22 +840,7 @@ def test_an_alert_joining_a_notified_group_is_notified_at_its_next_flush(
     drives it, notifies the run again at that flush too (before: only with the repeat)."""
     hook_port = shifted_port(29096)
     route_doc = {"group_by": ["district"], "group_wait": "1s", "group_interval": "3s"}
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "route": {"receiver": "r", **route_doc, "repeat_interval": "1h"},
-                "receivers": [
-                    {
-                        "name": "r",
-                        "webhook_configs": [
-                            {"url": f"http://127.0.0.1:{hook_port}/", "send_resolved": False}
-                        ],
-                    }
-                ],
-            }
-        )
-    )
+    config = webhook_config(tmp_path, hook_port, route_doc)
     hook = Webhook(hook_port)
     am = Alertmanager(config, tmp_path / "data")
     try:
