@@ -85,7 +85,7 @@ def message_time(value: Any, event: Any, now: float) -> float:
             and not isinstance(candidate, bool)
             and 0 < candidate < math.inf  # compared, not converted: 10**400 is an int
         ):
-            return min(float(min(candidate, now)), now)
+            return float(min(candidate, now))  # (an int past a float's range is not converted)
     return now
 
 
