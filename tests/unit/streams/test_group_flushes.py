@@ -59,17 +59,24 @@ def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
     return response, sent
 
 
+@pytest.fixture
+def clock(stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The response stage's clock, from 1,000,000 s, with its tables' recovery done."""
+    response, _ = stage
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+    return clock
+
+
 def notifies(sent: list[dict[str, Any]]) -> list[str]:
     return [s["detail"] for s in sent if s.get("action") == "notify"]
 
 
 def test_an_alert_joining_an_acknowledged_run_is_notified_at_the_next_flush(
-    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
 ) -> None:
     response, sent = stage
-    clock = Clock(1_000_000.0)
-    monkeypatch.setattr("streams.response.time", clock)
-    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
 
     async def scenario() -> None:
         await response.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
@@ -181,16 +188,13 @@ def test_a_mute_that_came_during_group_wait_holds_the_first_notification(
 
 
 def test_a_run_whose_alerts_all_resolved_within_group_wait_is_withdrawn_unnotified(
-    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
 ) -> None:
     """Trial 18: Alertmanager sends nothing for a group with no firing alert at its first
     flush. citybrain started the run when its group_wait ended and notified all the same;
     now it ends cancelled by citybrain, without compensation steps. A run covering citizen
     reports still starts (its reporters are owed an answer)."""
     response, sent = stage
-    clock = Clock(1_000_000.0)
-    monkeypatch.setattr("streams.response.time", clock)
-    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
 
     def routed(alert_id: str, status: str = "firing") -> Event:
         doc = alert(alert_id)
@@ -223,12 +227,9 @@ def test_a_run_whose_alerts_all_resolved_within_group_wait_is_withdrawn_unnotifi
 
 
 def test_a_run_with_one_alert_still_firing_starts_after_group_wait(
-    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
 ) -> None:
     response, sent = stage
-    clock = Clock(1_000_000.0)
-    monkeypatch.setattr("streams.response.time", clock)
-    monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
 
     async def scenario() -> None:
         for alert_id, status in (("al-1", "firing"), ("al-2", "firing"), ("al-1", "resolved")):
