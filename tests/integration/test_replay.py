@@ -120,6 +120,17 @@ def test_large_packs_are_split_below_the_broker_limit_and_all_arrive(
     assert values == [100.0 + i % 7 for i in range(20_000)]
 
 
+def pack20k_csv(path: Path) -> Path:
+    """The field case's ``pack20k.csv`` at ``path``: 20,000 minutely readings of one
+    discharge gauge."""
+    rows = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
+    for i in range(20_000):
+        ts = format_ts(1_556_668_800.0 + 60 * i)
+        rows.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7}.0,ft3/s,c")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
     stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,12 +138,7 @@ def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
     from citybrain.cli import main
 
     p = Pipeline(run_dir)
-    csv = run_dir / f"{p.name}-pack20k.csv"
-    rows = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
-    for i in range(20_000):
-        ts = format_ts(1_556_668_800.0 + 60 * i)
-        rows.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7}.0,ft3/s,c")
-    csv.write_text("\n".join(rows) + "\n")
+    csv = pack20k_csv(run_dir / f"{p.name}-pack20k.csv")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in p.env.items():  # this test's topics and the test broker
             mp.setenv(key, value)
@@ -163,12 +169,7 @@ def test_packs_the_broker_refuses_as_too_large_are_counted_as_refused_not_sent(
     from citybrain.cli import main
 
     p = Pipeline(run_dir)
-    csv = run_dir / f"{p.name}-pack20k.csv"
-    rows = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
-    for i in range(20_000):
-        ts = format_ts(1_556_668_800.0 + 60 * i)
-        rows.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7}.0,ft3/s,c")
-    csv.write_text("\n".join(rows) + "\n")
+    csv = pack20k_csv(run_dir / f"{p.name}-pack20k.csv")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in p.env.items():  # this test's topics and the test broker
             mp.setenv(key, value)
