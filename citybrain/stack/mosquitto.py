@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import socket
-import subprocess
 
 from citybrain.ports import check_listen
-from citybrain.stack.process import StackError, debian_binary, read_pid, spawn, stop, wait_until
+from citybrain.stack.process import debian_binary, read_pid, spawn, stop, wait_until
 from streams.settings import Settings
 
 # Debian installs the broker in /usr/sbin, which a non-root PATH may leave out.
@@ -48,31 +46,6 @@ class MosquittoBroker:
         return debian_binary(
             "Mosquitto", "mosquitto", ["mosquitto", "mosquitto-clients"], SEARCH_PATH
         )
-        if os.geteuid() != 0:
-            raise StackError(
-                "Mosquitto: not installed and not root; run "
-                "`sudo apt-get install -y --no-install-recommends mosquitto mosquitto-clients`"
-            )
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (
-            ["apt-get", "update", "-qq"],
-            [
-                "apt-get",
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "mosquitto",
-                "mosquitto-clients",
-            ],
-        ):
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                raise StackError(f"Mosquitto: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-        found = shutil.which("mosquitto", path=SEARCH_PATH)
-        if not found:
-            raise StackError("Mosquitto: apt-get reported success but no mosquitto binary")
-        return found
 
     def write_config(self) -> None:
         data = self.dir / "data"

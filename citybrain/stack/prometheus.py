@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import yaml
 
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen
-from citybrain.stack.process import StackError, debian_binary, read_pid, spawn, stop, wait_until
+from citybrain.stack.process import debian_binary, read_pid, spawn, stop, wait_until
 from dashboards.rules import LOCATIONS_FILE, location_rules
 from streams.settings import REPO_ROOT, Settings
 
@@ -33,23 +30,6 @@ class PrometheusServer:
 
     def binary(self) -> str:
         return debian_binary("Prometheus", "prometheus", ["prometheus"])
-        if os.geteuid() != 0:
-            raise StackError(
-                "Prometheus: not installed and not root; run "
-                "`sudo apt-get install -y --no-install-recommends prometheus`"
-            )
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
-        ):
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                raise StackError(f"Prometheus: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-        found = shutil.which("prometheus")
-        if not found:
-            raise StackError("Prometheus: apt-get reported success but no prometheus binary")
-        return found
 
     def scrape_targets(self) -> list[str]:
         # Room for a few workers on consecutive ports (scale-out on one machine).
