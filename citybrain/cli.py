@@ -2308,22 +2308,6 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARED = (
-    "found",
-    "resolved",
-    "resolution_rate",
-    "tta_median",
-    "tta_p90",
-    "ttr_median",
-    "ttr_p90",
-    "first_line_share",
-    "escalated_district",
-    "reopened",
-    "answers",
-    "satisfaction_rate",
-)
-
-
 def _load_incidents(
     path: Path,
     grid: Grid,
@@ -2637,12 +2621,16 @@ def _ack_head(deadline: float | None, short: bool = False) -> str:
 
 def _print_comparison(versions: list[dict[str, Any]]) -> None:
     """City-level figures of each version side by side."""
+    from citybrain.campaign import FIGURES
+
+    # All the campaign's figures but the counts of reports: every version has the same.
+    compared = [k for k in FIGURES if k not in ("reports", "repeat_reports")]
     heads = [_ack_head(v["ack_deadline"], short=True) for v in versions]
     print(f"{'figure':22}" + "".join(f"{h:>16}" for h in heads))
     cities = [
         next((r for r in v["report"]["rows"] if r["scope"] == "city"), None) for v in versions
     ]
-    for key in COMPARED:
+    for key in compared:
         cells = []
         for city in cities:
             value = city["figures"][key] if city else None
