@@ -301,9 +301,7 @@ class Alerting:
     async def _active_silences(self, now: float) -> list[Silence]:
         # Each stored version is read once; one that cannot be read is skipped, audited
         # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
-        silences, bad = self._silences.read(
-            ((k.decode(errors="replace"), v) for k, v in self.ctx.silences.items()), now
-        )
+        silences, bad = self._silences.read(self.ctx.stored_silences(), now)
         for silence in bad:
             log.warning(
                 "citybrain: warning: skipping stored silence %s: %s", silence.key, silence.message

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -248,6 +248,12 @@ class Context:
         except ConsumerNotStarted:
             return set()
         return {tp.partition for tp in assignment if tp.topic == topic}
+
+    def stored_silences(self) -> Iterator[tuple[str, Any]]:
+        """The silences table's ``(silence id, stored document)`` pairs, for
+        ``playbooks.routing.SilenceBook.read``. Keys are UTF-8 as the API writes them; any
+        other key is shown with replacement characters (its document is the bad one)."""
+        return ((k.decode(errors="replace"), v) for k, v in self.silences.items())
 
     def cell_path(self, cell: str) -> tuple[str, str, str]:
         """(district, street, community) of a cell, cached: labels on hot-path metrics."""

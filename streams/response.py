@@ -475,8 +475,7 @@ class Response:
             if labels is None:
                 continue  # resolved: in no notification
             if silences is None:  # (an unreadable one is audited by the alerts stage)
-                stored = ((k.decode(errors="replace"), v) for k, v in self.ctx.silences.items())
-                silences = self._silences.read(stored, now)[0]
+                silences = self._silences.read(self.ctx.stored_silences(), now)[0]
             firing = (v for k, v in self.ctx.firing.items() if k != key)
             decision = self.ctx.router.decide(labels, firing, silences, now)
             if decision.mute is None:
