@@ -8,7 +8,6 @@ broker acknowledged to the producer count as sent."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import threading
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from citybrain.stack import KafkaBroker, PrometheusServer
-from tests.integration.test_restart_storm import command, outcomes, reading
+from tests.integration.test_restart_storm import command, never_processed, reading
 from tests.services import Pipeline, Worker, shifted_port, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -75,26 +74,7 @@ def storm(
         with lock:
             expected = set(sent)
         assert expected, "the broker acknowledged nothing"
-        counts = {
-            "commands": sum(n.startswith("cmd-") for n in expected),
-            "readings": sum(n.startswith("r-") for n in expected),
-        }
-        where = {
-            (doc["id"] if "id" in doc else doc["value"]): (m.topic, m.partition, m.offset)
-            for role in ("commands", "readings")
-            for m in p.read(role, lambda m, role=role: len(m) >= counts[role])  # type: ignore[misc]
-            for doc in [json.loads(m.value)]
-        }
-        read: list[list[Any]] = [[]]
-
-        def complete(messages: list[Any]) -> bool:
-            read[0] = messages  # the same list, kept whole if the wait below fails
-            return set(outcomes(messages)) >= expected
-
-        with contextlib.suppress(AssertionError):  # said below, with the lost ones' places
-            p.read("deadletter", complete, timeout=60)
-        seen = outcomes(read[0])
-        lost = sorted(where.get(c, ("?", -1, -1)) for c in expected - set(seen))
+        lost, seen = never_processed(p, expected)
         print(f"storm: {len(expected)} sent, {sum(n > 1 for n in seen.values())} repeated")
         assert not lost, f"{len(lost)} of {len(expected)} messages never processed: {lost[:40]}"
     finally:
