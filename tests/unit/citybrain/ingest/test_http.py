@@ -199,7 +199,9 @@ def test_a_refusal_reads_as_json_and_says_missing_for_a_left_out_field(
 @pytest.mark.parametrize(
     ("change", "field", "text"),
     [
-        ({"dateObserved": "2016-03-15T11:00:00Z"}, "data[0].dateObserved", "attrsFormat"),
+        # A bare ISO 8601 text is read (NGSI-LD's concise form, trial 21); a bare number
+        # is no form of a DateTime.
+        ({"dateObserved": 1458039600}, "data[0].dateObserved", "attrsFormat"),
         ({"dateObserved": {"type": "DateTime"}}, "data[0].dateObserved.value", "is missing"),
         ({"no2": 45}, "data[0].no2", "attrsFormat"),
         ({"no2": {"type": "Number"}}, "data[0].no2.value", "is missing"),
