@@ -142,10 +142,20 @@ def _prefixed(exc: EventError, prefix: str) -> dict[str, Any]:
     return _problem(EventError(exc.code, field, exc.value, exc.reason), field)
 
 
+def _not_empty(raw: bytes, expected: str) -> None:
+    """``BadBody`` for a body of no bytes but white space: the worker's reason for an empty
+    message spoke of a Kafka tombstone (trial 21), which a sender over HTTP never sent."""
+    if not raw.strip():
+        said = "nothing was sent (0 bytes)" if not raw else f"only white space ({len(raw):,} bytes)"
+        bad = EventError("bad_json", None, None, f"{said}: expected {expected}")
+        raise BadBody([_problem(bad, "body")])
+
+
 def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> BodyReadings:
     """citybrain's own schema: a reading, a pack, or a list -> its valid readings and its
     bad ones (``readings[i].<field>``), each read on its own; ``BadBody`` when the body
     is no reading, pack or list, or none of its readings is valid."""
+    _not_empty(raw, "a reading, a readings/1 pack or a list of readings")
     try:
         body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:
@@ -191,6 +201,7 @@ def ngsi_readings(
     """An Orion notification -> its valid readings and its bad ones, each named by entity
     and attribute (``data[0].no2``: one attribute's fault costs no other reading);
     ``BadBody`` when the body is no notification or none of its readings is valid."""
+    _not_empty(raw, 'an Orion notification {"data": [entity, ...]}')
     try:
         body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:

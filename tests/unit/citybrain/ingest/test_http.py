@@ -176,6 +176,15 @@ def test_a_bad_reading_costs_no_other_reading_of_its_body(
     ("body", "text"),
     [
         (b"garbage", "body: not valid JSON: "),
+        # Trial 21: orjson's "unexpected character: line 1 column 1 (char 0)", and for an
+        # empty body the worker's words for a Kafka tombstone.
+        (
+            b'[{"value": 1.5,}]',
+            "body: not valid JSON: at line 1, column 16 (byte 15), found '}]' after "
+            "'[{\"value\": 1.5,': a trailing comma before the end of a list or object",
+        ),
+        (b"", "body: nothing was sent (0 bytes): expected a reading, a readings/1 pack or a list"),
+        (b" \r\n", "body: only white space (3 bytes): expected a reading"),
         (b"[]", 'field "body" is []: expected at least one reading'),
         (b"3", 'field "body" is 3: expected a reading (a JSON object), a readings/1 pack'),
         (raw({}), 'field "schema" is missing'),
@@ -380,3 +389,13 @@ def test_an_ngsi_integer_past_a_double_is_out_of_range_not_a_500(
     assert [(e["code"], e["field"]) for e in err.value.errors] == [
         ("out_of_range", "data[0].no2.value")
     ]
+
+
+def test_an_empty_ngsi_notification_says_nothing_was_sent(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(b"", NgsiMapping(ingest_grid), validator, T_NOW)
+    assert refusal_text(err.value.errors) == (
+        'body: nothing was sent (0 bytes): expected an Orion notification {"data": [entity, ...]}'
+    )
