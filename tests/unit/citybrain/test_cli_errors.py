@@ -459,3 +459,16 @@ def test_an_unknown_option_is_named_first_with_its_subcommands_help(
         assert "unrecognized arguments: --bogus-t9" in err, err
         typed = " ".join([shlex.quote(cli_command()), *leaf.prog.split()[1:]])
         assert f"see `{typed} --help`" in err and leaf.prog != "citybrain", err
+
+
+def test_a_bad_csv_line_limit_is_named_as_a_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 21: named before any file is read, as a setting (not "fix the file")."""
+    monkeypatch.setenv("CITYBRAIN_CSV_MAX_LINE_BYTES", "64k")
+    assert main(["detect"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == (
+        "citybrain: CITYBRAIN_CSV_MAX_LINE_BYTES is '64k', expected a whole number of bytes, "
+        "at least 1,024 (default 1,048,576)\n"
+    )
