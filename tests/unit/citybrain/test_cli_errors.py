@@ -393,6 +393,28 @@ def test_a_bearer_token_is_hashed_as_the_api_compares_it(
     assert proc.stdout.decode().strip() == hashlib.sha256(b"Abc-._~+/9==").hexdigest()
 
 
+@pytest.mark.parametrize("size", [4097, 64 * 1024 * 1024])
+def test_a_token_longer_than_any_header_takes_is_refused_unread(
+    size: int, stopped: tuple[Path, dict[str, str], Path]
+) -> None:
+    """Trial 21: a first line without a newline (`< /dev/zero`) was read whole, growing
+    memory without end; now at most one token's length is read."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "hash-token"],
+        env=stopped[1],
+        input=b"a" * size,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == EXIT_USAGE
+    assert proc.stderr.decode() == (
+        "citybrain: the token's first line is longer than 4,096 bytes (read no further): no "
+        "server takes a bearer token that long in one header; is standard input the token "
+        "file?\n"
+    )
+
+
 @pytest.mark.parametrize("value", ["1", "true", "YES"])
 def test_debug_mode_keeps_a_user_error_one_line_and_shows_a_bugs_traceback(
     value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
