@@ -140,11 +140,13 @@ class NgsiMapping:
         if not isinstance(entity_id, str) or not entity_id:
             code = "missing_field" if entity_id is MISSING else "bad_type"
             raise EventError(code, "id", entity_id, "expected the entity id (a non-empty string)")
-        table = ATTRIBUTES.get(entity_type) if isinstance(entity_type, str) else None
-        if table is None:
+        mapped_type = _mapped_type(entity_type)
+        if mapped_type is None:
             raise EventError(
                 "unknown_entity_type", "type", entity_type, f"expected one of {sorted(ATTRIBUTES)}"
             )
+        table = ATTRIBUTES[mapped_type]
+        entity = _compact(entity, mapped_type)
         # An attribute's own observedAt comes first; then the entity's dateObserved;
         # then an IoT Agent's TimeInstant (the attribute's, the entity's), which may be
         # when the agent received the value: read only when nothing better is given.
@@ -163,14 +165,13 @@ class NgsiMapping:
         # known (trial 13: the worker kept the first and dropped the other as a repeat).
         spellings: dict[str, list[str]] = {}
         for attr in entity:
-            row = table.get(attr) or table.get(attr.lower()) if attr not in ("id", "type") else None
+            row = _row(table, attr) if attr not in ("id", "type") else None
             if row is not None:
                 spellings.setdefault(row[0], []).append(attr)
         for attr, spec in entity.items():
             if attr in ("id", "type"):
                 continue
-            # Older examples spell pollutants in capitals (NO2); the current models do not.
-            spec_row = table.get(attr) or table.get(attr.lower())
+            spec_row = _row(table, attr)
             if spec_row is None:
                 out.skipped.append(attr)
                 continue
@@ -257,6 +258,43 @@ class NgsiMapping:
             "unit": DEFAULT_KINDS[kind].unit,
             "grid_cell": sensor.cell,
         }
+
+
+def _local(name: str) -> str:
+    """A term's local name: the last segment of an expanded IRI, as an NGSI-LD broker
+    writes a type or attribute its subscriber's @context does not define
+    (``https://smartdatamodels.org/dataModel.Environment/no2`` is ``no2``); else the
+    name itself."""
+    return re.split(r"[/#]", name)[-1] if "/" in name or "#" in name else name
+
+
+def _row(
+    table: dict[str, tuple[str, dict[str, float], str]], attr: str
+) -> tuple[str, dict[str, float], str] | None:
+    # Older examples spell pollutants in capitals (NO2); the current models do not.
+    name = _local(attr)
+    return table.get(name) or table.get(name.lower())
+
+
+def _mapped_type(given: Any) -> str | None:
+    """The mapped entity type an entity's ``type`` names: the type (NGSI-v2, NGSI-LD),
+    compacted or expanded to an IRI, or NGSI-LD's list of types (an entity may have
+    several) holding exactly one mapped type; None otherwise."""
+    types = given if isinstance(given, list) else [given]
+    found = {_local(t) for t in types if isinstance(t, str) and _local(t) in ATTRIBUTES}
+    return found.pop() if len(found) == 1 else None
+
+
+def _compact(entity: dict[str, Any], mapped_type: str) -> dict[str, Any]:
+    """The entity with its mapped type and each attribute under its local name (an
+    expanded IRI shortened), unless that name is taken by another of its attributes:
+    then both stay, and each names the other (duplicate_attribute)."""
+    out: dict[str, Any] = {}
+    for name, spec in entity.items():
+        local = _local(name) if name not in ("id", "type") else name
+        out[local if local not in entity else name] = spec
+    out["type"] = mapped_type
+    return out
 
 
 def _within(index: int, exc: EventError) -> EventError:
@@ -482,7 +520,7 @@ def _any_own_time(entity: dict[str, Any], table: dict[str, Any]) -> bool:
     """Whether any mapped attribute gives its own time (a bad one counts: the attribute
     names it)."""
     for attr, spec in entity.items():
-        if attr in ("id", "type") or (table.get(attr) or table.get(attr.lower())) is None:
+        if attr in ("id", "type") or _row(table, attr) is None:
             continue
         try:
             if _own_times(spec, attr, ("observedAt", "dateObserved", "TimeInstant")) is not None:

@@ -197,7 +197,9 @@ def aq(**changes: object) -> dict[str, object]:
     ("entity", "code", "field"),
     [
         # Each of these raised TypeError or ValueError (a 500, no answer naming the field).
-        (aq(type=["AirQualityObserved"]), "unknown_entity_type", "data[0].type"),
+        # (A list of types is NGSI-LD's multi-typing, read since trial 21; a list in it
+        # is no type.)
+        (aq(type=[["AirQualityObserved"]]), "unknown_entity_type", "data[0].type"),
         (
             aq(dateObserved={"type": "DateTime", "value": "9999-12-31T23:59:59-14:00"}),
             "bad_timestamp",
@@ -407,3 +409,63 @@ def test_an_attribute_without_a_time_costs_only_itself(ngsi: NgsiMapping) -> Non
     found = ngsi.entity(entity)
     assert [d["kind"] for d in found.documents] == ["no2"]
     assert [(e.code, e.field) for e in found.errors] == [("missing_field", "pm25.observedAt")]
+
+
+SDM = "https://smartdatamodels.org/dataModel.Environment/"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # NGSI-LD: a type the subscriber's @context does not define arrives expanded.
+        {"type": SDM + "AirQualityObserved"},
+        # NGSI-LD's list of types (an entity may have several), one of them mapped.
+        {"type": ["AirQualityObserved", "https://example.org/Station"]},
+        # Attributes expanded too: the measurement and the observation time.
+        {
+            "no2": None,
+            SDM + "no2": {"type": "Property", "value": 69, "unitCode": "GQ"},
+            "dateObserved": None,
+            "https://smartdatamodels.org/dateObserved": {
+                "type": "Property",
+                "value": {"@type": "DateTime", "@value": AT},
+            },
+        },
+    ],
+)
+def test_ngsi_ld_expanded_types_and_attribute_names_are_read(
+    ngsi: NgsiMapping, changes: dict[str, object]
+) -> None:
+    """Trial 21: an expanded type was unknown_entity_type; an expanded attribute was
+    skipped as unmapped (and without dateObserved the entity was refused)."""
+    entity = {k: v for k, v in aq(**changes).items() if v is not None}
+    found = ngsi.entity(entity)
+    assert found.errors == []
+    assert [(d["kind"], d["ts"], d["sensor_id"].endswith("-no2")) for d in found.documents] == [
+        ("no2", AT, True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "field"),
+    [
+        # Two mapped types: which model is meant?
+        ({"type": ["AirQualityObserved", "WaterQualityObserved"]}, "unknown_entity_type", "type"),
+        # The same attribute compact and expanded: two values for one sensor.
+        (
+            {SDM + "no2": {"type": "Property", "value": 70, "unitCode": "GQ"}},
+            "duplicate_attribute",
+            "no2",
+        ),
+    ],
+)
+def test_ngsi_ld_ambiguous_types_and_names_are_refused(
+    ngsi: NgsiMapping, changes: dict[str, object], code: str, field: str
+) -> None:
+    try:
+        found = ngsi.entity(aq(**changes))
+    except EventError as exc:
+        errors = [exc]
+    else:
+        errors = found.errors
+    assert (errors[0].code, errors[0].field) == (code, field)
