@@ -177,8 +177,12 @@ def answer_fields(
         raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
     if not isinstance(satisfied, bool):
         raise ApiError(400, f'field "satisfied" is {show(satisfied)}, expected true or false')
-    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
-        raise ApiError(400, f'field "comment" must be a string of at most {MAX_COMMENT} characters')
+    # Each said with the value, as the other fields are (trial 21: "must be a string of
+    # at most 1000 characters" named neither the value nor which of the two was wrong).
+    if not isinstance(comment, str):
+        raise ApiError(400, f'field "comment" is {show(comment)}, expected text')
+    if len(comment) > MAX_COMMENT:
+        raise ApiError(400, too_long("comment", comment, MAX_COMMENT))
     report = run.reports.get(rid)
     if report is None:
         raise ApiError(404, f"run {run.run_id} covers no report {rid!r}")
