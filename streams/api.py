@@ -807,6 +807,15 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     f'field "matchers" has {len(matchers):,} entries, at most '
                     f"{MAX_SILENCE_MATCHERS}",
                 )
+            for i, m in enumerate(matchers):
+                if not isinstance(m, str | dict):
+                    # Said in JSON's words (null, true), as every field of a body is:
+                    # playbooks' message for a YAML file wrote Python's None (trial 21).
+                    raise ApiError(
+                        400,
+                        f"matchers[{i}] is {show(m)}, expected matcher text "
+                        '(category="noise") or an object {"name", "value", "isRegex", "isEqual"}',
+                    )
             try:
                 # Alertmanager's API v2 objects ({"name", "value", "isRegex", "isEqual"})
                 # as matcher text: one form from here on, stored and listed.

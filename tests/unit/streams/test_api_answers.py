@@ -132,6 +132,11 @@ def test_a_body_that_is_not_json_is_a_400_saying_where_and_what(raw: bytes, said
             'field "duration" is inf, expected text',
         ),
         (b'{"matchers": ["a=\\"b\\""], "duration": NaN}', 'field "duration" is nan, expected text'),
+        (b'{"matchers": [null], "duration": "1h"}', "matchers[0] is null, expected matcher text"),
+        (
+            b'{"matchers": ["a=\\"b\\"", true], "duration": "1h"}',
+            "matchers[1] is true, expected matcher text",
+        ),
         # An empty body is {}: it said "duration is empty", naming nothing to add.
         (b"", 'field "duration" is missing: give "duration" (1h30m) or "ends_at"'),
     ],
