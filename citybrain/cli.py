@@ -1949,8 +1949,17 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
     from streams.auth import hash_token
 
     binary = getattr(sys.stdin, "buffer", None)  # None for a text stream (a test's)
-    raw = binary.readline() if binary is not None else sys.stdin.readline().encode()
+    # At most one byte more than a token may have: `< /dev/zero`, or a file with no
+    # newline, grew memory without end looking for the line's end (trial 21).
+    limit = MAX_TOKEN_BYTES + 2  # the token, a CR LF
+    raw = binary.readline(limit) if binary is not None else sys.stdin.readline(limit).encode()
     line = raw.strip()
+    if len(raw.rstrip(b"\r\n")) > MAX_TOKEN_BYTES:
+        raise CliError(
+            f"the token's first line is longer than {MAX_TOKEN_BYTES:,} bytes (read no further): "
+            "no server takes a bearer token that long in one header; is standard input "
+            "the token file?"
+        )
     if not line:
         raise CliError(f"no token on standard input: `{command_line('hash-token')} < token.txt`")
     # A token that is no RFC 6750 bearer token could never be sent in the Authorization
@@ -1967,6 +1976,7 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
 
 
 _BEARER = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+MAX_TOKEN_BYTES = 4096
 _NOT_BEARER = re.compile(rb"[^A-Za-z0-9\-._~+/=]")
 _AFTER_PADDING = re.compile(rb"=[^=]")
 
@@ -3745,6 +3755,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the only place exceptions become messages and exit statuses."""
     try:
         debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
+        from streams.csvfile import line_limit  # standard library only: cheap
+        from streams.errors import FeedError
+
+        try:
+            line_limit()  # and a bad CITYBRAIN_CSV_MAX_LINE_BYTES, as a setting, not a file
+        except FeedError as exc:
+            raise CliError(str(exc)) from None
         try:
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again

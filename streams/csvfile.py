@@ -17,6 +17,8 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
 - a line with bytes that are not UTF-8 or a NUL byte is bad; the reason names the byte
   and its column (1-based, in bytes); a first line that is UTF-16 or UTF-32 (with a byte
   order mark, or without one: every other byte NUL) refuses the file, naming the encoding;
+- a line longer than ``CITYBRAIN_CSV_MAX_LINE_BYTES`` (1 MiB) is bad: it is read past
+  in blocks, never held whole, and reading goes on with the next line;
 - a number field (``decimal``) is ASCII decimal notation: ``12.5``, ``-3``, ``1e-3``;
   Python's ``float`` would also take ``1_000``, ``１２`` (full-width) and other digits.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -44,6 +47,39 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 BLOCK = 1 << 18  # bytes read at a time
+# The longest line read, in bytes (CITYBRAIN_CSV_MAX_LINE_BYTES): a line with no line end
+# was gathered whole before csv saw it (trial 21: a 2 GB line grew memory by 2 GB).
+MAX_LINE_BYTES = 1 << 20
+MIN_LINE_BYTES = 1024
+LINE_LIMIT_VARIABLE = "CITYBRAIN_CSV_MAX_LINE_BYTES"
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def line_limit() -> int:
+    """The longest line a CSV file may have, in bytes: ``CITYBRAIN_CSV_MAX_LINE_BYTES``,
+    else ``MAX_LINE_BYTES`` (1 MiB). ``FeedError`` naming the variable and its value when
+    it is not a whole number of at least ``MIN_LINE_BYTES``."""
+    text = os.environ.get(LINE_LIMIT_VARIABLE, "").strip()
+    if not text:
+        return MAX_LINE_BYTES
+    if not text.isascii() or not text.isdigit() or int(text) < MIN_LINE_BYTES:
+        raise FeedError(
+            f"{LINE_LIMIT_VARIABLE} is {text[:40]!r}, expected a whole number of bytes, at "
+            f"least {MIN_LINE_BYTES:,} (default {MAX_LINE_BYTES:,})"
+        )
+    return int(text)
+
+
+class _Overlong(bytes):
+    """In place of a line longer than the limit, which was read past, not kept: its size
+    in bytes (without its line end)."""
+
+    size: int
+
+    def __new__(cls, size: int) -> _Overlong:
+        self = super().__new__(cls, b"")
+        self.size = size
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +119,14 @@ class _Lines:
     a row of its own aborts the open record with ``_BadLine`` and is handed out again."""
 
     def __init__(
-        self, raw: BufferedIOBase, path: Path, looks_like_row: Callable[[str], bool] | None
+        self,
+        raw: BufferedIOBase,
+        path: Path,
+        looks_like_row: Callable[[str], bool] | None,
+        max_line: int = MAX_LINE_BYTES,
     ) -> None:
         self._raw = raw
+        self._max_line = max_line
         self._path = path
         self._chunks: list[bytes] = []  # lines read ahead, last first
         self._tail = b""  # an unfinished line at the end of the last block
@@ -106,11 +147,20 @@ class _Lines:
             self.in_record, self.start = True, self.lineno
             return self._decode(data)
         data = self._next_bytes()
-        if self.lineno == 0:
+        if self.lineno == 0 and not isinstance(data, _Overlong):
             data = data.removeprefix(UTF8_BOM)
         self.lineno += 1
         if not self.in_record:
             self.in_record, self.start = True, self.lineno
+        if isinstance(data, _Overlong) or len(data) > self._max_line:
+            size = data.size if isinstance(data, _Overlong) else len(data.rstrip(b"\r\n"))
+            where = "" if self.lineno == self.start else f"line {self.lineno}: "
+            self._abandon()
+            raise _BadLine(
+                self.start,
+                f"{where}the line is {size:,} bytes, longer than the {self._max_line:,} a line "
+                f"may have ({LINE_LIMIT_VARIABLE}): not read, reading goes on after it",
+            )
         if self.start != self.lineno and self._starts_row(data):
             # Checked before decoding: a bad byte, a NUL or a stray quote of the line's own
             # must not merge it into the open record (issue 12 item 9).
@@ -136,28 +186,57 @@ class _Lines:
         while not self._chunks:
             if self.exhausted:
                 raise StopIteration
-            try:
-                block = self._raw.read1(BLOCK)
-            except (OSError, EOFError, zlib.error) as exc:
-                # A truncated or corrupt .gz: nothing after this point can be read.
-                self.exhausted = True
-                raise _BadLine(
-                    self.lineno + 1, f"cannot read the file from here on: {exc}"
-                ) from None
+            block = self._read_block()
             data = self._tail + block
             if not block:
                 self.exhausted = True
                 self._tail = b""
                 if not data:
                     raise StopIteration
-                self._chunks = [data]
+                # The bytes after a line read past may hold several lines.
+                self._chunks = data.splitlines(keepends=True)[::-1]
                 break
             # LF, CRLF and CR alone end lines. The last piece waits for the next block
             # unless it ends in LF (it may be a line's start, or a CR whose LF follows).
             pieces = data.splitlines(keepends=True)
             self._tail = b"" if pieces[-1].endswith(b"\n") else pieces.pop()
+            if len(self._tail) > self._max_line:
+                # No line end in sight: read past the rest of the line, keeping only its
+                # size, so memory stays within a block whatever the line's length.
+                size, self._tail = self._skip_line(len(self._tail), self._tail.endswith(b"\r"))
+                pieces.append(_Overlong(size))
             self._chunks = pieces[::-1]
         return self._chunks.pop()
+
+    def _read_block(self) -> bytes:
+        try:
+            return self._raw.read1(BLOCK)
+        except (OSError, EOFError, zlib.error) as exc:
+            # A truncated or corrupt .gz: nothing after this point can be read.
+            self.exhausted = True
+            raise _BadLine(self.lineno + 1, f"cannot read the file from here on: {exc}") from None
+
+    def _skip_line(self, size: int, after_cr: bool) -> tuple[int, bytes]:
+        """Reads past the rest of a line of which ``size`` bytes were read (the last a CR
+        when ``after_cr``): (its size in bytes, without its line end; the bytes after it)."""
+        if after_cr:
+            size -= 1
+        while True:
+            block = self._read_block()
+            if not block:
+                self.exhausted = True
+                return size, b""
+            if after_cr:  # the line ended in a CR; an LF right after it belongs to it
+                return size, block.removeprefix(b"\n")
+            end = _LINE_END.search(block)
+            if end is None:
+                size += len(block)
+                continue
+            size += end.start()
+            if end.group() == b"\r" and end.end() == len(block):
+                after_cr = True
+                continue
+            return size, block[end.end() :]
 
     def _decode(self, data: bytes) -> str:
         if self.lineno == 1:
@@ -232,16 +311,22 @@ def open_binary(path: Path) -> BufferedIOBase:
 
 
 def read_records(
-    path: str | Path, looks_like_row: Callable[[str], bool] | None = None
+    path: str | Path,
+    looks_like_row: Callable[[str], bool] | None = None,
+    max_line_bytes: int | None = None,
 ) -> Iterator[Record | BadRow]:
     """Every record of the file in order (the header too, as the first record), or a
     ``BadRow`` in place of each one that cannot be read. ``looks_like_row(line)`` says
-    whether a line would start a row (for stray-quote recovery; see the module doc).
+    whether a line would start a row (for stray-quote recovery; see the module doc). A
+    line longer than ``max_line_bytes`` (default ``line_limit()``) is a ``BadRow``, read
+    past without being kept.
 
-    Raises ``FeedError`` only for a file that cannot be opened or is UTF-16."""
+    Raises ``FeedError`` only for a file that cannot be opened or is UTF-16, or a bad
+    ``CITYBRAIN_CSV_MAX_LINE_BYTES``."""
     path = Path(path)
+    limit = line_limit() if max_line_bytes is None else max_line_bytes
     with open_binary(path) as raw:
-        lines = _Lines(raw, path, looks_like_row)
+        lines = _Lines(raw, path, looks_like_row, limit)
         reader = csv.reader(lines, strict=True)
         while True:
             lines.in_record = False

@@ -55,6 +55,7 @@ from streams.events import (
     Reading,
     dead_letter_key,
     decode_json,
+    format_ts,
 )
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Refused:
 
     problem: dict[str, Any]
     payload: bytes
+    index: int = -1  # the item's place in the body, when refusals are sorted by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,56 @@ class BodyReadings:
 
     readings: list[Reading]
     refused: list[Refused]
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A valid reading of a body: the field it was read from (``readings[2]``,
+    ``data[0].no2``; empty for a body that is one reading), the index of its item in the
+    body, the item (dead-lettered if it is refused after all) and the reading."""
+
+    field: str
+    index: int
+    item: Any
+    reading: Reading
+
+
+def _conflicts(taken: list[Taken], suffix: str) -> tuple[list[Reading], list[Refused]]:
+    """The readings to send, and the refused ones: readings of one body for one sensor
+    at one event time with different values (which is meant cannot be known: the worker
+    keeps the first to arrive and drops the other as a duplicate, so a sender's second
+    value would be lost silently), each refused ``conflicting_reading`` naming the others.
+    The same value twice is a repeat, sent as it is (the worker drops and counts it)."""
+    at: dict[tuple[str, float], list[Taken]] = {}
+    for t in taken:
+        at.setdefault((t.reading.sensor_id, t.reading.ts), []).append(t)
+    clash = {
+        id(t): same
+        for same in at.values()
+        if len({t.reading.value for t in same}) > 1
+        for t in same
+    }
+    refused = []
+    for t in taken:
+        if id(t) not in clash:
+            continue
+        others = ", ".join(
+            f"{o.field or 'body'} {o.reading.value!r}" for o in clash[id(t)] if o is not t
+        )[:300]
+        exc = EventError(
+            "conflicting_reading",
+            f"{t.field}{suffix}" if t.field else suffix.lstrip("."),
+            t.reading.value,
+            f"sensor {t.reading.sensor_id!r} at {format_ts(t.reading.ts)} is given another "
+            f"value by {others}: which is meant?",
+        )
+        problem = _problem(exc, exc.field)
+        refused.append(Refused(problem, PackedError(t.index, t.item, exc).raw(), t.index))
+    return [t.reading for t in taken if id(t) not in clash], refused
+
+
+def _item_order(refused: Refused) -> int:
+    return refused.index
 
 
 def _sorted(readings: list[Reading], refused: list[Refused]) -> BodyReadings:
@@ -142,10 +194,20 @@ def _prefixed(exc: EventError, prefix: str) -> dict[str, Any]:
     return _problem(EventError(exc.code, field, exc.value, exc.reason), field)
 
 
+def _not_empty(raw: bytes, expected: str) -> None:
+    """``BadBody`` for a body of no bytes but white space: the worker's reason for an empty
+    message spoke of a Kafka tombstone (trial 21), which a sender over HTTP never sent."""
+    if not raw.strip():
+        said = "nothing was sent (0 bytes)" if not raw else f"only white space ({len(raw):,} bytes)"
+        bad = EventError("bad_json", None, None, f"{said}: expected {expected}")
+        raise BadBody([_problem(bad, "body")])
+
+
 def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> BodyReadings:
     """citybrain's own schema: a reading, a pack, or a list -> its valid readings and its
     bad ones (``readings[i].<field>``), each read on its own; ``BadBody`` when the body
     is no reading, pack or list, or none of its readings is valid."""
+    _not_empty(raw, "a reading, a readings/1 pack or a list of readings")
     try:
         body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:
@@ -162,7 +224,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
             raise BadBody([_problem(bad, "body")])
     else:
         items, prefix = [body], ""
-    out: list[Reading] = []
+    out: list[Taken] = []
     refused: list[Refused] = []
     for i, item in enumerate(items):
         where = f"{prefix}[{i}]" if prefix else ""
@@ -173,16 +235,19 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
                 else "expected a reading (a JSON object), a readings/1 pack or a list of readings"
             )
             bad = EventError("bad_type", where or "body", item, expected)
-            refused.append(Refused(_problem(bad, where or "body"), PackedError(i, item, bad).raw()))
+            refused.append(
+                Refused(_problem(bad, where or "body"), PackedError(i, item, bad).raw(), i)
+            )
             continue
         if prefix:
             item = {"schema": READING_SCHEMA, **item}  # packed readings may leave it out
         try:
-            out.append(validator.reading_document(item, now))
+            out.append(Taken(where, i, item, validator.reading_document(item, now)))
         except EventError as exc:
             problem = _prefixed(exc, where) if where else _problem(exc, exc.field)
-            refused.append(Refused(problem, PackedError(i, item, exc).raw()))
-    return _sorted(out, refused)
+            refused.append(Refused(problem, PackedError(i, item, exc).raw(), i))
+    kept, conflicting = _conflicts(out, ".value")
+    return _sorted(kept, sorted(refused + conflicting, key=_item_order))
 
 
 def ngsi_readings(
@@ -191,6 +256,7 @@ def ngsi_readings(
     """An Orion notification -> its valid readings and its bad ones, each named by entity
     and attribute (``data[0].no2``: one attribute's fault costs no other reading);
     ``BadBody`` when the body is no notification or none of its readings is valid."""
+    _not_empty(raw, 'an Orion notification {"data": [entity, ...]}')
     try:
         body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
     except EventError as exc:
@@ -204,19 +270,23 @@ def ngsi_readings(
         (i, Refused(_problem(exc, exc.field), PackedError(i, data[i], exc).raw()))
         for i, exc in mapped.errors
     ]
-    out: list[Reading] = []
+    out: list[Taken] = []
     for i, _, found in mapped.entities:
         for attr, doc in zip(found.attributes, found.documents, strict=True):
             try:
-                out.append(validator.reading_document(doc, now))
+                out.append(
+                    Taken(f"data[{i}].{attr}", i, data[i], validator.reading_document(doc, now))
+                )
             except EventError as exc:
                 # The reading field (ts, value) of the sensor this attribute maps to.
                 where = f"data[{i}].{attr}" + (f".{exc.field}" if exc.field else "")
                 reason = f"{exc.reason} (sensor {doc['sensor_id']!r})"
                 problem = _problem(EventError(exc.code, where, exc.value, reason), where)
                 bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw())))
+    kept, conflicting = _conflicts(out, ".value")
+    bad.extend((int(_item_order(r)), r) for r in conflicting)
     refused = [r for _, r in sorted(bad, key=lambda pair: pair[0])]  # stable: by entity
-    return _sorted(out, refused)
+    return _sorted(kept, refused)
 
 
 class IngestHttpServer(ThreadingHTTPServer):

@@ -215,7 +215,7 @@ class MqttMapping:
         if self.ts_field in body:
             doc["ts"] = _event_time(body[self.ts_field], self.ts_field)
         if "unit" in body:
-            doc["unit"] = body["unit"]
+            doc["unit"] = _unit_spelling(body["unit"], self.grid)
         for name in READING_FIELDS:
             if name in body:
                 if not isinstance(body[name], str) or not body[name]:
@@ -230,6 +230,24 @@ class MqttMapping:
                         f"the topic says {topic[name]!r}",
                     )
                 doc[name] = body[name]
+
+
+# The same unit spelled with the micro sign (U+00B5), Greek mu (U+03BC) or superscript
+# digits, as sensor firmware and data sheets write it: "µg/m³" is ug/m3.
+_UNIT_SPELLING = str.maketrans({"\u00b5": "u", "\u03bc": "u", "\u00b3": "3", "\u00b2": "2"})
+
+
+def _unit_spelling(unit: Any, grid: Grid) -> Any:
+    """``unit`` as the grid spells it when it is one of the grid's units written with
+    ``µ``, ``μ``, ``³`` or ``²`` (trial 21: "µg/m3" was bad_unit for a pm25 in ug/m3);
+    anything else as given, for the validator to judge and show as it was sent. Only the
+    spelling: a different unit (mg/m3) is never converted."""
+    if not isinstance(unit, str):
+        return unit
+    plain = unit.strip().translate(_UNIT_SPELLING)
+    if plain != unit and any(kind.unit == plain for kind in grid.kinds.values()):
+        return plain
+    return unit
 
 
 def _plain_number(text: bytes) -> int | float:
@@ -247,8 +265,13 @@ def _event_time(value: Any, field: str) -> Any:
     """Epoch seconds become ISO 8601; a string passes on for the validator to parse."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise EventError("bad_type", field, value, "expected ISO 8601 or epoch seconds")
+    shown = value  # as sent: a string's text, not the number read from it
     if isinstance(value, str):
-        return value
+        if not _NUMBER.match(value.encode("utf-8", "replace")):
+            return value
+        # Epoch seconds in a string, as a number in a string is a value (trial 21: a
+        # gateway's "ts": "1789999990" was bad_timestamp, its "value": "12.5" read).
+        value = _plain_number(value.encode())
     # Compared as given: math.isfinite() of an integer past a double (1 and 400 zeros)
     # raised OverflowError, dead-lettered as "internal" (trial 13).
     finite = isinstance(value, int) or math.isfinite(value)
@@ -261,7 +284,7 @@ def _event_time(value: Any, field: str) -> Any:
             if finite and 1e11 <= value < 1e14
             else ""
         )
-        raise EventError("bad_timestamp", field, value, f"expected epoch seconds{hint}")
+        raise EventError("bad_timestamp", field, shown, f"expected epoch seconds{hint}")
     return _iso(float(value))
 
 

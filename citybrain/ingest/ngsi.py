@@ -21,10 +21,15 @@ not registered, a bad value or unit code) is an error naming that attribute
 (``data[0].no2``) and costs neither the entity's other attributes nor the other entities;
 an entity whose id, type or observation time is bad costs that entity's readings only.
 
-Event time: ``dateObservedTo`` if present, else ``dateObserved`` (the end of an ISO 8601
-interval ``start/end``). A DateTime without a zone is UTC, as Orion reads it; a date alone
-is its midnight. Otherwise the form is streams.events' ``parse_ts`` (ASCII ISO 8601
-extended, years 0001-9999 in UTC); anything else is ``bad_timestamp`` naming the attribute.
+Event time of each reading: the attribute's own ``observedAt`` (NGSI-LD) or metadata
+``observedAt``/``dateObserved`` (NGSI-v2), else the entity's ``dateObservedTo``, else its
+``dateObserved`` (the end of an ISO 8601 interval ``start/end``), else a ``TimeInstant``
+(the attribute's metadata, then the entity's). A DateTime is text, NGSI-v2's
+``{"type": "DateTime", "value": ...}`` or NGSI-LD's ``{"@type": "DateTime", "@value": ...}``,
+as a Property's value or alone (concise form). Without a zone it is UTC, as Orion reads it;
+a date alone is its midnight. Otherwise the form is streams.events' ``parse_ts`` (ASCII
+ISO 8601 extended, years 0001-9999 in UTC); anything else is ``bad_timestamp`` naming the
+field.
 
 Sensor id: ``sensor_id_template`` filled with the entity ``id``, ``type``, ``kind`` and any
 Text attribute, by default ``{id}-{kind}``; the grid registers that id to a cell.
@@ -135,12 +140,20 @@ class NgsiMapping:
         if not isinstance(entity_id, str) or not entity_id:
             code = "missing_field" if entity_id is MISSING else "bad_type"
             raise EventError(code, "id", entity_id, "expected the entity id (a non-empty string)")
-        table = ATTRIBUTES.get(entity_type) if isinstance(entity_type, str) else None
-        if table is None:
+        mapped_type = _mapped_type(entity_type)
+        if mapped_type is None:
             raise EventError(
                 "unknown_entity_type", "type", entity_type, f"expected one of {sorted(ATTRIBUTES)}"
             )
-        ts = _observed(entity)
+        table = ATTRIBUTES[mapped_type]
+        entity = _compact(entity, mapped_type)
+        # An attribute's own observedAt comes first; then the entity's dateObserved;
+        # then an IoT Agent's TimeInstant (the attribute's, the entity's), which may be
+        # when the agent received the value: read only when nothing better is given.
+        observed = _entity_observed(entity)
+        stamped = _entity_stamped(entity) if observed is None else None
+        if observed is None and stamped is None and not _any_own_time(entity, table):
+            raise _no_time(entity)
         texts = {
             k: v["value"]
             for k, v in entity.items()
@@ -152,14 +165,13 @@ class NgsiMapping:
         # known (trial 13: the worker kept the first and dropped the other as a repeat).
         spellings: dict[str, list[str]] = {}
         for attr in entity:
-            row = table.get(attr) or table.get(attr.lower()) if attr not in ("id", "type") else None
+            row = _row(table, attr) if attr not in ("id", "type") else None
             if row is not None:
                 spellings.setdefault(row[0], []).append(attr)
         for attr, spec in entity.items():
             if attr in ("id", "type"):
                 continue
-            # Older examples spell pollutants in capitals (NO2); the current models do not.
-            spec_row = table.get(attr) or table.get(attr.lower())
+            spec_row = _row(table, attr)
             if spec_row is None:
                 out.skipped.append(attr)
                 continue
@@ -176,6 +188,7 @@ class NgsiMapping:
                 )
                 continue
             try:
+                ts = _reading_time(spec, attr, observed, stamped)
                 doc = self._reading(entity, attr, spec, spec_row, ts, texts)
             except EventError as exc:
                 # One attribute's fault (an unregistered sensor, a bad value) costs only
@@ -247,6 +260,43 @@ class NgsiMapping:
         }
 
 
+def _local(name: str) -> str:
+    """A term's local name: the last segment of an expanded IRI, as an NGSI-LD broker
+    writes a type or attribute its subscriber's @context does not define
+    (``https://smartdatamodels.org/dataModel.Environment/no2`` is ``no2``); else the
+    name itself."""
+    return re.split(r"[/#]", name)[-1] if "/" in name or "#" in name else name
+
+
+def _row(
+    table: dict[str, tuple[str, dict[str, float], str]], attr: str
+) -> tuple[str, dict[str, float], str] | None:
+    # Older examples spell pollutants in capitals (NO2); the current models do not.
+    name = _local(attr)
+    return table.get(name) or table.get(name.lower())
+
+
+def _mapped_type(given: Any) -> str | None:
+    """The mapped entity type an entity's ``type`` names: the type (NGSI-v2, NGSI-LD),
+    compacted or expanded to an IRI, or NGSI-LD's list of types (an entity may have
+    several) holding exactly one mapped type; None otherwise."""
+    types = given if isinstance(given, list) else [given]
+    found = {_local(t) for t in types if isinstance(t, str) and _local(t) in ATTRIBUTES}
+    return found.pop() if len(found) == 1 else None
+
+
+def _compact(entity: dict[str, Any], mapped_type: str) -> dict[str, Any]:
+    """The entity with its mapped type and each attribute under its local name (an
+    expanded IRI shortened), unless that name is taken by another of its attributes:
+    then both stay, and each names the other (duplicate_attribute)."""
+    out: dict[str, Any] = {}
+    for name, spec in entity.items():
+        local = _local(name) if name not in ("id", "type") else name
+        out[local if local not in entity else name] = spec
+    out["type"] = mapped_type
+    return out
+
+
 def _within(index: int, exc: EventError) -> EventError:
     """``exc`` with its field named from the notification body (``data[0].no2``)."""
     where = f"data[{index}].{exc.field}" if exc.field else f"data[{index}]"
@@ -312,28 +362,72 @@ def _unit_code(spec: dict[str, Any], attr: str, default: str) -> str:
     return next(iter(codes.values()), default)
 
 
-def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
-    """(start, end) of a DateTime attribute: an instant or an ISO 8601 interval."""
-    spec = entity.get(attr)
-    if spec is None:
-        return None
-    if not isinstance(spec, dict):
-        raise _keyvalues(attr, spec)
-    text = spec.get("value", MISSING)
-    if not isinstance(text, str):
-        raise EventError("bad_timestamp", f"{attr}.value", text, "expected an ISO 8601 string")
+# The JSON-LD types of a DateTime or Date value, by their local name: NGSI-LD writes a
+# temporal Property's value as {"@type": "DateTime", "@value": "..."} (ETSI GS CIM 009,
+# 4.6.3), the type compacted or expanded (https://uri.etsi.org/ngsi-ld/DateTime,
+# xsd:dateTime).
+_TEMPORAL_TYPES = {"datetime", "date"}
+
+
+def _datetime_text(value: Any, where: str) -> tuple[str, str]:
+    """The ISO 8601 text of a DateTime value given in any form the NGSI specs give it,
+    and the field it was read from: text; NGSI-LD's typed value ``{"@type": "DateTime",
+    "@value": text}`` (``where.@value``); an NGSI-v2 typed value ``{"type": "DateTime",
+    "value": text}`` (``where.value``). ``EventError`` (``bad_timestamp``) naming the
+    field for anything else (a time of day alone, ``@type`` Time, included)."""
+    if isinstance(value, dict):
+        key = "@value" if "@value" in value else "value"
+        kind = value.get("@type" if key == "@value" else "type", "DateTime")
+        name = re.split(r"[/#:]", kind)[-1] if isinstance(kind, str) else None
+        if name is None or name.lower() not in _TEMPORAL_TYPES:
+            raise EventError(
+                "bad_timestamp",
+                where,
+                value,
+                f"a value of type {kind!r} is not a DateTime or a Date",
+            )
+        where, value = f"{where}.{key}", value.get(key, MISSING)
+    if not isinstance(value, str):
+        raise EventError(
+            "bad_timestamp",
+            where,
+            value,
+            'expected an ISO 8601 string (or {"@type": "DateTime", "@value": "..."})',
+        )
+    return value, where
+
+
+def _span(text: str, where: str) -> tuple[float, float]:
+    """(start, end) of an ISO 8601 instant or ``start/end`` interval; ``EventError``
+    (``bad_timestamp``) naming ``where``."""
     parts = text.split("/")
     try:
         stamps = [_utc(p) for p in parts]
     except ValueError:
-        raise EventError(
-            "bad_timestamp", f"{attr}.value", text, "expected ISO 8601 (or start/end)"
-        ) from None
+        raise EventError("bad_timestamp", where, text, "expected ISO 8601 (or start/end)") from None
     except EventError as exc:
-        raise EventError("bad_timestamp", f"{attr}.value", text, exc.reason) from None
+        raise EventError("bad_timestamp", where, text, exc.reason) from None
     if len(stamps) > 2:
-        raise EventError("bad_timestamp", f"{attr}.value", text, "expected ISO 8601 (or start/end)")
+        raise EventError("bad_timestamp", where, text, "expected ISO 8601 (or start/end)")
     return stamps[0], stamps[-1]
+
+
+def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
+    """(start, end) of an entity's DateTime attribute (an instant or an ISO 8601
+    interval), None when the entity has none. Read in each form the specs allow: NGSI-v2
+    ``{"type": "DateTime", "value": text}``, NGSI-LD ``{"type": "Property", "value":
+    text or {"@type": "DateTime", "@value": text}}``, and NGSI-LD's concise form, the
+    value alone (text, or the typed value)."""
+    spec = entity.get(attr)
+    if spec is None:
+        return None
+    if isinstance(spec, dict) and "@value" not in spec:
+        text, where = _datetime_text(spec.get("value", MISSING), f"{attr}.value")
+    elif isinstance(spec, (dict, str)):
+        text, where = _datetime_text(spec, attr)
+    else:
+        raise _keyvalues(attr, spec)
+    return _span(text, where)
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -352,38 +446,98 @@ def _utc(text: str) -> float:
     return parse_ts(text)
 
 
-def _observed(entity: dict[str, Any]) -> float:
+def _entity_observed(entity: dict[str, Any]) -> float | None:
+    """The entity's observation time: ``dateObservedTo``, else ``dateObserved`` (the end
+    of an interval); None when it gives neither."""
     for attr in ("dateObservedTo", "dateObserved"):
         span = _attr_time(entity, attr)
         if span is not None:
             return span[1]
-    # Said when the entity carries a time of another kind (trial 13: an IoT Agent's
-    # TimeInstant, NGSI-LD's observedAt, were met with "the observation time is
-    # missing" and nothing on why they were not read).
-    others = sorted(
-        {
-            name
-            for name, spec in entity.items()
-            if name in ("TimeInstant", "observedAt")
-            or (
-                isinstance(spec, dict)
-                and (
-                    "observedAt" in spec
-                    or (
-                        isinstance(spec.get("metadata"), dict) and "TimeInstant" in spec["metadata"]
-                    )
-                )
-            )
-        }
-    )
-    why = "the observation time is missing"
-    if others:
-        why += (
-            f" (a TimeInstant or observedAt, on {', '.join(others[:4])}, is not read: it may "
-            "be when a platform received the value; give dateObserved, the Smart Data "
-            "Models' observation time)"
+    return None
+
+
+def _entity_stamped(entity: dict[str, Any]) -> float | None:
+    """The entity's ``TimeInstant`` attribute (an IoT Agent's stamp), None without one."""
+    span = _attr_time(entity, "TimeInstant")
+    return None if span is None else span[1]
+
+
+def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> float | None:
+    """An attribute's own time under ``names``: NGSI-LD's ``observedAt`` beside the value
+    (text), NGSI-v2's metadata (``{"type": "DateTime", "value": text}``); None without
+    one. Two given and different is ``bad_timestamp`` naming both: which is meant cannot
+    be known."""
+    if not isinstance(spec, dict):
+        return None
+    given: dict[str, Any] = {}
+    if "observedAt" in names and "observedAt" in spec:
+        given[f"{attr}.observedAt"] = spec["observedAt"]
+    meta = spec.get("metadata")
+    if isinstance(meta, dict):
+        given.update((f"{attr}.metadata.{n}", meta[n]) for n in names if n in meta)
+    times: dict[str, float] = {}
+    for where, value in given.items():
+        text, at = _datetime_text(value, where)
+        times[at] = _span(text, at)[1]
+    if len(set(times.values())) > 1:
+        (first, one), (second, other) = list(times.items())[:2]
+        raise EventError(
+            "bad_timestamp",
+            second,
+            format_ts(other),
+            f"differs from {first} {format_ts(one)}: which observation time is meant?",
         )
-    raise EventError("missing_field", "dateObserved", MISSING, why)
+    return next(iter(times.values()), None)
+
+
+def _observed_at(spec: Any, attr: str) -> float | None:
+    """The time this attribute's value was observed, if it says so itself: NGSI-LD's
+    ``observedAt`` (ETSI GS CIM 009: the observation time of a Property's value), or
+    NGSI-v2 metadata ``observedAt`` / ``dateObserved``."""
+    return _own_times(spec, attr, ("observedAt", "dateObserved"))
+
+
+def _reading_time(spec: Any, attr: str, observed: float | None, stamped: float | None) -> float:
+    """Epoch seconds of one attribute's reading: its own observedAt, else the entity's
+    dateObserved, else a TimeInstant (the attribute's metadata, else the entity's)."""
+    for ts in (
+        _observed_at(spec, attr),
+        observed,
+        _own_times(spec, attr, ("TimeInstant",)) if observed is None else None,
+        stamped,
+    ):
+        if ts is not None:
+            return ts
+    raise EventError(
+        "missing_field",
+        f"{attr}.observedAt",
+        MISSING,
+        "the entity has no dateObserved, so each attribute needs its own observation time",
+    )
+
+
+def _any_own_time(entity: dict[str, Any], table: dict[str, Any]) -> bool:
+    """Whether any mapped attribute gives its own time (a bad one counts: the attribute
+    names it)."""
+    for attr, spec in entity.items():
+        if attr in ("id", "type") or _row(table, attr) is None:
+            continue
+        try:
+            if _own_times(spec, attr, ("observedAt", "dateObserved", "TimeInstant")) is not None:
+                return True
+        except EventError:
+            return True
+    return False
+
+
+def _no_time(entity: dict[str, Any]) -> EventError:
+    return EventError(
+        "missing_field",
+        "dateObserved",
+        MISSING,
+        "the observation time is missing (give dateObserved, the Smart Data Models' "
+        "observation time, an observedAt on each attribute, or a TimeInstant)",
+    )
 
 
 def _period(entity: dict[str, Any]) -> float:

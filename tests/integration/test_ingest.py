@@ -631,3 +631,43 @@ def test_ingest_dead_letters_and_refusals_reach_the_dashboard_panel_and_the_aler
         mqtt_side.stop()
         http_side.stop()
     assert "skipped 1 empty message" in mqtt_side.log()
+
+
+def test_ngsi_ld_observation_times_in_every_form_reach_kafka(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """Trial 21: NGSI-LD's typed value {"@type": "DateTime", "@value": ...}, a Property's
+    observedAt and NGSI-v2's TimeInstant metadata were refused; each now gives its time
+    through the real server to Kafka. A body that does not parse is named where and what."""
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+
+    def entity(**changes: Any) -> dict[str, Any]:
+        doc = {**example("AirQualityObserved"), **changes}
+        return {k: v for k, v in doc.items() if v is not None}
+
+    no2 = {"type": "Property", "value": 69, "unitCode": "GQ"}
+    typed = {"type": "Property", "value": {"@type": "DateTime", "@value": "2016-03-15T11:05:00Z"}}
+    stamp = {"TimeInstant": {"type": "DateTime", "value": "2016-03-15T11:15:00Z"}}
+    try:
+        body = notification(
+            entity(dateObserved=typed, no2=no2),
+            entity(dateObserved=None, no2={**no2, "observedAt": "2016-03-15T11:10:00Z"}),
+            entity(dateObserved=None, no2={**no2, "metadata": stamp}),
+        )
+        assert post(p, "/ingest/v1/ngsi", body) == (200, {"accepted": 3})
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted((r["kind"], r["ts"]) for r in readings) == [
+            ("no2", "2016-03-15T11:05:00Z"),
+            ("no2", "2016-03-15T11:10:00Z"),
+            ("no2", "2016-03-15T11:15:00Z"),
+        ]
+        status, answer = post(p, "/ingest/v1/ngsi", b'{"data": [{"id": "x",}]}')
+        assert status == 400
+        assert answer["error"] == (
+            "body: not valid JSON: at line 1, column 22 (byte 21), found '}]}' after "
+            '\'"data": [{"id": "x",\': a trailing comma before the end of a list or object '
+            "(JSON allows none)"
+        )
+    finally:
+        server.stop()

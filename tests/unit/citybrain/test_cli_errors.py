@@ -393,6 +393,28 @@ def test_a_bearer_token_is_hashed_as_the_api_compares_it(
     assert proc.stdout.decode().strip() == hashlib.sha256(b"Abc-._~+/9==").hexdigest()
 
 
+@pytest.mark.parametrize("size", [4097, 64 * 1024 * 1024])
+def test_a_token_longer_than_any_header_takes_is_refused_unread(
+    size: int, stopped: tuple[Path, dict[str, str], Path]
+) -> None:
+    """Trial 21: a first line without a newline (`< /dev/zero`) was read whole, growing
+    memory without end; now at most one token's length is read."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "hash-token"],
+        env=stopped[1],
+        input=b"a" * size,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == EXIT_USAGE
+    assert proc.stderr.decode() == (
+        "citybrain: the token's first line is longer than 4,096 bytes (read no further): no "
+        "server takes a bearer token that long in one header; is standard input the token "
+        "file?\n"
+    )
+
+
 @pytest.mark.parametrize("value", ["1", "true", "YES"])
 def test_debug_mode_keeps_a_user_error_one_line_and_shows_a_bugs_traceback(
     value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -459,3 +481,16 @@ def test_an_unknown_option_is_named_first_with_its_subcommands_help(
         assert "unrecognized arguments: --bogus-t9" in err, err
         typed = " ".join([shlex.quote(cli_command()), *leaf.prog.split()[1:]])
         assert f"see `{typed} --help`" in err and leaf.prog != "citybrain", err
+
+
+def test_a_bad_csv_line_limit_is_named_as_a_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 21: named before any file is read, as a setting (not "fix the file")."""
+    monkeypatch.setenv("CITYBRAIN_CSV_MAX_LINE_BYTES", "64k")
+    assert main(["detect"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == (
+        "citybrain: CITYBRAIN_CSV_MAX_LINE_BYTES is '64k', expected a whole number of bytes, "
+        "at least 1,024 (default 1,048,576)\n"
+    )

@@ -204,6 +204,23 @@ def test_an_answer_field_of_the_wrong_type_is_named_briefly(grid: Grid) -> None:
     assert info.value.message.startswith('field "report_id" is ["r", "r", ')
 
 
+@pytest.mark.parametrize(
+    ("comment", "said"),
+    [
+        (5, 'field "comment" is 5, expected text'),
+        (None, 'field "comment" is null, expected text'),
+        ("x" * 1001, 'field "comment" is 1,001 characters, at most 1,000'),
+    ],
+)
+def test_a_bad_answer_comment_is_named_with_its_value(
+    grid: Grid, comment: object, said: str
+) -> None:
+    run = Run.from_dict(group(grid, 1)["run"])
+    with pytest.raises(ApiError) as info:
+        answer_fields(run, {"report_id": "r-1", "satisfied": True, "comment": comment})
+    assert info.value.status == 400 and info.value.message.startswith(said)
+
+
 def test_a_superseded_run_the_group_kept_can_be_read(grid: Grid) -> None:
     """Trial 5: `runs show` of a superseded run was a 409; the group now keeps its last
     few finished runs (streams.response KEEP_SUPERSEDED), readable, not changeable."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import tracemalloc
 from pathlib import Path
 from unittest.mock import patch
 
@@ -490,3 +491,105 @@ def test_a_header_with_spaces_or_capitals_says_so(tmp_path: Path) -> None:
     path = write(tmp_path, "h.csv", " Timestamp, sensor_id,kind,value,unit,grid_cell\n" + ROW)
     with pytest.raises(FeedError, match=r"h.csv:1: header is .*spaces or capitals"):
         load_events([path])
+
+
+# -- a line longer than the limit (trial 21) --------------------------------------------
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("name", ["long.csv", "long.csv.gz"])
+def test_a_line_longer_than_the_limit_is_a_bad_row_and_reading_goes_on(
+    tmp_path: Path, end: bytes, name: str
+) -> None:
+    rows = [ROW.encode().rstrip(b"\n"), b"x" * 5000, ROW.encode().rstrip(b"\n")]
+    path = write(tmp_path, name, end.join([READINGS.encode().rstrip(b"\n"), *rows]) + end)
+    records = list(read_records(path, looks_like_row(6), max_line_bytes=1024))
+    assert [r.line for r in records] == [1, 2, 3, 4]
+    assert [str(r) for r in records if isinstance(r, BadRow)] == [
+        f"{path}:3: the line is 5,000 bytes, longer than the 1,024 a line may have "
+        "(CITYBRAIN_CSV_MAX_LINE_BYTES): not read, reading goes on after it"
+    ]
+
+
+def test_a_long_continuation_line_costs_its_record_and_names_the_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "q.csv",
+        READINGS + '2024-05-27T03:10:10Z,s1,pm25,1.5,"ug/m3\n' + "y" * 3000 + '",c1\n' + ROW,
+    )
+    records = list(read_records(path, max_line_bytes=1024))
+    assert isinstance(records[1], BadRow) and records[1].line == 2
+    assert records[1].reason.startswith("line 3: the line is 3,004 bytes, longer than the 1,024")
+    assert isinstance(records[2], Record) and records[2].line == 4
+
+
+def test_a_200_mb_line_without_a_newline_is_read_past_in_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the reader gathered the line whole, looking for its end (200 MB held, a
+    multi-gigabyte one until memory ran out). Now the limit, lowered here by its setting,
+    refuses it and memory stays within a block and the limit; the rows before it are
+    read, and the replay's reader goes on (a line that ends has rows after it)."""
+    monkeypatch.setenv("CITYBRAIN_CSV_MAX_LINE_BYTES", "65536")
+    size = 200 * 1024 * 1024
+    chunk = b"x" * (1024 * 1024)
+    for name, after in (("open.csv", b""), ("ended.csv", b"\n" + ROW.encode())):
+        path = tmp_path / name
+        with path.open("wb") as out:
+            out.write((READINGS + ROW).encode())
+            for _ in range(size // len(chunk)):
+                out.write(chunk)
+            out.write(after)
+        bad: list[BadRow] = []
+        tracemalloc.start()
+        try:
+            events = list(read_canonical(path, bad.append))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 1024 * 1024, f"{name}: {peak:,} bytes at the peak"
+        assert [str(b) for b in bad] == [
+            f"{path}:3: the line is {size:,} bytes, longer than the 65,536 a line may have "
+            "(CITYBRAIN_CSV_MAX_LINE_BYTES): not read, reading goes on after it"
+        ]
+        assert len(events) == (2 if after else 1)
+        path.unlink()
+
+
+@pytest.mark.parametrize("value", ["abc", "100", "1e6", "-5", "６５５３６"])
+def test_a_bad_line_limit_setting_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CITYBRAIN_CSV_MAX_LINE_BYTES", value)
+    with pytest.raises(FeedError) as err:
+        csvfile.line_limit()
+    assert str(err.value).startswith(f"CITYBRAIN_CSV_MAX_LINE_BYTES is {value!r}, expected a whole")
+
+
+LONG_FILES = st.lists(
+    st.one_of(
+        st.sampled_from([ROW.encode(), b"x" * 40 + b"\n", b"y" * 70, b"z" * 33 + b"\r", b"\r\n"]),
+        st.binary(max_size=80),
+    ),
+    max_size=12,
+).map(lambda parts: READINGS.encode() + b"".join(parts))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=LONG_FILES, block=st.sampled_from([1, 2, 3, 7, 64]))
+def test_fuzz_long_lines_read_the_same_across_block_boundaries(
+    tmp_path: Path, data: bytes, block: int
+) -> None:
+    """Lines over a small limit (32 bytes here) are read past block by block; what is read
+    is the same whatever the block size, and each line over the limit is one bad row."""
+    path = write(tmp_path, "l.csv", data)
+
+    def read() -> list[Record | BadRow] | str:
+        try:
+            return list(read_records(path, looks_like_row(6), max_line_bytes=50))
+        except FeedError as exc:
+            return str(exc)
+
+    whole = read()
+    with patch.object(csvfile, "BLOCK", block):
+        assert read() == whole

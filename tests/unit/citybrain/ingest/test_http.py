@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from email.message import Message
 
+import orjson
 import pytest
 
 from citybrain.ingest.http import (
@@ -103,8 +104,45 @@ def test_one_reading_a_pack_or_a_list(validator: EventValidator) -> None:
     pack = readings_from_body(
         raw({"schema": "readings/1", "readings": [GOOD, GOOD]}), validator, T_NOW
     ).readings
-    listed = readings_from_body(raw([GOOD, {**GOOD, "value": 2.2}]), validator, T_NOW).readings
+    later = {**GOOD, "value": 2.2, "ts": "2026-09-21T14:05:00Z"}  # one sensor, one time, one value
+    listed = readings_from_body(raw([GOOD, later]), validator, T_NOW).readings
     assert [r.value for r in one + pack + listed] == [2.1, 2.1, 2.1, 2.1, 2.2]
+
+
+def test_one_sensor_at_one_time_with_two_values_is_refused_for_both(
+    validator: EventValidator,
+) -> None:
+    """Trial 21: both were sent; the worker kept the first and dropped the second as a
+    duplicate, so one of the sender's values was lost without a word. The others of the
+    body still go; the same value twice is a repeat, sent as it is."""
+    other = {**GOOD, "sensor_id": "gauge-2", "grid_cell": "c-mill"}
+    body = raw([GOOD, other, {**GOOD, "value": 9.5}, other])
+    found = readings_from_body(body, validator, T_NOW)
+    assert [(r.sensor_id, r.value) for r in found.readings] == [("gauge-2", 2.1), ("gauge-2", 2.1)]
+    assert [r.problem["field"] for r in found.refused] == ["readings[0].value", "readings[2].value"]
+    assert found.refused[0].problem == {
+        "field": "readings[0].value",
+        "code": "conflicting_reading",
+        "message": "field \"readings[0].value\" is 2.1: sensor 'gauge-1' at 2026-09-21T14:00:00Z "
+        "is given another value by readings[2] 9.5: which is meant?",
+    }
+    assert orjson.loads(found.refused[1].payload)["value"] == 9.5
+    with pytest.raises(BadBody) as err:
+        readings_from_body(raw([GOOD, {**GOOD, "value": 9.5}]), validator, T_NOW)
+    assert [e["code"] for e in err.value.errors] == ["conflicting_reading"] * 2
+
+
+def test_two_ngsi_entities_giving_one_sensor_two_values_are_refused(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    first = example("AirQualityObserved")
+    second = {**example("AirQualityObserved"), "no2": {"type": "Number", "value": 70}}
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw({"data": [first, second]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [(e["field"], e["code"]) for e in err.value.errors] == [
+        ("data[0].no2.value", "conflicting_reading"),
+        ("data[1].no2.value", "conflicting_reading"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -176,6 +214,15 @@ def test_a_bad_reading_costs_no_other_reading_of_its_body(
     ("body", "text"),
     [
         (b"garbage", "body: not valid JSON: "),
+        # Trial 21: orjson's "unexpected character: line 1 column 1 (char 0)", and for an
+        # empty body the worker's words for a Kafka tombstone.
+        (
+            b'[{"value": 1.5,}]',
+            "body: not valid JSON: at line 1, column 16 (byte 15), found '}]' after "
+            "'[{\"value\": 1.5,': a trailing comma before the end of a list or object",
+        ),
+        (b"", "body: nothing was sent (0 bytes): expected a reading, a readings/1 pack or a list"),
+        (b" \r\n", "body: only white space (3 bytes): expected a reading"),
         (b"[]", 'field "body" is []: expected at least one reading'),
         (b"3", 'field "body" is 3: expected a reading (a JSON object), a readings/1 pack'),
         (raw({}), 'field "schema" is missing'),
@@ -199,7 +246,9 @@ def test_a_refusal_reads_as_json_and_says_missing_for_a_left_out_field(
 @pytest.mark.parametrize(
     ("change", "field", "text"),
     [
-        ({"dateObserved": "2016-03-15T11:00:00Z"}, "data[0].dateObserved", "attrsFormat"),
+        # A bare ISO 8601 text is read (NGSI-LD's concise form, trial 21); a bare number
+        # is no form of a DateTime.
+        ({"dateObserved": 1458039600}, "data[0].dateObserved", "attrsFormat"),
         ({"dateObserved": {"type": "DateTime"}}, "data[0].dateObserved.value", "is missing"),
         ({"no2": 45}, "data[0].no2", "attrsFormat"),
         ({"no2": {"type": "Number"}}, "data[0].no2.value", "is missing"),
@@ -378,3 +427,13 @@ def test_an_ngsi_integer_past_a_double_is_out_of_range_not_a_500(
     assert [(e["code"], e["field"]) for e in err.value.errors] == [
         ("out_of_range", "data[0].no2.value")
     ]
+
+
+def test_an_empty_ngsi_notification_says_nothing_was_sent(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(b"", NgsiMapping(ingest_grid), validator, T_NOW)
+    assert refusal_text(err.value.errors) == (
+        'body: nothing was sent (0 bytes): expected an Orion notification {"data": [entity, ...]}'
+    )

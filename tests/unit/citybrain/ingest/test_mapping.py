@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -71,6 +72,41 @@ def test_a_json_object_gives_value_time_and_unit(mapping: MqttMapping) -> None:
         "city/e/gauge-2/water_level", b'{"value": 1, "ts": "2026-09-21T14:00:00+02:00"}', T_NOW
     )
     assert iso["ts"] == "2026-09-21T14:00:00+02:00"  # the validator parses it
+
+
+@pytest.mark.parametrize(
+    ("ts", "read"),
+    [("1789999700", "2026-09-21T14:08:20Z"), (" 1789999700.5 ", "2026-09-21T14:08:20.500000Z")],
+)
+def test_epoch_seconds_in_a_string_are_read_as_a_value_in_a_string_is(
+    mapping: MqttMapping, ts: str, read: str
+) -> None:
+    """Trial 21: "ts": "1789999700" was bad_timestamp, where "value": "3.5" is read."""
+    payload = b'{"value": "3.5", "ts": "%s"}' % ts.encode()
+    assert mapping.to_document("city/e/gauge-2/water_level", payload, T_NOW)["ts"] == read
+
+
+def test_a_bad_epoch_in_a_string_is_named_as_sent(mapping: MqttMapping) -> None:
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-2/water_level", b'{"value": 1, "ts": "1e400"}', T_NOW)
+    assert (err.value.code, err.value.value) == ("bad_timestamp", "1e400")
+
+
+@pytest.mark.parametrize("unit", ["\u00b5g/m3", "\u03bcg/m3", "\u00b5g/m\u00b3", "ug/m\u00b3"])
+def test_a_unit_spelled_with_micro_or_superscripts_is_the_grids_unit(
+    mapping: MqttMapping, unit: str
+) -> None:
+    """Trial 21: "µg/m³" (as data sheets write it) was bad_unit for a pm25 in ug/m3."""
+    payload = orjson.dumps({"value": 12, "unit": unit})
+    doc = mapping.to_document("city/e/air-1/pm25", payload, T_NOW)
+    assert doc["unit"] == "ug/m3"
+
+
+def test_another_unit_is_never_converted_and_shown_as_sent(mapping: MqttMapping) -> None:
+    doc = mapping.to_document(
+        "city/e/air-1/pm25", '{"value": 1, "unit": "mg/m\u00b3"}'.encode(), T_NOW
+    )
+    assert doc["unit"] == "mg/m\u00b3"  # the validator's bad_unit shows it
 
 
 def test_a_gateway_topic_takes_the_sensor_from_the_payload(ingest_grid: Grid) -> None:

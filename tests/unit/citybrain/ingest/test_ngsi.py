@@ -197,7 +197,9 @@ def aq(**changes: object) -> dict[str, object]:
     ("entity", "code", "field"),
     [
         # Each of these raised TypeError or ValueError (a 500, no answer naming the field).
-        (aq(type=["AirQualityObserved"]), "unknown_entity_type", "data[0].type"),
+        # (A list of types is NGSI-LD's multi-typing, read since trial 21; a list in it
+        # is no type.)
+        (aq(type=[["AirQualityObserved"]]), "unknown_entity_type", "data[0].type"),
         (
             aq(dateObserved={"type": "DateTime", "value": "9999-12-31T23:59:59-14:00"}),
             "bad_timestamp",
@@ -269,31 +271,201 @@ def test_one_kind_given_by_two_spellings_is_refused_for_both(ngsi: NgsiMapping) 
     assert "no2 is given by 'NO2' too: which value is meant?" in str(found.errors[0])
 
 
+AT = "2016-03-15T11:00:00Z"
+NO2 = {"type": "Property", "value": 69, "unitCode": "GQ"}
+
+
 @pytest.mark.parametrize(
-    ("changes", "named"),
+    "changes",
     [
-        # An IoT Agent's entity: TimeInstant beside the value and in its metadata.
-        (
-            {
-                "TimeInstant": {"type": "DateTime", "value": "2016-03-15T11:00:00Z"},
-                "no2": {
-                    "type": "Number",
-                    "value": 69,
-                    "metadata": {"TimeInstant": {"type": "DateTime", "value": "2016-03-15"}},
-                },
+        # NGSI-LD's typed value: the Smart Data Models' NGSI-LD examples write it so.
+        {"dateObserved": {"type": "Property", "value": {"@type": "DateTime", "@value": AT}}},
+        # ... with the type expanded, or XML Schema's.
+        {
+            "dateObserved": {
+                "type": "Property",
+                "value": {"@type": "https://uri.etsi.org/ngsi-ld/DateTime", "@value": AT},
+            }
+        },
+        {"dateObserved": {"type": "Property", "value": {"@type": "xsd:dateTime", "@value": AT}}},
+        # NGSI-LD Property with text; its concise form (the value alone, typed or text).
+        {"dateObserved": {"type": "Property", "value": AT}},
+        {"dateObserved": {"@type": "DateTime", "@value": AT}},
+        {"dateObserved": AT},
+        # An NGSI-v2 typed value nested as the value.
+        {"dateObserved": {"type": "StructuredValue", "value": {"type": "DateTime", "value": AT}}},
+        # The attribute's own NGSI-LD observedAt, with no dateObserved at all.
+        {"dateObserved": None, "no2": {**NO2, "observedAt": AT}},
+        # ... and in NGSI-v2 metadata, as observedAt or dateObserved.
+        {
+            "dateObserved": None,
+            "no2": {**NO2, "metadata": {"observedAt": {"type": "DateTime", "value": AT}}},
+        },
+        {
+            "dateObserved": None,
+            "no2": {**NO2, "metadata": {"dateObserved": {"type": "DateTime", "value": AT}}},
+        },
+        # An IoT Agent's TimeInstant: the attribute's metadata, the entity's attribute.
+        {
+            "dateObserved": None,
+            "no2": {**NO2, "metadata": {"TimeInstant": {"type": "DateTime", "value": AT}}},
+        },
+        {"dateObserved": None, "TimeInstant": {"type": "DateTime", "value": AT}},
+        # observedAt comes before the entity's dateObserved; dateObserved before TimeInstant.
+        {
+            "dateObserved": {"type": "DateTime", "value": "2016-03-15T10:00:00Z"},
+            "no2": {**NO2, "observedAt": AT},
+        },
+        {
+            "TimeInstant": {"type": "DateTime", "value": "2016-03-15T11:00:07Z"},
+            "no2": {
+                **NO2,
+                "metadata": {"TimeInstant": {"type": "DateTime", "value": "2016-03-15T11:00:05Z"}},
             },
-            "TimeInstant, no2",
-        ),
-        # NGSI-LD: the attribute's own observedAt.
-        ({"no2": {"type": "Property", "value": 69, "observedAt": "2016-03-15T11:00:00Z"}}, "no2"),
+        },
     ],
 )
-def test_a_time_of_another_kind_is_said_not_read(
-    ngsi: NgsiMapping, changes: dict[str, object], named: str
+def test_every_ngsi_form_of_the_observation_time_is_read(
+    ngsi: NgsiMapping, changes: dict[str, object]
 ) -> None:
+    """Trial 21: the NGSI-LD forms (a typed ``@value``, a Property, ``observedAt``) and
+    NGSI-v2's DateTime metadata were refused (bad_timestamp or "is not read")."""
     entity = aq(**changes)
+    entity = {k: v for k, v in entity.items() if v is not None}
+    found = ngsi.entity(entity)
+    assert found.errors == []
+    assert [(d["kind"], d["ts"]) for d in found.documents] == [("no2", AT)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "field"),
+    [
+        # A time of day is no observation time; a typed value that is not a date.
+        (
+            {
+                "dateObserved": {
+                    "type": "Property",
+                    "value": {"@type": "Time", "@value": "11:00:00"},
+                }
+            },
+            "bad_timestamp",
+            "data[0].dateObserved.value",
+        ),
+        (
+            {"dateObserved": {"type": "Property", "value": {"@type": "DateTime", "@value": 5}}},
+            "bad_timestamp",
+            "data[0].dateObserved.value.@value",
+        ),
+        (
+            {"dateObserved": {"@type": "DateTime", "@value": "2016-03-15 11h"}},
+            "bad_timestamp",
+            "data[0].dateObserved.@value",
+        ),
+        # Two own times that differ: which is meant?
+        (
+            {
+                "no2": {
+                    **NO2,
+                    "observedAt": AT,
+                    "metadata": {
+                        "observedAt": {"type": "DateTime", "value": "2016-03-15T12:00:00Z"}
+                    },
+                }
+            },
+            "bad_timestamp",
+            "data[0].no2.metadata.observedAt.value",
+        ),
+        (
+            {"no2": {**NO2, "observedAt": "yesterday"}},
+            "bad_timestamp",
+            "data[0].no2.observedAt",
+        ),
+    ],
+)
+def test_a_bad_observation_time_is_named_where_it_is(
+    ngsi: NgsiMapping, changes: dict[str, object], code: str, field: str
+) -> None:
+    [(_, err)] = ngsi.notification({"data": [aq(**changes)]}).errors
+    assert (err.code, err.field) == (code, field)
+
+
+def test_without_any_time_the_entity_is_refused_saying_where_a_time_may_be(
+    ngsi: NgsiMapping,
+) -> None:
+    entity = aq()
     del entity["dateObserved"]
     with pytest.raises(EventError) as err:
         ngsi.entity(entity)
     assert (err.value.code, err.value.field) == ("missing_field", "dateObserved")
-    assert f"(a TimeInstant or observedAt, on {named}, is not read" in err.value.reason
+    assert "an observedAt on each attribute, or a TimeInstant" in err.value.reason
+
+
+def test_an_attribute_without_a_time_costs_only_itself(ngsi: NgsiMapping) -> None:
+    """One attribute with its own observedAt and another without, and no dateObserved:
+    the one is read, the other refused naming its observedAt."""
+    entity = aq(pm25={"type": "Property", "value": 12})
+    del entity["dateObserved"]
+    entity["no2"] = {**NO2, "observedAt": AT}
+    found = ngsi.entity(entity)
+    assert [d["kind"] for d in found.documents] == ["no2"]
+    assert [(e.code, e.field) for e in found.errors] == [("missing_field", "pm25.observedAt")]
+
+
+SDM = "https://smartdatamodels.org/dataModel.Environment/"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # NGSI-LD: a type the subscriber's @context does not define arrives expanded.
+        {"type": SDM + "AirQualityObserved"},
+        # NGSI-LD's list of types (an entity may have several), one of them mapped.
+        {"type": ["AirQualityObserved", "https://example.org/Station"]},
+        # Attributes expanded too: the measurement and the observation time.
+        {
+            "no2": None,
+            SDM + "no2": {"type": "Property", "value": 69, "unitCode": "GQ"},
+            "dateObserved": None,
+            "https://smartdatamodels.org/dateObserved": {
+                "type": "Property",
+                "value": {"@type": "DateTime", "@value": AT},
+            },
+        },
+    ],
+)
+def test_ngsi_ld_expanded_types_and_attribute_names_are_read(
+    ngsi: NgsiMapping, changes: dict[str, object]
+) -> None:
+    """Trial 21: an expanded type was unknown_entity_type; an expanded attribute was
+    skipped as unmapped (and without dateObserved the entity was refused)."""
+    entity = {k: v for k, v in aq(**changes).items() if v is not None}
+    found = ngsi.entity(entity)
+    assert found.errors == []
+    assert [(d["kind"], d["ts"], d["sensor_id"].endswith("-no2")) for d in found.documents] == [
+        ("no2", AT, True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "field"),
+    [
+        # Two mapped types: which model is meant?
+        ({"type": ["AirQualityObserved", "WaterQualityObserved"]}, "unknown_entity_type", "type"),
+        # The same attribute compact and expanded: two values for one sensor.
+        (
+            {SDM + "no2": {"type": "Property", "value": 70, "unitCode": "GQ"}},
+            "duplicate_attribute",
+            "no2",
+        ),
+    ],
+)
+def test_ngsi_ld_ambiguous_types_and_names_are_refused(
+    ngsi: NgsiMapping, changes: dict[str, object], code: str, field: str
+) -> None:
+    try:
+        found = ngsi.entity(aq(**changes))
+    except EventError as exc:
+        errors = [exc]
+    else:
+        errors = found.errors
+    assert (errors[0].code, errors[0].field) == (code, field)

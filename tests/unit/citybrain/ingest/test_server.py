@@ -333,6 +333,26 @@ def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
     assert refused[(("reason", "bad_type"), ("stream", "http"))] == 1
 
 
+def test_two_values_for_one_sensor_at_one_time_are_dead_lettered_and_the_rest_sent(
+    server: IngestHttpServer,
+) -> None:
+    """Trial 21: both went to Kafka and the worker dropped the second as a duplicate."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    other = {**GOOD, "sensor_id": "gauge-2", "grid_cell": "c-mill"}
+    listed = [GOOD, other, {**GOOD, "value": 9.5}]
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed).encode(), GATEWAY
+    )
+    answer = json.loads(body)
+    assert (status, answer["accepted"], answer["refused"]) == (200, 1, 2)
+    assert [r.sensor_id for r in kafka.readings] == ["gauge-2"]
+    assert [json.loads(value)["value"] for value, _ in kafka.dead] == [GOOD["value"], 9.5]
+    assert {dict(h)["citybrain.error.reason"] for _, h in kafka.dead} == {b"conflicting_reading"}
+    text = call(server, "GET", "/metrics")[2].decode()
+    refused = samples(text, "citybrain_ingest_refused_total")
+    assert refused[(("reason", "conflicting_reading"), ("stream", "http"))] == 2
+
+
 def test_mqtt_dead_letters_count_in_the_workers_family(ingest_grid: Grid) -> None:
     kafka = Kafka()
     metrics = IngestMetrics.create("mqtt", lambda: kafka.stats.readings)
