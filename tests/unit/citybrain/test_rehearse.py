@@ -5,6 +5,7 @@ comparison, profile errors; and the committed profiles and CLI end to end."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +493,56 @@ def test_nearest_is_case_blind() -> None:
     assert nearest("POLICE", known) == nearest("Police", known) == nearest("polce", known)
     assert nearest("POLICE", known) == "police"
     assert nearest("zzz", known) is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        # Each was "unexpected TypeError/IndexError/ValueError … a bug" (exit 70), or a
+        # rehearsal with an acknowledgement before its report, or records dated inf/nan.
+        ({"quantiles": [1, 2]}, r'"quantiles"\[0\] is 1, expected \[q, seconds\]'),
+        ({"quantiles": [[0], [1, 5]]}, r'"quantiles"\[0\] is \[0\], expected \[q, seconds\]'),
+        ({"quantiles": [[0, "x"], [1, 5]]}, r"\"quantiles\"\[0\] is \[0, 'x'\], expected"),
+        ({"quantiles": [[0, True], [1, 5]]}, r'"quantiles"\[0\] is \[0, True\], expected'),
+        ({"quantiles": [[0, -50], [1, 5]]}, r'"quantiles"\[0\] is \[0, -50\], expected 0 <= q'),
+        ({"quantiles": [[0, 1], [1, math.inf]]}, r'"quantiles"\[1\] is \[1, inf\], expected'),
+        ({"quantiles": [[0, math.nan], [1, 5]]}, r'"quantiles"\[0\] is \[0, nan\], expected'),
+        ({"quantiles": [[0, 1], [1.5, 5]]}, r'"quantiles"\[1\] is \[1.5, 5\], expected 0 <= q'),
+        ([1], r"entry 'police' is \[1\], expected \{\"quantiles\""),
+    ],
+)
+def test_service_time_profile_errors_name_the_entry_and_pair(entry: Any, message: str) -> None:
+    doc = {"entries": {"all": {"quantiles": [[0, 10], [1, 100]]}, "police": entry}}
+    with pytest.raises(RehearsalError, match=message):
+        profile_distributions(doc, "r.json")
+
+
+def test_a_profile_of_one_duration_always_gives_it() -> None:
+    one = profile_distributions({"entries": {"all": {"quantiles": [[0, 42], [1, 42]]}}}, "r")
+    assert {one["all"].sample(u) for u in (0.0, 0.3, 0.999, 1.0)} == {42.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # ``true`` was taken as one unit or a capacity of one; NaN and infinity as a
+        # time a unit is busy.
+        ({"units": True}, r"departments.default.units is True, expected a whole number"),
+        ({"capacity": True}, r"departments.default.capacity is True, expected a whole number"),
+        ({"capacity": 0}, r"departments.default.capacity is 0, expected a whole number >= 1"),
+        ({"busy": math.nan}, r"departments.default.busy is nan, expected seconds > 0, finite"),
+        ({"busy": math.inf}, r"departments.default.busy is inf, expected seconds > 0, finite"),
+        ({"no_answer": True}, r"departments.default.no_answer is True, expected 0 <= p < 1"),
+    ],
+)
+def test_units_profile_refuses_booleans_and_non_finite_values(
+    change: dict[str, Any], message: str
+) -> None:
+    table = {"all": FIXED_60}
+    with pytest.raises(RehearsalError, match=message):
+        units_profile({"departments": {"default": {"units": 1, **change}}}, table, table)
+
+
+def test_an_infinite_answer_delay_is_refused() -> None:
+    with pytest.raises(RehearsalError, match=r"answer_after is inf, expected seconds >= 0, finite"):
+        satisfaction_model({"satisfaction": {"answer_after": math.inf}})
