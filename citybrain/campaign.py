@@ -276,20 +276,30 @@ def campaign_report(
     (runs count in the period they were created in; ``input`` covers every run in
     ``records``); rows sorted by scope (community first), then name. Raises
     ``CampaignError`` for an empty period or a bad record. ``until`` (default ``end``):
-    the last moment whose records count (a rehearsal runs its cases to the end)."""
+    the last moment whose records count (a rehearsal runs its cases to the end); the
+    previous period's figures count records up to ``until`` minus the period's length
+    (by default its own end), as a report of that period would."""
     if not end > start:
         raise CampaignError(f"the period is empty: from {start} to {end}")
     length = end - start
     prev_start = start - length
     records = list(records)
-    runs = runs_from_records(records, until=end if until is None else until)
+    until = end if until is None else until
+    runs = runs_from_records(records, until=until)
+    # The previous period is read as its own report would read it, by its own end (the
+    # same time after it as ``until`` is after ``end``): read by ``end`` like this one, a
+    # run of it resolved, acknowledged, reopened or answered only in this period counted
+    # there, and its report for that period alone said otherwise.
+    before = runs_from_records(records, until=until - length)
     repeats = repeat_runs(runs.values())
     groups: dict[tuple[str, str], tuple[list[RunFacts], list[RunFacts]]] = {}
     in_period = 0
     unplaced: Counter[str] = Counter()
     for run in runs.values():
         if prev_start <= run.created_at < start:
-            slot = 1
+            if run.run_id not in before:
+                continue  # created after the previous period's reading (an ``until`` < ``end``)
+            slot, run = 1, before[run.run_id]
         elif start <= run.created_at < end:
             slot = 0
             in_period += 1

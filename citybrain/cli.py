@@ -2137,7 +2137,15 @@ def _instant(text: str, flag: str) -> float:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise CliError(f"{flag} is {text!r}, expected a date like 2024-05-26") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    try:
+        # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
+        # was "year 0 is out of range", exit 70, when the report printed it.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
+    except OverflowError:
+        raise CliError(
+            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, expected a date like "
+            "2024-05-26"
+        ) from None
 
 
 def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
