@@ -290,16 +290,16 @@ def campaign_report(
     # same time after it as ``until`` is after ``end``): read by ``end`` like this one, a
     # run of it resolved, acknowledged, reopened or answered only in this period counted
     # there, and its report for that period alone said otherwise.
-    before = runs_from_records(records, until=until - length)
+    as_before = runs_from_records(records, until=until - length)
     repeats = repeat_runs(runs.values())
     groups: dict[tuple[str, str], tuple[list[RunFacts], list[RunFacts]]] = {}
     in_period = 0
     unplaced: Counter[str] = Counter()
     for run in runs.values():
         if prev_start <= run.created_at < start:
-            if run.run_id not in before:
+            if run.run_id not in as_before:
                 continue  # created after the previous period's reading (an ``until`` < ``end``)
-            slot, run = 1, before[run.run_id]
+            slot, run = 1, as_before[run.run_id]
         elif start <= run.created_at < end:
             slot = 0
             in_period += 1

@@ -95,8 +95,7 @@ class Distribution:
                 )
             if not 0 <= pair[0] <= 1 or pair[1] < 0:
                 raise RehearsalError(
-                    f'{where}: "quantiles"[{i}] is {pair!r}, expected 0 <= q <= 1 and '
-                    "seconds >= 0"
+                    f'{where}: "quantiles"[{i}] is {pair!r}, expected 0 <= q <= 1 and seconds >= 0'
                 )
             qs.append(float(pair[0]))
             values.append(float(pair[1]))

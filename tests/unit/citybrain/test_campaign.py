@@ -584,7 +584,11 @@ def test_the_previous_period_is_read_by_its_own_end() -> None:
         "first_line_share": 1.0,
     }
     assert city["figures"] == {
-        **NONE, "found": 1, "reports": 1, "resolution_rate": 0.0, "repeat_reports": 1
+        **NONE,
+        "found": 1,
+        "reports": 1,
+        "resolution_rate": 0.0,
+        "repeat_reports": 1,
     }
     # A rehearsal's reading to the end reads both periods to the end.
     ended = campaign_report(late, paths, 1000.0, 2000.0, until=float("inf"))
