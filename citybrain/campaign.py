@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.errors import InputError
+from citybrain.text import cell as one_line
 from citybrain.text import day, display_width, pad
 from playbooks.routing import brief
 
@@ -462,7 +463,9 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
             for k in FIGURES:
                 delta = changes[k]
                 cells[k] = figure_text(k, row["figures"][k]) + (f" ({delta})" if delta else "")
-            body.append((str(row["name"]), cells))
+            # A department is what a record or an incident file said: a control
+            # character in it is shown as its escape, not sent to the terminal.
+            body.append((one_line(str(row["name"])), cells))
         tables.append((scope, body))
 
     def column(k: str) -> int:  # a figure's width over every table, header included

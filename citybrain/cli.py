@@ -1499,10 +1499,13 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
     if run.get("status") == "cancelled":
         fields.append(("cancelled", f"by {run.get('resolved_by')}: {run.get('resolution')}"))
     width = max(len(k) for k, _ in [*fields, ("actions", "")])
-    lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
+    # A note, a reporter's comment or a report id is whatever someone typed: a newline
+    # or an escape sequence in it (an answer's "\x1b[2J") is shown as its escape, so
+    # it can neither clear the terminal nor forge a line of the run (trial 22).
+    lines = [f"{k.ljust(width)}  {cell(str(v))}" for k, v in fields]
     actions = run.get("actions") or []
     lines.append(f"{'actions'.ljust(width)}  {len(actions) or 'none'}")
-    lines += [f"  {_action_line(a)}" for a in actions]
+    lines += [f"  {cell(_action_line(a))}" for a in actions]
     return "\n".join(lines)
 
 
@@ -1594,7 +1597,7 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
     when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
     note = f' with note "{already["note"]}"' if already.get("note") else ""
     done = _ALREADY.get(str(already.get("action")), str(already.get("action")))
-    return (
+    return cell(
         f"unchanged: run {run_id} was already {done} by {already.get('by') or 'someone'}"
         f"{when}{note}"
     )

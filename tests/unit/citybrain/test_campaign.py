@@ -593,3 +593,12 @@ def test_the_previous_period_is_read_by_its_own_end() -> None:
     # A rehearsal's reading to the end reads both periods to the end.
     ended = campaign_report(late, paths, 1000.0, 2000.0, until=float("inf"))
     assert row(ended, "street", "s-hill")["previous"]["reopened"] == 1
+
+
+def test_a_control_character_in_a_name_is_shown_as_its_escape() -> None:
+    """Trial 22: a department from a record or an incident file went to the terminal as
+    it was (an escape sequence, a newline splitting the table's row)."""
+    out = campaign_report([created("X", 10, "c-top", "po\x1b[2Jlice\nx", "x")], {}, 0.0, 100.0)
+    text = render_text(out)
+    assert "\x1b" not in text
+    assert any(line.startswith("po\\x1b[2Jlice\\nx  1 (new)") for line in text.splitlines())
