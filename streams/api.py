@@ -148,8 +148,18 @@ def answer_fields(
         raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
     if not isinstance(satisfied, bool):
         raise ApiError(400, f'field "satisfied" is {show(satisfied)}, expected true or false')
-    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
-        raise ApiError(400, f'field "comment" must be a string of at most {MAX_COMMENT} characters')
+    # Named with its value (or its length), as every other field is; null is no comment,
+    # as the worker's own reading of an answer command takes it.
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str):
+        raise ApiError(400, f'field "comment" is {show(comment)}, expected a string')
+    if len(comment) > MAX_COMMENT:
+        raise ApiError(
+            400,
+            f'field "comment" is {len(comment):,} characters long, expected at most '
+            f"{MAX_COMMENT:,}",
+        )
     report = run.reports.get(rid)
     if report is None:
         raise ApiError(404, f"run {run.run_id} covers no report {rid!r}")

@@ -302,3 +302,30 @@ def test_pending_answers_are_bounded_oldest_first() -> None:
         pending.hold(("run", f"r-{i}"), True, float(i))
     assert len(pending) == PendingAnswers.MAX and ("run", "r-0") not in pending
     assert ("run", f"r-{PendingAnswers.MAX + 4}") in pending
+
+
+@pytest.mark.parametrize(
+    ("comment", "status", "said"),
+    [
+        # Trial 22: "must be a string of at most 1000 characters" named neither the
+        # value nor the length, and a null comment (no comment) was refused.
+        (7, 400, 'field "comment" is 7, expected a string'),
+        ("x" * 1001, 400, 'field "comment" is 1,001 characters long, expected at most 1,000'),
+        (None, 200, ""),
+        ("é🎵\n\x1b" * 250, 200, "é🎵\n\x1b" * 250),  # 1,000 characters: kept whole
+    ],
+)
+def test_an_answer_comment_is_named_by_value_or_length(
+    grid: Grid, comment: Any, status: int, said: str
+) -> None:
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run = Run.from_dict(group(grid, 1)["run"])
+    run, _ = engine.step(run, ReportsCovered((("r-1", "app"),), 150.0))
+    run, _ = engine.resolve(run, "ana", "done", 200.0)
+    body = {"report_id": "r-1", "satisfied": True, "comment": comment}
+    if status == 200:
+        assert answer_fields(run, body)["comment"] == said
+        return
+    with pytest.raises(ApiError) as caught:
+        answer_fields(run, body)
+    assert (caught.value.status, caught.value.message) == (status, said)
