@@ -484,6 +484,7 @@ class PlaybookEngine:
         reason = said
         # Kept with the operators' actions, so `runs show` lists answers and reopenings.
         self._record(run, "reopen", event.by, reason, event.at)
+        undone = run.status  # resolved or cancelled: what the reopening undoes
         self._move(run, RunEvent.REOPEN, event.at, cmds, actor=event.by, reason=reason)
         run.resolved_at, run.acknowledged_at, run.acknowledged_by = None, None, None
         # The playbook's steps do not run again: the reopened run waits to be resolved
@@ -499,7 +500,7 @@ class PlaybookEngine:
                 event.at,
                 actor=event.by,
                 detail=reason,
-                data={"report_id": event.report_id, "times": run.reopened},
+                data={"report_id": event.report_id, "times": run.reopened, "outcome": undone},
             )
         )
         if run.reopened >= 2 and run.level in PARENT_LEVEL:
