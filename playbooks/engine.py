@@ -427,11 +427,28 @@ class PlaybookEngine:
 
     def _cover(self, run: Run, event: ReportsCovered) -> tuple[Run, list[Command]]:
         fresh = [(rid, ch) for rid, ch in event.reports if rid not in run.reports]
-        room = MAX_REPORTS - len(run.reports)
-        if not fresh or room <= 0:
+        room = max(MAX_REPORTS - len(run.reports), 0)
+        if not fresh:
             return run, []
         run.reports = {**run.reports}
         cmds: list[Command] = []
+        over = fresh[room:]
+        if over:
+            # Past the bound no closure can reach these reporters: said in a step with
+            # their ids (and channels), so a desk can, rather than dropped without a
+            # word (trial 22).
+            ids = [rid for rid, _ in over]
+            cmds.append(
+                self._command(
+                    run,
+                    "reports_not_covered",
+                    event.at,
+                    detail=f"{len(ids)} report(s) past the {MAX_REPORTS} a run keeps, no "
+                    f"closure will reach them: {', '.join(ids[:20])}"
+                    + (f" and {len(ids) - 20} more" if len(ids) > 20 else ""),
+                    data={"reports": [{"report_id": rid, "channel": ch} for rid, ch in over]},
+                )
+            )
         for rid, channel in fresh[:room]:
             run.reports[rid] = {"channel": channel, "status": ReplyStatus.OPEN.value}
             cmds.append(
