@@ -492,6 +492,7 @@ class _Case:
     answers: int = 0  # closures the reporter has answered
     unit: bool = False  # holds a unit slot
     queued: bool = False
+    waited: bool = False  # has queued at least once (counted once in ``Rehearsal.queued``)
 
 
 @dataclass
@@ -564,8 +565,13 @@ def rehearse(
         if full(name) or not d.on_duty(t):
             if not case.queued:
                 case.queued = True
-                out.queued += 1
-                out.queued_by[name] = out.queued_by.get(name, 0) + 1
+                if not case.waited:
+                    # Once per run: one taken off the queue may queue again (all units
+                    # busy again at its shift's start, or unanswered and asking again),
+                    # and counted at each wait it made "runs that waited" 9 of 3 (trial 22).
+                    case.waited = True
+                    out.queued += 1
+                    out.queued_by[name] = out.queued_by.get(name, 0) + 1
                 queues.setdefault(name, deque()).append(case.run.run_id)
                 if not d.on_duty(t):
                     push(d.next_shift_start(t), "shift", name)
@@ -583,6 +589,12 @@ def rehearse(
     def release(name: str, t: float) -> None:
         busy[name] -= 1
         queue = queues.get(name)
+        if queue and not units[name].on_duty(t):
+            # Freed after the shift ended: the queue waits, in its order, for the next
+            # shift (asked now, its head went to the back, behind reports that came after
+            # it: trial 22).
+            push(units[name].next_shift_start(t), "shift", name)
+            return
         while queue and not full(name):
             waiting = cases[queue.popleft()]
             waiting.queued = False

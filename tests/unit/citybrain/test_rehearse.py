@@ -546,3 +546,30 @@ def test_units_profile_refuses_booleans_and_non_finite_values(
 def test_an_infinite_answer_delay_is_refused() -> None:
     with pytest.raises(RehearsalError, match=r"answer_after is inf, expected seconds >= 0, finite"):
         satisfaction_model({"satisfaction": {"answer_after": math.inf}})
+
+
+def test_a_run_that_waits_twice_is_counted_once_as_queued(grid: Grid) -> None:
+    """Trial 22: three reports at noon for one unit on duty 00:00-01:00 wait for the next
+    shift; at its start the first takes the unit and the others queue again. Counted at
+    each wait, "runs that waited for a free unit" was 9 for these 3 runs."""
+    three = [report(i, 12 * 3600 + i) for i in range(3)]
+    out = rehearse(three, PLAYBOOK, grid, units(shifts=((0.0, 1.0),)), 900)
+    assert (out.queued, out.queued_by) == (3, {"default": 3})
+    acked = [actions(out.records, f"rh-r{i}")[-2][0] for i in range(3)]
+    # Next day 00:00 + 60 s response; each holds the unit 60 s after acknowledging
+    # (its resolve draw is already past): first come, first served.
+    assert acked == [86460.0, 86580.0, 86700.0]
+
+
+def test_a_unit_freed_after_its_shift_keeps_the_queue_in_its_order(grid: Grid) -> None:
+    """Trial 22: a unit freed after its shift ended asked the head of the queue, which,
+    off duty, went to the back: a report of 12:05 was served the next day before one of
+    11:59 that had waited since."""
+    reports = [report(1, 11 * 3600 + 59 * 60), report(2, 11 * 3600 + 59 * 60 + 30)]
+    reports.append(report(3, 12 * 3600 + 5 * 60))
+    out = rehearse(reports, PLAYBOOK, grid, units(shifts=((0.0, 12.0),)), 900)
+    acked = {
+        i: [a[0] for a in actions(out.records, f"rh-r{i}") if a[1] == "acknowledged"]
+        for i in (1, 2, 3)
+    }
+    assert acked == {1: [43200.0], 2: [86460.0], 3: [86580.0]}
