@@ -16,7 +16,9 @@ before it:
   default, Hyndman and Fan's type 7);
 - ``first_line_share``: resolved at community or street level / resolved (the "solved at
   the first line" measure);
-- ``escalated_district``: runs that reached district or city level;
+- ``escalated_district``: runs whose own level reached district or city (an escalation
+  by a step, an operator or a second reopening; a notify step addressed to the district
+  does not move the run);
 - ``reopened``: runs reopened at least once (a reporter not satisfied);
 - ``answers``, ``satisfaction_rate``: reports with an answer, and the share whose last
   answer was "satisfied";
@@ -144,7 +146,14 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
         if run is None:
             continue
         level = rec.get("level")
-        if isinstance(level, str) and LEVEL_RANK.get(level, -1) > LEVEL_RANK[run.top_level]:
+        # A notify step's level is whom it told (air-pollution tells the district at
+        # once), not where the run stands: counted, such a run was "escalated to the
+        # district" and "solved at the first line" at once (trial 22).
+        if (
+            action != "notify"
+            and isinstance(level, str)
+            and LEVEL_RANK.get(level, -1) > LEVEL_RANK[run.top_level]
+        ):
             run.top_level = level
         if action == "acknowledged" and run.acknowledged_at is None:
             run.acknowledged_at = at

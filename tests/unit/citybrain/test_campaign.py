@@ -602,3 +602,21 @@ def test_a_control_character_in_a_name_is_shown_as_its_escape() -> None:
     text = render_text(out)
     assert "\x1b" not in text
     assert any(line.startswith("po\\x1b[2Jlice\\nx  1 (new)") for line in text.splitlines())
+
+
+def test_a_notify_step_to_the_district_is_no_escalation() -> None:
+    """Trial 22: air-pollution notifies the district at once while the run stays at the
+    community; the run was counted "escalated to the district" and "solved at the first
+    line" at once. The run's own level decides; an escalation still counts."""
+    told = [
+        created("P", 10, "c-top", "environment", "pm25"),
+        rec("P", 2, "notify", 10, level="district"),
+        rec("P", 3, "resolved", 50, level="community"),
+        created("Q", 20, "c-top", "environment", "pm25"),
+        rec("Q", 2, "escalate", 30, level="district"),
+        rec("Q", 3, "notify", 30, level="district"),
+        rec("Q", 4, "resolved", 60, level="district"),
+    ]
+    out = campaign_report(told, {}, 0.0, 100.0)
+    city = next(r for r in out["rows"] if r["scope"] == "city")["figures"]
+    assert (city["escalated_district"], city["first_line_share"]) == (1, 0.5)
