@@ -527,6 +527,17 @@ class PlaybookEngine:
             cmds.append(
                 self._command(run, "escalate", event.at, unit=unit, detail="reopened again")
             )
+        elif run.reopened >= 2:
+            # The rule would escalate, but the city is the ceiling: said, so the audit
+            # does not read as if the rule had been forgotten (trial 22).
+            cmds.append(
+                self._command(
+                    run,
+                    "not_escalated",
+                    event.at,
+                    detail=f"reopened again at the {run.level} level: there is no level above",
+                )
+            )
         unit = self.grid.responsible_unit(run.grid_cell, run.level)
         _notified(run, event.at)
         cmds.append(self._command(run, "notify", event.at, unit=unit, detail=reason))

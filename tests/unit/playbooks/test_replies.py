@@ -299,3 +299,23 @@ def test_reports_past_the_bound_a_run_keeps_are_said_not_dropped(grid: Grid) -> 
     run, _ = engine.resolve(run, "ana", "done", 10.0)
     run, cmds = engine.step(run, ReportsCovered((("y-1", "app"),), 11.0))
     assert actions(cmds) == ["reports_not_covered"]
+
+
+def test_reopened_again_at_the_city_says_there_is_no_level_above(grid: Grid) -> None:
+    """Trial 22: at the city level a second reopening escalated nowhere without a word."""
+    engine, run = burst_run(grid)
+    for _ in range(3):
+        run, _ = engine.escalate(run, "chief", 10.0)
+    assert run.level == "city"
+    run, _ = engine.resolve(run, "city hall", "done", 100.0)
+    run, cmds = engine.step(run, Answer("r-1", False, "", "desk", 110.0))
+    assert actions(cmds) == ["answer", "reopened", "notify"]  # the first: same level
+    run, _ = engine.resolve(run, "city hall", "done again", 200.0)
+    run, cmds = engine.step(run, Answer("r-2", False, "", "desk", 210.0))
+    assert actions(cmds) == ["answer", "reopened", "not_escalated", "notify"]
+    said = next(c for c in cmds if c.action == "not_escalated")
+    assert (said.level, said.detail) == (
+        "city",
+        "reopened again at the city level: there is no level above",
+    )
+    assert (run.level, run.reopened, run.escalations) == ("city", 2, 3)
