@@ -438,6 +438,16 @@ def cut_labels(labels: Sequence[str], width: int) -> list[str]:
     return cut
 
 
+def utc(ts: Any) -> str:
+    """Epoch seconds as ``2024-05-27 00:00 UTC`` ("?" for no number)."""
+    from datetime import UTC, datetime
+
+    if not isinstance(ts, int | float):
+        return "?"
+    when = datetime.fromtimestamp(ts, UTC)
+    return f"{day(when)} {when:%H:%M} UTC"
+
+
 def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     """The report as plain-text tables, one per scope, a row per area or department and a
     column per figure (its change on the previous period in brackets). ``width`` (in
@@ -445,14 +455,6 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     ``NARROW_ORDER``, the same ones in every table, and say which were left out; names
     longer than what is left are cut in the middle with "…" (``cut_labels``). None:
     every figure."""
-    from datetime import UTC, datetime
-
-    def utc(ts: Any) -> str:
-        if not isinstance(ts, int | float):
-            return "?"
-        when = datetime.fromtimestamp(ts, UTC)
-        return f"{day(when)} {when:%H:%M} UTC"
-
     period = report.get("period", {})
     lines = [
         f"runs counted by the date they were created, {utc(period.get('from'))} to "
@@ -515,8 +517,13 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_html(report: Mapping[str, Any], title: str = "citybrain campaign report") -> str:
-    """The report as one self-contained HTML page: a table per scope."""
+def render_html(
+    report: Mapping[str, Any], title: str = "citybrain campaign report", page: bool = True
+) -> str:
+    """The report as one self-contained HTML page: a table per scope. ``page`` False:
+    the same without the page's head (doctype, title, style), for a further report on
+    one page (a rehearsal's versions: several whole pages in one file were several
+    doctypes and titles, trial 22)."""
 
     def cell(key: str, value: Any) -> str:
         return figure_text(key, value, none="&ndash;")
@@ -524,18 +531,38 @@ def render_html(report: Mapping[str, Any], title: str = "citybrain campaign repo
     def change(delta: str) -> str:
         return f" <small>({html.escape(delta)})</small>" if delta else ""
 
-    parts = [
+    period = report.get("period", {})
+    previous = report.get("previous_period", {})
+
+    head = [
         "<!doctype html><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
         "th:first-child,td:first-child{text-align:left}small{color:#666}</style>",
+    ]
+    unplaced = report.get("unplaced_cells") or {}
+    parts = [
+        *(head if page else []),
         f"<h1>{html.escape(title)}</h1>",
+        # The period, as the text tables' first line gives it (the page said none but
+        # the title's --from/--to as typed, and a rehearsal's page not even that).
+        f"<p>Period: {html.escape(utc(period.get('from')))} to "
+        f"{html.escape(utc(period.get('to')))}; the previous period: "
+        f"{html.escape(utc(previous.get('from')))} to {html.escape(utc(previous.get('to')))}."
+        "</p>",
         "<p>Runs are counted by the date they were created. "
         "Change against the previous period of the same length in brackets; "
         f"({NEW}) where that period had no runs to compare with. "
         "Definitions: docs/citizens.md.</p>",
     ]
+    if unplaced:
+        # As the text report's warning says (the page said nothing of them).
+        listed = ", ".join(f"{html.escape(str(c))} ({n})" for c, n in unplaced.items())
+        parts.append(
+            "<p>Runs in cells the grid lacks, counted at the city level only, as city "
+            f"&ldquo;?&rdquo; (cell, runs): {listed}.</p>"
+        )
     for scope in SCOPES:
         rows = [r for r in report["rows"] if r["scope"] == scope]
         if not rows:

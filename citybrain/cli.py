@@ -2577,8 +2577,10 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         elif out.suffix == ".html":
             out.write_text(
                 "\n".join(
-                    render_html(v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}")
-                    for v in versions
+                    render_html(
+                        v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}", page=i == 0
+                    )
+                    for i, v in enumerate(versions)
                 ),
                 encoding="utf-8",
             )

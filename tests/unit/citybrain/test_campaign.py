@@ -620,3 +620,18 @@ def test_a_notify_step_to_the_district_is_no_escalation() -> None:
     out = campaign_report(told, {}, 0.0, 100.0)
     city = next(r for r in out["rows"] if r["scope"] == "city")["figures"]
     assert (city["escalated_district"], city["first_line_share"]) == (1, 0.5)
+
+
+def test_the_html_page_gives_the_periods_and_the_cells_the_grid_lacks() -> None:
+    """Trial 22: the page named neither period (only the title's --from/--to as typed,
+    and a rehearsal's page nothing), nor the runs counted as city "?"."""
+    out = campaign_report([created("X", 1000, "nowhere", "", "x")], {}, 1000.0, 4600.0)
+    page = render_html(out)
+    assert (
+        "<p>Period: 1970-01-01 00:16 UTC to 1970-01-01 01:16 UTC; the previous period: "
+        "1969-12-31 23:16 UTC to 1970-01-01 00:16 UTC.</p>" in page
+    )
+    assert "as city &ldquo;?&rdquo; (cell, runs): nowhere (1).</p>" in page
+    assert page.count("<!doctype") == 1
+    part = render_html(out, "second", page=False)
+    assert "<!doctype" not in part and "<title>" not in part and "<h1>second</h1>" in part
