@@ -1074,6 +1074,10 @@ def _positive(kind: type[int] | type[float]) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not value > 0:  # also refuses nan
             raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0")
+        if not math.isfinite(value):
+            # inf (or 1e400) was taken: `rehearse --ack-deadline inf` ended in "unexpected
+            # StopIteration … a bug" (trial 22), and no option here means "never".
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages

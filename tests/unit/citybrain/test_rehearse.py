@@ -573,3 +573,18 @@ def test_a_unit_freed_after_its_shift_keeps_the_queue_in_its_order(grid: Grid) -
         for i in (1, 2, 3)
     }
     assert acked == {1: [43200.0], 2: [86460.0], 3: [86580.0]}
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-inf"])
+def test_an_infinite_deadline_is_refused_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """Trial 22: `--ack-deadline inf` rehearsed until "unexpected StopIteration … a bug"
+    (exit 70). Every positive-number option refuses infinity the same way."""
+    rows = [
+        "timestamp,report_id,category,text,source,grid_cell,department",
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police",
+    ]
+    assert _rehearse_cli(tmp_path, rows, f"--ack-deadline={value}") == 2
+    err = capsys.readouterr().err
+    assert f"argument --ack-deadline: {value!r}: expected " in err
