@@ -243,6 +243,7 @@ class Response:
                 covered = ReportsCovered(
                     tuple(r for r in covered.reports if r[0] not in earlier), now
                 )
+            if again and alert_id not in group["seen"]:  # said once, not per redelivery
                 run, noted = engine.note(
                     run,
                     "reports_covered_before",

@@ -78,6 +78,9 @@ def test_a_report_a_closed_run_covered_is_not_covered_again_by_the_next_run(
         assert [(s["run_id"], s["detail"]) for s in noted] == [
             (second["run_id"], f"r-2 (run {first})")
         ]
+        # The same alert read again (a redelivery) covers nothing new and says it once.
+        await response.on_routed(Event(KEY, burst("al-2", "r-2", "r-3")))  # type: ignore[arg-type]
+        assert len([s for s in sent if s.get("action") == "reports_covered_before"]) == 1
         again = {"id": "cmd-2", "run_id": second["run_id"], "action": "resolve", "by": "ana"}
         await response.on_command(Event(KEY, again))  # type: ignore[arg-type]
 
