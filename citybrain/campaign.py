@@ -16,7 +16,9 @@ before it:
   default, Hyndman and Fan's type 7);
 - ``first_line_share``: resolved at community or street level / resolved (the "solved at
   the first line" measure);
-- ``escalated_district``: runs that reached district or city level;
+- ``escalated_district``: runs whose own level reached district or city (an escalation
+  by a step, an operator or a second reopening; a notify step addressed to the district
+  does not move the run);
 - ``reopened``: runs reopened at least once (a reporter not satisfied);
 - ``answers``, ``satisfaction_rate``: reports with an answer, and the share whose last
   answer was "satisfied";
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citybrain.errors import InputError
+from citybrain.text import cell as one_line
 from citybrain.text import day, display_width, pad
 from playbooks.routing import brief
 
@@ -143,7 +146,14 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
         if run is None:
             continue
         level = rec.get("level")
-        if isinstance(level, str) and LEVEL_RANK.get(level, -1) > LEVEL_RANK[run.top_level]:
+        # A notify step's level is whom it told (air-pollution tells the district at
+        # once), not where the run stands: counted, such a run was "escalated to the
+        # district" and "solved at the first line" at once (trial 22).
+        if (
+            action != "notify"
+            and isinstance(level, str)
+            and LEVEL_RANK.get(level, -1) > LEVEL_RANK[run.top_level]
+        ):
             run.top_level = level
         if action == "acknowledged" and run.acknowledged_at is None:
             run.acknowledged_at = at
@@ -276,20 +286,30 @@ def campaign_report(
     (runs count in the period they were created in; ``input`` covers every run in
     ``records``); rows sorted by scope (community first), then name. Raises
     ``CampaignError`` for an empty period or a bad record. ``until`` (default ``end``):
-    the last moment whose records count (a rehearsal runs its cases to the end)."""
+    the last moment whose records count (a rehearsal runs its cases to the end); the
+    previous period's figures count records up to ``until`` minus the period's length
+    (by default its own end), as a report of that period would."""
     if not end > start:
         raise CampaignError(f"the period is empty: from {start} to {end}")
     length = end - start
     prev_start = start - length
     records = list(records)
-    runs = runs_from_records(records, until=end if until is None else until)
+    until = end if until is None else until
+    runs = runs_from_records(records, until=until)
+    # The previous period is read as its own report would read it, by its own end (the
+    # same time after it as ``until`` is after ``end``): read by ``end`` like this one, a
+    # run of it resolved, acknowledged, reopened or answered only in this period counted
+    # there, and its report for that period alone said otherwise.
+    as_before = runs_from_records(records, until=until - length)
     repeats = repeat_runs(runs.values())
     groups: dict[tuple[str, str], tuple[list[RunFacts], list[RunFacts]]] = {}
     in_period = 0
     unplaced: Counter[str] = Counter()
     for run in runs.values():
         if prev_start <= run.created_at < start:
-            slot = 1
+            if run.run_id not in as_before:
+                continue  # created after the previous period's reading (an ``until`` < ``end``)
+            slot, run = 1, as_before[run.run_id]
         elif start <= run.created_at < end:
             slot = 0
             in_period += 1
@@ -418,6 +438,16 @@ def cut_labels(labels: Sequence[str], width: int) -> list[str]:
     return cut
 
 
+def utc(ts: Any) -> str:
+    """Epoch seconds as ``2024-05-27 00:00 UTC`` ("?" for no number)."""
+    from datetime import UTC, datetime
+
+    if not isinstance(ts, int | float):
+        return "?"
+    when = datetime.fromtimestamp(ts, UTC)
+    return f"{day(when)} {when:%H:%M} UTC"
+
+
 def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     """The report as plain-text tables, one per scope, a row per area or department and a
     column per figure (its change on the previous period in brackets). ``width`` (in
@@ -425,14 +455,6 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     ``NARROW_ORDER``, the same ones in every table, and say which were left out; names
     longer than what is left are cut in the middle with "…" (``cut_labels``). None:
     every figure."""
-    from datetime import UTC, datetime
-
-    def utc(ts: Any) -> str:
-        if not isinstance(ts, int | float):
-            return "?"
-        when = datetime.fromtimestamp(ts, UTC)
-        return f"{day(when)} {when:%H:%M} UTC"
-
     period = report.get("period", {})
     lines = [
         f"runs counted by the date they were created, {utc(period.get('from'))} to "
@@ -452,7 +474,9 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
             for k in FIGURES:
                 delta = changes[k]
                 cells[k] = figure_text(k, row["figures"][k]) + (f" ({delta})" if delta else "")
-            body.append((str(row["name"]), cells))
+            # A department is what a record or an incident file said: a control
+            # character in it is shown as its escape, not sent to the terminal.
+            body.append((one_line(str(row["name"])), cells))
         tables.append((scope, body))
 
     def column(k: str) -> int:  # a figure's width over every table, header included
@@ -493,8 +517,13 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_html(report: Mapping[str, Any], title: str = "citybrain campaign report") -> str:
-    """The report as one self-contained HTML page: a table per scope."""
+def render_html(
+    report: Mapping[str, Any], title: str = "citybrain campaign report", page: bool = True
+) -> str:
+    """The report as one self-contained HTML page: a table per scope. ``page`` False:
+    the same without the page's head (doctype, title, style), for a further report on
+    one page (a rehearsal's versions: several whole pages in one file were several
+    doctypes and titles, trial 22)."""
 
     def cell(key: str, value: Any) -> str:
         return figure_text(key, value, none="&ndash;")
@@ -502,18 +531,38 @@ def render_html(report: Mapping[str, Any], title: str = "citybrain campaign repo
     def change(delta: str) -> str:
         return f" <small>({html.escape(delta)})</small>" if delta else ""
 
-    parts = [
+    period = report.get("period", {})
+    previous = report.get("previous_period", {})
+
+    head = [
         "<!doctype html><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
         "th:first-child,td:first-child{text-align:left}small{color:#666}</style>",
+    ]
+    unplaced = report.get("unplaced_cells") or {}
+    parts = [
+        *(head if page else []),
         f"<h1>{html.escape(title)}</h1>",
+        # The period, as the text tables' first line gives it (the page said none but
+        # the title's --from/--to as typed, and a rehearsal's page not even that).
+        f"<p>Period: {html.escape(utc(period.get('from')))} to "
+        f"{html.escape(utc(period.get('to')))}; the previous period: "
+        f"{html.escape(utc(previous.get('from')))} to {html.escape(utc(previous.get('to')))}."
+        "</p>",
         "<p>Runs are counted by the date they were created. "
         "Change against the previous period of the same length in brackets; "
         f"({NEW}) where that period had no runs to compare with. "
         "Definitions: docs/citizens.md.</p>",
     ]
+    if unplaced:
+        # As the text report's warning says (the page said nothing of them).
+        listed = ", ".join(f"{html.escape(str(c))} ({n})" for c, n in unplaced.items())
+        parts.append(
+            "<p>Runs in cells the grid lacks, counted at the city level only, as city "
+            f"&ldquo;?&rdquo; (cell, runs): {listed}.</p>"
+        )
     for scope in SCOPES:
         rows = [r for r in report["rows"] if r["scope"] == scope]
         if not rows:

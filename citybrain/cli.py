@@ -1074,6 +1074,10 @@ def _positive(kind: type[int] | type[float]) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not value > 0:  # also refuses nan
             raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0")
+        if not math.isfinite(value):
+            # inf (or 1e400) was taken: `rehearse --ack-deadline inf` ended in "unexpected
+            # StopIteration … a bug" (trial 22), and no option here means "never".
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
@@ -1499,10 +1503,13 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
     if run.get("status") == "cancelled":
         fields.append(("cancelled", f"by {run.get('resolved_by')}: {run.get('resolution')}"))
     width = max(len(k) for k, _ in [*fields, ("actions", "")])
-    lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
+    # A note, a reporter's comment or a report id is whatever someone typed: a newline
+    # or an escape sequence in it (an answer's "\x1b[2J") is shown as its escape, so
+    # it can neither clear the terminal nor forge a line of the run (trial 22).
+    lines = [f"{k.ljust(width)}  {cell(str(v))}" for k, v in fields]
     actions = run.get("actions") or []
     lines.append(f"{'actions'.ljust(width)}  {len(actions) or 'none'}")
-    lines += [f"  {_action_line(a)}" for a in actions]
+    lines += [f"  {cell(_action_line(a))}" for a in actions]
     return "\n".join(lines)
 
 
@@ -1594,7 +1601,7 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
     when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
     note = f' with note "{already["note"]}"' if already.get("note") else ""
     done = _ALREADY.get(str(already.get("action")), str(already.get("action")))
-    return (
+    return cell(
         f"unchanged: run {run_id} was already {done} by {already.get('by') or 'someone'}"
         f"{when}{note}"
     )
@@ -2147,7 +2154,15 @@ def _instant(text: str, flag: str) -> float:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise CliError(f"{flag} is {text!r}, expected a date like 2024-05-26") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    try:
+        # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
+        # was "year 0 is out of range", exit 70, when the report printed it.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
+    except OverflowError:
+        raise CliError(
+            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, expected a date like "
+            "2024-05-26"
+        ) from None
 
 
 def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
@@ -2576,8 +2591,10 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         elif out.suffix == ".html":
             out.write_text(
                 "\n".join(
-                    render_html(v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}")
-                    for v in versions
+                    render_html(
+                        v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}", page=i == 0
+                    )
+                    for i, v in enumerate(versions)
                 ),
                 encoding="utf-8",
             )

@@ -38,6 +38,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import heapq
+import math
 import random
 import time
 from collections import deque
@@ -70,20 +71,37 @@ class Distribution:
     values: tuple[float, ...]
 
     @classmethod
-    def from_entry(cls, entry: Mapping[str, Any], where: str) -> Distribution:
+    def from_entry(cls, entry: Any, where: str) -> Distribution:
+        """From a profile entry ``{"quantiles": [[q, seconds], ...]}``: at least two pairs,
+        q rising from 0 to 1, seconds finite, >= 0 and not falling. Raises
+        ``RehearsalError`` naming the entry and the pair (a pair that was no pair, or a
+        text, was a TypeError or IndexError, "a bug"; a negative or infinite duration was
+        rehearsed: an acknowledgement before its report, an ``at`` of inf)."""
+        if not isinstance(entry, Mapping):
+            raise RehearsalError(f'{where} is {entry!r}, expected {{"quantiles": [[q, s], ...]}}')
         pairs = entry.get("quantiles")
         if not isinstance(pairs, list) or len(pairs) < 2:
             raise RehearsalError(f'{where}: "quantiles" is {pairs!r}, expected [[q, s], ...]')
-        qs = tuple(float(p[0]) for p in pairs)
-        values = tuple(float(p[1]) for p in pairs)
-        if (
-            qs[0] != 0.0
-            or qs[-1] != 1.0
-            or list(qs) != sorted(qs)
-            or list(values) != sorted(values)
-        ):
+        qs, values = [], []
+        for i, pair in enumerate(pairs):
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not all(_number(x) and math.isfinite(x) for x in pair)
+            ):
+                raise RehearsalError(
+                    f'{where}: "quantiles"[{i}] is {pair!r}, expected [q, seconds] (two '
+                    "finite numbers)"
+                )
+            if not 0 <= pair[0] <= 1 or pair[1] < 0:
+                raise RehearsalError(
+                    f'{where}: "quantiles"[{i}] is {pair!r}, expected 0 <= q <= 1 and seconds >= 0'
+                )
+            qs.append(float(pair[0]))
+            values.append(float(pair[1]))
+        if qs[0] != 0.0 or qs[-1] != 1.0 or qs != sorted(qs) or values != sorted(values):
             raise RehearsalError(f"{where}: quantiles must rise from q=0 to q=1")
-        return cls(qs, values)
+        return cls(tuple(qs), tuple(values))
 
     def sample(self, u: float) -> float:
         """The duration at cumulative probability ``u`` (0..1), interpolated."""
@@ -91,6 +109,11 @@ class Distribution:
         q0, q1 = self.qs[i], self.qs[i + 1]
         v0, v1 = self.values[i], self.values[i + 1]
         return v0 + (v1 - v0) * ((u - q0) / (q1 - q0) if q1 > q0 else 0.0)
+
+
+def _number(value: Any) -> bool:
+    """An int or float, not a bool (YAML's and JSON's ``true`` is an int to Python)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def profile_distributions(doc: Mapping[str, Any], where: str) -> dict[str, Distribution]:
@@ -162,12 +185,13 @@ def units_profile(
         if unknown:
             raise RehearsalError(f"{where}: {unknown_fields(unknown, known)}")
         units, capacity = spec.get("units"), spec.get("capacity", 1)
-        if not isinstance(units, int) or units < 1:
+        # ``true`` is an int to Python: it was taken as one unit.
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
             raise RehearsalError(f"{where}.units is {units!r}, expected a whole number >= 1")
-        if not isinstance(capacity, int) or capacity < 1:
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise RehearsalError(f"{where}.capacity is {capacity!r}, expected a whole number >= 1")
         no_answer = spec.get("no_answer", 0.0)
-        if not isinstance(no_answer, (int, float)) or not 0 <= no_answer < 1:
+        if not _number(no_answer) or not 0 <= no_answer < 1:
             raise RehearsalError(f"{where}.no_answer is {no_answer!r}, expected 0 <= p < 1")
         shifts = spec.get("shifts", [[0, 24]])
         try:
@@ -193,10 +217,9 @@ def units_profile(
                 raise RehearsalError(f"{where}.{key} is {pick!r}, expected one of {sorted(table)}")
             picks[key] = table[pick]
         busy = spec.get("busy")
-        if busy is not None and (
-            isinstance(busy, bool) or not isinstance(busy, (int, float)) or busy <= 0
-        ):
-            raise RehearsalError(f"{where}.busy is {busy!r}, expected seconds > 0")
+        # NaN passed "busy <= 0" and infinity held the unit forever.
+        if busy is not None and (not _number(busy) or not math.isfinite(busy) or busy <= 0):
+            raise RehearsalError(f"{where}.busy is {busy!r}, expected seconds > 0, finite")
         out[str(name)] = DepartmentUnits(
             units,
             capacity,
@@ -265,8 +288,9 @@ def satisfaction_model(doc: Mapping[str, Any]) -> SatisfactionModel | None:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
             expected = "a whole number >= 1"
         elif name == "answer_after":
-            ok = ok and value >= 0
-            expected = "seconds >= 0"
+            # Infinity was taken, and its answers' records were dated inf.
+            ok = ok and math.isfinite(value) and value >= 0
+            expected = "seconds >= 0, finite"
         else:
             ok = ok and 0 <= value <= 1
             expected = "a probability 0 <= p <= 1"
@@ -468,6 +492,7 @@ class _Case:
     answers: int = 0  # closures the reporter has answered
     unit: bool = False  # holds a unit slot
     queued: bool = False
+    waited: bool = False  # has queued at least once (counted once in ``Rehearsal.queued``)
 
 
 @dataclass
@@ -540,8 +565,13 @@ def rehearse(
         if full(name) or not d.on_duty(t):
             if not case.queued:
                 case.queued = True
-                out.queued += 1
-                out.queued_by[name] = out.queued_by.get(name, 0) + 1
+                if not case.waited:
+                    # Once per run: one taken off the queue may queue again (all units
+                    # busy again at its shift's start, or unanswered and asking again),
+                    # and counted at each wait it made "runs that waited" 9 of 3 (trial 22).
+                    case.waited = True
+                    out.queued += 1
+                    out.queued_by[name] = out.queued_by.get(name, 0) + 1
                 queues.setdefault(name, deque()).append(case.run.run_id)
                 if not d.on_duty(t):
                     push(d.next_shift_start(t), "shift", name)
@@ -559,6 +589,12 @@ def rehearse(
     def release(name: str, t: float) -> None:
         busy[name] -= 1
         queue = queues.get(name)
+        if queue and not units[name].on_duty(t):
+            # Freed after the shift ended: the queue waits, in its order, for the next
+            # shift (asked now, its head went to the back, behind reports that came after
+            # it: trial 22).
+            push(units[name].next_shift_start(t), "shift", name)
+            return
         while queue and not full(name):
             waiting = cases[queue.popleft()]
             waiting.queued = False

@@ -15,12 +15,29 @@ WINDOW = "24h"
 
 def _share(part: str, whole: str) -> str:
     # clamp_min keeps an idle city at 0 instead of a division by zero (no data).
-    return f"sum(increase({part}[{WINDOW}])) / clamp_min(sum(increase({whole}[{WINDOW}])), 1)"
+    return f"{_sum(part)} / clamp_min({_sum(whole)}, 1)"
+
+
+def _sum(series: str) -> str:
+    """The increase over the window, summed; ``a - b`` for a count net of another."""
+    if " - " in series:
+        plus, minus = series.split(" - ")
+        return f"({_sum(plus)} - {_sum(minus)})"
+    return f"sum(increase({series}[{WINDOW}]))"
 
 
 def build() -> Dashboard:
-    resolved = f'{m.CAMPAIGN_RUNS_CLOSED}{{outcome="resolved"}}'
-    first_line = f'{m.CAMPAIGN_RUNS_CLOSED}{{outcome="resolved",level=~"community|street"}}'
+    # Net of the reopenings that undid a resolution: each run counts once, resolved if
+    # its last outcome is (the campaign report's rule); counted at each closing, a run
+    # resolved, reopened and resolved again made the rate 2/1 (trial 22).
+    first = 'level=~"community|street"'
+    undone = f'{m.CAMPAIGN_REOPENED}{{outcome="resolved"}}'
+    resolved = f'{m.CAMPAIGN_RUNS_CLOSED}{{outcome="resolved"}} - {undone}'
+    first_line = (
+        f'{m.CAMPAIGN_RUNS_CLOSED}{{outcome="resolved",{first}}} - '
+        f'{m.CAMPAIGN_REOPENED}{{outcome="resolved",{first}}}'
+    )
+    closed = f'{m.CAMPAIGN_RUNS_CLOSED}{{outcome="resolved"}}'
     return (
         Dashboard("citybrain / Campaign")
         .uid(UID)
@@ -32,7 +49,8 @@ def build() -> Dashboard:
                 "Resolution rate (24h)",
                 "percentunit",
                 query(_share(resolved, m.RUNS)),
-                description="Runs resolved / runs started in the last 24 hours",
+                description="Resolutions net of the reopenings that undid one / runs started "
+                "in the last 24 hours (a run resolved, reopened and resolved again counts once)",
             )
         )
         .with_panel(
@@ -40,7 +58,8 @@ def build() -> Dashboard:
                 "Solved at the first line (24h)",
                 "percentunit",
                 query(_share(first_line, resolved)),
-                description="Resolved at community or street level / resolved",
+                description="Resolved at community or street level / resolved, each net of "
+                "the reopenings that undid a resolution at that level",
             )
         )
         .with_panel(
@@ -71,7 +90,7 @@ def build() -> Dashboard:
             series(
                 "Resolved by department",
                 "short",
-                query(f"sum by (department) (increase({resolved}[1h]))", "{{department}}"),
+                query(f"sum by (department) (increase({closed}[1h]))", "{{department}}"),
             )
         )
         .with_panel(

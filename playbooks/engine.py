@@ -427,11 +427,28 @@ class PlaybookEngine:
 
     def _cover(self, run: Run, event: ReportsCovered) -> tuple[Run, list[Command]]:
         fresh = [(rid, ch) for rid, ch in event.reports if rid not in run.reports]
-        room = MAX_REPORTS - len(run.reports)
-        if not fresh or room <= 0:
+        room = max(MAX_REPORTS - len(run.reports), 0)
+        if not fresh:
             return run, []
         run.reports = {**run.reports}
         cmds: list[Command] = []
+        over = fresh[room:]
+        if over:
+            # Past the bound no closure can reach these reporters: said in a step with
+            # their ids (and channels), so a desk can, rather than dropped without a
+            # word (trial 22).
+            ids = [rid for rid, _ in over]
+            cmds.append(
+                self._command(
+                    run,
+                    "reports_not_covered",
+                    event.at,
+                    detail=f"{len(ids)} report(s) past the {MAX_REPORTS} a run keeps, no "
+                    f"closure will reach them: {', '.join(ids[:20])}"
+                    + (f" and {len(ids) - 20} more" if len(ids) > 20 else ""),
+                    data={"reports": [{"report_id": rid, "channel": ch} for rid, ch in over]},
+                )
+            )
         for rid, channel in fresh[:room]:
             run.reports[rid] = {"channel": channel, "status": ReplyStatus.OPEN.value}
             cmds.append(
@@ -484,6 +501,7 @@ class PlaybookEngine:
         reason = said
         # Kept with the operators' actions, so `runs show` lists answers and reopenings.
         self._record(run, "reopen", event.by, reason, event.at)
+        undone = run.status  # resolved or cancelled: what the reopening undoes
         self._move(run, RunEvent.REOPEN, event.at, cmds, actor=event.by, reason=reason)
         run.resolved_at, run.acknowledged_at, run.acknowledged_by = None, None, None
         # The playbook's steps do not run again: the reopened run waits to be resolved
@@ -499,7 +517,7 @@ class PlaybookEngine:
                 event.at,
                 actor=event.by,
                 detail=reason,
-                data={"report_id": event.report_id, "times": run.reopened},
+                data={"report_id": event.report_id, "times": run.reopened, "outcome": undone},
             )
         )
         if run.reopened >= 2 and run.level in PARENT_LEVEL:
@@ -508,6 +526,17 @@ class PlaybookEngine:
             unit = self.grid.responsible_unit(run.grid_cell, run.level)
             cmds.append(
                 self._command(run, "escalate", event.at, unit=unit, detail="reopened again")
+            )
+        elif run.reopened >= 2:
+            # The rule would escalate, but the city is the ceiling: said, so the audit
+            # does not read as if the rule had been forgotten (trial 22).
+            cmds.append(
+                self._command(
+                    run,
+                    "not_escalated",
+                    event.at,
+                    detail=f"reopened again at the {run.level} level: there is no level above",
+                )
             )
         unit = self.grid.responsible_unit(run.grid_cell, run.level)
         _notified(run, event.at)

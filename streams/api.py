@@ -177,8 +177,11 @@ def answer_fields(
         raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
     if not isinstance(satisfied, bool):
         raise ApiError(400, f'field "satisfied" is {show(satisfied)}, expected true or false')
-    # Each said with the value, as the other fields are (trial 21: "must be a string of
-    # at most 1000 characters" named neither the value nor which of the two was wrong).
+    # Each said with the value, as the other fields are (trials 21 and 22: "must be a
+    # string of at most 1000 characters" named neither); null is no comment, as the
+    # worker's own reading of an answer command takes it.
+    if comment is None:
+        comment = ""
     if not isinstance(comment, str):
         raise ApiError(400, f'field "comment" is {show(comment)}, expected text')
     if len(comment) > MAX_COMMENT:

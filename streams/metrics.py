@@ -314,8 +314,9 @@ class Metrics:
             ),
             campaign_reopened=counter(
                 CAMPAIGN_REOPENED,
-                "Runs reopened because a reporter was not satisfied (level after reopening)",
-                ("level", "department"),
+                "Runs reopened because a reporter was not satisfied (level it was closed at; "
+                "outcome: the closing it undid)",
+                ("level", "department", "outcome"),
             ),
         )
 
@@ -349,8 +350,8 @@ def initialise(
             metrics.acks.labels(name, level)
             metrics.time_to_ack.labels(name, level, department)
             metrics.campaign_reports.labels(level, department)
-            metrics.campaign_reopened.labels(level, department)
             for outcome in ("resolved", "cancelled"):
+                metrics.campaign_reopened.labels(level, department, outcome)
                 metrics.campaign_runs_closed.labels(level, department, outcome)
                 metrics.campaign_replies.labels(level, department, outcome)
             for satisfied in ("true", "false"):

@@ -60,4 +60,7 @@ def count_campaign(metrics: Metrics, run: Run, cmd: Command) -> None:
         satisfied = "true" if cmd.data.get("satisfied") else "false"
         metrics.campaign_answers.labels(level, department, satisfied).inc()
     elif cmd.action == "reopened":
-        metrics.campaign_reopened.labels(level, department).inc()
+        # The closing it undoes: net of these, closings count each run once by its
+        # last outcome, as the campaign report does.
+        undone = str(cmd.data.get("outcome", "resolved"))
+        metrics.campaign_reopened.labels(level, department, undone).inc()

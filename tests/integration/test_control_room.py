@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from citybrain.campaign import campaign_report
 from citybrain.stack import PrometheusServer
 from citybrain.stack.prometheus import RULES
 from dashboards.generate import BUILDERS, expressions, load
 from dashboards.rules import ALERTS, RECORDINGS
 from streams.events import IncidentReport
-from tests.integration.test_pipeline import START, real_levels, send_readings, steps_of
+from tests.integration.test_pipeline import START, docs, real_levels, send_readings, steps_of
 from tests.services import OPERATOR_TOKEN, ROOT, Pipeline, prometheus_query
 
 pytestmark = pytest.mark.integration
@@ -229,3 +230,29 @@ def test_the_sensor_variable_lists_a_watched_sensor_after_its_episode(
     mine = query.replace("citybrain_sensor_value", f"citybrain_sensor_value{{{instance}}}")
     listed = {r["metric"][label] for r in prometheus_query(stack.url, mine)}
     assert "gauge-1" in listed, listed
+
+
+def test_the_campaign_series_agree_with_the_campaign_report(
+    stack: PrometheusServer, busy_worker: Pipeline
+) -> None:
+    """Trial 22: the worker's campaign series, read from the live Prometheus, give the
+    campaign report's figures for the same runs (every run of this worker: created,
+    resolved and reopened in the period). The burst run was resolved, then reopened by an
+    unsatisfied answer: counted at each closing it was a resolution the report does not
+    count (the dashboard's resolution rate counted it); net of the reopening it is not."""
+    records = docs(busy_worker.read("steps", lambda m: bool(steps_of(m, "reopened"))))
+    report = campaign_report(records, {}, 0.0, time.time() + 3600)
+    city = next(r for r in report["rows"] if r["scope"] == "city")["figures"]
+    instance = f'instance="127.0.0.1:{busy_worker.settings.worker_port}"'
+
+    def total(query: str) -> float:
+        (row,) = prometheus_query(stack.url, query)
+        return float(row["value"][1])
+
+    closed = f'citybrain_campaign_runs_closed_total{{outcome="resolved",{instance}}}'
+    undone = f'citybrain_campaign_runs_reopened_total{{outcome="resolved",{instance}}}'
+    assert total(f"sum({closed}) - sum({undone})") == city["resolved"]
+    assert total(f"sum(citybrain_campaign_runs_reopened_total{{{instance}}})") == city["reopened"]
+    assert total(f"sum(citybrain_playbook_runs_total{{{instance}}})") == city["found"]
+    assert total(f"sum(citybrain_campaign_reports_total{{{instance}}})") == city["reports"]
+    assert city["reopened"] == 1 and city["reports"] >= 8

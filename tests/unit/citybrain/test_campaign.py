@@ -513,3 +513,125 @@ def test_an_input_without_runs_and_a_year_one_period_are_said_as_they_are(
     assert main([*argv, "--from", "0001-01-01", "--to", "1970-01-01T00:33:20"]) == 0
     out = capsys.readouterr().out
     assert "created, 0001-01-01 00:00 UTC to 1970-01-01 00:33 UTC" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00+01:00", "1970-01-01T00:33:20"),  # year 0 in UTC
+        ("1970-01-01", "9999-12-31T23:59:59-05:00"),  # year 10000 in UTC
+    ],
+)
+def test_a_period_outside_the_utc_years_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], start: str, end: str
+) -> None:
+    """Trial 22: "unexpected ValueError: year 0 is out of range … a bug" (exit 70)."""
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    assert main([*argv, "--from", start, "--to", end]) == 2
+    err = capsys.readouterr().err
+    flag, value = ("--from", start) if start.startswith("0001") else ("--to", end)
+    assert f"citybrain: {flag} is {value!r}: outside the years 1 to 9999 in UTC" in err
+
+
+def test_a_zone_and_a_dst_change_in_the_period_are_instants() -> None:
+    """--from/--to with zones are instants: New York's spring-forward day is 23 hours,
+    and the previous period is the 23 hours before it."""
+    from citybrain.cli import _instant
+
+    start = _instant("2024-03-10T00:00-05:00", "--from")
+    end = _instant("2024-03-11T00:00-04:00", "--to")
+    assert (start, end - start) == (1710046800.0, 23 * 3600.0)
+    assert _instant("2024-03-10T05:00", "--from") == start  # no zone: UTC
+
+
+def test_the_previous_period_is_read_by_its_own_end() -> None:
+    """Trial 22: a run of the previous period that was acknowledged, resolved, reopened
+    or answered only during this period counted so in the previous figures, which then
+    differed from a report of the previous period itself."""
+    late = [
+        created("P", 100, "c-top", "police", "Noise"),
+        rec("P", 2, "report_covered", 100, detail="p1", channel="app"),
+        rec("P", 3, "acknowledged", 1100),  # after the previous period
+        rec("P", 4, "resolved", 1200),
+        rec("P", 5, "answer", 1300, report_id="p1", satisfied=False),
+        rec("P", 6, "reopened", 1300),
+        created("Q", 200, "c-top", "police", "Noise"),
+        rec("Q", 2, "acknowledged", 260),
+        rec("Q", 3, "resolved", 1000),  # exactly at the previous period's end: by it
+        created("N", 1500, "c-top", "police", "Noise"),  # a repeat of Q (resolved 1000)
+        rec("N", 2, "report_covered", 1500, detail="n1", channel="app"),
+    ]
+    paths = {"c-top": {"community": "c-top", "street": "s-hill"}}
+    both = campaign_report(late, paths, 1000.0, 2000.0)
+    alone = campaign_report(late, paths, 0.0, 1000.0)
+    city = row(both, "street", "s-hill")
+    assert city["previous"] == row(alone, "street", "s-hill")["figures"]
+    # By hand: P open, never acknowledged by 1000; Q acknowledged after 60 s, resolved
+    # after 800 s.
+    assert city["previous"] == {
+        **NONE,
+        "found": 2,
+        "reports": 1,
+        "resolved": 1,
+        "resolution_rate": 0.5,
+        "tta_median": 60.0,
+        "tta_p90": 60.0,
+        "ttr_median": 800.0,
+        "ttr_p90": 800.0,
+        "first_line_share": 1.0,
+    }
+    assert city["figures"] == {
+        **NONE,
+        "found": 1,
+        "reports": 1,
+        "resolution_rate": 0.0,
+        "repeat_reports": 1,
+    }
+    # A rehearsal's reading to the end reads both periods to the end.
+    ended = campaign_report(late, paths, 1000.0, 2000.0, until=float("inf"))
+    assert row(ended, "street", "s-hill")["previous"]["reopened"] == 1
+
+
+def test_a_control_character_in_a_name_is_shown_as_its_escape() -> None:
+    """Trial 22: a department from a record or an incident file went to the terminal as
+    it was (an escape sequence, a newline splitting the table's row)."""
+    out = campaign_report([created("X", 10, "c-top", "po\x1b[2Jlice\nx", "x")], {}, 0.0, 100.0)
+    text = render_text(out)
+    assert "\x1b" not in text
+    assert any(line.startswith("po\\x1b[2Jlice\\nx  1 (new)") for line in text.splitlines())
+
+
+def test_a_notify_step_to_the_district_is_no_escalation() -> None:
+    """Trial 22: air-pollution notifies the district at once while the run stays at the
+    community; the run was counted "escalated to the district" and "solved at the first
+    line" at once. The run's own level decides; an escalation still counts."""
+    told = [
+        created("P", 10, "c-top", "environment", "pm25"),
+        rec("P", 2, "notify", 10, level="district"),
+        rec("P", 3, "resolved", 50, level="community"),
+        created("Q", 20, "c-top", "environment", "pm25"),
+        rec("Q", 2, "escalate", 30, level="district"),
+        rec("Q", 3, "notify", 30, level="district"),
+        rec("Q", 4, "resolved", 60, level="district"),
+    ]
+    out = campaign_report(told, {}, 0.0, 100.0)
+    city = next(r for r in out["rows"] if r["scope"] == "city")["figures"]
+    assert (city["escalated_district"], city["first_line_share"]) == (1, 0.5)
+
+
+def test_the_html_page_gives_the_periods_and_the_cells_the_grid_lacks() -> None:
+    """Trial 22: the page named neither period (only the title's --from/--to as typed,
+    and a rehearsal's page nothing), nor the runs counted as city "?"."""
+    out = campaign_report([created("X", 1000, "nowhere", "", "x")], {}, 1000.0, 4600.0)
+    page = render_html(out)
+    assert (
+        "<p>Period: 1970-01-01 00:16 UTC to 1970-01-01 01:16 UTC; the previous period: "
+        "1969-12-31 23:16 UTC to 1970-01-01 00:16 UTC.</p>" in page
+    )
+    assert "as city &ldquo;?&rdquo; (cell, runs): nowhere (1).</p>" in page
+    assert page.count("<!doctype") == 1
+    part = render_html(out, "second", page=False)
+    assert "<!doctype" not in part and "<title>" not in part and "<h1>second</h1>" in part

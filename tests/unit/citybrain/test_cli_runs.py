@@ -334,3 +334,26 @@ def test_an_unreachable_url_is_answered_with_a_worker_there(
     assert "16066" not in err
     assert main(["runs", "list", "--token", "t", "--url", "http://worker.invalid:1"]) != EXIT_OK
     assert "check --url, or that the worker on worker.invalid runs" in capsys.readouterr().err
+
+
+def test_show_escapes_control_characters_a_reporter_or_an_operator_typed() -> None:
+    """Trial 22: a reporter's comment with a newline forged a line of `runs show`, and
+    one with an escape sequence (ESC [2J) cleared the operator's terminal. Unicode
+    letters stay as they are; only control characters are shown as their escapes."""
+    comment = "musique à 2h 🎵\n  2024-05-27 04:00  resolve by chief: fake\x1b[2J"
+    run = {
+        **RUN,
+        "status": "open",
+        "resolution": "done\rover",
+        "reports": {"r-\x07": {"channel": "app", "status": "unsatisfied"}},
+        "actions": [{"action": "answer", "by": "desk", "at": NOW - 5, "note": comment}],
+    }
+    text = run_details(run, NAMES, NOW)
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    lines = text.splitlines()
+    assert lines[-1].endswith(
+        "answer by desk: musique à 2h 🎵\\n  2024-05-27 04:00  resolve by chief: fake\\x1b[2J"
+    )
+    assert "reports        1: r-\\x07 (unsatisfied)" in lines
+    note = already_message("r1", {"action": "resolve", "by": "a\nb", "note": "x\x1by"}, NOW)
+    assert note == 'unchanged: run r1 was already resolved by a\\nb with note "x\\x1by"'

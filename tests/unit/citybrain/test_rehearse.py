@@ -5,6 +5,7 @@ comparison, profile errors; and the committed profiles and CLI end to end."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +493,98 @@ def test_nearest_is_case_blind() -> None:
     assert nearest("POLICE", known) == nearest("Police", known) == nearest("polce", known)
     assert nearest("POLICE", known) == "police"
     assert nearest("zzz", known) is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        # Each was "unexpected TypeError/IndexError/ValueError … a bug" (exit 70), or a
+        # rehearsal with an acknowledgement before its report, or records dated inf/nan.
+        ({"quantiles": [1, 2]}, r'"quantiles"\[0\] is 1, expected \[q, seconds\]'),
+        ({"quantiles": [[0], [1, 5]]}, r'"quantiles"\[0\] is \[0\], expected \[q, seconds\]'),
+        ({"quantiles": [[0, "x"], [1, 5]]}, r"\"quantiles\"\[0\] is \[0, 'x'\], expected"),
+        ({"quantiles": [[0, True], [1, 5]]}, r'"quantiles"\[0\] is \[0, True\], expected'),
+        ({"quantiles": [[0, -50], [1, 5]]}, r'"quantiles"\[0\] is \[0, -50\], expected 0 <= q'),
+        ({"quantiles": [[0, 1], [1, math.inf]]}, r'"quantiles"\[1\] is \[1, inf\], expected'),
+        ({"quantiles": [[0, math.nan], [1, 5]]}, r'"quantiles"\[0\] is \[0, nan\], expected'),
+        ({"quantiles": [[0, 1], [1.5, 5]]}, r'"quantiles"\[1\] is \[1.5, 5\], expected 0 <= q'),
+        ([1], r"entry 'police' is \[1\], expected \{\"quantiles\""),
+    ],
+)
+def test_service_time_profile_errors_name_the_entry_and_pair(entry: Any, message: str) -> None:
+    doc = {"entries": {"all": {"quantiles": [[0, 10], [1, 100]]}, "police": entry}}
+    with pytest.raises(RehearsalError, match=message):
+        profile_distributions(doc, "r.json")
+
+
+def test_a_profile_of_one_duration_always_gives_it() -> None:
+    one = profile_distributions({"entries": {"all": {"quantiles": [[0, 42], [1, 42]]}}}, "r")
+    assert {one["all"].sample(u) for u in (0.0, 0.3, 0.999, 1.0)} == {42.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # ``true`` was taken as one unit or a capacity of one; NaN and infinity as a
+        # time a unit is busy.
+        ({"units": True}, r"departments.default.units is True, expected a whole number"),
+        ({"capacity": True}, r"departments.default.capacity is True, expected a whole number"),
+        ({"capacity": 0}, r"departments.default.capacity is 0, expected a whole number >= 1"),
+        ({"busy": math.nan}, r"departments.default.busy is nan, expected seconds > 0, finite"),
+        ({"busy": math.inf}, r"departments.default.busy is inf, expected seconds > 0, finite"),
+        ({"no_answer": True}, r"departments.default.no_answer is True, expected 0 <= p < 1"),
+    ],
+)
+def test_units_profile_refuses_booleans_and_non_finite_values(
+    change: dict[str, Any], message: str
+) -> None:
+    table = {"all": FIXED_60}
+    with pytest.raises(RehearsalError, match=message):
+        units_profile({"departments": {"default": {"units": 1, **change}}}, table, table)
+
+
+def test_an_infinite_answer_delay_is_refused() -> None:
+    with pytest.raises(RehearsalError, match=r"answer_after is inf, expected seconds >= 0, finite"):
+        satisfaction_model({"satisfaction": {"answer_after": math.inf}})
+
+
+def test_a_run_that_waits_twice_is_counted_once_as_queued(grid: Grid) -> None:
+    """Trial 22: three reports at noon for one unit on duty 00:00-01:00 wait for the next
+    shift; at its start the first takes the unit and the others queue again. Counted at
+    each wait, "runs that waited for a free unit" was 9 for these 3 runs."""
+    three = [report(i, 12 * 3600 + i) for i in range(3)]
+    out = rehearse(three, PLAYBOOK, grid, units(shifts=((0.0, 1.0),)), 900)
+    assert (out.queued, out.queued_by) == (3, {"default": 3})
+    acked = [actions(out.records, f"rh-r{i}")[-2][0] for i in range(3)]
+    # Next day 00:00 + 60 s response; each holds the unit 60 s after acknowledging
+    # (its resolve draw is already past): first come, first served.
+    assert acked == [86460.0, 86580.0, 86700.0]
+
+
+def test_a_unit_freed_after_its_shift_keeps_the_queue_in_its_order(grid: Grid) -> None:
+    """Trial 22: a unit freed after its shift ended asked the head of the queue, which,
+    off duty, went to the back: a report of 12:05 was served the next day before one of
+    11:59 that had waited since."""
+    reports = [report(1, 11 * 3600 + 59 * 60), report(2, 11 * 3600 + 59 * 60 + 30)]
+    reports.append(report(3, 12 * 3600 + 5 * 60))
+    out = rehearse(reports, PLAYBOOK, grid, units(shifts=((0.0, 12.0),)), 900)
+    acked = {
+        i: [a[0] for a in actions(out.records, f"rh-r{i}") if a[1] == "acknowledged"]
+        for i in (1, 2, 3)
+    }
+    assert acked == {1: [43200.0], 2: [86460.0], 3: [86580.0]}
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-inf"])
+def test_an_infinite_deadline_is_refused_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """Trial 22: `--ack-deadline inf` rehearsed until "unexpected StopIteration … a bug"
+    (exit 70). Every positive-number option refuses infinity the same way."""
+    rows = [
+        "timestamp,report_id,category,text,source,grid_cell,department",
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police",
+    ]
+    assert _rehearse_cli(tmp_path, rows, f"--ack-deadline={value}") == 2
+    err = capsys.readouterr().err
+    assert f"argument --ack-deadline: {value!r}: expected " in err

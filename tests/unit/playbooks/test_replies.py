@@ -271,3 +271,51 @@ def test_one_rule_for_answers_to_a_reopened_run(grid: Grid) -> None:
     assert {r["status"] for r in run.reports.values()} == {"replied"}
     run, cmds = engine.step(run, Answer("r-2", False, "", "app", 1000.0))
     assert "reopened" in actions(cmds) and run.reports["r-2"]["status"] == "reopened"
+
+
+def test_reports_past_the_bound_a_run_keeps_are_said_not_dropped(grid: Grid) -> None:
+    """Trial 22: a run keeps at most MAX_REPORTS reports; those past it were dropped
+    without a word, and no closure ever reached their reporters."""
+    from playbooks.engine import MAX_REPORTS
+
+    engine, run = burst_run(grid)
+    many = tuple((f"m-{i}", "app") for i in range(MAX_REPORTS - 3))
+    run, _ = engine.step(run, ReportsCovered(many, 5.0))
+    assert len(run.reports) == MAX_REPORTS - 1
+    run, cmds = engine.step(
+        run, ReportsCovered((("x-1", "app"), ("x-2", "hotline"), ("x-3", "sms")), 6.0)
+    )
+    assert actions(cmds) == ["reports_not_covered", "report_covered"]
+    said = cmds[0]
+    assert (
+        said.detail == "2 report(s) past the 500 a run keeps, no closure will reach them: x-2, x-3"
+    )
+    assert said.data["reports"] == [
+        {"report_id": "x-2", "channel": "hotline"},
+        {"report_id": "x-3", "channel": "sms"},
+    ]
+    assert "x-1" in run.reports and "x-2" not in run.reports
+    # A finished run answers the one it covers at once and still says the others.
+    run, _ = engine.resolve(run, "ana", "done", 10.0)
+    run, cmds = engine.step(run, ReportsCovered((("y-1", "app"),), 11.0))
+    assert actions(cmds) == ["reports_not_covered"]
+
+
+def test_reopened_again_at_the_city_says_there_is_no_level_above(grid: Grid) -> None:
+    """Trial 22: at the city level a second reopening escalated nowhere without a word."""
+    engine, run = burst_run(grid)
+    for _ in range(3):
+        run, _ = engine.escalate(run, "chief", 10.0)
+    assert run.level == "city"
+    run, _ = engine.resolve(run, "city hall", "done", 100.0)
+    run, cmds = engine.step(run, Answer("r-1", False, "", "desk", 110.0))
+    assert actions(cmds) == ["answer", "reopened", "notify"]  # the first: same level
+    run, _ = engine.resolve(run, "city hall", "done again", 200.0)
+    run, cmds = engine.step(run, Answer("r-2", False, "", "desk", 210.0))
+    assert actions(cmds) == ["answer", "reopened", "not_escalated", "notify"]
+    said = next(c for c in cmds if c.action == "not_escalated")
+    assert (said.level, said.detail) == (
+        "city",
+        "reopened again at the city level: there is no level above",
+    )
+    assert (run.level, run.reopened, run.escalations) == ("city", 2, 3)

@@ -1,0 +1,91 @@
+"""Trial 22: one report, one covering run, one closure. A report in no alert is offered
+to its group's open run as a follow-up, but stays in its burst window; when that window
+later reaches the threshold, the burst alert carries it. If the run that covered it has
+closed by then, the burst opens the group's next run, which covered the report again: its
+reporter heard a second closure when that run closed. No broker: the context's sends are
+captured, as in test_response_races."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.response import Response
+from tests.unit.streams.test_response_races import Event
+from tests.unit.streams.test_response_races import response as races_response
+
+KEY = b"grp-noise"
+
+
+def burst(alert_id: str, *reports: str) -> dict[str, Any]:
+    labels = {"source": "citizen", "category": "Noise", "department": "police"}
+    return {
+        "alert": {
+            "alert_id": alert_id,
+            "status": "firing",
+            "kind": "incident_burst",
+            "grid_cell": "c-top",
+            "severity": "major",
+            "labels": {"alert_id": alert_id, "grid_cell": "c-top", **labels},
+            "reports": [{"report_id": r, "channel": "app"} for r in reports],
+        },
+        "route": {
+            "id": "root",
+            "playbook": "citizen-report-burst",
+            "group_wait": 0.0,
+            "group_interval": 300.0,
+            "repeat_interval": 3600.0,
+        },
+    }
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+    stage, _ = races_response.__wrapped__(tmp_path)  # type: ignore[attr-defined]
+    sent: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(value for _, value in items if isinstance(value, dict))
+        return []
+
+    stage.ctx.queue = queue  # type: ignore[method-assign]
+    return stage, sent
+
+
+def test_a_report_a_closed_run_covered_is_not_covered_again_by_the_next_run(
+    stage: tuple[Response, list[dict[str, Any]]],
+) -> None:
+    response, sent = stage
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, burst("al-1", "r-1")))  # type: ignore[arg-type]
+        first = response.ctx.groups.data[KEY]["run"]["run_id"]
+        # r-2 came in no alert and was offered to the open run, which covers it.
+        offer = {"report": {"report_id": "r-2", "channel": "hotline", "ts": None}}
+        await response.on_routed(Event(KEY, offer))  # type: ignore[arg-type]
+        assert set(response.ctx.groups.data[KEY]["run"]["reports"]) == {"r-1", "r-2"}
+        done = {"id": "cmd-1", "run_id": first, "action": "resolve", "by": "ana"}
+        await response.on_command(Event(KEY, done))  # type: ignore[arg-type]
+        # r-2's window then tips over: the burst carries r-2 with the new r-3.
+        await response.on_routed(Event(KEY, burst("al-2", "r-2", "r-3")))  # type: ignore[arg-type]
+        second = response.ctx.groups.data[KEY]["run"]
+        assert second["run_id"] != first
+        assert set(second["reports"]) == {"r-3"}
+        noted = [s for s in sent if s.get("action") == "reports_covered_before"]
+        assert [(s["run_id"], s["detail"]) for s in noted] == [
+            (second["run_id"], f"r-2 (run {first})")
+        ]
+        # The same alert read again (a redelivery) covers nothing new and says it once.
+        await response.on_routed(Event(KEY, burst("al-2", "r-2", "r-3")))  # type: ignore[arg-type]
+        assert len([s for s in sent if s.get("action") == "reports_covered_before"]) == 1
+        again = {"id": "cmd-2", "run_id": second["run_id"], "action": "resolve", "by": "ana"}
+        await response.on_command(Event(KEY, again))  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    replies = sorted(
+        (s["data"]["report_id"], s["run_id"]) for s in sent if s.get("action") == "reply"
+    )
+    assert [rid for rid, _ in replies] == ["r-1", "r-2", "r-3"]  # each reporter once
