@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -740,6 +741,10 @@ def routing_errors(
             "in later win, merged matchers add to the route's own); write the keys out "
             "(an alias of a whole value, *name, is fine)"
         )
+    # Scalars Alertmanager's YAML reader (go-yaml v2, an older libyaml) refuses and
+    # PyYAML's libyaml reads (trial 23's YAML fuzz): refused here too, saying why.
+    for line, message in _go_yaml_refusals(path.read_text(encoding="utf-8")):
+        errors.append(f"{path}:{line}: {message}")
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
         errors.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")
@@ -937,6 +942,45 @@ def routing_errors(
     if errors or tree is None:
         return None, _line_order(errors)
     return Router(tree, tuple(rules)), []
+
+
+_SLASH_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\/")  # \/ after an even run of backslashes
+
+
+def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
+    """Scalars of ``text`` that PyYAML reads and Alertmanager's YAML reader (go-yaml v2)
+    refuses, each as (1-based line, reason): ``\\/`` in a double-quoted scalar (an escape
+    YAML 1.2 added; go-yaml v2 says "found unknown escape character") and ``?`` in an
+    unquoted scalar inside ``[…]`` or ``{…}`` (go-yaml v2 ends the scalar there, then
+    refuses the file). The file must already be read as YAML."""
+    found: list[tuple[int, str]] = []
+    flow = 0
+    for token in yaml.scan(text, Loader=_BASE_LOADER):
+        if isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
+            flow += 1
+        elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken):
+            flow -= 1
+        elif isinstance(token, yaml.ScalarToken):
+            raw = text[token.start_mark.index : token.end_mark.index]
+            line = token.start_mark.line + 1
+            if token.style == '"' and _SLASH_ESCAPE.search(raw):
+                found.append(
+                    (
+                        line,
+                        f"{raw[:60]}: \\/ is not an escape to Alertmanager's YAML reader "
+                        "(go-yaml v2 refuses the file); write / alone",
+                    )
+                )
+            elif token.plain and flow > 0 and "?" in raw:
+                found.append(
+                    (
+                        line,
+                        f"{raw[:60]}: a ? in an unquoted value inside [...] or {{...}} ends "
+                        "the value for Alertmanager's YAML reader (go-yaml v2 then refuses "
+                        "the file); quote the value",
+                    )
+                )
+    return found
 
 
 def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int]]:

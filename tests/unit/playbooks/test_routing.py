@@ -576,3 +576,45 @@ def test_a_key_given_twice_does_not_hide_the_files_other_errors(tmp_path: Path) 
         [f"{path}:10", "route.routes.2.match_re.kind"],
     ]
     assert "key 'playbook' is given twice in one mapping (first on line 7)" in lines[0]
+
+
+# Scalars Alertmanager's YAML reader (go-yaml v2) refuses and PyYAML reads (trial 23):
+# `\/` in a double-quoted scalar, `?` in an unquoted one inside [...] or {...}.
+GO_YAML_REFUSES = [
+    (
+        '  routes:\n    - playbook: gas-leak\n      matchers: ["category=\\"a\\/b\\""]\n',
+        ':7: "category=\\"a\\/b\\"": \\/ is not an escape to Alertmanager\'s YAML reader',
+    ),
+    (
+        "  routes:\n    - playbook: gas-leak\n      matchers: [kind=~pm25?]\n",
+        ":7: kind=~pm25?: a ? in an unquoted value inside [...] or {...} ends the value",
+    ),
+    (
+        "  routes:\n    - playbook: gas-leak\n      match_re: {kind: pm25?}\n",
+        ":7: pm25?: a ? in an unquoted value",
+    ),
+]
+# Read alike by both: an even run of backslashes before /, ? outside [...] and {...}.
+GO_YAML_READS = [
+    ('      matchers: ["category=\\"a\\\\\\\\/b\\""]\n', 'category="a\\\\/b"'),
+    ("      matchers:\n        - kind=~pm25?\n", 'kind=~"pm25?"'),
+    ("      matchers: ['kind=~pm25?']\n", 'kind=~"pm25?"'),
+]
+
+
+@pytest.mark.parametrize(("routes", "expected"), GO_YAML_REFUSES)
+def test_scalars_alertmanagers_yaml_refuses_are_refused(
+    tmp_path: Path, routes: str, expected: str
+) -> None:
+    path = write(tmp_path, ROOT + routes)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, PLAYBOOKS)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{path}{expected}") for line in lines), lines
+
+
+@pytest.mark.parametrize(("entry", "matcher"), GO_YAML_READS)
+def test_scalars_both_yaml_readers_read_are_read(tmp_path: Path, entry: str, matcher: str) -> None:
+    text = ROOT + "  routes:\n    - playbook: gas-leak\n" + entry
+    router = load_routing(write(tmp_path, text), PLAYBOOKS)
+    assert [str(m) for m in router.root.routes[0].matchers] == [matcher]
