@@ -395,6 +395,8 @@ SILENCE_REGEXES = [
     # Trial 12: Go's group names and nesting limit (998 groups fit once wrapped, 1,000 do
     # not fit even alone).
     "(?P<é>a)", "(?P<n_1>a)", "(" * 998 + "a" + ")" * 998, "(" * 1000 + "a" + ")" * 1000,
+    # Trial 23: repetition counts (a {0} group is not looked into; ten digits refused).
+    "((a{2}){0}){1000}", "((x{2}){0}|gas){1000}", "a{1000000000}", "(a{2}){501}", "a{01}",
 ]  # fmt: skip
 # Accepted by Alertmanager, refused by citybrain (docs/playbooks.md): 999 nested groups
 # fit Go's limit alone (the silence check) but not wrapped in ^(?:…)$, and then every
