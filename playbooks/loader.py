@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -714,6 +715,7 @@ def load_routing(
     return router
 
 
+_YAML_MAX_DEPTH = 1000  # libyaml's bound on nested block levels (0.2.5)
 _UNKNOWN = object()  # a setting whose own value is an error: checks that need it are skipped
 
 
@@ -911,7 +913,17 @@ def routing_errors(
             routes=tuple(c for c in children if c is not None),
         )
 
-    tree = build(doc["route"], ROUTE_DEFAULTS, "root", ("route",)) if _has(doc, "route") else None
+    # build recurses, two frames a level: a tree nested as deep as YAML lets a file nest
+    # (libyaml's 1,000 block levels: about 1,000 routes) needs more than Python's 1,000
+    # (trial 23: RecursionError, exit 70, on a tree Alertmanager reads).
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * _YAML_MAX_DEPTH + 1000))
+    try:
+        tree = (
+            build(doc["route"], ROUTE_DEFAULTS, "root", ("route",)) if _has(doc, "route") else None
+        )
+    finally:
+        sys.setrecursionlimit(limit)
     rules = []
     raw_rules = doc.get("inhibit_rules") if isinstance(doc, dict) else None
     for i, raw_rule in enumerate(raw_rules if isinstance(raw_rules, list) else []):
@@ -985,25 +997,26 @@ def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
 
 def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int]]:
     """Where a routing file uses YAML's merge key (``<<``): each (location, 1-based
-    line). Aliases are followed once (a node reached twice is not walked again)."""
+    line), in file order. Aliases are followed once (a node reached twice is not walked
+    again). Iterative: a tree of routes nested as deep as YAML allows (about 1,000
+    levels) is walked without recursion (trial 23: RecursionError, exit 70)."""
     found: list[tuple[tuple[str | int, ...], int]] = []
     seen: set[int] = set()
-
-    def walk(node: yaml.Node, loc: tuple[str | int, ...]) -> None:
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [] if root is None else [(root, ())]
+    while stack:
+        node, loc = stack.pop()
         if id(node) in seen:
-            return
+            continue
         seen.add(id(node))
+        children: list[tuple[yaml.Node, tuple[str | int, ...]]] = []
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.tag == _MERGE:
                     found.append(((*loc, "<<"), key.start_mark.line + 1))
-                walk(value, (*loc, str(key.value)))
+                children.append((value, (*loc, str(key.value))))
         elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*loc, i))
-
-    if root is not None:
-        walk(root, ())
+            children = [(item, (*loc, i)) for i, item in enumerate(node.value)]
+        stack.extend(reversed(children))
     return found
 
 

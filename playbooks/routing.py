@@ -511,17 +511,31 @@ class Route:
     routes: tuple[Route, ...] = field(default=())
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
-        """The routes an alert takes, in tree order (Alertmanager's ``Route.Match``)."""
+        """The routes an alert takes, in tree order (Alertmanager's ``Route.Match``): a
+        matching route's children are tried in order, the first that matches ends the
+        search unless it says ``continue``; a matching route none of whose children
+        match is itself the result. Iterative: a tree as deep as a routing file can be
+        (about 1,000 levels) is walked without recursion, however deep the caller's stack."""
         if not matches_all(self.matchers, labels):
             return []
-        found: list[Route] = []
-        for child in self.routes:
-            hits = child.match(labels)
-            if hits:
-                found.extend(hits)
-                if not child.continue_:
-                    break
-        return found or [self]
+        # One frame per matched route on the way down: (route, next child, routes found).
+        stack: list[tuple[Route, int, list[Route]]] = [(self, 0, [])]
+        while True:
+            route, index, found = stack[-1]
+            if index < len(route.routes):
+                child = route.routes[index]
+                stack[-1] = (route, index + 1, found)
+                if matches_all(child.matchers, labels):
+                    stack.append((child, 0, []))
+                continue
+            stack.pop()
+            hits = found or [route]
+            if not stack:
+                return hits
+            parent, index, parent_found = stack[-1]
+            parent_found.extend(hits)
+            if not route.continue_:  # the first match ends the search
+                stack[-1] = (parent, len(parent.routes), parent_found)
 
     def group_key(self, labels: Mapping[str, str]) -> str:
         """Alerts with the same key share one run; a short stable hash of route + labels."""

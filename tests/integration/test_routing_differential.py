@@ -1099,3 +1099,84 @@ def test_yaml_scalars_read_as_alertmanager_reads_them(tmp_path: Path, playbook: 
     documented = sum(r[1] == "documented" for r in results)
     assert len(results) * 0.5 < accepted < len(results), (accepted, len(results))
     assert 0 < documented < len(results) * 0.2, documented
+
+
+# Deep trees (trial 23): the random trees above are at most 4 levels deep. A routing file
+# may nest routes as deep as YAML lets it (libyaml, PyYAML's reader, stops at 1,000
+# block levels: about 1,000 routes); `citybrain playbooks check` and `route-test` ended
+# in a RecursionError (exit 70, "a bug") from 499 levels, on a tree Alertmanager reads
+# and routes. Here a spine of DEEP_LEVELS routes, each with a random matcher, `continue`
+# and sometimes a sibling, must pick the receivers amtool picks.
+DEEP_SEED, DEEP_LEVELS, DEEP_TREES, DEEP_LABEL_SETS = 20261225, 990, 3, 40
+DEEP_MATCHERS = [
+    'severity!="minor"', 'kind=~"pm25|water_level"', 'district!="d2"', 'category=~".*"',
+    'kind!~"x.*"', 'severity=~"major|critical|"', 'district="d1"',
+]  # fmt: skip
+DEEP_PASSING = ['category=~".*"', 'kind!="zz"', 'severity=~".+"', 'district!~"d3|d4"']
+
+
+def deep_routes(rng: random.Random, tree: int, receiver_key: str) -> list[str]:
+    """YAML lines of a spine of DEEP_LEVELS routes under the root, written line by line
+    (PyYAML's and JSON's writers recurse), ``receiver_key`` naming each route's receiver."""
+    lines: list[str] = []
+    indent = "  "
+    for level in range(DEEP_LEVELS):
+        lines.append(f"{indent}routes:")
+        if rng.random() < 0.08:  # a sibling before the spine's next route
+            lines.append(f"{indent}- {receiver_key}: d{tree}_{level}_x")
+            lines.append(f"{indent}  matchers: ['{rng.choice(DEEP_MATCHERS)}']")
+            lines.append(f"{indent}  continue: {str(rng.random() < 0.8).lower()}")
+        # Mostly matchers nearly every alert passes, so that alerts go deep.
+        spine = rng.choice(DEEP_MATCHERS if rng.random() < 0.01 else DEEP_PASSING)
+        lines.append(f"{indent}- matchers: ['{spine}']")
+        if rng.random() < 0.7:  # else inherited
+            lines.append(f"{indent}  {receiver_key}: d{tree}_{level}")
+        if rng.random() < 0.3:
+            lines.append(f"{indent}  continue: true")
+        indent += "  "
+    return lines
+
+
+def test_deep_trees_route_as_alertmanager_routes(tmp_path: Path, playbook: Any) -> None:
+    rng = random.Random(DEEP_SEED)
+    compared = 0
+    depths: set[int] = set()
+    problems: list[str] = []
+    for tree in range(DEEP_TREES):
+        state = rng.getstate()
+        am_lines = deep_routes(rng, tree, "receiver")
+        rng.setstate(state)
+        our_lines = deep_routes(rng, tree, "playbook")
+        names = sorted({line.split(": ")[1] for line in am_lines if "receiver: " in line})
+        am_path, our_path = tmp_path / f"am-{tree}.yml", tmp_path / f"routing-{tree}.yaml"
+        am_path.write_text(
+            "route:\n  receiver: r\n  group_by: [kind]\n"
+            + "\n".join(am_lines)
+            + "\nreceivers:\n"
+            + "".join(f"- name: {n}\n" for n in ["r", *names])
+        )
+        our_path.write_text(
+            "version: 1\nroute:\n  playbook: r\n  group_by: [kind]\n" + "\n".join(our_lines) + "\n"
+        )
+        router = load_routing(our_path, dict.fromkeys(["r", *names], playbook))
+        for _ in range(DEEP_LABEL_SETS):
+            labels = {
+                "kind": rng.choice(["pm25", "water_level", "xx"]),
+                "severity": rng.choice(["minor", "major", "critical"]),
+                "district": rng.choice(["d1", "d2"]),
+            }
+            args = [f'{k}="{v}"' for k, v in labels.items() if rng.random() < 0.9]
+            labels = dict(parse_label(a) for a in args)
+            done = amtool("config", "routes", "test", f"--config.file={am_path}", *args)
+            assert done.returncode == 0, done.stderr
+            theirs = done.stdout.strip().split(",")
+            routes = router.root.match(labels)
+            ours = [r.playbook for r in routes]
+            depths.update(r.id.count(".") for r in routes)
+            compared += 1
+            if ours != theirs:
+                problems.append(f"tree {tree} {labels}: citybrain {ours}, alertmanager {theirs}")
+    assert not problems, problems[:5]
+    assert compared == DEEP_TREES * DEEP_LABEL_SETS
+    # Alerts end at many depths, some of them hundreds of levels down.
+    assert len(depths) > 10 and max(depths) > 100, sorted(depths)

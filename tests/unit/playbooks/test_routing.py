@@ -3,6 +3,7 @@ for bad routing files."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -618,3 +619,40 @@ def test_scalars_both_yaml_readers_read_are_read(tmp_path: Path, entry: str, mat
     text = ROOT + "  routes:\n    - playbook: gas-leak\n" + entry
     router = load_routing(write(tmp_path, text), PLAYBOOKS)
     assert [str(m) for m in router.root.routes[0].matchers] == [matcher]
+
+
+def nested_routes(levels: int) -> str:
+    """A routing file whose routes nest ``levels`` deep, each matching severity!=minor."""
+    lines, indent = [ROOT.rstrip("\n")], "  "
+    for _ in range(levels):
+        lines += [f"{indent}routes:", f"{indent}- matchers: ['severity!=\"minor\"']"]
+        indent += "  "
+    return "\n".join(lines) + "\n"
+
+
+def test_routes_nested_as_deep_as_yaml_allows_are_read_and_routed(tmp_path: Path) -> None:
+    # Trial 23: 499 levels and more (libyaml reads up to 1,000 block levels) ended in a
+    # RecursionError, exit 70; Alertmanager reads and routes such a tree.
+    router = load_routing(write(tmp_path, nested_routes(997)), PLAYBOOKS)
+    deepest = router.root.match(sensor("pm25", severity="major"))
+    assert [r.id.count(".") for r in deepest] == [997]
+    assert [r.id for r in router.root.match(sensor("pm25", severity="minor"))] == ["root"]
+
+
+def test_routes_nested_deeper_than_yaml_allows_are_a_file_line_error(tmp_path: Path) -> None:
+    path = write(tmp_path, nested_routes(998))
+    with pytest.raises(PlaybookError, match=r":2000: not valid YAML: exceeded maximum nesting"):
+        load_routing(path, PLAYBOOKS)
+
+
+def test_matching_a_deep_tree_needs_no_recursion(tmp_path: Path) -> None:
+    # The worker matches inside faust's own stack: a deep tree must not add to it.
+    router = load_routing(write(tmp_path, nested_routes(997)), PLAYBOOKS)
+
+    def nested(depth: int) -> list[str]:
+        if depth:
+            return nested(depth - 1)
+        return [r.id for r in router.root.match(sensor("pm25", severity="major"))]
+
+    limit = sys.getrecursionlimit()
+    assert nested(limit - 100)[0].count(".") == 997
