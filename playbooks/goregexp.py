@@ -498,11 +498,12 @@ def without_empty_repeats(value: str, compiles: Callable[[str], bool]) -> str:
     """``value`` with each group repeated ``{0}`` or ``{0,0}`` (lazy or not) written
     ``(?:)``, the empty match it stands for, so that RE2 judges the nested-repetition
     bound as Go does (Go does not look inside such a group). A group is replaced only when
-    its own text, treated alike, ``compiles`` (else Go refuses it too, and RE2 is left to
-    say why)."""
+    its own text, its inner such groups replaced, ``compiles`` (else Go refuses it too,
+    and RE2 is left to say why). Innermost first, without recursion: such groups may nest
+    as deep as Go allows (about 1,000)."""
     found = _scan(value)
     repeats = {start: end for kind, start, end in found if kind == "{"}
-    spans = []
+    spans = []  # (start, end of the group, end of its repetition)
     for kind, start, end in found:
         if kind == "group" and end in repeats:
             low, high, after = go_repeat(value, end) or (1, 1, end)
@@ -510,15 +511,23 @@ def without_empty_repeats(value: str, compiles: Callable[[str], bool]) -> str:
                 spans.append((start, end, after + value.startswith("?", after)))
     if not spans:
         return value
-    out, at = [], 0
-    for start, group_end, end in sorted(spans):
-        if start < at:
-            continue  # inside a group already replaced
-        if not compiles(without_empty_repeats(value[start:group_end], compiles)):
-            continue
-        out += [value[at:start], "(?:)"]
-        at = end
-    return "".join(out) + value[at:]
+
+    def reduced(start: int, stop: int, replaced: list[tuple[int, int]]) -> str:
+        """value[start:stop] with the outermost replaced spans in it written (?:)."""
+        out, at = [], start
+        for begin, end in replaced:  # sorted by start; nested ones skipped
+            if begin >= at and end <= stop:
+                out += [value[at:begin], "(?:)"]
+                at = end
+        return "".join(out) + value[at:stop]
+
+    replaced: list[tuple[int, int]] = []
+    # Shorter spans first: a group's inner groups are decided before it.
+    for start, group_end, end in sorted(spans, key=lambda span: span[2] - span[0]):
+        inner = [(b, e) for b, e in replaced if start <= b and e <= group_end]
+        if compiles(reduced(start, group_end, sorted(inner))):
+            replaced.append((start, end))
+    return reduced(0, len(value), sorted(replaced))
 
 
 # Unicode: Go 1.19 (Alertmanager 0.25 as Debian builds it) has Unicode 13's tables, RE2

@@ -594,6 +594,9 @@ NESTING = [
     ("({})", 999), ("({})*", 500), ("(?:{})*", 999), ("(a|{})", 500), ("(a{})", 500),
     ("[ab]|({})", 500), ("({})+?", 500), ("((?:x|y)|{})", 500), ("\\d({})", 500),
     ("(ab|ac{})", 250), ("(?:ab|a{})", 501), ("(a|b|{})", 500),
+    # Trial 23: groups repeated {0}, which citybrain rewrites (?:) for RE2, innermost
+    # first; a first, recursive, version overflowed Python's stack at 997 levels.
+    ("(?:{}){{0}}", 999), ("({}){{0}}", 500),
 ]  # fmt: skip
 
 

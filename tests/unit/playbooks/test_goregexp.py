@@ -212,3 +212,13 @@ def test_a_count_of_ten_digits_is_refused_as_go_refuses_it(regex: str) -> None:
 @pytest.mark.parametrize(("regex", "value"), COUNTS_AS_TEXT)
 def test_braces_go_reads_as_text_are_text(regex: str, value: str) -> None:
     assert Matcher.build("kind", "=~", regex).matches({"kind": value})
+
+
+def test_groups_repeated_zero_times_nested_as_deep_as_go_allows_need_no_recursion() -> None:
+    # 998 nested (?:…){0} fit Go's height limit once wrapped; the rewrite walks them
+    # innermost first without recursion (a recursive first version overflowed Python's).
+    deepest = "(?:" * 998 + "a" + "){0}" * 998
+    matcher = Matcher.build("kind", "=~", deepest)
+    assert (matcher.matches({"kind": ""}), matcher.matches({"kind": "a"})) == (True, False)
+    with pytest.raises(RoutingConfigError, match="nests too deeply"):
+        Matcher.build("kind", "=~", "(?:" * 999 + "a" + "){0}" * 999)
