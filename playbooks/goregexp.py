@@ -389,6 +389,147 @@ def capture_name_refusal(name: str) -> str | None:
     return f"the group name {name!r} is not Go regexp syntax (ASCII letters, digits and _ only)"
 
 
+# Repetition counts. Go's parser and RE2's read ``{n,m}`` alike but for two things
+# (regexp/syntax parse.go against re2/parse.cc), found by the repetition fuzz of trial 23:
+# - a count of ten or more digits: RE2 reads the whole ``{…}`` as literal text, Go
+#   refuses it ("invalid repeat count"): ``a{1000000000}``;
+# - the nested-repetition bound (counts multiplied down the tree at most 1,000): Go does
+#   not look inside a repetition ``{0}`` or ``{0,0}`` (``repeatIsValid`` returns early),
+#   RE2 does, so ``((a{2}){0}){1000}`` is a regex to Go (it matches only "") and not to
+#   RE2. Such a ``(…){0}`` matches only the empty string: RE2 is given ``(?:)`` for it.
+MAX_REPEAT = 1000  # both engines' bound on one count and on nested counts multiplied
+
+
+def _go_int(value: str, i: int) -> tuple[int | None, int]:
+    """Go's ``parseInt`` at ``value[i]``: (the number, -1 for ten digits or more; None
+    when there is none or it has a leading zero) and the index after its digits."""
+    end = i
+    while end < len(value) and "0" <= value[end] <= "9":
+        end += 1
+    digits = value[i:end]
+    if not digits or (len(digits) > 1 and digits[0] == "0"):
+        return None, end
+    return (int(digits) if len(digits) < 10 else -1), end
+
+
+def go_repeat(value: str, i: int) -> tuple[int, int, int] | None:
+    """Go's ``parseRepeat`` at the ``{`` of ``value[i]``: (min, max, index after ``}``),
+    max -1 for ``{n,}`` and min -1 for a count too long to read; None when Go reads the
+    ``{`` as a literal character."""
+    low, j = _go_int(value, i + 1)
+    if low is None or j >= len(value):
+        return None
+    high = low
+    if value[j] == ",":
+        j += 1
+        if j >= len(value):
+            return None
+        if value[j] == "}":
+            high = -1
+        else:
+            bound, j = _go_int(value, j)
+            if bound is None:
+                return None
+            high = bound
+            if high < 0:
+                low = -1
+    if j >= len(value) or value[j] != "}":
+        return None
+    return low, high, j + 1
+
+
+def _scan(value: str) -> list[tuple[str, int, int]]:
+    """The places of ``value`` outside classes and ``\\Q…\\E`` that the repetition rules
+    look at: ``("{", start, end)`` for each counted repetition Go reads (``end`` after
+    its ``}``), and ``("group", start, end)`` for each group, ``end`` after its ``)``."""
+    found: list[tuple[str, int, int]] = []
+    opened: list[int] = []
+    i, n = 0, len(value)
+    while i < n:
+        char = value[i]
+        if char == "\\":
+            if value.startswith("Q", i + 1):
+                end = value.find("\\E", i + 2)
+                i = n if end < 0 else end + 2
+            else:
+                i += 2
+        elif char == "[":
+            i = _class_end(value, i)
+        elif char == "(":
+            close, colon = value.find(")", i), value.find(":", i)
+            named = value.startswith(("(?P<", "(?<"), i)
+            flags = value.startswith("(?", i) and not named and close >= 0
+            if flags and not 0 <= colon < close:
+                i = close + 1  # (?flags): no group
+                continue
+            opened.append(i)
+            i += 1
+        elif char == ")":
+            if opened:
+                found.append(("group", opened.pop(), i + 1))
+            i += 1
+        elif char == "{":
+            repeat = go_repeat(value, i)
+            if repeat is None:
+                i += 1
+            else:
+                found.append(("{", i, repeat[2]))
+                i = repeat[2]
+        else:
+            i += 1
+    return found
+
+
+def repeat_count_refusal(value: str) -> str | None:
+    """Why Go refuses a count in ``value`` that RE2 reads as literal text (ten digits or
+    more: ``a{1000000000}``), or None."""
+    for kind, start, end in _scan(value):
+        if kind == "{":
+            low, _high, _ = go_repeat(value, start) or (0, 0, 0)
+            if low < 0:
+                return (
+                    f"invalid repeat count {value[start:end]} (at most {MAX_REPEAT}; RE2 "
+                    "would read it as text, Go's regexp refuses it)"
+                )
+    return None
+
+
+def without_empty_repeats(value: str, compiles: Callable[[str], bool]) -> str:
+    """``value`` with each group repeated ``{0}`` or ``{0,0}`` (lazy or not) written
+    ``(?:)``, the empty match it stands for, so that RE2 judges the nested-repetition
+    bound as Go does (Go does not look inside such a group). A group is replaced only when
+    its own text, its inner such groups replaced, ``compiles`` (else Go refuses it too,
+    and RE2 is left to say why). Innermost first, without recursion: such groups may nest
+    as deep as Go allows (about 1,000)."""
+    found = _scan(value)
+    repeats = {start: end for kind, start, end in found if kind == "{"}
+    spans = []  # (start, end of the group, end of its repetition)
+    for kind, start, end in found:
+        if kind == "group" and end in repeats:
+            low, high, after = go_repeat(value, end) or (1, 1, end)
+            if (low, high) == (0, 0):
+                spans.append((start, end, after + value.startswith("?", after)))
+    if not spans:
+        return value
+
+    def reduced(start: int, stop: int, replaced: list[tuple[int, int]]) -> str:
+        """value[start:stop] with the outermost replaced spans in it written (?:)."""
+        out, at = [], start
+        for begin, end in replaced:  # sorted by start; nested ones skipped
+            if begin >= at and end <= stop:
+                out += [value[at:begin], "(?:)"]
+                at = end
+        return "".join(out) + value[at:stop]
+
+    replaced: list[tuple[int, int]] = []
+    # Shorter spans first: a group's inner groups are decided before it.
+    for start, group_end, end in sorted(spans, key=lambda span: span[2] - span[0]):
+        inner = [(b, e) for b, e in replaced if start <= b and e <= group_end]
+        if compiles(reduced(start, group_end, sorted(inner))):
+            replaced.append((start, end))
+    return reduced(0, len(value), sorted(replaced))
+
+
 # Unicode: Go 1.19 (Alertmanager 0.25 as Debian builds it) has Unicode 13's tables, RE2
 # (google-re2) Unicode 15.1's. Besides the characters assigned since (the documented
 # difference), a sweep of every code point through every class against amtool found

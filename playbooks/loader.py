@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import sys
 import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -713,6 +715,7 @@ def load_routing(
     return router
 
 
+_YAML_MAX_DEPTH = 1000  # libyaml's bound on nested block levels (0.2.5)
 _UNKNOWN = object()  # a setting whose own value is an error: checks that need it are skipped
 
 
@@ -740,6 +743,10 @@ def routing_errors(
             "in later win, merged matchers add to the route's own); write the keys out "
             "(an alias of a whole value, *name, is fine)"
         )
+    # Scalars Alertmanager's YAML reader (go-yaml v2, an older libyaml) refuses and
+    # PyYAML's libyaml reads (trial 23's YAML fuzz): refused here too, saying why.
+    for line, message in _go_yaml_refusals(path.read_text(encoding="utf-8")):
+        errors.append(f"{path}:{line}: {message}")
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
         errors.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")
@@ -906,7 +913,17 @@ def routing_errors(
             routes=tuple(c for c in children if c is not None),
         )
 
-    tree = build(doc["route"], ROUTE_DEFAULTS, "root", ("route",)) if _has(doc, "route") else None
+    # build recurses, two frames a level: a tree nested as deep as YAML lets a file nest
+    # (libyaml's 1,000 block levels: about 1,000 routes) needs more than Python's 1,000
+    # (trial 23: RecursionError, exit 70, on a tree Alertmanager reads).
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * _YAML_MAX_DEPTH + 1000))
+    try:
+        tree = (
+            build(doc["route"], ROUTE_DEFAULTS, "root", ("route",)) if _has(doc, "route") else None
+        )
+    finally:
+        sys.setrecursionlimit(limit)
     rules = []
     raw_rules = doc.get("inhibit_rules") if isinstance(doc, dict) else None
     for i, raw_rule in enumerate(raw_rules if isinstance(raw_rules, list) else []):
@@ -939,27 +956,67 @@ def routing_errors(
     return Router(tree, tuple(rules)), []
 
 
+_SLASH_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\/")  # \/ after an even run of backslashes
+
+
+def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
+    """Scalars of ``text`` that PyYAML reads and Alertmanager's YAML reader (go-yaml v2)
+    refuses, each as (1-based line, reason): ``\\/`` in a double-quoted scalar (an escape
+    YAML 1.2 added; go-yaml v2 says "found unknown escape character") and ``?`` in an
+    unquoted scalar inside ``[…]`` or ``{…}`` (go-yaml v2 ends the scalar there, then
+    refuses the file). The file must already be read as YAML."""
+    found: list[tuple[int, str]] = []
+    flow = 0
+    for token in yaml.scan(text, Loader=_BASE_LOADER):
+        if isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
+            flow += 1
+        elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken):
+            flow -= 1
+        elif isinstance(token, yaml.ScalarToken):
+            raw = text[token.start_mark.index : token.end_mark.index]
+            line = token.start_mark.line + 1
+            if token.style == '"' and _SLASH_ESCAPE.search(raw):
+                found.append(
+                    (
+                        line,
+                        f"{raw[:60]}: \\/ is not an escape to Alertmanager's YAML reader "
+                        "(go-yaml v2 refuses the file); write / alone",
+                    )
+                )
+            elif token.plain and flow > 0 and "?" in raw:
+                found.append(
+                    (
+                        line,
+                        f"{raw[:60]}: a ? in an unquoted value inside [...] or {{...}} ends "
+                        "the value for Alertmanager's YAML reader (go-yaml v2 then refuses "
+                        "the file); quote the value",
+                    )
+                )
+    return found
+
+
 def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int]]:
     """Where a routing file uses YAML's merge key (``<<``): each (location, 1-based
-    line). Aliases are followed once (a node reached twice is not walked again)."""
+    line), in file order. Aliases are followed once (a node reached twice is not walked
+    again). Iterative: a tree of routes nested as deep as YAML allows (about 1,000
+    levels) is walked without recursion (trial 23: RecursionError, exit 70)."""
     found: list[tuple[tuple[str | int, ...], int]] = []
     seen: set[int] = set()
-
-    def walk(node: yaml.Node, loc: tuple[str | int, ...]) -> None:
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [] if root is None else [(root, ())]
+    while stack:
+        node, loc = stack.pop()
         if id(node) in seen:
-            return
+            continue
         seen.add(id(node))
+        children: list[tuple[yaml.Node, tuple[str | int, ...]]] = []
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.tag == _MERGE:
                     found.append(((*loc, "<<"), key.start_mark.line + 1))
-                walk(value, (*loc, str(key.value)))
+                children.append((value, (*loc, str(key.value))))
         elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*loc, i))
-
-    if root is not None:
-        walk(root, ())
+            children = [(item, (*loc, i)) for i, item in enumerate(node.value)]
+        stack.extend(reversed(children))
     return found
 
 

@@ -27,7 +27,14 @@ from typing import Any
 import re2
 
 from playbooks.errors import RoutingConfigError, SilenceError
-from playbooks.goregexp import ClassTables, capture_name_refusal, go_unicode, nesting_refusal
+from playbooks.goregexp import (
+    ClassTables,
+    capture_name_refusal,
+    go_unicode,
+    nesting_refusal,
+    repeat_count_refusal,
+    without_empty_repeats,
+)
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
@@ -256,7 +263,21 @@ def _go_refusal(value: str) -> str | None:
             if refusal is not None:
                 return refusal
         i += 1
-    return nesting_refusal(value)
+    return repeat_count_refusal(value) or nesting_refusal(value)
+
+
+def _compiles(text: str) -> bool:
+    try:
+        re2.compile(text, _RE2_OPTIONS)
+    except (re2.error, TypeError, UnicodeError):
+        return False
+    return True
+
+
+def re2_text(value: str) -> str:
+    """``value`` as RE2 is given it, so that it accepts what Go's regexp accepts: a group
+    repeated ``{0}`` written ``(?:)`` (goregexp.without_empty_repeats); the same matches."""
+    return without_empty_repeats(value, _compiles)
 
 
 def legacy_regex(value: str) -> str:
@@ -266,9 +287,7 @@ def legacy_regex(value: str) -> str:
     twice changes nothing unless ``value`` is valid only once wrapped (``a)|(b``: a
     matcher reads ``^(?:a)|(b)$``, a ``match_re`` only ``a`` or ``b``): then the wrapped
     text is the value."""
-    try:
-        re2.compile(value, _RE2_OPTIONS)
-    except (re2.error, TypeError, UnicodeError):
+    if not _compiles(re2_text(value)):
         return f"^(?:{value})$"
     return value
 
@@ -282,7 +301,7 @@ def compile_regex(value: str, where: str) -> Any:
     refusal = _go_refusal(value)
     if refusal is not None:
         raise RoutingConfigError(f"{head}bad regex (Alertmanager's Go syntax): {refusal}")
-    anchored = f"^(?:{value})$"
+    anchored = f"^(?:{re2_text(value)})$"
     try:
         pattern = re2.compile(anchored, _RE2_OPTIONS)
     except re2.error as exc:
@@ -492,17 +511,31 @@ class Route:
     routes: tuple[Route, ...] = field(default=())
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
-        """The routes an alert takes, in tree order (Alertmanager's ``Route.Match``)."""
+        """The routes an alert takes, in tree order (Alertmanager's ``Route.Match``): a
+        matching route's children are tried in order, the first that matches ends the
+        search unless it says ``continue``; a matching route none of whose children
+        match is itself the result. Iterative: a tree as deep as a routing file can be
+        (about 1,000 levels) is walked without recursion, however deep the caller's stack."""
         if not matches_all(self.matchers, labels):
             return []
-        found: list[Route] = []
-        for child in self.routes:
-            hits = child.match(labels)
-            if hits:
-                found.extend(hits)
-                if not child.continue_:
-                    break
-        return found or [self]
+        # One frame per matched route on the way down: (route, next child, routes found).
+        stack: list[tuple[Route, int, list[Route]]] = [(self, 0, [])]
+        while True:
+            route, index, found = stack[-1]
+            if index < len(route.routes):
+                child = route.routes[index]
+                stack[-1] = (route, index + 1, found)
+                if matches_all(child.matchers, labels):
+                    stack.append((child, 0, []))
+                continue
+            stack.pop()
+            hits = found or [route]
+            if not stack:
+                return hits
+            parent, index, parent_found = stack[-1]
+            parent_found.extend(hits)
+            if not route.continue_:  # the first match ends the search
+                stack[-1] = (parent, len(parent.routes), parent_found)
 
     def group_key(self, labels: Mapping[str, str]) -> str:
         """Alerts with the same key share one run; a short stable hash of route + labels."""
@@ -706,7 +739,7 @@ def _standalone(matcher: Matcher) -> None:
     route accepts as ``^(?:a)|(b)$`` (anything starting with a or ending with b), is an
     invalid silence there. Raises SilenceError ("matcher") for such a regex."""
     try:
-        re2.compile(matcher.value, _RE2_OPTIONS)
+        re2.compile(re2_text(matcher.value), _RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise SilenceError(

@@ -313,3 +313,107 @@ def values_for(nodes: list[Node], rng: random.Random, count: int) -> list[str]:
         if len(value) <= 40:
             out[value.replace("\x00", "")] = None
     return list(out)[:count]
+
+
+# Repetition counts (trial 23): where Go's parser and RE2's differ is at the edges of the
+# counts, not in the characters, so this grammar is all counts: nested groups repeated
+# near the bound of 1,000 (one count, and counts multiplied down the tree), {0} and
+# {0,0} (Go does not look inside them), counts of ten digits or more (Go refuses them,
+# RE2 reads them as text) and leading zeros (both read the braces as text).
+SMALL_COUNTS = ["0", "0", "1", "2", "3"]
+EDGE_COUNTS = [
+    "10", "31", "32", "33", "100", "333", "334", "500", "501", "999", "1000", "1001", "00",
+    "01", "1000000000", "",
+]  # fmt: skip
+COUNTED_ATOMS = ["a", "b", "[ab]", "."]
+MAX_SAMPLE = 3000  # longer samples are dropped (and so are their regexes' values)
+
+
+def _count_op(rng: random.Random) -> tuple[str, int | None, int | None]:
+    """A quantifier's text and the (min, max) Go reads it as (max None: no bound; both
+    None: Go reads the braces as literal text, leading zeros or no digits)."""
+    roll = rng.random()
+    if roll < 0.15:
+        op, low, high = rng.choice([("*", 0, None), ("+", 1, None), ("?", 0, 1)])
+    else:
+        low_text, high_text = (
+            rng.choice(EDGE_COUNTS if rng.random() < 0.12 else SMALL_COUNTS) for _ in range(2)
+        )
+        digits = low_text.isdigit() and high_text.isdigit()
+        if digits and int(high_text) < int(low_text) and rng.random() < 0.9:
+            low_text, high_text = high_text, low_text  # mostly a range, now and then empty
+        form = rng.random()
+        op = (
+            f"{{{low_text}}}"
+            if form < 0.5
+            else f"{{{low_text},}}"
+            if form < 0.65
+            else f"{{{low_text},{high_text}}}"
+        )
+
+        def number(text: str) -> int | None:
+            if not text or (len(text) > 1 and text[0] == "0"):
+                return None
+            return int(text)
+
+        low = number(low_text)
+        high = low if form < 0.5 else None if form < 0.65 else number(high_text)
+        if low is None or (form >= 0.65 and high is None):
+            return op, None, None  # literal text to Go and RE2 alike
+    if rng.random() < 0.2:
+        op += "?"
+    return op, low, high
+
+
+def counted(rng: random.Random, depth: int = 0) -> Node:
+    """A regex of nested, counted repetitions: alternations of concatenations of atoms
+    and groups, each maybe quantified."""
+    branches = [_counted_concat(rng, depth) for _ in range(rng.choice([1, 1, 1, 2, 3]))]
+    return Node("|".join(b.text for b in branches), lambda r: r.choice(branches).sample(r))
+
+
+def _counted_concat(rng: random.Random, depth: int) -> Node:
+    pieces = [_counted_piece(rng, depth) for _ in range(rng.choice([1, 1, 2, 3]))]
+    return Node("".join(p.text for p in pieces), lambda r: "".join(p.sample(r) for p in pieces))
+
+
+def _counted_piece(rng: random.Random, depth: int) -> Node:
+    if depth < 3 and rng.random() < 0.5:
+        inner = counted(rng, depth + 1)
+        head = rng.choice(["(", "(?:", "(?P<g>", "(?i:", "(?U:"])
+        atom = Node(f"{head}{inner.text})", inner.sample)
+    else:
+        text = rng.choice(COUNTED_ATOMS)
+        atom = Node(text, _const("a" if text in "[ab]." else text))
+    if rng.random() < 0.3:
+        return atom
+    op, low, high = _count_op(rng)
+    if low is None:
+        return Node(atom.text + op, lambda r: atom.sample(r) + op)
+
+    def sample(r: random.Random) -> str:
+        reps = low if high is None or high < low or r.random() < 0.5 else r.randint(low, high)
+        reps = min(reps, MAX_SAMPLE)
+        out = ""
+        for _ in range(reps):
+            out += atom.sample(r)
+            if len(out) > MAX_SAMPLE:
+                break
+        return out
+
+    return Node(atom.text + op, sample)
+
+
+def counted_values(nodes: list[Node], rng: random.Random, count: int) -> list[str]:
+    """``count`` distinct values for counted regexes: samples (up to MAX_SAMPLE long),
+    each maybe a character longer or shorter, and short strings of a, b and braces."""
+    out = dict.fromkeys(["", "a", "b", "aa", "ab", "a{01}", "{"])
+    while len(out) < count:
+        value = rng.choice(nodes).sample(rng) if rng.random() < 0.7 else ""
+        if not value or rng.random() < 0.3:
+            value += "".join(rng.choice("ab{}0,1") for _ in range(rng.randint(0, 6)))
+        elif rng.random() < 0.4:
+            value = value[1:] if rng.random() < 0.5 else value + value[-1]
+        if len(value) <= MAX_SAMPLE:
+            out[value] = None
+    return list(out)[:count]

@@ -395,6 +395,8 @@ SILENCE_REGEXES = [
     # Trial 12: Go's group names and nesting limit (998 groups fit once wrapped, 1,000 do
     # not fit even alone).
     "(?P<é>a)", "(?P<n_1>a)", "(" * 998 + "a" + ")" * 998, "(" * 1000 + "a" + ")" * 1000,
+    # Trial 23: repetition counts (a {0} group is not looked into; ten digits refused).
+    "((a{2}){0}){1000}", "((x{2}){0}|gas){1000}", "a{1000000000}", "(a{2}){501}", "a{01}",
 ]  # fmt: skip
 # Accepted by Alertmanager, refused by citybrain (docs/playbooks.md): 999 nested groups
 # fit Go's limit alone (the silence check) but not wrapped in ^(?:…)$, and then every
@@ -861,3 +863,95 @@ def test_an_alert_joining_a_notified_group_is_notified_at_its_next_flush(
     run, _ = engine.join(run, "al-2", 0.5)
     run, cmds = engine.flush(run, 3.0, 3600.0, 3.0)
     assert [(c.action, c.detail) for c in cmds] == [("notify", "new alerts in the group: al-2")]
+
+
+# Inhibit rules whose sides match alerts without a label (trial 23): the generators above
+# start each side with an equality, so a side that matches every alert, or every alert
+# lacking a label, was never tried; nor `equal` over labels most alerts lack (missing on
+# both sides is equal, as "" = ""), nor rules most alerts match on both sides. Each rule
+# here draws its sides from matchers that match the empty string as often as not.
+EMPTY_SIDE_MATCHERS = [
+    'category=~".*"', 'category=""', 'category!~"noise"', 'district=~"d1|"',
+    'department!="police"', 'kind=~"pm25|"', 'severity=~"major|critical"',
+    'severity="critical"', 'kind!="pm25"', 'category=~"noise|gas"', 'district!~".+"',
+    'severity!~"minor|"', 'department=~"(?i:POLICE)?"',
+]  # fmt: skip
+EMPTY_SIDE_VALUES = {
+    "kind": ["pm25", "water_level"],
+    "severity": ["minor", "major", "critical"],
+    "district": ["d1", "d2"],
+    "category": ["noise", "gas"],
+    "department": ["police", "fire"],
+}
+
+
+@pytest.mark.parametrize("seed", (23, 24))
+def test_inhibit_rules_with_sides_matching_empty_inhibit_as_in_alertmanager(
+    tmp_path: Path, playbook: Any, seed: int
+) -> None:
+    rng = random.Random(seed)
+    rules = [
+        {
+            "source_matchers": rng.sample(EMPTY_SIDE_MATCHERS, rng.choice([1, 1, 2])),
+            "target_matchers": rng.sample(EMPTY_SIDE_MATCHERS, rng.choice([1, 1, 2])),
+            "equal": rng.sample(["district", "category", "department"], rng.choice([0, 1, 2])),
+        }
+        for _ in range(6)
+    ]
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(
+        yaml.safe_dump(
+            {"version": 1, "route": {"playbook": "r", "group_by": ["..."]}, "inhibit_rules": rules}
+        )
+    )
+    router = load_routing(ours, {"r": playbook})
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", "group_wait": "1h", "group_by": ["..."]},
+                "receivers": [{"name": "r"}],
+                "inhibit_rules": rules,
+            }
+        )
+    )
+    alerts = []
+    for i in range(150):
+        labels = {"alert_id": f"al-{i}"}
+        for name, values in EMPTY_SIDE_VALUES.items():
+            if rng.random() < 0.5:  # often missing: a side or `equal` meets the empty value
+                labels[name] = rng.choice(values)
+        alerts.append(labels)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
+        now = time.time()
+        ours_ids = {
+            a["alert_id"]
+            for a in alerts
+            if router.decide(a, [b for b in alerts if b is not a], [], now).mute
+        }
+        deadline = time.monotonic() + 20
+        while True:  # the inhibitor's cache is filled as the alerts arrive
+            listed = {a["labels"]["alert_id"]: a["status"] for a in http("GET", "/alerts")[1]}
+            theirs = {a for a, s in listed.items() if s["inhibitedBy"]}
+            if (theirs == ours_ids and len(listed) == len(alerts)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert sorted(theirs - ours_ids) == [] and sorted(ours_ids - theirs) == [], rules
+        assert 0 < len(theirs) < len(alerts)
+        # Some inhibited alerts match both sides of the rule that inhibits them.
+        both = [
+            a
+            for a in alerts
+            if a["alert_id"] in theirs
+            and any(
+                all(
+                    Matcher.parse(m).matches(a) for m in r["source_matchers"] + r["target_matchers"]
+                )
+                for r in rules
+            )
+        ]
+        assert both, rules
+    finally:
+        am.stop()

@@ -424,3 +424,20 @@ def test_route_test_takes_labels_an_alert_can_have(
 ) -> None:
     assert main(["playbooks", "route-test", *labels]) == 0
     assert "route " in capsys.readouterr().out
+
+
+def test_a_routing_tree_as_deep_as_yaml_allows_is_checked_and_tested(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 23: routes nested 499 levels and more (YAML reads up to about 1,000) ended
+    `playbooks check` and `route-test` in a RecursionError, exit 70; Alertmanager reads
+    and routes such a tree."""
+    lines = ["version: 1", "route:", "  playbook: sensor-anomaly", "  group_by: [kind]"]
+    for level in range(997):
+        indent = "  " * (level + 1)
+        lines += [f"{indent}routes:", f"{indent}- matchers: ['severity!=\"minor\"']"]
+    path = tmp_path / "routing.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["playbooks", "check", "--routing", str(path)]) == 0
+    assert main(["playbooks", "route-test", "--routing", str(path), "severity=major"]) == 0
+    assert "root" + ".0" * 997 + ": playbook sensor-anomaly" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 
 from playbooks.errors import RoutingConfigError
 from playbooks.goregexp import MAX_HEIGHT, capture_name_refusal, wrapped_height
-from playbooks.routing import Matcher
+from playbooks.routing import Matcher, new_silence
 
 # (shape, the first nesting level Alertmanager refuses): {} is where the next level goes.
 SHAPES = [
@@ -152,3 +152,73 @@ def test_case_folding_added_in_unicode_15_1_is_refused_by_name(regex: str) -> No
 )
 def test_those_letters_without_case_folding_are_accepted(regex: str, value: str) -> None:
     assert Matcher.build("kind", "=~", regex).matches({"kind": value})
+
+
+# Repetition counts (trial 23, measured with amtool check-config): Go does not look
+# inside a group repeated {0} or {0,0} for the nested-repetition bound (RE2 does), and
+# refuses a count of ten digits or more (RE2 reads it as text).
+ZERO_REPEATED = [
+    # (regex Alertmanager accepts, values it matches, values it does not)
+    ("((a{2}){0}){1000}", [""], ["a", "aa"]),
+    ("((a{2}){0,0}?){1000}", [""], ["aa"]),
+    ("((a{2}){0}|b){1000}", ["", "b", "bbb"], ["a"]),
+    ("(x(a{2}){0}?){1,1000}", ["x", "xx"], ["", "xaa"]),
+    ("(((a{2}){0}){0}){1000}", [""], ["a"]),
+    ("(?P<g>(a{2}){0}(?P<g>b)){1000}", ["b" * 1000], ["", "b"]),
+    ("([)](a{2}){0}){1000}", [")" * 1000], ["", ")", "a"]),
+]
+# Refused by Alertmanager: a violation outside the {0}, or inside it on its own.
+STILL_REFUSED = [
+    "(((a{2}){600}){0}){1000}",
+    "((a{2}){0}(){1000}){1000}",
+    "((a{2}){00}){1000}",  # {00} is text to Go, not a repetition
+    "(a**){0}",
+    "((a{2})(b{2}){0}){501}",
+]
+LONG_COUNTS = ["a{1000000000}", "a{1,1000000000}", "a{1000000000,}", "(a){9999999999}"]
+# Text to both engines: a leading zero, or inside a class or \Q…\E.
+COUNTS_AS_TEXT = [
+    ("a{01000000000}", "a{01000000000}"),
+    ("[a{1000000000}]", "1"),
+    (r"\Qa{1000000000}\E", "a{1000000000}"),
+    (r"\{1000000000}", "{1000000000}"),
+]
+
+
+@pytest.mark.parametrize(("regex", "matching", "other"), ZERO_REPEATED)
+def test_a_group_repeated_zero_times_is_not_counted_as_go_counts(
+    regex: str, matching: list[str], other: list[str]
+) -> None:
+    matcher = Matcher.build("kind", "=~", regex)
+    assert [matcher.matches({"kind": v}) for v in matching + other] == [True] * len(matching) + [
+        False
+    ] * len(other)
+    # A silence checks the regex on its own first, as Alertmanager's silences do.
+    assert new_silence("s", [f'kind=~"{regex}"', 'severity="major"'], 0, 1, "a", "r")
+
+
+@pytest.mark.parametrize("regex", STILL_REFUSED)
+def test_a_violation_outside_or_inside_on_its_own_is_still_refused(regex: str) -> None:
+    with pytest.raises(RoutingConfigError, match="bad regex"):
+        Matcher.build("kind", "=~", regex)
+
+
+@pytest.mark.parametrize("regex", LONG_COUNTS)
+def test_a_count_of_ten_digits_is_refused_as_go_refuses_it(regex: str) -> None:
+    with pytest.raises(RoutingConfigError, match=r"invalid repeat count \{1?,?[0-9]+,?\}"):
+        Matcher.build("kind", "=~", regex)
+
+
+@pytest.mark.parametrize(("regex", "value"), COUNTS_AS_TEXT)
+def test_braces_go_reads_as_text_are_text(regex: str, value: str) -> None:
+    assert Matcher.build("kind", "=~", regex).matches({"kind": value})
+
+
+def test_groups_repeated_zero_times_nested_as_deep_as_go_allows_need_no_recursion() -> None:
+    # 998 nested (?:…){0} fit Go's height limit once wrapped; the rewrite walks them
+    # innermost first without recursion (a recursive first version overflowed Python's).
+    deepest = "(?:" * 998 + "a" + "){0}" * 998
+    matcher = Matcher.build("kind", "=~", deepest)
+    assert (matcher.matches({"kind": ""}), matcher.matches({"kind": "a"})) == (True, False)
+    with pytest.raises(RoutingConfigError, match="nests too deeply"):
+        Matcher.build("kind", "=~", "(?:" * 999 + "a" + "){0}" * 999)

@@ -3,6 +3,7 @@ for bad routing files."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -576,3 +577,82 @@ def test_a_key_given_twice_does_not_hide_the_files_other_errors(tmp_path: Path) 
         [f"{path}:10", "route.routes.2.match_re.kind"],
     ]
     assert "key 'playbook' is given twice in one mapping (first on line 7)" in lines[0]
+
+
+# Scalars Alertmanager's YAML reader (go-yaml v2) refuses and PyYAML reads (trial 23):
+# `\/` in a double-quoted scalar, `?` in an unquoted one inside [...] or {...}.
+GO_YAML_REFUSES = [
+    (
+        '  routes:\n    - playbook: gas-leak\n      matchers: ["category=\\"a\\/b\\""]\n',
+        ':7: "category=\\"a\\/b\\"": \\/ is not an escape to Alertmanager\'s YAML reader',
+    ),
+    (
+        "  routes:\n    - playbook: gas-leak\n      matchers: [kind=~pm25?]\n",
+        ":7: kind=~pm25?: a ? in an unquoted value inside [...] or {...} ends the value",
+    ),
+    (
+        "  routes:\n    - playbook: gas-leak\n      match_re: {kind: pm25?}\n",
+        ":7: pm25?: a ? in an unquoted value",
+    ),
+]
+# Read alike by both: an even run of backslashes before /, ? outside [...] and {...}.
+GO_YAML_READS = [
+    ('      matchers: ["category=\\"a\\\\\\\\/b\\""]\n', 'category="a\\\\/b"'),
+    ("      matchers:\n        - kind=~pm25?\n", 'kind=~"pm25?"'),
+    ("      matchers: ['kind=~pm25?']\n", 'kind=~"pm25?"'),
+]
+
+
+@pytest.mark.parametrize(("routes", "expected"), GO_YAML_REFUSES)
+def test_scalars_alertmanagers_yaml_refuses_are_refused(
+    tmp_path: Path, routes: str, expected: str
+) -> None:
+    path = write(tmp_path, ROOT + routes)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, PLAYBOOKS)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{path}{expected}") for line in lines), lines
+
+
+@pytest.mark.parametrize(("entry", "matcher"), GO_YAML_READS)
+def test_scalars_both_yaml_readers_read_are_read(tmp_path: Path, entry: str, matcher: str) -> None:
+    text = ROOT + "  routes:\n    - playbook: gas-leak\n" + entry
+    router = load_routing(write(tmp_path, text), PLAYBOOKS)
+    assert [str(m) for m in router.root.routes[0].matchers] == [matcher]
+
+
+def nested_routes(levels: int) -> str:
+    """A routing file whose routes nest ``levels`` deep, each matching severity!=minor."""
+    lines, indent = [ROOT.rstrip("\n")], "  "
+    for _ in range(levels):
+        lines += [f"{indent}routes:", f"{indent}- matchers: ['severity!=\"minor\"']"]
+        indent += "  "
+    return "\n".join(lines) + "\n"
+
+
+def test_routes_nested_as_deep_as_yaml_allows_are_read_and_routed(tmp_path: Path) -> None:
+    # Trial 23: 499 levels and more (libyaml reads up to 1,000 block levels) ended in a
+    # RecursionError, exit 70; Alertmanager reads and routes such a tree.
+    router = load_routing(write(tmp_path, nested_routes(997)), PLAYBOOKS)
+    deepest = router.root.match(sensor("pm25", severity="major"))
+    assert [r.id.count(".") for r in deepest] == [997]
+    assert [r.id for r in router.root.match(sensor("pm25", severity="minor"))] == ["root"]
+
+
+def test_routes_nested_deeper_than_yaml_allows_are_a_file_line_error(tmp_path: Path) -> None:
+    path = write(tmp_path, nested_routes(998))
+    with pytest.raises(PlaybookError, match=r":2000: not valid YAML: exceeded maximum nesting"):
+        load_routing(path, PLAYBOOKS)
+
+
+def test_matching_a_deep_tree_needs_no_recursion(tmp_path: Path) -> None:
+    # The worker matches inside faust's own stack: a deep tree must not add to it.
+    router = load_routing(write(tmp_path, nested_routes(997)), PLAYBOOKS)
+
+    def nested(depth: int) -> list[str]:
+        if depth:
+            return nested(depth - 1)
+        return [r.id for r in router.root.match(sensor("pm25", severity="major"))]
+
+    limit = sys.getrecursionlimit()
+    assert nested(limit - 100)[0].count(".") == 997
