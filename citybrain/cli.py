@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from citybrain.commands import cli_command, command_line, start_stack_hint
 from citybrain.text import agreeing, cell, counted, day, display_width, pad
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
+from playbooks.errors import shown
 from streams.errors import StreamsError
 from streams.settings import REPO_ROOT, Settings, load_settings
 
@@ -2171,8 +2172,9 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
         places: list[str] = []
         for i, record in enumerate(loaded if isinstance(loaded, list) else [loaded]):
             if not isinstance(record, dict):
-                kind = type(record).__name__
-                raise CliError(f"{path}: record {i} of the list is a {kind}, expected an object")
+                raise CliError(
+                    f"{path}: record {i} of the list is {shown(record)}, expected an object"
+                )
             _record_schema(record, f"{path}: record {i} of the list")
             listed.append(record)
             places.append(f"{path}: record {i} of the list")
@@ -2184,9 +2186,7 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
             continue
         doc = parse(row, number)
         if not isinstance(doc, dict):
-            raise CliError(
-                f"{path}:{number}: the record is a {type(doc).__name__}, expected an object"
-            )
+            raise CliError(f"{path}:{number}: the record is {shown(doc)}, expected an object")
         _record_schema(doc, f"{path}:{number}")
         records.append(doc)
         lines.append(f"{path}:{number}")
@@ -2500,7 +2500,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         doc = load_yaml(text_of(units_path))
         if not isinstance(doc, dict):
             raise CliError(
-                f"--units {units_path}: is a {type(doc).__name__}, expected a mapping with "
+                f"--units {units_path}: "
+                + ("the file is empty" if doc is None else f"is {shown(doc)}")
+                + ", expected a mapping with "
                 "response_profile, resolve_profile and the departments (docs/citizens.md)"
             )
         tables = {}

@@ -295,7 +295,11 @@ def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], messa
         (b'[{"a": 1},', ":1: not a JSON record: Expecting value"),
         (b'{"a": 1}\n{"b": \xe9}\n', ":2: byte 0xe9 is not UTF-8"),
         (b'{"schema": "audit/1"}\n[1, 2]\n', ":2: the record is a list, expected an object"),
-        (b'[{"schema": "step/1"}, 7]', ": record 1 of the list is a int, expected an object"),
+        (b'[{"schema": "step/1"}, 7]', ": record 1 of the list is 7, expected an object"),
+        # Trial 20: Python's type names, "the record is a int", "a NoneType".
+        (b'{"schema": "audit/1"}\n42\n', ":2: the record is 42, expected an object"),
+        (b"null\n", ":1: the record is null, expected an object"),
+        (b'"step/1"\n', ":1: the record is 'step/1', expected an object"),
         # Trial 5 item 15: an object that is no step or audit record was skipped silently.
         (b'{"schema": "step/1"}\n{"a": 1}\n', ':2: field "schema" is missing, expected one of'),
         (b'[{"schema": "step/2"}]', ": record 0 of the list: field \"schema\" is 'step/2',"),
