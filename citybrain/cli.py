@@ -957,7 +957,28 @@ def _need_file(path: Path, option: str, for_a_directory: str = "") -> None:
         hint = for_a_directory or f"name a file in it, e.g. {_example_file(path)}"
         raise CliError(f"{option} {str(path)!r} is a directory, expected a file: {hint}")
     if not path.is_file():
-        raise CliError(f"{option} {str(path)!r}: no such file")
+        raise CliError(f"{option} {str(path)!r}{_not_a_file(path)}")
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, neither a directory nor a regular file, is no input file, as the
+    end of a message naming it: a pipe (``<(zcat x.gz)``) or a device (``/dev/null``)
+    exists, so "no such file" was a lie for them (trial 20), as for a symbolic link
+    whose target is missing."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        if path.is_symlink():
+            with contextlib.suppress(OSError):
+                return f": a symbolic link to {os.readlink(path)!r}, which does not exist"
+        return ": no such file"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        what = "a pipe (such as <(zcat FILE.gz))" if stat.S_ISFIFO(mode) else "a socket"
+    else:
+        what = "a device"
+    return f" is {what}, expected a regular file: save its content to a file and give that"
 
 
 def _example_file(directory: Path) -> str:
@@ -974,10 +995,15 @@ def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
     said to be one, with ``for_a_file`` (what to give instead) after it."""
     if path.is_dir():
         return
-    if path.exists():
+    if path.is_file():
         raise CliError(
             f"{option} {str(path)!r} is a file, expected a directory"
             + (f": {for_a_file}" if for_a_file else "")
+        )
+    if path.exists():  # a pipe or a device, which no hint for a file fits
+        raise CliError(
+            f"{option} {str(path)!r}{_not_a_file(path).split(', expected')[0]}, "
+            "expected a directory"
         )
     raise CliError(f"{option} {str(path)!r}: no such directory")
 
