@@ -10,7 +10,7 @@ these exit statuses (also in README "Commands"):
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
        a worker's operator API, Grafana; or a port it listens on is already in use
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
-  130  interrupted (Ctrl-C; a replay also by SIGTERM); a worker whose shutdown could not
+  130  interrupted (Ctrl-C or SIGTERM); a worker whose shutdown could not
        finish (Kafka down) in 10 s or that got a second signal
   141  the output was closed early (`citybrain ... | head`); nothing more is printed
 """
@@ -3016,7 +3016,7 @@ exit statuses:
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start
   70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C or SIGTERM)
   141  the output was closed early (| head)
 """
 
@@ -3795,8 +3795,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             # faust's Worker parses sys.argv itself; hand it only the program name.
             sys.argv = sys.argv[:1]
         quiet_kafka_loggers()  # every command: the reason is the boundary's one line
-        status = int(args.func(args))
-        sys.stdout.flush()  # a closed pipe shows up here, inside the boundary
+        # A SIGTERM (kill, a service manager, timeout) ends every command as Ctrl-C does:
+        # killed by default, a detect left its .partial file, a demo its worker running.
+        # The worker's shutdown and the ingests have handlers of their own.
+        previous = signal.getsignal(signal.SIGTERM)
+        own = args.command != "worker" and threading.current_thread() is threading.main_thread()
+        if own:
+            signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            status = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe shows up here, inside the boundary
+        finally:
+            if own and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return status
     except SystemExit as exc:  # faust's worker ends with sys.exit(code)
         if exc.code is None or isinstance(exc.code, int):

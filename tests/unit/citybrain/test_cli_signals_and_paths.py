@@ -1,0 +1,102 @@
+"""A new user's first hour, third walk (trial 20): a SIGTERM ends every command as
+Ctrl-C does, and an input path that exists but is no regular file is named for what it
+is, not "no such file"."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import pytest
+
+from citybrain.cli import EXIT_INTERRUPTED, EXIT_USAGE, main
+
+SERIES = "timestamp,value\n" + "".join(f"2026-01-01T00:{i:02d}:00Z,{i % 7}\n" for i in range(60))
+
+
+def _killed_while_scoring(fh: TextIO, *args: Any, **kwargs: Any) -> tuple[int, int]:
+    """Stands in for citybrain.detect._score_chunks: writes a row, then the process
+    receives a SIGTERM, as from `kill` or `timeout`."""
+    fh.write("timestamp,value,anomaly_score\n2026-01-01T00:00:00Z,0.0,0.000000\n")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the handler interrupts this
+    raise AssertionError("SIGTERM did not interrupt detect")
+
+
+def test_a_sigterm_ends_detect_as_ctrl_c_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Killed by default, detect left its 14 MB .partial file beside the output, said
+    # nothing and exited 143; a demo left its half-fed worker running.
+    monkeypatch.setattr("citybrain.detect._score_chunks", _killed_while_scoring)
+    src, out = tmp_path / "a.csv", tmp_path / "scores.csv"
+    src.write_text(SERIES)
+    out.write_text("as it was\n")
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["detect", "--input", str(src), "--output", str(out)]) == EXIT_INTERRUPTED
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == (
+        f"citybrain: interrupted: nothing was written to {out} (it is as it was before); "
+        "run the command again to score the file"
+    )
+    assert out.read_text() == "as it was\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "scores.csv"]
+    assert signal.getsignal(signal.SIGTERM) is before  # restored for the caller
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo"],
+        ["report", "--prefix", "p", "--data", "x.csv", "--out", "r.html"],
+        ["campaign", "report", "--from", "2026-12-01", "--to", "2026-12-02"],
+        ["deadletters"],
+        ["stack", "up"],
+    ],
+)
+def test_every_command_but_the_worker_hears_a_sigterm_as_ctrl_c(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import citybrain.cli as cli
+
+    heard: list[object] = []
+
+    def command(args: object) -> int:
+        heard.append(signal.getsignal(signal.SIGTERM))
+        return 0
+
+    for name in ("cmd_demo", "cmd_report", "cmd_campaign", "cmd_deadletters", "cmd_stack"):
+        monkeypatch.setattr(cli, name, command)
+    assert main(argv) == 0
+    assert heard == [cli._interrupt]
+
+
+def test_a_pipe_a_device_and_a_dangling_link_are_not_said_to_be_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "o.csv")
+    fifo = tmp_path / "scores.fifo"
+    os.mkfifo(fifo)  # what `--input <(zcat a.csv.gz)` gives: /dev/fd/63
+    link = tmp_path / "latest.csv"
+    link.symlink_to("gone.csv")
+    instead = "expected a regular file: save its content to a file and give that"
+    cases = [
+        (fifo, f" is a pipe (such as <(zcat FILE.gz)), {instead}"),
+        (Path("/dev/null"), f" is a device, {instead}"),
+        (link, ": a symbolic link to 'gone.csv', which does not exist"),
+        (tmp_path / "absent.csv", ": no such file"),
+    ]
+    for path, reason in cases:
+        assert main(["detect", "--input", str(path), "--output", out]) == EXIT_USAGE
+        assert capsys.readouterr().err == f"citybrain: --input {str(path)!r}{reason}\n"
+    # The same check stands behind every option that takes a file.
+    assert main(["demo", "--expect", "/dev/null"]) == EXIT_USAGE
+    assert "--expect '/dev/null' is a device, expected a regular file" in capsys.readouterr().err
+    assert main(["detect", "--input-dir", str(fifo), "--output-dir", out]) == EXIT_USAGE
+    assert capsys.readouterr().err.startswith(
+        f"citybrain: --input-dir {str(fifo)!r} is a pipe (such as <(zcat FILE.gz)), "
+        "expected a directory"
+    )
