@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import cli_command, command_line, start_stack_hint
-from citybrain.text import agreeing, cell, counted, day, display_width, pad
+from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from playbooks.errors import shown
 from streams.errors import StreamsError
@@ -1373,13 +1373,17 @@ def _local(ts: Any) -> str:
     if ts is None:
         return "-"
     try:
-        return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        at = datetime.fromtimestamp(ts).astimezone()
+        return f"{at:%Y-%m-%d %H:%M:%S} {zone(at)}"
     except (ValueError, OverflowError, OSError, TypeError):
         return f"{ts!r} (not a date)"
 
 
 def _zone() -> str:
-    return datetime.now().astimezone().strftime("%Z, UTC%z")
+    """The local zone as list headers give it: ``CET, UTC+0100``."""
+    now = datetime.now().astimezone()
+    name, offset = zone(now), f"{now:UTC%z}"
+    return offset if name == offset else f"{name}, {offset}"
 
 
 def _ago(seconds: float) -> str:
