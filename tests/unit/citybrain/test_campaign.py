@@ -517,3 +517,18 @@ def test_an_input_without_runs_and_a_year_one_period_are_said_as_they_are(
     assert main([*argv, "--from", "0001-01-01", "--to", "1970-01-01T00:33:20"]) == 0
     out = capsys.readouterr().out
     assert "created, 0001-01-01 00:00 UTC to 1970-01-01 00:33 UTC" in " ".join(out.split())
+
+
+def test_a_wide_name_is_cut_by_terminal_columns(report: dict[str, Any]) -> None:
+    """Trial 20: a CJK community name, cut by characters, took twice its column and
+    pushed the table to 91 columns at 80."""
+    from citybrain.text import display_width
+
+    name = "東京都千代田区丸の内一丁目町内会北口" * 2
+    long = {**report["rows"][0], "name": name}
+    text = render_text({**report, "rows": [long, *report["rows"][1:]]}, 80)
+    assert max(display_width(ln) for ln in text.splitlines()) <= 80
+    assert any(ln.startswith("東京…会北口  1 (new)") for ln in text.splitlines())
+    cut = cut_labels([name + "01", name + "02", "short"], 19)
+    assert cut[2] == "short" and all(display_width(c) <= 19 for c in cut)
+    assert cut[0] != cut[1] and cut[0].endswith("01") and cut[1].endswith("02")
