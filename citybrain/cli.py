@@ -1090,8 +1090,17 @@ def _check_output_dir(option: str, out: str, source_option: str, source: Path) -
         )
 
 
-def _positive(kind: type[int] | type[float]) -> Any:
-    """An argparse type: a number above 0 (argparse names the option in its message)."""
+# The longest --ack-deadline: the longest duration a playbook's own wait_ack deadline may
+# have (Go's time.Duration, as Alertmanager's), which the option overrides. A rehearsal's
+# clock is float seconds: at 1e308 s it no longer moved by the hours of a unit's shift.
+REHEARSAL_MAX_DEADLINE = float((2**63 - 1) // 1_000_000_000)
+
+
+def _positive(kind: type[int] | type[float], most: float | None = None, unit: str = "") -> Any:
+    """An argparse type: a finite number above 0, and at most ``most`` (in ``unit``, for
+    the message) if given (argparse names the option in its message). ``inf`` and
+    ``1e308`` passed "above 0": a rehearsal's --ack-deadline of either ran its clock
+    past float precision and ended in "unexpected StopIteration" (trial 20)."""
 
     def parse(text: str) -> int | float:
         try:
@@ -1101,6 +1110,12 @@ def _positive(kind: type[int] | type[float]) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not value > 0:  # also refuses nan
             raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0")
+        if most is not None and not value <= most:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected more than 0 and at most {most:,.0f}{unit}"
+            )
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number above 0")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
@@ -3578,10 +3593,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ack-deadline",
-        type=_positive(float),
+        type=_positive(float, REHEARSAL_MAX_DEADLINE, " seconds (about 292 years)"),
         action="append",
         metavar="SECONDS",
-        help="seconds every wait_ack waits; repeat to compare versions side by side",
+        help="seconds every wait_ack waits (up to about 292 years, as a playbook's "
+        "deadlines); repeat to compare versions side by side",
     )
     p.add_argument(
         "--playbook",

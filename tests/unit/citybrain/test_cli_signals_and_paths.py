@@ -100,3 +100,45 @@ def test_a_pipe_a_device_and_a_dangling_link_are_not_said_to_be_missing(
         f"citybrain: --input-dir {str(fifo)!r} is a pipe (such as <(zcat FILE.gz)), "
         "expected a directory"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # Each ran: a rehearsal to "unexpected StopIteration" (exit 70), a replay at an
+        # infinite speed.
+        (
+            ["rehearse", "--incidents", "x.csv", "--units", "u.yaml", "--ack-deadline", "1e308"],
+            "argument --ack-deadline: '1e308': expected more than 0 and at most "
+            "9,223,372,036 seconds (about 292 years)",
+        ),
+        (
+            ["rehearse", "--incidents", "x.csv", "--units", "u.yaml", "--ack-deadline", "inf"],
+            "argument --ack-deadline: 'inf': expected more than 0 and at most",
+        ),
+        (["replay", "x.csv", "--speed", "inf"], "argument --speed: 'inf': expected a finite"),
+        (["demo", "--ack-deadline", "Infinity"], "argument --ack-deadline: 'Infinity': expected"),
+        (["ingest", "http", "--stats-every", "1e400"], "--stats-every: '1e400': expected a finite"),
+    ],
+)
+def test_an_endless_number_is_refused_where_a_positive_one_is_taken(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_a_rehearsal_runs_at_its_longest_deadline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain.cli import REHEARSAL_MAX_DEADLINE, REPO_ROOT
+
+    (tmp_path / "in.csv").write_text(
+        "timestamp,report_id,category,text,source,grid_cell,department\n"
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police\n"
+    )
+    argv = ["rehearse", "--incidents", str(tmp_path / "in.csv"), "--out", str(tmp_path / "o.json")]
+    argv += ["--grid", str(REPO_ROOT / "tests" / "fixtures" / "grid.yaml")]
+    argv += ["--units", str(REPO_ROOT / "datasets" / "service_times" / "units-nyc.yaml")]
+    assert main([*argv, "--ack-deadline", f"{REHEARSAL_MAX_DEADLINE:.0f}"]) == 0
+    assert "rehearsal report written to" in capsys.readouterr().out
