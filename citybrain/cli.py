@@ -2938,12 +2938,12 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
     if (data / "data").is_dir():  # the NAB root was given: its data/ and labels/
         data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
-    for option, path in (("--data", data), ("--labels", labels)):
-        if not path.exists():
-            raise CliError(
-                f"{option} {str(path)!r} does not exist (expected NAB's layout: "
-                "data/<category>/<file>.csv and labels/combined_windows.json)"
-            )
+    layout = "NAB's layout: data/<category>/<file>.csv and labels/combined_windows.json"
+    # A file as --data was taken for a root whose labels were missing (trial 20).
+    _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})")
+    if not labels.exists() and not labels.is_symlink():
+        raise CliError(f"--labels {str(labels)!r} does not exist (expected {layout})")
+    _need_file(labels, "--labels")
     try:
         cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
     except DetectInputError as exc:
