@@ -142,3 +142,52 @@ def test_a_rehearsal_runs_at_its_longest_deadline(
     argv += ["--units", str(REPO_ROOT / "datasets" / "service_times" / "units-nyc.yaml")]
     assert main([*argv, "--ack-deadline", f"{REHEARSAL_MAX_DEADLINE:.0f}"]) == 0
     assert "rehearsal report written to" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # It ran a whole demo that could only report the event "missed".
+        (
+            b'- {name: e, sensor_prefix: s, start: "2020-01-02T00:00:00Z", '
+            b'end: "2020-01-01T00:00:00Z"}\n',
+            "entry 0: end '2020-01-01T00:00:00Z' is before start '2020-01-02T00:00:00Z'",
+        ),
+        # Python's "'utf-8' codec can't decode byte 0xff in position 9: invalid start byte".
+        (b"# events\n\xff\n", ":2: byte 0xff is not UTF-8 (save the file as UTF-8)"),
+    ],
+)
+def test_an_expect_file_that_cannot_hold_an_event_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: bytes, message: str
+) -> None:
+    path = tmp_path / "events.yaml"
+    path.write_bytes(body)
+    assert main(["demo", "--expect", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: --expect {path}") and message in err
+
+
+def test_an_expect_window_is_compared_as_times_not_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "2019-05-10 23:00:00+00:00" (a space) sorted before "2019-05-10T22:25:00Z" as
+    # text, and a window without a zone was read in the machine's local time: the
+    # flood's alert counted as a false alarm.
+    import time as clock
+
+    from citybrain.demo import KnownEvent, outside_events
+
+    alert = {"sensor_id": "usgs-1-flow", "first_event_time": "2019-05-10T22:25:00Z"}
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    clock.tzset()
+    try:
+        for start, end in [
+            ("2019-05-10 20:00:00+00:00", "2019-05-10 23:00:00+00:00"),
+            ("2019-05-10T20:00:00", "2019-05-10T23:00:00"),  # no zone: UTC
+            ("2019-05-11T01:00:00+03:00", "2019-05-11T02:00:00+03:00"),
+        ]:
+            flood = KnownEvent("flood", "usgs-", start, end)
+            assert outside_events([alert], (flood,)) == [], (start, end)
+        late = KnownEvent("flood", "usgs-", "2019-05-10T23:00:00Z", "2019-05-11T00:00:00Z")
+        assert outside_events([alert], (late,)) == [alert]
+    finally:
+        monkeypatch.undo()
+        clock.tzset()
