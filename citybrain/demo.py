@@ -179,8 +179,10 @@ def prometheus_value(prom_url: str, query: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def drop_old_demo_topics(settings: Settings) -> None:
-    """Earlier demos' topics are deleted so the broker does not grow run after run."""
+def drop_old_demo_topics(settings: Settings) -> list[str]:
+    """Earlier demos' topics are deleted so the broker does not grow run after run; the
+    prefixes whose topics went, sorted, for the demo to say (trial 20: it did so
+    silently, and `report --prefix` of the previous demo then found no topics)."""
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
     )
@@ -190,6 +192,20 @@ def drop_old_demo_topics(settings: Settings) -> None:
             admin.delete_topics(old)
     finally:
         admin.close()
+    return sorted({t.split(".", 1)[0] for t in old})
+
+
+def dropped_note(prefixes: list[str]) -> str:
+    """The line that says which earlier demos' topics a demo deleted, or ""."""
+    if not prefixes:
+        return ""
+    shown = ", ".join(prefixes[-3:]) + (
+        f" and {len(prefixes) - 3:,} more" if len(prefixes) > 3 else ""
+    )
+    return (
+        f"deleted the topics of {counted(len(prefixes), 'earlier demo')} ({shown}): "
+        "their reports and dead letters can no longer be read"
+    )
 
 
 def topic_records(messages: list[Any]) -> tuple[list[dict[str, object]], list[str]]:
@@ -863,7 +879,9 @@ def run_demo(
     prom.start()
     if stop_demo_worker(base):
         console.print("stopped the previous demo's worker")
-    drop_old_demo_topics(base)
+    note = dropped_note(drop_old_demo_topics(base))
+    if note:
+        console.print(note, highlight=False)
     make_demo_token(files)
     # Fresh topics and consumer group per demo: a summary never mixes two runs.
     own = {

@@ -191,3 +191,20 @@ def test_an_expect_window_is_compared_as_times_not_text(monkeypatch: pytest.Monk
     finally:
         monkeypatch.undo()
         clock.tzset()
+
+
+def test_a_demo_says_whose_topics_it_deleted() -> None:
+    # A new demo deleted the earlier demos' topics without a word; `report --prefix`
+    # of the previous demo then found none.
+    from citybrain.demo import dropped_note
+
+    assert dropped_note([]) == ""
+    assert dropped_note(["demo-20261202110751"]) == (
+        "deleted the topics of 1 earlier demo (demo-20261202110751): their reports and "
+        "dead letters can no longer be read"
+    )
+    five = [f"demo-2026120211075{i}" for i in range(5)]
+    assert dropped_note(five).startswith(
+        "deleted the topics of 5 earlier demos (demo-20261202110752, demo-20261202110753, "
+        "demo-20261202110754 and 2 more)"
+    )
