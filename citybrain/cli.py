@@ -3253,7 +3253,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         i.add_argument(
             "--pack-ms",
-            type=_positive(float),
+            type=_positive(float, 60_000, " milliseconds"),  # ingest.service.MAX_PACK_MS
             default=5.0,
             metavar="MS",
             help="send a pack every MS ms (at most 60000)",
