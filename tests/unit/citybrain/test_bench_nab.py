@@ -91,3 +91,17 @@ def test_a_file_as_data_is_named_as_one(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["bench", "nab", "--data", str(root), "--labels", str(root / "labels")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: --labels {str(root / 'labels')!r} is a directory")
+
+
+def test_every_detector_is_scored_at_the_threshold_the_stream_alerts_at(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trial 20: the help promised "the tail detector's documented" threshold as the
+    # default, but only tail got a fixed-threshold score (robust_zscore: null).
+    from detectors import default_threshold
+
+    root = nab_corpus(tmp_path / "nab")
+    assert main(["bench", "nab", "--data", str(root), "--detector", "robust_zscore"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["threshold"] == default_threshold("robust_zscore") == 0.6
+    assert result["standard"]["at_default_threshold"] is not None
