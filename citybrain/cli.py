@@ -2939,6 +2939,8 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
         data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
     layout = "NAB's layout: data/<category>/<file>.csv and labels/combined_windows.json"
+    if not data.exists() and not data.is_symlink():
+        raise CliError(f"--data {str(data)!r} does not exist (expected {layout})")
     # A file as --data was taken for a root whose labels were missing (trial 20).
     _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})")
     if not labels.exists() and not labels.is_symlink():
