@@ -3140,6 +3140,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed} --help`\n")
 
 
+def _version() -> str:
+    """citybrain's installed version (pyproject.toml), or "unknown" outside an install."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("citybrain")
+    except PackageNotFoundError:
+        return "unknown (not installed: make install)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from detectors import DETECTORS
     from playbooks.machine import RUN_LIST_STATUSES
@@ -3149,6 +3159,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=HelpFormatter,
+    )
+    # A new user's first try after --help (trial 20: "unrecognized arguments: --version").
+    parser.add_argument(
+        "--version", action="version", version=f"citybrain {_version()}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

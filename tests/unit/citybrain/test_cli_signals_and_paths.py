@@ -208,3 +208,11 @@ def test_a_demo_says_whose_topics_it_deleted() -> None:
         "deleted the topics of 5 earlier demos (demo-20261202110752, demo-20261202110753, "
         "demo-20261202110754 and 2 more)"
     )
+
+
+def test_the_version_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # A new user's next try after --help was "unrecognized arguments: --version".
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"citybrain {version('citybrain')}\n"
