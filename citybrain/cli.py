@@ -3191,8 +3191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "action",
         choices=["up", "down", "status"],
-        help="up: start them (installing what is missing); down: stop them and the demo's "
-        "worker; status: say what runs",
+        metavar="ACTION",  # as every other command's; "required: action" before (trial 20)
+        help="up, down or status; up: start them (installing what is missing); down: stop "
+        "them and the demo's worker; status: say what runs",
     )
     p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")
     p.set_defaults(func=cmd_stack)

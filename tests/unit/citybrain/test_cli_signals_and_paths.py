@@ -216,3 +216,12 @@ def test_the_version_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"citybrain {version('citybrain')}\n"
+
+
+def test_stack_names_its_action_as_every_command_does(capsys: pytest.CaptureFixture[str]) -> None:
+    # "the following arguments are required: action", where runs, silences and the
+    # others say ACTION.
+    assert main(["stack"]) == EXIT_USAGE
+    assert "the following arguments are required: ACTION;" in capsys.readouterr().err
+    assert main(["runs"]) == EXIT_USAGE
+    assert "the following arguments are required: ACTION;" in capsys.readouterr().err
