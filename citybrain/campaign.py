@@ -416,13 +416,27 @@ MIN_NAME = 12  # a name column narrower than this is no longer readable
 
 
 def _cut(text: str, width: int, head: int) -> str:
-    if len(text) <= width:
+    """``text`` in at most ``width`` terminal columns: its first ``head`` columns, "…",
+    and as much of its end as fits. Columns, not characters: a wide (CJK) name cut by
+    characters was twice as wide as its column and pushed the table past the terminal
+    (trial 20: 91 columns at 80)."""
+    if display_width(text) <= width:
         return text
-    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+    start, used = "", 0
+    for c in text:
+        if used + display_width(c) > head:
+            break
+        start, used = start + c, used + display_width(c)
+    end, room = "", width - 1 - used
+    for c in reversed(text[len(start) :]):
+        if display_width(c) > room:
+            break
+        end, room = c + end, room - display_width(c)
+    return start + "…" + end
 
 
 def cut_labels(labels: Sequence[str], width: int) -> list[str]:
-    """``labels`` cut to at most ``width`` characters (>= 2) each, in the middle: the
+    """``labels`` cut to at most ``width`` terminal columns (>= 2) each, in the middle: the
     start and the end kept around a "…", since ids of one place often share a long start
     and differ at the end (nyc-cb-10-queens-…). Labels that would still look the same
     keep less of their start and more of their end, down to "…" and the end alone."""
@@ -430,7 +444,7 @@ def cut_labels(labels: Sequence[str], width: int) -> list[str]:
     cut = [_cut(t, width, first) for t in labels]
     for head in range(first - 1, -1, -1):
         seen = Counter(cut)
-        clash = [i for i, c in enumerate(cut) if seen[c] > 1 and len(labels[i]) > width]
+        clash = [i for i, c in enumerate(cut) if seen[c] > 1 and display_width(labels[i]) > width]
         if not clash:
             break
         for i in clash:
@@ -482,7 +496,9 @@ def render_text(report: Mapping[str, Any], width: int | None = None) -> str:
     def column(k: str) -> int:  # a figure's width over every table, header included
         return max([len(k), *(len(c[k]) for _, body in tables for _, c in body)])
 
-    names = max([len(scope) for scope, _ in tables] + [len(n) for _, b in tables for n, _ in b])
+    names = max(
+        [len(scope) for scope, _ in tables] + [display_width(n) for _, b in tables for n, _ in b]
+    )
     names = max(names, 1)
     shown: list[str] = list(FIGURES)
     if width is not None:

@@ -84,8 +84,17 @@ EXPECT_KEYS = ("name", "sensor_prefix", "start", "end")
 def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
     sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
+    data = path.read_bytes()
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # Python's codec message before (trial 20)
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"--expect {path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
+            "(save the file as UTF-8)"
+        ) from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         from playbooks.loader import yaml_error
 
@@ -98,11 +107,18 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
             raise ValueError(f"--expect {path}: entry {i}: expected exactly the keys {EXPECT_KEYS}")
         for key in ("start", "end"):
             try:
-                datetime.fromisoformat(str(entry[key]).replace("Z", "+00:00"))
+                _utc(str(entry[key]))
             except ValueError:
                 raise ValueError(
                     f"--expect {path}: entry {i}: {key} is {entry[key]!r}, expected ISO 8601"
                 ) from None
+        # A window that ends before it starts can hold no alert: the event was reported
+        # "missed" whatever the pipeline did (trial 20).
+        if _utc(str(entry["end"])) < _utc(str(entry["start"])):
+            raise ValueError(
+                f"--expect {path}: entry {i}: end {str(entry['end'])!r} is before start "
+                f"{str(entry['start'])!r}"
+            )
         events.append(KnownEvent(*(str(entry[k]) for k in EXPECT_KEYS)))
     return tuple(events)
 
@@ -163,8 +179,10 @@ def prometheus_value(prom_url: str, query: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def drop_old_demo_topics(settings: Settings) -> None:
-    """Earlier demos' topics are deleted so the broker does not grow run after run."""
+def drop_old_demo_topics(settings: Settings) -> list[str]:
+    """Earlier demos' topics are deleted so the broker does not grow run after run; the
+    prefixes whose topics went, sorted, for the demo to say (trial 20: it did so
+    silently, and `report --prefix` of the previous demo then found no topics)."""
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
     )
@@ -174,6 +192,20 @@ def drop_old_demo_topics(settings: Settings) -> None:
             admin.delete_topics(old)
     finally:
         admin.close()
+    return sorted({t.split(".", 1)[0] for t in old})
+
+
+def dropped_note(prefixes: list[str]) -> str:
+    """The line that says which earlier demos' topics a demo deleted, or ""."""
+    if not prefixes:
+        return ""
+    shown = ", ".join(prefixes[-3:]) + (
+        f" and {len(prefixes) - 3:,} more" if len(prefixes) > 3 else ""
+    )
+    return (
+        f"deleted the topics of {counted(len(prefixes), 'earlier demo')} ({shown}): "
+        "their reports and dead letters can no longer be read"
+    )
 
 
 def topic_records(messages: list[Any]) -> tuple[list[dict[str, object]], list[str]]:
@@ -289,16 +321,7 @@ def summarise(
         reasons[reason] = reasons.get(reason, 0) + 1
     alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
     known = known_events(alert_list, expected, sensors)
-    # Sensor alerts only: a citizen-report burst is not a sensor's false alarm.
-    outside = [
-        a
-        for a in alert_list
-        if a["sensor_id"]
-        and not any(
-            a["sensor_id"].startswith(e.sensor_prefix) and e.start <= a["first_event_time"] <= e.end
-            for e in expected
-        )
-    ]
+    outside = outside_events(alert_list, expected)
     bursts = sum(1 for a in alert_list if not a["sensor_id"])
     return {
         "readings": int(metrics.get("citybrain_readings_total", 0)),
@@ -362,8 +385,31 @@ def with_data(
     return tuple(out)
 
 
+def outside_events(
+    alerts: list[dict[str, Any]], expected: tuple[KnownEvent, ...]
+) -> list[dict[str, Any]]:
+    """The sensor alerts (``sensor_id``, ``first_event_time``) no expected event explains:
+    the summary's false alarms. Sensor alerts only: a citizen-report burst is not a
+    sensor's false alarm."""
+    return [
+        a
+        for a in alerts
+        if a["sensor_id"]
+        and not any(
+            a["sensor_id"].startswith(e.sensor_prefix)
+            and _utc(e.start) <= _utc(a["first_event_time"]) <= _utc(e.end)
+            for e in expected
+        )
+    ]
+
+
 def _utc(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """An ISO 8601 time -> epoch seconds; one without a zone is UTC, as an event's time
+    (docs/events.md), not this machine's local time. Times are compared so, never as
+    text: "2019-05-10 23:00:00+00:00" (a space, an offset) sorted before "…T22:25:00Z"
+    and an alert inside an --expect window counted as a false alarm (trial 20)."""
+    at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass
@@ -833,7 +879,9 @@ def run_demo(
     prom.start()
     if stop_demo_worker(base):
         console.print("stopped the previous demo's worker")
-    drop_old_demo_topics(base)
+    note = dropped_note(drop_old_demo_topics(base))
+    if note:
+        console.print(note, highlight=False)
     make_demo_token(files)
     # Fresh topics and consumer group per demo: a summary never mixes two runs.
     own = {

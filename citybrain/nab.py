@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from citybrain.detect import read_series
+from citybrain.errors import InputError
+from playbooks.errors import shown
 
 PROFILES: dict[str, tuple[float, float, float]] = {  # A_TP, A_FP, A_FN
     "standard": (1.0, 0.11, 1.0),
@@ -202,16 +204,60 @@ def load_corpus(
 ) -> list[Case]:
     """Score every ``<category>/<file>.csv`` under ``data`` (``score(times, values)``, times
     in seconds) and attach its windows."""
-    windows = json.loads(labels.read_text())
+    windows = read_windows(labels)
     cases = []
     for path in sorted(data.rglob("*.csv")):
         name = str(path.relative_to(data))
         # The reader of ``citybrain detect``: a bad file is a file:line error, not a traceback.
         stamps, times, values = read_series(path)
         rows = {ts: i for i, ts in reversed(list(enumerate(stamps)))}
-        spans = [(rows[s.split(".")[0]], rows[e.split(".")[0]]) for s, e in windows.get(name, [])]
+        spans = []
+        for i, (start, end) in enumerate(windows.get(name, [])):
+            missing = [t for t in (start, end) if t.split(".")[0] not in rows]
+            if missing:
+                raise InputError(
+                    f"{labels}: {name!r} window {i}: {missing[0]!r} is no timestamp of "
+                    f"{path} (a window starts and ends at rows of its file)"
+                )
+            spans.append((rows[start.split(".")[0]], rows[end.split(".")[0]]))
         cases.append(Case(name, score(times, values), spans))
     return cases
+
+
+def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
+    """NAB's ``combined_windows.json``: ``{"<category>/<file>.csv": [[start, end], …]}``,
+    times as the files write them (``2014-04-10 07:15:00.000000``). Raises InputError
+    naming the file and what is wrong (each was a traceback, exit 70, in trial 20: an
+    empty file, a list, a window that is not a pair, a time no row has)."""
+    try:
+        text = labels.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{labels}: byte at offset {exc.start} is not UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"{labels}: cannot read: {exc.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{labels}:{exc.lineno}: not JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{labels}: not JSON: nested too deeply") from None
+    expected = 'expected {"<category>/<file>.csv": [[start, end], ...]} (NAB\'s layout)'
+    if not isinstance(doc, dict):
+        raise InputError(f"{labels}: is {shown(doc)}, {expected}")
+    windows: dict[str, list[tuple[str, str]]] = {}
+    for name, spans in doc.items():
+        if not isinstance(spans, list):
+            raise InputError(f"{labels}: {name!r} is {shown(spans)}, {expected}")
+        for i, span in enumerate(spans):
+            if not (
+                isinstance(span, list) and len(span) == 2 and all(isinstance(t, str) for t in span)
+            ):
+                raise InputError(
+                    f"{labels}: {name!r} window {i} is {json.dumps(span)[:60]}, "
+                    "expected a pair of times [start, end]"
+                )
+        windows[name] = [(start, end) for start, end in spans]
+    return windows
 
 
 def report(cases: Sequence[Case], threshold: float | None = None) -> dict[str, object]:

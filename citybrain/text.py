@@ -24,6 +24,17 @@ def day(when: datetime) -> str:
     return f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
 
 
+def zone(when: datetime) -> str:
+    """The zone of an aware ``when`` as a clock shows it: its abbreviation (``CET``,
+    ``IST``, ``+04``), or ``UTC-0500`` when the abbreviation would mislead: a POSIX
+    ``TZ=UTC+5`` names its zone "UTC" five hours behind UTC, and "13:08 UTC" stood beside
+    a header saying ``UTC-0500`` (trial 20); or when there is none."""
+    name = when.strftime("%Z")
+    if not name or (name.upper() in ("UTC", "GMT", "UT", "Z") and when.utcoffset()):
+        return when.strftime("UTC%z")
+    return name
+
+
 def cell(text: str) -> str:
     """``text`` as one table cell: a control character (a newline, a tab in a silence's
     reason) shown as its escape, ``\\n``, so the row stays one line."""

@@ -1,4 +1,26 @@
-"""Errors raised by the grid, the playbook loader and the run state machine."""
+"""Errors raised by the grid, the playbook loader and the run state machine, and how
+their messages show a value."""
+
+import json
+import reprlib
+from typing import Any
+
+_CLIP = reprlib.Repr()
+_CLIP.maxstring = _CLIP.maxother = 60
+
+
+def shown(value: Any) -> str:
+    """A YAML or JSON value as a message shows it, in the file's words, never Python's
+    type name ("is a NoneType", "is a int"): ``null`` (an empty file, a key with no
+    value), ``true``, ``42``, ``'text'`` (clipped to 60 characters), ``a list``,
+    ``a mapping``."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return _CLIP.repr(value)
 
 
 class PlaybookError(Exception):

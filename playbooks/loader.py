@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import sys
 import unicodedata
@@ -16,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError
+from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError, shown
 from playbooks.grid import Cell, Grid, SensorKind, SensorRegistration
 from playbooks.routing import (
     ALL_LABELS,
@@ -155,7 +154,7 @@ def _entries(
     is a problem (and its id, if it has one, goes in ``unchecked``)."""
     entries = doc.get(key) or []
     if not isinstance(entries, list):
-        problems.append((f"{key!r} is a {type(entries).__name__}, expected a list", (key,)))
+        problems.append((f"{key!r} is {shown(entries)}, expected a list", (key,)))
         return []
     good = []
     for i, entry in enumerate(entries):
@@ -208,15 +207,17 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
                 (section, i, key),
             )
         return text
-    shown = "null" if value is None else repr(value)
-    raise GridError(f"{section} entry {i}: {key} is {shown[:60]}, expected text", (section, i, key))
+    value_shown = shown(value) if value is None or isinstance(value, bool) else repr(value)[:60]
+    raise GridError(
+        f"{section} entry {i}: {key} is {value_shown}, expected text", (section, i, key)
+    )
 
 
 def _bound(entry: dict[str, Any], i: int, key: str) -> float:
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise GridError(
-            f"kinds entry {i}: {key} is {value!r}, expected a number", ("kinds", i, key)
+            f"kinds entry {i}: {key} is {shown(value)}, expected a number", ("kinds", i, key)
         )
     try:
         return float(value)
@@ -254,7 +255,9 @@ def _grid(doc: Any) -> Grid:
             (f"unknown keys {sorted(unknown)}{_near(unknown, GRID_KEYS)}", (sorted(unknown)[0],))
         )
     if doc.get("version") != 1:
-        problems.append((f"version is {doc.get('version')!r}, expected 1", ("version",)))
+        version = doc.get("version")
+        why = "is missing" if "version" not in doc else f"is {shown(version)}"
+        problems.append((f"version {why}, expected 1 (a line version: 1)", ("version",)))
 
     indices: dict[str, list[int]] = {}
 
@@ -328,7 +331,7 @@ def _position(
         # `not <=`: NaN (YAML's .nan) is refused too; `> bound` let it through.
         if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) <= bound:
             raise GridError(
-                f"{what}: {key} is {value!r}, expected degrees in [-{bound:g}, {bound:g}]",
+                f"{what}: {key} is {shown(value)}, expected degrees in [-{bound:g}, {bound:g}]",
                 (*loc, key),
             )
         out[key] = float(value)
@@ -533,7 +536,7 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
             return f"unknown key {loc[-1]!r}: {instead}"
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
-        return f"is {_shown(value)}, expected {ctx.get('expected')}"
+        return f"is {shown(value)}, expected {ctx.get('expected')}"
     if kind == "union_tag_invalid":
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         return (
@@ -546,10 +549,10 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     if expected is not None:
         if value is None and not loc and not nested:
             return f"the file is empty, expected {expected}"
-        return f"is {_shown(value)}, expected {expected}"
+        return f"is {shown(value)}, expected {expected}"
     message = error["msg"].removeprefix("Value error, ")
     if kind != "value_error" and not isinstance(value, dict | list):
-        message += f" (it is {_shown(value)})"
+        message += f" (it is {shown(value)})"
     return message
 
 
@@ -565,17 +568,6 @@ _EXPECTED = {
     "int_type": "an integer",
     "int_parsing": "an integer",
 }
-
-
-def _shown(value: Any) -> str:
-    """A YAML value as the file spells it: null, true, 'text', a list, a mapping."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
 
 
 def _schema_errors(
@@ -793,7 +785,7 @@ def routing_errors(
             if not isinstance(value, str):
                 # (Alertmanager's YAML reads 5 as "5" but 5.0 and 0x10 not as written:
                 # quoting says which.)
-                fail((*loc, name), f"is {_shown(value)}, expected text (quote it)")
+                fail((*loc, name), f"is {shown(value)}, expected text (quote it)")
                 continue
             # The location (route.routes.2.match.kind) names the map and label: the
             # message is the reason alone (trial 7: "match: kind: …" said it twice).

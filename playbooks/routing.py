@@ -26,7 +26,7 @@ from typing import Any
 
 import re2
 
-from playbooks.errors import RoutingConfigError, SilenceError
+from playbooks.errors import RoutingConfigError, SilenceError, shown
 from playbooks.goregexp import (
     ClassTables,
     capture_name_refusal,
@@ -355,7 +355,7 @@ class Matcher:
         ``name="v"``, ``name!="v"``, ``name=~"re"``, ``name!~"re"``, the value quoted
         or not. Raises RoutingConfigError naming the text and the reason."""
         if not isinstance(text, str):
-            raise RoutingConfigError(f"matcher {brief(text)} is a {type(text).__name__}, not text")
+            raise RoutingConfigError(f"matcher {shown(text)} is not text")
         try:
             text.encode("utf-8")
         except UnicodeError:
@@ -419,7 +419,7 @@ def parse_matchers(text: str) -> list[Matcher]:
     ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
     quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError."""
     if not isinstance(text, str):
-        raise RoutingConfigError(f"matcher {brief(text)} is a {type(text).__name__}, not text")
+        raise RoutingConfigError(f"matcher {shown(text)} is not text")
     body = text.removeprefix("{").removesuffix("}")
     tokens: list[str] = []
     token: list[str] = []
@@ -477,7 +477,7 @@ def label_set(value: Any) -> dict[str, str]:
     """An alert's labels, checked: a mapping of label names to text, as Alertmanager's
     label sets are. Raises RoutingConfigError naming the first bad entry."""
     if not isinstance(value, Mapping):
-        raise RoutingConfigError(f"labels are a {type(value).__name__}, expected a mapping")
+        raise RoutingConfigError(f"labels are {shown(value)}, expected a mapping")
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
             raise RoutingConfigError(f"label {brief(name)} is {brief(text)}, expected text")
@@ -599,28 +599,26 @@ class Silence:
     def from_dict(cls, data: Any) -> Silence:
         """A stored silence, checked as a new one. Raises SilenceError naming the field."""
         if not isinstance(data, Mapping):
-            raise SilenceError(f"a stored silence is a {type(data).__name__}", "field")
+            raise SilenceError(f"a stored silence is {shown(data)}, expected a mapping", "field")
 
-        def get(name: str, kinds: tuple[type, ...]) -> Any:
+        def get(name: str, kinds: tuple[type, ...], expected: str) -> Any:
             value = data.get(name)
             if not isinstance(value, kinds) or isinstance(value, bool):
                 raise SilenceError(
-                    f"silence field {name!r} is {brief(value)}, expected "
-                    + " or ".join(k.__name__ for k in kinds),
-                    "field",
+                    f"silence field {name!r} is {brief(value)}, expected {expected}", "field"
                 )
             return value
 
-        matchers = get("matchers", (list,))
+        matchers = get("matchers", (list,), "a list")
         if not all(isinstance(m, str) for m in matchers):
             raise SilenceError(f"silence matchers {brief(matchers)} are not all text", "field")
         return new_silence(
-            get("id", (str,)),
+            get("id", (str,), "text"),
             matchers,
-            float(get("starts_at", (int, float))),
-            float(get("ends_at", (int, float))),
-            get("author", (str,)),
-            get("reason", (str,)),
+            float(get("starts_at", (int, float), "epoch seconds")),
+            float(get("ends_at", (int, float), "epoch seconds")),
+            get("author", (str,), "text"),
+            get("reason", (str,), "text"),
         )
 
 

@@ -48,3 +48,60 @@ def test_a_missing_labels_file_is_named(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["bench", "nab", "--data", str(root)]) == 2
     err = capsys.readouterr().err
     assert "--labels" in err and "combined_windows.json' does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        # Each was "unexpected JSONDecodeError/AttributeError/TypeError/ValueError/
+        # KeyError … a bug" (exit 70) in trial 20.
+        (b"", ":1: not JSON: Expecting value"),
+        (b"[1]", ': is a list, expected {"<category>/<file>.csv": [[start, end], ...]}'),
+        (b'{"water/level.csv": 5}', ": 'water/level.csv' is 5, expected {"),
+        (
+            b'{"water/level.csv": [["x"]]}',
+            ": 'water/level.csv' window 0 is [\"x\"], expected a pair of times [start, end]",
+        ),
+        (
+            b'{"water/level.csv": [["2001-01-01 00:00:00.000000", "2001-01-02 00:00:00"]]}',
+            ": 'water/level.csv' window 0: '2001-01-01 00:00:00.000000' is no timestamp of ",
+        ),
+        (b'{"a": 1}\xff', ": byte at offset 8 is not UTF-8"),
+    ],
+)
+def test_a_labels_file_that_cannot_be_read_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], labels: bytes, message: str
+) -> None:
+    root = nab_corpus(tmp_path / "nab")
+    path = root / "labels" / "combined_windows.json"
+    path.write_bytes(labels)
+    assert main(["bench", "nab", "--data", str(root)]) == 2
+    assert capsys.readouterr().err.startswith(f"citybrain: {path}{message}")
+
+
+def test_a_file_as_data_is_named_as_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It was taken for a root and read as "--labels 'labels/combined_windows.json' does
+    # not exist".
+    root = nab_corpus(tmp_path / "nab")
+    level = root / "data" / "water" / "level.csv"
+    assert main(["bench", "nab", "--data", str(level)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"citybrain: --data {str(level)!r} is a file, expected a directory: give NAB's root"
+    )
+    assert main(["bench", "nab", "--data", str(root), "--labels", str(root / "labels")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: --labels {str(root / 'labels')!r} is a directory")
+
+
+def test_every_detector_is_scored_at_the_threshold_the_stream_alerts_at(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trial 20: the help promised "the tail detector's documented" threshold as the
+    # default, but only tail got a fixed-threshold score (robust_zscore: null).
+    from detectors import default_threshold
+
+    root = nab_corpus(tmp_path / "nab")
+    assert main(["bench", "nab", "--data", str(root), "--detector", "robust_zscore"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["threshold"] == default_threshold("robust_zscore") == 0.6
+    assert result["standard"]["at_default_threshold"] is not None

@@ -295,7 +295,11 @@ def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], messa
         (b'[{"a": 1},', ":1: not a JSON record: Expecting value"),
         (b'{"a": 1}\n{"b": \xe9}\n', ":2: byte 0xe9 is not UTF-8"),
         (b'{"schema": "audit/1"}\n[1, 2]\n', ":2: the record is a list, expected an object"),
-        (b'[{"schema": "step/1"}, 7]', ": record 1 of the list is a int, expected an object"),
+        (b'[{"schema": "step/1"}, 7]', ": record 1 of the list is 7, expected an object"),
+        # Trial 20: Python's type names, "the record is a int", "a NoneType".
+        (b'{"schema": "audit/1"}\n42\n', ":2: the record is 42, expected an object"),
+        (b"null\n", ":1: the record is null, expected an object"),
+        (b'"step/1"\n', ":1: the record is 'step/1', expected an object"),
         # Trial 5 item 15: an object that is no step or audit record was skipped silently.
         (b'{"schema": "step/1"}\n{"a": 1}\n', ':2: field "schema" is missing, expected one of'),
         (b'[{"schema": "step/2"}]', ": record 0 of the list: field \"schema\" is 'step/2',"),
@@ -635,3 +639,18 @@ def test_the_html_page_gives_the_periods_and_the_cells_the_grid_lacks() -> None:
     assert page.count("<!doctype") == 1
     part = render_html(out, "second", page=False)
     assert "<!doctype" not in part and "<title>" not in part and "<h1>second</h1>" in part
+
+
+def test_a_wide_name_is_cut_by_terminal_columns(report: dict[str, Any]) -> None:
+    """Trial 20: a CJK community name, cut by characters, took twice its column and
+    pushed the table to 91 columns at 80."""
+    from citybrain.text import display_width
+
+    name = "東京都千代田区丸の内一丁目町内会北口" * 2
+    long = {**report["rows"][0], "name": name}
+    text = render_text({**report, "rows": [long, *report["rows"][1:]]}, 80)
+    assert max(display_width(ln) for ln in text.splitlines()) <= 80
+    assert any(ln.startswith("東京…会北口  1 (new)") for ln in text.splitlines())
+    cut = cut_labels([name + "01", name + "02", "short"], 19)
+    assert cut[2] == "short" and all(display_width(c) <= 19 for c in cut)
+    assert cut[0] != cut[1] and cut[0].endswith("01") and cut[1].endswith("02")

@@ -290,6 +290,9 @@ def test_cli_compares_two_deadlines_on_a_small_file(
         # "'list' object has no attribute 'get'".
         (b"response_profile: r.json\n# caf\xe9\n", None, "units.yaml:2: byte 0xe9 is not UTF-8"),
         (b"- 1\n", None, "units.yaml: is a list, expected a mapping"),
+        # Trial 20: Python's type names, "is a NoneType", "is a int".
+        (b"", None, "units.yaml: the file is empty, expected a mapping"),
+        (b"42\n", None, "units.yaml: is 42, expected a mapping"),
         (None, b"\xff\xfe{}", "r.json:1: byte 0xff is not UTF-8"),
         (None, b"[" * 100_000, "r.json: nested too deeply"),
         (None, b'{"entries": ', "r.json:1: Expecting value"),

@@ -609,3 +609,35 @@ def test_a_map_section_with_no_alerts_says_there_is_nothing_to_map() -> None:
     drawn = maps([one], _grid())
     assert '<figure class="map" data-city="Beijing">' in drawn
     assert "No coordinates" not in drawn
+
+
+def test_a_city_across_the_antimeridian_is_drawn_in_one_piece() -> None:
+    """Trial 20: two gauges 2 km apart on either side of longitude 180 (Taveuni, Fiji)
+    were drawn at the two ends of a map 360 degrees wide."""
+    import re
+
+    from citybrain.report import maps
+
+    cells = [
+        Cell("fj", "city", "Taveuni", "u", None),
+        Cell("fj-d", "district", "Cakaudrove", "u", "fj"),
+        Cell("fj-s", "street", "Coast road", "u", "fj-d"),
+        Cell("fj-c", "community", "Waiyevo", "u", "fj-s", lat=-16.79, lon=179.99),
+    ]
+    sensors = [
+        SensorRegistration("fj-east", "water_level", "ft", "fj-c", lat=-16.79, lon=-179.99),
+        SensorRegistration("fj-west", "water_level", "ft", "fj-c", lat=-16.79, lon=179.99),
+    ]
+    one = {**alert("a", "fj-east", "2026-01-01T00:00:00Z", None, "firing"), "grid_cell": "fj-c"}
+    drawn = maps([one], Grid.build(cells, sensors))
+    x = {
+        sensor: float(cx)
+        for cx, sensor in re.findall(r'<circle [^>]*cx="([-0-9.]+)"[^>]*><title>([a-z-]+)', drawn)
+    }
+    box = re.search(r'viewBox="0 0 ([0-9.]+) ([0-9.]+)"', drawn)
+    assert box is not None
+    # Side by side, the west one (179.99) to the left, on a map as tall as it is wide
+    # (2.2 km each way), not a strip 360 degrees wide and 40 pixels high.
+    assert x["fj-west"] < x["fj-east"]
+    assert float(box.group(2)) > 0.9 * float(box.group(1))
+    assert "(2.2 km north to south)" in drawn

@@ -4,11 +4,12 @@ matchers misaligned `silences list`)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from citybrain.cli import runs_table, silences_table
-from citybrain.text import cell, display_width, pad
+from citybrain.cli import _local, _zone, runs_table, silences_table
+from citybrain.text import cell, display_width, pad, zone
 
 
 @pytest.mark.parametrize(
@@ -88,3 +89,27 @@ def test_runs_with_wide_cell_names_keep_their_columns_aligned() -> None:
     header = lines[0]
     at = [display_width(line[: _columns(line, header, "LEVEL")]) for line in lines]
     assert at == [header.index("LEVEL")] * 3
+
+
+def test_a_zone_named_utc_but_off_utc_is_shown_by_its_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Trial 20: TZ=UTC+5 (POSIX: a zone called "UTC", five hours behind) printed
+    # "2026-12-02 08:08:08 UTC" beside a header saying UTC-0500.
+    at = datetime(2026, 12, 2, 8, 8, tzinfo=timezone(timedelta(hours=-5), "UTC"))
+    assert zone(at) == "UTC-0500"
+    assert zone(at.replace(tzinfo=timezone(timedelta(hours=2), "GMT"))) == "UTC+0200"
+    assert zone(at.replace(tzinfo=timezone(timedelta(0), "UTC"))) == "UTC"
+    assert zone(at.replace(tzinfo=timezone(timedelta(hours=1), "CET"))) == "CET"
+    monkeypatch.setenv("TZ", "UTC+5")
+    time.tzset()
+    try:
+        assert _local(1_764_666_488) == "2025-12-02 04:08:08 UTC-0500"
+        assert _zone() == "UTC-0500"
+        monkeypatch.setenv("TZ", "Asia/Kolkata")
+        time.tzset()
+        assert _local(1_764_666_488) == "2025-12-02 14:38:08 IST"
+        assert _zone() == "IST, UTC+0530"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

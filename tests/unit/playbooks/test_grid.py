@@ -39,7 +39,7 @@ def test_unknown_cell_lookup(grid: Grid) -> None:
 
 
 BAD_GRIDS = [
-    ("cells: []\n", "version is None, expected 1"),
+    ("cells: []\n", "version is missing, expected 1"),
     ("version: 1\nzones: []\n", "unknown keys ['zones']"),
     (
         "version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u, colour: red}\n",
@@ -102,7 +102,7 @@ CHAIN = (
         ),
         (
             CHAIN + "sensors:\n  - {id: s, kind: k, unit: u, cell: true}\n",
-            ":10: sensors entry 0: cell is True, expected text",
+            ":10: sensors entry 0: cell is true, expected text",
         ),
         (CHAIN.replace("name: C,", "name: ~,"), ":6: cells entry 3: name is null, expected text"),
         # Ids are Kafka keys and parts of table keys (a burst window's joins cell and
