@@ -124,7 +124,10 @@ class Ensemble(Detector):
         """Per row, the largest ratio u / record among members that beat their record
         (and speak at least at the floor)."""
         beats = (u > record) & (record > 0) & (u >= self._floor)
-        ratio = np.where(beats, u / np.where(record > 0, record, 1.0), 0.0)
+        # A subnormal record (members silent at ~1e-309) overflows the ratio to inf, as
+        # the one-row path's plain floats do: novelty past any bound, score 1.
+        with np.errstate(over="ignore"):
+            ratio = np.where(beats, u / np.where(record > 0, record, 1.0), 0.0)
         return np.asarray(ratio.max(axis=0), dtype=np.float64)
 
     # -- one at a time ---------------------------------------------------------------
