@@ -26,6 +26,12 @@ KIND_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_KINDS = frozenset({"incident_burst"})
 
 
+# The same unit spelled with the micro sign (U+00B5), Greek mu (U+03BC) or superscript
+# digits, as sensor firmware and data sheets write it: "µg/m³" is ug/m3. A grid writes
+# units plain (the loader refuses these); the ingest service reads a reading's unit so.
+UNIT_SPELLING = str.maketrans({"\u00b5": "u", "\u03bc": "u", "\u00b3": "3", "\u00b2": "2"})
+
+
 @dataclass(frozen=True, slots=True)
 class SensorKind:
     """A kind of sensor: its canonical unit and the range of values it can plausibly
@@ -174,7 +180,13 @@ class Grid:
         registered: dict[str, SensorRegistration] = {}
         for i, sensor in enumerate(sensors):
             if sensor.id in registered:
-                fail(f"sensor {sensor.id!r} is registered twice", ("sensors", i, "id"))
+                first = registered[sensor.id]
+                # Which registration a reading is judged by is not a guess to make.
+                fail(
+                    f"sensor {sensor.id!r} is registered twice: first as {first.kind} in "
+                    f"cell {first.cell!r}, again as {sensor.kind} in cell {sensor.cell!r}",
+                    ("sensors", i, "id"),
+                )
                 continue
             registered[sensor.id] = sensor
             if sensor.cell in unchecked:
@@ -267,4 +279,10 @@ def _check_kind(kind: SensorKind, i: int, declared: set[str]) -> None:
     if kind.min > kind.max:
         raise GridError(
             f"kind {kind.id!r}: min {kind.min:g} is above max {kind.max:g}", ("kinds", i, "min")
+        )
+    if kind.min == kind.max:
+        # One value only: every reading that varies at all would be out_of_range.
+        raise GridError(
+            f"kind {kind.id!r}: min and max are both {kind.min:g}, expected min below max",
+            ("kinds", i, "max"),
         )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import itertools
+import json
+import math
 import re
 import sys
 import unicodedata
@@ -16,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError, shown
-from playbooks.grid import Cell, Grid, SensorKind, SensorRegistration
+from playbooks.grid import UNIT_SPELLING, Cell, Grid, SensorKind, SensorRegistration
 from playbooks.routing import (
     ALL_LABELS,
     LABELS,
@@ -71,6 +74,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
+            self._merged_twice(node)
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE:
@@ -95,8 +99,49 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
 
+    def _merged_twice(self, node: yaml.MappingNode) -> None:
+        """A key two mappings of one merge list (``<<: [*a, *b]``) both bring in, and
+        the mapping does not set itself: the YAML merge spec lets the first win, PyYAML
+        the last (trial 24: a sensor took *b's kind and cell), so neither is guessed."""
+        own = {k.value for k, _ in node.value if k.tag != _MERGE}
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE or not isinstance(value_node, yaml.SequenceNode):
+                continue
+            first: dict[Any, tuple[int, yaml.Node]] = {}
+            for merged in value_node.value:
+                if not isinstance(merged, yaml.MappingNode):
+                    continue  # PyYAML refuses it itself
+                for k, v in merged.value:
+                    if k.tag == _MERGE or k.value in own:
+                        continue
+                    if k.value in first and not _same(first[k.value][1], v):
+                        self.duplicate(
+                            yaml.constructor.ConstructorError(
+                                None,
+                                None,
+                                f"key {k.value!r} comes from two mappings of one merge "
+                                f"(lines {first[k.value][0]} and {merged.start_mark.line + 1}), "
+                                "and YAML readers disagree which wins; set it in this "
+                                "mapping or merge one",
+                                key_node.start_mark,
+                            )
+                        )
+                        return
+                    first.setdefault(k.value, (merged.start_mark.line + 1, v))
+
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         raise error
+
+
+def _same(a: yaml.Node, b: yaml.Node) -> bool:
+    """Two merged values that cannot differ: one node, or one scalar written alike."""
+    if a is b:
+        return True
+    return (
+        isinstance(a, yaml.ScalarNode)
+        and isinstance(b, yaml.ScalarNode)
+        and (a.tag, a.value) == (b.tag, b.value)
+    )
 
 
 class _CollectingLoader(_Loader):
@@ -206,6 +251,31 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
                 "expected printable text",
                 (section, i, key),
             )
+        if not text.strip():
+            raise GridError(
+                f"{section} entry {i}: {key} is {shown(text)}, expected non-empty text",
+                (section, i, key),
+            )
+        if text != text.strip():
+            # A padded unit or id never equals what a reading sends: every one of its
+            # readings would be dead-lettered as bad_unit or unknown_sensor.
+            raise GridError(
+                f"{section} entry {i}: {key} is {shown(text)}, expected text without "
+                "leading or trailing spaces",
+                (section, i, key),
+            )
+        plain = unicodedata.normalize("NFKC", text)
+        if key == "unit":
+            plain = plain.translate(UNIT_SPELLING)
+        if key in ("unit", "kind", "id", "cell", "parent") and plain != text:
+            # µ and μ, ³ and 3, ／ and / look alike and compare unequal: a grid and a feed
+            # that spell one unit or id two ways dead-letter every reading. Units are
+            # written plain, as the ingest service reads a reading's µ, ³ (docs/events.md).
+            raise GridError(
+                f"{section} entry {i}: {key} is {shown(text)}, which has look-alike "
+                f"characters; write it {shown(plain)}",
+                (section, i, key),
+            )
         return text
     value_shown = shown(value) if value is None or isinstance(value, bool) else repr(value)[:60]
     raise GridError(
@@ -254,11 +324,16 @@ def _grid(doc: Any) -> Grid:
         problems.append(
             (f"unknown keys {sorted(unknown)}{_near(unknown, GRID_KEYS)}", (sorted(unknown)[0],))
         )
-    if doc.get("version") != 1:
-        version = doc.get("version")
+    version = doc.get("version")
+    # `type(...) is int`: true and 1.0 equal 1 in Python, and were taken for it.
+    if not (type(version) in (int, WrittenInt) and version == 1):
         why = "is missing" if "version" not in doc else f"is {shown(version)}"
         problems.append((f"version {why}, expected 1 (a line version: 1)", ("version",)))
 
+    if doc.get("cells") in (None, []):
+        # A worker on a grid without cells dead-letters every reading as unknown_sensor.
+        why = "is missing" if "cells" not in doc else "is empty"
+        problems.append((f"cells {why}, expected at least one city cell", ("cells",)))
     indices: dict[str, list[int]] = {}
 
     def each(key: str, allowed: set[str], make: Callable[[int, dict[str, Any]], _T]) -> list[_T]:
@@ -330,8 +405,17 @@ def _position(
         value = entry[key]
         # `not <=`: NaN (YAML's .nan) is refused too; `> bound` let it through.
         if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) <= bound:
+            other = entry["lon" if key == "lat" else "lat"]
+            swapped = (
+                key == "lat"
+                and isinstance(value, int | float)
+                and abs(value) <= 180
+                and isinstance(other, int | float)
+                and abs(other) <= 90
+            )
             raise GridError(
-                f"{what}: {key} is {shown(value)}, expected degrees in [-{bound:g}, {bound:g}]",
+                f"{what}: {key} is {shown(value)}, expected degrees in [-{bound:g}, {bound:g}]"
+                + (" (lat and lon swapped?)" if swapped else ""),
                 (*loc, key),
             )
         out[key] = float(value)
@@ -340,37 +424,114 @@ def _position(
 
 def _geometry(what: str, value: Any, loc: tuple[str | int, ...]) -> dict[str, Any] | None:
     """A GeoJSON Polygon or MultiPolygon (RFC 7946: rings of [lon, lat] positions, each
-    closed), or None."""
+    closed, enclosing an area), or None. Rings are returned rewound to the right-hand rule
+    (outer ring counter-clockwise, holes clockwise): RFC 7946 3.1.6 says not to refuse
+    the other winding, and an SVG path filled nonzero draws a hole wound like its outer
+    ring as filled. Raises GridError naming the ring, the position and the value."""
     if value is None:
         return None
-    kinds = {"Polygon": 1, "MultiPolygon": 2}  # nesting above the rings
-    if not isinstance(value, dict) or value.get("type") not in kinds:
-        raise GridError(f"{what}: geometry must be a GeoJSON Polygon or MultiPolygon", loc)
-    polygons = value.get("coordinates")
-    if value["type"] == "Polygon":
-        polygons = [polygons]
-    for polygon in polygons if isinstance(polygons, list) else [None]:
-        for ring in polygon if isinstance(polygon, list) else [None]:
-            ok = (
-                isinstance(ring, list)
-                and len(ring) >= 4
-                and all(
-                    isinstance(p, list)
-                    and len(p) >= 2
-                    and all(isinstance(c, int | float) for c in p[:2])
-                    and abs(p[0]) <= 180
-                    and abs(p[1]) <= 90
-                    for p in ring
-                )
-                and ring[0] == ring[-1]
+    nesting = {"Polygon": 1, "MultiPolygon": 2}  # nesting above the rings
+    if not isinstance(value, dict) or value.get("type") not in nesting:
+        got = shown(value.get("type")) if isinstance(value, dict) else shown(value)
+        raise GridError(
+            f"{what}: geometry must be a GeoJSON Polygon or MultiPolygon (type is {got})",
+            loc,
+        )
+    unknown = set(value) - {"type", "coordinates", "bbox"}
+    if unknown:
+        raise GridError(
+            f"{what}: geometry has unknown keys {sorted(map(str, unknown))}, expected "
+            "type and coordinates",
+            loc,
+        )
+    coordinates = value.get("coordinates")
+    polygons = [coordinates] if value["type"] == "Polygon" else coordinates
+    if not isinstance(polygons, list) or not polygons:
+        raise GridError(
+            f"{what}: geometry coordinates are {_json(coordinates)}, expected "
+            + ("a list of rings" if value["type"] == "Polygon" else "a list of polygons"),
+            loc,
+        )
+    rewound: list[list[list[list[float]]]] = []
+    for n, polygon in enumerate(polygons):
+        where = f"polygon {n} " if value["type"] == "MultiPolygon" else ""
+        if not isinstance(polygon, list) or not polygon:
+            raise GridError(
+                f"{what}: geometry {where}is {_json(polygon)}, expected a list of rings",
+                loc,
             )
-            if not ok:
-                raise GridError(
-                    f"{what}: geometry rings must be closed lists of at least four "
-                    "[lon, lat] positions",
-                    loc,
-                )
-    return dict(value)
+        rings = []
+        for r, ring in enumerate(polygon):
+            rings.append(_ring(f"{what}: geometry {where}ring {r}", ring, outer=r == 0, loc=loc))
+        rewound.append(rings)
+    return {
+        "type": value["type"],
+        "coordinates": rewound[0] if value["type"] == "Polygon" else rewound,
+    }
+
+
+def _json(value: Any) -> str:
+    """A value from a geometry as JSON text (``[true, 0]``, ``[NaN, 1]``), clipped."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = shown(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _ring(what: str, ring: Any, outer: bool, loc: tuple[str | int, ...]) -> list[list[float]]:
+    """One closed linear ring as [lon, lat] floats, wound counter-clockwise if ``outer``
+    else clockwise (RFC 7946's right-hand rule)."""
+    if not isinstance(ring, list) or len(ring) < 4:
+        raise GridError(
+            f"{what} is {_json(ring)}, expected a closed list of at least four "
+            "[lon, lat] positions",
+            loc,
+        )
+    points: list[list[float]] = []
+    for k, p in enumerate(ring):
+        ok = (
+            isinstance(p, list)
+            and len(p) in (2, 3)  # RFC 7946 3.1.1: an optional altitude, nothing more
+            and all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
+            and all(math.isfinite(c) for c in p)
+        )
+        if ok and not (abs(p[0]) <= 180 and abs(p[1]) <= 90):
+            swapped = abs(p[1]) <= 180 and abs(p[0]) <= 90
+            raise GridError(
+                f"{what} position {k} is {_json(p)}: longitude must be in [-180, 180] and "
+                "latitude in [-90, 90], [lon, lat] in that order"
+                + (" (lat and lon swapped?)" if swapped else ""),
+                loc,
+            )
+        if not ok:
+            raise GridError(
+                f"{what} position {k} is {_json(p)}, expected [lon, lat] in degrees",
+                loc,
+            )
+        points.append([float(c) for c in p])
+    if points[0] != points[-1]:
+        raise GridError(
+            f"{what.replace('geometry ', 'geometry rings must be closed: ', 1)} starts at "
+            f"{_json(points[0])} and ends at {_json(points[-1])} (repeat the first position "
+            "at the end)",
+            loc,
+        )
+    # Twice the signed area (shoelace): > 0 counter-clockwise. Longitudes unwrapped
+    # first: a ring across the antimeridian (179 to -179) is a small one, drawn so by
+    # the report, not one around the globe wound the other way.
+    lons = [points[0][0]]
+    for a, b in itertools.pairwise(points):
+        step = b[0] - a[0]
+        lons.append(lons[-1] + step - 360 * round(step / 360))
+    area = sum(
+        lons[j] * points[j + 1][1] - lons[j + 1] * points[j][1] for j in range(len(points) - 1)
+    )
+    if area == 0:
+        raise GridError(f"{what} encloses no area (its positions lie on one line)", loc)
+    if (area > 0) != outer:
+        points.reverse()
+    return points
 
 
 def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:

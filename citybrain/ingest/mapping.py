@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from citybrain.errors import InputError
-from playbooks.grid import Grid
+from playbooks.grid import UNIT_SPELLING, Grid
 from streams.errors import MISSING, EventError
 from streams.events import READING_SCHEMA, decode_json, format_ts, json_int
 
@@ -232,11 +232,6 @@ class MqttMapping:
                 doc[name] = body[name]
 
 
-# The same unit spelled with the micro sign (U+00B5), Greek mu (U+03BC) or superscript
-# digits, as sensor firmware and data sheets write it: "µg/m³" is ug/m3.
-_UNIT_SPELLING = str.maketrans({"\u00b5": "u", "\u03bc": "u", "\u00b3": "3", "\u00b2": "2"})
-
-
 def _unit_spelling(unit: Any, grid: Grid) -> Any:
     """``unit`` as the grid spells it when it is one of the grid's units written with
     ``µ``, ``μ``, ``³`` or ``²`` (trial 21: "µg/m3" was bad_unit for a pm25 in ug/m3);
@@ -244,7 +239,7 @@ def _unit_spelling(unit: Any, grid: Grid) -> Any:
     spelling: a different unit (mg/m3) is never converted."""
     if not isinstance(unit, str):
         return unit
-    plain = unit.strip().translate(_UNIT_SPELLING)
+    plain = unit.strip().translate(UNIT_SPELLING)
     if plain != unit and any(kind.unit == plain for kind in grid.kinds.values()):
         return plain
     return unit

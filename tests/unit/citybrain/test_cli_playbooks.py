@@ -229,7 +229,9 @@ def test_check_reports_every_error_of_every_file_in_file_and_line_order(
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING)
     grid = tmp_path / "grid.yaml"
-    grid.write_text("version: 1\ncells: []\nsensors: []\ncolour: red\n")
+    grid.write_text(
+        "version: 1\ncells: [{id: c, level: city, name: C, unit: u}]\nsensors: []\ncolour: red\n"
+    )
 
     status = main(["playbooks", "check", str(tmp_path / "pb"), "--routing", str(routing)])
     assert status == 1
