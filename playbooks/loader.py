@@ -470,6 +470,11 @@ def _geometry(what: str, value: Any, loc: tuple[str | int, ...]) -> dict[str, An
     }
 
 
+# Metres either way of the ellipsoid an altitude may be: far past Everest and the
+# Mariana Trench, short of what float() cannot hold.
+_ALTITUDE = 100_000
+
+
 def _json(value: Any) -> str:
     """A value from a geometry as JSON text (``[true, 0]``, ``[NaN, 1]``), clipped."""
     try:
@@ -494,7 +499,9 @@ def _ring(what: str, ring: Any, outer: bool, loc: tuple[str | int, ...]) -> list
             isinstance(p, list)
             and len(p) in (2, 3)  # RFC 7946 3.1.1: an optional altitude, nothing more
             and all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
-            and all(math.isfinite(c) for c in p)
+            # Floats only: an integer of 400 digits is out of range, not an OverflowError.
+            and all(math.isfinite(c) for c in p if isinstance(c, float))
+            and (len(p) == 2 or abs(p[2]) <= _ALTITUDE)
         )
         if ok and not (abs(p[0]) <= 180 and abs(p[1]) <= 90):
             swapped = abs(p[1]) <= 180 and abs(p[0]) <= 90

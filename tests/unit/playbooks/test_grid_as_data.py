@@ -135,6 +135,19 @@ def test_a_registry_fault_is_a_line_naming_field_and_value(
             "{type: Polygon, coordinates: [[[0, 0], [.nan, 0], [1, 1], [0, 0]]]}",
             "geometry ring 0 position 1 is [NaN, 0], expected [lon, lat] in degrees",
         ),
+        # An integer past a double raised OverflowError (a traceback) instead.
+        (
+            "{type: Polygon, coordinates: [[[0, 0], [1, 1.0e+999999], [1, 1], [0, 0]]]}",
+            "geometry ring 0 position 1 is [1, Infinity], expected [lon, lat] in degrees",
+        ),
+        (
+            "{type: Polygon, coordinates: [[[0, 0], [1, " + "9" * 400 + "], [1, 1], [0, 0]]]}",
+            "geometry ring 0 position 1 is [1, 99999",
+        ),
+        (
+            "{type: Polygon, coordinates: [[[0, 0], [1, 0, " + "9" * 400 + "], [1, 1], [0, 0]]]}",
+            "geometry ring 0 position 1 is [1, 0, 99999",
+        ),
         (
             "{type: Polygon, coordinates: [[[0, 0], [1, 0, 2, 3], [1, 1], [0, 0]]]}",
             "geometry ring 0 position 1 is [1, 0, 2, 3], expected [lon, lat]",
