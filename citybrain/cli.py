@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from citybrain.commands import cli_command, command_line, start_stack_hint
+from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import shown
@@ -2218,14 +2219,7 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
     and where each is (``file:line``, ``file: record i of the list``). CliError naming
     ``file:line`` for bytes that are not UTF-8, JSON that does not parse or nests too
     deeply, and a record that is not an object (skipped silently before)."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CliError(
-            f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the file as UTF-8)"
-        ) from None
+    text = utf8_text(path)
 
     def parse(chunk: str, line: int) -> object:
         try:
@@ -2541,19 +2535,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid")
 
-    def text_of(path: Path) -> str:
-        data = path.read_bytes()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:  # a traceback ("a bug", exit 70) before
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise CliError(
-                f"--units {path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
-                "(save the file as UTF-8)"
-            ) from None
-
     try:
-        doc = load_yaml(text_of(units_path))
+        doc = load_yaml(utf8_text(units_path, "--units"))
         if not isinstance(doc, dict):
             raise CliError(
                 f"--units {units_path}: "
@@ -2580,7 +2563,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                     "copy the profile there too or give its path)"
                 )
             try:
-                loaded = json.loads(text_of(profile))
+                loaded = json.loads(utf8_text(profile, "--units"))
             except json.JSONDecodeError as exc:
                 raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
             except RecursionError:

@@ -32,6 +32,7 @@ from rich.live import Live
 from rich.table import Table
 
 from citybrain.commands import cli_command
+from citybrain.errors import utf8_text
 from citybrain.report import (
     Context,
     NotReplayedError,
@@ -84,15 +85,7 @@ EXPECT_KEYS = ("name", "sensor_prefix", "start", "end")
 def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
     sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:  # Python's codec message before (trial 20)
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ValueError(
-            f"--expect {path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
-            "(save the file as UTF-8)"
-        ) from None
+    text = utf8_text(path, "--expect")  # Python's codec message before (trial 20)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

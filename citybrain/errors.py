@@ -10,6 +10,8 @@ value and what was expected.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class InputError(ValueError):
     """Bad user input; the message names the file, field or value and what was expected."""
@@ -18,3 +20,18 @@ class InputError(ValueError):
 class ListenError(RuntimeError):
     """A server could not listen on its port (already in use by another process); the
     message names the address and the setting to change. The CLI exits with status 3."""
+
+
+def utf8_text(path: Path, named: str = "") -> str:
+    """The text of the file at ``path``, read as UTF-8. Raises InputError naming
+    ``[named ]path:line`` and the first byte that is not UTF-8 (each reader's traceback,
+    exit 70, before trials 15-20); OSError as reading the file raises it."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"{named} {path}" if named else str(path)
+        raise InputError(
+            f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the file as UTF-8)"
+        ) from None

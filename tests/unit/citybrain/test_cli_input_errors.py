@@ -48,6 +48,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
     )
     (tmp / "replays" / "other.csv").write_text("text,department,source\na,b,c\n")
     (tmp / "not-json.jsonl").write_text("time,val\n")
+    (tmp / "latin1.jsonl").write_bytes(b'{"run_id": "r"}\n{"note": "caf\xe9"}\n')
+    (tmp / "latin1.yaml").write_bytes(b"# units\nresponse_profile: caf\xe9.json\n")
     (tmp / "not-events.yaml").write_text("just: a mapping\n")
     env = {
         "CITYBRAIN_HOME": str(tmp / "home"),
@@ -113,6 +115,16 @@ CASES = [
         "--incidents 'T/dir' is a directory, expected a file",
     ),
     (["bench", "nab", "--data", "T/missing"], "--data 'T/missing' does not exist"),
+    # One reader for every file read whole as text (citybrain.errors.utf8_text).
+    (
+        ["campaign", "report", "--from", "2024-01-01", "--to", "2024-02-01", "--input"]
+        + ["T/latin1.jsonl"],
+        "T/latin1.jsonl:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)",
+    ),
+    (
+        ["rehearse", "--incidents", "T/bad-row.csv", "--units", "T/latin1.yaml"],
+        "--units T/latin1.yaml:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)",
+    ),
     (["replay", "T/missing.csv"], "T/missing.csv: cannot read"),
     (["replay", "T/replay-bad-header.csv"], "header is 'timestamp,sensor_id'"),
     (["replay", "T/replay-bad-row.csv"], "nothing was sent"),
