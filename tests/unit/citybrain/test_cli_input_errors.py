@@ -117,8 +117,16 @@ CASES = [
     (["bench", "nab", "--data", "T/missing"], "--data 'T/missing' does not exist"),
     # One reader for every file read whole as text (citybrain.errors.utf8_text).
     (
-        ["campaign", "report", "--from", "2024-01-01", "--to", "2024-02-01", "--input"]
-        + ["T/latin1.jsonl"],
+        [
+            "campaign",
+            "report",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-01",
+            "--input",
+            "T/latin1.jsonl",
+        ],
         "T/latin1.jsonl:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)",
     ),
     (
