@@ -847,6 +847,24 @@ def json_config(config: dict[str, Any]) -> str:
     )
 
 
+def regex_routes(work: Path, regexes: list[str]) -> Path:
+    """An Alertmanager config (``work/routes.yml``) with one continuing route a regex,
+    ``kind=~"<regexes[i]>"`` to receiver ``r<i>``, under the root's receiver ``w``."""
+    config = {
+        "route": {
+            "receiver": "w",
+            "routes": [
+                {"receiver": f"r{i}", "continue": True, "matchers": [f'kind=~"{escape(r)}"']}
+                for i, r in enumerate(regexes)
+            ],
+        },
+        "receivers": [{"name": "w"}] + [{"name": f"r{i}"} for i in range(len(regexes))],
+    }
+    path = work / "routes.yml"
+    path.write_text(json_config(config), encoding="utf-8")
+    return path
+
+
 def alertmanager_accepts_regexes(tmp_path: Path, regexes: list[str]) -> list[bool]:
     """Whether `amtool check-config` accepts each regex as a route's `kind=~` matcher:
     one file each, 200 files an amtool call."""
@@ -905,18 +923,7 @@ def test_random_regexes_match_as_alertmanager_matches(tmp_path: Path) -> None:
                     f"citybrain {'accepts' if isinstance(mine, Matcher) else mine}"
                 )
         values = regexgen.values_for(nodes, rng, VALUES_PER_BATCH)
-        config = {
-            "route": {
-                "receiver": "w",
-                "routes": [
-                    {"receiver": f"r{i}", "continue": True, "matchers": [f'kind=~"{escape(r)}"']}
-                    for i, (r, _) in enumerate(routed)
-                ],
-            },
-            "receivers": [{"name": "w"}] + [{"name": f"r{i}"} for i in range(len(routed))],
-        }
-        path = work / "routes.yml"
-        path.write_text(json_config(config), encoding="utf-8")
+        path = regex_routes(work, [r for r, _ in routed])
 
         def route_value(
             value: str, path: Path = path, routed: list[tuple[str, Matcher]] = routed
@@ -984,18 +991,7 @@ def test_repetition_counts_accepted_and_matched_as_alertmanager_does(tmp_path: P
         values = regexgen.counted_values(
             [n for n in nodes if n.text in dict(routed)], rng, COUNTED_VALUES
         )
-        config = {
-            "route": {
-                "receiver": "w",
-                "routes": [
-                    {"receiver": f"r{i}", "continue": True, "matchers": [f'kind=~"{escape(r)}"']}
-                    for i, (r, _) in enumerate(routed)
-                ],
-            },
-            "receivers": [{"name": "w"}] + [{"name": f"r{i}"} for i in range(len(routed))],
-        }
-        path = work / "routes.yml"
-        path.write_text(json_config(config), encoding="utf-8")
+        path = regex_routes(work, [r for r, _ in routed])
 
         def route_value(
             value: str, path: Path = path, routed: list[tuple[str, Matcher]] = routed
