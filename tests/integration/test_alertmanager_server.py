@@ -771,6 +771,49 @@ LEGACY_REGEXES = {
 }
 
 
+def inhibiting(tmp_path: Path, rules: list[dict[str, Any]], playbook: Any) -> tuple[Any, Path]:
+    """citybrain's router and Alertmanager's config for the same inhibit rules (one route,
+    every alert its own group, held an hour so nothing is notified)."""
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(
+        yaml.safe_dump(
+            {"version": 1, "route": {"playbook": "r", "group_by": ["..."]}, "inhibit_rules": rules},
+            allow_unicode=True,
+        )
+    )
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r", "group_wait": "1h", "group_by": ["..."]},
+                "receivers": [{"name": "r"}],
+                "inhibit_rules": rules,
+            },
+            allow_unicode=True,
+        )
+    )
+    return load_routing(ours, {"r": playbook}), config
+
+
+def inhibited_in_both(router: Any, alerts: list[dict[str, str]]) -> tuple[set[str], set[str]]:
+    """The ids of ``alerts`` (all sent to the running Alertmanager) it lists as inhibited,
+    and those citybrain's router mutes with every other alert firing. Waits up to 20 s
+    for Alertmanager to list them all with the same answer: its inhibitor's cache is
+    filled as the alerts arrive."""
+    ours = {
+        a["alert_id"]
+        for a in alerts
+        if router.decide(a, [b for b in alerts if b is not a], [], time.time()).mute
+    }
+    deadline = time.monotonic() + 20
+    while True:
+        listed = {a["labels"]["alert_id"]: a["status"] for a in http("GET", "/alerts")[1]}
+        theirs = {a for a, s in listed.items() if s["inhibitedBy"]}
+        if (theirs == ours and len(listed) == len(alerts)) or time.monotonic() > deadline:
+            return theirs, ours
+        time.sleep(0.3)
+
+
 @pytest.mark.parametrize("seed", (21, 22))
 def test_deprecated_inhibit_rule_maps_inhibit_as_in_alertmanager(
     tmp_path: Path, playbook: Any, seed: int
@@ -792,25 +835,7 @@ def test_deprecated_inhibit_rule_maps_inhibit_as_in_alertmanager(
         {**side("source"), **side("target"), "equal": rng.sample(NAMES, rng.choice([0, 1, 2]))}
         for _ in range(5)
     ]
-    ours = tmp_path / "routing.yaml"
-    ours.write_text(
-        yaml.safe_dump(
-            {"version": 1, "route": {"playbook": "r", "group_by": ["..."]}, "inhibit_rules": rules},
-            allow_unicode=True,
-        )
-    )
-    router = load_routing(ours, {"r": playbook})
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "route": {"receiver": "r", "group_wait": "1h", "group_by": ["..."]},
-                "receivers": [{"name": "r"}],
-                "inhibit_rules": rules,
-            },
-            allow_unicode=True,
-        )
-    )
+    router, config = inhibiting(tmp_path, rules, playbook)
     kinds = [*VALUES["kind"], "power_load)", "pm25"]
     alerts = []
     for i in range(150):
@@ -822,18 +847,7 @@ def test_deprecated_inhibit_rule_maps_inhibit_as_in_alertmanager(
     am = Alertmanager(config, tmp_path / "data")
     try:
         assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
-        deadline = time.monotonic() + 20
-        while True:  # the inhibitor's cache is filled as the alerts arrive
-            listed = {a["labels"]["alert_id"]: a["status"] for a in http("GET", "/alerts")[1]}
-            theirs = {a for a, s in listed.items() if s["inhibitedBy"]}
-            ours_ids = {
-                a["alert_id"]
-                for a in alerts
-                if router.decide(a, [b for b in alerts if b is not a], [], time.time()).mute
-            }
-            if theirs == ours_ids or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
+        theirs, ours_ids = inhibited_in_both(router, alerts)
         assert theirs == ours_ids
         assert 0 < len(theirs) < len(alerts)
     finally:
@@ -905,23 +919,7 @@ def test_inhibit_rules_with_sides_matching_empty_inhibit_as_in_alertmanager(
         }
         for _ in range(6)
     ]
-    ours = tmp_path / "routing.yaml"
-    ours.write_text(
-        yaml.safe_dump(
-            {"version": 1, "route": {"playbook": "r", "group_by": ["..."]}, "inhibit_rules": rules}
-        )
-    )
-    router = load_routing(ours, {"r": playbook})
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "route": {"receiver": "r", "group_wait": "1h", "group_by": ["..."]},
-                "receivers": [{"name": "r"}],
-                "inhibit_rules": rules,
-            }
-        )
-    )
+    router, config = inhibiting(tmp_path, rules, playbook)
     alerts = []
     for i in range(150):
         labels = {"alert_id": f"al-{i}"}
@@ -932,19 +930,7 @@ def test_inhibit_rules_with_sides_matching_empty_inhibit_as_in_alertmanager(
     am = Alertmanager(config, tmp_path / "data")
     try:
         assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
-        now = time.time()
-        ours_ids = {
-            a["alert_id"]
-            for a in alerts
-            if router.decide(a, [b for b in alerts if b is not a], [], now).mute
-        }
-        deadline = time.monotonic() + 20
-        while True:  # the inhibitor's cache is filled as the alerts arrive
-            listed = {a["labels"]["alert_id"]: a["status"] for a in http("GET", "/alerts")[1]}
-            theirs = {a for a, s in listed.items() if s["inhibitedBy"]}
-            if (theirs == ours_ids and len(listed) == len(alerts)) or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
+        theirs, ours_ids = inhibited_in_both(router, alerts)
         assert sorted(theirs - ours_ids) == [] and sorted(ours_ids - theirs) == [], rules
         assert 0 < len(theirs) < len(alerts)
         # Some inhibited alerts match both sides of the rule that inhibits them.
