@@ -172,6 +172,24 @@ class Outcome:
     stderr: str
 
 
+def worker_refusal(tmp_path: Path, settings: dict[str, str]) -> list[str]:
+    """Start ``citybrain worker`` with ``settings`` added to the environment (a run
+    directory of its own in ``tmp_path``); asserts that it exits 2 before starting,
+    with no traceback, and returns its stderr lines."""
+    env = {**os.environ, **settings, "CITYBRAIN_RUN_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr.strip().splitlines()
+
+
 def run_in_process(argv: list[str], env: dict[str, str]) -> Outcome:
     """``main(argv)`` with ``env`` as the whole CITYBRAIN_* environment and empty stdin:
     the same boundary a user's command goes through, without an interpreter start per

@@ -3,14 +3,12 @@ zero-repeat-interval), run as a user runs them."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from citybrain.cli import main
+from tests.unit.citybrain.test_cli_errors import worker_refusal
 
 ZERO = Path(__file__).resolve().parents[2] / "fixtures" / "field-cases" / "zero-repeat-interval"
 EXPECTED = [
@@ -25,22 +23,8 @@ def test_check_refuses_zero_intervals(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_the_worker_refuses_to_start_with_them(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "CITYBRAIN_ROUTING_FILE": str(ZERO / "routing.yaml"),
-        "CITYBRAIN_RUN_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "citybrain.cli", "worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [
+    settings = {"CITYBRAIN_ROUTING_FILE": str(ZERO / "routing.yaml")}
+    assert worker_refusal(tmp_path, settings) == [
         # Led by the setting that named the file; the CLI indents a reason's further lines.
         "citybrain: CITYBRAIN_ROUTING_FILE " + EXPECTED[0],
         "  | " + EXPECTED[1],

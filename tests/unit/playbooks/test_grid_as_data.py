@@ -5,15 +5,13 @@ siblings of issue 12 item 10 and issue 15 item 12)."""
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from playbooks.errors import GridError, PlaybookError
 from playbooks.loader import load_grid
+from tests.unit.citybrain.test_cli_errors import worker_refusal
 
 CELLS = """cells:
   - {id: c, level: city, name: C, unit: u}
@@ -248,22 +246,7 @@ def test_the_worker_refuses_such_a_grid_with_the_same_line(tmp_path: Path) -> No
     path = _write(
         tmp_path, _boundary("{type: Polygon, coordinates: [[[0, 0], [true, 0], [1, 1], [0, 0]]]}")
     )
-    env = {
-        **os.environ,
-        "CITYBRAIN_GRID_FILE": str(path),
-        "CITYBRAIN_RUN_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "citybrain.cli", "worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [
+    assert worker_refusal(tmp_path, {"CITYBRAIN_GRID_FILE": str(path)}) == [
         f"citybrain: CITYBRAIN_GRID_FILE {path}:7: cell 'k2': geometry ring 0 position 1 is "
         "[true, 0], expected [lon, lat] in degrees"
     ]
