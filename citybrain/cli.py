@@ -701,6 +701,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         options.topics = args.topic or []
         options.value_field, options.ts_field = args.value_field, args.ts_field
         options.qos, options.client_id, options.inflight = args.qos, args.client_id, args.inflight
+        options.max_payload = args.max_payload
         return run_mqtt(s, options, require_services)
     options.sensor_id_template, options.max_body = args.sensor_id_template, args.max_body
     return run_http(s, options, require_services)
@@ -3332,6 +3333,13 @@ def build_parser() -> argparse.ArgumentParser:
                 default=10_000,
                 metavar="N",
                 help="unacknowledged QoS 1 messages the broker may send (Receive Maximum)",
+            )
+            i.add_argument(
+                "--max-payload",
+                type=_positive(int),
+                default=1024 * 1024,
+                metavar="BYTES",
+                help="bytes per payload; a larger one is dead-lettered too_large",
             )
         else:
             i.add_argument(

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
@@ -70,7 +71,7 @@ METHODS = {READINGS_PATH: "POST", NGSI_PATH: "POST", HEALTH_PATH: "GET", METRICS
 STREAMS = {READINGS_PATH: "http", NGSI_PATH: "ngsi"}  # the refusals' stream label
 # The reason label of a request refused for its headers (the body is never read).
 HEADER_REASONS = {400: "bad_header", 411: "no_length", 413: "too_large", 415: "bad_content_type"}
-MAX_BODY = 1024 * 1024
+MAX_BODY = MAX_PAYLOAD
 READ_TIMEOUT = 30.0  # seconds a client may take to send its headers and body
 _LENGTH = re.compile(r"[0-9]+")  # str.isdigit also takes "²" and other digits int() refuses
 

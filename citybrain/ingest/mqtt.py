@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher
@@ -75,11 +76,14 @@ class MqttIngest:
         inflight: int = 10_000,
         clock: Any = time.time,
         metrics: IngestMetrics | None = None,
+        max_payload: int = MAX_PAYLOAD,
     ) -> None:
         if qos not in (0, 1):
             raise ValueError(f"qos is {qos}: expected 0 or 1")
         if not 1 <= inflight <= 65_535:
             raise ValueError(f"inflight is {inflight}: expected 1..65535 (Receive Maximum)")
+        if max_payload < 1:
+            raise ValueError(f"max_payload is {max_payload}: expected at least 1 byte")
         self.host, self.port = host, port
         self.mapping = mapping
         self.validator = validator
@@ -88,6 +92,7 @@ class MqttIngest:
         self.qos = qos
         self.inflight = inflight
         self.clock = clock
+        self.max_payload = max_payload
         self.metrics = metrics or IngestMetrics.create("mqtt", lambda: publisher.stats.readings)
         self.received = 0
         self.skipped = 0  # empty payloads: a retained value cleared, nothing to ingest
@@ -194,6 +199,20 @@ class MqttIngest:
             self.skipped += 1
             self.metrics.skipped.labels("mqtt", "empty_payload").inc()
             ack()
+            return
+        if len(payload) > self.max_payload:
+            # Refused before it is parsed (a reading is a number or a small object): a
+            # 200 MB publish would cost seconds of parsing. Dead-lettered (its first
+            # bytes, the header giving its size), not dropped.
+            self._dead_letter(
+                topic,
+                payload,
+                "too_large",
+                f"payload is {len(payload):,} bytes, at most {self.max_payload:,} are "
+                "accepted (--max-payload)",
+                ack,
+                self.mapping.sensor_of(topic),
+            )
             return
         now = self.clock()
         doc: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen, listen_error
@@ -36,7 +37,8 @@ class IngestOptions:
     pack_ms: float = 5.0
     max_pending: int = 50_000
     sensor_id_template: str = "{id}-{kind}"
-    max_body: int = 1024 * 1024
+    max_body: int = MAX_PAYLOAD
+    max_payload: int = MAX_PAYLOAD
     stats_every: float = 10.0
 
 
@@ -81,6 +83,8 @@ def check_options(options: IngestOptions, action: str) -> None:
         for option, name in (("value-field", options.value_field), ("ts-field", options.ts_field)):
             if not name:
                 raise bad(option, name, "a field name")
+        if options.max_payload < 1:
+            raise bad("max-payload", options.max_payload, "at least 1 byte")
         return
     try:
         names = {f for _, f, _, _ in Formatter().parse(options.sensor_id_template) if f}
@@ -288,6 +292,7 @@ def run_mqtt(
         qos=options.qos,
         inflight=options.inflight,
         metrics=metrics,
+        max_payload=options.max_payload,
     )
     ingest.start()
     log.info(

@@ -7,6 +7,7 @@ import os
 import pwd
 import socket
 
+from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ports import check_listen
 from citybrain.stack.process import debian_binary, read_pid, spawn, stop, wait_until
 from streams.settings import Settings
@@ -19,6 +20,13 @@ SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/lo
 _CONNECT = bytes([0x10, 27, 0, 4, *b"MQTT", 4, 0x02, 0, 60, 0, 15, *b"citybrain-ready"])
 _CONNACK_OK = bytes([0x20, 0x02, 0x00, 0x00])
 _DISCONNECT = bytes([0xE0, 0x00])
+
+# The largest MQTT packet the broker takes (topic, properties and payload): twice the
+# ingest's payload limit and room for a topic, so a payload just past that limit still
+# reaches the ingest and is dead-lettered with its size, while a 200 MB publish is not
+# held whole: Mosquitto disconnects its publisher (MQTT 5: reason 0x95, "Packet too
+# large", announced in CONNACK's Maximum Packet Size). Mosquitto's default is no limit.
+MAX_PACKET = 2 * MAX_PAYLOAD + 65_536
 
 
 class MosquittoBroker:
@@ -67,6 +75,7 @@ class MosquittoBroker:
                     # MQTT 5 clients bound their own in-flight window (Receive Maximum);
                     # v3.1.1 clients get this one.
                     "max_inflight_messages 1000",
+                    f"max_packet_size {MAX_PACKET}",
                     "log_dest stdout",
                     "log_type error",
                     "log_type warning",

@@ -494,18 +494,13 @@ def test_an_air_quality_series_posted_as_ngsi_alerts_end_to_end(
 def test_a_payload_larger_than_a_kafka_message_is_dead_lettered_cut_and_the_ingest_goes_on(
     ingest_pipeline: Pipeline,
 ) -> None:
-    # Before: the 3 MB dead letter went to Kafka whole, the broker refused it, the ingest
-    # stopped, and the unacknowledged message came back to stop the next ingest too.
+    # Before: the 1.5 MB dead letter went to Kafka whole, the broker refused it, the
+    # ingest stopped, and the unacknowledged message came back to stop the next ingest too.
     p = ingest_pipeline
-    ingest = mqtt_ingest(p).start()
+    ingest = mqtt_ingest(p, "--max-payload", "2000000").start()
     try:
-        big = b"[" + b"1," * 1_500_000 + b"1]"  # 3 MB, a JSON array: not a reading
-        subprocess.run(
-            ["mosquitto_pub", "-p", str(p.settings.mqtt_port), "-q", "1", "-t", TOPIC, "-s"],
-            input=big,
-            check=True,
-            timeout=60,
-        )
+        big = b"[" + b"1," * 750_000 + b"1]"  # 1.5 MB, a JSON array: not a reading
+        publish_bytes(p.settings.mqtt_port, TOPIC, big)
         mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
         [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
         headers = dict(dead.headers)
@@ -514,6 +509,54 @@ def test_a_payload_larger_than_a_kafka_message_is_dead_lettered_cut_and_the_inge
         assert big.startswith(dead.value) and len(dead.value) < 1_000_000
         readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
         assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+    finally:
+        ingest.stop()
+
+
+def publish_bytes(
+    port: int, topic: str, payload: bytes, version: str = "5"
+) -> subprocess.CompletedProcess[bytes]:
+    """Publish ``payload`` as one QoS 1 message (mosquitto_pub, MQTT ``version``); its exit
+    status and output are returned unchecked."""
+    return subprocess.run(
+        ["mosquitto_pub", "-V", version, "-p", str(port), "-q", "1", "-t", topic, "-s"],
+        input=payload,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_a_payload_past_the_limit_is_dead_lettered_too_large_and_a_huge_one_refused_by_the_broker(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # Before: no limit anywhere; a 200 MB publish was held whole by the broker and the
+    # ingest, then parsed. Now a payload past --max-payload (1 MiB) is dead-lettered
+    # unparsed naming its size, and the stack's broker refuses a packet past twice that.
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p).start()
+    try:
+        over = json.dumps({"value": 2.5, "ts": START, "note": "x" * 1_100_000}).encode()
+        assert publish_bytes(p.settings.mqtt_port, TOPIC, over).returncode == 0
+        # MQTT 3.1.1, which has no Maximum Packet Size to learn from CONNACK: the broker
+        # disconnects the publisher (an MQTT 5 mosquitto_pub does not send it at all).
+        huge = b"7" * 3_000_000
+        refused = publish_bytes(p.settings.mqtt_port, TOPIC, huge, "311")
+        assert refused.returncode != 0 and b"connection was lost" in refused.stderr, refused
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 3.5, "ts": START})])
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 3.5)]
+        [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+        headers = dict(dead.headers)
+        assert headers["citybrain.error.reason"] == b"too_large"
+        assert (
+            headers["citybrain.error.message"]
+            == (
+                f"payload is {len(over):,} bytes, at most 1,048,576 are accepted (--max-payload)"
+            ).encode()
+        )
+        assert headers["citybrain.error.truncated"] == str(len(over)).encode()
+        assert dead.key == b"gauge-1"
+        assert over.startswith(dead.value)
     finally:
         ingest.stop()
 

@@ -24,6 +24,8 @@ from citybrain.cli import main
         # inf killed the publisher thread (OverflowError in its wait) after start-up.
         (["mqtt", "--pack-ms", "inf"], "--pack-ms: 'inf': expected more than 0 and at most 60,000"),
         (["http", "--pack-ms", "1e20"], "--pack-ms: '1e20': expected more than 0 and at most"),
+        (["mqtt", "--max-payload", "0"], "--max-payload: '0': expected more than 0"),
+        (["http", "--max-body", "-5"], "--max-body: '-5': expected more than 0"),
     ],
 )
 def test_bad_options_are_usage_errors_naming_the_option(
