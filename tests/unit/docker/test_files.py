@@ -151,6 +151,14 @@ def test_ports_are_published_on_loopback_where_the_cli_looks_by_default() -> Non
     assert env_of("ingest-mqtt")["CITYBRAIN_MQTT_HOST"] == "mosquitto"
 
 
+def test_the_brokers_packet_limit_is_the_stacks() -> None:
+    # A 200 MB publish is refused by the broker in a deployment as on the local stack.
+    from citybrain.stack.mosquitto import MAX_PACKET
+
+    limit = re.search(r"^max_packet_size (\d+)$", (DOCKER / "mosquitto.conf").read_text(), re.M)
+    assert limit is not None and int(limit.group(1)) == MAX_PACKET
+
+
 def test_the_tokens_file_is_mounted_and_never_committed() -> None:
     doc = compose()
     secret = doc["secrets"]["citybrain_tokens"]["file"]
