@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
 import unicodedata
+import zoneinfo
 from datetime import datetime
+from functools import lru_cache
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:
@@ -28,11 +32,38 @@ def zone(when: datetime) -> str:
     """The zone of an aware ``when`` as a clock shows it: its abbreviation (``CET``,
     ``IST``, ``+04``), or ``UTC-0500`` when the abbreviation would mislead: a POSIX
     ``TZ=UTC+5`` names its zone "UTC" five hours behind UTC, and "13:08 UTC" stood beside
-    a header saying ``UTC-0500`` (trial 20); or when there is none."""
+    a header saying ``UTC-0500`` (trial 20); or when there is none. Under a ``TZ`` the C
+    library cannot read (``TZ=Bogus/Zone``: no such zone file, no POSIX offset) the time
+    is UTC, and it is labelled ``UTC``, not "Bogus"."""
     name = when.strftime("%Z")
     if not name or (name.upper() in ("UTC", "GMT", "UT", "Z") and when.utcoffset()):
         return when.strftime("UTC%z")
+    if not when.utcoffset() and _unreadable_tz(os.environ.get("TZ")):
+        return "UTC"
     return name
+
+
+# A POSIX TZ string: a name (3+ letters, or <quoted>), then an offset (POSIX.1-2017, 8.3).
+_POSIX_TZ = re.compile(r"(<[^>]+>|[A-Za-z]{3,})[+-]?\d")
+
+
+@lru_cache(maxsize=8)
+def _unreadable_tz(tz: str | None) -> bool:
+    """Whether glibc falls back to UTC for ``tz``, labelling it with the letters ``tz``
+    begins with: neither a zone file (a path, or a name under the zoneinfo path) nor a
+    POSIX string with an offset."""
+    if not tz:
+        return False
+    tz = tz.removeprefix(":")
+    if tz.startswith("/"):
+        return not os.path.isfile(tz)
+    if _POSIX_TZ.match(tz):
+        return False
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return True
+    return False
 
 
 def cell(text: str) -> str:

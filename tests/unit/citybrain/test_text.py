@@ -110,6 +110,21 @@ def test_a_zone_named_utc_but_off_utc_is_shown_by_its_offset(
         time.tzset()
         assert _local(1_764_666_488) == "2025-12-02 14:38:08 IST"
         assert _zone() == "IST, UTC+0530"
+        # A zone the C library cannot read is UTC, and was labelled with TZ's first
+        # letters: "2025-12-02 09:08:08 Bogus".
+        for unknown in ("Bogus/Zone", "Mars", "America/Nowhere"):
+            monkeypatch.setenv("TZ", unknown)
+            time.tzset()
+            assert _local(1_764_666_488) == "2025-12-02 09:08:08 UTC", unknown
+            assert _zone() == "UTC, UTC+0000", unknown  # as under TZ=UTC
+        for known in ("Europe/London", "GMT0", "<+00>0", "UTC"):
+            monkeypatch.setenv("TZ", known)
+            time.tzset()
+            assert (
+                _local(1_764_666_488)
+                == "2025-12-02 09:08:08 "
+                + {"Europe/London": "GMT", "GMT0": "GMT", "<+00>0": "+00", "UTC": "UTC"}[known]
+            ), known
     finally:
         monkeypatch.undo()
         time.tzset()
