@@ -24,7 +24,9 @@ Delivery and event-time rules (docs/events.md), in this order:
   position but newer in event time cannot be one (every reading processed there was at
   or before the last event time): its partition's log was reset (the topic deleted and
   re-created, trial 10), and it is taken as new, its position the sensor's from then on;
-- a reading at the sensor's last event time is a duplicate and dropped;
+- a reading at the sensor's last event time is a duplicate and dropped if its value is
+  the one taken then (or that one is unknown: a state written before it was kept), and
+  refused as ``conflicting_reading`` if it is another;
 - an older reading is out of order and dead-lettered.
 So the detector's window stays in event-time order and no alert is raised twice.
 """
@@ -72,6 +74,17 @@ def _older(ts: float, last_ts: float) -> str:
     return (
         f'field "ts" is {format_ts(ts)!r}: older than the sensor\'s last reading '
         f"{format_ts(last_ts)}"
+    )
+
+
+def _conflicting(value: float, last_value: float, ts: float) -> str:
+    """The refusal's message for a reading at its sensor's last event time whose value is
+    not the one taken there: a duplicate it is not, and dropping it as one would lose a
+    value without a word."""
+    return (
+        f'field "value" is {value!r}: the sensor\'s reading at {format_ts(ts)} was taken '
+        f"already with the value {last_value!r}: which is meant? (send a correction at a "
+        "new time)"
     )
 
 
@@ -333,6 +346,7 @@ def state_bytes(state: Mapping[str, Any]) -> bytes:
             {
                 "detector": detector.bank.record(detector.slot, raw=True, view=True),
                 "last_ts": columns.last_ts.item(slot),
+                "last_value": columns.last_value.item(slot),
                 "last_offset": columns.last_offset.item(slot),
                 "last_index": columns.last_index.item(slot),
                 "episode": state.episode,
@@ -377,12 +391,16 @@ def state_document(state: Mapping[str, Any]) -> dict[str, Any]:
     return state
 
 
-_STATE_KEYS = ("detector", "last_ts", "last_offset", "last_index", "episode")
+_STATE_KEYS = ("detector", "last_ts", "last_value", "last_offset", "last_index", "episode")
+# A state written before ``last_value`` was kept: the value taken at ``last_ts`` is not
+# known, and a reading at that time is dropped as a duplicate whatever its value.
+UNKNOWN_VALUE = float("nan")
 
 
 class _Columns:
     """The bank path's per-sensor bookkeeping as columns indexed by the sensor's bank
-    slot: last event time, last Kafka offset and place in its pack, whether an episode
+    slot: last event time and the value taken then, last Kafka offset and place in its
+    pack, whether an episode
     is open, and ``holder``, the ``id`` of the ``BankState`` that owns the slot (0:
     none). Grown by doubling; a slot's entries are meaningful only while its
     ``BankState`` lives (a released slot keeps stale numbers until the next owner's
@@ -391,6 +409,7 @@ class _Columns:
     def __init__(self) -> None:
         self.size = 0
         self.last_ts = np.zeros(0, np.float64)
+        self.last_value = np.zeros(0, np.float64)
         self.last_offset = np.zeros(0, np.int64)
         self.last_index = np.zeros(0, np.int64)
         self.in_episode = np.zeros(0, np.bool_)
@@ -412,6 +431,7 @@ class _Columns:
         size = max(rows, 2 * self.size, 1024)
         for name in (
             "last_ts",
+            "last_value",
             "last_offset",
             "last_index",
             "in_episode",
@@ -444,6 +464,7 @@ class _Columns:
         slots: list[int],
         owners: list[int],
         last_ts: list[float],
+        last_value: list[float],
         last_offset: list[int],
         last_index: list[int],
         in_episode: list[bool],
@@ -458,6 +479,7 @@ class _Columns:
         at = np.array(slots, np.int64)
         self.holder[at] = owners
         self.last_ts[at] = last_ts
+        self.last_value[at] = last_value
         self.last_offset[at] = last_offset
         self.last_index[at] = last_index
         self.in_episode[at] = in_episode
@@ -493,6 +515,7 @@ class _Multi:
         lo: np.ndarray,
         li: np.ndarray,
         lt: np.ndarray,
+        lv: np.ndarray,
         fresh: np.ndarray,
         starts: np.ndarray,
     ) -> None:
@@ -511,6 +534,7 @@ class _Multi:
         self.new_lo = np.where(newer, offsets[last], lo[last])
         self.new_li = np.where(newer, index[last], li[last])
         self.new_lt = np.where(newer, times[last], lt[last])
+        self.new_lv = np.where(newer, values[last], lv[last])
         self.flagged: np.ndarray | None = None
 
     def score_range(self, g: int, offset: int) -> tuple[int, int]:
@@ -529,6 +553,7 @@ class _Multi:
         state = {
             "detector": got[j].detector,
             "last_ts": float(self.new_lt[g]),
+            "last_value": float(self.new_lv[g]),
             "last_offset": int(self.new_lo[g]),
             "last_index": int(self.new_li[g]),
             "episode": None,
@@ -597,6 +622,7 @@ class _Multi:
             return
         at_slots = self.slots[self.starts[groups]]
         cols.last_ts[at_slots] = self.new_lt[groups]
+        cols.last_value[at_slots] = self.new_lv[groups]
         cols.last_offset[at_slots] = self.new_lo[groups]
         cols.last_index[at_slots] = self.new_li[groups]
         places = self.first[groups].tolist()
@@ -610,9 +636,10 @@ class BankState(Mapping[str, Any]):
     ``TailSlot`` and open episode here, its last event time and Kafka position in the
     detection's columns at its slot (so a batch admits most sensors with array
     compares, and writes no dict per sensor). Reads as the state dict the per-sensor
-    path keeps (``detector``, ``last_ts``, ``last_offset``, ``last_index``,
-    ``episode``), and ``state_bytes`` writes the same changelog entry for it; a state
-    read back from the changelog is a dict again until its sensor's next batch.
+    path keeps (``detector``, ``last_ts``, ``last_value``, ``last_offset``,
+    ``last_index``, ``episode``), and ``state_bytes`` writes the same changelog entry for
+    it; a state read back from the changelog is a dict again until its sensor's next
+    batch.
 
     Updated in place by the detection that made it, which recognises it by identity
     (its slot's ``holder``): pass back the state a batch returned (the table does), not
@@ -628,11 +655,12 @@ class BankState(Mapping[str, Any]):
         last_offset: int,
         last_index: int,
         episode: dict[str, Any] | None,
+        last_value: float = UNKNOWN_VALUE,
     ) -> None:
         self._columns = columns
         self.detector = detector
         self.slot = detector.slot
-        self.put(last_ts, last_offset, last_index, episode)
+        self.put(last_ts, last_offset, last_index, episode, last_value)
 
     @classmethod
     def bare(
@@ -648,13 +676,19 @@ class BankState(Mapping[str, Any]):
         return state
 
     def put(
-        self, last_ts: float, last_offset: int, last_index: int, episode: dict[str, Any] | None
+        self,
+        last_ts: float,
+        last_offset: int,
+        last_index: int,
+        episode: dict[str, Any] | None,
+        last_value: float = UNKNOWN_VALUE,
     ) -> None:
         """Write the sensor's bookkeeping (and own its slot's columns)."""
         columns, slot = self._columns, self.slot
         columns.fit(slot + 1)
         columns.holder[slot] = id(self)
         columns.last_ts[slot] = last_ts
+        columns.last_value[slot] = last_value
         columns.last_offset[slot] = last_offset
         columns.last_index[slot] = last_index
         columns.in_episode[slot] = episode is not None
@@ -666,6 +700,7 @@ class BankState(Mapping[str, Any]):
         return {
             "detector": self.detector,
             "last_ts": columns.last_ts.item(slot),
+            "last_value": columns.last_value.item(slot),
             "last_offset": columns.last_offset.item(slot),
             "last_index": columns.last_index.item(slot),
             "episode": self.episode,
@@ -815,6 +850,7 @@ class SensorDetection:
         fs = slots[f]
         fo = offsets[f]
         lo, li, lt = cols.last_offset[fs], cols.last_index[fs], cols.last_ts[fs]
+        lv = cols.last_value[fs]
         # After the stored position, or newer than the stored event time (a log reset);
         # else a redelivery.
         fresh = (fo > lo) | ((fo == lo) & (fi > li)) | (ft > lt)
@@ -823,7 +859,14 @@ class SensorDetection:
         n_accept = int(np.count_nonzero(accept))
         result.redelivered += f.size - n_fresh
         if n_fresh != n_accept:
-            result.duplicates += int(np.count_nonzero(fresh & (ft == lt)))
+            at_last = fresh & (ft == lt)
+            # (an unknown last value, NaN, compares unequal and unordered alike)
+            clash = at_last & ((fv < lv) | (fv > lv))
+            result.duplicates += int(np.count_nonzero(at_last & ~clash))
+            for k in np.flatnonzero(clash).tolist():
+                j = int(f[k])
+                why = _conflicting(float(fv[k]), float(lv[k]), float(ft[k]))
+                fast_refused.append((j, (batch[j], "conflicting_reading", why)))
             for k in np.flatnonzero(fresh & (ft < lt)).tolist():
                 j = int(f[k])
                 why = _older(float(ft[k]), float(lt[k]))
@@ -831,6 +874,7 @@ class SensorDetection:
         new_lo = np.where(fresh, fo, lo)
         new_li = np.where(fresh, fi, li)
         new_lt = np.where(accept, ft, lt)
+        new_lv = np.where(accept, fv, lv)
         fa = f[accept]  # batch places of the fast path's accepted readings, in order
 
         # -- every other sensor, one by one ---------------------------------------------
@@ -899,6 +943,7 @@ class SensorDetection:
             return {
                 "detector": stored.detector,
                 "last_ts": float(new_lt[k]),
+                "last_value": float(new_lv[k]),
                 "last_offset": int(new_lo[k]),
                 "last_index": int(new_li[k]),
                 "episode": None,
@@ -907,7 +952,9 @@ class SensorDetection:
         k_fast = fa.size
         k_multi = 0 if multi is None else multi.taken.size
         if not k_fast and not k_multi and not admitted:
-            self._write_fast(cols, f, fs, new_lt, new_lo, new_li, None, sids, got, new_states)
+            self._write_fast(
+                cols, f, fs, new_lt, new_lv, new_lo, new_li, None, sids, got, new_states
+            )
             if multi is not None:
                 multi.write(cols, None, sids, got, new_states)
             self._write_back(bank, cols, to_write, new_states)
@@ -977,7 +1024,9 @@ class SensorDetection:
         # their bookkeeping columns are written back only once that has succeeded.
         flagged_f = np.zeros(f.size, bool)
         flagged_f[np.flatnonzero(accept)[fast_flags]] = True
-        self._write_fast(cols, f, fs, new_lt, new_lo, new_li, flagged_f, sids, got, new_states)
+        self._write_fast(
+            cols, f, fs, new_lt, new_lv, new_lo, new_li, flagged_f, sids, got, new_states
+        )
         quiet_at = fa[quiet].tolist()
         n_quiet = len(quiet_at)
         if n_quiet:
@@ -1111,7 +1160,8 @@ class SensorDetection:
             out |= fresh & ~(mt > before)
             if not out.any():
                 mv = batch.values[at]
-                return _Multi(at, ms, mo, mx, mt, mv, lo, li, lt, fresh, np.flatnonzero(begins))
+                lv = cols.last_value[ms]
+                return _Multi(at, ms, mo, mx, mt, mv, lo, li, lt, lv, fresh, np.flatnonzero(begins))
             group = np.cumsum(begins) - 1
             dropped = np.zeros(int(group[-1]) + 1, np.bool_)
             dropped[group[out]] = True
@@ -1126,6 +1176,7 @@ class SensorDetection:
         f: np.ndarray,
         fs: np.ndarray,
         new_lt: np.ndarray,
+        new_lv: np.ndarray,
         new_lo: np.ndarray,
         new_li: np.ndarray,
         flagged: np.ndarray | None,
@@ -1138,16 +1189,18 @@ class SensorDetection:
         sensor's is left to ``_write_back``."""
         if flagged is not None and flagged.any():
             keep = ~flagged
-            f, fs, new_lt, new_lo, new_li = (
+            f, fs, new_lt, new_lv, new_lo, new_li = (
                 f[keep],
                 fs[keep],
                 new_lt[keep],
+                new_lv[keep],
                 new_lo[keep],
                 new_li[keep],
             )
         if not f.size:
             return
         cols.last_ts[fs] = new_lt
+        cols.last_value[fs] = new_lv
         cols.last_offset[fs] = new_lo
         cols.last_index[fs] = new_li
         if f.size == len(sids):  # the whole batch took the fast path
@@ -1170,6 +1223,7 @@ class SensorDetection:
         slots: list[int] = []
         owners: list[int] = []
         last_ts: list[float] = []
+        last_value: list[float] = []
         last_offset: list[int] = []
         last_index: list[int] = []
         in_episode: list[bool] = []
@@ -1192,12 +1246,15 @@ class SensorDetection:
             slots.append(detector.slot)
             owners.append(id(owner))
             last_ts.append(state["last_ts"])
+            last_value.append(state["last_value"])
             last_offset.append(state["last_offset"])
             last_index.append(state["last_index"])
             in_episode.append(episode is not None)
             kinds.append(cols.kind_code(reading.kind))
             cells.append(cols.cell_code(reading.grid_cell))
-        cols.write(slots, owners, last_ts, last_offset, last_index, in_episode, kinds, cells)
+        cols.write(
+            slots, owners, last_ts, last_value, last_offset, last_index, in_episode, kinds, cells
+        )
 
     def _record_slow(
         self,
@@ -1282,11 +1339,15 @@ class SensorDetection:
         """The sensor's state (its detector live) and the readings to score, after the
         delivery and event-time rules of the module docstring."""
         last_ts = float("-inf")
+        last_value = UNKNOWN_VALUE
         last_offset = -1
         last_index = 0
         episode: dict[str, Any] | None = None
         if state is not None:
             last_ts = state["last_ts"]
+            stored_value = state.get("last_value")
+            # (absent in older states; JSON's null for NaN)
+            last_value = stored_value if type(stored_value) is float else UNKNOWN_VALUE
             last_offset = state["last_offset"]
             last_index = state.get("last_index", 0)  # absent in states written before packs
             episode = state["episode"]
@@ -1318,9 +1379,9 @@ class SensorDetection:
                 last_offset, last_index = item.offset, item.index
                 if ts > last_ts:
                     accepted.append(item)
-                    last_ts = ts
+                    last_ts, last_value = ts, item.reading.value
                 elif ts == last_ts:
-                    result.duplicates += 1
+                    self._repeat(item, last_value, result)
                 else:
                     result.rejected.append((item, "out_of_order", _older(ts, last_ts)))
             items = []
@@ -1332,20 +1393,33 @@ class SensorDetection:
                     continue
                 last_offset, last_index = item.offset, item.index
             if ts == last_ts:
-                result.duplicates += 1
+                self._repeat(item, last_value, result)
             elif ts < last_ts:
                 result.rejected.append((item, "out_of_order", _older(ts, last_ts)))
             else:
                 accepted.append(item)
-                last_ts = ts
+                last_ts, last_value = ts, item.reading.value
         state = {
             "detector": detector,
             "last_ts": last_ts,
+            "last_value": last_value,
             "last_offset": last_offset,
             "last_index": last_index,
             "episode": episode,
         }
         return state, accepted
+
+    @staticmethod
+    def _repeat(item: Incoming, last_value: float, result: BatchResult) -> None:
+        """A reading at its sensor's last event time: a duplicate (dropped, counted) if
+        its value is the one taken then or that one is unknown, else refused as
+        ``conflicting_reading``."""
+        value = item.reading.value
+        if value == last_value or last_value != last_value:  # (NaN: unknown)
+            result.duplicates += 1
+        else:
+            why = _conflicting(value, last_value, item.reading.ts)
+            result.rejected.append((item, "conflicting_reading", why))
 
     def _record(
         self,

@@ -113,14 +113,19 @@ def test_malformed_events_land_on_the_dead_letter_topic_with_reasons(pipeline: P
         # An out-of-order reading after two good ones, then a good one: the worker goes on.
         send_readings(pipeline, [1.0, 1.1], start=100)
         send_readings(pipeline, [1.05], start=50)
-        dead = pipeline.read("deadletter", lambda m: len(m) >= len(MALFORMED) + 2, settle=2)
+        # The last reading again (a duplicate: dropped), then at its time another value
+        # (conflicting: refused, where it was dropped as a duplicate and lost).
+        send_readings(pipeline, [1.1], start=101)
+        send_readings(pipeline, [7.7], start=101)
+        dead = pipeline.read("deadletter", lambda m: len(m) >= len(MALFORMED) + 3, settle=2)
         by_stream: dict[str, list[Any]] = {}
         for m in dead:
             by_stream.setdefault(dict(m.headers)["citybrain.error.stream"].decode(), []).append(m)
         readings = by_stream["readings"]
         headers = [dict(m.headers) for m in readings]
         reasons = [h["citybrain.error.reason"].decode() for h in headers]
-        assert reasons == [code for _, code in MALFORMED] + ["out_of_order"]
+        assert reasons == [code for _, code in MALFORMED] + ["out_of_order", "conflicting_reading"]
+        assert "already with the value 1.1" in headers[-1]["citybrain.error.message"].decode()
         [incident] = by_stream["incidents"]
         assert dict(incident.headers)["citybrain.error.reason"] == b"missing_field"
         # The original bytes are kept, and the message names the field and value.

@@ -21,7 +21,7 @@ from streams.detection import (
     state_bytes,
     state_document,
 )
-from streams.events import MAX_PACK_READINGS, EventValidator, Reading
+from streams.events import MAX_PACK_READINGS, EventValidator, Reading, format_ts
 
 T0 = 1_700_000_000.0
 NOW = 1_800_000_000.0  # 2027-01-15
@@ -108,6 +108,61 @@ def test_duplicate_event_time_dropped_and_older_dead_lettered() -> None:
     assert [(i.offset, code) for i, code, _ in result.rejected] == [(101, "out_of_order")]
     assert "older than the sensor's last reading" in result.rejected[0][2]
     assert result.scored == 20
+
+
+def conflicts(result: Any) -> list[tuple[int, str, str]]:
+    return [(i.offset, code, why) for i, code, why in result.rejected]
+
+
+def test_a_reading_at_the_last_time_with_another_value_is_refused_not_dropped_as_a_duplicate() -> (
+    None
+):
+    # Before: a second message for one sensor at one time with another value (a gateway's
+    # correction, a clash of two sources) was dropped and counted as a duplicate: the
+    # value was lost without a word. Every path: one reading a batch (the bank's columns),
+    # several (packs), the per-sensor path (another detector), and across a restart.
+    base = feed(baseline(40))
+    last = base[-1].reading
+    same = Incoming(last, 0.0, offset=100)
+    other = Incoming(Reading(last.ts, "gauge-1", "water_level", 9.5, "ft", "c-bridge"), 0.0, 101)
+    why = (
+        f'field "value" is 9.5: the sensor\'s reading at {format_ts(last.ts)} was taken '
+        f"already with the value {last.value!r}: which is meant? (send a correction at a new "
+        "time)"
+    )
+    for make in (tail_handler, handler):
+        h = make()
+        first = h.process(base, {})
+        live = first.states
+        for states in (live, {"gauge-1": stored(live["gauge-1"])}):
+            alone = make().process([other], states)  # one reading: the columns' path
+            assert conflicts(alone) == [(101, "conflicting_reading", why)], make
+            assert alone.duplicates == 0
+            both = make().process([same, other], states)  # several: the per-sensor path
+            assert conflicts(both) == [(101, "conflicting_reading", why)], make
+            assert both.duplicates == 1
+        # Within one batch too: the value taken is the batch's own.
+        inside = make().process([*base, other], {})
+        assert conflicts(inside) == [(101, "conflicting_reading", why)], make
+        assert inside.scored == 40
+
+
+def test_a_state_without_its_last_value_keeps_dropping_repeats_as_duplicates() -> None:
+    # States written before ``last_value`` was kept: the value at the last time is not
+    # known, so a reading there is a duplicate whatever its value (as it was).
+    first = tail_handler().process(feed(baseline(40)), {})
+    old = stored(first.states["gauge-1"])
+    del old["last_value"]
+    as_json = stored_as_json(first.states["gauge-1"])
+    as_json["last_value"] = None  # NaN as JSON writes it
+    last = first.states["gauge-1"]["last_ts"]
+    other = Incoming(Reading(last, "gauge-1", "water_level", 9.5, "ft", "c-bridge"), 0.0, 101)
+    for state in (old, as_json):
+        result = tail_handler().process([other], {"gauge-1": state})
+        assert result.duplicates == 1 and result.rejected == []
+        another = Incoming(Reading(last, "gauge-1", "water_level", 7.5, "ft", "c-bridge"), 0.0, 102)
+        again = tail_handler().process([other, another], {"gauge-1": state})
+        assert again.duplicates == 2 and again.rejected == []
 
 
 def test_sensors_are_independent() -> None:
