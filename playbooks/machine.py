@@ -72,8 +72,14 @@ TRANSITIONS: dict[tuple[RunStatus, RunEvent], RunStatus] = {
     **{(w, E.ESCALATE): w for w in (*WAITING, S.OPEN)},
     **{(s, E.RESOLVE): S.RESOLVED for s in (S.PENDING, S.RUNNING, *WAITING, S.OPEN)},
     **{(s, E.CANCEL): S.CANCELLED for s in (S.PENDING, S.RUNNING, *WAITING, S.OPEN)},
-    # The one way out of a finished run: a reporter's "not satisfied" brings it back to
-    # open (every step done, someone must resolve it again). A failed run stays failed.
+    # A failed run (a step failed with nowhere to go) is the desk's to finish by hand:
+    # resolving or cancelling it sends its reporters their closure, which a failed run
+    # alone never would. It runs no step, timer or repeat meanwhile (still TERMINAL).
+    (S.FAILED, E.RESOLVE): S.RESOLVED,
+    (S.FAILED, E.CANCEL): S.CANCELLED,
+    # The way back from a finished run: a reporter's "not satisfied" brings it back to
+    # open (every step done, someone must resolve it again). A failed run stays failed
+    # (its reporters have heard nothing yet).
     (S.RESOLVED, E.REOPEN): S.OPEN,
     (S.CANCELLED, E.REOPEN): S.OPEN,
 }

@@ -279,6 +279,8 @@ def refused(run: Run, action: str) -> str | None:
     status = RunStatus(run.status)
     if action == "answer":
         return None  # answers come after the closure, to a finished (or reopened) run
+    if status is RunStatus.FAILED and action in ("resolve", "cancel"):
+        return None  # finished by hand: its reporters hear their closure then
     if is_terminal(run):
         return f"run {run.run_id} is {run.status}: cannot {action}"
     if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:

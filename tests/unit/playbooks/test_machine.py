@@ -30,14 +30,17 @@ def test_every_move_outside_the_table_raises(status: RunStatus, event: RunEvent)
     assert str(info.value) == f"run in state {status.value!r} cannot take event {event.value!r}"
 
 
-def test_terminal_states_have_no_way_out_but_a_reporters_reopening() -> None:
+def test_terminal_states_have_no_way_out_but_a_reopening_or_a_failed_run_finished_by_hand() -> None:
     assert [k for k in TRANSITIONS if k[0] in TERMINAL] == [
+        (RunStatus.FAILED, RunEvent.RESOLVE),
+        (RunStatus.FAILED, RunEvent.CANCEL),
         (RunStatus.RESOLVED, RunEvent.REOPEN),
         (RunStatus.CANCELLED, RunEvent.REOPEN),
     ]
 
 
-def test_every_live_state_can_be_cancelled_and_resolved() -> None:
-    live = set(RunStatus) - TERMINAL
+def test_every_live_state_and_a_failed_run_can_be_cancelled_and_resolved() -> None:
+    # A failed run too: its citizen reporters hear their closure only then.
+    live = set(RunStatus) - TERMINAL | {RunStatus.FAILED}
     assert {s for s, e in TRANSITIONS if e is RunEvent.CANCEL} == live
     assert {s for s, e in TRANSITIONS if e is RunEvent.RESOLVE} == live

@@ -4,6 +4,7 @@ pure steps (cover, close, answer, reopen at the same level, escalate on the seco
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from playbooks.errors import (
     InvalidTransitionError,
 )
 from playbooks.grid import Grid
-from playbooks.loader import PLAYBOOK_DIR, load_playbooks
+from playbooks.loader import PLAYBOOK_DIR, load_playbook, load_playbooks
 from playbooks.machine import (
     REPLY_TRANSITIONS,
     ReplyEvent,
@@ -25,6 +26,7 @@ from playbooks.machine import (
     next_reply_status,
     next_status,
 )
+from streams.api import refused
 
 PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
 BURST = {
@@ -319,3 +321,54 @@ def test_reopened_again_at_the_city_says_there_is_no_level_above(grid: Grid) -> 
         "reopened again at the city level: there is no level above",
     )
     assert (run.level, run.reopened, run.escalations) == ("city", 2, 3)
+
+
+FAILING = """\
+playbook: failing-burst
+version: 1
+description: A citizen burst whose one call fails with nowhere to go.
+department: city-management
+steps:
+  - {id: notify-community, action: notify, level: community, message: "burst at {grid_cell}"}
+  - {id: call-department, action: webhook, url: "http://127.0.0.1:9/dispatch", deadline: 1m}
+"""
+
+
+@pytest.mark.parametrize("finish", ["resolve", "cancel"])
+def test_a_failed_run_finished_by_hand_sends_its_reporters_their_closure(
+    grid: Grid, tmp_path: Path, finish: str
+) -> None:
+    # Before: a failed run could be neither resolved nor cancelled (409 "is failed"), so
+    # its reporters never heard a closure. Now the desk finishes it by hand, as any run.
+    path = tmp_path / "failing-burst.yaml"
+    path.write_text(FAILING)
+    engine = PlaybookEngine(load_playbook(path), grid)
+    run, _ = engine.new_run("grp.1", BURST, 0.0)
+    run, _ = engine.step(run, ReportsCovered.from_alert(BURST, 0.0))
+    assert run.status == "waiting_action"
+    run, cmds = engine.action_result(run, run.pending_action or "", False, "HTTP 503", 5.0)
+    assert run.status == "failed" and "reply" not in actions(cmds)
+    assert refused(run, finish) is None and refused(run, "ack") == "run grp.1 is failed: cannot ack"
+    if finish == "resolve":
+        run, cmds = engine.resolve(run, "city desk", "dispatched by phone", 60.0)
+    else:
+        run, cmds = engine.cancel(run, "city desk", "duplicate of another run", 60.0)
+    assert run.status == ("resolved" if finish == "resolve" else "cancelled")
+    replies = [c for c in cmds if c.action == "reply"]
+    assert [r.data["report_id"] for r in replies] == ["r-1", "r-2"]
+    assert {run.reports[rid]["status"] for rid in ("r-1", "r-2")} == {"replied"}
+    # Its reporters' answers then work as on any finished run: "not satisfied" reopens it.
+    run, cmds = engine.step(run, Answer("r-1", False, "", "citizen", 70.0))
+    assert run.status == "open"
+
+
+def test_only_a_failed_run_resolves_or_cancels_from_a_finished_state() -> None:
+    for event, to in (
+        (RunEvent.RESOLVE, RunStatus.RESOLVED),
+        (RunEvent.CANCEL, RunStatus.CANCELLED),
+    ):
+        assert next_status(RunStatus.FAILED, event) is to
+    with pytest.raises(InvalidTransitionError):
+        next_status(RunStatus.RESOLVED, RunEvent.CANCEL)
+    with pytest.raises(InvalidTransitionError):
+        next_status(RunStatus.CANCELLED, RunEvent.RESOLVE)
