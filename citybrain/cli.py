@@ -3827,13 +3827,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the only place exceptions become messages and exit statuses."""
     try:
         debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
-        from streams.csvfile import line_limit  # standard library only: cheap
-        from streams.errors import FeedError
+        from streams.csvfile import line_limit
 
-        try:
-            line_limit()  # and a bad CITYBRAIN_CSV_MAX_LINE_BYTES, as a setting, not a file
-        except FeedError as exc:
-            raise CliError(str(exc)) from None
+        # A bad CITYBRAIN_CSV_MAX_LINE_BYTES is named before any file is read, as a
+        # setting (SettingsError, exit 2), even by the commands that load no settings.
+        line_limit()
         try:
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again
