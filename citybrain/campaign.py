@@ -253,20 +253,25 @@ def figures(runs: list[RunFacts], repeats: Mapping[str, bool]) -> dict[str, Any]
 
 def repeat_runs(runs: Iterable[RunFacts]) -> dict[str, bool]:
     """Run id -> whether an earlier run of the same (cell, category) was resolved before
-    this one was created."""
+    this one was created: some run created strictly before it whose first resolution is
+    at or before its creation. One sort and one sweep per place, O(n log n): comparing
+    every pair took 5 s for 8,000 runs in one cell and category, and grew with the
+    square (a year of one street's noise reports; trial 26)."""
     out: dict[str, bool] = {}
     by_place: dict[tuple[str, str], list[RunFacts]] = {}
     for run in runs:
         by_place.setdefault((run.grid_cell, run.category), []).append(run)
     for same in by_place.values():
+        same.sort(key=lambda r: r.created_at)
+        earliest = math.inf  # the first resolution of the runs created before this one
+        before = 0
         for run in same:
-            out[run.run_id] = any(
-                other is not run
-                and other.created_at < run.created_at
-                and other.first_resolved_at is not None
-                and other.first_resolved_at <= run.created_at
-                for other in same
-            )
+            while before < len(same) and same[before].created_at < run.created_at:
+                resolved = same[before].first_resolved_at
+                if resolved is not None:
+                    earliest = min(earliest, resolved)
+                before += 1
+            out[run.run_id] = earliest <= run.created_at
     return out
 
 
