@@ -602,13 +602,21 @@ def rehearse(
             if waiting.queued:
                 break
 
+    again: dict[str, int] = {}  # run id -> the last suffix given to a repeat of it
     for inc in sorted(incidents, key=lambda i: (i.ts, i.report_id)):
         # The draws are made in report order, so versions compare report by report.
         draws = (rng.random(), rng.random(), rng.random(), rng.random(), rng.random())
         run_id = f"rh-{inc.report_id}"
         if run_id in cases:
-            # One id in two cells or categories is two reports to the worker: two runs.
-            run_id = f"{run_id}~{sum(1 for c in cases if c.startswith(run_id + '~')) + 2}"
+            # One id in two cells or categories is two reports to the worker: two runs,
+            # ``~2``, ``~3``, ... the next one free. Counted from the ids taken, without
+            # that check, a report "A~3" before two "A"s made the second "A" rh-A~3 too,
+            # and its case replaced the first's (trial 26); counting scanned every case.
+            n = again.get(run_id, 1) + 1
+            while f"{run_id}~{n}" in cases:
+                n += 1
+            again[run_id] = n
+            run_id = f"{run_id}~{n}"
         cases[run_id] = _Case(Run(run_id, "", "", "", "", ""), inc, draws, since=inc.ts)
         push(inc.ts, "report", run_id)
 

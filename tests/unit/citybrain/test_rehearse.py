@@ -591,3 +591,20 @@ def test_an_infinite_deadline_is_refused_before_the_work(
     assert _rehearse_cli(tmp_path, rows, f"--ack-deadline={value}") == 2
     err = capsys.readouterr().err
     assert f"argument --ack-deadline: {value!r}: expected " in err
+
+
+def test_every_report_is_one_run_whatever_its_id(grid: Grid) -> None:
+    """Trial 26: a report id given again became ``rh-<id>~<n>``, n counted from the ids
+    already taken, without checking that one was free: "A~3", then "A" twice, made the
+    second "A" ``rh-A~3`` again, and the first report's case was replaced (one run
+    created twice, one report never rehearsed)."""
+    ids = ["A~3", "A", "A", "A~3", "A"]
+    incidents = [
+        Incident(DAY + i, rid, "app", f"Noise {i}", "c-top", "police") for i, rid in enumerate(ids)
+    ]
+    out = rehearse(incidents, PLAYBOOK, grid, units(), ack_deadline=900)
+    created = [r for r in out.records if r["action"] == "run_created"]
+    assert len(created) == len(incidents)
+    assert len({r["run_id"] for r in created}) == len(incidents)
+    covered = sorted(r["detail"] for r in out.records if r["action"] == "report_covered")
+    assert covered == sorted(ids)
