@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -734,3 +735,25 @@ def test_repeat_runs_reads_each_run_a_bounded_number_of_times() -> None:
     found = repeat_runs(runs)
     assert _CountedRun.reads <= 10 * len(runs)
     assert [r for r, again in found.items() if again] == ["r1999"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_an_export_with_unicode_line_breaks_inside_a_string_is_read(
+    tmp_path: Path, separator: str
+) -> None:
+    """Trial 26: the worker writes its records with orjson, which leaves U+2028, U+2029
+    and U+0085 in a note unescaped, as JSON allows; an export of the topics one message
+    a line (kcat, jq -c) holds them raw. str.splitlines() broke such a record in two at
+    them: "records.jsonl:5: not a JSON record: Unterminated string" for a valid file.
+    JSON lines end in \\n (or \\r\\n) only."""
+    noted = [dict(r) for r in RECORDS]
+    noted[4] = {**noted[4], "detail": f"pump 1{separator}pump 2"}  # A's resolution
+    export = tmp_path / "records.jsonl"
+    export.write_bytes(b"\r\n".join(orjson.dumps(r) for r in noted) + b"\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
+    assert main([*argv, *period, "--out", str(tmp_path / "r.json")]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    city = next(r for r in written["rows"] if r["scope"] == "city")
+    assert city["figures"] == pytest.approx(CITY_NOW)
