@@ -134,12 +134,13 @@ def nearest(word: str, known: Collection[str], cutoff: float = 0.6) -> str | Non
     return by_folded[match[0]] if match else None
 
 
-def unknown_fields(unknown: Collection[Any], known: Collection[str]) -> str:
-    """``unknown field(s) ['capcity'] (did you mean 'capacity' for 'capcity'?); expected …``."""
+def unknown_fields(unknown: Collection[Any], known: Collection[str], what: str = "field") -> str:
+    """``unknown field(s) ['capcity'] (did you mean 'capacity' for 'capcity'?); expected …``
+    (``what``: "field", or "column" for a CSV header)."""
     names = sorted(str(u) for u in unknown)
     near = [f"{m!r} for {u!r}" for u in names for m in [nearest(u, known)] if m]
     hint = f" (did you mean {', '.join(near)}?)" if near else ""
-    return f"unknown field(s) {names}{hint}; expected {', '.join(sorted(known))}"
+    return f"unknown {what}(s) {names}{hint}; expected {', '.join(sorted(known))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +375,24 @@ def read_incidents(
                 f"{header or f'{path}:1: the file is empty'} (expected a header row)"
             )
         columns = [name.strip() for name in header.fields]
+        # A column named twice, or one not read (``Department``, ``departmnet``), was
+        # read first-wins or not at all, silently: the file's departments were then the
+        # classifier's guesses (trial 26).
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        if twice:
+            at = {name: [str(i + 1) for i, c in enumerate(columns) if c == name] for name in twice}
+            where = ", ".join(f"{name!r} (columns {', '.join(at[name])})" for name in twice)
+            raise RehearsalError(
+                f"{path}:{header.line}: header names {where} more than once: which one is "
+                "meant cannot be known"
+            )
+        known = (*INCIDENT_FIELDS, "department")
+        unknown = [name for name in columns if name not in known]
+        if unknown:
+            raise RehearsalError(
+                f"{path}:{header.line}: header has {unknown_fields(unknown, known, 'column')} "
+                "(department is optional)"
+            )
         missing = [name for name in INCIDENT_FIELDS if name not in columns]
         if missing:
             raise RehearsalError(

@@ -608,3 +608,46 @@ def test_every_report_is_one_run_whatever_its_id(grid: Grid) -> None:
     assert len({r["run_id"] for r in created}) == len(incidents)
     covered = sorted(r["detail"] for r in out.records if r["action"] == "report_covered")
     assert covered == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "timestamp,report_id,category,text,source,grid_cell,Department",
+            "in.csv:1: header has unknown column(s) ['Department'] (did you mean 'department' "
+            "for 'Department'?); expected category, department, grid_cell, report_id, source, "
+            "text, timestamp (department is optional)",
+        ),
+        (
+            "timestamp,report_id,category,text,source,grid_cell,department,department",
+            "in.csv:1: header names 'department' (columns 7, 8) more than once: which one is "
+            "meant cannot be known",
+        ),
+        (
+            "timestamp,report_id,report_id,category,text,source,grid_cell",
+            "in.csv:1: header names 'report_id' (columns 2, 3) more than once: which one is "
+            "meant cannot be known",
+        ),
+    ],
+)
+def test_a_header_column_not_read_or_named_twice_is_refused(
+    tmp_path: Path, header: str, message: str
+) -> None:
+    """Trial 26: a column not read (``Department``) was ignored and one named twice read
+    first-wins, both silently: a file's own departments were rehearsed as the
+    classifier's guesses, or a second report id column was dropped."""
+    path = tmp_path / "in.csv"
+    fields = header.split(",")
+    row = {
+        "timestamp": "2024-05-27T00:00:00Z",
+        "report_id": "r1",
+        "category": "Noise",
+        "text": "loud",
+        "source": "app",
+        "grid_cell": "c-top",
+    }
+    path.write_text(f"{header}\n{','.join(row.get(f, 'fire') for f in fields)}\n")
+    with pytest.raises(RehearsalError) as err:
+        read_incidents(path, {"c-top"}, {"police", "fire"}, lambda t: ["police"] * len(t))
+    assert str(err.value) == f"{path.parent}/{message}"
