@@ -116,7 +116,9 @@ _NONE_FIRING = (
 
 def command_fields(cmd: Any) -> dict[str, Any]:
     """A command as read from the commands topic, its fields checked before any is used:
-    ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given.
+    ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
+    ``by``, ``note``, ``role`` and ``detail`` text or null if given, and an
+    ``action_result``'s ``ok`` true or false.
     Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
     AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
     worker's log and ``processing_error``)."""
@@ -128,6 +130,14 @@ def command_fields(cmd: Any) -> dict[str, Any]:
             raise EventError("bad_command", name, value, "expected a non-empty string")
     if not isinstance(cmd.get("command_id", ""), str):
         raise EventError("bad_command", "command_id", cmd["command_id"], "expected a string")
+    for name in ("by", "note", "role", "detail"):
+        # str() of anything else was kept: an actor "None" or a note "{'a': 1}" (trial 26).
+        value = cmd.get(name)
+        if value is not None and not isinstance(value, str):
+            raise EventError("bad_command", name, value, "expected a string (or null)")
+    if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
+        # bool("false") is True: a failed call read as a success (trial 26).
+        raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")
     return cmd
 
 
@@ -365,8 +375,8 @@ class Response:
             return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
         engine = self.engines[run.playbook]
-        by, now = str(cmd.get("by", "unknown")), message_time(cmd.get("at"), event, time.time())
-        note = str(cmd.get("note", ""))  # every operator action keeps its note (run.actions)
+        by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
+        note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
             if action == "ack":
                 run, cmds = engine.acknowledge(run, by, now, note)
@@ -378,13 +388,13 @@ class Response:
                 run, cmds = engine.cancel(run, by, note, now)
             elif action in ("approve", "reject"):
                 run, cmds = engine.approve(
-                    run, by, str(cmd.get("role", "")), now, approved=action == "approve", note=note
+                    run, by, cmd.get("role") or "", now, approved=action == "approve", note=note
                 )
             elif action == "answer":
                 run, cmds = engine.step(run, Answer.from_command({**cmd, "by": by}, now))
             elif action == "action_result":
                 run, cmds = engine.action_result(
-                    run, str(cmd["command_id"]), bool(cmd["ok"]), str(cmd.get("detail", "")), now
+                    run, str(cmd.get("command_id", "")), cmd["ok"], cmd.get("detail") or "", now
                 )
             else:
                 raise PlaybookError(f"unknown command action {action!r}")

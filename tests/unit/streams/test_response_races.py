@@ -405,3 +405,23 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
         "(KeyError: 'retired-step'): it keeps its state, tried again next tick; the other "
         "runs' deadlines go on"
     ]
+
+
+def test_a_command_with_null_text_fields_keeps_no_python_none(
+    response: tuple[Response, Gate],
+) -> None:
+    """Trial 26: a command on the topic with "by": null and "note": null (a foreign
+    producer's) recorded the acknowledgement as by "None" with the note "None"."""
+    stage, _ = response
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        run_id = stage.ctx.groups.data[KEY]["run"]["run_id"]
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": None, "note": None}
+        await stage.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        return dict(stage.ctx.groups.data[KEY]["run"])
+
+    run = asyncio.run(scenario())
+    assert run["acknowledged_by"] == "unknown"
+    [action] = [a for a in run["actions"] if a.get("action") == "ack"]
+    assert (action["by"], action["note"]) == ("unknown", "")
