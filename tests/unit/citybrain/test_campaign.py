@@ -757,3 +757,16 @@ def test_an_export_with_unicode_line_breaks_inside_a_string_is_read(
     written = json.loads((tmp_path / "r.json").read_text())
     city = next(r for r in written["rows"] if r["scope"] == "city")
     assert city["figures"] == pytest.approx(CITY_NOW)
+
+
+@pytest.mark.parametrize("satisfied", ["false", 0, None])
+def test_an_answer_that_is_not_true_or_false_is_named(satisfied: object) -> None:
+    """Trial 26: bool() of "false" is True: a hand-edited export's answer counted as
+    satisfied (and a missing one as not satisfied)."""
+    answer = rec("A", 2, "answer", 10, report_id="r1", satisfied=satisfied)
+    if satisfied is None:
+        answer["data"].pop("satisfied")
+    with pytest.raises(CampaignError) as info:
+        campaign_report([created("A", 0, "c-top", "p", "x"), answer], {}, 0, 100)
+    assert str(info.value).startswith('record 1 (A:2): field "data.satisfied" is ')
+    assert str(info.value).endswith(", expected true or false")
