@@ -442,32 +442,29 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def one_setting(name: str) -> Any:
-    """One setting (a ``Settings`` field name, e.g. ``csv_max_line_bytes``) from its
-    ``CITYBRAIN_*`` variable, validated as ``Settings`` validates it, without reading or
-    checking the others: for code that needs only it (reading a CSV file). Its default
-    when the variable is unset. Raises ``SettingsError`` worded as
-    ``load_settings``' (``CITYBRAIN_CSV_MAX_LINE_BYTES is '64k': expected a whole number
-    of bytes``)."""
-    import os
-
-    from pydantic import TypeAdapter, ValidationError
+    """One setting (a ``Settings`` field name, e.g. ``csv_max_line_bytes``) read from the
+    environment as ``Settings`` reads and validates it (its ``CITYBRAIN_*`` variable, its
+    default when unset), without reading or checking the others: for code that needs only
+    it (reading a CSV file). Raises ``SettingsError`` worded as ``load_settings``'
+    (``CITYBRAIN_CSV_MAX_LINE_BYTES is '64k': expected a whole number of bytes``)."""
+    from pydantic import ValidationError, create_model
 
     from streams.errors import SettingsError
 
     field = Settings.model_fields[name]
-    text = os.environ.get(f"CITYBRAIN_{name.upper()}")
-    if text is None:
-        return field.get_default()
-    form: Any = Annotated[field.annotation, *field.metadata]  # the field as declared
-    adapter: TypeAdapter[Any] = TypeAdapter(form)
+    declared: Any = (field.annotation, field)  # the field as Settings declares it
+    only = create_model(f"Only_{name}", __base__=_OneSetting, **{name: declared})
     try:
-        return adapter.validate_python(text)
+        return getattr(only(), name)
     except ValidationError as exc:
-        reasons = [
-            setting_error({**err, "loc": (name, *err["loc"])})
-            for err in exc.errors(include_url=False)
-        ]
+        reasons = [setting_error(err) for err in exc.errors(include_url=False)]
         raise SettingsError("; ".join(reasons)) from None
+
+
+class _OneSetting(BaseSettings):
+    """The base of ``one_setting``'s one-field models: ``Settings``' own reading rules."""
+
+    model_config = Settings.model_config
 
 
 def setting_error(err: Any) -> str:
