@@ -380,8 +380,8 @@ def read_incidents(
         # classifier's guesses (trial 26).
         twice = sorted({name for name in columns if columns.count(name) > 1})
         if twice:
-            at = {name: [str(i + 1) for i, c in enumerate(columns) if c == name] for name in twice}
-            where = ", ".join(f"{name!r} (columns {', '.join(at[name])})" for name in twice)
+            places = {n: [str(i + 1) for i, c in enumerate(columns) if c == n] for n in twice}
+            where = ", ".join(f"{n!r} (columns {', '.join(places[n])})" for n in twice)
             raise RehearsalError(
                 f"{path}:{header.line}: header names {where} more than once: which one is "
                 "meant cannot be known"
