@@ -259,7 +259,7 @@ class Alerting:
                     # One alert that cannot be re-checked (a send that failed) costs only
                     # itself: kept, tried again next tick; the pass goes on (trial 26).
                     self._say_recheck_failed(
-                        key.decode(errors="replace"),
+                        f"{type(exc).__name__}: {exc}",  # per cause: a broker away fails all
                         f"mute check: muted alert {key.decode(errors='replace')} was left "
                         f"as it is, tried again next tick: {type(exc).__name__}: {exc}",
                     )

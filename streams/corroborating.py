@@ -205,10 +205,10 @@ class CorroborationStage:
                     # One area that cannot be released (a send that failed, a state of
                     # another version) keeps its held alerts for the next tick; it ended
                     # the pass, and faust ends a timer, and the worker, on its first
-                    # exception (trial 26). Said once a minute per area.
+                    # exception (trial 26). Said once a minute per cause.
                     area = key.decode(errors="replace")
                     self._say_release_failed(
-                        area,
+                        f"{type(exc).__name__}: {exc}",  # per cause: a broker away fails all
                         f"corroboration: the held alerts of area {area} were left as they "
                         f"are, tried again next tick: {type(exc).__name__}: {exc}",
                     )

@@ -553,11 +553,13 @@ class Response:
         return "; ".join(muted[:5]) + more
 
     def _unadvanced_run(self, key: bytes, exc: Exception) -> None:
-        """Say (a WARNING, once a minute per group: tried again each tick) that the
+        """Say (a WARNING, once a minute per cause: tried again each tick) that the
         deadline check could not advance a group's run."""
         group = key.decode(errors="replace")
+        # One line a minute per cause, not per group: a broker away fails every run
+        # alike (the held count says how many more).
         self._say_unadvanced(
-            group,
+            f"{type(exc).__name__}: {exc}",
             f"deadlines: the run of group {group} could not be advanced "
             f"({type(exc).__name__}: {exc}): it keeps its state, tried again next tick; "
             "the other runs' deadlines go on",
