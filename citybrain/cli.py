@@ -442,9 +442,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     progress.refresh()
                     raise
         except KeyboardInterrupt:
-            sent = replayer.stats.readings + replayer.stats.incidents
+            stats = replayer.stats
+            sent = stats.readings + stats.incidents
+            refused = stats.failed_readings + stats.failed_incidents
+            if stats.failed:
+                # Said as a finished replay says it: interrupted, the refused events were
+                # counted as sent and left out of the resume command unsaid (trial 26).
+                print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
             raise CliError(
-                replay_stopped(args, args.skip + sent, len(events), events), EXIT_INTERRUPTED
+                replay_stopped(args, args.skip + sent, len(events), events, refused),
+                EXIT_INTERRUPTED,
             ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -625,9 +632,12 @@ def _row_fault(message: str) -> bool:
     return line is not None and int(line.group(1)) > 1 and "no data rows" not in message
 
 
-def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list[Any]) -> str:
+def replay_stopped(
+    args: argparse.Namespace, done: int, total: int, events: list[Any], refused: int = 0
+) -> str:
     """How far an interrupted replay got and the command that sends the rest: ``done``
-    events of ``total`` (in the replay's time order, counting any --skip) are in Kafka."""
+    events of ``total`` (in the replay's time order, counting any --skip) were handed to
+    Kafka, ``refused`` of them refused by it (said before this line)."""
     from streams.events import Reading, format_ts
 
     if done == 0:
@@ -646,9 +656,14 @@ def replay_stopped(args: argparse.Namespace, done: int, total: int, events: list
     if args.max_message_bytes != 1_000_000:
         argv += ["--max-message-bytes", str(args.max_message_bytes)]
     resume = command_line(*argv, "--skip", str(done))
+    among = (
+        f"; Kafka refused {refused:,} of them (above), not sent by the command below either"
+        if refused
+        else ""
+    )
     return (
         f"interrupted after sending {done:,} of {total:,} events (the last: "
-        f"{format_ts(last.ts)} {what}); to send the rest: {resume}"
+        f"{format_ts(last.ts)} {what}{among}); to send the rest: {resume}"
     )
 
 
@@ -2248,7 +2263,9 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
         return listed, places
     records = []
     lines: list[str] = []
-    for number, row in enumerate(text.splitlines(), start=1):
+    # Lines end in \n (or \r\n) only: str.splitlines() also broke at U+2028, U+2029 and
+    # U+0085, which JSON strings may hold raw (orjson writes them so; trial 26).
+    for number, row in enumerate(text.split("\n"), start=1):
         if not row.strip():
             continue
         doc = parse(row, number)
@@ -3835,13 +3852,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the only place exceptions become messages and exit statuses."""
     try:
         debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
-        from streams.csvfile import line_limit  # standard library only: cheap
-        from streams.errors import FeedError
+        from streams.csvfile import line_limit
 
-        try:
-            line_limit()  # and a bad CITYBRAIN_CSV_MAX_LINE_BYTES, as a setting, not a file
-        except FeedError as exc:
-            raise CliError(str(exc)) from None
+        # A bad CITYBRAIN_CSV_MAX_LINE_BYTES is named before any file is read, as a
+        # setting (SettingsError, exit 2), even by the commands that load no settings.
+        line_limit()
         try:
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again

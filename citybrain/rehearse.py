@@ -134,12 +134,13 @@ def nearest(word: str, known: Collection[str], cutoff: float = 0.6) -> str | Non
     return by_folded[match[0]] if match else None
 
 
-def unknown_fields(unknown: Collection[Any], known: Collection[str]) -> str:
-    """``unknown field(s) ['capcity'] (did you mean 'capacity' for 'capcity'?); expected …``."""
+def unknown_fields(unknown: Collection[Any], known: Collection[str], what: str = "field") -> str:
+    """``unknown field(s) ['capcity'] (did you mean 'capacity' for 'capcity'?); expected …``
+    (``what``: "field", or "column" for a CSV header)."""
     names = sorted(str(u) for u in unknown)
     near = [f"{m!r} for {u!r}" for u in names for m in [nearest(u, known)] if m]
     hint = f" (did you mean {', '.join(near)}?)" if near else ""
-    return f"unknown field(s) {names}{hint}; expected {', '.join(sorted(known))}"
+    return f"unknown {what}(s) {names}{hint}; expected {', '.join(sorted(known))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +375,24 @@ def read_incidents(
                 f"{header or f'{path}:1: the file is empty'} (expected a header row)"
             )
         columns = [name.strip() for name in header.fields]
+        # A column named twice, or one not read (``Department``, ``departmnet``), was
+        # read first-wins or not at all, silently: the file's departments were then the
+        # classifier's guesses (trial 26).
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        if twice:
+            places = {n: [str(i + 1) for i, c in enumerate(columns) if c == n] for n in twice}
+            where = ", ".join(f"{n!r} (columns {', '.join(places[n])})" for n in twice)
+            raise RehearsalError(
+                f"{path}:{header.line}: header names {where} more than once: which one is "
+                "meant cannot be known"
+            )
+        known = (*INCIDENT_FIELDS, "department")
+        unknown = [name for name in columns if name not in known]
+        if unknown:
+            raise RehearsalError(
+                f"{path}:{header.line}: header has {unknown_fields(unknown, known, 'column')} "
+                "(department is optional)"
+            )
         missing = [name for name in INCIDENT_FIELDS if name not in columns]
         if missing:
             raise RehearsalError(
@@ -602,13 +621,21 @@ def rehearse(
             if waiting.queued:
                 break
 
+    again: dict[str, int] = {}  # run id -> the last suffix given to a repeat of it
     for inc in sorted(incidents, key=lambda i: (i.ts, i.report_id)):
         # The draws are made in report order, so versions compare report by report.
         draws = (rng.random(), rng.random(), rng.random(), rng.random(), rng.random())
         run_id = f"rh-{inc.report_id}"
         if run_id in cases:
-            # One id in two cells or categories is two reports to the worker: two runs.
-            run_id = f"{run_id}~{sum(1 for c in cases if c.startswith(run_id + '~')) + 2}"
+            # One id in two cells or categories is two reports to the worker: two runs,
+            # ``~2``, ``~3``, ... the next one free. Counted from the ids taken, without
+            # that check, a report "A~3" before two "A"s made the second "A" rh-A~3 too,
+            # and its case replaced the first's (trial 26); counting scanned every case.
+            n = again.get(run_id, 1) + 1
+            while f"{run_id}~{n}" in cases:
+                n += 1
+            again[run_id] = n
+            run_id = f"{run_id}~{n}"
         cases[run_id] = _Case(Run(run_id, "", "", "", "", ""), inc, draws, since=inc.ts)
         push(inc.ts, "report", run_id)
 

@@ -38,6 +38,7 @@ from playbooks.routing import (
 from streams.context import Context
 from streams.errors import MISSING, EventError
 from streams.events import message_json
+from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import KeyPartitionedTable, key_partitioned_table
 
@@ -122,6 +123,7 @@ class Alerting:
         # The agent and the re-check timer both read an alert's entry, await Kafka, then
         # write or drop it: one at a time, so a resolution is never overtaken.
         self.settled = asyncio.Lock()
+        self._say_recheck_failed = SayEvery(log, prefix="citybrain: warning: ")
         # A matcher on a value no alert carries (a kind the grid lacks) never matches:
         # `citybrain playbooks check` refuses it; the worker starts, and says so.
         _, self.never_matching = routing_errors(
@@ -251,7 +253,18 @@ class Alerting:
                 now = time.time()
                 if silences is None:
                     silences = await self._active_silences(now)
-                outcome = await self._recheck(key, entry, silences, now)
+                try:
+                    outcome = await self._recheck(key, entry, silences, now)
+                except Exception as exc:
+                    # One alert that cannot be re-checked (a send that failed) costs only
+                    # itself: kept, tried again next tick; the pass goes on (trial 26).
+                    self._say_recheck_failed(
+                        f"{type(exc).__name__}: {exc}",  # per cause: a broker away fails all
+                        f"mute check: muted alert {key.decode(errors='replace')} was left "
+                        f"as it is, tried again next tick: {type(exc).__name__}: {exc}",
+                    )
+                    silences = None
+                    continue
                 if outcome != "kept":
                     silences = None
                 released += outcome == "routed"
@@ -266,6 +279,9 @@ class Alerting:
             alert = entry["alert"]
             labels = label_set(alert["labels"])
             mute, muted_by = str(entry["mute"]), str(entry["by"])
+            # Read before routing: an entry without it was routed, then raised at its
+            # audit and stayed, routed again every tick (trial 26).
+            alert_id = alert["alert_id"]
         except (KeyError, TypeError, RoutingConfigError) as exc:
             log.warning("citybrain: warning: dropping unreadable muted alert %r: %r", key, exc)
             del self.muted[key]
@@ -287,7 +303,7 @@ class Alerting:
         await self.ctx.audit(
             {
                 "action": "alert_unmuted",
-                "alert_id": alert["alert_id"],
+                "alert_id": alert_id,
                 "at": now,
                 "actor": "citybrain",
                 "detail": f"{mute} since {_utc(entry.get('since'))}; {why} {muted_by} "

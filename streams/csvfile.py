@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -47,8 +46,9 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 BLOCK = 1 << 18  # bytes read at a time
-# The longest line read, in bytes (CITYBRAIN_CSV_MAX_LINE_BYTES): a line with no line end
-# was gathered whole before csv saw it (trial 21: a 2 GB line grew memory by 2 GB).
+# The longest line read, in bytes, unless CITYBRAIN_CSV_MAX_LINE_BYTES says otherwise (a
+# setting of streams/settings.py): a line with no line end was gathered whole before csv
+# saw it (trial 21: a 2 GB line grew memory by 2 GB).
 MAX_LINE_BYTES = 1 << 20
 MIN_LINE_BYTES = 1024
 LINE_LIMIT_VARIABLE = "CITYBRAIN_CSV_MAX_LINE_BYTES"
@@ -56,18 +56,14 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def line_limit() -> int:
-    """The longest line a CSV file may have, in bytes: ``CITYBRAIN_CSV_MAX_LINE_BYTES``,
-    else ``MAX_LINE_BYTES`` (1 MiB). ``FeedError`` naming the variable and its value when
-    it is not a whole number of at least ``MIN_LINE_BYTES``."""
-    text = os.environ.get(LINE_LIMIT_VARIABLE, "").strip()
-    if not text:
-        return MAX_LINE_BYTES
-    if not text.isascii() or not text.isdigit() or int(text) < MIN_LINE_BYTES:
-        raise FeedError(
-            f"{LINE_LIMIT_VARIABLE} is {text[:40]!r}, expected a whole number of bytes, at "
-            f"least {MIN_LINE_BYTES:,} (default {MAX_LINE_BYTES:,})"
-        )
-    return int(text)
+    """The longest line a CSV file may have, in bytes: the setting
+    ``CITYBRAIN_CSV_MAX_LINE_BYTES`` (``Settings.csv_max_line_bytes``), by default
+    ``MAX_LINE_BYTES`` (1 MiB). ``SettingsError`` naming the variable and its value when
+    it is not a whole number of bytes, at least ``MIN_LINE_BYTES``."""
+    from streams.settings import one_setting  # pydantic: only when a file is read
+
+    limit: int = one_setting("csv_max_line_bytes")
+    return limit
 
 
 class _Overlong(bytes):
@@ -321,8 +317,8 @@ def read_records(
     line longer than ``max_line_bytes`` (default ``line_limit()``) is a ``BadRow``, read
     past without being kept.
 
-    Raises ``FeedError`` only for a file that cannot be opened or is UTF-16, or a bad
-    ``CITYBRAIN_CSV_MAX_LINE_BYTES``."""
+    Raises ``FeedError`` only for a file that cannot be opened or is UTF-16, and
+    ``SettingsError`` for a bad ``CITYBRAIN_CSV_MAX_LINE_BYTES``."""
     path = Path(path)
     limit = line_limit() if max_line_bytes is None else max_line_bytes
     with open_binary(path) as raw:

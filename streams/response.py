@@ -116,7 +116,9 @@ _NONE_FIRING = (
 
 def command_fields(cmd: Any) -> dict[str, Any]:
     """A command as read from the commands topic, its fields checked before any is used:
-    ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given.
+    ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
+    ``by``, ``note``, ``role`` and ``detail`` text or null if given, and an
+    ``action_result``'s ``ok`` true or false.
     Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
     AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
     worker's log and ``processing_error``)."""
@@ -128,6 +130,14 @@ def command_fields(cmd: Any) -> dict[str, Any]:
             raise EventError("bad_command", name, value, "expected a non-empty string")
     if not isinstance(cmd.get("command_id", ""), str):
         raise EventError("bad_command", "command_id", cmd["command_id"], "expected a string")
+    for name in ("by", "note", "role", "detail"):
+        # str() of anything else was kept: an actor "None" or a note "{'a': 1}" (trial 26).
+        value = cmd.get(name)
+        if value is not None and not isinstance(value, str):
+            raise EventError("bad_command", name, value, "expected a string (or null)")
+    if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
+        # bool("false") is True: a failed call read as a success (trial 26).
+        raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")
     return cmd
 
 
@@ -139,6 +149,8 @@ class Response:
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
+        # Groups whose run the timer could not advance (``_unadvanced_run``).
+        self._say_unadvanced = SayEvery(log, prefix="citybrain: warning: ")
         self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
         self.engines = {
             name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
@@ -355,6 +367,10 @@ class Response:
             calls = {k: v for k, v in calls.items() if k != cmd["command_id"]}
             group = {**(group or {}), "reply_calls": calls}
             await self.ctx.groups.set_many({key: group})
+            if not group.get("run") or group["run"].get("run_id") != run_id:
+                # Its run superseded since (a new alert opened the next): the call was all
+                # it was about, no unknown_run dead letter (trial 26).
+                return
         if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
             await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
             return
@@ -363,8 +379,8 @@ class Response:
             return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
         engine = self.engines[run.playbook]
-        by, now = str(cmd.get("by", "unknown")), message_time(cmd.get("at"), event, time.time())
-        note = str(cmd.get("note", ""))  # every operator action keeps its note (run.actions)
+        by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
+        note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
             if action == "ack":
                 run, cmds = engine.acknowledge(run, by, now, note)
@@ -376,13 +392,13 @@ class Response:
                 run, cmds = engine.cancel(run, by, note, now)
             elif action in ("approve", "reject"):
                 run, cmds = engine.approve(
-                    run, by, str(cmd.get("role", "")), now, approved=action == "approve", note=note
+                    run, by, cmd.get("role") or "", now, approved=action == "approve", note=note
                 )
             elif action == "answer":
                 run, cmds = engine.step(run, Answer.from_command({**cmd, "by": by}, now))
             elif action == "action_result":
                 run, cmds = engine.action_result(
-                    run, str(cmd["command_id"]), bool(cmd["ok"]), str(cmd.get("detail", "")), now
+                    run, str(cmd.get("command_id", "")), cmd["ok"], cmd.get("detail") or "", now
                 )
             else:
                 raise PlaybookError(f"unknown command action {action!r}")
@@ -435,38 +451,14 @@ class Response:
                     # it is; one such run must not stop every other run's deadlines.
                     self._unreadable_run(key, exc)
                     continue
-                if self.settings.replies_webhook_url:
-                    for reply_id, reply in (group.get("reply_calls") or {}).items():
-                        if reply_id not in self._called:
-                            await self._reply_again(run.run_id, reply)
-                if is_terminal(run):
-                    continue
-                cmds: list[Command] = []
-                if engine.is_due(run, now):
-                    first = run.status == "pending"  # the group's first flush
-                    if first and not unresolved(run) and not run.reports:
-                        # Every alert's resolution seen (in the routed messages, not the
-                        # global firing table, which another worker may see late).
-                        run, cmds = engine.withdraw(run, _NONE_FIRING, now)
-                    elif first and (held := self._all_muted(run, now)):
-                        flush = now + group["route"]["group_interval"]
-                        run, cmds = engine.hold(run, held, flush, now)
-                    else:
-                        run, cmds = engine.timeout(run, now)
-                run, more = engine.check_sla(run, now)
-                cmds += more
-                # The group's flush: alerts that joined since the last notification, or
-                # the repeat of an unacknowledged run, at each group_interval tick.
-                route = group["route"]
-                run, more = engine.flush(
-                    run, route["group_interval"], route["repeat_interval"], now
-                )
-                cmds += more
-                if cmds:
-                    await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
-                pending = engine.pending_webhook(run)
-                if pending is not None and pending[0] not in self._called:
-                    await self._call_again(run, *pending)
+                try:
+                    run = await self._check_run(key, group, run, engine, now)
+                except Exception as exc:
+                    # One run that cannot be advanced (its current step gone from an
+                    # edited playbook: KeyError in timeout) ended the pass at its key,
+                    # every tick, and no run after it was escalated (trial 26). It keeps
+                    # its state, is said once, and is counted as it stands.
+                    self._unadvanced_run(key, exc)
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
                 if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
@@ -499,6 +491,44 @@ class Response:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
         await self._update_lag()
 
+    async def _check_run(
+        self, key: bytes, group: dict[str, Any], run: Run, engine: PlaybookEngine, now: float
+    ) -> Run:
+        """One group's part of the deadline pass (under ``runs_settled``): closure and
+        webhook calls made again, the first flush, escalation, SLA and repeat
+        notifications. Returns the run as it now stands."""
+        if self.settings.replies_webhook_url:
+            for reply_id, reply in (group.get("reply_calls") or {}).items():
+                if reply_id not in self._called:
+                    await self._reply_again(run.run_id, reply)
+        if is_terminal(run):
+            return run
+        cmds: list[Command] = []
+        if engine.is_due(run, now):
+            first = run.status == "pending"  # the group's first flush
+            if first and not unresolved(run) and not run.reports:
+                # Every alert's resolution seen (in the routed messages, not the
+                # global firing table, which another worker may see late).
+                run, cmds = engine.withdraw(run, _NONE_FIRING, now)
+            elif first and (held := self._all_muted(run, now)):
+                flush = now + group["route"]["group_interval"]
+                run, cmds = engine.hold(run, held, flush, now)
+            else:
+                run, cmds = engine.timeout(run, now)
+        run, more = engine.check_sla(run, now)
+        cmds += more
+        # The group's flush: alerts that joined since the last notification, or
+        # the repeat of an unacknowledged run, at each group_interval tick.
+        route = group["route"]
+        run, more = engine.flush(run, route["group_interval"], route["repeat_interval"], now)
+        cmds += more
+        if cmds:
+            await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
+        pending = engine.pending_webhook(run)
+        if pending is not None and pending[0] not in self._called:
+            await self._call_again(run, *pending)
+        return run
+
     def _all_muted(self, run: Run, now: float) -> str:
         """Why ``run``'s first notification is held when its group_wait ends: every alert
         of it still firing is silenced or inhibited now (each with what mutes it), as
@@ -521,6 +551,19 @@ class Response:
             muted.append(f"{alert_id} {decision.mute} by {decision.muted_by}")
         more = f"; and {len(muted) - 5} more" if len(muted) > 5 else ""
         return "; ".join(muted[:5]) + more
+
+    def _unadvanced_run(self, key: bytes, exc: Exception) -> None:
+        """Say (a WARNING, once a minute per cause: tried again each tick) that the
+        deadline check could not advance a group's run."""
+        group = key.decode(errors="replace")
+        # One line a minute per cause, not per group: a broker away fails every run
+        # alike (the held count says how many more).
+        self._say_unadvanced(
+            f"{type(exc).__name__}: {exc}",
+            f"deadlines: the run of group {group} could not be advanced "
+            f"({type(exc).__name__}: {exc}): it keeps its state, tried again next tick; "
+            "the other runs' deadlines go on",
+        )
 
     def _unreadable_run(self, key: bytes, exc: Exception) -> None:
         """Say once per group (a WARNING) that its run is skipped by the deadline check."""

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
+from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +24,23 @@ def _whole_port(value: Any) -> Any:
 
 # A TCP port a service listens on or is reached at.
 Port = Annotated[int, BeforeValidator(_whole_port), Field(ge=1, le=65535)]
+
+
+def _whole_bytes(value: Any) -> Any:
+    # ASCII digits only: pydantic's lax int takes "65536.0", and Python's int "６５５３６"
+    # (full-width) and "1_000"; a size of bytes is written as plain digits. Empty is
+    # the default, as when this was read by streams/csvfile.py alone.
+    if isinstance(value, str) and not value.strip():
+        return MAX_LINE_BYTES
+    if isinstance(value, float) or (
+        isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit())
+    ):
+        raise ValueError("expected a whole number of bytes")
+    return value
+
+
+# The longest line a CSV file may have, in bytes (streams/csvfile.py).
+LineBytes = Annotated[int, BeforeValidator(_whole_bytes), Field(ge=MIN_LINE_BYTES)]
 
 # The ports one process or the local stack binds, which must differ pairwise: Kafka's
 # two are the stack's broker, the MQTT port its Mosquitto. A Kafka or MQTT host that is
@@ -163,6 +181,11 @@ class Settings(BaseSettings):
     # Wall-clock seconds between re-checks of firing alerts kept from their receivers by a
     # silence or inhibition (streams/alerting.py): one no longer muted is routed then.
     mute_check_interval: float = Field(default=2.0, gt=0)
+
+    # The longest line a CSV file (replay, detect, rehearse, the adapters) may have, in
+    # bytes: a line with no line end was gathered whole before csv saw it (trial 21: a
+    # 2 GB line grew memory by 2 GB); a longer one is a bad row, read past, never held.
+    csv_max_line_bytes: LineBytes = MAX_LINE_BYTES
 
     # Kafka security (docs/operations.md). Secrets are SecretStr: never logged or echoed.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
@@ -416,6 +439,32 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         reasons = [setting_error(err) for err in exc.errors(include_url=False)]
         raise SettingsError("; ".join(reasons)) from None
+
+
+def one_setting(name: str) -> Any:
+    """One setting (a ``Settings`` field name, e.g. ``csv_max_line_bytes``) read from the
+    environment as ``Settings`` reads and validates it (its ``CITYBRAIN_*`` variable, its
+    default when unset), without reading or checking the others: for code that needs only
+    it (reading a CSV file). Raises ``SettingsError`` worded as ``load_settings``'
+    (``CITYBRAIN_CSV_MAX_LINE_BYTES is '64k': expected a whole number of bytes``)."""
+    from pydantic import ValidationError, create_model
+
+    from streams.errors import SettingsError
+
+    field = Settings.model_fields[name]
+    declared: Any = (field.annotation, field)  # the field as Settings declares it
+    only = create_model(f"Only_{name}", __base__=_OneSetting, **{name: declared})
+    try:
+        return getattr(only(), name)
+    except ValidationError as exc:
+        reasons = [setting_error(err) for err in exc.errors(include_url=False)]
+        raise SettingsError("; ".join(reasons)) from None
+
+
+class _OneSetting(BaseSettings):
+    """The base of ``one_setting``'s one-field models: ``Settings``' own reading rules."""
+
+    model_config = Settings.model_config
 
 
 def setting_error(err: Any) -> str:

@@ -7,16 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from citybrain.campaign import (
     FIGURES,
     CampaignError,
+    RunFacts,
     campaign_report,
     cut_labels,
     quantile,
     render_html,
     render_text,
+    repeat_runs,
     runs_from_records,
 )
 from citybrain.cli import main
@@ -654,3 +659,114 @@ def test_a_wide_name_is_cut_by_terminal_columns(report: dict[str, Any]) -> None:
     cut = cut_labels([name + "01", name + "02", "short"], 19)
     assert cut[2] == "short" and all(display_width(c) <= 19 for c in cut)
     assert cut[0] != cut[1] and cut[0].endswith("01") and cut[1].endswith("02")
+
+
+def _repeats_by_definition(runs: list[RunFacts]) -> dict[str, bool]:
+    """The module doc's rule, pair by pair: an earlier run of the same cell and category
+    was first resolved at or before this one's creation."""
+    return {
+        run.run_id: any(
+            other is not run
+            and (other.grid_cell, other.category) == (run.grid_cell, run.category)
+            and other.created_at < run.created_at
+            and other.first_resolved_at is not None
+            and other.first_resolved_at <= run.created_at
+            for other in runs
+        )
+        for run in runs
+    }
+
+
+_SMALL_TIMES = st.integers(min_value=0, max_value=6).map(float)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c-top", "c-dock"]),
+            st.sampled_from(["noise", "flood"]),
+            _SMALL_TIMES,
+            st.one_of(st.none(), st.integers(min_value=0, max_value=4).map(float)),
+        ),
+        max_size=12,
+    )
+)
+def test_repeat_runs_follows_its_definition(
+    given_runs: list[tuple[str, str, float, float | None]],
+) -> None:
+    """Trial 26: repeat_runs compared every pair of a place's runs (5 s for 8,000 runs in
+    one cell and category, growing with the square); its sort-and-sweep must give the
+    pairwise rule's answer, ties in creation time and resolutions at the creation
+    instant included."""
+    runs = [
+        RunFacts(
+            f"r{i}",
+            cell,
+            "police",
+            category,
+            created,
+            first_resolved_at=None if after is None else created + after,
+        )
+        for i, (cell, category, created, after) in enumerate(given_runs)
+    ]
+    assert repeat_runs(runs) == _repeats_by_definition(runs)
+
+
+class _CountedRun(RunFacts):
+    """A run that counts how often its creation time is read (by every instance)."""
+
+    reads = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "created_at":
+            type(self).reads += 1
+        return super().__getattribute__(name)
+
+
+def test_repeat_runs_reads_each_run_a_bounded_number_of_times() -> None:
+    """Trial 26: 2,000 runs of one cell and category were compared pair by pair, about
+    4,000,000 reads of a creation time (5 s at 8,000 runs, growing with the square). Now
+    a sort and a sweep: a few reads per run. Counted, not timed."""
+    # Open runs (none resolved), and one resolved last: each run had every other read.
+    runs = [_CountedRun(f"r{i}", "c-top", "police", "noise", float(i)) for i in range(2000)]
+    runs[0].first_resolved_at = 1999.0
+    _CountedRun.reads = 0
+    found = repeat_runs(runs)
+    assert _CountedRun.reads <= 10 * len(runs)
+    assert [r for r, again in found.items() if again] == ["r1999"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_an_export_with_unicode_line_breaks_inside_a_string_is_read(
+    tmp_path: Path, separator: str
+) -> None:
+    """Trial 26: the worker writes its records with orjson, which leaves U+2028, U+2029
+    and U+0085 in a note unescaped, as JSON allows; an export of the topics one message
+    a line (kcat, jq -c) holds them raw. str.splitlines() broke such a record in two at
+    them: "records.jsonl:5: not a JSON record: Unterminated string" for a valid file.
+    JSON lines end in \\n (or \\r\\n) only."""
+    noted = [dict(r) for r in RECORDS]
+    noted[4] = {**noted[4], "detail": f"pump 1{separator}pump 2"}  # A's resolution
+    export = tmp_path / "records.jsonl"
+    export.write_bytes(b"\r\n".join(orjson.dumps(r) for r in noted) + b"\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
+    assert main([*argv, *period, "--out", str(tmp_path / "r.json")]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    city = next(r for r in written["rows"] if r["scope"] == "city")
+    assert city["figures"] == pytest.approx(CITY_NOW)
+
+
+@pytest.mark.parametrize("satisfied", ["false", 0, None])
+def test_an_answer_that_is_not_true_or_false_is_named(satisfied: object) -> None:
+    """Trial 26: bool() of "false" is True: a hand-edited export's answer counted as
+    satisfied (and a missing one as not satisfied)."""
+    answer = rec("A", 2, "answer", 10, report_id="r1", satisfied=satisfied)
+    if satisfied is None:
+        answer["data"].pop("satisfied")
+    with pytest.raises(CampaignError) as info:
+        campaign_report([created("A", 0, "c-top", "p", "x"), answer], {}, 0, 100)
+    assert str(info.value).startswith('record 1 (A:2): field "data.satisfied" is ')
+    assert str(info.value).endswith(", expected true or false")

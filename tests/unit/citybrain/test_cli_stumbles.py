@@ -610,3 +610,43 @@ def test_the_start_the_stack_hint_carries_the_settings_this_shell_changed(
     assert up.endswith(f" {cli_command()} stack up") and make.endswith(" make stack-up")
     assert main(["worker"]) == EXIT_SERVICE
     assert hint in capsys.readouterr().err
+
+
+class _RefusedThenKilledReplayer(_KilledReplayer):
+    """Hands two events over, Kafka refuses one of them, then a SIGTERM comes."""
+
+    def replay(self, events: list[object], speed: object, progress: object) -> None:
+        self.stats.failed, self.stats.failed_readings = 1, 1
+        self.stats.first_failure = "KafkaTimeoutError: Batch expired"
+        super().replay(events, speed, progress)
+
+
+def test_an_interrupted_replay_says_what_kafka_refused(
+    stopped: None,
+    listening: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial 26: interrupted, a replay said "interrupted after sending 2 of 3 events" and
+    printed a --skip 2 resume, though Kafka had refused one of the two: a finished
+    replay says so, an interrupted one lost it without a word."""
+    from citybrain.cli import EXIT_INTERRUPTED
+
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(listening))
+    monkeypatch.setattr("streams.feeds.Replayer", _RefusedThenKilledReplayer)
+    csv = tmp_path / "r.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"2019-05-11T00:0{i}:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+            for i in range(3)
+        )
+    )
+    assert main(["replay", str(csv), "--max"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert (
+        "citybrain: Kafka refused 1 message (1 reading, not sent); the first: "
+        "KafkaTimeoutError: Batch expired" in err
+    )
+    assert "Kafka refused 1 of them (above), not sent by the command below either); to" in err

@@ -591,3 +591,63 @@ def test_an_infinite_deadline_is_refused_before_the_work(
     assert _rehearse_cli(tmp_path, rows, f"--ack-deadline={value}") == 2
     err = capsys.readouterr().err
     assert f"argument --ack-deadline: {value!r}: expected " in err
+
+
+def test_every_report_is_one_run_whatever_its_id(grid: Grid) -> None:
+    """Trial 26: a report id given again became ``rh-<id>~<n>``, n counted from the ids
+    already taken, without checking that one was free: "A~3", then "A" twice, made the
+    second "A" ``rh-A~3`` again, and the first report's case was replaced (one run
+    created twice, one report never rehearsed)."""
+    ids = ["A~3", "A", "A", "A~3", "A"]
+    incidents = [
+        Incident(DAY + i, rid, "app", f"Noise {i}", "c-top", "police") for i, rid in enumerate(ids)
+    ]
+    out = rehearse(incidents, PLAYBOOK, grid, units(), ack_deadline=900)
+    created = [r for r in out.records if r["action"] == "run_created"]
+    assert len(created) == len(incidents)
+    assert len({r["run_id"] for r in created}) == len(incidents)
+    covered = sorted(r["detail"] for r in out.records if r["action"] == "report_covered")
+    assert covered == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "timestamp,report_id,category,text,source,grid_cell,Department",
+            "in.csv:1: header has unknown column(s) ['Department'] (did you mean 'department' "
+            "for 'Department'?); expected category, department, grid_cell, report_id, source, "
+            "text, timestamp (department is optional)",
+        ),
+        (
+            "timestamp,report_id,category,text,source,grid_cell,department,department",
+            "in.csv:1: header names 'department' (columns 7, 8) more than once: which one is "
+            "meant cannot be known",
+        ),
+        (
+            "timestamp,report_id,report_id,category,text,source,grid_cell",
+            "in.csv:1: header names 'report_id' (columns 2, 3) more than once: which one is "
+            "meant cannot be known",
+        ),
+    ],
+)
+def test_a_header_column_not_read_or_named_twice_is_refused(
+    tmp_path: Path, header: str, message: str
+) -> None:
+    """Trial 26: a column not read (``Department``) was ignored and one named twice read
+    first-wins, both silently: a file's own departments were rehearsed as the
+    classifier's guesses, or a second report id column was dropped."""
+    path = tmp_path / "in.csv"
+    fields = header.split(",")
+    row = {
+        "timestamp": "2024-05-27T00:00:00Z",
+        "report_id": "r1",
+        "category": "Noise",
+        "text": "loud",
+        "source": "app",
+        "grid_cell": "c-top",
+    }
+    path.write_text(f"{header}\n{','.join(row.get(f, 'fire') for f in fields)}\n")
+    with pytest.raises(RehearsalError) as err:
+        read_incidents(path, {"c-top"}, {"police", "fire"}, lambda t: ["police"] * len(t))
+    assert str(err.value) == f"{path.parent}/{message}"

@@ -91,3 +91,50 @@ def test_a_rebalance_begun_during_a_release_pass_ends_the_pass(
 
     asyncio.run(scenario())
     assert len(released) == 1, released
+
+
+def test_one_area_that_cannot_be_released_costs_the_others_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trial 26: the release timer had no guard of its own (the deadline, burst and mute
+    timers are run by streams.app's tick): a send that raised for one area ended the pass
+    there, and faust ends a timer, and crashes the worker, on its first exception. Now
+    the area keeps its held alerts for the next tick, said once a minute; the others are
+    released in the same pass."""
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="t")
+    app = faust.App("t-release-fault", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    stage = CorroborationStage(app, ctx, SensorDetection.from_settings(settings))
+    for key in (b"area-1", b"area-2"):
+        stage.table.data[key] = {**new_area_state(), "held": {"al": {"held_at": 0.0}}}
+    released: list[str] = []
+    failures = [1]
+
+    def tick(state: dict[str, Any], now: float, areas: Any, policy: Any) -> list[Any]:
+        state["held"] = {}
+        return [{"alert_id": f"al-of-{state['name']}", "status": "resolved"}]
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        if failures and items[0][0] == "al-of-area-1":
+            failures.pop()
+            raise ConnectionError("broker away")
+        released.extend(key for key, _ in items)
+
+    async def write(key: bytes, value: Any) -> None:
+        return None
+
+    for key in (b"area-1", b"area-2"):
+        stage.table.data[key]["name"] = key.decode()
+    monkeypatch.setattr("streams.corroborating.on_tick", tick)
+    monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(stage.table, "_write", write)
+    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    assignment = {TP(stage.topic_name, p) for p in range(settings.partitions)}
+    monkeypatch.setattr(app.consumer, "assignment", lambda: assignment)
+
+    asyncio.run(stage.release_due())
+    assert released == ["al-of-area-2"]
+    assert stage.table.data[b"area-1"]["held"]  # kept for the next tick
+    assert "corroboration: the held alerts of area area-1 were left as they are" in caplog.text
+    asyncio.run(stage.release_due())
+    assert released == ["al-of-area-2", "al-of-area-1"]

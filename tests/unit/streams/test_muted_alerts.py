@@ -343,3 +343,51 @@ def test_a_silence_made_during_a_pass_mutes_the_alerts_after_it(
     assert s.recheck() == 1 and len(s.routed) == 1
     [kept] = s.stage.muted.data.values()
     assert (kept["mute"], kept["by"]) == ("silenced", "s2")
+
+
+def test_a_muted_entry_that_cannot_be_routed_costs_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 26: an entry whose alert has no alert_id (a state of another version) was
+    routed, then raised KeyError at its audit: it stayed in the table and was routed
+    again every tick, and the pass ended there, so the muted alerts after it were never
+    routed. Now it is dropped unrouted, said, and the pass goes on."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category=~"Noise.*"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r1"]))
+    s.alert(burst("al-2", "Noise - Street", community="c2", reports=["r2"]))
+    entry = dict(s.stage.muted.data[b"al-1"])
+    entry["alert"] = {k: v for k, v in entry["alert"].items() if k != "alert_id"}
+    s.stage.muted.data[b"al-1"] = entry
+    s.silences[b"s1"]["ends_at"] = 1.0
+    assert s.recheck() == 1
+    assert s.run_ids() == ["al-2"]
+    assert b"al-1" not in s.stage.muted.data
+    assert s.recheck() == 0 and s.run_ids() == ["al-2"]  # neither routed again
+
+
+def test_a_muted_alert_whose_routing_fails_is_tried_again_and_the_pass_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trial 26: a send that raised for one unmuted alert ended the pass at it; the
+    alerts after it waited for that one to succeed. Now it is kept and tried again next
+    tick, and the others are routed in the same pass, each once."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category=~"Noise.*"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r1"]))
+    s.alert(burst("al-2", "Noise - Street", community="c2", reports=["r2"]))
+    s.silences[b"s1"]["ends_at"] = 1.0
+    record = s.ctx.send_all
+    failures = [1]
+
+    async def flaky(topic: Any, items: list[tuple[str, Any]]) -> None:
+        if failures and items[0][1]["alert"]["alert_id"] == "al-1":
+            failures.pop()
+            raise ConnectionError("broker away")
+        await record(topic, items)
+
+    monkeypatch.setattr(s.ctx, "send_all", flaky)
+    assert s.recheck() == 1 and s.run_ids() == ["al-2"]
+    assert "muted alert al-1 was left as it is, tried again next tick" in caplog.text
+    assert s.recheck() == 1 and s.run_ids() == ["al-2", "al-1"]
+    assert s.recheck() == 0 and s.run_ids() == ["al-2", "al-1"]

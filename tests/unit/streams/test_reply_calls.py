@@ -99,3 +99,54 @@ def test_a_closure_call_cut_by_a_kill_is_made_again_by_the_next_owner_until_its_
         assert none == []
 
     asyncio.run(scenario())
+
+
+def test_the_outcome_of_a_superseded_runs_closure_call_is_no_dead_letter(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 26: a closure call's outcome that came back after a new alert had opened the
+    group's next run was taken off the group's calls, then dead-lettered as unknown_run
+    ("no run …"): a dead letter for the worker's own message, on every such closure of
+    a storm."""
+    stage, _ = response
+    calls_of(stage)
+    letters: list[tuple[str, str, str]] = []
+
+    async def dead_letter(role: str, event: Any, code: str, reason: str) -> None:
+        letters.append((role, code, reason))
+
+    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = dict(stage.ctx.groups.data[KEY])
+        run = Run.from_dict(group["run"])
+        reply = Command(
+            f"{run.run_id}:90",
+            run.run_id,
+            run.alert_id,
+            "reply",
+            time.time(),
+            level="community",
+            data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
+        )
+        async with stage.ctx.runs_settled:
+            await stage.advance(KEY, group, run, [reply])
+        cancel = {"id": "c-1", "run_id": run.run_id, "action": "cancel", "by": "op"}
+        await stage.on_command(Event(KEY, cancel))  # type: ignore[arg-type]
+        await stage.on_routed(Event(KEY, alert("al-2")))  # the group's next run
+        assert stage.ctx.groups.data[KEY]["run"]["run_id"] != run.run_id
+        outcome = {
+            "id": f"{reply.id}:result",
+            "run_id": run.run_id,
+            "action": "action_result",
+            "command_id": reply.id,
+            "ok": True,
+            "by": "citybrain",
+            "at": time.time(),
+        }
+        await stage.on_command(Event(KEY, outcome))  # type: ignore[arg-type]
+        assert stage.ctx.groups.data[KEY]["reply_calls"] == {}
+
+    asyncio.run(scenario())
+    assert letters == []

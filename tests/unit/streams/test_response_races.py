@@ -261,6 +261,7 @@ def test_a_change_too_large_for_the_changelog_sends_nothing(
     async def scenario() -> None:
         await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
         before = orjson.dumps(stage.ctx.groups.data[KEY])
+        print("SIZE", before[250:330])
         run_id = stage.ctx.groups.data[KEY]["run"]["run_id"]
         monkeypatch.setattr(stage.ctx, "queue", queue)
         ack = {
@@ -368,3 +369,59 @@ def test_a_command_applied_again_after_a_crash_emits_the_same_steps(
     assert acked["run"]["acknowledged_at"] == opened_at + 5  # the API's accept time
     assert reacked["run"] == acked["run"]
     assert {body["at"] for _, body in first} == {opened_at + 5}
+
+
+def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
+    response: tuple[Response, Gate],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Trial 26: a run whose current step a redeployed playbook no longer has raised
+    KeyError in the engine's timeout and ended the deadline pass at its key, every tick:
+    the runs after it were never escalated. Now it keeps its state, is said once a
+    minute, and the pass goes on."""
+    stage, _ = response
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        await stage.on_routed(Event(b"grp-other", alert("al-2")))  # type: ignore[arg-type]
+        first = stage.ctx.groups.data[KEY]  # the first key the pass visits
+        stage.ctx.groups.data[KEY] = {**first, "run": {**first["run"], "step": "retired-step"}}
+        before = orjson.dumps(stage.ctx.groups.data[KEY])
+        level = stage.ctx.groups.data[b"grp-other"]["run"]["level"]
+        monkeypatch.setattr(stage.engines["flash-flood"], "is_due", lambda run, now: True)
+        monkeypatch.setattr(stage, "_update_lag", _nothing)
+        monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+        with caplog.at_level(logging.WARNING, logger="streams.response"):
+            await stage.check_deadlines()
+            await stage.check_deadlines()
+        assert stage.ctx.groups.data[b"grp-other"]["run"]["level"] != level  # escalated
+        assert orjson.dumps(stage.ctx.groups.data[KEY]) == before  # kept as it was
+
+    asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records if "could not be advanced" in r.getMessage()]
+    assert said == [
+        "citybrain: warning: deadlines: the run of group grp-flood could not be advanced "
+        "(KeyError: 'retired-step'): it keeps its state, tried again next tick; the other "
+        "runs' deadlines go on"
+    ]
+
+
+def test_a_command_with_null_text_fields_keeps_no_python_none(
+    response: tuple[Response, Gate],
+) -> None:
+    """Trial 26: a command on the topic with "by": null and "note": null (a foreign
+    producer's) recorded the acknowledgement as by "None" with the note "None"."""
+    stage, _ = response
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        run_id = stage.ctx.groups.data[KEY]["run"]["run_id"]
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": None, "note": None}
+        await stage.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        return dict(stage.ctx.groups.data[KEY]["run"])
+
+    run = asyncio.run(scenario())
+    assert run["acknowledged_by"] == "unknown"
+    [action] = [a for a in run["actions"] if a.get("action") == "ack"]
+    assert (action["by"], action["note"]) == ("unknown", "")

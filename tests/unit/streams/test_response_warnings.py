@@ -65,6 +65,16 @@ def test_a_commands_time_is_never_later_than_now() -> None:
             "field \"action\" is '': expected a non-empty",
         ),
         ({"id": "c", "run_id": "g.1", "action": "x", "command_id": 1}, 'field "command_id" is 1'),
+        # Trial 26: str() of these was kept (an actor "5", a note "['a']"), and bool() of
+        # an ok "false" read a failed webhook call as a success.
+        ({"id": "c", "run_id": "g.1", "action": "ack", "by": 5}, 'field "by" is 5'),
+        ({"id": "c", "run_id": "g.1", "action": "ack", "note": ["a"]}, 'field "note" is'),
+        ({"id": "c", "run_id": "g.1", "action": "approve", "role": {}}, 'field "role" is'),
+        (
+            {"id": "c", "run_id": "g.1", "action": "action_result", "ok": "false"},
+            "field \"ok\" is 'false': expected true or false",
+        ),
+        ({"id": "c", "run_id": "g.1", "action": "action_result"}, 'field "ok" is missing'),
     ],
 )
 def test_a_command_whose_fields_are_not_text_is_refused_naming_the_field(

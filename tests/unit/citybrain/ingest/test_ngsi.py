@@ -469,3 +469,33 @@ def test_ngsi_ld_ambiguous_types_and_names_are_refused(
     else:
         errors = found.errors
     assert (errors[0].code, errors[0].field) == (code, field)
+
+
+def test_a_concise_period_end_before_its_start_costs_only_the_count(ngsi: NgsiMapping) -> None:
+    """Trial 26: dateObservedTo in concise form (text alone) before dateObservedFrom raised
+    AttributeError in the period check; the entity was named "expected an object" and its
+    averageVehicleSpeed was lost with the intensity."""
+    entity = example("TrafficFlowObserved")
+    entity["dateObservedFrom"] = "2016-12-07T11:20:00Z"
+    entity["dateObservedTo"] = "2016-12-07T11:15:00Z"
+    found = ngsi.notification({"data": [entity]})
+    assert [[d["kind"] for d in r.documents] for _, _, r in found.entities] == [["traffic_speed"]]
+    assert [(e.code, e.field, e.value) for _, e in found.errors] == [
+        ("bad_timestamp", "data[0].dateObservedTo", "2016-12-07T11:15:00Z")
+    ]
+
+
+def test_two_expanded_names_of_one_attribute_are_both_refused(ngsi: NgsiMapping) -> None:
+    """Trial 26: two IRIs with one local name were both shortened to it, and the second
+    replaced the first silently (no2 10 lost, 99 sent)."""
+    entity = aq()
+    no2 = entity.pop("no2")
+    assert isinstance(no2, dict)
+    entity["https://example.org/a/no2"] = {**no2, "value": 10}
+    entity["https://example.org/b/no2"] = {**no2, "value": 99}
+    found = ngsi.entity(entity)
+    assert found.documents == []
+    assert [(e.code, e.field, e.value) for e in found.errors] == [
+        ("duplicate_attribute", "https://example.org/a/no2", 10),
+        ("duplicate_attribute", "https://example.org/b/no2", 99),
+    ]
