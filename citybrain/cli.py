@@ -3484,7 +3484,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_silences)
     add = command(ssub, "add", "silence the alerts that match every --matcher for a while")
     add.add_argument(
-        "--matcher", action="append", required=True, help='a label matcher, e.g. kind="pm25"'
+        "--matcher",
+        action="append",
+        required=True,
+        help='a label matcher, e.g. kind="pm25"; repeat it for several, all of which must match',
     )
     add.add_argument(
         "--duration",

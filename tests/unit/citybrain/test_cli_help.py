@@ -81,3 +81,12 @@ def test_every_command_name_shares_a_line_with_its_description() -> None:
     assert {"playbooks", "hash-token", "dashboards"} <= {name for name, _, _ in listed}
     for name, gap, description in listed:
         assert gap and description, f"{name!r} has its description on another line"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=lambda p: " ".join(p) or "citybrain")
+def test_a_repeatable_option_says_so(path: tuple[str, ...]) -> None:
+    """Trial 25: `silences add --matcher` took several matchers and its help said "a label
+    matcher", so an operator silencing on two labels could not tell how."""
+    for action in dict(ALL)[path]._actions:
+        if isinstance(action, argparse._AppendAction):
+            assert "repeat" in (action.help or ""), (path, action.option_strings)
