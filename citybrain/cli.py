@@ -1223,8 +1223,12 @@ def _api(
                 f"; retry it as the same action (applied once, even if the first one still "
                 f"takes effect): {command_line(*retry)}"
             )
+        # A long id is cut as the API cuts it in its answer (trial 25: a 300-character
+        # id filled the line twice over).
+        shown = path if len(path) <= 200 else f"{path[:100]}... ({len(path):,} characters)"
         raise CliError(
-            f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
+            f"the operator API at {base} refused {method} {shown}: HTTP {exc.code}: "
+            f"{reason}{hint}",
             EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
