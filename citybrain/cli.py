@@ -1125,6 +1125,15 @@ def _positive(kind: type[int] | type[float], most: float | None = None, unit: st
     return parse
 
 
+def _whole(text: str) -> int:
+    """An argparse type: a whole number of either sign, whose range the command checks;
+    said as --limit's is, not argparse's "invalid int value: 'x'" (trial 25)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def an_id(text: str) -> str:
     """An argparse type: a run, silence or report id that is not empty or blank. An
     empty one (a script's unset variable) went to the API as ``/runs//ack`` and came
@@ -3230,14 +3239,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pack",
-        type=int,
+        type=_whole,
         metavar="N",
         help="send readings as readings/1 packs of up to N (1..10000), as an edge gateway "
         "does; a pack is also split below --max-message-bytes",
     )
     p.add_argument(
         "--skip",
-        type=int,
+        type=_whole,
         default=0,
         metavar="N",
         help="leave out the first N events of the time-ordered replay: resumes one that "
@@ -3245,7 +3254,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-message-bytes",
-        type=int,
+        type=_whole,
         default=1_000_000,
         metavar="B",
         help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
@@ -3319,7 +3328,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             i.add_argument(
                 "--qos",
-                type=int,
+                type=_whole,
                 choices=[0, 1],
                 default=1,
                 help="1: a message is acknowledged to the broker once Kafka has it",
@@ -3634,7 +3643,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
     p.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="random seed of the simulated units"
+        "--seed", type=_whole, default=0, metavar="N", help="random seed of the simulated units"
     )
     p.add_argument("--out", metavar="FILE", help="report.html or report.json")
     p.add_argument(

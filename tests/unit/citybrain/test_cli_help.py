@@ -90,3 +90,20 @@ def test_a_repeatable_option_says_so(path: tuple[str, ...]) -> None:
     for action in dict(ALL)[path]._actions:
         if isinstance(action, argparse._AppendAction):
             assert "repeat" in (action.help or ""), (path, action.option_strings)
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=lambda p: " ".join(p) or "citybrain")
+def test_a_bad_option_value_is_named_without_a_python_type(path: tuple[str, ...]) -> None:
+    """Trial 25: `replay --pack x` and `rehearse --seed x` said "invalid int value: 'x'"
+    (argparse's words, Python's type name), where `--limit x` said "'x' is not a whole
+    number"."""
+    for action in dict(ALL)[path]._actions:
+        if action.type is None or not action.option_strings:
+            continue
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = main([*path, action.option_strings[0], "x!"])
+        said = err.getvalue()
+        assert status == 2, (path, action.option_strings, said)
+        # argparse's own "invalid int value: 'x!'" names the type's Python name.
+        assert not re.search(r"invalid \w+ value", said), said
