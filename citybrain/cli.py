@@ -1236,8 +1236,7 @@ def _api(
         # id filled the line twice over).
         shown = path if len(path) <= 200 else f"{path[:100]}... ({len(path):,} characters)"
         raise CliError(
-            f"the operator API at {base} refused {method} {shown}: HTTP {exc.code}: "
-            f"{reason}{hint}",
+            f"the operator API at {base} refused {method} {shown}: HTTP {exc.code}: {reason}{hint}",
             EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
