@@ -298,7 +298,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
     except KafkaError as exc:
         print(
             f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "
-            f"{type(exc).__name__}; the worker waits for them (create them, or let the broker "
+            f"{_kafka_reason(exc)}; the worker waits for them (create them, or let the broker "
             "auto-create them)",
             file=sys.stderr,
         )
@@ -1240,7 +1240,7 @@ def _api(
             EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
-        why = getattr(exc, "reason", exc)
+        why = said(getattr(exc, "reason", exc))
         raise CliError(
             f"cannot reach the operator API at {base} ({why}): {unreachable_hint(args.url)}",
             EXIT_SERVICE,
@@ -3005,7 +3005,8 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         if refused is None:
             raise
         raise CliError(
-            f"cannot reach Grafana at {args.url} ({refused}): check --url and that Grafana runs",
+            f"cannot reach Grafana at {args.url} ({said(refused)}): check --url and that Grafana "
+            "runs",
             EXIT_SERVICE,
         ) from None
     for verb, items in (
@@ -3758,12 +3759,12 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         except StreamsError:
             where = "the configured address"
         return EXIT_SERVICE, (
-            f"no Kafka broker answered at {where} ({type(exc).__name__}): {start_stack_hint()}, "
+            f"no Kafka broker answered at {where} ({_kafka_reason(exc)}): {start_stack_hint()}, "
             "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
         )
     refused = _connection_error(exc)
     if isinstance(exc, urllib.error.URLError) or refused is not None:
-        why = getattr(exc, "reason", None) or refused or exc
+        why = said(getattr(exc, "reason", None) or refused or exc)
         return EXIT_SERVICE, f"a service did not answer ({why}): {start_stack_hint()} and retry"
     if isinstance(exc, OSError) and exc.filename is not None:
         return EXIT_USAGE, f"cannot use {exc.filename}: {exc.strerror}"
@@ -3788,6 +3789,28 @@ def _name_file_setting(message: str) -> str:
         if message.startswith(f"{path}:"):
             return f"{name} {message}"
     return message
+
+
+def said(reason: object) -> str:
+    """Why a connection failed, in words: an OSError's own text without Python's
+    ``[Errno 111]`` (trial 25: "cannot reach … ([Errno 111] Connection refused)")."""
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    return str(reason) or "no answer"
+
+
+def _kafka_reason(exc: BaseException) -> str:
+    """A kafka-python error in words, not its class name (trial 25: "no Kafka broker
+    answered at … (NoBrokersAvailable)"): its description, else its text."""
+    words = {
+        "NoBrokersAvailable": "no broker answered",
+        "KafkaConnectionError": "the connection was refused or lost",
+        "KafkaTimeoutError": "it did not answer in time",
+    }.get(type(exc).__name__)
+    text = str(exc).strip()
+    return words or getattr(exc, "description", None) or text or "Kafka refused it"
 
 
 def _connection_error(exc: BaseException) -> BaseException | None:
