@@ -2283,7 +2283,8 @@ def _record_schema(doc: dict[str, object], where: str) -> None:
     if schema not in RECORD_SCHEMAS:
         shown = reprlib.repr(schema) if "schema" in doc else "missing"
         raise CliError(
-            f'{where}: field "schema" is {shown}, expected one of {list(RECORD_SCHEMAS)} '
+            f'{where}: field "schema" is {shown}, expected one of '
+            f"{', '.join(RECORD_SCHEMAS)} "
             "(a record of the steps or audit topic; docs/citizens.md)"
         )
 
