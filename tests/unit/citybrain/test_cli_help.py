@@ -107,3 +107,23 @@ def test_a_bad_option_value_is_named_without_a_python_type(path: tuple[str, ...]
         assert status == 2, (path, action.option_strings, said)
         # argparse's own "invalid int value: 'x!'" names the type's Python name.
         assert not re.search(r"invalid \w+ value", said), said
+
+
+def test_every_option_is_named_in_the_readme_or_docs() -> None:
+    """Trial 25: worker and ingest --loglevel, report --title, bench nab --labels and
+    dashboards push --generated were in --help only."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    docs = (root / "README.md").read_text() + "".join(
+        p.read_text() for p in sorted((root / "docs").glob("*.md"))
+    )
+    missing = [
+        (" ".join(path), action.option_strings[-1])
+        for path, parser in ALL
+        for action in parser._actions
+        if action.option_strings
+        and action.option_strings[0] not in ("-h", "--help", "--version")
+        and action.option_strings[-1] not in docs
+    ]
+    assert missing == []
