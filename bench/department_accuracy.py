@@ -7,6 +7,7 @@ whose departments (fire, EMS) occur nowhere else, are split in five folds.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pandas as pd
@@ -16,7 +17,14 @@ from sklearn.model_selection import StratifiedKFold
 from streams.departments import TRAINING_FILE, DepartmentClassifier
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # No options, but --help describes it rather than running it (trial 25: it ran).
+    argparse.ArgumentParser(
+        prog="python -m bench.department_accuracy",
+        description="Accuracy and macro F1 of the department classifier on data it did not "
+        "train on: each NYC 311 snapshot held out whole, the SF fire calls in five folds. "
+        "Prints one JSON list.",
+    ).parse_args(argv)
     data = pd.read_csv(TRAINING_FILE)
     rows = []
     splits = []

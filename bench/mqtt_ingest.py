@@ -44,7 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bench.catchup import scrape, start_worker, worker_env
-from bench.latency import SENSORS, WARMUP_ROUNDS, reading
+from bench.latency import SENSORS, reading, warmup_rounds
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker, MosquittoBroker
 from citybrain.stack.topics import create_topics
@@ -228,7 +228,10 @@ def latency(
     wenv = {**env, "CITYBRAIN_WORKER_PORT": str(port), "CITYBRAIN_DETECTOR_MIN_SAMPLES": "20"}
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=2)
     rng = np.random.default_rng(rate)
-    for step in range(WARMUP_ROUNDS):  # warm every sensor's detector before timing
+    # As bench.latency warms its sensors (a spike decisive for corroboration): this
+    # module still imported the fixed WARMUP_ROUNDS latency no longer has (trial 25).
+    rounds = warmup_rounds(settings.detector, settings.corroboration_decisive)
+    for step in range(rounds):  # warm every sensor's detector before timing
         for s in range(SENSORS):
             r = reading(s, step, 10 + rng.random())
             producer.send(settings.topic("readings"), key=r.sensor_id.encode(), value=r.to_json())
@@ -245,7 +248,7 @@ def latency(
     procs: list[subprocess.Popen[bytes]] = []
     try:
         wait_for_line(ilog, "subscribed to")
-        while scrape(port, "citybrain_readings_total") < WARMUP_ROUNDS * SENSORS:
+        while scrape(port, "citybrain_readings_total") < rounds * SENSORS:
             time.sleep(0.5)
         total = int(rate * seconds)
         # About 200 spikes, each on a different sensor (bench/latency.py's rule).
@@ -288,7 +291,7 @@ def latency(
             batches: list[list[bytes]] = [[] for _ in pipes]
             while n < due:
                 sensor = n % SENSORS
-                step = WARMUP_ROUNDS + n // SENSORS
+                step = rounds + n // SENSORS
                 sid = f"s{sensor:05d}"
                 spike = n % spike_every == 0 and sid not in scheduled
                 if spike:

@@ -333,7 +333,7 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
         if station not in BEIJING_DISTRICTS:  # a KeyError traceback before
             raise AdapterError(
                 f"{path}:{raw.index[0] if len(raw) else 2}: station {station!r} is none of "
-                f"{sorted(BEIJING_DISTRICTS)}"
+                f"{', '.join(sorted(BEIJING_DISTRICTS))}"
             )
         district = BEIJING_DISTRICTS[station]
         cell = grid.chain(

@@ -298,7 +298,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
     except KafkaError as exc:
         print(
             f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "
-            f"{type(exc).__name__}; the worker waits for them (create them, or let the broker "
+            f"{_kafka_reason(exc)}; the worker waits for them (create them, or let the broker "
             "auto-create them)",
             file=sys.stderr,
         )
@@ -1141,6 +1141,15 @@ def _positive(kind: type[int] | type[float], most: float | None = None, unit: st
     return parse
 
 
+def _whole(text: str) -> int:
+    """An argparse type: a whole number of either sign, whose range the command checks;
+    said as --limit's is, not argparse's "invalid int value: 'x'" (trial 25)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def an_id(text: str) -> str:
     """An argparse type: a run, silence or report id that is not empty or blank. An
     empty one (a script's unset variable) went to the API as ``/runs//ack`` and came
@@ -1239,12 +1248,15 @@ def _api(
                 f"; retry it as the same action (applied once, even if the first one still "
                 f"takes effect): {command_line(*retry)}"
             )
+        # A long id is cut as the API cuts it in its answer (trial 25: a 300-character
+        # id filled the line twice over).
+        shown = path if len(path) <= 200 else f"{path[:100]}... ({len(path):,} characters)"
         raise CliError(
-            f"the operator API at {base} refused {method} {path}: HTTP {exc.code}: {reason}{hint}",
+            f"the operator API at {base} refused {method} {shown}: HTTP {exc.code}: {reason}{hint}",
             EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
-        why = getattr(exc, "reason", exc)
+        why = said(getattr(exc, "reason", exc))
         raise CliError(
             f"cannot reach the operator API at {base} ({why}): {unreachable_hint(args.url)}",
             EXIT_SERVICE,
@@ -2289,7 +2301,8 @@ def _record_schema(doc: dict[str, object], where: str) -> None:
     if schema not in RECORD_SCHEMAS:
         shown = reprlib.repr(schema) if "schema" in doc else "missing"
         raise CliError(
-            f'{where}: field "schema" is {shown}, expected one of {list(RECORD_SCHEMAS)} '
+            f'{where}: field "schema" is {shown}, expected one of '
+            f"{', '.join(RECORD_SCHEMAS)} "
             "(a record of the steps or audit topic; docs/citizens.md)"
         )
 
@@ -3011,7 +3024,8 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         if refused is None:
             raise
         raise CliError(
-            f"cannot reach Grafana at {args.url} ({refused}): check --url and that Grafana runs",
+            f"cannot reach Grafana at {args.url} ({said(refused)}): check --url and that Grafana "
+            "runs",
             EXIT_SERVICE,
         ) from None
     for verb, items in (
@@ -3244,14 +3258,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pack",
-        type=int,
+        type=_whole,
         metavar="N",
         help="send readings as readings/1 packs of up to N (1..10000), as an edge gateway "
         "does; a pack is also split below --max-message-bytes",
     )
     p.add_argument(
         "--skip",
-        type=int,
+        type=_whole,
         default=0,
         metavar="N",
         help="leave out the first N events of the time-ordered replay: resumes one that "
@@ -3259,7 +3273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-message-bytes",
-        type=int,
+        type=_whole,
         default=1_000_000,
         metavar="B",
         help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
@@ -3333,7 +3347,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             i.add_argument(
                 "--qos",
-                type=int,
+                type=_whole,
                 choices=[0, 1],
                 default=1,
                 help="1: a message is acknowledged to the broker once Kafka has it",
@@ -3509,7 +3523,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_silences)
     add = command(ssub, "add", "silence the alerts that match every --matcher for a while")
     add.add_argument(
-        "--matcher", action="append", required=True, help='a label matcher, e.g. kind="pm25"'
+        "--matcher",
+        action="append",
+        required=True,
+        help='a label matcher, e.g. kind="pm25"; repeat it for several, all of which must match',
     )
     add.add_argument(
         "--duration",
@@ -3652,7 +3669,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
     p.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="random seed of the simulated units"
+        "--seed", type=_whole, default=0, metavar="N", help="random seed of the simulated units"
     )
     p.add_argument("--out", metavar="FILE", help="report.html or report.json")
     p.add_argument(
@@ -3768,12 +3785,12 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         except StreamsError:
             where = "the configured address"
         return EXIT_SERVICE, (
-            f"no Kafka broker answered at {where} ({type(exc).__name__}): {start_stack_hint()}, "
+            f"no Kafka broker answered at {where} ({_kafka_reason(exc)}): {start_stack_hint()}, "
             "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
         )
     refused = _connection_error(exc)
     if isinstance(exc, urllib.error.URLError) or refused is not None:
-        why = getattr(exc, "reason", None) or refused or exc
+        why = said(getattr(exc, "reason", None) or refused or exc)
         return EXIT_SERVICE, f"a service did not answer ({why}): {start_stack_hint()} and retry"
     if isinstance(exc, OSError) and exc.filename is not None:
         return EXIT_USAGE, f"cannot use {exc.filename}: {exc.strerror}"
@@ -3798,6 +3815,28 @@ def _name_file_setting(message: str) -> str:
         if message.startswith(f"{path}:"):
             return f"{name} {message}"
     return message
+
+
+def said(reason: object) -> str:
+    """Why a connection failed, in words: an OSError's own text without Python's
+    ``[Errno 111]`` (trial 25: "cannot reach … ([Errno 111] Connection refused)")."""
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    return str(reason) or "no answer"
+
+
+def _kafka_reason(exc: BaseException) -> str:
+    """A kafka-python error in words, not its class name (trial 25: "no Kafka broker
+    answered at … (NoBrokersAvailable)"): its description, else its text."""
+    words = {
+        "NoBrokersAvailable": "no broker answered",
+        "KafkaConnectionError": "the connection was refused or lost",
+        "KafkaTimeoutError": "it did not answer in time",
+    }.get(type(exc).__name__)
+    text = str(exc).strip()
+    return words or getattr(exc, "description", None) or text or "Kafka refused it"
 
 
 def _connection_error(exc: BaseException) -> BaseException | None:

@@ -215,7 +215,9 @@ def units_profile(
         for key, table in (("response", response), ("resolve", resolve)):
             pick = str(spec.get(key, "all"))
             if pick not in table:
-                raise RehearsalError(f"{where}.{key} is {pick!r}, expected one of {sorted(table)}")
+                raise RehearsalError(
+                    f"{where}.{key} is {pick!r}, expected one of {', '.join(sorted(table))}"
+                )
             picks[key] = table[pick]
         busy = spec.get("busy")
         # NaN passed "busy <= 0" and infinity held the unit forever.

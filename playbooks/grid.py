@@ -149,7 +149,8 @@ class Grid:
                 continue
             if cell.level not in LEVELS:
                 fail(
-                    f"cell {cell.id!r}: level is {cell.level!r}, expected one of {list(LEVELS)}",
+                    f"cell {cell.id!r}: level is {cell.level!r}, expected one of "
+                    f"{', '.join(LEVELS)}",
                     ("cells", i, "level"),
                 )
             by_id[cell.id] = cell
@@ -231,7 +232,7 @@ class Grid:
     def ancestor(self, cell_id: str, level: str) -> Cell:
         """The cell at ``level`` that contains ``cell_id`` (the cell itself at its own level)."""
         if level not in LEVELS:
-            raise GridError(f"level is {level!r}, expected one of {list(LEVELS)}")
+            raise GridError(f"level is {level!r}, expected one of {', '.join(LEVELS)}")
         cell = self.cell(cell_id)
         while cell.level != level:
             if cell.parent is None:

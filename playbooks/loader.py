@@ -1048,7 +1048,8 @@ def routing_errors(
         elif settings["playbook"] is not _UNKNOWN and settings["playbook"] not in playbooks:
             fail(
                 (*loc, "playbook"),
-                f"playbook {settings['playbook']!r} does not exist (known: {sorted(playbooks)})",
+                f"playbook {settings['playbook']!r} does not exist "
+                f"(known: {', '.join(sorted(playbooks))})",
             )
         route_matchers = (
             matchers(node.matchers, (*loc, "matchers"))

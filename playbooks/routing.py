@@ -372,7 +372,7 @@ class Matcher:
             # an unescaped quote in the unquoted value `="pm25"`; name the operator.
             raise RoutingConfigError(
                 f"matcher {text!r}: operator {op + '='!r} is not one, expected one of "
-                f"{list(OPS)}: write {name}{op}{raw[1:]}"
+                f"{', '.join(OPS)}: write {name}{op}{raw[1:]}"
             )
         value = _unescape(text, raw)
         return cls.build(name, op, value, where=f"matcher {text!r}")
@@ -388,10 +388,10 @@ class Matcher:
             close = difflib.get_close_matches(name, sorted(LABELS), n=1)
             hint = f": did you mean {close[0]!r}?" if close else ""
             raise RoutingConfigError(
-                f"{head}unknown label {name!r}, expected one of {sorted(LABELS)}{hint}"
+                f"{head}unknown label {name!r}, expected one of {', '.join(sorted(LABELS))}{hint}"
             )
         if op not in OPS:
-            raise RoutingConfigError(f"{head}operator {op!r}, expected one of {list(OPS)}")
+            raise RoutingConfigError(f"{head}operator {op!r}, expected one of {', '.join(OPS)}")
         pattern = compile_regex(value, where) if op in ("=~", "!~") else None
         return cls(name, op, value, pattern)
 

@@ -64,7 +64,7 @@ def parse_duration(text: str) -> float:
 
 def _level(value: str | None) -> str | None:
     if value is not None and value not in LEVELS:
-        raise ValueError(f"level is {value!r}, expected one of {list(LEVELS)}")
+        raise ValueError(f"level is {value!r}, expected one of {', '.join(LEVELS)}")
     return value
 
 

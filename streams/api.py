@@ -292,6 +292,19 @@ def refused(run: Run, action: str) -> str | None:
     return None
 
 
+# An id a request names is echoed in its answer cut to this many characters: a 5,000
+# character run id came back whole in its 404 (trial 25).
+MAX_SHOWN_ID = 200
+
+
+def shown_id(text: str) -> str:
+    """``text`` (a run or silence id from a request) quoted as an answer shows it: whole
+    up to ``MAX_SHOWN_ID`` characters, else its start and its length."""
+    if len(text) <= MAX_SHOWN_ID:
+        return repr(text)
+    return f"{text[: MAX_SHOWN_ID // 2]!r}... ({len(text):,} characters)"
+
+
 def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
     """The run ``run_id`` from its group's stored state (``groups`` table value, or None).
     A group keeps only its latest run (``<group key>.<generation>``), so an older run
@@ -299,7 +312,7 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
     do instead; 404 for a run that never was."""
     current = group.get("run") if group else None
     if not group or not current:
-        raise ApiError(404, f"no run {run_id!r}")
+        raise ApiError(404, f"no run {shown_id(run_id)}")
     if current["run_id"] == run_id:
         return Run.from_dict(current)
     _, _, generation = run_id.rpartition(".")
@@ -315,7 +328,7 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
             "longer be changed or reopened: relay the reporter's answer as a new report, "
             f"or answer run {current['run_id']} if it covers the report",
         )
-    raise ApiError(404, f"no run {run_id!r}")
+    raise ApiError(404, f"no run {shown_id(run_id)}")
 
 
 def superseded_run(group: Mapping[str, Any] | None, run_id: str) -> dict[str, Any] | None:
@@ -372,6 +385,72 @@ def json_content_type(kind: str | None) -> str | None:
     return f"Content-Type is {kind[:80]!r}, expected application/json (UTF-8)"
 
 
+def query_params(query: Any, path: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """A request's query parameters (aiohttp's multidict ``query``) as a dict, each given
+    at most once; ``ApiError`` 400 naming the parameter and its value for one ``path``
+    does not take (``allowed``) or one given twice. A misspelt ``?stauts=open`` listed
+    every run and ``?status=open&status=resolved`` only the open ones, silently (trial 25)."""
+    taken: dict[str, str] = {}
+    for name in query:
+        values = query.getall(name)
+        if name not in allowed:
+            takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
+            raise ApiError(
+                400,
+                f'query parameter "{name[:MAX_SHOWN_ID]}" is {show(values[0])}: '
+                f"{path[:MAX_SHOWN_ID]} takes no such parameter ({takes})",
+            )
+        if len(values) > 1:
+            raise ApiError(
+                400,
+                f'query parameter "{name}" is given {len(values)} times '
+                f"({', '.join(show(v) for v in values[:5])}): give it once",
+            )
+        taken[name] = values[0]
+    return taken
+
+
+def body_fields(doc: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    """``ApiError`` 400 naming the first field of the request body ``doc`` that ``what``
+    (``"a silence"``, ``"ack"``) does not take, with those it takes: a misspelt ``"nte"``
+    was dropped silently and the action taken without its note (trial 25)."""
+    for name in doc:
+        if name not in allowed:
+            raise ApiError(
+                400,
+                f'field "{name[:MAX_SHOWN_ID]}" is {show(doc[name])}: {what} takes no such '
+                f"field (it takes {', '.join(allowed)})",
+            )
+
+
+# The operator API's paths (docs/openapi.yaml), named in a 404.
+API_PATHS = (
+    "/runs",
+    "/runs/{run_id}",
+    "/runs/{run_id}/{action}",
+    "/alerts",
+    "/silences",
+    "/silences/{silence_id}",
+)
+
+
+async def unknown_path(request: web.Request) -> str:
+    """The text of a 404 for a path no view serves: the path one without its trailing
+    slash would reach (``/api/v1/runs/`` was told "the operator API is under /api/v1",
+    which it is: trial 25), else the API's paths."""
+    path = request.path
+    stripped = path.rstrip("/")
+    if stripped and stripped != path:
+        match = await request.app.router.resolve(request.clone(rel_url=stripped))
+        missing = match.http_exception
+        if missing is None or missing.status == 405:
+            return f"no such path {shown_id(path)}: without the trailing slash, {stripped!r}"
+    return (
+        f"no such path {shown_id(path)}: the operator API's paths are "
+        f"{', '.join(PREFIX + p for p in API_PATHS)} (docs/openapi.yaml)"
+    )
+
+
 @web.middleware
 async def json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -385,7 +464,7 @@ async def json_errors(
         if exc.status < 400:
             raise
         if exc.status == 404:
-            text = f"no such path {request.path[:200]!r}: the operator API is under {PREFIX}"
+            text = await unknown_path(request)
         elif exc.status == 405:
             allowed = sorted(getattr(exc, "allowed_methods", ()) or ())
             text = f"{request.method} is not allowed on {request.path[:200]!r}" + (
@@ -406,7 +485,7 @@ def elsewhere(run_id: str, owned: set[int], partitions: int) -> str | None:
     if partition in owned:
         return None
     return (
-        f"no run {run_id!r} on this worker: its group is on partition {partition}, which "
+        f"no run {shown_id(run_id)} on this worker: its group is on partition {partition}, which "
         "another worker owns (runs live on the worker that owns their partition); ask "
         "that worker (the CLI's --url)"
     )
@@ -553,6 +632,25 @@ def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str
     )
 
 
+# The fields each request body takes (docs/openapi.yaml); "reason" is a run action's
+# note by another name.
+ACTION_FIELDS = ("note", "reason")
+ANSWER_FIELDS = ("report_id", "satisfied", "comment", "note")
+SILENCE_FIELDS = ("matchers", "reason", "starts_at", "ends_at", "duration")
+
+
+class ApiView(View):
+    """A faust view that answers HEAD only where it answers GET: faust's registers HEAD
+    on every path and answers it with ``get``, so on a POST-only path HEAD was a 405
+    without Allow, while another method's 405 listed HEAD as allowed (trial 25)."""
+
+    def get_methods(self) -> set[str]:
+        methods = set(super().get_methods())
+        if "GET" not in methods:
+            methods.discard("HEAD")
+        return methods
+
+
 def register_api(app: faust.App, ctx: Context) -> None:
     tokens = TokenStore.load(ctx.settings.api_tokens_file)
     # Before the web server starts: aiohttp freezes its middlewares then.
@@ -595,14 +693,19 @@ def register_api(app: faust.App, ctx: Context) -> None:
         assert principal is not None
         return principal
 
-    async def body(request: Request) -> dict[str, Any]:
+    async def body(request: Request, fields: tuple[str, ...], what: str) -> dict[str, Any]:
         raw = await read_body(request, API_MAX_BODY)
         if not raw:
             return {}
         wrong_type = json_content_type(request.headers.get("Content-Type"))
         if wrong_type:
             raise ApiError(415, wrong_type)
-        return json_body(raw)
+        doc = json_body(raw)
+        body_fields(doc, fields, what)
+        return doc
+
+    def query(request: Request, allowed: tuple[str, ...] = ()) -> dict[str, str]:
+        return query_params(request.query, request.url.path, allowed)
 
     async def find_run(run_id: str) -> Run:
         try:
@@ -614,7 +717,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             # live run was a 404 at a worker taking over its partition).
             reason = ctx.reading_back() if exc.status == 404 else None
             if reason is not None:
-                raise not_yet(f"run {run_id!r}", reason) from None
+                raise not_yet(f"run {shown_id(run_id)}", reason) from None
             owned = ctx.owned_partitions("routed")
             why = elsewhere(run_id, owned, ctx.settings.partitions)
             if exc.status != 404 or why is None:
@@ -650,14 +753,16 @@ def register_api(app: faust.App, ctx: Context) -> None:
         return wrapper
 
     @app.page(f"{PREFIX}/runs")
-    class RunsView(View):
+    class RunsView(ApiView):
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
-            status = request.query.get("status")
-            if status and status not in LIST_STATUSES:
+            status = query(request, ("status",)).get("status")
+            if status is not None and status not in LIST_STATUSES:
                 raise ApiError(
-                    400, f"status is {status!r}: expected one of {', '.join(LIST_STATUSES)}"
+                    400,
+                    f'query parameter "status" is {show(status)}: expected one of '
+                    f"{', '.join(LIST_STATUSES)}",
                 )
             reason = ctx.reading_back()
             if reason is not None:  # a partial list would hide live runs
@@ -671,10 +776,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
             return self.json({"runs": sorted(runs, key=lambda r: r["created_at"])})
 
     @app.page(f"{PREFIX}/runs/{{run_id}}")
-    class RunView(View):
+    class RunView(ApiView):
         @handled
         async def get(self, request: Request, run_id: str) -> Response:
             await authorize(self, request, "read")
+            query(request)
             try:
                 run = await find_run(run_id)
             except ApiError as exc:
@@ -694,13 +800,20 @@ def register_api(app: faust.App, ctx: Context) -> None:
             return self.json({"run": run.to_dict()})
 
     @app.page(f"{PREFIX}/runs/{{run_id}}/{{action}}")
-    class RunActionView(View):
+    class RunActionView(ApiView):
         @handled
         async def post(self, request: Request, run_id: str, action: str) -> Response:
             if action not in RUN_ACTIONS:
-                raise ApiError(404, f"no action {action!r}; expected one of {sorted(RUN_ACTIONS)}")
+                raise ApiError(
+                    404,
+                    f"no action {shown_id(action)}: expected one of "
+                    f"{', '.join(sorted(RUN_ACTIONS))}",
+                )
             principal = await authorize(self, request, RUN_ACTIONS[action])
-            doc = await body(request)
+            query(request)
+            doc = await body(
+                request, ANSWER_FIELDS if action == "answer" else ACTION_FIELDS, action
+            )
             run = await find_run(run_id)
             key = request.headers.get("Idempotency-Key")
             command_id = (
@@ -771,20 +884,22 @@ def register_api(app: faust.App, ctx: Context) -> None:
             return self.json(answer, status=202)
 
     @app.page(f"{PREFIX}/alerts")
-    class AlertsView(View):
+    class AlertsView(ApiView):
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
+            query(request)
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the firing alerts", reason)
             return self.json({"firing": [v for _, v in ctx.firing.items()]})
 
     @app.page(f"{PREFIX}/silences")
-    class SilencesView(View):
+    class SilencesView(ApiView):
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
+            query(request)
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the list of silences", reason)
@@ -795,7 +910,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def post(self, request: Request) -> Response:
             principal = await authorize(self, request, "silence")
-            doc = await body(request)
+            query(request)
+            doc = await body(request, SILENCE_FIELDS, "a silence")
             now = time.time()
             matchers = doc.get("matchers", [])
             if not isinstance(matchers, list):
@@ -903,16 +1019,17 @@ def register_api(app: faust.App, ctx: Context) -> None:
             return self.json({"silence": stored}, status=201)
 
     @app.page(f"{PREFIX}/silences/{{silence_id}}")
-    class SilenceView(View):
+    class SilenceView(ApiView):
         @handled
         async def delete(self, request: Request, silence_id: str) -> Response:
             principal = await authorize(self, request, "expire_silence")
+            query(request)
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
-                raise not_yet(f"the expiry of silence {silence_id!r}", reason)
+                raise not_yet(f"the expiry of silence {shown_id(silence_id)}", reason)
             doc = ctx.silences.get(silence_id.encode())
             if doc is None:
-                raise ApiError(404, f"no silence {silence_id!r}")
+                raise ApiError(404, f"no silence {shown_id(silence_id)}")
             now = time.time()
             done = silence_already_expired(doc, now)
             if done is not None:

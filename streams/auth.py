@@ -171,7 +171,7 @@ class TokenStore:
                 raise SettingsError(f"{at()}: expected keys name, role, sha256")
             if entry["role"] not in ROLES:
                 raise SettingsError(
-                    f"{at('role')}: role is {entry['role']!r}, expected one of {list(ROLES)}"
+                    f"{at('role')}: role is {entry['role']!r}, expected one of {', '.join(ROLES)}"
                 )
             digest = str(entry["sha256"]).lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):

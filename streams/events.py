@@ -309,7 +309,10 @@ class EventValidator:
         source = _string(doc, "source")
         if source not in INCIDENT_SOURCES:
             raise EventError(
-                "unknown_source", "source", source, f"expected one of {sorted(INCIDENT_SOURCES)}"
+                "unknown_source",
+                "source",
+                source,
+                f"expected one of {', '.join(sorted(INCIDENT_SOURCES))}",
             )
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:

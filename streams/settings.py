@@ -309,7 +309,8 @@ class Settings(BaseSettings):
 
         if self.detector not in DETECTORS:
             raise ValueError(
-                f"CITYBRAIN_DETECTOR is {self.detector!r}: expected one of {sorted(DETECTORS)}"
+                f"CITYBRAIN_DETECTOR is {self.detector!r}: expected one of "
+                f"{', '.join(sorted(DETECTORS))}"
             )
         if not self.threshold_is_set:
             # Stored without marking the field as given: a copy for another detector

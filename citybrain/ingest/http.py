@@ -406,8 +406,12 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         self.close_connection = True
         if allowed is None:
-            known = ", ".join(f"{m} {p}" for p, m in METHODS.items())
-            self._answer(404, {"error": f"no such path {self.path!r}; the ingest serves {known}"})
+            hint = "the ingest serves " + ", ".join(f"{m} {p}" for p, m in METHODS.items())
+            stripped = self.route.rstrip("/")
+            if stripped != self.route and stripped in METHODS:
+                # Paths take no trailing slash; say which path was meant (trial 25).
+                hint = f"without the trailing slash, {stripped!r}"
+            self._answer(404, {"error": f"no such path {self.path[:200]!r}; {hint}"})
         else:
             # HEAD goes where GET does (RFC 9110 section 9.3.2).
             allow = "GET, HEAD" if allowed == "GET" else allowed

@@ -147,7 +147,10 @@ class NgsiMapping:
         mapped_type = _mapped_type(entity_type)
         if mapped_type is None:
             raise EventError(
-                "unknown_entity_type", "type", entity_type, f"expected one of {sorted(ATTRIBUTES)}"
+                "unknown_entity_type",
+                "type",
+                entity_type,
+                f"expected one of {', '.join(sorted(ATTRIBUTES))}",
             )
         table = ATTRIBUTES[mapped_type]
         entity = _compact(entity, mapped_type)
@@ -229,7 +232,8 @@ class NgsiMapping:
                 "bad_unit",
                 f"{attr}.unitCode" if "unitCode" in spec else f"{attr}.metadata.unitCode.value",
                 code,
-                f"expected one of {sorted(factors)} for {kind} ({DEFAULT_KINDS[kind].unit})",
+                f"expected one of {', '.join(sorted(factors))} for {kind} "
+                f"({DEFAULT_KINDS[kind].unit})",
             )
         value *= factors[code]
         if kind == "traffic_flow":

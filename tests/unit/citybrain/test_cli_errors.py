@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import shlex
 import signal
 import socket
@@ -232,6 +233,10 @@ def outcomes(stopped: tuple[Path, dict[str, str], Path]) -> dict[tuple[str, ...]
     return results
 
 
+# A Python exception's class name or an OSError's "[Errno N]" in a user's line.
+PYTHONISM = re.compile(r"\[Errno \d+\]|\b[A-Z][A-Za-z]+(Error|Exception|Available)\b")
+
+
 @pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
 def test_every_command_against_a_stopped_stack_ends_in_one_line(
     path: tuple[str, ...],
@@ -244,6 +249,8 @@ def test_every_command_against_a_stopped_stack_ends_in_one_line(
         reasons = [line for line in proc.stderr.splitlines() if line.startswith("citybrain: ")]
         assert len(reasons) == 1, proc.stderr
         assert len(reasons[0]) > len("citybrain: ") + 10
+        # In words, not Python's (trial 25: "(NoBrokersAvailable)", "([Errno 111] …)").
+        assert not PYTHONISM.search(reasons[0]), reasons[0]
 
 
 def test_services_that_are_down_give_status_3(
@@ -511,4 +518,20 @@ def test_a_bad_csv_line_limit_is_named_as_a_setting_in_one_line(
     assert (
         err
         == "citybrain: CITYBRAIN_CSV_MAX_LINE_BYTES is '64k': expected a whole number of bytes\n"
+    )
+
+
+def test_a_failed_connection_is_said_in_words() -> None:
+    import kafka.errors
+
+    from citybrain.cli import _kafka_reason, said
+
+    assert said(ConnectionRefusedError(111, "Connection refused")) == "Connection refused"
+    assert said(TimeoutError()) == "timed out"
+    assert said("timed out") == "timed out"
+    for name in ("NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError"):
+        if hasattr(kafka.errors, name):
+            assert not PYTHONISM.search(_kafka_reason(getattr(kafka.errors, name)()))
+    assert "TopicAuthorizationFailed" not in _kafka_reason(
+        kafka.errors.TopicAuthorizationFailedError()
     )

@@ -81,3 +81,49 @@ def test_every_command_name_shares_a_line_with_its_description() -> None:
     assert {"playbooks", "hash-token", "dashboards"} <= {name for name, _, _ in listed}
     for name, gap, description in listed:
         assert gap and description, f"{name!r} has its description on another line"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=lambda p: " ".join(p) or "citybrain")
+def test_a_repeatable_option_says_so(path: tuple[str, ...]) -> None:
+    """Trial 25: `silences add --matcher` took several matchers and its help said "a label
+    matcher", so an operator silencing on two labels could not tell how."""
+    for action in dict(ALL)[path]._actions:
+        if isinstance(action, argparse._AppendAction):
+            assert "repeat" in (action.help or ""), (path, action.option_strings)
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=lambda p: " ".join(p) or "citybrain")
+def test_a_bad_option_value_is_named_without_a_python_type(path: tuple[str, ...]) -> None:
+    """Trial 25: `replay --pack x` and `rehearse --seed x` said "invalid int value: 'x'"
+    (argparse's words, Python's type name), where `--limit x` said "'x' is not a whole
+    number"."""
+    for action in dict(ALL)[path]._actions:
+        if action.type is None or not action.option_strings:
+            continue
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = main([*path, action.option_strings[0], "x!"])
+        said = err.getvalue()
+        assert status == 2, (path, action.option_strings, said)
+        # argparse's own "invalid int value: 'x!'" names the type's Python name.
+        assert not re.search(r"invalid \w+ value", said), said
+
+
+def test_every_option_is_named_in_the_readme_or_docs() -> None:
+    """Trial 25: worker and ingest --loglevel, report --title, bench nab --labels and
+    dashboards push --generated were in --help only."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    docs = (root / "README.md").read_text() + "".join(
+        p.read_text() for p in sorted((root / "docs").glob("*.md"))
+    )
+    missing = [
+        (" ".join(path), action.option_strings[-1])
+        for path, parser in ALL
+        for action in parser._actions
+        if action.option_strings
+        and action.option_strings[0] not in ("-h", "--help", "--version")
+        and action.option_strings[-1] not in docs
+    ]
+    assert missing == []

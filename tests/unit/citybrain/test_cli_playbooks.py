@@ -233,13 +233,13 @@ def test_check_reports_every_error_of_every_file_in_file_and_line_order(
         "incident_burst, no2, o3, parking_occupancy, pm10, pm25, power_load, traffic_flow, "
         "traffic_speed, travel_time, turbidity, water_level",
         f"{routing}:8: route.routes.1.matchers.0: matcher 'knd=\"x\"': unknown label 'knd', "
-        "expected one of ['alert_id', 'assessment', 'category', 'city', 'community', "
-        "'corroboration', 'department', 'district', 'grid_cell', 'kind', 'neighbours_agreeing', "
-        "'sensor_id', 'severity', 'source', 'street']: did you mean 'kind'?",
+        "expected one of alert_id, assessment, category, city, community, corroboration, "
+        "department, district, grid_cell, kind, neighbours_agreeing, sensor_id, severity, "
+        "source, street: did you mean 'kind'?",
         f"{routing}:9: route.routes.1.playbook: playbook 'nosuch' does not exist "
-        "(known: ['bridge-ice'])",
+        "(known: bridge-ice)",
         f"{routing}:10: route.routes.2.matchers.0: matcher 'district==\"x\"': operator '==' is "
-        "not one, expected one of ['=', '!=', '=~', '!~']: write district=\"x\"",
+        'not one, expected one of =, !=, =~, !~: write district="x"',
         f"{routing}:11: route.routes.3.matchers.0: matcher 'severity=~\"urgent|high\"': "
         "'urgent|high' matches no severity an alert can have, so this matcher never matches: "
         "expected one of critical, major, minor",

@@ -262,6 +262,34 @@ def test_an_id_is_one_path_segment_of_the_request(argv: list[str], path: str) ->
     assert seen == [path] and status != 70
 
 
+def test_a_long_id_is_cut_in_the_refusal_line() -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"error": "no run 'xxx'... (300 characters)"}).encode()
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    err = io.StringIO()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = main(["runs", "show", "x" * 300, "--token", "t", "--url", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 1
+    assert f"refused GET /runs/{'x' * 94}... (306 characters): HTTP 404" in err.getvalue()
+    assert "x" * 201 not in err.getvalue()
+
+
 def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

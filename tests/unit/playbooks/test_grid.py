@@ -183,8 +183,7 @@ def test_every_fault_of_a_grid_is_reported_at_once_in_line_order(tmp_path: Path)
     assert str(info.value).splitlines() == [
         f"{path}:3: kind 'road_ice': min 5 is above max 1",
         f"{path}:6: cells entry 1: unknown keys ['parnet']: did you mean 'parent' for 'parnet'?",
-        f"{path}:8: cell 'c': level is 'town', expected one of "
-        "['community', 'street', 'district', 'city']",
+        f"{path}:8: cell 'c': level is 'town', expected one of community, street, district, city",
         f"{path}:10: sensor 'a': unit is 'ppm', kind pm25 is measured in 'ug/m3'",
         f"{path}:11: sensor 'b': cell 'nowhere' is not a cell",
     ]

@@ -34,7 +34,11 @@ def answer(tmp_path: Path, method: str, path: str, **kw: Any) -> tuple[int, Any,
 def test_an_unknown_path_is_a_json_404(tmp_path: Path) -> None:
     status, doc, _ = answer(tmp_path, "GET", "/api/v1/runz")
     assert status == 404
-    assert doc == {"error": "no such path '/api/v1/runz': the operator API is under /api/v1"}
+    assert doc == {
+        "error": "no such path '/api/v1/runz': the operator API's paths are /api/v1/runs, "
+        "/api/v1/runs/{run_id}, /api/v1/runs/{run_id}/{action}, /api/v1/alerts, "
+        "/api/v1/silences, /api/v1/silences/{silence_id} (docs/openapi.yaml)"
+    }
 
 
 def test_another_method_is_a_json_405_naming_the_allowed_ones(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_ROUTING_FILE", "/nope.yaml", "no such file"),
         ("CITYBRAIN_PLAYBOOK_DIR", "/nope", "no such directory"),
         ("CITYBRAIN_API_TOKENS_FILE", "/nope.yaml", "no such file"),
-        ("CITYBRAIN_DETECTOR", "nosuch", "expected one of ["),
+        ("CITYBRAIN_DETECTOR", "nosuch", "expected one of discord, ensemble,"),
         ("CITYBRAIN_KAFKA_SECURITY_PROTOCOL", "TLS", "expected 'PLAINTEXT', 'SASL_PLAINTEXT'"),
     ],
 )

@@ -217,6 +217,21 @@ def test_an_unknown_path_is_404_listing_the_paths(server: IngestHttpServer) -> N
     assert "POST /ingest/v1/readings" in json.loads(body)["error"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/ingest/v1/readings/"), ("GET", "/ingest/v1/health//")]
+)
+def test_a_trailing_slash_is_404_naming_the_path_without_it(
+    server: IngestHttpServer, method: str, path: str
+) -> None:
+    # Trial 25: the operator API's sibling; the 404 listed the paths as if none were meant.
+    status, _, body = call(server, method, path, b"{}" if method == "POST" else None)
+    assert status == 404
+    meant = path.rstrip("/")
+    assert json.loads(body)["error"] == (
+        f"no such path {path!r}; without the trailing slash, {meant!r}"
+    )
+
+
 def test_401_tells_a_missing_token_from_an_unknown_one(server: IngestHttpServer) -> None:
     status, _, body = call(server, "POST", "/ingest/v1/readings", b"{}")
     assert status == 401
