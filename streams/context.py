@@ -31,7 +31,7 @@ from streams.errors import EventError
 from streams.events import dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import KeyPartitionedTable, Unreadable, key_partitioned_table
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ class Context:
         # stage's ``advance``): the operator API waits for them instead of saying 404.
         self.storing_runs: dict[str, asyncio.Event] = {}
         self.pending_answers = PendingAnswers()
+        # Audit records of table entries dropped at read-back, sent by a timer (recovery
+        # reads them synchronously, with no await).
+        self._unreadable_audit: list[dict[str, Any]] = []
         initialise(
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},
@@ -332,6 +335,38 @@ class Context:
         """The key and value ``audit`` sends for ``record``."""
         key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
         return key, orjson.dumps({"schema": "audit/1", **record})
+
+    def on_unreadable_state(self, table: str, key: bytes, entry: Unreadable) -> None:
+        """A table's changelog entry that could not be read back (``streams.tables``),
+        already dropped from the table: said in one line, counted, and audited by the next
+        ``audit_unreadable_state`` (recovery calls this synchronously)."""
+        shown = key.decode(errors="replace")
+        log.warning(
+            "citybrain: warning: %s: dropped the stored entry of key %r (%s bytes), %s: %s",
+            table,
+            shown,
+            entry.size,
+            entry.reason,
+            entry.detail,
+        )
+        self.metrics.state_unreadable.labels(table, entry.reason).inc()
+        self._unreadable_audit.append(
+            {
+                "action": "state_unreadable",
+                "table": table,
+                "key": shown,
+                "reason": entry.reason,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"{entry.reason}: {entry.detail} ({entry.size} bytes)",
+            }
+        )
+
+    async def audit_unreadable_state(self) -> None:
+        """Send the audit records of entries dropped since the last call."""
+        while self._unreadable_audit:
+            await self.audit(self._unreadable_audit[0])
+            del self._unreadable_audit[0]  # only once Kafka took it
 
     async def audit(self, record: dict[str, Any]) -> None:
         """Append ``record`` to the audit topic, keyed by its run, alert or ``api``."""
