@@ -48,6 +48,7 @@ import orjson
 
 from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
 from detectors.base import check_values
+from detectors.tail import VERSION as TAIL_VERSION
 from detectors.tail import TailBank, TailDetector, TailSlot
 from playbooks.routing import LABEL_VALUES
 from streams.errors import EventError, unreadable
@@ -404,6 +405,15 @@ def read_state(entry: bytes) -> dict[str, Any]:
             BAD_SHAPE, f"sensor state is a {type(state).__name__}, not a mapping"
         )
     _check_envelope(state)
+    version = state["detector"].get("v")
+    if "row" in state["detector"] and type(version) is int and version > TAIL_VERSION:
+        # A newer tail detector's row: refused here, where it is counted, rather than
+        # thrown away unsaid when the detector is made live (``_admit_sensor``).
+        raise UnreadableEntryError(
+            NEWER_FORMAT,
+            f"sensor state: tail detector state version {version}, written by a newer "
+            f"citybrain (this one reads 1 to {TAIL_VERSION})",
+        )
     return state
 
 

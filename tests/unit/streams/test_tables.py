@@ -5,13 +5,26 @@ are recorded where the table would hand them to the producer."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import orjson
+import pytest
 
 from streams.partitioning import key_partition
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import (
+    BAD_SHAPE,
+    NEWER_FORMAT,
+    NOT_DECODABLE,
+    KeyPartitionedTable,
+    ReadBack,
+    Unreadable,
+    UnreadableEntryError,
+    guarded,
+    key_partitioned_table,
+    read_document,
+)
 
 
 def table() -> tuple[KeyPartitionedTable, list[tuple[bytes, Any]]]:
@@ -95,7 +108,66 @@ def test_a_table_with_its_own_decode_recovers_through_it() -> None:
     assert codec is t.value_serializer and not isinstance(codec, str)
     assert codec.loads(b"<x>") == {"decoded": b"<x>"} and codec.dumps(b"y") == b"<y>"
     plain = key_partitioned_table(app, "plain", 2)
-    assert plain.value_serializer == "json" and plain.encode({"a": 1}) == b'{"a":1}'
+    assert plain.encode({"a": 1}) == b'{"a":1}'
+    # faust's own writes (``table[key] = v``) encode as faust's JSON codec did.
+    assert orjson.loads(plain.value_serializer.dumps({1: "x"})) == {"1": "x"}
+    assert plain.value_serializer.loads(b'{"a": 1}') == {"a": 1}
+
+
+def changelog_event(key: bytes, entry: bytes | None, codec: Any) -> Any:
+    """A changelog record as table recovery hands it over: the raw message and its value
+    decoded by the table's codec (faust leaves a tombstone's None undecoded)."""
+    message = SimpleNamespace(key=key, value=entry, partition=0)
+    value = None if entry is None else codec.loads(entry)
+    return SimpleNamespace(key=key, value=value, message=message)
+
+
+@pytest.mark.parametrize("is_global", [False, True])
+def test_an_entry_that_cannot_be_read_back_is_dropped_and_told_never_raised(
+    is_global: bool,
+) -> None:
+    app = faust.App("tables-readback", store="memory://", broker="kafka://127.0.0.1:1")
+    t = key_partitioned_table(app, "runs", 2, is_global=is_global)
+    told: list[tuple[str, bytes, Unreadable]] = []
+    assert isinstance(t, ReadBack)
+    t.on_unreadable = lambda table, key, entry: told.append((table, key, entry))
+    codec = t.value_serializer
+    batch = [
+        changelog_event(b"good", b'{"run": 1}', codec),
+        changelog_event(b"was-good", b'{"run": 2}', codec),
+        changelog_event(b"was-good", b'{"run": ', codec),  # truncated: the newest wins
+        changelog_event(b"latin1", b'{"n": "caf\xe9"}', codec),
+        changelog_event(b"scalar", b"12", codec),
+        changelog_event(b"deep", b"[" * 2000 + b"]" * 2000, codec),
+        changelog_event(b"future", b'{"format": 2, "run": {}}', codec),
+        changelog_event(b"healed", b"\xff", codec),
+        changelog_event(b"healed", b'{"run": 3}', codec),  # written again: kept
+        changelog_event(b"gone", b'{"run": 4}', codec),
+        changelog_event(b"gone", None, codec),  # a tombstone is a deletion, not a fault
+    ]
+    t.apply_changelog_batch(batch)
+    assert dict(t.data.items()) == {b"good": {"run": 1}, b"healed": {"run": 3}}
+    assert [(key, entry.reason) for _, key, entry in told] == [
+        (b"was-good", NOT_DECODABLE),
+        (b"latin1", NOT_DECODABLE),
+        (b"scalar", BAD_SHAPE),
+        (b"deep", NOT_DECODABLE),
+        (b"future", NEWER_FORMAT),
+        (b"healed", NOT_DECODABLE),
+    ]
+    assert {table for table, _, _ in told} == {"runs"}
+    assert "format" in told[4][2].detail and told[5][2].size == 1
+
+
+def test_a_decoder_that_fails_any_way_gives_an_unreadable_entry() -> None:
+    def broken(entry: bytes) -> Any:
+        raise RecursionError("nested too deep")
+
+    got = guarded(broken)(b"xyz")
+    assert got == Unreadable(NOT_DECODABLE, "RecursionError: nested too deep", 3)
+    with pytest.raises(UnreadableEntryError) as refused:
+        read_document(b'"text"')
+    assert refused.value.reason == BAD_SHAPE
 
 
 def test_the_memory_store_keeps_a_plain_dict_the_batch_reads_and_writes() -> None:
