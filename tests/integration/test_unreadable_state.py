@@ -46,6 +46,9 @@ BAD: list[tuple[str, bytes, bytes, str]] = [
     ("burst-state", b"c-top", b"\xff\xfe", "not_decodable"),
     ("muted", b"al-muted", b'"just text"', "bad_shape"),
     ("corroboration", b"c-bridge", b"\x00\x00", "not_decodable"),
+    # An area state of another shape: the release timer read its "held" and crashed the
+    # worker at every start.
+    ("corroboration", b"area-old", b'{"marks": {}}', "bad_shape"),
     ("groups", b"grp-future", orjson.dumps({"format": 99, "run": {}}), "newer_format"),
 ]
 
