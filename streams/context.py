@@ -31,7 +31,14 @@ from streams.errors import EventError
 from streams.events import dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
-from streams.tables import KeyPartitionedTable, Unreadable, key_partitioned_table
+from streams.tables import (
+    BAD_SHAPE,
+    KeyPartitionedTable,
+    Unreadable,
+    UnreadableEntryError,
+    key_partitioned_table,
+    read_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,48 @@ class PendingAnswers(dict[tuple[str, str], PendingAnswer]):
             del self[next(iter(self))]
 
 
+# A sliding burst window's fields and their types (``streams.bursts``); the fixed-bucket
+# layout before it has no ``slot``, and only its ``baseline`` is read.
+_WINDOW_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("slot", int),
+    ("counts", list),
+    ("baseline", (int, float)),
+    ("held", list),
+    ("episode", (dict, type(None))),
+)
+
+
+def _check_window(window: Any, where: str) -> None:
+    if not isinstance(window, dict):
+        raise UnreadableEntryError(
+            BAD_SHAPE, f"{where} is a {type(window).__name__}, not an object"
+        )
+    fields = _WINDOW_FIELDS if "slot" in window else (("baseline", (int, float)),)
+    for name, kind in fields:
+        value = window.get(name, 0.0 if name == "baseline" and "slot" not in window else None)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UnreadableEntryError(BAD_SHAPE, f"{where}: field {name!r} is {value!r:.60}")
+    if "slot" in window and not all(type(n) is int for n in window["counts"]):
+        raise UnreadableEntryError(BAD_SHAPE, f"{where}: field 'counts' holds a non-integer")
+
+
+def read_burst_window(entry: bytes) -> dict[str, Any]:
+    """A ``burst-windows`` changelog entry as its window; ``UnreadableEntryError`` as
+    ``read_document``, and ``bad_shape`` for a window without its fields (every report of
+    that cell and category was dead-lettered, and the sweep failed every tick)."""
+    window = read_document(entry)
+    _check_window(window, "burst window")
+    return window
+
+
+def read_burst_cell(entry: bytes) -> dict[str, Any]:
+    """A ``burst-state`` entry (the layout before ``burst-windows``: category -> window)."""
+    cell = read_document(entry)
+    for category, window in cell.items():
+        _check_window(window, f"burst window {category!r:.40}")
+    return cell
+
+
 class Context:
     """The app's topics and tables, its configuration and the shared ways out."""
 
@@ -184,11 +233,16 @@ class Context:
         # report ids and 200 seen ids), and crash the producer at every write.
         self.burst_windows = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "burst-windows", n, partition_of=burst_cell),
+            key_partitioned_table(
+                app, "burst-windows", n, decode=read_burst_window, partition_of=burst_cell
+            ),
         )
         # The layout before it, a cell -> {category: window}: read through, never written
         # again, so windows open across an upgrade go on (streams.ingest ``window_of``).
-        self.burst_state = cast(KeyPartitionedTable, key_partitioned_table(app, "burst-state", n))
+        self.burst_state = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "burst-state", n, decode=read_burst_cell),
+        )
         self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)

@@ -118,6 +118,16 @@ _FAUST_JSON = codecs.get_codec("json")
 OnUnreadable = Callable[[str, bytes, Unreadable], None]
 
 
+def _bad_key(key: Any) -> bool:
+    if type(key) is not bytes:
+        return True
+    try:
+        key.decode()
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 class ReadBack:
     """Read-back for both table kinds: ``decode`` guarded, and an entry it refused
     dropped from the store and told to ``on_unreadable`` (the key is then absent: a
@@ -135,11 +145,15 @@ class ReadBack:
         events = list(batch)
         super().apply_changelog_batch(events)  # type: ignore[misc]
         for event in events:
-            value = event.value
+            value, key = event.value, cast(bytes, event.key)
             if type(value) is not Unreadable:
-                continue
-            key = cast(bytes, event.key)
-            if self.data.get(key) is value:  # not written again later in the batch
+                if not _bad_key(key) or key not in self.data:
+                    continue
+                # Every key citybrain writes is UTF-8 text (a sensor, cell, run or alert
+                # id): another is a damaged entry no reader can name.
+                value = Unreadable(NOT_DECODABLE, f"key {key!r:.60} is not UTF-8 text", len(key))
+                del self.data[key]
+            elif self.data.get(key) is value:  # not written again later in the batch
                 del self.data[key]
             told = self.on_unreadable
             if told is not None:

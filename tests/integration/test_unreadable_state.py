@@ -44,6 +44,8 @@ BAD: list[tuple[str, bytes, bytes, str]] = [
     ("firing", b"al-number", b"12", "bad_shape"),
     ("burst-windows", b"c-mill\x1fNoise", b'{"ids": [', "not_decodable"),
     ("burst-state", b"c-top", b"\xff\xfe", "not_decodable"),
+    ("burst-windows", b"c-top\x1fNoise", b'{"slot": 3, "counts": null}', "bad_shape"),
+    ("groups", b"grp-\xff", b'{"run": {}}', "not_decodable"),  # a key that is not UTF-8
     ("muted", b"al-muted", b'"just text"', "bad_shape"),
     ("corroboration", b"c-bridge", b"\x00\x00", "not_decodable"),
     # An area state of another shape: the release timer read its "held" and crashed the

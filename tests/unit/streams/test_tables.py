@@ -12,6 +12,7 @@ import faust
 import orjson
 import pytest
 
+from streams.context import read_burst_cell, read_burst_window
 from streams.partitioning import key_partition
 from streams.tables import (
     BAD_SHAPE,
@@ -144,6 +145,7 @@ def test_an_entry_that_cannot_be_read_back_is_dropped_and_told_never_raised(
         changelog_event(b"healed", b'{"run": 3}', codec),  # written again: kept
         changelog_event(b"gone", b'{"run": 4}', codec),
         changelog_event(b"gone", None, codec),  # a tombstone is a deletion, not a fault
+        changelog_event(b"run-\xff", b'{"run": 5}', codec),  # a key no writer wrote
     ]
     t.apply_changelog_batch(batch)
     assert dict(t.data.items()) == {b"good": {"run": 1}, b"healed": {"run": 3}}
@@ -154,6 +156,7 @@ def test_an_entry_that_cannot_be_read_back_is_dropped_and_told_never_raised(
         (b"deep", NOT_DECODABLE),
         (b"future", NEWER_FORMAT),
         (b"healed", NOT_DECODABLE),
+        (b"run-\xff", NOT_DECODABLE),
     ]
     assert {table for table, _, _ in told} == {"runs"}
     assert "format" in told[4][2].detail and told[5][2].size == 1
@@ -191,3 +194,23 @@ def test_a_global_table_is_global_to_faust() -> None:
     assert silences.is_global and silences.synchronize_all_active_partitions
     assert silences.recovery_buffer_size == silences.standby_buffer_size == 1
     assert not key_partitioned_table(app, "groups", 2).is_global
+
+
+def test_burst_windows_of_another_shape_are_refused_at_read_back() -> None:
+    window = {"slot": 7, "counts": [0, 2], "baseline": 0.5, "held": [], "episode": None}
+    assert read_burst_window(orjson.dumps(window)) == window
+    # The fixed-bucket layout before the sliding window: only its baseline is read.
+    assert read_burst_window(b'{"baseline": 2}') == {"baseline": 2}
+    assert read_burst_cell(orjson.dumps({"Noise": window})) == {"Noise": window}
+    for entry, why in (
+        (orjson.dumps({**window, "counts": None}), "'counts'"),
+        (orjson.dumps({**window, "counts": [1, "2"]}), "non-integer"),
+        (orjson.dumps({**window, "slot": "7"}), "'slot'"),
+        (orjson.dumps({k: v for k, v in window.items() if k != "held"}), "'held'"),
+        (b'{"baseline": "high"}', "'baseline'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_burst_window(entry)
+        assert refused.value.reason == BAD_SHAPE
+    with pytest.raises(UnreadableEntryError, match="'Noise'"):
+        read_burst_cell(b'{"Noise": [1]}')
