@@ -161,6 +161,30 @@ def read_burst_cell(entry: bytes) -> dict[str, Any]:
     return cell
 
 
+# A group's stored document (streams.response): every version since runs were
+# introduced wrote all five.
+_GROUP_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("generation", int),
+    ("run", (dict, type(None))),
+    ("seen", list),
+    ("commands", list),
+    ("route", dict),
+)
+
+
+def read_group(entry: bytes) -> dict[str, Any]:
+    """A ``groups`` changelog entry as its group (run, seen alerts, applied commands,
+    route); ``UnreadableEntryError`` as ``read_document``, and ``bad_shape`` for a group
+    without those fields (the deadline check read every group's ``run`` and ``route``:
+    one without them stopped the deadlines of every run, every tick)."""
+    group = read_document(entry)
+    for name, kind in _GROUP_FIELDS:
+        value = group.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UnreadableEntryError(BAD_SHAPE, f"group: field {name!r} is {value!r:.60}")
+    return group
+
+
 class Context:
     """The app's topics and tables, its configuration and the shared ways out."""
 
@@ -243,7 +267,9 @@ class Context:
             KeyPartitionedTable,
             key_partitioned_table(app, "burst-state", n, decode=read_burst_cell),
         )
-        self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
+        self.groups = cast(
+            KeyPartitionedTable, key_partitioned_table(app, "groups", n, decode=read_group)
+        )
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
 

@@ -20,6 +20,7 @@ from tests.services import Pipeline, scrape_sum
 
 pytestmark = pytest.mark.integration
 
+GROUP = orjson.dumps({"generation": 0, "run": None, "seen": [], "commands": [], "route": {}})
 # (table, key, changelog value, reason counted)
 BAD: list[tuple[str, bytes, bytes, str]] = [
     # gauge-2 has a real state: its latest entry is replaced by a truncated one.
@@ -45,7 +46,10 @@ BAD: list[tuple[str, bytes, bytes, str]] = [
     ("burst-windows", b"c-mill\x1fNoise", b'{"ids": [', "not_decodable"),
     ("burst-state", b"c-top", b"\xff\xfe", "not_decodable"),
     ("burst-windows", b"c-top\x1fNoise", b'{"slot": 3, "counts": null}', "bad_shape"),
-    ("groups", b"grp-\xff", b'{"run": {}}', "not_decodable"),  # a key that is not UTF-8
+    ("groups", b"grp-\xff", GROUP, "not_decodable"),  # a key that is not UTF-8
+    # A group without its run and route: the deadline check read every group's, and one
+    # without them stopped every run's deadlines at every tick.
+    ("groups", b"grp-old", b'{"run": null}', "bad_shape"),
     ("muted", b"al-muted", b'"just text"', "bad_shape"),
     ("corroboration", b"c-bridge", b"\x00\x00", "not_decodable"),
     # An area state of another shape: the release timer read its "held" and crashed the
@@ -71,7 +75,7 @@ def test_unreadable_changelog_entries_are_dropped_counted_and_audited(pipeline: 
     for table, key, value, _ in BAD:
         write_changelog(pipeline, table, key, value)
     # A tombstone is a deletion, not a fault.
-    write_changelog(pipeline, "groups", b"grp-gone", b'{"x": 1}')
+    write_changelog(pipeline, "groups", b"grp-gone", GROUP)
     write_changelog(pipeline, "groups", b"grp-gone", None)
     pipeline.flush()
 

@@ -12,7 +12,7 @@ import faust
 import orjson
 import pytest
 
-from streams.context import read_burst_cell, read_burst_window
+from streams.context import read_burst_cell, read_burst_window, read_group
 from streams.partitioning import key_partition
 from streams.tables import (
     BAD_SHAPE,
@@ -214,3 +214,17 @@ def test_burst_windows_of_another_shape_are_refused_at_read_back() -> None:
         assert refused.value.reason == BAD_SHAPE
     with pytest.raises(UnreadableEntryError, match="'Noise'"):
         read_burst_cell(b'{"Noise": [1]}')
+
+
+def test_a_group_without_its_fields_is_refused_at_read_back() -> None:
+    group = {"generation": 2, "run": None, "seen": ["a"], "commands": [], "route": {"id": "r"}}
+    assert read_group(orjson.dumps(group)) == group
+    for bad, why in (
+        ({"run": None}, "'generation'"),
+        ({**group, "run": [1]}, "'run'"),
+        ({**group, "route": None}, "'route'"),
+        ({**group, "generation": True}, "'generation'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_group(orjson.dumps(bad))
+        assert refused.value.reason == BAD_SHAPE
