@@ -39,7 +39,7 @@ from streams.context import Context
 from streams.errors import MISSING, EventError
 from streams.events import message_json
 from streams.partitioning import key_partition
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import BAD_SHAPE, KeyPartitionedTable, Unreadable, key_partitioned_table
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,9 @@ class Alerting:
             labels = label_set(alert["labels"])
             mute, muted_by = str(entry["mute"]), str(entry["by"])
         except (KeyError, TypeError, RoutingConfigError) as exc:
-            log.warning("citybrain: warning: dropping unreadable muted alert %r: %r", key, exc)
+            # Said, counted and audited as any stored entry that cannot be read back.
+            detail = f"muted alert: {type(exc).__name__}: {exc}"[:300]
+            self.ctx.on_unreadable_state(TABLE, key, Unreadable(BAD_SHAPE, detail, 0))
             del self.muted[key]
             return "dropped"
         if key not in self.ctx.firing:

@@ -421,11 +421,12 @@ class Context:
         already dropped from the table: said in one line, counted, and audited by the next
         ``audit_unreadable_state`` (recovery calls this synchronously)."""
         shown = key.decode(errors="replace")
+        size = f" ({entry.size} bytes)" if entry.size else ""  # 0: found in use, not read
         log.warning(
-            "citybrain: warning: %s: dropped the stored entry of key %r (%s bytes), %s: %s",
+            "citybrain: warning: %s: dropped the stored entry of key %r%s, %s: %s",
             table,
             shown,
-            entry.size,
+            size,
             entry.reason,
             entry.detail,
         )
@@ -438,7 +439,7 @@ class Context:
                 "reason": entry.reason,
                 "at": time.time(),
                 "actor": "citybrain",
-                "detail": f"{entry.reason}: {entry.detail} ({entry.size} bytes)",
+                "detail": f"{entry.reason}: {entry.detail}{size}",
             }
         )
 
