@@ -171,6 +171,11 @@ def test_a_decoder_that_fails_any_way_gives_an_unreadable_entry() -> None:
     with pytest.raises(UnreadableEntryError) as refused:
         read_document(b'"text"')
     assert refused.value.reason == BAD_SHAPE
+    # A huge entry (a truncated 3 MB document; an integer past 64 bits) is refused with
+    # its size and a detail of one line.
+    huge = guarded(read_document)(b'{"a": "' + b"x" * 3_000_000)
+    assert huge.reason == NOT_DECODABLE and huge.size == 3_000_007 and len(huge.detail) <= 300
+    assert guarded(read_document)(b'{"n": ' + b"9" * 400 + b"}").reason == NOT_DECODABLE
 
 
 def test_the_memory_store_keeps_a_plain_dict_the_batch_reads_and_writes() -> None:
