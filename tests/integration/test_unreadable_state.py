@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.integration.test_pipeline import docs, firing, real_levels, send_readings
-from tests.services import Pipeline, scrape_sum
+from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +74,16 @@ def test_unreadable_changelog_entries_are_dropped_counted_and_audited(pipeline: 
         worker.stop()  # commits and writes every sensor's state to the changelog
     for table, key, value, _ in BAD:
         write_changelog(pipeline, table, key, value)
+    # A readable silence beside the unreadable ones: every other key recovers intact.
+    silence = {
+        "id": "sil-good",
+        "matchers": ['category="Fireworks"'],
+        "starts_at": 0.0,
+        "ends_at": 4e9,
+        "author": "op",
+        "reason": "kept",
+    }
+    write_changelog(pipeline, "silences", b"sil-good", orjson.dumps(silence))
     # A tombstone is a deletion, not a fault.
     write_changelog(pipeline, "groups", b"grp-gone", GROUP)
     write_changelog(pipeline, "groups", b"grp-gone", None)
@@ -111,6 +121,9 @@ def test_unreadable_changelog_entries_are_dropped_counted_and_audited(pipeline: 
                 port, f'citybrain_state_unreadable_total{{reason="{reason}",table="{table}"}}'
             )
             assert got == n, (table, reason, got)
+        status, listed = pipeline.api("GET", "/silences", OPERATOR_TOKEN)
+        assert status == 200
+        assert [(x["id"], x["active"]) for x in listed["silences"]] == [("sil-good", True)]
         time.sleep(2)
         assert worker.alive()
         log = worker.log()
