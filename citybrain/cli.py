@@ -93,8 +93,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
     s = _settings()
     kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
     if args.action == "up":
-        # Every port first: a taken Prometheus port found after Kafka started left Kafka
-        # running behind an exit 3.
+        from playbooks.loader import load_grid
+
+        # The grid before anything starts: Prometheus' location rules are written from it,
+        # and a grid that could not be read there left Kafka running behind an unexpected
+        # error (trial 27). Then every port: a taken Prometheus port found after Kafka
+        # started left Kafka running behind an exit 3.
+        load_grid(s.grid_file)
         for component in (kafka, prom, mqtt):
             component.check_ports()
         try:

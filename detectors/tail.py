@@ -705,6 +705,13 @@ class TailBank:
         except (KeyError, TypeError, ValueError) as exc:
             raise DetectorInputError(f"state document is unreadable: {exc}") from None
         version = document.get("v")
+        if not (type(version) is int and 1 <= version <= VERSION):
+            # A newer version's row may hold other statistics in the same places: refused,
+            # never read as this version's (the sensor warms up again).
+            raise DetectorInputError(
+                f"state document version {version!r} is not one this version reads "
+                f"(1 to {VERSION}); written by a newer citybrain?"
+            )
         if version == 1 and row.size == self.width - _V1_MISSING - _V2_MISSING:
             # Written before the two-of-three confirmation: its two surprises start at 0
             # (nothing rare before), the rest of the row stands where it was.

@@ -40,7 +40,7 @@ from streams.errors import MISSING, EventError
 from streams.events import message_json
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import BAD_SHAPE, KeyPartitionedTable, Unreadable, key_partitioned_table
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,9 @@ class Alerting:
             # audit and stayed, routed again every tick (trial 26).
             alert_id = alert["alert_id"]
         except (KeyError, TypeError, RoutingConfigError) as exc:
-            log.warning("citybrain: warning: dropping unreadable muted alert %r: %r", key, exc)
+            # Said, counted and audited as any stored entry that cannot be read back.
+            detail = f"muted alert: {type(exc).__name__}: {exc}"[:300]
+            self.ctx.on_unreadable_state(TABLE, key, Unreadable(BAD_SHAPE, detail, 0))
             del self.muted[key]
             return "dropped"
         if key not in self.ctx.firing:

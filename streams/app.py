@@ -37,7 +37,7 @@ from streams.logs import SayEvery
 from streams.metrics import Metrics
 from streams.response import Response
 from streams.settings import Settings, load_settings
-from streams.tables import coalesce_changelog
+from streams.tables import REASONS, ReadBack, coalesce_changelog
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,13 @@ def create_app(
     # Built in the order their configuration is checked: routing, playbooks, detector.
     alerting, response, ingest = Alerting(ctx), Response(ctx), Ingest(ctx)
     coalesce_changelog(app, [ctx.sensor_state], ctx.states_settled)
+    # Every table's entries that cannot be read back are dropped, said, counted and
+    # audited (docs/operations.md, "State read back"); never fatal to recovery.
+    for table in app.tables.values():
+        if isinstance(table, ReadBack):
+            table.on_unreadable = ctx.on_unreadable_state
+            for reason in REASONS:
+                metrics.state_unreadable.labels(table.name, reason)
     register_api(app, ctx)
 
     # The high-rate topics reach their agents as one batch per partition and fetch,
@@ -206,5 +213,9 @@ def create_app(
     @app.timer(interval=settings.mute_check_interval)  # type: ignore[untyped-decorator]
     async def mute_check() -> None:
         await tick("mute check", alerting.recheck_muted)
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def state_audit() -> None:
+        await tick("unreadable state audit", ctx.audit_unreadable_state)
 
     return app

@@ -145,13 +145,21 @@ class TokenStore:
         from playbooks.loader import load_yaml, locate, yaml_error
 
         try:
-            text = path.read_text()
+            data = path.read_bytes()
+            text = data.decode("utf-8")
             # A key twice (an entry's `role:`) is an error, not the last one silently.
             doc = load_yaml(text)
         except OSError as exc:
             raise SettingsError(
                 f"CITYBRAIN_API_TOKENS_FILE {path}: cannot read: {exc.strerror}"
             ) from exc
+        except UnicodeDecodeError as exc:
+            # As every other file citybrain reads: file:line and the byte, not a traceback.
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise SettingsError(
+                f"CITYBRAIN_API_TOKENS_FILE {path}:{line}: byte 0x{data[exc.start]:02x} is "
+                "not UTF-8 (save the file as UTF-8)"
+            ) from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {yaml_error(path, exc)}") from exc
         where = f"CITYBRAIN_API_TOKENS_FILE {path}"

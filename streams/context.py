@@ -31,7 +31,14 @@ from streams.errors import EventError
 from streams.events import dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import (
+    BAD_SHAPE,
+    KeyPartitionedTable,
+    Unreadable,
+    UnreadableEntryError,
+    key_partitioned_table,
+    read_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,72 @@ class PendingAnswers(dict[tuple[str, str], PendingAnswer]):
             del self[next(iter(self))]
 
 
+# A sliding burst window's fields and their types (``streams.bursts``); the fixed-bucket
+# layout before it has no ``slot``, and only its ``baseline`` is read.
+_WINDOW_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("slot", int),
+    ("counts", list),
+    ("baseline", (int, float)),
+    ("held", list),
+    ("episode", (dict, type(None))),
+)
+
+
+def _check_window(window: Any, where: str) -> None:
+    if not isinstance(window, dict):
+        raise UnreadableEntryError(
+            BAD_SHAPE, f"{where} is a {type(window).__name__}, not an object"
+        )
+    fields = _WINDOW_FIELDS if "slot" in window else (("baseline", (int, float)),)
+    for name, kind in fields:
+        value = window.get(name, 0.0 if name == "baseline" and "slot" not in window else None)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UnreadableEntryError(BAD_SHAPE, f"{where}: field {name!r} is {value!r:.60}")
+    if "slot" in window and not all(type(n) is int for n in window["counts"]):
+        raise UnreadableEntryError(BAD_SHAPE, f"{where}: field 'counts' holds a non-integer")
+
+
+def read_burst_window(entry: bytes) -> dict[str, Any]:
+    """A ``burst-windows`` changelog entry as its window; ``UnreadableEntryError`` as
+    ``read_document``, and ``bad_shape`` for a window without its fields (every report of
+    that cell and category was dead-lettered, and the sweep failed every tick)."""
+    window = read_document(entry)
+    _check_window(window, "burst window")
+    return window
+
+
+def read_burst_cell(entry: bytes) -> dict[str, Any]:
+    """A ``burst-state`` entry (the layout before ``burst-windows``: category -> window)."""
+    cell = read_document(entry)
+    for category, window in cell.items():
+        _check_window(window, f"burst window {category!r:.40}")
+    return cell
+
+
+# A group's stored document (streams.response): every version since runs were
+# introduced wrote all five.
+_GROUP_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("generation", int),
+    ("run", (dict, type(None))),
+    ("seen", list),
+    ("commands", list),
+    ("route", dict),
+)
+
+
+def read_group(entry: bytes) -> dict[str, Any]:
+    """A ``groups`` changelog entry as its group (run, seen alerts, applied commands,
+    route); ``UnreadableEntryError`` as ``read_document``, and ``bad_shape`` for a group
+    without those fields (the deadline check read every group's ``run`` and ``route``:
+    one without them stopped the deadlines of every run, every tick)."""
+    group = read_document(entry)
+    for name, kind in _GROUP_FIELDS:
+        value = group.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UnreadableEntryError(BAD_SHAPE, f"group: field {name!r} is {value!r:.60}")
+    return group
+
+
 class Context:
     """The app's topics and tables, its configuration and the shared ways out."""
 
@@ -132,6 +205,9 @@ class Context:
         # stage's ``advance``): the operator API waits for them instead of saying 404.
         self.storing_runs: dict[str, asyncio.Event] = {}
         self.pending_answers = PendingAnswers()
+        # Audit records of table entries dropped at read-back, sent by a timer (recovery
+        # reads them synchronously, with no await).
+        self._unreadable_audit: list[dict[str, Any]] = []
         initialise(
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},
@@ -181,12 +257,19 @@ class Context:
         # report ids and 200 seen ids), and crash the producer at every write.
         self.burst_windows = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "burst-windows", n, partition_of=burst_cell),
+            key_partitioned_table(
+                app, "burst-windows", n, decode=read_burst_window, partition_of=burst_cell
+            ),
         )
         # The layout before it, a cell -> {category: window}: read through, never written
         # again, so windows open across an upgrade go on (streams.ingest ``window_of``).
-        self.burst_state = cast(KeyPartitionedTable, key_partitioned_table(app, "burst-state", n))
-        self.groups = cast(KeyPartitionedTable, key_partitioned_table(app, "groups", n))
+        self.burst_state = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "burst-state", n, decode=read_burst_cell),
+        )
+        self.groups = cast(
+            KeyPartitionedTable, key_partitioned_table(app, "groups", n, decode=read_group)
+        )
         self.firing = key_partitioned_table(app, "firing", n, is_global=True)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
 
@@ -332,6 +415,39 @@ class Context:
         """The key and value ``audit`` sends for ``record``."""
         key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
         return key, orjson.dumps({"schema": "audit/1", **record})
+
+    def on_unreadable_state(self, table: str, key: bytes, entry: Unreadable) -> None:
+        """A table's changelog entry that could not be read back (``streams.tables``),
+        already dropped from the table: said in one line, counted, and audited by the next
+        ``audit_unreadable_state`` (recovery calls this synchronously)."""
+        shown = key.decode(errors="replace")
+        size = f" ({entry.size} bytes)" if entry.size else ""  # 0: found in use, not read
+        log.warning(
+            "citybrain: warning: %s: dropped the stored entry of key %r%s, %s: %s",
+            table,
+            shown,
+            size,
+            entry.reason,
+            entry.detail,
+        )
+        self.metrics.state_unreadable.labels(table, entry.reason).inc()
+        self._unreadable_audit.append(
+            {
+                "action": "state_unreadable",
+                "table": table,
+                "key": shown,
+                "reason": entry.reason,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"{entry.reason}: {entry.detail}{size}",
+            }
+        )
+
+    async def audit_unreadable_state(self) -> None:
+        """Send the audit records of entries dropped since the last call."""
+        while self._unreadable_audit:
+            await self.audit(self._unreadable_audit[0])
+            del self._unreadable_audit[0]  # only once Kafka took it
 
     async def audit(self, record: dict[str, Any]) -> None:
         """Append ``record`` to the audit topic, keyed by its run, alert or ``api``."""

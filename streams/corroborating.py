@@ -51,12 +51,40 @@ from streams.errors import MISSING, EventError
 from streams.events import message_json
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import (
+    BAD_SHAPE,
+    KeyPartitionedTable,
+    UnreadableEntryError,
+    key_partitioned_table,
+    read_document,
+)
 
 log = logging.getLogger(__name__)
 
 ROLE = "corroboration"
 TABLE = "corroboration"
+
+
+# An area's stored state: its fields and their types (``new_area_state``).
+_AREA_FIELDS = (("marks", dict), ("held", dict), ("labelled", dict))
+
+
+def read_area_state(entry: bytes) -> dict[str, Any]:
+    """An area's changelog entry as its state (``new_area_state``'s shape); raises
+    ``UnreadableEntryError`` as ``read_document`` does, and ``bad_shape`` for a state
+    without ``marks``, ``held`` or ``labelled`` objects or with a ``newest`` that is not a
+    number or null (the release timer read ``held`` of every area: one without it crashed
+    the worker at each start)."""
+    state = read_document(entry)
+    for name, kind in _AREA_FIELDS:
+        if not isinstance(state.get(name), kind):
+            raise UnreadableEntryError(
+                BAD_SHAPE, f"area state: field {name!r} is {state.get(name, 'missing')!r:.60}"
+            )
+    newest = state.get("newest")
+    if newest is not None and (isinstance(newest, bool) or not isinstance(newest, int | float)):
+        raise UnreadableEntryError(BAD_SHAPE, f"area state: field 'newest' is {newest!r:.60}")
+    return state
 
 
 class CorroborationStage:
@@ -83,7 +111,8 @@ class CorroborationStage:
             partitions=settings.partitions,
         )
         self.table = cast(
-            KeyPartitionedTable, key_partitioned_table(app, TABLE, settings.partitions)
+            KeyPartitionedTable,
+            key_partitioned_table(app, TABLE, settings.partitions, decode=read_area_state),
         )
         # The agent and the timer both rewrite an area's state across awaits.
         self.lock = asyncio.Lock()
@@ -105,8 +134,19 @@ class CorroborationStage:
                 await ctx.guarded(ROLE, self.on_message, event)
                 await manual.ack(event)
 
+        say_release_fault = SayEvery(log, logging.ERROR, prefix="citybrain: timer ")
+
         async def release_held() -> None:
-            await self.release_due()
+            # faust ends a timer, and crashes the worker, on its first exception: one
+            # area's state no code reads must not stop every area's releases.
+            try:
+                await self.release_due()
+            except Exception as exc:
+                say_release_fault(
+                    "corroboration release",
+                    f"releasing held alerts failed, tried again next tick: {exc!r}",
+                    exc_info=True,
+                )
 
         async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
             # As for sensor states (streams/app.py): areas of partitions now owned elsewhere.

@@ -48,11 +48,19 @@ import orjson
 
 from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
 from detectors.base import check_values
+from detectors.tail import VERSION as TAIL_VERSION
 from detectors.tail import TailBank, TailDetector, TailSlot
 from playbooks.routing import LABEL_VALUES
 from streams.errors import EventError, unreadable
 from streams.events import EventValidator, PackedError, Reading, format_ts
 from streams.settings import Settings
+from streams.tables import (
+    BAD_SHAPE,
+    NEWER_FORMAT,
+    NOT_DECODABLE,
+    UNKNOWN_FORMAT,
+    UnreadableEntryError,
+)
 
 SEVERITIES = LABEL_VALUES["severity"]  # mildest first: the routing labels' own list
 ONE_AT_A_TIME = 4  # a sensor's readings per batch up to which numpy is not worth its cost
@@ -364,17 +372,79 @@ def state_bytes(state: Mapping[str, Any]) -> bytes:
 
 def read_state(entry: bytes) -> dict[str, Any]:
     """A changelog entry of a sensor's state, as ``state_bytes`` or (before it) JSON
-    wrote it; raises ValueError if it is neither."""
-    try:
-        if entry[:1] == STATE_FORMAT:
+    wrote it. Raises ``UnreadableEntryError`` (a ValueError) with its reason: bytes that
+    do not decode (``not_decodable``), a leading byte no version wrote
+    (``unknown_format``), a format byte above ``STATE_FORMAT`` (``newer_format``: a newer
+    citybrain's, refused rather than misread), or a document without the envelope's
+    fields and types (``bad_shape``)."""
+    head = entry[:1]
+    if head == STATE_FORMAT:
+        try:
             state: Any = msgspec.msgpack.decode(entry[1:])
-        else:
+        except msgspec.DecodeError as exc:
+            raise UnreadableEntryError(NOT_DECODABLE, f"sensor state: {exc}") from None
+    elif head == b"{":
+        try:
             state = orjson.loads(entry)
-    except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
-        raise ValueError(f"sensor state entry is unreadable: {exc}") from None
+        except orjson.JSONDecodeError as exc:
+            raise UnreadableEntryError(NOT_DECODABLE, f"sensor state: not JSON: {exc}") from None
+    elif head and STATE_FORMAT[0] < head[0] < 0x20:
+        # Format bytes are small numbers, below any JSON text's first byte.
+        raise UnreadableEntryError(
+            NEWER_FORMAT,
+            f"sensor state: format byte 0x{head[0]:02x}, written by a newer citybrain "
+            f"(this one reads 0x{STATE_FORMAT[0]:02x} and JSON)",
+        )
+    else:
+        raise UnreadableEntryError(
+            UNKNOWN_FORMAT,
+            f"sensor state: leading byte {head!r} is no format (0x{STATE_FORMAT[0]:02x} or JSON)",
+        )
     if not isinstance(state, dict):
-        raise ValueError(f"sensor state entry is a {type(state).__name__}, not a mapping")
+        raise UnreadableEntryError(
+            BAD_SHAPE, f"sensor state is a {type(state).__name__}, not a mapping"
+        )
+    _check_envelope(state)
+    version = state["detector"].get("v")
+    if "row" in state["detector"] and type(version) is int and version > TAIL_VERSION:
+        # A newer tail detector's row: refused here, where it is counted, rather than
+        # thrown away unsaid when the detector is made live (``_admit_sensor``).
+        raise UnreadableEntryError(
+            NEWER_FORMAT,
+            f"sensor state: tail detector state version {version}, written by a newer "
+            f"citybrain (this one reads 1 to {TAIL_VERSION})",
+        )
     return state
+
+
+def _check_envelope(state: dict[str, Any]) -> None:
+    """The fields ``_admit_sensor`` reads, with their types: one missing or of another
+    type failed every later batch of the sensor (bank path: the whole batch)."""
+    for name, types in _ENVELOPE:
+        if name not in state:
+            if name == "last_index":  # absent in states written before packs
+                continue
+            raise UnreadableEntryError(BAD_SHAPE, f"sensor state: field {name!r} is missing")
+        value = state[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: field {name!r} is {_clip(repr(value))}, expected "
+                + " or ".join(t.__name__ for t in types),
+            )
+
+
+_ENVELOPE: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("detector", (dict,)),
+    ("last_ts", (int, float)),
+    ("last_offset", (int,)),
+    ("last_index", (int,)),
+    ("episode", (dict, type(None))),
+)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def state_document(state: Mapping[str, Any]) -> dict[str, Any]:

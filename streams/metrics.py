@@ -32,6 +32,7 @@ ALERTS_CORROBORATION = "citybrain_alerts_corroboration_total"
 CORROBORATION_MARKS = "citybrain_corroboration_marks_total"
 CORROBORATION_HELD = "citybrain_corroboration_held"
 SILENCES_INVALID = "citybrain_silences_invalid_total"
+STATE_UNREADABLE = "citybrain_state_unreadable_total"
 DEAD_LETTERS = "citybrain_dead_letters_total"
 # The ingest edge's own (citybrain/ingest/metrics.py); dead letters use DEAD_LETTERS.
 INGEST_READINGS = "citybrain_ingest_readings_total"
@@ -99,6 +100,7 @@ class Metrics:
     corroboration_marks: Counter
     corroboration_held: Gauge
     silences_invalid: Counter
+    state_unreadable: Counter
     dead_letters: Counter
     incidents: Counter
     incidents_duplicate: Counter
@@ -190,6 +192,12 @@ class Metrics:
                 SILENCES_INVALID,
                 "Stored silences skipped because they cannot be read, by problem",
                 ("problem",),
+            ),
+            state_unreadable=counter(
+                STATE_UNREADABLE,
+                "Table changelog entries dropped at read-back because they cannot be read, "
+                "by table and reason (not_decodable, unknown_format, newer_format, bad_shape)",
+                ("table", "reason"),
             ),
             dead_letters=counter(
                 DEAD_LETTERS, "Events sent to the dead-letter topic", ("stream", "reason")

@@ -12,13 +12,88 @@ partition then always equals the partition the same key has on the source topics
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
 import orjson
+from faust.serializers import codecs
+from faust.types import EventT
 
 from streams.partitioning import key_partition
+
+log = logging.getLogger(__name__)
+
+# Why a changelog entry could not be read back (the bounded ``reason`` label of
+# ``citybrain_state_unreadable_total``).
+NOT_DECODABLE = "not_decodable"  # truncated, not UTF-8, not JSON / msgpack, too deep
+UNKNOWN_FORMAT = "unknown_format"  # a leading format byte no version wrote
+NEWER_FORMAT = "newer_format"  # written by a newer citybrain: refused, never misread
+BAD_SHAPE = "bad_shape"  # decodes, but not the table's document (an older schema, a scalar)
+REASONS = (NOT_DECODABLE, UNKNOWN_FORMAT, NEWER_FORMAT, BAD_SHAPE)
+
+
+class UnreadableEntryError(ValueError):
+    """A changelog entry that cannot be read back, with its ``reason`` (one of
+    ``REASONS``) and a one-line ``detail`` naming the field or byte at fault."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """What table recovery stores for an entry ``decode`` refused, until the table drops
+    it (``apply_changelog_batch``): the reason, the detail and the entry's size in bytes."""
+
+    reason: str
+    detail: str
+    size: int
+
+
+# An entry from a newer citybrain may say so: a JSON table entry with a ``format`` field
+# (this version writes none) is refused as ``newer_format``, not read as today's shape.
+FORMAT_FIELD = "format"
+
+
+def read_document(entry: bytes) -> dict[str, Any]:
+    """A JSON table's changelog entry (bytes) as its stored document (a mapping);
+    raises ``UnreadableEntryError`` for bytes that are not JSON (UTF-8, at most 1,024
+    levels deep), for a value that is not a mapping, or for one a newer version wrote
+    (a ``format`` field)."""
+    try:
+        doc = orjson.loads(entry)
+    except orjson.JSONDecodeError as exc:
+        raise UnreadableEntryError(NOT_DECODABLE, f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise UnreadableEntryError(BAD_SHAPE, f"a JSON {type(doc).__name__}, not an object")
+    if FORMAT_FIELD in doc:
+        raise UnreadableEntryError(
+            NEWER_FORMAT,
+            f"field {FORMAT_FIELD!r} is {doc[FORMAT_FIELD]!r}: written by a newer citybrain",
+        )
+    return doc
+
+
+def guarded(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``decode`` that never raises: an entry it refuses becomes an ``Unreadable``.
+
+    faust's recovery counts an entry as read only once it decoded: one that raised was
+    logged ("Error in recovery") and never counted, so a partition whose last entry was
+    unreadable never finished recovering and the worker never became ready."""
+
+    def read(entry: bytes) -> Any:
+        try:
+            return decode(entry)
+        except UnreadableEntryError as exc:
+            return Unreadable(exc.reason, exc.detail[:300], len(entry))
+        except Exception as exc:  # any other fault of the bytes (a decoder's own error)
+            return Unreadable(NOT_DECODABLE, f"{type(exc).__name__}: {exc}"[:300], len(entry))
+
+    return read
 
 
 class ChangelogCodec(faust.Codec):
@@ -36,7 +111,63 @@ class ChangelogCodec(faust.Codec):
         return self.decode(entry)
 
 
-class KeyPartitionedTable(faust.Table[bytes, Any]):
+# What faust's own writes (``table[key] = value``) encoded with before: the same bytes.
+_FAUST_JSON = codecs.get_codec("json")
+
+# (table name, key, what was refused): told once per entry, by whoever built the tables.
+OnUnreadable = Callable[[str, bytes, Unreadable], None]
+
+
+def _bad_key(key: Any) -> bool:
+    if type(key) is not bytes:
+        return True
+    try:
+        key.decode()
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+class ReadBack:
+    """Read-back for both table kinds: ``decode`` guarded, and an entry it refused
+    dropped from the store and told to ``on_unreadable`` (the key is then absent: a
+    sensor warms up again, a run or silence is gone), never fatal to recovery."""
+
+    on_unreadable: OnUnreadable | None = None
+    name: str
+    data: Any
+
+    def _read_back(self, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any]) -> None:
+        # Read when the changelog topic and the store are first made (both lazily).
+        self.__dict__["value_serializer"] = ChangelogCodec(encode, guarded(decode))
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
+        events = list(batch)
+        super().apply_changelog_batch(events)  # type: ignore[misc]
+        for event in events:
+            value, key = event.value, cast(bytes, event.key)
+            if type(value) is not Unreadable:
+                if not _bad_key(key) or key not in self.data:
+                    continue
+                # Every key citybrain writes is UTF-8 text (a sensor, cell, run or alert
+                # id): another is a damaged entry no reader can name.
+                value = Unreadable(NOT_DECODABLE, f"key {key!r:.60} is not UTF-8 text", len(key))
+                del self.data[key]
+            elif self.data.get(key) is value:  # not written again later in the batch
+                del self.data[key]
+            told = self.on_unreadable
+            if told is not None:
+                told(self.name, key, value)
+            else:
+                log.warning(
+                    "citybrain: warning: %s: dropped unreadable entry %r: %s",
+                    self.name,
+                    key,
+                    value.detail,
+                )
+
+
+class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
     """``encode`` turns a stored value into its changelog entry (bytes; JSON by default)
     and ``decode`` reads one back in table recovery (JSON by default): the store may
     hold live objects (a sensor's detector) that are serialised only when written.
@@ -56,9 +187,7 @@ class KeyPartitionedTable(faust.Table[bytes, Any]):
         self.partition_of = partition_of
         self._dirty: set[bytes] = set()
         self.encode: Callable[[Any], bytes] = encode or orjson.dumps
-        if decode is not None:
-            # Read when the changelog topic and the store are first made (both lazily).
-            self.value_serializer = ChangelogCodec(self.encode, decode)
+        self._read_back(encode or _FAUST_JSON.dumps, decode or read_document)
 
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None  # always set by key_partitioned_table
@@ -178,8 +307,12 @@ def coalesce_changelog(
     producer.flush = flush_staged_then_producer  # type: ignore[method-assign]
 
 
-class KeyPartitionedGlobalTable(faust.GlobalTable):
+class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
     """Every worker holds all of it (silences, firing alerts for inhibition)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_back(_FAUST_JSON.dumps, read_document)
 
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from citybrain.errors import utf8_text
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen
 from citybrain.stack.process import debian_binary, read_pid, spawn, stop, wait_until
 from dashboards.rules import LOCATIONS_FILE, location_rules
@@ -51,7 +52,9 @@ class PrometheusServer:
         return self.dir / LOCATIONS_FILE
 
     def write_locations(self) -> None:
-        grid = yaml.safe_load(Path(self.settings.grid_file).read_text()) or {}
+        # As the worker reads it: a byte that is not UTF-8 is named with its line.
+        grid = yaml.safe_load(utf8_text(Path(self.settings.grid_file), "CITYBRAIN_GRID_FILE"))
+        grid = grid if isinstance(grid, dict) else {}
         self.dir.mkdir(parents=True, exist_ok=True)
         self.locations.write_text(
             f"# Written by citybrain's stack from {self.settings.grid_file}; do not edit.\n"

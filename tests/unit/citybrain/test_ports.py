@@ -132,3 +132,31 @@ def test_stack_up_checks_every_port_before_starting_anything(
     assert proc.stderr.startswith(f"citybrain: {setting} is {taken}, but "), proc.stderr
     assert proc.stdout == ""  # nothing started, not even Kafka
     assert not (tmp_path / "home").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"cells:\n  - {id: caf\xe9}\n", ":2: byte 0xe9 at column 13 is not UTF-8"),
+        (b"cells: [\n", "grid.yaml:"),
+    ],
+)
+def test_stack_up_reads_the_grid_before_starting_anything(
+    content: bytes, said: str, tmp_path: Path
+) -> None:
+    # Trial 27: Prometheus' location rules are written from the grid after Kafka started;
+    # a grid that could not be read ended in "unexpected UnicodeDecodeError" with Kafka
+    # left running.
+    grid = tmp_path / "grid.yaml"
+    grid.write_bytes(content)
+    env = {
+        "CITYBRAIN_HOME": str(tmp_path / "home"),
+        "CITYBRAIN_RUN_DIR": str(tmp_path / "run"),
+        "CITYBRAIN_GRID_FILE": str(grid),
+    }
+    proc = run_in_process(["stack", "up"], env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert proc.stderr.startswith("citybrain: CITYBRAIN_GRID_FILE "), proc.stderr
+    assert said in proc.stderr and "unexpected" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and proc.stdout == ""
+    assert not (tmp_path / "home").exists() and not (tmp_path / "run").exists()

@@ -162,6 +162,19 @@ def _document(version: int, row: np.ndarray) -> dict[str, object]:
     return {"v": version, "window": 32, "row": base64.b64encode(row.tobytes()).decode()}
 
 
+def test_a_record_of_a_newer_version_is_refused_not_misread() -> None:
+    # A newer version's row of the same size may hold other statistics in the same
+    # places: read as this version's it would score on wrong numbers, silently.
+    det = TailDetector()
+    det.learn_many(np.random.default_rng(7).normal(0, 1, 200), 1.4e9 + STEP * np.arange(200))
+    row = _row(det)
+    for version in (4, 99, None, "3", 3.0, True):
+        doc = {**_document(3, row), "v": version}
+        with pytest.raises(DetectorInputError, match="version"):
+            TailDetector().set_state(doc)
+    TailDetector().set_state(_document(3, row))  # its own version still loads
+
+
 def test_a_version_1_record_loads_with_no_confirmation_pending() -> None:
     # A changelog written before the two-of-three confirmation (version 1: the row
     # without the two surprises, nor version 3's mean interval, weight and window fill)

@@ -78,3 +78,15 @@ def test_a_token_entry_with_a_key_twice_is_refused_not_read_as_its_last(tmp_path
     assert str(info.value).startswith(
         f"CITYBRAIN_API_TOKENS_FILE {path}:2: not valid YAML: key 'role' is given twice"
     )
+
+
+def test_a_tokens_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    # Trial 27: an operator's Latin-1 name ended the worker's start in "unexpected
+    # UnicodeDecodeError ... This is a bug", as no other file citybrain reads does.
+    path = tmp_path / "tokens.yaml"
+    path.write_bytes(b"tokens:\n  - {name: jos\xe9, role: operator, sha256: x}\n")
+    with pytest.raises(SettingsError) as refused:
+        TokenStore.load(path)
+    assert str(refused.value) == (
+        f"CITYBRAIN_API_TOKENS_FILE {path}:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)"
+    )

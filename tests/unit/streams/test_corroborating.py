@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
@@ -14,11 +15,12 @@ from prometheus_client import CollectorRegistry
 from playbooks.loader import load_grid
 from streams.app import create_app
 from streams.context import Context
-from streams.corroborating import CorroborationStage
+from streams.corroborating import CorroborationStage, read_area_state
 from streams.corroboration import new_area_state
 from streams.detection import SensorDetection
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.tables import BAD_SHAPE, NEWER_FORMAT, UnreadableEntryError
 
 
 def agent_topics(app: faust.App) -> set[str]:
@@ -138,3 +140,23 @@ def test_one_area_that_cannot_be_released_costs_the_others_nothing(
     assert "corroboration: the held alerts of area area-1 were left as they are" in caplog.text
     asyncio.run(stage.release_due())
     assert released == ["al-of-area-2", "al-of-area-1"]
+
+
+def test_an_area_state_of_another_shape_is_refused_at_read_back() -> None:
+    # Trial 27: the release timer reads every area's "held"; an area stored without it
+    # (another version's, a damaged entry) crashed the worker at each start.
+    good = new_area_state()
+    assert read_area_state(orjson.dumps(good)) == good
+    for bad in (
+        {"marks": {}},
+        {**good, "held": []},
+        {**good, "labelled": None},
+        {**good, "newest": "late"},
+        {**good, "newest": True},
+    ):
+        with pytest.raises(UnreadableEntryError) as refused:
+            read_area_state(orjson.dumps(bad))
+        assert refused.value.reason == BAD_SHAPE and "area state: field" in str(refused.value)
+    with pytest.raises(UnreadableEntryError) as refused:
+        read_area_state(b'{"format": 2}')
+    assert refused.value.reason == NEWER_FORMAT

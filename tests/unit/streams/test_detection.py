@@ -7,6 +7,8 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import orjson
+import pytest
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
 from playbooks.grid import Grid
@@ -22,6 +24,13 @@ from streams.detection import (
     state_document,
 )
 from streams.events import MAX_PACK_READINGS, EventValidator, Reading, format_ts
+from streams.tables import (
+    BAD_SHAPE,
+    NEWER_FORMAT,
+    NOT_DECODABLE,
+    UNKNOWN_FORMAT,
+    UnreadableEntryError,
+)
 
 T0 = 1_700_000_000.0
 NOW = 1_800_000_000.0  # 2027-01-15
@@ -398,13 +407,37 @@ def test_a_restored_state_not_yet_scored_is_written_back_unchanged() -> None:
 
 
 def test_an_unreadable_changelog_entry_is_refused_with_why() -> None:
-    for entry in (b"", b"\x01\xc1", b"{not json", b"[1, 2]", STATE_FORMAT + b"\x93\x01\x02\x03"):
-        try:
+    good = read_state(
+        state_bytes(stored(handler().process(feed(baseline(40)), {}).states["gauge-1"]))
+    )
+    for entry, reason, why in (
+        (b"", UNKNOWN_FORMAT, "leading byte"),
+        (b"\x01\xc1", NOT_DECODABLE, "sensor state"),
+        (b"{not json", NOT_DECODABLE, "not JSON"),
+        (b"[1, 2]", UNKNOWN_FORMAT, "leading byte"),
+        (STATE_FORMAT + b"\x93\x01\x02\x03", BAD_SHAPE, "is a list"),
+        (state_bytes(good)[:40], NOT_DECODABLE, "truncated"),
+        (b"\x02" + state_bytes(good)[1:], NEWER_FORMAT, "format byte 0x02"),
+        (b"\xc3\x00", UNKNOWN_FORMAT, "leading byte"),
+        # An older or damaged envelope: a field missing, or of another type.
+        (state_bytes({k: v for k, v in good.items() if k != "last_ts"}), BAD_SHAPE, "'last_ts'"),
+        (state_bytes({**good, "last_offset": "7"}), BAD_SHAPE, "'last_offset' is '7'"),
+        (state_bytes({**good, "episode": [1]}), BAD_SHAPE, "'episode'"),
+        (state_bytes({**good, "detector": None}), BAD_SHAPE, "'detector'"),
+        (orjson.dumps({**good, "last_ts": True}), BAD_SHAPE, "'last_ts' is True"),
+        (
+            state_bytes({**good, "detector": {"v": 4, "window": 32, "row": b""}}),
+            NEWER_FORMAT,
+            "tail detector state version 4",
+        ),
+    ):
+        with pytest.raises(UnreadableEntryError) as refused:
             read_state(entry)
-        except ValueError as exc:
-            assert "sensor state entry" in str(exc)
-        else:
-            raise AssertionError(f"{entry!r} was read")
+        assert refused.value.reason == reason, entry
+        assert why in str(refused.value), (entry, str(refused.value))
+    # States written before packs have no last_index: still read.
+    no_index = {k: v for k, v in good.items() if k != "last_index"}
+    assert read_state(state_bytes(no_index)) == no_index
 
 
 def test_a_state_written_by_another_detector_starts_the_detector_over() -> None:

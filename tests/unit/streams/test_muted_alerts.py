@@ -391,3 +391,22 @@ def test_a_muted_alert_whose_routing_fails_is_tried_again_and_the_pass_goes_on(
     assert "muted alert al-1 was left as it is, tried again next tick" in caplog.text
     assert s.recheck() == 1 and s.run_ids() == ["al-2", "al-1"]
     assert s.recheck() == 0 and s.run_ids() == ["al-2", "al-1"]
+
+
+def test_a_muted_entry_that_cannot_be_read_is_dropped_counted_and_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial 27: it was dropped with a log line only, uncounted and unaudited.
+    s = Stage(tmp_path, monkeypatch)
+    s.firing[b"al-old"] = {"alertname": "x"}
+    s.stage.muted.data[b"al-old"] = {"alert": {"labels": {}}, "since": 1.0}  # no mute, by
+    assert s.recheck() == 0 and s.routed == []
+    assert b"al-old" not in s.stage.muted.data
+    asyncio.run(s.ctx.audit_unreadable_state())
+    [said] = [a for a in s.audits if a["action"] == "state_unreadable"]
+    assert (said["table"], said["key"], said["reason"]) == ("muted", "al-old", "bad_shape")
+    assert "KeyError" in said["detail"]
+    counted = s.registry.get_sample_value(
+        "citybrain_state_unreadable_total", {"table": "muted", "reason": "bad_shape"}
+    )
+    assert counted == 1

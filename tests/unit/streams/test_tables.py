@@ -5,13 +5,27 @@ are recorded where the table would hand them to the producer."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import orjson
+import pytest
 
+from streams.context import read_burst_cell, read_burst_window, read_group
 from streams.partitioning import key_partition
-from streams.tables import KeyPartitionedTable, key_partitioned_table
+from streams.tables import (
+    BAD_SHAPE,
+    NEWER_FORMAT,
+    NOT_DECODABLE,
+    KeyPartitionedTable,
+    ReadBack,
+    Unreadable,
+    UnreadableEntryError,
+    guarded,
+    key_partitioned_table,
+    read_document,
+)
 
 
 def table() -> tuple[KeyPartitionedTable, list[tuple[bytes, Any]]]:
@@ -95,7 +109,73 @@ def test_a_table_with_its_own_decode_recovers_through_it() -> None:
     assert codec is t.value_serializer and not isinstance(codec, str)
     assert codec.loads(b"<x>") == {"decoded": b"<x>"} and codec.dumps(b"y") == b"<y>"
     plain = key_partitioned_table(app, "plain", 2)
-    assert plain.value_serializer == "json" and plain.encode({"a": 1}) == b'{"a":1}'
+    assert plain.encode({"a": 1}) == b'{"a":1}'
+    # faust's own writes (``table[key] = v``) encode as faust's JSON codec did.
+    assert orjson.loads(plain.value_serializer.dumps({1: "x"})) == {"1": "x"}
+    assert plain.value_serializer.loads(b'{"a": 1}') == {"a": 1}
+
+
+def changelog_event(key: bytes, entry: bytes | None, codec: Any) -> Any:
+    """A changelog record as table recovery hands it over: the raw message and its value
+    decoded by the table's codec (faust leaves a tombstone's None undecoded)."""
+    message = SimpleNamespace(key=key, value=entry, partition=0)
+    value = None if entry is None else codec.loads(entry)
+    return SimpleNamespace(key=key, value=value, message=message)
+
+
+@pytest.mark.parametrize("is_global", [False, True])
+def test_an_entry_that_cannot_be_read_back_is_dropped_and_told_never_raised(
+    is_global: bool,
+) -> None:
+    app = faust.App("tables-readback", store="memory://", broker="kafka://127.0.0.1:1")
+    t = key_partitioned_table(app, "runs", 2, is_global=is_global)
+    told: list[tuple[str, bytes, Unreadable]] = []
+    assert isinstance(t, ReadBack)
+    t.on_unreadable = lambda table, key, entry: told.append((table, key, entry))
+    codec = t.value_serializer
+    batch = [
+        changelog_event(b"good", b'{"run": 1}', codec),
+        changelog_event(b"was-good", b'{"run": 2}', codec),
+        changelog_event(b"was-good", b'{"run": ', codec),  # truncated: the newest wins
+        changelog_event(b"latin1", b'{"n": "caf\xe9"}', codec),
+        changelog_event(b"scalar", b"12", codec),
+        changelog_event(b"deep", b"[" * 2000 + b"]" * 2000, codec),
+        changelog_event(b"future", b'{"format": 2, "run": {}}', codec),
+        changelog_event(b"healed", b"\xff", codec),
+        changelog_event(b"healed", b'{"run": 3}', codec),  # written again: kept
+        changelog_event(b"gone", b'{"run": 4}', codec),
+        changelog_event(b"gone", None, codec),  # a tombstone is a deletion, not a fault
+        changelog_event(b"run-\xff", b'{"run": 5}', codec),  # a key no writer wrote
+    ]
+    t.apply_changelog_batch(batch)
+    assert dict(t.data.items()) == {b"good": {"run": 1}, b"healed": {"run": 3}}
+    assert [(key, entry.reason) for _, key, entry in told] == [
+        (b"was-good", NOT_DECODABLE),
+        (b"latin1", NOT_DECODABLE),
+        (b"scalar", BAD_SHAPE),
+        (b"deep", NOT_DECODABLE),
+        (b"future", NEWER_FORMAT),
+        (b"healed", NOT_DECODABLE),
+        (b"run-\xff", NOT_DECODABLE),
+    ]
+    assert {table for table, _, _ in told} == {"runs"}
+    assert "format" in told[4][2].detail and told[5][2].size == 1
+
+
+def test_a_decoder_that_fails_any_way_gives_an_unreadable_entry() -> None:
+    def broken(entry: bytes) -> Any:
+        raise RecursionError("nested too deep")
+
+    got = guarded(broken)(b"xyz")
+    assert got == Unreadable(NOT_DECODABLE, "RecursionError: nested too deep", 3)
+    with pytest.raises(UnreadableEntryError) as refused:
+        read_document(b'"text"')
+    assert refused.value.reason == BAD_SHAPE
+    # A huge entry (a truncated 3 MB document; an integer past 64 bits) is refused with
+    # its size and a detail of one line.
+    huge = guarded(read_document)(b'{"a": "' + b"x" * 3_000_000)
+    assert huge.reason == NOT_DECODABLE and huge.size == 3_000_007 and len(huge.detail) <= 300
+    assert guarded(read_document)(b'{"n": ' + b"9" * 400 + b"}").reason == NOT_DECODABLE
 
 
 def test_the_memory_store_keeps_a_plain_dict_the_batch_reads_and_writes() -> None:
@@ -119,3 +199,37 @@ def test_a_global_table_is_global_to_faust() -> None:
     assert silences.is_global and silences.synchronize_all_active_partitions
     assert silences.recovery_buffer_size == silences.standby_buffer_size == 1
     assert not key_partitioned_table(app, "groups", 2).is_global
+
+
+def test_burst_windows_of_another_shape_are_refused_at_read_back() -> None:
+    window = {"slot": 7, "counts": [0, 2], "baseline": 0.5, "held": [], "episode": None}
+    assert read_burst_window(orjson.dumps(window)) == window
+    # The fixed-bucket layout before the sliding window: only its baseline is read.
+    assert read_burst_window(b'{"baseline": 2}') == {"baseline": 2}
+    assert read_burst_cell(orjson.dumps({"Noise": window})) == {"Noise": window}
+    for entry, why in (
+        (orjson.dumps({**window, "counts": None}), "'counts'"),
+        (orjson.dumps({**window, "counts": [1, "2"]}), "non-integer"),
+        (orjson.dumps({**window, "slot": "7"}), "'slot'"),
+        (orjson.dumps({k: v for k, v in window.items() if k != "held"}), "'held'"),
+        (b'{"baseline": "high"}', "'baseline'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_burst_window(entry)
+        assert refused.value.reason == BAD_SHAPE
+    with pytest.raises(UnreadableEntryError, match="'Noise'"):
+        read_burst_cell(b'{"Noise": [1]}')
+
+
+def test_a_group_without_its_fields_is_refused_at_read_back() -> None:
+    group = {"generation": 2, "run": None, "seen": ["a"], "commands": [], "route": {"id": "r"}}
+    assert read_group(orjson.dumps(group)) == group
+    for bad, why in (
+        ({"run": None}, "'generation'"),
+        ({**group, "run": [1]}, "'run'"),
+        ({**group, "route": None}, "'route'"),
+        ({**group, "generation": True}, "'generation'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_group(orjson.dumps(bad))
+        assert refused.value.reason == BAD_SHAPE

@@ -1,0 +1,134 @@
+"""Table state that cannot be read back, on the real Kafka (issue 12 item 2's kind, for
+every table): a changelog entry that is truncated, has an unknown format byte, is not
+UTF-8, not JSON or msgpack, not a mapping, lacks the fields of its table, or was written
+by a newer version, is written straight into the changelog topics of a stopped worker's
+tables; the worker restarted must start, drop that one key (a sensor warms up again),
+count it (``citybrain_state_unreadable_total{table,reason}``) and audit it, and recover
+every other key intact (the warmed-up sensor alerts on its next spike with no new
+warm-up)."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import orjson
+import pytest
+
+from tests.integration.test_pipeline import docs, firing, real_levels, send_readings
+from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
+
+pytestmark = pytest.mark.integration
+
+GROUP = orjson.dumps({"generation": 0, "run": None, "seen": [], "commands": [], "route": {}})
+# (table, key, changelog value, reason counted)
+BAD: list[tuple[str, bytes, bytes, str]] = [
+    # gauge-2 has a real state: its latest entry is replaced by a truncated one.
+    (
+        "sensor-state",
+        b"gauge-2",
+        b"\x01" + msgspec.msgpack.encode({"detector": {}})[:5],
+        "not_decodable",
+    ),
+    ("sensor-state", b"ghost-fmt", b"\xc3\x00\x01", "unknown_format"),
+    ("sensor-state", b"ghost-future", b"\x02" + msgspec.msgpack.encode({"v": 9}), "newer_format"),
+    ("sensor-state", b"ghost-list", b"\x01" + msgspec.msgpack.encode([1, 2]), "bad_shape"),
+    (
+        "sensor-state",
+        b"ghost-shape",
+        b"\x01" + msgspec.msgpack.encode({"detector": {}, "last_ts": "yesterday"}),
+        "bad_shape",
+    ),
+    ("groups", b"grp-latin1", b'{"run": "caf\xe9"}', "not_decodable"),
+    ("groups", b"grp-text", b"not json at all", "not_decodable"),
+    ("silences", b"sil-deep", b"[" * 2000 + b"]" * 2000, "not_decodable"),
+    ("firing", b"al-number", b"12", "bad_shape"),
+    ("burst-windows", b"c-mill\x1fNoise", b'{"ids": [', "not_decodable"),
+    ("burst-state", b"c-top", b"\xff\xfe", "not_decodable"),
+    ("burst-windows", b"c-top\x1fNoise", b'{"slot": 3, "counts": null}', "bad_shape"),
+    ("groups", b"grp-\xff", GROUP, "not_decodable"),  # a key that is not UTF-8
+    # A group without its run and route: the deadline check read every group's, and one
+    # without them stopped every run's deadlines at every tick.
+    ("groups", b"grp-old", b'{"run": null}', "bad_shape"),
+    ("muted", b"al-muted", b'"just text"', "bad_shape"),
+    ("corroboration", b"c-bridge", b"\x00\x00", "not_decodable"),
+    # An area state of another shape: the release timer read its "held" and crashed the
+    # worker at every start.
+    ("corroboration", b"area-old", b'{"marks": {}}', "bad_shape"),
+    ("groups", b"grp-future", orjson.dumps({"format": 99, "run": {}}), "newer_format"),
+]
+
+
+def write_changelog(p: Pipeline, table: str, key: bytes, value: bytes | None) -> None:
+    p.producer.send(f"{p.settings.app_id}-{table}-changelog", key=key, value=value)
+
+
+def test_unreadable_changelog_entries_are_dropped_counted_and_audited(pipeline: Pipeline) -> None:
+    base = real_levels(120)
+    worker = pipeline.worker().start()
+    try:
+        send_readings(pipeline, base[:40])
+        send_readings(pipeline, base[:40], sensor="gauge-2")
+        pipeline.read("alerts", lambda m: True, timeout=5, settle=4)
+    finally:
+        worker.stop()  # commits and writes every sensor's state to the changelog
+    for table, key, value, _ in BAD:
+        write_changelog(pipeline, table, key, value)
+    # A readable silence beside the unreadable ones: every other key recovers intact.
+    silence = {
+        "id": "sil-good",
+        "matchers": ['category="Fireworks"'],
+        "starts_at": 0.0,
+        "ends_at": 4e9,
+        "author": "op",
+        "reason": "kept",
+    }
+    write_changelog(pipeline, "silences", b"sil-good", orjson.dumps(silence))
+    # A tombstone is a deletion, not a fault.
+    write_changelog(pipeline, "groups", b"grp-gone", GROUP)
+    write_changelog(pipeline, "groups", b"grp-gone", None)
+    pipeline.flush()
+
+    worker = pipeline.worker().start()
+    try:
+        # gauge-1's state came back whole: a spike right after its 40 readings alerts.
+        send_readings(pipeline, [base[39] * 8], start=40)
+        alerts = pipeline.read("alerts", lambda m: len(firing(m)) >= 1, settle=2)
+        assert [d["sensor_id"] for d in firing(alerts)] == ["gauge-1"]
+        # gauge-2's state was dropped: its readings are scored from a new warm-up, none
+        # dead-lettered, and its spike after a full warm-up again alerts.
+        send_readings(pipeline, base[40:80], start=40, sensor="gauge-2")
+        send_readings(pipeline, [base[79] * 8], start=80, sensor="gauge-2")
+        alerts = pipeline.read("alerts", lambda m: len(firing(m)) >= 2, settle=2)
+        assert sorted(d["sensor_id"] for d in firing(alerts)) == ["gauge-1", "gauge-2"]
+        audit = pipeline.read(
+            "audit",
+            lambda m: (
+                len([d for d in docs(m) if d.get("action") == "state_unreadable"]) >= len(BAD)
+            ),
+            settle=2,
+        )
+        unreadable = [d for d in docs(audit) if d.get("action") == "state_unreadable"]
+        assert sorted((d["table"], d["key"]) for d in unreadable) == sorted(
+            (t, k.decode(errors="replace")) for t, k, _, _ in BAD
+        )
+        port = pipeline.settings.worker_port
+        expected: dict[tuple[str, str], int] = {}
+        for table, _, _, reason in BAD:
+            expected[table, reason] = expected.get((table, reason), 0) + 1
+        for (table, reason), n in expected.items():
+            got = scrape_sum(
+                port, f'citybrain_state_unreadable_total{{reason="{reason}",table="{table}"}}'
+            )
+            assert got == n, (table, reason, got)
+        status, listed = pipeline.api("GET", "/silences", OPERATOR_TOKEN)
+        assert status == 200
+        assert [(x["id"], x["active"]) for x in listed["silences"]] == [("sil-good", True)]
+        time.sleep(2)
+        assert worker.alive()
+        log = worker.log()
+        assert "Traceback" not in log and "Crashed" not in log
+    finally:
+        worker.stop()
+    dead = pipeline.read("deadletter", lambda m: True, timeout=3, settle=1)
+    assert dead == []
