@@ -19,10 +19,11 @@ def _share(part: str, whole: str) -> str:
 
 
 def _sum(series: str) -> str:
-    """The increase over the window, summed; ``a - b`` for a count net of another."""
+    """The increase over the window, summed; ``a - b`` for a count net of another, never
+    below 0 (a reopening in the window of a resolution from before it read -100 %)."""
     if " - " in series:
         plus, minus = series.split(" - ")
-        return f"({_sum(plus)} - {_sum(minus)})"
+        return f"clamp_min({_sum(plus)} - {_sum(minus)}, 0)"
     return f"sum(increase({series}[{WINDOW}]))"
 
 

@@ -13,7 +13,7 @@ from dashboards.panels import (
     series,
     single,
 )
-from dashboards.rules import CELL_LOCATION
+from dashboards.rules import CELL_LOCATION, resolution_ratio
 from streams import metrics as m
 
 UID = "citybrain-city-overview"
@@ -119,12 +119,10 @@ def build() -> Dashboard:
             series(
                 "Resolution rate (1h)",
                 "percentunit",
-                query(
-                    f"sum(increase({m.RUNS_RESOLVED}[1h])) / "
-                    f"clamp_min(sum(increase({m.RUNS}[1h])), 1)",
-                    "resolved / started",
-                ),
-                description="Runs resolved over runs started in the last hour",
+                query(resolution_ratio("1h"), "resolved / started"),
+                description="Runs resolved in the last hour (net of the reopenings that "
+                "undid a resolution: a run counts once) over runs started in it; 0 with "
+                "none started; above 100 % when the hour closes runs started before it",
             )
         )
         .with_panel(

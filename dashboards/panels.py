@@ -20,6 +20,8 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from dashboards.rules import quantile
+
 DATASOURCE_UID = "citybrain-prometheus"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 # Grafana's built-in annotation store, where citybrain writes alert and run regions.
@@ -69,12 +71,12 @@ def quantiles(
     by: str = "",
     qs: tuple[float, ...] = (0.5, 0.9),
 ) -> list[prometheus.Dataquery]:
-    """histogram_quantile queries for ``metric`` (a histogram's base name)."""
-    group = f"le, {by}" if by else "le"
+    """histogram_quantile queries for ``metric`` (a histogram's base name); no data, not
+    NaN, for a group with nothing observed in ``window`` (``rules.quantile``)."""
     legend_by = f" {{{{{by}}}}}" if by else ""
     return [
         query(
-            f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket[{window}])))",
+            quantile(q, metric, window, by),
             f"p{q * 100:g}{legend_by}",
             ref=chr(ord("A") + i),
         )

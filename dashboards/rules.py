@@ -32,8 +32,34 @@ class Alert:
         return f"{self.base} {self.condition}"
 
 
+def quantile(q: float, metric: str, window: str, by: str = "") -> str:
+    """``histogram_quantile`` of a histogram's (base name ``metric``) buckets over
+    ``window``, summed by ``le`` and ``by`` (comma-separated labels, "" for the city's),
+    for the groups that observed something in the window only: with none, every bucket's
+    rate is 0 and ``histogram_quantile`` answers NaN, which Grafana drew as "NaN" and a
+    recording rule stored (trial 28); such a group now has no series (no data)."""
+    group = f"le, {by}" if by else "le"
+    buckets = f"sum by ({group}) (rate({metric}_bucket[{window}]))"
+    summed = f"sum by ({by}) " if by else "sum"
+    observed = f"{summed}(increase({metric}_count[{window}])) > 0"
+    return f"histogram_quantile({q}, {buckets} and on ({by}) ({observed}))"
+
+
 def _q(q: float, metric: str, by: str, window: str) -> str:
-    return f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket[{window}])))"
+    return quantile(q, metric, window, by)
+
+
+def resolution_ratio(window: str, by: str = "") -> str:
+    """Runs resolved in ``window`` net of the reopenings that undid a resolution, over runs
+    started in ``window`` (at least 1, so an idle city reads 0, not NaN). Counted at each
+    resolution, a run resolved, reopened and resolved again read 2/1 (trial 28, as trial 22
+    found for the campaign dashboard). Above 1 when the window closes runs started before
+    it; never below 0 (a reopening in the window of a resolution before it)."""
+    grouped = f"sum by ({by}) " if by else "sum"
+    resolved = f"{grouped}(increase({m.RUNS_RESOLVED}[{window}]))"
+    undone = f'{grouped}(increase({m.CAMPAIGN_REOPENED}{{outcome="resolved"}}[{window}]))'
+    started = f"{grouped}(increase({m.RUNS}[{window}]))"
+    return f"clamp_min({resolved} - {undone}, 0) / clamp_min({started}, 1)"
 
 
 RECORDINGS = [
@@ -49,11 +75,7 @@ RECORDINGS = [
     Recording(
         "citybrain:time_to_resolve_seconds:p90_1h", _q(0.9, m.TIME_TO_RESOLVE, "playbook", "1h")
     ),
-    Recording(
-        "citybrain:resolution_ratio:1h",
-        f"sum by (playbook) (increase({m.RUNS_RESOLVED}[1h])) / "
-        f"clamp_min(sum by (playbook) (increase({m.RUNS}[1h])), 1)",
-    ),
+    Recording("citybrain:resolution_ratio:1h", resolution_ratio("1h", by="playbook")),
     Recording(
         "citybrain:sla_breaches:increase1d",
         f"sum by (playbook, department) (increase({m.SLA_BREACHES}[1d]))",
@@ -94,7 +116,7 @@ ALERTS = [
     ),
     Alert(
         "CitybrainEventToAlertSlow",
-        f"histogram_quantile(0.99, sum by (le) (rate({m.EVENT_TO_ALERT}_bucket[5m])))",
+        quantile(0.99, m.EVENT_TO_ALERT, "5m"),
         "> 0.25",
         "10m",
         "warning",

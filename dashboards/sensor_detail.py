@@ -40,7 +40,8 @@ def build() -> Dashboard:
                 "Anomaly score and threshold",
                 "percentunit",
                 query(f'{m.SENSOR_SCORE}{{sensor_id="$sensor"}}', "score"),
-                query(m.SCORE_THRESHOLD, "threshold", ref="B"),
+                # Every worker exports the threshold: one line, not one per worker.
+                query(f"max({m.SCORE_THRESHOLD})", "threshold", ref="B"),
                 width=24,
             )
         )

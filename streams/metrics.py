@@ -323,8 +323,8 @@ class Metrics:
             campaign_reopened=counter(
                 CAMPAIGN_REOPENED,
                 "Runs reopened because a reporter was not satisfied (level it was closed at; "
-                "outcome: the closing it undid)",
-                ("level", "department", "outcome"),
+                "outcome: the closing it undid; playbook: the run's)",
+                ("level", "department", "outcome", "playbook"),
             ),
         )
 
@@ -359,7 +359,7 @@ def initialise(
             metrics.time_to_ack.labels(name, level, department)
             metrics.campaign_reports.labels(level, department)
             for outcome in ("resolved", "cancelled"):
-                metrics.campaign_reopened.labels(level, department, outcome)
+                metrics.campaign_reopened.labels(level, department, outcome, name)
                 metrics.campaign_runs_closed.labels(level, department, outcome)
                 metrics.campaign_replies.labels(level, department, outcome)
             for satisfied in ("true", "false"):

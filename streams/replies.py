@@ -61,6 +61,7 @@ def count_campaign(metrics: Metrics, run: Run, cmd: Command) -> None:
         metrics.campaign_answers.labels(level, department, satisfied).inc()
     elif cmd.action == "reopened":
         # The closing it undoes: net of these, closings count each run once by its
-        # last outcome, as the campaign report does.
+        # last outcome, as the campaign report does; by playbook too, so the resolution
+        # ratio per playbook can be net of them (a run resolved twice was 2/1, trial 28).
         undone = str(cmd.data.get("outcome", "resolved"))
-        metrics.campaign_reopened.labels(level, department, undone).inc()
+        metrics.campaign_reopened.labels(level, department, undone, run.playbook).inc()

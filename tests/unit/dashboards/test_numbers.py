@@ -1,0 +1,427 @@
+"""The control room's numbers, computed by hand for made-up scenarios and checked on
+Prometheus' own PromQL engine (promtool's offline rule tests, Debian's prometheus package):
+each panel's and rule's expression, read from the committed JSON and rules file, after a
+worker restart, with two workers, with no traffic yet, and each alert rule firing and not
+firing with its ``for:`` duration (trial 28)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards.generate import BUILDERS, expressions
+
+ROOT = Path(__file__).resolve().parents[3]
+COMMITTED = ROOT / "dashboards" / "generated"
+RULES = COMMITTED / "prometheus" / "citybrain-rules.yml"
+# Debian's prometheus package, which the tests need anyway: missing, the test fails.
+PROMTOOL = shutil.which("promtool") or "promtool"
+
+
+def panel(uid: str, title: str) -> list[str]:
+    """The PromQL of one panel of a committed dashboard, in refId order."""
+    doc = json.loads((COMMITTED / "dashboards" / f"{uid}.json").read_text())
+    found = [expr for where, expr in expressions(doc) if where == title]
+    assert found, f"{uid} has no panel {title!r}"
+    return found
+
+
+def every_expression() -> list[tuple[str, str]]:
+    found = []
+    for uid in BUILDERS:
+        doc = json.loads((COMMITTED / "dashboards" / f"{uid}.json").read_text())
+        found += [(f"{uid}: {where}", expr) for where, expr in expressions(doc)]
+    rules = re.findall(r"expr: (.*(?:\n {6}.*)*)", RULES.read_text())
+    found += [("rules", " ".join(part.strip() for part in r.split("\n"))) for r in rules]
+    return found
+
+
+def promtool(tmp_path: Path, *tests: dict[str, Any], rules: bool = False) -> None:
+    """Run promtool's unit tests ``tests`` (each: interval, input_series and
+    promql_expr_test or alert_rule_test); fails with promtool's own diff."""
+    doc = {"rule_files": [str(RULES)] if rules else [], "tests": list(tests)}
+    path = tmp_path / "numbers-test.yml"
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    done = subprocess.run(
+        [PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def expect(expr: str, at: str, *samples: tuple[str, float]) -> dict[str, Any]:
+    """A promql_expr_test: ``expr`` at ``at`` is exactly ``samples`` (none: no series)."""
+    return {
+        "expr": expr,
+        "eval_time": at,
+        "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
+    }
+
+
+# -- histograms: quantiles from _bucket by le, and no NaN without observations ---------
+
+QUANTILES = sorted(
+    {(where, expr) for where, expr in every_expression() if "histogram_quantile" in expr}
+)
+QUANTILE = re.compile(
+    r"histogram_quantile\(([0-9.]+), sum by \(le(?:, ([\w, ]+))?\) \(rate\((\w+)_bucket"
+)
+LABELS = {"playbook": "flood", "level": "community", "department": "water"}
+
+
+def histogram(
+    metric: str, instance: str, below: str, inside: str, above: str
+) -> list[dict[str, str]]:
+    """Buckets 60 and 120 (and +Inf) of ``metric`` on one worker: ``below`` the values of
+    bucket 60, ``inside`` of bucket 120 and of +Inf and _count (nothing above 120 s)."""
+    labels = ",".join(f'{k}="{v}"' for k, v in LABELS.items()) + f',instance="{instance}"'
+    return [
+        {"series": f'{metric}_bucket{{le="60",{labels}}}', "values": below},
+        {"series": f'{metric}_bucket{{le="120",{labels}}}', "values": inside},
+        {"series": f'{metric}_bucket{{le="+Inf",{labels}}}', "values": inside},
+        {"series": f"{metric}_count{{{labels}}}", "values": inside},
+        {"series": f"{metric}_sum{{{labels}}}", "values": "0+90x420"},
+    ]
+
+
+def test_every_quantile_expression_is_found() -> None:
+    assert len(QUANTILES) >= 10
+    for _, expr in QUANTILES:
+        assert QUANTILE.search(expr), expr
+
+
+@pytest.mark.parametrize(("where", "expr"), QUANTILES, ids=lambda v: str(v)[:70])
+def test_a_quantile_is_no_data_without_observations_and_exact_with_them(
+    tmp_path: Path, where: str, expr: str
+) -> None:
+    """No observation in the window (the last ones an hour before a 6 h window began, or
+    none at all): no series, where every bucket's rate of 0 gave NaN, drawn as "NaN" and
+    stored by the recording rules. Two workers each observing one value a minute in
+    (60 s, 120 s]: the quantile q is 60 + 60 q, by the panel's labels, the workers summed."""
+    match = QUANTILE.search(expr)
+    assert match, expr
+    q, by, metric = float(match.group(1)), match.group(2) or "", match.group(3)
+    labels = "{" + ",".join(f'{k}="{LABELS[k]}"' for k in by.replace(" ", "").split(",") if k) + "}"
+    # 7 h of samples a minute apart; the workers' last observations at minute 20.
+    old = "0+1x20 20+0x400"
+    promtool(
+        tmp_path,
+        {"interval": "1m", "input_series": [], "promql_expr_test": [expect(expr, "7h")]},
+        {
+            "interval": "1m",
+            "input_series": histogram(metric, "a", "0+0x420", old, "")
+            + histogram(metric, "b", "0+0x420", old, ""),
+            "promql_expr_test": [expect(expr, "7h")],
+        },
+        {
+            "interval": "1m",
+            "input_series": histogram(metric, "a", "0+0x420", "0+1x420", "")
+            + histogram(metric, "b", "0+0x420", "0+1x420", ""),
+            "promql_expr_test": [expect(expr, "7h", (labels, 60 + 60 * q))],
+        },
+    )
+
+
+# -- counters across a worker restart, two workers ---------------------------------------
+
+
+def test_readings_per_second_sum_two_workers_one_of_them_restarted(tmp_path: Path) -> None:
+    """Worker a reads 10/s of water levels, restarts at 5 min (its counter back to 0) and
+    reads on at 10/s; worker b reads 10/s of pm25. At 10 min the city reads 20/s, 10 of
+    each kind, and the restart is not a negative rate nor a jump."""
+    (total,) = panel("citybrain-city-overview", "Readings/s")
+    (by_kind,) = panel("citybrain-city-overview", "Readings/s by kind")
+    promtool(
+        tmp_path,
+        {
+            "interval": "15s",
+            "input_series": [
+                {
+                    "series": 'citybrain_readings_total{kind="water_level",instance="a"}',
+                    "values": "0+150x20 0+150x40",
+                },
+                {
+                    "series": 'citybrain_readings_total{kind="pm25",instance="b"}',
+                    "values": "0+150x60",
+                },
+            ],
+            "promql_expr_test": [
+                expect(total, "10m", ("{}", 20)),
+                expect(by_kind, "10m", ('{kind="water_level"}', 10), ('{kind="pm25"}', 10)),
+            ],
+        },
+    )
+
+
+def test_dead_letters_in_the_hour_count_a_restarted_workers_letters_once(tmp_path: Path) -> None:
+    """Worker a dead-letters one message every 15 s for 7.5 min (30), restarts (0) and
+    dead-letters 29 more; worker b 2 every 15 s for 15 min (120); the HTTP ingest refuses
+    nothing. The hour's stat: 30 + 29 + 120 = 179, each letter once."""
+    (stat,) = panel("citybrain-pipeline-health", "Dead letters (1h)")
+    dead = 'citybrain_dead_letters_total{stream="readings",reason="bad_json",instance="%s"}'
+    promtool(
+        tmp_path,
+        {
+            "interval": "15s",
+            "input_series": [
+                {"series": dead % "a", "values": "0+1x30 0+1x29"},
+                {"series": dead % "b", "values": "0+2x60"},
+                {
+                    "series": 'citybrain_ingest_refused_total{stream="http",reason="bad_json",'
+                    'instance="i"}',
+                    "values": "0+0x60",
+                },
+            ],
+            "promql_expr_test": [expect(stat, "15m", ("{}", 179))],
+        },
+    )
+
+
+# -- gauges each worker exports for the same thing ---------------------------------------
+
+
+def test_the_threshold_line_is_one_line_with_two_workers(tmp_path: Path) -> None:
+    """Every worker exports the score threshold: the panel drew one "threshold" line per
+    worker; it is one line, at the threshold."""
+    _, threshold = panel("citybrain-sensor-detail", "Anomaly score and threshold")
+    promtool(
+        tmp_path,
+        {
+            "interval": "15s",
+            "input_series": [
+                {"series": f'citybrain_score_threshold{{instance="{w}"}}', "values": "0.24x8"}
+                for w in ("a", "b")
+            ],
+            "promql_expr_test": [expect(threshold, "1m", ("{}", 0.24))],
+        },
+    )
+
+
+# -- ratios: never NaN, never 2/1 for one run, never below 0 -----------------------------
+
+
+def resolution_series(resolved: str, reopened: str, started: str) -> list[dict[str, str]]:
+    playbook = 'playbook="flood",department="water",instance="a"'
+    return [
+        {"series": f"citybrain_playbook_runs_total{{{playbook}}}", "values": started},
+        {"series": f"citybrain_playbook_runs_resolved_total{{{playbook}}}", "values": resolved},
+        {
+            "series": "citybrain_campaign_runs_reopened_total{"
+            f'level="community",outcome="resolved",{playbook}}}',
+            "values": reopened,
+        },
+        {
+            "series": "citybrain_campaign_runs_reopened_total{"
+            f'level="community",outcome="cancelled",{playbook}}}',
+            "values": "0x70",
+        },
+    ]
+
+
+def test_a_run_resolved_reopened_and_resolved_again_is_one_resolution(tmp_path: Path) -> None:
+    """In the hour one run started (minute 10), was resolved (20), reopened by an
+    unsatisfied reporter (30) and resolved again (40): the resolution rate is 100 %, not
+    200 % (each resolution counted, as trial 22 found for the campaign dashboard), on the
+    city overview's panel and in the recording rule per playbook. An idle city reads 0."""
+    (rate,) = panel("citybrain-city-overview", "Resolution rate (1h)")
+    rule = 'citybrain:resolution_ratio:1h{playbook="flood"}'
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": resolution_series(
+                resolved="0x20 1x20 2x30", reopened="0x30 1x40", started="0x10 1x60"
+            ),
+            "promql_expr_test": [
+                expect(rate, "65m", ("{}", 1)),
+                expect(
+                    rule, "65m", ('{__name__="citybrain:resolution_ratio:1h",playbook="flood"}', 1)
+                ),
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": resolution_series(resolved="0x70", reopened="0x70", started="0x70"),
+            "promql_expr_test": [
+                expect(rate, "65m", ("{}", 0)),
+                expect(
+                    rule, "65m", ('{__name__="citybrain:resolution_ratio:1h",playbook="flood"}', 0)
+                ),
+            ],
+        },
+        rules=True,
+    )
+
+
+def test_a_reopening_of_an_older_resolution_is_not_a_negative_rate(tmp_path: Path) -> None:
+    """A run resolved 25 h ago is reopened 6 h ago; nothing else happened in the day. The
+    campaign's resolution rate (24 h) and share solved at the first line read 0, not
+    -100 % (the resolution is outside the window, its undoing inside)."""
+    (rate,) = panel("citybrain-campaign", "Resolution rate (24h)")
+    (first,) = panel("citybrain-campaign", "Solved at the first line (24h)")
+    where = 'level="community",department="water",instance="a"'
+    promtool(
+        tmp_path,
+        {
+            "interval": "30m",
+            "input_series": [
+                {
+                    "series": f'citybrain_campaign_runs_closed_total{{outcome="resolved",{where}}}',
+                    "values": "0 1x60",
+                },
+                {
+                    "series": "citybrain_campaign_runs_reopened_total{"
+                    f'outcome="resolved",playbook="flood",{where}}}',
+                    "values": "0x40 1x20",
+                },
+                {
+                    "series": f'citybrain_playbook_runs_total{{playbook="flood",{where}}}',
+                    "values": "1x60",
+                },
+            ],
+            "promql_expr_test": [expect(rate, "26h", ("{}", 0)), expect(first, "26h", ("{}", 0))],
+        },
+    )
+
+
+# -- the pipeline's alert rules: firing and not firing, after their for: -----------------
+
+
+def alert(name: str, at: str, *firing: tuple[dict[str, str], str]) -> dict[str, Any]:
+    return {
+        "eval_time": at,
+        "alertname": name,
+        "exp_alerts": [
+            {"exp_labels": labels, "exp_annotations": {"summary": summary}}
+            for labels, summary in firing
+        ],
+    }
+
+
+def test_worker_down_fires_after_a_minute_for_a_worker_that_was_up(tmp_path: Path) -> None:
+    """w1 is up for 10 min then down; w2 was never up (a port nobody ran). At 11 min w1's
+    alert is pending (for: 1m), at 12 min it fires; w2 never does."""
+    worker = 'up{job="citybrain-worker",instance="%s"}'
+    w1 = {"severity": "critical", "job": "citybrain-worker", "instance": "w1"}
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": worker % "w1", "values": "1x10 0x10"},
+                {"series": worker % "w2", "values": "0x20"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainWorkerDown", "10m"),
+                alert("CitybrainWorkerDown", "11m"),
+                alert("CitybrainWorkerDown", "12m", (w1, "citybrain worker w1 is down")),
+            ],
+        },
+        rules=True,
+    )
+
+
+def test_consumer_lag_growing_fires_after_five_minutes_over_a_thousand(tmp_path: Path) -> None:
+    """w1's readings lag grows by 100 a minute (over 1,000 from minute 11): pending until
+    minute 16, then firing with the lag; w2's lag stays at 5,000 (high, not growing)."""
+    lag = 'citybrain_consumer_lag{topic="readings",instance="%s"}'
+    w1 = {"severity": "warning", "topic": "readings", "instance": "w1"}
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": lag % "w1", "values": "0+100x30"},
+                {"series": lag % "w2", "values": "5000x30"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainConsumerLagGrowing", "15m"),
+                alert(
+                    "CitybrainConsumerLagGrowing",
+                    "16m",
+                    (w1, "readings lag is 1600 and growing"),
+                ),
+            ],
+        },
+        rules=True,
+    )
+
+
+def test_dead_letters_up_fires_for_a_worker_and_an_http_ingest_not_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Over 1/s for 5 min on one instance: w1 dead-letters 2/s, the HTTP ingest refuses
+    1.5/s (its dead letters), w2 0.5/s; w3 2/s until a restart at minute 10 and 0.5/s
+    after. A 5 min rate of a counter born at 0 passes 1/s at minute 3 (w1) and 4 (the
+    ingest): at minute 4 nothing has lasted 5 min; at 9, w1, the ingest and w3 fire; at
+    20, after w3's restart, w3 is quiet (0.5/s, the reset no negative or doubled rate)."""
+    dead = 'citybrain_dead_letters_total{stream="readings",reason="bad_json",instance="%s"}'
+    refused = 'citybrain_ingest_refused_total{stream="http",reason="missing_field",instance="i"}'
+    w1 = ({"severity": "warning", "instance": "w1"}, "2 dead letters/s on w1")
+    ingest = ({"severity": "warning", "instance": "i"}, "1.5 dead letters/s on i")
+    w3 = ({"severity": "warning", "instance": "w3"}, "2 dead letters/s on w3")
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": dead % "w1", "values": "0+120x30"},
+                {"series": dead % "w2", "values": "0+30x30"},
+                {"series": dead % "w3", "values": "0+120x9 0+30x20"},
+                {"series": refused, "values": "0+90x30"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainDeadLettersUp", "4m"),
+                alert("CitybrainDeadLettersUp", "9m", w1, ingest, w3),
+                alert("CitybrainDeadLettersUp", "20m", w1, ingest),
+            ],
+        },
+        rules=True,
+    )
+
+
+def test_event_to_alert_slow_fires_after_ten_minutes_and_not_without_alerts(
+    tmp_path: Path,
+) -> None:
+    """Every alert 0.25-0.5 s after its reading: p99 0.4975 s > 0.25 s from the first
+    rate (minute 1), pending until minute 10, firing at 11. Every alert under 0.25 s: quiet. No alert at all: quiet (no
+    NaN series to compare)."""
+    bucket = 'citybrain_event_to_alert_seconds_bucket{le="%s",instance="w1"}'
+    count = 'citybrain_event_to_alert_seconds_count{instance="w1"}'
+
+    def latencies(fast: str, slow: str) -> list[dict[str, str]]:
+        return [
+            {"series": bucket % "0.25", "values": fast},
+            {"series": bucket % "0.5", "values": slow},
+            {"series": bucket % "+Inf", "values": slow},
+            {"series": count, "values": slow},
+        ]
+
+    slow = ({"severity": "warning"}, "event-to-alert p99 is 0.4975s")
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": latencies("0x30", "0+10x30"),
+            "alert_rule_test": [
+                alert("CitybrainEventToAlertSlow", "10m"),
+                alert("CitybrainEventToAlertSlow", "11m", slow),
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": latencies("0+10x30", "0+10x30"),
+            "alert_rule_test": [alert("CitybrainEventToAlertSlow", "20m")],
+        },
+        {
+            "interval": "1m",
+            "input_series": latencies("0x30", "0x30"),
+            "alert_rule_test": [alert("CitybrainEventToAlertSlow", "20m")],
+        },
+        rules=True,
+    )
