@@ -251,6 +251,16 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
                 "expected printable text",
                 (section, i, key),
             )
+        if key == "id" and ('"' in text or "\\" in text):
+            # Ids are the label values the dashboards' variables put inside PromQL strings
+            # (`district=~"$district"`, `sensor_id="$sensor"`), where Grafana escapes
+            # neither: a quote or backslash there broke the panel's query (trial 28).
+            raise GridError(
+                f"{section} entry {i}: id {text[:60]!r} holds a double quote or a "
+                "backslash, expected an id without them (it is a label value the "
+                "dashboards put in PromQL strings); a cell's name may hold any text",
+                (section, i, key),
+            )
         if not text.strip():
             raise GridError(
                 f"{section} entry {i}: {key} is {shown(text)}, expected non-empty text",

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from citybrain.ingest.metrics import IngestMetrics
 from dashboards.generate import BUILDERS, expressions
+from streams.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = ROOT / "dashboards" / "generated"
@@ -425,3 +428,134 @@ def test_event_to_alert_slow_fires_after_ten_minutes_and_not_without_alerts(
         },
         rules=True,
     )
+
+
+# -- every label a query names is one its metric is exported with ------------------------
+
+
+def exported_labels() -> dict[str, set[str]]:
+    """Each exported series name (``_total``, ``_bucket``... included) and its labels."""
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    ingest = IngestMetrics.create("http", lambda: 0, CollectorRegistry())
+    found: dict[str, set[str]] = {}
+    for family in [*vars(metrics).values(), ingest.dead_letters, ingest.refused]:
+        names = set(getattr(family, "_labelnames", ()))
+        base = family._name  # noqa: SLF001 (prometheus_client keeps the base name here)
+        kind = family._type  # noqa: SLF001
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+        for suffix in suffixes.get(kind, ("",)):
+            extra = {"le"} if suffix == "_bucket" else set()
+            found.setdefault(base + suffix, set()).update(names | extra)
+    found["citybrain_ingest_readings_total"] = {"stream"}
+    found["citybrain:cell_location"] = {"community", "name", "lat", "lon"}
+    # faust's own sensor (streams/faust_metrics.py), the process collector, Prometheus.
+    found["faust_messages_received_per_topic_total"] = {"topic"}
+    found["process_start_time_seconds"] = set()
+    found["up"] = set()
+    return found
+
+
+METRIC = r"\b(citybrain[_:][a-z0-9_:]+|faust_[a-z_]+|process_[a-z_]+|up)\b(?!\s*\()"
+SCRAPED = {"instance", "job"}  # added by Prometheus to every scraped series
+
+
+def test_every_label_a_query_names_is_exported_with_its_metric() -> None:
+    """A selector's matchers name labels of its own metric; a ``by``, ``on`` or
+    ``group_left`` names a label of a metric in the expression (a label no series has is
+    a panel that sums everything into one line, or matches nothing, in silence)."""
+    labels = exported_labels()
+    for where, expr in every_expression():
+        used = set(re.findall(METRIC, expr))
+        assert used <= labels.keys(), f"{where}: {expr} uses {used - labels.keys()}"
+        for name, matchers in re.findall(METRIC + r"\{([^}]*)\}", expr):
+            named = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
+            assert named <= labels[name] | SCRAPED, f"{where}: {name} has no {named - labels[name]}"
+        everything = set().union(*(labels[n] for n in used)) | SCRAPED
+        for clause in re.findall(r"\b(?:by|on|without|group_left|ignoring)\s*\(([^)]*)\)", expr):
+            named = {label.strip() for label in clause.split(",") if label.strip()}
+            assert named <= everything, f"{where}: {expr} groups by {named - everything}"
+
+
+# -- label values with quotes, backslashes, regex metacharacters and non-ASCII ------------
+
+# Cell ids may hold regex metacharacters and any letters (quotes and backslashes are
+# refused by the grid loader, playbooks/loader.py); names may hold any text.
+CELLS = [
+    ("c.1", 'The "Old" Mill \\ yard', 52.5, 13.4),
+    ("cx1", "[x]+(y)? $^{}|*", 52.6, 13.5),
+    ("Grünau (Süd)", "Zürich – Höngg, 北京", 47.4, 8.5),
+]
+
+
+def grafana_regex(value: str) -> str:
+    """A multi-value variable's value as Grafana's Prometheus datasource writes it into
+    ``=~"$var"`` (``prometheusSpecialRegexEscape``: each regex metacharacter gets a
+    backslash, itself escaped for the PromQL string)."""
+    return re.sub(r"[$^*{}\[\]'+?.()|]", lambda m: "\\\\" + m.group(0), value)
+
+
+def quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def test_the_map_and_the_drill_down_carry_any_cell_name_and_id(tmp_path: Path) -> None:
+    """Location rules for cells named with quotes, a backslash, regex metacharacters and
+    non-ASCII, written as the stack and `dashboards generate` write them and loaded by
+    Prometheus: the map's alerts layer names each cell exactly at its position, and the
+    drill-down, with one community chosen, shows that community only (``c.1``'s dot does
+    not match ``cx1``; the parentheses of ``Grünau (Süd)`` are literal)."""
+    import yaml
+
+    from dashboards.rules import location_rules
+
+    grid = {
+        "cells": [
+            {"id": cell, "level": "community", "name": name, "lat": lat, "lon": lon}
+            for cell, name, lat, lon in CELLS
+        ]
+    }
+    locations = tmp_path / "locations.yml"
+    locations.write_text(yaml.safe_dump(location_rules(grid), sort_keys=False, allow_unicode=True))
+    (alerts_layer, _) = panel(
+        "citybrain-city-overview", "Alerts opened in the last hour and open runs, by community cell"
+    )
+    (by_community,) = panel("citybrain-grid-drilldown", "Readings/s by community")
+    series = []
+    for i, (cell, _, _, _) in enumerate(CELLS):
+        where = f'district="d",street="s",community="{quoted(cell)}",instance="w"'
+        series.append(
+            {
+                "series": f'citybrain_cell_alerts_total{{{where},kind="water_level"}}',
+                "values": f"0+{i + 1}x70",
+            }
+        )
+        series.append(
+            {
+                "series": f"citybrain_cell_readings_total{{{where}}}",
+                "values": f"0+{60 * (i + 1)}x70",
+            }
+        )
+    located = [
+        (
+            f'{{community="{quoted(cell)}",name="{quoted(name)}",lat="{lat:.6f}",lon="{lon:.6f}"}}',
+            60.0 * (i + 1),
+        )
+        for i, (cell, name, lat, lon) in enumerate(CELLS)
+    ]
+    cases = [expect(alerts_layer, "70m", *located)]
+    for i, (cell, _, _, _) in enumerate(CELLS):
+        chosen = (
+            by_community.replace("$district", ".*")
+            .replace("$street", ".*")
+            .replace("$community", grafana_regex(cell))
+        )
+        cases.append(expect(chosen, "70m", (f'{{community="{quoted(cell)}"}}', i + 1.0)))
+    test = {"interval": "1m", "input_series": series, "promql_expr_test": cases}
+    doc = {"rule_files": [str(locations)], "tests": [test]}
+    path = tmp_path / "labels-test.yml"
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    done = subprocess.run(
+        [PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -111,6 +111,19 @@ CHAIN = (
             CHAIN.replace("{id: c,", '{id: "c\\x1fx",'),
             ":6: cells entry 3: id 'c\\x1fx' holds a control character, expected printable text",
         ),
+        # Ids are label values Grafana's variables put unescaped inside PromQL strings.
+        (
+            CHAIN.replace("{id: c,", """{id: 'Old "Mill"',"""),
+            """:6: cells entry 3: id 'Old "Mill"' holds a double quote or a backslash, """
+            "expected an id without them (it is a label value the dashboards put in PromQL "
+            "strings); a cell's name may hold any text",
+        ),
+        (
+            CHAIN + "sensors:\n  - {id: 'gauge\\1', kind: k, unit: u, cell: c}\n",
+            ":10: sensors entry 0: id 'gauge\\\\1' holds a double quote or a backslash, "
+            "expected an id without them (it is a label value the dashboards put in PromQL "
+            "strings); a cell's name may hold any text",
+        ),
         # NaN passed `abs(value) > 90` as in range.
         (
             CHAIN + "sensors:\n  - {id: s, kind: k, unit: u, cell: c, lat: .nan, lon: 1}\n",
