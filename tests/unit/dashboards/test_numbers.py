@@ -441,8 +441,8 @@ def exported_labels() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for family in [*vars(metrics).values(), ingest.dead_letters, ingest.refused]:
         names = set(getattr(family, "_labelnames", ()))
-        base = family._name  # noqa: SLF001 (prometheus_client keeps the base name here)
-        kind = family._type  # noqa: SLF001
+        base = family._name  # prometheus_client keeps the base name here
+        kind = family._type
         suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
         for suffix in suffixes.get(kind, ("",)):
             extra = {"le"} if suffix == "_bucket" else set()
