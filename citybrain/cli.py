@@ -3020,8 +3020,14 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         raise CliError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
     _need_dir(Path(args.generated), "--generated")
     prometheus = args.prometheus_url or f"http://127.0.0.1:{_settings().prometheus_port}"
+    if not re.fullmatch(r"[1-9][0-9]*(ms|s|m|h)", args.scrape_interval):
+        raise CliError(
+            f"--scrape-interval is {args.scrape_interval!r}, expected a Prometheus duration "
+            "such as 5s, 15s or 1m (the interval that Prometheus scrapes the workers at)"
+        )
     try:
-        report = DashboardPusher(args.url, token, prometheus).push(Path(args.generated))
+        pusher = DashboardPusher(args.url, token, prometheus, scrape_interval=args.scrape_interval)
+        report = pusher.push(Path(args.generated))
     except PushError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     except Exception as exc:
@@ -3723,6 +3729,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nab.set_defaults(func=cmd_bench_nab)
 
+    from dashboards.rules import SCRAPE_INTERVAL
+
     generated = str(REPO_ROOT / "dashboards" / "generated")
     p = command(sub, "dashboards", "generate Grafana dashboards or push them to a Grafana")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -3736,6 +3744,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-url",
         metavar="URL",
         help="the datasource URL as Grafana reaches it (default: the local Prometheus)",
+    )
+    push.add_argument(
+        "--scrape-interval",
+        default=SCRAPE_INTERVAL,
+        metavar="DURATION",
+        help="how often that Prometheus scrapes the workers, told to Grafana so that "
+        "$__rate_interval spans four scrapes (default: %(default)s, docker/prometheus.yml's)",
     )
     push.add_argument(
         "--generated", default=generated, metavar="DIR", help="the generated files to push"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from dashboards.panels import (
+    RATE_WINDOW,
     MapLayer,
     annotation_layer,
     location_map,
@@ -28,7 +29,7 @@ def build() -> Dashboard:
         .time("now-1h", "now")
         .annotation(annotation_layer("Runs", ["citybrain", "run"]))
         .with_row(Row("Now"))
-        .with_panel(single("Readings/s", "ops", query(f"sum(rate({m.READINGS}[1m]))")))
+        .with_panel(single("Readings/s", "ops", query(f"sum(rate({m.READINGS}[{RATE_WINDOW}]))")))
         .with_panel(single("Open alerts", "short", query(f"sum({m.ALERTS_OPEN})")))
         .with_panel(
             single(
@@ -75,7 +76,7 @@ def build() -> Dashboard:
             series(
                 "Readings/s by kind",
                 "ops",
-                query(f"sum by (kind) (rate({m.READINGS}[1m]))", "{{kind}}"),
+                query(f"sum by (kind) (rate({m.READINGS}[{RATE_WINDOW}]))", "{{kind}}"),
             )
         )
         .with_panel(
@@ -96,7 +97,7 @@ def build() -> Dashboard:
             series(
                 "Anomalous readings/s by kind",
                 "ops",
-                query(f"sum by (kind) (rate({m.ANOMALIES}[1m]))", "{{kind}}"),
+                query(f"sum by (kind) (rate({m.ANOMALIES}[{RATE_WINDOW}]))", "{{kind}}"),
             )
         )
         .with_panel(

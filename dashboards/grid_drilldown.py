@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from dashboards.panels import query, series, variable
+from dashboards.panels import RATE_WINDOW, query, series, variable
 from streams import metrics as m
 
 UID = "citybrain-grid-drilldown"
@@ -41,7 +41,8 @@ def build() -> Dashboard:
                 "Readings/s by community",
                 "ops",
                 query(
-                    f"sum by (community) (rate({m.CELL_READINGS}{{{CELLS}}}[5m]))", "{{community}}"
+                    f"sum by (community) (rate({m.CELL_READINGS}{{{CELLS}}}[{RATE_WINDOW}]))",
+                    "{{community}}",
                 ),
             )
         )

@@ -23,6 +23,9 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from dashboards.rules import quantile
 
 DATASOURCE_UID = "citybrain-prometheus"
+# The window of a per-second panel: Grafana's own, never shorter than four scrapes, where a
+# fixed [1m] is empty on a Prometheus that scrapes once a minute (its default).
+RATE_WINDOW = "$__rate_interval"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 # Grafana's built-in annotation store, where citybrain writes alert and run regions.
 GRAFANA_ANNOTATIONS = DataSourceRef(type_val="datasource", uid="grafana")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from dashboards.panels import quantiles, query, series, single
+from dashboards.panels import RATE_WINDOW, quantiles, query, series, single
 from streams import metrics as m
 
 UID = "citybrain-pipeline-health"
@@ -64,7 +64,8 @@ def build() -> Dashboard:
                 "Messages/s by topic",
                 "ops",
                 query(
-                    "sum by (topic) (rate(faust_messages_received_per_topic_total[1m]))",
+                    "sum by (topic) "
+                    f"(rate(faust_messages_received_per_topic_total[{RATE_WINDOW}]))",
                     "{{topic}}",
                 ),
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.panels import DATASOURCE_UID
+from dashboards.rules import SCRAPE_INTERVAL
 
 FOLDER = "citybrain"
 # Where compose mounts dashboards/generated/dashboards inside the Grafana container.
@@ -24,7 +25,7 @@ def datasources() -> dict[str, Any]:
                 "url": "${CITYBRAIN_PROMETHEUS_URL}",
                 "isDefault": True,
                 "editable": False,
-                "jsonData": {"timeInterval": "5s"},
+                "jsonData": {"timeInterval": SCRAPE_INTERVAL},
             }
         ],
     }

@@ -22,6 +22,7 @@ from grafana_client.client import (
 
 from dashboards.panels import DATASOURCE_UID
 from dashboards.provisioning import FOLDER, datasources
+from dashboards.rules import SCRAPE_INTERVAL
 
 FOLDER_UID = "citybrain"
 T = TypeVar("T")
@@ -51,11 +52,15 @@ class DashboardPusher:
         timeout: float = 10.0,
         retries: int = 3,
         backoff: float = 0.5,
+        scrape_interval: str = SCRAPE_INTERVAL,
     ) -> None:
         if not token.strip():
             raise PushError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
         self.api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
         self.prometheus_url = prometheus_url
+        # The datasource's timeInterval: $__rate_interval is four of it, so one shorter
+        # than the Prometheus's scrape interval leaves the per-second panels empty.
+        self.scrape_interval = scrape_interval
         self.retries = retries
         self.backoff = backoff
 
@@ -84,7 +89,11 @@ class DashboardPusher:
             report.unchanged.append(what)
 
     def _datasource(self, report: PushReport) -> None:
-        wanted = {**datasources()["datasources"][0], "url": self.prometheus_url}
+        wanted = {
+            **datasources()["datasources"][0],
+            "url": self.prometheus_url,
+            "jsonData": {"timeInterval": self.scrape_interval},
+        }
         wanted.pop("editable", None)
         what = f"datasource {DATASOURCE_UID}"
         existing = self._get(

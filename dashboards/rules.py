@@ -10,6 +10,9 @@ from typing import Any
 from streams import metrics as m
 
 WORKERS = 'job="citybrain-worker"'
+# The interval Prometheus scrapes citybrain at (docker/prometheus.yml), told to Grafana as
+# the datasource's ``timeInterval``: ``$__rate_interval`` is then at least four scrapes.
+SCRAPE_INTERVAL = "5s"
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,21 @@ from citybrain.campaign import campaign_report
 from citybrain.stack import PrometheusServer
 from citybrain.stack.prometheus import RULES
 from dashboards.generate import BUILDERS, expressions, load
-from dashboards.rules import ALERTS, RECORDINGS
+from dashboards.rules import ALERTS, RECORDINGS, SCRAPE_INTERVAL
 from streams.events import IncidentReport
 from tests.integration.test_pipeline import START, docs, real_levels, send_readings, steps_of
 from tests.services import OPERATOR_TOKEN, ROOT, Pipeline, prometheus_query
 
 pytestmark = pytest.mark.integration
 GENERATED = ROOT / "dashboards" / "generated"
-VARIABLES = {"$district": ".*", "$street": ".*", "$community": ".*", "$sensor": "gauge-1"}
+VARIABLES = {
+    "$district": ".*",
+    "$street": ".*",
+    "$community": ".*",
+    "$sensor": "gauge-1",
+    # Grafana's least $__rate_interval: four of the datasource's scrape intervals.
+    "$__rate_interval": f"{4 * int(SCRAPE_INTERVAL.removesuffix('s'))}s",
+}
 LABEL_VALUES = re.compile(r"^label_values\((.*),\s*(\w+)\)$")
 
 

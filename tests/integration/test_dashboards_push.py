@@ -169,6 +169,20 @@ def test_first_push_creates_everything_and_a_second_push_changes_nothing(grafana
     assert StandInGrafana.datasources["citybrain-prometheus"]["url"] == "http://prometheus:9090"
 
 
+def test_the_datasource_is_told_the_prometheus_scrape_interval(grafana: str) -> None:
+    """Trial 28: $__rate_interval is four of the datasource's timeInterval; pushed at 5 s
+    to a Prometheus that scrapes once a minute, the per-second panels read 20 s windows
+    holding one sample: empty. --scrape-interval sets it, and changing it is an update."""
+    pusher(grafana).push(GENERATED)
+    stored = StandInGrafana.datasources["citybrain-prometheus"]
+    assert stored["jsonData"] == {"timeInterval": "5s"}
+    minute = DashboardPusher(grafana, TOKEN, "http://prometheus:9090", scrape_interval="1m")
+    report = minute.push(GENERATED)
+    assert report.updated == ["datasource citybrain-prometheus"]
+    assert StandInGrafana.datasources["citybrain-prometheus"]["jsonData"] == {"timeInterval": "1m"}
+    assert not minute.push(GENERATED).changed
+
+
 def test_a_changed_dashboard_is_updated_and_only_it(grafana: str) -> None:
     pusher(grafana).push(GENERATED)
     uid = next(iter(BUILDERS))

@@ -317,6 +317,19 @@ def test_a_url_without_its_scheme_is_bad_input(
     assert "the http:// scheme is missing, e.g. http://" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("interval", ["5", "1 m", "0s", "five"])
+def test_a_scrape_interval_that_is_no_duration_is_bad_input(
+    interval: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial 28: the pushed datasource's timeInterval (Grafana's $__rate_interval is four
+    of it) is checked before any request, as a Prometheus duration."""
+    argv = ["dashboards", "push", "--token", "x", "--url", "http://g"]
+    assert main([*argv, "--scrape-interval", interval]) == 2
+    err = capsys.readouterr().err
+    assert f"--scrape-interval is {interval!r}, expected a Prometheus duration" in err
+    assert err.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [

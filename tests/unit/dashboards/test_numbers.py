@@ -18,11 +18,14 @@ from prometheus_client import CollectorRegistry
 
 from citybrain.ingest.metrics import IngestMetrics
 from dashboards.generate import BUILDERS, expressions
+from dashboards.rules import SCRAPE_INTERVAL
 from streams.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = ROOT / "dashboards" / "generated"
 RULES = COMMITTED / "prometheus" / "citybrain-rules.yml"
+# Grafana's least $__rate_interval: four of the datasource's scrape intervals.
+RATE_INTERVAL = f"{4 * int(SCRAPE_INTERVAL.removesuffix('s'))}s"
 # Debian's prometheus package, which the tests need anyway: missing, the test fails.
 PROMTOOL = shutil.which("promtool") or "promtool"
 
@@ -134,23 +137,25 @@ def test_a_quantile_is_no_data_without_observations_and_exact_with_them(
 
 
 def test_readings_per_second_sum_two_workers_one_of_them_restarted(tmp_path: Path) -> None:
-    """Worker a reads 10/s of water levels, restarts at 5 min (its counter back to 0) and
-    reads on at 10/s; worker b reads 10/s of pm25. At 10 min the city reads 20/s, 10 of
-    each kind, and the restart is not a negative rate nor a jump."""
+    """Scraped every 5 s (docker/prometheus.yml), read over Grafana's least
+    ``$__rate_interval`` (20 s): worker a reads 10/s of water levels, restarts at 5 min (its
+    counter back to 0) and reads on at 10/s; worker b reads 10/s of pm25. At 10 min the
+    city reads 20/s, 10 of each kind, and the restart is not a negative rate nor a jump."""
     (total,) = panel("citybrain-city-overview", "Readings/s")
     (by_kind,) = panel("citybrain-city-overview", "Readings/s by kind")
+    total, by_kind = (e.replace("$__rate_interval", RATE_INTERVAL) for e in (total, by_kind))
     promtool(
         tmp_path,
         {
-            "interval": "15s",
+            "interval": SCRAPE_INTERVAL,
             "input_series": [
                 {
                     "series": 'citybrain_readings_total{kind="water_level",instance="a"}',
-                    "values": "0+150x20 0+150x40",
+                    "values": "0+50x60 0+50x100",
                 },
                 {
                     "series": 'citybrain_readings_total{kind="pm25",instance="b"}',
-                    "values": "0+150x60",
+                    "values": "0+50x160",
                 },
             ],
             "promql_expr_test": [
@@ -521,19 +526,20 @@ def test_the_map_and_the_drill_down_carry_any_cell_name_and_id(tmp_path: Path) -
         "citybrain-city-overview", "Alerts opened in the last hour and open runs, by community cell"
     )
     (by_community,) = panel("citybrain-grid-drilldown", "Readings/s by community")
-    series = []
+    alerts, readings = [], []
     for i, (cell, _, _, _) in enumerate(CELLS):
         where = f'district="d",street="s",community="{quoted(cell)}",instance="w"'
-        series.append(
+        alerts.append(
             {
                 "series": f'citybrain_cell_alerts_total{{{where},kind="water_level"}}',
                 "values": f"0+{i + 1}x70",
             }
         )
-        series.append(
+        # (i + 1) readings a second, scraped every 5 s for 10 minutes.
+        readings.append(
             {
                 "series": f"citybrain_cell_readings_total{{{where}}}",
-                "values": f"0+{60 * (i + 1)}x70",
+                "values": f"0+{5 * (i + 1)}x120",
             }
         )
     located = [
@@ -543,19 +549,66 @@ def test_the_map_and_the_drill_down_carry_any_cell_name_and_id(tmp_path: Path) -
         )
         for i, (cell, name, lat, lon) in enumerate(CELLS)
     ]
-    cases = [expect(alerts_layer, "70m", *located)]
+    cases = []
     for i, (cell, _, _, _) in enumerate(CELLS):
         chosen = (
             by_community.replace("$district", ".*")
             .replace("$street", ".*")
             .replace("$community", grafana_regex(cell))
+            .replace("$__rate_interval", RATE_INTERVAL)
         )
-        cases.append(expect(chosen, "70m", (f'{{community="{quoted(cell)}"}}', i + 1.0)))
-    test = {"interval": "1m", "input_series": series, "promql_expr_test": cases}
-    doc = {"rule_files": [str(locations)], "tests": [test]}
+        cases.append(expect(chosen, "10m", (f'{{community="{quoted(cell)}"}}', i + 1.0)))
+    doc = {
+        "rule_files": [str(locations)],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": alerts,
+                "promql_expr_test": [expect(alerts_layer, "70m", *located)],
+            },
+            {"interval": SCRAPE_INTERVAL, "input_series": readings, "promql_expr_test": cases},
+        ],
+    }
     path = tmp_path / "labels-test.yml"
     path.write_text(json.dumps(doc, ensure_ascii=False))
     done = subprocess.run(
         [PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- windows: never shorter than the scrapes they need -----------------------------------
+
+
+def seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = re.fullmatch(r"([0-9.]+)(ms|s|m|h|d)", duration).groups()  # type: ignore[union-attr]
+    return float(number) * units[unit]
+
+
+def test_every_window_holds_four_scrapes_and_grafana_knows_the_scrape_interval() -> None:
+    """A range shorter than the scrape interval is empty: ``rate(x[1m])`` on a Prometheus
+    that scrapes every minute (its default) drew nothing. Per-second panels use Grafana's
+    ``$__rate_interval``, four of the datasource's ``timeInterval`` at least, and that is
+    the compose Prometheus's scrape interval (the stack's scrapes more often); every fixed
+    window of a panel or rule holds at least four scrapes of either."""
+    import yaml
+
+    from citybrain.stack import PrometheusServer
+    from dashboards.provisioning import datasources
+
+    compose = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
+    scrape = seconds(compose["global"]["scrape_interval"])
+    assert seconds(SCRAPE_INTERVAL) == scrape
+    assert datasources()["datasources"][0]["jsonData"]["timeInterval"] == SCRAPE_INTERVAL
+    import inspect
+
+    stack = inspect.signature(PrometheusServer.__init__).parameters["scrape_interval"].default
+    assert seconds(stack) <= scrape
+    for where, expr in every_expression():
+        for window in re.findall(r"\[([^\]]+)\]", expr):
+            if window == "$__rate_interval":
+                continue
+            assert seconds(window) >= 4 * scrape, f"{where}: [{window}] in {expr}"
+        if "rate(" in expr and where != "rules" and "histogram_quantile" not in expr:
+            assert "$__rate_interval" in expr, f"{where}: {expr} has a fixed rate window"
