@@ -77,6 +77,52 @@ CAMPAIGN_REPLIES = "citybrain_campaign_replies_total"
 CAMPAIGN_ANSWERS = "citybrain_campaign_answers_total"
 CAMPAIGN_REOPENED = "citybrain_campaign_runs_reopened_total"
 
+# The reasons a reading or report fails validation (docs/events.md, "Reason codes"), at
+# the worker and at the ingest edge alike.
+VALIDATION_REASONS = (
+    "bad_json",
+    "bad_schema",
+    "missing_field",
+    "bad_type",
+    "not_finite",
+    "bad_timestamp",
+    "too_old",
+    "in_future",
+    "unknown_kind",
+    "out_of_range",
+    "bad_unit",
+    "unknown_cell",
+    "unknown_sensor",
+    "registration_mismatch",
+    "unknown_source",
+    "too_long",
+    "unreadable",
+)
+# Each worker stream's dead-letter reasons: their series exist at 0 from the start, since
+# ``increase()`` never counts a series' first sample, and a reason's first dead letter
+# was its series' birth: one bad_unit reading read 0 on "Dead letters (1h)" (trial 28).
+DEAD_LETTER_REASONS = {
+    "readings": (
+        *VALIDATION_REASONS,
+        "wrong_partition",
+        "pack_too_large",
+        "out_of_order",
+        "conflicting_reading",
+        "detector_error",
+    ),
+    "incidents": (*VALIDATION_REASONS, "wrong_partition", "processing_error"),
+    "alerts": ("bad_json", "bad_alert", "unreadable", "processing_error"),
+    "routed": ("bad_json", "bad_reports", "unreadable", "processing_error"),
+    "commands": (
+        "bad_json",
+        "bad_command",
+        "unknown_run",
+        "unknown_alert",
+        "unreadable",
+        "processing_error",
+    ),
+}
+
 # Minutes to days: a community acknowledges in minutes, a maintenance ticket in a day.
 RESPONSE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
 
@@ -380,8 +426,9 @@ def initialise(
     for severity in ("minor", "major", "critical"):
         for level in levels:
             metrics.alerts_open.labels(severity, level)
-    for stream in ("readings", "incidents"):
-        metrics.dead_letters.labels(stream, "bad_json")
+    for stream, reasons in DEAD_LETTER_REASONS.items():
+        for reason in reasons:
+            metrics.dead_letters.labels(stream, reason)
     for source in sorted(INCIDENT_SOURCES):
         metrics.incidents_duplicate.labels(source)
         metrics.incidents_redelivered.labels(source)

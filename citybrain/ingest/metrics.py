@@ -19,7 +19,13 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.metrics import DEAD_LETTERS, INGEST_READINGS, INGEST_REFUSED, INGEST_SKIPPED
+from streams.metrics import (
+    DEAD_LETTERS,
+    INGEST_READINGS,
+    INGEST_REFUSED,
+    INGEST_SKIPPED,
+    VALIDATION_REASONS,
+)
 
 
 class _Sent(Collector):
@@ -73,12 +79,17 @@ class IngestMetrics:
                 "Messages not ingested on purpose (an empty MQTT payload clears a retained value)",
             ),
         )
-        # Zero series from the start, so a quiet ingest shows 0 rather than no data.
+        # Zero series from the start, so a quiet ingest shows 0 rather than no data, and
+        # ``increase()`` counts a reason's first dead letter or refusal (a series born at
+        # its first increment starts at 1, which it never counts: trial 28).
         if stream == "mqtt":
             metrics.skipped.labels("mqtt", "empty_payload")
+            for reason in (*VALIDATION_REASONS, "bad_payload", "too_large", "internal"):
+                metrics.dead_letters.labels("mqtt", reason)
         else:
             for path_stream in ("http", "ngsi"):
-                metrics.refused.labels(path_stream, "bad_json")
+                for reason in (*VALIDATION_REASONS, "conflicting_reading"):
+                    metrics.refused.labels(path_stream, reason)
         return metrics
 
     def exposition(self) -> bytes:

@@ -612,3 +612,61 @@ def test_every_window_holds_four_scrapes_and_grafana_knows_the_scrape_interval()
             assert seconds(window) >= 4 * scrape, f"{where}: [{window}] in {expr}"
         if "rate(" in expr and where != "rules" and "histogram_quantile" not in expr:
             assert "$__rate_interval" in expr, f"{where}: {expr} has a fixed rate window"
+
+
+# -- a reason's first dead letter: counted only if its series was there before ----------
+
+
+def test_the_first_dead_letter_of_a_reason_is_counted_because_its_series_exists_at_0(
+    tmp_path: Path,
+) -> None:
+    """``increase()`` never counts a series' first sample: a reason's series born at its
+    first dead letter (value 1) read 0 on "Dead letters (1h)". Every reason a worker
+    stream or an ingest can give exists at 0 from the start (streams/metrics.py
+    ``DEAD_LETTER_REASONS``), so the same dead letter reads 1."""
+    (stat,) = panel("citybrain-pipeline-health", "Dead letters (1h)")
+    dead = 'citybrain_dead_letters_total{stream="readings",reason="bad_unit",instance="w"}'
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [{"series": dead, "values": "_x10 1x20"}],
+            "promql_expr_test": [expect(stat, "30m", ("{}", 0))],  # born at 1: unseen
+        },
+        {
+            "interval": "1m",
+            "input_series": [{"series": dead, "values": "0x10 1x20"}],
+            "promql_expr_test": [expect(stat, "30m", ("{}", 1))],
+        },
+    )
+
+
+def test_every_reason_the_code_and_docs_give_exists_at_0_from_the_start() -> None:
+    from streams.metrics import DEAD_LETTER_REASONS, initialise
+
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    initialise(metrics, {}, (), (), 0.5)
+    zero = {
+        (s.labels["stream"], s.labels["reason"])
+        for family in registry.collect()
+        if family.name == "citybrain_dead_letters"
+        for s in family.samples
+        if s.value == 0
+    }
+    for stream, reasons in DEAD_LETTER_REASONS.items():
+        assert {(stream, r) for r in reasons} <= zero
+    listed = (ROOT / "docs" / "events.md").read_text().split("Reason codes:", 1)[1]
+    listed = listed.split("A JSON integer beyond", 1)[0]
+    # The paragraph's backticked snake_case words, less the fields it names.
+    fields = {"report_id", "alert_id", "run_id", "command_id", "grid_cell", "action_result"}
+    documented = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", listed)) - fields
+    given = set().union(*DEAD_LETTER_REASONS.values())
+    # Every code the worker's source raises or dead-letters with, and every documented one.
+    source = "\n".join(p.read_text() for p in (ROOT / "streams").glob("*.py"))
+    raised = set(re.findall(r'EventError\(\s*"([a-z_]+)"', source))
+    raised |= set(re.findall(r'dead_letter\(\s*"[a-z]+",\s*\w+,\s*"([a-z_]+)"', source))
+    assert raised, "no reason found in the source"
+    assert raised <= given, raised - given
+    assert {"bad_unit", "out_of_order", "unknown_run", "detector_error"} <= documented
+    assert documented <= given, documented - given
