@@ -27,6 +27,18 @@ from streams.metrics import (
     VALIDATION_REASONS,
 )
 
+# A whole request refused before its readings are read (http.py: 401, 403, the header
+# checks of HEADER_REASONS, a body not sent in time), counted under its stream.
+REQUEST_REASONS = (
+    "unauthenticated",
+    "forbidden",
+    "bad_header",
+    "no_length",
+    "too_large",
+    "bad_content_type",
+    "timeout",
+)
+
 
 class _Sent(Collector):
     """``citybrain_ingest_readings_total{stream}``, read from the publisher's own count at
@@ -88,8 +100,9 @@ class IngestMetrics:
                 metrics.dead_letters.labels("mqtt", reason)
         else:
             for path_stream in ("http", "ngsi"):
-                for reason in (*VALIDATION_REASONS, "conflicting_reading"):
+                for reason in (*VALIDATION_REASONS, *REQUEST_REASONS, "conflicting_reading"):
                     metrics.refused.labels(path_stream, reason)
+            metrics.refused.labels("ngsi", "unknown_entity_type")
         return metrics
 
     def exposition(self) -> bytes:

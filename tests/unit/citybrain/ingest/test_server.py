@@ -573,3 +573,17 @@ def test_a_second_mqtt_ingest_takes_the_next_metrics_port_unless_one_was_set(
     said = [r.getMessage() for r in caplog.records]
     moved = f"ingest: metrics port {port} is taken (another MQTT ingest?): serving metrics on {port + 1}"
     assert any(line.startswith(moved) for line in said) != explicit
+
+
+def test_every_request_refusal_reason_exists_at_0_from_the_start() -> None:
+    """Trial 28: increase() never counts a series' first sample, so each reason the HTTP
+    ingest refuses with is there at 0 before its first refusal."""
+    from citybrain.ingest.http import HEADER_REASONS
+    from citybrain.ingest.metrics import REQUEST_REASONS
+
+    assert set(HEADER_REASONS.values()) <= set(REQUEST_REASONS)
+    metrics = IngestMetrics.create("http", lambda: 0)
+    refused = samples(metrics.exposition().decode(), "citybrain_ingest_refused_total")
+    for stream in ("http", "ngsi"):
+        for reason in (*REQUEST_REASONS, "bad_unit", "missing_field"):
+            assert refused[(("reason", reason), ("stream", stream))] == 0
