@@ -79,6 +79,7 @@ def pipeline_for_ingest(run_dir: Path) -> Pipeline:
         f"  - {{name: gateway, role: gateway, sha256: '{hash_token(GATEWAY_TOKEN)}'}}\n"
         f"  - {{name: duty-operator, role: operator, sha256: '{hash_token(OPERATOR_TOKEN)}'}}\n"
     )
+    tokens.chmod(0o600)  # the ingest warns of a tokens file others may read
     return Pipeline(
         run_dir,
         extra_env={

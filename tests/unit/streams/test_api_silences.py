@@ -135,3 +135,45 @@ def test_expiring_a_silence_not_yet_started_makes_it_start_and_end_now(ctx: Cont
     silence = expired["silence"]
     assert silence["starts_at"] == silence["ends_at"] == silence["expired_at"]
     assert listed["silences"] == [{**silence, "active": False}]
+
+
+def test_silences_past_the_limit_are_refused_until_some_end(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 29: one operator could add silences without end; each is held by every
+    worker and checked for every alert."""
+    monkeypatch.setattr("streams.api.MAX_SILENCES", 3)
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> list[Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str, body: Any = None) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, json=body, headers=headers)
+                return resp.status, await resp.json()
+
+            def silence(category: str) -> dict[str, Any]:
+                return {"matchers": [f'category="{category}"'], "duration": "1h", "reason": "x"}
+
+            made = [
+                await call("POST", "/api/v1/silences", OPERATOR_TOKEN, silence(f"c{i}"))
+                for i in range(3)
+            ]
+            refused = await call("POST", "/api/v1/silences", OPERATOR_TOKEN, silence("more"))
+            first = made[0][1]["silence"]["id"]
+            expired = await call("DELETE", f"/api/v1/silences/{first}", COORDINATOR_TOKEN)
+            again = await call("POST", "/api/v1/silences", OPERATOR_TOKEN, silence("more"))
+            return [made, refused, expired, again]
+
+    made, refused, expired, again = asyncio.run(scenario())
+    assert [status for status, _ in made] == [201, 201, 201]
+    assert refused == (
+        409,
+        {
+            "error": "3 silences have not ended, at most 3 may: expire some first "
+            "(citybrain silences list, then expire ID)"
+        },
+    )
+    assert expired[0] == 200
+    assert again[0] == 201  # an expired one does not count
