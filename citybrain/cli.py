@@ -1230,9 +1230,17 @@ def _api(
         headers["Idempotency-Key"] = key
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        with _no_redirects().open(request, timeout=10) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "nowhere")
+            raise CliError(
+                f"the operator API at {base} answered {method} {path} with HTTP {exc.code}, "
+                f"a redirect to {shown_location(where)!r}: not followed (the token would go "
+                "with it); give --url the worker's own address",
+                EXIT_FAILED,
+            ) from None
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
@@ -1344,6 +1352,29 @@ def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
             "(scheme, host and port, e.g. http://127.0.0.1:16066)"
         )
     return f"; check the id with `{api_command(listing, 'list', url=url)}`"
+
+
+def _no_redirects() -> Any:
+    """A urllib opener that follows no redirect (a 3xx is an HTTPError): urllib's own
+    copied the Authorization header to wherever a redirect pointed, another host too
+    (trial 29: a 302 from --url sent the operator's token to the host it named)."""
+    import urllib.request
+
+    class Refuse(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # urllib then raises the 3xx as an HTTPError
+
+    return urllib.request.build_opener(Refuse)
+
+
+def shown_location(location: str) -> str:
+    """A redirect's target as a message shows it: a password as ***, at most 200
+    characters, control characters escaped."""
+    from citybrain.text import cell
+    from playbooks.schema import shown_url
+
+    shown = cell(shown_url(location))
+    return shown if len(shown) <= 200 else shown[:200] + "..."
 
 
 def check_bearer(token: str, where: str) -> None:

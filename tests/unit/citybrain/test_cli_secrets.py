@@ -1,8 +1,13 @@
-"""Secrets the CLI is given are never echoed (trial 29): a password in a --url, a Grafana
-token a header cannot carry; and CITYBRAIN_GRAFANA_TOKEN is checked when the settings
+"""Secrets the CLI is given are never echoed nor sent elsewhere (trial 29): a password in
+a --url, a Grafana token a header cannot carry, a token a redirect would carry to another
+host; and CITYBRAIN_GRAFANA_TOKEN is checked when the settings
 are read, not when the first annotation fails with the token in its audit record."""
 
 from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import pytest
 
@@ -61,3 +66,63 @@ def test_the_workers_grafana_token_is_checked_when_the_settings_are_read() -> No
         "- . _ ~ + / (then = padding), RFC 6750 (the value is a secret and not shown)"
     )
     assert load_settings(grafana_token="glsa_AbC123_x").grafana_token is not None
+
+
+class _Redirects(BaseHTTPRequestHandler):
+    """Answers every request with a 302 to ``target``; another instance records what
+    reaches it."""
+
+    target: ClassVar[str] = ""
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        if self.target:
+            self.send_response(302)
+            self.send_header("Location", self.target + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        _Redirects.seen.append(self.headers.get("Authorization"))
+        body = b'{"runs": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_redirect_from_the_operator_api_is_not_followed_with_the_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial 29: urllib followed a 302 to another host and sent the operator's token
+    there in the Authorization header."""
+
+    class Elsewhere(_Redirects):
+        target = ""
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(_Redirects):
+        target = f"http://localhost:{other.server_address[1]}"
+
+    first = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for srv in (first, other):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _Redirects.seen = []
+    try:
+        url = f"http://127.0.0.1:{first.server_address[1]}"
+        assert main(["runs", "list", "--url", url, "--token", "operator-secret"]) == 1
+    finally:
+        for srv in (first, other):
+            srv.shutdown()
+            srv.server_close()
+    err = capsys.readouterr().err
+    assert err == (
+        f"citybrain: the operator API at {url} answered GET /runs with HTTP 302, a redirect "
+        f"to 'http://localhost:{other.server_address[1]}/api/v1/runs': not followed (the "
+        "token would go with it); give --url the worker's own address\n"
+    )
+    assert _Redirects.seen == []  # nothing reached the other host
