@@ -127,11 +127,27 @@ def nested_at_most(doc: Any, limit: int) -> bool:
 API_MAX_BODY = 1024 * 1024
 
 
-async def read_body(request: Any, limit: int) -> bytes:
+# Seconds a client may take to send a body, in all, as at the HTTP ingest: aiohttp waits
+# for each chunk without end, so a body dripped a byte at a time held its connection and
+# coroutine for as long as the client liked (trial 29).
+API_BODY_TIMEOUT = 30.0
+
+
+async def read_body(request: Any, limit: int, timeout: float | None = None) -> bytes:
     """An aiohttp request's body (faust's Request is one), at most ``limit`` bytes;
     ``ApiError`` 413 naming the limit for a larger one, before reading it when
     ``Content-Length`` says so, else (a chunked body) as soon as more than ``limit`` bytes
-    have come. Memory stays within ``limit``."""
+    have come; 408 when the whole body has not come within ``timeout`` seconds
+    (API_BODY_TIMEOUT when None). Memory stays within ``limit``."""
+    seconds = API_BODY_TIMEOUT if timeout is None else timeout
+    try:
+        async with asyncio.timeout(seconds):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise ApiError(408, f"the body was not sent within {seconds:g}s") from None
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
     size = request.content_length
     if size is not None and size > limit:
         raise ApiError(
