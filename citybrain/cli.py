@@ -1059,6 +1059,13 @@ def check_output(
             f"{option} is '-': this command writes a file, not standard output; "
             + (stdout_instead or "give a file name")
         )
+    if Path(out).is_symlink() and not Path(out).is_dir():
+        # Writing would follow it to whatever it names: a link left in a shared folder
+        # (/tmp/report.html -> ~/.bashrc) would have the report overwrite its target.
+        raise CliError(
+            f"{option} {out} is a symbolic link (to {os.readlink(out)!r}): a command writes "
+            "only a file it names itself; give the target's path or another file"
+        )
     for name, path in inputs:
         if path is not None and path != "-" and _same_file(Path(out), Path(path)):
             raise CliError(
@@ -1210,19 +1217,7 @@ def _api(
             "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
             "demo token; docs/playbooks.md says how to configure your own)"
         )
-    encoded = token.encode("utf-8", "surrogateescape")
-    if not _BEARER.fullmatch(encoded):
-        # A character HTTP cannot carry was a UnicodeEncodeError or "Invalid header
-        # value" traceback ("a bug", exit 70).
-        where = "--token" if args.token else "CITYBRAIN_API_TOKEN"
-        bad = _bearer_fault(encoded)  # (every byte before it is ASCII: a character index)
-        char = token[bad]
-        # (A byte that is not UTF-8 arrives as a surrogate escape: named as the byte.)
-        shown = f"byte 0x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else repr(char)
-        raise CliError(
-            f"{where} has {shown} at position {bad + 1}: a bearer token is ASCII "
-            "letters, digits and - . _ ~ + / (then = padding), RFC 6750"
-        )
+    check_bearer(token, "--token" if args.token else "CITYBRAIN_API_TOKEN")
     base = api_base(args.url)
     url = base + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
@@ -1235,9 +1230,17 @@ def _api(
         headers["Idempotency-Key"] = key
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        with _no_redirects().open(request, timeout=10) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "nowhere")
+            raise CliError(
+                f"the operator API at {base} answered {method} {path} with HTTP {exc.code}, "
+                f"a redirect to {shown_location(where)!r}: not followed (the token would go "
+                "with it); give --url the worker's own address",
+                EXIT_FAILED,
+            ) from None
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
@@ -1351,28 +1354,80 @@ def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
     return f"; check the id with `{api_command(listing, 'list', url=url)}`"
 
 
+def _no_redirects() -> Any:
+    """A urllib opener that follows no redirect (a 3xx is an HTTPError): urllib's own
+    copied the Authorization header to wherever a redirect pointed, another host too
+    (trial 29: a 302 from --url sent the operator's token to the host it named)."""
+    import urllib.request
+
+    class Refuse(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # urllib then raises the 3xx as an HTTPError
+
+    return urllib.request.build_opener(Refuse)
+
+
+def shown_location(location: str) -> str:
+    """A redirect's target as a message shows it: a password as ***, at most 200
+    characters, control characters escaped."""
+    from citybrain.text import cell
+    from playbooks.schema import shown_url
+
+    shown = cell(shown_url(location))
+    return shown if len(shown) <= 200 else shown[:200] + "..."
+
+
+def check_bearer(token: str, where: str) -> None:
+    """CliError (status 2) when ``token`` (given as ``where``: an option or a setting)
+    has a character no ``Authorization: Bearer`` header can carry; the message names
+    the character and its position, never the token. Such a character was a
+    UnicodeEncodeError or an "Illegal header value b'Bearer <the token>'" traceback
+    ("a bug", exit 70; trial 29 for Grafana's token)."""
+    encoded = token.encode("utf-8", "surrogateescape")
+    if _BEARER.fullmatch(encoded):
+        return
+    bad = _bearer_fault(encoded)  # (every byte before it is ASCII: a character index)
+    char = token[bad]
+    # (A byte that is not UTF-8 arrives as a surrogate escape: named as the byte.)
+    shown = f"byte 0x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else repr(char)
+    raise CliError(
+        f"{where} has {shown} at position {bad + 1}: a bearer token is ASCII "
+        "letters, digits and - . _ ~ + / (then = padding), RFC 6750"
+    )
+
+
 def check_url(option: str, url: str | None) -> str | None:
     """``url`` as given (None stays None), or CliError (status 2) naming ``option`` when
     it is not an http:// or https:// URL with a host: ``localhost:16766`` would
     otherwise be tried as a URL of scheme "localhost" and reported as unreachable."""
     import urllib.parse
 
+    from playbooks.schema import shown_url
+
     if url is None:
         return None
+    shown = shown_url(url)  # a password in it is never echoed (trial 29)
     example = "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:16066"
     if any(c.isspace() for c in url):
-        raise CliError(f"{option} is {url!r}: {example}")
+        raise CliError(f"{option} is {shown!r}: {example}")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CliError(
-            f"{option} is {url!r}: the http:// scheme is missing, e.g. http://{url}"
+            f"{option} is {shown!r}: the http:// scheme is missing, e.g. http://{shown}"
             if "://" not in url
-            else f"{option} is {url!r}: {example}"
+            else f"{option} is {shown!r}: {example}"
         )
     try:
         parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
     except ValueError:
-        raise CliError(f"{option} is {url!r}: the port is not a number from 1 to 65535") from None
+        raise CliError(f"{option} is {shown!r}: the port is not a number from 1 to 65535") from None
+    if parts.username is not None:
+        # The services take a token (--token), not a user and password in the URL; the
+        # URL is shown in every message (trial 29: "cannot reach … at http://ops:pw@…").
+        raise CliError(
+            f"{option} is {shown!r}: expected no user or password in the URL; give the "
+            "token with --token"
+        )
     return url.rstrip("/")
 
 
@@ -3018,6 +3073,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("CITYBRAIN_GRAFANA_TOKEN")
     if not token:
         raise CliError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
+    check_bearer(token, "--token" if args.token else "CITYBRAIN_GRAFANA_TOKEN")
     _need_dir(Path(args.generated), "--generated")
     prometheus = args.prometheus_url or f"http://127.0.0.1:{_settings().prometheus_port}"
     if not re.fullmatch(r"[1-9][0-9]*(ms|s|m|h)", args.scrape_interval):

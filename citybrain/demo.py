@@ -794,12 +794,21 @@ def make_demo_token(files: DemoFiles) -> str:
     secrets_by_role = {}
     for role, path in (("operator", files.token), ("coordinator", files.coordinator_token)):
         token = secrets.token_urlsafe(24)
-        path.touch(mode=0o600)
-        path.write_text(token + "\n")
+        write_private(path, token + "\n")
         lines.append(f"  - {{name: demo-{role}, role: {role}, sha256: '{hash_token(token)}'}}")
         secrets_by_role[role] = token
-    files.tokens.write_text("\n".join(lines) + "\n")
+    write_private(files.tokens, "\n".join(lines) + "\n")
     return secrets_by_role["operator"]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable and writable by its owner only (0600), also
+    when it existed with a wider mode (``touch(mode=0o600)`` left an existing file's
+    mode as it was, trial 29), and never through a symbolic link at ``path``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)
 
 
 # What the demo starts, said before it starts it; Mosquitto is not among them.

@@ -516,10 +516,13 @@ def timeline(alerts: list[dict[str, Any]]) -> str:
         x0 = 150 + (a["start"] - t0) / span * (W - 170)
         width = max((a["end"] - a["start"]) / span * (W - 170), 3.0)
         yy = 10 + kinds.index(a["kind"]) * row
+        # The severity is what the alert message said: escaped as every other text
+        # from the topics (trial 29: '"><script>' in it reached the page as markup).
+        severity = html.escape(str(a["severity"]))
         bars.append(
-            f'<rect class="bar {a["severity"]}" x="{x0:.1f}" y="{yy:.1f}" '
+            f'<rect class="bar {severity}" x="{x0:.1f}" y="{yy:.1f}" '
             f'width="{width:.1f}" height="{row - 6:.1f}"><title>'
-            f"{html.escape(a['subject'])}: {a['severity']}, "
+            f"{html.escape(a['subject'])}: {severity}, "
             f"{_fmt(a['start'])} - {_fmt(a['end'])}</title></rect>"
         )
     labels = "".join(

@@ -66,12 +66,26 @@ def _unreadable_tz(tz: str | None) -> bool:
     return False
 
 
+# Characters that change how the text after them is shown: bidirectional overrides,
+# embeddings, isolates and marks (a note "\u202egnirts" is shown reversed, the Trojan
+# Source trick) and the line and paragraph separators (trial 29).
+_SHOWN_AS_ESCAPES = frozenset(
+    "\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _hidden(c: str) -> bool:
+    return unicodedata.category(c) == "Cc" or c in _SHOWN_AS_ESCAPES
+
+
 def cell(text: str) -> str:
     """``text`` as one table cell: a control character (a newline, a tab in a silence's
-    reason) shown as its escape, ``\\n``, so the row stays one line."""
-    if not any(unicodedata.category(c) == "Cc" for c in text):
+    reason, an escape sequence's ESC) or a bidirectional or line-separating format
+    character shown as its escape, ``\\n``, ``\\u202e``, so the row stays one line and
+    reads as it was written."""
+    if not any(_hidden(c) for c in text):
         return text
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
+    return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)
 
 
 def display_width(text: str) -> int:

@@ -176,6 +176,45 @@ class ApprovalStep(_Step):
     _check_deadline = field_validator("deadline")(_duration)
 
 
+def http_url_problem(url: str) -> str:
+    """Why ``url`` is no URL citybrain may POST to, or "": it must be ``http://`` or
+    ``https://`` (``file://``, ``ftp://``, ``gopher://`` are refused) with a host and a
+    port in range, no user or password (a URL is named in audit records, warnings and
+    run steps: a password in it would be shown everywhere; the receiver checks the HMAC
+    signature instead), and no space or control character (trial 29)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port out of range or not a number raises ValueError
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:3000"
+    if parts.username is not None or parts.password is not None:
+        return (
+            "expected no user or password in the URL: it would be shown in audit records and logs"
+        )
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "expected no space or control character in the URL"
+    return ""
+
+
+def shown_url(url: str) -> str:
+    """``url`` as an error may show it: a password in it replaced by ``***``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 class WebhookStep(_Step):
     """POST the run to a URL (HMAC-signed); the run waits for the outcome."""
 
@@ -188,8 +227,9 @@ class WebhookStep(_Step):
     @field_validator("url")
     @classmethod
     def _http(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"url is {url!r}, expected http:// or https://")
+        problem = http_url_problem(url)
+        if problem:
+            raise ValueError(f"url is {shown_url(url)!r}, {problem}")
         return url
 
 

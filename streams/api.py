@@ -36,7 +36,14 @@ from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import Silence, api_matcher, new_silence, silence_window
 from playbooks.schema import parse_duration
-from streams.auth import Principal, TokenStore, forbidden_reason, refusal_401
+from streams.auth import (
+    Principal,
+    TokenStore,
+    exposed,
+    forbidden_reason,
+    one_authorization,
+    refusal_401,
+)
 from streams.context import API_KAFKA_WAIT, Context, PendingAnswers, run_key
 from streams.errors import EventError, show
 from streams.events import decode_json, parse_ts
@@ -87,6 +94,10 @@ MAX_BODY_DEPTH = 8
 # (trial 8: a 1 MB reason crashed the worker's producer; 10,000 matchers were accepted).
 MAX_SILENCE_MATCHERS = 64
 MAX_MATCHER_CHARS = 1024
+# Silences not yet ended, in all: each is held by every worker and checked for every
+# alert (trial 29: one operator's loop added 50,000; Alertmanager's own limit is
+# --silences.max-silences). An expired one does not count.
+MAX_SILENCES = 10_000
 
 
 def too_long(field: str, text: str, limit: int) -> str:
@@ -116,11 +127,27 @@ def nested_at_most(doc: Any, limit: int) -> bool:
 API_MAX_BODY = 1024 * 1024
 
 
-async def read_body(request: Any, limit: int) -> bytes:
+# Seconds a client may take to send a body, in all, as at the HTTP ingest: aiohttp waits
+# for each chunk without end, so a body dripped a byte at a time held its connection and
+# coroutine for as long as the client liked (trial 29).
+API_BODY_TIMEOUT = 30.0
+
+
+async def read_body(request: Any, limit: int, timeout: float | None = None) -> bytes:
     """An aiohttp request's body (faust's Request is one), at most ``limit`` bytes;
     ``ApiError`` 413 naming the limit for a larger one, before reading it when
     ``Content-Length`` says so, else (a chunked body) as soon as more than ``limit`` bytes
-    have come. Memory stays within ``limit``."""
+    have come; 408 when the whole body has not come within ``timeout`` seconds
+    (API_BODY_TIMEOUT when None). Memory stays within ``limit``."""
+    seconds = API_BODY_TIMEOUT if timeout is None else timeout
+    try:
+        async with asyncio.timeout(seconds):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise ApiError(408, f"the body was not sent within {seconds:g}s") from None
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
     size = request.content_length
     if size is not None and size > limit:
         raise ApiError(
@@ -668,12 +695,19 @@ def register_api(app: faust.App, ctx: Context) -> None:
             )
         else:
             log.info("operator API open on %s with %d token(s)", PREFIX, len(tokens))
+        if warning := exposed(tokens.path):
+            log.warning("citybrain: warning: %s", warning)
 
     async def authorize(view: View, request: Request, action: str) -> Principal:
         authorization = request.headers.get("Authorization")
-        principal = tokens.authenticate(authorization)
+        # faust types headers as a Mapping; aiohttp's is a multidict that holds them all.
+        headers: Any = request.headers
+        twice = one_authorization(headers.getall("Authorization", []))
+        principal = None if twice else tokens.authenticate(authorization)
         reason = None
-        if principal is None:
+        if twice:
+            reason = (400, twice)
+        elif principal is None:
             reason = (401, unauthenticated_reason(tokens, authorization))
         elif not principal.may(action):
             reason = (403, forbidden_reason(principal, action))
@@ -1001,6 +1035,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     )
                 ctx.metrics.api_requests.labels("silence", "201").inc()
                 return self.json({"silence": earlier, "already": "created"}, status=201)
+            in_force = sum(silence_already_expired(v, now) is None for _, v in ctx.silences.items())
+            if in_force >= MAX_SILENCES:
+                raise ApiError(
+                    409,
+                    f"{in_force:,} silences have not ended, at most {MAX_SILENCES:,} may: "
+                    "expire some first (citybrain silences list, then expire ID)",
+                )
             record = {
                 "action": "silence_created",
                 "at": now,

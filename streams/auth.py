@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import re
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +83,60 @@ def closed_reason(tokens: TokenStore, roles: tuple[str, ...], service: str) -> s
     )
 
 
+# RFC 6750's b64token, as `citybrain hash-token` takes them: no other token is stored.
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, or None. The scheme is
-    case-insensitive (RFC 9110 11.1): ``bearer`` and ``BEARER`` are ``Bearer``."""
+    case-insensitive (RFC 9110 11.1): ``bearer`` and ``BEARER`` are ``Bearer``; spaces
+    around the token are allowed (RFC 9110's ``1*SP``)."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def one_authorization(values: Sequence[str]) -> str | None:
+    """The text of a 400 for a request whose ``Authorization`` header (every value of
+    it, in any casing of the name) is given more than once, else None. Which one would
+    count is not defined: a proxy may check the last while we took the first (trial 29:
+    a gateway token first and an operator's second passed as the gateway)."""
+    if len(values) <= 1:
+        return None
+    return (
+        f"the Authorization header is given {len(values)} times: send it once, "
+        "Authorization: Bearer <token>"
+    )
+
+
+def exposed(path: Path | None, uid: int | None = None) -> str:
+    """A warning when the tokens file ``path`` may be written by users other than its
+    owner, or is this process's own file and may be read by others, else "". Writable,
+    anyone may add a coordinator's token; readable, its hashes can be guessed at
+    offline. A file another user owns (compose's secret, docker/tokens.yaml mode 644
+    read by the container's own user) must be readable to be read at all: not warned
+    of. ``uid``: this process's user (``os.getuid()`` when None). The text never holds a
+    token or a hash (trial 29)."""
+    if path is None:
+        return ""
+    try:
+        info = path.stat()
+    except OSError:
+        return ""
+    mode = info.st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        how = "written"
+    elif mode & (stat.S_IRGRP | stat.S_IROTH) and info.st_uid == (
+        os.getuid() if uid is None else uid
+    ):
+        how = "read"
+    else:
+        return ""
+    return (
+        f"CITYBRAIN_API_TOKENS_FILE {path} may be {how} by other users "
+        f"(mode {stat.S_IMODE(mode):04o}): chmod 600 {path}"
+    )
 
 
 def refusal_401(
@@ -166,7 +217,7 @@ class TokenStore:
         tokens = (doc or {}).get("tokens", []) if isinstance(doc, dict | None) else None
         if not isinstance(tokens, list):
             raise SettingsError(f"{where}: expected a mapping with a list 'tokens'")
-        entries = []
+        entries: list[tuple[str, str, str]] = []
         for i, entry in enumerate(tokens):
             # file:line, as the grid's and routing's errors: the entry's key, else the entry
             # (the file composed again only for an error).
@@ -184,6 +235,14 @@ class TokenStore:
             digest = str(entry["sha256"]).lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise SettingsError(f"{at('sha256')}: sha256 is not 64 hex digits")
+            for stored, name, role in entries:
+                # authenticate takes the last match: which role a token had depended on
+                # the order of the entries (trial 29).
+                if stored == digest:
+                    raise SettingsError(
+                        f"{at('sha256')}: sha256 is the same as entry {name!r}'s (role "
+                        f"{role}): one token, one entry; give each its own token"
+                    )
             entries.append((digest, str(entry["name"]), str(entry["role"])))
         return cls(entries, path)
 
@@ -199,7 +258,9 @@ class TokenStore:
         """The principal for an ``Authorization: Bearer <token>`` header (the scheme in
         any case), or None."""
         token = bearer_token(authorization)
-        if token is None:
+        # A byte no bearer token has (a header's non-ASCII byte came as a lone surrogate,
+        # and hashing it raised: a 500, trial 29) matches no stored token.
+        if token is None or not BEARER_TOKEN.fullmatch(token):
             return None
         digest = hash_token(token)
         found = None

@@ -197,18 +197,27 @@ class Settings(BaseSettings):
     @field_validator("replies_webhook_url", "grafana_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        from urllib.parse import urlsplit
+        from playbooks.schema import http_url_problem
 
         if value is None:
             return None
-        try:
-            parts = urlsplit(value)
-            _ = parts.port  # a port out of range or not a number raises ValueError
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("grafana_token")
+    @classmethod
+    def _header_token(cls, value: SecretStr | None) -> SecretStr | None:
+        from streams.auth import BEARER_TOKEN
+
+        # Sent as `Authorization: Bearer <token>`: a newline in it was httpx's "Illegal
+        # header value b'Bearer …'", the token itself in every annotation_failed audit
+        # record (trial 29).
+        if value is not None and not BEARER_TOKEN.fullmatch(value.get_secret_value()):
             raise ValueError(
-                "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:3000"
+                "expected a bearer token: ASCII letters, digits and - . _ ~ + / (then = "
+                "padding), RFC 6750"
             )
         return value
 
@@ -483,6 +492,10 @@ def setting_error(err: Any) -> str:
     if field in SECRET_SETTINGS:
         return f"{name}: {reason} (the value is a secret and not shown)"
     value = err.get("input")
+    if isinstance(value, str) and field.endswith("_url"):
+        from playbooks.schema import shown_url
+
+        value = shown_url(value)  # a URL's password is a secret too (trial 29)
     shown = repr(value) if isinstance(value, str) else repr(str(value))
     return f"{name} is {shown}: {reason}"
 

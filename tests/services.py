@@ -42,6 +42,7 @@ def write_tokens(path: Path) -> Path:
         f"  - {{name: duty-coordinator, role: coordinator, "
         f"sha256: '{hash_token(COORDINATOR_TOKEN)}'}}\n"
     )
+    path.chmod(0o600)  # as a tokens file should be (the worker warns of a wider one)
     return path
 
 

@@ -27,8 +27,11 @@ take chunked bodies); a ``Content-Type`` other than JSON (``application/json`` o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +49,7 @@ from citybrain.ingest.mqtt import dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
 from citybrain.text import counted
-from streams.auth import TokenStore, forbidden_reason, refusal_401
+from streams.auth import TokenStore, forbidden_reason, one_authorization, refusal_401
 from streams.errors import MISSING, EventError
 from streams.events import (
     PACK_SCHEMA,
@@ -72,7 +75,10 @@ STREAMS = {READINGS_PATH: "http", NGSI_PATH: "ngsi"}  # the refusals' stream lab
 # The reason label of a request refused for its headers (the body is never read).
 HEADER_REASONS = {400: "bad_header", 411: "no_length", 413: "too_large", 415: "bad_content_type"}
 MAX_BODY = MAX_PAYLOAD
-READ_TIMEOUT = 30.0  # seconds a client may take to send its headers and body
+READ_TIMEOUT = 30.0  # seconds a client may take to send its headers and body, in all
+# Connections served at once, each on its own thread; one more is answered 503 at once
+# and closed (trial 29: one client opening thousands held a thread and a file each).
+MAX_CONNECTIONS = 256
 _LENGTH = re.compile(r"[0-9]+")  # str.isdigit also takes "²" and other digits int() refuses
 
 
@@ -304,6 +310,7 @@ class IngestHttpServer(ThreadingHTTPServer):
         ack_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         metrics: IngestMetrics | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         super().__init__(bind, _Handler)
         self.metrics = metrics or IngestMetrics.create("http", lambda: publisher.stats.readings)
@@ -316,6 +323,88 @@ class IngestHttpServer(ThreadingHTTPServer):
         self.clock = clock
         self._said: dict[str, float] = {}  # path -> monotonic time of the last INFO line
         self._said_lock = threading.Lock()
+        self.max_connections = max_connections
+        self._connections = 0
+        # Each connection reading a request -> monotonic deadline; one past it is cut
+        # (service_actions), so a body sent a byte at a time ends at READ_TIMEOUT in all:
+        # the socket's own timeout is per read, and a drip reset it (trial 29).
+        self._deadlines: dict[socket.socket, float] = {}
+        self._late: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            busy = self._connections >= self.max_connections
+            if not busy:
+                self._connections += 1
+        if busy:
+            self._turn_away(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            with self._conn_lock:
+                self._connections -= 1
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._connections -= 1
+                self._deadlines.pop(request, None)
+                self._late.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away while answered (a broken pipe, a reset) is no fault
+        of ours: one DEBUG line, not the standard library's traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("ingest: client %s went away: %s", client_address[0], exc)
+            return
+        log.exception("ingest: request from %s failed", client_address[0])
+
+    def _turn_away(self, request: socket.socket) -> None:
+        """503 without reading the request, on the accepting thread: never blocks it."""
+        self.metrics.refused.labels("http", "busy").inc()
+        data = orjson.dumps(
+            {"error": f"the ingest serves {self.max_connections:,} connections at once; retry"}
+        )
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(head.encode() + data)
+        self.shutdown_request(request)
+
+    def arm(self, conn: socket.socket, seconds: float) -> None:
+        """Start ``conn``'s deadline: its request must be read within ``seconds``."""
+        with self._conn_lock:
+            self._deadlines[conn] = time.monotonic() + seconds
+
+    def disarm(self, conn: socket.socket) -> bool:
+        """End ``conn``'s deadline; False when it had passed (what was read is cut)."""
+        with self._conn_lock:
+            self._deadlines.pop(conn, None)
+            late = conn in self._late
+            self._late.discard(conn)
+        return not late
+
+    def service_actions(self) -> None:
+        """Between polls of serve_forever (every 0.5 s): stop reading from every
+        connection past its deadline. Its handler's read then ends short."""
+        now = time.monotonic()
+        with self._conn_lock:
+            late = [conn for conn, deadline in self._deadlines.items() if deadline <= now]
+            for conn in late:
+                del self._deadlines[conn]
+                self._late.add(conn)
+        for conn in late:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RD)
 
     def said_partly_refused(self, path: str, every: float = 60.0) -> bool:
         """Whether to log a partly refused body on ``path`` now: once ``every`` seconds
@@ -362,6 +451,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
+
+    def handle_one_request(self) -> None:
+        # The request (line, headers, body) must come within `timeout` seconds in all.
+        self.server.arm(self.connection, self.timeout)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.disarm(self.connection)
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if not self.server.disarm(self.connection):  # cut while its headers came
+            self._late()
+            return False
+        self.server.arm(self.connection, self.timeout)  # what is left of it for the body
+        return True
+
+    def _late(self) -> None:
+        self.close_connection = True
+        if self.route in STREAMS:
+            self.server.metrics.refused.labels(STREAMS[self.route], "timeout").inc()
+        self._answer(408, {"error": f"the request was not sent within {self.timeout:g}s"})
 
     def _answer(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -456,6 +568,11 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         if not self._routed():
             return
+        twice = one_authorization(self.headers.get_all("Authorization", []))
+        if twice:
+            self.close_connection = True  # the body is left unread
+            self._refused("bad_header", 400, {"error": twice, "field": "Authorization"})
+            return
         authorization = self.headers.get("Authorization")
         principal = srv.tokens.authenticate(authorization)
         if principal is None:
@@ -480,9 +597,23 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = self.rfile.read(length)
         except TimeoutError:
+            raw = b""
+        if not srv.disarm(self.connection):
             self.close_connection = True
             self._refused(
                 "timeout", 408, {"error": f"the body was not sent within {self.timeout:g}s"}
+            )
+            return
+        if len(raw) < length:  # the client stopped sending: nothing to answer it on
+            self.close_connection = True
+            self._refused(
+                "bad_header",
+                400,
+                {
+                    "error": f"the body ended after {len(raw):,} of its Content-Length "
+                    f"{length:,} bytes",
+                    "field": "Content-Length",
+                },
             )
             return
         now = srv.clock()

@@ -330,7 +330,7 @@ def run_http(
     the stop) or a send Kafka refused (1); ``require`` as for ``run_mqtt``."""
     from citybrain.ingest.http import IngestHttpServer
     from citybrain.ingest.ngsi import NgsiMapping
-    from streams.auth import TokenStore, closed_reason
+    from streams.auth import TokenStore, closed_reason, exposed
 
     check_options(options, "http")
     validator = _validator(settings)
@@ -339,6 +339,8 @@ def run_http(
     if closed:
         # As the worker warns of a closed operator API: a gateway's 401s are explained here.
         log.warning("citybrain: warning: %s: every POST gets 401 (docs/ingest.md, Tokens)", closed)
+    if warning := exposed(tokens.path):
+        log.warning("citybrain: warning: %s", warning)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
     host, port = settings.worker_bind, settings.ingest_http_port
     check_listen(host, port, PORT_SETTING, "HTTP ingest")  # before Kafka, too

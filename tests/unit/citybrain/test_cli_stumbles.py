@@ -663,3 +663,34 @@ def test_an_interrupted_replay_says_what_kafka_refused(
         "KafkaTimeoutError: Batch expired" in err
     )
     assert "Kafka refused 1 of them (above), not sent by the command below either); to" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["campaign", "report", "--from", "2020-01-01", "--to", "2020-01-02", "--input"],
+        ["detect", "--input"],
+    ],
+)
+def test_an_output_that_is_a_symbolic_link_is_refused_and_its_target_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Trial 29: --out through a link left in a shared folder (/tmp/report.html ->
+    ~/.bashrc) overwrote the link's target with the report."""
+    src = tmp_path / "a.csv"
+    src.write_text(SERIES if argv[0] == "detect" else "")
+    victim = tmp_path / "bashrc"
+    victim.write_text("keep me\n")
+    link = tmp_path / ("report.html" if argv[0] == "campaign" else "scores.csv")
+    link.symlink_to(victim)
+    option = "--out" if argv[0] == "campaign" else "--output"
+    assert main([*argv, str(src), option, str(link)]) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {link} is a symbolic link (to {str(victim)!r})" in err
+    assert err.count("\n") == 1
+    assert victim.read_text() == "keep me\n"
+    dangling = tmp_path / "dangling.html"
+    dangling.symlink_to(tmp_path / "nowhere.html")
+    assert main([*argv, str(src), option, str(dangling)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere.html").exists()

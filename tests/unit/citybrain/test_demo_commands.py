@@ -23,6 +23,7 @@ from citybrain.demo import (
     Progress,
     RateMeter,
     _print_summary,
+    make_demo_token,
     shell_settings,
     watch_phase,
     with_settings,
@@ -273,3 +274,29 @@ def test_an_interrupted_demo_says_what_it_left_running_and_what_to_type(
         "interrupted: the stack did not finish starting and left nothing running; "
         f"`CITYBRAIN_RUN_DIR={tmp_path} {cli} stack up` starts the rest"
     )
+
+
+def test_the_demos_tokens_and_their_hashes_are_its_owners_alone(tmp_path: Path) -> None:
+    """Trial 29: touch(mode=0o600) left a token file that existed (0644) readable by
+    anyone, and the hashes file the worker reads was written 0644."""
+    from streams.auth import TokenStore, exposed
+
+    files = DemoFiles.of(Settings(run_dir_override=tmp_path))
+    files.dir.mkdir(parents=True)
+    for path in (files.token, files.coordinator_token, files.tokens):
+        path.write_text("old\n")
+        path.chmod(0o644)
+    token = make_demo_token(files)
+    for path in (files.token, files.coordinator_token, files.tokens):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert files.token.read_text() == token + "\n"
+    assert exposed(files.tokens) == ""
+    assert TokenStore.load(files.tokens).authenticate(f"Bearer {token}") is not None
+    # A link planted where a token goes is not written through.
+    files.token.unlink()
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    files.token.symlink_to(victim)
+    with pytest.raises(OSError):
+        make_demo_token(files)
+    assert victim.read_text() == "keep me\n"

@@ -641,3 +641,39 @@ def test_a_city_across_the_antimeridian_is_drawn_in_one_piece() -> None:
     assert x["fj-west"] < x["fj-east"]
     assert float(box.group(2)) > 0.9 * float(box.group(1))
     assert "(2.2 km north to south)" in drawn
+
+
+def test_markup_in_any_text_of_the_topics_is_escaped_in_the_page() -> None:
+    """Trial 29: an alert message's severity reached the timeline raw, in a class
+    attribute and a title ('"><script>' ended the attribute and ran). Every text field
+    of the alert and step messages, and of the readings, carries markup here."""
+    mark = "\"><script>alert(1)</script><b x='"
+    ts = pd.date_range("2016-02-07", periods=48, freq="h", tz="UTC")
+    readings = pd.DataFrame(
+        {
+            "ts": (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1),
+            "sensor_id": "s" + mark,
+            "kind": "pm25" + mark,
+            "value": [20.0] * 40 + [600.0] * 8,
+            "unit": "u" + mark,
+        }
+    )
+    alerts = []
+    for status, end in (("firing", None), ("resolved", "2016-02-08T23:00:00Z")):
+        doc = alert("a" + mark, "s" + mark, "2016-02-08T16:00:00Z", end, status)
+        doc.update(kind="pm25" + mark, grid_cell="c" + mark, severity="major" + mark)
+        doc.update(labels={"category": mark}, reports=[{"report_id": mark}])
+        alerts.append(doc)
+    steps = [
+        {
+            "run_id": "r" + mark,
+            "action": action,
+            "at": at,
+            "playbook": "p" + mark,
+            "level": "l" + mark,
+        }
+        for action, at in (("run_created", 100.0), ("escalate", 160.0), ("acknowledged", 190.0))
+    ]
+    page = build_report(readings, alerts, steps, "T" + mark)
+    assert "<script>alert" not in page and "<b x=" not in page
+    assert "major&quot;&gt;&lt;script&gt;" in page  # the severity, shown as text

@@ -33,6 +33,16 @@ def test_a_control_character_in_a_cell_is_shown_escaped() -> None:
     assert cell("東京") == "東京"
 
 
+def test_escape_sequences_and_bidirectional_controls_in_a_cell_are_shown_escaped() -> None:
+    """Trial 29: a note "\u202egnirts" was shown reversed (Trojan Source), and U+2028
+    broke a table row on some terminals; ESC and C1 controls were already escaped."""
+    assert cell("ack \x1b[2J\x9b") == "ack \\x1b[2J\\x9b"
+    assert cell("ok \u202edeniped\u202c") == "ok \\u202edeniped\\u202c"
+    assert cell("a\u2066b\u2069\u2028c\u200f") == "a\\u2066b\\u2069\\u2028c\\u200f"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # joiners kept: one emoji
+    assert cell(family) == family
+
+
 def _columns(line: str, header: str, name: str) -> int:
     """The display column at which the column ``name`` starts in ``line`` (found in the
     header line, whose characters are all one column wide)."""

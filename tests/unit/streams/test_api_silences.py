@@ -135,3 +135,94 @@ def test_expiring_a_silence_not_yet_started_makes_it_start_and_end_now(ctx: Cont
     silence = expired["silence"]
     assert silence["starts_at"] == silence["ends_at"] == silence["expired_at"]
     assert listed["silences"] == [{**silence, "active": False}]
+
+
+def test_silences_past_the_limit_are_refused_until_some_end(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 29: one operator could add silences without end; each is held by every
+    worker and checked for every alert."""
+    monkeypatch.setattr("streams.api.MAX_SILENCES", 3)
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> list[Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str, body: Any = None) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, json=body, headers=headers)
+                return resp.status, await resp.json()
+
+            def silence(category: str) -> dict[str, Any]:
+                return {"matchers": [f'category="{category}"'], "duration": "1h", "reason": "x"}
+
+            made = [
+                await call("POST", "/api/v1/silences", OPERATOR_TOKEN, silence(f"c{i}"))
+                for i in range(3)
+            ]
+            refused = await call("POST", "/api/v1/silences", OPERATOR_TOKEN, silence("more"))
+            first = made[0][1]["silence"]["id"]
+            expired = await call("DELETE", f"/api/v1/silences/{first}", COORDINATOR_TOKEN)
+            again = await call("POST", "/api/v1/silences", OPERATOR_TOKEN, silence("more"))
+            return [made, refused, expired, again]
+
+    made, refused, expired, again = asyncio.run(scenario())
+    assert [status for status, _ in made] == [201, 201, 201]
+    assert refused == (
+        409,
+        {
+            "error": "3 silences have not ended, at most 3 may: expire some first "
+            "(citybrain silences list, then expire ID)"
+        },
+    )
+    assert expired[0] == 200
+    assert again[0] == 201  # an expired one does not count
+
+
+def test_a_body_dripped_a_byte_at_a_time_is_cut_408(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 29: aiohttp waits for each chunk without end, so a body sent a byte every
+    few seconds held its connection for as long as the client liked. Here the rule is
+    1 s and a byte comes every 0.2 s."""
+    monkeypatch.setattr("streams.api.API_BODY_TIMEOUT", 1.0)
+    register_api(ctx.app, ctx)
+    body = b'{"matchers": ["kind=\\"pm25\\""], "duration": "1h", "reason": "dripped"}'
+
+    async def scenario() -> tuple[bytes, int]:
+        server = TestServer(ctx.app.web.web_app)  # type: ignore[attr-defined]
+        await server.start_server()
+        try:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(
+                b"POST /api/v1/silences HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                + f"Authorization: Bearer {OPERATOR_TOKEN}\r\n".encode()
+                + b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )
+            sent = 0
+            answer = b""
+            for byte in body:
+                writer.write(bytes([byte]))
+                sent += 1
+                try:
+                    answer = await asyncio.wait_for(reader.read(65536), 0.2)
+                except TimeoutError:
+                    continue
+                if answer:
+                    break
+            while b"not sent within" not in answer:  # the rest of the answer, if split
+                more = await asyncio.wait_for(reader.read(65536), 10)
+                if not more:
+                    break
+                answer += more
+            writer.close()
+            return answer, sent
+        finally:
+            await server.close()
+
+    answer, sent = asyncio.run(scenario())
+    assert sent < len(body)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert b'"the body was not sent within 1s"' in answer
+    assert len(ctx.silences) == 0

@@ -7,6 +7,7 @@ retained publish (MQTT's way to clear a retained value) was dead-lettered bad_pa
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -24,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from prometheus_client.parser import text_string_to_metric_families
 
 from citybrain.errors import ListenError
-from citybrain.ingest.http import IngestHttpServer
+from citybrain.ingest.http import IngestHttpServer, _Handler
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import MqttIngest
@@ -486,6 +487,7 @@ def test_an_ingest_without_gateway_tokens_warns_at_start(
     if text is not None:
         tokens = tmp_path / "tokens.yaml"
         tokens.write_text(text)
+        tokens.chmod(0o600)  # others may not read it: that would be a second warning
     with socket.socket() as probe:  # a port free now: run_http checks it before `require`
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -587,3 +589,164 @@ def test_every_request_refusal_reason_exists_at_0_from_the_start() -> None:
     for stream in ("http", "ngsi"):
         for reason in (*REQUEST_REASONS, "bad_unit", "missing_field"):
             assert refused[(("reason", reason), ("stream", stream))] == 0
+
+
+def _send(srv: IngestHttpServer, head: str, body: bytes = b"") -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10)
+    conn.sendall(head.encode("latin-1") + body)
+    return conn
+
+
+def _answer(conn: socket.socket) -> bytes:
+    data = b""
+    with contextlib.suppress(ConnectionError):
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data
+
+
+POST_HEAD = (
+    "POST /ingest/v1/readings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    "Connection: close\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "second", [f"Authorization: Bearer {GATEWAY}", "authorization: Bearer other"]
+)
+def test_a_second_authorization_header_is_400_whichever_comes_first(
+    server: IngestHttpServer, second: str
+) -> None:
+    """Trial 29: the first of two was taken, so an operator's token after a gateway's
+    passed as the gateway (and a proxy checking the last would disagree)."""
+    for first in (f"Authorization: Bearer {GATEWAY}", "Authorization: Bearer other"):
+        body = json.dumps(GOOD).encode()
+        head = f"{POST_HEAD}{first}\r\n{second}\r\nContent-Length: {len(body)}\r\n\r\n"
+        answer = _answer(_send(server, head, body))
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+            "error": "the Authorization header is given 2 times: send it once, "
+            "Authorization: Bearer <token>",
+            "field": "Authorization",
+        }
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    assert kafka.readings == []
+
+
+def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_read_timeout_in_all(
+    server: IngestHttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 29: the 30 s rule was the socket's, per read: a byte every 20 s kept a
+    thread for as long as the client liked. Here the rule is 1 s and a byte comes every
+    0.2 s: the 408 comes long before the last byte would."""
+    monkeypatch.setattr(_Handler, "timeout", 1.0)
+    body = json.dumps(GOOD).encode()
+    conn = _send(
+        server, f"{POST_HEAD}Authorization: Bearer {GATEWAY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    conn.settimeout(0.05)
+    answer = b""
+    sent = 0
+    for byte in body:
+        with contextlib.suppress(OSError):
+            conn.sendall(bytes([byte]))
+        sent += 1
+        time.sleep(0.2)
+        with contextlib.suppress(TimeoutError, OSError):
+            answer += conn.recv(65536)
+        if answer:
+            break
+    assert sent < len(body)
+    conn.settimeout(10)
+    answer += _answer(conn)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+        "error": "the body was not sent within 1s"
+    }
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    assert kafka.readings == []
+    assert call(server, "GET", "/ingest/v1/health")[0] == 200
+
+
+def test_headers_sent_slowly_are_cut_too(
+    server: IngestHttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_Handler, "timeout", 1.0)
+    conn = _send(server, "POST /ingest/v1/readings HTTP/1.1\r\n")
+    for _ in range(30):  # a header line every 0.2 s, never the blank line
+        try:
+            conn.sendall(b"X-Drip: 1\r\n")
+        except OSError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the server read headers for 6 s")
+
+
+def test_connections_past_the_limit_are_answered_503_at_once(ingest_grid: Grid) -> None:
+    """Trial 29: every connection had its own thread, with no limit: one client opening
+    thousands held a thread and a file each."""
+    srv = IngestHttpServer(
+        ("127.0.0.1", 0),
+        EventValidator(ingest_grid),
+        NgsiMapping(ingest_grid),
+        Kafka(),  # type: ignore[arg-type]
+        TokenStore([(hash_token(GATEWAY), "gateway", "gateway")]),
+        clock=lambda: T_NOW,
+        max_connections=2,
+    )
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        held = [_send(srv, "POST /ingest/v1/readings HTTP/1.1\r\n") for _ in range(2)]
+        answer = _answer(_send(srv, "GET /ingest/v1/health HTTP/1.1\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:100]
+        assert b"Retry-After: 1\r\n" in answer
+        assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+            "error": "the ingest serves 2 connections at once; retry"
+        }
+        for conn in held:
+            conn.close()
+        turned_away = 1
+        for _ in range(100):  # the held connections' threads end on their own time
+            status = call(srv, "GET", "/ingest/v1/health")[0]
+            if status == 200:
+                break
+            assert status == 503
+            turned_away += 1
+            time.sleep(0.1)
+        assert status == 200
+        exposition = srv.metrics.exposition().decode()
+        busy = samples(exposition, "citybrain_ingest_refused_total")[
+            (("reason", "busy"), ("stream", "http"))
+        ]
+        assert busy == turned_away
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_an_ingest_whose_tokens_file_others_may_read_warns_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trial 29: a tokens file any local user could read (or write: add a token) was
+    taken without a word."""
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f"tokens:\n  - {{name: gw, role: gateway, sha256: '{hash_token('t')}'}}\n")
+    tokens.chmod(0o644)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(api_tokens_file=tokens, ingest_http_port=port)
+
+    def stop() -> None:
+        raise _Stop
+
+    with caplog.at_level(logging.WARNING), pytest.raises(_Stop):
+        run_http(settings, IngestOptions(), require=stop)
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert line == (
+        f"citybrain: warning: CITYBRAIN_API_TOKENS_FILE {tokens} may be read by other users "
+        f"(mode 0644): chmod 600 {tokens}"
+    )
+    assert hash_token("t") not in line

@@ -1,0 +1,128 @@
+"""Secrets the CLI is given are never echoed nor sent elsewhere (trial 29): a password in
+a --url, a Grafana token a header cannot carry, a token a redirect would carry to another
+host; and CITYBRAIN_GRAFANA_TOKEN is checked when the settings
+are read, not when the first annotation fails with the token in its audit record."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from citybrain.cli import EXIT_USAGE, main
+from streams.errors import SettingsError
+from streams.settings import load_settings
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["runs", "list", "--url", "http://ops:hunter2@127.0.0.1:1", "--token", "abc"],
+            "--url is 'http://ops:***@127.0.0.1:1': expected no user or password in the URL; "
+            "give the token with --token",
+        ),
+        (
+            ["silences", "list", "--url", "http://ops@127.0.0.1:1", "--token", "abc"],
+            "--url is 'http://ops@127.0.0.1:1': expected no user or password in the URL",
+        ),
+        (
+            ["dashboards", "push", "--url", "http://admin:hunter2@h:99999", "--token", "x"],
+            "--url is 'http://admin:***@h:99999': the port is not a number from 1 to 65535",
+        ),
+        (
+            ["dashboards", "push", "--url", "http://127.0.0.1:1", "--token", "glsa_hunter\n2"],
+            "--token has '\\n' at position 12: a bearer token is ASCII letters, digits",
+        ),
+    ],
+)
+def test_a_secret_in_an_option_is_refused_without_echoing_it(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+    assert "hunter" not in err
+
+
+def test_a_grafana_token_from_the_environment_is_checked_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_GRAFANA_TOKEN", "glsa_hunter2\r\nX-Evil: 1")
+    argv = ["dashboards", "push", "--url", "http://127.0.0.1:1"]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "CITYBRAIN_GRAFANA_TOKEN has '\\r' at position 13" in err
+    assert "hunter" not in err
+
+
+def test_the_workers_grafana_token_is_checked_when_the_settings_are_read() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(grafana_token="glsa_hunter2\n")
+    assert str(info.value) == (
+        "CITYBRAIN_GRAFANA_TOKEN: expected a bearer token: ASCII letters, digits and "
+        "- . _ ~ + / (then = padding), RFC 6750 (the value is a secret and not shown)"
+    )
+    assert load_settings(grafana_token="glsa_AbC123_x").grafana_token is not None
+
+
+class _Redirects(BaseHTTPRequestHandler):
+    """Answers every request with a 302 to ``target``; another instance records what
+    reaches it."""
+
+    target: ClassVar[str] = ""
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        if self.target:
+            self.send_response(302)
+            self.send_header("Location", self.target + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        _Redirects.seen.append(self.headers.get("Authorization"))
+        body = b'{"runs": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_redirect_from_the_operator_api_is_not_followed_with_the_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial 29: urllib followed a 302 to another host and sent the operator's token
+    there in the Authorization header."""
+
+    class Elsewhere(_Redirects):
+        target = ""
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(_Redirects):
+        target = f"http://localhost:{other.server_address[1]}"
+
+    first = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for srv in (first, other):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _Redirects.seen = []
+    try:
+        url = f"http://127.0.0.1:{first.server_address[1]}"
+        assert main(["runs", "list", "--url", url, "--token", "operator-secret"]) == 1
+    finally:
+        for srv in (first, other):
+            srv.shutdown()
+            srv.server_close()
+    err = capsys.readouterr().err
+    assert err == (
+        f"citybrain: the operator API at {url} answered GET /runs with HTTP 302, a redirect "
+        f"to 'http://localhost:{other.server_address[1]}/api/v1/runs': not followed (the "
+        "token would go with it); give --url the worker's own address\n"
+    )
+    assert _Redirects.seen == []  # nothing reached the other host
