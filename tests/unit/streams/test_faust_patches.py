@@ -378,6 +378,39 @@ def test_a_fetch_begun_before_a_seek_is_stale() -> None:
     assert faust_patches._stale(consumer, 3, faust_patches._seeks(consumer))  # rebalance
 
 
+def test_a_fetch_begun_during_a_seek_is_stale_even_if_it_returns_before_the_seek_ends() -> None:
+    """The freeze storm's lost commands: a fetch begun while a seek to the committed
+    offsets was under way (the count odd) and returned before it ended was delivered.
+    Its records came from either side of the seek, and the seek then set the next
+    offsets under them: a later hole at the committed offset passed as a gap."""
+    consumer: Any = SimpleNamespace(app=FakeApp(4), flow_active=True)
+    faust_patches._count_seek(consumer)  # the seek begins
+    during = faust_patches._seeks(consumer)
+    assert faust_patches._stale(consumer, 4, during)  # same count, still under way
+    faust_patches._count_seek(consumer)  # it ends
+    assert faust_patches._stale(consumer, 4, during)
+    assert not faust_patches._stale(consumer, 4, faust_patches._seeks(consumer))
+
+
+def test_a_seek_to_the_committed_offsets_forgets_earlier_holes() -> None:
+    """Generation 9 read offsets 7885.. again (a hole there); generation 10 seeked back
+    to the same committed offset 7885, and a hole there was passed as a gap at once,
+    unread, because the mark from generation 9 was still set: three commands fetched
+    before the rebalance were committed over and never processed. After a seek, a hole
+    is read again once before it may pass as a gap."""
+    import asyncio
+
+    commands = TP("t.commands", 0)
+    consumer = SeekRecorder({commands: 7885}, changelogs=set())
+    faust_patches._reread_from(cast(Consumer, consumer))[commands] = 7885  # generation 9's
+    assert faust_patches.order_verdict(7937, 7885, 7885) == "gap"  # what it did
+    asyncio.run(faust_patches._perform_seek(cast(Consumer, consumer)))
+    reread = faust_patches._reread_from(cast(Consumer, consumer))
+    assert reread == {}
+    expected = faust_patches.next_offsets(cast(Consumer, consumer))[commands]
+    assert faust_patches.order_verdict(7937, expected, reread.get(commands)) == "read again"
+
+
 def commit_state(committed: int | None, acked: list[int]) -> Any:
     from collections import defaultdict
 
