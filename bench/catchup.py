@@ -108,6 +108,34 @@ def preload(
     return spikes, messages
 
 
+def changelog_logs(data: Path, run: str) -> tuple[list[TopicPartition], int]:
+    """The partitions of the run's table changelogs found in the broker's data directory
+    ``data`` (a directory ``<topic>-<partition>`` each), and the bytes of their log
+    segments: what the worker wrote, batch headers included (no compression; a segment
+    is compacted only once rolled, at 1 GB, so nothing written is gone yet)."""
+    dirs = sorted(d for d in data.glob(f"{run}-*-changelog-*") if d.is_dir())
+    parts = [TopicPartition(*_topic_partition(d.name)) for d in dirs]
+    return parts, sum(f.stat().st_size for d in dirs for f in d.glob("*.log"))
+
+
+def _topic_partition(name: str) -> tuple[str, int]:
+    topic, partition = name.rsplit("-", 1)
+    return topic, int(partition)
+
+
+def changelog_written(broker: KafkaBroker, run: str) -> tuple[int, int]:
+    """(entries, bytes) the run's worker wrote to its tables' changelogs."""
+    from kafka import KafkaConsumer
+
+    parts, size = changelog_logs(broker.dir / "data", run)
+    consumer = KafkaConsumer(bootstrap_servers=broker.settings.kafka_bootstrap)
+    try:
+        starts, ends = consumer.beginning_offsets(parts), consumer.end_offsets(parts)
+    finally:
+        consumer.close()
+    return sum(ends[p] - starts[p] for p in parts), size
+
+
 def scrape(port: int, *names: str) -> float:
     """The sum of the worker's samples of ``names`` (-1 while it does not answer), asked
     with Prometheus' ``name[]`` filter: the whole page costs the worker tens of
@@ -462,6 +490,7 @@ def main() -> None:
         # In readings/s, like the other candidates (the same for unpacked readings).
         rates["consumer-perf"] = per_s and per_s * args.readings / messages
     ours: list[str] | None = None
+    changelog: tuple[int, int] | None = None
     if "citybrain" in chosen:
         port = settings.worker_port + 3
         # Tuned for a backlog: bigger fetches give each sensor more readings per batch.
@@ -486,6 +515,7 @@ def main() -> None:
             args.workers,
         )
         ours = firing_alert_ids(settings.kafka_bootstrap, settings.topic("alerts"))
+        changelog = changelog_written(broker, run)
     theirs: list[str] | None = None
     if "quix" in chosen:
         quix = run_quix(settings.kafka_bootstrap, topic, grid, args.readings, work)
@@ -494,6 +524,11 @@ def main() -> None:
         print(f"{name}: {'not run' if rate is None else f'{rate:,.0f} readings/s'}")
     same = None if ours is None or theirs is None else ours == theirs
     print(f"firing alerts: citybrain {ours and len(ours)}, Quix {theirs and len(theirs)}")
+    if changelog is not None:
+        print(
+            f"changelogs: {changelog[0]:,} entries, {changelog[1]:,} bytes "
+            f"({changelog[1] / args.readings:,.1f} a reading)"
+        )
 
     def ratio(other: str) -> float | None:
         mine, base = rates["citybrain"], rates[other]
@@ -508,6 +543,12 @@ def main() -> None:
         "ratio_vs_consumer_perf": ratio("consumer-perf"),
         "ratio_vs_quix": ratio("quix"),
         "firing_alerts": None if ours is None else len(ours),
+        # What the worker wrote to its tables' changelogs (sensor states, episodes,
+        # runs), over the whole run (the drain and the few seconds after it).
+        "changelog_entries": None if changelog is None else changelog[0],
+        "changelog_bytes_per_reading": None
+        if changelog is None
+        else round(changelog[1] / args.readings, 1),
         "same_alerts_as_quix": same,
         "citybrain_workers": args.workers,
         "faust_drain": args.drain,
