@@ -131,6 +131,17 @@ wait (``set_fetch_max_wait``), independently of the others.
    (``_subscription.subscription.assignment.state_value(tp)``, ``has_valid_position``,
    ``position``), which never waits.
 
+10. **A consumer the group has dropped hands nothing on** (``_membership_lost``). A
+   worker frozen past its session timeout wakes still in its old generation as faust
+   sees it (faust learns the new one only at its next assignment), though its first
+   heartbeat is told the member is unknown and aiokafka resets its coordinator's
+   generation to -1 at once. Records it fetched in that window were delivered and
+   handled while their partitions were another worker's (the freeze storm's "handled by
+   a woken worker before it rejoined", 1 run in 3 under load, 2026-12-02). A fetch is now
+   stale also when aiokafka's coordinator generation differs from the app's; its
+   records are rewound as in change 5 (the group's new owner reads them from the
+   committed offset; this worker may read them again once it rejoins).
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -140,7 +151,10 @@ hashes are pinned; ``_new_offset`` is faust's own but for the check),
 ``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
 ``app.tables.changelog_topics``, ``Consumer._thread`` (``call_thread``,
 ``_ensure_consumer``: aiokafka's ``assignment``, ``position``, ``seek``),
-``Consumer._wait_next_records``, ``_to_message`` (its 0.15.3 source hash is pinned:
+``Consumer._wait_next_records``, ``AIOKafkaConsumerThread._consumer`` and aiokafka's
+``AIOKafkaConsumer._coordinator.generation`` (change 10; faust copies it to
+``app.consumer_generation_id`` in ``ConsumerRebalanceListener.on_partitions_assigned``),
+``_to_message`` (its 0.15.3 source hash is pinned:
 ``Messages.columns`` reads the same fields of aiokafka's ``ConsumerRecord`` -- ``value``,
 ``offset``, ``timestamp`` in ms, divided by 1000.0 as it does),
 ``_read_offset``, ``_committed_offset``, ``_acked``, ``_acked_index``, ``_n_acked``,
@@ -306,7 +320,23 @@ def _stale(consumer: Consumer, generation: int | None, seeks: int | None = None)
         generation != consumer.app.consumer_generation_id
         or not consumer.flow_active
         or (seeks is not None and (seeks % 2 == 1 or _seeks(consumer) != seeks))
+        or _membership_lost(consumer)
     )
+
+
+def _membership_lost(consumer: Consumer) -> bool:
+    """Has the group told this consumer it is no longer the member of the generation its
+    app is in (change 10)? aiokafka resets its coordinator's generation to -1 when a
+    heartbeat or commit says so (``UnknownMemberIdError``, ``IllegalGenerationError``),
+    and sets it to the new one at a join, before faust's next rebalance callbacks. A
+    worker frozen past its session wakes in that state: its partitions are another's
+    until it rejoins, so nothing it fetches may be handed on meanwhile."""
+    thread = getattr(consumer, "_thread", None)
+    aiokafka_consumer = getattr(thread, "_consumer", None)
+    coordinator = getattr(aiokafka_consumer, "_coordinator", None)
+    if coordinator is None:  # not started, or not the aiokafka driver
+        return False
+    return cast(bool, coordinator.generation != consumer.app.consumer_generation_id)
 
 
 def _ack(self: Consumer, message: Message) -> bool:

@@ -392,6 +392,45 @@ def test_a_fetch_begun_during_a_seek_is_stale_even_if_it_returns_before_the_seek
     assert not faust_patches._stale(consumer, 4, faust_patches._seeks(consumer))
 
 
+def test_a_fetch_after_the_group_dropped_the_member_is_stale() -> None:
+    """Change 10: a worker frozen past its session wakes in faust's old generation;
+    aiokafka's first heartbeat is told the member is unknown and resets its coordinator's
+    generation to -1. What it fetches then is another worker's to handle."""
+    coordinator = SimpleNamespace(generation=4)
+    consumer: Any = SimpleNamespace(
+        app=FakeApp(4),
+        flow_active=True,
+        _thread=SimpleNamespace(_consumer=SimpleNamespace(_coordinator=coordinator)),
+    )
+    seeks = faust_patches._seeks(consumer)
+    assert not faust_patches._stale(consumer, 4, seeks)
+    coordinator.generation = -1  # reset_generation(): UnknownMemberIdError
+    assert faust_patches._stale(consumer, 4, seeks)
+    coordinator.generation = 5  # joined again; faust's assignment callback not yet run
+    assert faust_patches._stale(consumer, 4, seeks)
+    consumer.app.consumer_generation_id = 5  # faust's on_partitions_assigned
+    assert not faust_patches._stale(consumer, 5, seeks)
+    # Not started yet (no aiokafka consumer): only faust's own generation counts.
+    consumer._thread._consumer = None
+    assert not faust_patches._stale(consumer, 5, seeks)
+
+
+def test_aiokafka_resets_the_generation_when_the_member_is_dropped() -> None:
+    """What change 10 reads: aiokafka's coordinator generation, reset by
+    ``reset_generation`` on UnknownMemberIdError or IllegalGenerationError in a
+    heartbeat, and copied to the app by faust's rebalance listener."""
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ConsumerRebalanceListener
+
+    reset = inspect.getsource(GroupCoordinator.reset_generation)
+    assert "self.generation = OffsetCommitRequest.DEFAULT_GENERATION_ID" in reset
+    heartbeat = inspect.getsource(GroupCoordinator)
+    assert heartbeat.count("self.reset_generation()") >= 2
+    assigned = inspect.getsource(ConsumerRebalanceListener.on_partitions_assigned)
+    assert "_coordinator.generation" in assigned and "consumer_generation_id" in assigned
+    assert "self._consumer = self._create_consumer(" in inspect.getsource(AIOKafkaConsumerThread)
+
+
 def test_a_seek_to_the_committed_offsets_forgets_earlier_holes() -> None:
     """Generation 9 read offsets 7885.. again (a hole there); generation 10 seeked back
     to the same committed offset 7885, and a hole there was passed as a gap at once,
