@@ -485,8 +485,8 @@ async def _sweep(self: Consumer, generation: int, seeks: int) -> None:
     record arrives). Call between fetches only: every record returned by then has been
     delivered or rewound, so a position past the next offset is a hole."""
     nexts = next_offsets(self)
-    if not nexts or seeks % 2 or _stale(self, generation, seeks):
-        return  # nothing known yet, or a seek to the committed offsets under way
+    if not nexts or _stale(self, generation, seeks):
+        return  # nothing known yet, a seek to the committed offsets under way, a rebalance
     reread = _reread_from(self)
     thread = cast(Any, self)._thread
     past: dict[TP, int] = await thread.call_thread(
