@@ -180,11 +180,16 @@ class BoundedHandler(BaseHTTPRequestHandler):
         # The request (line, headers and body) must come within `timeout` seconds.
         self.path = ""  # not read yet (the last request's, on a keep-alive connection)
         self.server.arm(self.connection, self.limit)
+        start = time.monotonic()
         try:
             super().handle_one_request()
         finally:
-            on_time = self.server.disarm(self.connection)
-        if not on_time and not getattr(self, "raw_requestline", b"") and not self._requests:
+            # Cut by the deadline, or by the socket's own timeout (the same length, and
+            # it may come first: the deadlines are checked every half second).
+            late = not self.server.disarm(self.connection) or (
+                time.monotonic() - start >= self.limit
+            )
+        if late and not getattr(self, "raw_requestline", b"") and not self._requests:
             self.count("timeout")  # a connection that never sent a request
         self._requests += 1
 
