@@ -103,6 +103,24 @@ def build() -> Dashboard:
         )
         .with_panel(
             series(
+                "HTTP connections refused by reason",
+                "short",
+                # The workers' web servers (operator API, /metrics) and the MQTT ingests'
+                # /metrics servers (job citybrain-ingest); the HTTP ingest counts its own
+                # in the dead-letter panel's family.
+                query(
+                    f"sum by (job, reason) (increase({m.API_REFUSED}[5m]))",
+                    "{{job}}: {{reason}}",
+                ),
+                description="Connections and requests an HTTP server refused before any view: "
+                "busy (past CITYBRAIN_HTTP_MAX_CONNECTIONS, answered 503), timeout (a request "
+                "not sent, or an answer not read, within CITYBRAIN_HTTP_TIMEOUT), too_long (a "
+                "request line or header past the server's limits), bad_request (not HTTP); "
+                "docs/operations.md",
+            )
+        )
+        .with_panel(
+            series(
                 "Worker start times",
                 "dateTimeAsIso",
                 query(f"{m.PROCESS_START}{{{WORKERS}}} * 1000", "{{instance}}"),

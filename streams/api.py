@@ -129,7 +129,8 @@ API_MAX_BODY = 1024 * 1024
 
 # Seconds a client may take to send a body, in all, as at the HTTP ingest: aiohttp waits
 # for each chunk without end, so a body dripped a byte at a time held its connection and
-# coroutine for as long as the client liked (trial 29).
+# coroutine for as long as the client liked (trial 29). The worker's is the setting
+# CITYBRAIN_HTTP_TIMEOUT (Settings.http_timeout), which bounds the request's head too.
 API_BODY_TIMEOUT = 30.0
 
 
@@ -728,7 +729,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         return principal
 
     async def body(request: Request, fields: tuple[str, ...], what: str) -> dict[str, Any]:
-        raw = await read_body(request, API_MAX_BODY)
+        raw = await read_body(request, API_MAX_BODY, ctx.settings.http_timeout)
         if not raw:
             return {}
         wrong_type = json_content_type(request.headers.get("Content-Type"))

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from playbooks.loader import load_grid
 from streams.alerting import Alerting
 from streams.api import register_api
+from streams.bounds import Bounds
 from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import BatchDrain, set_fetch_max_wait
@@ -38,6 +39,7 @@ from streams.metrics import Metrics
 from streams.response import Response
 from streams.settings import Settings, load_settings
 from streams.tables import REASONS, ReadBack, coalesce_changelog
+from streams.web_server import install as bound_web_server
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,13 @@ def create_app(
             for reason in REASONS:
                 metrics.state_unreadable.labels(table.name, reason)
     register_api(app, ctx)
+    # Slow and greedy clients bounded, and aiohttp's own refusals in the API's JSON
+    # (streams/web_server.py).
+    bound_web_server(
+        app,
+        Bounds(timeout=settings.http_timeout, max_connections=settings.http_max_connections),
+        lambda reason: metrics.api_refused.labels(reason).inc(),
+    )
 
     # The high-rate topics reach their agents as one batch per partition and fetch,
     # acked together once processed (streams/faust_patches.py); the stream faust hands

@@ -18,6 +18,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from streams.bounds import REFUSAL_REASONS
 from streams.events import INCIDENT_SOURCES
 
 READINGS = "citybrain_readings_total"
@@ -59,6 +60,9 @@ WEBHOOK_CALLS = "citybrain_webhook_calls_total"
 WEBHOOK_FAILED_ATTEMPTS = "citybrain_webhook_failed_attempts_total"
 WEBHOOK_SECONDS = "citybrain_webhook_seconds"
 API_REQUESTS = "citybrain_api_requests_total"
+# Connections and requests an HTTP server refused before any view (streams/bounds.py):
+# the worker's web server and the MQTT ingest's /metrics server.
+API_REFUSED = "citybrain_api_refused_total"
 ANNOTATIONS = "citybrain_grafana_annotations_total"
 CONSUMER_LAG = "citybrain_consumer_lag"
 CELL_READINGS = "citybrain_cell_readings_total"
@@ -169,6 +173,7 @@ class Metrics:
     webhook_failed_attempts: Counter
     webhook_seconds: Histogram
     api_requests: Counter
+    api_refused: Counter
     annotations: Counter
     consumer_lag: Gauge
     cell_readings: Counter
@@ -317,6 +322,11 @@ class Metrics:
                 (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             ),
             api_requests=counter(API_REQUESTS, "Operator API requests", ("action", "outcome")),
+            api_refused=counter(
+                API_REFUSED,
+                "Connections and requests the web server refused before any view, by reason",
+                ("reason",),
+            ),
             annotations=counter(ANNOTATIONS, "Grafana annotations by outcome", ("outcome",)),
             consumer_lag=gauge(CONSUMER_LAG, "Messages not yet consumed, by topic", ("topic",)),
             # Grid cells are bounded (the grid file), so the drill-down may label by cell.
@@ -436,6 +446,8 @@ def initialise(
         metrics.incidents_unalerted.labels(source)
     for outcome in ("ok", "failed"):
         metrics.webhook_calls.labels(outcome)
+    for reason in REFUSAL_REASONS:
+        metrics.api_refused.labels(reason)
     metrics.score_threshold.set(threshold)
     for path in cells:
         metrics.cell_runs_open.labels(*path)

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     # demos); unset in production.
     ack_deadline_seconds: float | None = Field(default=None, gt=0)
 
+    # The worker's web server (operator API, /metrics) and the ingests' HTTP servers
+    # (streams/bounds.py): seconds a client may take to send a request's line and headers
+    # (and the API's or the HTTP ingest's body), stay idle on a keep-alive connection or
+    # leave its answer unread; and the connections each serves at once, one more answered
+    # 503. aiohttp held a slow or idle connection for an hour and took any number.
+    http_timeout: float = Field(default=30.0, gt=0, le=3600)
+    http_max_connections: int = Field(default=256, ge=1, le=65536)
+
     # Operator API: hashed tokens with roles (streams/auth.py); no file, no access.
     api_tokens_file: Path | None = None
     # Shared secret for webhook signatures; unset: a random one per worker start.

@@ -27,29 +27,26 @@ take chunked bodies); a ``Content-Type`` other than JSON (``application/json`` o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from citybrain.ingest import MAX_PAYLOAD
+from citybrain.ingest.bounded import BoundedHandler, BoundedHTTPServer
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
 from citybrain.text import counted
 from streams.auth import TokenStore, forbidden_reason, one_authorization, refusal_401
+from streams.bounds import Bounds
 from streams.errors import MISSING, EventError
 from streams.events import (
     PACK_SCHEMA,
@@ -75,10 +72,6 @@ STREAMS = {READINGS_PATH: "http", NGSI_PATH: "ngsi"}  # the refusals' stream lab
 # The reason label of a request refused for its headers (the body is never read).
 HEADER_REASONS = {400: "bad_header", 411: "no_length", 413: "too_large", 415: "bad_content_type"}
 MAX_BODY = MAX_PAYLOAD
-READ_TIMEOUT = 30.0  # seconds a client may take to send its headers and body, in all
-# Connections served at once, each on its own thread; one more is answered 503 at once
-# and closed (trial 29: one client opening thousands held a thread and a file each).
-MAX_CONNECTIONS = 256
 _LENGTH = re.compile(r"[0-9]+")  # str.isdigit also takes "²" and other digits int() refuses
 
 
@@ -296,8 +289,9 @@ def ngsi_readings(
     return _sorted(kept, refused)
 
 
-class IngestHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+class IngestHttpServer(BoundedHTTPServer):
+    """The HTTP ingest's server, under ``bounds`` (citybrain/ingest/bounded.py: a request
+    in ``bounds.timeout`` seconds, ``bounds.max_connections`` at once)."""
 
     def __init__(
         self,
@@ -310,10 +304,14 @@ class IngestHttpServer(ThreadingHTTPServer):
         ack_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         metrics: IngestMetrics | None = None,
-        max_connections: int = MAX_CONNECTIONS,
+        bounds: Bounds | None = None,
     ) -> None:
-        super().__init__(bind, _Handler)
         self.metrics = metrics or IngestMetrics.create("http", lambda: publisher.stats.readings)
+        refused = self.metrics.refused.labels("http", "busy")
+        # A refusal before the path is read (busy) counts under "http" (docs/ingest.md).
+        super().__init__(
+            bind, _Handler, bounds or Bounds(), lambda _: refused.inc(), "the HTTP ingest"
+        )
         self.validator = validator
         self.ngsi = ngsi
         self.publisher = publisher
@@ -323,88 +321,6 @@ class IngestHttpServer(ThreadingHTTPServer):
         self.clock = clock
         self._said: dict[str, float] = {}  # path -> monotonic time of the last INFO line
         self._said_lock = threading.Lock()
-        self.max_connections = max_connections
-        self._connections = 0
-        # Each connection reading a request -> monotonic deadline; one past it is cut
-        # (service_actions), so a body sent a byte at a time ends at READ_TIMEOUT in all:
-        # the socket's own timeout is per read, and a drip reset it (trial 29).
-        self._deadlines: dict[socket.socket, float] = {}
-        self._late: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conn_lock:
-            busy = self._connections >= self.max_connections
-            if not busy:
-                self._connections += 1
-        if busy:
-            self._turn_away(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            with self._conn_lock:
-                self._connections -= 1
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._connections -= 1
-                self._deadlines.pop(request, None)
-                self._late.discard(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away while answered (a broken pipe, a reset) is no fault
-        of ours: one DEBUG line, not the standard library's traceback on stderr."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
-            log.debug("ingest: client %s went away: %s", client_address[0], exc)
-            return
-        log.exception("ingest: request from %s failed", client_address[0])
-
-    def _turn_away(self, request: socket.socket) -> None:
-        """503 without reading the request, on the accepting thread: never blocks it."""
-        self.metrics.refused.labels("http", "busy").inc()
-        data = orjson.dumps(
-            {"error": f"the ingest serves {self.max_connections:,} connections at once; retry"}
-        )
-        head = (
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(data)}\r\n\r\n"
-        )
-        with contextlib.suppress(OSError):
-            request.setblocking(False)
-            request.send(head.encode() + data)
-        self.shutdown_request(request)
-
-    def arm(self, conn: socket.socket, seconds: float) -> None:
-        """Start ``conn``'s deadline: its request must be read within ``seconds``."""
-        with self._conn_lock:
-            self._deadlines[conn] = time.monotonic() + seconds
-
-    def disarm(self, conn: socket.socket) -> bool:
-        """End ``conn``'s deadline; False when it had passed (what was read is cut)."""
-        with self._conn_lock:
-            self._deadlines.pop(conn, None)
-            late = conn in self._late
-            self._late.discard(conn)
-        return not late
-
-    def service_actions(self) -> None:
-        """Between polls of serve_forever (every 0.5 s): stop reading from every
-        connection past its deadline. Its handler's read then ends short."""
-        now = time.monotonic()
-        with self._conn_lock:
-            late = [conn for conn, deadline in self._deadlines.items() if deadline <= now]
-            for conn in late:
-                del self._deadlines[conn]
-                self._late.add(conn)
-        for conn in late:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RD)
 
     def said_partly_refused(self, path: str, every: float = 60.0) -> bool:
         """Whether to log a partly refused body on ``path`` now: once ``every`` seconds
@@ -444,63 +360,24 @@ class IngestHttpServer(ThreadingHTTPServer):
         return all_acked.wait(max(0.0, deadline - time.monotonic()))
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BoundedHandler):
     server: IngestHttpServer
-    protocol_version = "HTTP/1.1"
-    timeout = READ_TIMEOUT  # a stalled client costs one thread this long, not forever
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug(format, *args)
-
-    def handle_one_request(self) -> None:
-        # The request (line, headers, body) must come within `timeout` seconds in all.
-        self.server.arm(self.connection, self.timeout)
-        try:
-            super().handle_one_request()
-        finally:
-            self.server.disarm(self.connection)
-
-    def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        if not self.server.disarm(self.connection):  # cut while its headers came
-            self._late()
-            return False
-        self.server.arm(self.connection, self.timeout)  # what is left of it for the body
-        return True
-
-    def _late(self) -> None:
-        self.close_connection = True
-        if self.route in STREAMS:
-            self.server.metrics.refused.labels(STREAMS[self.route], "timeout").inc()
-        self._answer(408, {"error": f"the request was not sent within {self.timeout:g}s"})
-
-    def _answer(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = orjson.dumps(body)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+    def count(self, reason: str) -> None:
+        """A refusal of the server's bounds, counted under the path's stream; one whose
+        path is not read (yet) under "http", as a busy connection; none for another path."""
+        route = self.route if self.path else ""
+        stream = STREAMS.get(route, "" if route else "http")
+        if stream:
+            self.server.metrics.refused.labels(stream, reason).inc()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library's own refusals in JSON, as every other answer: a method
-        with no ``do_`` handler (TRACE, CONNECT, an invented one) is the 404 or 405 of
-        its path, and a request line or header it cannot read, a URI too long (400,
-        414, 431) is ``{"error": ...}`` (trial 13: HTML, and 501 for HEAD)."""
-        if code == 501 and self.command and getattr(self, "path", None):
+        """A method with no ``do_`` handler (TRACE, CONNECT, an invented one) is the 404
+        or 405 of its path (trial 13: 501 for HEAD); the rest as every bounded server."""
+        if code == 501 and self.command and self.path:
             self._routed()
             return
-        self.close_connection = True
-        if self.request_version in ("", "HTTP/0.9"):  # a request line it could not read
-            self.request_version = "HTTP/1.0"  # so the status line and headers are sent
-        default, _ = self.responses.get(code, ("error", ""))
-        self._answer(code, {"error": message or default})
+        super().send_error(code, message, explain)
 
     @property
     def route(self) -> str:
@@ -523,11 +400,11 @@ class _Handler(BaseHTTPRequestHandler):
             if stripped != self.route and stripped in METHODS:
                 # Paths take no trailing slash; say which path was meant (trial 25).
                 hint = f"without the trailing slash, {stripped!r}"
-            self._answer(404, {"error": f"no such path {self.path[:200]!r}; {hint}"})
+            self.answer(404, {"error": f"no such path {self.path[:200]!r}; {hint}"})
         else:
             # HEAD goes where GET does (RFC 9110 section 9.3.2).
             allow = "GET, HEAD" if allowed == "GET" else allowed
-            self._answer(
+            self.answer(
                 405,
                 {"error": f"{self.route} takes {allow}, not {self.command}"},
                 {"Allow": allow},
@@ -546,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(data)
             return
-        self._answer(200, {"status": "ok", "pending": self.server.publisher.pending})
+        self.answer(200, {"status": "ok", "pending": self.server.publisher.pending})
 
     do_HEAD = do_GET
 
@@ -558,7 +435,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
     ) -> None:
         self.server.metrics.refused.labels(STREAMS[self.route], reason).inc()
-        self._answer(status, body, headers)
+        self.answer(status, body, headers)
 
     # Every other method a client may try on a known path is 405, not the standard
     # library's 501 "Unsupported method".
@@ -601,7 +478,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not srv.disarm(self.connection):
             self.close_connection = True
             self._refused(
-                "timeout", 408, {"error": f"the body was not sent within {self.timeout:g}s"}
+                "timeout",
+                408,
+                {"error": f"the body was not sent within {self.limit:g}s", "reason": "timeout"},
             )
             return
         if len(raw) < length:  # the client stopped sending: nothing to answer it on
@@ -626,11 +505,11 @@ class _Handler(BaseHTTPRequestHandler):
         except BadBody as exc:
             for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
                 srv.metrics.refused.labels(STREAMS[self.route], problem["code"]).inc()
-            self._answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
+            self.answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
             return
         except Exception as exc:  # a fault of ours: answered, logged, the server goes on
             log.exception("ingest: POST %s failed", self.route)
-            self._answer(500, {"error": f"internal: {type(exc).__name__}"})
+            self.answer(500, {"error": f"internal: {type(exc).__name__}"})
             return
         readings, refused = found.readings, found.refused
         dead_letters = []
@@ -644,7 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "%s", partly_refused_line(self.route, len(readings), [r.problem for r in refused])
             )
         if (readings or dead_letters) and not srv.publish(readings, dead_letters):
-            self._answer(
+            self.answer(
                 503,
                 {"error": f"Kafka has not acknowledged in {srv.ack_timeout:g}s; retry"},
                 {"Retry-After": "5"},
@@ -659,7 +538,7 @@ class _Handler(BaseHTTPRequestHandler):
                 + refusal_text(problems),
                 errors=problems[:100],
             )
-        self._answer(200, answer)
+        self.answer(200, answer)
 
 
 def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:

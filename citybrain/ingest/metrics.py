@@ -19,7 +19,9 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from streams.bounds import REFUSAL_REASONS
 from streams.metrics import (
+    API_REFUSED,
     DEAD_LETTERS,
     INGEST_READINGS,
     INGEST_REFUSED,
@@ -30,6 +32,9 @@ from streams.metrics import (
 # A whole request refused before its readings are read (http.py: 401, 403, the header
 # checks of HEADER_REASONS, a body not sent in time), counted under its stream.
 REQUEST_REASONS = (
+    "busy",
+    "too_long",
+    "bad_request",
     "unauthenticated",
     "forbidden",
     "bad_header",
@@ -63,6 +68,10 @@ class IngestMetrics:
     dead_letters: Counter  # stream, reason: messages sent to the dead-letter topic
     refused: Counter  # stream, reason: bad readings (or headers) of HTTP requests, 4xx
     skipped: Counter  # stream, reason: messages not ingested on purpose (empty payloads)
+    # reason: connections and requests the MQTT ingest's /metrics server refused
+    # (citybrain/ingest/bounded.py), in the worker's family; None at the HTTP ingest, which
+    # counts its own in ``refused`` (busy, timeout, too_long, bad_request under "http").
+    server_refused: Counter | None = None
 
     @classmethod
     def create(
@@ -90,10 +99,21 @@ class IngestMetrics:
                 INGEST_SKIPPED,
                 "Messages not ingested on purpose (an empty MQTT payload clears a retained value)",
             ),
+            server_refused=Counter(
+                API_REFUSED.removesuffix("_total"),
+                "Connections and requests the /metrics server refused, by reason",
+                ["reason"],
+                registry=registry,
+            )
+            if stream == "mqtt"
+            else None,
         )
         # Zero series from the start, so a quiet ingest shows 0 rather than no data, and
         # ``increase()`` counts a reason's first dead letter or refusal (a series born at
         # its first increment starts at 1, which it never counts: trial 28).
+        if metrics.server_refused is not None:
+            for reason in REFUSAL_REASONS:
+                metrics.server_refused.labels(reason)
         if stream == "mqtt":
             metrics.skipped.labels("mqtt", "empty_payload")
             for reason in (*VALIDATION_REASONS, "bad_payload", "too_large", "internal"):

@@ -16,6 +16,7 @@ from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen, listen_error
 from citybrain.text import counted
+from streams.bounds import Bounds
 from streams.errors import StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
@@ -94,6 +95,11 @@ def check_options(options: IngestOptions, action: str) -> None:
         raise bad("sensor-id-template", options.sensor_id_template, "a template with {kind}")
     if options.max_body < 1:
         raise bad("max-body", options.max_body, "at least 1 byte")
+
+
+def settings_bounds(settings: Settings) -> Bounds:
+    """The HTTP servers' bounds the settings give (CITYBRAIN_HTTP_TIMEOUT, _MAX_CONNECTIONS)."""
+    return Bounds(timeout=settings.http_timeout, max_connections=settings.http_max_connections)
 
 
 def _validator(settings: Settings) -> EventValidator:
@@ -199,40 +205,52 @@ def stats_sentence(stats: PublisherStats, skipped: int | None = None) -> str:
     )
 
 
-def serve_metrics(metrics: IngestMetrics, bind: str, port: int) -> Callable[[], None]:
-    """Serve ``GET /metrics`` for the MQTT ingest (``CITYBRAIN_INGEST_METRICS_PORT``);
-    returns the function that stops it. A port that cannot be bound raises as
-    ``citybrain.ports.listen_error``: ``ListenError`` (exit 3) when another ingest holds
-    it, naming the setting and the next port to try; ``InputError`` (exit 2) for a bind
-    address this machine lacks."""
-    return serve_metrics_from(metrics, bind, port, 1)[0]
+def serve_metrics(
+    metrics: IngestMetrics, bind: str, port: int, bounds: Bounds | None = None
+) -> Callable[[], None]:
+    """Serve ``GET /metrics`` for the MQTT ingest (``CITYBRAIN_INGEST_METRICS_PORT``)
+    under ``bounds`` (citybrain/ingest/bounded.py); returns the function that stops it. A
+    port that cannot be bound raises as ``citybrain.ports.listen_error``: ``ListenError``
+    (exit 3) when another ingest holds it, naming the setting and the next port to try;
+    ``InputError`` (exit 2) for a bind address this machine lacks."""
+    return serve_metrics_from(metrics, bind, port, 1, bounds)[0]
 
 
 def serve_metrics_from(
-    metrics: IngestMetrics, bind: str, port: int, tries: int
+    metrics: IngestMetrics, bind: str, port: int, tries: int, bounds: Bounds | None = None
 ) -> tuple[Callable[[], None], int]:
     """``serve_metrics`` on the first of ``port`` … ``port + tries - 1`` that is free
     (the ports the stack's Prometheus scrapes: ``INGEST_METRICS_PORTS``); returns the
     stop function and the port taken. Only a port in use moves on to the next; when
     every one is, or for any other fault, raises as ``serve_metrics`` does for ``port``."""
-    from prometheus_client import start_http_server
+    from citybrain.ingest.bounded import MetricsServer
+
+    counter = metrics.server_refused
+
+    def refused(reason: str) -> None:
+        if counter is not None:
+            counter.labels(reason).inc()
 
     first: OSError | None = None
     for candidate in range(port, max(port + 1, min(port + tries, 65536))):
         try:
-            server, thread = start_http_server(candidate, bind, metrics.registry)
+            server = MetricsServer(
+                (bind, candidate), metrics.registry, bounds or Bounds(), refused, "the MQTT ingest"
+            )
         except OSError as exc:
             first = first or exc
             if exc.errno == errno.EADDRINUSE:
                 continue
             break
-        else:
+        thread = threading.Thread(target=server.serve_forever, name="ingest-metrics", daemon=True)
+        thread.start()
 
-            def stop(server: Any = server, thread: Any = thread) -> None:
-                server.shutdown()
-                thread.join(5)
+        def stop(server: Any = server, thread: Any = thread) -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
 
-            return stop, candidate
+        return stop, candidate
     assert first is not None
     raise listen_error(first, bind, port, "CITYBRAIN_INGEST_METRICS_PORT", "MQTT ingest") from None
 
@@ -267,6 +285,7 @@ def run_mqtt(
         settings.worker_bind,
         settings.ingest_metrics_port,
         1 if explicit else INGEST_METRICS_PORTS,
+        settings_bounds(settings),
     )
     if metrics_port != settings.ingest_metrics_port:
         log.info(
@@ -349,7 +368,13 @@ def run_http(
     publisher = _publisher(settings, options, "citybrain-ingest-http")
     try:
         server = IngestHttpServer(
-            (host, port), validator, mapping, publisher, tokens, max_body=options.max_body
+            (host, port),
+            validator,
+            mapping,
+            publisher,
+            tokens,
+            max_body=options.max_body,
+            bounds=settings_bounds(settings),
         )
     except OSError as exc:  # taken since the check
         publisher.close(timeout=1)

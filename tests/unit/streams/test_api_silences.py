@@ -184,8 +184,8 @@ def test_a_body_dripped_a_byte_at_a_time_is_cut_408(
 ) -> None:
     """Trial 29: aiohttp waits for each chunk without end, so a body sent a byte every
     few seconds held its connection for as long as the client liked. Here the rule is
-    1 s and a byte comes every 0.2 s."""
-    monkeypatch.setattr("streams.api.API_BODY_TIMEOUT", 1.0)
+    1 s (CITYBRAIN_HTTP_TIMEOUT) and a byte comes every 0.2 s."""
+    monkeypatch.setattr(ctx.settings, "http_timeout", 1.0)
     register_api(ctx.app, ctx)
     body = b'{"matchers": ["kind=\\"pm25\\""], "duration": "1h", "reason": "dripped"}'
 

@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from prometheus_client.parser import text_string_to_metric_families
 
 from citybrain.errors import ListenError
-from citybrain.ingest.http import IngestHttpServer, _Handler
+from citybrain.ingest.http import IngestHttpServer
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import MqttIngest
@@ -40,6 +40,7 @@ from citybrain.ingest.service import (
 )
 from playbooks.grid import Grid
 from streams.auth import TokenStore, hash_token
+from streams.bounds import Bounds
 from streams.events import EventValidator, Reading
 from streams.settings import Settings
 from tests.unit.citybrain.ingest.conftest import T_NOW, example
@@ -639,7 +640,7 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_read_timeout_in_all(
     """Trial 29: the 30 s rule was the socket's, per read: a byte every 20 s kept a
     thread for as long as the client liked. Here the rule is 1 s and a byte comes every
     0.2 s: the 408 comes long before the last byte would."""
-    monkeypatch.setattr(_Handler, "timeout", 1.0)
+    monkeypatch.setattr(server, "bounds", Bounds(timeout=1.0))
     body = json.dumps(GOOD).encode()
     conn = _send(
         server, f"{POST_HEAD}Authorization: Bearer {GATEWAY}\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -661,7 +662,8 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_read_timeout_in_all(
     answer += _answer(conn)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
-        "error": "the body was not sent within 1s"
+        "error": "the body was not sent within 1s",
+        "reason": "timeout",
     }
     kafka: Kafka = server.publisher  # type: ignore[assignment]
     assert kafka.readings == []
@@ -671,7 +673,7 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_read_timeout_in_all(
 def test_headers_sent_slowly_are_cut_too(
     server: IngestHttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_Handler, "timeout", 1.0)
+    monkeypatch.setattr(server, "bounds", Bounds(timeout=1.0))
     conn = _send(server, "POST /ingest/v1/readings HTTP/1.1\r\n")
     for _ in range(30):  # a header line every 0.2 s, never the blank line
         try:
@@ -693,7 +695,7 @@ def test_connections_past_the_limit_are_answered_503_at_once(ingest_grid: Grid) 
         Kafka(),  # type: ignore[arg-type]
         TokenStore([(hash_token(GATEWAY), "gateway", "gateway")]),
         clock=lambda: T_NOW,
-        max_connections=2,
+        bounds=Bounds(max_connections=2),
     )
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -703,7 +705,9 @@ def test_connections_past_the_limit_are_answered_503_at_once(ingest_grid: Grid) 
         assert answer.startswith(b"HTTP/1.1 503"), answer[:100]
         assert b"Retry-After: 1\r\n" in answer
         assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
-            "error": "the ingest serves 2 connections at once; retry"
+            "error": "the HTTP ingest serves at most 2 connections at once "
+            "(CITYBRAIN_HTTP_MAX_CONNECTIONS) and has that many open; retry in a moment",
+            "reason": "busy",
         }
         for conn in held:
             conn.close()

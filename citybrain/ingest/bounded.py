@@ -1,0 +1,305 @@
+"""The ingests' HTTP servers (the standard library's, a thread per connection) bounded
+against slow and greedy clients, as the worker's is (streams/web_server.py; the rules
+and the answers are streams/bounds.py's):
+
+- a request's line and headers (and, at the HTTP ingest, its body) must come within
+  ``Bounds.timeout`` seconds from its start (``CITYBRAIN_HTTP_TIMEOUT``): one cut part-way
+  is answered 408, a connection that sent nothing or idles after an answer is closed; the
+  rule counts from the request's start, so a byte every few seconds does not extend it
+  (the socket's own timeout is per read, and a drip reset it: trial 29);
+- at most ``Bounds.max_connections`` connections at once (``CITYBRAIN_HTTP_MAX_CONNECTIONS``),
+  each holding a thread; one more is answered 503 and closed before its request is read;
+- a request line or header past the server's limits (65,536 bytes a line, 100 headers)
+  and a request that is not HTTP are JSON ``{"error", "reason"}`` answers naming it (the
+  standard library's were HTML pages).
+
+``BoundedHTTPServer`` and ``BoundedHandler`` serve the HTTP ingest (citybrain/ingest/http.py)
+and the MQTT ingest's /metrics (``MetricsServer``), which was prometheus_client's
+``start_http_server``: no timeout, no cap, a thread per connection for as long as a
+client held it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.bounds import Bounds, busy_answer, timeout_text
+
+log = logging.getLogger("citybrain.ingest")
+
+# The standard library's limits (http.client's _MAXLINE and _MAXHEADERS), named in answers.
+MAX_LINE = 65_536
+MAX_HEADERS = 100
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server with ``bounds``; ``refused(reason)`` counts each refusal
+    made before a handler knows the request (``busy``); ``what`` names the server in
+    the 503 (``the HTTP ingest``)."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        bind: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        bounds: Bounds,
+        refused: Callable[[str], None],
+        what: str,
+    ) -> None:
+        # IPv6 bind addresses too (HTTPServer binds AF_INET only), as prometheus_client
+        # chose the family; a name this machine cannot resolve raises socket.gaierror.
+        infos = socket.getaddrinfo(
+            bind[0], bind[1], type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, sockaddr = infos[0]
+        self.address_family = family
+        super().__init__((str(sockaddr[0]), bind[1]), handler)
+        self.bounds = bounds
+        self.refused = refused
+        self._busy = busy_answer(what, bounds.max_connections)
+        self._connections = 0
+        # Each connection reading a request -> monotonic deadline; one past it is cut
+        # (service_actions): its handler's read then ends short.
+        self._deadlines: dict[socket.socket, float] = {}
+        self._late: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            busy = self._connections >= self.bounds.max_connections
+            if not busy:
+                self._connections += 1
+        if busy:
+            self._turn_away(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            with self._conn_lock:
+                self._connections -= 1
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._connections -= 1
+                self._deadlines.pop(request, None)
+                self._late.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away while answered (a broken pipe, a reset) is no fault
+        of ours: one DEBUG line, not the standard library's traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("ingest: client %s went away: %s", client_address[0], exc)
+            return
+        log.exception("ingest: request from %s failed", client_address[0])
+
+    def _turn_away(self, request: socket.socket) -> None:
+        """503 without reading the request, on the accepting thread: never blocks it."""
+        self.refused("busy")
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(self._busy)
+        self.shutdown_request(request)
+
+    def arm(self, conn: socket.socket, seconds: float) -> None:
+        """Start ``conn``'s deadline: its request must be read within ``seconds``."""
+        with self._conn_lock:
+            self._deadlines[conn] = time.monotonic() + seconds
+
+    def disarm(self, conn: socket.socket) -> bool:
+        """End ``conn``'s deadline; False when it had passed (what was read is cut)."""
+        with self._conn_lock:
+            self._deadlines.pop(conn, None)
+            late = conn in self._late
+            self._late.discard(conn)
+        return not late
+
+    def is_late(self, conn: socket.socket) -> bool:
+        """Whether ``conn``'s deadline has passed (it stays armed)."""
+        with self._conn_lock:
+            return conn in self._late
+
+    def service_actions(self) -> None:
+        """Between polls of serve_forever (every 0.5 s): stop reading from every
+        connection past its deadline. Its handler's read then ends short."""
+        now = time.monotonic()
+        with self._conn_lock:
+            late = [conn for conn, deadline in self._deadlines.items() if deadline <= now]
+            for conn in late:
+                del self._deadlines[conn]
+                self._late.add(conn)
+        for conn in late:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RD)
+
+
+class BoundedHandler(BaseHTTPRequestHandler):
+    """A request handler under its server's bounds; answers are JSON (``answer``)."""
+
+    server: BoundedHTTPServer
+    protocol_version = "HTTP/1.1"
+    _requests = 0  # requests begun on this connection
+
+    @property
+    def limit(self) -> float:
+        """Seconds a request may take (``Bounds.timeout``)."""
+        return self.server.bounds.timeout
+
+    def setup(self) -> None:
+        super().setup()
+        # The socket's own timeout, per read: a stalled client costs one thread this
+        # long; the deadline (service_actions) bounds the request as a whole.
+        self.connection.settimeout(self.limit)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)
+
+    def count(self, reason: str) -> None:
+        """Count a refusal (``REFUSAL_REASONS``); the HTTP ingest counts by its path."""
+        self.server.refused(reason)
+
+    def handle_one_request(self) -> None:
+        # The request (line, headers and body) must come within `timeout` seconds.
+        self.path = ""  # not read yet (the last request's, on a keep-alive connection)
+        self.server.arm(self.connection, self.limit)
+        start = time.monotonic()
+        try:
+            super().handle_one_request()
+        finally:
+            # Cut by the deadline, or by the socket's own timeout (the same length, and
+            # it may come first: the deadlines are checked every half second).
+            late = not self.server.disarm(self.connection) or (
+                time.monotonic() - start >= self.limit
+            )
+        if late and not getattr(self, "raw_requestline", b"") and not self._requests:
+            self.count("timeout")  # a connection that never sent a request
+        self._requests += 1
+
+    def parse_request(self) -> bool:
+        if self.server.is_late(self.connection):  # cut while its line came
+            self.request_version = "HTTP/1.0"  # so the status line and headers are sent
+            self._late()
+            return False
+        if not super().parse_request():
+            return False
+        if not self.server.disarm(self.connection):  # cut while its headers came
+            self._late()
+            return False
+        self.server.arm(self.connection, self.limit)  # what is left of it for the body
+        return True
+
+    def _late(self) -> None:
+        self.server.disarm(self.connection)
+        self.close_connection = True
+        self.count("timeout")
+        self.answer(408, {"error": timeout_text(self.limit), "reason": "timeout"})
+
+    def answer(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        """Send ``body`` as JSON with ``status`` and ``headers``."""
+        data = orjson.dumps(body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals as JSON ``{"error", "reason"}`` naming
+        what was wrong: a request line or header line too long (414, 431), too many
+        headers (431), a request line it cannot read (400, 505); it sent HTML."""
+        self.close_connection = True
+        if self.request_version in ("", "HTTP/0.9"):  # a request line it could not read
+            self.request_version = "HTTP/1.0"  # so the status line and headers are sent
+        reason = "too_long" if code in (414, 431) else "bad_request"
+        if code == 414:
+            text = f"the request line is longer than the {MAX_LINE:,} bytes the server reads"
+        elif code == 431 and message == "Too many headers":
+            text = f"the request has more than {MAX_HEADERS} headers"
+        elif code == 431:
+            text = f"a header line is longer than the {MAX_LINE:,} bytes the server reads"
+        else:
+            default = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "error"
+            text = message or default
+            if code in (400, 505):
+                reason = "bad_request"
+                text = f"the request is not HTTP/1.1 the server can read: {text}"
+        if code < 500 or code == 505:
+            self.count(reason)
+        self.answer(code, {"error": text, "reason": reason})
+
+
+METRICS_PATH = "/metrics"
+
+
+class MetricsServer(BoundedHTTPServer):
+    """``GET /metrics`` (and HEAD) of ``registry`` in Prometheus' text format, with
+    client_python's ``name[]`` filter; a JSON 404 for another path, 405 (``Allow``) for
+    another method. Refusals are counted in ``refused``."""
+
+    def __init__(
+        self,
+        bind: tuple[str, int],
+        registry: CollectorRegistry,
+        bounds: Bounds,
+        refused: Callable[[str], None],
+        what: str,
+    ) -> None:
+        super().__init__(bind, _MetricsHandler, bounds, refused, what)
+        self.registry = registry
+
+
+class _MetricsHandler(BoundedHandler):
+    server: MetricsServer
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        if urlsplit(path).path != METRICS_PATH:
+            self.close_connection = True
+            self.answer(
+                404, {"error": f"no such path {self.path[:200]!r}; the server serves GET /metrics"}
+            )
+            return
+        names = parse_qs(query).get("name[]", [])
+        registry = self.server.registry
+        data = generate_latest(registry.restricted_registry(names) if names else registry)
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_HEAD = do_GET
+
+    def _not_allowed(self) -> None:
+        self.close_connection = True  # a body, if any, is left unread
+        self.answer(
+            405,
+            {"error": f"{METRICS_PATH} takes GET, HEAD, not {self.command}"},
+            {"Allow": "GET, HEAD"},
+        )
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed

@@ -1,0 +1,157 @@
+"""Bounds on an HTTP server's clients, shared by the worker's web server
+(streams/web_server.py, aiohttp) and the ingests' servers (citybrain/ingest/bounded.py,
+the standard library's): how long a client may take, how many connections are served at
+once, and the JSON answers of a refusal. Pure: no sockets, no event loop.
+
+A request's line and headers must arrive within ``timeout`` seconds of the connection's
+start (or of the end of the answer before it, on a keep-alive connection), and an idle
+keep-alive connection is closed after it; a client that reads no part of its answer for
+that long is cut off too. At most ``max_connections`` connections are served at once; one
+more is answered 503 before its request is read. A request line or header past the
+server's limits is a JSON 400 naming it. Each refusal is counted by its reason
+(``REFUSAL_REASONS``, streams/metrics.py ``citybrain_api_refused_total``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import orjson
+
+# The reason label of each refusal (citybrain_api_refused_total{reason}).
+REFUSAL_REASONS = ("busy", "timeout", "too_long", "bad_request")
+
+TIMEOUT_SETTING = "CITYBRAIN_HTTP_TIMEOUT"
+CONNECTIONS_SETTING = "CITYBRAIN_HTTP_MAX_CONNECTIONS"
+# A refused connection's answer is sent, then the connection is held at most this long
+# (seconds) for the client to read it and close, reading and dropping what it sends:
+# closed at once with its request unread, the kernel resets it and the client may lose
+# the answer.
+REFUSAL_LINGER = 1.0
+# The first bytes of a line kept to name it (a header's name), and the most lines of one
+# request head remembered for that (past the server's header limit it refuses anyway).
+KEPT_PREFIX = 96
+KEPT_LINES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """``timeout``: seconds (above 0) for a request's line and headers, an idle
+    keep-alive connection and a stalled answer; ``max_connections``: connections served
+    at once (at least 1); the longest request line and header (name and value) in bytes
+    and the most headers, aiohttp's defaults (the standard library's server has its own,
+    65,536 bytes and 100 headers)."""
+
+    timeout: float = 30.0
+    max_connections: int = 256
+    max_line_size: int = 8190
+    max_field_size: int = 8190
+    max_headers: int = 128
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ValueError(f"timeout is {self.timeout!r}, expected more than 0 seconds")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections is {self.max_connections!r}, expected at least 1")
+
+
+def answer(status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> bytes:
+    """A whole HTTP/1.1 answer that closes its connection, for a server that writes to
+    the socket itself: ``status``, ``{"error": error, "reason": reason}`` as JSON, and
+    ``headers`` (``Retry-After``)."""
+    body = orjson.dumps({"error": error, "reason": reason})
+    phrase = HTTPStatus(status).phrase
+    lines = [
+        f"HTTP/1.1 {status} {phrase}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+def busy_text(server: str, limit: int) -> str:
+    """The 503's text when ``server`` (``the worker``, ``the MQTT ingest``) already
+    serves ``limit`` connections."""
+    return (
+        f"{server} serves at most {limit:,} connections at once ({CONNECTIONS_SETTING}) and "
+        "has that many open; retry in a moment"
+    )
+
+
+def busy_answer(server: str, limit: int) -> bytes:
+    """The whole 503 answer of a connection past ``limit`` (``Retry-After: 1``)."""
+    return answer(503, busy_text(server, limit), "busy", {"Retry-After": "1"})
+
+
+def timeout_text(seconds: float) -> str:
+    """The 408's text of a request whose line and headers did not all come in time."""
+    return (
+        f"the request's line and headers were not sent within {seconds:g}s "
+        f"({TIMEOUT_SETTING}); the connection is closed"
+    )
+
+
+def shown(raw: bytes, limit: int = 64) -> str:
+    """Bytes of a request as an answer quotes them: text, cut to ``limit`` characters."""
+    text = raw.decode("latin-1")
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}..."
+
+
+class HeadTracker:
+    """The lines of one request head as its bytes arrive: each line's length and first
+    ``KEPT_PREFIX`` bytes, so that a refusal can say which line was too long. Memory is
+    bounded (``KEPT_LINES`` lines), whatever the client sends."""
+
+    __slots__ = ("_length", "_lines", "_prefix", "size")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the head (a request was read, or its answer sent)."""
+        self.size = 0  # bytes fed since the last reset
+        self._lines: list[tuple[int, bytes]] = []  # complete lines: (length, prefix)
+        self._length = 0  # the line being received
+        self._prefix = b""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes of the head."""
+        self.size += len(data)
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            part = data[start:] if end < 0 else data[start:end]
+            if len(self._prefix) < KEPT_PREFIX:
+                self._prefix += part[: KEPT_PREFIX - len(self._prefix)]
+            self._length += len(part)
+            if end < 0:
+                return
+            if len(self._lines) < KEPT_LINES:
+                self._lines.append((self._length, self._prefix))
+            self._length, self._prefix = 0, b""
+            start = end + 1
+
+    def too_long(self, max_line: int, max_field: int) -> str:
+        """Which line of the head is too long, in words: the longest so far (the server
+        stops reading at the first line past its limit, which is that one)."""
+        lines = [*self._lines, (self._length, self._prefix)]
+        index = max(range(len(lines)), key=lambda i: lines[i][0])
+        _, prefix = lines[index]
+        if index == 0:
+            return (
+                f"the request line is longer than the {max_line:,} bytes the server reads "
+                f"(it starts {shown(prefix, 40)}): shorten the URL"
+            )
+        name, colon, _ = prefix.partition(b":")
+        if not colon:
+            return (
+                f"a header name is longer than the {max_field:,} bytes the server reads "
+                f"(it starts {shown(name, 40)})"
+            )
+        return (
+            f"header {shown(name.strip())} is longer than the {max_field:,} bytes the "
+            "server reads (its name and value)"
+        )

@@ -1,0 +1,161 @@
+"""Slow and greedy clients against a really started worker (operator API, /metrics) and
+MQTT ingest (/metrics), with CITYBRAIN_HTTP_TIMEOUT=1 and a small
+CITYBRAIN_HTTP_MAX_CONNECTIONS: a request head sent slowly is cut with a JSON 408 after
+the timeout, a connection past the cap is a JSON 503, an over-long request line or header
+a JSON 400 naming it; each counted in citybrain_api_refused_total{reason}. Before,
+aiohttp held a slow connection for an hour (its 3,630 s keep-alive default), took any
+number, and answered a long line in plain text quoting a Python bytearray;
+prometheus_client's /metrics server had no bound at all."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services import OPERATOR_TOKEN, Pipeline
+
+pytestmark = pytest.mark.integration
+CAP = 6
+BOUNDED = {"CITYBRAIN_HTTP_TIMEOUT": "1", "CITYBRAIN_HTTP_MAX_CONNECTIONS": str(CAP)}
+
+
+def send(port: int, data: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(data)
+    return conn
+
+
+def read_all(conn: socket.socket) -> bytes:
+    data = b""
+    with contextlib.suppress(ConnectionError):
+        while chunk := conn.recv(65536):
+            data += chunk
+    conn.close()
+    return data
+
+
+def json_answer(answer: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), answer[:300]
+    return int(head.split()[1]), json.loads(body)
+
+
+def refused(port: int) -> dict[str, float]:
+    """citybrain_api_refused_total by reason, as the server's /metrics says."""
+    answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    found = {}
+    for line in answer.decode().splitlines():
+        if line.startswith("citybrain_api_refused_total{"):
+            labels, value = line.rsplit(" ", 1)
+            found[labels.split('reason="')[1].split('"')[0]] = float(value)
+    return found
+
+
+def slow_head(port: int, path: bytes) -> tuple[float, bytes]:
+    """A request line, then a header every 0.2 s, never the blank line that ends the
+    head: how long until the server answered and closed, and its answer."""
+    conn = send(port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n")
+    start = time.monotonic()
+    with contextlib.suppress(OSError):
+        for _ in range(50):  # 10 s of dripping, far past the 1 s timeout
+            conn.sendall(b"X-Drip: 1\r\n")
+            time.sleep(0.2)
+    return time.monotonic() - start, read_all(conn)
+
+
+def over_cap(port: int) -> bytes:
+    """``CAP`` connections held open (sending nothing), then one more asking."""
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(CAP)]
+    try:
+        time.sleep(0.1)
+        return read_all(send(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def check_bounds(port: int, path: bytes, server: str) -> None:
+    took, answer = slow_head(port, path)
+    assert took < 4, f"the slow client was held {took:.1f}s with a 1 s timeout"
+    status, body = json_answer(answer)
+    assert (status, body) == (
+        408,
+        {
+            "error": "the request's line and headers were not sent within 1s "
+            "(CITYBRAIN_HTTP_TIMEOUT); the connection is closed",
+            "reason": "timeout",
+        },
+    )
+    status, body = json_answer(over_cap(port))
+    assert status == 503, body
+    assert body == {
+        "error": f"{server} serves at most {CAP} connections at once "
+        "(CITYBRAIN_HTTP_MAX_CONNECTIONS) and has that many open; retry in a moment",
+        "reason": "busy",
+    }
+    time.sleep(1.5)  # the held connections' ends reach the server
+    status, body = json_answer(
+        read_all(send(port, b"GET " + path + b"x" * 70_000 + b" HTTP/1.1\r\n\r\n"))
+    )
+    assert status in (400, 414) and body["reason"] == "too_long", body
+    assert body["error"].startswith("the request line is longer than the "), body
+    big = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 70_000 + b"\r\n\r\n"
+    status, body = json_answer(read_all(send(port, big)))
+    assert status in (400, 431) and body["reason"] == "too_long", body
+    counted = refused(port)
+    assert counted["busy"] >= 1 and counted["timeout"] >= 1 and counted["too_long"] >= 2, counted
+
+
+@pytest.fixture
+def bounded_worker(stack: Any, run_dir: Path) -> Iterator[Pipeline]:
+    p = Pipeline(run_dir, extra_env=BOUNDED)
+    worker = p.worker().start()
+    try:
+        yield p
+    finally:
+        worker.stop()
+        p.close()
+
+
+def test_the_worker_cuts_slow_clients_caps_connections_and_names_long_lines(
+    bounded_worker: Pipeline,
+) -> None:
+    port = bounded_worker.settings.worker_port
+    check_bounds(port, b"/api/v1/runs", "the worker")
+    # The specific text of aiohttp's parser refusals, through the real worker.
+    long_header = b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n"
+    status, body = json_answer(read_all(send(port, long_header)))
+    assert (status, body) == (
+        400,
+        {
+            "error": "header 'X-Big' is longer than the 8,190 bytes the server reads (its "
+            "name and value)",
+            "reason": "too_long",
+        },
+    )
+    # And the API still answers as before.
+    assert bounded_worker.api("GET", "/runs", OPERATOR_TOKEN)[0] in (200, 503)
+
+
+def test_the_mqtt_ingest_metrics_server_is_bounded_the_same_way(
+    mosquitto: Any, run_dir: Path
+) -> None:
+    from tests.integration.test_ingest import mqtt_ingest, pipeline_for_ingest
+
+    p = pipeline_for_ingest(run_dir)
+    p.env.update(BOUNDED)
+    ingest = mqtt_ingest(p).start()
+    try:
+        port = int(p.env["CITYBRAIN_INGEST_METRICS_PORT"])
+        check_bounds(port, b"/metrics", "the MQTT ingest")
+    finally:
+        ingest.stop()
+        p.close()
+    assert "Traceback" not in ingest.log()

@@ -1,0 +1,138 @@
+"""citybrain/ingest/bounded.py: the MQTT ingest's /metrics server (prometheus_client's,
+unbounded, before) under the same bounds as the worker's, on a loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from citybrain.ingest.metrics import IngestMetrics
+from citybrain.ingest.service import serve_metrics_from
+from streams.bounds import Bounds
+
+
+def started(bounds: Bounds) -> tuple[int, IngestMetrics, Callable[[], None]]:
+    metrics = IngestMetrics.create("mqtt", lambda: 7, CollectorRegistry())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stop, taken = serve_metrics_from(metrics, "127.0.0.1", port, 1, bounds)
+    assert taken == port
+    return port, metrics, stop
+
+
+def send(port: int, data: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(data)
+    return conn
+
+
+def read_all(conn: socket.socket) -> bytes:
+    data = b""
+    with contextlib.suppress(ConnectionError):
+        while chunk := conn.recv(65536):
+            data += chunk
+    conn.close()
+    return data
+
+
+def refused(metrics: IngestMetrics) -> dict[str, float]:
+    assert metrics.server_refused is not None
+    return {
+        s.labels["reason"]: s.value
+        for family in metrics.server_refused.collect()
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+
+
+def body(answer: bytes) -> dict[str, object]:
+    head, _, data = answer.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/json" in head, head
+    return json.loads(data)  # type: ignore[no-any-return]
+
+
+def test_metrics_are_served_with_the_name_filter_and_json_refusals() -> None:
+    port, _, stop = started(Bounds(timeout=5))
+    try:
+        answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 200") and b"citybrain_ingest_readings_total" in answer
+        assert b'citybrain_api_refused_total{reason="busy"} 0.0' in answer
+        query = b"GET /metrics?name[]=citybrain_dead_letters_total HTTP/1.1\r\n"
+        answer = read_all(send(port, query + b"Connection: close\r\n\r\n"))
+        assert b"citybrain_dead_letters_total" in answer
+        assert b"citybrain_api_refused_total" not in answer
+        answer = read_all(send(port, b"GET /nope HTTP/1.1\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 404") and "GET /metrics" in body(answer)["error"]
+        answer = read_all(send(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 405") and b"Allow: GET, HEAD\r\n" in answer
+    finally:
+        stop()
+
+
+def test_a_request_line_or_header_too_long_is_a_json_answer_naming_it() -> None:
+    port, metrics, stop = started(Bounds(timeout=5))
+    try:
+        answer = read_all(send(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 414"), answer[:80]
+        assert body(answer) == {
+            "error": "the request line is longer than the 65,536 bytes the server reads",
+            "reason": "too_long",
+        }
+        big = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"v" * 70_000 + b"\r\n\r\n"
+        answer = read_all(send(port, big))
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+        assert body(answer) == {
+            "error": "a header line is longer than the 65,536 bytes the server reads",
+            "reason": "too_long",
+        }
+        many = b"".join(b"X-%d: 1\r\n" % i for i in range(120))
+        answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\n" + many + b"\r\n"))
+        assert body(answer) == {
+            "error": "the request has more than 100 headers",
+            "reason": "too_long",
+        }
+        answer = read_all(send(port, b"GET /metrics HTTP/9\r\n\r\n"))
+        assert body(answer)["reason"] == "bad_request"
+        assert refused(metrics) == {"busy": 0, "timeout": 0, "too_long": 3, "bad_request": 1}
+    finally:
+        stop()
+
+
+def test_a_slow_client_is_cut_at_the_timeout_and_the_cap_holds() -> None:
+    """prometheus_client's server kept a thread per connection for as long as a client
+    held it, and took any number of them."""
+    port, metrics, stop = started(Bounds(timeout=1, max_connections=3))
+    try:
+        drip = send(port, b"GET /metrics HTTP/1.1\r\n")
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        time.sleep(0.2)
+        answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:80]
+        assert body(answer) == {
+            "error": "the MQTT ingest serves at most 3 connections at once "
+            "(CITYBRAIN_HTTP_MAX_CONNECTIONS) and has that many open; retry in a moment",
+            "reason": "busy",
+        }
+        start = time.monotonic()
+        with contextlib.suppress(OSError):
+            for _ in range(20):  # a header every 0.2 s, never the blank line
+                drip.sendall(b"X-Drip: 1\r\n")
+                time.sleep(0.2)
+        answer = read_all(drip)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert body(answer)["reason"] == "timeout"
+        assert time.monotonic() - start < 3
+        for conn in silent:
+            assert read_all(conn) == b""  # closed, nothing said
+        time.sleep(0.2)
+        answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert refused(metrics) == {"busy": 1, "timeout": 3, "too_long": 0, "bad_request": 0}
+    finally:
+        stop()

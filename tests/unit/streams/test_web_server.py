@@ -1,0 +1,264 @@
+"""streams/web_server.py bends aiohttp's and faust's web internals: fail loudly when they
+change; and its bounds, on a real aiohttp server on a loopback port (no worker, no Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import faust
+import pytest
+from aiohttp import web
+
+from streams import web_server
+from streams.bounds import Bounds
+from streams.web_server import (
+    AIOHTTP_VERSION,
+    FAUST_VERSION,
+    PINNED_SOURCES,
+    BoundedAppRunner,
+    pinned_classes,
+    source_hash,
+)
+
+
+def test_faust_and_aiohttp_are_the_pinned_versions() -> None:
+    assert (faust.__version__, aiohttp.__version__) == (FAUST_VERSION, AIOHTTP_VERSION), (
+        "streams/web_server.py was written against faust-streaming "
+        f"{FAUST_VERSION} and aiohttp {AIOHTTP_VERSION}: re-read the internals it names"
+    )
+    web_server.check_versions()
+
+
+def test_the_functions_it_relies_on_are_unchanged_upstream() -> None:
+    classes = pinned_classes()
+    for owner, functions in PINNED_SOURCES.items():
+        for name, digest in functions.items():
+            assert source_hash(getattr(classes[owner], name)) == digest, (
+                f"{owner}.{name} changed upstream: port streams/web_server.py to it"
+            )
+
+
+def test_the_attributes_it_relies_on_exist() -> None:
+    import inspect
+
+    from aiohttp.web_protocol import RequestHandler, _ErrInfo
+
+    handler = inspect.getsource(RequestHandler)
+    for name in (
+        "_waiter",
+        "_keepalive",
+        "_force_close",
+        "_next_keepalive_close_time",
+        "_request_count",
+        "_request_in_progress",
+        "_messages",
+    ):
+        assert f"self.{name}" in handler, name
+    assert {"status", "exc", "message"} <= set(_ErrInfo.__annotations__)
+    # faust builds its runner in Web.__init__ and serves through it.
+    assert "self._runner: AppRunner = AppRunner(self.web_app, access_log=None)" in (
+        inspect.getsource(pinned_classes()["Web"].__init__)
+    )
+    app = faust.App("web-bounds-check")
+    web_server.install(app, Bounds(timeout=2), lambda reason: None)
+    runner = app.web._runner  # type: ignore[attr-defined]
+    assert isinstance(runner, BoundedAppRunner)
+    assert runner.bounds.timeout == 2
+    assert runner.app is app.web.web_app  # type: ignore[attr-defined]
+
+
+Client = Callable[[bytes, float], Awaitable[tuple[float, bytes]]]
+
+
+def serve(
+    bounds: Bounds, scenario: Callable[[Client, list[str], int], Awaitable[None]]
+) -> list[str]:
+    """Run ``scenario(ask, refused, port)`` against an aiohttp app served through
+    ``BoundedAppRunner``; the reasons it counted."""
+    refused: list[str] = []
+
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("a fault of the view")
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 16_000_000)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/ok", lambda request: web.json_response({"ok": True}))
+        app.router.add_get("/boom", boom)
+        app.router.add_get("/big", big)
+        runner = BoundedAppRunner(app, bounds, refused.append)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+
+        async def ask(data: bytes, wait: float = 10.0) -> tuple[float, bytes]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(data)
+            await writer.drain()
+            start = time.monotonic()
+            out = await asyncio.wait_for(reader.read(), wait)
+            writer.close()
+            return time.monotonic() - start, out
+
+        try:
+            await scenario(ask, refused, port)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    return refused
+
+
+def body(answer: bytes) -> dict[str, Any]:
+    head, _, data = answer.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/json" in head, head
+    return json.loads(data)  # type: ignore[no-any-return]
+
+
+def test_a_request_line_too_long_is_a_json_400_naming_it() -> None:
+    """aiohttp's own was plain text quoting a Python ``bytearray(b'/aaa...')``."""
+
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        _, answer = await ask(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 10)
+        assert answer.split(b"\r\n")[0].endswith(b"400 Bad Request")
+        said = body(answer)
+        assert said["reason"] == "too_long"
+        assert said["error"].startswith(
+            "the request line is longer than the 8,190 bytes the server reads (it starts 'GET /aaaa"
+        )
+        assert "bytearray" not in said["error"]
+
+    assert serve(Bounds(timeout=5), scenario) == ["too_long"]
+
+
+@pytest.mark.parametrize(
+    ("head", "error"),
+    [
+        (
+            b"X-Long: " + b"a" * 9000 + b"\r\n",
+            "header 'X-Long' is longer than the 8,190 bytes the server reads (its name and value)",
+        ),
+        (
+            b"X-" + b"n" * 9000 + b": 1\r\n",
+            "a header name is longer than the 8,190 bytes the server reads (it starts "
+            "'X-nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn'...)",
+        ),
+        (
+            b"".join(b"X-%d: 1\r\n" % i for i in range(200)),
+            "the request has more than 128 headers",
+        ),
+    ],
+)
+def test_a_header_too_long_or_too_many_is_a_json_400_naming_it(head: bytes, error: str) -> None:
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        _, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n", 10)
+        assert body(answer) == {"error": error, "reason": "too_long"}
+
+    assert serve(Bounds(timeout=5), scenario) == ["too_long"]
+
+
+def test_a_request_that_is_not_http_and_a_views_fault_are_json() -> None:
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        _, answer = await ask(b"GE T /ok HTTP/1.1\r\nHost: x\r\n\r\n", 10)
+        assert body(answer) == {
+            "error": "the request is not HTTP/1.1 the worker can read: Invalid method encountered",
+            "reason": "bad_request",
+        }
+        _, answer = await ask(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n", 10)
+        assert answer.startswith(b"HTTP/1.1 500")
+        said = body(answer)
+        assert said["reason"] == "internal" and "Traceback" not in said["error"]
+
+    assert serve(Bounds(timeout=5), scenario) == ["bad_request"]
+
+
+def test_a_request_head_sent_slowly_is_cut_at_the_timeout_with_a_408() -> None:
+    """A header every 0.2 s, never the blank line: aiohttp kept it for an hour (its
+    keep-alive default, 3,630 s, as faust passes none)."""
+
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ok HTTP/1.1\r\n")
+        start = time.monotonic()
+        answer = b""
+        for _ in range(50):
+            try:
+                writer.write(b"X-Drip: 1\r\n")
+                await writer.drain()
+                answer += await asyncio.wait_for(reader.read(65536), 0.2)
+            except (TimeoutError, ConnectionError):
+                continue
+            if not answer or reader.at_eof():
+                break
+        answer += await asyncio.wait_for(reader.read(), 5)
+        took = time.monotonic() - start
+        writer.close()
+        assert 0.9 <= took < 3, took
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:80]
+        assert body(answer) == {
+            "error": "the request's line and headers were not sent within 1s "
+            "(CITYBRAIN_HTTP_TIMEOUT); the connection is closed",
+            "reason": "timeout",
+        }
+
+    assert serve(Bounds(timeout=1), scenario) == ["timeout"]
+
+
+def test_a_silent_connection_and_an_idle_keep_alive_are_closed_at_the_timeout() -> None:
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        took, answer = await ask(b"", 5)  # connects, sends nothing
+        assert answer == b"" and 0.9 <= took < 3, took
+        assert refused == ["timeout"]
+        took, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n", 5)
+        assert answer.startswith(b"HTTP/1.1 200") and 0.9 <= took < 3, took
+        assert refused == ["timeout"]  # an idle keep-alive closes quietly, uncounted
+
+    serve(Bounds(timeout=1), scenario)
+
+
+def test_connections_past_the_cap_are_a_json_503_at_once() -> None:
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        took, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n", 5)
+        assert took < 1.5
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer[:80]
+        assert b"\r\nRetry-After: 1\r\n" in answer
+        assert body(answer) == {
+            "error": "the worker serves at most 3 connections at once "
+            "(CITYBRAIN_HTTP_MAX_CONNECTIONS) and has that many open; retry in a moment",
+            "reason": "busy",
+        }
+        for _, writer in held:
+            writer.close()
+        await asyncio.sleep(0.2)
+        _, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+
+    assert serve(Bounds(timeout=5, max_connections=3), scenario) == ["busy"]
+
+
+def test_a_client_that_reads_nothing_of_its_answer_is_cut_off() -> None:
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1024)
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(2.5)  # reads nothing: the server's buffers fill, then it waits
+        assert refused == ["timeout"]
+        got = 0
+        with contextlib.suppress(ConnectionError):
+            while data := await asyncio.wait_for(reader.read(1 << 20), 5):
+                got += len(data)
+        writer.close()
+        assert got < 16_000_000
+
+    serve(Bounds(timeout=1), scenario)
