@@ -48,6 +48,7 @@ MAX_COMMENT = 1000  # characters of a reporter's comment that are kept
 # 600 kB notes made a 1.8 MB run, which failed after its steps had gone out).
 MAX_NOTE = 2000
 MAX_ACTIONS = 100  # operator actions one run remembers (newest kept)
+MAX_RUN_ALERTS = 100  # alert ids one run remembers (``alerts``, ``ended_alerts``; newest kept)
 _FAIL = "\x00fail"  # sentinel next-step: fail the run
 
 
@@ -171,6 +172,18 @@ class Answer:
 RunInput = ReportsCovered | Answer
 
 
+def newest_distinct(ids: list[str], new: str, bound: int) -> list[str]:
+    """``ids`` (oldest first) with ``new`` sighted again: the newest ``bound`` distinct
+    ids, each once, in the order of its latest sighting (``new`` last). A bounded memory
+    that appended every sighting filled with repeats of one id (a burst's follow-ups, a
+    redelivered alert) and forgot distinct ids long before it held ``bound`` of them; a
+    list stored with repeats (before this rule) is cleaned at its next sighting."""
+    latest_first = dict.fromkeys(reversed([*ids, new]))
+    kept = list(latest_first)[:bound]
+    kept.reverse()
+    return kept
+
+
 def _notified(run: Run, now: float) -> None:
     """The run's unit was notified at ``now``: of every alert the run has."""
     run.last_notified_at = now
@@ -247,19 +260,21 @@ class PlaybookEngine:
         """Another alert of the same group joins the run (no new run, no new ladder)."""
         if alert_id in run.alerts:
             return run, []
-        run.alerts = [*run.alerts, alert_id][-100:]
+        run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
         run.updated_at = now
         if run.last_notified_at is not None:
             # Notified at the group's next flush (``flush``), as Alertmanager sends an
             # alert added to a group already notified at the next group_interval tick.
-            run.unnotified = dict([*run.unnotified.items(), (alert_id, now)][-100:])
+            # (Re-inserted last: an id that joins again is the newest, not kept in place.)
+            unnotified = {k: v for k, v in run.unnotified.items() if k != alert_id}
+            run.unnotified = dict([*unnotified.items(), (alert_id, now)][-MAX_RUN_ALERTS:])
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
 
     def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
         """An alert of the run resolved: noted (``alert_resolved``) and kept in
         ``ended_alerts``; the run goes on (people close runs)."""
         if alert_id not in run.ended_alerts:
-            run.ended_alerts = [*run.ended_alerts, alert_id][-100:]
+            run.ended_alerts = newest_distinct(run.ended_alerts, alert_id, MAX_RUN_ALERTS)
         return self.note(run, "alert_resolved", alert_id, now)
 
     def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:

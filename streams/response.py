@@ -28,6 +28,7 @@ from playbooks.engine import (
     ReportsCovered,
     Run,
     is_terminal,
+    newest_distinct,
     unresolved,
 )
 from playbooks.errors import BadEventError, PlaybookError
@@ -60,6 +61,11 @@ OFFER_MAX_AGE = SEEN_SECONDS
 # Webhook calls a worker remembers having made (command ids); one forgotten while its run
 # still waits is made again, which its receiver dedupes by ``delivery``.
 CALLS_REMEMBERED = 100_000
+# Alert ids a group remembers (``seen``: a redelivered alert does not join again) and
+# command ids it has applied (``commands``: a command applied twice changes nothing):
+# the newest distinct ones, each once (``newest_distinct``; docs/playbooks.md).
+SEEN_ALERTS = 500
+APPLIED_COMMANDS = 200
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -266,7 +272,9 @@ class Response:
                 cmds += noted
             run, more = engine.step(run, covered)
             cmds += more
-        group["seen"] = [*group["seen"], alert_id][-500:]
+        # Each id once: a burst's follow-ups (one routed message each, the same alert id)
+        # appended it again and again, and pushed the group's other ids out early.
+        group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
 
@@ -414,7 +422,7 @@ class Response:
                 }
             )
             return
-        group["commands"] = [*group["commands"], command_id][-200:]
+        group["commands"] = newest_distinct(group["commands"], command_id, APPLIED_COMMANDS)
         group["run"] = run.to_dict()
         await self.advance(key, group, run, cmds)
 
@@ -729,6 +737,7 @@ class Response:
 
     def _remember_call(self, command_id: str) -> None:
         self._called[command_id] = None
+        self._called.move_to_end(command_id)  # made again: the newest, not evicted first
         while len(self._called) > CALLS_REMEMBERED:
             self._called.popitem(last=False)
 
