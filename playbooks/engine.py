@@ -10,12 +10,13 @@ Every status change is returned as a ``transition`` command: the audit trail.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from playbooks.errors import BadEventError, ForbiddenActionError
-from playbooks.grid import PARENT_LEVEL, Grid
+from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.machine import (
     TERMINAL,
     ReplyEvent,
@@ -120,6 +121,126 @@ class Run:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
         return cls(**data)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _maybe_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _maybe_finite(value: Any) -> bool:
+    return value is None or _finite(value)
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _labels(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _times(value: Any) -> bool:
+    return isinstance(value, dict) and all(_finite(v) for v in value.values())
+
+
+def _actions(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+_RUN_STATUSES = frozenset(status.value for status in RunStatus)
+_REPLY_STATUSES = frozenset(status.value for status in ReplyStatus)
+# A run's stored fields (``Run.to_dict``): each one's check and what it expects. The
+# first six have no default and must be there; a field added since (with its default)
+# may be absent in a run stored before it.
+_RUN_FIELDS: dict[str, tuple[Any, str]] = {
+    "run_id": (_text, "text"),
+    "alert_id": (_text, "text"),
+    "playbook": (_text, "text"),
+    "grid_cell": (_text, "text"),
+    "kind": (_text, "text"),
+    "department": (_text, "text"),
+    "labels": (_labels, "an object of texts"),
+    "alerts": (_texts, "a list of texts"),
+    "status": (lambda v: v in _RUN_STATUSES, "a run status"),
+    "step": (_maybe_text, "text or null"),
+    "level": (lambda v: v in LEVELS, "a grid level"),
+    "deadline_at": (_maybe_finite, "a finite number or null"),
+    "created_at": (_finite, "a finite number"),
+    "updated_at": (_finite, "a finite number"),
+    "acknowledged_at": (_maybe_finite, "a finite number or null"),
+    "acknowledged_by": (_maybe_text, "text or null"),
+    "resolved_at": (_maybe_finite, "a finite number or null"),
+    "escalations": (_count, "a whole number >= 0"),
+    "seq": (_count, "a whole number >= 0"),
+    "sla_deadline_at": (_maybe_finite, "a finite number or null"),
+    "sla_breached": (lambda v: type(v) is bool, "true or false"),
+    "pending_action": (_maybe_text, "text or null"),
+    "last_notified_at": (_maybe_finite, "a finite number or null"),
+    "unnotified": (_times, "an object of finite numbers"),
+    "held": (_text, "text"),
+    "ended_alerts": (_texts, "a list of texts"),
+    "reports": (lambda v: isinstance(v, dict), "an object"),
+    "reopened": (_count, "a whole number >= 0"),
+    "resolved_by": (_maybe_text, "text or null"),
+    "resolution": (_text, "text"),
+    "actions": (_actions, "a list of objects"),
+}
+_RUN_REQUIRED = ("run_id", "alert_id", "playbook", "grid_cell", "kind", "department")
+
+
+def _part_problem(part: Any) -> str | None:
+    if not isinstance(part, dict) or not all(
+        isinstance(part.get(name), str) for name in ("group", "playbook", "department")
+    ):
+        return f"is {part!r:.60}, expected an object of group, playbook and department"
+    return None
+
+
+def run_problem(data: Any) -> str | None:
+    """What is wrong with a stored run document (``Run.to_dict``'s), as read back from
+    a changelog, or None: a field missing (of the six without a default), unknown, or of
+    another type (a number that is not finite; a status, level or report status no
+    version wrote). Said with the field and its value: ``field 'opened' ...``. One of
+    them of another shape failed later, at every use (the deadline check, a command, the
+    operator API), rather than once, where it can be dropped and counted."""
+    if not isinstance(data, dict):
+        return f"is {data!r:.60}, expected an object"
+    for name in _RUN_REQUIRED:
+        if name not in data:
+            return f"field {name!r} is missing"
+    for name, value in data.items():
+        check = _RUN_FIELDS.get(name)
+        if check is None:
+            return f"field {name!r:.60} is none a run has"
+        if not check[0](value):
+            return f"field {name!r} is {value!r:.60}, expected {check[1]}"
+    for rid, report in data.get("reports", {}).items():
+        if (
+            not isinstance(report, dict)
+            or not isinstance(report.get("channel"), str)
+            or report.get("status") not in _REPLY_STATUSES
+        ):
+            return f"report {rid!r:.60} is {report!r:.60}, expected its channel and status"
+        also = report.get("also", [])
+        if not isinstance(also, list):
+            return f"report {rid!r:.60}: field 'also' is {also!r:.60}, expected a list"
+        for part in also:
+            problem = _part_problem(part)
+            if problem is not None:
+                return f"report {rid!r:.60}: a part {problem}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

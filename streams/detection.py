@@ -487,7 +487,7 @@ def _check_episode(episode: dict[str, Any]) -> None:
             "a non-empty string",
         )
     for name in _EPISODE_NUMBERS:
-        value = episode.get(name)
+        value: Any = episode.get(name)
         if type(value) not in (int, float) or not math.isfinite(value):
             raise UnreadableEntryError(
                 BAD_SHAPE,

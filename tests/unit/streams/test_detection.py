@@ -448,7 +448,7 @@ def test_last_value_last_ts_and_the_open_episode_are_judged_at_read_back() -> No
     # there (bad_shape, counted and audited; the sensor warms up again), not met at
     # every later batch.
     h = handler()
-    values = baseline(40) + [baseline(1)[0] * 8]  # a spike: an episode is open
+    values = [*baseline(40), baseline(1)[0] * 8]  # a spike: an episode is open
     live = h.process(feed(values), {}).states["gauge-1"]
     good = stored(live)
     assert good["episode"] is not None
@@ -494,7 +494,7 @@ def test_last_value_last_ts_and_the_open_episode_are_judged_at_read_back() -> No
 def test_a_state_read_back_whole_goes_on_with_its_episode() -> None:
     # The episode that passed read-back is the one the next batch closes.
     h = handler()
-    values = baseline(40) + [baseline(1)[0] * 8]
+    values = [*baseline(40), baseline(1)[0] * 8]
     first = h.process(feed(values), {})
     back = {sid: read_state(state_bytes(st)) for sid, st in first.states.items()}
     quiet = handler().process(feed(baseline(10, seed=3), start=41), back)
