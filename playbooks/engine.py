@@ -105,8 +105,11 @@ class Run:
     held: str = ""
     # The alerts of ``alerts`` whose resolution the run has seen (``alert_resolved``).
     ended_alerts: list[str] = field(default_factory=list)
-    # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus).
-    reports: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus),
+    # and "also": the report's other parts, when runs of other groups cover it too
+    # (``Part.to_dict`` each: its alert was routed to several routes, or it was offered
+    # to several groups).
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     reopened: int = 0
     resolved_by: str | None = None
     resolution: str = ""  # what was done: the resolve note, the cancel reason
@@ -244,11 +247,34 @@ def run_problem(data: Any) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a citizen report covered by several runs: the group whose run covers
+    it (its runs are ``<group>.<n>``), that group's playbook and department."""
+
+    group: str
+    playbook: str
+    department: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"group": self.group, "playbook": self.playbook, "department": self.department}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Part:
+        """From ``to_dict``'s shape; raises ``BadEventError`` naming what is wrong."""
+        problem = _part_problem(data)
+        if problem is not None:
+            raise BadEventError(f"a part {problem}")
+        return cls(data["group"], data["playbook"], data["department"])
+
+
+@dataclass(frozen=True, slots=True)
 class ReportsCovered:
-    """Citizen reports (id, channel) that the run's alert stands for; ``at`` in epoch s."""
+    """Citizen reports (id, channel) that the run's alert stands for; ``at`` in epoch s;
+    ``also``: the reports' other parts (runs of other groups cover them too), if any."""
 
     reports: tuple[tuple[str, str], ...]
     at: float
+    also: tuple[Part, ...] = ()
 
     @classmethod
     def from_alert(cls, alert: dict[str, Any], at: float) -> ReportsCovered:
@@ -564,6 +590,17 @@ class PlaybookEngine:
     def _cover(self, run: Run, event: ReportsCovered) -> tuple[Run, list[Command]]:
         fresh = [(rid, ch) for rid, ch in event.reports if rid not in run.reports]
         room = max(MAX_REPORTS - len(run.reports), 0)
+        also = [part.to_dict() for part in event.also]
+        if also:
+            # A report covered already that turns out to have other parts (a follow-up
+            # routed to another route too): its closure will name them.
+            for rid, _ in event.reports:
+                known = run.reports.get(rid)
+                if known is not None and rid not in dict(fresh):
+                    parts = [*known.get("also", []), *also]
+                    merged = list({p["group"]: p for p in parts}.values())
+                    if merged != known.get("also", []):
+                        run.reports = {**run.reports, rid: {**known, "also": merged}}
         if not fresh:
             return run, []
         run.reports = {**run.reports}
@@ -586,12 +623,12 @@ class PlaybookEngine:
                 )
             )
         for rid, channel in fresh[:room]:
-            run.reports[rid] = {"channel": channel, "status": ReplyStatus.OPEN.value}
-            cmds.append(
-                self._command(
-                    run, "report_covered", event.at, detail=rid, data={"channel": channel}
-                )
-            )
+            entry: dict[str, Any] = {"channel": channel, "status": ReplyStatus.OPEN.value}
+            data: dict[str, Any] = {"channel": channel}
+            if also:
+                entry["also"] = data["also"] = also
+            run.reports[rid] = entry
+            cmds.append(self._command(run, "report_covered", event.at, detail=rid, data=data))
         run.updated_at = event.at
         if is_terminal(run) and run.status != RunStatus.FAILED.value:
             cmds.extend(self._closures(run, event.at, only={rid for rid, _ in fresh}))
@@ -692,11 +729,21 @@ class PlaybookEngine:
                 continue
             self._report_move(run, rid, ReplyEvent.CLOSE, now, cmds)
             what = run.resolution or outcome
+            also = list(run.reports[rid].get("also", []))
             text = (
                 f"Your report {rid} about {run.labels.get('category', run.kind)} at "
-                f"{self.grid.cell(run.grid_cell).name}: {outcome} by {unit} "
-                f"({run.level} level): {what}"
+                f"{self.grid.cell(run.grid_cell).name}: {outcome} by {unit} of "
+                f"{run.department} ({run.level} level): {what}"
             )
+            if also:
+                # One closure per part: the reporter hears each department's, and this
+                # one says it is one of several, not the whole answer.
+                others = "; ".join(f"{p['department']} ({p['playbook']})" for p in also)
+                text += (
+                    f". This is the {run.department} part of your report; it also has "
+                    f"{len(also)} other part{'s' if len(also) > 1 else ''}, by {others}, "
+                    "each closed with its own message"
+                )
             cmds.append(
                 self._command(
                     run,
@@ -713,6 +760,8 @@ class PlaybookEngine:
                         "category": run.labels.get("category", run.kind),
                         "grid_cell": run.grid_cell,
                         "reopened": run.reopened,
+                        "department": run.department,
+                        "also": also,
                     },
                 )
             )

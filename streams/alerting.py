@@ -253,10 +253,18 @@ class Alerting:
     async def _route(
         self, alert: dict[str, Any], labels: dict[str, str], decision: Decision
     ) -> None:
-        routed = [
+        routed: list[tuple[str, dict[str, Any]]] = [
             (route.group_key(labels), {"alert": alert, "route": _route_doc(route)})
             for route in decision.routes
         ]
+        if len(routed) > 1:
+            # Routed to several routes (``continue``): each group's run covers the
+            # alert's citizen reports, and each closure names the others (``parts``).
+            parts = [
+                self.ctx.report_part(key, route, labels)
+                for (key, _), route in zip(routed, decision.routes, strict=True)
+            ]
+            routed = [(key, {**doc, "parts": parts}) for key, doc in routed]
         await self.ctx.send_all(self.ctx.routed, routed)
 
     # -- the re-check timer ----------------------------------------------------------

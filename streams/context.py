@@ -22,12 +22,12 @@ import orjson
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, Message
 
-from playbooks.engine import run_problem
+from playbooks.engine import Part, run_problem
 from playbooks.errors import RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
-from playbooks.routing import SILENCE_PROBLEMS, label_set
+from playbooks.routing import SILENCE_PROBLEMS, Route, label_set
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import EventError
@@ -340,6 +340,14 @@ class Context:
         )
         self.firing = key_partitioned_table(app, "firing", n, is_global=True, decode=read_labels)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+
+    def report_part(self, key: str, route: Route, labels: dict[str, str]) -> dict[str, str]:
+        """One part of a citizen report routed (or offered) to several groups
+        (``Part.to_dict``): the group ``key``, its route's playbook and the department
+        its run has (the alert's ``department`` label, else the playbook's, as
+        ``PlaybookEngine.new_run`` sets it)."""
+        department = labels.get("department", self.playbooks[route.playbook].department)
+        return Part(key, route.playbook, department).to_dict()
 
     async def forget_moved(self, assigned: set[TP]) -> None:
         """After a rebalance, drop from each partitioned table the keys of the partitions

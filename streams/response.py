@@ -24,6 +24,7 @@ from faust.types import AppT, EventT
 from playbooks.engine import (
     Answer,
     Command,
+    Part,
     PlaybookEngine,
     ReportsCovered,
     Run,
@@ -208,6 +209,7 @@ class Response:
             )
             return
         alert, route = doc["alert"], doc["route"]
+        group_key = key.decode(errors="replace")
         group = dict(
             self.ctx.groups.get(key)
             or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
@@ -248,9 +250,16 @@ class Response:
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             try:
                 covered = ReportsCovered.from_alert(alert, now)
-            except BadEventError as exc:
+                # Routed to several routes: the reports' other parts (runs of the other
+                # groups cover them too), named in each closure.
+                also = tuple(
+                    Part.from_dict(p) for p in doc.get("parts") or [] if p.get("group") != group_key
+                )
+            except (BadEventError, AttributeError, TypeError) as exc:
                 await self.ctx.dead_letter("routed", event, "bad_reports", str(exc))
                 return
+            if also:
+                covered = ReportsCovered(covered.reports, now, also)
             # A report an earlier run of the group covered (offered to it as a follow-up
             # while its window stayed below the threshold, then carried by the burst
             # that window raised after that run closed) heard that run's closure: one
@@ -259,7 +268,7 @@ class Response:
             again = [rid for rid, _ in covered.reports if rid in earlier]
             if again:
                 covered = ReportsCovered(
-                    tuple(r for r in covered.reports if r[0] not in earlier), now
+                    tuple(r for r in covered.reports if r[0] not in earlier), now, covered.also
                 )
             if again and alert_id not in group["seen"]:  # said once, not per redelivery
                 run, noted = engine.note(
