@@ -145,6 +145,49 @@ def _check_window(window: Any, where: str) -> None:
             raise UnreadableEntryError(BAD_SHAPE, f"{where}: field {name!r} is {value!r:.60}")
     if "slot" in window and not all(type(n) is int for n in window["counts"]):
         raise UnreadableEntryError(BAD_SHAPE, f"{where}: field 'counts' holds a non-integer")
+    if "slot" in window:
+        problem = _window_problem(window)
+        if problem is not None:
+            raise UnreadableEntryError(BAD_SHAPE, f"{where}: {problem}")
+
+
+def _window_problem(window: dict[str, Any]) -> str | None:
+    """What is wrong inside a sliding window's lists (``streams.bursts``), or None:
+    ``held`` reports ``[id, channel, slot, department]``, ``seen`` ids ``[id, slot]`` or
+    ``[id, slot, [partition, offset]]``, an open ``episode`` with its alert id, start,
+    department, threshold (and severity). Judged here once: before, one of another
+    shape dead-lettered every report of its cell and category, and failed the sweep."""
+    for held in window["held"]:
+        if not (
+            isinstance(held, list)
+            and len(held) == 4
+            and isinstance(held[0], str)
+            and isinstance(held[1], str)
+            and type(held[2]) is int
+            and isinstance(held[3], str)
+        ):
+            return f"a held report is {held!r:.60}, expected [id, channel, slot, department]"
+    for seen in window.get("seen", []) if isinstance(window.get("seen", []), list) else [None]:
+        if not (
+            isinstance(seen, list)
+            and len(seen) in (2, 3)
+            and isinstance(seen[0], str)
+            and type(seen[1]) is int
+            and (len(seen) == 2 or (isinstance(seen[2], list) and len(seen[2]) == 2))
+        ):
+            return f"a seen report is {seen!r:.60}, expected [id, slot] or [id, slot, position]"
+    episode = window["episode"]
+    if episode is not None:
+        for name, ok in (
+            ("alert_id", isinstance(episode.get("alert_id"), str)),
+            ("start", type(episode.get("start")) in (int, float)),
+            ("department", isinstance(episode.get("department"), str)),
+            ("threshold", type(episode.get("threshold")) in (int, float)),
+            ("severity", isinstance(episode.get("severity", ""), str | None)),
+        ):
+            if not ok:
+                return f"episode field {name!r} is {episode.get(name)!r:.60}"
+    return None
 
 
 def read_burst_window(entry: bytes) -> dict[str, Any]:

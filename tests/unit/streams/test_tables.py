@@ -14,7 +14,9 @@ import pytest
 
 from playbooks.engine import Run, is_terminal
 from streams.alerting import read_muted
+from streams.bursts import BurstTracker
 from streams.context import read_burst_cell, read_burst_window, read_group, read_labels
+from streams.events import IncidentReport
 from streams.partitioning import key_partition
 from streams.tables import (
     BAD_SHAPE,
@@ -359,3 +361,33 @@ def test_a_muted_entry_and_a_firing_alerts_labels_are_judged_at_read_back() -> N
     firing = key_partitioned_table(app, "firing", 2, is_global=True, decode=read_labels)
     got = firing.value_serializer.decode(orjson.dumps({"severity": 3}))
     assert type(got) is Unreadable and got.reason == BAD_SHAPE
+
+
+def test_what_a_burst_window_holds_is_judged_at_read_back() -> None:
+    # Windows as the tracker writes them (held reports, seen ids with their Kafka
+    # positions, an open episode) read back whole; each list entry of another shape is
+    # refused here, where before it dead-lettered every report of its cell and category.
+    tracker = BurstTracker()
+    state: dict[str, Any] | None = None
+    states = []
+    for n in range(12):
+        report = IncidentReport(1.7e9 + 30 * n, f"r-{n}", "Noise", "loud", "app", "c-top")
+        state, _, _ = tracker.observe_all(state, report, "police", position=(0, n))
+        states.append(orjson.loads(orjson.dumps(state)))
+    assert any(s["held"] for s in states) and any(s["episode"] for s in states)
+    for window in states:
+        assert read_burst_window(orjson.dumps(window)) == window
+    held = next(s for s in states if s["held"])
+    opened = next(s for s in states if s["episode"])
+    for bad, why in (
+        ({**held, "held": [["r-1", "app", "3", "police"]]}, "a held report is"),
+        ({**held, "held": [["r-1", "app"]]}, "a held report is"),
+        ({**held, "seen": [["r-1"]]}, "a seen report is"),
+        ({**held, "seen": [["r-1", 3, 7]]}, "a seen report is"),
+        ({**held, "seen": "r-1"}, "a seen report is"),
+        ({**opened, "episode": {**opened["episode"], "threshold": "4"}}, "'threshold'"),
+        ({**opened, "episode": {**opened["episode"], "alert_id": None}}, "'alert_id'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_burst_window(orjson.dumps(bad))
+        assert refused.value.reason == BAD_SHAPE
