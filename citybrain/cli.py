@@ -1756,6 +1756,19 @@ def accepted_message(
         f"accepted: {action} of run {run_id} by {command.get('by')} "
         f"(command {command.get('id')}); the worker that owns the run applies it"
     )
+    part = doc.get("part")
+    part = part if isinstance(part, dict) else {}
+    also = part.get("also")
+    if isinstance(also, list) and also:
+        # A report covered by runs of several groups: this answer is for this run's
+        # part only; each other part has its own closure, answered on its own run.
+        others = ", ".join(
+            f"{p.get('department')} (runs {p.get('group')}.N)" for p in also if isinstance(p, dict)
+        )
+        line += (
+            f"; this is the {part.get('department')} part of report {part.get('report_id')}, "
+            f"which also has: {others}"
+        )
     if action != "answer" or satisfied:
         return line
     reopened = doc.get("reopened", command.get("reopened"))

@@ -10,12 +10,13 @@ Every status change is returned as a ``transition`` command: the audit trail.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from playbooks.errors import BadEventError, ForbiddenActionError
-from playbooks.grid import PARENT_LEVEL, Grid
+from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.machine import (
     TERMINAL,
     ReplyEvent,
@@ -48,6 +49,7 @@ MAX_COMMENT = 1000  # characters of a reporter's comment that are kept
 # 600 kB notes made a 1.8 MB run, which failed after its steps had gone out).
 MAX_NOTE = 2000
 MAX_ACTIONS = 100  # operator actions one run remembers (newest kept)
+MAX_RUN_ALERTS = 100  # alert ids one run remembers (``alerts``, ``ended_alerts``; newest kept)
 _FAIL = "\x00fail"  # sentinel next-step: fail the run
 
 
@@ -103,8 +105,11 @@ class Run:
     held: str = ""
     # The alerts of ``alerts`` whose resolution the run has seen (``alert_resolved``).
     ended_alerts: list[str] = field(default_factory=list)
-    # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus).
-    reports: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus),
+    # and "also": the report's other parts, when runs of other groups cover it too
+    # (``Part.to_dict`` each: its alert was routed to several routes, or it was offered
+    # to several groups).
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     reopened: int = 0
     resolved_by: str | None = None
     resolution: str = ""  # what was done: the resolve note, the cancel reason
@@ -121,12 +126,155 @@ class Run:
         return cls(**data)
 
 
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _maybe_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _maybe_finite(value: Any) -> bool:
+    return value is None or _finite(value)
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _labels(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _times(value: Any) -> bool:
+    return isinstance(value, dict) and all(_finite(v) for v in value.values())
+
+
+def _actions(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+_RUN_STATUSES = frozenset(status.value for status in RunStatus)
+_REPLY_STATUSES = frozenset(status.value for status in ReplyStatus)
+# A run's stored fields (``Run.to_dict``): each one's check and what it expects. The
+# first six have no default and must be there; a field added since (with its default)
+# may be absent in a run stored before it.
+_RUN_FIELDS: dict[str, tuple[Any, str]] = {
+    "run_id": (_text, "text"),
+    "alert_id": (_text, "text"),
+    "playbook": (_text, "text"),
+    "grid_cell": (_text, "text"),
+    "kind": (_text, "text"),
+    "department": (_text, "text"),
+    "labels": (_labels, "an object of texts"),
+    "alerts": (_texts, "a list of texts"),
+    "status": (lambda v: v in _RUN_STATUSES, "a run status"),
+    "step": (_maybe_text, "text or null"),
+    "level": (lambda v: v in LEVELS, "a grid level"),
+    "deadline_at": (_maybe_finite, "a finite number or null"),
+    "created_at": (_finite, "a finite number"),
+    "updated_at": (_finite, "a finite number"),
+    "acknowledged_at": (_maybe_finite, "a finite number or null"),
+    "acknowledged_by": (_maybe_text, "text or null"),
+    "resolved_at": (_maybe_finite, "a finite number or null"),
+    "escalations": (_count, "a whole number >= 0"),
+    "seq": (_count, "a whole number >= 0"),
+    "sla_deadline_at": (_maybe_finite, "a finite number or null"),
+    "sla_breached": (lambda v: type(v) is bool, "true or false"),
+    "pending_action": (_maybe_text, "text or null"),
+    "last_notified_at": (_maybe_finite, "a finite number or null"),
+    "unnotified": (_times, "an object of finite numbers"),
+    "held": (_text, "text"),
+    "ended_alerts": (_texts, "a list of texts"),
+    "reports": (lambda v: isinstance(v, dict), "an object"),
+    "reopened": (_count, "a whole number >= 0"),
+    "resolved_by": (_maybe_text, "text or null"),
+    "resolution": (_text, "text"),
+    "actions": (_actions, "a list of objects"),
+}
+_RUN_REQUIRED = ("run_id", "alert_id", "playbook", "grid_cell", "kind", "department")
+
+
+def _part_problem(part: Any) -> str | None:
+    if not isinstance(part, dict) or not all(
+        isinstance(part.get(name), str) for name in ("group", "playbook", "department")
+    ):
+        return f"is {part!r:.60}, expected an object of group, playbook and department"
+    return None
+
+
+def run_problem(data: Any) -> str | None:
+    """What is wrong with a stored run document (``Run.to_dict``'s), as read back from
+    a changelog, or None: a field missing (of the six without a default), unknown, or of
+    another type (a number that is not finite; a status, level or report status no
+    version wrote). Said with the field and its value: ``field 'opened' ...``. One of
+    them of another shape failed later, at every use (the deadline check, a command, the
+    operator API), rather than once, where it can be dropped and counted."""
+    if not isinstance(data, dict):
+        return f"is {data!r:.60}, expected an object"
+    for name in _RUN_REQUIRED:
+        if name not in data:
+            return f"field {name!r} is missing"
+    for name, value in data.items():
+        check = _RUN_FIELDS.get(name)
+        if check is None:
+            return f"field {name!r:.60} is none a run has"
+        if not check[0](value):
+            return f"field {name!r} is {value!r:.60}, expected {check[1]}"
+    for rid, report in data.get("reports", {}).items():
+        if (
+            not isinstance(report, dict)
+            or not isinstance(report.get("channel"), str)
+            or report.get("status") not in _REPLY_STATUSES
+        ):
+            return f"report {rid!r:.60} is {report!r:.60}, expected its channel and status"
+        also = report.get("also", [])
+        if not isinstance(also, list):
+            return f"report {rid!r:.60}: field 'also' is {also!r:.60}, expected a list"
+        for part in also:
+            problem = _part_problem(part)
+            if problem is not None:
+                return f"report {rid!r:.60}: a part {problem}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a citizen report covered by several runs: the group whose run covers
+    it (its runs are ``<group>.<n>``), that group's playbook and department."""
+
+    group: str
+    playbook: str
+    department: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"group": self.group, "playbook": self.playbook, "department": self.department}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Part:
+        """From ``to_dict``'s shape; raises ``BadEventError`` naming what is wrong."""
+        problem = _part_problem(data)
+        if problem is not None:
+            raise BadEventError(f"a part {problem}")
+        return cls(data["group"], data["playbook"], data["department"])
+
+
 @dataclass(frozen=True, slots=True)
 class ReportsCovered:
-    """Citizen reports (id, channel) that the run's alert stands for; ``at`` in epoch s."""
+    """Citizen reports (id, channel) that the run's alert stands for; ``at`` in epoch s;
+    ``also``: the reports' other parts (runs of other groups cover them too), if any."""
 
     reports: tuple[tuple[str, str], ...]
     at: float
+    also: tuple[Part, ...] = ()
 
     @classmethod
     def from_alert(cls, alert: dict[str, Any], at: float) -> ReportsCovered:
@@ -169,6 +317,18 @@ class Answer:
 
 
 RunInput = ReportsCovered | Answer
+
+
+def newest_distinct(ids: list[str], new: str, bound: int) -> list[str]:
+    """``ids`` (oldest first) with ``new`` sighted again: the newest ``bound`` distinct
+    ids, each once, in the order of its latest sighting (``new`` last). A bounded memory
+    that appended every sighting filled with repeats of one id (a burst's follow-ups, a
+    redelivered alert) and forgot distinct ids long before it held ``bound`` of them; a
+    list stored with repeats (before this rule) is cleaned at its next sighting."""
+    latest_first = dict.fromkeys(reversed([*ids, new]))
+    kept = list(latest_first)[:bound]
+    kept.reverse()
+    return kept
 
 
 def _notified(run: Run, now: float) -> None:
@@ -247,19 +407,21 @@ class PlaybookEngine:
         """Another alert of the same group joins the run (no new run, no new ladder)."""
         if alert_id in run.alerts:
             return run, []
-        run.alerts = [*run.alerts, alert_id][-100:]
+        run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
         run.updated_at = now
         if run.last_notified_at is not None:
             # Notified at the group's next flush (``flush``), as Alertmanager sends an
             # alert added to a group already notified at the next group_interval tick.
-            run.unnotified = dict([*run.unnotified.items(), (alert_id, now)][-100:])
+            # (Re-inserted last: an id that joins again is the newest, not kept in place.)
+            unnotified = {k: v for k, v in run.unnotified.items() if k != alert_id}
+            run.unnotified = dict([*unnotified.items(), (alert_id, now)][-MAX_RUN_ALERTS:])
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
 
     def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
         """An alert of the run resolved: noted (``alert_resolved``) and kept in
         ``ended_alerts``; the run goes on (people close runs)."""
         if alert_id not in run.ended_alerts:
-            run.ended_alerts = [*run.ended_alerts, alert_id][-100:]
+            run.ended_alerts = newest_distinct(run.ended_alerts, alert_id, MAX_RUN_ALERTS)
         return self.note(run, "alert_resolved", alert_id, now)
 
     def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:
@@ -428,6 +590,17 @@ class PlaybookEngine:
     def _cover(self, run: Run, event: ReportsCovered) -> tuple[Run, list[Command]]:
         fresh = [(rid, ch) for rid, ch in event.reports if rid not in run.reports]
         room = max(MAX_REPORTS - len(run.reports), 0)
+        also = [part.to_dict() for part in event.also]
+        if also:
+            # A report covered already that turns out to have other parts (a follow-up
+            # routed to another route too): its closure will name them.
+            for rid, _ in event.reports:
+                known = run.reports.get(rid)
+                if known is not None and rid not in dict(fresh):
+                    parts = [*known.get("also", []), *also]
+                    merged = list({p["group"]: p for p in parts}.values())
+                    if merged != known.get("also", []):
+                        run.reports = {**run.reports, rid: {**known, "also": merged}}
         if not fresh:
             return run, []
         run.reports = {**run.reports}
@@ -450,12 +623,12 @@ class PlaybookEngine:
                 )
             )
         for rid, channel in fresh[:room]:
-            run.reports[rid] = {"channel": channel, "status": ReplyStatus.OPEN.value}
-            cmds.append(
-                self._command(
-                    run, "report_covered", event.at, detail=rid, data={"channel": channel}
-                )
-            )
+            entry: dict[str, Any] = {"channel": channel, "status": ReplyStatus.OPEN.value}
+            data: dict[str, Any] = {"channel": channel}
+            if also:
+                entry["also"] = data["also"] = also
+            run.reports[rid] = entry
+            cmds.append(self._command(run, "report_covered", event.at, detail=rid, data=data))
         run.updated_at = event.at
         if is_terminal(run) and run.status != RunStatus.FAILED.value:
             cmds.extend(self._closures(run, event.at, only={rid for rid, _ in fresh}))
@@ -556,11 +729,21 @@ class PlaybookEngine:
                 continue
             self._report_move(run, rid, ReplyEvent.CLOSE, now, cmds)
             what = run.resolution or outcome
+            also = list(run.reports[rid].get("also", []))
             text = (
                 f"Your report {rid} about {run.labels.get('category', run.kind)} at "
-                f"{self.grid.cell(run.grid_cell).name}: {outcome} by {unit} "
-                f"({run.level} level): {what}"
+                f"{self.grid.cell(run.grid_cell).name}: {outcome} by {unit} of "
+                f"{run.department} ({run.level} level): {what}"
             )
+            if also:
+                # One closure per part: the reporter hears each department's, and this
+                # one says it is one of several, not the whole answer.
+                others = "; ".join(f"{p['department']} ({p['playbook']})" for p in also)
+                text += (
+                    f". This is the {run.department} part of your report; it also has "
+                    f"{len(also)} other part{'s' if len(also) > 1 else ''}, by {others}, "
+                    "each closed with its own message"
+                )
             cmds.append(
                 self._command(
                     run,
@@ -577,6 +760,8 @@ class PlaybookEngine:
                         "category": run.labels.get("category", run.kind),
                         "grid_cell": run.grid_cell,
                         "reopened": run.reopened,
+                        "department": run.department,
+                        "also": also,
                     },
                 )
             )

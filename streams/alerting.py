@@ -25,7 +25,8 @@ from typing import Any, cast
 
 from faust.types import TP, EventT
 
-from playbooks.errors import RoutingConfigError
+from playbooks.engine import ReportsCovered
+from playbooks.errors import BadEventError, RoutingConfigError
 from playbooks.loader import routing_errors
 from playbooks.routing import (
     Decision,
@@ -40,7 +41,14 @@ from streams.errors import MISSING, EventError
 from streams.events import message_json
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
-from streams.tables import BAD_SHAPE, KeyPartitionedTable, Unreadable, key_partitioned_table
+from streams.tables import (
+    BAD_SHAPE,
+    KeyPartitionedTable,
+    Unreadable,
+    UnreadableEntryError,
+    key_partitioned_table,
+    read_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,36 @@ def alert_fields(alert: Any) -> dict[str, Any]:
     return alert
 
 
+def read_muted(entry: bytes) -> dict[str, Any]:
+    """A ``muted`` changelog entry as its entry (``muted_entry``'s shape), judged once
+    here: its alert as the alerts agent reads one (``alert_fields``; labels a label
+    set; ``reports`` as a run takes them), ``mute`` silenced or inhibited, ``by`` text,
+    ``since`` a number. ``UnreadableEntryError`` as ``read_document``, and ``bad_shape``
+    naming the field (before, the mute re-check met it at its first tick; a ``since`` or
+    a report of another shape failed the log line or the run it was released to)."""
+    doc = read_document(entry)
+    try:
+        alert = alert_fields(doc.get("alert"))
+        label_set(alert.get("labels"))
+        ReportsCovered.from_alert(alert, 0.0)
+    except (EventError, RoutingConfigError, BadEventError) as exc:
+        raise UnreadableEntryError(BAD_SHAPE, f"muted alert: {exc}") from None
+    except TypeError:  # reports that are no list
+        raise UnreadableEntryError(
+            BAD_SHAPE, f"muted alert: reports are {alert.get('reports')!r:.60}, expected a list"
+        ) from None
+    for name, ok in (
+        ("mute", doc.get("mute") in ("silenced", "inhibited")),
+        ("by", isinstance(doc.get("by"), str)),
+        ("since", type(doc.get("since")) in (int, float)),
+    ):
+        if not ok:
+            raise UnreadableEntryError(
+                BAD_SHAPE, f"muted alert: field {name!r} is {doc.get(name)!r:.60}"
+            )
+    return doc
+
+
 class Alerting:
     """Alerts to routed alerts: silences, inhibition and the routing tree; muted firing
     alerts re-checked and routed once no longer muted."""
@@ -118,7 +156,7 @@ class Alerting:
         # workers never route the same one) and a restarted owner recovers them.
         self.muted = cast(
             KeyPartitionedTable,
-            key_partitioned_table(ctx.app, TABLE, ctx.settings.partitions),
+            key_partitioned_table(ctx.app, TABLE, ctx.settings.partitions, decode=read_muted),
         )
         # The agent and the re-check timer both read an alert's entry, await Kafka, then
         # write or drop it: one at a time, so a resolution is never overtaken.
@@ -215,10 +253,18 @@ class Alerting:
     async def _route(
         self, alert: dict[str, Any], labels: dict[str, str], decision: Decision
     ) -> None:
-        routed = [
+        routed: list[tuple[str, dict[str, Any]]] = [
             (route.group_key(labels), {"alert": alert, "route": _route_doc(route)})
             for route in decision.routes
         ]
+        if len(routed) > 1:
+            # Routed to several routes (``continue``): each group's run covers the
+            # alert's citizen reports, and each closure names the others (``parts``).
+            parts = [
+                self.ctx.report_part(key, route, labels)
+                for (key, _), route in zip(routed, decision.routes, strict=True)
+            ]
+            routed = [(key, {**doc, "parts": parts}) for key, doc in routed]
         await self.ctx.send_all(self.ctx.routed, routed)
 
     # -- the re-check timer ----------------------------------------------------------

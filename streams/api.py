@@ -293,6 +293,28 @@ def already_done(run: Run, action: str) -> dict[str, Any] | None:
     return None
 
 
+def run_part(run: Run, report_id: str | None = None) -> dict[str, Any]:
+    """The part a run is of its citizen reports, for the 202 of an answer or a closing
+    (resolve, cancel): ``{"run_id", "playbook", "department"}``, and for an answer the
+    ``report_id`` and its other parts (``also``: runs of other groups covering the same
+    report, ``{"group", "playbook", "department"}`` each; empty when this run is its
+    only one). A closing names every report it closes that has other parts
+    (``reports_with_other_parts``: report id -> its ``also``)."""
+    part: dict[str, Any] = {
+        "run_id": run.run_id,
+        "playbook": run.playbook,
+        "department": run.department,
+    }
+    if report_id is not None:
+        part["report_id"] = report_id
+        part["also"] = list(run.reports.get(report_id, {}).get("also", []))
+    else:
+        part["reports_with_other_parts"] = {
+            rid: list(r["also"]) for rid, r in run.reports.items() if r.get("also")
+        }
+    return part
+
+
 def reopens(run: Run) -> bool:
     """Whether an unsatisfied answer reopens ``run`` as it stands: only a finished run
     (resolved or cancelled) is reopened; on one that is open again (another reporter's
@@ -912,6 +934,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 )
             ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
             answer: dict[str, Any] = {"command": command}
+            if action in ("answer", "resolve", "cancel"):
+                # Which part of its reports' story this is: a report covered by runs of
+                # several groups hears one closure per run, each its department's.
+                answer["part"] = run_part(run, extra.get("report_id"))
             if action == "answer" and not extra["satisfied"]:
                 # Whether it will reopen the run, as the run stands now: a run already
                 # reopened by another answer to the same closure only records this one.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,10 +22,12 @@ import orjson
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, Message
 
+from playbooks.engine import Part, run_problem
+from playbooks.errors import RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
-from playbooks.routing import SILENCE_PROBLEMS
+from playbooks.routing import SILENCE_PROBLEMS, Route, label_set
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import EventError
@@ -142,6 +145,49 @@ def _check_window(window: Any, where: str) -> None:
             raise UnreadableEntryError(BAD_SHAPE, f"{where}: field {name!r} is {value!r:.60}")
     if "slot" in window and not all(type(n) is int for n in window["counts"]):
         raise UnreadableEntryError(BAD_SHAPE, f"{where}: field 'counts' holds a non-integer")
+    if "slot" in window:
+        problem = _window_problem(window)
+        if problem is not None:
+            raise UnreadableEntryError(BAD_SHAPE, f"{where}: {problem}")
+
+
+def _window_problem(window: dict[str, Any]) -> str | None:
+    """What is wrong inside a sliding window's lists (``streams.bursts``), or None:
+    ``held`` reports ``[id, channel, slot, department]``, ``seen`` ids ``[id, slot]`` or
+    ``[id, slot, [partition, offset]]``, an open ``episode`` with its alert id, start,
+    department, threshold (and severity). Judged here once: before, one of another
+    shape dead-lettered every report of its cell and category, and failed the sweep."""
+    for held in window["held"]:
+        if not (
+            isinstance(held, list)
+            and len(held) == 4
+            and isinstance(held[0], str)
+            and isinstance(held[1], str)
+            and type(held[2]) is int
+            and isinstance(held[3], str)
+        ):
+            return f"a held report is {held!r:.60}, expected [id, channel, slot, department]"
+    for seen in window.get("seen", []) if isinstance(window.get("seen", []), list) else [None]:
+        if not (
+            isinstance(seen, list)
+            and len(seen) in (2, 3)
+            and isinstance(seen[0], str)
+            and type(seen[1]) is int
+            and (len(seen) == 2 or (isinstance(seen[2], list) and len(seen[2]) == 2))
+        ):
+            return f"a seen report is {seen!r:.60}, expected [id, slot] or [id, slot, position]"
+    episode = window["episode"]
+    if episode is not None:
+        for name, ok in (
+            ("alert_id", isinstance(episode.get("alert_id"), str)),
+            ("start", type(episode.get("start")) in (int, float)),
+            ("department", isinstance(episode.get("department"), str)),
+            ("threshold", type(episode.get("threshold")) in (int, float)),
+            ("severity", isinstance(episode.get("severity", ""), str | None)),
+        ):
+            if not ok:
+                return f"episode field {name!r} is {episode.get(name)!r:.60}"
+    return None
 
 
 def read_burst_window(entry: bytes) -> dict[str, Any]:
@@ -172,17 +218,82 @@ _GROUP_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
 )
 
 
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+def _group_problem(group: dict[str, Any]) -> str | None:
+    """What is wrong with a group's fields beyond their types (``read_group``), or None."""
+    if group["generation"] < 0:
+        return f"field 'generation' is {group['generation']}"
+    if group["run"] is not None:
+        problem = run_problem(group["run"])
+        if problem is not None:
+            return f"run: {problem}"
+    for name in ("seen", "commands"):
+        odd = next((v for v in group[name] if not isinstance(v, str)), None)
+        if odd is not None:
+            return f"field {name!r} holds {odd!r:.60}, expected ids (text)"
+    route = group["route"]
+    for name in ("group_interval", "repeat_interval"):  # read by the deadline check
+        if not _finite(route.get(name)):
+            return f"route: field {name!r} is {route.get(name)!r:.60}, expected seconds >= 0"
+    if "group_wait" in route and not _finite(route["group_wait"]):
+        return f"route: field 'group_wait' is {route['group_wait']!r:.60}, expected seconds >= 0"
+    for name in ("id", "playbook"):
+        if name in route and not isinstance(route[name], str):
+            return f"route: field {name!r} is {route[name]!r:.60}, expected text"
+    opened = group.get("opened_ts")
+    if opened is not None and not (type(opened) in (int, float) and math.isfinite(opened)):
+        return f"field 'opened_ts' is {opened!r:.60}, expected an event time or null"
+    superseded = group.get("superseded", [])
+    if not isinstance(superseded, list):
+        return f"field 'superseded' is {superseded!r:.60}, expected a list"
+    for kept in superseded:
+        if not isinstance(kept, dict) or not _finite(kept.get("at")):
+            return f"a superseded run is {kept!r:.60}, expected its run, at and by"
+        if not isinstance(kept.get("by"), str):
+            return f"a superseded run's field 'by' is {kept.get('by')!r:.60}, expected a run id"
+        problem = run_problem(kept.get("run"))
+        if problem is not None:
+            return f"a superseded run: {problem}"
+    calls = group.get("reply_calls", {})
+    if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
+        return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"
+    return None
+
+
 def read_group(entry: bytes) -> dict[str, Any]:
     """A ``groups`` changelog entry as its group (run, seen alerts, applied commands,
-    route); ``UnreadableEntryError`` as ``read_document``, and ``bad_shape`` for a group
-    without those fields (the deadline check read every group's ``run`` and ``route``:
-    one without them stopped the deadlines of every run, every tick)."""
+    route, and those kept beside them: superseded runs, closure calls in flight, the
+    run's opening in event time); ``UnreadableEntryError`` as ``read_document``, and
+    ``bad_shape`` for a group without those fields or with one of another type, judged
+    here once, in every field the response stage and the operator API read (the
+    deadline check read every group's ``run`` and ``route``: one without them stopped
+    the deadlines of every run, every tick; a run field of another type failed its
+    timer, commands and API calls each time, ``superseded``, ``reply_calls`` or
+    ``opened_ts`` of another type the alert, command or offer that read them)."""
     group = read_document(entry)
     for name, kind in _GROUP_FIELDS:
         value = group.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise UnreadableEntryError(BAD_SHAPE, f"group: field {name!r} is {value!r:.60}")
+    problem = _group_problem(group)
+    if problem is not None:
+        raise UnreadableEntryError(BAD_SHAPE, f"group: {problem}")
     return group
+
+
+def read_labels(entry: bytes) -> dict[str, Any]:
+    """A ``firing`` changelog entry: a firing alert's labels (names and values text);
+    ``UnreadableEntryError`` as ``read_document``, and ``bad_shape`` for labels of
+    another type, judged here once (before, one failed the inhibition check of every
+    alert that walked the table, and the open-alert gauges of every deadline tick)."""
+    doc = read_document(entry)
+    try:
+        return label_set(doc)
+    except RoutingConfigError as exc:
+        raise UnreadableEntryError(BAD_SHAPE, f"firing alert: {exc}") from None
 
 
 class Context:
@@ -270,8 +381,16 @@ class Context:
         self.groups = cast(
             KeyPartitionedTable, key_partitioned_table(app, "groups", n, decode=read_group)
         )
-        self.firing = key_partitioned_table(app, "firing", n, is_global=True)
+        self.firing = key_partitioned_table(app, "firing", n, is_global=True, decode=read_labels)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+
+    def report_part(self, key: str, route: Route, labels: dict[str, str]) -> dict[str, str]:
+        """One part of a citizen report routed (or offered) to several groups
+        (``Part.to_dict``): the group ``key``, its route's playbook and the department
+        its run has (the alert's ``department`` label, else the playbook's, as
+        ``PlaybookEngine.new_run`` sets it)."""
+        department = labels.get("department", self.playbooks[route.playbook].department)
+        return Part(key, route.playbook, department).to_dict()
 
     async def forget_moved(self, assigned: set[TP]) -> None:
         """After a rebalance, drop from each partitioned table the keys of the partitions

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any, cast
 
 import faust
@@ -48,7 +49,7 @@ from streams.corroboration import (
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import MISSING, EventError
-from streams.events import message_json
+from streams.events import message_json, parse_ts
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -84,7 +85,51 @@ def read_area_state(entry: bytes) -> dict[str, Any]:
     newest = state.get("newest")
     if newest is not None and (isinstance(newest, bool) or not isinstance(newest, int | float)):
         raise UnreadableEntryError(BAD_SHAPE, f"area state: field 'newest' is {newest!r:.60}")
+    problem = _area_problem(state)
+    if problem is not None:
+        raise UnreadableEntryError(BAD_SHAPE, f"area state: {problem}")
     return state
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _held_alert(alert: Any) -> bool:
+    """An alert as ``_assess_alert`` and the release read it."""
+    if not isinstance(alert, dict) or not isinstance(alert.get("alert_id", ""), str):
+        return False
+    if not isinstance(alert.get("sensor_id"), str) or not _number(alert.get("score")):
+        return False
+    try:
+        parse_ts(alert.get("started_at"), "started_at")
+    except EventError:
+        return False
+    return True
+
+
+def _area_problem(state: dict[str, Any]) -> str | None:
+    """What is wrong inside an area's fields (``read_area_state``), or None: each judged
+    here once, where before a mark list, a held alert or a label set of another shape
+    failed every alert, mark or release tick of its area (the timer's fault said once a
+    minute, the alert dead-lettered) for as long as the area lived."""
+    for sensor, times in state["marks"].items():
+        if not isinstance(times, list) or not all(_number(t) for t in times):
+            return f"marks of {sensor!r:.40} are {times!r:.60}, expected event times"
+        if any(a > b for a, b in pairwise(times)):
+            return f"marks of {sensor!r:.40} are not in time order"
+    for alert_id, held in state["held"].items():
+        if (
+            not isinstance(held, dict)
+            or not _number(held.get("held_at"))
+            or not _held_alert(held.get("alert"))
+            or ("resolved" in held and not isinstance(held["resolved"], dict | None))
+        ):
+            return f"held alert {alert_id!r:.40} is {held!r:.60}, expected its alert and held_at"
+    for alert_id, labels in state["labelled"].items():
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            return f"labels of {alert_id!r:.40} are {labels!r:.60}, expected text"
+    return None
 
 
 class CorroborationStage:

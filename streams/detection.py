@@ -34,6 +34,7 @@ So the detector's window stays in event-time order and no alert is raised twice.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -418,8 +419,11 @@ def read_state(entry: bytes) -> dict[str, Any]:
 
 
 def _check_envelope(state: dict[str, Any]) -> None:
-    """The fields ``_admit_sensor`` reads, with their types: one missing or of another
-    type failed every later batch of the sensor (bank path: the whole batch)."""
+    """The fields ``_admit_sensor`` and ``_episodes`` read, with their types, judged here
+    once (and ``last_ts`` and ``last_value`` made floats): one missing or of another type
+    failed every later batch of the sensor (bank path: the whole batch), or, in an open
+    episode, the batch that closed it. Raises ``UnreadableEntryError`` (``bad_shape``)
+    naming the field and its value."""
     for name, types in _ENVELOPE:
         if name not in state:
             if name == "last_index":  # absent in states written before packs
@@ -432,6 +436,30 @@ def _check_envelope(state: dict[str, Any]) -> None:
                 f"sensor state: field {name!r} is {_clip(repr(value))}, expected "
                 + " or ".join(t.__name__ for t in types),
             )
+    last_ts = state["last_ts"]
+    if not math.isfinite(last_ts):
+        # Every stored state has taken a reading (its event time, finite): an infinite
+        # one refused every reading after it, NaN let every redelivery through.
+        raise UnreadableEntryError(
+            BAD_SHAPE, f"sensor state: field 'last_ts' is {last_ts!r}, expected a finite time"
+        )
+    state["last_ts"] = float(last_ts)
+    # The value taken at ``last_ts``: absent in states written before it was kept, null
+    # where JSON wrote NaN (unknown either way: a reading at that time is a duplicate).
+    value = state.get("last_value")
+    if value is None:
+        state["last_value"] = UNKNOWN_VALUE
+    elif type(value) is int or (type(value) is float and not math.isinf(value)):
+        state["last_value"] = float(value)
+    else:
+        # (Before, any other type was taken as unknown at every use, silently.)
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"sensor state: field 'last_value' is {_clip(repr(value))}, expected a finite "
+            "number or null",
+        )
+    if state["episode"] is not None:
+        _check_episode(state["episode"])
 
 
 _ENVELOPE: tuple[tuple[str, tuple[type, ...]], ...] = (
@@ -441,6 +469,38 @@ _ENVELOPE: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("last_index", (int,)),
     ("episode", (dict, type(None))),
 )
+
+# An open episode's fields (``_episodes``), each a finite number but ``alert_id`` (text)
+# and ``quiet`` (a count of readings).
+_EPISODE_NUMBERS = ("started_at", "last_anomalous_at", "peak_score", "peak_value")
+
+
+def _check_episode(episode: dict[str, Any]) -> None:
+    """An open episode as ``_episodes`` reads it: one of another shape failed its
+    sensor's batches (a ``detector_error`` for every reading) only once a reading was
+    anomalous or quiet, and for good."""
+    alert_id = episode.get("alert_id")
+    if not isinstance(alert_id, str) or not alert_id:
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"sensor state: episode field 'alert_id' is {_clip(repr(alert_id))}, expected "
+            "a non-empty string",
+        )
+    for name in _EPISODE_NUMBERS:
+        value: Any = episode.get(name)
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: episode field {name!r} is {_clip(repr(value))}, expected a "
+                "finite number",
+            )
+    quiet = episode.get("quiet")
+    if type(quiet) is not int or quiet < 0:
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"sensor state: episode field 'quiet' is {_clip(repr(quiet))}, expected a "
+            "whole number >= 0",
+        )
 
 
 def _clip(text: str) -> str:
@@ -1415,9 +1475,8 @@ class SensorDetection:
         episode: dict[str, Any] | None = None
         if state is not None:
             last_ts = state["last_ts"]
-            stored_value = state.get("last_value")
-            # (absent in older states; JSON's null for NaN)
-            last_value = stored_value if type(stored_value) is float else UNKNOWN_VALUE
+            # (judged at read-back, ``read_state``: a float, NaN where it is unknown)
+            last_value = state.get("last_value", UNKNOWN_VALUE)
             last_offset = state["last_offset"]
             last_index = state.get("last_index", 0)  # absent in states written before packs
             episode = state["episode"]

@@ -7,8 +7,12 @@ Shape (``reply/1``, docs/events.md)::
 
     {"schema": "reply/1", "report_id": "r-7", "channel": "hotline", "run_id": "...",
      "outcome": "resolved", "what": "music stopped", "unit": "top community station",
-     "level": "community", "text": "Your report r-7 ...", "at": "2024-05-26T01:00:00Z",
-     "reply_id": "<run id>:<seq>"}
+     "level": "community", "department": "police", "also": [{"group": "grp-...",
+     "playbook": "gas-leak", "department": "gas-utility"}], "text": "Your report r-7 ...",
+     "at": "2024-05-26T01:00:00Z", "reply_id": "<run id>:<seq>"}
+
+``also`` is empty unless the report is covered by runs of several groups (its alert
+routed to several routes, or offered to several groups): each run sends its own closure.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ def reply_document(run: Run, cmd: Command) -> dict[str, Any]:
         "unit": cmd.unit,
         "level": cmd.level,
         "reopened": cmd.data.get("reopened", 0),
+        # The department whose run closed this part of the report, and the report's
+        # other parts (runs of other groups covering it, each closing with its own).
+        "department": cmd.data.get("department", run.department),
+        "also": cmd.data.get("also", []),
         "text": cmd.detail,
         "at": format_ts(cmd.at),
     }

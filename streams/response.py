@@ -24,10 +24,12 @@ from faust.types import AppT, EventT
 from playbooks.engine import (
     Answer,
     Command,
+    Part,
     PlaybookEngine,
     ReportsCovered,
     Run,
     is_terminal,
+    newest_distinct,
     unresolved,
 )
 from playbooks.errors import BadEventError, PlaybookError
@@ -60,6 +62,11 @@ OFFER_MAX_AGE = SEEN_SECONDS
 # Webhook calls a worker remembers having made (command ids); one forgotten while its run
 # still waits is made again, which its receiver dedupes by ``delivery``.
 CALLS_REMEMBERED = 100_000
+# Alert ids a group remembers (``seen``: a redelivered alert does not join again) and
+# command ids it has applied (``commands``: a command applied twice changes nothing):
+# the newest distinct ones, each once (``newest_distinct``; docs/playbooks.md).
+SEEN_ALERTS = 500
+APPLIED_COMMANDS = 200
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -202,6 +209,7 @@ class Response:
             )
             return
         alert, route = doc["alert"], doc["route"]
+        group_key = key.decode(errors="replace")
         group = dict(
             self.ctx.groups.get(key)
             or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
@@ -242,9 +250,16 @@ class Response:
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             try:
                 covered = ReportsCovered.from_alert(alert, now)
-            except BadEventError as exc:
+                # Routed to several routes: the reports' other parts (runs of the other
+                # groups cover them too), named in each closure.
+                also = tuple(
+                    Part.from_dict(p) for p in doc.get("parts") or [] if p.get("group") != group_key
+                )
+            except (BadEventError, AttributeError, TypeError) as exc:
                 await self.ctx.dead_letter("routed", event, "bad_reports", str(exc))
                 return
+            if also:
+                covered = ReportsCovered(covered.reports, now, also)
             # A report an earlier run of the group covered (offered to it as a follow-up
             # while its window stayed below the threshold, then carried by the burst
             # that window raised after that run closed) heard that run's closure: one
@@ -253,7 +268,7 @@ class Response:
             again = [rid for rid, _ in covered.reports if rid in earlier]
             if again:
                 covered = ReportsCovered(
-                    tuple(r for r in covered.reports if r[0] not in earlier), now
+                    tuple(r for r in covered.reports if r[0] not in earlier), now, covered.also
                 )
             if again and alert_id not in group["seen"]:  # said once, not per redelivery
                 run, noted = engine.note(
@@ -266,7 +281,9 @@ class Response:
                 cmds += noted
             run, more = engine.step(run, covered)
             cmds += more
-        group["seen"] = [*group["seen"], alert_id][-500:]
+        # Each id once: a burst's follow-ups (one routed message each, the same alert id)
+        # appended it again and again, and pushed the group's other ids out early.
+        group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
 
@@ -414,7 +431,7 @@ class Response:
                 }
             )
             return
-        group["commands"] = [*group["commands"], command_id][-200:]
+        group["commands"] = newest_distinct(group["commands"], command_id, APPLIED_COMMANDS)
         group["run"] = run.to_dict()
         await self.advance(key, group, run, cmds)
 
@@ -729,6 +746,7 @@ class Response:
 
     def _remember_call(self, command_id: str) -> None:
         self._called[command_id] = None
+        self._called.move_to_end(command_id)  # made again: the newest, not evicted first
         while len(self._called) > CALLS_REMEMBERED:
             self._called.popitem(last=False)
 

@@ -308,11 +308,14 @@ def coalesce_changelog(
 
 
 class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
-    """Every worker holds all of it (silences, firing alerts for inhibition)."""
+    """Every worker holds all of it (silences, firing alerts for inhibition); ``decode``
+    reads an entry back (JSON, a mapping, by default)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, decode: Callable[[bytes], Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self._read_back(_FAUST_JSON.dumps, read_document)
+        self._read_back(_FAUST_JSON.dumps, decode or read_document)
 
     def partition_for_key(self, key: Any) -> int:
         assert self.partitions is not None
@@ -330,7 +333,7 @@ def key_partitioned_table(
 ) -> faust.Table[bytes, Any]:
     """A table with raw-bytes keys and JSON values, registered with ``app``; a
     partitioned table may have its own changelog entries instead (``encode`` a stored
-    value to bytes, ``decode`` them back in recovery)."""
+    value to bytes), and either kind its own read-back (``decode`` them in recovery)."""
     kwargs: dict[str, Any] = dict(
         name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
     )
@@ -343,6 +346,7 @@ def key_partitioned_table(
         # filled (1,000 by default: a silence waited for 999 more).
         KeyPartitionedGlobalTable(
             app,
+            decode=decode,
             is_global=True,
             synchronize_all_active_partitions=True,
             recovery_buffer_size=1,

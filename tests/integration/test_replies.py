@@ -119,10 +119,13 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
         )
         assert (status, body["error"]) == (409, "report r-0 is open: no closure to answer")
 
-        status, _ = pipeline.api(
+        status, accepted = pipeline.api(
             "POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "party ended, warned"}
         )
         assert status == 202
+        # Which part of its reports the run is: one run covers them all here.
+        part = accepted["part"]
+        assert (part["run_id"], part["reports_with_other_parts"]) == (run_id, {})
         replies = pipeline.read("replies", lambda m: len(m) >= 8)
         by_report = {m.key.decode(): m for m in replies}
         assert set(by_report) == {f"r-{i}" for i in range(8)}
@@ -139,6 +142,9 @@ def test_closure_reply_then_unsatisfied_answer_reopens_then_escalates(
             "street",
             "duty-operator",
         )
+        # The department that closed it, and no other part (one run covers the report).
+        assert first["department"] == part["department"] != ""
+        assert first["also"] == [] and f"of {part['department']} (street level)" in first["text"]
         # The same closures reached the configured webhook, signed.
         deadline = time.monotonic() + 15
         while len(ReplyDesk.seen) < 8 and time.monotonic() < deadline:

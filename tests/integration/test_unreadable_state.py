@@ -20,7 +20,18 @@ from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
 
 pytestmark = pytest.mark.integration
 
-GROUP = orjson.dumps({"generation": 0, "run": None, "seen": [], "commands": [], "route": {}})
+ROUTE = {"id": "r", "playbook": "flash-flood", "group_interval": 300.0, "repeat_interval": 3600.0}
+GROUP = orjson.dumps({"generation": 0, "run": None, "seen": [], "commands": [], "route": ROUTE})
+# A sensor state of the right envelope but a field judged at read-back (t33).
+ENVELOPE = {"detector": {}, "last_ts": 1.7e9, "last_offset": 3, "episode": None}
+EPISODE = {
+    "alert_id": "al-x",
+    "started_at": 1.7e9,
+    "last_anomalous_at": 1.7e9,
+    "peak_score": 0.9,
+    "peak_value": 8.0,
+    "quiet": "two",
+}
 # (table, key, changelog value, reason counted)
 BAD: list[tuple[str, bytes, bytes, str]] = [
     # gauge-2 has a real state: its latest entry is replaced by a truncated one.
@@ -56,6 +67,43 @@ BAD: list[tuple[str, bytes, bytes, str]] = [
     # worker at every start.
     ("corroboration", b"area-old", b'{"marks": {}}', "bad_shape"),
     ("groups", b"grp-future", orjson.dumps({"format": 99, "run": {}}), "newer_format"),
+    # Fields judged once at read-back, not at every use (t33): a sensor's last value
+    # that is text, an open episode of another shape, a run whose status no version
+    # wrote, a muted entry without its mute, a firing alert's label that is a number.
+    (
+        "sensor-state",
+        b"ghost-value",
+        b"\x01" + msgspec.msgpack.encode({**ENVELOPE, "last_value": "9.5"}),
+        "bad_shape",
+    ),
+    (
+        "sensor-state",
+        b"ghost-episode",
+        b"\x01" + msgspec.msgpack.encode({**ENVELOPE, "episode": EPISODE}),
+        "bad_shape",
+    ),
+    (
+        "groups",
+        b"grp-status",
+        orjson.dumps(
+            {
+                **orjson.loads(GROUP),
+                "run": {
+                    "run_id": "grp-status.1",
+                    "alert_id": "al-1",
+                    "playbook": "flash-flood",
+                    "grid_cell": "c-bridge",
+                    "kind": "water_level",
+                    "department": "water-authority",
+                    "status": "done",
+                },
+            }
+        ),
+        "bad_shape",
+    ),
+    ("groups", b"grp-opened", orjson.dumps({**orjson.loads(GROUP), "opened_ts": "x"}), "bad_shape"),
+    ("muted", b"al-nomute", orjson.dumps({"alert": {"alert_id": "al-nomute"}}), "bad_shape"),
+    ("firing", b"al-labels", b'{"severity": 3}', "bad_shape"),
 ]
 
 

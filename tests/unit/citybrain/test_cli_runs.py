@@ -184,6 +184,17 @@ def test_an_unsatisfied_answer_says_it_reopens_the_run() -> None:
     assert said.endswith("run r1 was reopened")
 
 
+def test_an_answer_to_one_part_of_a_report_says_which_part() -> None:
+    # A report covered by runs of two groups: the answer is for this run's part only.
+    other = {"group": "grp-b", "playbook": "citizen-report-burst", "department": "parks"}
+    part = {"run_id": "r1", "department": "police", "report_id": "x-1", "also": [other]}
+    doc = {"command": {"id": "c1", "by": "ana"}, "part": part}
+    reply = accepted_message("answer", "r1", doc, satisfied=True)
+    assert "this is the police part of report x-1, which also has: parks (runs grp-b.N)" in reply
+    alone = {**doc, "part": {**part, "also": []}}
+    assert "part" not in accepted_message("answer", "r1", alone, satisfied=True)
+
+
 def test_the_table_fits_a_narrow_terminal_and_says_what_it_left_out() -> None:
     runs = [RUN, {**RUN, "run_id": "grp-fedcba9876543210.2", "status": "resolved"}]
     wide = runs_table(runs, NAMES, NOW).splitlines()

@@ -106,10 +106,12 @@ def test_resolution_sends_one_closure_per_report_saying_what_who_and_where(grid:
         "category": "Noise - Residential",
         "grid_cell": "c-top",
         "reopened": 0,
+        "department": "police",
+        "also": [],
     }
     assert first.detail == (
         "Your report r-1 about Noise - Residential at Top: resolved by top community "
-        "station (community level): music stopped"
+        "station of police (community level): music stopped"
     )
     assert {r["status"] for r in run.reports.values()} == {"replied"}
     moves = [c.data for c in cmds if c.action == "report_transition"]

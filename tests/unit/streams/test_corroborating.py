@@ -160,3 +160,38 @@ def test_an_area_state_of_another_shape_is_refused_at_read_back() -> None:
     with pytest.raises(UnreadableEntryError) as refused:
         read_area_state(b'{"format": 2}')
     assert refused.value.reason == NEWER_FORMAT
+
+
+def test_what_an_area_holds_is_judged_at_read_back() -> None:
+    # Each mark list, held alert and label set judged once here: before, one of another
+    # shape failed every alert, mark or release tick of its area while the area lived.
+    alert = {
+        "alert_id": "al-1",
+        "sensor_id": "gauge-1",
+        "score": 0.9,
+        "started_at": "2026-12-01T10:00:00Z",
+    }
+    good = {
+        "marks": {"gauge-2": [1.0, 2.0]},
+        "held": {"al-1": {"alert": alert, "held_at": 5.0}},
+        "labelled": {"al-0": {"corroboration": "isolated"}},
+        "newest": 2.0,
+    }
+    assert read_area_state(orjson.dumps(good)) == good
+    held = good["held"]["al-1"]
+    for bad, why in (
+        ({**good, "marks": {"gauge-2": "1.0"}}, "marks of 'gauge-2'"),
+        ({**good, "marks": {"gauge-2": [1.0, None]}}, "marks of 'gauge-2'"),
+        ({**good, "marks": {"gauge-2": [3.0, 2.0]}}, "not in time order"),
+        ({**good, "held": {"al-1": {"alert": alert}}}, "held alert 'al-1'"),
+        ({**good, "held": {"al-1": {**held, "held_at": "5"}}}, "held alert 'al-1'"),
+        ({**good, "held": {"al-1": {**held, "alert": {**alert, "score": "high"}}}}, "held alert"),
+        ({**good, "held": {"al-1": {**held, "alert": {**alert, "started_at": 5}}}}, "held alert"),
+        ({**good, "held": {"al-1": {**held, "alert": {**alert, "sensor_id": None}}}}, "held"),
+        ({**good, "held": {"al-1": {**held, "resolved": "yes"}}}, "held alert 'al-1'"),
+        ({**good, "labelled": {"al-0": ["isolated"]}}, "labels of 'al-0'"),
+        ({**good, "labelled": {"al-0": {"count": 2}}}, "labels of 'al-0'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_area_state(orjson.dumps(bad))
+        assert refused.value.reason == BAD_SHAPE

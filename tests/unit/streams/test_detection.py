@@ -159,11 +159,14 @@ def test_a_reading_at_the_last_time_with_another_value_is_refused_not_dropped_as
 def test_a_state_without_its_last_value_keeps_dropping_repeats_as_duplicates() -> None:
     # States written before ``last_value`` was kept: the value at the last time is not
     # known, so a reading there is a duplicate whatever its value (as it was).
+    # (Read back as the table does: ``read_state`` makes an unknown value NaN, once.)
     first = tail_handler().process(feed(baseline(40)), {})
     old = stored(first.states["gauge-1"])
     del old["last_value"]
+    old = read_state(state_bytes(old))
     as_json = stored_as_json(first.states["gauge-1"])
     as_json["last_value"] = None  # NaN as JSON writes it
+    as_json = read_state(json.dumps(as_json).encode())
     last = first.states["gauge-1"]["last_ts"]
     other = Incoming(Reading(last, "gauge-1", "water_level", 9.5, "ft", "c-bridge"), 0.0, 101)
     for state in (old, as_json):
@@ -438,6 +441,65 @@ def test_an_unreadable_changelog_entry_is_refused_with_why() -> None:
     # States written before packs have no last_index: still read.
     no_index = {k: v for k, v in good.items() if k != "last_index"}
     assert read_state(state_bytes(no_index)) == no_index
+
+
+def test_last_value_last_ts_and_the_open_episode_are_judged_at_read_back() -> None:
+    # Judged once, when the entry is read back: a field of another type is refused
+    # there (bad_shape, counted and audited; the sensor warms up again), not met at
+    # every later batch.
+    h = handler()
+    values = [*baseline(40), baseline(1)[0] * 8]  # a spike: an episode is open
+    live = h.process(feed(values), {}).states["gauge-1"]
+    good = stored(live)
+    assert good["episode"] is not None
+    # Missing or null: unknown (NaN); a whole number: a float.
+    for entry in (
+        state_bytes({k: v for k, v in good.items() if k != "last_value"}),
+        state_bytes({**good, "last_value": None}),
+        orjson.dumps({**state_document(live), "last_value": None}),
+    ):
+        got = read_state(entry)["last_value"]
+        assert type(got) is float and got != got
+    assert read_state(state_bytes({**good, "last_value": 7}))["last_value"] == 7.0
+    assert type(read_state(state_bytes({**good, "last_value": 7}))["last_value"]) is float
+    assert type(read_state(state_bytes({**good, "last_ts": int(T0)}))["last_ts"]) is float
+    episode = good["episode"]
+    for bad, why in (
+        ({**good, "last_value": "9.5"}, "'last_value' is '9.5'"),
+        ({**good, "last_value": True}, "'last_value' is True"),
+        ({**good, "last_value": [1.0]}, "'last_value' is [1.0]"),
+        ({**good, "last_value": {"v": 1}}, "'last_value' is {'v': 1}"),
+        ({**good, "last_value": float("inf")}, "'last_value' is inf"),
+        ({**good, "last_ts": float("nan")}, "'last_ts' is nan"),
+        ({**good, "last_ts": float("inf")}, "'last_ts' is inf"),
+        ({**good, "last_ts": float("-inf")}, "'last_ts' is -inf"),
+        ({**good, "episode": {**episode, "quiet": "2"}}, "episode field 'quiet' is '2'"),
+        ({**good, "episode": {**episode, "quiet": -1}}, "episode field 'quiet' is -1"),
+        ({**good, "episode": {**episode, "quiet": True}}, "episode field 'quiet' is True"),
+        ({**good, "episode": {**episode, "peak_score": None}}, "'peak_score' is None"),
+        ({**good, "episode": {**episode, "peak_value": "high"}}, "'peak_value' is 'high'"),
+        ({**good, "episode": {**episode, "started_at": float("nan")}}, "'started_at' is nan"),
+        ({**good, "episode": {**episode, "alert_id": 5}}, "'alert_id' is 5"),
+        (
+            {**good, "episode": {k: v for k, v in episode.items() if k != "last_anomalous_at"}},
+            "'last_anomalous_at' is None",
+        ),
+    ):
+        with pytest.raises(UnreadableEntryError) as refused:
+            read_state(state_bytes(bad))
+        assert refused.value.reason == BAD_SHAPE
+        assert why in str(refused.value), (why, str(refused.value))
+
+
+def test_a_state_read_back_whole_goes_on_with_its_episode() -> None:
+    # The episode that passed read-back is the one the next batch closes.
+    h = handler()
+    values = [*baseline(40), baseline(1)[0] * 8]
+    first = h.process(feed(values), {})
+    back = {sid: read_state(state_bytes(st)) for sid, st in first.states.items()}
+    quiet = handler().process(feed(baseline(10, seed=3), start=41), back)
+    assert [a.status for a in quiet.alerts] == ["resolved"]
+    assert quiet.alerts[0].alert_id == first.alerts[0].alert_id
 
 
 def test_a_state_written_by_another_detector_starts_the_detector_over() -> None:

@@ -12,7 +12,11 @@ import faust
 import orjson
 import pytest
 
-from streams.context import read_burst_cell, read_burst_window, read_group
+from playbooks.engine import Run, is_terminal
+from streams.alerting import read_muted
+from streams.bursts import BurstTracker
+from streams.context import read_burst_cell, read_burst_window, read_group, read_labels
+from streams.events import IncidentReport
 from streams.partitioning import key_partition
 from streams.tables import (
     BAD_SHAPE,
@@ -221,15 +225,169 @@ def test_burst_windows_of_another_shape_are_refused_at_read_back() -> None:
         read_burst_cell(b'{"Noise": [1]}')
 
 
+ROUTE = {
+    "id": "r",
+    "playbook": "flash-flood",
+    "group_wait": 0.0,
+    "group_interval": 300.0,
+    "repeat_interval": 3600.0,
+}
+
+
 def test_a_group_without_its_fields_is_refused_at_read_back() -> None:
-    group = {"generation": 2, "run": None, "seen": ["a"], "commands": [], "route": {"id": "r"}}
+    group = {"generation": 2, "run": None, "seen": ["a"], "commands": [], "route": ROUTE}
     assert read_group(orjson.dumps(group)) == group
     for bad, why in (
         ({"run": None}, "'generation'"),
         ({**group, "run": [1]}, "'run'"),
         ({**group, "route": None}, "'route'"),
         ({**group, "generation": True}, "'generation'"),
+        ({**group, "generation": -1}, "'generation' is -1"),
+        ({**group, "seen": ["a", {"id": "b"}]}, "'seen' holds"),
+        ({**group, "commands": [7]}, "'commands' holds 7"),
+        ({**group, "route": {"id": "r"}}, "'group_interval' is None"),
+        ({**group, "route": {**ROUTE, "repeat_interval": "1h"}}, "'repeat_interval' is '1h'"),
+        ({**group, "route": {**ROUTE, "group_wait": -5}}, "'group_wait' is -5"),
+        ({**group, "route": {**ROUTE, "playbook": 3}}, "'playbook' is 3"),
     ):
         with pytest.raises(UnreadableEntryError, match=why) as refused:
             read_group(orjson.dumps(bad))
+        assert refused.value.reason == BAD_SHAPE
+
+
+def a_run(**fields: Any) -> dict[str, Any]:
+    run = Run("grp-a.2", "al-1", "flash-flood", "c-bridge", "water_level", "water-authority")
+    run.created_at = run.updated_at = 1.7e9
+    run.reports = {"r-1": {"channel": "app", "status": "replied"}}
+    return {**run.to_dict(), **fields}
+
+
+def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> None:
+    # Every field the deadline check, a command or the operator API reads, judged once
+    # here: before, one of another type failed at each use (a timer's tick, every
+    # command of the run, every ``runs show``), never dropped nor counted.
+    run = a_run()
+    kept = {"run": a_run(run_id="grp-a.1", status="resolved"), "at": 1.7e9, "by": "grp-a.2"}
+    call = {"schema": "reply/1", "reply_id": "grp-a.1:9"}
+    group = {
+        "generation": 2,
+        "run": run,
+        "seen": ["al-1"],
+        "commands": ["c-1"],
+        "route": ROUTE,
+        "superseded": [kept],
+        "reply_calls": {"grp-a.1:9": call},
+        "opened_ts": 1.69e9,
+    }
+    assert read_group(orjson.dumps(group)) == group
+    # A run stored before a field was added has the field's default: still read.
+    older = {k: v for k, v in run.items() if k not in ("ended_alerts", "held", "actions")}
+    assert read_group(orjson.dumps({**group, "run": older}))["run"] == older
+    report = {"channel": "app", "status": "replied"}
+    for bad, why in (
+        ({"run": {k: v for k, v in run.items() if k != "department"}}, "'department' is missing"),
+        ({"run": a_run(superseded=[1, 2, 3])}, "'superseded' is none a run has"),
+        ({"run": a_run(status="done")}, "'status' is 'done', expected a run status"),
+        ({"run": a_run(level="county")}, "'level' is 'county'"),
+        ({"run": a_run(deadline_at="soon")}, "'deadline_at' is 'soon'"),
+        ({"run": a_run(created_at=None)}, "'created_at' is None"),
+        ({"run": a_run(sla_deadline_at="1h")}, "'sla_deadline_at' is '1h'"),
+        ({"run": a_run(seq=-1)}, "'seq' is -1"),
+        ({"run": a_run(escalations=True)}, "'escalations' is True"),
+        ({"run": a_run(sla_breached=0)}, "'sla_breached' is 0"),
+        ({"run": a_run(alerts=["al-1", 2])}, "'alerts' is"),
+        ({"run": a_run(labels={"kind": 3})}, "'labels' is"),
+        ({"run": a_run(unnotified={"al-2": None})}, "'unnotified' is"),
+        ({"run": a_run(actions=["ack"])}, "'actions' is"),
+        ({"run": a_run(reports={"r-1": {"channel": "app"}})}, "report 'r-1'"),
+        ({"run": a_run(reports={"r-1": {**report, "status": "heard"}})}, "report 'r-1'"),
+        ({"run": a_run(reports={"r-1": {**report, "also": "grp-b"}})}, "'also' is 'grp-b'"),
+        ({"run": a_run(reports={"r-1": {**report, "also": [{"group": 1}]}})}, "a part is"),
+        ({"superseded": {"run": run}}, "'superseded' is"),
+        ({"superseded": [{**kept, "at": None}]}, "a superseded run is"),
+        ({"superseded": [{**kept, "by": 5}]}, "'by' is 5"),
+        ({"superseded": [{**kept, "run": {"run_id": "x"}}]}, "a superseded run: field"),
+        ({"reply_calls": ["grp-a.1:9"]}, "'reply_calls' is"),
+        ({"reply_calls": {"grp-a.1:9": "sent"}}, "'reply_calls' is"),
+        ({"opened_ts": "yesterday"}, "'opened_ts' is 'yesterday'"),
+        ({"opened_ts": [1.69e9]}, "'opened_ts' is"),
+    ):
+        # (No infinity reaches here: orjson refuses one as not JSON, not_decodable.)
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_group(orjson.dumps({**group, **bad}))
+        assert refused.value.reason == BAD_SHAPE, why
+    # Each of those is what the run's readers tripped on: Run.from_dict took the unknown
+    # field as a TypeError, is_terminal the status as a ValueError, at every use.
+    with pytest.raises(TypeError):
+        Run.from_dict(a_run(superseded=[]))
+    with pytest.raises(ValueError):
+        is_terminal(Run.from_dict(a_run(status="done")))
+
+
+def test_a_muted_entry_and_a_firing_alerts_labels_are_judged_at_read_back() -> None:
+    alert = {
+        "alert_id": "al-1",
+        "status": "firing",
+        "kind": "incident_burst",
+        "severity": "major",
+        "grid_cell": "c-top",
+        "labels": {"alert_id": "al-1", "category": "Noise"},
+        "reports": [{"report_id": "r-1", "channel": "app"}],
+    }
+    entry = {"alert": alert, "mute": "silenced", "by": "sil-1", "since": 1.7e9}
+    assert read_muted(orjson.dumps(entry)) == entry
+    for bad, why in (
+        ({**entry, "alert": None}, "expected a JSON object"),
+        ({**entry, "alert": {**alert, "alert_id": 5}}, "alert_id"),
+        ({**entry, "alert": {**alert, "status": "open"}}, "status"),
+        ({**entry, "alert": {**alert, "labels": {"category": 3}}}, "label 'category'"),
+        ({**entry, "alert": {**alert, "reports": [{"report_id": "r-1"}]}}, "reports\\[0\\]"),
+        ({**entry, "alert": {**alert, "reports": 7}}, "reports are 7"),
+        ({**entry, "mute": "snoozed"}, "'mute' is 'snoozed'"),
+        ({k: v for k, v in entry.items() if k != "by"}, "'by' is None"),
+        ({**entry, "since": "then"}, "'since' is 'then'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_muted(orjson.dumps(bad))
+        assert refused.value.reason == BAD_SHAPE, why
+    labels = {"alert_id": "al-1", "grid_cell": "c-top", "severity": "major"}
+    assert read_labels(orjson.dumps(labels)) == labels
+    for bad_labels in ({**labels, "severity": 3}, {**labels, "grid_cell": None}):
+        with pytest.raises(UnreadableEntryError, match="firing alert: label") as refused:
+            read_labels(orjson.dumps(bad_labels))
+        assert refused.value.reason == BAD_SHAPE
+    # The tables read back with them (one of each kind).
+    app = faust.App("tables-readers", store="memory://", broker="kafka://127.0.0.1:1")
+    firing = key_partitioned_table(app, "firing", 2, is_global=True, decode=read_labels)
+    got = firing.value_serializer.decode(orjson.dumps({"severity": 3}))
+    assert type(got) is Unreadable and got.reason == BAD_SHAPE
+
+
+def test_what_a_burst_window_holds_is_judged_at_read_back() -> None:
+    # Windows as the tracker writes them (held reports, seen ids with their Kafka
+    # positions, an open episode) read back whole; each list entry of another shape is
+    # refused here, where before it dead-lettered every report of its cell and category.
+    tracker = BurstTracker()
+    state: dict[str, Any] | None = None
+    states = []
+    for n in range(12):
+        report = IncidentReport(1.7e9 + 30 * n, f"r-{n}", "Noise", "loud", "app", "c-top")
+        state, _, _ = tracker.observe_all(state, report, "police", position=(0, n))
+        states.append(orjson.loads(orjson.dumps(state)))
+    assert any(s["held"] for s in states) and any(s["episode"] for s in states)
+    for window in states:
+        assert read_burst_window(orjson.dumps(window)) == window
+    held = next(s for s in states if s["held"])
+    opened = next(s for s in states if s["episode"])
+    for bad, why in (
+        ({**held, "held": [["r-1", "app", "3", "police"]]}, "a held report is"),
+        ({**held, "held": [["r-1", "app"]]}, "a held report is"),
+        ({**held, "seen": [["r-1"]]}, "a seen report is"),
+        ({**held, "seen": [["r-1", 3, 7]]}, "a seen report is"),
+        ({**held, "seen": "r-1"}, "a seen report is"),
+        ({**opened, "episode": {**opened["episode"], "threshold": "4"}}, "'threshold'"),
+        ({**opened, "episode": {**opened["episode"], "alert_id": None}}, "'alert_id'"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_burst_window(orjson.dumps(bad))
         assert refused.value.reason == BAD_SHAPE
