@@ -216,9 +216,15 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         """Send ``body`` as JSON with ``status`` and ``headers``."""
-        data = orjson.dumps(body)
+        self.send_body(status, orjson.dumps(body), "application/json", headers)
+
+    def send_body(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """Send ``data`` (bytes of ``content_type``) with ``status`` and ``headers``; a
+        HEAD request gets the headers alone."""
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -285,12 +291,7 @@ class _MetricsHandler(BoundedHandler):
         names = parse_qs(query).get("name[]", [])
         registry = self.server.registry
         data = generate_latest(registry.restricted_registry(names) if names else registry)
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self.send_body(200, data, CONTENT_TYPE_LATEST)
 
     do_HEAD = do_GET
 

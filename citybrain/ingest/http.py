@@ -415,13 +415,7 @@ class _Handler(BoundedHandler):
         if not self._routed():
             return
         if self.route == METRICS_PATH:
-            data = self.server.metrics.exposition()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            self.send_body(200, self.server.metrics.exposition(), CONTENT_TYPE_LATEST)
             return
         self.answer(200, {"status": "ok", "pending": self.server.publisher.pending})
 

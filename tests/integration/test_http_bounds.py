@@ -19,26 +19,12 @@ from typing import Any
 
 import pytest
 
+from tests.raw_http import read_all, send
 from tests.services import OPERATOR_TOKEN, Pipeline
 
 pytestmark = pytest.mark.integration
 CAP = 6
 BOUNDED = {"CITYBRAIN_HTTP_TIMEOUT": "1", "CITYBRAIN_HTTP_MAX_CONNECTIONS": str(CAP)}
-
-
-def send(port: int, data: bytes) -> socket.socket:
-    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
-    conn.sendall(data)
-    return conn
-
-
-def read_all(conn: socket.socket) -> bytes:
-    data = b""
-    with contextlib.suppress(ConnectionError):
-        while chunk := conn.recv(65536):
-            data += chunk
-    conn.close()
-    return data
 
 
 def json_answer(answer: bytes) -> tuple[int, dict[str, Any]]:

@@ -42,8 +42,8 @@ def burst(alert_id: str, *reports: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+def sending_response(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+    """A response stage whose queued messages (dicts) are kept in the list returned."""
     stage, _ = races_response.__wrapped__(tmp_path)  # type: ignore[attr-defined]
     sent: list[dict[str, Any]] = []
 
@@ -53,6 +53,11 @@ def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
 
     stage.ctx.queue = queue  # type: ignore[method-assign]
     return stage, sent
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+    return sending_response(tmp_path)
 
 
 def test_a_report_a_closed_run_covered_is_not_covered_again_by_the_next_run(

@@ -18,8 +18,8 @@ from playbooks.engine import Part, PlaybookEngine, ReportsCovered
 from streams.api import run_part
 from streams.response import Response
 from tests.unit.streams import test_muted_alerts
+from tests.unit.streams.test_covered_once import sending_response
 from tests.unit.streams.test_response_races import Event
-from tests.unit.streams.test_response_races import response as races_response
 
 ROUTING = """\
 version: 1
@@ -64,15 +64,7 @@ def routed_to_two_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> lis
 
 @pytest.fixture
 def respond(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
-    stage, _ = races_response.__wrapped__(tmp_path)  # type: ignore[attr-defined]
-    sent: list[dict[str, Any]] = []
-
-    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
-        sent.extend(value for _, value in items if isinstance(value, dict))
-        return []
-
-    stage.ctx.queue = queue  # type: ignore[method-assign]
-    return stage, sent
+    return sending_response(tmp_path)
 
 
 def test_each_run_of_a_report_closes_its_own_part_naming_the_others(

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.service import serve_metrics_from
 from streams.bounds import Bounds
+from tests.raw_http import read_all, send
 
 
 def started(bounds: Bounds) -> tuple[int, IngestMetrics, Callable[[], None]]:
@@ -24,21 +25,6 @@ def started(bounds: Bounds) -> tuple[int, IngestMetrics, Callable[[], None]]:
     stop, taken = serve_metrics_from(metrics, "127.0.0.1", port, 1, bounds)
     assert taken == port
     return port, metrics, stop
-
-
-def send(port: int, data: bytes) -> socket.socket:
-    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
-    conn.sendall(data)
-    return conn
-
-
-def read_all(conn: socket.socket) -> bytes:
-    data = b""
-    with contextlib.suppress(ConnectionError):
-        while chunk := conn.recv(65536):
-            data += chunk
-    conn.close()
-    return data
 
 
 def refused(metrics: IngestMetrics) -> dict[str, float]:
