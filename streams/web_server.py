@@ -54,6 +54,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -190,19 +191,27 @@ class BoundedServer(web.Server):
         self.bounds = bounds
         self.refused = refused
         # Connections from the factory's call to their end (connection_made comes a
-        # loop iteration later: counting there let a burst past the cap).
-        self.open = 0
+        # loop iteration later: counting there let a burst past the cap). Weak: a handler
+        # whose transport asyncio then failed to build never sees connection_lost, and
+        # leaves the set when collected instead of holding its place for ever.
+        self._live: weakref.WeakSet[BoundedRequestHandler] = weakref.WeakSet()
         self._busy = busy_answer("the worker", bounds.max_connections)
+
+    @property
+    def open(self) -> int:
+        """Connections counted against the cap."""
+        return len(self._live)
 
     def __call__(self) -> Any:
         if self.open >= self.bounds.max_connections:
             self.refused("busy")
             return Refusal(self._loop, self._busy)
-        self.open += 1
-        return BoundedRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = BoundedRequestHandler(self, loop=self._loop, **self._kwargs)
+        self._live.add(handler)
+        return handler
 
-    def closed(self) -> None:
-        self.open -= 1
+    def closed(self, handler: BoundedRequestHandler) -> None:
+        self._live.discard(handler)
 
 
 class Refusal(asyncio.Protocol):
@@ -248,7 +257,7 @@ class BoundedRequestHandler(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._counted:
             self._counted = False
-            self._server.closed()
+            self._server.closed(self)
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,8 @@ from streams.web_server import (
     FAUST_VERSION,
     PINNED_SOURCES,
     BoundedAppRunner,
+    BoundedRequestHandler,
+    BoundedServer,
     pinned_classes,
     source_hash,
 )
@@ -262,3 +265,28 @@ def test_a_client_that_reads_nothing_of_its_answer_is_cut_off() -> None:
         assert got < 16_000_000
 
     serve(Bounds(timeout=1), scenario)
+
+
+def test_a_connection_whose_transport_never_came_does_not_hold_its_place() -> None:
+    # asyncio calls the factory, then may fail to build the transport (an accept error,
+    # a TLS failure): the handler then never hears connection_made or connection_lost.
+    refused: list[str] = []
+
+    async def main() -> None:
+        runner = BoundedAppRunner(
+            web.Application(), Bounds(timeout=5, max_connections=2), refused.append
+        )
+        await runner.setup()
+        try:
+            server = runner.server
+            assert isinstance(server, BoundedServer)
+            for _ in range(2):
+                server()  # dropped: the transport failed
+            gc.collect()
+            assert server.open == 0
+            assert isinstance(server(), BoundedRequestHandler)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    assert refused == []
