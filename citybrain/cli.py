@@ -42,6 +42,7 @@ from citybrain.text import agreeing, cell, counted, day, display_width, pad, zon
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import shown
 from streams.errors import StreamsError
+from streams.events import MAX_PACK_READINGS
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -82,7 +83,19 @@ class CliError(Exception):
         self.status = status
 
 
+_WARNED_UNKNOWN = False
+
+
 def _settings() -> Settings:
+    """The settings from the environment; the first call of a process also warns, on
+    stderr, of each ``CITYBRAIN_*`` variable that is no setting (a misspelt one)."""
+    global _WARNED_UNKNOWN
+    if not _WARNED_UNKNOWN:
+        _WARNED_UNKNOWN = True
+        from streams.settings import unknown_variables
+
+        for line in unknown_variables(os.environ):
+            print(f"citybrain: warning: {line}", file=sys.stderr)
     return load_settings()
 
 
@@ -362,16 +375,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from streams.events import MAX_PACK_READINGS
     from streams.feeds import BadRow, Replayer, load_events
     from streams.partitioning import ReadingPacker
 
-    if args.pack is not None and not 1 <= args.pack <= MAX_PACK_READINGS:
-        raise CliError(f"--pack is {args.pack}, expected 1..{MAX_PACK_READINGS}")
-    if args.skip < 0:
-        raise CliError(f"--skip is {args.skip}, expected 0 or more")
-    if args.max_message_bytes < 1024:
-        raise CliError(f"--max-message-bytes is {args.max_message_bytes}, expected at least 1024")
     for name in args.files:
         if Path(name).is_dir():  # the reader would only say it cannot read it
             _need_file(Path(name), "FILE", _replay_files_in(Path(name)))
@@ -1160,6 +1166,22 @@ def _whole(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _whole_in(low: int, high: int | None = None) -> Any:
+    """An argparse type: a whole number in ``low..high`` (no upper bound if None), so
+    a value out of range is said as argparse says a malformed one (the command and
+    option named, its --help pointed at), not as a bare line the command raised."""
+
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if value < low or (high is not None and value > high):
+            expected = f"{low}..{high}" if high is not None else f"{low:,} or more"
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
 def an_id(text: str) -> str:
@@ -2027,15 +2049,7 @@ def deadletters_prefix(args: argparse.Namespace, settings: Settings) -> tuple[st
 
 
 def cmd_deadletters(args: argparse.Namespace) -> int:
-    from citybrain.deadletters import (
-        COLUMNS,
-        Reader,
-        dead_letter_topics,
-        json_line,
-        row,
-        table_line,
-        widths,
-    )
+    from citybrain.deadletters import dead_letter_topics
 
     settings = _settings()
     prefix, note = deadletters_prefix(args, settings)
@@ -2067,6 +2081,20 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         )
     if note and not args.json:
         print(note, file=sys.stderr)
+    if not args.follow:
+        return _show_dead_letters(args, settings, topic)
+    # Ctrl-C (or SIGTERM) is how a follow ends, whenever it comes (also while the latest
+    # are read, before any new one: that was exit 130): status 0.
+    with contextlib.suppress(KeyboardInterrupt):
+        _show_dead_letters(args, settings, topic)
+    return EXIT_OK
+
+
+def _show_dead_letters(args: argparse.Namespace, settings: Settings, topic: str) -> int:
+    """``deadletters``' table or JSON lines: the latest ``--limit``, then with
+    ``--follow`` each new one until interrupted (``KeyboardInterrupt`` propagates)."""
+    from citybrain.deadletters import COLUMNS, Reader, json_line, row, table_line, widths
+
     with Reader(settings, topic) as reader:
         latest = reader.latest(args.limit)
         if args.json:
@@ -2088,17 +2116,15 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         if not args.follow:
             return EXIT_OK
         header = bool(rows)
-        # Ctrl-C is how a follow ends: status 0, not 130.
-        with contextlib.suppress(KeyboardInterrupt):
-            for letter in reader.new():
-                if args.json:
-                    print(json_line(letter, topic), flush=True)
-                    continue
-                if not header:
-                    print(table_line(COLUMNS, columns), flush=True)
-                    header = True
-                # Columns as wide as the first rows' (a longer cell widens its line only).
-                print(table_line(row(letter), columns), flush=True)
+        for letter in reader.new():
+            if args.json:
+                print(json_line(letter, topic), flush=True)
+                continue
+            if not header:
+                print(table_line(COLUMNS, columns), flush=True)
+                header = True
+            # Columns as wide as the first rows' (a longer cell widens its line only).
+            print(table_line(row(letter), columns), flush=True)
     return EXIT_OK
 
 
@@ -3338,14 +3364,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pack",
-        type=_whole,
+        type=_whole_in(1, MAX_PACK_READINGS),
         metavar="N",
         help="send readings as readings/1 packs of up to N (1..10000), as an edge gateway "
         "does; a pack is also split below --max-message-bytes",
     )
     p.add_argument(
         "--skip",
-        type=_whole,
+        type=_whole_in(0),
         default=0,
         metavar="N",
         help="leave out the first N events of the time-ordered replay: resumes one that "
@@ -3353,7 +3379,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-message-bytes",
-        type=_whole,
+        type=_whole_in(1024),
         default=1_000_000,
         metavar="B",
         help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "

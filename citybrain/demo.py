@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -185,7 +186,19 @@ def drop_old_demo_topics(settings: Settings) -> list[str]:
             admin.delete_topics(old)
     finally:
         admin.close()
-    return sorted({t.split(".", 1)[0] for t in old})
+    return sorted({demo_of(t) for t in old})
+
+
+def demo_of(topic: str) -> str:
+    """The demo prefix (``demo-`` and the run's UTC time, 14 digits) of one of its topics:
+    ``demo-20261203064618.readings``, and faust's ``demo-20261203064618-muted-changelog``
+    (named from the app id with no dot: counting each as a demo said "10 earlier demos"
+    for one). A ``demo-`` topic of another shape counts by its name before the first dot."""
+    found = _DEMO_PREFIX.match(topic)
+    return found.group(0) if found else topic.split(".", 1)[0]
+
+
+_DEMO_PREFIX = re.compile(r"demo-[0-9]{14}(?![0-9])")
 
 
 def dropped_note(prefixes: list[str]) -> str:
@@ -873,6 +886,10 @@ def run_demo(
     base = load_settings()
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
     files = DemoFiles.of(base)
+    # The data read (and refused, naming file and line) before anything starts or is
+    # deleted: a bad --data file was found only after the stack had started and the
+    # earlier demos' topics were gone, and the stack was left running unsaid.
+    events = load_events(data)
     console.print(f"[bold]citybrain demo[/]: {STARTING}")
     announce_installs(console, kafka)
     for component in (kafka, prom):  # every port before anything starts
@@ -919,7 +936,6 @@ def run_demo(
         + "\n",
         encoding="utf-8",
     )
-    events = load_events(data)
     console.print(
         f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
         f"{counted(len(events), 'event')} from {counted(len(data), 'file')}"

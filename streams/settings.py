@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -525,3 +526,46 @@ _EXPECTED: dict[str, Any] = {
     "path_type": lambda c: "expected a path",
     "string_type": lambda c: "expected text",
 }
+
+
+# CITYBRAIN_* variables that are not settings but are read by name elsewhere: the CLI's
+# token and debug switch, the dashboards' data source; and the test suite's, by prefix.
+NOT_SETTINGS = frozenset({"CITYBRAIN_API_TOKEN", "CITYBRAIN_DEBUG", "CITYBRAIN_PROMETHEUS_URL"})
+NOT_SETTINGS_PREFIXES = ("CITYBRAIN_TEST_", "CITYBRAIN_STORM_")
+
+
+def setting_names() -> list[str]:
+    """Every setting's environment variable, ``CITYBRAIN_KAFKA_PORT`` … (sorted)."""
+    return sorted(
+        "CITYBRAIN_RUN_DIR" if field == "run_dir_override" else f"CITYBRAIN_{field.upper()}"
+        for field in Settings.model_fields
+    )
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning line for each ``CITYBRAIN_*`` variable of ``environ`` that is neither a
+    setting nor in ``NOT_SETTINGS`` (or under ``NOT_SETTINGS_PREFIXES``), with the setting
+    it most resembles: a misspelt one (``KAFKA_PRT`` for ``KAFKA_PORT``) was ignored
+    without a word and its default used."""
+    import difflib
+
+    names = setting_names()
+    known = set(names) | NOT_SETTINGS
+    lines = []
+    for variable in sorted(environ):
+        if (
+            not variable.startswith("CITYBRAIN_")
+            or variable in known
+            or variable.startswith(NOT_SETTINGS_PREFIXES)
+        ):
+            continue
+        # Compared without the shared prefix, which made every name look alike.
+        tails = {name.removeprefix("CITYBRAIN_"): name for name in names}
+        close = difflib.get_close_matches(variable.removeprefix("CITYBRAIN_"), tails, 1, 0.75)
+        hint = (
+            f"; did you mean {tails[close[0]]}?"
+            if close
+            else " (the README's Configuration lists the settings)"
+        )
+        lines.append(f"{variable} is not a citybrain setting and is ignored{hint}")
+    return lines

@@ -187,6 +187,9 @@ CASES = [
         "--units 'T/missing.yaml': no such file",
     ),
     (["demo", "--data", "T/missing.csv"], "--data 'T/missing.csv': no such file"),
+    # Read before the stack starts or earlier demos' topics go (a newcomer's find: after).
+    (["demo", "--data", "T/replay-bad-header.csv"], "T/replay-bad-header.csv:1: header is"),
+    (["demo", "--data", "T/replay-bad-row.csv"], 'T/replay-bad-row.csv:3: field "value" is'),
     (["demo", "--expect", "T/missing.yaml"], "--expect 'T/missing.yaml': no such file"),
     (
         ["demo", "--expect", "T/not-events.yaml"],

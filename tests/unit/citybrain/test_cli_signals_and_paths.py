@@ -225,3 +225,19 @@ def test_stack_names_its_action_as_every_command_does(capsys: pytest.CaptureFixt
     assert "the following arguments are required: ACTION;" in capsys.readouterr().err
     assert main(["runs"]) == EXIT_USAGE
     assert "the following arguments are required: ACTION;" in capsys.readouterr().err
+
+
+def test_a_demos_changelog_topics_count_as_that_demo_not_as_more_demos() -> None:
+    # One earlier demo with a worker was "10 earlier demos": faust names its changelog
+    # topics from the app id with no dot, and each counted as a demo.
+    from citybrain.demo import demo_of
+
+    topics = [
+        "demo-20261203064618.readings",
+        "demo-20261203064618.alerts",
+        "demo-20261203064618-muted-changelog",
+        "demo-20261203064618-sensor-state-changelog",
+        "demo-20261203070000-__assignor-__leader",
+    ]
+    assert sorted({demo_of(t) for t in topics}) == ["demo-20261203064618", "demo-20261203070000"]
+    assert demo_of("demo-mine.readings") == "demo-mine"

@@ -13,16 +13,24 @@ CASES = FIXTURES / "field-cases"
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--pack", "20000"], "--pack is 20000, expected 1..10000"),
-        (["--pack", "0"], "--pack is 0, expected 1..10000"),
-        (["--max-message-bytes", "100"], "--max-message-bytes is 100, expected at least 1024"),
+        (["--pack", "20000"], "argument --pack: '20000': expected 1..10000"),
+        (["--pack", "0"], "argument --pack: '0': expected 1..10000"),
+        (["--skip", "-1"], "argument --skip: '-1': expected 0 or more"),
+        (
+            ["--max-message-bytes", "100"],
+            "argument --max-message-bytes: '100': expected 1,024 or more",
+        ),
     ],
 )
 def test_replay_refuses_impossible_limits_up_front(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Said as argparse says a malformed value (a newcomer found `--pack 0` said without
+    # the command's name or its --help, unlike `--speed 0`).
     assert main(["replay", str(CASES / "stray-quote-incidents.csv"), "--max", *args]) == 2
-    assert capsys.readouterr().err == f"citybrain: {message}\n"
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: replay: {message}; see `"), err
+    assert err.endswith(" replay --help`\n"), err
 
 
 def test_the_replay_bar_counts_with_thousands_separators() -> None:

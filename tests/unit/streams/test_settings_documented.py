@@ -42,3 +42,26 @@ def test_every_variable_the_code_reads_is_in_the_readme() -> None:
         for path in Path(REPO_ROOT, package).rglob("*.py"):
             read |= set(re.findall(r"\bCITYBRAIN_[A-Z][A-Z_]*[A-Z]\b", path.read_text()))
     assert sorted(read - documented()) == []
+
+
+def test_a_misspelt_setting_is_named_with_the_one_it_resembles() -> None:
+    # A newcomer's CITYBRAIN_KAFKA_PRT=19093 was ignored without a word (the default port
+    # used); the test suite's and the CLI's own variables are not settings and pass.
+    from streams.settings import NOT_SETTINGS, unknown_variables
+
+    env = {
+        "CITYBRAIN_KAFKA_PRT": "19093",
+        "CITYBRAIN_KAFKA_PORT": "19092",
+        "CITYBRAIN_RUN_DIR": "/tmp/x",
+        "CITYBRAIN_FROBNICATE": "1",
+        "PATH": "/usr/bin",
+        "CITYBRAIN_TEST_PORT_OFFSET": "500",
+        "CITYBRAIN_STORM_KILLS": "3",
+        **dict.fromkeys(NOT_SETTINGS, "1"),
+    }
+    assert unknown_variables(env) == [
+        "CITYBRAIN_FROBNICATE is not a citybrain setting and is ignored "
+        "(the README's Configuration lists the settings)",
+        "CITYBRAIN_KAFKA_PRT is not a citybrain setting and is ignored; "
+        "did you mean CITYBRAIN_KAFKA_PORT?",
+    ]
