@@ -48,12 +48,12 @@ def changed_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]
     command must not carry them (the user's shell still has them)."""
     import os
 
-    from streams.settings import SECRET_SETTINGS, Settings
+    from streams.settings import SECRET_SETTINGS, Settings, variable
 
     environ = os.environ if environ is None else environ
     out: dict[str, str] = {}
     for name, info in Settings.model_fields.items():
-        env_name = info.alias or f"CITYBRAIN_{name.upper()}"
+        env_name = variable(name)
         value = environ.get(env_name)
         if value is None or name in SECRET_SETTINGS or _is_default(value, info.default):
             continue

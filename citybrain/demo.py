@@ -54,7 +54,7 @@ from citybrain.text import agreeing, cell, counted, display_width, pad
 from streams.auth import hash_token
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
-from streams.settings import REPO_ROOT, Settings, load_settings
+from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
 # The committed real slices the demo replays (datasets/README.md).
 DEMO_DATA = tuple(
@@ -675,9 +675,7 @@ def shell_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> 
     without those the demo sets for its own worker."""
     env = os.environ if environ is None else environ
     # Settings only: a test's variable (the test port offset) is none (trial 9).
-    names = {
-        info.alias or f"CITYBRAIN_{name.upper()}" for name, info in Settings.model_fields.items()
-    }
+    names = set(setting_names())
     return {
         k: v
         for k, v in sorted(env.items())

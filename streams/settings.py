@@ -493,7 +493,7 @@ def setting_error(err: Any) -> str:
     message = str(err["msg"]).removeprefix("Value error, ")
     if not field:  # a model validator: its message names the settings already
         return message
-    name = "CITYBRAIN_RUN_DIR" if field == "run_dir_override" else f"CITYBRAIN_{field.upper()}"
+    name = variable(field)
     expected = _EXPECTED.get(err["type"])
     reason = expected(err.get("ctx") or {}) if expected else message
     if field.endswith("_port") and field in Settings.model_fields:
@@ -534,12 +534,16 @@ NOT_SETTINGS = frozenset({"CITYBRAIN_API_TOKEN", "CITYBRAIN_DEBUG", "CITYBRAIN_P
 NOT_SETTINGS_PREFIXES = ("CITYBRAIN_TEST_", "CITYBRAIN_STORM_")
 
 
+def variable(field: str) -> str:
+    """The environment variable of the setting ``field``: its alias, or ``CITYBRAIN_`` and
+    the field in capitals (``kafka_port`` -> ``CITYBRAIN_KAFKA_PORT``)."""
+    info = Settings.model_fields.get(field)
+    return (info.alias if info is not None else None) or f"CITYBRAIN_{field.upper()}"
+
+
 def setting_names() -> list[str]:
     """Every setting's environment variable, ``CITYBRAIN_KAFKA_PORT`` … (sorted)."""
-    return sorted(
-        "CITYBRAIN_RUN_DIR" if field == "run_dir_override" else f"CITYBRAIN_{field.upper()}"
-        for field in Settings.model_fields
-    )
+    return sorted(map(variable, Settings.model_fields))
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
