@@ -8,7 +8,8 @@ these exit statuses (also in README "Commands"):
        the demo raised no alert, no run was created in a campaign report's period
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
-       a worker's operator API, Grafana; or a port it listens on is already in use
+       a worker's operator API, Grafana; or a port it listens on is already in use;
+       or another demo is running on the same stack
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
   130  interrupted (Ctrl-C or SIGTERM); a worker whose shutdown could not
        finish (Kafka down) in 10 s or that got a second signal
@@ -3379,7 +3380,7 @@ exit statuses:
   1    the command ran and the answer is no (checks failed, the API refused, no alert,
        no run in the period)
   2    a bad command line, input file or setting (the message names it)
-  3    a service the command needs did not answer or could not start
+  3    a service the command needs did not answer or could not start, or is busy
   70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
   130  interrupted (Ctrl-C or SIGTERM)
   141  the output was closed early (| head)
