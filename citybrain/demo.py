@@ -37,6 +37,7 @@ from rich.table import Table
 
 from citybrain.commands import RUN_DIR_SETTINGS, cli_command, command_line
 from citybrain.errors import utf8_text
+from citybrain.ports import check_listen
 from citybrain.report import (
     Context,
     NotReplayedError,
@@ -1005,6 +1006,15 @@ STARTING = (
 )
 
 
+def check_worker_port(settings: Settings) -> None:
+    """``ListenError`` (exit 3) naming CITYBRAIN_WORKER_PORT and a free port unless the
+    demo's worker can listen there: a worker the stack did not start (one started by
+    hand) held it, and the demo's worker exited with that one's log lines first (t36)."""
+    check_listen(
+        settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "demo's worker"
+    )
+
+
 def announce_installs(console: Console, kafka: KafkaBroker) -> None:
     """Say what the stack will download or install before it does (issue 15, item 7)."""
     if not (kafka.libs.parent / ".complete").exists():
@@ -1099,10 +1109,13 @@ def _run_demo(
     announce_installs(console, kafka)
     for component in (kafka, prom):  # every port before anything starts
         component.check_ports()
+    if read_pid(files.pid) is None:  # else the previous demo's worker holds it, stopped below
+        check_worker_port(base)
     kafka.start()
     prom.start()
     if stop_demo_worker(base):
         console.print("stopped the previous demo's worker")
+        check_worker_port(base)
     note = dropped_note(drop_old_demo_topics(base))
     if note:
         console.print(note, highlight=False)

@@ -248,3 +248,41 @@ def test_stack_status_names_a_running_demo_and_what_holds_its_workers_port(
         assert lines[2].strip().startswith(f"but something answers on port {port}: a server")
     # The listening socket closed: nothing is said of the port.
     assert len(demo_worker_lines(settings)) == 1
+
+
+def test_a_demo_refuses_a_worker_port_a_process_the_stack_did_not_start_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t36, fault 2: a worker started by hand held the port; the next demo started the
+    stack, deleted the earlier demos' topics, and its worker exited quoting that one's
+    log lines. Now it says so before anything starts."""
+    import socket
+
+    from citybrain.stack import KafkaBroker
+
+    free = []
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    data = tmp_path / "r.csv"
+    data.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-06T00:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330\n"
+    )
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for name, value in (
+            ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
+            ("CITYBRAIN_KAFKA_PORT", str(free[0])),
+            ("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(free[1])),
+            ("CITYBRAIN_PROMETHEUS_PORT", str(free[2])),
+            ("CITYBRAIN_WORKER_PORT", str(port)),
+        ):
+            monkeypatch.setenv(name, value)
+        assert main(["demo", "--data", str(data)]) == 3
+    err = capsys.readouterr().err
+    assert f"citybrain: CITYBRAIN_WORKER_PORT is {port}, but 127.0.0.1:{port} is already" in err
+    assert not KafkaBroker(Settings(run_dir_override=tmp_path / "run")).pid_file.exists()
