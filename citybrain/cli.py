@@ -8,7 +8,8 @@ these exit statuses (also in README "Commands"):
        the demo raised no alert, no run was created in a campaign report's period
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start: Kafka, Prometheus,
-       a worker's operator API, Grafana; or a port it listens on is already in use
+       a worker's operator API, Grafana; or a port it listens on is already in use;
+       or another demo is running on the same stack
   70   an unexpected error, i.e. a bug (CITYBRAIN_DEBUG=1 prints the traceback)
   130  interrupted (Ctrl-C or SIGTERM); a worker whose shutdown could not
        finish (Kafka down) in 10 s or that got a second signal
@@ -32,11 +33,12 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import cli_command, command_line, start_stack_hint
+from citybrain.commands import RUN_DIR_SETTINGS, cli_command, command_line, start_stack_hint
 from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
@@ -136,14 +138,21 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
             raise CliError(interrupted_message(s, stack_up=True), EXIT_INTERRUPTED) from None
     elif args.action == "down":
-        from citybrain.demo import stop_demo_worker
+        from citybrain.demo import stop_demo_worker, stop_running_demo
 
+        # A demo still running is stopped first, and told so: it said "a service did
+        # not answer ... start the local stack" as its worker and Kafka went (t36).
+        demo = stop_running_demo(s, "citybrain stack down" + (" --wipe" if args.wipe else ""))
+        if demo is not None:
+            print(f"{'demo':11} stopped (pid {demo.pid}, topic prefix {demo.prefix})")
         print(f"{'demo worker':11} {'stopped' if stop_demo_worker(s) else 'was not running'}")
         for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
             print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
         if args.wipe:
             kafka.wipe()
             print("kafka       data wiped")
+    elif args.action == "restart-worker":
+        return restart_demo_worker(s)
     else:
         ok = True
         # Mosquitto serves only `citybrain ingest mqtt` (the demo does not start it): its
@@ -166,26 +175,127 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def demo_worker_lines(settings: Settings) -> list[str]:
-    """`stack status`'s lines on the last demo's worker: running or down (optional); or
-    stopped without `make stack-down` (it crashed or was killed), with its log, the log's
-    last line and the command that starts it again with every setting it ran with."""
-    from citybrain.demo import DemoFiles, demo_worker, restart_command
-    from citybrain.stack.process import tail
+    """`stack status`'s lines on the demo: a demo running now (pid, topic prefix); the
+    last demo's worker running or down (optional), or stopped without `stack down` (it
+    crashed or was killed), with its log, the log's last line and the command that starts
+    it again tracked by the stack (``restart_command``); and, when the demo's worker is
+    not running, a server that answers on its port all the same (not the stack's: `stack
+    down` leaves it, and the next demo's worker cannot listen there)."""
+    from citybrain.demo import DemoFiles, demo_worker, restart_command, running_demo
+    from citybrain.stack.process import read_pid, tail
 
+    lines = []
+    demo = running_demo(settings)
+    if demo is not None:
+        lines.append(f"{'demo':11} {'running':8} pid {demo.pid}, topic prefix {demo.prefix or '?'}")
     state, doc = demo_worker(settings)
-    url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
-    if state != "stopped":
-        return [
-            f"{'demo worker':11} {'running' if state == 'running' else 'down':8} {url} (optional)"
+    url = str((doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
+    if state == "running":
+        pid = read_pid(DemoFiles.of(settings).pid)
+        return [*lines, f"{'demo worker':11} {'running':8} {url} (pid {pid})"]
+    if state == "stopped":
+        log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
+        last = " ".join(tail(Path(log), 1).split())
+        last = last if len(last) <= 200 else last[:199] + "…"
+        lines += [
+            f"{'demo worker':11} {'stopped':8} {url}: it exited without `make stack-down` "
+            f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
+            f"{'':11} start it again, as the demo ran it: {restart_command(settings)}",
         ]
-    log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
-    last = " ".join(tail(Path(log), 1).split())
-    last = last if len(last) <= 200 else last[:199] + "…"
-    return [
-        f"{'demo worker':11} {'stopped':8} {url}: it exited without `make stack-down` "
-        f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
-        f"{'':11} start it again, as the demo ran it: {restart_command(settings, doc)}",
-    ]
+    else:
+        lines.append(f"{'demo worker':11} {'down':8} {url} (optional)")
+    port = _port_of(url)
+    if port is not None and _answers("127.0.0.1", port):
+        lines.append(
+            f"{'':11} but something answers on port {port}: a server the stack did not start "
+            "(a worker started by hand?); `stack down` leaves it running and the next demo's "
+            "worker cannot listen there: stop it where it was started"
+        )
+    return lines
+
+
+def _port_of(url: str) -> int | None:
+    """The port of an ``http://127.0.0.1:PORT`` URL on this machine, else None."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    return port if parts.hostname in ("127.0.0.1", "localhost") else None
+
+
+def restart_demo_worker(settings: Settings) -> int:
+    """`stack restart-worker`: start the last demo's worker again with every setting it
+    ran with (demo.json), tracked by the stack as the demo's own was (its pid file and
+    log: `stack status` shows it, `stack down` stops it), and wait until it serves.
+    CliError (1) while a demo runs or when no demo ran here; (3) when its Kafka does not
+    answer or its port is taken; ``StackError`` (3) when it exits while starting."""
+    from citybrain.demo import (
+        DemoFiles,
+        demo_worker,
+        restart_env,
+        running_demo,
+        wait_for_worker,
+    )
+    from citybrain.ports import can_bind
+    from citybrain.stack.process import read_pid, spawn
+
+    files = DemoFiles.of(settings)
+    demo = running_demo(settings)
+    if demo is not None:
+        raise CliError(
+            f"a demo is running (pid {demo.pid}, topic prefix {demo.prefix}) and runs its own "
+            "worker; restart-worker starts a demo's worker again after the demo ended",
+            EXIT_FAILED,
+        )
+    state, doc = demo_worker(settings)
+    if doc is None:
+        raise CliError(
+            f"no demo ran under {settings.run_dir} (no {files.state}): there is no demo "
+            "worker to start again; `make demo` in the checkout runs a demo",
+            EXIT_FAILED,
+        )
+    url = str(doc.get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
+    prefix = doc.get("topic_prefix")
+    if state == "running":
+        print(
+            f"demo worker already running (pid {read_pid(files.pid)}) on {url}, topic prefix "
+            f"{prefix}; `{command_line('stack', 'down')}` stops it"
+        )
+        return EXIT_OK
+    env = restart_env(settings, doc)
+    host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
+    kafka_port = env.get("CITYBRAIN_KAFKA_PORT", str(settings.kafka_port))
+    if not (kafka_port.isdigit() and _answers(host, int(kafka_port))):
+        raise CliError(
+            f"no Kafka broker answers at {host}:{kafka_port}, the demo's worker's: "
+            f"{start_stack_hint()}, then run this again",
+            EXIT_SERVICE,
+        )
+    port = _port_of(url)
+    if port is not None and not can_bind(env.get("CITYBRAIN_WORKER_BIND", "127.0.0.1"), port):
+        # Not "give it another port": the demo's settings, recorded, would override it.
+        raise CliError(
+            f"port {port}, the demo's worker's ({url}), is taken by another process (a "
+            f"worker started by hand?): stop it, then run this again; `"
+            f"{command_line('stack', 'status')}` says what answers there",
+            EXIT_SERVICE,
+        )
+    pid = spawn(
+        [sys.executable, "-m", "citybrain.cli", "worker"],
+        Path(str(doc.get("worker_log") or files.log)),
+        files.pid,
+        {**os.environ, **env},
+    )
+    wait_for_worker(files, f"{url}/metrics", pid)
+    print(
+        f"demo worker started (pid {pid}) on {url}, topic prefix {prefix}; log: "
+        f"{doc.get('worker_log') or files.log}; `{command_line('stack', 'status')}` shows it, "
+        f"`{command_line('stack', 'down')}` stops it"
+    )
+    return EXIT_OK
 
 
 def _answers(host: str, port: int) -> bool:
@@ -1342,7 +1452,7 @@ def stopped_demo_worker(url: str | None) -> str:
     log = (doc or {}).get("worker_log") or "its log"
     return (
         f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
-        f"the demo ran it: {restart_command(settings, doc)}"
+        f"the demo ran it: {restart_command(settings)}"
     )
 
 
@@ -2029,10 +2139,11 @@ def cmd_silences(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def deadletters_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
-    """The prefix whose dead letters are read, and a note to print first ("" for none):
-    --prefix, else CITYBRAIN_TOPIC_PREFIX; when neither was given and the last demo's
-    worker still runs, the demo's (it writes under its own ``demo-…`` prefix)."""
+def chosen_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    """The topic prefix a reading command (``deadletters``, ``campaign report``) reads,
+    and a note to print first ("" for none): --prefix, else CITYBRAIN_TOPIC_PREFIX; when
+    neither was given and the last demo's worker still runs, the demo's (it writes under
+    its own ``demo-…`` prefix). CliError for an empty --prefix."""
     from citybrain.demo import read_demo_state
 
     if args.prefix is not None:
@@ -2048,12 +2159,25 @@ def deadletters_prefix(args: argparse.Namespace, settings: Settings) -> tuple[st
     return settings.topic_prefix, ""
 
 
+def named_prefix(args: argparse.Namespace, settings: Settings, prefix: str, note: str) -> str:
+    """The prefix ``chosen_prefix`` gave, named as the user gave it: the option, the
+    setting, the running demo's or the default (trial 17: "--prefix 'citybrain'" with
+    no --prefix typed)."""
+    if args.prefix is not None:
+        return f"--prefix {prefix!r}"
+    if "topic_prefix" in settings.model_fields_set:
+        return f"CITYBRAIN_TOPIC_PREFIX={prefix}"
+    if note:
+        return f"the running demo's prefix {prefix!r} (no --prefix given)"
+    return f"the default prefix {prefix!r} (no --prefix given)"
+
+
 def cmd_deadletters(args: argparse.Namespace) -> int:
     from citybrain.deadletters import dead_letter_topics
 
     settings = _settings()
-    prefix, note = deadletters_prefix(args, settings)
-    prefix_set = "topic_prefix" in settings.model_fields_set
+    prefix, note = chosen_prefix(args, settings)
+    given = named_prefix(args, settings, prefix, note)
     settings = settings.model_copy(update={"topic_prefix": prefix})
     topic = settings.topic("deadletter")
     _require_kafka(settings)
@@ -2065,15 +2189,6 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
             if others
             else "no dead-letter topic is there at all"
         )
-        # Name the prefix as the user gave it: the option, the setting, or neither.
-        if args.prefix is not None:
-            given = f"--prefix {prefix!r}"
-        elif prefix_set:
-            given = f"CITYBRAIN_TOPIC_PREFIX={prefix}"
-        elif note:
-            given = f"the running demo's prefix {prefix!r} (no --prefix given)"
-        else:
-            given = f"the default prefix {prefix!r} (no --prefix given)"
         raise CliError(
             f"{given}: Kafka at {settings.kafka_bootstrap} has no topic {topic} "
             f"(a worker creates it as it starts); {there}",
@@ -2209,6 +2324,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
+    from citybrain.demo import DemoRunningError
+
     try:
         summary = run_demo(
             data,
@@ -2217,6 +2334,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             report_path=Path(args.report) if args.report else None,
             expected=expected,
         )
+    except DemoRunningError as exc:
+        raise CliError(str(exc), EXIT_SERVICE) from None
     except KeyboardInterrupt:
         from citybrain.demo import interrupted_message
 
@@ -2267,13 +2386,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not replayed.worker_ran:
-        print(
-            f"citybrain: warning: prefix {args.prefix!r} has no alerts and no steps: no worker "
-            "has read its events yet (start one: "
-            f"{command_line('worker', env={'CITYBRAIN_TOPIC_PREFIX': args.prefix})}); the "
-            "report shows readings and citizen reports only",
-            file=sys.stderr,
-        )
+        print(f"citybrain: warning: {no_alerts_note(settings)}", file=sys.stderr)
     elsewhere = replayed.elsewhere
     if elsewhere:
         print(
@@ -2285,18 +2398,103 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def no_alerts_note(settings: Settings) -> str:
+    """`report`'s warning for a prefix (``settings.topic_prefix``) with no alerts and no
+    steps, its advice from what runs now (``no_alerts_advice``)."""
+    from citybrain.demo import demo_worker, running_demo
+    from citybrain.ports import can_bind, free_port_near
+
+    prefix = settings.topic_prefix
+    state, doc = demo_worker(settings)
+    demo = running_demo(settings)
+    demo_prefix = str((doc or {}).get("topic_prefix") or "")
+    port = settings.worker_port
+    free = can_bind(settings.worker_bind, port)
+    return no_alerts_advice(
+        prefix,
+        WorkerState(
+            demo_running=demo.pid if demo is not None and demo.prefix == prefix else None,
+            demo_prefix=demo_prefix,
+            demo_worker=state,
+            demo_url=str((doc or {}).get("worker_url") or f"http://127.0.0.1:{port}"),
+            port=port,
+            port_free=free,
+            free_port=port if free else free_port_near(port, settings.worker_bind),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """What runs, for advice about a worker: a demo running now on the prefix (its pid,
+    else None); the last demo's prefix ("" for none), its worker (``running``,
+    ``stopped``, ``none``: ``demo_worker``) and URL; whether the worker port
+    (``CITYBRAIN_WORKER_PORT``) is free, and a free one to suggest."""
+
+    demo_running: int | None
+    demo_prefix: str
+    demo_worker: str
+    demo_url: str
+    port: int
+    port_free: bool
+    free_port: int | str
+
+
+def no_alerts_advice(prefix: str, state: WorkerState) -> str:
+    """Why the topics of ``prefix`` hold no alerts and no steps, and what to do, as
+    ``state`` says: never "start a worker" while one reads the prefix (t36: the running
+    demo's worker was there, and a worker started as advised failed on its port)."""
+    head = f"prefix {prefix!r} has no alerts and no steps"
+    only = "; the report shows readings and citizen reports only"
+    if state.demo_running is not None:
+        return (
+            f"{head} yet: its demo is still running (pid {state.demo_running}); write the "
+            f"report after the demo prints its summary{only}"
+        )
+    if prefix == state.demo_prefix and state.demo_worker == "running":
+        return (
+            f"{head}: the demo's worker, running on {state.demo_url}, reads it and raised no "
+            f"alert on its events (the demo's summary says so too){only}"
+        )
+    if prefix == state.demo_prefix:
+        return (
+            f"{head}: the demo's worker, which reads it, is not running; "
+            f"`{command_line('stack', 'restart-worker', only=RUN_DIR_SETTINGS)}` starts it "
+            "again as the demo ran it"
+            f"{only}"
+        )
+    env = {"CITYBRAIN_TOPIC_PREFIX": prefix}
+    if state.port_free:
+        start = command_line("worker", env=env)
+        return f"{head}: no worker has read its events yet (start one: {start}){only}"
+    taken = (
+        f"the demo's worker (prefix {state.demo_prefix}) listens on port {state.port}"
+        if state.demo_worker == "running"
+        else f"port {state.port} is taken by another server"
+    )
+    env["CITYBRAIN_WORKER_PORT"] = str(state.free_port)
+    return (
+        f"{head}: no worker has read its events yet, or the worker that reads it has not "
+        f"caught up; {taken}, so start one on another port: {command_line('worker', env=env)}"
+        f"{only}"
+    )
+
+
 def _need_prefix(
     settings: Settings,
     option: str,
     roles: tuple[str, ...] = ("readings", "incidents", "alerts"),
     named: tuple[str, ...] = ("alerts",),
+    given: str = "",
 ) -> None:
     """CliError (status 2) unless the topics of ``roles`` (those the command reads) under
-    ``settings``' prefix hold messages, any of them; naming the topics looked for
-    (``named``) and the prefixes there are."""
+    ``settings``' prefix hold messages, any of them; naming the prefix as ``given``
+    (default: ``option`` and the prefix), the topics looked for (``named``) and the
+    prefixes there are."""
     from citybrain.demo import messages_in, read_demo_state, topic_prefixes
 
     prefix = settings.topic_prefix
+    given = given or f"{option} {prefix!r}"
     # Events in any of the topics read are events (trial 6: a prefix whose ingest had
     # written readings, read by no worker yet, has no alerts topic and was "no events").
     if messages_in(settings, roles):
@@ -2304,7 +2502,7 @@ def _need_prefix(
     found = topic_prefixes(settings)
     if prefix in found:
         raise CliError(
-            f"{option} {prefix!r}: no events under it: its topics "
+            f"{given}: no events under it: its topics "
             f"({', '.join(settings.topic(r) for r in roles)}) on Kafka at "
             f"{settings.kafka_bootstrap} are empty; replay to it first, or give the prefix "
             "of a replay that ran (the demo prints its own)"
@@ -2317,7 +2515,7 @@ def _need_prefix(
         else "no citybrain topics are there at all"
     )
     raise CliError(
-        f"{option} {prefix!r}: no events under it: Kafka at {settings.kafka_bootstrap} has no "
+        f"{given}: no events under it: Kafka at {settings.kafka_bootstrap} has no "
         f"topic {' or '.join(settings.topic(r) for r in named)}; {there}{latest}"
     )
 
@@ -2453,16 +2651,22 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid")
     settings = _settings()
-    if args.prefix:
-        settings = settings.model_copy(update={"topic_prefix": args.prefix})
+    given = ""
     if args.input:
         records, places = _read_records(Path(args.input))
     else:
         from citybrain.demo import read_topic, topic_records
 
+        # The prefix chosen as `deadletters` chooses it, the running demo's by default
+        # (t36: the default prefix was read, unsaid, while a demo ran).
+        prefix, note = chosen_prefix(args, settings)
+        given = named_prefix(args, settings, prefix, note)
+        settings = settings.model_copy(update={"topic_prefix": prefix})
+        if note:
+            print(note, file=sys.stderr)
         _require_kafka(settings)
         roles = ("steps", "audit")
-        _need_prefix(settings, "--prefix", roles, roles)
+        _need_prefix(settings, "--prefix", roles, roles, given)
         messages = [m for role in roles for m in read_topic(settings, settings.topic(role))]
         records, places = topic_records(messages)
         if args.export:
@@ -2481,7 +2685,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             raise CliError(f"{places[exc.index]}: {exc.detail}") from None
         raise CliError(str(exc)) from None
     if not report["runs_in_period"]:
-        source = args.input or f"the topics of prefix {settings.topic_prefix!r}"
+        source = args.input or f"the topics of {given}"
         raise CliError(
             empty_period(report, args.start, args.end, source, len(records), bool(args.input)),
             EXIT_FAILED,
@@ -3176,7 +3380,7 @@ exit statuses:
   1    the command ran and the answer is no (checks failed, the API refused, no alert,
        no run in the period)
   2    a bad command line, input file or setting (the message names it)
-  3    a service the command needs did not answer or could not start
+  3    a service the command needs did not answer or could not start, or is busy
   70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
   130  interrupted (Ctrl-C or SIGTERM)
   141  the output was closed early (| head)
@@ -3328,10 +3532,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "stack", "start, stop or check the local Kafka, Prometheus and Mosquitto")
     p.add_argument(
         "action",
-        choices=["up", "down", "status"],
+        choices=["up", "down", "status", "restart-worker"],
         metavar="ACTION",  # as every other command's; "required: action" before (trial 20)
-        help="up, down or status; up: start them (installing what is missing); down: stop "
-        "them and the demo's worker; status: say what runs",
+        help="up, down, status or restart-worker; up: start them (installing what is "
+        "missing); down: stop a running demo, the demo's worker and them; status: say what "
+        "runs; restart-worker: start the last demo's worker again as the demo ran it (status "
+        "shows it, down stops it)",
     )
     p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")
     p.set_defaults(func=cmd_stack)
@@ -3741,7 +3947,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="exported step/audit records (JSON lines); default: read the topics",
     )
-    c.add_argument("--prefix", help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX)")
+    c.add_argument(
+        "--prefix",
+        help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX, or the running demo's "
+        "when that is not set)",
+    )
     c.add_argument(
         "--export",
         metavar="FILE",

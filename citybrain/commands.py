@@ -9,6 +9,9 @@ import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+# The settings that say where the stack keeps its pid files and the demo's demo.json.
+RUN_DIR_SETTINGS = ("CITYBRAIN_HOME", "CITYBRAIN_RUN_DIR")
+
 
 def cli_command() -> str:
     """How the user can type citybrain from any directory: the bare name if it is on the

@@ -7,19 +7,22 @@ and playbook runs, then writes a summary built from what is on the Kafka topics.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import secrets
 import shlex
 import shutil
+import signal
 import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,8 +35,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from citybrain.commands import cli_command
+from citybrain.commands import RUN_DIR_SETTINGS, cli_command, command_line
 from citybrain.errors import utf8_text
+from citybrain.ports import check_listen
 from citybrain.report import (
     Context,
     NotReplayedError,
@@ -48,7 +52,7 @@ from citybrain.report import (
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
-from citybrain.stack.process import StackError, read_pid, spawn, stop, tail
+from citybrain.stack.process import StackError, alive, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, pad
 from streams.auth import hash_token
@@ -644,6 +648,124 @@ class DemoFiles:
         run later (replay) read it to say how to reach that demo."""
         return self.dir / "demo.json"
 
+    @property
+    def lock(self) -> Path:
+        """Locked (``flock``) by a demo while it runs, naming it (``RunningDemo``, JSON):
+        a second demo refuses instead of stopping its worker and deleting its topics."""
+        return self.dir / "demo.lock"
+
+    @property
+    def stopped_by(self) -> Path:
+        """What stopped a running demo from another shell (``stack down``), for the
+        demo to say instead of a bare "interrupted" (JSON: ``by``, ``pid``, ``demo_pid``)."""
+        return self.dir / "stopped-by.json"
+
+
+@dataclass(frozen=True)
+class RunningDemo:
+    """A demo that runs now: its process id (None while it is still writing the lock),
+    its topic prefix and when it started (ISO 8601 UTC, "" when not known)."""
+
+    pid: int | None
+    prefix: str
+    started: str
+
+
+class DemoRunningError(RuntimeError):
+    """Another demo runs on this run directory; ``demo`` says which."""
+
+    def __init__(self, demo: RunningDemo, message: str) -> None:
+        super().__init__(message)
+        self.demo = demo
+
+
+@contextlib.contextmanager
+def demo_lock(files: DemoFiles, prefix: str, started: datetime) -> Iterator[None]:
+    """Hold ``files.lock`` while the demo runs (released when the process ends, however).
+    Raises ``DemoRunningError`` (``running_message``) when another demo holds it: a
+    second demo stopped the first one's worker and deleted its topics (t36)."""
+    files.dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = _lock_holder(files)
+            raise DemoRunningError(other, running_message(other, files)) from None
+        doc = {"pid": os.getpid(), "prefix": prefix, "started": f"{started:%Y-%m-%dT%H:%M:%SZ}"}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(doc) + "\n").encode(), 0)
+        files.stopped_by.unlink(missing_ok=True)  # an earlier demo's, never this one's
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def running_demo(settings: Settings) -> RunningDemo | None:
+    """The demo running now under ``settings``' run directory (one holds its lock), or
+    None."""
+    files = DemoFiles.of(settings)
+    try:
+        fd = os.open(files.lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _lock_holder(files)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _lock_holder(files: DemoFiles) -> RunningDemo:
+    """The ``RunningDemo`` the lock file names (pid None when it is not written yet)."""
+    try:
+        doc = json.loads(files.lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = None
+    doc = doc if isinstance(doc, dict) else {}
+    pid = doc.get("pid")
+    return RunningDemo(
+        pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        str(doc.get("prefix") or ""),
+        str(doc.get("started") or ""),
+    )
+
+
+def running_message(demo: RunningDemo, files: DemoFiles, now: datetime | None = None) -> str:
+    """Why a second demo refuses to start while ``demo`` runs, and what to do: wait for
+    it, or stop it (its terminal's Ctrl-C, ``kill PID``, ``stack down``)."""
+    now = now or datetime.now(UTC)
+    facts = [f"pid {demo.pid}" if demo.pid is not None else "still starting"]
+    if demo.started:
+        try:
+            at = datetime.fromisoformat(demo.started.replace("Z", "+00:00"))
+            ago = max(0, int((now - at).total_seconds()))
+            facts.append(f"started {at:%H:%M:%S} UTC, {_ago_text(ago)} ago")
+        except ValueError:
+            pass
+    if demo.prefix:
+        facts.append(f"topic prefix {demo.prefix}")
+    kill = f"`kill {demo.pid}`" if demo.pid is not None else "`kill` on its process"
+    return (
+        f"another demo is running on this stack ({', '.join(facts)}; its lock: {files.lock}): "
+        "a second demo would stop its worker and delete its topics. Wait until it ends "
+        f"(it prints its summary), or stop it: Ctrl-C in its terminal, or {kill} (its "
+        "worker stops with it); then run this demo again"
+    )
+
+
+def _ago_text(seconds: int) -> str:
+    """``42 s``, ``3 min``, ``2 h 5 min``."""
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+
 
 def read_demo_state(settings: Settings) -> dict[str, Any] | None:
     """What the last demo under ``settings``' run directory recorded, if its worker still
@@ -724,26 +846,33 @@ def demo_worker(settings: Settings) -> tuple[str, dict[str, Any] | None]:
     return ("stopped" if files.pid.exists() else "none"), doc
 
 
-def restart_command(settings: Settings, doc: Mapping[str, Any] | None) -> str:
-    """The command line that starts the demo's worker again as the demo started it, all
-    its settings first (``worker_settings``; a demo.json from before it was recorded gives
-    the shell's and the demo's prefix and app id), its output appended to its log."""
-    import shlex
-
+def restart_env(settings: Settings, doc: Mapping[str, Any] | None) -> dict[str, str]:
+    """The ``CITYBRAIN_*`` settings the demo's worker ran with, to start it again as the
+    demo started it (``worker_settings``; a demo.json from before they were recorded
+    gives the shell's and the demo's prefix and app id, and the demo's tokens file)."""
     files = DemoFiles.of(settings)
     state: Mapping[str, Any] = doc or {}
     recorded = state.get("worker_settings")
     if isinstance(recorded, dict):
-        env = {str(k): str(v) for k, v in recorded.items()}
-    else:
-        shell = state.get("settings")
-        env = {str(k): str(v) for k, v in shell.items()} if isinstance(shell, dict) else {}
-        for key in ("topic_prefix", "app_id"):
-            if isinstance(state.get(key), str):
-                env[f"CITYBRAIN_{key.upper()}"] = state[key]
-        env.setdefault("CITYBRAIN_API_TOKENS_FILE", str(files.tokens))
-    log = shlex.quote(str(state.get("worker_log") or files.log))
-    return with_settings(f"{shlex.quote(cli_command())} worker >> {log} 2>&1", env)
+        return {str(k): str(v) for k, v in recorded.items()}
+    shell = state.get("settings")
+    env = {str(k): str(v) for k, v in shell.items()} if isinstance(shell, dict) else {}
+    for key in ("topic_prefix", "app_id"):
+        if isinstance(state.get(key), str):
+            env[f"CITYBRAIN_{key.upper()}"] = state[key]
+    env.setdefault("CITYBRAIN_API_TOKENS_FILE", str(files.tokens))
+    return env
+
+
+def restart_command(settings: Settings) -> str:
+    """The command line that starts the demo's worker again as the demo started it,
+    tracked by the stack (its pid file: `stack status` shows it, `stack down` stops it):
+    ``citybrain stack restart-worker``, after the run directory when it is not the
+    default (the settings it runs with are in demo.json). The worker command
+    printed before started a worker neither status nor down knew of, on the port the next demo
+    needed (t36)."""
+    run_dir = {"CITYBRAIN_RUN_DIR": str(settings.run_dir)} if settings.run_dir_override else {}
+    return command_line("stack", "restart-worker", env=run_dir, only=RUN_DIR_SETTINGS)
 
 
 def with_settings(command: str, settings: dict[str, str]) -> str:
@@ -761,6 +890,14 @@ def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
     the interruption came after the summary."""
     cli = shlex.quote(cli_command())
     shell = shell_settings()
+    by = "" if stack_up else stopped_by(DemoFiles.of(settings))
+    if by:
+        # Not "interrupted ... keeps running": the other command is stopping the rest.
+        return (
+            f"stopped: {by} in another shell stopped this demo and its worker, and is "
+            f"stopping the stack; `{with_settings('make demo', shell)}` in the checkout "
+            "starts a new demo"
+        )
     left = [
         name
         for name, component in (
@@ -788,6 +925,46 @@ def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
         f"`{with_settings(f'{cli} stack down', shell)}` stops "
         f"{agreeing(len(left), 'it', 'them')}, or {again}"
     )
+
+
+def stop_running_demo(settings: Settings, by: str, timeout: float = 60.0) -> RunningDemo | None:
+    """Stop the demo running now under ``settings``' run directory, if one runs: say
+    ``by`` (the command, e.g. ``citybrain stack down``) in ``DemoFiles.stopped_by`` for
+    it to print, SIGTERM it (it stops its worker, as on Ctrl-C) and wait until it ended
+    (its lock released), at most ``timeout`` s. Returns the demo stopped, or None.
+    Raises ``StackError`` when it is still running after ``timeout``."""
+    demo = running_demo(settings)
+    if demo is None:
+        return None
+    files = DemoFiles.of(settings)
+    if demo.pid is not None:
+        write_private(
+            files.stopped_by,
+            json.dumps({"by": by, "pid": os.getpid(), "demo_pid": demo.pid}) + "\n",
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(demo.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running_demo(settings) is not None:
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"the running demo (pid {demo.pid}) did not end within {timeout:g} s of "
+                "SIGTERM; stop it in its terminal (Ctrl-C), then run this again"
+            )
+        time.sleep(0.2)
+    return demo
+
+
+def stopped_by(files: DemoFiles, pid: int | None = None) -> str:
+    """The command another shell stopped the demo of process ``pid`` (default: this one)
+    with (``stop_running_demo``), e.g. "`citybrain stack down` (pid 4242)", or ""."""
+    try:
+        doc = json.loads(files.stopped_by.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(doc, dict) or doc.get("demo_pid") != (pid or os.getpid()):
+        return ""
+    return f"`{doc.get('by')}` (pid {doc.get('pid')})"
 
 
 def stop_demo_worker(settings: Settings) -> bool:
@@ -827,6 +1004,15 @@ STARTING = (
     "starting Kafka and Prometheus, then a stream worker (not Mosquitto: "
     "`make stack-up` starts it, for `citybrain ingest mqtt`)"
 )
+
+
+def check_worker_port(settings: Settings) -> None:
+    """``ListenError`` (exit 3) naming CITYBRAIN_WORKER_PORT and a free port unless the
+    demo's worker can listen there: a worker the stack did not start (one started by
+    hand) held it, and the demo's worker exited with that one's log lines first (t36)."""
+    check_listen(
+        settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "demo's worker"
+    )
 
 
 def announce_installs(console: Console, kafka: KafkaBroker) -> None:
@@ -880,22 +1066,56 @@ def run_demo(
     a service fails. ``expected``: the events the summary reports as detected or missed."""
     # soft_wrap: no line is broken at 80 columns when the output is a pipe or a log.
     console = console or Console(soft_wrap=True)
-    run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    started = datetime.now(UTC)
     base = load_settings()
-    kafka, prom = KafkaBroker(base), PrometheusServer(base)
     files = DemoFiles.of(base)
     # The data read (and refused, naming file and line) before anything starts or is
     # deleted: a bad --data file was found only after the stack had started and the
     # earlier demos' topics were gone, and the stack was left running unsaid.
     events = load_events(data)
+    # One demo at a time per stack: a second one refuses (DemoRunningError) before it
+    # stops anything or deletes any topic.
+    with demo_lock(files, f"demo-{started:%Y%m%d%H%M%S}", started):
+        return _run_demo(
+            console,
+            base,
+            files,
+            events,
+            started,
+            data,
+            ack_deadline,
+            summary_path,
+            report_path,
+            expected,
+        )
+
+
+def _run_demo(
+    console: Console,
+    base: Settings,
+    files: DemoFiles,
+    events: list[Any],
+    started: datetime,
+    data: list[Path],
+    ack_deadline: float,
+    summary_path: Path | None,
+    report_path: Path | None,
+    expected: tuple[KnownEvent, ...],
+) -> dict[str, Any]:
+    """``run_demo``'s work, under the demo's lock."""
+    run_id = f"{started:%Y%m%d%H%M%S}"
+    kafka, prom = KafkaBroker(base), PrometheusServer(base)
     console.print(f"[bold]citybrain demo[/]: {STARTING}")
     announce_installs(console, kafka)
     for component in (kafka, prom):  # every port before anything starts
         component.check_ports()
+    if read_pid(files.pid) is None:  # else the previous demo's worker holds it, stopped below
+        check_worker_port(base)
     kafka.start()
     prom.start()
     if stop_demo_worker(base):
         console.print("stopped the previous demo's worker")
+        check_worker_port(base)
     note = dropped_note(drop_old_demo_topics(base))
     if note:
         console.print(note, highlight=False)
@@ -946,9 +1166,9 @@ def run_demo(
 
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
     # Its own session, so it outlives the demo and serves the runs afterwards.
-    spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
+    worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
     try:
-        _wait_for_worker(files, metrics_url)
+        wait_for_worker(files, metrics_url, worker)
         replayer = Replayer(
             settings.kafka_bootstrap,
             settings.topic("readings"),
@@ -966,6 +1186,7 @@ def run_demo(
         metrics = _watch(
             console,
             files,
+            worker,
             metrics_url,
             thread,
             sent,
@@ -1063,17 +1284,56 @@ def _sensor_days(events: list[Any]) -> float:
     return sum(hi - lo for lo, hi in spans.values()) / 86_400
 
 
-def _wait_for_worker(files: DemoFiles, url: str) -> None:
+def wait_for_worker(files: DemoFiles, url: str, pid: int) -> None:
+    """Until the worker ``pid`` (the demo's, spawned with ``files``) serves ``url``;
+    ``StackError`` saying what happened when it is gone (``worker_gone``) or not serving
+    after 90 s."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if read_pid(files.pid) is None:
-            raise StackError(f"the demo's worker exited; last log lines:\n{tail(files.log)}")
+        lost = worker_gone(files, pid)
+        if lost:
+            raise StackError(lost)
         try:
             scrape(url)
             return
         except OSError:
             time.sleep(0.5)
     raise StackError(f"the demo's worker is not serving {url} after 90s:\n{tail(files.log)}")
+
+
+def worker_gone(files: DemoFiles, pid: int) -> str:
+    """ "" while the demo's worker ``pid`` runs; else what became of it
+    (``lost_worker_message``), with its log's last lines."""
+    if alive(pid):
+        return ""
+    try:
+        named: int | None = int(files.pid.read_text().strip())
+    except OSError:
+        named = None
+    except ValueError:
+        named = -1
+    return lost_worker_message(pid, named, files, tail(files.log))
+
+
+def lost_worker_message(pid: int, named: int | None, files: DemoFiles, log_tail: str) -> str:
+    """Why the demo's worker ``pid`` is gone, from what its pid file names now
+    (``named``: None when the file is gone, another pid when another worker took its
+    place): another command stopped it, or it exited by itself. Never "start the local
+    stack": a second demo stopping this one's worker once read so (t36)."""
+    if named is None:
+        what = (
+            f"the demo's worker (pid {pid}) was stopped by another command: its pid file "
+            f"{files.pid} is gone (`citybrain stack down` removes it, and stops the stack)"
+        )
+    elif named != pid:
+        what = (
+            f"the demo's worker (pid {pid}) is gone and its pid file {files.pid} now names "
+            f"{'another process' if named < 0 else f'pid {named}'}: another command stopped "
+            "it and started a worker in its place"
+        )
+    else:
+        what = f"the demo's worker (pid {pid}) exited (it crashed, or was killed)"
+    return f"{what}; its log {files.log} ends:\n{log_tail}"
 
 
 WAITING = ("pending", "waiting_ack", "waiting_approval", "waiting_action")
@@ -1141,6 +1401,7 @@ def watch_phase(
 def _watch(
     console: Console,
     files: DemoFiles,
+    worker: int,
     url: str,
     replay: threading.Thread,
     sent: list[int],
@@ -1151,6 +1412,8 @@ def _watch(
 ) -> dict[str, float]:
     """Progress until every event is processed and no run still waits for a person: a
     live table on a terminal, a plain line every ``line_every`` seconds otherwise.
+    ``worker``: the pid of the demo's worker, serving ``url``; ``StackError`` saying
+    what became of it (``worker_gone``) when it is gone or stops answering.
     ``grace``: the worker's corroboration grace (s), shown counting down while lone
     sensors' alerts wait for a neighbour."""
     metrics: dict[str, float] = {}
@@ -1178,12 +1441,30 @@ def _watch(
                 console.print(p.line(metrics), highlight=False, soft_wrap=True)
                 next_line[0] = time.monotonic() + line_every
 
+    unanswered = 0
     try:
         while True:
             time.sleep(0.5)
-            if read_pid(files.pid) is None:
-                raise StackError(f"the demo's worker exited; last log lines:\n{tail(files.log)}")
-            metrics = scrape(url)
+            lost = worker_gone(files, worker)
+            if lost:
+                raise StackError(lost)
+            try:
+                metrics = scrape(url)
+                unanswered = 0
+            except OSError as exc:
+                # A worker stopped between the check and the scrape is said as such, not
+                # as "a service did not answer ... start the local stack" (t36).
+                lost = worker_gone(files, worker)
+                if lost:
+                    raise StackError(lost) from None
+                unanswered += 1
+                if unanswered < 20:  # 10 s: a busy worker may miss a scrape or two
+                    continue
+                raise StackError(
+                    f"the demo's worker (pid {worker}) runs but has not answered on {url} for "
+                    f"10 s ({getattr(exc, 'reason', None) or exc}); its log {files.log} "
+                    f"ends:\n{tail(files.log)}"
+                ) from None
             now = time.monotonic()
             readings = metrics.get("citybrain_readings_total", 0.0)
             rate, average = meter.update(readings, now)

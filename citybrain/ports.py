@@ -55,6 +55,15 @@ def check_listen(host: str, port: int, port_setting: str, what: str) -> None:
         raise listen_error(exc, host, port, port_setting, what) from None
 
 
+def can_bind(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now (``check_listen``'s test)."""
+    try:
+        _bind(host, port)
+    except OSError:
+        return False
+    return True
+
+
 def _bind(host: str, port: int) -> None:
     """Bind ``host:port`` and let it go; raises ``OSError`` as the server would."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -76,6 +85,11 @@ def other_settings_ports() -> set[int]:
         value = os.environ.get(f"CITYBRAIN_{name.upper()}", "").strip()
         ports.add(int(value) if value.isdigit() else Settings.model_fields[name].default)
     return ports
+
+
+def free_port_near(port: int, host: str = "127.0.0.1") -> int | str:
+    """A port to suggest instead of ``port`` (``_next``)."""
+    return _next(port, host)
 
 
 def _next(port: int, host: str = "127.0.0.1") -> int | str:

@@ -16,22 +16,28 @@ class StackError(RuntimeError):
 
 
 def read_pid(pid_file: Path) -> int | None:
+    """The pid ``pid_file`` names when that process is alive (``alive``), else None."""
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
+    return pid if alive(pid) else None
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is no zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
-        return pid
+        return True
     # A zombie child still answers kill(0); treat it as gone.
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split()[2]
     except OSError:
-        return None
-    return None if state == "Z" else pid
+        return False
+    return state != "Z"
 
 
 def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import CliError, deadletters_prefix
+from citybrain.cli import CliError, chosen_prefix
 from citybrain.deadletters import COLUMNS, MAX_MESSAGE, DeadLetter, json_line, row, widths
 from citybrain.demo import DemoFiles
 from citybrain.text import display_width
@@ -85,17 +85,17 @@ def test_the_prefix_is_the_option_the_setting_or_the_running_demos(
 ) -> None:
     monkeypatch.delenv("CITYBRAIN_TOPIC_PREFIX", raising=False)
     settings = Settings(run_dir_override=tmp_path)
-    assert deadletters_prefix(_args(None), settings) == ("citybrain", "")
+    assert chosen_prefix(_args(None), settings) == ("citybrain", "")
     files = DemoFiles.of(settings)
     files.dir.mkdir(parents=True)
     files.pid.write_text(str(os.getpid()))  # this process stands in for the demo's worker
     files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
-    assert deadletters_prefix(_args(None), settings) == (
+    assert chosen_prefix(_args(None), settings) == (
         "demo-1",
         "(the running demo's prefix demo-1; --prefix reads another)",
     )
-    assert deadletters_prefix(_args("mine"), settings) == ("mine", "")
+    assert chosen_prefix(_args("mine"), settings) == ("mine", "")
     chosen = Settings(run_dir_override=tmp_path, topic_prefix="set")
-    assert deadletters_prefix(_args(None), chosen) == ("set", "")
+    assert chosen_prefix(_args(None), chosen) == ("set", "")
     with pytest.raises(CliError, match="--prefix is empty"):
-        deadletters_prefix(_args(" "), settings)
+        chosen_prefix(_args(" "), settings)

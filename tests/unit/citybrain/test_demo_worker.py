@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from citybrain.cli import demo_worker_lines, stopped_demo_worker
-from citybrain.demo import DemoFiles, demo_worker, restart_command, worker_settings
+from citybrain.commands import cli_command
+from citybrain.demo import DemoFiles, demo_worker, restart_command, restart_env, worker_settings
 from streams.settings import Settings
 
 OWN = {
@@ -78,14 +79,26 @@ def test_the_worker_settings_are_every_one_it_runs_with_and_no_secret(tmp_path: 
     assert list(got) == sorted(got)
 
 
-def test_the_restart_command_carries_every_setting_into_a_fresh_shell(tmp_path: Path) -> None:
+def test_the_restart_settings_are_every_one_the_demos_worker_ran_with(tmp_path: Path) -> None:
     settings = _demo(tmp_path, _dead_pid())
     _, doc = demo_worker(settings)
-    words = shlex.split(restart_command(settings, doc))
-    assignments = dict(w.split("=", 1) for w in words if w.startswith("CITYBRAIN_"))
-    assert assignments == worker_settings({"CITYBRAIN_KAFKA_PORT": "19792"}, OWN, settings)
-    log = str(DemoFiles.of(settings).log)
-    assert words[len(assignments) :] == [words[len(assignments)], "worker", ">>", log, "2>&1"]
+    assert restart_env(settings, doc) == worker_settings(
+        {"CITYBRAIN_KAFKA_PORT": "19792"}, OWN, settings
+    )
+
+
+def test_the_restart_command_is_the_stacks_own_and_finds_the_run_directory(
+    tmp_path: Path,
+) -> None:
+    """t36: the printed `CITYBRAIN_…=… citybrain worker >> log` started a worker no pid
+    file tracked: `stack status` still said stopped and `stack down` left it running."""
+    settings = _demo(tmp_path, _dead_pid())
+    words = shlex.split(restart_command(settings))
+    assert words[0] == f"CITYBRAIN_RUN_DIR={tmp_path}"
+    assert words[2:] == ["stack", "restart-worker"]
+    assert "worker" not in words and ">>" not in words
+    default = shlex.split(restart_command(Settings()))
+    assert default[1:] == ["stack", "restart-worker"]
 
 
 def test_a_demo_json_from_before_worker_settings_still_gives_the_demos_own(
@@ -93,9 +106,10 @@ def test_a_demo_json_from_before_worker_settings_still_gives_the_demos_own(
 ) -> None:
     settings = Settings(run_dir_override=tmp_path)
     doc = {"topic_prefix": "demo-1", "app_id": "demo-1", "settings": {"CITYBRAIN_KAFKA_PORT": "1"}}
-    words = shlex.split(restart_command(settings, doc))
-    assert "CITYBRAIN_TOPIC_PREFIX=demo-1" in words and "CITYBRAIN_APP_ID=demo-1" in words
-    assert f"CITYBRAIN_API_TOKENS_FILE={DemoFiles.of(settings).tokens}" in words
+    env = restart_env(settings, doc)
+    assert env["CITYBRAIN_TOPIC_PREFIX"] == "demo-1" and env["CITYBRAIN_APP_ID"] == "demo-1"
+    assert env["CITYBRAIN_API_TOKENS_FILE"] == str(DemoFiles.of(settings).tokens)
+    assert env["CITYBRAIN_KAFKA_PORT"] == "1"
 
 
 @pytest.mark.parametrize(
@@ -118,8 +132,7 @@ def test_stack_status_shows_a_stopped_demo_worker_with_its_log_and_restart(
         "demo worker stopped  http://127.0.0.1:16766: it exited without `make stack-down` "
         f"(crashed or killed); its log: {log} (last line: KafkaError: broker went away)"
     )
-    assert second.strip().startswith("start it again, as the demo ran it: ")
-    assert "CITYBRAIN_TOPIC_PREFIX=demo-20261201185606" in second
+    assert second.strip() == f"start it again, as the demo ran it: {restart_command(settings)}"
     assert demo_worker_lines(_demo(tmp_path / "down", None)) == [
         "demo worker down     http://127.0.0.1:16766 (optional)"
     ]
@@ -136,6 +149,8 @@ def test_the_unreachable_api_hint_restarts_the_stopped_demo_worker(
         f"the demo's worker has stopped (crashed or killed: see {DemoFiles.of(settings).log}); "
         "start it again, as the demo ran it: "
     )
-    assert "CITYBRAIN_API_TOKENS_FILE=/tmp/run/demo/tokens.yaml" in hint
+    assert hint.endswith(
+        f"CITYBRAIN_RUN_DIR={tmp_path} {shlex.quote(cli_command())} stack restart-worker"
+    )
     assert stopped_demo_worker("http://127.0.0.1:16766/") == hint
     assert stopped_demo_worker("http://10.0.0.9:16066") == ""  # another worker: not its hint

@@ -1,0 +1,288 @@
+"""The local services' lifecycle as a newcomer meets it (t36): one demo at a time (a
+second refuses, naming the first), a demo stopped from another shell says by what, a demo
+whose worker went says what became of it, and advice that depends on what runs. The same
+with the real stack: tests/e2e/test_demo_lifecycle.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import WorkerState, main, no_alerts_advice
+from citybrain.demo import (
+    DemoFiles,
+    DemoRunningError,
+    RunningDemo,
+    demo_lock,
+    interrupted_message,
+    lost_worker_message,
+    running_demo,
+    running_message,
+    stop_running_demo,
+    stopped_by,
+)
+from streams.settings import Settings
+
+STARTED = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(run_dir_override=tmp_path)
+
+
+def test_a_second_demo_refuses_naming_the_running_one(tmp_path: Path) -> None:
+    """t36, fault 1: a second `make demo` stopped the first one's worker and deleted its
+    topics without a word."""
+    settings = _settings(tmp_path)
+    files = DemoFiles.of(settings)
+    assert running_demo(settings) is None
+    with demo_lock(files, "demo-20261203120000", STARTED):
+        assert running_demo(settings) == RunningDemo(
+            os.getpid(), "demo-20261203120000", "2026-12-03T12:00:00Z"
+        )
+        with (
+            pytest.raises(DemoRunningError) as refused,
+            demo_lock(files, "demo-20261203120500", STARTED),
+        ):
+            pytest.fail("a second demo got the lock")
+        message = str(refused.value)
+        assert message.startswith(f"another demo is running on this stack (pid {os.getpid()}, ")
+        assert "topic prefix demo-20261203120000" in message
+        assert f"`kill {os.getpid()}`" in message and "Wait until it ends" in message
+        assert "would stop its worker and delete its topics" in message
+    assert running_demo(settings) is None  # released with the demo
+    # A lock file left by a demo that ended (killed: no one holds it) stops nothing.
+    with demo_lock(files, "demo-20261203121000", STARTED):
+        assert running_demo(settings) is not None
+
+
+def test_a_lock_left_by_a_killed_demo_is_free(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    files.lock.write_text(json.dumps({"pid": 999_999_999, "prefix": "demo-1", "started": ""}))
+    assert running_demo(settings) is None
+    with demo_lock(files, "demo-2", STARTED):
+        assert running_demo(settings) == RunningDemo(os.getpid(), "demo-2", "2026-12-03T12:00:00Z")
+
+
+def test_the_refusal_says_how_long_the_demo_has_run() -> None:
+    files = DemoFiles(Path("/run/demo"))
+    demo = RunningDemo(4242, "demo-20261203120000", "2026-12-03T12:00:00Z")
+    message = running_message(demo, files, STARTED.replace(minute=3, second=5))
+    assert message.startswith(
+        "another demo is running on this stack (pid 4242, started 12:00:00 UTC, 3 min ago, "
+        "topic prefix demo-20261203120000; its lock: /run/demo/demo.lock): "
+    )
+    assert "Ctrl-C in its terminal, or `kill 4242`" in message
+    starting = running_message(RunningDemo(None, "", ""), files, STARTED)
+    assert "(still starting; its lock" in starting and "`kill` on its process" in starting
+
+
+def _holder(tmp_path: Path) -> subprocess.Popen[bytes]:
+    """A process holding the demo's lock, as a running demo does, until SIGTERM."""
+    code = (
+        "import sys, time\n"
+        "from datetime import UTC, datetime\n"
+        "from citybrain.demo import DemoFiles, demo_lock\n"
+        "from streams.settings import Settings\n"
+        f"files = DemoFiles.of(Settings(run_dir_override={str(tmp_path)!r}))\n"
+        "with demo_lock(files, 'demo-20261203120000', datetime.now(UTC)):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"locked\n"
+    return proc
+
+
+def test_stopping_a_running_demo_tells_it_by_what(tmp_path: Path) -> None:
+    """The sibling: `stack down` stopped the demo's worker and Kafka under it, and the
+    demo said "a service did not answer ... start the local stack"."""
+    settings = _settings(tmp_path)
+    holder = _holder(tmp_path)
+    try:
+        stopped = stop_running_demo(settings, "citybrain stack down", timeout=20)
+        assert stopped is not None and stopped.pid == holder.pid
+        assert holder.wait(timeout=10) != 0  # SIGTERM ended it
+        assert running_demo(settings) is None
+        files = DemoFiles.of(settings)
+        assert stopped_by(files, holder.pid) == f"`citybrain stack down` (pid {os.getpid()})"
+        assert stopped_by(files) == ""  # not this process's demo
+    finally:
+        holder.kill()
+    assert stop_running_demo(settings, "citybrain stack down") is None
+
+
+def test_a_demo_stopped_by_stack_down_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(tmp_path)
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    files.stopped_by.write_text(
+        json.dumps({"by": "citybrain stack down", "pid": 77, "demo_pid": os.getpid()})
+    )
+    monkeypatch.delenv("CITYBRAIN_RUN_DIR", raising=False)
+    message = interrupted_message(settings)
+    assert message.startswith(
+        "stopped: `citybrain stack down` (pid 77) in another shell stopped this demo and its "
+        "worker, and is stopping the stack; "
+    )
+    assert "start the local stack" not in message
+    # `stack up` interrupted by Ctrl-C is not a demo stopped by another command.
+    assert interrupted_message(settings, stack_up=True).startswith("interrupted: ")
+
+
+def test_stack_down_stops_a_running_demo_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    holder = _holder(tmp_path)
+    try:
+        assert main(["stack", "down"]) == 0
+        assert holder.wait(timeout=10) != 0
+    finally:
+        holder.kill()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"demo        stopped (pid {holder.pid}, topic prefix demo-20261203120000)")
+    assert lines[1] == "demo worker was not running"
+
+
+def test_a_lost_worker_is_said_as_what_became_of_it() -> None:
+    """Never "a service did not answer ... start the local stack": the stack was fine."""
+    files = DemoFiles(Path("/run/demo"))
+    removed = lost_worker_message(41, None, files, "last line")
+    assert removed == (
+        "the demo's worker (pid 41) was stopped by another command: its pid file "
+        "/run/demo/worker.pid is gone (`citybrain stack down` removes it, and stops the "
+        "stack); its log /run/demo/worker.log ends:\nlast line"
+    )
+    replaced = lost_worker_message(41, 52, files, "")
+    assert "now names pid 52: another command stopped it and started a worker" in replaced
+    crashed = lost_worker_message(41, 41, files, "Traceback")
+    assert crashed.startswith("the demo's worker (pid 41) exited (it crashed, or was killed)")
+    for message in (removed, replaced, crashed):
+        assert "start the local stack" not in message
+
+
+def _state(**kw: object) -> WorkerState:
+    base: dict[str, object] = {
+        "demo_running": None,
+        "demo_prefix": "demo-1",
+        "demo_worker": "running",
+        "demo_url": "http://127.0.0.1:16066",
+        "port": 16066,
+        "port_free": False,
+        "free_port": 16067,
+    }
+    return WorkerState(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_report_advice_follows_what_runs() -> None:
+    """t36, fault 3: `report` on a demo with no alerts advised starting a worker while the
+    demo's was running (on the port such a worker would need)."""
+    head = "prefix 'demo-1' has no alerts and no steps"
+    served = no_alerts_advice("demo-1", _state())
+    assert served.startswith(f"{head}: the demo's worker, running on http://127.0.0.1:16066, ")
+    assert "start one" not in served and "CITYBRAIN_TOPIC_PREFIX" not in served
+    still = no_alerts_advice("demo-1", _state(demo_running=4242))
+    assert still.startswith(f"{head} yet: its demo is still running (pid 4242)")
+    stopped = no_alerts_advice("demo-1", _state(demo_worker="stopped", port_free=True))
+    assert "stack restart-worker` starts it again" in stopped and "start one" not in stopped
+    # Another prefix while the demo's worker holds the port: a worker on a free port.
+    other = no_alerts_advice("mine", _state())
+    assert "the demo's worker (prefix demo-1) listens on port 16066" in other
+    assert "CITYBRAIN_TOPIC_PREFIX=mine CITYBRAIN_WORKER_PORT=16067" in other
+    # Nothing runs: start one, on the port it has.
+    idle = no_alerts_advice("mine", _state(demo_worker="none", demo_prefix="", port_free=True))
+    assert "no worker has read its events yet (start one: CITYBRAIN_TOPIC_PREFIX=mine " in idle
+    assert "CITYBRAIN_WORKER_PORT" not in idle
+
+
+def test_campaign_report_reads_the_running_demos_prefix_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t36, fault 3: without --prefix, `campaign report` read the default prefix and said
+    nothing, while `deadletters` read the running demo's and said so."""
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "1")  # no broker: the note comes first
+    monkeypatch.delenv("CITYBRAIN_TOPIC_PREFIX", raising=False)
+    files = DemoFiles.of(_settings(tmp_path))
+    files.dir.mkdir(parents=True)
+    files.pid.write_text(str(os.getpid()))  # this process stands in for the demo's worker
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    assert main(["campaign", "report", "--from", "2026-12-01", "--to", "2026-12-02"]) == 3
+    err = capsys.readouterr().err
+    note = "(the running demo's prefix demo-1; --prefix reads another)\n"
+    assert note in err and err.index(note) < err.index("citybrain: no Kafka broker answers")
+    assert main(["campaign", "report", "--from", "2026-12-01", "--to", "2026-12-02",
+                 "--prefix", "mine"]) == 3  # fmt: skip
+    assert "running demo" not in capsys.readouterr().err
+
+
+def test_stack_status_names_a_running_demo_and_what_holds_its_workers_port(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    from citybrain.cli import demo_worker_lines
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        settings = Settings(run_dir_override=tmp_path, worker_port=port)
+        files = DemoFiles.of(settings)
+        with demo_lock(files, "demo-7", STARTED):
+            lines = demo_worker_lines(settings)
+        assert lines[0] == f"demo        running  pid {os.getpid()}, topic prefix demo-7"
+        assert lines[1] == f"demo worker down     http://127.0.0.1:{port} (optional)"
+        # t36, fault 2: a worker started by hand there was neither shown nor stopped.
+        assert lines[2].strip().startswith(f"but something answers on port {port}: a server")
+    # The listening socket closed: nothing is said of the port.
+    assert len(demo_worker_lines(settings)) == 1
+
+
+def test_a_demo_refuses_a_worker_port_a_process_the_stack_did_not_start_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t36, fault 2: a worker started by hand held the port; the next demo started the
+    stack, deleted the earlier demos' topics, and its worker exited quoting that one's
+    log lines. Now it says so before anything starts."""
+    import socket
+
+    from citybrain.stack import KafkaBroker
+
+    free = []
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    data = tmp_path / "r.csv"
+    data.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-06T00:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330\n"
+    )
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for name, value in (
+            ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
+            ("CITYBRAIN_KAFKA_PORT", str(free[0])),
+            ("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(free[1])),
+            ("CITYBRAIN_PROMETHEUS_PORT", str(free[2])),
+            ("CITYBRAIN_WORKER_PORT", str(port)),
+        ):
+            monkeypatch.setenv(name, value)
+        assert main(["demo", "--data", str(data)]) == 3
+    err = capsys.readouterr().err
+    assert f"citybrain: CITYBRAIN_WORKER_PORT is {port}, but 127.0.0.1:{port} is already" in err
+    assert not KafkaBroker(Settings(run_dir_override=tmp_path / "run")).pid_file.exists()
