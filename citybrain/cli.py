@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -3236,6 +3237,23 @@ class Parser(argparse.ArgumentParser):
     # The arguments this parser was given, to name an unknown option first (trial 9).
     _given: list[str] | None = None
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of a value against ``choices`` (a subcommand's name too), but
+        a misspelt one is answered with the closest choice, as Python 3.14's
+        ``suggest_on_error`` does: ``argument COMMAND: invalid choice: 'stak' (did you
+        mean 'stack'?)``; with none close, every choice is listed, as before. Raises
+        ``argparse.ArgumentError``, which ``error`` prints as the one ``citybrain:`` line."""
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        near = closest_choice(value, choices)
+        if near is None:
+            listed = ", ".join(map(repr, choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (choose from {listed})"
+            )
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r} (did you mean {near!r}?)")
+
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[Any, list[str]]:
@@ -3263,6 +3281,18 @@ class Parser(argparse.ArgumentParser):
                 unknown.append(arg)
         return unknown
 
+    def _option_hint(self, unknown: list[str]) -> str:
+        """`` (did you mean --status?)`` for the unknown options near one of this
+        parser's (``--stauts``, ``--stauts=open``), or ""."""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        pairs = []
+        for option in unknown:
+            name = option.split("=", 1)[0]
+            near = closest_choice(name, known)
+            if near is not None:
+                pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
+        return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
@@ -3271,11 +3301,27 @@ class Parser(argparse.ArgumentParser):
             # said only that FILE is required. The unknown option is the likelier slip.
             unknown = self._unknown_options()
             if unknown:
-                message = f"unrecognized arguments: {' '.join(unknown)} (and {message})"
+                message = (
+                    f"unrecognized arguments: {' '.join(unknown)}{self._option_hint(unknown)} "
+                    f"(and {message})"
+                )
+        elif message.startswith("unrecognized arguments"):
+            message += self._option_hint(self._unknown_options())
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
         typed = " ".join([shlex.quote(cli_command()), *command.split()])
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed} --help`\n")
+
+
+def closest_choice(value: object, choices: Iterable[object]) -> object | None:
+    """The choice ``value`` most likely misspells (difflib's closest, compared as text
+    and ignoring case: ``'Open'`` and ``'opne'`` are ``'open'``), or None when none is
+    close (difflib's cutoff, 0.6)."""
+    by_text: dict[str, object] = {}
+    for choice in choices:
+        by_text.setdefault(str(choice).casefold(), choice)
+    near = difflib.get_close_matches(str(value).casefold(), list(by_text), n=1)
+    return by_text[near[0]] if near else None
 
 
 def _version() -> str:
