@@ -380,8 +380,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.partitioning import ReadingPacker
 
     for name in args.files:
-        if Path(name).is_dir():  # the reader would only say it cannot read it
-            _need_file(Path(name), "FILE", _replay_files_in(Path(name)))
+        # Said as every command says it (the reader's "cannot read: No such file or
+        # directory" was replay's own wording, helper brief t37).
+        path = Path(name)
+        _need_file(path, "FILE", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     s = _settings()
     bad: list[BadRow] = []
     try:
@@ -746,7 +748,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     from playbooks.routing import ALL_LABELS, parse_label
 
     _need_dir(Path(args.dir or s.playbook_dir), "--dir")
-    _need_file(Path(args.routing or s.routing_file), "--routing")
+    _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML")
     labels: dict[str, str] = {}
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
@@ -772,7 +774,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     )
     grid_file = Path(args.grid) if args.grid else s.grid_file
     if args.grid:
-        _need_file(grid_file, "--grid")
+        _need_file(grid_file, "--grid", kind="YAML")
     grid = load_grid(grid_file)
     bad = unknown_label_value(labels, grid) or inconsistent_labels(labels, grid)
     if bad:
@@ -822,8 +824,8 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     routing = Path(args.routing or s.routing_file)
     grid_file = Path(args.grid or s.grid_file)
     _need_dir(directory, "the playbook directory" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
-    _need_file(routing, "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE")
-    _need_file(grid_file, "--grid" if args.grid else "CITYBRAIN_GRID_FILE")
+    _need_file(routing, "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE", kind="YAML")
+    _need_file(grid_file, "--grid" if args.grid else "CITYBRAIN_GRID_FILE", kind="YAML")
     playbooks, names, errors = check_playbooks(directory)
     grid = None
     try:
@@ -978,27 +980,109 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
     return out, notes
 
 
-def _need_file(path: Path, option: str, for_a_directory: str = "") -> None:
-    """CliError (status 2) naming ``option`` unless ``path`` is a readable file. A
-    directory is said to be one, not "no such file", with ``for_a_directory`` (what to
-    give instead) after it, or by default a hint to name a file inside it."""
+def _need_file(
+    path: Path, option: str, for_a_directory: str = "", kind: str = "", missing: str = ""
+) -> None:
+    """CliError (status 2) naming ``option`` and ``path`` unless ``path`` is a file this
+    command can read: the one wording of every command for a file it reads (helper brief
+    t37: ``replay nofile.csv`` said "cannot read: No such file or directory" where
+    ``detect`` said "no such file"):
+
+    - ``--data 'x.csv': no such file`` (or a symbolic link to nothing, named as one),
+      then ``missing`` (what was expected there) if given;
+    - ``--data 'x' is a directory, expected a file: <for_a_directory>`` (by default a
+      hint to name a file inside it);
+    - ``--data 'x.csv' is a pipe …``, ``… is a device …``: not a regular file;
+    - ``--data 'x.csv': cannot read: Permission denied`` (any other ``OSError``);
+    - with ``kind`` (``CSV``, ``YAML``, ``JSON``): ``--data 'x.xlsx' is not a CSV file: a
+      ZIP archive (an Excel workbook? save it as CSV)``, for content no text file has.
+
+    The file's first block is read to know (a FIFO is never opened)."""
     if path.is_dir():
         hint = for_a_directory or f"name a file in it, e.g. {_example_file(path)}"
         raise CliError(f"{option} {str(path)!r} is a directory, expected a file: {hint}")
     if not path.is_file():
-        raise CliError(f"{option} {str(path)!r}{_not_a_file(path)}")
+        why = _not_a_file(path)
+        if missing and why == ": no such file":
+            why += f" {missing}"
+        raise CliError(f"{option} {str(path)!r}{why}")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise CliError(f"{option} {str(path)!r}: cannot read: {exc.strerror or exc}") from None
+    if kind:
+        reason = not_text(path, head, compressed=kind == "CSV")
+        if reason:
+            raise CliError(f"{option} {str(path)!r} is not a {kind} file: {reason}")
+
+
+# Bytes of a file read to tell whether it is text at all.
+_HEAD_BYTES = 1 << 16
+# What a file that is no text file starts with, as a user would know it.
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx or OpenDocument spreadsheet?)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook"),
+    (b"PAR1", "a Parquet file"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x7fELF", "a program (ELF)"),
+    (b"BZh", "bzip2-compressed (decompress it, or gzip it as FILE.gz)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (decompress it, or gzip it as FILE.gz)"),
+)
+
+
+def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
+    """Why a file whose first bytes are ``head`` is no text file (a CSV, YAML or JSON
+    file), or "": a known binary format named, another binary file by its first NUL byte.
+    With ``compressed``, as CSV readers take it: a name ending in ``.gz`` must be gzip,
+    whose first decompressed bytes are then judged, and gzip under another name is said.
+    UTF-16 and UTF-32 text is left to the readers, which name the encoding."""
+    import zlib
+
+    from streams.csvfile import wide_encoding
+
+    gzipped = head.startswith(b"\x1f\x8b")
+    if compressed and path.name.endswith(".gz"):
+        if not gzipped:
+            return "its name ends in .gz but it is not gzip-compressed"
+        try:
+            # What the first block decompresses to; a file cut short is left to its
+            # reader, which says at which line.
+            head = zlib.decompressobj(wbits=31).decompress(head, _HEAD_BYTES)
+        except zlib.error as exc:
+            return f"its gzip data is damaged ({exc})"
+    elif compressed and gzipped:
+        return f"it is gzip-compressed; name it {path.name}.gz"
+    elif gzipped:
+        return "it is gzip-compressed; decompress it"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            # A spreadsheet is the likeliest slip for a CSV, and its fix well known.
+            spreadsheet = compressed and ("Excel" in what)
+            return what + ("; save it as CSV (UTF-8) from the spreadsheet" if spreadsheet else "")
+    nul = head.find(b"\x00")
+    if nul >= 0 and wide_encoding(head.split(b"\n", 1)[0]) is None:
+        return f"it holds binary data (byte 0x00 at offset {nul:,}), not text"
+    return ""
 
 
 def _not_a_file(path: Path) -> str:
     """Why ``path``, neither a directory nor a regular file, is no input file, as the
     end of a message naming it: a pipe (``<(zcat x.gz)``) or a device (``/dev/null``)
     exists, so "no such file" was a lie for them (trial 20), as for a symbolic link
-    whose target is missing."""
+    whose target is missing; a link that loops, or a path that cannot be looked up, is
+    "cannot read" with the system's reason."""
+    import errno
     import stat
 
     try:
         mode = path.stat().st_mode
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f": cannot read: {exc.strerror or exc}"
         if path.is_symlink():
             with contextlib.suppress(OSError):
                 return f": a symbolic link to {os.readlink(path)!r}, which does not exist"
@@ -1019,9 +1103,10 @@ def _example_file(directory: Path) -> str:
     return str(directory / "FILE")
 
 
-def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
-    """CliError (status 2) naming ``option`` unless ``path`` is a directory; a file is
-    said to be one, with ``for_a_file`` (what to give instead) after it."""
+def _need_dir(path: Path, option: str, for_a_file: str = "", missing: str = "") -> None:
+    """CliError (status 2) naming ``option`` unless ``path`` is a directory, worded as
+    ``_need_file`` words a file: a file is said to be one, with ``for_a_file`` (what to
+    give instead) after it; a missing one is ``no such directory``, then ``missing``."""
     if path.is_dir():
         return
     if path.is_file():
@@ -1034,14 +1119,19 @@ def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
             f"{option} {str(path)!r}{_not_a_file(path).split(', expected')[0]}, "
             "expected a directory"
         )
-    raise CliError(f"{option} {str(path)!r}: no such directory")
+    why = _not_a_file(path)
+    if why != ": no such file" and not why.startswith(": a symbolic link"):
+        raise CliError(f"{option} {str(path)!r}{why}")  # a loop: cannot read
+    raise CliError(
+        f"{option} {str(path)!r}: no such directory" + (f" {missing}" if missing else "")
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file (after ``..``, symlinks, hard links)."""
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: Path.resolve on a symbolic link loop
         return False
 
 
@@ -2194,12 +2284,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "it is HTML: give a file name",
     )
     for path in data:
-        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
     if args.expect:
-        _need_file(Path(args.expect), "--expect")
+        _need_file(Path(args.expect), "--expect", kind="YAML")
         try:
             expected = load_expected(Path(args.expect))
         except (OSError, ValueError) as exc:
@@ -2208,7 +2298,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 message if message.startswith("--expect") else f"--expect {args.expect}: {message}"
             ) from None
     if args.grid:
-        _need_file(Path(args.grid), "--grid")
+        _need_file(Path(args.grid), "--grid", kind="YAML")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     try:
         summary = run_demo(
@@ -2239,7 +2329,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     files = [Path(p) for p in args.data]
     check_output("--out", args.out, [("--data", p) for p in args.data])
     for path in files:
-        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     _require_kafka(settings)
     roles = ("readings", "incidents", "alerts")
     _need_prefix(settings, "--prefix", roles, roles)
@@ -2450,9 +2540,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     check_output("--export", args.export, [("--input", args.input), ("--out", args.out)])
     _output_suffix(args.out)
     if args.input:
-        _need_file(Path(args.input), "--input")
+        _need_file(Path(args.input), "--input", kind="JSON lines")
     if args.grid:
-        _need_file(Path(args.grid), "--grid")
+        _need_file(Path(args.grid), "--grid", kind="YAML")
     settings = _settings()
     if args.prefix:
         settings = settings.model_copy(update={"topic_prefix": args.prefix})
@@ -2660,11 +2750,11 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         "leave out --out for the comparison on stdout",
     )
     _output_suffix(args.out)
-    _need_file(units_path, "--units")
-    _need_file(Path(args.incidents), "--incidents")
-    _need_file(Path(args.playbook), "--playbook")
+    _need_file(units_path, "--units", kind="YAML")
+    _need_file(Path(args.incidents), "--incidents", kind="CSV")
+    _need_file(Path(args.playbook), "--playbook", kind="YAML")
     if args.grid:
-        _need_file(Path(args.grid), "--grid")
+        _need_file(Path(args.grid), "--grid", kind="YAML")
 
     try:
         doc = load_yaml(utf8_text(units_path, "--units"))
@@ -2905,6 +2995,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 source,
                 "--input",
                 f"to score every CSV under it give --input-dir {source} --output-dir DIR",
+                kind="CSV",
             )
             if args.output != "-":
                 check_output("--output", args.output, [("--input", args.input)])
@@ -3070,13 +3161,9 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
         data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
     layout = "NAB's layout: data/<category>/<file>.csv and labels/combined_windows.json"
-    if not data.exists() and not data.is_symlink():
-        raise CliError(f"--data {str(data)!r} does not exist (expected {layout})")
     # A file as --data was taken for a root whose labels were missing (trial 20).
-    _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})")
-    if not labels.exists() and not labels.is_symlink():
-        raise CliError(f"--labels {str(labels)!r} does not exist (expected {layout})")
-    _need_file(labels, "--labels")
+    _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})", f"({layout})")
+    _need_file(labels, "--labels", kind="JSON", missing=f"(expected {layout})")
     try:
         cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
     except DetectInputError as exc:
