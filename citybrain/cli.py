@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -42,7 +41,7 @@ from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import shown
-from streams.errors import StreamsError
+from streams.errors import StreamsError, closest
 from streams.events import MAX_PACK_READINGS
 from streams.settings import REPO_ROOT, Settings, load_settings
 
@@ -3333,7 +3332,7 @@ class Parser(argparse.ArgumentParser):
         choices = action.choices
         if choices is None or value in choices:
             return
-        near = closest_choice(value, choices)
+        near = closest(value, choices)
         if near is None:
             listed = ", ".join(map(repr, choices))
             raise argparse.ArgumentError(
@@ -3375,7 +3374,7 @@ class Parser(argparse.ArgumentParser):
         pairs = []
         for option in unknown:
             name = option.split("=", 1)[0]
-            near = closest_choice(name, known)
+            near = closest(name, known)
             if near is not None:
                 pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
         return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
@@ -3398,17 +3397,6 @@ class Parser(argparse.ArgumentParser):
         # script's path when `citybrain` is not on the PATH), as every other hint is.
         typed = " ".join([shlex.quote(cli_command()), *command.split()])
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed} --help`\n")
-
-
-def closest_choice(value: object, choices: Iterable[object]) -> object | None:
-    """The choice ``value`` most likely misspells (difflib's closest, compared as text
-    and ignoring case: ``'Open'`` and ``'opne'`` are ``'open'``), or None when none is
-    close (difflib's cutoff, 0.6)."""
-    by_text: dict[str, object] = {}
-    for choice in choices:
-        by_text.setdefault(str(choice).casefold(), choice)
-    near = difflib.get_close_matches(str(value).casefold(), list(by_text), n=1)
-    return by_text[near[0]] if near else None
 
 
 def _version() -> str:

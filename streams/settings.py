@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
+from streams.errors import closest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -498,6 +499,10 @@ def setting_error(err: Any) -> str:
     reason = expected(err.get("ctx") or {}) if expected else message
     if field.endswith("_port") and field in Settings.model_fields:
         reason = "expected a port number, 1..65535"
+    if err["type"] == "literal_error" and field in Settings.model_fields:
+        near = closest(err.get("input"), get_args(Settings.model_fields[field].annotation))
+        if near is not None:  # a misspelt choice (`batc`), as the command line answers it
+            reason += f" (did you mean {near!r}?)"
     if field in SECRET_SETTINGS:
         return f"{name}: {reason} (the value is a secret and not shown)"
     value = err.get("input")

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from citybrain.cli import EXIT_USAGE, build_parser, closest_choice, main
+from citybrain.cli import EXIT_USAGE, build_parser, main
 from citybrain.commands import cli_command
+from streams.errors import closest
 from tests.unit.citybrain.test_cli_help import ALL
 
 
@@ -146,10 +147,10 @@ def test_several_misspelt_options_say_which_is_which(capsys: pytest.CaptureFixtu
     assert "--stauts=open (did you mean --status?)" in capsys.readouterr().err
 
 
-def test_closest_choice() -> None:
-    assert closest_choice("Opne", ["open", "resolved"]) == "open"
-    assert closest_choice(0, [0, 1]) == 0
-    assert closest_choice("zzz", ["open", "resolved"]) is None
+def test_closest() -> None:
+    assert closest("Opne", ["open", "resolved"]) == "open"
+    assert closest(0, [0, 1]) == 0
+    assert closest("zzz", ["open", "resolved"]) is None
 
 
 def test_argparse_still_checks_choices_where_citybrain_overrides_it() -> None:
