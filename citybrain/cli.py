@@ -983,147 +983,26 @@ def _need_file(
     path: Path, option: str, for_a_directory: str = "", kind: str = "", missing: str = ""
 ) -> None:
     """CliError (status 2) naming ``option`` and ``path`` unless ``path`` is a file this
-    command can read: the one wording of every command for a file it reads (helper brief
-    t37: ``replay nofile.csv`` said "cannot read: No such file or directory" where
-    ``detect`` said "no such file"):
+    command can read, in the one wording of every command and setting for a file it
+    reads (``streams.inputs.unreadable``: ``--data 'x.csv': no such file``, ``… is a
+    directory, expected a file: …``, ``…: cannot read: Permission denied``, ``… is not a
+    CSV file: …``; helper brief t37: ``replay nofile.csv`` said "cannot read: No such
+    file or directory" where ``detect`` said "no such file")."""
+    from streams.inputs import unreadable
 
-    - ``--data 'x.csv': no such file`` (or a symbolic link to nothing, named as one),
-      then ``missing`` (what was expected there) if given;
-    - ``--data 'x' is a directory, expected a file: <for_a_directory>`` (by default a
-      hint to name a file inside it);
-    - ``--data 'x.csv' is a pipe …``, ``… is a device …``: not a regular file;
-    - ``--data 'x.csv': cannot read: Permission denied`` (any other ``OSError``);
-    - with ``kind`` (``CSV``, ``YAML``, ``JSON``): ``--data 'x.xlsx' is not a CSV file: a
-      ZIP archive (an Excel workbook? save it as CSV)``, for content no text file has.
-
-    The file's first block is read to know (a FIFO is never opened)."""
-    if path.is_dir():
-        hint = for_a_directory or f"name a file in it, e.g. {_example_file(path)}"
-        raise CliError(f"{option} {str(path)!r} is a directory, expected a file: {hint}")
-    if not path.is_file():
-        why = _not_a_file(path)
-        if missing and why == ": no such file":
-            why += f" {missing}"
+    why = unreadable(path, kind, for_a_directory, missing)
+    if why:
         raise CliError(f"{option} {str(path)!r}{why}")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-    except OSError as exc:
-        raise CliError(f"{option} {str(path)!r}: cannot read: {exc.strerror or exc}") from None
-    if kind:
-        reason = not_text(path, head, compressed=kind == "CSV")
-        if reason:
-            raise CliError(f"{option} {str(path)!r} is not a {kind} file: {reason}")
-
-
-# Bytes of a file read to tell whether it is text at all.
-_HEAD_BYTES = 1 << 16
-# What a file that is no text file starts with, as a user would know it.
-_MAGIC = (
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx or OpenDocument spreadsheet?)"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook"),
-    (b"PAR1", "a Parquet file"),
-    (b"%PDF", "a PDF document"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"SQLite format 3\x00", "an SQLite database"),
-    (b"\x7fELF", "a program (ELF)"),
-    (b"BZh", "bzip2-compressed (decompress it, or gzip it as FILE.gz)"),
-    (b"\xfd7zXZ\x00", "xz-compressed (decompress it, or gzip it as FILE.gz)"),
-)
-
-
-def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
-    """Why a file whose first bytes are ``head`` is no text file (a CSV, YAML or JSON
-    file), or "": a known binary format named, another binary file by its first NUL byte.
-    With ``compressed``, as CSV readers take it: a name ending in ``.gz`` must be gzip,
-    whose first decompressed bytes are then judged, and gzip under another name is said.
-    UTF-16 and UTF-32 text is left to the readers, which name the encoding."""
-    import zlib
-
-    from streams.csvfile import wide_encoding
-
-    gzipped = head.startswith(b"\x1f\x8b")
-    if compressed and path.name.endswith(".gz"):
-        if not gzipped:
-            return "its name ends in .gz but it is not gzip-compressed"
-        try:
-            # What the first block decompresses to; a file cut short is left to its
-            # reader, which says at which line.
-            head = zlib.decompressobj(wbits=31).decompress(head, _HEAD_BYTES)
-        except zlib.error as exc:
-            return f"its gzip data is damaged ({exc})"
-    elif compressed and gzipped:
-        return f"it is gzip-compressed; name it {path.name}.gz"
-    elif gzipped:
-        return "it is gzip-compressed; decompress it"
-    for magic, what in _MAGIC:
-        if head.startswith(magic):
-            # A spreadsheet is the likeliest slip for a CSV, and its fix well known.
-            spreadsheet = compressed and ("Excel" in what)
-            return what + ("; save it as CSV (UTF-8) from the spreadsheet" if spreadsheet else "")
-    nul = head.find(b"\x00")
-    if nul >= 0 and wide_encoding(head.split(b"\n", 1)[0]) is None:
-        return f"it holds binary data (byte 0x00 at offset {nul:,}), not text"
-    return ""
-
-
-def _not_a_file(path: Path) -> str:
-    """Why ``path``, neither a directory nor a regular file, is no input file, as the
-    end of a message naming it: a pipe (``<(zcat x.gz)``) or a device (``/dev/null``)
-    exists, so "no such file" was a lie for them (trial 20), as for a symbolic link
-    whose target is missing; a link that loops, or a path that cannot be looked up, is
-    "cannot read" with the system's reason."""
-    import errno
-    import stat
-
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-            return f": cannot read: {exc.strerror or exc}"
-        if path.is_symlink():
-            with contextlib.suppress(OSError):
-                return f": a symbolic link to {os.readlink(path)!r}, which does not exist"
-        return ": no such file"
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        what = "a pipe (such as <(zcat FILE.gz))" if stat.S_ISFIFO(mode) else "a socket"
-    else:
-        what = "a device"
-    return f" is {what}, expected a regular file: save its content to a file and give that"
-
-
-def _example_file(directory: Path) -> str:
-    """A file in ``directory`` to show in a hint (a CSV first), or ``DIR/FILE``."""
-    for pattern in ("*.csv*", "*"):
-        found = sorted(p for p in directory.glob(pattern) if p.is_file())
-        if found:
-            return str(found[0])
-    return str(directory / "FILE")
 
 
 def _need_dir(path: Path, option: str, for_a_file: str = "", missing: str = "") -> None:
     """CliError (status 2) naming ``option`` unless ``path`` is a directory, worded as
-    ``_need_file`` words a file: a file is said to be one, with ``for_a_file`` (what to
-    give instead) after it; a missing one is ``no such directory``, then ``missing``."""
-    if path.is_dir():
-        return
-    if path.is_file():
-        raise CliError(
-            f"{option} {str(path)!r} is a file, expected a directory"
-            + (f": {for_a_file}" if for_a_file else "")
-        )
-    if path.exists():  # a pipe or a device, which no hint for a file fits
-        raise CliError(
-            f"{option} {str(path)!r}{_not_a_file(path).split(', expected')[0]}, "
-            "expected a directory"
-        )
-    why = _not_a_file(path)
-    if why != ": no such file" and not why.startswith(": a symbolic link"):
-        raise CliError(f"{option} {str(path)!r}{why}")  # a loop: cannot read
-    raise CliError(
-        f"{option} {str(path)!r}: no such directory" + (f" {missing}" if missing else "")
-    )
+    ``_need_file`` words a file (``streams.inputs.not_a_directory``)."""
+    from streams.inputs import not_a_directory
+
+    why = not_a_directory(path, for_a_file, missing)
+    if why:
+        raise CliError(f"{option} {str(path)!r}{why}")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import EXIT_USAGE, not_text
+from citybrain.cli import EXIT_USAGE
 from tests.unit.citybrain.test_cli_errors import run_in_process
 from tests.unit.citybrain.test_cli_help import ALL
 from tests.unit.citybrain.test_cli_input_errors import _closed_port
@@ -200,31 +200,3 @@ def test_a_file_that_cannot_be_read_is_said_one_way(
     lines = proc.stderr.splitlines()
     assert lines and lines[-1].startswith(f"citybrain: {name} {path!r}{says}"), proc.stderr
     assert sum(line.startswith("citybrain: ") for line in lines) == 1, proc.stderr
-
-
-@pytest.mark.parametrize(
-    ("name", "head", "compressed", "says"),
-    [
-        ("a.csv", b"timestamp,value\n", True, ""),
-        ("a.csv", "h\u00e9\n".encode("latin-1"), True, ""),  # Latin-1: the reader names it
-        ("a.csv", "timestamp\n".encode("utf-16"), True, ""),  # so is UTF-16
-        ("a.csv", b"%PDF-1.7\n", True, "a PDF document"),
-        ("a.csv", b"\xd0\xcf\x11\xe0\xa1\xb1", True, "an old Excel .xls workbook; save it as"),
-        ("a.yaml", b"\xd0\xcf\x11\xe0\xa1\xb1", False, "an old Excel .xls workbook"),
-        ("a.csv", b"\x1f\x8b\x08\x00", True, "it is gzip-compressed; name it a.csv.gz"),
-        ("a.yaml", b"\x1f\x8b\x08\x00", False, "it is gzip-compressed; decompress it"),
-        ("a.csv.gz", b"\x1f\x8b\x08\x00\x00\x00", True, ""),  # cut short: the reader says where
-    ],
-)
-def test_not_text(name: str, head: bytes, compressed: bool, says: str) -> None:
-    reason = not_text(Path(name), head, compressed)
-    assert reason.startswith(says) if says else reason == "", reason
-
-
-def test_the_gzip_files_of_the_data_sets_are_csv() -> None:
-    import gzip
-
-    for path in sorted((REPO / "datasets").glob("*.csv.gz")):
-        head = path.read_bytes()[: 1 << 16]
-        assert not_text(path, head, compressed=True) == "", path
-        assert gzip.decompress(path.read_bytes())  # whole, not just the head

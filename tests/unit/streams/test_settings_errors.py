@@ -102,7 +102,9 @@ def test_a_file_setting_given_a_directory_says_so(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     message = refusal(monkeypatch, CITYBRAIN_GRID_FILE=str(tmp_path))
-    assert message.startswith(f"CITYBRAIN_GRID_FILE is {str(tmp_path)!r}: not a file")
+    assert message.startswith(
+        f"CITYBRAIN_GRID_FILE is {str(tmp_path)!r}: a directory, expected a file: name a file in it"
+    )
 
 
 def test_a_playbook_dir_without_playbooks_says_so(
