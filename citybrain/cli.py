@@ -43,7 +43,7 @@ from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import shown
-from streams.errors import StreamsError
+from streams.errors import StreamsError, closest
 from streams.events import MAX_PACK_READINGS
 from streams.settings import REPO_ROOT, Settings, load_settings
 
@@ -489,8 +489,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.partitioning import ReadingPacker
 
     for name in args.files:
-        if Path(name).is_dir():  # the reader would only say it cannot read it
-            _need_file(Path(name), "FILE", _replay_files_in(Path(name)))
+        # Said as every command says it (the reader's "cannot read: No such file or
+        # directory" was replay's own wording, helper brief t37).
+        path = Path(name)
+        _need_file(path, "FILE", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     s = _settings()
     bad: list[BadRow] = []
     try:
@@ -855,7 +857,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     from playbooks.routing import ALL_LABELS, parse_label
 
     _need_dir(Path(args.dir or s.playbook_dir), "--dir")
-    _need_file(Path(args.routing or s.routing_file), "--routing")
+    _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML")
     labels: dict[str, str] = {}
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
@@ -881,7 +883,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     )
     grid_file = Path(args.grid) if args.grid else s.grid_file
     if args.grid:
-        _need_file(grid_file, "--grid")
+        _need_file(grid_file, "--grid", kind="YAML")
     grid = load_grid(grid_file)
     bad = unknown_label_value(labels, grid) or inconsistent_labels(labels, grid)
     if bad:
@@ -931,8 +933,8 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     routing = Path(args.routing or s.routing_file)
     grid_file = Path(args.grid or s.grid_file)
     _need_dir(directory, "the playbook directory" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
-    _need_file(routing, "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE")
-    _need_file(grid_file, "--grid" if args.grid else "CITYBRAIN_GRID_FILE")
+    _need_file(routing, "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE", kind="YAML")
+    _need_file(grid_file, "--grid" if args.grid else "CITYBRAIN_GRID_FILE", kind="YAML")
     playbooks, names, errors = check_playbooks(directory)
     grid = None
     try:
@@ -1087,70 +1089,37 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
     return out, notes
 
 
-def _need_file(path: Path, option: str, for_a_directory: str = "") -> None:
-    """CliError (status 2) naming ``option`` unless ``path`` is a readable file. A
-    directory is said to be one, not "no such file", with ``for_a_directory`` (what to
-    give instead) after it, or by default a hint to name a file inside it."""
-    if path.is_dir():
-        hint = for_a_directory or f"name a file in it, e.g. {_example_file(path)}"
-        raise CliError(f"{option} {str(path)!r} is a directory, expected a file: {hint}")
-    if not path.is_file():
-        raise CliError(f"{option} {str(path)!r}{_not_a_file(path)}")
+def _need_file(
+    path: Path, option: str, for_a_directory: str = "", kind: str = "", missing: str = ""
+) -> None:
+    """CliError (status 2) naming ``option`` and ``path`` unless ``path`` is a file this
+    command can read, in the one wording of every command and setting for a file it
+    reads (``streams.inputs.unreadable``: ``--data 'x.csv': no such file``, ``… is a
+    directory, expected a file: …``, ``…: cannot read: Permission denied``, ``… is not a
+    CSV file: …``; helper brief t37: ``replay nofile.csv`` said "cannot read: No such
+    file or directory" where ``detect`` said "no such file")."""
+    from streams.inputs import unreadable
+
+    why = unreadable(path, kind, for_a_directory, missing)
+    if why:
+        raise CliError(f"{option} {str(path)!r}{why}")
 
 
-def _not_a_file(path: Path) -> str:
-    """Why ``path``, neither a directory nor a regular file, is no input file, as the
-    end of a message naming it: a pipe (``<(zcat x.gz)``) or a device (``/dev/null``)
-    exists, so "no such file" was a lie for them (trial 20), as for a symbolic link
-    whose target is missing."""
-    import stat
+def _need_dir(path: Path, option: str, for_a_file: str = "", missing: str = "") -> None:
+    """CliError (status 2) naming ``option`` unless ``path`` is a directory, worded as
+    ``_need_file`` words a file (``streams.inputs.not_a_directory``)."""
+    from streams.inputs import not_a_directory
 
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        if path.is_symlink():
-            with contextlib.suppress(OSError):
-                return f": a symbolic link to {os.readlink(path)!r}, which does not exist"
-        return ": no such file"
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        what = "a pipe (such as <(zcat FILE.gz))" if stat.S_ISFIFO(mode) else "a socket"
-    else:
-        what = "a device"
-    return f" is {what}, expected a regular file: save its content to a file and give that"
-
-
-def _example_file(directory: Path) -> str:
-    """A file in ``directory`` to show in a hint (a CSV first), or ``DIR/FILE``."""
-    for pattern in ("*.csv*", "*"):
-        found = sorted(p for p in directory.glob(pattern) if p.is_file())
-        if found:
-            return str(found[0])
-    return str(directory / "FILE")
-
-
-def _need_dir(path: Path, option: str, for_a_file: str = "") -> None:
-    """CliError (status 2) naming ``option`` unless ``path`` is a directory; a file is
-    said to be one, with ``for_a_file`` (what to give instead) after it."""
-    if path.is_dir():
-        return
-    if path.is_file():
-        raise CliError(
-            f"{option} {str(path)!r} is a file, expected a directory"
-            + (f": {for_a_file}" if for_a_file else "")
-        )
-    if path.exists():  # a pipe or a device, which no hint for a file fits
-        raise CliError(
-            f"{option} {str(path)!r}{_not_a_file(path).split(', expected')[0]}, "
-            "expected a directory"
-        )
-    raise CliError(f"{option} {str(path)!r}: no such directory")
+    why = not_a_directory(path, for_a_file, missing)
+    if why:
+        raise CliError(f"{option} {str(path)!r}{why}")
 
 
 def _same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file (after ``..``, symlinks, hard links)."""
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: Path.resolve on a symbolic link loop
         return False
 
 
@@ -2308,12 +2277,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "it is HTML: give a file name",
     )
     for path in data:
-        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
     if args.expect:
-        _need_file(Path(args.expect), "--expect")
+        _need_file(Path(args.expect), "--expect", kind="YAML")
         try:
             expected = load_expected(Path(args.expect))
         except (OSError, ValueError) as exc:
@@ -2322,7 +2291,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 message if message.startswith("--expect") else f"--expect {args.expect}: {message}"
             ) from None
     if args.grid:
-        _need_file(Path(args.grid), "--grid")
+        _need_file(Path(args.grid), "--grid", kind="YAML")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     from citybrain.demo import DemoRunningError
 
@@ -2357,7 +2326,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     files = [Path(p) for p in args.data]
     check_output("--out", args.out, [("--data", p) for p in args.data])
     for path in files:
-        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "")
+        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     _require_kafka(settings)
     roles = ("readings", "incidents", "alerts")
     _need_prefix(settings, "--prefix", roles, roles)
@@ -2647,9 +2616,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     check_output("--export", args.export, [("--input", args.input), ("--out", args.out)])
     _output_suffix(args.out)
     if args.input:
-        _need_file(Path(args.input), "--input")
+        _need_file(Path(args.input), "--input", kind="JSON lines")
     if args.grid:
-        _need_file(Path(args.grid), "--grid")
+        _need_file(Path(args.grid), "--grid", kind="YAML")
     settings = _settings()
     given = ""
     if args.input:
@@ -2863,11 +2832,11 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         "leave out --out for the comparison on stdout",
     )
     _output_suffix(args.out)
-    _need_file(units_path, "--units")
-    _need_file(Path(args.incidents), "--incidents")
-    _need_file(Path(args.playbook), "--playbook")
+    _need_file(units_path, "--units", kind="YAML")
+    _need_file(Path(args.incidents), "--incidents", kind="CSV")
+    _need_file(Path(args.playbook), "--playbook", kind="YAML")
     if args.grid:
-        _need_file(Path(args.grid), "--grid")
+        _need_file(Path(args.grid), "--grid", kind="YAML")
 
     try:
         doc = load_yaml(utf8_text(units_path, "--units"))
@@ -3108,6 +3077,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 source,
                 "--input",
                 f"to score every CSV under it give --input-dir {source} --output-dir DIR",
+                kind="CSV",
             )
             if args.output != "-":
                 check_output("--output", args.output, [("--input", args.input)])
@@ -3273,13 +3243,9 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
         data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
     layout = "NAB's layout: data/<category>/<file>.csv and labels/combined_windows.json"
-    if not data.exists() and not data.is_symlink():
-        raise CliError(f"--data {str(data)!r} does not exist (expected {layout})")
     # A file as --data was taken for a root whose labels were missing (trial 20).
-    _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})")
-    if not labels.exists() and not labels.is_symlink():
-        raise CliError(f"--labels {str(labels)!r} does not exist (expected {layout})")
-    _need_file(labels, "--labels")
+    _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})", f"({layout})")
+    _need_file(labels, "--labels", kind="JSON", missing=f"(expected {layout})")
     try:
         cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
     except DetectInputError as exc:
@@ -3440,6 +3406,23 @@ class Parser(argparse.ArgumentParser):
     # The arguments this parser was given, to name an unknown option first (trial 9).
     _given: list[str] | None = None
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of a value against ``choices`` (a subcommand's name too), but
+        a misspelt one is answered with the closest choice, as Python 3.14's
+        ``suggest_on_error`` does: ``argument COMMAND: invalid choice: 'stak' (did you
+        mean 'stack'?)``; with none close, every choice is listed, as before. Raises
+        ``argparse.ArgumentError``, which ``error`` prints as the one ``citybrain:`` line."""
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        near = closest(value, choices)
+        if near is None:
+            listed = ", ".join(map(repr, choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (choose from {listed})"
+            )
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r} (did you mean {near!r}?)")
+
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[Any, list[str]]:
@@ -3467,6 +3450,18 @@ class Parser(argparse.ArgumentParser):
                 unknown.append(arg)
         return unknown
 
+    def _option_hint(self, unknown: list[str]) -> str:
+        """`` (did you mean --status?)`` for the unknown options near one of this
+        parser's (``--stauts``, ``--stauts=open``), or ""."""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        pairs = []
+        for option in unknown:
+            name = option.split("=", 1)[0]
+            near = closest(name, known)
+            if near is not None:
+                pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
+        return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
@@ -3475,7 +3470,12 @@ class Parser(argparse.ArgumentParser):
             # said only that FILE is required. The unknown option is the likelier slip.
             unknown = self._unknown_options()
             if unknown:
-                message = f"unrecognized arguments: {' '.join(unknown)} (and {message})"
+                message = (
+                    f"unrecognized arguments: {' '.join(unknown)}{self._option_hint(unknown)} "
+                    f"(and {message})"
+                )
+        elif message.startswith("unrecognized arguments"):
+            message += self._option_hint(self._unknown_options())
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
         typed = " ".join([shlex.quote(cli_command()), *command.split()])

@@ -20,7 +20,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,7 @@ from streams.auth import (
     refusal_401,
 )
 from streams.context import API_KAFKA_WAIT, Context, PendingAnswers, run_key
-from streams.errors import EventError, show
+from streams.errors import EventError, closest, show
 from streams.events import decode_json, parse_ts
 from streams.partitioning import key_partition
 
@@ -541,6 +541,13 @@ def elsewhere(run_id: str, owned: set[int], partitions: int) -> str | None:
     )
 
 
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'resolved'?)`` for a value near one of ``choices``, or "" (the
+    command line's answer to a misspelt choice, streams.errors.closest)."""
+    near = closest(value, choices)
+    return f" (did you mean {near!r}?)" if near is not None else ""
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -819,7 +826,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise ApiError(
                     400,
                     f'query parameter "status" is {show(status)}: expected one of '
-                    f"{', '.join(LIST_STATUSES)}",
+                    f"{', '.join(LIST_STATUSES)}{did_you_mean(status, LIST_STATUSES)}",
                 )
             reason = ctx.reading_back()
             if reason is not None:  # a partial list would hide live runs
@@ -864,7 +871,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise ApiError(
                     404,
                     f"no action {shown_id(action)}: expected one of "
-                    f"{', '.join(sorted(RUN_ACTIONS))}",
+                    f"{', '.join(sorted(RUN_ACTIONS))}{did_you_mean(action, RUN_ACTIONS)}",
                 )
             principal = await authorize(self, request, RUN_ACTIONS[action])
             query(request)

@@ -236,7 +236,7 @@ class _Lines:
 
     def _decode(self, data: bytes) -> str:
         if self.lineno == 1:
-            encoding = _wide_encoding(data)
+            encoding = wide_encoding(data)
             if encoding is not None:
                 raise FeedError(f"{self._path}:1: the file is {encoding}; save it as UTF-8")
         nul = data.find(b"\x00")
@@ -262,7 +262,7 @@ class _Lines:
         self.in_record = False
 
 
-def _wide_encoding(first: bytes) -> str | None:
+def wide_encoding(first: bytes) -> str | None:
     """UTF-16 or UTF-32, as the first line shows it (a byte order mark, or NULs at every
     other or every fourth byte of ASCII text), or None."""
     if first.startswith(UTF32_BOMS):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
+from streams.errors import closest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,20 +259,24 @@ class Settings(BaseSettings):
     def _files_exist(self) -> Settings:
         """The files and directories a command reads, named by their setting when absent
         (rather than a later 'cannot read' or an empty playbook library)."""
+        from streams.inputs import as_reason, not_a_directory, unreadable
+
         for name, path, want_dir in (
             ("grid_file", self.grid_file, False),
             ("routing_file", self.routing_file, False),
             ("playbook_dir", self.playbook_dir, True),
             ("api_tokens_file", self.api_tokens_file, False),
         ):
-            if path is None or (path.is_dir() if want_dir else path.is_file()):
+            if path is None:
                 continue
-            what = "directory" if want_dir else "file"
-            why = "no such" if not path.exists() else "not a"
-            raise ValueError(
-                f"CITYBRAIN_{name.upper()} is {str(path)!r}: {why} {what}"
-                + ("" if name == "api_tokens_file" else "; unset it for the built-in one")
-            )
+            # In the command line's words for an option's file (streams.inputs), in the
+            # settings' shape: CITYBRAIN_GRID_FILE is '/x': no such file.
+            why = not_a_directory(path) if want_dir else unreadable(path, "YAML")
+            if why:
+                raise ValueError(
+                    f"{variable(name)} is {str(path)!r}: {as_reason(why)}"
+                    + ("" if name == "api_tokens_file" else "; unset it for the built-in one")
+                )
         if not any(self.playbook_dir.glob("*.yaml")):
             raise ValueError(
                 f"CITYBRAIN_PLAYBOOK_DIR is {str(self.playbook_dir)!r}: no playbooks (*.yaml) "
@@ -364,10 +369,15 @@ class Settings(BaseSettings):
                 f"CITYBRAIN_KAFKA_SECURITY_PROTOCOL is "
                 f"{self.kafka_security_protocol}"
             )
-        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
-            raise ValueError(
-                f"CITYBRAIN_KAFKA_SSL_CAFILE is {str(self.kafka_ssl_cafile)!r}: not a file"
-            )
+        if self.kafka_ssl_cafile is not None:
+            from streams.inputs import as_reason, unreadable
+
+            why = unreadable(self.kafka_ssl_cafile, for_a_directory="give the CA file (PEM)")
+            if why:
+                raise ValueError(
+                    f"CITYBRAIN_KAFKA_SSL_CAFILE is {str(self.kafka_ssl_cafile)!r}: "
+                    + as_reason(why)
+                )
         return self
 
     def kafka_python_options(self) -> dict[str, Any]:
@@ -498,6 +508,10 @@ def setting_error(err: Any) -> str:
     reason = expected(err.get("ctx") or {}) if expected else message
     if field.endswith("_port") and field in Settings.model_fields:
         reason = "expected a port number, 1..65535"
+    if err["type"] == "literal_error" and field in Settings.model_fields:
+        near = closest(err.get("input"), get_args(Settings.model_fields[field].annotation))
+        if near is not None:  # a misspelt choice (`batc`), as the command line answers it
+            reason += f" (did you mean {near!r}?)"
     if field in SECRET_SETTINGS:
         return f"{name}: {reason} (the value is a secret and not shown)"
     value = err.get("input")

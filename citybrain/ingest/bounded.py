@@ -11,7 +11,10 @@ and the answers are streams/bounds.py's):
   each holding a thread; one more is answered 503 and closed before its request is read;
 - a request line or header past the server's limits (65,536 bytes a line, 100 headers)
   and a request that is not HTTP are JSON ``{"error", "reason"}`` answers naming it (the
-  standard library's were HTML pages).
+  standard library's were HTML pages), in the worker's words (streams/bounds.py
+  ``HeadTracker``): the request line by its start, a header by its name. The standard
+  library's parser raises before naming the line, so the head's lines are followed as
+  they are read (``_HeadReader``).
 
 ``BoundedHTTPServer`` and ``BoundedHandler`` serve the HTTP ingest (citybrain/ingest/http.py)
 and the MQTT ingest's /metrics (``MetricsServer``), which was prometheus_client's
@@ -36,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from streams.bounds import Bounds, busy_answer, timeout_text
+from streams.bounds import Bounds, HeadTracker, busy_answer, timeout_text
 
 log = logging.getLogger("citybrain.ingest")
 
@@ -70,6 +73,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         super().__init__((str(sockaddr[0]), bind[1]), handler)
         self.bounds = bounds
         self.refused = refused
+        self.what = what
         self._busy = busy_answer(what, bounds.max_connections)
         self._connections = 0
         # Each connection reading a request -> monotonic deadline; one past it is cut
@@ -151,6 +155,26 @@ class BoundedHTTPServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RD)
 
 
+class _HeadReader:
+    """A connection's ``rfile`` that feeds the lines read while ``tracking`` (a request's
+    line and headers, which the standard library reads with ``readline``) to ``head``;
+    anything else is the file's own."""
+
+    def __init__(self, raw: Any, head: HeadTracker) -> None:
+        self._raw = raw
+        self.head = head
+        self.tracking = False
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._raw.readline(limit)
+        if self.tracking:
+            self.head.feed(line)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 class BoundedHandler(BaseHTTPRequestHandler):
     """A request handler under its server's bounds; answers are JSON (``answer``)."""
 
@@ -168,6 +192,8 @@ class BoundedHandler(BaseHTTPRequestHandler):
         # The socket's own timeout, per read: a stalled client costs one thread this
         # long; the deadline (service_actions) bounds the request as a whole.
         self.connection.settimeout(self.limit)
+        self._head = _HeadReader(self.rfile, HeadTracker())
+        self.rfile = self._head  # type: ignore[assignment]
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
@@ -179,6 +205,8 @@ class BoundedHandler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         # The request (line, headers and body) must come within `timeout` seconds.
         self.path = ""  # not read yet (the last request's, on a keep-alive connection)
+        self._head.head.reset()
+        self._head.tracking = True  # until the headers are read (parse_request)
         self.server.arm(self.connection, self.limit)
         start = time.monotonic()
         try:
@@ -198,7 +226,9 @@ class BoundedHandler(BaseHTTPRequestHandler):
             self.request_version = "HTTP/1.0"  # so the status line and headers are sent
             self._late()
             return False
-        if not super().parse_request():
+        parsed = super().parse_request()
+        self._head.tracking = False  # the body, if any, is no line of the head
+        if not parsed:
             return False
         if not self.server.disarm(self.connection):  # cut while its headers came
             self._late()
@@ -234,24 +264,24 @@ class BoundedHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's own refusals as JSON ``{"error", "reason"}`` naming
-        what was wrong: a request line or header line too long (414, 431), too many
+        what was wrong, as the worker's web server words them: a request line too long
+        (414, by its start) or a header line (431, by the header's name), too many
         headers (431), a request line it cannot read (400, 505); it sent HTML."""
         self.close_connection = True
         if self.request_version in ("", "HTTP/0.9"):  # a request line it could not read
             self.request_version = "HTTP/1.0"  # so the status line and headers are sent
         reason = "too_long" if code in (414, 431) else "bad_request"
-        if code == 414:
-            text = f"the request line is longer than the {MAX_LINE:,} bytes the server reads"
-        elif code == 431 and message == "Too many headers":
+        if code == 431 and message == "Too many headers":
             text = f"the request has more than {MAX_HEADERS} headers"
-        elif code == 431:
-            text = f"a header line is longer than the {MAX_LINE:,} bytes the server reads"
+        elif code in (414, 431):
+            # The longest line of the head is the one the parser stopped at.
+            text = self._head.head.too_long(MAX_LINE, MAX_LINE)
         else:
             default = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "error"
             text = message or default
             if code in (400, 505):
                 reason = "bad_request"
-                text = f"the request is not HTTP/1.1 the server can read: {text}"
+                text = f"the request is not HTTP/1.1 {self.server.what} can read: {text}"
         if code < 500 or code == 505:
             self.count(reason)
         self.answer(code, {"error": text, "reason": reason})

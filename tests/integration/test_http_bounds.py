@@ -87,16 +87,56 @@ def check_bounds(port: int, path: bytes, server: str) -> None:
         "reason": "busy",
     }
     time.sleep(1.5)  # the held connections' ends reach the server
+    check_long_lines(port, path, LIMITS["worker" if server == "the worker" else "ingest"])
+    counted = refused(port)
+    assert counted["busy"] >= 1 and counted["timeout"] >= 1 and counted["too_long"] >= 2, counted
+
+
+# The limits each server reads up to: (line, header) bytes, status of a long request line,
+# of a long header. The worker's are aiohttp's (400), the ingests' the standard library's.
+LIMITS = {"worker": (8190, 8190, 400, 400), "ingest": (65_536, 65_536, 414, 431)}
+
+
+def check_long_lines(port: int, path: bytes, limits: tuple[int, int, int, int]) -> None:
+    """An over-long request line is named by its start, an over-long header by its name
+    (cut to 64 characters), in the same words at the worker and at the ingests (helper
+    brief t37: the ingests said only "a header line is longer than 65,536 bytes")."""
+    line, field, line_status, header_status = limits
     status, body = json_answer(
         read_all(send(port, b"GET " + path + b"x" * 70_000 + b" HTTP/1.1\r\n\r\n"))
     )
-    assert status in (400, 414) and body["reason"] == "too_long", body
-    assert body["error"].startswith("the request line is longer than the "), body
-    big = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 70_000 + b"\r\n\r\n"
-    status, body = json_answer(read_all(send(port, big)))
-    assert status in (400, 431) and body["reason"] == "too_long", body
-    counted = refused(port)
-    assert counted["busy"] >= 1 and counted["timeout"] >= 1 and counted["too_long"] >= 2, counted
+    assert status == line_status
+    assert body == {
+        "error": f"the request line is longer than the {line:,} bytes the server reads (it "
+        f"starts {('GET ' + path.decode() + 'x' * 40)[:40]!r}...): shorten the URL",
+        "reason": "too_long",
+    }
+    head = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
+    big = head + b"X-Big: " + b"v" * 70_000 + b"\r\n\r\n"
+    assert json_answer(read_all(send(port, big))) == (
+        header_status,
+        {
+            "error": f"header 'X-Big' is longer than the {field:,} bytes the server reads "
+            "(its name and value)",
+            "reason": "too_long",
+        },
+    )
+    # A long name is cut to 64 characters.
+    name = b"X-Long-" + b"n" * 73
+    status, body = json_answer(
+        read_all(send(port, head + name + b": " + b"v" * 70_000 + b"\r\n\r\n"))
+    )
+    assert (status, body) == (
+        header_status,
+        {
+            "error": f"header {name.decode()[:64]!r}... is longer than the {field:,} bytes the "
+            "server reads (its name and value)",
+            "reason": "too_long",
+        },
+    )
+    # The header named is the long one, not the last one read before it.
+    after_another = head + b"X-Small: 1\r\n" + big[len(head) :]
+    assert "'X-Big'" in json_answer(read_all(send(port, after_another)))[1]["error"]
 
 
 @pytest.fixture
@@ -141,6 +181,32 @@ def test_the_mqtt_ingest_metrics_server_is_bounded_the_same_way(
     try:
         port = int(p.env["CITYBRAIN_INGEST_METRICS_PORT"])
         check_bounds(port, b"/metrics", "the MQTT ingest")
+    finally:
+        ingest.stop()
+        p.close()
+    assert "Traceback" not in ingest.log()
+
+
+def test_the_http_ingest_names_a_long_line_as_the_worker_does(stack: Any, run_dir: Path) -> None:
+    from tests.integration.test_ingest import http_ingest, pipeline_for_ingest
+
+    p = pipeline_for_ingest(run_dir)
+    p.env.update(BOUNDED)
+    ingest = http_ingest(p).start()
+    try:
+        port = p.settings.ingest_http_port
+        check_long_lines(port, b"/ingest/v1/readings", LIMITS["ingest"])
+        many = b"".join(b"X-%d: 1\r\n" % i for i in range(120))
+        status, body = json_answer(
+            read_all(send(port, b"POST /ingest/v1/readings HTTP/1.1\r\n" + many + b"\r\n"))
+        )
+        assert (status, body) == (
+            431,
+            {"error": "the request has more than 100 headers", "reason": "too_long"},
+        )
+        status, body = json_answer(read_all(send(port, b"GET /ingest/v1/health HTTP/9\r\n\r\n")))
+        assert (status, body["reason"]) == (400, "bad_request")
+        assert body["error"].startswith("the request is not HTTP/1.1 the HTTP ingest can read: ")
     finally:
         ingest.stop()
         p.close()

@@ -114,7 +114,10 @@ CASES = [
         ["rehearse", "--incidents", "T/dir", "--units", UNITS],
         "--incidents 'T/dir' is a directory, expected a file",
     ),
-    (["bench", "nab", "--data", "T/missing"], "--data 'T/missing' does not exist"),
+    (
+        ["bench", "nab", "--data", "T/missing"],
+        "--data 'T/missing': no such directory (NAB's layout",
+    ),
     # One reader for every file read whole as text (citybrain.errors.utf8_text).
     (
         [
@@ -133,7 +136,7 @@ CASES = [
         ["rehearse", "--incidents", "T/bad-row.csv", "--units", "T/latin1.yaml"],
         "--units T/latin1.yaml:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)",
     ),
-    (["replay", "T/missing.csv"], "T/missing.csv: cannot read"),
+    (["replay", "T/missing.csv"], "FILE 'T/missing.csv': no such file"),
     (["replay", "T/replay-bad-header.csv"], "header is 'timestamp,sensor_id'"),
     (["replay", "T/replay-bad-row.csv"], "nothing was sent"),
     (

@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from streams.api import MAX_SHOWN_ID, shown_id
+from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
+from streams.api import MAX_SHOWN_ID, RUN_ACTIONS, shown_id
 from streams.app import create_app
 from streams.settings import Settings
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, write_tokens
@@ -197,3 +198,23 @@ def test_a_long_action_is_echoed_cut(tmp_path: Path) -> None:
     status, doc, _ = ask(tmp_path, "POST", "/api/v1/runs/r-1/" + "z" * 5000)
     assert status == 404 and "... (5,000 characters): expected one of ack" in doc["error"]
     assert len(doc["error"]) < 400
+
+
+@pytest.mark.parametrize(
+    ("kind", "choice"),
+    [("status", s) for s in LIST_STATUSES] + [("action", a) for a in sorted(RUN_ACTIONS)],
+)
+def test_a_misspelt_status_or_action_suggests_the_closest(
+    tmp_path: Path, kind: str, choice: str
+) -> None:
+    """Helper brief t37 (a sibling of the command line's "did you mean"): the API listed
+    every status or action and did not say which was meant."""
+    wrong = choice + choice[-1]
+    if kind == "status":
+        status, doc, _ = ask(tmp_path, "GET", f"/api/v1/runs?status={wrong}")
+        assert status == 400
+        assert doc["error"].startswith(f'query parameter "status" is {wrong!r}: expected one of ')
+    else:
+        status, doc, _ = ask(tmp_path, "POST", f"/api/v1/runs/r-1/{wrong}")
+        assert status == 404 and doc["error"].startswith(f"no action {wrong!r}: expected one of ")
+    assert doc["error"].endswith(f" (did you mean {choice!r}?)"), doc

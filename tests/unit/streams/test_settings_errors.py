@@ -102,7 +102,9 @@ def test_a_file_setting_given_a_directory_says_so(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     message = refusal(monkeypatch, CITYBRAIN_GRID_FILE=str(tmp_path))
-    assert message.startswith(f"CITYBRAIN_GRID_FILE is {str(tmp_path)!r}: not a file")
+    assert message.startswith(
+        f"CITYBRAIN_GRID_FILE is {str(tmp_path)!r}: a directory, expected a file: name a file in it"
+    )
 
 
 def test_a_playbook_dir_without_playbooks_says_so(
@@ -222,3 +224,27 @@ def test_a_corroboration_agree_not_below_decisive_is_refused(
         f"CITYBRAIN_CORROBORATION_AGREE is {agree}: expected less than "
         "CITYBRAIN_CORROBORATION_DECISIVE (0.9)"
     )
+
+
+def _choice_settings() -> list[tuple[str, str]]:
+    """(field, choice) for every choice of every setting that takes one of a few."""
+    import typing
+
+    return [
+        (field, choice)
+        for field, info in Settings.model_fields.items()
+        if typing.get_origin(info.annotation) is typing.Literal
+        for choice in typing.get_args(info.annotation)
+    ]
+
+
+@pytest.mark.parametrize(("field", "choice"), _choice_settings())
+def test_a_misspelt_choice_suggests_the_closest(
+    monkeypatch: pytest.MonkeyPatch, field: str, choice: str
+) -> None:
+    """Helper brief t37 (a sibling of the command line's): CITYBRAIN_FAUST_DRAIN=batc
+    listed the choices and did not say which was meant."""
+    message = refusal(monkeypatch, **{env_name(field): choice + choice[-1]})
+    assert message.startswith(f"{env_name(field)} is {choice + choice[-1]!r}: expected "), message
+    assert message.endswith(f" (did you mean {choice!r}?)"), message
+    assert "did you mean" not in refusal(monkeypatch, **{env_name(field): "zzzzzz"})

@@ -1,0 +1,147 @@
+"""Whether a file or directory a command or setting names can be read, in one wording
+for all of them (helper brief t37: ``citybrain replay nofile.csv`` said "cannot read: No
+such file or directory" where ``demo --data`` and ``detect`` said "no such file").
+
+Each function answers the end of a message whose caller names the option or setting and
+the path (``--data 'x.csv'`` + ``: no such file``), or "" when the path is fine. Pure
+file inspection: at most the file's first block is read, and a FIFO is never opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import zlib
+from pathlib import Path
+
+from streams.csvfile import wide_encoding
+
+# Bytes of a file read to tell whether it is text at all.
+HEAD_BYTES = 1 << 16
+# What a file that is no text file starts with, as a user would know it.
+MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx or OpenDocument spreadsheet?)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook"),
+    (b"PAR1", "a Parquet file"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x7fELF", "a program (ELF)"),
+    (b"BZh", "bzip2-compressed (decompress it, or gzip it as FILE.gz)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (decompress it, or gzip it as FILE.gz)"),
+)
+NO_SUCH_FILE = ": no such file"
+
+
+def unreadable(path: Path, kind: str = "", for_a_directory: str = "", missing: str = "") -> str:
+    """Why ``path`` is no file to read, as the end of a message naming it, or "":
+
+    - ``: no such file`` (then ``missing``, what was expected there, if given), or a
+      symbolic link to nothing named as one;
+    - `` is a directory, expected a file: <for_a_directory>`` (by default a hint to name
+      a file inside it);
+    - `` is a pipe …``, `` is a device …``: not a regular file;
+    - ``: cannot read: Permission denied`` (any other ``OSError``, a link loop too);
+    - with ``kind`` (``CSV``, ``YAML``, ``JSON``, ``JSON lines``): `` is not a CSV file: a
+      ZIP archive (…)``, for content no text file has (``not_text``)."""
+    if path.is_dir():
+        hint = for_a_directory or f"name a file in it, e.g. {example_file(path)}"
+        return f" is a directory, expected a file: {hint}"
+    if not path.is_file():
+        why = not_a_regular_file(path)
+        return why + (f" {missing}" if missing and why == NO_SUCH_FILE else "")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except OSError as exc:
+        return f": cannot read: {exc.strerror or exc}"
+    reason = not_text(path, head, compressed=kind == "CSV") if kind else ""
+    return f" is not a {kind} file: {reason}" if reason else ""
+
+
+def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
+    """Why ``path`` is no directory to read, worded as ``unreadable`` words a file, or
+    "": `` is a file, expected a directory`` (then ``: <for_a_file>``), ``: no such
+    directory`` (then ``missing``), a pipe or device, ``: cannot read: …``."""
+    if path.is_dir():
+        return ""
+    if path.is_file():
+        return " is a file, expected a directory" + (f": {for_a_file}" if for_a_file else "")
+    why = not_a_regular_file(path)
+    if path.exists():  # a pipe or a device, which no hint for a file fits
+        return why.split(", expected")[0] + ", expected a directory"
+    if why != NO_SUCH_FILE and not why.startswith(": a symbolic link"):
+        return why  # a loop: cannot read
+    return ": no such directory" + (f" {missing}" if missing else "")
+
+
+def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
+    """Why a file whose first bytes are ``head`` is no text file (a CSV, YAML or JSON
+    file), or "": a known binary format named, another binary file by its first NUL byte.
+    With ``compressed``, as CSV readers take it: a name ending in ``.gz`` must be gzip,
+    whose first decompressed bytes are then judged, and gzip under another name is said.
+    UTF-16 and UTF-32 text is left to the readers, which name the encoding."""
+    gzipped = head.startswith(b"\x1f\x8b")
+    if compressed and path.name.endswith(".gz"):
+        if not gzipped:
+            return "its name ends in .gz but it is not gzip-compressed"
+        try:
+            # What the first block decompresses to; a file cut short is left to its
+            # reader, which says at which line.
+            head = zlib.decompressobj(wbits=31).decompress(head, HEAD_BYTES)
+        except zlib.error as exc:
+            return f"its gzip data is damaged ({exc})"
+    elif compressed and gzipped:
+        return f"it is gzip-compressed; name it {path.name}.gz"
+    elif gzipped:
+        return "it is gzip-compressed; decompress it"
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            # A spreadsheet is the likeliest slip for a CSV, and its fix well known.
+            spreadsheet = compressed and ("Excel" in what)
+            return what + ("; save it as CSV (UTF-8) from the spreadsheet" if spreadsheet else "")
+    nul = head.find(b"\x00")
+    if nul >= 0 and wide_encoding(head.split(b"\n", 1)[0]) is None:
+        return f"it holds binary data (byte 0x00 at offset {nul:,}), not text"
+    return ""
+
+
+def not_a_regular_file(path: Path) -> str:
+    """Why ``path``, neither a directory nor a regular file, is no input file, as the
+    end of a message naming it: a pipe (``<(zcat x.gz)``) or a device (``/dev/null``)
+    exists, so "no such file" was a lie for them (trial 20), as for a symbolic link
+    whose target is missing; a link that loops, or a path that cannot be looked up, is
+    "cannot read" with the system's reason."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f": cannot read: {exc.strerror or exc}"
+        if path.is_symlink():
+            with contextlib.suppress(OSError):
+                return f": a symbolic link to {os.readlink(path)!r}, which does not exist"
+        return NO_SUCH_FILE
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        what = "a pipe (such as <(zcat FILE.gz))" if stat.S_ISFIFO(mode) else "a socket"
+    else:
+        what = "a device"
+    return f" is {what}, expected a regular file: save its content to a file and give that"
+
+
+def as_reason(tail: str) -> str:
+    """The end of a message of ``unreadable`` or ``not_a_directory`` as a reason after a
+    colon, for the settings' shape (``CITYBRAIN_GRID_FILE is '/x': no such file``, ``…:
+    a directory, expected a file: …``)."""
+    return tail.removeprefix(": ").removeprefix(" is ")
+
+
+def example_file(directory: Path) -> str:
+    """A file in ``directory`` to show in a hint (a CSV first), or ``DIR/FILE``."""
+    for pattern in ("*.csv*", "*"):
+        found = sorted(p for p in directory.glob(pattern) if p.is_file())
+        if found:
+            return str(found[0])
+    return str(directory / "FILE")

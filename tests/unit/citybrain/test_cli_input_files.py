@@ -1,0 +1,202 @@
+"""Every file a command reads is said the same way when it is missing, unreadable, a
+directory or no text file of its kind (helper brief t37, fault 2: ``citybrain replay
+nofile.csv`` said "nofile.csv: cannot read: No such file or directory" where ``demo
+--data`` and ``detect`` said "--data 'nofile.csv': no such file"; a symbolic link loop
+was "a symbolic link … which does not exist", and in ``report`` a bug, exit 70).
+
+The parser is walked: every option or argument that names a file or directory the
+command reads must be in ``INPUTS`` below, so a new one is covered as it is added."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import EXIT_USAGE
+from tests.unit.citybrain.test_cli_errors import run_in_process
+from tests.unit.citybrain.test_cli_help import ALL
+from tests.unit.citybrain.test_cli_input_errors import _closed_port
+
+REPO = Path(__file__).resolve().parents[3]
+UNITS = str(REPO / "datasets" / "service_times" / "units-nyc.yaml")
+INCIDENTS = str(REPO / "datasets" / "nyc311_2024-05-26.csv.gz")
+# Options naming what a command writes (check_output's domain, tests elsewhere).
+OUTPUTS = {"out", "output", "output_dir", "summary", "report", "export"}
+CAMPAIGN = ["campaign", "report", "--from", "2024-01-01", "--to", "2024-01-02"]
+REHEARSE = ["rehearse", "--incidents", INCIDENTS, "--units", UNITS]
+
+# (command, dest) -> (argv with X for the path, the name the message gives, what it
+# holds: a file's kind, or DIR). T/ is the test's own directory.
+INPUTS: dict[tuple[tuple[str, ...], str], tuple[list[str], str, str]] = {
+    (("replay",), "files"): (["replay", "X"], "FILE", "CSV"),
+    (("demo",), "data"): (["demo", "--data", "X"], "--data", "CSV"),
+    (("demo",), "grid"): (["demo", "--data", "T/good.csv", "--grid", "X"], "--grid", "YAML"),
+    (("demo",), "expect"): (
+        ["demo", "--data", "T/good.csv", "--expect", "X"],
+        "--expect",
+        "YAML",
+    ),
+    (("report",), "data"): (
+        ["report", "--prefix", "p", "--data", "X", "--out", "T/r.html"],
+        "--data",
+        "CSV",
+    ),
+    (("campaign", "report"), "input"): ([*CAMPAIGN, "--input", "X"], "--input", "JSON lines"),
+    (("campaign", "report"), "grid"): ([*CAMPAIGN, "--grid", "X"], "--grid", "YAML"),
+    (("rehearse",), "incidents"): (
+        ["rehearse", "--incidents", "X", "--units", UNITS],
+        "--incidents",
+        "CSV",
+    ),
+    (("rehearse",), "units"): (
+        ["rehearse", "--incidents", INCIDENTS, "--units", "X"],
+        "--units",
+        "YAML",
+    ),
+    (("rehearse",), "playbook"): ([*REHEARSE, "--playbook", "X"], "--playbook", "YAML"),
+    (("rehearse",), "grid"): ([*REHEARSE, "--grid", "X"], "--grid", "YAML"),
+    (("detect",), "input"): (["detect", "--input", "X", "--output", "T/o.csv"], "--input", "CSV"),
+    (("detect",), "input_dir"): (
+        ["detect", "--input-dir", "X", "--output-dir", "T/scores"],
+        "--input-dir",
+        "DIR",
+    ),
+    (("bench", "nab"), "data"): (["bench", "nab", "--data", "X"], "--data", "DIR"),
+    (("bench", "nab"), "labels"): (
+        ["bench", "nab", "--data", "T/nab", "--labels", "X"],
+        "--labels",
+        "JSON",
+    ),
+    (("playbooks", "check"), "dir"): (["playbooks", "check", "X"], "the playbook directory", "DIR"),
+    (("playbooks", "check"), "routing"): (
+        ["playbooks", "check", "--routing", "X"],
+        "--routing",
+        "YAML",
+    ),
+    (("playbooks", "check"), "grid"): (["playbooks", "check", "--grid", "X"], "--grid", "YAML"),
+    (("playbooks", "route-test"), "dir"): (
+        ["playbooks", "route-test", "kind=pm25", "--dir", "X"],
+        "--dir",
+        "DIR",
+    ),
+    (("playbooks", "route-test"), "routing"): (
+        ["playbooks", "route-test", "kind=pm25", "--routing", "X"],
+        "--routing",
+        "YAML",
+    ),
+    (("playbooks", "route-test"), "grid"): (
+        ["playbooks", "route-test", "kind=pm25", "--grid", "X"],
+        "--grid",
+        "YAML",
+    ),
+    (("dashboards", "push"), "generated"): (
+        ["dashboards", "push", "--url", "http://127.0.0.1:9", "--token", "t", "--generated", "X"],
+        "--generated",
+        "DIR",
+    ),
+    (("datasets", "build"), "shared"): (
+        ["datasets", "build", "--shared", "X", "--out", "T/slices"],
+        "--shared",
+        "DIR",
+    ),
+}
+
+
+def _reads_a_path(action: argparse.Action) -> bool:
+    return action.metavar in ("FILE", "DIR") or action.dest in ("dir", "files")
+
+
+def test_every_file_a_command_reads_is_covered() -> None:
+    walked = {
+        (path, action.dest)
+        for path, parser in ALL
+        for action in parser._actions
+        if _reads_a_path(action) and action.dest not in OUTPUTS
+    }
+    assert walked == set(INPUTS)
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("input-files")
+    (tmp / "good.csv").write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-11T00:00:00Z,usgs-01589330-00065,water_level,1.5,ft,community:usgs-c1\n"
+    )
+    (tmp / "nab" / "data" / "water").mkdir(parents=True)
+    (tmp / "a-dir").mkdir()
+    (tmp / "a-file").write_text("x\n")
+    os.symlink("loop", tmp / "loop")
+    (tmp / "locked").write_text("timestamp,value\n")
+    (tmp / "locked").chmod(0)
+    with zipfile.ZipFile(tmp / "book.xlsx", "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    (tmp / "plain.csv.gz").write_text("timestamp,value\n")
+    (tmp / "nul.txt").write_bytes(b"name: x\n\x00\x01\x02")
+    env = {
+        "CITYBRAIN_HOME": str(tmp / "home"),
+        "CITYBRAIN_RUN_DIR": str(tmp / "run"),
+        **{
+            f"CITYBRAIN_{name}_PORT": str(_closed_port())
+            for name in ("KAFKA", "PROMETHEUS", "WORKER", "MQTT", "INGEST_HTTP")
+        },
+    }
+    return tmp, env
+
+
+def _cases() -> list[tuple[tuple[tuple[str, ...], str], str, str]]:
+    """(INPUTS key, the file given, what the one line says after the name and path)."""
+    loop = f": cannot read: {os.strerror(errno.ELOOP)}"
+    cases = []
+    for key, (_, _, kind) in INPUTS.items():
+        if kind == "DIR":
+            cases += [
+                (key, "missing", ": no such directory"),
+                (key, "a-file", " is a file, expected a directory"),
+                (key, "loop", loop),
+            ]
+            continue
+        cases += [
+            (key, "missing", ": no such file"),
+            (key, "a-dir", " is a directory, expected a file: "),
+            (key, "loop", loop),
+            (key, "book.xlsx", f" is not a {kind} file: a ZIP archive (an Excel .xlsx"),
+            (key, "nul.txt", f" is not a {kind} file: it holds binary data (byte 0x00 at "),
+        ]
+        if os.geteuid() != 0:  # root reads any file, whatever its mode
+            cases.append((key, "locked", f": cannot read: {os.strerror(errno.EACCES)}"))
+        if kind == "CSV":
+            cases.append(
+                (key, "plain.csv.gz", " is not a CSV file: its name ends in .gz but it is not")
+            )
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize(
+    ("key", "given", "says"),
+    CASES,
+    ids=[f"{' '.join(k[0])} {k[1]} {g}" for k, g, _ in CASES],
+)
+def test_a_file_that_cannot_be_read_is_said_one_way(
+    key: tuple[tuple[str, ...], str],
+    given: str,
+    says: str,
+    place: tuple[Path, dict[str, str]],
+) -> None:
+    tmp, env = place
+    template, name, _ = INPUTS[key]
+    path = str(tmp / given)
+    argv = [path if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and lines[-1].startswith(f"citybrain: {name} {path!r}{says}"), proc.stderr
+    assert sum(line.startswith("citybrain: ") for line in lines) == 1, proc.stderr

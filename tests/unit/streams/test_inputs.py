@@ -1,0 +1,98 @@
+"""streams/inputs.py: whether a file a command or setting names can be read, in one
+wording (helper brief t37, fault 2); the CLI's walk over every file option is
+tests/unit/citybrain/test_cli_input_files.py."""
+
+from __future__ import annotations
+
+import errno
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from streams.errors import SettingsError
+from streams.inputs import not_text
+from streams.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "compressed", "says"),
+    [
+        ("a.csv", b"timestamp,value\n", True, ""),
+        ("a.csv", "h\u00e9\n".encode("latin-1"), True, ""),  # Latin-1: the reader names it
+        ("a.csv", "timestamp\n".encode("utf-16"), True, ""),  # so is UTF-16
+        ("a.csv", b"%PDF-1.7\n", True, "a PDF document"),
+        ("a.csv", b"\xd0\xcf\x11\xe0\xa1\xb1", True, "an old Excel .xls workbook; save it as"),
+        ("a.yaml", b"\xd0\xcf\x11\xe0\xa1\xb1", False, "an old Excel .xls workbook"),
+        ("a.csv", b"\x1f\x8b\x08\x00", True, "it is gzip-compressed; name it a.csv.gz"),
+        ("a.yaml", b"\x1f\x8b\x08\x00", False, "it is gzip-compressed; decompress it"),
+        ("a.csv.gz", b"\x1f\x8b\x08\x00\x00\x00", True, ""),  # cut short: the reader says where
+    ],
+)
+def test_not_text(name: str, head: bytes, compressed: bool, says: str) -> None:
+    reason = not_text(Path(name), head, compressed)
+    assert reason.startswith(says) if says else reason == "", reason
+
+
+def test_the_gzip_files_of_the_data_sets_are_csv() -> None:
+    import gzip
+
+    for path in sorted((REPO / "datasets").glob("*.csv.gz")):
+        head = path.read_bytes()[: 1 << 16]
+        assert not_text(path, head, compressed=True) == "", path
+        assert gzip.decompress(path.read_bytes())  # whole, not just the head
+
+
+# Every setting that names a file or directory the commands read.
+FILE_SETTINGS = {
+    "CITYBRAIN_GRID_FILE": "file",
+    "CITYBRAIN_ROUTING_FILE": "file",
+    "CITYBRAIN_API_TOKENS_FILE": "file",
+    "CITYBRAIN_KAFKA_SSL_CAFILE": "file",
+    "CITYBRAIN_PLAYBOOK_DIR": "directory",
+}
+
+
+def test_the_walk_covers_every_path_setting() -> None:
+    from streams.settings import Settings, variable
+
+    paths = {
+        variable(name)
+        for name, info in Settings.model_fields.items()
+        if "Path" in str(info.annotation) and name not in ("home", "run_dir_override")
+    }
+    assert paths == set(FILE_SETTINGS)
+
+
+@pytest.mark.parametrize("name", sorted(FILE_SETTINGS))
+def test_a_file_setting_is_said_as_an_option_s_file_is(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same words as the command line's (``--grid 'x': no such file``), in the
+    settings' shape (``CITYBRAIN_GRID_FILE is 'x': no such file``)."""
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "a-file").write_text("x: 1\n")
+    os.symlink("loop", tmp_path / "loop")
+    with zipfile.ZipFile(tmp_path / "book.xlsx", "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    loop = f"cannot read: {os.strerror(errno.ELOOP)}"
+    if FILE_SETTINGS[name] == "directory":
+        cases = {"missing": "no such directory", "a-file": "a file, expected a directory"}
+    else:
+        cases = {"missing": "no such file", "a-dir": "a directory, expected a file: "}
+        if name != "CITYBRAIN_KAFKA_SSL_CAFILE":  # PEM: any text, not checked as YAML
+            cases["book.xlsx"] = "not a YAML file: a ZIP archive"
+    cases["loop"] = loop
+    for key in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    if name == "CITYBRAIN_KAFKA_SSL_CAFILE":
+        monkeypatch.setenv("CITYBRAIN_KAFKA_SECURITY_PROTOCOL", "SSL")
+    for given, says in cases.items():
+        path = str(tmp_path / given)
+        monkeypatch.setenv(name, path)
+        with pytest.raises(SettingsError) as info:
+            load_settings()
+        assert str(info.value).startswith(f"{name} is {path!r}: {says}"), str(info.value)
