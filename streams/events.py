@@ -195,8 +195,21 @@ class EventValidator:
         order), a bad packed one as a ``PackedError`` in its place (so the rest of its
         pack goes on). Raises ``EventError`` when the message as a whole is unusable."""
         doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA))
+        # A key given twice is refused, as the ingest edge and the incidents agent refuse
+        # it: read silently, {"value": 1.5, "value": 9e9} was a reading nobody sent, and a
+        # pack's second "readings" list dropped the first one's readings unsaid.
+        twice = duplicate_keys(raw, doc)
         if doc["schema"] == READING_SCHEMA:
+            if twice:
+                raise duplicate_key_error(*twice[0])
             return False, [self._reading(doc, now)]
+        bad_items: dict[int, EventError] = {}
+        for key, at in twice:
+            place = _PACKED_PLACE.match(at)
+            if place is None:  # the pack's own keys: which list, which schema, is meant?
+                raise duplicate_key_error(key, at)
+            index = int(place.group(1))
+            bad_items.setdefault(index, duplicate_key_error(key, at))
         items = doc.get("readings", MISSING)
         if not isinstance(items, list) or not items:
             raise EventError("bad_type", "readings", items, "expected a non-empty list")
@@ -207,7 +220,12 @@ class EventValidator:
                 len(items),
                 f"a pack holds at most {MAX_PACK_READINGS} readings",
             )
-        return True, [self.packed_reading(index, item, now) for index, item in enumerate(items)]
+        return True, [
+            PackedError(index, item, bad_items[index])
+            if index in bad_items
+            else self.packed_reading(index, item, now)
+            for index, item in enumerate(items)
+        ]
 
     def packed_reading(self, index: int, item: Any, now: float) -> Reading | PackedError:
         """The pack's reading at ``index`` (its JSON value ``item``) -> the ``Reading``, or
@@ -442,8 +460,10 @@ def message_json(value: bytes | None) -> Any:
     topics (alerts, routed, commands, corroboration) as for readings and incidents: a
     tombstone (a null value) or a value that is not UTF-8 is ``bad_json`` saying so
     (trial 19: orjson's "Input must be bytes" and "surrogates not allowed" for a byte
-    0xff were the messages, and a routed one logged a traceback)."""
-    return decode_json(value or b"")
+    0xff were the messages, and a routed one logged a traceback). A key given twice in
+    one object is ``bad_json`` naming it (``{"action": "ack", "action": "cancel"}``: which
+    is meant?), as on every other topic and edge."""
+    return decode_json(value or b"", unique_keys=True)
 
 
 def _decode_json(raw: bytes) -> Any:
@@ -577,22 +597,50 @@ def _pairs(items: list[tuple[str, Any]]) -> _Pairs:
     return out
 
 
+# Where a key given twice is inside a pack's reading: ``readings[3]``, ``readings[3].x``.
+_PACKED_PLACE = re.compile(r"readings\[([0-9]+)\](?:$|[.\[])")
+
+
 def check_unique_keys(raw: bytes, doc: Any) -> None:
     """For ``doc`` as read from ``raw`` (by ``decode_json`` or orjson): raises
     ``EventError`` (``bad_json``) naming the first key given twice in one object and
     where (``{"value": 1, "value": 9}``: both parsers keep the last silently, so a
     sender's mistake would become a reading nobody sent). RFC 8259 section 4: names
     should be unique, and parsers differ on which value wins."""
+    found = duplicate_keys(raw, doc)
+    if found:
+        raise duplicate_key_error(*found[0])
+
+
+def duplicate_key_error(key: str, at: str) -> EventError:
+    """The ``bad_json`` refusal of ``key`` given twice in the object at ``at`` (a path,
+    ``readings[3]``; empty for the document itself). No field: the object as a whole
+    is not read."""
+    where = f" (in {at})" if at else ""
+    return EventError(
+        "bad_json",
+        None,
+        None,
+        f"not valid JSON: key {key[:60]!r} is given twice in one object{where}: which value "
+        "is meant? (RFC 8259 section 4: names should be unique)",
+    )
+
+
+def duplicate_keys(raw: bytes, doc: Any) -> list[tuple[str, str]]:
+    """Every object of ``doc`` (as read from ``raw``) that gives a key twice, in document
+    order, as (its first key given twice, the object's path: ``""`` for the document,
+    ``readings[3]``, ``labels``); empty when every key is given once. The common case
+    costs one ``orjson.dumps``, not a second parse."""
     if b"\\u" not in raw:
         try:
             again = orjson.dumps(doc)
-        except orjson.JSONEncodeError:  # an integer past 64 bits: the full check below
+        except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits: the full check
             again = b""
         # Without \u escapes each string's quotes are counted alike in the sender's
         # bytes and in orjson's (which writes an inner quote as \"), so the same count
-        # means no key was dropped: the common case costs one dumps, not a second parse.
+        # means no key was dropped.
         if again and raw.count(b'"') == again.count(b'"'):
-            return
+            return []
     try:
         pairs = json.loads(
             raw.decode("utf-8").removeprefix("\ufeff"),
@@ -600,26 +648,20 @@ def check_unique_keys(raw: bytes, doc: Any) -> None:
             parse_int=json_int,
         )
     except (ValueError, RecursionError):  # read by orjson's rules above; nothing to add
-        return
+        return []
+    found: list[tuple[str, str]] = []
     stack: list[tuple[Any, str]] = [(pairs, "")]
     while stack:  # depth first, document order, as _check_text
         item, at = stack.pop()
         if isinstance(item, _Pairs):
             if item.twice is not None:
-                where = f" (in {at})" if at else ""
-                raise EventError(  # no field: the body as a whole is not read
-                    "bad_json",
-                    None,
-                    None,
-                    f"not valid JSON: key {item.twice[:60]!r} is given twice in one "
-                    f"object{where}: which value is meant? (RFC 8259 section 4: names "
-                    "should be unique)",
-                )
+                found.append((item.twice, at))
             stack.extend(
                 (value, f"{at}.{key}" if at else str(key)) for key, value in reversed(item.items())
             )
         elif isinstance(item, list):
             stack.extend((value, f"{at}[{i}]") for i, value in reversed(list(enumerate(item))))
+    return found
 
 
 def _check_text(doc: Any, where: str = "") -> None:

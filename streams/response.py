@@ -39,7 +39,13 @@ from playbooks.routing import Silence, SilenceBook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import MISSING, EventError
-from streams.events import MAX_MESSAGE_BYTES, format_ts, message_json, parse_ts
+from streams.events import (
+    MAX_MESSAGE_BYTES,
+    MIN_EVENT_TIME,
+    format_ts,
+    message_json,
+    parse_ts,
+)
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.replies import AUDITED, count_campaign, reply_document
@@ -108,7 +114,10 @@ def message_time(value: Any, event: Any, now: float) -> float:
         if (
             isinstance(candidate, int | float)
             and not isinstance(candidate, bool)
-            and 0 < candidate < math.inf  # compared, not converted: 10**400 is an int
+            # Compared, not converted: 10**400 is an int. A time before MIN_EVENT_TIME
+            # (1990) is no clock's (a producer's CreateTime of 0 or 1): a run stamped
+            # 1970 would have every deadline long past, and climb its ladder at once.
+            and MIN_EVENT_TIME <= candidate < math.inf
         ):
             return float(min(candidate, now))  # (an int past a float's range is not converted)
     return now
@@ -124,8 +133,9 @@ _NONE_FIRING = (
 def command_fields(cmd: Any) -> dict[str, Any]:
     """A command as read from the commands topic, its fields checked before any is used:
     ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
-    ``by``, ``note``, ``role`` and ``detail`` text or null if given, and an
-    ``action_result``'s ``ok`` true or false.
+    ``by``, ``note``, ``role`` and ``detail`` text or null if given, ``at`` epoch
+    seconds from ``MIN_EVENT_TIME`` (1990) on or null, and an ``action_result``'s ``ok``
+    true or false.
     Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
     AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
     worker's log and ``processing_error``)."""
@@ -142,6 +152,19 @@ def command_fields(cmd: Any) -> dict[str, Any]:
         value = cmd.get(name)
         if value is not None and not isinstance(value, str):
             raise EventError("bad_command", name, value, "expected a string (or null)")
+    at = cmd.get("at")
+    if at is not None and (
+        isinstance(at, bool) or not isinstance(at, int | float) or not at >= MIN_EVENT_TIME
+    ):
+        # Read silently before: a string fell back to the message's time, and 1 (or
+        # 1e-9) was taken as 1970-01-01, from which the run's deadlines were all past
+        # (a time in milliseconds, or past now, is taken as now: never later).
+        raise EventError(
+            "bad_command",
+            "at",
+            at,
+            "expected epoch seconds from 1990 on (when the operator API accepted the command)",
+        )
     if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
         # bool("false") is True: a failed call read as a success (trial 26).
         raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")

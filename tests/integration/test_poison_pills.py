@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.events import IncidentReport, Reading
-from streams.partitioning import key_partition
+from streams.partitioning import key_partition, sensor_partition
 from tests.services import Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
@@ -384,5 +384,77 @@ def test_reports_with_huge_ids_are_dead_lettered_and_the_burst_after_them_alerts
             f"r-{i}" for i in range(8)
         }
         assert firing and worker.alive() and "Crashed" not in worker.log()
+    finally:
+        worker.stop()
+
+
+def test_keys_given_twice_odd_headers_and_keys_cost_only_their_message(
+    pipeline: Pipeline,
+) -> None:
+    # A reading with "value" given twice (both plausible) was scored at its last value,
+    # and a pack with "readings" given twice lost its first list's readings, neither said
+    # anywhere; a command's "at" of 1 acknowledged a run at 1970-01-01, every deadline
+    # after it long past. A header that is not UTF-8 and a message without a key are
+    # read past (the worker reads neither).
+    worker = pipeline.worker().start()
+    try:
+        good = [
+            Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge").to_json()
+            for i in range(30)
+        ]
+        twice = good[0].replace(b'"value":10.0', b'"value":10.0,"value":11.0')
+        packs_twice = b'{"schema":"readings/1","readings":[' + good[1] + b'],"readings":['
+        packs_twice += good[2] + b"]}"
+        inner = good[3].replace(b'"value":10.0', b'"value":10.0,"v\\u0061lue":12.0')
+        pack = b'{"schema":"readings/1","readings":[' + b",".join([inner, *good[4:7]]) + b"]}"
+        assert twice != good[0] and inner != good[3]
+        for raw in (twice, packs_twice, pack):
+            pipeline.send("readings", b"gauge-1", raw)
+        topic = pipeline.topic("readings")
+        home = sensor_partition("gauge-1", pipeline.settings.partitions)
+        send = pipeline.producer.send
+        send(topic, key=b"gauge-1", value=good[7], headers=[("x", b"\xff\xfe")])
+        send(topic, key=None, value=good[8], partition=home, headers=[("\u00e9", b"\x00")])
+        for raw in good[9:]:
+            pipeline.send("readings", b"gauge-1", raw)
+        commands = [
+            b'{"id": "c-1", "run_id": "g.1", "action": "ack", "action": "cancel"}',
+            b'{"id": "c-2", "run_id": "g.1", "action": "ack", "at": 1}',
+        ]
+        for raw in commands:
+            pipeline.send("commands", b"g", raw)
+        pipeline.send("alerts", b"a", b'{"alert_id": "a", "status": "firing", "status": "x"}')
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 6, timeout=120, settle=3)
+        said = Counter(
+            (
+                dict(m.headers)["citybrain.error.stream"].decode(),
+                dict(m.headers)["citybrain.error.reason"].decode(),
+                dict(m.headers)["citybrain.error.message"].decode().split(": which")[0],
+                "#" in dict(m.headers)["citybrain.error.origin"].decode(),  # a packed one
+            )
+            for m in dead
+        )
+        twice_said = "not valid JSON: key {!r} is given twice in one object"
+        assert said == {
+            ("alerts", "bad_alert", "alert not readable: " + twice_said.format("status"), False): 1,
+            ("commands", "bad_command", "not readable: " + twice_said.format("action"), False): 1,
+            (
+                "commands",
+                "bad_command",
+                'not readable: field "at" is 1: expected epoch seconds from 1990 on (when the '
+                "operator API accepted the command)",
+                False,
+            ): 1,
+            ("readings", "bad_json", twice_said.format("value"), False): 1,
+            ("readings", "bad_json", twice_said.format("readings"), False): 1,
+            ("readings", "bad_json", twice_said.format("value") + " (in readings[0])", True): 1,
+        }
+        # The pack's 3 other readings, the two with odd headers or no key, and the rest.
+        wait_scored(pipeline, 3 + 2 + 21, "the readings around them were not all scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 26
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+        assert_committed_to_end(pipeline, "readings")
     finally:
         worker.stop()

@@ -34,7 +34,9 @@ def test_one_warning_per_url_a_minute_and_the_held_ones_counted(
     assert all(r.levelno == logging.WARNING for r in caplog.records)
 
 
-@pytest.mark.parametrize("at", [float("nan"), float("inf"), -1, 0, True, "1790000000", None])
+@pytest.mark.parametrize(
+    "at", [float("nan"), float("inf"), -1, 0, True, "1790000000", None, 1, 1e-9, 631_151_999]
+)
 def test_a_commands_odd_time_falls_back_to_the_messages_time(at: object) -> None:
     from types import SimpleNamespace
 
@@ -42,6 +44,18 @@ def test_a_commands_odd_time_falls_back_to_the_messages_time(at: object) -> None
 
     event = SimpleNamespace(message=SimpleNamespace(timestamp=1_700_000_000.0))
     assert message_time(at, event, 1_800_000_000.0) == 1_700_000_000.0
+
+
+@pytest.mark.parametrize("timestamp", [0.0, 0.001, -1.0, 631_151_999.0])
+def test_a_kafka_timestamp_before_1990_is_no_clock_s_and_now_is_taken(timestamp: float) -> None:
+    # A producer's CreateTime of 0 or 1 ms stamped an acknowledgement 1970-01-01: every
+    # deadline of the run after it was long past, and it climbed its ladder at once.
+    from types import SimpleNamespace
+
+    from streams.response import message_time
+
+    event = SimpleNamespace(message=SimpleNamespace(timestamp=timestamp))
+    assert message_time(None, event, 1_800_000_000.0) == 1_800_000_000.0
 
 
 def test_a_commands_time_is_never_later_than_now() -> None:
@@ -75,6 +89,20 @@ def test_a_commands_time_is_never_later_than_now() -> None:
             "field \"ok\" is 'false': expected true or false",
         ),
         ({"id": "c", "run_id": "g.1", "action": "action_result"}, 'field "ok" is missing'),
+        # Read silently before: 1 (or 1e-9) as 1970-01-01, a string or NaN as the
+        # message's time, whatever the operator API had stamped.
+        *(
+            ({"id": "c", "run_id": "g.1", "action": "ack", "at": at}, f'field "at" is {shown}')
+            for at, shown in (
+                (1, "1: expected epoch seconds from 1990 on"),
+                (1e-9, "1e-09"),
+                (-1_790_000_000, "-1790000000"),
+                (float("nan"), "nan"),
+                ("1790000000", "'1790000000'"),
+                (True, "true"),
+                ([1_790_000_000], "[1790000000]"),
+            )
+        ),
     ],
 )
 def test_a_command_whose_fields_are_not_text_is_refused_naming_the_field(
@@ -86,3 +114,12 @@ def test_a_command_whose_fields_are_not_text_is_refused_naming_the_field(
     with pytest.raises(EventError) as caught:
         command_fields(cmd)
     assert caught.value.code == "bad_command" and said in str(caught.value)
+
+
+@pytest.mark.parametrize("at", [None, 1_790_000_000, 1_790_000_000.5, 1.79e12, int("9" * 400)])
+def test_a_commands_time_from_1990_on_or_null_is_taken(at: object) -> None:
+    # Milliseconds (1.79e12) or a time past now are read as now by ``message_time``.
+    from streams.response import command_fields
+
+    cmd = {"id": "c", "run_id": "g.1", "action": "ack", "at": at}
+    assert command_fields(cmd) is cmd
