@@ -622,6 +622,10 @@ class Silence:
         )
 
 
+# 9999-12-31T23:59:59Z, the last second a date can name (Python's datetime, RFC 3339).
+LATEST_SILENCE_TIME = 253_402_300_799.0
+
+
 def new_silence(
     silence_id: str, matchers: list[str], starts_at: float, ends_at: float, author: str, reason: str
 ) -> Silence:
@@ -649,6 +653,15 @@ def new_silence(
             f"silence times must be finite: starts_at {starts_at!r}, ends_at {ends_at!r}",
             "field",
         )
+    for name, at in (("starts_at", starts_at), ("ends_at", ends_at)):
+        if at > LATEST_SILENCE_TIME:
+            # A time past year 9999 is no date at all, most often milliseconds written as
+            # seconds (1.7e12 is year 55,800): eternal in effect, so refused, not obeyed.
+            raise SilenceError(
+                f"silence {name} is {at:g} epoch seconds, after 9999-12-31: a time in "
+                f"milliseconds? ({at / 1000:g} s would be {_utc(at / 1000)})",
+                "field",
+            )
     if not ends_at > starts_at:  # also refuses NaN
         raise SilenceError(
             f"silence ends_at ({_utc(ends_at)}) is not after starts_at ({_utc(starts_at)}): "

@@ -443,6 +443,38 @@ def test_a_stored_silence_with_infinite_times_is_unreadable_not_eternal() -> Non
         new_silence("s", ['kind="x"'], 0, float("inf"), "op", "r")
 
 
+@pytest.mark.parametrize(
+    ("starts", "ends", "says"),
+    [
+        (1_796_150_000.0, 2e12, "silence ends_at is 2e+12 epoch seconds, after 9999-12-31"),
+        (1.79615e12, 1.8e12, "silence starts_at is 1.79615e+12 epoch seconds"),
+        (0.0, 253_402_300_800.0, "after 9999-12-31"),
+    ],
+)
+def test_a_stored_silence_in_milliseconds_is_unreadable_not_eternal(
+    starts: float, ends: float, says: str
+) -> None:
+    # Trial 39: an ends_at of 2e12 (milliseconds) was read as a silence of 60,000 years.
+    with pytest.raises(SilenceError) as info:
+        Silence.from_dict(
+            {
+                "id": "s",
+                "matchers": ['kind="x"'],
+                "starts_at": starts,
+                "ends_at": ends,
+                "author": "op",
+                "reason": "r",
+            }
+        )
+    assert says in str(info.value) and info.value.problem == "field"
+    assert "a time in milliseconds?" in str(info.value)
+
+
+def test_a_silence_up_to_the_last_date_is_readable() -> None:
+    silence = new_silence("s", ['kind="x"'], 0.0, 253_402_300_799.0, "op", "r")
+    assert silence.ends_at == 253_402_300_799.0
+
+
 @pytest.mark.parametrize("text", ["{}", "{", "}", "{ }", ""])
 def test_an_entry_with_no_matcher_is_refused_by_name(text: str) -> None:
     # Alertmanager reads these as no matchers (the route takes every alert): refused here,
