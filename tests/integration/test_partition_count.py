@@ -4,8 +4,8 @@ dead-lettered every reading it placed on partition 2 or 3 as ``wrong_partition``
 crashed writing a changelog partition that does not exist, so the spikes sent after the
 restart were never alerted. It now refuses to start, in one line naming the setting and
 the topics' count, before it joins the group; the worker restarted with the right count
-then alerts every spike once (nothing lost, nothing repeated). The ingest, which places
-its packs on partitions it computes, refuses alike."""
+then alerts every spike once (nothing lost, nothing repeated). The ingest and a packed
+replay, which place packs on partitions they compute, refuse alike."""
 
 from __future__ import annotations
 
@@ -62,6 +62,15 @@ def test_a_restart_with_another_partition_count_is_refused_and_loses_nothing(
     with pytest.raises(AssertionError, match="CITYBRAIN_PARTITIONS is 4"):
         ingest.start()
     assert ingest.proc is not None and ingest.proc.returncode == 2
+    # So does a packed replay (single readings go by key, Kafka's partitioner placing them).
+    csv = scaled.run_dir / f"{scaled.name}-pack.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-01T00:00:00Z,pump-00,water_level,1.0,ft,c0\n"
+    )
+    done = refused(wrong, "replay", str(csv), "--max", "--pack", "100")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "CITYBRAIN_PARTITIONS is 4" in done.stderr and "Traceback" not in done.stderr
     # Nothing was consumed or dead-lettered by the refused worker: the right count alerts
     # every spike once, the second ones without a new warm-up.
     worker = scaled.worker().start()
