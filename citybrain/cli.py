@@ -103,7 +103,7 @@ def _settings() -> Settings:
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-    from citybrain.stack.topics import create_topics
+    from citybrain.stack.topics import PartitionCountError, create_topics
 
     s = _settings()
     kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
@@ -122,7 +122,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"kafka       ready on {s.kafka_bootstrap}")
             from citybrain.stack.topics import task_topics
 
-            created = create_topics(s)
+            try:
+                created = create_topics(s)
+            except PartitionCountError as exc:
+                raise CliError(f"{exc}; Kafka stays up (`citybrain stack down` stops it)") from None
             # The playbooks' task topics are created too: count them in the total.
             every = len(s.topics) + len(task_topics(s))
             print(
@@ -323,6 +326,24 @@ def _require_kafka(settings: Settings) -> None:
     )
 
 
+def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> None:
+    """Raise CliError (status 2) when an existing topic of ``roles`` has another
+    partition count than CITYBRAIN_PARTITIONS: a process that places packs on partitions
+    it computes would send them where the worker refuses them (``wrong_partition``) or
+    to partitions that do not exist. A broker that cannot be asked is left to the
+    command's own sends to report."""
+    from kafka.errors import KafkaError
+
+    from citybrain.stack.topics import PartitionCountError, require_partition_counts
+
+    try:
+        require_partition_counts(settings, roles)
+    except PartitionCountError as exc:
+        raise CliError(str(exc)) from None
+    except KafkaError:
+        pass
+
+
 def _require_mqtt(settings: Settings) -> None:
     """Raise CliError (status 3) unless the MQTT broker accepts a TCP connection: paho
     would otherwise retry in the background, silently, for ever."""
@@ -419,10 +440,14 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
     topics as before."""
     from kafka.errors import KafkaError
 
-    from citybrain.stack.topics import create_topics, faust_topics
+    from citybrain.stack.topics import PartitionCountError, create_topics, faust_topics
 
     try:
         create_topics(settings, faust_topics(app, settings.partitions))
+    except PartitionCountError as exc:
+        # Before joining the group: a worker counting other partitions than its topics
+        # lost readings (dead-lettered wrong_partition) and crashed writing its tables.
+        raise CliError(str(exc)) from None
     except KafkaError as exc:
         print(
             f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "
@@ -516,6 +541,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.skip > len(events):
         raise CliError(f"--skip is {args.skip}, but the files hold only {len(events):,} events")
     _require_kafka(s)
+    if args.pack:  # packs go to the partition computed here, single readings by key
+        _require_partition_counts(s, ("readings",))
     for line in replay_target(s, args.files):
         print(line)
     for row in bad:
@@ -826,6 +853,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
             print(line, flush=True)
         _require_kafka(s)
+        _require_partition_counts(s, ("readings",))
         if args.action == "mqtt":
             _require_mqtt(s)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -57,6 +57,40 @@ def faust_topics(app: faust.App, partitions: int) -> list[TopicSpec]:
     return specs
 
 
+class PartitionCountError(ValueError):
+    """Existing topics hold another partition count than ``CITYBRAIN_PARTITIONS``."""
+
+
+def check_partition_counts(specs: Sequence[TopicSpec], described: Sequence[dict[str, Any]]) -> None:
+    """Raise ``PartitionCountError`` naming every topic of ``specs`` whose partition count
+    in ``described`` (kafka-python's ``describe_topics``) is not the spec's.
+
+    A sensor's readings, its state's changelog entries, a run's commands and the muted
+    and corroboration tables are placed by ``murmur2(key) % CITYBRAIN_PARTITIONS``: a
+    worker counting 4 on topics of 2 dead-lettered every reading it placed on partition
+    2 or 3 as ``wrong_partition`` and crashed writing a changelog partition that does not
+    exist (trial t41), so readings were lost and alerts never raised."""
+    wanted = {spec.name: spec.partitions for spec in specs}
+    wrong = sorted(
+        (str(t["name"]), len(t.get("partitions") or ()), wanted[str(t["name"])])
+        for t in described
+        if t.get("name") in wanted
+        and t.get("partitions")
+        and len(t["partitions"]) != wanted[str(t["name"])]
+    )
+    if wrong:
+        name, has, want = wrong[0]
+        k = len(wrong) - 1
+        more = f" (so do {k} other topic{'s' * (k > 1)})" if k else ""
+        raise PartitionCountError(
+            f"topic {name} has {has} partitions, but it should have {want}"
+            f" (CITYBRAIN_PARTITIONS is {want}){more}: keys would be placed on partitions "
+            f"their topics do not match, readings dead-lettered as wrong_partition and "
+            f"tables' state lost; set CITYBRAIN_PARTITIONS={has} as the topics were made, "
+            "or add partitions to every topic while readings are stopped (docs/operations.md)"
+        )
+
+
 def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[str]:
     """Create missing topics, the playbooks' task topics and ``extra`` included (a first
     send to a topic the broker must auto-create waits on its metadata, and a run's step
@@ -64,7 +98,9 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
     a leader for each partition; returns the names created. Existing ones are left alone.
 
     Raises kafka-python's ``KafkaError`` (``KafkaTimeoutError`` when the topics did not
-    show within ``METADATA_WAIT_MS``)."""
+    show within ``METADATA_WAIT_MS``), and ``PartitionCountError`` when a topic that
+    already existed (a playbook's task topic aside) has another partition count than
+    its spec: ``CITYBRAIN_PARTITIONS`` changed since the topics were made."""
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="citybrain-topics",
@@ -72,9 +108,10 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
     )
     try:
         existing = set(admin.list_topics())
+        task = task_topics(settings)
         every = [
             *(TopicSpec(t, settings.partitions) for t in settings.topics.values()),
-            *(TopicSpec(t, settings.partitions) for t in sorted(task_topics(settings))),
+            *(TopicSpec(t, settings.partitions) for t in sorted(task)),
             *extra,
         ]
         created = []
@@ -89,6 +126,34 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
             except TopicAlreadyExistsError:
                 pass
         admin.wait_for_topics([spec.name for spec in every], timeout_ms=METADATA_WAIT_MS)
+        # Task topics are only written (keyed by Kafka's partitioner on their own count).
+        placed = [spec for spec in every if spec.name not in task]
+        check_partition_counts(placed, admin.describe_topics([spec.name for spec in placed]))
         return created
+    finally:
+        admin.close()
+
+
+def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:
+    """Raise ``PartitionCountError`` when a topic of ``roles`` (``"readings"``, ...) that
+    exists has another partition count than ``CITYBRAIN_PARTITIONS``; a topic not made
+    yet passes (the worker makes it). For a process that places messages on a partition
+    it computes itself (the ingest's and a packed replay's packs), where a wrong count
+    sent readings to partitions the worker refuses them on, or that do not exist.
+
+    Raises kafka-python's ``KafkaError`` when the broker cannot be asked."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="citybrain-topics",
+        **settings.kafka_python_options(),
+    )
+    try:
+        names = [settings.topic(role) for role in roles]
+        existing = set(admin.list_topics())
+        there = [n for n in names if n in existing]
+        if there:
+            check_partition_counts(
+                [TopicSpec(n, settings.partitions) for n in there], admin.describe_topics(there)
+            )
     finally:
         admin.close()
