@@ -38,7 +38,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import RUN_DIR_SETTINGS, cli_command, command_line, start_stack_hint
+from citybrain.commands import (
+    API_SETTINGS,
+    RUN_DIR_SETTINGS,
+    command_line,
+    make_command,
+    start_stack_hint,
+)
 from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
@@ -198,7 +204,7 @@ def demo_worker_lines(settings: Settings) -> list[str]:
         last = " ".join(tail(Path(log), 1).split())
         last = last if len(last) <= 200 else last[:199] + "…"
         lines += [
-            f"{'demo worker':11} {'stopped':8} {url}: it exited without `make stack-down` "
+            f"{'demo worker':11} {'stopped':8} {url}: it exited without a `stack down` "
             f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
             f"{'':11} start it again, as the demo ran it: {restart_command(settings)}",
         ]
@@ -254,7 +260,7 @@ def restart_demo_worker(settings: Settings) -> int:
     if doc is None:
         raise CliError(
             f"no demo ran under {settings.run_dir} (no {files.state}): there is no demo "
-            "worker to start again; `make demo` in the checkout runs a demo",
+            f"worker to start again; `{make_command('demo')}` in the checkout runs a demo",
             EXIT_FAILED,
         )
     url = str(doc.get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
@@ -1314,10 +1320,7 @@ def _api(
         )
     token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
     if not token:
-        raise CliError(
-            "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
-            "demo token; docs/playbooks.md says how to configure your own)"
-        )
+        raise CliError(f"no API token: give --token or set CITYBRAIN_API_TOKEN{no_token_hint()}")
     check_bearer(token, "--token" if args.token else "CITYBRAIN_API_TOKEN")
     base = api_base(args.url)
     url = base + "/api/v1" + path
@@ -1372,12 +1375,6 @@ def _api(
         ) from None
 
 
-# The settings the operator API commands (runs, silences) read: the worker's port (the
-# default --url) and the grid file (cell names, a silence matcher's warning). Their hints
-# carry only these, and --url when it was given.
-API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE")
-
-
 def api_command(*argv: str, url: str | None = None) -> str:
     """A `runs` or `silences` command line to print: after only the settings it reads
     (API_SETTINGS), with ``--url`` when the command that failed was given one."""
@@ -1395,8 +1392,8 @@ def unreachable_hint(url: str | None) -> str:
         return stopped
     if url is None:
         return (
-            "no worker serves it there; start one (`make demo` leaves its worker running, "
-            f"or `{command_line('worker')}`) or give --url"
+            f"no worker serves it there; start one (`{make_command('demo')}` leaves its worker "
+            f"running, or `{command_line('worker')}`) or give --url"
         )
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -1422,6 +1419,25 @@ def stopped_demo_worker(url: str | None) -> str:
     return (
         f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
         f"the demo ran it: {restart_command(settings)}"
+    )
+
+
+def no_token_hint() -> str:
+    """Where a token is, for a command given none: the demo's operator token file when a
+    demo made one (t40: the message said only "`make demo` prints a demo token" while a
+    demo ran, not the file the 403 messages name), else how to get one."""
+    from citybrain.demo import DemoFiles
+
+    token = DemoFiles.of(_settings()).token
+    if token.exists():
+        return (
+            f"; the demo's operator token is in {token}: "
+            f'`export CITYBRAIN_API_TOKEN="$(cat {shlex.quote(str(token))})"` (its '
+            f"coordinator token is in {DemoFiles.of(_settings()).coordinator_token})"
+        )
+    return (
+        f" (`{make_command('demo')}` prints a demo token; docs/playbooks.md says how to "
+        "configure your own)"
     )
 
 
@@ -3478,8 +3494,8 @@ class Parser(argparse.ArgumentParser):
             message += self._option_hint(self._unknown_options())
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
-        typed = " ".join([shlex.quote(cli_command()), *command.split()])
-        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed} --help`\n")
+        typed = command_line(*command.split(), "--help", only=())
+        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
 
 
 def _version() -> str:

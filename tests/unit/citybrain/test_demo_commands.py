@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from citybrain.cli import ingest_target, replay_target
-from citybrain.commands import cli_command
+from citybrain.commands import cli_command, make_command
 from citybrain.demo import (
     SUMMARY_COUNTS,
     DemoFiles,
@@ -26,7 +26,6 @@ from citybrain.demo import (
     make_demo_token,
     shell_settings,
     watch_phase,
-    with_settings,
 )
 from streams.settings import REPO_ROOT, Settings
 
@@ -48,16 +47,22 @@ def test_the_printed_settings_are_the_shells_stack_settings_without_secrets() ->
     }
 
 
-def test_a_printed_command_carries_its_settings_into_a_fresh_shell() -> None:
+def test_a_printed_command_carries_its_settings_into_a_fresh_shell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = {"CITYBRAIN_KAFKA_PORT": "19392", "CITYBRAIN_RUN_DIR": "/tmp/demo two; rm -rf /"}
-    line = with_settings("env", settings)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    line = make_command("stack-down").removesuffix("make stack-down") + "env"
     # A shell with none of this session's environment, as a new terminal would be.
     done = subprocess.run(
         ["sh", "-c", line], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
     )
     seen = dict(ln.split("=", 1) for ln in done.stdout.splitlines() if ln.startswith("CITY"))
     assert seen == settings
-    assert with_settings("make stack-down", {}) == "make stack-down"
+    for name in settings:
+        monkeypatch.delenv(name)
+    assert make_command("stack-down") == "make stack-down"
 
 
 def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) -> None:
