@@ -522,7 +522,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.skip > len(events):
         raise CliError(f"--skip is {args.skip}, but the files hold only {len(events):,} events")
     _require_kafka(s)
-    for line in replay_target(s, args.files):
+    for line in replay_target(s, given_argv(args)):
         print(line)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
@@ -712,15 +712,17 @@ def _replay_files_in(directory: Path) -> str:
     return f"name the reading and incident CSVs in it: {shlex.join(found)}"
 
 
-def replay_target(settings: Settings, files: list[str]) -> list[str]:
+def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
-    runs under another topic prefix, how to send to it instead."""
+    runs under another topic prefix, how to send to it instead: ``argv``, the replay's
+    own arguments as given, every option kept (t40: `--max --on-error skip` were
+    dropped, and the suggested command stopped at the bad row and ran 3 min at 60x)."""
     lines = [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
         f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
         "CITYBRAIN_TOPIC_PREFIX)"
     ]
-    return lines + _feed_the_demo(settings, ["replay", *files], "")
+    return lines + _feed_the_demo(settings, argv, "")
 
 
 def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
@@ -734,6 +736,12 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
         f"{settings.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
     ]
     return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
+
+
+def given_argv(args: argparse.Namespace) -> list[str]:
+    """The command's arguments as the user gave them (``main`` keeps them): the base of
+    every "run this instead / again" line, so no option the user chose is dropped (t40)."""
+    return list(getattr(args, "argv", None) or sys.argv[1:])
 
 
 def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) -> list[str]:
@@ -770,7 +778,10 @@ def replay_stopped(
     from streams.events import Reading, format_ts
 
     if done == 0:
-        return f"interrupted before any of the {total:,} events was sent; run it again"
+        return (
+            f"interrupted before any of the {total:,} events was sent; run it again: "
+            f"{command_line(*given_argv(args))}"
+        )
     last = events[done - 1]
     what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
     argv = ["replay", *args.files]
@@ -829,7 +840,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         # After the options, the grid and the listening port are checked (bad input is
         # status 2), before kafka-python and paho start retrying, silently, in the
         # background: where the readings go is said once it is the next thing to do.
-        for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
+        for line in ingest_target(s, given_argv(args)):
             print(line, flush=True)
         _require_kafka(s)
         if args.action == "mqtt":
@@ -1354,7 +1365,7 @@ def _api(
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
-            argv = list(getattr(args, "argv", sys.argv[1:]))
+            argv = given_argv(args)
             retry = argv if given_key else [*argv, "--idempotency-key", key]
             hint = (
                 f"; retry it as the same action (applied once, even if the first one still "

@@ -68,7 +68,7 @@ def test_a_printed_command_carries_its_settings_into_a_fresh_shell(
 def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) -> None:
     settings = Settings(run_dir_override=tmp_path, topic_prefix="citybrain")
     files = DemoFiles.of(settings)
-    lines = replay_target(settings, ["a.csv"])
+    lines = replay_target(settings, ["replay", "a.csv"])
     assert lines == [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics citybrain.readings and "
         "citybrain.incidents (prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX)"
@@ -77,14 +77,14 @@ def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) ->
     files.dir.mkdir(parents=True)
     files.pid.write_text(str(os.getpid()))
     files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
-    lines = replay_target(settings, ["my file.csv"])
+    lines = replay_target(settings, ["replay", "my file.csv"])
     assert lines[1] == (
         "note: the demo's worker (still running) reads the prefix 'demo-1', not this one; "
         "to feed it instead: CITYBRAIN_TOPIC_PREFIX=demo-1 "
         f"{cli_command()} replay 'my file.csv'"
     )
     same = settings.model_copy(update={"topic_prefix": "demo-1"})
-    assert len(replay_target(same, ["a.csv"])) == 1
+    assert len(replay_target(same, ["replay", "a.csv"])) == 1
 
 
 def test_ingest_names_its_topic_and_how_to_feed_the_running_demo(tmp_path: Path) -> None:
