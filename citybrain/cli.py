@@ -2136,10 +2136,11 @@ def cmd_silences(args: argparse.Namespace) -> int:
 
 
 def chosen_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
-    """The topic prefix a reading command (``deadletters``, ``campaign report``) reads,
-    and a note to print first ("" for none): --prefix, else CITYBRAIN_TOPIC_PREFIX; when
-    neither was given and the last demo's worker still runs, the demo's (it writes under
-    its own ``demo-…`` prefix). CliError for an empty --prefix."""
+    """The topic prefix a reading command (``deadletters``, ``campaign report``,
+    ``report``) reads, and a note to print first ("" for none): --prefix, else
+    CITYBRAIN_TOPIC_PREFIX; when neither was given and the last demo's worker still runs,
+    the demo's (it writes under its own ``demo-…`` prefix). CliError for an empty
+    --prefix."""
     from citybrain.demo import read_demo_state
 
     if args.prefix is not None:
@@ -2349,14 +2350,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from citybrain.demo import write_report
     from citybrain.report import NotReplayedError
 
-    settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
     check_output("--out", args.out, [("--data", p) for p in args.data])
     for path in files:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
+    settings = _settings()
+    # The prefix chosen as `deadletters` and `campaign report` choose it: the running
+    # demo's by default, said on stderr (t40: it was "required: --prefix").
+    prefix, note = chosen_prefix(args, settings)
+    given = named_prefix(args, settings, prefix, note)
+    settings = settings.model_copy(update={"topic_prefix": prefix})
+    if note:
+        print(note, file=sys.stderr)
     _require_kafka(settings)
     roles = ("readings", "incidents", "alerts")
-    _need_prefix(settings, "--prefix", roles, roles)
+    _need_prefix(settings, "--prefix", roles, roles, given)
     try:
         replayed = write_report(
             settings,
@@ -2541,13 +2549,20 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
     ``file:line`` for bytes that are not UTF-8, JSON that does not parse or nests too
     deeply, and a record that is not an object (skipped silently before)."""
     text = utf8_text(path)
+    # What the file should be, said with the parse error (t40: a CSV given by mistake
+    # was only "not a JSON record: Expecting value").
+    expected = (
+        "--input takes step and audit records as JSON lines (one object a line) or a JSON "
+        f"list, as `{command_line('campaign', 'report', '--prefix', 'P', '--export', 'FILE')}`"
+        " writes them"
+    )
 
     def parse(chunk: str, line: int) -> object:
         try:
             return json.loads(chunk)
         except json.JSONDecodeError as exc:
             raise CliError(
-                f"{path}:{line + exc.lineno - 1}: not a JSON record: {exc.msg}"
+                f"{path}:{line + exc.lineno - 1}: not a JSON record ({exc.msg}): {expected}"
             ) from None
         except RecursionError:
             raise CliError(f"{path}:{line}: not a JSON record: nested too deeply") from None
@@ -3939,7 +3954,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "report", "write the what-if report (HTML) of a finished replay")
     p.add_argument(
-        "--prefix", required=True, help="the replay's topic prefix (in the demo's summary)"
+        "--prefix",
+        help="the replay's topic prefix (in the demo's summary; default: "
+        "CITYBRAIN_TOPIC_PREFIX, or the running demo's)",
     )
     p.add_argument(
         "--data", nargs="+", required=True, metavar="FILE", help="the replayed canonical CSVs"
