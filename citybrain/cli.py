@@ -1011,7 +1011,7 @@ def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
                 "sensor_id": " (the grid's sensors)",
             }.get(name, f" (the grid's {name} cells)")
         )
-        return f"label {name}={value!r}: {expected_values(name, known, value)}{where}"
+        return f"label {name}={value!r}: {expected_values(name, known, value, where)}"
     return ""
 
 
@@ -1360,7 +1360,8 @@ def _api(
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
             403: forbidden_hint(),
-            404: not_found_hint(path, reason, args.url),
+            404: known_id_hint(base, token, path, given_argv(args))
+            + not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
@@ -1463,6 +1464,51 @@ def forbidden_hint() -> str:
             f'; the demo\'s coordinator token is in {coordinator} (--token "$(cat {coordinator})")'
         )
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
+
+
+def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
+    """For a 404 on a run or silence id: ``; did you mean 'grp-….1'? (`citybrain runs show
+    grp-….1`)``, the closest id the worker lists (``closest``; t40: an id with its ``.1``
+    left off got only "check the id with `runs list`") and the command as given
+    (``argv``, every option kept) with that id, or "" when none is close or the list
+    cannot be had (the 404's own hint still says what to do)."""
+    import urllib.parse
+    import urllib.request
+
+    from streams.errors import closest
+
+    parts = path.split("?")[0].split("/")
+    if len(parts) < 3 or parts[1] not in ("runs", "silences") or not parts[2]:
+        return ""
+    listing, given = parts[1], urllib.parse.unquote(parts[2])
+    key = "run_id" if listing == "runs" else "id"
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(f"{base}/api/v1/{listing}", headers=headers)
+    try:
+        with _no_redirects().open(request, timeout=5) as resp:
+            items = json.load(resp).get(listing, [])
+        ids = [str(item[key]) for item in items if isinstance(item, dict) and item.get(key)]
+    except Exception:  # only a suggestion: the 404 is the answer
+        return ""
+    near = closest(given, ids)
+    if near is None or near == given:
+        return ""
+    if given not in argv:
+        return f"; did you mean {str(near)!r}?"
+    again, secret = [], False
+    words = iter(argv)
+    for word in words:  # the token is never printed: the command goes without it
+        if word == "--token":
+            next(words, None)
+            secret = True
+        elif word.startswith("--token="):
+            secret = True
+        else:
+            again.append(str(near) if word == given else word)
+    with_token = " with your --token" if secret else ""
+    return (
+        f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
+    )
 
 
 def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
@@ -1910,7 +1956,10 @@ def accepted_message(
             "answer is only recorded: it does not reopen the run again "
             f"(`{api_command('runs', 'show', run_id, url=url)}` lists the answers)"
         )
-    return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
+    return (
+        f"{line}; an unsatisfied answer reopens the run "
+        f"(`{api_command('runs', 'show', run_id, url=url)}` shows it)"
+    )
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -3492,6 +3541,17 @@ class Parser(argparse.ArgumentParser):
                 unknown.append(arg)
         return unknown
 
+    def _commands(self) -> str:
+        """This parser's subcommands, one a line with its description, as --help lists
+        them, and the line that says how to learn more of one."""
+        lines = []
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    lines.append(f"  {choice.dest:<12} {choice.help or ''}".rstrip())
+        typed = command_line(*self.prog.split()[1:], "COMMAND", "--help", only=())
+        return "\n".join([*lines, f"`{typed}` describes each"]) + "\n"
+
     def _option_hint(self, unknown: list[str]) -> str:
         """`` (did you mean --status?)`` for the unknown options near one of this
         parser's (``--stauts``, ``--stauts=open``), or ""."""
@@ -3507,6 +3567,10 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
+        if message.endswith("required: COMMAND") and not self._unknown_options():
+            # `citybrain` alone (t40: "required: COMMAND" only): the commands, one a line,
+            # as --help lists them.
+            self.exit(EXIT_USAGE, f"citybrain: {where}give a command:\n{self._commands()}")
         if message.startswith("the following arguments are required"):
             # argparse checks what is missing before what is unknown: `replay --bogus`
             # said only that FILE is required. The unknown option is the likelier slip.
