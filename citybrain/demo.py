@@ -525,11 +525,16 @@ def write_report(
         settings.burst_bucket_seconds,
     )
     if replayed.coverage and all(held == 0 for _, held in replayed.coverage.values()):
-        files = ", ".join(f"{name} ({n:,} events)" for name, (n, _) in replayed.coverage.items())
+        named = ", ".join(f"{name} ({n:,} events)" for name, (n, _) in replayed.coverage.items())
+        again = command_line(
+            "replay",
+            *(str(Path(p).absolute()) for p in data),
+            env={"CITYBRAIN_TOPIC_PREFIX": settings.topic_prefix},
+        )
         raise NotReplayedError(
-            f"the topics of prefix {settings.topic_prefix!r} hold none of the events of {files}:"
-            " they were not replayed under this prefix (replay them with "
-            f"CITYBRAIN_TOPIC_PREFIX={settings.topic_prefix}, or give the files that were)"
+            f"the topics of prefix {settings.topic_prefix!r} hold none of the events of {named}:"
+            f" they were not replayed under this prefix (replay them: `{again}`, or give the "
+            "files that were)"
         )
     # (A prefix no worker has read yet has no alerts or steps topic: read_topic gives [].)
     alerts, steps = (read_records(settings, settings.topic(role)) for role in ("alerts", "steps"))
