@@ -1360,9 +1360,10 @@ def _api(
         hint = {
             401: "; check --token / CITYBRAIN_API_TOKEN",
             403: forbidden_hint(),
-            404: known_id_hint(base, token, path, given_argv(args))
-            + not_found_hint(path, reason, args.url),
+            404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
+        if exc.code == 404:  # asks the API for its ids: only when one was not found
+            hint = known_id_hint(base, token, path, given_argv(args)) + hint
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
@@ -1467,8 +1468,8 @@ def forbidden_hint() -> str:
 
 
 def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
-    """For a 404 on a run or silence id: ``; did you mean 'grp-….1'? (`citybrain runs show
-    grp-….1`)``, the closest id the worker lists (``closest``; t40: an id with its ``.1``
+    """For a 404 on a run or silence id: ``; did you mean 'grp-….1'? (…/citybrain runs
+    show grp-….1)``, the closest id the worker lists (``closest``; t40: an id with its ``.1``
     left off got only "check the id with `runs list`") and the command as given
     (``argv``, every option kept) with that id, or "" when none is close or the list
     cannot be had (the 404's own hint still says what to do)."""
