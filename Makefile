@@ -56,7 +56,7 @@ stack-up: install ## start the local Kafka, Prometheus and Mosquitto
 stack-down: install ## stop them and the worker the demo left running
 	$(BIN)/citybrain stack down
 
-stack-status: install ## say whether Kafka, Prometheus and the demo's worker run
+stack-status: install ## say whether Kafka, Prometheus, Mosquitto and the demo's worker run
 	$(BIN)/citybrain stack status
 
 # The compose deployment's API tokens: a fresh secret per role in DOCKER_DIR/<role>.token

@@ -38,7 +38,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from citybrain.commands import RUN_DIR_SETTINGS, cli_command, command_line, start_stack_hint
+from citybrain.commands import (
+    API_SETTINGS,
+    RUN_DIR_SETTINGS,
+    command_line,
+    make_command,
+    start_stack_hint,
+)
 from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
@@ -201,7 +207,7 @@ def demo_worker_lines(settings: Settings) -> list[str]:
         last = " ".join(tail(Path(log), 1).split())
         last = last if len(last) <= 200 else last[:199] + "…"
         lines += [
-            f"{'demo worker':11} {'stopped':8} {url}: it exited without `make stack-down` "
+            f"{'demo worker':11} {'stopped':8} {url}: it exited without a `stack down` "
             f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
             f"{'':11} start it again, as the demo ran it: {restart_command(settings)}",
         ]
@@ -257,7 +263,7 @@ def restart_demo_worker(settings: Settings) -> int:
     if doc is None:
         raise CliError(
             f"no demo ran under {settings.run_dir} (no {files.state}): there is no demo "
-            "worker to start again; `make demo` in the checkout runs a demo",
+            f"worker to start again; `{make_command('demo')}` in the checkout runs a demo",
             EXIT_FAILED,
         )
     url = str(doc.get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
@@ -543,7 +549,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     _require_kafka(s)
     if args.pack:  # packs go to the partition computed here, single readings by key
         _require_partition_counts(s, ("readings",))
-    for line in replay_target(s, args.files):
+    for line in replay_target(s, given_argv(args)):
         print(line)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
@@ -733,15 +739,17 @@ def _replay_files_in(directory: Path) -> str:
     return f"name the reading and incident CSVs in it: {shlex.join(found)}"
 
 
-def replay_target(settings: Settings, files: list[str]) -> list[str]:
+def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
-    runs under another topic prefix, how to send to it instead."""
+    runs under another topic prefix, how to send to it instead: ``argv``, the replay's
+    own arguments as given, every option kept (t40: `--max --on-error skip` were
+    dropped, and the suggested command stopped at the bad row and ran 3 min at 60x)."""
     lines = [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
         f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
         "CITYBRAIN_TOPIC_PREFIX)"
     ]
-    return lines + _feed_the_demo(settings, ["replay", *files], "")
+    return lines + _feed_the_demo(settings, argv, "")
 
 
 def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
@@ -755,6 +763,12 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
         f"{settings.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
     ]
     return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
+
+
+def given_argv(args: argparse.Namespace) -> list[str]:
+    """The command's arguments as the user gave them (``main`` keeps them): the base of
+    every "run this instead / again" line, so no option the user chose is dropped (t40)."""
+    return list(getattr(args, "argv", None) or sys.argv[1:])
 
 
 def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) -> list[str]:
@@ -791,7 +805,10 @@ def replay_stopped(
     from streams.events import Reading, format_ts
 
     if done == 0:
-        return f"interrupted before any of the {total:,} events was sent; run it again"
+        return (
+            f"interrupted before any of the {total:,} events was sent; run it again: "
+            f"{command_line(*given_argv(args))}"
+        )
     last = events[done - 1]
     what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
     argv = ["replay", *args.files]
@@ -850,7 +867,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         # After the options, the grid and the listening port are checked (bad input is
         # status 2), before kafka-python and paho start retrying, silently, in the
         # background: where the readings go is said once it is the next thing to do.
-        for line in ingest_target(s, getattr(args, "argv", None) or ["ingest", args.action]):
+        for line in ingest_target(s, given_argv(args)):
             print(line, flush=True)
         _require_kafka(s)
         _require_partition_counts(s, ("readings",))
@@ -1022,7 +1039,7 @@ def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
                 "sensor_id": " (the grid's sensors)",
             }.get(name, f" (the grid's {name} cells)")
         )
-        return f"label {name}={value!r}: {expected_values(name, known, value)}{where}"
+        return f"label {name}={value!r}: {expected_values(name, known, value, where)}"
     return ""
 
 
@@ -1342,10 +1359,7 @@ def _api(
         )
     token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
     if not token:
-        raise CliError(
-            "no API token: give --token or set CITYBRAIN_API_TOKEN (`make demo` prints a "
-            "demo token; docs/playbooks.md says how to configure your own)"
-        )
+        raise CliError(f"no API token: give --token or set CITYBRAIN_API_TOKEN{no_token_hint()}")
     check_bearer(token, "--token" if args.token else "CITYBRAIN_API_TOKEN")
     base = api_base(args.url)
     url = base + "/api/v1" + path
@@ -1376,10 +1390,12 @@ def _api(
             403: forbidden_hint(),
             404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
+        if exc.code == 404:  # asks the API for its ids: only when one was not found
+            hint = known_id_hint(base, token, path, given_argv(args)) + hint
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
-            argv = list(getattr(args, "argv", sys.argv[1:]))
+            argv = given_argv(args)
             retry = argv if given_key else [*argv, "--idempotency-key", key]
             hint = (
                 f"; retry it as the same action (applied once, even if the first one still "
@@ -1400,12 +1416,6 @@ def _api(
         ) from None
 
 
-# The settings the operator API commands (runs, silences) read: the worker's port (the
-# default --url) and the grid file (cell names, a silence matcher's warning). Their hints
-# carry only these, and --url when it was given.
-API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE")
-
-
 def api_command(*argv: str, url: str | None = None) -> str:
     """A `runs` or `silences` command line to print: after only the settings it reads
     (API_SETTINGS), with ``--url`` when the command that failed was given one."""
@@ -1423,8 +1433,8 @@ def unreachable_hint(url: str | None) -> str:
         return stopped
     if url is None:
         return (
-            "no worker serves it there; start one (`make demo` leaves its worker running, "
-            f"or `{command_line('worker')}`) or give --url"
+            f"no worker serves it there; start one (`{make_command('demo')}` leaves its worker "
+            f"running, or `{command_line('worker')}`) or give --url"
         )
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -1453,6 +1463,25 @@ def stopped_demo_worker(url: str | None) -> str:
     )
 
 
+def no_token_hint() -> str:
+    """Where a token is, for a command given none: the demo's operator token file when a
+    demo made one (t40: the message said only "`make demo` prints a demo token" while a
+    demo ran, not the file the 403 messages name), else how to get one."""
+    from citybrain.demo import DemoFiles
+
+    token = DemoFiles.of(_settings()).token
+    if token.exists():
+        return (
+            f"; the demo's operator token is in {token}: "
+            f'`export CITYBRAIN_API_TOKEN="$(cat {shlex.quote(str(token))})"` (its '
+            f"coordinator token is in {DemoFiles.of(_settings()).coordinator_token})"
+        )
+    return (
+        f" (`{make_command('demo')}` prints a demo token; docs/playbooks.md says how to "
+        "configure your own)"
+    )
+
+
 def forbidden_hint() -> str:
     """A 403 means the token's role may not do this: point to the demo's coordinator
     token when a demo made one (its operator token may not expire silences)."""
@@ -1464,6 +1493,51 @@ def forbidden_hint() -> str:
             f'; the demo\'s coordinator token is in {coordinator} (--token "$(cat {coordinator})")'
         )
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
+
+
+def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
+    """For a 404 on a run or silence id: ``; did you mean 'grp-….1'? (…/citybrain runs
+    show grp-….1)``, the closest id the worker lists (``closest``; t40: an id with its ``.1``
+    left off got only "check the id with `runs list`") and the command as given
+    (``argv``, every option kept) with that id, or "" when none is close or the list
+    cannot be had (the 404's own hint still says what to do)."""
+    import urllib.parse
+    import urllib.request
+
+    from streams.errors import closest
+
+    parts = path.split("?")[0].split("/")
+    if len(parts) < 3 or parts[1] not in ("runs", "silences") or not parts[2]:
+        return ""
+    listing, given = parts[1], urllib.parse.unquote(parts[2])
+    key = "run_id" if listing == "runs" else "id"
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(f"{base}/api/v1/{listing}", headers=headers)
+    try:
+        with _no_redirects().open(request, timeout=5) as resp:
+            items = json.load(resp).get(listing, [])
+        ids = [str(item[key]) for item in items if isinstance(item, dict) and item.get(key)]
+    except Exception:  # only a suggestion: the 404 is the answer
+        return ""
+    near = closest(given, ids)
+    if near is None or near == given:
+        return ""
+    if given not in argv:
+        return f"; did you mean {str(near)!r}?"
+    again, secret = [], False
+    words = iter(argv)
+    for word in words:  # the token is never printed: the command goes without it
+        if word == "--token":
+            next(words, None)
+            secret = True
+        elif word.startswith("--token="):
+            secret = True
+        else:
+            again.append(str(near) if word == given else word)
+    with_token = " with your --token" if secret else ""
+    return (
+        f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
+    )
 
 
 def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
@@ -1911,7 +1985,10 @@ def accepted_message(
             "answer is only recorded: it does not reopen the run again "
             f"(`{api_command('runs', 'show', run_id, url=url)}` lists the answers)"
         )
-    return f"{line}; an unsatisfied answer reopens the run (`runs show {run_id}` shows it)"
+    return (
+        f"{line}; an unsatisfied answer reopens the run "
+        f"(`{api_command('runs', 'show', run_id, url=url)}` shows it)"
+    )
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -2137,10 +2214,11 @@ def cmd_silences(args: argparse.Namespace) -> int:
 
 
 def chosen_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
-    """The topic prefix a reading command (``deadletters``, ``campaign report``) reads,
-    and a note to print first ("" for none): --prefix, else CITYBRAIN_TOPIC_PREFIX; when
-    neither was given and the last demo's worker still runs, the demo's (it writes under
-    its own ``demo-…`` prefix). CliError for an empty --prefix."""
+    """The topic prefix a reading command (``deadletters``, ``campaign report``,
+    ``report``) reads, and a note to print first ("" for none): --prefix, else
+    CITYBRAIN_TOPIC_PREFIX; when neither was given and the last demo's worker still runs,
+    the demo's (it writes under its own ``demo-…`` prefix). CliError for an empty
+    --prefix."""
     from citybrain.demo import read_demo_state
 
     if args.prefix is not None:
@@ -2350,14 +2428,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from citybrain.demo import write_report
     from citybrain.report import NotReplayedError
 
-    settings = _settings().model_copy(update={"topic_prefix": args.prefix})
     files = [Path(p) for p in args.data]
     check_output("--out", args.out, [("--data", p) for p in args.data])
     for path in files:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
+    settings = _settings()
+    # The prefix chosen as `deadletters` and `campaign report` choose it: the running
+    # demo's by default, said on stderr (t40: it was "required: --prefix").
+    prefix, note = chosen_prefix(args, settings)
+    given = named_prefix(args, settings, prefix, note)
+    settings = settings.model_copy(update={"topic_prefix": prefix})
+    if note:
+        print(note, file=sys.stderr)
     _require_kafka(settings)
     roles = ("readings", "incidents", "alerts")
-    _need_prefix(settings, "--prefix", roles, roles)
+    _need_prefix(settings, "--prefix", roles, roles, given)
     try:
         replayed = write_report(
             settings,
@@ -2542,13 +2627,20 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
     ``file:line`` for bytes that are not UTF-8, JSON that does not parse or nests too
     deeply, and a record that is not an object (skipped silently before)."""
     text = utf8_text(path)
+    # What the file should be, said with the parse error (t40: a CSV given by mistake
+    # was only "not a JSON record: Expecting value").
+    expected = (
+        "--input takes step and audit records as JSON lines (one object a line) or a JSON "
+        f"list, as `{command_line('campaign', 'report', '--prefix', 'P', '--export', 'FILE')}`"
+        " writes them"
+    )
 
     def parse(chunk: str, line: int) -> object:
         try:
             return json.loads(chunk)
         except json.JSONDecodeError as exc:
             raise CliError(
-                f"{path}:{line + exc.lineno - 1}: not a JSON record: {exc.msg}"
+                f"{path}:{line + exc.lineno - 1}: not a JSON record ({exc.msg}): {expected}"
             ) from None
         except RecursionError:
             raise CliError(f"{path}:{line}: not a JSON record: nested too deeply") from None
@@ -3478,6 +3570,17 @@ class Parser(argparse.ArgumentParser):
                 unknown.append(arg)
         return unknown
 
+    def _commands(self) -> str:
+        """This parser's subcommands, one a line with its description, as --help lists
+        them, and the line that says how to learn more of one."""
+        lines = []
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    lines.append(f"  {choice.dest:<12} {choice.help or ''}".rstrip())
+        typed = command_line(*self.prog.split()[1:], "COMMAND", "--help", only=())
+        return "\n".join([*lines, f"`{typed}` describes each"]) + "\n"
+
     def _option_hint(self, unknown: list[str]) -> str:
         """`` (did you mean --status?)`` for the unknown options near one of this
         parser's (``--stauts``, ``--stauts=open``), or ""."""
@@ -3493,6 +3596,10 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
+        if message.endswith("required: COMMAND") and not self._unknown_options():
+            # `citybrain` alone (t40: "required: COMMAND" only): the commands, one a line,
+            # as --help lists them.
+            self.exit(EXIT_USAGE, f"citybrain: {where}give a command:\n{self._commands()}")
         if message.startswith("the following arguments are required"):
             # argparse checks what is missing before what is unknown: `replay --bogus`
             # said only that FILE is required. The unknown option is the likelier slip.
@@ -3506,8 +3613,8 @@ class Parser(argparse.ArgumentParser):
             message += self._option_hint(self._unknown_options())
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
-        typed = " ".join([shlex.quote(cli_command()), *command.split()])
-        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed} --help`\n")
+        typed = command_line(*command.split(), "--help", only=())
+        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
 
 
 def _version() -> str:
@@ -3940,7 +4047,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "report", "write the what-if report (HTML) of a finished replay")
     p.add_argument(
-        "--prefix", required=True, help="the replay's topic prefix (in the demo's summary)"
+        "--prefix",
+        help="the replay's topic prefix (in the demo's summary; default: "
+        "CITYBRAIN_TOPIC_PREFIX, or the running demo's)",
     )
     p.add_argument(
         "--data", nargs="+", required=True, metavar="FILE", help="the replayed canonical CSVs"

@@ -11,6 +11,9 @@ from pathlib import Path
 
 # The settings that say where the stack keeps its pid files and the demo's demo.json.
 RUN_DIR_SETTINGS = ("CITYBRAIN_HOME", "CITYBRAIN_RUN_DIR")
+# The settings the operator API commands (runs, silences) read: the worker's port (the
+# default --url) and the grid file (cell names).
+API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE")
 
 
 def cli_command() -> str:
@@ -30,18 +33,79 @@ def command_line(
 ) -> str:
     """A citybrain command line to print, shell-quoted and runnable as shown, in a fresh
     shell too: ``command_line("replay", "a b.csv")`` gives ``.venv/bin/citybrain replay
-    'a b.csv'``, after the settings this process runs with that differ from their
-    defaults (``CITYBRAIN_TOPIC_PREFIX=t5a CITYBRAIN_KAFKA_PORT=19892 …``,
-    ``changed_settings``; trial 5: a resume line without them went to the default prefix
-    and port). ``env`` adds or replaces ``NAME=value`` assignments. ``only``: just those
-    of these settings (``CITYBRAIN_WORKER_PORT``, ...), the ones the command reads (trial
-    8: `runs list` was printed after every Kafka and Prometheus port it never reads)."""
-    changed = changed_settings()
-    if only is not None:
-        changed = {name: value for name, value in changed.items() if name in only}
-    merged = {**changed, **(env or {})}
-    assignments = [f"{name}={shlex.quote(value)}" for name, value in merged.items()]
+    'a b.csv'``, after the settings it needs to act on the same stack
+    (``printed_settings``: this shell's that differ from their defaults and the last
+    demo's recorded ones, ``CITYBRAIN_TOPIC_PREFIX=t5a CITYBRAIN_KAFKA_PORT=19892 …``;
+    trial 5: a resume line without them went to the default prefix and port). ``env``
+    adds or replaces ``NAME=value`` assignments. ``only``: just those of these settings
+    (``CITYBRAIN_WORKER_PORT``, ...), the ones the command reads (trial 8: `runs list`
+    was printed after every Kafka and Prometheus port it never reads)."""
+    assignments = _assignments(printed_settings(env, only))
     return " ".join([*assignments, shlex.quote(cli_command()), *map(shlex.quote, args)])
+
+
+def make_command(target: str, env: Mapping[str, str] | None = None) -> str:
+    """A ``make`` command line to print for the checkout, after the same settings as
+    ``command_line``: ``CITYBRAIN_KAFKA_CONTROLLER_PORT=19094 make stack-up``."""
+    return " ".join([*_assignments(printed_settings(env)), "make", target])
+
+
+def printed_settings(
+    env: Mapping[str, str] | None = None, only: Collection[str] | None = None
+) -> dict[str, str]:
+    """The ``NAME=value`` settings a printed command carries so that, typed in a fresh
+    shell, it acts on the same stack: those the last demo under this shell's run
+    directory was started with (``demo_settings``; t40: `restart-worker` after `stack
+    down` advised `stack up` without the demo's CITYBRAIN_KAFKA_CONTROLLER_PORT and, typed
+    so, it failed on the default port), then this shell's (``changed_settings``, which
+    win), limited to ``only`` when given, then ``env``."""
+    import os
+
+    # The demo of the run directory the command will use (``env`` may name another).
+    merged = {**demo_settings({**os.environ, **(env or {})}), **changed_settings()}
+    if only is not None:
+        merged = {name: value for name, value in merged.items() if name in only}
+    return {**merged, **(env or {})}
+
+
+def _assignments(settings: Mapping[str, str]) -> list[str]:
+    return [f"{name}={shlex.quote(value)}" for name, value in settings.items()]
+
+
+def demo_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings the last demo under the run directory of ``environ`` (default: this
+    process's) recorded in its demo.json (``settings``: its shell's, no secret, no topic
+    prefix) that differ from their defaults; ``{}`` when there is none or it cannot be
+    read (bad settings, no file, not JSON)."""
+    import json
+    import os
+
+    environ = os.environ if environ is None else environ
+    try:
+        doc = json.loads((_run_dir(environ) / "demo" / "demo.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    recorded = doc.get("settings") if isinstance(doc, dict) else None
+    if not isinstance(recorded, dict):
+        return {}
+    return changed_settings({str(k): str(v) for k, v in recorded.items()})
+
+
+def _run_dir(environ: Mapping[str, str]) -> Path:
+    """The run directory ``environ`` names, as ``Settings.run_dir`` reads it
+    (CITYBRAIN_RUN_DIR, else CITYBRAIN_HOME/run), without validating other settings."""
+    if environ.get("CITYBRAIN_RUN_DIR", "").strip():
+        return Path(environ["CITYBRAIN_RUN_DIR"].strip())
+    home = environ.get("CITYBRAIN_HOME", "").strip()
+    return (Path(home) if home else default_home()) / "run"
+
+
+def default_home() -> Path:
+    """CITYBRAIN_HOME's default (``~/.cache/citybrain``); unit tests replace it so that
+    no demo of this machine's user shows in what they print."""
+    from streams.settings import Settings
+
+    return Path(str(Settings.model_fields["home"].default))
 
 
 def changed_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -86,6 +150,7 @@ def start_stack_hint() -> str:
     setting changed from its default (``changed_settings``): ``stack up`` reads the
     ports, run directory, topic prefix, partitions and heap (trial 10: without them it
     started the default-port stack)."""
-    changed = changed_settings()
-    make = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in changed.items()), "make stack-up"])
-    return f"start the local stack with `{command_line('stack', 'up')}` (`{make}` in the checkout)"
+    return (
+        f"start the local stack with `{command_line('stack', 'up')}` "
+        f"(`{make_command('stack-up')}` in the checkout)"
+    )

@@ -35,7 +35,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from citybrain.commands import RUN_DIR_SETTINGS, cli_command, command_line
+from citybrain.commands import (
+    API_SETTINGS,
+    command_line,
+    make_command,
+)
 from citybrain.errors import utf8_text
 from citybrain.ports import check_listen
 from citybrain.report import (
@@ -521,11 +525,16 @@ def write_report(
         settings.burst_bucket_seconds,
     )
     if replayed.coverage and all(held == 0 for _, held in replayed.coverage.values()):
-        files = ", ".join(f"{name} ({n:,} events)" for name, (n, _) in replayed.coverage.items())
+        named = ", ".join(f"{name} ({n:,} events)" for name, (n, _) in replayed.coverage.items())
+        again = command_line(
+            "replay",
+            *(str(Path(p).absolute()) for p in data),
+            env={"CITYBRAIN_TOPIC_PREFIX": settings.topic_prefix},
+        )
         raise NotReplayedError(
-            f"the topics of prefix {settings.topic_prefix!r} hold none of the events of {files}:"
-            " they were not replayed under this prefix (replay them with "
-            f"CITYBRAIN_TOPIC_PREFIX={settings.topic_prefix}, or give the files that were)"
+            f"the topics of prefix {settings.topic_prefix!r} hold none of the events of {named}:"
+            f" they were not replayed under this prefix (replay them: `{again}`, or give the "
+            "files that were)"
         )
     # (A prefix no worker has read yet has no alerts or steps topic: read_topic gives [].)
     alerts, steps = (read_records(settings, settings.topic(role)) for role in ("alerts", "steps"))
@@ -872,15 +881,9 @@ def restart_command(settings: Settings) -> str:
     printed before started a worker neither status nor down knew of, on the port the next demo
     needed (t36)."""
     run_dir = {"CITYBRAIN_RUN_DIR": str(settings.run_dir)} if settings.run_dir_override else {}
-    return command_line("stack", "restart-worker", env=run_dir, only=RUN_DIR_SETTINGS)
-
-
-def with_settings(command: str, settings: dict[str, str]) -> str:
-    """``command`` prefixed with ``settings`` as shell assignments, so it works as typed
-    in a fresh shell: ``CITYBRAIN_KAFKA_PORT=19392 make stack-down``."""
-    import shlex
-
-    return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in settings.items()), command])
+    # Every setting printed commands carry (the demo's recorded ones too, t40), not only
+    # the run directory: the same line works as typed whatever restart-worker checks.
+    return command_line("stack", "restart-worker", env=run_dir)
 
 
 def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
@@ -888,14 +891,12 @@ def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
     to type next (new-user walk, t17: both said only "interrupted", with Kafka left
     running or starting unannounced). The demo's worker is stopped by ``run_demo`` unless
     the interruption came after the summary."""
-    cli = shlex.quote(cli_command())
-    shell = shell_settings()
     by = "" if stack_up else stopped_by(DemoFiles.of(settings))
     if by:
         # Not "interrupted ... keeps running": the other command is stopping the rest.
         return (
             f"stopped: {by} in another shell stopped this demo and its worker, and is "
-            f"stopping the stack; `{with_settings('make demo', shell)}` in the checkout "
+            f"stopping the stack; `{make_command('demo')}` in the checkout "
             "starts a new demo"
         )
     left = [
@@ -912,17 +913,17 @@ def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
         left.append("the demo's worker")
     if stack_up:
         head = "the stack did not finish starting"
-        again = f"`{with_settings(f'{cli} stack up', shell)}` starts the rest"
+        again = f"`{command_line('stack', 'up')}` starts the rest"
     else:
         said = "its worker keeps serving the runs it made" if worker else "its worker was stopped"
         head = f"the demo did not finish ({said})"
-        again = f"`{with_settings('make demo', shell)}` in the checkout starts a new demo"
+        again = f"`{make_command('demo')}` in the checkout starts a new demo"
     if not left:
         return f"interrupted: {head.split(' (')[0]} and left nothing running; {again}"
     running = " and ".join([", ".join(left[:-1]), left[-1]] if len(left) > 1 else left)
     return (
         f"interrupted: {head}; {running} {agreeing(len(left), 'keeps', 'keep')} running: "
-        f"`{with_settings(f'{cli} stack down', shell)}` stops "
+        f"`{command_line('stack', 'down')}` stops "
         f"{agreeing(len(left), 'it', 'them')}, or {again}"
     )
 
@@ -999,11 +1000,12 @@ def write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-# What the demo starts, said before it starts it; Mosquitto is not among them.
-STARTING = (
-    "starting Kafka and Prometheus, then a stream worker (not Mosquitto: "
-    "`make stack-up` starts it, for `citybrain ingest mqtt`)"
-)
+def starting_line() -> str:
+    """What the demo starts, said before it starts it; Mosquitto is not among them."""
+    return (
+        "starting Kafka and Prometheus, then a stream worker (not Mosquitto: "
+        f"`{make_command('stack-up')}` starts it, for `{command_line('ingest', 'mqtt')}`)"
+    )
 
 
 def check_worker_port(settings: Settings) -> None:
@@ -1105,7 +1107,7 @@ def _run_demo(
     """``run_demo``'s work, under the demo's lock."""
     run_id = f"{started:%Y%m%d%H%M%S}"
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
-    console.print(f"[bold]citybrain demo[/]: {STARTING}")
+    console.print(f"[bold]citybrain demo[/]: {starting_line()}")
     announce_installs(console, kafka)
     for component in (kafka, prom):  # every port before anything starts
         component.check_ports()
@@ -1223,39 +1225,39 @@ def _run_demo(
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
         console.print(f"summary written to {summary_path}")
-    cli = shlex.quote(cli_command())  # absolute: these lines work from any directory
     today = datetime.now(UTC).date()
-    shell = shell_settings()
     prefix = settings.topic_prefix
-    again = (
-        "In a new shell, set this demo's settings first (they are also in "
-        f"{files.state}):\n  export {with_settings('', shell).strip()}\n"
-        if shell
-        else ""
+    # Every line through command_line: each carries the settings it needs (this shell's
+    # and the demo's), so one copied alone into a new shell works (t40).
+    api = API_SETTINGS
+    paths = [str(p.absolute()) for p in data]
+    report = command_line(
+        "report", "--prefix", prefix, "--data", *paths, "--out", "demo-report.html"
     )
+    dates = ("--from", f"{today:%Y-%m-%d}", "--to", f"{today + timedelta(days=1):%Y-%m-%d}")
+    campaign = command_line("campaign", "report", "--prefix", prefix, *dates)
     console.print(
         f"\nThe demo's worker keeps serving its {counted(summary['runs'], 'run')} on "
         f"{summary['worker_url']} (log: {files.log}); its topics have the prefix {prefix}.\n"
-        f"{again}"
         "With the demo operator token:\n"
         f"  export CITYBRAIN_API_TOKEN=$(cat {_shown(files.token)})\n"
-        f"  {cli} runs list\n"
-        f"  {cli} runs show RUN_ID\n"
-        f"  {cli} runs ack RUN_ID --note 'on my way'\n"
-        f"  {cli} silences list\n"
+        f"  {command_line('runs', 'list', only=api)}\n"
+        f"  {command_line('runs', 'show', 'RUN_ID', only=api)}\n"
+        f"  {command_line('runs', 'ack', 'RUN_ID', '--note', 'on my way', only=api)}\n"
+        f"  {command_line('silences', 'list', only=api)}\n"
         "The operator token may list, acknowledge, resolve and add silences; escalate, "
         "cancel, approve and expiring a silence need the coordinator token: "
         f"--token $(cat {_shown(files.coordinator_token)}).\n"
         f"Reports of this demo read its topics with --prefix {prefix}:\n"
-        f"  {cli} report --prefix {prefix} --data {' '.join(_shown(p) for p in data)} "
-        "--out demo-report.html\n"
-        f"  {cli} campaign report --prefix {prefix} --from {today:%Y-%m-%d} "
-        f"--to {today + timedelta(days=1):%Y-%m-%d}   # runs count by creation date (today)\n"
-        f"To feed more data to its worker: CITYBRAIN_TOPIC_PREFIX={prefix} {cli} replay FILE\n"
-        f"What its worker refused, and why: {cli} deadletters --prefix {prefix}\n"
+        f"  {report}\n"
+        f"  {campaign}"
+        "   # runs count by creation date (today)\n"
+        "To feed more data to its worker: "
+        f"{command_line('replay', 'FILE', env={'CITYBRAIN_TOPIC_PREFIX': prefix})}\n"
+        f"What its worker refused, and why: {command_line('deadletters', '--prefix', prefix)}\n"
         "The stack and that worker are still running; this stops them (as typed, in any "
         "shell and directory):\n"
-        f"  [bold]{with_settings(f'{cli} stack down', shell)}[/]",
+        f"  [bold]{command_line('stack', 'down')}[/]",
         highlight=False,
         soft_wrap=True,
     )

@@ -12,18 +12,19 @@ import functools
 import itertools
 import os
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from citybrain.errors import InputError
 from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
-from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
+from streams.csvfile import BadRow, Record, decimal, field_count_reason, read_records, split_line
 from streams.errors import FeedError
 from streams.events import iso_datetime
 
@@ -121,6 +122,39 @@ def read_series(
     return stamps, np.asarray(times), np.asarray(values, dtype=np.float64)
 
 
+def _other_format(path: Path, header: list[str], records: Iterator[Any]) -> str:
+    """What to do with a CSV of replay's formats given to detect (t40: the multi-sensor
+    readings file was only "expected timestamp,value"): replay it, or cut one sensor's
+    series out of it (the command, for its first sensor); "" for any other header."""
+    from citybrain.commands import command_line
+    from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
+
+    if header == INCIDENT_COLUMNS:
+        return (
+            ": this is replay's incident-report format, no series to score; "
+            f"`{command_line('replay', str(path))}` sends it to the stream worker"
+        )
+    if header != READING_COLUMNS:
+        return ""
+    try:
+        first = next((r for r in records if isinstance(r, Record) and len(r.fields) > 3), None)
+    except FeedError:  # a fault further on is not this message's
+        first = None
+    sensor = first.fields[1] if first is not None else "SENSOR_ID"
+    quoted = shlex.quote(str(path))
+    cut = (
+        f"(echo timestamp,value; gzip -cdf {quoted} | awk -F, "
+        + shlex.quote(f'NR > 1 && $2 == "{sensor}" {{print $1 "," $4}}')
+        + f") > {shlex.quote(sensor + '.csv')}"
+    )
+    return (
+        ": this is replay's multi-sensor readings format (one row per reading of many "
+        f"sensors); `{command_line('replay', str(path))}` sends it to the stream worker, "
+        "which scores each sensor, or score one sensor here after cutting its series out: "
+        f"`{cut}`"
+    )
+
+
 def good_rows(
     path: Path,
     on_bad_row: Callable[[str], None] | None = None,
@@ -143,7 +177,8 @@ def good_rows(
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
         raise DetectInputError(
-            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected timestamp,value"
+            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
+            f"timestamp,value{_other_format(path, [h.strip() for h in header.fields], records)}"
         )
     names = [h.strip() for h in header.fields[2:]]
     if "anomaly_score" in names:

@@ -1,8 +1,10 @@
 """Errors raised by the grid, the playbook loader and the run state machine, and how
 their messages show a value."""
 
+import difflib
 import json
 import reprlib
+from collections.abc import Iterable
 from typing import Any
 
 _CLIP = reprlib.Repr()
@@ -89,3 +91,16 @@ class SilenceError(RoutingConfigError):
 class BadEventError(PlaybookError):
     """An event for a run (a command, an alert's report list) has a field of the wrong
     type or value; the message names the field and the value."""
+
+
+def closest(value: object, choices: Iterable[object]) -> object | None:
+    """The choice ``value`` most likely misspells (difflib's closest, compared as text
+    and ignoring case: ``'Open'`` and ``'opne'`` are ``'open'``), or None when none is
+    close (difflib's cutoff, 0.6). The one "did you mean" of the command line's choices,
+    the settings', the operator API's and the routing checks' label values (here so
+    that playbooks, which may not import streams, use it too; streams.errors has it)."""
+    by_text: dict[str, object] = {}
+    for choice in choices:
+        by_text.setdefault(str(choice).casefold(), choice)
+    near = difflib.get_close_matches(str(value).casefold(), list(by_text), n=1)
+    return by_text[near[0]] if near else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import math
@@ -18,7 +17,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from playbooks.errors import GridError, PlaybookConfigError, RoutingConfigError, shown
+from playbooks.errors import (
+    GridError,
+    PlaybookConfigError,
+    RoutingConfigError,
+    closest,
+    shown,
+)
 from playbooks.grid import UNIT_SPELLING, Cell, Grid, SensorKind, SensorRegistration
 from playbooks.routing import (
     ALL_LABELS,
@@ -230,9 +235,9 @@ def _near(unknown: set[str], allowed: set[str]) -> str:
     misses of allowed ones, or ""."""
     pairs = []
     for key in sorted(map(str, unknown)):
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        if close:
-            pairs.append(f"{close[0]!r} for {key!r}")
+        close = closest(key, sorted(allowed))
+        if close is not None:
+            pairs.append(f"{close!r} for {key!r}")
     return f": did you mean {', '.join(pairs)}?" if pairs else ""
 
 
@@ -679,8 +684,8 @@ def _tags(model: Any) -> tuple[Any, ...]:
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"expected one of {choices}"
+    close = closest(word, choices)
+    return f"did you mean {close!r}?" if close is not None else f"expected one of {choices}"
 
 
 _NO_TIME_MUTES = (
@@ -1056,10 +1061,12 @@ def routing_errors(
             if is_root:  # its children inherit the lack: one error is enough
                 fail(loc, "the root route needs a playbook")
         elif settings["playbook"] is not _UNKNOWN and settings["playbook"] not in playbooks:
+            near = closest(settings["playbook"], sorted(playbooks))
             fail(
                 (*loc, "playbook"),
                 f"playbook {settings['playbook']!r} does not exist "
-                f"(known: {', '.join(sorted(playbooks))})",
+                f"(known: {', '.join(sorted(playbooks))})"
+                + (f" (did you mean {near!r}?)" if near is not None else ""),
             )
         route_matchers = (
             matchers(node.matchers, (*loc, "matchers"))

@@ -15,7 +15,6 @@ so a matcher parsed from its own text is the same matcher.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import reprlib
@@ -26,7 +25,7 @@ from typing import Any
 
 import re2
 
-from playbooks.errors import RoutingConfigError, SilenceError, shown
+from playbooks.errors import RoutingConfigError, SilenceError, closest, shown
 from playbooks.goregexp import (
     ClassTables,
     capture_name_refusal,
@@ -98,16 +97,18 @@ _LISTED = {
 }
 
 
-def expected_values(name: str, known: tuple[str, ...], value: str = "") -> str:
+def expected_values(name: str, known: tuple[str, ...], value: str = "", where: str = "") -> str:
     """``expected one of a, b, c`` naming every value of ``known`` (label ``name``'s, from
-    label_values) when there are at most SHOWN_VALUES; else how many there are, where the
-    grid file lists them and, for ``value`` given, the closest few."""
+    label_values) when there are at most SHOWN_VALUES; else how many there are and where
+    the grid file lists them; for ``value`` given, then `` (did you mean 'pm25'?)``, the
+    closest (``closest``; t40: `kind=water_levl` and `kind="pm2.5"` got every kind and no
+    answer), when one is close. ``where`` (`` (the grid's cells)``) follows the list."""
+    near = closest(value, known) if value else None
+    hint = f" (did you mean {near!r}?)" if near is not None else ""
     if len(known) <= SHOWN_VALUES:
-        return f"expected one of {', '.join(sorted(known))}"
-    where = _LISTED.get(name, f"the {name} values")
-    close = difflib.get_close_matches(value, known, n=3, cutoff=0.6) if value else []
-    hint = f"; closest: {', '.join(close)}" if close else ""
-    return f"expected one of {len(known)} values ({where} in the grid file){hint}"
+        return f"expected one of {', '.join(sorted(known))}{where}{hint}"
+    listed = _LISTED.get(name, f"the {name} values")
+    return f"expected one of {len(known)} values ({listed} in the grid file){where}{hint}"
 
 
 def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
@@ -385,8 +386,8 @@ class Matcher:
         where = f"matcher {name}{op}{value!r}" if where is None else where
         head = f"{where}: " if where else ""
         if name not in LABELS:
-            close = difflib.get_close_matches(name, sorted(LABELS), n=1)
-            hint = f": did you mean {close[0]!r}?" if close else ""
+            close = closest(name, sorted(LABELS))
+            hint = f": did you mean {close!r}?" if close is not None else ""
             raise RoutingConfigError(
                 f"{head}unknown label {name!r}, expected one of {', '.join(sorted(LABELS))}{hint}"
             )
@@ -694,8 +695,8 @@ def api_matcher(item: Any, where: str) -> str:
         )
     unknown = sorted(str(k) for k in item if k not in _API_MATCHER_KEYS)
     if unknown:
-        close = difflib.get_close_matches(unknown[0], _API_MATCHER_KEYS, n=1)
-        hint = f": did you mean {close[0]!r}?" if close else ""
+        close = closest(unknown[0], _API_MATCHER_KEYS)
+        hint = f": did you mean {close!r}?" if close is not None else ""
         raise SilenceError(
             f"{where}: unknown key {unknown[0]!r}, expected {list(_API_MATCHER_KEYS)}{hint}",
             "field",

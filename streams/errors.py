@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
-from collections.abc import Iterable
+
+# The one "did you mean": kept with the playbooks' errors, which may not import streams
+# (the routing checks name the closest label value too, t40); the same function here.
+from playbooks.errors import closest as closest
 
 
 class StreamsError(Exception):
@@ -113,15 +115,3 @@ def show(value: object) -> str:
     except ValueError:  # an int past sys.get_int_max_str_digits
         text = f"<{type(value).__name__} too long to show>"
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def closest(value: object, choices: Iterable[object]) -> object | None:
-    """The choice ``value`` most likely misspells (difflib's closest, compared as text
-    and ignoring case: ``'Open'`` and ``'opne'`` are ``'open'``), or None when none is
-    close (difflib's cutoff, 0.6). The one "did you mean" of the command line's choices,
-    the settings' and the operator API's."""
-    by_text: dict[str, object] = {}
-    for choice in choices:
-        by_text.setdefault(str(choice).casefold(), choice)
-    near = difflib.get_close_matches(str(value).casefold(), list(by_text), n=1)
-    return by_text[near[0]] if near else None

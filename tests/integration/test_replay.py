@@ -347,6 +347,9 @@ def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(
         err = capsys.readouterr().err
         assert f"the topics of prefix '{p.name}' hold none of the events of " in err
         assert "beijing_air_2016-02.csv.gz (" in err and not out.exists()
+        # The command to replay them is one to type, under this prefix (t40).
+        again = err.split("replay them: `")[1].split("`")[0]
+        assert f"CITYBRAIN_TOPIC_PREFIX={p.name}" in again and again.endswith(f"replay {beijing}")
         args = ["report", "--prefix", p.name, "--data", str(mine), beijing, "--out", str(out)]
         assert main(args) == 0
         err = capsys.readouterr().err

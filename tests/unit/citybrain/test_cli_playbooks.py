@@ -127,8 +127,7 @@ def test_route_test_fills_in_the_labels_the_worker_adds(
         (
             "sensor_id=usgs-01589330-water_levl",
             "label sensor_id='usgs-01589330-water_levl': expected one of 45 values (the ids "
-            "under sensors: in the grid file); closest: usgs-01589330-water_level, "
-            "usgs-01650800-water_level, usgs-01589330-discharge",
+            "under sensors: in the grid file) (did you mean 'usgs-01589330-water_level'?)",
         ),
         # The kinds are few enough to list whole (the list was cut before water_level).
         (

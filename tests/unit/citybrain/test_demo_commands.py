@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from citybrain.cli import ingest_target, replay_target
-from citybrain.commands import cli_command
+from citybrain.commands import cli_command, make_command
 from citybrain.demo import (
     SUMMARY_COUNTS,
     DemoFiles,
@@ -26,7 +26,6 @@ from citybrain.demo import (
     make_demo_token,
     shell_settings,
     watch_phase,
-    with_settings,
 )
 from streams.settings import REPO_ROOT, Settings
 
@@ -48,22 +47,28 @@ def test_the_printed_settings_are_the_shells_stack_settings_without_secrets() ->
     }
 
 
-def test_a_printed_command_carries_its_settings_into_a_fresh_shell() -> None:
+def test_a_printed_command_carries_its_settings_into_a_fresh_shell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = {"CITYBRAIN_KAFKA_PORT": "19392", "CITYBRAIN_RUN_DIR": "/tmp/demo two; rm -rf /"}
-    line = with_settings("env", settings)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    line = make_command("stack-down").removesuffix("make stack-down") + "env"
     # A shell with none of this session's environment, as a new terminal would be.
     done = subprocess.run(
         ["sh", "-c", line], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
     )
     seen = dict(ln.split("=", 1) for ln in done.stdout.splitlines() if ln.startswith("CITY"))
     assert seen == settings
-    assert with_settings("make stack-down", {}) == "make stack-down"
+    for name in settings:
+        monkeypatch.delenv(name)
+    assert make_command("stack-down") == "make stack-down"
 
 
 def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) -> None:
     settings = Settings(run_dir_override=tmp_path, topic_prefix="citybrain")
     files = DemoFiles.of(settings)
-    lines = replay_target(settings, ["a.csv"])
+    lines = replay_target(settings, ["replay", "a.csv"])
     assert lines == [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics citybrain.readings and "
         "citybrain.incidents (prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX)"
@@ -72,14 +77,14 @@ def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) ->
     files.dir.mkdir(parents=True)
     files.pid.write_text(str(os.getpid()))
     files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
-    lines = replay_target(settings, ["my file.csv"])
+    lines = replay_target(settings, ["replay", "my file.csv"])
     assert lines[1] == (
         "note: the demo's worker (still running) reads the prefix 'demo-1', not this one; "
         "to feed it instead: CITYBRAIN_TOPIC_PREFIX=demo-1 "
         f"{cli_command()} replay 'my file.csv'"
     )
     same = settings.model_copy(update={"topic_prefix": "demo-1"})
-    assert len(replay_target(same, ["a.csv"])) == 1
+    assert len(replay_target(same, ["replay", "a.csv"])) == 1
 
 
 def test_ingest_names_its_topic_and_how_to_feed_the_running_demo(tmp_path: Path) -> None:

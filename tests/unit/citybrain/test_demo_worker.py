@@ -129,7 +129,7 @@ def test_stack_status_shows_a_stopped_demo_worker_with_its_log_and_restart(
     first, second = demo_worker_lines(settings)
     log = DemoFiles.of(settings).log
     assert first == (
-        "demo worker stopped  http://127.0.0.1:16766: it exited without `make stack-down` "
+        "demo worker stopped  http://127.0.0.1:16766: it exited without a `stack down` "
         f"(crashed or killed); its log: {log} (last line: KafkaError: broker went away)"
     )
     assert second.strip() == f"start it again, as the demo ran it: {restart_command(settings)}"

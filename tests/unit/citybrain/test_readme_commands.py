@@ -73,8 +73,7 @@ def test_the_demo_tells_the_user_what_works_as_typed() -> None:
     demo = (REPO_ROOT / "citybrain" / "demo.py").read_text()
     # Trial 9: `make stack-down` failed outside the checkout; the demo prints the
     # absolute citybrain (cli_command) with `stack down`, which works from anywhere.
-    assert "with_settings(f'{cli} stack down', shell)" in demo
-    assert "cli = shlex.quote(cli_command())" in demo
+    assert "[bold]{command_line('stack', 'down')}[/]" in demo
 
 
 def test_every_docs_file_the_code_or_its_output_names_exists() -> None:

@@ -1,0 +1,162 @@
+"""Every command line citybrain prints works as typed in a fresh shell on the same stack
+(t40): it carries the settings that differ from their defaults, this shell's and those
+the last demo under the run directory recorded (demo.json ``settings``). A demo started
+with CITYBRAIN_KAFKA_CONTROLLER_PORT=19094 was followed, after `stack down`, by
+restart-worker advising a bare `stack up`, which failed on port 19093."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import EXIT_SERVICE, demo_worker_lines, main
+from citybrain.commands import (
+    command_line,
+    demo_settings,
+    make_command,
+    printed_settings,
+    start_stack_hint,
+)
+from citybrain.demo import DemoFiles, interrupted_message, restart_command, starting_line
+from streams.settings import REPO_ROOT, Settings
+
+SETTING = "CITYBRAIN_KAFKA_CONTROLLER_PORT=19094"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dead_pid() -> int:
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+@pytest.fixture
+def demo_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A run directory (this shell's CITYBRAIN_RUN_DIR) where a demo started with
+    CITYBRAIN_KAFKA_CONTROLLER_PORT=19094 ran, then `stack down` stopped it; its Kafka
+    port answers nothing. The shell that types the advice has no such setting."""
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("CITYBRAIN_KAFKA_CONTROLLER_PORT", raising=False)
+    settings = Settings(run_dir_override=tmp_path)
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    kafka = str(_free_port())
+    files.state.write_text(
+        json.dumps(
+            {
+                "topic_prefix": "demo-1",
+                "worker_url": "http://127.0.0.1:16766",
+                "worker_log": str(files.log),
+                "settings": {
+                    "CITYBRAIN_KAFKA_CONTROLLER_PORT": "19094",
+                    "CITYBRAIN_KAFKA_PORT": "19092",  # the default: printed by no one
+                },
+                "worker_settings": {
+                    "CITYBRAIN_KAFKA_CONTROLLER_PORT": "19094",
+                    "CITYBRAIN_KAFKA_PORT": kafka,
+                    "CITYBRAIN_TOPIC_PREFIX": "demo-1",
+                },
+            }
+        )
+    )
+    return settings
+
+
+def test_the_demos_recorded_settings_are_printed_the_defaults_not(demo_ran: Settings) -> None:
+    assert demo_settings() == {"CITYBRAIN_KAFKA_CONTROLLER_PORT": "19094"}
+    assert printed_settings()["CITYBRAIN_KAFKA_CONTROLLER_PORT"] == "19094"
+    assert "CITYBRAIN_RUN_DIR=" in command_line("stack", "up")
+    assert SETTING in command_line("stack", "up")
+    assert SETTING in make_command("stack-up")
+
+
+def test_the_shells_own_value_wins_over_the_demos(
+    demo_ran: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_KAFKA_CONTROLLER_PORT", "19594")
+    assert "CITYBRAIN_KAFKA_CONTROLLER_PORT=19594" in command_line("stack", "up")
+    assert SETTING not in command_line("stack", "up")
+
+
+def test_restart_worker_advises_stack_up_with_the_demos_settings(
+    demo_ran: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["stack", "restart-worker"]) == EXIT_SERVICE
+    err = capsys.readouterr().err
+    advised = re.findall(r"`([^`]*stack up)`", err)
+    assert advised and all(SETTING in line for line in advised), err
+    assert SETTING in re.findall(r"`([^`]*make stack-up)`", err)[0]
+
+
+def test_every_printed_stack_command_carries_the_demos_settings(demo_ran: Settings) -> None:
+    DemoFiles.of(demo_ran).pid.write_text(str(_dead_pid()))  # crashed: status says so
+    lines = [
+        start_stack_hint(),
+        restart_command(demo_ran),
+        "\n".join(demo_worker_lines(demo_ran)),
+        interrupted_message(demo_ran, stack_up=True),
+        interrupted_message(demo_ran),
+        starting_line(),
+    ]
+    for text in lines:
+        for typed in re.findall(r"`([^`]+)`|: (\S*citybrain stack restart-worker)$", text):
+            command = "".join(typed)
+            if "citybrain" in command or command.split()[-2:-1] == ["make"]:
+                assert SETTING in command, text
+
+
+# Printed commands are built by citybrain.commands only (command_line, make_command,
+# start_stack_hint): one assembled elsewhere dropped settings (t40; trials 5, 9, 10).
+_BUILDERS = {"cli_command", "with_settings", "shell_settings"}
+_MAKE = re.compile(r"`make (?:demo|stack-up|stack-down)")  # a target without its settings
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+def test_every_printed_command_goes_through_citybrain_commands() -> None:
+    """Walks every string and call of citybrain/: no message names a make target or
+    builds a command line itself (demo.json records shell_settings: not printed)."""
+    found = []
+    for path in sorted((REPO_ROOT / "citybrain").rglob("*.py")):
+        if path.name == "commands.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docs = _docstrings(tree)
+        where = path.relative_to(REPO_ROOT)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute):
+                name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                if name in _BUILDERS and not (name == "shell_settings" and path.name == "demo.py"):
+                    found.append(f"{where}:{node.lineno}: {name}()")
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and id(node) not in docs and _MAKE.search(text):
+                found.append(f"{where}:{node.lineno}: {text}")
+    assert found == []
+
+
+def test_a_printed_command_runs_in_a_fresh_shell(demo_ran: Settings) -> None:
+    line = command_line("stack", "up")
+    words = shlex.split(line)
+    env = dict(w.split("=", 1) for w in words if "=" in w and w.startswith("CITYBRAIN_"))
+    assert env["CITYBRAIN_KAFKA_CONTROLLER_PORT"] == "19094"
+    assert env["CITYBRAIN_RUN_DIR"] == str(demo_ran.run_dir)

@@ -1,0 +1,58 @@
+"""Every "run this instead / again" line keeps the options the user gave (t40: replay
+`smallbad.csv --max --on-error skip`, with a demo running under another prefix, was told
+to feed it with `CITYBRAIN_TOPIC_PREFIX=demo-… citybrain replay smallbad.csv`: typed so,
+it stopped at the bad row and ran 3 min at 60x instead of at once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import build_parser, given_argv, ingest_target, replay_stopped, replay_target
+from citybrain.demo import DemoFiles
+from streams.settings import Settings
+
+ARGV = ["replay", "small bad.csv", "--max", "--on-error", "skip", "--pack", "50"]
+
+
+def _demo_running(tmp_path: Path) -> Settings:
+    """A run directory whose demo worker runs (this process stands in) under demo-1."""
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="citybrain")
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    files.pid.write_text(str(os.getpid()))
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    return settings
+
+
+def _suggested(line: str) -> list[str]:
+    return shlex.split(line.rsplit(": ", 1)[1])
+
+
+def test_the_feed_the_demo_line_keeps_every_replay_option(tmp_path: Path) -> None:
+    note = replay_target(_demo_running(tmp_path), ARGV)[1]
+    words = _suggested(note)
+    assert words[0] == "CITYBRAIN_TOPIC_PREFIX=demo-1"
+    assert words[2:] == ARGV
+
+
+def test_the_feed_the_demo_line_keeps_every_ingest_option(tmp_path: Path) -> None:
+    argv = ["ingest", "http", "--port", "18080", "--max-body-bytes", "2048"]
+    assert _suggested(ingest_target(_demo_running(tmp_path), argv)[1])[2:] == argv
+
+
+def test_the_arguments_given_are_those_main_passed() -> None:
+    args = build_parser().parse_args(ARGV)
+    args.argv = list(ARGV)
+    assert given_argv(args) == ARGV
+
+
+def test_run_it_again_keeps_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(ARGV)
+    args.argv = list(ARGV)
+    line = replay_stopped(args, 0, 5, [])
+    assert _suggested(line)[1:] == ARGV
