@@ -1395,11 +1395,12 @@ def _api(
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
-            argv = given_argv(args)
+            # The token left out of the printed line, as everywhere (it is no setting).
+            argv, secret = without_token(given_argv(args))
             retry = argv if given_key else [*argv, "--idempotency-key", key]
             hint = (
                 f"; retry it as the same action (applied once, even if the first one still "
-                f"takes effect): {command_line(*retry)}"
+                f"takes effect): {command_line(*retry)}" + (" with your --token" if secret else "")
             )
         # A long id is cut as the API cuts it in its answer (trial 25: a 300-character
         # id filled the line twice over).
@@ -1524,20 +1525,29 @@ def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
         return ""
     if given not in argv:
         return f"; did you mean {str(near)!r}?"
-    again, secret = [], False
+    words, secret = without_token(argv)
+    again = [str(near) if word == given else word for word in words]
+    with_token = " with your --token" if secret else ""
+    return (
+        f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
+    )
+
+
+def without_token(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """``argv`` without its ``--token VALUE`` / ``--token=VALUE`` (a command printed for
+    the operator to type again never shows the token: docs/control-room.md), and whether
+    it had one (the message then says "with your --token")."""
+    kept, secret = [], False
     words = iter(argv)
-    for word in words:  # the token is never printed: the command goes without it
+    for word in words:
         if word == "--token":
             next(words, None)
             secret = True
         elif word.startswith("--token="):
             secret = True
         else:
-            again.append(str(near) if word == given else word)
-    with_token = " with your --token" if secret else ""
-    return (
-        f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
-    )
+            kept.append(word)
+    return kept, secret
 
 
 def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
