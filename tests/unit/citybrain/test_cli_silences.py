@@ -404,20 +404,34 @@ class _Accepting(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.parametrize(
+    ("kind", "closest"),
+    [
+        ("road_ice", None),  # nothing close: the kinds are listed
+        ("pm2.5", "pm25"),  # t40: a misspelt value is answered with the closest
+    ],
+)
 def test_silences_add_adds_it_as_alertmanager_does_with_a_warning_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    kind: str,
+    closest: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(GRID))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        argv = ["--matcher", 'kind="road_ice"', "--duration", "1h", "--reason", "test"]
+        argv = ["--matcher", f'kind="{kind}"', "--duration", "1h", "--reason", "test"]
         assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
     finally:
         server.shutdown()
         server.server_close()
     out, err = capsys.readouterr()
-    assert out.startswith('silence s1 added by duty-operator: kind="road_ice", until ')
+    assert out.startswith(f'silence s1 added by duty-operator: kind="{kind}", until ')
     [line] = err.splitlines()
-    assert line.startswith("warning: --matcher 'kind=\"road_ice\"': kind is never 'road_ice'")
+    assert line.startswith(f"warning: --matcher 'kind=\"{kind}\"': kind is never '{kind}'")
+    if closest is None:
+        assert "did you mean" not in line
+    else:
+        assert line.endswith(f"(did you mean '{closest}'?)")

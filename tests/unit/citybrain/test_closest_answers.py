@@ -22,7 +22,7 @@ from citybrain.cli import main
 from playbooks.loader import load_grid
 from playbooks.routing import expected_values
 from streams.settings import Settings
-from tests.unit.citybrain.test_cli_silences import GRID, _Accepting
+from tests.unit.citybrain.test_cli_silences import GRID
 
 RUN_ID = "grp-7e895a08be4d839e.1"
 
@@ -44,26 +44,6 @@ def test_a_long_list_names_the_closest_too() -> None:
     text = expected_values("sensor_id", known, "usgs-01589330-water_levl")
     assert text.endswith("(did you mean 'usgs-01589330-water_level'?)")
     assert "did you mean" not in expected_values("kind", ("pm25", "no2"), "road_ice")
-
-
-def test_silences_add_warns_with_the_closest_and_still_adds(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(GRID))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        argv = ["--matcher", 'kind="pm2.5"', "--duration", "1h", "--reason", "test"]
-        assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
-    finally:
-        server.shutdown()
-        server.server_close()
-    out, err = capsys.readouterr()
-    assert out.startswith("silence s1 added")
-    [line] = err.splitlines()
-    assert line.startswith("warning: --matcher 'kind=\"pm2.5\"': kind is never 'pm2.5'")
-    assert line.endswith("(did you mean 'pm25'?)")
 
 
 class _Runs(http.server.BaseHTTPRequestHandler):
