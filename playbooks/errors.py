@@ -95,12 +95,24 @@ class BadEventError(PlaybookError):
 
 def closest(value: object, choices: Iterable[object]) -> object | None:
     """The choice ``value`` most likely misspells (difflib's closest, compared as text
-    and ignoring case: ``'Open'`` and ``'opne'`` are ``'open'``), or None when none is
-    close (difflib's cutoff, 0.6). The one "did you mean" of the command line's choices,
-    the settings', the operator API's and the routing checks' label values (here so
-    that playbooks, which may not import streams, use it too; streams.errors has it)."""
+    and ignoring case: ``'Open'`` and ``'opne'`` are ``'open'``; difflib's cutoff, 0.6);
+    failing that, the one choice of three letters or more that ``value`` starts with or
+    that starts with ``value`` (``'acknowledge'`` is ``'ack'``, ``'esc'`` is
+    ``'escalate'``); None when nothing is close. The one "did you mean" of the command
+    line's choices, the settings', the operator API's and the routing checks' label values
+    (here so that playbooks, which may not import streams, use it too; streams.errors has
+    it)."""
     by_text: dict[str, object] = {}
     for choice in choices:
         by_text.setdefault(str(choice).casefold(), choice)
-    near = difflib.get_close_matches(str(value).casefold(), list(by_text), n=1)
-    return by_text[near[0]] if near else None
+    text = str(value).casefold()
+    near = difflib.get_close_matches(text, list(by_text), n=1)
+    if near:
+        return by_text[near[0]]
+    # A whole word for its short choice ('acknowledge' for 'ack') or a choice's start
+    # ('esc' for 'escalate'): too far apart in length for difflib's ratio.
+    if isinstance(value, str) and len(text) >= 3:
+        related = [t for t in by_text if len(t) >= 3 and (text.startswith(t) or t.startswith(text))]
+        if len(related) == 1:
+            return by_text[related[0]]
+    return None

@@ -151,6 +151,18 @@ def test_closest() -> None:
     assert closest("Opne", ["open", "resolved"]) == "open"
     assert closest(0, [0, 1]) == 0
     assert closest("zzz", ["open", "resolved"]) is None
+    # The whole word for a short choice, a choice's start; not when two choices share it.
+    assert closest("Acknowledge", ["list", "ack", "resolve"]) == "ack"
+    assert closest("esc", ["escalate", "cancel"]) == "escalate"
+    assert closest("re", ["resolve", "reject"]) is None
+
+
+def test_a_whole_word_for_a_short_subcommand_suggests_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Helper walk (twentieth session): `runs acknowledge` listed every action.
+    assert main(["runs", "acknowledge", "x"]) == EXIT_USAGE
+    assert "invalid choice: 'acknowledge' (did you mean 'ack'?)" in capsys.readouterr().err
 
 
 def test_argparse_still_checks_choices_where_citybrain_overrides_it() -> None:
