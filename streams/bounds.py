@@ -105,7 +105,7 @@ class HeadTracker:
     ``KEPT_PREFIX`` bytes, so that a refusal can say which line was too long. Memory is
     bounded (``KEPT_LINES`` lines), whatever the client sends."""
 
-    __slots__ = ("_length", "_lines", "_prefix", "size")
+    __slots__ = ("_colon", "_length", "_lines", "_prefix", "size")
 
     def __init__(self) -> None:
         self.reset()
@@ -113,9 +113,11 @@ class HeadTracker:
     def reset(self) -> None:
         """Forget the head (a request was read, or its answer sent)."""
         self.size = 0  # bytes fed since the last reset
-        self._lines: list[tuple[int, bytes]] = []  # complete lines: (length, prefix)
+        # Complete lines: (length, prefix, offset of the first ':' or -1).
+        self._lines: list[tuple[int, bytes, int]] = []
         self._length = 0  # the line being received
         self._prefix = b""
+        self._colon = -1
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the head."""
@@ -126,32 +128,40 @@ class HeadTracker:
             part = data[start:] if end < 0 else data[start:end]
             if len(self._prefix) < KEPT_PREFIX:
                 self._prefix += part[: KEPT_PREFIX - len(self._prefix)]
+            if self._colon < 0 and (colon := part.find(b":")) >= 0:
+                # Where the name ends, even past the kept prefix: a long name is told
+                # from a long value by it.
+                self._colon = self._length + colon
             self._length += len(part)
             if end < 0:
                 return
             if len(self._lines) < KEPT_LINES:
-                self._lines.append((self._length, self._prefix))
-            self._length, self._prefix = 0, b""
+                self._lines.append((self._length, self._prefix, self._colon))
+            self._length, self._prefix, self._colon = 0, b"", -1
             start = end + 1
 
     def too_long(self, max_line: int, max_field: int) -> str:
         """Which line of the head is too long, in words: the longest so far (the server
         stops reading at the first line past its limit, which is that one)."""
-        lines = [*self._lines, (self._length, self._prefix)]
+        lines = [*self._lines, (self._length, self._prefix, self._colon)]
         index = max(range(len(lines)), key=lambda i: lines[i][0])
-        _, prefix = lines[index]
+        _, prefix, colon = lines[index]
         if index == 0:
             return (
                 f"the request line is longer than the {max_line:,} bytes the server reads "
                 f"(it starts {shown(prefix, 40)}): shorten the URL"
             )
-        name, colon, _ = prefix.partition(b":")
-        if not colon:
+        if colon < 0 or colon > max_field:
             return (
                 f"a header name is longer than the {max_field:,} bytes the server reads "
-                f"(it starts {shown(name, 40)})"
+                f"(it starts {shown(prefix, 40)})"
+            )
+        if colon > len(prefix):
+            return (
+                f"header {shown(prefix)} (a {colon:,}-byte name) is longer than the "
+                f"{max_field:,} bytes the server reads (its name and value)"
             )
         return (
-            f"header {shown(name.strip())} is longer than the {max_field:,} bytes the "
-            "server reads (its name and value)"
+            f"header {shown(prefix[:colon].strip())} is longer than the {max_field:,} bytes "
+            "the server reads (its name and value)"
         )

@@ -54,11 +54,19 @@ def test_the_tracker_names_the_longest_line_however_the_bytes_are_split() -> Non
     assert name.too_long(8190, 100).startswith(
         "a header name is longer than the 100 bytes the server reads (it starts 'NNN"
     )
+    # A name past the kept prefix with a long value: the header is too long, not its name
+    # (it was called "a header name is longer" since the colon was not in the prefix).
+    for chunks in ([b"X-" + b"n" * 118 + b": " + b"v" * 9000], [b"X-" + b"n" * 118, b": v" * 3000]):
+        long_name = fed(b"GET / HTTP/1.1\r\nHost: x\r\n", *chunks)
+        assert long_name.too_long(8190, 8190) == (
+            f"header {'X-' + 'n' * 62!r}... (a 120-byte name) is longer than the 8,190 bytes "
+            "the server reads (its name and value)"
+        )
 
 
 def test_the_tracker_keeps_little_whatever_it_is_fed() -> None:
     head = fed(b"x" * 10_000_000, b"\n" * 100_000, b"X-A: 1\r\n" * 10_000)
     assert len(head._lines) <= 256
-    assert all(len(prefix) <= 96 for _, prefix in head._lines)
+    assert all(len(prefix) <= 96 for _, prefix, _ in head._lines)
     head.reset()
     assert head.size == 0 and head.too_long(10, 10).startswith("the request line")
