@@ -48,11 +48,13 @@ from citybrain.report import (
     Replayed,
     TopicMessage,
     accepted_events,
+    alert_record,
     build_report,
     incidents_frame,
     limit_to_files,
     match_files,
     readings_frame,
+    step_record,
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
@@ -60,6 +62,7 @@ from citybrain.stack.process import StackError, alive, read_pid, spawn, stop, ta
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, pad
 from streams.auth import hash_token
+from streams.errors import EventError
 from streams.events import Reading
 from streams.feeds import Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
@@ -222,39 +225,59 @@ def dropped_note(prefixes: list[str]) -> str:
     )
 
 
-def topic_records(messages: list[Any]) -> tuple[list[dict[str, object]], list[str]]:
+def topic_records(
+    messages: list[Any], check: Callable[[dict[str, Any]], object] | None = None
+) -> tuple[list[dict[str, object]], list[str]]:
     """The JSON records (objects) of ``messages`` (Kafka messages of a worker's topics)
     and where each is (``topic/partition/offset``). A message that is not a JSON object
-    (a foreign producer's; the worker writes none) is left out and said on stderr,
-    where it is, not raised: trial 13's one such message made ``campaign report`` and
-    ``report`` exit 70, "a bug", and no report could be made of those topics again."""
+    (a foreign producer's; the worker writes none), or one ``check`` refuses (raising
+    ``EventError``: an object without the fields its readers use), is left out and said
+    on stderr, where it is and why, not raised: trial 13's one such message made
+    ``campaign report`` and ``report`` exit 70, "a bug", and no report could be made of
+    those topics again."""
     records: list[dict[str, object]] = []
     places: list[str] = []
     bad: list[str] = []
+    refused: list[str] = []
     for m in messages:
         where = f"{m.topic}/{m.partition}/{m.offset}"
         try:
             doc = json.loads(m.value)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             doc = None
-        if isinstance(doc, dict):
-            records.append(doc)
-            places.append(where)
-        else:
+        if not isinstance(doc, dict):
             bad.append(where)
-    if bad:
-        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        print(
-            f"citybrain: warning: left out {counted(len(bad), 'message')} that "
-            f"{'is' if len(bad) == 1 else 'are'} not a JSON record: {shown}",
-            file=sys.stderr,
-        )
+            continue
+        if check is not None:
+            try:
+                check(doc)
+            except EventError as exc:
+                refused.append(f"{where} ({exc})")
+                continue
+        records.append(doc)
+        places.append(where)
+    for places_left, what in (
+        (bad, "not a JSON record"),
+        (refused, "not a record the worker writes"),
+    ):
+        if places_left:
+            shown = ", ".join(places_left[:5]) + (
+                f" and {len(places_left) - 5} more" if len(places_left) > 5 else ""
+            )
+            print(
+                f"citybrain: warning: left out {counted(len(places_left), 'message')} that "
+                f"{'is' if len(places_left) == 1 else 'are'} {what}: {shown}",
+                file=sys.stderr,
+            )
     return records, places
 
 
-def read_records(settings: Settings, topic: str) -> list[dict[str, Any]]:
-    """``topic_records`` of every message of ``topic`` ([] when there is none)."""
-    return topic_records(read_topic(settings, topic))[0]
+def read_records(
+    settings: Settings, topic: str, check: Callable[[dict[str, Any]], object] | None = None
+) -> list[dict[str, Any]]:
+    """``topic_records`` of every message of ``topic`` ([] when there is none), each
+    checked by ``check``."""
+    return topic_records(read_topic(settings, topic), check)[0]
 
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
@@ -292,7 +315,7 @@ def summarise(
     every expected event into false alarms per 1,000 sensor-days."""
     names = cell_names or {}
     alerts: dict[str, dict[str, Any]] = {}
-    for doc in read_records(settings, settings.topic("alerts")):
+    for doc in read_records(settings, settings.topic("alerts"), alert_record):
         labels = doc.get("labels") or {}
         category = labels.get("category", "")
         entry = alerts.setdefault(
@@ -300,8 +323,8 @@ def summarise(
             {
                 "id": doc["alert_id"],
                 # A citizen-report burst has no sensor: its cell and category say what.
-                "subject": doc["sensor_id"] or f"{doc['grid_cell']} {category}".strip(),
-                "sensor_id": doc["sensor_id"],
+                "subject": doc.get("sensor_id") or f"{doc['grid_cell']} {category}".strip(),
+                "sensor_id": doc.get("sensor_id") or "",
                 "category": category,
                 "kind": doc["kind"],
                 "grid_cell": doc["grid_cell"],
@@ -314,9 +337,9 @@ def summarise(
             },
         )
         if doc["status"] == "resolved":
-            entry["last_event_time"] = doc["ended_at"]
+            entry["last_event_time"] = doc.get("ended_at")
             entry["severity"] = doc["severity"]
-    steps = read_records(settings, settings.topic("steps"))
+    steps = read_records(settings, settings.topic("steps"), step_record)
     runs = {s["run_id"] for s in steps if s["action"] == "run_created"}
     playbook_of = {s["run_id"]: s.get("playbook") for s in steps if s["action"] == "run_created"}
     for step in steps:
@@ -537,7 +560,8 @@ def write_report(
             "files that were)"
         )
     # (A prefix no worker has read yet has no alerts or steps topic: read_topic gives [].)
-    alerts, steps = (read_records(settings, settings.topic(role)) for role in ("alerts", "steps"))
+    alerts = read_records(settings, settings.topic("alerts"), alert_record)
+    steps = read_records(settings, settings.topic("steps"), step_record)
     replayed.worker_ran = bool(alerts or steps)
     ours = limit_to_files(replayed, alerts, steps, settings.burst_bucket_seconds)
     readings = ours.readings

@@ -26,7 +26,8 @@ from citybrain.campaign import quantile
 from citybrain.resent import worker_duplicates
 from citybrain.text import agreeing, counted
 from playbooks.grid import Grid
-from streams.events import IncidentReport, Reading
+from streams.errors import MISSING, EventError
+from streams.events import IncidentReport, Reading, alert_fields
 from streams.feeds import read_canonical
 
 MAX_SENSOR_CHARTS = 24
@@ -714,6 +715,36 @@ def maps(alerts: list[dict[str, Any]], grid: Grid | None, size: float = 360.0) -
 
 
 REOPEN_ACTIONS = frozenset({"reopened", "reopen"})
+
+
+def alert_record(doc: dict[str, Any]) -> None:
+    """Check a message of an alerts topic is an alert the reports can read: the worker's
+    own check (``streams.events.alert_fields``) and a ``started_at``. Raises
+    ``EventError`` naming the field and value (a foreign JSON object there made
+    ``report`` exit 70 with a KeyError, twenty-first session)."""
+    alert_fields(doc)
+    if doc.get("started_at") is None:
+        value = doc.get("started_at", MISSING)
+        raise EventError("bad_alert", "started_at", value, "expected when the alert started")
+
+
+def step_record(doc: dict[str, Any]) -> None:
+    """Check a message of a steps topic is a step the reports can read: ``run_id`` and
+    ``action`` non-empty text, ``at`` a finite number (epoch s), ``id`` text where given,
+    an escalation's ``level`` and a ``run_created``'s ``playbook`` present. Raises
+    ``EventError`` (``bad_step``) naming the field and value."""
+    for name in ("run_id", "action"):
+        value = doc.get(name, MISSING)
+        if not isinstance(value, str) or not value:
+            raise EventError("bad_step", name, value, "expected a non-empty string")
+    at = doc.get("at", MISSING)
+    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+        raise EventError("bad_step", "at", at, "expected epoch seconds")
+    if not isinstance(doc.get("id", ""), str):
+        raise EventError("bad_step", "id", doc["id"], "expected a string")
+    needed = {"escalate": "level", "run_created": "playbook"}.get(doc["action"])
+    if needed is not None and not isinstance(doc.get(needed, MISSING), str):
+        raise EventError("bad_step", needed, doc.get(needed, MISSING), "expected a string")
 
 
 def latest_resolved(

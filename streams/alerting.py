@@ -37,8 +37,8 @@ from playbooks.routing import (
     label_values,
 )
 from streams.context import Context
-from streams.errors import MISSING, EventError
-from streams.events import message_json
+from streams.errors import EventError
+from streams.events import alert_fields, message_json
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -91,24 +91,6 @@ def muted_entry(
         "by": decision.muted_by,
         "since": since if isinstance(since, int | float) else now,
     }
-
-
-def alert_fields(alert: Any) -> dict[str, Any]:
-    """An alert as read from the alerts topic, the fields routing reads checked first:
-    ``alert_id``, ``kind``, ``severity`` and ``grid_cell`` non-empty text, ``status``
-    ``firing`` or ``resolved``. Raises ``EventError`` naming the field and value (trial
-    19: an alert_id of 5 raised AttributeError, a missing kind KeyError once muted: each
-    a traceback in the worker's log and ``processing_error``)."""
-    if not isinstance(alert, dict):
-        raise EventError("bad_alert", None, None, "expected a JSON object")
-    for name in ("alert_id", "kind", "severity", "grid_cell"):
-        value = alert.get(name, MISSING)
-        if not isinstance(value, str) or not value:
-            raise EventError("bad_alert", name, value, "expected a non-empty string")
-    if alert.get("status") not in ("firing", "resolved"):
-        status = alert.get("status", MISSING)
-        raise EventError("bad_alert", "status", status, "expected 'firing' or 'resolved'")
-    return alert
 
 
 def read_muted(entry: bytes) -> dict[str, Any]:

@@ -158,6 +158,40 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     return epoch
 
 
+def alert_fields(alert: Any) -> dict[str, Any]:
+    """An alert as read from the alerts topic (``alert/1``), the fields its readers use
+    checked first: ``alert_id``, ``kind``, ``severity`` and ``grid_cell`` non-empty text,
+    ``status`` ``firing`` or ``resolved``; ``sensor_id`` text or null, and ``started_at``
+    and ``ended_at`` ISO 8601 times from 1990 on or null, where given. Raises
+    ``EventError`` (``bad_alert``) naming the field and value (trial 19: an alert_id of 5
+    raised AttributeError, a missing kind KeyError once muted: each a traceback in the
+    worker's log and ``processing_error``; a ``started_at`` of 1970 opened a run whose
+    reports of any age were its follow-ups)."""
+    if not isinstance(alert, dict):
+        raise EventError("bad_alert", None, None, "expected a JSON object")
+    for name in ("alert_id", "kind", "severity", "grid_cell"):
+        value = alert.get(name, MISSING)
+        if not isinstance(value, str) or not value:
+            raise EventError("bad_alert", name, value, "expected a non-empty string")
+    if alert.get("status") not in ("firing", "resolved"):
+        status = alert.get("status", MISSING)
+        raise EventError("bad_alert", "status", status, "expected 'firing' or 'resolved'")
+    sensor = alert.get("sensor_id")
+    if sensor is not None and not isinstance(sensor, str):
+        raise EventError("bad_alert", "sensor_id", sensor, "expected a string or null")
+    for name in ("started_at", "ended_at"):
+        value = alert.get(name)
+        if value is None:
+            continue
+        try:
+            at = parse_ts(value, name)
+        except EventError as exc:
+            raise EventError("bad_alert", name, value, exc.reason) from None
+        if at < MIN_EVENT_TIME:
+            raise EventError("bad_alert", name, value, "an alert's time is before 1990-01-01")
+    return alert
+
+
 @lru_cache(maxsize=16_384)
 def _epoch(value: str) -> float | None:
     """Epoch seconds of an ISO 8601 string, None without a zone; ValueError if it is not

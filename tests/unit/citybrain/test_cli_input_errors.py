@@ -538,3 +538,82 @@ def test_a_topic_message_that_is_no_json_record_is_left_out_and_said(
         "citybrain: warning: left out 3 messages that are not a JSON record: p.steps/0/0, "
         "p.steps/0/1, p.steps/0/3\n"
     )
+
+
+def test_a_topic_record_without_the_fields_its_readers_use_is_left_out_and_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Twenty-first session, a sibling of trial 13's: a JSON object on the alerts or steps
+    topic that is no alert or step (a foreign producer's) made ``report`` and the demo's
+    summary exit 70 with a KeyError (``doc["alert_id"]``, ``s["at"]``). What the worker
+    writes passes the same checks."""
+    import json
+    from types import SimpleNamespace
+
+    from citybrain.demo import topic_records
+    from citybrain.report import alert_record, step_record
+    from playbooks.engine import Command
+    from streams.detection import AlertEvent
+
+    sensor = AlertEvent(
+        alert_id="al-1",
+        status="resolved",
+        sensor_id="s-1",
+        kind="water_level",
+        grid_cell="c-1",
+        severity="major",
+        score=0.8,
+        value=1.5,
+        started_at=1.8e9,
+        ended_at=1.8e9 + 60,
+        received_at=1.8e9,
+    ).to_dict()
+    burst = {**sensor, "alert_id": "al-2", "sensor_id": "", "kind": "incident_burst"}
+    foreign = [{"alert_id": "al-3"}, {**sensor, "started_at": None}, {**sensor, "kind": 5}]
+    messages = [
+        SimpleNamespace(topic="p.alerts", partition=0, offset=i, value=json.dumps(d).encode())
+        for i, d in enumerate([sensor, *foreign, burst])
+    ]
+    assert topic_records(messages, alert_record) == (
+        [sensor, burst],
+        ["p.alerts/0/0", "p.alerts/0/4"],
+    )
+    assert capsys.readouterr().err == (
+        "citybrain: warning: left out 3 messages that are not a record the worker writes: "
+        'p.alerts/0/1 (field "kind" is missing: expected a non-empty string), '
+        'p.alerts/0/2 (field "started_at" is null: expected when the alert started), '
+        'p.alerts/0/3 (field "kind" is 5: expected a non-empty string)\n'
+    )
+    created = {
+        "schema": "step/1",
+        "playbook": "flood",
+        **Command(
+            id="r-1:0", run_id="r-1", alert_id="al-1", action="run_created", at=1.8e9
+        ).to_dict(),
+    }
+    escalated = {**created, "id": "r-1:1", "action": "escalate", "level": "street"}
+    bad_steps = [
+        {**created, "at": "soon"},
+        {**created, "run_id": None},
+        {**escalated, "level": None},
+        {**created, "playbook": 3},
+        {**created, "at": float("inf")},
+    ]
+    messages = [
+        SimpleNamespace(topic="p.steps", partition=1, offset=i, value=json.dumps(d).encode())
+        for i, d in enumerate([created, *bad_steps, escalated])
+    ]
+    records, places = topic_records(messages, step_record)
+    assert (records, places) == ([created, escalated], ["p.steps/1/0", "p.steps/1/6"])
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "citybrain: warning: left out 5 messages that are not a record the worker"
+    )
+    for said in (
+        "'soon': expected epoch seconds",
+        '"run_id" is null',
+        '"level" is null',
+        '"playbook" is 3',
+        '"at" is inf',
+    ):
+        assert said in err, (said, err)

@@ -391,6 +391,22 @@ FIRING = {
         ({"severity": ["major"]}, 'field "severity" is ["major"]: expected a non-empty string'),
         ({"grid_cell": ""}, "field \"grid_cell\" is '': expected a non-empty string"),
         ({"status": "open"}, "field \"status\" is 'open': expected 'firing' or 'resolved'"),
+        # Its other fields, where given (twenty-first session: a started_at of 1970 opened
+        # a run every report of any age followed up; report and demo raised KeyError).
+        ({"sensor_id": 7}, 'field "sensor_id" is 7: expected a string or null'),
+        (
+            {"started_at": "1970-01-01T00:00:00Z"},
+            "field \"started_at\" is '1970-01-01T00:00:00Z': an alert's time is before 1990-01-01",
+        ),
+        (
+            {"started_at": 1764547200},
+            'field "started_at" is 1764547200: expected an ISO 8601 string',
+        ),
+        (
+            {"status": "resolved", "ended_at": "yesterday"},
+            "field \"ended_at\" is 'yesterday': expected an ISO 8601 timestamp "
+            "(2026-11-01T10:00:00Z)",
+        ),
     ],
 )
 def test_an_alert_whose_routing_fields_are_wrong_is_bad_alert_naming_the_field(
@@ -404,3 +420,5 @@ def test_an_alert_whose_routing_fields_are_wrong_is_bad_alert_naming_the_field(
         alert_fields({**FIRING, **change})
     assert caught.value.code == "bad_alert" and str(caught.value) == said
     assert alert_fields(dict(FIRING)) == FIRING
+    times = {"started_at": "2026-11-01T10:00:00Z", "ended_at": None, "sensor_id": None}
+    assert alert_fields({**FIRING, **times}) == {**FIRING, **times}
