@@ -40,6 +40,7 @@ from citybrain.commands import (
     command_line,
     make_command,
 )
+from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
 from citybrain.ports import check_listen
 from citybrain.report import (
@@ -354,7 +355,9 @@ def summarise(
     dead = read_topic(settings, settings.topic("deadletter"))
     reasons: dict[str, int] = {}
     for msg in dead:
-        reason = dict(msg.headers).get("citybrain.error.reason", b"?").decode()
+        # Read as `deadletters` reads them: a foreign one's header need not be UTF-8 text
+        # (nor be there at all).
+        reason = DeadLetter.of(msg).headers.get("reason", "?")
         reasons[reason] = reasons.get(reason, 0) + 1
     alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
     known = known_events(alert_list, expected, sensors)
@@ -531,7 +534,7 @@ def write_report(
         expected = KNOWN_EVENTS if any(p.resolve() in builtin for p in data) else ()
     grid = load_grid(settings.grid_file)
     dead = {
-        dict(m.headers or ()).get("citybrain.error.origin", b"").decode("utf-8", "replace")
+        DeadLetter.of(m).headers.get("origin", "")
         for m in read_topic(settings, settings.topic("deadletter"))
     }
 

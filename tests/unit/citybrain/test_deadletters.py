@@ -99,3 +99,28 @@ def test_the_prefix_is_the_option_the_setting_or_the_running_demos(
     assert chosen_prefix(_args(None), chosen) == ("set", "")
     with pytest.raises(CliError, match="--prefix is empty"):
         chosen_prefix(_args(" "), settings)
+
+
+def test_a_foreign_dead_letter_s_headers_are_read_whatever_their_bytes() -> None:
+    """The demo's summary and ``report`` read dead letters' reasons and origins through
+    ``DeadLetter.of`` too (twenty-first session: their own ``.decode()`` of the reason
+    header raised on a foreign dead letter whose header was not UTF-8, and a header
+    with no value raised AttributeError: the summary exited 70)."""
+    from types import SimpleNamespace
+
+    message = SimpleNamespace(
+        partition=0,
+        offset=3,
+        timestamp=1_800_000_000_000,
+        key=None,
+        value=None,
+        headers=[
+            ("citybrain.error.reason", b"bad\xff"),
+            ("citybrain.error.origin", None),
+            ("other", b"\xfe"),
+        ],
+    )
+    letter = DeadLetter.of(message)
+    assert letter.headers == {"reason": "bad\\xff"}
+    assert letter.headers.get("origin", "") == "" and letter.value == b""
+    assert DeadLetter.of(SimpleNamespace(**{**vars(message), "headers": None})).headers == {}
