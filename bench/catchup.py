@@ -33,7 +33,7 @@ from kafka import KafkaProducer, TopicPartition
 from bench import machine
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
-from citybrain.stack.topics import create_topics
+from citybrain.stack.topics import run_topics
 from streams.events import Reading
 from streams.feeds import send_packs
 from streams.partitioning import ReadingPacker, sensor_partition
@@ -466,121 +466,121 @@ def main() -> None:
     broker = KafkaBroker(settings)
     if not broker.ready():
         sys.exit("the local stack is not running: citybrain stack up")
-    create_topics(settings)
-    work = settings.run_dir / run
-    work.mkdir(parents=True, exist_ok=True)
-    grid = work / "grid.yaml"
-    write_grid(grid, args.sensors)
-    topic = settings.topic("readings")
-    t0 = time.monotonic()
-    spikes, messages = preload(
-        settings.kafka_bootstrap, topic, args.readings, args.sensors, args.pack
-    )
-    print(
-        f"preloaded {args.readings:,} readings in {messages:,} messages ({spikes} spikes) "
-        f"in {time.monotonic() - t0:.1f}s"
-    )
-    rates: dict[str, float | None] = dict.fromkeys(CANDIDATES)
-    if "aiokafka" in chosen:
-        rates["aiokafka"] = asyncio.run(
-            aiokafka_floor(settings.kafka_bootstrap, topic, args.readings)
+    with run_topics(settings):
+        work = settings.run_dir / run
+        work.mkdir(parents=True, exist_ok=True)
+        grid = work / "grid.yaml"
+        write_grid(grid, args.sensors)
+        topic = settings.topic("readings")
+        t0 = time.monotonic()
+        spikes, messages = preload(
+            settings.kafka_bootstrap, topic, args.readings, args.sensors, args.pack
         )
-    if "consumer-perf" in chosen:
-        per_s = consumer_performance(broker, topic, messages)
-        # In readings/s, like the other candidates (the same for unpacked readings).
-        rates["consumer-perf"] = per_s and per_s * args.readings / messages
-    ours: list[str] | None = None
-    changelog: tuple[int, int] | None = None
-    if "citybrain" in chosen:
-        port = settings.worker_port + 3
-        # Tuned for a backlog: bigger fetches give each sensor more readings per batch.
-        env = worker_env(
-            run,
-            grid,
-            port,
-            batch_size="5000",
-            faust_drain=args.drain,
-            corroboration_grace=CORROBORATION_GRACE,
-            **({"commit_interval": str(args.commit_interval)} if args.commit_interval else {}),
-            **({"commit_every": str(args.commit_every)} if args.commit_every else {}),
-            **({"fetch_max_wait": str(args.fetch_max_wait)} if args.fetch_max_wait else {}),
-        )
-        rates["citybrain"] = run_pipeline(
-            env,
-            port,
-            args.readings,
-            work / "worker.log",
-            topic,
-            settings.kafka_bootstrap,
-            args.workers,
-        )
-        ours = firing_alert_ids(settings.kafka_bootstrap, settings.topic("alerts"))
-        changelog = changelog_written(broker, run)
-    theirs: list[str] | None = None
-    if "quix" in chosen:
-        quix = run_quix(settings.kafka_bootstrap, topic, grid, args.readings, work)
-        rates["quix"], theirs = quix["readings_per_s"], quix["firing"]
-    for name, rate in rates.items():
-        print(f"{name}: {'not run' if rate is None else f'{rate:,.0f} readings/s'}")
-    same = None if ours is None or theirs is None else ours == theirs
-    print(f"firing alerts: citybrain {ours and len(ours)}, Quix {theirs and len(theirs)}")
-    if changelog is not None:
         print(
-            f"changelogs: {changelog[0]:,} entries, {changelog[1]:,} bytes "
-            f"({changelog[1] / args.readings:,.1f} a reading)"
+            f"preloaded {args.readings:,} readings in {messages:,} messages ({spikes} spikes) "
+            f"in {time.monotonic() - t0:.1f}s"
         )
+        rates: dict[str, float | None] = dict.fromkeys(CANDIDATES)
+        if "aiokafka" in chosen:
+            rates["aiokafka"] = asyncio.run(
+                aiokafka_floor(settings.kafka_bootstrap, topic, args.readings)
+            )
+        if "consumer-perf" in chosen:
+            per_s = consumer_performance(broker, topic, messages)
+            # In readings/s, like the other candidates (the same for unpacked readings).
+            rates["consumer-perf"] = per_s and per_s * args.readings / messages
+        ours: list[str] | None = None
+        changelog: tuple[int, int] | None = None
+        if "citybrain" in chosen:
+            port = settings.worker_port + 3
+            # Tuned for a backlog: bigger fetches give each sensor more readings per batch.
+            env = worker_env(
+                run,
+                grid,
+                port,
+                batch_size="5000",
+                faust_drain=args.drain,
+                corroboration_grace=CORROBORATION_GRACE,
+                **({"commit_interval": str(args.commit_interval)} if args.commit_interval else {}),
+                **({"commit_every": str(args.commit_every)} if args.commit_every else {}),
+                **({"fetch_max_wait": str(args.fetch_max_wait)} if args.fetch_max_wait else {}),
+            )
+            rates["citybrain"] = run_pipeline(
+                env,
+                port,
+                args.readings,
+                work / "worker.log",
+                topic,
+                settings.kafka_bootstrap,
+                args.workers,
+            )
+            ours = firing_alert_ids(settings.kafka_bootstrap, settings.topic("alerts"))
+            changelog = changelog_written(broker, run)
+        theirs: list[str] | None = None
+        if "quix" in chosen:
+            quix = run_quix(settings.kafka_bootstrap, topic, grid, args.readings, work)
+            rates["quix"], theirs = quix["readings_per_s"], quix["firing"]
+        for name, rate in rates.items():
+            print(f"{name}: {'not run' if rate is None else f'{rate:,.0f} readings/s'}")
+        same = None if ours is None or theirs is None else ours == theirs
+        print(f"firing alerts: citybrain {ours and len(ours)}, Quix {theirs and len(theirs)}")
+        if changelog is not None:
+            print(
+                f"changelogs: {changelog[0]:,} entries, {changelog[1]:,} bytes "
+                f"({changelog[1] / args.readings:,.1f} a reading)"
+            )
 
-    def ratio(other: str) -> float | None:
-        mine, base = rates["citybrain"], rates[other]
-        return None if mine is None or not base else round(mine / base, 3)
+        def ratio(other: str) -> float | None:
+            mine, base = rates["citybrain"], rates[other]
+            return None if mine is None or not base else round(mine / base, 3)
 
-    results: dict[str, Any] = {
-        "catchup_readings_per_s": _round(rates["citybrain"]),
-        "aiokafka_readings_per_s": _round(rates["aiokafka"]),
-        "consumer_perf_readings_per_s": _round(rates["consumer-perf"]),
-        "quix_readings_per_s": _round(rates["quix"]),
-        "ratio_vs_aiokafka": ratio("aiokafka"),
-        "ratio_vs_consumer_perf": ratio("consumer-perf"),
-        "ratio_vs_quix": ratio("quix"),
-        "firing_alerts": None if ours is None else len(ours),
-        # What the worker wrote to its tables' changelogs (sensor states, episodes,
-        # runs), over the whole run (the drain and the few seconds after it).
-        "changelog_entries": None if changelog is None else changelog[0],
-        "changelog_bytes_per_reading": None
-        if changelog is None
-        else round(changelog[1] / args.readings, 1),
-        "same_alerts_as_quix": same,
-        "citybrain_workers": args.workers,
-        "faust_drain": args.drain,
-        "commit_interval_s": args.commit_interval,
-        "commit_every": args.commit_every,
-        "fetch_max_wait_s": args.fetch_max_wait,
-        "readings": args.readings,
-        "readings_per_message": round(args.readings / messages, 1),
-        "sensors": args.sensors,
-        "partitions": 2,
-        "injected_spikes": spikes,
-        **machine(),
-    }
-    print(json.dumps(results, indent=2))
-    # The other benchmarks' numbers in --out stay (make bench runs them all afresh).
-    merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    layout = f"pack{args.pack}" if args.pack else "one_per_message"
-    if args.commit_interval or args.commit_every:
-        interval, every = args.commit_interval or "default", args.commit_every or "default"
-        lever = f"{interval}s_every_{every}_{layout}_{args.sensors}_sensors"
-        merged.setdefault("commit_interval_levers", {})[lever] = results
-    elif args.fetch_max_wait:
-        lever = f"{args.fetch_max_wait}s_{layout}_{args.sensors}_sensors"
-        merged.setdefault("fetch_wait_levers", {})[lever] = results
-    elif args.drain != "batch":
-        merged.setdefault("drain_levers", {})[f"{args.drain}_{layout}"] = results
-    elif args.pack:
-        merged["packed"] = results
-        merged["catchup_packed_readings_per_s"] = results["catchup_readings_per_s"]
-    else:
-        merged.update(results)
-    args.out.write_text(json.dumps(merged, indent=2) + "\n")
+        results: dict[str, Any] = {
+            "catchup_readings_per_s": _round(rates["citybrain"]),
+            "aiokafka_readings_per_s": _round(rates["aiokafka"]),
+            "consumer_perf_readings_per_s": _round(rates["consumer-perf"]),
+            "quix_readings_per_s": _round(rates["quix"]),
+            "ratio_vs_aiokafka": ratio("aiokafka"),
+            "ratio_vs_consumer_perf": ratio("consumer-perf"),
+            "ratio_vs_quix": ratio("quix"),
+            "firing_alerts": None if ours is None else len(ours),
+            # What the worker wrote to its tables' changelogs (sensor states, episodes,
+            # runs), over the whole run (the drain and the few seconds after it).
+            "changelog_entries": None if changelog is None else changelog[0],
+            "changelog_bytes_per_reading": None
+            if changelog is None
+            else round(changelog[1] / args.readings, 1),
+            "same_alerts_as_quix": same,
+            "citybrain_workers": args.workers,
+            "faust_drain": args.drain,
+            "commit_interval_s": args.commit_interval,
+            "commit_every": args.commit_every,
+            "fetch_max_wait_s": args.fetch_max_wait,
+            "readings": args.readings,
+            "readings_per_message": round(args.readings / messages, 1),
+            "sensors": args.sensors,
+            "partitions": 2,
+            "injected_spikes": spikes,
+            **machine(),
+        }
+        print(json.dumps(results, indent=2))
+        # The other benchmarks' numbers in --out stay (make bench runs them all afresh).
+        merged = json.loads(args.out.read_text()) if args.out.exists() else {}
+        layout = f"pack{args.pack}" if args.pack else "one_per_message"
+        if args.commit_interval or args.commit_every:
+            interval, every = args.commit_interval or "default", args.commit_every or "default"
+            lever = f"{interval}s_every_{every}_{layout}_{args.sensors}_sensors"
+            merged.setdefault("commit_interval_levers", {})[lever] = results
+        elif args.fetch_max_wait:
+            lever = f"{args.fetch_max_wait}s_{layout}_{args.sensors}_sensors"
+            merged.setdefault("fetch_wait_levers", {})[lever] = results
+        elif args.drain != "batch":
+            merged.setdefault("drain_levers", {})[f"{args.drain}_{layout}"] = results
+        elif args.pack:
+            merged["packed"] = results
+            merged["catchup_packed_readings_per_s"] = results["catchup_readings_per_s"]
+        else:
+            merged.update(results)
+        args.out.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 if __name__ == "__main__":

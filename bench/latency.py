@@ -30,7 +30,7 @@ from bench.catchup import scrape, start_worker, worker_env
 from citybrain.adapters import write_synthetic_grid
 from citybrain.detect import rows_to_reach
 from citybrain.stack import KafkaBroker
-from citybrain.stack.topics import create_topics
+from citybrain.stack.topics import run_topics
 from streams.events import MAX_PACK_READINGS, Reading
 from streams.feeds import send_packs
 from streams.partitioning import ReadingPacker, sensor_partition
@@ -101,170 +101,170 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
     each reading's latency, which runs from its scheduled time)."""
     run = f"lat{rate}{'p' if pack_ms else ''}-{int(time.time())}"
     settings = load_settings(topic_prefix=run, app_id=run, partitions=2)
-    create_topics(settings)
-    grid = write_synthetic_grid(
-        workdir / "grid.yaml",
-        [f"s{i:05d}" for i in range(SENSORS)],
-        "traffic_flow",
-        "vehicles/5min",
-        communities=100,
-    )
-    port = settings.worker_port + 3
-    env = worker_env(run, grid, port, detector_min_samples="20")
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=2)
-    fast = FastProducer(settings.kafka_bootstrap) if not pack_ms else None
-    rng = np.random.default_rng(rate)
-    rounds = warmup_rounds(settings.detector, settings.corroboration_decisive)
-    for step in range(rounds):  # warm every sensor's detector before timing
-        for s in range(SENSORS):
-            sid = f"s{s:05d}"
-            message = reading(s, step, 10 + rng.random()).to_json()
-            if fast is not None:
-                fast.send(
-                    settings.topic("readings"),
-                    sid.encode(),
-                    message,
-                    sensor_partition(sid, settings.partitions),
-                )
-            else:
-                producer.send(settings.topic("readings"), key=sid.encode(), value=message)
-    producer.flush()
-    if fast is not None:
-        fast.flush()
-    worker = start_worker(env, workdir / f"worker-{rate}.log")
-    try:
-        warm = rounds * SENSORS
-        while scrape(port, "citybrain_readings_total") < warm:
-            time.sleep(0.5)
-        scheduled: dict[str, float] = {}  # sensor id -> scheduled send time of its spike
-        arrived: dict[str, float] = {}
-        consumer = KafkaConsumer(
-            settings.topic("alerts"),
-            bootstrap_servers=settings.kafka_bootstrap,
-            auto_offset_reset="latest",
-            group_id=None,
+    with run_topics(settings):
+        grid = write_synthetic_grid(
+            workdir / "grid.yaml",
+            [f"s{i:05d}" for i in range(SENSORS)],
+            "traffic_flow",
+            "vehicles/5min",
+            communities=100,
         )
-        consumer.poll(timeout_ms=1000)  # join, position at the end before sending
-
-        others: set[str] = set()  # sensors alerting without a spike (false alarms)
-
-        def collect() -> None:
-            # Only the spiked sensors' alerts count and end the wait: counting every
-            # firing alert let a few false alarms elsewhere end it before the last
-            # spikes' alerts came (the "192 of 200" of earlier runs).
-            deadline = time.monotonic() + seconds + 60
-            while time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=200).values():
-                    now = time.time()
-                    for record in records:
-                        doc = json.loads(record.value)
-                        if doc["status"] != "firing":
-                            continue
-                        if doc["sensor_id"] in spiked:
-                            arrived.setdefault(doc["sensor_id"], now)
-                        else:
-                            others.add(doc["sensor_id"])
-                if stop.is_set() and len(arrived) >= len(spiked):
-                    return
-
-        total = int(rate * seconds)
-        # About 200 spikes spread over the run, each on a different sensor: a step coprime
-        # with the sensor count (2000 = 2^4 * 5^3) never lands on the same sensor twice.
-        spike_every = max(1, total // 200) | 1
-        while spike_every % 5 == 0:
-            spike_every += 2
-        packer = ReadingPacker(settings.partitions, MAX_PACK_READINGS) if pack_ms else None
-        topic = settings.topic("readings")
-
-        def flush_packs() -> None:
-            send_packs(producer, topic, packer.flush() if packer else [])
-
-        # The run's readings, built before the clock starts: the producer shares two cores
-        # with the worker and Kafka, and building each reading (and kafka-python's own
-        # partitioner, murmur2 in Python) on the clock held it below 25,000 messages/s,
-        # which the latency then charged to the pipeline (docs/benchmarks.md).
-        planned: list[tuple[Reading, bytes, bytes, int, bool]] = []
-        spiked: set[str] = set()
-        sensor_round: dict[str, int] = {}
-        for n in range(total):
-            sensor = n % SENSORS
-            sid = f"s{sensor:05d}"
-            spike = n % spike_every == 0 and sid not in spiked
-            if spike:
-                spiked.add(sid)
-                sensor_round[sid] = n // SENSORS
-            value = 200.0 if spike else 10 + rng.random()
-            r = reading(sensor, rounds + n // SENSORS, value)
-            partition = sensor_partition(sid, settings.partitions)
-            planned.append(
-                (r, sid.encode(), r.to_json() if packer is None else b"", partition, spike)
-            )
-        stop = threading.Event()
-        reader = threading.Thread(target=collect, daemon=True)
-        reader.start()
-        t0 = time.time()
-        if fast is not None:
-            # Every message due by now, back to back, then a sleep until the next is due:
-            # one clock read per burst rather than per message, so the generator keeps
-            # the schedule (each message's latency still runs from its own due time).
-            n = 0
-            while n < total:
-                now = time.time()
-                due_by_now = min(total, int((now - t0) * rate) + 1)
-                if due_by_now <= n:
-                    time.sleep(t0 + n / rate - now)
-                    continue
-                for r, key, value_bytes, partition, spike in planned[n:due_by_now]:
-                    fast.send(topic, key, value_bytes, partition)
-                    if spike:
-                        scheduled[r.sensor_id] = t0 + n / rate
-                    n += 1
-        else:
-            assert packer is not None  # one per message goes through ``fast``
-            flushed = t0
-            for n, (r, _, _, _, spike) in enumerate(planned):
-                due = t0 + n / rate
-                if due - flushed >= pack_ms / 1000:
-                    flush_packs()
-                    flushed = due
-                now = time.time()
-                if due > now:
-                    time.sleep(due - now)
-                packer.add(r)  # never fills: the timer sends the packs
-                if spike:
-                    scheduled[r.sensor_id] = due
-        flush_packs()
+        port = settings.worker_port + 3
+        env = worker_env(run, grid, port, detector_min_samples="20")
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=2)
+        fast = FastProducer(settings.kafka_bootstrap) if not pack_ms else None
+        rng = np.random.default_rng(rate)
+        rounds = warmup_rounds(settings.detector, settings.corroboration_decisive)
+        for step in range(rounds):  # warm every sensor's detector before timing
+            for s in range(SENSORS):
+                sid = f"s{s:05d}"
+                message = reading(s, step, 10 + rng.random()).to_json()
+                if fast is not None:
+                    fast.send(
+                        settings.topic("readings"),
+                        sid.encode(),
+                        message,
+                        sensor_partition(sid, settings.partitions),
+                    )
+                else:
+                    producer.send(settings.topic("readings"), key=sid.encode(), value=message)
         producer.flush()
         if fast is not None:
             fast.flush()
-        achieved = total / (time.time() - t0)
-        stop.set()
-        reader.join(seconds + 90)
-        consumer.close()
-        latencies = np.array([arrived[s] - t for s, t in scheduled.items() if s in arrived])
-        result: dict[str, Any] = {
-            "rate": rate,
-            "pack_ms": pack_ms,
-            "achieved_send_rate": round(achieved),
-            "producer": "kafka-python" if packer is not None else "confluent-kafka",
-            "warmup_readings_per_sensor": rounds,
-            "spikes": len(scheduled),
-            "alerts": int(latencies.size),
-            "other_sensors_alerting": len(others),
-            # Each spike that did not alert, as its sensor's reading count at the spike
-            # (warm-up readings included): a young sensor's scores are capped.
-            "missed_at_reading": sorted(
-                rounds + 1 + int(sensor_round[s]) for s in scheduled if s not in arrived
-            ),
-        }
-        if latencies.size:
-            for q, name in ((50, "p50_ms"), (99, "p99_ms"), (99.9, "p999_ms")):
-                result[name] = round(float(np.percentile(latencies, q)) * 1000, 1)
-        return result
-    finally:
-        worker.terminate()
-        worker.wait(30)
-        producer.close()
+        worker = start_worker(env, workdir / f"worker-{rate}.log")
+        try:
+            warm = rounds * SENSORS
+            while scrape(port, "citybrain_readings_total") < warm:
+                time.sleep(0.5)
+            scheduled: dict[str, float] = {}  # sensor id -> scheduled send time of its spike
+            arrived: dict[str, float] = {}
+            consumer = KafkaConsumer(
+                settings.topic("alerts"),
+                bootstrap_servers=settings.kafka_bootstrap,
+                auto_offset_reset="latest",
+                group_id=None,
+            )
+            consumer.poll(timeout_ms=1000)  # join, position at the end before sending
+
+            others: set[str] = set()  # sensors alerting without a spike (false alarms)
+
+            def collect() -> None:
+                # Only the spiked sensors' alerts count and end the wait: counting every
+                # firing alert let a few false alarms elsewhere end it before the last
+                # spikes' alerts came (the "192 of 200" of earlier runs).
+                deadline = time.monotonic() + seconds + 60
+                while time.monotonic() < deadline:
+                    for records in consumer.poll(timeout_ms=200).values():
+                        now = time.time()
+                        for record in records:
+                            doc = json.loads(record.value)
+                            if doc["status"] != "firing":
+                                continue
+                            if doc["sensor_id"] in spiked:
+                                arrived.setdefault(doc["sensor_id"], now)
+                            else:
+                                others.add(doc["sensor_id"])
+                    if stop.is_set() and len(arrived) >= len(spiked):
+                        return
+
+            total = int(rate * seconds)
+            # About 200 spikes spread over the run, each on a different sensor: a step coprime
+            # with the sensor count (2000 = 2^4 * 5^3) never lands on the same sensor twice.
+            spike_every = max(1, total // 200) | 1
+            while spike_every % 5 == 0:
+                spike_every += 2
+            packer = ReadingPacker(settings.partitions, MAX_PACK_READINGS) if pack_ms else None
+            topic = settings.topic("readings")
+
+            def flush_packs() -> None:
+                send_packs(producer, topic, packer.flush() if packer else [])
+
+            # The run's readings, built before the clock starts: the producer shares two cores
+            # with the worker and Kafka, and building each reading (and kafka-python's own
+            # partitioner, murmur2 in Python) on the clock held it below 25,000 messages/s,
+            # which the latency then charged to the pipeline (docs/benchmarks.md).
+            planned: list[tuple[Reading, bytes, bytes, int, bool]] = []
+            spiked: set[str] = set()
+            sensor_round: dict[str, int] = {}
+            for n in range(total):
+                sensor = n % SENSORS
+                sid = f"s{sensor:05d}"
+                spike = n % spike_every == 0 and sid not in spiked
+                if spike:
+                    spiked.add(sid)
+                    sensor_round[sid] = n // SENSORS
+                value = 200.0 if spike else 10 + rng.random()
+                r = reading(sensor, rounds + n // SENSORS, value)
+                partition = sensor_partition(sid, settings.partitions)
+                planned.append(
+                    (r, sid.encode(), r.to_json() if packer is None else b"", partition, spike)
+                )
+            stop = threading.Event()
+            reader = threading.Thread(target=collect, daemon=True)
+            reader.start()
+            t0 = time.time()
+            if fast is not None:
+                # Every message due by now, back to back, then a sleep until the next is due:
+                # one clock read per burst rather than per message, so the generator keeps
+                # the schedule (each message's latency still runs from its own due time).
+                n = 0
+                while n < total:
+                    now = time.time()
+                    due_by_now = min(total, int((now - t0) * rate) + 1)
+                    if due_by_now <= n:
+                        time.sleep(t0 + n / rate - now)
+                        continue
+                    for r, key, value_bytes, partition, spike in planned[n:due_by_now]:
+                        fast.send(topic, key, value_bytes, partition)
+                        if spike:
+                            scheduled[r.sensor_id] = t0 + n / rate
+                        n += 1
+            else:
+                assert packer is not None  # one per message goes through ``fast``
+                flushed = t0
+                for n, (r, _, _, _, spike) in enumerate(planned):
+                    due = t0 + n / rate
+                    if due - flushed >= pack_ms / 1000:
+                        flush_packs()
+                        flushed = due
+                    now = time.time()
+                    if due > now:
+                        time.sleep(due - now)
+                    packer.add(r)  # never fills: the timer sends the packs
+                    if spike:
+                        scheduled[r.sensor_id] = due
+            flush_packs()
+            producer.flush()
+            if fast is not None:
+                fast.flush()
+            achieved = total / (time.time() - t0)
+            stop.set()
+            reader.join(seconds + 90)
+            consumer.close()
+            latencies = np.array([arrived[s] - t for s, t in scheduled.items() if s in arrived])
+            result: dict[str, Any] = {
+                "rate": rate,
+                "pack_ms": pack_ms,
+                "achieved_send_rate": round(achieved),
+                "producer": "kafka-python" if packer is not None else "confluent-kafka",
+                "warmup_readings_per_sensor": rounds,
+                "spikes": len(scheduled),
+                "alerts": int(latencies.size),
+                "other_sensors_alerting": len(others),
+                # Each spike that did not alert, as its sensor's reading count at the spike
+                # (warm-up readings included): a young sensor's scores are capped.
+                "missed_at_reading": sorted(
+                    rounds + 1 + int(sensor_round[s]) for s in scheduled if s not in arrived
+                ),
+            }
+            if latencies.size:
+                for q, name in ((50, "p50_ms"), (99, "p99_ms"), (99.9, "p999_ms")):
+                    result[name] = round(float(np.percentile(latencies, q)) * 1000, 1)
+            return result
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            producer.close()
 
 
 def main() -> None:

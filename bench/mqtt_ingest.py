@@ -26,6 +26,7 @@ bench/results.json under ``mqtt_ingest``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -47,7 +48,7 @@ from bench.catchup import scrape, start_worker, worker_env
 from bench.latency import SENSORS, reading, warmup_rounds
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker, MosquittoBroker
-from citybrain.stack.topics import create_topics
+from citybrain.stack.topics import run_topics
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 PUBLISHERS = 4
@@ -359,35 +360,38 @@ def main() -> None:
         "messages": args.messages,
     }
 
+    runs = contextlib.ExitStack()
+
     def fresh(name: str) -> tuple[Settings, dict[str, str]]:
         run = f"{name}{int(time.time())}"
         settings = base.model_copy(update={"topic_prefix": run, "app_id": run})
-        create_topics(settings)
+        runs.enter_context(run_topics(settings))  # deleted when main ends
         return settings, worker_env(run, grid, settings.worker_port, ack_deadline_seconds="3600")
 
-    merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    if args.only == "latency":
-        result = merged.get("mqtt_ingest", result)
-    else:
-        settings, _ = fresh("mqttbare")
-        result["bare_paho"] = bare_subscriber(settings, args.messages)
-        settings, env = fresh("mqttingest")
-        result["ingest"] = ingest_throughput(settings, env, args.messages, workdir)
-        result["ingest_vs_bare"] = round(
-            result["ingest"]["readings_per_s"] / result["bare_paho"]["msgs_per_s"], 3
-        )
-        print(json.dumps(result, indent=2), flush=True)
-    if args.only != "throughput":
-        result["latency"] = []
-        for rate in args.rates:
-            settings, env = fresh(f"mqttlat{rate}-")
-            result["latency"].append(latency(settings, env, rate, args.seconds, workdir))
-            print(json.dumps(result["latency"][-1]), flush=True)
-        result["latency_date"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result["load_average_at_end"] = round(os.getloadavg()[0], 1)
-    print(json.dumps(result, indent=2))
-    merged["mqtt_ingest"] = result
-    args.out.write_text(json.dumps(merged, indent=2) + "\n")
+    with runs:
+        merged = json.loads(args.out.read_text()) if args.out.exists() else {}
+        if args.only == "latency":
+            result = merged.get("mqtt_ingest", result)
+        else:
+            settings, _ = fresh("mqttbare")
+            result["bare_paho"] = bare_subscriber(settings, args.messages)
+            settings, env = fresh("mqttingest")
+            result["ingest"] = ingest_throughput(settings, env, args.messages, workdir)
+            result["ingest_vs_bare"] = round(
+                result["ingest"]["readings_per_s"] / result["bare_paho"]["msgs_per_s"], 3
+            )
+            print(json.dumps(result, indent=2), flush=True)
+        if args.only != "throughput":
+            result["latency"] = []
+            for rate in args.rates:
+                settings, env = fresh(f"mqttlat{rate}-")
+                result["latency"].append(latency(settings, env, rate, args.seconds, workdir))
+                print(json.dumps(result["latency"][-1]), flush=True)
+            result["latency_date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        result["load_average_at_end"] = round(os.getloadavg()[0], 1)
+        print(json.dumps(result, indent=2))
+        merged["mqtt_ingest"] = result
+        args.out.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 if __name__ == "__main__":
