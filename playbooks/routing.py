@@ -16,6 +16,7 @@ so a matcher parsed from its own text is the same matcher.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import reprlib
 from collections.abc import Iterable, Mapping
@@ -539,12 +540,21 @@ class Route:
                 stack[-1] = (parent, len(parent.routes), parent_found)
 
     def group_key(self, labels: Mapping[str, str]) -> str:
-        """Alerts with the same key share one run; a short stable hash of route + labels."""
+        """Alerts with the same key share one run: ``grp-`` and 16 hex digits, a stable
+        hash of the route and the values of its ``group_by`` labels (a missing label is
+        ""), equal exactly when those are equal, as Alertmanager's groups are (t44)."""
         if ALL_LABELS in self.group_by:
             values = sorted(labels.items())
         else:
             values = [(name, labels.get(name, "")) for name in self.group_by]
-        text = self.id + "|" + "|".join(f"{k}={v}" for k, v in values)
+        if any("|" in v for _, v in values):
+            # Joined with "|", district="a|severity=b", severity="" and district="a",
+            # severity="b|severity=" made one text, one run, where Alertmanager has two
+            # groups (t44). Written as JSON after "||" (a plain text has a label name
+            # there), so plain texts, and the keys of runs stored before, stay as they were.
+            text = self.id + "||" + json.dumps(values, ensure_ascii=True)
+        else:
+            text = self.id + "|" + "|".join(f"{k}={v}" for k, v in values)
         return "grp-" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

@@ -948,3 +948,83 @@ def test_inhibit_rules_with_sides_matching_empty_inhibit_as_in_alertmanager(
         assert both, rules
     finally:
         am.stop()
+
+
+# Group label values holding the characters a group key is written with (t44): the
+# generators above draw values without "|", so citybrain's key, the labels joined as
+# "kind=…|district=…", never met district="d1|severity=x" beside severity "" (one text, one
+# run, with district="d1", severity="x|severity="; Alertmanager has two groups). Values
+# here are strung from label names, "|", "=", "\" and "," so that such pairs are common.
+SEPARATOR_PIECES = ["d1", "|", "=", "|severity=", "|district=", "\\", ",", "x"]
+SEPARATOR_GROUP_BYS = [
+    ["kind", "district"],
+    ["district", "severity"],
+    ["kind", "district", "severity"],
+    ["severity"],
+]
+
+
+@pytest.mark.parametrize("seed", (44, 45))
+def test_group_labels_holding_separators_group_as_in_alertmanager(
+    tmp_path: Path, playbook: Any, seed: int
+) -> None:
+    rng = random.Random(seed)
+    tree = {
+        "receiver": "t",
+        "group_by": ["kind"],
+        "group_wait": "1h",
+        "routes": [
+            {"receiver": f"t_{i}", "group_by": group_by, "continue": True}
+            for i, group_by in enumerate(SEPARATOR_GROUP_BYS)
+        ],
+    }
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "route": as_citybrain(tree)}))
+    router = load_routing(path, dict.fromkeys(receivers(tree), playbook))
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump({"route": tree, "receivers": [{"name": n} for n in receivers(tree)]})
+    )
+    alerts = []
+    for i in range(150):
+        labels = {"alert_id": f"al-{i}"}
+        for name in ("kind", "district", "severity"):
+            if rng.random() < 0.7:  # else missing: "" in the key
+                labels[name] = "".join(rng.choices(SEPARATOR_PIECES, k=rng.choice([1, 2, 3])))
+        alerts.append(labels)
+    members: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for labels in alerts:
+        for r in router.root.match(labels):
+            members[(r.playbook, r.group_key(labels))].add(labels["alert_id"])
+    expected: dict[str, set[frozenset[str]]] = defaultdict(set)
+    for (receiver, _), ids in members.items():
+        expected[receiver].add(frozenset(ids))
+    # Some of citybrain's key texts, joined as before, would have been one for two groups.
+    joined: dict[tuple[str, str], set[tuple[str, ...]]] = defaultdict(set)
+    for labels in alerts:
+        for r in router.root.match(labels):
+            values = tuple(labels.get(n, "") for n in r.group_by)
+            text = "|".join(f"{n}={v}" for n, v in zip(r.group_by, values, strict=True))
+            joined[(r.playbook, text)].add(values)
+    assert any(len(v) > 1 for v in joined.values())
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
+        total = sum(len(ids) for ids in members.values())
+        deadline, placed, groups = time.monotonic() + 30, 0, []
+        while time.monotonic() < deadline:
+            status, groups = http("GET", "/alerts/groups")
+            assert status == 200
+            placed = sum(len(g["alerts"]) for g in groups)
+            if placed >= total:
+                break
+            time.sleep(0.3)
+        assert placed == total
+        theirs: dict[str, set[frozenset[str]]] = defaultdict(set)
+        for g in groups:
+            theirs[g["receiver"]["name"]].add(
+                frozenset(a["labels"]["alert_id"] for a in g["alerts"])
+            )
+        assert theirs == expected
+    finally:
+        am.stop()

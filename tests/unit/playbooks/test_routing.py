@@ -10,7 +10,7 @@ import pytest
 
 from playbooks.errors import PlaybookError, RoutingConfigError
 from playbooks.loader import PLAYBOOK_DIR, default_routing_path, load_playbooks, load_routing
-from playbooks.routing import Matcher, Router, new_silence
+from playbooks.routing import Matcher, Route, Router, new_silence
 from playbooks.schema import parse_duration
 
 PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
@@ -107,6 +107,41 @@ def test_group_keys_follow_group_by() -> None:
     assert a == b != c and a.startswith("grp-")
     [default] = ROUTER.root.match(sensor("turbidity"))
     assert default.group_key(sensor("turbidity")) != default.group_key(sensor("conductance"))
+
+
+def _route(group_by: tuple[str, ...], route_id: str = "root.0") -> Route:
+    return Route(route_id, (), "p", False, group_by, 30.0, 300.0, 14400.0)
+
+
+def test_group_keys_differ_when_group_labels_differ_whatever_the_values_hold() -> None:
+    # t44: the labels were joined with "|" and "=", so these pairs made one text, one run,
+    # where Alertmanager puts each alert in a group of its own.
+    pairs = [
+        (("district", "severity"), {"district": "a|severity=b"}, {"district": "a", "severity": "b|severity="}),
+        (("district", "severity"), {"district": "a|severity=b", "severity": "c"}, {"district": "a", "severity": "b|severity=c"}),
+        (("...",), {"alert_id": "x", "kind": "a|kind=b"}, {"alert_id": "x|kind=a", "kind": "b"}),
+        (("street",), {"street": "s|"}, {"street": "s\\|"}),
+    ]  # fmt: skip
+    for group_by, a, b in pairs:
+        route = _route(group_by)
+        assert route.group_key(a) != route.group_key(b), (group_by, a, b)
+    # Equal values, one key: a label missing and one empty are alike, as in Alertmanager.
+    route = _route(("district", "street"))
+    assert route.group_key({"district": "a|b"}) == route.group_key(
+        {"district": "a|b", "street": "", "kind": "x"}
+    )
+
+
+def test_group_keys_of_plain_values_are_those_runs_were_stored_under() -> None:
+    # Keys from before t44's change: a run opened then is joined by the next alert.
+    assert (
+        _route(("kind", "community")).group_key({"kind": "water_level", "community": "c1"})
+        == "grp-7809b0315dc44008"
+    )
+    assert _route(("...",), "root").group_key({"alert_id": "al-1", "kind": "pm25"}) == (
+        "grp-6ec6923b9f52df34"
+    )
+    assert _route((), "root").group_key({"kind": "x"}) == "grp-c58e3f5cf20b14b5"
 
 
 OUTAGE = {"alert_id": "al-power", "kind": "power_load", "severity": "critical", "district": "d1"}
