@@ -699,7 +699,7 @@ def api_matcher(item: Any, where: str) -> str:
     request field, ``matchers[2]``) and the key for a missing, unknown or mistyped key."""
     if not isinstance(item, Mapping):
         raise SilenceError(
-            f'{where} is {brief(item)}, expected matcher text (category="noise") or an '
+            f'{where} is {shown(item)}, expected matcher text (category="noise") or an '
             'object {"name", "value", "isRegex", "isEqual"}',
             "field",
         )
@@ -718,8 +718,9 @@ def api_matcher(item: Any, where: str) -> str:
             raise SilenceError(f"{where}: {key!r} is missing (required)", "field")
         if not isinstance(item[key], kind):
             expected = "text" if kind is str else "true or false"
+            # In JSON's words (null, true): the request was JSON (t44: "is None").
             raise SilenceError(
-                f"{where}: {key!r} is {brief(item[key])}, expected {expected}", "field"
+                f"{where}: {key!r} is {shown(item[key])}, expected {expected}", "field"
             )
     regex, equal = item["isRegex"], item.get("isEqual", True)
     op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}

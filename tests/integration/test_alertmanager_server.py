@@ -525,6 +525,16 @@ MATCH_ALL = [
     {"name": "category", "value": "", "isRegex": False},
     {"name": "category", "value": "(|a)", "isRegex": True},
 ]
+# Objects Alertmanager accepts and citybrain deliberately refuses (docs/playbooks.md, t44):
+# a null isEqual (Alertmanager: true), a key it does not know (Alertmanager ignores it)
+# and a key spelled in other case (Go's JSON decoder takes "isregex" for isRegex, and
+# the later of the two wins: isRegex false, isregex true is a regex there).
+API_MATCHER_REFUSALS: list[dict[str, Any]] = [
+    {"name": "category", "value": "noise", "isRegex": False, "isEqual": None},
+    {"name": "category", "value": "noise", "isRegex": False, "extra": 1},
+    {"name": "category", "value": "noise", "isRegex": False, "isregex": True},
+    {"Name": "category", "value": "noise", "isRegex": False},
+]
 
 
 def test_silence_matcher_objects_read_as_alertmanager_reads_them(tmp_path: Path) -> None:
@@ -571,6 +581,18 @@ def test_silence_matcher_objects_read_as_alertmanager_reads_them(tmp_path: Path)
             outcomes.append((spec, theirs, ours))
         assert [o for o in outcomes if o[1] != o[2]] == [], outcomes
         assert 0 < sum(o[1] is not None for o in outcomes) < len(outcomes)
+        for m in API_MATCHER_REFUSALS:
+            status, answer = http(
+                "POST",
+                "/silences",
+                {"matchers": [pm25, m], "startsAt": starts, "endsAt": ends, "createdBy": "t"}
+                | {"comment": "t44"},
+            )
+            assert status == 200, (m, answer)
+            with pytest.raises(
+                SilenceError, match=r"matchers\[1\]: ('isEqual' is null|unknown key)"
+            ):
+                api_matcher(m, "matchers[1]")
     finally:
         am.stop()
 
