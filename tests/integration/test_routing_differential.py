@@ -477,6 +477,22 @@ AM_ONLY = {
         "inhibit_rules:\n  - {source_match: {kind: a}}\n",
         "target_matchers is required",
     ),
+    # t44: an inhibit rule's side entry with no matcher in it (the side then matches every
+    # alert there), a null list of rules (unset there) and a receiver that is not text (5 is
+    # the receiver "5" there), each refused as their route counterparts are.
+    "inhibit rule side of '{}'": (
+        "route:\n  receiver: r\n  group_by: [kind]\n"
+        "inhibit_rules:\n  - {source_matchers: ['{}'], target_matchers: ['kind=\"a\"']}\n",
+        "has no matcher in it",
+    ),
+    "inhibit_rules: null": (
+        "route:\n  receiver: r\n  group_by: [kind]\ninhibit_rules: ~\n",
+        "is null, expected a list",
+    ),
+    "receiver: 5": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n  - {receiver: 5}\n",
+        "is 5, expected text",
+    ),
 }
 
 
@@ -486,7 +502,7 @@ def test_alertmanager_only_configuration_is_refused_by_name(
 ) -> None:
     am, reason = AM_ONLY[name]
     am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
-    am_path.write_text(am + "receivers: [{name: r}]\n")
+    am_path.write_text(am + "receivers: [{name: r}, {name: '5'}]\n")
     checked = amtool("check-config", str(am_path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     our_path.write_text("version: 1\n" + am.replace("receiver:", "playbook:"))
