@@ -591,6 +591,13 @@ def _compose(
         data = path.read_bytes()
     except OSError as exc:
         raise PlaybookConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Alertmanager's YAML reader takes UTF-16 with a byte-order mark (what Windows
+        # Notepad saves as "Unicode"); citybrain reads UTF-8 only, and says so (t44).
+        raise PlaybookConfigError(
+            f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); "
+            "citybrain reads YAML files as UTF-8 only: save it as UTF-8"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -511,6 +511,23 @@ def test_alertmanager_only_configuration_is_refused_by_name(
     assert reason in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_files_alertmanager_reads_are_refused_naming_utf16(
+    tmp_path: Path, playbook: Any, encoding: str
+) -> None:
+    """t44: Alertmanager's YAML reader takes UTF-16 with a byte-order mark; citybrain reads
+    UTF-8 only and says the file is UTF-16 (docs/playbooks.md)."""
+    am = "route:\n  receiver: r\n  routes:\n  - {receiver: r, matchers: ['kind=\"é\"']}\n"
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_bytes(("\ufeff" + am + "receivers: [{name: r}]\n").encode(encoding))
+    shown = amtool("config", "routes", "show", f"--config.file={am_path}")
+    assert shown.returncode == 0 and 'kind="é"' in shown.stdout, shown.stdout + shown.stderr
+    ours = "version: 1\n" + am.replace("receiver: r\n", "playbook: r\n  group_by: [kind]\n", 1)
+    our_path.write_bytes(("\ufeff" + ours.replace("receiver:", "playbook:")).encode(encoding))
+    with pytest.raises(PlaybookError, match="the file is UTF-16"):
+        load_routing(our_path, {"r": playbook})
+
+
 @pytest.mark.parametrize("name", sorted(YAML_BOTH_REFUSE))
 def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
     snippet = YAML_BOTH_REFUSE[name]

@@ -691,3 +691,18 @@ def test_matching_a_deep_tree_needs_no_recursion(tmp_path: Path) -> None:
 
     limit = sys.getrecursionlimit()
     assert nested(limit - 100)[0].count(".") == 997
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_routing_file_is_refused_naming_utf16(tmp_path: Path, encoding: str) -> None:
+    # t44: Alertmanager reads UTF-16 with a byte-order mark; citybrain said "byte 0xff at
+    # column 1 is not UTF-8", true but not why.
+    path = tmp_path / "routing.yaml"
+    text = "version: 1\nroute: {playbook: sensor-anomaly, group_by: [kind]}\n"
+    path.write_bytes(("\ufeff" + text).encode(encoding))
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value) == (
+        f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); citybrain "
+        "reads YAML files as UTF-8 only: save it as UTF-8"
+    )
