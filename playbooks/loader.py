@@ -104,6 +104,25 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, with a scalar its explicit tag cannot take (``continue: !!bool 1``,
+        ``!!int abc``, ``!!timestamp x``) a YAML error at its line: PyYAML's constructors
+        raise KeyError, ValueError, IndexError or AttributeError there (t44: a traceback,
+        exit 70, from ``playbooks check``)."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (KeyError, ValueError, IndexError, AttributeError, OverflowError):
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{node.value!r} cannot be read as its tag {tag} says; drop the tag or "
+                "correct the value",
+                node.start_mark,
+            ) from None
+
     def _merged_twice(self, node: yaml.MappingNode) -> None:
         """A key two mappings of one merge list (``<<: [*a, *b]``) both bring in, and
         the mapping does not set itself: the YAML merge spec lets the first win, PyYAML

@@ -1,0 +1,62 @@
+"""YAML scalars whose explicit tag cannot take them (``continue: !!bool 1``, ``!!int abc``,
+``!!timestamp x``): PyYAML's constructors raise KeyError, ValueError, IndexError or
+AttributeError there, which reached the user as a traceback (t44). Each is now a
+``file:line: not valid YAML`` error, in every YAML file read through playbooks.loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playbooks.errors import PlaybookError
+from playbooks.loader import PLAYBOOK_DIR, load_grid, load_playbooks, load_routing
+
+BAD_SCALARS = [
+    "!!bool 1",
+    '!!bool "y"',
+    "!!bool ''",
+    "!!int abc",
+    "!!int ''",
+    "!!int 0x",
+    "!!float x",
+    "!!timestamp x",
+    "!!timestamp 2001-13-45",
+]
+
+
+@pytest.mark.parametrize("scalar", BAD_SCALARS)
+def test_a_routing_file_with_a_bad_tagged_scalar_is_a_file_line_error(
+    tmp_path: Path, scalar: str
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        f"  - matchers: ['kind=\"pm25\"']\n    continue: {scalar}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value).startswith(f"{path}:7: not valid YAML: "), str(info.value)
+    assert "cannot be read as its tag" in str(info.value)
+
+
+def test_a_grid_with_a_bad_tagged_scalar_is_a_file_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\ncells:\n  - {id: c, level: city, name: C, unit: u, lat: !!float x}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value).startswith(f"{path}:3: not valid YAML: 'x' cannot be read as its tag")
+
+
+def test_a_tagged_scalar_its_tag_takes_is_read() -> None:
+    # The wrapper changes nothing for values the tags take.
+    from playbooks.loader import load_yaml
+
+    assert load_yaml("a: !!bool yes\nb: !!int 0x10\nc: !!float '1.5'\nd: !!str 5\n") == {
+        "a": True,
+        "b": 16,
+        "c": 1.5,
+        "d": "5",
+    }
