@@ -1168,11 +1168,26 @@ def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
     refuses, each as (1-based line, reason): ``\\/`` in a double-quoted scalar (an escape
     YAML 1.2 added; go-yaml v2 says "found unknown escape character") and ``?`` in an
     unquoted scalar inside ``[…]`` or ``{…}`` (go-yaml v2 ends the scalar there, then
-    refuses the file). The file must already be read as YAML."""
+    refuses the file), and a ``%YAML`` directive other than ``1.1`` (go-yaml v2: "found
+    incompatible YAML document"; libyaml takes 1.2 too). The file must already be read as
+    YAML."""
     found: list[tuple[int, str]] = []
     flow = 0
     for token in yaml.scan(text, Loader=_BASE_LOADER):
-        if isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
+        if (
+            isinstance(token, yaml.DirectiveToken)
+            and token.name == "YAML"
+            and token.value != (1, 1)
+        ):
+            version = ".".join(map(str, token.value or ()))
+            found.append(
+                (
+                    token.start_mark.line + 1,
+                    f"%YAML {version}: Alertmanager's YAML reader (go-yaml v2) takes only "
+                    "%YAML 1.1 and refuses the file; write %YAML 1.1 or leave it out",
+                )
+            )
+        elif isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
             flow += 1
         elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken):
             flow -= 1

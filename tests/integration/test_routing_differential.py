@@ -522,6 +522,28 @@ def test_alertmanager_only_configuration_is_refused_by_name(
     assert reason in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2", "1.3"])
+def test_yaml_directives_read_as_alertmanager_reads_them(
+    tmp_path: Path, playbook: Any, version: str
+) -> None:
+    """t44: go-yaml v2 takes only %YAML 1.1 ("found incompatible YAML document"); libyaml
+    (PyYAML's) takes 1.2 too, so a routing file amtool refuses loaded."""
+    am = f"%YAML {version}\n---\nroute:\n  receiver: r\nreceivers: [{{name: r}}]\n"
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(am)
+    ours = f"%YAML {version}\n---\nversion: 1\nroute: {{playbook: r, group_by: [kind]}}\n"
+    our_path.write_text(ours)
+    theirs = amtool("check-config", str(am_path)).returncode == 0
+    try:
+        load_routing(our_path, {"r": playbook})
+        accepted = True
+    except PlaybookError as exc:
+        if version == "1.2":  # (libyaml refuses 1.0 and 1.3 itself)
+            assert f"{our_path}:1: %YAML 1.2: Alertmanager's YAML reader" in str(exc)
+        accepted = False
+    assert (theirs, accepted) == (version == "1.1", version == "1.1")
+
+
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
 def test_utf16_files_alertmanager_reads_are_refused_naming_utf16(
     tmp_path: Path, playbook: Any, encoding: str
