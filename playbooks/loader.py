@@ -104,6 +104,12 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
 
+    def get_single_node(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().get_single_node()
+        if node is not None:
+            _refuse_recursion(node)
+        return node
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML's, with a scalar its explicit tag cannot take (``continue: !!bool 1``,
         ``!!int abc``, ``!!timestamp x``) a YAML error at its line: PyYAML's constructors
@@ -155,6 +161,45 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
 
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         raise error
+
+
+def _refuse_recursion(root: yaml.Node) -> None:
+    """Raises ``yaml.composer.ComposerError`` at a value that holds itself through an
+    alias (``route: &r {routes: [*r]}``): go-yaml v2 (Alertmanager) refuses it ("anchor
+    value contains itself"); PyYAML built an endless structure, which walking it ended in
+    RecursionError, a traceback (t44). Iterative, each node once: a file may nest 1,000
+    levels and alias a value many times."""
+    done: set[int] = set()
+    open_: set[int] = set()  # the nodes on the current path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            open_.discard(id(node))
+            done.add(id(node))
+            continue
+        if id(node) in done:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        open_.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"the value at line {child.start_mark.line + 1} holds itself through an "
+                    "alias (*name), so it never ends (Alertmanager's YAML reader refuses it "
+                    "too); write the nested value out",
+                    child.start_mark,
+                )
+            if id(child) not in done:
+                stack.append((child, False))
 
 
 def _same(a: yaml.Node, b: yaml.Node) -> bool:

@@ -398,6 +398,9 @@ YAML_BOTH_REFUSE = {
     "continue !!bool 1": "continue: !!bool 1",
     "group_wait !!int abc": "group_wait: !!int abc",
     "continue !!bool ''": "continue: !!bool ''",
+    # t44: a value holding itself through an alias (PyYAML: RecursionError, a traceback).
+    "a route holding itself": "routes: &c\n      - {RECEIVER: r, routes: *c}",
+    "matchers holding themselves": "matchers: &m ['kind=\"a\"', *m]",
 }
 # YAML 1.1 booleans go-yaml v2 (Alertmanager) reads and PyYAML reads as text (t44):
 # `continue: y` is true there; citybrain refuses it, as it refuses `continue: 1`.

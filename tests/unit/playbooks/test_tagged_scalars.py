@@ -60,3 +60,47 @@ def test_a_tagged_scalar_its_tag_takes_is_read() -> None:
         "c": 1.5,
         "d": "5",
     }
+
+
+# A value that holds itself through an alias (t44): PyYAML built an endless structure and
+# the schema or a message walking it raised RecursionError, a traceback.
+RECURSIVE = [
+    ("route: &r\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes: [*r]\n", 2),
+    (
+        "route:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        "  - &c {matchers: ['kind=\"pm25\"'], routes: [*c]}\n",
+        6,
+    ),
+    ("route:\n  playbook: sensor-anomaly\n  group_by: &g [kind, *g]\n", 4),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), RECURSIVE)
+def test_a_routing_file_holding_itself_through_an_alias_is_a_file_line_error(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text("version: 1\n" + text)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value).startswith(f"{path}:{line}: not valid YAML: the value at line "), str(
+        info.value
+    )
+    assert "holds itself through an alias" in str(info.value)
+
+
+def test_a_grid_holding_itself_through_an_alias_is_a_file_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text("version: 1\ncells: &c\n  - {id: c, level: city, name: C, unit: u, x: *c}\n")
+    with pytest.raises(PlaybookError, match="holds itself through an alias"):
+        load_grid(path)
+
+
+def test_aliases_that_do_not_recurse_are_read() -> None:
+    from playbooks.loader import load_yaml
+
+    assert load_yaml("a: &x [1, {b: 2}]\nc: [*x, *x]\nd: {e: *x}\n") == {
+        "a": [1, {"b": 2}],
+        "c": [[1, {"b": 2}], [1, {"b": 2}]],
+        "d": {"e": [1, {"b": 2}]},
+    }
