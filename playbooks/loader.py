@@ -133,7 +133,9 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
         """A key two mappings of one merge list (``<<: [*a, *b]``) both bring in, and
         the mapping does not set itself: the YAML merge spec lets the first win, PyYAML
         the last (trial 24: a sensor took *b's kind and cell), so neither is guessed."""
-        own = {k.value for k, _ in node.value if k.tag != _MERGE}
+        # Scalar keys only: a list or mapping as a key ([a]: 1) has an unhashable value
+        # here (t44: TypeError, a traceback); PyYAML refuses such a key itself.
+        own = {k.value for k, _ in node.value if k.tag != _MERGE and _scalar(k)}
         for key_node, value_node in node.value:
             if key_node.tag != _MERGE or not isinstance(value_node, yaml.SequenceNode):
                 continue
@@ -142,7 +144,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
                 if not isinstance(merged, yaml.MappingNode):
                     continue  # PyYAML refuses it itself
                 for k, v in merged.value:
-                    if k.tag == _MERGE or k.value in own:
+                    if k.tag == _MERGE or not _scalar(k) or k.value in own:
                         continue
                     if k.value in first and not _same(first[k.value][1], v):
                         self.duplicate(
@@ -161,6 +163,10 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
 
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         raise error
+
+
+def _scalar(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode)
 
 
 def _refuse_recursion(root: yaml.Node) -> None:

@@ -401,6 +401,8 @@ YAML_BOTH_REFUSE = {
     # t44: a value holding itself through an alias (PyYAML: RecursionError, a traceback).
     "a route holding itself": "routes: &c\n      - {RECEIVER: r, routes: *c}",
     "matchers holding themselves": "matchers: &m ['kind=\"a\"', *m]",
+    # t44: a list as a key (the merge-key check raised TypeError: a traceback).
+    "a list as a key": "[matchers]: ['kind=\"a\"']",
 }
 # YAML 1.1 booleans go-yaml v2 (Alertmanager) reads and PyYAML reads as text (t44):
 # `continue: y` is true there; citybrain refuses it, as it refuses `continue: 1`.

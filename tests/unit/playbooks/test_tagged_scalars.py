@@ -104,3 +104,18 @@ def test_aliases_that_do_not_recurse_are_read() -> None:
         "c": [[1, {"b": 2}], [1, {"b": 2}]],
         "d": {"e": [1, {"b": 2}]},
     }
+
+
+@pytest.mark.parametrize(
+    "entry", ["[matchers]: ['kind=\"pm25\"']", "{a: 1}: 2", "<<: [{[x]: 1}, {[x]: 2}]"]
+)
+def test_a_list_or_mapping_as_a_key_is_a_file_line_error(tmp_path: Path, entry: str) -> None:
+    # t44: the check for keys merged twice hashed each key's value: TypeError, a traceback.
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        f"  - playbook: sensor-anomaly\n    {entry}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert "not valid YAML" in str(info.value) and "unhashable key" in str(info.value)
