@@ -698,9 +698,18 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
     snippet of the file."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-    details = [f"column {mark.column + 1}"] if mark is not None else []
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    if problem == "second occurrence" and context and "duplicate anchor" in context:
+        # libyaml's words read backwards here ("second occurrence (…; found duplicate
+        # anchor; first occurrence from line 6)"): said as one sentence (t44).
+        first = f" (first on line {context_mark.line + 1})" if context_mark is not None else ""
+        return (
+            f"{where}: not valid YAML: an anchor (&name) is given again{first}; give each "
+            "anchor its own name (YAML readers differ on which one a later alias means: "
+            "Alertmanager's takes the second)"
+        )
+    details = [f"column {mark.column + 1}"] if mark is not None else []
     if context:
         from_line = f" from line {context_mark.line + 1}" if context_mark is not None else ""
         details.append(f"{context}{from_line}")

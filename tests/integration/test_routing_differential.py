@@ -505,6 +505,14 @@ AM_ONLY = {
         "route:\n  receiver: r\n  group_by: [kind]\ninhibit_rules: ~\n",
         "is null, expected a list",
     ),
+    # t44: an anchor name given twice: go-yaml v2 lets the second replace the first for
+    # later aliases (as YAML 1.2 does); PyYAML refuses it, and so does citybrain, saying so.
+    "an anchor given twice": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n"
+        "  - {receiver: r, matchers: &m ['kind=\"a\"']}\n"
+        "  - {receiver: r, matchers: &m ['kind=\"b\"']}\n  - {receiver: r, matchers: *m}\n",
+        "an anchor (&name) is given again (first on line 6)",
+    ),
     "receiver: 5": (
         "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n  - {receiver: 5}\n",
         "is 5, expected text",

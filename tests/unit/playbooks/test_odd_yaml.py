@@ -1,7 +1,9 @@
-"""YAML scalars whose explicit tag cannot take them (``continue: !!bool 1``, ``!!int abc``,
-``!!timestamp x``): PyYAML's constructors raise KeyError, ValueError, IndexError or
-AttributeError there, which reached the user as a traceback (t44). Each is now a
-``file:line: not valid YAML`` error, in every YAML file read through playbooks.loader."""
+"""Odd YAML in the files citybrain reads through playbooks.loader (t44), each a
+``file:line: not valid YAML`` error where it was a traceback or a garbled message:
+scalars whose explicit tag cannot take them (``continue: !!bool 1``, ``!!int abc``,
+``!!timestamp x``: PyYAML's constructors raised KeyError, ValueError, IndexError or
+AttributeError), values holding themselves through an alias (RecursionError), lists or
+mappings as keys (TypeError), and an anchor name given twice."""
 
 from __future__ import annotations
 
@@ -119,3 +121,16 @@ def test_a_list_or_mapping_as_a_key_is_a_file_line_error(tmp_path: Path, entry: 
     with pytest.raises(PlaybookError) as info:
         load_routing(path, load_playbooks(PLAYBOOK_DIR))
     assert "not valid YAML" in str(info.value) and "unhashable key" in str(info.value)
+
+
+def test_an_anchor_given_twice_is_said_in_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\ncells:\n  - &c {id: a, level: city, name: A, unit: u}\n  - &c {}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value).startswith(
+        f"{path}:4: not valid YAML: an anchor (&name) is given again (first on line 3); give "
+        "each anchor its own name"
+    ), str(info.value)
