@@ -104,11 +104,38 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
 
+    def get_single_node(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().get_single_node()
+        if node is not None:
+            _refuse_recursion(node)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, with a scalar its explicit tag cannot take (``continue: !!bool 1``,
+        ``!!int abc``, ``!!timestamp x``) a YAML error at its line: PyYAML's constructors
+        raise KeyError, ValueError, IndexError or AttributeError there (t44: a traceback,
+        exit 70, from ``playbooks check``)."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (KeyError, ValueError, IndexError, AttributeError, OverflowError):
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{node.value!r} cannot be read as its tag {tag} says; drop the tag or "
+                "correct the value",
+                node.start_mark,
+            ) from None
+
     def _merged_twice(self, node: yaml.MappingNode) -> None:
         """A key two mappings of one merge list (``<<: [*a, *b]``) both bring in, and
         the mapping does not set itself: the YAML merge spec lets the first win, PyYAML
         the last (trial 24: a sensor took *b's kind and cell), so neither is guessed."""
-        own = {k.value for k, _ in node.value if k.tag != _MERGE}
+        # Scalar keys only: a list or mapping as a key ([a]: 1) has an unhashable value
+        # here (t44: TypeError, a traceback); PyYAML refuses such a key itself.
+        own = {k.value for k, _ in node.value if k.tag != _MERGE and _scalar(k)}
         for key_node, value_node in node.value:
             if key_node.tag != _MERGE or not isinstance(value_node, yaml.SequenceNode):
                 continue
@@ -117,7 +144,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
                 if not isinstance(merged, yaml.MappingNode):
                     continue  # PyYAML refuses it itself
                 for k, v in merged.value:
-                    if k.tag == _MERGE or k.value in own:
+                    if k.tag == _MERGE or not _scalar(k) or k.value in own:
                         continue
                     if k.value in first and not _same(first[k.value][1], v):
                         self.duplicate(
@@ -136,6 +163,49 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
 
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         raise error
+
+
+def _scalar(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode)
+
+
+def _refuse_recursion(root: yaml.Node) -> None:
+    """Raises ``yaml.composer.ComposerError`` at a value that holds itself through an
+    alias (``route: &r {routes: [*r]}``): go-yaml v2 (Alertmanager) refuses it ("anchor
+    value contains itself"); PyYAML built an endless structure, which walking it ended in
+    RecursionError, a traceback (t44). Iterative, each node once: a file may nest 1,000
+    levels and alias a value many times."""
+    done: set[int] = set()
+    open_: set[int] = set()  # the nodes on the current path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            open_.discard(id(node))
+            done.add(id(node))
+            continue
+        if id(node) in done:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        open_.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"the value at line {child.start_mark.line + 1} holds itself through an "
+                    "alias (*name), so it never ends (Alertmanager's YAML reader refuses it "
+                    "too); write the nested value out",
+                    child.start_mark,
+                )
+            if id(child) not in done:
+                stack.append((child, False))
 
 
 def _same(a: yaml.Node, b: yaml.Node) -> bool:
@@ -591,6 +661,13 @@ def _compose(
         data = path.read_bytes()
     except OSError as exc:
         raise PlaybookConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Alertmanager's YAML reader takes UTF-16 with a byte-order mark (what Windows
+        # Notepad saves as "Unicode"); citybrain reads UTF-8 only, and says so (t44).
+        raise PlaybookConfigError(
+            f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); "
+            "citybrain reads YAML files as UTF-8 only: save it as UTF-8"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -621,9 +698,18 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
     snippet of the file."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-    details = [f"column {mark.column + 1}"] if mark is not None else []
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    if problem == "second occurrence" and context and "duplicate anchor" in context:
+        # libyaml's words read backwards here ("second occurrence (…; found duplicate
+        # anchor; first occurrence from line 6)"): said as one sentence (t44).
+        first = f" (first on line {context_mark.line + 1})" if context_mark is not None else ""
+        return (
+            f"{where}: not valid YAML: an anchor (&name) is given again{first}; give each "
+            "anchor its own name (YAML readers differ on which one a later alias means: "
+            "Alertmanager's takes the second)"
+        )
+    details = [f"column {mark.column + 1}"] if mark is not None else []
     if context:
         from_line = f" from line {context_mark.line + 1}" if context_mark is not None else ""
         details.append(f"{context}{from_line}")
@@ -1142,11 +1228,26 @@ def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
     refuses, each as (1-based line, reason): ``\\/`` in a double-quoted scalar (an escape
     YAML 1.2 added; go-yaml v2 says "found unknown escape character") and ``?`` in an
     unquoted scalar inside ``[…]`` or ``{…}`` (go-yaml v2 ends the scalar there, then
-    refuses the file). The file must already be read as YAML."""
+    refuses the file), and a ``%YAML`` directive other than ``1.1`` (go-yaml v2: "found
+    incompatible YAML document"; libyaml takes 1.2 too). The file must already be read as
+    YAML."""
     found: list[tuple[int, str]] = []
     flow = 0
     for token in yaml.scan(text, Loader=_BASE_LOADER):
-        if isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
+        if (
+            isinstance(token, yaml.DirectiveToken)
+            and token.name == "YAML"
+            and token.value != (1, 1)
+        ):
+            version = ".".join(map(str, token.value or ()))
+            found.append(
+                (
+                    token.start_mark.line + 1,
+                    f"%YAML {version}: Alertmanager's YAML reader (go-yaml v2) takes only "
+                    "%YAML 1.1 and refuses the file; write %YAML 1.1 or leave it out",
+                )
+            )
+        elif isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
             flow += 1
         elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken):
             flow -= 1

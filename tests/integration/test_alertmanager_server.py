@@ -525,6 +525,16 @@ MATCH_ALL = [
     {"name": "category", "value": "", "isRegex": False},
     {"name": "category", "value": "(|a)", "isRegex": True},
 ]
+# Objects Alertmanager accepts and citybrain deliberately refuses (docs/playbooks.md, t44):
+# a null isEqual (Alertmanager: true), a key it does not know (Alertmanager ignores it)
+# and a key spelled in other case (Go's JSON decoder takes "isregex" for isRegex, and
+# the later of the two wins: isRegex false, isregex true is a regex there).
+API_MATCHER_REFUSALS: list[dict[str, Any]] = [
+    {"name": "category", "value": "noise", "isRegex": False, "isEqual": None},
+    {"name": "category", "value": "noise", "isRegex": False, "extra": 1},
+    {"name": "category", "value": "noise", "isRegex": False, "isregex": True},
+    {"Name": "category", "value": "noise", "isRegex": False},
+]
 
 
 def test_silence_matcher_objects_read_as_alertmanager_reads_them(tmp_path: Path) -> None:
@@ -571,6 +581,18 @@ def test_silence_matcher_objects_read_as_alertmanager_reads_them(tmp_path: Path)
             outcomes.append((spec, theirs, ours))
         assert [o for o in outcomes if o[1] != o[2]] == [], outcomes
         assert 0 < sum(o[1] is not None for o in outcomes) < len(outcomes)
+        for m in API_MATCHER_REFUSALS:
+            status, answer = http(
+                "POST",
+                "/silences",
+                {"matchers": [pm25, m], "startsAt": starts, "endsAt": ends, "createdBy": "t"}
+                | {"comment": "t44"},
+            )
+            assert status == 200, (m, answer)
+            with pytest.raises(
+                SilenceError, match=r"matchers\[1\]: ('isEqual' is null|unknown key)"
+            ):
+                api_matcher(m, "matchers[1]")
     finally:
         am.stop()
 
@@ -946,5 +968,85 @@ def test_inhibit_rules_with_sides_matching_empty_inhibit_as_in_alertmanager(
             )
         ]
         assert both, rules
+    finally:
+        am.stop()
+
+
+# Group label values holding the characters a group key is written with (t44): the
+# generators above draw values without "|", so citybrain's key, the labels joined as
+# "kind=…|district=…", never met district="d1|severity=x" beside severity "" (one text, one
+# run, with district="d1", severity="x|severity="; Alertmanager has two groups). Values
+# here are strung from label names, "|", "=", "\" and "," so that such pairs are common.
+SEPARATOR_PIECES = ["d1", "|", "=", "|severity=", "|district=", "\\", ",", "x"]
+SEPARATOR_GROUP_BYS = [
+    ["kind", "district"],
+    ["district", "severity"],
+    ["kind", "district", "severity"],
+    ["severity"],
+]
+
+
+@pytest.mark.parametrize("seed", (44, 45))
+def test_group_labels_holding_separators_group_as_in_alertmanager(
+    tmp_path: Path, playbook: Any, seed: int
+) -> None:
+    rng = random.Random(seed)
+    tree = {
+        "receiver": "t",
+        "group_by": ["kind"],
+        "group_wait": "1h",
+        "routes": [
+            {"receiver": f"t_{i}", "group_by": group_by, "continue": True}
+            for i, group_by in enumerate(SEPARATOR_GROUP_BYS)
+        ],
+    }
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "route": as_citybrain(tree)}))
+    router = load_routing(path, dict.fromkeys(receivers(tree), playbook))
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump({"route": tree, "receivers": [{"name": n} for n in receivers(tree)]})
+    )
+    alerts = []
+    for i in range(150):
+        labels = {"alert_id": f"al-{i}"}
+        for name in ("kind", "district", "severity"):
+            if rng.random() < 0.7:  # else missing: "" in the key
+                labels[name] = "".join(rng.choices(SEPARATOR_PIECES, k=rng.choice([1, 2, 3])))
+        alerts.append(labels)
+    members: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for labels in alerts:
+        for r in router.root.match(labels):
+            members[(r.playbook, r.group_key(labels))].add(labels["alert_id"])
+    expected: dict[str, set[frozenset[str]]] = defaultdict(set)
+    for (receiver, _), ids in members.items():
+        expected[receiver].add(frozenset(ids))
+    # Some of citybrain's key texts, joined as before, would have been one for two groups.
+    joined: dict[tuple[str, str], set[tuple[str, ...]]] = defaultdict(set)
+    for labels in alerts:
+        for r in router.root.match(labels):
+            values = tuple(labels.get(n, "") for n in r.group_by)
+            text = "|".join(f"{n}={v}" for n, v in zip(r.group_by, values, strict=True))
+            joined[(r.playbook, text)].add(values)
+    assert any(len(v) > 1 for v in joined.values())
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
+        total = sum(len(ids) for ids in members.values())
+        deadline, placed, groups = time.monotonic() + 30, 0, []
+        while time.monotonic() < deadline:
+            status, groups = http("GET", "/alerts/groups")
+            assert status == 200
+            placed = sum(len(g["alerts"]) for g in groups)
+            if placed >= total:
+                break
+            time.sleep(0.3)
+        assert placed == total
+        theirs: dict[str, set[frozenset[str]]] = defaultdict(set)
+        for g in groups:
+            theirs[g["receiver"]["name"]].add(
+                frozenset(a["labels"]["alert_id"] for a in g["alerts"])
+            )
+        assert theirs == expected
     finally:
         am.stop()

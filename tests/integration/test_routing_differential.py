@@ -394,6 +394,22 @@ YAML_BOTH_REFUSE = {
     "continue twice, flow style": "{continue: false, continue: true}",
     "continue 1": "continue: 1",
     "continue 'true'": "continue: 'true'",
+    # t44: a scalar its explicit tag cannot take (PyYAML raised KeyError: a traceback).
+    "continue !!bool 1": "continue: !!bool 1",
+    "group_wait !!int abc": "group_wait: !!int abc",
+    "continue !!bool ''": "continue: !!bool ''",
+    # t44: a value holding itself through an alias (PyYAML: RecursionError, a traceback).
+    "a route holding itself": "routes: &c\n      - {RECEIVER: r, routes: *c}",
+    "matchers holding themselves": "matchers: &m ['kind=\"a\"', *m]",
+    # t44: a list as a key (the merge-key check raised TypeError: a traceback).
+    "a list as a key": "[matchers]: ['kind=\"a\"']",
+}
+# YAML 1.1 booleans go-yaml v2 (Alertmanager) reads and PyYAML reads as text (t44):
+# `continue: y` is true there; citybrain refuses it, as it refuses `continue: 1`.
+YAML_ONLY_CITYBRAIN_REFUSES = {
+    "continue y": "continue: y",
+    "continue N": "continue: N",
+    "continue !!bool y": 'continue: !!bool "y"',
 }
 
 
@@ -477,6 +493,30 @@ AM_ONLY = {
         "inhibit_rules:\n  - {source_match: {kind: a}}\n",
         "target_matchers is required",
     ),
+    # t44: an inhibit rule's side entry with no matcher in it (the side then matches every
+    # alert there), a null list of rules (unset there) and a receiver that is not text (5 is
+    # the receiver "5" there), each refused as their route counterparts are.
+    "inhibit rule side of '{}'": (
+        "route:\n  receiver: r\n  group_by: [kind]\n"
+        "inhibit_rules:\n  - {source_matchers: ['{}'], target_matchers: ['kind=\"a\"']}\n",
+        "has no matcher in it",
+    ),
+    "inhibit_rules: null": (
+        "route:\n  receiver: r\n  group_by: [kind]\ninhibit_rules: ~\n",
+        "is null, expected a list",
+    ),
+    # t44: an anchor name given twice: go-yaml v2 lets the second replace the first for
+    # later aliases (as YAML 1.2 does); PyYAML refuses it, and so does citybrain, saying so.
+    "an anchor given twice": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n"
+        "  - {receiver: r, matchers: &m ['kind=\"a\"']}\n"
+        "  - {receiver: r, matchers: &m ['kind=\"b\"']}\n  - {receiver: r, matchers: *m}\n",
+        "an anchor (&name) is given again (first on line 6)",
+    ),
+    "receiver: 5": (
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n  - {receiver: 5}\n",
+        "is 5, expected text",
+    ),
 }
 
 
@@ -486,7 +526,7 @@ def test_alertmanager_only_configuration_is_refused_by_name(
 ) -> None:
     am, reason = AM_ONLY[name]
     am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
-    am_path.write_text(am + "receivers: [{name: r}]\n")
+    am_path.write_text(am + "receivers: [{name: r}, {name: '5'}]\n")
     checked = amtool("check-config", str(am_path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     our_path.write_text("version: 1\n" + am.replace("receiver:", "playbook:"))
@@ -495,9 +535,52 @@ def test_alertmanager_only_configuration_is_refused_by_name(
     assert reason in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize("name", sorted(YAML_BOTH_REFUSE))
-def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
-    snippet = YAML_BOTH_REFUSE[name]
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2", "1.3"])
+def test_yaml_directives_read_as_alertmanager_reads_them(
+    tmp_path: Path, playbook: Any, version: str
+) -> None:
+    """t44: go-yaml v2 takes only %YAML 1.1 ("found incompatible YAML document"); libyaml
+    (PyYAML's) takes 1.2 too, so a routing file amtool refuses loaded."""
+    am = f"%YAML {version}\n---\nroute:\n  receiver: r\nreceivers: [{{name: r}}]\n"
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(am)
+    ours = f"%YAML {version}\n---\nversion: 1\nroute: {{playbook: r, group_by: [kind]}}\n"
+    our_path.write_text(ours)
+    theirs = amtool("check-config", str(am_path)).returncode == 0
+    try:
+        load_routing(our_path, {"r": playbook})
+        accepted = True
+    except PlaybookError as exc:
+        if version == "1.2":  # (libyaml refuses 1.0 and 1.3 itself)
+            assert f"{our_path}:1: %YAML 1.2: Alertmanager's YAML reader" in str(exc)
+        accepted = False
+    assert (theirs, accepted) == (version == "1.1", version == "1.1")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_files_alertmanager_reads_are_refused_naming_utf16(
+    tmp_path: Path, playbook: Any, encoding: str
+) -> None:
+    """t44: Alertmanager's YAML reader takes UTF-16 with a byte-order mark; citybrain reads
+    UTF-8 only and says the file is UTF-16 (docs/playbooks.md)."""
+    am = "route:\n  receiver: r\n  routes:\n  - {receiver: r, matchers: ['kind=\"é\"']}\n"
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_bytes(("\ufeff" + am + "receivers: [{name: r}]\n").encode(encoding))
+    shown = amtool("config", "routes", "show", f"--config.file={am_path}")
+    assert shown.returncode == 0 and 'kind="é"' in shown.stdout, shown.stdout + shown.stderr
+    ours = "version: 1\n" + am.replace("receiver: r\n", "playbook: r\n  group_by: [kind]\n", 1)
+    our_path.write_bytes(("\ufeff" + ours.replace("receiver:", "playbook:")).encode(encoding))
+    with pytest.raises(PlaybookError, match="the file is UTF-16"):
+        load_routing(our_path, {"r": playbook})
+
+
+@pytest.mark.parametrize(
+    ("name", "both"),
+    [(n, True) for n in sorted(YAML_BOTH_REFUSE)]
+    + [(n, False) for n in sorted(YAML_ONLY_CITYBRAIN_REFUSES)],
+)
+def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str, both: bool) -> None:
+    snippet = (YAML_BOTH_REFUSE if both else YAML_ONLY_CITYBRAIN_REFUSES)[name]
     entry = "    - " + (snippet if snippet.startswith("{") else "receiver: r\n      " + snippet)
     am = f"route:\n  receiver: r\n  routes:\n{entry}\nreceivers: [{{name: r}}]\n"
     ours = (
@@ -508,7 +591,7 @@ def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
     am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
     am_path.write_text(am.replace("RECEIVER", "receiver"))
     our_path.write_text(ours.replace("RECEIVER", "playbook"))
-    assert amtool("check-config", str(am_path)).returncode != 0, name
+    assert (amtool("check-config", str(am_path)).returncode != 0) is both, name
     with pytest.raises(PlaybookError):
         load_routing(our_path, {"r": playbook})
 

@@ -10,7 +10,7 @@ import pytest
 
 from playbooks.errors import PlaybookError, RoutingConfigError
 from playbooks.loader import PLAYBOOK_DIR, default_routing_path, load_playbooks, load_routing
-from playbooks.routing import Matcher, Router, new_silence
+from playbooks.routing import Matcher, Route, Router, new_silence
 from playbooks.schema import parse_duration
 
 PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
@@ -107,6 +107,41 @@ def test_group_keys_follow_group_by() -> None:
     assert a == b != c and a.startswith("grp-")
     [default] = ROUTER.root.match(sensor("turbidity"))
     assert default.group_key(sensor("turbidity")) != default.group_key(sensor("conductance"))
+
+
+def _route(group_by: tuple[str, ...], route_id: str = "root.0") -> Route:
+    return Route(route_id, (), "p", False, group_by, 30.0, 300.0, 14400.0)
+
+
+def test_group_keys_differ_when_group_labels_differ_whatever_the_values_hold() -> None:
+    # t44: the labels were joined with "|" and "=", so these pairs made one text, one run,
+    # where Alertmanager puts each alert in a group of its own.
+    pairs = [
+        (("district", "severity"), {"district": "a|severity=b"}, {"district": "a", "severity": "b|severity="}),
+        (("district", "severity"), {"district": "a|severity=b", "severity": "c"}, {"district": "a", "severity": "b|severity=c"}),
+        (("...",), {"alert_id": "x", "kind": "a|kind=b"}, {"alert_id": "x|kind=a", "kind": "b"}),
+        (("street",), {"street": "s|"}, {"street": "s\\|"}),
+    ]  # fmt: skip
+    for group_by, a, b in pairs:
+        route = _route(group_by)
+        assert route.group_key(a) != route.group_key(b), (group_by, a, b)
+    # Equal values, one key: a label missing and one empty are alike, as in Alertmanager.
+    route = _route(("district", "street"))
+    assert route.group_key({"district": "a|b"}) == route.group_key(
+        {"district": "a|b", "street": "", "kind": "x"}
+    )
+
+
+def test_group_keys_of_plain_values_are_those_runs_were_stored_under() -> None:
+    # Keys from before t44's change: a run opened then is joined by the next alert.
+    assert (
+        _route(("kind", "community")).group_key({"kind": "water_level", "community": "c1"})
+        == "grp-7809b0315dc44008"
+    )
+    assert _route(("...",), "root").group_key({"alert_id": "al-1", "kind": "pm25"}) == (
+        "grp-6ec6923b9f52df34"
+    )
+    assert _route((), "root").group_key({"kind": "x"}) == "grp-c58e3f5cf20b14b5"
 
 
 OUTAGE = {"alert_id": "al-power", "kind": "power_load", "severity": "critical", "district": "d1"}
@@ -656,3 +691,18 @@ def test_matching_a_deep_tree_needs_no_recursion(tmp_path: Path) -> None:
 
     limit = sys.getrecursionlimit()
     assert nested(limit - 100)[0].count(".") == 997
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_routing_file_is_refused_naming_utf16(tmp_path: Path, encoding: str) -> None:
+    # t44: Alertmanager reads UTF-16 with a byte-order mark; citybrain said "byte 0xff at
+    # column 1 is not UTF-8", true but not why.
+    path = tmp_path / "routing.yaml"
+    text = "version: 1\nroute: {playbook: sensor-anomaly, group_by: [kind]}\n"
+    path.write_bytes(("\ufeff" + text).encode(encoding))
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value) == (
+        f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); citybrain "
+        "reads YAML files as UTF-8 only: save it as UTF-8"
+    )

@@ -87,6 +87,17 @@ def test_alertmanager_matcher_objects_are_taken_and_stored_as_matcher_text(ctx: 
             {"name": "kind", "value": "pm25", "isRegex": "false"},
             "matchers[0]: 'isRegex' is 'false', expected true or false",
         ),
+        # t44: said in JSON's words (it said "None"); Alertmanager reads a null isEqual as
+        # true, citybrain refuses it, as it refuses null for unset elsewhere.
+        (
+            {"name": "kind", "value": "pm25", "isRegex": False, "isEqual": None},
+            "matchers[0]: 'isEqual' is null, expected true or false",
+        ),
+        (
+            {"name": "kind", "value": "pm25", "isRegex": None},
+            "matchers[0]: 'isRegex' is null, expected true or false",
+        ),
+        ({"name": "kind", "value": None, "isRegex": False}, "matchers[0]: 'value' is null"),
         ({"name": "kind", "value": "(", "isRegex": True}, "matchers[0]: bad regex (RE2 syntax)"),
         ({"name": "kidn", "value": "pm25", "isRegex": False}, "unknown label 'kidn'"),
         (7, "matchers[0] is 7, expected matcher text"),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from streams.bursts import Burst, BurstTracker
+from streams.bursts import Burst, BurstTracker, episode_alert_id
 from streams.events import IncidentReport
 from streams.feeds import load_events
 
@@ -379,3 +380,12 @@ def test_seen_ids_written_before_positions_were_kept_still_make_duplicates() -> 
     state, _ = tracker.observe(None, report(1_000.0), "police")
     assert all(len(s) == 2 for s in state["seen"])
     assert tracker.dropped(state, report(1_000.0), (0, 5)) == "duplicate"
+
+
+def test_episode_ids_differ_for_other_cells_and_categories_whatever_they_hold() -> None:
+    # t44: joined with "|", cell "c1|a" with category "b" was cell "c1" with "a|b".
+    assert episode_alert_id("c1|a", "b", 60.0) != episode_alert_id("c1", "a|b", 60.0)
+    assert episode_alert_id("c1", "a||b", 60.0) != episode_alert_id("c1|a|", "b", 60.0)
+    # Values without "|" keep the ids alerts were stored under before.
+    old = "al-" + hashlib.sha1(b"c1|Noise|60").hexdigest()[:16]
+    assert episode_alert_id("c1", "Noise", 60.0) == old

@@ -1,0 +1,136 @@
+"""Odd YAML in the files citybrain reads through playbooks.loader (t44), each a
+``file:line: not valid YAML`` error where it was a traceback or a garbled message:
+scalars whose explicit tag cannot take them (``continue: !!bool 1``, ``!!int abc``,
+``!!timestamp x``: PyYAML's constructors raised KeyError, ValueError, IndexError or
+AttributeError), values holding themselves through an alias (RecursionError), lists or
+mappings as keys (TypeError), and an anchor name given twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playbooks.errors import PlaybookError
+from playbooks.loader import PLAYBOOK_DIR, load_grid, load_playbooks, load_routing
+
+BAD_SCALARS = [
+    "!!bool 1",
+    '!!bool "y"',
+    "!!bool ''",
+    "!!int abc",
+    "!!int ''",
+    "!!int 0x",
+    "!!float x",
+    "!!timestamp x",
+    "!!timestamp 2001-13-45",
+]
+
+
+@pytest.mark.parametrize("scalar", BAD_SCALARS)
+def test_a_routing_file_with_a_bad_tagged_scalar_is_a_file_line_error(
+    tmp_path: Path, scalar: str
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        f"  - matchers: ['kind=\"pm25\"']\n    continue: {scalar}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value).startswith(f"{path}:7: not valid YAML: "), str(info.value)
+    assert "cannot be read as its tag" in str(info.value)
+
+
+def test_a_grid_with_a_bad_tagged_scalar_is_a_file_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\ncells:\n  - {id: c, level: city, name: C, unit: u, lat: !!float x}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value).startswith(f"{path}:3: not valid YAML: 'x' cannot be read as its tag")
+
+
+def test_a_tagged_scalar_its_tag_takes_is_read() -> None:
+    # The wrapper changes nothing for values the tags take.
+    from playbooks.loader import load_yaml
+
+    assert load_yaml("a: !!bool yes\nb: !!int 0x10\nc: !!float '1.5'\nd: !!str 5\n") == {
+        "a": True,
+        "b": 16,
+        "c": 1.5,
+        "d": "5",
+    }
+
+
+# A value that holds itself through an alias (t44): PyYAML built an endless structure and
+# the schema or a message walking it raised RecursionError, a traceback.
+RECURSIVE = [
+    ("route: &r\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes: [*r]\n", 2),
+    (
+        "route:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        "  - &c {matchers: ['kind=\"pm25\"'], routes: [*c]}\n",
+        6,
+    ),
+    ("route:\n  playbook: sensor-anomaly\n  group_by: &g [kind, *g]\n", 4),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), RECURSIVE)
+def test_a_routing_file_holding_itself_through_an_alias_is_a_file_line_error(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text("version: 1\n" + text)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value).startswith(f"{path}:{line}: not valid YAML: the value at line "), str(
+        info.value
+    )
+    assert "holds itself through an alias" in str(info.value)
+
+
+def test_a_grid_holding_itself_through_an_alias_is_a_file_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text("version: 1\ncells: &c\n  - {id: c, level: city, name: C, unit: u, x: *c}\n")
+    with pytest.raises(PlaybookError, match="holds itself through an alias"):
+        load_grid(path)
+
+
+def test_aliases_that_do_not_recurse_are_read() -> None:
+    from playbooks.loader import load_yaml
+
+    assert load_yaml("a: &x [1, {b: 2}]\nc: [*x, *x]\nd: {e: *x}\n") == {
+        "a": [1, {"b": 2}],
+        "c": [[1, {"b": 2}], [1, {"b": 2}]],
+        "d": {"e": [1, {"b": 2}]},
+    }
+
+
+@pytest.mark.parametrize(
+    "entry", ["[matchers]: ['kind=\"pm25\"']", "{a: 1}: 2", "<<: [{[x]: 1}, {[x]: 2}]"]
+)
+def test_a_list_or_mapping_as_a_key_is_a_file_line_error(tmp_path: Path, entry: str) -> None:
+    # t44: the check for keys merged twice hashed each key's value: TypeError, a traceback.
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        f"  - playbook: sensor-anomaly\n    {entry}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert "not valid YAML" in str(info.value) and "unhashable key" in str(info.value)
+
+
+def test_an_anchor_given_twice_is_said_in_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\ncells:\n  - &c {id: a, level: city, name: A, unit: u}\n  - &c {}\n"
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value).startswith(
+        f"{path}:4: not valid YAML: an anchor (&name) is given again (first on line 3); give "
+        "each anchor its own name"
+    ), str(info.value)
