@@ -459,6 +459,54 @@ def test_ngsi_notifications_of_the_real_examples_become_readings(
         server.stop()
 
 
+def test_a_key_twice_or_a_lone_surrogate_in_one_item_costs_only_that_item(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """Before, a key given twice or a lone surrogate escape inside one reading of a list
+    (one entity of a notification) was a 400 for the whole body: its good neighbours were
+    lost, and a sender such as Orion does not retry a 4xx."""
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = {
+        "ts": format_ts(START),
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.1,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    other = {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}
+    try:
+        twice = json.dumps([reading, {**other, "value": 3}, other]).encode()
+        twice = twice.replace(b'"value": 3', b'"value": 3, "value": 4')
+        status, body = post(p, "/ingest/v1/readings", twice)
+        assert (status, body["accepted"], body["refused"]) == (200, 2, 1)
+        assert [(e["field"], e["code"]) for e in body["errors"]] == [("readings[1]", "bad_json")]
+        later = {**reading, "ts": format_ts(START + 60)}
+        lone = json.dumps({"schema": "readings/1", "readings": [later, {**other, "unit": "Q"}]})
+        status, body = post(p, "/ingest/v1/readings", lone.replace('"Q"', '"\\ud800"').encode())
+        assert (status, body["accepted"], body["refused"]) == (200, 1, 1)
+        assert body["errors"][0]["field"] == "readings[1].unit"
+        air = example("AirQualityObserved")
+        entities = notification(air, {**air, "name": {"type": "Text", "value": "Q"}})
+        status, body = post(p, "/ingest/v1/ngsi", entities.replace(b'"Q"', b'"\\udc80"'))
+        assert (status, body["accepted"], body["refused"]) == (200, 1, 1)
+        assert body["errors"][0]["field"] == "data[1].name.value"
+        dead = p.read("deadletter", lambda m: len(m) >= 3, settle=1)
+        assert sorted(dict(d.headers)["citybrain.error.reason"] for d in dead) == [b"bad_json"] * 3
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 4, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == sorted(
+            [
+                ("gauge-1", format_ts(START)),
+                ("gauge-2", format_ts(START)),
+                ("gauge-1", format_ts(START + 60)),
+                (air["id"] + "-no2", "2016-03-15T11:00:00Z"),
+            ]
+        )  # each good reading exactly once
+    finally:
+        server.stop()
+
+
 def test_an_air_quality_series_posted_as_ngsi_alerts_end_to_end(
     ingest_pipeline: Pipeline,
 ) -> None:
