@@ -147,7 +147,7 @@ class WebhookExecutor:
                 detail = f"transport error: {type(exc).__name__}"
             except httpx.HTTPError as exc:  # an answer httpx cannot read
                 detail = f"bad answer: {type(exc).__name__}"
-            except Exception as exc:  # noqa: BLE001 - the run must still have its result
+            except Exception as exc:  # the run must still have its result
                 detail, retry = f"error: {type(exc).__name__}: {str(exc)[:200]}", False
             if self.on_attempt is not None:
                 await self.on_attempt(command_id, url, attempts, detail)
