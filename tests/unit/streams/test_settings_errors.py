@@ -89,6 +89,11 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_API_TOKENS_FILE", "/nope.yaml", "no such file"),
         ("CITYBRAIN_DETECTOR", "nosuch", "expected one of discord, ensemble,"),
         ("CITYBRAIN_KAFKA_SECURITY_PROTOCOL", "TLS", "expected 'PLAINTEXT', 'SASL_PLAINTEXT'"),
+        # Values the worker's Kafka client cannot take: before, each passed here and the
+        # worker crashed at start with a traceback (faust's ImproperlyConfigured: "cannot
+        # be greater than broker_request_timeout"; aiokafka's "argument out of range").
+        ("CITYBRAIN_SESSION_TIMEOUT", "3600", "expected at most 90"),
+        ("CITYBRAIN_FETCH_MAX_BYTES", "1" + "0" * 21, "expected at most 2,147,483,647"),
     ],
 )
 def test_a_bad_value_is_refused_in_one_line_naming_setting_and_value(
