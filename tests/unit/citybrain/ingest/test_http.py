@@ -19,7 +19,7 @@ from citybrain.ingest.http import (
 )
 from citybrain.ingest.ngsi import NgsiMapping
 from playbooks.grid import Grid
-from streams.events import EventValidator, decode_json
+from streams.events import MAX_PACK_READINGS, EventValidator, decode_json
 from tests.unit.citybrain.ingest.conftest import T_NOW, example
 
 GOOD = {
@@ -196,6 +196,35 @@ def test_a_json_fault_inside_one_entity_costs_only_that_entity(
     assert (bad.problem["field"], bad.problem["code"]) == (field, "bad_json")
     assert said in bad.problem["message"]
     assert json.loads(bad.payload)["id"] == entity["id"]
+
+
+@pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])
+def test_a_body_of_more_items_than_a_pack_holds_is_refused_whole(
+    validator: EventValidator, ingest_grid: Grid, shape: str
+) -> None:
+    """Before, 500,000 bad items after one good reading in a 1 MB body took the server
+    five seconds and became 500,000 dead letters; the worker refuses such a pack whole."""
+    many = [GOOD] + [0] * MAX_PACK_READINGS
+    if shape == "ngsi":
+        with pytest.raises(BadBody) as err:
+            ngsi_readings(raw({"data": many}), NgsiMapping(ingest_grid), validator, T_NOW)
+        noun, field = "entities", "data"
+    else:
+        body = many if shape == "list" else {"schema": "readings/1", "readings": many}
+        with pytest.raises(BadBody) as err:
+            readings_from_body(raw(body), validator, T_NOW)
+        noun, field = "readings", "body" if shape == "list" else "readings"
+    assert err.value.errors == [
+        {
+            "field": field,
+            "code": "pack_too_large",
+            "message": f"field \"{field}\" is '10,001 {noun}': a body holds at most 10,000 "
+            f"{noun}: send them in several bodies",
+        }
+    ]
+    # As many as a pack holds still go, each bad one refused on its own.
+    found = readings_from_body(raw(many[:MAX_PACK_READINGS]), validator, T_NOW)
+    assert (len(found.readings), len(found.refused)) == (1, MAX_PACK_READINGS - 1)
 
 
 def test_a_body_with_a_byte_order_mark_is_read_past_it(validator: EventValidator) -> None:
