@@ -73,6 +73,15 @@ def _duration(value: str) -> str:
     return value
 
 
+def _deadline(value: str) -> str:
+    """A step's ``deadline``: a duration above zero. ``0s`` passed, and a ``wait_ack``
+    looping back on its timeout notified once a second, for good (as ``repeat_interval:
+    0s`` did before the routing loader refused it)."""
+    if parse_duration(value) <= 0:
+        raise ValueError(f"deadline cannot be zero (it is {value!r}): the step would not wait")
+    return value
+
+
 def _duration_text(value: Any) -> Any:
     # YAML reads `0` as a number; Alertmanager's YAML decoder takes it as the text "0",
     # and `0x0` or `00` as that text too (the routing loader keeps it: `written`).
@@ -154,7 +163,7 @@ class WaitAckStep(_Step):
     action: Literal["wait_ack"]
     deadline: str
     on_timeout: str | None = None
-    _check_deadline = field_validator("deadline")(_duration)
+    _check_deadline = field_validator("deadline")(_deadline)
 
 
 class EscalateStep(_Step):
@@ -173,7 +182,7 @@ class ApprovalStep(_Step):
     question: str
     deadline: str
     on_timeout: str | None = None
-    _check_deadline = field_validator("deadline")(_duration)
+    _check_deadline = field_validator("deadline")(_deadline)
 
 
 def http_url_problem(url: str) -> str:
@@ -222,7 +231,7 @@ class WebhookStep(_Step):
     url: str
     deadline: str = "60s"
     on_timeout: str | None = None
-    _check_deadline = field_validator("deadline")(_duration)
+    _check_deadline = field_validator("deadline")(_deadline)
 
     @field_validator("url")
     @classmethod

@@ -219,3 +219,23 @@ def test_a_run_caught_in_a_loop_fails_rather_than_holding_the_worker(grid: Grid)
     failed = [c for c in cmds if c.action == "failed"]
     assert [c.detail for c in failed] == ["step back reached again without stopping: a loop"]
     assert len(cmds) < 20
+
+
+@pytest.mark.parametrize(
+    ("step", "written"),
+    [
+        ("{id: ask, action: wait_ack, deadline: 0s, on_timeout: first}", "0s"),
+        ("{id: ask, action: approval, role: coordinator, question: go?, deadline: 0m}", "0m"),
+        ('{id: ask, action: webhook, url: "http://127.0.0.1:1/hook", deadline: 0ms}', "0ms"),
+    ],
+)
+def test_a_deadline_of_zero_is_a_file_line_error(tmp_path: Path, step: str, written: str) -> None:
+    """Before: accepted, and a wait_ack looping back on its timeout notified once a
+    second for good (61 notifications in a minute), as repeat_interval: 0s did."""
+    path = tmp_path / "zero.yaml"
+    head = LOOPING.split("steps:")[0]
+    path.write_text(f"{head}steps:\n  - {{id: first, action: notify, message: a}}\n  - {step}\n")
+    assert playbook_errors(path)[1] == [
+        f"{path}:8: steps.1.{step.split('action: ')[1].split(',')[0]}.deadline: deadline "
+        f"cannot be zero (it is {written!r}): the step would not wait"
+    ]
