@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -522,12 +523,59 @@ def setting_error(err: Any) -> str:
     if field in SECRET_SETTINGS:
         return f"{name}: {reason} (the value is a secret and not shown)"
     value = err.get("input")
+    if err["type"] in ("float_parsing", "int_parsing") and isinstance(value, str):
+        reason += _unit_hint(field, value)
     if isinstance(value, str) and field.endswith("_url"):
         from playbooks.schema import shown_url
 
         value = shown_url(value)  # a URL's password is a secret too (trial 29)
     shown = repr(value) if isinstance(value, str) else repr(str(value))
     return f"{name} is {shown}: {reason}"
+
+
+# A number with a unit written after it (``5s``, ``1 m``, ``8MiB``): settings take none.
+_WITH_UNIT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*")
+_SECONDS: dict[str, float] = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+_IN_SECONDS = (
+    "_timeout",
+    "_interval",
+    "_seconds",
+    "_grace",
+    "_window",
+    "_skew",
+    "_wait",
+    "_backoff",
+)
+_BYTES: dict[str, float] = {
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 2**20,
+}
+
+
+def _unit_hint(field: str, value: str) -> str:
+    """`` of seconds, without a unit: write 60`` for ``1m`` given to a setting in
+    seconds (and bytes alike); empty when ``value`` is not a number with a unit or the
+    setting's unit is not known. Before, ``5s`` was only "expected a number"."""
+    written = _WITH_UNIT.fullmatch(value)
+    if written is None:
+        return ""
+    number, unit = float(written.group(1)), written.group(2).lower()
+    if field.endswith("_bytes"):
+        what, factors = "bytes", _BYTES
+    elif field.endswith(_IN_SECONDS):
+        what, factors = "seconds", _SECONDS
+    else:
+        return ""
+    if unit not in factors:
+        return f" of {what}, without a unit"
+    plain = number * factors[unit]
+    shown = f"{int(plain)}" if plain.is_integer() else f"{plain:g}"
+    return f" of {what}, without a unit: write {shown}"
 
 
 def _bound(limit: float) -> str:
