@@ -28,6 +28,20 @@ class AdapterError(FeedError):
     """A source file cannot be converted; the message names file, line and reason."""
 
 
+def _names_once(path: Path, line: int, names: list[str]) -> None:
+    """``AdapterError`` for a header giving a column name twice: pandas reads the second
+    as ``name.1``, so a file with two ``PM2.5`` columns had its first read and its second
+    dropped, without a word. Which is meant cannot be known."""
+    first: dict[str, int] = {}
+    for at, name in enumerate(names, start=1):
+        if name in first:
+            raise AdapterError(
+                f"{path}:{line}: the header gives column {name!r} twice (columns "
+                f"{first[name]} and {at}): which is meant? Rename or drop one"
+            )
+        first[name] = at
+
+
 def read_table(
     path: Path,
     numeric: Callable[[str], bool] = lambda name: False,
@@ -56,6 +70,7 @@ def read_table(
                 raise AdapterError(str(record))
             if not width:
                 width.append(len(record.fields))
+                _names_once(path, record.line, record.fields)
             elif len(record.fields) != width[0]:
                 raise AdapterError(
                     f"{path}:{record.line}: row has {len(record.fields)} fields, "

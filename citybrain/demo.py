@@ -99,11 +99,11 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
     sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
     text = utf8_text(path, "--expect")  # Python's codec message before (trial 20)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        from playbooks.loader import yaml_error
+    from playbooks.loader import load_yaml, yaml_error
 
+    try:
+        doc = load_yaml(text)  # as every YAML file: a key twice, an alias bomb refused
+    except yaml.YAMLError as exc:
         raise ValueError(f"--expect {yaml_error(path, exc)}") from None
     if not isinstance(doc, list):
         raise ValueError(f"--expect {path}: expected a list of events with keys {EXPECT_KEYS}")

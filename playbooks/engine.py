@@ -871,7 +871,18 @@ class PlaybookEngine:
 
     # -- internals -------------------------------------------------------------------
     def _drive(self, run: Run, now: float, cmds: list[Command]) -> None:
+        # A run that takes more steps at once than its playbook has goes round a loop it
+        # never leaves (the loader refuses such a playbook: schema.step_loop_errors);
+        # failed here rather than holding the worker for good.
+        taken = 0
         while run.status == RunStatus.RUNNING.value:
+            taken += 1
+            if taken > 2 * len(self._order) + 1 and run.step is not None:
+                reason = f"step {run.step} reached again without stopping: a loop"
+                run.step = None
+                cmds.append(self._command(run, "failed", now, detail=reason))
+                self._move(run, RunEvent.FAIL, now, cmds, reason=reason)
+                return
             if run.step is None:
                 if run.acknowledged_at is None:
                     cmds.append(self._command(run, "unacknowledged", now))

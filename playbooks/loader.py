@@ -164,6 +164,52 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         raise error
 
+    def construct_document(self, node: yaml.Node) -> Any:
+        # Before anything is built or walked: aliases share one value when constructed,
+        # but each later walk (a schema, an error message's str()) expands them.
+        _check_aliasing(node)
+        return super().construct_document(node)
+
+
+# The values a document may gain through aliases (*name), beyond those written: go-yaml,
+# Alertmanager's reader, refuses "excessive aliasing" too. Nine lists of nine, nested
+# nine deep in a 400-byte grid, were 387 million values: the worker's start took minutes
+# and gigabytes (an alias bomb, "billion laughs").
+MAX_ALIASED_VALUES = 1_000_000
+
+
+def _check_aliasing(root: yaml.Node) -> None:
+    """Raises ``yaml.constructor.ConstructorError`` at the anchor whose aliases expand the
+    document by more than ``MAX_ALIASED_VALUES`` values; sizes are counted once per node
+    (memoised), so the check costs the written nodes, not the expansion."""
+    sizes: dict[int, int] = {}
+    written = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # post-order with a stack of its own: nesting may be 1,000 levels
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not done:
+            written += 1
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        if sizes[id(node)] - written > MAX_ALIASED_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"its aliases (*name) expand the document to more than "
+                f"{MAX_ALIASED_VALUES:,} values (an alias bomb?); write the values out, or "
+                "alias fewer times",
+                node.start_mark,
+            )
+
 
 def _scalar(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode)

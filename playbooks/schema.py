@@ -73,6 +73,15 @@ def _duration(value: str) -> str:
     return value
 
 
+def _deadline(value: str) -> str:
+    """A step's ``deadline``: a duration above zero. ``0s`` passed, and a ``wait_ack``
+    looping back on its timeout notified once a second, for good (as ``repeat_interval:
+    0s`` did before the routing loader refused it)."""
+    if parse_duration(value) <= 0:
+        raise ValueError(f"deadline cannot be zero (it is {value!r}): the step would not wait")
+    return value
+
+
 def _duration_text(value: Any) -> Any:
     # YAML reads `0` as a number; Alertmanager's YAML decoder takes it as the text "0",
     # and `0x0` or `00` as that text too (the routing loader keeps it: `written`).
@@ -154,7 +163,7 @@ class WaitAckStep(_Step):
     action: Literal["wait_ack"]
     deadline: str
     on_timeout: str | None = None
-    _check_deadline = field_validator("deadline")(_duration)
+    _check_deadline = field_validator("deadline")(_deadline)
 
 
 class EscalateStep(_Step):
@@ -173,7 +182,7 @@ class ApprovalStep(_Step):
     question: str
     deadline: str
     on_timeout: str | None = None
-    _check_deadline = field_validator("deadline")(_duration)
+    _check_deadline = field_validator("deadline")(_deadline)
 
 
 def http_url_problem(url: str) -> str:
@@ -222,7 +231,7 @@ class WebhookStep(_Step):
     url: str
     deadline: str = "60s"
     on_timeout: str | None = None
-    _check_deadline = field_validator("deadline")(_duration)
+    _check_deadline = field_validator("deadline")(_deadline)
 
     @field_validator("url")
     @classmethod
@@ -311,6 +320,62 @@ def step_reference_errors(steps: Any) -> list[tuple[tuple[str | int, ...], str]]
                 errors.append(
                     (("steps", i, key), f"{key} names step {target!r}, which does not exist")
                 )
+    return errors + step_loop_errors(steps, ids)
+
+
+# Steps a run stops at (for a person, a machine, or for good); every other step is taken
+# and left at once (wait_ack too, once the run is acknowledged).
+_STOPPING = frozenset({"approval", "webhook", "resolve"})
+_LADDER = frozenset({"escalate", "wait_ack"})
+
+
+def step_loop_errors(
+    steps: list[Any], ids: dict[str, int]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) for each loop of steps a run would go round without ever
+    stopping (``on_success`` back to an earlier step with only instant steps between:
+    notify, dispatch, escalate, ..., and wait_ack once acknowledged). Before, such a
+    playbook passed ``playbooks check`` and the first alert routed to it held the
+    worker's response agent for good, its commands growing without bound."""
+
+    def after(i: int) -> int | None:
+        step = steps[i]
+        if not isinstance(step, dict) or step.get("action") in _STOPPING:
+            return None
+        target = step.get("on_success")
+        if isinstance(target, str):
+            return ids.get(target)
+        for j in range(i + 1, len(steps)):
+            # Acknowledged, a wait_ack skips the rest of the escalation ladder.
+            nxt = steps[j]
+            ladder = isinstance(nxt, dict) and nxt.get("action") in _LADDER
+            if step.get("action") == "wait_ack" and ladder:
+                continue
+            return j if isinstance(nxt, dict) and isinstance(nxt.get("id"), str) else None
+        return None
+
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    done: set[int] = set()
+    for start in range(len(steps)):
+        path: list[int] = []
+        at: int | None = start
+        while at is not None and at not in done and at not in path:
+            path.append(at)
+            at = after(at)
+        done.update(path)
+        if at is None or at not in path:
+            continue
+        loop = path[path.index(at) :]
+        closing = loop[-1]  # its on_success goes back to the loop's first step
+        names = " -> ".join(str(steps[k]["id"]) for k in [*loop, at])
+        errors.append(
+            (
+                ("steps", closing, "on_success"),
+                f"steps {names} loop without stopping (each is left at once, a wait_ack "
+                "too once the run is acknowledged): a run would go round for good; put an "
+                "approval or a webhook in the loop, or leave it on timeout only",
+            )
+        )
     return errors
 
 

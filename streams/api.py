@@ -216,7 +216,8 @@ def answer_fields(
         raise ApiError(400, too_long("comment", comment, MAX_COMMENT))
     report = run.reports.get(rid)
     if report is None:
-        raise ApiError(404, f"run {run.run_id} covers no report {rid!r}")
+        # Echoed as every id a request names: a 100,000-character one came back whole.
+        raise ApiError(404, f"run {run.run_id} covers no report {shown_id(rid)}")
     status = report["status"]
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")

@@ -475,7 +475,7 @@ class Context:
                 "run_id": annotation_id.rsplit(":", 1)[0],
                 "at": time.time(),
                 "actor": "citybrain",
-                "detail": detail,
+                "detail": bounded_message(detail),  # an audit record is one Kafka message
             }
         )
 

@@ -228,15 +228,22 @@ class EventValidator:
         """A ``reading/1`` message or a ``readings/1`` pack -> (packed, its readings in
         order), a bad packed one as a ``PackedError`` in its place (so the rest of its
         pack goes on). Raises ``EventError`` when the message as a whole is unusable."""
-        doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA))
+        # Lone surrogates are looked for below, per packed reading: one in a reading's
+        # text cost its whole pack (the HTTP ingest's list had the same fault).
+        doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA), check_text=False)
         # A key given twice is refused, as the ingest edge and the incidents agent refuse
         # it: read silently, {"value": 1.5, "value": 9e9} was a reading nobody sent, and a
         # pack's second "readings" list dropped the first one's readings unsaid.
         twice = duplicate_keys(raw, doc)
+        escaped = b"\\u" in raw  # a lone surrogate is only ever written as an escape
         if doc["schema"] == READING_SCHEMA:
+            if escaped:
+                _check_text(doc)
             if twice:
                 raise duplicate_key_error(*twice[0])
             return False, [self._reading(doc, now)]
+        if escaped:
+            _check_text({k: v for k, v in doc.items() if k != "readings"})
         bad_items: dict[int, EventError] = {}
         for key, at in twice:
             place = _PACKED_PLACE.match(at)
@@ -254,6 +261,13 @@ class EventValidator:
                 len(items),
                 f"a pack holds at most {MAX_PACK_READINGS} readings",
             )
+        if escaped:
+            for index, item in enumerate(items):
+                fault = text_fault(item)
+                if fault is not None and index not in bad_items:
+                    bad_items[index] = EventError(
+                        fault.code, f"readings[{index}].{fault.field}", fault.value, fault.reason
+                    )
         return True, [
             PackedError(index, item, bad_items[index])
             if index in bad_items
@@ -475,15 +489,16 @@ MAX_DEPTH = 1024
 ORJSON_DEPTH_ERROR = "depth limit exceeded"
 
 
-def decode_json(raw: bytes, unique_keys: bool = False) -> Any:
+def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
     """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
     MQTT ingest): orjson, and where it refuses, Python's json for the bare
     ``NaN``/``Infinity`` some producers write and past a leading UTF-8 byte order mark, so
     the reason can name the field. Raises ``EventError`` (``bad_json``) naming the offset
-    of a byte that is not UTF-8, a NUL, nesting past MAX_DEPTH or a lone surrogate; with
+    of a byte that is not UTF-8, a NUL, nesting past MAX_DEPTH or (unless ``check_text``
+    is False: the caller checks each part with ``text_fault``) a lone surrogate; with
     ``unique_keys`` (the ingest edge, where a sender's own JSON arrives), also naming a key
     given twice in one object, whose value either parser would pick silently."""
-    doc = _decode_json(raw)
+    doc = _decode_json(raw, check_text)
     if unique_keys:
         check_unique_keys(raw, doc)
     return doc
@@ -500,7 +515,7 @@ def message_json(value: bytes | None) -> Any:
     return decode_json(value or b"", unique_keys=True)
 
 
-def _decode_json(raw: bytes) -> Any:
+def _decode_json(raw: bytes, check_text: bool = True) -> Any:
     if not raw:
         # A tombstone reaches here as b"" (streams.columns); orjson's "Input is a
         # zero-length, empty document: line 1 column 1 (char 0)" told neither.
@@ -556,7 +571,8 @@ def _decode_json(raw: bytes) -> Any:
             # RecursionError: arrays or objects nested deeper than Python's stack allows.
             raise EventError("bad_json", None, None, f"not valid JSON: {exc}") from None
         try:
-            _check_text(doc)
+            if check_text:
+                _check_text(doc)
         except RecursionError:  # nested nearly as deep as json.loads allows
             raise EventError("bad_json", None, None, "not valid JSON: nested too deeply") from None
     return doc
@@ -604,8 +620,10 @@ def json_syntax_error(text: str, exc: json.JSONDecodeError, skipped: int = 0) ->
     )
 
 
-def _decode(raw: bytes, schema: str | tuple[str, ...], unique_keys: bool = False) -> dict[str, Any]:
-    doc = decode_json(raw, unique_keys)
+def _decode(
+    raw: bytes, schema: str | tuple[str, ...], unique_keys: bool = False, check_text: bool = True
+) -> dict[str, Any]:
+    doc = decode_json(raw, unique_keys, check_text)
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     schemas = (schema,) if isinstance(schema, str) else schema
@@ -696,6 +714,18 @@ def duplicate_keys(raw: bytes, doc: Any) -> list[tuple[str, str]]:
         elif isinstance(item, list):
             stack.extend((value, f"{at}[{i}]") for i, value in reversed(list(enumerate(item))))
     return found
+
+
+def text_fault(doc: Any) -> EventError | None:
+    """The ``bad_json`` fault of the first string in ``doc`` (a decoded JSON value) holding
+    a lone surrogate, its field relative to ``doc`` (``note``, ``labels.x``); None when
+    there is none. For a caller that reads the parts of one document on their own (a body
+    of many readings: one reading's fault costs no other)."""
+    try:
+        _check_text(doc)
+    except EventError as exc:
+        return exc
+    return None
 
 
 def _check_text(doc: Any, where: str = "") -> None:

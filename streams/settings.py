@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -57,6 +58,8 @@ LISTEN_PORTS = (
     "ingest_metrics_port",
 )
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# faust's broker_request_timeout, seconds: a Kafka session may not outlast it.
+MAX_SESSION_TIMEOUT = 90.0
 
 
 class Settings(BaseSettings):
@@ -127,7 +130,10 @@ class Settings(BaseSettings):
 
     # A crashed worker's partitions move once the group misses it this long (Kafka's
     # group.min.session.timeout.ms is 6 s); faust's 60 s default stalls failover.
-    session_timeout: float = Field(default=10.0, ge=6.0)
+    # At most faust's broker_request_timeout (90 s), which a session may not outlast:
+    # 3600 passed here and the worker crashed at start with faust's ImproperlyConfigured
+    # traceback.
+    session_timeout: float = Field(default=10.0, ge=6.0, le=MAX_SESSION_TIMEOUT)
     heartbeat_interval: float = Field(default=2.0, gt=0)
     # Seconds between offset commits (faust's broker_commit_interval). Each commit first
     # writes every sensor state changed since the last one to the changelog (about 8 %
@@ -146,7 +152,9 @@ class Settings(BaseSettings):
 
     # Bytes per partition per fetch. faust's 1 MiB default starved a catching-up worker:
     # it sat idle half the time waiting for fetches (docs/benchmarks.md).
-    fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
+    # Kafka's protocol carries it as a 32-bit integer: a larger one crashed the worker at
+    # start (aiokafka's "argument out of range" traceback).
+    fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024, le=2**31 - 1)
     # Seconds the broker may hold a fetch that finds no new data (aiokafka's
     # fetch_max_wait_ms, which faust 0.15.3 fixes at 1.5 s). aiokafka keeps one fetch in
     # flight per broker: a fetch for the quiet topics (incidents, commands, ...) sent
@@ -515,12 +523,67 @@ def setting_error(err: Any) -> str:
     if field in SECRET_SETTINGS:
         return f"{name}: {reason} (the value is a secret and not shown)"
     value = err.get("input")
+    if err["type"] in ("float_parsing", "int_parsing") and isinstance(value, str):
+        reason += _unit_hint(field, value)
     if isinstance(value, str) and field.endswith("_url"):
         from playbooks.schema import shown_url
 
         value = shown_url(value)  # a URL's password is a secret too (trial 29)
     shown = repr(value) if isinstance(value, str) else repr(str(value))
     return f"{name} is {shown}: {reason}"
+
+
+# A number with a unit written after it (``5s``, ``1 m``, ``8MiB``): settings take none.
+_WITH_UNIT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*")
+_SECONDS: dict[str, float] = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+_IN_SECONDS = (
+    "_timeout",
+    "_interval",
+    "_seconds",
+    "_grace",
+    "_window",
+    "_skew",
+    "_wait",
+    "_backoff",
+)
+_BYTES: dict[str, float] = {
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 2**20,
+}
+
+
+def _unit_hint(field: str, value: str) -> str:
+    """`` of seconds, without a unit: write 60`` for ``1m`` given to a setting in
+    seconds (and bytes alike); empty when ``value`` is not a number with a unit or the
+    setting's unit is not known. Before, ``5s`` was only "expected a number"."""
+    written = _WITH_UNIT.fullmatch(value)
+    if written is None:
+        return ""
+    number, unit = float(written.group(1)), written.group(2).lower()
+    if field.endswith("_bytes"):
+        what, factors = "bytes", _BYTES
+    elif field.endswith(_IN_SECONDS):
+        what, factors = "seconds", _SECONDS
+    else:
+        return ""
+    if unit not in factors:
+        return f" of {what}, without a unit"
+    plain = number * factors[unit]
+    shown = f"{int(plain)}" if plain.is_integer() else f"{plain:g}"
+    return f" of {what}, without a unit: write {shown}"
+
+
+def _bound(limit: float) -> str:
+    """A setting's bound as people read it: ``90``, ``0.5``, ``2,147,483,647`` (``:g``
+    wrote the last as ``2.14748e+09``)."""
+    if float(limit).is_integer() and abs(limit) >= 1e6:
+        return f"{int(limit):,}"
+    return f"{limit:g}"
 
 
 _EXPECTED: dict[str, Any] = {
@@ -532,10 +595,10 @@ _EXPECTED: dict[str, Any] = {
     "finite_number": lambda c: "expected a finite number",
     "bool_parsing": lambda c: "expected true or false (or 1/0, yes/no, on/off)",
     "bool_type": lambda c: "expected true or false (or 1/0, yes/no, on/off)",
-    "greater_than": lambda c: f"expected more than {c['gt']:g}",
-    "greater_than_equal": lambda c: f"expected at least {c['ge']:g}",
-    "less_than": lambda c: f"expected less than {c['lt']:g}",
-    "less_than_equal": lambda c: f"expected at most {c['le']:g}",
+    "greater_than": lambda c: f"expected more than {_bound(c['gt'])}",
+    "greater_than_equal": lambda c: f"expected at least {_bound(c['ge'])}",
+    "less_than": lambda c: f"expected less than {_bound(c['lt'])}",
+    "less_than_equal": lambda c: f"expected at most {_bound(c['le'])}",
     "literal_error": lambda c: f"expected {c['expected']}",
     "path_type": lambda c: "expected a path",
     "string_type": lambda c: "expected text",

@@ -49,6 +49,7 @@ from streams.auth import TokenStore, forbidden_reason, one_authorization, refusa
 from streams.bounds import Bounds
 from streams.errors import MISSING, EventError
 from streams.events import (
+    MAX_PACK_READINGS,
     PACK_SCHEMA,
     READING_SCHEMA,
     EventValidator,
@@ -56,7 +57,10 @@ from streams.events import (
     Reading,
     dead_letter_key,
     decode_json,
+    duplicate_key_error,
+    duplicate_keys,
     format_ts,
+    text_fault,
 )
 
 log = logging.getLogger(__name__)
@@ -208,26 +212,34 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
     bad ones (``readings[i].<field>``), each read on its own; ``BadBody`` when the body
     is no reading, pack or list, or none of its readings is valid."""
     _not_empty(raw, "a reading, a readings/1 pack or a list of readings")
-    try:
-        body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
-    except EventError as exc:
-        raise BadBody([_problem(exc, None)]) from None
+    body = _json_body(raw)
     if isinstance(body, dict) and body.get("schema") == PACK_SCHEMA:
         items, prefix = body.get("readings", MISSING), "readings"
         if not isinstance(items, list) or not items:
+            _whole(raw, body, "readings")  # a key twice in it says more than its type
             bad = EventError("bad_type", "readings", items, "expected a non-empty list")
             raise BadBody([_problem(bad, "readings")])
+        _not_too_many(items, "readings", "readings")
+        faults = _item_faults(raw, body, items, "readings")
     elif isinstance(body, list):
         items, prefix = body, "readings"
         if not items:
             bad = EventError("bad_type", "body", body, "expected at least one reading")
             raise BadBody([_problem(bad, "body")])
+        _not_too_many(items, "body", "readings")
+        faults = _item_faults(raw, body, items, "")
     else:
-        items, prefix = [body], ""
+        items, prefix, faults = [body], "", {}
+        _whole(raw, body, None)
     out: list[Taken] = []
     refused: list[Refused] = []
     for i, item in enumerate(items):
         where = f"{prefix}[{i}]" if prefix else ""
+        if i in faults:
+            fault = faults[i]
+            problem = _fault_problem(fault, where)
+            refused.append(Refused(problem, PackedError(i, item, fault).raw(), i))
+            continue
         if not isinstance(item, dict):
             expected = (
                 "expected a reading (a JSON object)"
@@ -257,21 +269,34 @@ def ngsi_readings(
     and attribute (``data[0].no2``: one attribute's fault costs no other reading);
     ``BadBody`` when the body is no notification or none of its readings is valid."""
     _not_empty(raw, 'an Orion notification {"data": [entity, ...]}')
-    try:
-        body = decode_json(raw, unique_keys=True)  # as the worker reads it, keys once each
-    except EventError as exc:
-        raise BadBody([_problem(exc, None)]) from None
+    body = _json_body(raw)
+    listed = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(listed, list) or not listed:
+        _whole(raw, body, None)  # a key twice says more than the shape
+        faults: dict[int, EventError] = {}
+    else:
+        _not_too_many(listed, "data", "entities")
+        faults = _item_faults(raw, body, listed, "data")
     try:
         mapped = mapping.notification(body)
     except EventError as exc:
         raise BadBody([_problem(exc, exc.field)]) from None
     data = body["data"]
+    # An entity whose JSON is at fault (a key given twice, a lone surrogate) is refused
+    # for that alone, whatever its mapping found; the others go on.
     bad: list[tuple[int, Refused]] = [
         (i, Refused(_problem(exc, exc.field), PackedError(i, data[i], exc).raw()))
         for i, exc in mapped.errors
+        if i not in faults
     ]
+    bad.extend(
+        (i, Refused(_fault_problem(exc, f"data[{i}]"), PackedError(i, data[i], exc).raw()))
+        for i, exc in faults.items()
+    )
     out: list[Taken] = []
     for i, _, found in mapped.entities:
+        if i in faults:
+            continue
         for attr, doc in zip(found.attributes, found.documents, strict=True):
             try:
                 out.append(
@@ -287,6 +312,83 @@ def ngsi_readings(
     bad.extend((int(_item_order(r)), r) for r in conflicting)
     refused = [r for _, r in sorted(bad, key=lambda pair: pair[0])]  # stable: by entity
     return _sorted(kept, refused)
+
+
+def _not_too_many(items: list[Any], field: str, noun: str) -> None:
+    """``BadBody`` for a body of more than ``MAX_PACK_READINGS`` items, as the worker
+    refuses such a pack: 500,000 bad items in a 1 MB body cost the server five seconds
+    and became 500,000 dead letters (and as many again when its 503 was retried)."""
+    if len(items) > MAX_PACK_READINGS:
+        bad = EventError(
+            "pack_too_large",
+            field,
+            f"{len(items):,} {noun}",
+            f"a body holds at most {MAX_PACK_READINGS:,} {noun}: send them in several bodies",
+        )
+        raise BadBody([_problem(bad, field)])
+
+
+def _json_body(raw: bytes) -> Any:
+    """The body's JSON value; ``BadBody`` when it is not JSON. Keys given twice and lone
+    surrogates are left to ``_item_faults`` and ``_whole``: inside one reading or entity
+    they cost that one alone, as a pack's reading costs no other in the worker."""
+    try:
+        return decode_json(raw, check_text=False)
+    except EventError as exc:
+        raise BadBody([_problem(exc, None)]) from None
+
+
+def _fault_problem(fault: EventError, where: str) -> dict[str, Any]:
+    """The refusal of the item at ``where`` (``readings[1]``, ``data[0]``) for a JSON
+    ``fault`` of its own (``_item_faults``): the field within it when the fault names
+    one (``readings[1].note``), else the item, with the fault's message, which says where."""
+    if fault.field:
+        return _prefixed(fault, where)
+    return _problem(fault, where)
+
+
+def _whole(raw: bytes, body: Any, items: str | None) -> None:
+    """``BadBody`` for a key given twice or a lone surrogate anywhere in ``body`` but
+    under its key ``items`` (the list whose items ``_item_faults`` judges one by one)."""
+    for key, at in duplicate_keys(raw, body):
+        if items is None or (not at.startswith((f"{items}[", f"{items}.")) and at != items):
+            raise BadBody([_problem(duplicate_key_error(key, at), None)])
+    _outside_text(raw, body, items)
+
+
+def _outside_text(raw: bytes, body: Any, items: str | None) -> None:
+    """``BadBody`` for a lone surrogate in ``body`` outside its key ``items``."""
+    if b"\\u" not in raw:  # a lone surrogate is only ever written as an escape
+        return
+    outside = {k: v for k, v in body.items() if k != items} if isinstance(body, dict) else body
+    fault = text_fault(outside)
+    if fault is not None:
+        raise BadBody([_problem(fault, None)])
+
+
+def _item_faults(raw: bytes, body: Any, items: list[Any], key: str) -> dict[int, EventError]:
+    """The JSON faults of a body of many items (``body`` a list, ``key`` empty; or a
+    pack's or a notification's list under ``key``) that lie inside one item: index ->
+    a key given twice in it or the first lone surrogate of its text (field relative to
+    the item). ``BadBody`` for one outside every item (the pack's own keys given twice:
+    which list is meant?)."""
+    at_item = re.compile(rf"{re.escape(key)}\[([0-9]+)\](?:$|[.\[])")
+    faults: dict[int, EventError] = {}
+    for name, at in duplicate_keys(raw, body):
+        place = at_item.match(at)
+        if place is None:
+            raise BadBody([_problem(duplicate_key_error(name, at), None)])
+        # Named as the refusal names the item: readings[1] for a list's [1].
+        shown = at if key else f"readings{at}"
+        faults.setdefault(int(place.group(1)), duplicate_key_error(name, shown))
+    if b"\\u" in raw:  # a lone surrogate is only ever written as an escape
+        if key:  # a list body has nothing outside its items
+            _outside_text(raw, body, key)
+        for i, item in enumerate(items):
+            fault = text_fault(item)
+            if fault is not None:
+                faults.setdefault(i, fault)
+    return faults
 
 
 class IngestHttpServer(BoundedHTTPServer):

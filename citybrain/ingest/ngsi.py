@@ -323,7 +323,18 @@ def _within(index: int, exc: EventError) -> EventError:
 
 
 def _keyvalues(attr: str, spec: Any) -> EventError:
-    """A bare attribute value: the entity was sent in keyValues form."""
+    """A bare attribute value: the entity was sent in keyValues form; or an NGSI-LD
+    multi-attribute (a list of instances, each with its ``datasetId``), which was said
+    to be keyValues form too."""
+    if isinstance(spec, list) and spec and all(isinstance(i, dict) for i in spec):
+        return EventError(
+            "bad_type",
+            attr,
+            spec,
+            "an NGSI-LD multi-attribute (a list of instances, one per datasetId) is not "
+            "read: which instance is the sensor's cannot be known; notify one instance "
+            "(the default, without datasetId) per attribute",
+        )
     return EventError(
         "bad_type",
         attr,

@@ -53,7 +53,9 @@ class PrometheusServer:
 
     def write_locations(self) -> None:
         # As the worker reads it: a byte that is not UTF-8 is named with its line.
-        grid = yaml.safe_load(utf8_text(Path(self.settings.grid_file), "CITYBRAIN_GRID_FILE"))
+        from playbooks.loader import load_yaml  # as the worker reads it: no alias bomb
+
+        grid = load_yaml(utf8_text(Path(self.settings.grid_file), "CITYBRAIN_GRID_FILE"))
         grid = grid if isinstance(grid, dict) else {}
         self.dir.mkdir(parents=True, exist_ok=True)
         self.locations.write_text(

@@ -17,6 +17,20 @@ from urllib.parse import urlparse
 
 from grafana_client.api import AsyncGrafanaApi
 
+# Characters of a failed call's exception text kept in its error: grafana-client puts the
+# whole answer's body in it, and a 10 MB error page became a 10 MB audit record, which
+# Kafka refused (the failure went unaudited, with a traceback).
+MAX_ERROR_TEXT = 300
+
+
+def _failure(where: str, exc: BaseException) -> str:
+    """``<grafana>: <exception type>: <its text>``, the text cut to ``MAX_ERROR_TEXT``
+    characters with its length."""
+    text = str(exc)
+    if len(text) > MAX_ERROR_TEXT:
+        text = f"{text[:MAX_ERROR_TEXT]}... ({len(text):,} characters, cut)"
+    return f"{where}: {type(exc).__name__}: {text}"
+
 
 class GrafanaAnnotator:
     def __init__(
@@ -87,7 +101,7 @@ class GrafanaAnnotator:
                 while len(self._regions) > self._regions_limit:
                     self._regions.popitem(last=False)
         except Exception as exc:  # any failure of a remote call is reported, never raised
-            await self.on_error(key, f"{self.where}: {type(exc).__name__}: {exc}")
+            await self.on_error(key, _failure(self.where, exc))
 
     async def _close(
         self, key: str, text: str, tags: list[str], start_ms: int, end_ms: int
@@ -106,7 +120,7 @@ class GrafanaAnnotator:
                 timeout=self.timeout,
             )
         except Exception as exc:
-            await self.on_error(key, f"{self.where}: {type(exc).__name__}: {exc}")
+            await self.on_error(key, _failure(self.where, exc))
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):

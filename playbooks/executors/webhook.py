@@ -130,9 +130,9 @@ class WebhookExecutor:
             }
             retry = True
             try:
-                resp = await self._client.post(url, content=body, headers=headers)
-                detail = f"HTTP {resp.status_code}"
-                if resp.is_success:
+                status = await self._status(url, body, headers)
+                detail = f"HTTP {status}"
+                if 200 <= status < 300:
                     await self.on_result(
                         WebhookOutcome(
                             command_id, url, True, attempts, detail, time.monotonic() - start
@@ -140,11 +140,15 @@ class WebhookExecutor:
                     )
                     return
                 # Client errors other than timeout/too-many-requests will not heal by retrying.
-                retry = resp.status_code >= 500 or resp.status_code in (408, 429)
-            except httpx.TimeoutException:
+                retry = status >= 500 or status in (408, 429)
+            except (httpx.TimeoutException, TimeoutError):
                 detail = "timeout"
             except httpx.TransportError as exc:
                 detail = f"transport error: {type(exc).__name__}"
+            except httpx.HTTPError as exc:  # an answer httpx cannot read
+                detail = f"bad answer: {type(exc).__name__}"
+            except Exception as exc:  # the run must still have its result
+                detail, retry = f"error: {type(exc).__name__}: {str(exc)[:200]}", False
             if self.on_attempt is not None:
                 await self.on_attempt(command_id, url, attempts, detail)
             if not retry or attempt == self.retries:
@@ -153,6 +157,19 @@ class WebhookExecutor:
         await self.on_result(
             WebhookOutcome(command_id, url, False, attempts, detail, time.monotonic() - start)
         )
+
+    async def _status(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """One attempt's HTTP status, within ``timeout`` seconds in all (``TimeoutError``
+        after; httpx's timeout bounds each read, so an endpoint sending a byte a second
+        held the call, and its slot, for good). The answer's body is never read: only its
+        status is used, and a 2 GB body took the worker's memory to 4 GB, one whose
+        Content-Encoding lied raised DecodingError, and the run never had its result."""
+        assert self._client is not None
+        async with asyncio.timeout(self.timeout):
+            request = self._client.build_request("POST", url, content=body, headers=headers)
+            resp = await self._client.send(request, stream=True)
+            await resp.aclose()  # unread: the connection is closed, not reused
+            return resp.status_code
 
     async def close(self) -> None:
         for task in list(self._tasks):

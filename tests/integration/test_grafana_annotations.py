@@ -24,6 +24,7 @@ TOKEN = "glsa_test_token"
 class StandInGrafana(BaseHTTPRequestHandler):
     delay: ClassVar[float] = 0.0
     status: ClassVar[int] = 200
+    page: ClassVar[str] = ""  # an error page sent instead of Grafana's JSON message
     received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
@@ -34,7 +35,9 @@ class StandInGrafana(BaseHTTPRequestHandler):
         elif self.path != "/api/annotations":
             self._reply(404, {"message": "Not found"})
         elif StandInGrafana.status != 200:
-            self._reply(StandInGrafana.status, {"message": "database is locked"})
+            self._reply(
+                StandInGrafana.status, {"message": StandInGrafana.page or "database is locked"}
+            )
         else:
             StandInGrafana.received.append(body)
             self._reply(200, {"id": len(StandInGrafana.received), "message": "Annotation added"})
@@ -54,6 +57,7 @@ class StandInGrafana(BaseHTTPRequestHandler):
 @pytest.fixture
 def grafana() -> Iterator[str]:
     StandInGrafana.delay, StandInGrafana.received, StandInGrafana.status = 0.0, [], 200
+    StandInGrafana.page = ""
     server = ThreadingHTTPServer(("127.0.0.1", 0), StandInGrafana)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -105,6 +109,16 @@ def test_grafana_server_errors_are_reported_not_raised(grafana: str) -> None:
     took, errors = annotate(grafana)
     assert took < 0.1 and len(errors) == 1 and "GrafanaServerError" in errors[0]
     assert StandInGrafana.received == []
+
+
+def test_a_huge_error_page_is_reported_cut_not_whole(grafana: str) -> None:
+    # Before: grafana-client's error carried the whole answer's body, and a 10 MB page
+    # became a 10 MB annotation_failed audit record, which Kafka refused.
+    StandInGrafana.status, StandInGrafana.page = 502, "<html>" + "x" * 10_000_000
+    _, errors = annotate(grafana)
+    [error] = errors
+    assert "GrafanaServerError" in error and len(error) < 500
+    assert error.endswith(" characters, cut)")
 
 
 def test_slow_grafana_never_blocks_the_caller(grafana: str) -> None:

@@ -344,6 +344,46 @@ def test_a_kafka_outage_under_mqtt_load_loses_nothing_and_bounds_the_buffer(
             kafka.start()
 
 
+def test_a_broker_restart_mid_stream_loses_nothing(
+    ingest_pipeline: Pipeline, mosquitto: MosquittoBroker
+) -> None:
+    """Mosquitto stopped and started again while readings flow: the ingest reconnects to
+    its persistent session (subscriptions and queued QoS 1 messages kept), the publisher
+    re-sends what the broker had not acknowledged, and every value reaches Kafka."""
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p).start()
+    publisher = paho_publisher(p.settings.mqtt_port)
+    n = 2_000
+    try:
+
+        def publish() -> None:
+            for i in range(n):
+                payload = json.dumps({"value": i / 100, "ts": START + 60 * i})
+                publisher.publish("city/east/gauge-1/water_level", payload, qos=1)
+                if i % 100 == 99:
+                    time.sleep(0.1)
+
+        thread = threading.Thread(target=publish)
+        thread.start()
+        time.sleep(0.8)
+        assert mosquitto.stop()
+        time.sleep(1)
+        mosquitto.start()
+        thread.join(60)
+        readings = packed(
+            p.read("readings", lambda m: count_readings(m) >= n, timeout=120, settle=2)
+        )
+        values = [r["value"] for r in readings]
+        assert sorted(set(values)) == [i / 100 for i in range(n)]
+        assert ingest.proc is not None and ingest.proc.poll() is None  # it reconnected
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        ingest.stop()
+        if not mosquitto.running():
+            mosquitto.start()
+
+
 def http_ingest(p: Pipeline, *args: str) -> IngestProcess:
     return IngestProcess(
         p.env, p.run_dir / f"{p.name}-ingest-http.log", "http", "--max-body", "65536", *args
@@ -455,6 +495,54 @@ def test_ngsi_notifications_of_the_real_examples_become_readings(
         [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
         assert dict(dead.headers)["citybrain.error.reason"] == b"bad_type"
         assert json.loads(dead.value)["averageVehicleSpeed"]["value"] == "fast"
+    finally:
+        server.stop()
+
+
+def test_a_key_twice_or_a_lone_surrogate_in_one_item_costs_only_that_item(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """Before, a key given twice or a lone surrogate escape inside one reading of a list
+    (one entity of a notification) was a 400 for the whole body: its good neighbours were
+    lost, and a sender such as Orion does not retry a 4xx."""
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = {
+        "ts": format_ts(START),
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.1,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    other = {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}
+    try:
+        twice = json.dumps([reading, {**other, "value": 3}, other]).encode()
+        twice = twice.replace(b'"value": 3', b'"value": 3, "value": 4')
+        status, body = post(p, "/ingest/v1/readings", twice)
+        assert (status, body["accepted"], body["refused"]) == (200, 2, 1)
+        assert [(e["field"], e["code"]) for e in body["errors"]] == [("readings[1]", "bad_json")]
+        later = {**reading, "ts": format_ts(START + 60)}
+        lone = json.dumps({"schema": "readings/1", "readings": [later, {**other, "unit": "Q"}]})
+        status, body = post(p, "/ingest/v1/readings", lone.replace('"Q"', '"\\ud800"').encode())
+        assert (status, body["accepted"], body["refused"]) == (200, 1, 1)
+        assert body["errors"][0]["field"] == "readings[1].unit"
+        air = example("AirQualityObserved")
+        entities = notification(air, {**air, "name": {"type": "Text", "value": "Q"}})
+        status, body = post(p, "/ingest/v1/ngsi", entities.replace(b'"Q"', b'"\\udc80"'))
+        assert (status, body["accepted"], body["refused"]) == (200, 1, 1)
+        assert body["errors"][0]["field"] == "data[1].name.value"
+        dead = p.read("deadletter", lambda m: len(m) >= 3, settle=1)
+        assert sorted(dict(d.headers)["citybrain.error.reason"] for d in dead) == [b"bad_json"] * 3
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 4, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == sorted(
+            [
+                ("gauge-1", format_ts(START)),
+                ("gauge-2", format_ts(START)),
+                ("gauge-1", format_ts(START + 60)),
+                (air["id"] + "-no2", "2016-03-15T11:00:00Z"),
+            ]
+        )  # each good reading exactly once
     finally:
         server.stop()
 

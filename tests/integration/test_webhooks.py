@@ -115,3 +115,90 @@ def test_submit_refuses_beyond_the_in_flight_bound() -> None:
         return accepted
 
     assert asyncio.run(main()) == [True, True, False]
+
+
+class Misbehaving:
+    """A raw TCP endpoint that answers a webhook call as a faulty receiver does: its
+    answer, and then whatever ``then`` does (drips bytes, sends a huge body)."""
+
+    def __init__(self, answer: bytes, drip: bytes = b"", huge: int = 0) -> None:
+        self.answer, self.drip, self.huge = answer, drip, huge
+        self.calls = 0
+        self.sent = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.calls += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(self.answer)
+            while self.drip:  # a byte a second: each read is within httpx's timeout
+                await writer.drain()
+                writer.write(self.drip)
+                await asyncio.sleep(0.5)
+            chunk = b"x" * (1 << 20)
+            while self.sent < self.huge:
+                writer.write(chunk)
+                await writer.drain()
+                self.sent += len(chunk)
+            await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+def deliver_to(endpoint: Misbehaving, **kw: float) -> tuple[list[WebhookOutcome], list[str]]:
+    """``deliver``, to ``endpoint`` served on a loopback port; fails if the call does not
+    end within 20 s (before, some never did)."""
+    outcomes: list[WebhookOutcome] = []
+    attempts: list[str] = []
+
+    async def on_result(o: WebhookOutcome) -> None:
+        outcomes.append(o)
+
+    async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
+        attempts.append(f"{n}:{detail}")
+
+    async def main() -> None:
+        server = await asyncio.start_server(endpoint, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=0.05, **kw)  # type: ignore[arg-type]
+        assert ex.submit("run-1:7", url, {"run_id": "run-1"})
+        try:
+            async with asyncio.timeout(20):
+                while ex.in_flight:
+                    await asyncio.sleep(0.01)
+        finally:
+            await ex.close()
+            server.close()
+
+    asyncio.run(main())
+    return outcomes, attempts
+
+
+def test_an_answer_whose_body_cannot_be_decoded_still_gives_the_run_its_result() -> None:
+    # Before: httpx's DecodingError escaped the delivery task (a traceback in the log),
+    # and the run never had a result for its step. Only the status is read.
+    lying = Misbehaving(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!"
+    )
+    outcomes, _ = deliver_to(lying)
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(True, 1, "HTTP 200")]
+
+
+def test_an_endpoint_that_answers_a_byte_at_a_time_times_out_in_all() -> None:
+    # Before: httpx's timeout bounds each read, so headers dripped a line every half
+    # second held the call (and its in-flight slot) for good, with no result.
+    slow = Misbehaving(b"HTTP/1.1 200 OK\r\n", drip=b"X-Slow: 1\r\n")
+    outcomes, attempts = deliver_to(slow, timeout=1.0, retries=1)
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(False, 2, "timeout")]
+    assert attempts == ["1:timeout", "2:timeout"] and slow.calls == 2
+    assert outcomes[0].seconds < 5
+
+
+def test_a_huge_answer_body_is_not_read() -> None:
+    # Before: a 2 GB body was read whole into the worker's memory (4 GB resident).
+    huge = Misbehaving(b"HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n", huge=2_000_000_000)
+    outcomes, _ = deliver_to(huge)
+    assert [(o.ok, o.detail) for o in outcomes] == [(True, "HTTP 200")]
+    assert huge.sent < 200_000_000  # the connection was closed, not drained

@@ -47,6 +47,19 @@ def test_bad_source_files_name_file_and_line(tmp_path: Path, body: bytes, messag
     assert str(info.value).startswith(f"{path}{message}"), str(info.value)
 
 
+def test_a_header_naming_a_column_twice_is_refused_naming_both(tmp_path: Path) -> None:
+    # Before: pandas read the second PM2.5 as "PM2.5.1", and its values were dropped
+    # without a word (the first column's were the readings).
+    path = tmp_path / "src.csv"
+    path.write_bytes(b"station,PM2.5,year,PM2.5\nDongsi,3,2016,300\n")
+    with pytest.raises(AdapterError) as info:
+        read_table(path, lambda name: name in ("year", "PM2.5"))
+    assert str(info.value) == (
+        f"{path}:1: the header gives column 'PM2.5' twice (columns 2 and 4): which is "
+        "meant? Rename or drop one"
+    )
+
+
 def test_good_files_read_as_pandas_reads_them(tmp_path: Path) -> None:
     path = tmp_path / "src.csv"
     path.write_bytes(b"\xef\xbb\xbf" + HEADER + b'Dongsi,2016,3\r\n"Gu, cheng",2016,\r\n')

@@ -170,3 +170,72 @@ def test_every_operator_action_keeps_who_when_and_note(grid: Grid) -> None:
     assert Run.from_dict(run.to_dict()).actions == run.actions
     # A repeat changes nothing, so records nothing.
     assert e.resolve(run, "op", "again", 31.0)[0].actions == run.actions
+
+
+LOOPING = """\
+playbook: looping
+version: 1
+description: notifies round and round
+department: water-utility
+sla: 1h
+steps:
+  - {id: first, action: notify, message: "a"}
+  - {id: ask, action: wait_ack, deadline: 5m, on_timeout: first}
+  - {id: again, action: dispatch, department: water-utility, message: "b"}
+  - {id: back, action: escalate, on_success: again}
+"""
+
+
+def test_a_loop_a_run_never_leaves_is_a_file_line_error(tmp_path: Path) -> None:
+    """Before: it passed `playbooks check`, and the first alert routed to it held the
+    worker's response agent for good (its commands growing without bound). A loop left
+    on a wait_ack's timeout (re-notify until acknowledged) is fine."""
+    path = tmp_path / "looping.yaml"
+    path.write_text(LOOPING)
+    playbook, errors = playbook_errors(path)
+    assert playbook is None
+    assert errors == [
+        f"{path}:10: steps.3.on_success: steps again -> back -> again loop without stopping "
+        "(each is left at once, a wait_ack too once the run is acknowledged): a run would go "
+        "round for good; put an approval or a webhook in the loop, or leave it on timeout only"
+    ]
+    acked = LOOPING.replace("on_timeout: first}", "on_timeout: first, on_success: first}")
+    path.write_text(acked.replace("on_success: again", "on_success: ask"))
+    [error] = playbook_errors(path)[1]
+    assert "steps first -> ask -> first loop without stopping" in error
+    path.write_text(LOOPING.replace(", on_success: again", ""))  # the timeout loop alone
+    assert playbook_errors(path)[1] == []
+
+
+def test_a_run_caught_in_a_loop_fails_rather_than_holding_the_worker(grid: Grid) -> None:
+    import yaml
+
+    from playbooks.schema import Playbook
+
+    doc = yaml.safe_load(LOOPING)
+    doc["steps"] = doc["steps"][2:]  # again -> back -> again, built past the loader's check
+    run, cmds = PlaybookEngine(Playbook.model_validate(doc), grid).new_run("run-l", ALERT, 0.0)
+    assert run.status == "failed"
+    failed = [c for c in cmds if c.action == "failed"]
+    assert [c.detail for c in failed] == ["step back reached again without stopping: a loop"]
+    assert len(cmds) < 20
+
+
+@pytest.mark.parametrize(
+    ("step", "written"),
+    [
+        ("{id: ask, action: wait_ack, deadline: 0s, on_timeout: first}", "0s"),
+        ("{id: ask, action: approval, role: coordinator, question: go?, deadline: 0m}", "0m"),
+        ('{id: ask, action: webhook, url: "http://127.0.0.1:1/hook", deadline: 0ms}', "0ms"),
+    ],
+)
+def test_a_deadline_of_zero_is_a_file_line_error(tmp_path: Path, step: str, written: str) -> None:
+    """Before: accepted, and a wait_ack looping back on its timeout notified once a
+    second for good (61 notifications in a minute), as repeat_interval: 0s did."""
+    path = tmp_path / "zero.yaml"
+    head = LOOPING.split("steps:")[0]
+    path.write_text(f"{head}steps:\n  - {{id: first, action: notify, message: a}}\n  - {step}\n")
+    assert playbook_errors(path)[1] == [
+        f"{path}:8: steps.1.{step.split('action: ')[1].split(',')[0]}.deadline: deadline "
+        f"cannot be zero (it is {written!r}): the step would not wait"
+    ]

@@ -204,6 +204,19 @@ def test_an_answer_field_of_the_wrong_type_is_named_briefly(grid: Grid) -> None:
     assert info.value.message.startswith('field "report_id" is ["r", "r", ')
 
 
+def test_an_unknown_report_id_is_echoed_cut_as_every_id(grid: Grid) -> None:
+    run = Run.from_dict(group(grid, 1)["run"])
+    with pytest.raises(ApiError) as info:
+        answer_fields(run, {"report_id": "r" * 100_000, "satisfied": True})
+    assert (info.value.status, info.value.message) == (
+        404,
+        f"run {run.run_id} covers no report {'r' * 100!r}... (100,000 characters)",
+    )
+    with pytest.raises(ApiError) as info:
+        answer_fields(run, {"report_id": "r-9 🚒", "satisfied": True})
+    assert info.value.message == f"run {run.run_id} covers no report 'r-9 🚒'"
+
+
 def test_a_superseded_run_the_group_kept_can_be_read(grid: Grid) -> None:
     """Trial 5: `runs show` of a superseded run was a 409; the group now keeps its last
     few finished runs (streams.response KEEP_SUPERSEDED), readable, not changeable."""

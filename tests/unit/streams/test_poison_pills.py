@@ -255,9 +255,18 @@ def test_an_incident_with_a_lone_surrogate_is_refused_not_forwarded(grid: Grid, 
 
 def test_a_surrogate_in_a_packed_reading_costs_only_that_reading(grid: Grid) -> None:
     pack = json.dumps({"schema": "readings/1", "readings": [GOOD, {**GOOD, "unit": "\ud800"}]})
-    # The pack as a whole goes to the fallback parser; the surrogate is named in it.
+    # The pack as a whole goes to the fallback parser; the surrogate is named in it, and
+    # its neighbour is admitted (before, the whole pack was refused for it).
     admitted, refused = admit(EventValidator(grid), pack.encode(), NOW, 0, home, 7, 0.0)
-    assert admitted == [] and [r.error.field for r in refused] == ["readings[1].unit"]
+    assert [a.index for a in admitted] == [0]
+    assert [(r.index, r.error.field) for r in refused] == [(1, "readings[1].unit")]
+    assert "lone surrogate" in str(refused[0].error)
+
+
+def test_a_surrogate_in_a_pack_of_its_own_keys_still_refuses_the_pack(grid: Grid) -> None:
+    pack = json.dumps({"schema": "readings/1", "readings": [GOOD], "from": "\udc80"})
+    admitted, refused = admit(EventValidator(grid), pack.encode(), NOW, 0, home, 7, 0.0)
+    assert admitted == [] and [(r.index, r.error.field) for r in refused] == [(None, "from")]
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])

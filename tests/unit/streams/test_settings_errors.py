@@ -89,6 +89,30 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_API_TOKENS_FILE", "/nope.yaml", "no such file"),
         ("CITYBRAIN_DETECTOR", "nosuch", "expected one of discord, ensemble,"),
         ("CITYBRAIN_KAFKA_SECURITY_PROTOCOL", "TLS", "expected 'PLAINTEXT', 'SASL_PLAINTEXT'"),
+        # Values the worker's Kafka client cannot take: before, each passed here and the
+        # worker crashed at start with a traceback (faust's ImproperlyConfigured: "cannot
+        # be greater than broker_request_timeout"; aiokafka's "argument out of range").
+        ("CITYBRAIN_SESSION_TIMEOUT", "3600", "expected at most 90"),
+        ("CITYBRAIN_FETCH_MAX_BYTES", "1" + "0" * 21, "expected at most 2,147,483,647"),
+        # A unit written after the number: before, only "expected a number".
+        (
+            "CITYBRAIN_WEBHOOK_TIMEOUT",
+            "5s",
+            "expected a number of seconds, without a unit: write 5",
+        ),
+        ("CITYBRAIN_HTTP_TIMEOUT", "1m", "expected a number of seconds, without a unit: write 60"),
+        (
+            "CITYBRAIN_FETCH_MAX_WAIT",
+            "100ms",
+            "expected a number of seconds, without a unit: write 0.1",
+        ),
+        (
+            "CITYBRAIN_FETCH_MAX_BYTES",
+            "8MiB",
+            "expected a whole number of bytes, without a unit: write 8388608",
+        ),
+        ("CITYBRAIN_SESSION_TIMEOUT", "5 parsecs", "expected a number of seconds, without a unit"),
+        ("CITYBRAIN_BATCH_SIZE", "2k", "expected a whole number"),
     ],
 )
 def test_a_bad_value_is_refused_in_one_line_naming_setting_and_value(

@@ -236,6 +236,22 @@ def test_malformed_entities_name_the_field(
     assert (err.code, err.field) == (code, field)
 
 
+def test_an_ngsi_ld_multi_attribute_is_refused_saying_what_it_is(ngsi: NgsiMapping) -> None:
+    # Before: "expected a normalized attribute ... (keyValues form? ...)", which it is not.
+    instances = [
+        {"type": "Property", "value": 60, "datasetId": "urn:a"},
+        {"type": "Property", "value": 70, "datasetId": "urn:b"},
+    ]
+    entity = aq(no2=instances, pm25={"type": "Number", "value": 12})
+    mapped = ngsi.notification({"data": [entity]})
+    [(_, err)] = mapped.errors
+    assert (err.code, err.field) == ("bad_type", "data[0].no2")
+    assert "an NGSI-LD multi-attribute (a list of instances, one per datasetId)" in str(err)
+    assert "keyValues" not in str(err)
+    [(_, _, found)] = mapped.entities
+    assert found.attributes == ["pm25"]  # the entity's other reading still goes
+
+
 def test_a_text_attribute_named_kind_does_not_collide_with_the_template(
     ngsi: NgsiMapping,
 ) -> None:
