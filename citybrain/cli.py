@@ -2465,7 +2465,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report written to {args.out}")
     for name, n in replayed.unreplayed():
         print(
-            f"citybrain: warning: --data {name}: the topics of prefix {args.prefix!r} hold none "
+            f"citybrain: warning: --data {name}: the topics of prefix {prefix!r} hold none "
             f"of its {counted(n, 'event')}: it was not replayed under this prefix and the "
             "report leaves it out (no counts, no known events from it)",
             file=sys.stderr,
@@ -2482,7 +2482,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     elsewhere = replayed.elsewhere
     if elsewhere:
         print(
-            f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {args.prefix!r} "
+            f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {prefix!r} "
             f"{agreeing(elsewhere, 'is', 'are')} on sensors none of the --data files holds: "
             "give the files that replay sent",
             file=sys.stderr,

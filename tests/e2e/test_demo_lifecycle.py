@@ -175,6 +175,16 @@ def test_report_and_campaign_report_of_a_quiet_demo_name_its_running_worker(
         f"worker, running on {url}, reads it and raised no alert"
     ) in report.stderr
     assert "start one" not in report.stderr and " worker\n" not in report.stderr
+    # Without --prefix: the warnings name the running demo's prefix, the one read (t46:
+    # "under prefix None").
+    unsent = _cli(
+        env, "report", "--data", str(quiet_data), str(NYC311), "--out", str(tmp_path / "u.html")
+    )
+    assert unsent.returncode == 0, unsent.stderr
+    assert (
+        f"citybrain: warning: --data {NYC311.name}: the topics of prefix {prefix!r} hold none"
+    ) in unsent.stderr
+    assert "None" not in unsent.stderr
     today = datetime.now(UTC).date()
     campaign = _cli(
         env, "campaign", "report", "--from", f"{today}", "--to", f"{today + timedelta(days=1)}"
