@@ -743,7 +743,8 @@ def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
     runs under another topic prefix, how to send to it instead: ``argv``, the replay's
     own arguments as given, every option kept (t40: `--max --on-error skip` were
-    dropped, and the suggested command stopped at the bad row and ran 3 min at 60x)."""
+    dropped, and the suggested command stopped at the bad row and ran 3 min at 60x) but
+    those about this prefix's progress (``PROGRESS_OPTIONS``: ``--skip``)."""
     lines = [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
         f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
@@ -771,6 +772,11 @@ def given_argv(args: argparse.Namespace) -> list[str]:
     return list(getattr(args, "argv", None) or sys.argv[1:])
 
 
+# The options of replay and ingest that are about the progress of their own topic
+# prefix (replay's resume point), dropped from a command printed for another prefix.
+PROGRESS_OPTIONS = ("--skip",)
+
+
 def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) -> list[str]:
     """A note with the command (``argv`` under the demo's prefix) that feeds the last
     demo's worker, when it still runs under another topic prefix; none otherwise."""
@@ -780,10 +786,14 @@ def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) ->
     prefix = demo.get("topic_prefix") if demo else None
     if not isinstance(prefix, str) or prefix == settings.topic_prefix:
         return []
+    # Options that say how far THIS prefix got are not the demo's: a resumed replay's
+    # `--skip 5`, carried over, left out 5 events its worker never had (t46).
+    argv, dropped = without_options(argv, PROGRESS_OPTIONS)
     command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+    why = f", from the first event ({shlex.join(dropped)} is this prefix's)" if dropped else ""
     return [
         f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
-        f"one{consequence}; to feed it instead: {command}"
+        f"one{consequence}; to feed it instead{why}: {command}"
     ]
 
 
@@ -1537,17 +1547,27 @@ def without_token(argv: Sequence[str]) -> tuple[list[str], bool]:
     """``argv`` without its ``--token VALUE`` / ``--token=VALUE`` (a command printed for
     the operator to type again never shows the token: docs/control-room.md), and whether
     it had one (the message then says "with your --token")."""
-    kept, secret = [], False
+    kept, dropped = without_options(argv, ("--token",))
+    return kept, bool(dropped)
+
+
+def without_options(argv: Sequence[str], names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` without the options ``names`` (``--skip``) and their values, given as
+    ``--skip 5``, ``--skip=5`` or an abbreviation argparse takes (``--sk 5``), and the
+    words left out (``["--skip", "5"]``). Every option of ``names`` takes a value."""
+    kept: list[str] = []
+    dropped: list[str] = []
     words = iter(argv)
     for word in words:
-        if word == "--token":
-            next(words, None)
-            secret = True
-        elif word.startswith("--token="):
-            secret = True
+        name, equals, _ = word.partition("=")
+        if len(name) > 2 and name.startswith("--") and any(n.startswith(name) for n in names):
+            dropped.append(word)
+            if not equals:
+                value = next(words, None)
+                dropped += [value] if value is not None else []
         else:
             kept.append(word)
-    return kept, secret
+    return kept, dropped
 
 
 def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
