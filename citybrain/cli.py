@@ -213,6 +213,14 @@ def demo_worker_lines(settings: Settings) -> list[str]:
         ]
     else:
         lines.append(f"{'demo worker':11} {'down':8} {url} (optional)")
+        prefix = (doc or {}).get("topic_prefix")
+        if prefix:
+            # Its demo was interrupted, or `stack down` stopped it: its runs come back
+            # with it (t46: nothing pointed to restart-worker).
+            lines.append(
+                f"{'':11} the last demo's (prefix {prefix}); start it again, as the demo ran "
+                f"it: {restart_command(settings)}"
+            )
     port = _port_of(url)
     if port is not None and _answers("127.0.0.1", port):
         lines.append(
@@ -1457,17 +1465,26 @@ def unreachable_hint(url: str | None) -> str:
 
 def stopped_demo_worker(url: str | None) -> str:
     """When the worker --url names (the default one with none) is the last demo's and it
-    stopped without `make stack-down`: where its log is and the command that starts it
-    again with every setting the demo gave it (trial 8: the hint to start a worker left
-    out its topic prefix, app id, tokens file and ack deadline); else ""."""
+    does not run: the command that starts it again with every setting the demo gave it
+    (trial 8: the hint to start a worker left out its topic prefix, app id, tokens file
+    and ack deadline), after where its log is when it stopped without `make stack-down`
+    (crashed or killed), or its prefix when it is down (its demo interrupted, or `stack
+    down` stopped it); else ""."""
     from citybrain.demo import demo_worker, restart_command
 
     settings = _settings()
     state, doc = demo_worker(settings)
     demo_url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
-    if state != "stopped" or (url is not None and url.rstrip("/") != demo_url):
+    if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
-    log = (doc or {}).get("worker_log") or "its log"
+    if state == "none":
+        # Its demo was interrupted, or `stack down` stopped it: not "start one (`make
+        # demo` …)", which deletes this demo's topics (t46).
+        return (
+            f"the last demo's worker (prefix {doc.get('topic_prefix')}) is not running; start "
+            f"it again, as the demo ran it, with its runs: {restart_command(settings)}"
+        )
+    log = doc.get("worker_log") or "its log"
     return (
         f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
         f"the demo ran it: {restart_command(settings)}"
@@ -2429,7 +2446,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid", kind="YAML")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
-    from citybrain.demo import DemoRunningError
+    from citybrain.demo import DemoInterruptedError, DemoRunningError
 
     try:
         summary = run_demo(
@@ -2441,7 +2458,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     except DemoRunningError as exc:
         raise CliError(str(exc), EXIT_SERVICE) from None
-    except KeyboardInterrupt:
+    except DemoInterruptedError as exc:
+        raise CliError(str(exc), EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:  # before it started anything
         from citybrain.demo import interrupted_message
 
         raise CliError(interrupted_message(_settings()), EXIT_INTERRUPTED) from None
