@@ -158,7 +158,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
             print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
         if args.wipe:
+            from citybrain.demo import DemoFiles
+
             kafka.wipe()
+            # The last demo's topics and runs went with the data: its record would still
+            # offer `restart-worker` and lend printed commands its settings (t46).
+            DemoFiles.of(s).state.unlink(missing_ok=True)
             print("kafka       data wiped")
     elif args.action == "restart-worker":
         return restart_demo_worker(s)

@@ -232,3 +232,15 @@ def test_stack_status_and_runs_offer_restart_worker_for_a_demo_whose_worker_is_d
     err = capsys.readouterr().err
     assert "the last demo's worker (prefix demo-1) is not running" in err, err
     assert "stack restart-worker" in err and "make demo" not in err, err
+
+
+def test_a_wiped_stack_keeps_no_record_of_the_last_demo(
+    demo_ran: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its topics and runs are gone with Kafka's data: status offered restart-worker for
+    them, and printed commands carried its settings."""
+    assert main(["stack", "down", "--wipe"]) == 0
+    assert "data wiped" in capsys.readouterr().out
+    assert not DemoFiles.of(demo_ran).state.exists()
+    assert "restart-worker" not in "\n".join(demo_worker_lines(demo_ran))
+    assert "19094" not in command_line("stack", "up")
