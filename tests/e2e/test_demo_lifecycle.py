@@ -251,11 +251,18 @@ def test_an_interrupted_demos_worker_comes_back_with_restart_worker_as_it_says(
         try:
             deadline = time.monotonic() + 180
             url = f"http://127.0.0.1:{settings.worker_port}/metrics"
-            while not (read_pid(files.pid) is not None and _serving(url)):
+            # Its own worker (a module fixture's demo may have left one serving).
+            while not (
+                (running := running_demo(settings)) is not None
+                and running.pid == demo.pid
+                and (demo_worker(settings)[1] or {}).get("topic_prefix") == running.prefix
+                and read_pid(files.pid) is not None
+                and _serving(url)
+            ):
                 assert demo.poll() is None, err_path.read_text()
                 assert time.monotonic() < deadline, "the demo's worker did not start"
                 time.sleep(0.5)
-            prefix = running_demo(settings).prefix  # type: ignore[union-attr]
+            prefix = running.prefix
             demo.send_signal(signal.SIGINT)  # Ctrl-C
             assert demo.wait(timeout=60) == 130
         finally:
