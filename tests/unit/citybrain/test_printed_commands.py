@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
 import re
 import shlex
 import socket
@@ -244,3 +245,18 @@ def test_a_wiped_stack_keeps_no_record_of_the_last_demo(
     assert not DemoFiles.of(demo_ran).state.exists()
     assert "restart-worker" not in "\n".join(demo_worker_lines(demo_ran))
     assert "19094" not in command_line("stack", "up")
+
+
+def test_an_interrupted_demo_that_recorded_its_state_names_restart_worker(
+    demo_ran: Settings,
+) -> None:
+    """Its worker stopped, its runs and topics kept: `stack restart-worker` brings them
+    back; not for a demo that had not recorded its state yet (demo.json is another's)."""
+    from citybrain.stack import KafkaBroker
+
+    kafka = KafkaBroker(demo_ran)
+    kafka.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    kafka.pid_file.write_text(str(os.getpid()))  # a live process stands for Kafka
+    said = interrupted_message(demo_ran, prefix="demo-1")
+    assert f"(its worker was stopped; `{restart_command(demo_ran)}` starts it again" in said
+    assert "restart-worker" not in interrupted_message(demo_ran, prefix="demo-2")
