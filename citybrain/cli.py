@@ -158,7 +158,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
             print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
         if args.wipe:
+            from citybrain.demo import DemoFiles
+
             kafka.wipe()
+            # The last demo's topics and runs went with the data: its record would still
+            # offer `restart-worker` and lend printed commands its settings (t46).
+            DemoFiles.of(s).state.unlink(missing_ok=True)
             print("kafka       data wiped")
     elif args.action == "restart-worker":
         return restart_demo_worker(s)
@@ -213,6 +218,14 @@ def demo_worker_lines(settings: Settings) -> list[str]:
         ]
     else:
         lines.append(f"{'demo worker':11} {'down':8} {url} (optional)")
+        prefix = (doc or {}).get("topic_prefix")
+        if prefix:
+            # Its demo was interrupted, or `stack down` stopped it: its runs come back
+            # with it (t46: nothing pointed to restart-worker).
+            lines.append(
+                f"{'':11} the last demo's (prefix {prefix}); start it again, as the demo ran "
+                f"it: {restart_command(settings)}"
+            )
     port = _port_of(url)
     if port is not None and _answers("127.0.0.1", port):
         lines.append(
@@ -743,7 +756,8 @@ def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
     runs under another topic prefix, how to send to it instead: ``argv``, the replay's
     own arguments as given, every option kept (t40: `--max --on-error skip` were
-    dropped, and the suggested command stopped at the bad row and ran 3 min at 60x)."""
+    dropped, and the suggested command stopped at the bad row and ran 3 min at 60x) but
+    those about this prefix's progress (``PROGRESS_OPTIONS``: ``--skip``)."""
     lines = [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
         f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
@@ -771,6 +785,11 @@ def given_argv(args: argparse.Namespace) -> list[str]:
     return list(getattr(args, "argv", None) or sys.argv[1:])
 
 
+# The options of replay and ingest that are about the progress of their own topic
+# prefix (replay's resume point), dropped from a command printed for another prefix.
+PROGRESS_OPTIONS = ("--skip",)
+
+
 def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) -> list[str]:
     """A note with the command (``argv`` under the demo's prefix) that feeds the last
     demo's worker, when it still runs under another topic prefix; none otherwise."""
@@ -780,10 +799,14 @@ def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) ->
     prefix = demo.get("topic_prefix") if demo else None
     if not isinstance(prefix, str) or prefix == settings.topic_prefix:
         return []
+    # Options that say how far THIS prefix got are not the demo's: a resumed replay's
+    # `--skip 5`, carried over, left out 5 events its worker never had (t46).
+    argv, dropped = without_options(argv, PROGRESS_OPTIONS)
     command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+    why = f", from the first event ({shlex.join(dropped)} is this prefix's)" if dropped else ""
     return [
         f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
-        f"one{consequence}; to feed it instead: {command}"
+        f"one{consequence}; to feed it instead{why}: {command}"
     ]
 
 
@@ -1447,17 +1470,26 @@ def unreachable_hint(url: str | None) -> str:
 
 def stopped_demo_worker(url: str | None) -> str:
     """When the worker --url names (the default one with none) is the last demo's and it
-    stopped without `make stack-down`: where its log is and the command that starts it
-    again with every setting the demo gave it (trial 8: the hint to start a worker left
-    out its topic prefix, app id, tokens file and ack deadline); else ""."""
+    does not run: the command that starts it again with every setting the demo gave it
+    (trial 8: the hint to start a worker left out its topic prefix, app id, tokens file
+    and ack deadline), after where its log is when it stopped without `make stack-down`
+    (crashed or killed), or its prefix when it is down (its demo interrupted, or `stack
+    down` stopped it); else ""."""
     from citybrain.demo import demo_worker, restart_command
 
     settings = _settings()
     state, doc = demo_worker(settings)
     demo_url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
-    if state != "stopped" or (url is not None and url.rstrip("/") != demo_url):
+    if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
-    log = (doc or {}).get("worker_log") or "its log"
+    if state == "none":
+        # Its demo was interrupted, or `stack down` stopped it: not "start one (`make
+        # demo` …)", which deletes this demo's topics (t46).
+        return (
+            f"the last demo's worker (prefix {doc.get('topic_prefix')}) is not running; start "
+            f"it again, as the demo ran it, with its runs: {restart_command(settings)}"
+        )
+    log = doc.get("worker_log") or "its log"
     return (
         f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
         f"the demo ran it: {restart_command(settings)}"
@@ -1537,17 +1569,27 @@ def without_token(argv: Sequence[str]) -> tuple[list[str], bool]:
     """``argv`` without its ``--token VALUE`` / ``--token=VALUE`` (a command printed for
     the operator to type again never shows the token: docs/control-room.md), and whether
     it had one (the message then says "with your --token")."""
-    kept, secret = [], False
+    kept, dropped = without_options(argv, ("--token",))
+    return kept, bool(dropped)
+
+
+def without_options(argv: Sequence[str], names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` without the options ``names`` (``--skip``) and their values, given as
+    ``--skip 5``, ``--skip=5`` or an abbreviation argparse takes (``--sk 5``), and the
+    words left out (``["--skip", "5"]``). Every option of ``names`` takes a value."""
+    kept: list[str] = []
+    dropped: list[str] = []
     words = iter(argv)
     for word in words:
-        if word == "--token":
-            next(words, None)
-            secret = True
-        elif word.startswith("--token="):
-            secret = True
+        name, equals, _ = word.partition("=")
+        if len(name) > 2 and name.startswith("--") and any(n.startswith(name) for n in names):
+            dropped.append(word)
+            if not equals:
+                value = next(words, None)
+                dropped += [value] if value is not None else []
         else:
             kept.append(word)
-    return kept, secret
+    return kept, dropped
 
 
 def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
@@ -2409,7 +2451,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid", kind="YAML")
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
-    from citybrain.demo import DemoRunningError
+    from citybrain.demo import DemoInterruptedError, DemoRunningError
 
     try:
         summary = run_demo(
@@ -2421,7 +2463,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     except DemoRunningError as exc:
         raise CliError(str(exc), EXIT_SERVICE) from None
-    except KeyboardInterrupt:
+    except DemoInterruptedError as exc:
+        raise CliError(str(exc), EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:  # before it started anything
         from citybrain.demo import interrupted_message
 
         raise CliError(interrupted_message(_settings()), EXIT_INTERRUPTED) from None
@@ -2465,7 +2509,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report written to {args.out}")
     for name, n in replayed.unreplayed():
         print(
-            f"citybrain: warning: --data {name}: the topics of prefix {args.prefix!r} hold none "
+            f"citybrain: warning: --data {name}: the topics of prefix {prefix!r} hold none "
             f"of its {counted(n, 'event')}: it was not replayed under this prefix and the "
             "report leaves it out (no counts, no known events from it)",
             file=sys.stderr,
@@ -2482,7 +2526,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     elsewhere = replayed.elsewhere
     if elsewhere:
         print(
-            f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {args.prefix!r} "
+            f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {prefix!r} "
             f"{agreeing(elsewhere, 'is', 'are')} on sensors none of the --data files holds: "
             "give the files that replay sent",
             file=sys.stderr,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 # The settings that say where the stack keeps its pid files and the demo's demo.json.
@@ -14,6 +16,8 @@ RUN_DIR_SETTINGS = ("CITYBRAIN_HOME", "CITYBRAIN_RUN_DIR")
 # The settings the operator API commands (runs, silences) read: the worker's port (the
 # default --url) and the grid file (cell names).
 API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE")
+# Set while a demo starts and runs its own stack (``own_settings``).
+_OWN_SETTINGS: ContextVar[bool] = ContextVar("citybrain_own_settings", default=False)
 
 
 def cli_command() -> str:
@@ -58,14 +62,31 @@ def printed_settings(
     directory was started with (``demo_settings``; t40: `restart-worker` after `stack
     down` advised `stack up` without the demo's CITYBRAIN_KAFKA_CONTROLLER_PORT and, typed
     so, it failed on the default port), then this shell's (``changed_settings``, which
-    win), limited to ``only`` when given, then ``env``."""
+    win; within ``own_settings``, this shell's only), limited to ``only`` when given,
+    then ``env``."""
     import os
 
-    # The demo of the run directory the command will use (``env`` may name another).
-    merged = {**demo_settings({**os.environ, **(env or {})}), **changed_settings()}
+    # The demo of the run directory the command will use (``env`` may name another);
+    # none while a new demo replaces it (``own_settings``).
+    recorded = {} if _OWN_SETTINGS.get() else demo_settings({**os.environ, **(env or {})})
+    merged = {**recorded, **changed_settings()}
     if only is not None:
         merged = {name: value for name, value in merged.items() if name in only}
     return {**merged, **(env or {})}
+
+
+@contextmanager
+def own_settings() -> Iterator[None]:
+    """Within it, printed commands carry this process's settings only, not the last
+    demo's recorded ones: a new demo replaces that demo's stack, worker and topics with
+    its own, started with this shell's settings (t46: a plain `make demo` after one with
+    CITYBRAIN_KAFKA_CONTROLLER_PORT=19094 printed `…=19094 make stack-up` in its first
+    line, then started Kafka on 19093)."""
+    token = _OWN_SETTINGS.set(True)
+    try:
+        yield
+    finally:
+        _OWN_SETTINGS.reset(token)
 
 
 def _assignments(settings: Mapping[str, str]) -> list[str]:

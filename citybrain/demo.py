@@ -39,6 +39,7 @@ from citybrain.commands import (
     API_SETTINGS,
     command_line,
     make_command,
+    own_settings,
 )
 from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
@@ -707,6 +708,11 @@ class RunningDemo:
     started: str
 
 
+class DemoInterruptedError(RuntimeError):
+    """The demo was interrupted (Ctrl-C); the message says what it left and what to type
+    next (``interrupted_message``)."""
+
+
 class DemoRunningError(RuntimeError):
     """Another demo runs on this run directory; ``demo`` says which."""
 
@@ -913,11 +919,15 @@ def restart_command(settings: Settings) -> str:
     return command_line("stack", "restart-worker", env=run_dir)
 
 
-def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
+def interrupted_message(
+    settings: Settings, stack_up: bool = False, prefix: str | None = None
+) -> str:
     """What a demo (or with ``stack_up``, ``stack up``) stopped by Ctrl-C leaves, and what
     to type next (new-user walk, t17: both said only "interrupted", with Kafka left
     running or starting unannounced). The demo's worker is stopped by ``run_demo`` unless
-    the interruption came after the summary."""
+    the interruption came after the summary. ``prefix``: the demo's topic prefix; when
+    it had recorded its state (demo.json) and Kafka runs, `stack restart-worker` is
+    offered, which brings its runs back (t46: nothing pointed to it)."""
     by = "" if stack_up else stopped_by(DemoFiles.of(settings))
     if by:
         # Not "interrupted ... keeps running": the other command is stopping the rest.
@@ -943,6 +953,11 @@ def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
         again = f"`{command_line('stack', 'up')}` starts the rest"
     else:
         said = "its worker keeps serving the runs it made" if worker else "its worker was stopped"
+        if not worker and "Kafka" in left and prefix and _recorded_prefix(settings) == prefix:
+            said += (
+                f"; `{restart_command(settings)}` starts it again on the runs it made, "
+                "which a new demo deletes"
+            )
         head = f"the demo did not finish ({said})"
         again = f"`{make_command('demo')}` in the checkout starts a new demo"
     if not left:
@@ -953,6 +968,17 @@ def interrupted_message(settings: Settings, stack_up: bool = False) -> str:
         f"`{command_line('stack', 'down')}` stops "
         f"{agreeing(len(left), 'it', 'them')}, or {again}"
     )
+
+
+def _recorded_prefix(settings: Settings) -> str | None:
+    """The topic prefix of the demo recorded under ``settings``' run directory
+    (``DemoFiles.state``), None when there is none or it cannot be read."""
+    try:
+        doc = json.loads(DemoFiles.of(settings).state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    prefix = doc.get("topic_prefix") if isinstance(doc, dict) else None
+    return prefix if isinstance(prefix, str) else None
 
 
 def stop_running_demo(settings: Settings, by: str, timeout: float = 60.0) -> RunningDemo | None:
@@ -1102,21 +1128,26 @@ def run_demo(
     # deleted: a bad --data file was found only after the stack had started and the
     # earlier demos' topics were gone, and the stack was left running unsaid.
     events = load_events(data)
+    prefix = f"demo-{started:%Y%m%d%H%M%S}"
     # One demo at a time per stack: a second one refuses (DemoRunningError) before it
-    # stops anything or deletes any topic.
-    with demo_lock(files, f"demo-{started:%Y%m%d%H%M%S}", started):
-        return _run_demo(
-            console,
-            base,
-            files,
-            events,
-            started,
-            data,
-            ack_deadline,
-            summary_path,
-            report_path,
-            expected,
-        )
+    # stops anything or deletes any topic. Once it holds the lock, this demo replaces the
+    # last one's stack, worker and topics: what it prints carries its own settings.
+    with demo_lock(files, prefix, started), own_settings():
+        try:
+            return _run_demo(
+                console,
+                base,
+                files,
+                events,
+                started,
+                data,
+                ack_deadline,
+                summary_path,
+                report_path,
+                expected,
+            )
+        except KeyboardInterrupt:
+            raise DemoInterruptedError(interrupted_message(base, prefix=prefix)) from None
 
 
 def _run_demo(
@@ -1140,10 +1171,14 @@ def _run_demo(
         component.check_ports()
     if read_pid(files.pid) is None:  # else the previous demo's worker holds it, stopped below
         check_worker_port(base)
+        # The last demo's record no longer says what runs here once this demo starts its
+        # stack: later commands printed after an interruption carried its settings (t46).
+        files.state.unlink(missing_ok=True)
     kafka.start()
     prom.start()
     if stop_demo_worker(base):
         console.print("stopped the previous demo's worker")
+        files.state.unlink(missing_ok=True)
         check_worker_port(base)
     note = dropped_note(drop_old_demo_topics(base))
     if note:

@@ -175,6 +175,16 @@ def test_report_and_campaign_report_of_a_quiet_demo_name_its_running_worker(
         f"worker, running on {url}, reads it and raised no alert"
     ) in report.stderr
     assert "start one" not in report.stderr and " worker\n" not in report.stderr
+    # Without --prefix: the warnings name the running demo's prefix, the one read (t46:
+    # "under prefix None").
+    unsent = _cli(
+        env, "report", "--data", str(quiet_data), str(NYC311), "--out", str(tmp_path / "u.html")
+    )
+    assert unsent.returncode == 0, unsent.stderr
+    assert (
+        f"citybrain: warning: --data {NYC311.name}: the topics of prefix {prefix!r} hold none"
+    ) in unsent.stderr
+    assert "None" not in unsent.stderr
     today = datetime.now(UTC).date()
     campaign = _cli(
         env, "campaign", "report", "--from", f"{today}", "--to", f"{today + timedelta(days=1)}"
@@ -220,3 +230,72 @@ def test_a_stopped_demo_worker_restarts_as_status_says_and_is_tracked(
     assert not alive(again)
     assert can_bind("127.0.0.1", settings.worker_port)
     assert demo_worker(settings)[0] == "none"
+
+
+def test_an_interrupted_demos_worker_comes_back_with_restart_worker_as_it_says(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path
+) -> None:
+    """t46: after Ctrl-C in `make demo`, nothing pointed to `stack restart-worker`:
+    status said `demo worker down (optional)`, and `runs list` to start one with `make
+    demo` (which deletes the interrupted demo's topics)."""
+    settings = stack_settings(run_dir)
+    files = DemoFiles.of(settings)
+    env = _env(run_dir)
+    err_path = tmp_path / "demo.err"
+    with (tmp_path / "demo.out").open("w") as out, err_path.open("w") as err:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "citybrain.cli", "demo", "--data", str(NYC311),
+             "--ack-deadline", "600"],
+            env=env, stdout=out, stderr=err,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 180
+            url = f"http://127.0.0.1:{settings.worker_port}/metrics"
+            # Its own worker (a module fixture's demo may have left one serving).
+            while not (
+                (running := running_demo(settings)) is not None
+                and running.pid == demo.pid
+                and (demo_worker(settings)[1] or {}).get("topic_prefix") == running.prefix
+                and read_pid(files.pid) is not None
+                and _serving(url)
+            ):
+                assert demo.poll() is None, err_path.read_text()
+                assert time.monotonic() < deadline, "the demo's worker did not start"
+                time.sleep(0.5)
+            prefix = running.prefix
+            demo.send_signal(signal.SIGINT)  # Ctrl-C
+            assert demo.wait(timeout=60) == 130
+        finally:
+            demo.kill()
+            demo.wait()
+    said = err_path.read_text()
+    assert re.search(
+        rf"the demo did not finish \(its worker was stopped; `CITYBRAIN_\S+.*"
+        rf"CITYBRAIN_RUN_DIR={re.escape(str(run_dir))}[^`]* \S*citybrain stack restart-worker` "
+        "starts it again on the runs it made",
+        said,
+    ), said
+    status = _cli(env, "stack", "status")
+    assert "demo worker down" in status.stdout, status.stdout
+    line = re.search(
+        rf"the last demo's \(prefix {prefix}\); start it again, as the demo ran it: (.+)$",
+        status.stdout,
+        re.M,
+    )
+    assert line, status.stdout
+    runs = _cli(
+        env, "runs", "list", "--token", "x", "--url", f"http://127.0.0.1:{settings.worker_port}"
+    )
+    assert f"the last demo's worker (prefix {prefix}) is not running" in runs.stderr, runs.stderr
+    assert "make demo" not in runs.stderr
+    # As typed in a fresh shell: no CITYBRAIN_* variable but what the line carries.
+    fresh = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
+    try:
+        restarted = subprocess.run(
+            ["bash", "-c", line.group(1)], env=fresh, capture_output=True, text=True, timeout=150
+        )
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert f"topic prefix {prefix}" in restarted.stdout
+        assert prefix in topic_prefixes(settings)
+    finally:
+        stop_demo_worker(settings)

@@ -133,9 +133,16 @@ def test_stack_status_shows_a_stopped_demo_worker_with_its_log_and_restart(
         f"(crashed or killed); its log: {log} (last line: KafkaError: broker went away)"
     )
     assert second.strip() == f"start it again, as the demo ran it: {restart_command(settings)}"
-    assert demo_worker_lines(_demo(tmp_path / "down", None)) == [
-        "demo worker down     http://127.0.0.1:16766 (optional)"
+    # Down (its demo interrupted, or `stack down` stopped it): its runs come back with
+    # restart-worker (t46); with no demo recorded, nothing to start again.
+    down = _demo(tmp_path / "down", None)
+    assert demo_worker_lines(down) == [
+        "demo worker down     http://127.0.0.1:16766 (optional)",
+        f"{'':11} the last demo's (prefix demo-20261201185606); start it again, as the demo "
+        f"ran it: {restart_command(down)}",
     ]
+    DemoFiles.of(down).state.unlink()
+    assert demo_worker_lines(down) == ["demo worker down     http://127.0.0.1:16766 (optional)"]
 
 
 def test_the_unreachable_api_hint_restarts_the_stopped_demo_worker(

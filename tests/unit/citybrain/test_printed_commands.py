@@ -7,7 +7,9 @@ restart-worker advising a bare `stack up`, which failed on port 19093."""
 from __future__ import annotations
 
 import ast
+import io
 import json
+import os
 import re
 import shlex
 import socket
@@ -15,16 +17,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from citybrain.cli import EXIT_SERVICE, demo_worker_lines, main
 from citybrain.commands import (
     command_line,
     demo_settings,
     make_command,
+    own_settings,
     printed_settings,
     start_stack_hint,
 )
-from citybrain.demo import DemoFiles, interrupted_message, restart_command, starting_line
+from citybrain.demo import (
+    DemoFiles,
+    interrupted_message,
+    restart_command,
+    run_demo,
+    starting_line,
+)
+from citybrain.errors import ListenError
 from streams.settings import REPO_ROOT, Settings
 
 SETTING = "CITYBRAIN_KAFKA_CONTROLLER_PORT=19094"
@@ -160,3 +171,92 @@ def test_a_printed_command_runs_in_a_fresh_shell(demo_ran: Settings) -> None:
     env = dict(w.split("=", 1) for w in words if "=" in w and w.startswith("CITYBRAIN_"))
     assert env["CITYBRAIN_KAFKA_CONTROLLER_PORT"] == "19094"
     assert env["CITYBRAIN_RUN_DIR"] == str(demo_ran.run_dir)
+
+
+def test_a_new_demo_prints_its_own_settings_not_the_last_demos(
+    demo_ran: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t46: a plain `make demo` after one with CITYBRAIN_KAFKA_CONTROLLER_PORT=19094
+    printed `…=19094 make stack-up` in its first line, then started Kafka on 19093. Here
+    the new demo stops at its first port check (its Kafka port is taken): what it printed
+    carries no recorded setting, and the last demo's record stays (nothing started)."""
+    data = tmp_path / "one.csv"
+    data.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-06T00:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(taken.getsockname()[1]))
+        out = io.StringIO()
+        with pytest.raises(ListenError) as raised:
+            run_demo([data], console=Console(file=out, width=400))
+    said = out.getvalue() + str(raised.value)
+    assert "make stack-up" in said and "ingest mqtt" in said, said
+    assert "19094" not in said, said
+    assert SETTING in command_line("stack", "up")  # the last demo's stack is still there
+
+
+def test_within_own_settings_no_printed_command_carries_the_recorded_ones(
+    demo_ran: Settings,
+) -> None:
+    DemoFiles.of(demo_ran).pid.write_text(str(_dead_pid()))
+    with own_settings():
+        lines = [
+            starting_line(),
+            interrupted_message(demo_ran),
+            interrupted_message(demo_ran, prefix="demo-1"),
+            start_stack_hint(),
+        ]
+    for text in lines:
+        assert "19094" not in text, text
+        assert f"CITYBRAIN_RUN_DIR={demo_ran.run_dir}" in text, text
+    assert SETTING in starting_line()  # outside it, as before
+
+
+def test_stack_status_and_runs_offer_restart_worker_for_a_demo_whose_worker_is_down(
+    demo_ran: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t46: after Ctrl-C in `make demo` (its worker stopped, its state recorded), status
+    said `demo worker down (optional)` and `runs list` said to start one with `make demo`,
+    which deletes that demo's topics; `stack restart-worker` brings its runs back."""
+    status = "\n".join(demo_worker_lines(demo_ran))
+    assert "demo worker down" in status
+    assert re.search(
+        rf"the last demo's \(prefix demo-1\); start it again, as the demo ran it: .*{SETTING}.*"
+        r"citybrain stack restart-worker$",
+        status,
+        re.M,
+    ), status
+    assert main(["runs", "list", "--token", "t", "--url", "http://127.0.0.1:16766"]) == EXIT_SERVICE
+    err = capsys.readouterr().err
+    assert "the last demo's worker (prefix demo-1) is not running" in err, err
+    assert "stack restart-worker" in err and "make demo" not in err, err
+
+
+def test_a_wiped_stack_keeps_no_record_of_the_last_demo(
+    demo_ran: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its topics and runs are gone with Kafka's data: status offered restart-worker for
+    them, and printed commands carried its settings."""
+    assert main(["stack", "down", "--wipe"]) == 0
+    assert "data wiped" in capsys.readouterr().out
+    assert not DemoFiles.of(demo_ran).state.exists()
+    assert "restart-worker" not in "\n".join(demo_worker_lines(demo_ran))
+    assert "19094" not in command_line("stack", "up")
+
+
+def test_an_interrupted_demo_that_recorded_its_state_names_restart_worker(
+    demo_ran: Settings,
+) -> None:
+    """Its worker stopped, its runs and topics kept: `stack restart-worker` brings them
+    back; not for a demo that had not recorded its state yet (demo.json is another's)."""
+    from citybrain.stack import KafkaBroker
+
+    kafka = KafkaBroker(demo_ran)
+    kafka.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    kafka.pid_file.write_text(str(os.getpid()))  # a live process stands for Kafka
+    said = interrupted_message(demo_ran, prefix="demo-1")
+    assert f"(its worker was stopped; `{restart_command(demo_ran)}` starts it again" in said
+    assert "restart-worker" not in interrupted_message(demo_ran, prefix="demo-2")

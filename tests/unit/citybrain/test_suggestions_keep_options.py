@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import build_parser, given_argv, ingest_target, replay_stopped, replay_target
+from citybrain.cli import (
+    build_parser,
+    given_argv,
+    ingest_target,
+    replay_stopped,
+    replay_target,
+    without_token,
+)
 from citybrain.demo import DemoFiles
 from streams.settings import Settings
 
@@ -56,3 +63,25 @@ def test_run_it_again_keeps_the_options(capsys: pytest.CaptureFixture[str]) -> N
     args.argv = list(ARGV)
     line = replay_stopped(args, 0, 5, [])
     assert _suggested(line)[1:] == ARGV
+
+
+@pytest.mark.parametrize(
+    "skip", [["--skip", "5"], ["--skip=5"], ["--sk", "5"]], ids=["spaced", "equals", "abbreviated"]
+)
+def test_the_feed_the_demo_line_leaves_out_this_prefixs_progress(
+    tmp_path: Path, skip: list[str]
+) -> None:
+    """t46: a replay resumed under t42x with `--skip 5` offered the demo's worker
+    `… replay FILE --skip 5 --max`, which left out 5 events that worker never had."""
+    argv = ["replay", "small bad.csv", *skip, "--max"]
+    note = replay_target(_demo_running(tmp_path), argv)[1]
+    assert _suggested(note)[2:] == ["replay", "small bad.csv", "--max"]
+    assert f"from the first event ({shlex.join(skip)} is this prefix's)" in note
+
+
+def test_a_printed_command_never_shows_the_token_given_abbreviated() -> None:
+    for token in (["--token", "s3cret"], ["--token=s3cret"], ["--tok", "s3cret"]):
+        assert without_token(["runs", "list", *token, "--wide"]) == (
+            ["runs", "list", "--wide"],
+            True,
+        )
