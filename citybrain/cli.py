@@ -624,10 +624,50 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         + f" ({stats.seconds:.1f}s)"
     )
+    unregistered = unregistered_note(todo, s.grid_file)
+    if unregistered:
+        print(f"citybrain: warning: {unregistered}", file=sys.stderr)
     if stats.failed:
         print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
         return 1
     return 0
+
+
+# An unregistered sensor's first few ids are named, each with the closest registered one.
+UNREGISTERED_SHOWN = 3
+
+
+def unregistered_note(events: Sequence[Any], grid_file: Path) -> str:
+    """How many of ``events`` (``streams.feeds.Event``) are readings whose sensor the grid
+    in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE) does not register, with the first
+    ``UNREGISTERED_SHOWN`` ids and the closest registered id of each: the worker
+    dead-letters them as unknown_sensor (a newcomer's typo in a CSV was "sent 1 reading",
+    exit 0). "" when every sensor is registered, or the grid cannot be read (the worker's
+    own start says why)."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+    from streams.events import Reading
+
+    try:
+        grid = load_grid(grid_file)
+    except (PlaybookError, OSError):
+        return ""
+    rows = 0
+    unknown: dict[str, None] = {}  # in the order first met
+    for event in events:
+        if isinstance(event, Reading) and event.sensor_id not in grid.sensors:
+            rows += 1
+            unknown.setdefault(event.sensor_id)
+    if not rows:
+        return ""
+    named = list(unknown)[:UNREGISTERED_SHOWN]
+    shown = ", ".join(f"{sensor!r}{grid.near_sensor(sensor)}" for sensor in named)
+    return (
+        f"{counted(rows, 'row')} named a sensor that {grid_file.name} (CITYBRAIN_GRID_FILE) "
+        f"does not register, so the worker dead-letters {'it' if rows == 1 else 'them'} "
+        f"as unknown_sensor (`citybrain deadletters`): {shown}"
+        + (f" and {len(unknown) - len(named):,} more" if len(unknown) > len(named) else "")
+    )
 
 
 def replay_refused(stats: Any, max_message_bytes: int) -> str:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from playbooks.errors import did_you_mean
 from playbooks.grid import LEVELS
 
 # Prometheus' model.Duration (prometheus/common model/time.go, ParseDuration), the syntax
@@ -64,7 +65,9 @@ def parse_duration(text: str) -> float:
 
 def _level(value: str | None) -> str | None:
     if value is not None and value not in LEVELS:
-        raise ValueError(f"level is {value!r}, expected one of {', '.join(LEVELS)}")
+        raise ValueError(
+            f"level is {value!r}, expected one of {', '.join(LEVELS)}{did_you_mean(value, LEVELS)}"
+        )
     return value
 
 

@@ -30,7 +30,7 @@ from aiohttp import web
 from faust.web import Request, Response, View
 
 from playbooks.engine import MAX_COMMENT, MAX_NOTE, Run, is_terminal
-from playbooks.errors import RoutingConfigError, SilenceError
+from playbooks.errors import RoutingConfigError, SilenceError, did_you_mean
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
@@ -45,7 +45,7 @@ from streams.auth import (
     refusal_401,
 )
 from streams.context import API_KAFKA_WAIT, Context, PendingAnswers, run_key
-from streams.errors import EventError, closest, show
+from streams.errors import EventError, show
 from streams.events import decode_json, parse_ts
 from streams.partitioning import key_partition
 
@@ -539,13 +539,6 @@ def elsewhere(run_id: str, owned: set[int], partitions: int) -> str | None:
         "another worker owns (runs live on the worker that owns their partition); ask "
         "that worker (the CLI's --url)"
     )
-
-
-def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'resolved'?)`` for a value near one of ``choices``, or "" (the
-    command line's answer to a misspelt choice, streams.errors.closest)."""
-    near = closest(value, choices)
-    return f" (did you mean {near!r}?)" if near is not None else ""
 
 
 class ApiError(Exception):

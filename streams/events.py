@@ -287,7 +287,12 @@ class EventValidator:
         sensor = self.grid.sensors.get(given) if isinstance(given, str) else None
         if sensor is None and isinstance(given, str) and given:
             # First: whatever else the reading lacks, it would still be refused for this.
-            raise EventError("unknown_sensor", "sensor_id", given, "sensor is not registered")
+            raise EventError(
+                "unknown_sensor",
+                "sensor_id",
+                given,
+                f"sensor is not registered{self.grid.near_sensor(given)}",
+            )
         missing = (
             [] if doc.keys() >= _READING_FIELDS else [n for n in READING_FIELDS if n not in doc]
         )
@@ -335,7 +340,12 @@ class EventValidator:
         if grid_cell not in self.grid.cells:
             raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
         if sensor is None:  # (an empty sensor_id: _string above refuses it)
-            raise EventError("unknown_sensor", "sensor_id", sensor_id, "sensor is not registered")
+            raise EventError(
+                "unknown_sensor",
+                "sensor_id",
+                sensor_id,
+                f"sensor is not registered{self.grid.near_sensor(sensor_id)}",
+            )
         if sensor.cell != grid_cell or sensor.kind != kind_id:
             raise EventError(
                 "registration_mismatch",

@@ -259,7 +259,8 @@ class NgsiMapping:
                 "unknown_sensor",
                 attr,
                 sensor_id,
-                f"no sensor with this id (template {self.template!r}) is registered in the grid",
+                f"no sensor with this id (template {self.template!r}) is registered in the "
+                f"grid{self.grid.near_sensor(sensor_id)}",
             )
         return {
             "schema": READING_SCHEMA,
