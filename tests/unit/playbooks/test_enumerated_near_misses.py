@@ -1,0 +1,73 @@
+"""Every enumerated value of playbook, routing and grid YAML that is refused names the
+closest allowed one, as an unknown key does (a newcomer's ``level: stret`` got the list
+alone while ``deadlin`` got "did you mean 'deadline'?")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playbooks.errors import GridError, RoutingConfigError
+from playbooks.grid import Grid
+from playbooks.loader import playbook_errors
+from playbooks.routing import Matcher
+
+PLAYBOOK = """\
+playbook: flood
+version: 1
+department: water-bureau
+sla: 6h
+steps:
+  - {{id: tell, action: notify, level: {level}}}
+  - id: ask
+    action: approval
+    role: {role}
+    question: Close the road?
+    deadline: 1h
+  - {{id: done, action: resolve}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("level", "role", "says"),
+    [
+        (
+            "stret",
+            "operator",
+            "level is 'stret', expected one of community, street, district, "
+            "city (did you mean 'street'?)",
+        ),
+        (
+            "street",
+            "coordinater",
+            "is 'coordinater', expected 'operator' or 'coordinator' (did you mean 'coordinator'?)",
+        ),
+    ],
+)
+def test_a_playbook_value_off_its_choices_names_the_closest(
+    tmp_path: Path, level: str, role: str, says: str
+) -> None:
+    path = tmp_path / "flood.yaml"
+    path.write_text(PLAYBOOK.format(level=level, role=role))
+    _, errors = playbook_errors(path)
+    assert len(errors) == 1 and errors[0].endswith(says), errors
+
+
+def test_a_level_far_from_every_level_gets_the_list_alone(tmp_path: Path) -> None:
+    path = tmp_path / "flood.yaml"
+    path.write_text(PLAYBOOK.format(level="xyzzy", role="operator"))
+    _, errors = playbook_errors(path)
+    assert errors[0].endswith("expected one of community, street, district, city"), errors
+
+
+def test_a_matcher_operator_off_its_choices_names_the_closest() -> None:
+    with pytest.raises(RoutingConfigError) as err:
+        Matcher.build("kind", "~=", "pm25")
+    assert str(err.value).endswith("(did you mean '=~'?)"), err.value
+
+
+def test_a_grid_level_off_its_choices_names_the_closest() -> None:
+    with pytest.raises(GridError) as err:
+        Grid(cells={}).ancestor("c-1", "distrct")
+    assert str(err.value).endswith("(did you mean 'district'?)")
