@@ -48,7 +48,7 @@ from citybrain.commands import (
 from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
-from playbooks.errors import shown
+from playbooks.errors import did_you_mean, shown
 from streams.errors import StreamsError, closest
 from streams.events import MAX_PACK_READINGS
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -2738,7 +2738,7 @@ def _record_schema(doc: dict[str, object], where: str) -> None:
         shown = reprlib.repr(schema) if "schema" in doc else "missing"
         raise CliError(
             f'{where}: field "schema" is {shown}, expected one of '
-            f"{', '.join(RECORD_SCHEMAS)} "
+            f"{', '.join(RECORD_SCHEMAS)}{did_you_mean(schema, RECORD_SCHEMAS)} "
             "(a record of the steps or audit topic; docs/citizens.md)"
         )
 
@@ -3184,7 +3184,10 @@ def _detector(name: str) -> Detector:
     from detectors import DETECTORS
 
     if name not in DETECTORS:
-        raise CliError(f"--detector is {name!r}, expected one of {', '.join(sorted(DETECTORS))}")
+        raise CliError(
+            f"--detector is {name!r}, expected one of {', '.join(sorted(DETECTORS))}"
+            f"{did_you_mean(name, DETECTORS)}"
+        )
     return DETECTORS[name]()
 
 

@@ -50,6 +50,7 @@ from typing import Any
 from citybrain.errors import InputError
 from citybrain.resent import worker_duplicates
 from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
+from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
 from streams.csvfile import BadRow, read_records
@@ -217,6 +218,7 @@ def units_profile(
             if pick not in table:
                 raise RehearsalError(
                     f"{where}.{key} is {pick!r}, expected one of {', '.join(sorted(table))}"
+                    f"{did_you_mean(pick, table)}"
                 )
             picks[key] = table[pick]
         busy = spec.get("busy")

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError, unreadable
 
@@ -374,7 +375,8 @@ class EventValidator:
                 "unknown_source",
                 "source",
                 source,
-                f"expected one of {', '.join(sorted(INCIDENT_SOURCES))}",
+                f"expected one of {', '.join(sorted(INCIDENT_SOURCES))}"
+                f"{did_you_mean(source, INCIDENT_SOURCES)}",
             )
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:
