@@ -1431,7 +1431,11 @@ def _api(
             404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
         if exc.code == 404:  # asks the API for its ids: only when one was not found
-            hint = known_id_hint(base, token, path, given_argv(args)) + hint
+            report = body.get("report_id") if body is not None else None
+            if isinstance(report, str) and "(did you mean " in reason:
+                hint = answer_again(report, reason, given_argv(args))
+            else:
+                hint = known_id_hint(base, token, path, given_argv(args)) + hint
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
@@ -1571,6 +1575,26 @@ def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
     return (
         f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
     )
+
+
+def answer_again(report: str, reason: str, argv: Sequence[str]) -> str:
+    """For the API's 404 on a report id a run does not cover, whose ``reason`` names the
+    closest one it covers (``… (did you mean 'nyc311-61279245'?)``): the command as given
+    (``argv``) with that id, `` (`…/citybrain runs answer … --report nyc311-61279245`)``,
+    or "" when ``report`` is not one word of ``argv`` (``--report=…``)."""
+    import ast
+
+    near = reason.rsplit("(did you mean ", 1)[1].removesuffix("?)")
+    try:
+        near = ast.literal_eval(near)
+    except (ValueError, SyntaxError):
+        return ""
+    if report not in argv or not isinstance(near, str):
+        return ""
+    words, secret = without_token(argv)
+    again = [near if word == report else word for word in words]
+    with_token = " with your --token" if secret else ""
+    return f": `{command_line(*again, only=API_SETTINGS)}`{with_token}"
 
 
 def without_token(argv: Sequence[str]) -> tuple[list[str], bool]:

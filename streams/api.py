@@ -216,7 +216,10 @@ def answer_fields(
         raise ApiError(400, too_long("comment", comment, MAX_COMMENT))
     report = run.reports.get(rid)
     if report is None:
-        raise ApiError(404, f"run {run.run_id} covers no report {rid!r}")
+        # Closest among the run's own reports (at most MAX_REPORTS): a digit left off.
+        raise ApiError(
+            404, f"run {run.run_id} covers no report {rid!r}{did_you_mean(rid, run.reports)}"
+        )
     status = report["status"]
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")
