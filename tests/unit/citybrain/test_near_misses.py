@@ -1,0 +1,36 @@
+"""A newcomer's near misses are answered with what was meant: an ``--expect`` entry's
+misspelt key, a prefix that is not there, a CSV separated by ``;`` or tabs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from citybrain.demo import load_expected
+
+EXPECT = "- {name: flood, %s: usgs-, start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}\n"
+
+
+def test_an_expect_entry_names_its_unknown_key_and_the_one_meant(tmp_path: Path) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text(EXPECT % "sensor_prefx")
+    with pytest.raises(ValueError) as err:
+        load_expected(path)
+    assert str(err.value) == (
+        f"--expect {path}: entry 0: unknown key 'sensor_prefx' (did you mean "
+        "'sensor_prefix'?); missing sensor_prefix; expected exactly the keys "
+        "('name', 'sensor_prefix', 'start', 'end')"
+    )
+
+
+def test_an_expect_entry_names_a_missing_key_and_an_entry_that_is_no_mapping(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text("- {name: flood, start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}\n")
+    with pytest.raises(ValueError, match=r"entry 0: missing sensor_prefix; expected exactly"):
+        load_expected(path)
+    path.write_text("- flood\n")
+    with pytest.raises(ValueError, match=r"entry 0 is 'flood', expected a mapping with exactly"):
+        load_expected(path)
