@@ -2321,6 +2321,15 @@ def named_prefix(args: argparse.Namespace, settings: Settings, prefix: str, note
     return f"the default prefix {prefix!r} (no --prefix given)"
 
 
+def prefixes_there(what: str, found: Sequence[str], prefix: str) -> str:
+    """``prefixes there: a, b, … (the latest 8) (did you mean 'demo-20261203121245'?)``:
+    the last 8 of the topic prefixes ``found`` (oldest first) and the one closest to the
+    ``prefix`` asked for, when one is (a newcomer's prefix with a digit left off got the
+    list alone)."""
+    latest = " (the latest 8)" if len(found) > 8 else ""
+    return f"{what}: {', '.join(found[-8:])}{latest}{did_you_mean(prefix, found)}"
+
+
 def cmd_deadletters(args: argparse.Namespace) -> int:
     from citybrain.deadletters import dead_letter_topics
 
@@ -2333,8 +2342,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     if topic not in dead_letter_topics(settings):
         others = [t.removesuffix(".deadletter") for t in dead_letter_topics(settings)]
         there = (
-            f"prefixes with one: {', '.join(others[-8:])}"
-            f"{' (the latest 8)' if len(others) > 8 else ''}"
+            prefixes_there("prefixes with one", others, prefix)
             if others
             else "no dead-letter topic is there at all"
         )
@@ -2666,7 +2674,7 @@ def _need_prefix(
     demo = read_demo_state(settings)
     latest = f"; the running demo's is {demo['topic_prefix']}" if demo else ""
     there = (
-        f"prefixes there: {', '.join(found[-8:])}{' (the latest 8)' if len(found) > 8 else ''}"
+        prefixes_there("prefixes there", found, prefix)
         if found
         else "no citybrain topics are there at all"
     )

@@ -34,3 +34,21 @@ def test_an_expect_entry_names_a_missing_key_and_an_entry_that_is_no_mapping(
     path.write_text("- flood\n")
     with pytest.raises(ValueError, match=r"entry 0 is 'flood', expected a mapping with exactly"):
         load_expected(path)
+
+
+def test_a_prefix_that_is_not_there_is_answered_with_the_closest_one() -> None:
+    """`deadletters --prefix demo-2026120312124` (a digit left off) listed the prefixes
+    and suggested none; `report` and `campaign report` say it with the same words."""
+    from citybrain.cli import prefixes_there
+
+    found = ["citybrain", "demo-20261201093012", "demo-20261203121245"]
+    said = prefixes_there("prefixes there", found, "demo-2026120312124")
+    assert said == (
+        "prefixes there: citybrain, demo-20261201093012, demo-20261203121245 "
+        "(did you mean 'demo-20261203121245'?)"
+    )
+    many = [f"t{n}" for n in range(20)]
+    assert prefixes_there("prefixes there", many, "zzz").endswith("t19 (the latest 8)")
+    assert prefixes_there("prefixes with one", ["citybrain"], "xyz") == (
+        "prefixes with one: citybrain"
+    )
