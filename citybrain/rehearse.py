@@ -53,7 +53,7 @@ from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Ru
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
-from streams.csvfile import BadRow, read_records
+from streams.csvfile import BadRow, read_records, separator_hint
 from streams.errors import EventError, FeedError
 from streams.events import EventValidator, IncidentReport, parse_ts
 
@@ -395,7 +395,7 @@ def read_incidents(
         if unknown:
             raise RehearsalError(
                 f"{path}:{header.line}: header has {unknown_fields(unknown, known, 'column')} "
-                "(department is optional)"
+                f"(department is optional){separator_hint(header.fields)}"
             )
         missing = [name for name in INCIDENT_FIELDS if name not in columns]
         if missing:

@@ -52,3 +52,55 @@ def test_a_prefix_that_is_not_there_is_answered_with_the_closest_one() -> None:
     assert prefixes_there("prefixes with one", ["citybrain"], "xyz") == (
         "prefixes with one: citybrain"
     )
+
+
+SEMICOLONS = "timestamp;value\n2026-01-01T00:00:00Z;1,5\n"
+LOOKS = "(the file looks `;`-separated: save it with commas between fields and . as the decimal"
+
+
+def test_detect_says_a_semicolon_separated_file_looks_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain.cli import main
+
+    path = tmp_path / "series.csv"
+    path.write_text(SEMICOLONS)
+    assert main(["detect", "--input", str(path), "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "header is 'timestamp;value', expected timestamp,value " + LOOKS in err, err
+
+
+def test_replay_says_a_tab_separated_file_looks_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain.cli import main
+    from streams.feeds import READING_COLUMNS
+
+    path = tmp_path / "readings.csv"
+    path.write_text("\t".join(READING_COLUMNS) + "\n")
+    assert main(["replay", str(path), "--max"]) == 2
+    err = capsys.readouterr().err
+    assert "(the file looks tab-separated: save it with commas between fields" in err, err
+
+
+def test_rehearse_and_the_adapters_say_a_semicolon_separated_file_looks_so(
+    tmp_path: Path,
+) -> None:
+    from citybrain.adapters import AdapterError, read_table
+    from citybrain.rehearse import INCIDENT_FIELDS, RehearsalError, read_incidents
+
+    path = tmp_path / "reports.csv"
+    path.write_text(";".join(INCIDENT_FIELDS) + "\n")
+    with pytest.raises(RehearsalError) as rehearse_err:
+        read_incidents(path, [], [], lambda texts: [])
+    assert LOOKS in str(rehearse_err.value)
+    with pytest.raises(AdapterError) as adapter_err:
+        read_table(path, required=("report_id",))
+    assert LOOKS in str(adapter_err.value)
+
+
+def test_a_comma_separated_header_gets_no_separator_hint() -> None:
+    from streams.csvfile import separator_hint
+
+    assert separator_hint(["timestamp", "value"]) == ""
+    assert separator_hint(["timestamp", "note; with a semicolon"]) == ""
