@@ -111,14 +111,14 @@ class Grid:
     sensors: dict[str, SensorRegistration] = field(default_factory=dict)
     kinds: dict[str, SensorKind] = field(default_factory=lambda: dict(DEFAULT_KINDS))
     # Built at the first unknown sensor id (near_sensor): known ones never pay for it.
-    _near: NearSensors | None = field(default=None, init=False, repr=False, compare=False)
+    _near: NearIds | None = field(default=None, init=False, repr=False, compare=False)
 
     def near_sensor(self, given: str) -> str:
         """`` (did you mean 'usgs-01589330-water_level'?)`` for an unregistered sensor id
         near a registered one, else "" (also when this minute's lookups are spent:
-        ``NearSensors``). The tail of every ``unknown_sensor`` reason."""
+        ``NearIds``). The tail of every ``unknown_sensor`` reason."""
         if self._near is None:
-            self._near = NearSensors(self.sensors)
+            self._near = NearIds(self.sensors)
         near = self._near.closest(given)
         return f" (did you mean {near!r}?)" if near is not None else ""
 
@@ -170,6 +170,13 @@ class Grid:
                 )
             by_id[cell.id] = cell
             index[cell.id] = i
+        # A grid of many thousand cells: each misspelt reference among its neighbours.
+        near_cells = NearIds(by_id, per_minute=len(cells) + len(sensors))
+
+        def cell_hint(given: object) -> str:
+            near = near_cells.closest(given) if isinstance(given, str) and given else None
+            return f" (did you mean {near!r}?)" if near is not None else ""
+
         for cell in by_id.values():
             i = index[cell.id]
             if cell.level not in LEVELS:
@@ -182,7 +189,8 @@ class Grid:
                 continue
             if cell.parent is None or cell.parent not in by_id:
                 fail(
-                    f"cell {cell.id!r}: parent {cell.parent!r} is not a cell",
+                    f"cell {cell.id!r}: parent {cell.parent!r} is not a cell"
+                    f"{cell_hint(cell.parent)}",
                     ("cells", i, "parent"),
                 )
                 continue
@@ -209,7 +217,8 @@ class Grid:
                 pass
             elif sensor.cell not in by_id:
                 fail(
-                    f"sensor {sensor.id!r}: cell {sensor.cell!r} is not a cell",
+                    f"sensor {sensor.id!r}: cell {sensor.cell!r} is not a cell"
+                    f"{cell_hint(sensor.cell)}",
                     ("sensors", i, "cell"),
                 )
             elif by_id[sensor.cell].level in LEVELS and by_id[sensor.cell].level != "community":
@@ -224,7 +233,8 @@ class Grid:
                 continue
             if kind is None:
                 fail(
-                    f"sensor {sensor.id!r}: kind {sensor.kind!r} is not declared "
+                    f"sensor {sensor.id!r}: kind {sensor.kind!r} is not declared"
+                    f"{did_you_mean(sensor.kind, known)} "
                     "(declare it under 'kinds' with its unit and plausible range)",
                     ("sensors", i, "kind"),
                 )
@@ -277,33 +287,34 @@ class Grid:
         return out
 
 
-# An unknown sensor id is compared with this many registered ids on each side of it in
+# An unknown id (a sensor's, a cell's) is compared with this many known ids on each side of it in
 # two orders (the ids sorted, and sorted by their reversed text), so a typo near either
 # end finds its id among a city's 100,000 in about a millisecond, not a whole scan (80 ms
 # per 10,000 ids with difflib).
-NEAR_SENSOR_NEIGHBOURS = 48
+NEAR_ID_NEIGHBOURS = 48
 # Fresh lookups per minute and answers kept: a flood of unknown ids (a fleet on the wrong
 # grid) costs at most this many lookups a minute; past it a reason has no suggestion.
-NEAR_SENSOR_PER_MINUTE = 64
-NEAR_SENSOR_CACHE = 1024
+NEAR_ID_PER_MINUTE = 64
+NEAR_ID_CACHE = 1024
 
 
-class NearSensors:
-    """The registered sensor id an unknown one most likely misspells, at bounded cost.
+class NearIds:
+    """The known id (a registered sensor's, a cell's) an unknown one most likely
+    misspells, at bounded cost.
 
-    ``closest(given)`` compares ``given`` (case ignored) with the ``NEAR_SENSOR_NEIGHBOURS``
+    ``closest(given)`` compares ``given`` (case ignored) with the ``NEAR_ID_NEIGHBOURS``
     ids on each side of it in the sorted ids and in the ids sorted by their reversed
     text, with ``playbooks.errors.closest``. Answers (None too) are cached, the last
-    ``NEAR_SENSOR_CACHE``; at most ``per_minute`` fresh lookups run per minute of
+    ``NEAR_ID_CACHE``; at most ``per_minute`` fresh lookups run per minute of
     ``clock`` (seconds), after which ``closest`` answers None until the minute is over."""
 
     def __init__(
         self,
-        sensors: Iterable[str],
-        per_minute: int = NEAR_SENSOR_PER_MINUTE,
+        known: Iterable[str],
+        per_minute: int = NEAR_ID_PER_MINUTE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        ids = sorted(set(sensors), key=str.casefold)
+        ids = sorted(set(known), key=str.casefold)
         self._ids = ids
         self._keys = [i.casefold() for i in ids]
         tails = sorted((i.casefold()[::-1], i) for i in ids)
@@ -316,8 +327,8 @@ class NearSensors:
         self._cache: OrderedDict[str, str | None] = OrderedDict()
 
     def closest(self, given: str) -> str | None:
-        """The registered id ``given`` most likely misspells, None when none is close or
-        this minute's lookups are spent."""
+        """The known id ``given`` most likely misspells, None when none is close or this
+        minute's lookups are spent."""
         if given in self._cache:
             self._cache.move_to_end(given)
             return self._cache[given]
@@ -328,14 +339,14 @@ class NearSensors:
             return None
         self._spent += 1
         text = given.casefold()
-        n = NEAR_SENSOR_NEIGHBOURS
+        n = NEAR_ID_NEIGHBOURS
         at = bisect.bisect_left(self._keys, text)
         candidates = self._ids[max(0, at - n) : at + n]
         at = bisect.bisect_left(self._tail_keys, text[::-1])
         candidates += self._tail_ids[max(0, at - n) : at + n]
         near = closest(given, candidates)
         self._cache[given] = near if isinstance(near, str) else None
-        if len(self._cache) > NEAR_SENSOR_CACHE:
+        if len(self._cache) > NEAR_ID_CACHE:
             self._cache.popitem(last=False)
         return self._cache[given]
 

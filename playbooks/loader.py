@@ -457,7 +457,7 @@ def _geometry(what: str, value: Any, loc: tuple[str | int, ...]) -> dict[str, An
     if unknown:
         raise GridError(
             f"{what}: geometry has unknown keys {sorted(map(str, unknown))}, expected "
-            "type and coordinates",
+            f"type and coordinates{_near(set(map(str, unknown)), {'type', 'coordinates'})}",
             loc,
         )
     coordinates = value.get("coordinates")

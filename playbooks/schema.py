@@ -52,7 +52,10 @@ def parse_duration(text: str) -> float:
             raise ValueError(f"duration is {text!r}, {expected}")
         number, unit = match.groups()
         if unit not in _UNITS:
-            raise ValueError(f"duration {text!r} has the unknown unit {unit!r}, {expected}")
+            raise ValueError(
+                f"duration {text!r} has the unknown unit {unit!r}, {expected}"
+                f"{did_you_mean(unit, _UNITS)}"
+            )
         if units.index(unit) <= order:
             raise ValueError(f"duration is {text!r}, {expected}")
         order = units.index(unit)

@@ -71,3 +71,36 @@ def test_a_grid_level_off_its_choices_names_the_closest() -> None:
     with pytest.raises(GridError) as err:
         Grid(cells={}).ancestor("c-1", "distrct")
     assert str(err.value).endswith("(did you mean 'district'?)")
+
+
+GRID = """\
+version: 1
+cells:
+  - {id: testcity, level: city, name: T, unit: u}
+  - {id: d-east, level: district, name: E, unit: u, parent: testcity}
+  - {id: s-river, level: street, name: R, unit: u, parent: d-eats}
+  - {id: c-bridge, level: community, name: B, unit: u, parent: s-river}
+sensors:
+  - {id: g1, kind: water_levl, unit: ft, cell: c-bridge}
+  - {id: g2, kind: water_level, unit: ft, cell: c-brige}
+"""
+
+
+def test_a_grid_reference_off_its_ids_names_the_closest(tmp_path: Path) -> None:
+    from playbooks.loader import load_grid
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    said = str(err.value)
+    assert "parent 'd-eats' is not a cell (did you mean 'd-east'?)" in said, said
+    assert "kind 'water_levl' is not declared (did you mean 'water_level'?) (declare" in said
+    assert "cell 'c-brige' is not a cell (did you mean 'c-bridge'?)" in said
+
+
+def test_a_duration_unit_off_its_units_names_the_closest() -> None:
+    from playbooks.schema import parse_duration
+
+    with pytest.raises(ValueError, match=r"unknown unit 'hr', .*\(did you mean 'h'\?\)$"):
+        parse_duration("1hr")

@@ -21,7 +21,7 @@ from tests.unit.citybrain.ingest.conftest import T_NOW, example
 
 @pytest.fixture
 def grid() -> Grid:
-    # Its own grid: the lookups a grid makes per minute are bounded (NearSensors).
+    # Its own grid: the lookups a grid makes per minute are bounded (NearIds).
     return load_grid(FIXTURES / "grid-ingest.yaml")
 
 

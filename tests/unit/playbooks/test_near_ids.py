@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from playbooks.grid import NEAR_SENSOR_CACHE, NearSensors
+from playbooks.grid import NEAR_ID_CACHE, NearIds
 
 
 def city(n: int) -> list[str]:
@@ -12,7 +12,7 @@ def city(n: int) -> list[str]:
 
 
 def test_a_typo_at_either_end_of_an_id_among_a_city_of_sensors_is_found_fast() -> None:
-    near = NearSensors(city(50_000))
+    near = NearIds(city(50_000))
     started = time.perf_counter()
     assert near.closest("usgs-00031415-water_levl") == "usgs-00031415-water_level"
     assert near.closest("usgx-00031415-water_level") == "usgs-00031415-water_level"
@@ -24,7 +24,7 @@ def test_a_typo_at_either_end_of_an_id_among_a_city_of_sensors_is_found_fast() -
 
 def test_fresh_lookups_are_bounded_per_minute_and_answers_are_kept() -> None:
     now = [0.0]
-    near = NearSensors(["gauge-1", "gauge-2", "air-1"], per_minute=2, clock=lambda: now[0])
+    near = NearIds(["gauge-1", "gauge-2", "air-1"], per_minute=2, clock=lambda: now[0])
     assert near.closest("guage-1") == "gauge-1"
     assert near.closest("air-l") == "air-1"
     assert near.closest("gauge-x9") is None  # this minute's two lookups are spent
@@ -34,7 +34,7 @@ def test_fresh_lookups_are_bounded_per_minute_and_answers_are_kept() -> None:
 
 
 def test_the_kept_answers_are_bounded() -> None:
-    near = NearSensors(["gauge-1"], per_minute=10 * NEAR_SENSOR_CACHE)
-    for i in range(2 * NEAR_SENSOR_CACHE):
+    near = NearIds(["gauge-1"], per_minute=10 * NEAR_ID_CACHE)
+    for i in range(2 * NEAR_ID_CACHE):
         near.closest(f"unknown-{i}")
-    assert len(near._cache) == NEAR_SENSOR_CACHE
+    assert len(near._cache) == NEAR_ID_CACHE
