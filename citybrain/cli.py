@@ -1156,7 +1156,10 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
         add("grid_cell", sensor.cell)
         add("kind", sensor.kind)
     elif sensor_id:
-        notes.append(f"sensor {sensor_id!r} is not registered in the grid: its cell is not known")
+        notes.append(
+            f"sensor {sensor_id!r} is not registered in the grid{grid.near_sensor(sensor_id)}: "
+            "its cell is not known"
+        )
     kind = labels.get("kind") or out.get("kind", "")
     if sensor_id or kind in grid.kinds:
         add("source", "sensor")
@@ -1168,8 +1171,8 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
             add(name, value)
     elif cell:
         notes.append(
-            f"grid cell {cell!r} is not in the grid: community, street, district and city "
-            "are not known"
+            f"grid cell {cell!r} is not in the grid{did_you_mean(cell, grid.cells)}: community, "
+            "street, district and city are not known"
         )
     return out, notes
 

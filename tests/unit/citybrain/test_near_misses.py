@@ -104,3 +104,18 @@ def test_a_comma_separated_header_gets_no_separator_hint() -> None:
 
     assert separator_hint(["timestamp", "value"]) == ""
     assert separator_hint(["timestamp", "note; with a semicolon"]) == ""
+
+
+def test_the_labels_a_worker_adds_name_the_closest_sensor_and_cell() -> None:
+    from citybrain.cli import worker_labels
+    from playbooks.loader import load_grid
+    from tests.services import FIXTURES
+
+    grid = load_grid(FIXTURES / "grid-ingest.yaml")
+    _, notes = worker_labels({"sensor_id": "guage-1"}, grid)
+    assert notes == [
+        "sensor 'guage-1' is not registered in the grid (did you mean 'gauge-1'?): its cell "
+        "is not known"
+    ]
+    _, notes = worker_labels({"grid_cell": "c-brige"}, grid)
+    assert notes[0].startswith("grid cell 'c-brige' is not in the grid (did you mean 'c-bridge'?)")
