@@ -30,7 +30,7 @@ from aiohttp import web
 from faust.web import Request, Response, View
 
 from playbooks.engine import MAX_COMMENT, MAX_NOTE, Run, is_terminal
-from playbooks.errors import RoutingConfigError, SilenceError, did_you_mean
+from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
@@ -451,7 +451,8 @@ def query_params(query: Any, path: str, allowed: tuple[str, ...]) -> dict[str, s
             raise ApiError(
                 400,
                 f'query parameter "{name[:MAX_SHOWN_ID]}" is {show(values[0])}: '
-                f"{path[:MAX_SHOWN_ID]} takes no such parameter ({takes})",
+                f"{path[:MAX_SHOWN_ID]} takes no such parameter ({takes})"
+                f"{did_you_mean(name, allowed)}",
             )
         if len(values) > 1:
             raise ApiError(
@@ -472,7 +473,7 @@ def body_fields(doc: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> 
             raise ApiError(
                 400,
                 f'field "{name[:MAX_SHOWN_ID]}" is {show(doc[name])}: {what} takes no such '
-                f"field (it takes {', '.join(allowed)})",
+                f"field (it takes {', '.join(allowed)}){did_you_mean(name, allowed)}",
             )
 
 
@@ -498,9 +499,16 @@ async def unknown_path(request: web.Request) -> str:
         missing = match.http_exception
         if missing is None or missing.status == 405:
             return f"no such path {shown_id(path)}: without the trailing slash, {stripped!r}"
+    # A misspelt first part (/api/v1/runz, /api/v1/silence/x): the path with it spelt.
+    hint = ""
+    head, _, rest = path.removeprefix(PREFIX + "/").partition("/")
+    if path.startswith(PREFIX + "/"):
+        near = closest(head, {p.split("/")[1] for p in API_PATHS})
+        if near is not None and near != head:
+            hint = f" (did you mean {shown_id(PREFIX + '/' + str(near) + (rest and '/' + rest))}?)"
     return (
         f"no such path {shown_id(path)}: the operator API's paths are "
-        f"{', '.join(PREFIX + p for p in API_PATHS)} (docs/openapi.yaml)"
+        f"{', '.join(PREFIX + p for p in API_PATHS)} (docs/openapi.yaml){hint}"
     )
 
 
