@@ -110,16 +110,30 @@ class Grid:
     cells: dict[str, Cell]
     sensors: dict[str, SensorRegistration] = field(default_factory=dict)
     kinds: dict[str, SensorKind] = field(default_factory=lambda: dict(DEFAULT_KINDS))
-    # Built at the first unknown sensor id (near_sensor): known ones never pay for it.
-    _near: NearIds | None = field(default=None, init=False, repr=False, compare=False)
+    # Built at the first unknown id of each (near_sensor, near_cell, near_kind): known
+    # ones never pay for it.
+    _near: dict[str, NearIds] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def near_sensor(self, given: str) -> str:
         """`` (did you mean 'usgs-01589330-water_level'?)`` for an unregistered sensor id
         near a registered one, else "" (also when this minute's lookups are spent:
         ``NearIds``). The tail of every ``unknown_sensor`` reason."""
-        if self._near is None:
-            self._near = NearIds(self.sensors)
-        near = self._near.closest(given)
+        return self._hint("sensors", self.sensors, given)
+
+    def near_cell(self, given: str) -> str:
+        """`` (did you mean 'c-bridge'?)`` for a cell id near one of the grid's, else ""
+        (``near_sensor``'s bounds): the tail of every ``unknown_cell`` reason."""
+        return self._hint("cells", self.cells, given)
+
+    def near_kind(self, given: str) -> str:
+        """`` (did you mean 'water_level'?)`` for a kind near a declared one, else ""
+        (``near_sensor``'s bounds): the tail of every ``unknown_kind`` reason."""
+        return self._hint("kinds", self.kinds, given)
+
+    def _hint(self, what: str, known: dict[str, Any], given: str) -> str:
+        if what not in self._near:
+            self._near[what] = NearIds(known)
+        near = self._near[what].closest(given)
         return f" (did you mean {near!r}?)" if near is not None else ""
 
     @classmethod

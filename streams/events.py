@@ -316,7 +316,8 @@ class EventValidator:
                 "unknown_kind",
                 "kind",
                 kind_id,
-                f"not a kind declared in the grid ({len(self.grid.kinds)} are; docs/events.md)",
+                f"not a kind declared in the grid ({len(self.grid.kinds)} are; docs/events.md)"
+                f"{self.grid.near_kind(kind_id)}",
             )
         value = doc.get("value", MISSING)
         if value is MISSING:
@@ -339,7 +340,12 @@ class EventValidator:
             raise EventError("bad_unit", "unit", unit, f"kind {kind.id} is measured in {kind.unit}")
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:
-            raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
+            raise EventError(
+                "unknown_cell",
+                "grid_cell",
+                grid_cell,
+                f"not a cell of the grid{self.grid.near_cell(grid_cell)}",
+            )
         if sensor is None:  # (an empty sensor_id: _string above refuses it)
             raise EventError(
                 "unknown_sensor",
@@ -380,7 +386,12 @@ class EventValidator:
             )
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:
-            raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
+            raise EventError(
+                "unknown_cell",
+                "grid_cell",
+                grid_cell,
+                f"not a cell of the grid{self.grid.near_cell(grid_cell)}",
+            )
         return IncidentReport(ts, report_id, category, text, source, grid_cell)
 
     def _event_time(self, doc: dict[str, Any], now: float) -> float:

@@ -328,3 +328,14 @@ def test_an_unregistered_sensor_near_a_registered_one_is_named_with_it(grid: Gri
     assert str(err.value) == (
         "field \"sensor_id\" is 'guage-1': sensor is not registered (did you mean 'gauge-1'?)"
     )
+
+
+def test_a_misspelt_cell_or_kind_names_the_closest(grid: Grid) -> None:
+    validator = EventValidator(grid)
+    with pytest.raises(EventError) as err:
+        validator.reading(json.dumps(reading(grid_cell="c-brige")).encode(), NOW)
+    assert str(err.value).endswith("not a cell of the grid (did you mean 'c-bridge'?)")
+    with pytest.raises(EventError) as err:
+        validator.reading(json.dumps(reading(kind="water_levl")).encode(), NOW)
+    assert err.value.code == "unknown_kind"
+    assert str(err.value).endswith(" (did you mean 'water_level'?)")
