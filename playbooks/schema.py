@@ -315,7 +315,11 @@ def step_reference_errors(steps: Any) -> list[tuple[tuple[str | int, ...], str]]
             target = step.get(key) if isinstance(step, dict) else None
             if isinstance(target, str) and target not in ids:
                 errors.append(
-                    (("steps", i, key), f"{key} names step {target!r}, which does not exist")
+                    (
+                        ("steps", i, key),
+                        f"{key} names step {target!r}, which does not exist"
+                        f"{did_you_mean(target, ids)}",
+                    )
                 )
     return errors
 

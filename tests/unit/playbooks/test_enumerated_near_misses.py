@@ -104,3 +104,15 @@ def test_a_duration_unit_off_its_units_names_the_closest() -> None:
 
     with pytest.raises(ValueError, match=r"unknown unit 'hr', .*\(did you mean 'h'\?\)$"):
         parse_duration("1hr")
+
+
+def test_a_transition_to_a_misspelt_step_names_the_closest() -> None:
+    from playbooks.schema import step_reference_errors
+
+    steps = [{"id": "tell", "on_failure": "anotate"}, {"id": "annotate"}]
+    assert step_reference_errors(steps) == [
+        (
+            ("steps", 0, "on_failure"),
+            "on_failure names step 'anotate', which does not exist (did you mean 'annotate'?)",
+        )
+    ]
