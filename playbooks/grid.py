@@ -184,11 +184,16 @@ class Grid:
                 )
             by_id[cell.id] = cell
             index[cell.id] = i
-        # A grid of many thousand cells: each misspelt reference among its neighbours.
-        near_cells = NearIds(by_id, per_minute=len(cells) + len(sensors))
+        # A grid of many thousand cells: each misspelt reference among its neighbours,
+        # indexed at the first one (a valid grid never pays for it).
+        near_cells: list[NearIds] = []
 
         def cell_hint(given: object) -> str:
-            near = near_cells.closest(given) if isinstance(given, str) and given else None
+            if not isinstance(given, str) or not given:
+                return ""
+            if not near_cells:
+                near_cells.append(NearIds(by_id, per_minute=len(cells) + len(sensors)))
+            near = near_cells[0].closest(given)
             return f" (did you mean {near!r}?)" if near is not None else ""
 
         for cell in by_id.values():
