@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from playbooks.grid import DEFAULT_KINDS
-from streams.csvfile import BadRow, read_records, split_line
+from streams.csvfile import BadRow, read_records, separator_hint, split_line
 from streams.errors import FeedError
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
 
@@ -97,7 +97,9 @@ def read_table(
     frame.attrs["path"] = str(path)
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise AdapterError(f"{path}:{lines[0]}: the header has no column {missing[0]!r}")
+        raise AdapterError(
+            f"{path}:{lines[0]}: the header has no column {missing[0]!r}{separator_hint(texts[0])}"
+        )
     for at, column in enumerate(frame.columns):
         if not numeric(str(column)):
             continue

@@ -48,7 +48,7 @@ from citybrain.commands import (
 from citybrain.errors import utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
-from playbooks.errors import shown
+from playbooks.errors import did_you_mean, shown
 from streams.errors import StreamsError, closest
 from streams.events import MAX_PACK_READINGS
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -637,10 +637,50 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         + f" ({stats.seconds:.1f}s)"
     )
+    unregistered = unregistered_note(todo, s.grid_file)
+    if unregistered:
+        print(f"citybrain: warning: {unregistered}", file=sys.stderr)
     if stats.failed:
         print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
         return 1
     return 0
+
+
+# An unregistered sensor's first few ids are named, each with the closest registered one.
+UNREGISTERED_SHOWN = 3
+
+
+def unregistered_note(events: Sequence[Any], grid_file: Path) -> str:
+    """How many of ``events`` (``streams.feeds.Event``) are readings whose sensor the grid
+    in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE) does not register, with the first
+    ``UNREGISTERED_SHOWN`` ids and the closest registered id of each: the worker
+    dead-letters them as unknown_sensor (a newcomer's typo in a CSV was "sent 1 reading",
+    exit 0). "" when every sensor is registered, or the grid cannot be read (the worker's
+    own start says why)."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+    from streams.events import Reading
+
+    try:
+        grid = load_grid(grid_file)
+    except (PlaybookError, OSError):
+        return ""
+    rows = 0
+    unknown: dict[str, None] = {}  # in the order first met
+    for event in events:
+        if isinstance(event, Reading) and event.sensor_id not in grid.sensors:
+            rows += 1
+            unknown.setdefault(event.sensor_id)
+    if not rows:
+        return ""
+    named = list(unknown)[:UNREGISTERED_SHOWN]
+    shown = ", ".join(f"{sensor!r}{grid.near_sensor(sensor)}" for sensor in named)
+    return (
+        f"{counted(rows, 'row')} named a sensor that {grid_file.name} (CITYBRAIN_GRID_FILE) "
+        f"does not register, so the worker dead-letters {'it' if rows == 1 else 'them'} "
+        f"as unknown_sensor (`citybrain deadletters`): {shown}"
+        + (f" and {len(unknown) - len(named):,} more" if len(unknown) > len(named) else "")
+    )
 
 
 def replay_refused(stats: Any, max_message_bytes: int) -> str:
@@ -1139,7 +1179,10 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
         add("grid_cell", sensor.cell)
         add("kind", sensor.kind)
     elif sensor_id:
-        notes.append(f"sensor {sensor_id!r} is not registered in the grid: its cell is not known")
+        notes.append(
+            f"sensor {sensor_id!r} is not registered in the grid{grid.near_sensor(sensor_id)}: "
+            "its cell is not known"
+        )
     kind = labels.get("kind") or out.get("kind", "")
     if sensor_id or kind in grid.kinds:
         add("source", "sensor")
@@ -1151,8 +1194,8 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
             add(name, value)
     elif cell:
         notes.append(
-            f"grid cell {cell!r} is not in the grid: community, street, district and city "
-            "are not known"
+            f"grid cell {cell!r} is not in the grid{did_you_mean(cell, grid.cells)}: community, "
+            "street, district and city are not known"
         )
     return out, notes
 
@@ -1414,7 +1457,11 @@ def _api(
             404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
         if exc.code == 404:  # asks the API for its ids: only when one was not found
-            hint = known_id_hint(base, token, path, given_argv(args)) + hint
+            report = body.get("report_id") if body is not None else None
+            if isinstance(report, str) and "(did you mean " in reason:
+                hint = answer_again(report, reason, given_argv(args))
+            else:
+                hint = known_id_hint(base, token, path, given_argv(args)) + hint
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
@@ -1563,6 +1610,26 @@ def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
     return (
         f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
     )
+
+
+def answer_again(report: str, reason: str, argv: Sequence[str]) -> str:
+    """For the API's 404 on a report id a run does not cover, whose ``reason`` names the
+    closest one it covers (``… (did you mean 'nyc311-61279245'?)``): the command as given
+    (``argv``) with that id, `` (`…/citybrain runs answer … --report nyc311-61279245`)``,
+    or "" when ``report`` is not one word of ``argv`` (``--report=…``)."""
+    import ast
+
+    near = reason.rsplit("(did you mean ", 1)[1].removesuffix("?)")
+    try:
+        near = ast.literal_eval(near)
+    except (ValueError, SyntaxError):
+        return ""
+    if report not in argv or not isinstance(near, str):
+        return ""
+    words, secret = without_token(argv)
+    again = [near if word == report else word for word in words]
+    with_token = " with your --token" if secret else ""
+    return f": `{command_line(*again, only=API_SETTINGS)}`{with_token}"
 
 
 def without_token(argv: Sequence[str]) -> tuple[list[str], bool]:
@@ -2299,6 +2366,15 @@ def named_prefix(args: argparse.Namespace, settings: Settings, prefix: str, note
     return f"the default prefix {prefix!r} (no --prefix given)"
 
 
+def prefixes_there(what: str, found: Sequence[str], prefix: str) -> str:
+    """``prefixes there: a, b, … (the latest 8) (did you mean 'demo-20261203121245'?)``:
+    the last 8 of the topic prefixes ``found`` (oldest first) and the one closest to the
+    ``prefix`` asked for, when one is (a newcomer's prefix with a digit left off got the
+    list alone)."""
+    latest = " (the latest 8)" if len(found) > 8 else ""
+    return f"{what}: {', '.join(found[-8:])}{latest}{did_you_mean(prefix, found)}"
+
+
 def cmd_deadletters(args: argparse.Namespace) -> int:
     from citybrain.deadletters import dead_letter_topics
 
@@ -2311,8 +2387,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     if topic not in dead_letter_topics(settings):
         others = [t.removesuffix(".deadletter") for t in dead_letter_topics(settings)]
         there = (
-            f"prefixes with one: {', '.join(others[-8:])}"
-            f"{' (the latest 8)' if len(others) > 8 else ''}"
+            prefixes_there("prefixes with one", others, prefix)
             if others
             else "no dead-letter topic is there at all"
         )
@@ -2646,7 +2721,7 @@ def _need_prefix(
     demo = read_demo_state(settings)
     latest = f"; the running demo's is {demo['topic_prefix']}" if demo else ""
     there = (
-        f"prefixes there: {', '.join(found[-8:])}{' (the latest 8)' if len(found) > 8 else ''}"
+        prefixes_there("prefixes there", found, prefix)
         if found
         else "no citybrain topics are there at all"
     )
@@ -2742,7 +2817,7 @@ def _record_schema(doc: dict[str, object], where: str) -> None:
         shown = reprlib.repr(schema) if "schema" in doc else "missing"
         raise CliError(
             f'{where}: field "schema" is {shown}, expected one of '
-            f"{', '.join(RECORD_SCHEMAS)} "
+            f"{', '.join(RECORD_SCHEMAS)}{did_you_mean(schema, RECORD_SCHEMAS)} "
             "(a record of the steps or audit topic; docs/citizens.md)"
         )
 
@@ -3188,7 +3263,10 @@ def _detector(name: str) -> Detector:
     from detectors import DETECTORS
 
     if name not in DETECTORS:
-        raise CliError(f"--detector is {name!r}, expected one of {', '.join(sorted(DETECTORS))}")
+        raise CliError(
+            f"--detector is {name!r}, expected one of {', '.join(sorted(DETECTORS))}"
+            f"{did_you_mean(name, DETECTORS)}"
+        )
     return DETECTORS[name]()
 
 

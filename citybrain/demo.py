@@ -63,6 +63,7 @@ from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, alive, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, pad
+from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.errors import EventError
 from streams.events import Reading
@@ -110,8 +111,13 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
         raise ValueError(f"--expect {path}: expected a list of events with keys {EXPECT_KEYS}")
     events = []
     for i, entry in enumerate(doc):
-        if not isinstance(entry, dict) or set(entry) != set(EXPECT_KEYS):
-            raise ValueError(f"--expect {path}: entry {i}: expected exactly the keys {EXPECT_KEYS}")
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"--expect {path}: entry {i} is {shown(entry)}, expected a mapping with "
+                f"exactly the keys {EXPECT_KEYS}"
+            )
+        if set(entry) != set(EXPECT_KEYS):
+            raise ValueError(f"--expect {path}: entry {i}: {_key_faults(entry)}")
         for key in ("start", "end"):
             try:
                 _utc(str(entry[key]))
@@ -128,6 +134,22 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
             )
         events.append(KnownEvent(*(str(entry[k]) for k in EXPECT_KEYS)))
     return tuple(events)
+
+
+def _key_faults(entry: dict[Any, Any]) -> str:
+    """What an ``--expect`` entry's keys lack and have too many, each unknown key with the
+    closest expected one: ``unknown key 'sensor_prefx' (did you mean 'sensor_prefix'?);
+    missing sensor_prefix; expected exactly the keys (…)`` (a newcomer's typo got the
+    expected keys alone, without the one that was wrong)."""
+    unknown = [key for key in entry if key not in EXPECT_KEYS]
+    missing = [key for key in EXPECT_KEYS if key not in entry]
+    parts = []
+    for key in unknown:
+        near = closest(key, missing or EXPECT_KEYS)
+        parts.append(f"unknown key {shown(key)}" + (f" (did you mean {near!r}?)" if near else ""))
+    if missing:
+        parts.append(f"missing {', '.join(missing)}")
+    return "; ".join([*parts, f"expected exactly the keys {EXPECT_KEYS}"])
 
 
 def local_time(utc: str, zone: str) -> str:

@@ -24,7 +24,15 @@ import numpy as np
 from citybrain.errors import InputError
 from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
-from streams.csvfile import BadRow, Record, decimal, field_count_reason, read_records, split_line
+from streams.csvfile import (
+    BadRow,
+    Record,
+    decimal,
+    field_count_reason,
+    read_records,
+    separator_hint,
+    split_line,
+)
 from streams.errors import FeedError
 from streams.events import iso_datetime
 
@@ -179,6 +187,7 @@ def good_rows(
         raise DetectInputError(
             f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
             f"timestamp,value{_other_format(path, [h.strip() for h in header.fields], records)}"
+            f"{separator_hint(header.fields)}"
         )
     names = [h.strip() for h in header.fields[2:]]
     if "anomaly_score" in names:

@@ -50,9 +50,10 @@ from typing import Any
 from citybrain.errors import InputError
 from citybrain.resent import worker_duplicates
 from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Run, is_terminal
+from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
-from streams.csvfile import BadRow, read_records
+from streams.csvfile import BadRow, read_records, separator_hint
 from streams.errors import EventError, FeedError
 from streams.events import EventValidator, IncidentReport, parse_ts
 
@@ -217,6 +218,7 @@ def units_profile(
             if pick not in table:
                 raise RehearsalError(
                     f"{where}.{key} is {pick!r}, expected one of {', '.join(sorted(table))}"
+                    f"{did_you_mean(pick, table)}"
                 )
             picks[key] = table[pick]
         busy = spec.get("busy")
@@ -393,7 +395,7 @@ def read_incidents(
         if unknown:
             raise RehearsalError(
                 f"{path}:{header.line}: header has {unknown_fields(unknown, known, 'column')} "
-                "(department is optional)"
+                f"(department is optional){separator_hint(header.fields)}"
             )
         missing = [name for name in INCIDENT_FIELDS if name not in columns]
         if missing:

@@ -116,3 +116,10 @@ def closest(value: object, choices: Iterable[object]) -> object | None:
         if len(related) == 1:
             return by_text[related[0]]
     return None
+
+
+def did_you_mean(value: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'resolved'?)`` for a value near one of ``choices`` (``closest``),
+    or "": the tail of every "expected one of" that lists fixed values."""
+    near = closest(value, choices)
+    return f" (did you mean {str(near)!r}?)" if near is not None else ""

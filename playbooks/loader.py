@@ -22,6 +22,7 @@ from playbooks.errors import (
     PlaybookConfigError,
     RoutingConfigError,
     closest,
+    did_you_mean,
     shown,
 )
 from playbooks.grid import UNIT_SPELLING, Cell, Grid, SensorKind, SensorRegistration
@@ -572,7 +573,7 @@ def _geometry(what: str, value: Any, loc: tuple[str | int, ...]) -> dict[str, An
     if unknown:
         raise GridError(
             f"{what}: geometry has unknown keys {sorted(map(str, unknown))}, expected "
-            "type and coordinates",
+            f"type and coordinates{_near(set(map(str, unknown)), {'type', 'coordinates'})}",
             loc,
         )
     coordinates = value.get("coordinates")
@@ -851,7 +852,9 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
             return f"unknown key {loc[-1]!r}: {instead}"
         return f"unknown key {loc[-1]!r}: {_did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
     if kind == "literal_error":
-        return f"is {shown(value)}, expected {ctx.get('expected')}"
+        # pydantic's "'operator' or 'coordinator'": the choices, for the closest one.
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"is {shown(value)}, expected {ctx.get('expected')}{did_you_mean(value, choices)}"
     if kind == "union_tag_invalid":
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         return (

@@ -26,7 +26,7 @@ from typing import Any
 
 import re2
 
-from playbooks.errors import RoutingConfigError, SilenceError, closest, shown
+from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean, shown
 from playbooks.goregexp import (
     ClassTables,
     capture_name_refusal,
@@ -393,7 +393,11 @@ class Matcher:
                 f"{head}unknown label {name!r}, expected one of {', '.join(sorted(LABELS))}{hint}"
             )
         if op not in OPS:
-            raise RoutingConfigError(f"{head}operator {op!r}, expected one of {', '.join(OPS)}")
+            # An operator written backwards (~=, =!) is closer than any spelling says.
+            hint = f" (did you mean {op[::-1]!r}?)" if op[::-1] in OPS else did_you_mean(op, OPS)
+            raise RoutingConfigError(
+                f"{head}operator {op!r}, expected one of {', '.join(OPS)}{hint}"
+            )
         pattern = compile_regex(value, where) if op in ("=~", "!~") else None
         return cls(name, op, value, pattern)
 

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from playbooks.errors import did_you_mean
 from playbooks.grid import LEVELS
 
 # Prometheus' model.Duration (prometheus/common model/time.go, ParseDuration), the syntax
@@ -51,7 +52,10 @@ def parse_duration(text: str) -> float:
             raise ValueError(f"duration is {text!r}, {expected}")
         number, unit = match.groups()
         if unit not in _UNITS:
-            raise ValueError(f"duration {text!r} has the unknown unit {unit!r}, {expected}")
+            raise ValueError(
+                f"duration {text!r} has the unknown unit {unit!r}, {expected}"
+                f"{did_you_mean(unit, _UNITS)}"
+            )
         if units.index(unit) <= order:
             raise ValueError(f"duration is {text!r}, {expected}")
         order = units.index(unit)
@@ -64,7 +68,9 @@ def parse_duration(text: str) -> float:
 
 def _level(value: str | None) -> str | None:
     if value is not None and value not in LEVELS:
-        raise ValueError(f"level is {value!r}, expected one of {', '.join(LEVELS)}")
+        raise ValueError(
+            f"level is {value!r}, expected one of {', '.join(LEVELS)}{did_you_mean(value, LEVELS)}"
+        )
     return value
 
 
@@ -318,7 +324,11 @@ def step_reference_errors(steps: Any) -> list[tuple[tuple[str | int, ...], str]]
             target = step.get(key) if isinstance(step, dict) else None
             if isinstance(target, str) and target not in ids:
                 errors.append(
-                    (("steps", i, key), f"{key} names step {target!r}, which does not exist")
+                    (
+                        ("steps", i, key),
+                        f"{key} names step {target!r}, which does not exist"
+                        f"{did_you_mean(target, ids)}",
+                    )
                 )
     return errors + step_loop_errors(steps, ids)
 

@@ -20,7 +20,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from aiohttp import web
 from faust.web import Request, Response, View
 
 from playbooks.engine import MAX_COMMENT, MAX_NOTE, Run, is_terminal
-from playbooks.errors import RoutingConfigError, SilenceError
+from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
@@ -45,7 +45,7 @@ from streams.auth import (
     refusal_401,
 )
 from streams.context import API_KAFKA_WAIT, Context, PendingAnswers, run_key
-from streams.errors import EventError, closest, show
+from streams.errors import EventError, show
 from streams.events import decode_json, parse_ts
 from streams.partitioning import key_partition
 
@@ -216,8 +216,12 @@ def answer_fields(
         raise ApiError(400, too_long("comment", comment, MAX_COMMENT))
     report = run.reports.get(rid)
     if report is None:
-        # Echoed as every id a request names: a 100,000-character one came back whole.
-        raise ApiError(404, f"run {run.run_id} covers no report {shown_id(rid)}")
+        # Echoed cut as every id a request names (a 100,000-character one came back
+        # whole), with the closest among the run's own reports (at most MAX_REPORTS).
+        raise ApiError(
+            404,
+            f"run {run.run_id} covers no report {shown_id(rid)}{did_you_mean(rid, run.reports)}",
+        )
     status = report["status"]
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")
@@ -449,7 +453,8 @@ def query_params(query: Any, path: str, allowed: tuple[str, ...]) -> dict[str, s
             raise ApiError(
                 400,
                 f'query parameter "{name[:MAX_SHOWN_ID]}" is {show(values[0])}: '
-                f"{path[:MAX_SHOWN_ID]} takes no such parameter ({takes})",
+                f"{path[:MAX_SHOWN_ID]} takes no such parameter ({takes})"
+                f"{did_you_mean(name, allowed)}",
             )
         if len(values) > 1:
             raise ApiError(
@@ -470,7 +475,7 @@ def body_fields(doc: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> 
             raise ApiError(
                 400,
                 f'field "{name[:MAX_SHOWN_ID]}" is {show(doc[name])}: {what} takes no such '
-                f"field (it takes {', '.join(allowed)})",
+                f"field (it takes {', '.join(allowed)}){did_you_mean(name, allowed)}",
             )
 
 
@@ -496,9 +501,16 @@ async def unknown_path(request: web.Request) -> str:
         missing = match.http_exception
         if missing is None or missing.status == 405:
             return f"no such path {shown_id(path)}: without the trailing slash, {stripped!r}"
+    # A misspelt first part (/api/v1/runz, /api/v1/silence/x): the path with it spelt.
+    hint = ""
+    head, _, rest = path.removeprefix(PREFIX + "/").partition("/")
+    if path.startswith(PREFIX + "/"):
+        near = closest(head, {p.split("/")[1] for p in API_PATHS})
+        if near is not None and near != head:
+            hint = f" (did you mean {shown_id(PREFIX + '/' + str(near) + (rest and '/' + rest))}?)"
     return (
         f"no such path {shown_id(path)}: the operator API's paths are "
-        f"{', '.join(PREFIX + p for p in API_PATHS)} (docs/openapi.yaml)"
+        f"{', '.join(PREFIX + p for p in API_PATHS)} (docs/openapi.yaml){hint}"
     )
 
 
@@ -540,13 +552,6 @@ def elsewhere(run_id: str, owned: set[int], partitions: int) -> str | None:
         "another worker owns (runs live on the worker that owns their partition); ask "
         "that worker (the CLI's --url)"
     )
-
-
-def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'resolved'?)`` for a value near one of ``choices``, or "" (the
-    command line's answer to a misspelt choice, streams.errors.closest)."""
-    near = closest(value, choices)
-    return f" (did you mean {near!r}?)" if near is not None else ""
 
 
 class ApiError(Exception):

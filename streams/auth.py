@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from playbooks.errors import did_you_mean
 from streams.errors import SettingsError
 
 ROLES = ("operator", "coordinator", "gateway")
@@ -231,6 +232,7 @@ class TokenStore:
             if entry["role"] not in ROLES:
                 raise SettingsError(
                     f"{at('role')}: role is {entry['role']!r}, expected one of {', '.join(ROLES)}"
+                    f"{did_you_mean(entry['role'], ROLES)}"
                 )
             digest = str(entry["sha256"]).lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):

@@ -33,7 +33,7 @@ import gzip
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BufferedIOBase
 from pathlib import Path
@@ -352,6 +352,27 @@ def _csv_reason(message: str, lines: _Lines) -> str:
     if message.startswith("field larger than field limit"):
         return f"a field is longer than {csv.field_size_limit():,} characters"
     return f"not valid CSV: {message}"
+
+
+# Separators spreadsheets save "CSV" with (`;` where the decimal mark is a comma), named
+# as a message names them.
+OTHER_SEPARATORS = {";": "`;`", "\t": "tab", "|": "`|`"}
+
+
+def separator_hint(fields: Sequence[str]) -> str:
+    """`` (the file looks `;`-separated: save it with commas between fields and . as the
+    decimal point)`` for a header row read as comma-separated (``fields``) that another
+    separator (``OTHER_SEPARATORS``) splits into more fields; "" otherwise. The tail of
+    every refused CSV header (a newcomer's `timestamp;value` was told only what was
+    expected)."""
+    text = ",".join(fields)
+    sep = max(OTHER_SEPARATORS, key=text.count)
+    if text.count(sep) + 1 <= len(fields):
+        return ""
+    return (
+        f" (the file looks {OTHER_SEPARATORS[sep]}-separated: save it with commas between "
+        "fields and . as the decimal point)"
+    )
 
 
 def field_count_reason(fields: list[str], expected: int) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError, unreadable
 
@@ -301,7 +302,12 @@ class EventValidator:
         sensor = self.grid.sensors.get(given) if isinstance(given, str) else None
         if sensor is None and isinstance(given, str) and given:
             # First: whatever else the reading lacks, it would still be refused for this.
-            raise EventError("unknown_sensor", "sensor_id", given, "sensor is not registered")
+            raise EventError(
+                "unknown_sensor",
+                "sensor_id",
+                given,
+                f"sensor is not registered{self.grid.near_sensor(given)}",
+            )
         missing = (
             [] if doc.keys() >= _READING_FIELDS else [n for n in READING_FIELDS if n not in doc]
         )
@@ -324,7 +330,8 @@ class EventValidator:
                 "unknown_kind",
                 "kind",
                 kind_id,
-                f"not a kind declared in the grid ({len(self.grid.kinds)} are; docs/events.md)",
+                f"not a kind declared in the grid ({len(self.grid.kinds)} are; docs/events.md)"
+                f"{self.grid.near_kind(kind_id)}",
             )
         value = doc.get("value", MISSING)
         if value is MISSING:
@@ -347,9 +354,19 @@ class EventValidator:
             raise EventError("bad_unit", "unit", unit, f"kind {kind.id} is measured in {kind.unit}")
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:
-            raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
+            raise EventError(
+                "unknown_cell",
+                "grid_cell",
+                grid_cell,
+                f"not a cell of the grid{self.grid.near_cell(grid_cell)}",
+            )
         if sensor is None:  # (an empty sensor_id: _string above refuses it)
-            raise EventError("unknown_sensor", "sensor_id", sensor_id, "sensor is not registered")
+            raise EventError(
+                "unknown_sensor",
+                "sensor_id",
+                sensor_id,
+                f"sensor is not registered{self.grid.near_sensor(sensor_id)}",
+            )
         if sensor.cell != grid_cell or sensor.kind != kind_id:
             raise EventError(
                 "registration_mismatch",
@@ -378,11 +395,17 @@ class EventValidator:
                 "unknown_source",
                 "source",
                 source,
-                f"expected one of {', '.join(sorted(INCIDENT_SOURCES))}",
+                f"expected one of {', '.join(sorted(INCIDENT_SOURCES))}"
+                f"{did_you_mean(source, INCIDENT_SOURCES)}",
             )
         grid_cell = _string(doc, "grid_cell")
         if grid_cell not in self.grid.cells:
-            raise EventError("unknown_cell", "grid_cell", grid_cell, "not a cell of the grid")
+            raise EventError(
+                "unknown_cell",
+                "grid_cell",
+                grid_cell,
+                f"not a cell of the grid{self.grid.near_cell(grid_cell)}",
+            )
         return IncidentReport(ts, report_id, category, text, source, grid_cell)
 
     def _event_time(self, doc: dict[str, Any], now: float) -> float:

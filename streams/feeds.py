@@ -14,7 +14,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from streams.csvfile import BadRow, decimal, field_count_reason, read_records, split_line
+from streams.csvfile import (
+    BadRow,
+    decimal,
+    field_count_reason,
+    read_records,
+    separator_hint,
+    split_line,
+)
 from streams.errors import EventError, FeedError
 from streams.events import (
     MAX_ID_CHARS,
@@ -104,6 +111,7 @@ def read_canonical(
         raise FeedError(
             f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
+            f"{separator_hint(header.fields)}"
         )
     columns = len(header.fields)
     for record in records:

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
+from playbooks.errors import did_you_mean
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 
@@ -341,7 +342,7 @@ class Settings(BaseSettings):
         if self.detector not in DETECTORS:
             raise ValueError(
                 f"CITYBRAIN_DETECTOR is {self.detector!r}: expected one of "
-                f"{', '.join(sorted(DETECTORS))}"
+                f"{', '.join(sorted(DETECTORS))}{did_you_mean(self.detector, DETECTORS)}"
             )
         if not self.threshold_is_set:
             # Stored without marking the field as given: a copy for another detector

@@ -45,6 +45,7 @@ from citybrain.ingest.mqtt import dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
 from citybrain.text import counted
+from playbooks.errors import did_you_mean
 from streams.auth import TokenStore, forbidden_reason, one_authorization, refusal_401
 from streams.bounds import Bounds
 from streams.errors import MISSING, EventError
@@ -498,6 +499,7 @@ class _Handler(BoundedHandler):
         self.close_connection = True
         if allowed is None:
             hint = "the ingest serves " + ", ".join(f"{m} {p}" for p, m in METHODS.items())
+            hint += did_you_mean(self.route, METHODS)  # /ingest/v1/reading, a letter off
             stripped = self.route.rstrip("/")
             if stripped != self.route and stripped in METHODS:
                 # Paths take no trailing slash; say which path was meant (trial 25).

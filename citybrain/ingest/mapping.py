@@ -161,8 +161,10 @@ class MqttMapping:
         if "grid_cell" not in doc:
             if sensor is None:
                 # The validator would name the missing cell; the sensor is the cause.
+                given = doc.get("sensor_id")
+                hint = self.grid.near_sensor(given) if isinstance(given, str) else ""
                 raise EventError(
-                    "unknown_sensor", "sensor_id", doc.get("sensor_id"), "sensor is not registered"
+                    "unknown_sensor", "sensor_id", given, f"sensor is not registered{hint}"
                 )
             doc["grid_cell"] = sensor.cell
         return doc

@@ -45,6 +45,7 @@ from string import Formatter
 from typing import Any
 
 from citybrain.errors import InputError
+from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
 from streams.errors import MISSING, EventError
 from streams.events import ISO_DATETIME, READING_SCHEMA, format_ts, parse_ts
@@ -150,7 +151,8 @@ class NgsiMapping:
                 "unknown_entity_type",
                 "type",
                 entity_type,
-                f"expected one of {', '.join(sorted(ATTRIBUTES))}",
+                f"expected one of {', '.join(sorted(ATTRIBUTES))}"
+                f"{did_you_mean(entity_type, ATTRIBUTES)}",
             )
         table = ATTRIBUTES[mapped_type]
         entity = _compact(entity, mapped_type)
@@ -233,7 +235,7 @@ class NgsiMapping:
                 f"{attr}.unitCode" if "unitCode" in spec else f"{attr}.metadata.unitCode.value",
                 code,
                 f"expected one of {', '.join(sorted(factors))} for {kind} "
-                f"({DEFAULT_KINDS[kind].unit})",
+                f"({DEFAULT_KINDS[kind].unit}){did_you_mean(code, factors)}",
             )
         value *= factors[code]
         if kind == "traffic_flow":
@@ -259,7 +261,8 @@ class NgsiMapping:
                 "unknown_sensor",
                 attr,
                 sensor_id,
-                f"no sensor with this id (template {self.template!r}) is registered in the grid",
+                f"no sensor with this id (template {self.template!r}) is registered in the "
+                f"grid{self.grid.near_sensor(sensor_id)}",
             )
         return {
             "schema": READING_SCHEMA,

@@ -103,3 +103,35 @@ def test_a_prefix_from_the_setting_is_named_as_the_setting(
     err = capsys.readouterr().err
     assert err.startswith("citybrain: CITYBRAIN_TOPIC_PREFIX=no-such-setting: Kafka at ")
     assert "has no topic no-such-setting.deadletter" in err
+
+
+def test_a_misspelt_sensor_is_dead_lettered_and_shown_with_the_registered_one(
+    pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newcomer's typo in a sensor id: `deadletters` said "sensor is not registered"
+    with no "did you mean"."""
+    from streams.events import Reading
+
+    worker = pipeline.worker().start()
+    try:
+        typo = Reading(time.time() - 60, "guage-1", "water_level", 1.0, "ft", "c-bridge")
+        pipeline.send("readings", b"guage-1", typo.to_json())
+        pipeline.flush()
+        [dead] = pipeline.read("deadletter", lambda m: len(m) >= 1, settle=1)
+    finally:
+        worker.stop()
+    message = dict(dead.headers)["citybrain.error.message"].decode()
+    assert message.endswith("sensor is not registered (did you mean 'gauge-1'?)"), message
+    assert main(["deadletters", "--prefix", pipeline.name]) == EXIT_OK
+    assert "(did you mean 'gauge-1'?)" in capsys.readouterr().out
+
+
+def test_a_prefix_near_one_with_a_dead_letter_topic_is_answered_with_it(
+    pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.producer.send(
+        pipeline.topic("deadletter"), key=b"k", value=b"{}", headers=_headers("x", "m", "o")
+    )
+    pipeline.producer.flush()
+    assert main(["deadletters", "--prefix", pipeline.name[:-1]]) == EXIT_FAILED
+    assert f"(did you mean {pipeline.name!r}?)" in capsys.readouterr().err

@@ -218,6 +218,35 @@ def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
     assert ids == ["nyc311-1"] * 5 + ["nyc311-4"]
 
 
+def test_a_replay_of_a_misspelt_sensor_warns_after_sending_naming_the_registered_one(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newcomer's `water_levl` typo was "sent 1 reading ... skipped 0 bad rows", exit 0,
+    and nothing said the worker would dead-letter it."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    csv = tmp_path / "typo.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2026-09-21T14:00:00Z,gauge-1,water_level,1.0,ft,c-bridge\n"
+        "2026-09-21T14:05:00Z,guage-1,water_level,1.1,ft,c-bridge\n"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics, broker and grid
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max"]) == 0
+    out, err = capsys.readouterr()
+    assert "sent 2 readings" in out
+    [warning] = [line for line in err.splitlines() if "does not register" in line]
+    assert warning == (
+        "citybrain: warning: 1 row named a sensor that grid.yaml (CITYBRAIN_GRID_FILE) does "
+        "not register, so the worker dead-letters it as unknown_sensor (`citybrain "
+        "deadletters`): 'guage-1' (did you mean 'gauge-1'?)"
+    )
+    assert len(p.read("readings", lambda m: len(m) >= 2, settle=1)) == 2
+
+
 def test_an_interrupted_replay_says_how_far_it_got_and_its_resume_sends_the_rest(
     stack: PrometheusServer, run_dir: Path, tmp_path: Path
 ) -> None:

@@ -397,3 +397,15 @@ def test_show_escapes_control_characters_a_reporter_or_an_operator_typed() -> No
     assert "reports        1: r-\\x07 (unsatisfied)" in lines
     note = already_message("r1", {"action": "resolve", "by": "a\nb", "note": "x\x1by"}, NOW)
     assert note == 'unchanged: run r1 was already resolved by a\\nb with note "x\\x1by"'
+
+
+def test_an_unknown_report_near_a_covered_one_gets_the_command_with_it() -> None:
+    from citybrain.cli import answer_again
+
+    reason = "run r1 covers no report 'nyc311-6127924' (did you mean 'nyc311-61279245'?)"
+    argv = ["runs", "answer", "r1", "--report", "nyc311-6127924", "--satisfied", "--token", "t"]
+    said = answer_again("nyc311-6127924", reason, argv)
+    assert said.startswith(": `") and said.endswith(
+        "runs answer r1 --report nyc311-61279245 --satisfied` with your --token"
+    ), said
+    assert answer_again("x", reason, ["runs", "answer", "r1", "--report=x"]) == ""

@@ -239,6 +239,7 @@ def test_satisfaction_defaults_fill_missing_fields() -> None:
         ({"no_answer": 1.5}, r"departments.default.no_answer is 1.5, expected 0 <= p < 1"),
         ({"shifts": [[20, 8]]}, r"departments.default.shifts is \[\[20, 8\]\]"),
         ({"resolve": "fire"}, r"departments.default.resolve is 'fire', expected one of all$"),
+        ({"response": "Al"}, r"response is 'Al', expected one of all \(did you mean 'all'\?\)$"),
         ({"speed": 3}, r"departments.default: unknown field\(s\) \['speed'\]"),
         # Trial 5: no did-you-mean, and no hint for a night shift.
         ({"capcity": 3}, r"\['capcity'\] \(did you mean 'capacity' for 'capcity'\?\); expected"),

@@ -44,3 +44,27 @@ def test_the_replay_bar_counts_with_thousands_separators() -> None:
     progress.update(task, completed=1234)
     shown = TextColumn(PROGRESS_COUNT).render(progress.tasks[0])
     assert str(shown) == "1,234/11,520"
+
+
+def test_a_replay_of_unregistered_sensors_warns_naming_the_closest_registered_ones() -> None:
+    """A newcomer's typo (``water_levl``) was "sent 1 reading", exit 0: only
+    ``deadletters`` later said ``unknown_sensor``, with no "did you mean"."""
+    from citybrain.cli import unregistered_note
+    from streams.events import IncidentReport, Reading
+
+    grid = FIXTURES / "grid-ingest.yaml"
+    known = Reading(0.0, "gauge-1", "water_level", 1.0, "ft", "c-bridge")
+    typo = Reading(0.0, "guage-2", "water_level", 1.0, "ft", "c-mill")
+    assert unregistered_note([known], grid) == ""
+    assert unregistered_note([known, typo, typo], grid) == (
+        "2 rows named a sensor that grid-ingest.yaml (CITYBRAIN_GRID_FILE) does not "
+        "register, so the worker dead-letters them as unknown_sensor (`citybrain "
+        "deadletters`): 'guage-2' (did you mean 'gauge-2'?)"
+    )
+    others = [Reading(0.0, f"zz-{i}", "water_level", 1.0, "ft", "c-mill") for i in range(4)]
+    said = unregistered_note([typo, *others], grid)
+    assert said.startswith("5 rows named ") and said.endswith(
+        "'guage-2' (did you mean 'gauge-2'?), 'zz-0', 'zz-1' and 2 more"
+    )
+    incident = IncidentReport(0.0, "r-1", "flooding", "water", "311", "c-mill")
+    assert unregistered_note([incident], grid) == ""

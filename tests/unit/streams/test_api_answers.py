@@ -37,8 +37,13 @@ def test_an_unknown_path_is_a_json_404(tmp_path: Path) -> None:
     assert doc == {
         "error": "no such path '/api/v1/runz': the operator API's paths are /api/v1/runs, "
         "/api/v1/runs/{run_id}, /api/v1/runs/{run_id}/{action}, /api/v1/alerts, "
-        "/api/v1/silences, /api/v1/silences/{silence_id} (docs/openapi.yaml)"
+        "/api/v1/silences, /api/v1/silences/{silence_id} (docs/openapi.yaml) "
+        "(did you mean '/api/v1/runs'?)"
     }
+    _, doc, _ = answer(tmp_path, "GET", "/api/v1/silence/s-1")
+    assert doc["error"].endswith("(did you mean '/api/v1/silences/s-1'?)"), doc
+    _, doc, _ = answer(tmp_path, "GET", "/api/v1/zzzzzz")
+    assert "did you mean" not in doc["error"]
 
 
 def test_another_method_is_a_json_405_naming_the_allowed_ones(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def ask(
             "GET",
             "/api/v1/runs?stauts=open",
             "query parameter \"stauts\" is 'open': /api/v1/runs takes no such parameter "
-            "(it takes status)",
+            "(it takes status) (did you mean 'status'?)",
         ),
         (
             "GET",
@@ -102,13 +102,14 @@ def test_expiring_a_silence_with_a_query_is_a_400(tmp_path: Path) -> None:
         (
             "/api/v1/runs/r-1/ack",
             {"nte": "on my way"},
-            "field \"nte\" is 'on my way': ack takes no such field (it takes note, reason)",
+            "field \"nte\" is 'on my way': ack takes no such field (it takes note, reason) "
+            "(did you mean 'note'?)",
         ),
         (
             "/api/v1/runs/r-1/answer",
             {"report_id": "r-7", "satisfied": True, "comments": "ok"},
             "field \"comments\" is 'ok': answer takes no such field (it takes report_id, "
-            "satisfied, comment, note)",
+            "satisfied, comment, note) (did you mean 'comment'?)",
         ),
         (
             "/api/v1/silences",

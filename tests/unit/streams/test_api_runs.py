@@ -347,3 +347,17 @@ def test_an_answer_comment_is_named_by_value_or_length(
     with pytest.raises(ApiError) as caught:
         answer_fields(run, body)
     assert (caught.value.status, caught.value.message) == (status, said)
+
+
+def test_a_report_id_the_run_does_not_cover_names_the_closest_it_does(grid: Grid) -> None:
+    """A newcomer's `runs answer --report nyc311-6127924` (a digit left off) got a bare
+    404, while run and silence ids are answered with the closest."""
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run = Run.from_dict(group(grid, 1)["run"])
+    run, _ = engine.step(run, ReportsCovered((("nyc311-61279245", "app"),), 150.0))
+    with pytest.raises(ApiError) as caught:
+        answer_fields(run, {"report_id": "nyc311-6127924", "satisfied": True})
+    assert caught.value.status == 404
+    assert caught.value.message.endswith(
+        "covers no report 'nyc311-6127924' (did you mean 'nyc311-61279245'?)"
+    )

@@ -302,3 +302,40 @@ def test_an_incident_giving_a_key_twice_is_bad_json(grid: Grid) -> None:
     with pytest.raises(EventError) as err:
         EventValidator(grid).incident(raw, NOW)
     assert err.value.code == "bad_json" and "'report_id' is given twice" in err.value.reason
+
+
+def test_a_misspelt_incident_source_names_the_closest(grid: Grid) -> None:
+    doc = {
+        "schema": "incident/1",
+        "ts": "2026-11-01T10:00:00Z",
+        "report_id": "r-1",
+        "category": "flooding",
+        "text": "water on the road",
+        "source": "hotlne",
+        "grid_cell": "c-bridge",
+    }
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).incident(json.dumps(doc).encode(), NOW)
+    assert err.value.code == "unknown_source"
+    assert str(err.value).endswith(" (did you mean 'hotline'?)"), err.value
+
+
+def test_an_unregistered_sensor_near_a_registered_one_is_named_with_it(grid: Grid) -> None:
+    """A newcomer's typo got "sensor is not registered" alone, on the dead letter too."""
+    with pytest.raises(EventError) as err:
+        EventValidator(grid).reading(json.dumps(reading(sensor_id="guage-1")).encode(), NOW)
+    assert err.value.code == "unknown_sensor"
+    assert str(err.value) == (
+        "field \"sensor_id\" is 'guage-1': sensor is not registered (did you mean 'gauge-1'?)"
+    )
+
+
+def test_a_misspelt_cell_or_kind_names_the_closest(grid: Grid) -> None:
+    validator = EventValidator(grid)
+    with pytest.raises(EventError) as err:
+        validator.reading(json.dumps(reading(grid_cell="c-brige")).encode(), NOW)
+    assert str(err.value).endswith("not a cell of the grid (did you mean 'c-bridge'?)")
+    with pytest.raises(EventError) as err:
+        validator.reading(json.dumps(reading(kind="water_levl")).encode(), NOW)
+    assert err.value.code == "unknown_kind"
+    assert str(err.value).endswith(" (did you mean 'water_level'?)")

@@ -272,3 +272,21 @@ def test_a_misspelt_choice_suggests_the_closest(
     assert message.startswith(f"{env_name(field)} is {choice + choice[-1]!r}: expected "), message
     assert message.endswith(f" (did you mean {choice!r}?)"), message
     assert "did you mean" not in refusal(monkeypatch, **{env_name(field): "zzzzzz"})
+
+
+def test_a_misspelt_detector_suggests_the_closest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newcomer's CITYBRAIN_DETECTOR=tial listed the detectors alone (checked by a
+    validator, not a Literal, so the choices' answer above missed it)."""
+    message = refusal(monkeypatch, CITYBRAIN_DETECTOR="tial")
+    assert message.startswith("CITYBRAIN_DETECTOR is 'tial': expected one of "), message
+    assert message.endswith(" (did you mean 'tail'?)"), message
+
+
+def test_a_misspelt_token_role_suggests_the_closest(tmp_path: Path) -> None:
+    from streams.auth import TokenStore
+
+    path = tmp_path / "tokens.yaml"
+    path.write_text("tokens: [{name: a, role: operater, sha256: " + "a" * 64 + "}]\n")
+    with pytest.raises(SettingsError) as info:
+        TokenStore.load(path)
+    assert str(info.value).endswith(" (did you mean 'operator'?)"), info.value

@@ -217,6 +217,8 @@ def test_an_unknown_path_is_404_listing_the_paths(server: IngestHttpServer) -> N
     status, _, body = call(server, "GET", "/ingest/v1/reading")
     assert status == 404
     assert "POST /ingest/v1/readings" in json.loads(body)["error"]
+    # A letter off: the path meant, as the operator API answers it.
+    assert json.loads(body)["error"].endswith(" (did you mean '/ingest/v1/readings'?)")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,121 @@
+"""A newcomer's near misses are answered with what was meant: an ``--expect`` entry's
+misspelt key, a prefix that is not there, a CSV separated by ``;`` or tabs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from citybrain.demo import load_expected
+
+EXPECT = "- {name: flood, %s: usgs-, start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}\n"
+
+
+def test_an_expect_entry_names_its_unknown_key_and_the_one_meant(tmp_path: Path) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text(EXPECT % "sensor_prefx")
+    with pytest.raises(ValueError) as err:
+        load_expected(path)
+    assert str(err.value) == (
+        f"--expect {path}: entry 0: unknown key 'sensor_prefx' (did you mean "
+        "'sensor_prefix'?); missing sensor_prefix; expected exactly the keys "
+        "('name', 'sensor_prefix', 'start', 'end')"
+    )
+
+
+def test_an_expect_entry_names_a_missing_key_and_an_entry_that_is_no_mapping(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text("- {name: flood, start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}\n")
+    with pytest.raises(ValueError, match=r"entry 0: missing sensor_prefix; expected exactly"):
+        load_expected(path)
+    path.write_text("- flood\n")
+    with pytest.raises(ValueError, match=r"entry 0 is 'flood', expected a mapping with exactly"):
+        load_expected(path)
+
+
+def test_a_prefix_that_is_not_there_is_answered_with_the_closest_one() -> None:
+    """`deadletters --prefix demo-2026120312124` (a digit left off) listed the prefixes
+    and suggested none; `report` and `campaign report` say it with the same words."""
+    from citybrain.cli import prefixes_there
+
+    found = ["citybrain", "demo-20261201093012", "demo-20261203121245"]
+    said = prefixes_there("prefixes there", found, "demo-2026120312124")
+    assert said == (
+        "prefixes there: citybrain, demo-20261201093012, demo-20261203121245 "
+        "(did you mean 'demo-20261203121245'?)"
+    )
+    many = [f"t{n}" for n in range(20)]
+    assert prefixes_there("prefixes there", many, "zzz").endswith("t19 (the latest 8)")
+    assert prefixes_there("prefixes with one", ["citybrain"], "xyz") == (
+        "prefixes with one: citybrain"
+    )
+
+
+SEMICOLONS = "timestamp;value\n2026-01-01T00:00:00Z;1,5\n"
+LOOKS = "(the file looks `;`-separated: save it with commas between fields and . as the decimal"
+
+
+def test_detect_says_a_semicolon_separated_file_looks_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain.cli import main
+
+    path = tmp_path / "series.csv"
+    path.write_text(SEMICOLONS)
+    assert main(["detect", "--input", str(path), "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "header is 'timestamp;value', expected timestamp,value " + LOOKS in err, err
+
+
+def test_replay_says_a_tab_separated_file_looks_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain.cli import main
+    from streams.feeds import READING_COLUMNS
+
+    path = tmp_path / "readings.csv"
+    path.write_text("\t".join(READING_COLUMNS) + "\n")
+    assert main(["replay", str(path), "--max"]) == 2
+    err = capsys.readouterr().err
+    assert "(the file looks tab-separated: save it with commas between fields" in err, err
+
+
+def test_rehearse_and_the_adapters_say_a_semicolon_separated_file_looks_so(
+    tmp_path: Path,
+) -> None:
+    from citybrain.adapters import AdapterError, read_table
+    from citybrain.rehearse import INCIDENT_FIELDS, RehearsalError, read_incidents
+
+    path = tmp_path / "reports.csv"
+    path.write_text(";".join(INCIDENT_FIELDS) + "\n")
+    with pytest.raises(RehearsalError) as rehearse_err:
+        read_incidents(path, [], [], lambda texts: [])
+    assert LOOKS in str(rehearse_err.value)
+    with pytest.raises(AdapterError) as adapter_err:
+        read_table(path, required=("report_id",))
+    assert LOOKS in str(adapter_err.value)
+
+
+def test_a_comma_separated_header_gets_no_separator_hint() -> None:
+    from streams.csvfile import separator_hint
+
+    assert separator_hint(["timestamp", "value"]) == ""
+    assert separator_hint(["timestamp", "note; with a semicolon"]) == ""
+
+
+def test_the_labels_a_worker_adds_name_the_closest_sensor_and_cell() -> None:
+    from citybrain.cli import worker_labels
+    from playbooks.loader import load_grid
+    from tests.services import FIXTURES
+
+    grid = load_grid(FIXTURES / "grid-ingest.yaml")
+    _, notes = worker_labels({"sensor_id": "guage-1"}, grid)
+    assert notes == [
+        "sensor 'guage-1' is not registered in the grid (did you mean 'gauge-1'?): its cell "
+        "is not known"
+    ]
+    _, notes = worker_labels({"grid_cell": "c-brige"}, grid)
+    assert notes[0].startswith("grid cell 'c-brige' is not in the grid (did you mean 'c-bridge'?)")

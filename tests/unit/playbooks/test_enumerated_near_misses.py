@@ -1,0 +1,118 @@
+"""Every enumerated value of playbook, routing and grid YAML that is refused names the
+closest allowed one, as an unknown key does (a newcomer's ``level: stret`` got the list
+alone while ``deadlin`` got "did you mean 'deadline'?")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playbooks.errors import GridError, RoutingConfigError
+from playbooks.grid import Grid
+from playbooks.loader import playbook_errors
+from playbooks.routing import Matcher
+
+PLAYBOOK = """\
+playbook: flood
+version: 1
+department: water-bureau
+sla: 6h
+steps:
+  - {{id: tell, action: notify, level: {level}}}
+  - id: ask
+    action: approval
+    role: {role}
+    question: Close the road?
+    deadline: 1h
+  - {{id: done, action: resolve}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("level", "role", "says"),
+    [
+        (
+            "stret",
+            "operator",
+            "level is 'stret', expected one of community, street, district, "
+            "city (did you mean 'street'?)",
+        ),
+        (
+            "street",
+            "coordinater",
+            "is 'coordinater', expected 'operator' or 'coordinator' (did you mean 'coordinator'?)",
+        ),
+    ],
+)
+def test_a_playbook_value_off_its_choices_names_the_closest(
+    tmp_path: Path, level: str, role: str, says: str
+) -> None:
+    path = tmp_path / "flood.yaml"
+    path.write_text(PLAYBOOK.format(level=level, role=role))
+    _, errors = playbook_errors(path)
+    assert len(errors) == 1 and errors[0].endswith(says), errors
+
+
+def test_a_level_far_from_every_level_gets_the_list_alone(tmp_path: Path) -> None:
+    path = tmp_path / "flood.yaml"
+    path.write_text(PLAYBOOK.format(level="xyzzy", role="operator"))
+    _, errors = playbook_errors(path)
+    assert errors[0].endswith("expected one of community, street, district, city"), errors
+
+
+def test_a_matcher_operator_off_its_choices_names_the_closest() -> None:
+    with pytest.raises(RoutingConfigError) as err:
+        Matcher.build("kind", "~=", "pm25")
+    assert str(err.value).endswith("(did you mean '=~'?)"), err.value
+
+
+def test_a_grid_level_off_its_choices_names_the_closest() -> None:
+    with pytest.raises(GridError) as err:
+        Grid(cells={}).ancestor("c-1", "distrct")
+    assert str(err.value).endswith("(did you mean 'district'?)")
+
+
+GRID = """\
+version: 1
+cells:
+  - {id: testcity, level: city, name: T, unit: u}
+  - {id: d-east, level: district, name: E, unit: u, parent: testcity}
+  - {id: s-river, level: street, name: R, unit: u, parent: d-eats}
+  - {id: c-bridge, level: community, name: B, unit: u, parent: s-river}
+sensors:
+  - {id: g1, kind: water_levl, unit: ft, cell: c-bridge}
+  - {id: g2, kind: water_level, unit: ft, cell: c-brige}
+"""
+
+
+def test_a_grid_reference_off_its_ids_names_the_closest(tmp_path: Path) -> None:
+    from playbooks.loader import load_grid
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    said = str(err.value)
+    assert "parent 'd-eats' is not a cell (did you mean 'd-east'?)" in said, said
+    assert "kind 'water_levl' is not declared (did you mean 'water_level'?) (declare" in said
+    assert "cell 'c-brige' is not a cell (did you mean 'c-bridge'?)" in said
+
+
+def test_a_duration_unit_off_its_units_names_the_closest() -> None:
+    from playbooks.schema import parse_duration
+
+    with pytest.raises(ValueError, match=r"unknown unit 'hr', .*\(did you mean 'h'\?\)$"):
+        parse_duration("1hr")
+
+
+def test_a_transition_to_a_misspelt_step_names_the_closest() -> None:
+    from playbooks.schema import step_reference_errors
+
+    steps = [{"id": "tell", "on_failure": "anotate"}, {"id": "annotate"}]
+    assert step_reference_errors(steps) == [
+        (
+            ("steps", 0, "on_failure"),
+            "on_failure names step 'anotate', which does not exist (did you mean 'annotate'?)",
+        )
+    ]
