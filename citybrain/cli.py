@@ -1174,6 +1174,7 @@ def check_output(
     inputs: Sequence[tuple[str, str | None]] = (),
     stdout_instead: str = "",
     folder_must_exist: bool = True,
+    suffixes: Sequence[str] = (),
 ) -> None:
     """CliError (status 2) before any work when the output path ``out`` of ``option``
     is ``-`` (a file named ``-`` is never what was meant; ``stdout_instead`` says how to
@@ -1181,7 +1182,12 @@ def check_output(
     ``inputs`` (``(option, path)`` pairs; a path may be None, for an option not given),
     which writing would overwrite before or while it is read; or its folder does not
     exist or is a file (a command never creates the folders of a file it writes: a
-    mistyped path would leave a tree of them, trial 9)."""
+    mistyped path would leave a tree of them, trial 9). For a file (``folder_must_exist``,
+    every caller but ``check_output_dir``), also when ``out`` is a directory (worded as
+    ``streams.inputs.unreadable`` words one given for a file to read) or, with
+    ``suffixes`` (``(".html", ".json")``), its name ends in none of them: what is
+    written follows the name (helper brief t47: ``report --out r.pdf`` wrote HTML into
+    it, ``--out /tmp/d`` said "cannot use /tmp/d: Is a directory" after the work)."""
     if out is None:
         return
     if out == "-":
@@ -1202,6 +1208,13 @@ def check_output(
                 f"{option} {out} is the same file as {name} {path}: writing it would "
                 "overwrite the input; give another file"
             )
+    if folder_must_exist and Path(out).is_dir():
+        example = Path(out) / f"{option.lstrip('-')}{suffixes[0] if suffixes else ''}"
+        raise CliError(
+            f"{option} {out!r} is a directory, expected a file: give a file's name, e.g. {example}"
+        )
+    if suffixes and Path(out).suffix not in suffixes:
+        raise CliError(f"{option} is {out!r}, expected a {' or '.join(suffixes)} file")
     folder = Path(out).parent
     if folder_must_exist and not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
@@ -2384,6 +2397,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.summary,
         [("--data", str(p)) for p in data] + [("--expect", args.expect)],
         "the summary table is printed on stdout anyway",
+        suffixes=(".json",),
     )
     check_output(
         "--report",
@@ -2391,6 +2405,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         [("--data", str(p)) for p in data]
         + [("--expect", args.expect), ("--summary", args.summary)],
         "it is HTML: give a file name",
+        suffixes=(".html",),
     )
     for path in data:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
@@ -2439,7 +2454,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from citybrain.report import NotReplayedError
 
     files = [Path(p) for p in args.data]
-    check_output("--out", args.out, [("--data", p) for p in args.data])
+    check_output("--out", args.out, [("--data", p) for p in args.data], suffixes=(".html",))
     for path in files:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     settings = _settings()
@@ -2703,13 +2718,6 @@ def _record_schema(doc: dict[str, object], where: str) -> None:
         )
 
 
-def _output_suffix(out: str | None) -> None:
-    """CliError unless ``--out`` is absent or names a .html or .json file (checked before
-    the work, not after it)."""
-    if out is not None and Path(out).suffix not in (".html", ".json"):
-        raise CliError(f"--out is {out!r}, expected a .html or .json file")
-
-
 def write_campaign(
     report: dict[str, Any],
     out: Path | None,
@@ -2741,10 +2749,18 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if not end > start:
         raise CliError(f"--to {args.end} is not after --from {args.start}")
     check_output(
-        "--out", args.out, [("--input", args.input)], "leave out --out for tables on stdout"
+        "--out",
+        args.out,
+        [("--input", args.input)],
+        "leave out --out for tables on stdout",
+        suffixes=(".html", ".json"),
     )
-    check_output("--export", args.export, [("--input", args.input), ("--out", args.out)])
-    _output_suffix(args.out)
+    check_output(
+        "--export",
+        args.export,
+        [("--input", args.input), ("--out", args.out)],
+        suffixes=(".jsonl",),
+    )
     if args.input:
         _need_file(Path(args.input), "--input", kind="JSON lines")
     if args.grid:
@@ -2960,8 +2976,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             ("--grid", args.grid),
         ],
         "leave out --out for the comparison on stdout",
+        suffixes=(".html", ".json"),
     )
-    _output_suffix(args.out)
     _need_file(units_path, "--units", kind="YAML")
     _need_file(Path(args.incidents), "--incidents", kind="CSV")
     _need_file(Path(args.playbook), "--playbook", kind="YAML")
@@ -3210,7 +3226,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 kind="CSV",
             )
             if args.output != "-":
-                check_output("--output", args.output, [("--input", args.input)])
+                check_output("--output", args.output, [("--input", args.input)], suffixes=(".csv",))
             # `--output -`: the scores on stdout, so the summary goes to stderr.
             to_stdout = args.output == "-"
             scored = detect_file(
@@ -3449,7 +3465,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     _need_dir(Path(args.shared), "--shared")
     check_output_dir("--out", args.out)
-    check_output("--out", args.out, [("--shared", args.shared)])
+    check_output("--out", args.out, [("--shared", args.shared)], folder_must_exist=False)
     try:
         built = build(Path(args.shared), Path(args.out))
     except OSError as exc:
@@ -4035,9 +4051,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", nargs="+", metavar="FILE", help="canonical CSVs (default: datasets/*.csv.gz)"
     )
     p.add_argument("--grid", metavar="FILE", help="grid file (default: datasets/grid.yaml)")
-    p.add_argument("--summary", metavar="FILE", help="write the summary as JSON here")
     p.add_argument(
-        "--report", metavar="FILE", help="write a what-if report (self-contained HTML) here"
+        "--summary", metavar="FILE", help="write the summary as JSON here (a .json file)"
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write a what-if report (self-contained HTML) here (a .html file)",
     )
     p.add_argument(
         "--expect",
@@ -4064,7 +4084,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", nargs="+", required=True, metavar="FILE", help="the replayed canonical CSVs"
     )
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write the HTML")
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="where to write the HTML (a .html file)"
+    )
     p.add_argument("--title", help="the page title (default: names the data files)")
     p.set_defaults(func=cmd_report)
 
@@ -4103,7 +4125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--export",
         metavar="FILE",
         help="also write the step and audit records read from the topics here (JSON lines, "
-        "what --input takes)",
+        "what --input takes: a .jsonl file)",
     )
     c.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
     c.set_defaults(func=cmd_campaign)
@@ -4149,7 +4171,9 @@ def build_parser() -> argparse.ArgumentParser:
         "score timestamp,value CSVs with a detector, each row with only the rows before it",
     )
     p.add_argument("--input", metavar="FILE", help="one CSV to score")
-    p.add_argument("--output", metavar="FILE", help="where its scores go ('-': stdout)")
+    p.add_argument(
+        "--output", metavar="FILE", help="where its scores go (a .csv file; '-': stdout)"
+    )
     p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
     p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
     detector_option(p)
