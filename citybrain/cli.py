@@ -3551,6 +3551,28 @@ class Parser(argparse.ArgumentParser):
 
     # The arguments this parser was given, to name an unknown option first (trial 9).
     _given: list[str] | None = None
+    # Options that cannot be given together: (option, option, why), see refuse_together.
+    conflicts: list[tuple[str, str, str]]
+
+    def refuse_together(self, first: str, second: str, why: str) -> None:
+        """Refuse ``first`` and ``second`` (long options of this parser) given together,
+        as argparse refuses a mutually exclusive group's (``argument --json: not allowed
+        with argument --out (why)``, status 2), where a group cannot say it: an option
+        in two pairs (``--out`` with ``--json`` and with ``--wide``), or a reason to give
+        (helper brief t47: ``campaign report --out c3.html --json`` ignored --json, and
+        ``--input F --prefix P`` ran without saying which it used)."""
+        for option in (first, second):
+            if option not in self._option_string_actions:
+                raise ValueError(f"{self.prog} has no option {option}")
+        self.conflicts = [*getattr(self, "conflicts", []), (first, second, why)]
+
+    def _refuse_conflicts(self, namespace: argparse.Namespace) -> None:
+        """``error`` on the first pair of ``conflicts`` both given: an option is given
+        when its value is not its default (a flag set, a value typed)."""
+        for first, second, why in getattr(self, "conflicts", []):
+            a, b = self._option_string_actions[first], self._option_string_actions[second]
+            if all(getattr(namespace, x.dest, x.default) != x.default for x in (a, b)):
+                self.error(f"argument {second}: not allowed with argument {first} ({why})")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's check of a value against ``choices`` (a subcommand's name too), but
@@ -3579,6 +3601,7 @@ class Parser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         if extras and self.prog != "citybrain":
             self.error(f"unrecognized arguments: {' '.join(extras)}")
+        self._refuse_conflicts(namespace)
         return namespace, extras
 
     def _unknown_options(self) -> list[str]:
@@ -3671,14 +3694,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(
         parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
-    ) -> argparse.ArgumentParser:
-        return parent.add_parser(
+    ) -> Parser:
+        made = parent.add_parser(
             name,
             help=text,
             description=text[0].upper() + text[1:] + ".",
             epilog=EPILOG,
             formatter_class=HelpFormatter,
         )
+        assert isinstance(made, Parser)  # add_subparsers makes its parent's class
+        return made
 
     def detector_option(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -3951,6 +3976,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every column with cell names and clock times, however wide (default: fit "
         "COLUMNS or the terminal's width; a pipe gets every column)",
     )
+    lst.refuse_together("--json", "--wide", "--wide is for the table; --json prints the JSON")
     api_options(lst)
     lst.set_defaults(func=cmd_runs)
     for action, text in run_actions.items():
@@ -4128,6 +4154,18 @@ def build_parser() -> argparse.ArgumentParser:
         "what --input takes: a .jsonl file)",
     )
     c.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    # Each pair would leave one of the two unused without a word.
+    c.refuse_together("--out", "--json", "the file's name says its format: --out FILE.json")
+    c.refuse_together("--out", "--wide", "--wide is for the tables on stdout")
+    c.refuse_together("--json", "--wide", "--wide is for the tables; --json prints JSON")
+    c.refuse_together(
+        "--input", "--prefix", "--input reads an export, --prefix the topics: give one"
+    )
+    c.refuse_together(
+        "--input",
+        "--export",
+        "--export writes the records read from the topics; --input reads none",
+    )
     c.set_defaults(func=cmd_campaign)
 
     p = command(sub, "rehearse", "replay real reports with simulated field units")
@@ -4183,6 +4221,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="stop",
         help="a bad row stops (default) or is skipped, reported and left out of the output",
     )
+    one_or_all = "one file is --input/--output, a folder --input-dir/--output-dir"
+    for single in ("--input", "--output"):
+        for folder in ("--input-dir", "--output-dir"):
+            p.refuse_together(single, folder, one_or_all)
     p.set_defaults(func=cmd_detect)
 
     p = command(sub, "bench", "benchmarks that score detectors")
