@@ -2627,22 +2627,33 @@ def _need_prefix(
     )
 
 
-def _instant(text: str, flag: str) -> float:
-    """``2024-05-26`` or an ISO 8601 time (UTC when no zone) -> epoch seconds."""
-    from datetime import UTC, datetime
+# Days a date option takes by name, any case, as UTC days from today's (helper brief
+# t47: the README's `--from TODAY --to TOMORROW`, typed as it stands, was refused).
+DAY_WORDS = {"yesterday": -1, "today": 0, "tomorrow": 1}
+DATE_FORM = "expected a date like 2024-05-26, or today, yesterday or tomorrow (UTC days)"
 
+
+def _instant(text: str, flag: str, now: datetime | None = None) -> float:
+    """``2024-05-26``, an ISO 8601 time (UTC when no zone) or a day's name
+    (``DAY_WORDS``: the start of that UTC day, ``now`` being the clock's) -> epoch
+    seconds. Raises CliError naming ``flag`` and ``text``."""
+    from datetime import UTC, datetime, timedelta
+
+    word = text.strip().lower()
+    if word in DAY_WORDS:
+        day = (now or datetime.now(UTC)).astimezone(UTC).date() + timedelta(DAY_WORDS[word])
+        return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise CliError(f"{flag} is {text!r}, expected a date like 2024-05-26") from None
+        raise CliError(f"{flag} is {text!r}, {DATE_FORM}") from None
     try:
         # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
         # was "year 0 is out of range", exit 70, when the report printed it.
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
     except OverflowError:
         raise CliError(
-            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, expected a date like "
-            "2024-05-26"
+            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, {DATE_FORM}"
         ) from None
 
 
@@ -4122,10 +4133,19 @@ def build_parser() -> argparse.ArgumentParser:
         csub, "report", "per area and department: found, resolved, MTTA, MTTR, satisfaction"
     )
     c.add_argument(
-        "--from", dest="start", required=True, metavar="DATE", help="first day (or ISO time), UTC"
+        "--from",
+        dest="start",
+        required=True,
+        metavar="DATE",
+        help="first day (or ISO time), UTC; today, yesterday and tomorrow (any case) are UTC days",
     )
     c.add_argument(
-        "--to", dest="end", required=True, metavar="DATE", help="end, exclusive (date or ISO time)"
+        "--to",
+        dest="end",
+        required=True,
+        metavar="DATE",
+        help="end, exclusive (date or ISO time; or today, yesterday, tomorrow: the UTC day's "
+        "start)",
     )
     c.add_argument(
         "--out", metavar="FILE", help="report.html or report.json (default: tables on stdout)"

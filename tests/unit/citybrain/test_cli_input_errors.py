@@ -182,8 +182,8 @@ CASES = [
         "--to 2024-01-01 is not after --from 2024-02-01",
     ),
     (
-        ["campaign", "report", "--from", "yesterday", "--to", "2024-01-01"],
-        "--from is 'yesterday', expected a date",
+        ["campaign", "report", "--from", "someday", "--to", "2024-01-01"],
+        "--from is 'someday', expected a date like 2024-05-26, or today, yesterday or tomorrow",
     ),
     (
         ["rehearse", "--incidents", "T/missing.csv", "--units", "T/missing.yaml"],
