@@ -2446,7 +2446,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "to do (the summary says how many readings were processed)",
             EXIT_FAILED,
         )
+    if args.expect:
+        missed_expected(args.expect, summary["known_events"])
     return EXIT_OK
+
+
+def missed_expected(expect: str, known: Sequence[Mapping[str, Any]]) -> None:
+    """CliError (status 1) naming the events of ``--expect`` ``expect`` that the demo
+    missed, from its summary's ``known_events`` (``{"event", "alerts", "detected"}``,
+    those replayed): a CI user giving --expect expects a miss to fail (helper brief t47:
+    it exited 0 under "missed my spike: 0 alerts"). The built-in events are reported
+    only: the demo's own data is no test of the user's."""
+    missed = [str(e["event"]) for e in known if not e["detected"]]
+    if missed:
+        names = ", ".join(repr(name) for name in missed)
+        raise CliError(
+            f"--expect {expect}: the demo missed {len(missed)} of the "
+            f"{counted(len(known), 'expected event')} it replayed: {names} (no alert on "
+            "its sensors in its window; the summary above lists each)",
+            EXIT_FAILED,
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -4100,8 +4119,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--expect",
         metavar="FILE",
         help="YAML list of events you expect alerts for (keys name, sensor_prefix, start, "
-        "end); the summary says which were detected or missed (default: the built-in "
-        "events of the built-in data, none with --data)",
+        "end); the summary says which were detected or missed, and a missed one exits "
+        "with status 1, for a CI check (default: the built-in events of the built-in data, "
+        "reported only; none with --data)",
     )
     p.add_argument(
         "--ack-deadline",

@@ -349,9 +349,7 @@ class Alerting:
         # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
         silences, bad = self._silences.read(self.ctx.stored_silences(), now)
         for silence in bad:
-            log.warning(
-                "citybrain: skipping stored silence %s: %s", silence.key, silence.message
-            )
+            log.warning("citybrain: skipping stored silence %s: %s", silence.key, silence.message)
             self.metrics.silences_invalid.labels(silence.problem).inc()
             await self.ctx.audit(
                 {
