@@ -46,7 +46,7 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.errors import utf8_text
-from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
+from citybrain.text import agreeing, cell, counted, day, display_width, duration, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import shown
 from streams.errors import StreamsError, closest
@@ -691,7 +691,10 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """``3 min``, ``16 h 5 min``: a duration as a person reads it."""
+    """``3 min``, ``16 h 5 min``: a duration as a person reads it; past 2 days, in days
+    or years as ``text.duration`` says them."""
+    if seconds >= 172_800:
+        return duration(seconds)
     minutes = round(seconds / 60)
     if minutes < 60:
         return f"{max(minutes, 1)} min"
@@ -1723,14 +1726,9 @@ def _zone() -> str:
 
 
 def _ago(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    """``text.duration``, the one formatter of a span (a 100-year silence was "in
+    36500.0 d")."""
+    return duration(seconds)
 
 
 def _next_deadline(run: dict[str, Any], now: float, short: bool = False) -> str:
@@ -3127,9 +3125,8 @@ def pools_note(incidents: Sequence[Incident], units: Mapping[str, DepartmentUnit
     medians = {name: units[name].resolve.sample(0.5) for name in pools}
 
     def span(seconds: float) -> str:
-        if seconds < 7200:
-            return f"{seconds / 60:.1f} min"
-        return f"{seconds / 3600:.1f} h" if seconds < 172_800 else f"{seconds / 86400:.1f} days"
+        # Minutes to a tenth, as the report's medians; longer as every span is said.
+        return f"{seconds / 60:.1f} min" if seconds < 7200 else duration(seconds)
 
     parts = []
     for name, mine in sorted(pools.items(), key=lambda item: -len(item[1])):
