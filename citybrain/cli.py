@@ -373,7 +373,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_app, settle_garbage_collector
-    from streams.logs import RepeatFilter
+    from streams.logs import LifecycleFilter, RepeatFilter
 
     class QuietWorker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -385,8 +385,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 retriable_coordinator_error_is_a_warning
             )
             repeats = RepeatFilter()  # one per worker: its counts span every handler
+            lifecycle = LifecycleFilter()  # faust's "Starting..."/"Stopping..." at INFO
             for handler in logger.handlers:
                 handler.addFilter(repeats)
+                handler.addFilter(lifecycle)
 
         # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
         # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
@@ -3628,7 +3630,8 @@ class Parser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         if extras and self.prog != "citybrain":
             self.error(f"unrecognized arguments: {' '.join(extras)}")
-        self._refuse_conflicts(namespace)
+        if namespace is not None:
+            self._refuse_conflicts(namespace)
         return namespace, extras
 
     def _unknown_options(self) -> list[str]:
@@ -3719,9 +3722,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(
-        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
-    ) -> Parser:
+    def command(parent: argparse._SubParsersAction[Any], name: str, text: str) -> Parser:
         made = parent.add_parser(
             name,
             help=text,
