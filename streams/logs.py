@@ -91,7 +91,8 @@ class RepeatFilter(logging.Filter):
 # mode's Service lifecycle lines ("[^---Recovery]: Starting...", "…: Stopping...", as
 # mode's ServiceBase._log_mundane words them): about 260 of them at a worker's start and
 # stop at INFO (helper brief t47), burying citybrain's own lines.
-_LIFECYCLE = re.compile(r"\[\^-*[^\]]*\]: (Starting|Stopping)\.\.\.")
+# A label may hold brackets itself: faust shortens an agent's name to "streams.app[.]detect".
+_LIFECYCLE = re.compile(r"\[\^-*.*\]: (Starting|Stopping)\.\.\.")
 
 
 class LifecycleFilter(logging.Filter):
