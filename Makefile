@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 .PHONY: help install demo test test-unit lint bench dashboards stack-up stack-down stack-status docker-tokens clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@# Padded to the longest target's name, so a new long one keeps the column.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {name[++n] = $$1; what[n] = $$2; \
+		if (length($$1) > w) w = length($$1)} \
+		END {for (i = 1; i <= n; i++) printf "  %-" w "s  %s\n", name[i], what[i]}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)

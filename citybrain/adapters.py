@@ -63,7 +63,7 @@ def read_table(
     lines: list[int] = []
     texts: list[list[str]] = []  # each row's fields as written, for a message
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     try:
         for record in read_records(path, looks_like_row):
             if isinstance(record, BadRow):
@@ -573,12 +573,17 @@ def build(shared: Path, out: Path) -> dict[str, int]:
     for name, (frame, columns) in slices.items():
         frame = frame.sort_values(["timestamp", columns[1]], kind="stable")[columns]
         # mtime=0 keeps the gzip bytes identical between builds.
-        frame.to_csv(out / name, index=False, compression={"method": "gzip", "mtime": 0})
+        frame.to_csv(
+            out / name, index=False, lineterminator="\n", compression={"method": "gzip", "mtime": 0}
+        )
         counts[name] = len(frame)
     grid.write(out / "grid.yaml")
     training = incident_departments(shared)
     training.to_csv(
-        out / "incident_departments.csv.gz", index=False, compression={"method": "gzip", "mtime": 0}
+        out / "incident_departments.csv.gz",
+        index=False,
+        lineterminator="\n",
+        compression={"method": "gzip", "mtime": 0},
     )
     counts["incident_departments.csv.gz"] = len(training)
     return counts

@@ -46,7 +46,7 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.errors import utf8_text
-from citybrain.text import agreeing, cell, counted, day, display_width, pad, zone
+from citybrain.text import agreeing, cell, counted, day, display_width, duration, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import did_you_mean, shown
 from streams.errors import StreamsError, closest
@@ -386,7 +386,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_app, settle_garbage_collector
-    from streams.logs import RepeatFilter
+    from streams.logs import LifecycleFilter, RepeatFilter
 
     class QuietWorker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -398,8 +398,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 retriable_coordinator_error_is_a_warning
             )
             repeats = RepeatFilter()  # one per worker: its counts span every handler
+            lifecycle = LifecycleFilter()  # faust's "Starting..."/"Stopping..." at INFO
             for handler in logger.handlers:
                 handler.addFilter(repeats)
+                handler.addFilter(lifecycle)
 
         # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
         # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
@@ -744,7 +746,10 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """``3 min``, ``16 h 5 min``: a duration as a person reads it."""
+    """``3 min``, ``16 h 5 min``: a duration as a person reads it; past 2 days, in days
+    or years as ``text.duration`` says them."""
+    if seconds >= 172_800:
+        return duration(seconds)
     minutes = round(seconds / 60)
     if minutes < 60:
         return f"{max(minutes, 1)} min"
@@ -1240,6 +1245,7 @@ def check_output(
     inputs: Sequence[tuple[str, str | None]] = (),
     stdout_instead: str = "",
     folder_must_exist: bool = True,
+    suffixes: Sequence[str] = (),
 ) -> None:
     """CliError (status 2) before any work when the output path ``out`` of ``option``
     is ``-`` (a file named ``-`` is never what was meant; ``stdout_instead`` says how to
@@ -1247,7 +1253,12 @@ def check_output(
     ``inputs`` (``(option, path)`` pairs; a path may be None, for an option not given),
     which writing would overwrite before or while it is read; or its folder does not
     exist or is a file (a command never creates the folders of a file it writes: a
-    mistyped path would leave a tree of them, trial 9)."""
+    mistyped path would leave a tree of them, trial 9). For a file (``folder_must_exist``,
+    every caller but ``check_output_dir``), also when ``out`` is a directory (worded as
+    ``streams.inputs.unreadable`` words one given for a file to read) or, with
+    ``suffixes`` (``(".html", ".json")``), its name ends in none of them: what is
+    written follows the name (helper brief t47: ``report --out r.pdf`` wrote HTML into
+    it, ``--out /tmp/d`` said "cannot use /tmp/d: Is a directory" after the work)."""
     if out is None:
         return
     if out == "-":
@@ -1268,6 +1279,13 @@ def check_output(
                 f"{option} {out} is the same file as {name} {path}: writing it would "
                 "overwrite the input; give another file"
             )
+    if folder_must_exist and Path(out).is_dir():
+        example = Path(out) / f"{option.lstrip('-')}{suffixes[0] if suffixes else ''}"
+        raise CliError(
+            f"{option} {out!r} is a directory, expected a file: give a file's name, e.g. {example}"
+        )
+    if suffixes and Path(out).suffix not in suffixes:
+        raise CliError(f"{option} is {out!r}, expected a {' or '.join(suffixes)} file")
     folder = Path(out).parent
     if folder_must_exist and not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
@@ -1819,14 +1837,9 @@ def _zone() -> str:
 
 
 def _ago(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    """``text.duration``, the one formatter of a span (a 100-year silence was "in
+    36500.0 d")."""
+    return duration(seconds)
 
 
 def _next_deadline(run: dict[str, Any], now: float, short: bool = False) -> str:
@@ -2501,6 +2514,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.summary,
         [("--data", str(p)) for p in data] + [("--expect", args.expect)],
         "the summary table is printed on stdout anyway",
+        suffixes=(".json",),
     )
     check_output(
         "--report",
@@ -2508,6 +2522,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         [("--data", str(p)) for p in data]
         + [("--expect", args.expect), ("--summary", args.summary)],
         "it is HTML: give a file name",
+        suffixes=(".html",),
     )
     for path in data:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
@@ -2550,7 +2565,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "to do (the summary says how many readings were processed)",
             EXIT_FAILED,
         )
+    if args.expect:
+        missed_expected(args.expect, summary["known_events"])
     return EXIT_OK
+
+
+def missed_expected(expect: str, known: Sequence[Mapping[str, Any]]) -> None:
+    """CliError (status 1) naming the events of ``--expect`` ``expect`` that the demo
+    missed, from its summary's ``known_events`` (``{"event", "alerts", "detected"}``,
+    those replayed): a CI user giving --expect expects a miss to fail (helper brief t47:
+    it exited 0 under "missed my spike: 0 alerts"). The built-in events are reported
+    only: the demo's own data is no test of the user's."""
+    missed = [str(e["event"]) for e in known if not e["detected"]]
+    if missed:
+        names = ", ".join(repr(name) for name in missed)
+        raise CliError(
+            f"--expect {expect}: the demo missed {len(missed)} of the "
+            f"{counted(len(known), 'expected event')} it replayed: {names} (no alert on "
+            "its sensors in its window; the summary above lists each)",
+            EXIT_FAILED,
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -2558,7 +2592,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from citybrain.report import NotReplayedError
 
     files = [Path(p) for p in args.data]
-    check_output("--out", args.out, [("--data", p) for p in args.data])
+    check_output("--out", args.out, [("--data", p) for p in args.data], suffixes=(".html",))
     for path in files:
         _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
     settings = _settings()
@@ -2731,22 +2765,33 @@ def _need_prefix(
     )
 
 
-def _instant(text: str, flag: str) -> float:
-    """``2024-05-26`` or an ISO 8601 time (UTC when no zone) -> epoch seconds."""
-    from datetime import UTC, datetime
+# Days a date option takes by name, any case, as UTC days from today's (helper brief
+# t47: the README's `--from TODAY --to TOMORROW`, typed as it stands, was refused).
+DAY_WORDS = {"yesterday": -1, "today": 0, "tomorrow": 1}
+DATE_FORM = "expected a date like 2024-05-26, or today, yesterday or tomorrow (UTC days)"
 
+
+def _instant(text: str, flag: str, now: datetime | None = None) -> float:
+    """``2024-05-26``, an ISO 8601 time (UTC when no zone) or a day's name
+    (``DAY_WORDS``: the start of that UTC day, ``now`` being the clock's) -> epoch
+    seconds. Raises CliError naming ``flag`` and ``text``."""
+    from datetime import UTC, datetime, timedelta
+
+    word = text.strip().lower()
+    if word in DAY_WORDS:
+        day = (now or datetime.now(UTC)).astimezone(UTC).date() + timedelta(DAY_WORDS[word])
+        return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise CliError(f"{flag} is {text!r}, expected a date like 2024-05-26") from None
+        raise CliError(f"{flag} is {text!r}, {DATE_FORM}") from None
     try:
         # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
         # was "year 0 is out of range", exit 70, when the report printed it.
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
     except OverflowError:
         raise CliError(
-            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, expected a date like "
-            "2024-05-26"
+            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, {DATE_FORM}"
         ) from None
 
 
@@ -2822,13 +2867,6 @@ def _record_schema(doc: dict[str, object], where: str) -> None:
         )
 
 
-def _output_suffix(out: str | None) -> None:
-    """CliError unless ``--out`` is absent or names a .html or .json file (checked before
-    the work, not after it)."""
-    if out is not None and Path(out).suffix not in (".html", ".json"):
-        raise CliError(f"--out is {out!r}, expected a .html or .json file")
-
-
 def write_campaign(
     report: dict[str, Any],
     out: Path | None,
@@ -2860,10 +2898,18 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if not end > start:
         raise CliError(f"--to {args.end} is not after --from {args.start}")
     check_output(
-        "--out", args.out, [("--input", args.input)], "leave out --out for tables on stdout"
+        "--out",
+        args.out,
+        [("--input", args.input)],
+        "leave out --out for tables on stdout",
+        suffixes=(".html", ".json"),
     )
-    check_output("--export", args.export, [("--input", args.input), ("--out", args.out)])
-    _output_suffix(args.out)
+    check_output(
+        "--export",
+        args.export,
+        [("--input", args.input), ("--out", args.out)],
+        suffixes=(".jsonl",),
+    )
     if args.input:
         _need_file(Path(args.input), "--input", kind="JSON lines")
     if args.grid:
@@ -3079,8 +3125,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             ("--grid", args.grid),
         ],
         "leave out --out for the comparison on stdout",
+        suffixes=(".html", ".json"),
     )
-    _output_suffix(args.out)
     _need_file(units_path, "--units", kind="YAML")
     _need_file(Path(args.incidents), "--incidents", kind="CSV")
     _need_file(Path(args.playbook), "--playbook", kind="YAML")
@@ -3200,9 +3246,8 @@ def pools_note(incidents: Sequence[Incident], units: Mapping[str, DepartmentUnit
     medians = {name: units[name].resolve.sample(0.5) for name in pools}
 
     def span(seconds: float) -> str:
-        if seconds < 7200:
-            return f"{seconds / 60:.1f} min"
-        return f"{seconds / 3600:.1f} h" if seconds < 172_800 else f"{seconds / 86400:.1f} days"
+        # Minutes to a tenth, as the report's medians; longer as every span is said.
+        return f"{seconds / 60:.1f} min" if seconds < 7200 else duration(seconds)
 
     parts = []
     for name, mine in sorted(pools.items(), key=lambda item: -len(item[1])):
@@ -3332,7 +3377,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 kind="CSV",
             )
             if args.output != "-":
-                check_output("--output", args.output, [("--input", args.input)])
+                check_output("--output", args.output, [("--input", args.input)], suffixes=(".csv",))
             # `--output -`: the scores on stdout, so the summary goes to stderr.
             to_stdout = args.output == "-"
             scored = detect_file(
@@ -3571,7 +3616,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     _need_dir(Path(args.shared), "--shared")
     check_output_dir("--out", args.out)
-    check_output("--out", args.out, [("--shared", args.shared)])
+    check_output("--out", args.out, [("--shared", args.shared)], folder_must_exist=False)
     try:
         built = build(Path(args.shared), Path(args.out))
     except OSError as exc:
@@ -3657,6 +3702,28 @@ class Parser(argparse.ArgumentParser):
 
     # The arguments this parser was given, to name an unknown option first (trial 9).
     _given: list[str] | None = None
+    # Options that cannot be given together: (option, option, why), see refuse_together.
+    conflicts: list[tuple[str, str, str]]
+
+    def refuse_together(self, first: str, second: str, why: str) -> None:
+        """Refuse ``first`` and ``second`` (long options of this parser) given together,
+        as argparse refuses a mutually exclusive group's (``argument --json: not allowed
+        with argument --out (why)``, status 2), where a group cannot say it: an option
+        in two pairs (``--out`` with ``--json`` and with ``--wide``), or a reason to give
+        (helper brief t47: ``campaign report --out c3.html --json`` ignored --json, and
+        ``--input F --prefix P`` ran without saying which it used)."""
+        for option in (first, second):
+            if option not in self._option_string_actions:
+                raise ValueError(f"{self.prog} has no option {option}")
+        self.conflicts = [*getattr(self, "conflicts", []), (first, second, why)]
+
+    def _refuse_conflicts(self, namespace: argparse.Namespace) -> None:
+        """``error`` on the first pair of ``conflicts`` both given: an option is given
+        when its value is not its default (a flag set, a value typed)."""
+        for first, second, why in getattr(self, "conflicts", []):
+            a, b = self._option_string_actions[first], self._option_string_actions[second]
+            if all(getattr(namespace, x.dest, x.default) != x.default for x in (a, b)):
+                self.error(f"argument {second}: not allowed with argument {first} ({why})")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's check of a value against ``choices`` (a subcommand's name too), but
@@ -3685,6 +3752,8 @@ class Parser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         if extras and self.prog != "citybrain":
             self.error(f"unrecognized arguments: {' '.join(extras)}")
+        if namespace is not None:
+            self._refuse_conflicts(namespace)
         return namespace, extras
 
     def _unknown_options(self) -> list[str]:
@@ -3775,16 +3844,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(
-        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
-    ) -> argparse.ArgumentParser:
-        return parent.add_parser(
+    def command(parent: argparse._SubParsersAction[Any], name: str, text: str) -> Parser:
+        made = parent.add_parser(
             name,
             help=text,
             description=text[0].upper() + text[1:] + ".",
             epilog=EPILOG,
             formatter_class=HelpFormatter,
         )
+        assert isinstance(made, Parser)  # add_subparsers makes its parent's class
+        return made
 
     def detector_option(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -4057,6 +4126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every column with cell names and clock times, however wide (default: fit "
         "COLUMNS or the terminal's width; a pipe gets every column)",
     )
+    lst.refuse_together("--json", "--wide", "--wide is for the table; --json prints the JSON")
     api_options(lst)
     lst.set_defaults(func=cmd_runs)
     for action, text in run_actions.items():
@@ -4157,16 +4227,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", nargs="+", metavar="FILE", help="canonical CSVs (default: datasets/*.csv.gz)"
     )
     p.add_argument("--grid", metavar="FILE", help="grid file (default: datasets/grid.yaml)")
-    p.add_argument("--summary", metavar="FILE", help="write the summary as JSON here")
     p.add_argument(
-        "--report", metavar="FILE", help="write a what-if report (self-contained HTML) here"
+        "--summary", metavar="FILE", help="write the summary as JSON here (a .json file)"
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write a what-if report (self-contained HTML) here (a .html file)",
     )
     p.add_argument(
         "--expect",
         metavar="FILE",
         help="YAML list of events you expect alerts for (keys name, sensor_prefix, start, "
-        "end); the summary says which were detected or missed (default: the built-in "
-        "events of the built-in data, none with --data)",
+        "end); the summary says which were detected or missed, and a missed one exits "
+        "with status 1, for a CI check (default: the built-in events of the built-in data, "
+        "reported only; none with --data)",
     )
     p.add_argument(
         "--ack-deadline",
@@ -4186,7 +4261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", nargs="+", required=True, metavar="FILE", help="the replayed canonical CSVs"
     )
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write the HTML")
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="where to write the HTML (a .html file)"
+    )
     p.add_argument("--title", help="the page title (default: names the data files)")
     p.set_defaults(func=cmd_report)
 
@@ -4196,10 +4273,19 @@ def build_parser() -> argparse.ArgumentParser:
         csub, "report", "per area and department: found, resolved, MTTA, MTTR, satisfaction"
     )
     c.add_argument(
-        "--from", dest="start", required=True, metavar="DATE", help="first day (or ISO time), UTC"
+        "--from",
+        dest="start",
+        required=True,
+        metavar="DATE",
+        help="first day (or ISO time), UTC; today, yesterday and tomorrow (any case) are UTC days",
     )
     c.add_argument(
-        "--to", dest="end", required=True, metavar="DATE", help="end, exclusive (date or ISO time)"
+        "--to",
+        dest="end",
+        required=True,
+        metavar="DATE",
+        help="end, exclusive (date or ISO time; or today, yesterday, tomorrow: the UTC day's "
+        "start)",
     )
     c.add_argument(
         "--out", metavar="FILE", help="report.html or report.json (default: tables on stdout)"
@@ -4225,9 +4311,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--export",
         metavar="FILE",
         help="also write the step and audit records read from the topics here (JSON lines, "
-        "what --input takes)",
+        "what --input takes: a .jsonl file)",
     )
     c.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    # Each pair would leave one of the two unused without a word.
+    c.refuse_together("--out", "--json", "the file's name says its format: --out FILE.json")
+    c.refuse_together("--out", "--wide", "--wide is for the tables on stdout")
+    c.refuse_together("--json", "--wide", "--wide is for the tables; --json prints JSON")
+    c.refuse_together(
+        "--input", "--prefix", "--input reads an export, --prefix the topics: give one"
+    )
+    c.refuse_together(
+        "--input",
+        "--export",
+        "--export writes the records read from the topics; --input reads none",
+    )
     c.set_defaults(func=cmd_campaign)
 
     p = command(sub, "rehearse", "replay real reports with simulated field units")
@@ -4271,7 +4369,9 @@ def build_parser() -> argparse.ArgumentParser:
         "score timestamp,value CSVs with a detector, each row with only the rows before it",
     )
     p.add_argument("--input", metavar="FILE", help="one CSV to score")
-    p.add_argument("--output", metavar="FILE", help="where its scores go ('-': stdout)")
+    p.add_argument(
+        "--output", metavar="FILE", help="where its scores go (a .csv file; '-': stdout)"
+    )
     p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
     p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
     detector_option(p)
@@ -4281,6 +4381,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="stop",
         help="a bad row stops (default) or is skipped, reported and left out of the output",
     )
+    one_or_all = "one file is --input/--output, a folder --input-dir/--output-dir"
+    for single in ("--input", "--output"):
+        for folder in ("--input-dir", "--output-dir"):
+            p.refuse_together(single, folder, one_or_all)
     p.set_defaults(func=cmd_detect)
 
     p = command(sub, "bench", "benchmarks that score detectors")

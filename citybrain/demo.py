@@ -62,7 +62,7 @@ from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, alive, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
-from citybrain.text import agreeing, cell, counted, display_width, pad
+from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.errors import EventError
@@ -822,7 +822,9 @@ def running_message(demo: RunningDemo, files: DemoFiles, now: datetime | None = 
 
 
 def _ago_text(seconds: int) -> str:
-    """``42 s``, ``3 min``, ``2 h 5 min``."""
+    """``42 s``, ``3 min``, ``2 h 5 min``; past 2 days as ``text.duration`` says it."""
+    if seconds >= 172_800:
+        return duration(seconds)
     if seconds < 60:
         return f"{seconds} s"
     minutes = seconds // 60

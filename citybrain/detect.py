@@ -362,6 +362,26 @@ class Scored:
         self.order.earlier += other.order.earlier
 
 
+@dataclass
+class Checked:
+    """A file's first pass (``check_file``): its good ``rows``, their time ``order`` and
+    its ``extras`` (the column names only), all detect keeps of it until scoring."""
+
+    rows: int
+    order: TimeOrder
+    extras: Extras
+
+
+def check_file(src: Path, on_bad_row: Callable[[str], None] | None = None) -> Checked:
+    """Read every row of ``src`` without scoring (memory is a row): raises
+    DetectInputError as ``read_series`` does; with ``on_bad_row`` a bad row is passed to
+    it and counted out."""
+    order = TimeOrder()
+    extras = Extras()  # its names, from the header, head the output
+    rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
+    return Checked(rows, order, extras)
+
+
 def detect_file(
     src: Path,
     dst: Path | TextIO,
@@ -371,6 +391,7 @@ def detect_file(
     threshold: float = DEFAULT_THRESHOLD,
     name: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    checked: Checked | None = None,
 ) -> Scored:
     """Score ``src`` into ``dst`` (one row per good input row, ``chunk_rows`` at a time:
     the output is the same whatever the chunk). Raises DetectInputError
@@ -380,13 +401,15 @@ def detect_file(
     rows cannot reach ``threshold`` at all (``reach_warning``). ``threshold``: rows
     scoring at or above it are counted as flagged.
     ``dst`` may be an open text stream (stdout) instead of a path; a path is written
-    whole or not at all (an exception, Ctrl-C included, leaves it as it was)."""
+    whole or not at all (an exception, Ctrl-C included, leaves it as it was).
+    ``checked``: this file's ``check_file``, when the caller has already checked it
+    (``detect_dir`` checks every file before scoring any); else it is checked here."""
     # Two passes, each a row at a time: the first checks every row (a bad file writes
     # nothing; bad rows are reported once) and counts them for the warnings; the second
     # scores chunk by chunk as it writes. Memory is a chunk, not the file.
-    order = TimeOrder()
-    extras = Extras()  # its names, from the header, head the output
-    rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
+    if checked is None:
+        checked = check_file(src, on_bad_row)
+    rows, order, extras = checked.rows, checked.order, checked.extras
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and rows <= warmup:
         warn(
@@ -440,7 +463,7 @@ def _score_chunks(
     carries from chunk to chunk, so the scores are those of one pass over the file) and
     write them; (rows at or above ``threshold``, the leading run of 0 scores)."""
     detector = prototype.clone()  # a fresh detector per stream
-    writer = csv.writer(fh)
+    writer = csv.writer(fh, lineterminator="\n")  # csv's default is \r\n, whatever the input
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
     flagged = leading = 0
     seen_nonzero = False
@@ -478,21 +501,26 @@ def detect_dir(
     it got. With ``on_bad_file`` (``--on-error skip``), a file that cannot be scored at
     all (empty, a bad header, only a header, no good row) is passed to it as its
     DetectInputError message and left out, and the others are scored (trial 9: a
-    header-only file stopped the whole batch)."""
-    total = Scored()
+    header-only file stopped the whole batch). Every file is checked before any is
+    scored (a row at a time, one pass each): a bad file raises with nothing written
+    (helper brief t47: a bad row in the second file left the first one's scores behind,
+    a partly filled output directory)."""
+    checked: list[tuple[Path, Checked]] = []
     for path in input_files(src):
-        out = output_path(src, dst, path)
-        # The output tree mirrors the input's; a lone --output's folder must exist.
-        out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            scored = detect_file(
-                path, out, prototype, on_bad_row, warn, threshold, name, chunk_rows
-            )
+            checked.append((path, check_file(path, on_bad_row)))
         except DetectInputError as exc:
             if on_bad_file is None:
                 raise
             on_bad_file(str(exc))
-            continue
+    total = Scored()
+    for path, check in checked:
+        out = output_path(src, dst, path)
+        # The output tree mirrors the input's; a lone --output's folder must exist.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # The check pass reported the bad rows; they are skipped quietly now.
+        quiet = None if on_bad_row is None else _ignore
+        scored = detect_file(path, out, prototype, quiet, warn, threshold, name, chunk_rows, check)
         total.add(scored)
         if written is not None:
             written.append(out)

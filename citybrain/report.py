@@ -24,7 +24,7 @@ import pandas as pd
 
 from citybrain.campaign import quantile
 from citybrain.resent import worker_duplicates
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, counted, duration
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError
 from streams.events import IncidentReport, Reading, alert_fields
@@ -394,11 +394,11 @@ def _fmt(ts: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
+    """``45 s``, ``4.6 min`` (minutes to a tenth: medians are compared), then as every
+    span is said (``text.duration``: hours, days, years; 100 days was "2400.0 h")."""
+    if 120 <= seconds < 7200:
         return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    return duration(seconds)
 
 
 def sensor_chart(

@@ -22,6 +22,29 @@ def agreeing(n: int, singular: str, plural: str) -> str:
     return singular if n == 1 else plural
 
 
+# A year of days, for spans past DAYS_UP_TO (a 100-year silence said "36500.0 d").
+YEAR_SECONDS = 365.25 * 86_400
+DAYS_UP_TO = 2 * YEAR_SECONDS
+
+
+def duration(seconds: float) -> str:
+    """A span of ``seconds`` (negative as 0) as a person reads it, the one way every
+    command says one: ``45 s``, ``12 min``, ``5.5 h``, ``3.2 days``, ``100 years``
+    (seconds up to 2 min, minutes up to 2 h, hours up to 2 days, days up to 2 years;
+    a whole number of years without its ``.0``)."""
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    if seconds < DAYS_UP_TO:
+        return f"{seconds / 86_400:.1f} days"
+    years = f"{seconds / YEAR_SECONDS:,.1f}".removesuffix(".0")
+    return f"{years} years"
+
+
 def day(when: datetime) -> str:
     """``0001-01-01``: a date with its year in four digits (``%Y`` gives ``1`` for year 1
     on glibc)."""

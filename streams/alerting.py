@@ -143,7 +143,7 @@ class Alerting:
         # The agent and the re-check timer both read an alert's entry, await Kafka, then
         # write or drop it: one at a time, so a resolution is never overtaken.
         self.settled = asyncio.Lock()
-        self._say_recheck_failed = SayEvery(log, prefix="citybrain: warning: ")
+        self._say_recheck_failed = SayEvery(log, prefix="citybrain: ")
         # A matcher on a value no alert carries (a kind the grid lacks) never matches:
         # `citybrain playbooks check` refuses it; the worker starts, and says so.
         _, self.never_matching = routing_errors(
@@ -154,7 +154,7 @@ class Alerting:
             @ctx.app.task  # type: ignore[untyped-decorator]
             async def announce_never_matching() -> None:
                 for line in self.never_matching:
-                    log.warning("citybrain: warning: %s (`citybrain playbooks check`)", line)
+                    log.warning("citybrain: %s (`citybrain playbooks check`)", line)
 
         async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
             # As for runs (streams/context.py): entries of partitions now owned elsewhere,
@@ -349,9 +349,7 @@ class Alerting:
         # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
         silences, bad = self._silences.read(self.ctx.stored_silences(), now)
         for silence in bad:
-            log.warning(
-                "citybrain: warning: skipping stored silence %s: %s", silence.key, silence.message
-            )
+            log.warning("citybrain: skipping stored silence %s: %s", silence.key, silence.message)
             self.metrics.silences_invalid.labels(silence.problem).inc()
             await self.ctx.audit(
                 {

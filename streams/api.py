@@ -725,14 +725,14 @@ def register_api(app: faust.App, ctx: Context) -> None:
         # In the start-up log, so a refused operator can see why from the worker side.
         if not len(tokens):
             log.warning(
-                "citybrain: warning: operator API closed: no tokens configured "
+                "citybrain: operator API closed: no tokens configured "
                 "(CITYBRAIN_API_TOKENS_FILE), every %s request gets 401",
                 PREFIX,
             )
         else:
             log.info("operator API open on %s with %d token(s)", PREFIX, len(tokens))
         if warning := exposed(tokens.path):
-            log.warning("citybrain: warning: %s", warning)
+            log.warning("citybrain: %s", warning)
 
     async def authorize(view: View, request: Request, action: str) -> Principal:
         authorization = request.headers.get("Authorization")

@@ -514,7 +514,7 @@ class Context:
                 await queueing
             return False
         if queueing.exception() is not None:
-            log.warning("citybrain: warning: API write not queued: %r", queueing.exception())
+            log.warning("citybrain: API write not queued: %r", queueing.exception())
             return False
         futures = [asyncio.ensure_future(f) for f in queueing.result()]
         if not futures:
@@ -526,7 +526,7 @@ class Context:
             return False
         failed = [f.exception() for f in done if f.exception() is not None]
         if failed:
-            log.warning("citybrain: warning: API write not delivered: %r", failed[0])
+            log.warning("citybrain: API write not delivered: %r", failed[0])
             return False
         return True
 
@@ -542,7 +542,7 @@ class Context:
         shown = key.decode(errors="replace")
         size = f" ({entry.size} bytes)" if entry.size else ""  # 0: found in use, not read
         log.warning(
-            "citybrain: warning: %s: dropped the stored entry of key %r%s, %s: %s",
+            "citybrain: %s: dropped the stored entry of key %r%s, %s: %s",
             table,
             shown,
             size,
@@ -589,7 +589,7 @@ class Context:
         msg = event if isinstance(event, Message) else event.message
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
         message = bounded_message(message)
-        log.warning("citybrain: warning: dead-letter %s: %s (%s)", origin, message, code)
+        log.warning("citybrain: dead-letter %s: %s (%s)", origin, message, code)
         value = msg.value if raw is None else raw
         key = msg.key
         if stream == "readings" and isinstance(value, bytes):

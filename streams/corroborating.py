@@ -161,7 +161,7 @@ class CorroborationStage:
         )
         # The agent and the timer both rewrite an area's state across awaits.
         self.lock = asyncio.Lock()
-        self._say_release_failed = SayEvery(log, prefix="citybrain: warning: ")
+        self._say_release_failed = SayEvery(log, prefix="citybrain: ")
         if not self.enabled:
             return
         detection.mark_at = settings.corroboration_agree

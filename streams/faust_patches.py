@@ -502,7 +502,7 @@ async def _sweep(self: Consumer, generation: int, seeks: int) -> None:
         if verdict == "read again":  # the thread has seeked it back to ``expected``
             reread[tp] = expected
             self.log.warning(
-                "citybrain: warning: %s[%s]: offsets %s..%s were passed over "
+                "citybrain: %s[%s]: offsets %s..%s were passed over "
                 "unprocessed (the partition then went quiet); reading them again",
                 tp.topic,
                 tp.partition,
@@ -752,7 +752,7 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
             assert expected is not None
             reread[tp] = expected
             self.log.warning(
-                "citybrain: warning: %s[%s]: offsets %s..%s were passed over "
+                "citybrain: %s[%s]: offsets %s..%s were passed over "
                 "unprocessed; reading them again",
                 tp.topic,
                 tp.partition,

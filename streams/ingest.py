@@ -488,8 +488,7 @@ class Ingest:
                     made = [self._burst_alert(b, self.event_time) for b in bursts]
                 except Exception as exc:  # one odd window costs only itself, not the timer
                     log.warning(
-                        "citybrain: warning: burst sweep: the window of %r at %s was left as "
-                        "it is: %r",
+                        "citybrain: burst sweep: the window of %r at %s was left as it is: %r",
                         category,
                         cell,
                         exc,

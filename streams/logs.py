@@ -6,6 +6,7 @@ second) is visible in the worker's log without flooding it."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -85,3 +86,21 @@ class RepeatFilter(logging.Filter):
             )
             record.args = ()
         return True
+
+
+# mode's Service lifecycle lines ("[^---Recovery]: Starting...", "…: Stopping...", as
+# mode's ServiceBase._log_mundane words them): about 260 of them at a worker's start and
+# stop at INFO (helper brief t47), burying citybrain's own lines.
+# A label may hold brackets itself: faust shortens an agent's name to "streams.app[.]detect".
+_LIFECYCLE = re.compile(r"\[\^-*.*\]: (Starting|Stopping)\.\.\.")
+
+
+class LifecycleFilter(logging.Filter):
+    """Drops faust's and mode's service lifecycle lines (``_LIFECYCLE``) at INFO and
+    below; every other line passes, and those at WARNING and above always (a service
+    that fails to start says so at ERROR)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not isinstance(record.msg, str):
+            return True
+        return _LIFECYCLE.fullmatch(record.msg) is None

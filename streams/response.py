@@ -180,7 +180,7 @@ class Response:
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
         # Groups whose run the timer could not advance (``_unadvanced_run``).
-        self._say_unadvanced = SayEvery(log, prefix="citybrain: warning: ")
+        self._say_unadvanced = SayEvery(log, prefix="citybrain: ")
         self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
         self.engines = {
             name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
@@ -193,7 +193,7 @@ class Response:
         )
         if settings.webhook_secret is None:
             log.warning(
-                "citybrain: warning: CITYBRAIN_WEBHOOK_SECRET is not set: webhooks are "
+                "citybrain: CITYBRAIN_WEBHOOK_SECRET is not set: webhooks are "
                 "signed with a random per-start key that receivers cannot verify"
             )
         self.webhooks = WebhookExecutor(
@@ -204,7 +204,7 @@ class Response:
             retries=settings.webhook_retries,
             backoff=settings.webhook_backoff,
         )
-        self.warn_webhook = SayEvery(log, prefix="citybrain: warning: ")
+        self.warn_webhook = SayEvery(log, prefix="citybrain: ")
         self._lag_topics: set[str] = set()  # topics with a consumer-lag series here
         # Webhook calls (command ids) this worker has made, newest last: a run waiting
         # for a call not among them had it made by a worker that stopped (check_deadlines).
@@ -612,7 +612,7 @@ class Response:
         self._said_unreadable.add(key)
         why = f"no playbook {exc} in the library" if isinstance(exc, KeyError) else repr(exc)
         log.warning(
-            "citybrain: warning: deadlines: the run of group %s is skipped (%s): it keeps "
+            "citybrain: deadlines: the run of group %s is skipped (%s): it keeps "
             "its state; restore its playbook to act on it",
             key.decode(errors="replace"),
             why,

@@ -160,7 +160,7 @@ class ReadBack:
                 told(self.name, key, value)
             else:
                 log.warning(
-                    "citybrain: warning: %s: dropped unreadable entry %r: %s",
+                    "citybrain: %s: dropped unreadable entry %r: %s",
                     self.name,
                     key,
                     value.detail,

@@ -357,9 +357,9 @@ def run_http(
     closed = closed_reason(tokens, ("gateway",), "the HTTP ingest")
     if closed:
         # As the worker warns of a closed operator API: a gateway's 401s are explained here.
-        log.warning("citybrain: warning: %s: every POST gets 401 (docs/ingest.md, Tokens)", closed)
+        log.warning("citybrain: %s: every POST gets 401 (docs/ingest.md, Tokens)", closed)
     if warning := exposed(tokens.path):
-        log.warning("citybrain: warning: %s", warning)
+        log.warning("citybrain: %s", warning)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
     host, port = settings.worker_bind, settings.ingest_http_port
     check_listen(host, port, PORT_SETTING, "HTTP ingest")  # before Kafka, too

@@ -382,7 +382,7 @@ def test_failed_closure_webhooks_are_warned_of_in_the_worker_log(
         warned = [
             line
             for line in worker.log().splitlines()
-            if "citybrain: warning: closure (reply) webhook call to " + closed in line
+            if "citybrain: closure (reply) webhook call to " + closed in line
         ]
         assert len(warned) == 1, warned  # at most one a minute for the URL
         assert f"run {run_id}" in warned[0] and "failed (attempt " in warned[0]

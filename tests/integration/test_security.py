@@ -270,7 +270,7 @@ def test_the_operator_api_refuses_a_second_authorization_header_and_odd_bytes(
         assert not any(secret in r for r in records)
         assert secret not in log
     assert (
-        f"citybrain: warning: CITYBRAIN_API_TOKENS_FILE {tokens} may be read by other users "
+        f"citybrain: CITYBRAIN_API_TOKENS_FILE {tokens} may be read by other users "
         f"(mode 0644): chmod 600 {tokens}"
     ) in log
 

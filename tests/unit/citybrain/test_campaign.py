@@ -770,3 +770,35 @@ def test_an_answer_that_is_not_true_or_false_is_named(satisfied: object) -> None
         campaign_report([created("A", 0, "c-top", "p", "x"), answer], {}, 0, 100)
     assert str(info.value).startswith('record 1 (A:2): field "data.satisfied" is ')
     assert str(info.value).endswith(", expected true or false")
+
+
+@pytest.mark.parametrize(
+    ("word", "day"),
+    [
+        ("today", "2026-12-03"),
+        ("TODAY", "2026-12-03"),
+        ("Yesterday", "2026-12-02"),
+        ("tomorrow", "2026-12-04"),
+        (" TOMORROW ", "2026-12-04"),
+    ],
+)
+def test_a_date_option_takes_the_days_by_name(word: str, day: str) -> None:
+    # Helper brief t47, fault 5: the README's `--from TODAY --to TOMORROW`, typed as it
+    # stands, was "--from is 'TODAY', expected a date like 2024-05-26". UTC days: 19:30
+    # on the 2nd at UTC-5 is already the 3rd in UTC.
+    from datetime import datetime, timedelta, timezone
+
+    from citybrain.cli import _instant
+
+    now = datetime(2026, 12, 2, 19, 30, tzinfo=timezone(timedelta(hours=-5)))
+    assert _instant(word, "--from", now) == _instant(day, "--from")
+
+
+def test_a_campaign_report_of_today_runs_as_the_readme_types_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = tmp_path / "none.jsonl"
+    records.write_text("")
+    argv = ["campaign", "report", "--input", str(records), "--from", "TODAY", "--to", "TOMORROW"]
+    assert main(argv) == 1  # the command ran: no run in the period
+    assert "expected a date" not in capsys.readouterr().err

@@ -39,3 +39,15 @@ def test_make_help_names_what_stack_status_shows() -> None:
     [line] = [ln for ln in out.splitlines() if "stack-status" in ln]
     for shown in ("Kafka", "Prometheus", "Mosquitto", "worker"):
         assert shown in line
+
+
+def test_make_help_lines_up_every_target() -> None:
+    # Helper brief t47, fault 7: `docker-tokens`, longer than the padding, pushed its
+    # description out of the column.
+    out = subprocess.run(
+        ["make", "-s", "help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert any("docker-tokens" in ln for ln in lines)
+    starts = {len(ln) - len(ln.lstrip()[len(ln.split()[0]) :].lstrip()) for ln in lines}
+    assert len(starts) == 1, out

@@ -78,7 +78,7 @@ def argument_values(tmp: Path, csv: Path) -> dict[str, list[str]]:
         "reason": ["maintenance"],
         "prefix": ["no-such-prefix"],
         "data": [str(csv)],
-        "out": [str(tmp / "out")],
+        "out": [str(tmp / "out.html")],  # report --out takes a .html file
         "input": [str(tmp / "no-such-input.csv")],
         "output": [str(tmp / "output.csv")],
         "url": [f"http://127.0.0.1:{_closed_port()}"],

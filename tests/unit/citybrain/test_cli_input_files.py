@@ -200,3 +200,97 @@ def test_a_file_that_cannot_be_read_is_said_one_way(
     lines = proc.stderr.splitlines()
     assert lines and lines[-1].startswith(f"citybrain: {name} {path!r}{says}"), proc.stderr
     assert sum(line.startswith("citybrain: ") for line in lines) == 1, proc.stderr
+
+
+# Every option naming what a command writes, walked as INPUTS is (helper brief t47,
+# fault 2: `report --out /tmp/d` said "cannot use /tmp/d: Is a directory" after the work,
+# not naming --out; `report --out r.pdf` wrote HTML into it while `campaign report --out
+# x.txt` was refused): (command, dest) -> (argv with X for the path, the option, the
+# suffixes its file may have, or DIR). Each is checked before any work.
+OUTPUT_OPTIONS: dict[tuple[tuple[str, ...], str], tuple[list[str], str, str]] = {
+    (("demo",), "summary"): (
+        ["demo", "--data", "T/good.csv", "--summary", "X"],
+        "--summary",
+        ".json",
+    ),
+    (("demo",), "report"): (["demo", "--data", "T/good.csv", "--report", "X"], "--report", ".html"),
+    (("report",), "out"): (
+        ["report", "--prefix", "p", "--data", "T/good.csv", "--out", "X"],
+        "--out",
+        ".html",
+    ),
+    (("campaign", "report"), "out"): ([*CAMPAIGN, "--out", "X"], "--out", ".html or .json"),
+    (("campaign", "report"), "export"): ([*CAMPAIGN, "--export", "X"], "--export", ".jsonl"),
+    (("rehearse",), "out"): ([*REHEARSE, "--out", "X"], "--out", ".html or .json"),
+    (("detect",), "output"): (
+        ["detect", "--input", "T/series.csv", "--output", "X"],
+        "--output",
+        ".csv",
+    ),
+    (("detect",), "output_dir"): (
+        ["detect", "--input-dir", "T/nab", "--output-dir", "X"],
+        "--output-dir",
+        "DIR",
+    ),
+    (("dashboards", "generate"), "out"): (["dashboards", "generate", "--out", "X"], "--out", "DIR"),
+    (("datasets", "build"), "out"): (
+        ["datasets", "build", "--shared", "T/nab", "--out", "X"],
+        "--out",
+        "DIR",
+    ),
+}
+
+
+def test_every_file_a_command_writes_is_covered() -> None:
+    walked = {
+        (path, action.dest)
+        for path, parser in ALL
+        for action in parser._actions
+        if _reads_a_path(action) and action.dest in OUTPUTS
+    }
+    assert walked == set(OUTPUT_OPTIONS)
+
+
+def _output_cases() -> list[tuple[tuple[tuple[str, ...], str], str, str]]:
+    """(OUTPUT_OPTIONS key, the path given, the start of the one line after citybrain:)."""
+    cases = []
+    for key, (_, name, suffixes) in OUTPUT_OPTIONS.items():
+        if suffixes == "DIR":
+            cases.append((key, "a-file", f"{name} 'T/a-file' is a file: expected a directory"))
+            continue
+        first = suffixes.split()[0]
+        cases += [
+            (key, "a-dir", f"{name} 'T/a-dir' is a directory, expected a file: "),
+            (key, "out.pdf", f"{name} is 'T/out.pdf', expected a {suffixes} file"),
+            (key, f"missing/out{first}", f"{name} T/missing/out{first}: its folder "),
+        ]
+    return cases
+
+
+OUTPUT_CASES = _output_cases()
+
+
+@pytest.mark.parametrize(
+    ("key", "given", "says"),
+    OUTPUT_CASES,
+    ids=[f"{' '.join(k[0])} {k[1]} {g}" for k, g, _ in OUTPUT_CASES],
+)
+def test_a_file_that_cannot_be_written_is_said_one_way_before_any_work(
+    key: tuple[tuple[str, ...], str],
+    given: str,
+    says: str,
+    place: tuple[Path, dict[str, str]],
+) -> None:
+    tmp, env = place
+    (tmp / "series.csv").write_text("timestamp,value\n2020-01-01,1\n")
+    template, _, _ = OUTPUT_OPTIONS[key]
+    argv = [f"T/{given}" if a == "X" else a for a in template]
+    argv = [a.replace("T/", f"{tmp}/") for a in argv]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and lines[-1].startswith(f"citybrain: {says.replace('T/', f'{tmp}/')}"), (
+        proc.stderr
+    )
+    assert sum(line.startswith("citybrain: ") for line in lines) == 1, proc.stderr
+    assert not (tmp / "out.pdf").exists() and not (tmp / "a-dir" / "out").exists()

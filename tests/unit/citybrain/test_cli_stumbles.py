@@ -259,8 +259,9 @@ def test_no_help_shows_a_misleading_default(
 
 def test_every_worker_warning_has_the_citybrain_prefix() -> None:
     """Every log.warning the worker's own code (streams/, less the faust patch that
-    keeps faust's wording) makes starts with ``citybrain: warning:``, as the
-    command-line warnings do."""
+    keeps faust's wording) makes starts with ``citybrain: ``, not ``citybrain:
+    warning:``: the log format prints the level before it (helper brief t47: ``WARNING
+    citybrain: warning: …``); tests/unit/streams/test_log_wording.py walks every level."""
     import ast
 
     from streams.settings import REPO_ROOT
@@ -279,9 +280,7 @@ def test_every_worker_warning_has_the_citybrain_prefix() -> None:
                 first = node.args[0]
                 text = first.values[0] if isinstance(first, ast.JoinedStr) else first
                 assert isinstance(text, ast.Constant), f"{path.name}:{node.lineno}"
-                assert str(text.value).startswith("citybrain: warning: "), (
-                    f"{path.name}:{node.lineno}"
-                )
+                assert str(text.value).startswith("citybrain: "), f"{path.name}:{node.lineno}"
                 seen += 1
     assert seen >= 3  # the webhook secret, the closed API, a skipped silence at least
 

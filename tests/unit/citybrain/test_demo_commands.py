@@ -305,3 +305,22 @@ def test_the_demos_tokens_and_their_hashes_are_its_owners_alone(tmp_path: Path) 
     with pytest.raises(OSError):
         make_demo_token(files)
     assert victim.read_text() == "keep me\n"
+
+
+def test_a_missed_expect_event_fails_the_demo_naming_it() -> None:
+    # Helper brief t47, fault 4: `demo --expect` exited 0 under "missed my spike: 0
+    # alerts"; a CI user giving --expect expects a miss to fail.
+    from citybrain.cli import EXIT_FAILED, CliError, missed_expected
+
+    known = [
+        {"event": "my flood", "alerts": 3, "detected": True},
+        {"event": "my spike", "alerts": 0, "detected": False},
+    ]
+    with pytest.raises(CliError) as info:
+        missed_expected("mine.yaml", known)
+    assert info.value.status == EXIT_FAILED
+    assert str(info.value).startswith(
+        "--expect mine.yaml: the demo missed 1 of the 2 expected events it replayed: 'my spike'"
+    )
+    missed_expected("mine.yaml", known[:1])  # every one detected: no error
+    missed_expected("mine.yaml", [])  # none replayed: nothing to miss

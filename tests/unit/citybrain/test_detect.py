@@ -598,7 +598,7 @@ def test_scoring_in_chunks_writes_what_scoring_the_whole_file_does(
     assert outputs[1] == outputs[7] == outputs[10**9]
     files, (rows, *_), skipped = outputs[7]
     assert rows == sum(len(v) for v in series.values()) - 3 and len(skipped) == 3
-    assert all(f.startswith(b"timestamp,value,anomaly_score,tag\r\n") for f in files.values())
+    assert all(f.startswith(b"timestamp,value,anomaly_score,tag\n") for f in files.values())
 
 
 class _StopsAt(RobustZScore):
@@ -707,3 +707,40 @@ def test_ctrl_c_in_detect_is_one_line_exit_130_and_the_output_as_it_was(
     )
     assert out.read_text() == "old scores\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_a_bad_row_in_a_later_file_leaves_the_output_directory_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Helper brief t47, fault 1: the first file was scored into the output directory
+    # before the second one's bad row stopped detect ("1 of 4 files was scored …").
+    good = "timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\n"
+    (tmp_path / "in").mkdir()
+    write(tmp_path / "in" / "a.csv", good)
+    bad = "timestamp,value\n2020-01-01 00:00:00,abc\n2020-01-01 00:01:00,2\n"
+    write(tmp_path / "in" / "b.csv", bad)
+    write(tmp_path / "in" / "c.csv", good)
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(tmp_path / "in"), "--output-dir", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "b.csv:2: field \"value\" is 'abc'" in err
+    assert "none of the 3 files was scored" in err
+    assert not out.exists() or not any(out.rglob("*.csv"))
+    # With --on-error skip the bad row is reported once and every file is scored.
+    assert main([*argv, "--on-error", "skip"]) == 0
+    assert capsys.readouterr().err.count("b.csv:2:") == 1
+    assert sorted(p.name for p in out.rglob("*.csv")) == ["a.csv", "b.csv", "c.csv"]
+
+
+def test_scores_end_their_lines_in_lf(tmp_path: Path) -> None:
+    # Helper brief t47, fault 6: csv's default wrote anomaly_score\r\n for an LF input.
+    src = write(tmp_path / "in.csv", "timestamp,value,note\n2020-01-01 00:00:00,1,x\n")
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 0
+    data = (tmp_path / "o.csv").read_bytes()
+    assert b"\r" not in data and data.startswith(b"timestamp,value,anomaly_score,note\n")
+    (tmp_path / "d").mkdir()
+    write(tmp_path / "d" / "in.csv", "timestamp,value\r\n2020-01-01 00:00:00,1\r\n")
+    argv = ["detect", "--input-dir", str(tmp_path / "d"), "--output-dir", str(tmp_path / "s")]
+    assert main(argv) == 0
+    assert b"\r" not in (tmp_path / "s" / "in.csv").read_bytes()

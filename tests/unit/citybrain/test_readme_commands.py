@@ -8,7 +8,7 @@ import argparse
 import re
 import shlex
 
-from citybrain.cli import build_parser
+from citybrain.cli import _instant, build_parser
 from streams.settings import REPO_ROOT
 
 MAKEFILE = (REPO_ROOT / "Makefile").read_text()
@@ -66,7 +66,12 @@ def test_readme_shell_lines_run_as_typed() -> None:
         if words[0] == "make":
             assert set(words[1:]) <= TARGETS, line
         if words[0] == ".venv/bin/citybrain":
-            parser.parse_args(words[1:])  # exits (fails the test) on a wrong command
+            args = parser.parse_args(words[1:])  # exits (fails the test) on a wrong command
+            # Values the command itself reads, typed as they stand (helper brief t47:
+            # `--from TODAY --to TOMORROW` was refused, "expected a date").
+            for dest, flag in (("start", "--from"), ("end", "--to")):
+                if getattr(args, dest, None) is not None:
+                    _instant(getattr(args, dest), flag)
 
 
 def test_the_demo_tells_the_user_what_works_as_typed() -> None:

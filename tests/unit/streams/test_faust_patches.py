@@ -677,7 +677,7 @@ async def _quiet_partition() -> None:
     assert aio.state(TopicPartition(stalled.topic, 0)).position == 14
     assert faust_patches._reread_from(owner) == {stalled: 14}
     assert owner.warnings == [
-        "citybrain: warning: t.alerts[0]: offsets 14..23 were passed over unprocessed "
+        "citybrain: t.alerts[0]: offsets 14..23 were passed over unprocessed "
         "(the partition then went quiet); reading them again"
     ]
     # Read again from 14 and the position came back past the hole with nothing

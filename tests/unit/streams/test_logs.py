@@ -39,3 +39,56 @@ def test_each_kind_of_line_is_counted_apart_and_other_loggers_pass() -> None:
     for _ in range(3):
         assert f.filter(_record("streams.ingest", "citybrain: warning: %s", "x"))
         assert f.filter(_record("aiokafkaish", "not a child of aiokafka"))
+
+
+def test_faust_lifecycle_lines_at_info_are_dropped_and_other_lines_kept() -> None:
+    """Helper brief t47: a worker at INFO printed about 260 "[^--…]: Starting..." and
+    "Stopping..." lines. A real mode Service is started and stopped, logging through a
+    handler with the filter: its lifecycle lines go, its own lines and warnings stay."""
+    import asyncio
+
+    import mode
+
+    from streams.logs import LifecycleFilter
+
+    class Child(mode.Service):
+        @property
+        def shortlabel(self) -> str:  # as faust shortens an agent's name
+            return "Agent: streams.app.create_app.[.]detect"
+
+        async def on_start(self) -> None:
+            self.log.info("citybrain: ready on port %s", 6066)
+            self.log.warning("a faust warning")
+
+    class Parent(mode.Service):
+        def __post_init__(self) -> None:
+            self.add_dependency(Child())
+
+    seen: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    unfiltered: list[str] = []
+    counter = logging.Handler(logging.INFO)
+    counter.emit = lambda record: unfiltered.append(record.getMessage())  # type: ignore[method-assign]
+    handler.addFilter(LifecycleFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.addHandler(counter)
+    root.setLevel(logging.INFO)
+
+    async def run() -> None:
+        service = Parent()
+        await service.start()
+        await service.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        root.removeHandler(handler)
+        root.removeHandler(counter)
+        root.setLevel(level)
+    assert any(m.endswith("[.]detect]: Starting...") for m in unfiltered)  # mode says them
+    assert not any(m.endswith(("Starting...", "Stopping...")) for m in seen), seen
+    assert any(m.endswith("citybrain: ready on port 6066") for m in seen), seen
+    assert any(m.endswith("a faust warning") for m in seen), seen

@@ -309,7 +309,7 @@ def test_a_run_whose_playbook_is_gone_does_not_stop_the_other_runs_deadlines(
     asyncio.run(scenario())
     said = [r.getMessage() for r in caplog.records if "is skipped" in r.getMessage()]
     assert said == [
-        "citybrain: warning: deadlines: the run of group grp-other is skipped (no playbook "
+        "citybrain: deadlines: the run of group grp-other is skipped (no playbook "
         "'retired-playbook' in the library): it keeps its state; restore its playbook to "
         "act on it"
     ]
@@ -401,7 +401,7 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
     asyncio.run(scenario())
     said = [r.getMessage() for r in caplog.records if "could not be advanced" in r.getMessage()]
     assert said == [
-        "citybrain: warning: deadlines: the run of group grp-flood could not be advanced "
+        "citybrain: deadlines: the run of group grp-flood could not be advanced "
         "(KeyError: 'retired-step'): it keeps its state, tried again next tick; the other "
         "runs' deadlines go on"
     ]

@@ -16,7 +16,7 @@ def test_one_warning_per_url_a_minute_and_the_held_ones_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = [0.0]
-    warn = SayEvery(log, seconds=60.0, clock=lambda: now[0], prefix="citybrain: warning: ")
+    warn = SayEvery(log, seconds=60.0, clock=lambda: now[0], prefix="citybrain: ")
     with caplog.at_level(logging.WARNING, logger="streams.response"):
         assert warn("http://a", "call to http://a failed: connection refused")
         now[0] = 10.0
@@ -26,9 +26,9 @@ def test_one_warning_per_url_a_minute_and_the_held_ones_counted(
         now[0] = 61.0
         assert warn("http://a", "call to http://a failed: timed out")
     assert [r.getMessage() for r in caplog.records] == [
-        "citybrain: warning: call to http://a failed: connection refused",
-        "citybrain: warning: call to http://b failed: HTTP 500",
-        "citybrain: warning: call to http://a failed: timed out (2 more warnings since the "
+        "citybrain: call to http://a failed: connection refused",
+        "citybrain: call to http://b failed: HTTP 500",
+        "citybrain: call to http://a failed: timed out (2 more warnings since the "
         "last such line, not logged)",
     ]
     assert all(r.levelno == logging.WARNING for r in caplog.records)

@@ -502,7 +502,7 @@ def test_an_ingest_without_gateway_tokens_warns_at_start(
     with caplog.at_level(logging.WARNING), pytest.raises(_Stop):
         run_http(settings, IngestOptions(), require=stop)
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert line.startswith("citybrain: warning: ") and reason in line
+    assert line.startswith("citybrain: ") and reason in line
     assert line.endswith(": every POST gets 401 (docs/ingest.md, Tokens)")
 
 
@@ -752,7 +752,7 @@ def test_an_ingest_whose_tokens_file_others_may_read_warns_at_start(
         run_http(settings, IngestOptions(), require=stop)
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert line == (
-        f"citybrain: warning: CITYBRAIN_API_TOKENS_FILE {tokens} may be read by other users "
+        f"citybrain: CITYBRAIN_API_TOKENS_FILE {tokens} may be read by other users "
         f"(mode 0644): chmod 600 {tokens}"
     )
     assert hash_token("t") not in line
