@@ -2171,17 +2171,27 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def silence_duration(text: str) -> float:
     """``--duration`` in seconds: a Prometheus duration (30m, 2h, 1h30m, 1d) above zero,
     checked here so the user hears it before the API is asked. Raises CliError."""
+    from playbooks.routing import MAX_SILENCE_SECONDS
     from playbooks.schema import parse_duration
 
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
-        raise CliError(
-            f"--duration: {exc}; e.g. 30m, 2h, 1h30m or 7d (a silence always ends: "
-            f"expire it early with `{api_command('silences', 'expire', 'SILENCE_ID')}`)"
-        ) from None
+        if "out of range" in str(exc):  # past Prometheus's 292 years: past 100 too
+            seconds = math.inf
+        else:
+            raise CliError(
+                f"--duration: {exc}; e.g. 30m, 2h, 1h30m or 7d (a silence always ends: "
+                f"expire it early with `{api_command('silences', 'expire', 'SILENCE_ID')}`)"
+            ) from None
     if seconds <= 0:
         raise CliError(f"--duration is {text!r}, expected more than 0, e.g. 30m or 2h")
+    if seconds > MAX_SILENCE_SECONDS:
+        # The API's limit, said before it is asked (t48: 101y passed here, then HTTP 400).
+        raise CliError(
+            f"--duration is {text!r}: more than 100 years, the longest silence the operator "
+            "API adds; e.g. 30m, 2h or 7d"
+        )
     return seconds
 
 

@@ -22,8 +22,9 @@ def agreeing(n: int, singular: str, plural: str) -> str:
     return singular if n == 1 else plural
 
 
-# A year of days, for spans past DAYS_UP_TO (a 100-year silence said "36500.0 d").
-YEAR_SECONDS = 365.25 * 86_400
+# A year as Prometheus durations count one (``1y`` is 365 days), for spans past
+# DAYS_UP_TO: a `100y` silence then shows "in 100 years", not 99.9 (nor "36500.0 d").
+YEAR_SECONDS = 365 * 86_400
 DAYS_UP_TO = 2 * YEAR_SECONDS
 
 

@@ -639,6 +639,9 @@ class Silence:
 
 # 9999-12-31T23:59:59Z, the last second a date can name (Python's datetime, RFC 3339).
 LATEST_SILENCE_TIME = 253_402_300_799.0
+# The longest silence the operator API adds (its request-time horizon): the CLI checks
+# it before asking, so one limit is said by both.
+MAX_SILENCE_SECONDS = 100 * 365.25 * 86400.0
 
 
 def new_silence(

@@ -34,7 +34,13 @@ from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
-from playbooks.routing import Silence, api_matcher, new_silence, silence_window
+from playbooks.routing import (
+    MAX_SILENCE_SECONDS,
+    Silence,
+    api_matcher,
+    new_silence,
+    silence_window,
+)
 from playbooks.schema import parse_duration
 from streams.auth import (
     Principal,
@@ -678,7 +684,7 @@ def silence_times(
             raise ApiError(400, str(exc)) from None
         if not seconds > 0:
             raise ApiError(400, f'"duration" is {duration!r}, expected more than 0, e.g. 30m or 2h')
-        if not seconds <= REQUEST_TIME_AHEAD:
+        if not seconds <= MAX_SILENCE_SECONDS:
             raise ApiError(400, f'"duration" is {duration!r}: more than 100 years')
     return starts, ends, seconds
 

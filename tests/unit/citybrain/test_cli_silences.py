@@ -104,7 +104,8 @@ def test_list_add_and_expire_take_json_for_machines() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("30m", 1800.0), ("1h30m", 5400.0), ("7d", 604800.0)]
+    ("text", "seconds"),
+    [("30m", 1800.0), ("1h30m", 5400.0), ("7d", 604800.0), ("100y", 100 * 365 * 86400.0)],
 )
 def test_a_duration_is_prometheus_syntax(text: str, seconds: float) -> None:
     assert silence_duration(text) == seconds
@@ -117,6 +118,10 @@ def test_a_duration_is_prometheus_syntax(text: str, seconds: float) -> None:
         ("0s", "--duration is '0s', expected more than 0"),
         ("1.5h", "--duration: duration is '1.5h'"),
         ("-1m", "--duration: duration is '-1m'"),
+        # The API's limit, here too (t48: 101y and 5300w passed, then the API said 400).
+        ("101y", "--duration is '101y': more than 100 years, the longest silence"),
+        ("5300w", "--duration is '5300w': more than 100 years"),
+        ("293y", "--duration is '293y': more than 100 years"),
     ],
 )
 def test_a_bad_duration_is_refused_before_the_api(text: str, says: str) -> None:

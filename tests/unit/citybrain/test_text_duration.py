@@ -35,6 +35,12 @@ def test_a_hundred_year_silence_ends_in_years() -> None:
     now = 1_800_000_000.0
     line = _ends({"ends_at": now + 100 * YEAR_SECONDS}, now)
     assert line.endswith("(in 100 years)") and " d)" not in line
+    # `--duration 100y` as parse_duration counts it, read a few seconds after it was
+    # added (t48: "in 99.9 years", a year taken as 365.25 days).
+    from playbooks.schema import parse_duration
+
+    line = _ends({"ends_at": now + parse_duration("100y") - 5}, now)
+    assert line.endswith("(in 100 years)"), line
 
 
 def test_every_formatter_says_long_spans_the_one_way() -> None:
