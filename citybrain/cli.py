@@ -639,7 +639,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         + f" ({stats.seconds:.1f}s)"
     )
-    unregistered = unregistered_note(todo, s.grid_file)
+    unregistered = unregistered_note(todo, s.grid_file, s.topic_prefix)
     if unregistered:
         print(f"citybrain: warning: {unregistered}", file=sys.stderr)
     if stats.failed:
@@ -652,13 +652,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 UNREGISTERED_SHOWN = 3
 
 
-def unregistered_note(events: Sequence[Any], grid_file: Path) -> str:
-    """How many of ``events`` (``streams.feeds.Event``) are readings whose sensor the grid
-    in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE) does not register, with the first
-    ``UNREGISTERED_SHOWN`` ids and the closest registered id of each: the worker
-    dead-letters them as unknown_sensor (a newcomer's typo in a CSV was "sent 1 reading",
-    exit 0). "" when every sensor is registered, or the grid cannot be read (the worker's
-    own start says why)."""
+def unregistered_note(events: Sequence[Any], grid_file: Path, prefix: str) -> str:
+    """How many of ``events`` (``streams.feeds.Event``) name a sensor (a reading) or a cell
+    (a reading or a report) the grid in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE)
+    does not have, with the first ``UNREGISTERED_SHOWN`` ids of each and the closest the
+    grid has: a worker reading ``prefix`` dead-letters them as unknown_sensor or
+    unknown_cell (a newcomer's typo in a CSV was "sent 1 reading", exit 0), and the
+    ``deadletters`` command that lists them, for that prefix. "" when all are there, or
+    the grid cannot be read (the worker's own start says why)."""
     from playbooks.errors import PlaybookError
     from playbooks.loader import load_grid
     from streams.events import Reading
@@ -667,21 +668,41 @@ def unregistered_note(events: Sequence[Any], grid_file: Path) -> str:
         grid = load_grid(grid_file)
     except (PlaybookError, OSError):
         return ""
-    rows = 0
-    unknown: dict[str, None] = {}  # in the order first met
+    # Per reason, as the worker checks them (a cell before the sensor): rows, ids in the
+    # order first met.
+    rows = {"unknown_cell": 0, "unknown_sensor": 0}
+    ids: dict[str, dict[str, None]] = {reason: {} for reason in rows}
     for event in events:
-        if isinstance(event, Reading) and event.sensor_id not in grid.sensors:
-            rows += 1
-            unknown.setdefault(event.sensor_id)
-    if not rows:
+        cell = getattr(event, "grid_cell", None)
+        if isinstance(cell, str) and cell not in grid.cells:
+            reason, given = "unknown_cell", cell
+        elif isinstance(event, Reading) and event.sensor_id not in grid.sensors:
+            reason, given = "unknown_sensor", event.sensor_id
+        else:
+            continue
+        rows[reason] += 1
+        ids[reason].setdefault(given)
+    if not any(rows.values()):
         return ""
-    named = list(unknown)[:UNREGISTERED_SHOWN]
-    shown = ", ".join(f"{sensor!r}{grid.near_sensor(sensor)}" for sensor in named)
+    parts = []
+    for reason, what, near in (
+        ("unknown_sensor", "a sensor", grid.near_sensor),
+        ("unknown_cell", "a cell", grid.near_cell),
+    ):
+        if not rows[reason]:
+            continue
+        named = list(ids[reason])[:UNREGISTERED_SHOWN]
+        shown = ", ".join(f"{given!r}{near(given)}" for given in named)
+        more = len(ids[reason]) - len(named)
+        parts.append(
+            f"{counted(rows[reason], 'row')} named {what} that {grid_file.name} "
+            f"(CITYBRAIN_GRID_FILE) does not have, dead-lettered as {reason}: {shown}"
+            + (f" and {more:,} more" if more else "")
+        )
+    listed = command_line("deadletters", env={"CITYBRAIN_TOPIC_PREFIX": prefix})
     return (
-        f"{counted(rows, 'row')} named a sensor that {grid_file.name} (CITYBRAIN_GRID_FILE) "
-        f"does not register, so the worker dead-letters {'it' if rows == 1 else 'them'} "
-        f"as unknown_sensor (`citybrain deadletters`): {shown}"
-        + (f" and {len(unknown) - len(named):,} more" if len(unknown) > len(named) else "")
+        "; ".join(parts)
+        + f" (by a worker reading prefix {prefix!r}, which raises no alert on them: `{listed}`)"
     )
 
 

@@ -238,12 +238,16 @@ def test_a_replay_of_a_misspelt_sensor_warns_after_sending_naming_the_registered
         assert main(["replay", str(csv), "--max"]) == 0
     out, err = capsys.readouterr()
     assert "sent 2 readings" in out
-    [warning] = [line for line in err.splitlines() if "does not register" in line]
-    assert warning == (
+    [warning] = [line for line in err.splitlines() if "does not have" in line]
+    assert warning.startswith(
         "citybrain: warning: 1 row named a sensor that grid.yaml (CITYBRAIN_GRID_FILE) does "
-        "not register, so the worker dead-letters it as unknown_sensor (`citybrain "
-        "deadletters`): 'guage-1' (did you mean 'gauge-1'?)"
+        "not have, dead-lettered as unknown_sensor: 'guage-1' (did you mean 'gauge-1'?) (by a "
+        f"worker reading prefix {p.settings.topic_prefix!r}, which raises no alert on them: `"
     )
+    # The deadletters command it prints reads this replay's prefix (t48: a bare
+    # `citybrain deadletters` read the running demo's).
+    assert f"CITYBRAIN_TOPIC_PREFIX={p.settings.topic_prefix} " in warning
+    assert warning.endswith(" deadletters`)")
     assert len(p.read("readings", lambda m: len(m) >= 2, settle=1)) == 2
 
 

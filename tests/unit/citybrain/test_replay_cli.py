@@ -48,23 +48,35 @@ def test_the_replay_bar_counts_with_thousands_separators() -> None:
 
 def test_a_replay_of_unregistered_sensors_warns_naming_the_closest_registered_ones() -> None:
     """A newcomer's typo (``water_levl``) was "sent 1 reading", exit 0: only
-    ``deadletters`` later said ``unknown_sensor``, with no "did you mean"."""
+    ``deadletters`` later said ``unknown_sensor``, with no "did you mean". A cell the
+    grid lacks likewise (t48), and the deadletters command printed is the replay's
+    prefix's (t48: a bare one read the running demo's)."""
     from citybrain.cli import unregistered_note
     from streams.events import IncidentReport, Reading
 
     grid = FIXTURES / "grid-ingest.yaml"
     known = Reading(0.0, "gauge-1", "water_level", 1.0, "ft", "c-bridge")
     typo = Reading(0.0, "guage-2", "water_level", 1.0, "ft", "c-mill")
-    assert unregistered_note([known], grid) == ""
-    assert unregistered_note([known, typo, typo], grid) == (
-        "2 rows named a sensor that grid-ingest.yaml (CITYBRAIN_GRID_FILE) does not "
-        "register, so the worker dead-letters them as unknown_sensor (`citybrain "
-        "deadletters`): 'guage-2' (did you mean 'gauge-2'?)"
-    )
+    assert unregistered_note([known], grid, "p1") == ""
+    said = unregistered_note([known, typo, typo], grid, "p1")
+    assert said.startswith(
+        "2 rows named a sensor that grid-ingest.yaml (CITYBRAIN_GRID_FILE) does not have, "
+        "dead-lettered as unknown_sensor: 'guage-2' (did you mean 'gauge-2'?) (by a worker "
+        "reading prefix 'p1', which raises no alert on them: `CITYBRAIN_TOPIC_PREFIX=p1 "
+    ) and said.endswith(" deadletters`)"), said
     others = [Reading(0.0, f"zz-{i}", "water_level", 1.0, "ft", "c-mill") for i in range(4)]
-    said = unregistered_note([typo, *others], grid)
-    assert said.startswith("5 rows named ") and said.endswith(
-        "'guage-2' (did you mean 'gauge-2'?), 'zz-0', 'zz-1' and 2 more"
+    said = unregistered_note([typo, *others], grid, "p1")
+    assert said.startswith("5 rows named ") and (
+        "'guage-2' (did you mean 'gauge-2'?), 'zz-0', 'zz-1' and 2 more (by a worker" in said
     )
     incident = IncidentReport(0.0, "r-1", "flooding", "water", "311", "c-mill")
-    assert unregistered_note([incident], grid) == ""
+    assert unregistered_note([incident], grid, "p1") == ""
+    lost = IncidentReport(0.0, "r-2", "flooding", "water", "311", "c-mil")
+    cell = Reading(0.0, "gauge-1", "water_level", 1.0, "ft", "c-bridg")
+    said = unregistered_note([lost, cell, typo], grid, "p1")
+    assert said.startswith(
+        "1 row named a sensor that grid-ingest.yaml (CITYBRAIN_GRID_FILE) does not have, "
+        "dead-lettered as unknown_sensor: 'guage-2' (did you mean 'gauge-2'?); 2 rows named "
+        "a cell that grid-ingest.yaml (CITYBRAIN_GRID_FILE) does not have, dead-lettered as "
+        "unknown_cell: 'c-mil' (did you mean 'c-mill'?), 'c-bridg' (did you mean 'c-bridge'?)"
+    ), said
