@@ -192,10 +192,10 @@ def demo_worker_lines(settings: Settings) -> list[str]:
     """`stack status`'s lines on the demo: a demo running now (pid, topic prefix); the
     last demo's worker running or down (optional), or stopped without `stack down` (it
     crashed or was killed), with its log, the log's last line and the command that starts
-    it again tracked by the stack (``restart_command``); and, when the demo's worker is
+    it again tracked by the stack (``restart_advice``); and, when the demo's worker is
     not running, a server that answers on its port all the same (not the stack's: `stack
     down` leaves it, and the next demo's worker cannot listen there)."""
-    from citybrain.demo import DemoFiles, demo_worker, restart_command, running_demo
+    from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
     from citybrain.stack.process import read_pid, tail
 
     lines = []
@@ -214,7 +214,7 @@ def demo_worker_lines(settings: Settings) -> list[str]:
         lines += [
             f"{'demo worker':11} {'stopped':8} {url}: it exited without a `stack down` "
             f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
-            f"{'':11} start it again, as the demo ran it: {restart_command(settings)}",
+            f"{'':11} start it again, as the demo ran it: {restart_advice(settings)}",
         ]
     else:
         lines.append(f"{'demo worker':11} {'down':8} {url} (optional)")
@@ -224,7 +224,7 @@ def demo_worker_lines(settings: Settings) -> list[str]:
             # with it (t46: nothing pointed to restart-worker).
             lines.append(
                 f"{'':11} the last demo's (prefix {prefix}); start it again, as the demo ran "
-                f"it: {restart_command(settings)}"
+                f"it: {restart_advice(settings)}"
             )
     port = _port_of(url)
     if port is not None and _answers("127.0.0.1", port):
@@ -1561,7 +1561,7 @@ def stopped_demo_worker(url: str | None) -> str:
     and ack deadline), after where its log is when it stopped without `make stack-down`
     (crashed or killed), or its prefix when it is down (its demo interrupted, or `stack
     down` stopped it); else ""."""
-    from citybrain.demo import demo_worker, restart_command
+    from citybrain.demo import demo_worker, restart_advice
 
     settings = _settings()
     state, doc = demo_worker(settings)
@@ -1573,12 +1573,12 @@ def stopped_demo_worker(url: str | None) -> str:
         # demo` …)", which deletes this demo's topics (t46).
         return (
             f"the last demo's worker (prefix {doc.get('topic_prefix')}) is not running; start "
-            f"it again, as the demo ran it, with its runs: {restart_command(settings)}"
+            f"it again, as the demo ran it, with its runs: {restart_advice(settings)}"
         )
     log = doc.get("worker_log") or "its log"
     return (
         f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
-        f"the demo ran it: {restart_command(settings)}"
+        f"the demo ran it: {restart_advice(settings)}"
     )
 
 

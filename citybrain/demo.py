@@ -943,6 +943,17 @@ def restart_command(settings: Settings) -> str:
     return command_line("stack", "restart-worker", env=run_dir)
 
 
+def restart_advice(settings: Settings) -> str:
+    """``restart_command``, after the command that starts the stack when its Kafka is not
+    running (restart-worker refuses then: t48 typed it after `stack down` as `stack
+    status` and `runs` advised, and was told to start the stack first)."""
+    restart = restart_command(settings)
+    if KafkaBroker(settings).running():
+        return restart
+    run_dir = {"CITYBRAIN_RUN_DIR": str(settings.run_dir)} if settings.run_dir_override else {}
+    return f"{command_line('stack', 'up', env=run_dir)}, then {restart}"
+
+
 def interrupted_message(
     settings: Settings, stack_up: bool = False, prefix: str | None = None
 ) -> str:

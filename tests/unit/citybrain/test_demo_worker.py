@@ -15,7 +15,15 @@ import pytest
 
 from citybrain.cli import demo_worker_lines, stopped_demo_worker
 from citybrain.commands import cli_command
-from citybrain.demo import DemoFiles, demo_worker, restart_command, restart_env, worker_settings
+from citybrain.demo import (
+    DemoFiles,
+    demo_worker,
+    restart_advice,
+    restart_command,
+    restart_env,
+    worker_settings,
+)
+from citybrain.stack import KafkaBroker
 from streams.settings import Settings
 
 OWN = {
@@ -132,14 +140,25 @@ def test_stack_status_shows_a_stopped_demo_worker_with_its_log_and_restart(
         "demo worker stopped  http://127.0.0.1:16766: it exited without a `stack down` "
         f"(crashed or killed); its log: {log} (last line: KafkaError: broker went away)"
     )
-    assert second.strip() == f"start it again, as the demo ran it: {restart_command(settings)}"
+    # The stack is down here (no Kafka pid file): the stack first (t48: restart-worker
+    # alone, typed after `stack down`, was refused for want of Kafka).
+    up = f"CITYBRAIN_RUN_DIR={tmp_path} {shlex.quote(cli_command())} stack up"
+    assert second.strip() == (
+        f"start it again, as the demo ran it: {up}, then {restart_command(settings)}"
+    )
+    KafkaBroker(settings).pid_file.parent.mkdir(parents=True, exist_ok=True)
+    KafkaBroker(settings).pid_file.write_text(str(os.getpid()))  # a live pid: Kafka runs
+    assert demo_worker_lines(settings)[1].strip() == (
+        f"start it again, as the demo ran it: {restart_command(settings)}"
+    )
+    KafkaBroker(settings).pid_file.unlink()
     # Down (its demo interrupted, or `stack down` stopped it): its runs come back with
     # restart-worker (t46); with no demo recorded, nothing to start again.
     down = _demo(tmp_path / "down", None)
     assert demo_worker_lines(down) == [
         "demo worker down     http://127.0.0.1:16766 (optional)",
         f"{'':11} the last demo's (prefix demo-20261201185606); start it again, as the demo "
-        f"ran it: {restart_command(down)}",
+        f"ran it: {restart_advice(down)}",
     ]
     DemoFiles.of(down).state.unlink()
     assert demo_worker_lines(down) == ["demo worker down     http://127.0.0.1:16766 (optional)"]
