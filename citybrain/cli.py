@@ -2815,7 +2815,9 @@ def _instant(text: str, flag: str, now: datetime | None = None) -> float:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise CliError(f"{flag} is {text!r}, {DATE_FORM}") from None
+        from playbooks.errors import did_you_mean
+
+        raise CliError(f"{flag} is {text!r}, {DATE_FORM}{did_you_mean(word, DAY_WORDS)}") from None
     try:
         # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
         # was "year 0 is out of range", exit 70, when the report printed it.
@@ -2927,7 +2929,12 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
     if not end > start:
-        raise CliError(f"--to {args.end} is not after --from {args.start}")
+        # The period is [--from, --to): one day is `--from D --to` the day after (t48:
+        # `--from today --to today` was refused without saying so).
+        raise CliError(
+            f"--to {args.end} is not after --from {args.start}: the period ends before --to "
+            "(one day is --from that day --to the next, e.g. --from today --to tomorrow)"
+        )
     check_output(
         "--out",
         args.out,

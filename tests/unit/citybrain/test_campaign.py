@@ -24,7 +24,7 @@ from citybrain.campaign import (
     repeat_runs,
     runs_from_records,
 )
-from citybrain.cli import main
+from citybrain.cli import EXIT_USAGE, main
 from playbooks.grid import Grid
 from streams.settings import REPO_ROOT
 
@@ -802,3 +802,20 @@ def test_a_campaign_report_of_today_runs_as_the_readme_types_it(
     argv = ["campaign", "report", "--input", str(records), "--from", "TODAY", "--to", "TOMORROW"]
     assert main(argv) == 1  # the command ran: no run in the period
     assert "expected a date" not in capsys.readouterr().err
+
+
+def test_a_misspelt_day_name_and_an_empty_period_say_what_to_type(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # t48: `--from tody` listed the forms without the closest; `--from today --to today`
+    # was refused without saying that the period ends before --to.
+    records = tmp_path / "none.jsonl"
+    records.write_text("")
+    argv = ["campaign", "report", "--input", str(records)]
+    assert main([*argv, "--from", "tody", "--to", "tomorrow"]) == EXIT_USAGE
+    assert "--from is 'tody', expected a date like" in (err := capsys.readouterr().err)
+    assert err.rstrip().endswith("(did you mean 'today'?)"), err
+    assert main([*argv, "--from", "today", "--to", "today"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--to today is not after --from today: the period ends before --to" in err
+    assert "e.g. --from today --to tomorrow" in err
