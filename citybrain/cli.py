@@ -1305,7 +1305,7 @@ def check_output(
         raise CliError(
             f"{option} {out!r} is a directory, expected a file: give a file's name, e.g. {example}"
         )
-    if suffixes and Path(out).suffix not in suffixes:
+    if suffixes and Path(out).suffix.lower() not in suffixes:
         raise CliError(f"{option} is {out!r}, expected a {' or '.join(suffixes)} file")
     folder = Path(out).parent
     if folder_must_exist and not folder.is_dir():
@@ -2915,9 +2915,9 @@ def write_campaign(
     if out is None:
         width = table_width(wide)
         print(json.dumps(report, indent=2) if as_json else render_text(report, width))
-    elif out.suffix == ".html":
+    elif out.suffix.lower() == ".html":
         out.write_text(render_html(report, title), encoding="utf-8")
-    elif out.suffix == ".json":
+    elif out.suffix.lower() == ".json":
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     else:
         raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
@@ -3254,9 +3254,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     print(pools_note(incidents, units))
     if args.out:
         out = Path(args.out)
-        if out.suffix == ".json":
+        if out.suffix.lower() == ".json":
             out.write_text(json.dumps({"versions": versions}, indent=2) + "\n", encoding="utf-8")
-        elif out.suffix == ".html":
+        elif out.suffix.lower() == ".html":
             out.write_text(
                 "\n".join(
                     render_html(

@@ -294,3 +294,13 @@ def test_a_file_that_cannot_be_written_is_said_one_way_before_any_work(
     )
     assert sum(line.startswith("citybrain: ") for line in lines) == 1, proc.stderr
     assert not (tmp / "out.pdf").exists() and not (tmp / "a-dir" / "out").exists()
+
+
+def test_an_output_s_ending_is_read_in_any_case(tmp_path: Path) -> None:
+    # t48: `report --out X.HTML` was "expected a .html file".
+    from citybrain.cli import CliError, check_output
+
+    for name in ("X.HTML", "x.Html", "x.html"):
+        check_output("--out", str(tmp_path / name), suffixes=(".html",))
+    with pytest.raises(CliError, match=r"expected a \.html file"):
+        check_output("--out", str(tmp_path / "x.htm"), suffixes=(".html",))
