@@ -154,7 +154,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
         demo = stop_running_demo(s, "citybrain stack down" + (" --wipe" if args.wipe else ""))
         if demo is not None:
             print(f"{'demo':11} stopped (pid {demo.pid}, topic prefix {demo.prefix})")
-        print(f"{'demo worker':11} {'stopped' if stop_demo_worker(s) else 'was not running'}")
+        worker = "stopped" if stop_demo_worker(s) else "was not running"
+        if demo is not None and worker == "was not running":
+            worker = "stopped with the demo"  # the demo stops its own worker (t48)
+        print(f"{'demo worker':11} {worker}")
         for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
             print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
         if args.wipe:
