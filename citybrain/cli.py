@@ -1422,9 +1422,9 @@ def an_id(text: str) -> str:
     back ``HTTP 404: Not Found`` (trial 8); no id is blank, so it is refused here."""
     if not text.strip():
         raise argparse.ArgumentTypeError(
-            f"{text!r} is empty: give the id as the list shows it"
+            f"{text!r} is empty: give the id as `list` or `show` shows it"
             if not text
-            else f"{text!r} is blank: give the id as the list shows it"
+            else f"{text!r} is blank: give the id as `list` or `show` shows it"
         )
     return text
 
@@ -1706,6 +1706,8 @@ def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
     the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
     a run or silence id by its `list`."""
     if path.startswith("/runs/") and path.endswith("/answer") and "covers no report" in reason:
+        if reason.endswith("covers no citizen report at all"):
+            return ""  # nothing `runs show` would list (t48)
         run_id = path.split("/")[2]
         return f"; see the run's report ids with `{api_command('runs', 'show', run_id, url=url)}`"
     listing = "silences" if path.startswith("/silences") else "runs"

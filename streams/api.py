@@ -224,9 +224,12 @@ def answer_fields(
     if report is None:
         # Echoed cut as every id a request names (a 100,000-character one came back
         # whole), with the closest among the run's own reports (at most MAX_REPORTS).
+        # A run with none at all says so: `runs show` lists no id to pick (t48).
+        none = "" if run.reports else ": it covers no citizen report at all"
         raise ApiError(
             404,
-            f"run {run.run_id} covers no report {shown_id(rid)}{did_you_mean(rid, run.reports)}",
+            f"run {run.run_id} covers no report {shown_id(rid)}"
+            f"{did_you_mean(rid, run.reports)}{none}",
         )
     status = report["status"]
     if status == ReplyStatus.OPEN.value:

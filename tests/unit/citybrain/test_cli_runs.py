@@ -132,6 +132,9 @@ def test_a_repeated_action_says_it_had_already_happened() -> None:
 def test_an_unknown_report_points_at_runs_show_which_lists_report_ids() -> None:
     hint = not_found_hint("/runs/r1/answer", "run r1 covers no report 'r-9'")
     assert hint == f"; see the run's report ids with `{cli_command()} runs show r1`"
+    # A run with no report at all: nothing for `runs show` to list (t48).
+    none = "run r1 covers no report 'r-9': it covers no citizen report at all"
+    assert not_found_hint("/runs/r1/answer", none) == ""
     # An unknown run is still found with `runs list`, an unknown silence with its list.
     assert not_found_hint("/runs/r1/answer", "no run 'r1'").endswith(f"`{cli_command()} runs list`")
     assert not_found_hint("/silences/s1", "no silence 's1'").endswith(
@@ -337,7 +340,7 @@ def test_an_empty_id_is_refused_before_the_api_is_asked(
     assert main([*argv, "--token", "t", "--url", "http://127.0.0.1:1"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
-    assert f"argument {name}: " in err and "give the id as the list shows it" in err
+    assert f"argument {name}: " in err and "give the id as `list` or `show` shows it" in err
 
 
 @pytest.mark.parametrize("action", ["resolve", "cancel"])

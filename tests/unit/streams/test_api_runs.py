@@ -210,11 +210,20 @@ def test_an_unknown_report_id_is_echoed_cut_as_every_id(grid: Grid) -> None:
         answer_fields(run, {"report_id": "r" * 100_000, "satisfied": True})
     assert (info.value.status, info.value.message) == (
         404,
-        f"run {run.run_id} covers no report {'r' * 100!r}... (100,000 characters)",
+        f"run {run.run_id} covers no report {'r' * 100!r}... (100,000 characters): it covers "
+        "no citizen report at all",
     )
     with pytest.raises(ApiError) as info:
         answer_fields(run, {"report_id": "r-9 🚒", "satisfied": True})
-    assert info.value.message == f"run {run.run_id} covers no report 'r-9 🚒'"
+    assert info.value.message == (
+        f"run {run.run_id} covers no report 'r-9 🚒': it covers no citizen report at all"
+    )
+    # The run's own reports, when it has some, are what the 404 points to (t48: a run with
+    # none sent the operator to `runs show`, which lists none).
+    run.reports = {"r-1": {"status": "open"}}
+    with pytest.raises(ApiError) as info:
+        answer_fields(run, {"report_id": "r-9", "satisfied": True})
+    assert info.value.message == f"run {run.run_id} covers no report 'r-9' (did you mean 'r-1'?)"
 
 
 def test_a_superseded_run_the_group_kept_can_be_read(grid: Grid) -> None:
