@@ -353,7 +353,10 @@ def test_an_answer_to_a_superseded_run_says_which_run_replaced_it(pipeline: Pipe
         status, body = pipeline.api(
             "POST", f"/runs/{new}/answer", OPERATOR_TOKEN, {"report_id": "r-0", "satisfied": False}
         )
-        assert (status, body["error"]) == (404, f"run {new} covers no report 'r-0'")
+        assert (status, body["error"]) == (
+            404,
+            f"run {new} covers no report 'r-0' (did you mean 's-0'?)",
+        )
     finally:
         worker.stop()
 
