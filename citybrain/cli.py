@@ -2353,7 +2353,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
         )
     # After the add succeeded: the warning qualifies a silence that exists.
     for line in warnings:
-        print(line, file=sys.stderr)
+        print(f"citybrain: {line}", file=sys.stderr)  # as every command's warning (t48)
     if args.json:
         _print_json(doc)
         return EXIT_OK

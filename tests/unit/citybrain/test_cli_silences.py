@@ -435,7 +435,9 @@ def test_silences_add_adds_it_as_alertmanager_does_with_a_warning_line(
     out, err = capsys.readouterr()
     assert out.startswith(f'silence s1 added by duty-operator: kind="{kind}", until ')
     [line] = err.splitlines()
-    assert line.startswith(f"warning: --matcher 'kind=\"{kind}\"': kind is never '{kind}'")
+    assert line.startswith(
+        f"citybrain: warning: --matcher 'kind=\"{kind}\"': kind is never '{kind}'"
+    )
     if closest is None:
         assert "did you mean" not in line
     else:
