@@ -642,13 +642,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         + f" ({stats.seconds:.1f}s)"
     )
+    if stats.failed:  # what was not sent first: it decides the exit status
+        print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
     unregistered = unregistered_note(todo, s.grid_file, s.topic_prefix)
     if unregistered:
         print(f"citybrain: warning: {unregistered}", file=sys.stderr)
-    if stats.failed:
-        print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
-        return 1
-    return 0
+    return 1 if stats.failed else 0
 
 
 # An unregistered sensor's first few ids are named, each with the closest registered one.
