@@ -930,6 +930,12 @@ def restart_env(settings: Settings, doc: Mapping[str, Any] | None) -> dict[str, 
     return env
 
 
+def run_dir_env(settings: Settings) -> dict[str, str]:
+    """``{"CITYBRAIN_RUN_DIR": ...}`` when the run directory is not the default, else {}:
+    what a printed stack command needs to find the demo's state."""
+    return {"CITYBRAIN_RUN_DIR": str(settings.run_dir)} if settings.run_dir_override else {}
+
+
 def restart_command(settings: Settings) -> str:
     """The command line that starts the demo's worker again as the demo started it,
     tracked by the stack (its pid file: `stack status` shows it, `stack down` stops it):
@@ -937,7 +943,7 @@ def restart_command(settings: Settings) -> str:
     default (the settings it runs with are in demo.json). The worker command
     printed before started a worker neither status nor down knew of, on the port the next demo
     needed (t36)."""
-    run_dir = {"CITYBRAIN_RUN_DIR": str(settings.run_dir)} if settings.run_dir_override else {}
+    run_dir = run_dir_env(settings)
     # Every setting printed commands carry (the demo's recorded ones too, t40), not only
     # the run directory: the same line works as typed whatever restart-worker checks.
     return command_line("stack", "restart-worker", env=run_dir)
@@ -950,7 +956,7 @@ def restart_advice(settings: Settings) -> str:
     restart = restart_command(settings)
     if KafkaBroker(settings).running():
         return restart
-    run_dir = {"CITYBRAIN_RUN_DIR": str(settings.run_dir)} if settings.run_dir_override else {}
+    run_dir = run_dir_env(settings)
     return f"{command_line('stack', 'up', env=run_dir)}, then {restart}"
 
 
