@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
+from playbooks.executors.webhook import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 
@@ -44,7 +45,7 @@ def _whole_bytes(value: Any) -> Any:
 
 
 # The longest line a CSV file may have, in bytes (streams/csvfile.py).
-LineBytes = Annotated[int, BeforeValidator(_whole_bytes), Field(ge=MIN_LINE_BYTES)]
+LineBytes = Annotated[int, BeforeValidator(_whole_bytes), Field(ge=MIN_LINE_BYTES, le=1 << 30)]
 
 # The ports one process or the local stack binds, which must differ pairwise: Kafka's
 # two are the stack's broker, the MQTT port its Mosquitto. A Kafka or MQTT host that is
@@ -61,6 +62,10 @@ LISTEN_PORTS = (
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # faust's broker_request_timeout, seconds: a Kafka session may not outlast it.
 MAX_SESSION_TIMEOUT = 90.0
+# Upper bounds of the settings below (each says why): a value past its bound is a slip
+# that would have passed and made the worker never act, or crash where it is used.
+HOUR, DAY, WEEK = 3600.0, 86400.0, 604800.0
+MAX_PARTITIONS = 1000
 
 
 class Settings(BaseSettings):
@@ -90,14 +95,16 @@ class Settings(BaseSettings):
 
     app_id: str = "citybrain"
     topic_prefix: str = "citybrain"
-    partitions: int = Field(default=2, ge=1)
+    # A consumer group uses at most one worker per partition, and every topic and table
+    # gets this many: 10**20 passed here and reached Kafka's topic creation.
+    partitions: int = Field(default=2, ge=1, le=MAX_PARTITIONS)
 
     grid_file: Path = REPO_ROOT / "datasets" / "grid.yaml"
     playbook_dir: Path = REPO_ROOT / "playbooks" / "library" / "playbooks"
     routing_file: Path = REPO_ROOT / "playbooks" / "library" / "routing.yaml"
     # Shortens every wait for a person (acks, approvals) and group_wait (rehearsals,
     # demos); unset in production.
-    ack_deadline_seconds: float | None = Field(default=None, gt=0)
+    ack_deadline_seconds: float | None = Field(default=None, gt=0, le=DAY)
 
     # The worker's web server (operator API, /metrics) and the ingests' HTTP servers
     # (streams/bounds.py): seconds a client may take to send a request's line and headers
@@ -111,9 +118,12 @@ class Settings(BaseSettings):
     api_tokens_file: Path | None = None
     # Shared secret for webhook signatures; unset: a random one per worker start.
     webhook_secret: SecretStr | None = None
-    webhook_timeout: float = Field(default=5.0, gt=0)
-    webhook_retries: int = Field(default=4, ge=0)
-    webhook_backoff: float = Field(default=0.5, ge=0)
+    # A retry's wait is backoff × 2^attempt, capped at MAX_WEBHOOK_BACKOFF (30) seconds
+    # (playbooks/executors/webhook.py): from attempt 1,024 that product overflowed a
+    # float and the step never got its result; a larger backoff is the cap anyway.
+    webhook_timeout: float = Field(default=5.0, gt=0, le=600)
+    webhook_retries: int = Field(default=4, ge=0, le=100)
+    webhook_backoff: float = Field(default=0.5, ge=0, le=MAX_WEBHOOK_BACKOFF)
     # Where closure messages to reporters also go (besides <prefix>.replies); unset: topic only.
     replies_webhook_url: str | None = None
 
@@ -126,8 +136,8 @@ class Settings(BaseSettings):
     watch_sensors: str = ""
 
     # Citizen-report bursts (streams/bursts.py).
-    burst_bucket_seconds: float = Field(default=1800.0, gt=0)
-    burst_min_reports: int = Field(default=5, ge=2)
+    burst_bucket_seconds: float = Field(default=1800.0, gt=0, le=WEEK)
+    burst_min_reports: int = Field(default=5, ge=2, le=100_000)
 
     # A crashed worker's partitions move once the group misses it this long (Kafka's
     # group.min.session.timeout.ms is 6 s); faust's 60 s default stalls failover.
@@ -135,21 +145,21 @@ class Settings(BaseSettings):
     # 3600 passed here and the worker crashed at start with faust's ImproperlyConfigured
     # traceback.
     session_timeout: float = Field(default=10.0, ge=6.0, le=MAX_SESSION_TIMEOUT)
-    heartbeat_interval: float = Field(default=2.0, gt=0)
+    heartbeat_interval: float = Field(default=2.0, gt=0, le=MAX_SESSION_TIMEOUT)
     # Seconds between offset commits (faust's broker_commit_interval). Each commit first
     # writes every sensor state changed since the last one to the changelog (about 8 %
     # of a catching-up worker's time at 20,000 sensors with JSON entries, less with the
     # binary ones; docs/benchmarks.md), so a longer interval trades a longer replay after
     # a crash (deterministic: no alert lost or repeated, docs/operations.md) for
     # throughput.
-    commit_interval: float = Field(default=2.8, gt=0)
+    commit_interval: float = Field(default=2.8, gt=0, le=600)
     # ... and after this many processed messages, whichever comes first (faust's
     # broker_commit_every). faust's 10,000 made a catching-up worker commit every
     # fraction of a second, rewriting each sensor's state (12.7 kB) for nearly every
     # reading it read: 22,060 readings/s over 20,000 sensors against 71,452/s with
     # commits on the interval alone (docs/benchmarks.md). The acked offsets a commit
     # waits for stay bounded by the interval's worth of messages.
-    commit_every: int = Field(default=1_000_000, ge=1)
+    commit_every: int = Field(default=1_000_000, ge=1, le=10**9)
 
     # Bytes per partition per fetch. faust's 1 MiB default starved a catching-up worker:
     # it sat idle half the time waiting for fetches (docs/benchmarks.md).
@@ -166,7 +176,7 @@ class Settings(BaseSettings):
     fetch_max_wait: float = Field(default=0.1, gt=0, le=30)
     # Most messages one fetch hands over (faust's broker_max_poll_records); the readings
     # agent takes each partition's share of a fetch as one batch, with no added wait.
-    batch_size: int = Field(default=2000, ge=1)
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
     # How fetched messages reach the agents (streams/faust_patches.py): "batch" (one batch
     # per partition and fetch for readings and incidents, the default), or, to measure
     # each lever alone (docs/benchmarks.md), "per_message" (faust's event path with the
@@ -176,30 +186,34 @@ class Settings(BaseSettings):
     # default is the tail detector at its documented threshold (issue 13: the detector
     # and threshold of `citybrain detect` and of the NAB numbers).
     detector: str = "tail"
-    detector_window: int = Field(default=288, ge=3)
-    detector_min_samples: int = Field(default=24, ge=3)
+    # State per sensor grows with the window (8 bytes a reading).
+    detector_window: int = Field(default=288, ge=3, le=100_000)
+    detector_min_samples: int = Field(default=24, ge=3, le=100_000)
     # Unset, the detector's own threshold (detectors.default_threshold: 0.22 for tail,
     # 0.6 for robust_zscore), as `citybrain detect` counts it.
     # Above 0: every score is at least 0 (warm-up rows score 0), so a threshold of 0 or
     # less would flag every reading.
-    score_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0)
-    quiet_readings: int = Field(default=6, ge=1)
+    # At most 1, the highest score: above it no reading would ever alert.
+    score_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0, le=1)
+    quiet_readings: int = Field(default=6, ge=1, le=100_000)
     # Broken sensor or real event (streams/corroborating.py, docs/detectors.md): a
     # neighbour agrees with a score >= agree within window seconds (event time); a score
     # >= decisive routes as an event alone; a lone alert waits grace wall-clock seconds
     # for a neighbour's mark. The defaults are the tail detector's scale.
     corroboration: bool = True
-    corroboration_window: float = Field(default=3600.0, gt=0)
+    corroboration_window: float = Field(default=3600.0, gt=0, le=WEEK)
     corroboration_agree: float = Field(default=0.2, ge=0, le=1)
     corroboration_decisive: float = Field(default=0.9, ge=0, le=1)
-    corroboration_grace: float = Field(default=30.0, ge=0)
-    max_future_skew: float = Field(default=300.0, ge=0)
-    deadline_check_interval: float = Field(default=1.0, gt=0)
+    corroboration_grace: float = Field(default=30.0, ge=0, le=HOUR)
+    max_future_skew: float = Field(default=300.0, ge=0, le=DAY)
+    # The intervals below are checks the worker owes someone: asyncio sleeps 1e300
+    # seconds without complaint, and no deadline or silence's end was ever acted on.
+    deadline_check_interval: float = Field(default=1.0, gt=0, le=300)
     # Seconds between sweeps of the burst windows by event time (streams/ingest.py).
-    burst_sweep_interval: float = Field(default=30.0, gt=0)
+    burst_sweep_interval: float = Field(default=30.0, gt=0, le=HOUR)
     # Wall-clock seconds between re-checks of firing alerts kept from their receivers by a
     # silence or inhibition (streams/alerting.py): one no longer muted is routed then.
-    mute_check_interval: float = Field(default=2.0, gt=0)
+    mute_check_interval: float = Field(default=2.0, gt=0, le=300)
 
     # The longest line a CSV file (replay, detect, rehearse, the adapters) may have, in
     # bytes: a line with no line end was gathered whole before csv saw it (trial 21: a

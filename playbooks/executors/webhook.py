@@ -69,6 +69,10 @@ def verify(
     return abs((time.time() if now is None else now) - sent) <= max_age
 
 
+# The longest wait between two attempts, seconds.
+MAX_BACKOFF = 30.0
+
+
 class WebhookExecutor:
     def __init__(
         self,
@@ -78,7 +82,7 @@ class WebhookExecutor:
         timeout: float = 5.0,
         retries: int = 4,
         backoff: float = 0.5,
-        max_backoff: float = 30.0,
+        max_backoff: float = MAX_BACKOFF,
         max_in_flight: int = 200,
     ) -> None:
         self.secret = secret
@@ -108,7 +112,9 @@ class WebhookExecutor:
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter (AWS architecture blog's recommendation)."""
-        return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+        # The exponent is capped: 2**1024 overflows a float (a retry count the settings
+        # now refuse, kept safe here for any caller).
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** min(attempt, 64)))
 
     async def _deliver(self, command_id: str, url: str, payload: dict[str, Any]) -> None:
         if self._client is None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 from playbooks.errors import PlaybookError
-from playbooks.executors.webhook import MAX_AGE, WebhookExecutor, WebhookOutcome, sign, verify
+from playbooks.executors.webhook import MAX_AGE, MAX_BACKOFF, WebhookExecutor, WebhookOutcome, sign, verify
 from playbooks.loader import load_playbook
 from playbooks.schema import http_url_problem, shown_url
 
@@ -145,3 +145,14 @@ def test_a_redirect_to_another_host_is_not_followed(
     asyncio.run(deliver())
     assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(False, 1, "HTTP 307")]
     assert Redirecting.hits == ["/start"]  # the signed run never went elsewhere
+
+
+def test_the_backoff_stays_capped_at_any_attempt() -> None:
+    async def ignore(_outcome: WebhookOutcome) -> None:
+        return None
+
+    executor = WebhookExecutor(b"secret", ignore, retries=5000, backoff=0.5)
+    # 0.5 * 2**1024 overflowed a float (OverflowError in the delivery task: the step
+    # never got its result).
+    delays = [executor.delay(attempt) for attempt in (0, 10, 1023, 1024, 4999)]
+    assert all(0 <= delay <= MAX_BACKOFF for delay in delays), delays

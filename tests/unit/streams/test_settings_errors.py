@@ -290,3 +290,36 @@ def test_a_misspelt_token_role_suggests_the_closest(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as info:
         TokenStore.load(path)
     assert str(info.value).endswith(" (did you mean 'operator'?)"), info.value
+
+
+NUMERIC = sorted(
+    name
+    for name, field in Settings.model_fields.items()
+    if any(kind in str(field.annotation) for kind in ("int", "float"))
+)
+
+
+@pytest.mark.parametrize("value", ["1e300", "1" + "0" * 20])
+@pytest.mark.parametrize("field", NUMERIC)
+def test_every_number_has_an_upper_bound(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str
+) -> None:
+    # A slip of magnitude passed before: CITYBRAIN_DEADLINE_CHECK_INTERVAL=1e300 made the
+    # worker never check a deadline (asyncio sleeps that long without complaint),
+    # CITYBRAIN_WEBHOOK_RETRIES=2000 overflowed the backoff's float at attempt 1,024, and
+    # CITYBRAIN_PARTITIONS=10**20 reached Kafka's topic creation.
+    message = refusal(monkeypatch, **{env_name(field): value})
+    assert message.startswith(f"{env_name(field)} is {value!r}: expected "), message
+    assert "\n" not in message
+
+
+def test_the_bounds_name_the_largest_value_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, CITYBRAIN_PARTITIONS="1001") == (
+        "CITYBRAIN_PARTITIONS is '1001': expected at most 1000"
+    )
+    assert refusal(monkeypatch, CITYBRAIN_SCORE_THRESHOLD="1.5") == (
+        "CITYBRAIN_SCORE_THRESHOLD is '1.5': expected at most 1"
+    )
+    assert refusal(monkeypatch, CITYBRAIN_WEBHOOK_RETRIES="2000") == (
+        "CITYBRAIN_WEBHOOK_RETRIES is '2000': expected at most 100"
+    )
