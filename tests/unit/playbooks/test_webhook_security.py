@@ -14,7 +14,14 @@ from typing import Any, ClassVar
 import pytest
 
 from playbooks.errors import PlaybookError
-from playbooks.executors.webhook import MAX_AGE, MAX_BACKOFF, WebhookExecutor, WebhookOutcome, sign, verify
+from playbooks.executors.webhook import (
+    MAX_AGE,
+    MAX_BACKOFF,
+    WebhookExecutor,
+    WebhookOutcome,
+    sign,
+    verify,
+)
 from playbooks.loader import load_playbook
 from playbooks.schema import http_url_problem, shown_url
 
