@@ -2432,6 +2432,8 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"topic_prefix": prefix})
     topic = settings.topic("deadletter")
     _require_kafka(settings)
+    # A prefix with no such topic is a bad command line (exit 2), as `report` and
+    # `campaign report` refuse one: it was exit 1 here, the answer "no".
     if topic not in dead_letter_topics(settings):
         others = [t.removesuffix(".deadletter") for t in dead_letter_topics(settings)]
         there = (
@@ -2441,8 +2443,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         )
         raise CliError(
             f"{given}: Kafka at {settings.kafka_bootstrap} has no topic {topic} "
-            f"(a worker creates it as it starts); {there}",
-            EXIT_FAILED,
+            f"(a worker creates it as it starts); {there}"
         )
     if note and not args.json:
         print(note, file=sys.stderr)

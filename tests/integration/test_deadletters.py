@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from citybrain.cli import EXIT_FAILED, EXIT_OK, main
+from citybrain.cli import EXIT_OK, EXIT_USAGE, main
 from citybrain.deadletters import Reader
 from tests.services import TEST_PORTS, Pipeline
 
@@ -83,7 +83,7 @@ def test_the_latest_dead_letters_are_shown_with_their_headers(
 def test_a_prefix_without_a_dead_letter_topic_is_named(
     pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["deadletters", "--prefix", "no-such-prefix"]) == EXIT_FAILED
+    assert main(["deadletters", "--prefix", "no-such-prefix"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "has no topic no-such-prefix.deadletter (a worker creates it as it starts)" in err
@@ -99,7 +99,7 @@ def test_a_prefix_from_the_setting_is_named_as_the_setting(
 ) -> None:
     """Trial 17: with no --prefix typed, the error said "--prefix 'citybrain'"."""
     monkeypatch.setenv("CITYBRAIN_TOPIC_PREFIX", "no-such-setting")
-    assert main(["deadletters"]) == EXIT_FAILED
+    assert main(["deadletters"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("citybrain: CITYBRAIN_TOPIC_PREFIX=no-such-setting: Kafka at ")
     assert "has no topic no-such-setting.deadletter" in err
@@ -133,5 +133,5 @@ def test_a_prefix_near_one_with_a_dead_letter_topic_is_answered_with_it(
         pipeline.topic("deadletter"), key=b"k", value=b"{}", headers=_headers("x", "m", "o")
     )
     pipeline.producer.flush()
-    assert main(["deadletters", "--prefix", pipeline.name[:-1]]) == EXIT_FAILED
+    assert main(["deadletters", "--prefix", pipeline.name[:-1]]) == EXIT_USAGE
     assert f"(did you mean {pipeline.name!r}?)" in capsys.readouterr().err
