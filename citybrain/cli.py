@@ -1362,6 +1362,12 @@ def _check_output_dir(option: str, out: str, source_option: str, source: Path) -
 REHEARSAL_MAX_DEADLINE = float((2**63 - 1) // 1_000_000_000)
 
 
+# Upper bounds of option values that are held in memory (each option says why).
+MAX_DEADLETTER_LIMIT = 100_000
+MAX_INGEST_PENDING = 1_000_000
+MAX_INGEST_BYTES = 64 * 1024 * 1024
+
+
 def _positive(kind: type[int] | type[float], most: float | None = None, unit: str = "") -> Any:
     """An argparse type: a finite number above 0, and at most ``most`` (in ``unit``, for
     the message) if given (argparse names the option in its message). ``inf`` and
@@ -3964,7 +3970,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-message-bytes",
-        type=_whole_in(1024),
+        type=_whole_in(1024, 2**31 - 1),  # Kafka's sizes are 32-bit
         default=1_000_000,
         metavar="B",
         help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
@@ -3989,7 +3995,8 @@ def build_parser() -> argparse.ArgumentParser:
         i = command(isub, name, text)
         i.add_argument(
             "--pack-size",
-            type=_positive(int),
+            # The worker's pack limit (pack_too_large beyond it), as replay's --pack.
+            type=_whole_in(1, MAX_PACK_READINGS),
             default=1000,
             metavar="N",
             help="readings per pack at most",
@@ -4003,10 +4010,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         i.add_argument(
             "--max-pending",
-            type=_positive(int),
+            # Each waiting reading is held in memory: 10**20 was taken, and back-pressure,
+            # the bound on the ingest's memory, never came.
+            type=_positive(int, MAX_INGEST_PENDING, " readings"),
             default=50_000,
             metavar="N",
-            help="readings waiting for Kafka at most; then intake waits (back-pressure)",
+            help="readings waiting for Kafka at most; then intake waits (back-pressure); "
+            f"at most {MAX_INGEST_PENDING:,}",
         )
         i.add_argument(
             "--loglevel",
@@ -4016,10 +4026,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         i.add_argument(
             "--stats-every",
-            type=_positive(float),
+            # 1e300 was taken: no stats line, ever.
+            type=_positive(float, 3600, " seconds"),
             default=10.0,
             metavar="S",
-            help="seconds between stats",
+            help="seconds between stats (at most 3600)",
         )
         i.set_defaults(func=cmd_ingest)
         if name == "mqtt":
@@ -4051,17 +4062,18 @@ def build_parser() -> argparse.ArgumentParser:
             )
             i.add_argument(
                 "--inflight",
-                type=_positive(int),
+                type=_whole_in(1, 65_535),  # MQTT 5's Receive Maximum is 16-bit
                 default=10_000,
                 metavar="N",
                 help="unacknowledged QoS 1 messages the broker may send (Receive Maximum)",
             )
             i.add_argument(
                 "--max-payload",
-                type=_positive(int),
+                type=_positive(int, MAX_INGEST_BYTES, " bytes"),
                 default=1024 * 1024,
                 metavar="BYTES",
-                help="bytes per payload; a larger one is dead-lettered too_large",
+                help="bytes per payload; a larger one is dead-lettered too_large (at most "
+                f"{MAX_INGEST_BYTES:,})",
             )
         else:
             i.add_argument(
@@ -4072,10 +4084,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
             i.add_argument(
                 "--max-body",
-                type=_positive(int),
+                # A body is read whole before it is parsed: 10**20 meant no limit at all.
+                type=_positive(int, MAX_INGEST_BYTES, " bytes"),
                 default=1024 * 1024,
                 metavar="BYTES",
-                help="bytes per body",
+                help=f"bytes per body (at most {MAX_INGEST_BYTES:,})",
             )
 
     p = command(sub, "playbooks", "check playbooks and routing, test where an alert goes")
@@ -4247,9 +4260,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--limit",
-        type=_positive(int),
+        # Held in memory before they are shown, sorted across partitions: 10**20 read
+        # the whole topic into memory (dead letters are up to 1 MB each).
+        type=_positive(int, MAX_DEADLETTER_LIMIT),
         default=20,
-        help="how many of the latest to show, across partitions",
+        help="how many of the latest to show, across partitions (at most "
+        f"{MAX_DEADLETTER_LIMIT:,})",
     )
     p.add_argument(
         "--follow", action="store_true", help="then show each new one as it comes, until Ctrl-C"
@@ -4288,7 +4304,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ack-deadline",
-        type=_positive(float),
+        # It becomes CITYBRAIN_ACK_DEADLINE_SECONDS, at most a day.
+        type=_positive(float, 86_400, " seconds"),
         default=5.0,
         metavar="SECONDS",
         help="how long each wait for an acknowledgement lasts in the demo",
@@ -4442,7 +4459,8 @@ def build_parser() -> argparse.ArgumentParser:
     detector_option(nab)
     nab.add_argument(
         "--threshold",
-        type=_positive(float),
+        # Scores are in [0, 1]: above 1 nothing is ever flagged.
+        type=_positive(float, 1),
         metavar="T",
         help="also score at this fixed threshold (default: the one the stream alerts at "
         f"with the detector, {OWN_THRESHOLDS['robust_zscore']:g} for robust_zscore, "

@@ -274,7 +274,7 @@ def test_an_input_error_is_status_2_with_one_line_naming_it(
         (["detect", "--detector", "bogus"], "--detector", "robust_zscore"),
         (["replay", "x.csv", "--on-error", "bogus"], "--on-error", "skip"),
         (["replay", "x.csv", "--speed", "0"], "--speed", "expected more than 0"),
-        (["ingest", "mqtt", "--pack-size", "0"], "--pack-size", "expected more than 0"),
+        (["ingest", "mqtt", "--pack-size", "0"], "--pack-size", "expected 1..10000"),
         (["demo", "--ack-deadline", "-1"], "--ack-deadline", "expected more than 0"),
     ],
 )
@@ -428,7 +428,7 @@ def test_a_retriable_group_coordinator_error_is_a_warning_others_stay_errors() -
         ),
         (
             ["ingest", "mqtt", "--inflight", "0"],
-            "citybrain: ingest mqtt: argument --inflight: '0': expected more than 0; "
+            "citybrain: ingest mqtt: argument --inflight: '0': expected 1..65535; "
             "see `{cli} ingest mqtt --help`",
         ),
         (

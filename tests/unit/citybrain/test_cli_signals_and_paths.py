@@ -118,7 +118,10 @@ def test_a_pipe_a_device_and_a_dangling_link_are_not_said_to_be_missing(
         ),
         (["replay", "x.csv", "--speed", "inf"], "argument --speed: 'inf': expected a finite"),
         (["demo", "--ack-deadline", "Infinity"], "argument --ack-deadline: 'Infinity': expected"),
-        (["ingest", "http", "--stats-every", "1e400"], "--stats-every: '1e400': expected a finite"),
+        (
+            ["ingest", "http", "--stats-every", "1e400"],
+            "--stats-every: '1e400': expected more than 0 and at most 3,600 seconds",
+        ),
     ],
 )
 def test_an_endless_number_is_refused_where_a_positive_one_is_taken(

@@ -18,7 +18,7 @@ CASES = FIXTURES / "field-cases"
         (["--skip", "-1"], "argument --skip: '-1': expected 0 or more"),
         (
             ["--max-message-bytes", "100"],
-            "argument --max-message-bytes: '100': expected 1,024 or more",
+            "argument --max-message-bytes: '100': expected 1024..2147483647",
         ),
     ],
 )

@@ -15,9 +15,10 @@ from citybrain.cli import main
         (["mqtt", "--topic", "city/#"], "level 2 is '#'"),
         (["mqtt", "--topic", "city//{sensor_id}/{kind}"], "level 2 is ''"),
         # Before: a ValueError after connecting to Kafka.
-        (["mqtt", "--inflight", "0"], "--inflight: '0': expected more than 0"),
-        (["mqtt", "--pack-size", "0"], "--pack-size: '0': expected more than 0"),
-        (["mqtt", "--pack-size", "20000"], "--pack-size is 20000"),
+        (["mqtt", "--inflight", "0"], "--inflight: '0': expected 1..65535"),
+        (["mqtt", "--inflight", "70000"], "--inflight: '70000': expected 1..65535"),
+        (["mqtt", "--pack-size", "0"], "--pack-size: '0': expected 1..10000"),
+        (["mqtt", "--pack-size", "20000"], "--pack-size: '20000': expected 1..10000"),
         (["mqtt", "--pack-size", "100", "--max-pending", "10"], "--max-pending is 10"),
         (["http", "--sensor-id-template", "{id}"], "a template with {kind}"),
         (["http", "--sensor-id-template", "{id-{kind}"], "--sensor-id-template"),
