@@ -485,14 +485,18 @@ class PlaybookEngine:
         self._move(run, RunEvent.ACK, now, cmds, actor=by, reason="acknowledged")
         if was_waiting:
             run.deadline_at = None
-            self._go(run, self._steps[run.step or ""], "success", now, cmds)
-            self._drive(run, now, cmds)
+            self._go_on(run, "success", now, cmds)
         return run, cmds
 
     def approve(
         self, run: Run, by: str, role: str, now: float, approved: bool = True, note: str = ""
     ) -> tuple[Run, list[Command]]:
         step = self._steps.get(run.step or "")
+        gone = run.status == RunStatus.WAITING_APPROVAL.value and step is None
+        if gone:
+            # Its approval step gone from the edited playbook: the decision is recorded
+            # and the run fails (``gone_step``), as at that step's deadline.
+            return self._decided_at_gone_step(run, by, now, approved, note)
         if run.status != RunStatus.WAITING_APPROVAL.value or not isinstance(step, ApprovalStep):
             raise ForbiddenActionError(f"run {run.run_id} is not waiting for an approval")
         if role != step.role and role != "coordinator":
@@ -516,6 +520,67 @@ class PlaybookEngine:
         self._drive(run, now, cmds)
         return run, cmds
 
+    def _decided_at_gone_step(
+        self, run: Run, by: str, now: float, approved: bool, note: str
+    ) -> tuple[Run, list[Command]]:
+        cmds: list[Command] = []
+        verdict = "approved" if approved else "rejected"
+        self._record(run, "approve" if approved else "reject", by, note, now)
+        cmds.append(self._command(run, verdict, now, actor=by, detail=run.step or ""))
+        event = RunEvent.APPROVE if approved else RunEvent.REJECT
+        self._move(run, event, now, cmds, actor=by, reason=verdict)
+        run.deadline_at = None
+        self._fail_gone(run, now, cmds)
+        return run, cmds
+
+    def gone_step(self, run: Run) -> str | None:
+        """The step ``run`` waits at, when this playbook no longer has it (the playbook
+        was edited between restarts, the run's state read back from the changelog); else
+        None. Such a run cannot go on: its next move fails it (``_fail_gone``)."""
+        waiting = run.status in (
+            RunStatus.WAITING_ACK.value,
+            RunStatus.WAITING_APPROVAL.value,
+            RunStatus.WAITING_ACTION.value,
+        )
+        if waiting and (run.step or "") not in self._steps:
+            return run.step or ""
+        return None
+
+    def fail_gone_step(self, run: Run, now: float) -> tuple[Run, list[Command]]:
+        """Fail a run waiting at a step gone from the playbook (``gone_step``) at once,
+        not at the gone step's deadline (an approval's may be hours away); a run that
+        is not one is returned unchanged, with no commands."""
+        if self.gone_step(run) is None:
+            return run, []
+        cmds: list[Command] = []
+        self._fail_gone(run, now, cmds)
+        return run, cmds
+
+    def _fail_gone(self, run: Run, now: float, cmds: list[Command]) -> None:
+        """Fail a running ``run`` whose step is gone from the playbook: a ``failed``
+        step whose ``data`` says so (``{"gone": "step", "step": id}``, counted by the
+        host), then the desk resolves or cancels it (its reporters' closures)."""
+        gone = run.step or ""
+        reason = (
+            f"step {gone!r} is no longer in playbook {self.playbook.playbook!r} (edited "
+            "since the run reached it): the run cannot go on; resolve or cancel it"
+        )
+        run.step, run.deadline_at, run.pending_action = None, None, None
+        cmds.append(
+            self._command(run, "failed", now, detail=reason, data={"gone": "step", "step": gone})
+        )
+        self._move(run, RunEvent.FAIL, now, cmds, reason=reason)
+
+    def _go_on(self, run: Run, outcome: str, now: float, cmds: list[Command]) -> None:
+        """After a wait ends with ``outcome``: the step's next step, driven on; or the
+        run fails when its step is gone from the (edited) playbook."""
+        step = self._steps.get(run.step or "")
+        if step is None:
+            self._fail_gone(run, now, cmds)
+            return
+        self._go(run, step, outcome, now, cmds)
+        self._drive(run, now, cmds)
+
     def action_result(
         self, run: Run, command_id: str, ok: bool, detail: str, now: float
     ) -> tuple[Run, list[Command]]:
@@ -527,8 +592,7 @@ class PlaybookEngine:
             run, RunEvent.ACTION_OK if ok else RunEvent.ACTION_FAILED, now, cmds, reason=detail
         )
         run.pending_action, run.deadline_at = None, None
-        self._go(run, self._steps[run.step or ""], "success" if ok else "failure", now, cmds)
-        self._drive(run, now, cmds)
+        self._go_on(run, "success" if ok else "failure", now, cmds)
         return run, cmds
 
     def escalate(self, run: Run, by: str, now: float, note: str = "") -> tuple[Run, list[Command]]:
@@ -850,12 +914,12 @@ class PlaybookEngine:
             return run, []  # a stale timer (acknowledged, moved on) is a no-op
         if run.status == RunStatus.PENDING.value:
             return self.start(run, now)
-        step = self._steps[run.step or ""]
-        cmds = [self._command(run, "timeout", now, detail=f"{step.action} {step.id}")]
-        self._move(run, RunEvent.TIMEOUT, now, cmds, reason=f"{step.id} deadline passed")
+        step = self._steps.get(run.step or "")
+        what = f"{step.action} {step.id}" if step is not None else f"{run.step} (gone)"
+        cmds = [self._command(run, "timeout", now, detail=what)]
+        self._move(run, RunEvent.TIMEOUT, now, cmds, reason=f"{run.step} deadline passed")
         run.deadline_at, run.pending_action = None, None
-        self._go(run, step, "timeout", now, cmds)
-        self._drive(run, now, cmds)
+        self._go_on(run, "timeout", now, cmds)
         return run, cmds
 
     def check_sla(self, run: Run, now: float) -> tuple[Run, list[Command]]:

@@ -36,6 +36,7 @@ from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
 from playbooks.routing import Silence, SilenceBook
+from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import MISSING, EventError
@@ -179,6 +180,8 @@ class Response:
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
+        # Engines of playbooks gone from the library, by name (``_engine_for``).
+        self._stand_ins: dict[str, PlaybookEngine] = {}
         # Groups whose run the timer could not advance (``_unadvanced_run``).
         self._say_unadvanced = SayEvery(log, prefix="citybrain: ")
         self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
@@ -240,19 +243,20 @@ class Response:
         # The routed message's own time, so a run opened again after a crash (its state
         # not yet stored) has the same created_at and step times.
         alert_id, now = alert["alert_id"], message_time(None, event, time.time())
-        engine = self.engines[route["playbook"]]
         run = Run.from_dict(group["run"]) if group["run"] else None
         cmds: list[Command] = []
+        # An existing run's changes use its own playbook's engine (``_engine_for``): the
+        # route's may have changed since it opened.
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
                 return
-            run, cmds = engine.alert_resolved(run, alert_id, now)
+            run, cmds = self._engine_for(run).alert_resolved(run, alert_id, now)
         elif alert_id in group["seen"]:
             if run is None or not alert.get("reports"):
                 return  # runs are idempotent per alert: a redelivered alert changes nothing
         elif run is not None and not is_terminal(run):
             # Notified at the group's next flush (the deadline timer's ``engine.flush``).
-            run, cmds = engine.join(run, alert_id, now)
+            run, cmds = self._engine_for(run).join(run, alert_id, now)
         else:
             if run is not None:
                 # The finished run this one supersedes stays readable a while (`runs show`
@@ -260,6 +264,18 @@ class Response:
                 by = f"{key.decode()}.{group['generation'] + 1}"
                 kept = {"run": run.to_dict(), "at": now, "by": by}
                 group["superseded"] = [*group.get("superseded", []), kept][-KEEP_SUPERSEDED:]
+            if route["playbook"] not in self.engines:
+                # Routed before the worker restarted with a library without that playbook
+                # (KeyError, a traceback, before t49): said, no run opened.
+                raise EventError(
+                    "processing_error",
+                    None,
+                    None,
+                    f"route {route.get('id')} names playbook {route['playbook']!r}, which is "
+                    "not in the library (routed before the worker restarted with other "
+                    "playbooks): no run opened",
+                )
+            engine = self.engines[route["playbook"]]
             group["generation"] += 1
             wait = route["group_wait"]
             if self.settings.ack_deadline_seconds is not None:
@@ -269,8 +285,8 @@ class Response:
             )
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
-            self.metrics.runs.labels(run.playbook, run.department).inc()
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
+            engine = self._engine_for(run)
             try:
                 covered = ReportsCovered.from_alert(alert, now)
                 # Routed to several routes: the reports' other parts (runs of the other
@@ -339,8 +355,7 @@ class Response:
         ):
             await self._too_old(run, report, rid, channel, float(ts), float(opened))
             return
-        engine = self.engines[run.playbook]
-        run, cmds = engine.step(run, ReportsCovered(((rid, channel),), now))
+        run, cmds = self._engine_for(run).step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
@@ -418,10 +433,18 @@ class Response:
         if command_id in group["commands"]:
             return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
-        engine = self.engines[run.playbook]
+        engine = self._engine_for(run)
         by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
         note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
+            if run.playbook not in self.engines and action not in ("resolve", "cancel"):
+                # Only a desk's resolve or cancel (its reporters' closures) needs none of
+                # the playbook's steps (KeyError, a traceback and a dead letter before t49).
+                raise PlaybookError(
+                    f"run {run_id}'s playbook {run.playbook!r} is no longer in the library: "
+                    f"{action} cannot be applied (only resolve or cancel; or restore the "
+                    "playbook and restart the worker)"
+                )
             if action == "ack":
                 run, cmds = engine.acknowledge(run, by, now, note)
             elif action == "resolve":
@@ -484,7 +507,10 @@ class Response:
                     continue
                 try:
                     run = Run.from_dict(group["run"])
-                    engine = self.engines[run.playbook]
+                    if run.playbook not in self.engines and not is_terminal(run):
+                        await self._playbook_gone(key, run)
+                        continue
+                    engine = self._engine_for(run)
                 except Exception as exc:
                     # A run this worker cannot read (its playbook gone from the library
                     # since it opened, a state of another version): said once, left as
@@ -543,18 +569,23 @@ class Response:
                     await self._reply_again(run.run_id, reply)
         if is_terminal(run):
             return run
-        cmds: list[Command] = []
+        # Waiting at a step the edited playbook no longer has: failed now, said in its
+        # steps and counted (before t49: KeyError every tick, stuck for good).
+        run, cmds = engine.fail_gone_step(run, now)
         if engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
             if first and not unresolved(run) and not run.reports:
                 # Every alert's resolution seen (in the routed messages, not the
                 # global firing table, which another worker may see late).
-                run, cmds = engine.withdraw(run, _NONE_FIRING, now)
+                run, more = engine.withdraw(run, _NONE_FIRING, now)
+                cmds += more
             elif first and (held := self._all_muted(run, now)):
                 flush = now + group["route"]["group_interval"]
-                run, cmds = engine.hold(run, held, flush, now)
+                run, more = engine.hold(run, held, flush, now)
+                cmds += more
             else:
-                run, cmds = engine.timeout(run, now)
+                run, more = engine.timeout(run, now)
+                cmds += more
         run, more = engine.check_sla(run, now)
         cmds += more
         # The group's flush: alerts that joined since the last notification, or
@@ -603,6 +634,51 @@ class Response:
             f"deadlines: the run of group {group} could not be advanced "
             f"({type(exc).__name__}: {exc}): it keeps its state, tried again next tick; "
             "the other runs' deadlines go on",
+        )
+
+    def _engine_for(self, run: Run) -> PlaybookEngine:
+        """The engine of ``run``'s playbook; for a playbook no longer in the library, a
+        stand-in with no steps, enough for what needs none (an alert joining or
+        resolving, reports covered, a desk's resolve or cancel and their closures)."""
+        engine = self.engines.get(run.playbook)
+        if engine is None:
+            engine = self._stand_ins.get(run.playbook)
+        if engine is None:
+            gone = Playbook.model_construct(
+                playbook=run.playbook, version=1, department=run.department, steps=[]
+            )
+            engine = PlaybookEngine(gone, self.grid, self.settings.ack_deadline_seconds)
+            self._stand_ins[run.playbook] = engine
+        return engine
+
+    async def _playbook_gone(self, key: bytes, run: Run) -> None:
+        """An open run whose playbook the library no longer has (removed between
+        restarts): held as it is (restoring the playbook resumes it; a desk may resolve
+        or cancel it), said, audited (``run_playbook_gone``) and counted
+        (``citybrain_playbook_runs_stale_total{reason="playbook_gone"}``) once per group
+        and worker start; the deadline check skips it."""
+        if key in self._said_unreadable:
+            return
+        self._said_unreadable.add(key)
+        why = (
+            f"no playbook {run.playbook!r} in the library): it keeps its state; restore its "
+            "playbook to act on it, or resolve or cancel it"
+        )
+        log.warning(
+            "citybrain: deadlines: the run of group %s is skipped (%s; audited as "
+            "run_playbook_gone",
+            key.decode(errors="replace"),
+            why,
+        )
+        self.metrics.runs_stale.labels("playbook_gone").inc()
+        await self.ctx.audit(
+            {
+                "action": "run_playbook_gone",
+                "run_id": run.run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"skipped by the deadline check ({why}",
+            }
         )
 
     def _unreadable_run(self, key: bytes, exc: Exception) -> None:
@@ -674,6 +750,11 @@ class Response:
         try:
             await self.emit(run, commands)
             await self.ctx.groups.set_many({key: group})
+            # Counted once the state that says the steps were sent is stored: a change
+            # whose store failed is made again (the deadline timer's next tick, or a
+            # redelivery after a crash), and counted then (before t49, twice).
+            for cmd in commands:
+                self._kpis(run, cmd)
         finally:
             stored.set()
             if self.ctx.storing_runs.get(run.run_id) is stored:
@@ -681,7 +762,8 @@ class Response:
 
     async def emit(self, run: Run, commands: list[Command]) -> None:
         """Carry out the engine's commands: step, audit and task messages (queued
-        together, delivery awaited), webhooks (in the background), KPIs."""
+        together, delivery awaited), webhooks (in the background); ``advance`` counts
+        their KPIs once the run's state is stored."""
         steps: list[tuple[str, Any]] = []
         audit: list[tuple[str, Any]] = []
         tasks: list[tuple[str, str, Any]] = []
@@ -695,7 +777,6 @@ class Response:
                 tasks.append(
                     (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"])
                 )
-            self._kpis(run, cmd)
         futures = [
             *await self.ctx.queue(self.ctx.steps, steps),
             *await self.ctx.queue(self.ctx.audit_topic, audit),
@@ -825,7 +906,11 @@ class Response:
     def _kpis(self, run: Run, cmd: Command) -> None:
         m = self.metrics
         count_campaign(m, run, cmd)
-        if cmd.action == "escalate":
+        if cmd.action == "run_created":
+            m.runs.labels(run.playbook, run.department).inc()
+        elif cmd.action == "failed" and cmd.data.get("gone") == "step":
+            m.runs_stale.labels("step_gone").inc()
+        elif cmd.action == "escalate":
             m.escalations.labels(run.playbook, cmd.level or "").inc()
         elif cmd.action == "acknowledged":
             m.acks.labels(run.playbook, run.level).inc()
