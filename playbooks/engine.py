@@ -343,6 +343,21 @@ def unresolved(run: Run) -> list[str]:
     return [a for a in run.alerts if a not in ended]
 
 
+# What an operator may do to a run whose playbook the library no longer has: what needs
+# none of its steps (an ack, an approval or a webhook outcome would take the next one).
+WITHOUT_PLAYBOOK = frozenset({"resolve", "cancel", "escalate", "answer"})
+
+
+def playbook_gone(run: Run, action: str) -> str:
+    """Why ``action`` cannot be applied to ``run``, whose playbook the library no longer
+    has (the worker's ``command_refused`` detail and the operator API's 409)."""
+    return (
+        f"run {run.run_id}'s playbook {run.playbook!r} is no longer in the library: "
+        f"{action} cannot be applied (only {', '.join(sorted(WITHOUT_PLAYBOOK))}; or restore "
+        "the playbook and restart the worker)"
+    )
+
+
 def is_terminal(run: Run) -> bool:
     return RunStatus(run.status) in TERMINAL
 

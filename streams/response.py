@@ -22,6 +22,7 @@ import orjson
 from faust.types import AppT, EventT
 
 from playbooks.engine import (
+    WITHOUT_PLAYBOOK,
     Answer,
     Command,
     Part,
@@ -30,6 +31,7 @@ from playbooks.engine import (
     Run,
     is_terminal,
     newest_distinct,
+    playbook_gone,
     unresolved,
 )
 from playbooks.errors import BadEventError, PlaybookError
@@ -437,14 +439,9 @@ class Response:
         by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
         note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
-            if run.playbook not in self.engines and action not in ("resolve", "cancel"):
-                # Only a desk's resolve or cancel (its reporters' closures) needs none of
-                # the playbook's steps (KeyError, a traceback and a dead letter before t49).
-                raise PlaybookError(
-                    f"run {run_id}'s playbook {run.playbook!r} is no longer in the library: "
-                    f"{action} cannot be applied (only resolve or cancel; or restore the "
-                    "playbook and restart the worker)"
-                )
+            if run.playbook not in self.engines and action not in WITHOUT_PLAYBOOK:
+                # KeyError, a traceback and a dead letter before t49, resolve included.
+                raise PlaybookError(playbook_gone(run, action))
             if action == "ack":
                 run, cmds = engine.acknowledge(run, by, now, note)
             elif action == "resolve":

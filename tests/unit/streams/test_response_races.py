@@ -342,8 +342,9 @@ def test_a_run_whose_playbook_is_gone_can_be_resolved_and_refuses_other_commands
 ) -> None:
     """t49: every command on a run whose playbook a redeployment removed raised KeyError:
     a traceback in the worker's log and a processing_error dead letter, so a desk could
-    not even resolve it, and its reporters never heard. Now resolve and cancel apply (they
-    need none of its steps); any other command is refused and audited, naming why."""
+    not even resolve it, and its reporters never heard. Now what needs none of its steps
+    applies (resolve, cancel, escalate, answer); an ack, which would take its next step,
+    is refused and audited, naming why."""
     stage, _ = response
     audited: list[dict[str, Any]] = []
     sent: list[tuple[str, Any]] = []
@@ -375,7 +376,8 @@ def test_a_run_whose_playbook_is_gone_can_be_resolved_and_refuses_other_commands
     [refused] = [r for r in audited if r["action"] == "command_refused"]
     assert refused["detail"] == (
         "run grp-flood.1's playbook 'retired' is no longer in the library: ack cannot be "
-        "applied (only resolve or cancel; or restore the playbook and restart the worker)"
+        "applied (only answer, cancel, escalate, resolve; or restore the playbook and "
+        "restart the worker)"
     )
     assert (run["status"], run["resolved_by"], run["resolution"]) == ("resolved", "op", "ok")
     assert "resolved" in [body["action"] for _, body in sent]
