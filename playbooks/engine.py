@@ -373,6 +373,24 @@ class PlaybookEngine:
         self.deadline_override = deadline_override
         self._steps = {s.id: s for s in playbook.steps}
         self._order = [s.id for s in playbook.steps]
+        # Whom a run tells when its cell is gone from the grid (``unit``).
+        cities = sorted((c.id, c.unit) for c in grid.cells.values() if c.level == "city")
+        self._city_unit = cities[0][1] if cities else ""
+
+    def unit(self, run: Run, level: str) -> str:
+        """The unit responsible for ``run``'s cell at ``level``; for a cell gone from the
+        grid (the grid file edited between restarts, the run read back from the
+        changelog), the city's: the grid has no other unit for it (before t49, GridError
+        at every escalation, notification and closure: the run could not even be
+        resolved). The host says so once per run (``cell_gone``)."""
+        if run.grid_cell in self.grid.cells:
+            return self.grid.responsible_unit(run.grid_cell, level)
+        return self._city_unit
+
+    def _place(self, run: Run) -> str:
+        """The name of ``run``'s cell, or its id when the grid no longer has it."""
+        cell = self.grid.cells.get(run.grid_cell)
+        return cell.name if cell is not None else run.grid_cell
 
     # -- lifecycle -------------------------------------------------------------------
     def new_run(
@@ -449,7 +467,7 @@ class PlaybookEngine:
         alerts of the group, repeat_interval while nobody acknowledges)."""
         if is_terminal(run) or run.status == RunStatus.PENDING.value:
             return run, []
-        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        unit = self.unit(run, run.level)
         _notified(run, now)
         return run, [self._command(run, "notify", now, unit=unit, detail=reason)]
 
@@ -620,7 +638,7 @@ class PlaybookEngine:
         self._move(run, RunEvent.ESCALATE, now, cmds, actor=by, reason="escalated by hand")
         run.level = target
         run.escalations += 1
-        unit = self.grid.responsible_unit(run.grid_cell, target)
+        unit = self.unit(run, target)
         cmds.append(self._command(run, "escalate", now, unit=unit, actor=by))
         return run, cmds
 
@@ -775,7 +793,7 @@ class PlaybookEngine:
         if run.reopened >= 2 and run.level in PARENT_LEVEL:
             run.level = PARENT_LEVEL[run.level]
             run.escalations += 1
-            unit = self.grid.responsible_unit(run.grid_cell, run.level)
+            unit = self.unit(run, run.level)
             cmds.append(
                 self._command(run, "escalate", event.at, unit=unit, detail="reopened again")
             )
@@ -790,7 +808,7 @@ class PlaybookEngine:
                     detail=f"reopened again at the {run.level} level: there is no level above",
                 )
             )
-        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        unit = self.unit(run, run.level)
         _notified(run, event.at)
         cmds.append(self._command(run, "notify", event.at, unit=unit, detail=reason))
         return run, cmds
@@ -800,7 +818,7 @@ class PlaybookEngine:
         what was done, by which unit, at which grid level."""
         cmds: list[Command] = []
         outcome = "resolved" if run.status == RunStatus.RESOLVED.value else "cancelled"
-        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        unit = self.unit(run, run.level)
         for rid in sorted(run.reports):
             if only is not None and rid not in only:
                 continue
@@ -811,7 +829,7 @@ class PlaybookEngine:
             also = list(run.reports[rid].get("also", []))
             text = (
                 f"Your report {rid} about {run.labels.get('category', run.kind)} at "
-                f"{self.grid.cell(run.grid_cell).name}: {outcome} by {unit} of "
+                f"{self._place(run)}: {outcome} by {unit} of "
                 f"{run.department} ({run.level} level): {what}"
             )
             if also:
@@ -976,7 +994,7 @@ class PlaybookEngine:
                 target = step.level or PARENT_LEVEL.get(run.level, run.level)
                 run.level = target
                 run.escalations += 1
-                unit = self.grid.responsible_unit(run.grid_cell, target)
+                unit = self.unit(run, target)
                 cmds.append(self._command(run, "escalate", now, unit=unit))
             elif isinstance(step, ResolveStep):
                 run.resolved_at = now
@@ -1053,7 +1071,7 @@ class PlaybookEngine:
         raw = step.text if isinstance(step, AnnotateStep) else getattr(step, "message", "")
         text = _fill(raw, run) if isinstance(raw, str) else ""
         if isinstance(step, NotifyStep):
-            unit = step.unit or self.grid.responsible_unit(run.grid_cell, step.level)
+            unit = step.unit or self.unit(run, step.level)
             _notified(run, now)
             return self._command(run, "notify", now, level=step.level, unit=unit, detail=text)
         if isinstance(step, DispatchStep):

@@ -56,7 +56,7 @@ TIME_TO_RESOLVE = "citybrain_playbook_time_to_resolve_seconds"
 SLA_BREACHES = "citybrain_playbook_sla_breaches_total"
 # Runs read back whose playbook or current step the library no longer has (docs/playbooks.md).
 RUNS_STALE = "citybrain_playbook_runs_stale_total"
-STALE_REASONS = ("playbook_gone", "step_gone")
+STALE_REASONS = ("playbook_gone", "step_gone", "cell_gone")
 RUNS_OPEN = "citybrain_playbook_runs_open"
 APPROVALS_WAITING = "citybrain_playbook_approvals_waiting"
 WEBHOOK_CALLS = "citybrain_webhook_calls_total"
@@ -313,7 +313,8 @@ class Metrics:
             sla_breaches=counter(SLA_BREACHES, "Runs not resolved within their SLA", playbook),
             runs_stale=counter(
                 RUNS_STALE,
-                "Runs whose playbook (held) or current step (failed) the library no longer has",
+                "Runs read back whose playbook (held), current step (failed) or grid cell "
+                "(told to the city's unit) the library or grid no longer has",
                 ("reason",),
             ),
             runs_open=gauge(RUNS_OPEN, "Runs not yet finished, by status", ("playbook", "status")),

@@ -508,6 +508,8 @@ class Response:
                         await self._playbook_gone(key, run)
                         continue
                     engine = self._engine_for(run)
+                    if run.grid_cell not in self.grid.cells and not is_terminal(run):
+                        await self._cell_gone(key, run, engine)
                 except Exception as exc:
                     # A run this worker cannot read (its playbook gone from the library
                     # since it opened, a state of another version): said once, left as
@@ -675,6 +677,34 @@ class Response:
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": f"skipped by the deadline check ({why}",
+            }
+        )
+
+    async def _cell_gone(self, key: bytes, run: Run, engine: PlaybookEngine) -> None:
+        """An open run whose grid cell the grid no longer has (the grid file edited
+        between restarts): it goes on, its units the city's (``PlaybookEngine.unit``);
+        said, audited (``run_cell_gone``) and counted
+        (``citybrain_playbook_runs_stale_total{reason="cell_gone"}``) once per group and
+        worker start."""
+        said = key + b"\x00cell"
+        if said in self._said_unreadable:
+            return
+        self._said_unreadable.add(said)
+        unit = engine.unit(run, run.level)
+        why = (
+            f"grid cell {run.grid_cell!r} of run {run.run_id} is no longer in the grid: the "
+            f"run goes on, its notifications and escalations to {unit or 'no unit'} (the "
+            "city's)"
+        )
+        log.warning("citybrain: deadlines: %s; audited as run_cell_gone", why)
+        self.metrics.runs_stale.labels("cell_gone").inc()
+        await self.ctx.audit(
+            {
+                "action": "run_cell_gone",
+                "run_id": run.run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": why,
             }
         )
 

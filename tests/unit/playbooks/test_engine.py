@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.engine import PlaybookEngine, Run
+from playbooks.engine import PlaybookEngine, ReportsCovered, Run
 from playbooks.errors import ForbiddenActionError, PlaybookConfigError
 from playbooks.grid import Grid
 from playbooks.loader import PLAYBOOK_DIR, load_playbook, load_playbooks, playbook_errors
@@ -285,3 +285,26 @@ def test_a_run_at_a_step_gone_from_its_playbook_fails_at_its_next_move(grid: Gri
         assert after.pending_action is None
         resolved, closing = e.resolve(after, "desk", "done by hand", 20.0)
         assert resolved.status == "resolved" and "resolved" in [c.action for c in closing]
+
+
+def test_a_run_whose_cell_is_gone_from_the_grid_goes_on_and_can_be_resolved(
+    grid: Grid,
+) -> None:
+    """t49: a run read back whose cell the edited grid file no longer has raised GridError
+    at every escalation (the deadline check's warning, every minute, for good) and at
+    every resolve or cancel (refused: its closures name the cell's unit), so it could
+    never be finished. Its units are now the city's, and its closures name the cell id."""
+    e = engine(grid, "flash-flood")
+    run, _ = e.new_run("run-c", ALERT, 0.0)
+    run = Run.from_dict({**run.to_dict(), "grid_cell": "c-demolished"})
+    run, _ = e.step(run, ReportsCovered((("r-1", "app"),), 1.0))
+    run, cmds = e.timeout(run, 1000.0)
+    assert [(c.action, c.unit) for c in cmds if c.action == "escalate"] == [
+        ("escalate", "city command centre")
+    ]
+    run, cmds = e.escalate(run, "op", 1001.0)
+    assert [c.unit for c in cmds if c.action == "escalate"] == ["city command centre"]
+    run, cmds = e.resolve(run, "desk", "pumped out", 1002.0)
+    [reply] = [c for c in cmds if c.action == "reply"]
+    assert reply.detail.startswith("Your report r-1 about water_level at c-demolished: resolved")
+    assert run.status == "resolved"

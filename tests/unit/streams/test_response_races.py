@@ -587,3 +587,45 @@ def test_a_command_with_null_text_fields_keeps_no_python_none(
     assert run["acknowledged_by"] == "unknown"
     [action] = [a for a in run["actions"] if a.get("action") == "ack"]
     assert (action["by"], action["note"]) == ("unknown", "")
+
+
+def test_a_run_whose_cell_is_gone_is_audited_and_counted_once_and_goes_on(
+    response: tuple[Response, Gate],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t49: a run read back whose cell the edited grid file no longer has failed at every
+    tick (GridError at its escalation, a warning a minute for good). Now it escalates to
+    the city's unit, and the worker says so once: audited and counted."""
+    stage, _ = response
+    audited: list[dict[str, Any]] = []
+    sent: list[tuple[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+    monkeypatch.setattr(stage, "_update_lag", _nothing)
+    monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        gone = {**group["run"], "grid_cell": "c-demolished", "deadline_at": time.time() - 1}
+        stage.ctx.groups.data[KEY] = {**group, "run": gone}
+        sent.clear()
+        await stage.check_deadlines()
+        await stage.check_deadlines()
+
+    asyncio.run(scenario())
+    said = [r for r in audited if r["action"] == "run_cell_gone"]
+    assert [r["detail"] for r in said] == [
+        "grid cell 'c-demolished' of run grp-flood.1 is no longer in the grid: the run goes "
+        "on, its notifications and escalations to city command centre (the city's)"
+    ]
+    assert [b["unit"] for _, b in sent if b["action"] == "escalate"] == ["city command centre"]
+    assert _stale(stage, "cell_gone") == 1
