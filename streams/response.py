@@ -3,8 +3,9 @@
 A routed alert opens or joins its group's run (``playbooks.engine``, one run per group
 key in the ``groups`` table); operator commands and webhook outcomes on ``commands``
 advance it; the timer escalates, re-notifies and checks SLAs, and sets the open-run
-gauges. Each step's outputs (step, audit, reply and task messages, webhooks, Grafana
-annotations) are delivered before the run state that says they were sent.
+gauges. Each change is stored with its outputs (step, audit, reply and task messages,
+webhooks, Grafana annotations) in the run's outbox before they are sent, and sent again
+from there after a crash (``advance``, ``_flush_outbox``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ KEEP_SUPERSEDED = 3
 # opening is not offered to it (trial 7: reports of 06-01 joined a run opened on 06-04 and
 # got its closures). The day the burst tracker holds a report id: one incident's span.
 OFFER_MAX_AGE = SEEN_SECONDS
+# A group's field holding its last change's outputs (commands) until they are out:
+# stored with the change, before them (``Response.advance``).
+OUTBOX = "outbox"
 # Webhook calls a worker remembers having made (command ids); one forgotten while its run
 # still waits is made again, which its receiver dedupes by ``delivery``.
 CALLS_REMEMBERED = 100_000
@@ -231,6 +235,8 @@ class Response:
                 'a routed message is an object with "alert" and "route", or "report"',
             )
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
+        if (self.ctx.groups.get(key) or {}).get(OUTBOX):
+            await self._flush_outbox(key, self.ctx.groups[key])
         if "report" in doc:
             await self._on_offered_report(
                 key, doc["report"], message_time(None, event, time.time())
@@ -417,6 +423,8 @@ class Response:
     ) -> None:
         key = run_key(run_id)
         group = self.ctx.groups.get(key)
+        if group is not None and group.get(OUTBOX):
+            group = await self._flush_outbox(key, group)
         calls = (group or {}).get("reply_calls") or {}
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
@@ -502,6 +510,12 @@ class Response:
                 group = self.ctx.groups.data.get(key)
                 if not group or not group["run"]:
                     continue
+                if group.get(OUTBOX):
+                    try:
+                        group = await self._flush_outbox(key, group)
+                    except Exception as exc:  # kept, sent again next tick
+                        self._unadvanced_run(key, exc)
+                        continue
                 try:
                     run = Run.from_dict(group["run"])
                     if run.playbook not in self.engines and not is_terminal(run):
@@ -750,12 +764,15 @@ class Response:
     async def advance(
         self, key: bytes, group: dict[str, Any], run: Run, commands: list[Command]
     ) -> None:
-        """Carry out ``commands``, then store the run's new ``group`` state.
+        """Store the run's new ``group`` state with ``commands`` as its outbox (delivery
+        awaited), carry the commands out, then store the state without the outbox.
 
-        Outputs are delivered before the state that says they were sent, so a crash in
-        between replays them (same step ids) rather than losing them; the state then goes
-        straight to the producer, not through faust's background buffer, which kept that
-        window open for several round trips (a SIGKILL there emitted a run twice).
+        A crash before every output is out leaves the change stored with its outbox,
+        which the run's next touch sends again (same ids, same content) before any other
+        change: another change can no longer be applied to the state before this one and
+        reuse its step ids (t49). An outbox too large for one message beside the state
+        keeps the order before t49: outputs first, then the state. Raises
+        ``RunTooLarge`` before anything is sent when the state alone would not fit.
         """
         if self.settings.replies_webhook_url and any(c.action == "reply" for c in commands):
             # Closure webhook calls are made in the background: kept with the run until
@@ -773,19 +790,60 @@ class Response:
                 f"run {run.run_id}'s state would be {size:,} bytes, more than one Kafka "
                 f"message holds ({MAX_MESSAGE_BYTES:,}): nothing of this change was sent"
             )
+        staged = {**group, OUTBOX: [c.to_dict() for c in commands]}
         stored = self.ctx.storing_runs.setdefault(run.run_id, asyncio.Event())
         try:
-            await self.emit(run, commands)
-            await self.ctx.groups.set_many({key: group})
-            # Counted once the state that says the steps were sent is stored: a change
-            # whose store failed is made again (the deadline timer's next tick, or a
-            # redelivery after a crash), and counted then (before t49, twice).
-            for cmd in commands:
-                self._kpis(run, cmd)
+            if commands and len(self.ctx.groups.encode(staged)) <= MAX_MESSAGE_BYTES:
+                # The new state with its outbox on the changelog first: a crash before
+                # every output is out leaves a state that re-sends the same outputs
+                # (``_flush_outbox``), never one from which another change could reuse
+                # their ids (t49: an ack applied after a restart, before the timeout
+                # whose steps were out, took the timeout's step ids).
+                await self.ctx.groups.set_many_delivered({key: staged})
+                self._count(run, commands)
+                await self.emit(run, commands)
+                await self.ctx.groups.set_many({key: group})  # the outbox sent
+            else:
+                # An outbox too large for one message (a resolution closing hundreds of
+                # reports): the steps first, then the state (a crash in between re-applies
+                # the change; docs/operations.md, delivery guarantees).
+                await self.emit(run, commands)
+                await self.ctx.groups.set_many({key: group})
+                self._count(run, commands)
         finally:
             stored.set()
             if self.ctx.storing_runs.get(run.run_id) is stored:
                 del self.ctx.storing_runs[run.run_id]
+
+    def _count(self, run: Run, commands: list[Command]) -> None:
+        """The KPIs of a change, counted once its state is stored: a change whose store
+        failed is made again (the deadline timer's next tick, or a redelivery after a
+        crash) and counted then (before t49, at each try)."""
+        for cmd in commands:
+            self._kpis(run, cmd)
+
+    async def _flush_outbox(self, key: bytes, group: dict[str, Any]) -> dict[str, Any]:
+        """``group`` with its outbox sent: the outputs of its last change, stored with it
+        and not yet known to be out (a worker stopped, or a send failed, before they
+        were). Sent again under the same ids, with the same content, before anything
+        else changes the run; returns the group without the outbox (as stored)."""
+        outbox = group.get(OUTBOX)
+        if not outbox:
+            return group
+        clean = {k: v for k, v in group.items() if k != OUTBOX}
+        run = Run.from_dict(group["run"])
+        commands = [Command(**cmd) for cmd in outbox]
+        log.info(
+            "citybrain: run %s: sending again the %d outputs of its last change (%s to %s), "
+            "stored before a stop or failed send left them unconfirmed",
+            run.run_id,
+            len(commands),
+            commands[0].id,
+            commands[-1].id,
+        )
+        await self.emit(run, commands)
+        await self.ctx.groups.set_many({key: clean})
+        return clean
 
     async def emit(self, run: Run, commands: list[Command]) -> None:
         """Carry out the engine's commands: step, audit and task messages (queued

@@ -446,8 +446,9 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
 ) -> None:
     """Trial 26: one run the timer could not advance (then: its current step gone from a
     redeployed playbook, KeyError) ended the deadline pass at its key, every tick: the
-    runs after it were never escalated. Now (a send that fails) it keeps its state, is
-    said once a minute, and the pass goes on."""
+    runs after it were never escalated. Now (a send that fails) it is said once a minute,
+    and the pass goes on; its change is stored with its outbox, whose outputs are sent
+    again at the next tick, under the same ids (t49)."""
     stage, _ = response
     queued: list[Any] = []
 
@@ -460,7 +461,6 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
     async def scenario() -> None:
         await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
         await stage.on_routed(Event(b"grp-other", alert("al-2")))  # type: ignore[arg-type]
-        before = orjson.dumps(stage.ctx.groups.data[KEY])
         level = stage.ctx.groups.data[b"grp-other"]["run"]["level"]
         monkeypatch.setattr(stage.ctx, "queue", queue)
         monkeypatch.setattr(stage.engines["flash-flood"], "is_due", lambda run, now: True)
@@ -470,7 +470,10 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
             await stage.check_deadlines()
             await stage.check_deadlines()
         assert stage.ctx.groups.data[b"grp-other"]["run"]["level"] != level  # escalated
-        assert orjson.dumps(stage.ctx.groups.data[KEY]) == before  # kept as it was
+        stored = stage.ctx.groups.data[KEY]
+        assert stored["run"]["level"] == "street"  # the change, stored with its outbox
+        assert [c["action"] for c in stored["outbox"]][:2] == ["timeout", "transition"]
+        assert stored["outbox"][-1]["id"] == f"grp-flood.1:{stored['run']['seq']}"
 
     asyncio.run(scenario())
     said = [r.getMessage() for r in caplog.records if "could not be advanced" in r.getMessage()]
@@ -629,3 +632,50 @@ def test_a_run_whose_cell_is_gone_is_audited_and_counted_once_and_goes_on(
     ]
     assert [b["unit"] for _, b in sent if b["action"] == "escalate"] == ["city command centre"]
     assert _stale(stage, "cell_gone") == 1
+
+
+def test_after_a_crash_amid_a_changes_outputs_no_step_id_is_reused_for_another_step(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t49: the deadline timer's escalation went out and the worker died before the run's
+    new state was stored; after the restart an operator's ack, applied first, was applied
+    to the state before the escalation and took the escalation's step ids: the steps
+    topic held ``grp-flood.1:8`` as a timeout and as an acknowledgement, so a consumer
+    deduping by id (as docs/operations.md says to) dropped one of them. Now the change
+    is stored with its outbox before its outputs; the restarted worker sends the outbox
+    again (same ids, same content) before applying the ack, which gets ids of its own."""
+    stage, _ = response
+    sent: list[tuple[str, Any]] = []
+    dies = [False]
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        if dies[0]:  # the outputs are out, and the worker stops before anything else
+            dies[0] = False
+            raise KafkaTimeoutError()
+        return []
+
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+    monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        due = {**group["run"], "deadline_at": time.time() - 1}
+        stage.ctx.groups.data[KEY] = {**group, "run": due}
+        dies[0] = True
+        monkeypatch.setattr(stage, "_update_lag", _nothing)
+        await stage.check_deadlines()  # the escalation's steps out, then the "crash"
+        restarted = Response(stage.ctx)  # a new worker, the table read back as it was
+        monkeypatch.setattr(restarted, "_update_lag", _nothing)
+        ack = {"id": "cmd-1", "run_id": "grp-flood.1", "action": "ack", "by": "op"}
+        await restarted.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        await restarted.check_deadlines()
+
+    asyncio.run(scenario())
+    by_id: dict[str, set[bytes]] = {}
+    for _, body in sent:
+        by_id.setdefault(body["id"], set()).add(orjson.dumps(body))
+    assert {i: b for i, b in by_id.items() if len(b) > 1} == {}  # one content per id
+    actions = [body["action"] for _, body in sent]
+    assert "escalate" in actions and "acknowledged" in actions
