@@ -235,8 +235,9 @@ class Response:
                 'a routed message is an object with "alert" and "route", or "report"',
             )
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
-        if (self.ctx.groups.get(key) or {}).get(OUTBOX):
-            await self._flush_outbox(key, self.ctx.groups[key])
+        pending = self.ctx.groups.get(key)
+        if pending and pending.get(OUTBOX):  # the last change's outputs first
+            await self._flush_outbox(key, pending)
         if "report" in doc:
             await self._on_offered_report(
                 key, doc["report"], message_time(None, event, time.time())
