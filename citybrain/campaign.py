@@ -111,7 +111,8 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
     """Fold step and audit records (any order) into one ``RunFacts`` per run, using only
     records at or before ``until`` (epoch seconds). Records of runs without a
     ``run_created`` record (or without its ``grid_cell`` data, written by versions before
-    the campaign report) are left out. Raises ``CampaignError`` for a record whose ``at``
+    the campaign report) are left out; a step whose ``id`` repeats (re-emitted after a
+    crash) counts once, at its earliest time. Raises ``CampaignError`` for a record whose ``at``
     is not epoch seconds, whose ``data`` is not an object, or an answer whose
     ``data.satisfied`` is not true or false."""
     ordered = []
@@ -136,7 +137,16 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
             ordered.append((float(at), _seq(rec), i, rec))
     ordered.sort(key=lambda t: (t[0], t[1], t[2]))
     runs: dict[str, RunFacts] = {}
+    seen: set[str] = set()
     for at, _, _, rec in ordered:
+        step_id = rec.get("id")
+        if isinstance(step_id, str):
+            # A step re-emitted after a crash (docs/operations.md, delivery guarantees)
+            # repeats its id, the deadline timer's with a later time: the first counts
+            # (t49: a timer's resolution counted at its repeat's time lengthened TTR).
+            if step_id in seen:
+                continue
+            seen.add(step_id)
         action, run_id = rec["action"], str(rec["run_id"])
         data = rec.get("data") or {}
         if action == "run_created":

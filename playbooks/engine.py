@@ -343,6 +343,21 @@ def unresolved(run: Run) -> list[str]:
     return [a for a in run.alerts if a not in ended]
 
 
+# What an operator may do to a run whose playbook the library no longer has: what needs
+# none of its steps (an ack, an approval or a webhook outcome would take the next one).
+WITHOUT_PLAYBOOK = frozenset({"resolve", "cancel", "escalate", "answer"})
+
+
+def playbook_gone(run: Run, action: str) -> str:
+    """Why ``action`` cannot be applied to ``run``, whose playbook the library no longer
+    has (the worker's ``command_refused`` detail and the operator API's 409)."""
+    return (
+        f"run {run.run_id}'s playbook {run.playbook!r} is no longer in the library: "
+        f"{action} cannot be applied (only {', '.join(sorted(WITHOUT_PLAYBOOK))}; or restore "
+        "the playbook and restart the worker)"
+    )
+
+
 def is_terminal(run: Run) -> bool:
     return RunStatus(run.status) in TERMINAL
 
@@ -358,6 +373,24 @@ class PlaybookEngine:
         self.deadline_override = deadline_override
         self._steps = {s.id: s for s in playbook.steps}
         self._order = [s.id for s in playbook.steps]
+        # Whom a run tells when its cell is gone from the grid (``unit``).
+        cities = sorted((c.id, c.unit) for c in grid.cells.values() if c.level == "city")
+        self._city_unit = cities[0][1] if cities else ""
+
+    def unit(self, run: Run, level: str) -> str:
+        """The unit responsible for ``run``'s cell at ``level``; for a cell gone from the
+        grid (the grid file edited between restarts, the run read back from the
+        changelog), the city's: the grid has no other unit for it (before t49, GridError
+        at every escalation, notification and closure: the run could not even be
+        resolved). The host says so once per run (``cell_gone``)."""
+        if run.grid_cell in self.grid.cells:
+            return self.grid.responsible_unit(run.grid_cell, level)
+        return self._city_unit
+
+    def _place(self, run: Run) -> str:
+        """The name of ``run``'s cell, or its id when the grid no longer has it."""
+        cell = self.grid.cells.get(run.grid_cell)
+        return cell.name if cell is not None else run.grid_cell
 
     # -- lifecycle -------------------------------------------------------------------
     def new_run(
@@ -434,7 +467,7 @@ class PlaybookEngine:
         alerts of the group, repeat_interval while nobody acknowledges)."""
         if is_terminal(run) or run.status == RunStatus.PENDING.value:
             return run, []
-        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        unit = self.unit(run, run.level)
         _notified(run, now)
         return run, [self._command(run, "notify", now, unit=unit, detail=reason)]
 
@@ -485,14 +518,18 @@ class PlaybookEngine:
         self._move(run, RunEvent.ACK, now, cmds, actor=by, reason="acknowledged")
         if was_waiting:
             run.deadline_at = None
-            self._go(run, self._steps[run.step or ""], "success", now, cmds)
-            self._drive(run, now, cmds)
+            self._go_on(run, "success", now, cmds)
         return run, cmds
 
     def approve(
         self, run: Run, by: str, role: str, now: float, approved: bool = True, note: str = ""
     ) -> tuple[Run, list[Command]]:
         step = self._steps.get(run.step or "")
+        gone = run.status == RunStatus.WAITING_APPROVAL.value and step is None
+        if gone:
+            # Its approval step gone from the edited playbook: the decision is recorded
+            # and the run fails (``gone_step``), as at that step's deadline.
+            return self._decided_at_gone_step(run, by, now, approved, note)
         if run.status != RunStatus.WAITING_APPROVAL.value or not isinstance(step, ApprovalStep):
             raise ForbiddenActionError(f"run {run.run_id} is not waiting for an approval")
         if role != step.role and role != "coordinator":
@@ -516,6 +553,67 @@ class PlaybookEngine:
         self._drive(run, now, cmds)
         return run, cmds
 
+    def _decided_at_gone_step(
+        self, run: Run, by: str, now: float, approved: bool, note: str
+    ) -> tuple[Run, list[Command]]:
+        cmds: list[Command] = []
+        verdict = "approved" if approved else "rejected"
+        self._record(run, "approve" if approved else "reject", by, note, now)
+        cmds.append(self._command(run, verdict, now, actor=by, detail=run.step or ""))
+        event = RunEvent.APPROVE if approved else RunEvent.REJECT
+        self._move(run, event, now, cmds, actor=by, reason=verdict)
+        run.deadline_at = None
+        self._fail_gone(run, now, cmds)
+        return run, cmds
+
+    def gone_step(self, run: Run) -> str | None:
+        """The step ``run`` waits at, when this playbook no longer has it (the playbook
+        was edited between restarts, the run's state read back from the changelog); else
+        None. Such a run cannot go on: its next move fails it (``_fail_gone``)."""
+        waiting = run.status in (
+            RunStatus.WAITING_ACK.value,
+            RunStatus.WAITING_APPROVAL.value,
+            RunStatus.WAITING_ACTION.value,
+        )
+        if waiting and (run.step or "") not in self._steps:
+            return run.step or ""
+        return None
+
+    def fail_gone_step(self, run: Run, now: float) -> tuple[Run, list[Command]]:
+        """Fail a run waiting at a step gone from the playbook (``gone_step``) at once,
+        not at the gone step's deadline (an approval's may be hours away); a run that
+        is not one is returned unchanged, with no commands."""
+        if self.gone_step(run) is None:
+            return run, []
+        cmds: list[Command] = []
+        self._fail_gone(run, now, cmds)
+        return run, cmds
+
+    def _fail_gone(self, run: Run, now: float, cmds: list[Command]) -> None:
+        """Fail a running ``run`` whose step is gone from the playbook: a ``failed``
+        step whose ``data`` says so (``{"gone": "step", "step": id}``, counted by the
+        host), then the desk resolves or cancels it (its reporters' closures)."""
+        gone = run.step or ""
+        reason = (
+            f"step {gone!r} is no longer in playbook {self.playbook.playbook!r} (edited "
+            "since the run reached it): the run cannot go on; resolve or cancel it"
+        )
+        run.step, run.deadline_at, run.pending_action = None, None, None
+        cmds.append(
+            self._command(run, "failed", now, detail=reason, data={"gone": "step", "step": gone})
+        )
+        self._move(run, RunEvent.FAIL, now, cmds, reason=reason)
+
+    def _go_on(self, run: Run, outcome: str, now: float, cmds: list[Command]) -> None:
+        """After a wait ends with ``outcome``: the step's next step, driven on; or the
+        run fails when its step is gone from the (edited) playbook."""
+        step = self._steps.get(run.step or "")
+        if step is None:
+            self._fail_gone(run, now, cmds)
+            return
+        self._go(run, step, outcome, now, cmds)
+        self._drive(run, now, cmds)
+
     def action_result(
         self, run: Run, command_id: str, ok: bool, detail: str, now: float
     ) -> tuple[Run, list[Command]]:
@@ -527,8 +625,7 @@ class PlaybookEngine:
             run, RunEvent.ACTION_OK if ok else RunEvent.ACTION_FAILED, now, cmds, reason=detail
         )
         run.pending_action, run.deadline_at = None, None
-        self._go(run, self._steps[run.step or ""], "success" if ok else "failure", now, cmds)
-        self._drive(run, now, cmds)
+        self._go_on(run, "success" if ok else "failure", now, cmds)
         return run, cmds
 
     def escalate(self, run: Run, by: str, now: float, note: str = "") -> tuple[Run, list[Command]]:
@@ -541,7 +638,7 @@ class PlaybookEngine:
         self._move(run, RunEvent.ESCALATE, now, cmds, actor=by, reason="escalated by hand")
         run.level = target
         run.escalations += 1
-        unit = self.grid.responsible_unit(run.grid_cell, target)
+        unit = self.unit(run, target)
         cmds.append(self._command(run, "escalate", now, unit=unit, actor=by))
         return run, cmds
 
@@ -696,7 +793,7 @@ class PlaybookEngine:
         if run.reopened >= 2 and run.level in PARENT_LEVEL:
             run.level = PARENT_LEVEL[run.level]
             run.escalations += 1
-            unit = self.grid.responsible_unit(run.grid_cell, run.level)
+            unit = self.unit(run, run.level)
             cmds.append(
                 self._command(run, "escalate", event.at, unit=unit, detail="reopened again")
             )
@@ -711,7 +808,7 @@ class PlaybookEngine:
                     detail=f"reopened again at the {run.level} level: there is no level above",
                 )
             )
-        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        unit = self.unit(run, run.level)
         _notified(run, event.at)
         cmds.append(self._command(run, "notify", event.at, unit=unit, detail=reason))
         return run, cmds
@@ -721,7 +818,7 @@ class PlaybookEngine:
         what was done, by which unit, at which grid level."""
         cmds: list[Command] = []
         outcome = "resolved" if run.status == RunStatus.RESOLVED.value else "cancelled"
-        unit = self.grid.responsible_unit(run.grid_cell, run.level)
+        unit = self.unit(run, run.level)
         for rid in sorted(run.reports):
             if only is not None and rid not in only:
                 continue
@@ -732,7 +829,7 @@ class PlaybookEngine:
             also = list(run.reports[rid].get("also", []))
             text = (
                 f"Your report {rid} about {run.labels.get('category', run.kind)} at "
-                f"{self.grid.cell(run.grid_cell).name}: {outcome} by {unit} of "
+                f"{self._place(run)}: {outcome} by {unit} of "
                 f"{run.department} ({run.level} level): {what}"
             )
             if also:
@@ -850,12 +947,12 @@ class PlaybookEngine:
             return run, []  # a stale timer (acknowledged, moved on) is a no-op
         if run.status == RunStatus.PENDING.value:
             return self.start(run, now)
-        step = self._steps[run.step or ""]
-        cmds = [self._command(run, "timeout", now, detail=f"{step.action} {step.id}")]
-        self._move(run, RunEvent.TIMEOUT, now, cmds, reason=f"{step.id} deadline passed")
+        step = self._steps.get(run.step or "")
+        what = f"{step.action} {step.id}" if step is not None else f"{run.step} (gone)"
+        cmds = [self._command(run, "timeout", now, detail=what)]
+        self._move(run, RunEvent.TIMEOUT, now, cmds, reason=f"{run.step} deadline passed")
         run.deadline_at, run.pending_action = None, None
-        self._go(run, step, "timeout", now, cmds)
-        self._drive(run, now, cmds)
+        self._go_on(run, "timeout", now, cmds)
         return run, cmds
 
     def check_sla(self, run: Run, now: float) -> tuple[Run, list[Command]]:
@@ -897,7 +994,7 @@ class PlaybookEngine:
                 target = step.level or PARENT_LEVEL.get(run.level, run.level)
                 run.level = target
                 run.escalations += 1
-                unit = self.grid.responsible_unit(run.grid_cell, target)
+                unit = self.unit(run, target)
                 cmds.append(self._command(run, "escalate", now, unit=unit))
             elif isinstance(step, ResolveStep):
                 run.resolved_at = now
@@ -974,7 +1071,7 @@ class PlaybookEngine:
         raw = step.text if isinstance(step, AnnotateStep) else getattr(step, "message", "")
         text = _fill(raw, run) if isinstance(raw, str) else ""
         if isinstance(step, NotifyStep):
-            unit = step.unit or self.grid.responsible_unit(run.grid_cell, step.level)
+            unit = step.unit or self.unit(run, step.level)
             _notified(run, now)
             return self._command(run, "notify", now, level=step.level, unit=unit, detail=text)
         if isinstance(step, DispatchStep):

@@ -75,6 +75,9 @@ TRANSITIONS: dict[tuple[RunStatus, RunEvent], RunStatus] = {
     # A failed run (a step failed with nowhere to go) is the desk's to finish by hand:
     # resolving or cancelling it sends its reporters their closure, which a failed run
     # alone never would. It runs no step, timer or repeat meanwhile (still TERMINAL).
+    # A run waiting at a step its playbook no longer has (edited between restarts)
+    # cannot go on: it fails at once (``PlaybookEngine.fail_gone_step``).
+    **{(w, E.FAIL): S.FAILED for w in WAITING},
     (S.FAILED, E.RESOLVE): S.RESOLVED,
     (S.FAILED, E.CANCEL): S.CANCELLED,
     # The way back from a finished run: a reporter's "not satisfied" brings it back to

@@ -29,7 +29,14 @@ import orjson
 from aiohttp import web
 from faust.web import Request, Response, View
 
-from playbooks.engine import MAX_COMMENT, MAX_NOTE, Run, is_terminal
+from playbooks.engine import (
+    MAX_COMMENT,
+    MAX_NOTE,
+    WITHOUT_PLAYBOOK,
+    Run,
+    is_terminal,
+    playbook_gone,
+)
 from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean
 from playbooks.grid import PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
@@ -910,6 +917,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "200").inc()
                 return self.json({"already": done, "run_id": run_id})
             reason = refused(run, action)
+            gone = run.playbook not in ctx.playbooks and action not in WITHOUT_PLAYBOOK
+            if reason is None and gone:
+                # The worker would refuse it (an audit line only): said here, not accepted.
+                reason = playbook_gone(run, action)
             if reason is not None:
                 raise ApiError(409, reason)
             note = doc.get("note", doc.get("reason", ""))

@@ -260,7 +260,34 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     calls = group.get("reply_calls", {})
     if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
         return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"
+    outbox = group.get("outbox", [])
+    if group["run"] is None and outbox:
+        return "field 'outbox' holds outputs, and there is no run"
+    if not isinstance(outbox, list):
+        return f"field 'outbox' is {outbox!r:.60}, expected a list of steps"
+    for cmd in outbox:
+        if not _step_shape(cmd):
+            return f"field 'outbox' holds {cmd!r:.60}, expected a step of the run"
     return None
+
+
+_COMMAND_FIELDS = frozenset(
+    ("id", "run_id", "alert_id", "action", "at", "level", "unit", "detail", "actor", "data")
+)
+
+
+def _step_shape(cmd: Any) -> bool:
+    """Whether ``cmd`` is a stored ``Command.to_dict`` (an outbox entry)."""
+    return (
+        isinstance(cmd, dict)
+        and cmd.keys() == _COMMAND_FIELDS
+        and all(isinstance(cmd[k], str) for k in ("id", "run_id", "alert_id", "action"))
+        and all(isinstance(cmd[k], str) for k in ("detail", "actor"))
+        and all(cmd[k] is None or isinstance(cmd[k], str) for k in ("level", "unit"))
+        and type(cmd["at"]) in (int, float)
+        and math.isfinite(cmd["at"])
+        and isinstance(cmd["data"], dict)
+    )
 
 
 def read_group(entry: bytes) -> dict[str, Any]:

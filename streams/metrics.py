@@ -54,6 +54,9 @@ ACKS = "citybrain_playbook_acks_total"
 TIME_TO_ACK = "citybrain_playbook_time_to_ack_seconds"
 TIME_TO_RESOLVE = "citybrain_playbook_time_to_resolve_seconds"
 SLA_BREACHES = "citybrain_playbook_sla_breaches_total"
+# Runs read back whose playbook or current step the library no longer has (docs/playbooks.md).
+RUNS_STALE = "citybrain_playbook_runs_stale_total"
+STALE_REASONS = ("playbook_gone", "step_gone", "cell_gone")
 RUNS_OPEN = "citybrain_playbook_runs_open"
 APPROVALS_WAITING = "citybrain_playbook_approvals_waiting"
 WEBHOOK_CALLS = "citybrain_webhook_calls_total"
@@ -167,6 +170,7 @@ class Metrics:
     time_to_ack: Histogram
     time_to_resolve: Histogram
     sla_breaches: Counter
+    runs_stale: Counter
     runs_open: Gauge
     approvals_waiting: Gauge
     webhook_calls: Counter
@@ -307,6 +311,12 @@ class Metrics:
                 TIME_TO_RESOLVE, "From run start to its resolution", playbook, RESPONSE_BUCKETS
             ),
             sla_breaches=counter(SLA_BREACHES, "Runs not resolved within their SLA", playbook),
+            runs_stale=counter(
+                RUNS_STALE,
+                "Runs read back whose playbook (held), current step (failed) or grid cell "
+                "(told to the city's unit) the library or grid no longer has",
+                ("reason",),
+            ),
             runs_open=gauge(RUNS_OPEN, "Runs not yet finished, by status", ("playbook", "status")),
             approvals_waiting=gauge(
                 APPROVALS_WAITING, "Runs waiting for a human decision", ("role",)
@@ -446,6 +456,8 @@ def initialise(
         metrics.incidents_unalerted.labels(source)
     for outcome in ("ok", "failed"):
         metrics.webhook_calls.labels(outcome)
+    for reason in STALE_REASONS:
+        metrics.runs_stale.labels(reason)
     for reason in REFUSAL_REASONS:
         metrics.api_refused.labels(reason)
     metrics.score_threshold.set(threshold)

@@ -3,8 +3,9 @@
 A routed alert opens or joins its group's run (``playbooks.engine``, one run per group
 key in the ``groups`` table); operator commands and webhook outcomes on ``commands``
 advance it; the timer escalates, re-notifies and checks SLAs, and sets the open-run
-gauges. Each step's outputs (step, audit, reply and task messages, webhooks, Grafana
-annotations) are delivered before the run state that says they were sent.
+gauges. Each change is stored with its outputs (step, audit, reply and task messages,
+webhooks, Grafana annotations) in the run's outbox before they are sent, and sent again
+from there after a crash (``advance``, ``_flush_outbox``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from faust.types import AppT, EventT
 
 from playbooks.engine import (
+    WITHOUT_PLAYBOOK,
     Answer,
     Command,
     Part,
@@ -30,12 +32,14 @@ from playbooks.engine import (
     Run,
     is_terminal,
     newest_distinct,
+    playbook_gone,
     unresolved,
 )
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
 from playbooks.routing import Silence, SilenceBook
+from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, run_key
 from streams.errors import MISSING, EventError
@@ -65,6 +69,9 @@ KEEP_SUPERSEDED = 3
 # opening is not offered to it (trial 7: reports of 06-01 joined a run opened on 06-04 and
 # got its closures). The day the burst tracker holds a report id: one incident's span.
 OFFER_MAX_AGE = SEEN_SECONDS
+# A group's field holding its last change's outputs (commands) until they are out:
+# stored with the change, before them (``Response.advance``).
+OUTBOX = "outbox"
 # Webhook calls a worker remembers having made (command ids); one forgotten while its run
 # still waits is made again, which its receiver dedupes by ``delivery``.
 CALLS_REMEMBERED = 100_000
@@ -179,6 +186,8 @@ class Response:
         settings = ctx.settings
         self.settings, self.grid, self.metrics = settings, ctx.grid, ctx.metrics
         self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
+        # Engines of playbooks gone from the library, by name (``_engine_for``).
+        self._stand_ins: dict[str, PlaybookEngine] = {}
         # Groups whose run the timer could not advance (``_unadvanced_run``).
         self._say_unadvanced = SayEvery(log, prefix="citybrain: ")
         self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
@@ -226,6 +235,9 @@ class Response:
                 'a routed message is an object with "alert" and "route", or "report"',
             )
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
+        pending = self.ctx.groups.get(key)
+        if pending and pending.get(OUTBOX):  # the last change's outputs first
+            await self._flush_outbox(key, pending)
         if "report" in doc:
             await self._on_offered_report(
                 key, doc["report"], message_time(None, event, time.time())
@@ -240,19 +252,20 @@ class Response:
         # The routed message's own time, so a run opened again after a crash (its state
         # not yet stored) has the same created_at and step times.
         alert_id, now = alert["alert_id"], message_time(None, event, time.time())
-        engine = self.engines[route["playbook"]]
         run = Run.from_dict(group["run"]) if group["run"] else None
         cmds: list[Command] = []
+        # An existing run's changes use its own playbook's engine (``_engine_for``): the
+        # route's may have changed since it opened.
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
                 return
-            run, cmds = engine.alert_resolved(run, alert_id, now)
+            run, cmds = self._engine_for(run).alert_resolved(run, alert_id, now)
         elif alert_id in group["seen"]:
             if run is None or not alert.get("reports"):
                 return  # runs are idempotent per alert: a redelivered alert changes nothing
         elif run is not None and not is_terminal(run):
             # Notified at the group's next flush (the deadline timer's ``engine.flush``).
-            run, cmds = engine.join(run, alert_id, now)
+            run, cmds = self._engine_for(run).join(run, alert_id, now)
         else:
             if run is not None:
                 # The finished run this one supersedes stays readable a while (`runs show`
@@ -260,6 +273,18 @@ class Response:
                 by = f"{key.decode()}.{group['generation'] + 1}"
                 kept = {"run": run.to_dict(), "at": now, "by": by}
                 group["superseded"] = [*group.get("superseded", []), kept][-KEEP_SUPERSEDED:]
+            if route["playbook"] not in self.engines:
+                # Routed before the worker restarted with a library without that playbook
+                # (KeyError, a traceback, before t49): said, no run opened.
+                raise EventError(
+                    "processing_error",
+                    None,
+                    None,
+                    f"route {route.get('id')} names playbook {route['playbook']!r}, which is "
+                    "not in the library (routed before the worker restarted with other "
+                    "playbooks): no run opened",
+                )
+            engine = self.engines[route["playbook"]]
             group["generation"] += 1
             wait = route["group_wait"]
             if self.settings.ack_deadline_seconds is not None:
@@ -269,8 +294,8 @@ class Response:
             )
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
-            self.metrics.runs.labels(run.playbook, run.department).inc()
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
+            engine = self._engine_for(run)
             try:
                 covered = ReportsCovered.from_alert(alert, now)
                 # Routed to several routes: the reports' other parts (runs of the other
@@ -339,8 +364,7 @@ class Response:
         ):
             await self._too_old(run, report, rid, channel, float(ts), float(opened))
             return
-        engine = self.engines[run.playbook]
-        run, cmds = engine.step(run, ReportsCovered(((rid, channel),), now))
+        run, cmds = self._engine_for(run).step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
@@ -400,6 +424,8 @@ class Response:
     ) -> None:
         key = run_key(run_id)
         group = self.ctx.groups.get(key)
+        if group is not None and group.get(OUTBOX):
+            group = await self._flush_outbox(key, group)
         calls = (group or {}).get("reply_calls") or {}
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
@@ -418,10 +444,13 @@ class Response:
         if command_id in group["commands"]:
             return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
-        engine = self.engines[run.playbook]
+        engine = self._engine_for(run)
         by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
         note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
+            if run.playbook not in self.engines and action not in WITHOUT_PLAYBOOK:
+                # KeyError, a traceback and a dead letter before t49, resolve included.
+                raise PlaybookError(playbook_gone(run, action))
             if action == "ack":
                 run, cmds = engine.acknowledge(run, by, now, note)
             elif action == "resolve":
@@ -482,9 +511,20 @@ class Response:
                 group = self.ctx.groups.data.get(key)
                 if not group or not group["run"]:
                     continue
+                if group.get(OUTBOX):
+                    try:
+                        group = await self._flush_outbox(key, group)
+                    except Exception as exc:  # kept, sent again next tick
+                        self._unadvanced_run(key, exc)
+                        continue
                 try:
                     run = Run.from_dict(group["run"])
-                    engine = self.engines[run.playbook]
+                    if run.playbook not in self.engines and not is_terminal(run):
+                        await self._playbook_gone(key, run)
+                        continue
+                    engine = self._engine_for(run)
+                    if run.grid_cell not in self.grid.cells and not is_terminal(run):
+                        await self._cell_gone(key, run, engine)
                 except Exception as exc:
                     # A run this worker cannot read (its playbook gone from the library
                     # since it opened, a state of another version): said once, left as
@@ -543,18 +583,23 @@ class Response:
                     await self._reply_again(run.run_id, reply)
         if is_terminal(run):
             return run
-        cmds: list[Command] = []
+        # Waiting at a step the edited playbook no longer has: failed now, said in its
+        # steps and counted (before t49: KeyError every tick, stuck for good).
+        run, cmds = engine.fail_gone_step(run, now)
         if engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
             if first and not unresolved(run) and not run.reports:
                 # Every alert's resolution seen (in the routed messages, not the
                 # global firing table, which another worker may see late).
-                run, cmds = engine.withdraw(run, _NONE_FIRING, now)
+                run, more = engine.withdraw(run, _NONE_FIRING, now)
+                cmds += more
             elif first and (held := self._all_muted(run, now)):
                 flush = now + group["route"]["group_interval"]
-                run, cmds = engine.hold(run, held, flush, now)
+                run, more = engine.hold(run, held, flush, now)
+                cmds += more
             else:
-                run, cmds = engine.timeout(run, now)
+                run, more = engine.timeout(run, now)
+                cmds += more
         run, more = engine.check_sla(run, now)
         cmds += more
         # The group's flush: alerts that joined since the last notification, or
@@ -605,6 +650,79 @@ class Response:
             "the other runs' deadlines go on",
         )
 
+    def _engine_for(self, run: Run) -> PlaybookEngine:
+        """The engine of ``run``'s playbook; for a playbook no longer in the library, a
+        stand-in with no steps, enough for what needs none (an alert joining or
+        resolving, reports covered, a desk's resolve or cancel and their closures)."""
+        engine = self.engines.get(run.playbook)
+        if engine is None:
+            engine = self._stand_ins.get(run.playbook)
+        if engine is None:
+            gone = Playbook.model_construct(
+                playbook=run.playbook, version=1, department=run.department, steps=[]
+            )
+            engine = PlaybookEngine(gone, self.grid, self.settings.ack_deadline_seconds)
+            self._stand_ins[run.playbook] = engine
+        return engine
+
+    async def _playbook_gone(self, key: bytes, run: Run) -> None:
+        """An open run whose playbook the library no longer has (removed between
+        restarts): held as it is (restoring the playbook resumes it; a desk may resolve
+        or cancel it), said, audited (``run_playbook_gone``) and counted
+        (``citybrain_playbook_runs_stale_total{reason="playbook_gone"}``) once per group
+        and worker start; the deadline check skips it."""
+        if key in self._said_unreadable:
+            return
+        self._said_unreadable.add(key)
+        why = (
+            f"no playbook {run.playbook!r} in the library): it keeps its state; restore its "
+            "playbook to act on it, or resolve or cancel it"
+        )
+        log.warning(
+            "citybrain: deadlines: the run of group %s is skipped (%s; audited as "
+            "run_playbook_gone",
+            key.decode(errors="replace"),
+            why,
+        )
+        self.metrics.runs_stale.labels("playbook_gone").inc()
+        await self.ctx.audit(
+            {
+                "action": "run_playbook_gone",
+                "run_id": run.run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"skipped by the deadline check ({why}",
+            }
+        )
+
+    async def _cell_gone(self, key: bytes, run: Run, engine: PlaybookEngine) -> None:
+        """An open run whose grid cell the grid no longer has (the grid file edited
+        between restarts): it goes on, its units the city's (``PlaybookEngine.unit``);
+        said, audited (``run_cell_gone``) and counted
+        (``citybrain_playbook_runs_stale_total{reason="cell_gone"}``) once per group and
+        worker start."""
+        said = key + b"\x00cell"
+        if said in self._said_unreadable:
+            return
+        self._said_unreadable.add(said)
+        unit = engine.unit(run, run.level)
+        why = (
+            f"grid cell {run.grid_cell!r} of run {run.run_id} is no longer in the grid: the "
+            f"run goes on, its notifications and escalations to {unit or 'no unit'} (the "
+            "city's)"
+        )
+        log.warning("citybrain: deadlines: %s; audited as run_cell_gone", why)
+        self.metrics.runs_stale.labels("cell_gone").inc()
+        await self.ctx.audit(
+            {
+                "action": "run_cell_gone",
+                "run_id": run.run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": why,
+            }
+        )
+
     def _unreadable_run(self, key: bytes, exc: Exception) -> None:
         """Say once per group (a WARNING) that its run is skipped by the deadline check."""
         if key in self._said_unreadable:
@@ -647,12 +765,15 @@ class Response:
     async def advance(
         self, key: bytes, group: dict[str, Any], run: Run, commands: list[Command]
     ) -> None:
-        """Carry out ``commands``, then store the run's new ``group`` state.
+        """Store the run's new ``group`` state with ``commands`` as its outbox (delivery
+        awaited), carry the commands out, then store the state without the outbox.
 
-        Outputs are delivered before the state that says they were sent, so a crash in
-        between replays them (same step ids) rather than losing them; the state then goes
-        straight to the producer, not through faust's background buffer, which kept that
-        window open for several round trips (a SIGKILL there emitted a run twice).
+        A crash before every output is out leaves the change stored with its outbox,
+        which the run's next touch sends again (same ids, same content) before any other
+        change: another change can no longer be applied to the state before this one and
+        reuse its step ids (t49). An outbox too large for one message beside the state
+        keeps the order before t49: outputs first, then the state. Raises
+        ``RunTooLarge`` before anything is sent when the state alone would not fit.
         """
         if self.settings.replies_webhook_url and any(c.action == "reply" for c in commands):
             # Closure webhook calls are made in the background: kept with the run until
@@ -670,18 +791,65 @@ class Response:
                 f"run {run.run_id}'s state would be {size:,} bytes, more than one Kafka "
                 f"message holds ({MAX_MESSAGE_BYTES:,}): nothing of this change was sent"
             )
+        staged = {**group, OUTBOX: [c.to_dict() for c in commands]}
         stored = self.ctx.storing_runs.setdefault(run.run_id, asyncio.Event())
         try:
-            await self.emit(run, commands)
-            await self.ctx.groups.set_many({key: group})
+            if commands and len(self.ctx.groups.encode(staged)) <= MAX_MESSAGE_BYTES:
+                # The new state with its outbox on the changelog first: a crash before
+                # every output is out leaves a state that re-sends the same outputs
+                # (``_flush_outbox``), never one from which another change could reuse
+                # their ids (t49: an ack applied after a restart, before the timeout
+                # whose steps were out, took the timeout's step ids).
+                await self.ctx.groups.set_many_delivered({key: staged})
+                self._count(run, commands)
+                await self.emit(run, commands)
+                await self.ctx.groups.set_many({key: group})  # the outbox sent
+            else:
+                # An outbox too large for one message (a resolution closing hundreds of
+                # reports): the steps first, then the state (a crash in between re-applies
+                # the change; docs/operations.md, delivery guarantees).
+                await self.emit(run, commands)
+                await self.ctx.groups.set_many({key: group})
+                self._count(run, commands)
         finally:
             stored.set()
             if self.ctx.storing_runs.get(run.run_id) is stored:
                 del self.ctx.storing_runs[run.run_id]
 
+    def _count(self, run: Run, commands: list[Command]) -> None:
+        """The KPIs of a change, counted once its state is stored: a change whose store
+        failed is made again (the deadline timer's next tick, or a redelivery after a
+        crash) and counted then (before t49, at each try)."""
+        for cmd in commands:
+            self._kpis(run, cmd)
+
+    async def _flush_outbox(self, key: bytes, group: dict[str, Any]) -> dict[str, Any]:
+        """``group`` with its outbox sent: the outputs of its last change, stored with it
+        and not yet known to be out (a worker stopped, or a send failed, before they
+        were). Sent again under the same ids, with the same content, before anything
+        else changes the run; returns the group without the outbox (as stored)."""
+        outbox = group.get(OUTBOX)
+        if not outbox:
+            return group
+        clean = {k: v for k, v in group.items() if k != OUTBOX}
+        run = Run.from_dict(group["run"])
+        commands = [Command(**cmd) for cmd in outbox]
+        log.info(
+            "citybrain: run %s: sending again the %d outputs of its last change (%s to %s), "
+            "stored before a stop or failed send left them unconfirmed",
+            run.run_id,
+            len(commands),
+            commands[0].id,
+            commands[-1].id,
+        )
+        await self.emit(run, commands)
+        await self.ctx.groups.set_many({key: clean})
+        return clean
+
     async def emit(self, run: Run, commands: list[Command]) -> None:
         """Carry out the engine's commands: step, audit and task messages (queued
-        together, delivery awaited), webhooks (in the background), KPIs."""
+        together, delivery awaited), webhooks (in the background); ``advance`` counts
+        their KPIs once the run's state is stored."""
         steps: list[tuple[str, Any]] = []
         audit: list[tuple[str, Any]] = []
         tasks: list[tuple[str, str, Any]] = []
@@ -695,7 +863,6 @@ class Response:
                 tasks.append(
                     (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"])
                 )
-            self._kpis(run, cmd)
         futures = [
             *await self.ctx.queue(self.ctx.steps, steps),
             *await self.ctx.queue(self.ctx.audit_topic, audit),
@@ -825,7 +992,11 @@ class Response:
     def _kpis(self, run: Run, cmd: Command) -> None:
         m = self.metrics
         count_campaign(m, run, cmd)
-        if cmd.action == "escalate":
+        if cmd.action == "run_created":
+            m.runs.labels(run.playbook, run.department).inc()
+        elif cmd.action == "failed" and cmd.data.get("gone") == "step":
+            m.runs_stale.labels("step_gone").inc()
+        elif cmd.action == "escalate":
             m.escalations.labels(run.playbook, cmd.level or "").inc()
         elif cmd.action == "acknowledged":
             m.acks.labels(run.playbook, run.level).inc()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -236,6 +236,18 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
         for key, value in items.items():
             await self._write(key, value)
 
+    async def set_many_delivered(self, items: dict[bytes, Any]) -> None:
+        """``set_many``, then wait until Kafka has every entry (a state that must be on
+        the changelog before what it describes is sent: a run's outbox, streams.response).
+        Raises what the producer raises for an entry it could not deliver."""
+        assert self.partitions is not None
+        self.stage_many(items)
+        self._dirty.difference_update(items)
+        futures = [await self._write(key, value) for key, value in items.items()]
+        for future in futures:
+            if future is not None:
+                await future
+
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop the keys of partitions this worker no longer owns (after a rebalance has
         flushed them): a stale entry must never be written over the new owner's, and
@@ -265,7 +277,7 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
             await asyncio.sleep(0)
         return len(keys)
 
-    async def _write(self, key: bytes, value: Any) -> None:
+    async def _write(self, key: bytes, value: Any) -> Awaitable[Any] | None:
         """Queue one changelog entry on the producer. Straight to the transport: faust's
         ``Topic.send`` adds a future, callbacks and sensor calls per message, which a
         commit writing every sensor's state pays thousands of times. The entry is
@@ -274,7 +286,7 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
         (faust's sent-offset bookkeeping is skipped: it serves RocksDB checkpoints and
         standbys, and this worker runs the memory store without standbys.)"""
         assert self.partitions is not None
-        await self.app.producer.send(
+        return await self.app.producer.send(
             self.changelog_topic.get_topic_name(),
             key,
             self.encode(value),

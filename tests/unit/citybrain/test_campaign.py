@@ -262,6 +262,28 @@ def test_a_run_is_reopened_then_resolved_again_and_its_last_answers_count() -> N
     assert early["C"].top_level == "community"
 
 
+def test_a_step_re_emitted_after_a_crash_counts_once_at_its_first_time() -> None:
+    """t49: the deadline timer's steps re-emitted after a crash between their delivery and
+    the run's stored state repeat their ids with the restart's time (docs/operations.md);
+    the report took the repeat's: a run resolved by its playbook's last step at 1300 read
+    as resolved at 1360, and a reopening sent twice counted twice in ``reopened``."""
+    first = [
+        created("T", 1000, "c-top", "police", "Noise"),
+        rec("T", 2, "escalate", 1240, level="street"),
+        rec("T", 3, "resolved", 1300, level="street"),
+    ]
+    again = [  # the restart's repeat: the same ids, 60 s later
+        rec("T", 2, "escalate", 1300, level="street"),
+        rec("T", 3, "resolved", 1360, level="street"),
+    ]
+    reopened = rec("T", 4, "reopened", 1400, report_id="r1", outcome="resolved")
+    runs = runs_from_records([*first, *again, reopened, dict(reopened)], until=2000.0)
+    t = runs["T"]
+    assert (t.top_level, t.first_resolved_at, t.reopened) == ("street", 1300.0, 1)
+    before = runs_from_records([*first, *again, reopened], until=1390.0)["T"]
+    assert (before.outcome, before.resolved_at) == ("resolved", 1300.0)
+
+
 def test_quantiles_interpolate_like_numpy() -> None:
     assert quantile([], 0.5) is None
     assert quantile([5.0], 0.9) == 5.0

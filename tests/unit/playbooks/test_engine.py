@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.engine import PlaybookEngine, Run
+from playbooks.engine import PlaybookEngine, ReportsCovered, Run
 from playbooks.errors import ForbiddenActionError, PlaybookConfigError
 from playbooks.grid import Grid
 from playbooks.loader import PLAYBOOK_DIR, load_playbook, load_playbooks, playbook_errors
@@ -239,3 +239,72 @@ def test_a_deadline_of_zero_is_a_file_line_error(tmp_path: Path, step: str, writ
         f"{path}:8: steps.1.{step.split('action: ')[1].split(',')[0]}.deadline: deadline "
         f"cannot be zero (it is {written!r}): the step would not wait"
     ]
+
+
+def _gone(run: Run) -> Run:
+    """``run`` as read back after its playbook was edited: its step no longer there."""
+    return Run.from_dict({**run.to_dict(), "step": "retired-step"})
+
+
+def test_a_run_at_a_step_gone_from_its_playbook_fails_at_its_next_move(grid: Grid) -> None:
+    """t49: a run read back waiting at a step the edited playbook no longer has raised
+    KeyError at its deadline, ack, approval or webhook outcome: stuck for good. Each of
+    those moves now fails it, saying why; the desk resolves it (its reporters' closures)."""
+    why = (
+        "step 'retired-step' is no longer in playbook '{}' (edited since the run reached "
+        "it): the run cannot go on; resolve or cancel it"
+    )
+    flood = engine(grid, "flash-flood")
+    waiting, _ = flood.new_run("run-g", ALERT, 0.0)
+    assert waiting.status == "waiting_ack" and flood.gone_step(waiting) is None
+    assert flood.fail_gone_step(waiting, 1.0)[1] == []
+    air = engine(grid, "air-pollution")
+    approving, _ = air.new_run("run-a", {**ALERT, "grid_cell": "c-top"}, 0.0)
+    approving, _ = air.acknowledge(approving, "east district office", 1.0)
+    assert approving.status == "waiting_approval"
+    # (copied: the engine changes the run it is given)
+    acting, _ = air.approve(Run.from_dict(approving.to_dict()), "c", "coordinator", 2.0)
+    assert acting.status == "waiting_action"
+    moves = [
+        (flood, lambda r: flood.timeout(r, 400.0), waiting),
+        (flood, lambda r: flood.acknowledge(r, "op", 10.0), waiting),
+        (flood, lambda r: flood.fail_gone_step(r, 10.0), waiting),
+        (air, lambda r: air.approve(r, "c", "coordinator", 10.0), approving),
+        (air, lambda r: air.approve(r, "c", "coordinator", 10.0, approved=False), approving),
+        (air, lambda r: air.action_result(r, r.pending_action or "", True, "ok", 10.0), acting),
+        (air, lambda r: air.fail_gone_step(r, 10.0), acting),
+    ]
+    for e, move, run in moves:
+        gone = _gone(run)
+        assert e.gone_step(gone) == "retired-step"
+        after, cmds = move(gone)
+        [failed] = [c for c in cmds if c.action == "failed"]
+        assert failed.detail == why.format(e.playbook.playbook)
+        assert failed.data == {"gone": "step", "step": "retired-step"}
+        assert (after.status, after.step, after.deadline_at) == ("failed", None, None)
+        assert after.pending_action is None
+        resolved, closing = e.resolve(after, "desk", "done by hand", 20.0)
+        assert resolved.status == "resolved" and "resolved" in [c.action for c in closing]
+
+
+def test_a_run_whose_cell_is_gone_from_the_grid_goes_on_and_can_be_resolved(
+    grid: Grid,
+) -> None:
+    """t49: a run read back whose cell the edited grid file no longer has raised GridError
+    at every escalation (the deadline check's warning, every minute, for good) and at
+    every resolve or cancel (refused: its closures name the cell's unit), so it could
+    never be finished. Its units are now the city's, and its closures name the cell id."""
+    e = engine(grid, "flash-flood")
+    run, _ = e.new_run("run-c", ALERT, 0.0)
+    run = Run.from_dict({**run.to_dict(), "grid_cell": "c-demolished"})
+    run, _ = e.step(run, ReportsCovered((("r-1", "app"),), 1.0))
+    run, cmds = e.timeout(run, 1000.0)
+    assert [(c.action, c.unit) for c in cmds if c.action == "escalate"] == [
+        ("escalate", "city command centre")
+    ]
+    run, cmds = e.escalate(run, "op", 1001.0)
+    assert [c.unit for c in cmds if c.action == "escalate"] == ["city command centre"]
+    run, cmds = e.resolve(run, "desk", "pumped out", 1002.0)
+    [reply] = [c for c in cmds if c.action == "reply"]
+    assert reply.detail.startswith("Your report r-1 about water_level at c-demolished: resolved")
+    assert run.status == "resolved"

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
@@ -286,8 +287,15 @@ def test_a_run_whose_playbook_is_gone_does_not_stop_the_other_runs_deadlines(
 ) -> None:
     """A run opened under a playbook a later deployment removed raised KeyError in the
     deadline timer every tick: faust ended the timer and crashed the worker, and no run's
-    deadline was checked again. Now it is skipped and said once."""
+    deadline was checked again. Now it is skipped and said once; and (t49) audited and
+    counted once, where before it was in the log only."""
     stage, _ = response
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
 
     async def scenario() -> None:
         await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
@@ -311,8 +319,68 @@ def test_a_run_whose_playbook_is_gone_does_not_stop_the_other_runs_deadlines(
     assert said == [
         "citybrain: deadlines: the run of group grp-other is skipped (no playbook "
         "'retired-playbook' in the library): it keeps its state; restore its playbook to "
-        "act on it"
+        "act on it, or resolve or cancel it; audited as run_playbook_gone"
     ]
+    gone = [r for r in audited if r["action"] == "run_playbook_gone"]
+    assert [(r["run_id"], r["detail"]) for r in gone] == [
+        (
+            "grp-other.1",
+            "skipped by the deadline check (no playbook 'retired-playbook' in the library): "
+            "it keeps its state; restore its playbook to act on it, or resolve or cancel it",
+        )
+    ]
+    assert _stale(stage, "playbook_gone") == 1
+
+
+def _stale(stage: Response, reason: str) -> float:
+    """citybrain_playbook_runs_stale_total{reason} as the worker exports it."""
+    return stage.metrics.runs_stale.labels(reason)._value.get()  # type: ignore[no-any-return]
+
+
+def test_a_run_whose_playbook_is_gone_can_be_resolved_and_refuses_other_commands(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t49: every command on a run whose playbook a redeployment removed raised KeyError:
+    a traceback in the worker's log and a processing_error dead letter, so a desk could
+    not even resolve it, and its reporters never heard. Now what needs none of its steps
+    applies (resolve, cancel, escalate, answer); an ack, which would take its next step,
+    is refused and audited, naming why."""
+    stage, _ = response
+    audited: list[dict[str, Any]] = []
+    sent: list[tuple[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        stage.ctx.groups.data[KEY] = {**group, "run": {**group["run"], "playbook": "retired"}}
+        run_id = group["run"]["run_id"]
+        sent.clear()
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "op"}
+        await stage.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        assert sent == []
+        resolve = {"id": "cmd-2", "run_id": run_id, "action": "resolve", "by": "op", "note": "ok"}
+        await stage.on_command(Event(KEY, resolve))  # type: ignore[arg-type]
+        return dict(stage.ctx.groups.data[KEY]["run"])
+
+    run = asyncio.run(scenario())
+    [refused] = [r for r in audited if r["action"] == "command_refused"]
+    assert refused["detail"] == (
+        "run grp-flood.1's playbook 'retired' is no longer in the library: ack cannot be "
+        "applied (only answer, cancel, escalate, resolve; or restore the playbook and "
+        "restart the worker)"
+    )
+    assert (run["status"], run["resolved_by"], run["resolution"]) == ("resolved", "op", "ok")
+    assert "resolved" in [body["action"] for _, body in sent]
 
 
 class Message:
@@ -376,19 +444,25 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Trial 26: a run whose current step a redeployed playbook no longer has raised
-    KeyError in the engine's timeout and ended the deadline pass at its key, every tick:
-    the runs after it were never escalated. Now it keeps its state, is said once a
-    minute, and the pass goes on."""
+    """Trial 26: one run the timer could not advance (then: its current step gone from a
+    redeployed playbook, KeyError) ended the deadline pass at its key, every tick: the
+    runs after it were never escalated. Now (a send that fails) it is said once a minute,
+    and the pass goes on; its change is stored with its outbox, whose outputs are sent
+    again at the next tick, under the same ids (t49)."""
     stage, _ = response
+    queued: list[Any] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        if any(body.get("run_id") == "grp-flood.1" for _, body in items):
+            raise KafkaTimeoutError()
+        queued.extend(items)
+        return []
 
     async def scenario() -> None:
         await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
         await stage.on_routed(Event(b"grp-other", alert("al-2")))  # type: ignore[arg-type]
-        first = stage.ctx.groups.data[KEY]  # the first key the pass visits
-        stage.ctx.groups.data[KEY] = {**first, "run": {**first["run"], "step": "retired-step"}}
-        before = orjson.dumps(stage.ctx.groups.data[KEY])
         level = stage.ctx.groups.data[b"grp-other"]["run"]["level"]
+        monkeypatch.setattr(stage.ctx, "queue", queue)
         monkeypatch.setattr(stage.engines["flash-flood"], "is_due", lambda run, now: True)
         monkeypatch.setattr(stage, "_update_lag", _nothing)
         monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
@@ -396,15 +470,106 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
             await stage.check_deadlines()
             await stage.check_deadlines()
         assert stage.ctx.groups.data[b"grp-other"]["run"]["level"] != level  # escalated
-        assert orjson.dumps(stage.ctx.groups.data[KEY]) == before  # kept as it was
+        stored = stage.ctx.groups.data[KEY]
+        assert stored["run"]["level"] == "street"  # the change, stored with its outbox
+        assert [c["action"] for c in stored["outbox"]][:2] == ["timeout", "transition"]
+        assert stored["outbox"][-1]["id"] == f"grp-flood.1:{stored['run']['seq']}"
 
     asyncio.run(scenario())
     said = [r.getMessage() for r in caplog.records if "could not be advanced" in r.getMessage()]
     assert said == [
         "citybrain: deadlines: the run of group grp-flood could not be advanced "
-        "(KeyError: 'retired-step'): it keeps its state, tried again next tick; the other "
-        "runs' deadlines go on"
+        "(KafkaTimeoutError: KafkaTimeoutError): it keeps its state, tried again next tick; "
+        "the other runs' deadlines go on"
     ]
+
+
+def test_a_run_waiting_at_a_step_gone_from_its_playbook_fails_once_and_is_counted(
+    response: tuple[Response, Gate],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t49: a run read back waiting at a step the redeployed playbook no longer has raised
+    KeyError at every tick (a warning a minute, for good) and at every ack (a traceback
+    and a dead letter): stuck, never counted, never audited. Now the first deadline check
+    fails it, saying why in its ``failed`` step and transition, counted once; the desk
+    then resolves it and its reporters hear."""
+    stage, _ = response
+    sent: list[tuple[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+    monkeypatch.setattr(stage, "_update_lag", _nothing)
+    monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        await stage.on_routed(Event(b"grp-other", alert("al-2")))  # type: ignore[arg-type]
+        first = stage.ctx.groups.data[KEY]
+        stage.ctx.groups.data[KEY] = {**first, "run": {**first["run"], "step": "retired-step"}}
+        sent.clear()
+        await stage.check_deadlines()
+        await stage.check_deadlines()  # nothing more: the run is finished
+        run_id = first["run"]["run_id"]
+        ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "op"}
+        await stage.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        resolve = {"id": "cmd-2", "run_id": run_id, "action": "resolve", "by": "op"}
+        await stage.on_command(Event(KEY, resolve))  # type: ignore[arg-type]
+        return dict(stage.ctx.groups.data[KEY]["run"])
+
+    run = asyncio.run(scenario())
+    reason = (
+        "step 'retired-step' is no longer in playbook 'flash-flood' (edited since the run "
+        "reached it): the run cannot go on; resolve or cancel it"
+    )
+    mine = [body for _, body in sent if body["run_id"] == "grp-flood.1"]
+    assert [(b["action"], b["detail"]) for b in mine[:2]] == [
+        ("failed", reason),
+        ("transition", reason),
+    ]
+    assert mine[1]["data"] == {"from": "waiting_ack", "to": "failed", "event": "fail"}
+    assert sorted(b["action"] for b in mine[2:]) == ["resolved", "transition"]
+    assert run["status"] == "resolved"
+    assert [b["action"] for _, b in sent if b["run_id"] == "grp-other.1"] == []
+    assert _stale(stage, "step_gone") == 1
+
+
+def test_a_timer_change_whose_store_failed_is_counted_once_when_made_again(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t49: KPIs were counted as the steps were queued, before the run's state was stored:
+    an escalation whose state write failed was made again at the next tick (same step
+    ids, as documented) and counted again, so citybrain_playbook_escalations_total said
+    two escalations for one. Now counted once the state is stored."""
+    stage, _ = response
+    fail = [True]
+
+    async def write(key: bytes, value: Any) -> None:
+        if fail[0]:
+            fail[0] = False
+            raise KafkaTimeoutError()
+
+    monkeypatch.setattr(stage, "_update_lag", _nothing)
+    monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        due = {**group["run"], "deadline_at": time.time() - 1}
+        stage.ctx.groups.data[KEY] = {**group, "run": due}
+        monkeypatch.setattr(stage.ctx.groups, "_write", write)
+        await stage.check_deadlines()  # the store fails: tried again next tick
+        stage.ctx.groups.data[KEY] = {**group, "run": due}  # as the failed store left it
+        await stage.check_deadlines()
+        return dict(stage.ctx.groups.data[KEY]["run"])
+
+    run = asyncio.run(scenario())
+    assert run["level"] == "street"
+    escalations = stage.metrics.escalations.labels("flash-flood", "street")._value.get()
+    assert escalations == 1
+    assert stage.metrics.runs.labels("flash-flood", "water-authority")._value.get() == 1
 
 
 def test_a_command_with_null_text_fields_keeps_no_python_none(
@@ -425,3 +590,92 @@ def test_a_command_with_null_text_fields_keeps_no_python_none(
     assert run["acknowledged_by"] == "unknown"
     [action] = [a for a in run["actions"] if a.get("action") == "ack"]
     assert (action["by"], action["note"]) == ("unknown", "")
+
+
+def test_a_run_whose_cell_is_gone_is_audited_and_counted_once_and_goes_on(
+    response: tuple[Response, Gate],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t49: a run read back whose cell the edited grid file no longer has failed at every
+    tick (GridError at its escalation, a warning a minute for good). Now it escalates to
+    the city's unit, and the worker says so once: audited and counted."""
+    stage, _ = response
+    audited: list[dict[str, Any]] = []
+    sent: list[tuple[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+    monkeypatch.setattr(stage, "_update_lag", _nothing)
+    monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        gone = {**group["run"], "grid_cell": "c-demolished", "deadline_at": time.time() - 1}
+        stage.ctx.groups.data[KEY] = {**group, "run": gone}
+        sent.clear()
+        await stage.check_deadlines()
+        await stage.check_deadlines()
+
+    asyncio.run(scenario())
+    said = [r for r in audited if r["action"] == "run_cell_gone"]
+    assert [r["detail"] for r in said] == [
+        "grid cell 'c-demolished' of run grp-flood.1 is no longer in the grid: the run goes "
+        "on, its notifications and escalations to city command centre (the city's)"
+    ]
+    assert [b["unit"] for _, b in sent if b["action"] == "escalate"] == ["city command centre"]
+    assert _stale(stage, "cell_gone") == 1
+
+
+def test_after_a_crash_amid_a_changes_outputs_no_step_id_is_reused_for_another_step(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t49: the deadline timer's escalation went out and the worker died before the run's
+    new state was stored; after the restart an operator's ack, applied first, was applied
+    to the state before the escalation and took the escalation's step ids: the steps
+    topic held ``grp-flood.1:8`` as a timeout and as an acknowledgement, so a consumer
+    deduping by id (as docs/operations.md says to) dropped one of them. Now the change
+    is stored with its outbox before its outputs; the restarted worker sends the outbox
+    again (same ids, same content) before applying the ack, which gets ids of its own."""
+    stage, _ = response
+    sent: list[tuple[str, Any]] = []
+    dies = [False]
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        if dies[0]:  # the outputs are out, and the worker stops before anything else
+            dies[0] = False
+            raise KafkaTimeoutError()
+        return []
+
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+    monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        due = {**group["run"], "deadline_at": time.time() - 1}
+        stage.ctx.groups.data[KEY] = {**group, "run": due}
+        dies[0] = True
+        monkeypatch.setattr(stage, "_update_lag", _nothing)
+        await stage.check_deadlines()  # the escalation's steps out, then the "crash"
+        restarted = Response(stage.ctx)  # a new worker, the table read back as it was
+        monkeypatch.setattr(restarted, "_update_lag", _nothing)
+        ack = {"id": "cmd-1", "run_id": "grp-flood.1", "action": "ack", "by": "op"}
+        await restarted.on_command(Event(KEY, ack))  # type: ignore[arg-type]
+        await restarted.check_deadlines()
+
+    asyncio.run(scenario())
+    by_id: dict[str, set[bytes]] = {}
+    for _, body in sent:
+        by_id.setdefault(body["id"], set()).add(orjson.dumps(body))
+    assert {i: b for i, b in by_id.items() if len(b) > 1} == {}  # one content per id
+    actions = [body["action"] for _, body in sent]
+    assert "escalate" in actions and "acknowledged" in actions

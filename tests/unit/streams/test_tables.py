@@ -262,6 +262,20 @@ def a_run(**fields: Any) -> dict[str, Any]:
     return {**run.to_dict(), **fields}
 
 
+STEP = {
+    "id": "grp-a.1:10",
+    "run_id": "grp-a.1",
+    "alert_id": "al-1",
+    "action": "escalate",
+    "at": 1.7e9,
+    "level": "street",
+    "unit": "river street office",
+    "detail": "",
+    "actor": "citybrain",
+    "data": {},
+}
+
+
 def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> None:
     # Every field the deadline check, a command or the operator API reads, judged once
     # here: before, one of another type failed at each use (a timer's tick, every
@@ -278,6 +292,8 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         "superseded": [kept],
         "reply_calls": {"grp-a.1:9": call},
         "opened_ts": 1.69e9,
+        # The last change's outputs, until they are out (t49; streams.response.advance).
+        "outbox": [STEP],
     }
     assert read_group(orjson.dumps(group)) == group
     # A run stored before a field was added has the field's default: still read.
@@ -311,6 +327,10 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         ({"reply_calls": {"grp-a.1:9": "sent"}}, "'reply_calls' is"),
         ({"opened_ts": "yesterday"}, "'opened_ts' is 'yesterday'"),
         ({"opened_ts": [1.69e9]}, "'opened_ts' is"),
+        ({"outbox": {"grp-a.1:9": STEP}}, "'outbox' is"),
+        ({"outbox": [{**STEP, "at": "now"}]}, "'outbox' holds"),
+        ({"outbox": [{k: v for k, v in STEP.items() if k != "data"}]}, "'outbox' holds"),
+        ({"run": None, "outbox": [STEP]}, "there is no run"),
     ):
         # (No infinity reaches here: orjson refuses one as not JSON, not_decodable.)
         with pytest.raises(UnreadableEntryError, match=why) as refused:
