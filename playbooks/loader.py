@@ -1220,6 +1220,17 @@ def routing_errors(
                 settings[key] = _UNKNOWN if key == "playbook" else settings.get(key)
             elif getattr(node, key) is not None:
                 settings[key] = getattr(node, key)
+        if node.playbook == "":
+            # Alertmanager reads an empty receiver as unset, the parent's: a deliberate
+            # refusal (docs/playbooks.md) that said only "playbook '' does not exist" (t50).
+            fail(
+                (*loc, "playbook"),
+                "playbook is empty: the root route needs a playbook"
+                if is_root
+                else "playbook is empty; Alertmanager reads an empty receiver as unset (the "
+                "parent's): leave the key out to inherit, or name a playbook",
+            )
+            settings["playbook"] = _UNKNOWN
         given = [
             key for key in ("matchers", "match", "match_re") if getattr(node, key) or key in dropped
         ]

@@ -352,7 +352,11 @@ DELIBERATE = {
     "empty_entry": "has no matcher in it",
     "unknown_label": "unknown label",
     "missing_side": "is required (or Alertmanager's",
+    "empty_receiver": "playbook is empty",
+    "null_value": "is null, expected",
 }
+# Keys whose null Alertmanager reads as unset and citybrain refuses ("null_value").
+NULLABLE = ("matchers", "match", "match_re", "continue", "routes")
 RECEIVERS = ("pb-root", "pb-a", "pb-b", "pb-c", "pb-d", "pb-e")
 
 
@@ -367,6 +371,7 @@ class RouteSpec:
     timing: dict[str, str] = field(default_factory=dict)
     routes: list[RouteSpec] = field(default_factory=list)
     meant: list[M] = field(default_factory=list)  # the matchers as generated
+    nulls: list[str] = field(default_factory=list)  # keys written as ~ instead
 
 
 @dataclass
@@ -517,6 +522,12 @@ def config(rng: random.Random, size: int = 20) -> ConfigSpec:
             where.group_by = [*(where.group_by or []), "zone"]
         elif odd == "unknown_label" and rules:
             rules[0].equal.append("zone")
+        elif odd == "empty_receiver" and where is not None:
+            where.receiver = ""
+        elif odd == "null_value" and where is not None:
+            where.nulls = [
+                rng.choice([k for k in NULLABLE if not (k == "routes" and where.routes)])
+            ]
         elif odd == "missing_side" and rules:
             side = rng.choice(("source", "target"))
             rules[0].sides = {k: v for k, v in rules[0].sides.items() if not k.startswith(side)}
@@ -573,7 +584,7 @@ def silence(rng: random.Random) -> list[M]:
 def _flow_route(spec: RouteSpec, rng: random.Random, receiver_key: str) -> str | None:
     """A leaf route as one flow mapping (``{matchers: [...], receiver: x}``), or None
     when it has what a flow mapping cannot hold here (children, maps, timings)."""
-    if spec.routes or spec.match or spec.match_re or spec.timing:
+    if spec.routes or spec.match or spec.match_re or spec.timing or spec.nulls:
         return None
     parts = []
     if spec.entries is not None:
@@ -600,7 +611,9 @@ def _route_lines(
     pad = " " * indent
     lines: list[str] = []
     keys: list[tuple[str, list[str]]] = []
-    if spec.entries is not None:
+    nulls = set(spec.nulls)
+    keys.extend((key, [" ~"]) for key in spec.nulls)
+    if spec.entries is not None and "matchers" not in nulls:
         reuse = [name for name, entries in anchors if entries == spec.entries]
         if reuse and rng.random() < 0.8:
             # The same matcher list written once and aliased (*name), as operators share them.
@@ -613,12 +626,12 @@ def _route_lines(
         else:
             keys.append(("matchers", yaml_list(spec.entries, rng, indent + 2)))
     for key, mapping in (("match", spec.match), ("match_re", spec.match_re)):
-        if mapping is not None:
+        if mapping is not None and key not in nulls:
             body = [""] + [f"{pad}  {k}: {yaml_scalar(v, rng)}" for k, v in mapping.items()]
             keys.append((key, body))
     if spec.receiver is not None:
         keys.append((receiver_key, [" " + yaml_scalar(spec.receiver, rng)]))
-    if spec.continue_ is not None:
+    if spec.continue_ is not None and "continue" not in nulls:
         keys.append(("continue", [" " + ("true" if spec.continue_ else "false")]))
     if spec.group_by is not None:
         keys.append(("group_by", yaml_list(spec.group_by, rng, indent + 2)))
@@ -644,7 +657,7 @@ def _route_lines(
             first = child_lines[0]
             lines.append(f"{pad}  - {first[indent + 4 :]}")
             lines.extend(child_lines[1:])
-    elif rng.random() < 0.05 and not root:
+    elif rng.random() < 0.05 and not root and "routes" not in nulls:
         lines.append(f"{pad}routes: []")
     return lines
 
