@@ -467,8 +467,11 @@ def _side(
     out: dict[str, list[str] | dict[str, str]] = {}
     r = rng.random()
     if r < 0.6 or r > 0.97:
-        ms = [matcher(rng) for _ in range(rng.randint(1, 2))]
-        out[f"{prefix}_matchers"] = [entry_text([m], rng) for m in ms]
+        ms = [matcher(rng) for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.3:  # several in one entry, braced or not
+            out[f"{prefix}_matchers"] = [entry_text(ms, rng)]
+        else:
+            out[f"{prefix}_matchers"] = [entry_text([m], rng) for m in ms]
     elif r < 0.8:
         name = label_name(rng)
         out[f"{prefix}_match"] = {name: value_for(rng, name)}
@@ -711,7 +714,11 @@ def render(spec: ConfigSpec, seed: int, alertmanager: bool) -> str:
     if alertmanager:
         lines.append("receivers:")
         lines.extend(f"  - name: {name}" for name in RECEIVERS)
-    return "\n".join(lines + tail) + "\n"
+    # Windows line ends and a UTF-8 byte-order mark, as some editors save: both readers
+    # take them.
+    end = "\r\n" if rng.random() < 0.1 else "\n"
+    bom = "\ufeff" if rng.random() < 0.05 else ""
+    return bom + end.join(lines + tail) + end
 
 
 # ---------------------------------------------------------------- a regex token fuzzer
