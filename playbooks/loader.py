@@ -72,6 +72,17 @@ _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 
 
+class SecondDocumentError(yaml.composer.ComposerError):
+    """A YAML file with a second document that holds something (``---`` and more)."""
+
+
+_SECOND_DOCUMENT = (
+    "a second YAML document (after a '---' line): citybrain reads one document a file "
+    "(Alertmanager reads the first and ignores the rest unread); remove the '---' line "
+    "and what follows, or move it into the first document"
+)
+
+
 class _Loader(_BASE_LOADER):  # type: ignore[misc]
     """The safe loader, refusing a key given twice in one mapping. PyYAML keeps the last
     silently; Alertmanager's loader (go-yaml, strict) refuses it ("field … already set"),
@@ -106,7 +117,29 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
         return result
 
     def get_single_node(self) -> yaml.Node | None:
-        node: yaml.Node | None = super().get_single_node()
+        """The file's one document. Documents after it (``---``) that hold nothing, a
+        trailing ``---`` or one with comments only, are read as the nothing they are, as
+        Alertmanager's reader reads them; one that holds something is refused (t50):
+        Alertmanager reads the first document and ignores the rest unread, so its routes
+        would be lost without a word, and PyYAML said "not valid YAML" of valid YAML."""
+        node: yaml.Node | None = self.get_node() if self.check_node() else None
+        while True:
+            try:
+                if not self.check_node():
+                    break
+                extra = self.get_node()
+            except yaml.MarkedYAMLError as exc:  # unread by Alertmanager: no YAML error
+                raise SecondDocumentError(
+                    None, None, _SECOND_DOCUMENT, exc.problem_mark or exc.context_mark
+                ) from None
+            empty = (
+                isinstance(extra, yaml.ScalarNode)
+                and extra.tag == "tag:yaml.org,2002:null"
+                and extra.value == ""
+                and not extra.style
+            )
+            if not empty:
+                raise SecondDocumentError(None, None, _SECOND_DOCUMENT, extra.start_mark)
         if node is not None:
             _refuse_recursion(node)
         return node
@@ -756,6 +789,8 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
             "anchor its own name (YAML readers differ on which one a later alias means: "
             "Alertmanager's takes the second)"
         )
+    if isinstance(exc, SecondDocumentError):
+        return f"{where}: {problem}"  # valid YAML, one document too many: not "not valid"
     details = [f"column {mark.column + 1}"] if mark is not None else []
     if context:
         from_line = f" from line {context_mark.line + 1}" if context_mark is not None else ""
@@ -1185,6 +1220,17 @@ def routing_errors(
                 settings[key] = _UNKNOWN if key == "playbook" else settings.get(key)
             elif getattr(node, key) is not None:
                 settings[key] = getattr(node, key)
+        if node.playbook == "":
+            # Alertmanager reads an empty receiver as unset, the parent's: a deliberate
+            # refusal (docs/playbooks.md) that said only "playbook '' does not exist" (t50).
+            fail(
+                (*loc, "playbook"),
+                "playbook is empty: the root route needs a playbook"
+                if is_root
+                else "playbook is empty; Alertmanager reads an empty receiver as unset (the "
+                "parent's): leave the key out to inherit, or name a playbook",
+            )
+            settings["playbook"] = _UNKNOWN
         given = [
             key for key in ("matchers", "match", "match_re") if getattr(node, key) or key in dropped
         ]

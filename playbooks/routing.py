@@ -308,6 +308,22 @@ def compile_regex(value: str, where: str) -> Any:
         pattern = re2.compile(anchored, _RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        if _compiles(re2_text(value)):
+            # Valid alone, broken only by the wrapping (a \Q never ended by \E quotes
+            # the closing ")" too): Alertmanager's silences check the regex alone, take
+            # it, and then fail every silence query (t50). "missing ): \Qabc" said
+            # nothing of the ")" it meant.
+            hint = (
+                ": its \\Q is not ended by \\E, so it quotes the wrapping's ')' too; end it "
+                "with \\E"
+                if "\\Q" in value
+                else ""
+            )
+            problem = str(reason).replace(f": {anchored}", "")
+            raise RoutingConfigError(
+                f"{head}bad regex: valid alone, but Alertmanager matches it wrapped, as "
+                f"^(?:{value})$, and that is not valid ({problem}){hint}"
+            ) from None
         # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
         # ): ^(?:()$" for "(").
         reason = str(reason).replace(anchored, value)

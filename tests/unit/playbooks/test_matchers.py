@@ -211,6 +211,31 @@ def test_a_silence_regex_that_is_only_valid_wrapped_is_refused(regex: str) -> No
     )
 
 
+@pytest.mark.parametrize(("regex", "value"), [("\\Qabc", "abc"), ("a|\\Q)", ")"), ("x\\Q", "x")])
+def test_a_regex_valid_alone_but_not_wrapped_is_refused_naming_the_wrapping(
+    regex: str, value: str
+) -> None:
+    # t50: Alertmanager's silences check a regex alone, so they take \Qabc (\Q quotes to
+    # the end), and then every silence query fails on ^(?:\Qabc)$, whose ")" is quoted
+    # too: no alert is silenced by any silence. citybrain refuses it, in a silence as in a
+    # route (where Alertmanager refuses it too), naming the wrapping: it said "missing ):
+    # \Qabc", of a regex with no "(" in it.
+    expected = (
+        f"bad regex: valid alone, but Alertmanager matches it wrapped, as ^(?:{regex})$, and "
+        "that is not valid (missing )): its \\Q is not ended by \\E, so it quotes the "
+        "wrapping's ')' too; end it with \\E"
+    )
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", ['kind="pm25"', f'category=~"{regex}"'], 0, 3600, "op", "r")
+    assert info.value.problem == "matcher"
+    assert str(info.value).endswith(expected)
+    with pytest.raises(RoutingConfigError) as raised:
+        Matcher.parse(f'category=~"{regex}"')
+    assert str(raised.value).endswith(expected)
+    # As the message says: ended with \\E it is read, and matches the quoted text.
+    assert Matcher.parse(f'category=~"{regex}\\E"').matches({"category": value})
+
+
 @pytest.mark.parametrize(
     ("text", "amtool"),
     [

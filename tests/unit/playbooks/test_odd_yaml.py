@@ -134,3 +134,62 @@ def test_an_anchor_given_twice_is_said_in_one_sentence(tmp_path: Path) -> None:
         f"{path}:4: not valid YAML: an anchor (&name) is given again (first on line 3); give "
         "each anchor its own name"
     ), str(info.value)
+
+
+ROUTING = "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n"
+
+
+@pytest.mark.parametrize(
+    ("tail", "line"),
+    [
+        ("---\nroute: {playbook: flash-flood, group_by: [street]}\n", 6),
+        ("--- ''\n", 5),
+        ("---\n# comments only\n---\nversion: 1\n", 8),
+        ("...\n---\nfoo: [\n", 8),  # YAML that does not parse: unread there
+    ],
+)
+def test_a_second_document_that_holds_something_is_refused_saying_why(
+    tmp_path: Path, tail: str, line: int
+) -> None:
+    # t50: Alertmanager reads the first document of its file and ignores the rest unread
+    # (even YAML that does not parse); citybrain said "not valid YAML: but found another
+    # document", of valid YAML. A second document's routes would be lost without a word.
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING + tail)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value) == (
+        f"{path}:{line}: a second YAML document (after a '---' line): citybrain reads one "
+        "document a file (Alertmanager reads the first and ignores the rest unread); remove "
+        "the '---' line and what follows, or move it into the first document"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ROUTING + "---\n",
+        ROUTING + "---\n# nothing more\n",
+        ROUTING + "---\n---\n",
+        ROUTING + "...\n",
+        "---\n" + ROUTING,
+        "%YAML 1.1\n---\n" + ROUTING + "...\n",
+    ],
+)
+def test_documents_that_hold_nothing_after_the_first_are_read_as_nothing(
+    tmp_path: Path, text: str
+) -> None:
+    # t50: a trailing '---' (as templating tools write) is read by Alertmanager; it holds
+    # nothing, so it means nothing here either (it was a YAML error).
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert router.root.playbook == "sensor-anomaly"
+    assert router.root.group_by == ("kind",)
+
+
+def test_a_grid_with_a_second_document_is_refused_saying_why(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text("version: 1\nkinds: []\ncells: []\nsensors: []\n---\nkinds: []\n")
+    with pytest.raises(PlaybookError, match=rf"^{path}:6: a second YAML document"):
+        load_grid(path)

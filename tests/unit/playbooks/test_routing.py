@@ -247,6 +247,18 @@ BAD_ROUTING = [
         ":3: route.matchers: the root route matches every alert: it takes no matchers",
     ),
     ("version: 1\nroute: {}\n", ":2: route: the root route needs a playbook"),
+    # t50: a deliberate refusal (docs/playbooks.md) that said only "playbook '' does not
+    # exist": Alertmanager reads an empty receiver as unset, the parent's.
+    (
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        "    - {matchers: ['kind=\"pm25\"'], playbook: ''}\n",
+        ":6: route.routes.0.playbook: playbook is empty; Alertmanager reads an empty receiver "
+        "as unset (the parent's): leave the key out to inherit, or name a playbook",
+    ),
+    (
+        "version: 1\nroute: {playbook: '', group_by: [kind]}\n",
+        ":2: route.playbook: playbook is empty: the root route needs a playbook",
+    ),
     (
         "version: 1\nroute:\n  playbook: sensor-anomaly\ninhibit_rules:\n"
         "  - {source_matchers: [], target_matchers: [], equal: [zone]}\n",
