@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -847,6 +847,45 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
 
 
+def path_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
+    """The values ``args`` holds for the file and directory arguments (``FILE``, ``DIR``)
+    of the command ``parser`` parsed them for, and of its subcommand's: ``{"a.csv"}``
+    for ``replay a.csv --speed 10``."""
+    values: set[str] = set()
+    current: argparse.ArgumentParser | None = parser
+    while current is not None:
+        chosen: argparse.ArgumentParser | None = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            elif action.metavar in ("FILE", "DIR"):
+                value = getattr(args, action.dest, None)
+                items = value if isinstance(value, list) else [value]
+                values |= {item for item in items if isinstance(item, str)}
+        current = chosen
+    return values
+
+
+def absolute_argv(argv: Sequence[str], paths: Collection[str]) -> list[str]:
+    """``argv`` with each of ``paths`` (``path_values``) that it gives relative, as an
+    argument or an ``--option=value``, made absolute from this directory, so a command
+    printed from it works typed anywhere; ``-`` (stdin, stdout) stays."""
+
+    def absolute(value: str) -> str:
+        if value not in paths or value == "-" or Path(value).is_absolute():
+            return value
+        return str(Path(value).absolute())
+
+    out = []
+    for token in argv:
+        option, equals, value = token.partition("=")
+        if token.startswith("--") and equals:
+            out.append(f"{option}={absolute(value)}")
+        else:
+            out.append(absolute(token))
+    return out
+
+
 def given_argv(args: argparse.Namespace) -> list[str]:
     """The command's arguments as the user gave them (``main`` keeps them): the base of
     every "run this instead / again" line, so no option the user chose is dropped (t40)."""
@@ -902,7 +941,7 @@ def replay_stopped(
         )
     last = events[done - 1]
     what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
-    argv = ["replay", *args.files]
+    argv = ["replay", *(str(Path(file).absolute()) for file in args.files)]
     if args.max:
         argv.append("--max")
     elif args.speed != 60.0:
@@ -4637,8 +4676,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # setting (SettingsError, exit 2), even by the commands that load no settings.
         line_limit()
         try:
-            args = build_parser().parse_args(argv)
-            args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            # To print it again, from any directory (t51: a resume line's relative FILE
+            # was "no such file" typed in a new shell).
+            args.argv = absolute_argv(
+                list(sys.argv[1:] if argv is None else argv), path_values(parser, args)
+            )
         except SystemExit as exc:  # --help (0) or a usage error (2), already printed
             sys.stdout.flush()
             return exc.code if isinstance(exc.code, int) else EXIT_OK

@@ -37,6 +37,7 @@ from rich.table import Table
 
 from citybrain.commands import (
     API_SETTINGS,
+    absolute_setting,
     command_line,
     make_command,
     own_settings,
@@ -865,7 +866,7 @@ def shell_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> 
     # Settings only: a test's variable (the test port offset) is none (trial 9).
     names = set(setting_names())
     return {
-        k: v
+        k: absolute_setting(k, v)
         for k, v in sorted(env.items())
         if k in names and k not in _NOT_ECHOED and "TOKEN" not in k and "SECRET" not in k
     }
@@ -882,10 +883,10 @@ def worker_settings(
         "CITYBRAIN_KAFKA_HOST": settings.kafka_host,
         "CITYBRAIN_KAFKA_PORT": str(settings.kafka_port),
         "CITYBRAIN_WORKER_PORT": str(settings.worker_port),
-        "CITYBRAIN_RUN_DIR": str(settings.run_dir),
+        "CITYBRAIN_RUN_DIR": str(settings.run_dir.absolute()),
     }
     shell = {
-        k: v
+        k: absolute_setting(k, v)
         for k, v in environ.items()
         if k.startswith("CITYBRAIN_")
         and "TOKEN" not in k
