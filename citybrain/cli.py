@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -131,7 +131,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
             try:
                 created = create_topics(s)
             except PartitionCountError as exc:
-                raise CliError(f"{exc}; Kafka stays up (`citybrain stack down` stops it)") from None
+                raise CliError(
+                    f"{exc}; Kafka stays up (`{command_line('stack', 'down')}` stops it)"
+                ) from None
             # The playbooks' task topics are created too: count them in the total.
             every = len(s.topics) + len(task_topics(s))
             print(
@@ -3785,6 +3787,8 @@ class Parser(argparse.ArgumentParser):
     _given: list[str] | None = None
     # Options that cannot be given together: (option, option, why), see refuse_together.
     conflicts: list[tuple[str, str, str]]
+    # Options allowed only with one value of an argument: (option, dest, value, why).
+    only: list[tuple[str, str, str, Callable[[], str]]]
 
     def refuse_together(self, first: str, second: str, why: str) -> None:
         """Refuse ``first`` and ``second`` (long options of this parser) given together,
@@ -3798,13 +3802,32 @@ class Parser(argparse.ArgumentParser):
                 raise ValueError(f"{self.prog} has no option {option}")
         self.conflicts = [*getattr(self, "conflicts", []), (first, second, why)]
 
+    def only_with(self, option: str, dest: str, value: str, why: Callable[[], str]) -> None:
+        """Refuse ``option`` (a long option of this parser) given when the argument
+        ``dest`` is not ``value``, where it would go unused (t51: ``stack up --wipe``, a
+        fresh start meant, ran on the old data without a word): ``argument --wipe: not
+        allowed with ACTION 'up' (why)``, status 2; ``why`` is built only then (it may
+        print a command, which reads the run directory)."""
+        if option not in self._option_string_actions:
+            raise ValueError(f"{self.prog} has no option {option}")
+        self.only = [*getattr(self, "only", []), (option, dest, value, why)]
+
     def _refuse_conflicts(self, namespace: argparse.Namespace) -> None:
-        """``error`` on the first pair of ``conflicts`` both given: an option is given
-        when its value is not its default (a flag set, a value typed)."""
+        """``error`` on the first pair of ``conflicts`` both given, or the first option
+        of ``only`` given without its argument's value: an option is given when its value
+        is not its default (a flag set, a value typed)."""
         for first, second, why in getattr(self, "conflicts", []):
             a, b = self._option_string_actions[first], self._option_string_actions[second]
             if all(getattr(namespace, x.dest, x.default) != x.default for x in (a, b)):
                 self.error(f"argument {second}: not allowed with argument {first} ({why})")
+        for option, dest, value, why in getattr(self, "only", []):
+            action = self._option_string_actions[option]
+            given = getattr(namespace, dest, None)
+            if getattr(namespace, action.dest, action.default) != action.default and (
+                given != value
+            ):
+                named = next((a.metavar or a.dest for a in self._actions if a.dest == dest), dest)
+                self.error(f"argument {option}: not allowed with {named} {given!r} ({why()})")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's check of a value against ``choices`` (a subcommand's name too), but
@@ -3957,6 +3980,12 @@ def build_parser() -> argparse.ArgumentParser:
         "shows it, down stops it)",
     )
     p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")
+    p.only_with(
+        "--wipe",
+        "action",
+        "down",
+        lambda: f"only `{command_line('stack', 'down', '--wipe')}` deletes Kafka's data",
+    )
     p.set_defaults(func=cmd_stack)
 
     p = command(sub, "worker", "run a stream-processing worker (faust) until Ctrl-C")

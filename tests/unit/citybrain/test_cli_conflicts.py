@@ -93,3 +93,29 @@ def test_each_of_a_pair_alone_is_taken(path: tuple[str, ...], first: str, second
         args = build_parser().parse_args(argv)
         dest = option.removeprefix("--").replace("-", "_")
         assert getattr(args, dest) == VALUES.get(option, True)
+
+
+@pytest.mark.parametrize("action", ["up", "status", "restart-worker"])
+def test_stack_wipe_with_another_action_than_down_is_refused(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t51's walk: `stack up --wipe` (and `--wip`, argparse's abbreviation) started the
+    stack on the old data without a word; only down wipes."""
+    for wipe in ("--wipe", "--wip"):
+        assert main(["stack", action, wipe]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"citybrain: stack: argument --wipe: not allowed with ACTION {action!r} (only `"
+        )
+        assert "stack down --wipe` deletes Kafka's data); see `" in err
+        assert err.count("\n") == 1
+
+
+def test_every_option_allowed_with_one_value_only_is_known() -> None:
+    """Each parser's ``only_with`` entries, walked as the pairs above are: the table of
+    them, so a new one is tested as it is added."""
+    found = set()
+    for path, parser in ALL:
+        for option, dest, value, _ in getattr(parser, "only", []):
+            found.add((path, option, dest, value))
+    assert found == {(("stack",), "--wipe", "action", "down")}
