@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -446,14 +446,38 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # The configuration first (a bad routing file is bad input, exit 2), then the web
     # port (faust's own bind failure is a traceback), then the broker.
     settings = _settings()
-    app = create_app(settings)
-    check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
-    _require_kafka(settings)
-    _create_topics_for_worker(settings, app)
+    with _worker_log_format():
+        app = create_app(settings)
+        check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
+        _require_kafka(settings)
+        _create_topics_for_worker(settings, app)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
+
+
+# The worker's log format (faust's, which mode sets up once the worker starts): the
+# level before the message, which starts `citybrain: ` (streams/ never says "warning:").
+WORKER_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+@contextlib.contextmanager
+def _worker_log_format() -> Iterator[None]:
+    """Within it, what the worker's code logs before faust sets up its logging (building
+    the app) is printed to stderr in the worker's log format, its level shown (t51: the
+    unset CITYBRAIN_WEBHOOK_SECRET, a warning, printed bare by Python's last-resort
+    handler, read as the error that stopped the worker); removed after, so faust's own
+    handler does not print it twice."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:

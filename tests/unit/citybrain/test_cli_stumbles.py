@@ -287,6 +287,30 @@ def test_every_worker_warning_has_the_citybrain_prefix() -> None:
     assert seen >= 3  # the webhook secret, the closed API, a skipped silence at least
 
 
+def test_a_warning_the_worker_logs_before_faust_starts_shows_its_level(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t51's walk: `citybrain worker` whose port was taken printed
+    "citybrain: CITYBRAIN_WEBHOOK_SECRET is not set: …" bare (Python's last-resort
+    handler: faust's logging is set up later), read as the error that stopped it; the
+    log format shows the level, as every later line of the worker's."""
+    import re
+
+    monkeypatch.delenv("CITYBRAIN_WEBHOOK_SECRET", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("CITYBRAIN_WORKER_PORT", str(taken.getsockname()[1]))
+        assert main(["worker"]) == EXIT_SERVICE
+    err = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(
+        r"\[[-0-9 :,]+\] \[\d+\] \[WARNING\] citybrain: CITYBRAIN_WEBHOOK_SECRET is not set: .*",
+        err[0],
+    )
+    assert err[1].startswith("citybrain: CITYBRAIN_WORKER_PORT is ")
+    assert len(err) == 2
+
+
 # 14. the demo's first line named only Kafka and Prometheus, not what it leaves out.
 
 
