@@ -91,6 +91,15 @@ class CliError(Exception):
         self.status = status
 
 
+def usage_error(command: str, message: str) -> CliError:
+    """A bad command line found after parsing, said as the parser says its own (t51:
+    ``detect --input s.csv`` was "give --input and --output, or …", no command, no
+    help): ``citybrain: detect: --input needs --output (…); see `citybrain detect
+    --help` ``, exit status 2. ``command``: the words after ``citybrain``."""
+    typed = command_line(*command.split(), "--help", only=())
+    return CliError(f"{command}: {message}; see `{typed}`")
+
+
 _WARNED_UNKNOWN = False
 
 
@@ -3447,7 +3456,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     try:
         if args.input_dir:
             if not args.output_dir:
-                raise CliError("--input-dir needs --output-dir (where the scores go)")
+                raise usage_error("detect", "--input-dir needs --output-dir (where the scores go)")
             source = Path(args.input_dir)
             _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
             _check_output_dir("--output-dir", args.output_dir, "--input-dir", source)
@@ -3469,8 +3478,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 on_bad_file,
             )
         else:
-            if not (args.input and args.output):
-                raise CliError("give --input and --output, or --input-dir and --output-dir")
+            if args.input and not args.output:
+                raise usage_error(
+                    "detect", "--input needs --output (where the scores go: a .csv file, or -)"
+                )
+            if args.output and not args.input:
+                raise usage_error("detect", "--output needs --input (the CSV to score)")
+            if args.output_dir:
+                raise usage_error(
+                    "detect", "--output-dir needs --input-dir (the folder of CSVs to score)"
+                )
+            if not args.input:
+                raise usage_error(
+                    "detect", "give --input FILE --output FILE, or --input-dir DIR --output-dir DIR"
+                )
             if args.input == "-":
                 raise CliError(
                     "--input is '-': detect reads a file, not standard input (it checks "

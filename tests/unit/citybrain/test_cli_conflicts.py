@@ -119,3 +119,25 @@ def test_every_option_allowed_with_one_value_only_is_known() -> None:
         for option, dest, value, _ in getattr(parser, "only", []):
             found.add((path, option, dest, value))
     assert found == {(("stack",), "--wipe", "action", "down")}
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--input", "s.csv"], "--input needs --output (where the scores go: a .csv file, or -)"),
+        (["--output", "o.csv"], "--output needs --input (the CSV to score)"),
+        (["--input-dir", "d"], "--input-dir needs --output-dir (where the scores go)"),
+        (["--output-dir", "d"], "--output-dir needs --input-dir (the folder of CSVs to score)"),
+        ([], "give --input FILE --output FILE, or --input-dir DIR --output-dir DIR"),
+    ],
+)
+def test_detect_without_the_other_half_of_a_pair_names_it_as_the_parser_would(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t51's walk: `detect --input s.csv` said "give --input and --output, or
+    --input-dir and --output-dir": not which was missing, nor the command and its help,
+    as every other bad command line does."""
+    assert main(["detect", *argv]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: detect: {said}; see `")
+    assert err.endswith(" detect --help`\n")
