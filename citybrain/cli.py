@@ -2855,11 +2855,15 @@ def _need_prefix(
         return
     found = topic_prefixes(settings)
     if prefix in found:
+        # The other prefixes, as a prefix with no topics gets them (t51: the default
+        # prefix, empty, advised "give the prefix of a replay that ran" naming none).
+        others = [p for p in found if p != prefix]
+        there = f"; {prefixes_there('other prefixes there', others, prefix)}" if others else ""
         raise CliError(
             f"{given}: no events under it: its topics "
             f"({', '.join(settings.topic(r) for r in roles)}) on Kafka at "
             f"{settings.kafka_bootstrap} are empty; replay to it first, or give the prefix "
-            "of a replay that ran (the demo prints its own)"
+            f"of a replay that ran (the demo prints its own){there}"
         )
     demo = read_demo_state(settings)
     latest = f"; the running demo's is {demo['topic_prefix']}" if demo else ""
