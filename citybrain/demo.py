@@ -500,11 +500,12 @@ class Progress:
         return (
             f"[{self.elapsed:5.0f} s] {self.phase}: {self.processed:,} of {self.total:,} "
             f"events processed ({share:.0f} %), {self.rate_text}; "
-            f"{int(m.get('citybrain_anomalies_total', 0)):,} anomalies, "
-            f"{int(m.get('citybrain_alerts_total', 0)):,} alerts, "
-            f"{int(m.get('citybrain_playbook_runs_total', 0)):,} runs "
+            # Each count with its noun in its number (t51: "1 runs").
+            f"{counted(int(m.get('citybrain_anomalies_total', 0)), 'anomaly', 'anomalies')}, "
+            f"{counted(int(m.get('citybrain_alerts_total', 0)), 'alert')}, "
+            f"{counted(int(m.get('citybrain_playbook_runs_total', 0)), 'run')} "
             f"({self.waiting:,} waiting for a person), "
-            f"{int(m.get('citybrain_playbook_escalations_total', 0)):,} escalations"
+            f"{counted(int(m.get('citybrain_playbook_escalations_total', 0)), 'escalation')}"
         )
 
 
@@ -1492,8 +1493,9 @@ def watch_phase(
         return "replay sent; the worker is catching up"
     if waiting:
         return (
-            f"replay done; {waiting:,} runs wait for a person and escalate every "
-            f"{ack_deadline:g} s until their ladders end"
+            f"replay done; {counted(waiting, 'run')} {agreeing(waiting, 'waits', 'wait')} "
+            f"for a person and {agreeing(waiting, 'escalates', 'escalate')} every "
+            f"{ack_deadline:g} s until {agreeing(waiting, 'its ladder ends', 'their ladders end')}"
         )
     if held:
         left = f", up to {grace_left:.0f} s left" if grace_left is not None else ""
