@@ -2583,7 +2583,9 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
             "the token file?"
         )
     if not line:
-        raise CliError(f"no token on standard input: `{command_line('hash-token')} < token.txt`")
+        raise CliError(
+            f"no token on standard input: `{command_line('hash-token', only=())} < token.txt`"
+        )
     # A token that is no RFC 6750 bearer token could never be sent in the Authorization
     # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
     if not _BEARER.fullmatch(line):

@@ -118,3 +118,19 @@ def test_an_interrupted_replay_of_a_relative_file_resumes_from_any_directory(
     reading = Reading(ts=0.0, sensor_id="s1", kind="noise", value=1.0, unit="dB", grid_cell="c")
     line = replay_stopped(args, 1, 2, [reading, reading])
     assert line.endswith(f"replay {tmp_path / '../data/r.csv'} --speed 600 --skip 1")
+
+
+def test_hash_tokens_hint_carries_no_setting_it_never_reads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t51's walk: `hash-token < /dev/null` advised `CITYBRAIN_KAFKA_PORT=… (every port,
+    the run directory) citybrain hash-token < token.txt`; it reads none of them."""
+    import io
+
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "23592")
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", "/tmp/elsewhere")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["hash-token"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "no token on standard input: `" in err and "hash-token < token.txt`" in err
+    assert "CITYBRAIN_" not in err
