@@ -1336,9 +1336,10 @@ def _run_demo(
     # and the demo's), so one copied alone into a new shell works (t40).
     api = API_SETTINGS
     paths = [str(p.absolute()) for p in data]
-    report = command_line(
-        "report", "--prefix", prefix, "--data", *paths, "--out", "demo-report.html"
-    )
+    # The report's file as the demo wrote it (--report), else demo-report.html, by
+    # absolute path: typed in a new shell it lands beside the demo's (t51).
+    out = (report_path or Path("demo-report.html")).absolute()
+    report = command_line("report", "--prefix", prefix, "--data", *paths, "--out", str(out))
     dates = ("--from", f"{today:%Y-%m-%d}", "--to", f"{today + timedelta(days=1):%Y-%m-%d}")
     campaign = command_line("campaign", "report", "--prefix", prefix, *dates)
     console.print(
