@@ -134,3 +134,17 @@ def test_hash_tokens_hint_carries_no_setting_it_never_reads(
     err = capsys.readouterr().err
     assert "no token on standard input: `" in err and "hash-token < token.txt`" in err
     assert "CITYBRAIN_" not in err
+
+
+def test_a_relative_run_directory_is_absolute_in_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token files, logs and pid files the demo and the stack name (`export
+    CITYBRAIN_API_TOKEN=$(cat …/operator-token)`) come from it."""
+    from citybrain.demo import DemoFiles
+
+    monkeypatch.chdir(tmp_path)
+    assert Settings(run_dir_override=Path("run")).run_dir == tmp_path / "run"
+    assert Settings(home=Path("home")).run_dir == tmp_path / "home" / "run"
+    token = DemoFiles.of(Settings(run_dir_override=Path("run"))).token
+    assert token.is_absolute() and token.is_relative_to(tmp_path / "run")
