@@ -473,20 +473,28 @@ WORKER_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 @contextlib.contextmanager
 def _worker_log_format() -> Iterator[None]:
-    """Within it, what the worker's code logs before faust sets up its logging (building
-    the app) is printed to stderr in the worker's log format, its level shown (t51: the
-    unset CITYBRAIN_WEBHOOK_SECRET, a warning, printed bare by Python's last-resort
-    handler, read as the error that stopped the worker); removed after, so faust's own
-    handler does not print it twice."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
-    handler.setLevel(logging.WARNING)
+    """Within it, what the worker's code logs at WARNING or above before faust sets up
+    its logging (building the app) is held, then printed to stderr in the worker's log
+    format, its level shown, once the block ends well (t51: the unset
+    CITYBRAIN_WEBHOOK_SECRET, a warning, printed bare by Python's last-resort handler
+    above the port error, read as the error that stopped the worker). A block that
+    raises (the worker cannot start) prints none of it: its one line is the reason."""
+    held: list[logging.LogRecord] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            held.append(record)
+
+    handler = Hold(logging.WARNING)
     root = logging.getLogger()
     root.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
+    form = logging.Formatter(WORKER_LOG_FORMAT)
+    for record in held:
+        print(form.format(record), file=sys.stderr)
 
 
 def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
