@@ -80,7 +80,8 @@ docker-tokens: install ## write docker/tokens.yaml for compose, and the tokens i
 	done; } > $(DOCKER_DIR)/tokens.yaml.new && mv $(DOCKER_DIR)/tokens.yaml.new $(DOCKER_DIR)/tokens.yaml
 	@chmod 644 $(DOCKER_DIR)/tokens.yaml
 	@echo "$(DOCKER_DIR)/tokens.yaml: hashes of $(DOCKER_DIR)/{$$(echo $(TOKEN_ROLES) | tr ' ' ,)}.token"
-	@echo "operator API: export CITYBRAIN_API_TOKEN=\$$(cat $(DOCKER_DIR)/operator.token)"
+	@# The token file by absolute path: the line works typed in a new shell, from any directory.
+	@echo "operator API: export CITYBRAIN_API_TOKEN=\$$(cat $(abspath $(DOCKER_DIR))/operator.token)"
 
 clean: ## remove the virtualenv and caches (not the Kafka download)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +91,15 @@ class CliError(Exception):
         self.status = status
 
 
+def usage_error(command: str, message: str) -> CliError:
+    """A bad command line found after parsing, said as the parser says its own (t51:
+    ``detect --input s.csv`` was "give --input and --output, or …", no command, no
+    help): ``citybrain: detect: --input needs --output (…); see `citybrain detect
+    --help` ``, exit status 2. ``command``: the words after ``citybrain``."""
+    typed = command_line(*command.split(), "--help", only=())
+    return CliError(f"{command}: {message}; see `{typed}`")
+
+
 _WARNED_UNKNOWN = False
 
 
@@ -131,7 +140,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
             try:
                 created = create_topics(s)
             except PartitionCountError as exc:
-                raise CliError(f"{exc}; Kafka stays up (`citybrain stack down` stops it)") from None
+                raise CliError(
+                    f"{exc}; Kafka stays up (`{command_line('stack', 'down')}` stops it)"
+                ) from None
             # The playbooks' task topics are created too: count them in the total.
             every = len(s.topics) + len(task_topics(s))
             print(
@@ -444,14 +455,46 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # The configuration first (a bad routing file is bad input, exit 2), then the web
     # port (faust's own bind failure is a traceback), then the broker.
     settings = _settings()
-    app = create_app(settings)
-    check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
-    _require_kafka(settings)
-    _create_topics_for_worker(settings, app)
+    with _worker_log_format():
+        app = create_app(settings)
+        check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
+        _require_kafka(settings)
+        _create_topics_for_worker(settings, app)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
+
+
+# The worker's log format (faust's, which mode sets up once the worker starts): the
+# level before the message, which starts `citybrain: ` (streams/ never says "warning:").
+WORKER_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+@contextlib.contextmanager
+def _worker_log_format() -> Iterator[None]:
+    """Within it, what the worker's code logs at WARNING or above before faust sets up
+    its logging (building the app) is held, then printed to stderr in the worker's log
+    format, its level shown, once the block ends well (t51: the unset
+    CITYBRAIN_WEBHOOK_SECRET, a warning, printed bare by Python's last-resort handler
+    above the port error, read as the error that stopped the worker). A block that
+    raises (the worker cannot start) prints none of it: its one line is the reason."""
+    held: list[logging.LogRecord] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            held.append(record)
+
+    handler = Hold(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    form = logging.Formatter(WORKER_LOG_FORMAT)
+    for record in held:
+        print(form.format(record), file=sys.stderr)
 
 
 def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
@@ -847,6 +890,45 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
 
 
+def path_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
+    """The values ``args`` holds for the file and directory arguments (``FILE``, ``DIR``)
+    of the command ``parser`` parsed them for, and of its subcommand's: ``{"a.csv"}``
+    for ``replay a.csv --speed 10``."""
+    values: set[str] = set()
+    current: argparse.ArgumentParser | None = parser
+    while current is not None:
+        chosen: argparse.ArgumentParser | None = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            elif action.metavar in ("FILE", "DIR"):
+                value = getattr(args, action.dest, None)
+                items = value if isinstance(value, list) else [value]
+                values |= {item for item in items if isinstance(item, str)}
+        current = chosen
+    return values
+
+
+def absolute_argv(argv: Sequence[str], paths: Collection[str]) -> list[str]:
+    """``argv`` with each of ``paths`` (``path_values``) that it gives relative, as an
+    argument or an ``--option=value``, made absolute from this directory, so a command
+    printed from it works typed anywhere; ``-`` (stdin, stdout) stays."""
+
+    def absolute(value: str) -> str:
+        if value not in paths or value == "-" or Path(value).is_absolute():
+            return value
+        return str(Path(value).absolute())
+
+    out = []
+    for token in argv:
+        option, equals, value = token.partition("=")
+        if token.startswith("--") and equals:
+            out.append(f"{option}={absolute(value)}")
+        else:
+            out.append(absolute(token))
+    return out
+
+
 def given_argv(args: argparse.Namespace) -> list[str]:
     """The command's arguments as the user gave them (``main`` keeps them): the base of
     every "run this instead / again" line, so no option the user chose is dropped (t40)."""
@@ -902,7 +984,7 @@ def replay_stopped(
         )
     last = events[done - 1]
     what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
-    argv = ["replay", *args.files]
+    argv = ["replay", *(str(Path(file).absolute()) for file in args.files)]
     if args.max:
         argv.append("--max")
     elif args.speed != 60.0:
@@ -2516,7 +2598,9 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
             "the token file?"
         )
     if not line:
-        raise CliError(f"no token on standard input: `{command_line('hash-token')} < token.txt`")
+        raise CliError(
+            f"no token on standard input: `{command_line('hash-token', only=())} < token.txt`"
+        )
     # A token that is no RFC 6750 bearer token could never be sent in the Authorization
     # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
     if not _BEARER.fullmatch(line):
@@ -2788,11 +2872,15 @@ def _need_prefix(
         return
     found = topic_prefixes(settings)
     if prefix in found:
+        # The other prefixes, as a prefix with no topics gets them (t51: the default
+        # prefix, empty, advised "give the prefix of a replay that ran" naming none).
+        others = [p for p in found if p != prefix]
+        there = f"; {prefixes_there('other prefixes there', others, prefix)}" if others else ""
         raise CliError(
             f"{given}: no events under it: its topics "
             f"({', '.join(settings.topic(r) for r in roles)}) on Kafka at "
             f"{settings.kafka_bootstrap} are empty; replay to it first, or give the prefix "
-            "of a replay that ran (the demo prints its own)"
+            f"of a replay that ran (the demo prints its own){there}"
         )
     demo = read_demo_state(settings)
     latest = f"; the running demo's is {demo['topic_prefix']}" if demo else ""
@@ -3389,7 +3477,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     try:
         if args.input_dir:
             if not args.output_dir:
-                raise CliError("--input-dir needs --output-dir (where the scores go)")
+                raise usage_error("detect", "--input-dir needs --output-dir (where the scores go)")
             source = Path(args.input_dir)
             _need_dir(source, "--input-dir", "give --input FILE --output FILE for one file")
             _check_output_dir("--output-dir", args.output_dir, "--input-dir", source)
@@ -3411,8 +3499,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 on_bad_file,
             )
         else:
-            if not (args.input and args.output):
-                raise CliError("give --input and --output, or --input-dir and --output-dir")
+            if args.input and not args.output:
+                raise usage_error(
+                    "detect", "--input needs --output (where the scores go: a .csv file, or -)"
+                )
+            if args.output and not args.input:
+                raise usage_error("detect", "--output needs --input (the CSV to score)")
+            if args.output_dir:
+                raise usage_error(
+                    "detect", "--output-dir needs --input-dir (the folder of CSVs to score)"
+                )
+            if not args.input:
+                raise usage_error(
+                    "detect", "give --input FILE --output FILE, or --input-dir DIR --output-dir DIR"
+                )
             if args.input == "-":
                 raise CliError(
                     "--input is '-': detect reads a file, not standard input (it checks "
@@ -3753,6 +3853,8 @@ class Parser(argparse.ArgumentParser):
     _given: list[str] | None = None
     # Options that cannot be given together: (option, option, why), see refuse_together.
     conflicts: list[tuple[str, str, str]]
+    # Options allowed only with one value of an argument: (option, dest, value, why).
+    only: list[tuple[str, str, str, Callable[[], str]]]
 
     def refuse_together(self, first: str, second: str, why: str) -> None:
         """Refuse ``first`` and ``second`` (long options of this parser) given together,
@@ -3766,13 +3868,32 @@ class Parser(argparse.ArgumentParser):
                 raise ValueError(f"{self.prog} has no option {option}")
         self.conflicts = [*getattr(self, "conflicts", []), (first, second, why)]
 
+    def only_with(self, option: str, dest: str, value: str, why: Callable[[], str]) -> None:
+        """Refuse ``option`` (a long option of this parser) given when the argument
+        ``dest`` is not ``value``, where it would go unused (t51: ``stack up --wipe``, a
+        fresh start meant, ran on the old data without a word): ``argument --wipe: not
+        allowed with ACTION 'up' (why)``, status 2; ``why`` is built only then (it may
+        print a command, which reads the run directory)."""
+        if option not in self._option_string_actions:
+            raise ValueError(f"{self.prog} has no option {option}")
+        self.only = [*getattr(self, "only", []), (option, dest, value, why)]
+
     def _refuse_conflicts(self, namespace: argparse.Namespace) -> None:
-        """``error`` on the first pair of ``conflicts`` both given: an option is given
-        when its value is not its default (a flag set, a value typed)."""
+        """``error`` on the first pair of ``conflicts`` both given, or the first option
+        of ``only`` given without its argument's value: an option is given when its value
+        is not its default (a flag set, a value typed)."""
         for first, second, why in getattr(self, "conflicts", []):
             a, b = self._option_string_actions[first], self._option_string_actions[second]
             if all(getattr(namespace, x.dest, x.default) != x.default for x in (a, b)):
                 self.error(f"argument {second}: not allowed with argument {first} ({why})")
+        for option, dest, value, why in getattr(self, "only", []):
+            action = self._option_string_actions[option]
+            given = getattr(namespace, dest, None)
+            if getattr(namespace, action.dest, action.default) != action.default and (
+                given != value
+            ):
+                named = next((a.metavar or a.dest for a in self._actions if a.dest == dest), dest)
+                self.error(f"argument {option}: not allowed with {named} {given!r} ({why()})")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's check of a value against ``choices`` (a subcommand's name too), but
@@ -3925,6 +4046,12 @@ def build_parser() -> argparse.ArgumentParser:
         "shows it, down stops it)",
     )
     p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")
+    p.only_with(
+        "--wipe",
+        "action",
+        "down",
+        lambda: f"only `{command_line('stack', 'down', '--wipe')}` deletes Kafka's data",
+    )
     p.set_defaults(func=cmd_stack)
 
     p = command(sub, "worker", "run a stream-processing worker (faust) until Ctrl-C")
@@ -4656,8 +4783,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # setting (SettingsError, exit 2), even by the commands that load no settings.
         line_limit()
         try:
-            args = build_parser().parse_args(argv)
-            args.argv = list(sys.argv[1:] if argv is None else argv)  # to print it again
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            # To print it again, from any directory (t51: a resume line's relative FILE
+            # was "no such file" typed in a new shell).
+            args.argv = absolute_argv(
+                list(sys.argv[1:] if argv is None else argv), path_values(parser, args)
+            )
         except SystemExit as exc:  # --help (0) or a usage error (2), already printed
             sys.stdout.flush()
             return exc.code if isinstance(exc.code, int) else EXIT_OK

@@ -132,12 +132,14 @@ def default_home() -> Path:
 def changed_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The ``CITYBRAIN_*`` settings (streams.settings.Settings fields) set in ``environ``
     (default: this process's environment) to something other than their default, in
-    field order, as given. Secrets (``SECRET_SETTINGS``) are never included: a printed
+    field order, as given; this process's relative paths made absolute
+    (``absolute_setting``). Secrets (``SECRET_SETTINGS``) are never included: a printed
     command must not carry them (the user's shell still has them)."""
     import os
 
     from streams.settings import SECRET_SETTINGS, Settings, variable
 
+    own = environ is None
     environ = os.environ if environ is None else environ
     out: dict[str, str] = {}
     for name, info in Settings.model_fields.items():
@@ -145,8 +147,34 @@ def changed_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]
         value = environ.get(env_name)
         if value is None or name in SECRET_SETTINGS or _is_default(value, info.default):
             continue
-        out[env_name] = value
+        out[env_name] = absolute_setting(env_name, value) if own else value
     return out
+
+
+def path_settings() -> frozenset[str]:
+    """The variables of the settings that name a file or directory
+    (``CITYBRAIN_RUN_DIR``, ``CITYBRAIN_GRID_FILE``, …: Settings fields typed ``Path``)."""
+    from pathlib import PurePath
+
+    from streams.settings import Settings, variable
+
+    names = set()
+    for name, info in Settings.model_fields.items():
+        kinds = getattr(info.annotation, "__args__", None) or (info.annotation,)
+        if any(isinstance(k, type) and issubclass(k, PurePath) for k in kinds):
+            names.add(variable(name))
+    return frozenset(names)
+
+
+def absolute_setting(name: str, value: str) -> str:
+    """``value`` of the setting ``name`` as a printed command carries it: a relative path
+    setting made absolute from this process's directory (t51: `CITYBRAIN_RUN_DIR=run`,
+    printed so, named another run directory once typed in a new shell, which starts in
+    ``~``); any other value, or an empty one, as given."""
+    if name not in path_settings() or not value.strip():
+        return value
+    path = Path(value.strip()).expanduser()
+    return value if path.is_absolute() else str(path.absolute())
 
 
 def _is_default(value: str, default: object) -> bool:

@@ -37,6 +37,7 @@ from rich.table import Table
 
 from citybrain.commands import (
     API_SETTINGS,
+    absolute_setting,
     command_line,
     make_command,
     own_settings,
@@ -499,11 +500,12 @@ class Progress:
         return (
             f"[{self.elapsed:5.0f} s] {self.phase}: {self.processed:,} of {self.total:,} "
             f"events processed ({share:.0f} %), {self.rate_text}; "
-            f"{int(m.get('citybrain_anomalies_total', 0)):,} anomalies, "
-            f"{int(m.get('citybrain_alerts_total', 0)):,} alerts, "
-            f"{int(m.get('citybrain_playbook_runs_total', 0)):,} runs "
+            # Each count with its noun in its number (t51: "1 runs").
+            f"{counted(int(m.get('citybrain_anomalies_total', 0)), 'anomaly', 'anomalies')}, "
+            f"{counted(int(m.get('citybrain_alerts_total', 0)), 'alert')}, "
+            f"{counted(int(m.get('citybrain_playbook_runs_total', 0)), 'run')} "
             f"({self.waiting:,} waiting for a person), "
-            f"{int(m.get('citybrain_playbook_escalations_total', 0)):,} escalations"
+            f"{counted(int(m.get('citybrain_playbook_escalations_total', 0)), 'escalation')}"
         )
 
 
@@ -865,7 +867,7 @@ def shell_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> 
     # Settings only: a test's variable (the test port offset) is none (trial 9).
     names = set(setting_names())
     return {
-        k: v
+        k: absolute_setting(k, v)
         for k, v in sorted(env.items())
         if k in names and k not in _NOT_ECHOED and "TOKEN" not in k and "SECRET" not in k
     }
@@ -882,10 +884,10 @@ def worker_settings(
         "CITYBRAIN_KAFKA_HOST": settings.kafka_host,
         "CITYBRAIN_KAFKA_PORT": str(settings.kafka_port),
         "CITYBRAIN_WORKER_PORT": str(settings.worker_port),
-        "CITYBRAIN_RUN_DIR": str(settings.run_dir),
+        "CITYBRAIN_RUN_DIR": str(settings.run_dir.absolute()),
     }
     shell = {
-        k: v
+        k: absolute_setting(k, v)
         for k, v in environ.items()
         if k.startswith("CITYBRAIN_")
         and "TOKEN" not in k
@@ -1334,9 +1336,10 @@ def _run_demo(
     # and the demo's), so one copied alone into a new shell works (t40).
     api = API_SETTINGS
     paths = [str(p.absolute()) for p in data]
-    report = command_line(
-        "report", "--prefix", prefix, "--data", *paths, "--out", "demo-report.html"
-    )
+    # The report's file as the demo wrote it (--report), else demo-report.html, by
+    # absolute path: typed in a new shell it lands beside the demo's (t51).
+    out = (report_path or Path("demo-report.html")).absolute()
+    report = command_line("report", "--prefix", prefix, "--data", *paths, "--out", str(out))
     dates = ("--from", f"{today:%Y-%m-%d}", "--to", f"{today + timedelta(days=1):%Y-%m-%d}")
     campaign = command_line("campaign", "report", "--prefix", prefix, *dates)
     console.print(
@@ -1491,8 +1494,9 @@ def watch_phase(
         return "replay sent; the worker is catching up"
     if waiting:
         return (
-            f"replay done; {waiting:,} runs wait for a person and escalate every "
-            f"{ack_deadline:g} s until their ladders end"
+            f"replay done; {counted(waiting, 'run')} {agreeing(waiting, 'waits', 'wait')} "
+            f"for a person and {agreeing(waiting, 'escalates', 'escalate')} every "
+            f"{ack_deadline:g} s until {agreeing(waiting, 'its ladder ends', 'their ladders end')}"
         )
     if held:
         left = f", up to {grace_left:.0f} s left" if grace_left is not None else ""

@@ -137,6 +137,8 @@ def _other_format(path: Path, header: list[str], records: Iterator[Any]) -> str:
     from citybrain.commands import command_line
     from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
 
+    # Typed in a new shell, from another directory, the file is still found (t51).
+    path = path.absolute()
     if header == INCIDENT_COLUMNS:
         return (
             ": this is replay's incident-report format, no series to score; "

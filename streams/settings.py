@@ -449,7 +449,10 @@ class Settings(BaseSettings):
 
     @property
     def run_dir(self) -> Path:
-        return self.run_dir_override or self.home / "run"
+        """CITYBRAIN_RUN_DIR, else CITYBRAIN_HOME/run, absolute: a relative one is taken
+        from this process's directory, so the token files and logs a command names are
+        found from any directory (t51: `$(cat run/demo/operator-token)`)."""
+        return (self.run_dir_override or self.home / "run").absolute()
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"

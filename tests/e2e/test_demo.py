@@ -151,6 +151,9 @@ def test_demo_says_how_to_reach_its_runs_and_stop_everything(demo: dict[str, Any
     assert stop, out[-2000:]
     assert Path(stop.group(1)).is_absolute() and Path(stop.group(1)).exists()
     assert (files.token.stat().st_mode & 0o777) == 0o600
+    # The report line writes the report the demo wrote, by absolute path (t51: a
+    # relative demo-report.html, not the --report given, landed wherever it was typed).
+    assert f" --out {demo['report']}\n" in out
     # As the printed lines say: the demo token lists the demo's runs after the demo ended.
     env = {**demo["env"], "CITYBRAIN_API_TOKEN": files.token.read_text().strip()}
     listed = subprocess.run(

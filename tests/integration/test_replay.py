@@ -320,6 +320,7 @@ def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
     from citybrain.cli import main
 
     empty = Pipeline(run_dir)  # its topics exist, nothing was sent to them
+    other = Pipeline(run_dir)  # another prefix with topics, named beside it
     data = str(ROOT / "datasets" / "usgs_flood_2019-05.csv.gz")
     out = str(run_dir / "report.html")
     missing = f"{empty.name}-not-there"
@@ -338,6 +339,11 @@ def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
         err = capsys.readouterr().err
         assert f"--prefix '{empty.name}': no events under it: its topics" in err
         assert "are empty" in err
+        # t51: the others are named, as for a prefix with no topics.
+        assert "(the demo prints its own); other prefixes there: " in err
+        listed = err.split("other prefixes there: ")[1]
+        assert other.name in listed or "(the latest 8)" in listed
+        assert f" {empty.name}," not in listed and not listed.startswith(f"{empty.name},")
         assert not Path(out).exists()
         # Trial 5 item 15: campaign report reads steps and audit, and names those.
         period = ["--from", "2024-05-26", "--to", "2024-05-27"]
@@ -347,6 +353,7 @@ def test_a_report_on_a_prefix_without_events_says_so_and_lists_the_prefixes(
         assert main(["campaign", "report", "--prefix", empty.name, *period]) == 2
         err = capsys.readouterr().err
         assert f"its topics ({empty.name}.steps, {empty.name}.audit) on Kafka at " in err
+        assert "other prefixes there: " in err
 
 
 def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(

@@ -93,3 +93,51 @@ def test_each_of_a_pair_alone_is_taken(path: tuple[str, ...], first: str, second
         args = build_parser().parse_args(argv)
         dest = option.removeprefix("--").replace("-", "_")
         assert getattr(args, dest) == VALUES.get(option, True)
+
+
+@pytest.mark.parametrize("action", ["up", "status", "restart-worker"])
+def test_stack_wipe_with_another_action_than_down_is_refused(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t51's walk: `stack up --wipe` (and `--wip`, argparse's abbreviation) started the
+    stack on the old data without a word; only down wipes."""
+    for wipe in ("--wipe", "--wip"):
+        assert main(["stack", action, wipe]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"citybrain: stack: argument --wipe: not allowed with ACTION {action!r} (only `"
+        )
+        assert "stack down --wipe` deletes Kafka's data); see `" in err
+        assert err.count("\n") == 1
+
+
+def test_every_option_allowed_with_one_value_only_is_known() -> None:
+    """Each parser's ``only_with`` entries, walked as the pairs above are: the table of
+    them, so a new one is tested as it is added."""
+    found = set()
+    for path, parser in ALL:
+        for option, dest, value, _ in getattr(parser, "only", []):
+            found.add((path, option, dest, value))
+    assert found == {(("stack",), "--wipe", "action", "down")}
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--input", "s.csv"], "--input needs --output (where the scores go: a .csv file, or -)"),
+        (["--output", "o.csv"], "--output needs --input (the CSV to score)"),
+        (["--input-dir", "d"], "--input-dir needs --output-dir (where the scores go)"),
+        (["--output-dir", "d"], "--output-dir needs --input-dir (the folder of CSVs to score)"),
+        ([], "give --input FILE --output FILE, or --input-dir DIR --output-dir DIR"),
+    ],
+)
+def test_detect_without_the_other_half_of_a_pair_names_it_as_the_parser_would(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t51's walk: `detect --input s.csv` said "give --input and --output, or
+    --input-dir and --output-dir": not which was missing, nor the command and its help,
+    as every other bad command line does."""
+    assert main(["detect", *argv]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: detect: {said}; see `")
+    assert err.endswith(" detect --help`\n")

@@ -83,7 +83,7 @@ CASES = [
         ["detect", "--input-dir", "T/missing", "--output-dir", "T/o"],
         "--input-dir 'T/missing': no such directory",
     ),
-    (["detect", "--input-dir", "T/dir"], "--input-dir needs --output-dir"),
+    (["detect", "--input-dir", "T/dir"], "detect: --input-dir needs --output-dir"),
     # A directory where a file is expected is said to be one, with what to give instead
     # (the new-user trial of issue 15: `detect --input DIR` said "no such file").
     (

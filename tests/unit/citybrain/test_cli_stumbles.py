@@ -207,7 +207,9 @@ def test_every_printed_command_has_the_demo_form(monkeypatch: pytest.MonkeyPatch
     )
     reading = Reading(ts=0.0, sensor_id="s1", kind="noise", value=1.0, unit="dB", grid_cell="c")
     line = replay_stopped(args, 1, 2, [reading, reading])
-    assert line.endswith("to send the rest: .venv/bin/citybrain replay r.csv --skip 1")
+    # The file by absolute path: the line works typed in any directory (t51).
+    resume = f"to send the rest: .venv/bin/citybrain replay {Path('r.csv').absolute()} --skip 1"
+    assert line.endswith(resume)
 
 
 def test_no_message_in_the_code_prints_a_bare_citybrain_command() -> None:
@@ -283,6 +285,48 @@ def test_every_worker_warning_has_the_citybrain_prefix() -> None:
                 assert str(text.value).startswith("citybrain: "), f"{path.name}:{node.lineno}"
                 seen += 1
     assert seen >= 3  # the webhook secret, the closed API, a skipped silence at least
+
+
+def test_a_warning_the_worker_logs_before_faust_starts_shows_its_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t51's walk: `citybrain worker` whose port was taken printed
+    "citybrain: CITYBRAIN_WEBHOOK_SECRET is not set: …" bare (Python's last-resort
+    handler: faust's logging is set up later) above the port error, read as the error
+    that stopped it. A worker that starts shows it in its log format, level first; one
+    that cannot start says only why."""
+    import logging
+    import re
+
+    from citybrain.cli import _worker_log_format
+
+    log = logging.getLogger("streams.response")
+    with _worker_log_format():
+        log.warning("citybrain: CITYBRAIN_WEBHOOK_SECRET is not set: …")
+        log.info("citybrain: not shown")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert re.fullmatch(
+        r"\[[-0-9 :,]+\] \[\d+\] \[WARNING\] citybrain: CITYBRAIN_WEBHOOK_SECRET is not set: …",
+        err[0],
+    )
+    with pytest.raises(RuntimeError), _worker_log_format():
+        log.warning("citybrain: CITYBRAIN_WEBHOOK_SECRET is not set: …")
+        raise RuntimeError("the port is taken")
+    assert capsys.readouterr().err == ""
+
+
+def test_a_worker_that_cannot_start_says_only_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CITYBRAIN_WEBHOOK_SECRET", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("CITYBRAIN_WORKER_PORT", str(taken.getsockname()[1]))
+        assert main(["worker"]) == EXIT_SERVICE
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("citybrain: CITYBRAIN_WORKER_PORT is ")
 
 
 # 14. the demo's first line named only Kafka and Prometheus, not what it leaves out.

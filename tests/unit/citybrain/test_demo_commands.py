@@ -324,3 +324,24 @@ def test_a_missed_expect_event_fails_the_demo_naming_it() -> None:
     )
     missed_expected("mine.yaml", known[:1])  # every one detected: no error
     missed_expected("mine.yaml", [])  # none replayed: nothing to miss
+
+
+def test_the_live_line_puts_each_count_in_its_number() -> None:
+    """t51's walk: "13 anomalies, 13 alerts, 1 runs (0 waiting for a person)"."""
+    line = Progress("replaying", 10, 5, 10, 6.0, 3762.0, 0).line(
+        {
+            "citybrain_anomalies_total": 1,
+            "citybrain_alerts_total": 1,
+            "citybrain_playbook_runs_total": 1,
+            "citybrain_playbook_escalations_total": 1,
+        }
+    )
+    assert line.endswith("1 anomaly, 1 alert, 1 run (0 waiting for a person), 1 escalation")
+    line = Progress("replaying", 10, 5, 10, 6.0, 3762.0, 2).line(
+        {"citybrain_alerts_total": 13, "citybrain_playbook_runs_total": 2}
+    )
+    assert line.endswith("0 anomalies, 13 alerts, 2 runs (2 waiting for a person), 0 escalations")
+    one = watch_phase(False, 10, 10, 1, 5.0)
+    assert one == (
+        "replay done; 1 run waits for a person and escalates every 5 s until its ladder ends"
+    )

@@ -4,6 +4,7 @@ they reference exists, and their ports agree with the settings and each other.""
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import stat
 import subprocess
@@ -187,6 +188,21 @@ def test_make_docker_tokens_writes_tokens_the_worker_accepts(tmp_path: Path) -> 
         assert principal is not None and principal.role == role
     # Hashes only, readable by the containers' user.
     assert stat.S_IMODE((tmp_path / "tokens.yaml").stat().st_mode) == 0o644
+
+
+def test_make_docker_tokens_prints_the_token_file_by_absolute_path(tmp_path: Path) -> None:
+    """t51's walk: `export CITYBRAIN_API_TOKEN=$(cat docker/operator.token)`, typed in a new
+    shell (in ~), read no file; the file by absolute path works from any directory."""
+    relative = os.path.relpath(tmp_path, ROOT)
+    done = subprocess.run(
+        ["make", "-s", "docker-tokens", f"DOCKER_DIR={relative}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    line = f"operator API: export CITYBRAIN_API_TOKEN=$(cat {tmp_path}/operator.token)"
+    assert line in done.stdout.splitlines()
     for role in ("operator", "coordinator", "gateway"):
         assert (tmp_path / f"{role}.token").read_text().strip() not in (
             tmp_path / "tokens.yaml"
