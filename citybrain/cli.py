@@ -2822,14 +2822,18 @@ def _instant(text: str, flag: str, now: datetime | None = None) -> float:
         from playbooks.errors import did_you_mean
 
         raise CliError(f"{flag} is {text!r}, {DATE_FORM}{did_you_mean(word, DAY_WORDS)}") from None
+    from streams.events import epoch_seconds_fault
+
     try:
         # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
-        # was "year 0 is out of range", exit 70, when the report printed it.
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
+        # was "year 0 is out of range", exit 70, when the report printed it; so did
+        # 9999-12-31T23:59:59.999999, whose epoch seconds round up to the year 10000.
+        at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
     except OverflowError:
-        raise CliError(
-            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, {DATE_FORM}"
-        ) from None
+        at = math.inf
+    if epoch_seconds_fault(at) is not None:
+        raise CliError(f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, {DATE_FORM}")
+    return at
 
 
 def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
@@ -3133,11 +3137,14 @@ def empty_period(
         if held["runs"] == 1
         else f"were created from {day(first)} {first:%H:%M} to {day(last)} {last:%H:%M} UTC"
     )
+    try:
+        after = day(last + timedelta(days=1))
+    except OverflowError:  # a run on 9999-12-31: the last instant a date can show
+        after = f"{day(last)}T23:59:59.9999Z"  # .999999 is no float: it is the next year
     return (
         f"no run was created from {start} to {end} ({by_creation}, when the worker made them, "
         f"not the data's event times); the {counted(held['runs'], 'run')} in {source} {when}: "
-        f"e.g. --from {day(first)} --to {day(last + timedelta(days=1))}; nothing "
-        "was written"
+        f"e.g. --from {day(first)} --to {after}; nothing was written"
     )
 
 

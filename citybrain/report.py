@@ -27,7 +27,7 @@ from citybrain.resent import worker_duplicates
 from citybrain.text import agreeing, counted, duration
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError
-from streams.events import IncidentReport, Reading, alert_fields
+from streams.events import IncidentReport, Reading, alert_fields, epoch_seconds_fault, parse_ts
 from streams.feeds import read_canonical
 
 MAX_SENSOR_CHARTS = 24
@@ -386,7 +386,9 @@ def _ranges(frame: pd.DataFrame) -> str:
 
 
 def _ts(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    # The worker's one reading of a time (``alert_fields`` passed it so): fromisoformat
+    # here refused the lowercase "z" the worker takes, and ``report`` ended in exit 70.
+    return parse_ts(text)
 
 
 def _fmt(ts: float) -> str:
@@ -730,7 +732,7 @@ def alert_record(doc: dict[str, Any]) -> None:
 
 def step_record(doc: dict[str, Any]) -> None:
     """Check a message of a steps topic is a step the reports can read: ``run_id`` and
-    ``action`` non-empty text, ``at`` a finite number (epoch s), ``id`` text where given,
+    ``action`` non-empty text, ``at`` epoch seconds (years 0001-9999), ``id`` text where given,
     an escalation's ``level`` and a ``run_created``'s ``playbook`` present. Raises
     ``EventError`` (``bad_step``) naming the field and value."""
     for name in ("run_id", "action"):
@@ -738,8 +740,9 @@ def step_record(doc: dict[str, Any]) -> None:
         if not isinstance(value, str) or not value:
             raise EventError("bad_step", name, value, "expected a non-empty string")
     at = doc.get("at", MISSING)
-    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
-        raise EventError("bad_step", "at", at, "expected epoch seconds")
+    fault = epoch_seconds_fault(at)
+    if fault is not None:
+        raise EventError("bad_step", "at", at, fault)
     if not isinstance(doc.get("id", ""), str):
         raise EventError("bad_step", "id", doc["id"], "expected a string")
     needed = {"escalate": "level", "run_created": "playbook"}.get(doc["action"])
