@@ -2059,9 +2059,10 @@ def superseded_note(doc: dict[str, Any], now: float) -> str:
     and what may still be done (the API's advice, whole)."""
     at = doc.get("superseded_at")
     when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
+    # Each line one cell, as run_details' (an API's text must not drive the terminal).
     return (
-        f"SUPERSEDED by run {doc.get('superseded_by')}{when}: shown as it was then; it can "
-        f"no longer be changed.\n{doc.get('note', '')}"
+        f"SUPERSEDED by run {cell(str(doc.get('superseded_by')))}{when}: shown as it was "
+        f"then; it can no longer be changed.\n{cell(str(doc.get('note', '')))}"
     )
 
 
@@ -2105,6 +2106,15 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
 
 
 def accepted_message(
+    action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
+) -> str:
+    """``_accepted_message`` as one line, its control and bidirectional characters shown
+    as escapes (``text.cell``): the parts of a report and the actor are the API's text,
+    and a report id is a citizen app's (helper t52)."""
+    return cell(_accepted_message(action, run_id, doc, satisfied, url))
+
+
+def _accepted_message(
     action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
 ) -> str:
     """The reply to an accepted run action; ``doc`` is the API's answer. An unsatisfied

@@ -22,6 +22,7 @@ from citybrain.cli import (
     run_details,
     runs_table,
     superseded_hint,
+    superseded_note,
 )
 from citybrain.commands import cli_command
 
@@ -412,3 +413,20 @@ def test_an_unknown_report_near_a_covered_one_gets_the_command_with_it() -> None
         "runs answer r1 --report nyc311-61279245 --satisfied` with your --token"
     ), said
     assert answer_again("x", reason, ["runs", "answer", "r1", "--report=x"]) == ""
+
+
+def test_the_api_s_text_never_drives_the_terminal() -> None:
+    """Helper t52: `runs show` of a superseded run and an accepted action printed the
+    API's words raw (a report id is a citizen app's): an escape sequence or a
+    right-to-left override in them reached the operator's terminal."""
+    evil = "r-1\x1b]0;owned\x07\u202e\x9b2J"
+    doc = {
+        "command": {"id": "c1", "by": "ana\x1b[2J"},
+        "part": {"report_id": evil, "department": "police", "also": [{"department": evil}]},
+    }
+    for line in (
+        accepted_message("answer", "r1", doc, satisfied=False),
+        superseded_note({"superseded_by": evil, "superseded_at": NOW, "note": evil}, NOW),
+    ):
+        assert all(c.isprintable() for c in line.replace("\n", "")), repr(line)
+        assert "\\x1b]0;owned\\x07\\u202e\\x9b2J" in line
