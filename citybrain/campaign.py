@@ -121,7 +121,7 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
             continue  # API refusals and other audit records about no run
         at = rec.get("at")
         fault = epoch_seconds_fault(at)
-        if fault is not None:
+        if fault is not None or not isinstance(at, int | float):
             # Years 0001-9999 only: 1e308 or a time in milliseconds passed as finite,
             # and the report's "created from ... to ..." ended in a traceback (exit 70).
             raise _bad_record(i, rec, f'field "at" is {brief(at)}, {fault}')
@@ -199,6 +199,7 @@ def created_times(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
             rec.get("action") == "run_created"
             and isinstance(rec.get("data"), Mapping)
             and "grid_cell" in rec["data"]
+            and isinstance(at, int | float)
             and epoch_seconds_fault(at) is None
         ):
             out[str(rec.get("run_id"))] = float(at)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from playbooks.errors import RoutingConfigError
 from playbooks.grid import Grid
@@ -231,7 +231,7 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
         if fault is not None:
             raise EventError("bad_mark", "ts", ts, fault)
         _check_score("bad_mark", "score", message.get("score", MISSING))
-        return message
+        return cast(dict[str, Any], message)
     alert = message.get("alert", MISSING)
     try:
         alert_fields(alert)
@@ -249,7 +249,7 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
         value = alert.get("started_at", MISSING)
         raise EventError("bad_alert", "alert.started_at", value, "expected when it started")
     _check_score("bad_alert", "alert.score", alert.get("score", MISSING))
-    return message
+    return cast(dict[str, Any], message)
 
 
 def _check_score(code: str, field: str, score: Any) -> None:
