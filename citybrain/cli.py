@@ -293,7 +293,7 @@ def restart_demo_worker(settings: Settings) -> int:
     env = restart_env(settings, doc)
     host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
     kafka_port = env.get("CITYBRAIN_KAFKA_PORT", str(settings.kafka_port))
-    if not (kafka_port.isdigit() and _answers(host, int(kafka_port))):
+    if not (kafka_port.isascii() and kafka_port.isdigit() and _answers(host, int(kafka_port))):
         raise CliError(
             f"no Kafka broker answers at {host}:{kafka_port}, the demo's worker's: "
             f"{start_stack_hint()}, then run this again",
@@ -339,7 +339,7 @@ def _require_kafka(settings: Settings) -> None:
     faust and kafka-python would otherwise retry, silently, for minutes."""
     for server in settings.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
-        if port.isdigit() and _answers(host, int(port)):
+        if port.isascii() and port.isdigit() and _answers(host, int(port)):
             return
     raise CliError(
         f"no Kafka broker answers at {settings.kafka_bootstrap}: {start_stack_hint()}, "
@@ -1912,8 +1912,10 @@ def table_width(wide: bool) -> int | None:
     when stdout is a pipe or a file, where a script or grep wants every column."""
     if wide:
         return None
-    if os.environ.get("COLUMNS", "").strip().isdigit():
-        return int(os.environ["COLUMNS"])
+    columns = os.environ.get("COLUMNS", "").strip()
+    # ASCII digits: "²".isdigit() is true, and int("²") raised (exit 70; helper t52).
+    if columns.isascii() and columns.isdigit():
+        return int(columns)
     if not sys.stdout.isatty():
         return None
     return shutil.get_terminal_size().columns
@@ -2043,7 +2045,8 @@ def superseded_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -
     hidden, example = 0, ""
     for run in runs:
         group, _, generation = str(run.get("run_id", "")).rpartition(".")
-        if group and generation.isdigit() and int(generation) > 1:
+        # ASCII digits: int() of "²", which isdigit() takes, raised (helper t52).
+        if group and generation.isascii() and generation.isdigit() and int(generation) > 1:
             hidden += int(generation) - 1
             example = example or f"{group}.{int(generation) - 1}"
     if not hidden:

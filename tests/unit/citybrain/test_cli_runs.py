@@ -229,6 +229,9 @@ def test_tables_fit_a_terminal_or_columns_and_give_a_pipe_every_column(
     monkeypatch.setenv("COLUMNS", "80")
     assert table_width(False) == 80
     assert table_width(True) is None
+    for odd in ("²", "８０", "1e3"):  # helper t52: int("²") raised, exit 70
+        monkeypatch.setenv("COLUMNS", odd)
+        assert table_width(False) is None
     monkeypatch.delenv("COLUMNS")
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert isinstance(table_width(False), int)
@@ -313,6 +316,8 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     opened, with no word. Run g.3 superseded g.1 and g.2; g.1 superseded nothing."""
     latest = [{**RUN, "run_id": "grp-a.3"}, {**RUN, "run_id": "grp-b.1"}]
     assert superseded_hint([{**RUN, "run_id": "grp-b.1"}]) is None
+    # Helper t52: "²".isdigit() is true, and int("²") ended `runs list` (exit 70).
+    assert superseded_hint([{**RUN, "run_id": "grp-b.²"}, {**RUN, "run_id": "c.٣"}]) is None
     hint = superseded_hint(latest)
     assert hint == (
         "2 superseded runs not listed (a later run of the same group replaced each): "
