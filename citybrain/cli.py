@@ -2829,19 +2829,20 @@ def _instant(text: str, flag: str, now: datetime | None = None) -> float:
     if word in DAY_WORDS:
         day = (now or datetime.now(UTC)).astimezone(UTC).date() + timedelta(DAY_WORDS[word])
         return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+    from streams.events import epoch_seconds_fault, iso_instant
+
+    # The worker's form (a lowercase z was refused here; 2024-05-26X10:00 and week dates
+    # were taken: helper t52), or a date alone; no zone is UTC.
+    parsed = iso_instant(text)
+    if parsed is None:
         from playbooks.errors import did_you_mean
 
-        raise CliError(f"{flag} is {text!r}, {DATE_FORM}{did_you_mean(word, DAY_WORDS)}") from None
-    from streams.events import epoch_seconds_fault
-
+        raise CliError(f"{flag} is {text!r}, {DATE_FORM}{did_you_mean(word, DAY_WORDS)}")
     try:
         # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
         # was "year 0 is out of range", exit 70, when the report printed it; so did
         # 9999-12-31T23:59:59.999999, whose epoch seconds round up to the year 10000.
-        at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
+        at = parsed.astimezone(UTC).timestamp()
     except OverflowError:
         at = math.inf
     if epoch_seconds_fault(at) is not None:

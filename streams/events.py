@@ -84,6 +84,24 @@ def iso_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_instant(text: str) -> datetime | None:
+    """``text`` (spaces around it ignored) as an aware datetime, UTC when it has no zone,
+    or None: the form ``ISO_DATETIME`` (``iso_datetime``, the worker's) or a date alone
+    (``2026-11-01``). Python 3.11's ``fromisoformat`` alone also takes any character
+    between date and time (``2026-11-01X10:00``), the basic format (``20261101``), week
+    dates (``2026-W44-1``) and a bare hour (``…T10``), and refuses a lowercase ``z``: the
+    one reading for ``citybrain detect``'s rows and the commands' ``--from``/``--to``."""
+    text = text.strip()
+    try:
+        when = datetime.fromisoformat(text) if _DATE.fullmatch(text) else iso_datetime(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 class Reading(msgspec.Struct, frozen=True, gc=False):
     """A validated sensor reading. A msgspec struct rather than a frozen dataclass: built
     once per reading on the hot path, where a frozen dataclass's ``__init__`` (one

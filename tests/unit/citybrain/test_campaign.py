@@ -4,6 +4,7 @@ of every scope checked against numbers worked out by hand (in the comments)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -574,6 +575,33 @@ def test_runs_on_the_last_day_a_date_can_show_are_found_and_said(
     end = "9999-12-31T23:59:59.999999Z"
     assert main([*argv, "--from", "9999-12-31", "--to", end]) == EXIT_USAGE
     assert f"--to is {end!r}: outside the years 1 to 9999 in UTC" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("2024-05-26T10:00:00z", 1716717600.0),  # the worker's lowercase z: was refused
+        ("2024-05-26t10:00Z", 1716717600.0),
+        ("2024-05-26 10:00:00.123456789+0000", 1716717600.123456),
+        ("2024-05-26T10:00", 1716717600.0),  # no zone: UTC
+        (" 2024-05-26 ", 1716681600.0),
+        # Taken by fromisoformat as dates, where the worker refuses them (helper t52).
+        ("2024-05-26X10:00", None),
+        ("2024-W21-7", None),
+        ("20240526", None),
+        ("２０２４-05-26", None),
+        ("2024-05-26T23:59:60Z", None),
+        ("2024-05-26T24:00:00Z", None),
+    ],
+)
+def test_a_period_s_times_are_read_as_the_worker_reads_times(text: str, at: float | None) -> None:
+    from citybrain.cli import CliError, _instant
+
+    if at is not None:
+        assert _instant(text, "--from") == at
+        return
+    with pytest.raises(CliError, match=f"--from is {re.escape(repr(text))}, expected a date like"):
+        _instant(text, "--from")
 
 
 def test_a_zone_and_a_dst_change_in_the_period_are_instants() -> None:
