@@ -67,7 +67,7 @@ from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.errors import EventError
-from streams.events import Reading
+from streams.events import Reading, iso_instant
 from streams.feeds import Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -468,12 +468,16 @@ def outside_events(
 
 
 def _utc(text: str) -> float:
-    """An ISO 8601 time -> epoch seconds; one without a zone is UTC, as an event's time
+    """An ISO 8601 time -> epoch seconds, read as the worker reads one
+    (``streams.events.iso_instant``); one without a zone is UTC, as an event's time
     (docs/events.md), not this machine's local time. Times are compared so, never as
     text: "2019-05-10 23:00:00+00:00" (a space, an offset) sorted before "…T22:25:00Z"
-    and an alert inside an --expect window counted as a false alarm (trial 20)."""
-    at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    and an alert inside an --expect window counted as a false alarm (trial 20). Raises
+    ValueError for any other text (``2019-05-10X23:00`` and week dates were taken)."""
+    at = iso_instant(text)
+    if at is None:
+        raise ValueError(f"not an ISO 8601 time: {text!r}")
+    return at.timestamp()
 
 
 @dataclass
