@@ -416,13 +416,15 @@ def sensor_chart(
     v = series["value"].to_numpy(dtype=float)
     t0, t1 = float(t.min()), float(t.max()) or 1.0
     lo, hi = float(v.min()), float(v.max())
-    span_t, span_v = max(t1 - t0, 1.0), max(hi - lo, 1e-9)
+    # Halves: a kind may range over every finite number, and 1e308 - -1e308 is inf, which
+    # made every point "nan" and the chart a blank box (helper t52).
+    span_t, half_span = max(t1 - t0, 1.0), max(hi / 2 - lo / 2, 5e-10)
 
     def x(ts: float) -> float:
         return PAD + (ts - t0) / span_t * (W - 2 * PAD)
 
     def y(val: float) -> float:
-        return H - PAD - (val - lo) / span_v * (H - 2 * PAD)
+        return H - PAD - (val / 2 - lo / 2) / half_span * (H - 2 * PAD)
 
     step = max(1, len(t) // 1500)  # enough points for the eye, small files
     points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(t[::step], v[::step], strict=False))

@@ -727,3 +727,18 @@ def test_a_step_time_no_date_can_show_is_named() -> None:
     ):
         with pytest.raises(EventError, match=f'"at" is .*{re.escape(said)}'):
             step_record({**step, "at": at})
+
+
+def test_a_chart_of_the_widest_finite_values_is_drawn() -> None:
+    """Helper t52: a kind may range over every finite number (the grid checks only that
+    its bounds are finite); a sensor's 1e308 and -1e308 made the value span inf and
+    every point of its line "nan", a blank chart."""
+    from citybrain.report import sensor_chart
+
+    for values in ([1e308, -1e308, 0.0], [5e-324, -5e-324, -0.0], [1.0, 1.0, 1.0]):
+        frame = pd.DataFrame({"ts": [1.8e9, 1.8e9 + 60, 1.8e9 + 120], "value": values})
+        svg = sensor_chart("s1", "k", frame, [(1.8e9, 1.8e9 + 60, "major")], "u")
+        points = re.search(r'points="([^"]*)"', svg)
+        assert points is not None
+        coords = [float(c) for p in points.group(1).split() for c in p.split(",")]
+        assert len(coords) == 6 and all(0 <= c <= 640 for c in coords), (values, coords)
