@@ -45,6 +45,7 @@ from citybrain.errors import InputError
 from citybrain.text import cell as one_line
 from citybrain.text import day, display_width, pad
 from playbooks.routing import brief
+from streams.events import epoch_seconds_fault
 
 FIRST_LINE = frozenset({"community", "street"})
 HIGH_LEVELS = frozenset({"district", "city"})
@@ -120,8 +121,11 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
         if "run_id" not in rec or "action" not in rec:
             continue  # API refusals and other audit records about no run
         at = rec.get("at")
-        if isinstance(at, bool) or not isinstance(at, (int, float)) or not _finite(at):
-            raise _bad_record(i, rec, f'field "at" is {brief(at)}, expected epoch seconds')
+        fault = epoch_seconds_fault(at)
+        if fault is not None or not isinstance(at, int | float):
+            # Years 0001-9999 only: 1e308 or a time in milliseconds passed as finite,
+            # and the report's "created from ... to ..." ended in a traceback (exit 70).
+            raise _bad_record(i, rec, f'field "at" is {brief(at)}, {fault}')
         data = rec.get("data")
         if data is not None and not isinstance(data, Mapping):
             # A list or text here raised TypeError/AttributeError ("a bug", exit 70).
@@ -190,13 +194,6 @@ def runs_from_records(records: Iterable[Mapping[str, Any]], until: float) -> dic
     return runs
 
 
-def _finite(number: float) -> bool:
-    try:
-        return math.isfinite(number)
-    except OverflowError:  # an integer past a double (JSON allows 10**400)
-        return False
-
-
 def _record_id(rec: Mapping[str, Any]) -> str:
     value = rec.get("id")
     return value[:60] if isinstance(value, str) else brief(value)
@@ -213,8 +210,7 @@ def created_times(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
             and isinstance(rec.get("data"), Mapping)
             and "grid_cell" in rec["data"]
             and isinstance(at, int | float)
-            and not isinstance(at, bool)
-            and _finite(at)
+            and epoch_seconds_fault(at) is None
         ):
             out[str(rec.get("run_id"))] = float(at)
     return out

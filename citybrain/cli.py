@@ -304,7 +304,7 @@ def restart_demo_worker(settings: Settings) -> int:
     env = restart_env(settings, doc)
     host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
     kafka_port = env.get("CITYBRAIN_KAFKA_PORT", str(settings.kafka_port))
-    if not (kafka_port.isdigit() and _answers(host, int(kafka_port))):
+    if not (kafka_port.isascii() and kafka_port.isdigit() and _answers(host, int(kafka_port))):
         raise CliError(
             f"no Kafka broker answers at {host}:{kafka_port}, the demo's worker's: "
             f"{start_stack_hint()}, then run this again",
@@ -350,7 +350,7 @@ def _require_kafka(settings: Settings) -> None:
     faust and kafka-python would otherwise retry, silently, for minutes."""
     for server in settings.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
-        if port.isdigit() and _answers(host, int(port)):
+        if port.isascii() and port.isdigit() and _answers(host, int(port)):
             return
     raise CliError(
         f"no Kafka broker answers at {settings.kafka_bootstrap}: {start_stack_hint()}, "
@@ -2000,8 +2000,10 @@ def table_width(wide: bool) -> int | None:
     when stdout is a pipe or a file, where a script or grep wants every column."""
     if wide:
         return None
-    if os.environ.get("COLUMNS", "").strip().isdigit():
-        return int(os.environ["COLUMNS"])
+    columns = os.environ.get("COLUMNS", "").strip()
+    # ASCII digits: "²".isdigit() is true, and int("²") raised (exit 70; helper t52).
+    if columns.isascii() and columns.isdigit():
+        return int(columns)
     if not sys.stdout.isatty():
         return None
     return shutil.get_terminal_size().columns
@@ -2131,7 +2133,8 @@ def superseded_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -
     hidden, example = 0, ""
     for run in runs:
         group, _, generation = str(run.get("run_id", "")).rpartition(".")
-        if group and generation.isdigit() and int(generation) > 1:
+        # ASCII digits: int() of "²", which isdigit() takes, raised (helper t52).
+        if group and generation.isascii() and generation.isdigit() and int(generation) > 1:
             hidden += int(generation) - 1
             example = example or f"{group}.{int(generation) - 1}"
     if not hidden:
@@ -2147,9 +2150,10 @@ def superseded_note(doc: dict[str, Any], now: float) -> str:
     and what may still be done (the API's advice, whole)."""
     at = doc.get("superseded_at")
     when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
+    # Each line one cell, as run_details' (an API's text must not drive the terminal).
     return (
-        f"SUPERSEDED by run {doc.get('superseded_by')}{when}: shown as it was then; it can "
-        f"no longer be changed.\n{doc.get('note', '')}"
+        f"SUPERSEDED by run {cell(str(doc.get('superseded_by')))}{when}: shown as it was "
+        f"then; it can no longer be changed.\n{cell(str(doc.get('note', '')))}"
     )
 
 
@@ -2193,6 +2197,15 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
 
 
 def accepted_message(
+    action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
+) -> str:
+    """``_accepted_message`` as one line, its control and bidirectional characters shown
+    as escapes (``text.cell``): the parts of a report and the actor are the API's text,
+    and a report id is a citizen app's (helper t52)."""
+    return cell(_accepted_message(action, run_id, doc, satisfied, url))
+
+
+def _accepted_message(
     action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
 ) -> str:
     """The reply to an accepted run action; ``doc`` is the API's answer. An unsatisfied
@@ -2911,20 +2924,25 @@ def _instant(text: str, flag: str, now: datetime | None = None) -> float:
     if word in DAY_WORDS:
         day = (now or datetime.now(UTC)).astimezone(UTC).date() + timedelta(DAY_WORDS[word])
         return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+    from streams.events import epoch_seconds_fault, iso_instant
+
+    # The worker's form (a lowercase z was refused here; 2024-05-26X10:00 and week dates
+    # were taken: helper t52), or a date alone; no zone is UTC.
+    parsed = iso_instant(text)
+    if parsed is None:
         from playbooks.errors import did_you_mean
 
-        raise CliError(f"{flag} is {text!r}, {DATE_FORM}{did_you_mean(word, DAY_WORDS)}") from None
+        raise CliError(f"{flag} is {text!r}, {DATE_FORM}{did_you_mean(word, DAY_WORDS)}")
     try:
         # An instant outside UTC's years 1-9999 (0001-01-01T00:00+01:00) passed here and
-        # was "year 0 is out of range", exit 70, when the report printed it.
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).timestamp()
+        # was "year 0 is out of range", exit 70, when the report printed it; so did
+        # 9999-12-31T23:59:59.999999, whose epoch seconds round up to the year 10000.
+        at = parsed.astimezone(UTC).timestamp()
     except OverflowError:
-        raise CliError(
-            f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, {DATE_FORM}"
-        ) from None
+        at = math.inf
+    if epoch_seconds_fault(at) is not None:
+        raise CliError(f"{flag} is {text!r}: outside the years 1 to 9999 in UTC, {DATE_FORM}")
+    return at
 
 
 def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
@@ -3228,11 +3246,14 @@ def empty_period(
         if held["runs"] == 1
         else f"were created from {day(first)} {first:%H:%M} to {day(last)} {last:%H:%M} UTC"
     )
+    try:
+        after = day(last + timedelta(days=1))
+    except OverflowError:  # a run on 9999-12-31: the last instant a date can show
+        after = f"{day(last)}T23:59:59.9999Z"  # .999999 is no float: it is the next year
     return (
         f"no run was created from {start} to {end} ({by_creation}, when the worker made them, "
         f"not the data's event times); the {counted(held['runs'], 'run')} in {source} {when}: "
-        f"e.g. --from {day(first)} --to {day(last + timedelta(days=1))}; nothing "
-        "was written"
+        f"e.g. --from {day(first)} --to {after}; nothing was written"
     )
 
 

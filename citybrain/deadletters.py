@@ -78,7 +78,10 @@ def _middle(text: str, limit: int) -> str:
 def row(letter: DeadLetter) -> tuple[str, ...]:
     """One dead letter as the table's cells (COLUMNS): the time in local time, the
     headers, the key; a cell's control characters escaped."""
-    when = datetime.fromtimestamp(letter.timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        when = datetime.fromtimestamp(letter.timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        when = _not_a_date(letter)
     # Control characters escaped first, so a cut counts what is shown.
     message = cell(letter.headers.get("message", ""))
     if len(message) > MAX_MESSAGE:
@@ -97,6 +100,13 @@ def row(letter: DeadLetter) -> tuple[str, ...]:
     )
 
 
+def _not_a_date(letter: DeadLetter) -> str:
+    """The Kafka timestamp of a dead letter no date can show, as it is: a producer sets
+    its own (the year 10000 is 253402300800000 ms), and one such record on the topic
+    ended every listing in "unexpected ValueError" (exit 70; helper t52)."""
+    return f"{letter.timestamp * 1000:.0f} ms (not a date)"
+
+
 def widths(rows: Sequence[Sequence[str]]) -> list[int]:
     """Each column's width in terminal columns, the header's included."""
     return [max(display_width(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
@@ -112,13 +122,19 @@ def json_line(letter: DeadLetter, topic: str) -> str:
     ``offset``, ``time`` (ISO 8601 UTC, when Kafka took it), ``key``, the ``headers``
     (short names) and the value as ``value`` (text) when it is UTF-8, else as
     ``value_base64``."""
+    try:
+        time_text = (
+            datetime.fromtimestamp(letter.timestamp, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+    except (ValueError, OverflowError, OSError):
+        time_text = _not_a_date(letter)
     doc: dict[str, Any] = {
         "topic": topic,
         "partition": letter.partition,
         "offset": letter.offset,
-        "time": datetime.fromtimestamp(letter.timestamp, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "time": time_text,
         "key": _text(letter.key) if letter.key is not None else None,
         "headers": letter.headers,
     }

@@ -33,6 +33,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from citybrain.commands import (
@@ -67,7 +68,7 @@ from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.errors import EventError
-from streams.events import Reading
+from streams.events import Reading, iso_instant
 from streams.feeds import Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -468,12 +469,16 @@ def outside_events(
 
 
 def _utc(text: str) -> float:
-    """An ISO 8601 time -> epoch seconds; one without a zone is UTC, as an event's time
+    """An ISO 8601 time -> epoch seconds, read as the worker reads one
+    (``streams.events.iso_instant``); one without a zone is UTC, as an event's time
     (docs/events.md), not this machine's local time. Times are compared so, never as
     text: "2019-05-10 23:00:00+00:00" (a space, an offset) sorted before "…T22:25:00Z"
-    and an alert inside an --expect window counted as a false alarm (trial 20)."""
-    at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    and an alert inside an --expect window counted as a false alarm (trial 20). Raises
+    ValueError for any other text (``2019-05-10X23:00`` and week dates were taken)."""
+    at = iso_instant(text)
+    if at is None:
+        raise ValueError(f"not an ISO 8601 time: {text!r}")
+    return at.timestamp()
 
 
 @dataclass
@@ -1118,7 +1123,8 @@ def announce_installs(console: Console, kafka: KafkaBroker) -> None:
     if not (kafka.libs.parent / ".complete").exists():
         console.print(
             f"first run: downloading Kafka {KAFKA_VERSION} (about 120 MB of jars) from Maven "
-            f"Central into {kafka.libs.parent} with mvn; later runs reuse it"
+            f"Central into {kafka.libs.parent} with mvn; later runs reuse it",
+            markup=False,
         )
     if shutil.which("prometheus") is None:
         console.print(
@@ -1208,7 +1214,7 @@ def _run_demo(
     """``run_demo``'s work, under the demo's lock."""
     run_id = f"{started:%Y%m%d%H%M%S}"
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
-    console.print(f"[bold]citybrain demo[/]: {starting_line()}")
+    console.print(f"[bold]citybrain demo[/]: {escape(starting_line())}")
     announce_installs(console, kafka)
     for component in (kafka, prom):  # every port before anything starts
         component.check_ports()
@@ -1225,7 +1231,7 @@ def _run_demo(
         check_worker_port(base)
     note = dropped_note(drop_old_demo_topics(base))
     if note:
-        console.print(note, highlight=False)
+        console.print(note, highlight=False, markup=False)
     make_demo_token(files)
     # Fresh topics and consumer group per demo: a summary never mixes two runs.
     own = {
@@ -1263,12 +1269,14 @@ def _run_demo(
     )
     console.print(
         f"kafka {settings.kafka_bootstrap} | prometheus {prom.url} | "
-        f"{counted(len(events), 'event')} from {counted(len(data), 'file')}"
+        f"{counted(len(events), 'event')} from {counted(len(data), 'file')}",
+        markup=False,
     )
     console.print(
         f"topic prefix {settings.topic_prefix} (this demo's own: "
         f"{settings.topic('readings')}, {settings.topic('alerts')}, …)",
         highlight=False,
+        markup=False,
     )
 
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
@@ -1322,14 +1330,14 @@ def _run_demo(
                 f"citybrain what-if report: {', '.join(p.name for p in data)}",
                 expected,
             )
-            console.print(f"report written to {report_path}")
+            console.print(f"report written to {report_path}", markup=False)
     except BaseException:
         stop(files.pid)  # a failed or interrupted demo leaves no half-fed worker behind
         raise
     _print_summary(console, summary)
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
-        console.print(f"summary written to {summary_path}")
+        console.print(f"summary written to {summary_path}", markup=False)
     today = datetime.now(UTC).date()
     prefix = settings.topic_prefix
     # Every line through command_line: each carries the settings it needs (this shell's
@@ -1342,28 +1350,32 @@ def _run_demo(
     report = command_line("report", "--prefix", prefix, "--data", *paths, "--out", str(out))
     dates = ("--from", f"{today:%Y-%m-%d}", "--to", f"{today + timedelta(days=1):%Y-%m-%d}")
     campaign = command_line("campaign", "report", "--prefix", prefix, *dates)
+    # The paths and commands are text, not markup: a directory named [red] vanished from
+    # the printed command, and one named [/x] ended the demo in a MarkupError (t52).
     console.print(
-        f"\nThe demo's worker keeps serving its {counted(summary['runs'], 'run')} on "
-        f"{summary['worker_url']} (log: {files.log}); its topics have the prefix {prefix}.\n"
-        "With the demo operator token:\n"
-        f"  export CITYBRAIN_API_TOKEN=$(cat {_shown(files.token)})\n"
-        f"  {command_line('runs', 'list', only=api)}\n"
-        f"  {command_line('runs', 'show', 'RUN_ID', only=api)}\n"
-        f"  {command_line('runs', 'ack', 'RUN_ID', '--note', 'on my way', only=api)}\n"
-        f"  {command_line('silences', 'list', only=api)}\n"
-        "The operator token may list, acknowledge, resolve and add silences; escalate, "
-        "cancel, approve and expiring a silence need the coordinator token: "
-        f"--token $(cat {_shown(files.coordinator_token)}).\n"
-        f"Reports of this demo read its topics with --prefix {prefix}:\n"
-        f"  {report}\n"
-        f"  {campaign}"
-        "   # runs count by creation date (today)\n"
-        "To feed more data to its worker: "
-        f"{command_line('replay', 'FILE', env={'CITYBRAIN_TOPIC_PREFIX': prefix})}\n"
-        f"What its worker refused, and why: {command_line('deadletters', '--prefix', prefix)}\n"
-        "The stack and that worker are still running; this stops them (as typed, in any "
-        "shell and directory):\n"
-        f"  [bold]{command_line('stack', 'down')}[/]",
+        escape(
+            f"\nThe demo's worker keeps serving its {counted(summary['runs'], 'run')} on "
+            f"{summary['worker_url']} (log: {files.log}); its topics have the prefix {prefix}.\n"
+            "With the demo operator token:\n"
+            f"  export CITYBRAIN_API_TOKEN=$(cat {_shown(files.token)})\n"
+            f"  {command_line('runs', 'list', only=api)}\n"
+            f"  {command_line('runs', 'show', 'RUN_ID', only=api)}\n"
+            f"  {command_line('runs', 'ack', 'RUN_ID', '--note', 'on my way', only=api)}\n"
+            f"  {command_line('silences', 'list', only=api)}\n"
+            "The operator token may list, acknowledge, resolve and add silences; escalate, "
+            "cancel, approve and expiring a silence need the coordinator token: "
+            f"--token $(cat {_shown(files.coordinator_token)}).\n"
+            f"Reports of this demo read its topics with --prefix {prefix}:\n"
+            f"  {report}\n"
+            f"  {campaign}"
+            "   # runs count by creation date (today)\n"
+            "To feed more data to its worker: "
+            f"{command_line('replay', 'FILE', env={'CITYBRAIN_TOPIC_PREFIX': prefix})}\n"
+            f"What its worker refused, and why: {command_line('deadletters', '--prefix', prefix)}\n"
+            "The stack and that worker are still running; this stops them (as typed, in any "
+            "shell and directory):\n"
+        )
+        + f"  [bold]{escape(command_line('stack', 'down'))}[/]",
         highlight=False,
         soft_wrap=True,
     )
@@ -1547,7 +1559,7 @@ def _watch(
 
         def show(p: Progress) -> None:
             if time.monotonic() >= next_line[0]:
-                console.print(p.line(metrics), highlight=False, soft_wrap=True)
+                console.print(p.line(metrics), highlight=False, soft_wrap=True, markup=False)
                 next_line[0] = time.monotonic() + line_every
 
     unanswered = 0
@@ -1617,7 +1629,7 @@ def _watch(
         if live is not None:
             live.stop()
     if not console.is_terminal:
-        console.print(progress.line(metrics), highlight=False, soft_wrap=True)
+        console.print(progress.line(metrics), highlight=False, soft_wrap=True, markup=False)
     return metrics
 
 
@@ -1697,7 +1709,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
             )
     for event in summary["known_events"]:
         mark = "[green]detected[/]" if event["detected"] else "[red]missed[/]"
-        console.print(f"  {mark} {event['event']}: {counted(event['alerts'], 'alert')}")
+        # An --expect file's name is text: "[/x]" in it was a MarkupError (t52).
+        console.print(f"  {mark} {escape(event['event'])}: {counted(event['alerts'], 'alert')}")
     if summary.get("false_alarms_per_1000_sensor_days") is not None:
         outside = summary["alerts_outside_known_events"]
         bursts = summary.get("incident_burst_alerts", 0)

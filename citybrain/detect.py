@@ -11,11 +11,10 @@ import csv
 import functools
 import itertools
 import os
-import re
 import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,7 +33,7 @@ from streams.csvfile import (
     split_line,
 )
 from streams.errors import FeedError
-from streams.events import iso_datetime
+from streams.events import iso_instant
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -53,7 +52,6 @@ class DetectInputError(InputError):
 # ``iso_datetime``, a reading's ``ts``), ASCII digits only. The zone may be left out,
 # unlike in a reading: NAB's corpus and most exported series have none. Without one a
 # time is UTC, so times with and without a zone compare in one file.
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 TIMESTAMP_FORM = (
     "expected ISO 8601 as a reading's ts, 2026-11-01T10:00:00Z or 2026-11-01 10:00:00+08:00 "
     "(T, t or a space before the time; a zone: Z, z, ±HH:MM, ±HHMM or ±HH; none is UTC), "
@@ -62,19 +60,10 @@ TIMESTAMP_FORM = (
 
 
 def _when(text: str) -> datetime | None:
-    """The row's time (with its zone, UTC when it has none), or None. The form is the
-    worker's, read by the worker's own function (``streams.events.iso_datetime``: ``T``,
-    ``t`` or a space between date and time; the zone ``Z``, ``z`` or an offset
-    ``±HH:MM``, ``±HHMM``, ``±HH``) or a date alone: Python 3.11's ``fromisoformat`` alone
-    also takes any character between date and time (``2026-11-01X10:00``), the basic
-    format (``20261101T1000``), week dates (``2026-W44-1``) and a bare hour (``…T10``):
-    a column of something else would have been read as times."""
-    text = text.strip()
-    try:
-        when = datetime.fromisoformat(text) if _DATE.fullmatch(text) else iso_datetime(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    """The row's time (with its zone, UTC when it has none), or None: the worker's form
+    or a date alone (``streams.events.iso_instant``); a column of something else would
+    have been read as times."""
+    return iso_instant(text)
 
 
 @dataclass

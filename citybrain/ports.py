@@ -83,7 +83,8 @@ def other_settings_ports() -> set[int]:
     ports = set()
     for name in LISTEN_PORTS:
         value = os.environ.get(f"CITYBRAIN_{name.upper()}", "").strip()
-        ports.add(int(value) if value.isdigit() else Settings.model_fields[name].default)
+        whole = value.isascii() and value.isdigit()  # int("²") raised (helper t52)
+        ports.add(int(value) if whole else Settings.model_fields[name].default)
     return ports
 
 

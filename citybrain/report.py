@@ -27,7 +27,7 @@ from citybrain.resent import worker_duplicates
 from citybrain.text import agreeing, counted, duration
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError
-from streams.events import IncidentReport, Reading, alert_fields
+from streams.events import IncidentReport, Reading, alert_fields, epoch_seconds_fault, parse_ts
 from streams.feeds import read_canonical
 
 MAX_SENSOR_CHARTS = 24
@@ -386,7 +386,9 @@ def _ranges(frame: pd.DataFrame) -> str:
 
 
 def _ts(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    # The worker's one reading of a time (``alert_fields`` passed it so): fromisoformat
+    # here refused the lowercase "z" the worker takes, and ``report`` ended in exit 70.
+    return parse_ts(text)
 
 
 def _fmt(ts: float) -> str:
@@ -414,13 +416,15 @@ def sensor_chart(
     v = series["value"].to_numpy(dtype=float)
     t0, t1 = float(t.min()), float(t.max()) or 1.0
     lo, hi = float(v.min()), float(v.max())
-    span_t, span_v = max(t1 - t0, 1.0), max(hi - lo, 1e-9)
+    # Halves: a kind may range over every finite number, and 1e308 - -1e308 is inf, which
+    # made every point "nan" and the chart a blank box (helper t52).
+    span_t, half_span = max(t1 - t0, 1.0), max(hi / 2 - lo / 2, 5e-10)
 
     def x(ts: float) -> float:
         return PAD + (ts - t0) / span_t * (W - 2 * PAD)
 
     def y(val: float) -> float:
-        return H - PAD - (val - lo) / span_v * (H - 2 * PAD)
+        return H - PAD - (val / 2 - lo / 2) / half_span * (H - 2 * PAD)
 
     step = max(1, len(t) // 1500)  # enough points for the eye, small files
     points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(t[::step], v[::step], strict=False))
@@ -730,7 +734,7 @@ def alert_record(doc: dict[str, Any]) -> None:
 
 def step_record(doc: dict[str, Any]) -> None:
     """Check a message of a steps topic is a step the reports can read: ``run_id`` and
-    ``action`` non-empty text, ``at`` a finite number (epoch s), ``id`` text where given,
+    ``action`` non-empty text, ``at`` epoch seconds (years 0001-9999), ``id`` text where given,
     an escalation's ``level`` and a ``run_created``'s ``playbook`` present. Raises
     ``EventError`` (``bad_step``) naming the field and value."""
     for name in ("run_id", "action"):
@@ -738,8 +742,9 @@ def step_record(doc: dict[str, Any]) -> None:
         if not isinstance(value, str) or not value:
             raise EventError("bad_step", name, value, "expected a non-empty string")
     at = doc.get("at", MISSING)
-    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
-        raise EventError("bad_step", "at", at, "expected epoch seconds")
+    fault = epoch_seconds_fault(at)
+    if fault is not None:
+        raise EventError("bad_step", "at", at, fault)
     if not isinstance(doc.get("id", ""), str):
         raise EventError("bad_step", "id", doc["id"], "expected a string")
     needed = {"escalate": "level", "run_created": "playbook"}.get(doc["action"])

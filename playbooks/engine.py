@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from playbooks.schema import (
     ResolveStep,
     WaitAckStep,
     WebhookStep,
+    fill,
     parse_duration,
 )
 
@@ -1139,10 +1139,8 @@ class PlaybookEngine:
 
 
 def _fill(text: str, run: Run) -> str:
-    """``{kind}``, ``{grid_cell}`` and alert labels in step texts; unknown names stay."""
-    values: defaultdict[str, str] = defaultdict(str, run.labels)
-    values.update(kind=run.kind, grid_cell=run.grid_cell, run_id=run.run_id)
-    try:
-        return text.format_map(values)
-    except (ValueError, IndexError):
-        return text
+    """``{kind}``, ``{grid_cell}``, ``{run_id}`` and alert labels in step texts
+    (``schema.fill``: an unknown name is empty)."""
+    return fill(
+        text, {**run.labels, "kind": run.kind, "grid_cell": run.grid_cell, "run_id": run.run_id}
+    )

@@ -805,7 +805,7 @@ def _line_order(errors: list[str]) -> list[str]:
     def line(error: str) -> int:
         head = error.split(": ", 1)[0]
         number = head.rsplit(":", 1)[-1]
-        return int(number) if number.isdigit() else 0
+        return int(number) if number.isascii() and number.isdigit() else 0
 
     return sorted(errors, key=line)
 

@@ -79,6 +79,44 @@ def _duration(value: str) -> str:
     return value
 
 
+# A step text's parts (``fill``): ``{name}``, a placeholder (an alert label such as
+# ``{category}``, or ``{kind}``, ``{grid_cell}``, ``{run_id}``), and ``{{``/``}}``, a brace.
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# The same parts, and any other brace: the first of those is where a text goes wrong.
+_PARTS = re.compile(PLACEHOLDER.pattern + r"|[{}]")
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """``text`` with each ``{name}`` replaced by ``values[name]`` (empty when it has none)
+    and ``{{``/``}}`` by a brace; anything else as written, and a label's value put in as
+    it is, never read as a template. Never raises: str.format_map took
+    ``{grid_cell.real}`` (AttributeError) and ``{category[x]}`` (TypeError) and failed
+    every run of the playbook, and ``{category:>1000000000}`` built a gigabyte (helper
+    t52); the loader refuses them (``_template``)."""
+    return PLACEHOLDER.sub(
+        lambda m: m.group(0)[0] if m.group(1) is None else values.get(m.group(1), ""), text
+    )
+
+
+def _template(value: str | None) -> str | None:
+    """A step text (``message``, ``text``, a dispatch's ``unit`` or ``department``): its
+    braces only in ``{name}`` placeholders, ``{{`` and ``}}``. Raises ValueError naming
+    the first other part (``{grid_cell.real}``, ``{0}``, a lone brace)."""
+    for part in _PARTS.finditer(value or ""):
+        if part.group(0) not in "{}":
+            continue
+        assert value is not None
+        at = part.start()
+        close = value.find("}", at + 1) if part.group(0) == "{" else at
+        odd = value[at : close + 1] if 0 <= close - at < 40 else value[at : at + 30]
+        raise ValueError(
+            f"placeholder {odd!r} in {value!r:.80}: a text takes {{name}} only, an alert "
+            "label ({category}) or {kind}, {grid_cell}, {run_id}, with no format or index; "
+            "write {{ and }} for a brace"
+        )
+    return value
+
+
 def _deadline(value: str) -> str:
     """A step's ``deadline``: a duration above zero. ``0s`` passed, and a ``wait_ack``
     looping back on its timeout notified once a second, for good (as ``repeat_interval:
@@ -114,6 +152,7 @@ class NotifyStep(_Step):
     unit: str | None = None
     message: str = ""
     _check_level = field_validator("level")(_level)
+    _check_message = field_validator("message")(_template)
 
 
 class DispatchStep(_Step):
@@ -123,6 +162,7 @@ class DispatchStep(_Step):
     unit: str | None = None
     department: str | None = None
     message: str = ""
+    _check_texts = field_validator("unit", "department", "message")(_template)
 
     @model_validator(mode="after")
     def _one_target(self) -> DispatchStep:
@@ -144,6 +184,7 @@ class AnnotateStep(_Step):
 
     action: Literal["annotate"]
     text: str
+    _check_text = field_validator("text")(_template)
 
 
 InstantStep = Annotated[

@@ -389,7 +389,13 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
     _, _, generation = run_id.rpartition(".")
     # Generations are issued as 1, 2, 3, ... (streams.response): ".0", ".01" or a
     # negative one was never a run, so it is a 404, not "superseded" (trial 6).
-    issued = generation.isdigit() and generation == str(int(generation)) and int(generation) >= 1
+    # ASCII digits: "²".isdigit() is true, and int("²") raised, a 500 (helper t52).
+    issued = (
+        generation.isascii()
+        and generation.isdigit()
+        and generation == str(int(generation))
+        and int(generation) >= 1
+    )
     if issued and int(generation) < int(group.get("generation", 0)):
         raise ApiError(
             409,

@@ -42,13 +42,14 @@ from streams.corroboration import (
     Areas,
     MarkThinner,
     Policy,
+    checked_message,
     new_area_state,
     on_alert,
     on_mark,
     on_tick,
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
-from streams.errors import MISSING, EventError
+from streams.errors import EventError
 from streams.events import message_json, parse_ts
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
@@ -234,14 +235,8 @@ class CorroborationStage:
         """One mark or alert for an area: update the area's state, forward what is due."""
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         message = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
-        if not isinstance(message, dict) or message.get("type") not in ("mark", "alert"):
-            # Not the worker's own: said without a traceback, as any bad input is.
-            raise EventError(
-                "processing_error",
-                "type",
-                message.get("type", MISSING) if isinstance(message, dict) else MISSING,
-                "expected an object whose type is mark or alert",
-            )
+        # EventError, dead-lettered naming the field: what an area keeps must read back.
+        message = checked_message(message, time.time(), self.ctx.settings.max_future_skew)
         async with self.lock:
             state = self._state(key)
             before = len(state["held"])

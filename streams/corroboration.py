@@ -26,10 +26,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from playbooks.errors import RoutingConfigError
 from playbooks.grid import Grid
-from streams.events import parse_ts
+from playbooks.routing import label_set
+from streams.errors import MISSING, EventError
+from streams.events import MIN_EVENT_TIME, alert_fields, epoch_seconds_fault, parse_ts
 
 AREA_LEVELS = ("street", "district", "city")
 
@@ -195,6 +198,64 @@ class Policy:
     grace: float = 30.0
     keep_labels: int = 1000
     keep: float = 86_400.0
+
+
+def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
+    """A message of the corroboration topic, checked before it touches an area's state:
+    a mark ``{"type": "mark", "sensor_id", "ts", "score"}`` (``sensor_id`` non-empty
+    text, ``ts`` epoch seconds from 1990 to ``ahead`` seconds past ``now``, the bounds of
+    a reading's event time; ``score`` a number in [0, 1]) or ``{"type": "alert", "alert":
+    …}`` (an alert as the alerts agent reads one, ``alert_fields``, with its labels text,
+    a ``sensor_id``, a ``started_at`` and a ``score`` in [0, 1]). Raises ``EventError``
+    naming the field and value: ``processing_error`` for a message of another type,
+    ``bad_mark``, ``bad_alert``. Checked here because the area's state keeps what it is
+    given (helper t52): a mark at 1e308, or in the year 9999, pruned every real mark of
+    its sensor for good (its marks are kept by their newest); a score of NaN (or 1e400,
+    read as infinity) was stored as null, and the area's state, with every alert it
+    held, was then unreadable; labels of another shape failed every release of the
+    area's held alerts."""
+    kind = message.get("type", MISSING) if isinstance(message, dict) else MISSING
+    if kind not in ("mark", "alert"):
+        # Not the worker's own: said without a traceback, as any bad input is.
+        raise EventError(
+            "processing_error", "type", kind, "expected an object whose type is mark or alert"
+        )
+    if kind == "mark":
+        sensor = message.get("sensor_id", MISSING)
+        if not isinstance(sensor, str) or not sensor:
+            raise EventError("bad_mark", "sensor_id", sensor, "expected a non-empty string")
+        ts = message.get("ts", MISSING)
+        fault = epoch_seconds_fault(ts)
+        if fault is None and not MIN_EVENT_TIME <= ts <= now + ahead:
+            fault = f"expected a reading's event time, from 1990 to {ahead:g} s past the clock"
+        if fault is not None:
+            raise EventError("bad_mark", "ts", ts, fault)
+        _check_score("bad_mark", "score", message.get("score", MISSING))
+        return cast(dict[str, Any], message)
+    alert = message.get("alert", MISSING)
+    try:
+        alert_fields(alert)
+    except EventError as exc:
+        field = f"alert.{exc.field}" if exc.field else "alert"
+        raise EventError("bad_alert", field, exc.value, exc.reason) from None
+    try:
+        label_set(alert.get("labels", {}))
+    except RoutingConfigError as exc:
+        raise EventError("bad_alert", "alert.labels", alert.get("labels"), str(exc)) from None
+    sensor = alert.get("sensor_id")
+    if not isinstance(sensor, str) or not sensor:
+        raise EventError("bad_alert", "alert.sensor_id", sensor, "expected a sensor's id")
+    if alert.get("started_at") is None:
+        value = alert.get("started_at", MISSING)
+        raise EventError("bad_alert", "alert.started_at", value, "expected when it started")
+    _check_score("bad_alert", "alert.score", alert.get("score", MISSING))
+    return cast(dict[str, Any], message)
+
+
+def _check_score(code: str, field: str, score: Any) -> None:
+    # A JSON integer past a double (10**400) is compared as given, never made a float.
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise EventError(code, field, score, "expected a score from 0 to 1")
 
 
 def new_area_state() -> dict[str, Any]:

@@ -77,11 +77,31 @@ def _scalar(value: object) -> str:
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, str):
-        text = json.dumps(value[:_MAX_STRING], ensure_ascii=False)
+        text = _escaped(json.dumps(value[:_MAX_STRING], ensure_ascii=False))
         return text if len(value) <= _MAX_STRING else text[:-1] + '..."'
     if type(value) is int or type(value) is float:
         return json.dumps(value)
     return repr(value)  # (an int too long to convert shows its own digits)
+
+
+def _escaped(text: str) -> str:
+    """JSON text with every character ``repr`` would escape written as its ``\\u``
+    escape: JSON escapes only C0 controls, and a string inside a list or object kept a
+    right-to-left override (U+202E), a line separator or a C1 control (U+009B, the
+    8-bit escape sequence introducer) raw, to reach an operator's terminal in a
+    command's warning (helper t52); a string on its own is shown by ``repr``, which
+    escapes them."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else "".join(f"\\u{u:04x}" for u in _utf16(c)) for c in text
+    )
+
+
+def _utf16(c: str) -> tuple[int, ...]:
+    """The UTF-16 code units of one character, as JSON escapes it (a pair above U+FFFF)."""
+    data = c.encode("utf-16-be", "surrogatepass")
+    return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
 
 
 def _json(value: object, level: int) -> str:

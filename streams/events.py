@@ -54,7 +54,10 @@ MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
 # What ``format_ts`` can write back (years 0001-9999 in UTC); an offset can carry a
 # parsed time past either end, and the event could then never be sent on.
 _FIRST_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
-_LAST_TS = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC).timestamp()
+# The last float before the year 10000: 23:59:59.999999 is no float, and rounded up to
+# the next whole second it passed here and then failed format_ts (helper t52: an alert
+# ending "9999-12-31T23:59:59.9999999Z" was read and could not be written back).
+_LAST_TS = math.nextafter(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() + 1, 0)
 # ISO 8601 extended date-time (RFC 3339's profile, seconds optional), ASCII digits only:
 # Python 3.11's fromisoformat also takes any character as the date/time separator (a
 # NUL, an "X"), the basic format and week dates, which would pass unnoticed. The one rule
@@ -79,6 +82,24 @@ def iso_datetime(text: str) -> datetime:
     if form.group("zone") == "z":
         text = text[:-1] + "Z"  # fromisoformat reads only the capital
     return datetime.fromisoformat(text)
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_instant(text: str) -> datetime | None:
+    """``text`` (spaces around it ignored) as an aware datetime, UTC when it has no zone,
+    or None: the form ``ISO_DATETIME`` (``iso_datetime``, the worker's) or a date alone
+    (``2026-11-01``). Python 3.11's ``fromisoformat`` alone also takes any character
+    between date and time (``2026-11-01X10:00``), the basic format (``20261101``), week
+    dates (``2026-W44-1``) and a bare hour (``…T10``), and refuses a lowercase ``z``: the
+    one reading for ``citybrain detect``'s rows and the commands' ``--from``/``--to``."""
+    text = text.strip()
+    try:
+        when = datetime.fromisoformat(text) if _DATE.fullmatch(text) else iso_datetime(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
@@ -157,6 +178,27 @@ def parse_ts(value: Any, field: str = "ts") -> float:
             "bad_timestamp", field, value, "the time in UTC is outside the years 0001-9999"
         )
     return epoch
+
+
+def epoch_seconds_fault(value: Any) -> str | None:
+    """Why ``value`` is not epoch seconds a date can show, or None when it is: a number
+    (not a bool) in the years 0001-9999 in UTC, the times ``format_ts`` writes. The reason
+    is ``expected epoch seconds (years 0001-9999)``, and for a number a thousand times too
+    large ``; 1789999990000 looks like epoch milliseconds, 2026-09-21T14:13:10Z in seconds:
+    divide by 1000``. A finite 1e308 or a time in milliseconds passed a check for finite
+    numbers and ended a command that showed it as a date in a traceback (helper t52)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "expected epoch seconds"
+    # Compared as given: an integer past a double (1 and 400 zeros) is no float.
+    if _FIRST_TS <= value <= _LAST_TS:
+        return None
+    hint = (
+        f"; {value:.0f} looks like epoch milliseconds, {format_ts(value / 1000)} in seconds: "
+        "divide by 1000"
+        if _LAST_TS < value <= _LAST_TS * 1000
+        else ""
+    )
+    return f"expected epoch seconds (years 0001-9999){hint}"
 
 
 def alert_fields(alert: Any) -> dict[str, Any]:

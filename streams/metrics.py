@@ -128,6 +128,8 @@ DEAD_LETTER_REASONS = {
         "unreadable",
         "processing_error",
     ),
+    # A mark or alert of the corroboration topic (streams.corroboration.checked_message).
+    "corroboration": ("bad_json", "bad_mark", "bad_alert", "processing_error"),
 }
 
 # Minutes to days: a community acknowledges in minutes, a maintenance ticket in a day.

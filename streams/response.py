@@ -46,6 +46,7 @@ from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
     MIN_EVENT_TIME,
+    epoch_seconds_fault,
     format_ts,
     message_json,
     parse_ts,
@@ -357,6 +358,11 @@ class Response:
         if not isinstance(rid, str) or not rid or not isinstance(channel, str):
             return  # only the incidents stage writes these; nothing to cover
         ts, opened = report.get("ts"), stored.get("opened_ts")
+        fault = None if ts is None else epoch_seconds_fault(ts)
+        if fault is not None:
+            # -1e308 was compared, then written as a date: an OverflowError and a
+            # traceback in the worker's log for a foreign producer's offer (helper t52).
+            raise EventError("bad_reports", "report.ts", ts, fault)
         if (
             isinstance(ts, int | float)
             and isinstance(opened, int | float)

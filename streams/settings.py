@@ -265,7 +265,9 @@ class Settings(BaseSettings):
     @field_validator("kafka_heap")
     @classmethod
     def _heap(cls, value: str) -> str:
-        if not (value[:-1].isdigit() and value[-1].lower() in "kmg") and not value.isdigit():
+        # ASCII digits: "²m" passed isdigit(), and the JVM refused the heap (helper t52).
+        digits = value[:-1] if value[-1:].lower() in ("k", "m", "g") else value
+        if not (digits.isascii() and digits.isdigit()):
             raise ValueError("expected a JVM heap size such as 512m or 2g")
         return value
 

@@ -95,12 +95,45 @@ class MappedNotification:
     errors: list[tuple[int, EventError]]  # (entity index, error)
 
 
+def template_fault(template: str) -> str | None:
+    """What a sensor id template lacks, as ``expected …`` words, or None: a template (no
+    lone brace) of plain ``{name}`` placeholders, ``{kind}`` among them. A format spec,
+    a conversion, an attribute or an index (``{id:>100000000}``, ``{id!r}``,
+    ``{id.real}``, ``{id[0]}``, ``{0}``) passed the start-up check, and then every
+    reading was an ``internal`` dead letter (AttributeError, IndexError) or built a
+    100 MB id (helper t52)."""
+    try:
+        parts = list(Formatter().parse(template))
+    except ValueError as exc:  # a lone { or }
+        return f"a template ({exc})"
+    names = set()
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not name or name.isdigit() or "." in name or "[" in name or spec or conversion:
+            odd = (
+                "{"
+                + name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
+            return (
+                "a template of plain placeholders, {id}, {type}, {kind} or an entity's Text "
+                f"attribute by name, with no format, conversion or index: not {odd!r}"
+            )
+        names.add(name)
+    if "kind" not in names:
+        # Without the kind, an entity's pm25 and no2 would be one sensor.
+        return "a template with {kind}"
+    return None
+
+
 class NgsiMapping:
     def __init__(self, grid: Grid, sensor_id_template: str = DEFAULT_SENSOR_ID) -> None:
-        names = {f for _, f, _, _ in Formatter().parse(sensor_id_template) if f}
-        if "kind" not in names:
-            # Without the kind, an entity's pm25 and no2 would be one sensor.
-            raise InputError(f"sensor id template {sensor_id_template!r} has no {{kind}}")
+        fault = template_fault(sensor_id_template)
+        if fault is not None:
+            raise InputError(f"sensor id template is {sensor_id_template!r}: expected {fault}")
         self.grid = grid
         self.template = sensor_id_template
 

@@ -56,9 +56,8 @@ def check_options(options: IngestOptions, action: str) -> None:
     """Refuse bad options before any connection (``citybrain ingest mqtt|http``): a topic
     pattern with MQTT wildcards or an empty level, a sensor id template without
     ``{kind}``, sizes out of range. Raises ``IngestOptionError`` naming the option."""
-    from string import Formatter
-
     from citybrain.ingest.mapping import TopicPattern, TopicPatternError
+    from citybrain.ingest.ngsi import template_fault
 
     def bad(option: str, value: object, expected: str) -> IngestOptionError:
         return IngestOptionError(f"--{option} is {value!r}: expected {expected}")
@@ -87,12 +86,9 @@ def check_options(options: IngestOptions, action: str) -> None:
         if options.max_payload < 1:
             raise bad("max-payload", options.max_payload, "at least 1 byte")
         return
-    try:
-        names = {f for _, f, _, _ in Formatter().parse(options.sensor_id_template) if f}
-    except ValueError as exc:  # a lone { or }
-        raise bad("sensor-id-template", options.sensor_id_template, f"a template ({exc})") from None
-    if "kind" not in names:
-        raise bad("sensor-id-template", options.sensor_id_template, "a template with {kind}")
+    fault = template_fault(options.sensor_id_template)
+    if fault is not None:
+        raise bad("sensor-id-template", options.sensor_id_template, fault)
     if options.max_body < 1:
         raise bad("max-body", options.max_body, "at least 1 byte")
 

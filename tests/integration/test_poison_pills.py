@@ -256,6 +256,58 @@ def test_tombstones_and_bytes_not_utf8_are_said_on_every_topic_without_a_traceba
         worker.stop()
 
 
+def test_odd_values_on_the_corroboration_topic_are_named_and_cost_no_other(
+    pipeline: Pipeline,
+) -> None:
+    # Helper t52: a mark at 1e308 pruned every real mark of its sensor for good; an
+    # alert whose score was the bare NaN (or 1e400, read as infinity) was held and
+    # stored as null, and its area's state, with every alert it held, did not read back.
+    worker = pipeline.worker().start()
+    try:
+        alert = {
+            "alert_id": "al-odd",
+            "status": "firing",
+            "sensor_id": "gauge-1",
+            "kind": "water_level",
+            "grid_cell": "c-bridge",
+            "severity": "minor",
+            "score": 0.5,
+            "started_at": "2026-12-01T10:00:00Z",
+            "labels": {},
+        }
+        raw = json.dumps({"type": "alert", "alert": alert})
+        for message in (
+            json.dumps({"type": "mark", "sensor_id": "gauge-2", "ts": 1e308, "score": 0.5}),
+            json.dumps({"type": "mark", "sensor_id": "gauge-2", "ts": START, "score": 2}),
+            raw.replace('"score": 0.5', '"score": NaN'),
+            raw.replace('"score": 0.5', '"score": 1e400'),
+        ):
+            pipeline.send("corroboration", b"c-bridge", message.encode())
+        for i in range(5):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=2)
+        said = sorted(
+            (
+                dict(m.headers)["citybrain.error.reason"].decode(),
+                dict(m.headers)["citybrain.error.message"].decode(),
+            )
+            for m in dead
+        )
+        assert said == [
+            ("bad_alert", 'field "alert.score" is inf: expected a score from 0 to 1'),
+            ("bad_alert", 'field "alert.score" is nan: expected a score from 0 to 1'),
+            ("bad_mark", 'field "score" is 2: expected a score from 0 to 1'),
+            ("bad_mark", 'field "ts" is 1e+308: expected epoch seconds (years 0001-9999)'),
+        ]
+        wait_scored(pipeline, 5, "the readings after them were not scored")
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
+
+
 def test_reports_keyed_off_their_cells_partition_are_refused_and_the_rest_counted(
     pipeline: Pipeline,
 ) -> None:

@@ -4,6 +4,7 @@ of every scope checked against numbers worked out by hand (in the comments)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,16 @@ def test_bad_records_and_periods_are_named() -> None:
         ),
         ({"data": [1]}, 'record 0 (A:1): field "data" is [1], expected an object'),
         ({"at": 10**400}, 'record 0 (A:1): field "at" is 1000000'),
+        # Finite, and no date (helper t52): the report's "created from ... to ..." was
+        # "unexpected OverflowError" or "year 33658 is out of range" (exit 70).
+        ({"at": 1e308}, 'record 0 (A:1): field "at" is 1e+308, expected epoch seconds (years'),
+        ({"at": -1e308}, 'record 0 (A:1): field "at" is -1e+308, expected epoch seconds'),
+        (
+            {"at": 1_789_999_990_000},
+            'record 0 (A:1): field "at" is 1789999990000, expected epoch seconds (years '
+            "0001-9999); 1789999990000 looks like epoch milliseconds, 2026-09-21T14:13:10Z in "
+            "seconds: divide by 1000",
+        ),
     ],
 )
 def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], message: str) -> None:
@@ -565,6 +576,54 @@ def test_a_period_outside_the_utc_years_is_named(
     err = capsys.readouterr().err
     flag, value = ("--from", start) if start.startswith("0001") else ("--to", end)
     assert f"citybrain: {flag} is {value!r}: outside the years 1 to 9999 in UTC" in err
+
+
+def test_runs_on_the_last_day_a_date_can_show_are_found_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Helper t52: a run created on 9999-12-31 made the empty period's advice (its next
+    day) an OverflowError, and a --to of 23:59:59.999999, which rounds to the year
+    10000 as epoch seconds, a ValueError when the report printed it (exit 70 each)."""
+    last = 253_402_300_799  # 9999-12-31T23:59:59Z
+    export = tmp_path / "records.jsonl"
+    export.write_text(json.dumps(created("Z", last, "c-top", "police", "Noise")) + "\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    assert main([*argv, "--from", "2024-05-26", "--to", "2024-05-27"]) == 1
+    advice = "e.g. --from 9999-12-31 --to 9999-12-31T23:59:59.9999Z; nothing was written"
+    assert advice in capsys.readouterr().err
+    assert main([*argv, "--from", "9999-12-31", "--to", "9999-12-31T23:59:59.9999Z"]) == 0
+    assert "police" in capsys.readouterr().out
+    end = "9999-12-31T23:59:59.999999Z"
+    assert main([*argv, "--from", "9999-12-31", "--to", end]) == EXIT_USAGE
+    assert f"--to is {end!r}: outside the years 1 to 9999 in UTC" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("2024-05-26T10:00:00z", 1716717600.0),  # the worker's lowercase z: was refused
+        ("2024-05-26t10:00Z", 1716717600.0),
+        ("2024-05-26 10:00:00.123456789+0000", 1716717600.123456),
+        ("2024-05-26T10:00", 1716717600.0),  # no zone: UTC
+        (" 2024-05-26 ", 1716681600.0),
+        # Taken by fromisoformat as dates, where the worker refuses them (helper t52).
+        ("2024-05-26X10:00", None),
+        ("2024-W21-7", None),
+        ("20240526", None),
+        ("２０２４-05-26", None),
+        ("2024-05-26T23:59:60Z", None),
+        ("2024-05-26T24:00:00Z", None),
+    ],
+)
+def test_a_period_s_times_are_read_as_the_worker_reads_times(text: str, at: float | None) -> None:
+    from citybrain.cli import CliError, _instant
+
+    if at is not None:
+        assert _instant(text, "--from") == at
+        return
+    with pytest.raises(CliError, match=f"--from is {re.escape(repr(text))}, expected a date like"):
+        _instant(text, "--from")
 
 
 def test_a_zone_and_a_dst_change_in_the_period_are_instants() -> None:

@@ -22,6 +22,7 @@ from citybrain.cli import (
     run_details,
     runs_table,
     superseded_hint,
+    superseded_note,
 )
 from citybrain.commands import cli_command
 
@@ -228,6 +229,9 @@ def test_tables_fit_a_terminal_or_columns_and_give_a_pipe_every_column(
     monkeypatch.setenv("COLUMNS", "80")
     assert table_width(False) == 80
     assert table_width(True) is None
+    for odd in ("²", "８０", "1e3"):  # helper t52: int("²") raised, exit 70
+        monkeypatch.setenv("COLUMNS", odd)
+        assert table_width(False) is None
     monkeypatch.delenv("COLUMNS")
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert isinstance(table_width(False), int)
@@ -312,6 +316,8 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     opened, with no word. Run g.3 superseded g.1 and g.2; g.1 superseded nothing."""
     latest = [{**RUN, "run_id": "grp-a.3"}, {**RUN, "run_id": "grp-b.1"}]
     assert superseded_hint([{**RUN, "run_id": "grp-b.1"}]) is None
+    # Helper t52: "²".isdigit() is true, and int("²") ended `runs list` (exit 70).
+    assert superseded_hint([{**RUN, "run_id": "grp-b.²"}, {**RUN, "run_id": "c.٣"}]) is None
     hint = superseded_hint(latest)
     assert hint == (
         "2 superseded runs not listed (a later run of the same group replaced each): "
@@ -412,3 +418,20 @@ def test_an_unknown_report_near_a_covered_one_gets_the_command_with_it() -> None
         "runs answer r1 --report nyc311-61279245 --satisfied` with your --token"
     ), said
     assert answer_again("x", reason, ["runs", "answer", "r1", "--report=x"]) == ""
+
+
+def test_the_api_s_text_never_drives_the_terminal() -> None:
+    """Helper t52: `runs show` of a superseded run and an accepted action printed the
+    API's words raw (a report id is a citizen app's): an escape sequence or a
+    right-to-left override in them reached the operator's terminal."""
+    evil = "r-1\x1b]0;owned\x07\u202e\x9b2J"
+    doc = {
+        "command": {"id": "c1", "by": "ana\x1b[2J"},
+        "part": {"report_id": evil, "department": "police", "also": [{"department": evil}]},
+    }
+    for line in (
+        accepted_message("answer", "r1", doc, satisfied=False),
+        superseded_note({"superseded_by": evil, "superseded_at": NOW, "note": evil}, NOW),
+    ):
+        assert all(c.isprintable() for c in line.replace("\n", "")), repr(line)
+        assert "\\x1b]0;owned\\x07\\u202e\\x9b2J" in line

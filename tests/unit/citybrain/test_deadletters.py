@@ -124,3 +124,13 @@ def test_a_foreign_dead_letter_s_headers_are_read_whatever_their_bytes() -> None
     assert letter.headers == {"reason": "bad\\xff"}
     assert letter.headers.get("origin", "") == "" and letter.value == b""
     assert DeadLetter.of(SimpleNamespace(**{**vars(message), "headers": None})).headers == {}
+
+
+def test_a_kafka_timestamp_no_date_can_show_is_shown_as_it_is() -> None:
+    """Helper t52: a producer sets a record's timestamp; one past the year 9999 on the
+    dead-letter topic made every listing "unexpected ValueError" (exit 70)."""
+    for ms in (253_402_300_800_000, 9_223_372_036_854_775_807, -62_135_596_801_000):
+        odd = letter(timestamp=ms / 1000)
+        assert row(odd)[0].endswith(" ms (not a date)")
+        assert json.loads(json_line(odd, "t.deadletter"))["time"].endswith(" ms (not a date)")
+    assert row(letter())[0].startswith("2026-")

@@ -345,3 +345,18 @@ def test_the_live_line_puts_each_count_in_its_number() -> None:
     assert one == (
         "replay done; 1 run waits for a person and escalates every 5 s until its ladder ends"
     )
+
+
+@pytest.mark.parametrize("name", ["Flood [/] night", "Flood [/bold] 2019", "[red]Flood[/red]"])
+def test_a_known_event_s_name_is_printed_as_written(name: str) -> None:
+    """Helper t52: an --expect file's event name went into the console as markup: "[/]"
+    ended the demo, after all its work, in a MarkupError (exit 70), and "[red]" was
+    swallowed."""
+    summary = {key: 0 for key in SUMMARY_COUNTS}
+    summary.update(
+        alert_list=[],
+        known_events=[{"event": name, "alerts": 2, "detected": True}],
+    )
+    console = Console(record=True, width=300)
+    _print_summary(console, summary)
+    assert f"detected {name}: 2 alerts" in console.export_text()

@@ -119,3 +119,27 @@ def test_the_labels_a_worker_adds_name_the_closest_sensor_and_cell() -> None:
     ]
     _, notes = worker_labels({"grid_cell": "c-brige"}, grid)
     assert notes[0].startswith("grid cell 'c-brige' is not in the grid (did you mean 'c-bridge'?)")
+
+
+@pytest.mark.parametrize(
+    ("start", "taken"),
+    [
+        ("'2026-01-01T00:00:00z'", True),  # the worker's lowercase z
+        ("'2026-01-01 00:00'", True),  # no zone: UTC
+        ("'2026-01-01X00:00'", False),  # helper t52: fromisoformat took these
+        ("'2026-W01-4'", False),
+        ("'20260101'", False),
+    ],
+)
+def test_an_expect_window_is_read_as_the_worker_reads_times(
+    tmp_path: Path, start: str, taken: bool
+) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text(
+        f"- {{name: flood, sensor_prefix: usgs-, start: {start}, end: 2026-01-02T00:00:00Z}}\n"
+    )
+    if taken:
+        assert load_expected(path)[0].name == "flood"
+        return
+    with pytest.raises(ValueError, match=r"entry 0: start is '.*', expected ISO 8601"):
+        load_expected(path)

@@ -160,3 +160,12 @@ def test_stack_up_reads_the_grid_before_starting_anything(
     assert said in proc.stderr and "unexpected" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and proc.stdout == ""
     assert not (tmp_path / "home").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_port_setting_in_other_digits_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Helper t52: "²".isdigit() is true, and int("²") raised where a free port was
+    suggested; the setting itself is refused naming it (streams.settings)."""
+    from streams.settings import Settings
+
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "²")
+    assert Settings.model_fields["kafka_port"].default in other_settings_ports()

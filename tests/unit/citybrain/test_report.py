@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from citybrain.report import (
     OTHER_DATA,
@@ -13,6 +14,7 @@ from citybrain.report import (
     Replayed,
     TopicMessage,
     accepted_events,
+    alert_record,
     build_report,
     event_period,
     incidents_frame,
@@ -20,8 +22,10 @@ from citybrain.report import (
     limit_to_files,
     match_files,
     readings_frame,
+    step_record,
 )
 from playbooks.grid import Cell, Grid, SensorRegistration
+from streams.errors import EventError
 from streams.events import IncidentReport, Reading
 
 
@@ -677,3 +681,64 @@ def test_markup_in_any_text_of_the_topics_is_escaped_in_the_page() -> None:
     page = build_report(readings, alerts, steps, "T" + mark)
     assert "<script>alert" not in page and "<b x=" not in page
     assert "major&quot;&gt;&lt;script&gt;" in page  # the severity, shown as text
+
+
+def test_every_time_form_the_worker_reads_is_read_by_the_report() -> None:
+    """Helper t52: the worker takes an alert's ``started_at`` in every form of
+    ``streams.events.iso_datetime`` (a lowercase ``z``, ``t``, ``+0545``, nine fraction
+    digits); the report read them with ``fromisoformat`` alone, and a lowercase ``z``
+    ended ``citybrain report`` in "unexpected ValueError" (exit 70)."""
+    ts = pd.date_range("2016-02-07", periods=24, freq="h", tz="UTC")
+    readings = pd.DataFrame(
+        {
+            "ts": (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1),
+            "sensor_id": "s1",
+            "kind": "pm25",
+            "value": [20.0] * 23 + [600.0],
+            "unit": "ug/m3",
+        }
+    )
+    forms = [
+        ("2016-02-07T23:00:00z", "2016-02-07t23:30:00.123456789z"),
+        ("2016-02-08T04:45:00+0545", "2016-02-07T23:30:00,5+00"),
+        ("2016-02-07T09:00:00-14:00", "2016-02-07 23:30Z"),
+    ]
+    for i, (start, end) in enumerate(forms):
+        doc = alert(f"a{i}", "s1", start, end, "resolved")
+        alert_record(doc)  # the worker's check passes it
+        page = build_report(readings, [doc], [], "t")
+        assert "2016-02-07 23:00 - 2016-02-07 23:30" in page, start
+    # The last float before the year 10000 is the last time: 23:59:59.9999999 rounds to
+    # the year 10000, which no page can print.
+    late = alert("a9", "s1", "2016-02-07T23:00:00Z", "9999-12-31T23:59:59.9999999Z", "resolved")
+    with pytest.raises(EventError, match=r'"ended_at" is .*outside the years 0001-9999'):
+        alert_record(late)
+
+
+def test_a_step_time_no_date_can_show_is_named() -> None:
+    """Helper t52: ``at`` was only checked finite; a step at 1e308 after one at -1e308
+    made an infinite time to acknowledge ("inf years" in the page)."""
+    step = {"run_id": "r", "action": "acknowledged"}
+    step_record({**step, "at": 1.8e9})
+    for at, said in (
+        (1e308, "expected epoch seconds (years 0001-9999)"),
+        (-1e308, "expected epoch seconds (years 0001-9999)"),
+        (1.8e12, "looks like epoch milliseconds, 2027-01-15T08:00:00Z in seconds"),
+    ):
+        with pytest.raises(EventError, match=f'"at" is .*{re.escape(said)}'):
+            step_record({**step, "at": at})
+
+
+def test_a_chart_of_the_widest_finite_values_is_drawn() -> None:
+    """Helper t52: a kind may range over every finite number (the grid checks only that
+    its bounds are finite); a sensor's 1e308 and -1e308 made the value span inf and
+    every point of its line "nan", a blank chart."""
+    from citybrain.report import sensor_chart
+
+    for values in ([1e308, -1e308, 0.0], [5e-324, -5e-324, -0.0], [1.0, 1.0, 1.0]):
+        frame = pd.DataFrame({"ts": [1.8e9, 1.8e9 + 60, 1.8e9 + 120], "value": values})
+        svg = sensor_chart("s1", "k", frame, [(1.8e9, 1.8e9 + 60, "major")], "u")
+        points = re.search(r'points="([^"]*)"', svg)
+        assert points is not None
+        coords = [float(c) for p in points.group(1).split() for c in p.split(",")]
+        assert len(coords) == 6 and all(0 <= c <= 640 for c in coords), (values, coords)

@@ -62,6 +62,9 @@ def test_an_older_run_of_the_group_is_superseded_not_missing(grid: Grid) -> None
         ("group", f"{KEY}.0"),  # generations start at 1: .0 was never issued (trial 6)
         ("group", f"{KEY}.01"),  # nor a generation written with a leading zero
         ("group", f"{KEY}.-1"),
+        # Helper t52: "²".isdigit() is true, and int("²") raised: a 500.
+        ("group", f"{KEY}.²"),
+        ("group", f"{KEY}.١"),
         ("empty", f"{KEY}.1"),  # a group whose run was never stored
     ],
 )

@@ -368,11 +368,18 @@ def test_every_incident_accepted_can_be_encoded_again(grid: Grid, field: str, te
         ([[[[[1]]]]], "[[[[...]]]]"),
         ([10**5000], "<list too long to show>"),
         ("abc", "'abc'"),  # a string or number stands as Python writes it
+        # Helper t52: JSON escapes only C0 controls; inside a list or object these
+        # reached an operator's terminal raw (a command's warning names such a value).
+        ({"x": "\u202eevil"}, '{"x": "\\u202eevil"}'),
+        (["a\x9b31mb", "\u2028"], '["a\\u009b31mb", "\\u2028"]'),
+        (["\U000e0041 東京 🔥"], '["\\udb40\\udc41 東京 🔥"]'),
+        ("\u202e\x9b", "'\\u202e\\x9b'"),  # repr's own escapes
     ],
 )
 def test_a_value_is_shown_as_json_and_bounded(value: object, shown: str) -> None:
     assert show(value) == shown
     assert len(show(value)) <= 80
+    assert show(value).isprintable()
 
 
 def test_a_nested_value_in_a_pack_is_named_as_json(grid: Grid) -> None:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
 from streams.context import Context
+from streams.errors import EventError
 from streams.metrics import INCIDENTS_UNALERTED, Metrics
 from streams.response import OFFER_MAX_AGE, Response, RunTooLarge
 from streams.settings import Settings
@@ -244,6 +245,36 @@ def test_a_report_days_older_than_the_runs_opening_is_not_offered_to_it(
     [record] = [r for r in audited if r["action"] == "reports_not_alerted"]
     assert record["data"]["report_ids"] == ["o-1"]
     assert "older than run grp-flood.1" in record["detail"]
+
+
+def test_an_offered_report_at_a_time_no_date_can_show_is_named(
+    response: tuple[Response, Gate],
+) -> None:
+    """Helper t52: a late report offered at -1e308 (or before the year 1) was compared
+    with the run's opening, then written as a date in the audit: "OverflowError" with a
+    traceback in the worker's log. Now refused naming the field and value; the run keeps
+    taking reports."""
+    stage, _ = response
+
+    def aged(report_id: str, ts: float) -> dict[str, Any]:
+        doc = offer(report_id)
+        doc["report"].update(ts=ts, late=True)
+        return doc
+
+    opening = alert("al-1")
+    opening["alert"]["started_at"] = "2024-06-04T06:01:00Z"
+
+    async def scenario() -> dict[str, Any]:
+        await stage.on_routed(Event(KEY, opening))  # type: ignore[arg-type]
+        for ts in (-1e308, -62_135_596_801.0, 1.7e12):
+            with pytest.raises(EventError) as refused:
+                await stage.on_routed(Event(KEY, aged("o-1", ts)))  # type: ignore[arg-type]
+            assert refused.value.code == "bad_reports"
+            assert f'field "report.ts" is {ts!r}: expected epoch seconds' in str(refused.value)
+        await stage.on_routed(Event(KEY, aged("o-2", time.time())))  # type: ignore[arg-type]
+        return dict(stage.ctx.groups.data[KEY]["run"]["reports"])
+
+    assert list(asyncio.run(scenario())) == ["o-2"]
 
 
 def test_a_change_too_large_for_the_changelog_sends_nothing(

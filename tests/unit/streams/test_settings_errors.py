@@ -113,6 +113,9 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ),
         ("CITYBRAIN_SESSION_TIMEOUT", "5 parsecs", "expected a number of seconds, without a unit"),
         ("CITYBRAIN_BATCH_SIZE", "2k", "expected a whole number"),
+        # Helper t52: "²".isdigit() is true; the JVM then refused the heap at stack up.
+        ("CITYBRAIN_KAFKA_HEAP", "²m", "expected a JVM heap size such as 512m or 2g"),
+        ("CITYBRAIN_KAFKA_HEAP", "١٠٢٤", "expected a JVM heap size such as 512m or 2g"),
     ],
 )
 def test_a_bad_value_is_refused_in_one_line_naming_setting_and_value(

@@ -174,8 +174,12 @@ def test_an_entity_that_is_no_object_is_named(ngsi: NgsiMapping) -> None:
 
 
 def test_the_template_must_name_the_kind(ingest_grid: Grid) -> None:
-    with pytest.raises(ValueError, match=r"no \{kind\}"):
+    with pytest.raises(ValueError, match=r"expected a template with \{kind\}"):
         NgsiMapping(ingest_grid, "{id}")
+    # Helper t52: each mapped every reading to an internal dead letter.
+    for odd in ("{id.real}-{kind}", "{0}-{kind}"):
+        with pytest.raises(ValueError, match="with no format, conversion or index"):
+            NgsiMapping(ingest_grid, odd)
     m = NgsiMapping(ingest_grid, "{areaServed}-{kind}")
     [err] = m.entity(example("WaterQualityObserved")).errors
     assert (err.code, err.field) == ("missing_field", "areaServed")

@@ -22,6 +22,14 @@ from citybrain.cli import main
         (["mqtt", "--pack-size", "100", "--max-pending", "10"], "--max-pending is 10"),
         (["http", "--sensor-id-template", "{id}"], "a template with {kind}"),
         (["http", "--sensor-id-template", "{id-{kind}"], "--sensor-id-template"),
+        # Helper t52: each passed, and then every reading was an internal dead letter
+        # (AttributeError, IndexError) or built a 100 MB sensor id.
+        (["http", "--sensor-id-template", "{id.real}-{kind}"], "index: not '{id.real}'"),
+        (["http", "--sensor-id-template", "{id[0]}-{kind}"], "index: not '{id[0]}'"),
+        (["http", "--sensor-id-template", "{id:>100000000}-{kind}"], "not '{id:>100000000}'"),
+        (["http", "--sensor-id-template", "{id!r}-{kind}"], "not '{id!r}'"),
+        (["http", "--sensor-id-template", "{0}-{kind}"], "not '{0}'"),
+        (["http", "--sensor-id-template", "{}-{kind}"], "not '{}'"),
         # inf killed the publisher thread (OverflowError in its wait) after start-up.
         (["mqtt", "--pack-ms", "inf"], "--pack-ms: 'inf': expected more than 0 and at most 60,000"),
         (["http", "--pack-ms", "1e20"], "--pack-ms: '1e20': expected more than 0 and at most"),
