@@ -159,6 +159,26 @@ def test_the_deadline_timer_does_not_write_back_a_state_read_before_an_ack(
     assert group["run"]["level"] != level  # and the escalation it came after is kept too
 
 
+def captured(
+    stage: Response, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
+    """The audit records and the queued outputs ``stage`` writes from now on, kept in
+    two lists (its context's ``audit`` and ``queue`` replaced)."""
+    audited: list[dict[str, Any]] = []
+    sent: list[tuple[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(items)
+        return []
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+    monkeypatch.setattr(stage.ctx, "queue", queue)
+    return audited, sent
+
+
 async def _nothing() -> None:
     return None
 
@@ -377,18 +397,7 @@ def test_a_run_whose_playbook_is_gone_can_be_resolved_and_refuses_other_commands
     applies (resolve, cancel, escalate, answer); an ack, which would take its next step,
     is refused and audited, naming why."""
     stage, _ = response
-    audited: list[dict[str, Any]] = []
-    sent: list[tuple[str, Any]] = []
-
-    async def audit(record: dict[str, Any]) -> None:
-        audited.append(record)
-
-    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
-        sent.extend(items)
-        return []
-
-    monkeypatch.setattr(stage.ctx, "audit", audit)
-    monkeypatch.setattr(stage.ctx, "queue", queue)
+    audited, sent = captured(stage, monkeypatch)
 
     async def scenario() -> dict[str, Any]:
         await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
@@ -631,18 +640,7 @@ def test_a_run_whose_cell_is_gone_is_audited_and_counted_once_and_goes_on(
     tick (GridError at its escalation, a warning a minute for good). Now it escalates to
     the city's unit, and the worker says so once: audited and counted."""
     stage, _ = response
-    audited: list[dict[str, Any]] = []
-    sent: list[tuple[str, Any]] = []
-
-    async def audit(record: dict[str, Any]) -> None:
-        audited.append(record)
-
-    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
-        sent.extend(items)
-        return []
-
-    monkeypatch.setattr(stage.ctx, "audit", audit)
-    monkeypatch.setattr(stage.ctx, "queue", queue)
+    audited, sent = captured(stage, monkeypatch)
     monkeypatch.setattr(stage, "_update_lag", _nothing)
     monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
 
