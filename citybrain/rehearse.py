@@ -59,6 +59,11 @@ from streams.events import EventValidator, IncidentReport, parse_ts
 
 MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
 
+# The longest simulated duration (a response, a unit's busy time, a reporter's delay to
+# answer): 1.0e+300 in a units profile was taken, and the rehearsal ended in a refusal of
+# one of its own records ("record 15891 … field \"at\" is 1e+300"), not of the profile.
+MAX_SIMULATED_SECONDS = 365 * 86_400.0
+
 
 class RehearsalError(InputError):
     """A units profile or service-time profile that cannot be used; names the field."""
@@ -94,9 +99,10 @@ class Distribution:
                     f'{where}: "quantiles"[{i}] is {pair!r}, expected [q, seconds] (two '
                     "finite numbers)"
                 )
-            if not 0 <= pair[0] <= 1 or pair[1] < 0:
+            if not 0 <= pair[0] <= 1 or not 0 <= pair[1] <= MAX_SIMULATED_SECONDS:
                 raise RehearsalError(
-                    f'{where}: "quantiles"[{i}] is {pair!r}, expected 0 <= q <= 1 and seconds >= 0'
+                    f'{where}: "quantiles"[{i}] is {pair!r}, expected 0 <= q <= 1 and seconds '
+                    f"0..{MAX_SIMULATED_SECONDS:,.0f} (a year)"
                 )
             qs.append(float(pair[0]))
             values.append(float(pair[1]))
@@ -223,8 +229,13 @@ def units_profile(
             picks[key] = table[pick]
         busy = spec.get("busy")
         # NaN passed "busy <= 0" and infinity held the unit forever.
-        if busy is not None and (not _number(busy) or not math.isfinite(busy) or busy <= 0):
-            raise RehearsalError(f"{where}.busy is {busy!r}, expected seconds > 0, finite")
+        if busy is not None and (
+            not _number(busy) or not math.isfinite(busy) or not 0 < busy <= MAX_SIMULATED_SECONDS
+        ):
+            raise RehearsalError(
+                f"{where}.busy is {busy!r}, expected seconds > 0, at most "
+                f"{MAX_SIMULATED_SECONDS:,.0f} (a year)"
+            )
         out[str(name)] = DepartmentUnits(
             units,
             capacity,
@@ -294,8 +305,8 @@ def satisfaction_model(doc: Mapping[str, Any]) -> SatisfactionModel | None:
             expected = "a whole number >= 1"
         elif name == "answer_after":
             # Infinity was taken, and its answers' records were dated inf.
-            ok = ok and math.isfinite(value) and value >= 0
-            expected = "seconds >= 0, finite"
+            ok = ok and math.isfinite(value) and 0 <= value <= MAX_SIMULATED_SECONDS
+            expected = f"seconds >= 0, at most {MAX_SIMULATED_SECONDS:,.0f} (a year)"
         else:
             ok = ok and 0 <= value <= 1
             expected = "a probability 0 <= p <= 1"
