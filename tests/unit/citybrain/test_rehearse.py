@@ -561,7 +561,9 @@ def test_units_profile_refuses_booleans_and_non_finite_values(
 
 
 def test_an_infinite_answer_delay_is_refused() -> None:
-    with pytest.raises(RehearsalError, match=r"answer_after is inf, expected seconds >= 0, at most"):
+    with pytest.raises(
+        RehearsalError, match=r"answer_after is inf, expected seconds >= 0, at most"
+    ):
         satisfaction_model({"satisfaction": {"answer_after": math.inf}})
 
 
