@@ -132,9 +132,16 @@ def cmd_stack(args: argparse.Namespace) -> int:
         load_grid(s.grid_file)
         for component in (kafka, prom, mqtt):
             component.check_ports()
+        # Each says whether this command started it: a second `stack up` said "ready"
+        # as the first did, and a newcomer could not tell it had been up all along.
+        was = {name: comp.running() for name, comp in (("k", kafka), ("p", prom), ("m", mqtt))}
+
+        def ready(key: str) -> str:
+            return "ready (already running)" if was[key] else "ready"
+
         try:
             kafka.start()
-            print(f"kafka       ready on {s.kafka_bootstrap}")
+            print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
             from citybrain.stack.topics import task_topics
 
             try:
@@ -150,9 +157,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
             )
             prom.start()
-            print(f"prometheus  ready on {prom.url}")
+            print(f"prometheus  {ready('p')} on {prom.url}")
             mqtt.start()
-            print(f"mosquitto   ready on {mqtt.url}")
+            print(f"mosquitto   {ready('m')} on {mqtt.url}")
         except KeyboardInterrupt:
             from citybrain.demo import interrupted_message
 

@@ -200,6 +200,9 @@ class KafkaBroker:
 
     def start(self, timeout: float = 90.0) -> None:
         if self.running():
+            # Started by another shell, or a start interrupted: "ready" was said of a
+            # server still starting, and what came next found none.
+            wait_until(self.ready, timeout, "Kafka", self.log_file, self.running)
             return
         self.check_ports()
         self.install()

@@ -111,6 +111,9 @@ class PrometheusServer:
 
     def start(self, timeout: float = 30.0) -> None:
         if self.running():
+            # Started by another shell, or a start interrupted: "ready" was said of a
+            # server still starting, and what came next found none.
+            wait_until(self.ready, timeout, "Prometheus", self.log_file, self.running)
             return
         self.check_ports()
         binary = self.binary()
