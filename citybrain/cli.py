@@ -45,7 +45,7 @@ from citybrain.commands import (
     make_command,
     start_stack_hint,
 )
-from citybrain.errors import utf8_text
+from citybrain.errors import ListenError, utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, duration, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import did_you_mean, shown
@@ -464,13 +464,37 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     with _worker_log_format():
         app = create_app(settings)
-        check_listen(settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker")
+        try:
+            check_listen(
+                settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker"
+            )
+        except ListenError as exc:
+            raise ListenError(f"{exc}{demo_worker_holds(settings)}") from None
         _require_kafka(settings)
         _create_topics_for_worker(settings, app)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
+
+
+def demo_worker_holds(settings: Settings) -> str:
+    """``; the demo's worker (pid N) holds it: …`` when the last demo's worker still runs
+    on ``settings``' worker port, else "" (t51's walk: a worker refused for the port did
+    not say that the demo's own worker, left serving its runs, was the one there)."""
+    from citybrain.demo import DemoFiles, read_demo_state
+    from citybrain.stack.process import read_pid
+
+    demo = read_demo_state(settings)
+    pid = read_pid(DemoFiles.of(settings).pid)
+    if demo is None or pid is None:
+        return ""
+    if demo.get("worker_url") != f"http://127.0.0.1:{settings.worker_port}":
+        return ""
+    return (
+        f"; the demo's worker holds it (pid {pid}, topic prefix {demo.get('topic_prefix')}): "
+        f"`kill {pid}` stops it, `{command_line('stack', 'restart-worker')}` starts it again"
+    )
 
 
 # The worker's log format (faust's, which mode sets up once the worker starts): the

@@ -287,3 +287,34 @@ def test_a_demo_refuses_a_worker_port_a_process_the_stack_did_not_start_holds(
     err = capsys.readouterr().err
     assert f"citybrain: CITYBRAIN_WORKER_PORT is {port}, but 127.0.0.1:{port} is already" in err
     assert not KafkaBroker(Settings(run_dir_override=tmp_path / "run")).pid_file.exists()
+
+
+def test_a_worker_refused_for_the_demo_workers_port_names_that_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t51's walk: `citybrain worker` while the demo's worker still served its runs said
+    the port was in use "by another worker's, or another program's", not whose."""
+    import json
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+        monkeypatch.setenv("CITYBRAIN_WORKER_PORT", str(port))
+        files = DemoFiles.of(Settings(run_dir_override=tmp_path))
+        files.dir.mkdir(parents=True)
+        files.pid.write_text(f"{os.getpid()}\n")  # alive: this test's own process
+        files.state.write_text(
+            json.dumps({"topic_prefix": "demo-9", "worker_url": f"http://127.0.0.1:{port}"})
+        )
+        assert main(["worker"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"CITYBRAIN_WORKER_PORT is {port}, but 127.0.0.1:{port} is already in use" in err
+    assert (
+        f"; the demo's worker holds it (pid {os.getpid()}, topic prefix demo-9): "
+        f"`kill {os.getpid()}` stops it, `"
+    ) in err
+    assert "stack restart-worker` starts it again" in err
