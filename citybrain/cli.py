@@ -1664,8 +1664,8 @@ def unreachable_hint(url: str | None) -> str:
         return stopped
     if url is None:
         return (
-            f"no worker serves it there; start one (`{make_command('demo')}` leaves its worker "
-            f"running, or `{command_line('worker')}`) or give --url"
+            f"no worker serves it there; start one (`{make_command('demo')}` in the checkout "
+            f"leaves its worker running, or `{command_line('worker')}`) or give --url"
         )
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -1717,8 +1717,8 @@ def no_token_hint() -> str:
             f"coordinator token is in {DemoFiles.of(_settings()).coordinator_token})"
         )
     return (
-        f" (`{make_command('demo')}` prints a demo token; docs/playbooks.md says how to "
-        "configure your own)"
+        f" (`{make_command('demo')}` in the checkout prints a demo token; docs/playbooks.md "
+        "says how to configure your own)"
     )
 
 

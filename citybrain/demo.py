@@ -1105,7 +1105,8 @@ def starting_line() -> str:
     """What the demo starts, said before it starts it; Mosquitto is not among them."""
     return (
         "starting Kafka and Prometheus, then a stream worker (not Mosquitto: "
-        f"`{make_command('stack-up')}` starts it, for `{command_line('ingest', 'mqtt')}`)"
+        f"`{make_command('stack-up')}` in the checkout starts it, "
+        f"for `{command_line('ingest', 'mqtt')}`)"
     )
 
 

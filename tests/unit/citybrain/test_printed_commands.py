@@ -260,3 +260,36 @@ def test_an_interrupted_demo_that_recorded_its_state_names_restart_worker(
     said = interrupted_message(demo_ran, prefix="demo-1")
     assert f"(its worker was stopped; `{restart_command(demo_ran)}` starts it again" in said
     assert "restart-worker" not in interrupted_message(demo_ran, prefix="demo-2")
+
+
+def test_every_printed_make_command_says_in_the_checkout() -> None:
+    """A ``make`` line works only in the checkout: `runs list` without a token, typed in
+    /tmp, advised a bare `make demo` (t53's walk), which there is `No rule to make target`.
+    Every f-string naming ``make_command(...)`` says `` ` in the checkout`` right after."""
+    found = []
+    for path in sorted((REPO_ROOT / "citybrain").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            parts = node.values
+            for i, part in enumerate(parts):
+                call = part.value if isinstance(part, ast.FormattedValue) else None
+                if not (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Name)
+                    and call.func.id == "make_command"
+                ):
+                    continue
+                after = parts[i + 1] if i + 1 < len(parts) else None
+                text = after.value if isinstance(after, ast.Constant) else ""
+                if not (isinstance(text, str) and text.startswith("` in the checkout")):
+                    found.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert found == []
+
+
+def test_no_token_hint_says_make_demo_runs_in_the_checkout(demo_ran: Settings) -> None:
+    from citybrain.cli import no_token_hint
+
+    DemoFiles.of(demo_ran).token.unlink(missing_ok=True)
+    assert "make demo` in the checkout prints a demo token" in no_token_hint()
