@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import stat
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from streams.csvfile import wide_encoding
+from streams.errors import closest
 
 # Bytes of a file read to tell whether it is text at all.
 HEAD_BYTES = 1 << 16
@@ -52,7 +55,9 @@ def unreadable(path: Path, kind: str = "", for_a_directory: str = "", missing: s
         return f" is a directory, expected a file: {hint}"
     if not path.is_file():
         why = not_a_regular_file(path)
-        return why + (f" {missing}" if missing and why == NO_SUCH_FILE else "")
+        if why != NO_SUCH_FILE:
+            return why
+        return why + near_sibling(path, Path.is_file) + (f" {missing}" if missing else "")
     try:
         with path.open("rb") as fh:
             head = fh.read(HEAD_BYTES)
@@ -75,7 +80,27 @@ def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
         return why.split(", expected")[0] + ", expected a directory"
     if why != NO_SUCH_FILE and not why.startswith(": a symbolic link"):
         return why  # a loop: cannot read
-    return ": no such directory" + (f" {missing}" if missing else "")
+    near = near_sibling(path, Path.is_dir) if why == NO_SUCH_FILE else ""
+    return ": no such directory" + near + (f" {missing}" if missing else "")
+
+
+# Entries of a directory looked at for a "did you mean": a typo in /tmp need not list it all.
+SIBLINGS_LOOKED_AT = 1000
+
+
+def near_sibling(path: Path, fits: Callable[[Path], bool]) -> str:
+    """`` (did you mean 'datasets/units-nyc.yaml'?)`` for a missing ``path`` whose
+    directory holds an entry of a close name (``closest``) that ``fits`` (a file, a
+    directory), written as ``path`` was (t53's walk: ``--units units-nyc.yml`` said only
+    "no such file" beside ``units-nyc.yaml``); "" when none is close or the directory
+    cannot be listed."""
+    try:
+        entries = itertools.islice(path.parent.iterdir(), SIBLINGS_LOOKED_AT)
+        names = [entry.name for entry in entries]
+    except OSError:
+        return ""
+    near = closest(path.name, [name for name in names if fits(path.parent / name)])
+    return f" (did you mean {str(path.parent / str(near))!r}?)" if near is not None else ""
 
 
 def not_text(path: Path, head: bytes, compressed: bool = False) -> str:

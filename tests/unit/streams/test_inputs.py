@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import SettingsError
-from streams.inputs import not_text
+from streams.inputs import not_a_directory, not_text, unreadable
 from streams.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -96,3 +96,23 @@ def test_a_file_setting_is_said_as_an_option_s_file_is(
         with pytest.raises(SettingsError) as info:
             load_settings()
         assert str(info.value).startswith(f"{name} is {path!r}: {says}"), str(info.value)
+
+
+def test_a_missing_file_names_the_closest_file_beside_it(tmp_path: Path) -> None:
+    """t53's walk: ``--units units-nyc.yml`` beside ``units-nyc.yaml`` said only "no such
+    file"; a directory of a close name is no file to suggest, and nothing close is said."""
+    (tmp_path / "units-nyc.yaml").write_text("x: 1\n")
+    (tmp_path / "units-nyc.ym").mkdir()
+    assert unreadable(tmp_path / "units-nyc.yml") == (
+        f": no such file (did you mean {str(tmp_path / 'units-nyc.yaml')!r}?)"
+    )
+    assert unreadable(tmp_path / "other.csv") == ": no such file"
+    assert unreadable(tmp_path / "nodir" / "units-nyc.yml") == ": no such file"
+
+
+def test_a_missing_directory_names_the_closest_directory_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbook.yaml").write_text("x: 1\n")
+    assert not_a_directory(tmp_path / "playbook") == (
+        f": no such directory (did you mean {str(tmp_path / 'playbooks')!r}?)"
+    )
