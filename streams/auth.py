@@ -230,20 +230,20 @@ class TokenStore:
 
             if not isinstance(entry, dict) or set(entry) != {"name", "role", "sha256"}:
                 raise SettingsError(f"{at()}: expected keys name, role, sha256")
-            name = entry["name"]
-            if isinstance(name, int) and not isinstance(name, bool):
-                name = str(name)  # `name: 7` is read as its digits, as a grid's ids
+            who = entry["name"]
+            if isinstance(who, int) and not isinstance(who, bool):
+                who = str(who)  # `name: 7` is read as its digits, as a grid's ids
             if (
-                not isinstance(name, str)
-                or not name.strip()
-                or name != name.strip()
-                or any(unicodedata.category(c) in ("Cc", "Cf") for c in name)
+                not isinstance(who, str)
+                or not who.strip()
+                or who != who.strip()
+                or any(unicodedata.category(c) in ("Cc", "Cf") for c in who)
             ):
                 # The name is the audit record's actor (who acknowledged, who silenced):
                 # `name: ~` was the actor "None", a list "['a', 'b']", and a newline or an
                 # escape sequence went into every log line that names it (t54).
                 raise SettingsError(
-                    f"{at('name')}: name is {shown(name)}, expected non-empty text without "
+                    f"{at('name')}: name is {shown(who)}, expected non-empty text without "
                     "leading or trailing spaces, control or invisible format characters"
                 )
             if entry["role"] not in ROLES:
@@ -263,7 +263,7 @@ class TokenStore:
                         f"{at('sha256')}: sha256 is the same as entry {name!r}'s (role "
                         f"{role}): one token, one entry; give each its own token"
                     )
-            entries.append((digest, name, str(entry["role"])))
+            entries.append((digest, who, str(entry["role"])))
         return cls(entries, path)
 
     def count(self, roles: tuple[str, ...]) -> int:
