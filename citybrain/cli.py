@@ -50,7 +50,7 @@ from citybrain.text import agreeing, cell, counted, day, display_width, duration
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import did_you_mean, shown
 from streams.errors import StreamsError, closest
-from streams.events import MAX_PACK_READINGS
+from streams.events import MAX_PACK_READINGS, duplicate_keys
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -3355,6 +3355,13 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                 raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
             except RecursionError:
                 raise CliError(f"--units {units_path}: {profile}: nested too deeply") from None
+            for twice, at in duplicate_keys(profile.read_bytes(), loaded)[:1]:
+                # json.loads kept the last: an entry given twice lost the first (t54).
+                where = f" (in {at})" if at else ""
+                raise CliError(
+                    f"--units {units_path}: {profile}: key {twice[:60]!r} is given "
+                    f"twice{where}: which is meant?"
+                )
             tables[key] = profile_distributions(loaded, str(profile))
         units = units_profile(doc, tables["response_profile"], tables["resolve_profile"])
         satisfaction = satisfaction_model(doc)

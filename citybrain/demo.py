@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 import urllib.parse
 import urllib.request
 from collections import deque
@@ -120,6 +121,21 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
             )
         if set(entry) != set(EXPECT_KEYS):
             raise ValueError(f"--expect {path}: entry {i}: {_key_faults(entry)}")
+        for key in ("name", "sensor_prefix"):
+            value = entry[key]
+            # `name: ~` was the event "None", `sensor_prefix: ''` matched every alert (the
+            # event counted detected whatever fired), a list the prefix "['a']" (t54).
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            if (
+                not isinstance(value, str)
+                or not value.strip()
+                or any(unicodedata.category(c) in ("Cc", "Cf") for c in value)
+            ):
+                raise ValueError(
+                    f"--expect {path}: entry {i}: {key} is {shown(value)}, expected non-empty "
+                    "text without control or invisible format characters"
+                )
         for key in ("start", "end"):
             try:
                 _utc(str(entry[key]))

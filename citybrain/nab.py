@@ -19,6 +19,7 @@ import numpy as np
 from citybrain.detect import read_series
 from citybrain.errors import InputError
 from playbooks.errors import shown
+from streams.events import duplicate_keys
 
 PROFILES: dict[str, tuple[float, float, float]] = {  # A_TP, A_FP, A_FN
     "standard": (1.0, 0.11, 1.0),
@@ -241,6 +242,10 @@ def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
         raise InputError(f"{labels}:{exc.lineno}: not JSON: {exc.msg}") from None
     except RecursionError:
         raise InputError(f"{labels}: not JSON: nested too deeply") from None
+    for key, at in duplicate_keys(text.encode("utf-8"), doc)[:1]:
+        # json.loads kept the last: a file's windows given twice lost the first list (t54).
+        where = f" (in {at})" if at else ""
+        raise InputError(f"{labels}: key {key[:60]!r} is given twice{where}: which is meant?")
     expected = 'expected {"<category>/<file>.csv": [[start, end], ...]} (NAB\'s layout)'
     if not isinstance(doc, dict):
         raise InputError(f"{labels}: is {shown(doc)}, {expected}")

@@ -406,6 +406,17 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
                 "expected printable text",
                 (section, i, key),
             )
+        if key in ("unit", "kind", "id", "cell", "parent") and any(
+            unicodedata.category(c) == "Cf" for c in text
+        ):
+            # A zero-width space, joiner, byte-order mark or direction mark is invisible:
+            # 's1\u200b' looks like the 's1' a feed sends, and every reading of it was
+            # dead-lettered (unknown_sensor, bad_unit) with no visible cause (t54).
+            raise GridError(
+                f"{section} entry {i}: {key} is {shown(text)}, which holds an invisible "
+                "format character (zero-width or direction mark), expected visible text",
+                (section, i, key),
+            )
         if key == "id" and ('"' in text or "\\" in text):
             # Ids are the label values the dashboards' variables put inside PromQL strings
             # (`district=~"$district"`, `sensor_id="$sensor"`), where Grafana escapes

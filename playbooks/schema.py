@@ -9,6 +9,7 @@ follow). ``on_cancel`` lists compensation steps run when a run is cancelled.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -134,6 +135,43 @@ def _duration_text(value: Any) -> Any:
     return value
 
 
+# A task topic's longest name: Kafka's 249 characters, less room for the topic prefix.
+MAX_TASK_TOPIC = 200
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """What in ``value`` (as read from YAML) JSON cannot carry as written, naming its
+    place (``message.a[2]``), or None: keys are text, numbers finite and 64-bit, values
+    text, numbers, true/false, null, lists and mappings."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has the key {key!r}, expected text (quote it)"
+            problem = _json_problem(item, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        return next(
+            (p for i, item in enumerate(value) if (p := _json_problem(item, f"{where}[{i}]"))),
+            None,
+        )
+    if value is None or isinstance(value, bool | str):
+        return None
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**64:
+            return None
+        return f"{where} is {value}, expected an integer of at most 64 bits (quote it)"
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"{where} is {value}, expected a finite number"
+    return (
+        f"{where} is {type(value).__name__} {str(value)[:60]!r}, expected JSON: text, a "
+        "number, true/false, null, a list or a mapping (quote a time or date)"
+    )
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -177,6 +215,35 @@ class KafkaStep(_Step):
     action: Literal["kafka"]
     topic: str
     message: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("message")
+    @classmethod
+    def _json_message(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The message is sent as JSON (orjson) when the step runs: an integer key, a
+        # 2**64, a !!binary or !!set passed `playbooks check` and failed every run of the
+        # playbook at its send, and .nan was sent as null (t54).
+        problem = _json_problem(value, "message")
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _kafka_name(cls, value: str) -> str:
+        # Kafka's legal topic characters, as CITYBRAIN_TOPIC_PREFIX: "tasks metro" passed
+        # `playbooks check` and the broker refused it when the topics were made (t54).
+        # Kafka's 249-character limit less room for the prefix.
+        if (
+            not value
+            or len(value) > MAX_TASK_TOPIC
+            or value in (".", "..")
+            or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value)
+        ):
+            raise ValueError(
+                f"{value[:60]!r} is no Kafka topic name: expected letters, digits, '.', '_' "
+                f"or '-', at most {MAX_TASK_TOPIC} characters"
+            )
+        return value
 
 
 class AnnotateStep(_Step):

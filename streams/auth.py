@@ -17,13 +17,14 @@ import hmac
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from playbooks.errors import did_you_mean
+from playbooks.errors import did_you_mean, shown
 from streams.errors import SettingsError
 
 ROLES = ("operator", "coordinator", "gateway")
@@ -229,10 +230,27 @@ class TokenStore:
 
             if not isinstance(entry, dict) or set(entry) != {"name", "role", "sha256"}:
                 raise SettingsError(f"{at()}: expected keys name, role, sha256")
+            who = entry["name"]
+            if isinstance(who, int) and not isinstance(who, bool):
+                who = str(who)  # `name: 7` is read as its digits, as a grid's ids
+            if (
+                not isinstance(who, str)
+                or not who.strip()
+                or who != who.strip()
+                or any(unicodedata.category(c) in ("Cc", "Cf") for c in who)
+            ):
+                # The name is the audit record's actor (who acknowledged, who silenced):
+                # `name: ~` was the actor "None", a list "['a', 'b']", and a newline or an
+                # escape sequence went into every log line that names it (t54).
+                raise SettingsError(
+                    f"{at('name')}: name is {shown(who)}, expected non-empty text without "
+                    "leading or trailing spaces, control or invisible format characters"
+                )
             if entry["role"] not in ROLES:
                 raise SettingsError(
-                    f"{at('role')}: role is {entry['role']!r}, expected one of {', '.join(ROLES)}"
-                    f"{did_you_mean(entry['role'], ROLES)}"
+                    f"{at('role')}: role is {shown(entry['role'])}, expected one of "
+                    f"{', '.join(ROLES)}"
+                    + (did_you_mean(entry["role"], ROLES) if isinstance(entry["role"], str) else "")
                 )
             digest = str(entry["sha256"]).lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -245,7 +263,7 @@ class TokenStore:
                         f"{at('sha256')}: sha256 is the same as entry {name!r}'s (role "
                         f"{role}): one token, one entry; give each its own token"
                     )
-            entries.append((digest, str(entry["name"]), str(entry["role"])))
+            entries.append((digest, who, str(entry["role"])))
         return cls(entries, path)
 
     def count(self, roles: tuple[str, ...]) -> int:

@@ -69,6 +69,11 @@ def test_a_missing_labels_file_is_named(tmp_path: Path, capsys: pytest.CaptureFi
             ": 'water/level.csv' window 0: '2001-01-01 00:00:00.000000' is no timestamp of ",
         ),
         (b'{"a": 1}\xff', ": byte at offset 8 is not UTF-8"),
+        # json.loads kept the last: the file's first windows were lost unsaid (t54).
+        (
+            b'{"water/level.csv": [], "water/level.csv": []}',
+            ": key 'water/level.csv' is given twice: which is meant?",
+        ),
     ],
 )
 def test_a_labels_file_that_cannot_be_read_is_named(

@@ -143,3 +143,25 @@ def test_an_expect_window_is_read_as_the_worker_reads_times(
         return
     with pytest.raises(ValueError, match=r"entry 0: start is '.*', expected ISO 8601"):
         load_expected(path)
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        # `~` was the event "None"; an empty prefix matched every alert, so the event was
+        # counted detected whatever fired; a list was the prefix "['a']" (t54).
+        ("name: ~, sensor_prefix: usgs-", "name is null, expected non-empty text"),
+        ("name: flood, sensor_prefix: ''", "sensor_prefix is '', expected non-empty text"),
+        ("name: flood, sensor_prefix: [a]", "sensor_prefix is a list, expected non-empty"),
+        ('name: "a\\x1b[2Jb", sensor_prefix: usgs-', r"name is 'a\x1b[2Jb', expected"),
+        ('name: flood, sensor_prefix: "usgs-\\u200b"', r"sensor_prefix is 'usgs-\u200b'"),
+    ],
+)
+def test_an_expect_name_or_prefix_that_is_no_plain_text_is_named(
+    tmp_path: Path, written: str, said: str
+) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text(f"- {{{written}, start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}}\n")
+    with pytest.raises(ValueError) as err:
+        load_expected(path)
+    assert str(err.value).startswith(f"--expect {path}: entry 0: {said}"), err.value

@@ -305,6 +305,12 @@ def test_cli_compares_two_deadlines_on_a_small_file(
         (None, b"[" * 100_000, "r.json: nested too deeply"),
         (None, b'{"entries": ', "r.json:1: Expecting value"),
         (None, b"[1]", 'r.json: expected "entries" with an "all" entry'),
+        # json.loads kept the last entry given twice, unsaid (t54).
+        (
+            None,
+            b'{"entries": {"all": 1, "all": 2}}',
+            "r.json: key 'all' is given twice (in entries): which is meant?",
+        ),
     ],
 )
 def test_a_units_profile_that_cannot_be_read_is_named(

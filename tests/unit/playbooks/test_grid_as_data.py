@@ -89,6 +89,27 @@ def _boundary(geometry: str) -> str:
             "sensors entry 0: kind is 'pm\u2082\u2085', which has look-alike characters; "
             "write it 'pm25'",
         ),
+        # Invisible format characters: 'x\u200b' looks like the 'x' a feed sends, and
+        # every reading of it was dead-lettered as unknown_sensor (t54).
+        (
+            "version: 1\n" + CELLS + 'sensors:\n  - {id: "x\u200b", kind: pm25, '
+            "unit: ug/m3, cell: k}\n",
+            9,
+            "sensors entry 0: id is 'x\\u200b', which holds an invisible format character",
+        ),
+        (
+            "version: 1\n" + CELLS + 'sensors:\n  - {id: x, kind: pm25, unit: "ug/m3\u200e", '
+            "cell: k}\n",
+            9,
+            "sensors entry 0: unit is 'ug/m3\\u200e', which holds an invisible format",
+        ),
+        (
+            "version: 1\n"
+            + CELLS
+            + '  - {id: "k\ufeff3", level: community, parent: s, name: E, unit: u}\n',
+            8,
+            "cells entry 5: id is 'k\\ufeff3', which holds an invisible format character",
+        ),
         # One sensor in two cells: which registration judges its readings is no guess.
         (
             "version: 1\n" + CELLS + "sensors:\n  - {id: x, kind: pm25, unit: ug/m3, cell: k}\n"

@@ -174,6 +174,22 @@ def test_min_samples_above_the_window_names_both(monkeypatch: pytest.MonkeyPatch
             ":6: tokens entry 2: role is 'mayor', expected one of",
         ),
         ("tokens:\n  - name: a\n", ":2: tokens entry 1: expected keys name, role, sha256"),
+        # The name is the audit's actor: `~` was the actor "None", a list "['a']", and a
+        # newline or escape sequence went into every log line naming it (t54).
+        (
+            "tokens:\n  - name: ~\n    role: operator\n    sha256: " + "a" * 64 + "\n",
+            ":2: tokens entry 1: name is null, expected non-empty text",
+        ),
+        (
+            "tokens:\n  - role: operator\n    name: [a]\n    sha256: " + "a" * 64 + "\n",
+            ":3: tokens entry 1: name is a list, expected non-empty text",
+        ),
+        (
+            'tokens:\n  - name: "a\\nb\\x1b[2J"\n    role: operator\n    sha256: '
+            + "a" * 64
+            + "\n",
+            ":2: tokens entry 1: name is 'a\\nb\\x1b[2J', expected non-empty text",
+        ),
     ],
 )
 def test_a_bad_tokens_file_is_one_line_naming_the_setting_and_file(
