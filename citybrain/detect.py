@@ -309,9 +309,10 @@ def reach_warning(src: Path, rows: int, name: str, threshold: float) -> str | No
     """The warning for a short series scored by ``name`` at ``threshold``: which of its
     rows reach the threshold only for a reading more than ``EXTREME_SPREADS`` standard
     deviations out (a farther one can: a 500-sigma spike at row 46 scores 0.28, so
-    "cannot reach" was false), and from which row ``ALTERNATIVE`` can (at its own threshold); None when every row past the warm-up can,
-    or the series is long (more than twice the history needed: the blind rows are then
-    its start only, which the summary line names)."""
+    "cannot reach" was false), and from which row ``ALTERNATIVE`` can (at its own
+    threshold); None when every row past the warm-up can, or the series is long (more
+    than twice the history needed: the blind rows are then its start only, which the
+    summary line names)."""
     if name not in _MEASURED:
         return None
     need = rows_to_reach(name, threshold)
