@@ -3707,8 +3707,8 @@ def detect_summary(
         need = rows_to_reach(detector, threshold) if detector in _MEASURED else None
         if need is not None and need > warmup:
             learning += (
-                f", and no row before row {need + 1:,} can reach {threshold:g}, not even a "
-                f"reading {EXTREME_SPREADS:g} standard deviations out (--detector "
+                f", and before row {need + 1:,} only a reading more than "
+                f"{EXTREME_SPREADS:g} standard deviations out reaches {threshold:g} (--detector "
                 f"{ALTERNATIVE} can sooner)"
             )
     else:

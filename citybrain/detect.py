@@ -307,10 +307,12 @@ def rows_to_reach(name: str, threshold: float, limit: int = 1000) -> int | None:
 
 def reach_warning(src: Path, rows: int, name: str, threshold: float) -> str | None:
     """The warning for a short series scored by ``name`` at ``threshold``: which of its
-    rows cannot reach the threshold even with an extreme reading, and from which row
-    ``ALTERNATIVE`` can (at its own threshold); None when every row past the warm-up can,
-    or the series is long (more than twice the history needed: the blind rows are then
-    its start only, which the summary line names)."""
+    rows reach the threshold only for a reading more than ``EXTREME_SPREADS`` standard
+    deviations out (a farther one can: a 500-sigma spike at row 46 scores 0.28, so
+    "cannot reach" was false), and from which row ``ALTERNATIVE`` can (at its own
+    threshold); None when every row past the warm-up can, or the series is long (more
+    than twice the history needed: the blind rows are then its start only, which the
+    summary line names)."""
     if name not in _MEASURED:
         return None
     need = rows_to_reach(name, threshold)
@@ -326,8 +328,8 @@ def reach_warning(src: Path, rows: int, name: str, threshold: float) -> str | No
         else ""
     )
     return (
-        f"{src}: {counted(rows, 'row')}: with {name}, {blind} cannot reach {threshold:g}, not "
-        f"even a reading {EXTREME_SPREADS:g} standard deviations out (it needs "
+        f"{src}: {counted(rows, 'row')}: with {name}, {blind} reach {threshold:g} only for a "
+        f"reading more than {EXTREME_SPREADS:g} standard deviations out (it needs "
         f"{need:,} rows of history first){instead}"
     )
 
@@ -389,7 +391,7 @@ def detect_file(
     (see ``read_series`` for ``on_bad_row``). ``warn`` hears about a series no longer
     than the detector's warm-up, or (for a detector that declares none) scored 0
     throughout, or (``name``, the detector's DETECTORS key) one so short that many of its
-    rows cannot reach ``threshold`` at all (``reach_warning``). ``threshold``: rows
+    rows reach ``threshold`` only for an extreme reading (``reach_warning``). ``threshold``: rows
     scoring at or above it are counted as flagged.
     ``dst`` may be an open text stream (stdout) instead of a path; a path is written
     whole or not at all (an exception, Ctrl-C included, leaves it as it was).

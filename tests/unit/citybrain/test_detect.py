@@ -292,7 +292,7 @@ def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     # Trial 9: too short for tail to reach its threshold before row 45; the user hears so.
     need = rows_to_reach(DEFAULT_DETECTOR, default_threshold(DEFAULT_DETECTOR))
     assert need is not None and need > 45
-    assert f"rows {warmup + 1}-{need} cannot reach" in out.err
+    assert f"rows {warmup + 1}-{need} reach 0.22 only for a reading more than 100" in out.err
     assert "--detector robust_zscore can from row" in out.err
     scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
     assert max(scores) > 0 and scores.index(max(scores)) == 45
@@ -301,6 +301,29 @@ def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     assert main(["detect", "--input", str(short), "--output", str(out_path)]) == 0
     err = capsys.readouterr().err
     assert f"no more than the detector's warm-up of {warmup}: every row scored 0" in err
+
+
+def test_the_short_series_warning_does_not_deny_an_alert_the_series_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t55: a 6x spike at row 46 on a level of 100 with a spread of 1 (500 spreads out)
+    scored 0.28 and was counted at the threshold, while the warning and the summary said
+    rows 33-56 "cannot reach 0.22"; they now say only a reading beyond 100 spreads can."""
+    values = [100.0 + math.sin(m * 1.7) for m in range(60)]
+    values[45] = 600.0
+    rows = ["timestamp,value"] + [
+        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
+    out = capsys.readouterr()
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    assert scores[45] >= default_threshold(DEFAULT_DETECTOR)
+    assert "1 row scored at or above 0.22" in out.out
+    assert "cannot reach" not in out.err + out.out
+    assert "reach 0.22 only for a reading more than 100 standard deviations out" in out.err
+    assert "only a reading more than 100 standard deviations out reaches 0.22" in out.out
 
 
 @pytest.mark.parametrize("detector", sorted(DETECTORS))

@@ -412,3 +412,63 @@ def test_isolation_forest_sees_a_jump_after_a_constant_history() -> None:
     det.score_many(np.full(100, 10.0), times(100))
     restored.set_state(json.loads(json.dumps(det.get_state())))
     assert restored.score_one(10.0) == 0.0 and restored.score_one(10.5) == 1.0
+
+
+# Series a city's sensors produce that are short or barely vary (t55's hunt): one, two or
+# three rows, all zeros, two values in turn, a sensor stuck for a while then recovering,
+# on clocks repeated, going back and leaping years. Every path finite, in [0, 1], agreeing.
+def _odd(kind: str) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    if kind in {"1", "2", "3"}:
+        return np.array([1e300, -0.0, 5e-324])[: int(kind)]
+    if kind == "zeros":
+        return np.zeros(200)
+    if kind == "alternating":
+        return np.tile([3.0, 7.0], 100)
+    xs = 10.0 + rng.normal(0.0, 0.3, 200)  # stuck from row 60 to 140, then recovered
+    xs[60:140] = xs[59]
+    return xs
+
+
+def _odd_clock(kind: str, n: int) -> np.ndarray:
+    ts = times(n)
+    if kind == "repeated":
+        ts = np.repeat(ts[: (n + 1) // 2], 2)[:n]
+    elif kind == "backwards":
+        ts = ts[::-1].copy()
+    elif kind == "years":
+        ts[n // 2 :] += 20 * 365.25 * 86_400.0
+    return ts
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize(
+    ("kind", "clock"),
+    [
+        ("1", "regular"),
+        ("2", "repeated"),
+        ("3", "backwards"),
+        ("zeros", "regular"),
+        ("alternating", "repeated"),
+        ("stuck_then_recovered", "years"),
+        ("stuck_then_recovered", "backwards"),
+    ],
+)
+def test_short_and_flickering_series_score_finite_and_agree(
+    name: str, kind: str, clock: str
+) -> None:
+    make = FACTORIES[name]
+    xs = _odd(kind)
+    ts = _odd_clock(clock, len(xs))
+    one = make()
+    expected = []
+    for x, t in zip(xs, ts, strict=True):
+        expected.append(one.score_one(float(x), float(t)))
+        one.learn_one(float(x), float(t))
+    det = make()
+    cuts = sorted({0, min(1, len(xs)), len(xs) // 2, len(xs)})
+    got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
+    assert got.shape == xs.shape
+    assert np.isfinite(got).all() and ((got >= 0) & (got <= 1)).all()
+    np.testing.assert_allclose(got, np.array(expected), rtol=0, atol=1e-6)
+    json.dumps(det.get_state(), allow_nan=False)

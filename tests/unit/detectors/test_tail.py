@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, TailBank, TailDetector
+from detectors.base import check_values
 from detectors.errors import DetectorInputError
 from detectors.tail import (
     _FILLED,
@@ -372,3 +375,82 @@ def test_readings_sharing_a_time_are_not_a_silence_between_batches() -> None:
     assert _row(timed)[_STEP] == 1.0
     np.testing.assert_allclose(_row(timed)[_TOTAL1], _row(untimed)[_TOTAL1], rtol=1e-9)
     np.testing.assert_allclose(_row(timed)[_WEIGHT], _row(untimed)[_WEIGHT], rtol=1e-9)
+
+
+# Sensors of very different rates and odd values in one bank (t55's hunt): a fast
+# counter every 10 s, a gauge every 5 minutes with a 1e300 glitch, a daily reading on a
+# clock that steps back, one alternating at the extremes with a silence of years, one of
+# only two readings at the same time. Interleaved in any order (each sensor's own order
+# kept) and cut into batches anywhere, the bank gives each the scores it gets alone.
+def _odd_sensors() -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(5)
+    fast = 50.0 + rng.normal(0.0, 2.0, 900)
+    fast[600] = 400.0
+    gauge = 1.7 + rng.normal(0.0, 0.01, 200)
+    gauge[80] = 1e300
+    daily = np.zeros(40)
+    daily[::2] = -0.0
+    daily[30] = 5e-324
+    daily_t = 1.4e9 + 86_400.0 * np.arange(40)
+    daily_t[20:] -= 10 * 86_400.0
+    flicker = np.tile([1e300, -1e300], 60)
+    flicker_t = 1.4e9 + STEP * np.arange(120)
+    flicker_t[60:] += 30 * YEAR
+    return [
+        (fast, 1.4e9 + 10.0 * np.arange(900)),
+        (gauge, 1.4e9 + STEP * np.arange(200)),
+        (daily, daily_t),
+        (flicker, flicker_t),
+        (np.array([5.0, 5.0]), np.array([1.4e9, 1.4e9])),
+    ]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), batches=st.integers(1, 60))
+def test_sensors_of_odd_rates_and_values_score_in_a_bank_as_alone(seed: int, batches: int) -> None:
+    sensors = _odd_sensors()
+    alone = [TailDetector().score_many(x, t) for x, t in sensors]
+    rng = np.random.default_rng(seed)
+    owner = np.concatenate([np.full(len(x), i) for i, (x, _) in enumerate(sensors)])
+    owner = owner[rng.permutation(owner.size)]  # any interleaving; in order within one
+    row = np.empty(owner.size, dtype=np.int64)
+    for i in range(len(sensors)):
+        row[owner == i] = np.arange(int((owner == i).sum()))
+    # Checked as the stream checks a batch (streams/detection.py): extremes compressed.
+    values = check_values([sensors[i][0][r] for i, r in zip(owner, row, strict=True)])
+    stamps = np.array([sensors[i][1][r] for i, r in zip(owner, row, strict=True)])
+    bank = TailBank()
+    slots = np.array([bank.allocate() for _ in sensors])
+    got = np.concatenate(
+        [
+            bank.score_learn(slots[owner[c]], values[c], stamps[c])
+            for c in np.array_split(np.arange(owner.size), batches)
+        ]
+    )
+    assert np.isfinite(got).all() and ((got >= 0) & (got <= 1)).all()
+    for i in range(len(sensors)):
+        np.testing.assert_array_equal(got[owner == i], alone[i])
+    assert alone[0][600] >= DEFAULT_THRESHOLD  # the fast counter's spike still alerts
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (t55): one far glitch inflates the fitted tail's mean excess for "
+    "thousands of readings: 30-sigma spikes 3 and 8 days later score 0.13 and 0.16 "
+    "(alone 0.83 and 0.24)",
+)
+def test_one_far_glitch_does_not_silence_the_spikes_after_it() -> None:
+    # A gauge at 100 +- 1 reads 1e10 once (a unit or encoding glitch), then 30 spreads
+    # out three and eight days later: a control room expects both later spikes to alert
+    # as they do without the glitch. The glitch's statistic ln(1 + z) ~ 23 sits in the
+    # histogram (half-life 2,000 readings) and, one reading among the ~40 beyond the 2 %
+    # level, multiplies the exponential tail's scale (its mean excess).
+    rng = np.random.default_rng(0)
+    xs = 100.0 + rng.normal(0.0, 1.0, 3000)
+    xs[[1000, 2500]] = 130.0
+    ts = 1.4e9 + STEP * np.arange(3000)
+    alone = TailDetector().score_many(xs, ts)
+    assert alone[[1000, 2500]].min() >= DEFAULT_THRESHOLD
+    xs[100] = 1e10
+    after = TailDetector().score_many(xs, ts)
+    assert after[[1000, 2500]].min() >= DEFAULT_THRESHOLD
