@@ -690,16 +690,7 @@ class Response:
             key.decode(errors="replace"),
             why,
         )
-        self.metrics.runs_stale.labels("playbook_gone").inc()
-        await self.ctx.audit(
-            {
-                "action": "run_playbook_gone",
-                "run_id": run.run_id,
-                "at": time.time(),
-                "actor": "citybrain",
-                "detail": f"skipped by the deadline check ({why}",
-            }
-        )
+        await self._stale(run, "playbook_gone", f"skipped by the deadline check ({why}")
 
     async def _cell_gone(self, key: bytes, run: Run, engine: PlaybookEngine) -> None:
         """An open run whose grid cell the grid no longer has (the grid file edited
@@ -718,14 +709,19 @@ class Response:
             "city's)"
         )
         log.warning("citybrain: deadlines: %s; audited as run_cell_gone", why)
-        self.metrics.runs_stale.labels("cell_gone").inc()
+        await self._stale(run, "cell_gone", why)
+
+    async def _stale(self, run: Run, reason: str, detail: str) -> None:
+        """Count a run of an edited library (``citybrain_playbook_runs_stale_total``) and
+        audit it as ``run_<reason>``, by citybrain."""
+        self.metrics.runs_stale.labels(reason).inc()
         await self.ctx.audit(
             {
-                "action": "run_cell_gone",
+                "action": f"run_{reason}",
                 "run_id": run.run_id,
                 "at": time.time(),
                 "actor": "citybrain",
-                "detail": why,
+                "detail": detail,
             }
         )
 
