@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
-from playbooks.executors.webhook import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
+from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 

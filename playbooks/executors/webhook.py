@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from playbooks.executors import MAX_BACKOFF
+
 
 @dataclass(frozen=True, slots=True)
 class WebhookOutcome:
@@ -67,10 +69,6 @@ def verify(
     except ValueError:
         return False
     return abs((time.time() if now is None else now) - sent) <= max_age
-
-
-# The longest wait between two attempts, seconds.
-MAX_BACKOFF = 30.0
 
 
 class WebhookExecutor:
