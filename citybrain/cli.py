@@ -608,6 +608,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
+    from streams.errors import SeriesFileError
     from streams.feeds import BadRow, Replayer, load_events
     from streams.partitioning import ReadingPacker
 
@@ -625,6 +626,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             bad_rows=bad,
             max_message_bytes=args.max_message_bytes,
         )
+    except SeriesFileError as exc:
+        # detect's input given to replay: the symmetric hint of detect's (t53 leftover).
+        raise CliError(
+            f"{exc}; nothing was sent: a timestamp,value file is one series, the input of "
+            f"`{command_line('detect', '--input', str(exc.path.absolute()))}`; replay "
+            "sends readings of named sensors (docs/events.md)"
+        ) from None
     except StreamsError as exc:
         row = _row_fault(str(exc)) and args.on_error == "stop"
         raise CliError(

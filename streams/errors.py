@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 # The one "did you mean": kept with the playbooks' errors, which may not import streams
 # (the routing checks name the closest label value too, t40); the same function here.
@@ -53,6 +54,15 @@ def unreadable(exc: BaseException, field: str | None = None) -> EventError:
 
 class FeedError(StreamsError):
     """A replay file has a bad row; the message names file and line."""
+
+
+class SeriesFileError(FeedError):
+    """A replay file is one ``timestamp,value`` series (``citybrain detect``'s input), not
+    readings of named sensors; ``path`` is the file, for the command that scores it."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class SettingsError(StreamsError):

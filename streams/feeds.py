@@ -22,7 +22,7 @@ from streams.csvfile import (
     separator_hint,
     split_line,
 )
-from streams.errors import EventError, FeedError
+from streams.errors import EventError, FeedError, SeriesFileError
 from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -108,11 +108,14 @@ def read_canonical(
             if tidy in (READING_COLUMNS, INCIDENT_COLUMNS)
             else ""
         )
-        raise FeedError(
+        message = (
             f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
             f"{separator_hint(header.fields)}"
         )
+        if tidy[:2] == ["timestamp", "value"]:
+            raise SeriesFileError(message, path)
+        raise FeedError(message)
     columns = len(header.fields)
     for record in records:
         if isinstance(record, BadRow):

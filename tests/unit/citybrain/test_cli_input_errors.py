@@ -138,6 +138,10 @@ CASES = [
     ),
     (["replay", "T/missing.csv"], "FILE 'T/missing.csv': no such file"),
     (["replay", "T/replay-bad-header.csv"], "header is 'timestamp,sensor_id'"),
+    # detect's one-series file given to replay: pointed to detect, as detect points a
+    # replay file to replay.
+    (["replay", "T/dir/a.csv"], "a timestamp,value file is one series, the input of `"),
+    (["replay", "T/dir/a.csv"], "citybrain detect --input "),
     (["replay", "T/replay-bad-row.csv"], "nothing was sent"),
     (
         ["replay", "T/replay-bad-row.csv", "--on-error", "skip", "--skip", "9"],
