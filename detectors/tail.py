@@ -228,13 +228,32 @@ def _tail(row: FloatArray, h: int, total: float, t: float, top: int) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
+def _highest(row: FloatArray, h: int, top: int) -> int:
+    """The highest non-empty bin of histogram ``row[h : h + BINS]`` (-1: empty), found
+    down from the bound ``top``: the bins themselves decide, not the bound (which a bin
+    decayed to zero leaves above them), so a record's round trip changes nothing."""
+    while top >= 0 and row[h + top] == 0.0:
+        top -= 1
+    return top
+
+
+@numba.njit(cache=True, nogil=True)
 def _learn_hist(
     row: FloatArray, h: int, total: int, t: float, decay: float, tops: Any, s: int, which: int
 ) -> None:
-    """Decay histogram ``row[h : h + BINS]`` and its total, count ``t``; ``tops[s, which]``
-    bounds its highest non-empty bin (the bins above it are zeros: left as they are)."""
+    """Decay histogram ``row[h : h + BINS]`` and its total, count ``t``, at most one bin
+    beyond the highest non-empty one; ``tops[s, which]`` bounds that bin (the bins above
+    it are zeros: left as they are)."""
     width = T_MAX / BINS
+    # A statistic beyond the record counts as one reading beyond it, not by how far
+    # (winsorised at the record, after SPOT's rule: Siffer et al., KDD 2017, keep a
+    # reading beyond the alarm level out of the peaks set): one glitch of 1e10 counted
+    # at its ln(1 + z) set the fitted tail's mean excess and the record's share floor
+    # for thousands of readings. An empty histogram takes any first reading.
     bin_ = min(int(t / width), BINS - 1)
+    highest = _highest(row, h, tops[s, which])
+    if highest >= 0:
+        bin_ = min(bin_, highest + 1)
     top = max(tops[s, which], bin_)
     tops[s, which] = top
     for j in range(top + 1):
