@@ -19,24 +19,22 @@ becomes a tail probability estimated from the sensor's own record of such judgem
 
 Each statistic ``T = ln(1 + z)`` goes into a per-sensor histogram whose counts decay with
 a half-life of ``memory`` readings (fed only once its spread has ``MIN_HISTORY`` readings
-behind it, and at most one bin beyond its highest non-empty bin: a reading beyond the
-record counts as one reading beyond it, not by how far); the tail probability
-``P(T' >= T)`` is read from it, and beyond its 2 % tail extrapolated with an exponential fitted to
-the mean excess over that level (the peaks-over-threshold method: Pickands 1975, Balkema
-and de Haan 1974; used for streams by Siffer et al., "Anomaly detection in streams with
-extreme value theory", KDD 2017), but never below the decayed share of the sensor's own
-readings at least as extreme: the fit speaks beyond what the sensor has shown, its record
-within it (a burst as large as several before it is not rarer than they were, whatever a
-thinner fitted tail says). The three statistics of one reading (1, 3, 4) count only once a
-neighbour confirms them: their evidence is the second smallest of ``min(p1, p3, p4)`` over
-this reading and the two before (two of three), so a lone odd reading of a bursty series
-is not news while a run of them is (statistic 2 is a run already). The probabilities are
-combined by Bonferroni, ``p = min(1, 4 min(p_confirmed, p2))``. Like Numenta's anomaly
-likelihood (Ahmad et al., "Unsupervised real-time anomaly detection for streaming data",
-Neurocomputing 2017) this judges a reading by how rare it is for *this* sensor rather than
-on a fixed scale, but the distribution is the sensor's own empirical one (with a fitted
-tail), not a normal fitted to it, so the probability holds on skewed and heavy-tailed
-sensors too.
+behind it); the tail probability ``P(T' >= T)`` is read from it, and beyond its 2 % tail
+extrapolated with an exponential fitted to the mean excess over that level (the
+peaks-over-threshold method: Pickands 1975, Balkema and de Haan 1974; used for streams by
+Siffer et al., "Anomaly detection in streams with extreme value theory", KDD 2017), but
+never below the decayed share of the sensor's own readings at least as extreme: the fit
+speaks beyond what the sensor has shown, its record within it (a burst as large as
+several before it is not rarer than they were, whatever a thinner fitted tail says). The
+three statistics of one reading (1, 3, 4) count only once a neighbour confirms them: their
+evidence is the second smallest of ``min(p1, p3, p4)`` over this reading and the two
+before (two of three), so a lone odd reading of a bursty series is not news while a run
+of them is (statistic 2 is a run already). The probabilities are combined by Bonferroni,
+``p = min(1, 4 min(p_confirmed, p2))``. Like Numenta's anomaly likelihood (Ahmad et al.,
+"Unsupervised real-time anomaly detection for streaming data", Neurocomputing 2017)
+this judges a reading by how rare it is for *this* sensor rather than on a fixed scale,
+but the distribution is the sensor's own empirical one (with a fitted tail), not a
+normal fitted to it, so the probability holds on skewed and heavy-tailed sensors too.
 
 The score is ``min(1, log10(1 / p) / DECADES)``: score 0.5 means a one-in-10,000 reading
 for that sensor, 0.75 one in a million. On a stationary sensor the fraction of readings
@@ -158,10 +156,9 @@ GAP_MAX_HALF_LIVES = 16.0
 STEP_CLIP = 4.0
 MAD_MEAN_TO_SIGMA = math.sqrt(math.pi / 2)
 # The one threshold of `citybrain detect` and the stream: the threshold NAB's optimiser
-# picks for this detector on the 34 NAB files (standard profile, 0.22 since trial t56,
-# 0.2155 before, to two decimals; docs/benchmarks.md), a reading rarer than about 1 in
-# 60 for its sensor after the Bonferroni factor, the two-of-three confirmation and the
-# novelty gate.
+# picks for this detector on the 34 NAB files (standard profile, 0.2155, to two
+# decimals; docs/benchmarks.md), a reading rarer than about 1 in 60 for its sensor after
+# the Bonferroni factor, the two-of-three confirmation and the novelty gate.
 DEFAULT_THRESHOLD = 0.22
 
 
@@ -231,32 +228,13 @@ def _tail(row: FloatArray, h: int, total: float, t: float, top: int) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _highest(row: FloatArray, h: int, top: int) -> int:
-    """The highest non-empty bin of histogram ``row[h : h + BINS]`` (-1: empty), found
-    down from the bound ``top``: the bins themselves decide, not the bound (which a bin
-    decayed to zero leaves above them), so a record's round trip changes nothing."""
-    while top >= 0 and row[h + top] == 0.0:
-        top -= 1
-    return top
-
-
-@numba.njit(cache=True, nogil=True)
 def _learn_hist(
     row: FloatArray, h: int, total: int, t: float, decay: float, tops: Any, s: int, which: int
 ) -> None:
-    """Decay histogram ``row[h : h + BINS]`` and its total, count ``t``, at most one bin
-    beyond the highest non-empty one; ``tops[s, which]`` bounds that bin (the bins above
-    it are zeros: left as they are)."""
+    """Decay histogram ``row[h : h + BINS]`` and its total, count ``t``; ``tops[s, which]``
+    bounds its highest non-empty bin (the bins above it are zeros: left as they are)."""
     width = T_MAX / BINS
-    # A statistic beyond the record counts as one reading beyond it, not by how far
-    # (winsorised at the record, after SPOT's rule: Siffer et al., KDD 2017, keep a
-    # reading beyond the alarm level out of the peaks set): one glitch of 1e10 counted
-    # at its ln(1 + z) set the fitted tail's mean excess and the record's share floor
-    # for thousands of readings. An empty histogram takes any first reading.
     bin_ = min(int(t / width), BINS - 1)
-    highest = _highest(row, h, tops[s, which])
-    if highest >= 0:
-        bin_ = min(bin_, highest + 1)
     top = max(tops[s, which], bin_)
     tops[s, which] = top
     for j in range(top + 1):

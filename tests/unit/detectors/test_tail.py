@@ -448,14 +448,21 @@ GLITCHES = pytest.mark.parametrize(
 
 
 @GLITCHES
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (t56): the glitch, learned at its ln(1 + z), holds every later reading "
+    "at its share of the record; learning it one bin beyond the record fixes this but "
+    "adds two isolated fireworks alerts (tests/unit/streams/test_corroboration.py); "
+    "docs/detectors.md",
+)
 def test_one_far_glitch_does_not_cap_a_burst_after_it(glitch: list[float]) -> None:
     # The same gauge with three-reading bursts (30 and 15 spreads out) three and eight
     # days after a glitch. Counted at its ln(1 + z) ~ 23, the glitch sat in the point
     # statistic's histogram (half-life 2,000 readings) above every later reading, so the
-    # record's share floor held any of them at p >= ~1 / 800 and it widened the fitted
-    # tail's mean excess: the bursts scored at most 0.30 and 0.27 (alone 0.83, 0.28; the
-    # first burst, counted by how far, capped the second too). Counted one bin beyond
-    # the record, the glitch caps nothing.
+    # record's share floor holds any of them at p >= ~1 / 800 and it widens the fitted
+    # tail's mean excess: the bursts score at most 0.30 and 0.27 (alone 0.83, 0.28; the
+    # first burst, counted by how far, caps the second too). Counted one bin beyond the
+    # record (measured, docs/detectors.md), they score 1.0 and 0.99.
     xs, ts = _gauge_with_two_spikes()
     xs[1000:1003] = 130.0
     xs[2500:2503] = 115.0
@@ -472,10 +479,9 @@ def test_one_far_glitch_does_not_cap_a_burst_after_it(glitch: list[float]) -> No
 @GLITCHES
 @pytest.mark.xfail(
     strict=True,
-    reason="open (t56): statistic 2 (the short mean of z) carries the glitch's share "
-    "for ~25 readings, each learned one bin beyond the last, so its fitted tail widens "
-    "(scale 0.10 -> 0.9-1.1); lone 30-sigma spikes 3 and 8 days later score 0.14-0.21 "
-    "(alone 0.83 and 0.31); docs/detectors.md",
+    reason="open (t56, traced): statistic 2 (the short mean of z) carries the glitch's "
+    "share for ~25 readings, all learned as its tail (scale 0.10 -> 2.7); lone 30-sigma "
+    "spikes 3 and 8 days later score 0.13-0.18 (alone 0.83 and 0.24); docs/detectors.md",
 )
 def test_one_far_glitch_does_not_silence_the_spikes_after_it(glitch: list[float]) -> None:
     # A gauge at 100 +- 1 reads 1e10 once (a unit or encoding glitch), then 30 spreads
@@ -493,6 +499,11 @@ def test_one_far_glitch_does_not_silence_the_spikes_after_it(glitch: list[float]
     assert after[[1000, 2500]].min() >= DEFAULT_THRESHOLD
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (t56): measured, not taken (docs/detectors.md): a reading beyond the "
+    "record is learned at its own bin, up to the last",
+)
 def test_a_reading_beyond_the_record_is_learned_one_bin_beyond_it() -> None:
     # Winsorised at the record: each histogram's highest bin rises by at most one.
     xs, ts = _gauge_with_two_spikes()
