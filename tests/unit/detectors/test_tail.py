@@ -433,24 +433,120 @@ def test_sensors_of_odd_rates_and_values_score_in_a_bank_as_alone(seed: int, bat
     assert alone[0][600] >= DEFAULT_THRESHOLD  # the fast counter's spike still alerts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (t55): one far glitch inflates the fitted tail's mean excess for "
-    "thousands of readings: 30-sigma spikes 3 and 8 days later score 0.13 and 0.16 "
-    "(alone 0.83 and 0.24)",
-)
-def test_one_far_glitch_does_not_silence_the_spikes_after_it() -> None:
-    # A gauge at 100 +- 1 reads 1e10 once (a unit or encoding glitch), then 30 spreads
-    # out three and eight days later: a control room expects both later spikes to alert
-    # as they do without the glitch. The glitch's statistic ln(1 + z) ~ 23 sits in the
-    # histogram (half-life 2,000 readings) and, one reading among the ~40 beyond the 2 %
-    # level, multiplies the exponential tail's scale (its mean excess).
+def _gauge_with_two_spikes() -> tuple[np.ndarray, np.ndarray]:
+    """A gauge at 100 +- 1 every five minutes, 30 spreads out at readings 1,000 and 2,500
+    (three and eight days on from reading 100)."""
     rng = np.random.default_rng(0)
     xs = 100.0 + rng.normal(0.0, 1.0, 3000)
     xs[[1000, 2500]] = 130.0
-    ts = 1.4e9 + STEP * np.arange(3000)
+    return xs, 1.4e9 + STEP * np.arange(3000)
+
+
+GLITCHES = pytest.mark.parametrize(
+    "glitch", [[1e10], [1e3], [1e10, -1e10]], ids=["1e10", "1e3", "pair+-1e10"]
+)
+
+
+@GLITCHES
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (t56): the glitch, learned at its ln(1 + z), holds every later reading "
+    "at its share of the record; learning it one bin beyond the record fixes this but "
+    "adds two isolated fireworks alerts (tests/unit/streams/test_corroboration.py); "
+    "docs/detectors.md",
+)
+def test_one_far_glitch_does_not_cap_a_burst_after_it(glitch: list[float]) -> None:
+    # The same gauge with three-reading bursts (30 and 15 spreads out) three and eight
+    # days after a glitch. Counted at its ln(1 + z) ~ 23, the glitch sat in the point
+    # statistic's histogram (half-life 2,000 readings) above every later reading, so the
+    # record's share floor holds any of them at p >= ~1 / 800 and it widens the fitted
+    # tail's mean excess: the bursts score at most 0.30 and 0.27 (alone 0.83, 0.28; the
+    # first burst, counted by how far, caps the second too). Counted one bin beyond the
+    # record (measured, docs/detectors.md), they score 1.0 and 0.99.
+    xs, ts = _gauge_with_two_spikes()
+    xs[1000:1003] = 130.0
+    xs[2500:2503] = 115.0
+    alone = TailDetector().score_many(xs, ts)
+    at = 100 + np.arange(len(glitch))
+    xs[at] = glitch
+    after = TailDetector().score_many(xs, ts)
+    assert after[at].max() >= DEFAULT_THRESHOLD  # the glitch itself is news
+    for burst in (slice(1000, 1003), slice(2500, 2503)):
+        assert after[burst].max() >= 0.9
+        assert after[burst].max() == pytest.approx(alone[burst].max(), abs=0.05)
+
+
+@GLITCHES
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (t56, traced): statistic 2 (the short mean of z) carries the glitch's "
+    "share for ~25 readings, all learned as its tail (scale 0.10 -> 2.7); lone 30-sigma "
+    "spikes 3 and 8 days later score 0.13-0.18 (alone 0.83 and 0.24); docs/detectors.md",
+)
+def test_one_far_glitch_does_not_silence_the_spikes_after_it(glitch: list[float]) -> None:
+    # A gauge at 100 +- 1 reads 1e10 once (a unit or encoding glitch), then 30 spreads
+    # out three and eight days later: a control room expects both later spikes to alert
+    # as they do without the glitch. A lone spike alerts through statistic 2 (its point
+    # statistic waits for a neighbour's confirmation), whose histogram learned the
+    # glitch's trail: 25 readings beyond its 2 % level.
+    xs, ts = _gauge_with_two_spikes()
     alone = TailDetector().score_many(xs, ts)
     assert alone[[1000, 2500]].min() >= DEFAULT_THRESHOLD
-    xs[100] = 1e10
+    at = 100 + np.arange(len(glitch))
+    xs[at] = glitch
     after = TailDetector().score_many(xs, ts)
+    assert after[at].max() >= DEFAULT_THRESHOLD  # the glitch itself is news
     assert after[[1000, 2500]].min() >= DEFAULT_THRESHOLD
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (t56): measured, not taken (docs/detectors.md): a reading beyond the "
+    "record is learned at its own bin, up to the last",
+)
+def test_a_reading_beyond_the_record_is_learned_one_bin_beyond_it() -> None:
+    # Winsorised at the record: each histogram's highest bin rises by at most one.
+    xs, ts = _gauge_with_two_spikes()
+    detector = TailDetector()
+    detector.score_many(xs[:500], ts[:500])
+    row = detector.bank.state[detector.slot]
+    h1 = _SCALARS + 2 * detector.bank.window
+    hists = row[h1 : h1 + N_STATS * BINS].reshape(N_STATS, BINS)
+    before = [int(np.flatnonzero(hist)[-1]) for hist in hists[:3]]  # (no week yet)
+    detector.score_many([1e10], ts[500:501])
+    after = [int(np.flatnonzero(hist)[-1]) for hist in hists[:3]]
+    assert [b + 1 for b in before] == after
+    assert max(after) < BINS - 1  # (counted by how far, each went to the last bin)
+
+
+def test_a_glitch_in_one_sensor_of_a_bank_changes_no_other_sensors_scores() -> None:
+    # Fifty gauges interleaved in one bank, in batches; one reads 1e10 once. Every other
+    # sensor scores exactly as without it, and the glitch alerts.
+    rng = np.random.default_rng(1)
+    sensors = 50
+    readings = 3000
+    xs = 100.0 + rng.normal(0.0, 1.0, (sensors, readings))
+    xs[:, [1000, 2500]] = 130.0
+    ts = np.broadcast_to(1.4e9 + STEP * np.arange(readings), (sensors, readings))
+
+    def run(values: np.ndarray) -> np.ndarray:
+        bank = TailBank()
+        slots = np.array([bank.allocate() for _ in range(sensors)])
+        # Time by time, every sensor's reading at each (interleaved), in 30 batches.
+        flat_slots = np.repeat(slots[None, :], readings, axis=0).ravel()
+        flat_values = values.T.ravel()
+        flat_times = ts.T.ravel()
+        scores = np.concatenate(
+            [
+                bank.score_learn(flat_slots[c], flat_values[c], flat_times[c])
+                for c in np.array_split(np.arange(flat_values.size), 30)
+            ]
+        )
+        return scores.reshape(readings, sensors).T
+
+    clean = run(xs)
+    xs[7, 100] = 1e10
+    glitched = run(xs)
+    others = np.arange(sensors) != 7
+    np.testing.assert_array_equal(glitched[others], clean[others])
+    assert glitched[7, 100] >= DEFAULT_THRESHOLD
