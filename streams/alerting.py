@@ -37,7 +37,7 @@ from playbooks.routing import (
     label_values,
 )
 from streams.context import Context
-from streams.errors import EventError
+from streams.errors import MISSING, EventError
 from streams.events import alert_fields, message_json
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
@@ -93,6 +93,32 @@ def muted_entry(
     }
 
 
+def checked_alert(doc: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """An alert of the alerts topic checked as the ``muted`` table's read-back checks
+    its alert (the one rule for both): ``alert_fields``, its labels a label set, its
+    ``reports`` a list of ``{"report_id", "channel"}`` as a run takes them. Returns the
+    alert and its labels; raises ``EventError`` (``bad_alert``) naming the field and
+    value (helper t59: an alert whose ``reports`` were ``"x"`` was stored while muted,
+    then dropped as ``bad_shape`` at the next start, with no dead letter; labels of
+    another shape were said as ``RoutingConfigError('…')``)."""
+    alert = alert_fields(doc)
+    labels = alert.get("labels", MISSING)
+    if labels is MISSING:
+        raise EventError("bad_alert", "labels", MISSING, "expected a mapping of names to text")
+    try:
+        checked = label_set(labels)
+    except RoutingConfigError as exc:
+        raise EventError("bad_alert", "labels", labels, str(exc)) from None
+    reports = alert.get("reports")
+    if reports is not None and not isinstance(reports, list):
+        raise EventError("bad_alert", "reports", reports, "expected a list (or null)")
+    try:
+        ReportsCovered.from_alert(alert, 0.0)
+    except BadEventError as exc:
+        raise EventError("bad_alert", "reports", reports, str(exc)) from None
+    return alert, checked
+
+
 def read_muted(entry: bytes) -> dict[str, Any]:
     """A ``muted`` changelog entry as its entry (``muted_entry``'s shape), judged once
     here: its alert as the alerts agent reads one (``alert_fields``; labels a label
@@ -102,15 +128,9 @@ def read_muted(entry: bytes) -> dict[str, Any]:
     a report of another shape failed the log line or the run it was released to)."""
     doc = read_document(entry)
     try:
-        alert = alert_fields(doc.get("alert"))
-        label_set(alert.get("labels"))
-        ReportsCovered.from_alert(alert, 0.0)
-    except (EventError, RoutingConfigError, BadEventError) as exc:
+        checked_alert(doc.get("alert"))
+    except EventError as exc:
         raise UnreadableEntryError(BAD_SHAPE, f"muted alert: {exc}") from None
-    except TypeError:  # reports that are no list
-        raise UnreadableEntryError(
-            BAD_SHAPE, f"muted alert: reports are {alert.get('reports')!r:.60}, expected a list"
-        ) from None
     for name, ok in (
         ("mute", doc.get("mute") in ("silenced", "inhibited")),
         ("by", isinstance(doc.get("by"), str)),
@@ -167,15 +187,11 @@ class Alerting:
     # -- routing ---------------------------------------------------------------------
     async def on_alert(self, event: EventT[bytes]) -> None:
         try:
-            alert = alert_fields(message_json(event.value))
-            alert_id, status = alert["alert_id"], alert["status"]
-            labels = label_set(alert["labels"])
+            alert, labels = checked_alert(message_json(event.value))
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc}")
             return
-        except (KeyError, TypeError, RoutingConfigError) as exc:
-            await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc!r}")
-            return
+        alert_id, status = alert["alert_id"], alert["status"]
         async with self.settled:
             await self._on_alert(alert, alert_id, status, labels)
 

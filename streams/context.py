@@ -30,7 +30,7 @@ from playbooks.loader import load_playbooks, load_routing
 from playbooks.routing import SILENCE_PROBLEMS, Route, label_set
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
-from streams.errors import EventError
+from streams.errors import MISSING, EventError
 from streams.events import dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
@@ -218,8 +218,48 @@ _GROUP_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
 )
 
 
-def _finite(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+def _finite(value: Any, most: float = math.inf) -> bool:
+    # Compared, not converted: math.isfinite(10**400) raises OverflowError.
+    return type(value) in (int, float) and 0 <= value < math.inf and value <= most
+
+
+# The longest duration a route may have: Alertmanager's (Go's time.Duration, about 292
+# years), as playbooks.schema.parse_duration bounds the routing file's.
+MAX_ROUTE_SECONDS = (2**63 - 1) / 1e9
+
+
+def route_fault(route: dict[str, Any], routed: bool = False) -> tuple[str, Any, str] | None:
+    """What is wrong with a group's ``route`` (``_route_doc``'s shape: ``id``,
+    ``playbook``, ``group_wait``, ``group_interval``, ``repeat_interval`` in seconds), as
+    (field, value or ``MISSING``, what was expected: ``seconds >= 0``), or None: the one
+    rule for a route stored in the ``groups`` table (``read_group``) and a route arriving
+    on the routed topic (``routed``: every field required, as ``_route_doc`` writes them
+    all, and the durations bounded as the routing file's are), so what the worker stores
+    reads back (helper t59: a routed ``group_wait`` of NaN or -5, or no
+    ``group_interval``, opened a run whose group was dropped as ``bad_shape`` at the next
+    start, and failed that run's deadline check every tick; one of 1e300 s was never
+    notified)."""
+    most = MAX_ROUTE_SECONDS if routed else math.inf
+    expected = "seconds from 0 to 9.2e9 (292 years)" if routed else "seconds >= 0"
+    for name in ("group_interval", "repeat_interval", "group_wait"):  # the deadline check's
+        required = routed or name != "group_wait"
+        if (required or name in route) and not _finite(route.get(name), most):
+            return name, route.get(name, MISSING), expected
+    for name in ("id", "playbook"):
+        value = route.get(name, MISSING)
+        if (routed or name in route) and not (isinstance(value, str) and (value or not routed)):
+            return name, value, "a non-empty string" if routed else "text"
+    return None
+
+
+def route_problem(route: dict[str, Any]) -> str | None:
+    """``route_fault`` of a stored route, said as ``field 'group_wait' is nan, expected
+    seconds >= 0``, or None."""
+    fault = route_fault(route)
+    if fault is None:
+        return None
+    name, value, expected = fault
+    return f"field {name!r} is {None if value is MISSING else value!r:.60}, expected {expected}"
 
 
 def _group_problem(group: dict[str, Any]) -> str | None:
@@ -234,15 +274,9 @@ def _group_problem(group: dict[str, Any]) -> str | None:
         odd = next((v for v in group[name] if not isinstance(v, str)), None)
         if odd is not None:
             return f"field {name!r} holds {odd!r:.60}, expected ids (text)"
-    route = group["route"]
-    for name in ("group_interval", "repeat_interval"):  # read by the deadline check
-        if not _finite(route.get(name)):
-            return f"route: field {name!r} is {route.get(name)!r:.60}, expected seconds >= 0"
-    if "group_wait" in route and not _finite(route["group_wait"]):
-        return f"route: field 'group_wait' is {route['group_wait']!r:.60}, expected seconds >= 0"
-    for name in ("id", "playbook"):
-        if name in route and not isinstance(route[name], str):
-            return f"route: field {name!r} is {route[name]!r:.60}, expected text"
+    problem = route_problem(group["route"])
+    if problem is not None:
+        return f"route: {problem}"
     opened = group.get("opened_ts")
     if opened is not None and not (type(opened) in (int, float) and math.isfinite(opened)):
         return f"field 'opened_ts' is {opened!r:.60}, expected an event time or null"

@@ -237,7 +237,9 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
         alert_fields(alert)
     except EventError as exc:
         field = f"alert.{exc.field}" if exc.field else "alert"
-        raise EventError("bad_alert", field, exc.value, exc.reason) from None
+        # Not a field's fault: the alert itself is no object (it was said as null).
+        value = exc.value if exc.field else alert
+        raise EventError("bad_alert", field, value, exc.reason) from None
     try:
         label_set(alert.get("labels", {}))
     except RoutingConfigError as exc:

@@ -119,7 +119,7 @@ DEAD_LETTER_REASONS = {
     ),
     "incidents": (*VALIDATION_REASONS, "wrong_partition", "processing_error"),
     "alerts": ("bad_json", "bad_alert", "unreadable", "processing_error"),
-    "routed": ("bad_json", "bad_reports", "unreadable", "processing_error"),
+    "routed": ("bad_json", "bad_routed", "bad_reports", "unreadable", "processing_error"),
     "commands": (
         "bad_json",
         "bad_command",

@@ -35,17 +35,18 @@ from playbooks.engine import (
     playbook_gone,
     unresolved,
 )
-from playbooks.errors import BadEventError, PlaybookError
+from playbooks.errors import BadEventError, PlaybookError, RoutingConfigError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
-from playbooks.routing import Silence, SilenceBook
+from playbooks.routing import Silence, SilenceBook, label_set
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
-from streams.context import Context, run_key
+from streams.context import Context, route_fault, run_key
 from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
     MIN_EVENT_TIME,
+    alert_fields,
     epoch_seconds_fault,
     format_ts,
     message_json,
@@ -179,6 +180,60 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     return cmd
 
 
+def routed_fields(doc: Any) -> dict[str, Any]:
+    """A message of the routed topic, its fields checked before any is used or stored
+    (``alerting._route`` writes them): ``{"alert": …, "route": …}`` whose alert is one
+    the alerts agent takes (``alert_fields``, its labels a label set) and whose route has
+    every field ``_route_doc`` writes (``route_fault``: the rule the ``groups`` table's
+    read-back applies, so a run opened from it reads back), or ``{"report": …}`` offering
+    a report (``report_id`` non-empty text, ``channel`` text, ``ts`` epoch seconds or
+    null). Raises ``EventError`` naming the field and value: ``bad_routed`` (helper t59:
+    ``{"alert": {}, "route": {}}`` was a KeyError with a traceback, a ``group_wait`` of
+    NaN opened a run whose group did not read back, an offer with no report id vanished
+    without a dead letter), ``bad_reports`` for an offered report's ``ts``."""
+    if not isinstance(doc, dict) or not ("report" in doc or {"alert", "route"} <= doc.keys()):
+        raise EventError(
+            "bad_routed",
+            None,
+            None,
+            'a routed message is an object with "alert" and "route", or "report"',
+        )
+    if "report" in doc:
+        report = doc["report"]
+        if not isinstance(report, dict):
+            raise EventError("bad_routed", "report", report, "expected a JSON object")
+        rid, channel = report.get("report_id", MISSING), report.get("channel", MISSING)
+        if not isinstance(rid, str) or not rid:
+            raise EventError("bad_routed", "report.report_id", rid, "expected a non-empty string")
+        if not isinstance(channel, str):
+            raise EventError("bad_routed", "report.channel", channel, "expected a string")
+        ts = report.get("ts")
+        fault = None if ts is None else epoch_seconds_fault(ts)
+        if fault is not None:
+            # -1e308 was compared, then written as a date: an OverflowError and a
+            # traceback in the worker's log for a foreign producer's offer (helper t52).
+            raise EventError("bad_reports", "report.ts", ts, fault)
+        return doc
+    alert, route = doc["alert"], doc["route"]
+    try:
+        alert_fields(alert)
+    except EventError as exc:
+        field = f"alert.{exc.field}" if exc.field else "alert"
+        value = exc.value if exc.field else alert
+        raise EventError("bad_routed", field, value, exc.reason) from None
+    try:
+        label_set(alert.get("labels", {}))
+    except RoutingConfigError as exc:
+        raise EventError("bad_routed", "alert.labels", alert.get("labels"), str(exc)) from None
+    if not isinstance(route, dict):
+        raise EventError("bad_routed", "route", route, "expected a JSON object")
+    wrong = route_fault(route, routed=True)
+    if wrong is not None:
+        name, value, expected = wrong
+        raise EventError("bad_routed", f"route.{name}", value, f"expected {expected}")
+    return doc
+
+
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
 
@@ -226,15 +281,8 @@ class Response:
             await self._on_routed(event)
 
     async def _on_routed(self, event: EventT[bytes]) -> None:
-        doc = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
-        if not isinstance(doc, dict) or not ("report" in doc or {"alert", "route"} <= doc.keys()):
-            # Not the worker's own: said without a traceback, as any bad input is.
-            raise EventError(
-                "processing_error",
-                None,
-                None,
-                'a routed message is an object with "alert" and "route", or "report"',
-            )
+        # EventError: dead-lettered by guarded, bad_json or bad_routed, with no traceback.
+        doc = routed_fields(message_json(event.value))
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         pending = self.ctx.groups.get(key)
         if pending and pending.get(OUTBOX):  # the last change's outputs first

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.events import IncidentReport, Reading
 from streams.partitioning import key_partition, sensor_partition
-from tests.services import Pipeline, scrape_sum, start_of_hour
+from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
 
@@ -508,5 +508,94 @@ def test_keys_given_twice_odd_headers_and_keys_cost_only_their_message(
         log = worker.log()
         assert worker.alive() and "Crashed" not in log and "Traceback" not in log
         assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
+def test_routed_messages_and_alerts_their_tables_could_not_read_back_are_refused_on_the_way_in(
+    pipeline: Pipeline,
+) -> None:
+    # Helper t59: a routed group_wait of NaN (or -5, or no group_interval) opened a run
+    # whose group did not read back at the next start (dropped as bad_shape, the run and
+    # its later alerts lost); {"alert": {}, "route": {}} was a KeyError with a traceback;
+    # an offer without a report id vanished with no dead letter; an alert of schema
+    # alert/99 opened a run. Each is dead-lettered naming its field, the valid routed
+    # messages around them open their runs, and a restart reads every group back.
+    worker = pipeline.worker().start()
+    try:
+        alert = {
+            "schema": "alert/1",
+            "alert_id": "al-ok",
+            "status": "firing",
+            "sensor_id": "gauge-1",
+            "kind": "water_level",
+            "grid_cell": "c-bridge",
+            "severity": "major",
+            "score": 0.9,
+            "started_at": "2026-11-01T10:00:00Z",
+            "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
+        }
+        route = {
+            "id": "root.2",
+            "playbook": "flash-flood",
+            "group_wait": 0,
+            "group_interval": 300,
+            "repeat_interval": 3600,
+        }
+        good = json.dumps({"alert": alert, "route": route})
+        bad_routed = [
+            good.replace('"group_wait": 0', '"group_wait": NaN'),
+            good.replace('"group_wait": 0', '"group_wait": -5'),
+            good.replace('"group_interval": 300, ', ""),
+            good.replace('"group_wait": 0', '"group_wait": 1e300'),
+            json.dumps({"alert": {}, "route": {}}),
+            json.dumps({"alert": alert, "route": "x"}),
+            good.replace('"status": "firing"', '"status": "weird"'),
+            json.dumps({"report": {"report_id": 5, "channel": "app"}}),
+        ]
+        pipeline.send("routed", b"grp-a", good.encode())
+        for i, raw in enumerate(bad_routed):
+            pipeline.send("routed", f"grp-bad-{i}".encode(), raw.encode())
+        pipeline.send("routed", b"grp-b", good.replace("al-ok", "al-ok-2").encode())
+        bad_alerts = [
+            json.dumps({**alert, "alert_id": "al-99", "schema": "alert/99"}),
+            json.dumps({**alert, "alert_id": "al-x", "reports": "x"}),
+        ]
+        for raw in bad_alerts:
+            pipeline.send("alerts", b"al", raw.encode())
+        pipeline.flush()
+        total = len(bad_routed) + len(bad_alerts)
+        dead = pipeline.read("deadletter", lambda m: len(m) >= total, timeout=120, settle=3)
+        said = Counter(
+            (
+                dict(m.headers)["citybrain.error.stream"].decode(),
+                dict(m.headers)["citybrain.error.reason"].decode(),
+                m.value.decode(),
+            )
+            for m in dead
+        )
+        assert said == {
+            **{("routed", "bad_routed", raw): 1 for raw in bad_routed},
+            **{("alerts", "bad_alert", raw): 1 for raw in bad_alerts},
+        }
+        steps = pipeline.read(
+            "steps",
+            lambda m: {json.loads(s.value)["run_id"] for s in m} >= {"grp-a.1", "grp-b.1"},
+            timeout=60,
+        )
+        assert {json.loads(s.value)["run_id"] for s in steps} == {"grp-a.1", "grp-b.1"}
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+        worker.stop()
+        worker = pipeline.worker().start()
+        for run_id in ("grp-a.1", "grp-b.1"):
+            status, body = pipeline.api_until(
+                f"/runs/{run_id}", OPERATOR_TOKEN, lambda s, b: s == 200
+            )
+            assert status == 200, body
+        time.sleep(3)
+        again = pipeline.read("deadletter", lambda m: len(m) >= total, timeout=60, settle=2)
+        assert len(again) == total  # nothing read twice after the restart
+        assert "dropped the stored entry" not in worker.log()
     finally:
         worker.stop()

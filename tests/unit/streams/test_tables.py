@@ -362,7 +362,8 @@ def test_a_muted_entry_and_a_firing_alerts_labels_are_judged_at_read_back() -> N
         ({**entry, "alert": {**alert, "status": "open"}}, "status"),
         ({**entry, "alert": {**alert, "labels": {"category": 3}}}, "label 'category'"),
         ({**entry, "alert": {**alert, "reports": [{"report_id": "r-1"}]}}, "reports\\[0\\]"),
-        ({**entry, "alert": {**alert, "reports": 7}}, "reports are 7"),
+        # Said as the alerts agent says it on the way in (streams.alerting.checked_alert).
+        ({**entry, "alert": {**alert, "reports": 7}}, 'field "reports" is 7: expected a list'),
         ({**entry, "mute": "snoozed"}, "'mute' is 'snoozed'"),
         ({k: v for k, v in entry.items() if k != "by"}, "'by' is None"),
         ({**entry, "since": "then"}, "'since' is 'then'"),
