@@ -29,8 +29,8 @@ from streams.csvfile import (
     decimal,
     field_count_reason,
     read_records,
+    row_start,
     separator_hint,
-    split_line,
 )
 from streams.errors import FeedError
 from streams.events import iso_instant
@@ -88,7 +88,8 @@ class Extras:
 
 
 def _looks_like_row(text: str) -> bool:
-    fields = split_line(text)
+    # A whole row, or the start of one whose extra text column spans lines.
+    fields = row_start(text)
     return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
 
 

@@ -177,6 +177,42 @@ def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("damage", ['"loud', '"', 'loud "music', '"""'])
+def test_a_stray_quote_does_not_swallow_a_next_row_whose_text_spans_lines(
+    tmp_path: Path, damage: str
+) -> None:
+    """A line that only starts a row (its text, quoted, runs on to the next line) ends a
+    stray quote's record too: it read as no row of its own (too few fields), so report
+    r2, whose text spans two lines, was swallowed and its second line was a bad row."""
+    text = (
+        INCIDENTS
+        + f"2024-05-27T03:10:10Z,r1,Noise,{damage},app,c1\n"
+        + '2024-05-27T03:11:10Z,r2,Noise,"loud\nmusic, all night",app,c1\n'
+        + INCIDENT.replace("r1", "r3")
+    )
+    events, bad = read_skip(write(tmp_path, "i.csv", text))
+    assert [b.line for b in bad] == [2] if damage != 'loud "music' else not bad
+    reports = {e.report_id: e.text for e in events if isinstance(e, IncidentReport)}
+    assert reports["r2"] == "loud\nmusic, all night" and "r3" in reports
+
+
+@pytest.mark.parametrize(
+    ("line", "width", "fields"),
+    [
+        ("a,b,c", 3, ["a", "b", "c"]),
+        ("a,b,c", 4, None),
+        ('a,"b', 3, ["a", "b"]),  # the start of a row of 3 whose second field spans lines
+        ('a,"b', None, ["a", "b"]),
+        ('a,b,c,"d', 3, None),  # already wider than the header
+        ('"a', 3, None),  # a first field spanning lines starts no row
+        ('a,"b""', 3, ['a', 'b"']),  # an escaped quote, the field still open
+        ('a,"b"c', 3, None),  # a closing quote before text: no row
+    ],
+)
+def test_row_start(line: str, width: int | None, fields: list[str] | None) -> None:
+    assert csvfile.row_start(line, width) == fields
+
+
 @pytest.mark.parametrize(
     "data",
     [
