@@ -46,7 +46,11 @@ from streams.errors import FeedError
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Each digit is matched one way only, and never given back (possessive ``++``):
+# ``[0-9]+\.?[0-9]*`` could split a run of digits anywhere, and a value of 100,000 digits
+# then an x took hours to refuse (backtracking tried every split): replay and detect hung
+# on one such row.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?")
 BLOCK = 1 << 18  # bytes read at a time
 # The longest line read, in bytes, unless CITYBRAIN_CSV_MAX_LINE_BYTES says otherwise (a
 # setting of streams/settings.py): a line with no line end was gathered whole before csv

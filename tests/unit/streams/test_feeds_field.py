@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import time
 import tracemalloc
 from pathlib import Path
 from unittest.mock import patch
@@ -205,7 +206,7 @@ def test_a_stray_quote_does_not_swallow_a_next_row_whose_text_spans_lines(
         ('a,"b', None, ["a", "b"]),
         ('a,b,c,"d', 3, None),  # already wider than the header
         ('"a', 3, None),  # a first field spanning lines starts no row
-        ('a,"b""', 3, ['a', 'b"']),  # an escaped quote, the field still open
+        ('a,"b""', 3, ["a", 'b"']),  # an escaped quote, the field still open
         ('a,"b"c', 3, None),  # a closing quote before text: no row
     ],
 )
@@ -483,6 +484,18 @@ def test_a_value_must_be_an_ascii_decimal_number(tmp_path: Path, value: str, say
     events, bad = read_skip(write(tmp_path, "v.csv", READINGS + row + ROW))
     assert [b.line for b in bad] == [2] and says in bad[0].reason
     assert len(events) == 1  # the good row after it is read
+
+
+@pytest.mark.parametrize("value", ["9" * 10_000 + "x", "9" * 5_000 + ".9" + "9" * 5_000 + "e"])
+def test_a_long_run_of_digits_is_refused_at_once(tmp_path: Path, value: str) -> None:
+    """The number pattern could split a run of digits anywhere: a value of 10,000 digits
+    then an x took 20 s to refuse (100,000: hours), and replay and detect hung on it."""
+    row = f"2024-05-27T03:10:10Z,s1,pm25,{value},ug/m3,c1\n"
+    started = time.monotonic()
+    events, bad = read_skip(write(tmp_path, "v.csv", READINGS + row + ROW))
+    assert time.monotonic() - started < 5
+    assert [b.line for b in bad] == [2] and "decimal notation" in bad[0].reason
+    assert len(events) == 1
 
 
 @pytest.mark.parametrize("value", ["1.5", " 1.5 ", "+1.5", "15e-1", ".15e1", "1.50"])
