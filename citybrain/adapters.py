@@ -20,7 +20,7 @@ import yaml
 
 from playbooks.grid import DEFAULT_KINDS
 from streams.csvfile import BadRow, read_records, row_start, separator_hint
-from streams.errors import FeedError
+from streams.errors import FeedError, show
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
 
 
@@ -115,7 +115,7 @@ def read_table(
             text = texts[row + 1][at] if at < len(texts[row + 1]) else given.iloc[row]
             expected = "a finite number" if infinite.iloc[row] else "a number"
             raise AdapterError(
-                f'{path}:{frame.index[row]}: field "{column}" is {text!r}, expected {expected}'
+                f'{path}:{frame.index[row]}: field "{column}" is {show(text)}, expected {expected}'
             )
         if not numeric_dtype:
             frame[column] = numbers

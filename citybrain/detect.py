@@ -32,7 +32,7 @@ from streams.csvfile import (
     row_start,
     separator_hint,
 )
-from streams.errors import FeedError
+from streams.errors import FeedError, show
 from streams.events import iso_instant
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
@@ -177,7 +177,7 @@ def good_rows(
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
         raise DetectInputError(
-            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
+            f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
             f"timestamp,value{_other_format(path, [h.strip() for h in header.fields], records)}"
             f"{separator_hint(header.fields)}"
         )
@@ -246,7 +246,8 @@ def _row(
         )
     when = _when(row[0])
     if when is None:
-        raise DetectInputError(f'{path}:{line}: field "timestamp" is {row[0]!r}, {TIMESTAMP_FORM}')
+        shown = show(row[0])
+        raise DetectInputError(f'{path}:{line}: field "timestamp" is {shown}, {TIMESTAMP_FORM}')
     try:
         value = decimal(row[1])
     except ValueError as exc:
@@ -257,7 +258,7 @@ def _row(
         epoch = when.timestamp()
     except (OverflowError, ValueError, OSError):
         raise DetectInputError(
-            f'{path}:{line}: field "timestamp" is {row[0]!r}: the time in UTC is outside the '
+            f'{path}:{line}: field "timestamp" is {show(row[0])}: the time in UTC is outside the '
             "years 0001-9999"
         ) from None
     if back:

@@ -54,7 +54,7 @@ from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
 from streams.csvfile import BadRow, read_records, separator_hint
-from streams.errors import EventError, FeedError
+from streams.errors import EventError, FeedError, show
 from streams.events import EventValidator, IncidentReport, parse_ts
 
 MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
@@ -439,7 +439,7 @@ def read_incidents(
                     raise _Bad(BadRow(path, line, 'field "report_id" is empty'))
                 cell = row[at["grid_cell"]]
                 if cell not in cells:
-                    reason = f'field "grid_cell" is {cell!r}: not a cell of the grid'
+                    reason = f'field "grid_cell" is {show(cell)}: not a cell of the grid'
                     raise _Bad(BadRow(path, line, reason))
                 try:
                     ts = parse_ts(row[at["timestamp"]], "timestamp")
@@ -476,8 +476,8 @@ def read_incidents(
         rid, same = key[1], (key[1], key[2], key[3])
         if again:
             out.duplicates.append(
-                f"{path}:{line}: report_id {rid!r} again in cell {key[3]!r}, category "
-                f"{key[2]!r} (first at line {first.get(same, '?')}): left out, as the worker "
+                f"{path}:{line}: report_id {show(rid)} again in cell {show(key[3])}, category "
+                f"{show(key[2])} (first at line {first.get(same, '?')}): left out, as the worker "
                 "drops a re-sent report"
             )
             continue

@@ -41,7 +41,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import cast
 
-from streams.errors import FeedError
+from streams.errors import FeedError, show
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -286,18 +286,19 @@ def wide_encoding(first: bytes) -> str | None:
 
 def decimal(text: str, field: str = "value") -> float:
     """A finite number written in ASCII decimal notation (surrounding spaces allowed).
-    Raises ValueError naming ``field`` and the text otherwise (``nan``, ``inf``, ``1e400``
-    as not finite; ``1_000``, non-ASCII digits, ``0x10`` as not a number)."""
+    Raises ValueError naming ``field`` and the text (its first 80 characters: ``show``)
+    otherwise (``nan``, ``inf``, ``1e400`` as not finite; ``1_000``, non-ASCII digits,
+    ``0x10`` as not a number)."""
     if not _DECIMAL.fullmatch(text.strip(" \t")):
         if text.strip(" \t").lstrip("+-").lower() in ("nan", "inf", "infinity"):
-            raise ValueError(f'field "{field}" is {text!r}, expected a finite number')
+            raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
         raise ValueError(
-            f'field "{field}" is {text!r}, expected a number in decimal notation '
+            f'field "{field}" is {show(text)}, expected a number in decimal notation '
             "(ASCII digits, a point, an exponent: 12.5, -3, 1e-3)"
         )
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f'field "{field}" is {text!r}, expected a finite number')
+        raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
     return value
 
 

@@ -22,7 +22,7 @@ from streams.csvfile import (
     row_start,
     separator_hint,
 )
-from streams.errors import EventError, FeedError
+from streams.errors import EventError, FeedError, show
 from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -111,7 +111,7 @@ def read_canonical(
             else ""
         )
         raise FeedError(
-            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
+            f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
             f"{separator_hint(header.fields)}"
         )
