@@ -421,7 +421,9 @@ def test_a_stray_quote_in_a_rehearsal_costs_only_its_own_row(tmp_path: Path) -> 
         '2024-05-27T00:00:00Z,r1,Noise,"stray,app,c-top\n'
         "2024-05-27T00:01:00Z,r2,Noise,loud,app,c-top\n"
         '2024-05-27T00:02:00Z,r3,Noise,loud "music",app,c-top\n'
-        '2024-05-27T00:03:00Z,r4,Noise,"loud\nmusic",app,c-top\n',
+        '2024-05-27T00:03:00Z,r4,Noise,"loud\nmusic",app,c-top\n'
+        # a second line as wide as the header, but no time first: the text goes on
+        '2024-05-27T00:04:00Z,r5,Noise,"loud\nat 5th, park, pier, all night",app,c-top\n',
         encoding="utf-8",
     )
     bad: list[Any] = []
@@ -432,7 +434,7 @@ def test_a_stray_quote_in_a_rehearsal_costs_only_its_own_row(tmp_path: Path) -> 
         f"{path}:2: a quoted field opens here and is not closed before line 3, which reads "
         "as a row of its own (a stray quote?)"
     ]
-    assert [i.report_id for i in found.incidents] == ["r2", "r3", "r4"]
+    assert [i.report_id for i in found.incidents] == ["r2", "r3", "r4", "r5"]
 
 
 def test_read_incidents_takes_columns_in_any_order_and_names_a_missing_one(tmp_path: Path) -> None:
