@@ -19,8 +19,8 @@ import pandas as pd
 import yaml
 
 from playbooks.grid import DEFAULT_KINDS
-from streams.csvfile import BadRow, read_records, separator_hint, split_line
-from streams.errors import FeedError
+from streams.csvfile import BadRow, read_records, row_start, separator_hint
+from streams.errors import FeedError, show
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
 
 
@@ -56,9 +56,9 @@ def read_table(
     width: list[int] = []
 
     def looks_like_row(text: str) -> bool:
-        # Stray-quote recovery: a line as wide as the header is a row of its own.
-        fields = split_line(text)
-        return bool(width) and fields is not None and len(fields) == width[0]
+        # Stray-quote recovery: a line as wide as the header is a row of its own, and so
+        # is one that starts such a row with a quoted field spanning lines.
+        return bool(width) and row_start(text, width[0]) is not None
 
     lines: list[int] = []
     texts: list[list[str]] = []  # each row's fields as written, for a message
@@ -115,7 +115,7 @@ def read_table(
             text = texts[row + 1][at] if at < len(texts[row + 1]) else given.iloc[row]
             expected = "a finite number" if infinite.iloc[row] else "a number"
             raise AdapterError(
-                f'{path}:{frame.index[row]}: field "{column}" is {text!r}, expected {expected}'
+                f'{path}:{frame.index[row]}: field "{column}" is {show(text)}, expected {expected}'
             )
         if not numeric_dtype:
             frame[column] = numbers

@@ -49,7 +49,7 @@ from citybrain.errors import ListenError, utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, duration, pad, zone
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import did_you_mean, shown
-from streams.errors import StreamsError, closest
+from streams.errors import StreamsError, closest, show
 from streams.events import MAX_PACK_READINGS, duplicate_keys
 from streams.settings import REPO_ROOT, Settings, load_settings
 
@@ -776,7 +776,9 @@ def unregistered_note(events: Sequence[Any], grid_file: Path, prefix: str) -> st
         if not rows[reason]:
             continue
         named = list(ids[reason])[:UNREGISTERED_SHOWN]
-        shown = ", ".join(f"{given!r}{near(given)}" for given in named)
+        # An id is shown in its first 80 characters: a 120,000-character sensor id was
+        # printed whole, a 360 KB warning line.
+        shown = ", ".join(f"{show(given)}{near(given)}" for given in named)
         more = len(ids[reason]) - len(named)
         parts.append(
             f"{counted(rows[reason], 'row')} named {what} that {grid_file.name} "

@@ -29,10 +29,10 @@ from streams.csvfile import (
     decimal,
     field_count_reason,
     read_records,
+    row_start,
     separator_hint,
-    split_line,
 )
-from streams.errors import FeedError
+from streams.errors import FeedError, show
 from streams.events import iso_instant
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
@@ -88,7 +88,8 @@ class Extras:
 
 
 def _looks_like_row(text: str) -> bool:
-    fields = split_line(text)
+    # A whole row, or the start of one whose extra text column spans lines.
+    fields = row_start(text)
     return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
 
 
@@ -176,7 +177,7 @@ def good_rows(
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
         raise DetectInputError(
-            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
+            f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
             f"timestamp,value{_other_format(path, [h.strip() for h in header.fields], records)}"
             f"{separator_hint(header.fields)}"
         )
@@ -245,7 +246,8 @@ def _row(
         )
     when = _when(row[0])
     if when is None:
-        raise DetectInputError(f'{path}:{line}: field "timestamp" is {row[0]!r}, {TIMESTAMP_FORM}')
+        shown = show(row[0])
+        raise DetectInputError(f'{path}:{line}: field "timestamp" is {shown}, {TIMESTAMP_FORM}')
     try:
         value = decimal(row[1])
     except ValueError as exc:
@@ -256,7 +258,7 @@ def _row(
         epoch = when.timestamp()
     except (OverflowError, ValueError, OSError):
         raise DetectInputError(
-            f'{path}:{line}: field "timestamp" is {row[0]!r}: the time in UTC is outside the '
+            f'{path}:{line}: field "timestamp" is {show(row[0])}: the time in UTC is outside the '
             "years 0001-9999"
         ) from None
     if back:

@@ -53,8 +53,8 @@ from playbooks.engine import Answer, Command, PlaybookEngine, ReportsCovered, Ru
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
-from streams.csvfile import BadRow, read_records, separator_hint
-from streams.errors import EventError, FeedError
+from streams.csvfile import BadRow, read_records, row_start, separator_hint
+from streams.errors import EventError, FeedError, show
 from streams.events import EventValidator, IncidentReport, parse_ts
 
 MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
@@ -382,7 +382,21 @@ def read_incidents(
     # rehearsed, though the worker dead-letters it as in_future).
     validator = EventValidator(grid, max_future_skew) if grid is not None else None
     clock = time.time() if now is None else now
-    records = read_records(path)
+    shape: list[int] = []  # the header's width and its timestamp column, once read
+
+    def looks_like_row(text: str) -> bool:
+        # Stray-quote recovery, as replay's: a line that starts a row as wide as the
+        # header, with a time in its timestamp column, is a row of its own.
+        fields = row_start(text, shape[0]) if shape else None
+        if fields is None or len(fields) <= shape[1]:
+            return False
+        try:
+            parse_ts(fields[shape[1]], "timestamp")
+        except (EventError, ValueError, OverflowError):
+            return False
+        return True
+
+    records = read_records(path, looks_like_row)
     try:
         header = next(records, None)
         if header is None or isinstance(header, BadRow):
@@ -414,6 +428,7 @@ def read_incidents(
                 f"{path}:{header.line}: header lacks {', '.join(missing)} (a canonical "
                 f"incident file has {','.join(INCIDENT_FIELDS)}, and may add department)"
             )
+        shape[:] = [len(columns), columns.index("timestamp")]
         at = {
             name: columns.index(name)
             for name in (*INCIDENT_FIELDS, "department")
@@ -439,7 +454,7 @@ def read_incidents(
                     raise _Bad(BadRow(path, line, 'field "report_id" is empty'))
                 cell = row[at["grid_cell"]]
                 if cell not in cells:
-                    reason = f'field "grid_cell" is {cell!r}: not a cell of the grid'
+                    reason = f'field "grid_cell" is {show(cell)}: not a cell of the grid'
                     raise _Bad(BadRow(path, line, reason))
                 try:
                     ts = parse_ts(row[at["timestamp"]], "timestamp")
@@ -476,8 +491,8 @@ def read_incidents(
         rid, same = key[1], (key[1], key[2], key[3])
         if again:
             out.duplicates.append(
-                f"{path}:{line}: report_id {rid!r} again in cell {key[3]!r}, category "
-                f"{key[2]!r} (first at line {first.get(same, '?')}): left out, as the worker "
+                f"{path}:{line}: report_id {show(rid)} again in cell {show(key[3])}, category "
+                f"{show(key[2])} (first at line {first.get(same, '?')}): left out, as the worker "
                 "drops a re-sent report"
             )
             continue

@@ -9,11 +9,13 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
 - lines end in LF, CRLF or CR; empty lines are not rows;
 - RFC 4180 quoting, strictly: a quoted field may span lines, but a quote that is never
   closed, or closed before something other than a comma, makes its row bad;
-- a quoted field that runs on to a line that reads as a row of its own (``looks_like_row``,
-  asked with the line's foreign bytes and NULs dropped, and then with its quotes dropped
-  too) is a stray quote: its row is bad and reading resumes at that line, so one stray
-  quote never swallows the rows after it, nor merges with that line's own fault (a bad
-  byte, a NUL, another stray quote), which is reported under that line's number;
+- a quoted field that runs on to a line that reads as a row of its own, or as the start
+  of one whose text spans lines (``looks_like_row``, by default a line as wide as the
+  header, ``row_start``; asked with the line's foreign bytes and NULs dropped, and then
+  with its quotes dropped too) is a stray quote: its row is bad and reading resumes at
+  that line, so one stray quote never swallows the rows after it, nor merges with that
+  line's own fault (a bad byte, a NUL, another stray quote), which is reported under
+  that line's number;
 - a line with bytes that are not UTF-8 or a NUL byte is bad; the reason names the byte
   and its column (1-based, in bytes); a first line that is UTF-16 or UTF-32 (with a byte
   order mark, or without one: every other byte NUL) refuses the file, naming the encoding;
@@ -39,12 +41,16 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import cast
 
-from streams.errors import FeedError
+from streams.errors import FeedError, show
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Each digit is matched one way only, and never given back (possessive ``++``):
+# ``[0-9]+\.?[0-9]*`` could split a run of digits anywhere, and a value of 100,000 digits
+# then an x took hours to refuse (backtracking tried every split): replay and detect hung
+# on one such row.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?")
 BLOCK = 1 << 18  # bytes read at a time
 # The longest line read, in bytes, unless CITYBRAIN_CSV_MAX_LINE_BYTES says otherwise (a
 # setting of streams/settings.py): a line with no line end was gathered whole before csv
@@ -280,18 +286,19 @@ def wide_encoding(first: bytes) -> str | None:
 
 def decimal(text: str, field: str = "value") -> float:
     """A finite number written in ASCII decimal notation (surrounding spaces allowed).
-    Raises ValueError naming ``field`` and the text otherwise (``nan``, ``inf``, ``1e400``
-    as not finite; ``1_000``, non-ASCII digits, ``0x10`` as not a number)."""
+    Raises ValueError naming ``field`` and the text (its first 80 characters: ``show``)
+    otherwise (``nan``, ``inf``, ``1e400`` as not finite; ``1_000``, non-ASCII digits,
+    ``0x10`` as not a number)."""
     if not _DECIMAL.fullmatch(text.strip(" \t")):
         if text.strip(" \t").lstrip("+-").lower() in ("nan", "inf", "infinity"):
-            raise ValueError(f'field "{field}" is {text!r}, expected a finite number')
+            raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
         raise ValueError(
-            f'field "{field}" is {text!r}, expected a number in decimal notation '
+            f'field "{field}" is {show(text)}, expected a number in decimal notation '
             "(ASCII digits, a point, an exponent: 12.5, -3, 1e-3)"
         )
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f'field "{field}" is {text!r}, expected a finite number')
+        raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
     return value
 
 
@@ -313,7 +320,8 @@ def read_records(
 ) -> Iterator[Record | BadRow]:
     """Every record of the file in order (the header too, as the first record), or a
     ``BadRow`` in place of each one that cannot be read. ``looks_like_row(line)`` says
-    whether a line would start a row (for stray-quote recovery; see the module doc). A
+    whether a line would start a row (for stray-quote recovery; see the module doc; by
+    default, ``row_start`` of the header's width: a whole row or a row's start). A
     line longer than ``max_line_bytes`` (default ``line_limit()``) is a ``BadRow``, read
     past without being kept.
 
@@ -321,8 +329,16 @@ def read_records(
     ``SettingsError`` for a bad ``CITYBRAIN_CSV_MAX_LINE_BYTES``."""
     path = Path(path)
     limit = line_limit() if max_line_bytes is None else max_line_bytes
+    width: list[int] = []  # the header's number of fields, once read
+
+    def as_wide_as_the_header(text: str) -> bool:
+        return bool(width) and row_start(text, width[0]) is not None
+
     with open_binary(path) as raw:
-        lines = _Lines(raw, path, looks_like_row, limit)
+        # Every reader recovers from a stray quote, by default at a line that starts a
+        # record as wide as the header (rehearse gave no rule, and one stray quote
+        # swallowed the reports after it up to the next quote, unsaid).
+        lines = _Lines(raw, path, looks_like_row or as_wide_as_the_header, limit)
         reader = csv.reader(lines, strict=True)
         while True:
             lines.in_record = False
@@ -337,6 +353,8 @@ def read_records(
                 yield BadRow(path, lines.start, _csv_reason(str(exc), lines))
             else:
                 if fields:  # an empty line is not a row
+                    if not width:
+                        width.append(len(fields))
                     yield Record(lines.start, fields, lines.lineno != lines.start)
 
 
@@ -389,3 +407,22 @@ def split_line(text: str) -> list[str] | None:
     except csv.Error:
         return None
     return rows[0] if len(rows) == 1 else None
+
+
+def row_start(text: str, width: int | None = None) -> list[str] | None:
+    """The fields of a line that could start a record of ``width`` fields (of any width
+    when None), or None: a whole record of that many fields, or the first fields of one
+    whose last field, quoted, runs on past the line (a text spanning lines; the rest of
+    the record is below), up to that many and at least two (the first field is no text
+    that spans lines). Stray-quote recovery asks this of each line a quoted field runs
+    on to: a line that only starts a record counts too, or one stray quote swallowed the
+    next row whenever that row's own text spans lines (the row was lost, and its second
+    line reported as a row of too few fields)."""
+    fields = split_line(text)
+    if fields is not None:
+        return fields if width is None or len(fields) == width else None
+    # Closing the quote the line leaves open reads what the line holds of the record.
+    fields = split_line(text + '"')
+    if fields is None or len(fields) < 2 or (width is not None and len(fields) > width):
+        return None
+    return fields

@@ -19,10 +19,10 @@ from streams.csvfile import (
     decimal,
     field_count_reason,
     read_records,
+    row_start,
     separator_hint,
-    split_line,
 )
-from streams.errors import EventError, FeedError, SeriesFileError
+from streams.errors import EventError, FeedError, SeriesFileError, show
 from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -56,11 +56,13 @@ __all__ = [
 
 
 def looks_like_row(columns: int) -> Callable[[str], bool]:
-    """A line that would start a row: the right number of fields and a timestamp first."""
+    """A line that would start a row: the right number of fields (or the first of them,
+    when a quoted text runs on past the line) and a timestamp first."""
 
     def check(text: str) -> bool:
-        fields = split_line(text)
-        if fields is None or len(fields) != columns:
+        # A whole row, or the start of one whose text spans lines (``row_start``).
+        fields = row_start(text, columns)
+        if fields is None:
             return False
         try:
             parse_ts(fields[0], "timestamp")
@@ -109,7 +111,7 @@ def read_canonical(
             else ""
         )
         message = (
-            f"{path}:{header.line}: header is {','.join(header.fields)!r}, expected "
+            f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
             f"{separator_hint(header.fields)}"
         )

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import itertools
 import os
+import re
 import stat
 import zlib
 from collections.abc import Callable
@@ -130,8 +131,30 @@ def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
             return what + ("; save it as CSV (UTF-8) from the spreadsheet" if spreadsheet else "")
     nul = head.find(b"\x00")
     if nul >= 0 and wide_encoding(head.split(b"\n", 1)[0]) is None:
+        if compressed and not _binary_csv(head):
+            return ""  # a NUL or a few in rows of text: each row's fault, said by the reader
         return f"it holds binary data (byte 0x00 at offset {nul:,}), not text"
     return ""
+
+
+# Control bytes (C0 but tab, LF, CR; and DEL) in the head of a file past which it is
+# binary data, not a text file with a damaged row.
+_CONTROL = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+BINARY_SHARE = 1 / 8
+
+
+def _binary_csv(head: bytes) -> bool:
+    """Whether a CSV file's first bytes, holding a NUL, are binary data: a NUL in the
+    first line (no header holds one), or control bytes in at least ``BINARY_SHARE`` of
+    them. A NUL in a row of text is that row's fault, a bad row the reader names with its
+    line (``file:3: byte 0x00 (NUL) at column 21``) and ``--on-error skip`` skips: the
+    whole file was refused for it when it came in the first 64 KiB, and read row by row
+    when it came later."""
+    first = re.split(rb"[\r\n]", head, maxsplit=1)[0]
+    if b"\x00" in first:
+        return True
+    controls = len(head) - len(head.translate(None, _CONTROL))
+    return controls >= len(head) * BINARY_SHARE
 
 
 def not_a_regular_file(path: Path) -> str:

@@ -33,8 +33,11 @@ from streams.events import READING_SCHEMA, decode_json, format_ts, json_int
 DEFAULT_TOPIC = "city/{district}/{sensor_id}/{kind}"
 READING_FIELDS = ("sensor_id", "kind", "grid_cell")
 _PLACEHOLDER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-# Gateways send numbers as text, some with surrounding whitespace; nothing else.
-_NUMBER = re.compile(rb"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+# Gateways send numbers as text, some with surrounding whitespace; nothing else. Each
+# digit is matched one way only, never given back (possessive ``++``): ``\d+\.?\d*``
+# could split a run of digits anywhere, and a payload of 100,000 digits then an x held
+# the ingest for hours of backtracking.
+_NUMBER = re.compile(rb"^\s*+[-+]?(\d++(?:\.\d*+)?|\.\d++)([eE][-+]?\d++)?\s*$")
 
 
 class TopicPatternError(InputError):

@@ -144,6 +144,8 @@ LATIN1_SERIES = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\
             "before the time; a zone: Z, z, ±HH:MM, ±HHMM or ±HH; none is UTC), or a date alone",
         ),
         (b"timestamp,value\n2020-01-01 00:00:00,1e999\n", ":2: field \"value\" is '1e999'"),
+        # A long field is shown in its first 80 characters (it was shown whole).
+        (b"timestamp,value\n" + b"2" * 100_000 + b",1\n", ':2: field "timestamp" is \'222'),
     ],
 )
 def test_bad_bytes_and_quotes_name_file_line_and_byte(
@@ -154,6 +156,7 @@ def test_bad_bytes_and_quotes_name_file_line_and_byte(
     with pytest.raises(DetectInputError) as info:
         read_series(src)
     assert str(info.value).startswith(f"{src}{message}"), str(info.value)
+    assert len(str(info.value)) < len(str(src)) + 400
 
 
 def test_the_cli_reports_a_latin1_series_in_one_line(

@@ -412,6 +412,31 @@ def test_a_units_profile_path_is_said_to_resolve_next_to_the_yaml(
     assert "profile paths resolve next to the units YAML" in err
 
 
+def test_a_stray_quote_in_a_rehearsal_costs_only_its_own_row(tmp_path: Path) -> None:
+    """rehearse's reader gave csvfile no rule for a row's start: one stray quote swallowed
+    every report after it up to the next quote, counted as one bad row."""
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "timestamp,report_id,category,text,source,grid_cell\n"
+        '2024-05-27T00:00:00Z,r1,Noise,"stray,app,c-top\n'
+        "2024-05-27T00:01:00Z,r2,Noise,loud,app,c-top\n"
+        '2024-05-27T00:02:00Z,r3,Noise,loud "music",app,c-top\n'
+        '2024-05-27T00:03:00Z,r4,Noise,"loud\nmusic",app,c-top\n'
+        # a second line as wide as the header, but no time first: the text goes on
+        '2024-05-27T00:04:00Z,r5,Noise,"loud\nat 5th, park, pier, all night",app,c-top\n',
+        encoding="utf-8",
+    )
+    bad: list[Any] = []
+    found = read_incidents(
+        path, {"c-top"}, {"police"}, lambda texts: ["police"] * len(texts), on_bad_row=bad.append
+    )
+    assert [str(b) for b in bad] == [
+        f"{path}:2: a quoted field opens here and is not closed before line 3, which reads "
+        "as a row of its own (a stray quote?)"
+    ]
+    assert [i.report_id for i in found.incidents] == ["r2", "r3", "r4", "r5"]
+
+
 def test_read_incidents_takes_columns_in_any_order_and_names_a_missing_one(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_text(

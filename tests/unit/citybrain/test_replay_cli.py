@@ -46,6 +46,17 @@ def test_the_replay_bar_counts_with_thousands_separators() -> None:
     assert str(shown) == "1,234/11,520"
 
 
+def test_an_unregistered_id_is_shown_in_its_first_80_characters() -> None:
+    """Three 120,000-character sensor ids made a 360 KB warning line."""
+    from citybrain.cli import unregistered_note
+    from streams.events import Reading
+
+    grid = FIXTURES / "grid-ingest.yaml"
+    long_ids = [Reading(0.0, c * 120_000, "water_level", 1.0, "ft", "c-mill") for c in "abc"]
+    said = unregistered_note(long_ids, grid, "p1")
+    assert "'" + "a" * 76 + "..., 'bbb" in said and len(said) < 1000, len(said)
+
+
 def test_a_replay_of_unregistered_sensors_warns_naming_the_closest_registered_ones() -> None:
     """A newcomer's typo (``water_levl``) was "sent 1 reading", exit 0: only
     ``deadletters`` later said ``unknown_sensor``, with no "did you mean". A cell the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import time
 import tracemalloc
 from pathlib import Path
 from unittest.mock import patch
@@ -175,6 +176,42 @@ def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
         'loud\nmusic, "all" night',
         "loud music",
     ]
+
+
+@pytest.mark.parametrize("damage", ['"loud', '"', 'loud "music', '"""'])
+def test_a_stray_quote_does_not_swallow_a_next_row_whose_text_spans_lines(
+    tmp_path: Path, damage: str
+) -> None:
+    """A line that only starts a row (its text, quoted, runs on to the next line) ends a
+    stray quote's record too: it read as no row of its own (too few fields), so report
+    r2, whose text spans two lines, was swallowed and its second line was a bad row."""
+    text = (
+        INCIDENTS
+        + f"2024-05-27T03:10:10Z,r1,Noise,{damage},app,c1\n"
+        + '2024-05-27T03:11:10Z,r2,Noise,"loud\nmusic, all night",app,c1\n'
+        + INCIDENT.replace("r1", "r3")
+    )
+    events, bad = read_skip(write(tmp_path, "i.csv", text))
+    assert [b.line for b in bad] == [2] if damage != 'loud "music' else not bad
+    reports = {e.report_id: e.text for e in events if isinstance(e, IncidentReport)}
+    assert reports["r2"] == "loud\nmusic, all night" and "r3" in reports
+
+
+@pytest.mark.parametrize(
+    ("line", "width", "fields"),
+    [
+        ("a,b,c", 3, ["a", "b", "c"]),
+        ("a,b,c", 4, None),
+        ('a,"b', 3, ["a", "b"]),  # the start of a row of 3 whose second field spans lines
+        ('a,"b', None, ["a", "b"]),
+        ('a,b,c,"d', 3, None),  # already wider than the header
+        ('"a', 3, None),  # a first field spanning lines starts no row
+        ('a,"b""', 3, ["a", 'b"']),  # an escaped quote, the field still open
+        ('a,"b"c', 3, None),  # a closing quote before text: no row
+    ],
+)
+def test_row_start(line: str, width: int | None, fields: list[str] | None) -> None:
+    assert csvfile.row_start(line, width) == fields
 
 
 @pytest.mark.parametrize(
@@ -447,6 +484,19 @@ def test_a_value_must_be_an_ascii_decimal_number(tmp_path: Path, value: str, say
     events, bad = read_skip(write(tmp_path, "v.csv", READINGS + row + ROW))
     assert [b.line for b in bad] == [2] and says in bad[0].reason
     assert len(events) == 1  # the good row after it is read
+
+
+@pytest.mark.parametrize("value", ["9" * 10_000 + "x", "9" * 5_000 + ".9" + "9" * 5_000 + "e"])
+def test_a_long_run_of_digits_is_refused_at_once(tmp_path: Path, value: str) -> None:
+    """The number pattern could split a run of digits anywhere: a value of 10,000 digits
+    then an x took 20 s to refuse (100,000: hours), and replay and detect hung on it."""
+    row = f"2024-05-27T03:10:10Z,s1,pm25,{value},ug/m3,c1\n"
+    started = time.monotonic()
+    events, bad = read_skip(write(tmp_path, "v.csv", READINGS + row + ROW))
+    assert time.monotonic() - started < 5
+    assert [b.line for b in bad] == [2] and "decimal notation" in bad[0].reason
+    assert len(events) == 1
+    assert len(bad[0].reason) < 300  # the value in its first 80 characters, not whole
 
 
 @pytest.mark.parametrize("value", ["1.5", " 1.5 ", "+1.5", "15e-1", ".15e1", "1.50"])

@@ -30,11 +30,33 @@ REPO = Path(__file__).resolve().parents[3]
         ("a.csv", b"\x1f\x8b\x08\x00", True, "it is gzip-compressed; name it a.csv.gz"),
         ("a.yaml", b"\x1f\x8b\x08\x00", False, "it is gzip-compressed; decompress it"),
         ("a.csv.gz", b"\x1f\x8b\x08\x00\x00\x00", True, ""),  # cut short: the reader says where
+        # A NUL in a row of text is that row's fault (the reader names it, skip skips it);
+        # a NUL in the header line, or control bytes throughout, is binary data.
+        ("a.csv", b"timestamp,value\n2026-11-01T10:00:00Z,1\x00.5\n", True, ""),
+        ("a.csv", b"t,v\n" + b"2026-11-01T10:00:00Z,1\n" * 9 + b"\x00" * 20 + b"\n", True, ""),
+        ("a.csv", b"timestamp\x00,value\n2026-11-01T10:00:00Z,1\n", True, "it holds binary"),
+        ("a.csv", b"name: x\n\x00\x01\x02", True, "it holds binary data (byte 0x00 at offset 8)"),
+        ("a.yaml", b"name: x\nb: \x00\n", False, "it holds binary data"),
     ],
 )
 def test_not_text(name: str, head: bytes, compressed: bool, says: str) -> None:
     reason = not_text(Path(name), head, compressed)
     assert reason.startswith(says) if says else reason == "", reason
+
+
+def test_a_nul_in_a_row_of_a_csv_file_costs_that_row_not_the_file(tmp_path: Path) -> None:
+    """A NUL in row 3 of a CSV refused the whole file as binary data (replay, detect)
+    when it came in the first 64 KiB, and was a bad row when it came later."""
+    from streams.feeds import load_events
+
+    path = tmp_path / "r.csv"
+    rows = [f"2026-11-01T10:0{i}:00Z,s1,water_level,1.5,m,c1\n" for i in range(3)]
+    rows[1] = rows[1].replace("1.5", "1\x00.5")
+    path.write_text("timestamp,sensor_id,kind,value,unit,grid_cell\n" + "".join(rows))
+    assert unreadable(path, "CSV") == ""
+    bad: list[object] = []
+    assert len(load_events([path], "skip", bad)) == 2
+    assert [str(b) for b in bad] == [f"{path}:3: byte 0x00 (NUL) at column 38: not text"]
 
 
 def test_the_gzip_files_of_the_data_sets_are_csv() -> None:

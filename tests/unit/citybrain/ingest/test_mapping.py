@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
@@ -57,6 +60,16 @@ def test_a_plain_number_is_the_value_observed_on_receipt(mapping: MqttMapping) -
         "unit": "ft",
         "grid_cell": "c-bridge",  # from the grid's registration
     }
+
+
+@pytest.mark.parametrize("payload", [b"9" * 10_000 + b"x", b'{"value": "' + b"9" * 10_000 + b'x"}'])
+def test_a_long_run_of_digits_is_judged_at_once(mapping: MqttMapping, payload: bytes) -> None:
+    """The plain-number pattern could split a run of digits anywhere: a payload of
+    100,000 digits then an x held the ingest for hours of backtracking."""
+    started = time.monotonic()
+    with contextlib.suppress(EventError):
+        mapping.to_document("city/east/gauge-1/water_level", payload, T_NOW)
+    assert time.monotonic() - started < 5
 
 
 def test_a_json_object_gives_value_time_and_unit(mapping: MqttMapping) -> None:
