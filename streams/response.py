@@ -592,9 +592,10 @@ class Response:
         # Waiting at a step the edited playbook no longer has: failed now, said in its
         # steps and counted (before t49: KeyError every tick, stuck for good).
         run, cmds = engine.fail_gone_step(run, now)
-        # False when the run changed with nothing to say (a held flush's next tick): it
-        # is stored all the same, so the held flush is not checked again every second.
-        stored = True
+        # True when the run changed with nothing to say (a held flush's tick, a held
+        # first flush's new deadline): stored all the same, so a held flush is not
+        # checked again every second, and the next is at the group's next flush.
+        quiet_change = False
         if engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
             if first and not unresolved(run) and not run.reports:
@@ -606,7 +607,7 @@ class Response:
                 flush = now + group["route"]["group_interval"]
                 run, more = engine.hold(run, held, flush, now)
                 cmds += more
-                stored = False  # its new deadline, said or not
+                quiet_change = True  # its new deadline, said or not
             else:
                 run, more = engine.timeout(run, now)
                 cmds += more
@@ -619,11 +620,11 @@ class Response:
         due = engine.flush_due(run, route["group_interval"], route["repeat_interval"], now)
         if due is not None and (held := self._all_muted(run, now)):
             run, more = engine.hold_flush(run, held, due[0], now)
-            stored = False
+            quiet_change = True
         else:
             run, more = engine.flush(run, route["group_interval"], route["repeat_interval"], now)
         cmds += more
-        if cmds or not stored:
+        if cmds or quiet_change:
             await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
         pending = engine.pending_webhook(run)
         if pending is not None and pending[0] not in self._called:
