@@ -100,9 +100,13 @@ class Run:
     # Alerts that joined after the last notification and are not yet in one: alert id ->
     # when it joined (epoch s); the next group flush (``flush``) notifies them.
     unnotified: dict[str, float] = field(default_factory=dict)
-    # Why a pending run's first notification is held (every alert of it muted when its
-    # group_wait ended), as last said in a ``notification_held`` step; "" when not held.
+    # Why the run's notification is held (every alert of it still firing muted when its
+    # group_wait ended, or at a later flush), as last said in a ``notification_held``
+    # step; "" when not held.
     held: str = ""
+    # The last flush tick (epoch s) at which a started run's notification was held
+    # (``hold_flush``): that tick is not checked again, the next one is.
+    held_tick: float | None = None
     # The alerts of ``alerts`` whose resolution the run has seen (``alert_resolved``).
     ended_alerts: list[str] = field(default_factory=list)
     # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus),
@@ -193,6 +197,7 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "last_notified_at": (_maybe_finite, "a finite number or null"),
     "unnotified": (_times, "an object of finite numbers"),
     "held": (_text, "text"),
+    "held_tick": (_maybe_finite, "a finite number or null"),
     "ended_alerts": (_texts, "a list of texts"),
     "reports": (lambda v: isinstance(v, dict), "an object"),
     "reopened": (_count, "a whole number >= 0"),
@@ -335,6 +340,7 @@ def _notified(run: Run, now: float) -> None:
     """The run's unit was notified at ``now``: of every alert the run has."""
     run.last_notified_at = now
     run.unnotified = {}
+    run.held, run.held_tick = "", None
 
 
 def unresolved(run: Run) -> list[str]:
@@ -474,29 +480,57 @@ class PlaybookEngine:
     def flush(
         self, run: Run, group_interval: float, repeat_interval: float, now: float
     ) -> tuple[Run, list[Command]]:
-        """The group's notification at a flush, as Alertmanager's aggregation group
-        flushes (``dispatch/dispatch.go``, ``notify.DedupStage``): every
-        ``group_interval`` after the last notification, the run is notified again if
-        alerts joined before that tick and are not yet in a notification, or if
-        ``repeat_interval`` has passed by that tick and nobody has acknowledged. So an
-        alert that joins a notified group is notified at the next tick, never dropped,
-        and a repeat comes at the first tick at or after ``repeat_interval`` (a
-        ``repeat_interval`` shorter than ``group_interval`` repeats each
-        ``group_interval``). Nothing before the first notification, or once finished."""
+        """The group's notification at a flush (``flush_due``), if one is due."""
+        due = self.flush_due(run, group_interval, repeat_interval, now)
+        if due is None:
+            return run, []
+        return self.renotify(run, due[1], now)
+
+    def flush_due(
+        self, run: Run, group_interval: float, repeat_interval: float, now: float
+    ) -> tuple[float, str] | None:
+        """``(tick, reason)`` when the group's flush notifies the run by ``now``, else
+        None; as Alertmanager's aggregation group flushes (``dispatch/dispatch.go``,
+        ``notify.DedupStage``): every ``group_interval`` after the last notification,
+        the run is notified again if alerts joined before that tick and are not yet in a
+        notification, or if ``repeat_interval`` has passed by that tick and nobody has
+        acknowledged. So an alert that joins a notified group is notified at the next
+        tick, never dropped, and a repeat comes at the first tick at or after
+        ``repeat_interval`` (a ``repeat_interval`` shorter than ``group_interval``
+        repeats each ``group_interval``). Nothing before the first notification, once
+        finished, or at a tick already held (``hold_flush``). Times in epoch seconds."""
         last = run.last_notified_at
         if last is None or is_terminal(run) or not group_interval > 0 or now < last:
-            return run, []
+            return None
         ticks = (now - last) // group_interval
         if ticks < 1:
-            return run, []
+            return None
         tick = last + ticks * group_interval
+        if run.held_tick is not None and tick <= run.held_tick:
+            return None  # this flush was held: the next one is checked
         new = [a for a, at in run.unnotified.items() if at <= tick]
         if new:
             shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
-            return self.renotify(run, f"new alerts in the group: {shown}", now)
+            return tick, f"new alerts in the group: {shown}"
         if run.acknowledged_at is None and ticks * group_interval >= repeat_interval:
-            return self.renotify(run, "repeat: still unacknowledged", now)
-        return run, []
+            return tick, "repeat: still unacknowledged"
+        return None
+
+    def hold_flush(self, run: Run, why: str, tick: float, now: float) -> tuple[Run, list[Command]]:
+        """A started run's flush at ``tick`` (``flush_due``'s) with every alert of it
+        still firing silenced or inhibited (``why``: each alert and what mutes it):
+        nothing is notified, as Alertmanager's MuteStage leaves nothing to send, and its
+        notification log keeps the last notification, so the repeat comes at the first
+        flush after the mutes end (counted from that last notification) and joined
+        alerts stay to be notified. A ``notification_held`` step says so when the reason
+        is new."""
+        if is_terminal(run) or run.last_notified_at is None:
+            return run, []
+        run.held_tick = tick
+        if why == run.held:
+            return run, []
+        run.held = why
+        return run, [self._command(run, "notification_held", now, detail=why)]
 
     # -- what people do --------------------------------------------------------------
     @staticmethod

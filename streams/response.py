@@ -640,6 +640,10 @@ class Response:
         # Waiting at a step the edited playbook no longer has: failed now, said in its
         # steps and counted (before t49: KeyError every tick, stuck for good).
         run, cmds = engine.fail_gone_step(run, now)
+        # True when the run changed with nothing to say (a held flush's tick, a held
+        # first flush's new deadline): stored all the same, so a held flush is not
+        # checked again every second, and the next is at the group's next flush.
+        quiet_change = False
         if engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
             if first and not unresolved(run) and not run.reports:
@@ -651,17 +655,24 @@ class Response:
                 flush = now + group["route"]["group_interval"]
                 run, more = engine.hold(run, held, flush, now)
                 cmds += more
+                quiet_change = True  # its new deadline, said or not
             else:
                 run, more = engine.timeout(run, now)
                 cmds += more
         run, more = engine.check_sla(run, now)
         cmds += more
         # The group's flush: alerts that joined since the last notification, or
-        # the repeat of an unacknowledged run, at each group_interval tick.
+        # the repeat of an unacknowledged run, at each group_interval tick; held, as
+        # Alertmanager sends nothing, when every alert of it still firing is muted.
         route = group["route"]
-        run, more = engine.flush(run, route["group_interval"], route["repeat_interval"], now)
+        due = engine.flush_due(run, route["group_interval"], route["repeat_interval"], now)
+        if due is not None and (held := self._all_muted(run, now)):
+            run, more = engine.hold_flush(run, held, due[0], now)
+            quiet_change = True
+        else:
+            run, more = engine.flush(run, route["group_interval"], route["repeat_interval"], now)
         cmds += more
-        if cmds:
+        if cmds or quiet_change:
             await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
         pending = engine.pending_webhook(run)
         if pending is not None and pending[0] not in self._called:
@@ -669,11 +680,12 @@ class Response:
         return run
 
     def _all_muted(self, run: Run, now: float) -> str:
-        """Why ``run``'s first notification is held when its group_wait ends: every alert
-        of it still firing is silenced or inhibited now (each with what mutes it), as
-        Alertmanager applies silences and inhibition at a group's flush, not when an
-        alert arrives (a source alert or a silence that came during group_wait mutes a
-        target routed before it); "" when one is not, or none fires."""
+        """Why ``run``'s notification is held at a flush (its first, when group_wait
+        ends, or a later one): every alert of it still firing is silenced or inhibited
+        now (each with what mutes it), as Alertmanager applies silences and inhibition
+        at every flush of a group, not when an alert arrives (a source alert or a
+        silence that came after a target was routed mutes it); "" when one is not, or
+        none fires."""
         silences: list[Silence] | None = None
         muted = []
         for alert_id in run.alerts:

@@ -783,6 +783,67 @@ def test_a_mute_that_came_during_group_wait_holds_the_notification_in_alertmanag
         hook.close()
 
 
+def test_a_mute_after_the_first_notification_stops_the_repeats_in_alertmanager(
+    tmp_path: Path,
+) -> None:
+    """t58: Alertmanager applies inhibition and silences at every flush of a group, so a
+    notified group whose alerts all become inhibited (a source alert fires) or silenced
+    gets no repeat while that lasts; the others repeat; once the mute ends the repeat
+    comes again. citybrain repeated "still unacknowledged" under the mute; its response
+    stage now holds such a flush (``Response._all_muted``, ``engine.hold_flush``; the
+    worker's side in tests/unit/streams/test_group_flushes.py)."""
+    hook_port = shifted_port(29096)
+    rule = {
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity="minor"'],
+        "equal": ["district"],
+    }
+    route_doc = {"group_by": ["alert_id"], "group_wait": "0s", "group_interval": "1s"}
+    config = webhook_config(tmp_path, hook_port, route_doc, [rule])
+    doc = yaml.safe_load(config.read_text())
+    doc["route"]["repeat_interval"] = "2s"
+    config.write_text(yaml.safe_dump(doc))
+    target = {"alert_id": "al-minor", "severity": "minor", "district": "d1"}
+    other = {"alert_id": "al-other", "severity": "minor", "district": "d2"}
+    quiet = {"alert_id": "al-quiet", "severity": "major", "district": "d3"}
+    source = {"alert_id": "al-crit", "severity": "critical", "district": "d1"}
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        alerts = [{"labels": a, "endsAt": iso(t0 + 3600)} for a in (target, other, quiet)]
+        assert http("POST", "/alerts", alerts)[0] == 200
+        hook.until({"al-minor", "al-other", "al-quiet"})
+        assert http("POST", "/alerts", [{"labels": source, "endsAt": iso(t0 + 3600)}])[0] == 200
+        body = {
+            "matchers": [{"name": "alert_id", "value": "al-quiet", "isRegex": False}],
+            "startsAt": iso(t0),
+            "endsAt": iso(t0 + 3600),
+            "createdBy": "t",
+            "comment": "t58",
+        }
+        status, answer = http("POST", "/silences", body)
+        assert status == 200, answer
+        time.sleep(1.5)  # a flush under way when the mutes came may still notify
+        since = len(hook.firing)
+        time.sleep(5)  # past two repeat intervals
+        muted = hook.firing[since:]
+        assert muted.count("al-other") >= 2 and muted.count("al-crit") >= 2, muted
+        assert "al-minor" not in muted and "al-quiet" not in muted, muted
+        # The mutes end: the source resolves, the silence is expired; the repeats resume.
+        resolved = {"labels": source, "startsAt": iso(t0), "endsAt": iso(time.time())}
+        assert http("POST", "/alerts", [resolved])[0] == 200
+        assert http("DELETE", f"/silence/{answer['silenceID']}")[0] == 200
+        since = len(hook.firing)
+        deadline = time.monotonic() + 10
+        while not {"al-minor", "al-quiet"} <= set(hook.firing[since:]):
+            assert time.monotonic() < deadline, hook.firing[since:]
+            time.sleep(0.2)
+    finally:
+        am.stop()
+        hook.close()
+
+
 # Regexes for the deprecated *_match_re maps, which Alertmanager wraps twice (a value valid
 # only once wrapped, "a)|(b", matches only a or b there; playbooks.routing.legacy_regex).
 LEGACY_REGEXES = {

@@ -112,3 +112,52 @@ def test_notifications_follow_alertmanagers_flushes(grid: Grid, seed: int) -> No
         )
         checked += bool(expected)
     assert checked > 50  # most rounds notify again at least once
+
+
+def muted_reference(
+    group_interval: int, repeat_interval: int, muted: list[tuple[int, int]], end: int
+) -> list[int]:
+    """As ``reference``, with the group's one alert muted (silenced or inhibited) over
+    the ``muted`` spans [from, to) of seconds after START, nobody acknowledging:
+    Alertmanager's MuteStage leaves nothing to send at a flush within a span, and its
+    notification log keeps the last notification's time."""
+    last, times = START, []
+    tick = START + group_interval
+    while tick <= START + end:
+        quiet = any(a <= tick - START < b for a, b in muted)
+        if not quiet and tick - last >= repeat_interval:
+            last = tick
+            times.append(int(tick - START))
+        tick += group_interval
+    return times
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_flushes_under_a_mute_notify_as_alertmanagers(grid: Grid, seed: int) -> None:
+    """t58: a started run's flush is held (``hold_flush``) while its alert is muted, as
+    the response stage holds it; the repeats come at Alertmanager's flushes."""
+    rng = random.Random(seed)
+    for _ in range(100):
+        group_interval = rng.choice([1, 2, 5, 10])
+        repeat_interval = rng.choice([1, 3, 10, 25])
+        end = rng.randint(20, 150)
+        spans = []
+        for _ in range(rng.randint(0, 3)):
+            a = rng.randint(0, end)
+            spans.append((a, a + rng.randint(1, 40)))
+        engine = PlaybookEngine(PLAYBOOK, grid)
+        run, _ = engine.new_run("run-x", ALERT, START)
+        times, held = [], 0
+        for second in range(1, end + 1):
+            now = START + second
+            due = engine.flush_due(run, group_interval, repeat_interval, now)
+            if due is not None and any(a <= due[0] - START < b for a, b in spans):
+                run, cmds = engine.hold_flush(run, "al-0 silenced by s-1", due[0], now)
+                held += len(cmds)
+                # Said once per reason; the same tick is not due again.
+                assert engine.flush_due(run, group_interval, repeat_interval, now) is None
+                continue
+            run, cmds = engine.flush(run, group_interval, repeat_interval, now)
+            times += [second for c in cmds if c.action == "notify"]
+        expected = muted_reference(group_interval, repeat_interval, spans, end)
+        assert times == expected, (group_interval, repeat_interval, spans)

@@ -242,3 +242,86 @@ def test_a_run_with_one_alert_still_firing_starts_after_group_wait(
     asyncio.run(scenario())
     assert response.ctx.groups.data[KEY]["run"]["status"] == "waiting_ack"
     assert notifies(sent)
+
+
+@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
+def test_a_mute_that_came_after_the_first_notification_holds_the_repeats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
+) -> None:
+    """t58: Alertmanager applies inhibition and silences at every flush, so a notified
+    group whose alerts all become silenced or inhibited gets no repeat while that lasts,
+    and the repeat comes at the first flush after it ends (counted from the last real
+    notification). citybrain checked mutes at the first flush only and repeated "still
+    unacknowledged" every repeat_interval under a silence or an inhibiting alert."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    settings = Settings(
+        run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml", routing_file=routing
+    )
+    app = faust.App("held-repeats", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    sent: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        sent.extend(value for _, value in items if isinstance(value, dict))
+        return []
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    ctx.queue = queue  # type: ignore[method-assign]
+    ctx.audit = nothing  # type: ignore[method-assign]
+    ctx.groups._write = nothing  # type: ignore[method-assign]
+    response = Response(ctx)
+    response._update_lag = nothing  # type: ignore[method-assign]
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr("streams.response.time", clock)
+    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    target = firing("al-minor", "minor")
+    # group_interval 5 min, repeat_interval 10 min.
+    target["route"].update(group_interval=300.0, repeat_interval=600.0)
+
+    def actions() -> list[str]:
+        return [
+            f"{s['action']}: {s['detail']}"
+            for s in sent
+            if s.get("action") in ("notify", "notification_held")
+        ]
+
+    async def tick(seconds: int) -> None:
+        for _ in range(seconds):  # the worker's deadline check, once a second
+            clock.now += 1
+            await response.check_deadlines()
+
+    async def scenario() -> None:
+        ctx.firing.data[b"al-minor"] = target["alert"]["labels"]
+        await response.on_routed(Event(KEY, target))  # type: ignore[arg-type]
+        await tick(31)  # group_wait over: notified
+        started = len(actions())
+        assert started >= 1
+        notified_at = response.ctx.groups.data[KEY]["run"]["last_notified_at"]
+        await tick(60)
+        if mute == "inhibited":  # a critical alert of its district fires
+            ctx.firing.data[b"al-crit"] = firing("al-crit", "critical")["alert"]["labels"]
+        else:  # an operator silences it for 20 minutes
+            silence = new_silence(
+                "s-1", ['severity="minor"'], clock.now, clock.now + 1200, "o", "r"
+            )
+            ctx.silences.data[b"s-1"] = silence.to_dict()
+        # The repeat was due 10 min after the notification: held, said once.
+        await tick(int(notified_at + 900 - clock.now))
+        by = "al-crit" if mute == "inhibited" else "s-1"
+        assert actions()[started:] == [f"notification_held: al-minor {mute} by {by}"]
+        if mute == "inhibited":
+            del ctx.firing.data[b"al-crit"]  # the critical alert resolves
+        await tick(int(notified_at + 1201 - clock.now))  # the silence too has ended
+        # Held at 10 and 15 min, and 20 min for the silence; the repeat at the next flush.
+        repeat_at = notified_at + (1200 if mute == "inhibited" else 1500)
+        await tick(int(repeat_at - clock.now) + 1)
+        assert actions()[started:] == [
+            f"notification_held: al-minor {mute} by {by}",
+            "notify: repeat: still unacknowledged",
+        ]
+        assert response.ctx.groups.data[KEY]["run"]["last_notified_at"] == repeat_at
+
+    asyncio.run(scenario())
