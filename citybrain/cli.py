@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -3986,6 +3987,13 @@ class Parser(argparse.ArgumentParser):
         with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
         --help``, as argparse leaves extras to the top parser)."""
         self._given = list(sys.argv[1:] if args is None else args)
+        for flag, value in self._flag_values():
+            if _FLAG_VALUE.fullmatch(value):
+                # `replay --max 50 x.csv` read 50 as a FILE: "FILE '50': no such file".
+                self.error(
+                    f"argument {flag}: takes no value, but {value!r} follows it "
+                    f"({flag} is on when given: drop {value!r})"
+                )
         namespace, extras = super().parse_known_args(args, namespace)
         if extras and self.prog != "citybrain":
             self.error(f"unrecognized arguments: {' '.join(extras)}")
@@ -4031,6 +4039,35 @@ class Parser(argparse.ArgumentParser):
                 pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
         return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
 
+    def _flag_values(self) -> list[tuple[str, str]]:
+        """Each option of this parser that takes no value (``--max``, ``--json``) with the
+        word typed right after it when that word is no option (up to ``--``)."""
+        pairs = []
+        given = [*(self._given or []), ""]
+        for arg, after in itertools.pairwise(given):
+            if arg == "--":
+                break
+            action = self._option_string_actions.get(arg)
+            if (
+                action is not None
+                and action.nargs == 0
+                and after
+                and not after.startswith("-")
+                and not isinstance(action, argparse._HelpAction | argparse._VersionAction)
+            ):
+                pairs.append((arg, after))
+        return pairs
+
+    def _flag_value_hint(self) -> str:
+        """`` (--max takes no value)`` when a value was typed after an option that takes
+        none (t60: ``replay --max 50``, ``runs list --json 5`` said only ``unrecognized
+        arguments: 50``, as if the 50 were the mistake, not the reading of --max), or ""."""
+        flags = list(dict.fromkeys(flag for flag, _ in self._flag_values()))
+        if not flags:
+            return ""
+        takes = "takes" if len(flags) == 1 else "take"
+        return f" ({' and '.join(flags)} {takes} no value: it is on when given)"
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
@@ -4048,11 +4085,24 @@ class Parser(argparse.ArgumentParser):
                     f"(and {message})"
                 )
         elif message.startswith("unrecognized arguments"):
-            message += self._option_hint(self._unknown_options())
+            message += self._option_hint(self._unknown_options()) + self._flag_value_hint()
+        elif explicit := re.fullmatch(r"argument (\S+): ignored explicit argument (.*)", message):
+            # argparse's words for `--max=50`, as if the 50 had been left out on purpose.
+            flag, value = explicit.groups()
+            message = (
+                f"argument {flag}: takes no value, but {value} is given to it "
+                f"({flag} is on when given: drop ={value.strip(chr(39))})"
+            )
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
         typed = command_line(*command.split(), "--help", only=())
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
+
+
+# A value typed after an option that takes none, read by argparse as the next positional
+# argument (a FILE) otherwise: a number or a yes/no word, never a file or an id a command
+# takes.
+_FLAG_VALUE = re.compile(r"[+-]?(\d[\d_,]*\.?\d*|\.\d+)|(?i:yes|no|true|false|on|off)")
 
 
 def _version() -> str:
