@@ -155,7 +155,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             every = len(s.topics) + len(task_topics(s))
             print(
                 f"topics      {len(created)} created, {every} in all "
-                f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+                f"({prefix_said(s)})"
             )
             prom.start()
             print(f"prometheus  {ready('p')} on {prom.url}")
@@ -903,6 +903,15 @@ def _replay_files_in(directory: Path) -> str:
     return f"name the reading and incident CSVs in it: {shlex.join(found)}"
 
 
+def prefix_said(settings: Settings) -> str:
+    """``prefix 'x': CITYBRAIN_TOPIC_PREFIX``, or for the default ``prefix 'citybrain':
+    CITYBRAIN_TOPIC_PREFIX's default`` (t60's walk: a shell without the variable read
+    "prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX" as if it had been set)."""
+    default = Settings.model_fields["topic_prefix"].default
+    source = "CITYBRAIN_TOPIC_PREFIX" + ("'s default" if settings.topic_prefix == default else "")
+    return f"prefix {settings.topic_prefix!r}: {source}"
+
+
 def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
     runs under another topic prefix, how to send to it instead: ``argv``, the replay's
@@ -911,8 +920,7 @@ def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     those about this prefix's progress (``PROGRESS_OPTIONS``: ``--skip``)."""
     lines = [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
-        f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
-        "CITYBRAIN_TOPIC_PREFIX)"
+        f"and {settings.topic('incidents')} ({prefix_said(settings)})"
     ]
     return lines + _feed_the_demo(settings, argv, "")
 
@@ -924,8 +932,7 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     reach a demo's worker, which reads ``demo-…`` topics."""
     lines = [
         f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
-        f"(unmapped messages to {settings.topic('deadletter')}; prefix "
-        f"{settings.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+        f"(unmapped messages to {settings.topic('deadletter')}; {prefix_said(settings)})"
     ]
     return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
 
