@@ -153,10 +153,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 ) from None
             # The playbooks' task topics are created too: count them in the total.
             every = len(s.topics) + len(task_topics(s))
-            print(
-                f"topics      {len(created)} created, {every} in all "
-                f"({prefix_said(s)})"
-            )
+            print(f"topics      {len(created)} created, {every} in all ({prefix_said(s)})")
             prom.start()
             print(f"prometheus  {ready('p')} on {prom.url}")
             mqtt.start()

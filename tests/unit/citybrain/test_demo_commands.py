@@ -366,12 +366,14 @@ def test_the_prefix_is_said_as_the_default_or_as_set(tmp_path: Path) -> None:
     """t60's walk: a shell without CITYBRAIN_TOPIC_PREFIX read "(prefix 'citybrain':
     CITYBRAIN_TOPIC_PREFIX)" as if it were set; the default is said as the default."""
     default = Settings(run_dir_override=tmp_path)
-    assert "(prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX's default)" in replay_target(
-        default, ["replay", "a.csv"]
-    )[0]
-    assert "prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX's default)" in ingest_target(
-        default, ["ingest", "mqtt"]
-    )[0]
+    assert (
+        "(prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX's default)"
+        in replay_target(default, ["replay", "a.csv"])[0]
+    )
+    assert (
+        "prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX's default)"
+        in ingest_target(default, ["ingest", "mqtt"])[0]
+    )
     mine = Settings(run_dir_override=tmp_path, topic_prefix="mine")
     assert replay_target(mine, ["replay", "a.csv"])[0].endswith(
         "(prefix 'mine': CITYBRAIN_TOPIC_PREFIX)"
