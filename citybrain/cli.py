@@ -197,7 +197,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
         ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             ok = ok and (state == "ready" or not needed)
-            note = "" if needed else " (optional: citybrain ingest mqtt)"
+            # The commands named are typed as they work in this shell (t60: a bare
+            # `citybrain ingest mqtt` where citybrain is not on the PATH, and no word of
+            # how to start it).
+            start = f"; `{command_line('stack', 'up')}` starts it" if state == "down" else ""
+            note = "" if needed else f" (optional, for `{command_line('ingest', 'mqtt')}`{start})"
             print(f"{name:11} {state:8} {where}{note}")
         for line in demo_worker_lines(s):
             print(line)

@@ -318,3 +318,34 @@ def test_a_worker_refused_for_the_demo_workers_port_names_that_worker(
         f"`kill {os.getpid()}` stops it, `"
     ) in err
     assert "stack restart-worker` starts it again" in err
+
+
+def test_stack_status_names_mosquitto_s_commands_as_they_work_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: a down Mosquitto was "(optional: citybrain ingest mqtt)", a bare
+    `citybrain` where it is not on the PATH, and nothing said what starts it."""
+    import socket
+
+    from citybrain.commands import command_line
+
+    free = []
+    for _ in range(4):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    for name, value in (
+        ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
+        ("CITYBRAIN_KAFKA_PORT", str(free[0])),
+        ("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(free[1])),
+        ("CITYBRAIN_PROMETHEUS_PORT", str(free[2])),
+        ("CITYBRAIN_MQTT_PORT", str(free[3])),
+    ):
+        monkeypatch.setenv(name, value)
+    assert main(["stack", "status"]) == 1
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("mosquitto"))
+    assert line.endswith(
+        f"(optional, for `{command_line('ingest', 'mqtt')}`; "
+        f"`{command_line('stack', 'up')}` starts it)"
+    ), line
