@@ -1297,6 +1297,7 @@ def _run_demo(
     )
 
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
+    console.print(worker_starting_line(files), highlight=False, markup=False)
     # Its own session, so it outlives the demo and serves the runs afterwards.
     worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
     try:
@@ -1421,11 +1422,25 @@ def _sensor_days(events: list[Any]) -> float:
     return sum(hi - lo for lo, hi in spans.values()) / 86_400
 
 
+def worker_starting_line(files: DemoFiles) -> str:
+    """What the demo does while its worker starts (t60's walk: 30 to 50 s of silence
+    after the topic prefix line on a 2-core machine, as if it hung, before the first
+    progress line said "[    2 s]")."""
+    return (
+        f"starting its stream worker (about 30 s on 2 cores, at most {WORKER_START_SECONDS} s; "
+        f"log: {files.log}); the replay starts once it serves"
+    )
+
+
+# How long the demo waits for its worker to serve before it gives up.
+WORKER_START_SECONDS = 90
+
+
 def wait_for_worker(files: DemoFiles, url: str, pid: int) -> None:
     """Until the worker ``pid`` (the demo's, spawned with ``files``) serves ``url``;
     ``StackError`` saying what happened when it is gone (``worker_gone``) or not serving
     after 90 s."""
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + WORKER_START_SECONDS
     while time.monotonic() < deadline:
         lost = worker_gone(files, pid)
         if lost:
@@ -1435,7 +1450,9 @@ def wait_for_worker(files: DemoFiles, url: str, pid: int) -> None:
             return
         except OSError:
             time.sleep(0.5)
-    raise StackError(f"the demo's worker is not serving {url} after 90s:\n{tail(files.log)}")
+    raise StackError(
+        f"the demo's worker is not serving {url} after {WORKER_START_SECONDS}s:\n{tail(files.log)}"
+    )
 
 
 def worker_gone(files: DemoFiles, pid: int) -> str:

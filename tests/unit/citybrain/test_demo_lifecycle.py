@@ -349,3 +349,14 @@ def test_stack_status_names_mosquitto_s_commands_as_they_work_here(
         f"(optional, for `{command_line('ingest', 'mqtt')}`; "
         f"`{command_line('stack', 'up')}` starts it)"
     ), line
+
+
+def test_the_demo_says_it_starts_its_worker_and_where_it_logs(tmp_path: Path) -> None:
+    """t60's walk: 30-50 s of silence after the topic prefix line, as if it hung."""
+    from citybrain.demo import WORKER_START_SECONDS, worker_starting_line
+
+    files = DemoFiles.of(Settings(run_dir_override=tmp_path))
+    line = worker_starting_line(files)
+    assert line.startswith("starting its stream worker (about 30 s")
+    assert f"at most {WORKER_START_SECONDS} s; log: {files.log})" in line
+    assert len(line) < 200 + len(str(files.log))
