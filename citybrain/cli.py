@@ -141,6 +141,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
             return "ready (already running)" if was[key] else "ready"
 
         try:
+            if not was["k"]:
+                # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
+                print(
+                    f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
+                    f"most 90 s; log: {kafka.log_file})",
+                    flush=True,
+                )
             kafka.start()
             print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
             from citybrain.stack.topics import task_topics
@@ -283,6 +290,7 @@ def restart_demo_worker(settings: Settings) -> int:
         restart_env,
         running_demo,
         wait_for_worker,
+        worker_starting_line,
     )
     from citybrain.ports import can_bind
     from citybrain.stack.process import read_pid, spawn
@@ -328,9 +336,11 @@ def restart_demo_worker(settings: Settings) -> int:
             f"{command_line('stack', 'status')}` says what answers there",
             EXIT_SERVICE,
         )
+    log = Path(str(doc.get("worker_log") or files.log))
+    print(worker_starting_line(log, "the demo's"), flush=True)
     pid = spawn(
         [sys.executable, "-m", "citybrain.cli", "worker"],
-        Path(str(doc.get("worker_log") or files.log)),
+        log,
         files.pid,
         {**os.environ, **env},
     )

@@ -1297,7 +1297,11 @@ def _run_demo(
     )
 
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
-    console.print(worker_starting_line(files), highlight=False, markup=False)
+    console.print(
+        worker_starting_line(files.log, then="the replay starts once it serves"),
+        highlight=False,
+        markup=False,
+    )
     # Its own session, so it outlives the demo and serves the runs afterwards.
     worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
     try:
@@ -1422,13 +1426,13 @@ def _sensor_days(events: list[Any]) -> float:
     return sum(hi - lo for lo, hi in spans.values()) / 86_400
 
 
-def worker_starting_line(files: DemoFiles) -> str:
-    """What the demo does while its worker starts (t60's walk: 30 to 50 s of silence
-    after the topic prefix line on a 2-core machine, as if it hung, before the first
-    progress line said "[    2 s]")."""
+def worker_starting_line(log: Path, whose: str = "its", then: str = "") -> str:
+    """What the demo (or `stack restart-worker`, ``whose`` "the demo's") does while its
+    worker starts (t60's walk: 30 to 50 s of silence after the topic prefix line on a
+    2-core machine, as if it hung, before the first progress line said "[    2 s]")."""
     return (
-        f"starting its stream worker (about 30 s on 2 cores, at most {WORKER_START_SECONDS} s; "
-        f"log: {files.log}); the replay starts once it serves"
+        f"starting {whose} stream worker (about 30 s on 2 cores, at most "
+        f"{WORKER_START_SECONDS} s; log: {log})" + (f"; {then}" if then else "")
     )
 
 

@@ -356,7 +356,44 @@ def test_the_demo_says_it_starts_its_worker_and_where_it_logs(tmp_path: Path) ->
     from citybrain.demo import WORKER_START_SECONDS, worker_starting_line
 
     files = DemoFiles.of(Settings(run_dir_override=tmp_path))
-    line = worker_starting_line(files)
+    line = worker_starting_line(files.log, then="the replay starts once it serves")
     assert line.startswith("starting its stream worker (about 30 s")
-    assert f"at most {WORKER_START_SECONDS} s; log: {files.log})" in line
+    assert f"at most {WORKER_START_SECONDS} s; log: {files.log}); the replay" in line
     assert len(line) < 200 + len(str(files.log))
+    # `stack restart-worker` waits as long for it, and says so too.
+    again = worker_starting_line(files.log, "the demo's")
+    assert again.startswith("starting the demo's stream worker") and again.endswith(")")
+
+
+def test_stack_up_says_it_starts_kafka_before_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: `stack up` was silent for 40 s on 2 cores before "kafka ready"."""
+    import socket
+
+    from citybrain.stack import KafkaBroker
+
+    free = []
+    for _ in range(4):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    for name, value in (
+        ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
+        ("CITYBRAIN_KAFKA_PORT", str(free[0])),
+        ("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(free[1])),
+        ("CITYBRAIN_PROMETHEUS_PORT", str(free[2])),
+        ("CITYBRAIN_MQTT_PORT", str(free[3])),
+    ):
+        monkeypatch.setenv(name, value)
+
+    def interrupted(self: KafkaBroker, timeout: float = 90.0) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while Kafka starts
+
+    monkeypatch.setattr(KafkaBroker, "start", interrupted)
+    assert main(["stack", "up"]) == 130
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"kafka       starting on 127.0.0.1:{free[0]} (about 30 s on 2 cores, at most 90 s; "
+        f"log: {tmp_path / 'run'}"
+    ), out
