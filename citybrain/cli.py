@@ -1709,11 +1709,20 @@ def stopped_demo_worker(url: str | None) -> str:
     and ack deadline), after where its log is when it stopped without `make stack-down`
     (crashed or killed), or its prefix when it is down (its demo interrupted, or `stack
     down` stopped it); else ""."""
-    from citybrain.demo import demo_worker, restart_advice
+    from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
 
     settings = _settings()
     state, doc = demo_worker(settings)
     demo_url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
+    demo = running_demo(settings)
+    if demo is not None and state != "running" and url in (None, demo_url):
+        # t60: `runs list` typed while a demo started said "no worker serves it there;
+        # start one (`make demo` …)", which refuses while this demo runs.
+        return (
+            f"the running demo (pid {demo.pid}, topic prefix {demo.prefix or '?'}) is still "
+            f"starting its worker (log: {DemoFiles.of(settings).log}); run this again once "
+            "the demo prints its progress lines"
+        )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
     if state == "none":

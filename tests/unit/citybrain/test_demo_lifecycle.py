@@ -397,3 +397,30 @@ def test_stack_up_says_it_starts_kafka_before_waiting_for_it(
         f"kafka       starting on 127.0.0.1:{free[0]} (about 30 s on 2 cores, at most 90 s; "
         f"log: {tmp_path / 'run'}"
     ), out
+
+
+def test_runs_typed_while_a_demo_starts_its_worker_say_to_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: `runs list` in a second shell while `make demo` started said "no worker
+    serves it there; start one (`make demo` in the checkout …)", which refuses then."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", str(port))
+    files = DemoFiles.of(Settings(run_dir_override=tmp_path))
+    with demo_lock(files, "demo-7", STARTED):
+        for argv in (["runs", "list"], ["silences", "list"]):
+            assert main([*argv, "--token", "t"]) == 3
+            err = capsys.readouterr().err
+            assert err == (
+                f"citybrain: cannot reach the operator API at http://127.0.0.1:{port} "
+                f"(Connection refused): the running demo (pid {os.getpid()}, topic prefix "
+                f"demo-7) is still starting its worker (log: {files.log}); run this again "
+                "once the demo prints its progress lines\n"
+            ), err
+    assert main(["runs", "list", "--token", "t"]) == 3
+    assert "no worker serves it there" in capsys.readouterr().err
