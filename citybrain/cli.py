@@ -1765,9 +1765,10 @@ def forbidden_hint() -> str:
 
     coordinator = DemoFiles.of(_settings()).coordinator_token
     if coordinator.exists():
-        return (
-            f'; the demo\'s coordinator token is in {coordinator} (--token "$(cat {coordinator})")'
-        )
+        # Once, shell-quoted (t60: the path twice made the line 330 characters, and a
+        # run directory with a space broke the `$(cat …)` typed as printed).
+        return f'; give the demo\'s coordinator token: --token "$(cat {shlex.quote(str(coordinator))})"'
+
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
 
 
