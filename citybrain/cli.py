@@ -1767,7 +1767,8 @@ def forbidden_hint() -> str:
     if coordinator.exists():
         # Once, shell-quoted (t60: the path twice made the line 330 characters, and a
         # run directory with a space broke the `$(cat …)` typed as printed).
-        return f'; give the demo\'s coordinator token: --token "$(cat {shlex.quote(str(coordinator))})"'
+        quoted = shlex.quote(str(coordinator))
+        return f'; give the demo\'s coordinator token: --token "$(cat {quoted})"'
 
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
 
