@@ -836,11 +836,13 @@ def running_message(demo: RunningDemo, files: DemoFiles, now: datetime | None = 
     if demo.prefix:
         facts.append(f"topic prefix {demo.prefix}")
     kill = f"`kill {demo.pid}`" if demo.pid is not None else "`kill` on its process"
+    # The lock's path only while the pid is not known, the one way to find that process
+    # (t60: with it always, the line ran to 370 characters).
+    lock = f"; its lock: {files.lock}" if demo.pid is None else ""
     return (
-        f"another demo is running on this stack ({', '.join(facts)}; its lock: {files.lock}): "
-        "a second demo would stop its worker and delete its topics. Wait until it ends "
-        f"(it prints its summary), or stop it: Ctrl-C in its terminal, or {kill} (its "
-        "worker stops with it); then run this demo again"
+        f"another demo is running on this stack ({', '.join(facts)}{lock}): a second would "
+        f"stop its worker and delete its topics. Wait until it ends, or stop it and its "
+        f"worker (Ctrl-C in its terminal, or {kill}), then run this again"
     )
 
 

@@ -78,9 +78,10 @@ def test_the_refusal_says_how_long_the_demo_has_run() -> None:
     message = running_message(demo, files, STARTED.replace(minute=3, second=5))
     assert message.startswith(
         "another demo is running on this stack (pid 4242, started 12:00:00 UTC, 3 min ago, "
-        "topic prefix demo-20261203120000; its lock: /run/demo/demo.lock): "
+        "topic prefix demo-20261203120000): "
     )
     assert "Ctrl-C in its terminal, or `kill 4242`" in message
+    assert len(f"citybrain: {message}") < 300, message  # t60: 370 with the lock's path
     starting = running_message(RunningDemo(None, "", ""), files, STARTED)
     assert "(still starting; its lock" in starting and "`kill` on its process" in starting
 
