@@ -3470,8 +3470,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 def pools_note(incidents: Sequence[Incident], units: Mapping[str, DepartmentUnits]) -> str:
     """Which units pool rehearsed how many reports and the median of its resolve profile:
-    ``units pools: police 5 reports (resolve median 43.0 min); default 2 reports of
-    'POLICE', 'Police' (resolve median 9.6 days)``, and when the medians lie far apart,
+    ``units pools:`` then a line each, ``  police 5 reports (resolve median 43.0 min)``,
+    ``  default 2 reports of 'POLICE', 'Police' (resolve median 9.6 days)``, and when
+    the medians lie far apart,
     why ttr_p90 can be far above ttr_median (trial 6: 72,718 min against 58.9 min for 7
     reports, two of them in the default pool by a misspelt department)."""
     pools: dict[str, list[Incident]] = {}
@@ -3490,10 +3491,12 @@ def pools_note(incidents: Sequence[Incident], units: Mapping[str, DepartmentUnit
         parts.append(
             f"{name} {counted(len(mine), 'report')}{of} (resolve median {span(medians[name])})"
         )
-    note = "units pools: " + "; ".join(parts)
+    # One pool a line (t60's walk: the NYC rehearsal's pools, on one line, ran to 539
+    # characters).
+    note = "units pools:" + "".join(f"\n  {part}" for part in parts)
     if len(medians) > 1 and max(medians.values()) > 10 * max(min(medians.values()), 1.0):
         note += (
-            ". Each pool resolves on its own profile: reports in a pool whose cases stay "
+            "\neach pool resolves on its own profile: reports in a pool whose cases stay "
             "open for days raise ttr_p90 far above ttr_median (a real tail of the profile, "
             "not a unit that never answered)"
         )
