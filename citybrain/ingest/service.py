@@ -163,13 +163,29 @@ def _close(publisher: PackPublisher) -> int:
     return publisher.close(STOP_GRACE, give_up)
 
 
-def _wait(publisher: PackPublisher, every: float, extra: Callable[[], str] | None = None) -> int:
+def deadletters_hint(settings: Settings) -> str:
+    """The command that shows the ingest's dead letters and why each was refused."""
+    from citybrain.commands import command_line
+
+    return command_line("deadletters", "--prefix", settings.topic_prefix)
+
+
+def _wait(
+    publisher: PackPublisher,
+    every: float,
+    extra: Callable[[], str] | None = None,
+    deadletters: str = "",
+) -> int:
     """Until SIGTERM/SIGINT (0) or a send Kafka refused for good (1); a stats line every
-    ``every`` seconds (``extra`` adds the MQTT ingest's ``received=… skipped=…``)."""
+    ``every`` seconds (``extra`` adds the MQTT ingest's ``received=… skipped=…``), and
+    after it, when messages were dead-lettered since the last, the command that shows
+    them (``deadletters``; t60's walk: ``dead_letters=1`` alone, and a newcomer's
+    misspelt sensor gone without a word of where or why)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     last = time.monotonic()
+    told = 0
     while not stop.wait(0.2):
         if publisher.failure is not None:
             log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
@@ -186,6 +202,13 @@ def _wait(publisher: PackPublisher, every: float, extra: Callable[[], str] | Non
                 s.max_pending,
                 extra() if extra else "",
             )
+            if deadletters and s.dead_letters > told:
+                log.warning(
+                    "ingest: %s dead-lettered since the last stats line; why each was refused: %s",
+                    counted(s.dead_letters - told, "message"),
+                    deadletters,
+                )
+                told = s.dead_letters
     return 0
 
 
@@ -327,6 +350,7 @@ def run_mqtt(
         publisher,
         options.stats_every,
         lambda: f" received={ingest.received} skipped={ingest.skipped}",
+        deadletters_hint(settings),
     )
     if code != 0:
         stop_metrics()
@@ -384,7 +408,7 @@ def run_http(
         settings.kafka_bootstrap,
         settings.topic("readings"),
     )
-    code = _wait(publisher, options.stats_every)
+    code = _wait(publisher, options.stats_every, deadletters=deadletters_hint(settings))
     server.shutdown()
     if code != 0:
         log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
