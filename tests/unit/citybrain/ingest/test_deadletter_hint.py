@@ -55,3 +55,15 @@ def test_the_stats_line_is_followed_by_the_command_that_shows_new_dead_letters(
 def test_the_command_reads_the_ingest_s_own_prefix(tmp_path: Path) -> None:
     settings = Settings(run_dir_override=tmp_path, topic_prefix="gw1")
     assert deadletters_hint(settings) == command_line("deadletters", "--prefix", "gw1")
+
+
+def test_the_stop_line_names_the_command_after_its_dead_letters() -> None:
+    """An ingest stopped before its first stats line said only "dead-lettered 1 message"."""
+    from citybrain.ingest.service import stats_sentence
+
+    stats = PublisherStats(readings=0, packs=0, dead_letters=1, max_pending=0)
+    assert stats_sentence(stats, 0, "CMD").startswith(
+        "sent 0 readings to Kafka in 0 packs, dead-lettered 1 message (why: CMD), skipped 0 "
+    )
+    none = PublisherStats(readings=1, packs=1, dead_letters=0, max_pending=1)
+    assert "why" not in stats_sentence(none, None, "CMD")
