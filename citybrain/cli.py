@@ -45,6 +45,7 @@ from citybrain.commands import (
     command_line,
     make_command,
     start_stack_hint,
+    written_path,
 )
 from citybrain.errors import ListenError, utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, duration, pad, zone
@@ -2823,7 +2824,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     except NotReplayedError as exc:
         raise CliError(f"--data: {exc}") from None
-    print(f"report written to {args.out}")
+    print(f"report written to {written_path(args.out)}")
     for name, n in replayed.unreplayed():
         print(
             f"citybrain: warning: --data {name}: the topics of prefix {prefix!r} hold none "
@@ -3192,7 +3193,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     title = f"citybrain campaign report {args.start} to {args.end}"
     write_campaign(report, out, title, args.json, args.wide)
     if out is not None:
-        print(f"campaign report written to {out} ({counted(len(report['rows']), 'row')})")
+        rows = counted(len(report["rows"]), "row")
+        print(f"campaign report written to {written_path(out)} ({rows})")
     return 0
 
 
@@ -3464,7 +3466,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             )
         else:
             raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
-        print(f"rehearsal report written to {out}")
+        print(f"rehearsal report written to {written_path(out)}")
     return 0
 
 
@@ -3819,7 +3821,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise write_error("--out", args.out, exc) from None
         for path in written:
-            print(f"wrote {path}")
+            print(f"wrote {written_path(path)}")
         return 0
     from dashboards.push import DashboardPusher, PushError
 

@@ -43,6 +43,7 @@ from citybrain.commands import (
     command_line,
     make_command,
     own_settings,
+    written_path,
 )
 from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
@@ -1354,14 +1355,14 @@ def _run_demo(
                 f"citybrain what-if report: {', '.join(p.name for p in data)}",
                 expected,
             )
-            console.print(f"report written to {report_path}", markup=False)
+            console.print(f"report written to {written_path(report_path)}", markup=False)
     except BaseException:
         stop(files.pid)  # a failed or interrupted demo leaves no half-fed worker behind
         raise
     _print_summary(console, summary)
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
-        console.print(f"summary written to {summary_path}", markup=False)
+        console.print(f"summary written to {written_path(summary_path)}", markup=False)
     today = datetime.now(UTC).date()
     prefix = settings.topic_prefix
     # Every line through command_line: each carries the settings it needs (this shell's
