@@ -4064,11 +4064,14 @@ class Parser(argparse.ArgumentParser):
     def _option_hint(self, unknown: list[str]) -> str:
         """`` (did you mean --status?)`` for the unknown options near one of this
         parser's (``--stauts``, ``--stauts=open``), or ""."""
-        known = [o for o in self._option_string_actions if o.startswith("--")]
+        # Compared without their dashes, which every option shares (t60's walk: `silences
+        # add --for 1h` was asked "did you mean --url?", two letters of five alike).
+        known = {o[2:]: o for o in self._option_string_actions if o.startswith("--")}
         pairs = []
         for option in unknown:
             name = option.split("=", 1)[0]
-            near = closest(name, known)
+            bare = closest(name.lstrip("-"), list(known))
+            near = known[str(bare)] if bare is not None else None
             if near is not None:
                 pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
         return f" (did you mean {', '.join(pairs)}?)" if pairs else ""

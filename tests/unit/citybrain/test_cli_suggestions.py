@@ -216,3 +216,15 @@ def test_a_value_joined_to_an_option_that_takes_none_is_named(
     err = capsys.readouterr().err
     assert "argument --max: takes no value, but '50' is given to it" in err, err
     assert "ignored" not in err
+
+
+def test_an_unknown_option_is_compared_without_the_dashes_all_options_share(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t60: `silences add --for 1h` was asked "did you mean --url?" ("--" and "r" alike)."""
+    argv = ["silences", "add", "--matcher", "kind=pm25", "--for", "1h", "--reason", "r"]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --for" in err and "did you mean" not in err, err
+    assert main(["runs", "list", "--stauts", "open"]) == EXIT_USAGE
+    assert "(did you mean --status?)" in capsys.readouterr().err
