@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -44,6 +45,7 @@ from citybrain.commands import (
     command_line,
     make_command,
     start_stack_hint,
+    written_path,
 )
 from citybrain.errors import ListenError, utf8_text
 from citybrain.text import agreeing, cell, counted, day, display_width, duration, pad, zone
@@ -140,6 +142,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
             return "ready (already running)" if was[key] else "ready"
 
         try:
+            if not was["k"]:
+                # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
+                print(
+                    f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
+                    f"most 90 s; log: {kafka.log_file})",
+                    flush=True,
+                )
             kafka.start()
             print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
             from citybrain.stack.topics import task_topics
@@ -152,10 +161,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 ) from None
             # The playbooks' task topics are created too: count them in the total.
             every = len(s.topics) + len(task_topics(s))
-            print(
-                f"topics      {len(created)} created, {every} in all "
-                f"(prefix {s.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
-            )
+            print(f"topics      {len(created)} created, {every} in all ({prefix_said(s)})")
             prom.start()
             print(f"prometheus  {ready('p')} on {prom.url}")
             mqtt.start()
@@ -199,7 +205,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
         ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             ok = ok and (state == "ready" or not needed)
-            note = "" if needed else " (optional: citybrain ingest mqtt)"
+            # The commands named are typed as they work in this shell (t60: a bare
+            # `citybrain ingest mqtt` where citybrain is not on the PATH, and no word of
+            # how to start it).
+            start = f"; `{command_line('stack', 'up')}` starts it" if state == "down" else ""
+            note = "" if needed else f" (optional, for `{command_line('ingest', 'mqtt')}`{start})"
             print(f"{name:11} {state:8} {where}{note}")
         for line in demo_worker_lines(s):
             print(line)
@@ -281,6 +291,7 @@ def restart_demo_worker(settings: Settings) -> int:
         restart_env,
         running_demo,
         wait_for_worker,
+        worker_starting_line,
     )
     from citybrain.ports import can_bind
     from citybrain.stack.process import read_pid, spawn
@@ -326,9 +337,11 @@ def restart_demo_worker(settings: Settings) -> int:
             f"{command_line('stack', 'status')}` says what answers there",
             EXIT_SERVICE,
         )
+    log = Path(str(doc.get("worker_log") or files.log))
+    print(worker_starting_line(log, "the demo's"), flush=True)
     pid = spawn(
         [sys.executable, "-m", "citybrain.cli", "worker"],
-        Path(str(doc.get("worker_log") or files.log)),
+        log,
         files.pid,
         {**os.environ, **env},
     )
@@ -904,6 +917,15 @@ def _replay_files_in(directory: Path) -> str:
     return f"name the reading and incident CSVs in it: {shlex.join(found)}"
 
 
+def prefix_said(settings: Settings) -> str:
+    """``prefix 'x': CITYBRAIN_TOPIC_PREFIX``, or for the default ``prefix 'citybrain':
+    CITYBRAIN_TOPIC_PREFIX's default`` (t60's walk: a shell without the variable read
+    "prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX" as if it had been set)."""
+    default = Settings.model_fields["topic_prefix"].default
+    source = "CITYBRAIN_TOPIC_PREFIX" + ("'s default" if settings.topic_prefix == default else "")
+    return f"prefix {settings.topic_prefix!r}: {source}"
+
+
 def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     """Where a replay sends (Kafka and topics), and, when the last demo's worker still
     runs under another topic prefix, how to send to it instead: ``argv``, the replay's
@@ -912,8 +934,7 @@ def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     those about this prefix's progress (``PROGRESS_OPTIONS``: ``--skip``)."""
     lines = [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
-        f"and {settings.topic('incidents')} (prefix {settings.topic_prefix!r}: "
-        "CITYBRAIN_TOPIC_PREFIX)"
+        f"and {settings.topic('incidents')} ({prefix_said(settings)})"
     ]
     return lines + _feed_the_demo(settings, argv, "")
 
@@ -925,8 +946,7 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     reach a demo's worker, which reads ``demo-…`` topics."""
     lines = [
         f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
-        f"(unmapped messages to {settings.topic('deadletter')}; prefix "
-        f"{settings.topic_prefix!r}: CITYBRAIN_TOPIC_PREFIX)"
+        f"(unmapped messages to {settings.topic('deadletter')}; {prefix_said(settings)})"
     ]
     return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
 
@@ -1692,11 +1712,20 @@ def stopped_demo_worker(url: str | None) -> str:
     and ack deadline), after where its log is when it stopped without `make stack-down`
     (crashed or killed), or its prefix when it is down (its demo interrupted, or `stack
     down` stopped it); else ""."""
-    from citybrain.demo import demo_worker, restart_advice
+    from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
 
     settings = _settings()
     state, doc = demo_worker(settings)
     demo_url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
+    demo = running_demo(settings)
+    if demo is not None and state != "running" and url in (None, demo_url):
+        # t60: `runs list` typed while a demo started said "no worker serves it there;
+        # start one (`make demo` …)", which refuses while this demo runs.
+        return (
+            f"the running demo (pid {demo.pid}, topic prefix {demo.prefix or '?'}) is still "
+            f"starting its worker (log: {DemoFiles.of(settings).log}); run this again once "
+            "the demo prints its progress lines"
+        )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
     if state == "none":
@@ -1739,9 +1768,11 @@ def forbidden_hint() -> str:
 
     coordinator = DemoFiles.of(_settings()).coordinator_token
     if coordinator.exists():
-        return (
-            f'; the demo\'s coordinator token is in {coordinator} (--token "$(cat {coordinator})")'
-        )
+        # Once, shell-quoted (t60: the path twice made the line 330 characters, and a
+        # run directory with a space broke the `$(cat …)` typed as printed).
+        quoted = shlex.quote(str(coordinator))
+        return f'; give the demo\'s coordinator token: --token "$(cat {quoted})"'
+
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
 
 
@@ -2795,7 +2826,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     except NotReplayedError as exc:
         raise CliError(f"--data: {exc}") from None
-    print(f"report written to {args.out}")
+    print(f"report written to {written_path(args.out)}")
     for name, n in replayed.unreplayed():
         print(
             f"citybrain: warning: --data {name}: the topics of prefix {prefix!r} hold none "
@@ -3164,7 +3195,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     title = f"citybrain campaign report {args.start} to {args.end}"
     write_campaign(report, out, title, args.json, args.wide)
     if out is not None:
-        print(f"campaign report written to {out} ({counted(len(report['rows']), 'row')})")
+        rows = counted(len(report["rows"]), "row")
+        print(f"campaign report written to {written_path(out)} ({rows})")
     return 0
 
 
@@ -3436,14 +3468,15 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             )
         else:
             raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
-        print(f"rehearsal report written to {out}")
+        print(f"rehearsal report written to {written_path(out)}")
     return 0
 
 
 def pools_note(incidents: Sequence[Incident], units: Mapping[str, DepartmentUnits]) -> str:
     """Which units pool rehearsed how many reports and the median of its resolve profile:
-    ``units pools: police 5 reports (resolve median 43.0 min); default 2 reports of
-    'POLICE', 'Police' (resolve median 9.6 days)``, and when the medians lie far apart,
+    ``units pools:`` then a line each, ``  police 5 reports (resolve median 43.0 min)``,
+    ``  default 2 reports of 'POLICE', 'Police' (resolve median 9.6 days)``, and when
+    the medians lie far apart,
     why ttr_p90 can be far above ttr_median (trial 6: 72,718 min against 58.9 min for 7
     reports, two of them in the default pool by a misspelt department)."""
     pools: dict[str, list[Incident]] = {}
@@ -3462,10 +3495,12 @@ def pools_note(incidents: Sequence[Incident], units: Mapping[str, DepartmentUnit
         parts.append(
             f"{name} {counted(len(mine), 'report')}{of} (resolve median {span(medians[name])})"
         )
-    note = "units pools: " + "; ".join(parts)
+    # One pool a line (t60's walk: the NYC rehearsal's pools, on one line, ran to 539
+    # characters).
+    note = "units pools:" + "".join(f"\n  {part}" for part in parts)
     if len(medians) > 1 and max(medians.values()) > 10 * max(min(medians.values()), 1.0):
         note += (
-            ". Each pool resolves on its own profile: reports in a pool whose cases stay "
+            "\neach pool resolves on its own profile: reports in a pool whose cases stay "
             "open for days raise ttr_p90 far above ttr_median (a real tail of the profile, "
             "not a unit that never answered)"
         )
@@ -3788,7 +3823,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise write_error("--out", args.out, exc) from None
         for path in written:
-            print(f"wrote {path}")
+            print(f"wrote {written_path(path)}")
         return 0
     from dashboards.push import DashboardPusher, PushError
 
@@ -3988,6 +4023,13 @@ class Parser(argparse.ArgumentParser):
         with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
         --help``, as argparse leaves extras to the top parser)."""
         self._given = list(sys.argv[1:] if args is None else args)
+        for flag, value in self._flag_values():
+            if _FLAG_VALUE.fullmatch(value):
+                # `replay --max 50 x.csv` read 50 as a FILE: "FILE '50': no such file".
+                self.error(
+                    f"argument {flag}: takes no value, but {value!r} follows it "
+                    f"({flag} is on when given: drop {value!r})"
+                )
         namespace, extras = super().parse_known_args(args, namespace)
         if extras and self.prog != "citybrain":
             self.error(f"unrecognized arguments: {' '.join(extras)}")
@@ -4024,14 +4066,46 @@ class Parser(argparse.ArgumentParser):
     def _option_hint(self, unknown: list[str]) -> str:
         """`` (did you mean --status?)`` for the unknown options near one of this
         parser's (``--stauts``, ``--stauts=open``), or ""."""
-        known = [o for o in self._option_string_actions if o.startswith("--")]
+        # Compared without their dashes, which every option shares (t60's walk: `silences
+        # add --for 1h` was asked "did you mean --url?", two letters of five alike).
+        known = {o[2:]: o for o in self._option_string_actions if o.startswith("--")}
         pairs = []
         for option in unknown:
             name = option.split("=", 1)[0]
-            near = closest(name, known)
+            bare = closest(name.lstrip("-"), list(known))
+            near = known[str(bare)] if bare is not None else None
             if near is not None:
                 pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
         return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
+
+    def _flag_values(self) -> list[tuple[str, str]]:
+        """Each option of this parser that takes no value (``--max``, ``--json``) with the
+        word typed right after it when that word is no option (up to ``--``)."""
+        pairs = []
+        given = [*(self._given or []), ""]
+        for arg, after in itertools.pairwise(given):
+            if arg == "--":
+                break
+            action = self._option_string_actions.get(arg)
+            if (
+                action is not None
+                and action.nargs == 0
+                and after
+                and not after.startswith("-")
+                and not isinstance(action, argparse._HelpAction | argparse._VersionAction)
+            ):
+                pairs.append((arg, after))
+        return pairs
+
+    def _flag_value_hint(self) -> str:
+        """`` (--max takes no value)`` when a value was typed after an option that takes
+        none (t60: ``replay --max 50``, ``runs list --json 5`` said only ``unrecognized
+        arguments: 50``, as if the 50 were the mistake, not the reading of --max), or ""."""
+        flags = list(dict.fromkeys(flag for flag, _ in self._flag_values()))
+        if not flags:
+            return ""
+        takes = "takes" if len(flags) == 1 else "take"
+        return f" ({' and '.join(flags)} {takes} no value: it is on when given)"
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
@@ -4050,11 +4124,24 @@ class Parser(argparse.ArgumentParser):
                     f"(and {message})"
                 )
         elif message.startswith("unrecognized arguments"):
-            message += self._option_hint(self._unknown_options())
+            message += self._option_hint(self._unknown_options()) + self._flag_value_hint()
+        elif explicit := re.fullmatch(r"argument (\S+): ignored explicit argument (.*)", message):
+            # argparse's words for `--max=50`, as if the 50 had been left out on purpose.
+            flag, value = explicit.groups()
+            message = (
+                f"argument {flag}: takes no value, but {value} is given to it "
+                f"({flag} is on when given: drop ={value.strip(chr(39))})"
+            )
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
         typed = command_line(*command.split(), "--help", only=())
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
+
+
+# A value typed after an option that takes none, read by argparse as the next positional
+# argument (a FILE) otherwise: a number or a yes/no word, never a file or an id a command
+# takes.
+_FLAG_VALUE = re.compile(r"[+-]?(\d[\d_,]*\.?\d*|\.\d+)|(?i:yes|no|true|false|on|off)")
 
 
 def _version() -> str:

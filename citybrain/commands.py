@@ -203,3 +203,11 @@ def start_stack_hint() -> str:
         f"start the local stack with `{command_line('stack', 'up')}` "
         f"(`{make_command('stack-up')}` in the checkout)"
     )
+
+
+def written_path(path: str | Path) -> str:
+    """A file a command wrote, as its "written to" line names it: absolute, so the line
+    says where it is from any directory (t60's walk: `report --out r.html` said "report
+    written to r.html", as the demo its summary and report, while its printed commands
+    name files absolute)."""
+    return str(Path(path).absolute())

@@ -43,6 +43,7 @@ from citybrain.commands import (
     command_line,
     make_command,
     own_settings,
+    written_path,
 )
 from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
@@ -336,10 +337,39 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
     try:
         if topic not in consumer.topics():
             return []
-        consumer.subscribe([topic])
-        return list(consumer)
+        return _read_to_end(consumer, topic)
     finally:
         consumer.close()
+
+
+def _read_to_end(consumer: KafkaConsumer, topic: str) -> list[Any]:
+    """Every message of ``topic`` up to the end each partition had when asked, read by
+    assigning its partitions (t60's walk: subscribing and reading until 3 s passed with
+    no message cost every topic those 3 s and a group join, and `report` of a demo sat
+    31 s without a word). Stops, as before, once 3 s pass with no message (a partition
+    whose last offsets are transaction markers never reaches its end offset)."""
+    from kafka import TopicPartition
+
+    partitions = sorted(consumer.partitions_for_topic(topic) or ())
+    tps = [TopicPartition(topic, p) for p in partitions]
+    if not tps:
+        return []
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    left = {tp for tp in tps if ends.get(tp, 0) > consumer.position(tp)}
+    messages: list[Any] = []
+    idle_until = time.monotonic() + 3.0
+    while left and time.monotonic() < idle_until:
+        batch = consumer.poll(timeout_ms=500)
+        for records in batch.values():
+            messages.extend(records)
+            if records:
+                idle_until = time.monotonic() + 3.0
+        for tp in list(left):
+            if consumer.position(tp) >= ends[tp]:
+                left.discard(tp)
+    return messages
 
 
 def summarise(
@@ -836,11 +866,13 @@ def running_message(demo: RunningDemo, files: DemoFiles, now: datetime | None = 
     if demo.prefix:
         facts.append(f"topic prefix {demo.prefix}")
     kill = f"`kill {demo.pid}`" if demo.pid is not None else "`kill` on its process"
+    # The lock's path only while the pid is not known, the one way to find that process
+    # (t60: with it always, the line ran to 370 characters).
+    lock = f"; its lock: {files.lock}" if demo.pid is None else ""
     return (
-        f"another demo is running on this stack ({', '.join(facts)}; its lock: {files.lock}): "
-        "a second demo would stop its worker and delete its topics. Wait until it ends "
-        f"(it prints its summary), or stop it: Ctrl-C in its terminal, or {kill} (its "
-        "worker stops with it); then run this demo again"
+        f"another demo is running on this stack ({', '.join(facts)}{lock}): a second would "
+        f"stop its worker and delete its topics. Wait until it ends, or stop it and its "
+        f"worker (Ctrl-C in its terminal, or {kill}), then run this again"
     )
 
 
@@ -1297,6 +1329,11 @@ def _run_demo(
     )
 
     metrics_url = f"http://127.0.0.1:{settings.worker_port}/metrics"
+    console.print(
+        worker_starting_line(files.log, then="the replay starts once it serves"),
+        highlight=False,
+        markup=False,
+    )
     # Its own session, so it outlives the demo and serves the runs afterwards.
     worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
     try:
@@ -1347,14 +1384,14 @@ def _run_demo(
                 f"citybrain what-if report: {', '.join(p.name for p in data)}",
                 expected,
             )
-            console.print(f"report written to {report_path}", markup=False)
+            console.print(f"report written to {written_path(report_path)}", markup=False)
     except BaseException:
         stop(files.pid)  # a failed or interrupted demo leaves no half-fed worker behind
         raise
     _print_summary(console, summary)
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
-        console.print(f"summary written to {summary_path}", markup=False)
+        console.print(f"summary written to {written_path(summary_path)}", markup=False)
     today = datetime.now(UTC).date()
     prefix = settings.topic_prefix
     # Every line through command_line: each carries the settings it needs (this shell's
@@ -1421,11 +1458,25 @@ def _sensor_days(events: list[Any]) -> float:
     return sum(hi - lo for lo, hi in spans.values()) / 86_400
 
 
+def worker_starting_line(log: Path, whose: str = "its", then: str = "") -> str:
+    """What the demo (or `stack restart-worker`, ``whose`` "the demo's") does while its
+    worker starts (t60's walk: 30 to 50 s of silence after the topic prefix line on a
+    2-core machine, as if it hung, before the first progress line said "[    2 s]")."""
+    return (
+        f"starting {whose} stream worker (about 30 s on 2 cores, at most "
+        f"{WORKER_START_SECONDS} s; log: {log})" + (f"; {then}" if then else "")
+    )
+
+
+# How long the demo waits for its worker to serve before it gives up.
+WORKER_START_SECONDS = 90
+
+
 def wait_for_worker(files: DemoFiles, url: str, pid: int) -> None:
     """Until the worker ``pid`` (the demo's, spawned with ``files``) serves ``url``;
     ``StackError`` saying what happened when it is gone (``worker_gone``) or not serving
     after 90 s."""
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + WORKER_START_SECONDS
     while time.monotonic() < deadline:
         lost = worker_gone(files, pid)
         if lost:
@@ -1435,7 +1486,9 @@ def wait_for_worker(files: DemoFiles, url: str, pid: int) -> None:
             return
         except OSError:
             time.sleep(0.5)
-    raise StackError(f"the demo's worker is not serving {url} after 90s:\n{tail(files.log)}")
+    raise StackError(
+        f"the demo's worker is not serving {url} after {WORKER_START_SECONDS}s:\n{tail(files.log)}"
+    )
 
 
 def worker_gone(files: DemoFiles, pid: int) -> str:

@@ -99,9 +99,33 @@ def near_sibling(path: Path, fits: Callable[[Path], bool]) -> str:
         entries = itertools.islice(path.parent.iterdir(), SIBLINGS_LOOKED_AT)
         names = [entry.name for entry in entries]
     except OSError:
-        return ""
+        return in_the_checkout(path, fits)
     near = closest(path.name, [name for name in names if fits(path.parent / name)])
-    return f" (did you mean {str(path.parent / str(near))!r}?)" if near is not None else ""
+    if near is not None:
+        return f" (did you mean {str(path.parent / str(near))!r}?)"
+    return in_the_checkout(path, fits)
+
+
+# The checkout citybrain runs from, whose committed files (datasets/…) the README names
+# by relative paths.
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def in_the_checkout(path: Path, fits: Callable[[Path], bool]) -> str:
+    """`` in /tmp (did you mean '/…/citybrain/datasets/x.csv.gz', the checkout's?)`` for
+    a relative ``path`` missing from the working directory but in the checkout (t60's
+    walk: ``replay datasets/usgs_flood_2019-05.csv.gz`` typed from another directory, as
+    the README writes it, said only "no such file"); "" otherwise."""
+    if path.is_absolute():
+        return ""
+    try:
+        here = Path.cwd()
+        there = CHECKOUT / path
+        if here.resolve() == CHECKOUT or not fits(there):
+            return ""
+    except OSError:
+        return ""
+    return f" in {here} (did you mean {str(there)!r}, the checkout's?)"
 
 
 def not_text(path: Path, head: bytes, compressed: bool = False) -> str:

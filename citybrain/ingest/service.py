@@ -124,17 +124,21 @@ EXIT_SERVICE = 3  # README's "a service the command needs did not answer"
 
 
 def _stop_line(
-    stats: PublisherStats, undelivered: int, fate: str, skipped: int | None = None
+    stats: PublisherStats,
+    undelivered: int,
+    fate: str,
+    skipped: int | None = None,
+    deadletters: str = "",
 ) -> int:
     """Log how the run ended; the exit status: 0, or 3 when Kafka left messages
     unacknowledged (``fate`` says what becomes of them, with ``{them}`` and
     ``{senders}`` for the count's grammar; ``skipped`` as for ``stats_sentence``)."""
     if not undelivered:
-        log.info("ingest: stopped; %s", stats_sentence(stats, skipped))
+        log.info("ingest: stopped; %s", stats_sentence(stats, skipped, deadletters))
         return 0
     log.error(
         "ingest: stopped; %s; %s NOT delivered, Kafka did not acknowledge %s: %s",
-        stats_sentence(stats, skipped),
+        stats_sentence(stats, skipped, deadletters),
         counted(undelivered, "message"),
         "it" if undelivered == 1 else "them",
         fate.format(
@@ -163,13 +167,29 @@ def _close(publisher: PackPublisher) -> int:
     return publisher.close(STOP_GRACE, give_up)
 
 
-def _wait(publisher: PackPublisher, every: float, extra: Callable[[], str] | None = None) -> int:
+def deadletters_hint(settings: Settings) -> str:
+    """The command that shows the ingest's dead letters and why each was refused."""
+    from citybrain.commands import command_line
+
+    return command_line("deadletters", "--prefix", settings.topic_prefix)
+
+
+def _wait(
+    publisher: PackPublisher,
+    every: float,
+    extra: Callable[[], str] | None = None,
+    deadletters: str = "",
+) -> int:
     """Until SIGTERM/SIGINT (0) or a send Kafka refused for good (1); a stats line every
-    ``every`` seconds (``extra`` adds the MQTT ingest's ``received=… skipped=…``)."""
+    ``every`` seconds (``extra`` adds the MQTT ingest's ``received=… skipped=…``), and
+    after it, when messages were dead-lettered since the last, the command that shows
+    them (``deadletters``; t60's walk: ``dead_letters=1`` alone, and a newcomer's
+    misspelt sensor gone without a word of where or why)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     last = time.monotonic()
+    told = 0
     while not stop.wait(0.2):
         if publisher.failure is not None:
             log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
@@ -186,18 +206,27 @@ def _wait(publisher: PackPublisher, every: float, extra: Callable[[], str] | Non
                 s.max_pending,
                 extra() if extra else "",
             )
+            if deadletters and s.dead_letters > told:
+                log.warning(
+                    "ingest: %s dead-lettered since the last stats line; why each was refused: %s",
+                    counted(s.dead_letters - told, "message"),
+                    deadletters,
+                )
+                told = s.dead_letters
     return 0
 
 
-def stats_sentence(stats: PublisherStats, skipped: int | None = None) -> str:
+def stats_sentence(stats: PublisherStats, skipped: int | None = None, deadletters: str = "") -> str:
     """The stop line's account of a run, in words: ``sent 2 readings to Kafka in 1 pack,
     dead-lettered 0 messages[, skipped 1 empty message]; at most 2 readings waited for
-    Kafka at once`` (``skipped``: the MQTT ingest's empty payloads)."""
+    Kafka at once`` (``skipped``: the MQTT ingest's empty payloads); with dead letters and
+    ``deadletters``, the command that shows why each was refused after their count."""
     empty = "" if skipped is None else f", skipped {counted(skipped, 'empty message')}"
+    why = f" (why: {deadletters})" if deadletters and stats.dead_letters else ""
     return (
         f"sent {counted(stats.readings, 'reading')} to Kafka in "
         f"{counted(stats.packs, 'pack')}, dead-lettered {counted(stats.dead_letters, 'message')}"
-        f"{empty}; at most {counted(stats.max_pending, 'reading')} waited for Kafka at once"
+        f"{why}{empty}; at most {counted(stats.max_pending, 'reading')} waited for Kafka at once"
     )
 
 
@@ -327,15 +356,21 @@ def run_mqtt(
         publisher,
         options.stats_every,
         lambda: f" received={ingest.received} skipped={ingest.skipped}",
+        deadletters_hint(settings),
     )
     if code != 0:
         stop_metrics()
-        log.info("ingest: stopped; %s", stats_sentence(publisher.stats, ingest.skipped))
+        log.info(
+            "ingest: stopped; %s",
+            stats_sentence(publisher.stats, ingest.skipped, deadletters_hint(settings)),
+        )
         return code
     undelivered = ingest.stop(lambda: _close(publisher))
     stop_metrics()
     fate = "left unacknowledged, so the MQTT broker delivers {them} again to the next ingest"
-    return _stop_line(publisher.stats, undelivered, fate, ingest.skipped)
+    return _stop_line(
+        publisher.stats, undelivered, fate, ingest.skipped, deadletters_hint(settings)
+    )
 
 
 def run_http(
@@ -384,11 +419,13 @@ def run_http(
         settings.kafka_bootstrap,
         settings.topic("readings"),
     )
-    code = _wait(publisher, options.stats_every)
+    code = _wait(publisher, options.stats_every, deadletters=deadletters_hint(settings))
     server.shutdown()
     if code != 0:
-        log.info("ingest: stopped; %s", stats_sentence(publisher.stats))
+        log.info(
+            "ingest: stopped; %s", stats_sentence(publisher.stats, None, deadletters_hint(settings))
+        )
         return code
     undelivered = _close(publisher)
     fate = "{senders} got no 2xx answer (a 503 or a closed connection), the sign to send again"
-    return _stop_line(publisher.stats, undelivered, fate)
+    return _stop_line(publisher.stats, undelivered, fate, None, deadletters_hint(settings))

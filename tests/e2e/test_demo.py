@@ -131,6 +131,11 @@ def test_demo_output_is_plain_lines_when_not_a_terminal(demo: dict[str, Any]) ->
         re.M,
     )
     assert progress, out[:3000]
+    # t60: 30-50 s of silence before the first progress line while the worker started.
+    starting = re.search(
+        r"^starting its stream worker \(about 30 s .*log: \S+worker\.log\)", out, re.M
+    )
+    assert starting and starting.start() < out.index("events processed"), out[:3000]
     # The last progress line comes after the replay, with everything processed.
     phase, done, total = progress[-1]
     assert phase.startswith("replay done") and done == total == "33,775"

@@ -296,6 +296,8 @@ def test_an_interrupted_demos_worker_comes_back_with_restart_worker_as_it_says(
         )
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         assert f"topic prefix {prefix}" in restarted.stdout
+        # t60: it waited for the worker without a word.
+        assert "starting the demo's stream worker (about 30 s" in restarted.stdout
         assert prefix in topic_prefixes(settings)
     finally:
         stop_demo_worker(settings)

@@ -28,3 +28,4 @@ def test_a_second_stack_up_says_each_server_was_already_running(
     out = capsys.readouterr().out
     for name in ("kafka", "prometheus", "mosquitto"):
         assert f"{name:11} ready (already running) on " in out, out
+    assert "starting on" not in out, out  # nothing is started: nothing to wait for

@@ -304,3 +304,38 @@ def test_an_output_s_ending_is_read_in_any_case(tmp_path: Path) -> None:
         check_output("--out", str(tmp_path / name), suffixes=(".html",))
     with pytest.raises(CliError, match=r"expected a \.html file"):
         check_output("--out", str(tmp_path / "x.htm"), suffixes=(".html",))
+
+
+@pytest.mark.parametrize("key", list(INPUTS), ids=[" ".join(k[0]) + f" {k[1]}" for k in INPUTS])
+def test_a_relative_path_of_the_checkout_typed_elsewhere_names_the_checkout_s(
+    key: tuple[tuple[str, ...], str],
+    place: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t60's walk: ``replay datasets/usgs_flood_2019-05.csv.gz`` typed from another
+    directory, as the README writes it, said only "no such file"; now it says where it
+    looked and the checkout's file, absolute, to type instead."""
+    tmp, env = place
+    template, name, kind = INPUTS[key]
+    given = "datasets" if kind == "DIR" else "datasets/grid.yaml"
+    monkeypatch.chdir(tmp)
+    argv = [given if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    missing = "no such directory" if kind == "DIR" else "no such file"
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"citybrain: {name} {given!r}: {missing} in {tmp} "
+        f"(did you mean {str(REPO / given)!r}, the checkout's?)"
+    ), proc.stderr
+
+
+def test_a_relative_path_missing_in_the_checkout_too_is_said_as_before(
+    place: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp, env = place
+    monkeypatch.chdir(tmp)
+    proc = run_in_process(["replay", "datasets/nothing-here.csv"], env)
+    assert proc.stderr == "citybrain: FILE 'datasets/nothing-here.csv': no such file\n"
+    monkeypatch.chdir(REPO)
+    proc = run_in_process(["replay", "datasets/nothing-here.csv"], env)
+    assert proc.stderr == "citybrain: FILE 'datasets/nothing-here.csv': no such file\n"

@@ -244,3 +244,28 @@ def test_a_demos_changelog_topics_count_as_that_demo_not_as_more_demos() -> None
     ]
     assert sorted({demo_of(t) for t in topics}) == ["demo-20261203064618", "demo-20261203070000"]
     assert demo_of("demo-mine.readings") == "demo-mine"
+
+
+def test_a_file_written_by_a_relative_path_is_said_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: `--out o.json` said "rehearsal report written to o.json" (the demo its
+    summary and report, `dashboards generate` each file), while every command printed
+    names its files absolute; the line now says where the file is from any directory."""
+    from citybrain.cli import REPO_ROOT
+    from citybrain.commands import written_path
+
+    (tmp_path / "in.csv").write_text(
+        "timestamp,report_id,category,text,source,grid_cell,department\n"
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    argv = ["rehearse", "--incidents", "in.csv", "--out", "o.json"]
+    argv += ["--grid", str(REPO_ROOT / "tests" / "fixtures" / "grid.yaml")]
+    argv += ["--units", str(REPO_ROOT / "datasets" / "service_times" / "units-nyc.yaml")]
+    assert main(argv) == 0
+    assert f"rehearsal report written to {tmp_path / 'o.json'}\n" in capsys.readouterr().out
+    assert main(["dashboards", "generate", "--out", "gen"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'gen' / 'dashboards'}" in out and "wrote gen/" not in out
+    assert written_path("a/b.html") == str(tmp_path / "a" / "b.html")

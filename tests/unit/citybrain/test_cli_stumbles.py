@@ -599,7 +599,23 @@ def test_a_403_points_to_the_demos_coordinator_token_when_there_is_one(
     path = DemoFiles.of(load_settings()).coordinator_token
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("secret\n")
-    assert f"the demo's coordinator token is in {path}" in forbidden_hint()
+    assert f'the demo\'s coordinator token: --token "$(cat {path})"' in forbidden_hint()
+    # t60: typed as printed from a run directory with a space in it, too.
+    spaced = tmp_path / "my run"
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(spaced))
+    path = DemoFiles.of(load_settings()).coordinator_token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("secret\n")
+    import subprocess
+
+    hint = forbidden_hint()
+    given = subprocess.run(
+        ["bash", "-c", "printf %s " + hint.split("--token ", 1)[1]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert given.stdout == "secret"
 
 
 def test_a_resumed_replay_reads_every_row_and_says_what_skip_left_out() -> None:

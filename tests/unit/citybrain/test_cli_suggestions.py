@@ -172,3 +172,59 @@ def test_argparse_still_checks_choices_where_citybrain_overrides_it() -> None:
     assert isinstance(parser, argparse.ArgumentParser)
     assert "_check_value" in vars(type(parser))
     assert callable(argparse.ArgumentParser._check_value)
+
+
+def _flag_cases() -> Iterator[tuple[list[str], str]]:
+    """(the command's words, an option of it that takes no value) for every such option
+    of every command (--help and --version aside)."""
+    for path, parser in ALL:
+        for action in parser._actions:
+            if action.nargs != 0 or isinstance(
+                action, argparse._HelpAction | argparse._VersionAction
+            ):
+                continue
+            yield list(path), next(o for o in action.option_strings if o.startswith("--"))
+
+
+@pytest.mark.parametrize(("path", "flag"), list(_flag_cases()))
+def test_a_value_after_an_option_that_takes_none_is_named(
+    path: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60: ``replay --max 50 x.csv`` said ``FILE '50': no such file`` and ``runs list
+    --json 5`` ``unrecognized arguments: 5``: the option that takes no value is named."""
+    assert main([*path, flag, "50"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"argument {flag}: takes no value, but '50' follows it" in err, err
+    assert err.count("\n") == 1, err
+    assert main([*path, flag, "yes"]) == EXIT_USAGE
+    assert f"argument {flag}: takes no value, but 'yes' follows it" in capsys.readouterr().err
+
+
+def test_a_word_after_an_option_that_takes_none_names_it_beside_the_unrecognized(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["runs", "list", "--wide", "now"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: now (--wide takes no value: it is on when given)" in err
+
+
+def test_a_value_joined_to_an_option_that_takes_none_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """argparse said ``argument --max: ignored explicit argument '50'``."""
+    assert main(["replay", "--max=50", "x.csv"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "argument --max: takes no value, but '50' is given to it" in err, err
+    assert "ignored" not in err
+
+
+def test_an_unknown_option_is_compared_without_the_dashes_all_options_share(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t60: `silences add --for 1h` was asked "did you mean --url?" ("--" and "r" alike)."""
+    argv = ["silences", "add", "--matcher", "kind=pm25", "--for", "1h", "--reason", "r"]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --for" in err and "did you mean" not in err, err
+    assert main(["runs", "list", "--stauts", "open"]) == EXIT_USAGE
+    assert "(did you mean --status?)" in capsys.readouterr().err

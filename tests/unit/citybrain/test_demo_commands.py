@@ -71,7 +71,7 @@ def test_replay_names_its_target_and_the_running_demos_prefix(tmp_path: Path) ->
     lines = replay_target(settings, ["replay", "a.csv"])
     assert lines == [
         f"sending to Kafka at {settings.kafka_bootstrap}, topics citybrain.readings and "
-        "citybrain.incidents (prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX)"
+        "citybrain.incidents (prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX's default)"
     ]
     # A demo whose worker runs (this process stands in for it) under its own prefix.
     files.dir.mkdir(parents=True)
@@ -360,3 +360,21 @@ def test_a_known_event_s_name_is_printed_as_written(name: str) -> None:
     console = Console(record=True, width=300)
     _print_summary(console, summary)
     assert f"detected {name}: 2 alerts" in console.export_text()
+
+
+def test_the_prefix_is_said_as_the_default_or_as_set(tmp_path: Path) -> None:
+    """t60's walk: a shell without CITYBRAIN_TOPIC_PREFIX read "(prefix 'citybrain':
+    CITYBRAIN_TOPIC_PREFIX)" as if it were set; the default is said as the default."""
+    default = Settings(run_dir_override=tmp_path)
+    assert (
+        "(prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX's default)"
+        in replay_target(default, ["replay", "a.csv"])[0]
+    )
+    assert (
+        "prefix 'citybrain': CITYBRAIN_TOPIC_PREFIX's default)"
+        in ingest_target(default, ["ingest", "mqtt"])[0]
+    )
+    mine = Settings(run_dir_override=tmp_path, topic_prefix="mine")
+    assert replay_target(mine, ["replay", "a.csv"])[0].endswith(
+        "(prefix 'mine': CITYBRAIN_TOPIC_PREFIX)"
+    )

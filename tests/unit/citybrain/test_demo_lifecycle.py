@@ -78,9 +78,10 @@ def test_the_refusal_says_how_long_the_demo_has_run() -> None:
     message = running_message(demo, files, STARTED.replace(minute=3, second=5))
     assert message.startswith(
         "another demo is running on this stack (pid 4242, started 12:00:00 UTC, 3 min ago, "
-        "topic prefix demo-20261203120000; its lock: /run/demo/demo.lock): "
+        "topic prefix demo-20261203120000): "
     )
     assert "Ctrl-C in its terminal, or `kill 4242`" in message
+    assert len(f"citybrain: {message}") < 300, message  # t60: 370 with the lock's path
     starting = running_message(RunningDemo(None, "", ""), files, STARTED)
     assert "(still starting; its lock" in starting and "`kill` on its process" in starting
 
@@ -318,3 +319,109 @@ def test_a_worker_refused_for_the_demo_workers_port_names_that_worker(
         f"`kill {os.getpid()}` stops it, `"
     ) in err
     assert "stack restart-worker` starts it again" in err
+
+
+def test_stack_status_names_mosquitto_s_commands_as_they_work_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: a down Mosquitto was "(optional: citybrain ingest mqtt)", a bare
+    `citybrain` where it is not on the PATH, and nothing said what starts it."""
+    import socket
+
+    from citybrain.commands import command_line
+
+    free = []
+    for _ in range(4):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    for name, value in (
+        ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
+        ("CITYBRAIN_KAFKA_PORT", str(free[0])),
+        ("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(free[1])),
+        ("CITYBRAIN_PROMETHEUS_PORT", str(free[2])),
+        ("CITYBRAIN_MQTT_PORT", str(free[3])),
+    ):
+        monkeypatch.setenv(name, value)
+    assert main(["stack", "status"]) == 1
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("mosquitto"))
+    assert line.endswith(
+        f"(optional, for `{command_line('ingest', 'mqtt')}`; "
+        f"`{command_line('stack', 'up')}` starts it)"
+    ), line
+
+
+def test_the_demo_says_it_starts_its_worker_and_where_it_logs(tmp_path: Path) -> None:
+    """t60's walk: 30-50 s of silence after the topic prefix line, as if it hung."""
+    from citybrain.demo import WORKER_START_SECONDS, worker_starting_line
+
+    files = DemoFiles.of(Settings(run_dir_override=tmp_path))
+    line = worker_starting_line(files.log, then="the replay starts once it serves")
+    assert line.startswith("starting its stream worker (about 30 s")
+    assert f"at most {WORKER_START_SECONDS} s; log: {files.log}); the replay" in line
+    assert len(line) < 200 + len(str(files.log))
+    # `stack restart-worker` waits as long for it, and says so too.
+    again = worker_starting_line(files.log, "the demo's")
+    assert again.startswith("starting the demo's stream worker") and again.endswith(")")
+
+
+def test_stack_up_says_it_starts_kafka_before_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: `stack up` was silent for 40 s on 2 cores before "kafka ready"."""
+    import socket
+
+    from citybrain.stack import KafkaBroker
+
+    free = []
+    for _ in range(4):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    for name, value in (
+        ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
+        ("CITYBRAIN_KAFKA_PORT", str(free[0])),
+        ("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(free[1])),
+        ("CITYBRAIN_PROMETHEUS_PORT", str(free[2])),
+        ("CITYBRAIN_MQTT_PORT", str(free[3])),
+    ):
+        monkeypatch.setenv(name, value)
+
+    def interrupted(self: KafkaBroker, timeout: float = 90.0) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while Kafka starts
+
+    monkeypatch.setattr(KafkaBroker, "start", interrupted)
+    assert main(["stack", "up"]) == 130
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"kafka       starting on 127.0.0.1:{free[0]} (about 30 s on 2 cores, at most 90 s; "
+        f"log: {tmp_path / 'run'}"
+    ), out
+
+
+def test_runs_typed_while_a_demo_starts_its_worker_say_to_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: `runs list` in a second shell while `make demo` started said "no worker
+    serves it there; start one (`make demo` in the checkout …)", which refuses then."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", str(port))
+    files = DemoFiles.of(Settings(run_dir_override=tmp_path))
+    with demo_lock(files, "demo-7", STARTED):
+        for argv in (["runs", "list"], ["silences", "list"]):
+            assert main([*argv, "--token", "t"]) == 3
+            err = capsys.readouterr().err
+            assert err == (
+                f"citybrain: cannot reach the operator API at http://127.0.0.1:{port} "
+                f"(Connection refused): the running demo (pid {os.getpid()}, topic prefix "
+                f"demo-7) is still starting its worker (log: {files.log}); run this again "
+                "once the demo prints its progress lines\n"
+            ), err
+    assert main(["runs", "list", "--token", "t"]) == 3
+    assert "no worker serves it there" in capsys.readouterr().err

@@ -484,12 +484,14 @@ def test_rehearse_judges_rows_as_the_worker_does(
     [city] = [r for r in version["report"]["rows"] if r["scope"] == "city"]
     assert city["figures"]["found"] == 3  # both m-1 reports are runs, as in the worker
     # The pools say where the times to resolve come from (the 'default' pool for POLICE).
-    assert "units pools: police 2 reports (resolve median 43.0 min); default 1 report of " in (
+    # One pool a line (t60: the NYC rehearsal's pools made one line of 539 characters).
+    assert "units pools:\n  police 2 reports (resolve median 43.0 min)\n  default 1 report of " in (
         captured.out
     )
-    assert "'POLICE' (resolve median 9.6 days). Each pool resolves on its own profile" in (
+    assert "'POLICE' (resolve median 9.6 days)\neach pool resolves on its own profile" in (
         captured.out
     )
+    assert max(len(line) for line in captured.out.splitlines()) < 300
 
 
 def test_a_row_ahead_of_the_clock_is_a_bad_row_as_the_worker_dead_letters_it(

@@ -1,0 +1,57 @@
+"""Reading a whole topic stops at the end each partition had when asked (t60's walk:
+subscribing and reading until 3 s passed with no message cost every topic 3 s and a
+group join; `report` of a demo read five topics and sat half a minute without a word)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kafka import TopicPartition
+
+from citybrain.demo import _read_to_end
+
+
+class _Consumer:
+    """Two partitions of ``t``: three messages in 0, none in 1; a message each poll."""
+
+    def __init__(self, stuck: bool = False) -> None:
+        self.data = {0: ["a", "b", "c"], 1: []}
+        self.at: dict[TopicPartition, int] = {}
+        self.stuck = stuck  # partition 0's end offset past its last message (a marker)
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.data)
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.at = dict.fromkeys(tps, 0)
+
+    def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        for tp in tps:
+            self.at[tp] = 0
+
+    def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.data[tp.partition]) + (self.stuck and tp.partition == 0) for tp in tps}
+
+    def position(self, tp: TopicPartition) -> int:
+        return self.at[tp]
+
+    def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[Any]]:
+        for tp, at in self.at.items():
+            if at < len(self.data[tp.partition]):
+                self.at[tp] = at + 1
+                return {tp: [self.data[tp.partition][at]]}
+        time.sleep(timeout_ms / 1000)
+        return {}
+
+
+def test_every_message_is_read_and_reading_stops_at_the_end_at_once() -> None:
+    started = time.monotonic()
+    assert _read_to_end(_Consumer(), "t") == ["a", "b", "c"]  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1.0  # no 3 s wait for a message that never comes
+
+
+def test_a_partition_that_never_reaches_its_end_stops_after_3_s_without_a_message() -> None:
+    started = time.monotonic()
+    assert _read_to_end(_Consumer(stuck=True), "t") == ["a", "b", "c"]  # type: ignore[arg-type]
+    assert 2.5 < time.monotonic() - started < 5.0
