@@ -121,20 +121,18 @@ def firing(alert_id: str, severity: str) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
-def test_a_mute_that_came_during_group_wait_holds_the_first_notification(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
-) -> None:
-    """Trial 18: Alertmanager applies inhibition and silences at a group's flush; an alert
-    whose inhibiting alert (or silence) came during its group_wait is never notified while
-    that lasts, and is at the first flush after. citybrain decided when the alert arrived,
-    so the run it opened notified after group_wait all the same."""
+def _muting_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> tuple[Response, Context, list[dict[str, Any]], Clock]:
+    """A response stage on ``ROUTING`` with the fixture grid, whose queued outputs are
+    kept in the list returned and whose clock is the ``Clock`` returned (audit and the
+    groups' writes dropped, recovery done): the mute tests' setting."""
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING)
     settings = Settings(
         run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml", routing_file=routing
     )
-    app = faust.App("held", store="memory://", datadir=str(tmp_path))
+    app = faust.App(name, store="memory://", datadir=str(tmp_path))
     ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
     sent: list[dict[str, Any]] = []
 
@@ -153,6 +151,18 @@ def test_a_mute_that_came_during_group_wait_holds_the_first_notification(
     clock = Clock(1_000_000.0)
     monkeypatch.setattr("streams.response.time", clock)
     monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    return response, ctx, sent, clock
+
+
+@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
+def test_a_mute_that_came_during_group_wait_holds_the_first_notification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
+) -> None:
+    """Trial 18: Alertmanager applies inhibition and silences at a group's flush; an alert
+    whose inhibiting alert (or silence) came during its group_wait is never notified while
+    that lasts, and is at the first flush after. citybrain decided when the alert arrived,
+    so the run it opened notified after group_wait all the same."""
+    response, ctx, sent, clock = _muting_stage(tmp_path, monkeypatch, "held")
     target = firing("al-minor", "minor")
 
     def actions() -> list[str]:
@@ -253,30 +263,7 @@ def test_a_mute_that_came_after_the_first_notification_holds_the_repeats(
     and the repeat comes at the first flush after it ends (counted from the last real
     notification). citybrain checked mutes at the first flush only and repeated "still
     unacknowledged" every repeat_interval under a silence or an inhibiting alert."""
-    routing = tmp_path / "routing.yaml"
-    routing.write_text(ROUTING)
-    settings = Settings(
-        run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml", routing_file=routing
-    )
-    app = faust.App("held-repeats", store="memory://", datadir=str(tmp_path))
-    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
-    sent: list[dict[str, Any]] = []
-
-    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
-        sent.extend(value for _, value in items if isinstance(value, dict))
-        return []
-
-    async def nothing(*args: Any) -> None:
-        return None
-
-    ctx.queue = queue  # type: ignore[method-assign]
-    ctx.audit = nothing  # type: ignore[method-assign]
-    ctx.groups._write = nothing  # type: ignore[method-assign]
-    response = Response(ctx)
-    response._update_lag = nothing  # type: ignore[method-assign]
-    clock = Clock(1_000_000.0)
-    monkeypatch.setattr("streams.response.time", clock)
-    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
+    response, ctx, sent, clock = _muting_stage(tmp_path, monkeypatch, "held-repeats")
     target = firing("al-minor", "minor")
     # group_interval 5 min, repeat_interval 10 min.
     target["route"].update(group_interval=300.0, repeat_interval=600.0)
