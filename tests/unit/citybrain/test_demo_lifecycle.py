@@ -321,14 +321,10 @@ def test_a_worker_refused_for_the_demo_workers_port_names_that_worker(
     assert "stack restart-worker` starts it again" in err
 
 
-def test_stack_status_names_mosquitto_s_commands_as_they_work_here(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """t60's walk: a down Mosquitto was "(optional: citybrain ingest mqtt)", a bare
-    `citybrain` where it is not on the PATH, and nothing said what starts it."""
+def _stack_on_free_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """This test's stack: a run directory under ``tmp_path`` and Kafka, its controller,
+    Prometheus and Mosquitto on ports free now (none of them running): those ports."""
     import socket
-
-    from citybrain.commands import command_line
 
     free = []
     for _ in range(4):
@@ -343,6 +339,17 @@ def test_stack_status_names_mosquitto_s_commands_as_they_work_here(
         ("CITYBRAIN_MQTT_PORT", str(free[3])),
     ):
         monkeypatch.setenv(name, value)
+    return free
+
+
+def test_stack_status_names_mosquitto_s_commands_as_they_work_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t60's walk: a down Mosquitto was "(optional: citybrain ingest mqtt)", a bare
+    `citybrain` where it is not on the PATH, and nothing said what starts it."""
+    from citybrain.commands import command_line
+
+    _stack_on_free_ports(tmp_path, monkeypatch)
     assert main(["stack", "status"]) == 1
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("mosquitto"))
@@ -370,23 +377,9 @@ def test_stack_up_says_it_starts_kafka_before_waiting_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """t60's walk: `stack up` was silent for 40 s on 2 cores before "kafka ready"."""
-    import socket
-
     from citybrain.stack import KafkaBroker
 
-    free = []
-    for _ in range(4):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            free.append(probe.getsockname()[1])
-    for name, value in (
-        ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
-        ("CITYBRAIN_KAFKA_PORT", str(free[0])),
-        ("CITYBRAIN_KAFKA_CONTROLLER_PORT", str(free[1])),
-        ("CITYBRAIN_PROMETHEUS_PORT", str(free[2])),
-        ("CITYBRAIN_MQTT_PORT", str(free[3])),
-    ):
-        monkeypatch.setenv(name, value)
+    free = _stack_on_free_ports(tmp_path, monkeypatch)
 
     def interrupted(self: KafkaBroker, timeout: float = 90.0) -> None:
         raise KeyboardInterrupt  # Ctrl-C while Kafka starts
