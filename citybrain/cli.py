@@ -1574,7 +1574,18 @@ def an_id(text: str) -> str:
             if not text
             else f"{text!r} is blank: give the id as `list` or `show` shows it"
         )
+    if _PLACEHOLDER_ID.fullmatch(text):
+        # Typed as printed (`runs ack RUN_ID`, t60's walk): the API's 404 did not say why.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is the placeholder the examples print: give an id as `list` or "
+            "`show` shows it"
+        )
     return text
+
+
+# RUN_ID, SILENCE_ID, <run_id>: what help texts and printed examples stand an id by; no
+# id citybrain makes (grp-….1, UUIDs, report ids) looks so.
+_PLACEHOLDER_ID = re.compile(r"<?[A-Z][A-Z_]*_ID>?|<[a-z_]*id>")
 
 
 an_id.__name__ = "id"  # argparse names the type in some messages

@@ -349,6 +349,26 @@ def test_an_empty_id_is_refused_before_the_api_is_asked(
     assert f"argument {name}: " in err and "give the id as `list` or `show` shows it" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["runs", "ack", "RUN_ID", "--note", "on my way"], "RUN_ID"),
+        (["runs", "show", "<run_id>"], "RUN_ID"),
+        (["runs", "answer", "r.1", "--report", "REPORT_ID", "--satisfied"], "--report"),
+        (["silences", "expire", "SILENCE_ID"], "SILENCE_ID"),
+    ],
+)
+def test_a_placeholder_typed_as_printed_is_refused_before_the_api_is_asked(
+    capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+) -> None:
+    """t60's walk: `runs ack RUN_ID`, typed as the README prints it, got the API's 404
+    with no word that RUN_ID stands for an id."""
+    assert main([*argv, "--token", "t", "--url", "http://127.0.0.1:1"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert f"argument {name}: " in err and "is the placeholder the examples print" in err
+
+
 @pytest.mark.parametrize("action", ["resolve", "cancel"])
 def test_an_empty_note_is_refused_where_the_api_would_refuse_it(
     capsys: pytest.CaptureFixture[str], action: str
