@@ -3068,9 +3068,11 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
         return listed, places
     records = []
     lines: list[str] = []
-    # Lines end in \n (or \r\n) only: str.splitlines() also broke at U+2028, U+2029 and
-    # U+0085, which JSON strings may hold raw (orjson writes them so; trial 26).
-    for number, row in enumerate(text.split("\n"), start=1):
+    # Lines end in \n, \r\n or a lone \r (an old Mac export: t57; JSON holds no raw CR
+    # in a string, so one is only ever a line's end or blank): str.splitlines() also
+    # broke at U+2028, U+2029 and U+0085, which JSON strings may hold raw (orjson writes
+    # them so; trial 26).
+    for number, row in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         if not row.strip():
             continue
         doc = parse(row, number)

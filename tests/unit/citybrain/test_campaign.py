@@ -25,7 +25,7 @@ from citybrain.campaign import (
     repeat_runs,
     runs_from_records,
 )
-from citybrain.cli import EXIT_USAGE, main
+from citybrain.cli import EXIT_USAGE, CliError, _read_records, main
 from playbooks.grid import Grid
 from streams.settings import REPO_ROOT
 
@@ -838,6 +838,29 @@ def test_an_export_with_unicode_line_breaks_inside_a_string_is_read(
     written = json.loads((tmp_path / "r.json").read_text())
     city = next(r for r in written["rows"] if r["scope"] == "city")
     assert city["figures"] == pytest.approx(CITY_NOW)
+
+
+@pytest.mark.parametrize("newline", [b"\r", b"\r\n", b"\n"], ids=["CR", "CRLF", "LF"])
+def test_an_export_with_any_line_ending_is_read(tmp_path: Path, newline: bytes) -> None:
+    """t57: an export saved with CR-only line endings (an old Mac editor's) was one line,
+    "records.jsonl:1: not a JSON record (Extra data)". JSON holds no raw CR inside a
+    string, so a lone CR ends a line as LF and CRLF do."""
+    export = tmp_path / "records.jsonl"
+    export.write_bytes(newline.join(orjson.dumps(r) for r in RECORDS) + newline)
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
+    assert main([*argv, *period, "--out", str(tmp_path / "r.json")]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    city = next(r for r in written["rows"] if r["scope"] == "city")
+    assert city["figures"] == pytest.approx(CITY_NOW)
+
+
+def test_a_bad_record_after_cr_line_endings_is_named_by_its_line(tmp_path: Path) -> None:
+    export = tmp_path / "records.jsonl"
+    export.write_bytes(b"\r".join([*(orjson.dumps(r) for r in RECORDS[:3]), b"{oops"]))
+    with pytest.raises(CliError, match=rf"{export.name}:4: not a JSON record"):
+        _read_records(export)
 
 
 @pytest.mark.parametrize("satisfied", ["false", 0, None])
