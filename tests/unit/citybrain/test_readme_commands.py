@@ -14,6 +14,7 @@ from streams.settings import REPO_ROOT
 MAKEFILE = (REPO_ROOT / "Makefile").read_text()
 TARGETS = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.M))
 README = (REPO_ROOT / "README.md").read_text()
+PLACEHOLDER_IDS = {"RUN_ID": "grp-0123456789abcdef.1", "SILENCE_ID": "s-1"}
 
 
 def _sh_lines(text: str) -> list[str]:
@@ -66,7 +67,10 @@ def test_readme_shell_lines_run_as_typed() -> None:
         if words[0] == "make":
             assert set(words[1:]) <= TARGETS, line
         if words[0] == ".venv/bin/citybrain":
-            args = parser.parse_args(words[1:])  # exits (fails the test) on a wrong command
+            # An id's placeholder stands for an id `runs list` shows (typed as it stands,
+            # the parser refuses it, naming the placeholder).
+            typed = [PLACEHOLDER_IDS.get(word, word) for word in words[1:]]
+            args = parser.parse_args(typed)  # exits (fails the test) on a wrong command
             # Values the command itself reads, typed as they stand (helper brief t47:
             # `--from TODAY --to TOMORROW` was refused, "expected a date").
             for dest, flag in (("start", "--from"), ("end", "--to")):
