@@ -818,6 +818,17 @@ def test_repeat_runs_reads_each_run_a_bounded_number_of_times() -> None:
     assert [r for r, again in found.items() if again] == ["r1999"]
 
 
+def _city_figures(export: Path, tmp_path: Path) -> Any:
+    """The city row's figures of `campaign report --input export` over the records'
+    period, written as JSON under ``tmp_path``."""
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
+    assert main([*argv, *period, "--out", str(tmp_path / "r.json")]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    return next(r for r in written["rows"] if r["scope"] == "city")["figures"]
+
+
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
 def test_an_export_with_unicode_line_breaks_inside_a_string_is_read(
     tmp_path: Path, separator: str
@@ -831,13 +842,7 @@ def test_an_export_with_unicode_line_breaks_inside_a_string_is_read(
     noted[4] = {**noted[4], "detail": f"pump 1{separator}pump 2"}  # A's resolution
     export = tmp_path / "records.jsonl"
     export.write_bytes(b"\r\n".join(orjson.dumps(r) for r in noted) + b"\n")
-    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
-    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
-    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
-    assert main([*argv, *period, "--out", str(tmp_path / "r.json")]) == 0
-    written = json.loads((tmp_path / "r.json").read_text())
-    city = next(r for r in written["rows"] if r["scope"] == "city")
-    assert city["figures"] == pytest.approx(CITY_NOW)
+    assert _city_figures(export, tmp_path) == pytest.approx(CITY_NOW)
 
 
 @pytest.mark.parametrize("newline", [b"\r", b"\r\n", b"\n"], ids=["CR", "CRLF", "LF"])
@@ -847,13 +852,7 @@ def test_an_export_with_any_line_ending_is_read(tmp_path: Path, newline: bytes) 
     string, so a lone CR ends a line as LF and CRLF do."""
     export = tmp_path / "records.jsonl"
     export.write_bytes(newline.join(orjson.dumps(r) for r in RECORDS) + newline)
-    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
-    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
-    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
-    assert main([*argv, *period, "--out", str(tmp_path / "r.json")]) == 0
-    written = json.loads((tmp_path / "r.json").read_text())
-    city = next(r for r in written["rows"] if r["scope"] == "city")
-    assert city["figures"] == pytest.approx(CITY_NOW)
+    assert _city_figures(export, tmp_path) == pytest.approx(CITY_NOW)
 
 
 def test_a_bad_record_after_cr_line_endings_is_named_by_its_line(tmp_path: Path) -> None:
