@@ -31,7 +31,7 @@ from playbooks.routing import SILENCE_PROBLEMS, Route, label_set
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
-from streams.events import dead_letter_key, fit_dead_letter
+from streams.events import alert_fields, dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, initialise
 from streams.settings import Settings
 from streams.tables import (
@@ -226,6 +226,24 @@ def _finite(value: Any, most: float = math.inf) -> bool:
 # The longest duration a route may have: Alertmanager's (Go's time.Duration, about 292
 # years), as playbooks.schema.parse_duration bounds the routing file's.
 MAX_ROUTE_SECONDS = (2**63 - 1) / 1e9
+
+
+def embedded_alert(alert: Any, code: str) -> dict[str, Any]:
+    """An alert carried inside another message (a routed message, a corroboration
+    request) checked as the alerts topic checks one: ``alert_fields``, its labels a label
+    set. Returns the alert; raises ``EventError(code, "alert.<field>", value, reason)``
+    (the alert itself, not a field, when it is no object: it was said as null)."""
+    try:
+        alert_fields(alert)
+    except EventError as exc:
+        field = f"alert.{exc.field}" if exc.field else "alert"
+        value = exc.value if exc.field else alert
+        raise EventError(code, field, value, exc.reason) from None
+    try:
+        label_set(alert.get("labels", {}))
+    except RoutingConfigError as exc:
+        raise EventError(code, "alert.labels", alert.get("labels"), str(exc)) from None
+    return cast(dict[str, Any], alert)
 
 
 def route_fault(route: dict[str, Any], routed: bool = False) -> tuple[str, Any, str] | None:

@@ -28,11 +28,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from playbooks.errors import RoutingConfigError
 from playbooks.grid import Grid
-from playbooks.routing import label_set
+from streams.context import embedded_alert
 from streams.errors import MISSING, EventError
-from streams.events import MIN_EVENT_TIME, alert_fields, epoch_seconds_fault, parse_ts
+from streams.events import MIN_EVENT_TIME, epoch_seconds_fault, parse_ts
 
 AREA_LEVELS = ("street", "district", "city")
 
@@ -233,17 +232,7 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
         _check_score("bad_mark", "score", message.get("score", MISSING))
         return cast(dict[str, Any], message)
     alert = message.get("alert", MISSING)
-    try:
-        alert_fields(alert)
-    except EventError as exc:
-        field = f"alert.{exc.field}" if exc.field else "alert"
-        # Not a field's fault: the alert itself is no object (it was said as null).
-        value = exc.value if exc.field else alert
-        raise EventError("bad_alert", field, value, exc.reason) from None
-    try:
-        label_set(alert.get("labels", {}))
-    except RoutingConfigError as exc:
-        raise EventError("bad_alert", "alert.labels", alert.get("labels"), str(exc)) from None
+    embedded_alert(alert, "bad_alert")
     sensor = alert.get("sensor_id")
     if not isinstance(sensor, str) or not sensor:
         raise EventError("bad_alert", "alert.sensor_id", sensor, "expected a sensor's id")

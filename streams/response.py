@@ -35,18 +35,17 @@ from playbooks.engine import (
     playbook_gone,
     unresolved,
 )
-from playbooks.errors import BadEventError, PlaybookError, RoutingConfigError
+from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS
-from playbooks.routing import Silence, SilenceBook, label_set
+from playbooks.routing import Silence, SilenceBook
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
-from streams.context import Context, route_fault, run_key
+from streams.context import Context, embedded_alert, route_fault, run_key
 from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
     MIN_EVENT_TIME,
-    alert_fields,
     epoch_seconds_fault,
     format_ts,
     message_json,
@@ -215,16 +214,7 @@ def routed_fields(doc: Any) -> dict[str, Any]:
             raise EventError("bad_reports", "report.ts", ts, fault)
         return doc
     alert, route = doc["alert"], doc["route"]
-    try:
-        alert_fields(alert)
-    except EventError as exc:
-        field = f"alert.{exc.field}" if exc.field else "alert"
-        value = exc.value if exc.field else alert
-        raise EventError("bad_routed", field, value, exc.reason) from None
-    try:
-        label_set(alert.get("labels", {}))
-    except RoutingConfigError as exc:
-        raise EventError("bad_routed", "alert.labels", alert.get("labels"), str(exc)) from None
+    embedded_alert(alert, "bad_routed")
     if not isinstance(route, dict):
         raise EventError("bad_routed", "route", route, "expected a JSON object")
     wrong = route_fault(route, routed=True)
