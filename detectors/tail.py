@@ -140,8 +140,9 @@ NEWS_FACTOR = 2.0
 NEWS_MARGIN = math.log10(NEWS_FACTOR) / DECADES
 # Seconds the record is held (not decayed) after it was last reached, when readings
 # carry times: one alert per sensor per day unless a rarer reading comes. NAB's
-# leave-one-category-out 50.7 -> 56.6 (docs/benchmarks.md); its cost: a station that
-# reported a rarer reading earlier that day is silent as a neighbour's corroboration.
+# leave-one-category-out 50.7 -> 56.6 (docs/benchmarks.md). A neighbour's corroboration
+# reads the score before this gate (``score_learn``'s ``rarity``), so a station that
+# alerted earlier that day still counts as leaning the same way.
 HOLD = DAY
 # A reading that comes k of the sensor's mean intervals after the one before ages the
 # sensor's history by max(1, k) readings (a silence counts the readings it lacks), at
@@ -343,9 +344,11 @@ def _run(
     memory: float,
     max_age: float,
     out: FloatArray,
+    rare: FloatArray,
 ) -> None:
     """Score (and with ``learn``, then learn) ``xs[i]`` for sensor row ``slots[i]``, in
-    order; scores into ``out``."""
+    order; scores into ``out``, and each reading's rarity (its score before the novelty
+    gate) into ``rare``."""
     w0 = _SCALARS  # the window in arrival order (a ring)
     sw0 = w0 + window  # the same values sorted, for the median
     h1 = sw0 + window
@@ -364,6 +367,7 @@ def _run(
         filled = int(row[_FILLED])
         pos = int(row[_POS])
         score = 0.0
+        rare[i] = 0.0
         # -ln p of the two readings before (0: none yet, or not rare at all)
         prev1 = row[_SURPRISE1]
         prev2 = row[_SURPRISE2]
@@ -428,6 +432,7 @@ def _run(
                 p = min(math.exp(-confirmed), _tail(row, h2, row[_TOTAL2], t2, tops[s, 1]))
                 p = min(1.0, N_STATS * p)  # Bonferroni over the statistics
                 score = min(1.0, -math.log10(max(p, 1e-300)) / DECADES)
+            rare[i] = score
             record = row[_RECORD]
             if learn:
                 # Held for ``hold`` seconds after it was last reached, then decaying; any
@@ -620,10 +625,16 @@ class TailBank:
         values: FloatArray,
         times: FloatArray | None,
         learn: bool = True,
+        rarity: FloatArray | None = None,
     ) -> FloatArray:
         """Scores in [0, 1] of ``values[i]`` for sensor ``slots[i]`` (each before it is
         learned, in order); ``times`` in seconds (or None: no daily profile). Values
-        must already be finite and in the safe domain (``check_values``)."""
+        must already be finite and in the safe domain (``check_values``).
+
+        ``rarity`` (an array as long as ``values``), when given, receives each reading's
+        score before the novelty gate: how rare it is for its sensor, news or not (a
+        station still high from its first alert of the day is as anomalous for a
+        neighbour's corroboration as it was then)."""
         idx = np.asarray(slots, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= self.used):
             raise DetectorInputError(f"slots must lie in [0, {self.used}), got {idx.min()}..")
@@ -648,6 +659,7 @@ class TailBank:
             float(self.memory),
             self._max_age,
             out,
+            np.empty(values.size) if rarity is None else rarity,
         )
         return out
 
@@ -674,6 +686,7 @@ class TailBank:
             HOLD,
             float(self.memory),
             self._max_age,
+            np.empty(1),
             np.empty(1),
         )
 
@@ -766,6 +779,20 @@ class _BankRow(Detector):
     ) -> FloatArray:
         arr = check_values(xs)
         return self._call(arr, check_times(ts, arr.size), True)
+
+    def score_rarity_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """``score_many``'s scores and, beside them, each reading's rarity (its score
+        before the novelty gate, ``TailBank.score_learn``): the anomaly marks a
+        neighbour's corroboration reads."""
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        rarity = np.empty(arr.size)
+        scores = self.bank.score_learn(
+            np.full(arr.size, self.slot, dtype=np.int64), arr, times, True, rarity
+        )
+        return scores, rarity
 
     def get_params(self) -> dict[str, Any]:
         return self.bank.params()

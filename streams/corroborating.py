@@ -1,7 +1,8 @@
 """The corroboration stage: sensor alerts meet their neighbours' anomaly marks.
 
 Flow (docs/detectors.md, "Broken sensor or real event?"): the detect agent sends each
-batch's anomaly marks (readings scoring >= ``CITYBRAIN_CORROBORATION_AGREE``, at most one
+batch's anomaly marks (readings whose rarity, the tail detector's score before its novelty
+gate, is >= ``CITYBRAIN_CORROBORATION_AGREE``, at most one
 per sensor per window/6 of event time) and its sensor alerts to ``<prefix>.corroboration``,
 keyed by *area* (``streams.corroboration.Areas``): a mark goes to every area that counts
 its sensor as a neighbour, an alert to its own sensor's area. So an alert and every mark

@@ -15,8 +15,9 @@ neighbours that agree); one that stands alone is ``isolated`` and is routed as a
 suspected sensor fault unless its own score is decisive (``decisive``: with the tail
 detector, 0.9 is a reading rarer than one in 10^7 for that sensor). A neighbour counts
 as anomalous at a lower bar than an alert (``agree``, default 0.2: rarer than about one
-in 40 for it): the alert itself is already established, the neighbour only has to lean
-the same way.
+in 40 for it), and by its rarity (the tail detector's score before its novelty gate: a
+station still high from its own first alert of the day is not news, but it is anomalous):
+the alert itself is already established, the neighbour only has to lean the same way.
 
 Pure: no Kafka; the grid comes from ``playbooks.grid``.
 """

@@ -694,6 +694,7 @@ class _Multi:
         self,
         cols: _Columns,
         scores: np.ndarray,
+        rarity: np.ndarray,
         flags: np.ndarray,
         mark_at: float | None,
         follow: set[str],
@@ -701,10 +702,11 @@ class _Multi:
         sids: list[str],
         batch: Admitted,
     ) -> list[tuple[int, int, int, Any]]:
-        """Count the quiet groups' accepted readings (``scores`` and ``flags``: theirs, in
-        ``taken`` order) and report followed sensors' last readings; return the work
-        left in Python: marks (first place, place, -2, score) and flagged groups (first
-        place, first place, -3, group)."""
+        """Count the quiet groups' accepted readings (``scores``, ``rarity`` (scores
+        before the novelty gate) and ``flags``: theirs, in ``taken`` order) and report
+        followed sensors' last readings; return the work left in Python: marks (first
+        place, place, -2, rarity) and flagged groups (first place, first place, -3,
+        group)."""
         gid_taken = self.gid[self.taken]
         flagged = np.zeros(self.groups, np.bool_)
         if flags.any():
@@ -719,10 +721,10 @@ class _Multi:
             cols.count(cols.kind_of, cols.kinds, quiet_slots, result.scored_by_kind)
             cols.count(cols.cell_of, cols.cells, quiet_slots, result.scored_by_cell)
             if mark_at is not None:
-                for k in np.flatnonzero(quiet & (scores >= mark_at)).tolist():
+                for k in np.flatnonzero(quiet & (rarity >= mark_at)).tolist():
                     e = int(self.taken[k])
                     first = int(self.first[self.gid[e]])
-                    work.append((first, int(self.at[e]), -2, float(scores[k])))
+                    work.append((first, int(self.at[e]), -2, float(rarity[k])))
             if follow:
                 for g in range(self.groups):
                     j = int(self.first[g])
@@ -1090,6 +1092,9 @@ class SensorDetection:
             self._write_back(bank, cols, to_write, new_states)
             return result
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        # Each reading's score before the novelty gate: the anomaly marks a neighbour's
+        # corroboration reads (a station still high from its first alert is anomalous).
+        rarity = np.empty(k_fast + k_multi + len(slow_values))
         try:
             scores = bank.score_learn(
                 np.concatenate(
@@ -1115,6 +1120,7 @@ class SensorDetection:
                         np.array(slow_times, np.float64),
                     )
                 ),
+                rarity=rarity,
             )
         except Exception:
             # The bank refused the batch as a whole: score sensor by sensor, so a fault
@@ -1149,6 +1155,7 @@ class SensorDetection:
         fast_flags = flags[:k_fast]
         multi_scores = scores[k_fast : k_fast + k_multi]
         multi_flags = flags[k_fast : k_fast + k_multi]
+        fast_rarity = rarity[:k_fast]
         quiet = ~fast_flags
         # Flagged fast sensors go the per-sensor way (``_record`` may open an episode):
         # their bookkeeping columns are written back only once that has succeeded.
@@ -1178,16 +1185,24 @@ class SensorDetection:
         work: list[tuple[int, int, int, Any]] = []
         mark_at = self.mark_at
         if mark_at is not None and n_quiet:
-            for k in np.flatnonzero(quiet & (fast_scores >= mark_at)).tolist():
+            for k in np.flatnonzero(quiet & (fast_rarity >= mark_at)).tolist():
                 j = int(fa[k])
-                work.append((j, j, -2, float(fast_scores[k])))
+                work.append((j, j, -2, float(fast_rarity[k])))
         for k in np.flatnonzero(fast_flags).tolist():
             j = int(fa[k])
             work.append((j, j, k, None))
         if multi is not None:
             work.extend(
                 multi.record(
-                    cols, multi_scores, multi_flags, mark_at, self.follow, result, sids, batch
+                    cols,
+                    multi_scores,
+                    rarity[k_fast : k_fast + k_multi],
+                    multi_flags,
+                    mark_at,
+                    self.follow,
+                    result,
+                    sids,
+                    batch,
                 )
             )
             multi.write(cols, multi.flagged, sids, got, new_states)
@@ -1198,6 +1213,7 @@ class SensorDetection:
         else:
             work = admitted
         all_scores = scores.tolist()
+        all_rarity = rarity.tolist()
         all_flags = flags.tolist() if flags.any() else None
         start = k_fast + k_multi
         for _, j, k, entry in work:
@@ -1219,6 +1235,7 @@ class SensorDetection:
                         all_scores[lo_:hi_],
                         [False] * (hi_ - lo_) if all_flags is None else all_flags[lo_:hi_],
                         result,
+                        all_rarity[lo_:hi_],
                     ),
                 )
             elif k == -2:  # a quiet fast reading scoring at least mark_at
@@ -1229,17 +1246,19 @@ class SensorDetection:
                 sid = sids[j]
                 new_states[sid] = state
                 to_write.append((sid, got[j], reading(j)))
-                score = all_scores[k]
+                score, rare = all_scores[k], all_rarity[k]
                 self._isolated(
                     sid,
                     [batch[j]],
                     result,
-                    partial(self._record, state, [batch[j]], [score], [True], result),
+                    partial(self._record, state, [batch[j]], [score], [True], result, [rare]),
                 )
             else:
                 state, taken = entry
                 stop = start + len(taken)
-                self._record_slow(state, taken, all_scores, all_flags, start, stop, result)
+                self._record_slow(
+                    state, taken, all_scores, all_rarity, all_flags, start, stop, result
+                )
                 start = stop
         self._write_back(bank, cols, to_write, new_states)
         return result
@@ -1391,6 +1410,7 @@ class SensorDetection:
         state: dict[str, Any],
         taken: list[Incoming],
         all_scores: list[float],
+        all_rarity: list[float],
         all_flags: list[bool] | None,
         start: int,
         stop: int,
@@ -1398,7 +1418,7 @@ class SensorDetection:
     ) -> None:
         """``_record`` for one per-sensor-path sensor of the bank path; a quiet one (no
         episode, nothing flagged: nothing can raise) counted inline, as ``_record``
-        would."""
+        would. ``all_rarity``: the batch's scores before the novelty gate (marks)."""
         n = stop - start
         if state["episode"] is None and (all_flags is None or not any(all_flags[start:stop])):
             reading = taken[-1].reading
@@ -1409,9 +1429,9 @@ class SensorDetection:
             mark_at = self.mark_at
             if mark_at is not None:
                 result.marks.extend(
-                    (item.reading.sensor_id, item.reading.ts, score)
-                    for item, score in zip(taken, all_scores[start:stop], strict=True)
-                    if score >= mark_at
+                    (item.reading.sensor_id, item.reading.ts, rare)
+                    for item, rare in zip(taken, all_rarity[start:stop], strict=True)
+                    if rare >= mark_at
                 )
             if reading.sensor_id in self.follow:
                 result.last[reading.sensor_id] = (
@@ -1434,14 +1454,15 @@ class SensorDetection:
                 all_scores[start:stop],
                 [False] * n if all_flags is None else all_flags[start:stop],
                 result,
+                all_rarity[start:stop],
             ),
         )
 
     def _score_record(
         self, state: dict[str, Any], accepted: list[Incoming], result: BatchResult
     ) -> None:
-        scores, flags = self._score(state["detector"], accepted)
-        self._record(state, accepted, scores, flags, result)
+        scores, flags, rarity = self._score(state["detector"], accepted)
+        self._record(state, accepted, scores, flags, result, rarity)
 
     @staticmethod
     def _isolated(
@@ -1557,8 +1578,10 @@ class SensorDetection:
         scores: list[float],
         flags: list[bool],
         result: BatchResult,
+        rarity: list[float] | None = None,
     ) -> None:
-        """Counts, episodes and the sensor's last reading, after scoring."""
+        """Counts, episodes and the sensor's last reading, after scoring; ``rarity``: the
+        scores before the novelty gate, where the detector has one (the marks)."""
         episode = state["episode"]
         if accepted:
             kind = accepted[0].reading.kind
@@ -1570,11 +1593,12 @@ class SensorDetection:
                     accepted, scores, flags, None if episode is None else dict(episode), result
                 )
             mark_at = self.mark_at
-            if mark_at is not None and max(scores) >= mark_at:
+            marking = scores if rarity is None else rarity
+            if mark_at is not None and max(marking) >= mark_at:
                 result.marks.extend(
-                    (item.reading.sensor_id, item.reading.ts, float(score))
-                    for item, score in zip(accepted, scores, strict=True)
-                    if score >= mark_at
+                    (item.reading.sensor_id, item.reading.ts, float(rare))
+                    for item, rare in zip(accepted, marking, strict=True)
+                    if rare >= mark_at
                 )
             last = accepted[-1].reading
             last_score = float(scores[-1])
@@ -1596,8 +1620,16 @@ class SensorDetection:
                 )
         state["episode"] = episode
 
-    def _score(self, detector: Detector, items: list[Incoming]) -> tuple[list[float], list[bool]]:
-        """Score then learn each reading: scores and anomaly flags, in order."""
+    def _score(
+        self, detector: Detector, items: list[Incoming]
+    ) -> tuple[list[float], list[bool], list[float] | None]:
+        """Score then learn each reading: scores, anomaly flags and (for the tail
+        detector's rows) the scores before its novelty gate, in order."""
+        if isinstance(detector, (TailDetector, TailSlot)):  # (marks: scores before the gate)
+            values = np.array([i.reading.value for i in items], np.float64)
+            times = np.array([i.reading.ts for i in items], np.float64)
+            array, rarity = detector.score_rarity_many(values, times)
+            return array.tolist(), self.threshold.flags(array).tolist(), rarity.tolist()
         if len(items) <= ONE_AT_A_TIME:
             # A live batch holds a reading or two per sensor: numpy's fixed cost per call
             # on one-element arrays would be most of the work (same scores: the detector
@@ -1608,11 +1640,11 @@ class SensorDetection:
                 scores.append(detector.score_one(r.value, r.ts))
                 detector.learn_one(r.value, r.ts)
             threshold = self.threshold.threshold
-            return scores, [score >= threshold for score in scores]
+            return scores, [score >= threshold for score in scores], None
         values = np.array([i.reading.value for i in items], np.float64)
         times = np.array([i.reading.ts for i in items], np.float64)
         array = detector.score_many(values, times)
-        return array.tolist(), self.threshold.flags(array).tolist()
+        return array.tolist(), self.threshold.flags(array).tolist(), None
 
     def _episodes(
         self,
