@@ -54,21 +54,27 @@ def tail_scored(series: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
 
 def test_the_default_alerts_on_the_fireworks_and_the_night_is_each_stations_peak() -> None:
     frame = pd.read_csv(DATASETS / "beijing_air_2016-02.csv.gz")
-    peaks, alerted = [], 0
-    for _, series in frame[frame["kind"] == "pm25"].groupby("sensor_id"):
+    peaks: dict[str, list[bool]] = {"pm25": [], "pm10": []}
+    alerted = 0
+    for (kind, _), series in frame[frame["kind"].isin(list(peaks))].groupby(
+        ["kind", "sensor_id"]
+    ):
         times, scores = tail_scored(series)
         night = ((times >= "2016-02-07T12:00Z") & (times <= "2016-02-07T20:00Z")).to_numpy()
         if scores[night].max() > 0:
-            peaks.append(scores[night].max() > scores[~night].max())
+            peaks[kind].append(scores[night].max() > scores[~night].max())
         alerted += bool((scores[night] >= DEFAULT_THRESHOLD).any())
-        # Quiet the rest of the fortnight: no station alerts outside the night.
+        # Quiet the rest of the fortnight: no instrument alerts outside the night.
         assert (scores[~night] < DEFAULT_THRESHOLD).all()
-    # Every station that speaks that night peaks there. Two of the eight (Gucheng,
-    # Nongzhanguan) stay silent: their record, crept up the day before, was within the
-    # factor two the news margin asks (their fireworks scored 0.22-0.24 before it), the
-    # margin's documented cost (docs/benchmarks.md).
-    assert len(peaks) >= 6 and all(peaks)
-    assert alerted >= 2
+    # Every instrument that speaks that night peaks there. Three of the eight PM2.5
+    # stations stay silent: their record, crept up the day before or that evening, was
+    # within the factor two the news margin asks (Gucheng, Nongzhanguan: 0.22-0.24 before
+    # it; Wanshouxigong: 0.263 against 0.2636 since the twenty-fourth session's far-glitch
+    # rules, 0.264 before them), the margin's documented cost (docs/benchmarks.md); their
+    # rarity still marks the neighbours' alerts corroborated (test_corroboration.py).
+    assert len(peaks["pm25"]) >= 5 and all(peaks["pm25"])
+    assert len(peaks["pm10"]) >= 5 and all(peaks["pm10"])
+    assert alerted >= 7  # of the 16 instruments
 
 
 def test_the_default_alerts_on_the_flash_flood_at_both_gauges_and_only_then() -> None:

@@ -442,27 +442,24 @@ def _gauge_with_two_spikes() -> tuple[np.ndarray, np.ndarray]:
     return xs, 1.4e9 + STEP * np.arange(3000)
 
 
+# A unit or encoding fault's one reading: far, farther, the float64 sentinel (DBL_MAX,
+# the extreme-value field case), and a +-pair.
 GLITCHES = pytest.mark.parametrize(
-    "glitch", [[1e10], [1e3], [1e10, -1e10]], ids=["1e10", "1e3", "pair+-1e10"]
+    "glitch",
+    [[1e10], [1e3], [1e10, -1e10], [1.7976931348623157e308], [-1.7976931348623157e308, 1e308]],
+    ids=["1e10", "1e3", "pair+-1e10", "dblmax", "pair-dblmax"],
 )
 
 
 @GLITCHES
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (t56): the glitch, learned at its ln(1 + z), holds every later reading "
-    "at its share of the record; learning it one bin beyond the record fixes this but "
-    "adds two isolated fireworks alerts (tests/unit/streams/test_corroboration.py); "
-    "docs/detectors.md",
-)
 def test_one_far_glitch_does_not_cap_a_burst_after_it(glitch: list[float]) -> None:
     # The same gauge with three-reading bursts (30 and 15 spreads out) three and eight
     # days after a glitch. Counted at its ln(1 + z) ~ 23, the glitch sat in the point
     # statistic's histogram (half-life 2,000 readings) above every later reading, so the
     # record's share floor holds any of them at p >= ~1 / 800 and it widens the fitted
     # tail's mean excess: the bursts score at most 0.30 and 0.27 (alone 0.83, 0.28; the
-    # first burst, counted by how far, caps the second too). Counted one bin beyond the
-    # record (measured, docs/detectors.md), they score 1.0 and 0.99.
+    # first burst, counted by how far, caps the second too). Now counted one bin beyond
+    # the record (SPOT's rule, docs/detectors.md): 1.0 and 0.99.
     xs, ts = _gauge_with_two_spikes()
     xs[1000:1003] = 130.0
     xs[2500:2503] = 115.0
@@ -477,18 +474,13 @@ def test_one_far_glitch_does_not_cap_a_burst_after_it(glitch: list[float]) -> No
 
 
 @GLITCHES
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (t56, traced): statistic 2 (the short mean of z) carries the glitch's "
-    "share for ~25 readings, all learned as its tail (scale 0.10 -> 2.7); lone 30-sigma "
-    "spikes 3 and 8 days later score 0.13-0.18 (alone 0.83 and 0.24); docs/detectors.md",
-)
 def test_one_far_glitch_does_not_silence_the_spikes_after_it(glitch: list[float]) -> None:
     # A gauge at 100 +- 1 reads 1e10 once (a unit or encoding glitch), then 30 spreads
     # out three and eight days later: a control room expects both later spikes to alert
     # as they do without the glitch. A lone spike alerts through statistic 2 (its point
     # statistic waits for a neighbour's confirmation), whose histogram learned the
-    # glitch's trail: 25 readings beyond its 2 % level.
+    # glitch's trail, 25 readings beyond its 2 % level, until the mean carried each z only
+    # as far as statistic 1's histogram counts it (docs/detectors.md).
     xs, ts = _gauge_with_two_spikes()
     alone = TailDetector().score_many(xs, ts)
     assert alone[[1000, 2500]].min() >= DEFAULT_THRESHOLD
