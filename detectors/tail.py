@@ -21,8 +21,8 @@ Each statistic ``T = ln(1 + z)`` goes into a per-sensor histogram whose counts d
 a half-life of ``memory`` readings (fed only once its spread has ``MIN_HISTORY`` readings
 behind it; a statistic past the record counted one bin beyond it, and statistic 2's mean
 carrying a ``z`` only as far as statistic 1's histogram counts it, so one far glitch does
-not hold later readings down); the tail probability ``P(T' >= T)`` is read from it, and beyond its 2 % tail
-extrapolated with an exponential fitted to the mean excess over that level (the
+not hold later readings down); the tail probability ``P(T' >= T)`` is read from it, and
+beyond its 2 % tail extrapolated with an exponential fitted to the mean excess over that level (the
 peaks-over-threshold method: Pickands 1975, Balkema and de Haan 1974; used for streams by
 Siffer et al., "Anomaly detection in streams with extreme value theory", KDD 2017), but
 never below the decayed share of the sensor's own readings at least as extreme: the fit

@@ -56,9 +56,7 @@ def test_the_default_alerts_on_the_fireworks_and_the_night_is_each_stations_peak
     frame = pd.read_csv(DATASETS / "beijing_air_2016-02.csv.gz")
     peaks: dict[str, list[bool]] = {"pm25": [], "pm10": []}
     alerted = 0
-    for (kind, _), series in frame[frame["kind"].isin(list(peaks))].groupby(
-        ["kind", "sensor_id"]
-    ):
+    for (kind, _), series in frame[frame["kind"].isin(list(peaks))].groupby(["kind", "sensor_id"]):
         times, scores = tail_scored(series)
         night = ((times >= "2016-02-07T12:00Z") & (times <= "2016-02-07T20:00Z")).to_numpy()
         if scores[night].max() > 0:
