@@ -497,8 +497,13 @@ class PlaybookEngine:
         acknowledged. So an alert that joins a notified group is notified at the next
         tick, never dropped, and a repeat comes at the first tick at or after
         ``repeat_interval`` (a ``repeat_interval`` shorter than ``group_interval``
-        repeats each ``group_interval``). Nothing before the first notification, once
-        finished, or at a tick already held (``hold_flush``). Times in epoch seconds."""
+        repeats each ``group_interval``). No repeat once every alert of the run has
+        resolved and it covers no citizen's report: Alertmanager deletes a group whose
+        alerts have all resolved after the flush that sends their resolution
+        (``dispatch.go``, ``aggrGroup.flush``), so nothing repeats; before, such a run was
+        told "still unacknowledged" every ``repeat_interval`` for ever. Nothing before
+        the first notification, once finished, or at a tick already held
+        (``hold_flush``). Times in epoch seconds."""
         last = run.last_notified_at
         if last is None or is_terminal(run) or not group_interval > 0 or now < last:
             return None
@@ -512,7 +517,11 @@ class PlaybookEngine:
         if new:
             shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
             return tick, f"new alerts in the group: {shown}"
-        if run.acknowledged_at is None and ticks * group_interval >= repeat_interval:
+        if (
+            run.acknowledged_at is None
+            and ticks * group_interval >= repeat_interval
+            and (unresolved(run) or run.reports)
+        ):
             return tick, "repeat: still unacknowledged"
         return None
 

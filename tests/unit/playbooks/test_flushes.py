@@ -93,6 +93,26 @@ def test_a_repeat_comes_at_the_first_flush_after_repeat_interval(grid: Grid) -> 
     assert times == [900, 1_800]
 
 
+def test_no_repeat_once_every_alert_of_the_run_has_resolved(grid: Grid) -> None:
+    # Alertmanager deletes a group whose alerts have all resolved once their resolution
+    # is flushed: nothing repeats. One alert of two resolved: the repeats go on.
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run, _ = engine.new_run("run-x", ALERT, START)
+    run, _ = engine.join(run, "al-1", START + 10)
+    run, _ = engine.flush(run, 300, 600, START + 300)  # al-1 notified
+    run, _ = engine.alert_resolved(run, "al-0", START + 400)
+    run, cmds = engine.flush(run, 300, 600, START + 900)
+    assert [c.detail for c in cmds if c.action == "notify"] == ["repeat: still unacknowledged"]
+    run, _ = engine.alert_resolved(run, "al-1", START + 1_000)
+    for now in range(1_001, 10_000, 60):
+        run, cmds = engine.flush(run, 300, 600, START + now)
+        assert not [c for c in cmds if c.action == "notify"], now
+    # A citizen's report the run covers keeps it open: the repeats go on.
+    run.reports = {"r-1": {"channel": "app", "status": "open"}}
+    run, cmds = engine.flush(run, 300, 600, START + 10_200)
+    assert [c.detail for c in cmds if c.action == "notify"] == ["repeat: still unacknowledged"]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_notifications_follow_alertmanagers_flushes(grid: Grid, seed: int) -> None:
     rng = random.Random(seed)
