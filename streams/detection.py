@@ -78,6 +78,15 @@ _first = itemgetter(0)
 _first_two = itemgetter(0, 1)
 
 
+def _in_order(rejected: list[Any], start: int, refused: list[Any], late: list[Any]) -> None:
+    """Put ``rejected[start:]`` (the admission refusals ``refused``, then those made while
+    scoring, ``late``: each ``(sensor's first place, entry)``) in the per-sensor path's
+    order, by each sensor's first place in the batch (the admission ones first for a
+    sensor: they were made first there too)."""
+    if late:
+        rejected[start:] = [entry for _, entry in merge(refused, late, key=_first)]
+
+
 def _older(ts: float, last_ts: float) -> str:
     """The out-of-order refusal's message."""
     return (
@@ -1065,9 +1074,12 @@ class SensorDetection:
                     slow_slots.append(slot)
                     slow_values.append(one.reading.value)
                     slow_times.append(one.reading.ts)
+        # Refusals by each sensor's first place: the per-sensor path's order, which the
+        # refusals made while scoring (a detector's fault) join at the end (``_in_order``).
+        refused = sorted(fast_refused + slow_refused, key=_first)
         if fast_refused:
-            merged = sorted(fast_refused + slow_refused, key=_first)
-            rejected[refused_from:] = [entry for _, entry in merged]
+            rejected[refused_from:] = [entry for _, entry in refused]
+        late: list[tuple[int, tuple[Incoming, str, str]]] = []
 
         def fast_state(k: int) -> dict[str, Any]:
             """The k-th fast sensor's new state as the per-sensor path's dict."""
@@ -1141,13 +1153,16 @@ class SensorDetection:
                     to_write.append((sids[j], got[j], reading(j)))
                     if taken_items:
                         everyone.append((j, j, -1, (state, taken_items)))
-            for _, _, _, (state, group) in sorted(everyone + admitted, key=_first):
+            for j, _, _, (state, group) in sorted(everyone + admitted, key=_first):
+                before = len(rejected)
                 self._isolated(
                     group[0].reading.sensor_id,
                     group,
                     result,
                     partial(self._score_record, state, group, result),
                 )
+                late.extend((j, entry) for entry in rejected[before:])
+            _in_order(rejected, refused_from, refused, late)
             self._write_back(bank, cols, to_write, new_states)
             return result
         flags = self.threshold.flags(scores)
@@ -1217,6 +1232,7 @@ class SensorDetection:
         all_flags = flags.tolist() if flags.any() else None
         start = k_fast + k_multi
         for _, j, k, entry in work:
+            before = len(rejected)
             if k == -3:  # a multi-reading sensor with a flagged reading
                 assert multi is not None
                 sid = sids[j]
@@ -1260,6 +1276,9 @@ class SensorDetection:
                     state, taken, all_scores, all_rarity, all_flags, start, stop, result
                 )
                 start = stop
+            if len(rejected) > before:  # (a detector's fault: the sensor's at its first place)
+                late.extend((j, entry) for entry in rejected[before:])
+        _in_order(rejected, refused_from, refused, late)
         self._write_back(bank, cols, to_write, new_states)
         return result
 
