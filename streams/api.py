@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from aiohttp import web
@@ -565,15 +566,65 @@ def elsewhere(run_id: str, owned: set[int], partitions: int) -> str | None:
     """Why a run absent here may exist on another worker: its group's partition (of
     ``routed`` and ``commands``, ``partitions`` in all) is not in ``owned`` (this worker's
     partitions), so the worker that owns it holds the run; None when this worker owns it
-    (the run does not exist). With several workers the 404 says so, not just "no run"."""
+    (the run does not exist). With several workers the 404 says so, not just "no run".
+    A request about such a run is passed on to its owner (``owner_elsewhere``); this is
+    said only when none is known, or the partition moved while it was passed on."""
     partition = key_partition(run_key(run_id), partitions)
     if partition in owned:
         return None
     return (
         f"no run {shown_id(run_id)} on this worker: its group is on partition {partition}, which "
-        "another worker owns (runs live on the worker that owns their partition); ask "
-        "that worker (the CLI's --url)"
+        "another worker owns (runs live on the worker that owns their partition), and the "
+        "consumer group names no other worker for it now (it is moving: a worker joined or "
+        "left); retry in a few seconds, or ask the worker that owns it (the CLI's --url)"
     )
+
+
+# A request one worker passed on to the worker that owns its run's partition carries this
+# header; that worker answers it from its own state and never passes it on again (a
+# partition that moved meanwhile is its 404 or 503, not a loop between workers).
+FORWARDED_HEADER = "X-Citybrain-Forwarded-By"
+# How long a worker waits for the owner's answer to a request it passed on: the owner's
+# own waits (Kafka's acknowledgement, API_KAFKA_WAIT; a run being stored, RUN_STORE_WAIT)
+# and some slack, under the HTTP timeout the client's request lives within.
+API_FORWARD_WAIT = 15.0
+# The request headers passed on: what the owner reads (the token, the body's type, the
+# retry key), nothing hop-by-hop.
+FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
+
+
+def partition_owners(distribution: Mapping[str, Mapping[str, Any]], topic: str) -> dict[int, str]:
+    """Partition -> the URL of the worker that owns it, for the changelog ``topic`` of a
+    table, from the consumer group's last assignment as faust's assignor keeps it
+    (``changelog_distribution``: worker URL -> {changelog topic: [partitions]}). A
+    partition no worker holds (a member left, the next assignment not yet made) is
+    absent."""
+    return {
+        int(partition): url
+        for url, topics in distribution.items()
+        for partition in topics.get(topic, ()) or ()
+    }
+
+
+def run_partition(run_id: str, partitions: int) -> int:
+    """The partition of ``run_id``'s group: of ``routed``, ``commands`` and the ``groups``
+    table alike (each keyed by the group key, Kafka's default partitioner)."""
+    return key_partition(run_key(run_id), partitions)
+
+
+def owner_elsewhere(
+    partition: int, owned: set[int], owners: Mapping[int, str], own_url: str
+) -> str | None:
+    """The URL of the worker to pass a request about ``partition`` on to, or None when
+    this worker answers it itself: it owns the partition (``owned``), or the group's last
+    assignment names no other worker for it (``owners``, ``partition_owners``), or names
+    this one (``own_url``: it was given it and is still taking it over)."""
+    if partition in owned:
+        return None
+    url = owners.get(partition)
+    if url is None or url.rstrip("/") == own_url.rstrip("/"):
+        return None
+    return url.rstrip("/")
 
 
 class ApiError(Exception):
@@ -835,6 +886,124 @@ def register_api(app: faust.App, ctx: Context) -> None:
         table.data[key] = value
         return True
 
+    def own_url() -> str:
+        return str(app.conf.canonical_url)
+
+    def owners() -> dict[int, str]:
+        """Partition of the runs -> its worker's URL, as the last assignment gave them."""
+        assignor: Any = app.assignor
+        topic = ctx.groups.changelog_topic.get_topic_name()
+        return partition_owners(assignor.changelog_distribution, topic)
+
+    async def pass_on(view: View, request: Request, url: str, partition: int) -> Response:
+        """``request`` asked of the worker at ``url`` (it owns ``partition``), and its
+        answer as this worker's: status, JSON body and ``Retry-After`` as the owner gave
+        them. 503 when the owner does not answer within ``API_FORWARD_WAIT``."""
+        data = None
+        if request.method == "POST":
+            data = await read_body(request, API_MAX_BODY, ctx.settings.http_timeout)
+        headers = {
+            name: request.headers[name]
+            for name in FORWARDED_REQUEST_HEADERS
+            if name in request.headers
+        }
+        headers[FORWARDED_HEADER] = own_url()
+        target = url + str(request.rel_url)
+        client: Any = app.http_client
+        try:
+            async with client.request(
+                request.method,
+                target,
+                headers=headers,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=API_FORWARD_WAIT),
+            ) as answer:
+                body = await answer.read()
+                status = answer.status
+                kept = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
+                kind = answer.content_type
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("citybrain: API: the worker at %s did not answer %s: %r", url, target, exc)
+            raise ApiError(
+                503,
+                f"partition {partition} is owned by the worker at {url}, which did not answer "
+                f"({type(exc).__name__}); retry in a few seconds (with the same "
+                "Idempotency-Key header a retried action is the same command, applied once)",
+                {"Retry-After": "2"},
+            ) from None
+        return view.bytes(body, content_type=kind, status=status, headers=kept)
+
+    async def owner_answers(view: View, request: Request, run_id: str) -> Response | None:
+        """The owner's answer to a request about ``run_id`` when another worker owns its
+        partition (the request passed on, once: ``FORWARDED_HEADER``); None when this
+        worker answers it itself. Any worker's API then acts on any run (before, a run on
+        another worker's partition was a 404 telling the operator to find that worker)."""
+        if FORWARDED_HEADER in request.headers:
+            return None
+        partition = run_partition(run_id, ctx.settings.partitions)
+        url = owner_elsewhere(partition, ctx.owned_partitions("routed"), owners(), own_url())
+        if url is None:
+            return None
+        return await pass_on(view, request, url, partition)
+
+    async def other_workers_runs(request: Request) -> list[dict[str, Any]]:
+        """The runs the other workers hold, each asked once for its own (the request
+        passed on); ``ApiError`` 503 when a partition has no worker yet or a worker does
+        not answer, as a partial list would hide live runs."""
+        by_partition = owners()
+        if not by_partition:
+            return []  # no assignment known (no consumer group): this worker's own runs
+        owned = ctx.owned_partitions("routed")
+        me = own_url().rstrip("/")
+        others: dict[str, list[int]] = {}
+        for partition in range(ctx.settings.partitions):
+            url = owner_elsewhere(partition, owned, by_partition, me)
+            if url is not None:
+                others.setdefault(url, []).append(partition)
+            elif partition not in owned:
+                raise not_yet(
+                    "the list of runs",
+                    f"partition {partition} has no worker yet (one left, and the group has "
+                    "not given its partitions to another)",
+                )
+        runs: list[dict[str, Any]] = []
+        for url, partitions in others.items():
+            answer = await pass_on_read(request, url, partitions)
+            runs += answer
+        return runs
+
+    async def pass_on_read(
+        request: Request, url: str, partitions: list[int]
+    ) -> list[dict[str, Any]]:
+        """``GET /runs`` (with the request's query) of the worker at ``url``, its own runs
+        only; ``ApiError`` 503 naming it and its ``partitions`` when it does not answer
+        200 in time."""
+        headers = {FORWARDED_HEADER: own_url()}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        client: Any = app.http_client
+        held = ", ".join(map(str, partitions))
+        try:
+            async with client.get(
+                url + str(request.rel_url),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=API_FORWARD_WAIT),
+            ) as answer:
+                doc = await answer.json(content_type=None) if answer.status == 200 else None
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            doc, status = None, type(exc).__name__
+        runs = doc.get("runs") if isinstance(doc, dict) else None
+        if not isinstance(runs, list):
+            raise ApiError(
+                503,
+                f"the list of runs cannot be answered yet: the worker at {url}, which owns "
+                f"partition(s) {held}, did not list its runs ({status}); retry in a few "
+                "seconds",
+                {"Retry-After": "2"},
+            )
+        return [r for r in runs if isinstance(r, dict)]
+
     def handled(fun: Any) -> Any:
         async def wrapper(self: View, request: Request, **kw: Any) -> Response:
             try:
@@ -860,6 +1029,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
             if reason is not None:  # a partial list would hide live runs
                 raise not_yet("the list of runs", reason)
             runs = [g["run"] for _, g in ctx.groups.items() if g.get("run")]
+            if FORWARDED_HEADER not in request.headers:
+                # The other workers' runs too: a worker holds only its partitions' runs,
+                # so its list alone showed about 1/N of the city's (helper t61).
+                runs += await other_workers_runs(request)
             if status == "reopened":  # reopened by a reporter's answer, at least once
                 runs = [r for r in runs if r.get("reopened", 0) > 0]
             elif status:
@@ -873,6 +1046,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request, run_id: str) -> Response:
             await authorize(self, request, "read")
             query(request)
+            if (passed := await owner_answers(self, request, run_id)) is not None:
+                return passed
             try:
                 run = await find_run(run_id)
             except ApiError as exc:
@@ -903,6 +1078,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 )
             principal = await authorize(self, request, RUN_ACTIONS[action])
             query(request)
+            if (passed := await owner_answers(self, request, run_id)) is not None:
+                return passed
             doc = await body(
                 request, ANSWER_FIELDS if action == "answer" else ACTION_FIELDS, action
             )

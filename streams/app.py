@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -53,6 +54,19 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def worker_url(settings: Settings) -> str:
+    """The URL the other workers reach this worker's operator API at (faust's
+    ``canonical_url``, which the consumer group's assignment carries to every member):
+    ``http://<bind>:<port>``; for a wildcard bind (``0.0.0.0``, ``::``), this machine's
+    host name, as a wildcard address is no address another machine can reach."""
+    host = settings.worker_bind
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{settings.worker_port}"
+
+
 def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> faust.App:
@@ -71,6 +85,9 @@ def create_app(
         web_bind=settings.worker_bind,
         web_host=settings.worker_bind,
         web_port=settings.worker_port,
+        # Where the other workers pass on an operator API request about a run this
+        # worker owns (streams/api.py).
+        canonical_url=worker_url(settings),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         # No standbys: a restarted or new owner rebuilds from the changelog, and the

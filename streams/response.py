@@ -179,6 +179,15 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     return cmd
 
 
+def misplaced_command(event: Any, run_id: str, partitions: int) -> int | None:
+    """The partition a command for ``run_id`` belongs on (its group's, where the
+    ``groups`` table keeps the run: ``key_partition(run_key(run_id), partitions)``) when
+    ``event``'s message is on another, else None. Only the worker that owns that
+    partition holds the run (docs/operations.md, Scaling out)."""
+    home = key_partition(run_key(run_id), partitions)
+    return None if event.message.partition == home else home
+
+
 def routed_fields(doc: Any) -> dict[str, Any]:
     """A message of the routed topic, its fields checked before any is used or stored
     (``alerting._route`` writes them): ``{"alert": …, "route": …}`` whose alert is one
@@ -456,12 +465,36 @@ class Response:
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc}")
             return
         command_id, run_id, action = cmd["id"], cmd["run_id"], cmd["action"]
+        home = misplaced_command(event, run_id, self.settings.partitions)
+        if home is not None:
+            await self._pass_on_command(event, run_id, home)
+            return
         async with self.ctx.runs_settled:
             try:
                 await self._on_command(event, cmd, command_id, run_id, action)
             finally:
                 if action == "answer":  # applied or refused: the API now sees the run
                     self.ctx.pending_answers.pop((str(run_id), str(cmd.get("report_id"))), None)
+
+    async def _pass_on_command(self, event: EventT[bytes], run_id: str, home: int) -> None:
+        """Send a command that arrived on another partition than its run's (a producer
+        that keyed it otherwise: by run id, or not at all) on to its run's partition,
+        under the run's key, its bytes unchanged, delivery awaited before it is acked
+        here. The worker that owns the run applies it once (its id); before, the worker
+        that got it dead-lettered it ``unknown_run``, or applied it when it happened to
+        own both partitions (helper t61)."""
+        msg = event.message
+        log.warning(
+            "citybrain: command %s/%s/%s for run %s is not on its run's partition %d: "
+            "passed on there",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            run_id[:200],
+            home,
+        )
+        fut = await self.ctx.commands.send(key=run_key(run_id), value=msg.value, partition=home)
+        await fut
 
     async def _on_command(
         self, event: EventT[bytes], cmd: dict[str, Any], command_id: str, run_id: str, action: str

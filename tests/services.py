@@ -101,6 +101,7 @@ class Pipeline:
     run_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    partitions: int = 2  # of every topic and table (CITYBRAIN_PARTITIONS)
 
     def __post_init__(self) -> None:
         self.env = {
@@ -128,10 +129,11 @@ class Pipeline:
             "CITYBRAIN_WEBHOOK_RETRIES": "2",
             "CITYBRAIN_WEBHOOK_BACKOFF": "0.2",
             "CITYBRAIN_WEBHOOK_TIMEOUT": "1",
+            "CITYBRAIN_PARTITIONS": str(self.partitions),
             **self.extra_env,
         }
         self.settings = stack_settings(self.run_dir).model_copy(
-            update={"topic_prefix": self.name, "app_id": self.name}
+            update={"topic_prefix": self.name, "app_id": self.name, "partitions": self.partitions}
         )
         create_topics(self.settings)
         self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -24,6 +25,7 @@ from playbooks.loader import load_grid
 from streams.context import Context
 from streams.errors import EventError
 from streams.metrics import INCIDENTS_UNALERTED, Metrics
+from streams.partitioning import key_partition
 from streams.response import OFFER_MAX_AGE, Response, RunTooLarge
 from streams.settings import Settings
 
@@ -32,10 +34,20 @@ KEY = b"grp-flood"
 
 
 class Event:
-    """The two attributes the handlers read of a faust event."""
+    """What the handlers read of a faust event: its key, value and message (on the
+    partition Kafka's default partitioner gives the key, of two, as a producer keyed by
+    the group puts it; ``partition`` to place it elsewhere)."""
 
-    def __init__(self, key: bytes, value: dict[str, Any]) -> None:
+    def __init__(self, key: bytes, value: dict[str, Any], partition: int | None = None) -> None:
         self.key, self.value = key, orjson.dumps(value)
+        self.message = SimpleNamespace(
+            topic="citybrain.commands",
+            partition=key_partition(key, 2) if partition is None else partition,
+            offset=0,
+            key=key,
+            value=self.value,
+            timestamp=None,
+        )
 
 
 def alert(alert_id: str) -> dict[str, Any]:
@@ -423,17 +435,12 @@ def test_a_run_whose_playbook_is_gone_can_be_resolved_and_refuses_other_commands
     assert "resolved" in [body["action"] for _, body in sent]
 
 
-class Message:
-    def __init__(self, timestamp: float) -> None:
-        self.timestamp = timestamp
-
-
 class StampedEvent(Event):
     """An event whose Kafka message has a timestamp (epoch seconds, as faust gives it)."""
 
     def __init__(self, key: bytes, value: dict[str, Any], timestamp: float) -> None:
         super().__init__(key, value)
-        self.message = Message(timestamp)
+        self.message.timestamp = timestamp
 
 
 def test_a_command_applied_again_after_a_crash_emits_the_same_steps(
