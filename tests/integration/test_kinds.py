@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,64 @@ def test_a_declared_kind_is_scored_and_its_rules_dead_letter_the_rest(
                 break
             time.sleep(0.5)
         assert scrape_sum(port, 'citybrain_readings_total{kind="water_discharge"}') == 20
+        assert worker.alive()
+    finally:
+        worker.stop()
+
+
+def counter_grid(path: Path) -> Path:
+    """The test grid with a kind whose plausible range is every finite float, so a 1e308
+    sentinel is no out_of_range dead letter but reaches the detector."""
+    wide = (
+        "{id: raw_count, unit: count, min: -1.7976931348623157e+308, max: 1.7976931348623157e+308}"
+    )
+    text = (
+        (FIXTURES / "grid.yaml").read_text().replace("cells:\n", f"kinds:\n  - {wide}\ncells:\n", 1)
+    )
+    path.write_text(text + "  - {id: k1, kind: raw_count, unit: count, cell: c-bridge}\n")
+    return path
+
+
+def count(i: int, value: float) -> bytes:
+    doc = {
+        "schema": "reading/1",
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(START + 300 * i)),
+        "sensor_id": "k1",
+        "kind": "raw_count",
+        "value": value,
+        "unit": "count",
+        "grid_cell": "c-bridge",
+    }
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("detector", ["windowed_gaussian", "ewma_cusum"])
+def test_a_1e308_sentinel_alerts_and_a_later_spike_still_does(
+    stack: PrometheusServer, run_dir: Path, detector: str
+) -> None:
+    # t63: after one 1e308 reading windowed_gaussian's window and ewma_cusum's variance
+    # held it, and a real spike thirty readings later scored about 0: one alert, not two.
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_DETECTOR": detector})
+    p.env["CITYBRAIN_GRID_FILE"] = str(counter_grid(run_dir / f"{p.name}-grid.yaml"))
+    worker = p.worker().start()
+    try:
+        values = [10.0] * 40 + [1e308] + [10.0] * 30 + [20.0] + [10.0] * 10
+        for i, value in enumerate(values):
+            p.send("readings", b"k1", count(i, value))
+        p.flush()
+
+        def firing(messages: list[Any]) -> list[dict[str, Any]]:
+            return [
+                d for d in map(json.loads, (m.value for m in messages)) if d["status"] == "firing"
+            ]
+
+        alerts = firing(p.read("alerts", lambda m: len(firing(m)) >= 2, settle=3))
+        assert [a["started_at"] for a in alerts] == [
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(START + 300 * i)) for i in (40, 71)
+        ]
+        assert scrape_sum(
+            p.settings.worker_port, 'citybrain_readings_total{kind="raw_count"}'
+        ) == len(values)
         assert worker.alive()
     finally:
         worker.stop()
