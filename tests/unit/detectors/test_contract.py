@@ -300,11 +300,11 @@ def test_a_finite_sentinel_scores_as_an_anomaly(name: str) -> None:
 
 
 # A far glitch (detectors.base.far_glitch: a sentinel a million spreads and levels from
-# the series) among ordinary readings 30 rows before a real spike: the spike scores as
-# it does without the glitch, on both paths (t63: after one 1e308, windowed_gaussian and
-# ewma_cusum scored the spike near 0 for thousands of readings, and a robust z-score with
-# a spread floor for a window). Not yet: the ensemble's gate records the glitch's surprise
-# as each member's record for memory_rows; the tail detector's histogram (its own
+# the series) among ordinary readings 30 or 80 rows before a real spike: the spike scores
+# as it does without the glitch, on both paths (t63: after one 1e308, windowed_gaussian
+# and ewma_cusum scored the spike near 0 for thousands of readings, a robust z-score with
+# a spread floor for a window, and the ensemble's gate kept the glitch's surprise as each
+# member's record for memory_rows). Not yet: the tail detector's histogram (its own
 # change); pattern's range, likelihood's score history and isolation_forest's trees take
 # the glitch in (docs/detectors.md).
 FAR_GLITCHES = {
@@ -314,9 +314,6 @@ FAR_GLITCHES = {
     "alternating": [1e308, -1e308] * 3,
 }
 STILL_BLINDED = {
-    "ensemble",
-    "ensemble_with_bars",
-    "registered_ensemble",
     "registered_tail",
     "pattern_small",
     "registered_pattern",
@@ -328,21 +325,29 @@ STILL_BLINDED = {
 
 @pytest.mark.parametrize("name", sorted(set(FACTORIES) - STILL_BLINDED))
 @pytest.mark.parametrize("glitch", sorted(FAR_GLITCHES))
-def test_a_far_glitch_does_not_blind_the_detector(name: str, glitch: str) -> None:
+@pytest.mark.parametrize("before", [30, 80])
+def test_a_far_glitch_does_not_blind_the_detector(name: str, glitch: str, before: int) -> None:
+    if name == "registered_ensemble" and before < 50:
+        pytest.skip("its refractory: the 50 rows after any firing, the glitch's too, are quiet")
     make = FACTORIES[name]
     clean = make().score_many(series(), times(700))
     xs = series()
-    xs[320 : 320 + len(FAR_GLITCHES[glitch])] = FAR_GLITCHES[glitch]
+    at = 350 - before
+    xs[at : at + len(FAR_GLITCHES[glitch])] = FAR_GLITCHES[glitch]
     expected = one_at_a_time(make(), xs)
     det = make()
-    cuts = [0, 3, 300, 321, 322, 700]
+    cuts = [0, 3, at - 20, at + 1, at + 2, 700]
     got = np.concatenate(
         [det.score_many(xs[a:b], times(700)[a:b]) for a, b in itertools.pairwise(cuts)]
     )
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
-    assert got[350] == pytest.approx(clean[350], abs=0.1)
-    if clean[350] > 0.5:  # a detector that sees the spike sees the glitch at least as well
-        assert got[320] >= clean[350]
+    # (0.15: the ensemble's differenced views of the rows next to a ±DBL_MAX pair still
+    # set their members' records; the spike still scores above 0.5.)
+    assert got[350] == pytest.approx(clean[350], abs=0.15)
+    if clean[350] > 0.5 and clean[:at].max() > 0:  # warmed up: the glitch is seen too
+        assert got[at] >= clean[350]
+    restored = make()
+    restored.set_state(json.loads(json.dumps(det.get_state(), allow_nan=False)))
 
 
 # Pinned falsifying examples of the test above (hypothesis found them on main): a run of
