@@ -80,6 +80,30 @@ def safe_domain(arr: FloatArray) -> FloatArray:
     return out
 
 
+# A reading further from its series' level than FAR times the larger of the series'
+# spread, the level's own size and 1 (in the reading's units) is a far glitch: a sentinel
+# such as 1e308 or DBL_MAX, no measurement (a unit mistake is a factor of 1,000). It
+# scores as the anomaly it is, but a detector that keeps a mean, a variance or a range
+# does not learn it: taken in, one glitch left their spread so wide that every real
+# spike after it scored near 0, for the length of their memory (t63: windowed_gaussian's
+# 6,400 readings, ewma_cusum's variance about 47,000).
+FAR = 1e6
+
+
+def far_glitch(value: float, center: float, spread: float) -> bool:
+    """True when ``value`` lies further than ``FAR * max(spread, |center|, 1)`` from
+    ``center``; all three in the safe domain (``check_value``), so nothing overflows. A
+    NaN ``center`` or ``spread`` (no history yet) is never far."""
+    return abs(value - center) > FAR * max(spread, abs(center), 1.0)
+
+
+def far_glitches(values: FloatArray, centers: FloatArray, spreads: FloatArray) -> npt.NDArray[Any]:
+    """``far_glitch`` row by row (NaN centre or spread: False), as a boolean array."""
+    with np.errstate(invalid="ignore"):
+        limit = FAR * np.maximum(np.maximum(spreads, np.abs(centers)), 1.0)
+        return np.asarray(np.abs(values - centers) > limit, dtype=bool)
+
+
 def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     """Raise a DetectorParameterError naming ``name`` unless ``value`` is an integer in
     ``[minimum, maximum]``."""

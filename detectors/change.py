@@ -3,7 +3,8 @@ single reading looks extreme.
 
 Each observation is standardised against an exponentially weighted mean and variance of
 the past; a two-sided CUSUM accumulates the standardised excess over ``drift`` and
-restarts after it crosses ``limit`` (so the next change is caught too). The score is the
+restarts after it crosses ``limit`` (so the next change is caught too). A far glitch
+(``detectors.base.far_glitch``: a 1e308 sentinel) is scored but not learned. The score is the
 larger of the instantaneous |z| and the CUSUM statistic (in units of ``limit``), mapped to
 [0, 1) as ``g / (g + 1)``: 0.5 when the statistic reaches the limit.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.base import StepwiseDetector, require_int, require_number
+from detectors.base import StepwiseDetector, far_glitch, require_int, require_number
 
 # Standardising against a variance of zero (a constant past) would make z infinite.
 _MIN_VARIANCE = 1e-12
@@ -59,6 +60,10 @@ class EwmaCusum(StepwiseDetector):
                 score = g / (g + 1.0)
                 if max(high, low) > self.limit:
                     high = low = 0.0  # alarm raised: start watching for the next change
+            if far_glitch(x, mean, math.sqrt(var)):
+                # Scored, not learned: the variance would take tens of thousands of
+                # readings to forget it, and every real change meanwhile looks small.
+                return score, (n, mean, var, high, low)
             # Exponentially weighted mean and variance; early on the weight is 1/(n+1),
             # a plain running average, so the first readings do not fake a tiny variance.
             a = max(self.alpha, 1.0 / (n + 1))

@@ -20,16 +20,21 @@ below ``min_member_score``) is not news: after a calm stretch any wobble beats t
 member's record, yet it is still a wobble.
 
 The long memory is kept as maxima of ``block_rows``-row blocks, so state stays small and
-bounded (``memory_rows / block_rows`` numbers per member).
+bounded (``memory_rows / block_rows`` numbers per member), with each block's lowest and
+highest reading. A far glitch (``detectors.base.far_glitch`` against the middle and the
+width of that range: a 1e308 sentinel) is scored but raises no member's record: as a
+record it muted every real spike for ``memory_rows`` rows (t63).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.base import (
     Detector,
@@ -37,6 +42,8 @@ from detectors.base import (
     check_times,
     check_value,
     check_values,
+    far_glitch,
+    far_glitches,
     require_int,
     require_number,
 )
@@ -77,11 +84,15 @@ class Ensemble(Detector):
         self._floor = float(self._surprise(np.array([min_member_score]))[0])
         self.blocks_: deque[list[float]] = deque(maxlen=memory_rows // block_rows)
         self.current_: list[float] = [0.0] * m
+        # Each block's lowest and highest reading (None: only far glitches), as blocks_.
+        self.ranges_: deque[list[float] | None] = deque(maxlen=memory_rows // block_rows)
+        self.current_range_: list[float] | None = None
         self.in_block_ = 0
         self.since_fire_ = refractory + 1
         self.last_fire_score_ = 0.0
         self._pending: tuple[float, float | None, FloatArray, float] | None = None
         self._blocks_max: FloatArray | None = None
+        self._blocks_range: tuple[float, float] | None = None
 
     def _validate(self) -> None:
         if not self.members or not all(isinstance(d, Detector) for d in self.members):
@@ -119,6 +130,52 @@ class Ensemble(Detector):
                 else np.zeros(len(self.members))
             )
         return np.maximum(np.asarray(self.current_, dtype=np.float64), self._blocks_max)
+
+    def _range(self) -> tuple[float, float]:
+        """The lowest and highest reading in memory, far glitches left out; NaN, NaN
+        before the first."""
+        if self._blocks_range is None:
+            kept = [r for r in self.ranges_ if r is not None]
+            self._blocks_range = (
+                (min(r[0] for r in kept), max(r[1] for r in kept)) if kept else (math.nan, math.nan)
+            )
+        low, high = self._blocks_range
+        if self.current_range_ is not None:
+            low = self.current_range_[0] if math.isnan(low) else min(low, self.current_range_[0])
+            high = self.current_range_[1] if math.isnan(high) else max(high, self.current_range_[1])
+        return low, high
+
+    def _far(self, value: float) -> bool:
+        low, high = self._range()
+        return far_glitch(value, (low + high) / 2.0, high - low)
+
+    def _far_rows(self, values: FloatArray) -> npt.NDArray[np.bool_]:
+        """Per row of ``values`` (within one block), whether it is a far glitch against
+        the range before it; updates the current block's range with the others."""
+        low, high = self._range()
+        lows = np.fmin.accumulate(np.concatenate([[low], values]))[:-1]
+        highs = np.fmax.accumulate(np.concatenate([[high], values]))[:-1]
+        far = far_glitches(values, (lows + highs) / 2.0, highs - lows)
+        if far.any():
+            # A glitch left out of the range changes the range the rows after it see.
+            far = np.zeros(values.size, dtype=bool)
+            for i, value in enumerate(values.tolist()):
+                far[i] = self._far(value)
+                if not far[i]:
+                    self._widen(value)
+            return far
+        self._widen(float(values.min()), float(values.max()))
+        return far
+
+    def _widen(self, low: float, high: float | None = None) -> None:
+        high = low if high is None else high
+        if self.current_range_ is None:
+            self.current_range_ = [low, high]
+        else:
+            self.current_range_ = [
+                min(self.current_range_[0], low),
+                max(self.current_range_[1], high),
+            ]
 
     def _novelty(self, u: FloatArray, record: FloatArray) -> FloatArray:
         """Per row, the largest ratio u / record among members that beat their record
@@ -163,7 +220,10 @@ class Ensemble(Detector):
         value = check_value(x)
         u, novelty = self._evaluate_one(value, t)
         self._pending = None
-        self._advance_one(u.tolist(), novelty)
+        far = self._far(value)
+        if not far:
+            self._widen(value)
+        self._advance_one(u.tolist(), novelty, far)
         for d in self.members:
             d.learn_one(value, t)
 
@@ -182,33 +242,41 @@ class Ensemble(Detector):
             # running maximum within the block up to the previous row.
             stop = min(arr.size, start + self.block_rows - self.in_block_)
             u = u_all[:, start:stop]
-            before = np.maximum.accumulate(np.hstack([self._record()[:, None], u[:, :-1]]), axis=1)
+            # A far glitch's surprise is scored but is no record for the rows after it.
+            kept = np.where(self._far_rows(arr[start:stop])[None, :], 0.0, u)
+            before = np.maximum.accumulate(
+                np.hstack([self._record()[:, None], kept[:, :-1]]), axis=1
+            )
             novelty = self._novelty(u, self._bar[:, None] * before)
-            out[start:stop] = self._advance(u, novelty)
+            out[start:stop] = self._advance(kept, novelty)
             start = stop
         return out
 
-    def _advance_one(self, u: list[float], novelty: float) -> None:
-        """``_advance`` for one row, in plain floats."""
+    def _advance_one(self, u: list[float], novelty: float, far: bool = False) -> None:
+        """``_advance`` for one row, in plain floats; a far glitch raises no record."""
         if novelty > 1.0:
             score = 1.0 - 1.0 / novelty
             if self.since_fire_ > self.refractory or self._escalates(score, self.last_fire_score_):
                 self.since_fire_, self.last_fire_score_ = 0, score
         self.since_fire_ += 1
-        self.current_ = [max(c, x) for c, x in zip(self.current_, u, strict=True)]
+        if not far:
+            self.current_ = [max(c, x) for c, x in zip(self.current_, u, strict=True)]
         self._end_rows(1)
 
     def _end_rows(self, rows: int) -> None:
         self.in_block_ += rows
         if self.in_block_ >= self.block_rows:
             self.blocks_.append(self.current_)
+            self.ranges_.append(self.current_range_)
             self._blocks_max = None
+            self._blocks_range = None
             self.current_ = [0.0] * len(self.members)
+            self.current_range_ = None
             self.in_block_ = 0
 
     def _advance(self, u: FloatArray, novelty: FloatArray) -> FloatArray:
-        """Fold a segment (within one block) into the record and apply the refractory
-        rule; returns the segment's scores."""
+        """Fold a segment (within one block) into the record (``u``: far glitches' rows
+        zeroed) and apply the refractory rule; returns the segment's scores."""
         out = np.zeros(novelty.size)
         last, last_score = -self.since_fire_, self.last_fire_score_
         for i in np.flatnonzero(novelty > 1.0).tolist():
@@ -241,6 +309,8 @@ class Ensemble(Detector):
             "members": [d.get_state() for d in self.members],
             "blocks": [list(b) for b in self.blocks_],
             "current": list(self.current_),
+            "ranges": [None if r is None else list(r) for r in self.ranges_],
+            "current_range": None if self.current_range_ is None else list(self.current_range_),
             "in_block": self.in_block_,
             "since_fire": self.since_fire_,
             "last_fire_score": self.last_fire_score_,
@@ -251,9 +321,17 @@ class Ensemble(Detector):
             d.set_state(s)
         self.blocks_ = deque((list(b) for b in state["blocks"]), maxlen=self.blocks_.maxlen)
         self.current_ = [float(v) for v in state["current"]]
+        # States written before the ranges: no range until readings come.
+        self.ranges_ = deque(
+            (None if r is None else [float(v) for v in r] for r in state.get("ranges", [])),
+            maxlen=self.ranges_.maxlen,
+        )
+        current_range = state.get("current_range")
+        self.current_range_ = None if current_range is None else [float(v) for v in current_range]
         self.in_block_ = int(state["in_block"])
         self.since_fire_ = int(state["since_fire"])
         # States written before escalation existed: no escalation until the next firing.
         self.last_fire_score_ = float(state.get("last_fire_score", 1.0))
         self._pending = None
         self._blocks_max = None
+        self._blocks_range = None

@@ -22,6 +22,8 @@ from detectors.base import (
     FloatArray,
     check_value,
     check_values,
+    far_glitch,
+    far_glitches,
     pack_floats,
     require_int,
     require_number,
@@ -78,7 +80,9 @@ class RobustZScore(Detector):
     that sits on one value most of the time (MAD 0) would make every excursion
     infinitely rare. The score maps z into [0, 1) as ``z / (z + half_score_z)``, so
     ``z == half_score_z`` scores 0.5. Until ``min_samples`` observations are seen the
-    detector is warming up and scores 0.
+    detector is warming up and scores 0. A far glitch (``detectors.base.far_glitch``: a
+    1e308 sentinel) is scored but not learned: its deviation would hold the
+    ``spread_floor`` up for a whole window.
     """
 
     def __init__(
@@ -122,6 +126,9 @@ class RobustZScore(Detector):
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
         values, devs = self._sorted()
+        if values and far_glitch(value, *self._median_scale()):
+            # Not learned: its deviation would hold a spread floor up for a window.
+            return
         if values:
             if len(self.deviations_) == self.window:
                 old = self.deviations_[0]
@@ -140,10 +147,8 @@ class RobustZScore(Detector):
         self.values_.append(value)
         bisect.insort(values, value)
 
-    def score_one(self, x: float, t: float | None = None) -> float:
-        value = check_value(x)
-        if len(self.values_) < self.min_samples:
-            return 0.0
+    def _median_scale(self) -> tuple[float, float]:
+        """The window's median and the scale a z is taken in (the window is not empty)."""
         values, devs = self._sorted()
         median = _median(values)
         mad = _median(devs) if devs else 0.0
@@ -152,6 +157,13 @@ class RobustZScore(Detector):
             max(MAD_TO_SIGMA * mad, self.relative_floor * abs(median)),
             max(self.spread_floor * MEAN_DEV_TO_SIGMA * mean_dev, self.absolute_floor),
         )
+        return median, scale
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        if len(self.values_) < self.min_samples:
+            return 0.0
+        median, scale = self._median_scale()
         z = abs(value - median) / scale
         return z / (z + self.half_score_z)
 
@@ -181,7 +193,12 @@ class RobustZScore(Detector):
             return self._score_rows(arr)
         mean_devs = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
         with np.errstate(invalid="ignore"):
-            scores = self._score(arr, before, np.nan_to_num(mads), np.nan_to_num(mean_devs))
+            scale = self._scale(before, np.nan_to_num(mads), np.nan_to_num(mean_devs))
+            if far_glitches(arr, before, scale).any():
+                # A far glitch is not learned: the windows after it are not these.
+                return self._score_rows(arr)
+            z = np.abs(arr - before) / scale
+            scores = z / (z + self.half_score_z)
         counts = np.minimum(h + np.arange(arr.size), w)
         scores[counts < self.min_samples] = 0.0
         self.values_.extend(arr.tolist())
@@ -189,13 +206,12 @@ class RobustZScore(Detector):
         self._sorted_cache = None  # rebuilt if the one-at-a-time path is used next
         return np.asarray(scores, dtype=np.float64)
 
-    def _score(self, x: Any, median: Any, mad: Any, mean_dev: Any) -> Any:
-        scale = np.maximum(
+    def _scale(self, median: Any, mad: Any, mean_dev: Any) -> Any:
+        """``_median_scale``'s scale, row by row."""
+        return np.maximum(
             np.maximum(MAD_TO_SIGMA * mad, self.relative_floor * np.abs(median)),
             np.maximum(self.spread_floor * MEAN_DEV_TO_SIGMA * mean_dev, self.absolute_floor),
         )
-        z = np.abs(x - median) / scale
-        return z / (z + self.half_score_z)
 
     # -- parameters and state --------------------------------------------------------
     def get_params(self) -> dict[str, Any]:

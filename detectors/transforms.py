@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from detectors.base import (
@@ -22,6 +23,8 @@ from detectors.base import (
     check_times,
     check_value,
     check_values,
+    far_glitch,
+    far_glitches,
     pack_floats,
     require_detector,
     require_int,
@@ -137,6 +140,18 @@ class MovingAverage(Detector):
         self.recent_ = deque((float(v) for v in state["recent"]), maxlen=self.size - 1)
 
 
+def _echo(value: float, reference: float) -> bool:
+    """True when ``reference`` is a far glitch against ``value`` (and the larger): the
+    difference would show the old glitch again, not anything about ``value``."""
+    return abs(reference) > abs(value) and far_glitch(reference, value, 0.0)
+
+
+def _echoes(values: FloatArray, references: FloatArray) -> npt.NDArray[np.bool_]:
+    """``_echo`` row by row."""
+    far = far_glitches(references, values, np.zeros(values.size))
+    return np.asarray((np.abs(references) > np.abs(values)) & far, dtype=bool)
+
+
 class DayOverDay(Detector):
     """Feeds ``x`` minus the value one ``period`` earlier (seconds; a day by default) to
     ``base``: a daily pattern broken in shape — a dip that skips a day, a plateau at the
@@ -144,7 +159,9 @@ class DayOverDay(Detector):
 
     The reference is the last of the ``keep`` previous readings taken at or before
     ``t - period``; with no such reading (the first day, a gap, no times) the row scores
-    0 and ``base`` learns nothing from it.
+    0 and ``base`` learns nothing from it. Nor does a reading whose reference is a far
+    glitch against it (``_echo``: a 1e308 a day ago), which was a second, false alarm a
+    day after every sentinel (t63).
     """
 
     def __init__(self, base: Detector, period: float = 86_400.0, keep: int = 3000) -> None:
@@ -157,21 +174,22 @@ class DayOverDay(Detector):
         self.times_: deque[float] = deque(maxlen=keep)
         self.values_: deque[float] = deque(maxlen=keep)
 
-    def _reference(self, t: float | None) -> float | None:
+    def _reference(self, t: float | None, value: float) -> float | None:
         if t is None or not self.times_ or self.times_[0] > t - self.period:
             return None
-        return self.values_[bisect.bisect_right(self.times_, t - self.period) - 1]
+        reference = self.values_[bisect.bisect_right(self.times_, t - self.period) - 1]
+        return None if _echo(value, reference) else reference
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
-        reference = self._reference(t)
+        reference = self._reference(t, value)
         return 0.0 if reference is None else self.base.score_one(value - reference, t)
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
         if t is None:
             return
-        reference = self._reference(t)
+        reference = self._reference(t, value)
         if reference is not None:
             self.base.learn_one(value - reference, t)
         self.times_.append(float(t))
@@ -192,6 +210,8 @@ class DayOverDay(Detector):
         found = np.searchsorted(all_times, times - self.period, side="right") - 1
         # Row j sees only the keep readings before it, as the one-at-a-time path does.
         usable = (found >= 0) & (found >= rows - self.keep) & (found < rows)
+        references = all_values[np.maximum(found, 0)]
+        usable &= ~_echoes(arr, references)
         if usable.any():
             diffs = arr[usable] - all_values[found[usable]]
             out[usable] = self.base.score_many(diffs, times[usable])

@@ -2,7 +2,9 @@
 every other detector against, in score and in speed.
 
 The score is the two-sided Gaussian tail mass inside ``|z|`` for ``z`` against the mean
-and standard deviation of the last ``window`` observations: ``erf(|z| / sqrt(2))``.
+and standard deviation of the last ``window`` observations: ``erf(|z| / sqrt(2))``. A far
+glitch (``detectors.base.far_glitch``: a 1e308 sentinel) scores 1 and stays out of the
+window: in it, it would have hidden every real spike for ``window`` readings.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from detectors.base import (
     FloatArray,
     check_value,
     check_values,
+    far_glitch,
+    far_glitches,
     require_int,
 )
 from detectors.robust_zscore import _sum_lost, _wide_range
@@ -42,18 +46,29 @@ class WindowedGaussian(Detector):
         self.window = window
         self.min_samples = min_samples
         self.values_: deque[float] = deque(maxlen=window)
+        self._moments: tuple[float, float] | None = None  # the window's, until it changes
+
+    def _mean_std(self) -> tuple[float, float]:
+        """The window's mean and standard deviation (ddof 0); the window is not empty."""
+        if self._moments is None:
+            past = np.fromiter(self.values_, dtype=np.float64)
+            self._moments = (float(past.mean()), float(past.std()))
+        return self._moments
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
         if len(self.values_) < self.min_samples:
             return 0.0
-        past = np.fromiter(self.values_, dtype=np.float64)
-        mean = float(past.mean())
-        z = abs(value - mean) / max(float(past.std()), _MIN_STD, _RELATIVE_STD * abs(mean))
+        mean, std = self._mean_std()
+        z = abs(value - mean) / max(std, _MIN_STD, _RELATIVE_STD * abs(mean))
         return math.erf(z / math.sqrt(2.0))
 
     def learn_one(self, x: float, t: float | None = None) -> None:
-        self.values_.append(check_value(x))
+        value = check_value(x)
+        if self.values_ and far_glitch(value, *self._mean_std()):
+            return  # a far glitch in the window would blind it to every real spike
+        self.values_.append(value)
+        self._moments = None
 
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
@@ -80,6 +95,9 @@ class WindowedGaussian(Detector):
         # Index j of a rolling statistic describes the window that precedes row j + 1.
         mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
         std = np.concatenate([[np.nan], rolling.std(ddof=0).to_numpy()[:-1]])[h:]
+        if far_glitches(arr, mean, std).any():
+            # A far glitch is not learned, so the windows after it are not these.
+            return self._score_rows(arr)
         with np.errstate(invalid="ignore"):
             z = np.abs(arr - mean) / np.maximum(
                 np.maximum(std, _MIN_STD), _RELATIVE_STD * np.abs(mean)
@@ -87,6 +105,7 @@ class WindowedGaussian(Detector):
             scores = np.asarray(erf(z / math.sqrt(2.0)), dtype=np.float64)
         scores[np.minimum(h + np.arange(arr.size), self.window) < self.min_samples] = 0.0
         self.values_.extend(arr.tolist())
+        self._moments = None
         return scores
 
     def get_params(self) -> dict[str, Any]:
@@ -97,3 +116,4 @@ class WindowedGaussian(Detector):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.values_ = deque((float(v) for v in state["values"]), maxlen=self.window)
+        self._moments = None

@@ -334,6 +334,42 @@ _CollectingLoader.add_constructor("tag:yaml.org,2002:int", _written_int)
 _LOADER = _Loader
 
 
+class WrittenFloat(float):
+    """A grid's plain number with an exponent (``1e5``), with its text as written
+    (``written``): a bound reads it as the number, a text field (an id) as the text it
+    was before YAML 1.2's reading of it (see ``_GridLoader``)."""
+
+    written: str
+
+    def __new__(cls, value: float, written: str) -> WrittenFloat:
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+
+_EXPONENT_TAG = "tag:citybrain,2026:exponent"
+
+
+class _GridLoader(_Loader):
+    """``_Loader`` reading a plain number with an exponent as the number YAML 1.2, JSON
+    and go-yaml make of it (``1e5``, ``1.5e308``, ``-2E-3``): PyYAML's YAML 1.1 resolver
+    takes an exponent only after a point and with a sign, so a kind's ``max: 1e5`` was
+    text, refused as 'expected a number' though readings and CSVs read ``1e5`` as one
+    (t63). Only the grid: a routing file's label value ``1e5`` stays the text
+    Alertmanager's decoder keeps."""
+
+    def construct_exponent(self, node: yaml.ScalarNode) -> WrittenFloat:
+        return WrittenFloat(self.construct_yaml_float(node), str(node.value))
+
+
+_GridLoader.add_implicit_resolver(
+    _EXPONENT_TAG,
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+_GridLoader.add_constructor(_EXPONENT_TAG, _GridLoader.construct_exponent)
+
+
 def load_yaml(text: str) -> Any:
     """``yaml.safe_load`` refusing a key given twice in one mapping (``_Loader``), for
     every YAML file citybrain reads (tokens, units profiles). Raises yaml.YAMLError."""
@@ -341,7 +377,7 @@ def load_yaml(text: str) -> Any:
 
 
 def _read_yaml(path: Path) -> Any:
-    return _compose(path, nodes=False)[0]
+    return _compose(path, nodes=False, reader=_GridLoader)[0]
 
 
 Problems = list[tuple[str, tuple[str | int, ...]]]
@@ -392,10 +428,13 @@ def _near(unknown: set[str], allowed: set[str]) -> str:
 
 
 def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
-    """An entry's text field; an integer (``id: 7``) is read as its digits. A list, a
+    """An entry's text field; an integer (``id: 7``) is read as its digits, a number
+    with an exponent (``id: 1e5``) as written. A list, a
     mapping, true/false, null or a float was str()'d before: ``unit: [u]`` became the unit
     "['u']", ``id: [7]`` the sensor "[7]"."""
     value = entry[key]
+    if isinstance(value, WrittenFloat):
+        value = value.written  # ``id: 1e5`` is the text it was written as
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
         text = str(value)
         if key == "id" and any(unicodedata.category(c) == "Cc" for c in text):
@@ -483,7 +522,7 @@ def load_grid(path: str | Path) -> Grid:
         return _grid(doc)
     except GridError as exc:
         # Lines only on failure: composing the node tree doubles a large grid's load time.
-        root = _compose(path)[1]
+        root = _compose(path, reader=_GridLoader)[1]
         lines = [(locate(root, loc) if loc else 1, message) for message, loc in exc.problems]
         lines.sort(key=lambda pair: pair[0])
         text = "\n".join(f"{path}:{line}: {message}" for line, message in lines)
@@ -743,11 +782,15 @@ def locate(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
 
 
 def _compose(
-    path: Path, nodes: bool = True, duplicates: list[str] | None = None
+    path: Path,
+    nodes: bool = True,
+    duplicates: list[str] | None = None,
+    reader: type[_Loader] = _LOADER,
 ) -> tuple[Any, yaml.Node | None]:
-    """The document and, with ``nodes``, its node tree (for error lines). A key given
-    twice in one mapping raises PlaybookConfigError, unless ``duplicates`` is given: then
-    each is appended to it as an error line and the last value kept."""
+    """The document and, with ``nodes``, its node tree (for error lines), read with
+    ``reader`` (``_GridLoader`` for the grid). A key given twice in one mapping raises
+    PlaybookConfigError, unless ``duplicates`` is given: then each is appended to it as
+    an error line and the last value kept."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -770,7 +813,7 @@ def _compose(
         ) from None
     try:
         if duplicates is None:
-            doc = yaml.load(text, Loader=_LOADER)
+            doc = yaml.load(text, Loader=reader)
         else:
             loader = _CollectingLoader(text)
             try:
@@ -778,7 +821,7 @@ def _compose(
             finally:
                 loader.dispose()
             duplicates.extend(yaml_error(path, exc) for exc in loader.duplicates)
-        return doc, yaml.compose(text, Loader=_LOADER) if nodes else None
+        return doc, yaml.compose(text, Loader=reader) if nodes else None
     except yaml.YAMLError as exc:
         raise PlaybookConfigError(yaml_error(path, exc)) from exc
 

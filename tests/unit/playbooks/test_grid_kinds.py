@@ -46,6 +46,40 @@ def test_a_declared_kind_may_replace_a_built_in_range(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("1e5", 1e5),
+        ("1E5", 1e5),
+        ("+1e5", 1e5),
+        ("1.5e308", 1.5e308),
+        (".5e3", 500.0),
+        ("1.7976931348623157e308", 1.7976931348623157e308),
+        ("1.0e+5", 1e5),  # YAML 1.1's own form, read as before
+    ],
+)
+def test_a_bound_with_an_exponent_is_the_number_it_is_everywhere(
+    tmp_path: Path, written: str, value: float
+) -> None:
+    # t63: PyYAML's YAML 1.1 resolver left 1e5 text ('max is '1e5', expected a number'),
+    # though a reading's value, a CSV row and YAML 1.2 (go-yaml too) read it as 100000.
+    kinds = f"  - {{id: q, unit: m3/s, min: -{written.lstrip('+')}, max: {written}}}\n"
+    grid = load_grid(grid_file(tmp_path, kinds, ""))
+    assert (grid.kinds["q"].min, grid.kinds["q"].max) == (-value, value)
+
+
+def test_an_id_written_like_a_number_with_an_exponent_stays_its_text(tmp_path: Path) -> None:
+    sensors = "  - {id: 1e5, kind: water_discharge, unit: m3/s, cell: c}\n"
+    grid = load_grid(grid_file(tmp_path, DISCHARGE, sensors))
+    assert list(grid.sensors) == ["1e5"]
+
+
+def test_a_bound_past_a_double_written_with_an_exponent_is_not_finite(tmp_path: Path) -> None:
+    path = grid_file(tmp_path, "  - {id: q, unit: m3/s, min: 0, max: 1e999}\n", "")
+    with pytest.raises(GridError, match=r"grid.yaml:3: .*max is inf"):
+        load_grid(path)
+
+
+@pytest.mark.parametrize(
     ("kinds", "sensors", "line", "message"),
     [
         (
