@@ -673,6 +673,39 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_read_timeout_in_all(
     assert call(server, "GET", "/ingest/v1/health")[0] == 200
 
 
+def test_a_body_shorter_than_its_content_length_is_a_timeout_or_says_its_length(
+    server: IngestHttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial 62: a Content-Length 10 bytes past the body sent, the client then waiting,
+    was answered 400 "the body ended after 0 of its Content-Length … bytes" (the socket's
+    timeout came before the deadline's and the bytes read were dropped): a timeout, 408.
+    A client that closes its side instead is told how much came."""
+    monkeypatch.setattr(server, "bounds", Bounds(timeout=1.0))
+    # The socket's timeout first, as it mostly is (the deadlines' check is held off).
+    monkeypatch.setattr(server, "service_actions", lambda: None)
+    body = json.dumps(GOOD).encode()
+    head = f"{POST_HEAD}Authorization: Bearer {GATEWAY}\r\nContent-Length: {len(body) + 10}\r\n\r\n"
+    conn = _send(server, head, body)
+    conn.settimeout(10)
+    answer = _answer(conn)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+        "error": "the body was not sent within 1s",
+        "reason": "timeout",
+    }
+    conn = _send(server, head, body)
+    conn.shutdown(socket.SHUT_WR)
+    conn.settimeout(10)
+    answer = _answer(conn)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+        "error": f"the body ended after {len(body)} of its Content-Length {len(body) + 10} bytes",
+        "field": "Content-Length",
+    }
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    assert kafka.readings == []
+
+
 def test_headers_sent_slowly_are_cut_too(
     server: IngestHttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
