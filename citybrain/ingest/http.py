@@ -51,6 +51,7 @@ from streams.auth import TokenStore, forbidden_reason, one_authorization, refusa
 from streams.bounds import Bounds
 from streams.errors import MISSING, EventError
 from streams.events import (
+    MAX_DEPTH,
     MAX_PACK_READINGS,
     PACK_SCHEMA,
     READING_SCHEMA,
@@ -348,7 +349,11 @@ def _json_body(
     try:
         return decode_json(raw, check_text=False), raw, {}
     except EventError as exc:
-        pinned = _too_deep_items(raw, keys) if exc.reason == TOO_DEEP else None
+        # Whatever the reason said: orjson names the first fault it meets, and a NaN in
+        # an item before the deep one hid it (the lenient parser then stops on its own
+        # recursion limit). Only a body with that many brackets can be too deep.
+        deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+        pinned = _too_deep_items(raw, keys) if deep else None
         if pinned is None:
             raise BadBody([_problem(exc, None)]) from None
         return pinned

@@ -281,6 +281,25 @@ def test_nesting_too_deep_inside_one_item_costs_only_that_item(
     assert refused.payload == deep
 
 
+@pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])
+def test_nesting_too_deep_is_pinned_to_its_item_behind_a_nan_in_another(
+    validator: EventValidator, ingest_grid: Grid, shape: str
+) -> None:
+    """Trial 62: orjson names the first fault it meets (the NaN), and the lenient parser
+    then stopped on its own recursion limit, so the deep item was not found and the whole
+    body was a 400 again."""
+    nan = bad_item(shape, (b'"value": 2.1', b'"value": NaN'))
+    other = raw({**example("AirQualityObserved"), "id": "deep"} if shape == "ngsi" else OTHER)
+    deep = other.replace(b"{", b'{"note": ' + TOO_DEEP_NOTE + b", ", 1)
+    items = [good_item(shape), nan, deep]
+    found = shaped(shape, ingest_grid, validator, body_of(shape, items))
+    assert found.readings
+    assert [(r.problem["code"], r.payload) for r in found.refused] == [
+        ("not_finite", nan),
+        ("bad_json", deep),
+    ]
+
+
 @pytest.mark.parametrize(
     "body",
     [
