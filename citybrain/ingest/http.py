@@ -44,7 +44,6 @@ from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
-from citybrain.ingest.spans import item_spans
 from citybrain.text import counted
 from playbooks.errors import did_you_mean
 from streams.auth import TokenStore, forbidden_reason, one_authorization, refusal_401
@@ -66,6 +65,7 @@ from streams.events import (
     format_ts,
     text_fault,
 )
+from streams.spans import item_spans, items_as_sent
 
 log = logging.getLogger(__name__)
 
@@ -397,17 +397,10 @@ def _as_sent(raw: bytes, key: str | None, count: int, refused: list[Refused]) ->
     ``1e999`` became ``null`` and of a key given twice only one value was left. The
     written-again payload stays where the bytes cannot be told apart (no refusal
     needs them, or the spans do not match the parsed list)."""
-    if not refused:
+    sent = items_as_sent(raw, key, count) if refused else None
+    if sent is None:
         return refused
-    spans = item_spans(raw, key)
-    if spans is None or len(spans) != count:
-        return refused
-    return [
-        replace(r, payload=raw[spans[r.index][0] : spans[r.index][1]])
-        if 0 <= r.index < count
-        else r
-        for r in refused
-    ]
+    return [replace(r, payload=sent[r.index]) if 0 <= r.index < count else r for r in refused]
 
 
 def _fault_problem(fault: EventError, where: str) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """Where each item of a body's list lies in the body's bytes, without parsing it.
 
 An HTTP body of many readings (a JSON list, a ``readings/1`` pack's ``readings``, an NGSI
-notification's ``data``) is refused reading by reading: each bad one is dead-lettered
-alone. Its dead letter must be the bytes the sender wrote for it, not the parsed value
-written again: written again, ``NaN``, ``Infinity`` and ``1e999`` came out as ``null``
-and a key given twice as one of its two values, so the dead letter no longer showed the
-fault its reason named. The same spans let a fault the parser finds only for the whole
-body (nesting past ``MAX_DEPTH``) be pinned to the one item that has it.
+notification's ``data``), like a pack on the ``readings`` topic, is refused reading by
+reading: each bad one is dead-lettered alone. Its dead letter must be the bytes the
+sender wrote for it, not the parsed value written again: written again, ``NaN``,
+``Infinity`` and ``1e999`` came out as ``null`` and a key given twice as one of its two
+values, so the dead letter no longer showed the fault its reason named. The same spans
+let a fault the parser finds only for the whole body (nesting past ``MAX_DEPTH``) be
+pinned to the one item that has it.
 
 Pure: no I/O; a tokenizer of JSON's strings and punctuation (a regular expression), so
 nesting of any depth costs no recursion.
@@ -96,3 +97,12 @@ def _key(token: bytes) -> str | None:
     except ValueError:
         return None
     return text if isinstance(text, str) else None
+
+
+def items_as_sent(raw: bytes, key: str | None, count: int) -> list[bytes] | None:
+    """Each item's bytes of the list in ``raw`` (``item_spans``), which parsed as
+    ``count`` items; None when the spans found do not match that list."""
+    spans = item_spans(raw, key)
+    if spans is None or len(spans) != count:
+        return None
+    return [raw[start:end] for start, end in spans]

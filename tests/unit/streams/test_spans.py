@@ -1,11 +1,11 @@
-"""Where each item of a body's list lies in its bytes (citybrain/ingest/spans.py)."""
+"""Where each item of a body's list lies in its bytes (streams/spans.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from citybrain.ingest.spans import item_spans
 from streams.events import dead_letter_key
+from streams.spans import item_spans
 
 
 def items(raw: bytes, key: str | None = None) -> list[bytes] | None:
