@@ -18,10 +18,16 @@ from __future__ import annotations
 import json
 import re
 
-# A string (its escapes skipped whole), a quote that opens no whole string, or one
-# punctuation byte; numbers, literals and white space lie between tokens and so inside
-# the spans they fall in.
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{},:]', re.DOTALL)
+# An object holding no list or object (a reading, mostly: a pack of a thousand readings
+# is a thousand tokens, not thirty thousand), a string (its escapes skipped whole), a
+# quote that opens no whole string, or one punctuation byte; numbers, literals and white
+# space lie between tokens and so inside the spans they fall in. Possessive: no
+# backtracking over a long run of text that is no such object.
+_TOKEN = re.compile(
+    rb'\{(?:[^{}\[\]"]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+\}'
+    rb'|"[^"\\]*+(?:\\.[^"\\]*+)*+"|"|[\[\]{},:]',
+    re.DOTALL,
+)
 _OPEN = {b"[": b"]", b"{": b"}"}
 _WHITE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
@@ -46,7 +52,9 @@ def item_spans(raw: bytes, key: str | None = None) -> list[tuple[int, int]] | No
         token, at = match.group(), match.start()
         if token == b'"':
             return None  # a string that never ends
-        if not stack and token not in _OPEN:
+        if len(token) > 1 and token[:1] == b"{":
+            token = b"{}"  # a whole flat object: a value, as a string or a number is
+        if not stack and token not in _OPEN:  # (a whole object at the top: no list in it)
             return None  # a scalar body, or text after the top-level value
         if inside and len(stack) == inside and token in (b",", b"]"):
             spans.append(_stripped(body, start, at, skip))

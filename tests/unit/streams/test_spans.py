@@ -24,6 +24,9 @@ def test_items_of_a_list_are_its_bytes_as_written() -> None:
         b"1e999",
     ]
     assert items(b"[]") == [] and items(b" [ ] ") == []
+    # An object with no list or object in it is read whole, brackets in its text too.
+    flat = b'{"s": "]}{[,\\"", "t": 1, "u": null}'
+    assert items(b"[" + flat + b"," + flat + b", {}]") == [flat, flat, b"{}"]
 
 
 def test_the_list_under_a_top_level_key_not_one_nested_deeper() -> None:
