@@ -41,7 +41,7 @@ import msgspec
 import numpy as np
 import orjson
 
-from streams.detection import Admitted, Incoming, Refused, admit, place
+from streams.detection import Admitted, Incoming, Refused, admit, packed_as_sent, place
 from streams.events import (
     MAX_PACK_READINGS,
     MIN_EVENT_TIME,
@@ -514,6 +514,8 @@ class BatchAdmission:
             else:
                 refusals.append(placed)
         incoming.extend(admitted)
+        if refusals:
+            refusals = packed_as_sent(raw, len(readings), refusals)
         refused.extend((place_in_batch, r) for r in refusals)
         return True
 

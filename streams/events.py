@@ -559,6 +559,8 @@ def json_int(text: str) -> int:
 # (tests/unit/streams/test_events.py pins both).
 MAX_DEPTH = 1024
 ORJSON_DEPTH_ERROR = "depth limit exceeded"
+# decode_json's reason for such a document (the HTTP ingest pins it to one item).
+TOO_DEEP = f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
 
 
 def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
@@ -605,9 +607,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
             # Refused whatever the lenient parser below would do: whether Python's
             # recursive json.loads gets through 1,025+ levels depends on how deep the
             # caller's stack already is, and one message must get one answer.
-            raise EventError(
-                "bad_json", None, None, f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
-            ) from None
+            raise EventError("bad_json", None, None, TOO_DEEP) from None
         # Producers written with Python's json emit bare NaN/Infinity; read them with the
         # lenient parser so the reason names the field instead of "bad JSON". Only as
         # UTF-8 (json.loads would take UTF-16 and UTF-32 bytes too), and without the lone
@@ -885,7 +885,10 @@ def dead_letter_key(raw: bytes, fallback: bytes | None) -> bytes | None:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return fallback
+        try:  # a reading as its sender wrote it: NaN, 1e999 (the HTTP ingest's dead letters)
+            doc = _decode_json(raw, check_text=False)
+        except EventError:
+            return fallback
     sensor = doc.get("sensor_id") if isinstance(doc, dict) else None
     if not isinstance(sensor, str) or not sensor:
         return fallback

@@ -181,6 +181,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
     server: BoundedHTTPServer
     protocol_version = "HTTP/1.1"
     _requests = 0  # requests begun on this connection
+    _started = 0.0  # time.monotonic() when the current request's first line was awaited
 
     @property
     def limit(self) -> float:
@@ -208,7 +209,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self._head.head.reset()
         self._head.tracking = True  # until the headers are read (parse_request)
         self.server.arm(self.connection, self.limit)
-        start = time.monotonic()
+        start = self._started = time.monotonic()
         try:
             super().handle_one_request()
         finally:
@@ -233,7 +234,9 @@ class BoundedHandler(BaseHTTPRequestHandler):
         if not self.server.disarm(self.connection):  # cut while its headers came
             self._late()
             return False
-        self.server.arm(self.connection, self.limit)  # what is left of it for the body
+        # What is left of it for the body (the rule counts from the request's start: a
+        # fresh limit here let a client take twice as long, its head and then its body).
+        self.server.arm(self.connection, self.limit - (time.monotonic() - self._started))
         return True
 
     def _late(self) -> None:

@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,9 +50,11 @@ from streams.auth import TokenStore, forbidden_reason, one_authorization, refusa
 from streams.bounds import Bounds
 from streams.errors import MISSING, EventError
 from streams.events import (
+    MAX_DEPTH,
     MAX_PACK_READINGS,
     PACK_SCHEMA,
     READING_SCHEMA,
+    TOO_DEEP,
     EventValidator,
     PackedError,
     Reading,
@@ -63,6 +65,7 @@ from streams.events import (
     format_ts,
     text_fault,
 )
+from streams.spans import item_spans, items_as_sent
 
 log = logging.getLogger(__name__)
 
@@ -213,24 +216,26 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
     bad ones (``readings[i].<field>``), each read on its own; ``BadBody`` when the body
     is no reading, pack or list, or none of its readings is valid."""
     _not_empty(raw, "a reading, a readings/1 pack or a list of readings")
-    body = _json_body(raw)
+    body, read, deep = _json_body(raw, (None, "readings"))
     if isinstance(body, dict) and body.get("schema") == PACK_SCHEMA:
-        items, prefix = body.get("readings", MISSING), "readings"
+        items, prefix, key = body.get("readings", MISSING), "readings", "readings"
         if not isinstance(items, list) or not items:
-            _whole(raw, body, "readings")  # a key twice in it says more than its type
+            _whole(read, body, "readings")  # a key twice in it says more than its type
             bad = EventError("bad_type", "readings", items, "expected a non-empty list")
             raise BadBody([_problem(bad, "readings")])
         _not_too_many(items, "readings", "readings")
-        faults = _item_faults(raw, body, items, "readings")
+        faults = {**_item_faults(read, body, items, "readings"), **deep}
     elif isinstance(body, list):
-        items, prefix = body, "readings"
+        items, prefix, key = body, "readings", None
         if not items:
             bad = EventError("bad_type", "body", body, "expected at least one reading")
             raise BadBody([_problem(bad, "body")])
         _not_too_many(items, "body", "readings")
-        faults = _item_faults(raw, body, items, "")
+        faults = {**_item_faults(read, body, items, ""), **deep}
     else:
-        items, prefix, faults = [body], "", {}
+        items, prefix, key, faults = [body], "", None, {}
+        if deep:  # a "readings" list not in a pack: the body is one (too deep) reading
+            raise BadBody([_problem(EventError("bad_json", None, None, TOO_DEEP), None)])
         _whole(raw, body, None)
     out: list[Taken] = []
     refused: list[Refused] = []
@@ -260,7 +265,8 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
             problem = _prefixed(exc, where) if where else _problem(exc, exc.field)
             refused.append(Refused(problem, PackedError(i, item, exc).raw(), i))
     kept, conflicting = _conflicts(out, ".value")
-    return _sorted(kept, sorted(refused + conflicting, key=_item_order))
+    refused = _as_sent(raw, key, len(items), refused + conflicting)
+    return _sorted(kept, sorted(refused, key=_item_order))
 
 
 def ngsi_readings(
@@ -270,14 +276,14 @@ def ngsi_readings(
     and attribute (``data[0].no2``: one attribute's fault costs no other reading);
     ``BadBody`` when the body is no notification or none of its readings is valid."""
     _not_empty(raw, 'an Orion notification {"data": [entity, ...]}')
-    body = _json_body(raw)
+    body, read, deep = _json_body(raw, ("data",))
     listed = body.get("data") if isinstance(body, dict) else None
     if not isinstance(listed, list) or not listed:
-        _whole(raw, body, None)  # a key twice says more than the shape
+        _whole(read, body, None)  # a key twice says more than the shape
         faults: dict[int, EventError] = {}
     else:
         _not_too_many(listed, "data", "entities")
-        faults = _item_faults(raw, body, listed, "data")
+        faults = {**_item_faults(read, body, listed, "data"), **deep}
     try:
         mapped = mapping.notification(body)
     except EventError as exc:
@@ -286,12 +292,12 @@ def ngsi_readings(
     # An entity whose JSON is at fault (a key given twice, a lone surrogate) is refused
     # for that alone, whatever its mapping found; the others go on.
     bad: list[tuple[int, Refused]] = [
-        (i, Refused(_problem(exc, exc.field), PackedError(i, data[i], exc).raw()))
+        (i, Refused(_problem(exc, exc.field), PackedError(i, data[i], exc).raw(), i))
         for i, exc in mapped.errors
         if i not in faults
     ]
     bad.extend(
-        (i, Refused(_fault_problem(exc, f"data[{i}]"), PackedError(i, data[i], exc).raw()))
+        (i, Refused(_fault_problem(exc, f"data[{i}]"), PackedError(i, data[i], exc).raw(), i))
         for i, exc in faults.items()
     )
     out: list[Taken] = []
@@ -308,11 +314,11 @@ def ngsi_readings(
                 where = f"data[{i}].{attr}" + (f".{exc.field}" if exc.field else "")
                 reason = f"{exc.reason} (sensor {doc['sensor_id']!r})"
                 problem = _problem(EventError(exc.code, where, exc.value, reason), where)
-                bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw())))
+                bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw(), i)))
     kept, conflicting = _conflicts(out, ".value")
     bad.extend((int(_item_order(r)), r) for r in conflicting)
     refused = [r for _, r in sorted(bad, key=lambda pair: pair[0])]  # stable: by entity
-    return _sorted(kept, refused)
+    return _sorted(kept, _as_sent(raw, "data", len(data), refused))
 
 
 def _not_too_many(items: list[Any], field: str, noun: str) -> None:
@@ -329,14 +335,72 @@ def _not_too_many(items: list[Any], field: str, noun: str) -> None:
         raise BadBody([_problem(bad, field)])
 
 
-def _json_body(raw: bytes) -> Any:
-    """The body's JSON value; ``BadBody`` when it is not JSON. Keys given twice and lone
-    surrogates are left to ``_item_faults`` and ``_whole``: inside one reading or entity
-    they cost that one alone, as a pack's reading costs no other in the worker."""
+def _json_body(
+    raw: bytes, keys: tuple[str | None, ...]
+) -> tuple[Any, bytes, dict[int, EventError]]:
+    """The body's JSON value, the bytes it was read from and the items refused while
+    reading it (index -> fault); ``BadBody`` when it is not JSON. Keys given twice and
+    lone surrogates are left to ``_item_faults`` and ``_whole``: inside one reading or
+    entity they cost that one alone, as a pack's reading costs no other in the worker.
+    So does nesting past ``MAX_DEPTH`` inside one item of the list under one of ``keys``
+    (None: the body is the list): the body is read with ``null`` in that item's place
+    (the bytes returned), and the item is refused ``bad_json``; before, the whole body
+    was a 400 and the good readings around it were lost with it."""
     try:
-        return decode_json(raw, check_text=False)
+        return decode_json(raw, check_text=False), raw, {}
     except EventError as exc:
-        raise BadBody([_problem(exc, None)]) from None
+        # Whatever the reason said: orjson names the first fault it meets, and a NaN in
+        # an item before the deep one hid it (the lenient parser then stops on its own
+        # recursion limit). Only a body with that many brackets can be too deep.
+        deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+        pinned = _too_deep_items(raw, keys) if deep else None
+        if pinned is None:
+            raise BadBody([_problem(exc, None)]) from None
+        return pinned
+
+
+def _too_deep_items(
+    raw: bytes, keys: tuple[str | None, ...]
+) -> tuple[Any, bytes, dict[int, EventError]] | None:
+    """``_json_body``'s answer for a body nested too deep only inside some items of its
+    list, or None (the fault lies elsewhere, or no list is found)."""
+    for key in keys:
+        spans = item_spans(raw, key)
+        if spans:
+            break
+    else:
+        return None
+    deep: dict[int, EventError] = {}
+    for i, (start, end) in enumerate(spans):
+        try:
+            decode_json(raw[start:end], check_text=False)
+        except EventError as exc:
+            if exc.reason == TOO_DEEP:
+                where = f"{key or 'readings'}[{i}]"
+                deep[i] = EventError("bad_json", None, None, f"{TOO_DEEP} (in {where})")
+    if not deep:
+        return None
+    read = raw
+    for i in sorted(deep, reverse=True):  # from the end, so earlier offsets hold
+        start, end = spans[i]
+        read = read[:start] + b"null" + read[end:]
+    try:
+        return decode_json(read, check_text=False), read, deep
+    except EventError:
+        return None
+
+
+def _as_sent(raw: bytes, key: str | None, count: int, refused: list[Refused]) -> list[Refused]:
+    """The refused items with their payload the sender's own bytes for the item (the
+    list is the body's, ``key`` None, or under ``key``; ``count`` items), so a dead
+    letter shows what was sent: written again from the parsed value, ``NaN`` and
+    ``1e999`` became ``null`` and of a key given twice only one value was left. The
+    written-again payload stays where the bytes cannot be told apart (no refusal
+    needs them, or the spans do not match the parsed list)."""
+    sent = items_as_sent(raw, key, count) if refused else None
+    if sent is None:
+        return refused
+    return [replace(r, payload=sent[r.index]) if 0 <= r.index < count else r for r in refused]
 
 
 def _fault_problem(fault: EventError, where: str) -> dict[str, Any]:
@@ -569,11 +633,15 @@ class _Handler(BoundedHandler):
             self._refused(HEADER_REASONS[status], status, body, extra)
             return
         length = int(self.headers["Content-Length"])
+        stalled = False
         try:
             raw = self.rfile.read(length)
         except TimeoutError:
-            raw = b""
-        if not srv.disarm(self.connection):
+            # The socket's own timeout (as long as the deadline, and often first: the
+            # deadlines are checked every half second) on a body that stopped short of its
+            # Content-Length: a timeout, not "ended after 0 bytes" (trial 62).
+            raw, stalled = b"", True
+        if not srv.disarm(self.connection) or stalled:
             self.close_connection = True
             self._refused(
                 "timeout",

@@ -547,6 +547,66 @@ def test_a_key_twice_or_a_lone_surrogate_in_one_item_costs_only_that_item(
         server.stop()
 
 
+def test_poison_items_cost_only_themselves_and_are_dead_lettered_as_sent(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """Trial 62: a refused item's dead letter was the parsed item written again (NaN and
+    1e999 as null, a key given twice as one value), and one item nested past 1,024
+    levels made the whole body a 400, losing its good neighbours. Now, in one request,
+    every good reading reaches Kafka once and each poison item is dead-lettered with the
+    bytes its sender wrote, keyed by its sensor."""
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = {
+        "ts": format_ts(START),
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": 2.1,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    other = json.dumps({**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}).encode()
+    poison = [
+        other.replace(b'"value": 2.1', b'"value": NaN'),
+        other.replace(b'"value": 2.1', b'"value": 1e999'),
+        other.replace(b'"value": 2.1', b'"value": 2.1, "value": 9999'),
+        other.replace(b"{", b'{"note": ' + b"[" * 1100 + b"]" * 1100 + b", ", 1),
+    ]
+    good = [json.dumps({**reading, "ts": format_ts(START + 60 * i)}).encode() for i in range(5)]
+    items = [good[0]]
+    for bad, after in zip(poison, good[1:], strict=True):
+        items += [bad, after]
+    body = b"[" + b",\n".join(items) + b"]"
+    air = json.dumps(example("AirQualityObserved")).encode()
+    deep_air = air.replace(b"{", b'{"note": ' + b"[" * 1100 + b"]" * 1100 + b", ", 1)
+    try:
+        status, answer = post(p, "/ingest/v1/readings", body)
+        assert (status, answer.get("accepted"), answer.get("refused")) == (200, 5, 4), answer
+        assert [(e["field"], e["code"]) for e in answer["errors"]] == [
+            ("readings[1].value", "not_finite"),
+            ("readings[3].value", "not_finite"),
+            ("readings[5]", "bad_json"),
+            ("readings[7]", "bad_json"),
+        ]
+        status, answer = post(
+            p,
+            "/ingest/v1/ngsi",
+            b'{"subscriptionId": "s", "data": [' + air + b", " + deep_air + b"]}",
+        )
+        assert (status, answer.get("accepted"), answer.get("refused")) == (200, 1, 1), answer
+        dead = p.read("deadletter", lambda m: len(m) >= 5, settle=1)
+        assert sorted(d.value for d in dead) == sorted([*poison, deep_air])
+        # (the one too deep to read has no sensor id to key it by)
+        assert [d.key for d in dead if d.value in poison[:3]] == [b"gauge-2"] * 3
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 6, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == sorted(
+            [("gauge-1", format_ts(START + 60 * i)) for i in range(5)]
+            + [(example("AirQualityObserved")["id"] + "-no2", "2016-03-15T11:00:00Z")]
+        )  # each good reading exactly once
+    finally:
+        server.stop()
+
+
 def test_an_air_quality_series_posted_as_ngsi_alerts_end_to_end(
     ingest_pipeline: Pipeline,
 ) -> None:

@@ -502,6 +502,10 @@ def test_keys_given_twice_odd_headers_and_keys_cost_only_their_message(
             ("readings", "bad_json", twice_said.format("readings"), False): 1,
             ("readings", "bad_json", twice_said.format("value") + " (in readings[0])", True): 1,
         }
+        # The packed one is dead-lettered as its producer wrote it, with both its keys
+        # (trial 62: written again from the parsed reading, only one value was left).
+        [packed] = [m for m in dead if b"#" in dict(m.headers)["citybrain.error.origin"]]
+        assert packed.value == inner
         # The pack's 3 other readings, the two with odd headers or no key, and the rest.
         wait_scored(pipeline, 3 + 2 + 21, "the readings around them were not all scored")
         assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 26

@@ -291,6 +291,38 @@ def test_a_pack_is_admitted_reading_by_reading_with_its_bad_members_refused(grid
     assert refused[1][4] is not None and json.loads(refused[1][4])["sensor_id"] == "gauge-2"
 
 
+def test_a_packs_refused_readings_are_dead_lettered_as_the_producer_wrote_them(
+    grid: Grid,
+) -> None:
+    """Trial 62: a packed reading's dead letter was the parsed reading written again: a
+    NaN or 1e999 came out as null, a key given twice as one value, so the dead letter did
+    not show what its reason named. Now it is the reading's own bytes, in the batch as
+    message by message."""
+    first = json.dumps({**GOOD, "ts": "2026-11-01T10:01:00Z"}).encode()
+    members = [
+        first,
+        first.replace(b'"ts": "2026-11-01T10:01:00Z"', b'"ts": "2026-11-01T10:02:00Z"').replace(
+            b'"value": 1.5', b'"value": NaN'
+        ),
+        first.replace(b'"value": 1.5', b'"value": 1e999'),
+        first.replace(b'"value": 1.5', b'"value": 1.5, "value": 9999'),
+        json.dumps({**SENSORS[1], "ts": "2026-11-01T10:01:00Z", "value": 2.0}).encode(),
+    ]
+    assert b'"value": 1.5' in first  # the replacements above change something
+    pack = b'{"schema": "readings/1", "readings": [\n  ' + b",\n  ".join(members) + b"\n]}"
+    partitions = [home_of_gauge()]
+    incoming, refused = batched(grid, [pack], partitions)
+    expected_in, expected_out = per_message(grid, [pack], partitions)
+    assert same(incoming, expected_in) and refused == expected_out
+    assert [i.index for i in incoming] == [0]
+    assert [(idx, code, raw) for _, code, _, idx, raw in refused] == [
+        (1, "not_finite", members[1]),
+        (2, "not_finite", members[2]),
+        (3, "bad_json", members[3]),
+        (4, "wrong_partition", members[4]),
+    ]
+
+
 @pytest.mark.parametrize(
     "change",
     [{}, {"schema": "readings/1"}, {"schema": ""}]

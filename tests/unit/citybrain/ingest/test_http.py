@@ -11,6 +11,7 @@ import pytest
 from citybrain.ingest.http import (
     MAX_BODY,
     BadBody,
+    BodyReadings,
     _refusal,
     ngsi_readings,
     partly_refused_line,
@@ -196,6 +197,132 @@ def test_a_json_fault_inside_one_entity_costs_only_that_entity(
     assert (bad.problem["field"], bad.problem["code"]) == (field, "bad_json")
     assert said in bad.problem["message"]
     assert json.loads(bad.payload)["id"] == entity["id"]
+
+
+TOO_DEEP_NOTE = b"[" * 1100 + b"]" * 1100  # past decode_json's 1,024 levels
+
+
+def body_of(shape: str, items: list[bytes]) -> bytes:
+    """A body of the items as written (a list, a pack or a notification), white space
+    around each as senders write it."""
+    listed = b"[ " + b" ,\n ".join(items) + b" ]"
+    if shape == "list":
+        return listed
+    if shape == "pack":
+        return b'{"schema": "readings/1", "readings": ' + listed + b', "from": "gw-1"}'
+    return b'{"subscriptionId": "s-1", "data": ' + listed + b"}"
+
+
+def shaped(shape: str, ingest_grid: Grid, validator: EventValidator, body: bytes) -> BodyReadings:
+    if shape == "ngsi":
+        return ngsi_readings(body, NgsiMapping(ingest_grid), validator, T_NOW)
+    return readings_from_body(body, validator, T_NOW)
+
+
+def good_item(shape: str) -> bytes:
+    return raw(example("AirQualityObserved") if shape == "ngsi" else GOOD)
+
+
+def bad_item(shape: str, change: tuple[bytes, bytes]) -> bytes:
+    if shape == "ngsi":
+        entity = example("AirQualityObserved")
+        entity["no2"]["value"] = 2.5
+        return raw({**entity, "id": "other"}).replace(b'"value": 2.5', change[1], 1)
+    return raw(OTHER).replace(*change, 1)
+
+
+@pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ((b'"value": 2.1', b'"value": NaN'), "not_finite"),
+        ((b'"value": 2.1', b'"value": -Infinity'), "not_finite"),
+        ((b'"value": 2.1', b'"value": 1e999'), "not_finite"),
+        ((b'"value": 2.1', b'"value": 2.1, "value": 9999'), "bad_json"),
+        ((b'"value": 2.1', b'"value": 2.1, "v\\u0061lue": 9999'), "bad_json"),
+    ],
+)
+def test_a_refused_item_is_dead_lettered_as_its_sender_wrote_it(
+    validator: EventValidator,
+    ingest_grid: Grid,
+    shape: str,
+    change: tuple[bytes, bytes],
+    code: str,
+) -> None:
+    """Trial 62: the dead letter was the parsed item written again, so NaN, -Infinity and
+    1e999 came out as null and a key given twice as one value: the dead letter no longer
+    showed the value its reason named. Now it is the item's own bytes."""
+    bad = bad_item(shape, change)
+    found = shaped(shape, ingest_grid, validator, body_of(shape, [good_item(shape), bad]))
+    assert found.readings
+    [refused] = found.refused
+    assert refused.problem["code"] == code
+    assert refused.payload == bad
+
+
+@pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])
+def test_nesting_too_deep_inside_one_item_costs_only_that_item(
+    validator: EventValidator, ingest_grid: Grid, shape: str
+) -> None:
+    """Trial 62: one reading (or entity) nested past 1,024 levels made the whole body a
+    400, and the good readings around it were lost (Orion does not retry a 4xx)."""
+    other = raw({**example("AirQualityObserved"), "id": "other"} if shape == "ngsi" else OTHER)
+    deep = other.replace(b"{", b'{"note": ' + TOO_DEEP_NOTE + b", ", 1)
+    items = [good_item(shape), deep, good_item(shape).replace(b"2.1", b"2.1 ")]
+    found = shaped(shape, ingest_grid, validator, body_of(shape, items))
+    where = "data[1]" if shape == "ngsi" else "readings[1]"
+    assert found.readings
+    [refused] = found.refused
+    assert refused.problem == {
+        "field": where,
+        "code": "bad_json",
+        "message": f"not valid JSON: nested deeper than 1024 levels (in {where})",
+    }
+    assert refused.payload == deep
+
+
+@pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])
+def test_nesting_too_deep_is_pinned_to_its_item_behind_a_nan_in_another(
+    validator: EventValidator, ingest_grid: Grid, shape: str
+) -> None:
+    """Trial 62: orjson names the first fault it meets (the NaN), and the lenient parser
+    then stopped on its own recursion limit, so the deep item was not found and the whole
+    body was a 400 again."""
+    nan = bad_item(shape, (b'"value": 2.1', b'"value": NaN'))
+    other = raw({**example("AirQualityObserved"), "id": "deep"} if shape == "ngsi" else OTHER)
+    deep = other.replace(b"{", b'{"note": ' + TOO_DEEP_NOTE + b", ", 1)
+    items = [good_item(shape), nan, deep]
+    found = shaped(shape, ingest_grid, validator, body_of(shape, items))
+    assert found.readings
+    assert [(r.problem["code"], r.payload) for r in found.refused] == [
+        ("not_finite", nan),
+        ("bad_json", deep),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # One reading as the body: it is the body.
+        raw({"schema": "reading/1", **GOOD}).replace(b"{", b'{"note": ' + TOO_DEEP_NOTE + b", ", 1),
+        # Outside every reading of the pack.
+        body_of("pack", [raw(GOOD)]).replace(b'"gw-1"', TOO_DEEP_NOTE),
+        # A "readings" list outside a pack: the body is one reading.
+        b'{"readings": [' + TOO_DEEP_NOTE + b", " + raw(GOOD) + b"]}",
+    ],
+)
+def test_nesting_too_deep_outside_every_item_refuses_the_body(
+    validator: EventValidator, body: bytes
+) -> None:
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    assert err.value.errors == [
+        {
+            "field": "body",
+            "code": "bad_json",
+            "message": "not valid JSON: nested deeper than 1024 levels",
+        }
+    ]
 
 
 @pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])

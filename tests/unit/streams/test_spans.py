@@ -1,0 +1,67 @@
+"""Where each item of a body's list lies in its bytes (streams/spans.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.events import dead_letter_key
+from streams.spans import item_spans
+
+
+def items(raw: bytes, key: str | None = None) -> list[bytes] | None:
+    spans = item_spans(raw, key)
+    return None if spans is None else [raw[a:b] for a, b in spans]
+
+
+def test_items_of_a_list_are_its_bytes_as_written() -> None:
+    raw = b'\xef\xbb\xbf [1 , {"a": [1, 2], "b": "x,]}\\"{"} ,\n "s" , NaN,-Infinity, 1e999 ]'
+    assert items(raw) == [
+        b"1",
+        b'{"a": [1, 2], "b": "x,]}\\"{"}',
+        b'"s"',
+        b"NaN",
+        b"-Infinity",
+        b"1e999",
+    ]
+    assert items(b"[]") == [] and items(b" [ ] ") == []
+    # An object with no list or object in it is read whole, brackets in its text too.
+    flat = b'{"s": "]}{[,\\"", "t": 1, "u": null}'
+    assert items(b"[" + flat + b"," + flat + b", {}]") == [flat, flat, b"{}"]
+
+
+def test_the_list_under_a_top_level_key_not_one_nested_deeper() -> None:
+    raw = b'{"x": {"readings": [0]}, "r\\u0065adings": [ {"v": 1}, [2] ], "z": []}'
+    assert items(raw, "readings") == [b'{"v": 1}', b"[2]"]
+    assert items(b'{"data": [3, 4]}', "data") == [b"3", b"4"]
+
+
+def test_nesting_of_any_depth_costs_no_recursion() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    assert items(b"[" + deep + b", 3]") == [deep, b"3"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b"5", None),  # not a list
+        (b'{"data": [1]}', None),  # an object where the list is the body
+        (b"[1, 2]", "data"),  # a list where an object holds it
+        (b'{"data": "x"}', "data"),
+        (b'{"readings": [1]}', "data"),
+        (b"[1,,2]", None),  # a stray comma
+        (b"[1, 2", None),  # unterminated
+        (b'[1, "2]', None),
+        (b"[1, {]", None),  # brackets that do not match
+    ],
+)
+def test_no_spans_where_the_list_is_not_found_whole(raw: bytes, key: str | None) -> None:
+    assert item_spans(raw, key) is None
+
+
+def test_a_dead_letter_as_sent_is_keyed_by_its_sensor() -> None:
+    """An HTTP dead letter is the item's own bytes (NaN, 1e999 as written): still keyed
+    by its sensor, as the written-again one was."""
+    for value in (b"NaN", b"-Infinity", b"1e999"):
+        raw = b'{"sensor_id": "gauge-1", "value": ' + value + b"}"
+        assert dead_letter_key(raw, b"fallback") == b"gauge-1"
+    assert dead_letter_key(b"[" * 2000 + b"]" * 2000, b"fallback") == b"fallback"
