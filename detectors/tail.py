@@ -78,6 +78,7 @@ import numba
 import numpy as np
 
 from detectors.base import (
+    FAR,
     Detector,
     FloatArray,
     check_times,
@@ -389,6 +390,7 @@ def _run(
         pos = int(row[_POS])
         score = 0.0
         rare[i] = 0.0
+        far = False
         # -ln p of the two readings before (0: none yet, or not rare at all)
         prev1 = row[_SURPRISE1]
         prev2 = row[_SURPRISE2]
@@ -423,6 +425,11 @@ def _run(
             dev = x - median
             floor = max(1e-9 * abs(median), 1e-12)
             z = abs(dev) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD], floor)
+            # A far glitch (``detectors.base.far_glitch``: a sentinel such as 1e308, no
+            # measurement) is scored, but its statistics are not learned and it sets no
+            # novelty record: held for a day, its score of ~1 made nothing after it news,
+            # so one sentinel silenced its sensor's real spikes for that day.
+            far = abs(dev) > FAR * max(MAD_MEAN_TO_SIGMA * row[_SPREAD], abs(median), 1.0)
             short = (1.0 - short_rate) * row[_SHORT] + short_rate * min(z, 1e4)
             t1 = math.log1p(min(z, 1e300))
             # The mean carries this z only as far as statistic 1's histogram counts it
@@ -455,7 +462,7 @@ def _run(
                 if wref_ok and row[_TOTAL4] > 0.0:
                     p_point = min(p_point, _tail(row, h4, row[_TOTAL4], t4, tops[s, 3]))
                 surprise = -math.log(max(p_point, 1e-300))
-                if learn:
+                if learn and not far:
                     row[_SURPRISE2] = prev1
                     row[_SURPRISE1] = surprise
                 confirmed = _second_largest(surprise, prev1, prev2)
@@ -464,7 +471,7 @@ def _run(
                 score = min(1.0, -math.log10(max(p, 1e-300)) / DECADES)
             rare[i] = score
             record = row[_RECORD]
-            if learn:
+            if learn and not far:
                 # Held for ``hold`` seconds after it was last reached, then decaying; any
                 # reading reaching it raises it, news or not, so a creeping drift stays
                 # within the margin of its own last step.
@@ -484,11 +491,12 @@ def _run(
                 if aging > 1.0:
                     _age(row, h1, aging, decay, 1.0 - spread_rate, aging >= max_age, tops, s)
                 weight = row[_WEIGHT]
-                if not restart:  # (a deviation from a level that is gone is not spread)
+                if not restart and not far:  # (a level that is gone, a glitch: no spread)
                     rate = min(1.0, max(spread_rate, 1.0 / max(weight, 1e-300)))
                     _clipped_spread(row, _SPREAD, abs(dev), rate, n > window)
-                row[_SHORT] = carried
-                if n >= MIN_HISTORY and weight >= min(memory, MIN_HISTORY):
+                if not far:
+                    row[_SHORT] = carried
+                if n >= MIN_HISTORY and weight >= min(memory, MIN_HISTORY) and not far:
                     # Histograms learn only once the spread means something (again, after
                     # a silence long enough to have emptied its weight).
                     _learn_hist(row, h1, _TOTAL1, t1, decay, tops, s, 0)
@@ -496,7 +504,7 @@ def _run(
                 # The same rule for the seasonal statistics, counted in readings that
                 # had a reference: a histogram fed while its spread was still a few
                 # differences holds huge early values that fatten its tail for good.
-                if wref_ok:
+                if wref_ok and not far:
                     _learn_seasonal(
                         row,
                         _N_W,
@@ -512,7 +520,7 @@ def _run(
                         s,
                         3,
                     )
-                if ref_ok:
+                if ref_ok and not far:
                     _learn_seasonal(
                         row,
                         _N_D,
@@ -563,10 +571,11 @@ def _run(
                     else:
                         row[_STEP] = gap
                 row[_LAST_T] = ts[i]
-                row[d0 + slot] = x
-                row[dt0 + slot] = ts[i]
-                row[k0 + wslot] = x
-                row[kt0 + wslot] = ts[i]
+                if not far:  # (a glitch is no reference for tomorrow or next week)
+                    row[d0 + slot] = x
+                    row[dt0 + slot] = ts[i]
+                    row[k0 + wslot] = x
+                    row[kt0 + wslot] = ts[i]
         out[i] = score
 
 

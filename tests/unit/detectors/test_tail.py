@@ -522,3 +522,14 @@ def test_a_glitch_in_one_sensor_of_a_bank_changes_no_other_sensors_scores() -> N
     others = np.arange(sensors) != 7
     np.testing.assert_array_equal(glitched[others], clean[others])
     assert glitched[7, 100] >= DEFAULT_THRESHOLD
+
+
+def test_a_sentinel_sets_no_record_and_a_spike_hours_later_alerts() -> None:
+    # One DBL_MAX (a far glitch, detectors.base.far_glitch) on a gauge at 100 +- 1, then
+    # a 30-sigma spike 40 readings (3 h 20 min) later: the sentinel alerts, and so does the
+    # spike (held for a day, the sentinel's record of ~1 had made it score 0).
+    xs, ts = _gauge_with_two_spikes()
+    xs[960] = 1.7976931348623157e308
+    scores = TailDetector().score_many(xs, ts)
+    assert scores[960] >= DEFAULT_THRESHOLD
+    assert scores[1000] >= DEFAULT_THRESHOLD
