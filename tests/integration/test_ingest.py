@@ -45,6 +45,15 @@ from tests.services import (
 pytestmark = pytest.mark.integration
 
 START = start_of_hour(10)
+# One good reading the HTTP ingest tests post (each takes a copy and varies it).
+GAUGE_READING = {
+    "ts": format_ts(START),
+    "sensor_id": "gauge-1",
+    "kind": "water_level",
+    "value": 2.1,
+    "unit": "ft",
+    "grid_cell": "c-bridge",
+}
 GATEWAY_TOKEN = "test-gateway-token"
 TOPIC = "city/east/gauge-1/water_level"
 
@@ -419,14 +428,7 @@ def test_http_readings_are_token_checked_validated_and_packed(
 ) -> None:
     p = ingest_pipeline
     server = http_ingest(p).start()
-    reading = {
-        "ts": format_ts(START),
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "value": 2.1,
-        "unit": "ft",
-        "grid_cell": "c-bridge",
-    }
+    reading = dict(GAUGE_READING)
     good = json.dumps([reading, {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}])
     try:
         assert post(p, "/ingest/v1/readings", good.encode(), token=None)[0] == 401
@@ -507,14 +509,7 @@ def test_a_key_twice_or_a_lone_surrogate_in_one_item_costs_only_that_item(
     lost, and a sender such as Orion does not retry a 4xx."""
     p = ingest_pipeline
     server = http_ingest(p).start()
-    reading = {
-        "ts": format_ts(START),
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "value": 2.1,
-        "unit": "ft",
-        "grid_cell": "c-bridge",
-    }
+    reading = dict(GAUGE_READING)
     other = {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}
     try:
         twice = json.dumps([reading, {**other, "value": 3}, other]).encode()
@@ -557,14 +552,7 @@ def test_poison_items_cost_only_themselves_and_are_dead_lettered_as_sent(
     bytes its sender wrote, keyed by its sensor."""
     p = ingest_pipeline
     server = http_ingest(p).start()
-    reading = {
-        "ts": format_ts(START),
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "value": 2.1,
-        "unit": "ft",
-        "grid_cell": "c-bridge",
-    }
+    reading = dict(GAUGE_READING)
     other = json.dumps({**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}).encode()
     poison = [
         other.replace(b'"value": 2.1', b'"value": NaN'),
@@ -718,14 +706,7 @@ def test_a_sensor_id_near_the_kafka_limit_is_dead_lettered_with_its_key_cut(
     # letter (message.max.bytes), and the ingest stopped on one HTTP body.
     p = ingest_pipeline
     server = http_ingest(p, "--max-body", str(2 * 1024 * 1024)).start()
-    reading = {
-        "ts": format_ts(START),
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "value": 2.1,
-        "unit": "ft",
-        "grid_cell": "c-bridge",
-    }
+    reading = dict(GAUGE_READING)
     try:
         body = json.dumps([reading, {**reading, "sensor_id": "s" * 1_100_000}]).encode()
         status, answer = post(p, "/ingest/v1/readings", body)

@@ -262,6 +262,24 @@ def test_a_hundred_thousand_fuzzed_events_all_reach_the_dead_letter_topic(
         worker.stop()
 
 
+def run_per_sensor(
+    run_dir: Path, tmp_path: Path, ack_deadline: int, partitions: int = 2
+) -> Pipeline:
+    """A pipeline on the scale-out grid whose routing opens a run per sensor (so runs lie
+    on every partition), with ``ack_deadline`` seconds to acknowledge each."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [sensor_id]\n")
+    return Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
+            "CITYBRAIN_ROUTING_FILE": str(routing),
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": str(ack_deadline),
+        },
+        partitions=partitions,
+    )
+
+
 def test_a_run_moved_to_a_new_worker_is_escalated_once(
     stack: PrometheusServer, run_dir: Path, tmp_path: Path
 ) -> None:
@@ -270,16 +288,7 @@ def test_a_run_moved_to_a_new_worker_is_escalated_once(
     first worker used to keep the moved runs in memory (faust's memory store forgets only
     the keys it read from a changelog), and its deadline timer escalated them too."""
     deadline = 30
-    routing = tmp_path / "routing.yaml"  # a run per sensor: runs on both partitions
-    routing.write_text("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [sensor_id]\n")
-    p = Pipeline(
-        run_dir,
-        extra_env={
-            "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
-            "CITYBRAIN_ROUTING_FILE": str(routing),
-            "CITYBRAIN_ACK_DEADLINE_SECONDS": str(deadline),
-        },
-    )
+    p = run_per_sensor(run_dir, tmp_path, deadline)
     a = p.worker().start()
     b_env = {**p.env, "CITYBRAIN_WORKER_PORT": str(shifted_port(26067))}
     b = type(a)(b_env, p.run_dir / f"{p.name}-worker-b.log")

@@ -24,7 +24,7 @@ from streams.api import FORWARDED_HEADER
 from streams.context import run_key
 from streams.partitioning import key_partition
 from tests.integration.test_pipeline import steps_of
-from tests.integration.test_scale_out import SENSORS, warm_then_spike_all, write_grid
+from tests.integration.test_scale_out import SENSORS, run_per_sensor, warm_then_spike_all
 from tests.services import OPERATOR_TOKEN, Pipeline, Worker, shifted_port
 
 pytestmark = pytest.mark.integration
@@ -74,17 +74,7 @@ def act_until_taken(
 def test_any_worker_lists_shows_and_acts_on_every_run_each_command_applied_once(
     stack: PrometheusServer, run_dir: Path, tmp_path: Path, partitions: int
 ) -> None:
-    routing = tmp_path / "routing.yaml"  # a run per sensor: runs on every partition
-    routing.write_text("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [sensor_id]\n")
-    p = Pipeline(
-        run_dir,
-        extra_env={
-            "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
-            "CITYBRAIN_ROUTING_FILE": str(routing),
-            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
-        },
-        partitions=partitions,
-    )
+    p = run_per_sensor(run_dir, tmp_path, 600, partitions)
     pa, pb = p.settings.worker_port, shifted_port(26067)
     a = p.worker().start()
     b = Worker({**p.env, "CITYBRAIN_WORKER_PORT": str(pb)}, p.run_dir / f"{p.name}-b.log")
