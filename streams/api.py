@@ -890,10 +890,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
         return str(app.conf.canonical_url)
 
     def owners() -> dict[int, str]:
-        """Partition of the runs -> its worker's URL, as the last assignment gave them."""
-        assignor: Any = app.assignor
+        """Partition of the runs -> its worker's URL, as the last assignment gave them
+        (faust's own router's view of where each table's partitions live, the one its
+        ``route_req`` reads)."""
         topic = ctx.groups.changelog_topic.get_topic_name()
-        return partition_owners(assignor.changelog_distribution, topic)
+        return partition_owners(app.router.tables_metadata(), topic)
 
     async def pass_on(view: View, request: Request, url: str, partition: int) -> Response:
         """``request`` asked of the worker at ``url`` (it owns ``partition``), and its
