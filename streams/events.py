@@ -20,6 +20,7 @@ import orjson
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError, unreadable
+from streams.spans import max_depth
 
 READING_SCHEMA = "reading/1"
 # What a reading/1 document carries (besides its schema), in the order they are checked.
@@ -632,6 +633,12 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
                 "UTF-8 (JSON is UTF-8 text, RFC 8259)",
             ) from None
         body = text.removeprefix("\ufeff")
+        # Nesting judged by counting, as orjson does, before the recursive parser: whether
+        # json.loads got through 1,025+ levels depended on the process's recursion limit
+        # and stack (a NaN before a deep item: refused TOO_DEEP in one process, read in
+        # another).
+        if max_depth(raw) > MAX_DEPTH:
+            raise EventError("bad_json", None, None, TOO_DEEP) from None
         try:
             doc = json.loads(body, parse_int=json_int)
         except json.JSONDecodeError as bad:

@@ -33,6 +33,23 @@ _WHITE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 
 
+def max_depth(raw: bytes) -> int:
+    """The deepest nesting of lists and objects in ``raw`` (JSON text, not checked: its
+    strings skipped whole), counted without recursion, so the answer is the same at any
+    stack depth and recursion limit."""
+    depth = deepest = 0
+    for match in _TOKEN.finditer(raw):
+        token = match.group()
+        if token in _OPEN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+        elif len(token) > 1 and token[:1] == b"{":  # a whole flat object: one level
+            deepest = max(deepest, depth + 1)
+    return deepest
+
+
 def item_spans(raw: bytes, key: str | None = None) -> list[tuple[int, int]] | None:
     """The (start, end) byte offsets in ``raw`` of each item of its list: the body itself
     (``key`` None, a JSON array) or the array under the top-level object's ``key``

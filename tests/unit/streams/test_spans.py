@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from streams.events import dead_letter_key
-from streams.spans import item_spans
+from streams.errors import EventError
+from streams.events import MAX_DEPTH, TOO_DEEP, dead_letter_key, decode_json
+from streams.spans import item_spans, max_depth
 
 
 def items(raw: bytes, key: str | None = None) -> list[bytes] | None:
@@ -65,3 +68,27 @@ def test_a_dead_letter_as_sent_is_keyed_by_its_sensor() -> None:
         raw = b'{"sensor_id": "gauge-1", "value": ' + value + b"}"
         assert dead_letter_key(raw, b"fallback") == b"gauge-1"
     assert dead_letter_key(b"[" * 2000 + b"]" * 2000, b"fallback") == b"fallback"
+
+
+def test_max_depth_counts_brackets_outside_strings() -> None:
+    assert max_depth(b'[1, {"a": "[[[{{{"}, [[2]]]') == 3
+    assert max_depth(b'{"a": 1}') == 1
+    assert max_depth(b"5") == 0
+
+
+@pytest.mark.parametrize("limit", [None, 20_000])
+def test_a_body_too_deep_is_too_deep_whatever_the_recursion_limit(limit: int | None) -> None:
+    # A NaN makes orjson refuse the body before it sees the depth; the lenient parser got
+    # through 1,100 levels when the process's recursion limit was high (CI, after other
+    # tests raised it), and the deep item was read: one message, two answers.
+    deep = b"[" * (MAX_DEPTH + 76) + b"]" * (MAX_DEPTH + 76)
+    body = b'[{"value": NaN}, {"note": ' + deep + b"}]"
+    before = sys.getrecursionlimit()
+    if limit is not None:
+        sys.setrecursionlimit(limit)
+    try:
+        with pytest.raises(EventError) as caught:
+            decode_json(body)
+    finally:
+        sys.setrecursionlimit(before)
+    assert caught.value.reason == TOO_DEEP
