@@ -635,6 +635,11 @@ class ApiError(Exception):
         self.headers = headers
 
 
+# How long an operator action waits for the API's earlier commands on the same run to be
+# applied (normally milliseconds: the command topic's round trip to its own worker).
+COMMAND_SETTLE_SECONDS = 5.0
+
+
 def not_yet(what: str, reason: str) -> ApiError:
     """The 503 of a call this worker cannot answer truly yet (``Context.reading_back``):
     ``what`` it was asked, ``reason`` why; retrying in a moment is safe."""
@@ -867,6 +872,31 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise
             raise ApiError(404, why) from None
 
+    async def settled_run(run_id: str) -> Run:
+        """The run ``run_id`` once every command this worker's API sent for it has been
+        applied, so an action is checked against the run as it will be, not as it was
+        (an escalate right after a resolve was a 202 the worker then refused, seen only
+        on the audit topic: t61). ``ApiError`` 409 with ``Retry-After`` when one is still
+        unapplied after ``COMMAND_SETTLE_SECONDS``; ``find_run``'s errors otherwise."""
+        deadline = time.monotonic() + COMMAND_SETTLE_SECONDS
+        while True:
+            waiting = await ctx.pending_commands.settled(
+                run_id, max(0.0, deadline - time.monotonic())
+            )
+            if waiting is not None:
+                raise ApiError(
+                    409,
+                    f"run {shown_id(run_id)} has a {waiting.action} command sent "
+                    f"{time.monotonic() - waiting.at:.1f} s ago that the worker has not "
+                    "applied yet: retry in a moment, once it shows in the run (nothing "
+                    "was applied)",
+                    {"Retry-After": "2"},
+                )
+            run = await find_run(run_id)
+            # find_run may await: a command sent meanwhile is waited for too.
+            if not ctx.pending_commands.pending(run_id, time.monotonic()):
+                return run
+
     async def store_silence(key: bytes, value: dict[str, Any], record: dict[str, Any]) -> bool:
         """Write a silence's changelog entry and its audit ``record``, and once Kafka has
         acknowledged both (``Context.acknowledged``) the silence into this worker's table;
@@ -1084,7 +1114,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             doc = await body(
                 request, ANSWER_FIELDS if action == "answer" else ACTION_FIELDS, action
             )
-            run = await find_run(run_id)
+            run = await settled_run(run_id)
             key = request.headers.get("Idempotency-Key")
             command_id = (
                 hashlib.sha1(f"{run_id}|{action}|{key}".encode()).hexdigest()
@@ -1129,6 +1159,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
             async def send() -> list[Awaitable[Any]]:
                 return [await ctx.commands.send(key=run_key(run_id), value=value)]
 
+            # Held before the send's await like an answer: a request for the same run
+            # arriving meanwhile waits for this one to be applied (settled_run).
+            ctx.pending_commands.hold(run_id, command_id, action, time.monotonic())
             taken = None
             if action == "answer":
                 # Held before the send's await, so a second answer arriving meanwhile
@@ -1141,6 +1174,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             # loses nothing (trial 10: 3 of 11 acks and 10 of 13 resolves answered 202
             # were lost, send() only queues).
             if not await ctx.acknowledged(send):
+                ctx.pending_commands.release(run_id, command_id)
                 if taken is not None:
                     ctx.pending_answers.pop(taken, None)
                 ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "503").inc()

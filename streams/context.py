@@ -122,6 +122,71 @@ class PendingAnswers(dict[tuple[str, str], PendingAnswer]):
             del self[next(iter(self))]
 
 
+@dataclass(frozen=True, slots=True)
+class PendingCommand:
+    """An operator command the API has sent for a run and the worker has not applied
+    (or refused) yet: ``action`` (``ack``, ``resolve``, ...), ``at`` (monotonic seconds),
+    ``applied`` set once the worker has."""
+
+    action: str
+    at: float
+    applied: asyncio.Event
+
+
+class PendingCommands:
+    """The operator API's commands not yet applied, by run id then command id. A command
+    is checked against the run as its table stands; one sent moments before and not yet
+    applied would make that check stale (an escalate right after a resolve was told 202,
+    then refused by the worker on the audit topic only, t61), so the API first waits
+    for them (``settled``). A command applied elsewhere (its run's partition moved) or
+    lost stops counting after ``PENDING_ANSWER_SECONDS``. Bounded: the oldest go first."""
+
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        # By (run id, command id), oldest first; a handful at a time in practice.
+        self._held: dict[tuple[str, str], PendingCommand] = {}
+
+    def hold(self, run_id: str, command_id: str, action: str, now: float) -> None:
+        """Record ``command_id`` (``action`` on ``run_id``) as sent at ``now``."""
+        self._held.pop((run_id, command_id), None)  # re-inserted last: the oldest first
+        self._held[(run_id, command_id)] = PendingCommand(action, now, asyncio.Event())
+        while len(self._held) > self.MAX:
+            self.release(*next(iter(self._held)))
+
+    def release(self, run_id: str, command_id: str) -> None:
+        """``command_id`` was applied or refused (or never reached Kafka): a request
+        waiting for it goes on. Releasing an unknown one does nothing."""
+        taken = self._held.pop((run_id, command_id), None)
+        if taken is not None:
+            taken.applied.set()
+
+    def pending(self, run_id: str, now: float) -> list[PendingCommand]:
+        """The commands on ``run_id`` sent less than ``PENDING_ANSWER_SECONDS`` before
+        ``now`` and not yet applied, oldest first."""
+        return [
+            c
+            for (run, _), c in self._held.items()
+            if run == run_id and now - c.at < PENDING_ANSWER_SECONDS
+        ]
+
+    async def settled(self, run_id: str, timeout: float) -> PendingCommand | None:
+        """Wait up to ``timeout`` seconds for every pending command on ``run_id`` to be
+        applied: None once none is, else the oldest still pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while waiting := self.pending(run_id, time.monotonic()):
+            left = deadline - loop.time()
+            if left <= 0:
+                return waiting[0]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiting[0].applied.wait(), left)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
 # A sliding burst window's fields and their types (``streams.bursts``); the fixed-bucket
 # layout before it has no ``slot``, and only its ``baseline`` is read.
 _WINDOW_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
@@ -395,6 +460,7 @@ class Context:
         # stage's ``advance``): the operator API waits for them instead of saying 404.
         self.storing_runs: dict[str, asyncio.Event] = {}
         self.pending_answers = PendingAnswers()
+        self.pending_commands = PendingCommands()
         # Audit records of table entries dropped at read-back, sent by a timer (recovery
         # reads them synchronously, with no await).
         self._unreadable_audit: list[dict[str, Any]] = []

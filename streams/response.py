@@ -473,7 +473,9 @@ class Response:
             try:
                 await self._on_command(event, cmd, command_id, run_id, action)
             finally:
-                if action == "answer":  # applied or refused: the API now sees the run
+                # Applied or refused: the API now sees the run as it is (api.settled_run).
+                self.ctx.pending_commands.release(str(run_id), str(command_id))
+                if action == "answer":
                     self.ctx.pending_answers.pop((str(run_id), str(cmd.get("report_id"))), None)
 
     async def _pass_on_command(self, event: EventT[bytes], run_id: str, home: int) -> None:

@@ -299,3 +299,34 @@ def test_a_burst_of_citizen_reports_becomes_an_alert_for_the_right_department(
         assert steps_of(steps, "dispatch")[0]["unit"] == "police"
     finally:
         worker.stop()
+
+
+def test_an_action_right_after_another_is_checked_against_the_run_as_it_will_be(
+    pipeline: Pipeline,
+) -> None:
+    """t61: an escalate sent right after a resolve was checked against the run as its
+    table stood (open), answered 202, then refused by the worker on the audit topic
+    only. Each action now waits for the API's earlier commands on the run."""
+    worker = pipeline.worker().start()
+    try:
+        spike(pipeline)
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")), timeout=30)
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        answers = [
+            pipeline.api("POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN, {"note": "seen"}),
+            pipeline.api("POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN, {"note": "seen too"}),
+            pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "dry"}),
+            pipeline.api("POST", f"/runs/{run_id}/escalate", COORDINATOR_TOKEN, {"note": "up"}),
+        ]
+        statuses = [status for status, _ in answers]
+        assert statuses == [202, 200, 202, 409], answers
+        assert answers[1][1]["already"]["note"] == "seen"
+        assert answers[3][1]["error"] == f"run {run_id} is resolved: cannot escalate"
+        audit = pipeline.read(
+            "audit",
+            lambda m: any(d.get("data", {}).get("to") == "resolved" for d in docs(m)),
+            settle=2,
+        )
+        assert audit_of(audit, "command_refused") == []
+    finally:
+        worker.stop()

@@ -4,6 +4,8 @@ run that replaced it and what to do; a run that never was, a 404."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from streams.api import (
     silence_already_expired,
     superseded_run,
 )
-from streams.context import PendingAnswers
+from streams.context import PENDING_ANSWER_SECONDS, PendingAnswers, PendingCommands
 from streams.partitioning import key_partition
 from streams.settings import REPO_ROOT
 
@@ -319,6 +321,52 @@ def test_an_answer_sent_but_not_yet_applied_takes_the_closure(grid: Grid) -> Non
     pending.hold((run.run_id, "r-1"), False, 1000.0, "cmd-1")
     retry = answer_fields(run, {"report_id": "r-1", "satisfied": False}, pending, 1001.0, "cmd-1")
     assert retry["satisfied"] is False
+
+
+def test_an_action_waits_for_the_commands_sent_before_it_on_the_same_run() -> None:
+    """t61: an escalate sent right after a resolve was checked against the run as it was
+    (open), answered 202, then refused by the worker (audited only). The API now waits
+    for its earlier commands on the run to be applied before it checks."""
+
+    async def scenario() -> list[object]:
+        pending = PendingCommands()
+        now = time.monotonic()
+        pending.hold("run-1", "c-resolve", "resolve", now)
+        pending.hold("run-2", "c-other", "ack", now)
+        seen: list[object] = []
+
+        async def apply_later() -> None:
+            await asyncio.sleep(0.05)
+            seen.append("applied")
+            pending.release("run-1", "c-resolve")
+
+        applying = asyncio.create_task(apply_later())
+        seen.append(await pending.settled("run-1", timeout=5.0))  # after the release
+        await applying
+        # Another run's pending command holds nothing up; an unapplied one times out
+        # naming itself, oldest first.
+        seen.append(await pending.settled("run-3", timeout=0.0))
+        pending.hold("run-2", "c-later", "escalate", now + 1)
+        waiting = await pending.settled("run-2", timeout=0.01)
+        seen.append(waiting.action if waiting else None)
+        # A command applied elsewhere (its partition moved) or lost stops counting.
+        stale = PendingCommands()
+        stale.hold("run-4", "c-lost", "ack", time.monotonic() - PENDING_ANSWER_SECONDS - 1)
+        seen.append(await stale.settled("run-4", timeout=0.0))
+        pending.release("run-2", "c-unknown")  # releasing what was never held: nothing
+        seen.append(len(pending))
+        return seen
+
+    assert asyncio.run(scenario()) == ["applied", None, None, "ack", None, 2]
+
+
+def test_pending_commands_are_bounded_oldest_first() -> None:
+    pending = PendingCommands()
+    for i in range(PendingCommands.MAX + 5):
+        pending.hold(f"run-{i % 7}", f"c-{i}", "ack", float(i))
+    assert len(pending) == PendingCommands.MAX
+    held = {c.at for run in range(7) for c in pending.pending(f"run-{run}", 10.0)}
+    assert 0.0 not in held
 
 
 def test_pending_answers_are_bounded_oldest_first() -> None:
