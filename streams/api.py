@@ -58,7 +58,7 @@ from streams.auth import (
     one_authorization,
     refusal_401,
 )
-from streams.context import API_KAFKA_WAIT, Context, PendingAnswers, run_key
+from streams.context import API_KAFKA_WAIT, Context, run_key
 from streams.errors import EventError, show
 from streams.events import decode_json, parse_ts
 from streams.partitioning import key_partition
@@ -201,19 +201,12 @@ def json_body(raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def answer_fields(
-    run: Run,
-    doc: dict[str, Any],
-    pending: PendingAnswers | None = None,
-    now: float = 0.0,
-    command_id: str | None = None,
-) -> dict[str, Any]:
+def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     """The answer command's fields from a request body ``{"report_id", "satisfied",
     "comment"?}``; ``ApiError`` 400 for a bad field, 404 for a report the run does not
-    cover, 409 when the report has had no closure to answer (or already answered it,
-    also with an answer ``pending`` holds: sent, not yet applied by the worker, as of
-    ``now``, monotonic seconds; unless it is this ``command_id``'s, a retry with the same
-    Idempotency-Key, which is the same command)."""
+    cover, 409 when the report has had no closure to answer or already answered it
+    (``run`` as it is once the API's earlier commands on it are applied: a second
+    answer sent before the worker applied the first is that 409 too, trial 13)."""
     rid, satisfied, comment = doc.get("report_id"), doc.get("satisfied"), doc.get("comment", "")
     if not isinstance(rid, str) or not rid:
         raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
@@ -242,22 +235,6 @@ def answer_fields(
     status = report["status"]
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")
-    taken = pending.get((run.run_id, rid)) if pending is not None else None
-    if (
-        status == ReplyStatus.REPLIED.value
-        and taken is not None
-        and taken.pending(now)
-        and taken.command_id != command_id
-    ):
-        # Trial 13: a second answer before the worker applied the first was told 202
-        # "accepted", then refused by the worker (audited only): the desk never knew.
-        said = "satisfied" if taken.satisfied else "not satisfied"
-        raise ApiError(
-            409,
-            f"report {rid} has answered its closure already ({said}; sent moments ago, the "
-            f"worker is applying it): the next closure, when run {run.run_id} closes again, "
-            "can be answered",
-        )
     if status != ReplyStatus.REPLIED.value:
         # One rule for every reporter (trial 6): one answer per closure; the next
         # closure (when the run closes again) can be answered again.
@@ -1121,11 +1098,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 if key
                 else uuid.uuid4().hex
             )
-            extra = (
-                answer_fields(run, doc, ctx.pending_answers, time.monotonic(), command_id)
-                if action == "answer"
-                else {}
-            )
+            extra = answer_fields(run, doc) if action == "answer" else {}
             done = already_done(run, action)
             if done is not None:
                 ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "200").inc()
@@ -1159,24 +1132,16 @@ def register_api(app: faust.App, ctx: Context) -> None:
             async def send() -> list[Awaitable[Any]]:
                 return [await ctx.commands.send(key=run_key(run_id), value=value)]
 
-            # Held before the send's await like an answer: a request for the same run
-            # arriving meanwhile waits for this one to be applied (settled_run).
+            # Held before the send's await: a request for the same run arriving meanwhile
+            # waits for this one to be applied (settled_run); released if Kafka does not
+            # take it, and by the worker once it has applied it (streams/response.py).
             ctx.pending_commands.hold(run_id, command_id, action, time.monotonic())
-            taken = None
-            if action == "answer":
-                # Held before the send's await, so a second answer arriving meanwhile
-                # finds it; released if Kafka does not take the command, and by the
-                # worker once it has applied it (streams/response.py).
-                taken = (run_id, extra["report_id"])
-                ctx.pending_answers.hold(taken, extra["satisfied"], time.monotonic(), command_id)
 
             # Answered once Kafka has the command: a worker killed after the 202 then
             # loses nothing (trial 10: 3 of 11 acks and 10 of 13 resolves answered 202
             # were lost, send() only queues).
             if not await ctx.acknowledged(send):
                 ctx.pending_commands.release(run_id, command_id)
-                if taken is not None:
-                    ctx.pending_answers.pop(taken, None)
                 ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "503").inc()
                 raise kafka_unreachable(
                     f"the {action} command",

@@ -91,35 +91,9 @@ def message_origin(topic: str, partition: int, offset: int, index: int | None = 
     return origin if index is None else f"{origin}#{index}"
 
 
-@dataclass(frozen=True, slots=True)
-class PendingAnswer:
-    """A reporter's answer the operator API sent to Kafka (``at``: monotonic seconds)."""
-
-    satisfied: bool
-    at: float
-    command_id: str = ""  # the command it went in: a retry of it is no second answer
-
-    def pending(self, now: float) -> bool:
-        # A command is applied within moments; past this, one that moved to another
-        # worker (a rebalance) or was lost must not block an answer for good.
-        return now - self.at < PENDING_ANSWER_SECONDS
-
-
-PENDING_ANSWER_SECONDS = 60.0
-
-
-class PendingAnswers(dict[tuple[str, str], PendingAnswer]):
-    """Answers the operator API has sent that the worker has not applied yet, by (run id,
-    report id): a second answer to the same closure meanwhile is a 409 at once, not a
-    202 the worker then refuses (trial 13). Bounded: the oldest go first."""
-
-    MAX = 10_000
-
-    def hold(self, key: tuple[str, str], satisfied: bool, now: float, command_id: str = "") -> None:
-        self.pop(key, None)  # re-inserted last: the oldest stay first
-        self[key] = PendingAnswer(satisfied, now, command_id)
-        while len(self) > self.MAX:
-            del self[next(iter(self))]
+# A command is applied within moments; past this, one that moved to another worker (a
+# rebalance) or was lost must not hold up the run's next action for good.
+PENDING_COMMAND_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +113,7 @@ class PendingCommands:
     applied would make that check stale (an escalate right after a resolve was told 202,
     then refused by the worker on the audit topic only, t61), so the API first waits
     for them (``settled``). A command applied elsewhere (its run's partition moved) or
-    lost stops counting after ``PENDING_ANSWER_SECONDS``. Bounded: the oldest go first."""
+    lost stops counting after ``PENDING_COMMAND_SECONDS``. Bounded: the oldest go first."""
 
     MAX = 10_000
 
@@ -162,12 +136,12 @@ class PendingCommands:
             taken.applied.set()
 
     def pending(self, run_id: str, now: float) -> list[PendingCommand]:
-        """The commands on ``run_id`` sent less than ``PENDING_ANSWER_SECONDS`` before
+        """The commands on ``run_id`` sent less than ``PENDING_COMMAND_SECONDS`` before
         ``now`` and not yet applied, oldest first."""
         return [
             c
             for (run, _), c in self._held.items()
-            if run == run_id and now - c.at < PENDING_ANSWER_SECONDS
+            if run == run_id and now - c.at < PENDING_COMMAND_SECONDS
         ]
 
     async def settled(self, run_id: str, timeout: float) -> PendingCommand | None:
@@ -459,7 +433,6 @@ class Context:
         # Runs whose steps are being delivered before their state is stored (response
         # stage's ``advance``): the operator API waits for them instead of saying 404.
         self.storing_runs: dict[str, asyncio.Event] = {}
-        self.pending_answers = PendingAnswers()
         self.pending_commands = PendingCommands()
         # Audit records of table entries dropped at read-back, sent by a timer (recovery
         # reads them synchronously, with no await).

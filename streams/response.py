@@ -475,8 +475,6 @@ class Response:
             finally:
                 # Applied or refused: the API now sees the run as it is (api.settled_run).
                 self.ctx.pending_commands.release(str(run_id), str(command_id))
-                if action == "answer":
-                    self.ctx.pending_answers.pop((str(run_id), str(cmd.get("report_id"))), None)
 
     async def _pass_on_command(self, event: EventT[bytes], run_id: str, home: int) -> None:
         """Send a command that arrived on another partition than its run's (a producer

@@ -540,7 +540,8 @@ def test_an_answer_arriving_twice_is_applied_once_and_a_second_one_is_not_told_a
     """Trial 13: a reporter's answer relayed twice in a row (an SMS desk's retry, two
     desks) got 202 "accepted" both times, before the worker had applied the first; the
     worker then refused the second (audited only), so a desk told "accepted" had its
-    answer dropped. The second is now a 409 at once, as after the first was applied."""
+    answer dropped. The second now waits for the first to be applied, then is the 409
+    it gets afterwards (api.settled_run)."""
     worker = pipeline.worker().start()
     try:
         send_reports(pipeline, 6)

@@ -26,7 +26,7 @@ from streams.api import (
     silence_already_expired,
     superseded_run,
 )
-from streams.context import PENDING_ANSWER_SECONDS, PendingAnswers, PendingCommands
+from streams.context import PENDING_COMMAND_SECONDS, PendingCommands
 from streams.partitioning import key_partition
 from streams.settings import REPO_ROOT
 
@@ -296,37 +296,11 @@ def test_a_run_absent_here_on_a_partition_another_worker_owns_is_said_to_be_ther
     assert f"partition {mine}, which another worker owns" in said and "--url" in said
 
 
-def test_an_answer_sent_but_not_yet_applied_takes_the_closure(grid: Grid) -> None:
-    """Trial 13: a second answer before the worker applied the first got 202 and was
-    then refused by the worker (audited only)."""
-    engine = PlaybookEngine(PLAYBOOK, grid)
-    run = Run.from_dict(group(grid, 1)["run"])
-    run, _ = engine.step(run, ReportsCovered((("r-1", "app"), ("r-2", "app")), 150.0))
-    run, _ = engine.resolve(run, "ana", "done", 200.0)
-    pending = PendingAnswers()
-    pending.hold((run.run_id, "r-1"), False, 1000.0)
-    with pytest.raises(ApiError) as caught:
-        answer_fields(run, {"report_id": "r-1", "satisfied": True}, pending, 1001.0)
-    assert (caught.value.status, caught.value.message) == (
-        409,
-        "report r-1 has answered its closure already (not satisfied; sent moments ago, the "
-        f"worker is applying it): the next closure, when run {run.run_id} closes again, can "
-        "be answered",
-    )
-    # Another reporter of the closure is not held up; nor is r-1 once the hold is stale
-    # (the command went to another worker, or was lost).
-    assert answer_fields(run, {"report_id": "r-2", "satisfied": True}, pending, 1001.0)
-    assert answer_fields(run, {"report_id": "r-1", "satisfied": True}, pending, 1000.0 + 61)
-    # A retry with the same Idempotency-Key is the same command, not a second answer.
-    pending.hold((run.run_id, "r-1"), False, 1000.0, "cmd-1")
-    retry = answer_fields(run, {"report_id": "r-1", "satisfied": False}, pending, 1001.0, "cmd-1")
-    assert retry["satisfied"] is False
-
-
 def test_an_action_waits_for_the_commands_sent_before_it_on_the_same_run() -> None:
     """t61: an escalate sent right after a resolve was checked against the run as it was
-    (open), answered 202, then refused by the worker (audited only). The API now waits
-    for its earlier commands on the run to be applied before it checks."""
+    (open), answered 202, then refused by the worker (audited only); trial 13 the same
+    for a second answer to one closure. The API now waits for its earlier commands on
+    the run to be applied before it checks."""
 
     async def scenario() -> list[object]:
         pending = PendingCommands()
@@ -351,7 +325,7 @@ def test_an_action_waits_for_the_commands_sent_before_it_on_the_same_run() -> No
         seen.append(waiting.action if waiting else None)
         # A command applied elsewhere (its partition moved) or lost stops counting.
         stale = PendingCommands()
-        stale.hold("run-4", "c-lost", "ack", time.monotonic() - PENDING_ANSWER_SECONDS - 1)
+        stale.hold("run-4", "c-lost", "ack", time.monotonic() - PENDING_COMMAND_SECONDS - 1)
         seen.append(await stale.settled("run-4", timeout=0.0))
         pending.release("run-2", "c-unknown")  # releasing what was never held: nothing
         seen.append(len(pending))
@@ -367,14 +341,6 @@ def test_pending_commands_are_bounded_oldest_first() -> None:
     assert len(pending) == PendingCommands.MAX
     held = {c.at for run in range(7) for c in pending.pending(f"run-{run}", 10.0)}
     assert 0.0 not in held
-
-
-def test_pending_answers_are_bounded_oldest_first() -> None:
-    pending = PendingAnswers()
-    for i in range(PendingAnswers.MAX + 5):
-        pending.hold(("run", f"r-{i}"), True, float(i))
-    assert len(pending) == PendingAnswers.MAX and ("run", "r-0") not in pending
-    assert ("run", f"r-{PendingAnswers.MAX + 4}") in pending
 
 
 @pytest.mark.parametrize(
