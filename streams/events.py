@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 import msgspec
 import orjson
@@ -590,6 +592,23 @@ def message_json(value: bytes | None) -> Any:
     return decode_json(value or b"", unique_keys=True)
 
 
+def json_loads_within_depth(text: str, **options: Any) -> Any:
+    """``json.loads(text, **options)`` for a document nested at most ``MAX_DEPTH`` levels
+    (the caller counts: ``spans.max_depth``), read whatever the caller's stack depth.
+    Python's C scanner takes one recursion level per nesting level, so at the default
+    limit (1,000) a NaN body 1,000 levels deep was "unexpected character … column 11"
+    in one process and read (its NaN named) in another. Python's recursion limit is
+    raised for it when short, never lowered: a process-wide setting, at most the
+    caller's frames plus ``MAX_DEPTH`` and a margin."""
+    frames, frame = 0, cast("FrameType | None", sys._getframe())
+    while frame is not None:
+        frames, frame = frames + 1, frame.f_back
+    need = frames + MAX_DEPTH + 100  # the margin: the scanner's own and hooks' frames
+    if sys.getrecursionlimit() < need:
+        sys.setrecursionlimit(need)
+    return json.loads(text, **options)
+
+
 def _decode_json(raw: bytes, check_text: bool = True) -> Any:
     if not raw:
         # A tombstone reaches here as b"" (streams.columns); orjson's "Input is a
@@ -640,7 +659,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         if max_depth(raw) > MAX_DEPTH:
             raise EventError("bad_json", None, None, TOO_DEEP) from None
         try:
-            doc = json.loads(body, parse_int=json_int)
+            doc = json_loads_within_depth(body, parse_int=json_int)
         except json.JSONDecodeError as bad:
             # Said in our words with where and what (trial 21: orjson's own "unexpected
             # character: line 1 column 7 (char 6)" named neither the text nor the fix).
@@ -773,7 +792,7 @@ def duplicate_keys(raw: bytes, doc: Any) -> list[tuple[str, str]]:
         if again and raw.count(b'"') == again.count(b'"'):
             return []
     try:
-        pairs = json.loads(
+        pairs = json_loads_within_depth(
             raw.decode("utf-8").removeprefix("\ufeff"),
             object_pairs_hook=_pairs,
             parse_int=json_int,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import sys
+from typing import Any
 
 import pytest
 
@@ -92,3 +94,32 @@ def test_a_body_too_deep_is_too_deep_whatever_the_recursion_limit(limit: int | N
     finally:
         sys.setrecursionlimit(before)
     assert caught.value.reason == TOO_DEEP
+
+
+@pytest.mark.parametrize("limit", [None, 1_000, 20_000])
+@pytest.mark.parametrize("frames", [0, 600])
+def test_a_body_within_the_depth_is_read_whatever_the_recursion_limit_and_stack(
+    limit: int | None, frames: int
+) -> None:
+    # Behind a NaN (orjson refusing first) json.loads read a body 1,000 levels deep in a
+    # process with a high recursion limit and said "unexpected character … column 11"
+    # at the default limit, or lower in a deeper stack (a worker's): one body, two
+    # answers. Within MAX_DEPTH it is now read (its NaN then named by its field).
+    depth = MAX_DEPTH - 1  # the outer object is one more level
+    body = b'{"value": NaN, "note": ' + b"[" * depth + b"]" * depth + b"}"
+
+    def at_depth(n: int) -> Any:
+        return decode_json(body) if n == 0 else at_depth(n - 1)
+
+    before = sys.getrecursionlimit()
+    if limit is not None:
+        sys.setrecursionlimit(limit)
+    try:
+        doc = at_depth(frames)
+    finally:
+        sys.setrecursionlimit(before)
+    assert math.isnan(doc["value"])
+    note, levels = doc["note"], 1
+    while note:
+        note, levels = note[0], levels + 1
+    assert levels == depth
