@@ -123,8 +123,10 @@ class PendingCommands:
 
     def hold(self, run_id: str, command_id: str, action: str, now: float) -> None:
         """Record ``command_id`` (``action`` on ``run_id``) as sent at ``now``."""
-        self._held.pop((run_id, command_id), None)  # re-inserted last: the oldest first
-        self._held[(run_id, command_id)] = PendingCommand(action, now, asyncio.Event())
+        held = self._held.pop((run_id, command_id), None)  # re-inserted last: oldest first
+        # The same command again (a retry): whoever waits for it still hears when it is.
+        applied = held.applied if held is not None else asyncio.Event()
+        self._held[(run_id, command_id)] = PendingCommand(action, now, applied)
         while len(self._held) > self.MAX:
             self.release(*next(iter(self._held)))
 
