@@ -249,10 +249,18 @@ class Alerting:
             del self.muted[key]
 
     async def _route(
-        self, alert: dict[str, Any], labels: dict[str, str], decision: Decision
+        self,
+        alert: dict[str, Any],
+        labels: dict[str, str],
+        decision: Decision,
+        grouped_at: float | None = None,
     ) -> None:
+        """Send ``alert`` to each route of ``decision``; one freed from a mute carries
+        ``grouped_at``, epoch s it was first muted: when Alertmanager put it in its group,
+        whose flushes its run's first notification keeps to (``next_group_flush``)."""
+        extra = {} if grouped_at is None else {"grouped_at": grouped_at}
         routed: list[tuple[str, dict[str, Any]]] = [
-            (route.group_key(labels), {"alert": alert, "route": _route_doc(route)})
+            (route.group_key(labels), {"alert": alert, "route": _route_doc(route), **extra})
             for route in decision.routes
         ]
         if len(routed) > 1:
@@ -344,7 +352,9 @@ class Alerting:
             # Muted by something else now: the fast path follows that one.
             await self.muted.set_many({key: muted_entry(entry, alert, decision, now)})
             return "moved"
-        await self._route(alert, labels, decision)
+        since = entry.get("since")
+        grouped_at = float(since) if isinstance(since, int | float) else None
+        await self._route(alert, labels, decision, grouped_at)
         why = "silence" if mute == "silenced" else "inhibiting alert"
         await self.ctx.audit(
             {

@@ -32,6 +32,7 @@ from playbooks.engine import (
     Run,
     is_terminal,
     newest_distinct,
+    next_group_flush,
     playbook_gone,
     unresolved,
 )
@@ -230,6 +231,10 @@ def routed_fields(doc: Any) -> dict[str, Any]:
     if wrong is not None:
         name, value, expected = wrong
         raise EventError("bad_routed", f"route.{name}", value, f"expected {expected}")
+    grouped_at = doc.get("grouped_at")
+    fault = None if grouped_at is None else epoch_seconds_fault(grouped_at)
+    if fault is not None:
+        raise EventError("bad_routed", "grouped_at", grouped_at, fault)
     return doc
 
 
@@ -334,11 +339,24 @@ class Response:
                 )
             engine = self.engines[route["playbook"]]
             group["generation"] += 1
-            wait = route["group_wait"]
+            wait, why_wait = route["group_wait"], ""
+            if doc.get("grouped_at") is not None:
+                # Freed from a mute: Alertmanager's group has held it since it was muted,
+                # flushing each group_interval, and sends it at the next tick (a run
+                # opened with a fresh group_wait notified it sooner).
+                wait = next_group_flush(doc["grouped_at"], wait, route["group_interval"], now)
+                why_wait = (
+                    f" (the group's next flush: its alert was muted since "
+                    f"{format_ts(doc['grouped_at'])})"
+                )
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)
             run, cmds = engine.new_run(
-                f"{key.decode()}.{group['generation']}", alert, now, group_wait=wait
+                f"{key.decode()}.{group['generation']}",
+                alert,
+                now,
+                group_wait=wait,
+                why_wait=why_wait,
             )
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from playbooks.engine import PlaybookEngine
+from playbooks.engine import PlaybookEngine, next_group_flush
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
@@ -603,14 +603,16 @@ class Webhook:
 
     def __init__(self, port: int) -> None:
         self.firing: list[str] = []
-        seen = self.firing
+        self.at: dict[str, float] = {}  # when each id was first notified (time.time())
+        seen, at = self.firing, self.at
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                seen.extend(
-                    a["labels"]["alert_id"] for a in body["alerts"] if a["status"] == "firing"
-                )
+                ids = [a["labels"]["alert_id"] for a in body["alerts"] if a["status"] == "firing"]
+                seen.extend(ids)
+                for alert_id in ids:
+                    at.setdefault(alert_id, time.time())
                 self.send_response(200)
                 self.end_headers()
 
@@ -723,6 +725,62 @@ def test_alerts_freed_from_a_mute_are_notified_as_alertmanager_does(
         hook.until(at_once | released)
         time.sleep(3)  # a few more flushes: nothing is notified again, al-quiet never
         assert sorted(hook.firing) == sorted(at_once | released), hook.firing
+    finally:
+        am.stop()
+        hook.close()
+
+
+def test_an_alert_freed_from_a_mute_goes_out_at_its_groups_next_flush(tmp_path: Path) -> None:
+    """t65: Alertmanager keeps a muted alert in its aggregation group, which flushes,
+    sending nothing, group_wait after the alert came and every group_interval after; so
+    an alert freed from a mute (its silence ended, its inhibiting alert resolved) goes out
+    at its group's next flush, as does one freed into a group already notified. citybrain
+    opened the run of a freed alert with a fresh group_wait (notified 5 s after t0 here,
+    not 9 s); its ``next_group_flush`` gives Alertmanager's times."""
+    hook_port = shifted_port(29096)
+    rule = {
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity="minor"'],
+        "equal": ["district"],
+    }
+    gw, gi = 1.0, 8.0
+    route_doc = {"group_by": ["district", "severity"], "group_wait": "1s", "group_interval": "8s"}
+    config = webhook_config(tmp_path, hook_port, route_doc, [rule])
+    notified = {"alert_id": "al-a", "severity": "major", "district": "d1"}
+    joins = {"alert_id": "al-b", "severity": "major", "district": "d1", "category": "noise"}
+    alone = {"alert_id": "al-c", "severity": "minor", "district": "d2", "category": "noise"}
+    target = {"alert_id": "al-d", "severity": "minor", "district": "d3"}
+    source = {"alert_id": "al-e", "severity": "critical", "district": "d3"}
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        body = {
+            "matchers": [{"name": "category", "value": "noise", "isRegex": False}],
+            "startsAt": iso(t0),
+            "endsAt": iso(t0 + 4),
+            "createdBy": "t",
+            "comment": "t65",
+        }
+        assert http("POST", "/silences", body)[0] == 200
+        assert http("POST", "/alerts", [{"labels": source}])[0] == 200
+        hook.until({"al-e"})  # its inhibitor holds the source before the target comes
+        t1 = time.time()
+        others = [{"labels": a} for a in (notified, joins, alone, target)]
+        assert http("POST", "/alerts", others)[0] == 200
+        hook.until({"al-a"})
+        assert time.time() - t0 < 3.5, "too slow to free them after their groups' first flush"
+        while time.time() < t0 + 4:
+            time.sleep(0.05)
+        freed = time.time()  # the silence is over; the source resolves
+        ended = {"labels": source, "startsAt": iso(t0), "endsAt": iso(freed)}
+        assert http("POST", "/alerts", [ended])[0] == 200
+        hook.until({"al-b", "al-c", "al-d"})
+        flush = freed + next_group_flush(t1, gw, gi, freed)  # each group made at t1
+        for alert_id in ("al-b", "al-c", "al-d"):
+            at = hook.at[alert_id]
+            assert flush - 1 < at < flush + 1.5, (alert_id, at - t0, flush - t0)
+            assert at > freed + gw + 2  # not group_wait after the release
     finally:
         am.stop()
         hook.close()

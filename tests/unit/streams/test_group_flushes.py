@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry
 from playbooks.loader import load_grid
 from playbooks.routing import new_silence
 from streams.context import Context
+from streams.errors import EventError
 from streams.metrics import Metrics
-from streams.response import Response
+from streams.response import Response, routed_fields
 from streams.settings import Settings
 from tests.unit.streams.test_response_races import KEY, Event, alert
 
@@ -312,3 +313,41 @@ def test_a_mute_that_came_after_the_first_notification_holds_the_repeats(
         assert response.ctx.groups.data[KEY]["run"]["last_notified_at"] == repeat_at
 
     asyncio.run(scenario())
+
+
+def test_an_alert_freed_from_a_mute_notifies_at_its_groups_next_flush(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """Alertmanager keeps a muted alert in its aggregation group, which flushes (sending
+    nothing) group_wait after the alert arrived and every group_interval after; freed
+    (its silence expired or deleted, its inhibiting alert resolved), the alert goes out
+    at the group's next flush (a real Alertmanager: test_alertmanager_server.py). The run
+    its release opened notified group_wait after the release instead."""
+    response, sent = stage
+    muted_at = clock.now
+    doc = alert("al-1")
+    doc["route"]["group_wait"] = 30.0  # group_interval 300 s
+    doc["grouped_at"] = muted_at
+
+    async def scenario() -> None:
+        clock.now = muted_at + 100  # the silence ends; routed at its next check
+        await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        created = [s for s in sent if s.get("action") == "run_created"]
+        assert created[0]["detail"].startswith("group_wait 230s (the group's next flush")
+        for at in (131, 329):  # a fresh group_wait ended; the flush not yet
+            clock.now = muted_at + at
+            await response.check_deadlines()
+            assert notifies(sent) == []
+        clock.now = muted_at + 330  # the group's first flush after the release
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_routed_message_whose_grouped_at_is_no_time_is_refused_naming_it() -> None:
+    doc = alert("al-1")
+    doc["grouped_at"] = "yesterday"
+    with pytest.raises(EventError, match="grouped_at") as caught:
+        routed_fields(doc)
+    assert (caught.value.code, caught.value.field) == ("bad_routed", "grouped_at")

@@ -183,6 +183,27 @@ def test_an_inhibited_alert_is_routed_once_its_source_resolves(
     assert s.recheck() == 0 and len(s.routed) == 4
 
 
+def test_an_alert_freed_from_a_mute_carries_when_it_was_first_muted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alertmanager keeps a muted alert in its aggregation group from its arrival, so the
+    run its release opens notifies at that group's next flush (``grouped_at``, read by the
+    respond stage's ``next_group_flush``); alerts routed unmuted carry nothing."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    since = s.stage.muted.data[b"al-1"]["since"]
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r2"]))  # a follow-up: since kept
+    assert s.stage.muted.data[b"al-1"]["since"] == since
+    s.alert(burst("al-2", "Illegal Parking", community="c2"))  # not muted (c2)
+    s.silences[b"s1"]["ends_at"] = 1.0
+    assert s.recheck() == 1
+    assert [(d["alert"]["alert_id"], d.get("grouped_at")) for _, d in s.routed] == [
+        ("al-2", None),
+        ("al-1", since),
+    ]
+
+
 def test_an_alert_that_resolves_while_muted_is_never_routed_firing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
