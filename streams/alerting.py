@@ -237,8 +237,27 @@ class Alerting:
                 )
                 self.metrics.alerts_suppressed.labels(alert["kind"], why).inc()
                 # Kept, to be routed when no longer muted (``recheck_muted``).
-                entry = muted_entry(self.muted.data.get(key), alert, decision, now)
+                previous = self.muted.data.get(key)
+                entry = muted_entry(previous, alert, decision, now)
                 await self.muted.set_many({key: entry})
+                if previous is None:
+                    # Its groups exist from now on, as in Alertmanager, which keeps a
+                    # muted alert in its group: a run opened in one later keeps to
+                    # that group's flushes (``Response._on_muted``).
+                    await self.ctx.send_all(
+                        self.ctx.routed,
+                        [
+                            (
+                                route.group_key(labels),
+                                {
+                                    "muted": {"alert_id": alert_id},
+                                    "route": _route_doc(route),
+                                    "grouped_at": entry["since"],
+                                },
+                            )
+                            for route in decision.routes
+                        ],
+                    )
                 return
         else:
             self.ctx.firing.pop(key, None)

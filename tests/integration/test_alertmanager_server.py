@@ -734,9 +734,10 @@ def test_an_alert_freed_from_a_mute_goes_out_at_its_groups_next_flush(tmp_path: 
     """t65: Alertmanager keeps a muted alert in its aggregation group, which flushes,
     sending nothing, group_wait after the alert came and every group_interval after; so
     an alert freed from a mute (its silence ended, its inhibiting alert resolved) goes out
-    at its group's next flush, as does one freed into a group already notified. citybrain
-    opened the run of a freed alert with a fresh group_wait (notified 5 s after t0 here,
-    not 9 s); its ``next_group_flush`` gives Alertmanager's times."""
+    at its group's next flush, as does one freed into a group already notified, and an
+    unmuted alert coming to a group that holds only a muted one. citybrain opened the
+    run of each with a fresh group_wait (notified 7 s after t0 here, not 10 s); its
+    ``next_group_flush`` gives Alertmanager's times."""
     hook_port = shifted_port(29096)
     rule = {
         "source_matchers": ['severity="critical"'],
@@ -751,6 +752,8 @@ def test_an_alert_freed_from_a_mute_goes_out_at_its_groups_next_flush(tmp_path: 
     alone = {"alert_id": "al-c", "severity": "minor", "district": "d2", "category": "noise"}
     target = {"alert_id": "al-d", "severity": "minor", "district": "d3"}
     source = {"alert_id": "al-e", "severity": "critical", "district": "d3"}
+    held = {"alert_id": "al-f", "severity": "minor", "district": "d4", "category": "quiet"}
+    later = {"alert_id": "al-g", "severity": "minor", "district": "d4"}  # comes at t0 + 6
     hook = Webhook(hook_port)
     am = Alertmanager(config, tmp_path / "data")
     try:
@@ -758,28 +761,32 @@ def test_an_alert_freed_from_a_mute_goes_out_at_its_groups_next_flush(tmp_path: 
         body = {
             "matchers": [{"name": "category", "value": "noise", "isRegex": False}],
             "startsAt": iso(t0),
-            "endsAt": iso(t0 + 4),
+            "endsAt": iso(t0 + 6),
             "createdBy": "t",
             "comment": "t65",
         }
         assert http("POST", "/silences", body)[0] == 200
+        quiet = {**body, "endsAt": iso(t0 + 3600)}
+        quiet["matchers"] = [{"name": "category", "value": "quiet", "isRegex": False}]
+        assert http("POST", "/silences", quiet)[0] == 200
         assert http("POST", "/alerts", [{"labels": source}])[0] == 200
         hook.until({"al-e"})  # its inhibitor holds the source before the target comes
         t1 = time.time()
-        others = [{"labels": a} for a in (notified, joins, alone, target)]
+        others = [{"labels": a} for a in (notified, joins, alone, target, held)]
         assert http("POST", "/alerts", others)[0] == 200
         hook.until({"al-a"})
-        assert time.time() - t0 < 3.5, "too slow to free them after their groups' first flush"
-        while time.time() < t0 + 4:
+        assert time.time() - t0 < 5.5, "too slow to free them after their groups' first flush"
+        while time.time() < t0 + 6:
             time.sleep(0.05)
         freed = time.time()  # the silence is over; the source resolves
         ended = {"labels": source, "startsAt": iso(t0), "endsAt": iso(freed)}
-        assert http("POST", "/alerts", [ended])[0] == 200
-        hook.until({"al-b", "al-c", "al-d"})
+        assert http("POST", "/alerts", [ended, {"labels": later}])[0] == 200
+        hook.until({"al-b", "al-c", "al-d", "al-g"})
         flush = freed + next_group_flush(t1, gw, gi, freed)  # each group made at t1
-        for alert_id in ("al-b", "al-c", "al-d"):
+        assert "al-f" not in hook.firing  # still silenced
+        for alert_id in ("al-b", "al-c", "al-d", "al-g"):
             at = hook.at[alert_id]
-            assert flush - 1 < at < flush + 1.5, (alert_id, at - t0, flush - t0)
+            assert flush - 1 < at < flush + 3, (alert_id, at - t0, flush - t0)
             assert at > freed + gw + 2  # not group_wait after the release
     finally:
         am.stop()

@@ -351,3 +351,82 @@ def test_a_routed_message_whose_grouped_at_is_no_time_is_refused_naming_it() -> 
     with pytest.raises(EventError, match="grouped_at") as caught:
         routed_fields(doc)
     assert (caught.value.code, caught.value.field) == ("bad_routed", "grouped_at")
+
+
+def muted_notice(alert_id: str, since: float) -> dict[str, Any]:
+    """The routed notice of an alert muted on arrival (``Alerting._on_alert``)."""
+    return {"muted": {"alert_id": alert_id}, "route": alert(alert_id)["route"], "grouped_at": since}
+
+
+@pytest.mark.parametrize("member", ["firing", "resolved"])
+def test_an_alert_coming_to_a_group_holding_a_muted_alert_notifies_at_its_next_flush(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock, member: str
+) -> None:
+    """Alertmanager's group exists from its first alert, muted or not, and flushes every
+    group_interval: an unmuted alert coming to it later is notified at its next flush
+    (group_interval 300 s after the first, at group_wait 30 s), not group_wait after it
+    came. Once the muted alert has resolved, the group is gone (Alertmanager deletes a
+    group left empty), and a new alert waits group_wait again."""
+    response, sent = stage
+    muted_at = clock.now
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-muted", muted_at)))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY]["muted"] == {"al-muted": muted_at}
+        if member == "resolved":
+            gone = alert("al-muted")
+            gone["alert"]["status"] = "resolved"
+            clock.now += 50
+            await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
+            assert response.ctx.groups.data[KEY]["muted"] == {}
+        clock.now = muted_at + 100
+        doc = alert("al-new")
+        doc["route"]["group_wait"] = 30.0
+        await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        assert "muted" not in response.ctx.groups.data[KEY]  # later releases join the run
+        clock.now = muted_at + 131
+        await response.check_deadlines()
+        if member == "resolved":
+            assert len(notifies(sent)) == 1  # group_wait after it came
+            return
+        assert notifies(sent) == []
+        clock.now = muted_at + 330  # the group's flush
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_notice_for_a_group_with_an_open_run_changes_nothing(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    response, _ = stage
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        before = dict(response.ctx.groups.data[KEY])
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY] == before
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"muted": "al-1"}, "muted"),
+        ({"muted": {"alert_id": ""}}, "muted.alert_id"),
+        ({"muted": {}}, "muted.alert_id"),
+        ({"grouped_at": None}, "grouped_at"),
+        ({"grouped_at": 1e300}, "grouped_at"),
+    ],
+)
+def test_a_muted_notice_that_is_not_the_workers_shape_is_refused_naming_the_field(
+    change: dict[str, Any], field: str
+) -> None:
+    doc = {**muted_notice("al-1", 1_000_000.0), **change}
+    if change == {"grouped_at": None}:
+        del doc["grouped_at"]
+    with pytest.raises(EventError) as caught:
+        routed_fields(doc)
+    assert (caught.value.code, caught.value.field) == ("bad_routed", field)

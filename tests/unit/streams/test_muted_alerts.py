@@ -47,6 +47,8 @@ class Stage:
         self.firing: dict[bytes, dict[str, str]] = {}
         self.silences: dict[bytes, dict[str, Any]] = {}
         self.routed: list[tuple[str, dict[str, Any]]] = []
+        # The notices of alerts muted on arrival (``{"muted": …}``), kept apart.
+        self.notices: list[tuple[str, dict[str, Any]]] = []
         self.audits: list[dict[str, Any]] = []
         self.changelog: list[tuple[bytes, Any]] = []  # the muted table's entries, in order
         monkeypatch.setattr(ctx, "firing", self.firing)
@@ -54,7 +56,8 @@ class Stage:
 
         async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
             assert topic is ctx.routed
-            self.routed.extend(items)
+            self.routed.extend(i for i in items if "muted" not in i[1])
+            self.notices.extend(i for i in items if "muted" in i[1])
 
         async def audit(record: dict[str, Any]) -> None:
             self.audits.append(record)
@@ -202,6 +205,15 @@ def test_an_alert_freed_from_a_mute_carries_when_it_was_first_muted(
         ("al-2", None),
         ("al-1", since),
     ]
+    # Its first mute told its group (one notice per route, none for the follow-up): the
+    # group exists from then on, as Alertmanager's does.
+    [(group, notice)] = s.notices
+    assert group == s.routed[-1][0]
+    assert notice == {
+        "muted": {"alert_id": "al-1"},
+        "route": s.routed[-1][1]["route"],
+        "grouped_at": since,
+    }
 
 
 def test_an_alert_that_resolves_while_muted_is_never_routed_firing(
