@@ -115,6 +115,16 @@ def _event_time(value: Any) -> float | None:
         return None
 
 
+def waited_out(alert: dict[str, Any], group_wait: float, now: float) -> bool:
+    """Whether ``alert`` started (``started_at``) more than ``group_wait`` seconds before
+    ``now`` (epoch s): Alertmanager then flushes its group at once if the group has not
+    flushed yet (``dispatch.go``, ``aggrGroup.insert``: ``StartsAt.Add(GroupWait)
+    .Before(now)``), so an alert held before routing (a corroboration grace, a replay)
+    is not held a second time. False without a ``started_at`` or with ``group_wait`` 0."""
+    started = _event_time(alert.get("started_at"))
+    return group_wait > 0 and started is not None and started + group_wait < now
+
+
 def message_time(value: Any, event: Any, now: float) -> float:
     """When a message's change happened, the same each time it is applied: ``value`` (a
     command's ``at``, stamped when the operator API accepted it) if it is a finite
@@ -349,6 +359,13 @@ class Response:
         elif run is not None and not is_terminal(run):
             # Notified at the group's next flush (the deadline timer's ``engine.flush``).
             run, cmds = self._engine_for(run).join(run, alert_id, now)
+            if (
+                run.status == "pending"
+                and not run.held  # its first flush not yet come (a held one has)
+                and run.deadline_at is not None
+                and waited_out(alert, route["group_wait"], now)
+            ):
+                run.deadline_at = min(run.deadline_at, now)
         else:
             if run is not None:
                 # The finished run this one supersedes stays readable a while (`runs show`
@@ -381,6 +398,10 @@ class Response:
                     f" (the group's next flush: it has held muted alerts since "
                     f"{format_ts(min(made))})"
                 )
+            if (not made or now < min(made) + route["group_wait"]) and waited_out(
+                alert, route["group_wait"], now
+            ):
+                wait, why_wait = 0.0, " (its alert started more than group_wait ago)"
             group.pop(MUTED, None)  # later releases join the run
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)

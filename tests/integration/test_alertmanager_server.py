@@ -39,6 +39,7 @@ from playbooks.engine import PlaybookEngine, next_group_flush
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
+from streams.response import waited_out
 from tests.integration.test_routing_differential import receivers
 from tests.services import shifted_port
 
@@ -788,6 +789,30 @@ def test_an_alert_freed_from_a_mute_goes_out_at_its_groups_next_flush(tmp_path: 
             at = hook.at[alert_id]
             assert flush - 1 < at < flush + 3, (alert_id, at - t0, flush - t0)
             assert at > freed + gw + 2  # not group_wait after the release
+    finally:
+        am.stop()
+        hook.close()
+
+
+def test_an_alert_older_than_group_wait_flushes_its_new_group_at_once(tmp_path: Path) -> None:
+    """t65: Alertmanager flushes a group not yet flushed at once when an alert put in it
+    started (``startsAt``) more than group_wait ago (``aggrGroup.insert``); a fresh one
+    waits group_wait. citybrain's ``waited_out`` says which (it waited group_wait for
+    both, so an alert held by the corroboration grace was held twice)."""
+    hook_port = shifted_port(29096)
+    route_doc = {"group_by": ["alert_id"], "group_wait": "6s", "group_interval": "20s"}
+    config = webhook_config(tmp_path, hook_port, route_doc)
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        old = {"labels": {"alert_id": "al-old"}, "startsAt": iso(t0 - 60)}
+        assert http("POST", "/alerts", [old, {"labels": {"alert_id": "al-new"}}])[0] == 200
+        hook.until({"al-old", "al-new"})
+        assert hook.at["al-old"] - t0 < 3 < 5 < hook.at["al-new"] - t0, hook.at
+        for alert_id, ago in (("al-old", 60), ("al-new", 0)):
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 - ago))
+            assert waited_out({"started_at": at}, 6.0, t0) == (alert_id == "al-old")
     finally:
         am.stop()
         hook.close()

@@ -8,6 +8,7 @@ No broker: the context's sends are captured (as in test_response_races)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +431,53 @@ def test_a_muted_notice_that_is_not_the_workers_shape_is_refused_naming_the_fiel
     with pytest.raises(EventError) as caught:
         routed_fields(doc)
     assert (caught.value.code, caught.value.field) == ("bad_routed", field)
+
+
+def started(alert_id: str, seconds_ago: float, now: float) -> dict[str, Any]:
+    """A routed alert (group_wait 30 s) that started ``seconds_ago`` before ``now``."""
+    doc = alert(alert_id)
+    doc["route"]["group_wait"] = 30.0
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - seconds_ago))
+    doc["alert"]["started_at"] = f"{at}Z"
+    return doc
+
+
+@pytest.mark.parametrize(("ago", "notified_at"), [(60, 0), (10, 30)])
+def test_an_alert_that_started_more_than_group_wait_ago_is_notified_at_once(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock, ago: int, notified_at: int
+) -> None:
+    """Alertmanager flushes a group that has not flushed yet at once when an alert put in
+    it started more than group_wait ago (``aggrGroup.insert``; a real Alertmanager:
+    test_alertmanager_server.py): an alert held before routing (a corroboration grace, a
+    replay) is not held group_wait again. citybrain waited group_wait from its arrival."""
+    response, sent = stage
+    clock.now = t0 = 1_800_000_000.0  # an alert's time is from 1990 on
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, started("al-1", ago, t0)))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        if notified_at:
+            assert notifies(sent) == []
+            clock.now = t0 + notified_at
+            await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_old_alert_joining_a_pending_run_flushes_it_at_once(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    response, sent = stage
+    clock.now = t0 = 1_800_000_000.0  # an alert's time is from 1990 on
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, started("al-1", 0, t0)))  # type: ignore[arg-type]
+        clock.now += 5
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        await response.on_routed(Event(KEY, started("al-2", 120, clock.now)))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
