@@ -364,6 +364,24 @@ def playbook_gone(run: Run, action: str) -> str:
     )
 
 
+def next_group_flush(
+    grouped_at: float, group_wait: float, group_interval: float, now: float
+) -> float:
+    """Seconds from ``now`` to the next flush of an Alertmanager aggregation group made at
+    ``grouped_at`` (epoch s): its first flush ``group_wait`` after that, then one every
+    ``group_interval`` (``dispatch/dispatch.go``, ``aggrGroup.run``: the timer is reset
+    to ``group_interval`` at every flush, whether it sent anything or not); 0 at a flush.
+    Alertmanager keeps a muted alert in its group, which flushes (sending nothing) while
+    the mute lasts, so an alert freed from a mute goes out at that group's next tick, not
+    ``group_wait`` after it is freed. ``group_interval`` must be above 0 (the loader's
+    rule); a ``grouped_at`` after ``now`` counts as ``now``."""
+    first = min(grouped_at, now) + group_wait
+    if now <= first:
+        return first - now
+    ticks = math.ceil((now - first) / group_interval)
+    return first + ticks * group_interval - now
+
+
 def is_terminal(run: Run) -> bool:
     return RunStatus(run.status) in TERMINAL
 
@@ -400,9 +418,15 @@ class PlaybookEngine:
 
     # -- lifecycle -------------------------------------------------------------------
     def new_run(
-        self, run_id: str, alert: dict[str, Any], now: float, group_wait: float = 0.0
+        self,
+        run_id: str,
+        alert: dict[str, Any],
+        now: float,
+        group_wait: float = 0.0,
+        why_wait: str = "",
     ) -> tuple[Run, list[Command]]:
-        """A pending run for ``alert``; it starts at once, or after ``group_wait``."""
+        """A pending run for ``alert``; it starts at once, or after ``group_wait`` seconds
+        (``why_wait``, when given, says why that long in the ``run_created`` step)."""
         labels = {k: str(v) for k, v in alert.get("labels", {}).items()}
         run = Run(
             run_id=run_id,
@@ -426,7 +450,9 @@ class PlaybookEngine:
             "category": labels.get("category", run.kind),
         }
         cmds = [
-            self._command(run, "run_created", now, detail=f"group_wait {group_wait:g}s", data=facts)
+            self._command(
+                run, "run_created", now, detail=f"group_wait {group_wait:g}s{why_wait}", data=facts
+            )
         ]
         if group_wait > 0:
             run.deadline_at = now + group_wait

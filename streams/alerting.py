@@ -237,8 +237,27 @@ class Alerting:
                 )
                 self.metrics.alerts_suppressed.labels(alert["kind"], why).inc()
                 # Kept, to be routed when no longer muted (``recheck_muted``).
-                entry = muted_entry(self.muted.data.get(key), alert, decision, now)
+                previous = self.muted.data.get(key)
+                entry = muted_entry(previous, alert, decision, now)
                 await self.muted.set_many({key: entry})
+                if previous is None:
+                    # Its groups exist from now on, as in Alertmanager, which keeps a
+                    # muted alert in its group: a run opened in one later keeps to
+                    # that group's flushes (``Response._on_muted``).
+                    await self.ctx.send_all(
+                        self.ctx.routed,
+                        [
+                            (
+                                route.group_key(labels),
+                                {
+                                    "muted": {"alert_id": alert_id},
+                                    "route": _route_doc(route),
+                                    "grouped_at": entry["since"],
+                                },
+                            )
+                            for route in decision.routes
+                        ],
+                    )
                 return
         else:
             self.ctx.firing.pop(key, None)
@@ -249,10 +268,18 @@ class Alerting:
             del self.muted[key]
 
     async def _route(
-        self, alert: dict[str, Any], labels: dict[str, str], decision: Decision
+        self,
+        alert: dict[str, Any],
+        labels: dict[str, str],
+        decision: Decision,
+        grouped_at: float | None = None,
     ) -> None:
+        """Send ``alert`` to each route of ``decision``; one freed from a mute carries
+        ``grouped_at``, epoch s it was first muted: when Alertmanager put it in its group,
+        whose flushes its run's first notification keeps to (``next_group_flush``)."""
+        extra = {} if grouped_at is None else {"grouped_at": grouped_at}
         routed: list[tuple[str, dict[str, Any]]] = [
-            (route.group_key(labels), {"alert": alert, "route": _route_doc(route)})
+            (route.group_key(labels), {"alert": alert, "route": _route_doc(route), **extra})
             for route in decision.routes
         ]
         if len(routed) > 1:
@@ -344,7 +371,9 @@ class Alerting:
             # Muted by something else now: the fast path follows that one.
             await self.muted.set_many({key: muted_entry(entry, alert, decision, now)})
             return "moved"
-        await self._route(alert, labels, decision)
+        since = entry.get("since")
+        grouped_at = float(since) if isinstance(since, int | float) else None
+        await self._route(alert, labels, decision, grouped_at)
         why = "silence" if mute == "silenced" else "inhibiting alert"
         await self.ctx.audit(
             {

@@ -339,6 +339,9 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     opened = group.get("opened_ts")
     if opened is not None and not (type(opened) in (int, float) and math.isfinite(opened)):
         return f"field 'opened_ts' is {opened!r:.60}, expected an event time or null"
+    muted = group.get("muted", {})
+    if not isinstance(muted, dict) or not all(_finite(v) for v in muted.values()):
+        return f"field 'muted' is {muted!r:.60}, expected alert ids and epoch seconds"
     superseded = group.get("superseded", [])
     if not isinstance(superseded, list):
         return f"field 'superseded' is {superseded!r:.60}, expected a list"

@@ -32,6 +32,7 @@ from playbooks.engine import (
     Run,
     is_terminal,
     newest_distinct,
+    next_group_flush,
     playbook_gone,
     unresolved,
 )
@@ -80,6 +81,11 @@ CALLS_REMEMBERED = 100_000
 # command ids it has applied (``commands``: a command applied twice changes nothing):
 # the newest distinct ones, each once (``newest_distinct``; docs/playbooks.md).
 SEEN_ALERTS = 500
+# A group's field holding its alerts muted on arrival while it has no open run (alert id
+# -> epoch s first muted, ``Response._on_muted``): they date the Alertmanager group whose
+# flushes a run opened later keeps to. The first this many are kept.
+MUTED = "muted"
+MUTED_MEMBERS = 1_000
 APPLIED_COMMANDS = 200
 
 
@@ -107,6 +113,16 @@ def _event_time(value: Any) -> float | None:
         return parse_ts(value, "started_at")
     except EventError:
         return None
+
+
+def waited_out(alert: dict[str, Any], group_wait: float, now: float) -> bool:
+    """Whether ``alert`` started (``started_at``) more than ``group_wait`` seconds before
+    ``now`` (epoch s): Alertmanager then flushes its group at once if the group has not
+    flushed yet (``dispatch.go``, ``aggrGroup.insert``: ``StartsAt.Add(GroupWait)
+    .Before(now)``), so an alert held before routing (a corroboration grace, a replay)
+    is not held a second time. False without a ``started_at`` or with ``group_wait`` 0."""
+    started = _event_time(alert.get("started_at"))
+    return group_wait > 0 and started is not None and started + group_wait < now
 
 
 def message_time(value: Any, event: Any, now: float) -> float:
@@ -199,12 +215,15 @@ def routed_fields(doc: Any) -> dict[str, Any]:
     ``{"alert": {}, "route": {}}`` was a KeyError with a traceback, a ``group_wait`` of
     NaN opened a run whose group did not read back, an offer with no report id vanished
     without a dead letter), ``bad_reports`` for an offered report's ``ts``."""
-    if not isinstance(doc, dict) or not ("report" in doc or {"alert", "route"} <= doc.keys()):
+    if not isinstance(doc, dict) or not (
+        "report" in doc or {"alert", "route"} <= doc.keys() or {"muted", "route"} <= doc.keys()
+    ):
         raise EventError(
             "bad_routed",
             None,
             None,
-            'a routed message is an object with "alert" and "route", or "report"',
+            'a routed message is an object with "alert" and "route", "muted" and "route", '
+            'or "report"',
         )
     if "report" in doc:
         report = doc["report"]
@@ -222,14 +241,30 @@ def routed_fields(doc: Any) -> dict[str, Any]:
             # traceback in the worker's log for a foreign producer's offer (helper t52).
             raise EventError("bad_reports", "report.ts", ts, fault)
         return doc
-    alert, route = doc["alert"], doc["route"]
-    embedded_alert(alert, "bad_routed")
+    route = doc["route"]
+    if "muted" in doc:
+        muted = doc["muted"]
+        if not isinstance(muted, dict):
+            raise EventError("bad_routed", "muted", muted, "expected a JSON object")
+        alert_id = muted.get("alert_id", MISSING)
+        if not isinstance(alert_id, str) or not alert_id:
+            raise EventError(
+                "bad_routed", "muted.alert_id", alert_id, "expected a non-empty string"
+            )
+        if "grouped_at" not in doc:
+            raise EventError("bad_routed", "grouped_at", MISSING, "expected epoch seconds")
+    else:
+        embedded_alert(doc["alert"], "bad_routed")
     if not isinstance(route, dict):
         raise EventError("bad_routed", "route", route, "expected a JSON object")
     wrong = route_fault(route, routed=True)
     if wrong is not None:
         name, value, expected = wrong
         raise EventError("bad_routed", f"route.{name}", value, f"expected {expected}")
+    grouped_at = doc.get("grouped_at")
+    fault = None if grouped_at is None else epoch_seconds_fault(grouped_at)
+    if fault is not None:
+        raise EventError("bad_routed", "grouped_at", grouped_at, fault)
     return doc
 
 
@@ -291,21 +326,31 @@ class Response:
                 key, doc["report"], message_time(None, event, time.time())
             )
             return
-        alert, route = doc["alert"], doc["route"]
-        group_key = key.decode(errors="replace")
+        route = doc["route"]
         group = dict(
             self.ctx.groups.get(key)
             or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
         )
+        run = Run.from_dict(group["run"]) if group["run"] else None
+        if "muted" in doc:
+            await self._on_muted(key, group, run, doc["muted"]["alert_id"], doc["grouped_at"])
+            return
+        alert = doc["alert"]
+        group_key = key.decode(errors="replace")
         # The routed message's own time, so a run opened again after a crash (its state
         # not yet stored) has the same created_at and step times.
         alert_id, now = alert["alert_id"], message_time(None, event, time.time())
-        run = Run.from_dict(group["run"]) if group["run"] else None
+        members: dict[str, float] = dict(group.get(MUTED) or {})
+        was_muted = members.pop(alert_id, None) is not None
+        if was_muted:
+            group[MUTED] = members  # routed now: a member of a run, or resolved
         cmds: list[Command] = []
         # An existing run's changes use its own playbook's engine (``_engine_for``): the
         # route's may have changed since it opened.
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
+                if was_muted:  # a muted member resolved: it no longer dates the group
+                    await self.ctx.groups.set_many({key: group})
                 return
             run, cmds = self._engine_for(run).alert_resolved(run, alert_id, now)
         elif alert_id in group["seen"]:
@@ -314,6 +359,13 @@ class Response:
         elif run is not None and not is_terminal(run):
             # Notified at the group's next flush (the deadline timer's ``engine.flush``).
             run, cmds = self._engine_for(run).join(run, alert_id, now)
+            if (
+                run.status == "pending"
+                and not run.held  # its first flush not yet come (a held one has)
+                and run.deadline_at is not None
+                and waited_out(alert, route["group_wait"], now)
+            ):
+                run.deadline_at = min(run.deadline_at, now)
         else:
             if run is not None:
                 # The finished run this one supersedes stays readable a while (`runs show`
@@ -334,11 +386,31 @@ class Response:
                 )
             engine = self.engines[route["playbook"]]
             group["generation"] += 1
-            wait = route["group_wait"]
+            wait, why_wait = route["group_wait"], ""
+            # Alertmanager's group has existed since its first alert came, muted or not
+            # (this one, freed from a mute: ``grouped_at``; or others still muted), and
+            # flushes each group_interval: the run's first notification is at its next
+            # tick (a run opened with a fresh group_wait notified sooner).
+            made = [*members.values(), *([doc["grouped_at"]] if "grouped_at" in doc else [])]
+            if made:
+                wait = next_group_flush(min(made), wait, route["group_interval"], now)
+                why_wait = (
+                    f" (the group's next flush: it has held muted alerts since "
+                    f"{format_ts(min(made))})"
+                )
+            if (not made or now < min(made) + route["group_wait"]) and waited_out(
+                alert, route["group_wait"], now
+            ):
+                wait, why_wait = 0.0, " (its alert started more than group_wait ago)"
+            group.pop(MUTED, None)  # later releases join the run
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)
             run, cmds = engine.new_run(
-                f"{key.decode()}.{group['generation']}", alert, now, group_wait=wait
+                f"{key.decode()}.{group['generation']}",
+                alert,
+                now,
+                group_wait=wait,
+                why_wait=why_wait,
             )
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
@@ -382,6 +454,23 @@ class Response:
         group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
+
+    async def _on_muted(
+        self, key: bytes, group: dict[str, Any], run: Run | None, alert_id: str, since: float
+    ) -> None:
+        """An alert of this group muted on arrival (``since``, epoch s): Alertmanager puts
+        it in its group all the same, which then exists and flushes, sending nothing,
+        every group_interval; a run opened in the group later (for this alert once freed,
+        or another) notifies at that group's next flush. Kept as a member (``muted``:
+        alert id -> since, the first ``MUTED_MEMBERS``) while the group has no open run;
+        with one, the alert joins it when freed."""
+        if run is not None and not is_terminal(run):
+            return
+        members: dict[str, float] = dict(group.get(MUTED) or {})
+        if alert_id in members or len(members) >= MUTED_MEMBERS:
+            return  # the earliest are kept: they date the group
+        members[alert_id] = since
+        await self.ctx.groups.set_many({key: {**group, MUTED: members}})
 
     async def _on_offered_report(self, key: bytes, report: dict[str, Any], now: float) -> None:
         """A citizen report in no alert, offered at ``now`` (its routed message's time,

@@ -35,10 +35,11 @@ from typing import Any
 import pytest
 import yaml
 
-from playbooks.engine import PlaybookEngine
+from playbooks.engine import PlaybookEngine, next_group_flush
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
+from streams.response import waited_out
 from tests.integration.test_routing_differential import receivers
 from tests.services import shifted_port
 
@@ -603,14 +604,16 @@ class Webhook:
 
     def __init__(self, port: int) -> None:
         self.firing: list[str] = []
-        seen = self.firing
+        self.at: dict[str, float] = {}  # when each id was first notified (time.time())
+        seen, at = self.firing, self.at
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                seen.extend(
-                    a["labels"]["alert_id"] for a in body["alerts"] if a["status"] == "firing"
-                )
+                ids = [a["labels"]["alert_id"] for a in body["alerts"] if a["status"] == "firing"]
+                seen.extend(ids)
+                for alert_id in ids:
+                    at.setdefault(alert_id, time.time())
                 self.send_response(200)
                 self.end_headers()
 
@@ -723,6 +726,93 @@ def test_alerts_freed_from_a_mute_are_notified_as_alertmanager_does(
         hook.until(at_once | released)
         time.sleep(3)  # a few more flushes: nothing is notified again, al-quiet never
         assert sorted(hook.firing) == sorted(at_once | released), hook.firing
+    finally:
+        am.stop()
+        hook.close()
+
+
+def test_an_alert_freed_from_a_mute_goes_out_at_its_groups_next_flush(tmp_path: Path) -> None:
+    """t65: Alertmanager keeps a muted alert in its aggregation group, which flushes,
+    sending nothing, group_wait after the alert came and every group_interval after; so
+    an alert freed from a mute (its silence ended, its inhibiting alert resolved) goes out
+    at its group's next flush, as does one freed into a group already notified, and an
+    unmuted alert coming to a group that holds only a muted one. citybrain opened the
+    run of each with a fresh group_wait (notified 7 s after t0 here, not 10 s); its
+    ``next_group_flush`` gives Alertmanager's times."""
+    hook_port = shifted_port(29096)
+    rule = {
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity="minor"'],
+        "equal": ["district"],
+    }
+    gw, gi = 1.0, 8.0
+    route_doc = {"group_by": ["district", "severity"], "group_wait": "1s", "group_interval": "8s"}
+    config = webhook_config(tmp_path, hook_port, route_doc, [rule])
+    notified = {"alert_id": "al-a", "severity": "major", "district": "d1"}
+    joins = {"alert_id": "al-b", "severity": "major", "district": "d1", "category": "noise"}
+    alone = {"alert_id": "al-c", "severity": "minor", "district": "d2", "category": "noise"}
+    target = {"alert_id": "al-d", "severity": "minor", "district": "d3"}
+    source = {"alert_id": "al-e", "severity": "critical", "district": "d3"}
+    held = {"alert_id": "al-f", "severity": "minor", "district": "d4", "category": "quiet"}
+    later = {"alert_id": "al-g", "severity": "minor", "district": "d4"}  # comes at t0 + 6
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        body = {
+            "matchers": [{"name": "category", "value": "noise", "isRegex": False}],
+            "startsAt": iso(t0),
+            "endsAt": iso(t0 + 6),
+            "createdBy": "t",
+            "comment": "t65",
+        }
+        assert http("POST", "/silences", body)[0] == 200
+        quiet = {**body, "endsAt": iso(t0 + 3600)}
+        quiet["matchers"] = [{"name": "category", "value": "quiet", "isRegex": False}]
+        assert http("POST", "/silences", quiet)[0] == 200
+        assert http("POST", "/alerts", [{"labels": source}])[0] == 200
+        hook.until({"al-e"})  # its inhibitor holds the source before the target comes
+        t1 = time.time()
+        others = [{"labels": a} for a in (notified, joins, alone, target, held)]
+        assert http("POST", "/alerts", others)[0] == 200
+        hook.until({"al-a"})
+        assert time.time() - t0 < 5.5, "too slow to free them after their groups' first flush"
+        while time.time() < t0 + 6:
+            time.sleep(0.05)
+        freed = time.time()  # the silence is over; the source resolves
+        ended = {"labels": source, "startsAt": iso(t0), "endsAt": iso(freed)}
+        assert http("POST", "/alerts", [ended, {"labels": later}])[0] == 200
+        hook.until({"al-b", "al-c", "al-d", "al-g"})
+        flush = freed + next_group_flush(t1, gw, gi, freed)  # each group made at t1
+        assert "al-f" not in hook.firing  # still silenced
+        for alert_id in ("al-b", "al-c", "al-d", "al-g"):
+            at = hook.at[alert_id]
+            assert flush - 1 < at < flush + 3, (alert_id, at - t0, flush - t0)
+            assert at > freed + gw + 2  # not group_wait after the release
+    finally:
+        am.stop()
+        hook.close()
+
+
+def test_an_alert_older_than_group_wait_flushes_its_new_group_at_once(tmp_path: Path) -> None:
+    """t65: Alertmanager flushes a group not yet flushed at once when an alert put in it
+    started (``startsAt``) more than group_wait ago (``aggrGroup.insert``); a fresh one
+    waits group_wait. citybrain's ``waited_out`` says which (it waited group_wait for
+    both, so an alert held by the corroboration grace was held twice)."""
+    hook_port = shifted_port(29096)
+    route_doc = {"group_by": ["alert_id"], "group_wait": "6s", "group_interval": "20s"}
+    config = webhook_config(tmp_path, hook_port, route_doc)
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        old = {"labels": {"alert_id": "al-old"}, "startsAt": iso(t0 - 60)}
+        assert http("POST", "/alerts", [old, {"labels": {"alert_id": "al-new"}}])[0] == 200
+        hook.until({"al-old", "al-new"})
+        assert hook.at["al-old"] - t0 < 3 < 5 < hook.at["al-new"] - t0, hook.at
+        for alert_id, ago in (("al-old", 60), ("al-new", 0)):
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 - ago))
+            assert waited_out({"started_at": at}, 6.0, t0) == (alert_id == "al-old")
     finally:
         am.stop()
         hook.close()

@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from playbooks.engine import PlaybookEngine, Run
+from playbooks.engine import PlaybookEngine, Run, next_group_flush
 from playbooks.grid import Grid
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks
 
@@ -181,3 +181,22 @@ def test_flushes_under_a_mute_notify_as_alertmanagers(grid: Grid, seed: int) -> 
             times += [second for c in cmds if c.action == "notify"]
         expected = muted_reference(group_interval, repeat_interval, spans, end)
         assert times == expected, (group_interval, repeat_interval, spans)
+
+
+@pytest.mark.parametrize(
+    ("now", "wait"),
+    [
+        (1_000.0, 30.0),  # muted on arrival and freed at once: the group's first flush
+        (1_020.0, 10.0),  # freed within group_wait: still that first flush
+        (1_030.0, 0.0),  # freed at a flush
+        (1_031.0, 299.0),  # freed after the first flush: the next tick, not group_wait
+        (1_330.0, 0.0),
+        (1_331.5, 298.5),
+        (900.0, 30.0),  # a clock behind the mute's: counted from now
+    ],
+)
+def test_the_next_flush_of_a_group_made_when_its_alert_was_muted(now: float, wait: float) -> None:
+    """Alertmanager's group (group_wait 30 s, group_interval 5 min) made at 1,000 s,
+    when its alert arrived muted, flushes at 1,030 s and every 300 s after, sending
+    nothing while the mute lasts; freed, the alert goes out at the next of those."""
+    assert next_group_flush(1_000.0, 30.0, 300.0, now) == pytest.approx(wait)

@@ -8,6 +8,7 @@ No broker: the context's sends are captured (as in test_response_races)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from prometheus_client import CollectorRegistry
 from playbooks.loader import load_grid
 from playbooks.routing import new_silence
 from streams.context import Context
+from streams.errors import EventError
 from streams.metrics import Metrics
-from streams.response import Response
+from streams.response import Response, routed_fields
 from streams.settings import Settings
 from tests.unit.streams.test_response_races import KEY, Event, alert
 
@@ -310,5 +312,172 @@ def test_a_mute_that_came_after_the_first_notification_holds_the_repeats(
             "notify: repeat: still unacknowledged",
         ]
         assert response.ctx.groups.data[KEY]["run"]["last_notified_at"] == repeat_at
+
+    asyncio.run(scenario())
+
+
+def test_an_alert_freed_from_a_mute_notifies_at_its_groups_next_flush(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """Alertmanager keeps a muted alert in its aggregation group, which flushes (sending
+    nothing) group_wait after the alert arrived and every group_interval after; freed
+    (its silence expired or deleted, its inhibiting alert resolved), the alert goes out
+    at the group's next flush (a real Alertmanager: test_alertmanager_server.py). The run
+    its release opened notified group_wait after the release instead."""
+    response, sent = stage
+    muted_at = clock.now
+    doc = alert("al-1")
+    doc["route"]["group_wait"] = 30.0  # group_interval 300 s
+    doc["grouped_at"] = muted_at
+
+    async def scenario() -> None:
+        clock.now = muted_at + 100  # the silence ends; routed at its next check
+        await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        created = [s for s in sent if s.get("action") == "run_created"]
+        assert created[0]["detail"].startswith("group_wait 230s (the group's next flush")
+        for at in (131, 329):  # a fresh group_wait ended; the flush not yet
+            clock.now = muted_at + at
+            await response.check_deadlines()
+            assert notifies(sent) == []
+        clock.now = muted_at + 330  # the group's first flush after the release
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_routed_message_whose_grouped_at_is_no_time_is_refused_naming_it() -> None:
+    doc = alert("al-1")
+    doc["grouped_at"] = "yesterday"
+    with pytest.raises(EventError, match="grouped_at") as caught:
+        routed_fields(doc)
+    assert (caught.value.code, caught.value.field) == ("bad_routed", "grouped_at")
+
+
+def muted_notice(alert_id: str, since: float) -> dict[str, Any]:
+    """The routed notice of an alert muted on arrival (``Alerting._on_alert``)."""
+    return {"muted": {"alert_id": alert_id}, "route": alert(alert_id)["route"], "grouped_at": since}
+
+
+@pytest.mark.parametrize("member", ["firing", "resolved"])
+def test_an_alert_coming_to_a_group_holding_a_muted_alert_notifies_at_its_next_flush(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock, member: str
+) -> None:
+    """Alertmanager's group exists from its first alert, muted or not, and flushes every
+    group_interval: an unmuted alert coming to it later is notified at its next flush
+    (group_interval 300 s after the first, at group_wait 30 s), not group_wait after it
+    came. Once the muted alert has resolved, the group is gone (Alertmanager deletes a
+    group left empty), and a new alert waits group_wait again."""
+    response, sent = stage
+    muted_at = clock.now
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-muted", muted_at)))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY]["muted"] == {"al-muted": muted_at}
+        if member == "resolved":
+            gone = alert("al-muted")
+            gone["alert"]["status"] = "resolved"
+            clock.now += 50
+            await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
+            assert response.ctx.groups.data[KEY]["muted"] == {}
+        clock.now = muted_at + 100
+        doc = alert("al-new")
+        doc["route"]["group_wait"] = 30.0
+        await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        assert "muted" not in response.ctx.groups.data[KEY]  # later releases join the run
+        clock.now = muted_at + 131
+        await response.check_deadlines()
+        if member == "resolved":
+            assert len(notifies(sent)) == 1  # group_wait after it came
+            return
+        assert notifies(sent) == []
+        clock.now = muted_at + 330  # the group's flush
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_notice_for_a_group_with_an_open_run_changes_nothing(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    response, _ = stage
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        before = dict(response.ctx.groups.data[KEY])
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY] == before
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"muted": "al-1"}, "muted"),
+        ({"muted": {"alert_id": ""}}, "muted.alert_id"),
+        ({"muted": {}}, "muted.alert_id"),
+        ({"grouped_at": None}, "grouped_at"),
+        ({"grouped_at": 1e300}, "grouped_at"),
+    ],
+)
+def test_a_muted_notice_that_is_not_the_workers_shape_is_refused_naming_the_field(
+    change: dict[str, Any], field: str
+) -> None:
+    doc = {**muted_notice("al-1", 1_000_000.0), **change}
+    if change == {"grouped_at": None}:
+        del doc["grouped_at"]
+    with pytest.raises(EventError) as caught:
+        routed_fields(doc)
+    assert (caught.value.code, caught.value.field) == ("bad_routed", field)
+
+
+def started(alert_id: str, seconds_ago: float, now: float) -> dict[str, Any]:
+    """A routed alert (group_wait 30 s) that started ``seconds_ago`` before ``now``."""
+    doc = alert(alert_id)
+    doc["route"]["group_wait"] = 30.0
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - seconds_ago))
+    doc["alert"]["started_at"] = f"{at}Z"
+    return doc
+
+
+@pytest.mark.parametrize(("ago", "notified_at"), [(60, 0), (10, 30)])
+def test_an_alert_that_started_more_than_group_wait_ago_is_notified_at_once(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock, ago: int, notified_at: int
+) -> None:
+    """Alertmanager flushes a group that has not flushed yet at once when an alert put in
+    it started more than group_wait ago (``aggrGroup.insert``; a real Alertmanager:
+    test_alertmanager_server.py): an alert held before routing (a corroboration grace, a
+    replay) is not held group_wait again. citybrain waited group_wait from its arrival."""
+    response, sent = stage
+    clock.now = t0 = 1_800_000_000.0  # an alert's time is from 1990 on
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, started("al-1", ago, t0)))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        if notified_at:
+            assert notifies(sent) == []
+            clock.now = t0 + notified_at
+            await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_old_alert_joining_a_pending_run_flushes_it_at_once(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    response, sent = stage
+    clock.now = t0 = 1_800_000_000.0  # an alert's time is from 1990 on
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, started("al-1", 0, t0)))  # type: ignore[arg-type]
+        clock.now += 5
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        await response.on_routed(Event(KEY, started("al-2", 120, clock.now)))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
 
     asyncio.run(scenario())

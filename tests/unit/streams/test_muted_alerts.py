@@ -47,6 +47,8 @@ class Stage:
         self.firing: dict[bytes, dict[str, str]] = {}
         self.silences: dict[bytes, dict[str, Any]] = {}
         self.routed: list[tuple[str, dict[str, Any]]] = []
+        # The notices of alerts muted on arrival (``{"muted": …}``), kept apart.
+        self.notices: list[tuple[str, dict[str, Any]]] = []
         self.audits: list[dict[str, Any]] = []
         self.changelog: list[tuple[bytes, Any]] = []  # the muted table's entries, in order
         monkeypatch.setattr(ctx, "firing", self.firing)
@@ -54,7 +56,8 @@ class Stage:
 
         async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
             assert topic is ctx.routed
-            self.routed.extend(items)
+            self.routed.extend(i for i in items if "muted" not in i[1])
+            self.notices.extend(i for i in items if "muted" in i[1])
 
         async def audit(record: dict[str, Any]) -> None:
             self.audits.append(record)
@@ -181,6 +184,36 @@ def test_an_inhibited_alert_is_routed_once_its_source_resolves(
     assert s.run_ids()[-1] == "al-noise"
     assert s.unmuted("incident_burst", "inhibited") == 1
     assert s.recheck() == 0 and len(s.routed) == 4
+
+
+def test_an_alert_freed_from_a_mute_carries_when_it_was_first_muted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alertmanager keeps a muted alert in its aggregation group from its arrival, so the
+    run its release opens notifies at that group's next flush (``grouped_at``, read by the
+    respond stage's ``next_group_flush``); alerts routed unmuted carry nothing."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    since = s.stage.muted.data[b"al-1"]["since"]
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r2"]))  # a follow-up: since kept
+    assert s.stage.muted.data[b"al-1"]["since"] == since
+    s.alert(burst("al-2", "Illegal Parking", community="c2"))  # not muted (c2)
+    s.silences[b"s1"]["ends_at"] = 1.0
+    assert s.recheck() == 1
+    assert [(d["alert"]["alert_id"], d.get("grouped_at")) for _, d in s.routed] == [
+        ("al-2", None),
+        ("al-1", since),
+    ]
+    # Its first mute told its group (one notice per route, none for the follow-up): the
+    # group exists from then on, as Alertmanager's does.
+    [(group, notice)] = s.notices
+    assert group == s.routed[-1][0]
+    assert notice == {
+        "muted": {"alert_id": "al-1"},
+        "route": s.routed[-1][1]["route"],
+        "grouped_at": since,
+    }
 
 
 def test_an_alert_that_resolves_while_muted_is_never_routed_firing(

@@ -292,6 +292,7 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         "superseded": [kept],
         "reply_calls": {"grp-a.1:9": call},
         "opened_ts": 1.69e9,
+        "muted": {"al-7": 1.69e9},  # alerts muted on arrival (streams.response._on_muted)
         # The last change's outputs, until they are out (t49; streams.response.advance).
         "outbox": [STEP],
     }
@@ -327,6 +328,8 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         ({"reply_calls": {"grp-a.1:9": "sent"}}, "'reply_calls' is"),
         ({"opened_ts": "yesterday"}, "'opened_ts' is 'yesterday'"),
         ({"opened_ts": [1.69e9]}, "'opened_ts' is"),
+        ({"muted": ["al-7"]}, "'muted' is"),
+        ({"muted": {"al-7": "yesterday"}}, "'muted' is"),
         ({"outbox": {"grp-a.1:9": STEP}}, "'outbox' is"),
         ({"outbox": [{**STEP, "at": "now"}]}, "'outbox' holds"),
         ({"outbox": [{k: v for k, v in STEP.items() if k != "data"}]}, "'outbox' holds"),
