@@ -88,20 +88,32 @@ def safe_domain(arr: FloatArray) -> FloatArray:
 # spike after it scored near 0, for the length of their memory (t63: windowed_gaussian's
 # 6,400 readings, ewma_cusum's variance about 47,000).
 FAR = 1e6
+# A reading beyond ABSURD_ABOVE (7 SCALE, about 6.1e100) is absurd on its own, whatever
+# the series: ``check_value`` maps everything beyond COMPRESS_ABOVE above it, and no
+# physical quantity comes near it. It judges a reading with no history to judge it by.
+ABSURD_ABOVE = 7.0 * SCALE
 
 
 def far_glitch(value: float, center: float, spread: float) -> bool:
     """True when ``value`` lies further than ``FAR * max(spread, |center|, 1)`` from
-    ``center``; all three in the safe domain (``check_value``), so nothing overflows. A
-    NaN ``center`` or ``spread`` (no history yet) is never far."""
+    ``center``; all three in the safe domain (``check_value``), so nothing overflows.
+    With no history yet (a NaN ``center``), a reading beyond ``ABSURD_ABOVE`` is far and
+    any other is not; a NaN ``spread`` alone
+    is never far."""
+    if math.isnan(center):
+        # A sentinel as a series' first reading would otherwise be its level: every
+        # reading after it (a million times nearer zero) looked ordinary against it.
+        return abs(value) > ABSURD_ABOVE
     return abs(value - center) > FAR * max(spread, abs(center), 1.0)
 
 
 def far_glitches(values: FloatArray, centers: FloatArray, spreads: FloatArray) -> npt.NDArray[Any]:
-    """``far_glitch`` row by row (NaN centre or spread: False), as a boolean array."""
+    """``far_glitch`` row by row, as a boolean array."""
     with np.errstate(invalid="ignore"):
         limit = FAR * np.maximum(np.maximum(spreads, np.abs(centers)), 1.0)
-        return np.asarray(np.abs(values - centers) > limit, dtype=bool)
+        far = np.abs(values - centers) > limit
+    far |= np.isnan(centers) & (np.abs(values) > ABSURD_ABOVE)
+    return np.asarray(far, dtype=bool)
 
 
 def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
