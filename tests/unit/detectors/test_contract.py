@@ -563,3 +563,44 @@ def test_a_far_glitch_first_or_in_warm_up_does_not_blind(name: str, at: int, gli
     )
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     assert got[400] == pytest.approx(clean[400], abs=0.15)
+
+
+# Siblings (t67): a sensor that opens with a run of absurd readings alternating in sign
+# (±1e300: each far with no history, so none is learned), with a run of subnormals and
+# zeros, or with 3,000 readings on one timestamp, then ordinary readings and a spike:
+# every path finite, in [0, 1] and agreeing; after the absurd run the spike scores as
+# without it.
+def _opening(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "alternating_1e300":
+        head = np.tile([1e300, -1e300], 100)
+    elif kind == "subnormals":
+        head = np.tile([5e-324, 0.0, -5e-324], 67)[:200]
+    else:  # one timestamp
+        head = 10.0 + np.random.default_rng(0).normal(0.0, 0.3, 3000)
+    xs = np.concatenate([head, series()])
+    ts = times(xs.size)
+    if kind == "one_timestamp":
+        ts[: head.size] = ts[0]
+    return xs, ts
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("kind", ["alternating_1e300", "subnormals", "one_timestamp"])
+def test_odd_openings_score_finite_and_agree(name: str, kind: str) -> None:
+    make = FACTORIES[name]
+    xs, ts = _opening(kind)
+    one = make()
+    expected = []
+    for x, t in zip(xs, ts, strict=True):
+        expected.append(one.score_one(float(x), float(t)))
+        one.learn_one(float(x), float(t))
+    det = make()
+    n = xs.size
+    cuts = [0, 1, 3, n // 3, n // 3 + 1, n]
+    got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
+    assert np.isfinite(got).all() and ((got >= 0) & (got <= 1)).all()
+    np.testing.assert_allclose(got, np.array(expected), rtol=0, atol=1e-6)
+    json.dumps(det.get_state(), allow_nan=False)
+    if kind == "alternating_1e300":
+        clean = make().score_many(series(), times(700))
+        assert got[550] == pytest.approx(clean[350], abs=0.15)
