@@ -604,3 +604,19 @@ def test_odd_openings_score_finite_and_agree(name: str, kind: str) -> None:
     if kind == "alternating_1e300":
         clean = make().score_many(series(), times(700))
         assert got[550] == pytest.approx(clean[350], abs=0.15)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_input_is_refused_by_learn_many(
+    make: Callable[[], Detector], bad: float
+) -> None:
+    # t67: the path the test above leaves out; a refused batch leaves the state as it was
+    # (the good readings before the bad one are not learned either).
+    det = make()
+    det.score_many(series(50), times(50))
+    before = json.dumps(det.get_state())
+    with pytest.raises(DetectorInputError, match="observation 1 is"):
+        det.learn_many([1.0, bad, 2.0], times(3))
+    with pytest.raises(DetectorInputError, match="observation 0 is"):
+        det.score_many([bad], times(1))
+    assert json.dumps(det.get_state()) == before
