@@ -17,7 +17,8 @@ import base64
 import copy
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,20 +89,149 @@ def safe_domain(arr: FloatArray) -> FloatArray:
 # spike after it scored near 0, for the length of their memory (t63: windowed_gaussian's
 # 6,400 readings, ewma_cusum's variance about 47,000).
 FAR = 1e6
+# A reading beyond ABSURD_ABOVE (7 SCALE, about 6.1e100) is absurd on its own, whatever
+# the series: ``check_value`` maps everything beyond COMPRESS_ABOVE above it, and no
+# physical quantity comes near it. It judges a reading with no history to judge it by.
+ABSURD_ABOVE = 7.0 * SCALE
 
 
 def far_glitch(value: float, center: float, spread: float) -> bool:
     """True when ``value`` lies further than ``FAR * max(spread, |center|, 1)`` from
-    ``center``; all three in the safe domain (``check_value``), so nothing overflows. A
-    NaN ``center`` or ``spread`` (no history yet) is never far."""
+    ``center``; all three in the safe domain (``check_value``), so nothing overflows.
+    With no history yet (a NaN ``center``), a reading beyond ``ABSURD_ABOVE`` is far and
+    any other is not; a NaN ``spread`` alone
+    is never far."""
+    if math.isnan(center):
+        # A sentinel as a series' first reading would otherwise be its level: every
+        # reading after it (a million times nearer zero) looked ordinary against it.
+        return abs(value) > ABSURD_ABOVE
     return abs(value - center) > FAR * max(spread, abs(center), 1.0)
 
 
 def far_glitches(values: FloatArray, centers: FloatArray, spreads: FloatArray) -> npt.NDArray[Any]:
-    """``far_glitch`` row by row (NaN centre or spread: False), as a boolean array."""
+    """``far_glitch`` row by row, as a boolean array."""
     with np.errstate(invalid="ignore"):
         limit = FAR * np.maximum(np.maximum(spreads, np.abs(centers)), 1.0)
-        return np.asarray(np.abs(values - centers) > limit, dtype=bool)
+        far = np.abs(values - centers) > limit
+    far |= np.isnan(centers) & (np.abs(values) > ABSURD_ABOVE)
+    return np.asarray(far, dtype=bool)
+
+
+class GlitchGuard:
+    """Which readings of one series are far glitches, for a detector whose own state has
+    no level and spread to judge them by (a pattern's range, a score history, a forest's
+    fit data): ``far_glitch`` against the middle and width of the range of the series'
+    recent readings, far glitches left out, kept as the lowest and highest of each block of
+    ``BLOCK`` admitted readings over the last ``BLOCKS`` blocks (2,048 readings). With no
+    reading yet only an absurd one (``ABSURD_ABOVE``) is far.
+
+    ``check(x)`` judges one reading and admits it unless far; ``check_many(xs)`` does the
+    same for a batch in order and returns the far rows as a boolean array.
+    """
+
+    BLOCK = 64
+    BLOCKS = 32
+
+    def __init__(self) -> None:
+        self.blocks_: deque[tuple[float, float]] = deque(maxlen=self.BLOCKS)
+        self.current_: tuple[float, float] | None = None  # the filling block's range
+        self.count_ = 0  # readings admitted into the filling block
+        self._held: tuple[float, float] | None = None  # the full blocks' range, cached
+
+    def _range(self) -> tuple[float, float]:
+        """The lowest and highest admitted reading in memory (NaN, NaN: none)."""
+        if self._held is None:
+            self._held = (
+                (min(b[0] for b in self.blocks_), max(b[1] for b in self.blocks_))
+                if self.blocks_
+                else (math.nan, math.nan)
+            )
+        low, high = self._held
+        if self.current_ is not None:
+            low = self.current_[0] if math.isnan(low) else min(low, self.current_[0])
+            high = self.current_[1] if math.isnan(high) else max(high, self.current_[1])
+        return low, high
+
+    def far(self, value: float) -> bool:
+        """Whether ``value`` (in the safe domain) is a far glitch; admits nothing."""
+        low, high = self._range()
+        return far_glitch(value, (low + high) / 2.0, high - low)
+
+    def _admit(self, low: float, high: float, count: int) -> None:
+        """Admit ``count`` readings spanning ``low``..``high``, all in the filling block."""
+        c = self.current_
+        self.current_ = (low, high) if c is None else (min(c[0], low), max(c[1], high))
+        self.count_ += count
+        if self.count_ == self.BLOCK:
+            self.blocks_.append(self.current_)
+            self.current_, self.count_, self._held = None, 0, None
+
+    def check(self, value: float) -> bool:
+        """Whether ``value`` is a far glitch; if not, it is admitted into the range."""
+        if self.far(value):
+            return True
+        self._admit(value, value, 1)
+        return False
+
+    def check_many(self, values: FloatArray) -> npt.NDArray[np.bool_]:
+        """``check`` row by row, in order (vectorised while no row is far)."""
+        far = np.zeros(values.size, dtype=bool)
+        start = 0
+        while start < values.size:
+            stop = min(values.size, start + self.BLOCK - self.count_)  # within one block
+            chunk = values[start:stop]
+            low, high = self._range()
+            lows = np.fmin.accumulate(np.concatenate([[low], chunk]))[:-1]
+            highs = np.fmax.accumulate(np.concatenate([[high], chunk]))[:-1]
+            if far_glitches(chunk, (lows + highs) / 2.0, highs - lows).any():
+                # A far row is left out of the range the rows after it see: in order.
+                for i, value in enumerate(values[start:].tolist()):
+                    far[start + i] = self.check(value)
+                return far
+            self._admit(float(chunk.min()), float(chunk.max()), chunk.size)
+            start = stop
+        return far
+
+    def get_state(self) -> dict[str, Any]:
+        """The blocks' ranges, the filling block's and its count, as JSON data."""
+        return {
+            "blocks": pack_floats([v for block in self.blocks_ for v in block]),
+            "current": None if self.current_ is None else list(self.current_),
+            "count": self.count_,
+        }
+
+    def set_state(self, state: dict[str, Any] | None) -> None:
+        """Restore ``get_state``'s data (None: a state written before the guard, empty)."""
+        self.blocks_.clear()
+        self.current_, self.count_, self._held = None, 0, None
+        if state is None:
+            return
+        flat = unpack_floats(state["blocks"])
+        self.blocks_.extend(zip(flat[::2], flat[1::2], strict=True))
+        current = state["current"]
+        self.current_ = None if current is None else (float(current[0]), float(current[1]))
+        self.count_ = int(state["count"])
+
+
+def score_guarded(
+    detector: Detector,
+    arr: FloatArray,
+    times: FloatArray | None,
+    far: npt.NDArray[np.bool_],
+    score_run: Callable[[FloatArray, FloatArray | None], FloatArray],
+) -> FloatArray:
+    """Score ``arr`` in order: each run of rows that are not far glitches by ``score_run``
+    (which scores and learns them, vectorised), each far row by ``detector.score_one``
+    alone, so it is scored but not learned."""
+    out = np.empty(arr.size, dtype=np.float64)
+    start = 0
+    for i in [*np.flatnonzero(far).tolist(), arr.size]:
+        if start < i:
+            out[start:i] = score_run(arr[start:i], None if times is None else times[start:i])
+        if i < arr.size:
+            out[i] = detector.score_one(float(arr[i]), None if times is None else float(times[i]))
+        start = i + 1
+    return out
 
 
 def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:

@@ -50,6 +50,8 @@ class EwmaCusum(StepwiseDetector):
         n, mean, var, high, low = self.n_, self.mean_, self.var_, self.high_, self.low_
         score = 0.0
         if n == 0:
+            if far_glitch(x, math.nan, math.nan):
+                return score, (n, mean, var, high, low)  # a sentinel first: no level
             mean = x
         else:
             if n >= self.min_samples:

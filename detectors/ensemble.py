@@ -23,7 +23,10 @@ The long memory is kept as maxima of ``block_rows``-row blocks, so state stays s
 bounded (``memory_rows / block_rows`` numbers per member), with each block's lowest and
 highest reading. A far glitch (``detectors.base.far_glitch`` against the middle and the
 width of that range: a 1e308 sentinel) is scored but raises no member's record: as a
-record it muted every real spike for ``memory_rows`` rows (t63).
+record it muted every real spike for ``memory_rows`` rows (t63). And the first change of
+a series whose memory (at least a block of rows) holds one value only is news (score 1):
+a sensor stuck since it started had no member with a record to beat, so its coming
+alive was silent (t67).
 """
 
 from __future__ import annotations
@@ -145,9 +148,37 @@ class Ensemble(Detector):
             high = self.current_range_[1] if math.isnan(high) else max(high, self.current_range_[1])
         return low, high
 
+    def _rows_in_memory(self) -> int:
+        return len(self.blocks_) * self.block_rows + self.in_block_
+
+    def _first_change(self, value: float) -> bool:
+        """Whether ``value`` is the first change of a series that has held one value for
+        at least a block of rows and all its memory (a sensor stuck since it started):
+        news, though no member has a record to beat (each scored the run 0)."""
+        low, high = self._range()
+        constant = low == high and self._rows_in_memory() >= self.block_rows
+        return constant and value != low and not self._far(value)
+
     def _far(self, value: float) -> bool:
         low, high = self._range()
         return far_glitch(value, (low + high) / 2.0, high - low)
+
+    def _first_changes(self, values: FloatArray) -> npt.NDArray[np.bool_]:
+        """``_first_change`` per row of ``values`` (within one block, before ``_far_rows``
+        widens the range): only the first row that differs from a constant memory."""
+        out = np.zeros(values.size, dtype=bool)
+        low, high = self._range()
+        rows = self._rows_in_memory()
+        # Only while the range is empty or one value: once it has a width it only widens.
+        for i, value in enumerate(values.tolist()):
+            if not (math.isnan(low) or low == high):
+                break
+            if far_glitch(value, (low + high) / 2.0, high - low):
+                continue  # (a far glitch is no change and widens nothing)
+            out[i] = low == high and value != low and rows + i >= self.block_rows
+            low = value if math.isnan(low) else min(low, value)
+            high = value if math.isnan(high) else max(high, value)
+        return out
 
     def _far_rows(self, values: FloatArray) -> npt.NDArray[np.bool_]:
         """Per row of ``values`` (within one block), whether it is a far glitch against
@@ -201,6 +232,8 @@ class Ensemble(Detector):
             raised = bar * ri
             if ui > raised and raised > 0 and ui >= self._floor:
                 novelty = max(novelty, ui / raised)
+        if self._first_change(value):
+            novelty = math.inf
         self._pending = (value, t, u, novelty)
         return u, novelty
 
@@ -243,11 +276,13 @@ class Ensemble(Detector):
             stop = min(arr.size, start + self.block_rows - self.in_block_)
             u = u_all[:, start:stop]
             # A far glitch's surprise is scored but is no record for the rows after it.
+            first = self._first_changes(arr[start:stop])
             kept = np.where(self._far_rows(arr[start:stop])[None, :], 0.0, u)
             before = np.maximum.accumulate(
                 np.hstack([self._record()[:, None], kept[:, :-1]]), axis=1
             )
             novelty = self._novelty(u, self._bar[:, None] * before)
+            novelty[first] = np.inf
             out[start:stop] = self._advance(kept, novelty)
             start = stop
         return out

@@ -11,7 +11,8 @@ forest (fixed ``random_state``) instead of storing trees.
 Fit data that is one value throughout (a sensor reporting a constant) gives trees that
 cannot split: every window would score the same, 0, and a jump from the constant to 1e6
 would go unseen. Then no forest is built: a window equal to the constant scores 0 and any
-other 1, as a point a real forest isolates at the first split.
+other 1, as a point a real forest isolates at the first split. A far glitch
+(``detectors.base.GlitchGuard``: a 1e308 sentinel) is scored but not learned.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from detectors.base import Detector, FloatArray, check_value, check_values, require_int
+from detectors.base import (
+    Detector,
+    FloatArray,
+    GlitchGuard,
+    check_times,
+    check_value,
+    check_values,
+    require_int,
+    score_guarded,
+)
 
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
@@ -55,6 +65,9 @@ class WindowIsolationForest(Detector):
         self.fit_values_: list[float] = []
         # (forest, center, scale); no forest when the fit data is one constant value.
         self._forest: tuple[IsolationForest | None, float, float] | None = None
+        # A far glitch (1e308) is scored but not learned: in the fit data it set the
+        # trees' splits apart from every ordinary window, so real spikes scored lower.
+        self.guard_ = GlitchGuard()
 
     # -- the forest ------------------------------------------------------------------
     def _fit(self) -> None:
@@ -98,7 +111,10 @@ class WindowIsolationForest(Detector):
         return float(self._scores(np.array([[*recent, value]]))[0])
 
     def learn_one(self, x: float, t: float | None = None) -> None:
-        self.values_.append(check_value(x))
+        value = check_value(x)
+        if self.guard_.check(value):
+            return
+        self.values_.append(value)
         self.n_ += 1
         self._after_learning()
 
@@ -107,6 +123,14 @@ class WindowIsolationForest(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        far = self.guard_.check_many(arr)
+        if far.any():
+            return score_guarded(self, arr, times, far, lambda run, _: self._score_admitted(run))
+        return self._score_admitted(arr)
+
+    def _score_admitted(self, arr: FloatArray) -> FloatArray:
+        """Score and learn ``arr``, none of it a far glitch."""
         out = np.zeros(arr.size)
         start = 0
         while start < arr.size:
@@ -139,12 +163,18 @@ class WindowIsolationForest(Detector):
         }
 
     def get_state(self) -> dict[str, Any]:
-        return {"values": list(self.values_), "n": self.n_, "fit_values": list(self.fit_values_)}
+        return {
+            "values": list(self.values_),
+            "n": self.n_,
+            "fit_values": list(self.fit_values_),
+            "guard": self.guard_.get_state(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.values_ = deque((float(v) for v in state["values"]), maxlen=self.history)
         self.n_ = int(state["n"])
         self.fit_values_ = [float(v) for v in state["fit_values"]]
+        self.guard_.set_state(state.get("guard"))
         self._forest = None
 
 

@@ -5,7 +5,8 @@ A raw score of 0.9 means little on a series that often scores 0.9 and a lot on o
 never does. This layer keeps the base detector's past scores, models them as normal
 (mean and deviation over a long window), and turns the mean of the last few scores into
 a tail probability, reported on a log scale so that 0.5 is already one in ~3,000 and
-1.0 one in ten billion.
+1.0 one in ten billion. A far glitch (``detectors.base.GlitchGuard``: a 1e308 sentinel)
+is scored but not learned, by this layer or its base.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import pandas as pd
 from detectors.base import (
     Detector,
     FloatArray,
+    GlitchGuard,
+    check_times,
     check_value,
     check_values,
     pack_floats,
     require_int,
     require_number,
+    score_guarded,
     unpack_floats,
 )
 from detectors.robust_zscore import RobustZScore
@@ -65,6 +69,9 @@ class AnomalyLikelihood(Detector):
         self.scores_: deque[float] = deque(maxlen=history)
         self._sum = 0.0
         self._sum_sq = 0.0
+        # A far glitch (1e308) is scored but not learned: its raw score in the history
+        # widened the deviation, and real spikes after it scored lower for ``history``.
+        self.guard_ = GlitchGuard()
 
     def _likelihood(self, raw: float) -> float:
         n = len(self.scores_)
@@ -93,6 +100,8 @@ class AnomalyLikelihood(Detector):
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        if self.guard_.check(value):
+            return
         raw = self.base.score_one(value, t)
         self.base.learn_one(value, t)
         self._remember(raw)
@@ -101,6 +110,14 @@ class AnomalyLikelihood(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        far = self.guard_.check_many(arr)
+        if far.any():
+            return score_guarded(self, arr, times, far, self._score_admitted)
+        return self._score_admitted(arr, times)
+
+    def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
+        """Score and learn ``arr``, none of it a far glitch."""
         raws = self.base.score_many(arr, ts)  # scores each before learning it, vectorised
         h = len(self.scores_)
         joined = pd.Series(np.concatenate([np.fromiter(self.scores_, dtype=np.float64), raws]))
@@ -127,10 +144,15 @@ class AnomalyLikelihood(Detector):
         }
 
     def get_state(self) -> dict[str, Any]:
-        return {"base": self.base.get_state(), "scores": pack_floats(self.scores_)}
+        return {
+            "base": self.base.get_state(),
+            "scores": pack_floats(self.scores_),
+            "guard": self.guard_.get_state(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.base.set_state(state["base"])
         self.scores_ = deque(unpack_floats(state["scores"]), maxlen=self.history)
         self._sum = math.fsum(self.scores_)
         self._sum_sq = math.fsum(v * v for v in self.scores_)
+        self.guard_.set_state(state.get("guard"))

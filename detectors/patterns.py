@@ -11,7 +11,8 @@ completed pattern is learned: it widens the best category it matches by at least
 ``vigilance``, or becomes a new one (at most ``categories``, the least recently used
 replaced), so the state is bounded whatever the series: ``history`` steps and at most
 ``categories`` x ``4 length`` weights. Through the ensemble's gate it found windows the
-other members missed on NAB (docs/benchmarks.md, step 12).
+other members missed on NAB (docs/benchmarks.md, step 12). A far glitch
+(``detectors.base.GlitchGuard``: a 1e308 sentinel) is scored but not learned.
 
 Both paths do the same arithmetic (the one-at-a-time path element by element in Python,
 where a numpy call on 16 numbers costs more than the numbers), so batch and
@@ -30,11 +31,14 @@ import pandas as pd
 from detectors.base import (
     Detector,
     FloatArray,
+    GlitchGuard,
+    check_times,
     check_value,
     check_values,
     pack_floats,
     require_int,
     require_number,
+    score_guarded,
     unpack_floats,
 )
 
@@ -100,6 +104,9 @@ class UnfamiliarPattern(Detector):
         self._cache: tuple[float, FloatArray, FloatArray, float] | None = None
         self._context: tuple[list[float], float, float] | None = None
         self._range: tuple[float, float] | None = None  # the steps' min and max
+        # A far glitch (1e308) is scored but not learned: in the steps, it set their range
+        # for ``history`` steps and every real pattern after it looked flat.
+        self.guard_ = GlitchGuard()
 
     # -- patterns (batch; one at a time builds the same numbers), matches, learning ------
     def _active(self) -> bool:
@@ -208,6 +215,8 @@ class UnfamiliarPattern(Detector):
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        if self.guard_.check(value):
+            return
         extreme = self._extreme_with(value)
         if self.level_ is None:
             self.level_ = value
@@ -226,6 +235,14 @@ class UnfamiliarPattern(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        far = self.guard_.check_many(arr)
+        if far.any():
+            return score_guarded(self, arr, times, far, lambda run, _: self._score_admitted(run))
+        return self._score_admitted(arr)
+
+    def _score_admitted(self, arr: FloatArray) -> FloatArray:
+        """Score and learn ``arr``, none of it a far glitch."""
         self._cache, self._context, self._range = None, None, None
         if self.level_ is None:
             self.level_ = float(arr[0])
@@ -326,6 +343,7 @@ class UnfamiliarPattern(Detector):
             "weights": pack_floats(self.weights_.ravel()),
             "used": list(self.used_),
             "clock": self.clock_,
+            "guard": self.guard_.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -338,4 +356,5 @@ class UnfamiliarPattern(Detector):
         self.weights_ = weights.reshape(-1, 4 * self.length)
         self.used_ = [int(v) for v in state["used"]]
         self.clock_ = int(state["clock"])
+        self.guard_.set_state(state.get("guard"))
         self._cache, self._context, self._range = None, None, None

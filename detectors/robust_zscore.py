@@ -126,7 +126,7 @@ class RobustZScore(Detector):
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
         values, devs = self._sorted()
-        if values and far_glitch(value, *self._median_scale()):
+        if far_glitch(value, *(self._median_scale() if values else (math.nan, math.nan))):
             # Not learned: its deviation would hold a spread floor up for a window.
             return
         if values:

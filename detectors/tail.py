@@ -78,6 +78,7 @@ import numba
 import numpy as np
 
 from detectors.base import (
+    ABSURD_ABOVE,
     FAR,
     Detector,
     FloatArray,
@@ -419,7 +420,9 @@ def _run(
             wage = ts[i] - row[kt0 + wslot]
             wref_ok = row[kt0 + wslot] > 0.0 and abs(wage - WEEK) <= WEEK / WEEK_SLOTS
             wref = row[k0 + wslot]
-        if filled > 0:
+        if filled == 0:
+            far = abs(x) > ABSURD_ABOVE  # (base.far_glitch with no history)
+        else:
             mid = filled // 2
             median = row[sw0 + mid] if filled % 2 else (row[sw0 + mid - 1] + row[sw0 + mid]) / 2.0
             dev = x - median
@@ -536,7 +539,9 @@ def _run(
                         s,
                         2,
                     )
-        if learn:
+        # (A far glitch that would start the window, first or after a silence, is no
+        # level: learned, the readings after it looked ordinary. Nothing of it is kept.)
+        if learn and not (far and (filled == 0 or restart)):
             if filled == 0 and aging > 1.0:  # (not aged above)
                 _age(row, h1, aging, decay, 1.0 - spread_rate, aging >= max_age, tops, s)
             size = 0 if restart else filled

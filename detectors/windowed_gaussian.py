@@ -65,7 +65,8 @@ class WindowedGaussian(Detector):
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
-        if self.values_ and far_glitch(value, *self._mean_std()):
+        center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
+        if far_glitch(value, center, spread):
             return  # a far glitch in the window would blind it to every real spike
         self.values_.append(value)
         self._moments = None

@@ -229,3 +229,34 @@ def test_day_over_day_sees_a_daily_dip_that_did_not_come() -> None:
     values = RobustZScore(window=500, min_samples=60).score_many(x, t)
     assert shape[missing].max() > 0.8  # the missing dip, seen against the day before
     assert values[missing].max() < 0.5  # every value on its own looks ordinary
+
+
+@pytest.mark.parametrize("flat", [100, 600])
+def test_a_sensor_stuck_since_it_started_is_news_when_it_first_changes(flat: int) -> None:
+    # t67: a gauge that reads 10.0 from its first reading, then comes alive. Every member
+    # scored the run 0, so none had a record to beat (record > 0 is the gate's warm-up
+    # rule) and the default ensemble said nothing at all: not at the change, nor at a
+    # 50-sigma spike 100 readings later (its members' records saturated at the change).
+    from detectors import DETECTORS
+
+    x = 10.0 + np.random.default_rng(1).normal(0.0, 0.3, flat + 400)
+    x[:flat] = 10.0
+    x[flat + 100] += 15.0
+    x[flat + 200] = 1e308  # a far glitch later: scored, no first change
+    ts = 1.4e9 + 300.0 * np.arange(x.size)
+    batch = DETECTORS["ensemble"]().score_many(x, ts)
+    assert batch[flat] == 1.0
+    assert not batch[:flat].any()
+    one = DETECTORS["ensemble"]()
+    scores = []
+    for value, t in zip(x.tolist(), ts.tolist(), strict=True):
+        scores.append(one.score_one(value, t))
+        one.learn_one(value, t)
+    np.testing.assert_allclose(scores, batch, rtol=0, atol=1e-9)
+    # Constant throughout, or a glitch as the only departure: never a first change.
+    still = np.full(800, 10.0)
+    ts = 1.4e9 + 300.0 * np.arange(800)
+    assert not DETECTORS["ensemble"]().score_many(still, ts).any()
+    still[500] = 1e308
+    glitch = DETECTORS["ensemble"]().score_many(still, ts)
+    assert 0 < glitch[500] < 1.0 and not np.delete(glitch, 500).any()

@@ -533,3 +533,28 @@ def test_a_sentinel_sets_no_record_and_a_spike_hours_later_alerts() -> None:
     scores = TailDetector().score_many(xs, ts)
     assert scores[960] >= DEFAULT_THRESHOLD
     assert scores[1000] >= DEFAULT_THRESHOLD
+
+
+def test_a_far_glitch_that_would_start_the_window_is_not_its_level() -> None:
+    # t67: a glitch with no window to judge it by (a sensor's first reading, or its first
+    # after a silence long enough to start the window afresh) was the window's level:
+    # a year's silence, then 1e308, then the sensor's readings, and a 30-sigma-ish spike
+    # 350 readings on scored 0.27 (0.47 without the glitch).
+    rng = np.random.default_rng(1)
+    base = 10 + np.sin(np.arange(1400) / 12) + rng.normal(0, 0.3, 1400)
+    base[1050] += 15
+    ts = 1.4e9 + 300.0 * np.arange(1400)
+    ts[700:] += 365 * 86_400.0
+    for at in (0, 700):
+        clean = TailDetector().score_many(base, ts)
+        xs = base.copy()
+        xs[at] = 1e308
+        got = TailDetector().score_many(xs, ts)
+        assert got[1050] == pytest.approx(clean[1050], abs=0.02)
+        assert clean[1050] > DEFAULT_THRESHOLD
+        one = TailDetector()
+        scores = []
+        for x, t in zip(xs.tolist(), ts.tolist(), strict=True):
+            scores.append(one.score_one(x, t))
+            one.learn_one(x, t)
+        np.testing.assert_allclose(scores, got, rtol=0, atol=1e-9)
