@@ -944,11 +944,18 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     runs under another topic prefix, the exact command (``argv``: this command's
     arguments) that feeds it instead: readings written under the default prefix never
     reach a demo's worker, which reads ``demo-…`` topics."""
+    from citybrain.demo import DemoFiles, demo_gateway_hint
+
     lines = [
         f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
         f"(unmapped messages to {settings.topic('deadletter')}; {prefix_said(settings)})"
     ]
-    return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
+    env = {}
+    if "http" in argv[:2] and demo_gateway_hint(settings):
+        # With no tokens file an HTTP ingest refuses every POST: the demo's has a gateway
+        # token (t66: the printed command, typed, answered only 401s).
+        env["CITYBRAIN_API_TOKENS_FILE"] = str(DemoFiles.of(settings).tokens.absolute())
+    return lines + _feed_the_demo(settings, argv, ", so it will not see these readings", env)
 
 
 def path_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
@@ -1001,9 +1008,12 @@ def given_argv(args: argparse.Namespace) -> list[str]:
 PROGRESS_OPTIONS = ("--skip",)
 
 
-def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) -> list[str]:
-    """A note with the command (``argv`` under the demo's prefix) that feeds the last
-    demo's worker, when it still runs under another topic prefix; none otherwise."""
+def _feed_the_demo(
+    settings: Settings, argv: Sequence[str], consequence: str, env: dict[str, str] | None = None
+) -> list[str]:
+    """A note with the command (``argv`` under the demo's prefix, after ``env``'s
+    settings too) that feeds the last demo's worker, when it still runs under another
+    topic prefix; none otherwise."""
     from citybrain.demo import read_demo_state
 
     demo = read_demo_state(settings)
@@ -1013,7 +1023,7 @@ def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) ->
     # Options that say how far THIS prefix got are not the demo's: a resumed replay's
     # `--skip 5`, carried over, left out 5 events its worker never had (t46).
     argv, dropped = without_options(argv, PROGRESS_OPTIONS)
-    command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+    command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix, **(env or {})})
     why = f", from the first event ({shlex.join(dropped)} is this prefix's)" if dropped else ""
     return [
         f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
