@@ -52,7 +52,7 @@ from citybrain.text import agreeing, cell, counted, day, display_width, duration
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import did_you_mean, shown
 from streams.errors import StreamsError, closest, show
-from streams.events import MAX_PACK_READINGS, duplicate_keys
+from streams.events import MAX_PACK_READINGS, duplicate_keys, json_int
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -3054,7 +3054,8 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
 
     def parse(chunk: str, line: int) -> object:
         try:
-            return json.loads(chunk)
+            # An integer past the 4,300 digits int() converts was a ValueError (exit 70).
+            return json.loads(chunk, parse_int=json_int)
         except json.JSONDecodeError as exc:
             raise CliError(
                 f"{path}:{line + exc.lineno - 1}: not a JSON record ({exc.msg}): {expected}"
@@ -3415,7 +3416,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                     "copy the profile there too or give its path)"
                 )
             try:
-                loaded = json.loads(utf8_text(profile, "--units"))
+                loaded = json.loads(utf8_text(profile, "--units"), parse_int=json_int)
             except json.JSONDecodeError as exc:
                 raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
             except RecursionError:
