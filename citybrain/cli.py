@@ -2688,6 +2688,9 @@ def _show_dead_letters(args: argparse.Namespace, settings: Settings, topic: str)
     return EXIT_OK
 
 
+_BOMS = ((b"\xef\xbb\xbf", "UTF-8"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
 def cmd_hash_token(args: argparse.Namespace) -> int:
     from streams.auth import hash_token
 
@@ -2711,9 +2714,13 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
     # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
     if not _BEARER.fullmatch(line):
         bad = _bearer_fault(line)
+        # A file saved with a byte order mark (PowerShell's Set-Content, Notepad) starts
+        # so: the token itself may be fine, and `$(cat token.txt)` would send the mark too.
+        mark = next((name for bom, name in _BOMS if line.startswith(bom)), "")
+        said = f" (a {mark} byte order mark: save the file as plain ASCII)" if mark else ""
         raise CliError(
-            f"the token has byte 0x{line[bad]:02x} at position {bad + 1}: a bearer token is "
-            "ASCII letters, digits and - . _ ~ + / (then = padding), RFC 6750; "
+            f"the token has byte 0x{line[bad]:02x} at position {bad + 1}{said}: a bearer "
+            "token is ASCII letters, digits and - . _ ~ + / (then = padding), RFC 6750; "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one"
         )
     print(hash_token(line.decode("ascii")))
