@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from playbooks.grid import DEFAULT_KINDS
-from streams.csvfile import BadRow, read_records, row_start, separator_hint
+from streams.csvfile import BadRow, read_records, repeated_column, row_start, separator_hint
 from streams.errors import FeedError, show
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
 
@@ -29,17 +29,12 @@ class AdapterError(FeedError):
 
 
 def _names_once(path: Path, line: int, names: list[str]) -> None:
-    """``AdapterError`` for a header giving a column name twice: pandas reads the second
-    as ``name.1``, so a file with two ``PM2.5`` columns had its first read and its second
-    dropped, without a word. Which is meant cannot be known."""
-    first: dict[str, int] = {}
-    for at, name in enumerate(names, start=1):
-        if name in first:
-            raise AdapterError(
-                f"{path}:{line}: the header gives column {name!r} twice (columns "
-                f"{first[name]} and {at}): which is meant? Rename or drop one"
-            )
-        first[name] = at
+    """``AdapterError`` for a header giving a column name twice (``repeated_column``):
+    pandas reads the second as ``name.1``, so a file with two ``PM2.5`` columns had its
+    first read and its second dropped, without a word."""
+    reason = repeated_column(names)
+    if reason is not None:
+        raise AdapterError(f"{path}:{line}: {reason}")
 
 
 def read_table(

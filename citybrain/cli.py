@@ -52,7 +52,7 @@ from citybrain.text import agreeing, cell, counted, day, display_width, duration
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from playbooks.errors import did_you_mean, shown
 from streams.errors import StreamsError, closest, show
-from streams.events import MAX_PACK_READINGS, duplicate_keys
+from streams.events import MAX_PACK_READINGS, duplicate_keys, json_int
 from streams.settings import REPO_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -944,11 +944,18 @@ def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
     runs under another topic prefix, the exact command (``argv``: this command's
     arguments) that feeds it instead: readings written under the default prefix never
     reach a demo's worker, which reads ``demo-…`` topics."""
+    from citybrain.demo import DemoFiles, demo_gateway_hint
+
     lines = [
         f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
         f"(unmapped messages to {settings.topic('deadletter')}; {prefix_said(settings)})"
     ]
-    return lines + _feed_the_demo(settings, argv, ", so it will not see these readings")
+    env = {}
+    if "http" in argv[:2] and demo_gateway_hint(settings):
+        # With no tokens file an HTTP ingest refuses every POST: the demo's has a gateway
+        # token (t66: the printed command, typed, answered only 401s).
+        env["CITYBRAIN_API_TOKENS_FILE"] = str(DemoFiles.of(settings).tokens.absolute())
+    return lines + _feed_the_demo(settings, argv, ", so it will not see these readings", env)
 
 
 def path_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
@@ -1001,9 +1008,12 @@ def given_argv(args: argparse.Namespace) -> list[str]:
 PROGRESS_OPTIONS = ("--skip",)
 
 
-def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) -> list[str]:
-    """A note with the command (``argv`` under the demo's prefix) that feeds the last
-    demo's worker, when it still runs under another topic prefix; none otherwise."""
+def _feed_the_demo(
+    settings: Settings, argv: Sequence[str], consequence: str, env: dict[str, str] | None = None
+) -> list[str]:
+    """A note with the command (``argv`` under the demo's prefix, after ``env``'s
+    settings too) that feeds the last demo's worker, when it still runs under another
+    topic prefix; none otherwise."""
     from citybrain.demo import read_demo_state
 
     demo = read_demo_state(settings)
@@ -1013,7 +1023,7 @@ def _feed_the_demo(settings: Settings, argv: Sequence[str], consequence: str) ->
     # Options that say how far THIS prefix got are not the demo's: a resumed replay's
     # `--skip 5`, carried over, left out 5 events its worker never had (t46).
     argv, dropped = without_options(argv, PROGRESS_OPTIONS)
-    command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+    command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix, **(env or {})})
     why = f", from the first event ({shlex.join(dropped)} is this prefix's)" if dropped else ""
     return [
         f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
@@ -2678,6 +2688,9 @@ def _show_dead_letters(args: argparse.Namespace, settings: Settings, topic: str)
     return EXIT_OK
 
 
+_BOMS = ((b"\xef\xbb\xbf", "UTF-8"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
 def cmd_hash_token(args: argparse.Namespace) -> int:
     from streams.auth import hash_token
 
@@ -2701,9 +2714,13 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
     # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
     if not _BEARER.fullmatch(line):
         bad = _bearer_fault(line)
+        # A file saved with a byte order mark (PowerShell's Set-Content, Notepad) starts
+        # so: the token itself may be fine, and `$(cat token.txt)` would send the mark too.
+        mark = next((name for bom, name in _BOMS if line.startswith(bom)), "")
+        said = f" (a {mark} byte order mark: save the file as plain ASCII)" if mark else ""
         raise CliError(
-            f"the token has byte 0x{line[bad]:02x} at position {bad + 1}: a bearer token is "
-            "ASCII letters, digits and - . _ ~ + / (then = padding), RFC 6750; "
+            f"the token has byte 0x{line[bad]:02x} at position {bad + 1}{said}: a bearer "
+            "token is ASCII letters, digits and - . _ ~ + / (then = padding), RFC 6750; "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one"
         )
     print(hash_token(line.decode("ascii")))
@@ -3044,7 +3061,8 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
 
     def parse(chunk: str, line: int) -> object:
         try:
-            return json.loads(chunk)
+            # An integer past the 4,300 digits int() converts was a ValueError (exit 70).
+            return json.loads(chunk, parse_int=json_int)
         except json.JSONDecodeError as exc:
             raise CliError(
                 f"{path}:{line + exc.lineno - 1}: not a JSON record ({exc.msg}): {expected}"
@@ -3405,7 +3423,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                     "copy the profile there too or give its path)"
                 )
             try:
-                loaded = json.loads(utf8_text(profile, "--units"))
+                loaded = json.loads(utf8_text(profile, "--units"), parse_int=json_int)
             except json.JSONDecodeError as exc:
                 raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
             except RecursionError:

@@ -725,8 +725,8 @@ def topic_prefixes(settings: Settings) -> list[str]:
 @dataclass(frozen=True)
 class DemoFiles:
     """Where a demo keeps what outlives it, under the run directory: its worker's pid and
-    log, the demo's operator and coordinator tokens (mode 0600) and the tokens file the
-    worker reads."""
+    log, the demo's operator, coordinator and gateway tokens (mode 0600) and the tokens
+    file the worker and an HTTP ingest fed to it read."""
 
     dir: Path
 
@@ -749,6 +749,10 @@ class DemoFiles:
     @property
     def coordinator_token(self) -> Path:
         return self.dir / "coordinator-token"
+
+    @property
+    def gateway_token(self) -> Path:
+        return self.dir / "gateway-token"
 
     @property
     def tokens(self) -> Path:
@@ -1123,20 +1127,42 @@ def stop_demo_worker(settings: Settings) -> bool:
 
 
 def make_demo_token(files: DemoFiles) -> str:
-    """Fresh demo tokens, an operator's (returned) and a coordinator's (escalate, cancel,
-    approve, expire silences: streams/auth.py PERMISSIONS): the secrets in ``files.token``
-    and ``files.coordinator_token`` (0600), their hashes in ``files.tokens`` for the
-    demo's worker."""
+    """Fresh demo tokens, an operator's (returned), a coordinator's (escalate, cancel,
+    approve, expire silences: streams/auth.py PERMISSIONS) and a gateway's (the HTTP
+    ingest's ``POST``s, README "Pointing a city's gateways"): the secrets in
+    ``files.token``, ``files.coordinator_token`` and ``files.gateway_token`` (0600), their
+    hashes in ``files.tokens`` for the demo's worker and an ingest fed to it. Without the
+    gateway's, the README's HTTP example after a demo got only 401s (t66)."""
     files.dir.mkdir(parents=True, exist_ok=True)
     lines = ["tokens:"]
     secrets_by_role = {}
-    for role, path in (("operator", files.token), ("coordinator", files.coordinator_token)):
+    for role, path in (
+        ("operator", files.token),
+        ("coordinator", files.coordinator_token),
+        ("gateway", files.gateway_token),
+    ):
         token = secrets.token_urlsafe(24)
         write_private(path, token + "\n")
         lines.append(f"  - {{name: demo-{role}, role: {role}, sha256: '{hash_token(token)}'}}")
         secrets_by_role[role] = token
     write_private(files.tokens, "\n".join(lines) + "\n")
     return secrets_by_role["operator"]
+
+
+def demo_gateway_hint(settings: Settings) -> str:
+    """For an HTTP ingest with no gateway token (CITYBRAIN_API_TOKENS_FILE unset): where
+    the last demo's are, `` (the demo's: CITYBRAIN_API_TOKENS_FILE=…/tokens.yaml, its
+    gateway token in …/gateway-token)``; "" when the setting is given or no demo wrote a
+    gateway token. A newcomer typing the README's HTTP example after ``make demo`` was
+    told only to set the variable."""
+    files = DemoFiles.of(settings)
+    if settings.api_tokens_file is not None or not files.gateway_token.is_file():
+        return ""
+    return (
+        f" (the demo's: CITYBRAIN_API_TOKENS_FILE={_shown(files.tokens)}, its gateway token "
+        f"in {_shown(files.gateway_token)}: export GATEWAY_TOKEN=$(cat "
+        f"{_shown(files.gateway_token)}))"
+    )
 
 
 def write_private(path: Path, text: str) -> None:
@@ -1404,6 +1430,11 @@ def _run_demo(
     report = command_line("report", "--prefix", prefix, "--data", *paths, "--out", str(out))
     dates = ("--from", f"{today:%Y-%m-%d}", "--to", f"{today + timedelta(days=1):%Y-%m-%d}")
     campaign = command_line("campaign", "report", "--prefix", prefix, *dates)
+    # The HTTP ingest refuses every POST without a gateway token (t66).
+    ingest_env = {
+        "CITYBRAIN_TOPIC_PREFIX": prefix,
+        "CITYBRAIN_API_TOKENS_FILE": str(files.tokens.absolute()),
+    }
     # The paths and commands are text, not markup: a directory named [red] vanished from
     # the printed command, and one named [/x] ended the demo in a MarkupError (t52).
     console.print(
@@ -1425,6 +1456,10 @@ def _run_demo(
             "   # runs count by creation date (today)\n"
             "To feed more data to its worker: "
             f"{command_line('replay', 'FILE', env={'CITYBRAIN_TOPIC_PREFIX': prefix})}\n"
+            "or live readings over HTTP (README, Pointing a city's gateways): "
+            f"{command_line('ingest', 'http', env=ingest_env)}\n"
+            f"  with the demo gateway token: export GATEWAY_TOKEN=$(cat "
+            f"{_shown(files.gateway_token)})\n"
             f"What its worker refused, and why: {command_line('deadletters', '--prefix', prefix)}\n"
             "The stack and that worker are still running; this stops them (as typed, in any "
             "shell and directory):\n"

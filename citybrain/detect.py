@@ -29,6 +29,7 @@ from streams.csvfile import (
     decimal,
     field_count_reason,
     read_records,
+    repeated_column,
     row_start,
     separator_hint,
 )
@@ -182,6 +183,11 @@ def good_rows(
             f"{separator_hint(header.fields)}"
         )
     names = [h.strip() for h in header.fields[2:]]
+    # `timestamp,value,value`: the first was scored and the second kept beside the
+    # score as an extra column, so the output named two columns `value`, unsaid.
+    twice = repeated_column([h.strip() for h in header.fields])
+    if twice is not None:
+        raise DetectInputError(f"{path}:{header.line}: {twice}")
     if "anomaly_score" in names:
         raise DetectInputError(
             f"{path}:{header.line}: the header has a column 'anomaly_score' (column "

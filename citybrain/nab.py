@@ -19,7 +19,7 @@ import numpy as np
 from citybrain.detect import read_series
 from citybrain.errors import InputError
 from playbooks.errors import shown
-from streams.events import duplicate_keys
+from streams.events import duplicate_keys, json_int
 
 PROFILES: dict[str, tuple[float, float, float]] = {  # A_TP, A_FP, A_FN
     "standard": (1.0, 0.11, 1.0),
@@ -237,7 +237,8 @@ def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
     except OSError as exc:
         raise InputError(f"{labels}: cannot read: {exc.strerror}") from None
     try:
-        doc = json.loads(text)
+        # An integer past 4,300 digits (int()'s limit) was a ValueError, exit 70 (t66).
+        doc = json.loads(text, parse_int=json_int)
     except json.JSONDecodeError as exc:
         raise InputError(f"{labels}:{exc.lineno}: not JSON: {exc.msg}") from None
     except RecursionError:

@@ -102,10 +102,13 @@ def closest(value: object, choices: Iterable[object]) -> object | None:
     line's choices, the settings', the operator API's and the routing checks' label values
     (here so that playbooks, which may not import streams, use it too; streams.errors has
     it)."""
+    given = _as_text(value)
+    if given is None:
+        return None
     by_text: dict[str, object] = {}
     for choice in choices:
         by_text.setdefault(str(choice).casefold(), choice)
-    text = str(value).casefold()
+    text = given.casefold()
     near = difflib.get_close_matches(text, list(by_text), n=1)
     if near:
         return by_text[near[0]]
@@ -115,6 +118,21 @@ def closest(value: object, choices: Iterable[object]) -> object | None:
         related = [t for t in by_text if len(t) >= 3 and (text.startswith(t) or t.startswith(text))]
         if len(related) == 1:
             return by_text[related[0]]
+    return None
+
+
+def _as_text(value: object) -> str | None:
+    """``value`` as the text a misspelling is compared as, or None for what misspells no
+    choice: a list, a mapping or any other object, and an integer past 64 bits. ``str``
+    of input from the wire raised: an NGSI entity ``type`` nested 1,000 lists deep was a
+    RecursionError (HTTP 500, the whole notification lost), and an integer past 4,300
+    digits is a ValueError."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and value.bit_length() > 64:  # bool is an int, and short
+        return None
+    if value is None or isinstance(value, (int, float)):
+        return str(value)
     return None
 
 

@@ -275,7 +275,9 @@ def wide_encoding(first: bytes) -> str | None:
         return "UTF-32 (it starts with a UTF-32 byte order mark)"
     if first.startswith(UTF16_BOMS):
         return "UTF-16 (it starts with a UTF-16 byte order mark)"
-    head = first[:64]
+    # Without its line end: UTF-16LE's LF is `\n\x00`, split after the `\n`, which left
+    # a short header (`timestamp,value`: 15 NULs in 31 bytes) short of half NULs.
+    head = first.rstrip(b"\r\n")[:64]
     if len(head) >= 8 and head.count(0) * 2 >= len(head):
         # ASCII in UTF-16 is half NULs, in UTF-32 three quarters.
         wide = "UTF-32" if head.count(0) * 4 >= len(head) * 3 else "UTF-16"
@@ -391,6 +393,23 @@ def separator_hint(fields: Sequence[str]) -> str:
         f" (the file looks {OTHER_SEPARATORS[sep]}-separated: save it with commas between "
         "fields and . as the decimal point)"
     )
+
+
+def repeated_column(names: Sequence[str]) -> str | None:
+    """Why a header row (``names``, as the reader compares them) is refused for giving a
+    column name twice: ``the header gives column 'value' twice (columns 2 and 3): which is
+    meant? Rename or drop one``; None when every name is given once. Every reader takes one
+    of the two without a word (pandas the first, renaming the second ``value.1``; a
+    reader by position the first), so which was meant cannot be known."""
+    first: dict[str, int] = {}
+    for at, name in enumerate(names, start=1):
+        if name in first:
+            return (
+                f"the header gives column {name!r} twice (columns {first[name]} and {at}): "
+                "which is meant? Rename or drop one"
+            )
+        first[name] = at
+    return None
 
 
 def field_count_reason(fields: list[str], expected: int) -> str | None:

@@ -79,6 +79,27 @@ class ReadingPacker:
     def add(self, reading: Reading) -> list[tuple[int, bytes, bytes]]:
         """Take one reading; returns (partition, key, value) of the packs it completed.
         Raises ``PackTooLargeError`` for a reading that alone exceeds ``max_bytes``."""
+        return [pack[:3] for pack in self._add(reading)]
+
+    def flush(self) -> list[tuple[int, bytes, bytes]]:
+        """The partial packs, one per partition, and an empty packer."""
+        return [pack[:3] for pack in self._flush()]
+
+    def pack_all(self, readings: Iterable[Reading]) -> Iterator[tuple[int, bytes, bytes]]:
+        for partition, key, value, _ in self.pack_counted(readings):
+            yield partition, key, value
+
+    def pack_counted(self, readings: Iterable[Reading]) -> Iterator[tuple[int, bytes, bytes, int]]:
+        """As ``pack_all``, with how many readings each pack holds: ``size`` or fewer,
+        when the byte bound closed it first. A sender that acknowledges each pack's own
+        readings counts them here: the ingest took every pack to hold ``size`` and, with
+        ``--pack-size`` above ~6,800, acknowledged a second pack's readings with the first
+        (t66)."""
+        for reading in readings:
+            yield from self._add(reading)
+        yield from self._flush()
+
+    def _add(self, reading: Reading) -> list[tuple[int, bytes, bytes, int]]:
         home = sensor_partition(reading.sensor_id, self.partitions)
         item = orjson.dumps(_packed(reading))
         if len(PACK_HEAD) + len(item) + len(_PACK_TAIL) > self.max_bytes:
@@ -86,7 +107,7 @@ class ReadingPacker:
                 f"reading of sensor {reading.sensor_id[:80]!r} is {len(item):,} bytes "
                 f"packed, more than a pack may hold ({self.max_bytes:,})"
             )
-        out: list[tuple[int, bytes, bytes]] = []
+        out: list[tuple[int, bytes, bytes, int]] = []
         pack = self._open.get(home)
         if pack is not None and pack[1][0] + 1 + len(item) > self.max_bytes:
             out.append(self._message(home, pack[0]))
@@ -100,21 +121,15 @@ class ReadingPacker:
             out.append(self._message(home, pack[0]))
         return out
 
-    def flush(self) -> list[tuple[int, bytes, bytes]]:
-        """The partial packs, one per partition, and an empty packer."""
+    def _flush(self) -> list[tuple[int, bytes, bytes, int]]:
         out = [self._message(p, pack) for p, (pack, _) in self._open.items()]
         self._open.clear()
         return out
 
-    def pack_all(self, readings: Iterable[Reading]) -> Iterator[tuple[int, bytes, bytes]]:
-        for reading in readings:
-            yield from self.add(reading)
-        yield from self.flush()
-
-    def _message(self, partition: int, items: list[bytes]) -> tuple[int, bytes, bytes]:
+    def _message(self, partition: int, items: list[bytes]) -> tuple[int, bytes, bytes, int]:
         # The same bytes orjson gives for {"schema": ..., "readings": [...]}.
         value = PACK_HEAD + b",".join(items) + _PACK_TAIL
-        return partition, pack_key(partition, self.partitions), value
+        return partition, pack_key(partition, self.partitions), value, len(items)
 
 
 def _packed(r: Reading) -> dict[str, object]:

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.tail import DEFAULT_THRESHOLD
@@ -66,6 +73,14 @@ MAX_SESSION_TIMEOUT = 90.0
 # that would have passed and made the worker never act, or crash where it is used.
 HOUR, DAY, WEEK = 3600.0, 86400.0, 604800.0
 MAX_PARTITIONS = 1000
+# Kafka refuses a topic name longer than this (its Topic.MAX_NAME_LENGTH).
+TOPIC_NAME_MAX = 249
+# What follows each setting in the longest topic name it starts: the prefix's topics
+# (``Settings.topics``: ``<prefix>.corroboration``), the app id's faust changelogs
+# (``<app id>-<table>-changelog``, the longest tables ``corroboration`` and
+# ``burst-windows``; tests/unit/streams/test_settings_errors.py checks every topic of a
+# worker's app against it).
+LONGEST_TOPIC_TAIL = {"topic_prefix": ".corroboration", "app_id": "-corroboration-changelog"}
 
 
 class Settings(BaseSettings):
@@ -256,10 +271,19 @@ class Settings(BaseSettings):
 
     @field_validator("topic_prefix", "app_id")
     @classmethod
-    def _kafka_name(cls, value: str) -> str:
+    def _kafka_name(cls, value: str, info: ValidationInfo) -> str:
         # Kafka's legal topic characters; the prefix and the app id start topic names.
         if not value or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value):
             raise ValueError("expected letters, digits, '.', '_' or '-' (Kafka topic names)")
+        # And Kafka's longest name: a longer one was "unexpected InvalidTopicError … a
+        # bug" from `stack up` once Kafka had started (t66).
+        longest = TOPIC_NAME_MAX - len(LONGEST_TOPIC_TAIL[info.field_name or ""])
+        if len(value) > longest:
+            raise ValueError(
+                f"{len(value):,} characters, at most {longest}: Kafka's topic names are at "
+                f"most {TOPIC_NAME_MAX} characters, and this one is followed by "
+                f"{LONGEST_TOPIC_TAIL[info.field_name or '']!r}"
+            )
         return value
 
     @field_validator("kafka_heap")

@@ -458,7 +458,9 @@ def _item_faults(raw: bytes, body: Any, items: list[Any], key: str) -> dict[int,
 
 class IngestHttpServer(BoundedHTTPServer):
     """The HTTP ingest's server, under ``bounds`` (citybrain/ingest/bounded.py: a request
-    in ``bounds.timeout`` seconds, ``bounds.max_connections`` at once)."""
+    in ``bounds.timeout`` seconds, ``bounds.max_connections`` at once). ``token_hint``
+    ends a 401's advice to set CITYBRAIN_API_TOKENS_FILE (``demo_gateway_hint``: where
+    the demo's gateway token is)."""
 
     def __init__(
         self,
@@ -472,6 +474,7 @@ class IngestHttpServer(BoundedHTTPServer):
         clock: Callable[[], float] = time.time,
         metrics: IngestMetrics | None = None,
         bounds: Bounds | None = None,
+        token_hint: str = "",
     ) -> None:
         self.metrics = metrics or IngestMetrics.create("http", lambda: publisher.stats.readings)
         refused = self.metrics.refused.labels("http", "busy")
@@ -486,6 +489,7 @@ class IngestHttpServer(BoundedHTTPServer):
         self.max_body = max_body
         self.ack_timeout = ack_timeout
         self.clock = clock
+        self.token_hint = token_hint
         self._said: dict[str, float] = {}  # path -> monotonic time of the last INFO line
         self._said_lock = threading.Lock()
 
@@ -615,7 +619,7 @@ class _Handler(BoundedHandler):
         authorization = self.headers.get("Authorization")
         principal = srv.tokens.authenticate(authorization)
         if principal is None:
-            where = "for citybrain ingest http (docs/ingest.md, Tokens)"
+            where = f"for citybrain ingest http{srv.token_hint} (docs/ingest.md, Tokens)"
             text = refusal_401(srv.tokens, authorization, "the ingest", where, ("gateway",))
             self.close_connection = True  # the body is left unread
             self._refused("unauthenticated", 401, {"error": text})

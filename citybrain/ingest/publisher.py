@@ -226,10 +226,12 @@ class PackPublisher:
             home = sensor_partition(item[0].sensor_id, self.partitions)
             by_partition.setdefault(home, []).append(item)
         for items in by_partition.values():
-            # One partition's readings, in arrival order: pack i holds items[i*size:...].
-            packs = list(packer.pack_all(r for r, _ in items))
-            for i, (partition, key, value) in enumerate(packs):
-                chunk = items[i * self.pack_size : (i + 1) * self.pack_size]
+            # One partition's readings, in arrival order: each pack holds the next
+            # `count` of them, `pack_size` or fewer (the byte bound closes a pack first).
+            packs = list(packer.pack_counted(r for r, _ in items))
+            start = 0
+            for partition, key, value, count in packs:
+                chunk, start = items[start : start + count], start + count
                 future = self._queue("send", self.readings_topic, key, value, partition=partition)
                 if future is None:
                     return  # close() counts these as undelivered

@@ -378,6 +378,7 @@ def run_http(
 ) -> int:
     """Serve until SIGTERM/SIGINT (0; 3 when Kafka left readings unacknowledged at
     the stop) or a send Kafka refused (1); ``require`` as for ``run_mqtt``."""
+    from citybrain.demo import demo_gateway_hint
     from citybrain.ingest.http import IngestHttpServer
     from citybrain.ingest.ngsi import NgsiMapping
     from streams.auth import TokenStore, closed_reason, exposed
@@ -386,9 +387,10 @@ def run_http(
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)
     closed = closed_reason(tokens, ("gateway",), "the HTTP ingest")
+    hint = demo_gateway_hint(settings)
     if closed:
         # As the worker warns of a closed operator API: a gateway's 401s are explained here.
-        log.warning("citybrain: %s: every POST gets 401 (docs/ingest.md, Tokens)", closed)
+        log.warning("citybrain: %s: every POST gets 401%s (docs/ingest.md, Tokens)", closed, hint)
     if warning := exposed(tokens.path):
         log.warning("citybrain: %s", warning)
     mapping = NgsiMapping(validator.grid, options.sensor_id_template)  # bad input before Kafka
@@ -406,6 +408,7 @@ def run_http(
             tokens,
             max_body=options.max_body,
             bounds=settings_bounds(settings),
+            token_hint=hint,
         )
     except OSError as exc:  # taken since the check
         publisher.close(timeout=1)

@@ -150,6 +150,9 @@ def test_demo_says_how_to_reach_its_runs_and_stop_everything(demo: dict[str, Any
     out: str = demo["stdout"]
     files: DemoFiles = demo["files"]
     assert f"export CITYBRAIN_API_TOKEN=$(cat {files.token})" in out
+    # t66: the README's HTTP example after the demo got only 401s (no gateway token).
+    assert f"export GATEWAY_TOKEN=$(cat {files.gateway_token})" in out
+    assert f"CITYBRAIN_API_TOKENS_FILE={files.tokens} " in out and " ingest http\n" in out
     # The stop line works from any directory (trial 9: `make stack-down` needed the
     # checkout): the absolute citybrain, with the demo's settings before it.
     stop = re.search(r"(\S+/citybrain) stack down\s*$", out, re.M)

@@ -69,6 +69,8 @@ def test_a_missing_labels_file_is_named(tmp_path: Path, capsys: pytest.CaptureFi
             ": 'water/level.csv' window 0: '2001-01-01 00:00:00.000000' is no timestamp of ",
         ),
         (b'{"a": 1}\xff', ": byte at offset 8 is not UTF-8"),
+        # t66: past the 4,300 digits int() converts, "unexpected ValueError" (exit 70).
+        (b'{"water/level.csv": [[' + b"9" * 5000 + b", 1]]}", ": 'water/level.csv' window 0"),
         # json.loads kept the last: the file's first windows were lost unsaid (t54).
         (
             b'{"water/level.csv": [], "water/level.csv": []}',

@@ -342,6 +342,12 @@ def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], messa
         (b'{"schema": "step/1"}\n{"a": 1}\n', ':2: field "schema" is missing, expected one of'),
         (b'[{"schema": "step/2"}]', ": record 0 of the list: field \"schema\" is 'step/2',"),
         (b"[" * 100_000 + b"]" * 100_000, ":1: not a JSON record: nested too deeply"),
+        # t66: past the 4,300 digits int() converts, "unexpected ValueError" (exit 70).
+        (
+            b'{"schema": "step/1", "id": "r:1", "run_id": "r", "action": "run_created", '
+            b'"at": ' + b"9" * 5000 + b', "data": {"grid_cell": "c"}}\n',
+            ':1: field "at" is 99999',
+        ),
     ],
 )
 def test_an_export_that_cannot_be_read_is_named_by_file_and_line(

@@ -382,7 +382,17 @@ def test_a_yaml_mistake_in_the_grid_or_routing_file_names_its_setting(
     ("given", "says"),
     [
         # Bytes that are not UTF-8 were a UnicodeEncodeError traceback ("a bug", 70).
-        (b"\xff\xfetoken\n", "the token has byte 0xff at position 1"),
+        (
+            b"\xff\xfetoken\n",
+            "the token has byte 0xff at position 1 (a UTF-16 byte order mark: save the file "
+            "as plain ASCII)",
+        ),
+        # t66: a file saved with a byte order mark (PowerShell) was only "byte 0xef".
+        (
+            b"\xef\xbb\xbftoken\r\n",
+            "the token has byte 0xef at position 1 (a UTF-8 byte order mark: save the file "
+            "as plain ASCII)",
+        ),
         (b"two words\n", "the token has byte 0x20 at position 4"),
         (b"caf\xc3\xa9\n", "the token has byte 0xc3 at position 4"),
         (b"abc==\xc3\xa9\n", "the token has byte 0xc3 at position 6"),

@@ -162,7 +162,7 @@ def test_a_403_names_the_tokens_role_and_the_role_needed() -> None:
         assert "_" not in forbidden_reason(operator, action).split(": ")[0]
 
 
-def test_the_demo_has_an_operator_and_a_coordinator_token(tmp_path: Path) -> None:
+def test_the_demo_has_an_operator_a_coordinator_and_a_gateway_token(tmp_path: Path) -> None:
     files = DemoFiles(tmp_path / "demo")
     operator = make_demo_token(files)
     coordinator = files.coordinator_token.read_text().strip()
@@ -172,7 +172,9 @@ def test_the_demo_has_an_operator_and_a_coordinator_token(tmp_path: Path) -> Non
     assert store.authenticate(f"Bearer {coordinator}") == Principal(
         "demo-coordinator", "coordinator"
     )
-    for path in (files.token, files.coordinator_token):
+    gateway = files.gateway_token.read_text().strip()
+    assert store.authenticate(f"Bearer {gateway}") == Principal("demo-gateway", "gateway")
+    for path in (files.token, files.coordinator_token, files.gateway_token):
         assert path.stat().st_mode & 0o777 == 0o600
 
 

@@ -105,6 +105,39 @@ def test_ingest_names_its_topic_and_how_to_feed_the_running_demo(tmp_path: Path)
     )
 
 
+def test_an_http_ingest_after_the_demo_is_told_of_the_demos_gateway_token(tmp_path: Path) -> None:
+    """t66: after `make demo`, the README's HTTP example got only 401s: the demo wrote
+    no gateway token, and the ingest's "to feed it instead" command carried no tokens
+    file. The demo now writes one, and the command and the 401 name it."""
+    from citybrain.demo import demo_gateway_hint
+    from streams.auth import TokenStore
+
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="citybrain")
+    assert demo_gateway_hint(settings) == ""  # no demo
+    files = DemoFiles.of(settings)
+    make_demo_token(files)
+    gateway = files.gateway_token.read_text().strip()
+    assert files.gateway_token.stat().st_mode & 0o777 == 0o600
+    principal = TokenStore.load(files.tokens).authenticate(f"Bearer {gateway}")
+    assert principal is not None and principal.role == "gateway" and principal.may("ingest")
+    hint = demo_gateway_hint(settings)
+    assert f"CITYBRAIN_API_TOKENS_FILE={files.tokens}" in hint
+    assert f"export GATEWAY_TOKEN=$(cat {files.gateway_token})" in hint
+    chosen = settings.model_copy(update={"api_tokens_file": tmp_path / "mine.yaml"})
+    assert demo_gateway_hint(chosen) == ""  # the shell's own tokens file is not second-guessed
+    files.pid.write_text(str(os.getpid()))  # this process stands in for the demo's worker
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    [_, note] = ingest_target(settings, ["ingest", "http"])
+    assert note.endswith(
+        f"CITYBRAIN_TOPIC_PREFIX=demo-1 CITYBRAIN_API_TOKENS_FILE={files.tokens} "
+        f"{cli_command()} ingest http"
+    )
+    [_, note] = ingest_target(settings, ["ingest", "mqtt"])  # MQTT takes no token
+    assert "CITYBRAIN_API_TOKENS_FILE" not in note
+    [_, note] = ingest_target(chosen, ["ingest", "http"])
+    assert "CITYBRAIN_API_TOKENS_FILE" not in note
+
+
 @pytest.mark.parametrize(("bursts", "says"), [(0, False), (1, True), (21, True)])
 def test_the_count_outside_the_known_events_says_bursts_are_apart(bursts: int, says: bool) -> None:
     summary = {key: 0 for key in SUMMARY_COUNTS}

@@ -770,3 +770,37 @@ def test_scores_end_their_lines_in_lf(tmp_path: Path) -> None:
     argv = ["detect", "--input-dir", str(tmp_path / "d"), "--output-dir", str(tmp_path / "s")]
     assert main(argv) == 0
     assert b"\r" not in (tmp_path / "s" / "in.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ("timestamp,value,value", "column 'value' twice (columns 2 and 3)"),
+        ("timestamp,value,site, timestamp", "column 'timestamp' twice (columns 1 and 4)"),
+    ],
+)
+def test_a_header_naming_a_column_twice_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: str, said: str
+) -> None:
+    """`timestamp,value,value`: the first value was scored and the second kept as an
+    extra column, so the output had two columns `value` and which was scored was unsaid
+    (the data-set adapters refuse such a header; detect now does, by the same rule)."""
+    width = header.count(",") + 1
+    src = write(tmp_path / "in.csv", f"{header}\n2026-11-01T00:00:00Z{',1' * (width - 1)}\n")
+    out = tmp_path / "out.csv"
+    for on_error in ("stop", "skip"):
+        assert (
+            main(["detect", "--input", str(src), "--output", str(out), "--on-error", on_error]) == 2
+        )
+        err = capsys.readouterr().err
+        assert f"{src}:1: the header gives {said}: which is meant?" in err
+        assert "Traceback" not in err and not out.exists()
+
+
+def test_a_short_utf16_file_without_a_byte_order_mark_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes("timestamp,value\n2026-11-01T00:00:00Z,1\n".encode("utf-16-le"))
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
+    assert f"{src}:1: the file is UTF-16 without a byte order mark" in capsys.readouterr().err

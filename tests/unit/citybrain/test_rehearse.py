@@ -305,6 +305,8 @@ def test_cli_compares_two_deadlines_on_a_small_file(
         (None, b"[" * 100_000, "r.json: nested too deeply"),
         (None, b'{"entries": ', "r.json:1: Expecting value"),
         (None, b"[1]", 'r.json: expected "entries" with an "all" entry'),
+        # t66: past the 4,300 digits int() converts, "unexpected ValueError" (exit 70).
+        (None, b'{"entries": {"all": ' + b"9" * 5000 + b"}}", "r.json: "),
         # json.loads kept the last entry given twice, unsaid (t54).
         (
             None,

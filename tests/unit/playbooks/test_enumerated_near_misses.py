@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from playbooks.errors import GridError, RoutingConfigError
+from playbooks.errors import GridError, RoutingConfigError, closest, did_you_mean
 from playbooks.grid import Grid
 from playbooks.loader import playbook_errors
 from playbooks.routing import Matcher
@@ -116,3 +116,29 @@ def test_a_transition_to_a_misspelt_step_names_the_closest() -> None:
             "on_failure names step 'anotate', which does not exist (did you mean 'annotate'?)",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["opne"],
+        {"status": "opne"},
+        [[[["opne"]]]],
+        10**5000,  # str() refuses past 4,300 digits
+    ],
+    ids=["list", "mapping", "nested", "5000-digits"],
+)
+def test_only_text_and_small_numbers_can_misspell_a_choice(value: object) -> None:
+    """t66: `closest` compared str(value), so a value from the wire nested 1,000 deep
+    raised RecursionError while its refusal was written (the HTTP ingest's 500)."""
+    assert closest(value, ["open", "closed"]) is None
+    assert did_you_mean(value, ["open", "closed"]) == ""
+
+
+def test_a_deeply_nested_value_misspells_nothing() -> None:
+    deep: object = "opne"
+    for _ in range(5000):  # deeper than the recursion limit
+        deep = [deep]
+    assert did_you_mean(deep, ["open"]) == ""
+    assert did_you_mean("opne", ["open"]) == " (did you mean 'open'?)"
+    assert did_you_mean(5, [5, 50]) == " (did you mean '5'?)"

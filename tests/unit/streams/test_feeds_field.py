@@ -521,6 +521,16 @@ def test_wide_encodings_are_named(tmp_path: Path, encoding: str, says: str) -> N
         load_events([path], on_error="skip")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+@pytest.mark.parametrize("header", ["timestamp,value\n", "ts,value\r\n"])
+def test_a_short_first_line_in_a_wide_encoding_is_named(encoding: str, header: str) -> None:
+    # A short UTF-16LE header (detect's timestamp,value) was one NUL short of half its
+    # bytes, counting the LF: it was "byte 0x00 (NUL) at column 2", not "UTF-16".
+    first = header.encode(encoding).splitlines(keepends=True)[0]
+    said = csvfile.wide_encoding(first)
+    assert said is not None and said.startswith(encoding[:6].upper())
+
+
 @pytest.mark.parametrize(
     "stamp",
     [

@@ -47,3 +47,18 @@ def test_packer_groups_by_partition_keeps_order_and_bounds_size() -> None:
     assert sum(len(json.loads(v)["readings"]) for _, _, v in messages) == len(readings)
     with pytest.raises(ValueError, match="pack size is 0"):
         ReadingPacker(2, 0)
+
+
+def test_pack_counted_says_how_many_readings_each_pack_holds() -> None:
+    """t66: the ingest took every pack to hold --pack-size readings; a pack closed by
+    the byte bound holds fewer, and each pack's own count is what its sender acks."""
+    readings = [
+        Reading(1.8e9 + i, f"sensor-{i % 5}", "water_level", float(i), "ft", "c1")
+        for i in range(400)
+    ]
+    packer = ReadingPacker(partitions=2, size=100, max_bytes=4096)
+    packs = list(packer.pack_counted(readings))
+    counts = [count for _, _, _, count in packs]
+    assert counts == [len(json.loads(value)["readings"]) for _, _, value, _ in packs]
+    assert max(counts) < 100 and sum(counts) == 400  # the byte bound closed each first
+    assert [p[:3] for p in packs] == list(ReadingPacker(2, 100, 4096).pack_all(readings))

@@ -342,3 +342,43 @@ def test_the_bounds_name_the_largest_value_taken(monkeypatch: pytest.MonkeyPatch
     assert refusal(monkeypatch, CITYBRAIN_WEBHOOK_RETRIES="2000") == (
         "CITYBRAIN_WEBHOOK_RETRIES is '2000': expected at most 100"
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "longest", "tail"),
+    [
+        ("CITYBRAIN_TOPIC_PREFIX", 235, ".corroboration"),
+        ("CITYBRAIN_APP_ID", 225, "-corroboration-changelog"),
+    ],
+)
+def test_a_prefix_or_app_id_too_long_for_kafkas_topic_names_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, longest: int, tail: str
+) -> None:
+    """t66: a 245-character CITYBRAIN_TOPIC_PREFIX passed, and `stack up` ended, once
+    Kafka had started, in "unexpected InvalidTopicError … a bug" (exit 70)."""
+    monkeypatch.setenv(variable, "p" * longest)
+    load_settings()  # at the bound: accepted
+    monkeypatch.setenv(variable, "p" * (longest + 1))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    said = str(caught.value)
+    assert said.startswith(f"{variable} is 'ppp")
+    assert f"{longest + 1:,} characters, at most {longest}: Kafka's topic names" in said
+    assert repr(tail) in said
+
+
+def test_every_topic_of_a_worker_at_the_bounds_fits_kafkas_limit(tmp_path: Path) -> None:
+    # The bounds above are what follows each setting in the longest name; a new table
+    # or topic with a longer name than those fails here, not at a user's `stack up`.
+    from prometheus_client import CollectorRegistry
+
+    from streams.app import create_app
+    from streams.settings import TOPIC_NAME_MAX
+
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="p" * 235, app_id="a" * 225)
+    app = create_app(settings, CollectorRegistry())
+    names = set(settings.topics.values())
+    names |= {t.changelog_topic.get_topic_name() for t in app.tables.values()}
+    for topic in app.topics:
+        names.update(topic.topics)
+    assert len(app.tables) >= 8 and max(map(len, names)) == TOPIC_NAME_MAX

@@ -9,6 +9,7 @@ import pytest
 from citybrain.ingest.ngsi import NgsiMapping
 from playbooks.grid import Grid
 from streams.errors import EventError
+from streams.events import decode_json
 from tests.unit.citybrain.ingest.conftest import example
 
 
@@ -519,3 +520,24 @@ def test_two_expanded_names_of_one_attribute_are_both_refused(ngsi: NgsiMapping)
         ("duplicate_attribute", "https://example.org/a/no2", 10),
         ("duplicate_attribute", "https://example.org/b/no2", 99),
     ]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        decode_json(b"[" * 1000 + b"]" * 1000),  # as deep as the decoder reads
+        decode_json(b'{"a":' * 1000 + b"1" + b"}" * 1000),
+        decode_json(b"9" * 5000),  # past the 4,300 digits str() converts
+    ],
+    ids=["deep-list", "deep-object", "5000-digits"],
+)
+def test_an_entity_type_no_type_could_be_is_unknown_not_a_500(
+    ngsi: NgsiMapping, given: object
+) -> None:
+    """t66: an entity `type` nested 1,000 lists deep was a RecursionError while looking
+    for the type it misspells (`did_you_mean`'s str()), so the HTTP ingest answered 500
+    and the notification's other entities were lost; now that entity alone is refused."""
+    found = ngsi.notification({"data": [aq(type=given), example("WaterQualityObserved")]})
+    [(index, err)] = found.errors
+    assert (index, err.code, err.field) == (0, "unknown_entity_type", "data[0].type")
+    assert [[d["kind"] for d in r.documents] for _, _, r in found.entities] == [["conductance"]]

@@ -11,8 +11,11 @@ import threading
 import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from kafka.future import Future
 
 from citybrain.ingest.publisher import PackPublisher
 from streams.events import Reading
@@ -106,3 +109,45 @@ def test_a_dead_letter_does_not_hold_its_caller_while_kafka_is_away() -> None:
         pub._abandoned = True
         kafka.released.set()
         caller.join(60)
+
+
+class HeldKafka:
+    """A producer that holds each send's kafka-python future for the test to settle:
+    which readings a pack's acknowledgement releases is what is checked."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Future]] = []
+
+    def send(self, topic: str, value: bytes, **kw: object) -> Future:
+        future = Future()
+        self.sent.append((value, future))
+        return future
+
+
+def test_each_pack_acknowledges_its_own_readings_when_the_byte_bound_splits_it() -> None:
+    """t66 (the kind of replay-pack-too-large, at the ingest): with --pack-size 10000,
+    8,000 readings of one partition went out as packs of 6,802 and 1,198 (1 MB each at
+    most), but the first pack's acknowledgement released all 8,000 to their senders
+    (MQTT PUBACK, HTTP 200): the second pack's readings were acked before Kafka had
+    them, and lost when Kafka refused it ("a pack of 0 readings")."""
+    kafka = HeldKafka()
+    pub = PackPublisher(kafka, "t.readings", "t.deadletter", 1, pack_size=10_000, pack_ms=50)
+    acked: list[int] = []
+    for i in range(8_000):
+        # A real gauge's names: ~150 bytes packed, so 8,000 pass 1 MB.
+        reading = Reading(
+            1.79e9 + i, "usgs-01589330-water_level", "water_level", 2.4, "ft", "md-gauge-01589330"
+        )
+        pub.submit(reading, lambda i=i: acked.append(i))
+    pub.start()
+    deadline = time.monotonic() + 60
+    while len(kafka.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first, second = (len(orjson.loads(value)["readings"]) for value, _ in kafka.sent)
+    assert first + second == 8_000 and second > 0
+    kafka.sent[0][1].success(None)
+    assert acked == list(range(first))  # the first pack's readings only
+    kafka.sent[1][1].failure(KafkaError("refused"))
+    assert acked == list(range(first)) and pub.pending == second  # not acked: not lost
+    assert isinstance(pub.failure, KafkaError)
+    pub._abandoned = True

@@ -495,7 +495,8 @@ def test_an_ingest_without_gateway_tokens_warns_at_start(
     with socket.socket() as probe:  # a port free now: run_http checks it before `require`
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = Settings(api_tokens_file=tokens, ingest_http_port=port)
+    # A run directory of its own: a demo this machine ran adds where its token is.
+    settings = Settings(api_tokens_file=tokens, ingest_http_port=port, run_dir_override=tmp_path)
 
     def stop() -> None:
         raise _Stop
@@ -505,6 +506,50 @@ def test_an_ingest_without_gateway_tokens_warns_at_start(
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert line.startswith("citybrain: ") and reason in line
     assert line.endswith(": every POST gets 401 (docs/ingest.md, Tokens)")
+
+
+def test_an_ingest_without_tokens_after_a_demo_says_where_the_demos_gateway_token_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, ingest_grid: Grid
+) -> None:
+    """t66: after `make demo` the README's curl line got a 401 saying only to set
+    CITYBRAIN_API_TOKENS_FILE; the start-up warning and the 401 now name the demo's."""
+    from citybrain.demo import DemoFiles, demo_gateway_hint, make_demo_token
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(ingest_http_port=port, run_dir_override=tmp_path)
+    files = DemoFiles.of(settings)
+    make_demo_token(files)
+    said = f"(the demo's: CITYBRAIN_API_TOKENS_FILE={files.tokens}, its gateway token in"
+
+    def stop() -> None:
+        raise _Stop
+
+    with caplog.at_level(logging.WARNING), pytest.raises(_Stop):
+        run_http(settings, IngestOptions(), require=stop)
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said in line and line.endswith("(docs/ingest.md, Tokens)")
+    srv = IngestHttpServer(
+        ("127.0.0.1", 0),
+        EventValidator(ingest_grid),
+        NgsiMapping(ingest_grid),
+        Kafka(),  # type: ignore[arg-type]
+        TokenStore([]),
+        token_hint=demo_gateway_hint(settings),
+    )
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        status, _, body = call(srv, "POST", "/ingest/v1/readings", b"{}", token=GATEWAY)
+        assert status == 401 and said in json.loads(body)["error"]
+        gateway = files.gateway_token.read_text().strip()
+        # With the demo's file, as the hint says, the same token is taken.
+        srv.tokens = TokenStore.load(files.tokens)
+        status, _, body = call(srv, "POST", "/ingest/v1/readings", b"[]", token=gateway)
+        assert status != 401, body
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_a_tokens_file_without_a_gateway_token_is_named_in_the_401(
