@@ -215,14 +215,20 @@ class GlitchGuard:
 
 def score_guarded(
     detector: Detector,
-    arr: FloatArray,
-    times: FloatArray | None,
-    far: npt.NDArray[np.bool_],
+    guard: GlitchGuard,
+    xs: Sequence[float] | FloatArray,
+    ts: Sequence[float] | FloatArray | None,
     score_run: Callable[[FloatArray, FloatArray | None], FloatArray],
 ) -> FloatArray:
-    """Score ``arr`` in order: each run of rows that are not far glitches by ``score_run``
+    """A guarded detector's ``score_many``: ``xs`` (and ``ts``) checked, then scored in
+    order: each run of rows that are not far glitches by ``guard`` by ``score_run``
     (which scores and learns them, vectorised), each far row by ``detector.score_one``
-    alone, so it is scored but not learned."""
+    alone, so it is scored but not learned. Raises as ``check_values``/``check_times``."""
+    arr = check_values(xs)
+    times = check_times(ts, arr.size)
+    far = guard.check_many(arr)
+    if not far.any():
+        return score_run(arr, times)
     out = np.empty(arr.size, dtype=np.float64)
     start = 0
     for i in [*np.flatnonzero(far).tolist(), arr.size]:

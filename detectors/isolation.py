@@ -28,9 +28,7 @@ from detectors.base import (
     Detector,
     FloatArray,
     GlitchGuard,
-    check_times,
     check_value,
-    check_values,
     require_int,
     score_guarded,
 )
@@ -122,14 +120,9 @@ class WindowIsolationForest(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        arr = check_values(xs)
-        times = check_times(ts, arr.size)
-        far = self.guard_.check_many(arr)
-        if far.any():
-            return score_guarded(self, arr, times, far, lambda run, _: self._score_admitted(run))
-        return self._score_admitted(arr)
+        return score_guarded(self, self.guard_, xs, ts, self._score_admitted)
 
-    def _score_admitted(self, arr: FloatArray) -> FloatArray:
+    def _score_admitted(self, arr: FloatArray, _ts: FloatArray | None = None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""
         out = np.zeros(arr.size)
         start = 0

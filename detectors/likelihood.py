@@ -24,9 +24,7 @@ from detectors.base import (
     Detector,
     FloatArray,
     GlitchGuard,
-    check_times,
     check_value,
-    check_values,
     pack_floats,
     require_int,
     require_number,
@@ -109,12 +107,7 @@ class AnomalyLikelihood(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        arr = check_values(xs)
-        times = check_times(ts, arr.size)
-        far = self.guard_.check_many(arr)
-        if far.any():
-            return score_guarded(self, arr, times, far, self._score_admitted)
-        return self._score_admitted(arr, times)
+        return score_guarded(self, self.guard_, xs, ts, self._score_admitted)
 
     def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""
