@@ -190,6 +190,15 @@ def test_silences_agree_with_alertmanager_api(tmp_path: Path, pipeline: Pipeline
             )
             assert theirs == 400 and ours == 400, (answer, said)
             assert "ends_at" in said["error"], said
+        # Alertmanager's whole body: a 400 saying what its first other field is here.
+        for field, says in (("comment", 'write it as "reason"'), ("createdBy", "leave it out")):
+            ours, said = pipeline.api(
+                "POST",
+                "/silences",
+                OPERATOR_TOKEN,
+                {"matchers": [FLOOD], "duration": "1h", field: "x"},
+            )
+            assert ours == 400 and says in said["error"], said
         assert "Crashed" not in worker.log() and "Traceback" not in worker.log()
     finally:
         worker.stop()
