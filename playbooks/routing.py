@@ -640,14 +640,25 @@ class Silence:
                 )
             return value
 
+        def seconds(name: str) -> float:
+            value = get(name, (int, float), "epoch seconds")
+            try:
+                return float(value)
+            except OverflowError:  # an integer past any float: no time, not a crash
+                raise SilenceError(
+                    f"silence field {name!r} is {brief(value)}, expected epoch seconds "
+                    "(this integer is past any date)",
+                    "field",
+                ) from None
+
         matchers = get("matchers", (list,), "a list")
         if not all(isinstance(m, str) for m in matchers):
             raise SilenceError(f"silence matchers {brief(matchers)} are not all text", "field")
         return new_silence(
             get("id", (str,), "text"),
             matchers,
-            float(get("starts_at", (int, float), "epoch seconds")),
-            float(get("ends_at", (int, float), "epoch seconds")),
+            seconds("starts_at"),
+            seconds("ends_at"),
             get("author", (str,), "text"),
             get("reason", (str,), "text"),
         )

@@ -466,16 +466,36 @@ def query_params(query: Any, path: str, allowed: tuple[str, ...]) -> dict[str, s
     return taken
 
 
-def body_fields(doc: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+# Alertmanager's API v2 silence fields (PostableSilence) a client of it sends here, and
+# what each is in a citybrain silence: "comment" was refused with no hint of "reason".
+ALERTMANAGER_SILENCE_FIELDS = {
+    "comment": 'write it as "reason"',
+    "startsAt": 'write it as "starts_at"',
+    "endsAt": 'write it as "ends_at"',
+    "createdBy": "leave it out: the author is the name of the request's token",
+    "id": "a silence is not updated here: expire it and add a new one",
+}
+
+
+def body_fields(
+    doc: Mapping[str, Any],
+    allowed: tuple[str, ...],
+    what: str,
+    known: Mapping[str, str] | None = None,
+) -> None:
     """``ApiError`` 400 naming the first field of the request body ``doc`` that ``what``
     (``"a silence"``, ``"ack"``) does not take, with those it takes: a misspelt ``"nte"``
-    was dropped silently and the action taken without its note (trial 25)."""
+    was dropped silently and the action taken without its note (trial 25). ``known``
+    maps a field another API names (Alertmanager's ``comment``) to what to do instead."""
     for name in doc:
         if name not in allowed:
+            hint = did_you_mean(name, allowed)
+            if known is not None and name in known:
+                hint = f" (Alertmanager's API v2 field; here {known[name]})"
             raise ApiError(
                 400,
                 f'field "{name[:MAX_SHOWN_ID]}" is {show(doc[name])}: {what} takes no such '
-                f"field (it takes {', '.join(allowed)}){did_you_mean(name, allowed)}",
+                f"field (it takes {', '.join(allowed)}){hint}",
             )
 
 
@@ -820,7 +840,12 @@ def register_api(app: faust.App, ctx: Context) -> None:
         assert principal is not None
         return principal
 
-    async def body(request: Request, fields: tuple[str, ...], what: str) -> dict[str, Any]:
+    async def body(
+        request: Request,
+        fields: tuple[str, ...],
+        what: str,
+        known: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         raw = await read_body(request, API_MAX_BODY, ctx.settings.http_timeout)
         if not raw:
             return {}
@@ -828,7 +853,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         if wrong_type:
             raise ApiError(415, wrong_type)
         doc = json_body(raw)
-        body_fields(doc, fields, what)
+        body_fields(doc, fields, what, known)
         return doc
 
     def query(request: Request, allowed: tuple[str, ...] = ()) -> dict[str, str]:
@@ -1190,7 +1215,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def post(self, request: Request) -> Response:
             principal = await authorize(self, request, "silence")
             query(request)
-            doc = await body(request, SILENCE_FIELDS, "a silence")
+            doc = await body(request, SILENCE_FIELDS, "a silence", ALERTMANAGER_SILENCE_FIELDS)
             now = time.time()
             matchers = doc.get("matchers", [])
             if not isinstance(matchers, list):

@@ -293,6 +293,9 @@ GOOD = new_silence("good", ['kind="traffic_speed"'], 0, 100, "op", "r").to_dict(
         ({**GOOD, "matchers": [1]}, "field"),
         ({**GOOD, "ends_at": "soon"}, "field"),
         ({**GOOD, "ends_at": None}, "field"),
+        # An integer past a float (Python's json reads one): OverflowError, a crash, before.
+        ({**GOOD, "ends_at": 10**400}, "field"),
+        ({**GOOD, "starts_at": -(10**400)}, "field"),
         ({k: v for k, v in GOOD.items() if k != "author"}, "field"),
         (["not", "a", "mapping"], "field"),
         ("garbage", "field"),

@@ -115,7 +115,22 @@ def test_expiring_a_silence_with_a_query_is_a_400(tmp_path: Path) -> None:
             "/api/v1/silences",
             {"matchers": ['kind="pm25"'], "duration": "1h", "reason": "x", "comment": "y"},
             "field \"comment\" is 'y': a silence takes no such field (it takes matchers, "
-            "reason, starts_at, ends_at, duration)",
+            "reason, starts_at, ends_at, duration) (Alertmanager's API v2 field; here write "
+            'it as "reason")',
+        ),
+        (  # Alertmanager's own body: each of its names says what it is here
+            "/api/v1/silences",
+            {"matchers": ['kind="pm25"'], "duration": "1h", "createdBy": "ops"},
+            "field \"createdBy\" is 'ops': a silence takes no such field (it takes matchers, "
+            "reason, starts_at, ends_at, duration) (Alertmanager's API v2 field; here leave "
+            "it out: the author is the name of the request's token)",
+        ),
+        (
+            "/api/v1/silences",
+            {"matchers": ['kind="pm25"'], "startsAt": "2026-12-04T10:00:00Z"},
+            "field \"startsAt\" is '2026-12-04T10:00:00Z': a silence takes no such field (it "
+            "takes matchers, reason, starts_at, ends_at, duration) (Alertmanager's API v2 "
+            'field; here write it as "starts_at")',
         ),
     ],
 )
