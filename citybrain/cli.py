@@ -3701,6 +3701,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
             print(f"skipped {row}", file=sys.stderr)
         for whole in skipped_files:
             print(f"skipped the whole file: {whole}", file=sys.stderr)
+    if args.input_dir and len(skipped_files) == len(files):
+        # As for one file whose every row was bad (exit 2, "no data rows"): t68's walk,
+        # `detect --input-dir datasets --on-error skip` scored nothing and said done (0).
+        raise CliError(
+            f"--input-dir {str(source)!r}: none of its {counted(len(files), 'file')} could be "
+            f"scored (each skipped whole, above); nothing was written to {args.output_dir}: "
+            "give files of timestamp,value rows"
+        )
     summary = detect_summary(
         args.detector,
         scored,
