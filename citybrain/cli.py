@@ -1574,31 +1574,36 @@ def _whole_in(low: int, high: int | None = None) -> Any:
     return parse
 
 
-def an_id(text: str) -> str:
-    """An argparse type: a run, silence or report id that is not empty or blank. An
-    empty one (a script's unset variable) went to the API as ``/runs//ack`` and came
-    back ``HTTP 404: Not Found`` (trial 8); no id is blank, so it is refused here."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is empty: give the id as `list` or `show` shows it"
-            if not text
-            else f"{text!r} is blank: give the id as `list` or `show` shows it"
-        )
-    if _PLACEHOLDER_ID.fullmatch(text):
-        # Typed as printed (`runs ack RUN_ID`, t60's walk): the API's 404 did not say why.
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is the placeholder the examples print: give an id as `list` or "
-            "`show` shows it"
-        )
-    return text
+def an_id_shown_by(where: str) -> Callable[[str], str]:
+    """An argparse type: a run, silence or report id (or a key) that is not empty,
+    blank or an example's placeholder, its refusal saying ``where`` to find one (``runs
+    list`` or ``runs show``, ``silences list``). An empty one (a script's unset
+    variable) went to the API as ``/runs//ack`` and came back ``HTTP 404: Not Found``
+    (trial 8); no id is blank, so it is refused here. ``where`` is per id: t68's walk,
+    ``silences expire SILENCE_ID`` said "as `list` or `show` shows it", and `silences
+    show` is no command."""
 
+    def an_id(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is {'empty' if not text else 'blank'}: give {where}"
+            )
+        if _PLACEHOLDER_ID.fullmatch(text):
+            # Typed as printed (`runs ack RUN_ID`, t60's walk): the API's 404 did not say why.
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is the placeholder the examples print: give {where}"
+            )
+        return text
+
+    an_id.__name__ = "id"  # argparse names the type in some messages
+    return an_id
+
+
+RUN_ID = an_id_shown_by("the id as `runs list` or `runs show` shows it")
 
 # RUN_ID, SILENCE_ID, <run_id>: what help texts and printed examples stand an id by; no
 # id citybrain makes (grp-….1, UUIDs, report ids) looks so.
 _PLACEHOLDER_ID = re.compile(r"<?[A-Z][A-Z_]*_ID>?|<[a-z_]*id>")
-
-
-an_id.__name__ = "id"  # argparse names the type in some messages
 
 
 def _matcher_labels(route: Route) -> set[str]:
@@ -3696,6 +3701,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
             print(f"skipped {row}", file=sys.stderr)
         for whole in skipped_files:
             print(f"skipped the whole file: {whole}", file=sys.stderr)
+    if args.input_dir and len(skipped_files) == len(files):
+        # As for one file whose every row was bad (exit 2, "no data rows"): t68's walk,
+        # `detect --input-dir datasets --on-error skip` scored nothing and said done (0).
+        raise CliError(
+            f"--input-dir {str(source)!r}: none of its {counted(len(files), 'file')} could be "
+            f"scored (each skipped whole, above); nothing was written to {args.output_dir}: "
+            "give files of timestamp,value rows"
+        )
     summary = detect_summary(
         args.detector,
         scored,
@@ -4459,7 +4472,7 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 "--idempotency-key",
                 metavar="KEY",
-                type=an_id,
+                type=an_id_shown_by("a key of your own, or leave --idempotency-key out"),
                 help="this action's key: a retry with the same key is applied once (default: "
                 "a new key each time; after a 503 the retry line printed carries it)",
             )
@@ -4502,7 +4515,7 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in run_actions.items():
         a = command(rsub, action, text)
         a.add_argument(
-            "run_id", metavar="RUN_ID", type=an_id, help="the run's id, as 'runs list' shows it"
+            "run_id", metavar="RUN_ID", type=RUN_ID, help="the run's id, as 'runs list' shows it"
         )
         if action != "show":  # only the actions send a note
             needed = action in ("resolve", "cancel")  # the API refuses these without one
@@ -4515,9 +4528,14 @@ def build_parser() -> argparse.ArgumentParser:
         api_options(a, changes=action != "show")
         a.set_defaults(func=cmd_runs)
     a = command(rsub, "answer", "relay a reporter's answer to a closure message")
-    a.add_argument("run_id", metavar="RUN_ID", type=an_id, help="the run whose closure is answered")
     a.add_argument(
-        "--report", required=True, type=an_id, help="the report id, as 'runs show RUN_ID' lists it"
+        "run_id", metavar="RUN_ID", type=RUN_ID, help="the run whose closure is answered"
+    )
+    a.add_argument(
+        "--report",
+        required=True,
+        type=an_id_shown_by("a report's id as `runs show RUN_ID` lists it"),
+        help="the report id, as 'runs show RUN_ID' lists it",
     )
     verdict = a.add_mutually_exclusive_group(required=True)
     verdict.add_argument(
@@ -4558,7 +4576,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_silences)
     exp = command(ssub, "expire", "end a silence now (coordinator)")
     exp.add_argument(
-        "silence_id", metavar="SILENCE_ID", type=an_id, help="as 'silences list' shows it"
+        "silence_id",
+        metavar="SILENCE_ID",
+        type=an_id_shown_by("an id as `silences list` shows it"),
+        help="as 'silences list' shows it",
     )
     exp.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(exp, changes=True)

@@ -38,6 +38,21 @@ MAGIC = (
     (b"\xfd7zXZ\x00", "xz-compressed (decompress it, or gzip it as FILE.gz)"),
 )
 NO_SUCH_FILE = ": no such file"
+# What README examples, help texts and printed commands stand a path by (`replay FILE`,
+# `detect --input F`, `--input-dir D`, `--units PROFILE`, `--data …`); no path of ours
+# is named so, so a missing one was typed as printed.
+_PLACEHOLDER_PATH = re.compile(r"(?:FILE|F|D|DIR|PROFILE|[A-Z]+_(?:FILE|DIR))…?|.*….*")
+
+
+def placeholder(path: Path, what: str) -> str:
+    """``: 'FILE' is the placeholder the examples print: give <what>'s path`` for a
+    missing ``path`` written as an example's stand-in, else "" (a newcomer's walk, t68:
+    the demo's ``citybrain replay FILE`` typed as printed said only "FILE 'FILE': no
+    such file"). ``what``: ``a file``, ``a directory``."""
+    text = str(path)
+    if not _PLACEHOLDER_PATH.fullmatch(text):
+        return ""
+    return f": {text!r} is the placeholder the examples print: give {what}'s path"
 
 
 def unreadable(path: Path, kind: str = "", for_a_directory: str = "", missing: str = "") -> str:
@@ -58,7 +73,8 @@ def unreadable(path: Path, kind: str = "", for_a_directory: str = "", missing: s
         why = not_a_regular_file(path)
         if why != NO_SUCH_FILE:
             return why
-        return why + near_sibling(path, Path.is_file) + (f" {missing}" if missing else "")
+        hint = placeholder(path, "a file") or near_sibling(path, Path.is_file)
+        return why + hint + (f" {missing}" if missing else "")
     try:
         with path.open("rb") as fh:
             head = fh.read(HEAD_BYTES)
@@ -81,7 +97,9 @@ def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
         return why.split(", expected")[0] + ", expected a directory"
     if why != NO_SUCH_FILE and not why.startswith(": a symbolic link"):
         return why  # a loop: cannot read
-    near = near_sibling(path, Path.is_dir) if why == NO_SUCH_FILE else ""
+    near = ""
+    if why == NO_SUCH_FILE:
+        near = placeholder(path, "a directory") or near_sibling(path, Path.is_dir)
     return ": no such directory" + near + (f" {missing}" if missing else "")
 
 

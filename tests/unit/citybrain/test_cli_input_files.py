@@ -339,3 +339,25 @@ def test_a_relative_path_missing_in_the_checkout_too_is_said_as_before(
     monkeypatch.chdir(REPO)
     proc = run_in_process(["replay", "datasets/nothing-here.csv"], env)
     assert proc.stderr == "citybrain: FILE 'datasets/nothing-here.csv': no such file\n"
+
+
+@pytest.mark.parametrize("key", list(INPUTS), ids=[" ".join(k[0]) + f" {k[1]}" for k in INPUTS])
+def test_a_placeholder_typed_as_printed_is_named_as_one(
+    key: tuple[tuple[str, ...], str],
+    place: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t68's walk: the demo's closing line ``citybrain replay FILE`` typed as printed
+    said only "FILE 'FILE': no such file", as did the README's ``--data …``."""
+    tmp, env = place
+    template, name, kind = INPUTS[key]
+    given, what = ("D", "a directory") if kind == "DIR" else ("FILE", "a file")
+    monkeypatch.chdir(tmp)
+    argv = [given if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    missing = "no such directory" if kind == "DIR" else "no such file"
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"citybrain: {name} {given!r}: {missing}: {given!r} is the placeholder the "
+        f"examples print: give {what}'s path"
+    ), proc.stderr

@@ -330,43 +330,56 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     assert out[0].startswith("2 runs; times in local time") and out[1] == hint
 
 
+RUNS_SHOW = "the id as `runs list` or `runs show` shows it"
+SILENCES_SHOW = "an id as `silences list` shows it"
+REPORTS_SHOW = "a report's id as `runs show RUN_ID` lists it"
+
+
 @pytest.mark.parametrize(
-    ("argv", "name"),
+    ("argv", "name", "where"),
     [
-        (["runs", "ack", ""], "RUN_ID"),
-        (["runs", "show", " "], "RUN_ID"),
-        (["runs", "answer", "r.1", "--report", "", "--satisfied"], "--report"),
-        (["silences", "expire", ""], "SILENCE_ID"),
+        (["runs", "ack", ""], "RUN_ID", RUNS_SHOW),
+        (["runs", "show", " "], "RUN_ID", RUNS_SHOW),
+        (["runs", "answer", "r.1", "--report", "", "--satisfied"], "--report", REPORTS_SHOW),
+        (["silences", "expire", ""], "SILENCE_ID", SILENCES_SHOW),
+        (["runs", "ack", "r.1", "--idempotency-key", ""], "--idempotency-key", "a key of your"),
     ],
 )
 def test_an_empty_id_is_refused_before_the_api_is_asked(
-    capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+    capsys: pytest.CaptureFixture[str], argv: list[str], name: str, where: str
 ) -> None:
+    """Each id's refusal says where to find one (t68's walk: `silences expire ''` said
+    "as `list` or `show` shows it", and `silences show` is no command)."""
     # --url points nowhere: had the API been asked, the error would say it is unreachable.
     assert main([*argv, "--token", "t", "--url", "http://127.0.0.1:1"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
-    assert f"argument {name}: " in err and "give the id as `list` or `show` shows it" in err
+    assert f"argument {name}: " in err and f"give {where}" in err
 
 
 @pytest.mark.parametrize(
-    ("argv", "name"),
+    ("argv", "name", "where"),
     [
-        (["runs", "ack", "RUN_ID", "--note", "on my way"], "RUN_ID"),
-        (["runs", "show", "<run_id>"], "RUN_ID"),
-        (["runs", "answer", "r.1", "--report", "REPORT_ID", "--satisfied"], "--report"),
-        (["silences", "expire", "SILENCE_ID"], "SILENCE_ID"),
+        (["runs", "ack", "RUN_ID", "--note", "on my way"], "RUN_ID", RUNS_SHOW),
+        (["runs", "show", "<run_id>"], "RUN_ID", RUNS_SHOW),
+        (
+            ["runs", "answer", "r.1", "--report", "REPORT_ID", "--satisfied"],
+            "--report",
+            REPORTS_SHOW,
+        ),
+        (["silences", "expire", "SILENCE_ID"], "SILENCE_ID", SILENCES_SHOW),
     ],
 )
 def test_a_placeholder_typed_as_printed_is_refused_before_the_api_is_asked(
-    capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+    capsys: pytest.CaptureFixture[str], argv: list[str], name: str, where: str
 ) -> None:
     """t60's walk: `runs ack RUN_ID`, typed as the README prints it, got the API's 404
     with no word that RUN_ID stands for an id."""
     assert main([*argv, "--token", "t", "--url", "http://127.0.0.1:1"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
-    assert f"argument {name}: " in err and "is the placeholder the examples print" in err
+    assert f"argument {name}: " in err
+    assert f"is the placeholder the examples print: give {where}" in err
 
 
 @pytest.mark.parametrize("action", ["resolve", "cancel"])

@@ -561,6 +561,30 @@ def test_a_folder_takes_gzip_files_and_skips_a_file_it_cannot_score_with_skip(
     assert "would both be scored into c.csv" in capsys.readouterr().err
 
 
+def test_a_folder_of_which_no_file_can_be_scored_is_refused_as_one_file_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t68's walk: `detect --input-dir datasets --output-dir o --on-error skip` (the
+    shipped slices are replay's multi-sensor CSVs) skipped every file, wrote nothing and
+    exited 0, where one file whose every row is bad is exit 2."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.csv").write_text("timestamp,sensor_id,kind,value,unit,grid_cell\n")
+    (src / "b.csv").write_text("timestamp,value\n")
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(src), "--output-dir", str(out), "--on-error", "skip"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"skipped the whole file: {src / 'a.csv'}:1: header is" in err
+    assert f"skipped the whole file: {src / 'b.csv'}:1: no data rows" in err
+    assert err.splitlines()[-1] == (
+        f"citybrain: --input-dir {str(src)!r}: none of its 2 files could be scored (each "
+        f"skipped whole, above); nothing was written to {out}: give files of "
+        "timestamp,value rows"
+    )
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_extra_columns_are_kept_after_the_score_and_times_are_named_as_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

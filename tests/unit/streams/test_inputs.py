@@ -132,6 +132,22 @@ def test_a_missing_file_names_the_closest_file_beside_it(tmp_path: Path) -> None
     assert unreadable(tmp_path / "nodir" / "units-nyc.yml") == ": no such file"
 
 
+@pytest.mark.parametrize("name", ["FILE", "F", "PROFILE", "GRID_FILE", "…", "demo-…", "FILE…"])
+def test_a_missing_placeholder_is_named_as_one(tmp_path: Path, name: str) -> None:
+    """t68's walk: the demo's ``citybrain replay FILE`` typed as printed said only "no
+    such file"; a real file of that name is read, and a name like it is no placeholder."""
+    hint = f": {name!r} is the placeholder the examples print: give a file's path"
+    assert unreadable(Path(name)) == ": no such file" + hint
+    assert not_a_directory(Path(name)) == (
+        ": no such directory" + hint.replace("a file's", "a directory's")
+    )
+    (tmp_path / name).write_text("x: 1\n")
+    assert unreadable(tmp_path / name) == ""
+    (tmp_path / "empty").mkdir()
+    for other in ("FILE.csv", "file", "README"):
+        assert unreadable(tmp_path / "empty" / other) == ": no such file"
+
+
 def test_a_missing_directory_names_the_closest_directory_beside_it(tmp_path: Path) -> None:
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbook.yaml").write_text("x: 1\n")
