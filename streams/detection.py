@@ -52,17 +52,18 @@ from detectors.base import check_values
 from detectors.tail import VERSION as TAIL_VERSION
 from detectors.tail import TailBank, TailDetector, TailSlot
 from playbooks.routing import LABEL_VALUES
-from streams.errors import EventError, unreadable
-from streams.events import EventValidator, PackedError, Reading, format_ts
-from streams.settings import Settings
-from streams.spans import items_as_sent
-from streams.tables import (
+from streams.errors import (
     BAD_SHAPE,
     NEWER_FORMAT,
     NOT_DECODABLE,
     UNKNOWN_FORMAT,
+    EventError,
     UnreadableEntryError,
+    unreadable,
 )
+from streams.events import EventValidator, PackedError, Reading, format_ts
+from streams.settings import Settings
+from streams.spans import items_as_sent
 
 SEVERITIES = LABEL_VALUES["severity"]  # mildest first: the routing labels' own list
 ONE_AT_A_TIME = 4  # a sensor's readings per batch up to which numpy is not worth its cost

@@ -145,3 +145,22 @@ def show(value: object) -> str:
     except ValueError:  # an int past sys.get_int_max_str_digits
         text = f"<{type(value).__name__} too long to show>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# Why a changelog entry cannot be read back (``streams.tables``: recovery drops it, says
+# it, counts it and audits it); here, with its error, so that modules reading table
+# documents (streams.detection) need no faust.
+NOT_DECODABLE = "not_decodable"  # truncated, not UTF-8, not JSON / msgpack, too deep
+UNKNOWN_FORMAT = "unknown_format"  # a leading format byte no version wrote
+NEWER_FORMAT = "newer_format"  # written by a newer citybrain: refused, never misread
+BAD_SHAPE = "bad_shape"  # decodes, but not the table's document (an older schema, a scalar)
+REASONS = (NOT_DECODABLE, UNKNOWN_FORMAT, NEWER_FORMAT, BAD_SHAPE)
+
+
+class UnreadableEntryError(ValueError):
+    """A changelog entry that cannot be read back, with its ``reason`` (one of
+    ``REASONS``) and a one-line ``detail`` naming the field or byte at fault."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail

@@ -22,26 +22,18 @@ import orjson
 from faust.serializers import codecs
 from faust.types import EventT
 
+# Why an entry cannot be read back (the bounded ``reason`` label of
+# ``citybrain_state_unreadable_total``) and its error live in streams.errors, which needs
+# no faust (streams.detection reads them; the Quix benchmark candidate imports it).
+from streams.errors import BAD_SHAPE as BAD_SHAPE
+from streams.errors import NEWER_FORMAT as NEWER_FORMAT
+from streams.errors import NOT_DECODABLE as NOT_DECODABLE
+from streams.errors import REASONS as REASONS
+from streams.errors import UNKNOWN_FORMAT as UNKNOWN_FORMAT
+from streams.errors import UnreadableEntryError as UnreadableEntryError
 from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
-
-# Why a changelog entry could not be read back (the bounded ``reason`` label of
-# ``citybrain_state_unreadable_total``).
-NOT_DECODABLE = "not_decodable"  # truncated, not UTF-8, not JSON / msgpack, too deep
-UNKNOWN_FORMAT = "unknown_format"  # a leading format byte no version wrote
-NEWER_FORMAT = "newer_format"  # written by a newer citybrain: refused, never misread
-BAD_SHAPE = "bad_shape"  # decodes, but not the table's document (an older schema, a scalar)
-REASONS = (NOT_DECODABLE, UNKNOWN_FORMAT, NEWER_FORMAT, BAD_SHAPE)
-
-
-class UnreadableEntryError(ValueError):
-    """A changelog entry that cannot be read back, with its ``reason`` (one of
-    ``REASONS``) and a one-line ``detail`` naming the field or byte at fault."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)

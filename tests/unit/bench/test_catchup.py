@@ -3,11 +3,14 @@ read from the broker's data directory (no services)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from kafka import TopicPartition
 
 from bench.catchup import changelog_logs
+from streams.settings import REPO_ROOT
 
 
 def test_changelog_bytes_are_the_runs_changelog_segments_only(tmp_path: Path) -> None:
@@ -31,3 +34,22 @@ def test_changelog_bytes_are_the_runs_changelog_segments_only(tmp_path: Path) ->
         TopicPartition("bench1-sensor-state-changelog", 0),
         TopicPartition("bench1-sensor-state-changelog", 1),
     ]
+
+
+def test_the_quix_candidate_imports_nothing_of_faust() -> None:
+    # The Quix candidate runs in its own virtualenv (bench.catchup.QUIX_REQUIREMENTS: no
+    # faust); it imports streams.detection, which once reached faust through
+    # streams.tables, so `make bench` ended in a ModuleNotFoundError traceback.
+    code = (
+        "import sys; sys.modules['faust'] = None\n"
+        "import ast, pathlib\n"
+        "src = pathlib.Path('bench/quix_candidate.py').read_text()\n"
+        "for node in ast.parse(src).body:\n"
+        "    if isinstance(node, ast.ImportFrom) and node.module.split('.')[0] in ('streams', 'playbooks'):\n"
+        "        __import__(node.module)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert (out.returncode, out.stdout) == (0, "ok\n"), out.stderr
