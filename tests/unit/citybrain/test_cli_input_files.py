@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from citybrain.cli import EXIT_USAGE
-from tests.unit.citybrain.test_cli_errors import run_in_process
+from tests.unit.citybrain.test_cli_errors import Outcome, run_in_process
 from tests.unit.citybrain.test_cli_help import ALL
 from tests.unit.citybrain.test_cli_input_errors import _closed_port
 
@@ -306,6 +306,23 @@ def test_an_output_s_ending_is_read_in_any_case(tmp_path: Path) -> None:
         check_output("--out", str(tmp_path / "x.htm"), suffixes=(".html",))
 
 
+def typed_in(
+    place: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    key: tuple[tuple[str, ...], str],
+    given: str,
+) -> tuple[Outcome, str]:
+    """Input option ``key`` given ``given`` (absent) from the temporary directory: the
+    finished run, refused as usage, and the words its message uses for "absent"."""
+    tmp, env = place
+    template, _, kind = INPUTS[key]
+    monkeypatch.chdir(tmp)
+    argv = [given if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    return proc, "no such directory" if kind == "DIR" else "no such file"
+
+
 @pytest.mark.parametrize("key", list(INPUTS), ids=[" ".join(k[0]) + f" {k[1]}" for k in INPUTS])
 def test_a_relative_path_of_the_checkout_typed_elsewhere_names_the_checkout_s(
     key: tuple[tuple[str, ...], str],
@@ -315,14 +332,10 @@ def test_a_relative_path_of_the_checkout_typed_elsewhere_names_the_checkout_s(
     """t60's walk: ``replay datasets/usgs_flood_2019-05.csv.gz`` typed from another
     directory, as the README writes it, said only "no such file"; now it says where it
     looked and the checkout's file, absolute, to type instead."""
-    tmp, env = place
-    template, name, kind = INPUTS[key]
+    tmp, _ = place
+    _, name, kind = INPUTS[key]
     given = "datasets" if kind == "DIR" else "datasets/grid.yaml"
-    monkeypatch.chdir(tmp)
-    argv = [given if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
-    proc = run_in_process(argv, env)
-    assert proc.returncode == EXIT_USAGE, proc.stderr
-    missing = "no such directory" if kind == "DIR" else "no such file"
+    proc, missing = typed_in(place, monkeypatch, key, given)
     assert proc.stderr.splitlines()[-1].startswith(
         f"citybrain: {name} {given!r}: {missing} in {tmp} "
         f"(did you mean {str(REPO / given)!r}, the checkout's?)"
@@ -349,14 +362,9 @@ def test_a_placeholder_typed_as_printed_is_named_as_one(
 ) -> None:
     """t68's walk: the demo's closing line ``citybrain replay FILE`` typed as printed
     said only "FILE 'FILE': no such file", as did the README's ``--data …``."""
-    tmp, env = place
-    template, name, kind = INPUTS[key]
+    _, name, kind = INPUTS[key]
     given, what = ("D", "a directory") if kind == "DIR" else ("FILE", "a file")
-    monkeypatch.chdir(tmp)
-    argv = [given if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
-    proc = run_in_process(argv, env)
-    assert proc.returncode == EXIT_USAGE, proc.stderr
-    missing = "no such directory" if kind == "DIR" else "no such file"
+    proc, missing = typed_in(place, monkeypatch, key, given)
     assert proc.stderr.splitlines()[-1].startswith(
         f"citybrain: {name} {given!r}: {missing}: {given!r} is the placeholder the "
         f"examples print: give {what}'s path"
