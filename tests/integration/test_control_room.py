@@ -68,6 +68,12 @@ def busy_worker(stack: PrometheusServer, run_dir: Path) -> Pipeline:
     )
     worker = p.worker().start()
     try:
+        # The zero-valued series the worker creates at start (metrics.initialise) must be
+        # scraped before the first event: increase() counts from the first sample it has,
+        # so a run created and acknowledged before the first scrape left the time-to-ack
+        # histograms and the campaign counters with nothing to show (a loaded CI, 13
+        # queries with no series).
+        first_scrape(stack)
         base = real_levels(60)
         send_readings(p, [*base[:40], base[39] * 8, *base[40:]], sensor="gauge-1")
         send_readings(p, [*base[:40], base[39] * 8], sensor="gauge-2", start=0)
@@ -114,6 +120,15 @@ def busy_worker(stack: PrometheusServer, run_dir: Path) -> Pipeline:
     finally:
         worker.stop()
         p.close()
+
+
+def first_scrape(stack: PrometheusServer, timeout: float = 60.0) -> None:
+    """Wait until Prometheus holds a sample of the worker's zero-valued series."""
+    deadline = time.monotonic() + timeout
+    query = 'citybrain_playbook_time_to_ack_seconds_count{job="citybrain-worker"}'
+    while not prometheus_query(stack.url, query):
+        assert time.monotonic() < deadline, f"Prometheus scraped no worker in {timeout:.0f} s"
+        time.sleep(0.5)
 
 
 @pytest.mark.parametrize(("where", "expr"), all_expressions(), ids=lambda v: str(v)[:60])
