@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import run_main
 from citybrain.detect import read_series
 from citybrain.nab import (
     PROFILES,
@@ -410,4 +411,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
