@@ -19,12 +19,15 @@ def machine() -> dict[str, str]:
 
 
 def run_main(main: Callable[[], object]) -> None:
-    """Run a benchmark's ``main``: Ctrl-C (or a SIGTERM turned into one by
-    ``citybrain.stack.process.sigterm_as_interrupt``) ends it with one line and status
-    130, its ``finally`` clauses run (its topics deleted, its workers stopped), not with
-    a ``KeyboardInterrupt`` traceback."""
+    """Run a benchmark's ``main``: Ctrl-C or SIGTERM (``timeout``, ``kill``; heard as
+    Ctrl-C, ``citybrain.stack.process.sigterm_as_interrupt``) ends it with one line and
+    status 130 once its ``finally`` clauses ran (its topics deleted, its workers and
+    pools stopped), not with a ``KeyboardInterrupt`` traceback or at once."""
+    from citybrain.stack.process import sigterm_as_interrupt
+
     try:
-        main()
+        with sigterm_as_interrupt():
+            main()
     except KeyboardInterrupt:
         print(f"{sys.argv[0]}: interrupted", file=sys.stderr, flush=True)
         sys.exit(EXIT_INTERRUPTED)
