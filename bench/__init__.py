@@ -1,6 +1,12 @@
 import os
 import platform
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+# Exit status of an interrupted run (Ctrl-C, or SIGTERM inside ``run_topics``), as
+# ``citybrain``'s commands (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def machine() -> dict[str, str]:
@@ -10,3 +16,18 @@ def machine() -> dict[str, str]:
         f"Python {platform.python_version()}",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run a benchmark's ``main``: Ctrl-C or SIGTERM (``timeout``, ``kill``; heard as
+    Ctrl-C, ``citybrain.stack.process.sigterm_as_interrupt``) ends it with one line and
+    status 130 once its ``finally`` clauses ran (its topics deleted, its workers and
+    pools stopped), not with a ``KeyboardInterrupt`` traceback or at once."""
+    from citybrain.stack.process import sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():
+            main()
+    except KeyboardInterrupt:
+        print(f"{sys.argv[0]}: interrupted", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer, TopicPartition
 
-from bench import machine
+from bench import machine, run_main
 from citybrain.adapters import write_synthetic_grid
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import run_topics
@@ -611,4 +611,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 import streams.detection
-from bench import machine
+from bench import machine, run_main
 from bench.catchup import catchup_messages, catchup_readings, write_grid
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
@@ -282,4 +282,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import run_main
 from citybrain.demo import KNOWN_EVENTS
 from streams.detection import Incoming, SensorDetection
 from streams.events import Reading
@@ -83,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

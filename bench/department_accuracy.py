@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 
+from bench import run_main
 from streams.departments import TRAINING_FILE, DepartmentClassifier
 
 
@@ -64,4 +65,4 @@ def _row(name: str, truth: list[str], predicted: list[str]) -> dict[str, object]
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import machine
+from bench import machine, run_main
 from detectors import DEFAULT_DETECTOR, DETECTORS, Detector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

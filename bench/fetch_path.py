@@ -24,6 +24,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP, Message
 
+from bench import run_main
 from streams.faust_patches import Batch, BatchDrain
 from streams.ingest import message_columns
 
@@ -139,4 +140,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -32,7 +32,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bench import machine
+from bench import machine, run_main
 from bench.detector_speed import NAB, _series
 from detectors import tail as this_tail
 
@@ -203,4 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
+from bench import run_main
 from bench.catchup import scrape, start_worker, worker_env
 from citybrain.adapters import write_synthetic_grid
 from citybrain.detect import rows_to_reach
@@ -297,4 +298,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

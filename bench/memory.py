@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import run_main
 from bench.catchup import START
 from streams.detection import Incoming, SensorDetection, state_document
 from streams.events import Reading
@@ -100,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -44,6 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bench import run_main
 from bench.catchup import scrape, start_worker, worker_env
 from bench.latency import SENSORS, reading, warmup_rounds
 from citybrain.adapters import write_synthetic_grid
@@ -395,4 +396,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

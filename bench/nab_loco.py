@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
+import signal
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import run_main
 from citybrain.detect import read_series
 from citybrain.nab import (
     PROFILES,
@@ -54,6 +58,24 @@ def _score(job: tuple[str, Path]) -> np.ndarray:
     return DETECTORS[detector]().score_many(np.asarray(values, float), np.asarray(times, float))
 
 
+def _parent_handles_interrupts() -> None:
+    """A scoring worker ignores SIGINT (Ctrl-C reaches the whole process group) and dies
+    of SIGTERM at once: the parent stops the pool and ends the workers itself (a worker
+    forked with the parent's SIGTERM-as-Ctrl-C handler ran on inside compiled code)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def save_scores(path: Path, scores: np.ndarray) -> None:
+    """Write a file's scores to the cache ``path`` (``.npy``) whole or not at all: a
+    file cut short by an interrupt would be taken as cached by the next run and fail
+    in ``np.load``."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as out:
+        np.save(out, scores)
+    os.replace(partial, path)
+
+
 def load_cases(data: Path, labels: Path, detector: str, cache: Path, workers: int) -> list[Case]:
     """Every file's scores (computed once, then read from ``cache``) with its windows."""
     windows = json.loads(labels.read_text())
@@ -65,11 +87,20 @@ def load_cases(data: Path, labels: Path, detector: str, cache: Path, workers: in
 
     todo = [p for p in paths if not stored(p).exists()]
     if todo:
-        with ProcessPoolExecutor(workers) as pool:
+        # Ctrl-C is the parent's to handle: the pool's ``with`` waited for every file
+        # still queued (minutes, both cores busy) and each worker printed a traceback.
+        pool = ProcessPoolExecutor(workers, initializer=_parent_handles_interrupts)
+        try:
             for path, scores in zip(
                 todo, pool.map(_score, [(detector, p) for p in todo]), strict=True
             ):
-                np.save(stored(path), scores)
+                save_scores(stored(path), scores)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                child.terminate()  # the files being scored now: their work is lost anyway
+            raise
+        pool.shutdown()
     cases = []
     for path in paths:
         name = str(path.relative_to(data))
@@ -410,4 +441,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

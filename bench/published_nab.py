@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import run_main
 from citybrain.nab import Case, category, held_out, leave_one_category_out, normalised
 
 # NAB's leaders and the detectors its scoreboard lists (results/README.md).
@@ -158,4 +159,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

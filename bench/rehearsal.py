@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from bench import run_main
 from bench.service_profiles import MIN_SAMPLES, OUT, nyc311_durations, resolve_entries
 from citybrain.adapters import NYC_AGENCY_DEPARTMENTS, NYC_CHANNELS, GridBuilder, _slug
 from citybrain.campaign import campaign_report
@@ -330,4 +331,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import run_main
 from citybrain.adapters import NYC_AGENCY_DEPARTMENTS
 from streams.settings import REPO_ROOT
 
@@ -242,4 +243,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

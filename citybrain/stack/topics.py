@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from citybrain.stack.process import sigterm_as_interrupt
 from playbooks.loader import load_playbooks
 from streams.settings import Settings
 
@@ -160,18 +161,26 @@ def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:
         admin.close()
 
 
+def run_topic_prefixes(run: str) -> tuple[str, ...]:
+    """The prefixes of every topic a run named ``run`` makes: its ``<run>.<role>``
+    topics, faust's ``<run>-<table>-changelog`` and ``<run>-__assignor-__leader``, and
+    the internal topics of a Quix Streams consumer group named ``<run>.…`` (Quix names
+    them ``changelog__<group>--<topic>--<store>`` and ``repartition__…``: the catch-up's
+    Quix candidate left one of 12.8 kB per sensor state per run, 3.6 GB after three)."""
+    return (f"{run}.", f"{run}-", f"changelog__{run}.", f"repartition__{run}.")
+
+
 def delete_run_topics(settings: Settings, run: str) -> list[str]:
-    """Delete every topic of one run whose topic prefix and app id are both ``run``:
-    its ``<run>.<role>`` topics and faust's ``<run>-<table>-changelog`` and
-    ``<run>-__assignor-__leader``. Returns the names deleted, sorted. Raises
-    kafka-python's ``KafkaError``."""
+    """Delete every topic of one run whose topic prefix and app id are both ``run``
+    (``run_topic_prefixes``). Returns the names deleted, sorted. Raises kafka-python's
+    ``KafkaError``."""
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="citybrain-topics",
         **settings.kafka_python_options(),
     )
     try:
-        mine = sorted(t for t in admin.list_topics() if t.startswith((f"{run}.", f"{run}-")))
+        mine = sorted(t for t in admin.list_topics() if t.startswith(run_topic_prefixes(run)))
         if mine:
             admin.delete_topics(mine)
         return mine
@@ -184,15 +193,17 @@ def run_topics(settings: Settings) -> Iterator[list[str]]:
     """A benchmark run's topics (``create_topics``), deleted when the block ends, however
     it ends: a catch-up run leaves about 45 topics and 0.4 GB on the broker, and
     repeated ``make bench`` runs filled the local stack's disk (12 GB found after the
-    nineteenth session). The run's prefix must be its app id (``delete_run_topics``)."""
+    nineteenth session). A SIGTERM ends the block as Ctrl-C does (``KeyboardInterrupt``,
+    ``sigterm_as_interrupt``), so the topics go then too. The run's prefix must be its
+    app id (``delete_run_topics``)."""
     if settings.topic_prefix != settings.app_id:
         raise ValueError(
             f"a run's topic prefix {settings.topic_prefix!r} is not its app id "
             f"{settings.app_id!r}: its faust topics would not be found to delete"
         )
-    created = create_topics(settings)
-    try:
-        yield created
-    finally:
-        deleted = delete_run_topics(settings, settings.topic_prefix)
-        print(f"deleted the {len(deleted):,} topics of {settings.topic_prefix}", flush=True)
+    with sigterm_as_interrupt():
+        try:
+            yield create_topics(settings)
+        finally:
+            deleted = delete_run_topics(settings, settings.topic_prefix)
+            print(f"deleted the {len(deleted):,} topics of {settings.topic_prefix}", flush=True)

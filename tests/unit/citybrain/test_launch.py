@@ -1,0 +1,46 @@
+"""Ctrl-C while the command line is still importing (about a second, several under
+load) ends ``citybrain`` in the boundary's one line and status 130; it was a
+``KeyboardInterrupt`` traceback and status -2 (SIGINT at 0.2, 0.5 and 1.0 s after
+``citybrain detect --help`` started)."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from typing import NoReturn
+
+import pytest
+
+from citybrain.launch import EXIT_INTERRUPTED, main
+from streams.settings import REPO_ROOT
+
+
+class _Importing:
+    """``citybrain.cli`` as it is when Ctrl-C comes in the middle of importing it."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_importing_is_one_line_and_status_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "citybrain.cli", _Importing())
+    assert main() == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err == "citybrain: interrupted\n"
+
+
+def test_the_console_script_is_the_guarded_one() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["citybrain"] == "citybrain.launch:main"
+
+
+def test_the_guard_hands_over_to_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain import cli
+
+    monkeypatch.setattr(sys, "argv", ["citybrain", "--version"])
+    assert main() == 0
+    assert capsys.readouterr().out.strip()
+    assert cli.EXIT_INTERRUPTED == EXIT_INTERRUPTED
