@@ -103,7 +103,11 @@ def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
     if path.is_dir():
         return ""
     if path.is_file():
-        return " is a file, expected a directory" + (f": {for_a_file}" if for_a_file else "")
+        # A checkout file is named for what it is (helper brief t72: `playbooks check
+        # datasets/grid.yaml` said only "is a file").
+        own = own_file_role(path)
+        hint = f"it is {own[1]}, for {own[2]}" if own else for_a_file
+        return " is a file, expected a directory" + (f": {hint}" if hint else "")
     why = not_a_regular_file(path)
     if path.exists():  # a pipe or a device, which no hint for a file fits
         return why.split(", expected")[0] + ", expected a directory"

@@ -82,3 +82,29 @@ def test_a_setting_naming_the_wrong_checkout_file_is_named(
 
 def test_the_right_file_passes() -> None:
     assert main(["playbooks", "check", "--grid", str(CHECKOUT / "datasets/grid.yaml")]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["playbooks", "check", "datasets/grid.yaml"],
+        [
+            "dashboards",
+            "push",
+            "--url",
+            "http://x",
+            "--token",
+            "t",
+            "--generated",
+            "datasets/grid.yaml",
+        ],
+    ],
+)
+def test_a_checkout_file_given_for_a_directory_is_named(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(CHECKOUT)
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is a file, expected a directory: it is the grid definition" in err, err
+    assert "CITYBRAIN_GRID_FILE" in err
