@@ -629,7 +629,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         # Said as every command says it (the reader's "cannot read: No such file or
         # directory" was replay's own wording, helper brief t37).
         path = Path(name)
-        _need_file(path, "FILE", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
+        _need_file(
+            path,
+            "FILE",
+            _replay_files_in(path) if path.is_dir() else "",
+            kind="CSV",
+            expects=("feed",),
+        )
     s = _settings()
     bad: list[BadRow] = []
     try:
@@ -1146,7 +1152,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     from playbooks.routing import ALL_LABELS, parse_label
 
     _need_dir(Path(args.dir or s.playbook_dir), "--dir")
-    _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML")
+    _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML", expects=("routing",))
     labels: dict[str, str] = {}
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
@@ -1172,7 +1178,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     )
     grid_file = Path(args.grid) if args.grid else s.grid_file
     if args.grid:
-        _need_file(grid_file, "--grid", kind="YAML")
+        _need_file(grid_file, "--grid", kind="YAML", expects=("grid",))
     grid = load_grid(grid_file)
     bad = unknown_label_value(labels, grid) or inconsistent_labels(labels, grid)
     if bad:
@@ -1222,8 +1228,18 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     routing = Path(args.routing or s.routing_file)
     grid_file = Path(args.grid or s.grid_file)
     _need_dir(directory, "the playbook directory" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
-    _need_file(routing, "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE", kind="YAML")
-    _need_file(grid_file, "--grid" if args.grid else "CITYBRAIN_GRID_FILE", kind="YAML")
+    _need_file(
+        routing,
+        "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE",
+        kind="YAML",
+        expects=("routing",),
+    )
+    _need_file(
+        grid_file,
+        "--grid" if args.grid else "CITYBRAIN_GRID_FILE",
+        kind="YAML",
+        expects=("grid",),
+    )
     playbooks, names, errors = check_playbooks(directory)
     grid = None
     try:
@@ -1382,17 +1398,24 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
 
 
 def _need_file(
-    path: Path, option: str, for_a_directory: str = "", kind: str = "", missing: str = ""
+    path: Path,
+    option: str,
+    for_a_directory: str = "",
+    kind: str = "",
+    missing: str = "",
+    expects: Collection[str] = (),
 ) -> None:
     """CliError (status 2) naming ``option`` and ``path`` unless ``path`` is a file this
     command can read, in the one wording of every command and setting for a file it
     reads (``streams.inputs.unreadable``: ``--data 'x.csv': no such file``, ``… is a
     directory, expected a file: …``, ``…: cannot read: Permission denied``, ``… is not a
     CSV file: …``; helper brief t37: ``replay nofile.csv`` said "cannot read: No such
-    file or directory" where ``detect`` said "no such file")."""
+    file or directory" where ``detect`` said "no such file"). ``expects``: the roles of
+    the checkout's files it takes (``streams.inputs.mistaken``: ``replay
+    datasets/grid.yaml`` is named the grid definition)."""
     from streams.inputs import unreadable
 
-    why = unreadable(path, kind, for_a_directory, missing)
+    why = unreadable(path, kind, for_a_directory, missing, expects)
     if why:
         raise CliError(f"{option} {str(path)!r}{why}")
 
@@ -2769,12 +2792,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         suffixes=(".html",),
     )
     for path in data:
-        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
+        _need_file(
+            path,
+            "--data",
+            _replay_files_in(path) if path.is_dir() else "",
+            kind="CSV",
+            expects=("feed",),
+        )
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
     if args.expect:
-        _need_file(Path(args.expect), "--expect", kind="YAML")
+        _need_file(Path(args.expect), "--expect", kind="YAML", expects=("expect",))
         try:
             expected = load_expected(Path(args.expect))
         except (OSError, ValueError) as exc:
@@ -2783,7 +2812,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 message if message.startswith("--expect") else f"--expect {args.expect}: {message}"
             ) from None
     if args.grid:
-        _need_file(Path(args.grid), "--grid", kind="YAML")
+        _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     from citybrain.demo import DemoInterruptedError, DemoRunningError
 
@@ -2838,7 +2867,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     files = [Path(p) for p in args.data]
     check_output("--out", args.out, [("--data", p) for p in args.data], suffixes=(".html",))
     for path in files:
-        _need_file(path, "--data", _replay_files_in(path) if path.is_dir() else "", kind="CSV")
+        _need_file(
+            path,
+            "--data",
+            _replay_files_in(path) if path.is_dir() else "",
+            kind="CSV",
+            expects=("feed",),
+        )
     settings = _settings()
     # The prefix chosen as `deadletters` and `campaign report` choose it: the running
     # demo's by default, said on stderr (t40: it was "required: --prefix").
@@ -3174,9 +3209,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         suffixes=(".jsonl",),
     )
     if args.input:
-        _need_file(Path(args.input), "--input", kind="JSON lines")
+        _need_file(Path(args.input), "--input", kind="JSON lines", expects=("export",))
     if args.grid:
-        _need_file(Path(args.grid), "--grid", kind="YAML")
+        _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
     settings = _settings()
     given = ""
     if args.input:
@@ -3394,11 +3429,11 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         "leave out --out for the comparison on stdout",
         suffixes=(".html", ".json"),
     )
-    _need_file(units_path, "--units", kind="YAML")
-    _need_file(Path(args.incidents), "--incidents", kind="CSV")
-    _need_file(Path(args.playbook), "--playbook", kind="YAML")
+    _need_file(units_path, "--units", kind="YAML", expects=("units",))
+    _need_file(Path(args.incidents), "--incidents", kind="CSV", expects=("feed",))
+    _need_file(Path(args.playbook), "--playbook", kind="YAML", expects=("playbook",))
     if args.grid:
-        _need_file(Path(args.grid), "--grid", kind="YAML")
+        _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
 
     try:
         doc = load_yaml(utf8_text(units_path, "--units"))
@@ -3664,6 +3699,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 "--input",
                 f"to score every CSV under it give --input-dir {source} --output-dir DIR",
                 kind="CSV",
+                # A feed gets its own message later: the replay command that streams it.
+                expects=("series", "feed"),
             )
             if args.output != "-":
                 check_output("--output", args.output, [("--input", args.input)], suffixes=(".csv",))
@@ -3839,7 +3876,7 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
     layout = "NAB's layout: data/<category>/<file>.csv and labels/combined_windows.json"
     # A file as --data was taken for a root whose labels were missing (trial 20).
     _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})", f"({layout})")
-    _need_file(labels, "--labels", kind="JSON", missing=f"(expected {layout})")
+    _need_file(labels, "--labels", kind="JSON", missing=f"(expected {layout})", expects=("labels",))
     try:
         cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
     except DetectInputError as exc:

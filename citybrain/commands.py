@@ -14,8 +14,10 @@ from pathlib import Path
 # The settings that say where the stack keeps its pid files and the demo's demo.json.
 RUN_DIR_SETTINGS = ("CITYBRAIN_HOME", "CITYBRAIN_RUN_DIR")
 # The settings the operator API commands (runs, silences) read: the worker's port (the
-# default --url) and the grid file (cell names).
-API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE")
+# default --url), the grid file (cell names), and where the demo keeps its tokens and
+# demo.json (helper brief t72: a demo with CITYBRAIN_RUN_DIR set printed `runs` lines
+# without it, whose 403 then named the default run directory's coordinator token).
+API_SETTINGS = ("CITYBRAIN_WORKER_PORT", "CITYBRAIN_GRID_FILE", *RUN_DIR_SETTINGS)
 # Set while a demo starts and runs its own stack (``own_settings``).
 _OWN_SETTINGS: ContextVar[bool] = ContextVar("citybrain_own_settings", default=False)
 

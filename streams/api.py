@@ -114,6 +114,13 @@ MAX_MATCHER_CHARS = 1024
 MAX_SILENCES = 10_000
 
 
+def request_fingerprint(by: str, action: str, doc: Mapping[str, Any]) -> str:
+    """A request's identity for its Idempotency-Key: a hex SHA-256 of who sent it, the
+    action and its JSON body with keys sorted (so key order and spacing do not count)."""
+    text = orjson.dumps({"by": by, "action": action, "body": doc}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(text).hexdigest()
+
+
 def too_long(field: str, text: str, limit: int) -> str:
     """The 400's message for a text field over its limit (characters)."""
     return (
@@ -876,6 +883,27 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 raise
             raise ApiError(404, why) from None
 
+    async def keyed_answer(
+        run_id: str, command_id: str, fingerprint: str, key: str
+    ) -> dict[str, Any] | None:
+        """The 202 body first given to the request ``command_id`` (a run action sent with
+        the Idempotency-Key ``key``) once the worker has applied it, for a retry with the
+        same body (draft-ietf-httpapi-idempotency-key-header: the stored result, not a
+        409 "already acknowledged"); None when none was applied. ``ApiError`` 422 when
+        the key was used for this action of this run with another body."""
+        group = ctx.groups.get(run_key(run_id))
+        earlier = ((group or {}).get("keyed") or {}).get(command_id)
+        if not isinstance(earlier, dict):
+            return None
+        if earlier.get("request") != fingerprint:
+            raise ApiError(
+                422,
+                f"Idempotency-Key {show(key)} was used for a {earlier.get('action')} of run "
+                f"{shown_id(run_id)} with another body or by another user: use a new key "
+                "for a new request",
+            )
+        return {"command": earlier, **(earlier.get("reply") or {})}
+
     async def settled_run(run_id: str) -> Run:
         """The run ``run_id`` once every command this worker's API sent for it has been
         applied, so an action is checked against the run as it will be, not as it was
@@ -1125,6 +1153,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 if key
                 else uuid.uuid4().hex
             )
+            fingerprint = request_fingerprint(principal.name, action, doc) if key else ""
+            if key and (stored := await keyed_answer(run_id, command_id, fingerprint, key)):
+                ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
+                return self.json(stored, status=202)
             extra = answer_fields(run, doc) if action == "answer" else {}
             done = already_done(run, action)
             if done is not None:
@@ -1154,6 +1186,19 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 "at": time.time(),
                 **extra,
             }
+            reply: dict[str, Any] = {}
+            if action in ("answer", "resolve", "cancel"):
+                # Which part of its reports' story this is: a report covered by runs of
+                # several groups hears one closure per run, each its department's.
+                reply["part"] = run_part(run, extra.get("report_id"))
+            if action == "answer" and not extra["satisfied"]:
+                # Whether it will reopen the run, as the run stands now: a run already
+                # reopened by another answer to the same closure only records this one.
+                reply["reopens"] = reopens(run)
+            if key:
+                # Kept by the worker with the run's group, so a retry once it is applied
+                # gets this answer again (keyed_answer), from any worker.
+                command |= {"request": fingerprint, "reply": reply}
             value = orjson.dumps(command)
 
             async def send() -> list[Awaitable[Any]]:
@@ -1176,16 +1221,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     "applied once even if this one reaches Kafka later",
                 )
             ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
-            answer: dict[str, Any] = {"command": command}
-            if action in ("answer", "resolve", "cancel"):
-                # Which part of its reports' story this is: a report covered by runs of
-                # several groups hears one closure per run, each its department's.
-                answer["part"] = run_part(run, extra.get("report_id"))
-            if action == "answer" and not extra["satisfied"]:
-                # Whether it will reopen the run, as the run stands now: a run already
-                # reopened by another answer to the same closure only records this one.
-                answer["reopens"] = reopens(run)
-            return self.json(answer, status=202)
+            return self.json({"command": command, **reply}, status=202)
 
     @app.page(f"{PREFIX}/alerts")
     class AlertsView(ApiView):
@@ -1298,8 +1334,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     stored["matchers"],
                     stored["reason"],
                 ]:
+                    # 422 as draft-ietf-httpapi-idempotency-key-header says for a key
+                    # reused with another payload (409 is for one still in flight).
                     raise ApiError(
-                        409,
+                        422,
                         f"Idempotency-Key {show(key)} was used for silence {silence.id} with "
                         "other matchers or reason: use a new key for a new silence",
                     )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import itertools
 import os
 import re
 import stat
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from streams.csvfile import wide_encoding
@@ -55,7 +56,13 @@ def placeholder(path: Path, what: str) -> str:
     return f": {text!r} is the placeholder the examples print: give {what}'s path"
 
 
-def unreadable(path: Path, kind: str = "", for_a_directory: str = "", missing: str = "") -> str:
+def unreadable(
+    path: Path,
+    kind: str = "",
+    for_a_directory: str = "",
+    missing: str = "",
+    expects: Collection[str] = (),
+) -> str:
     """Why ``path`` is no file to read, as the end of a message naming it, or "":
 
     - ``: no such file`` (then ``missing``, what was expected there, if given), or a
@@ -65,7 +72,9 @@ def unreadable(path: Path, kind: str = "", for_a_directory: str = "", missing: s
     - `` is a pipe …``, `` is a device …``: not a regular file;
     - ``: cannot read: Permission denied`` (any other ``OSError``, a link loop too);
     - with ``kind`` (``CSV``, ``YAML``, ``JSON``, ``JSON lines``): `` is not a CSV file: a
-      ZIP archive (…)``, for content no text file has (``not_text``)."""
+      ZIP archive (…)``, for content no text file has (``not_text``);
+    - with ``expects`` (roles, ``EXPECTED``'s keys): `` is the grid definition (…), not a
+      reading or incident CSV: …`` for a checkout file meant for another (``mistaken``)."""
     if path.is_dir():
         hint = for_a_directory or f"name a file in it, e.g. {example_file(path)}"
         return f" is a directory, expected a file: {hint}"
@@ -80,8 +89,11 @@ def unreadable(path: Path, kind: str = "", for_a_directory: str = "", missing: s
             head = fh.read(HEAD_BYTES)
     except OSError as exc:
         return f": cannot read: {exc.strerror or exc}"
-    reason = not_text(path, head, compressed=kind == "CSV") if kind else ""
-    return f" is not a {kind} file: {reason}" if reason else ""
+    # The checkout's own file says more than its format (a feed named as the grid
+    # setting is "a replay feed", not "gzip-compressed").
+    wrong = mistaken(path, expects) if expects else ""
+    reason = not_text(path, head, compressed=kind == "CSV") if kind and not wrong else ""
+    return f" is not a {kind} file: {reason}" if reason else wrong
 
 
 def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
@@ -91,7 +103,11 @@ def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
     if path.is_dir():
         return ""
     if path.is_file():
-        return " is a file, expected a directory" + (f": {for_a_file}" if for_a_file else "")
+        # A checkout file is named for what it is (helper brief t72: `playbooks check
+        # datasets/grid.yaml` said only "is a file").
+        own = own_file_role(path)
+        hint = f"it is {own[1]}, for {own[2]}" if own else for_a_file
+        return " is a file, expected a directory" + (f": {hint}" if hint else "")
     why = not_a_regular_file(path)
     if path.exists():  # a pipe or a device, which no hint for a file fits
         return why.split(", expected")[0] + ", expected a directory"
@@ -235,3 +251,113 @@ def example_file(directory: Path) -> str:
         if found:
             return str(found[0])
     return str(directory / "FILE")
+
+
+# The checkout's own files by what they are (helper brief t72: `citybrain replay
+# datasets/grid.yaml` said only that its header was not a CSV's). Each: a glob relative
+# to the checkout (matched part by part), its role, what it is, and what takes it.
+_OWN_FILES: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "datasets/grid.yaml",
+        "grid",
+        "the grid definition (cells, sensors, units)",
+        "`--grid` of demo, playbooks check/route-test, campaign report and rehearse, "
+        "or the CITYBRAIN_GRID_FILE setting",
+    ),
+    (
+        "datasets/incident_departments.csv.gz",
+        "departments",
+        "the department classifier's training data",
+        "`citybrain datasets build` writes it; no command reads it as input",
+    ),
+    (
+        "datasets/service_times/*.yaml",
+        "units",
+        "a units profile",
+        "`citybrain rehearse --units`",
+    ),
+    (
+        "datasets/service_times/*.json",
+        "service_times",
+        "measured service times a units profile names",
+        "`citybrain rehearse --units PROFILE` reads it through the profile",
+    ),
+    ("datasets/*.csv.gz", "feed", "a replay feed", "`citybrain replay FILE` or `--data`"),
+    ("*/README.md", "doc", "documentation", "no command reads it"),
+    ("*/*/README.md", "doc", "documentation", "no command reads it"),
+    (
+        "playbooks/library/playbooks/*.yaml",
+        "playbook",
+        "a playbook",
+        "`citybrain rehearse --playbook`, or its directory as `playbooks check DIR` "
+        "and the CITYBRAIN_PLAYBOOK_DIR setting",
+    ),
+    (
+        "playbooks/library/rehearsal/*.yaml",
+        "playbook",
+        "a rehearsal playbook",
+        "`citybrain rehearse --playbook`",
+    ),
+    (
+        "playbooks/library/routing.yaml",
+        "routing",
+        "the routing tree",
+        "`--routing` of playbooks check/route-test, or the CITYBRAIN_ROUTING_FILE setting",
+    ),
+    (
+        "dashboards/generated/dashboards/*.json",
+        "dashboard",
+        "a generated Grafana dashboard",
+        "`citybrain dashboards push --generated dashboards/generated`",
+    ),
+    (
+        "dashboards/generated/prometheus/*.yml",
+        "rules",
+        "generated Prometheus rules",
+        "Prometheus (the stack loads them) and `citybrain dashboards push`",
+    ),
+    ("dashboards/*.py", "source", "dashboards' Python source", "no command reads it"),
+    ("*/*.py", "source", "Python source", "no command reads it"),
+)
+# What a command expects, by role, in the words of the message.
+EXPECTED = {
+    "feed": "a reading or incident CSV",
+    "grid": "a grid file",
+    "routing": "a routing file",
+    "playbook": "a playbook",
+    "units": "a units profile",
+    "series": "a timestamp,value CSV",
+    "expect": "a list of expected events",
+    "export": "a step and audit export",
+    "labels": "NAB labels",
+    "tokens": "a tokens file",
+}
+
+
+def own_file_role(path: Path) -> tuple[str, str, str] | None:
+    """(role, what it is, what takes it) of ``path`` when it is one of the checkout's own
+    files under datasets/, playbooks/ or dashboards/ (matched by where it resolves to),
+    else None."""
+    try:
+        rel = path.resolve().relative_to(CHECKOUT)
+    except (OSError, ValueError):
+        return None
+    for pattern, role, what, takes in _OWN_FILES:
+        parts = Path(pattern).parts
+        if len(parts) == len(rel.parts) and all(
+            fnmatch.fnmatchcase(p, q) for p, q in zip(rel.parts, parts, strict=True)
+        ):
+            return role, what, takes
+    return None
+
+
+def mistaken(path: Path, expects: Collection[str]) -> str:
+    """`` is the grid definition (…), not a reading or incident CSV: give it to <what
+    takes it>`` when ``path`` is a checkout file whose role is none of ``expects``
+    (keys of ``EXPECTED``, the first named in the message), else ""."""
+    found = own_file_role(path)
+    if found is None or found[0] in expects:
+        return ""
+    _, what, takes = found
+    wanted = EXPECTED.get(next(iter(expects)), "another file")
+    return f" is {what}, not {wanted}: it is for {takes}"

@@ -87,6 +87,9 @@ SEEN_ALERTS = 500
 MUTED = "muted"
 MUTED_MEMBERS = 1_000
 APPLIED_COMMANDS = 200
+# Commands sent with an Idempotency-Key a group keeps whole, newest last, to answer a
+# retry with its first answer (a run sees a few operator actions, not hundreds).
+KEYED_COMMANDS = 50
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -189,6 +192,10 @@ def command_fields(cmd: Any) -> dict[str, Any]:
             at,
             "expected epoch seconds from 1990 on (when the operator API accepted the command)",
         )
+    if not isinstance(cmd.get("request", ""), str):
+        raise EventError("bad_command", "request", cmd["request"], "expected a string")
+    if not isinstance(cmd.get("reply", {}), dict):
+        raise EventError("bad_command", "reply", cmd["reply"], "expected a JSON object")
     if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
         # bool("false") is True: a failed call read as a success (trial 26).
         raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")
@@ -650,6 +657,12 @@ class Response:
             )
             return
         group["commands"] = newest_distinct(group["commands"], command_id, APPLIED_COMMANDS)
+        if cmd.get("request"):
+            # An operator API request made with an Idempotency-Key: its retry is answered
+            # with this command as first answered (streams/api.py, keyed_answer).
+            keyed = {k: v for k, v in (group.get("keyed") or {}).items() if k != command_id}
+            keyed[command_id] = cmd
+            group["keyed"] = dict(list(keyed.items())[-KEYED_COMMANDS:])
         group["run"] = run.to_dict()
         await self.advance(key, group, run, cmds)
 

@@ -310,17 +310,17 @@ class Settings(BaseSettings):
         (rather than a later 'cannot read' or an empty playbook library)."""
         from streams.inputs import as_reason, not_a_directory, unreadable
 
-        for name, path, want_dir in (
-            ("grid_file", self.grid_file, False),
-            ("routing_file", self.routing_file, False),
-            ("playbook_dir", self.playbook_dir, True),
-            ("api_tokens_file", self.api_tokens_file, False),
+        for name, path, want_dir, roles in (
+            ("grid_file", self.grid_file, False, ("grid",)),
+            ("routing_file", self.routing_file, False, ("routing",)),
+            ("playbook_dir", self.playbook_dir, True, ()),
+            ("api_tokens_file", self.api_tokens_file, False, ("tokens",)),
         ):
             if path is None:
                 continue
             # In the command line's words for an option's file (streams.inputs), in the
             # settings' shape: CITYBRAIN_GRID_FILE is '/x': no such file.
-            why = not_a_directory(path) if want_dir else unreadable(path, "YAML")
+            why = not_a_directory(path) if want_dir else unreadable(path, "YAML", expects=roles)
             if why:
                 raise ValueError(
                     f"{variable(name)} is {str(path)!r}: {as_reason(why)}"

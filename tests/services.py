@@ -219,11 +219,13 @@ class Pipeline:
         token: str | None,
         body: dict[str, Any] | bytes | None = None,
         port: int | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Call the operator API of the worker on ``port`` (by default this pipeline's
-        first worker) with a JSON body (or these bytes); (status, JSON body)."""
+        first worker) with a JSON body (or these bytes) and ``extra_headers``; (status,
+        JSON body)."""
         url = f"http://127.0.0.1:{port or self.settings.worker_port}/api/v1{path}"
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         data = (

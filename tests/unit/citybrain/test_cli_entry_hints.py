@@ -4,9 +4,13 @@ after an unsatisfied `runs answer` lacked the citybrain path every other hint ha
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +55,43 @@ def test_make_help_lines_up_every_target() -> None:
     assert any("docker-tokens" in ln for ln in lines)
     starts = {len(ln) - len(ln.lstrip()[len(ln.split()[0]) :].lstrip()) for ln in lines}
     assert len(starts) == 1, out
+
+
+def _free_ports(n: int) -> list[int]:
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+def test_make_stack_status_on_a_stopped_stack_is_one_line_and_status_0(
+    tmp_path: Path,
+) -> None:
+    # Helper brief t72, fault 1: with the stack down, make added its own
+    # `make: *** [Makefile:63: stack-status] Error 1` after citybrain's one line.
+    kafka, controller, prom, mqtt, worker = _free_ports(5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
+    env |= {
+        "CITYBRAIN_RUN_DIR": str(tmp_path),
+        "CITYBRAIN_KAFKA_PORT": str(kafka),
+        "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(controller),
+        "CITYBRAIN_PROMETHEUS_PORT": str(prom),
+        "CITYBRAIN_MQTT_PORT": str(mqtt),
+        "CITYBRAIN_WORKER_PORT": str(worker),
+    }
+    done = subprocess.run(
+        ["make", "stack-status"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(
+        "citybrain: the stack is not ready: start the local stack with"
+    ), done.stderr
+    assert re.search(r"^kafka +down ", done.stdout, re.MULTILINE), done.stdout
+    # A real failure (a bad setting, status 2) still fails the target.
+    env["CITYBRAIN_KAFKA_PORT"] = "99999"
+    bad = subprocess.run(
+        ["make", "stack-status"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode != 0
+    assert "CITYBRAIN_KAFKA_PORT is '99999'" in bad.stderr

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from citybrain.cli import EXIT_SERVICE, demo_worker_lines, main
 from citybrain.commands import (
+    API_SETTINGS,
     command_line,
     demo_settings,
     make_command,
@@ -295,3 +296,16 @@ def test_no_token_hint_says_make_demo_runs_in_the_checkout(demo_ran: Settings) -
 
     DemoFiles.of(demo_ran).token.unlink(missing_ok=True)
     assert "make demo` in the checkout prints a demo token" in no_token_hint()
+
+
+def test_a_printed_runs_command_carries_the_run_directory(
+    demo_ran: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Helper brief t72 (the newcomer's walk): a demo run with CITYBRAIN_RUN_DIR printed
+    # `CITYBRAIN_WORKER_PORT=… citybrain runs list` only; typed so in a fresh shell, an
+    # operator's 403 on escalate named the default run directory's coordinator token.
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "21566")
+    line = command_line("runs", "escalate", "grp-a.1", only=API_SETTINGS)
+    assert f"CITYBRAIN_RUN_DIR={demo_ran.run_dir}" in line
+    assert "CITYBRAIN_WORKER_PORT=21566" in line
+    assert "CITYBRAIN_KAFKA" not in line  # still only what the API commands read

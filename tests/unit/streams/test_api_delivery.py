@@ -187,7 +187,7 @@ def test_a_silence_retried_with_its_key_is_the_stored_one_and_a_reused_key_is_re
 
     created, reused, expired, retried = asyncio.run(go())
     assert created[0] == 201
-    assert reused[0] == 409 and "Idempotency-Key 'k1' was used for silence" in reused[1]["error"]
+    assert reused[0] == 422 and "Idempotency-Key 'k1' was used for silence" in reused[1]["error"]
     assert expired[0] == 200
     assert retried[0] == 201 and retried[1]["already"] == "created"
     assert retried[1]["silence"] == expired[1]["silence"]  # still expired, times unmoved

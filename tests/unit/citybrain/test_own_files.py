@@ -1,0 +1,110 @@
+"""Helper brief t72, fault 2: `citybrain replay datasets/grid.yaml` said only that the
+grid's first line was no CSV header; a checkout file given to the wrong command or
+setting is now named for what it is, with what takes it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from citybrain.cli import EXIT_USAGE, main
+from streams.inputs import CHECKOUT, own_file_role
+
+
+def _own_files() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "datasets", "playbooks/library", "dashboards"],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [name for name in listed if "/provisioning/" not in name]
+
+
+@pytest.mark.parametrize("name", _own_files())
+def test_every_shipped_file_is_known_for_what_it_is(name: str) -> None:
+    assert own_file_role(CHECKOUT / name) is not None, name
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["replay", "datasets/grid.yaml"], "is the grid definition"),
+        (["replay", "playbooks/library/routing.yaml"], "is the routing tree"),
+        (["demo", "--data", "playbooks/library/playbooks/flash-flood.yaml"], "is a playbook"),
+        (["demo", "--grid", "datasets/service_times/units-nyc.yaml"], "is a units profile"),
+        (
+            ["playbooks", "check", "--grid", "datasets/usgs_flood_2019-05.csv.gz"],
+            "is a replay feed",
+        ),
+        (
+            [
+                "detect",
+                "--input",
+                "dashboards/generated/dashboards/citybrain-response.json",
+                "--output",
+                "/nonexistent/x.csv",
+            ],
+            "is a generated Grafana dashboard",
+        ),
+    ],
+)
+def test_a_checkout_file_given_to_the_wrong_command_is_named(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(CHECKOUT)
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err and "it is for `" in err, err
+
+
+def test_the_grid_as_replay_file_names_the_option_that_takes_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(CHECKOUT)
+    assert main(["replay", "datasets/grid.yaml"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "not a reading or incident CSV" in err
+    assert "`--grid` of demo" in err and "CITYBRAIN_GRID_FILE" in err
+
+
+def test_a_setting_naming_the_wrong_checkout_file_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(CHECKOUT)
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", "datasets/usgs_flood_2019-05.csv.gz")
+    assert main(["playbooks", "check"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "CITYBRAIN_GRID_FILE is 'datasets/usgs_flood_2019-05.csv.gz': a replay feed" in err
+
+
+def test_the_right_file_passes() -> None:
+    assert main(["playbooks", "check", "--grid", str(CHECKOUT / "datasets/grid.yaml")]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["playbooks", "check", "datasets/grid.yaml"],
+        [
+            "dashboards",
+            "push",
+            "--url",
+            "http://x",
+            "--token",
+            "t",
+            "--generated",
+            "datasets/grid.yaml",
+        ],
+    ],
+)
+def test_a_checkout_file_given_for_a_directory_is_named(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(CHECKOUT)
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is a file, expected a directory: it is the grid definition" in err, err
+    assert "CITYBRAIN_GRID_FILE" in err
