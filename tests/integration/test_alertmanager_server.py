@@ -1257,3 +1257,47 @@ def test_a_group_emptied_of_alerts_starts_afresh_and_one_still_firing_flushes_on
     d2, _ = engine.resolve(d2, "op", "done", first + 5)
     wait = group_next_tick(d2, gi, came)
     assert wait is not None and abs(wait - am_four) < 1.5, (wait, am_four)
+
+
+def test_a_silence_matching_every_alert_but_not_the_empty_string_is_accepted(
+    tmp_path: Path,
+) -> None:
+    """t71: ``alert_id=~".+"`` matches every alert, yet no matcher of it matches the
+    empty string: Alertmanager's API and ``amtool silence add`` accept it and it
+    suppresses every alert; citybrain accepts it too (its answer says how many firing
+    alerts it matches, ``firing_matched``), while ``alert_id=~".*"`` is refused by all."""
+    amtool_path = shutil.which("amtool")
+    assert amtool_path is not None
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "group_by": ["alert_id"]}, "receivers": [{"name": "r"}]}
+        )
+    )
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        accepted = {}
+        for text in ('alert_id=~".+"', 'alert_id=~".*"'):
+            done = subprocess.run(
+                [amtool_path, "silence", "add", f"--alertmanager.url=http://127.0.0.1:{PORT}",
+                 "--comment=t", "--duration=1h", "--output=simple", text],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            try:
+                new_silence("s", [text], 0, 2e9, "t", "r")
+                ours = True
+            except SilenceError:
+                ours = False
+            accepted[text] = (done.returncode == 0, ours)
+        assert accepted == {'alert_id=~".+"': (True, True), 'alert_id=~".*"': (False, False)}
+        labels = {"alert_id": "al-1", "kind": "water_level", "severity": "critical"}
+        assert http("POST", "/alerts", [{"labels": labels}])[0] == 200
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline and state != "suppressed":
+            alerts = http("GET", "/alerts")[1]
+            state = alerts[0]["status"]["state"] if alerts else None
+            time.sleep(0.2)
+        assert state == "suppressed"
+    finally:
+        am.stop()
