@@ -2551,6 +2551,21 @@ def already_expired_message(
     return f"unchanged: silence {silence_id} had already {how}: {matchers}, ended {ended}"
 
 
+def firing_matched_line(doc: dict[str, Any], silence_id: str, url: str | None = None) -> str:
+    """What the API said of a new silence's reach (``firing_matched`` of ``firing``
+    alerts firing now), as one line; "" when it did not say (an older worker). Said
+    plainly, every alert when it matches all: ``alert_id=~".+"`` is a valid silence."""
+    matched, firing = doc.get("firing_matched"), doc.get("firing")
+    if not isinstance(matched, int) or not isinstance(firing, int):
+        return ""
+    if firing and matched == firing:
+        return (
+            f"it matches every alert firing now ({counted(firing, 'alert')}): check its "
+            f"matchers, or expire it: `{api_command('silences', 'expire', silence_id, url=url)}`"
+        )
+    return f"it matches {matched:,} of the {counted(firing, 'alert')} firing now"
+
+
 def cmd_silences(args: argparse.Namespace) -> int:
     import time
 
@@ -2595,6 +2610,9 @@ def cmd_silences(args: argparse.Namespace) -> int:
             f"silence {silence.get('id')} added by {silence.get('author')}: {matchers}, "
             f"until {_ends(silence, now)}"
         )
+        line = firing_matched_line(doc, str(silence.get("id")), args.url)
+        if line:
+            print(line)
     elif "already" in doc:
         print(already_expired_message(args.silence_id, silence, doc["already"], now))
     else:

@@ -10,6 +10,7 @@ Every status change is returned as a ``transition`` command: the audit trail.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,12 @@ class Run:
     held_tick: float | None = None
     # The alerts of ``alerts`` whose resolution the run has seen (``alert_resolved``).
     ended_alerts: list[str] = field(default_factory=list)
+    # When the last of its alerts resolved (epoch s; None while one fires): the group's
+    # next flush empties it (``group_phase``).
+    all_resolved_at: float | None = None
+    # The first flush (epoch s) of the fresh group an alert started by joining the run
+    # after its group emptied (``join``); None otherwise.
+    first_flush_at: float | None = None
     # Citizen reports the run covers: report id -> {"channel", "status"} (ReplyStatus),
     # and "also": the report's other parts, when runs of other groups cover it too
     # (``Part.to_dict`` each: its alert was routed to several routes, or it was offered
@@ -199,6 +206,8 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "held": (_text, "text"),
     "held_tick": (_maybe_finite, "a finite number or null"),
     "ended_alerts": (_texts, "a list of texts"),
+    "all_resolved_at": (_maybe_finite, "a finite number or null"),
+    "first_flush_at": (_maybe_finite, "a finite number or null"),
     "reports": (lambda v: isinstance(v, dict), "an object"),
     "reopened": (_count, "a whole number >= 0"),
     "resolved_by": (_maybe_text, "text or null"),
@@ -340,6 +349,7 @@ def _notified(run: Run, now: float) -> None:
     """The run's unit was notified at ``now``: of every alert the run has."""
     run.last_notified_at = now
     run.unnotified = {}
+    run.first_flush_at = None
     run.held, run.held_tick = "", None
 
 
@@ -380,6 +390,53 @@ def next_group_flush(
         return first - now
     ticks = math.ceil((now - first) / group_interval)
     return first + ticks * group_interval - now
+
+
+class GroupPhase(enum.Enum):
+    """Where a run's Alertmanager aggregation group is in its life (``group_phase``).
+
+    WAITING: not notified yet (``group_wait`` holds it, or a fresh group's first flush
+    is to come); FLUSHING: notified, flushing every ``group_interval``; EMPTIED: every
+    alert of it resolved and a flush has passed since, which in Alertmanager sends the
+    resolution and deletes the group (``dispatch.go``, ``aggrGroup.flush``), so the next
+    alert of the group key starts a fresh group that waits ``group_wait``."""
+
+    WAITING = "waiting"
+    FLUSHING = "flushing"
+    EMPTIED = "emptied"
+
+
+def group_phase(run: Run, group_interval: float, now: float) -> GroupPhase:
+    """The phase of ``run``'s group at ``now`` (epoch s), whether the run is open or
+    closed by people: a run's status is people's, its group's timing Alertmanager's.
+    A run covering citizens' reports keeps its group (it repeats, ``flush_due``)."""
+    # The group's flushes run from its last notification, or a fresh group's first flush.
+    base = run.first_flush_at if run.first_flush_at is not None else run.last_notified_at
+    if base is None:
+        return GroupPhase.WAITING
+    busy = GroupPhase.WAITING if run.first_flush_at is not None else GroupPhase.FLUSHING
+    ended = run.all_resolved_at
+    if ended is None or unresolved(run) or run.reports or not group_interval > 0:
+        return busy
+    # The first flush at or after the last resolution (the last notification's own, when
+    # they had all resolved by then) empties the group; an alert coming at that very
+    # instant is in that flush (as ``flush_due`` counts it), one after it is not.
+    emptied = base + max(0, math.ceil((ended - base) / group_interval)) * group_interval
+    return GroupPhase.EMPTIED if now > emptied else busy
+
+
+def group_next_tick(run: Run, group_interval: float, now: float) -> float | None:
+    """Seconds from ``now`` to the next flush of ``run``'s group while it flushes
+    (``GroupPhase.FLUSHING``: every ``group_interval`` after the last notification);
+    None when it is not (never notified, or emptied: a new alert starts a fresh group).
+    A run closed by people whose alerts still fire keeps its group in Alertmanager, so
+    the next run of the group key is first notified at that tick, not ``group_wait``
+    after its alert."""
+    if group_phase(run, group_interval, now) is not GroupPhase.FLUSHING:
+        return None
+    assert run.last_notified_at is not None  # FLUSHING: notified
+    ticks = max(1, math.ceil((now - run.last_notified_at) / group_interval))
+    return run.last_notified_at + ticks * group_interval - now
 
 
 def is_terminal(run: Run) -> bool:
@@ -468,13 +525,32 @@ class PlaybookEngine:
         self._drive(run, now, cmds)
         return run, cmds
 
-    def join(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
-        """Another alert of the same group joins the run (no new run, no new ladder)."""
+    def join(
+        self,
+        run: Run,
+        alert_id: str,
+        now: float,
+        group_interval: float = 0.0,
+        group_wait: float = 0.0,
+    ) -> tuple[Run, list[Command]]:
+        """Another alert of the same group joins the run (no new run, no new ladder).
+
+        Into a notified run it is notified at the group's next flush; into a run whose
+        group has emptied (``GroupPhase.EMPTIED``; ``group_interval`` in seconds, 0 when
+        unknown) it starts a fresh group, first flushed ``group_wait`` seconds after
+        ``now`` (give 0 for an alert that started more than group_wait ago), as
+        Alertmanager makes a new group for it."""
         if alert_id in run.alerts:
             return run, []
+        fresh = group_phase(run, group_interval, now) is GroupPhase.EMPTIED
         run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
         run.updated_at = now
-        if run.last_notified_at is not None:
+        run.all_resolved_at = None  # one fires again
+        if fresh:
+            run.first_flush_at = now + max(0.0, group_wait)
+            run.unnotified = {alert_id: now}
+            run.held, run.held_tick = "", None
+        elif run.last_notified_at is not None:
             # Notified at the group's next flush (``flush``), as Alertmanager sends an
             # alert added to a group already notified at the next group_interval tick.
             # (Re-inserted last: an id that joins again is the newest, not kept in place.)
@@ -487,6 +563,8 @@ class PlaybookEngine:
         ``ended_alerts``; the run goes on (people close runs)."""
         if alert_id not in run.ended_alerts:
             run.ended_alerts = newest_distinct(run.ended_alerts, alert_id, MAX_RUN_ALERTS)
+            if not unresolved(run) and run.all_resolved_at is None:
+                run.all_resolved_at = now  # the group's next flush empties it
         return self.note(run, "alert_resolved", alert_id, now)
 
     def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:
@@ -533,13 +611,30 @@ class PlaybookEngine:
         last = run.last_notified_at
         if last is None or is_terminal(run) or not group_interval > 0 or now < last:
             return None
+        # An alert that joined and resolved before the flush is in no notification (as
+        # Alertmanager's DedupStage with send_resolved false: units hear of no resolution).
+        ended = set(run.ended_alerts)
+        if run.first_flush_at is not None:
+            # A fresh group (``join`` after the group emptied): its first flush, then
+            # one each group_interval while held; no repeat before it notifies.
+            if now < run.first_flush_at:
+                return None
+            ticks = (now - run.first_flush_at) // group_interval
+            tick = run.first_flush_at + ticks * group_interval
+            if run.held_tick is not None and tick <= run.held_tick:
+                return None
+            new = [a for a, at in run.unnotified.items() if at <= tick and a not in ended]
+            if not new:
+                return None
+            shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
+            return tick, f"new alerts in a fresh group (its alerts had all resolved): {shown}"
         ticks = (now - last) // group_interval
         if ticks < 1:
             return None
         tick = last + ticks * group_interval
         if run.held_tick is not None and tick <= run.held_tick:
             return None  # this flush was held: the next one is checked
-        new = [a for a, at in run.unnotified.items() if at <= tick]
+        new = [a for a, at in run.unnotified.items() if at <= tick and a not in ended]
         if new:
             shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
             return tick, f"new alerts in the group: {shown}"

@@ -20,7 +20,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from playbooks.routing import (
     MAX_SILENCE_SECONDS,
     Silence,
     api_matcher,
+    matches_all,
     new_silence,
     silence_window,
 )
@@ -88,6 +89,16 @@ def _listed(doc: Any, now: float) -> dict[str, Any]:
         base = doc if isinstance(doc, dict) else {}
         return {**base, "active": False, "unreadable": str(exc)}
     return {**doc, "active": silence.active(now)}
+
+
+def firing_matched(silence: Silence, firing: Iterable[Any]) -> dict[str, int]:
+    """How many of the ``firing`` alerts' label sets (the firing table's values) the
+    silence's matchers match, whether it is active yet or not: ``{"firing_matched": n,
+    "firing": total}``. A control-room safety net: ``alert_id=~".+"`` is a valid silence
+    (Alertmanager accepts it: it does not match the empty string) that mutes everything."""
+    labels = [v for v in firing if isinstance(v, dict)]
+    matched = sum(matches_all(silence.matchers, v) for v in labels)
+    return {"firing_matched": matched, "firing": len(labels)}
 
 
 def silence_already_expired(doc: Any, now: float) -> dict[str, Any] | None:
@@ -1342,7 +1353,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
                         "other matchers or reason: use a new key for a new silence",
                     )
                 ctx.metrics.api_requests.labels("silence", "201").inc()
-                return self.json({"silence": earlier, "already": "created"}, status=201)
+                counts = firing_matched(silence, (v for _, v in ctx.firing.items()))
+                return self.json({"silence": earlier, "already": "created", **counts}, status=201)
             in_force = sum(silence_already_expired(v, now) is None for _, v in ctx.silences.items())
             if in_force >= MAX_SILENCES:
                 raise ApiError(
@@ -1365,7 +1377,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     "silence, not a second one",
                 )
             ctx.metrics.api_requests.labels("silence", "201").inc()
-            return self.json({"silence": stored}, status=201)
+            counts = firing_matched(silence, (v for _, v in ctx.firing.items()))
+            return self.json({"silence": stored, **counts}, status=201)
 
     @app.page(f"{PREFIX}/silences/{{silence_id}}")
     class SilenceView(ApiView):

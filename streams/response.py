@@ -30,6 +30,7 @@ from playbooks.engine import (
     PlaybookEngine,
     ReportsCovered,
     Run,
+    group_next_tick,
     is_terminal,
     newest_distinct,
     next_group_flush,
@@ -365,7 +366,12 @@ class Response:
                 return  # runs are idempotent per alert: a redelivered alert changes nothing
         elif run is not None and not is_terminal(run):
             # Notified at the group's next flush (the deadline timer's ``engine.flush``).
-            run, cmds = self._engine_for(run).join(run, alert_id, now)
+            # Into a group emptied of alerts, a fresh group: group_wait again (none for
+            # an alert that started more than group_wait ago), as Alertmanager's.
+            fresh_wait = 0.0 if waited_out(alert, route["group_wait"], now) else route["group_wait"]
+            run, cmds = self._engine_for(run).join(
+                run, alert_id, now, route["group_interval"], fresh_wait
+            )
             if (
                 run.status == "pending"
                 and not run.held  # its first flush not yet come (a held one has)
@@ -399,14 +405,23 @@ class Response:
             # flushes each group_interval: the run's first notification is at its next
             # tick (a run opened with a fresh group_wait notified sooner).
             made = [*members.values(), *([doc["grouped_at"]] if "grouped_at" in doc else [])]
-            if made:
+            # A run closed by people whose group still flushes (its alerts fire, or their
+            # resolution is not yet flushed): Alertmanager never deleted that group, so
+            # the new alert goes out at its next tick, not group_wait after it came.
+            alive = None if run is None else group_next_tick(run, route["group_interval"], now)
+            if run is not None and alive is not None:
+                made, wait = [], alive
+                why_wait = f" (the group's next flush: run {run.run_id}'s alerts still in it)"
+            elif made:
                 wait = next_group_flush(min(made), wait, route["group_interval"], now)
                 why_wait = (
                     f" (the group's next flush: it has held muted alerts since "
                     f"{format_ts(min(made))})"
                 )
-            if (not made or now < min(made) + route["group_wait"]) and waited_out(
-                alert, route["group_wait"], now
+            if (
+                alive is None
+                and (not made or now < min(made) + route["group_wait"])
+                and waited_out(alert, route["group_wait"], now)
             ):
                 wait, why_wait = 0.0, " (its alert started more than group_wait ago)"
             group.pop(MUTED, None)  # later releases join the run

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from playbooks.engine import PlaybookEngine, next_group_flush
+from playbooks.engine import PlaybookEngine, group_next_tick, next_group_flush
 from playbooks.errors import SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
@@ -1199,5 +1199,105 @@ def test_group_labels_holding_separators_group_as_in_alertmanager(
                 frozenset(a["labels"]["alert_id"] for a in g["alerts"])
             )
         assert theirs == expected
+    finally:
+        am.stop()
+
+
+def test_a_group_emptied_of_alerts_starts_afresh_and_one_still_firing_flushes_on(
+    tmp_path: Path, grid: Any
+) -> None:
+    """t71: Alertmanager deletes a group whose alerts have all resolved once a flush has
+    sent their resolution (0.25: at its 30 s cleanup after that flush), so a later alert
+    of the key makes a fresh group, notified group_wait after it came (al-2); a group
+    whose alert still fires keeps flushing, so an alert joining it goes out at its next
+    tick (al-4), which is where citybrain sends the first notification of a run opened
+    after people closed the group's run. citybrain kept the emptied group's ticks (al-2
+    went out at its next tick, 8 s later here) and gave the new run after a closed one
+    a fresh group_wait (al-4 notified 8 s early)."""
+    hook_port = shifted_port(29096)
+    gw, gi = 2.0, 10.0
+    route_doc = {"group_by": ["district"], "group_wait": "2s", "group_interval": "10s"}
+    config = webhook_config(tmp_path, hook_port, route_doc)
+    one, three = {"alert_id": "al-1", "district": "d1"}, {"alert_id": "al-3", "district": "d2"}
+    hook = Webhook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        t0 = time.time()
+        assert http("POST", "/alerts", [{"labels": one}, {"labels": three}])[0] == 200
+        hook.until({"al-1", "al-3"})
+        first = max(hook.at["al-1"], hook.at["al-3"])  # both groups flushed at t0 + gw
+        ended = {"labels": one, "startsAt": iso(t0), "endsAt": iso(time.time())}
+        assert http("POST", "/alerts", [ended])[0] == 200
+        # The flush at first + gi empties d1's group; the cleanup within 30 s deletes it.
+        while time.time() < first + gi + 31:
+            time.sleep(0.2)
+        came = time.time()
+        two, four = {"alert_id": "al-2", "district": "d1"}, {"alert_id": "al-4", "district": "d2"}
+        assert http("POST", "/alerts", [{"labels": two}, {"labels": four}])[0] == 200
+        hook.until({"al-2", "al-4"})
+        am_two, am_four = hook.at["al-2"] - came, hook.at["al-4"] - came
+    finally:
+        am.stop()
+        hook.close()
+    assert abs(am_two - gw) < 1.5, am_two  # a fresh group
+    tick = next_group_flush(first, 0.0, gi, came)  # d2's group flushes on
+    assert abs(am_four - tick) < 1.5 and tick > gw + 2, (am_four, tick)
+    # citybrain, driven with the same times: d1's run stays open, its group restarts.
+    engine = PlaybookEngine(load_playbooks(PLAYBOOK_DIR)["sensor-anomaly"], grid)
+    alert = {"alert_id": "al-1", "grid_cell": "c-bridge", "kind": "k"}
+    d1, _ = engine.new_run("d1.1", alert, first)
+    d1, _ = engine.alert_resolved(d1, "al-1", first + 1)
+    d1, _ = engine.join(d1, "al-2", came, gi, gw)
+    at = came + 0.1
+    while not engine.flush(d1, gi, 3600.0, at)[1]:
+        at += 0.1
+    assert abs((at - came) - am_two) < 1.5, (at - came, am_two)
+    # d2's run closed by people while al-3 fires: the next run waits for the group's tick.
+    d2, _ = engine.new_run("d2.1", {**alert, "alert_id": "al-3"}, first)
+    d2, _ = engine.resolve(d2, "op", "done", first + 5)
+    wait = group_next_tick(d2, gi, came)
+    assert wait is not None and abs(wait - am_four) < 1.5, (wait, am_four)
+
+
+def test_a_silence_matching_every_alert_but_not_the_empty_string_is_accepted(
+    tmp_path: Path,
+) -> None:
+    """t71: ``alert_id=~".+"`` matches every alert, yet no matcher of it matches the
+    empty string: Alertmanager's API and ``amtool silence add`` accept it and it
+    suppresses every alert; citybrain accepts it too (its answer says how many firing
+    alerts it matches, ``firing_matched``), while ``alert_id=~".*"`` is refused by all."""
+    amtool_path = shutil.which("amtool")
+    assert amtool_path is not None
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "group_by": ["alert_id"]}, "receivers": [{"name": "r"}]}
+        )
+    )
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        accepted = {}
+        for text in ('alert_id=~".+"', 'alert_id=~".*"'):
+            done = subprocess.run(
+                [amtool_path, "silence", "add", f"--alertmanager.url=http://127.0.0.1:{PORT}",
+                 "--comment=t", "--duration=1h", "--output=simple", text],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            try:
+                new_silence("s", [text], 0, 2e9, "t", "r")
+                ours = True
+            except SilenceError:
+                ours = False
+            accepted[text] = (done.returncode == 0, ours)
+        assert accepted == {'alert_id=~".+"': (True, True), 'alert_id=~".*"': (False, False)}
+        labels = {"alert_id": "al-1", "kind": "water_level", "severity": "critical"}
+        assert http("POST", "/alerts", [{"labels": labels}])[0] == 200
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline and state != "suppressed":
+            alerts = http("GET", "/alerts")[1]
+            state = alerts[0]["status"]["state"] if alerts else None
+            time.sleep(0.2)
+        assert state == "suppressed"
     finally:
         am.stop()

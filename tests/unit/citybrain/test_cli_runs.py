@@ -468,3 +468,23 @@ def test_the_api_s_text_never_drives_the_terminal() -> None:
     ):
         assert all(c.isprintable() for c in line.replace("\n", "")), repr(line)
         assert "\\x1b]0;owned\\x07\\u202e\\x9b2J" in line
+
+
+def test_silences_add_says_how_many_firing_alerts_the_silence_matches(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t71: a valid silence that matches every alert firing (``alert_id=~".+"``) is said
+    so plainly after it is added, with how to expire it; another says how many it matches."""
+    silence = {"id": "s-1", "author": "op", "matchers": ['alert_id=~".+"'], "ends_at": 9e9}
+    answer = {"silence": silence, "firing_matched": 3, "firing": 3}
+    monkeypatch.setattr("citybrain.cli._api", lambda *args, **kw: answer)
+    argv = ["silences", "add", "--matcher", 'alert_id=~".+"', "--duration", "1h"]
+    assert main([*argv, "--reason", "test"]) == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        "it matches every alert firing now (3 alerts): check its matchers, or expire it: "
+        f"`{api_command('silences', 'expire', 's-1')}`"
+    )
+    answer.update(firing_matched=1)
+    assert main([*argv, "--reason", "test"]) == EXIT_OK
+    assert capsys.readouterr().out.splitlines()[1] == "it matches 1 of the 3 alerts firing now"

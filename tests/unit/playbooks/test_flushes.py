@@ -18,7 +18,14 @@ import random
 
 import pytest
 
-from playbooks.engine import PlaybookEngine, Run, next_group_flush
+from playbooks.engine import (
+    GroupPhase,
+    PlaybookEngine,
+    Run,
+    group_next_tick,
+    group_phase,
+    next_group_flush,
+)
 from playbooks.grid import Grid
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks
 
@@ -200,3 +207,123 @@ def test_the_next_flush_of_a_group_made_when_its_alert_was_muted(now: float, wai
     when its alert arrived muted, flushes at 1,030 s and every 300 s after, sending
     nothing while the mute lasts; freed, the alert goes out at the next of those."""
     assert next_group_flush(1_000.0, 30.0, 300.0, now) == pytest.approx(wait)
+
+
+# Groups emptied of alerts (t71). Alertmanager deletes a group at the flush that finds
+# every alert of it resolved (``dispatch.go``, ``aggrGroup.flush``: DeleteIfNotModified
+# with destroy-if-empty; 0.25 removes the empty group at its next 30 s cleanup), so the
+# next alert of that group key starts a fresh group: it waits group_wait, and its flushes
+# tick from then. citybrain kept the run's ticks: the new alert went out at the old
+# group's next tick. The run stays open (people close runs); its group timing restarts.
+
+
+def am_groups(
+    group_wait: int, group_interval: int, repeat: int, events: list[tuple[int, str, str]], end: int
+) -> list[int]:
+    """The seconds after START at which Alertmanager (upstream's immediate deletion,
+    webhooks with send_resolved false) notifies one group key: al-0 fires at START into a
+    group with no wait (the run's first notification), ``events`` are ``(second, "fire" |
+    "resolve", alert id)``; events at a second come before that second's flush."""
+    alerts: dict[str, bool] = {"al-0": True}  # id -> firing, in the live group
+    next_flush: int | None = 0
+    notified: set[str] = set()
+    last: int | None = None
+    times = []
+    for second in range(end + 1):
+        for at, what, alert_id in events:
+            if at != second:
+                continue
+            if what == "fire":
+                if next_flush is None:  # the group was deleted: a fresh one
+                    next_flush, notified, last, alerts = second + group_wait, set(), None, {}
+                alerts[alert_id] = True
+            elif alert_id in alerts:
+                alerts[alert_id] = False
+        if next_flush != second:
+            continue
+        firing = {a for a, on in alerts.items() if on}
+        if firing and (not firing <= notified or (last is not None and second - last >= repeat)):
+            notified, last = firing, second
+            times.append(second)
+        alerts = {a: True for a in firing}  # the resolved ones deleted at the flush
+        next_flush = None if not firing else second + group_interval
+    return times
+
+
+def drive_groups(
+    grid: Grid,
+    group_wait: int,
+    group_interval: int,
+    repeat: int,
+    events: list[tuple[int, str, str]],
+    end: int,
+) -> list[int]:
+    """The engine's notifications of one run, driven as the worker drives it."""
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run, cmds = engine.new_run("run-x", ALERT, START)
+    times = [0] if any(c.action == "notify" for c in cmds) else []
+    for second in range(1, end + 1):
+        now = START + second
+        for at, what, alert_id in events:
+            if at != second:
+                continue
+            if what == "fire":
+                run, _ = engine.join(run, alert_id, now, group_interval, group_wait)
+            elif alert_id in run.alerts:
+                run, _ = engine.alert_resolved(run, alert_id, now)
+        run, cmds = engine.flush(run, group_interval, repeat, now)
+        times += [second for c in cmds if c.action == "notify"]
+    return times
+
+
+def test_an_alert_after_its_group_emptied_waits_group_wait(grid: Grid) -> None:
+    # group_wait 30, group_interval 60: al-0 resolves at 10, the flush at 60 empties
+    # the group; al-1 at 100 starts a fresh group, flushed at 130 (before: 120), whose
+    # ticks run from there (al-2 at 140 goes out at 190).
+    events = [(10, "resolve", "al-0"), (100, "fire", "al-1"), (140, "fire", "al-2")]
+    assert am_groups(30, 60, 10_000, events, 300) == [0, 130, 190]
+    assert drive_groups(grid, 30, 60, 10_000, events, 300) == [0, 130, 190]
+    # Before that flush the group lives: al-1 at 50 goes out at its tick, 60.
+    events = [(10, "resolve", "al-0"), (50, "fire", "al-1")]
+    assert drive_groups(grid, 30, 60, 10_000, events, 300) == [0, 60]
+    # An alert that joins and resolves between two flushes is in no notification.
+    events = [(20, "fire", "al-1"), (40, "resolve", "al-1")]
+    assert drive_groups(grid, 30, 60, 10_000, events, 300) == [0]  # before: [0, 60]
+
+
+def test_the_group_phase_of_a_run_closed_by_people(grid: Grid) -> None:
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run, _ = engine.new_run("run-x", ALERT, START)
+    run, _ = engine.resolve(run, "op", "done", START + 5)
+    # Its alert still fires: the group flushes on (the next run's first notification
+    # is at its next tick, 60 s after the last notification).
+    assert group_phase(run, 60, START + 70) is GroupPhase.FLUSHING
+    assert group_next_tick(run, 60, START + 70) == 50
+    run, _ = engine.alert_resolved(run, "al-0", START + 80)
+    assert group_next_tick(run, 60, START + 110) == 10  # its resolution not yet flushed
+    assert group_phase(run, 60, START + 121) is GroupPhase.EMPTIED
+    assert group_next_tick(run, 60, START + 121) is None  # a fresh group: group_wait
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_groups_emptied_and_refilled_notify_as_alertmanagers(grid: Grid, seed: int) -> None:
+    rng = random.Random(seed)
+    fresh = 0
+    for _ in range(150):
+        group_wait = rng.choice([0, 1, 3, 10])
+        group_interval = rng.choice([1, 2, 5, 10])
+        repeat = rng.choice([1, 7, 25, 10_000])
+        end = rng.randint(20, 120)
+        events: list[tuple[int, str, str]] = [(rng.randint(1, end), "resolve", "al-0")]
+        for i in range(1, rng.randint(1, 7)):
+            fired = rng.randint(1, end)
+            events.append((fired, "fire", f"al-{i}"))
+            if rng.random() < 0.7:
+                events.append((rng.randint(fired + 1, end + 10), "resolve", f"al-{i}"))
+        events.sort()
+        expected = am_groups(group_wait, group_interval, repeat, events, end)
+        got = drive_groups(grid, group_wait, group_interval, repeat, events, end)
+        assert got == expected, (group_wait, group_interval, repeat, events)
+        emptied = am_groups(10**6, group_interval, repeat, events, end)
+        fresh += expected != emptied  # a case where a fresh group's group_wait showed
+    assert fresh > 20

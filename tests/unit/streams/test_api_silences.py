@@ -237,3 +237,18 @@ def test_a_body_dripped_a_byte_at_a_time_is_cut_408(
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert b'"the body was not sent within 1s"' in answer
     assert len(ctx.silences) == 0
+
+
+@pytest.mark.parametrize(("matcher", "matched"), [('alert_id=~".+"', 2), ('kind="pm25"', 1)])
+def test_a_new_silence_says_how_many_firing_alerts_it_matches(
+    ctx: Context, matcher: str, matched: int
+) -> None:
+    """t71: ``alert_id=~".+"`` matches every alert yet no matcher of it matches the empty
+    string, so it is a valid silence (Alertmanager 0.25 and amtool accept it too); the
+    answer says how many alerts firing now it matches, so a control room sees at once
+    that it mutes everything."""
+    ctx.firing.data[b"al-1"] = {"alert_id": "al-1", "kind": "water_level"}
+    ctx.firing.data[b"al-2"] = {"alert_id": "al-2", "kind": "pm25"}
+    status, doc = post(ctx, [matcher])
+    assert status == 201, doc
+    assert (doc["firing_matched"], doc["firing"]) == (matched, 2)

@@ -481,3 +481,71 @@ def test_an_old_alert_joining_a_pending_run_flushes_it_at_once(
         assert len(notifies(sent)) == 1
 
     asyncio.run(scenario())
+
+
+def waiting(alert_id: str, status: str = "firing") -> Event:
+    """``alert_id`` routed to the flood route with group_wait 30 s, group_interval 5 min."""
+    doc = alert(alert_id)
+    doc["alert"]["status"] = status
+    doc["route"]["group_wait"] = 30.0
+    return Event(KEY, doc)
+
+
+def test_an_alert_after_the_runs_alerts_all_resolved_waits_a_fresh_group_wait(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t71: Alertmanager deletes a group once the flush after its last alert resolved has
+    run; the next alert of the key makes a fresh group that waits group_wait. The run
+    stays open (people close runs); al-2 went out at the old group's next tick (330 s
+    after al-1 came, 200 s after it) and now goes out group_wait after it."""
+    response, sent = stage
+
+    async def scenario() -> None:
+        t0 = clock.now
+        await response.on_routed(waiting("al-1"))  # type: ignore[arg-type]
+        clock.now = t0 + 31
+        await response.check_deadlines()  # group_wait over: the first notification
+        first = len(notifies(sent))
+        assert first == 1
+        clock.now = t0 + 40
+        await response.on_routed(waiting("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = t0 + 400  # the flush at 331 sent the resolution: the group is gone
+        await response.on_routed(waiting("al-2"))  # type: ignore[arg-type]
+        run = response.ctx.groups.data[KEY]["run"]
+        assert run["status"] != "resolved" and run["first_flush_at"] == t0 + 430
+        clock.now = t0 + 429
+        await response.check_deadlines()
+        assert len(notifies(sent)) == first
+        clock.now = t0 + 431
+        await response.check_deadlines()
+        assert notifies(sent)[first:] == [
+            "new alerts in a fresh group (its alerts had all resolved): al-2"
+        ]
+
+    asyncio.run(scenario())
+
+
+def test_a_new_run_of_a_group_whose_closed_run_still_fires_goes_out_at_its_next_tick(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t71: people resolved the run while al-1 still fires; Alertmanager never deleted
+    that group, so al-2 goes out at the group's next tick (group_interval after the last
+    notification), not group_wait after it came as a group of its own."""
+    response, sent = stage
+
+    async def scenario() -> None:
+        t0 = clock.now
+        await response.on_routed(waiting("al-1"))  # type: ignore[arg-type]
+        clock.now = t0 + 30
+        await response.check_deadlines()
+        run_id = response.ctx.groups.data[KEY]["run"]["run_id"]
+        clock.now = t0 + 60
+        done = {"id": "cmd-1", "run_id": run_id, "action": "resolve", "by": "op", "note": "ok"}
+        await response.on_command(Event(KEY, done))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY]["run"]["status"] == "resolved"
+        clock.now = t0 + 100
+        await response.on_routed(waiting("al-2"))  # type: ignore[arg-type]
+        created = [s for s in sent if s.get("action") == "run_created"][-1]
+        assert created["detail"].startswith("group_wait 230s (the group's next flush"), created
+
+    asyncio.run(scenario())
