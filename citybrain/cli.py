@@ -629,13 +629,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         # Said as every command says it (the reader's "cannot read: No such file or
         # directory" was replay's own wording, helper brief t37).
         path = Path(name)
-        _need_file(
-            path,
-            "FILE",
-            _replay_files_in(path) if path.is_dir() else "",
-            kind="CSV",
-            expects=("feed",),
-        )
+        _need_feed(path, "FILE")
     s = _settings()
     bad: list[BadRow] = []
     try:
@@ -897,6 +891,18 @@ def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
         f"of this machine's clock (the first: {format_ts(late[0].ts)}): the worker "
         "dead-letters them (reason in_future, CITYBRAIN_MAX_FUTURE_SKEW) instead of "
         "scoring them"
+    )
+
+
+def _need_feed(path: Path, option: str) -> None:
+    """``_need_file`` for a reading or incident CSV given to ``option``; a directory is
+    answered with the feed files in it."""
+    _need_file(
+        path,
+        option,
+        _replay_files_in(path) if path.is_dir() else "",
+        kind="CSV",
+        expects=("feed",),
     )
 
 
@@ -2810,13 +2816,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         suffixes=(".html",),
     )
     for path in data:
-        _need_file(
-            path,
-            "--data",
-            _replay_files_in(path) if path.is_dir() else "",
-            kind="CSV",
-            expects=("feed",),
-        )
+        _need_feed(path, "--data")
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
@@ -2885,13 +2885,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     files = [Path(p) for p in args.data]
     check_output("--out", args.out, [("--data", p) for p in args.data], suffixes=(".html",))
     for path in files:
-        _need_file(
-            path,
-            "--data",
-            _replay_files_in(path) if path.is_dir() else "",
-            kind="CSV",
-            expects=("feed",),
-        )
+        _need_feed(path, "--data")
     settings = _settings()
     # The prefix chosen as `deadletters` and `campaign report` choose it: the running
     # demo's by default, said on stderr (t40: it was "required: --prefix").
