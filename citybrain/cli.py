@@ -4190,6 +4190,25 @@ class Parser(argparse.ArgumentParser):
                 pairs.append((arg, after))
         return pairs
 
+    def _file_option_hint(self, message: str) -> str:
+        """`` (a file is given with --input: --input one.csv)`` when a file was typed
+        where this command takes none but has one option for an input file (a newcomer's
+        ``detect one.csv``), or ""."""
+        inputs = [
+            action.option_strings[-1]
+            for action in self._actions
+            if action.option_strings and action.metavar == "FILE" and "out" not in action.dest
+        ]
+        unrecognized = message.removeprefix("unrecognized arguments:")
+        files = [
+            word
+            for word in self._given or []
+            if word in unrecognized and not word.startswith("-") and Path(word).is_file()
+        ]
+        if len(inputs) != 1 or not files:
+            return ""
+        return f" (a file is given with {inputs[0]}: {inputs[0]} {shlex.quote(files[0])})"
+
     def _flag_value_hint(self) -> str:
         """`` (--max takes no value)`` when a value was typed after an option that takes
         none (t60: ``replay --max 50``, ``runs list --json 5`` said only ``unrecognized
@@ -4217,7 +4236,11 @@ class Parser(argparse.ArgumentParser):
                     f"(and {message})"
                 )
         elif message.startswith("unrecognized arguments"):
-            message += self._option_hint(self._unknown_options()) + self._flag_value_hint()
+            message += (
+                self._option_hint(self._unknown_options())
+                + self._flag_value_hint()
+                + self._file_option_hint(message)
+            )
         elif explicit := re.fullmatch(r"argument (\S+): ignored explicit argument (.*)", message):
             # argparse's words for `--max=50`, as if the 50 had been left out on purpose.
             flag, value = explicit.groups()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,19 @@ def test_an_unknown_option_is_compared_without_the_dashes_all_options_share(
     assert "unrecognized arguments: --for" in err and "did you mean" not in err, err
     assert main(["runs", "list", "--stauts", "open"]) == EXIT_USAGE
     assert "(did you mean --status?)" in capsys.readouterr().err
+
+
+def test_a_file_typed_where_a_command_takes_it_by_option_names_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newcomer's ``detect one.csv`` said only ``unrecognized arguments: one.csv``:
+    the option that takes the file is named, with the line to type."""
+    series = tmp_path / "one series.csv"
+    series.write_text("timestamp,value\n2024-01-01 00:00:00,1\n")
+    assert main(["detect", str(series)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    hint = f"(a file is given with --input: --input {shlex.quote(str(series))})"
+    assert hint in err, err
+    # A word that is no file gets no such hint.
+    assert main(["detect", "now"]) == EXIT_USAGE
+    assert "a file is given" not in capsys.readouterr().err
