@@ -30,9 +30,10 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import InvalidStateError, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +51,16 @@ from citybrain.nab import (
     score_at,
 )
 from detectors import DEFAULT_THRESHOLD, DETECTORS
+
+
+def _quiet_cancelled_race(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook`` while a pool is being stopped: Python 3.11's pool manager
+    thread, finding its workers ended, sets an exception on every pending future, and
+    raises ``InvalidStateError`` on those the interrupted ``map`` had cancelled (a CI run
+    printed its traceback after "interrupted"; 3.12 skips them, ``terminate_broken``).
+    Anything else goes to the default hook."""
+    if not isinstance(args.exc_value, InvalidStateError):
+        threading.__excepthook__(args)
 
 
 def _score(job: tuple[str, Path]) -> np.ndarray:
@@ -96,6 +107,7 @@ def load_cases(data: Path, labels: Path, detector: str, cache: Path, workers: in
             ):
                 save_scores(stored(path), scores)
         except BaseException:
+            threading.excepthook = _quiet_cancelled_race
             pool.shutdown(wait=False, cancel_futures=True)
             for child in multiprocessing.active_children():
                 child.terminate()  # the files being scored now: their work is lost anyway

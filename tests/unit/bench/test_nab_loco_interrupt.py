@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,3 +82,31 @@ def test_a_cache_file_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     save_scores(path, np.arange(3.0))
     assert np.load(path).tolist() == [0.0, 1.0, 2.0]
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_the_pool_managers_cancelled_future_race_is_quiet_and_nothing_else_is(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A CI run's Ctrl-C ended in "interrupted" then a pool manager thread's traceback:
+    Python 3.11's ``terminate_broken`` set an exception on a future the interrupted map
+    had cancelled (``InvalidStateError``). That one is quiet; any other is printed."""
+    from concurrent.futures import InvalidStateError
+
+    from bench.nab_loco import _quiet_cancelled_race
+
+    def raise_in_thread(exc: BaseException) -> str:
+        def run() -> None:
+            raise exc
+
+        previous = threading.excepthook
+        threading.excepthook = _quiet_cancelled_race
+        try:
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join()
+        finally:
+            threading.excepthook = previous
+        return capsys.readouterr().err
+
+    assert raise_in_thread(InvalidStateError("CANCELLED: <Future state=cancelled>")) == ""
+    assert "RuntimeError: not the race" in raise_in_thread(RuntimeError("not the race"))
