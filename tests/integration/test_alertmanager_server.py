@@ -458,7 +458,9 @@ SILENCE_TEXTS = [
 ]  # fmt: skip
 
 
-def test_silence_matcher_texts_read_as_amtool_reads_them(tmp_path: Path) -> None:
+def amtool_and_silence_server(tmp_path: Path) -> tuple[str, Alertmanager]:
+    """``amtool``'s path and a started Alertmanager with one receiver, every alert its
+    own group: the reference the silence tests add their silences to."""
     amtool_path = shutil.which("amtool")
     assert amtool_path is not None
     config = tmp_path / "alertmanager.yml"
@@ -467,7 +469,11 @@ def test_silence_matcher_texts_read_as_amtool_reads_them(tmp_path: Path) -> None
             {"route": {"receiver": "r", "group_by": ["alert_id"]}, "receivers": [{"name": "r"}]}
         )
     )
-    am = Alertmanager(config, tmp_path / "data")
+    return amtool_path, Alertmanager(config, tmp_path / "data")
+
+
+def test_silence_matcher_texts_read_as_amtool_reads_them(tmp_path: Path) -> None:
+    amtool_path, am = amtool_and_silence_server(tmp_path)
     try:
         problems = []
         for text in SILENCE_TEXTS:
@@ -1266,15 +1272,7 @@ def test_a_silence_matching_every_alert_but_not_the_empty_string_is_accepted(
     empty string: Alertmanager's API and ``amtool silence add`` accept it and it
     suppresses every alert; citybrain accepts it too (its answer says how many firing
     alerts it matches, ``firing_matched``), while ``alert_id=~".*"`` is refused by all."""
-    amtool_path = shutil.which("amtool")
-    assert amtool_path is not None
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {"route": {"receiver": "r", "group_by": ["alert_id"]}, "receivers": [{"name": "r"}]}
-        )
-    )
-    am = Alertmanager(config, tmp_path / "data")
+    amtool_path, am = amtool_and_silence_server(tmp_path)
     try:
         accepted = {}
         for text in ('alert_id=~".+"', 'alert_id=~".*"'):
