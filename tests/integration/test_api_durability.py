@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from citybrain.stack import KafkaBroker, PrometheusServer
-from tests.integration.test_pipeline import docs, steps_of
-from tests.integration.test_response import spike
+from tests.integration.test_pipeline import docs
+from tests.integration.test_response import one_spiked_run
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -30,11 +30,8 @@ def silence(i: int) -> dict[str, object]:
 def test_what_the_api_answered_2xx_survives_a_sigkill_right_after(pipeline: Pipeline) -> None:
     worker = pipeline.worker().start()
     try:
-        spike(pipeline, sensor="gauge-1")
-        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")))
-        [run_id] = {d["run_id"] for d in steps_of(steps, "run_created")}
+        run_id = one_spiked_run(pipeline)
         acked = resolved = run_id  # acknowledged, then resolved
-        pipeline.api_until("/runs", OPERATOR_TOKEN, lambda s, b: len(b.get("runs", [])) == 1)
         status, ack = pipeline.api("POST", f"/runs/{acked}/ack", OPERATOR_TOKEN, {"note": "go"})
         assert status == 202, ack
         status, res = pipeline.api(
@@ -133,10 +130,7 @@ def test_while_kafka_is_down_the_api_answers_503_and_stores_nothing(
     kafka = KafkaBroker(stack_settings(run_dir))
     worker = pipeline.worker().start()
     try:
-        spike(pipeline, sensor="gauge-1")
-        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")))
-        [run_id] = {d["run_id"] for d in steps_of(steps, "run_created")}
-        pipeline.api_until("/runs", OPERATOR_TOKEN, lambda s, b: len(b.get("runs", [])) == 1)
+        run_id = one_spiked_run(pipeline)
         assert kafka.stop()
         started = time.monotonic()
         status, said = pipeline.api("POST", "/silences", OPERATOR_TOKEN, silence(0))

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_pipeline import steps_of
-from tests.integration.test_response import spike
+from tests.integration.test_response import one_spiked_run
 from tests.services import OPERATOR_TOKEN, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -17,10 +16,7 @@ pytestmark = pytest.mark.integration
 def test_a_retry_of_an_applied_action_gets_its_first_answer(pipeline: Pipeline) -> None:
     worker = pipeline.worker().start()
     try:
-        spike(pipeline, sensor="gauge-1")
-        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")))
-        [run_id] = {d["run_id"] for d in steps_of(steps, "run_created")}
-        pipeline.api_until("/runs", OPERATOR_TOKEN, lambda s, b: len(b.get("runs", [])) == 1)
+        run_id = one_spiked_run(pipeline)
 
         for action, key, body, other in (
             ("ack", "ack-1", {"note": "on my way"}, {"note": "another note"}),

@@ -29,6 +29,15 @@ def spike(p: Pipeline, sensor: str = "gauge-2", n: int = 40, start: int = 0) -> 
     send_readings(p, [*base, base[-1] * 8], start=start, sensor=sensor)
 
 
+def one_spiked_run(p: Pipeline) -> str:
+    """The id of the one run a spike of gauge-1 opens, once the operator API lists it."""
+    spike(p, sensor="gauge-1")
+    steps = p.read("steps", lambda m: bool(steps_of(m, "run_created")))
+    [run_id] = {d["run_id"] for d in steps_of(steps, "run_created")}
+    p.api_until("/runs", OPERATOR_TOKEN, lambda s, b: len(b.get("runs", [])) == 1)
+    return run_id
+
+
 def audit_of(messages: list[Any], action: str) -> list[dict[str, Any]]:
     return [d for d in docs(messages) if d.get("action") == action]
 
