@@ -287,7 +287,9 @@ def test_a_run_moved_to_a_new_worker_is_escalated_once(
     partitions: each run's missed acknowledgement is escalated once, by its owner. The
     first worker used to keep the moved runs in memory (faust's memory store forgets only
     the keys it read from a changelog), and its deadline timer escalated them too."""
-    deadline = 30
+    # Long enough for b to start and join before any deadline passes on a loaded
+    # machine (30 s was not: a CI run shared with benchmarks took longer to start b).
+    deadline = 60
     p = run_per_sensor(run_dir, tmp_path, deadline)
     a = p.worker().start()
     b_env = {**p.env, "CITYBRAIN_WORKER_PORT": str(shifted_port(26067))}
