@@ -118,6 +118,14 @@ def _template(value: str | None) -> str | None:
     return value
 
 
+def _sla(value: str) -> str:
+    """A playbook's ``sla``: a duration above zero. ``0s`` passed, and every run of the
+    playbook breached its SLA the moment it opened (``sla_breach`` on every run)."""
+    if parse_duration(value) <= 0:
+        raise ValueError(f"sla cannot be zero (it is {value!r}): every run would breach it at once")
+    return value
+
+
 def _deadline(value: str) -> str:
     """A step's ``deadline``: a duration above zero. ``0s`` passed, and a ``wait_ack``
     looping back on its timeout notified once a second, for good (as ``repeat_interval:
@@ -386,7 +394,7 @@ class Playbook(_Strict):
     sla: str = "1h"
     steps: list[Step]
     on_cancel: list[InstantStep] = Field(default_factory=list)
-    _check_sla = field_validator("sla")(_duration)
+    _check_sla = field_validator("sla")(_sla)
 
     @field_validator("steps")
     @classmethod

@@ -241,6 +241,17 @@ def test_a_deadline_of_zero_is_a_file_line_error(tmp_path: Path, step: str, writ
     ]
 
 
+def test_an_sla_of_zero_is_a_file_line_error(tmp_path: Path) -> None:
+    """Before: accepted, and every run of the playbook breached its SLA the moment it
+    opened (the zero-interval kind of ``deadline: 0s`` and ``repeat_interval: 0s``)."""
+    path = tmp_path / "zero-sla.yaml"
+    head = LOOPING.split("steps:")[0].replace("sla: 1h", "sla: 0m")
+    path.write_text(f"{head}steps:\n  - {{id: first, action: notify, message: a}}\n")
+    assert playbook_errors(path)[1] == [
+        f"{path}:5: sla: sla cannot be zero (it is '0m'): every run would breach it at once"
+    ]
+
+
 def _gone(run: Run) -> Run:
     """``run`` as read back after its playbook was edited: its step no longer there."""
     return Run.from_dict({**run.to_dict(), "step": "retired-step"})
