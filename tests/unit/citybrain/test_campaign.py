@@ -25,7 +25,8 @@ from citybrain.campaign import (
     repeat_runs,
     runs_from_records,
 )
-from citybrain.cli import EXIT_USAGE, CliError, _read_records, main
+from citybrain.cli import EXIT_USAGE, CliError, main
+from citybrain.cli.campaign import _read_records
 from playbooks.grid import Grid
 from streams.settings import REPO_ROOT
 
@@ -623,7 +624,8 @@ def test_runs_on_the_last_day_a_date_can_show_are_found_and_said(
     ],
 )
 def test_a_period_s_times_are_read_as_the_worker_reads_times(text: str, at: float | None) -> None:
-    from citybrain.cli import CliError, _instant
+    from citybrain.cli import CliError
+    from citybrain.cli.campaign import _instant
 
     if at is not None:
         assert _instant(text, "--from") == at
@@ -635,7 +637,7 @@ def test_a_period_s_times_are_read_as_the_worker_reads_times(text: str, at: floa
 def test_a_zone_and_a_dst_change_in_the_period_are_instants() -> None:
     """--from/--to with zones are instants: New York's spring-forward day is 23 hours,
     and the previous period is the 23 hours before it."""
-    from citybrain.cli import _instant
+    from citybrain.cli.campaign import _instant
 
     start = _instant("2024-03-10T00:00-05:00", "--from")
     end = _instant("2024-03-11T00:00-04:00", "--to")
@@ -897,7 +899,7 @@ def test_a_date_option_takes_the_days_by_name(word: str, day: str) -> None:
     # on the 2nd at UTC-5 is already the 3rd in UTC.
     from datetime import datetime, timedelta, timezone
 
-    from citybrain.cli import _instant
+    from citybrain.cli.campaign import _instant
 
     now = datetime(2026, 12, 2, 19, 30, tzinfo=timezone(timedelta(hours=-5)))
     assert _instant(word, "--from", now) == _instant(day, "--from")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import EXIT_USAGE, accepted_message, build_parser, main
+from citybrain.cli import EXIT_USAGE, build_parser, main
+from citybrain.cli.runs import accepted_message
 from citybrain.commands import cli_command
 from streams.settings import REPO_ROOT
 

@@ -456,7 +456,7 @@ def test_debug_mode_keeps_a_user_error_one_line_and_shows_a_bugs_traceback(
 ) -> None:
     """Trial 9: debug mode re-raised user errors as tracebacks with exit 1; only a bug
     (status 70) shows its traceback there."""
-    from citybrain import cli
+    from citybrain.cli import parser
 
     monkeypatch.setenv("CITYBRAIN_DEBUG", value)
     missing = "/nonexistent/t9/in.csv"
@@ -467,7 +467,7 @@ def test_debug_mode_keeps_a_user_error_one_line_and_shows_a_bugs_traceback(
     def bug(args: argparse.Namespace) -> int:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "cmd_detect", bug)
+    monkeypatch.setattr(parser, "cmd_detect", bug)  # what build_parser hands ``detect``
     with pytest.raises(ZeroDivisionError):
         main(["detect"])
 
@@ -476,16 +476,16 @@ def test_debug_mode_keeps_a_user_error_one_line_and_shows_a_bugs_traceback(
 def test_debug_off_values_leave_a_bug_as_one_line(
     value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from citybrain import cli
-    from citybrain.cli import EXIT_BUG
+    from citybrain.cli import EXIT_BUG, parser
+    from citybrain.cli.main import debug_mode
 
     monkeypatch.setenv("CITYBRAIN_DEBUG", value)
-    assert not cli.debug_mode()
+    assert not debug_mode()
 
     def bug(args: argparse.Namespace) -> int:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "cmd_detect", bug)
+    monkeypatch.setattr(parser, "cmd_detect", bug)
     assert main(["detect"]) == EXIT_BUG
     assert "This is a bug" in capsys.readouterr().err
 
@@ -534,7 +534,7 @@ def test_a_bad_csv_line_limit_is_named_as_a_setting_in_one_line(
 def test_a_failed_connection_is_said_in_words() -> None:
     import kafka.errors
 
-    from citybrain.cli import _kafka_reason, said
+    from citybrain.cli.base import _kafka_reason, said
 
     assert said(ConnectionRefusedError(111, "Connection refused")) == "Connection refused"
     assert said(TimeoutError()) == "timed out"

@@ -399,7 +399,7 @@ def test_a_retriable_group_coordinator_error_is_a_warning_others_stay_errors() -
 
     from aiokafka.errors import CoordinatorNotAvailableError, GroupAuthorizationFailedError
 
-    from citybrain.cli import retriable_coordinator_error_is_a_warning
+    from citybrain.cli.stack import retriable_coordinator_error_is_a_warning
 
     def record(err: Exception) -> logging.LogRecord:
         return logging.LogRecord(

@@ -298,7 +298,8 @@ def test_a_file_that_cannot_be_written_is_said_one_way_before_any_work(
 
 def test_an_output_s_ending_is_read_in_any_case(tmp_path: Path) -> None:
     # t48: `report --out X.HTML` was "expected a .html file".
-    from citybrain.cli import CliError, check_output
+    from citybrain.cli import CliError
+    from citybrain.cli.base import check_output
 
     for name in ("X.HTML", "x.Html", "x.html"):
         check_output("--out", str(tmp_path / name), suffixes=(".html",))

@@ -11,14 +11,11 @@ import time
 
 import pytest
 
-from citybrain.cli import (
-    EXIT_OK,
-    EXIT_USAGE,
+from citybrain.cli import EXIT_OK, EXIT_USAGE, main
+from citybrain.cli.api import api_command, not_found_hint
+from citybrain.cli.runs import (
     accepted_message,
     already_message,
-    api_command,
-    main,
-    not_found_hint,
     run_details,
     runs_table,
     superseded_hint,
@@ -221,7 +218,7 @@ def test_tables_fit_a_terminal_or_columns_and_give_a_pipe_every_column(
 ) -> None:
     # The case: the demo's e2e test read `runs list` through a pipe and got the 80-column
     # table (no PLAYBOOK): a script reading the output wants every column.
-    from citybrain.cli import table_width
+    from citybrain.cli.runs import table_width
 
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
@@ -323,8 +320,8 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
         "2 superseded runs not listed (a later run of the same group replaced each): "
         f"see one with {api_command('runs', 'show', 'grp-a.2')}"
     )
-    monkeypatch.setattr("citybrain.cli._api", lambda *args, **kw: {"runs": latest})
-    monkeypatch.setattr("citybrain.cli._cell_names", lambda: NAMES)
+    monkeypatch.setattr("citybrain.cli.runs._api", lambda *args, **kw: {"runs": latest})
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
     assert main(["runs", "list"]) == EXIT_OK
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("2 runs; times in local time") and out[1] == hint
@@ -442,7 +439,7 @@ def test_show_escapes_control_characters_a_reporter_or_an_operator_typed() -> No
 
 
 def test_an_unknown_report_near_a_covered_one_gets_the_command_with_it() -> None:
-    from citybrain.cli import answer_again
+    from citybrain.cli.api import answer_again
 
     reason = "run r1 covers no report 'nyc311-6127924' (did you mean 'nyc311-61279245'?)"
     argv = ["runs", "answer", "r1", "--report", "nyc311-6127924", "--satisfied", "--token", "t"]
@@ -477,7 +474,7 @@ def test_silences_add_says_how_many_firing_alerts_the_silence_matches(
     so plainly after it is added, with how to expire it; another says how many it matches."""
     silence = {"id": "s-1", "author": "op", "matchers": ['alert_id=~".+"'], "ends_at": 9e9}
     answer = {"silence": silence, "firing_matched": 3, "firing": 3}
-    monkeypatch.setattr("citybrain.cli._api", lambda *args, **kw: answer)
+    monkeypatch.setattr("citybrain.cli.silences._api", lambda *args, **kw: answer)
     argv = ["silences", "add", "--matcher", 'alert_id=~".+"', "--duration", "1h"]
     assert main([*argv, "--reason", "test"]) == EXIT_OK
     out = capsys.readouterr().out.splitlines()

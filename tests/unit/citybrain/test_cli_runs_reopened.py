@@ -7,16 +7,9 @@ import contextlib
 import io
 import json
 
-from citybrain.cli import (
-    EXIT_SERVICE,
-    EXIT_USAGE,
-    accepted_message,
-    api_reason,
-    main,
-    run_details,
-    runs_table,
-    superseded_note,
-)
+from citybrain.cli import EXIT_SERVICE, EXIT_USAGE, main
+from citybrain.cli.api import api_reason
+from citybrain.cli.runs import accepted_message, run_details, runs_table, superseded_note
 from tests.unit.citybrain.test_cli_runs import NAMES, NOW, RUN
 
 

@@ -60,7 +60,8 @@ def test_a_sigterm_ends_detect_as_ctrl_c_does(
 def test_every_command_but_the_worker_hears_a_sigterm_as_ctrl_c(
     argv: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import citybrain.cli as cli
+    from citybrain.cli import parser
+    from citybrain.cli.base import _interrupt
 
     heard: list[object] = []
 
@@ -69,9 +70,9 @@ def test_every_command_but_the_worker_hears_a_sigterm_as_ctrl_c(
         return 0
 
     for name in ("cmd_demo", "cmd_report", "cmd_campaign", "cmd_deadletters", "cmd_stack"):
-        monkeypatch.setattr(cli, name, command)
+        monkeypatch.setattr(parser, name, command)  # what build_parser hands each command
     assert main(argv) == 0
-    assert heard == [cli._interrupt]
+    assert heard == [_interrupt]
 
 
 def test_a_pipe_a_device_and_a_dangling_link_are_not_said_to_be_missing(
@@ -134,7 +135,8 @@ def test_an_endless_number_is_refused_where_a_positive_one_is_taken(
 def test_a_rehearsal_runs_at_its_longest_deadline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from citybrain.cli import REHEARSAL_MAX_DEADLINE, REPO_ROOT
+    from citybrain.cli.base import REHEARSAL_MAX_DEADLINE
+    from streams.settings import REPO_ROOT
 
     (tmp_path / "in.csv").write_text(
         "timestamp,report_id,category,text,source,grid_cell,department\n"
@@ -252,8 +254,8 @@ def test_a_file_written_by_a_relative_path_is_said_absolute(
     """t60's walk: `--out o.json` said "rehearsal report written to o.json" (the demo its
     summary and report, `dashboards generate` each file), while every command printed
     names its files absolute; the line now says where the file is from any directory."""
-    from citybrain.cli import REPO_ROOT
     from citybrain.commands import written_path
+    from streams.settings import REPO_ROOT
 
     (tmp_path / "in.csv").write_text(
         "timestamp,report_id,category,text,source,grid_cell,department\n"

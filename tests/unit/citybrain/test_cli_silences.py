@@ -15,13 +15,11 @@ from typing import ClassVar
 
 import pytest
 
-from citybrain.cli import (
-    CliError,
+from citybrain.cli import CliError, build_parser, main
+from citybrain.cli.api import api_reason
+from citybrain.cli.feeds import replay_stopped
+from citybrain.cli.silences import (
     already_expired_message,
-    api_reason,
-    build_parser,
-    main,
-    replay_stopped,
     silence_duration,
     silence_warnings,
     silences_table,

@@ -190,7 +190,7 @@ def test_every_printed_command_has_the_demo_form(monkeypatch: pytest.MonkeyPatch
     import argparse
 
     from citybrain import commands
-    from citybrain.cli import replay_stopped
+    from citybrain.cli.feeds import replay_stopped
     from streams.events import Reading
 
     monkeypatch.setattr(commands, "cli_command", lambda: ".venv/bin/citybrain")
@@ -298,7 +298,7 @@ def test_a_warning_the_worker_logs_before_faust_starts_shows_its_level(
     import logging
     import re
 
-    from citybrain.cli import _worker_log_format
+    from citybrain.cli.stack import _worker_log_format
 
     log = logging.getLogger("streams.response")
     with _worker_log_format():
@@ -393,7 +393,7 @@ def test_a_url_that_is_no_url_is_bad_input_not_a_service_failure(
 def test_the_api_url_the_readme_names_is_taken_as_the_workers() -> None:
     """Second trial: `--url http://127.0.0.1:16966/api/v1` (the README's "operator API
     /api/v1") went to /api/v1/api/v1/runs and answered "check the id" for a list."""
-    from citybrain.cli import api_base, not_found_hint
+    from citybrain.cli.api import api_base, not_found_hint
 
     assert api_base("http://127.0.0.1:16966/api/v1/") == "http://127.0.0.1:16966"
     assert api_base("https://ops.example/citybrain") == "https://ops.example/citybrain"
@@ -426,7 +426,8 @@ def _readings(*stamps: float) -> list[object]:
 
 
 def test_a_long_replay_says_so_and_how_to_shorten_it() -> None:
-    from citybrain.cli import LONG_REPLAY_SECONDS, replay_duration_note
+    from citybrain.cli.base import LONG_REPLAY_SECONDS
+    from citybrain.cli.feeds import replay_duration_note
 
     sixteen_hours = _readings(0.0, 16 * 3600.0)
     note = replay_duration_note(sixteen_hours, 60.0)
@@ -442,14 +443,14 @@ def test_a_long_replay_says_so_and_how_to_shorten_it() -> None:
 @pytest.mark.parametrize("speed", [1e-10, 1e-300, 1e-320])
 def test_a_replay_slower_than_a_century_says_so_without_overflowing(speed: float) -> None:
     # 1e-320: the estimate was infinite and int(inf) raised OverflowError ("a bug").
-    from citybrain.cli import replay_duration_note
+    from citybrain.cli.feeds import replay_duration_note
 
     note = replay_duration_note(_readings(0.0, 300.0), speed)
     assert "takes more than a century" in note and "--max" in note
 
 
 def test_events_ahead_of_the_clock_are_counted_before_sending() -> None:
-    from citybrain.cli import ahead_of_clock
+    from citybrain.cli.feeds import ahead_of_clock
 
     now = 1_700_000_000.0
     events = _readings(now - 10, now + 200, now + 400, now + 4000)
@@ -589,7 +590,7 @@ def test_a_403_points_to_the_demos_coordinator_token_when_there_is_one(
 ) -> None:
     """Second trial: the 403 on `silences expire` with the operator token did not say
     where the coordinator token is."""
-    from citybrain.cli import forbidden_hint
+    from citybrain.cli.api import forbidden_hint
 
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
     assert "ask for a token with that role" in forbidden_hint()
@@ -620,7 +621,7 @@ def test_a_403_points_to_the_demos_coordinator_token_when_there_is_one(
 
 def test_a_resumed_replay_reads_every_row_and_says_what_skip_left_out() -> None:
     """Trial 5 item 16: `replay --skip 10` of 11,520 rows said "read 11,510 rows"."""
-    from citybrain.cli import replay_summary
+    from citybrain.cli.feeds import replay_summary
 
     line = replay_summary(11_520, 11_500, 10, 0, resumed=10)
     assert line == (
@@ -636,7 +637,7 @@ def test_a_resumed_replay_reads_every_row_and_says_what_skip_left_out() -> None:
 def test_a_replay_kafka_refused_says_what_it_held_and_what_to_do() -> None:
     """Trial 19: refused packs were counted as sent, and the error said only
     "MessageSizeTooLargeError: None"."""
-    from citybrain.cli import replay_refused, replay_summary
+    from citybrain.cli.feeds import replay_refused, replay_summary
     from streams.feeds import ReplayStats
 
     assert replay_summary(5, 2, 1, 0, refused=2) == (

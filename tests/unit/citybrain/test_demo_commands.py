@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from citybrain.cli import ingest_target, replay_target
+from citybrain.cli.feeds import ingest_target, replay_target
 from citybrain.commands import cli_command, make_command
 from citybrain.demo import (
     SUMMARY_COUNTS,
@@ -343,7 +343,8 @@ def test_the_demos_tokens_and_their_hashes_are_its_owners_alone(tmp_path: Path) 
 def test_a_missed_expect_event_fails_the_demo_naming_it() -> None:
     # Helper brief t47, fault 4: `demo --expect` exited 0 under "missed my spike: 0
     # alerts"; a CI user giving --expect expects a miss to fail.
-    from citybrain.cli import EXIT_FAILED, CliError, missed_expected
+    from citybrain.cli import EXIT_FAILED, CliError
+    from citybrain.cli.demo import missed_expected
 
     known = [
         {"event": "my flood", "alerts": 3, "detected": True},

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import WorkerState, main, no_alerts_advice
+from citybrain.cli import main
+from citybrain.cli.demo import WorkerState, no_alerts_advice
 from citybrain.demo import (
     DemoFiles,
     DemoRunningError,
@@ -234,7 +235,7 @@ def test_stack_status_names_a_running_demo_and_what_holds_its_workers_port(
 ) -> None:
     import socket
 
-    from citybrain.cli import demo_worker_lines
+    from citybrain.cli.stack import demo_worker_lines
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))

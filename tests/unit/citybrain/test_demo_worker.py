@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import demo_worker_lines, stopped_demo_worker
+from citybrain.cli.api import stopped_demo_worker
+from citybrain.cli.stack import demo_worker_lines
 from citybrain.commands import cli_command
 from citybrain.demo import (
     DemoFiles,

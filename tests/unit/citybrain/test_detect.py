@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citybrain.cli import detect_summary, main
+from citybrain.cli import main
+from citybrain.cli.detect import detect_summary
 from citybrain.detect import (
     ALTERNATIVE,
     EXTREME_SPREADS,
@@ -735,7 +736,8 @@ def test_an_interrupted_detect_leaves_each_output_whole_or_as_it_was(tmp_path: P
 def test_an_interrupted_detect_says_what_it_left(
     argv: list[str], written: list[str], said: str
 ) -> None:
-    from citybrain.cli import _detect_interrupted, build_parser
+    from citybrain.cli import build_parser
+    from citybrain.cli.detect import _detect_interrupted
 
     args = build_parser().parse_args(["detect", *argv])
     message = _detect_interrupted(args, [Path(p) for p in written])

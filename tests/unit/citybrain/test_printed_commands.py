@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from citybrain.cli import EXIT_SERVICE, demo_worker_lines, main
+from citybrain.cli import EXIT_SERVICE, main
+from citybrain.cli.stack import demo_worker_lines
 from citybrain.commands import (
     API_SETTINGS,
     command_line,
@@ -292,7 +293,7 @@ def test_every_printed_make_command_says_in_the_checkout() -> None:
 
 
 def test_no_token_hint_says_make_demo_runs_in_the_checkout(demo_ran: Settings) -> None:
-    from citybrain.cli import no_token_hint
+    from citybrain.cli.api import no_token_hint
 
     DemoFiles.of(demo_ran).token.unlink(missing_ok=True)
     assert "make demo` in the checkout prints a demo token" in no_token_hint()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import EXIT_USAGE, absolute_argv, build_parser, main, path_values
+from citybrain.cli import EXIT_USAGE, build_parser, main
+from citybrain.cli.base import absolute_argv, path_values
 from citybrain.commands import command_line, start_stack_hint
 from citybrain.demo import shell_settings, worker_settings
 from streams.settings import Settings
@@ -110,7 +111,7 @@ def test_a_readings_file_given_to_detect_by_a_relative_path_is_printed_absolute(
 def test_an_interrupted_replay_of_a_relative_file_resumes_from_any_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from citybrain.cli import replay_stopped
+    from citybrain.cli.feeds import replay_stopped
     from streams.events import Reading
 
     monkeypatch.chdir(tmp_path)

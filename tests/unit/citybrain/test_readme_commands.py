@@ -8,7 +8,8 @@ import argparse
 import re
 import shlex
 
-from citybrain.cli import _instant, build_parser
+from citybrain.cli import build_parser
+from citybrain.cli.campaign import _instant
 from streams.settings import REPO_ROOT
 
 MAKEFILE = (REPO_ROOT / "Makefile").read_text()

@@ -37,7 +37,7 @@ def test_the_replay_bar_counts_with_thousands_separators() -> None:
     """Issue 15: the bar said "15/11520 events" under "11,520 events"."""
     from rich.progress import Progress, TextColumn
 
-    from citybrain.cli import PROGRESS_COUNT
+    from citybrain.cli.feeds import PROGRESS_COUNT
 
     progress = Progress(disable=True)
     task = progress.add_task("replay", total=11520)
@@ -48,7 +48,7 @@ def test_the_replay_bar_counts_with_thousands_separators() -> None:
 
 def test_an_unregistered_id_is_shown_in_its_first_80_characters() -> None:
     """Three 120,000-character sensor ids made a 360 KB warning line."""
-    from citybrain.cli import unregistered_note
+    from citybrain.cli.feeds import unregistered_note
     from streams.events import Reading
 
     grid = FIXTURES / "grid-ingest.yaml"
@@ -62,7 +62,7 @@ def test_a_replay_of_unregistered_sensors_warns_naming_the_closest_registered_on
     ``deadletters`` later said ``unknown_sensor``, with no "did you mean". A cell the
     grid lacks likewise (t48), and the deadletters command printed is the replay's
     prefix's (t48: a bare one read the running demo's)."""
-    from citybrain.cli import unregistered_note
+    from citybrain.cli.feeds import unregistered_note
     from streams.events import IncidentReport, Reading
 
     grid = FIXTURES / "grid-ingest.yaml"

@@ -12,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.cli import (
-    build_parser,
-    given_argv,
-    ingest_target,
-    replay_stopped,
-    replay_target,
-    without_token,
-)
+from citybrain.cli import build_parser
+from citybrain.cli.base import given_argv, without_token
+from citybrain.cli.feeds import ingest_target, replay_stopped, replay_target
 from citybrain.demo import DemoFiles
 from streams.settings import Settings
 

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from citybrain.cli import _local, _zone, runs_table, silences_table
+from citybrain.cli.base import _local, _zone
+from citybrain.cli.runs import runs_table
+from citybrain.cli.silences import silences_table
 from citybrain.text import cell, display_width, pad, zone
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from citybrain.cli import _duration, _ends
+from citybrain.cli.base import _duration
+from citybrain.cli.silences import _ends
 from citybrain.demo import _ago_text
 from citybrain.report import _duration as report_duration
 from citybrain.text import YEAR_SECONDS, duration

@@ -1,0 +1,477 @@
+"""The operator API's client: requests to a worker's ``/api/v1``, tokens and URLs
+checked, answers and refusals said in one line, and the hints that go with them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from citybrain.commands import (
+    API_SETTINGS,
+    command_line,
+    make_command,
+)
+
+if TYPE_CHECKING:
+    from playbooks.routing import Route
+
+from citybrain.cli.base import (
+    EXIT_FAILED,
+    EXIT_SERVICE,
+    CliError,
+    _ago,
+    _local,
+    _settings,
+    given_argv,
+    said,
+    without_token,
+)
+
+
+def _matcher_labels(route: Route) -> set[str]:
+    """Every label name a matcher of the routing tree compares. Iterative: a tree may
+    nest about 1,000 routes deep (trial 23: RecursionError, exit 70)."""
+    names: set[str] = set()
+    stack = [route]
+    while stack:
+        node = stack.pop()
+        names.update(m.name for m in node.matchers)
+        stack.extend(node.routes)
+    return names
+
+
+def _segment(text: str) -> str:
+    """An id as one URL path segment: a space, a newline or é was an InvalidURL or
+    UnicodeEncodeError traceback, and ``x/../..`` or ``x?y`` addressed another resource."""
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+def _api(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
+) -> Any:
+    """The JSON answer of the worker's operator API; CliError when it cannot be had."""
+    import urllib.error
+    import urllib.request
+
+    if args.token is not None and not args.token.strip():
+        # An empty --token (a script's unset variable) must not act under the
+        # environment's token, another identity (trial 8).
+        raise CliError(
+            "--token is empty: give the API token, or leave --token out to use CITYBRAIN_API_TOKEN"
+        )
+    token = args.token or os.environ.get("CITYBRAIN_API_TOKEN")
+    if not token:
+        raise CliError(f"no API token: give --token or set CITYBRAIN_API_TOKEN{no_token_hint()}")
+    check_bearer(token, "--token" if args.token else "CITYBRAIN_API_TOKEN")
+    base = api_base(args.url)
+    url = base + "/api/v1" + path
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # Every state-changing call carries a key, so a retry after a 503 (Kafka did not
+    # acknowledge in time, yet the action may still take effect) is applied once.
+    given_key = getattr(args, "idempotency_key", None)
+    key = given_key or (uuid.uuid4().hex if method != "GET" else None)
+    if key:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with _no_redirects().open(request, timeout=10) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "nowhere")
+            raise CliError(
+                f"the operator API at {base} answered {method} {path} with HTTP {exc.code}, "
+                f"a redirect to {shown_location(where)!r}: not followed (the token would go "
+                "with it); give --url the worker's own address",
+                EXIT_FAILED,
+            ) from None
+        reason = api_reason(exc.read().decode(errors="replace"), exc.code)
+        hint = {
+            401: "; check --token / CITYBRAIN_API_TOKEN",
+            403: forbidden_hint(),
+            404: not_found_hint(path, reason, args.url),
+        }.get(exc.code, "")
+        if exc.code == 404:  # asks the API for its ids: only when one was not found
+            report = body.get("report_id") if body is not None else None
+            if isinstance(report, str) and "(did you mean " in reason:
+                hint = answer_again(report, reason, given_argv(args))
+            else:
+                hint = known_id_hint(base, token, path, given_argv(args)) + hint
+        # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
+        # Operator API): a service the command needs, exit 3, as when no worker answers.
+        if exc.code == 503 and key:
+            # The token left out of the printed line, as everywhere (it is no setting).
+            argv, secret = without_token(given_argv(args))
+            retry = argv if given_key else [*argv, "--idempotency-key", key]
+            hint = (
+                f"; retry it as the same action (applied once, even if the first one still "
+                f"takes effect): {command_line(*retry)}" + (" with your --token" if secret else "")
+            )
+        # A long id is cut as the API cuts it in its answer (trial 25: a 300-character
+        # id filled the line twice over).
+        shown = path if len(path) <= 200 else f"{path[:100]}... ({len(path):,} characters)"
+        raise CliError(
+            f"the operator API at {base} refused {method} {shown}: HTTP {exc.code}: {reason}{hint}",
+            EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        why = said(getattr(exc, "reason", exc))
+        raise CliError(
+            f"cannot reach the operator API at {base} ({why}): {unreachable_hint(args.url)}",
+            EXIT_SERVICE,
+        ) from None
+
+
+def api_command(*argv: str, url: str | None = None) -> str:
+    """A `runs` or `silences` command line to print: after only the settings it reads
+    (API_SETTINGS), with ``--url`` when the command that failed was given one."""
+    return command_line(*argv, *(["--url", url] if url else []), only=API_SETTINGS)
+
+
+def unreachable_hint(url: str | None) -> str:
+    """What to do when no worker answers: start one where --url points (its port as
+    CITYBRAIN_WORKER_PORT when the host is this machine), not on the default port (trial
+    8: ``--url http://127.0.0.1:1`` was told to start a worker on 16066)."""
+    import urllib.parse
+
+    stopped = stopped_demo_worker(url)
+    if stopped:
+        return stopped
+    if url is None:
+        return (
+            f"no worker serves it there; start one (`{make_command('demo')}` in the checkout "
+            f"leaves its worker running, or `{command_line('worker')}`) or give --url"
+        )
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        start = command_line("worker", env={"CITYBRAIN_WORKER_PORT": str(port)})
+        return f"no worker serves it there; start one on port {port} (`{start}`) or check --url"
+    return f"no worker serves it there; check --url, or that the worker on {parts.hostname} runs"
+
+
+def stopped_demo_worker(url: str | None) -> str:
+    """When the worker --url names (the default one with none) is the last demo's and it
+    does not run: the command that starts it again with every setting the demo gave it
+    (trial 8: the hint to start a worker left out its topic prefix, app id, tokens file
+    and ack deadline), after where its log is when it stopped without `make stack-down`
+    (crashed or killed), or its prefix when it is down (its demo interrupted, or `stack
+    down` stopped it); else ""."""
+    from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
+
+    settings = _settings()
+    state, doc = demo_worker(settings)
+    demo_url = (doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}"
+    demo = running_demo(settings)
+    if demo is not None and state != "running" and url in (None, demo_url):
+        # t60: `runs list` typed while a demo started said "no worker serves it there;
+        # start one (`make demo` …)", which refuses while this demo runs.
+        return (
+            f"the running demo (pid {demo.pid}, topic prefix {demo.prefix or '?'}) is still "
+            f"starting its worker (log: {DemoFiles.of(settings).log}); run this again once "
+            "the demo prints its progress lines"
+        )
+    if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
+        return ""
+    if state == "none":
+        # Its demo was interrupted, or `stack down` stopped it: not "start one (`make
+        # demo` …)", which deletes this demo's topics (t46).
+        return (
+            f"the last demo's worker (prefix {doc.get('topic_prefix')}) is not running; start "
+            f"it again, as the demo ran it, with its runs: {restart_advice(settings)}"
+        )
+    log = doc.get("worker_log") or "its log"
+    return (
+        f"the demo's worker has stopped (crashed or killed: see {log}); start it again, as "
+        f"the demo ran it: {restart_advice(settings)}"
+    )
+
+
+def no_token_hint() -> str:
+    """Where a token is, for a command given none: the demo's operator token file when a
+    demo made one (t40: the message said only "`make demo` prints a demo token" while a
+    demo ran, not the file the 403 messages name), else how to get one."""
+    from citybrain.demo import DemoFiles
+
+    token = DemoFiles.of(_settings()).token
+    if token.exists():
+        return (
+            f"; the demo's operator token is in {token}: "
+            f'`export CITYBRAIN_API_TOKEN="$(cat {shlex.quote(str(token))})"` (its '
+            f"coordinator token is in {DemoFiles.of(_settings()).coordinator_token})"
+        )
+    return (
+        f" (`{make_command('demo')}` in the checkout prints a demo token; docs/playbooks.md "
+        "says how to configure your own)"
+    )
+
+
+def forbidden_hint() -> str:
+    """A 403 means the token's role may not do this: point to the demo's coordinator
+    token when a demo made one (its operator token may not expire silences)."""
+    from citybrain.demo import DemoFiles
+
+    coordinator = DemoFiles.of(_settings()).coordinator_token
+    if coordinator.exists():
+        # Once, shell-quoted (t60: the path twice made the line 330 characters, and a
+        # run directory with a space broke the `$(cat …)` typed as printed).
+        quoted = shlex.quote(str(coordinator))
+        return f'; give the demo\'s coordinator token: --token "$(cat {quoted})"'
+
+    return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"
+
+
+def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
+    """For a 404 on a run or silence id: ``; did you mean 'grp-….1'? (…/citybrain runs
+    show grp-….1)``, the closest id the worker lists (``closest``; t40: an id with its ``.1``
+    left off got only "check the id with `runs list`") and the command as given
+    (``argv``, every option kept) with that id, or "" when none is close or the list
+    cannot be had (the 404's own hint still says what to do)."""
+    import urllib.parse
+    import urllib.request
+
+    from streams.errors import closest
+
+    parts = path.split("?")[0].split("/")
+    if len(parts) < 3 or parts[1] not in ("runs", "silences") or not parts[2]:
+        return ""
+    listing, given = parts[1], urllib.parse.unquote(parts[2])
+    key = "run_id" if listing == "runs" else "id"
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(f"{base}/api/v1/{listing}", headers=headers)
+    try:
+        with _no_redirects().open(request, timeout=5) as resp:
+            items = json.load(resp).get(listing, [])
+        ids = [str(item[key]) for item in items if isinstance(item, dict) and item.get(key)]
+    except Exception:  # only a suggestion: the 404 is the answer
+        return ""
+    near = closest(given, ids)
+    if near is None or near == given:
+        return ""
+    if given not in argv:
+        return f"; did you mean {str(near)!r}?"
+    words, secret = without_token(argv)
+    again = [str(near) if word == given else word for word in words]
+    with_token = " with your --token" if secret else ""
+    return (
+        f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
+    )
+
+
+def answer_again(report: str, reason: str, argv: Sequence[str]) -> str:
+    """For the API's 404 on a report id a run does not cover, whose ``reason`` names the
+    closest one it covers (``… (did you mean 'nyc311-61279245'?)``): the command as given
+    (``argv``) with that id, `` (`…/citybrain runs answer … --report nyc311-61279245`)``,
+    or "" when ``report`` is not one word of ``argv`` (``--report=…``)."""
+    import ast
+
+    near = reason.rsplit("(did you mean ", 1)[1].removesuffix("?)")
+    try:
+        near = ast.literal_eval(near)
+    except (ValueError, SyntaxError):
+        return ""
+    if report not in argv or not isinstance(near, str):
+        return ""
+    words, secret = without_token(argv)
+    again = [near if word == report else word for word in words]
+    with_token = " with your --token" if secret else ""
+    return f": `{command_line(*again, only=API_SETTINGS)}`{with_token}"
+
+
+def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
+    """What a 404 from the API path ``path`` tells the operator to check: a report id
+    the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
+    a run or silence id by its `list`."""
+    if path.startswith("/runs/") and path.endswith("/answer") and "covers no report" in reason:
+        if reason.endswith("covers no citizen report at all"):
+            return ""  # nothing `runs show` would list (t48)
+        run_id = path.split("/")[2]
+        return f"; see the run's report ids with `{api_command('runs', 'show', run_id, url=url)}`"
+    listing = "silences" if path.startswith("/silences") else "runs"
+    if path.split("?")[0] in ("/runs", "/silences"):
+        # A list has no id to check: the API itself is not where --url points.
+        return (
+            "; no operator API there: --url takes the worker's base URL "
+            "(scheme, host and port, e.g. http://127.0.0.1:16066)"
+        )
+    return f"; check the id with `{api_command(listing, 'list', url=url)}`"
+
+
+def _no_redirects() -> Any:
+    """A urllib opener that follows no redirect (a 3xx is an HTTPError): urllib's own
+    copied the Authorization header to wherever a redirect pointed, another host too
+    (trial 29: a 302 from --url sent the operator's token to the host it named)."""
+    import urllib.request
+
+    class Refuse(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # urllib then raises the 3xx as an HTTPError
+
+    return urllib.request.build_opener(Refuse)
+
+
+def shown_location(location: str) -> str:
+    """A redirect's target as a message shows it: a password as ***, at most 200
+    characters, control characters escaped."""
+    from citybrain.text import cell
+    from playbooks.schema import shown_url
+
+    shown = cell(shown_url(location))
+    return shown if len(shown) <= 200 else shown[:200] + "..."
+
+
+def check_bearer(token: str, where: str) -> None:
+    """CliError (status 2) when ``token`` (given as ``where``: an option or a setting)
+    has a character no ``Authorization: Bearer`` header can carry; the message names
+    the character and its position, never the token. Such a character was a
+    UnicodeEncodeError or an "Illegal header value b'Bearer <the token>'" traceback
+    ("a bug", exit 70; trial 29 for Grafana's token)."""
+    encoded = token.encode("utf-8", "surrogateescape")
+    if _BEARER.fullmatch(encoded):
+        return
+    bad = _bearer_fault(encoded)  # (every byte before it is ASCII: a character index)
+    char = token[bad]
+    # (A byte that is not UTF-8 arrives as a surrogate escape: named as the byte.)
+    shown = f"byte 0x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else repr(char)
+    raise CliError(
+        f"{where} has {shown} at position {bad + 1}: a bearer token is ASCII "
+        "letters, digits and - . _ ~ + / (then = padding), RFC 6750"
+    )
+
+
+def check_url(option: str, url: str | None) -> str | None:
+    """``url`` as given (None stays None), or CliError (status 2) naming ``option`` when
+    it is not an http:// or https:// URL with a host: ``localhost:16766`` would
+    otherwise be tried as a URL of scheme "localhost" and reported as unreachable."""
+    import urllib.parse
+
+    from playbooks.schema import shown_url
+
+    if url is None:
+        return None
+    shown = shown_url(url)  # a password in it is never echoed (trial 29)
+    example = "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:16066"
+    if any(c.isspace() for c in url):
+        raise CliError(f"{option} is {shown!r}: {example}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CliError(
+            f"{option} is {shown!r}: the http:// scheme is missing, e.g. http://{shown}"
+            if "://" not in url
+            else f"{option} is {shown!r}: {example}"
+        )
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
+    except ValueError:
+        raise CliError(f"{option} is {shown!r}: the port is not a number from 1 to 65535") from None
+    if parts.username is not None:
+        # The services take a token (--token), not a user and password in the URL; the
+        # URL is shown in every message (trial 29: "cannot reach … at http://ops:pw@…").
+        raise CliError(
+            f"{option} is {shown!r}: expected no user or password in the URL; give the "
+            "token with --token"
+        )
+    return url.rstrip("/")
+
+
+def api_base(url: str | None) -> str:
+    """The operator API's base URL from ``--url`` (checked by ``check_url``), the local
+    worker's by default. A URL ending in the API's own ``/api/v1`` (the path the README
+    names) is taken as the worker's: the commands add ``/api/v1`` themselves."""
+    base = check_url("--url", url) or f"http://127.0.0.1:{_settings().worker_port}"
+    return base.removesuffix("/api/v1")
+
+
+def api_reason(body: str, status: int) -> str:
+    """The readable part of an error answer: the API's ``{"error": ...}`` text, else the
+    body's first line of text with any HTML tags removed (a proxy's or aiohttp's page),
+    at most 200 characters (the API's own text: 2,000); the HTTP reason phrase when the
+    body says nothing."""
+    import http
+    import re
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        text = doc["error"]
+    elif doc is not None:  # JSON without a reason in it: the status's phrase says more
+        text = ""
+    else:
+        lines = [ln.strip() for ln in re.sub(r"<[^>]*>", "\n", body).splitlines()]
+        text = next((ln for ln in lines if ln), "")
+    text = " ".join(text.split())
+    if not text:
+        try:
+            text = http.HTTPStatus(status).phrase
+        except ValueError:
+            text = "no reason given"
+    # The API's own reason is shown whole: its advice ("relay the reporter's answer as a
+    # new report, or answer run <new> …") comes last (trial 5: cut at 200 characters). A
+    # page from something else (a proxy) is cut.
+    limit = 2000 if isinstance(doc, dict) and isinstance(doc.get("error"), str) else 200
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2))
+
+
+def _next_deadline(run: dict[str, Any], now: float, short: bool = False) -> str:
+    """The nearer of the run's step deadline and its SLA deadline, with how far off
+    (``short``: only which and how far off, "step in 90 s")."""
+    candidates = [
+        (at, what)
+        for at, what in ((run.get("deadline_at"), "step"), (run.get("sla_deadline_at"), "SLA"))
+        if at is not None
+    ]
+    if not candidates or run.get("status") in ("resolved", "cancelled", "failed", "expired"):
+        return "-"
+    at, what = min(candidates)
+    delta = at - now
+    when = f"in {_ago(delta)}" if delta >= 0 else f"{_ago(-delta)} overdue"
+    return f"{what} {when}" if short else f"{_local(at)} ({what}, {when})"
+
+
+def _cell_names() -> dict[str, str]:
+    """Cell id -> name from the local grid file; empty when it cannot be read (the table
+    then shows ids only: the names are a help, not the answer)."""
+    from playbooks.loader import load_grid
+
+    try:
+        grid = load_grid(_settings().grid_file)
+    except Exception:
+        return {}
+    return {cell_id: cell.name for cell_id, cell in grid.cells.items()}
+
+
+def _cell(run: dict[str, Any], names: dict[str, str]) -> str:
+    name = names.get(run.get("grid_cell", ""))
+    return f"{run.get('grid_cell', '')} ({name})" if name else str(run.get("grid_cell", ""))
+
+
+_BEARER = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+MAX_TOKEN_BYTES = 4096
+_NOT_BEARER = re.compile(rb"[^A-Za-z0-9\-._~+/=]")
+_AFTER_PADDING = re.compile(rb"=[^=]")
+
+
+def _bearer_fault(data: bytes) -> int:
+    """Index of the first byte that keeps ``data`` (not a ``_BEARER`` token) from being
+    one: a byte outside the alphabet, else the first byte after ``=`` padding; 0 for an
+    empty or all-padding token."""
+    outside = _NOT_BEARER.search(data)
+    if outside:
+        return outside.start()
+    padded = _AFTER_PADDING.search(data)
+    return padded.start() + 1 if padded else 0

@@ -1,0 +1,276 @@
+"""``playbooks check`` and ``route-test``: the playbooks, routing and grid
+validated offline, and where an alert would go."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from citybrain.text import counted
+from playbooks.errors import did_you_mean
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from playbooks.grid import Grid
+
+from citybrain.cli.api import _matcher_labels
+from citybrain.cli.base import CliError, _need_dir, _need_file, _settings
+
+
+def cmd_playbooks(args: argparse.Namespace) -> int:
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_playbooks, load_routing
+
+    s = _settings()
+    if args.action == "check":
+        return playbooks_check(args, s)
+    # route-test: like amtool config routes test, labels parsed as amtool parses them.
+    from playbooks.loader import load_grid
+    from playbooks.routing import ALL_LABELS, parse_label
+
+    _need_dir(Path(args.dir or s.playbook_dir), "--dir")
+    _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML", expects=("routing",))
+    labels: dict[str, str] = {}
+    for pair in args.labels:
+        if pair.split("=", 1)[0].strip() == "alertname":
+            # Every amtool user types it; citybrain alerts route on kind and source.
+            print(
+                f"ignored {pair!r}: citybrain alerts carry no alertname label "
+                "(they route on kind, source, severity and the grid's labels)"
+            )
+            continue
+        try:
+            name, value = parse_label(pair)
+        except PlaybookError as exc:
+            raise CliError(str(exc)) from None
+        if name in labels:
+            # An alert carries one value per label (trial 8: the last one won silently).
+            raise CliError(
+                f"label {name} given twice ({name}={labels[name]!r} and {name}={value!r}): "
+                "an alert carries one value of each label"
+            )
+        labels[name] = value
+    router = load_routing(
+        Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
+    )
+    grid_file = Path(args.grid) if args.grid else s.grid_file
+    if args.grid:
+        _need_file(grid_file, "--grid", kind="YAML", expects=("grid",))
+    grid = load_grid(grid_file)
+    bad = unknown_label_value(labels, grid) or inconsistent_labels(labels, grid)
+    if bad:
+        raise CliError(bad)
+    filled, notes = worker_labels(labels, grid)
+    for note in notes:
+        print(note)
+    if filled:
+        added = ", ".join(f"{k}={v}" for k, v in filled.items())
+        print(f"filled in as the worker does (from {grid_file.name}): {added}")
+    labels = {**labels, **filled}
+    missing = sorted(_matcher_labels(router.root) - set(labels))
+    if missing:
+        # As in the worker, a label an alert lacks matches as "".
+        print(f"not given, so matched as empty: {', '.join(missing)}")
+        if labels.get("source") == "sensor" and "corroboration" in missing:
+            print(
+                "  (the worker sets corroboration and assessment on a sensor alert once its "
+                "neighbours are checked; give corroboration=isolated "
+                "assessment=suspected_sensor_fault to see where a lone alert goes)"
+            )
+    for route in router.root.match(labels):
+        by = ", ".join(
+            f"{name}={labels.get(name, '')}" for name in route.group_by if name != ALL_LABELS
+        )
+        empty = [n for n in route.group_by if n != ALL_LABELS and not labels.get(n)]
+        print(
+            f"route {route.id}: playbook {route.playbook}, group {route.group_key(labels)} "
+            f"(group_by {list(route.group_by)}: {by or 'every label'}; "
+            f"group_wait {route.group_wait:g}s, group_interval {route.group_interval:g}s, "
+            f"repeat_interval {route.repeat_interval:g}s)"
+        )
+        for name in empty:
+            print(f"  group_by label {name} is empty: {FILLED_BY.get(name, f'give {name}=…')}")
+    return 0
+
+
+def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
+    """``playbooks check``: every error of the playbooks, the routing file and the grid in
+    one run, file by file in line order (each file is checked whatever the others hold),
+    on stderr; status 1 if any, else 0 and one line naming what is valid."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import check_playbooks, load_grid, routing_errors
+    from playbooks.routing import label_values
+
+    directory = Path(args.dir or s.playbook_dir)
+    routing = Path(args.routing or s.routing_file)
+    grid_file = Path(args.grid or s.grid_file)
+    _need_dir(directory, "the playbook directory" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
+    _need_file(
+        routing,
+        "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE",
+        kind="YAML",
+        expects=("routing",),
+    )
+    _need_file(
+        grid_file,
+        "--grid" if args.grid else "CITYBRAIN_GRID_FILE",
+        kind="YAML",
+        expects=("grid",),
+    )
+    playbooks, names, errors = check_playbooks(directory)
+    grid = None
+    try:
+        grid = load_grid(grid_file)
+    except PlaybookError as exc:
+        grid_errors = str(exc).splitlines()
+    else:
+        grid_errors = []
+    try:
+        # Routes may name a playbook whose own file has errors: those are reported there.
+        _router, route_errors = routing_errors(routing, names, label_values(grid))
+    except PlaybookError as exc:
+        route_errors = str(exc).splitlines()
+    errors += route_errors + grid_errors
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        return 1
+    print(
+        f"{counted(len(playbooks), 'playbook')}, {routing.name} and {grid_file.name} are "
+        f"valid: {', '.join(playbooks)}"
+    )
+    return 0
+
+
+# What fills each group_by label that a route-test left empty (worker_labels).
+FILLED_BY = {
+    **{
+        level: f"give grid_cell=CELL (or a registered sensor_id=…): the worker derives {level} "
+        "from the cell"
+        for level in ("community", "street", "district", "city")
+    },
+    "grid_cell": "give grid_cell=CELL, or a registered sensor_id=… (its cell)",
+    "kind": "give kind=…, or a registered sensor_id=… (its kind)",
+    "source": "give source=sensor|citizen, or a sensor_id, a sensor kind or a category",
+}
+
+
+def unknown_label_value(labels: dict[str, str], grid: Grid) -> str:
+    """Why one of ``labels`` has a value no alert can carry (a severity, source,
+    corroboration or assessment outside LABEL_VALUES; a kind, a grid_cell, a sensor_id or
+    a community, street, district or city not in the grid), or "" when every value is one
+    an alert may have: the same test `playbooks check` puts route matchers to."""
+    from playbooks.routing import LABEL_VALUES, SHOWN_VALUES, expected_values, label_values
+
+    for name, value in labels.items():
+        known = label_values(grid).get(name)
+        if known is None or value in known:
+            continue
+        # A list too long to show says itself where its values are listed.
+        where = (
+            ""
+            if name in LABEL_VALUES or len(known) > SHOWN_VALUES
+            else {
+                "kind": " (the grid kinds and incident_burst)",
+                "grid_cell": " (the grid's cells)",
+                "sensor_id": " (the grid's sensors)",
+            }.get(name, f" (the grid's {name} cells)")
+        )
+        return f"label {name}={value!r}: {expected_values(name, known, value, where)}"
+    return ""
+
+
+def inconsistent_labels(labels: dict[str, str], grid: Grid) -> str:
+    """Why ``labels``, each a value some alert may carry (unknown_label_value), cannot all
+    be one alert's, or "": a registered sensor's alert has its ``kind`` and ``grid_cell``
+    (the worker dead-letters a reading with others as registration_mismatch); a sensor
+    alert (a ``sensor_id``, ``source=sensor`` or a sensor kind) is at a community cell,
+    where sensors register, and a report burst (``source=citizen``, ``incident_burst``)
+    has neither a sensor nor a sensor kind; ``community``, ``street``, ``district`` and
+    ``city`` are the ids of ``grid_cell`` and its ancestors; ``neighbours_agreeing`` is
+    a count (0, 1, 2, ...). Trial 8: route-test answered for such label sets."""
+    from playbooks.grid import LEVELS, RESERVED_KINDS
+
+    count = labels.get("neighbours_agreeing")
+    if count is not None and not (count.isascii() and count.isdigit()):
+        return f"label neighbours_agreeing={count!r}: expected a count (0, 1, 2, ...)"
+    sensor_id, kind = labels.get("sensor_id"), labels.get("kind")
+    sensor = grid.sensors.get(sensor_id or "")
+    if sensor is not None:
+        for name, registered in (("kind", sensor.kind), ("grid_cell", sensor.cell)):
+            if labels.get(name, registered) != registered:
+                return (
+                    f"label {name}={labels[name]!r}: sensor {sensor_id} is registered as "
+                    f"{sensor.kind} in {sensor.cell}, and the worker dead-letters its "
+                    f"readings with another {name} (registration_mismatch); give "
+                    f"{name}={registered} or leave {name} out"
+                )
+    citizen = labels.get("source") == "citizen" or kind in RESERVED_KINDS
+    sensor_alert = sensor_id is not None or labels.get("source") == "sensor" or kind in grid.kinds
+    if citizen and sensor_alert:
+        said = ", ".join(f"{n}={labels[n]}" for n in ("source", "kind", "sensor_id") if n in labels)
+        return (
+            f"labels {said}: a report burst (source=citizen, kind=incident_burst) has no "
+            "sensor and no sensor kind, a sensor alert (source=sensor) no burst's"
+        )
+    cell_id = labels.get("grid_cell")
+    cell = grid.cells.get(cell_id or "")
+    if cell is not None and sensor_alert and cell.level != "community":
+        return (
+            f"label grid_cell={cell_id!r}: a {cell.level} cell, but a sensor alert is at its "
+            "sensor's cell, and sensors register to community cells"
+        )
+    if cell is not None:
+        path = grid.path(cell.id)
+        for level in LEVELS:
+            given = labels.get(level)
+            if given is not None and path.get(level) != given:
+                has = f"is in {level} {path[level]}" if level in path else f"has no {level}"
+                return (
+                    f"label {level}={given!r}: grid_cell {cell_id} {has} (an alert's {level} "
+                    "is its cell's); leave it out to have it filled in"
+                )
+    return ""
+
+
+def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], list[str]]:
+    """The labels a worker would add to an alert that has ``labels``, as it adds them
+    (streams/ingest.py): from a registered ``sensor_id`` its ``grid_cell`` and ``kind``;
+    ``source`` (``sensor`` for a sensor or a sensor kind, ``citizen`` for an
+    ``incident_burst`` or a report category); from ``grid_cell`` the ids of the cell and
+    its ancestors (community, street, district, city). Returns the labels added (a label
+    given is never replaced) and notes on what could not be derived and why."""
+    out: dict[str, str] = {}
+    notes: list[str] = []
+
+    def add(name: str, value: str) -> None:
+        if name not in labels and value:
+            out[name] = value
+
+    sensor_id = labels.get("sensor_id", "")
+    sensor = grid.sensors.get(sensor_id)
+    if sensor is not None:
+        add("grid_cell", sensor.cell)
+        add("kind", sensor.kind)
+    elif sensor_id:
+        notes.append(
+            f"sensor {sensor_id!r} is not registered in the grid{grid.near_sensor(sensor_id)}: "
+            "its cell is not known"
+        )
+    kind = labels.get("kind") or out.get("kind", "")
+    if sensor_id or kind in grid.kinds:
+        add("source", "sensor")
+    elif kind == "incident_burst" or labels.get("category") or labels.get("department"):
+        add("source", "citizen")
+    cell = labels.get("grid_cell") or out.get("grid_cell", "")
+    if cell in grid.cells:
+        for name, value in grid.cell_labels(cell).items():
+            add(name, value)
+    elif cell:
+        notes.append(
+            f"grid cell {cell!r} is not in the grid{did_you_mean(cell, grid.cells)}: community, "
+            "street, district and city are not known"
+        )
+    return out, notes

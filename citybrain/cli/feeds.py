@@ -1,0 +1,496 @@
+"""``replay`` and ``ingest``: feeds from files, HTTP and MQTT onto
+Kafka, with their progress, summaries and resume lines."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from citybrain.cli.base import (
+    EXIT_INTERRUPTED,
+    LONG_REPLAY_SECONDS,
+    PROGRESS_OPTIONS,
+    CliError,
+    _duration,
+    _interrupt,
+    _need_file,
+    _settings,
+    given_argv,
+    prefix_said,
+    without_options,
+)
+from citybrain.cli.stack import (
+    _require_kafka,
+    _require_mqtt,
+    _require_partition_counts,
+    quiet_kafka_loggers,
+)
+from citybrain.commands import (
+    command_line,
+)
+from citybrain.text import agreeing, counted
+from streams.errors import StreamsError, show
+from streams.settings import Settings
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from streams.errors import SeriesFileError
+    from streams.feeds import BadRow, Replayer, load_events
+    from streams.partitioning import ReadingPacker
+
+    for name in args.files:
+        # Said as every command says it (the reader's "cannot read: No such file or
+        # directory" was replay's own wording, helper brief t37).
+        path = Path(name)
+        _need_feed(path, "FILE")
+    s = _settings()
+    bad: list[BadRow] = []
+    try:
+        events = load_events(
+            args.files,
+            on_error=args.on_error,
+            bad_rows=bad,
+            max_message_bytes=args.max_message_bytes,
+        )
+    except SeriesFileError as exc:
+        # detect's input given to replay: the symmetric hint of detect's (t53 leftover).
+        raise CliError(
+            f"{exc}; nothing was sent: a timestamp,value file is one series, the input of "
+            f"`{command_line('detect', '--input', str(exc.path.absolute()))}`; replay "
+            "sends readings of named sensors (docs/events.md)"
+        ) from None
+    except StreamsError as exc:
+        row = _row_fault(str(exc)) and args.on_error == "stop"
+        raise CliError(
+            f"{exc}; nothing was sent (a replay reads every file before it sends): fix "
+            + (
+                "that row, or give --on-error skip to send the good rows and list the bad ones"
+                if row
+                else "the file, or leave it out if it is not a reading or incident CSV "
+                "(docs/events.md)"
+            )
+        ) from None
+    if args.skip > len(events):
+        raise CliError(f"--skip is {args.skip}, but the files hold only {len(events):,} events")
+    _require_kafka(s)
+    if args.pack:  # packs go to the partition computed here, single readings by key
+        _require_partition_counts(s, ("readings",))
+    for line in replay_target(s, given_argv(args)):
+        print(line)
+    for row in bad:
+        print(f"skipped {row}", file=sys.stderr)
+    todo = events[args.skip :]
+    if args.skip:
+        print(f"resuming: the first {args.skip:,} of {len(events):,} events are not sent again")
+    ahead = ahead_of_clock(todo, s.max_future_skew, time.time())
+    if ahead:
+        print(f"citybrain: warning: {ahead}", file=sys.stderr)
+    slow = replay_duration_note(todo, None if args.max else args.speed)
+    if slow:
+        print(slow)
+    replayer = Replayer(
+        s.kafka_bootstrap,
+        s.topic("readings"),
+        s.topic("incidents"),
+        s.kafka_python_options(),
+        ReadingPacker(s.partitions, args.pack, args.max_message_bytes) if args.pack else None,
+        max_message_bytes=args.max_message_bytes,
+    )
+    # A SIGTERM (kill, a service manager) ends the replay as Ctrl-C does: with how far
+    # it got and the command that sends the rest.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            with Progress(
+                TextColumn("replay"),
+                BarColumn(),
+                TextColumn(PROGRESS_COUNT),
+                TextColumn("events"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+            ) as progress:
+                task = progress.add_task("replay", total=len(todo))
+                try:
+                    stats = replayer.replay(
+                        todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
+                    )
+                except KeyboardInterrupt:
+                    # The bar hears of sent events every 1,000: show the true count,
+                    # the one the message below gives, before the bar stops.
+                    replayer.drain()
+                    sent = replayer.stats.readings + replayer.stats.incidents
+                    progress.update(task, completed=sent)
+                    progress.refresh()
+                    raise
+        except KeyboardInterrupt:
+            stats = replayer.stats
+            sent = stats.readings + stats.incidents
+            refused = stats.failed_readings + stats.failed_incidents
+            if stats.failed:
+                # Said as a finished replay says it: interrupted, the refused events were
+                # counted as sent and left out of the resume command unsaid (trial 26).
+                print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
+            raise CliError(
+                replay_stopped(args, args.skip + sent, len(events), events, refused),
+                EXIT_INTERRUPTED,
+            ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        replayer.close()
+    refused = stats.failed_readings + stats.failed_incidents
+    print(
+        replay_summary(
+            len(events) + len(bad),
+            stats.readings - stats.failed_readings,
+            stats.incidents - stats.failed_incidents,
+            len(bad),
+            args.skip,
+            refused,
+        )
+        + f" ({stats.seconds:.1f}s)"
+    )
+    if stats.failed:  # what was not sent first: it decides the exit status
+        print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
+    unregistered = unregistered_note(todo, s.grid_file, s.topic_prefix)
+    if unregistered:
+        print(f"citybrain: warning: {unregistered}", file=sys.stderr)
+    return 1 if stats.failed else 0
+
+
+# An unregistered sensor's first few ids are named, each with the closest registered one.
+UNREGISTERED_SHOWN = 3
+
+
+def unregistered_note(events: Sequence[Any], grid_file: Path, prefix: str) -> str:
+    """How many of ``events`` (``streams.feeds.Event``) name a sensor (a reading) or a cell
+    (a reading or a report) the grid in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE)
+    does not have, with the first ``UNREGISTERED_SHOWN`` ids of each and the closest the
+    grid has: a worker reading ``prefix`` dead-letters them as unknown_sensor or
+    unknown_cell (a newcomer's typo in a CSV was "sent 1 reading", exit 0), and the
+    ``deadletters`` command that lists them, for that prefix. "" when all are there, or
+    the grid cannot be read (the worker's own start says why)."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+    from streams.events import Reading
+
+    try:
+        grid = load_grid(grid_file)
+    except (PlaybookError, OSError):
+        return ""
+    # Per reason, as the worker checks them (a cell before the sensor): rows, ids in the
+    # order first met.
+    rows = {"unknown_cell": 0, "unknown_sensor": 0}
+    ids: dict[str, dict[str, None]] = {reason: {} for reason in rows}
+    for event in events:
+        cell = getattr(event, "grid_cell", None)
+        if isinstance(cell, str) and cell not in grid.cells:
+            reason, given = "unknown_cell", cell
+        elif isinstance(event, Reading) and event.sensor_id not in grid.sensors:
+            reason, given = "unknown_sensor", event.sensor_id
+        else:
+            continue
+        rows[reason] += 1
+        ids[reason].setdefault(given)
+    if not any(rows.values()):
+        return ""
+    parts = []
+    for reason, what, near in (
+        ("unknown_sensor", "a sensor", grid.near_sensor),
+        ("unknown_cell", "a cell", grid.near_cell),
+    ):
+        if not rows[reason]:
+            continue
+        named = list(ids[reason])[:UNREGISTERED_SHOWN]
+        # An id is shown in its first 80 characters: a 120,000-character sensor id was
+        # printed whole, a 360 KB warning line.
+        shown = ", ".join(f"{show(given)}{near(given)}" for given in named)
+        more = len(ids[reason]) - len(named)
+        parts.append(
+            f"{counted(rows[reason], 'row')} named {what} that {grid_file.name} "
+            f"(CITYBRAIN_GRID_FILE) does not have, dead-lettered as {reason}: {shown}"
+            + (f" and {more:,} more" if more else "")
+        )
+    listed = command_line("deadletters", env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+    return (
+        "; ".join(parts)
+        + f" (by a worker reading prefix {prefix!r}, which raises no alert on them: `{listed}`)"
+    )
+
+
+def replay_refused(stats: Any, max_message_bytes: int) -> str:
+    """What Kafka refused of a replay (a ``ReplayStats`` with failures), and for messages
+    too large for the broker what to do (trial 19: "Kafka refused 2 messages; the first:
+    MessageSizeTooLargeError: None", after a summary that counted their 20,000 readings
+    as sent)."""
+    held = ", ".join(
+        counted(n, noun)
+        for n, noun in ((stats.failed_readings, "reading"), (stats.failed_incidents, "incident"))
+        if n
+    )
+    line = (
+        f"citybrain: Kafka refused {counted(stats.failed, 'message')} ({held}, not sent); "
+        f"the first: {stats.first_failure}"
+    )
+    if "MessageSizeTooLarge" in stats.first_failure:
+        line += (
+            f". The largest was {stats.largest_failed:,} bytes: the broker takes smaller "
+            "messages (its message.max.bytes, or the topic's max.message.bytes; Kafka's "
+            f"default is 1,048,588) than --max-message-bytes {max_message_bytes:,} allows: "
+            "give a smaller --max-message-bytes (with --pack, packs are split below it)"
+        )
+    return line
+
+
+# The replay bar's count, with thousands separators like every count printed: rich's
+# MofNCompleteColumn gave "15/11520" beside "11,520 events" in the lines around it.
+PROGRESS_COUNT = "{task.completed:,.0f}/{task.total:,.0f}"
+
+
+def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
+    """One line when replaying ``events`` (in time order, each with ``ts`` in seconds)
+    at ``speed`` x real time would take longer than LONG_REPLAY_SECONDS, naming the
+    estimate and the options that shorten it; "" otherwise (and for ``--max``)."""
+    if speed is None or len(events) < 2:
+        return ""
+    seconds = (events[-1].ts - events[0].ts) / speed
+    if seconds <= LONG_REPLAY_SECONDS:
+        return ""
+    if seconds > 100 * 365 * 86_400:  # inf for --speed 1e-320: int(inf) raised
+        took = "more than a century"
+        return (
+            f"note: at --speed {speed:g} the replay takes {took}; give --max to send them "
+            "as fast as Kafka takes them, or a higher --speed"
+        )
+    span = _duration(events[-1].ts - events[0].ts)  # "12 min", not "0.2 h"
+    return (
+        f"note: these events span {span} of event time: at --speed {speed:g} the "
+        f"replay takes about {_duration(seconds)}; give --max to send them as fast as "
+        "Kafka takes them, or a higher --speed"
+    )
+
+
+def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
+    """The warning for events whose event time is more than ``skew`` seconds after
+    ``now`` (the worker's rule: it dead-letters them as ``in_future`` instead of
+    detecting on them), or "" when there are none."""
+    from streams.events import format_ts
+
+    late = [e for e in events if e.ts > now + skew]
+    if not late:
+        return ""
+    return (
+        f"{counted(len(late), 'event')} of {len(events):,} {agreeing(len(late), 'is', 'are')} "
+        f"more than {skew:g} s ahead "
+        f"of this machine's clock (the first: {format_ts(late[0].ts)}): the worker "
+        "dead-letters them (reason in_future, CITYBRAIN_MAX_FUTURE_SKEW) instead of "
+        "scoring them"
+    )
+
+
+def _need_feed(path: Path, option: str) -> None:
+    """``_need_file`` for a reading or incident CSV given to ``option``; a directory is
+    answered with the feed files in it."""
+    _need_file(
+        path,
+        option,
+        _replay_files_in(path) if path.is_dir() else "",
+        kind="CSV",
+        expects=("feed",),
+    )
+
+
+def _replay_files_in(directory: Path) -> str:
+    """What to give instead of ``directory``: the canonical reading and incident CSVs in
+    it (a glob would also take any other CSV there, e.g. the classifier's training file
+    beside the slices in datasets/)."""
+
+    from streams.csvfile import Record, read_records
+    from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS, looks_like_row
+
+    found = []
+    for path in sorted(directory.iterdir()):
+        if not path.name.endswith((".csv", ".csv.gz")) or not path.is_file():
+            continue
+        try:
+            header = next(read_records(path, looks_like_row(len(READING_COLUMNS))), None)
+        except Exception:  # an unreadable file is simply not suggested
+            continue
+        if isinstance(header, Record) and header.fields in (READING_COLUMNS, INCIDENT_COLUMNS):
+            found.append(str(path))
+    if not found:
+        return "it holds no reading or incident CSV (docs/events.md)"
+    return f"name the reading and incident CSVs in it: {shlex.join(found)}"
+
+
+def replay_target(settings: Settings, argv: Sequence[str]) -> list[str]:
+    """Where a replay sends (Kafka and topics), and, when the last demo's worker still
+    runs under another topic prefix, how to send to it instead: ``argv``, the replay's
+    own arguments as given, every option kept (t40: `--max --on-error skip` were
+    dropped, and the suggested command stopped at the bad row and ran 3 min at 60x) but
+    those about this prefix's progress (``PROGRESS_OPTIONS``: ``--skip``)."""
+    lines = [
+        f"sending to Kafka at {settings.kafka_bootstrap}, topics {settings.topic('readings')} "
+        f"and {settings.topic('incidents')} ({prefix_said(settings)})"
+    ]
+    return lines + _feed_the_demo(settings, argv, "")
+
+
+def ingest_target(settings: Settings, argv: Sequence[str]) -> list[str]:
+    """Where an ingest writes (Kafka and topics), and, when the last demo's worker still
+    runs under another topic prefix, the exact command (``argv``: this command's
+    arguments) that feeds it instead: readings written under the default prefix never
+    reach a demo's worker, which reads ``demo-…`` topics."""
+    from citybrain.demo import DemoFiles, demo_gateway_hint
+
+    lines = [
+        f"writing to Kafka at {settings.kafka_bootstrap}, topic {settings.topic('readings')} "
+        f"(unmapped messages to {settings.topic('deadletter')}; {prefix_said(settings)})"
+    ]
+    env = {}
+    if "http" in argv[:2] and demo_gateway_hint(settings):
+        # With no tokens file an HTTP ingest refuses every POST: the demo's has a gateway
+        # token (t66: the printed command, typed, answered only 401s).
+        env["CITYBRAIN_API_TOKENS_FILE"] = str(DemoFiles.of(settings).tokens.absolute())
+    return lines + _feed_the_demo(settings, argv, ", so it will not see these readings", env)
+
+
+def _feed_the_demo(
+    settings: Settings, argv: Sequence[str], consequence: str, env: dict[str, str] | None = None
+) -> list[str]:
+    """A note with the command (``argv`` under the demo's prefix, after ``env``'s
+    settings too) that feeds the last demo's worker, when it still runs under another
+    topic prefix; none otherwise."""
+    from citybrain.demo import read_demo_state
+
+    demo = read_demo_state(settings)
+    prefix = demo.get("topic_prefix") if demo else None
+    if not isinstance(prefix, str) or prefix == settings.topic_prefix:
+        return []
+    # Options that say how far THIS prefix got are not the demo's: a resumed replay's
+    # `--skip 5`, carried over, left out 5 events its worker never had (t46).
+    argv, dropped = without_options(argv, PROGRESS_OPTIONS)
+    command = command_line(*argv, env={"CITYBRAIN_TOPIC_PREFIX": prefix, **(env or {})})
+    why = f", from the first event ({shlex.join(dropped)} is this prefix's)" if dropped else ""
+    return [
+        f"note: the demo's worker (still running) reads the prefix {prefix!r}, not this "
+        f"one{consequence}; to feed it instead{why}: {command}"
+    ]
+
+
+def _row_fault(message: str) -> bool:
+    """Whether a reader's ``file:line: reason`` is about a data row (line > 1), the only
+    kind of fault --on-error skip gets past (not a header, an empty or unreadable file)."""
+    import re
+
+    line = re.search(r":(\d+): ", message)
+    return line is not None and int(line.group(1)) > 1 and "no data rows" not in message
+
+
+def replay_stopped(
+    args: argparse.Namespace, done: int, total: int, events: list[Any], refused: int = 0
+) -> str:
+    """How far an interrupted replay got and the command that sends the rest: ``done``
+    events of ``total`` (in the replay's time order, counting any --skip) were handed to
+    Kafka, ``refused`` of them refused by it (said before this line)."""
+    from streams.events import Reading, format_ts
+
+    if done == 0:
+        return (
+            f"interrupted before any of the {total:,} events was sent; run it again: "
+            f"{command_line(*given_argv(args))}"
+        )
+    last = events[done - 1]
+    what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
+    argv = ["replay", *(str(Path(file).absolute()) for file in args.files)]
+    if args.max:
+        argv.append("--max")
+    elif args.speed != 60.0:
+        argv += ["--speed", f"{args.speed:g}"]
+    if args.on_error != "stop":
+        argv += ["--on-error", args.on_error]
+    if args.pack:
+        argv += ["--pack", str(args.pack)]
+    if args.max_message_bytes != 1_000_000:
+        argv += ["--max-message-bytes", str(args.max_message_bytes)]
+    resume = command_line(*argv, "--skip", str(done))
+    among = (
+        f"; Kafka refused {refused:,} of them (above), not sent by the command below either"
+        if refused
+        else ""
+    )
+    return (
+        f"interrupted after sending {done:,} of {total:,} events (the last: "
+        f"{format_ts(last.ts)} {what}{among}); to send the rest: {resume}"
+    )
+
+
+def replay_summary(
+    read: int, readings: int, incidents: int, skipped: int, resumed: int = 0, refused: int = 0
+) -> str:
+    """The replay's last line: rows read = sent + skipped (+ those ``--skip`` left out,
+    ``resumed``: the files' rows are all read, whatever --skip says; + those Kafka
+    ``refused``, said below it), always."""
+    before = f"left out the first {resumed:,} (--skip, sent before), " if resumed else ""
+    after = f", Kafka refused {refused:,} (below)" if refused else ""
+    return (
+        f"read {counted(read, 'row')}: {before}sent {counted(readings, 'reading')} and "
+        f"{counted(incidents, 'incident')}, skipped {counted(skipped, 'bad row')}{after}"
+    )
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from citybrain.ingest.service import IngestOptions, run_http, run_mqtt
+
+    logging.basicConfig(
+        level=getattr(logging, args.loglevel.upper()),
+        format="[%(asctime)s] %(levelname)s %(message)s",
+    )
+    quiet_kafka_loggers()
+    if args.max_pending < args.pack_size:  # before any connection: bad input is status 2
+        raise CliError(
+            f"--max-pending is {args.max_pending}, below --pack-size {args.pack_size}: "
+            "give at least one pack's worth"
+        )
+    s = _settings()
+
+    def require_services() -> None:
+        # After the options, the grid and the listening port are checked (bad input is
+        # status 2), before kafka-python and paho start retrying, silently, in the
+        # background: where the readings go is said once it is the next thing to do.
+        for line in ingest_target(s, given_argv(args)):
+            print(line, flush=True)
+        _require_kafka(s)
+        _require_partition_counts(s, ("readings",))
+        if args.action == "mqtt":
+            _require_mqtt(s)
+
+    options = IngestOptions(
+        pack_size=args.pack_size,
+        pack_ms=args.pack_ms,
+        max_pending=args.max_pending,
+        stats_every=args.stats_every,
+    )
+    if args.action == "mqtt":
+        options.topics = args.topic or []
+        options.value_field, options.ts_field = args.value_field, args.ts_field
+        options.qos, options.client_id, options.inflight = args.qos, args.client_id, args.inflight
+        options.max_payload = args.max_payload
+        return run_mqtt(s, options, require_services)
+    options.sensor_id_template, options.max_body = args.sensor_id_template, args.max_body
+    return run_http(s, options, require_services)

@@ -1,0 +1,198 @@
+"""The error boundary: runs one command and turns every exception into one line on
+stderr and a documented exit status (``citybrain.cli`` lists them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from citybrain.cli.base import (
+    EXIT_BUG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE,
+    EXIT_SERVICE,
+    EXIT_USAGE,
+    CliError,
+    _connection_error,
+    _interrupt,
+    _kafka_reason,
+    _settings,
+    absolute_argv,
+    path_values,
+    said,
+)
+from citybrain.cli.parser import build_parser
+from citybrain.cli.stack import quiet_kafka_loggers
+from citybrain.commands import (
+    start_stack_hint,
+)
+from streams.errors import StreamsError
+
+
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one-line reason for an exception that ended a command."""
+    import urllib.error
+
+    import kafka.errors
+
+    from citybrain.errors import InputError, ListenError
+    from citybrain.stack.process import StackError
+    from playbooks.errors import PlaybookError
+
+    if isinstance(exc, CliError):
+        return exc.status, exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, StackError | ListenError):
+        return EXIT_SERVICE, str(exc)
+    if isinstance(exc, PlaybookError):
+        return EXIT_USAGE, _name_file_setting(str(exc))
+    if isinstance(exc, StreamsError | InputError):
+        return EXIT_USAGE, str(exc)
+    # kafka-python 3 dropped NoBrokersAvailable; older releases raise it.
+    kafka_down = tuple(
+        getattr(kafka.errors, name)
+        for name in ("NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError")
+        if hasattr(kafka.errors, name)
+    )
+    if isinstance(exc, kafka_down):
+        try:
+            where = _settings().kafka_bootstrap
+        except StreamsError:
+            where = "the configured address"
+        return EXIT_SERVICE, (
+            f"no Kafka broker answered at {where} ({_kafka_reason(exc)}): {start_stack_hint()}, "
+            "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
+        )
+    refused = _connection_error(exc)
+    if isinstance(exc, urllib.error.URLError) or refused is not None:
+        why = said(getattr(exc, "reason", None) or refused or exc)
+        return EXIT_SERVICE, f"a service did not answer ({why}): {start_stack_hint()} and retry"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return EXIT_USAGE, f"cannot use {exc.filename}: {exc.strerror}"
+    return EXIT_BUG, (
+        f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
+        "command you ran; CITYBRAIN_DEBUG=1 prints the traceback"
+    )
+
+
+def _name_file_setting(message: str) -> str:
+    """``message`` (a grid or routing file's ``file:line: reason``) led by the setting that
+    names the file, as the tokens file's errors are: the user sees which variable to fix
+    (trial 4: a YAML mistake in CITYBRAIN_GRID_FILE's file named only the path)."""
+    try:
+        settings = _settings()
+    except StreamsError:
+        return message
+    for name, path in (
+        ("CITYBRAIN_GRID_FILE", settings.grid_file),
+        ("CITYBRAIN_ROUTING_FILE", settings.routing_file),
+    ):
+        if message.startswith(f"{path}:"):
+            return f"{name} {message}"
+    return message
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away: point it at /dev/null so the interpreter's
+    final flush cannot raise again (the Python docs' recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+DEBUG_ON = ("1", "true", "yes")
+DEBUG_OFF = ("", "0", "false", "no")
+
+
+def debug_mode() -> bool:
+    """Whether CITYBRAIN_DEBUG asks for a bug's traceback: ``1``, ``true`` or ``yes``
+    (any case) turn it on; unset, empty, ``0``, ``false`` and ``no`` leave it off. Raises
+    CliError (exit 2) naming the setting and its value for anything else: ``0`` turned it
+    on once (trial 9), and a typo must not pass for either."""
+    value = os.environ.get("CITYBRAIN_DEBUG", "").strip().lower()
+    if value in DEBUG_ON:
+        return True
+    if value in DEBUG_OFF:
+        return False
+    raise CliError(
+        f"CITYBRAIN_DEBUG is {os.environ['CITYBRAIN_DEBUG']!r}, expected 1, true or yes "
+        "(tracebacks of bugs) or 0, false, no or unset (off)"
+    )
+
+
+def _debug_checked() -> bool:
+    """debug_mode(), False for a bad value (main has already named it)."""
+    try:
+        return debug_mode()
+    except CliError:
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the only place exceptions become messages and exit statuses."""
+    try:
+        debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
+        from streams.csvfile import line_limit
+
+        # A bad CITYBRAIN_CSV_MAX_LINE_BYTES is named before any file is read, as a
+        # setting (SettingsError, exit 2), even by the commands that load no settings.
+        line_limit()
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            # To print it again, from any directory (t51: a resume line's relative FILE
+            # was "no such file" typed in a new shell).
+            args.argv = absolute_argv(
+                list(sys.argv[1:] if argv is None else argv), path_values(parser, args)
+            )
+        except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+            sys.stdout.flush()
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        if args.command == "worker":
+            # faust's Worker parses sys.argv itself; hand it only the program name.
+            sys.argv = sys.argv[:1]
+        quiet_kafka_loggers()  # every command: the reason is the boundary's one line
+        # A SIGTERM (kill, a service manager, timeout) ends every command as Ctrl-C does:
+        # killed by default, a detect left its .partial file, a demo its worker running.
+        # The worker's shutdown and the ingests have handlers of their own.
+        previous = signal.getsignal(signal.SIGTERM)
+        own = args.command != "worker" and threading.current_thread() is threading.main_thread()
+        if own:
+            signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            status = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe shows up here, inside the boundary
+        finally:
+            if own and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return status
+    except SystemExit as exc:  # faust's worker ends with sys.exit(code)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK
+        print(f"citybrain: {exc.code}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_PIPE
+    except BaseException as exc:
+        try:
+            status, message = _describe(exc)
+        except Exception as inner:  # the boundary itself must never print a traceback
+            status, message = EXIT_BUG, f"unexpected {type(exc).__name__}: {exc} ({inner})"
+        # Debug mode shows the traceback of a bug only: a user's mistake (exit 2 or 3)
+        # keeps its one line and status there too (trial 9).
+        if status == EXIT_BUG and _debug_checked():
+            raise
+        first, *detail = message.splitlines() or [type(exc).__name__]
+        try:
+            print(f"citybrain: {first}", file=sys.stderr)
+            for line in detail:  # e.g. a service's last log lines, after the reason
+                print(f"  | {line}", file=sys.stderr)
+        except BrokenPipeError:
+            pass
+        return status

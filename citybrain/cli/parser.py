@@ -1,0 +1,988 @@
+"""The command line: every command's options, help and usage errors (argparse)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from citybrain.cli.base import (
+    EXIT_USAGE,
+    MAX_DEADLETTER_LIMIT,
+    MAX_INGEST_BYTES,
+    MAX_INGEST_PENDING,
+    REHEARSAL_MAX_DEADLINE,
+    RUN_ID,
+    _positive,
+    _whole,
+    _whole_in,
+    an_id_shown_by,
+)
+from citybrain.cli.campaign import cmd_campaign
+from citybrain.cli.check import cmd_playbooks
+from citybrain.cli.deadletters import cmd_deadletters
+from citybrain.cli.demo import cmd_demo, cmd_report
+from citybrain.cli.detect import cmd_detect
+from citybrain.cli.feeds import cmd_ingest, cmd_replay
+from citybrain.cli.rehearse import cmd_rehearse
+from citybrain.cli.runs import cmd_runs
+from citybrain.cli.silences import cmd_silences
+from citybrain.cli.stack import cmd_stack, cmd_worker
+from citybrain.cli.tokens import cmd_hash_token
+from citybrain.cli.tools import cmd_bench_nab, cmd_dashboards, cmd_datasets
+from citybrain.commands import (
+    command_line,
+)
+from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
+from streams.errors import closest
+from streams.events import MAX_PACK_READINGS
+from streams.settings import REPO_ROOT
+
+DESCRIPTION = """\
+citybrain: a streaming city-operations brain. Sensor readings and citizen reports flow
+through Kafka into stream workers that detect anomalies, raise alerts, route them to
+response playbooks and escalate when nobody acts; Prometheus and Grafana show it all.
+
+Start with 'make demo' (or 'citybrain demo'); 'citybrain COMMAND --help' describes each
+command. Settings come from CITYBRAIN_* environment variables (README, Configuration).
+"""
+
+EPILOG = """\
+exit statuses:
+  0    done
+  1    the command ran and the answer is no (checks failed, the API refused, no alert,
+       no run in the period)
+  2    a bad command line, input file or setting (the message names it)
+  3    a service the command needs did not answer or could not start, or is busy
+  70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
+  130  interrupted (Ctrl-C or SIGTERM)
+  141  the output was closed early (| head)
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; every option's default shown, unless it has
+    none worth showing or the help already says it. Help text starts at column 30, so
+    every command name (``playbooks``, ``hash-token``, ``dashboards``) and most options
+    share a line with their description instead of wrapping above it."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 30,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        # argparse measures the command names of a subcommand list without the extra
+        # indent it prints them with, so the longest ones wrapped above their help.
+        if action.help is not argparse.SUPPRESS and isinstance(action, argparse._SubParsersAction):
+            names = [len(sub.dest) for sub in action._get_subactions()]
+            if names:
+                needed = max(names) + self._current_indent + self._indent_increment
+                self._action_max_length = max(self._action_max_length, needed)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, "", argparse.SUPPRESS)
+            # A flag's default is its absence: "--unsatisfied (default: True)" read as
+            # if the flag were on (it is the dest shared with --satisfied that is True).
+            or isinstance(action, argparse._StoreConstAction | argparse.BooleanOptionalAction)
+            or action.nargs in ("?", "*", "+")
+            or not action.option_strings
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its usage errors as the one ``citybrain:`` line every other
+    error is (README): ``citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose
+    from 0, 1); see `citybrain ingest mqtt --help` ``, status 2, not the usage block. The
+    hint is typed as it works in this shell (``cli_command``: the script's path when
+    ``citybrain`` is not on the PATH; a new-user walk typed the bare name and got "command
+    not found").
+    Subcommands' parsers are of this class too (add_subparsers takes the parent's)."""
+
+    # The arguments this parser was given, to name an unknown option first (trial 9).
+    _given: list[str] | None = None
+    # Options that cannot be given together: (option, option, why), see refuse_together.
+    conflicts: list[tuple[str, str, str]]
+    # Options allowed only with one value of an argument: (option, dest, value, why).
+    only: list[tuple[str, str, str, Callable[[], str]]]
+
+    def refuse_together(self, first: str, second: str, why: str) -> None:
+        """Refuse ``first`` and ``second`` (long options of this parser) given together,
+        as argparse refuses a mutually exclusive group's (``argument --json: not allowed
+        with argument --out (why)``, status 2), where a group cannot say it: an option
+        in two pairs (``--out`` with ``--json`` and with ``--wide``), or a reason to give
+        (helper brief t47: ``campaign report --out c3.html --json`` ignored --json, and
+        ``--input F --prefix P`` ran without saying which it used)."""
+        for option in (first, second):
+            if option not in self._option_string_actions:
+                raise ValueError(f"{self.prog} has no option {option}")
+        self.conflicts = [*getattr(self, "conflicts", []), (first, second, why)]
+
+    def only_with(self, option: str, dest: str, value: str, why: Callable[[], str]) -> None:
+        """Refuse ``option`` (a long option of this parser) given when the argument
+        ``dest`` is not ``value``, where it would go unused (t51: ``stack up --wipe``, a
+        fresh start meant, ran on the old data without a word): ``argument --wipe: not
+        allowed with ACTION 'up' (why)``, status 2; ``why`` is built only then (it may
+        print a command, which reads the run directory)."""
+        if option not in self._option_string_actions:
+            raise ValueError(f"{self.prog} has no option {option}")
+        self.only = [*getattr(self, "only", []), (option, dest, value, why)]
+
+    def _refuse_conflicts(self, namespace: argparse.Namespace) -> None:
+        """``error`` on the first pair of ``conflicts`` both given, or the first option
+        of ``only`` given without its argument's value: an option is given when its value
+        is not its default (a flag set, a value typed)."""
+        for first, second, why in getattr(self, "conflicts", []):
+            a, b = self._option_string_actions[first], self._option_string_actions[second]
+            if all(getattr(namespace, x.dest, x.default) != x.default for x in (a, b)):
+                self.error(f"argument {second}: not allowed with argument {first} ({why})")
+        for option, dest, value, why in getattr(self, "only", []):
+            action = self._option_string_actions[option]
+            given = getattr(namespace, dest, None)
+            if getattr(namespace, action.dest, action.default) != action.default and (
+                given != value
+            ):
+                named = next((a.metavar or a.dest for a in self._actions if a.dest == dest), dest)
+                self.error(f"argument {option}: not allowed with {named} {given!r} ({why()})")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of a value against ``choices`` (a subcommand's name too), but
+        a misspelt one is answered with the closest choice, as Python 3.14's
+        ``suggest_on_error`` does: ``argument COMMAND: invalid choice: 'stak' (did you
+        mean 'stack'?)``; with none close, every choice is listed, as before. Raises
+        ``argparse.ArgumentError``, which ``error`` prints as the one ``citybrain:`` line."""
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        near = closest(value, choices)
+        if near is None:
+            listed = ", ".join(map(repr, choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (choose from {listed})"
+            )
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r} (did you mean {near!r}?)")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[Any, list[str]]:
+        """argparse's, but a subcommand's parser reports what it does not know itself,
+        with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
+        --help``, as argparse leaves extras to the top parser)."""
+        self._given = list(sys.argv[1:] if args is None else args)
+        for flag, value in self._flag_values():
+            if _FLAG_VALUE.fullmatch(value):
+                # `replay --max 50 x.csv` read 50 as a FILE: "FILE '50': no such file".
+                self.error(
+                    f"argument {flag}: takes no value, but {value!r} follows it "
+                    f"({flag} is on when given: drop {value!r})"
+                )
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog != "citybrain":
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        if namespace is not None:
+            self._refuse_conflicts(namespace)
+        return namespace, extras
+
+    def _unknown_options(self) -> list[str]:
+        """The options among this parser's arguments that it does not know, as argparse
+        would read them (up to ``--``; ``-`` and negative numbers are values)."""
+        unknown: list[str] = []
+        for arg in self._given or []:
+            if arg == "--":
+                break
+            try:
+                parsed = self._parse_optional(arg)
+            except (argparse.ArgumentError, SystemExit):
+                continue  # an ambiguous abbreviation: argparse says so itself
+            if parsed is not None and parsed[0] is None:
+                unknown.append(arg)
+        return unknown
+
+    def _commands(self) -> str:
+        """This parser's subcommands, one a line with its description, as --help lists
+        them, and the line that says how to learn more of one."""
+        lines = []
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    lines.append(f"  {choice.dest:<12} {choice.help or ''}".rstrip())
+        typed = command_line(*self.prog.split()[1:], "COMMAND", "--help", only=())
+        return "\n".join([*lines, f"`{typed}` describes each"]) + "\n"
+
+    def _option_hint(self, unknown: list[str]) -> str:
+        """`` (did you mean --status?)`` for the unknown options near one of this
+        parser's (``--stauts``, ``--stauts=open``), or ""."""
+        # Compared without their dashes, which every option shares (t60's walk: `silences
+        # add --for 1h` was asked "did you mean --url?", two letters of five alike).
+        known = {o[2:]: o for o in self._option_string_actions if o.startswith("--")}
+        pairs = []
+        for option in unknown:
+            name = option.split("=", 1)[0]
+            bare = closest(name.lstrip("-"), list(known))
+            near = known[str(bare)] if bare is not None else None
+            if near is not None:
+                pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
+        return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
+
+    def _flag_values(self) -> list[tuple[str, str]]:
+        """Each option of this parser that takes no value (``--max``, ``--json``) with the
+        word typed right after it when that word is no option (up to ``--``)."""
+        pairs = []
+        given = [*(self._given or []), ""]
+        for arg, after in itertools.pairwise(given):
+            if arg == "--":
+                break
+            action = self._option_string_actions.get(arg)
+            if (
+                action is not None
+                and action.nargs == 0
+                and after
+                and not after.startswith("-")
+                and not isinstance(action, argparse._HelpAction | argparse._VersionAction)
+            ):
+                pairs.append((arg, after))
+        return pairs
+
+    def _file_option_hint(self, message: str) -> str:
+        """`` (a file is given with --input: --input one.csv)`` when a file was typed
+        where this command takes none but has one option for an input file (a newcomer's
+        ``detect one.csv``), or ""."""
+        inputs = [
+            action.option_strings[-1]
+            for action in self._actions
+            if action.option_strings and action.metavar == "FILE" and "out" not in action.dest
+        ]
+        unrecognized = message.removeprefix("unrecognized arguments:")
+        files = [
+            word
+            for word in self._given or []
+            if word in unrecognized and not word.startswith("-") and Path(word).is_file()
+        ]
+        if len(inputs) != 1 or not files:
+            return ""
+        return f" (a file is given with {inputs[0]}: {inputs[0]} {shlex.quote(files[0])})"
+
+    def _flag_value_hint(self) -> str:
+        """`` (--max takes no value)`` when a value was typed after an option that takes
+        none (t60: ``replay --max 50``, ``runs list --json 5`` said only ``unrecognized
+        arguments: 50``, as if the 50 were the mistake, not the reading of --max), or ""."""
+        flags = list(dict.fromkeys(flag for flag, _ in self._flag_values()))
+        if not flags:
+            return ""
+        takes = "takes" if len(flags) == 1 else "take"
+        return f" ({' and '.join(flags)} {takes} no value: it is on when given)"
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("citybrain").strip()
+        where = f"{command}: " if command else ""
+        if message.endswith("required: COMMAND") and not self._unknown_options():
+            # `citybrain` alone (t40: "required: COMMAND" only): the commands, one a line,
+            # as --help lists them.
+            self.exit(EXIT_USAGE, f"citybrain: {where}give a command:\n{self._commands()}")
+        if message.startswith("the following arguments are required"):
+            # argparse checks what is missing before what is unknown: `replay --bogus`
+            # said only that FILE is required. The unknown option is the likelier slip.
+            unknown = self._unknown_options()
+            if unknown:
+                message = (
+                    f"unrecognized arguments: {' '.join(unknown)}{self._option_hint(unknown)} "
+                    f"(and {message})"
+                )
+        elif message.startswith("unrecognized arguments"):
+            message += (
+                self._option_hint(self._unknown_options())
+                + self._flag_value_hint()
+                + self._file_option_hint(message)
+            )
+        elif explicit := re.fullmatch(r"argument (\S+): ignored explicit argument (.*)", message):
+            # argparse's words for `--max=50`, as if the 50 had been left out on purpose.
+            flag, value = explicit.groups()
+            message = (
+                f"argument {flag}: takes no value, but {value} is given to it "
+                f"({flag} is on when given: drop ={value.strip(chr(39))})"
+            )
+        # The hint is a command to type, so it is typed as it works in this shell (the
+        # script's path when `citybrain` is not on the PATH), as every other hint is.
+        typed = command_line(*command.split(), "--help", only=())
+        self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
+
+
+# A value typed after an option that takes none, read by argparse as the next positional
+# argument (a FILE) otherwise: a number or a yes/no word, never a file or an id a command
+# takes.
+_FLAG_VALUE = re.compile(r"[+-]?(\d[\d_,]*\.?\d*|\.\d+)|(?i:yes|no|true|false|on|off)")
+
+
+def _version() -> str:
+    """citybrain's installed version (pyproject.toml), or "unknown" outside an install."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("citybrain")
+    except PackageNotFoundError:
+        return "unknown (not installed: make install)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from detectors import DETECTORS
+    from playbooks.machine import RUN_LIST_STATUSES
+
+    parser: argparse.ArgumentParser = Parser(
+        prog="citybrain",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    # A new user's first try after --help (trial 20: "unrecognized arguments: --version").
+    parser.add_argument(
+        "--version", action="version", version=f"citybrain {_version()}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: argparse._SubParsersAction[Any], name: str, text: str) -> Parser:
+        made = parent.add_parser(
+            name,
+            help=text,
+            description=text[0].upper() + text[1:] + ".",
+            epilog=EPILOG,
+            formatter_class=HelpFormatter,
+        )
+        assert isinstance(made, Parser)  # add_subparsers makes its parent's class
+        return made
+
+    def detector_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--detector",
+            default=DEFAULT_DETECTOR,
+            choices=sorted(DETECTORS),
+            metavar="NAME",
+            help=f"the detector to score with, one of {', '.join(sorted(DETECTORS))} "
+            f"(default {DEFAULT_DETECTOR})",
+        )
+
+    p = command(sub, "stack", "start, stop or check the local Kafka, Prometheus and Mosquitto")
+    p.add_argument(
+        "action",
+        choices=["up", "down", "status", "restart-worker"],
+        metavar="ACTION",  # as every other command's; "required: action" before (trial 20)
+        help="up, down, status or restart-worker; up: start them (installing what is "
+        "missing); down: stop a running demo, the demo's worker and them; status: say what "
+        "runs; restart-worker: start the last demo's worker again as the demo ran it (status "
+        "shows it, down stops it)",
+    )
+    p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")
+    p.only_with(
+        "--wipe",
+        "action",
+        "down",
+        lambda: f"only `{command_line('stack', 'down', '--wipe')}` deletes Kafka's data",
+    )
+    p.set_defaults(func=cmd_stack)
+
+    p = command(sub, "worker", "run a stream-processing worker (faust) until Ctrl-C")
+    p.add_argument(
+        "--loglevel",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="how much the worker logs",
+    )
+    p.set_defaults(func=cmd_worker)
+
+    p = command(sub, "replay", "publish canonical CSVs to Kafka in event-time order")
+    p.add_argument("files", nargs="+", metavar="FILE", help="canonical reading or incident CSVs")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--speed",
+        type=_positive(float),
+        default=60.0,
+        metavar="N",
+        help="replay at N times real time",
+    )
+    speed.add_argument("--max", action="store_true", help="as fast as Kafka takes them")
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="whether a bad row stops the replay or is skipped and reported",
+    )
+    p.add_argument(
+        "--pack",
+        type=_whole_in(1, MAX_PACK_READINGS),
+        metavar="N",
+        help="send readings as readings/1 packs of up to N (1..10000), as an edge gateway "
+        "does; a pack is also split below --max-message-bytes",
+    )
+    p.add_argument(
+        "--skip",
+        type=_whole_in(0),
+        default=0,
+        metavar="N",
+        help="leave out the first N events of the time-ordered replay: resumes one that "
+        "was interrupted (it says N)",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=_whole_in(1024, 2**31 - 1),  # Kafka's sizes are 32-bit
+        default=1_000_000,
+        metavar="B",
+        help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
+        "whose message is larger is a bad row",
+    )
+    p.set_defaults(func=cmd_replay)
+
+    p = command(sub, "ingest", "take MQTT or HTTP (citybrain's schema, NGSI-v2) into Kafka")
+    isub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        (
+            "mqtt",
+            "subscribe to the MQTT broker; readings to Kafka as packs; /metrics on "
+            "CITYBRAIN_INGEST_METRICS_PORT",
+        ),
+        (
+            "http",
+            "serve POST /ingest/v1/readings and /ingest/v1/ngsi, and /metrics, on "
+            "CITYBRAIN_INGEST_HTTP_PORT",
+        ),
+    ):
+        i = command(isub, name, text)
+        i.add_argument(
+            "--pack-size",
+            # The worker's pack limit (pack_too_large beyond it), as replay's --pack.
+            type=_whole_in(1, MAX_PACK_READINGS),
+            default=1000,
+            metavar="N",
+            help="readings per pack at most",
+        )
+        i.add_argument(
+            "--pack-ms",
+            type=_positive(float, 60_000, " milliseconds"),  # ingest.service.MAX_PACK_MS
+            default=5.0,
+            metavar="MS",
+            help="send a pack every MS ms (at most 60000)",
+        )
+        i.add_argument(
+            "--max-pending",
+            # Each waiting reading is held in memory: 10**20 was taken, and back-pressure,
+            # the bound on the ingest's memory, never came.
+            type=_positive(int, MAX_INGEST_PENDING, " readings"),
+            default=50_000,
+            metavar="N",
+            help="readings waiting for Kafka at most; then intake waits (back-pressure); "
+            f"at most {MAX_INGEST_PENDING:,}",
+        )
+        i.add_argument(
+            "--loglevel",
+            default="info",
+            choices=["debug", "info", "warning", "error"],
+            help="how much the ingest logs",
+        )
+        i.add_argument(
+            "--stats-every",
+            # 1e300 was taken: no stats line, ever.
+            type=_positive(float, 3600, " seconds"),
+            default=10.0,
+            metavar="S",
+            help="seconds between stats (at most 3600)",
+        )
+        i.set_defaults(func=cmd_ingest)
+        if name == "mqtt":
+            i.add_argument(
+                "--topic",
+                action="append",
+                metavar="PATTERN",
+                help="topic pattern with {sensor_id}, {kind}, {grid_cell} or other {name} "
+                "levels; repeatable (default city/{district}/{sensor_id}/{kind})",
+            )
+            i.add_argument(
+                "--value-field", default="value", metavar="FIELD", help="JSON payloads' value field"
+            )
+            i.add_argument(
+                "--ts-field", default="ts", metavar="FIELD", help="JSON payloads' event-time field"
+            )
+            i.add_argument(
+                "--qos",
+                type=_whole,
+                choices=[0, 1],
+                default=1,
+                help="1: a message is acknowledged to the broker once Kafka has it",
+            )
+            i.add_argument(
+                "--client-id",
+                default="citybrain-ingest",
+                metavar="ID",
+                help="the persistent session's id",
+            )
+            i.add_argument(
+                "--inflight",
+                type=_whole_in(1, 65_535),  # MQTT 5's Receive Maximum is 16-bit
+                default=10_000,
+                metavar="N",
+                help="unacknowledged QoS 1 messages the broker may send (Receive Maximum)",
+            )
+            i.add_argument(
+                "--max-payload",
+                type=_positive(int, MAX_INGEST_BYTES, " bytes"),
+                default=1024 * 1024,
+                metavar="BYTES",
+                help="bytes per payload; a larger one is dead-lettered too_large (at most "
+                f"{MAX_INGEST_BYTES:,})",
+            )
+        else:
+            i.add_argument(
+                "--sensor-id-template",
+                default="{id}-{kind}",
+                metavar="TEMPLATE",
+                help="NGSI entity -> sensor id, from {id}, {type}, {kind} and Text attributes",
+            )
+            i.add_argument(
+                "--max-body",
+                # A body is read whole before it is parsed: 10**20 meant no limit at all.
+                type=_positive(int, MAX_INGEST_BYTES, " bytes"),
+                default=1024 * 1024,
+                metavar="BYTES",
+                help=f"bytes per body (at most {MAX_INGEST_BYTES:,})",
+            )
+
+    p = command(sub, "playbooks", "check playbooks and routing, test where an alert goes")
+    psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = command(psub, "check", "validate playbooks and routing, with file, line and reason")
+    c.add_argument(
+        "dir",
+        nargs="?",
+        help="playbook directory (default: CITYBRAIN_PLAYBOOK_DIR, else the library's)",
+    )
+    c.add_argument(
+        "--routing",
+        metavar="FILE",
+        help="routing file (default: CITYBRAIN_ROUTING_FILE, else the library's)",
+    )
+    c.add_argument(
+        "--grid",
+        metavar="FILE",
+        help="grid file whose kinds and cells route matchers are checked against "
+        "(default: CITYBRAIN_GRID_FILE)",
+    )
+    c.set_defaults(func=cmd_playbooks)
+    r = command(psub, "route-test", "show which route and playbook an alert would take")
+    r.add_argument(
+        "labels",
+        nargs="+",
+        metavar="LABEL=VALUE",
+        help='the alert\'s labels as amtool takes them: name=value or name="quoted \\"value\\""',
+    )
+    r.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="playbook directory (default: CITYBRAIN_PLAYBOOK_DIR, else the library's)",
+    )
+    r.add_argument(
+        "--routing",
+        metavar="FILE",
+        help="routing file (default: CITYBRAIN_ROUTING_FILE, else the library's)",
+    )
+    r.add_argument(
+        "--grid",
+        metavar="FILE",
+        help="grid file the cell, street and community labels come from, as in the worker "
+        "(default: CITYBRAIN_GRID_FILE)",
+    )
+    r.set_defaults(func=cmd_playbooks)
+
+    def api_options(parser: argparse.ArgumentParser, changes: bool = False) -> None:
+        parser.add_argument(
+            "--url", help="the worker's base URL (default http://127.0.0.1:CITYBRAIN_WORKER_PORT)"
+        )
+        parser.add_argument("--token", help="operator API token (default: $CITYBRAIN_API_TOKEN)")
+        if changes:
+            parser.add_argument(
+                "--idempotency-key",
+                metavar="KEY",
+                type=an_id_shown_by("a key of your own, or leave --idempotency-key out"),
+                help="this action's key: a retry with the same key is applied once (default: "
+                "a new key each time; after a 503 the retry line printed carries it)",
+            )
+
+    run_actions = {
+        "show": "show one run: cell, level, status, deadlines, alerts",
+        "ack": "acknowledge a run: someone is on it (stops its escalation)",
+        "resolve": "resolve a run (needs --note)",
+        "escalate": "escalate a run to the next grid level now (coordinator)",
+        "cancel": "cancel a run (needs --note; coordinator)",
+        "approve": "approve the step a run waits on (coordinator)",
+        "reject": "reject the step a run waits on (coordinator)",
+    }
+    p = command(sub, "runs", "list playbook runs and act on them through the operator API")
+    rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lst = command(
+        rsub,
+        "list",
+        "list the runs as a table (latest run of each group; a line says how many earlier, "
+        "superseded runs it hides and how to see one)",
+    )
+    statuses = list(RUN_LIST_STATUSES)
+    lst.add_argument(
+        "--status",
+        choices=statuses,
+        metavar="STATUS",
+        help=f"only runs with this status, one of {', '.join(statuses)} (runs a "
+        "reporter's answer reopened at least once)",
+    )
+    lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    lst.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column with cell names and clock times, however wide (default: fit "
+        "COLUMNS or the terminal's width; a pipe gets every column)",
+    )
+    lst.refuse_together("--json", "--wide", "--wide is for the table; --json prints the JSON")
+    api_options(lst)
+    lst.set_defaults(func=cmd_runs)
+    for action, text in run_actions.items():
+        a = command(rsub, action, text)
+        a.add_argument(
+            "run_id", metavar="RUN_ID", type=RUN_ID, help="the run's id, as 'runs list' shows it"
+        )
+        if action != "show":  # only the actions send a note
+            needed = action in ("resolve", "cancel")  # the API refuses these without one
+            a.add_argument(
+                "--note",
+                required=needed,
+                help="why, for the audit trail" + (" (required)" if needed else ""),
+            )
+        a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+        api_options(a, changes=action != "show")
+        a.set_defaults(func=cmd_runs)
+    a = command(rsub, "answer", "relay a reporter's answer to a closure message")
+    a.add_argument(
+        "run_id", metavar="RUN_ID", type=RUN_ID, help="the run whose closure is answered"
+    )
+    a.add_argument(
+        "--report",
+        required=True,
+        type=an_id_shown_by("a report's id as `runs show RUN_ID` lists it"),
+        help="the report id, as 'runs show RUN_ID' lists it",
+    )
+    verdict = a.add_mutually_exclusive_group(required=True)
+    verdict.add_argument(
+        "--satisfied", dest="satisfied", action="store_true", help="the reporter is satisfied"
+    )
+    verdict.add_argument(
+        "--unsatisfied",
+        dest="satisfied",
+        action="store_false",
+        help="not satisfied: the run reopens (and escalates from the second time)",
+    )
+    a.add_argument("--comment", default="", help="the reporter's words, optional")
+    a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    api_options(a, changes=True)
+    a.set_defaults(func=cmd_runs)
+
+    p = command(sub, "silences", "list, add or expire silences through the operator API")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lst = command(ssub, "list", "list the silences as a table, active or not")
+    lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    api_options(lst)
+    lst.set_defaults(func=cmd_silences)
+    add = command(ssub, "add", "silence the alerts that match every --matcher for a while")
+    add.add_argument(
+        "--matcher",
+        action="append",
+        required=True,
+        help='a label matcher, e.g. kind="pm25"; repeat it for several, all of which must match',
+    )
+    add.add_argument(
+        "--duration",
+        required=True,
+        help="how long, a Prometheus duration above 0: 30m, 2h, 1h30m, 7d",
+    )
+    add.add_argument("--reason", required=True, help="why, for the audit trail")
+    add.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    api_options(add, changes=True)
+    add.set_defaults(func=cmd_silences)
+    exp = command(ssub, "expire", "end a silence now (coordinator)")
+    exp.add_argument(
+        "silence_id",
+        metavar="SILENCE_ID",
+        type=an_id_shown_by("an id as `silences list` shows it"),
+        help="as 'silences list' shows it",
+    )
+    exp.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    api_options(exp, changes=True)
+    exp.set_defaults(func=cmd_silences)
+
+    p = command(
+        sub, "deadletters", "show the dead-letter topic's latest messages and why each was refused"
+    )
+    p.add_argument(
+        "--prefix",
+        help="the topic prefix whose <prefix>.deadletter is read (default: "
+        "CITYBRAIN_TOPIC_PREFIX, or the running demo's when that is not set)",
+    )
+    p.add_argument(
+        "--limit",
+        # Held in memory before they are shown, sorted across partitions: 10**20 read
+        # the whole topic into memory (dead letters are up to 1 MB each).
+        type=_positive(int, MAX_DEADLETTER_LIMIT),
+        default=20,
+        help="how many of the latest to show, across partitions (at most "
+        f"{MAX_DEADLETTER_LIMIT:,})",
+    )
+    p.add_argument(
+        "--follow", action="store_true", help="then show each new one as it comes, until Ctrl-C"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object a line: topic, partition, offset, time, key, headers, and the "
+        "value (value_base64 when it is not UTF-8)",
+    )
+    p.set_defaults(func=cmd_deadletters)
+
+    p = command(sub, "hash-token", "print the SHA-256 of a token read from stdin")
+    p.set_defaults(func=cmd_hash_token)
+
+    p = command(sub, "demo", "the whole loop on real data: stack, worker, replay, summary")
+    p.add_argument(
+        "--data", nargs="+", metavar="FILE", help="canonical CSVs (default: datasets/*.csv.gz)"
+    )
+    p.add_argument("--grid", metavar="FILE", help="grid file (default: datasets/grid.yaml)")
+    p.add_argument(
+        "--summary", metavar="FILE", help="write the summary as JSON here (a .json file)"
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write a what-if report (self-contained HTML) here (a .html file)",
+    )
+    p.add_argument(
+        "--expect",
+        metavar="FILE",
+        help="YAML list of events you expect alerts for (keys name, sensor_prefix, start, "
+        "end); the summary says which were detected or missed, and a missed one exits "
+        "with status 1, for a CI check (default: the built-in events of the built-in data, "
+        "reported only; none with --data)",
+    )
+    p.add_argument(
+        "--ack-deadline",
+        # It becomes CITYBRAIN_ACK_DEADLINE_SECONDS, at most a day.
+        type=_positive(float, 86_400, " seconds"),
+        default=5.0,
+        metavar="SECONDS",
+        help="how long each wait for an acknowledgement lasts in the demo",
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = command(sub, "report", "write the what-if report (HTML) of a finished replay")
+    p.add_argument(
+        "--prefix",
+        help="the replay's topic prefix (in the demo's summary; default: "
+        "CITYBRAIN_TOPIC_PREFIX, or the running demo's)",
+    )
+    p.add_argument(
+        "--data", nargs="+", required=True, metavar="FILE", help="the replayed canonical CSVs"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="where to write the HTML (a .html file)"
+    )
+    p.add_argument("--title", help="the page title (default: names the data files)")
+    p.set_defaults(func=cmd_report)
+
+    p = command(sub, "campaign", "campaign reports from the steps and audit records")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = command(
+        csub, "report", "per area and department: found, resolved, MTTA, MTTR, satisfaction"
+    )
+    c.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="DATE",
+        help="first day (or ISO time), UTC; today, yesterday and tomorrow (any case) are UTC days",
+    )
+    c.add_argument(
+        "--to",
+        dest="end",
+        required=True,
+        metavar="DATE",
+        help="end, exclusive (date or ISO time; or today, yesterday, tomorrow: the UTC day's "
+        "start)",
+    )
+    c.add_argument(
+        "--out", metavar="FILE", help="report.html or report.json (default: tables on stdout)"
+    )
+    c.add_argument("--json", action="store_true", help="without --out: JSON on stdout")
+    c.add_argument(
+        "--wide",
+        action="store_true",
+        help="tables on stdout with every figure, however wide (default: fit COLUMNS or the "
+        "terminal's width; a pipe gets every figure)",
+    )
+    c.add_argument(
+        "--input",
+        metavar="FILE",
+        help="exported step/audit records (JSON lines); default: read the topics",
+    )
+    c.add_argument(
+        "--prefix",
+        help="topic prefix to read (default: CITYBRAIN_TOPIC_PREFIX, or the running demo's "
+        "when that is not set)",
+    )
+    c.add_argument(
+        "--export",
+        metavar="FILE",
+        help="also write the step and audit records read from the topics here (JSON lines, "
+        "what --input takes: a .jsonl file)",
+    )
+    c.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    # Each pair would leave one of the two unused without a word.
+    c.refuse_together("--out", "--json", "the file's name says its format: --out FILE.json")
+    c.refuse_together("--out", "--wide", "--wide is for the tables on stdout")
+    c.refuse_together("--json", "--wide", "--wide is for the tables; --json prints JSON")
+    c.refuse_together(
+        "--input", "--prefix", "--input reads an export, --prefix the topics: give one"
+    )
+    c.refuse_together(
+        "--input",
+        "--export",
+        "--export writes the records read from the topics; --input reads none",
+    )
+    c.set_defaults(func=cmd_campaign)
+
+    p = command(sub, "rehearse", "replay real reports with simulated field units")
+    p.add_argument("--incidents", required=True, metavar="FILE", help="canonical incident CSV")
+    p.add_argument(
+        "--units",
+        required=True,
+        metavar="FILE",
+        help="units profile YAML, e.g. datasets/service_times/units-nyc.yaml",
+    )
+    p.add_argument(
+        "--ack-deadline",
+        type=_positive(float, REHEARSAL_MAX_DEADLINE, " seconds (about 292 years)"),
+        action="append",
+        metavar="SECONDS",
+        help="seconds every wait_ack waits (up to about 292 years, as a playbook's "
+        "deadlines); repeat to compare versions side by side",
+    )
+    p.add_argument(
+        "--playbook",
+        metavar="FILE",
+        default=str(REPO_ROOT / "playbooks" / "library" / "rehearsal" / "citizen-report.yaml"),
+        help="the playbook the rehearsal runs",
+    )
+    p.add_argument("--grid", metavar="FILE", help="grid file (default: CITYBRAIN_GRID_FILE)")
+    p.add_argument(
+        "--seed", type=_whole, default=0, metavar="N", help="random seed of the simulated units"
+    )
+    p.add_argument("--out", metavar="FILE", help="report.html or report.json")
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a bad row of --incidents stops (default) or is skipped and reported, as in replay",
+    )
+    p.set_defaults(func=cmd_rehearse)
+
+    p = command(
+        sub,
+        "detect",
+        "score timestamp,value CSVs with a detector, each row with only the rows before it",
+    )
+    p.add_argument("--input", metavar="FILE", help="one CSV to score")
+    p.add_argument(
+        "--output", metavar="FILE", help="where its scores go (a .csv file; '-': stdout)"
+    )
+    p.add_argument("--input-dir", metavar="DIR", help="score every CSV under DIR")
+    p.add_argument("--output-dir", metavar="DIR", help="where their scores go")
+    detector_option(p)
+    p.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="a bad row stops (default) or is skipped, reported and left out of the output",
+    )
+    one_or_all = "one file is --input/--output, a folder --input-dir/--output-dir"
+    for single in ("--input", "--output"):
+        for folder in ("--input-dir", "--output-dir"):
+            p.refuse_together(single, folder, one_or_all)
+    p.set_defaults(func=cmd_detect)
+
+    p = command(sub, "bench", "benchmarks that score detectors")
+    bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    nab = command(bsub, "nab", "score a detector on a NAB-layout corpus")
+    nab.add_argument("--data", required=True, metavar="DIR", help="NAB's root or its data/")
+    nab.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="combined_windows.json (default: labels/ beside the data directory)",
+    )
+    detector_option(nab)
+    nab.add_argument(
+        "--threshold",
+        # Scores are in [0, 1]: above 1 nothing is ever flagged.
+        type=_positive(float, 1),
+        metavar="T",
+        help="also score at this fixed threshold (default: the one the stream alerts at "
+        f"with the detector, {OWN_THRESHOLDS['robust_zscore']:g} for robust_zscore, "
+        f"{DEFAULT_THRESHOLD:g} for the others)",
+    )
+    nab.set_defaults(func=cmd_bench_nab)
+
+    from dashboards.rules import SCRAPE_INTERVAL
+
+    generated = str(REPO_ROOT / "dashboards" / "generated")
+    p = command(sub, "dashboards", "generate Grafana dashboards or push them to a Grafana")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = command(dsub, "generate", "write dashboards, provisioning and Prometheus rules")
+    g.add_argument("--out", default=generated, metavar="DIR", help="where to write them")
+    g.set_defaults(func=cmd_dashboards)
+    push = command(dsub, "push", "upsert folder, datasource and dashboards into a Grafana")
+    push.add_argument("--url", required=True, help="Grafana's base URL")
+    push.add_argument("--token", help="service-account token (default: $CITYBRAIN_GRAFANA_TOKEN)")
+    push.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="the datasource URL as Grafana reaches it (default: the local Prometheus)",
+    )
+    push.add_argument(
+        "--scrape-interval",
+        default=SCRAPE_INTERVAL,
+        metavar="DURATION",
+        help="how often that Prometheus scrapes the workers, told to Grafana so that "
+        "$__rate_interval spans four scrapes (default: %(default)s, docker/prometheus.yml's)",
+    )
+    push.add_argument(
+        "--generated", default=generated, metavar="DIR", help="the generated files to push"
+    )
+    push.set_defaults(func=cmd_dashboards)
+
+    p = command(sub, "datasets", "rebuild the committed data slices from the shared data")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = command(dsub, "build", "convert ../shared/data/city into datasets/")
+    b.add_argument(
+        "--shared",
+        default=str(REPO_ROOT.parent / "shared" / "data" / "city"),
+        metavar="DIR",
+        help="the shared city data",
+    )
+    b.add_argument(
+        "--out", default=str(REPO_ROOT / "datasets"), metavar="DIR", help="where the slices go"
+    )
+    b.set_defaults(func=cmd_datasets)
+    return parser

@@ -1,0 +1,327 @@
+"""``runs``: list, show and act on playbook runs through the operator API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from citybrain.cli.api import (
+    _api,
+    _cell,
+    _cell_names,
+    _next_deadline,
+    _print_json,
+    _segment,
+    api_command,
+)
+from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone
+from citybrain.text import cell, counted, display_width, pad
+
+RUNS_HEADER = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLINE")
+# What a narrow terminal gives up first: names and clock times (ids and "in 90 s" stay),
+# then whole columns, least needed to act on a run first.
+RUNS_DROP_ORDER = ("AGE", "PLAYBOOK", "LEVEL")
+
+
+def table_width(wide: bool) -> int | None:
+    """How wide a table on stdout may be, in characters: ``COLUMNS`` when set, else the
+    terminal's when stdout is one; None (every column, however wide) with ``wide`` or
+    when stdout is a pipe or a file, where a script or grep wants every column."""
+    if wide:
+        return None
+    columns = os.environ.get("COLUMNS", "").strip()
+    # ASCII digits: "²".isdigit() is true, and int("²") raised (exit 70; helper t52).
+    if columns.isascii() and columns.isdigit():
+        return int(columns)
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def runs_table(
+    runs: list[dict[str, Any]], names: dict[str, str], now: float, width: int | None = None
+) -> str:
+    """The runs as a plain-text table: one row each, columns padded to their widest.
+
+    ``width`` (characters, e.g. the terminal's): the table is narrowed to fit -- cells
+    by id without their names, deadlines as "step in 90 s" without the clock time, then
+    the columns of ``RUNS_DROP_ORDER`` left out, with a last line saying what was (the
+    run id, cell, status and deadline always stay). None: everything, however wide."""
+
+    def build(short: bool, dropped: tuple[str, ...]) -> tuple[list[str], int]:
+        keep = [i for i, h in enumerate(RUNS_HEADER) if h not in dropped]
+        rows = [
+            (
+                str(r.get("run_id", "")),
+                str(r.get("playbook", "")),
+                str(r.get("grid_cell", "")) if short else _cell(r, names),
+                str(r.get("level", "")),
+                _status(r),
+                _ago(now - float(r.get("created_at") or now)),
+                _next_deadline(r, now, short),
+            )
+            for r in runs
+        ]
+        table = [tuple(cell(row[i]) for i in keep) for row in [RUNS_HEADER, *rows]]
+        widths = [max(display_width(row[i]) for row in table) for i in range(len(keep))]
+        lines = [
+            "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+        ]
+        return lines, max(display_width(line) for line in lines)
+
+    lines, widest = build(False, ())
+    if width is None or widest <= width:
+        return "\n".join(lines)
+    dropped: tuple[str, ...] = ()
+    lines, widest = build(True, dropped)
+    for column in RUNS_DROP_ORDER:
+        if widest <= width:
+            break
+        dropped += (column,)
+        lines, widest = build(True, dropped)
+    left_out = ", ".join([*dropped, "cell names", "clock times"])
+    return "\n".join([*lines, f"(--wide adds {left_out})"])
+
+
+def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
+    """One run as labelled lines, times in local time with the zone."""
+    created = run.get("created_at")
+    fields = [
+        ("run", run.get("run_id")),
+        ("playbook", run.get("playbook")),
+        ("cell", _cell(run, names)),
+        ("level", run.get("level")),
+        ("status", _status(run)),
+        ("step", run.get("step") or _no_step(run)),
+        ("kind", run.get("kind")),
+        ("department", run.get("department")),
+        ("created", f"{_local(created)} ({_ago(now - created)} ago)" if created else "-"),
+        ("next deadline", _next_deadline(run, now)),
+        ("SLA breached", "yes" if run.get("sla_breached") else "no"),
+        ("escalations", run.get("escalations", 0)),
+        (
+            "acknowledged",
+            f"{_local(run['acknowledged_at'])} by {run.get('acknowledged_by')}"
+            if run.get("acknowledged_at")
+            else "no",
+        ),
+        (
+            "resolved",
+            f"{_local(run['resolved_at'])} by {run.get('resolved_by')}"
+            + (f": {run['resolution']}" if run.get("resolution") else "")
+            if run.get("resolved_at")
+            else "no",
+        ),
+        ("reopened", _times(int(run.get("reopened") or 0))),
+        ("alerts", f"{len(run.get('alerts', []))}: {', '.join(run.get('alerts', []))}"),
+        ("reports", _reports(run.get("reports") or {})),
+    ]
+    if run.get("status") == "cancelled":
+        fields.append(("cancelled", f"by {run.get('resolved_by')}: {run.get('resolution')}"))
+    width = max(len(k) for k, _ in [*fields, ("actions", "")])
+    # A note, a reporter's comment or a report id is whatever someone typed: a newline
+    # or an escape sequence in it (an answer's "\x1b[2J") is shown as its escape, so
+    # it can neither clear the terminal nor forge a line of the run (trial 22).
+    lines = [f"{k.ljust(width)}  {cell(str(v))}" for k, v in fields]
+    actions = run.get("actions") or []
+    lines.append(f"{'actions'.ljust(width)}  {len(actions) or 'none'}")
+    lines += [f"  {cell(_action_line(a))}" for a in actions]
+    return "\n".join(lines)
+
+
+def _times(n: int) -> str:
+    """How often a reporter's answer reopened the run: ``no``, ``once``, ``3 times``."""
+    return "no" if n == 0 else "once" if n == 1 else f"{n} times"
+
+
+def _status(run: dict[str, Any]) -> str:
+    """The run's status, saying when a reporter's answer reopened it (``open, reopened
+    once``): open again after being resolved, which ``open`` alone does not tell."""
+    status = str(run.get("status", ""))
+    reopened = int(run.get("reopened") or 0)
+    return f"{status}, reopened {_times(reopened)}" if reopened else status
+
+
+def _no_step(run: dict[str, Any]) -> str:
+    """The step line of a run between steps: a reopened run that is open waits to be
+    resolved again, not for a playbook step."""
+    if run.get("reopened") and run.get("status") == "open":
+        return (
+            f"- (reopened: waiting to be resolved again at {run.get('level')} level; the "
+            "playbook's steps do not run again)"
+        )
+    return "-"
+
+
+def superseded_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -> str | None:
+    """The one line `runs list` adds when the runs it lists superseded earlier ones, or
+    None: how many it hides and how to see one (a run id is ``<group>.<generation>``, so
+    run ``g.3`` superseded ``g.1`` and ``g.2``; the group keeps the last
+    ``streams.response.KEEP_SUPERSEDED`` readable by `runs show`; trial 7: run .1,
+    reopened twice and escalated, vanished from the list with no word)."""
+    hidden, example = 0, ""
+    for run in runs:
+        group, _, generation = str(run.get("run_id", "")).rpartition(".")
+        # ASCII digits: int() of "²", which isdigit() takes, raised (helper t52).
+        if group and generation.isascii() and generation.isdigit() and int(generation) > 1:
+            hidden += int(generation) - 1
+            example = example or f"{group}.{int(generation) - 1}"
+    if not hidden:
+        return None
+    return (
+        f"{counted(hidden, 'superseded run')} not listed (a later run of the same group "
+        f"replaced each): see one with {api_command('runs', 'show', example, url=url)}"
+    )
+
+
+def superseded_note(doc: dict[str, Any], now: float) -> str:
+    """The lines `runs show` puts above a superseded run: which run replaced it, when,
+    and what may still be done (the API's advice, whole)."""
+    at = doc.get("superseded_at")
+    when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
+    # Each line one cell, as run_details' (an API's text must not drive the terminal).
+    return (
+        f"SUPERSEDED by run {cell(str(doc.get('superseded_by')))}{when}: shown as it was "
+        f"then; it can no longer be changed.\n{cell(str(doc.get('note', '')))}"
+    )
+
+
+def _reports(reports: dict[str, Any]) -> str:
+    """The citizen reports a run covers, ``id (status)`` each: the ids `runs answer
+    --report` takes."""
+    if not reports:
+        return "none"
+    items = ", ".join(f"{rid} ({r.get('status', '?')})" for rid, r in reports.items())
+    return f"{len(reports)}: {items}"
+
+
+def _action_line(action: dict[str, Any]) -> str:
+    """One operator action of ``run.actions``: when, what, who, and the note if any."""
+    note = action.get("note") or ""
+    return f"{_local(action.get('at'))}  {action.get('action')} by {action.get('by')}" + (
+        f": {note}" if note else ""
+    )
+
+
+_ALREADY = {
+    "ack": "acknowledged",
+    "resolve": "resolved",
+    "cancel": "cancelled",
+    "approve": "approved",
+    "reject": "rejected",
+}
+
+
+def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
+    """What a repeated action says: it had already happened, by whom and when, so a
+    repeat never reads like a first success."""
+    at = already.get("at")
+    when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
+    note = f' with note "{already["note"]}"' if already.get("note") else ""
+    done = _ALREADY.get(str(already.get("action")), str(already.get("action")))
+    return cell(
+        f"unchanged: run {run_id} was already {done} by {already.get('by') or 'someone'}"
+        f"{when}{note}"
+    )
+
+
+def accepted_message(
+    action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
+) -> str:
+    """``_accepted_message`` as one line, its control and bidirectional characters shown
+    as escapes (``text.cell``): the parts of a report and the actor are the API's text,
+    and a report id is a citizen app's (helper t52)."""
+    return cell(_accepted_message(action, run_id, doc, satisfied, url))
+
+
+def _accepted_message(
+    action: str, run_id: str, doc: dict[str, Any], satisfied: bool, url: str | None = None
+) -> str:
+    """The reply to an accepted run action; ``doc`` is the API's answer. An unsatisfied
+    answer says the run was reopened when the API reports it (``"reopened": true``), else
+    that such an answer reopens it: the worker applies the command after the API
+    replies, so the API usually cannot know yet."""
+    command = doc.get("command", {})
+    line = (
+        f"accepted: {action} of run {run_id} by {command.get('by')} "
+        f"(command {command.get('id')}); the worker that owns the run applies it"
+    )
+    part = doc.get("part")
+    part = part if isinstance(part, dict) else {}
+    also = part.get("also")
+    if isinstance(also, list) and also:
+        # A report covered by runs of several groups: this answer is for this run's
+        # part only; each other part has its own closure, answered on its own run.
+        others = ", ".join(
+            f"{p.get('department')} (runs {p.get('group')}.N)" for p in also if isinstance(p, dict)
+        )
+        line += (
+            f"; this is the {part.get('department')} part of report {part.get('report_id')}, "
+            f"which also has: {others}"
+        )
+    if action != "answer" or satisfied:
+        return line
+    reopened = doc.get("reopened", command.get("reopened"))
+    if reopened is True:
+        return f"{line}; run {run_id} was reopened"
+    if reopened is False or doc.get("reopens") is False:
+        # The run is not finished (another reporter's answer to the same closure
+        # reopened it already): this answer is recorded, not a second reopening.
+        return (
+            f"{line}; run {run_id} is not finished (reopened already, or failed), so this "
+            "answer is only recorded: it does not reopen the run again "
+            f"(`{api_command('runs', 'show', run_id, url=url)}` lists the answers)"
+        )
+    return (
+        f"{line}; an unsatisfied answer reopens the run "
+        f"(`{api_command('runs', 'show', run_id, url=url)}` shows it)"
+    )
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import time
+
+    if args.action in ("resolve", "cancel") and not (args.note or "").strip():
+        # The API refuses it (400); an empty --note (a script's unset variable) is
+        # known here, as an empty id is (trial 8).
+        raise CliError(
+            f"--note is empty: {args.action} needs a note saying why, for the audit trail"
+        )
+
+    if args.action == "list":
+        doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
+    elif args.action == "show":
+        doc = _api(args, "GET", f"/runs/{_segment(args.run_id)}")
+    elif args.action == "answer":
+        body = {"report_id": args.report, "satisfied": args.satisfied, "comment": args.comment}
+        doc = _api(args, "POST", f"/runs/{_segment(args.run_id)}/answer", body)
+    else:
+        doc = _api(
+            args, "POST", f"/runs/{_segment(args.run_id)}/{args.action}", {"note": args.note or ""}
+        )
+    if args.json:
+        _print_json(doc)
+        return EXIT_OK
+    now, names = time.time(), _cell_names()
+    if args.action == "list":
+        runs = doc.get("runs", [])
+        print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
+        hint = superseded_hint(runs, args.url)
+        if hint:
+            print(hint)
+        if runs:
+            print(runs_table(runs, names, now, table_width(args.wide)))
+    elif args.action == "show":
+        if doc.get("superseded_by"):
+            print(superseded_note(doc, now))
+        print(run_details(doc["run"], names, now))
+    elif "already" in doc:
+        print(already_message(args.run_id, doc["already"], now))
+    else:
+        satisfied = getattr(args, "satisfied", True)
+        print(accepted_message(args.action, args.run_id, doc, satisfied, args.url))
+    return EXIT_OK

@@ -1,0 +1,532 @@
+"""``stack`` and ``worker``: the local services, the demo's worker,
+and the checks that Kafka and Mosquitto answer before a command uses them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from citybrain.commands import (
+    command_line,
+    make_command,
+    start_stack_hint,
+)
+from citybrain.errors import ListenError
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
+
+
+from citybrain.cli.base import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SERVICE,
+    CliError,
+    _kafka_reason,
+    _settings,
+    prefix_said,
+)
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+    from citybrain.stack.topics import PartitionCountError, create_topics
+
+    s = _settings()
+    kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
+    if args.action == "up":
+        from playbooks.loader import load_grid
+
+        # The grid before anything starts: Prometheus' location rules are written from it,
+        # and a grid that could not be read there left Kafka running behind an unexpected
+        # error (trial 27). Then every port: a taken Prometheus port found after Kafka
+        # started left Kafka running behind an exit 3.
+        load_grid(s.grid_file)
+        for component in (kafka, prom, mqtt):
+            component.check_ports()
+        # Each says whether this command started it: a second `stack up` said "ready"
+        # as the first did, and a newcomer could not tell it had been up all along.
+        was = {name: comp.running() for name, comp in (("k", kafka), ("p", prom), ("m", mqtt))}
+
+        def ready(key: str) -> str:
+            return "ready (already running)" if was[key] else "ready"
+
+        try:
+            if not was["k"]:
+                # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
+                print(
+                    f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
+                    f"most 90 s; log: {kafka.log_file})",
+                    flush=True,
+                )
+            kafka.start()
+            print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
+            from citybrain.stack.topics import task_topics
+
+            try:
+                created = create_topics(s)
+            except PartitionCountError as exc:
+                raise CliError(
+                    f"{exc}; Kafka stays up (`{command_line('stack', 'down')}` stops it)"
+                ) from None
+            # The playbooks' task topics are created too: count them in the total.
+            every = len(s.topics) + len(task_topics(s))
+            print(f"topics      {len(created)} created, {every} in all ({prefix_said(s)})")
+            prom.start()
+            print(f"prometheus  {ready('p')} on {prom.url}")
+            mqtt.start()
+            print(f"mosquitto   {ready('m')} on {mqtt.url}")
+        except KeyboardInterrupt:
+            from citybrain.demo import interrupted_message
+
+            raise CliError(interrupted_message(s, stack_up=True), EXIT_INTERRUPTED) from None
+    elif args.action == "down":
+        from citybrain.demo import stop_demo_worker, stop_running_demo
+
+        # A demo still running is stopped first, and told so: it said "a service did
+        # not answer ... start the local stack" as its worker and Kafka went (t36).
+        demo = stop_running_demo(s, "citybrain stack down" + (" --wipe" if args.wipe else ""))
+        if demo is not None:
+            print(f"{'demo':11} stopped (pid {demo.pid}, topic prefix {demo.prefix})")
+        worker = "stopped" if stop_demo_worker(s) else "was not running"
+        if demo is not None and worker == "was not running":
+            worker = "stopped with the demo"  # the demo stops its own worker (t48)
+        print(f"{'demo worker':11} {worker}")
+        for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
+            print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
+        if args.wipe:
+            from citybrain.demo import DemoFiles
+
+            kafka.wipe()
+            # The last demo's topics and runs went with the data: its record would still
+            # offer `restart-worker` and lend printed commands its settings (t46).
+            DemoFiles.of(s).state.unlink(missing_ok=True)
+            print("kafka       data wiped")
+    elif args.action == "restart-worker":
+        return restart_demo_worker(s)
+    else:
+        ok = True
+        # Mosquitto serves only `citybrain ingest mqtt` (the demo does not start it): its
+        # state is shown but does not count against the stack being ready.
+        for name, comp, where, needed in (
+            ("kafka", kafka, s.kafka_bootstrap, True),
+            ("prometheus", prom, prom.url, True),
+            ("mosquitto", mqtt, mqtt.url, False),
+        ):
+            state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
+            ok = ok and (state == "ready" or not needed)
+            # The commands named are typed as they work in this shell (t60: a bare
+            # `citybrain ingest mqtt` where citybrain is not on the PATH, and no word of
+            # how to start it).
+            start = f"; `{command_line('stack', 'up')}` starts it" if state == "down" else ""
+            note = "" if needed else f" (optional, for `{command_line('ingest', 'mqtt')}`{start})"
+            print(f"{name:11} {state:8} {where}{note}")
+        for line in demo_worker_lines(s):
+            print(line)
+        if not ok:
+            print(f"citybrain: the stack is not ready: {start_stack_hint()}", file=sys.stderr)
+        return EXIT_OK if ok else EXIT_FAILED
+    return 0
+
+
+def demo_worker_lines(settings: Settings) -> list[str]:
+    """`stack status`'s lines on the demo: a demo running now (pid, topic prefix); the
+    last demo's worker running or down (optional), or stopped without `stack down` (it
+    crashed or was killed), with its log, the log's last line and the command that starts
+    it again tracked by the stack (``restart_advice``); and, when the demo's worker is
+    not running, a server that answers on its port all the same (not the stack's: `stack
+    down` leaves it, and the next demo's worker cannot listen there)."""
+    from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
+    from citybrain.stack.process import read_pid, tail
+
+    lines = []
+    demo = running_demo(settings)
+    if demo is not None:
+        lines.append(f"{'demo':11} {'running':8} pid {demo.pid}, topic prefix {demo.prefix or '?'}")
+    state, doc = demo_worker(settings)
+    url = str((doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
+    if state == "running":
+        pid = read_pid(DemoFiles.of(settings).pid)
+        return [*lines, f"{'demo worker':11} {'running':8} {url} (pid {pid})"]
+    if state == "stopped":
+        log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
+        last = " ".join(tail(Path(log), 1).split())
+        last = last if len(last) <= 200 else last[:199] + "…"
+        lines += [
+            f"{'demo worker':11} {'stopped':8} {url}: it exited without a `stack down` "
+            f"(crashed or killed); its log: {log}" + (f" (last line: {last})" if last else ""),
+            f"{'':11} start it again, as the demo ran it: {restart_advice(settings)}",
+        ]
+    else:
+        lines.append(f"{'demo worker':11} {'down':8} {url} (optional)")
+        prefix = (doc or {}).get("topic_prefix")
+        if prefix:
+            # Its demo was interrupted, or `stack down` stopped it: its runs come back
+            # with it (t46: nothing pointed to restart-worker).
+            lines.append(
+                f"{'':11} the last demo's (prefix {prefix}); start it again, as the demo ran "
+                f"it: {restart_advice(settings)}"
+            )
+    port = _port_of(url)
+    if port is not None and _answers("127.0.0.1", port):
+        lines.append(
+            f"{'':11} but something answers on port {port}: a server the stack did not start "
+            "(a worker started by hand?); `stack down` leaves it running and the next demo's "
+            "worker cannot listen there: stop it where it was started"
+        )
+    return lines
+
+
+def _port_of(url: str) -> int | None:
+    """The port of an ``http://127.0.0.1:PORT`` URL on this machine, else None."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    return port if parts.hostname in ("127.0.0.1", "localhost") else None
+
+
+def restart_demo_worker(settings: Settings) -> int:
+    """`stack restart-worker`: start the last demo's worker again with every setting it
+    ran with (demo.json), tracked by the stack as the demo's own was (its pid file and
+    log: `stack status` shows it, `stack down` stops it), and wait until it serves.
+    CliError (1) while a demo runs or when no demo ran here; (3) when its Kafka does not
+    answer or its port is taken; ``StackError`` (3) when it exits while starting."""
+    from citybrain.demo import (
+        DemoFiles,
+        demo_worker,
+        restart_env,
+        running_demo,
+        wait_for_worker,
+        worker_starting_line,
+    )
+    from citybrain.ports import can_bind
+    from citybrain.stack.process import read_pid, spawn
+
+    files = DemoFiles.of(settings)
+    demo = running_demo(settings)
+    if demo is not None:
+        raise CliError(
+            f"a demo is running (pid {demo.pid}, topic prefix {demo.prefix}) and runs its own "
+            "worker; restart-worker starts a demo's worker again after the demo ended",
+            EXIT_FAILED,
+        )
+    state, doc = demo_worker(settings)
+    if doc is None:
+        raise CliError(
+            f"no demo ran under {settings.run_dir} (no {files.state}): there is no demo "
+            f"worker to start again; `{make_command('demo')}` in the checkout runs a demo",
+            EXIT_FAILED,
+        )
+    url = str(doc.get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
+    prefix = doc.get("topic_prefix")
+    if state == "running":
+        print(
+            f"demo worker already running (pid {read_pid(files.pid)}) on {url}, topic prefix "
+            f"{prefix}; `{command_line('stack', 'down')}` stops it"
+        )
+        return EXIT_OK
+    env = restart_env(settings, doc)
+    host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
+    kafka_port = env.get("CITYBRAIN_KAFKA_PORT", str(settings.kafka_port))
+    if not (kafka_port.isascii() and kafka_port.isdigit() and _answers(host, int(kafka_port))):
+        raise CliError(
+            f"no Kafka broker answers at {host}:{kafka_port}, the demo's worker's: "
+            f"{start_stack_hint()}, then run this again",
+            EXIT_SERVICE,
+        )
+    port = _port_of(url)
+    if port is not None and not can_bind(env.get("CITYBRAIN_WORKER_BIND", "127.0.0.1"), port):
+        # Not "give it another port": the demo's settings, recorded, would override it.
+        raise CliError(
+            f"port {port}, the demo's worker's ({url}), is taken by another process (a "
+            f"worker started by hand?): stop it, then run this again; `"
+            f"{command_line('stack', 'status')}` says what answers there",
+            EXIT_SERVICE,
+        )
+    log = Path(str(doc.get("worker_log") or files.log))
+    print(worker_starting_line(log, "the demo's"), flush=True)
+    pid = spawn(
+        [sys.executable, "-m", "citybrain.cli", "worker"],
+        log,
+        files.pid,
+        {**os.environ, **env},
+    )
+    wait_for_worker(files, f"{url}/metrics", pid)
+    print(
+        f"demo worker started (pid {pid}) on {url}, topic prefix {prefix}; log: "
+        f"{doc.get('worker_log') or files.log}; `{command_line('stack', 'status')}` shows it, "
+        f"`{command_line('stack', 'down')}` stops it"
+    )
+    return EXIT_OK
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within 3 seconds."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def _require_kafka(settings: Settings) -> None:
+    """Raise CliError (status 3) unless some bootstrap server accepts a TCP connection:
+    faust and kafka-python would otherwise retry, silently, for minutes."""
+    for server in settings.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if port.isascii() and port.isdigit() and _answers(host, int(port)):
+            return
+    raise CliError(
+        f"no Kafka broker answers at {settings.kafka_bootstrap}: {start_stack_hint()}, "
+        "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one",
+        EXIT_SERVICE,
+    )
+
+
+def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> None:
+    """Raise CliError (status 2) when an existing topic of ``roles`` has another
+    partition count than CITYBRAIN_PARTITIONS: a process that places packs on partitions
+    it computes would send them where the worker refuses them (``wrong_partition``) or
+    to partitions that do not exist. A broker that cannot be asked is left to the
+    command's own sends to report."""
+    from kafka.errors import KafkaError
+
+    from citybrain.stack.topics import PartitionCountError, require_partition_counts
+
+    try:
+        require_partition_counts(settings, roles)
+    except PartitionCountError as exc:
+        raise CliError(str(exc)) from None
+    except KafkaError:
+        pass
+
+
+def _require_mqtt(settings: Settings) -> None:
+    """Raise CliError (status 3) unless the MQTT broker accepts a TCP connection: paho
+    would otherwise retry in the background, silently, for ever."""
+    if not _answers(settings.mqtt_host, settings.mqtt_port):
+        raise CliError(
+            f"no MQTT broker answers at {settings.mqtt_host}:{settings.mqtt_port}: "
+            f"`{command_line('stack', 'up')}` starts Mosquitto there (the demo does not), or "
+            "point "
+            "CITYBRAIN_MQTT_HOST/CITYBRAIN_MQTT_PORT at a running one",
+            EXIT_SERVICE,
+        )
+
+
+def quiet_kafka_loggers() -> None:
+    """Keep kafka-python's own log lines (a retry narrated at ERROR and WARNING every
+    few seconds) off a command's output: the command says what failed, in one line."""
+    logging.getLogger("kafka").setLevel(logging.CRITICAL + 1)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_app, settle_garbage_collector
+    from streams.logs import LifecycleFilter, RepeatFilter
+
+    class QuietWorker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # mode leaves the root logger at DEBUG and filters in the handler, so every
+            # aiokafka and faust debug call built a log record (8 % of a catch-up run).
+            super().on_setup_root_logger(logger, level)
+            logger.setLevel(level)
+            logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
+                retriable_coordinator_error_is_a_warning
+            )
+            repeats = RepeatFilter()  # one per worker: its counts span every handler
+            lifecycle = LifecycleFilter()  # faust's "Starting..."/"Stopping..." at INFO
+            for handler in logger.handlers:
+                handler.addFilter(repeats)
+                handler.addFilter(lifecycle)
+
+        # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
+        # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
+        # with Kafka down that shutdown waited on commits and flushes for over a minute.
+        def _on_sigint(self) -> None:
+            self._first_signal(signal.SIGINT)
+
+        def _on_sigterm(self) -> None:
+            self._first_signal(signal.SIGTERM)
+
+        def _first_signal(self, signum: signal.Signals) -> None:
+            print(
+                f"citybrain: stopping: committing offsets and flushing to Kafka (up to "
+                f"{WORKER_STOP_GRACE:g} s; SIGTERM or Ctrl-C again stops at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                # A plain handler, not the loop's: it runs even while the loop is stuck.
+                self.loop.remove_signal_handler(sig)
+                signal.signal(sig, lambda *_: _stop_worker_now("a second signal"))
+            # While stopping with Kafka down, aiokafka's fetcher, cancelled mid-retry,
+            # ends faust's consumer thread with a CancelledError: one line, not a
+            # traceback (its partitions' offsets stay uncommitted, as said above).
+            threading.excepthook = _thread_ended_while_stopping
+            timer = threading.Timer(
+                WORKER_STOP_GRACE,
+                _stop_worker_now,
+                [f"Kafka did not answer within {WORKER_STOP_GRACE:g} s"],
+            )
+            timer.daemon = True
+            timer.start()
+            self._schedule_shutdown(signum)
+
+    from citybrain.ports import check_listen
+
+    # The configuration first (a bad routing file is bad input, exit 2), then the web
+    # port (faust's own bind failure is a traceback), then the broker.
+    settings = _settings()
+    with _worker_log_format():
+        app = create_app(settings)
+        try:
+            check_listen(
+                settings.worker_bind, settings.worker_port, "CITYBRAIN_WORKER_PORT", "worker"
+            )
+        except ListenError as exc:
+            raise ListenError(f"{exc}{demo_worker_holds(settings)}") from None
+        _require_kafka(settings)
+        _create_topics_for_worker(settings, app)
+    settle_garbage_collector()
+    worker = QuietWorker(app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0
+
+
+def demo_worker_holds(settings: Settings) -> str:
+    """``; the demo's worker (pid N) holds it: …`` when the last demo's worker still runs
+    on ``settings``' worker port, else "" (t51's walk: a worker refused for the port did
+    not say that the demo's own worker, left serving its runs, was the one there)."""
+    from citybrain.demo import DemoFiles, read_demo_state
+    from citybrain.stack.process import read_pid
+
+    demo = read_demo_state(settings)
+    pid = read_pid(DemoFiles.of(settings).pid)
+    if demo is None or pid is None:
+        return ""
+    if demo.get("worker_url") != f"http://127.0.0.1:{settings.worker_port}":
+        return ""
+    return (
+        f"; the demo's worker holds it (pid {pid}, topic prefix {demo.get('topic_prefix')}): "
+        f"`kill {pid}` stops it, `{command_line('stack', 'restart-worker')}` starts it again"
+    )
+
+
+# The worker's log format (faust's, which mode sets up once the worker starts): the
+# level before the message, which starts `citybrain: ` (streams/ never says "warning:").
+WORKER_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+@contextlib.contextmanager
+def _worker_log_format() -> Iterator[None]:
+    """Within it, what the worker's code logs at WARNING or above before faust sets up
+    its logging (building the app) is held, then printed to stderr in the worker's log
+    format, its level shown, once the block ends well (t51: the unset
+    CITYBRAIN_WEBHOOK_SECRET, a warning, printed bare by Python's last-resort handler
+    above the port error, read as the error that stopped the worker). A block that
+    raises (the worker cannot start) prints none of it: its one line is the reason."""
+    held: list[logging.LogRecord] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            held.append(record)
+
+    handler = Hold(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    form = logging.Formatter(WORKER_LOG_FORMAT)
+    for record in held:
+        print(form.format(record), file=sys.stderr)
+
+
+def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
+    """Create the topics a worker reads and writes, faust's own changelogs included,
+    and wait until the broker's metadata shows them, before faust subscribes: on a topic
+    prefix the broker has never seen, the consumer otherwise logged an ERROR "Topic …
+    not found in cluster metadata" per topic until the broker auto-created them, or
+    until a topic just created reached the broker's metadata. A broker that refuses (no
+    create permission) gets one warning line; the worker still starts, waiting for the
+    topics as before."""
+    from kafka.errors import KafkaError
+
+    from citybrain.stack.topics import PartitionCountError, create_topics, faust_topics
+
+    try:
+        create_topics(settings, faust_topics(app, settings.partitions))
+    except PartitionCountError as exc:
+        # Before joining the group: a worker counting other partitions than its topics
+        # lost readings (dead-lettered wrong_partition) and crashed writing its tables.
+        raise CliError(str(exc)) from None
+    except KafkaError as exc:
+        print(
+            f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "
+            f"{_kafka_reason(exc)}; the worker waits for them (create them, or let the broker "
+            "auto-create them)",
+            file=sys.stderr,
+        )
+
+
+def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:
+    """A logging filter: aiokafka logs every failed group-coordinator lookup as ERROR,
+    also the retriable ones a worker meets on a broker or topic prefix it has never used
+    (``[Error 15] CoordinatorNotAvailableError`` while Kafka creates its offsets topic);
+    those become one WARNING saying it retries. Every other record passes unchanged."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    failed = record.msg == "Group Coordinator Request failed: %s"
+    if failed and args and getattr(args[0], "retriable", False):
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = (
+            "group coordinator not available (%s); retrying (normal while a new broker "
+            "creates its offsets topic, or while Kafka is unreachable)"
+        )
+    return True
+
+
+# How long a stopping worker may take to commit and flush before it exits anyway.
+WORKER_STOP_GRACE = 10.0
+
+
+def _thread_ended_while_stopping(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "a thread"
+    text = str(args.exc_value or "")
+    logging.getLogger("citybrain.worker").warning(
+        "while stopping: %s ended with %s%s", name, args.exc_type.__name__, f": {text}" * bool(text)
+    )
+
+
+def _stop_worker_now(why: str) -> None:
+    """End a stopping worker at once, as a crash would: what it processed since its last
+    commit is read again on the next start, and its effects are idempotent
+    (docs/operations.md), so nothing is lost."""
+    try:
+        print(
+            f"citybrain: stopped before the shutdown finished ({why}): readings processed "
+            "since the last offset commit are read again on the next start, as after a "
+            "crash (nothing is lost: docs/operations.md)",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        os._exit(EXIT_INTERRUPTED)  # no atexit flush waiting on Kafka again
