@@ -26,10 +26,8 @@ if TYPE_CHECKING:
     from playbooks.grid import Grid
 
 from citybrain.cli.base import EXIT_FAILED, CliError, _need_file, _settings, check_output
-from citybrain.cli.deadletters import chosen_prefix, named_prefix
-from citybrain.cli.demo import _need_prefix
+from citybrain.cli.prefixes import prefixed_settings
 from citybrain.cli.runs import table_width
-from citybrain.cli.stack import _require_kafka
 
 # Days a date option takes by name, any case, as UTC days from today's (helper brief
 # t47: the README's `--from TODAY --to TOMORROW`, typed as it stands, was refused).
@@ -204,14 +202,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
         # The prefix chosen as `deadletters` chooses it, the running demo's by default
         # (t36: the default prefix was read, unsaid, while a demo ran).
-        prefix, note = chosen_prefix(args, settings)
-        given = named_prefix(args, settings, prefix, note)
-        settings = settings.model_copy(update={"topic_prefix": prefix})
-        if note:
-            print(note, file=sys.stderr)
-        _require_kafka(settings)
         roles = ("steps", "audit")
-        _need_prefix(settings, "--prefix", roles, roles, given)
+        settings = prefixed_settings(args, settings, roles)
         messages = [m for role in roles for m in read_topic(settings, settings.topic(role))]
         records, places = topic_records(messages)
         if args.export:

@@ -6,56 +6,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Sequence
 
 from citybrain.cli.base import EXIT_OK, CliError, _settings, _zone
+from citybrain.cli.prefixes import chosen_prefix, named_prefix, prefixes_there
 from citybrain.cli.stack import _require_kafka
 from citybrain.text import counted
-from playbooks.errors import did_you_mean
 from streams.settings import Settings
-
-
-def chosen_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
-    """The topic prefix a reading command (``deadletters``, ``campaign report``,
-    ``report``) reads, and a note to print first ("" for none): --prefix, else
-    CITYBRAIN_TOPIC_PREFIX; when neither was given and the last demo's worker still runs,
-    the demo's (it writes under its own ``demo-…`` prefix). CliError for an empty
-    --prefix."""
-    from citybrain.demo import read_demo_state
-
-    if args.prefix is not None:
-        if not args.prefix.strip():
-            raise CliError("--prefix is empty: give a topic prefix, e.g. citybrain")
-        return args.prefix, ""
-    if "topic_prefix" in settings.model_fields_set:
-        return settings.topic_prefix, ""
-    demo = read_demo_state(settings)
-    prefix = demo.get("topic_prefix") if demo else None
-    if isinstance(prefix, str) and prefix:
-        return prefix, f"(the running demo's prefix {prefix}; --prefix reads another)"
-    return settings.topic_prefix, ""
-
-
-def named_prefix(args: argparse.Namespace, settings: Settings, prefix: str, note: str) -> str:
-    """The prefix ``chosen_prefix`` gave, named as the user gave it: the option, the
-    setting, the running demo's or the default (trial 17: "--prefix 'citybrain'" with
-    no --prefix typed)."""
-    if args.prefix is not None:
-        return f"--prefix {prefix!r}"
-    if "topic_prefix" in settings.model_fields_set:
-        return f"CITYBRAIN_TOPIC_PREFIX={prefix}"
-    if note:
-        return f"the running demo's prefix {prefix!r} (no --prefix given)"
-    return f"the default prefix {prefix!r} (no --prefix given)"
-
-
-def prefixes_there(what: str, found: Sequence[str], prefix: str) -> str:
-    """``prefixes there: a, b, … (the latest 8) (did you mean 'demo-20261203121245'?)``:
-    the last 8 of the topic prefixes ``found`` (oldest first) and the one closest to the
-    ``prefix`` asked for, when one is (a newcomer's prefix with a digit left off got the
-    list alone)."""
-    latest = " (the latest 8)" if len(found) > 8 else ""
-    return f"{what}: {', '.join(found[-8:])}{latest}{did_you_mean(prefix, found)}"
 
 
 def cmd_deadletters(args: argparse.Namespace) -> int:

@@ -21,9 +21,8 @@ from citybrain.cli.base import (
     _settings,
     check_output,
 )
-from citybrain.cli.deadletters import chosen_prefix, named_prefix, prefixes_there
 from citybrain.cli.feeds import _need_feed
-from citybrain.cli.stack import _require_kafka
+from citybrain.cli.prefixes import prefixed_settings
 from citybrain.commands import (
     RUN_DIR_SETTINGS,
     command_line,
@@ -126,14 +125,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings()
     # The prefix chosen as `deadletters` and `campaign report` choose it: the running
     # demo's by default, said on stderr (t40: it was "required: --prefix").
-    prefix, note = chosen_prefix(args, settings)
-    given = named_prefix(args, settings, prefix, note)
-    settings = settings.model_copy(update={"topic_prefix": prefix})
-    if note:
-        print(note, file=sys.stderr)
-    _require_kafka(settings)
-    roles = ("readings", "incidents", "alerts")
-    _need_prefix(settings, "--prefix", roles, roles, given)
+    settings = prefixed_settings(args, settings, ("readings", "incidents", "alerts"))
+    prefix = settings.topic_prefix
     try:
         replayed = write_report(
             settings,
@@ -250,48 +243,4 @@ def no_alerts_advice(prefix: str, state: WorkerState) -> str:
         f"{head}: no worker has read its events yet, or the worker that reads it has not "
         f"caught up; {taken}, so start one on another port: {command_line('worker', env=env)}"
         f"{only}"
-    )
-
-
-def _need_prefix(
-    settings: Settings,
-    option: str,
-    roles: tuple[str, ...] = ("readings", "incidents", "alerts"),
-    named: tuple[str, ...] = ("alerts",),
-    given: str = "",
-) -> None:
-    """CliError (status 2) unless the topics of ``roles`` (those the command reads) under
-    ``settings``' prefix hold messages, any of them; naming the prefix as ``given``
-    (default: ``option`` and the prefix), the topics looked for (``named``) and the
-    prefixes there are."""
-    from citybrain.demo import messages_in, read_demo_state, topic_prefixes
-
-    prefix = settings.topic_prefix
-    given = given or f"{option} {prefix!r}"
-    # Events in any of the topics read are events (trial 6: a prefix whose ingest had
-    # written readings, read by no worker yet, has no alerts topic and was "no events").
-    if messages_in(settings, roles):
-        return
-    found = topic_prefixes(settings)
-    if prefix in found:
-        # The other prefixes, as a prefix with no topics gets them (t51: the default
-        # prefix, empty, advised "give the prefix of a replay that ran" naming none).
-        others = [p for p in found if p != prefix]
-        there = f"; {prefixes_there('other prefixes there', others, prefix)}" if others else ""
-        raise CliError(
-            f"{given}: no events under it: its topics "
-            f"({', '.join(settings.topic(r) for r in roles)}) on Kafka at "
-            f"{settings.kafka_bootstrap} are empty; replay to it first, or give the prefix "
-            f"of a replay that ran (the demo prints its own){there}"
-        )
-    demo = read_demo_state(settings)
-    latest = f"; the running demo's is {demo['topic_prefix']}" if demo else ""
-    there = (
-        prefixes_there("prefixes there", found, prefix)
-        if found
-        else "no citybrain topics are there at all"
-    )
-    raise CliError(
-        f"{given}: no events under it: Kafka at {settings.kafka_bootstrap} has no "
-        f"topic {' or '.join(settings.topic(r) for r in named)}; {there}{latest}"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from citybrain.cli import CliError
-from citybrain.cli.deadletters import chosen_prefix
+from citybrain.cli.prefixes import chosen_prefix
 from citybrain.deadletters import COLUMNS, MAX_MESSAGE, DeadLetter, json_line, row, widths
 from citybrain.demo import DemoFiles
 from citybrain.text import display_width

@@ -39,7 +39,7 @@ def test_an_expect_entry_names_a_missing_key_and_an_entry_that_is_no_mapping(
 def test_a_prefix_that_is_not_there_is_answered_with_the_closest_one() -> None:
     """`deadletters --prefix demo-2026120312124` (a digit left off) listed the prefixes
     and suggested none; `report` and `campaign report` say it with the same words."""
-    from citybrain.cli.deadletters import prefixes_there
+    from citybrain.cli.prefixes import prefixes_there
 
     found = ["citybrain", "demo-20261201093012", "demo-20261203121245"]
     said = prefixes_there("prefixes there", found, "demo-2026120312124")
