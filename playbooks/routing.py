@@ -276,6 +276,18 @@ def _compiles(text: str) -> bool:
     return True
 
 
+def _compile_error(text: str) -> str | None:
+    """RE2's reason for refusing ``text`` on its own, or None when it compiles."""
+    try:
+        re2.compile(text, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        return reason.decode() if isinstance(reason, bytes) else str(reason)
+    except (TypeError, UnicodeError):
+        return None
+    return None
+
+
 def re2_text(value: str) -> str:
     """``value`` as RE2 is given it, so that it accepts what Go's regexp accepts: a group
     repeated ``{0}`` written ``(?:)`` (goregexp.without_empty_repeats); the same matches."""
@@ -327,6 +339,14 @@ def compile_regex(value: str, where: str) -> Any:
         # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
         # ): ^(?:()$" for "(").
         reason = str(reason).replace(anchored, value)
+        alone = _compile_error(re2_text(value))
+        if alone is not None:
+            # The regex's own fault, not the wrapping's: a trailing backslash escapes the
+            # wrapping's ")", so the wrapped error said "missing ): a\" (as Alertmanager's
+            # silence API does, say "trailing \").
+            if alone == "trailing \\":  # RE2 quotes nothing here: name the regex, as for others
+                alone = f"trailing backslash at end of expression: {value}"
+            reason = alone
         if "pattern too large" in reason:
             # Not a syntax error, and one Alertmanager does not make (Go's limits are far
             # larger: \pL{1000} compiles there): citybrain's deliberate bound (trial 12).

@@ -72,6 +72,8 @@ def test_matchers_are_read_as_alertmanager_reads_them(
         ('kind=~"(?=lookahead)"', "bad regex (RE2 syntax)"),
         ('kind=~"(a)\\\\1"', "bad regex (RE2 syntax)"),
         ('kind=~"("', "bad regex (RE2 syntax)"),
+        # The regex's own fault, not "missing )" of the wrapping its backslash escaped.
+        ('kind=~"a\\\\"', "bad regex (RE2 syntax): trailing backslash at end of expression: a\\"),
         # RE2 accepts these; Go's regexp, and so Alertmanager, does not.
         ('kind=~"a\\\\C"', "\\C (any byte) is RE2-only"),
         ('kind=~"(?<n>a)"', "write (?P<n"),
