@@ -840,9 +840,12 @@ def silence_window(
     starts_at: Any, ends_at: Any, duration: float | None, now: float
 ) -> tuple[float, float]:
     """A new silence's (starts_at, ends_at) in epoch seconds from an API request: starts
-    now unless given; ends at ``ends_at`` or after ``duration`` seconds. Raises
-    SilenceError naming the field for a time that is not a finite number (text and
-    true/false included) and, as Alertmanager's API does, for an end in the past."""
+    now unless given; ends at ``ends_at`` or ``duration`` seconds after the start given
+    (amtool's ``--start`` with ``--duration``). A start in the past is moved to ``now``, as
+    Alertmanager's ``Silences.Set`` moves it: a silence mutes nothing before it is made,
+    so it is not stored, listed and audited as in force since then. Raises SilenceError
+    naming the field for a time that is not a finite number (text and true/false
+    included) and, as Alertmanager's API does, for an end in the past."""
 
     def seconds(name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -872,7 +875,9 @@ def silence_window(
             "never silence anything",
             "field",
         )
-    return starts, ends
+    # t73: starts_at 2020 was stored and listed as given; Alertmanager 0.25 answers
+    # startsAt = the time it was made (checked on the binary).
+    return max(starts, now), ends
 
 
 @dataclass(frozen=True, slots=True)
