@@ -276,6 +276,18 @@ def _compiles(text: str) -> bool:
     return True
 
 
+def _compile_error(text: str) -> str | None:
+    """RE2's reason for refusing ``text`` on its own, or None when it compiles."""
+    try:
+        re2.compile(text, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        return reason.decode() if isinstance(reason, bytes) else str(reason)
+    except (TypeError, UnicodeError):
+        return None
+    return None
+
+
 def re2_text(value: str) -> str:
     """``value`` as RE2 is given it, so that it accepts what Go's regexp accepts: a group
     repeated ``{0}`` written ``(?:)`` (goregexp.without_empty_repeats); the same matches."""
@@ -327,6 +339,14 @@ def compile_regex(value: str, where: str) -> Any:
         # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
         # ): ^(?:()$" for "(").
         reason = str(reason).replace(anchored, value)
+        alone = _compile_error(re2_text(value))
+        if alone is not None:
+            # The regex's own fault, not the wrapping's: a trailing backslash escapes the
+            # wrapping's ")", so the wrapped error said "missing ): a\" (as Alertmanager's
+            # silence API does, say "trailing \").
+            if alone == "trailing \\":  # RE2 quotes nothing here: name the regex, as for others
+                alone = f"trailing backslash at end of expression: {value}"
+            reason = alone
         if "pattern too large" in reason:
             # Not a syntax error, and one Alertmanager does not make (Go's limits are far
             # larger: \pL{1000} compiles there): citybrain's deliberate bound (trial 12).
@@ -820,9 +840,12 @@ def silence_window(
     starts_at: Any, ends_at: Any, duration: float | None, now: float
 ) -> tuple[float, float]:
     """A new silence's (starts_at, ends_at) in epoch seconds from an API request: starts
-    now unless given; ends at ``ends_at`` or after ``duration`` seconds. Raises
-    SilenceError naming the field for a time that is not a finite number (text and
-    true/false included) and, as Alertmanager's API does, for an end in the past."""
+    now unless given; ends at ``ends_at`` or ``duration`` seconds after the start given
+    (amtool's ``--start`` with ``--duration``). A start in the past is moved to ``now``, as
+    Alertmanager's ``Silences.Set`` moves it: a silence mutes nothing before it is made,
+    so it is not stored, listed and audited as in force since then. Raises SilenceError
+    naming the field for a time that is not a finite number (text and true/false
+    included) and, as Alertmanager's API does, for an end in the past."""
 
     def seconds(name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -852,7 +875,9 @@ def silence_window(
             "never silence anything",
             "field",
         )
-    return starts, ends
+    # t73: starts_at 2020 was stored and listed as given; Alertmanager 0.25 answers
+    # startsAt = the time it was made (checked on the binary).
+    return max(starts, now), ends
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,11 @@ def test_alertmanager_matcher_objects_are_taken_and_stored_as_matcher_text(ctx: 
         ),
         ({"name": "kind", "value": None, "isRegex": False}, "matchers[0]: 'value' is null"),
         ({"name": "kind", "value": "(", "isRegex": True}, "matchers[0]: bad regex (RE2 syntax)"),
+        # t73: it said "missing ): a\\", of the wrapping's ")" the backslash escapes.
+        (
+            {"name": "kind", "value": "a\\", "isRegex": True},
+            "matchers[0]: bad regex (RE2 syntax): trailing backslash at end of expression: a\\",
+        ),
         ({"name": "kidn", "value": "pm25", "isRegex": False}, "unknown label 'kidn'"),
         (7, "matchers[0] is 7, expected matcher text"),
         (
