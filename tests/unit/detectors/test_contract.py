@@ -348,6 +348,40 @@ def test_a_far_glitch_does_not_blind_the_detector(name: str, glitch: str, before
     restored.set_state(json.loads(json.dumps(det.get_state(), allow_nan=False)))
 
 
+# A far glitch on a series that has held one value (a gauge at a constant 5 reporting the
+# field case's 1e308 once): the ensemble scored it 0 on both paths, every member's record
+# being 0 and its first-change rule leaving far glitches out; 1e6 scored 1. A real change
+# 90 rows later is still the series' first change. Detectors that judge the level score
+# it 1 as well (isolation_forest and seasonal are still warming up here; stuck, pattern
+# and likelihood judge flatness, shape and a score's history, not the level).
+CONSTANT_THEN_FAR = sorted(
+    name
+    for name in FACTORIES
+    if "ensemble" in name
+    or name.removeprefix("registered_")
+    in {"tail", "robust_zscore", "ewma_cusum", "windowed_gaussian", "discord"}
+)
+
+
+@pytest.mark.parametrize("name", CONSTANT_THEN_FAR)
+@pytest.mark.parametrize("glitch", sorted(FAR_GLITCHES))
+def test_a_far_glitch_after_a_constant_series_scores_as_an_anomaly(name: str, glitch: str) -> None:
+    make = FACTORIES[name]
+    xs = np.full(400, 5.0)
+    xs[300 : 300 + len(FAR_GLITCHES[glitch])] = FAR_GLITCHES[glitch]
+    xs[390] = 6.0
+    expected = one_at_a_time(make(), xs)
+    det = make()
+    cuts = [0, 150, 301, 302, 400]
+    got = np.concatenate(
+        [det.score_many(xs[a:b], times(400)[a:b]) for a, b in itertools.pairwise(cuts)]
+    )
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert got[300] >= 0.99
+    if "ensemble" in name:
+        assert got[390] >= 0.99
+
+
 # Pinned falsifying examples of the test above (hypothesis found them on main): a run of
 # DBL_MAX readings that, smoothed by a moving average, fills a tenth of a batch slipped
 # past the robust z-score's spread heuristic, and pandas' running sum of deviations kept
