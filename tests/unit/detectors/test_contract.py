@@ -382,6 +382,34 @@ def test_a_far_glitch_after_a_constant_series_scores_as_an_anomaly(name: str, gl
         assert got[390] >= 0.99
 
 
+# Clocks whose times go back now and then, as `citybrain detect` scores them (a clock set
+# back by up to 3 h), and times so large that t - period rounds to t: day_over_day kept
+# the times as they came and binary-searched them unsorted, so its two paths (and the
+# ensemble holding it) took different references on most rows after the first step back;
+# past 2**53 periods the batch path found the row itself and scored 0 (t74).
+UNSORTED_CLOCKS = {
+    "every_tenth_set_back_2h": lambda n: times(n) - np.where(np.arange(n) % 10 == 5, 7200.0, 0.0),
+    "pairs_swapped": lambda n: times(n) + np.where(np.arange(n) % 2 == 0, STEP, -STEP),
+    "past_2_53_days": lambda n: 1e308 - 1e292 * np.arange(n)[::-1],
+}
+
+
+@pytest.mark.parametrize("clock", sorted(UNSORTED_CLOCKS))
+def test_clocks_that_go_back_score_alike_on_both_paths(
+    make: Callable[[], Detector], clock: str
+) -> None:
+    xs, ts = series(), UNSORTED_CLOCKS[clock](700)
+    expected = []
+    one = make()
+    for x, t in zip(xs.tolist(), ts.tolist(), strict=True):
+        expected.append(one.score_one(x, t))
+        one.learn_one(x, t)
+    det = make()
+    cuts = [0, 5, 300, 301, 451, 700]
+    got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
 # Pinned falsifying examples of the test above (hypothesis found them on main): a run of
 # DBL_MAX readings that, smoothed by a moving average, fills a tenth of a batch slipped
 # past the robust z-score's spread heuristic, and pandas' running sum of deviations kept
