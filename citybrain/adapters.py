@@ -118,9 +118,35 @@ def read_table(
     return frame
 
 
+# A time of day followed by a zone: Z, UTC, GMT or a UTC offset (``-04:00``, ``+0530``).
+_ZONED = re.compile(
+    r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)\s*"
+)
+
+
 def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) -> pd.Series:
     """``pd.to_datetime`` of a ``read_table`` column (or of year/month/day/hour columns),
-    with a value that is not a time an ``AdapterError`` naming file and line."""
+    with a value that is not a time an ``AdapterError`` naming file and line. Times that
+    all carry a zone are read as instants in UTC, each by its own offset (a New York
+    export's summer -04:00 and winter -05:00: pandas refused the mix with a ValueError,
+    exit 70, t74); a column mixing times with and without a zone is an ``AdapterError``
+    naming the first that differs (in which zone the others are cannot be told)."""
+    if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
+        given = values.notna().to_numpy()
+        zoned = np.array([bool(_ZONED.search(str(v))) for v in values], dtype=bool) & given
+        plain = given & ~zoned
+        if zoned.any() and plain.any():
+            first = int(given.nonzero()[0][0])
+            row = int((plain if zoned[first] else zoned).nonzero()[0][0])
+            has = "has a zone" if zoned[row] else "has no zone"
+            raise AdapterError(
+                f"{path}:{values.index[row]}: {values.iloc[row]!r} {has}, line "
+                f"{values.index[first]}'s {values.iloc[first]!r} "
+                f"{'has one' if zoned[first] else 'none'}: in which zone the times without "
+                "one are cannot be told"
+            )
+        if zoned.any():
+            options = {**options, "utc": True}
     parsed = pd.to_datetime(values, errors="coerce", **options)
     given = values.notna() if isinstance(values, pd.Series) else values.notna().all(axis=1)
     bad = parsed.isna() & given
@@ -133,10 +159,13 @@ def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) ->
 
 def localize(path: Path, times: pd.Series, zone: str) -> pd.Series:
     """``parse_times``' naive local times (a ``read_table`` column: its index is each row's
-    line) as times in ``zone``. A local time the zone skips (the hour its clocks go
-    forward) or gives twice (the hour they go back) is an ``AdapterError`` naming file,
-    line and time: pandas' own error named neither, and ended the build as a bug (exit 70;
-    a NYC 311 request created at 2024-03-10 02:30, t74)."""
+    line) as times in ``zone`` (times that carry their zone already: converted to it). A
+    local time the zone skips (the hour its clocks go forward) or gives twice (the hour
+    they go back) is an ``AdapterError`` naming file, line and time: pandas' own error
+    named neither, and ended the build as a bug (exit 70; a NYC 311 request created at
+    2024-03-10 02:30, t74)."""
+    if times.dt.tz is not None:  # the file gave each time its zone: no guess to make
+        return times.dt.tz_convert(zone)
     try:
         return times.dt.tz_localize(zone)
     except ValueError:  # pytz's NonExistentTimeError and AmbiguousTimeError
@@ -426,7 +455,7 @@ def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.Da
         ("REPORT_ID", "TIMESTAMP", "avgSpeed", "vehicleCount"),
     )
     raw = raw[raw["REPORT_ID"].isin(chosen["REPORT_ID"])]
-    raw["ts"] = parse_times(source, raw["TIMESTAMP"]).dt.tz_localize("UTC")
+    raw["ts"] = localize(source, parse_times(source, raw["TIMESTAMP"]), "UTC")
     raw = raw[(raw["ts"] >= "2014-08-11") & (raw["ts"] < "2014-08-14")]
     frames = []
     for _, seg in chosen.iterrows():

@@ -224,3 +224,44 @@ def test_a_311_request_at_a_time_the_clocks_skip_or_repeat_names_its_line(
         "2024-11-03T04:59:59Z",
         "2024-11-03T07:00:00Z",
     ]
+
+
+def test_311_times_with_their_own_offsets_are_read_by_them(tmp_path: Path) -> None:
+    # t74: an export whose created_date carries New York's summer and winter offsets
+    # ended the build in pandas' "Mixed timezones detected" ValueError (exit 70).
+    folder = tmp_path / "nyc_311"
+    folder.mkdir()
+    row = b",Noise - Residential,Loud Music/Party,12 MANHATTAN,MANHATTAN,10033.0,PHONE,40.8,-73.9\n"
+    source = folder / "nyc311_2024-05-26.csv.gz"
+    source.write_bytes(
+        gzip.compress(
+            NYC_HEADER
+            + b"1,2024-05-26T23:00:00.000-04:00"
+            + row
+            + b"2,2024-12-26T23:00:00.000-05:00"
+            + row
+            + b"3,2024-12-27T04:30:00.000Z"
+            + row
+        )
+    )
+    frame = nyc_311(tmp_path, GridBuilder())
+    assert frame["timestamp"].tolist() == [
+        "2024-05-27T03:00:00Z",
+        "2024-12-27T04:00:00Z",
+        "2024-12-27T04:30:00Z",
+    ]
+    # With and without a zone in one column: which zone the others are in is unsaid.
+    source.write_bytes(
+        gzip.compress(
+            NYC_HEADER
+            + b"1,2024-05-26T23:00:00.000"
+            + row
+            + b"2,2024-05-26T23:05:00.000-04:00"
+            + row
+        )
+    )
+    with pytest.raises(
+        AdapterError,
+        match=r"nyc311_2024-05-26.csv.gz:3: '2024-05-26T23:05:00.000-04:00' has a zone, line 2's",
+    ):
+        nyc_311(tmp_path, GridBuilder())
