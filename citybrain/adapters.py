@@ -131,11 +131,12 @@ def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) ->
     export's summer -04:00 and winter -05:00: pandas refused the mix with a ValueError,
     exit 70, t74); a column mixing times with and without a zone is an ``AdapterError``
     naming the first that differs (in which zone the others are cannot be told)."""
+    # (``utc=True``: the caller says a time without a zone is in UTC, USGS's datetimeUTC)
     if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
         given = values.notna().to_numpy()
         zoned = np.array([bool(_ZONED.search(str(v))) for v in values], dtype=bool) & given
         plain = given & ~zoned
-        if zoned.any() and plain.any():
+        if zoned.any() and plain.any() and not options.get("utc"):
             first = int(given.nonzero()[0][0])
             row = int((plain if zoned[first] else zoned).nonzero()[0][0])
             has = "has a zone" if zoned[row] else "has no zone"
@@ -145,6 +146,9 @@ def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) ->
                 f"{'has one' if zoned[first] else 'none'}: in which zone the times without "
                 "one are cannot be told"
             )
+        if zoned.any() and plain.any() and "format" not in options:
+            # (pandas takes one format from the first time: "…Z" then "…" was NaT)
+            options = {**options, "format": "ISO8601"}
         if zoned.any():
             options = {**options, "utc": True}
     parsed = pd.to_datetime(values, errors="coerce", **options)

@@ -265,3 +265,15 @@ def test_311_times_with_their_own_offsets_are_read_by_them(tmp_path: Path) -> No
         match=r"nyc311_2024-05-26.csv.gz:3: '2024-05-26T23:05:00.000-04:00' has a zone, line 2's",
     ):
         nyc_311(tmp_path, GridBuilder())
+
+
+def test_a_utc_column_takes_times_with_and_without_a_zone(tmp_path: Path) -> None:
+    # USGS's datetimeUTC: read with utc=True, a time without a zone is in UTC.
+    path = tmp_path / "src.csv"
+    path.write_bytes(b"datetimeUTC,v\n2019-05-01T04:00:00Z,1\n2019-05-01T04:05:00,2\n")
+    frame = read_table(path, required=("datetimeUTC",))
+    parsed = parse_times(path, frame["datetimeUTC"], utc=True)
+    assert [t.isoformat() for t in parsed] == [
+        "2019-05-01T04:00:00+00:00",
+        "2019-05-01T04:05:00+00:00",
+    ]
