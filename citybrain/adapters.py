@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -117,9 +118,39 @@ def read_table(
     return frame
 
 
+# A time of day followed by a zone: Z, UTC, GMT or a UTC offset (``-04:00``, ``+0530``).
+_ZONED = re.compile(
+    r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)\s*"
+)
+
+
 def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) -> pd.Series:
     """``pd.to_datetime`` of a ``read_table`` column (or of year/month/day/hour columns),
-    with a value that is not a time an ``AdapterError`` naming file and line."""
+    with a value that is not a time an ``AdapterError`` naming file and line. Times that
+    all carry a zone are read as instants in UTC, each by its own offset (a New York
+    export's summer -04:00 and winter -05:00: pandas refused the mix with a ValueError,
+    exit 70, t74); a column mixing times with and without a zone is an ``AdapterError``
+    naming the first that differs (in which zone the others are cannot be told)."""
+    # (``utc=True``: the caller says a time without a zone is in UTC, USGS's datetimeUTC)
+    if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
+        given = values.notna().to_numpy()
+        zoned = np.array([bool(_ZONED.search(str(v))) for v in values], dtype=bool) & given
+        plain = given & ~zoned
+        if zoned.any() and plain.any() and not options.get("utc"):
+            first = int(given.nonzero()[0][0])
+            row = int((plain if zoned[first] else zoned).nonzero()[0][0])
+            has = "has a zone" if zoned[row] else "has no zone"
+            raise AdapterError(
+                f"{path}:{values.index[row]}: {values.iloc[row]!r} {has}, line "
+                f"{values.index[first]}'s {values.iloc[first]!r} "
+                f"{'has one' if zoned[first] else 'none'}: in which zone the times without "
+                "one are cannot be told"
+            )
+        if zoned.any() and plain.any() and "format" not in options:
+            # (pandas takes one format from the first time: "…Z" then "…" was NaT)
+            options = {**options, "format": "ISO8601"}
+        if zoned.any():
+            options = {**options, "utc": True}
     parsed = pd.to_datetime(values, errors="coerce", **options)
     given = values.notna() if isinstance(values, pd.Series) else values.notna().all(axis=1)
     bad = parsed.isna() & given
@@ -128,6 +159,42 @@ def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) ->
         shown = values.iloc[row] if isinstance(values, pd.Series) else values.iloc[row].to_dict()
         raise AdapterError(f"{path}:{values.index[row]}: {shown!r} is not a date and time")
     return parsed
+
+
+def localize(path: Path, times: pd.Series, zone: str) -> pd.Series:
+    """``parse_times``' naive local times (a ``read_table`` column: its index is each row's
+    line) as times in ``zone`` (times that carry their zone already: converted to it). A
+    local time the zone skips (the hour its clocks go forward) or gives twice (the hour
+    they go back) is an ``AdapterError`` naming file, line and time: pandas' own error
+    named neither, and ended the build as a bug (exit 70; a NYC 311 request created at
+    2024-03-10 02:30, t74)."""
+    if times.dt.tz is not None:  # the file gave each time its zone: no guess to make
+        return times.dt.tz_convert(zone)
+    try:
+        return times.dt.tz_localize(zone)
+    except ValueError:  # pytz's NonExistentTimeError and AmbiguousTimeError
+        pass
+    given = times.notna().to_numpy()
+    # Each fault on its own: the other resolved, so only rows of this one are NaT.
+    skipped = (
+        times.dt.tz_localize(zone, nonexistent="NaT", ambiguous=np.zeros(len(times), dtype=bool))
+        .isna()
+        .to_numpy()
+        & given
+    )
+    twice = (
+        times.dt.tz_localize(zone, nonexistent="shift_forward", ambiguous="NaT").isna().to_numpy()
+        & given
+    )
+    row = int((skipped | twice).nonzero()[0][0])
+    when = times.iloc[row].strftime("%Y-%m-%d %H:%M:%S")
+    why = (
+        f"does not exist in {zone} (its clocks went forward an hour then)"
+        if skipped[row]
+        else f"happened twice in {zone} (its clocks went back an hour then): which one is "
+        "meant cannot be told"
+    )
+    raise AdapterError(f"{path}:{times.index[row]}: local time {when} {why}")
 
 
 def _slug(text: str) -> str:
@@ -340,7 +407,7 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
             raise AdapterError(f"{path}:2: no data rows")
         station = raw["station"].iloc[0]
         local = parse_times(path, raw[list(BEIJING_STAMP)])
-        raw["ts"] = local.dt.tz_localize("Asia/Shanghai")
+        raw["ts"] = localize(path, local, "Asia/Shanghai")
         raw = raw[(raw["ts"] >= "2016-01-28") & (raw["ts"] < "2016-02-11")]
         if station not in BEIJING_DISTRICTS:  # a KeyError traceback before
             raise AdapterError(
@@ -392,7 +459,7 @@ def aarhus_traffic(shared: Path, grid: GridBuilder, segments: int = 12) -> pd.Da
         ("REPORT_ID", "TIMESTAMP", "avgSpeed", "vehicleCount"),
     )
     raw = raw[raw["REPORT_ID"].isin(chosen["REPORT_ID"])]
-    raw["ts"] = parse_times(source, raw["TIMESTAMP"]).dt.tz_localize("UTC")
+    raw["ts"] = localize(source, parse_times(source, raw["TIMESTAMP"]), "UTC")
     raw = raw[(raw["ts"] >= "2014-08-11") & (raw["ts"] < "2014-08-14")]
     frames = []
     for _, seg in chosen.iterrows():
@@ -446,7 +513,7 @@ def nyc_311(shared: Path, grid: GridBuilder) -> pd.DataFrame:
     source = shared / "nyc_311" / "nyc311_2024-05-26.csv.gz"
     raw = read_table(source, required=NYC_COLUMNS, dtype=str)
     raw = raw.dropna(subset=["community_board", "borough", "incident_zip"])
-    raw["ts"] = parse_times(source, raw["created_date"]).dt.tz_localize("America/New_York")
+    raw["ts"] = localize(source, parse_times(source, raw["created_date"]), "America/New_York")
     cells = []
     for _, row in raw.iterrows():
         zip_code = str(row["incident_zip"]).split(".")[0]

@@ -26,7 +26,9 @@ width of that range: a 1e308 sentinel) is scored but raises no member's record: 
 record it muted every real spike for ``memory_rows`` rows (t63). And the first change of
 a series whose memory (at least a block of rows) holds one value only is news (score 1):
 a sensor stuck since it started had no member with a record to beat, so its coming
-alive was silent (t67).
+alive was silent (t67). A far glitch there is news too (a gauge at a constant 5 that
+reports 1e308 once scored 0: every member's record was 0), and, widening nothing, leaves
+the next real change news as well.
 """
 
 from __future__ import annotations
@@ -154,10 +156,11 @@ class Ensemble(Detector):
     def _first_change(self, value: float) -> bool:
         """Whether ``value`` is the first change of a series that has held one value for
         at least a block of rows and all its memory (a sensor stuck since it started):
-        news, though no member has a record to beat (each scored the run 0)."""
+        news, though no member has a record to beat (each scored the run 0). A far glitch
+        counts (it is the largest change of all), though it widens no range."""
         low, high = self._range()
         constant = low == high and self._rows_in_memory() >= self.block_rows
-        return constant and value != low and not self._far(value)
+        return constant and value != low
 
     def _far(self, value: float) -> bool:
         low, high = self._range()
@@ -173,9 +176,9 @@ class Ensemble(Detector):
         for i, value in enumerate(values.tolist()):
             if not (math.isnan(low) or low == high):
                 break
-            if far_glitch(value, (low + high) / 2.0, high - low):
-                continue  # (a far glitch is no change and widens nothing)
             out[i] = low == high and value != low and rows + i >= self.block_rows
+            if far_glitch(value, (low + high) / 2.0, high - low):
+                continue  # (news on a constant memory, but it widens nothing)
             low = value if math.isnan(low) else min(low, value)
             high = value if math.isnan(high) else max(high, value)
         return out

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from detectors.base import (
+    FAR_GLITCH_SCORE,
     Detector,
     FloatArray,
     GlitchGuard,
@@ -103,6 +104,8 @@ class WindowIsolationForest(Detector):
     # -- one at a time ---------------------------------------------------------------
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        if self.guard_.far(value):
+            return FAR_GLITCH_SCORE
         if len(self.values_) < self.lags - 1 or not self.fit_values_:
             return 0.0
         recent = list(self.values_)[len(self.values_) - self.lags + 1 :]
@@ -120,7 +123,7 @@ class WindowIsolationForest(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        return score_guarded(self, self.guard_, xs, ts, self._score_admitted)
+        return score_guarded(self.guard_, xs, ts, self._score_admitted)
 
     def _score_admitted(self, arr: FloatArray, _ts: FloatArray | None = None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import (
+    FAR_GLITCH_SCORE,
     Detector,
     FloatArray,
     GlitchGuard,
@@ -94,6 +95,8 @@ class AnomalyLikelihood(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        if self.guard_.far(value):
+            return FAR_GLITCH_SCORE
         return self._likelihood(self.base.score_one(value, t))
 
     def learn_one(self, x: float, t: float | None = None) -> None:
@@ -107,7 +110,7 @@ class AnomalyLikelihood(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        return score_guarded(self, self.guard_, xs, ts, self._score_admitted)
+        return score_guarded(self.guard_, xs, ts, self._score_admitted)
 
     def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""

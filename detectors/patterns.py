@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import (
+    FAR_GLITCH_SCORE,
     Detector,
     FloatArray,
     GlitchGuard,
@@ -207,6 +208,8 @@ class UnfamiliarPattern(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        if self.guard_.far(value):
+            return FAR_GLITCH_SCORE
         if not self._active():
             return 0.0
         return self._evaluate_one(self._extreme_with(value))[3]
@@ -232,7 +235,7 @@ class UnfamiliarPattern(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        return score_guarded(self, self.guard_, xs, ts, self._score_admitted)
+        return score_guarded(self.guard_, xs, ts, self._score_admitted)
 
     def _score_admitted(self, arr: FloatArray, _ts: FloatArray | None = None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""

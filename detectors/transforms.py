@@ -161,7 +161,10 @@ class DayOverDay(Detector):
     ``t - period``; with no such reading (the first day, a gap, no times) the row scores
     0 and ``base`` learns nothing from it. Nor does a reading whose reference is a far
     glitch against it (``_echo``: a 1e308 a day ago), which was a second, false alarm a
-    day after every sentinel (t63).
+    day after every sentinel (t63). A reading whose time goes back (a clock set back, two
+    readings swapped) is kept at the latest time so far: the times kept never decrease,
+    so the binary search of both paths finds the same reference (t74: unsorted, the two
+    paths disagreed on most rows after the first step back).
     """
 
     def __init__(self, base: Detector, period: float = 86_400.0, keep: int = 3000) -> None:
@@ -192,7 +195,7 @@ class DayOverDay(Detector):
         reference = self._reference(t, value)
         if reference is not None:
             self.base.learn_one(value - reference, t)
-        self.times_.append(float(t))
+        self.times_.append(max(float(t), self.times_[-1]) if self.times_ else float(t))
         self.values_.append(value)
 
     def score_many(
@@ -204,18 +207,25 @@ class DayOverDay(Detector):
         if times is None:
             return out
         h = len(self.times_)
-        all_times = np.concatenate([np.fromiter(self.times_, dtype=np.float64), times])
+        # Kept as learn_one keeps them: never earlier than the latest before (sorted).
+        all_times = np.maximum.accumulate(
+            np.concatenate([np.fromiter(self.times_, dtype=np.float64), times])
+        )
         all_values = np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr])
         rows = h + np.arange(arr.size)  # each row's place in the joined history
-        found = np.searchsorted(all_times, times - self.period, side="right") - 1
-        # Row j sees only the keep readings before it, as the one-at-a-time path does.
-        usable = (found >= 0) & (found >= rows - self.keep) & (found < rows)
+        # Row j sees only the keep readings before it, as the one-at-a-time path does:
+        # the last of them at or before its t - period (which rounds to t itself past
+        # 2**53 periods, where the search would find the row itself).
+        found = np.minimum(
+            np.searchsorted(all_times, times - self.period, side="right") - 1, rows - 1
+        )
+        usable = (found >= 0) & (found >= rows - self.keep)
         references = all_values[np.maximum(found, 0)]
         usable &= ~_echoes(arr, references)
         if usable.any():
             diffs = arr[usable] - all_values[found[usable]]
             out[usable] = self.base.score_many(diffs, times[usable])
-        self.times_.extend(times[-self.keep :].tolist())
+        self.times_.extend(all_times[h:][-self.keep :].tolist())
         self.values_.extend(arr[-self.keep :].tolist())
         return out
 
@@ -231,5 +241,7 @@ class DayOverDay(Detector):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.base.set_state(state["base"])
-        self.times_ = deque(unpack_floats(state["times"]), maxlen=self.keep)
+        # (a state written before t74 may hold times that go back: kept sorted here too)
+        times = np.maximum.accumulate(np.asarray(unpack_floats(state["times"]), np.float64))
+        self.times_ = deque(times.tolist(), maxlen=self.keep)
         self.values_ = deque(unpack_floats(state["values"]), maxlen=self.keep)

@@ -15,6 +15,7 @@ from citybrain.adapters import (
     AdapterError,
     GridBuilder,
     beijing_air,
+    nyc_311,
     parse_times,
     read_table,
     write_synthetic_grid,
@@ -176,3 +177,103 @@ def test_a_beijing_file_of_an_unmapped_station_names_it(tmp_path: Path) -> None:
     )
     with pytest.raises(AdapterError, match=r"PRSA_Data_Dingling.csv.gz:2: station 'Dingling' is"):
         beijing_air(tmp_path, GridBuilder())
+
+
+NYC_HEADER = (
+    b"unique_key,created_date,complaint_type,descriptor,community_board,borough,"
+    b"incident_zip,open_data_channel_type,latitude,longitude\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("created", "message"),
+    [
+        # Socrata writes 311's created_date in New York's local time without a zone.
+        (b"2024-03-10T02:30:00.000", "local time 2024-03-10 02:30:00 does not exist in America/"),
+        (b"2024-11-03T01:30:00.000", "local time 2024-11-03 01:30:00 happened twice in America/"),
+    ],
+)
+def test_a_311_request_at_a_time_the_clocks_skip_or_repeat_names_its_line(
+    tmp_path: Path, created: bytes, message: str
+) -> None:
+    # t74: pandas' NonExistentTimeError ended `citybrain datasets build` as a bug (exit
+    # 70), naming no file or line.
+    folder = tmp_path / "nyc_311"
+    folder.mkdir()
+    row = b",Noise - Residential,Loud Music/Party,12 MANHATTAN,MANHATTAN,10033.0,PHONE,40.8,-73.9\n"
+    (folder / "nyc311_2024-05-26.csv.gz").write_bytes(
+        gzip.compress(NYC_HEADER + b"1,2024-05-26T23:00:00.000" + row + b"2," + created + row)
+    )
+    with pytest.raises(AdapterError, match=rf"nyc311_2024-05-26.csv.gz:3: {message}"):
+        nyc_311(tmp_path, GridBuilder())
+    # The hour after the gap and the hours around the repeated one are times as usual.
+    (folder / "nyc311_2024-05-26.csv.gz").write_bytes(
+        gzip.compress(
+            NYC_HEADER
+            + b"1,2024-03-10T03:00:00.000"
+            + row
+            + b"2,2024-11-03T00:59:59.000"
+            + row
+            + b"3,2024-11-03T02:00:00.000"
+            + row
+        )
+    )
+    frame = nyc_311(tmp_path, GridBuilder())
+    assert frame["timestamp"].tolist() == [
+        "2024-03-10T07:00:00Z",
+        "2024-11-03T04:59:59Z",
+        "2024-11-03T07:00:00Z",
+    ]
+
+
+def test_311_times_with_their_own_offsets_are_read_by_them(tmp_path: Path) -> None:
+    # t74: an export whose created_date carries New York's summer and winter offsets
+    # ended the build in pandas' "Mixed timezones detected" ValueError (exit 70).
+    folder = tmp_path / "nyc_311"
+    folder.mkdir()
+    row = b",Noise - Residential,Loud Music/Party,12 MANHATTAN,MANHATTAN,10033.0,PHONE,40.8,-73.9\n"
+    source = folder / "nyc311_2024-05-26.csv.gz"
+    source.write_bytes(
+        gzip.compress(
+            NYC_HEADER
+            + b"1,2024-05-26T23:00:00.000-04:00"
+            + row
+            + b"2,2024-12-26T23:00:00.000-05:00"
+            + row
+            + b"3,2024-12-27T04:30:00.000Z"
+            + row
+        )
+    )
+    frame = nyc_311(tmp_path, GridBuilder())
+    assert frame["timestamp"].tolist() == [
+        "2024-05-27T03:00:00Z",
+        "2024-12-27T04:00:00Z",
+        "2024-12-27T04:30:00Z",
+    ]
+    # With and without a zone in one column: which zone the others are in is unsaid.
+    source.write_bytes(
+        gzip.compress(
+            NYC_HEADER
+            + b"1,2024-05-26T23:00:00.000"
+            + row
+            + b"2,2024-05-26T23:05:00.000-04:00"
+            + row
+        )
+    )
+    with pytest.raises(
+        AdapterError,
+        match=r"nyc311_2024-05-26.csv.gz:3: '2024-05-26T23:05:00.000-04:00' has a zone, line 2's",
+    ):
+        nyc_311(tmp_path, GridBuilder())
+
+
+def test_a_utc_column_takes_times_with_and_without_a_zone(tmp_path: Path) -> None:
+    # USGS's datetimeUTC: read with utc=True, a time without a zone is in UTC.
+    path = tmp_path / "src.csv"
+    path.write_bytes(b"datetimeUTC,v\n2019-05-01T04:00:00Z,1\n2019-05-01T04:05:00,2\n")
+    frame = read_table(path, required=("datetimeUTC",))
+    parsed = parse_times(path, frame["datetimeUTC"], utc=True)
+    assert [t.isoformat() for t in parsed] == [
+        "2019-05-01T04:00:00+00:00",
+        "2019-05-01T04:05:00+00:00",
+    ]
