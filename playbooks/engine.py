@@ -560,11 +560,15 @@ class PlaybookEngine:
 
     def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
         """An alert of the run resolved: noted (``alert_resolved``) and kept in
-        ``ended_alerts``; the run goes on (people close runs)."""
-        if alert_id not in run.ended_alerts:
-            run.ended_alerts = newest_distinct(run.ended_alerts, alert_id, MAX_RUN_ALERTS)
-            if not unresolved(run) and run.all_resolved_at is None:
-                run.all_resolved_at = now  # the group's next flush empties it
+        ``ended_alerts``; the run goes on (people close runs). A resolution the run
+        already holds changes nothing and emits nothing: it is the same one read again
+        (a routed message redelivered after a crash, or routed again by a replayed
+        stage), whose note would otherwise be a second step under a new id."""
+        if alert_id in run.ended_alerts:
+            return run, []
+        run.ended_alerts = newest_distinct(run.ended_alerts, alert_id, MAX_RUN_ALERTS)
+        if not unresolved(run) and run.all_resolved_at is None:
+            run.all_resolved_at = now  # the group's next flush empties it
         return self.note(run, "alert_resolved", alert_id, now)
 
     def note(self, run: Run, action: str, detail: str, now: float) -> tuple[Run, list[Command]]:

@@ -46,7 +46,7 @@ incidents to the worker and ``report``, one to ``rehearse``).
 
 State per (cell, category), JSON-serialisable for the faust table, O(hops +
 max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "episode",
-"seen"}``.
+"seen", "ts"}`` (``ts``: the newest report counted, epoch s).
 """
 
 from __future__ import annotations
@@ -74,6 +74,19 @@ UNCHECKED = Unchecked.UNCHECKED
 # its group's run's opening a report may be and still be offered to that run
 # (streams.response): one day, the span of one incident.
 SEEN_SECONDS = 86_400.0
+
+
+def newest_report_time(state: dict[str, Any] | None, step: float) -> float | None:
+    """The event time (epoch s) of the newest report counted in a window ``state``: its
+    ``ts``, or for a window written before it was kept, the start of its newest
+    sub-bucket (``slot * step``, never after that report); None for no window."""
+    if not state:
+        return None
+    ts = state.get("ts")
+    if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):
+        return float(ts)
+    slot = state.get("slot")
+    return float(slot * step) if type(slot) is int else None
 
 
 def episode_alert_id(cell: str, category: str, start: float) -> str:
@@ -200,6 +213,9 @@ class BurstTracker:
             # Not counted, but remembered: a re-send of it is a duplicate.
             return {**state, "seen": self._seen(state, report, slot, position)}, [], []
         state = self._advance(state, slot)
+        # The newest report counted here: a restarted worker takes its event time (the
+        # burst sweep's clock) back from its windows (``newest_report_time``).
+        state["ts"] = max(report.ts, newest_report_time(state, self.step) or report.ts)
         index = slot - state["slot"] + self.hops - 1  # position in the window's ring
         state["counts"][index] += 1
         state["seen"] = self._seen(state, report, slot, position)

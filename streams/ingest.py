@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from faust.types import Message
 
-from streams.bursts import Burst, BurstTracker
+from streams.bursts import Burst, BurstTracker, newest_report_time
 from streams.columns import BatchAdmission
 from streams.context import BURST_KEY_SEPARATOR, Context, burst_key, message_origin
 from streams.corroborating import CorroborationStage
@@ -133,8 +133,10 @@ class Ingest:
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._say_dropped_every = SayEvery(log, logging.INFO, SAY_DROPPED_EVERY, what="report")
         # The newest incident report's event time this worker has read (epoch s): the
-        # city's clock for the burst sweep. Lost on restart (the sweep then waits for the
-        # next report): a sweep never runs ahead of what the reports say.
+        # city's clock for the burst sweep. After a restart or a rebalance the sweep takes
+        # it back from its windows' newest reports (``newest_report_time``), so it never
+        # runs ahead of what the reports say; before t75 it was lost, and a restarted
+        # worker on a quiet city never resolved its open bursts.
         self.event_time = float("-inf")
         # Held by the incidents batch and the sweep, each reading then writing cells.
         self._bursts_settled = asyncio.Lock()
@@ -467,18 +469,25 @@ class Ingest:
         sweeps as the live stream does, and a quiet city is never swept by the wall
         clock. Skipped while tables recover or partitions move (another worker may own a
         cell by then). Returns how many windows changed."""
-        if self.event_time == float("-inf"):
-            return 0
         recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
         if self.ctx.app.rebalancing or not recovery.completed.is_set():
             return 0
         async with self._bursts_settled:
+            windows = all_windows(self.ctx)
+            # The reports read before a restart (or by the worker that held a cell
+            # before a rebalance) are in the windows recovered from the changelog.
+            for _, window in windows:
+                newest = newest_report_time(window, self.bursts.step)
+                if newest is not None and newest > self.event_time:
+                    self.event_time = newest
+            if self.event_time == float("-inf"):
+                return 0
             slot = math.floor(self.event_time / self.bursts.step)
             alerts: list[tuple[str, dict[str, Any]]] = []
             not_alerted: list[tuple[str, str, list[str]]] = []
             dropped: dict[str, list[str]] = {}
             changed: dict[bytes, dict[str, Any]] = {}
-            for (cell, category), state in all_windows(self.ctx):
+            for (cell, category), state in windows:
                 if cell not in self.grid.cells:
                     # Kept from before a grid change dropped its cell: its labels cannot be
                     # had; it stays as it was (its reports were said or alerted then).

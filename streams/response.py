@@ -361,6 +361,8 @@ class Response:
                     await self.ctx.groups.set_many({key: group})
                 return
             run, cmds = self._engine_for(run).alert_resolved(run, alert_id, now)
+            if not cmds and not was_muted:
+                return  # a resolution the run already holds, read again: nothing changes
         elif alert_id in group["seen"]:
             if run is None or not alert.get("reports"):
                 return  # runs are idempotent per alert: a redelivered alert changes nothing

@@ -24,7 +24,7 @@ from citybrain.stack import PrometheusServer
 from playbooks.executors.webhook import verify
 from streams.events import IncidentReport, format_ts
 from tests.integration.test_pipeline import START, docs, firing, steps_of
-from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline
+from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline, Worker
 
 pytestmark = pytest.mark.integration
 CHANNELS = ("hotline", "app", "inspector")
@@ -525,6 +525,40 @@ def test_event_time_ends_bursts_and_says_lone_reports_with_no_report_of_their_ow
         # report that moved the clock, alone in its own cell and category.
         said = [d["data"]["report_ids"] for d in audit if d.get("action") == "reports_not_alerted"]
         assert said == [["pothole-1"], ["elsewhere-1"]]
+    finally:
+        worker.stop()
+        p.close()
+
+
+def test_a_restarted_worker_ends_the_bursts_its_windows_have_passed(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """t75: a worker SIGKILLed after the last report (a replay's end, a quiet night) and
+    started again had lost its event time (kept only in memory) and swept nothing until
+    another report came: its open bursts stayed firing for good. It now takes it back
+    from the windows it recovers. The first worker never sweeps (an hour's interval), so
+    only the restarted one can end the burst."""
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_BURST_SWEEP_INTERVAL": "3600"})
+    worker = p.worker().start()
+    try:
+        t = START + 7200
+        send_reports(p, 8, t=t, tag="k")
+        [opened] = [
+            d for d in firing(p.read("alerts", lambda m: len(firing(m)) >= 1)) if not d["follow_up"]
+        ]
+        # Two hours on, a report in another cell: the city's clock has passed the burst.
+        clock = IncidentReport(t + 7200, "elsewhere-k", "Graffiti", "Tag", "app", "c-bridge")
+        p.send("incidents", b"c-bridge", clock.to_json())
+        p.flush()
+        time.sleep(8)  # read, and past two offset commits: its window is on the changelog
+        worker.kill()
+        worker = Worker({**p.env, "CITYBRAIN_BURST_SWEEP_INTERVAL": "1"}, worker.log_file)
+        worker.start()
+        alerts = docs(p.read("alerts", lambda m: any(docs_status(m, "resolved")), settle=3))
+        [resolved] = [d for d in alerts if d["status"] == "resolved"]
+        assert resolved["alert_id"] == opened["alert_id"]
+        assert resolved["ended_at"] == format_ts(t + 7200)
+        assert "Traceback" not in worker.log()
     finally:
         worker.stop()
         p.close()

@@ -102,11 +102,43 @@ def test_nothing_is_swept_before_a_report_is_read(
     ingest: tuple[Ingest, list[Any], list[Any]],
 ) -> None:
     stage, sent, _ = ingest
-    stage.ctx.burst_windows.stage_many(
-        {burst_key("c-top", "Noise"): window(stage.bursts, "c-top", 8)}
-    )
     assert math.isinf(stage.event_time)
     assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+
+
+def late_window(tracker: BurstTracker, cell: str, ts: float) -> dict[str, Any]:
+    report = IncidentReport(ts, f"{cell}-late", "Noise", "loud", "app", cell)
+    state, _, _ = tracker.observe_all(None, report, "police")
+    return state
+
+
+@pytest.mark.parametrize("kept_ts", [True, False])
+def test_a_restarted_worker_takes_its_event_time_back_from_its_windows(
+    ingest: tuple[Ingest, list[Any], list[Any]], kept_ts: bool
+) -> None:
+    """t75: a worker restarted (or given the cells in a rebalance) after the last report
+    of a replay or a quiet night swept nothing, as its event time was only in memory:
+    14 burst alerts of the nyc311 slice stayed firing for good (listed by the alerts
+    API, inhibiting, in the firing table) where a worker never stopped resolved them.
+    It now takes it back from the newest report its recovered windows hold (``ts``, or
+    a window written before it was kept: its newest sub-bucket's start)."""
+    stage, sent, _ = ingest
+    newest = T0 + 3 * 3600 + 17
+    mill = late_window(stage.bursts, "c-mill", newest)
+    if not kept_ts:
+        del mill["ts"]
+    stage.ctx.burst_windows.stage_many(
+        {
+            burst_key("c-top", "Noise"): window(stage.bursts, "c-top", 8),  # open episode
+            burst_key("c-mill", "Noise"): mill,
+        }
+    )
+    assert math.isinf(stage.event_time)  # the restart: nothing read since
+    assert asyncio.run(stage.sweep_bursts()) == 1
+    [(_, ended)] = sent
+    assert (ended["status"], ended["grid_cell"]) == ("resolved", "c-top")
+    slot_start = newest // stage.bursts.step * stage.bursts.step
+    assert stage.event_time == (newest if kept_ts else slot_start)
 
 
 def test_a_report_that_cannot_be_folded_costs_only_itself(

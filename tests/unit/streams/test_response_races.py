@@ -715,3 +715,34 @@ def test_after_a_crash_amid_a_changes_outputs_no_step_id_is_reused_for_another_s
     assert {i: b for i, b in by_id.items() if len(b) > 1} == {}  # one content per id
     actions = [body["action"] for _, body in sent]
     assert "escalate" in actions and "acknowledged" in actions
+
+
+def resolved(alert_id: str) -> dict[str, Any]:
+    doc = alert(alert_id)
+    return {**doc, "alert": {**doc["alert"], "status": "resolved"}}
+
+
+def test_a_resolution_delivered_again_after_a_crash_adds_no_step(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A routed resolution read again (its run's state stored, the worker killed before
+    the offset commit; or routed again by an alerts stage or detection replayed after a
+    crash, with a later Kafka timestamp): it changes nothing. It added a second
+    ``alert_resolved`` step under a new id (``<run>:<seq+1>``), which no consumer
+    deduping by step id could drop."""
+    stage, _ = response
+    _, sent = captured(stage, monkeypatch)
+    opened_at = time.time() - 60
+
+    async def scenario() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+        await stage.on_routed(StampedEvent(KEY, alert("al-1"), opened_at))  # type: ignore[arg-type]
+        await stage.on_routed(StampedEvent(KEY, resolved("al-1"), opened_at + 5))  # type: ignore[arg-type]
+        before = dict(stage.ctx.groups.data[KEY])
+        sent.clear()
+        await stage.on_routed(StampedEvent(KEY, resolved("al-1"), opened_at + 5))  # type: ignore[arg-type]
+        await stage.on_routed(StampedEvent(KEY, resolved("al-1"), opened_at + 9))  # type: ignore[arg-type]
+        return list(sent), before, dict(stage.ctx.groups.data[KEY])
+
+    again, before, after = asyncio.run(scenario())
+    assert again == []
+    assert after["run"] == before["run"]
