@@ -86,6 +86,12 @@ SEEN_ALERTS = 500
 # -> epoch s first muted, ``Response._on_muted``): they date the Alertmanager group whose
 # flushes a run opened later keeps to. The first this many are kept.
 MUTED = "muted"
+# Offers that found no open run in their group, held in memory for a run the group
+# opens soon after (``Response._hold_offer``): catching up, a burst's alert reaches the
+# routed topic a little after the offers of the reports that followed it. Wall-clock
+# seconds an offer is held, and how many this worker holds at most (oldest dropped).
+HOLD_OFFER_SECONDS = 300.0
+MAX_HELD_OFFERS = 10_000
 MUTED_MEMBERS = 1_000
 APPLIED_COMMANDS = 200
 # Commands sent with an Idempotency-Key a group keeps whole, newest last, to answer a
@@ -316,6 +322,10 @@ class Response:
         # Webhook calls (command ids) this worker has made, newest last: a run waiting
         # for a call not among them had it made by a worker that stopped (check_deadlines).
         self._called: OrderedDict[str, None] = OrderedDict()
+        # Offers held for a run their group may open soon (``_hold_offer``): (group key,
+        # report id, channel) -> when held (monotonic s), oldest first; and each's event time.
+        self._held_offers: OrderedDict[tuple[bytes, str, str], float] = OrderedDict()
+        self._held_ts: dict[tuple[bytes, str, str], float] = {}
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -438,6 +448,8 @@ class Response:
             )
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
+            run, followed = self._cover_held(key, engine, run, group.get("opened_ts"), now)
+            cmds += followed
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             engine = self._engine_for(run)
             try:
@@ -500,29 +512,32 @@ class Response:
         """A citizen report in no alert, offered at ``now`` (its routed message's time,
         ``message_time``: the same if applied again) to its group's run (streams.ingest): an
         open run covers it as a follow-up (``report_covered``, closed with the others);
-        with no run, or a finished one, the offer is dropped: a report that came after a
-        run closed is a new problem, for a new burst (or ``reports_not_alerted``). So is
-        one whose event time is more than ``OFFER_MAX_AGE`` (a day) before the run's
-        opening (its first alert's ``started_at``): a report days old is no follow-up of
-        a run opened since (trial 7). That one is in no alert: a late one (never in the
+        with no run, or a finished one, the offer is held for the group's next run
+        (``_hold_offer``), which covers it only if it was made at or after that run's
+        opening in event time: a report that came after a run closed is a new problem,
+        for a new burst (or ``reports_not_alerted``). One whose event time is more than
+        ``OFFER_MAX_AGE`` (a day) before the run's opening (its first alert's
+        ``started_at``) is refused: a report days old is no follow-up of a run opened
+        since (trial 7). That one is in no alert: a late one (never in the
         burst window, which would say so) is counted in
         ``citybrain_incidents_unalerted_total`` and audited as ``reports_not_alerted``
         here; any other is, by the window, when it leaves it in no alert."""
         stored = self.ctx.groups.get(key)
-        if not stored or not stored.get("run"):
-            return
-        run = Run.from_dict(stored["run"])
-        if is_terminal(run):
-            return
         rid, channel = report.get("report_id"), report.get("channel")
         if not isinstance(rid, str) or not rid or not isinstance(channel, str):
             return  # only the incidents stage writes these; nothing to cover
-        ts, opened = report.get("ts"), stored.get("opened_ts")
+        ts = report.get("ts")
         fault = None if ts is None else epoch_seconds_fault(ts)
         if fault is not None:
             # -1e308 was compared, then written as a date: an OverflowError and a
             # traceback in the worker's log for a foreign producer's offer (helper t52).
             raise EventError("bad_reports", "report.ts", ts, fault)
+        run = Run.from_dict(stored["run"]) if stored and stored.get("run") else None
+        if run is None or is_terminal(run):
+            self._hold_offer(key, rid, channel, ts)
+            return
+        assert stored is not None  # (a run is stored in its group)
+        opened = stored.get("opened_ts")
         if (
             isinstance(ts, int | float)
             and isinstance(opened, int | float)
@@ -533,6 +548,48 @@ class Response:
         run, cmds = self._engine_for(run).step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
+
+    def _hold_offer(self, key: bytes, rid: str, channel: str, ts: Any) -> None:
+        """Hold an offer that found no open run in its group, in memory, for a run the
+        group opens within ``HOLD_OFFER_SECONDS`` (``_cover_held``). Catching up on a
+        backlog, a burst's alert passes the alerting stage while the reports after it
+        are offered straight to the routed topic: the offer came before the run it
+        follows and was dropped (helper t75: 6 of 182 closures lost after a worker
+        restart). Not stored: a worker that stops before the run opens reads both
+        again from their uncommitted offsets, or the offer ends as before (its report
+        waits in its window, or ends as ``reports_not_alerted``). One without an event
+        time cannot be placed against a run's opening: dropped, as before."""
+        if not isinstance(ts, int | float):
+            return
+        wall = time.monotonic()
+        held = self._held_offers
+        while held and (
+            len(held) >= MAX_HELD_OFFERS or next(iter(held.values())) < wall - HOLD_OFFER_SECONDS
+        ):
+            oldest, _ = held.popitem(last=False)
+            del self._held_ts[oldest]
+        held[(key, rid, channel)] = wall
+        held.move_to_end((key, rid, channel))  # held again (a redelivery): the newest
+        self._held_ts[(key, rid, channel)] = float(ts)
+
+    def _cover_held(
+        self, key: bytes, engine: PlaybookEngine, run: Run, opened: Any, now: float
+    ) -> tuple[Run, list[Command]]:
+        """The run just opened in group ``key`` covers the offers held for it
+        (``_hold_offer``) made at or after its opening in event time (``opened``), as it
+        would have covered them had they come after it; the others came before the
+        run's burst and are not its follow-ups (nor any when its opening is unknown).
+        Every offer held for the group is let go."""
+        mine = [k for k in self._held_offers if k[0] == key] if self._held_offers else []
+        follow = []
+        for k in mine:
+            del self._held_offers[k]
+            ts = self._held_ts.pop(k)
+            if isinstance(opened, int | float) and ts >= opened:
+                follow.append((k[1], k[2]))
+        if not follow:
+            return run, []
+        return engine.step(run, ReportsCovered(tuple(follow), now))
 
     async def _too_old(
         self,

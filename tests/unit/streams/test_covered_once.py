@@ -94,3 +94,41 @@ def test_a_report_a_closed_run_covered_is_not_covered_again_by_the_next_run(
         (s["data"]["report_id"], s["run_id"]) for s in sent if s.get("action") == "reply"
     )
     assert [rid for rid, _ in replies] == ["r-1", "r-2", "r-3"]  # each reporter once
+
+
+def test_an_offer_that_comes_before_its_groups_run_is_covered_by_it(
+    stage: tuple[Response, list[dict[str, Any]]],
+) -> None:
+    """Helper t75: catching up after a restart, a burst's alert passes the alerting stage
+    while the offers of the reports after it go straight to the routed topic, so an offer
+    came first, found no run and was dropped: its reporter never heard a closure. Held
+    for the run the group opens next, it is covered if made at or after that run's
+    opening in event time; one made before it, or with no event time, is not."""
+    response, sent = stage
+    opened = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+    def offer(rid: str, ts: float | None) -> Event:
+        doc = {"report": {"report_id": rid, "channel": "hotline", "ts": ts}}
+        return Event(KEY, doc)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await response.on_routed(offer("r-after", opened + 60))
+        await response.on_routed(offer("r-before", opened - 60))
+        await response.on_routed(offer("r-untimed", None))
+        assert KEY not in response.ctx.groups.data  # held in memory, nothing stored
+        first = burst("al-1", "r-1")
+        first["alert"]["started_at"] = "2023-11-14T22:13:20Z"
+        await response.on_routed(Event(KEY, first))  # type: ignore[arg-type]
+        run = response.ctx.groups.data[KEY]["run"]
+        assert set(run["reports"]) == {"r-1", "r-after"}
+        # The group's held offers went with its run: the next run covers none of them.
+        done = {"id": "cmd-1", "run_id": run["run_id"], "action": "resolve", "by": "ana"}
+        await response.on_command(Event(KEY, done))  # type: ignore[arg-type]
+        second = burst("al-2", "r-2")
+        second["alert"]["started_at"] = "2023-11-14T21:13:20Z"
+        await response.on_routed(Event(KEY, second))  # type: ignore[arg-type]
+        assert set(response.ctx.groups.data[KEY]["run"]["reports"]) == {"r-2"}
+
+    asyncio.run(scenario())
+    replies = sorted(s["data"]["report_id"] for s in sent if s.get("action") == "reply")
+    assert replies == ["r-1", "r-after"]
