@@ -80,6 +80,7 @@ import numpy as np
 from detectors.base import (
     ABSURD_ABOVE,
     FAR,
+    FAR_GLITCH_SCORE,
     Detector,
     FloatArray,
     check_times,
@@ -581,7 +582,9 @@ def _run(
                     row[dt0 + slot] = ts[i]
                     row[k0 + wslot] = x
                     row[kt0 + wslot] = ts[i]
-        out[i] = score
+        # A far glitch is an anomaly whatever the history says, in warm-up too (its
+        # first reading a sentinel scored 0: ``citybrain detect`` said nothing of it).
+        out[i] = FAR_GLITCH_SCORE if far else score
 
 
 class TailBank:

@@ -305,6 +305,23 @@ def test_a_finite_sentinel_scores_as_an_anomaly(name: str) -> None:
         assert scores[400] >= default_threshold(name)
 
 
+@pytest.mark.parametrize("name", ["tail", "likelihood", "pattern", "isolation_forest"])
+@pytest.mark.parametrize("at", [0, 5, 30, 100])
+def test_a_sentinel_in_warm_up_scores_as_an_anomaly(name: str, at: int) -> None:
+    # A sentinel among a series' first readings: the default (tail) scored it 0 in its
+    # warm-up (32 readings) and 0.52 at row 100, so `citybrain detect` said nothing of a
+    # gauge whose first reading was DBL_MAX; the guarded detectors score it 1 there too.
+    xs = 10.0 + (np.arange(200) % 5) * 0.1
+    xs[at] = -DBL_MAX if at % 2 else DBL_MAX
+    det = DETECTORS[name]()
+    scores = det.score_many(xs, times(200))
+    assert scores[at] == 1.0
+    one = DETECTORS[name]()
+    for x, t in zip(xs[:at], times(200)[:at], strict=True):
+        one.learn_one(x, t)
+    assert one.score_one(xs[at], times(200)[at]) == 1.0
+
+
 # A far glitch (detectors.base.far_glitch: a sentinel a million spreads and levels from
 # the series) among ordinary readings 30 or 80 rows before a real spike: the spike scores
 # as it does without the glitch, on both paths (t63: after one 1e308, windowed_gaussian
