@@ -14,7 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.base import StepwiseDetector, far_glitch, require_int, require_number
+from detectors.base import (
+    FAR_GLITCH_SCORE,
+    StepwiseDetector,
+    far_glitch,
+    require_int,
+    require_number,
+)
 
 # Standardising against a variance of zero (a constant past) would make z infinite.
 _MIN_VARIANCE = 1e-12
@@ -51,9 +57,13 @@ class EwmaCusum(StepwiseDetector):
         score = 0.0
         if n == 0:
             if far_glitch(x, math.nan, math.nan):
-                return score, (n, mean, var, high, low)  # a sentinel first: no level
+                # A sentinel first: an anomaly all the same, and no level.
+                return FAR_GLITCH_SCORE, (n, mean, var, high, low)
             mean = x
         else:
+            if n < self.min_samples and far_glitch(x, mean, math.sqrt(var)):
+                # In warm-up too a sentinel is an anomaly (it scored 0), and not learned.
+                return FAR_GLITCH_SCORE, (n, mean, var, high, low)
             if n >= self.min_samples:
                 z = (x - mean) / math.sqrt(max(var, _MIN_VARIANCE))
                 high = max(0.0, high + z - self.drift)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import (
+    FAR_GLITCH_SCORE,
     Detector,
     FloatArray,
     check_value,
@@ -162,7 +163,9 @@ class RobustZScore(Detector):
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
         if len(self.values_) < self.min_samples:
-            return 0.0
+            # In warm-up a far glitch is an anomaly all the same (it scored 0).
+            center = self._median_scale() if self.values_ else (math.nan, math.nan)
+            return FAR_GLITCH_SCORE if far_glitch(value, *center) else 0.0
         median, scale = self._median_scale()
         z = abs(value - median) / scale
         return z / (z + self.half_score_z)

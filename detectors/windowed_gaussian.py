@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.special import erf
 
 from detectors.base import (
+    FAR_GLITCH_SCORE,
     Detector,
     FloatArray,
     check_value,
@@ -58,7 +59,9 @@ class WindowedGaussian(Detector):
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
         if len(self.values_) < self.min_samples:
-            return 0.0
+            # In warm-up a far glitch is an anomaly all the same (it scored 0).
+            center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
+            return FAR_GLITCH_SCORE if far_glitch(value, center, spread) else 0.0
         mean, std = self._mean_std()
         z = abs(value - mean) / max(std, _MIN_STD, _RELATIVE_STD * abs(mean))
         return math.erf(z / math.sqrt(2.0))

@@ -305,12 +305,27 @@ def test_a_finite_sentinel_scores_as_an_anomaly(name: str) -> None:
         assert scores[400] >= default_threshold(name)
 
 
-@pytest.mark.parametrize("name", ["tail", "likelihood", "pattern", "isolation_forest"])
+# The detectors that keep a level and spread of their own, or a GlitchGuard: the others
+# (seasonal's day profile, stuck's flat runs, discord's and the ensemble's windows) score
+# a sentinel by their view once it has formed.
+SENTINEL_FROM_THE_START = [
+    "tail",
+    "robust_zscore",
+    "windowed_gaussian",
+    "ewma_cusum",
+    "likelihood",
+    "pattern",
+    "isolation_forest",
+]
+
+
+@pytest.mark.parametrize("name", SENTINEL_FROM_THE_START)
 @pytest.mark.parametrize("at", [0, 5, 30, 100])
 def test_a_sentinel_in_warm_up_scores_as_an_anomaly(name: str, at: int) -> None:
     # A sentinel among a series' first readings: the default (tail) scored it 0 in its
     # warm-up (32 readings) and 0.52 at row 100, so `citybrain detect` said nothing of a
-    # gauge whose first reading was DBL_MAX; the guarded detectors score it 1 there too.
+    # gauge whose first reading was DBL_MAX; robust_zscore, windowed_gaussian and
+    # ewma_cusum 0 in theirs; the guarded detectors scored it 1 there already.
     xs = 10.0 + (np.arange(200) % 5) * 0.1
     xs[at] = -DBL_MAX if at % 2 else DBL_MAX
     det = DETECTORS[name]()
