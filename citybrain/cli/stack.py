@@ -124,6 +124,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
             ("mosquitto", mqtt, mqtt.url, False),
         ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
+            elsewhere = comp.elsewhere() if state == "starting" else ""
+            if elsewhere:
+                # Not "starting": it serves, on the port this shell does not name.
+                print(f"{name:11} {'running':8} {where}: {elsewhere}")
+                ok = ok and not needed
+                continue
             ok = ok and (state == "ready" or not needed)
             # The commands named are typed as they work in this shell (t60: a bare
             # `citybrain ingest mqtt` where citybrain is not on the PATH, and no word of
