@@ -40,6 +40,7 @@ from citybrain.cli.base import (
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+    from citybrain.stack.process import StackError
     from citybrain.stack.topics import PartitionCountError, create_topics
 
     s = _settings()
@@ -52,6 +53,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # error (trial 27). Then every port: a taken Prometheus port found after Kafka
         # started left Kafka running behind an exit 3.
         load_grid(s.grid_file)
+        # A service of this run directory on another port first: that, not a port of
+        # this shell's taken by another stack, is what to fix (t76).
+        for component in (kafka, prom, mqtt):
+            if component.elsewhere():
+                raise StackError(component.elsewhere())
         for component in (kafka, prom, mqtt):
             component.check_ports()
         # Each says whether this command started it: a second `stack up` said "ready"

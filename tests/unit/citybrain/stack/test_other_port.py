@@ -39,6 +39,14 @@ def prometheus_like() -> Iterator[int]:
         proc.wait()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _started(tmp_path: Path, prometheus_pid: int) -> Settings:
     """The run directory of a stack started on ports 25092, 25090 and 17883."""
     started = Settings(run_dir_override=tmp_path, kafka_port=25092, mqtt_port=17883)
@@ -86,3 +94,30 @@ def test_the_same_ports_or_nothing_running_is_not_elsewhere(
     for comp in (KafkaBroker(started), MosquittoBroker(started)):
         comp.pid_file.unlink()
         assert comp.elsewhere() == ""  # not running: nothing to say
+
+
+def test_stack_up_and_status_from_a_shell_with_only_the_run_directory(
+    tmp_path: Path,
+    prometheus_like: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from citybrain.cli import EXIT_FAILED, EXIT_SERVICE, main
+
+    _started(tmp_path, prometheus_like)
+    # Ports nothing listens on, not the defaults: a stack may run on those here.
+    ports = {name: _free_port() for name in ("KAFKA", "PROMETHEUS", "MQTT")}
+    for name, port in ports.items():
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(port))
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    assert main(["stack", "up"]) == EXIT_SERVICE
+    assert capsys.readouterr().err.startswith(
+        f"citybrain: Kafka of this run directory runs on port 25092, not {ports['KAFKA']}"
+    )
+    assert main(["stack", "status"]) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "starting" not in out
+    for name, started in (("kafka", 25092), ("prometheus", 25090), ("mosquitto", 17883)):
+        line = next(line for line in out.splitlines() if line.startswith(name))
+        assert line.split()[1] == "running", line
+        assert f"runs on port {started}, not " in line, line
