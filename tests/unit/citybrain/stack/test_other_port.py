@@ -121,3 +121,25 @@ def test_stack_up_and_status_from_a_shell_with_only_the_run_directory(
         line = next(line for line in out.splitlines() if line.startswith(name))
         assert line.split()[1] == "running", line
         assert f"runs on port {started}, not " in line, line
+
+
+def test_no_kafka_answering_names_the_run_directory_s_broker_elsewhere(
+    tmp_path: Path, prometheus_like: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`deadletters` and the other Kafka commands said "start the local stack with …"
+    while this run directory's broker served on the demo's port."""
+    from citybrain.commands import cli_command, start_stack_hint
+
+    _started(tmp_path, prometheus_like)
+    port = _free_port()
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(port))
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    hint = start_stack_hint()
+    assert hint.startswith(
+        f"Kafka of this run directory runs on port 25092, not {port}: it was started with "
+        "CITYBRAIN_KAFKA_PORT=25092; set that (and the stack's other settings) in this shell, "
+        "as `"
+    )
+    assert hint.endswith(f"{cli_command()} stack status` does")
+    KafkaBroker(Settings(run_dir_override=tmp_path)).pid_file.unlink()
+    assert start_stack_hint().startswith("start the local stack with `")
