@@ -96,7 +96,9 @@ def _api(
             ) from None
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
         hint = {
-            401: "; check --token / CITYBRAIN_API_TOKEN",
+            # t76: README's default-run-directory token path typed with another run
+            # directory: say where this run directory's demo token is.
+            401: "; check --token / CITYBRAIN_API_TOKEN" + no_token_hint(),
             403: forbidden_hint(),
             404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
