@@ -190,10 +190,16 @@ def stopped_demo_worker(url: str | None, argv: Sequence[str] = ()) -> str:
     if state == "running" and url is None and api_base(None) != demo_url.rstrip("/"):
         # t76: with only CITYBRAIN_RUN_DIR set, `runs list` asked 16066 and was told to
         # start a worker with `make demo`, which deletes the running demo worker's topics.
+        import urllib.parse
+
         argv, secret = without_token(argv or ["runs", "list"])
+        # The demo's port over this shell's, which printed commands otherwise keep.
+        port = urllib.parse.urlsplit(demo_url).port
+        env = {"CITYBRAIN_WORKER_PORT": str(port)} if port else None
+        again = command_line(*argv, env=env, only=API_SETTINGS)
         return (
             f"the last demo's worker runs at {demo_url}, with settings this shell lacks; "
-            f"type it with them: `{api_command(*argv)}`" + (" with your --token" if secret else "")
+            f"type it with them: `{again}`" + (" with your --token" if secret else "")
         )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""

@@ -201,6 +201,9 @@ def test_the_unreachable_api_hint_names_the_running_demo_worker_elsewhere(
         f"lacks; type it with them: `CITYBRAIN_WORKER_PORT=16766 CITYBRAIN_RUN_DIR={tmp_path} "
         f"{shlex.quote(cli_command())} runs show grp-1.1` with your --token"
     )
+    # A shell's own worker port is replaced by the demo's in the command printed.
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "17000")
+    assert "`CITYBRAIN_WORKER_PORT=16766 " in stopped_demo_worker(None, ["runs", "list"])
     # Asked where the demo's worker runs (it did not answer this once): not this hint.
     monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
     assert stopped_demo_worker(None, ["runs", "list"]) == ""
