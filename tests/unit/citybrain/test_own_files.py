@@ -5,6 +5,7 @@ setting is now named for what it is, with what takes it."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,18 @@ def test_the_readme_and_the_classifier_data_given_to_detect(
     ):
         assert main(["detect", "--input", name, "--output", "/tmp/never.csv"]) == EXIT_USAGE
         assert capsys.readouterr().err == f"citybrain: --input {name!r} {said}\n"
+
+
+def test_detect_input_dir_names_the_classifier_data_it_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t76: `detect --input-dir datasets --on-error skip` skipped the classifier's
+    training data saying only its header, not what the file is."""
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(CHECKOUT / "datasets"), "--output-dir", str(out)]
+    assert main([*argv, "--on-error", "skip"]) == EXIT_USAGE
+    assert (
+        "incident_departments.csv.gz:1: header is 'text,department,source', expected "
+        "timestamp,value: this is the department classifier's training data, no series to "
+        "score\n"
+    ) in capsys.readouterr().err
