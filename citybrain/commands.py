@@ -201,10 +201,29 @@ def start_stack_hint() -> str:
     setting changed from its default (``changed_settings``): ``stack up`` reads the
     ports, run directory, topic prefix, partitions and heap (trial 10: without them it
     started the default-port stack)."""
+    elsewhere = _kafka_elsewhere()
+    if elsewhere:
+        # t76: "start the local stack" while it runs, on the port this shell lacks.
+        return f"{elsewhere}, as `{command_line('stack', 'status')}` does"
     return (
         f"start the local stack with `{command_line('stack', 'up')}` "
         f"(`{make_command('stack-up')}` in the checkout)"
     )
+
+
+def _kafka_elsewhere() -> str:
+    """``KafkaBroker.elsewhere``: the run directory's broker runs on another port than
+    this shell's CITYBRAIN_KAFKA_PORT; "" when not, or when the settings do not load (the
+    command that failed says so itself)."""
+    from pydantic import ValidationError
+
+    from citybrain.stack import KafkaBroker
+    from streams.settings import Settings
+
+    try:
+        return KafkaBroker(Settings()).elsewhere()
+    except ValidationError:
+        return ""
 
 
 def written_path(path: str | Path) -> str:

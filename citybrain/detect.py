@@ -127,6 +127,7 @@ def _other_format(path: Path, header: list[str], records: Iterator[Any]) -> str:
     series out of it (the command, for its first sensor); "" for any other header."""
     from citybrain.commands import command_line
     from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
+    from streams.inputs import own_file_role
 
     # Typed in a new shell, from another directory, the file is still found (t51).
     path = path.absolute()
@@ -136,7 +137,10 @@ def _other_format(path: Path, header: list[str], records: Iterator[Any]) -> str:
             f"`{command_line('replay', str(path))}` sends it to the stream worker"
         )
     if header != READING_COLUMNS:
-        return ""
+        # t76: `--input-dir datasets` skipped the classifier's training data saying
+        # only its header; a checkout file is named for what it is, as --input names it.
+        found = own_file_role(path)
+        return f": this is {found[1]}, no series to score" if found is not None else ""
     try:
         first = next((r for r in records if isinstance(r, Record) and len(r.fields) > 3), None)
     except FeedError:  # a fault further on is not this message's

@@ -268,7 +268,8 @@ _OWN_FILES: tuple[tuple[str, str, str, str], ...] = (
         "datasets/incident_departments.csv.gz",
         "departments",
         "the department classifier's training data",
-        "`citybrain datasets build` writes it; no command reads it as input",
+        "the worker's department classifier, which reads it itself (`citybrain datasets "
+        "build` writes it); no command takes it as input",
     ),
     (
         "datasets/service_times/*.yaml",
@@ -360,4 +361,6 @@ def mistaken(path: Path, expects: Collection[str]) -> str:
         return ""
     _, what, takes = found
     wanted = EXPECTED.get(next(iter(expects)), "another file")
-    return f" is {what}, not {wanted}: it is for {takes}"
+    # t76: "it is for no command reads it" (a README, Python source) read as a slip.
+    said = takes if takes.startswith("no command") else f"it is for {takes}"
+    return f" is {what}, not {wanted}: {said}"

@@ -96,7 +96,9 @@ def _api(
             ) from None
         reason = api_reason(exc.read().decode(errors="replace"), exc.code)
         hint = {
-            401: "; check --token / CITYBRAIN_API_TOKEN",
+            # t76: README's default-run-directory token path typed with another run
+            # directory: say where this run directory's demo token is.
+            401: "; check --token / CITYBRAIN_API_TOKEN" + no_token_hint(),
             403: forbidden_hint(),
             404: not_found_hint(path, reason, args.url),
         }.get(exc.code, "")
@@ -126,7 +128,8 @@ def _api(
     except (urllib.error.URLError, OSError) as exc:
         why = said(getattr(exc, "reason", exc))
         raise CliError(
-            f"cannot reach the operator API at {base} ({why}): {unreachable_hint(args.url)}",
+            f"cannot reach the operator API at {base} ({why}): "
+            f"{unreachable_hint(args.url, given_argv(args))}",
             EXIT_SERVICE,
         ) from None
 
@@ -137,13 +140,15 @@ def api_command(*argv: str, url: str | None = None) -> str:
     return command_line(*argv, *(["--url", url] if url else []), only=API_SETTINGS)
 
 
-def unreachable_hint(url: str | None) -> str:
+def unreachable_hint(url: str | None, argv: Sequence[str] = ()) -> str:
     """What to do when no worker answers: start one where --url points (its port as
     CITYBRAIN_WORKER_PORT when the host is this machine), not on the default port (trial
-    8: ``--url http://127.0.0.1:1`` was told to start a worker on 16066)."""
+    8: ``--url http://127.0.0.1:1`` was told to start a worker on 16066). ``argv``: the
+    command that failed, printed again with the demo's settings when its worker runs
+    elsewhere."""
     import urllib.parse
 
-    stopped = stopped_demo_worker(url)
+    stopped = stopped_demo_worker(url, argv)
     if stopped:
         return stopped
     if url is None:
@@ -159,13 +164,15 @@ def unreachable_hint(url: str | None) -> str:
     return f"no worker serves it there; check --url, or that the worker on {parts.hostname} runs"
 
 
-def stopped_demo_worker(url: str | None) -> str:
+def stopped_demo_worker(url: str | None, argv: Sequence[str] = ()) -> str:
     """When the worker --url names (the default one with none) is the last demo's and it
     does not run: the command that starts it again with every setting the demo gave it
     (trial 8: the hint to start a worker left out its topic prefix, app id, tokens file
     and ack deadline), after where its log is when it stopped without `make stack-down`
     (crashed or killed), or its prefix when it is down (its demo interrupted, or `stack
-    down` stopped it); else ""."""
+    down` stopped it); with no --url while the demo's worker runs at another address
+    than this shell's settings give, ``argv`` (the command that failed) again with the
+    demo's settings; else ""."""
     from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
 
     settings = _settings()
@@ -179,6 +186,20 @@ def stopped_demo_worker(url: str | None) -> str:
             f"the running demo (pid {demo.pid}, topic prefix {demo.prefix or '?'}) is still "
             f"starting its worker (log: {DemoFiles.of(settings).log}); run this again once "
             "the demo prints its progress lines"
+        )
+    if state == "running" and url is None and api_base(None) != demo_url.rstrip("/"):
+        # t76: with only CITYBRAIN_RUN_DIR set, `runs list` asked 16066 and was told to
+        # start a worker with `make demo`, which deletes the running demo worker's topics.
+        import urllib.parse
+
+        argv, secret = without_token(argv or ["runs", "list"])
+        # The demo's port over this shell's, which printed commands otherwise keep.
+        port = urllib.parse.urlsplit(demo_url).port
+        env = {"CITYBRAIN_WORKER_PORT": str(port)} if port else None
+        again = command_line(*argv, env=env, only=API_SETTINGS)
+        return (
+            f"the last demo's worker runs at {demo_url}, with settings this shell lacks; "
+            f"type it with them: `{again}`" + (" with your --token" if secret else "")
         )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""

@@ -170,6 +170,13 @@ class Parser(argparse.ArgumentParser):
         choices = action.choices
         if choices is None or value in choices:
             return
+        subcommand = isinstance(action, argparse._SubParsersAction)
+        if subcommand and isinstance(value, str) and value.lower() in ("help", "h", "-help"):
+            # t76: a newcomer's `citybrain help` / `runs help` got every choice listed
+            # and no word of the option that gives help.
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (did you mean --help?)"
+            )
         near = closest(value, choices)
         if near is None:
             listed = ", ".join(map(repr, choices))

@@ -40,6 +40,7 @@ from citybrain.cli.base import (
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+    from citybrain.stack.process import StackError
     from citybrain.stack.topics import PartitionCountError, create_topics
 
     s = _settings()
@@ -52,6 +53,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # error (trial 27). Then every port: a taken Prometheus port found after Kafka
         # started left Kafka running behind an exit 3.
         load_grid(s.grid_file)
+        # A service of this run directory on another port first: that, not a port of
+        # this shell's taken by another stack, is what to fix (t76).
+        for component in (kafka, prom, mqtt):
+            if component.elsewhere():
+                raise StackError(component.elsewhere())
         for component in (kafka, prom, mqtt):
             component.check_ports()
         # Each says whether this command started it: a second `stack up` said "ready"
@@ -124,6 +130,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
             ("mosquitto", mqtt, mqtt.url, False),
         ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
+            elsewhere = comp.elsewhere() if state == "starting" else ""
+            if elsewhere:
+                # Not "starting": it serves, on the port this shell does not name.
+                print(f"{name:11} {'running':8} {where}: {elsewhere}")
+                ok = ok and not needed
+                continue
             ok = ok and (state == "ready" or not needed)
             # The commands named are typed as they work in this shell (t60: a bare
             # `citybrain ingest mqtt` where citybrain is not on the PATH, and no word of

@@ -11,7 +11,15 @@ import uuid
 from pathlib import Path
 
 from citybrain.ports import check_listen
-from citybrain.stack.process import StackError, read_pid, spawn, stop, wait_until
+from citybrain.stack.process import (
+    StackError,
+    listed_port,
+    other_port,
+    read_pid,
+    spawn,
+    stop,
+    wait_until,
+)
 from streams.settings import Settings
 
 KAFKA_VERSION = "4.0.2"
@@ -159,6 +167,15 @@ class KafkaBroker:
     def running(self) -> bool:
         return read_pid(self.pid_file) is not None
 
+    def elsewhere(self) -> str:
+        """``other_port``'s words when this run directory's broker runs on another port."""
+        started = (
+            listed_port(self.config, r"^listeners=[A-Z_]+://[^:]+:(\d+)")
+            if self.running()
+            else None
+        )
+        return other_port("Kafka", "CITYBRAIN_KAFKA_PORT", started, self.settings.kafka_port)
+
     def ready(self) -> bool:
         """The broker answers a metadata request (better than grepping its log)."""
         try:
@@ -199,6 +216,8 @@ class KafkaBroker:
         )
 
     def start(self, timeout: float = 90.0) -> None:
+        if self.elsewhere():
+            raise StackError(self.elsewhere())
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.

@@ -9,7 +9,16 @@ import socket
 
 from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ports import check_listen
-from citybrain.stack.process import debian_binary, read_pid, spawn, stop, wait_until
+from citybrain.stack.process import (
+    StackError,
+    debian_binary,
+    listed_port,
+    other_port,
+    read_pid,
+    spawn,
+    stop,
+    wait_until,
+)
 from streams.settings import Settings
 
 # Debian installs the broker in /usr/sbin, which a non-root PATH may leave out.
@@ -89,6 +98,11 @@ class MosquittoBroker:
     def running(self) -> bool:
         return read_pid(self.pid_file) is not None
 
+    def elsewhere(self) -> str:
+        """``other_port``'s words when this run directory's broker runs on another port."""
+        started = listed_port(self.config, r"^listener (\d+)") if self.running() else None
+        return other_port("Mosquitto", "CITYBRAIN_MQTT_PORT", started, self.settings.mqtt_port)
+
     def ready(self) -> bool:
         """The broker accepts an MQTT CONNECT (a listening socket alone is not enough)."""
         try:
@@ -108,6 +122,8 @@ class MosquittoBroker:
         check_listen("127.0.0.1", self.settings.mqtt_port, "CITYBRAIN_MQTT_PORT", "Mosquitto")
 
     def start(self, timeout: float = 30.0) -> None:
+        if self.elsewhere():
+            raise StackError(self.elsewhere())
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.

@@ -56,6 +56,31 @@ def read_pid(pid_file: Path) -> int | None:
     return pid if alive(pid) else None
 
 
+def other_port(name: str, setting: str, started: int | None, port: int) -> str:
+    """ "" unless the run directory's ``name`` runs on ``started``, another port than this
+    shell's ``setting`` gives: then what to set (t76: with only the demo's
+    CITYBRAIN_RUN_DIR, `stack status` said its Kafka was "starting" on 19092 for ever and
+    `stack up` waited 90 s for it there, while it served on the demo's 25092)."""
+    if started is None or started == port:
+        return ""
+    return (
+        f"{name} of this run directory runs on port {started}, not {port}: it was started "
+        f"with {setting}={started}; set that (and the stack's other settings) in this shell"
+    )
+
+
+def listed_port(path: Path, pattern: str) -> int | None:
+    """The port ``pattern``'s group 1 finds in the file ``path`` (a service's config as
+    the stack wrote it), None when unreadable or absent."""
+    import re
+
+    try:
+        found = re.search(pattern, path.read_text(encoding="utf-8", errors="replace"), re.M)
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
+
+
 def alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is no zombie."""
     try:

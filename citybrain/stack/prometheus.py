@@ -9,7 +9,16 @@ import yaml
 
 from citybrain.errors import utf8_text
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen
-from citybrain.stack.process import debian_binary, read_pid, spawn, stop, wait_until
+from citybrain.stack.process import (
+    StackError,
+    debian_binary,
+    listed_port,
+    other_port,
+    read_pid,
+    spawn,
+    stop,
+    wait_until,
+)
 from dashboards.rules import LOCATIONS_FILE, location_rules
 from streams.settings import REPO_ROOT, Settings
 
@@ -94,6 +103,16 @@ class PrometheusServer:
     def running(self) -> bool:
         return read_pid(self.pid_file) is not None
 
+    def elsewhere(self) -> str:
+        """``other_port``'s words when this run directory's server runs on another port
+        (its command line names it: no config file does)."""
+        pid = read_pid(self.pid_file)
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        pattern = r"--web\.listen-address=[^:\x00]+:(\d+)"
+        started = listed_port(cmdline, pattern) if pid is not None else None
+        port = self.settings.prometheus_port
+        return other_port("Prometheus", "CITYBRAIN_PROMETHEUS_PORT", started, port)
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
@@ -110,6 +129,8 @@ class PrometheusServer:
         check_listen("127.0.0.1", port, "CITYBRAIN_PROMETHEUS_PORT", "Prometheus")
 
     def start(self, timeout: float = 30.0) -> None:
+        if self.elsewhere():
+            raise StackError(self.elsewhere())
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.

@@ -245,3 +245,20 @@ def test_a_file_typed_where_a_command_takes_it_by_option_names_the_option(
     # A word that is no file gets no such hint.
     assert main(["detect", "now"]) == EXIT_USAGE
     assert "a file is given" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "where"),
+    [(["help"], ""), (["runs", "help"], " runs"), (["campaign", "HELP"], " campaign")],
+)
+def test_help_typed_as_a_command_points_to_the_help_option(
+    argv: list[str], where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t76: a newcomer's `citybrain help` (or `runs help`) was answered with every
+    command listed and no word of ``--help``."""
+    assert main(argv) == EXIT_USAGE
+    argument = "ACTION" if where else "COMMAND"
+    assert capsys.readouterr().err == (
+        f"citybrain:{where}{':' if where else ''} argument {argument}: invalid choice: {argv[-1]!r} (did you mean --help?); "
+        f"see `{shlex.join([cli_command(), *argv[:-1], '--help'])}`\n"
+    )

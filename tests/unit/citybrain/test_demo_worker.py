@@ -181,3 +181,30 @@ def test_the_unreachable_api_hint_restarts_the_stopped_demo_worker(
     )
     assert stopped_demo_worker("http://127.0.0.1:16766/") == hint
     assert stopped_demo_worker("http://10.0.0.9:16066") == ""  # another worker: not its hint
+
+
+def test_the_unreachable_api_hint_names_the_running_demo_worker_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t76: a shell with the demo's run directory but not its worker port asked 16066,
+    and was told to start a worker with `make demo`, which deletes the running demo
+    worker's topics; the hint gives the command again with the demo's settings."""
+    settings = _demo(tmp_path, os.getpid())  # a live pid: the demo's worker runs
+    state = json.loads(DemoFiles.of(settings).state.read_text())
+    state["settings"] = {"CITYBRAIN_WORKER_PORT": "16766", "CITYBRAIN_RUN_DIR": str(tmp_path)}
+    DemoFiles.of(settings).state.write_text(json.dumps(state))
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("CITYBRAIN_WORKER_PORT", raising=False)
+    hint = stopped_demo_worker(None, ["runs", "show", "grp-1.1", "--token", "secret"])
+    assert hint == (
+        "the last demo's worker runs at http://127.0.0.1:16766, with settings this shell "
+        f"lacks; type it with them: `CITYBRAIN_WORKER_PORT=16766 CITYBRAIN_RUN_DIR={tmp_path} "
+        f"{shlex.quote(cli_command())} runs show grp-1.1` with your --token"
+    )
+    # A shell's own worker port is replaced by the demo's in the command printed.
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "17000")
+    assert "`CITYBRAIN_WORKER_PORT=16766 " in stopped_demo_worker(None, ["runs", "list"])
+    # Asked where the demo's worker runs (it did not answer this once): not this hint.
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
+    assert stopped_demo_worker(None, ["runs", "list"]) == ""
+    assert stopped_demo_worker("http://10.0.0.9:16066", ["runs", "list"]) == ""

@@ -5,6 +5,7 @@ setting is now named for what it is, with what takes it."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,45 @@ def test_a_checkout_file_given_for_a_directory_is_named(
     err = capsys.readouterr().err
     assert "is a file, expected a directory: it is the grid definition" in err, err
     assert "CITYBRAIN_GRID_FILE" in err
+
+
+@pytest.mark.parametrize("name", _own_files())
+def test_what_takes_a_checkout_file_reads_as_a_sentence(name: str) -> None:
+    """t76: `detect --input datasets/README.md` said "it is for no command reads it",
+    and the classifier's data "it is for `citybrain datasets build` writes it"."""
+    from streams.inputs import mistaken
+
+    said = mistaken(CHECKOUT / name, ["expect"])  # no shipped file is an expect list
+    assert said.startswith(" is "), (name, said)
+    assert "it is for no command" not in said and " writes it;" not in said, (name, said)
+
+
+def test_the_readme_and_the_classifier_data_given_to_detect(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, said in (
+        ("datasets/README.md", "is documentation, not a timestamp,value CSV: no command reads it"),
+        (
+            "datasets/incident_departments.csv.gz",
+            "is the department classifier's training data, not a timestamp,value CSV: it is "
+            "for the worker's department classifier, which reads it itself (`citybrain "
+            "datasets build` writes it); no command takes it as input",
+        ),
+    ):
+        assert main(["detect", "--input", name, "--output", "/tmp/never.csv"]) == EXIT_USAGE
+        assert capsys.readouterr().err == f"citybrain: --input {name!r} {said}\n"
+
+
+def test_detect_input_dir_names_the_classifier_data_it_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t76: `detect --input-dir datasets --on-error skip` skipped the classifier's
+    training data saying only its header, not what the file is."""
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(CHECKOUT / "datasets"), "--output-dir", str(out)]
+    assert main([*argv, "--on-error", "skip"]) == EXIT_USAGE
+    assert (
+        "incident_departments.csv.gz:1: header is 'text,department,source', expected "
+        "timestamp,value: this is the department classifier's training data, no series to "
+        "score\n"
+    ) in capsys.readouterr().err
