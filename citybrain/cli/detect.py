@@ -240,7 +240,12 @@ def detect_summary(
     from citybrain.detect import _MEASURED, ALTERNATIVE, EXTREME_SPREADS, rows_to_reach
 
     if warmup is not None:
-        learning = f"the first {warmup:,} rows of each series are warm-up, scored 0"
+        each = "" if scored.series == 1 else " of each series"
+        # Every detector with a fixed warm-up scores a far glitch 1 in it all the same.
+        learning = (
+            f"the first {warmup:,} rows{each} are warm-up, scored 0 (a far glitch, such as "
+            "a 1e308 sentinel, scores 1 all the same)"
+        )
         # The warm-up is not the whole story: tail caps a score by how little it has seen,
         # so a reading right after it cannot reach the threshold (trial 9's 6x spike at
         # row 45 scored 0.197). Measured, not declared (citybrain.detect.rows_to_reach).
