@@ -6,10 +6,7 @@ with `runs list`". One function answers: streams.errors.closest."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import shlex
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from citybrain.cli import main
 from playbooks.loader import load_grid
 from playbooks.routing import expected_values
 from streams.settings import Settings
+from tests.unit.citybrain.json_api import json_api
 from tests.unit.citybrain.test_cli_silences import GRID
 
 RUN_ID = "grp-7e895a08be4d839e.1"
@@ -46,37 +44,17 @@ def test_a_long_list_names_the_closest_too() -> None:
     assert "did you mean" not in expected_values("kind", ("pm25", "no2"), "road_ice")
 
 
-class _Runs(http.server.BaseHTTPRequestHandler):
+def _runs(method: str, path: str, body: Any) -> tuple[int, Any]:
     """The operator API's answers: the list of runs, and 404 for any one run."""
-
-    def do_GET(self) -> None:
-        if self.path == "/api/v1/runs":
-            status, doc = 200, {"runs": [{"run_id": RUN_ID}, {"run_id": "grp-0000aaaa1111bbbb.2"}]}
-        else:
-            status, doc = 404, {"error": "no run"}
-        self._send(status, doc)
-
-    do_POST = do_GET
-
-    def _send(self, status: int, doc: Any) -> None:
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    if path == "/api/v1/runs":
+        return 200, {"runs": [{"run_id": RUN_ID}, {"run_id": "grp-0000aaaa1111bbbb.2"}]}
+    return 404, {"error": "no run"}
 
 
 @pytest.fixture
 def api() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Runs)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with json_api(_runs) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -5,36 +5,21 @@ token is."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from citybrain.cli import main
+from tests.unit.citybrain.json_api import json_api
 
-
-class _Refuses(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"error": "unknown bearer token: it is none of the 3 configured tokens"}'
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+REFUSAL = {"error": "unknown bearer token: it is none of the 3 configured tokens"}
 
 
 @pytest.fixture
 def api() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with json_api(lambda method, path, body: (401, REFUSAL)) as url:
+        yield url
 
 
 def test_an_unknown_token_is_told_where_the_demo_s_token_is(
