@@ -3,6 +3,7 @@ stderr and a documented exit status (``citybrain.cli`` lists them)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -189,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status == EXIT_BUG and _debug_checked():
             raise
         first, *detail = message.splitlines() or [type(exc).__name__]
+        # What the command printed first goes first, also into one pipe (`2>&1 |`):
+        # piped, stdout is block-buffered and the reason came above it. (A reader gone,
+        # or stdout closed: nothing to keep in order.)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
         try:
             print(f"citybrain: {first}", file=sys.stderr)
             for line in detail:  # e.g. a service's last log lines, after the reason

@@ -146,6 +146,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for line in demo_worker_lines(s):
             print(line)
         if not ok:
+            # After the table, also when both go to one pipe (`2>&1 | less`): piped,
+            # stdout is block-buffered and the line came first.
+            sys.stdout.flush()
             print(f"citybrain: the stack is not ready: {start_stack_hint()}", file=sys.stderr)
         return EXIT_OK if ok else EXIT_FAILED
     return 0

@@ -10,6 +10,7 @@ import re
 import shlex
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,17 @@ def test_make_stack_status_on_a_stopped_stack_is_one_line_and_status_0(
         "citybrain: the stack is not ready: start the local stack with"
     ), done.stderr
     assert re.search(r"^kafka +down ", done.stdout, re.MULTILINE), done.stdout
+    # Both into one pipe: the table first, then the line (t76: piped, the line came first).
+    merged = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "stack", "status"],
+        cwd=REPO_ROOT,
+        env={k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"},  # a user's shell
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = merged.stdout.splitlines()
+    assert lines[0].startswith("kafka ") and lines[-1].startswith("citybrain: the stack is not")
     # A real failure (a bad setting, status 2) still fails the target.
     env["CITYBRAIN_KAFKA_PORT"] = "99999"
     bad = subprocess.run(
@@ -96,3 +108,28 @@ def test_make_stack_status_on_a_stopped_stack_is_one_line_and_status_0(
     )
     assert bad.returncode != 0
     assert "CITYBRAIN_KAFKA_PORT is '99999'" in bad.stderr
+
+
+def test_a_commands_output_comes_before_its_reason_in_one_pipe() -> None:
+    # t76: piped (`2>&1 | less`), stdout is block-buffered, and the boundary's reason on
+    # stderr came above what the command had printed before it failed.
+    script = (
+        "import sys\n"
+        "from citybrain.cli import CliError, main, parser\n"
+        "def command(args):\n"
+        "    print('the table')\n"
+        "    raise CliError('the reason')\n"
+        "parser.cmd_detect = command\n"
+        "sys.exit(main(['detect']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a user's shell
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stdout.splitlines() == ["the table", "citybrain: the reason"]
