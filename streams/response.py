@@ -323,9 +323,8 @@ class Response:
         # for a call not among them had it made by a worker that stopped (check_deadlines).
         self._called: OrderedDict[str, None] = OrderedDict()
         # Offers held for a run their group may open soon (``_hold_offer``): (group key,
-        # report id, channel) -> when held (monotonic s), oldest first; and each's event time.
-        self._held_offers: OrderedDict[tuple[bytes, str, str], float] = OrderedDict()
-        self._held_ts: dict[tuple[bytes, str, str], float] = {}
+        # report id, channel) -> (when held in monotonic s, event time), oldest first.
+        self._held_offers: OrderedDict[tuple[bytes, str, str], tuple[float, float]] = OrderedDict()
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -564,13 +563,11 @@ class Response:
         wall = time.monotonic()
         held = self._held_offers
         while held and (
-            len(held) >= MAX_HELD_OFFERS or next(iter(held.values())) < wall - HOLD_OFFER_SECONDS
+            len(held) >= MAX_HELD_OFFERS or next(iter(held.values()))[0] < wall - HOLD_OFFER_SECONDS
         ):
-            oldest, _ = held.popitem(last=False)
-            del self._held_ts[oldest]
-        held[(key, rid, channel)] = wall
+            held.popitem(last=False)
+        held[(key, rid, channel)] = (wall, float(ts))
         held.move_to_end((key, rid, channel))  # held again (a redelivery): the newest
-        self._held_ts[(key, rid, channel)] = float(ts)
 
     def _cover_held(
         self, key: bytes, engine: PlaybookEngine, run: Run, opened: Any, now: float
@@ -583,8 +580,7 @@ class Response:
         mine = [k for k in self._held_offers if k[0] == key] if self._held_offers else []
         follow = []
         for k in mine:
-            del self._held_offers[k]
-            ts = self._held_ts.pop(k)
+            _, ts = self._held_offers.pop(k)
             if isinstance(opened, int | float) and ts >= opened:
                 follow.append((k[1], k[2]))
         if not follow:

@@ -216,8 +216,9 @@ class KafkaBroker:
         )
 
     def start(self, timeout: float = 90.0) -> None:
-        if self.elsewhere():
-            raise StackError(self.elsewhere())
+        elsewhere = self.elsewhere()
+        if elsewhere:
+            raise StackError(elsewhere)
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.

@@ -122,8 +122,9 @@ class MosquittoBroker:
         check_listen("127.0.0.1", self.settings.mqtt_port, "CITYBRAIN_MQTT_PORT", "Mosquitto")
 
     def start(self, timeout: float = 30.0) -> None:
-        if self.elsewhere():
-            raise StackError(self.elsewhere())
+        elsewhere = self.elsewhere()
+        if elsewhere:
+            raise StackError(elsewhere)
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.

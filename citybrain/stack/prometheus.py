@@ -129,8 +129,9 @@ class PrometheusServer:
         check_listen("127.0.0.1", port, "CITYBRAIN_PROMETHEUS_PORT", "Prometheus")
 
     def start(self, timeout: float = 30.0) -> None:
-        if self.elsewhere():
-            raise StackError(self.elsewhere())
+        elsewhere = self.elsewhere()
+        if elsewhere:
+            raise StackError(elsewhere)
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.
