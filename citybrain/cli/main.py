@@ -134,9 +134,21 @@ def _debug_checked() -> bool:
         return False
 
 
+def _one_stream_in_order() -> None:
+    """When stdout and stderr are one file (``2>&1 | less``, a log file for both), flush
+    stdout at each line: block-buffered, a warning written to stderr in the middle of a
+    command's output came out above lines printed before it. A terminal is line-buffered
+    already; separate files keep their buffering."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+        if (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino) and not sys.stdout.isatty():
+            sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the only place exceptions become messages and exit statuses."""
     try:
+        _one_stream_in_order()
         debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
         from streams.csvfile import line_limit
 

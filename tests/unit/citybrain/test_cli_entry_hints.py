@@ -133,3 +133,38 @@ def test_a_commands_output_comes_before_its_reason_in_one_pipe() -> None:
     )
     assert done.returncode == 2
     assert done.stdout.splitlines() == ["the table", "citybrain: the reason"]
+
+
+def test_a_warning_in_the_middle_of_a_commands_output_keeps_its_place_in_one_pipe() -> None:
+    # Piped into one stream (`2>&1 | less`), stdout was block-buffered: a warning printed to
+    # stderr, or logged, while a command printed its lines came out above all of them.
+    script = (
+        "import logging, sys\n"
+        "from citybrain.cli import main, parser\n"
+        "def command(args):\n"
+        "    print('line 1')\n"
+        "    print('citybrain: warning: w', file=sys.stderr)\n"
+        "    print('line 2')\n"
+        "    logging.getLogger('x').warning('logged')\n"
+        "    print('line 3')\n"
+        "    return 0\n"
+        "parser.cmd_detect = command\n"
+        "sys.exit(main(['detect']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a user's shell
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines() == [
+        "line 1",
+        "citybrain: warning: w",
+        "line 2",
+        "logged",
+        "line 3",
+    ]
