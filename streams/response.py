@@ -282,6 +282,14 @@ def routed_fields(doc: Any) -> dict[str, Any]:
     return doc
 
 
+def _too_old_for(ts: Any, opened: Any) -> tuple[float, float] | None:
+    """``(ts, opened)`` when an offered report made at ``ts`` (event time, epoch s) is too
+    old for a run opened at ``opened`` (its first alert's ``started_at``, epoch s): more
+    than ``OFFER_MAX_AGE`` before it; ``None`` when it is not, or either is unknown."""
+    known = isinstance(ts, int | float) and isinstance(opened, int | float)
+    return (float(ts), float(opened)) if known and ts < opened - OFFER_MAX_AGE else None
+
+
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
 
@@ -323,8 +331,10 @@ class Response:
         # for a call not among them had it made by a worker that stopped (check_deadlines).
         self._called: OrderedDict[str, None] = OrderedDict()
         # Offers held for a run their group may open soon (``_hold_offer``): (group key,
-        # report id, channel) -> (when held in monotonic s, event time), oldest first.
-        self._held_offers: OrderedDict[tuple[bytes, str, str], tuple[float, float]] = OrderedDict()
+        # report id, channel) -> (when held in monotonic s, the offered report), oldest first.
+        self._held_offers: OrderedDict[tuple[bytes, str, str], tuple[float, dict[str, Any]]] = (
+            OrderedDict()
+        )
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -447,7 +457,7 @@ class Response:
             )
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
-            run, followed = self._cover_held(key, engine, run, group.get("opened_ts"), now)
+            run, followed = await self._cover_held(key, engine, run, group.get("opened_ts"), now)
             cmds += followed
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             engine = self._engine_for(run)
@@ -512,9 +522,9 @@ class Response:
         ``message_time``: the same if applied again) to its group's run (streams.ingest): an
         open run covers it as a follow-up (``report_covered``, closed with the others);
         with no run, or a finished one, the offer is held for the group's next run
-        (``_hold_offer``), which covers it only if it was made at or after that run's
-        opening in event time: a report that came after a run closed is a new problem,
-        for a new burst (or ``reports_not_alerted``). One whose event time is more than
+        (``_hold_offer``), which takes it as if it came once it had opened: whether an
+        offer is read just before or just after its run opens (a restarted worker reads
+        them in another order) changes nothing. One whose event time is more than
         ``OFFER_MAX_AGE`` (a day) before the run's opening (its first alert's
         ``started_at``) is refused: a report days old is no follow-up of a run opened
         since (trial 7). That one is in no alert: a late one (never in the
@@ -533,22 +543,18 @@ class Response:
             raise EventError("bad_reports", "report.ts", ts, fault)
         run = Run.from_dict(stored["run"]) if stored and stored.get("run") else None
         if run is None or is_terminal(run):
-            self._hold_offer(key, rid, channel, ts)
+            self._hold_offer(key, rid, channel, report)
             return
         assert stored is not None  # (a run is stored in its group)
         opened = stored.get("opened_ts")
-        if (
-            isinstance(ts, int | float)
-            and isinstance(opened, int | float)
-            and ts < opened - OFFER_MAX_AGE
-        ):
-            await self._too_old(run, report, rid, channel, float(ts), float(opened))
+        if (too_old := _too_old_for(ts, opened)) is not None:
+            await self._too_old(run, report, rid, channel, *too_old)
             return
         run, cmds = self._engine_for(run).step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
-    def _hold_offer(self, key: bytes, rid: str, channel: str, ts: Any) -> None:
+    def _hold_offer(self, key: bytes, rid: str, channel: str, report: dict[str, Any]) -> None:
         """Hold an offer that found no open run in its group, in memory, for a run the
         group opens within ``HOLD_OFFER_SECONDS`` (``_cover_held``). Catching up on a
         backlog, a burst's alert passes the alerting stage while the reports after it
@@ -556,33 +562,38 @@ class Response:
         follows and was dropped (helper t75: 6 of 182 closures lost after a worker
         restart). Not stored: a worker that stops before the run opens reads both
         again from their uncommitted offsets, or the offer ends as before (its report
-        waits in its window, or ends as ``reports_not_alerted``). One without an event
-        time cannot be placed against a run's opening: dropped, as before."""
-        if not isinstance(ts, int | float):
-            return
+        waits in its window, or ends as ``reports_not_alerted``)."""
         wall = time.monotonic()
         held = self._held_offers
         while held and (
             len(held) >= MAX_HELD_OFFERS or next(iter(held.values()))[0] < wall - HOLD_OFFER_SECONDS
         ):
             held.popitem(last=False)
-        held[(key, rid, channel)] = (wall, float(ts))
+        held[(key, rid, channel)] = (wall, report)
         held.move_to_end((key, rid, channel))  # held again (a redelivery): the newest
 
-    def _cover_held(
+    async def _cover_held(
         self, key: bytes, engine: PlaybookEngine, run: Run, opened: Any, now: float
     ) -> tuple[Run, list[Command]]:
-        """The run just opened in group ``key`` covers the offers held for it
-        (``_hold_offer``) made at or after its opening in event time (``opened``), as it
-        would have covered them had they come after it; the others came before the
-        run's burst and are not its follow-ups (nor any when its opening is unknown).
-        Every offer held for the group is let go."""
+        """The run just opened in group ``key`` takes the offers held for it
+        (``_hold_offer``) as it takes an offer read once it is open
+        (``_on_offered_report``): each is covered unless its event time is more than
+        ``OFFER_MAX_AGE`` before the run's opening (``opened``, event time), which is
+        refused as there (``_too_old``). Before, a held offer was covered only if made at
+        or after the opening, one read after it by the one-day rule: a restarted second
+        worker, reading offers again after their run had opened, covered 3 reports more
+        than one worker's run (helper t75's harness). Every offer held for the group is
+        let go."""
         mine = [k for k in self._held_offers if k[0] == key] if self._held_offers else []
-        follow = []
+        follow, old = [], []
         for k in mine:
-            _, ts = self._held_offers.pop(k)
-            if isinstance(opened, int | float) and ts >= opened:
+            _, report = self._held_offers.pop(k)
+            if (too_old := _too_old_for(report.get("ts"), opened)) is not None:
+                old.append((k, report, too_old))
+            else:
                 follow.append((k[1], k[2]))
+        for (_, rid, channel), report, (ts, at) in old:
+            await self._too_old(run, report, rid, channel, ts, at)
         if not follow:
             return run, []
         return engine.step(run, ReportsCovered(tuple(follow), now))

@@ -96,39 +96,68 @@ def test_a_report_a_closed_run_covered_is_not_covered_again_by_the_next_run(
     assert [rid for rid, _ in replies] == ["r-1", "r-2", "r-3"]  # each reporter once
 
 
-def test_an_offer_that_comes_before_its_groups_run_is_covered_by_it(
-    stage: tuple[Response, list[dict[str, Any]]],
+OPENED = 1_700_000_000.0  # 2023-11-14T22:13:20Z, the first burst's started_at
+# Offers of reports in no alert, by event time against the run's opening: after it, a
+# minute and an hour before it, with no event time, and two days before it (late: older
+# than the burst window, never in it).
+OFFERS: list[tuple[str, float | None, bool]] = [
+    ("r-after", OPENED + 60, False),
+    ("r-before", OPENED - 60, False),
+    ("r-hour", OPENED - 3600, True),
+    ("r-untimed", None, False),
+    ("r-old", OPENED - 2 * 86_400, True),
+]
+
+
+def offer(rid: str, ts: float | None, late: bool) -> Event:
+    doc = {"report": {"report_id": rid, "channel": "hotline", "ts": ts, "late": late}}
+    return Event(KEY, doc)  # type: ignore[arg-type]
+
+
+def opening(alert_id: str, report: str, started_at: str) -> Event:
+    first = burst(alert_id, report)
+    first["alert"]["started_at"] = started_at
+    return Event(KEY, first)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("order", ["offers first", "run first"])
+def test_an_offer_is_taken_alike_before_and_after_its_groups_run_opens(
+    stage: tuple[Response, list[dict[str, Any]]], order: str
 ) -> None:
     """Helper t75: catching up after a restart, a burst's alert passes the alerting stage
     while the offers of the reports after it go straight to the routed topic, so an offer
     came first, found no run and was dropped: its reporter never heard a closure. Held
-    for the run the group opens next, it is covered if made at or after that run's
-    opening in event time; one made before it, or with no event time, is not."""
+    (in memory) for the run the group opens next, it is taken as if read once the run was
+    open: covered unless more than a day older than the opening, which is refused (a late
+    one audited as in no alert) — in either order the same. Before, a held offer was
+    covered only if made at or after the opening: a second worker reading the offers
+    again after the run had opened covered 3 reports more than one worker's run."""
     response, sent = stage
-    opened = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+    audited: list[dict[str, Any]] = []
 
-    def offer(rid: str, ts: float | None) -> Event:
-        doc = {"report": {"report_id": rid, "channel": "hotline", "ts": ts}}
-        return Event(KEY, doc)  # type: ignore[arg-type]
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    response.ctx.audit = audit  # type: ignore[method-assign]
 
     async def scenario() -> None:
-        await response.on_routed(offer("r-after", opened + 60))
-        await response.on_routed(offer("r-before", opened - 60))
-        await response.on_routed(offer("r-untimed", None))
-        assert KEY not in response.ctx.groups.data  # held in memory, nothing stored
-        first = burst("al-1", "r-1")
-        first["alert"]["started_at"] = "2023-11-14T22:13:20Z"
-        await response.on_routed(Event(KEY, first))  # type: ignore[arg-type]
+        if order == "run first":
+            await response.on_routed(opening("al-1", "r-1", "2023-11-14T22:13:20Z"))
+        for rid, ts, late in OFFERS:
+            await response.on_routed(offer(rid, ts, late))
+        if order == "offers first":
+            assert KEY not in response.ctx.groups.data  # held in memory, nothing stored
+            await response.on_routed(opening("al-1", "r-1", "2023-11-14T22:13:20Z"))
         run = response.ctx.groups.data[KEY]["run"]
-        assert set(run["reports"]) == {"r-1", "r-after"}
+        assert set(run["reports"]) == {"r-1", "r-after", "r-before", "r-hour", "r-untimed"}
         # The group's held offers went with its run: the next run covers none of them.
         done = {"id": "cmd-1", "run_id": run["run_id"], "action": "resolve", "by": "ana"}
         await response.on_command(Event(KEY, done))  # type: ignore[arg-type]
-        second = burst("al-2", "r-2")
-        second["alert"]["started_at"] = "2023-11-14T21:13:20Z"
-        await response.on_routed(Event(KEY, second))  # type: ignore[arg-type]
+        await response.on_routed(opening("al-2", "r-2", "2023-11-14T21:13:20Z"))
         assert set(response.ctx.groups.data[KEY]["run"]["reports"]) == {"r-2"}
 
     asyncio.run(scenario())
     replies = sorted(s["data"]["report_id"] for s in sent if s.get("action") == "reply")
-    assert replies == ["r-1", "r-after"]
+    assert replies == ["r-1", "r-after", "r-before", "r-hour", "r-untimed"]
+    refused = [a for a in audited if a["action"] == "reports_not_alerted"]
+    assert [a["data"]["report_ids"] for a in refused] == [["r-old"]], audited

@@ -213,7 +213,9 @@ def test_a_report_in_no_alert_joins_its_groups_open_run_only(
 ) -> None:
     """Trial 6: reports that came while a run for their cell and category waited for an
     acknowledgement reached no run. Offered to the group's run, an open run covers them;
-    with no run, or a finished one, the offer changes nothing."""
+    with no run, or a finished one, the offer is only held (in memory, no group made) for
+    the run the group opens next (``r-0``, as if it came once that run was open); a finished
+    run takes nothing (``r-2``)."""
     stage, _ = response
 
     async def scenario() -> list[dict[str, Any]]:
@@ -231,8 +233,8 @@ def test_a_report_in_no_alert_joins_its_groups_open_run_only(
         return [covered, dict(groups[KEY]["run"]["reports"])]
 
     open_run, finished = asyncio.run(scenario())
-    assert open_run == {"r-1": {"channel": "app", "status": "open"}}
-    assert finished == {"r-1": {"channel": "app", "status": "replied"}}  # r-2 not taken
+    assert open_run == {r: {"channel": "app", "status": "open"} for r in ("r-0", "r-1")}
+    assert finished == {r: {"channel": "app", "status": "replied"} for r in ("r-0", "r-1")}
 
 
 def test_a_report_days_older_than_the_runs_opening_is_not_offered_to_it(
