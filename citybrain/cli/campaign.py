@@ -194,7 +194,6 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
     settings = _settings()
-    given = ""
     if args.input:
         records, places = _read_records(Path(args.input))
     else:
@@ -222,7 +221,10 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             raise CliError(f"{places[exc.index]}: {exc.detail}") from None
         raise CliError(str(exc)) from None
     if not report["runs_in_period"]:
-        source = args.input or f"the topics of {given}"
+        # Named as the prefix read (the running demo's when none was given): t79 walked
+        # `campaign report --from 2024-05-27 --to 2024-05-28` and read "in the topics of
+        # were created", the prefix left blank.
+        source = args.input or f"the topics of prefix {settings.topic_prefix!r}"
         raise CliError(
             empty_period(report, args.start, args.end, source, len(records), bool(args.input)),
             EXIT_FAILED,
