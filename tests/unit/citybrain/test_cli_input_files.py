@@ -370,3 +370,48 @@ def test_a_placeholder_typed_as_printed_is_named_as_one(
         f"citybrain: {name} {given!r}: {missing}: {given!r} is the placeholder the "
         f"examples print: give {what}'s path"
     ), proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["playbooks", "check", "playbooks"],
+        ["playbooks", "route-test", "--dir", "playbooks", "kind=pm25"],
+        ["dashboards", "push", "--url", "http://g", "--token", "x", "--generated", "dashboards"],
+    ],
+)
+def test_the_checkout_s_code_is_never_the_directory_suggested(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t79 typed `playbooks check playbooks` from another directory and was pointed at the
+    checkout's `playbooks/`, the package: typed, that hint listed every route's playbook
+    as unknown ("does not exist (known: )"). A package of the checkout is no input."""
+    from citybrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "no such directory" in err and "the checkout's" not in err, err
+    if argv[0] == "playbooks":
+        assert err.endswith(f"(the library's: {REPO / 'playbooks' / 'library' / 'playbooks'})\n")
+
+
+@pytest.mark.parametrize("command", [["check"], ["route-test", "kind=pm25"]])
+def test_a_playbook_directory_without_playbooks_is_said_so(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checkout's playbooks/ package typed as the directory: one line saying it holds
+    no playbooks and where the library's are, not a "does not exist (known: )" per route."""
+    from citybrain.cli import main
+
+    given = str(REPO / "playbooks")
+    argv = ["playbooks", command[0], given, *command[1:]]
+    if command[0] == "route-test":
+        argv = ["playbooks", "route-test", "--dir", given, *command[1:]]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "known: )" not in err, err
+    assert f"{given!r} holds no playbooks (*.yaml files); the library's are in " in err
