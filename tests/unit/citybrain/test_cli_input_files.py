@@ -415,3 +415,17 @@ def test_a_playbook_directory_without_playbooks_is_said_so(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "known: )" not in err, err
     assert f"{given!r} holds no playbooks (*.yaml files); the library's are in " in err
+
+
+def test_datasets_build_without_the_shared_data_says_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t79: `citybrain datasets build` from a clone with no team folder beside it said only
+    "--shared '/…/shared/data/city': no such directory"."""
+    from citybrain.cli import main
+
+    argv = ["datasets", "build", "--shared", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "no such directory (the team's shared city data, by default ../shared/data/city" in err
+    assert f"{REPO / 'datasets' / 'README.md'} lists each source file" in err
