@@ -175,6 +175,25 @@ def _need_file(
         raise CliError(f"{option} {str(path)!r}{why}")
 
 
+def need_all(checks: Sequence[Callable[[], None]]) -> None:
+    """Run every input check (``_need_file``, ``_need_dir`` … as callables), then refuse
+    once, naming every input that failed, in the order given, joined by ``; `` on the
+    one ``citybrain:`` line (status: the first refusal's). t79: docs/citizens.md's
+    `rehearse --incidents datasets/… --units datasets/…` typed outside the checkout
+    named --units alone; typed again with its path fixed, --incidents; a command with
+    several inputs said one missing file per try."""
+    refused: list[CliError] = []
+    for check in checks:
+        try:
+            check()
+        except CliError as exc:
+            refused.append(exc)
+    if len(refused) == 1:
+        raise refused[0]
+    if refused:
+        raise CliError("; ".join(exc.message for exc in refused), refused[0].status)
+
+
 def _need_dir(path: Path, option: str, for_a_file: str = "", missing: str = "") -> None:
     """CliError (status 2) naming ``option`` unless ``path`` is a directory, worded as
     ``_need_file`` words a file (``streams.inputs.not_a_directory``)."""

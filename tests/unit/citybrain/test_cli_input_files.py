@@ -429,3 +429,49 @@ def test_datasets_build_without_the_shared_data_says_what_it_is(
     err = capsys.readouterr().err
     assert "no such directory (the team's shared city data, by default ../shared/data/city" in err
     assert f"{REPO / 'datasets' / 'README.md'} lists each source file" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (
+            [
+                "rehearse",
+                "--incidents",
+                "datasets/nyc311_2024-05-26.csv.gz",
+                "--units",
+                "datasets/service_times/units-nyc.yaml",
+            ],
+            ["--units 'datasets/service_times/", "--incidents 'datasets/nyc311_"],
+        ),
+        (
+            ["replay", "datasets/usgs_flood_2019-05.csv.gz", "no.csv"],
+            ["FILE 'datasets/", "'no.csv'"],
+        ),
+        (
+            ["report", "--prefix", "p", "--data", "a.csv", "b.csv", "--out", "o.html"],
+            ["'a.csv'", "'b.csv'"],
+        ),
+        (["demo", "--data", "a.csv", "b.csv"], ["--data 'a.csv'", "--data 'b.csv'"]),
+    ],
+)
+def test_every_missing_input_is_named_at_once(
+    argv: list[str],
+    named: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t79: docs/citizens.md's rehearse command typed outside the checkout named --units
+    alone; typed again with that path fixed, --incidents. Every missing input is named in
+    the one refusal, in the order given, each with its own hint."""
+    from citybrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.count("no such file") == 2, err
+    assert [err.find(n) for n in named] == sorted(err.find(n) for n in named) and -1 not in [
+        err.find(n) for n in named
+    ], err
