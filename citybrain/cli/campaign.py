@@ -7,7 +7,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from citybrain.rehearse import Incident
     from playbooks.grid import Grid
 
-from citybrain.cli.base import EXIT_FAILED, CliError, _need_file, _settings, check_output
+from citybrain.cli.base import (
+    EXIT_FAILED,
+    CliError,
+    _need_file,
+    _settings,
+    check_output,
+    need_all,
+)
 from citybrain.cli.prefixes import prefixed_settings
 from citybrain.cli.runs import table_width
 
@@ -189,10 +196,14 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         [("--input", args.input), ("--out", args.out)],
         suffixes=(".jsonl",),
     )
+    checks: list[Callable[[], None]] = []
     if args.input:
-        _need_file(Path(args.input), "--input", kind="JSON lines", expects=("export",))
+        checks.append(
+            lambda: _need_file(Path(args.input), "--input", kind="JSON lines", expects=("export",))
+        )
     if args.grid:
-        _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
+        checks.append(lambda: _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",)))
+    need_all(checks)
     settings = _settings()
     if args.input:
         records, places = _read_records(Path(args.input))

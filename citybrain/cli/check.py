@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from playbooks.grid import Grid
 
 from citybrain.cli.api import _matcher_labels
-from citybrain.cli.base import CliError, _need_dir, _need_file, _settings
+from citybrain.cli.base import CliError, _need_dir, _need_file, _settings, need_all
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -120,18 +120,22 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     directory = Path(args.dir or s.playbook_dir)
     routing = Path(args.routing or s.routing_file)
     grid_file = Path(args.grid or s.grid_file)
-    _need_playbook_dir(directory, "the playbook directory" if args.dir else "")
-    _need_file(
-        routing,
-        "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE",
-        kind="YAML",
-        expects=("routing",),
-    )
-    _need_file(
-        grid_file,
-        "--grid" if args.grid else "CITYBRAIN_GRID_FILE",
-        kind="YAML",
-        expects=("grid",),
+    need_all(
+        [
+            lambda: _need_playbook_dir(directory, "the playbook directory" if args.dir else ""),
+            lambda: _need_file(
+                routing,
+                "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE",
+                kind="YAML",
+                expects=("routing",),
+            ),
+            lambda: _need_file(
+                grid_file,
+                "--grid" if args.grid else "CITYBRAIN_GRID_FILE",
+                kind="YAML",
+                expects=("grid",),
+            ),
+        ]
     )
     playbooks, names, errors = check_playbooks(directory)
     grid = None

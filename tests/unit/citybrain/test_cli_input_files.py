@@ -453,6 +453,17 @@ def test_datasets_build_without_the_shared_data_says_what_it_is(
             ["'a.csv'", "'b.csv'"],
         ),
         (["demo", "--data", "a.csv", "b.csv"], ["--data 'a.csv'", "--data 'b.csv'"]),
+        (
+            ["playbooks", "check", "--routing", "r.yaml", "--grid", "g.yaml"],
+            ["--routing 'r.yaml'", "--grid 'g.yaml'"],
+        ),
+        (
+            [
+                *("campaign", "report", "--from", "today", "--to", "tomorrow"),
+                *("--input", "x.jsonl", "--grid", "g.yaml"),
+            ],
+            ["--input 'x.jsonl'", "--grid 'g.yaml'"],
+        ),
     ],
 )
 def test_every_missing_input_is_named_at_once(
