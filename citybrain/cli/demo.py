@@ -53,12 +53,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "it is HTML: give a file name",
         suffixes=(".html",),
     )
-    need_all([functools.partial(_need_feed, path, "--data") for path in data])
+    need_all(
+        [functools.partial(_need_feed, path, "--data") for path in data]
+        + [
+            functools.partial(_need_file, Path(name), option, kind="YAML", expects=(role,))
+            for option, name, role in (
+                ("--expect", args.expect, "expect"),
+                ("--grid", args.grid, "grid"),
+            )
+            if name
+        ]
+    )
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
     if args.expect:
-        _need_file(Path(args.expect), "--expect", kind="YAML", expects=("expect",))
         try:
             expected = load_expected(Path(args.expect))
         except (OSError, ValueError) as exc:
@@ -67,7 +76,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 message if message.startswith("--expect") else f"--expect {args.expect}: {message}"
             ) from None
     if args.grid:
-        _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     from citybrain.demo import DemoInterruptedError, DemoRunningError
 

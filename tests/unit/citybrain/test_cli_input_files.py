@@ -452,7 +452,7 @@ def test_datasets_build_without_the_shared_data_says_what_it_is(
             ["report", "--prefix", "p", "--data", "a.csv", "b.csv", "--out", "o.html"],
             ["'a.csv'", "'b.csv'"],
         ),
-        (["demo", "--data", "a.csv", "b.csv"], ["--data 'a.csv'", "--data 'b.csv'"]),
+        (["demo", "--data", "a.csv", "--grid", "g.yaml"], ["--data 'a.csv'", "--grid 'g.yaml'"]),
         (
             ["playbooks", "check", "--routing", "r.yaml", "--grid", "g.yaml"],
             ["--routing 'r.yaml'", "--grid 'g.yaml'"],
