@@ -157,6 +157,11 @@ def in_the_checkout(path: Path, fits: Callable[[Path], bool]) -> str:
         there = CHECKOUT / path
         if here.resolve() == CHECKOUT or not fits(there):
             return ""
+        if (there / "__init__.py").exists():
+            # The checkout's code (playbooks/, dashboards/) is no input of any command: t79
+            # typed `playbooks check playbooks` and was pointed at the package, whose
+            # library lies below it.
+            return ""
     except OSError:
         return ""
     return f" in {here} (did you mean {str(there)!r}, the checkout's?)"

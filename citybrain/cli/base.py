@@ -5,6 +5,7 @@ reasons of common faults."""
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import re
@@ -172,6 +173,25 @@ def _need_file(
     why = unreadable(path, kind, for_a_directory, missing, expects)
     if why:
         raise CliError(f"{option} {str(path)!r}{why}")
+
+
+def need_all(checks: Sequence[Callable[[], None]]) -> None:
+    """Run every input check (``_need_file``, ``_need_dir`` … as callables), then refuse
+    once, naming every input that failed, in the order given, joined by ``; `` on the
+    one ``citybrain:`` line (status: the first refusal's). t79: docs/citizens.md's
+    `rehearse --incidents datasets/… --units datasets/…` typed outside the checkout
+    named --units alone; typed again with its path fixed, --incidents; a command with
+    several inputs said one missing file per try."""
+    refused: list[CliError] = []
+    for check in checks:
+        try:
+            check()
+        except CliError as exc:
+            refused.append(exc)
+    if len(refused) == 1:
+        raise refused[0]
+    if refused:
+        raise CliError("; ".join(exc.message for exc in refused), refused[0].status)
 
 
 def _need_dir(path: Path, option: str, for_a_file: str = "", missing: str = "") -> None:
@@ -462,13 +482,32 @@ def _kafka_reason(exc: BaseException) -> str:
     return words or getattr(exc, "description", None) or text or "Kafka refused it"
 
 
+# Network failures that are OSErrors but not ConnectionError: an unreachable network or
+# host (a routed address nobody answers for).
+_NETWORK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENETUNREACH", "EHOSTUNREACH", "EHOSTDOWN", "ENETDOWN", "ETIMEDOUT")
+    if hasattr(errno, name)
+)
+
+
 def _connection_error(exc: BaseException) -> BaseException | None:
-    """The ConnectionError or TimeoutError behind ``exc``, if any: HTTP clients (niquests
-    under grafana-client, urllib3) wrap the refused connection in their own errors."""
+    """The network failure behind ``exc``, if any: a refused or lost connection, a
+    timeout, a host name that does not resolve (``socket.gaierror``), an unreachable
+    network, or a TLS handshake that failed (``ssl.SSLError``: an https URL to a plain
+    port, a certificate not trusted). HTTP clients (requests under grafana-client,
+    urllib3) wrap it in their own errors, so the chain of causes is walked (t79:
+    ``dashboards push --url https://grafana.example`` was "unexpected ConnectionError
+    ... This is a bug", exit 70, for a name that does not resolve)."""
+    import socket
+    import ssl
+
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
-        if isinstance(cur, ConnectionError | TimeoutError):
+        if isinstance(cur, ConnectionError | TimeoutError | socket.gaierror | ssl.SSLError):
+            return cur
+        if isinstance(cur, OSError) and cur.errno in _NETWORK_ERRNOS:
             return cur
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__

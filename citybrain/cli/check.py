@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from playbooks.grid import Grid
 
 from citybrain.cli.api import _matcher_labels
-from citybrain.cli.base import CliError, _need_dir, _need_file, _settings
+from citybrain.cli.base import CliError, _need_dir, _need_file, _settings, need_all
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     from playbooks.loader import load_grid
     from playbooks.routing import ALL_LABELS, parse_label
 
-    _need_dir(Path(args.dir or s.playbook_dir), "--dir")
+    _need_playbook_dir(Path(args.dir or s.playbook_dir), "--dir" if args.dir else "")
     _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML", expects=("routing",))
     labels: dict[str, str] = {}
     for pair in args.labels:
@@ -95,6 +95,20 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _need_playbook_dir(directory: Path, option: str) -> None:
+    """CliError (status 2) naming ``option`` (the setting when "") unless ``directory``
+    is a directory holding playbooks (``*.yaml``), as the worker's settings require:
+    t79's `playbooks check /…/checkout/playbooks` (the package, not its library) listed
+    every route's playbook as unknown ("does not exist (known: )")."""
+    library = Settings.model_fields["playbook_dir"].default
+    _need_dir(directory, option or "CITYBRAIN_PLAYBOOK_DIR", missing=f"(the library's: {library})")
+    if not any(directory.glob("*.yaml")):
+        raise CliError(
+            f"{option or 'CITYBRAIN_PLAYBOOK_DIR'} {str(directory)!r} holds no playbooks "
+            f"(*.yaml files); the library's are in {library}"
+        )
+
+
 def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     """``playbooks check``: every error of the playbooks, the routing file and the grid in
     one run, file by file in line order (each file is checked whatever the others hold),
@@ -106,18 +120,22 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     directory = Path(args.dir or s.playbook_dir)
     routing = Path(args.routing or s.routing_file)
     grid_file = Path(args.grid or s.grid_file)
-    _need_dir(directory, "the playbook directory" if args.dir else "CITYBRAIN_PLAYBOOK_DIR")
-    _need_file(
-        routing,
-        "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE",
-        kind="YAML",
-        expects=("routing",),
-    )
-    _need_file(
-        grid_file,
-        "--grid" if args.grid else "CITYBRAIN_GRID_FILE",
-        kind="YAML",
-        expects=("grid",),
+    need_all(
+        [
+            lambda: _need_playbook_dir(directory, "the playbook directory" if args.dir else ""),
+            lambda: _need_file(
+                routing,
+                "--routing" if args.routing else "CITYBRAIN_ROUTING_FILE",
+                kind="YAML",
+                expects=("routing",),
+            ),
+            lambda: _need_file(
+                grid_file,
+                "--grid" if args.grid else "CITYBRAIN_GRID_FILE",
+                kind="YAML",
+                expects=("grid",),
+            ),
+        ]
     )
     playbooks, names, errors = check_playbooks(directory)
     grid = None

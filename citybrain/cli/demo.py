@@ -4,6 +4,7 @@ what-if report."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from citybrain.cli.base import (
     _need_file,
     _settings,
     check_output,
+    need_all,
 )
 from citybrain.cli.feeds import _need_feed
 from citybrain.cli.prefixes import prefixed_settings
@@ -51,13 +53,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "it is HTML: give a file name",
         suffixes=(".html",),
     )
-    for path in data:
-        _need_feed(path, "--data")
+    need_all(
+        [functools.partial(_need_feed, path, "--data") for path in data]
+        + [
+            functools.partial(_need_file, Path(name), option, kind="YAML", expects=(role,))
+            for option, name, role in (
+                ("--expect", args.expect, "expect"),
+                ("--grid", args.grid, "grid"),
+            )
+            if name
+        ]
+    )
     # The built-in expected events belong to the built-in data: on a user's own files
     # they would only ever be "missed".
     expected: tuple[KnownEvent, ...] = KNOWN_EVENTS if not args.data else ()
     if args.expect:
-        _need_file(Path(args.expect), "--expect", kind="YAML", expects=("expect",))
         try:
             expected = load_expected(Path(args.expect))
         except (OSError, ValueError) as exc:
@@ -66,7 +76,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 message if message.startswith("--expect") else f"--expect {args.expect}: {message}"
             ) from None
     if args.grid:
-        _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
     from citybrain.demo import DemoInterruptedError, DemoRunningError
 
@@ -120,8 +129,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     files = [Path(p) for p in args.data]
     check_output("--out", args.out, [("--data", p) for p in args.data], suffixes=(".html",))
-    for path in files:
-        _need_feed(path, "--data")
+    need_all([functools.partial(_need_feed, path, "--data") for path in files])
     settings = _settings()
     # The prefix chosen as `deadletters` and `campaign report` choose it: the running
     # demo's by default, said on stderr (t40: it was "required: --prefix").

@@ -4,6 +4,7 @@ Kafka, with their progress, summaries and resume lines."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import shlex
 import signal
@@ -23,6 +24,7 @@ from citybrain.cli.base import (
     _need_file,
     _settings,
     given_argv,
+    need_all,
     prefix_said,
     without_options,
 )
@@ -53,11 +55,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.feeds import BadRow, Replayer, load_events
     from streams.partitioning import ReadingPacker
 
-    for name in args.files:
-        # Said as every command says it (the reader's "cannot read: No such file or
-        # directory" was replay's own wording, helper brief t37).
-        path = Path(name)
-        _need_feed(path, "FILE")
+    # Said as every command says it (the reader's "cannot read: No such file or
+    # directory" was replay's own wording, helper brief t37), every bad one at once.
+    need_all([functools.partial(_need_feed, Path(name), "FILE") for name in args.files])
     s = _settings()
     bad: list[BadRow] = []
     try:

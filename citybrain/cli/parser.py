@@ -43,13 +43,16 @@ from streams.errors import closest
 from streams.events import MAX_PACK_READINGS
 from streams.settings import REPO_ROOT
 
-DESCRIPTION = """\
+# Typed from any directory (t79: `--help`'s "Start with 'make demo'" failed outside the
+# checkout, "No rule to make target"): make's in the checkout, named by its path.
+DESCRIPTION = f"""\
 citybrain: a streaming city-operations brain. Sensor readings and citizen reports flow
 through Kafka into stream workers that detect anomalies, raise alerts, route them to
 response playbooks and escalate when nobody acts; Prometheus and Grafana show it all.
 
-Start with 'make demo' (or 'citybrain demo'); 'citybrain COMMAND --help' describes each
-command. Settings come from CITYBRAIN_* environment variables (README, Configuration).
+Start with 'citybrain demo' (or 'make demo' in the checkout,
+{REPO_ROOT}); 'citybrain COMMAND --help' describes each command.
+Settings come from CITYBRAIN_* environment variables (README, Configuration).
 """
 
 EPILOG = """\
@@ -766,9 +769,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "demo", "the whole loop on real data: stack, worker, replay, summary")
     p.add_argument(
-        "--data", nargs="+", metavar="FILE", help="canonical CSVs (default: datasets/*.csv.gz)"
+        "--data",
+        nargs="+",
+        metavar="FILE",
+        help=f"canonical CSVs (default: the four real slices in {REPO_ROOT / 'datasets'}: "
+        "usgs_flood_2019-05, beijing_air_2016-02, aarhus_traffic_2014-08 and nyc311_2024-05-26, "
+        "each .csv.gz)",
     )
-    p.add_argument("--grid", metavar="FILE", help="grid file (default: datasets/grid.yaml)")
+    p.add_argument(
+        "--grid", metavar="FILE", help=f"grid file (default: {REPO_ROOT / 'datasets/grid.yaml'})"
+    )
     p.add_argument(
         "--summary", metavar="FILE", help="write the summary as JSON here (a .json file)"
     )
@@ -877,7 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--units",
         required=True,
         metavar="FILE",
-        help="units profile YAML, e.g. datasets/service_times/units-nyc.yaml",
+        # Absolute, as the other defaults are shown: typed elsewhere a relative one is missing.
+        help=f"units profile YAML, e.g. {REPO_ROOT / 'datasets/service_times/units-nyc.yaml'}",
     )
     p.add_argument(
         "--ack-deadline",
@@ -972,7 +983,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=SCRAPE_INTERVAL,
         metavar="DURATION",
         help="how often that Prometheus scrapes the workers, told to Grafana so that "
-        "$__rate_interval spans four scrapes (default: %(default)s, docker/prometheus.yml's)",
+        "$__rate_interval spans four scrapes (default: %(default)s, "
+        f"{REPO_ROOT / 'docker/prometheus.yml'}'s)",
     )
     push.add_argument(
         "--generated", default=generated, metavar="DIR", help="the generated files to push"

@@ -19,7 +19,7 @@ from streams.events import duplicate_keys, json_int
 if TYPE_CHECKING:
     from citybrain.rehearse import DepartmentUnits, Incident
 
-from citybrain.cli.base import CliError, _need_file, _settings, check_output
+from citybrain.cli.base import CliError, _need_file, _settings, check_output, need_all
 from citybrain.cli.campaign import _load_incidents
 
 
@@ -51,11 +51,20 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         "leave out --out for the comparison on stdout",
         suffixes=(".html", ".json"),
     )
-    _need_file(units_path, "--units", kind="YAML", expects=("units",))
-    _need_file(Path(args.incidents), "--incidents", kind="CSV", expects=("feed",))
-    _need_file(Path(args.playbook), "--playbook", kind="YAML", expects=("playbook",))
-    if args.grid:
-        _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))
+    need_all(
+        [
+            lambda: _need_file(units_path, "--units", kind="YAML", expects=("units",)),
+            lambda: _need_file(Path(args.incidents), "--incidents", kind="CSV", expects=("feed",)),
+            lambda: _need_file(
+                Path(args.playbook), "--playbook", kind="YAML", expects=("playbook",)
+            ),
+            *(
+                [lambda: _need_file(Path(args.grid), "--grid", kind="YAML", expects=("grid",))]
+                if args.grid
+                else []
+            ),
+        ]
+    )
 
     try:
         doc = load_yaml(utf8_text(units_path, "--units"))

@@ -26,6 +26,7 @@ from citybrain.cli.detect import _detector
 from citybrain.commands import (
     written_path,
 )
+from streams.settings import REPO_ROOT
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
@@ -112,7 +113,15 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from citybrain.adapters import build
 
-    _need_dir(Path(args.shared), "--shared")
+    # t79: from a clone without the team's shared folder beside it, the default alone
+    # said "no such directory" and nothing of what the folder is or holds.
+    _need_dir(
+        Path(args.shared),
+        "--shared",
+        missing="(the team's shared city data, by default ../shared/data/city beside the "
+        f"checkout; give --shared DIR: {REPO_ROOT / 'datasets' / 'README.md'} lists each "
+        "source file and where it comes from)",
+    )
     check_output_dir("--out", args.out)
     check_output("--out", args.out, [("--shared", args.shared)], folder_must_exist=False)
     try:

@@ -425,6 +425,11 @@ def test_a_report_on_files_the_prefix_never_replayed_is_refused_or_warned(
         assert [json.loads(line) for line in export.read_text().splitlines()] == [step]
         assert main([*campaign, "--input", str(export)]) == 0
         assert json.loads(capsys.readouterr().out) == from_topics
+        # t79: a period with none of the prefix's runs named "the topics of " and no prefix.
+        before = ["campaign", "report", "--from", "2024-05-27", "--to", "2024-05-28"]
+        assert main([*before, "--prefix", p.name]) == 1
+        err = capsys.readouterr().err
+        assert f"the 1 run in the topics of prefix {p.name!r} was created at " in err, err
 
 
 def test_a_report_on_a_prefix_only_an_ingest_wrote_to_is_written(

@@ -370,3 +370,119 @@ def test_a_placeholder_typed_as_printed_is_named_as_one(
         f"citybrain: {name} {given!r}: {missing}: {given!r} is the placeholder the "
         f"examples print: give {what}'s path"
     ), proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["playbooks", "check", "playbooks"],
+        ["playbooks", "route-test", "--dir", "playbooks", "kind=pm25"],
+        ["dashboards", "push", "--url", "http://g", "--token", "x", "--generated", "dashboards"],
+    ],
+)
+def test_the_checkout_s_code_is_never_the_directory_suggested(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t79 typed `playbooks check playbooks` from another directory and was pointed at the
+    checkout's `playbooks/`, the package: typed, that hint listed every route's playbook
+    as unknown ("does not exist (known: )"). A package of the checkout is no input."""
+    from citybrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "no such directory" in err and "the checkout's" not in err, err
+    if argv[0] == "playbooks":
+        assert err.endswith(f"(the library's: {REPO / 'playbooks' / 'library' / 'playbooks'})\n")
+
+
+@pytest.mark.parametrize("command", [["check"], ["route-test", "kind=pm25"]])
+def test_a_playbook_directory_without_playbooks_is_said_so(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checkout's playbooks/ package typed as the directory: one line saying it holds
+    no playbooks and where the library's are, not a "does not exist (known: )" per route."""
+    from citybrain.cli import main
+
+    given = str(REPO / "playbooks")
+    argv = ["playbooks", command[0], given, *command[1:]]
+    if command[0] == "route-test":
+        argv = ["playbooks", "route-test", "--dir", given, *command[1:]]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "known: )" not in err, err
+    assert f"{given!r} holds no playbooks (*.yaml files); the library's are in " in err
+
+
+def test_datasets_build_without_the_shared_data_says_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t79: `citybrain datasets build` from a clone with no team folder beside it said only
+    "--shared '/…/shared/data/city': no such directory"."""
+    from citybrain.cli import main
+
+    argv = ["datasets", "build", "--shared", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "no such directory (the team's shared city data, by default ../shared/data/city" in err
+    assert f"{REPO / 'datasets' / 'README.md'} lists each source file" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (
+            [
+                "rehearse",
+                "--incidents",
+                "datasets/nyc311_2024-05-26.csv.gz",
+                "--units",
+                "datasets/service_times/units-nyc.yaml",
+            ],
+            ["--units 'datasets/service_times/", "--incidents 'datasets/nyc311_"],
+        ),
+        (
+            ["replay", "datasets/usgs_flood_2019-05.csv.gz", "no.csv"],
+            ["FILE 'datasets/", "'no.csv'"],
+        ),
+        (
+            ["report", "--prefix", "p", "--data", "a.csv", "b.csv", "--out", "o.html"],
+            ["'a.csv'", "'b.csv'"],
+        ),
+        (["demo", "--data", "a.csv", "--grid", "g.yaml"], ["--data 'a.csv'", "--grid 'g.yaml'"]),
+        (
+            ["playbooks", "check", "--routing", "r.yaml", "--grid", "g.yaml"],
+            ["--routing 'r.yaml'", "--grid 'g.yaml'"],
+        ),
+        (
+            [
+                *("campaign", "report", "--from", "today", "--to", "tomorrow"),
+                *("--input", "x.jsonl", "--grid", "g.yaml"),
+            ],
+            ["--input 'x.jsonl'", "--grid 'g.yaml'"],
+        ),
+    ],
+)
+def test_every_missing_input_is_named_at_once(
+    argv: list[str],
+    named: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t79: docs/citizens.md's rehearse command typed outside the checkout named --units
+    alone; typed again with that path fixed, --incidents. Every missing input is named in
+    the one refusal, in the order given, each with its own hint."""
+    from citybrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.count("no such file") == 2, err
+    assert [err.find(n) for n in named] == sorted(err.find(n) for n in named) and -1 not in [
+        err.find(n) for n in named
+    ], err

@@ -754,3 +754,27 @@ def test_an_output_that_is_a_symbolic_link_is_refused_and_its_target_left_alone(
     assert main([*argv, str(src), option, str(dangling)]) == 2
     assert "is a symbolic link" in capsys.readouterr().err
     assert not (tmp_path / "nowhere.html").exists()
+
+
+@pytest.mark.parametrize("service", ["dashboards push", "runs list"])
+@pytest.mark.parametrize("where", ["https to a plain HTTP port", "a name that does not resolve"])
+def test_a_service_url_that_cannot_be_reached_is_a_service_failure_not_a_bug(
+    service: str, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t79 walked docs/control-room.md's `citybrain dashboards push --url
+    https://grafana.example --token $TOKEN`: "unexpected ConnectionError ... This is a
+    bug", exit 70, where `runs list` said "cannot reach" (exit 3). A host name that does
+    not resolve and a TLS handshake that fails are the service's address, not a bug."""
+    from tests.unit.citybrain.json_api import json_api
+
+    with json_api(lambda method, path, body: (404, {})) as base:
+        url = {
+            "https to a plain HTTP port": base.replace("http://", "https://"),
+            # .invalid never resolves (RFC 2606).
+            "a name that does not resolve": "http://no-such-grafana.invalid",
+        }[where]
+        argv = [*service.split(), "--url", url, "--token", "x"]
+        assert main(argv) == EXIT_SERVICE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: cannot reach {'Grafana' if 'push' in service else 'the'}")
+    assert "This is a bug" not in err and err.count("\n") == 1, err
