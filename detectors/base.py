@@ -421,3 +421,48 @@ class StepwiseDetector(Detector):
             out[i], state = self._step(x, t)
             self._apply(state)
         return out
+
+
+class GuardedDetector(Detector):
+    """A detector whose far glitches a ``GlitchGuard`` (``guard_``) judges: each scores
+    ``FAR_GLITCH_SCORE``, from the series' first reading on (warm-up included), and is
+    not learned, on both paths: the readings after it score as if it never came. The one
+    mechanism for every detector whose own state has no level and spread to judge a
+    reading by (a score history, a pattern, a forest, a day profile, flat runs, a
+    discord's distances, an ensemble's gate).
+
+    A subclass sets ``self.guard_ = GlitchGuard()`` in ``__init__``, keeps its
+    ``get_state()`` under ``"guard"`` (``set_state(state.get("guard"))``: a state
+    written before the guard has none), and implements ``_score_value`` (one reading,
+    checked, not far: its score, nothing learned), ``_learn_value`` (learn it) and
+    ``_score_admitted`` (a checked run, none far: score then learn each, in order)."""
+
+    guard_: GlitchGuard
+
+    @abstractmethod
+    def _score_value(self, value: float, t: float | None) -> float:
+        """The score of ``value`` (in the safe domain, not a far glitch) at ``t``."""
+
+    @abstractmethod
+    def _learn_value(self, value: float, t: float | None) -> None:
+        """Learn ``value`` (in the safe domain, not a far glitch) at ``t``."""
+
+    @abstractmethod
+    def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
+        """Score then learn each row of ``arr`` (checked, none a far glitch), in order."""
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        if self.guard_.far(value):
+            return FAR_GLITCH_SCORE
+        return self._score_value(value, t)
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        if not self.guard_.check(value):
+            self._learn_value(value, t)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        return score_guarded(self.guard_, xs, ts, self._score_admitted)
