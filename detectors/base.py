@@ -125,18 +125,27 @@ class GlitchGuard:
     ``BLOCK`` admitted readings over the last ``BLOCKS`` blocks (2,048 readings). With no
     reading yet only an absurd one (``ABSURD_ABOVE``) is far.
 
+    A level that really moved a million-fold is followed: after ``FOLLOW`` far readings in
+    a row that are not absurd and agree among themselves (none far against the run's own
+    range), the run becomes the guard's whole memory and the reading is admitted (until
+    t78 every reading of such a level was far for good: the ensemble, guarded, scored each
+    one 1). Sentinels (beyond ``ABSURD_ABOVE``) never form such a run.
+
     ``check(x)`` judges one reading and admits it unless far; ``check_many(xs)`` does the
     same for a batch in order and returns the far rows as a boolean array.
     """
 
     BLOCK = 64
     BLOCKS = 32
+    FOLLOW = 32  # (tail's location window: it follows such a level within half of it)
 
     def __init__(self) -> None:
         self.blocks_: deque[tuple[float, float]] = deque(maxlen=self.BLOCKS)
         self.current_: tuple[float, float] | None = None  # the filling block's range
         self.count_ = 0  # readings admitted into the filling block
         self._held: tuple[float, float] | None = None  # the full blocks' range, cached
+        self.run_: tuple[float, float] | None = None  # the far readings in a row, a range
+        self.run_count_ = 0
 
     def _range(self) -> tuple[float, float]:
         """The lowest and highest admitted reading in memory (NaN, NaN: none)."""
@@ -152,10 +161,14 @@ class GlitchGuard:
             high = self.current_[1] if math.isnan(high) else max(high, self.current_[1])
         return low, high
 
-    def far(self, value: float) -> bool:
-        """Whether ``value`` (in the safe domain) is a far glitch; admits nothing."""
+    def _far_from_range(self, value: float) -> bool:
         low, high = self._range()
         return far_glitch(value, (low + high) / 2.0, high - low)
+
+    def far(self, value: float) -> bool:
+        """Whether ``value`` (in the safe domain) is a far glitch (``check`` would not
+        admit it); admits nothing."""
+        return self._far_from_range(value) and self._run_after(value)[1] < self.FOLLOW
 
     def _admit(self, low: float, high: float, count: int) -> None:
         """Admit ``count`` readings spanning ``low``..``high``, all in the filling block."""
@@ -168,10 +181,31 @@ class GlitchGuard:
 
     def check(self, value: float) -> bool:
         """Whether ``value`` is a far glitch; if not, it is admitted into the range."""
-        if self.far(value):
-            return True
+        if self._far_from_range(value):
+            run, count = self._run_after(value)
+            if count < self.FOLLOW:
+                self.run_, self.run_count_ = run, count
+                return True
+            # The run is a level: it becomes the guard's whole memory.
+            self.blocks_.clear()
+            self.current_, self.count_, self._held = None, 0, None
+            self.run_, self.run_count_ = None, 0
+            assert run is not None
+            self._admit(run[0], run[1], 1)
+            return False
+        self.run_, self.run_count_ = None, 0
         self._admit(value, value, 1)
         return False
+
+    def _run_after(self, value: float) -> tuple[tuple[float, float] | None, int]:
+        """The run of far readings in a row (its range and count) once far ``value`` is
+        counted into it: a new run when it disagrees with the run, none if absurd."""
+        run = self.run_
+        if abs(value) > ABSURD_ABOVE:
+            return None, 0
+        if run is None or far_glitch(value, (run[0] + run[1]) / 2.0, run[1] - run[0]):
+            return (value, value), 1
+        return (min(run[0], value), max(run[1], value)), self.run_count_ + 1
 
     def check_many(self, values: FloatArray) -> npt.NDArray[np.bool_]:
         """``check`` row by row, in order (vectorised while no row is far)."""
@@ -188,6 +222,7 @@ class GlitchGuard:
                 for i, value in enumerate(values[start:].tolist()):
                     far[start + i] = self.check(value)
                 return far
+            self.run_, self.run_count_ = None, 0
             self._admit(float(chunk.min()), float(chunk.max()), chunk.size)
             start = stop
         return far
@@ -198,12 +233,14 @@ class GlitchGuard:
             "blocks": pack_floats([v for block in self.blocks_ for v in block]),
             "current": None if self.current_ is None else list(self.current_),
             "count": self.count_,
+            "run": None if self.run_ is None else [*self.run_, self.run_count_],
         }
 
     def set_state(self, state: dict[str, Any] | None) -> None:
         """Restore ``get_state``'s data (None: a state written before the guard, empty)."""
         self.blocks_.clear()
         self.current_, self.count_, self._held = None, 0, None
+        self.run_, self.run_count_ = None, 0
         if state is None:
             return
         flat = unpack_floats(state["blocks"])
@@ -211,6 +248,9 @@ class GlitchGuard:
         current = state["current"]
         self.current_ = None if current is None else (float(current[0]), float(current[1]))
         self.count_ = int(state["count"])
+        run = state.get("run")  # (none in a state written before t78)
+        self.run_ = None if run is None else (float(run[0]), float(run[1]))
+        self.run_count_ = 0 if run is None else int(run[2])
 
 
 # What a guarded detector scores a far glitch: a reading a million spreads from all the
