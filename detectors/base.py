@@ -108,6 +108,25 @@ def far_glitch(value: float, center: float, spread: float) -> bool:
     return abs(value - center) > FAR * max(spread, abs(center), 1.0)
 
 
+# A level that really moved a million-fold (no sentinel) is followed once this many far
+# readings in a row agree among themselves and none is absurd (tail's location window:
+# it follows such a level within half of it). Sentinels never form such a run.
+FOLLOW = 32
+
+FarRun = tuple[float, float, int]  # the far readings in a row: lowest, highest, count
+
+
+def far_run_after(run: FarRun | None, value: float) -> FarRun | None:
+    """The run of far readings in a row once far ``value`` (safe domain) is counted into
+    ``run``: a new run when it is far against the run's own range, none when absurd
+    (``ABSURD_ABOVE``). The run is a level to follow once its count reaches ``FOLLOW``."""
+    if abs(value) > ABSURD_ABOVE:
+        return None
+    if run is None or far_glitch(value, (run[0] + run[1]) / 2.0, run[1] - run[0]):
+        return (value, value, 1)
+    return (min(run[0], value), max(run[1], value), run[2] + 1)
+
+
 def far_glitches(values: FloatArray, centers: FloatArray, spreads: FloatArray) -> npt.NDArray[Any]:
     """``far_glitch`` row by row, as a boolean array."""
     with np.errstate(invalid="ignore"):
@@ -137,7 +156,7 @@ class GlitchGuard:
 
     BLOCK = 64
     BLOCKS = 32
-    FOLLOW = 32  # (tail's location window: it follows such a level within half of it)
+    FOLLOW = FOLLOW
 
     def __init__(self) -> None:
         self.blocks_: deque[tuple[float, float]] = deque(maxlen=self.BLOCKS)
@@ -198,14 +217,10 @@ class GlitchGuard:
         return False
 
     def _run_after(self, value: float) -> tuple[tuple[float, float] | None, int]:
-        """The run of far readings in a row (its range and count) once far ``value`` is
-        counted into it: a new run when it disagrees with the run, none if absurd."""
-        run = self.run_
-        if abs(value) > ABSURD_ABOVE:
-            return None, 0
-        if run is None or far_glitch(value, (run[0] + run[1]) / 2.0, run[1] - run[0]):
-            return (value, value), 1
-        return (min(run[0], value), max(run[1], value)), self.run_count_ + 1
+        """``far_run_after`` on the guard's run, as (range, count)."""
+        run = None if self.run_ is None else (*self.run_, self.run_count_)
+        after = far_run_after(run, value)
+        return (None, 0) if after is None else ((after[0], after[1]), after[2])
 
     def check_many(self, values: FloatArray) -> npt.NDArray[np.bool_]:
         """``check`` row by row, in order (vectorised while no row is far)."""
