@@ -126,6 +126,11 @@ class EwmaCusum(StepwiseDetector):
                 float(state["var"]),
                 float(state["high"]),
                 float(state["low"]),
-                None if state.get("run") is None else tuple(state["run"]),  # (before t78)
+                _run_of(state.get("run")),
             )
         )
+
+
+def _run_of(run: Any) -> FarRun | None:
+    """A state's far run (``get_state``'s list; None, or absent before t78)."""
+    return None if run is None else (float(run[0]), float(run[1]), int(run[2]))

@@ -778,3 +778,18 @@ def test_a_level_that_moves_a_million_fold_is_followed(name: str) -> None:
     assert got[300] == 1.0
     unmoved = DETECTORS[name]().score_many(np.concatenate([head, 10 + shape]), ts)
     assert np.median(got[900:]) <= np.median(unmoved[900:]) + 0.05
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_a_state_written_within_a_run_of_far_readings_resumes_it(name: str) -> None:
+    # The run toward following a new level is state: a worker restarted from its
+    # changelog 15 readings into it follows the level at the same reading.
+    xs = np.concatenate([10 + np.sin(np.arange(300) / 5), 1e13 + 1e12 * np.sin(np.arange(100) / 5)])
+    ts = times(400)
+    whole = DETECTORS[name]().score_many(xs, ts)
+    first = DETECTORS[name]()
+    head = first.score_many(xs[:315], ts[:315])
+    restored = DETECTORS[name]()
+    restored.set_state(json.loads(json.dumps(first.get_state(), allow_nan=False)))
+    rest = restored.score_many(xs[315:], ts[315:])
+    np.testing.assert_allclose(np.concatenate([head, rest]), whole, rtol=0, atol=1e-12)
