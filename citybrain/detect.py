@@ -23,6 +23,7 @@ import numpy as np
 from citybrain.errors import InputError
 from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
+from detectors.base import GlitchGuard, check_values
 from streams.csvfile import (
     BadRow,
     Record,
@@ -349,19 +350,23 @@ def reach_warning(src: Path, rows: int, name: str, threshold: float) -> str | No
 @dataclass
 class Scored:
     """What scoring one or more series gave: ``rows`` scored; ``flagged`` of them at or
-    above the threshold; ``leading_zeros``, the longest run of 0 scores any series
-    started with (a detector's warm-up as seen, for one that declares none)."""
+    above the threshold; ``leading_zeros``, the longest run of rows any series started
+    with before its first nonzero score on a reading that is no far glitch (a
+    detector's warm-up as seen, for one that declares none: a far glitch scores 1 in
+    warm-up too), and ``leading_far``, the far glitches in that run."""
 
     rows: int = 0
     flagged: int = 0
     leading_zeros: int = 0
     series: int = 0
     order: TimeOrder = field(default_factory=TimeOrder)
+    leading_far: int = 0
 
     def add(self, other: Scored) -> None:
         self.rows += other.rows
         self.flagged += other.flagged
-        self.leading_zeros = max(self.leading_zeros, other.leading_zeros)
+        if other.leading_zeros > self.leading_zeros:
+            self.leading_zeros, self.leading_far = other.leading_zeros, other.leading_far
         self.series += other.series
         self.order.repeated += other.order.repeated
         self.order.earlier += other.order.earlier
@@ -436,20 +441,21 @@ def detect_file(
         partial = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
         try:
             with partial.open("w", encoding="utf-8", newline="") as fh:
-                flagged, leading = _score_chunks(
+                flagged, leading, far = _score_chunks(
                     fh, stream, extras, prototype, threshold, chunk_rows
                 )
             os.replace(partial, dst)
         finally:
             partial.unlink(missing_ok=True)
     else:
-        flagged, leading = _score_chunks(dst, stream, extras, prototype, threshold, chunk_rows)
+        flagged, leading, far = _score_chunks(dst, stream, extras, prototype, threshold, chunk_rows)
     if warn is not None and warmup is None and leading == rows:
+        but = f" but its {counted(far, 'far glitch', 'far glitches')} (scored 1)" if far else ""
         warn(
-            f"{src}: every one of its {rows:,} rows scored 0: the detector may still "
+            f"{src}: every one of its {rows:,} rows{but} scored 0: the detector may still "
             "be learning on a series this short (give it a longer history)"
         )
-    return Scored(rows, flagged, leading, 1, order)
+    return Scored(rows, flagged, leading, 1, order, far)
 
 
 def _ignore(_: str) -> None:
@@ -463,29 +469,37 @@ def _score_chunks(
     prototype: Detector,
     threshold: float,
     chunk_rows: int,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Score ``stream`` ``chunk_rows`` rows at a time with one fresh detector (its state
     carries from chunk to chunk, so the scores are those of one pass over the file) and
-    write them; (rows at or above ``threshold``, the leading run of 0 scores)."""
+    write them; (rows at or above ``threshold``, the rows before the first nonzero score
+    on a reading that is no far glitch, the far glitches among those)."""
     detector = prototype.clone()  # a fresh detector per stream
     writer = csv.writer(fh, lineterminator="\n")  # csv's default is \r\n, whatever the input
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
-    flagged = leading = 0
+    flagged = leading = far_rows = 0
     seen_nonzero = False
+    # Every detector scores a far glitch 1, in warm-up too: judged apart (as the guarded
+    # detectors judge it), it does not end the warm-up as seen (t78: a 1e308 first row
+    # made a detector without a declared warm-up "score 0 for the first 0 rows").
+    guard = GlitchGuard()
     while chunk := list(itertools.islice(stream, chunk_rows)):
         values = np.fromiter((r[2] for r in chunk), dtype=np.float64, count=len(chunk))
         times = np.fromiter((r[1] for r in chunk), dtype=np.float64, count=len(chunk))
         scores = detector.score_many(values, times)
         flagged += int(np.count_nonzero(scores >= threshold))
         if not seen_nonzero:
-            nonzero = np.flatnonzero(scores)
+            far = guard.check_many(check_values(values))
+            nonzero = np.flatnonzero((scores != 0) & ~far)
             seen_nonzero = bool(nonzero.size)
-            leading += int(nonzero[0]) if seen_nonzero else len(chunk)
+            upto = int(nonzero[0]) if seen_nonzero else len(chunk)
+            leading += upto
+            far_rows += int(np.count_nonzero(far[:upto]))
         for (stamp, _, _, more), value, score in zip(
             chunk, values.tolist(), scores.tolist(), strict=True
         ):
             writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
-    return flagged, leading
+    return flagged, leading, far_rows
 
 
 def detect_dir(

@@ -108,6 +108,25 @@ def far_glitch(value: float, center: float, spread: float) -> bool:
     return abs(value - center) > FAR * max(spread, abs(center), 1.0)
 
 
+# A level that really moved a million-fold (no sentinel) is followed once this many far
+# readings in a row agree among themselves and none is absurd (tail's location window:
+# it follows such a level within half of it). Sentinels never form such a run.
+FOLLOW = 32
+
+FarRun = tuple[float, float, int]  # the far readings in a row: lowest, highest, count
+
+
+def far_run_after(run: FarRun | None, value: float) -> FarRun | None:
+    """The run of far readings in a row once far ``value`` (safe domain) is counted into
+    ``run``: a new run when it is far against the run's own range, none when absurd
+    (``ABSURD_ABOVE``). The run is a level to follow once its count reaches ``FOLLOW``."""
+    if abs(value) > ABSURD_ABOVE:
+        return None
+    if run is None or far_glitch(value, (run[0] + run[1]) / 2.0, run[1] - run[0]):
+        return (value, value, 1)
+    return (min(run[0], value), max(run[1], value), run[2] + 1)
+
+
 def far_glitches(values: FloatArray, centers: FloatArray, spreads: FloatArray) -> npt.NDArray[Any]:
     """``far_glitch`` row by row, as a boolean array."""
     with np.errstate(invalid="ignore"):
@@ -125,18 +144,27 @@ class GlitchGuard:
     ``BLOCK`` admitted readings over the last ``BLOCKS`` blocks (2,048 readings). With no
     reading yet only an absurd one (``ABSURD_ABOVE``) is far.
 
+    A level that really moved a million-fold is followed: after ``FOLLOW`` far readings in
+    a row that are not absurd and agree among themselves (none far against the run's own
+    range), the run becomes the guard's whole memory and the reading is admitted (until
+    t78 every reading of such a level was far for good: the ensemble, guarded, scored each
+    one 1). Sentinels (beyond ``ABSURD_ABOVE``) never form such a run.
+
     ``check(x)`` judges one reading and admits it unless far; ``check_many(xs)`` does the
     same for a batch in order and returns the far rows as a boolean array.
     """
 
     BLOCK = 64
     BLOCKS = 32
+    FOLLOW = FOLLOW
 
     def __init__(self) -> None:
         self.blocks_: deque[tuple[float, float]] = deque(maxlen=self.BLOCKS)
         self.current_: tuple[float, float] | None = None  # the filling block's range
         self.count_ = 0  # readings admitted into the filling block
         self._held: tuple[float, float] | None = None  # the full blocks' range, cached
+        self.run_: tuple[float, float] | None = None  # the far readings in a row, a range
+        self.run_count_ = 0
 
     def _range(self) -> tuple[float, float]:
         """The lowest and highest admitted reading in memory (NaN, NaN: none)."""
@@ -152,10 +180,14 @@ class GlitchGuard:
             high = self.current_[1] if math.isnan(high) else max(high, self.current_[1])
         return low, high
 
-    def far(self, value: float) -> bool:
-        """Whether ``value`` (in the safe domain) is a far glitch; admits nothing."""
+    def _far_from_range(self, value: float) -> bool:
         low, high = self._range()
         return far_glitch(value, (low + high) / 2.0, high - low)
+
+    def far(self, value: float) -> bool:
+        """Whether ``value`` (in the safe domain) is a far glitch (``check`` would not
+        admit it); admits nothing."""
+        return self._far_from_range(value) and self._run_after(value)[1] < self.FOLLOW
 
     def _admit(self, low: float, high: float, count: int) -> None:
         """Admit ``count`` readings spanning ``low``..``high``, all in the filling block."""
@@ -168,10 +200,27 @@ class GlitchGuard:
 
     def check(self, value: float) -> bool:
         """Whether ``value`` is a far glitch; if not, it is admitted into the range."""
-        if self.far(value):
-            return True
+        if self._far_from_range(value):
+            run, count = self._run_after(value)
+            if count < self.FOLLOW:
+                self.run_, self.run_count_ = run, count
+                return True
+            # The run is a level: it becomes the guard's whole memory.
+            self.blocks_.clear()
+            self.current_, self.count_, self._held = None, 0, None
+            self.run_, self.run_count_ = None, 0
+            assert run is not None
+            self._admit(run[0], run[1], 1)
+            return False
+        self.run_, self.run_count_ = None, 0
         self._admit(value, value, 1)
         return False
+
+    def _run_after(self, value: float) -> tuple[tuple[float, float] | None, int]:
+        """``far_run_after`` on the guard's run, as (range, count)."""
+        run = None if self.run_ is None else (*self.run_, self.run_count_)
+        after = far_run_after(run, value)
+        return (None, 0) if after is None else ((after[0], after[1]), after[2])
 
     def check_many(self, values: FloatArray) -> npt.NDArray[np.bool_]:
         """``check`` row by row, in order (vectorised while no row is far)."""
@@ -188,6 +237,7 @@ class GlitchGuard:
                 for i, value in enumerate(values[start:].tolist()):
                     far[start + i] = self.check(value)
                 return far
+            self.run_, self.run_count_ = None, 0
             self._admit(float(chunk.min()), float(chunk.max()), chunk.size)
             start = stop
         return far
@@ -198,12 +248,14 @@ class GlitchGuard:
             "blocks": pack_floats([v for block in self.blocks_ for v in block]),
             "current": None if self.current_ is None else list(self.current_),
             "count": self.count_,
+            "run": None if self.run_ is None else [*self.run_, self.run_count_],
         }
 
     def set_state(self, state: dict[str, Any] | None) -> None:
         """Restore ``get_state``'s data (None: a state written before the guard, empty)."""
         self.blocks_.clear()
         self.current_, self.count_, self._held = None, 0, None
+        self.run_, self.run_count_ = None, 0
         if state is None:
             return
         flat = unpack_floats(state["blocks"])
@@ -211,6 +263,9 @@ class GlitchGuard:
         current = state["current"]
         self.current_ = None if current is None else (float(current[0]), float(current[1]))
         self.count_ = int(state["count"])
+        run = state.get("run")  # (none in a state written before t78)
+        self.run_ = None if run is None else (float(run[0]), float(run[1]))
+        self.run_count_ = 0 if run is None else int(run[2])
 
 
 # What a guarded detector scores a far glitch: a reading a million spreads from all the
@@ -421,3 +476,48 @@ class StepwiseDetector(Detector):
             out[i], state = self._step(x, t)
             self._apply(state)
         return out
+
+
+class GuardedDetector(Detector):
+    """A detector whose far glitches a ``GlitchGuard`` (``guard_``) judges: each scores
+    ``FAR_GLITCH_SCORE``, from the series' first reading on (warm-up included), and is
+    not learned, on both paths: the readings after it score as if it never came. The one
+    mechanism for every detector whose own state has no level and spread to judge a
+    reading by (a score history, a pattern, a forest, a day profile, flat runs, a
+    discord's distances, an ensemble's gate).
+
+    A subclass sets ``self.guard_ = GlitchGuard()`` in ``__init__``, keeps its
+    ``get_state()`` under ``"guard"`` (``set_state(state.get("guard"))``: a state
+    written before the guard has none), and implements ``_score_value`` (one reading,
+    checked, not far: its score, nothing learned), ``_learn_value`` (learn it) and
+    ``_score_admitted`` (a checked run, none far: score then learn each, in order)."""
+
+    guard_: GlitchGuard
+
+    @abstractmethod
+    def _score_value(self, value: float, t: float | None) -> float:
+        """The score of ``value`` (in the safe domain, not a far glitch) at ``t``."""
+
+    @abstractmethod
+    def _learn_value(self, value: float, t: float | None) -> None:
+        """Learn ``value`` (in the safe domain, not a far glitch) at ``t``."""
+
+    @abstractmethod
+    def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
+        """Score then learn each row of ``arr`` (checked, none a far glitch), in order."""
+
+    def score_one(self, x: float, t: float | None = None) -> float:
+        value = check_value(x)
+        if self.guard_.far(value):
+            return FAR_GLITCH_SCORE
+        return self._score_value(value, t)
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        value = check_value(x)
+        if not self.guard_.check(value):
+            self._learn_value(value, t)
+
+    def score_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> FloatArray:
+        return score_guarded(self.guard_, xs, ts, self._score_admitted)

@@ -16,8 +16,11 @@ from typing import Any
 
 from detectors.base import (
     FAR_GLITCH_SCORE,
+    FOLLOW,
+    FarRun,
     StepwiseDetector,
     far_glitch,
+    far_run_after,
     require_int,
     require_number,
 )
@@ -51,6 +54,7 @@ class EwmaCusum(StepwiseDetector):
         self.var_ = 0.0
         self.high_ = 0.0
         self.low_ = 0.0
+        self.run_: FarRun | None = None  # far readings in a row (base.far_run_after)
 
     def _step(self, x: float, t: float | None) -> tuple[float, tuple[Any, ...]]:
         n, mean, var, high, low = self.n_, self.mean_, self.var_, self.high_, self.low_
@@ -58,12 +62,18 @@ class EwmaCusum(StepwiseDetector):
         if n == 0:
             if far_glitch(x, math.nan, math.nan):
                 # A sentinel first: an anomaly all the same, and no level.
-                return FAR_GLITCH_SCORE, (n, mean, var, high, low)
+                return FAR_GLITCH_SCORE, (n, mean, var, high, low, None)
             mean = x
         else:
-            if n < self.min_samples and far_glitch(x, mean, math.sqrt(var)):
+            far = far_glitch(x, mean, math.sqrt(var))
+            run = far_run_after(self.run_, x) if far else None
+            if run is not None and run[2] >= FOLLOW:
+                # A level FOLLOW far readings in a row hold is followed (t78: scored ~1
+                # for good): the statistics restart at it, as at a first reading.
+                return FAR_GLITCH_SCORE, (1, x, 0.0, 0.0, 0.0, None)
+            if n < self.min_samples and far:
                 # In warm-up too a sentinel is an anomaly (it scored 0), and not learned.
-                return FAR_GLITCH_SCORE, (n, mean, var, high, low)
+                return FAR_GLITCH_SCORE, (n, mean, var, high, low, run)
             if n >= self.min_samples:
                 z = (x - mean) / math.sqrt(max(var, _MIN_VARIANCE))
                 high = max(0.0, high + z - self.drift)
@@ -72,20 +82,22 @@ class EwmaCusum(StepwiseDetector):
                 score = g / (g + 1.0)
                 if max(high, low) > self.limit:
                     high = low = 0.0  # alarm raised: start watching for the next change
-            if far_glitch(x, mean, math.sqrt(var)):
-                # Scored, not learned: the variance would take tens of thousands of
+            if far:
+                # Scored as far glitches are (1: g / (g + 1) rounds below it for a z near
+                # 1e12), not learned: the variance would take tens of thousands of
                 # readings to forget it, and every real change meanwhile looks small.
-                return score, (n, mean, var, high, low)
+                # Nor does it move the CUSUM sums (it reset them: an alarm).
+                return FAR_GLITCH_SCORE, (n, mean, var, self.high_, self.low_, run)
             # Exponentially weighted mean and variance; early on the weight is 1/(n+1),
             # a plain running average, so the first readings do not fake a tiny variance.
             a = max(self.alpha, 1.0 / (n + 1))
             delta = x - mean
             mean += a * delta
             var = (1.0 - a) * (var + a * delta * delta)
-        return score, (n + 1, mean, var, high, low)
+        return score, (n + 1, mean, var, high, low, None)
 
     def _apply(self, state: tuple[Any, ...]) -> None:
-        self.n_, self.mean_, self.var_, self.high_, self.low_ = state
+        self.n_, self.mean_, self.var_, self.high_, self.low_, self.run_ = state
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -103,6 +115,7 @@ class EwmaCusum(StepwiseDetector):
             "var": self.var_,
             "high": self.high_,
             "low": self.low_,
+            "run": None if self.run_ is None else list(self.run_),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -113,5 +126,11 @@ class EwmaCusum(StepwiseDetector):
                 float(state["var"]),
                 float(state["high"]),
                 float(state["low"]),
+                _run_of(state.get("run")),
             )
         )
+
+
+def _run_of(run: Any) -> FarRun | None:
+    """A state's far run (``get_state``'s list; None, or absent before t78)."""
+    return None if run is None else (float(run[0]), float(run[1]), int(run[2]))

@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import (
-    Detector,
     FloatArray,
-    check_value,
-    check_values,
+    GlitchGuard,
+    GuardedDetector,
     require_int,
     require_number,
 )
@@ -31,8 +30,10 @@ from detectors.base import (
 _BLOCK = 64  # rows per distance block in the batch path (rows x history x length floats)
 
 
-class SubsequenceDiscord(Detector):
-    """Scores 0 until ``min_distances`` nearest-match distances have been seen."""
+class SubsequenceDiscord(GuardedDetector):
+    """Scores 0 until ``min_distances`` nearest-match distances have been seen, but a far
+    glitch (``detectors.base.GuardedDetector``: a 1e308 sentinel) 1 from the first reading
+    on; a far glitch is not learned (no subsequence holds it)."""
 
     def __init__(
         self,
@@ -57,6 +58,7 @@ class SubsequenceDiscord(Detector):
         # (value, its distance) from score_one, so learn_one of the same reading does not
         # search the history a second time.
         self._pending: tuple[float, float] | None = None
+        self.guard_ = GlitchGuard()
 
     # -- the distance, one way for both paths -----------------------------------------
     def _nearest(self, window: FloatArray, start: int, ends: np.ndarray[Any, Any]) -> FloatArray:
@@ -102,12 +104,10 @@ class SubsequenceDiscord(Detector):
         self._pending = (value, distance)
         return distance
 
-    def score_one(self, x: float, t: float | None = None) -> float:
-        value = check_value(x)
+    def _score_value(self, value: float, t: float | None) -> float:
         return self._score(self._distance_one(value), self.distances_)
 
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        value = check_value(x)
+    def _learn_value(self, value: float, t: float | None) -> None:
         distance = self._distance_one(value)
         self._pending = None
         if not np.isnan(distance):
@@ -118,7 +118,10 @@ class SubsequenceDiscord(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        arr = check_values(xs)
+        self._pending = None
+        return super().score_many(xs, ts)
+
+    def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
         self._pending = None
         past = np.fromiter(self.values_, dtype=np.float64)
         joined = np.concatenate([past, arr])
@@ -163,9 +166,14 @@ class SubsequenceDiscord(Detector):
         }
 
     def get_state(self) -> dict[str, Any]:
-        return {"values": list(self.values_), "distances": list(self.distances_)}
+        return {
+            "values": list(self.values_),
+            "distances": list(self.distances_),
+            "guard": self.guard_.get_state(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.values_ = deque((float(v) for v in state["values"]), maxlen=self.history + self.length)
         self.distances_ = deque((float(v) for v in state["distances"]), maxlen=self.scale_window)
         self._pending = None
+        self.guard_.set_state(state.get("guard"))

@@ -21,14 +21,14 @@ member's record, yet it is still a wobble.
 
 The long memory is kept as maxima of ``block_rows``-row blocks, so state stays small and
 bounded (``memory_rows / block_rows`` numbers per member), with each block's lowest and
-highest reading. A far glitch (``detectors.base.far_glitch`` against the middle and the
-width of that range: a 1e308 sentinel) is scored but raises no member's record: as a
-record it muted every real spike for ``memory_rows`` rows (t63). And the first change of
-a series whose memory (at least a block of rows) holds one value only is news (score 1):
-a sensor stuck since it started had no member with a record to beat, so its coming
-alive was silent (t67). A far glitch there is news too (a gauge at a constant 5 that
-reports 1e308 once scored 0: every member's record was 0), and, widening nothing, leaves
-the next real change news as well.
+highest reading. A far glitch (``detectors.base.GuardedDetector``: a 1e308 sentinel)
+scores 1, from the first reading on, and is not learned: no member sees it, no record,
+block or refractory counts it (as a record it muted every real spike for
+``memory_rows`` rows, t63; in the gate's warm-up it scored 0, and the members' views of
+the readings next to it, a first difference back, a moving average holding it, still
+set their records). And the first change of a series whose memory (at least a block of
+rows) holds one value only is news (score 1): a sensor stuck since it started had no
+member with a record to beat, so its coming alive was silent (t67).
 """
 
 from __future__ import annotations
@@ -44,11 +44,8 @@ import numpy.typing as npt
 from detectors.base import (
     Detector,
     FloatArray,
-    check_times,
-    check_value,
-    check_values,
-    far_glitch,
-    far_glitches,
+    GlitchGuard,
+    GuardedDetector,
     require_int,
     require_number,
 )
@@ -58,7 +55,7 @@ from detectors.errors import DetectorParameterError
 _MAX_SCORE = 1.0 - 1e-12
 
 
-class Ensemble(Detector):
+class Ensemble(GuardedDetector):
     """Combines ``members`` (each scoring every observation) through a novelty gate."""
 
     def __init__(
@@ -89,7 +86,8 @@ class Ensemble(Detector):
         self._floor = float(self._surprise(np.array([min_member_score]))[0])
         self.blocks_: deque[list[float]] = deque(maxlen=memory_rows // block_rows)
         self.current_: list[float] = [0.0] * m
-        # Each block's lowest and highest reading (None: only far glitches), as blocks_.
+        # Each block's lowest and highest reading (None: a state written while far
+        # glitches were counted in blocks), as blocks_.
         self.ranges_: deque[list[float] | None] = deque(maxlen=memory_rows // block_rows)
         self.current_range_: list[float] | None = None
         self.in_block_ = 0
@@ -98,6 +96,7 @@ class Ensemble(Detector):
         self._pending: tuple[float, float | None, FloatArray, float] | None = None
         self._blocks_max: FloatArray | None = None
         self._blocks_range: tuple[float, float] | None = None
+        self.guard_ = GlitchGuard()
 
     def _validate(self) -> None:
         if not self.members or not all(isinstance(d, Detector) for d in self.members):
@@ -137,8 +136,8 @@ class Ensemble(Detector):
         return np.maximum(np.asarray(self.current_, dtype=np.float64), self._blocks_max)
 
     def _range(self) -> tuple[float, float]:
-        """The lowest and highest reading in memory, far glitches left out; NaN, NaN
-        before the first."""
+        """The lowest and highest reading in memory (never a far glitch: none is
+        learned); NaN, NaN before the first."""
         if self._blocks_range is None:
             kept = [r for r in self.ranges_ if r is not None]
             self._blocks_range = (
@@ -156,19 +155,14 @@ class Ensemble(Detector):
     def _first_change(self, value: float) -> bool:
         """Whether ``value`` is the first change of a series that has held one value for
         at least a block of rows and all its memory (a sensor stuck since it started):
-        news, though no member has a record to beat (each scored the run 0). A far glitch
-        counts (it is the largest change of all), though it widens no range."""
+        news, though no member has a record to beat (each scored the run 0)."""
         low, high = self._range()
         constant = low == high and self._rows_in_memory() >= self.block_rows
         return constant and value != low
 
-    def _far(self, value: float) -> bool:
-        low, high = self._range()
-        return far_glitch(value, (low + high) / 2.0, high - low)
-
     def _first_changes(self, values: FloatArray) -> npt.NDArray[np.bool_]:
-        """``_first_change`` per row of ``values`` (within one block, before ``_far_rows``
-        widens the range): only the first row that differs from a constant memory."""
+        """``_first_change`` per row of ``values`` (within one block, before ``_widen``
+        takes them in): only the first row that differs from a constant memory."""
         out = np.zeros(values.size, dtype=bool)
         low, high = self._range()
         rows = self._rows_in_memory()
@@ -177,29 +171,9 @@ class Ensemble(Detector):
             if not (math.isnan(low) or low == high):
                 break
             out[i] = low == high and value != low and rows + i >= self.block_rows
-            if far_glitch(value, (low + high) / 2.0, high - low):
-                continue  # (news on a constant memory, but it widens nothing)
             low = value if math.isnan(low) else min(low, value)
             high = value if math.isnan(high) else max(high, value)
         return out
-
-    def _far_rows(self, values: FloatArray) -> npt.NDArray[np.bool_]:
-        """Per row of ``values`` (within one block), whether it is a far glitch against
-        the range before it; updates the current block's range with the others."""
-        low, high = self._range()
-        lows = np.fmin.accumulate(np.concatenate([[low], values]))[:-1]
-        highs = np.fmax.accumulate(np.concatenate([[high], values]))[:-1]
-        far = far_glitches(values, (lows + highs) / 2.0, highs - lows)
-        if far.any():
-            # A glitch left out of the range changes the range the rows after it see.
-            far = np.zeros(values.size, dtype=bool)
-            for i, value in enumerate(values.tolist()):
-                far[i] = self._far(value)
-                if not far[i]:
-                    self._widen(value)
-            return far
-        self._widen(float(values.min()), float(values.max()))
-        return far
 
     def _widen(self, low: float, high: float | None = None) -> None:
         high = low if high is None else high
@@ -240,8 +214,7 @@ class Ensemble(Detector):
         self._pending = (value, t, u, novelty)
         return u, novelty
 
-    def score_one(self, x: float, t: float | None = None) -> float:
-        value = check_value(x)
+    def _score_value(self, value: float, t: float | None) -> float:
         novelty = self._evaluate_one(value, t)[1]
         if novelty <= 1.0:
             return 0.0
@@ -252,14 +225,11 @@ class Ensemble(Detector):
     def _escalates(self, score: float, last_score: float) -> bool:
         return score >= self.escalation_floor and score > self.escalation * last_score
 
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        value = check_value(x)
+    def _learn_value(self, value: float, t: float | None) -> None:
         u, novelty = self._evaluate_one(value, t)
         self._pending = None
-        far = self._far(value)
-        if not far:
-            self._widen(value)
-        self._advance_one(u.tolist(), novelty, far)
+        self._widen(value)
+        self._advance_one(u.tolist(), novelty)
         for d in self.members:
             d.learn_one(value, t)
 
@@ -267,8 +237,10 @@ class Ensemble(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        arr = check_values(xs)
-        times = check_times(ts, arr.size)
+        self._pending = None
+        return super().score_many(xs, ts)
+
+    def _score_admitted(self, arr: FloatArray, times: FloatArray | None) -> FloatArray:
         self._pending = None
         u_all = self._surprise(np.vstack([d.score_many(arr, times) for d in self.members]))
         out = np.zeros(arr.size)
@@ -278,27 +250,23 @@ class Ensemble(Detector):
             # running maximum within the block up to the previous row.
             stop = min(arr.size, start + self.block_rows - self.in_block_)
             u = u_all[:, start:stop]
-            # A far glitch's surprise is scored but is no record for the rows after it.
             first = self._first_changes(arr[start:stop])
-            kept = np.where(self._far_rows(arr[start:stop])[None, :], 0.0, u)
-            before = np.maximum.accumulate(
-                np.hstack([self._record()[:, None], kept[:, :-1]]), axis=1
-            )
+            self._widen(float(arr[start:stop].min()), float(arr[start:stop].max()))
+            before = np.maximum.accumulate(np.hstack([self._record()[:, None], u[:, :-1]]), axis=1)
             novelty = self._novelty(u, self._bar[:, None] * before)
             novelty[first] = np.inf
-            out[start:stop] = self._advance(kept, novelty)
+            out[start:stop] = self._advance(u, novelty)
             start = stop
         return out
 
-    def _advance_one(self, u: list[float], novelty: float, far: bool = False) -> None:
-        """``_advance`` for one row, in plain floats; a far glitch raises no record."""
+    def _advance_one(self, u: list[float], novelty: float) -> None:
+        """``_advance`` for one row, in plain floats."""
         if novelty > 1.0:
             score = 1.0 - 1.0 / novelty
             if self.since_fire_ > self.refractory or self._escalates(score, self.last_fire_score_):
                 self.since_fire_, self.last_fire_score_ = 0, score
         self.since_fire_ += 1
-        if not far:
-            self.current_ = [max(c, x) for c, x in zip(self.current_, u, strict=True)]
+        self.current_ = [max(c, x) for c, x in zip(self.current_, u, strict=True)]
         self._end_rows(1)
 
     def _end_rows(self, rows: int) -> None:
@@ -313,8 +281,8 @@ class Ensemble(Detector):
             self.in_block_ = 0
 
     def _advance(self, u: FloatArray, novelty: FloatArray) -> FloatArray:
-        """Fold a segment (within one block) into the record (``u``: far glitches' rows
-        zeroed) and apply the refractory rule; returns the segment's scores."""
+        """Fold a segment (within one block) into the record and apply the refractory
+        rule; returns the segment's scores."""
         out = np.zeros(novelty.size)
         last, last_score = -self.since_fire_, self.last_fire_score_
         for i in np.flatnonzero(novelty > 1.0).tolist():
@@ -352,6 +320,7 @@ class Ensemble(Detector):
             "in_block": self.in_block_,
             "since_fire": self.since_fire_,
             "last_fire_score": self.last_fire_score_,
+            "guard": self.guard_.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -373,3 +342,4 @@ class Ensemble(Detector):
         self._pending = None
         self._blocks_max = None
         self._blocks_range = None
+        self.guard_.set_state(state.get("guard"))

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.base import StepwiseDetector, require_int, require_number
+import numpy as np
+
+from detectors.base import (
+    FloatArray,
+    GlitchGuard,
+    GuardedDetector,
+    require_int,
+    require_number,
+)
 
 
-class StuckSensor(StepwiseDetector):
+class StuckSensor(GuardedDetector):
     """Scores ``1 - reference / observed`` once a run or a gap beats its reference.
 
     The run reference is the longest run seen so far (at least ``min_run``); the gap
@@ -42,6 +50,7 @@ class StuckSensor(StepwiseDetector):
         self.longest_ = 0
         self.last_time_: float | None = None
         self.interval_: float | None = None
+        self.guard_ = GlitchGuard()
 
     def _step(self, x: float, t: float | None) -> tuple[float, tuple[Any, ...]]:
         previous, run, longest = self.previous_, self.run_, self.longest_
@@ -69,6 +78,21 @@ class StuckSensor(StepwiseDetector):
     def _apply(self, state: tuple[Any, ...]) -> None:
         self.previous_, self.run_, self.longest_, self.last_time_, self.interval_ = state
 
+    # A run is a recursion: the batch path is the same step in a loop.
+    def _score_value(self, value: float, t: float | None) -> float:
+        return self._step(value, t)[0]
+
+    def _learn_value(self, value: float, t: float | None) -> None:
+        self._apply(self._step(value, t)[1])
+
+    def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
+        stamps: list[float | None] = [None] * arr.size if ts is None else ts.tolist()
+        out = np.empty(arr.size)
+        for i, (x, t) in enumerate(zip(arr.tolist(), stamps, strict=True)):
+            out[i], state = self._step(x, t)
+            self._apply(state)
+        return out
+
     def get_params(self) -> dict[str, Any]:
         return {
             "tolerance": self.tolerance,
@@ -84,6 +108,7 @@ class StuckSensor(StepwiseDetector):
             "longest": self.longest_,
             "last_time": self.last_time_,
             "interval": self.interval_,
+            "guard": self.guard_.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -96,3 +121,4 @@ class StuckSensor(StepwiseDetector):
                 state["interval"],
             )
         )
+        self.guard_.set_state(state.get("guard"))

@@ -18,27 +18,23 @@ other 1, as a point a real forest isolates at the first split. A far glitch
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from detectors.base import (
-    FAR_GLITCH_SCORE,
-    Detector,
     FloatArray,
     GlitchGuard,
-    check_value,
+    GuardedDetector,
     require_int,
-    score_guarded,
 )
 
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
 
 
-class WindowIsolationForest(Detector):
+class WindowIsolationForest(GuardedDetector):
     """Scores ``max(0, 2 * (s - 0.5))`` for the forest's anomaly score ``s`` (0.5 is
     ordinary in the original paper's scale, 1 isolated at once); 0 before the first fit."""
 
@@ -102,30 +98,19 @@ class WindowIsolationForest(Detector):
             self._fit()
 
     # -- one at a time ---------------------------------------------------------------
-    def score_one(self, x: float, t: float | None = None) -> float:
-        value = check_value(x)
-        if self.guard_.far(value):
-            return FAR_GLITCH_SCORE
+    def _score_value(self, value: float, t: float | None) -> float:
         if len(self.values_) < self.lags - 1 or not self.fit_values_:
             return 0.0
         recent = list(self.values_)[len(self.values_) - self.lags + 1 :]
         return float(self._scores(np.array([[*recent, value]]))[0])
 
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        value = check_value(x)
-        if self.guard_.check(value):
-            return
+    def _learn_value(self, value: float, t: float | None) -> None:
         self.values_.append(value)
         self.n_ += 1
         self._after_learning()
 
     # -- vectorised ------------------------------------------------------------------
-    def score_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
-        return score_guarded(self.guard_, xs, ts, self._score_admitted)
-
-    def _score_admitted(self, arr: FloatArray, _ts: FloatArray | None = None) -> FloatArray:
+    def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""
         out = np.zeros(arr.size)
         start = 0

@@ -14,22 +14,19 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from detectors.base import (
-    FAR_GLITCH_SCORE,
     Detector,
     FloatArray,
     GlitchGuard,
-    check_value,
+    GuardedDetector,
     pack_floats,
     require_int,
     require_number,
-    score_guarded,
     unpack_floats,
 )
 from detectors.robust_zscore import RobustZScore
@@ -45,7 +42,7 @@ def _log_tail(z: float) -> float:
     return min(1.0, math.log(max(tail, 1e-10)) / _LOG_FLOOR)
 
 
-class AnomalyLikelihood(Detector):
+class AnomalyLikelihood(GuardedDetector):
     """Wraps a base detector. Until ``warmup`` base scores are seen it scores 0."""
 
     def __init__(
@@ -93,24 +90,13 @@ class AnomalyLikelihood(Detector):
         self._sum += raw
         self._sum_sq += raw * raw
 
-    def score_one(self, x: float, t: float | None = None) -> float:
-        value = check_value(x)
-        if self.guard_.far(value):
-            return FAR_GLITCH_SCORE
+    def _score_value(self, value: float, t: float | None) -> float:
         return self._likelihood(self.base.score_one(value, t))
 
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        value = check_value(x)
-        if self.guard_.check(value):
-            return
+    def _learn_value(self, value: float, t: float | None) -> None:
         raw = self.base.score_one(value, t)
         self.base.learn_one(value, t)
         self._remember(raw)
-
-    def score_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
-        return score_guarded(self.guard_, xs, ts, self._score_admitted)
 
     def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""

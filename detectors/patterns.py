@@ -22,22 +22,18 @@ one-at-a-time scores agree exactly (tests/unit/detectors/test_contract.py).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from detectors.base import (
-    FAR_GLITCH_SCORE,
-    Detector,
     FloatArray,
     GlitchGuard,
-    check_value,
+    GuardedDetector,
     pack_floats,
     require_int,
     require_number,
-    score_guarded,
     unpack_floats,
 )
 
@@ -66,7 +62,7 @@ def _window_min_max(
     return lows[stops - 1], highs[stops - 1]
 
 
-class UnfamiliarPattern(Detector):
+class UnfamiliarPattern(GuardedDetector):
     """Scores 0 until ``min_steps`` steps have been completed."""
 
     def __init__(
@@ -206,18 +202,12 @@ class UnfamiliarPattern(Detector):
             self._cache = (extreme, pattern, matches, score)
         return self._cache
 
-    def score_one(self, x: float, t: float | None = None) -> float:
-        value = check_value(x)
-        if self.guard_.far(value):
-            return FAR_GLITCH_SCORE
+    def _score_value(self, value: float, t: float | None) -> float:
         if not self._active():
             return 0.0
         return self._evaluate_one(self._extreme_with(value))[3]
 
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        value = check_value(x)
-        if self.guard_.check(value):
-            return
+    def _learn_value(self, value: float, t: float | None) -> None:
         extreme = self._extreme_with(value)
         if self.level_ is None:
             self.level_ = value
@@ -232,12 +222,7 @@ class UnfamiliarPattern(Detector):
         self._end_step(extreme)
 
     # -- vectorised ------------------------------------------------------------------
-    def score_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
-        return score_guarded(self.guard_, xs, ts, self._score_admitted)
-
-    def _score_admitted(self, arr: FloatArray, _ts: FloatArray | None = None) -> FloatArray:
+    def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
         """Score and learn ``arr``, none of it a far glitch."""
         self._cache, self._context, self._range = None, None, None
         if self.level_ is None:

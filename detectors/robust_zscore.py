@@ -19,12 +19,15 @@ import pandas as pd
 
 from detectors.base import (
     FAR_GLITCH_SCORE,
+    FOLLOW,
     Detector,
+    FarRun,
     FloatArray,
     check_value,
     check_values,
     far_glitch,
     far_glitches,
+    far_run_after,
     pack_floats,
     require_int,
     require_number,
@@ -106,6 +109,7 @@ class RobustZScore(Detector):
         self.deviations_: deque[float] = deque(maxlen=window)
         self._sorted_cache: tuple[list[float], list[float]] | None = None
         self._deviation_sum = 0.0
+        self.run_: FarRun | None = None  # far readings in a row (base.far_run_after)
 
     def _validate(self) -> None:
         require_int("window", self.window, 3)
@@ -128,8 +132,17 @@ class RobustZScore(Detector):
         value = check_value(x)
         values, devs = self._sorted()
         if far_glitch(value, *(self._median_scale() if values else (math.nan, math.nan))):
-            # Not learned: its deviation would hold a spread floor up for a window.
-            return
+            # Not learned: its deviation would hold a spread floor up for a window. But
+            # a level FOLLOW such readings in a row hold is followed: the window restarts
+            # at it (t78: a million-fold level scored ~1 for good).
+            self.run_ = far_run_after(self.run_, value)
+            if self.run_ is None or self.run_[2] < FOLLOW:
+                return
+            self.values_.clear()
+            self.deviations_.clear()
+            self._sorted_cache, self._deviation_sum = None, 0.0
+            values, devs = self._sorted()
+        self.run_ = None
         if values:
             if len(self.deviations_) == self.window:
                 old = self.deviations_[0]
@@ -167,6 +180,8 @@ class RobustZScore(Detector):
             center = self._median_scale() if self.values_ else (math.nan, math.nan)
             return FAR_GLITCH_SCORE if far_glitch(value, *center) else 0.0
         median, scale = self._median_scale()
+        if far_glitch(value, median, scale):
+            return FAR_GLITCH_SCORE  # (z / (z + h) rounds below 1 for a z near 1e12)
         z = abs(value - median) / scale
         return z / (z + self.half_score_z)
 
@@ -207,6 +222,7 @@ class RobustZScore(Detector):
         self.values_.extend(arr.tolist())
         self.deviations_.extend(new_devs[~np.isnan(new_devs)].tolist())
         self._sorted_cache = None  # rebuilt if the one-at-a-time path is used next
+        self.run_ = None  # (no row was far)
         return np.asarray(scores, dtype=np.float64)
 
     def _scale(self, median: Any, mad: Any, mean_dev: Any) -> Any:
@@ -229,7 +245,11 @@ class RobustZScore(Detector):
 
     def get_state(self) -> dict[str, Any]:
         # Packed: state is written on every batch.
-        return {"window": pack_floats(self.values_), "deviations": pack_floats(self.deviations_)}
+        return {
+            "window": pack_floats(self.values_),
+            "deviations": pack_floats(self.deviations_),
+            "run": None if self.run_ is None else list(self.run_),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         # Earlier versions kept the window unpacked, as "values".
@@ -238,6 +258,8 @@ class RobustZScore(Detector):
         # Earlier versions kept no deviations: the spread re-learns within one window.
         self.deviations_ = deque(unpack_floats(state.get("deviations", "")), maxlen=self.window)
         self._sorted_cache = None
+        run = state.get("run")  # (none before t78)
+        self.run_ = None if run is None else (float(run[0]), float(run[1]), int(run[2]))
 
     @property
     def n_seen(self) -> int:

@@ -4,7 +4,9 @@ previous few cycles, and score how unusual that difference is.
 Rush hour is not an anomaly; rush-hour traffic at 3 a.m. is. The time of day comes
 from each observation's timestamp, so gaps and irregular sampling do not shift the
 phase. The residual against the per-slot median of the last ``depth`` cycles is scored
-by an inner ``RobustZScore``; a slot without ``depth`` past cycles scores 0.
+by an inner ``RobustZScore``; a slot without ``depth`` past cycles scores 0, but a far
+glitch (``detectors.base.GuardedDetector``: a 1e308 sentinel) scores 1 from the first
+reading on and is not learned.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from detectors.base import (
-    Detector,
     FloatArray,
-    check_times,
+    GlitchGuard,
+    GuardedDetector,
     check_value,
     check_values,
     require_int,
@@ -30,7 +32,7 @@ from detectors.robust_zscore import RobustZScore
 DAY = 86_400.0
 
 
-class SeasonalBaseline(Detector):
+class SeasonalBaseline(GuardedDetector):
     """``period`` seconds split into ``slots`` equal slots (288 five-minute slots a day by
     default; ``period=7 * DAY`` with ``slots=2016`` models the day of week too)."""
 
@@ -49,6 +51,9 @@ class SeasonalBaseline(Detector):
         self.depth = depth
         self.residuals = residuals if residuals is not None else RobustZScore(window=500)
         self.history_: dict[int, deque[float]] = {}
+        # A far glitch (1e308) scores 1 from the first reading on (a slot's profile
+        # takes ``depth`` days to form: until then it scored 0) and is not learned.
+        self.guard_ = GlitchGuard()
 
     def _slot(self, t: float | None) -> int:
         if t is None:
@@ -61,13 +66,24 @@ class SeasonalBaseline(Detector):
             return None
         return x - float(np.median(np.fromiter(past, dtype=np.float64)))
 
+    # A bad value, then a missing time, is refused before anything is judged or admitted.
     def score_one(self, x: float, t: float | None = None) -> float:
-        value, slot = check_value(x), self._slot(t)
+        check_value(x)
+        self._slot(t)
+        return super().score_one(x, t)
+
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        check_value(x)
+        self._slot(t)
+        super().learn_one(x, t)
+
+    def _score_value(self, value: float, t: float | None) -> float:
+        slot = self._slot(t)
         residual = self._residual(value, slot)
         return 0.0 if residual is None else self.residuals.score_one(residual, t)
 
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        value, slot = check_value(x), self._slot(t)
+    def _learn_value(self, value: float, t: float | None) -> None:
+        slot = self._slot(t)
         residual = self._residual(value, slot)
         if residual is not None:
             self.residuals.learn_one(residual, t)
@@ -76,8 +92,12 @@ class SeasonalBaseline(Detector):
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
-        arr = check_values(xs)
-        times = check_times(ts, arr.size)
+        check_values(xs)
+        if ts is None:
+            raise DetectorInputError("SeasonalBaseline needs each observation's time t")
+        return super().score_many(xs, ts)
+
+    def _score_admitted(self, arr: FloatArray, times: FloatArray | None) -> FloatArray:
         if times is None:
             raise DetectorInputError("SeasonalBaseline needs each observation's time t")
         # Residuals depend only on earlier cycles, so collect them first, then score them
@@ -108,6 +128,7 @@ class SeasonalBaseline(Detector):
         return {
             "residuals": self.residuals.get_state(),
             "history": {str(k): list(v) for k, v in self.history_.items()},
+            "guard": self.guard_.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -116,3 +137,4 @@ class SeasonalBaseline(Detector):
             int(k): deque((float(x) for x in v), maxlen=self.depth)
             for k, v in state["history"].items()
         }
+        self.guard_.set_state(state.get("guard"))

@@ -161,6 +161,9 @@ GAP_MAX_HALF_LIVES = 16.0
 # within a few dozen readings.
 STEP_CLIP = 4.0
 MAD_MEAN_TO_SIGMA = math.sqrt(math.pi / 2)
+# The spread is never taken below this share of the level: four ulps (2**-50, 8.9e-16),
+# differences of rounding, not of the sensor; 1e-9 before t78.
+RELATIVE_FLOOR = 2.0**-50
 # The one threshold of `citybrain detect` and the stream: the threshold NAB's optimiser
 # picks for this detector on the 34 NAB files (standard profile, 0.22; 0.2155 before the
 # twenty-fourth session's far-glitch rules; to two
@@ -427,7 +430,10 @@ def _run(
             mid = filled // 2
             median = row[sw0 + mid] if filled % 2 else (row[sw0 + mid - 1] + row[sw0 + mid]) / 2.0
             dev = x - median
-            floor = max(1e-9 * abs(median), 1e-12)
+            # The spread's floor: rounding of the level (a few ulps), no coarser. At 1e-9
+            # of the median a gauge at 1e15 (ulp 0.125) with a spread of 1 was divided by
+            # 10**6, and a 50-spread step scored 0 (t78).
+            floor = max(RELATIVE_FLOOR * abs(median), 1e-12)
             z = abs(dev) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD], floor)
             # A far glitch (``detectors.base.far_glitch``: a sentinel such as 1e308, no
             # measurement) is scored, but its statistics are not learned and it sets no

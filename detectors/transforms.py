@@ -20,6 +20,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from detectors.base import (
     Detector,
     FloatArray,
+    GlitchGuard,
+    GuardedDetector,
     check_times,
     check_value,
     check_values,
@@ -152,7 +154,7 @@ def _echoes(values: FloatArray, references: FloatArray) -> npt.NDArray[np.bool_]
     return np.asarray((np.abs(references) > np.abs(values)) & far, dtype=bool)
 
 
-class DayOverDay(Detector):
+class DayOverDay(GuardedDetector):
     """Feeds ``x`` minus the value one ``period`` earlier (seconds; a day by default) to
     ``base``: a daily pattern broken in shape — a dip that skips a day, a plateau at the
     wrong hour — stands out there while every single value looks ordinary.
@@ -164,7 +166,9 @@ class DayOverDay(Detector):
     day after every sentinel (t63). A reading whose time goes back (a clock set back, two
     readings swapped) is kept at the latest time so far: the times kept never decrease,
     so the binary search of both paths finds the same reference (t74: unsorted, the two
-    paths disagreed on most rows after the first step back).
+    paths disagreed on most rows after the first step back). A far glitch
+    (``detectors.base.GuardedDetector``) scores 1, without a reference too (it scored 0
+    on the first day), and is not kept.
     """
 
     def __init__(self, base: Detector, period: float = 86_400.0, keep: int = 3000) -> None:
@@ -176,6 +180,7 @@ class DayOverDay(Detector):
         self.keep = keep
         self.times_: deque[float] = deque(maxlen=keep)
         self.values_: deque[float] = deque(maxlen=keep)
+        self.guard_ = GlitchGuard()
 
     def _reference(self, t: float | None, value: float) -> float | None:
         if t is None or not self.times_ or self.times_[0] > t - self.period:
@@ -183,13 +188,11 @@ class DayOverDay(Detector):
         reference = self.values_[bisect.bisect_right(self.times_, t - self.period) - 1]
         return None if _echo(value, reference) else reference
 
-    def score_one(self, x: float, t: float | None = None) -> float:
-        value = check_value(x)
+    def _score_value(self, value: float, t: float | None) -> float:
         reference = self._reference(t, value)
         return 0.0 if reference is None else self.base.score_one(value - reference, t)
 
-    def learn_one(self, x: float, t: float | None = None) -> None:
-        value = check_value(x)
+    def _learn_value(self, value: float, t: float | None) -> None:
         if t is None:
             return
         reference = self._reference(t, value)
@@ -198,11 +201,7 @@ class DayOverDay(Detector):
         self.times_.append(max(float(t), self.times_[-1]) if self.times_ else float(t))
         self.values_.append(value)
 
-    def score_many(
-        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
-        arr = check_values(xs)
-        times = check_times(ts, arr.size)
+    def _score_admitted(self, arr: FloatArray, times: FloatArray | None) -> FloatArray:
         out = np.zeros(arr.size)
         if times is None:
             return out
@@ -237,6 +236,7 @@ class DayOverDay(Detector):
             "base": self.base.get_state(),
             "times": pack_floats(self.times_),
             "values": pack_floats(self.values_),
+            "guard": self.guard_.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -245,3 +245,4 @@ class DayOverDay(Detector):
         times = np.maximum.accumulate(np.asarray(unpack_floats(state["times"]), np.float64))
         self.times_ = deque(times.tolist(), maxlen=self.keep)
         self.values_ = deque(unpack_floats(state["values"]), maxlen=self.keep)
+        self.guard_.set_state(state.get("guard"))

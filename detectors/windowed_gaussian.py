@@ -20,12 +20,15 @@ from scipy.special import erf
 
 from detectors.base import (
     FAR_GLITCH_SCORE,
+    FOLLOW,
     Detector,
+    FarRun,
     FloatArray,
     check_value,
     check_values,
     far_glitch,
     far_glitches,
+    far_run_after,
     require_int,
 )
 from detectors.robust_zscore import _sum_lost, _wide_range
@@ -48,6 +51,7 @@ class WindowedGaussian(Detector):
         self.min_samples = min_samples
         self.values_: deque[float] = deque(maxlen=window)
         self._moments: tuple[float, float] | None = None  # the window's, until it changes
+        self.run_: FarRun | None = None  # far readings in a row (base.far_run_after)
 
     def _mean_std(self) -> tuple[float, float]:
         """The window's mean and standard deviation (ddof 0); the window is not empty."""
@@ -70,7 +74,13 @@ class WindowedGaussian(Detector):
         value = check_value(x)
         center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
         if far_glitch(value, center, spread):
-            return  # a far glitch in the window would blind it to every real spike
+            # A far glitch in the window would blind it to every real spike; but a level
+            # FOLLOW such readings in a row hold is followed: the window restarts at it.
+            self.run_ = far_run_after(self.run_, value)
+            if self.run_ is None or self.run_[2] < FOLLOW:
+                return
+            self.values_.clear()
+        self.run_ = None
         self.values_.append(value)
         self._moments = None
 
@@ -110,14 +120,20 @@ class WindowedGaussian(Detector):
         scores[np.minimum(h + np.arange(arr.size), self.window) < self.min_samples] = 0.0
         self.values_.extend(arr.tolist())
         self._moments = None
+        self.run_ = None  # (no row was far)
         return scores
 
     def get_params(self) -> dict[str, Any]:
         return {"window": self.window, "min_samples": self.min_samples}
 
     def get_state(self) -> dict[str, Any]:
-        return {"values": list(self.values_)}
+        return {
+            "values": list(self.values_),
+            "run": None if self.run_ is None else list(self.run_),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.values_ = deque((float(v) for v in state["values"]), maxlen=self.window)
         self._moments = None
+        run = state.get("run")  # (none before t78)
+        self.run_ = None if run is None else (float(run[0]), float(run[1]), int(run[2]))

@@ -258,10 +258,16 @@ def detect_summary(
             )
     else:
         zeros = counted(scored.leading_zeros, "row")
+        # (A far glitch scores 1 in warm-up too: it does not end the warm-up as seen.)
+        but = (
+            f" but {counted(scored.leading_far, 'far glitch', 'far glitches')} (scored 1)"
+            if scored.leading_far
+            else ""
+        )
         learning = f"{detector} declares no fixed warm-up; " + (
-            f"here the first {zeros} scored 0"
+            f"here the first {zeros}{but} scored 0"
             if scored.series == 1
-            else f"here at most the first {zeros} of a series scored 0"
+            else f"here at most the first {zeros} of a series{but} scored 0"
         )
     order = scored.order
     unordered = [

@@ -167,3 +167,33 @@ def test_a_1e308_sentinel_alerts_and_a_later_spike_still_does(
         assert worker.alive()
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("detector", ["seasonal", "stuck"])
+def test_a_1e308_sentinel_in_warm_up_alerts_through_the_worker(
+    stack: PrometheusServer, run_dir: Path, detector: str
+) -> None:
+    # t78: seasonal (until a slot had three days) and stuck (always) scored a sentinel 0,
+    # so a worker running them said nothing of a gauge whose sixth reading was 1e308.
+    values = [10 + 0.1 * (i % 7) for i in range(20)]
+    values[5] = 1e308
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_DETECTOR": detector})
+    p.env["CITYBRAIN_GRID_FILE"] = str(counter_grid(run_dir / f"{p.name}-grid.yaml"))
+    worker = p.worker().start()
+    try:
+        for i, value in enumerate(values):
+            p.send("readings", b"k1", count(i, value))
+        p.flush()
+
+        def firing(messages: list[Any]) -> list[dict[str, Any]]:
+            return [
+                d for d in map(json.loads, (m.value for m in messages)) if d["status"] == "firing"
+            ]
+
+        alerts = firing(p.read("alerts", lambda m: len(firing(m)) >= 1, settle=3))
+        assert [(a["started_at"], a["score"]) for a in alerts] == [
+            (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(START + 300 * 5)), 1.0)
+        ]
+        assert worker.alive()
+    finally:
+        worker.stop()

@@ -830,3 +830,22 @@ def test_a_short_utf16_file_without_a_byte_order_mark_is_named(
     src.write_bytes("timestamp,value\n2026-11-01T00:00:00Z,1\n".encode("utf-16-le"))
     assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     assert f"{src}:1: the file is UTF-16 without a byte order mark" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("detector", ["ensemble", "seasonal", "discord"])
+def test_a_far_glitch_first_does_not_end_the_warm_up_as_seen(
+    detector: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # t78: every detector scores a 1e308 sentinel 1 in warm-up now; as the first row, it
+    # made a detector that declares no warm-up "score 0 for the first 0 rows", and a
+    # series it scored 0 throughout after the sentinel went without the warning.
+    values = ["1e308"] + [f"{10 + m % 3}" for m in range(1, 60)]
+    rows = ["timestamp,value"] + [f"2019-05-01 00:{m:02d}:00,{v}" for m, v in enumerate(values)]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out = tmp_path / "o.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out), "--detector", detector]) == 0
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out.open())]
+    assert scores[0] == 1.0 and not any(scores[1:])
+    captured = capsys.readouterr()
+    assert "every one of its 60 rows but its 1 far glitch (scored 1) scored 0" in captured.err
+    assert "here the first 60 rows but 1 far glitch (scored 1) scored 0" in captured.out

@@ -558,3 +558,23 @@ def test_a_far_glitch_that_would_start_the_window_is_not_its_level() -> None:
             scores.append(one.score_one(x, t))
             one.learn_one(x, t)
         np.testing.assert_allclose(scores, got, rtol=0, atol=1e-9)
+
+
+def test_a_step_on_a_level_near_1e15_is_seen_and_rounding_is_not() -> None:
+    # t78: the spread's floor was 1e-9 of the median, 10**6 at a level of 1e15 (where a
+    # float's step is 0.125): a gauge there with a spread of 1 scored a 30-spread spike
+    # and a 50-spread step 0. Now the floor is a few ulps of the level: both alert, while
+    # a constant 1e15 that moves by one ulp (rounding) does not.
+    rng = np.random.default_rng(0)
+    ts = 1.4e9 + STEP * np.arange(1200)
+    noisy = 1e15 + rng.normal(0.0, 1.0, 1200)
+    noisy[1000] += 30.0
+    stepped = 1e15 + rng.normal(0.0, 0.5, 1200).round()
+    stepped[1000:] += 50.0
+    for xs in (noisy, stepped):
+        scores = TailDetector().score_many(xs, ts)
+        assert scores[1000] >= DEFAULT_THRESHOLD
+        assert scores[:1000].max() < DEFAULT_THRESHOLD
+    flat = np.full(1200, 1e15)
+    flat[1000] = np.nextafter(1e15, 2e15)
+    assert TailDetector().score_many(flat, ts).max() == 0.0

@@ -770,3 +770,156 @@ def test_after_a_log_reset_newer_readings_are_taken_and_older_ones_stay_redelive
             # And the new log's readings are redeliveries of themselves from there on.
             again = make().process(reset[-2:], {"gauge-1": state})
             assert (again.scored, again.redelivered) == (0, 2)
+
+
+# -- extreme values across the bank's interleaved sensors (t78) -------------------------
+SENSORS_AT_SCALE = 2000
+STEPS = 60
+
+
+def _at_scale_series() -> tuple[np.ndarray, np.ndarray]:
+    """Every sensor's values and times (sensors x steps): gauges at their own levels,
+    five-minute readings, each sensor's clock offset by a few seconds."""
+    rng = np.random.default_rng(78)
+    levels = rng.uniform(0.5, 50.0, (SENSORS_AT_SCALE, 1))
+    values = levels + rng.normal(0.0, 0.05, (SENSORS_AT_SCALE, STEPS)) * levels
+    offsets = rng.uniform(0.0, 60.0, (SENSORS_AT_SCALE, 1))
+    times = T0 + offsets + 300.0 * np.arange(STEPS)[None, :]
+    return values, times
+
+
+def _special(values: np.ndarray, times: np.ndarray) -> dict[int, str]:
+    """Put the cases into a few sensors (sensor -> case): a sentinel as the first reading,
+    in warm-up, after a constant run, after a three-hour silence, after warm-up; -1e300;
+    a sensor at 0.0 sending -0.0, one of subnormals, one at 1e-308."""
+    dbl_max = float(np.finfo(np.float64).max)
+    cases = {
+        11: "first",
+        222: "warm_up",
+        333: "after_constant",
+        444: "after_silence",
+        555: "after_warm_up",
+        666: "minus_1e300",
+        777: "signed_zeros",
+        888: "subnormals",
+        999: "tiny",
+    }
+    values[11, 0] = dbl_max
+    # (At steps that come in a batch of one step: ``_run_at_scale`` reports their scores.)
+    values[222, 6] = -dbl_max
+    values[333, :51] = 20.0
+    values[333, 51] = 1e308
+    times[444, 41:] += 3 * 3600.0
+    values[444, 41] = dbl_max
+    values[555, 46] = 1e308
+    values[666, 47] = -1e300
+    values[777] = np.where(np.arange(STEPS) % 3 == 0, -0.0, 0.0)
+    values[888] = np.tile([5e-324, 0.0, -5e-324, 1e-320], STEPS // 4)
+    values[999] = 1e-308 * (1.0 + 0.01 * np.sin(np.arange(STEPS)))
+    return cases
+
+
+def _run_at_scale(
+    values: np.ndarray, times: np.ndarray, sensors: np.ndarray
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[tuple[str, int], float]]:
+    """Feed ``sensors`` interleaved (each time step's readings in a shuffled order; every
+    fifth batch two steps at once, so a sensor has two readings in it) through the bank
+    path: (each sensor's final state document, the alerts, each single-step reading's
+    score as the batch reports it for a followed sensor)."""
+    h = tail_handler()
+    h.follow = {f"g-{s}" for s in sensors.tolist()}
+    rng = np.random.default_rng(5)
+    states: dict[str, Any] = {}
+    alerts: list[dict[str, Any]] = []
+    scores: dict[tuple[str, int], float] = {}
+    step = 0
+    while step < STEPS:
+        span = 2 if step % 5 == 4 and step + 1 < STEPS else 1
+        batch = []
+        for r in range(step, step + span):
+            for s in rng.permutation(sensors).tolist():
+                reading = Reading(
+                    float(times[s, r]), f"g-{s}", "water_level", float(values[s, r]), "ft", "c"
+                )
+                batch.append(Incoming(reading, 0.0, offset=r * SENSORS_AT_SCALE + s))
+        result = h.process(batch, states)
+        assert result.rejected == []
+        states = {**states, **result.states}
+        alerts += [a.to_dict() for a in result.alerts]
+        if span == 1:
+            for sid, last in result.last.items():
+                scores[(sid, step)] = last[4]
+        step += span
+    return {s: state_document(v) for s, v in states.items()}, alerts, scores
+
+
+def test_a_sentinel_among_thousands_of_interleaved_sensors_scores_as_that_sensor_alone() -> None:
+    # The stream scores a batch across sensors at once (one TailBank): a sensor sending a
+    # far glitch -- first, in warm-up, after a constant run or a silence -- or signed
+    # zeros, subnormals or values near 1e-308 scores exactly as alone, its sentinel 1,
+    # and changes no other sensor's scores, alerts or state.
+    values, times = _at_scale_series()
+    clean_values = values.copy()
+    cases = _special(values, times)
+    everyone = np.arange(SENSORS_AT_SCALE)
+    states, alerts, scores = _run_at_scale(values, times, everyone)
+    # Every sensor, special or not, ends in the state it reaches alone (the same
+    # readings through the single-series detector), and scored each reading as alone.
+    for s in [*cases, 0, 1, 1234, SENSORS_AT_SCALE - 1]:
+        alone = TailDetector()
+        expected = alone.score_many(values[s], times[s])
+        assert states[f"g-{s}"]["detector"] == alone.get_state(), cases.get(s, s)
+        got = [scores.get((f"g-{s}", r)) for r in range(STEPS)]
+        assert sum(score is not None for score in got) == 38  # (the one-step batches')
+        for r, score in enumerate(got):
+            if score is not None:
+                assert score == expected[r], (cases.get(s, s), r)
+    sentinel_at = {"first": 0, "warm_up": 6, "after_constant": 51, "after_silence": 41}
+    sentinel_at |= {"after_warm_up": 46, "minus_1e300": 47}
+    for s, case in cases.items():
+        if case in sentinel_at:
+            assert scores[(f"g-{s}", sentinel_at[case])] == 1.0, case
+            assert any(a["sensor_id"] == f"g-{s}" and a["score"] == 1.0 for a in alerts), case
+    # No other sensor notices: the run without the special sensors gives the rest the
+    # same states and alerts.
+    others = np.setdiff1d(everyone, list(cases))
+    clean_states, clean_alerts, _ = _run_at_scale(clean_values, times, others)
+    special = {f"g-{s}" for s in cases}
+    assert {k: v for k, v in states.items() if k not in special} == clean_states
+    assert [a for a in alerts if a["sensor_id"] not in special] == clean_alerts
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_value_among_thousands_of_sensors_costs_only_its_sensor(bad: float) -> None:
+    # The validator dead-letters NaN and +-inf (not_finite, docs/events.md) before any
+    # detector; one that reaches the bank anyway (a state or a caller bypassing it) is
+    # refused for its sensor's readings alone, with the reason, and every other sensor of
+    # the batch is scored as without it.
+    values, times = _at_scale_series()
+    everyone = np.arange(SENSORS_AT_SCALE)
+
+    def batch(step: int, poisoned: bool) -> list[Incoming]:
+        out = []
+        for s in everyone.tolist():
+            value = bad if poisoned and s == 42 else float(values[s, step])
+            reading = Reading(float(times[s, step]), f"g-{s}", "water_level", value, "ft", "c")
+            out.append(Incoming(reading, 0.0, offset=step * SENSORS_AT_SCALE + s))
+        return out
+
+    h, clean = tail_handler(), tail_handler()
+    states: dict[str, Any] = {}
+    clean_states: dict[str, Any] = {}
+    for step in range(40):
+        states = {**states, **h.process(batch(step, False), states).states}
+        clean_states = {**clean_states, **clean.process(batch(step, False), clean_states).states}
+    result = h.process(batch(40, True), states)
+    reference = clean.process(
+        [i for i in batch(40, False) if i.reading.sensor_id != "g-42"], clean_states
+    )
+    assert [(i.reading.sensor_id, code) for i, code, _ in result.rejected] == [
+        ("g-42", "detector_error")
+    ]
+    assert "g-42" not in result.states
+    assert {s: state_document(v) for s, v in result.states.items()} == {
+        s: state_document(v) for s, v in reference.states.items()
+    }
