@@ -33,7 +33,7 @@ from streams.bounds import Bounds
 from streams.codecs import require_codecs
 from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
-from streams.faust_patches import BatchDrain, set_fetch_max_wait
+from streams.faust_patches import BatchDrain, read_committed, set_fetch_max_wait
 from streams.faust_patches import install as install_faust_patches
 from streams.ingest import Ingest
 from streams.logs import SayEvery
@@ -143,6 +143,8 @@ def create_app(
     # faust fixes the broker's hold on an empty fetch at 1.5 s, which idled a catching-up
     # worker a third of the time (streams/faust_patches.py, change 4).
     set_fetch_max_wait(app, settings.fetch_max_wait)
+    # Records of a field producer's aborted transaction are no readings (change 11).
+    read_committed(app)
     drain = BatchDrain(app) if settings.faust_drain == "batch" else None
     for role in ("readings", "incidents"):
         if drain is not None:

@@ -103,3 +103,32 @@ def test_batches_compressed_by_a_field_producer_are_read(pipeline: Pipeline, cod
         assert_committed_to_end(pipeline, "readings")
     finally:
         worker.stop()
+
+
+def test_records_of_an_aborted_transaction_are_not_processed(pipeline: Pipeline) -> None:
+    # A gateway writing in transactions (Kafka Connect's exactly-once sources, a Java
+    # client with transactional.id) aborts one: its records stay in the log, marked
+    # aborted. faust's consumer reads uncommitted unless the app itself is exactly-once,
+    # so the aborted readings were scored (phantom readings and alerts) and the aborted
+    # bad message dead-lettered.
+    worker = pipeline.worker().start()
+    try:
+        topic = pipeline.topic("readings")
+        aborted = readings("gauge-1", 25)
+        committed = readings("gauge-2", 30) + readings("gauge-1", 30, first=25)
+        commands = ["begin"]
+        commands += [send_line(topic, key, value) for key, value in aborted]
+        commands += [send_line(topic, b"gauge-1", b"{aborted"), "abort", "begin"]
+        commands += [send_line(topic, key, value) for key, value in committed]
+        commands += [send_line(topic, b"gauge-2", b"{committed"), "commit"]
+        java_produce(pipeline, commands, transactional_id=f"{pipeline.name}-gateway")
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 1, timeout=120, settle=4)
+        assert [m.value for m in dead] == [b"{committed"]
+        wait_scored(pipeline, len(committed), "committed readings were not all scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == len(
+            committed
+        )
+        assert worker.alive() and "Traceback" not in worker.log()
+        assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
