@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from collections import Counter
 from collections.abc import Sequence
 
 import pytest
 
 from citybrain.stack.kafka import KAFKA_VERSION
 from streams.events import Reading
+from streams.partitioning import sensor_partition
 from tests.integration.test_poison_pills import assert_committed_to_end, wait_scored
 from tests.services import FIXTURES, Pipeline, scrape_sum, start_of_hour
 
@@ -128,6 +130,58 @@ def test_records_of_an_aborted_transaction_are_not_processed(pipeline: Pipeline)
         assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == len(
             committed
         )
+        assert worker.alive() and "Traceback" not in worker.log()
+        assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
+def test_odd_records_of_a_field_producer_each_cost_only_themselves(pipeline: Pipeline) -> None:
+    # What gateways write beside plain records: many, binary, repeated and null headers,
+    # no key, an empty value, a record timestamp of 0 (a producer with no clock), and a
+    # value five times the broker's message.max.bytes in an lz4 batch (the broker bounds
+    # the compressed batch, not the record).
+    worker = pipeline.worker().start()
+    try:
+        topic = pipeline.topic("readings")
+        home = sensor_partition("gauge-1", pipeline.settings.partitions)
+        headers: list[tuple[str, bytes | None]] = [("trace", bytes(range(256)))] * 3
+        headers += [(f"h{i}", b"\x00\xff" * 8) for i in range(300)] + [("empty", None)]
+        sent = readings("gauge-1", 40)
+        # A spike among the readings stamped 0, so an alert is timed from one of them.
+        spike = Reading(START + 300 * 25, "gauge-1", "water_level", 500.0, "ft", "c-bridge")
+        sent[25] = (b"gauge-1", spike.to_json())
+        commands = [send_line(topic, key, value, headers=headers) for key, value in sent[:10]]
+        commands += [send_line(topic, None, value, partition=home) for _, value in sent[10:20]]
+        commands += [send_line(topic, key, value, timestamp_ms=0) for key, value in sent[20:30]]
+        commands += [send_line(topic, key, value) for key, value in sent[30:]]
+        huge = b"{" * 5_000_000
+        bad = [
+            send_line(topic, b"gauge-1", b"{headers", headers=headers),
+            send_line(topic, None, b"{no key", partition=home),
+            send_line(topic, b"gauge-1", b""),
+            send_line(topic, b"gauge-1", huge),
+        ]
+        commands[5:5] = bad
+        java_produce(pipeline, commands, compression_type="lz4", max_request_size="8000000")
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=4)
+        said = Counter(
+            (m.key, dict(m.headers)["citybrain.error.reason"], m.value[:9]) for m in dead
+        )
+        assert said == {
+            (None, b"bad_json", b"{no key"): 1,
+            (b"gauge-1", b"bad_json", b""): 1,
+            (b"gauge-1", b"bad_json", b"{" * 9): 1,
+            (b"gauge-1", b"bad_json", b"{headers"): 1,
+        }
+        [cut] = [m for m in dead if m.value.startswith(b"{{")]
+        assert dict(cut.headers)["citybrain.error.truncated"] == b"5000000"
+        wait_scored(pipeline, len(sent), "the readings beside them were not all scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == len(sent)
+        # Timed from the batch's admission, not from 1970 (1.7e9 s).
+        port = pipeline.settings.worker_port
+        assert scrape_sum(port, "citybrain_event_to_alert_seconds_count") >= 1
+        assert scrape_sum(port, "citybrain_event_to_alert_seconds_sum") < 86_400
         assert worker.alive() and "Traceback" not in worker.log()
         assert_committed_to_end(pipeline, "readings")
     finally:
