@@ -11,17 +11,21 @@ here; every record must be processed or dead-lettered with its reason, costing n
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 from collections import Counter
 from collections.abc import Sequence
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource
 
+from citybrain.cli import EXIT_OK, main
 from citybrain.stack.kafka import KAFKA_VERSION
 from streams.events import Reading
 from streams.partitioning import sensor_partition
 from tests.integration.test_poison_pills import assert_committed_to_end, wait_scored
-from tests.services import FIXTURES, Pipeline, scrape_sum, start_of_hour
+from tests.services import FIXTURES, TEST_PORTS, Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +186,43 @@ def test_odd_records_of_a_field_producer_each_cost_only_themselves(pipeline: Pip
         port = pipeline.settings.worker_port
         assert scrape_sum(port, "citybrain_event_to_alert_seconds_count") >= 1
         assert scrape_sum(port, "citybrain_event_to_alert_seconds_sum") < 86_400
+        assert worker.alive() and "Traceback" not in worker.log()
+        assert_committed_to_end(pipeline, "readings")
+    finally:
+        worker.stop()
+
+
+def test_topics_the_broker_compresses_are_read_by_the_worker_and_the_tools(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An operator saving disk sets compression.type=zstd on the topics: the broker then
+    # recompresses every batch, the worker's own (alerts, routed, dead letters) too, and
+    # kafka-python (`citybrain deadletters`, the demo, `report`) needs zstandard to read them.
+    for name, value in TEST_PORTS.items():
+        monkeypatch.setenv(name, value)
+    admin = KafkaAdminClient(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(f"{pipeline.name}.")]
+        admin.alter_configs(
+            [ConfigResource("TOPIC", t, {"compression.type": "zstd"}) for t in ours]
+        )
+    finally:
+        admin.close()
+    worker = pipeline.worker().start()
+    try:
+        sent = readings("gauge-1", 30)
+        spike = Reading(START + 300 * 20, "gauge-1", "water_level", 500.0, "ft", "c-bridge")
+        sent[20] = (b"gauge-1", spike.to_json())
+        for key, value in sent:
+            pipeline.send("readings", key, value)
+        pipeline.send("readings", b"gauge-1", b"{zstd")
+        pipeline.flush()
+        pipeline.read("alerts", lambda m: len(m) >= 1, timeout=120)
+        pipeline.read("deadletter", lambda m: len(m) >= 1, timeout=120)
+        wait_scored(pipeline, len(sent), "readings on a zstd topic were not all scored")
+        assert main(["deadletters", "--prefix", pipeline.name, "--json"]) == EXIT_OK
+        [letter] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert letter["value"] == "{zstd" and letter["headers"]["reason"] == "bad_json"
         assert worker.alive() and "Traceback" not in worker.log()
         assert_committed_to_end(pipeline, "readings")
     finally:
