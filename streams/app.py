@@ -30,9 +30,10 @@ from playbooks.loader import load_grid
 from streams.alerting import Alerting
 from streams.api import register_api
 from streams.bounds import Bounds
+from streams.codecs import require_codecs
 from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
-from streams.faust_patches import BatchDrain, set_fetch_max_wait
+from streams.faust_patches import BatchDrain, read_committed, set_fetch_max_wait
 from streams.faust_patches import install as install_faust_patches
 from streams.ingest import Ingest
 from streams.logs import SayEvery
@@ -70,8 +71,14 @@ def worker_url(settings: Settings) -> str:
 def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> faust.App:
-    """A fresh faust app with its agents, tables, timer, operator API and /metrics."""
+    """A fresh faust app with its agents, tables, timer, operator API and /metrics.
+
+    Raises ``streams.codecs.MissingCodecError`` if a Kafka compression codec cannot be
+    decoded, and the grid's and playbooks' load errors."""
     settings = settings or load_settings()
+    # Before anything: a field producer's lz4, snappy or zstd batch must not stop the
+    # worker (streams/codecs.py).
+    require_codecs()
     registry = registry or CollectorRegistry()
     grid = load_grid(settings.grid_file)
     datadir = settings.run_dir / "faust" / settings.app_id
@@ -136,6 +143,8 @@ def create_app(
     # faust fixes the broker's hold on an empty fetch at 1.5 s, which idled a catching-up
     # worker a third of the time (streams/faust_patches.py, change 4).
     set_fetch_max_wait(app, settings.fetch_max_wait)
+    # Records of a field producer's aborted transaction are no readings (change 11).
+    read_committed(app)
     drain = BatchDrain(app) if settings.faust_drain == "batch" else None
     for role in ("readings", "incidents"):
         if drain is not None:

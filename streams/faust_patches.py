@@ -1,4 +1,4 @@
-"""Nine changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Twelve changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -142,12 +142,37 @@ wait (``set_fetch_max_wait``), independently of the others.
    records are rewound as in change 5 (the group's new owner reads them from the
    committed offset; this worker may read them again once it rejoins).
 
+11. **Only committed records are read** (``read_committed``). faust builds its worker's
+   aiokafka consumer with ``isolation_level="read_uncommitted"`` unless the app itself
+   is exactly-once (``processing_guarantee``), which citybrain is not (its effects are
+   idempotent instead, docs/operations.md). A field producer writing in transactions (a
+   Kafka Connect exactly-once source, a Java gateway with ``transactional.id``) that
+   aborts one leaves its records in the log: they were scored, alerted on and
+   dead-lettered as if sent. The wrapped ``_create_worker_consumer`` sets aiokafka's
+   ``_isolation_level`` to ``read_committed`` before it starts (aiokafka hands it to
+   its fetcher, which then skips aborted batches and reads up to the last stable
+   offset). Table changelogs are written by faust's own producer, outside transactions,
+   so recovery reads them as before.
+
+12. **A gap at the end of a partition is committed over** (``_new_offset``). A
+   partition's last offsets may hold no record a consumer is given: a transaction's
+   commit or abort marker (every transaction ends with one), an aborted transaction's
+   records (change 11). Change 9 finds such a hole once the partition goes quiet and
+   passes it as a gap, but faust merges only gaps below the last acked offset, and
+   returns nothing at all when none is acked since the last commit: the committed
+   offset stayed one short of the end of every partition a transactional producer
+   wrote last (the group's lag, as ``kafka-consumer-groups`` shows it, 1 for good;
+   the marker fetched again at every start). A gap
+   that begins at or right after the acked run, or at the committed offset, is merged
+   in now.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
-``AIOKafkaConsumer._fetch_max_wait_ms``, ``Consumer._drain_messages``, ``Consumer.ack``,
-``Consumer.perform_seek`` and ``Consumer._new_offset`` (replaced; their 0.15.3 source
-hashes are pinned; ``_new_offset`` is faust's own but for the check),
+``AIOKafkaConsumer._fetch_max_wait_ms`` and ``_isolation_level`` (change 11),
+``Consumer._drain_messages``, ``Consumer.ack``, ``Consumer.perform_seek`` and
+``Consumer._new_offset`` (replaced; their 0.15.3 source hashes are pinned; ``_new_offset``
+is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
 ``app.tables.changelog_topics``, ``Consumer._thread`` (``call_thread``,
 ``_ensure_consumer``: aiokafka's ``assignment``, ``position``, ``seek``),
@@ -203,6 +228,7 @@ READ_SOURCES = {
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
 FETCH_WAIT_ATTRIBUTE = "citybrain_fetch_max_wait_ms"
+ISOLATION_ATTRIBUTE = "citybrain_isolation_level"
 SEEKS_ATTRIBUTE = "citybrain_seeks"
 NEXT_ATTRIBUTE = "citybrain_next_offsets"
 FLOOR_ATTRIBUTE = "citybrain_log_starts"
@@ -249,6 +275,19 @@ def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
     """Make ``app``'s consumer ask the broker to hold a fetch with no new data at most
     ``seconds`` (change 4; faust's own is 1.5 s). Call before the worker starts.
     Raises ``RuntimeError`` if faust is not the pinned version."""
+    _wrap_create_worker_consumer()
+    setattr(app, FETCH_WAIT_ATTRIBUTE, max(1, round(seconds * 1000)))
+
+
+def read_committed(app: faust.App) -> None:
+    """Make ``app``'s consumer read only committed records (change 11): faust's worker
+    reads uncommitted unless the app itself is exactly-once. Call before the worker
+    starts. Raises ``RuntimeError`` if faust is not the pinned version."""
+    _wrap_create_worker_consumer()
+    setattr(app, ISOLATION_ATTRIBUTE, "read_committed")
+
+
+def _wrap_create_worker_consumer() -> None:
     if faust.__version__ != FAUST_VERSION:
         raise RuntimeError(
             f"streams/faust_patches.py was written for faust-streaming {FAUST_VERSION}, "
@@ -257,16 +296,19 @@ def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
     if "_create_worker_consumer" not in _ORIGINAL:
         _ORIGINAL["_create_worker_consumer"] = AIOKafkaConsumerThread._create_worker_consumer
         AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
-    setattr(app, FETCH_WAIT_ATTRIBUTE, max(1, round(seconds * 1000)))
 
 
 def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-    """faust's consumer, with the app's fetch wait (if set) instead of faust's 1,500 ms:
-    aiokafka reads ``_fetch_max_wait_ms`` when ``start`` builds its fetcher."""
+    """faust's consumer, with the app's fetch wait (if set) instead of faust's 1,500 ms
+    and the app's isolation level (if set): aiokafka reads ``_fetch_max_wait_ms`` and
+    ``_isolation_level`` when ``start`` builds its fetcher."""
     consumer = _ORIGINAL["_create_worker_consumer"](self, transport)
     wait_ms = getattr(self.app, FETCH_WAIT_ATTRIBUTE, None)
     if wait_ms is not None:
         consumer._fetch_max_wait_ms = wait_ms
+    isolation = getattr(self.app, ISOLATION_ATTRIBUTE, None)
+    if isolation is not None:
+        consumer._isolation_level = isolation
     return consumer
 
 
@@ -358,24 +400,30 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
     (change 8). faust's check lets it start one later (``min(acked) - committed > 1``,
     read as if the committed offset were the last processed one; Kafka's is the next to
     read), so an unacked message right at the committed offset was committed over; and
-    a partition never committed had no check at all (its log start is used)."""
+    a partition never committed had no check at all (its log start is used). A gap right
+    after the acked offsets, or at the committed offset, is merged in too (change 12)."""
     acked = self._acked[tp]
-    if not acked:
-        return None
-    max_offset = max(acked)
     gap_for_tp = self._gap[tp]
-    if gap_for_tp:
-        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
-        if candidates:
-            stuff_to_add: list[int] = []
-            for entry in candidates:
-                stuff_to_add.extend(range(entry.begin, entry.end))
-            new_max_offset = max(stuff_to_add[-1], max_offset + 1)
-            acked.extend(stuff_to_add)
-            gap_for_tp.chop(0, new_max_offset)
-    acked.sort()
     committed = self._committed_offset[tp]
     floor = committed if committed is not None else getattr(self, FLOOR_ATTRIBUTE, {}).get(tp)
+    if gap_for_tp:
+        # Every gap that begins at or below the end of the acked offsets (or, none acked,
+        # at the committed offset) is merged in, a gap right after them too (change 12):
+        # faust merged only gaps below the last acked offset, so a transaction's commit
+        # marker ending a partition that then went quiet was never committed over.
+        index = self._acked_index[tp]
+        reach = max(acked) + 1 if acked else floor
+        while reach is not None:
+            found = gap_for_tp.overlap(0, reach + 1)
+            if not found:
+                break
+            for entry in found:
+                acked.extend(o for o in range(entry.begin, entry.end) if o not in index)
+                reach = max(reach, entry.end)
+            gap_for_tp.chop(0, reach)
+    if not acked:
+        return None
+    acked.sort()
     if floor is not None and acked[0] > floor:
         return None  # the message at the committed offset is not done yet
     batch = next(consecutive_numbers(acked))

@@ -37,7 +37,7 @@ from streams.detection import (
     SensorDetection,
 )
 from streams.errors import EventError, unreadable
-from streams.events import EventValidator, IncidentReport, format_ts
+from streams.events import MIN_EVENT_TIME, EventValidator, IncidentReport, format_ts
 from streams.faust_patches import Messages
 from streams.logs import SayEvery
 from streams.partitioning import sensor_partition
@@ -82,6 +82,19 @@ def message_columns(
         [msg.offset for msg in messages],
         [msg.timestamp for msg in messages],
     )
+
+
+def arrival_times(received: Sequence[float | None], now: float) -> Sequence[float]:
+    """Kafka's record timestamps (seconds) as the readings' arrival times, which
+    ``citybrain_event_to_alert_seconds`` measures from. A producer sets its own
+    (CreateTime): -1 (none), 0 or any time before 1990 (a gateway with no clock) is no
+    arrival, and one past ``now`` (the batch's admission) not yet one; ``now`` stands for
+    each. A record timestamp of 0 observed 1.7e9 s from event to alert."""
+    if None not in received:
+        times = cast(Sequence[float], received)
+        if not times or (min(times) >= MIN_EVENT_TIME and max(times) <= now):
+            return times  # the common case, checked in C
+    return [t if t is not None and MIN_EVENT_TIME <= t <= now else now for t in received]
 
 
 def window_of(ctx: Context, cell: str, category: str) -> dict[str, Any] | None:
@@ -153,7 +166,11 @@ class Ingest:
         and validate them together (``BatchAdmission`` never raises for a message's
         content: a bad message or reading is dead-lettered alone), then detect over the
         batch."""
-        incoming, refused = self.admission.admit(*message_columns(messages), time.time())
+        now = time.time()
+        values, partitions, offsets, received = message_columns(messages)
+        incoming, refused = self.admission.admit(
+            values, partitions, offsets, arrival_times(received, now), now
+        )
         for i, r in refused:
             await self.ctx.dead_letter(
                 "readings", messages[i], r.error.code, str(r.error), r.index, r.raw

@@ -102,6 +102,27 @@ def test_the_consumer_gets_the_apps_fetch_wait(monkeypatch: Any) -> None:
     assert other._fetch_max_wait_ms == 1500
 
 
+def test_the_consumer_reads_committed_records_only(monkeypatch: Any) -> None:
+    # faust's worker read uncommitted: a field producer's aborted transaction was scored.
+    from aiokafka import AIOKafkaConsumer
+
+    assert 'isolation_level: str = "read_uncommitted"' in inspect.getsource(
+        original("_create_worker_consumer")
+    )
+    assert "isolation_level=self._isolation_level" in inspect.getsource(AIOKafkaConsumer.start)
+    app = faust.App("patch-check-isolation")
+    faust_patches.read_committed(app)
+    monkeypatch.setitem(
+        faust_patches._ORIGINAL,
+        "_create_worker_consumer",
+        lambda thread, transport: SimpleNamespace(
+            _fetch_max_wait_ms=1500, _isolation_level="read_uncommitted"
+        ),
+    )
+    consumer = faust_patches._create_worker_consumer(cast(Any, SimpleNamespace(app=app)), None)
+    assert consumer._isolation_level == "read_committed"
+
+
 def test_install_replaces_the_four_methods_once() -> None:
     faust_patches.install()
     faust_patches.install()
@@ -494,6 +515,30 @@ def test_a_hole_not_in_the_log_is_committed_over_once_read_again() -> None:
     state, tp = commit_state(10, [460, 461])
     state._gap[tp].addi(10, 460)
     assert faust_patches._new_offset(cast(Consumer, state), tp) == 462
+
+
+def test_a_gap_at_the_end_of_a_partition_is_committed_over() -> None:
+    """Change 12: a transaction's commit marker (offset 31) ends a partition that then
+    goes quiet; change 9 passes it as a gap. faust merged only gaps below the last acked
+    offset, and none at all with nothing acked: the commit stayed at 31 of 32 for good."""
+    faust_offset = original("_new_offset")
+    state, tp = commit_state(31, [])
+    state._gap[tp].addi(31, 32)
+    assert faust_offset(state, tp) is None  # the fault, as faust 0.15.3 has it
+    state, tp = commit_state(31, [])
+    state._gap[tp].addi(31, 32)
+    assert faust_patches._new_offset(cast(Consumer, state), tp) == 32
+    # Right after the acked run, and a second gap right after the first: both merged.
+    state, tp = commit_state(20, [20, 21, 22])
+    state._gap[tp].addi(23, 24)
+    state._gap[tp].addi(24, 30)
+    assert faust_patches._new_offset(cast(Consumer, state), tp) == 30
+    assert not state._gap[tp]
+    # A gap past a message still in hand waits for it.
+    state, tp = commit_state(20, [20, 21])
+    state._gap[tp].addi(23, 24)
+    assert faust_patches._new_offset(cast(Consumer, state), tp) == 22
+    assert state._gap[tp].overlaps(23)
 
 
 def records(offsets: list[int], partition: int = 0) -> list[Any]:
