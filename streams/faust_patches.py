@@ -233,6 +233,7 @@ SEEKS_ATTRIBUTE = "citybrain_seeks"
 NEXT_ATTRIBUTE = "citybrain_next_offsets"
 FLOOR_ATTRIBUTE = "citybrain_log_starts"
 REREAD_ATTRIBUTE = "citybrain_reread_from"
+HOLES_ATTRIBUTE = "citybrain_holes"
 
 
 def source_hash(function: Callable[..., Any]) -> str:
@@ -342,6 +343,61 @@ def order_verdict(offset: int, expected: int | None, reread_from: int | None) ->
     if expected is None or offset <= expected:
         return "in order"
     return "gap" if reread_from == expected else "read again"
+
+
+def _holes(consumer: Consumer) -> dict[TP, tuple[int, int]]:
+    """Each stream partition's hole being read again (changes 7 and 9): first and last
+    offset, until the re-read shows whether records were in it (``settle_hole``)."""
+    found: dict[TP, tuple[int, int]] | None = getattr(consumer, HOLES_ATTRIBUTE, None)
+    if found is None:
+        found = {}
+        setattr(consumer, HOLES_ATTRIBUTE, found)
+    return found
+
+
+def note_hole(consumer: Consumer, tp: TP, first: int, last: int, quiet: bool = False) -> None:
+    """Offsets ``first``..``last`` of ``tp`` are being read again (changes 7 and 9): said
+    at debug level only, since most such holes hold no record -- a transaction's marker,
+    an aborted transaction's records (read committed, change 11) -- and a transactional
+    feed has one per transaction (helper t77: a warning at each boundary). Whether the
+    re-read found records is told by ``settle_hole``."""
+    _holes(consumer)[tp] = (first, last)
+    consumer.log.debug(
+        "citybrain: %s[%s]: offsets %s..%s not handed on%s; reading them again",
+        tp.topic,
+        tp.partition,
+        first,
+        last,
+        " (the partition then went quiet)" if quiet else "",
+    )
+
+
+def settle_hole(consumer: Consumer, tp: TP, offset: int | None) -> None:
+    """The re-read of ``tp``'s hole (``note_hole``) reached ``offset`` (the first record
+    handed on since, or ``None``: the hole came back empty and passes as a gap): records
+    in the hole had been passed over unprocessed -- a warning, for a rebalance or a
+    seek that skipped them -- or none was there, said at debug level only."""
+    hole = _holes(consumer).pop(tp, None)
+    if hole is None:
+        return
+    first, last = hole
+    if offset is not None and offset <= last:
+        consumer.log.warning(
+            "citybrain: %s[%s]: offsets %s..%s had been passed over unprocessed; read again",
+            tp.topic,
+            tp.partition,
+            first,
+            last,
+        )
+    else:
+        consumer.log.debug(
+            "citybrain: %s[%s]: offsets %s..%s hold no record to hand on (transaction "
+            "markers, an aborted transaction, retention): passed",
+            tp.topic,
+            tp.partition,
+            first,
+            last,
+        )
 
 
 def _reread_from(consumer: Consumer) -> dict[TP, int]:
@@ -480,6 +536,7 @@ async def _seek_to_committed(self: Consumer) -> None:
     # mark left from before it (an earlier generation's hole that began at the same
     # committed offset) passed such a hole unread, and a commit then went over it.
     _reread_from(self).clear()
+    _holes(self).clear()
     for tp, offset in committed_offsets.items():
         if tp.topic not in changelogs:
             nexts[ensure_TP(tp)] = log_starts[tp] if tp in never_committed else offset
@@ -549,15 +606,9 @@ async def _sweep(self: Consumer, generation: int, seeks: int) -> None:
         verdict = order_verdict(position, expected, reread.get(tp))
         if verdict == "read again":  # the thread has seeked it back to ``expected``
             reread[tp] = expected
-            self.log.warning(
-                "citybrain: %s[%s]: offsets %s..%s were passed over "
-                "unprocessed (the partition then went quiet); reading them again",
-                tp.topic,
-                tp.partition,
-                expected,
-                position - 1,
-            )
+            note_hole(self, tp, expected, position - 1, quiet=True)
         elif verdict == "gap":
+            settle_hole(self, tp, None)
             if self.app.topics.acks_enabled_for(tp.topic):
                 self._gap[tp].addi(expected, position)
                 self._gap[tp].merge_overlaps()
@@ -799,16 +850,11 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
         if verdict == "read again":
             assert expected is not None
             reread[tp] = expected
-            self.log.warning(
-                "citybrain: %s[%s]: offsets %s..%s were passed over "
-                "unprocessed; reading them again",
-                tp.topic,
-                tp.partition,
-                expected,
-                offset - 1,
-            )
+            note_hole(self, tp, expected, offset - 1)
             await _seek_back(self, tp, expected)
             return False
+        if expected is not None:
+            settle_hole(self, tp, offset)
         if verdict == "gap":
             assert expected is not None
             if acks_enabled_for(tp.topic):
