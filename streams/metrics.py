@@ -43,6 +43,9 @@ INCIDENTS = "citybrain_incidents_total"
 INCIDENTS_DUPLICATE = "citybrain_incidents_duplicate_total"
 INCIDENTS_REDELIVERED = "citybrain_incidents_redelivered_total"
 INCIDENTS_LATE = "citybrain_incidents_late_total"
+INCIDENTS_CROWDED = "citybrain_incidents_crowded_total"
+BURST_WINDOWS_FORGOTTEN = "citybrain_burst_windows_forgotten_total"
+BURST_WINDOWS = "citybrain_burst_windows"
 INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
 EVENT_TO_ALERT = "citybrain_event_to_alert_seconds"
@@ -161,6 +164,9 @@ class Metrics:
     incidents_duplicate: Counter
     incidents_redelivered: Counter
     incidents_late: Counter
+    incidents_crowded: Counter
+    burst_windows_forgotten: Counter
+    burst_windows: Gauge
     incidents_unalerted: Counter
     incident_bursts: Counter
     event_to_alert: Histogram
@@ -277,6 +283,23 @@ class Metrics:
                 "Incident reports older than the burst window: in citybrain_incidents_total, "
                 "counted towards no burst",
                 ("source",),
+            ),
+            incidents_crowded=counter(
+                INCIDENTS_CROWDED,
+                "Incident reports of a new category in a cell that already holds burst "
+                "windows for MAX_CATEGORIES_PER_CELL (1,000) categories: in "
+                "citybrain_incidents_total, counted towards no burst",
+                ("source",),
+            ),
+            burst_windows_forgotten=counter(
+                BURST_WINDOWS_FORGOTTEN,
+                "Burst windows (cell and category) dropped by the burst sweep after two "
+                "days with no report, no open burst and no held report",
+            ),
+            burst_windows=gauge(
+                BURST_WINDOWS,
+                "Burst windows (one per grid cell and category) this worker holds: at most "
+                "MAX_CATEGORIES_PER_CELL (1,000) per cell",
             ),
             incidents_unalerted=counter(
                 INCIDENTS_UNALERTED,
@@ -455,6 +478,7 @@ def initialise(
         metrics.incidents_duplicate.labels(source)
         metrics.incidents_redelivered.labels(source)
         metrics.incidents_late.labels(source)
+        metrics.incidents_crowded.labels(source)
         metrics.incidents_unalerted.labels(source)
     for outcome in ("ok", "failed"):
         metrics.webhook_calls.labels(outcome)
