@@ -315,6 +315,12 @@ NEAR_ID_NEIGHBOURS = 48
 # grid) costs at most this many lookups a minute; past it a reason has no suggestion.
 NEAR_ID_PER_MINUTE = 64
 NEAR_ID_CACHE = 1024
+# An unknown id is looked up by its first (this many times the longest known id's length)
+# characters only: difflib's ratio (cutoff 0.6) needs the two lengths within 2.33 times
+# of each other, so no known id is close to a longer text, and the known ids it starts
+# with (the prefix rule) are still its neighbours in the sorted ids. A megabyte-long id
+# cost a third of a second a lookup, and the cache kept each one whole (t80).
+NEAR_ID_LENGTH_FACTOR = 3
 
 
 class NearIds:
@@ -325,7 +331,10 @@ class NearIds:
     ids on each side of it in the sorted ids and in the ids sorted by their reversed
     text, with ``playbooks.errors.closest``. Answers (None too) are cached, the last
     ``NEAR_ID_CACHE``; at most ``per_minute`` fresh lookups run per minute of
-    ``clock`` (seconds), after which ``closest`` answers None until the minute is over."""
+    ``clock`` (seconds), after which ``closest`` answers None until the minute is over.
+    Only the first ``NEAR_ID_LENGTH_FACTOR`` times the longest known id's length of
+    ``given`` is read (and kept): the cost and the cache are bounded whatever
+    ``given``'s length."""
 
     def __init__(
         self,
@@ -344,10 +353,12 @@ class NearIds:
         self._minute = -1.0
         self._spent = 0
         self._cache: OrderedDict[str, str | None] = OrderedDict()
+        self._longest = NEAR_ID_LENGTH_FACTOR * max(map(len, self._keys), default=0) + 1
 
     def closest(self, given: str) -> str | None:
         """The known id ``given`` most likely misspells, None when none is close or this
         minute's lookups are spent."""
+        given = given[: self._longest]  # NEAR_ID_LENGTH_FACTOR: cost and cache bounded
         if given in self._cache:
             self._cache.move_to_end(given)
             return self._cache[given]

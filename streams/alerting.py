@@ -235,7 +235,7 @@ class Alerting:
                         "detail": detail,
                     }
                 )
-                self.metrics.alerts_suppressed.labels(alert["kind"], why).inc()
+                self.metrics.alerts_suppressed.labels(self.ctx.label_kind(alert["kind"]), why).inc()
                 # Kept, to be routed when no longer muted (``recheck_muted``).
                 previous = self.muted.data.get(key)
                 entry = muted_entry(previous, alert, decision, now)
@@ -385,7 +385,7 @@ class Alerting:
                 "no longer mutes it: routed",
             }
         )
-        self.metrics.alerts_unmuted.labels(alert.get("kind", ""), mute).inc()
+        self.metrics.alerts_unmuted.labels(self.ctx.label_kind(alert.get("kind", "")), mute).inc()
         del self.muted[key]
         return "routed"
 

@@ -74,6 +74,12 @@ UNCHECKED = Unchecked.UNCHECKED
 # its group's run's opening a report may be and still be offered to that run
 # (streams.response): one day, the span of one incident.
 SEEN_SECONDS = 86_400.0
+# Burst windows one grid cell may hold at once, one per category (a city's 311 taxonomy
+# has a few hundred): a report of a new category in a cell that has this many is counted
+# towards no burst ("crowded"). Category is free text, so without this bound a feed
+# sending a new category per report grew the table, its changelog and every sweep
+# without end (t80: 100,000 categories in one cell, 100,000 windows kept for good).
+MAX_CATEGORIES_PER_CELL = 1_000
 
 
 def newest_report_time(state: dict[str, Any] | None, step: float) -> float | None:
@@ -134,6 +140,7 @@ class BurstTracker:
     hops: int = 6  # sub-buckets per window: a burst shorter than 5/6 of it is seen whole
     seen_seconds: float = SEEN_SECONDS  # how far apart (event time) two copies of an id may be
     max_seen_reports: int = 200  # per (cell, category): bounds the table state
+    max_categories_per_cell: int = MAX_CATEGORIES_PER_CELL
     departments: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -175,6 +182,26 @@ class BurstTracker:
         if slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
             return "late"
         return None
+
+    @property
+    def forget_seconds(self) -> float:
+        """Event-time seconds after its newest report when a quiet window is forgotten:
+        past both the duplicate horizon (``seen_seconds``) and ``max_idle_buckets``
+        windows, after which its baseline is ~0 (what a new window starts with)."""
+        return max(self.seen_seconds, self.max_idle_buckets * self.bucket_seconds)
+
+    def forgettable(self, state: dict[str, Any] | None, slot: int) -> bool:
+        """Whether the window ``state`` can be dropped at event-time sub-bucket ``slot``
+        (``math.floor(ts / step)``) with nothing lost: no open episode, no held report
+        (``expire`` first takes out those that left the window), and its newest report
+        more than ``forget_seconds`` behind, so no id of it can be a duplicate any more
+        and its baseline has decayed to what a new window has (``newest_report_time``)."""
+        if not state or state.get("episode") is not None or state.get("held"):
+            return False
+        newest = newest_report_time(state, self.step)
+        if newest is None:
+            return False
+        return slot * self.step - newest > self.forget_seconds
 
     def observe(
         self, state: dict[str, Any] | None, report: IncidentReport, department: str

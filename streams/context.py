@@ -32,7 +32,7 @@ from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
 from streams.events import alert_fields, dead_letter_key, fit_dead_letter
-from streams.metrics import Metrics, initialise
+from streams.metrics import Metrics, bounded_label, initialise
 from streams.settings import Settings
 from streams.tables import (
     BAD_SHAPE,
@@ -442,6 +442,13 @@ class Context:
         # Audit records of table entries dropped at read-back, sent by a timer (recovery
         # reads them synchronously, with no await).
         self._unreadable_audit: list[dict[str, Any]] = []
+        # The label values the worker's series may take for an alert's kind and a run's
+        # department (``label_kind``, ``label_department``): those ``initialise`` makes.
+        self.label_kinds = frozenset((*grid.kinds, "incident_burst"))
+        departments = DepartmentClassifier.departments()
+        self.label_departments = frozenset(
+            {*departments, *(pb.department for pb in self.playbooks.values())}
+        )
         initialise(
             metrics,
             {n: pb.department for n, pb in self.playbooks.items()},
@@ -453,7 +460,7 @@ class Context:
                 *{(self.cell_path(s.cell), s.kind) for s in grid.sensors.values()},
                 *((self.cell_path(cell), "incident_burst") for cell in grid.cells),
             ],
-            DepartmentClassifier.departments(),
+            departments,
         )
         for problem in SILENCE_PROBLEMS:
             metrics.silences_invalid.labels(problem)
@@ -579,6 +586,16 @@ class Context:
         ``playbooks.routing.SilenceBook.read``. Keys are UTF-8 as the API writes them; any
         other key is shown with replacement characters (its document is the bad one)."""
         return ((k.decode(errors="replace"), v) for k, v in self.silences.items())
+
+    def label_kind(self, kind: str) -> str:
+        """An alert's ``kind`` as a metric label: one of the grid's kinds or
+        ``incident_burst``, else ``other`` (an alert on the alerts topic may name any)."""
+        return bounded_label(kind, self.label_kinds)
+
+    def label_department(self, department: str) -> str:
+        """A run's department as a metric label: one a playbook or the classifier names,
+        else ``other`` (a run takes its alert's ``department`` label, any text)."""
+        return bounded_label(department, self.label_departments)
 
     def cell_path(self, cell: str) -> tuple[str, str, str]:
         """(district, street, community) of a cell, cached: labels on hot-path metrics."""

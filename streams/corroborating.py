@@ -311,6 +311,6 @@ class CorroborationStage:
             if alert["status"] == "firing":
                 labels = alert["labels"]
                 self.ctx.metrics.alerts_corroboration.labels(
-                    alert["kind"], labels[LABEL], labels[ASSESSMENT_LABEL]
+                    self.ctx.label_kind(alert["kind"]), labels[LABEL], labels[ASSESSMENT_LABEL]
                 ).inc()
         await self.table.set_many({key: state})

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from faust.types import Message
 
-from streams.bursts import Burst, BurstTracker, newest_report_time
+from streams.bursts import MAX_CATEGORIES_PER_CELL, Burst, BurstTracker, newest_report_time
 from streams.columns import BatchAdmission
 from streams.context import BURST_KEY_SEPARATOR, Context, burst_key, message_origin
 from streams.corroborating import CorroborationStage
@@ -51,6 +51,9 @@ DROPPED = {
     "category: a re-sent report)",
     "redelivered": "skipped (read again after a worker restart; counted when first read)",
     "late": "not counted towards bursts (older than the burst window)",
+    "crowded": "not counted towards bursts (their cell holds burst windows for "
+    f"{MAX_CATEGORIES_PER_CELL:,} categories already, MAX_CATEGORIES_PER_CELL; offered to "
+    "their group's run as late reports are)",
     "unalerted": "in no alert (they left the burst window below the burst threshold; a run "
     "covers them only if their group's run was open when they came; audited as "
     "reports_not_alerted)",
@@ -151,6 +154,10 @@ class Ingest:
         # runs ahead of what the reports say; before t75 it was lost, and a restarted
         # worker on a quiet city never resolved its open bursts.
         self.event_time = float("-inf")
+        # Burst windows per grid cell (``all_windows``), against the bound on categories
+        # per cell: counted by each sweep, counted afresh by the next batch when None
+        # (at the start, after a rebalance), and raised by the windows a batch opens.
+        self._cell_windows: Tally[str] | None = None
         # Held by the incidents batch and the sweep, each reading then writing cells.
         self._bursts_settled = asyncio.Lock()
         self._watch = {s.strip() for s in settings.watch_sensors.split(",") if s.strip()}
@@ -390,6 +397,10 @@ class Ingest:
         dropped: dict[str, list[str]] = {}
         not_alerted: list[tuple[str, str, list[str]]] = []
         offered: list[tuple[str, Any]] = []
+        if self._cell_windows is None:
+            self._cell_windows = Tally(cell for (cell, _), _ in all_windows(self.ctx))
+            self.metrics.burst_windows.set(self._cell_windows.total())
+        per_cell = self._cell_windows
         for (event, report), department in zip(valid, departments, strict=True):
             key = burst_key(report.grid_cell, report.category)
             try:
@@ -399,7 +410,14 @@ class Ingest:
                     states[key] = window_of(self.ctx, report.grid_cell, report.category)
                 position = (event.partition, event.offset)
                 reason = self.bursts.dropped(states[key], report, position)
-                if reason not in ("duplicate", "redelivered"):
+                opens = states[key] is None  # a category new to its cell: a new window
+                if opens and per_cell[report.grid_cell] >= self.bursts.max_categories_per_cell:
+                    reason = "crowded"
+                if reason == "crowded":
+                    window, made, opened = None, [], []
+                    unalerted: list[tuple[str, str]] = []
+                    offers = self._offer(report, str(department), True)
+                elif reason not in ("duplicate", "redelivered"):
                     # On a copy: a fold that raises halfway leaves the window as it was.
                     window, bursts, unalerted = self.bursts.observe_all(
                         copy.deepcopy(states[key]), report, department, reason, position
@@ -435,11 +453,15 @@ class Ingest:
                     "duplicate": self.metrics.incidents_duplicate,
                     "redelivered": self.metrics.incidents_redelivered,
                     "late": self.metrics.incidents_late,
+                    "crowded": self.metrics.incidents_crowded,
                 }[reason]
                 counter.labels(report.source).inc()
                 dropped.setdefault(reason, []).append(report.report_id)
-                if reason != "late":
+                if reason not in ("late", "crowded"):
                     continue  # counted once already: not in incidents_total again
+            elif opens:
+                per_cell[report.grid_cell] += 1
+                self.metrics.burst_windows.inc()
             states[key] = window
             tally[(report.source, str(department))] += 1
             if unalerted:
@@ -485,9 +507,12 @@ class Ingest:
         Event time is the newest report this worker has read in any cell, so a replay
         sweeps as the live stream does, and a quiet city is never swept by the wall
         clock. Skipped while tables recover or partitions move (another worker may own a
-        cell by then). Returns how many windows changed."""
+        cell by then). Windows ``BurstTracker.forgettable`` allows are deleted, with a
+        tombstone, and counted; the windows per cell are counted afresh (the bound on
+        categories per cell). Returns how many windows changed or were forgotten."""
         recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
         if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            self._cell_windows = None  # windows come and go: the next batch counts afresh
             return 0
         async with self._bursts_settled:
             windows = all_windows(self.ctx)
@@ -504,7 +529,12 @@ class Ingest:
             not_alerted: list[tuple[str, str, list[str]]] = []
             dropped: dict[str, list[str]] = {}
             changed: dict[bytes, dict[str, Any]] = {}
+            # Windows quiet for two days (``BurstTracker.forgettable``): dropped, so the
+            # table holds the categories of the last days, not every one ever sent.
+            forget: list[bytes] = []
+            per_cell: Tally[str] = Tally()
             for (cell, category), state in windows:
+                per_cell[cell] += 1
                 if cell not in self.grid.cells:
                     # Kept from before a grid change dropped its cell: its labels cannot be
                     # had; it stays as it was (its reports were said or alerted then).
@@ -520,13 +550,20 @@ class Ingest:
                         exc,
                     )
                     continue
-                if new is state or new is None:
+                key = burst_key(cell, category)
+                if key in self.ctx.burst_windows.data and self.bursts.forgettable(new, slot):
+                    forget.append(key)
+                    per_cell[cell] -= 1
+                elif new is state or new is None:
                     continue
-                changed[burst_key(cell, category)] = new
+                else:
+                    changed[key] = new
                 alerts += made
                 if unalerted:
                     self._unalerted(cell, category, unalerted, not_alerted, dropped)
-            if not changed:
+            self._cell_windows = per_cell
+            self.metrics.burst_windows.set(per_cell.total())
+            if not changed and not forget:
                 return 0
             # As the incidents batch: alerts first, then the audit, then the states.
             await self.ctx.send_all(self.ctx.alerts, alerts)
@@ -537,10 +574,13 @@ class Ingest:
             owned = self.ctx.owned_partitions("incidents")
             kept = self.ctx.burst_windows.partition_for_key
             changed = {k: w for k, w in changed.items() if kept(k) in owned}
+            forget = [k for k in forget if kept(k) in owned]
             await self.ctx.burst_windows.set_many(changed)
+            await self.ctx.burst_windows.delete_many(forget)
+            self.metrics.burst_windows_forgotten.inc(len(forget))
             await self.ctx.app.producer.flush()
         self._say_dropped(dropped)
-        return len(changed)
+        return len(changed) + len(forget)
 
     def _unalerted(
         self,

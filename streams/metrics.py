@@ -7,6 +7,7 @@ never a sensor, alert or run id. The hot path updates them once per batch.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -43,6 +44,9 @@ INCIDENTS = "citybrain_incidents_total"
 INCIDENTS_DUPLICATE = "citybrain_incidents_duplicate_total"
 INCIDENTS_REDELIVERED = "citybrain_incidents_redelivered_total"
 INCIDENTS_LATE = "citybrain_incidents_late_total"
+INCIDENTS_CROWDED = "citybrain_incidents_crowded_total"
+BURST_WINDOWS_FORGOTTEN = "citybrain_burst_windows_forgotten_total"
+BURST_WINDOWS = "citybrain_burst_windows"
 INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
 EVENT_TO_ALERT = "citybrain_event_to_alert_seconds"
@@ -132,6 +136,20 @@ DEAD_LETTER_REASONS = {
     "corroboration": ("bad_json", "bad_mark", "bad_alert", "processing_error"),
 }
 
+# What a label drawn from a message's text (an alert's kind, a run's department) is
+# exported as when the grid, the playbooks and the classifier do not know it: the alerts
+# topic takes any text there, and a series per value was a series per message (t80: 2,000
+# alerts with a new department each made 2,000 citybrain_playbook_runs_total series).
+OTHER_LABEL = "other"
+
+
+def bounded_label(value: str, known: AbstractSet[str]) -> str:
+    """``value`` as a label value: itself when in ``known`` (a bounded set: the grid's
+    kinds, the departments), else ``OTHER_LABEL``, so a series count never follows the
+    input's."""
+    return value if value in known else OTHER_LABEL
+
+
 # Minutes to days: a community acknowledges in minutes, a maintenance ticket in a day.
 RESPONSE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
 
@@ -161,6 +179,9 @@ class Metrics:
     incidents_duplicate: Counter
     incidents_redelivered: Counter
     incidents_late: Counter
+    incidents_crowded: Counter
+    burst_windows_forgotten: Counter
+    burst_windows: Gauge
     incidents_unalerted: Counter
     incident_bursts: Counter
     event_to_alert: Histogram
@@ -277,6 +298,23 @@ class Metrics:
                 "Incident reports older than the burst window: in citybrain_incidents_total, "
                 "counted towards no burst",
                 ("source",),
+            ),
+            incidents_crowded=counter(
+                INCIDENTS_CROWDED,
+                "Incident reports of a new category in a cell that already holds burst "
+                "windows for MAX_CATEGORIES_PER_CELL (1,000) categories: in "
+                "citybrain_incidents_total, counted towards no burst",
+                ("source",),
+            ),
+            burst_windows_forgotten=counter(
+                BURST_WINDOWS_FORGOTTEN,
+                "Burst windows (cell and category) dropped by the burst sweep after two "
+                "days with no report, no open burst and no held report",
+            ),
+            burst_windows=gauge(
+                BURST_WINDOWS,
+                "Burst windows (one per grid cell and category) this worker holds: at most "
+                "MAX_CATEGORIES_PER_CELL (1,000) per cell",
             ),
             incidents_unalerted=counter(
                 INCIDENTS_UNALERTED,
@@ -455,6 +493,7 @@ def initialise(
         metrics.incidents_duplicate.labels(source)
         metrics.incidents_redelivered.labels(source)
         metrics.incidents_late.labels(source)
+        metrics.incidents_crowded.labels(source)
         metrics.incidents_unalerted.labels(source)
     for outcome in ("ok", "failed"):
         metrics.webhook_calls.labels(outcome)

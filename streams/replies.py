@@ -55,9 +55,12 @@ def reply_document(run: Run, cmd: Command) -> dict[str, Any]:
     }
 
 
-def count_campaign(metrics: Metrics, run: Run, cmd: Command) -> None:
-    """The campaign figures of one command as Prometheus counters (level, department)."""
-    level, department = cmd.level or run.level, run.department
+def count_campaign(metrics: Metrics, run: Run, cmd: Command, department: str | None = None) -> None:
+    """The campaign figures of one command as Prometheus counters (level, department);
+    ``department``: the run's as a bounded label (``Context.label_department``), else
+    the run's own."""
+    level = cmd.level or run.level
+    department = run.department if department is None else department
     if cmd.action in ("resolved", "cancelled"):
         metrics.campaign_runs_closed.labels(level, department, cmd.action).inc()
     elif cmd.action == "report_covered":

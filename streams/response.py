@@ -1259,9 +1259,10 @@ class Response:
 
     def _kpis(self, run: Run, cmd: Command) -> None:
         m = self.metrics
-        count_campaign(m, run, cmd)
+        department = self.ctx.label_department(run.department)
+        count_campaign(m, run, cmd, department)
         if cmd.action == "run_created":
-            m.runs.labels(run.playbook, run.department).inc()
+            m.runs.labels(run.playbook, department).inc()
         elif cmd.action == "failed" and cmd.data.get("gone") == "step":
             m.runs_stale.labels("step_gone").inc()
         elif cmd.action == "escalate":
@@ -1272,16 +1273,16 @@ class Response:
             # acknowledge: a reopened run's next one, measured from its creation, made
             # the histogram's MTTA longer than the report's (trial 22).
             if sum(1 for a in run.actions if a.get("action") == "ack") <= 1:
-                m.time_to_ack.labels(run.playbook, run.level, run.department).observe(
+                m.time_to_ack.labels(run.playbook, run.level, department).observe(
                     max(0.0, cmd.at - run.created_at)
                 )
         elif cmd.action == "resolved":
-            m.runs_resolved.labels(run.playbook, run.department).inc()
-            m.time_to_resolve.labels(run.playbook, run.department).observe(
+            m.runs_resolved.labels(run.playbook, department).inc()
+            m.time_to_resolve.labels(run.playbook, department).observe(
                 max(0.0, cmd.at - run.created_at)
             )
         elif cmd.action == "sla_breach":
-            m.sla_breaches.labels(run.playbook, run.department).inc()
+            m.sla_breaches.labels(run.playbook, department).inc()
 
     # -- webhooks (called by the executor, off the stream) ---------------------------
     async def on_webhook_outcome(self, outcome: WebhookOutcome) -> None:

@@ -240,6 +240,24 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
             if future is not None:
                 await future
 
+    async def delete_many(self, keys: Iterable[bytes]) -> None:
+        """Remove ``keys`` from the store and queue a tombstone (a null value) for each
+        on the changelog, so recovery and compaction forget them too. Straight to the
+        producer, as ``_write``: faust's ``del table[key]`` needs the current event's
+        partition and raises outside an agent (a timer's sweep)."""
+        assert self.partitions is not None
+        for key in keys:
+            self.data.pop(key, None)
+            self._dirty.discard(key)
+            await self.app.producer.send(
+                self.changelog_topic.get_topic_name(),
+                key,
+                None,
+                self.partition_for_key(key),
+                None,
+                None,
+            )
+
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop the keys of partitions this worker no longer owns (after a rebalance has
         flushed them): a stale entry must never be written over the new owner's, and

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from playbooks.grid import NEAR_ID_CACHE, NearIds
+from playbooks.grid import NEAR_ID_CACHE, NEAR_ID_LENGTH_FACTOR, NearIds
 
 
 def city(n: int) -> list[str]:
@@ -38,3 +38,20 @@ def test_the_kept_answers_are_bounded() -> None:
     for i in range(2 * NEAR_ID_CACHE):
         near.closest(f"unknown-{i}")
     assert len(near._cache) == NEAR_ID_CACHE
+
+
+def test_a_megabyte_long_id_is_read_and_kept_only_as_far_as_any_known_id_reaches() -> None:
+    """t80: an unknown id of a megabyte was compared whole (a third of a second each)
+    and kept whole in the answers, so 1,024 of them held a gigabyte. It is read to
+    NEAR_ID_LENGTH_FACTOR times the longest known id: the cache holds a bounded size,
+    and the answers are those of the whole id (the known id it starts with)."""
+    known = ["gauge-1", "usgs-01589330-discharge"]
+    near = NearIds(known, per_minute=10 * NEAR_ID_CACHE)
+    longest = max(map(len, known))
+    assert near.closest("usgs-01589330-discharge" + "x" * 1_000_000) == "usgs-01589330-discharge"
+    assert near.closest("q" * 1_000_000) is None
+    assert near.closest("guage-1") == "gauge-1"  # short ids as before
+    for i in range(NEAR_ID_CACHE):
+        near.closest(f"unknown-{i}-" + "x" * 100_000)
+    kept = sum(len(given) for given in near._cache)
+    assert kept <= NEAR_ID_CACHE * (NEAR_ID_LENGTH_FACTOR * longest + 1)

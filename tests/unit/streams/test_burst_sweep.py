@@ -237,3 +237,38 @@ def test_a_window_whose_cell_moved_during_the_sweep_is_not_written_back(
     stage.ctx.send_all = sends_then_moves  # type: ignore[method-assign]
     asyncio.run(stage.sweep_bursts())
     assert key not in stage.ctx.burst_windows.data
+
+
+def test_the_sweep_forgets_windows_quiet_for_two_days_and_says_how_many(
+    ingest: tuple[Ingest, list[Any], list[Any]],
+) -> None:
+    """t80: burst windows were kept for good, one per cell and category ever sent. The
+    sweep drops those ``BurstTracker.forgettable`` allows, with a tombstone on the
+    changelog (so recovery forgets them too), counts them and sets the windows gauge;
+    a burst open until this sweep resolves first (its alert sent), then goes; a window
+    with a recent report stays."""
+    stage, sent, audited = ingest
+    tombstones: list[tuple[str, bytes, Any]] = []
+
+    async def send(topic: str, key: bytes, value: Any, *args: Any) -> None:
+        tombstones.append((topic, key, value))
+
+    async def nothing() -> None:
+        return None
+
+    stage.ctx.app.producer = SimpleNamespace(flush=nothing, send=send)  # type: ignore[assignment]
+    quiet = {burst_key("c-mill", f"cat-{i}"): window(stage.bursts, "c-mill", 1) for i in range(3)}
+    quiet[burst_key("c-top", "Noise")] = window(stage.bursts, "c-top", 8)  # an open episode
+    now = T0 + 3 * 86_400
+    recent = late_window(stage.bursts, "c-bridge", now - 3600)
+    stage.ctx.burst_windows.stage_many({**quiet, burst_key("c-bridge", "Noise"): recent})
+    stage.event_time = now
+    assert asyncio.run(stage.sweep_bursts()) == 5  # four forgotten, c-bridge's said
+    assert set(stage.ctx.burst_windows.data) == {burst_key("c-bridge", "Noise")}
+    assert sorted(key for _, key, value in tombstones if value is None) == sorted(quiet)
+    assert [(doc["status"], doc["grid_cell"]) for _, doc in sent] == [("resolved", "c-top")]
+    # Each lone report was said unalerted before its window went.
+    assert sorted(r["data"]["grid_cell"] for r in audited) == ["c-bridge"] + ["c-mill"] * 3
+    metrics = stage.ctx.metrics
+    assert metrics.burst_windows_forgotten._value.get() == 4
+    assert metrics.burst_windows._value.get() == 1

@@ -389,3 +389,29 @@ def test_episode_ids_differ_for_other_cells_and_categories_whatever_they_hold() 
     # Values without "|" keep the ids alerts were stored under before.
     old = "al-" + hashlib.sha1(b"c1|Noise|60").hexdigest()[:16]
     assert episode_alert_id("c1", "Noise", 60.0) == old
+
+
+def test_a_window_is_forgettable_only_when_nothing_in_it_can_matter_again() -> None:
+    """t80: one window per cell and category, kept for good, grew without end under a
+    feed sending a new category per report. A window is dropped once nothing in it can
+    matter: no open episode, no held report, and its newest report further back than both
+    the duplicate horizon and the idle span after which its baseline is ~0."""
+    tracker = BurstTracker(min_reports=5)
+    assert tracker.forget_seconds == 96 * 1800.0  # two days: past the one-day duplicates
+    lone = IncidentReport(5_000.0, "pothole-1", "Roads", "hole", "app", "c7")
+    state, _, _ = tracker.observe_all(None, lone, "transport")
+    later = 5_000.0 + tracker.forget_seconds + tracker.step
+    # Its report is still held (not yet said unalerted by expire): kept.
+    assert not tracker.forgettable(state, slot_of(tracker, later))
+    emptied, _, unalerted = tracker.expire(state, ("c7", "Roads"), slot_of(tracker, later))
+    assert unalerted == [("pothole-1", "app")]
+    assert tracker.forgettable(emptied, slot_of(tracker, later))
+    # A day and a half on, a re-send of pothole-1 could still be a duplicate: kept.
+    assert not tracker.forgettable(emptied, slot_of(tracker, 5_000.0 + 1.5 * 86_400))
+    # An open episode is never dropped, however quiet.
+    burst: dict[str, object] | None = None
+    for r in reports_from(1_000.0, 6):
+        burst, _, _ = tracker.observe_all(burst, r, "police")
+    assert burst is not None and burst["episode"] is not None
+    assert not tracker.forgettable(burst, slot_of(tracker, 1_000.0 + 10 * tracker.forget_seconds))
+    assert not tracker.forgettable(None, 10**9)

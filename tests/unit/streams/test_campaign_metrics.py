@@ -29,6 +29,10 @@ BURST = {
 }
 
 
+# The stage's context, as far as ``_kpis`` asks it: every department here is known.
+KNOWS_DEPARTMENTS = SimpleNamespace(label_department=lambda department: department)
+
+
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples whose labels include ``labels``."""
     total = 0.0
@@ -42,7 +46,7 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 def test_a_reopened_and_resolved_again_run_counts_once_as_in_the_report(grid: Grid) -> None:
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)
-    stage = SimpleNamespace(metrics=metrics)
+    stage = SimpleNamespace(metrics=metrics, ctx=KNOWS_DEPARTMENTS)
     engine = PlaybookEngine(load_playbooks(PLAYBOOK_DIR)["citizen-report-burst"], grid)
     records: list[dict[str, Any]] = []
 
@@ -77,7 +81,7 @@ def test_a_reopened_and_resolved_again_run_counts_once_as_in_the_report(grid: Gr
 
 def test_a_reopened_cancelled_run_is_counted_as_undoing_a_cancellation(grid: Grid) -> None:
     registry = CollectorRegistry()
-    stage = SimpleNamespace(metrics=Metrics.create(registry))
+    stage = SimpleNamespace(metrics=Metrics.create(registry), ctx=KNOWS_DEPARTMENTS)
     engine = PlaybookEngine(load_playbooks(PLAYBOOK_DIR)["citizen-report-burst"], grid)
     run, _ = engine.new_run("g.1", BURST, 0.0)
     run, _ = engine.step(run, ReportsCovered.from_alert(BURST, 0.0))
