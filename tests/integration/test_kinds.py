@@ -125,6 +125,11 @@ WAVY = [10 + 0.1 * (i % 7) for i in range(150)] + [1e308]
 WAVY += [10 + 0.1 * (i % 7) for i in range(100)] + [20.0] + [10.0 + 0.1 * i for i in range(10)]
 
 
+def firing(messages: list[Any]) -> list[dict[str, Any]]:
+    """The firing alerts among ``alerts`` messages, as documents."""
+    return [d for d in map(json.loads, (m.value for m in messages)) if d["status"] == "firing"]
+
+
 @pytest.mark.parametrize(
     ("detector", "values", "alerting"),
     [
@@ -150,11 +155,6 @@ def test_a_1e308_sentinel_alerts_and_a_later_spike_still_does(
         for i, value in enumerate(values):
             p.send("readings", b"k1", count(i, value))
         p.flush()
-
-        def firing(messages: list[Any]) -> list[dict[str, Any]]:
-            return [
-                d for d in map(json.loads, (m.value for m in messages)) if d["status"] == "firing"
-            ]
 
         alerts = firing(p.read("alerts", lambda m: len(firing(m)) >= 2, settle=3))
         # Sorted: each alert is keyed by its own id, so the two may sit on two partitions.
@@ -184,11 +184,6 @@ def test_a_1e308_sentinel_in_warm_up_alerts_through_the_worker(
         for i, value in enumerate(values):
             p.send("readings", b"k1", count(i, value))
         p.flush()
-
-        def firing(messages: list[Any]) -> list[dict[str, Any]]:
-            return [
-                d for d in map(json.loads, (m.value for m in messages)) if d["status"] == "firing"
-            ]
 
         alerts = firing(p.read("alerts", lambda m: len(firing(m)) >= 1, settle=3))
         assert [(a["started_at"], a["score"]) for a in alerts] == [

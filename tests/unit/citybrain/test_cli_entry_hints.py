@@ -110,6 +110,20 @@ def test_make_stack_status_on_a_stopped_stack_is_one_line_and_status_0(
     assert "CITYBRAIN_KAFKA_PORT is '99999'" in bad.stderr
 
 
+def one_pipe(script: str) -> subprocess.CompletedProcess[str]:
+    """``python -c script`` with stdout and stderr into one pipe (``2>&1 |``), in a user's
+    shell (no PYTHONUNBUFFERED)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_a_commands_output_comes_before_its_reason_in_one_pipe() -> None:
     # t76: piped (`2>&1 | less`), stdout is block-buffered, and the boundary's reason on
     # stderr came above what the command had printed before it failed.
@@ -122,15 +136,7 @@ def test_a_commands_output_comes_before_its_reason_in_one_pipe() -> None:
         "parser.cmd_detect = command\n"
         "sys.exit(main(['detect']))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a user's shell
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    done = one_pipe(script)
     assert done.returncode == 2
     assert done.stdout.splitlines() == ["the table", "citybrain: the reason"]
 
@@ -151,15 +157,7 @@ def test_a_warning_in_the_middle_of_a_commands_output_keeps_its_place_in_one_pip
         "parser.cmd_detect = command\n"
         "sys.exit(main(['detect']))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a user's shell
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    done = one_pipe(script)
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines() == [
         "line 1",
