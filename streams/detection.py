@@ -227,6 +227,26 @@ class Refused:
     raw: bytes | None
     error: EventError
 
+    def __post_init__(self) -> None:
+        # The error's traceback holds the frames that raised it, each its caller's
+        # (``f_back``), up to the agent's frame that holds this refusal: a cycle, so a
+        # refused message's batch (its bytes) lived until a full collection. 100 refused
+        # 900 KB readings kept 175 MB of worker RSS (helper t80); cut, they go at once.
+        detach(self.error)
+
+
+def detach(error: BaseException) -> None:
+    """Drop ``error``'s traceback and the exceptions it was raised in or from (and
+    theirs), keeping its message: a kept exception then holds no frame."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        nxt = current.__cause__ or current.__context__
+        current.__traceback__ = None
+        current.__cause__ = current.__context__ = None
+        current = nxt
+
 
 def admit(
     validator: EventValidator,

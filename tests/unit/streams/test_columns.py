@@ -611,3 +611,39 @@ def test_detection_over_the_columns_gives_what_it_gives_over_the_readings(
 
 def rng_redeliver(offset: int) -> bool:
     return offset % 3 == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"{" + b" " * 900_000 + b"}",  # no schema
+        b'{"schema": "reading/1", "sensor_id": "' + b"x" * 900_000 + b'"}',  # fields missing
+        b"[" * 10 + b" " * 900_000,  # not JSON
+    ],
+)
+def test_a_refused_message_is_freed_at_once_not_by_a_full_collection(
+    grid: Grid, bad: bytes
+) -> None:
+    """Helper t80: 100 refused 900 KB readings kept 175 MB of a worker's RSS until many
+    small messages later. A refusal kept its error, whose traceback held the frames that
+    raised it, and through their callers (``f_back``) the agent's frame holding the
+    refusal: a cycle, freed only by a full collection, which a worker with a large heap
+    seldom runs. The error keeps its message and holds no frame now."""
+    import gc
+    import tracemalloc
+
+    values = [bad] * 5
+    gc.collect()
+    gc.disable()  # as between a worker's rare full collections
+    tracemalloc.start()
+    try:
+        for _ in range(20):  # 100 refused messages, 90 MB of bytes in all
+            _, refused = batched_admitted(grid, [bytes(v) for v in values], [0] * 5)
+            assert len(refused) == 5 and all(str(r.error) for _, r in refused)
+            assert all(r.error.__traceback__ is None for _, r in refused)
+            del refused
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert held < 5_000_000, f"{held / 1e6:.0f} MB still held by refused messages"
