@@ -59,6 +59,7 @@ from streams.errors import (
     UNKNOWN_FORMAT,
     EventError,
     UnreadableEntryError,
+    detach,
     unreadable,
 )
 from streams.events import EventValidator, PackedError, Reading, format_ts
@@ -233,19 +234,6 @@ class Refused:
         # refused message's batch (its bytes) lived until a full collection. 100 refused
         # 900 KB readings kept 175 MB of worker RSS (helper t80); cut, they go at once.
         detach(self.error)
-
-
-def detach(error: BaseException) -> None:
-    """Drop ``error``'s traceback and the exceptions it was raised in or from (and
-    theirs), keeping its message: a kept exception then holds no frame."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        nxt = current.__cause__ or current.__context__
-        current.__traceback__ = None
-        current.__cause__ = current.__context__ = None
-        current = nxt
 
 
 def admit(

@@ -164,3 +164,19 @@ class UnreadableEntryError(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason, self.detail = reason, detail
+
+
+def detach(error: BaseException) -> None:
+    """Drop ``error``'s traceback and the exceptions it was raised in or from (and
+    theirs), keeping its message: an exception kept past its handler (a refusal, an
+    error list) then holds no frame. Its traceback's frames reach, through their
+    callers (``f_back``), the frame that keeps it: a cycle, freed only by a full
+    collection, holding every local of those frames (a batch's bytes) until then."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        nxt = current.__cause__ or current.__context__
+        current.__traceback__ = None
+        current.__cause__ = current.__context__ = None
+        current = nxt

@@ -36,7 +36,7 @@ from streams.detection import (
     Incoming,
     SensorDetection,
 )
-from streams.errors import EventError, unreadable
+from streams.errors import EventError, detach, unreadable
 from streams.events import MIN_EVENT_TIME, EventValidator, IncidentReport, format_ts
 from streams.faust_patches import Messages
 from streams.logs import SayEvery
@@ -495,6 +495,7 @@ class Ingest:
                 try:
                     out.append(self.departments.predict([f"{r.category}: {r.text}"])[0])
                 except Exception as exc:
+                    detach(exc)  # kept in the batch's list: no frames held with it
                     out.append(exc)
             return out
 

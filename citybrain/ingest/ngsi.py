@@ -47,7 +47,7 @@ from typing import Any
 from citybrain.errors import InputError
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
-from streams.errors import MISSING, EventError
+from streams.errors import MISSING, EventError, detach
 from streams.events import ISO_DATETIME, READING_SCHEMA, format_ts, parse_ts
 
 DEFAULT_SENSOR_ID = "{id}-{kind}"
@@ -235,7 +235,8 @@ class NgsiMapping:
             except EventError as exc:
                 # One attribute's fault (an unregistered sensor, a bad value) costs only
                 # its own reading: the entity's others still go (trial 5: an unregistered
-                # no2 lost the registered pm25 with it).
+                # no2 lost the registered pm25 with it). Kept without its frames (detach).
+                detach(exc)
                 out.errors.append(exc)
                 continue
             except Exception as exc:
