@@ -835,6 +835,7 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
     changelogs = app.tables.changelog_topics
     nexts = next_offsets(self)
     reread = _reread_from(self)
+    holes = _holes(self)  # (cleared in place, as nexts and reread, never replaced)
 
     async def before_delivery(
         tp: TP, offset: int, r_offset: int | None, generation: int, seeks: int
@@ -853,7 +854,7 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
             note_hole(self, tp, expected, offset - 1)
             await _seek_back(self, tp, expected)
             return False
-        if expected is not None:
+        if holes and expected is not None:  # per record: a dict's truth when none is open
             settle_hole(self, tp, offset)
         if verdict == "gap":
             assert expected is not None
