@@ -4,8 +4,10 @@ dead-letter topic with their reasons, while the valid ones around them are proce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,23 @@ WAVY = [10 + 0.1 * (i % 7) for i in range(150)] + [1e308]
 WAVY += [10 + 0.1 * (i % 7) for i in range(100)] + [20.0] + [10.0 + 0.1 * i for i in range(10)]
 
 
+@contextlib.contextmanager
+def counted_through_worker(run_dir: Path, detector: str, values: list[float]) -> Iterator[Pipeline]:
+    """A worker running ``detector`` on the counter grid, ``values`` sent to it as one
+    raw_count sensor's readings five minutes apart; still alive when the block ends."""
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_DETECTOR": detector})
+    p.env["CITYBRAIN_GRID_FILE"] = str(counter_grid(run_dir / f"{p.name}-grid.yaml"))
+    worker = p.worker().start()
+    try:
+        for i, value in enumerate(values):
+            p.send("readings", b"k1", count(i, value))
+        p.flush()
+        yield p
+        assert worker.alive()
+    finally:
+        worker.stop()
+
+
 def firing(messages: list[Any]) -> list[dict[str, Any]]:
     """The firing alerts among ``alerts`` messages, as documents."""
     return [d for d in map(json.loads, (m.value for m in messages)) if d["status"] == "firing"]
@@ -148,14 +167,7 @@ def test_a_1e308_sentinel_alerts_and_a_later_spike_still_does(
     # t63: after one 1e308 reading windowed_gaussian's window, ewma_cusum's variance and
     # the ensemble's records held it, and a real spike after it scored about 0: one
     # alert, not two.
-    p = Pipeline(run_dir, extra_env={"CITYBRAIN_DETECTOR": detector})
-    p.env["CITYBRAIN_GRID_FILE"] = str(counter_grid(run_dir / f"{p.name}-grid.yaml"))
-    worker = p.worker().start()
-    try:
-        for i, value in enumerate(values):
-            p.send("readings", b"k1", count(i, value))
-        p.flush()
-
+    with counted_through_worker(run_dir, detector, values) as p:
         alerts = firing(p.read("alerts", lambda m: len(firing(m)) >= 2, settle=3))
         # Sorted: each alert is keyed by its own id, so the two may sit on two partitions.
         assert sorted(a["started_at"] for a in alerts) == [
@@ -164,9 +176,6 @@ def test_a_1e308_sentinel_alerts_and_a_later_spike_still_does(
         assert scrape_sum(
             p.settings.worker_port, 'citybrain_readings_total{kind="raw_count"}'
         ) == len(values)
-        assert worker.alive()
-    finally:
-        worker.stop()
 
 
 @pytest.mark.parametrize("detector", ["seasonal", "stuck"])
@@ -177,18 +186,8 @@ def test_a_1e308_sentinel_in_warm_up_alerts_through_the_worker(
     # so a worker running them said nothing of a gauge whose sixth reading was 1e308.
     values = [10 + 0.1 * (i % 7) for i in range(20)]
     values[5] = 1e308
-    p = Pipeline(run_dir, extra_env={"CITYBRAIN_DETECTOR": detector})
-    p.env["CITYBRAIN_GRID_FILE"] = str(counter_grid(run_dir / f"{p.name}-grid.yaml"))
-    worker = p.worker().start()
-    try:
-        for i, value in enumerate(values):
-            p.send("readings", b"k1", count(i, value))
-        p.flush()
-
+    with counted_through_worker(run_dir, detector, values) as p:
         alerts = firing(p.read("alerts", lambda m: len(firing(m)) >= 1, settle=3))
         assert [(a["started_at"], a["score"]) for a in alerts] == [
             (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(START + 300 * 5)), 1.0)
         ]
-        assert worker.alive()
-    finally:
-        worker.stop()
