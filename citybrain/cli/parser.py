@@ -393,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACTION",  # as every other command's; "required: action" before (trial 20)
         help="up, down, status or restart-worker; up: start them (installing what is "
         "missing); down: stop a running demo, the demo's worker and them; status: say what "
-        "runs; restart-worker: start the last demo's worker again as the demo ran it (status "
+        "runs (exit 1 when Kafka or Prometheus is not ready or the demo's worker crashed); "
+        "restart-worker: start the last demo's worker again as the demo ran it (status "
         "shows it, down stops it)",
     )
     p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")

@@ -145,12 +145,18 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"{name:11} {state:8} {where}{note}")
         for line in demo_worker_lines(s):
             print(line)
-        if not ok:
+        failures = [] if ok else [f"the stack is not ready: {start_stack_hint()}"]
+        crashed = stopped_demo_worker_failure(s)
+        if crashed:
+            # t83: a crashed demo worker was shown as `stopped` with exit 0, so a
+            # monitoring script reading the status saw a healthy stack.
+            failures.append(crashed)
+        if failures:
             # After the table, also when both go to one pipe (`2>&1 | less`): piped,
             # stdout is block-buffered and the line came first.
             sys.stdout.flush()
-            print(f"citybrain: the stack is not ready: {start_stack_hint()}", file=sys.stderr)
-        return EXIT_OK if ok else EXIT_FAILED
+            print(f"citybrain: {'; and '.join(failures)}", file=sys.stderr)
+        return EXIT_FAILED if failures else EXIT_OK
     return 0
 
 
@@ -200,6 +206,21 @@ def demo_worker_lines(settings: Settings) -> list[str]:
             "worker cannot listen there: stop it where it was started"
         )
     return lines
+
+
+def stopped_demo_worker_failure(settings: Settings) -> str:
+    """Why `stack status` fails for the demo's worker, "" when it does not: the last
+    demo's worker exited without a `stack down` (crashed or killed; its pid file is
+    left), which stops its runs' deadlines and operator API. A worker that is down
+    because a demo was interrupted or `stack down` stopped it is no failure."""
+    from citybrain.demo import demo_worker, restart_advice
+
+    if demo_worker(settings)[0] != "stopped":
+        return ""
+    return (
+        "the demo's worker exited without a `stack down` (crashed or killed), so its runs "
+        f"get no deadlines or operator API; start it again: {restart_advice(settings)}"
+    )
 
 
 def _port_of(url: str) -> int | None:
