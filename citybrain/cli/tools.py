@@ -69,10 +69,22 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
     if args.action == "generate":
         check_output_dir("--out", args.out)
+        written: list[Path] = []
         try:
-            written = generate(Path(args.out))
+            generate(Path(args.out), written)
         except OSError as exc:
-            raise write_error("--out", args.out, exc) from None
+            # t83: stopped half-way, it named only the failure; the files it had written
+            # (the rest left as they were) are listed, as a finished run lists them.
+            for path in written:
+                print(f"wrote {written_path(path)}")
+            error = write_error("--out", args.out, exc)
+            if written:
+                error.message += (
+                    f"; stopped there: {counted(len(written), 'file')} before it "
+                    f"{agreeing(len(written), 'was', 'were')} written (listed on stdout), the "
+                    "rest left as they were"
+                )
+            raise error from None
         for path in written:
             print(f"wrote {written_path(path)}")
         return 0
