@@ -58,8 +58,8 @@ Settings come from CITYBRAIN_* environment variables (README, Configuration).
 EPILOG = """\
 exit statuses:
   0    done
-  1    the command ran and the answer is no (checks failed, the API refused, no alert,
-       no run in the period)
+  1    the command ran and the answer is no (checks failed, a stack or demo worker not
+       ready in stack status, the API refused, no alert, no run in the period)
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start, or is busy
   70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
