@@ -61,7 +61,8 @@ stack-down: install ## stop them and the worker the demo left running
 
 stack-status: install ## say whether Kafka, Prometheus, Mosquitto and the demo's worker run
 	@# Not ready (status 1) is this target's answer, said in one line: make's own "Error 1"
-	@# line after it was noise. Scripts test `citybrain stack status` (0 ready, 1 not).
+	@# line after it was noise. Scripts test `citybrain stack status` (0 ready; 1 not, or the
+	@# demo's worker crashed).
 	@echo '$(BIN)/citybrain stack status'
 	@$(BIN)/citybrain stack status || { s=$$?; [ $$s -eq 1 ] || exit $$s; }
 

@@ -48,8 +48,12 @@ def render(builder: Callable[[], Dashboard]) -> str:
     return JSONEncoder(sort_keys=True, indent=2).encode(dashboard) + "\n"
 
 
-def generate(out: Path) -> list[Path]:
-    written = []
+def generate(out: Path, written: list[Path] | None = None) -> list[Path]:
+    """Write every dashboard, the provisioning files, the Prometheus rules and the cell
+    locations under ``out``; returns the paths written, also appended one by one to
+    ``written`` when given, so a caller still has them when a write fails half-way
+    (``OSError``: a permission, a full disk, a file where a folder goes)."""
+    written = [] if written is None else written
     for uid, builder in BUILDERS.items():
         path = out / "dashboards" / f"{uid}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

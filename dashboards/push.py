@@ -29,7 +29,13 @@ T = TypeVar("T")
 
 
 class PushError(RuntimeError):
-    """Grafana refused or kept failing; the message names the object and the reason."""
+    """Grafana refused or kept failing; the message names the object and the reason.
+    ``unavailable``: Grafana kept answering 5xx or timing out (it did not serve the
+    request), rather than refusing it with a 4xx."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 @dataclass
@@ -64,8 +70,12 @@ class DashboardPusher:
         self.retries = retries
         self.backoff = backoff
 
-    def push(self, generated: Path) -> PushReport:
-        report = PushReport()
+    def push(self, generated: Path, report: PushReport | None = None) -> PushReport:
+        """Upsert the folder, the datasource and every ``generated/dashboards/*.json``
+        (in name order), recording each in ``report`` (a new one when None) as it is
+        done: a caller that passes its own still has what was pushed when one object
+        fails (``PushError``) or Grafana goes away half-way."""
+        report = PushReport() if report is None else report
         self._folder(report)
         self._datasource(report)
         for path in sorted((generated / "dashboards").glob("*.json")):
@@ -168,7 +178,8 @@ class DashboardPusher:
                 if attempt == self.retries:
                     raise PushError(
                         f"{what}: Grafana kept failing after {attempt + 1} "
-                        f"attempts: {type(exc).__name__}: {_message(exc)}"
+                        f"attempts: {type(exc).__name__}: {_message(exc)}",
+                        unavailable=True,
                     ) from exc
                 time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")

@@ -36,9 +36,11 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
             # Every amtool user types it; citybrain alerts route on kind and source.
+            # A warning, on stderr: `route-test … > routes.txt` kept it in the answer (t83).
             print(
-                f"ignored {pair!r}: citybrain alerts carry no alertname label "
-                "(they route on kind, source, severity and the grid's labels)"
+                f"citybrain: warning: ignored {pair!r}: citybrain alerts carry no alertname "
+                "label (they route on kind, source, severity and the grid's labels)",
+                file=sys.stderr,
             )
             continue
         try:

@@ -58,8 +58,8 @@ Settings come from CITYBRAIN_* environment variables (README, Configuration).
 EPILOG = """\
 exit statuses:
   0    done
-  1    the command ran and the answer is no (checks failed, the API refused, no alert,
-       no run in the period)
+  1    the command ran and the answer is no (checks failed, a stack or demo worker not
+       ready in stack status, the API refused, no alert, no run in the period)
   2    a bad command line, input file or setting (the message names it)
   3    a service the command needs did not answer or could not start, or is busy
   70   an unexpected error, a bug (CITYBRAIN_DEBUG=1 prints the traceback)
@@ -393,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACTION",  # as every other command's; "required: action" before (trial 20)
         help="up, down, status or restart-worker; up: start them (installing what is "
         "missing); down: stop a running demo, the demo's worker and them; status: say what "
-        "runs; restart-worker: start the last demo's worker again as the demo ran it (status "
+        "runs (exit 1 when Kafka or Prometheus is not ready or the demo's worker crashed); "
+        "restart-worker: start the last demo's worker again as the demo ran it (status "
         "shows it, down stops it)",
     )
     p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")

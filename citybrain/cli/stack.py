@@ -122,6 +122,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         return restart_demo_worker(s)
     else:
         ok = True
+        moved: list[str] = []  # a needed service of this run directory on another port
         # Mosquitto serves only `citybrain ingest mqtt` (the demo does not start it): its
         # state is shown but does not count against the stack being ready.
         for name, comp, where, needed in (
@@ -135,6 +136,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 # Not "starting": it serves, on the port this shell does not name.
                 print(f"{name:11} {'running':8} {where}: {elsewhere}")
                 ok = ok and not needed
+                if needed:
+                    moved.append(elsewhere)
                 continue
             ok = ok and (state == "ready" or not needed)
             # The commands named are typed as they work in this shell (t60: a bare
@@ -145,12 +148,22 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"{name:11} {state:8} {where}{note}")
         for line in demo_worker_lines(s):
             print(line)
-        if not ok:
+        # A service on another port is not fixed by `stack up`, which refuses it (t83:
+        # the one line advised it all the same): its own words say what to set.
+        failures = (
+            [] if ok else [f"the stack is not ready: {moved[0] if moved else start_stack_hint()}"]
+        )
+        crashed = stopped_demo_worker_failure(s)
+        if crashed:
+            # t83: a crashed demo worker was shown as `stopped` with exit 0, so a
+            # monitoring script reading the status saw a healthy stack.
+            failures.append(crashed)
+        if failures:
             # After the table, also when both go to one pipe (`2>&1 | less`): piped,
             # stdout is block-buffered and the line came first.
             sys.stdout.flush()
-            print(f"citybrain: the stack is not ready: {start_stack_hint()}", file=sys.stderr)
-        return EXIT_OK if ok else EXIT_FAILED
+            print(f"citybrain: {'; and '.join(failures)}", file=sys.stderr)
+        return EXIT_FAILED if failures else EXIT_OK
     return 0
 
 
@@ -200,6 +213,21 @@ def demo_worker_lines(settings: Settings) -> list[str]:
             "worker cannot listen there: stop it where it was started"
         )
     return lines
+
+
+def stopped_demo_worker_failure(settings: Settings) -> str:
+    """Why `stack status` fails for the demo's worker, "" when it does not: the last
+    demo's worker exited without a `stack down` (crashed or killed; its pid file is
+    left), which stops its runs' deadlines and operator API. A worker that is down
+    because a demo was interrupted or `stack down` stopped it is no failure."""
+    from citybrain.demo import demo_worker, restart_advice
+
+    if demo_worker(settings)[0] != "stopped":
+        return ""
+    return (
+        "the demo's worker exited without a `stack down` (crashed or killed), so its runs "
+        f"get no deadlines or operator API; start it again: {restart_advice(settings)}"
+    )
 
 
 def _port_of(url: str) -> int | None:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from citybrain.cli.api import check_bearer, check_url
 from citybrain.cli.base import (
@@ -26,7 +27,11 @@ from citybrain.cli.detect import _detector
 from citybrain.commands import (
     written_path,
 )
+from citybrain.text import agreeing, counted
 from streams.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from dashboards.push import PushReport
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
@@ -64,14 +69,26 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
     if args.action == "generate":
         check_output_dir("--out", args.out)
+        written: list[Path] = []
         try:
-            written = generate(Path(args.out))
+            generate(Path(args.out), written)
         except OSError as exc:
-            raise write_error("--out", args.out, exc) from None
+            # t83: stopped half-way, it named only the failure; the files it had written
+            # (the rest left as they were) are listed, as a finished run lists them.
+            for path in written:
+                print(f"wrote {written_path(path)}")
+            error = write_error("--out", args.out, exc)
+            if written:
+                error.message += (
+                    f"; stopped there: {counted(len(written), 'file')} before it "
+                    f"{agreeing(len(written), 'was', 'were')} written (listed on stdout), the "
+                    "rest left as they were"
+                )
+            raise error from None
         for path in written:
             print(f"wrote {written_path(path)}")
         return 0
-    from dashboards.push import DashboardPusher, PushError
+    from dashboards.push import DashboardPusher, PushError, PushReport
 
     check_url("--url", args.url)
     check_url("--prometheus-url", args.prometheus_url)
@@ -86,28 +103,56 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
             f"--scrape-interval is {args.scrape_interval!r}, expected a Prometheus duration "
             "such as 5s, 15s or 1m (the interval that Prometheus scrapes the workers at)"
         )
+    # Filled as each object is pushed: a push that fails half-way still lists what it
+    # did (t83: it printed only the failure, so which dashboards Grafana had was unsaid).
+    report = PushReport()
     try:
         pusher = DashboardPusher(args.url, token, prometheus, scrape_interval=args.scrape_interval)
-        report = pusher.push(Path(args.generated))
+        pusher.push(Path(args.generated), report)
     except PushError as exc:
-        raise CliError(str(exc), EXIT_FAILED) from None
+        _print_push_report(report)
+        # Refused (4xx) is the answer no, 1; a Grafana that kept failing (5xx, timeouts)
+        # did not serve the push, 3, as one that does not answer at all.
+        raise CliError(
+            f"{exc}{_pushed_before(report)}", EXIT_SERVICE if exc.unavailable else EXIT_FAILED
+        ) from None
     except Exception as exc:
         refused = _connection_error(exc)
         if refused is None:
             raise
+        _print_push_report(report)
         raise CliError(
             f"cannot reach Grafana at {args.url} ({said(refused)}): check --url and that Grafana "
-            "runs",
+            f"runs{_pushed_before(report)}",
             EXIT_SERVICE,
         ) from None
+    _print_push_report(report)
+    return 0
+
+
+def _print_push_report(report: PushReport) -> None:
+    """One stdout line per object pushed: ``created``, ``updated`` or ``unchanged``."""
     for verb, items in (
         ("created", report.created),
         ("updated", report.updated),
         ("unchanged", report.unchanged),
     ):
         for item in items:
-            print(f"{verb:9} {item}")
-    return 0
+            print(f"{verb:9} {item}", flush=True)
+
+
+def _pushed_before(report: PushReport) -> str:
+    """The tail of a failed push's message: how much was done before it stopped (listed
+    on stdout) and that the rest was not pushed; "" when nothing was."""
+    done = len(report.created) + len(report.updated) + len(report.unchanged)
+    if not done:
+        return ""
+    return (
+        f"; the push stopped there: {counted(done, 'object')} before it "
+        f"{agreeing(done, 'was', 'were')} pushed (listed on stdout), "
+        "the rest were not; run it again once that is fixed (objects already pushed are left "
+        "unchanged)"
+    )
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

@@ -211,6 +211,12 @@ def test_a_stopped_demo_worker_restarts_as_status_says_and_is_tracked(
         time.sleep(0.1)
     status = _cli(env, "stack", "status")
     assert "demo worker stopped" in status.stdout, status.stdout
+    # t83: a crashed demo worker is a failing status (it was exit 0), said on stderr.
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert status.stderr.startswith(
+        "citybrain: the demo's worker exited without a `stack down` (crashed or killed)"
+    ), status.stderr
+    assert status.stderr.count("\n") == 1 and "restart-worker" in status.stderr
     line = re.search(r"start it again, as the demo ran it: (.+)$", status.stdout, re.M)
     assert line, status.stdout
     # As typed in a fresh shell: no CITYBRAIN_* variable but what the line carries.
@@ -225,6 +231,7 @@ def test_a_stopped_demo_worker_restarts_as_status_says_and_is_tracked(
     status = _cli(env, "stack", "status")
     assert f"(pid {again})" in status.stdout and "demo worker running" in status.stdout
     assert "something answers" not in status.stdout
+    assert (status.returncode, status.stderr) == (0, "")
     # What `stack down` does with it: stopped, and its port free for the next demo.
     assert stop_demo_worker(settings)
     assert not alive(again)
@@ -277,6 +284,8 @@ def test_an_interrupted_demos_worker_comes_back_with_restart_worker_as_it_says(
     ), said
     status = _cli(env, "stack", "status")
     assert "demo worker down" in status.stdout, status.stdout
+    # Down on purpose (the demo interrupted): no failure of the stack (t83).
+    assert (status.returncode, status.stderr) == (0, ""), status.stderr
     line = re.search(
         rf"the last demo's \(prefix {prefix}\); start it again, as the demo ran it: (.+)$",
         status.stdout,

@@ -6,7 +6,10 @@ bearer token, versions dashboards on save like Grafana does, and can be told to 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from typing import Any, ClassVar
 import pytest
 
 from dashboards.generate import BUILDERS
+from dashboards.panels import DATASOURCE_UID
 from dashboards.push import DashboardPusher, PushError
 
 pytestmark = pytest.mark.integration
@@ -32,11 +36,13 @@ class StandInGrafana(BaseHTTPRequestHandler):
     fail_next: ClassVar[list[int]] = []  # statuses to answer before behaving
     delay: ClassVar[float] = 0.0
     reject_saves: ClassVar[bool] = False
+    reject_uid: ClassVar[str] = ""  # a dashboard whose every save is refused (400)
 
     @classmethod
     def reset(cls) -> None:
         cls.folders, cls.datasources, cls.dashboards = {}, {}, {}
         cls.writes, cls.fail_next, cls.delay, cls.reject_saves = [], [], 0.0, False
+        cls.reject_uid = ""
 
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -107,9 +113,9 @@ class StandInGrafana(BaseHTTPRequestHandler):
         self._reply(200, stored) if stored else self._reply(404, {"message": "Dashboard not found"})
 
     def _save_dashboard(self, body: Any) -> None:
-        if StandInGrafana.reject_saves:
-            return self._reply(400, {"message": "Dashboard title cannot be empty"})
         dashboard = body["dashboard"]
+        if StandInGrafana.reject_saves or dashboard["uid"] == StandInGrafana.reject_uid:
+            return self._reply(400, {"message": "Dashboard title cannot be empty"})
         old = StandInGrafana.dashboards.get(dashboard["uid"])
         version = (old["dashboard"]["version"] + 1) if old else 1
         StandInGrafana.dashboards[dashboard["uid"]] = {
@@ -226,3 +232,53 @@ def test_timeouts_are_retried_then_reported(grafana: str) -> None:
         match="folder citybrain: Grafana kept failing after 3 attempts: GrafanaTimeoutError",
     ):
         pusher(grafana, timeout=0.2, retries=2).push(GENERATED)
+
+
+def _push_cli(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "dashboards", "push", "--url", url,
+         "--token", TOKEN, "--prometheus-url", "http://prometheus:9090"],
+        capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "CITYBRAIN_GRAFANA_TOKEN"},
+    )  # fmt: skip
+
+
+def test_a_push_refused_half_way_lists_what_it_pushed_and_exits_1(grafana: str) -> None:
+    """t83: the third of the dashboards refused, the push printed only the refusal: what
+    Grafana already had (the folder, the datasource, the dashboards before it) was unsaid.
+    Now stdout lists them, stderr says where it stopped, and the status is 1 (refused)."""
+    uids = sorted(
+        json.loads(p.read_text())["uid"] for p in (GENERATED / "dashboards").glob("*.json")
+    )
+    assert len(uids) >= 3
+    StandInGrafana.reject_uid = uids[2]
+    pushed = _push_cli(grafana)
+    assert pushed.returncode == 1, pushed.stdout + pushed.stderr
+    assert pushed.stdout.splitlines()[:2] == [
+        "created   folder citybrain",
+        f"created   datasource {DATASOURCE_UID}",
+    ]
+    assert len(pushed.stdout.splitlines()) == 4  # the folder, the datasource, two dashboards
+    assert pushed.stderr.count("\n") == 1, pushed.stderr
+    assert pushed.stderr.startswith(f"citybrain: dashboard {uids[2]}: Grafana answered 400: ")
+    assert (
+        "the push stopped there: 4 objects before it were pushed (listed on stdout)"
+        in pushed.stderr
+    )
+    # The rest is pushed by running it again once fixed; what was pushed stays unchanged.
+    StandInGrafana.reject_uid = ""
+    again = _push_cli(grafana)
+    assert again.returncode == 0, again.stderr
+    assert sum(line.startswith("unchanged") for line in again.stdout.splitlines()) == 4
+
+
+def test_a_grafana_that_keeps_failing_is_an_unavailable_service_exit_3(grafana: str) -> None:
+    """t83: 5xx answers after every retry were exit 1, "the answer is no", as a refusal;
+    a Grafana that does not serve the push is a service that did not answer: 3."""
+    StandInGrafana.fail_next = [503] * 4  # the first request and its three retries
+    pushed = _push_cli(grafana)
+    assert pushed.returncode == 3, pushed.stdout + pushed.stderr
+    assert pushed.stderr.startswith(
+        "citybrain: folder citybrain: Grafana kept failing after 4 attempts"
+    )
+    assert pushed.stdout == ""

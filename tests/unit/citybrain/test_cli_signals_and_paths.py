@@ -271,3 +271,23 @@ def test_a_file_written_by_a_relative_path_is_said_absolute(
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'gen' / 'dashboards'}" in out and "wrote gen/" not in out
     assert written_path("a/b.html") == str(tmp_path / "a" / "b.html")
+
+
+def test_dashboards_generate_stopped_half_way_lists_the_files_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t83: a write that failed after the dashboards were written (here a file where the
+    provisioning folder goes) said only the failure; which files were new was unsaid."""
+    from dashboards.generate import BUILDERS
+
+    out = tmp_path / "gen"
+    out.mkdir()
+    (out / "provisioning").write_text("not a folder")
+    assert main(["dashboards", "generate", "--out", str(out)]) == EXIT_USAGE
+    said, err = capsys.readouterr()
+    assert said.splitlines() == [f"wrote {out / 'dashboards' / f'{uid}.json'}" for uid in BUILDERS]
+    assert err.startswith(f"citybrain: --out {str(out)!r}: cannot write ")
+    assert err.endswith(
+        f"; stopped there: {len(BUILDERS)} files before it were written (listed on stdout), "
+        "the rest left as they were\n"
+    )

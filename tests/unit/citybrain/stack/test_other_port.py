@@ -115,7 +115,13 @@ def test_stack_up_and_status_from_a_shell_with_only_the_run_directory(
         f"citybrain: Kafka of this run directory runs on port 25092, not {ports['KAFKA']}"
     )
     assert main(["stack", "status"]) == EXIT_FAILED
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # What to set, not `stack up`, which refuses it as above (t83).
+    assert err == (
+        f"citybrain: the stack is not ready: Kafka of this run directory runs on port 25092, "
+        f"not {ports['KAFKA']}: it was started with CITYBRAIN_KAFKA_PORT=25092; set that (and "
+        "the stack's other settings) in this shell\n"
+    )
     assert "starting" not in out
     for name, started in (("kafka", 25092), ("prometheus", 25090), ("mosquitto", 17883)):
         line = next(line for line in out.splitlines() if line.startswith(name))
