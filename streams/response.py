@@ -1139,12 +1139,14 @@ class Response:
         for reply in replies if self.settings.replies_webhook_url else []:
             url = str(self.settings.replies_webhook_url)
             self._remember_call(reply["reply_id"])
-            if not self.webhooks.submit(reply["reply_id"], url, reply):
+            refused = self.webhooks.refusal(url)
+            if refused is not None or not self.webhooks.submit(reply["reply_id"], url, reply):
                 # The topic has the closure; the webhook copy is lost, and said so.
+                refused = refused or "too many webhook calls in flight"
                 self.warn_webhook(
                     url,
                     f"closure (reply) webhook to {url} dropped for report "
-                    f"{reply['report_id']}: too many webhook calls in flight (the "
+                    f"{reply['report_id']}: {refused} (the "
                     "replies topic has it); audited as reply_webhook_dropped",
                 )
                 await self.ctx.audit(
@@ -1153,7 +1155,7 @@ class Response:
                         "run_id": run.run_id,
                         "at": time.time(),
                         "actor": "citybrain",
-                        "detail": f"{reply['report_id']}: too many webhook calls in flight",
+                        "detail": f"{reply['report_id']}: {refused}",
                     }
                 )
         for topic, key, message in tasks:
@@ -1197,10 +1199,16 @@ class Response:
             "labels": run.labels,
             "delivery": command_id,
         }
-        if not self.webhooks.submit(command_id, url, payload):
-            await self.on_webhook_outcome(
-                WebhookOutcome(command_id, url, False, 0, "too many webhook calls in flight", 0.0)
-            )
+        await self._submit(command_id, url, payload)
+
+    async def _submit(self, command_id: str, url: str, payload: dict[str, Any]) -> None:
+        """Hand a call to the executor; one it refuses (too many in flight, in all or to
+        that receiver) fails at once, naming the bound, rather than waiting in a queue."""
+        refused = self.webhooks.refusal(url)
+        if refused is None and self.webhooks.submit(command_id, url, payload):
+            return
+        detail = refused or "too many webhook calls in flight"
+        await self.on_webhook_outcome(WebhookOutcome(command_id, url, False, 0, detail, 0.0))
 
     def _remember_call(self, command_id: str) -> None:
         self._called[command_id] = None
@@ -1230,10 +1238,7 @@ class Response:
                 "detail": f"{reply_id} to {url}: its first call was on another worker",
             }
         )
-        if not self.webhooks.submit(reply_id, url, reply):
-            await self.on_webhook_outcome(
-                WebhookOutcome(reply_id, url, False, 0, "too many webhook calls in flight", 0.0)
-            )
+        await self._submit(reply_id, url, reply)
 
     async def _call_again(self, run: Run, command_id: str, url: str) -> None:
         """A run this worker owns waits for a webhook call it never made: the worker that

@@ -1,5 +1,7 @@
 """Webhook calls for ``webhook`` steps: HMAC-signed POSTs with a timeout, retries with
-exponential backoff and full jitter, bounded concurrency, and never blocking the stream.
+exponential backoff and full jitter, bounded concurrency (in all and per receiver, so a
+receiver that hangs cannot take the slots or connections of the others), and never
+blocking the stream.
 
 ``submit`` returns at once; the outcome arrives later through ``on_result`` (the host
 turns it into an ``action_result`` for the run). Every failed attempt is reported through
@@ -21,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -71,6 +74,25 @@ def verify(
     return abs((time.time() if now is None else now) - sent) <= max_age
 
 
+# Calls in flight to one receiver (scheme, host and port) at most: a receiver that
+# accepts and never answers held every slot of the executor, and every connection of the
+# shared client, so calls to healthy receivers were refused or waited out their timeout.
+MAX_PER_RECEIVER = 50
+
+
+def receiver(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the port its scheme's default when not given),
+    the unit the per-receiver bound counts by."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # settings and playbooks refuse such a URL; counted as written
+        port = None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 class WebhookExecutor:
     def __init__(
         self,
@@ -82,6 +104,7 @@ class WebhookExecutor:
         backoff: float = 0.5,
         max_backoff: float = MAX_BACKOFF,
         max_in_flight: int = 200,
+        max_per_receiver: int = MAX_PER_RECEIVER,
     ) -> None:
         self.secret = secret
         self.on_result = on_result
@@ -91,21 +114,46 @@ class WebhookExecutor:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_in_flight = max_in_flight
+        self.max_per_receiver = max_per_receiver
         self._tasks: set[asyncio.Task[None]] = set()
+        self._per_receiver: dict[str, int] = {}  # receiver -> calls in flight to it
         self._client: httpx.AsyncClient | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    def submit(self, command_id: str, url: str, payload: dict[str, Any]) -> bool:
-        """Start delivering; False when too many calls are in flight (the host then
-        reports the step failed at once rather than queueing without bound)."""
+    def in_flight_to(self, url: str) -> int:
+        """Calls in flight (attempts and the waits between them) to ``url``'s receiver."""
+        return self._per_receiver.get(receiver(url), 0)
+
+    def refusal(self, url: str) -> str | None:
+        """Why ``submit`` would refuse a call to ``url`` now (naming the bound), or None."""
         if len(self._tasks) >= self.max_in_flight:
+            return f"too many webhook calls in flight ({self.max_in_flight})"
+        where = receiver(url)
+        if self._per_receiver.get(where, 0) >= self.max_per_receiver:
+            return f"too many webhook calls in flight to {where} ({self.max_per_receiver})"
+        return None
+
+    def submit(self, command_id: str, url: str, payload: dict[str, Any]) -> bool:
+        """Start delivering; False when too many calls are in flight, in all or to this
+        receiver (``refusal`` says which; the host then reports the step failed at once
+        rather than queueing without bound)."""
+        if self.refusal(url) is not None:
             return False
+        where = receiver(url)
         task = asyncio.get_running_loop().create_task(self._deliver(command_id, url, payload))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._per_receiver[where] = self._per_receiver.get(where, 0) + 1
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            left = self._per_receiver.pop(where, 1) - 1
+            if left:  # receivers with nothing in flight are not kept: no growth by URL
+                self._per_receiver[where] = left
+
+        task.add_done_callback(done)
         return True
 
     def delay(self, attempt: int) -> float:
@@ -117,8 +165,15 @@ class WebhookExecutor:
     async def _deliver(self, command_id: str, url: str, payload: dict[str, Any]) -> None:
         if self._client is None:
             # A redirect is not followed (httpx's default, said here on purpose): the
-            # signed run would go to a host no playbook named (trial 29).
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            # signed run would go to a host no playbook named (trial 29). A connection
+            # for every call in flight: httpx's pool of 100, shared by all receivers, let
+            # one receiver that never answers hold them all, and a call to another waited
+            # for a connection until it timed out.
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=self.max_in_flight),
+            )
         body = json.dumps(payload, sort_keys=True).encode()
         start = time.monotonic()
         detail = ""

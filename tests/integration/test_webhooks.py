@@ -202,3 +202,98 @@ def test_a_huge_answer_body_is_not_read() -> None:
     outcomes, _ = deliver_to(huge)
     assert [(o.ok, o.detail) for o in outcomes] == [(True, "HTTP 200")]
     assert huge.sent < 200_000_000  # the connection was closed, not drained
+
+
+class Hung:
+    """A receiver that accepts a call, reads it, and never answers (a stuck proxy, a
+    receiver in a deadlock): each call holds its connection until the caller gives up."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.calls += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await self.release.wait()
+        except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def healthy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+def beside_a_hung_receiver(
+    calls_to_hung: int, **kw: int
+) -> tuple[list[bool], str | None, list[WebhookOutcome], int, int]:
+    """``calls_to_hung`` calls submitted to a receiver that never answers, then one to a
+    healthy receiver: (whether each call to the hung one was taken, the refusal of one
+    more to it, the outcomes that came back, calls the hung receiver got, calls to it
+    still in flight when the healthy call's outcome came). The hung calls' timeout (60 s)
+    outlasts the test: they are still in flight when it ends, and cancelled."""
+    outcomes: list[WebhookOutcome] = []
+    hung = Hung()
+    still: list[int] = []
+
+    async def main() -> tuple[list[bool], str | None]:
+        hung_server = await asyncio.start_server(hung, "127.0.0.1", 0)
+        ok_server = await asyncio.start_server(healthy, "127.0.0.1", 0)
+        hung_url = f"http://127.0.0.1:{hung_server.sockets[0].getsockname()[1]}/hook"
+        ok_url = f"http://127.0.0.1:{ok_server.sockets[0].getsockname()[1]}/hook"
+
+        async def on_result(o: WebhookOutcome) -> None:
+            outcomes.append(o)
+            still.append(ex.in_flight_to(hung_url))
+
+        ex = WebhookExecutor(SECRET, on_result, timeout=60, retries=0, **kw)
+        taken = [ex.submit(f"hung-{i}:1", hung_url, {"i": i}) for i in range(calls_to_hung)]
+        refused = ex.refusal(hung_url)
+        try:
+            async with asyncio.timeout(30):  # the hung calls are all at the receiver
+                while hung.calls < sum(taken):
+                    await asyncio.sleep(0.01)
+            assert ex.submit("ok-1:1", ok_url, {"ok": True})
+            async with asyncio.timeout(30):  # before: waited for a pooled connection
+                while not outcomes:
+                    await asyncio.sleep(0.01)
+        finally:
+            await ex.close()
+            hung.release.set()
+            hung_server.close()
+            ok_server.close()
+        return taken, refused
+
+    taken, refused = asyncio.run(main())
+    return taken, refused, outcomes, hung.calls, still[0] if still else -1
+
+
+def test_a_hung_receiver_takes_no_more_than_its_share_of_the_calls_in_flight() -> None:
+    # Before: one receiver that never answered took all 200 slots (a storm of runs with
+    # a webhook step to it, or of closures to a stuck reply desk), and a call to any
+    # other receiver was refused for as long, its run's step failed at once.
+    taken, refused, outcomes, calls, still = beside_a_hung_receiver(200)
+    assert taken == [True] * 50 + [False] * 150 and calls == 50
+    assert refused is not None and "to http://127.0.0.1:" in refused and "(50)" in refused
+    assert [(o.command_id, o.ok, o.detail) for o in outcomes] == [("ok-1:1", True, "HTTP 204")]
+    assert still == 50  # answered while every hung call was still waiting
+
+
+def test_a_hung_receiver_holding_many_connections_does_not_starve_another() -> None:
+    # Before: the executor's one httpx client pooled 100 connections for all receivers:
+    # with 100 calls hung at one, a call to a healthy one waited for a connection until
+    # its own timeout, and failed.
+    taken, _, outcomes, calls, still = beside_a_hung_receiver(
+        150, max_per_receiver=150, max_in_flight=200
+    )
+    assert all(taken) and calls == 150
+    assert [(o.command_id, o.ok, o.detail) for o in outcomes] == [("ok-1:1", True, "HTTP 204")]
+    assert still == 150
