@@ -890,37 +890,95 @@ class BadSilence:
     message: str
 
 
+class SilenceList(list[Silence]):
+    """The silences ``SilenceBook.read`` gives, in stored order, with an index built once
+    per list: ``candidates`` are the silences that can match a label set, ``by_id`` one
+    silence. Before, every alert was checked against every silence (10,000 allowed), and
+    every muted alert re-checked each tick looked its silence up by walking them all:
+    10,000 muted alerts under the 10,000th silence were 10^8 steps a tick."""
+
+    def __init__(self, silences: Iterable[Silence] = ()) -> None:
+        super().__init__(silences)
+        self._index: tuple[dict[tuple[str, str], list[int]], list[int]] | None = None
+        self._ids: dict[str, Silence] | None = None
+
+    def _built(self) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
+        if self._index is None:
+            # A silence with an `=` matcher on a non-empty value matches only alerts with
+            # that label value: bucketed under it; the others (regexes, negations only)
+            # are checked for every alert.
+            buckets: dict[tuple[str, str], list[int]] = {}
+            general: list[int] = []
+            for i, silence in enumerate(self):
+                pick = next((m for m in silence.matchers if m.op == "=" and m.value), None)
+                if pick is None:
+                    general.append(i)
+                else:
+                    buckets.setdefault((pick.name, pick.value), []).append(i)
+            self._index = (buckets, general)
+        return self._index
+
+    def candidates(self, labels: Mapping[str, str]) -> list[Silence]:
+        """The silences that may match ``labels`` (every one that does, maybe others),
+        in stored order, so the first that matches is the one a full walk finds."""
+        buckets, general = self._built()
+        found = list(general)
+        for item in labels.items():
+            found += buckets.get(item, ())
+        if len(found) > len(general):
+            found.sort()
+        return [self[i] for i in found]
+
+    def by_id(self, silence_id: str) -> Silence | None:
+        if self._ids is None:
+            self._ids = {}
+            for silence in self:
+                self._ids.setdefault(silence.id, silence)
+        return self._ids.get(silence_id)
+
+
 class SilenceBook:
     """Reads the stored silences for the route agent: each stored version is parsed once;
     expired ones are skipped unread; one that cannot be read is skipped and reported
-    once (to be audited and counted), never raised."""
+    once (to be audited and counted), never raised. Given the table's ``version`` (a
+    value that changes whenever the table does), an unchanged table is not walked again
+    until one of its silences ends: walking 60,000 stored silences (expired ones
+    included) took ~75 ms, once for every alert."""
 
     def __init__(self) -> None:
         self._read: dict[tuple[str, str], Silence | BadSilence] = {}
+        self._version: object = None
+        self._last = SilenceList()
+        self._until = -math.inf  # epoch s: the earliest end among ``_last``
 
     def read(
-        self, stored: Iterable[tuple[str, Any]], now: float
-    ) -> tuple[list[Silence], list[BadSilence]]:
-        """(silences not yet expired, stored silences found unreadable by this call)."""
-        silences: list[Silence] = []
+        self, stored: Iterable[tuple[str, Any]], now: float, version: object = None
+    ) -> tuple[SilenceList, list[BadSilence]]:
+        """(silences not yet expired, stored silences found unreadable by this call);
+        ``version``: the table's change count, None when unknown (then read always)."""
+        if version is not None and version == self._version and now < self._until:
+            return self._last, []
+        silences = SilenceList()
         fresh: list[BadSilence] = []
         read: dict[tuple[str, str], Silence | BadSilence] = {}
         for key, doc in stored:
             ends = doc.get("ends_at") if isinstance(doc, Mapping) else None
             if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
                 continue  # expired: not evaluated, not even parsed
-            version = (key, repr(ends))  # an expiry writes a new ends_at
-            found = self._read.get(version)
+            version_key = (key, repr(ends))  # an expiry writes a new ends_at
+            found = self._read.get(version_key)
             if found is None:
                 try:
                     found = Silence.from_dict(doc)
                 except SilenceError as exc:
                     found = BadSilence(key, exc.problem, str(exc))
                     fresh.append(found)
-            read[version] = found
+            read[version_key] = found
             if isinstance(found, Silence):
                 silences.append(found)
         self._read = read
+        self._version, self._last = version, silences
+        self._until = min((s.ends_at for s in silences), default=math.inf)
         return silences, fresh
 
 
@@ -968,15 +1026,22 @@ class Router:
         now: float,
     ) -> Decision:
         routes = tuple(self.root.match(labels))
+        if isinstance(silences, SilenceList):
+            silences = silences.candidates(labels)
         for silence in silences:
             if silence.silences(labels, now):
                 return Decision(routes, silenced_by=silence)
+        # Only rules whose target side the alert matches can inhibit it: with none, the
+        # firing alerts are not walked at all.
+        rules = [rule for rule in self.inhibit_rules if matches_all(rule.target, labels)]
+        if not rules:
+            return Decision(routes)
         for source in firing:
             if not _is_label_set(source):
                 continue  # a stored alert that cannot be read inhibits nothing
             if source.get("alert_id") == labels.get("alert_id"):
                 continue  # an alert never inhibits itself
-            for rule in self.inhibit_rules:
+            for rule in rules:
                 if rule.inhibits(labels, source):
                     return Decision(
                         routes, inhibited_by=rule, inhibiting=source.get("alert_id", "")
@@ -1000,17 +1065,18 @@ class Router:
         source alert (``source``: the labels stored now under ``muted_by`` in the firing
         alerts, None when it no longer fires), still mutes it, that is found without
         walking ``firing``. Epoch seconds ``now``."""
-        silences = list(silences)
+        if not isinstance(silences, SilenceList):
+            silences = SilenceList(silences)
         if mute == "silenced":
-            for silence in silences:
-                if silence.id == muted_by and silence.silences(labels, now):
-                    return Decision(tuple(self.root.match(labels)), silenced_by=silence)
+            silence = silences.by_id(muted_by)
+            if silence is not None and silence.silences(labels, now):
+                return Decision(tuple(self.root.match(labels)), silenced_by=silence)
         elif (
             mute == "inhibited"
             and source is not None
             and _is_label_set(source)
             and source.get("alert_id") != labels.get("alert_id")
-            and not any(s.silences(labels, now) for s in silences)
+            and not any(s.silences(labels, now) for s in silences.candidates(labels))
         ):
             for rule in self.inhibit_rules:
                 if rule.inhibits(labels, source):

@@ -36,11 +36,13 @@ from streams.metrics import Metrics, bounded_label, initialise
 from streams.settings import Settings
 from streams.tables import (
     BAD_SHAPE,
+    KeyPartitionedGlobalTable,
     KeyPartitionedTable,
     Unreadable,
     UnreadableEntryError,
     key_partitioned_table,
     read_document,
+    stored_items,
 )
 
 log = logging.getLogger(__name__)
@@ -585,7 +587,23 @@ class Context:
         """The silences table's ``(silence id, stored document)`` pairs, for
         ``playbooks.routing.SilenceBook.read``. Keys are UTF-8 as the API writes them; any
         other key is shown with replacement characters (its document is the bad one)."""
-        return ((k.decode(errors="replace"), v) for k, v in self.silences.items())
+        # A generator function: nothing is read until the book walks it (an unchanged
+        # table is not walked at all).
+        for k, v in stored_items(self.silences):
+            yield k.decode(errors="replace"), v
+
+    def firing_except(self, key: bytes) -> Iterator[Any]:
+        """The labels of every firing alert but ``key``'s, read from the store as they are
+        walked (``Router.decide`` walks them only for an alert an inhibit rule targets)."""
+        for k, v in stored_items(self.firing):
+            if k != key:
+                yield v
+
+    def silences_version(self) -> int | None:
+        """A number that changes whenever the silences table does (``SilenceBook.read``'s
+        ``version``); None when its store cannot tell."""
+        table = self.silences
+        return table.change_version() if isinstance(table, KeyPartitionedGlobalTable) else None
 
     def label_kind(self, kind: str) -> str:
         """An alert's ``kind`` as a metric label: one of the grid's kinds or

@@ -900,8 +900,9 @@ class Response:
             if labels is None:
                 continue  # resolved: in no notification
             if silences is None:  # (an unreadable one is audited by the alerts stage)
-                silences = self._silences.read(self.ctx.stored_silences(), now)[0]
-            firing = (v for k, v in self.ctx.firing.items() if k != key)
+                stored = self.ctx.stored_silences()
+                silences = self._silences.read(stored, now, self.ctx.silences_version())[0]
+            firing = self.ctx.firing_except(key)
             decision = self.ctx.router.decide(labels, firing, silences, now)
             if decision.mute is None:
                 return ""

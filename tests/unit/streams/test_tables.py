@@ -415,3 +415,30 @@ def test_what_a_burst_window_holds_is_judged_at_read_back() -> None:
         with pytest.raises(UnreadableEntryError, match=why) as refused:
             read_burst_window(orjson.dumps(bad))
         assert refused.value.reason == BAD_SHAPE
+
+
+def test_a_versioned_dict_numbers_every_change_and_never_reuses_a_number() -> None:
+    from streams.tables import VersionedDict
+
+    d, other = VersionedDict(), VersionedDict()
+    seen = {d.version}
+    changes = [
+        lambda: d.__setitem__(b"a", 1),
+        lambda: d.update({b"b": 2}),
+        lambda: d.setdefault(b"c", 3),
+        lambda: d.pop(b"c"),
+        lambda: d.pop(b"absent", None),
+        lambda: d.__delitem__(b"b"),
+        lambda: d.popitem(),
+        lambda: other.__setitem__(b"x", 1),
+        lambda: d.__ior__({b"z": 0}),
+        lambda: d.clear(),
+    ]
+    for change in changes:
+        before = d.version
+        change()
+        if change is not changes[7]:
+            assert d.version != before and d.version not in seen
+        seen.add(d.version)
+        seen.add(other.version)
+    assert d == {} and other.version not in (0, d.version)
