@@ -11,6 +11,7 @@ counts them); the token is never part of a message. An answer is read up to
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
@@ -24,6 +25,8 @@ from grafana_client.api import AsyncGrafanaApi
 # Kafka refused (the failure went unaudited, with a traceback).
 MAX_ERROR_TEXT = 300
 
+
+log = logging.getLogger(__name__)
 
 # Bytes of an answer read at most, after decoding (Grafana's answers to our two calls are
 # a few hundred): grafana-client reads an answer whole, so a Grafana (or a proxy in front
@@ -154,7 +157,7 @@ class GrafanaAnnotator:
                 while len(self._regions) > self._regions_limit:
                     self._regions.popitem(last=False)
         except Exception as exc:  # any failure of a remote call is reported, never raised
-            await self.on_error(key, _failure(self.where, exc))
+            await self._report(key, _failure(self.where, exc))
 
     async def _close(
         self, key: str, text: str, tags: list[str], start_ms: int, end_ms: int
@@ -173,7 +176,21 @@ class GrafanaAnnotator:
                 timeout=self.timeout,
             )
         except Exception as exc:
-            await self.on_error(key, _failure(self.where, exc))
+            await self._report(key, _failure(self.where, exc))
+
+    async def _report(self, key: str, failure: str) -> None:
+        """``on_error``, and a WARNING when that fails too (its audit record's send):
+        before, the failure was lost in a task exception nobody retrieved."""
+        try:
+            await self.on_error(key, failure)
+        except Exception as exc:
+            log.warning(
+                "citybrain: annotation %s failed (%s), and recording that failed: %s: %s",
+                key,
+                failure,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):

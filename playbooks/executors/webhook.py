@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -73,6 +74,12 @@ def verify(
         return False
     return abs((time.time() if now is None else now) - sent) <= max_age
 
+
+log = logging.getLogger(__name__)
+
+# Times the host is asked to take a call's outcome (``on_result``) before it is given up
+# and logged: the host sends it to Kafka, which may be away for a moment.
+RESULT_TRIES = 5
 
 # Calls in flight to one receiver (scheme, host and port) at most: a receiver that
 # accepts and never answers held every slot of the executor, and every connection of the
@@ -192,7 +199,7 @@ class WebhookExecutor:
                 status = await self._status(url, body, headers)
                 detail = f"HTTP {status}"
                 if 200 <= status < 300:
-                    await self.on_result(
+                    await self._hand_back(
                         WebhookOutcome(
                             command_id, url, True, attempts, detail, time.monotonic() - start
                         )
@@ -209,12 +216,50 @@ class WebhookExecutor:
             except Exception as exc:  # the run must still have its result
                 detail, retry = f"error: {type(exc).__name__}: {str(exc)[:200]}", False
             if self.on_attempt is not None:
-                await self.on_attempt(command_id, url, attempts, detail)
+                try:
+                    await self.on_attempt(command_id, url, attempts, detail)
+                except Exception as exc:
+                    # Recording the attempt failed (its audit record's send): the call
+                    # goes on. Before, it ended the delivery: no retry, and no outcome.
+                    log.warning(
+                        "citybrain: webhook %s to %s: failed attempt %d (%s) not recorded: %s: %s",
+                        command_id,
+                        url,
+                        attempts,
+                        detail,
+                        type(exc).__name__,
+                        exc,
+                    )
             if not retry or attempt == self.retries:
                 break
             await asyncio.sleep(self.delay(attempt))
-        await self.on_result(
+        await self._hand_back(
             WebhookOutcome(command_id, url, False, attempts, detail, time.monotonic() - start)
+        )
+
+    async def _hand_back(self, outcome: WebhookOutcome) -> None:
+        """Give ``outcome`` to the host, asking again with backoff up to RESULT_TRIES
+        times when it fails (its send to Kafka); then logged as an ERROR naming the call
+        and its outcome. Before, one failure lost the outcome (the run waited out its
+        step's deadline) and left a task exception nobody retrieved."""
+        for attempt in range(RESULT_TRIES):
+            try:
+                await self.on_result(outcome)
+                return
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if attempt < RESULT_TRIES - 1:
+                await asyncio.sleep(self.delay(attempt))
+        log.error(
+            "citybrain: webhook %s to %s: its outcome (%s, %s after %d attempt(s)) could not "
+            "be handed back in %d tries, the last: %s",
+            outcome.command_id,
+            outcome.url,
+            "ok" if outcome.ok else "failed",
+            outcome.detail,
+            outcome.attempts,
+            RESULT_TRIES,
+            error,
         )
 
     async def _status(self, url: str, body: bytes, headers: dict[str, str]) -> int:

@@ -264,3 +264,23 @@ def test_a_redirect_is_not_followed() -> None:
     [error] = annotate_raw(loop)
     assert "HTTP 302: a redirect to '/api/annotations', not followed" in error
     assert loop.calls == 1
+
+
+def test_a_failure_that_cannot_be_recorded_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # Before: on_error's own failure (the audit send, Kafka away) escaped the task.
+    async def on_error(annotation_id: str, detail: str) -> None:
+        raise RuntimeError("Kafka is unreachable")
+
+    async def main() -> None:
+        annotator = GrafanaAnnotator("http://127.0.0.1:9", TOKEN, on_error, timeout=1.0)
+        assert annotator.submit("run-1:4", "text", ["citybrain"], 1_000)
+        while annotator.in_flight:
+            await asyncio.sleep(0.02)
+
+    with caplog.at_level("WARNING", logger="playbooks.executors.grafana"):
+        asyncio.run(main())
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        "citybrain: annotation run-1:4 failed (http://127.0.0.1:9"
+    )
+    assert record.getMessage().endswith("RuntimeError: Kafka is unreachable")

@@ -297,3 +297,58 @@ def test_a_hung_receiver_holding_many_connections_does_not_starve_another() -> N
     assert all(taken) and calls == 150
     assert [(o.command_id, o.ok, o.detail) for o in outcomes] == [("ok-1:1", True, "HTTP 204")]
     assert still == 150
+
+
+def test_an_outcome_the_host_cannot_take_at_once_is_handed_back_again(target: str) -> None:
+    # Before: the host's first failure to take the outcome (its send to Kafka while the
+    # broker was away) ended the delivery task with an exception nobody retrieved, and
+    # the run never had its result. The attempt's record failing ended it too: no retry.
+    Target.script = [503]
+    outcomes: list[WebhookOutcome] = []
+    refused: list[str] = []
+    recorded: list[str] = []
+
+    async def on_result(o: WebhookOutcome) -> None:
+        if len(refused) < 2:
+            refused.append(o.detail)
+            raise RuntimeError("Kafka is unreachable")
+        outcomes.append(o)
+
+    async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
+        recorded.append(detail)
+        raise RuntimeError("the audit record was not sent")
+
+    async def main() -> None:
+        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=0.05)
+        assert ex.submit("run-1:7", target, {"run_id": "run-1"})
+        while ex.in_flight:
+            await asyncio.sleep(0.01)
+        await ex.close()
+
+    asyncio.run(main())
+    assert recorded == ["HTTP 503"] and len(Target.seen) == 2  # retried all the same
+    assert refused == ["HTTP 200", "HTTP 200"]
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(True, 2, "HTTP 200")]
+
+
+def test_an_outcome_never_taken_is_logged_naming_the_call(
+    target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def on_result(o: WebhookOutcome) -> None:
+        raise RuntimeError("Kafka is unreachable")
+
+    async def main() -> None:
+        ex = WebhookExecutor(SECRET, on_result, backoff=0.01)
+        assert ex.submit("run-1:7", target, {"run_id": "run-1"})
+        while ex.in_flight:
+            await asyncio.sleep(0.01)
+        await ex.close()
+
+    with caplog.at_level("ERROR", logger="playbooks.executors.webhook"):
+        asyncio.run(main())
+    [record] = caplog.records
+    assert "webhook run-1:7 to http://127.0.0.1:" in record.getMessage()
+    assert "(ok, HTTP 200 after 1 attempt(s)) could not be handed back in 5 tries" in (
+        record.getMessage()
+    )
+    assert record.getMessage().endswith("RuntimeError: Kafka is unreachable")
