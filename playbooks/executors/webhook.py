@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -98,6 +99,25 @@ def receiver(url: str) -> str:
     if port is None:
         port = 443 if parts.scheme == "https" else 80
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _reason(exc: BaseException) -> str:
+    """``": <the exception's text>"``, cut to 200 characters, or "" when it has none."""
+    text = str(exc).strip()
+    return f": {text[:200]}" if text else ""
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The verifier's reason when ``exc`` comes of a server certificate not trusted
+    (``ssl.SSLCertVerificationError`` somewhere in its causes), else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (cause.verify_message or str(cause))[:200]
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class WebhookExecutor:
@@ -210,7 +230,13 @@ class WebhookExecutor:
             except (httpx.TimeoutException, TimeoutError):
                 detail = "timeout"
             except httpx.TransportError as exc:
-                detail = f"transport error: {type(exc).__name__}"
+                untrusted = _certificate_error(exc)
+                if untrusted is not None:
+                    # Retrying will not make the certificate trusted; before, this was
+                    # retried as "transport error: ConnectError", the reason unsaid.
+                    detail, retry = f"TLS certificate not trusted: {untrusted}", False
+                else:
+                    detail = f"transport error: {type(exc).__name__}{_reason(exc)}"
             except httpx.HTTPError as exc:  # an answer httpx cannot read
                 detail = f"bad answer: {type(exc).__name__}"
             except Exception as exc:  # the run must still have its result

@@ -4,6 +4,8 @@ backoff, no retry on a client error, and a bound on calls in flight."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -352,3 +354,60 @@ def test_an_outcome_never_taken_is_logged_naming_the_call(
         record.getMessage()
     )
     assert record.getMessage().endswith("RuntimeError: Kafka is unreachable")
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server TLS context with a certificate nobody trusts (made with openssl)."""
+    where = tmp_path_factory.mktemp("tls")
+    key, cert = where / "key.pem", where / "cert.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run(
+        [*request, "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_a_receiver_whose_certificate_is_not_trusted_is_said_so_and_not_retried(
+    self_signed: ssl.SSLContext,
+) -> None:
+    # Before: "transport error: ConnectError", retried 4 times: the reason unsaid, and
+    # no retry makes a certificate trusted.
+    outcomes: list[WebhookOutcome] = []
+    attempts: list[str] = []
+    served = Hung()
+
+    async def on_result(o: WebhookOutcome) -> None:
+        outcomes.append(o)
+
+    async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
+        attempts.append(detail)
+
+    async def main() -> None:
+        server = await asyncio.start_server(served, "127.0.0.1", 0, ssl=self_signed)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=0.01)
+        assert ex.submit("run-1:7", url, {"run_id": "run-1"})
+        try:
+            async with asyncio.timeout(20):
+                while ex.in_flight:
+                    await asyncio.sleep(0.01)
+        finally:
+            await ex.close()
+            server.close()
+
+    asyncio.run(main())
+    detail = "TLS certificate not trusted: self-signed certificate"
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(False, 1, detail)]
+    assert attempts == [detail] and served.calls == 0  # the handshake failed first
+
+
+def test_a_refused_connection_says_why() -> None:
+    outcomes, _ = deliver("http://127.0.0.1:9/hook", retries=0)
+    assert [(o.ok, o.attempts) for o in outcomes] == [(False, 1)]
+    assert outcomes[0].detail.startswith("transport error: ConnectError: ")
+    assert len(outcomes[0].detail) > len("transport error: ConnectError: ")
