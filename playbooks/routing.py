@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -982,6 +982,70 @@ class SilenceBook:
         return silences, fresh
 
 
+class SourceIndex:
+    """The firing alerts that can inhibit, kept per inhibit rule as they fire and resolve
+    (``put``, ``drop``): under each rule, those matching its source side, by their
+    values of its ``equal`` labels, as Alertmanager keeps a cache of each rule's sources
+    (``inhibit/inhibit.go``). Before, every alert an inhibit rule targeted walked every
+    firing alert, three matcher evaluations each: with 10,000 firing, ~85 ms an alert,
+    so an alert storm's routing cost grew with the square of its size."""
+
+    def __init__(self, rules: Iterable[InhibitRule]) -> None:
+        self.rules = tuple(rules)
+        self._by_rule: list[dict[tuple[str, ...], dict[Any, Mapping[str, str]]]] = [
+            {} for _ in self.rules
+        ]
+        self._where: dict[Any, list[tuple[int, tuple[str, ...]]]] = {}
+
+    def put(self, key: Any, labels: Any) -> None:
+        """``key``'s firing alert now has ``labels`` (any stored value: one that is not
+        a label set inhibits nothing)."""
+        self.drop(key)
+        if not _is_label_set(labels):
+            return
+        places = []
+        for i, rule in enumerate(self.rules):
+            if matches_all(rule.source, labels):
+                values = tuple(labels.get(name, "") for name in rule.equal)
+                self._by_rule[i].setdefault(values, {})[key] = labels
+                places.append((i, values))
+        if places:
+            self._where[key] = places
+
+    def drop(self, key: Any) -> None:
+        """``key``'s alert no longer fires."""
+        for i, values in self._where.pop(key, ()):
+            bucket = self._by_rule[i][values]
+            del bucket[key]
+            if not bucket:
+                del self._by_rule[i][values]
+
+    def clear(self) -> None:
+        self._by_rule = [{} for _ in self.rules]
+        self._where.clear()
+
+    def sources(
+        self, rule: int, labels: Mapping[str, str]
+    ) -> Iterable[tuple[Any, Mapping[str, str]]]:
+        """``(key, labels)`` of the firing alerts that match rule ``rule``'s source side
+        and have ``labels``' values of its ``equal`` labels."""
+        values = tuple(labels.get(name, "") for name in self.rules[rule].equal)
+        return self._by_rule[rule].get(values, {}).items()
+
+
+class IndexedFiring:
+    """The firing alerts but ``key``'s, for ``Router.decide``: walked in full when
+    iterated (``walk``), or looked up in ``index`` (kept from the same table)."""
+
+    def __init__(
+        self, index: SourceIndex, key: Any, walk: Callable[[], Iterable[Mapping[str, str]]]
+    ) -> None:
+        self.index, self.key, self._walk = index, key, walk
+
+    def __iter__(self) -> Iterator[Mapping[str, str]]:
+        return iter(self._walk())
+
+
 # Why a firing alert is kept from its receivers (a Decision's ``mute``); bounded, a label
 # of citybrain_alerts_unmuted_total. citybrain has no time-based mutes.
 MUTES = ("silenced", "inhibited")
@@ -1033,8 +1097,20 @@ class Router:
                 return Decision(routes, silenced_by=silence)
         # Only rules whose target side the alert matches can inhibit it: with none, the
         # firing alerts are not walked at all.
-        rules = [rule for rule in self.inhibit_rules if matches_all(rule.target, labels)]
-        if not rules:
+        targeted = [i for i, r in enumerate(self.inhibit_rules) if matches_all(r.target, labels)]
+        if not targeted:
+            return Decision(routes)
+        rules = [self.inhibit_rules[i] for i in targeted]
+        if isinstance(firing, IndexedFiring) and firing.index.rules == self.inhibit_rules:
+            for i in targeted:
+                rule = self.inhibit_rules[i]
+                for key, source in firing.index.sources(i, labels):
+                    if key == firing.key or source.get("alert_id") == labels.get("alert_id"):
+                        continue  # an alert never inhibits itself
+                    if rule.inhibits(labels, source):
+                        return Decision(
+                            routes, inhibited_by=rule, inhibiting=source.get("alert_id", "")
+                        )
             return Decision(routes)
         for source in firing:
             if not _is_label_set(source):

@@ -16,7 +16,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import faust
 import orjson
@@ -335,12 +335,32 @@ def coalesce_changelog(
 _CHANGES = itertools.count(1)
 
 
+class Watcher(Protocol):
+    """Told of every change of a VersionedDict it watches (``playbooks.routing.SourceIndex``
+    keeps the firing alerts that can inhibit so)."""
+
+    def put(self, key: Any, value: Any) -> None: ...
+    def drop(self, key: Any) -> None: ...
+    def clear(self) -> None: ...
+
+
 class VersionedDict(dict[Any, Any]):
     """A memory store's dict that numbers its changes (``version``), so a reader can tell
-    an unchanged table without walking it. Every mutating method faust's memory store
-    (faust-streaming 0.15.3, ``faust.stores.memory.Store``) and the API call is counted."""
+    an unchanged table without walking it, and tells its ``watchers`` of each. Every
+    mutating method faust's memory store (faust-streaming 0.15.3,
+    ``faust.stores.memory.Store``) and the API call is counted."""
 
     version: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> None:
+        """Tell ``watcher`` of every entry now, then of every change."""
+        for key, value in self.items():
+            watcher.put(key, value)
+        self.watchers.append(watcher)
 
     def _changed(self) -> None:
         self.version = next(_CHANGES)
@@ -348,30 +368,47 @@ class VersionedDict(dict[Any, Any]):
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
         self._changed()
+        for watcher in self.watchers:
+            watcher.put(key, value)
 
     def __delitem__(self, key: Any) -> None:
         super().__delitem__(key)
         self._changed()
+        for watcher in self.watchers:
+            watcher.drop(key)
 
     def pop(self, key: Any, *default: Any) -> Any:
         self._changed()
+        if key in self:
+            for watcher in self.watchers:
+                watcher.drop(key)
         return super().pop(key, *default)
 
     def popitem(self) -> tuple[Any, Any]:
         self._changed()
-        return super().popitem()
+        key, value = super().popitem()
+        for watcher in self.watchers:
+            watcher.drop(key)
+        return key, value
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
-        self._changed()
-        return super().setdefault(key, default)
+        if key not in self:
+            self[key] = default
+        return self[key]
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        super().update(*args, **kwargs)
-        self._changed()
+        if not self.watchers:
+            super().update(*args, **kwargs)
+            self._changed()
+            return
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
 
     def clear(self) -> None:
         super().clear()
         self._changed()
+        for watcher in self.watchers:
+            watcher.clear()
 
     def __ior__(self, other: Any) -> VersionedDict:  # type: ignore[misc]
         self.update(other)
@@ -390,6 +427,15 @@ class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
         if type(data) is dict:
             data = store.data = VersionedDict(data)
         return data if isinstance(data, VersionedDict) else None
+
+    def watch(self, watcher: Watcher) -> bool:
+        """Tell ``watcher`` of every entry and every change from now on; False (it is told
+        nothing) when the store cannot tell."""
+        data = self._store_dict()
+        if data is None:
+            return False
+        data.watch(watcher)
+        return True
 
     def change_version(self) -> int | None:
         """A number that changes whenever the table does (None: a store that does not
