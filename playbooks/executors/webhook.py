@@ -82,10 +82,15 @@ log = logging.getLogger(__name__)
 # and logged: the host sends it to Kafka, which may be away for a moment.
 RESULT_TRIES = 5
 
-# Calls in flight to one receiver (scheme, host and port) at most: a receiver that
-# accepts and never answers held every slot of the executor, and every connection of the
-# shared client, so calls to healthy receivers were refused or waited out their timeout.
-MAX_PER_RECEIVER = 50
+# Calls in flight at most: in all; to one receiver (scheme, host and port), the bound
+# all receivers shared before; and attempts under way at once to one receiver (the others
+# wait their turn, their timeout not yet started). Before, one bound of 200 and httpx's
+# pool of 100 connections served every receiver: one that accepts calls and never
+# answers took every slot and every connection, so calls to healthy receivers were
+# refused or waited for a connection until their timeout.
+MAX_IN_FLIGHT = 1000
+MAX_PER_RECEIVER = 200
+CONNECTIONS_PER_RECEIVER = 50
 
 
 def receiver(url: str) -> str:
@@ -130,8 +135,9 @@ class WebhookExecutor:
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = MAX_BACKOFF,
-        max_in_flight: int = 200,
+        max_in_flight: int = MAX_IN_FLIGHT,
         max_per_receiver: int = MAX_PER_RECEIVER,
+        connections_per_receiver: int = CONNECTIONS_PER_RECEIVER,
     ) -> None:
         self.secret = secret
         self.on_result = on_result
@@ -143,7 +149,10 @@ class WebhookExecutor:
         self.max_in_flight = max_in_flight
         self.max_per_receiver = max_per_receiver
         self._tasks: set[asyncio.Task[None]] = set()
+        self.connections_per_receiver = connections_per_receiver
         self._per_receiver: dict[str, int] = {}  # receiver -> calls in flight to it
+        # receiver -> its attempts under way; kept while it has calls in flight
+        self._turns: dict[str, asyncio.Semaphore] = {}
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -170,7 +179,12 @@ class WebhookExecutor:
         if self.refusal(url) is not None:
             return False
         where = receiver(url)
-        task = asyncio.get_running_loop().create_task(self._deliver(command_id, url, payload))
+        if where not in self._turns:
+            self._turns[where] = asyncio.Semaphore(self.connections_per_receiver)
+        turns = self._turns[where]
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(command_id, url, payload, turns)
+        )
         self._tasks.add(task)
         self._per_receiver[where] = self._per_receiver.get(where, 0) + 1
 
@@ -179,6 +193,8 @@ class WebhookExecutor:
             left = self._per_receiver.pop(where, 1) - 1
             if left:  # receivers with nothing in flight are not kept: no growth by URL
                 self._per_receiver[where] = left
+            else:
+                self._turns.pop(where, None)
 
         task.add_done_callback(done)
         return True
@@ -189,13 +205,15 @@ class WebhookExecutor:
         # now refuse, kept safe here for any caller).
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** min(attempt, 64)))
 
-    async def _deliver(self, command_id: str, url: str, payload: dict[str, Any]) -> None:
+    async def _deliver(
+        self, command_id: str, url: str, payload: dict[str, Any], turns: asyncio.Semaphore
+    ) -> None:
         if self._client is None:
             # A redirect is not followed (httpx's default, said here on purpose): the
             # signed run would go to a host no playbook named (trial 29). A connection
-            # for every call in flight: httpx's pool of 100, shared by all receivers, let
-            # one receiver that never answers hold them all, and a call to another waited
-            # for a connection until it timed out.
+            # for every call in flight (each receiver's turns bound them): httpx's pool
+            # of 100, shared by all receivers, let one receiver that never answers hold
+            # them all, and a call to another waited for a connection until it timed out.
             self._client = httpx.AsyncClient(
                 timeout=self.timeout,
                 follow_redirects=False,
@@ -207,16 +225,18 @@ class WebhookExecutor:
         attempts = 0
         for attempt in range(self.retries + 1):
             attempts = attempt + 1
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Citybrain-Delivery": command_id,
-                "X-Citybrain-Timestamp": timestamp,
-                "X-Citybrain-Signature": sign(self.secret, timestamp, body),
-            }
             retry = True
             try:
-                status = await self._status(url, body, headers)
+                async with turns:  # the receiver's turn first; then the timeout runs
+                    # Signed once its turn came: the timestamp is when it is sent.
+                    timestamp = str(int(time.time()))
+                    headers = {
+                        "Content-Type": "application/json",
+                        "X-Citybrain-Delivery": command_id,
+                        "X-Citybrain-Timestamp": timestamp,
+                        "X-Citybrain-Signature": sign(self.secret, timestamp, body),
+                    }
+                    status = await self._status(url, body, headers)
                 detail = f"HTTP {status}"
                 if 200 <= status < 300:
                     await self._hand_back(

@@ -260,8 +260,8 @@ def beside_a_hung_receiver(
         taken = [ex.submit(f"hung-{i}:1", hung_url, {"i": i}) for i in range(calls_to_hung)]
         refused = ex.refusal(hung_url)
         try:
-            async with asyncio.timeout(30):  # the hung calls are all at the receiver
-                while hung.calls < sum(taken):
+            async with asyncio.timeout(30):  # the hung calls' turns are all taken
+                while hung.calls < min(sum(taken), kw.get("connections_per_receiver", 50)):
                     await asyncio.sleep(0.01)
             assert ex.submit("ok-1:1", ok_url, {"ok": True})
             async with asyncio.timeout(30):  # before: waited for a pooled connection
@@ -282,20 +282,19 @@ def test_a_hung_receiver_takes_no_more_than_its_share_of_the_calls_in_flight() -
     # Before: one receiver that never answered took all 200 slots (a storm of runs with
     # a webhook step to it, or of closures to a stuck reply desk), and a call to any
     # other receiver was refused for as long, its run's step failed at once.
-    taken, refused, outcomes, calls, still = beside_a_hung_receiver(200)
-    assert taken == [True] * 50 + [False] * 150 and calls == 50
-    assert refused is not None and "to http://127.0.0.1:" in refused and "(50)" in refused
+    taken, refused, outcomes, calls, still = beside_a_hung_receiver(250)
+    assert taken == [True] * 200 + [False] * 50
+    assert refused is not None and "to http://127.0.0.1:" in refused and "(200)" in refused
+    assert calls == 50  # 50 attempts under way at once; the others wait their turn
     assert [(o.command_id, o.ok, o.detail) for o in outcomes] == [("ok-1:1", True, "HTTP 204")]
-    assert still == 50  # answered while every hung call was still waiting
+    assert still == 200  # answered while every hung call was still waiting
 
 
 def test_a_hung_receiver_holding_many_connections_does_not_starve_another() -> None:
     # Before: the executor's one httpx client pooled 100 connections for all receivers:
     # with 100 calls hung at one, a call to a healthy one waited for a connection until
     # its own timeout, and failed.
-    taken, _, outcomes, calls, still = beside_a_hung_receiver(
-        150, max_per_receiver=150, max_in_flight=200
-    )
+    taken, _, outcomes, calls, still = beside_a_hung_receiver(150, connections_per_receiver=150)
     assert all(taken) and calls == 150
     assert [(o.command_id, o.ok, o.detail) for o in outcomes] == [("ok-1:1", True, "HTTP 204")]
     assert still == 150
@@ -411,3 +410,29 @@ def test_a_refused_connection_says_why() -> None:
     assert [(o.ok, o.attempts) for o in outcomes] == [(False, 1)]
     assert outcomes[0].detail.startswith("transport error: ConnectError: ")
     assert len(outcomes[0].detail) > len("transport error: ConnectError: ")
+
+
+def test_more_calls_to_one_healthy_receiver_than_its_turns_all_arrive() -> None:
+    # Past the 50 attempts under way at once, calls wait their turn, not refused (a
+    # takeover makes every pending closure call again at once).
+    outcomes: list[WebhookOutcome] = []
+
+    async def on_result(o: WebhookOutcome) -> None:
+        outcomes.append(o)
+
+    async def main() -> list[bool]:
+        server = await asyncio.start_server(healthy, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        ex = WebhookExecutor(SECRET, on_result, retries=0)
+        taken = [ex.submit(f"c{i}:1", url, {"i": i}) for i in range(180)]
+        try:
+            async with asyncio.timeout(60):
+                while ex.in_flight:
+                    await asyncio.sleep(0.01)
+        finally:
+            await ex.close()
+            server.close()
+        return taken
+
+    assert all(asyncio.run(main()))
+    assert len(outcomes) == 180 and all(o.ok for o in outcomes)
