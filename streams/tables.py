@@ -426,6 +426,7 @@ class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
         data = getattr(store, "data", None)
         if type(data) is dict:
             data = store.data = VersionedDict(data)
+            data._changed()  # a number of its own, never one an earlier dict had
         return data if isinstance(data, VersionedDict) else None
 
     def watch(self, watcher: Watcher) -> bool:
