@@ -684,9 +684,12 @@ class Response:
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
             # longer to be made again. Stored at once: the run it closed may be superseded.
+            given = calls[cmd["command_id"]]
             calls = {k: v for k, v in calls.items() if k != cmd["command_id"]}
             group = {**(group or {}), "reply_calls": calls}
             await self.ctx.groups.set_many({key: group})
+            if cmd.get("ok") is not True:
+                await self._reply_given_up(run_id, cmd, given)
             if not group.get("run") or group["run"].get("run_id") != run_id:
                 # Its run superseded since (a new alert opened the next): the call was all
                 # it was about, no unknown_run dead letter (trial 26).
@@ -1210,6 +1213,30 @@ class Response:
             return
         detail = refused or "too many webhook calls in flight"
         await self.on_webhook_outcome(WebhookOutcome(command_id, url, False, 0, detail, 0.0))
+
+    async def _reply_given_up(self, run_id: str, cmd: dict[str, Any], reply: Any) -> None:
+        """A closure webhook call that failed after its retries: one audit record
+        (``reply_webhook_failed``) and a WARNING naming the report and why. Before, only
+        its attempts were audited: the run is resolved, so the engine ignores the outcome,
+        and nothing said the closure was given up (the replies topic has it)."""
+        report = reply.get("report_id", "?") if isinstance(reply, dict) else "?"
+        url = str(self.settings.replies_webhook_url)
+        why = str(cmd.get("detail") or "failed")[:300]
+        self.warn_webhook(
+            url,
+            f"closure (reply) webhook to {url} for report {report} given up: {why} (the "
+            "replies topic has it); audited as reply_webhook_failed",
+        )
+        await self.ctx.audit(
+            {
+                "action": "reply_webhook_failed",
+                "run_id": run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"{cmd['command_id']} for report {report} to {url}: {why}; given up "
+                "(the replies topic has the closure)",
+            }
+        )
 
     def _remember_call(self, command_id: str) -> None:
         self._called[command_id] = None
