@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -890,38 +890,160 @@ class BadSilence:
     message: str
 
 
+class SilenceList(list[Silence]):
+    """The silences ``SilenceBook.read`` gives, in stored order, with an index built once
+    per list: ``candidates`` are the silences that can match a label set, ``by_id`` one
+    silence. Before, every alert was checked against every silence (10,000 allowed), and
+    every muted alert re-checked each tick looked its silence up by walking them all:
+    10,000 muted alerts under the 10,000th silence were 10^8 steps a tick."""
+
+    def __init__(self, silences: Iterable[Silence] = ()) -> None:
+        super().__init__(silences)
+        self._index: tuple[dict[tuple[str, str], list[int]], list[int]] | None = None
+        self._ids: dict[str, Silence] | None = None
+
+    def _built(self) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
+        if self._index is None:
+            # A silence with an `=` matcher on a non-empty value matches only alerts with
+            # that label value: bucketed under it; the others (regexes, negations only)
+            # are checked for every alert.
+            buckets: dict[tuple[str, str], list[int]] = {}
+            general: list[int] = []
+            for i, silence in enumerate(self):
+                pick = next((m for m in silence.matchers if m.op == "=" and m.value), None)
+                if pick is None:
+                    general.append(i)
+                else:
+                    buckets.setdefault((pick.name, pick.value), []).append(i)
+            self._index = (buckets, general)
+        return self._index
+
+    def candidates(self, labels: Mapping[str, str]) -> list[Silence]:
+        """The silences that may match ``labels`` (every one that does, maybe others),
+        in stored order, so the first that matches is the one a full walk finds."""
+        buckets, general = self._built()
+        found = list(general)
+        for item in labels.items():
+            found += buckets.get(item, ())
+        if len(found) > len(general):
+            found.sort()
+        return [self[i] for i in found]
+
+    def by_id(self, silence_id: str) -> Silence | None:
+        if self._ids is None:
+            self._ids = {}
+            for silence in self:
+                self._ids.setdefault(silence.id, silence)
+        return self._ids.get(silence_id)
+
+
 class SilenceBook:
     """Reads the stored silences for the route agent: each stored version is parsed once;
     expired ones are skipped unread; one that cannot be read is skipped and reported
-    once (to be audited and counted), never raised."""
+    once (to be audited and counted), never raised. Given the table's ``version`` (a
+    value that changes whenever the table does), an unchanged table is not walked again
+    until one of its silences ends: walking 60,000 stored silences (expired ones
+    included) took ~75 ms, once for every alert."""
 
     def __init__(self) -> None:
         self._read: dict[tuple[str, str], Silence | BadSilence] = {}
+        self._version: object = None
+        self._last = SilenceList()
+        self._until = -math.inf  # epoch s: the earliest end among ``_last``
 
     def read(
-        self, stored: Iterable[tuple[str, Any]], now: float
-    ) -> tuple[list[Silence], list[BadSilence]]:
-        """(silences not yet expired, stored silences found unreadable by this call)."""
-        silences: list[Silence] = []
+        self, stored: Iterable[tuple[str, Any]], now: float, version: object = None
+    ) -> tuple[SilenceList, list[BadSilence]]:
+        """(silences not yet expired, stored silences found unreadable by this call);
+        ``version``: the table's change count, None when unknown (then read always)."""
+        if version is not None and version == self._version and now < self._until:
+            return self._last, []
+        silences = SilenceList()
         fresh: list[BadSilence] = []
         read: dict[tuple[str, str], Silence | BadSilence] = {}
         for key, doc in stored:
             ends = doc.get("ends_at") if isinstance(doc, Mapping) else None
             if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
                 continue  # expired: not evaluated, not even parsed
-            version = (key, repr(ends))  # an expiry writes a new ends_at
-            found = self._read.get(version)
+            version_key = (key, repr(ends))  # an expiry writes a new ends_at
+            found = self._read.get(version_key)
             if found is None:
                 try:
                     found = Silence.from_dict(doc)
                 except SilenceError as exc:
                     found = BadSilence(key, exc.problem, str(exc))
                     fresh.append(found)
-            read[version] = found
+            read[version_key] = found
             if isinstance(found, Silence):
                 silences.append(found)
         self._read = read
+        self._version, self._last = version, silences
+        self._until = min((s.ends_at for s in silences), default=math.inf)
         return silences, fresh
+
+
+class SourceIndex:
+    """The firing alerts that can inhibit, kept per inhibit rule as they fire and resolve
+    (``put``, ``drop``): under each rule, those matching its source side, by their
+    values of its ``equal`` labels, as Alertmanager keeps a cache of each rule's sources
+    (``inhibit/inhibit.go``). Before, every alert an inhibit rule targeted walked every
+    firing alert, three matcher evaluations each: with 10,000 firing, ~85 ms an alert,
+    so an alert storm's routing cost grew with the square of its size."""
+
+    def __init__(self, rules: Iterable[InhibitRule]) -> None:
+        self.rules = tuple(rules)
+        self._by_rule: list[dict[tuple[str, ...], dict[Any, Mapping[str, str]]]] = [
+            {} for _ in self.rules
+        ]
+        self._where: dict[Any, list[tuple[int, tuple[str, ...]]]] = {}
+
+    def put(self, key: Any, labels: Any) -> None:
+        """``key``'s firing alert now has ``labels`` (any stored value: one that is not
+        a label set inhibits nothing)."""
+        self.drop(key)
+        if not _is_label_set(labels):
+            return
+        places = []
+        for i, rule in enumerate(self.rules):
+            if matches_all(rule.source, labels):
+                values = tuple(labels.get(name, "") for name in rule.equal)
+                self._by_rule[i].setdefault(values, {})[key] = labels
+                places.append((i, values))
+        if places:
+            self._where[key] = places
+
+    def drop(self, key: Any) -> None:
+        """``key``'s alert no longer fires."""
+        for i, values in self._where.pop(key, ()):
+            bucket = self._by_rule[i][values]
+            del bucket[key]
+            if not bucket:
+                del self._by_rule[i][values]
+
+    def clear(self) -> None:
+        self._by_rule = [{} for _ in self.rules]
+        self._where.clear()
+
+    def sources(
+        self, rule: int, labels: Mapping[str, str]
+    ) -> Iterable[tuple[Any, Mapping[str, str]]]:
+        """``(key, labels)`` of the firing alerts that match rule ``rule``'s source side
+        and have ``labels``' values of its ``equal`` labels."""
+        values = tuple(labels.get(name, "") for name in self.rules[rule].equal)
+        return self._by_rule[rule].get(values, {}).items()
+
+
+class IndexedFiring:
+    """The firing alerts but ``key``'s, for ``Router.decide``: walked in full when
+    iterated (``walk``), or looked up in ``index`` (kept from the same table)."""
+
+    def __init__(
+        self, index: SourceIndex, key: Any, walk: Callable[[], Iterable[Mapping[str, str]]]
+    ) -> None:
+        self.index, self.key, self._walk = index, key, walk
+
+    def __iter__(self) -> Iterator[Mapping[str, str]]:
+        return iter(self._walk())
 
 
 # Why a firing alert is kept from its receivers (a Decision's ``mute``); bounded, a label
@@ -968,15 +1090,34 @@ class Router:
         now: float,
     ) -> Decision:
         routes = tuple(self.root.match(labels))
+        if isinstance(silences, SilenceList):
+            silences = silences.candidates(labels)
         for silence in silences:
             if silence.silences(labels, now):
                 return Decision(routes, silenced_by=silence)
+        # Only rules whose target side the alert matches can inhibit it: with none, the
+        # firing alerts are not walked at all.
+        targeted = [i for i, r in enumerate(self.inhibit_rules) if matches_all(r.target, labels)]
+        if not targeted:
+            return Decision(routes)
+        rules = [self.inhibit_rules[i] for i in targeted]
+        if isinstance(firing, IndexedFiring) and firing.index.rules == self.inhibit_rules:
+            for i in targeted:
+                rule = self.inhibit_rules[i]
+                for key, source in firing.index.sources(i, labels):
+                    if key == firing.key or source.get("alert_id") == labels.get("alert_id"):
+                        continue  # an alert never inhibits itself
+                    if rule.inhibits(labels, source):
+                        return Decision(
+                            routes, inhibited_by=rule, inhibiting=source.get("alert_id", "")
+                        )
+            return Decision(routes)
         for source in firing:
             if not _is_label_set(source):
                 continue  # a stored alert that cannot be read inhibits nothing
             if source.get("alert_id") == labels.get("alert_id"):
                 continue  # an alert never inhibits itself
-            for rule in self.inhibit_rules:
+            for rule in rules:
                 if rule.inhibits(labels, source):
                     return Decision(
                         routes, inhibited_by=rule, inhibiting=source.get("alert_id", "")
@@ -1000,17 +1141,18 @@ class Router:
         source alert (``source``: the labels stored now under ``muted_by`` in the firing
         alerts, None when it no longer fires), still mutes it, that is found without
         walking ``firing``. Epoch seconds ``now``."""
-        silences = list(silences)
+        if not isinstance(silences, SilenceList):
+            silences = SilenceList(silences)
         if mute == "silenced":
-            for silence in silences:
-                if silence.id == muted_by and silence.silences(labels, now):
-                    return Decision(tuple(self.root.match(labels)), silenced_by=silence)
+            silence = silences.by_id(muted_by)
+            if silence is not None and silence.silences(labels, now):
+                return Decision(tuple(self.root.match(labels)), silenced_by=silence)
         elif (
             mute == "inhibited"
             and source is not None
             and _is_label_set(source)
             and source.get("alert_id") != labels.get("alert_id")
-            and not any(s.silences(labels, now) for s in silences)
+            and not any(s.silences(labels, now) for s in silences.candidates(labels))
         ):
             for rule in self.inhibit_rules:
                 if rule.inhibits(labels, source):

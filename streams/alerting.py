@@ -143,6 +143,10 @@ def read_muted(entry: bytes) -> dict[str, Any]:
     return doc
 
 
+# Muted alerts re-checked between two yields to the event loop.
+RECHECK_YIELD_EVERY = 256
+
+
 class Alerting:
     """Alerts to routed alerts: silences, inhibition and the routing tree; muted firing
     alerts re-checked and routed once no longer muted."""
@@ -217,7 +221,7 @@ class Alerting:
         if status == "firing":
             self.ctx.firing[key] = labels
             # A generator: the firing table is walked only if a silence does not apply first.
-            firing = (v for k, v in self.ctx.firing.items() if k != key)
+            firing = self.ctx.firing_except(key)
             decision = self.router.decide(labels, firing, await self._active_silences(now), now)
             why = decision.mute
             if why is not None:
@@ -310,7 +314,13 @@ class Alerting:
         # The active silences, read again only after an await (when the table can have
         # changed): a pass over thousands of alerts still muted reads them once.
         silences: list[Silence] | None = None
-        for key in list(self.muted.data):
+        for i, key in enumerate(list(self.muted.data)):
+            if i % RECHECK_YIELD_EVERY == RECHECK_YIELD_EVERY - 1:
+                # An alert still muted takes no await, and taking an unlocked lock does
+                # not yield: a pass over 10,000 of them held the event loop (readings,
+                # heartbeats, the API) for all of it.
+                await asyncio.sleep(0)
+                silences = None
             if key_partition(key, n) not in mine:
                 continue
             if self.settled.locked():
@@ -363,7 +373,7 @@ class Alerting:
             del self.muted[key]  # resolved: nothing to notify
             return "dropped"
         source = self.ctx.firing.get(muted_by.encode()) if mute == "inhibited" else None
-        firing = (v for k, v in self.ctx.firing.items() if k != key)
+        firing = self.ctx.firing_except(key)
         decision = self.router.recheck(labels, mute, muted_by, source, firing, silences, now)
         if decision.mute is not None:
             if (decision.mute, decision.muted_by) == (mute, muted_by):
@@ -392,7 +402,9 @@ class Alerting:
     async def _active_silences(self, now: float) -> list[Silence]:
         # Each stored version is read once; one that cannot be read is skipped, audited
         # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
-        silences, bad = self._silences.read(self.ctx.stored_silences(), now)
+        silences, bad = self._silences.read(
+            self.ctx.stored_silences(), now, self.ctx.silences_version()
+        )
         for silence in bad:
             log.warning("citybrain: skipping stored silence %s: %s", silence.key, silence.message)
             self.metrics.silences_invalid.labels(silence.problem).inc()

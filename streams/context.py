@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,7 +27,7 @@ from playbooks.errors import RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
-from playbooks.routing import SILENCE_PROBLEMS, Route, label_set
+from playbooks.routing import SILENCE_PROBLEMS, IndexedFiring, Route, SourceIndex, label_set
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
@@ -36,11 +36,13 @@ from streams.metrics import Metrics, bounded_label, initialise
 from streams.settings import Settings
 from streams.tables import (
     BAD_SHAPE,
+    KeyPartitionedGlobalTable,
     KeyPartitionedTable,
     Unreadable,
     UnreadableEntryError,
     key_partitioned_table,
     read_document,
+    stored_items,
 )
 
 log = logging.getLogger(__name__)
@@ -513,6 +515,15 @@ class Context:
         )
         self.firing = key_partitioned_table(app, "firing", n, is_global=True, decode=read_labels)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+        # The firing alerts that can inhibit, per inhibit rule, kept as the table changes
+        # (from this worker and from the changelog alike): an alert an inhibit rule
+        # targets looks up its sources instead of walking every firing alert.
+        self.inhibiting: SourceIndex | None = None
+        if self.router.inhibit_rules:
+            index = SourceIndex(self.router.inhibit_rules)
+            firing = self.firing
+            if isinstance(firing, KeyPartitionedGlobalTable) and firing.watch(index):
+                self.inhibiting = index
 
     def report_part(self, key: str, route: Route, labels: dict[str, str]) -> dict[str, str]:
         """One part of a citizen report routed (or offered) to several groups
@@ -585,7 +596,29 @@ class Context:
         """The silences table's ``(silence id, stored document)`` pairs, for
         ``playbooks.routing.SilenceBook.read``. Keys are UTF-8 as the API writes them; any
         other key is shown with replacement characters (its document is the bad one)."""
-        return ((k.decode(errors="replace"), v) for k, v in self.silences.items())
+        # A generator function: nothing is read until the book walks it (an unchanged
+        # table is not walked at all).
+        for k, v in stored_items(self.silences):
+            yield k.decode(errors="replace"), v
+
+    def firing_except(self, key: bytes) -> Iterable[Any]:
+        """The labels of every firing alert but ``key``'s, for ``Router.decide``: read
+        from the store as they are walked (only for an alert an inhibit rule targets),
+        and with the index of the ones that can inhibit when the store keeps one."""
+        if self.inhibiting is not None and isinstance(self.firing, KeyPartitionedGlobalTable):
+            return IndexedFiring(self.inhibiting, key, lambda: self._firing_except(key))
+        return self._firing_except(key)
+
+    def _firing_except(self, key: bytes) -> Iterator[Any]:
+        for k, v in stored_items(self.firing):
+            if k != key:
+                yield v
+
+    def silences_version(self) -> int | None:
+        """A number that changes whenever the silences table does (``SilenceBook.read``'s
+        ``version``); None when its store cannot tell."""
+        table = self.silences
+        return table.change_version() if isinstance(table, KeyPartitionedGlobalTable) else None
 
     def label_kind(self, kind: str) -> str:
         """An alert's ``kind`` as a metric label: one of the grid's kinds or

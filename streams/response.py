@@ -684,9 +684,12 @@ class Response:
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
             # longer to be made again. Stored at once: the run it closed may be superseded.
+            given = calls[cmd["command_id"]]
             calls = {k: v for k, v in calls.items() if k != cmd["command_id"]}
             group = {**(group or {}), "reply_calls": calls}
             await self.ctx.groups.set_many({key: group})
+            if cmd.get("ok") is not True:
+                await self._reply_given_up(run_id, cmd, given)
             if not group.get("run") or group["run"].get("run_id") != run_id:
                 # Its run superseded since (a new alert opened the next): the call was all
                 # it was about, no unknown_run dead letter (trial 26).
@@ -900,8 +903,9 @@ class Response:
             if labels is None:
                 continue  # resolved: in no notification
             if silences is None:  # (an unreadable one is audited by the alerts stage)
-                silences = self._silences.read(self.ctx.stored_silences(), now)[0]
-            firing = (v for k, v in self.ctx.firing.items() if k != key)
+                stored = self.ctx.stored_silences()
+                silences = self._silences.read(stored, now, self.ctx.silences_version())[0]
+            firing = self.ctx.firing_except(key)
             decision = self.ctx.router.decide(labels, firing, silences, now)
             if decision.mute is None:
                 return ""
@@ -1139,12 +1143,14 @@ class Response:
         for reply in replies if self.settings.replies_webhook_url else []:
             url = str(self.settings.replies_webhook_url)
             self._remember_call(reply["reply_id"])
-            if not self.webhooks.submit(reply["reply_id"], url, reply):
+            refused = self.webhooks.refusal(url)
+            if refused is not None or not self.webhooks.submit(reply["reply_id"], url, reply):
                 # The topic has the closure; the webhook copy is lost, and said so.
+                refused = refused or "too many webhook calls in flight"
                 self.warn_webhook(
                     url,
                     f"closure (reply) webhook to {url} dropped for report "
-                    f"{reply['report_id']}: too many webhook calls in flight (the "
+                    f"{reply['report_id']}: {refused} (the "
                     "replies topic has it); audited as reply_webhook_dropped",
                 )
                 await self.ctx.audit(
@@ -1153,7 +1159,7 @@ class Response:
                         "run_id": run.run_id,
                         "at": time.time(),
                         "actor": "citybrain",
-                        "detail": f"{reply['report_id']}: too many webhook calls in flight",
+                        "detail": f"{reply['report_id']}: {refused}",
                     }
                 )
         for topic, key, message in tasks:
@@ -1197,10 +1203,40 @@ class Response:
             "labels": run.labels,
             "delivery": command_id,
         }
-        if not self.webhooks.submit(command_id, url, payload):
-            await self.on_webhook_outcome(
-                WebhookOutcome(command_id, url, False, 0, "too many webhook calls in flight", 0.0)
-            )
+        await self._submit(command_id, url, payload)
+
+    async def _submit(self, command_id: str, url: str, payload: dict[str, Any]) -> None:
+        """Hand a call to the executor; one it refuses (too many in flight, in all or to
+        that receiver) fails at once, naming the bound, rather than waiting in a queue."""
+        refused = self.webhooks.refusal(url)
+        if refused is None and self.webhooks.submit(command_id, url, payload):
+            return
+        detail = refused or "too many webhook calls in flight"
+        await self.on_webhook_outcome(WebhookOutcome(command_id, url, False, 0, detail, 0.0))
+
+    async def _reply_given_up(self, run_id: str, cmd: dict[str, Any], reply: Any) -> None:
+        """A closure webhook call that failed after its retries: one audit record
+        (``reply_webhook_failed``) and a WARNING naming the report and why. Before, only
+        its attempts were audited: the run is resolved, so the engine ignores the outcome,
+        and nothing said the closure was given up (the replies topic has it)."""
+        report = reply.get("report_id", "?") if isinstance(reply, dict) else "?"
+        url = str(self.settings.replies_webhook_url)
+        why = str(cmd.get("detail") or "failed")[:300]
+        self.warn_webhook(
+            url,
+            f"closure (reply) webhook to {url} for report {report} given up: {why} (the "
+            "replies topic has it); audited as reply_webhook_failed",
+        )
+        await self.ctx.audit(
+            {
+                "action": "reply_webhook_failed",
+                "run_id": run_id,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": f"{cmd['command_id']} for report {report} to {url}: {why}; given up "
+                "(the replies topic has the closure)",
+            }
+        )
 
     def _remember_call(self, command_id: str) -> None:
         self._called[command_id] = None
@@ -1230,10 +1266,7 @@ class Response:
                 "detail": f"{reply_id} to {url}: its first call was on another worker",
             }
         )
-        if not self.webhooks.submit(reply_id, url, reply):
-            await self.on_webhook_outcome(
-                WebhookOutcome(reply_id, url, False, 0, "too many webhook calls in flight", 0.0)
-            )
+        await self._submit(reply_id, url, reply)
 
     async def _call_again(self, run: Run, command_id: str, url: str) -> None:
         """A run this worker owns waits for a webhook call it never made: the worker that

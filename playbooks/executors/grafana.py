@@ -4,23 +4,72 @@ regions for alerts and runs (created when they open, ended when they resolve).
 Never blocks the caller: every call starts a background task and returns; at most
 ``max_in_flight`` calls run at once (beyond that, annotations are dropped and the caller
 told), each bounded by ``timeout``. Failures go to ``on_error`` (the host audits and
-counts them); the token is never part of a message.
+counts them); the token is never part of a message. An answer is read up to
+``MAX_ANSWER_BYTES`` (decoded), and a redirect is not followed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
+import niquests
 from grafana_client.api import AsyncGrafanaApi
 
 # Characters of a failed call's exception text kept in its error: grafana-client puts the
 # whole answer's body in it, and a 10 MB error page became a 10 MB audit record, which
 # Kafka refused (the failure went unaudited, with a traceback).
 MAX_ERROR_TEXT = 300
+
+
+log = logging.getLogger(__name__)
+
+# Bytes of an answer read at most, after decoding (Grafana's answers to our two calls are
+# a few hundred): grafana-client reads an answer whole, so a Grafana (or a proxy in front
+# of it) sending an endless 200 put ~400 MB into the worker in a 3 s timeout, per call
+# in flight (50), and a gzip bomb more.
+MAX_ANSWER_BYTES = 1 << 20
+
+
+class BoundedSession(niquests.AsyncSession):
+    """niquests' async session as grafana-client uses it (``AsyncGrafanaClient.s``,
+    grafana-client 5.1.4, niquests 3.21), but reading each answer as a stream up to
+    ``MAX_ANSWER_BYTES`` (``niquests.HTTPError`` past it, which grafana-client reports as
+    a ``GrafanaException``) and never following a redirect (a POST answered 302 was sent
+    again as a GET, up to 30 times)."""
+
+    async def send(  # type: ignore[override]
+        self, request: niquests.PreparedRequest, **kwargs: Any
+    ) -> niquests.Response:
+        kwargs["stream"], kwargs["allow_redirects"] = True, False
+        response = await super().send(request, **kwargs)
+        try:
+            if 300 <= response.status_code < 400:
+                where = response.headers.get("Location", "")[:200]
+                raise niquests.HTTPError(
+                    f"HTTP {response.status_code}: a redirect to {where!r}, not followed"
+                )
+            body = bytearray()
+            chunks = await response.iter_content(1 << 16)
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise niquests.HTTPError(
+                        f"HTTP {response.status_code}: an answer longer than "
+                        f"{MAX_ANSWER_BYTES:,} bytes, not read further"
+                    )
+        finally:
+            if not response._content_consumed:
+                await response.close()
+        # What niquests does once it has read a whole answer (``_swap_context``): the
+        # plain Response grafana-client reads synchronously (``r.json()``).
+        response._content = bytes(body)
+        response.__class__ = niquests.Response
+        return cast(niquests.Response, response)
 
 
 def _failure(where: str, exc: BaseException) -> str:
@@ -43,6 +92,13 @@ class GrafanaAnnotator:
     ) -> None:
         parsed = urlparse(url)
         self.api = AsyncGrafanaApi.from_url(url, credential=token, timeout=timeout)
+        client = self.api.client
+        if not isinstance(getattr(client, "s", None), niquests.AsyncSession):
+            # A grafana-client upgrade moved its session: bounded reads would be lost.
+            raise TypeError("grafana-client's AsyncGrafanaClient.s is no niquests.AsyncSession")
+        session = BoundedSession(pool_maxsize=max_in_flight)
+        session.headers.update(client.s.headers)
+        client.s = session
         self.where = f"{parsed.scheme}://{parsed.netloc}"
         self.on_error = on_error
         self.timeout = timeout
@@ -101,7 +157,7 @@ class GrafanaAnnotator:
                 while len(self._regions) > self._regions_limit:
                     self._regions.popitem(last=False)
         except Exception as exc:  # any failure of a remote call is reported, never raised
-            await self.on_error(key, _failure(self.where, exc))
+            await self._report(key, _failure(self.where, exc))
 
     async def _close(
         self, key: str, text: str, tags: list[str], start_ms: int, end_ms: int
@@ -120,7 +176,21 @@ class GrafanaAnnotator:
                 timeout=self.timeout,
             )
         except Exception as exc:
-            await self.on_error(key, _failure(self.where, exc))
+            await self._report(key, _failure(self.where, exc))
+
+    async def _report(self, key: str, failure: str) -> None:
+        """``on_error``, and a WARNING when that fails too (its audit record's send):
+        before, the failure was lost in a task exception nobody retrieved."""
+        try:
+            await self.on_error(key, failure)
+        except Exception as exc:
+            log.warning(
+                "citybrain: annotation %s failed (%s), and recording that failed: %s: %s",
+                key,
+                failure,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):

@@ -1,5 +1,7 @@
 """Webhook calls for ``webhook`` steps: HMAC-signed POSTs with a timeout, retries with
-exponential backoff and full jitter, bounded concurrency, and never blocking the stream.
+exponential backoff and full jitter, bounded concurrency (in all and per receiver, so a
+receiver that hangs cannot take the slots or connections of the others), and never
+blocking the stream.
 
 ``submit`` returns at once; the outcome arrives later through ``on_result`` (the host
 turns it into an ``action_result`` for the run). Every failed attempt is reported through
@@ -16,11 +18,14 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -71,6 +76,55 @@ def verify(
     return abs((time.time() if now is None else now) - sent) <= max_age
 
 
+log = logging.getLogger(__name__)
+
+# Times the host is asked to take a call's outcome (``on_result``) before it is given up
+# and logged: the host sends it to Kafka, which may be away for a moment.
+RESULT_TRIES = 5
+
+# Calls in flight at most: in all; to one receiver (scheme, host and port), the bound
+# all receivers shared before; and attempts under way at once to one receiver (the others
+# wait their turn, their timeout not yet started). Before, one bound of 200 and httpx's
+# pool of 100 connections served every receiver: one that accepts calls and never
+# answers took every slot and every connection, so calls to healthy receivers were
+# refused or waited for a connection until their timeout.
+MAX_IN_FLIGHT = 1000
+MAX_PER_RECEIVER = 200
+CONNECTIONS_PER_RECEIVER = 50
+
+
+def receiver(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the port its scheme's default when not given),
+    the unit the per-receiver bound counts by."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # settings and playbooks refuse such a URL; counted as written
+        port = None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _reason(exc: BaseException) -> str:
+    """``": <the exception's text>"``, cut to 200 characters, or "" when it has none."""
+    text = str(exc).strip()
+    return f": {text[:200]}" if text else ""
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The verifier's reason when ``exc`` comes of a server certificate not trusted
+    (``ssl.SSLCertVerificationError`` somewhere in its causes), else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (cause.verify_message or str(cause))[:200]
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 class WebhookExecutor:
     def __init__(
         self,
@@ -81,7 +135,9 @@ class WebhookExecutor:
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = MAX_BACKOFF,
-        max_in_flight: int = 200,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_per_receiver: int = MAX_PER_RECEIVER,
+        connections_per_receiver: int = CONNECTIONS_PER_RECEIVER,
     ) -> None:
         self.secret = secret
         self.on_result = on_result
@@ -91,21 +147,56 @@ class WebhookExecutor:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_in_flight = max_in_flight
+        self.max_per_receiver = max_per_receiver
         self._tasks: set[asyncio.Task[None]] = set()
+        self.connections_per_receiver = connections_per_receiver
+        self._per_receiver: dict[str, int] = {}  # receiver -> calls in flight to it
+        # receiver -> its attempts under way; kept while it has calls in flight
+        self._turns: dict[str, asyncio.Semaphore] = {}
         self._client: httpx.AsyncClient | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    def submit(self, command_id: str, url: str, payload: dict[str, Any]) -> bool:
-        """Start delivering; False when too many calls are in flight (the host then
-        reports the step failed at once rather than queueing without bound)."""
+    def in_flight_to(self, url: str) -> int:
+        """Calls in flight (attempts and the waits between them) to ``url``'s receiver."""
+        return self._per_receiver.get(receiver(url), 0)
+
+    def refusal(self, url: str) -> str | None:
+        """Why ``submit`` would refuse a call to ``url`` now (naming the bound), or None."""
         if len(self._tasks) >= self.max_in_flight:
+            return f"too many webhook calls in flight ({self.max_in_flight})"
+        where = receiver(url)
+        if self._per_receiver.get(where, 0) >= self.max_per_receiver:
+            return f"too many webhook calls in flight to {where} ({self.max_per_receiver})"
+        return None
+
+    def submit(self, command_id: str, url: str, payload: dict[str, Any]) -> bool:
+        """Start delivering; False when too many calls are in flight, in all or to this
+        receiver (``refusal`` says which; the host then reports the step failed at once
+        rather than queueing without bound)."""
+        if self.refusal(url) is not None:
             return False
-        task = asyncio.get_running_loop().create_task(self._deliver(command_id, url, payload))
+        where = receiver(url)
+        if where not in self._turns:
+            self._turns[where] = asyncio.Semaphore(self.connections_per_receiver)
+        turns = self._turns[where]
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(command_id, url, payload, turns)
+        )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._per_receiver[where] = self._per_receiver.get(where, 0) + 1
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            left = self._per_receiver.pop(where, 1) - 1
+            if left:  # receivers with nothing in flight are not kept: no growth by URL
+                self._per_receiver[where] = left
+            else:
+                self._turns.pop(where, None)
+
+        task.add_done_callback(done)
         return True
 
     def delay(self, attempt: int) -> float:
@@ -114,30 +205,41 @@ class WebhookExecutor:
         # now refuse, kept safe here for any caller).
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** min(attempt, 64)))
 
-    async def _deliver(self, command_id: str, url: str, payload: dict[str, Any]) -> None:
+    async def _deliver(
+        self, command_id: str, url: str, payload: dict[str, Any], turns: asyncio.Semaphore
+    ) -> None:
         if self._client is None:
             # A redirect is not followed (httpx's default, said here on purpose): the
-            # signed run would go to a host no playbook named (trial 29).
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            # signed run would go to a host no playbook named (trial 29). A connection
+            # for every call in flight (each receiver's turns bound them): httpx's pool
+            # of 100, shared by all receivers, let one receiver that never answers hold
+            # them all, and a call to another waited for a connection until it timed out.
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=self.max_in_flight),
+            )
         body = json.dumps(payload, sort_keys=True).encode()
         start = time.monotonic()
         detail = ""
         attempts = 0
         for attempt in range(self.retries + 1):
             attempts = attempt + 1
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Citybrain-Delivery": command_id,
-                "X-Citybrain-Timestamp": timestamp,
-                "X-Citybrain-Signature": sign(self.secret, timestamp, body),
-            }
             retry = True
             try:
-                status = await self._status(url, body, headers)
+                async with turns:  # the receiver's turn first; then the timeout runs
+                    # Signed once its turn came: the timestamp is when it is sent.
+                    timestamp = str(int(time.time()))
+                    headers = {
+                        "Content-Type": "application/json",
+                        "X-Citybrain-Delivery": command_id,
+                        "X-Citybrain-Timestamp": timestamp,
+                        "X-Citybrain-Signature": sign(self.secret, timestamp, body),
+                    }
+                    status = await self._status(url, body, headers)
                 detail = f"HTTP {status}"
                 if 200 <= status < 300:
-                    await self.on_result(
+                    await self._hand_back(
                         WebhookOutcome(
                             command_id, url, True, attempts, detail, time.monotonic() - start
                         )
@@ -148,18 +250,62 @@ class WebhookExecutor:
             except (httpx.TimeoutException, TimeoutError):
                 detail = "timeout"
             except httpx.TransportError as exc:
-                detail = f"transport error: {type(exc).__name__}"
+                untrusted = _certificate_error(exc)
+                if untrusted is not None:
+                    # Retrying will not make the certificate trusted; before, this was
+                    # retried as "transport error: ConnectError", the reason unsaid.
+                    detail, retry = f"TLS certificate not trusted: {untrusted}", False
+                else:
+                    detail = f"transport error: {type(exc).__name__}{_reason(exc)}"
             except httpx.HTTPError as exc:  # an answer httpx cannot read
                 detail = f"bad answer: {type(exc).__name__}"
             except Exception as exc:  # the run must still have its result
                 detail, retry = f"error: {type(exc).__name__}: {str(exc)[:200]}", False
             if self.on_attempt is not None:
-                await self.on_attempt(command_id, url, attempts, detail)
+                try:
+                    await self.on_attempt(command_id, url, attempts, detail)
+                except Exception as exc:
+                    # Recording the attempt failed (its audit record's send): the call
+                    # goes on. Before, it ended the delivery: no retry, and no outcome.
+                    log.warning(
+                        "citybrain: webhook %s to %s: failed attempt %d (%s) not recorded: %s: %s",
+                        command_id,
+                        url,
+                        attempts,
+                        detail,
+                        type(exc).__name__,
+                        exc,
+                    )
             if not retry or attempt == self.retries:
                 break
             await asyncio.sleep(self.delay(attempt))
-        await self.on_result(
+        await self._hand_back(
             WebhookOutcome(command_id, url, False, attempts, detail, time.monotonic() - start)
+        )
+
+    async def _hand_back(self, outcome: WebhookOutcome) -> None:
+        """Give ``outcome`` to the host, asking again with backoff up to RESULT_TRIES
+        times when it fails (its send to Kafka); then logged as an ERROR naming the call
+        and its outcome. Before, one failure lost the outcome (the run waited out its
+        step's deadline) and left a task exception nobody retrieved."""
+        for attempt in range(RESULT_TRIES):
+            try:
+                await self.on_result(outcome)
+                return
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if attempt < RESULT_TRIES - 1:
+                await asyncio.sleep(self.delay(attempt))
+        log.error(
+            "citybrain: webhook %s to %s: its outcome (%s, %s after %d attempt(s)) could not "
+            "be handed back in %d tries, the last: %s",
+            outcome.command_id,
+            outcome.url,
+            "ok" if outcome.ok else "failed",
+            outcome.detail,
+            outcome.attempts,
+            RESULT_TRIES,
+            error,
         )
 
     async def _status(self, url: str, body: bytes, headers: dict[str, str]) -> int:

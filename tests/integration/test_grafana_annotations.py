@@ -6,6 +6,7 @@ JSON body) and can be made slow or absent."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 import time
@@ -114,11 +115,16 @@ def test_grafana_server_errors_are_reported_not_raised(grafana: str) -> None:
 def test_a_huge_error_page_is_reported_cut_not_whole(grafana: str) -> None:
     # Before: grafana-client's error carried the whole answer's body, and a 10 MB page
     # became a 10 MB annotation_failed audit record, which Kafka refused.
-    StandInGrafana.status, StandInGrafana.page = 502, "<html>" + "x" * 10_000_000
+    # A page past MAX_ANSWER_BYTES is not even read (test_an_endless_answer_…).
+    StandInGrafana.status, StandInGrafana.page = 502, "<html>" + "x" * 1_000_000
     _, errors = annotate(grafana)
     [error] = errors
     assert "GrafanaServerError" in error and len(error) < 500
     assert error.endswith(" characters, cut)")
+    StandInGrafana.page = "<html>" + "x" * 10_000_000
+    _, errors = annotate(grafana)
+    [error] = errors
+    assert "HTTP 502: an answer longer than 1,048,576 bytes" in error and len(error) < 500
 
 
 def test_slow_grafana_never_blocks_the_caller(grafana: str) -> None:
@@ -175,3 +181,106 @@ def test_regions_open_then_close_by_patching_the_same_annotation(grafana: str) -
         (1_000, None),
         (2_000, 5_000),
     ]
+
+
+class RawGrafana:
+    """A raw TCP endpoint in Grafana's place that answers every call with ``head`` and
+    then up to ``endless`` bytes of body (counted in ``sent``): a proxy or a broken
+    Grafana that never stops sending, or a redirect."""
+
+    def __init__(self, head: bytes, endless: int = 0, body: bytes = b"") -> None:
+        self.head, self.endless, self.body = head, endless, body
+        self.calls, self.sent = 0, 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.calls += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(self.head + self.body)
+            chunk = b" " * (1 << 20)
+            while self.sent < self.endless:
+                writer.write(chunk)
+                await writer.drain()
+                self.sent += len(chunk)
+            await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+def annotate_raw(endpoint: RawGrafana, timeout: float = 30.0) -> list[str]:
+    errors: list[str] = []
+
+    async def on_error(annotation_id: str, detail: str) -> None:
+        errors.append(detail)
+
+    async def main() -> None:
+        server = await asyncio.start_server(endpoint, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        annotator = GrafanaAnnotator(url, TOKEN, on_error, timeout=timeout)
+        assert annotator.open_region("al-1", "pm25 alert", ["citybrain"], 1_000)
+        try:
+            while annotator.in_flight:
+                await asyncio.sleep(0.02)
+        finally:
+            await annotator.shutdown()
+            server.close()
+
+    asyncio.run(main())
+    return errors
+
+
+def test_an_endless_answer_is_read_no_further_than_a_bound() -> None:
+    # Before: grafana-client read an answer whole: a 200 whose body never ended put
+    # ~400 MB into the worker per call in a 3 s timeout (50 calls in flight at once).
+    endless = RawGrafana(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n",
+        endless=10_000_000_000,
+    )
+    [error] = annotate_raw(endless)
+    assert "longer than 1,048,576 bytes, not read further" in error
+    assert endless.sent < 100_000_000  # the connection was closed, not drained
+
+
+def test_a_compressed_answer_is_bounded_as_it_is_decoded() -> None:
+    # 10 MB of zeros gzip to ~10 KB: the bound is on what decoding gives.
+    bomb = gzip.compress(b"0" * 10_000_000)
+    endpoint = RawGrafana(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: " + str(len(bomb)).encode() + b"\r\n\r\n",
+        body=bomb,
+    )
+    [error] = annotate_raw(endpoint)
+    assert "longer than 1,048,576 bytes" in error
+
+
+def test_a_redirect_is_not_followed() -> None:
+    # Before: a 302 to itself was followed (the POST sent again as a GET) until
+    # niquests' 30 redirects ran out.
+    loop = RawGrafana(
+        b"HTTP/1.1 302 Found\r\nLocation: /api/annotations\r\nContent-Length: 0\r\n\r\n"
+    )
+    [error] = annotate_raw(loop)
+    assert "HTTP 302: a redirect to '/api/annotations', not followed" in error
+    assert loop.calls == 1
+
+
+def test_a_failure_that_cannot_be_recorded_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # Before: on_error's own failure (the audit send, Kafka away) escaped the task.
+    async def on_error(annotation_id: str, detail: str) -> None:
+        raise RuntimeError("Kafka is unreachable")
+
+    async def main() -> None:
+        annotator = GrafanaAnnotator("http://127.0.0.1:9", TOKEN, on_error, timeout=1.0)
+        assert annotator.submit("run-1:4", "text", ["citybrain"], 1_000)
+        while annotator.in_flight:
+            await asyncio.sleep(0.02)
+
+    with caplog.at_level("WARNING", logger="playbooks.executors.grafana"):
+        asyncio.run(main())
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        "citybrain: annotation run-1:4 failed (http://127.0.0.1:9"
+    )
+    assert record.getMessage().endswith("RuntimeError: Kafka is unreachable")

@@ -4,6 +4,8 @@ backoff, no retry on a client error, and a bound on calls in flight."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -202,3 +204,235 @@ def test_a_huge_answer_body_is_not_read() -> None:
     outcomes, _ = deliver_to(huge)
     assert [(o.ok, o.detail) for o in outcomes] == [(True, "HTTP 200")]
     assert huge.sent < 200_000_000  # the connection was closed, not drained
+
+
+class Hung:
+    """A receiver that accepts a call, reads it, and never answers (a stuck proxy, a
+    receiver in a deadlock): each call holds its connection until the caller gives up."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.calls += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await self.release.wait()
+        except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def healthy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+def beside_a_hung_receiver(
+    calls_to_hung: int, **kw: int
+) -> tuple[list[bool], str | None, list[WebhookOutcome], int, int]:
+    """``calls_to_hung`` calls submitted to a receiver that never answers, then one to a
+    healthy receiver: (whether each call to the hung one was taken, the refusal of one
+    more to it, the outcomes that came back, calls the hung receiver got, calls to it
+    still in flight when the healthy call's outcome came). The hung calls' timeout (60 s)
+    outlasts the test: they are still in flight when it ends, and cancelled."""
+    outcomes: list[WebhookOutcome] = []
+    hung = Hung()
+    still: list[int] = []
+
+    async def main() -> tuple[list[bool], str | None]:
+        hung_server = await asyncio.start_server(hung, "127.0.0.1", 0)
+        ok_server = await asyncio.start_server(healthy, "127.0.0.1", 0)
+        hung_url = f"http://127.0.0.1:{hung_server.sockets[0].getsockname()[1]}/hook"
+        ok_url = f"http://127.0.0.1:{ok_server.sockets[0].getsockname()[1]}/hook"
+
+        async def on_result(o: WebhookOutcome) -> None:
+            outcomes.append(o)
+            still.append(ex.in_flight_to(hung_url))
+
+        ex = WebhookExecutor(SECRET, on_result, timeout=60, retries=0, **kw)
+        taken = [ex.submit(f"hung-{i}:1", hung_url, {"i": i}) for i in range(calls_to_hung)]
+        refused = ex.refusal(hung_url)
+        try:
+            async with asyncio.timeout(30):  # the hung calls' turns are all taken
+                while hung.calls < min(sum(taken), kw.get("connections_per_receiver", 50)):
+                    await asyncio.sleep(0.01)
+            assert ex.submit("ok-1:1", ok_url, {"ok": True})
+            async with asyncio.timeout(30):  # before: waited for a pooled connection
+                while not outcomes:
+                    await asyncio.sleep(0.01)
+        finally:
+            await ex.close()
+            hung.release.set()
+            hung_server.close()
+            ok_server.close()
+        return taken, refused
+
+    taken, refused = asyncio.run(main())
+    return taken, refused, outcomes, hung.calls, still[0] if still else -1
+
+
+def test_a_hung_receiver_takes_no_more_than_its_share_of_the_calls_in_flight() -> None:
+    # Before: one receiver that never answered took all 200 slots (a storm of runs with
+    # a webhook step to it, or of closures to a stuck reply desk), and a call to any
+    # other receiver was refused for as long, its run's step failed at once.
+    taken, refused, outcomes, calls, still = beside_a_hung_receiver(250)
+    assert taken == [True] * 200 + [False] * 50
+    assert refused is not None and "to http://127.0.0.1:" in refused and "(200)" in refused
+    assert calls == 50  # 50 attempts under way at once; the others wait their turn
+    assert [(o.command_id, o.ok, o.detail) for o in outcomes] == [("ok-1:1", True, "HTTP 204")]
+    assert still == 200  # answered while every hung call was still waiting
+
+
+def test_a_hung_receiver_holding_many_connections_does_not_starve_another() -> None:
+    # Before: the executor's one httpx client pooled 100 connections for all receivers:
+    # with 100 calls hung at one, a call to a healthy one waited for a connection until
+    # its own timeout, and failed.
+    taken, _, outcomes, calls, still = beside_a_hung_receiver(150, connections_per_receiver=150)
+    assert all(taken) and calls == 150
+    assert [(o.command_id, o.ok, o.detail) for o in outcomes] == [("ok-1:1", True, "HTTP 204")]
+    assert still == 150
+
+
+def test_an_outcome_the_host_cannot_take_at_once_is_handed_back_again(target: str) -> None:
+    # Before: the host's first failure to take the outcome (its send to Kafka while the
+    # broker was away) ended the delivery task with an exception nobody retrieved, and
+    # the run never had its result. The attempt's record failing ended it too: no retry.
+    Target.script = [503]
+    outcomes: list[WebhookOutcome] = []
+    refused: list[str] = []
+    recorded: list[str] = []
+
+    async def on_result(o: WebhookOutcome) -> None:
+        if len(refused) < 2:
+            refused.append(o.detail)
+            raise RuntimeError("Kafka is unreachable")
+        outcomes.append(o)
+
+    async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
+        recorded.append(detail)
+        raise RuntimeError("the audit record was not sent")
+
+    async def main() -> None:
+        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=0.05)
+        assert ex.submit("run-1:7", target, {"run_id": "run-1"})
+        while ex.in_flight:
+            await asyncio.sleep(0.01)
+        await ex.close()
+
+    asyncio.run(main())
+    assert recorded == ["HTTP 503"] and len(Target.seen) == 2  # retried all the same
+    assert refused == ["HTTP 200", "HTTP 200"]
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(True, 2, "HTTP 200")]
+
+
+def test_an_outcome_never_taken_is_logged_naming_the_call(
+    target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def on_result(o: WebhookOutcome) -> None:
+        raise RuntimeError("Kafka is unreachable")
+
+    async def main() -> None:
+        ex = WebhookExecutor(SECRET, on_result, backoff=0.01)
+        assert ex.submit("run-1:7", target, {"run_id": "run-1"})
+        while ex.in_flight:
+            await asyncio.sleep(0.01)
+        await ex.close()
+
+    with caplog.at_level("ERROR", logger="playbooks.executors.webhook"):
+        asyncio.run(main())
+    [record] = caplog.records
+    assert "webhook run-1:7 to http://127.0.0.1:" in record.getMessage()
+    assert "(ok, HTTP 200 after 1 attempt(s)) could not be handed back in 5 tries" in (
+        record.getMessage()
+    )
+    assert record.getMessage().endswith("RuntimeError: Kafka is unreachable")
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server TLS context with a certificate nobody trusts (made with openssl)."""
+    where = tmp_path_factory.mktemp("tls")
+    key, cert = where / "key.pem", where / "cert.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run(
+        [*request, "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_a_receiver_whose_certificate_is_not_trusted_is_said_so_and_not_retried(
+    self_signed: ssl.SSLContext,
+) -> None:
+    # Before: "transport error: ConnectError", retried 4 times: the reason unsaid, and
+    # no retry makes a certificate trusted.
+    outcomes: list[WebhookOutcome] = []
+    attempts: list[str] = []
+    served = Hung()
+
+    async def on_result(o: WebhookOutcome) -> None:
+        outcomes.append(o)
+
+    async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
+        attempts.append(detail)
+
+    async def main() -> None:
+        server = await asyncio.start_server(served, "127.0.0.1", 0, ssl=self_signed)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=0.01)
+        assert ex.submit("run-1:7", url, {"run_id": "run-1"})
+        try:
+            async with asyncio.timeout(20):
+                while ex.in_flight:
+                    await asyncio.sleep(0.01)
+        finally:
+            await ex.close()
+            server.close()
+
+    asyncio.run(main())
+    detail = "TLS certificate not trusted: self-signed certificate"
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(False, 1, detail)]
+    assert attempts == [detail] and served.calls == 0  # the handshake failed first
+
+
+def test_a_refused_connection_says_why() -> None:
+    outcomes, _ = deliver("http://127.0.0.1:9/hook", retries=0)
+    assert [(o.ok, o.attempts) for o in outcomes] == [(False, 1)]
+    assert outcomes[0].detail.startswith("transport error: ConnectError: ")
+    assert len(outcomes[0].detail) > len("transport error: ConnectError: ")
+
+
+def test_more_calls_to_one_healthy_receiver_than_its_turns_all_arrive() -> None:
+    # Past the 50 attempts under way at once, calls wait their turn, not refused (a
+    # takeover makes every pending closure call again at once).
+    outcomes: list[WebhookOutcome] = []
+
+    async def on_result(o: WebhookOutcome) -> None:
+        outcomes.append(o)
+
+    async def main() -> list[bool]:
+        server = await asyncio.start_server(healthy, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        ex = WebhookExecutor(SECRET, on_result, retries=0)
+        taken = [ex.submit(f"c{i}:1", url, {"i": i}) for i in range(180)]
+        try:
+            async with asyncio.timeout(60):
+                while ex.in_flight:
+                    await asyncio.sleep(0.01)
+        finally:
+            await ex.close()
+            server.close()
+        return taken
+
+    assert all(asyncio.run(main()))
+    assert len(outcomes) == 180 and all(o.ok for o in outcomes)

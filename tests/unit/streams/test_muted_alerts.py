@@ -443,3 +443,41 @@ def test_a_muted_entry_that_cannot_be_read_is_dropped_counted_and_audited(
         "citybrain_state_unreadable_total", {"table": "muted", "reason": "bad_shape"}
     )
     assert counted == 1
+
+
+def test_a_pass_over_many_alerts_still_muted_lets_the_event_loop_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: an alert still muted takes no await, and taking an unlocked lock does not
+    # yield, so a pass over 10,000 of them held the event loop (the readings agent,
+    # Kafka heartbeats, the API) from its first alert to its last.
+    from streams.alerting import RECHECK_YIELD_EVERY
+
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    n = 4 * RECHECK_YIELD_EVERY
+    for i in range(n):
+        s.alert(burst(f"al-{i}", "Noise - Vehicle"))
+    assert len(s.stage.muted.data) == n
+
+    async def pass_beside_another_task() -> tuple[int, int]:
+        ran = 0
+        done = False
+
+        async def other() -> None:
+            nonlocal ran
+            while not done:
+                await asyncio.sleep(0)
+                ran += 1
+
+        task = asyncio.get_running_loop().create_task(other())
+        await asyncio.sleep(0)  # it starts
+        before = ran
+        released = await s.stage.recheck_muted()
+        done = True
+        await task
+        return released, ran - before
+
+    released, ran = asyncio.run(pass_beside_another_task())
+    assert released == 0 and s.routed == []  # all still muted, kept
+    assert ran >= n // RECHECK_YIELD_EVERY - 1  # it ran between parts of the pass

@@ -150,3 +150,53 @@ def test_the_outcome_of_a_superseded_runs_closure_call_is_no_dead_letter(
 
     asyncio.run(scenario())
     assert letters == []
+
+
+def test_a_closure_call_given_up_after_its_retries_is_audited_once(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a closure call that failed for good left only its attempts' records (the
+    run is resolved: the engine ignores the outcome); nothing said it was given up."""
+    stage, _ = response
+    calls_of(stage)
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = dict(stage.ctx.groups.data[KEY])
+        run = Run.from_dict(group["run"])
+        reply = Command(
+            f"{run.run_id}:90",
+            run.run_id,
+            run.alert_id,
+            "reply",
+            time.time(),
+            level="community",
+            data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
+        )
+        async with stage.ctx.runs_settled:
+            await stage.advance(KEY, group, run, [reply])
+        audited.clear()
+        outcome = {
+            "id": f"{reply.id}:result",
+            "run_id": run.run_id,
+            "action": "action_result",
+            "command_id": reply.id,
+            "ok": False,
+            "detail": "HTTP 503 after 5 attempt(s)",
+            "by": "citybrain",
+            "at": time.time(),
+        }
+        await stage.on_command(Event(KEY, outcome))  # type: ignore[arg-type]
+        await stage.on_command(Event(KEY, outcome))  # the same outcome again: no record
+        assert stage.ctx.groups.data[KEY]["reply_calls"] == {}
+
+    asyncio.run(scenario())
+    [record] = [r for r in audited if r["action"] == "reply_webhook_failed"]
+    assert record["detail"].startswith(f"{record['run_id']}:90 for report r-1 to {URL}: ")
+    assert "HTTP 503 after 5 attempt(s); given up" in record["detail"]

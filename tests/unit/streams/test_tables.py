@@ -5,6 +5,7 @@ are recorded where the table would hand them to the producer."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -415,3 +416,66 @@ def test_what_a_burst_window_holds_is_judged_at_read_back() -> None:
         with pytest.raises(UnreadableEntryError, match=why) as refused:
             read_burst_window(orjson.dumps(bad))
         assert refused.value.reason == BAD_SHAPE
+
+
+def test_a_versioned_dict_numbers_every_change_and_never_reuses_a_number() -> None:
+    from streams.tables import VersionedDict
+
+    d, other = VersionedDict(), VersionedDict()
+    seen = {d.version}
+    changes = [
+        lambda: d.__setitem__(b"a", 1),
+        lambda: d.update({b"b": 2}),
+        lambda: d.setdefault(b"c", 3),
+        lambda: d.pop(b"c"),
+        lambda: d.pop(b"absent", None),
+        lambda: d.__delitem__(b"b"),
+        lambda: d.popitem(),
+        lambda: other.__setitem__(b"x", 1),
+        lambda: d.__ior__({b"z": 0}),
+        lambda: d.clear(),
+    ]
+    for change in changes:
+        before = d.version
+        change()
+        if change is not changes[7]:
+            assert d.version != before and d.version not in seen
+        seen.add(d.version)
+        seen.add(other.version)
+    assert d == {} and other.version not in (0, d.version)
+
+
+class Told:
+    def __init__(self) -> None:
+        self.now: dict[Any, Any] = {}
+
+    def put(self, key: Any, value: Any) -> None:
+        self.now[key] = value
+
+    def drop(self, key: Any) -> None:
+        del self.now[key]
+
+    def clear(self) -> None:
+        self.now.clear()
+
+
+def test_a_watcher_of_a_global_table_sees_what_its_store_holds(tmp_path: Path) -> None:
+    # The inhibition index (playbooks.routing.SourceIndex) is kept so: every way faust's
+    # memory store and the API change the firing table reaches it.
+    from streams.tables import key_partitioned_table
+
+    app = faust.App("t-watch", store="memory://", datadir=str(tmp_path))
+    table = key_partitioned_table(app, "firing", 4, is_global=True)
+    table.data[b"before"] = {"a": "1"}
+    told = Told()
+    assert table.watch(told)  # type: ignore[attr-defined]
+    store = table.data.data  # type: ignore[attr-defined]
+    table.data[b"x"] = {"a": "2"}
+    store.update({b"y": {"a": "3"}, b"z": {"a": "4"}})  # a changelog batch applied
+    store.pop(b"z", None)
+    store.pop(b"absent", None)
+    del table.data[b"before"]
+    store.setdefault(b"w", {"a": "5"})
+    assert told.now == dict(store) == {b"x": {"a": "2"}, b"y": {"a": "3"}, b"w": {"a": "5"}}
+    store.clear()
+    assert told.now == {}
