@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from citybrain.text import cell, display_width, pad
+from streams.events import ORIGINAL_HEADER_PREFIX, ORIGINAL_PREFIX
 from streams.settings import Settings
 
 HEADER_PREFIX = "citybrain.error."
@@ -42,6 +43,9 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     headers: dict[str, str]
+    # What the original record held besides its value (``citybrain.original.*``, in
+    # order, bytes as sent): timestamp and type, key, and its own headers.
+    original: tuple[tuple[str, bytes], ...] = ()
 
     @classmethod
     def of(cls, message: Any) -> DeadLetter:
@@ -51,6 +55,11 @@ class DeadLetter:
             for name, raw in (message.headers or [])
             if name.startswith(HEADER_PREFIX) and raw is not None
         }
+        original = tuple(
+            (name, raw or b"")
+            for name, raw in (message.headers or [])
+            if name.startswith(ORIGINAL_PREFIX)
+        )
         return cls(
             message.partition,
             message.offset,
@@ -58,7 +67,24 @@ class DeadLetter:
             message.key,
             message.value or b"",
             headers,
+            original,
         )
+
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        """The original record's headers, in order, as its producer sent them."""
+        return [
+            (name.removeprefix(ORIGINAL_HEADER_PREFIX), raw)
+            for name, raw in self.original
+            if name.startswith(ORIGINAL_HEADER_PREFIX)
+        ]
+
+    def original_field(self, name: str) -> bytes | None:
+        """One of ``citybrain.original.<name>`` (``timestamp``, ``timestamp_type``,
+        ``key``, ``key_null``), or None."""
+        for header, raw in self.original:
+            if header == ORIGINAL_PREFIX + name:
+                return raw
+        return None
 
 
 def _text(raw: bytes | None) -> str:
@@ -117,10 +143,41 @@ def table_line(cells: Sequence[str], columns: Sequence[int]) -> str:
     return "  ".join(pad(c, w) for c, w in zip(cells, columns, strict=True)).rstrip()
 
 
+def _bytes_field(name: str, raw: bytes) -> dict[str, str]:
+    """``{name: text}`` when ``raw`` is UTF-8, else ``{name_base64: ...}``."""
+    try:
+        return {name: raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(raw).decode("ascii")}
+
+
+def original_doc(letter: DeadLetter) -> dict[str, Any]:
+    """What the original record held besides its value, for ``--json``: ``timestamp``
+    (epoch ms) and ``timestamp_type`` when known, ``key`` (or ``key_base64``; null for
+    none) when the dead letter is keyed otherwise, and ``headers``: a list of
+    ``{"name", "value"}`` (``value_base64`` when not UTF-8), in order, repeats kept."""
+    doc: dict[str, Any] = {}
+    stamp = letter.original_field("timestamp")
+    if stamp is not None and stamp.isdigit():
+        doc["timestamp"] = int(stamp)
+    kind = letter.original_field("timestamp_type")
+    if kind is not None:
+        doc["timestamp_type"] = _text(kind)
+    if letter.original_field("key_null") is not None:
+        doc["key"] = None
+    elif (key := letter.original_field("key")) is not None:
+        doc.update(_bytes_field("key", key))
+    doc["headers"] = [
+        {"name": name, **_bytes_field("value", raw)} for name, raw in letter.original_headers()
+    ]
+    return doc
+
+
 def json_line(letter: DeadLetter, topic: str) -> str:
     """One dead letter as one JSON object on one line: ``topic``, ``partition``,
     ``offset``, ``time`` (ISO 8601 UTC, when Kafka took it), ``key``, the ``headers``
-    (short names) and the value as ``value`` (text) when it is UTF-8, else as
+    (short names), the ``original`` record's timestamp, key and headers
+    (``original_doc``) and the value as ``value`` (text) when it is UTF-8, else as
     ``value_base64``."""
     try:
         time_text = (
@@ -137,6 +194,7 @@ def json_line(letter: DeadLetter, topic: str) -> str:
         "time": time_text,
         "key": _text(letter.key) if letter.key is not None else None,
         "headers": letter.headers,
+        "original": original_doc(letter),
     }
     try:
         doc["value"] = letter.value.decode("utf-8")
