@@ -213,3 +213,48 @@ def test_a_dead_letter_carries_its_original_record_whole(
     assert doc["original"]["key"] == "pack-7" and doc["original"]["timestamp"] == 2000
     assert doc["original"]["headers"][2] == {"name": "device-id", "value_base64": "AP/+AQ=="}
     assert [h["name"] for h in doc["original"]["headers"]] == [n for n, _ in sent_headers]
+
+    # Sent back (`deadletters --replay`): to the topic it came from, with the key and
+    # every header its producer gave it, and which dead letter it was.
+    bad = by_reason[b"bad_type"]
+    where = f"{bad.partition}:{bad.offset}"
+    assert main(["deadletters", "--prefix", pipeline.name, "--replay", where]) == EXIT_OK
+    said = capsys.readouterr().out
+    assert f"sent back to {readings}" in said and "with 7 headers of its own" in said
+    again = pipeline.read(
+        "readings", lambda m: sum(r.value == bad_type and r.key == b"pack-7" for r in m) == 2
+    )
+    # The first is the one the producer sent; the second the one sent back.
+    first, replayed = [r for r in again if r.key == b"pack-7" and r.value == bad_type]
+    assert first.headers == sent_headers
+    assert replayed.headers == [
+        *sent_headers,
+        (
+            "citybrain.replayed_from",
+            f"{pipeline.topic('deadletter')}/{where.replace(':', '/')}".encode(),
+        ),
+    ]
+    # One that came from no Kafka topic (the ingest's), or is not there: nothing is sent.
+    pipeline.producer.send(
+        pipeline.topic("deadletter"),
+        value=b"high",
+        headers=_headers("bad_type", "m", "mqtt:city/e/gauge-1/water_level"),
+        partition=0,
+    )
+    pipeline.producer.flush()
+    end = {m.offset for m in pipeline.read("deadletter", lambda m: len(m) >= 4) if m.partition == 0}
+    status = main(
+        [
+            "deadletters",
+            "--prefix",
+            pipeline.name,
+            "--replay",
+            f"0:{max(end)}",
+            "--replay",
+            "0:999999",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "nothing sent back" in err and "came from the MQTT ingest" in err
+    assert "0/999999: no dead letter there" in err
