@@ -1129,10 +1129,16 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
     while pending is not None:
         next_batch, pending = pending, following()
         if self._check_crcs and not next_batch.validate_crc():
-            if not _skips_unreadable(tp.topic):
-                raise aiokafka_errors.CorruptRecordException(f"Invalid CRC - {tp}")
             first = max(next_batch.base_offset, self.next_fetch_offset)
             end = _unreadable_end(next_batch, pending)
+            if not _skips_unreadable(tp.topic):
+                # Said whole: the worker stops on it (a table cannot be recovered past it).
+                raise aiokafka_errors.CorruptRecordException(
+                    f"Invalid CRC - {tp}: {tp.topic}/{tp.partition} offsets "
+                    f"{next_batch.base_offset}-{end - 1} of a table's changelog cannot be "
+                    "read (corrupted bytes in the log); see docs/operations.md, "
+                    '"A record batch that cannot be read"'
+                )
             if end > first:
                 marker = UnreadableRange(
                     next_batch.base_offset,

@@ -93,7 +93,7 @@ def test_the_last_batch_of_a_fetch_ends_at_its_own_last_offset() -> None:
 
 
 def test_a_changelogs_corrupted_batch_still_raises() -> None:
-    with pytest.raises(CorruptRecordException):
+    with pytest.raises(CorruptRecordException, match="app-sensor_state-changelog/0 offsets 0-1 "):
         _records("app-sensor_state-changelog", [_corrupted(_batch(0, 2))])
 
 
