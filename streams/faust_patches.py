@@ -205,7 +205,12 @@ is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``_add_gap``, ``_gap`` (its IntervalTrees), ``perform_seek``, ``flow_active``,
 ``scheduler``, ``callback``, ``diag``, ``faust.utils.functional.consecutive_numbers``,
 ``app.consumer_generation_id``, ``app.flow_control``, ``Message.generation_id``,
-``Message.acked`` and ``faust.types.tuples.ack_lock``.
+``Message.acked`` and ``faust.types.tuples.ack_lock``; and aiokafka 0.14.0's
+``PartitionRecords._unpack_records`` (replaced, change 13; its source hash is pinned in
+``AIOKAFKA_SOURCES`` and tested in ``tests/unit/streams/test_unreadable_batches.py``) with
+the ``PartitionRecords`` fields it reads (``_tp``, ``_records``, ``_check_crcs``,
+``_isolation_level``, ``next_fetch_offset``, ``_consume_aborted_up_to``,
+``_contains_abort_marker``, ``_aborted_producers``, ``_consumer_record``).
 """
 
 from __future__ import annotations
@@ -274,8 +279,8 @@ def source_hash(function: Callable[..., Any]) -> str:
 
 
 def install() -> None:
-    """Replace ``Consumer._drain_messages``, ``ack``, ``perform_seek`` and ``_new_offset``
-    (idempotent). Raises
+    """Replace ``Consumer._drain_messages``, ``ack``, ``perform_seek`` and ``_new_offset``,
+    and aiokafka's ``PartitionRecords._unpack_records`` (change 13) (idempotent). Raises
     ``RuntimeError`` if faust is not the version these replacements were written for."""
     if _ORIGINAL:
         return
