@@ -779,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_partition_offset,
         metavar="PARTITION:OFFSET",
         help="send the dead letter at PARTITION:OFFSET (as --json shows them) back to the "
-        "topic it came from, with its original key and headers; give it again for more "
+        "topic it came from, with its original key and headers; repeat it for more "
         "(none is sent unless every one can be)",
     )
     p.set_defaults(func=cmd_deadletters)
