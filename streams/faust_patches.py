@@ -172,7 +172,10 @@ wait (``set_fetch_max_wait``), independently of the others.
    (bytes corrupted on a broker's disk; the broker serves them as they are) made
    aiokafka raise ``CorruptRecordException`` out of ``getmany``: the drain, and with it
    the worker, ended, at every restart again (a crash loop), and the good records
-   fetched before it in the same fetch were passed over unprocessed. Now, on a stream
+   fetched before it in the same fetch were passed over unprocessed. So did a record
+   aiokafka cannot decode in a batch whose CRC holds (a header name that is not UTF-8,
+   which Kafka's protocol forbids and its broker does not check: ``UnicodeDecodeError``);
+   from that record on, the rest of its batch is unreadable the same way. Now, on a stream
    topic (not a table's changelog, whose corruption still stops the worker: a table
    cannot be recovered past a hole), the batch's offsets are handed on as *unreadable
    records*: no key, no value, ``headers`` an ``UnreadableRange`` naming the range and
@@ -1113,9 +1116,37 @@ def _unreadable_end(batch: Any, following: Any) -> int:
     return base + 1
 
 
+def _unreadable_records(
+    self: PartitionRecords, batch: Any, following: Any, why: str
+) -> Iterator[ConsumerRecord[Any, Any]]:
+    """Change 13: the unreadable records of ``batch`` from the fetch position on (one per
+    offset, up to ``_unreadable_end``), after an error line; raises for a changelog."""
+    tp = self._tp
+    first = max(batch.base_offset, self.next_fetch_offset)
+    end = _unreadable_end(batch, following)
+    span = f"{tp.topic}/{tp.partition} offsets {first}-{end - 1}"
+    if not _skips_unreadable(tp.topic):
+        # Said whole: the worker stops on it (a table cannot be recovered past it).
+        raise aiokafka_errors.CorruptRecordException(
+            f"Unreadable batch - {tp}: {span} of a table's changelog cannot be read ({why}); "
+            'see docs/operations.md, "A record batch that cannot be read"'
+        )
+    if end > first:
+        marker = UnreadableRange(batch.base_offset, end - 1, why)
+        log.error("citybrain: %s: %s; skipped, recorded on the dead-letter topic", span, why)
+        now = int(time.time() * 1000)
+        for offset in range(first, end):
+            self.next_fetch_offset = offset + 1
+            yield ConsumerRecord(
+                tp.topic, tp.partition, offset, now, 0, None, None, None, -1, -1, marker
+            )
+    self.next_fetch_offset = max(self.next_fetch_offset, end)
+
+
 def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]]:
     """aiokafka 0.14.0's ``PartitionRecords._unpack_records`` with change 13: a batch
-    whose CRC fails yields one unreadable record per offset instead of raising."""
+    whose CRC fails, or whose records cannot be decoded (a header name that is not UTF-8,
+    a codec that fails), yields one unreadable record per offset instead of raising."""
     tp = self._tp
     records = self._records
     failure: Exception | None = None
@@ -1134,37 +1165,8 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
     while pending is not None:
         next_batch, pending = pending, following()
         if self._check_crcs and not next_batch.validate_crc():
-            first = max(next_batch.base_offset, self.next_fetch_offset)
-            end = _unreadable_end(next_batch, pending)
-            if not _skips_unreadable(tp.topic):
-                # Said whole: the worker stops on it (a table cannot be recovered past it).
-                raise aiokafka_errors.CorruptRecordException(
-                    f"Invalid CRC - {tp}: {tp.topic}/{tp.partition} offsets "
-                    f"{next_batch.base_offset}-{end - 1} of a table's changelog cannot be "
-                    "read (corrupted bytes in the log); see docs/operations.md, "
-                    '"A record batch that cannot be read"'
-                )
-            if end > first:
-                marker = UnreadableRange(
-                    next_batch.base_offset,
-                    end - 1,
-                    "record batch failed its CRC check (corrupted bytes in the log)",
-                )
-                log.error(
-                    "citybrain: %s/%s offsets %d-%d: record batch failed its CRC check; "
-                    "skipped, recorded on the dead-letter topic",
-                    tp.topic,
-                    tp.partition,
-                    marker.first,
-                    marker.last,
-                )
-                now = int(time.time() * 1000)
-                for offset in range(first, end):
-                    self.next_fetch_offset = offset + 1
-                    yield ConsumerRecord(
-                        tp.topic, tp.partition, offset, now, 0, None, None, None, -1, -1, marker
-                    )
-            self.next_fetch_offset = max(self.next_fetch_offset, end)
+            why = "record batch failed its CRC check (corrupted bytes in the log)"
+            yield from _unreadable_records(self, next_batch, pending, why)
             continue
 
         if self._isolation_level == READ_COMMITTED and next_batch.producer_id is not None:
@@ -1180,12 +1182,21 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
             self.next_fetch_offset = next_batch.next_offset
             continue
 
-        for record in next_batch:
+        decoded = iter(next_batch)
+        while True:
+            try:
+                record = next(decoded)
+            except StopIteration:
+                self.next_fetch_offset = next_batch.next_offset
+                break
+            except Exception as exc:  # a record the client cannot decode: the rest of it
+                why = f"a record could not be decoded ({type(exc).__name__}: {exc})"[:300]
+                yield from _unreadable_records(self, next_batch, pending, why)
+                break
             if record.offset < self.next_fetch_offset:
                 continue
             consumer_record = self._consumer_record(tp, record)
             self.next_fetch_offset = record.offset + 1
             yield consumer_record
-        self.next_fetch_offset = next_batch.next_offset
     if failure is not None:
         raise failure

@@ -104,3 +104,42 @@ def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     assert letter.value == b"" and letter.key is None
     assert f"{topic}/{home} offsets 20-24: record batch failed its CRC check" in log
     assert "Traceback" not in log and "CorruptRecordException" not in log
+
+
+class _NotUtf8(str):
+    """A header name kafka-python writes as bytes that are not UTF-8 (Kafka's protocol
+    says UTF-8; a producer of another client may write any bytes, the broker takes them)."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe"
+
+
+def test_a_record_whose_header_name_is_not_utf8_costs_only_its_batch(pipeline: Pipeline) -> None:
+    topic = pipeline.topic("readings")
+    home = sensor_partition("gauge-1", pipeline.settings.partitions)
+    worker = pipeline.worker().start()
+    try:
+        for i in range(10):
+            pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+        pipeline.flush()
+        pipeline.producer.send(
+            topic, key=b"gauge-1", value=_reading(10, 10.0), headers=[(_NotUtf8("x"), b"v")]
+        )
+        pipeline.flush()
+        for i in range(11, 20):
+            pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+        pipeline.flush()
+        [letter] = pipeline.read("deadletter", lambda m: len(m) >= 1, timeout=120, settle=3)
+        wait_scored(pipeline, 19, "the readings around the undecodable record were not scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 19
+        assert_committed_to_end(pipeline, "readings")
+        assert worker.alive()
+        log = worker.log()
+    finally:
+        worker.stop()
+    headers = dict(letter.headers)
+    assert headers["citybrain.error.reason"] == b"unreadable_batch"
+    assert headers["citybrain.error.origin"] == f"{topic}/{home}/10".encode()
+    assert b"UnicodeDecodeError" in headers["citybrain.error.message"]
+    assert f"{topic}/{home} offsets 10-10: a record could not be decoded" in log
+    assert "Traceback" not in log

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import aiokafka
 import pytest
 from aiokafka.consumer.fetcher import READ_UNCOMMITTED, PartitionRecords
 from aiokafka.errors import CorruptRecordException
+from aiokafka.record._crc32c import crc as crc32c
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
@@ -107,3 +110,25 @@ def test_the_range_is_described_with_topic_partition_and_offsets() -> None:
     said = UnreadableRange(20, 24, "record batch failed its CRC check").describe("t.readings", 1)
     assert said.startswith("t.readings/1 offsets 20-24: record batch failed its CRC check")
     assert UnreadableRange(5, 5, "x").describe("t", 0).startswith("t/0 offset 5: x")
+
+
+def _with_header_name(batch: bytearray, name: bytes) -> bytearray:
+    """``batch`` (of ``_batch``, every record's header ``h``) with its first record's
+    header name replaced by ``name`` of one byte, and its CRC made right again: a sound
+    batch holding a record the client cannot decode."""
+    at = batch.index(b"h\x02x")
+    batch[at : at + 1] = name
+    batch[17:21] = crc32c(bytes(batch[21:])).to_bytes(4, "big")
+    return batch
+
+
+def test_a_record_that_cannot_be_decoded_costs_the_rest_of_its_batch_only() -> None:
+    # aiokafka decodes a header name as UTF-8: UnicodeDecodeError out of the fetch, the
+    # worker ended at every start, though the batch's CRC held (helper t81).
+    odd = _with_header_name(_batch(2, 3), b"\xff")
+    got = _records("p.readings", [_batch(0, 2), odd, _batch(5, 1)])
+    assert [r.offset for r in got] == list(range(6))
+    assert [r.value for r in got if r.value is not None] == [b"value-0", b"value-1", b"value-5"]
+    markers = [unreadable(r.headers) for r in got[2:5]]
+    assert all(m is not None and (m.first, m.last) == (2, 4) for m in markers)
+    assert "UnicodeDecodeError" in cast(UnreadableRange, markers[0]).reason
