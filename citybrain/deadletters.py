@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from citybrain.text import cell, display_width, pad
+from streams.events import ORIGINAL_HEADER_PREFIX, ORIGINAL_PREFIX
 from streams.settings import Settings
 
 HEADER_PREFIX = "citybrain.error."
@@ -42,6 +43,9 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     headers: dict[str, str]
+    # What the original record held besides its value (``citybrain.original.*``, in
+    # order, bytes as sent): timestamp and type, key, and its own headers.
+    original: tuple[tuple[str, bytes], ...] = ()
 
     @classmethod
     def of(cls, message: Any) -> DeadLetter:
@@ -51,6 +55,11 @@ class DeadLetter:
             for name, raw in (message.headers or [])
             if name.startswith(HEADER_PREFIX) and raw is not None
         }
+        original = tuple(
+            (name, raw or b"")
+            for name, raw in (message.headers or [])
+            if name.startswith(ORIGINAL_PREFIX)
+        )
         return cls(
             message.partition,
             message.offset,
@@ -58,7 +67,24 @@ class DeadLetter:
             message.key,
             message.value or b"",
             headers,
+            original,
         )
+
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        """The original record's headers, in order, as its producer sent them."""
+        return [
+            (name.removeprefix(ORIGINAL_HEADER_PREFIX), raw)
+            for name, raw in self.original
+            if name.startswith(ORIGINAL_HEADER_PREFIX)
+        ]
+
+    def original_field(self, name: str) -> bytes | None:
+        """One of ``citybrain.original.<name>`` (``timestamp``, ``timestamp_type``,
+        ``key``, ``key_null``), or None."""
+        for header, raw in self.original:
+            if header == ORIGINAL_PREFIX + name:
+                return raw
+        return None
 
 
 def _text(raw: bytes | None) -> str:
@@ -117,10 +143,41 @@ def table_line(cells: Sequence[str], columns: Sequence[int]) -> str:
     return "  ".join(pad(c, w) for c, w in zip(cells, columns, strict=True)).rstrip()
 
 
+def _bytes_field(name: str, raw: bytes) -> dict[str, str]:
+    """``{name: text}`` when ``raw`` is UTF-8, else ``{name_base64: ...}``."""
+    try:
+        return {name: raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(raw).decode("ascii")}
+
+
+def original_doc(letter: DeadLetter) -> dict[str, Any]:
+    """What the original record held besides its value, for ``--json``: ``timestamp``
+    (epoch ms) and ``timestamp_type`` when known, ``key`` (or ``key_base64``; null for
+    none) when the dead letter is keyed otherwise, and ``headers``: a list of
+    ``{"name", "value"}`` (``value_base64`` when not UTF-8), in order, repeats kept."""
+    doc: dict[str, Any] = {}
+    stamp = letter.original_field("timestamp")
+    if stamp is not None and stamp.isdigit():
+        doc["timestamp"] = int(stamp)
+    kind = letter.original_field("timestamp_type")
+    if kind is not None:
+        doc["timestamp_type"] = _text(kind)
+    if letter.original_field("key_null") is not None:
+        doc["key"] = None
+    elif (key := letter.original_field("key")) is not None:
+        doc.update(_bytes_field("key", key))
+    doc["headers"] = [
+        {"name": name, **_bytes_field("value", raw)} for name, raw in letter.original_headers()
+    ]
+    return doc
+
+
 def json_line(letter: DeadLetter, topic: str) -> str:
     """One dead letter as one JSON object on one line: ``topic``, ``partition``,
     ``offset``, ``time`` (ISO 8601 UTC, when Kafka took it), ``key``, the ``headers``
-    (short names) and the value as ``value`` (text) when it is UTF-8, else as
+    (short names), the ``original`` record's timestamp, key and headers
+    (``original_doc``) and the value as ``value`` (text) when it is UTF-8, else as
     ``value_base64``."""
     try:
         time_text = (
@@ -137,6 +194,7 @@ def json_line(letter: DeadLetter, topic: str) -> str:
         "time": time_text,
         "key": _text(letter.key) if letter.key is not None else None,
         "headers": letter.headers,
+        "original": original_doc(letter),
     }
     try:
         doc["value"] = letter.value.decode("utf-8")
@@ -164,6 +222,68 @@ def dead_letter_topics(settings: Settings) -> list[str]:
         return sorted(t for t in consumer.topics() if t.endswith(".deadletter"))
     finally:
         consumer.close()
+
+
+# The topics a dead letter may be replayed to: those of the prefix the worker reads.
+REPLAY_ROLES = ("readings", "incidents", "alerts", "routed", "commands", "corroboration")
+# The header a replayed record gains: which dead letter it was (its topic/partition/offset),
+# so a record refused again can be traced back to its first refusal.
+REPLAYED_FROM = "citybrain.replayed_from"
+
+
+class NotReplayable(ValueError):
+    """A dead letter that cannot be sent back as its producer sent it: the message says
+    why and what to do instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A dead letter's original record, to be sent back: ``topic`` (the one it came
+    from), ``key``, ``value`` (bytes as sent) and ``headers`` (the original's, in order,
+    then ``REPLAYED_FROM``)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def replay_of(letter: DeadLetter, topic: str, allowed: Sequence[str]) -> Replay:
+    """The record ``letter`` (of the dead-letter ``topic``) came as, to send back to its
+    origin topic, which must be one of ``allowed``. Raises ``NotReplayable`` for one whose
+    original is not whole (cut value, key or headers; an unreadable batch's, which has
+    none) or came from no Kafka topic (the MQTT or HTTP ingest's: send it there again)."""
+    where = f"{topic}/{letter.partition}/{letter.offset}"
+    origin = letter.headers.get("origin", "")
+    reason = letter.headers.get("reason", "")
+    if reason == "unreadable_batch":
+        raise NotReplayable(f"{where}: an unreadable batch's dead letter holds no record")
+    for cut in ("truncated", "key_truncated", "headers_truncated"):
+        if cut in letter.headers:
+            raise NotReplayable(
+                f"{where}: the original was cut ({cut.replace('_', ' ')}: "
+                f"{letter.headers[cut]}); only a whole one can be sent back"
+            )
+    if origin.startswith(("mqtt:", "http:")):
+        raise NotReplayable(
+            f"{where}: it came from the {origin.split(':', 1)[0].upper()} ingest "
+            f"({origin}), not from a Kafka topic: send it to the ingest again"
+        )
+    # topic/partition/offset[#index]: a Kafka topic's name holds no "/".
+    parts = origin.rsplit("/", 2)
+    target = parts[0] if len(parts) == 3 else ""
+    if target not in allowed:
+        raise NotReplayable(
+            f"{where}: its origin {origin!r} is no topic of this prefix ({', '.join(allowed)})"
+        )
+    key = letter.key
+    if "#" not in origin:  # one reading of a pack keeps its sensor's key, not the pack's
+        if letter.original_field("key_null") is not None:
+            key = None
+        elif (original_key := letter.original_field("key")) is not None:
+            key = original_key
+    headers = [*letter.original_headers(), (REPLAYED_FROM, where.encode())]
+    return Replay(target, key, letter.value, headers)
 
 
 class Reader:
@@ -207,6 +327,26 @@ class Reader:
         found.sort(key=lambda d: (d.timestamp, d.partition, d.offset))
         return found[-limit:]
 
+    def at(self, partition: int, offset: int) -> DeadLetter | None:
+        """The dead letter at ``partition``/``offset``, or None when there is none."""
+        from kafka import TopicPartition
+
+        tp = next((t for t in self.assigned if t.partition == partition), None)
+        if tp is None:
+            return None
+        starts = self.consumer.beginning_offsets([tp])
+        ends = self.consumer.end_offsets([tp])
+        if not starts[tp] <= offset < ends[tp]:
+            return None
+        self.consumer.seek(TopicPartition(tp.topic, partition), offset)
+        while True:
+            for messages in self.consumer.poll(timeout_ms=1000).values():
+                for message in messages:
+                    if message.offset == offset:
+                        return DeadLetter.of(message)
+                    if message.offset > offset:  # compacted or a transaction's marker
+                        return None
+
     def new(self, until: Callable[[], bool] = lambda: False) -> Iterator[DeadLetter]:
         """Dead letters as they arrive, each partition's in order, until ``until()``."""
         while not until():
@@ -216,3 +356,21 @@ class Reader:
                     yield DeadLetter.of(message)
             if not batch:
                 time.sleep(0.1)
+
+
+def send_back(settings: Settings, replays: Sequence[Replay]) -> list[tuple[int, int]]:
+    """Send each replay to its topic (kafka-python, acks from all replicas), in order;
+    each one's (partition, offset) once Kafka has it."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", **settings.kafka_python_options()
+    )
+    try:
+        futures = [
+            producer.send(r.topic, key=r.key, value=r.value, headers=r.headers) for r in replays
+        ]
+        producer.flush()
+        return [(meta.partition, meta.offset) for meta in (f.get(timeout=30) for f in futures)]
+    finally:
+        producer.close()

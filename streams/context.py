@@ -31,7 +31,8 @@ from playbooks.routing import SILENCE_PROBLEMS, IndexedFiring, Route, SourceInde
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
-from streams.events import alert_fields, dead_letter_key, fit_dead_letter
+from streams.events import alert_fields, dead_letter_key, fit_dead_letter, original_record
+from streams.faust_patches import UNREADABLE_REASON, unreadable
 from streams.metrics import Metrics, bounded_label, initialise
 from streams.settings import Settings
 from streams.tables import (
@@ -760,6 +761,16 @@ class Context:
         ``topic/partition/offset#index``). A reading's dead letter is keyed by its
         ``sensor_id`` when it has one (``dead_letter_key``), any other by the message's key."""
         msg = event if isinstance(event, Message) else event.message
+        skipped = unreadable(msg.headers)
+        if skipped is not None:
+            # An unreadable batch's offsets (faust_patches change 13), refused by whichever
+            # agent for their missing value: one dead letter for the range, at its first
+            # offset (the commit passes the range only once it is on Kafka); the others
+            # are acked as recorded by it.
+            if msg.offset != skipped.first:
+                return
+            code, message = UNREADABLE_REASON, skipped.describe(msg.topic, msg.partition)
+            raw, index = None, None
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
         message = bounded_message(message)
         log.warning("citybrain: dead-letter %s: %s (%s)", origin, message, code)
@@ -769,7 +780,7 @@ class Context:
             # A reading's dead letter is keyed by its sensor id, whatever step refused it
             # (out_of_order ones, in the detection, are too): docs/events.md.
             key = dead_letter_key(value, key if isinstance(key, bytes) else None)
-        await self.send_dead_letter(stream, value, key, code, message, origin)
+        await self.send_dead_letter(stream, value, key, code, message, origin, msg)
 
     async def guarded(
         self,
@@ -796,11 +807,20 @@ class Context:
             await self.dead_letter(stream, event, code, text[:500])
 
     async def send_dead_letter(
-        self, stream: str, raw: Any, key: Any, code: str, message: str, origin: str
+        self,
+        stream: str,
+        raw: Any,
+        key: Any,
+        code: str,
+        message: str,
+        origin: str,
+        original: Message | None = None,
     ) -> None:
         """Send ``raw`` (bytes, else its ``str``) to the dead-letter topic with the reason
         ``code``, ``message`` and ``origin`` (``topic/partition/offset[#index]``,
-        ``message_origin``) in headers, and count it."""
+        ``message_origin``) in headers, and count it. ``original``, the Kafka message it
+        came in, adds what else that record held: its timestamp and type, its key when
+        ``key`` is another, and its headers (``events.original_record``)."""
         # Kafka Connect's convention: the value is the original bytes, the why in headers.
         # Every dead letter carries all four documented headers (docs/events.md).
         headers = [
@@ -811,9 +831,21 @@ class Context:
         ]
         # A tombstone's (None) is empty, not the text "None".
         value = raw if isinstance(raw, bytes) else b"" if raw is None else str(raw).encode()
+        dead_key = key if isinstance(key, bytes) else None
+        carried = (
+            original_record(
+                original.key if isinstance(original.key, bytes) else None,
+                dead_key,
+                original.timestamp,
+                original.timestamp_type,
+                original.headers,
+            )
+            if original is not None
+            else []
+        )
         if isinstance(key, bytes):
-            key, value, headers = fit_dead_letter(value, key, headers)
+            key, value, headers = fit_dead_letter(value, key, headers, original=carried)
         else:
-            _, value, headers = fit_dead_letter(value, None, headers)
+            _, value, headers = fit_dead_letter(value, None, headers, original=carried)
         await self.deadletter.send(key=key, value=value, headers=headers)
         self.metrics.dead_letters.labels(stream, code).inc()

@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -41,6 +42,18 @@ MAX_MESSAGE_BYTES = 1_000_000
 # A dead letter's key keeps at most this many bytes (its first; ``fit_dead_letter``): a
 # message's key may itself be near MAX_MESSAGE_BYTES, and its dead letter must still fit.
 MAX_DEAD_LETTER_KEY_BYTES = 64 * 1024
+# A dead letter carries its original record whole (docs/events.md): its headers under
+# this prefix, name for name and in order, so none can pass for citybrain's own
+# ``citybrain.error.*`` (a producer's ``citybrain.error.reason`` header becomes
+# ``citybrain.original.header.citybrain.error.reason``); its timestamp, timestamp type
+# and (when the dead letter is keyed otherwise) key under ``citybrain.original.*``.
+ORIGINAL_PREFIX = "citybrain.original."
+ORIGINAL_HEADER_PREFIX = "citybrain.original.header."
+# The original's headers keep at most this many bytes of the dead letter (names and
+# values; the first headers, in order): a record's headers may fill a whole Kafka message.
+MAX_ORIGINAL_HEADER_BYTES = MAX_MESSAGE_BYTES // 2
+# Kafka's timestamp types, by the number a record carries.
+TIMESTAMP_TYPES = {0: "CreateTime", 1: "LogAppendTime"}
 # An incident's report id and category travel in every alert, offer, step, audit record
 # and reply about it (a burst alert holds up to 200 report ids): bounded, so no message
 # built from them can outgrow MAX_MESSAGE_BYTES (trial 8: twelve 120,000-character ids
@@ -871,11 +884,45 @@ def check_length(field: str, value: str, limit: int) -> None:
         raise EventError("too_long", field, value, f"{len(value):,} characters, at most {limit:,}")
 
 
+def original_record(
+    key: bytes | None,
+    dead_key: bytes | None,
+    timestamp: float | None,
+    timestamp_type: int | None,
+    headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None,
+) -> list[tuple[str, bytes]]:
+    """The dead-letter headers that carry the original record (docs/events.md): its
+    ``timestamp`` (seconds; written as epoch milliseconds) and ``timestamp_type`` (0 or 1,
+    written ``CreateTime``/``LogAppendTime``), its ``key`` when the dead letter's
+    (``dead_key``) is another (a reading's is its sensor id): ``citybrain.original.key``,
+    or ``citybrain.original.key_null`` when it had none; then each of its ``headers`` in
+    order, repeated names kept, values as bytes (a null value is written empty: aiokafka's
+    producer writes no null header value), each name under ``ORIGINAL_HEADER_PREFIX``."""
+    out: list[tuple[str, bytes]] = []
+    if timestamp is not None:
+        out.append((ORIGINAL_PREFIX + "timestamp", str(round(timestamp * 1000)).encode()))
+    if timestamp_type is not None:
+        kind = TIMESTAMP_TYPES.get(timestamp_type, str(timestamp_type))
+        out.append((ORIGINAL_PREFIX + "timestamp_type", kind.encode()))
+    if key != dead_key:
+        out.append(
+            (ORIGINAL_PREFIX + "key", key)
+            if key is not None
+            else (ORIGINAL_PREFIX + "key_null", b"")
+        )
+    # faust types a message's headers as a list of pairs or a mapping.
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for name, raw in pairs:
+        out.append((ORIGINAL_HEADER_PREFIX + name, b"" if raw is None else bytes(raw)))
+    return out
+
+
 def fit_dead_letter(
     value: bytes,
     key: bytes | None,
     headers: list[tuple[str, bytes]],
     limit: int = MAX_MESSAGE_BYTES,
+    original: Sequence[tuple[str, bytes]] = (),
 ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """The dead letter's key, value and headers, within ``limit`` bytes in all: a larger
     value (a 5 MB MQTT payload, a 1 MB message from a foreign producer) keeps its first
@@ -885,7 +932,22 @@ def fit_dead_letter(
     restart. A key longer than ``MAX_DEAD_LETTER_KEY_BYTES`` (a foreign producer's key of
     1 MB, or a reading's ``sensor_id`` of 1 MB, which keys its dead letter) keeps its
     first that many bytes and gains ``citybrain.error.key_truncated`` = its size: the
-    value alone could not make room for it (trial 19)."""
+    value alone could not make room for it (trial 19). ``original`` (``original_record``'s
+    headers) follows ``headers``, as many of them, in order, as fit in
+    ``MAX_ORIGINAL_HEADER_BYTES``; when some do not, ``citybrain.error.headers_truncated``
+    says how many were kept of how many (``"3 of 5000"``)."""
+    if original:
+        kept: list[tuple[str, bytes]] = []
+        size = 0
+        for name, raw in original:
+            size += len(name.encode()) + len(raw)
+            if size > min(MAX_ORIGINAL_HEADER_BYTES, limit // 2):
+                break
+            kept.append((name, raw))
+        headers = [*headers, *kept]
+        if len(kept) < len(original):
+            cut = f"{len(kept)} of {len(original)}".encode()
+            headers.append(("citybrain.error.headers_truncated", cut))
     if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
         headers = [*headers, ("citybrain.error.key_truncated", str(len(key)).encode())]
         key = key[:MAX_DEAD_LETTER_KEY_BYTES]

@@ -1,4 +1,5 @@
-"""Twelve changes to faust's consumer, written against faust-streaming 0.15.3 exactly.
+"""Thirteen changes to faust's consumer (the last to aiokafka's fetcher under it), written
+against faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -166,6 +167,26 @@ wait (``set_fetch_max_wait``), independently of the others.
    that begins at or right after the acked run, or at the committed offset, is merged
    in now.
 
+13. **An unreadable record batch costs only its own offsets** (``_unpack_records``,
+   aiokafka's ``PartitionRecords``; aiokafka 0.14.0). A batch whose CRC does not match
+   (bytes corrupted on a broker's disk; the broker serves them as they are) made
+   aiokafka raise ``CorruptRecordException`` out of ``getmany``: the drain, and with it
+   the worker, ended, at every restart again (a crash loop), and the good records
+   fetched before it in the same fetch were passed over unprocessed. So did a record
+   aiokafka cannot decode in a batch whose CRC holds (a header name that is not UTF-8,
+   which Kafka's protocol forbids and its broker does not check: ``UnicodeDecodeError``);
+   from that record on, the rest of its batch is unreadable the same way. Now, on a stream
+   topic (not a table's changelog, whose corruption still stops the worker: a table
+   cannot be recovered past a hole), the batch's offsets are handed on as *unreadable
+   records*: no key, no value, ``headers`` an ``UnreadableRange`` naming the range and
+   why. Every agent refuses a record without a value, so each goes the dead-letter way;
+   ``Context.dead_letter`` sends one dead letter for the range (at its first offset,
+   reason ``unreadable_batch``) and lets the rest pass, so the commit passes the range
+   only once that dead letter is on Kafka, as for any refused message. The range ends
+   where the next batch of the fetch begins, else at the batch's own last offset when
+   that is plausible (``MAX_UNREADABLE_SPAN``), else it is one offset and the next fetch
+   finds the rest. An error line names topic, partition and offset range.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -187,7 +208,12 @@ is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``_add_gap``, ``_gap`` (its IntervalTrees), ``perform_seek``, ``flow_active``,
 ``scheduler``, ``callback``, ``diag``, ``faust.utils.functional.consecutive_numbers``,
 ``app.consumer_generation_id``, ``app.flow_control``, ``Message.generation_id``,
-``Message.acked`` and ``faust.types.tuples.ack_lock``.
+``Message.acked`` and ``faust.types.tuples.ack_lock``; and aiokafka 0.14.0's
+``PartitionRecords._unpack_records`` (replaced, change 13; its source hash is pinned in
+``AIOKAFKA_SOURCES`` and tested in ``tests/unit/streams/test_unreadable_batches.py``) with
+the ``PartitionRecords`` fields it reads (``_tp``, ``_records``, ``_check_crcs``,
+``_isolation_level``, ``next_fetch_offset``, ``_consume_aborted_up_to``,
+``_contains_abort_marker``, ``_aborted_producers``, ``_consumer_record``).
 """
 
 from __future__ import annotations
@@ -195,11 +221,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
 import faust
+from aiokafka import errors as aiokafka_errors
+from aiokafka.consumer.fetcher import READ_COMMITTED, PartitionRecords
+from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
@@ -225,7 +256,17 @@ WRAPPED_SOURCES = {
 READ_SOURCES = {
     "_to_message": "7c24f6511b2fcef7cbfe73526e78de033bfe0df211f1fd30509d699c9deb6ce4",
 }
+# The same for aiokafka's method replaced by change 13 (aiokafka 0.14.0).
+AIOKAFKA_VERSION = "0.14.0"
+AIOKAFKA_SOURCES = {
+    "_unpack_records": "b803e6d46480732c7a7faa8e784b338bcdd4e707ea67fba96c013654b04b8a08",
+}
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
+log = logging.getLogger(__name__)
+# A batch's own last offset (``last_offset_delta``, inside the corrupted bytes) is trusted
+# for at most this many offsets; past it the range is one offset (change 13).
+MAX_UNREADABLE_SPAN = 100_000
+UNREADABLE_REASON = "unreadable_batch"
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
 FETCH_WAIT_ATTRIBUTE = "citybrain_fetch_max_wait_ms"
 ISOLATION_ATTRIBUTE = "citybrain_isolation_level"
@@ -241,8 +282,8 @@ def source_hash(function: Callable[..., Any]) -> str:
 
 
 def install() -> None:
-    """Replace ``Consumer._drain_messages``, ``ack``, ``perform_seek`` and ``_new_offset``
-    (idempotent). Raises
+    """Replace ``Consumer._drain_messages``, ``ack``, ``perform_seek`` and ``_new_offset``,
+    and aiokafka's ``PartitionRecords._unpack_records`` (change 13) (idempotent). Raises
     ``RuntimeError`` if faust is not the version these replacements were written for."""
     if _ORIGINAL:
         return
@@ -259,6 +300,8 @@ def install() -> None:
     Consumer.ack = _ack  # type: ignore[method-assign]
     Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+    _ORIGINAL["_unpack_records"] = PartitionRecords._unpack_records
+    PartitionRecords._unpack_records = _unpack_records
 
 
 def original(name: str) -> Callable[..., Any]:
@@ -268,6 +311,8 @@ def original(name: str) -> Callable[..., Any]:
         from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
         return cast(Callable[..., Any], getattr(AIOKafkaConsumer, name))
+    if name in AIOKAFKA_SOURCES:
+        return _ORIGINAL.get(name) or cast(Callable[..., Any], PartitionRecords._unpack_records)
     owner = AIOKafkaConsumerThread if name in WRAPPED_SOURCES else Consumer
     return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(owner, name))
 
@@ -1019,3 +1064,139 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
         raise
     finally:
         unset_flag(CONSUMER_FETCHING)
+
+
+class UnreadableRange(tuple[tuple[str, bytes], ...]):
+    """The ``headers`` of an unreadable record (change 13): empty as headers go, so no
+    code reading headers sees anything, and only this patch makes one (a producer's
+    headers are a plain tuple), so an unreadable record cannot be forged. ``first`` and
+    ``last``: the range's offsets; ``reason``: what was wrong with its bytes."""
+
+    first: int
+    last: int
+    reason: str
+
+    def __new__(cls, first: int, last: int, reason: str) -> UnreadableRange:
+        self = super().__new__(cls, ())
+        self.first, self.last, self.reason = first, last, reason
+        return self
+
+    def describe(self, topic: str, partition: int) -> str:
+        """The dead letter's message: which offsets, why, and that no bytes are left."""
+        span = (
+            f"offset {self.first}"
+            if self.first == self.last
+            else (f"offsets {self.first}-{self.last}")
+        )
+        return (
+            f"{topic}/{partition} {span}: {self.reason}; the records cannot be read "
+            "(no key, value or headers are available), skipped"
+        )
+
+
+def unreadable(headers: Any) -> UnreadableRange | None:
+    """The ``UnreadableRange`` of a message's or record's ``headers``, or None."""
+    return headers if isinstance(headers, UnreadableRange) else None
+
+
+def _skips_unreadable(topic: str) -> bool:
+    """A stream topic's unreadable batches are skipped; a table changelog's are not (its
+    table would be recovered with a hole nobody sees)."""
+    return not topic.endswith("-changelog")
+
+
+def _unreadable_end(batch: Any, following: Any) -> int:
+    """Where an unreadable batch's range ends (exclusive): the next batch's base offset,
+    else the batch's own next offset when plausible, else one past its base."""
+    base: int = batch.base_offset
+    if following is not None and base < following.base_offset <= base + MAX_UNREADABLE_SPAN:
+        return int(following.base_offset)
+    if 0 <= batch.last_offset_delta < MAX_UNREADABLE_SPAN:
+        return int(batch.next_offset)
+    return base + 1
+
+
+def _unreadable_records(
+    self: PartitionRecords, batch: Any, following: Any, why: str
+) -> Iterator[ConsumerRecord[Any, Any]]:
+    """Change 13: the unreadable records of ``batch`` from the fetch position on (one per
+    offset, up to ``_unreadable_end``), after an error line; raises for a changelog."""
+    tp = self._tp
+    first = max(batch.base_offset, self.next_fetch_offset)
+    end = _unreadable_end(batch, following)
+    span = f"{tp.topic}/{tp.partition} offsets {first}-{end - 1}"
+    if not _skips_unreadable(tp.topic):
+        # Said whole: the worker stops on it (a table cannot be recovered past it).
+        raise aiokafka_errors.CorruptRecordException(
+            f"Unreadable batch - {tp}: {span} of a table's changelog cannot be read ({why}); "
+            'see docs/operations.md, "A record batch that cannot be read"'
+        )
+    if end > first:
+        marker = UnreadableRange(batch.base_offset, end - 1, why)
+        log.error("citybrain: %s: %s; skipped, recorded on the dead-letter topic", span, why)
+        now = int(time.time() * 1000)
+        for offset in range(first, end):
+            self.next_fetch_offset = offset + 1
+            yield ConsumerRecord(
+                tp.topic, tp.partition, offset, now, 0, None, None, None, -1, -1, marker
+            )
+    self.next_fetch_offset = max(self.next_fetch_offset, end)
+
+
+def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]]:
+    """aiokafka 0.14.0's ``PartitionRecords._unpack_records`` with change 13: a batch
+    whose CRC fails, or whose records cannot be decoded (a header name that is not UTF-8,
+    a codec that fails), yields one unreadable record per offset instead of raising."""
+    tp = self._tp
+    records = self._records
+    failure: Exception | None = None
+
+    def following() -> Any:
+        nonlocal failure
+        if failure is not None or not records.has_next():
+            return None
+        try:
+            return records.next_batch()
+        except Exception as exc:  # framing past a corrupted batch: raised after it
+            failure = exc
+            return None
+
+    pending = following()
+    while pending is not None:
+        next_batch, pending = pending, following()
+        if self._check_crcs and not next_batch.validate_crc():
+            why = "record batch failed its CRC check (corrupted bytes in the log)"
+            yield from _unreadable_records(self, next_batch, pending, why)
+            continue
+
+        if self._isolation_level == READ_COMMITTED and next_batch.producer_id is not None:
+            self._consume_aborted_up_to(next_batch.base_offset)
+            if next_batch.is_control_batch and self._contains_abort_marker(next_batch):
+                self._aborted_producers.discard(next_batch.producer_id)
+            if next_batch.is_transactional and next_batch.producer_id in self._aborted_producers:
+                self.next_fetch_offset = next_batch.next_offset
+                continue
+
+        # We skip control batches no matter the isolation level
+        if next_batch.is_control_batch:
+            self.next_fetch_offset = next_batch.next_offset
+            continue
+
+        decoded = iter(next_batch)
+        while True:
+            try:
+                record = next(decoded)
+            except StopIteration:
+                self.next_fetch_offset = next_batch.next_offset
+                break
+            except Exception as exc:  # a record the client cannot decode: the rest of it
+                why = f"a record could not be decoded ({type(exc).__name__}: {exc})"[:300]
+                yield from _unreadable_records(self, next_batch, pending, why)
+                break
+            if record.offset < self.next_fetch_offset:
+                continue
+            consumer_record = self._consumer_record(tp, record)
+            self.next_fetch_offset = record.offset + 1
+            yield consumer_record
+    if failure is not None:
+        raise failure

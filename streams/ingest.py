@@ -71,6 +71,20 @@ def rejected_origin(events: Sequence[Message], item: Incoming) -> str:
     )
 
 
+def message_at(events: Sequence[Message], offset: int) -> Message | None:
+    """The message of ``events`` (one partition's, in offset order) at ``offset``, or
+    None; found by bisection, so a batch drain's batch builds only the messages it looks
+    at (``faust_patches.Messages``)."""
+    low, high = 0, len(events)
+    while low < high:
+        mid = (low + high) // 2
+        if events[mid].offset < offset:
+            low = mid + 1
+        else:
+            high = mid
+    return events[low] if low < len(events) and events[low].offset == offset else None
+
+
 def message_columns(
     messages: Sequence[Message],
 ) -> tuple[list[bytes | None], list[int], list[int], list[float]]:
@@ -200,6 +214,7 @@ class Ingest:
                 code,
                 message,
                 rejected_origin(events, item),
+                message_at(events, item.offset),
             )
         # Alerts must be on Kafka before the state that says they were sent.
         await self.corroboration.send(result, self._alert_doc)

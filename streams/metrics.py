@@ -112,6 +112,8 @@ VALIDATION_REASONS = (
 # Each worker stream's dead-letter reasons: their series exist at 0 from the start, since
 # ``increase()`` never counts a series' first sample, and a reason's first dead letter
 # was its series' birth: one bad_unit reading read 0 on "Dead letters (1h)" (trial 28).
+# ``unreadable_batch``: a corrupted record batch's range, on whichever stream it lies
+# (streams/faust_patches.py, change 13).
 DEAD_LETTER_REASONS = {
     "readings": (
         *VALIDATION_REASONS,
@@ -120,10 +122,18 @@ DEAD_LETTER_REASONS = {
         "out_of_order",
         "conflicting_reading",
         "detector_error",
+        "unreadable_batch",
     ),
-    "incidents": (*VALIDATION_REASONS, "wrong_partition", "processing_error"),
-    "alerts": ("bad_json", "bad_alert", "unreadable", "processing_error"),
-    "routed": ("bad_json", "bad_routed", "bad_reports", "unreadable", "processing_error"),
+    "incidents": (*VALIDATION_REASONS, "wrong_partition", "processing_error", "unreadable_batch"),
+    "alerts": ("bad_json", "bad_alert", "unreadable", "processing_error", "unreadable_batch"),
+    "routed": (
+        "bad_json",
+        "bad_routed",
+        "bad_reports",
+        "unreadable",
+        "processing_error",
+        "unreadable_batch",
+    ),
     "commands": (
         "bad_json",
         "bad_command",
@@ -131,9 +141,10 @@ DEAD_LETTER_REASONS = {
         "unknown_alert",
         "unreadable",
         "processing_error",
+        "unreadable_batch",
     ),
     # A mark or alert of the corroboration topic (streams.corroboration.checked_message).
-    "corroboration": ("bad_json", "bad_mark", "bad_alert", "processing_error"),
+    "corroboration": ("bad_json", "bad_mark", "bad_alert", "processing_error", "unreadable_batch"),
 }
 
 # What a label drawn from a message's text (an alert's kind, a run's department) is

@@ -670,7 +670,13 @@ class Response:
             run_id[:200],
             home,
         )
-        fut = await self.ctx.commands.send(key=run_key(run_id), value=msg.value, partition=home)
+        # Passed on as it came, headers too (a producer's trace context, its own ids).
+        fut = await self.ctx.commands.send(
+            key=run_key(run_id),
+            value=msg.value,
+            partition=home,
+            headers=msg.headers,
+        )
         await fut
 
     async def _on_command(

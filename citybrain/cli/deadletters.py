@@ -7,7 +7,7 @@ import argparse
 import contextlib
 import sys
 
-from citybrain.cli.base import EXIT_OK, CliError, _settings, _zone
+from citybrain.cli.base import EXIT_FAILED, EXIT_OK, CliError, _settings, _zone
 from citybrain.cli.prefixes import chosen_prefix, named_prefix, prefixes_there
 from citybrain.cli.stack import _require_kafka
 from citybrain.text import counted
@@ -38,6 +38,8 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         )
     if note and not args.json:
         print(note, file=sys.stderr)
+    if args.replay:
+        return _replay(args, settings, topic)
     if not args.follow:
         return _show_dead_letters(args, settings, topic)
     # Ctrl-C (or SIGTERM) is how a follow ends, whenever it comes (also while the latest
@@ -82,4 +84,43 @@ def _show_dead_letters(args: argparse.Namespace, settings: Settings, topic: str)
                 header = True
             # Columns as wide as the first rows' (a longer cell widens its line only).
             print(table_line(row(letter), columns), flush=True)
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, settings: Settings, topic: str) -> int:
+    """``deadletters --replay P:O ...``: send each named dead letter's original record
+    back to the topic it came from, with its key and headers; nothing is sent unless
+    every one named can be (each refusal is said)."""
+    from citybrain.deadletters import (
+        REPLAY_ROLES,
+        NotReplayable,
+        Reader,
+        replay_of,
+        send_back,
+    )
+
+    if args.follow:
+        raise CliError("deadletters: --replay and --follow do not go together")
+    allowed = [settings.topic(role) for role in REPLAY_ROLES]
+    replays, refused = [], []
+    with Reader(settings, topic) as reader:
+        for partition, offset in args.replay:
+            letter = reader.at(partition, offset)
+            if letter is None:
+                refused.append(f"{topic}/{partition}/{offset}: no dead letter there")
+                continue
+            try:
+                replays.append(replay_of(letter, topic, allowed))
+            except NotReplayable as exc:
+                refused.append(str(exc))
+    if refused:
+        raise CliError("deadletters: nothing sent back; " + "; ".join(refused), status=EXIT_FAILED)
+    for (partition, offset), replay, (at_p, at_o) in zip(
+        args.replay, replays, send_back(settings, replays), strict=True
+    ):
+        print(
+            f"{topic}/{partition}/{offset}: sent back to {replay.topic} "
+            f"(partition {at_p}, offset {at_o}) with {counted(len(replay.headers) - 1, 'header')} "
+            "of its own"
+        )
     return EXIT_OK

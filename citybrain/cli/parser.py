@@ -43,8 +43,19 @@ from streams.errors import closest
 from streams.events import MAX_PACK_READINGS
 from streams.settings import REPO_ROOT
 
+
 # Typed from any directory (t79: `--help`'s "Start with 'make demo'" failed outside the
 # checkout, "No rule to make target"): make's in the checkout, named by its path.
+def _partition_offset(text: str) -> tuple[int, int]:
+    """``PARTITION:OFFSET`` (two whole numbers >= 0) for ``deadletters --replay``."""
+    partition, _, offset = text.partition(":")
+    if not re.fullmatch(r"[0-9]+:[0-9]+", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not PARTITION:OFFSET (two whole numbers, e.g. 0:17)"
+        )
+    return int(partition), int(offset)
+
+
 DESCRIPTION = f"""\
 citybrain: a streaming city-operations brain. Sensor readings and citizen reports flow
 through Kafka into stream workers that detect anomalies, raise alerts, route them to
@@ -762,6 +773,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one JSON object a line: topic, partition, offset, time, key, headers, and the "
         "value (value_base64 when it is not UTF-8)",
+    )
+    p.add_argument(
+        "--replay",
+        action="append",
+        type=_partition_offset,
+        metavar="PARTITION:OFFSET",
+        help="send the dead letter at PARTITION:OFFSET (as --json shows them) back to the "
+        "topic it came from, with its original key and headers; repeat it for more "
+        "(none is sent unless every one can be)",
     )
     p.set_defaults(func=cmd_deadletters)
 

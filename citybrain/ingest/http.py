@@ -41,7 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.bounded import BoundedHandler, BoundedHTTPServer
 from citybrain.ingest.metrics import IngestMetrics
-from citybrain.ingest.mqtt import dead_letter_headers
+from citybrain.ingest.mqtt import carried_headers, dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
 from citybrain.ingest.publisher import PackPublisher
 from citybrain.text import counted
@@ -504,9 +504,13 @@ class IngestHttpServer(BoundedHTTPServer):
             return True
 
     def publish(
-        self, readings: list[Reading], dead_letters: Sequence[tuple[bytes, list[Any]]] = ()
+        self,
+        readings: list[Reading],
+        dead_letters: Sequence[tuple[bytes, list[Any]]] = (),
+        original: Sequence[tuple[str, bytes]] = (),
     ) -> bool:
-        """Send the readings and the dead letters (value, headers) and wait for Kafka's
+        """Send the readings and the dead letters (value, headers; each also carrying
+        ``original``, the request's ``carried_headers``) and wait for Kafka's
         acknowledgement of every one; False on timeout."""
         left = [len(readings) + len(dead_letters)]
         all_acked = threading.Event()
@@ -526,9 +530,17 @@ class IngestHttpServer(BoundedHTTPServer):
             left_s = max(0.0, deadline - time.monotonic())
             # Keyed by the reading's sensor id when it has one (docs/events.md).
             key = dead_letter_key(value, None)
-            if not self.publisher.dead_letter(value, key, headers, done, left_s):
+            if not self.publisher.dead_letter(value, key, headers, done, left_s, original):
                 return False
         return all_acked.wait(max(0.0, deadline - time.monotonic()))
+
+
+# The request headers a refused reading's dead letter keeps (W3C trace context, the
+# body's type, a request id): what tells an operator which request it was. Never a
+# credential (Authorization, Cookie).
+CARRIED_REQUEST_HEADERS = frozenset(
+    {"traceparent", "tracestate", "baggage", "content-type", "x-request-id", "user-agent"}
+)
 
 
 class _Handler(BoundedHandler):
@@ -692,7 +704,15 @@ class _Handler(BoundedHandler):
             log.info(
                 "%s", partly_refused_line(self.route, len(readings), [r.problem for r in refused])
             )
-        if (readings or dead_letters) and not srv.publish(readings, dead_letters):
+        # A refused reading's dead letter keeps the request's trace context and content
+        # type (never its Authorization); accepted readings travel packed, many requests'
+        # to a message, so no request's headers are theirs (docs/ingest.md).
+        sent = carried_headers(
+            (name.lower(), value)
+            for name, value in self.headers.items()
+            if name.lower() in CARRIED_REQUEST_HEADERS
+        )
+        if (readings or dead_letters) and not srv.publish(readings, dead_letters, sent):
             self.answer(
                 503,
                 {"error": f"Kafka has not acknowledged in {srv.ack_timeout:g}s; retry"},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,7 +27,7 @@ from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher
 from streams.errors import EventError
-from streams.events import EventValidator
+from streams.events import ORIGINAL_HEADER_PREFIX, EventValidator
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,30 @@ def dead_letter_headers(
         ("citybrain.error.message", message.encode()),
         ("citybrain.error.origin", origin.encode()),
     ]
+
+
+def carried_headers(pairs: Iterable[tuple[str, str | bytes]]) -> list[tuple[str, bytes]]:
+    """What a sender sent beside a payload (``(name, value)`` pairs: an MQTT 5 message's
+    content type and user properties, an HTTP request's trace headers), as the dead
+    letter's ``citybrain.original.header.<name>`` headers (docs/events.md), in order."""
+    return [
+        (ORIGINAL_HEADER_PREFIX + name, value if isinstance(value, bytes) else value.encode())
+        for name, value in pairs
+    ]
+
+
+def mqtt_properties(msg: Any) -> list[tuple[str, str | bytes]]:
+    """An MQTT 5 message's content type (as ``content-type``) and user properties, in
+    order, repeated names kept; nothing for MQTT 3.1.1 (no properties)."""
+    props = getattr(msg, "properties", None)
+    found: list[tuple[str, str | bytes]] = []
+    content_type = getattr(props, "ContentType", None)
+    if isinstance(content_type, str):
+        found.append(("content-type", content_type))
+    for pair in getattr(props, "UserProperty", None) or ():
+        if isinstance(pair, tuple) and len(pair) == 2:
+            found.append((str(pair[0]), pair[1] if isinstance(pair[1], bytes) else str(pair[1])))
+    return found
 
 
 def topic_text(msg: Any) -> str:
@@ -179,20 +203,30 @@ class MqttIngest:
                 client.ack(mid, qos)
 
         topic = topic_text(msg)
+        sent = carried_headers(mqtt_properties(msg))
         try:
-            self.handle(topic, msg.payload, ack, retained=bool(msg.retain))
+            self.handle(topic, msg.payload, ack, retained=bool(msg.retain), original=sent)
         except Exception as exc:
             # One message's fault must not cost the others: dead-letter it, unacknowledged
             # until Kafka has the dead letter.
             log.exception("ingest: message on %s failed", topic)
             try:
-                self._dead_letter(topic, msg.payload, "internal", repr(exc), ack)
+                self._dead_letter(topic, msg.payload, "internal", repr(exc), ack, original=sent)
             except Exception:
                 # Kafka refused for good (the run loop stops the ingest): the message
                 # stays unacknowledged, and the broker's to deliver again.
                 log.exception("ingest: dead letter for %s not sent", topic)
 
-    def handle(self, topic: str, payload: bytes, ack: Any, retained: bool = False) -> None:
+    def handle(
+        self,
+        topic: str,
+        payload: bytes,
+        ack: Any,
+        retained: bool = False,
+        original: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """One MQTT message: a reading to publish, or a dead letter (carrying
+        ``original``, ``carried_headers`` of the message's properties)."""
         if not payload:
             # An empty publish is MQTT's way to clear a topic's retained value (the broker
             # passes it on to subscribers): no reading, no mistake. Counted, acknowledged.
@@ -212,6 +246,7 @@ class MqttIngest:
                 "accepted (--max-payload)",
                 ack,
                 self.mapping.sensor_of(topic),
+                original,
             )
             return
         now = self.clock()
@@ -221,7 +256,7 @@ class MqttIngest:
             reading = self.validator.reading_document(doc, now)
         except EventError as exc:
             sensor = doc.get("sensor_id") or self.mapping.sensor_of(topic)
-            self._dead_letter(topic, payload, exc.code, str(exc), ack, sensor)
+            self._dead_letter(topic, payload, exc.code, str(exc), ack, sensor, original)
             return
         self.publisher.submit(reading, ack)
 
@@ -233,6 +268,7 @@ class MqttIngest:
         message: str,
         ack: Any,
         sensor: object = None,
+        original: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         """Dead-letter one message, keyed by its reading's sensor id when the topic or
         payload gave one (``sensor``: the rule of every reading's dead letter,
@@ -241,5 +277,5 @@ class MqttIngest:
         key = topic.encode("utf-8", "backslashreplace")
         if isinstance(sensor, str) and sensor:
             key = sensor.encode("utf-8", "backslashreplace")
-        self.publisher.dead_letter(payload, key, headers, ack)
+        self.publisher.dead_letter(payload, key, headers, ack, original=original)
         self.metrics.dead_letters.labels("mqtt", code).inc()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,13 +106,16 @@ class PackPublisher:
         headers: list[tuple[str, bytes]],
         done: Done,
         timeout: float | None = None,
+        original: Sequence[tuple[str, bytes]] = (),
     ) -> bool:
         """Send a rejected message to the dead-letter topic (the worker's header
         convention, streams/app.py); ``done`` runs once Kafka has it. A value too large
         for one Kafka message is cut (``fit_dead_letter``). Blocks while ``max_pending``
         messages wait (``timeout`` seconds at most: False when it ran out, nothing sent;
-        the HTTP ingest then answers 503 rather than hold its sender forever)."""
-        key, value, headers = fit_dead_letter(value, key, headers)
+        the HTTP ingest then answers 503 rather than hold its sender forever). ``original``:
+        what the sender sent beside the payload, as dead-letter headers (an MQTT 5
+        message's user properties, an HTTP request's trace headers; ``carried_headers``)."""
+        key, value, headers = fit_dead_letter(value, key, headers, original=original)
         with self._cond:
             if self.failure is not None:
                 raise RuntimeError(f"Kafka send failed: {self.failure}") from self.failure

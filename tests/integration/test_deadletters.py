@@ -135,3 +135,126 @@ def test_a_prefix_near_one_with_a_dead_letter_topic_is_answered_with_it(
     pipeline.producer.flush()
     assert main(["deadletters", "--prefix", pipeline.name[:-1]]) == EXIT_USAGE
     assert f"(did you mean {pipeline.name!r}?)" in capsys.readouterr().err
+
+
+def test_a_dead_letter_carries_its_original_record_whole(
+    pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A field producer's headers (a trace context, its content type, a vendor's binary
+    # device id, a key given twice, an empty value, one spelled as citybrain's own
+    # reason header) were dropped from its dead letters: nobody could see or restore
+    # what the producer sent (helper t81).
+    from streams.events import Reading
+    from tests.integration.test_field_producers import START
+
+    sent_headers = [
+        ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ("content-type", b"application/json"),
+        ("device-id", b"\x00\xff\xfe\x01"),
+        ("hop", b"gw-1"),
+        ("hop", b"gw-2"),
+        ("empty", b""),
+        ("citybrain.error.reason", b"spoofed"),
+    ]
+    readings, incidents = pipeline.topic("readings"), pipeline.topic("incidents")
+    newer = Reading(START + 600, "gauge-1", "water_level", 10.0, "ft", "c-bridge").to_json()
+    older = Reading(START, "gauge-1", "water_level", 10.0, "ft", "c-bridge").to_json()
+    bad_type = newer.replace(b'"value":10.0', b'"value":"abc"')
+    assert bad_type != newer
+    worker = pipeline.worker().start()
+    try:
+        # Refused while decoding (keyed by its sensor, not its message's key), by the
+        # detection (out_of_order, after the newer reading), and on another topic
+        # with no key at all.
+        pipeline.producer.send(
+            readings, key=b"gauge-1", value=newer, headers=sent_headers, timestamp_ms=1_000
+        )
+        pipeline.producer.flush()
+        pipeline.producer.send(
+            readings, key=b"pack-7", value=bad_type, headers=sent_headers, timestamp_ms=2_000
+        )
+        pipeline.producer.send(
+            readings, key=b"gauge-1", value=older, headers=sent_headers, timestamp_ms=3_000
+        )
+        pipeline.producer.send(
+            incidents, key=None, value=b"{not json", headers=sent_headers, timestamp_ms=4_000
+        )
+        pipeline.producer.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 3, timeout=120, settle=2)
+    finally:
+        worker.stop()
+    by_reason = {dict(m.headers)["citybrain.error.reason"]: m for m in dead}
+    assert set(by_reason) == {b"bad_type", b"out_of_order", b"bad_json"}
+    expected = [(f"citybrain.original.header.{n}", v) for n, v in sent_headers]
+    for reason, stamp in (
+        (b"bad_type", b"2000"),
+        (b"out_of_order", b"3000"),
+        (b"bad_json", b"4000"),
+    ):
+        headers = by_reason[reason].headers
+        # citybrain's own reason stands, once; the producer's is kept under its own name.
+        assert [v for n, v in headers if n == "citybrain.error.reason"] == [reason]
+        assert [(n, v) for n, v in headers if n.startswith("citybrain.original.header.")] == (
+            expected
+        )
+        assert dict(headers)["citybrain.original.timestamp"] == stamp
+        assert dict(headers)["citybrain.original.timestamp_type"] == b"CreateTime"
+    # Keyed by its sensor, the key it came with said beside; the others kept their own.
+    assert by_reason[b"bad_type"].key == b"gauge-1"
+    assert dict(by_reason[b"bad_type"].headers)["citybrain.original.key"] == b"pack-7"
+    assert "citybrain.original.key" not in dict(by_reason[b"out_of_order"].headers)
+    assert by_reason[b"bad_json"].key is None
+
+    # What `citybrain deadletters --json` shows of them: the original, binary-safe.
+    assert main(["deadletters", "--prefix", pipeline.name, "--json"]) == EXIT_OK
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [doc] = [d for d in docs if d["headers"]["reason"] == "bad_type"]
+    assert doc["headers"]["reason"] == "bad_type"  # not the producer's "spoofed"
+    assert doc["original"]["key"] == "pack-7" and doc["original"]["timestamp"] == 2000
+    assert doc["original"]["headers"][2] == {"name": "device-id", "value_base64": "AP/+AQ=="}
+    assert [h["name"] for h in doc["original"]["headers"]] == [n for n, _ in sent_headers]
+
+    # Sent back (`deadletters --replay`): to the topic it came from, with the key and
+    # every header its producer gave it, and which dead letter it was.
+    bad = by_reason[b"bad_type"]
+    where = f"{bad.partition}:{bad.offset}"
+    assert main(["deadletters", "--prefix", pipeline.name, "--replay", where]) == EXIT_OK
+    said = capsys.readouterr().out
+    assert f"sent back to {readings}" in said and "with 7 headers of its own" in said
+    again = pipeline.read(
+        "readings", lambda m: sum(r.value == bad_type and r.key == b"pack-7" for r in m) == 2
+    )
+    # The first is the one the producer sent; the second the one sent back.
+    first, replayed = [r for r in again if r.key == b"pack-7" and r.value == bad_type]
+    assert first.headers == sent_headers
+    assert replayed.headers == [
+        *sent_headers,
+        (
+            "citybrain.replayed_from",
+            f"{pipeline.topic('deadletter')}/{where.replace(':', '/')}".encode(),
+        ),
+    ]
+    # One that came from no Kafka topic (the ingest's), or is not there: nothing is sent.
+    pipeline.producer.send(
+        pipeline.topic("deadletter"),
+        value=b"high",
+        headers=_headers("bad_type", "m", "mqtt:city/e/gauge-1/water_level"),
+        partition=0,
+    )
+    pipeline.producer.flush()
+    end = {m.offset for m in pipeline.read("deadletter", lambda m: len(m) >= 4) if m.partition == 0}
+    status = main(
+        [
+            "deadletters",
+            "--prefix",
+            pipeline.name,
+            "--replay",
+            f"0:{max(end)}",
+            "--replay",
+            "0:999999",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "nothing sent back" in err and "came from the MQTT ingest" in err
+    assert "0/999999: no dead letter there" in err

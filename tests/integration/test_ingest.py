@@ -847,3 +847,61 @@ def test_ngsi_ld_observation_times_in_every_form_reach_kafka(
         )
     finally:
         server.stop()
+
+
+def test_a_refused_messages_dead_letter_keeps_what_its_sender_sent_beside_it(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # Helper t81: an MQTT 5 message's user properties and content type, and an HTTP
+    # request's trace context, were dropped from their dead letters. Now a refused
+    # reading's dead letter carries them (citybrain.original.header.*); never the
+    # request's Authorization. Accepted readings travel packed: no sender's headers.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p).start()
+    server = http_ingest(p).start()
+    publisher = paho_publisher(p.settings.mqtt_port)
+    try:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        props.UserProperty = [("device-id", "dev-7"), ("hop", "gw-1"), ("hop", "gw-2")]
+        publisher.publish(TOPIC, b"high", qos=1, properties=props).wait_for_publish(30)
+        trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        url = f"http://127.0.0.1:{p.settings.ingest_http_port}/ingest/v1/readings"
+        bad = json.dumps({**GAUGE_READING, "value": "high"}).encode()
+        request = urllib.request.Request(
+            url,
+            data=b"[" + json.dumps(GAUGE_READING).encode() + b", " + bad + b"]",
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {GATEWAY_TOKEN}",
+                "traceparent": trace,
+            },
+        )
+        # One reading taken, one refused (a body refused whole is a 400, no dead letter).
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.load(answer)["refused"] == 1
+        dead = p.read("deadletter", lambda m: len(m) >= 2, settle=1)
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        server.stop()
+        ingest.stop()
+    by_stream = {dict(m.headers)["citybrain.error.stream"]: m.headers for m in dead}
+    carried = {
+        stream: [(n, v) for n, v in headers if n.startswith("citybrain.original.header.")]
+        for stream, headers in by_stream.items()
+    }
+    assert carried[b"mqtt"] == [
+        ("citybrain.original.header.content-type", b"application/json"),
+        ("citybrain.original.header.device-id", b"dev-7"),
+        ("citybrain.original.header.hop", b"gw-1"),
+        ("citybrain.original.header.hop", b"gw-2"),
+    ]
+    http = dict(carried[b"http"])
+    assert http["citybrain.original.header.traceparent"] == trace.encode()
+    assert http["citybrain.original.header.content-type"] == b"application/json"
+    assert not any("authorization" in n.lower() for n, _ in by_stream[b"http"])

@@ -603,3 +603,50 @@ def test_routed_messages_and_alerts_their_tables_could_not_read_back_are_refused
         assert "dropped the stored entry" not in worker.log()
     finally:
         worker.stop()
+
+
+def test_a_key_that_is_not_utf8_and_a_tombstone_each_cost_only_themselves(
+    pipeline: Pipeline,
+) -> None:
+    # Helper t81's check: a valid reading or report under a key of bytes that are not
+    # UTF-8, and a tombstone (a null value), on the readings and incidents topics.
+    from streams.events import IncidentReport, Reading
+    from streams.partitioning import sensor_partition
+    from tests.integration.test_field_producers import START
+
+    readings, incidents = pipeline.topic("readings"), pipeline.topic("incidents")
+    home = sensor_partition("gauge-1", pipeline.settings.partitions)
+
+    def reading(i: int) -> bytes:
+        return Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge").to_json()
+
+    worker = pipeline.worker().start()
+    try:
+        for i in range(10):
+            pipeline.producer.send(readings, key=b"gauge-1", value=reading(i))
+        pipeline.producer.send(readings, key=b"\xff\xfe", value=reading(10), partition=home)
+        pipeline.producer.send(readings, key=b"gauge-1", value=None)
+        for i in range(11, 20):
+            pipeline.producer.send(readings, key=b"gauge-1", value=reading(i))
+        report = IncidentReport(START, "r-1", "noise", "loud", "app", "c-bridge").to_json()
+        pipeline.producer.send(incidents, key=b"\xff\xfe", value=report)
+        pipeline.producer.send(incidents, key=b"c-bridge", value=None)
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 2, settle=3)
+        # The reading under the odd key is scored (its partition is its sensor's), the
+        # tombstones are dead-lettered alone, each named so.
+        wait_scored(pipeline, 20, "the readings beside the odd key and tombstone")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 20
+        said = sorted(
+            (dict(m.headers)["citybrain.error.stream"], dict(m.headers)["citybrain.error.reason"])
+            for m in dead
+        )
+        assert said == [(b"incidents", b"bad_json"), (b"readings", b"bad_json")]
+        assert all(b"tombstone" in dict(m.headers)["citybrain.error.message"] for m in dead)
+        assert_committed_to_end(pipeline, "readings")
+        assert_committed_to_end(pipeline, "incidents")
+        # The report under the odd key is taken like any other.
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_incidents_total") == 1
+        assert worker.alive() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()

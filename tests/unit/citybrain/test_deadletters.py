@@ -70,6 +70,7 @@ def test_a_json_line_holds_everything_and_the_value_as_text_or_base64() -> None:
         "time": "2026-12-01T18:57:59.250Z",
         "key": "gauge-1",
         "headers": HEADERS,
+        "original": {"headers": []},
         "value": '{"value": {"v": 1}}',
     }
     raw = json.loads(json_line(letter(value=b"\xff\xfe", key=None), "t.deadletter"))

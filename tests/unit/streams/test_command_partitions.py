@@ -62,7 +62,9 @@ def test_a_command_on_another_partition_is_passed_on_to_its_runs_not_dead_letter
         stage.ctx.commands = sent  # type: ignore[assignment]
         ack = {"id": "cmd-1", "run_id": run_id, "action": "ack", "by": "duty-operator"}
         home = key_partition(run_key(run_id), 2)
-        astray = Event(run_id.encode(), ack, partition=1 - home)
+        # Its producer's headers go with it (helper t81: they were dropped).
+        headers = [("traceparent", b"00-ab-cd-01"), ("hop", b"\x00"), ("hop", b"b")]
+        astray = Event(run_id.encode(), ack, partition=1 - home, headers=headers)
         await stage.on_command(astray)  # type: ignore[arg-type]
         not_here = stage.ctx.groups.data[KEY]["run"]["acknowledged_at"]
         # Where it was sent: applied there, once, also when it is passed on twice.
@@ -74,7 +76,12 @@ def test_a_command_on_another_partition_is_passed_on_to_its_runs_not_dead_letter
     assert not_here is None  # not applied on the partition it arrived on
     assert dead == []  # nor dead-lettered unknown_run
     assert sent.messages == [
-        {"key": KEY, "value": astray.value, "partition": key_partition(KEY, 2)}
+        {
+            "key": KEY,
+            "value": astray.value,
+            "partition": key_partition(KEY, 2),
+            "headers": [("traceparent", b"00-ab-cd-01"), ("hop", b"\x00"), ("hop", b"b")],
+        }
     ]
     assert orjson.loads(sent.messages[0]["value"])["id"] == "cmd-1"
     assert run["acknowledged_by"] == "duty-operator"

@@ -38,7 +38,13 @@ class Event:
     partition Kafka's default partitioner gives the key, of two, as a producer keyed by
     the group puts it; ``partition`` to place it elsewhere)."""
 
-    def __init__(self, key: bytes, value: dict[str, Any], partition: int | None = None) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        value: dict[str, Any],
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.key, self.value = key, orjson.dumps(value)
         self.message = SimpleNamespace(
             topic="citybrain.commands",
@@ -47,6 +53,8 @@ class Event:
             key=key,
             value=self.value,
             timestamp=None,
+            timestamp_type=0,
+            headers=headers or [],
         )
 
 

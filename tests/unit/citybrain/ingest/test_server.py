@@ -58,6 +58,7 @@ class Kafka:
         self.readings: list[Reading] = []
         self.dead: list[tuple[bytes, list[tuple[str, bytes]]]] = []
         self.keys: list[bytes | None] = []  # each dead letter's key
+        self.originals: list[list[tuple[str, bytes]]] = []  # what each sender sent beside
 
     def submit(self, reading: Reading, done: Any, timeout: float | None = None) -> bool:
         self.readings.append(reading)
@@ -72,8 +73,10 @@ class Kafka:
         headers: list[tuple[str, bytes]],
         done: Any,
         timeout: float | None = None,
+        original: Any = (),
     ) -> bool:
         self.dead.append((value, headers))
+        self.originals.append(list(original))
         self.keys.append(key)
         done()
         return True
@@ -871,3 +874,23 @@ def test_an_ingest_whose_tokens_file_others_may_read_warns_at_start(
         f"(mode 0644): chmod 600 {tokens}"
     )
     assert hash_token("t") not in line
+
+
+def test_an_mqtt5_messages_properties_go_with_its_dead_letter() -> None:
+    # Helper t81: its content type and user properties were dropped; MQTT 3.1.1 has none.
+    from types import SimpleNamespace
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from citybrain.ingest.mqtt import carried_headers, mqtt_properties
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = "text/plain"
+    props.UserProperty = [("hop", "a"), ("hop", "b")]
+    assert carried_headers(mqtt_properties(SimpleNamespace(properties=props))) == [
+        ("citybrain.original.header.content-type", b"text/plain"),
+        ("citybrain.original.header.hop", b"a"),
+        ("citybrain.original.header.hop", b"b"),
+    ]
+    assert mqtt_properties(SimpleNamespace(properties=None)) == []

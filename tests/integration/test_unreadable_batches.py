@@ -1,0 +1,145 @@
+"""A record batch that cannot be read (its bytes corrupted on the broker's disk, so its
+CRC does not match) costs only its own offsets, on the real broker.
+
+aiokafka raised ``CorruptRecordException`` out of the fetch: the worker ended, and ended
+again at every restart (a crash loop), every other partition and record unserved; the
+good records fetched with it were passed over (helper t81). Now the range is skipped
+with an error line naming it, recorded on the dead-letter topic (reason
+``unreadable_batch``, no value: none can be read) and the commit passes it
+(streams/faust_patches.py, change 13)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from citybrain.stack import KafkaBroker, PrometheusServer
+from streams.events import Reading
+from streams.partitioning import sensor_partition
+from tests.integration.test_field_producers import START
+from tests.integration.test_poison_pills import assert_committed_to_end, wait_scored
+from tests.services import Pipeline, scrape_sum, stack_settings
+
+pytestmark = pytest.mark.integration
+
+
+def _reading(i: int, value: float) -> bytes:
+    return Reading(START + 300 * i, "gauge-1", "water_level", value, "ft", "c-bridge").to_json()
+
+
+def _corrupt(segment: Path, marker: bytes) -> None:
+    """Flip one byte of ``marker`` (inside a record, so inside its batch's CRC) in the
+    log ``segment``; the broker serves the batch as it lies on disk."""
+    data = bytearray(segment.read_bytes())
+    at = data.find(marker)
+    assert at >= 0, f"{marker!r} not in {segment}"
+    data[at] ^= 0x01
+    segment.write_bytes(bytes(data))
+
+
+def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    pipeline = Pipeline(run_dir)
+    settings = stack_settings(run_dir)
+    kafka = KafkaBroker(settings)
+    topic = pipeline.topic("readings")
+    home = sensor_partition("gauge-1", pipeline.settings.partitions)
+    try:
+        # Three batches of one partition (a flush after each): the middle one corrupted.
+        for first, count, value in ((0, 20, 10.0), (20, 5, 12.345678), (25, 20, 11.0)):
+            for i in range(first, first + count):
+                pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, value))
+            pipeline.flush()
+        # And on a topic whose agent takes one message at a time: a batch between two
+        # messages (refused as bad JSON: each still costs only itself).
+        incidents = pipeline.topic("incidents")
+        for value in (b"{before", b"{corrupted-report", b"{after"):
+            pipeline.producer.send(incidents, key=b"r", value=value, partition=0)
+            pipeline.flush()
+        assert kafka.stop()
+        data = kafka.dir / "data"
+        _corrupt(data / f"{topic}-{home}" / f"{0:020d}.log", b"12.345678")
+        _corrupt(data / f"{incidents}-0" / f"{0:020d}.log", b"corrupted-report")
+        kafka.start()
+        worker = pipeline.worker().start()
+        try:
+            dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
+            wait_scored(pipeline, 40, "the readings around the corrupted batch were not scored")
+            assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 40
+            assert_committed_to_end(pipeline, "readings")
+            assert worker.alive()
+            log = worker.log()
+        finally:
+            worker.stop()
+    finally:
+        if not kafka.running():
+            kafka.start()
+        pipeline.close()
+    # One dead letter for each range, whatever agent refused its offsets.
+    said = sorted(
+        (dict(m.headers)["citybrain.error.origin"], dict(m.headers)["citybrain.error.reason"])
+        for m in dead
+    )
+    assert said == sorted(
+        [
+            (f"{incidents}/0/0".encode(), b"bad_json"),
+            (f"{incidents}/0/1".encode(), b"unreadable_batch"),
+            (f"{incidents}/0/2".encode(), b"bad_json"),
+            (f"{topic}/{home}/20".encode(), b"unreadable_batch"),
+        ]
+    )
+    [letter] = [
+        m
+        for m in dead
+        if m.topic and dict(m.headers)["citybrain.error.origin"].startswith(topic.encode())
+    ]
+    headers = dict(letter.headers)
+    assert headers["citybrain.error.reason"] == b"unreadable_batch"
+    assert headers["citybrain.error.origin"] == f"{topic}/{home}/20".encode()
+    message = headers["citybrain.error.message"].decode()
+    assert message.startswith(f"{topic}/{home} offsets 20-24: record batch failed its CRC")
+    assert "no key, value or headers are available" in message
+    assert letter.value == b"" and letter.key is None
+    assert f"{topic}/{home} offsets 20-24: record batch failed its CRC check" in log
+    assert "Traceback" not in log and "CorruptRecordException" not in log
+
+
+class _NotUtf8(str):
+    """A header name kafka-python writes as bytes that are not UTF-8 (Kafka's protocol
+    says UTF-8; a producer of another client may write any bytes, the broker takes them)."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe"
+
+
+def test_a_record_whose_header_name_is_not_utf8_costs_only_its_batch(pipeline: Pipeline) -> None:
+    topic = pipeline.topic("readings")
+    home = sensor_partition("gauge-1", pipeline.settings.partitions)
+    worker = pipeline.worker().start()
+    try:
+        for i in range(10):
+            pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+        pipeline.flush()
+        pipeline.producer.send(
+            topic, key=b"gauge-1", value=_reading(10, 10.0), headers=[(_NotUtf8("x"), b"v")]
+        )
+        pipeline.flush()
+        for i in range(11, 20):
+            pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+        pipeline.flush()
+        [letter] = pipeline.read("deadletter", lambda m: len(m) >= 1, timeout=120, settle=3)
+        wait_scored(pipeline, 19, "the readings around the undecodable record were not scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 19
+        assert_committed_to_end(pipeline, "readings")
+        assert worker.alive()
+        log = worker.log()
+    finally:
+        worker.stop()
+    headers = dict(letter.headers)
+    assert headers["citybrain.error.reason"] == b"unreadable_batch"
+    assert headers["citybrain.error.origin"] == f"{topic}/{home}/10".encode()
+    assert b"UnicodeDecodeError" in headers["citybrain.error.message"]
+    assert f"{topic}/{home} offsets 10-10: a record could not be decoded" in log
+    assert "Traceback" not in log

@@ -1,0 +1,134 @@
+"""faust_patches change 13: a record batch whose CRC fails costs only its own offsets
+(aiokafka raised out of the fetch, and the worker ended at every start; helper t81)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import aiokafka
+import pytest
+from aiokafka.consumer.fetcher import READ_UNCOMMITTED, PartitionRecords
+from aiokafka.errors import CorruptRecordException
+from aiokafka.record._crc32c import crc as crc32c
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import TopicPartition
+
+from streams import faust_patches
+from streams.faust_patches import (
+    AIOKAFKA_SOURCES,
+    AIOKAFKA_VERSION,
+    UnreadableRange,
+    original,
+    source_hash,
+    unreadable,
+)
+
+
+def _batch(base: int, count: int) -> bytearray:
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for i in range(count):
+        builder.append(
+            i, timestamp=1000 + i, key=b"k", value=b"value-%d" % (base + i), headers=[("h", b"x")]
+        )
+    data = builder.build()
+    data[0:8] = base.to_bytes(8, "big")  # the base offset is outside the CRC
+    return data
+
+
+def _records(topic: str, batches: list[bytearray], fetch_offset: int = 0) -> list:
+    faust_patches.install()
+    tp = TopicPartition(topic, 0)
+    partition = PartitionRecords(
+        tp,
+        MemoryRecords(bytes(b"".join(batches))),
+        [],
+        fetch_offset,
+        None,
+        None,
+        True,
+        READ_UNCOMMITTED,
+    )
+    return list(partition)
+
+
+def _corrupted(batch: bytearray) -> bytearray:
+    batch[-3] ^= 0x01  # in the last record's value: inside the CRC
+    return batch
+
+
+def test_aiokafka_is_the_pinned_version_and_its_method_unchanged() -> None:
+    assert aiokafka.__version__ == AIOKAFKA_VERSION
+    faust_patches.install()
+    for name, digest in AIOKAFKA_SOURCES.items():
+        assert source_hash(original(name)) == digest, (
+            f"aiokafka's PartitionRecords.{name} changed: port streams/faust_patches.py"
+        )
+    assert PartitionRecords._unpack_records is faust_patches._unpack_records
+
+
+def test_a_corrupted_batch_becomes_unreadable_records_between_the_good_ones() -> None:
+    got = _records("p.readings", [_batch(0, 3), _corrupted(_batch(3, 4)), _batch(7, 2)])
+    assert [r.offset for r in got] == list(range(9))
+    assert [r.value for r in got[:3]] == [b"value-0", b"value-1", b"value-2"]
+    assert [r.value for r in got[7:]] == [b"value-7", b"value-8"]
+    for r in got[3:7]:
+        marker = unreadable(r.headers)
+        assert marker is not None and (marker.first, marker.last) == (3, 6)
+        assert r.key is None and r.value is None
+    assert all(unreadable(r.headers) is None for r in got[:3] + got[7:])
+
+
+def test_the_last_batch_of_a_fetch_ends_at_its_own_last_offset() -> None:
+    got = _records("p.readings", [_corrupted(_batch(2, 5))], fetch_offset=4)
+    # Fetched from offset 4 (a restart in the middle of the range): 4-6, not 2-3 again.
+    assert [r.offset for r in got] == [4, 5, 6]
+    markers = [unreadable(r.headers) for r in got]
+    assert all(m is not None and (m.first, m.last) == (2, 6) for m in markers)
+
+
+def test_a_changelogs_corrupted_batch_still_raises() -> None:
+    with pytest.raises(CorruptRecordException, match="app-sensor_state-changelog/0 offsets 0-1 "):
+        _records("app-sensor_state-changelog", [_corrupted(_batch(0, 2))])
+
+
+def test_a_producers_headers_are_never_an_unreadable_range() -> None:
+    got = _records("p.readings", [_batch(0, 1)])
+    assert got[0].headers == (("h", b"x"),) and unreadable(got[0].headers) is None
+    assert unreadable(()) is None
+
+
+def test_the_range_is_described_with_topic_partition_and_offsets() -> None:
+    said = UnreadableRange(20, 24, "record batch failed its CRC check").describe("t.readings", 1)
+    assert said.startswith("t.readings/1 offsets 20-24: record batch failed its CRC check")
+    assert UnreadableRange(5, 5, "x").describe("t", 0).startswith("t/0 offset 5: x")
+
+
+def _with_header_name(batch: bytearray, name: bytes) -> bytearray:
+    """``batch`` (of ``_batch``, every record's header ``h``) with its first record's
+    header name replaced by ``name`` of one byte, and its CRC made right again: a sound
+    batch holding a record the client cannot decode."""
+    at = batch.index(b"h\x02x")
+    batch[at : at + 1] = name
+    batch[17:21] = crc32c(bytes(batch[21:])).to_bytes(4, "big")
+    return batch
+
+
+def test_a_record_that_cannot_be_decoded_costs_the_rest_of_its_batch_only() -> None:
+    # aiokafka decodes a header name as UTF-8: UnicodeDecodeError out of the fetch, the
+    # worker ended at every start, though the batch's CRC held (helper t81).
+    odd = _with_header_name(_batch(2, 3), b"\xff")
+    got = _records("p.readings", [_batch(0, 2), odd, _batch(5, 1)])
+    assert [r.offset for r in got] == list(range(6))
+    assert [r.value for r in got if r.value is not None] == [b"value-0", b"value-1", b"value-5"]
+    markers = [unreadable(r.headers) for r in got[2:5]]
+    assert all(m is not None and (m.first, m.last) == (2, 4) for m in markers)
+    assert "UnicodeDecodeError" in cast(UnreadableRange, markers[0]).reason
