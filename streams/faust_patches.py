@@ -1182,21 +1182,19 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
             self.next_fetch_offset = next_batch.next_offset
             continue
 
-        decoded = iter(next_batch)
-        while True:
-            try:
-                record = next(decoded)
-            except StopIteration:
-                self.next_fetch_offset = next_batch.next_offset
-                break
-            except Exception as exc:  # a record the client cannot decode: the rest of it
-                why = f"a record could not be decoded ({type(exc).__name__}: {exc})"[:300]
-                yield from _unreadable_records(self, next_batch, pending, why)
-                break
-            if record.offset < self.next_fetch_offset:
-                continue
-            consumer_record = self._consumer_record(tp, record)
-            self.next_fetch_offset = record.offset + 1
-            yield consumer_record
+        # One try around the whole loop, not a next() per record: this is the per-record
+        # path of every fetch, and the except clause costs nothing until it is taken.
+        try:
+            for record in next_batch:
+                if record.offset < self.next_fetch_offset:
+                    continue
+                consumer_record = self._consumer_record(tp, record)
+                self.next_fetch_offset = record.offset + 1
+                yield consumer_record
+        except Exception as exc:  # a record the client cannot decode: the rest of it
+            why = f"a record could not be decoded ({type(exc).__name__}: {exc})"[:300]
+            yield from _unreadable_records(self, next_batch, pending, why)
+            continue
+        self.next_fetch_offset = next_batch.next_offset
     if failure is not None:
         raise failure
