@@ -5,17 +5,19 @@ kafka-python raised ``CorruptRecordError`` out of ``poll`` for a record whose he
 is not UTF-8 (the broker takes it from any client) and for a batch that fails its CRC
 check, and the command ended with exit 70 "unexpected error … a bug" (helper t86). Now
 each unreadable range is skipped with one warning line naming topic, partition and
-offsets, every other record and partition is read, and the command exits 0
-(citybrain/kafka_read.py)."""
+offsets, every other record and partition is read (`--follow` too), and the command
+exits 0 (citybrain/kafka_read.py)."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from citybrain.cli import EXIT_OK, main
+from citybrain.deadletters import Reader
 from citybrain.demo import read_topic
 from citybrain.stack import KafkaBroker, PrometheusServer
 from tests.integration.test_unreadable_batches import _corrupt, _NotUtf8
@@ -98,6 +100,19 @@ def test_kafka_python_readers_skip_only_the_unreadable_records(
         assert {(m.partition, m.offset) for m in messages} == expected
         warned = _warnings(capsys.readouterr().err)
         assert len(warned) == 2 and all(s in w for s, w in zip(said, warned, strict=True))
+
+        # --follow's reader: an unreadable record that comes while it follows.
+        with Reader(pipeline.settings, topic) as reader:
+            assert len(reader.latest(20)) == 9
+            capsys.readouterr()
+            send(0, 6, bad_header=True)
+            send(0, 7)
+            # (A bound so a broken follow fails rather than hangs; not a timing assertion.)
+            give_up = time.monotonic() + 60
+            new = next(reader.new(lambda: time.monotonic() > give_up), None)
+        assert new is not None and (new.partition, new.offset) == (0, 7)
+        [warned_once] = _warnings(capsys.readouterr().err)
+        assert f"{topic}/0 offsets 6-6: " in warned_once
     finally:
         if not kafka.running():
             kafka.start()
