@@ -293,10 +293,14 @@ class Reader:
     def __init__(self, settings: Settings, topic: str) -> None:
         from kafka import TopicPartition
 
+        from citybrain.kafka_read import SafePoller
+
         self.consumer = _consumer(settings)
         partitions = self.consumer.partitions_for_topic(topic) or set()
         self.assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.assigned)
+        # Polls past records kafka-python cannot decode, with a warning line for each range.
+        self.poller = SafePoller(self.consumer, lambda: _consumer(settings))
 
     def __enter__(self) -> Reader:
         return self
@@ -314,12 +318,14 @@ class Reader:
         found: list[DeadLetter] = []
         left = {tp: ends[tp] for tp in self.assigned if ends[tp] > starts[tp]}
         while left:
-            for tp, messages in self.consumer.poll(timeout_ms=1000).items():
+            for tp, messages in self.poller.poll(timeout_ms=1000).items():
                 end = left.get(tp)
                 if end is None:
                     continue
                 found.extend(DeadLetter.of(m) for m in messages if m.offset < end)
-                if messages and messages[-1].offset + 1 >= end:
+            # By position, not by the last message: a skipped unreadable range may end there.
+            for tp in list(left):
+                if self.consumer.position(tp) >= left[tp]:
                     del left[tp]
         # Polled past an end (a dead letter that came meanwhile): the follow starts there.
         for tp in self.assigned:
@@ -340,17 +346,19 @@ class Reader:
             return None
         self.consumer.seek(TopicPartition(tp.topic, partition), offset)
         while True:
-            for messages in self.consumer.poll(timeout_ms=1000).values():
+            for messages in self.poller.poll(timeout_ms=1000).values():
                 for message in messages:
                     if message.offset == offset:
                         return DeadLetter.of(message)
                     if message.offset > offset:  # compacted or a transaction's marker
                         return None
+            if self.consumer.position(tp) > offset:  # in a skipped unreadable range
+                return None
 
     def new(self, until: Callable[[], bool] = lambda: False) -> Iterator[DeadLetter]:
         """Dead letters as they arrive, each partition's in order, until ``until()``."""
         while not until():
-            batch = self.consumer.poll(timeout_ms=500)
+            batch = self.poller.poll(timeout_ms=500)
             for messages in batch.values():
                 for message in messages:
                     yield DeadLetter.of(message)

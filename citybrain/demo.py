@@ -47,6 +47,7 @@ from citybrain.commands import (
 )
 from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
+from citybrain.kafka_read import SafePoller
 from citybrain.ports import check_listen
 from citybrain.report import (
     Context,
@@ -325,24 +326,30 @@ def read_records(
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every message of ``topic``, or [] when there is no such topic (subscribing to a
-    topic that is not there could create it: a broker may auto-create topics)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=3000,
-        group_id=None,
-        **settings.kafka_python_options(),
-    )
+    topic that is not there could create it: a broker may auto-create topics). Records
+    kafka-python cannot decode are skipped, each range warned of on stderr
+    (``citybrain.kafka_read``)."""
+
+    def make() -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=3000,
+            group_id=None,
+            **settings.kafka_python_options(),
+        )
+
+    consumer = make()
     try:
         if topic not in consumer.topics():
             return []
-        return _read_to_end(consumer, topic)
+        return _read_to_end(SafePoller(consumer, make), topic)
     finally:
         consumer.close()
 
 
-def _read_to_end(consumer: KafkaConsumer, topic: str) -> list[Any]:
+def _read_to_end(poller: SafePoller, topic: str) -> list[Any]:
     """Every message of ``topic`` up to the end each partition had when asked, read by
     assigning its partitions (t60's walk: subscribing and reading until 3 s passed with
     no message cost every topic those 3 s and a group join, and `report` of a demo sat
@@ -350,6 +357,7 @@ def _read_to_end(consumer: KafkaConsumer, topic: str) -> list[Any]:
     whose last offsets are transaction markers never reaches its end offset)."""
     from kafka import TopicPartition
 
+    consumer = poller.consumer
     partitions = sorted(consumer.partitions_for_topic(topic) or ())
     tps = [TopicPartition(topic, p) for p in partitions]
     if not tps:
@@ -361,7 +369,7 @@ def _read_to_end(consumer: KafkaConsumer, topic: str) -> list[Any]:
     messages: list[Any] = []
     idle_until = time.monotonic() + 3.0
     while left and time.monotonic() < idle_until:
-        batch = consumer.poll(timeout_ms=500)
+        batch = poller.poll(timeout_ms=500)
         for records in batch.values():
             messages.extend(records)
             if records:

@@ -10,6 +10,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from citybrain.demo import _read_to_end
+from citybrain.kafka_read import SafePoller
 
 
 class _Consumer:
@@ -47,11 +48,11 @@ class _Consumer:
 
 def test_every_message_is_read_and_reading_stops_at_the_end_at_once() -> None:
     started = time.monotonic()
-    assert _read_to_end(_Consumer(), "t") == ["a", "b", "c"]  # type: ignore[arg-type]
+    assert _read_to_end(SafePoller(_Consumer(), _Consumer), "t") == ["a", "b", "c"]  # type: ignore[arg-type]
     assert time.monotonic() - started < 1.0  # no 3 s wait for a message that never comes
 
 
 def test_a_partition_that_never_reaches_its_end_stops_after_3_s_without_a_message() -> None:
     started = time.monotonic()
-    assert _read_to_end(_Consumer(stuck=True), "t") == ["a", "b", "c"]  # type: ignore[arg-type]
+    assert _read_to_end(SafePoller(_Consumer(stuck=True), _Consumer), "t") == ["a", "b", "c"]  # type: ignore[arg-type]
     assert 2.5 < time.monotonic() - started < 5.0

@@ -1,0 +1,159 @@
+"""Reading topics with kafka-python past records it cannot decode.
+
+kafka-python raises ``CorruptRecordError`` out of ``poll`` for a batch that fails its
+CRC check and for a record it cannot parse (a header name that is not UTF-8, which the
+broker accepts from other clients), and after that raise it never moves past the record:
+every later poll fails again or returns nothing. Its message may not name the partition.
+``poll`` here finds the partition and the unreadable range with probe consumers assigned
+one partition each, warns of the range in one line, seeks past it and carries on, so one
+unreadable record costs only the records kafka-python cannot read (the rest of its batch),
+never the other records or partitions. Every citybrain command that reads topics with
+kafka-python (``deadletters``, ``report``, ``campaign report``, the demo's summary) polls
+through it. (The worker reads with aiokafka: streams/faust_patches.py handles it there.)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import CorruptRecordError, UnsupportedCodecError
+
+# What kafka-python raises for bytes it cannot turn into records (a bad CRC, a record
+# structure it cannot parse, a compression codec it lacks).
+UNREADABLE: tuple[type[Exception], ...] = (CorruptRecordError, UnsupportedCodecError)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Offsets ``first``..``last`` (inclusive) of ``topic``/``partition`` that
+    kafka-python cannot read, and its ``error`` (one line)."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+    error: str
+
+    def line(self) -> str:
+        """``<topic>/<partition> offsets F-L: …, skipped`` (the worker's wording)."""
+        return (
+            f"{self.topic}/{self.partition} offsets {self.first}-{self.last}: "
+            f"records kafka-python cannot read, skipped ({self.error})"
+        )
+
+
+def warn_stderr(skipped: Skipped) -> None:
+    """The default report of a skipped range: one ``citybrain: warning:`` line on stderr."""
+    print(f"citybrain: warning: {skipped.line()}", file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    # kafka-python's errors read "[Error 2] CorruptRecordError: what": keep "what" once.
+    text = re.sub(r"^\[Error -?\d+\] ", "", " ".join(str(exc).split()))
+    name = type(exc).__name__
+    return (text if text.startswith(name) else f"{name}: {text}")[:300]
+
+
+def _unreadable_at(probe: KafkaConsumer, tp: TopicPartition, offset: int) -> Exception | None:
+    """kafka-python's ``UNREADABLE`` error reading ``tp`` from ``offset``, or None when
+    it reads a record there (or nothing: no record to read is no failure)."""
+    probe.assign([tp])
+    probe.seek(tp, offset)
+    for _ in range(3):  # a fetch that finds data answers at once; nothing, after a wait
+        try:
+            if probe.poll(timeout_ms=1000, max_records=1):
+                return None
+        except UNREADABLE as exc:
+            return exc
+    return None
+
+
+class SafePoller:
+    """``poll`` of a kafka-python consumer that skips what kafka-python cannot read.
+
+    ``fresh()`` makes a consumer of the same settings (no group, nothing committed), used
+    to probe one partition at a time; ``warn`` is told of each skipped range (default: a
+    warning line on stderr). ``skipped`` lists every range skipped so far."""
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        fresh: Callable[[], KafkaConsumer],
+        warn: Callable[[Skipped], None] = warn_stderr,
+    ) -> None:
+        self.consumer = consumer
+        self._fresh = fresh
+        self._warn = warn
+        self.skipped: list[Skipped] = []
+
+    def poll(self, timeout_ms: int, **kwargs: Any) -> dict[Any, list[Any]]:
+        """``consumer.poll(timeout_ms)``; on an unreadable record, the partition it is in
+        is moved past it (warned of) and ``{}`` is returned: poll again. Raises the error
+        only when no assigned partition is found unreadable (then it is not a record's)."""
+        try:
+            return dict(self.consumer.poll(timeout_ms=timeout_ms, **kwargs))
+        except UNREADABLE:
+            if not self._skip_unreadable():
+                raise
+            return {}
+
+    def _skip_unreadable(self) -> bool:
+        consumer = self.consumer
+        tps = sorted(consumer.assignment() - consumer.paused(), key=lambda t: t.partition)
+        # kafka-python returned every record before the bad one: the partition's position
+        # is where it stopped. Probe each partition there, alone.
+        positions = {tp: consumer.position(tp) for tp in tps}
+        ends = consumer.end_offsets(tps)
+        found = False
+        probe = self._fresh()
+        try:
+            for tp in tps:
+                start, end = positions[tp], ends[tp]
+                error = None if start >= end else _unreadable_at(probe, tp, start)
+                if error is None:
+                    continue
+                probe.close()
+                probe = self._fresh()
+                resume = self._first_readable(tp, start, end)
+                skipped = Skipped(tp.topic, tp.partition, start, resume - 1, _one_line(error))
+                self.skipped.append(skipped)
+                self._warn(skipped)
+                consumer.seek(tp, resume)
+                found = True
+        finally:
+            probe.close()
+        return found
+
+    def _first_readable(self, tp: TopicPartition, bad: int, end: int) -> int:
+        """The first offset after ``bad`` (unreadable) from which kafka-python reads
+        ``tp`` again, at most ``end``: the broker answers a fetch with whole batches and
+        kafka-python decodes a batch from its start, so the rest of a bad record's batch
+        is unreadable too. Steps out by doubling, then bisects (a few probes per range)."""
+        good, step = bad, 1
+        while True:  # find an upper bound `hi` that reads (the end always does)
+            hi = min(bad + step, end)
+            if hi >= end or self._probe(tp, hi):
+                break
+            good, step = hi, step * 2
+        lo = good  # unreadable; hi readable
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._probe(tp, mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def _probe(self, tp: TopicPartition, offset: int) -> bool:
+        # A fresh consumer per probe: after the error kafka-python's fetcher keeps the
+        # failed batch's state, which a probe must not inherit.
+        probe = self._fresh()
+        try:
+            return _unreadable_at(probe, tp, offset) is None
+        finally:
+            probe.close()
