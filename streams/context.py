@@ -33,6 +33,7 @@ from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
 from streams.events import alert_fields, dead_letter_key, fit_dead_letter
 from streams.metrics import Metrics, bounded_label, initialise
+from streams.partitioning import key_partition
 from streams.settings import Settings
 from streams.tables import (
     BAD_SHAPE,
@@ -419,6 +420,30 @@ def read_labels(entry: bytes) -> dict[str, Any]:
         raise UnreadableEntryError(BAD_SHAPE, f"firing alert: {exc}") from None
 
 
+def read_generation(entry: bytes) -> dict[str, Any]:
+    """A ``generations`` changelog entry: ``{"floor": n}``, the highest generation
+    of the groups forgotten on its partition (a whole number >= 0);
+    ``UnreadableEntryError`` as ``read_document``, ``bad_shape`` for another value."""
+    doc = read_document(entry)
+    floor = doc.get("floor")
+    if type(floor) is not int or floor < 0:
+        raise UnreadableEntryError(BAD_SHAPE, f"group generations: field 'floor' is {floor!r:.60}")
+    return doc
+
+
+def generation_keys(partitions: int) -> list[bytes]:
+    """The ``generations`` key of each partition, in partition order: the first
+    ``generations-<i>`` whose Kafka partition is that one, so its entry lives (and moves
+    in a rebalance) with the groups it is the floor of."""
+    keys: dict[int, bytes] = {}
+    i = 0
+    while len(keys) < partitions:
+        key = b"generations-%d" % i
+        keys.setdefault(key_partition(key, partitions), key)
+        i += 1
+    return [keys[p] for p in range(partitions)]
+
+
 class Context:
     """The app's topics and tables, its configuration and the shared ways out."""
 
@@ -511,8 +536,25 @@ class Context:
         self.groups = cast(
             KeyPartitionedTable, key_partitioned_table(app, "groups", n, decode=read_group)
         )
+        # Per partition, the highest generation of the groups forgotten there: a group
+        # key routed again after its group was forgotten starts above it, so no run id
+        # (``<group key>.<n>``), and no step, webhook delivery or closure id made of it,
+        # is ever used twice (streams.response, ``_forget_groups``).
+        self.generations = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "generations", n, decode=read_generation),
+        )
+        self.generation_keys = generation_keys(n)
         self.firing = key_partitioned_table(app, "firing", n, is_global=True, decode=read_labels)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+
+    def generation_floor(self, key: bytes) -> int:
+        """The generation a new group of ``key`` starts from (its first run is the next):
+        0 until a group was forgotten on its partition, then the highest generation
+        forgotten there."""
+        partition = key_partition(key, self.settings.partitions)
+        entry = self.generations.data.get(self.generation_keys[partition])
+        return int(entry["floor"]) if isinstance(entry, dict) else 0
 
     def report_part(self, key: str, route: Route, labels: dict[str, str]) -> dict[str, str]:
         """One part of a citizen report routed (or offered) to several groups
@@ -542,7 +584,9 @@ class Context:
         ):
             table.forget_partitions(self.lost_partitions(assigned, role))
         async with self.runs_settled:
-            self.groups.forget_partitions(self.lost_partitions(assigned, "routed"))
+            lost = self.lost_partitions(assigned, "routed")
+            self.groups.forget_partitions(lost)
+            self.generations.forget_partitions(lost)
 
     def lost_partitions(self, assigned: set[TP], role: str) -> set[int]:
         """The partitions of the topic of ``role`` (``"readings"``, ``"alerts"``, ...)
