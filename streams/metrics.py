@@ -49,6 +49,7 @@ BURST_WINDOWS_FORGOTTEN = "citybrain_burst_windows_forgotten_total"
 BURST_WINDOWS = "citybrain_burst_windows"
 GROUPS = "citybrain_groups"
 GROUPS_FORGOTTEN = "citybrain_groups_forgotten_total"
+SILENCES_FORGOTTEN = "citybrain_silences_forgotten_total"
 INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
 EVENT_TO_ALERT = "citybrain_event_to_alert_seconds"
@@ -186,6 +187,7 @@ class Metrics:
     burst_windows: Gauge
     groups: Gauge
     groups_forgotten: Counter
+    silences_forgotten: Counter
     incidents_unalerted: Counter
     incident_bursts: Counter
     event_to_alert: Histogram
@@ -329,6 +331,11 @@ class Metrics:
                 GROUPS_FORGOTTEN,
                 "Alert groups forgotten (tombstoned) by the deadline check: their run "
                 "finished, every alert resolved, no change for CITYBRAIN_GROUP_RETENTION",
+            ),
+            silences_forgotten=counter(
+                SILENCES_FORGOTTEN,
+                "Silences forgotten (tombstoned) SILENCE_RETENTION (120 h) after they ended, "
+                "by the worker owning their key's alerts partition",
             ),
             incidents_unalerted=counter(
                 INCIDENTS_UNALERTED,
