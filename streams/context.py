@@ -337,6 +337,9 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     problem = route_problem(group["route"])
     if problem is not None:
         return f"route: {problem}"
+    first = group.get("first_generation", 1)
+    if type(first) is not int or not 1 <= first <= group["generation"] + 1:
+        return f"field 'first_generation' is {first!r:.60}, expected a whole number >= 1"
     opened = group.get("opened_ts")
     if opened is not None and not (type(opened) in (int, float) and math.isfinite(opened)):
         return f"field 'opened_ts' is {opened!r:.60}, expected an event time or null"

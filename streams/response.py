@@ -97,6 +97,9 @@ APPLIED_COMMANDS = 200
 # Commands sent with an Idempotency-Key a group keeps whole, newest last, to answer a
 # retry with its first answer (a run sees a few operator actions, not hundreds).
 KEYED_COMMANDS = 50
+# A group's field: the generation of its first run, when a group of its partition was
+# forgotten before it was made (``Context.generation_floor``); 1 when absent.
+FIRST_GENERATION = "first_generation"
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -354,18 +357,16 @@ class Response:
             )
             return
         route = doc["route"]
-        group = dict(
-            self.ctx.groups.get(key)
-            or {
-                # Above every group of its partition forgotten before: a key routed
-                # again after its group was forgotten never reuses a run id.
-                "generation": self.ctx.generation_floor(key),
-                "run": None,
-                "seen": [],
-                "commands": [],
-                "route": route,
-            }
-        )
+        group = self.ctx.groups.get(key)
+        if group is None:
+            # Above every group of its partition forgotten before: a key routed again
+            # after its group was forgotten never reuses a run id. ``first_generation``
+            # (when above 1) tells the API's 404 for an earlier id from a 409.
+            floor = self.ctx.generation_floor(key)
+            group = {"generation": floor, "run": None, "seen": [], "commands": [], "route": route}
+            if floor:
+                group[FIRST_GENERATION] = floor + 1
+        group = dict(group)
         run = Run.from_dict(group["run"]) if group["run"] else None
         if "muted" in doc:
             await self._on_muted(key, group, run, doc["muted"]["alert_id"], doc["grouped_at"])

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from streams.api import ApiError, run_in_group
+from streams.context import read_group
 from streams.metrics import GROUPS, GROUPS_FORGOTTEN
 from streams.partitioning import key_partition
 from streams.response import Response
@@ -96,7 +99,15 @@ def test_an_ended_group_is_forgotten_after_the_retention_and_a_live_one_is_kept(
         assert sample(stage, GROUPS_FORGOTTEN) == 1 and sample(stage, GROUPS) == 2
         # The ended key routed again: a new group, whose run id was never used.
         await stage.on_routed(Event(b"grp-ended", alert("al-4")))  # type: ignore[arg-type]
-        assert ctx.groups.data[b"grp-ended"]["run"]["run_id"] == "grp-ended.2"
+        group = ctx.groups.data[b"grp-ended"]
+        assert group["run"]["run_id"] == "grp-ended.2"
+        # The operator API: the forgotten run is no run (404), not "superseded" (409).
+        assert run_in_group(group, "grp-ended.2").run_id == "grp-ended.2"
+        with pytest.raises(ApiError) as refused:
+            run_in_group(group, "grp-ended.1")
+        assert refused.value.status == 404
+        # The group reads back from its changelog entry as stored.
+        assert read_group(orjson.dumps(group)) == group
         # A command for the forgotten run finds no run (dead-lettered unknown_run).
         floor_key = ctx.generation_keys[key_partition(b"grp-ended", 2)]
         assert ctx.generations.data[floor_key] == {"floor": 1}
