@@ -43,6 +43,7 @@ from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
     BAD_SHAPE,
+    KeyPartitionedGlobalTable,
     KeyPartitionedTable,
     Unreadable,
     UnreadableEntryError,
@@ -58,6 +59,10 @@ log = logging.getLogger(__name__)
 # Kafka message, about 60 bytes a report).
 MUTED_REPORTS = 1_000
 TABLE = "muted"
+# Seconds a silence is kept after it ended (listed by `silences list`, ended), then
+# forgotten: Alertmanager's --data.retention default (120 h), after which its silences'
+# garbage collection drops an expired silence (silence/silence.go, ``GC``).
+SILENCE_RETENTION = 120 * 3600.0
 
 
 def muted_entry(
@@ -351,6 +356,29 @@ class Alerting:
                 released += outcome == "routed"
         return released
 
+    async def forget_ended_silences(self) -> int:
+        """Forget the silences that ended more than ``SILENCE_RETENTION`` ago (an
+        ``ends_at`` before then), each by the worker that owns its key's ``alerts``
+        partition: deleted with a tombstone on the ``silences`` changelog, which every
+        worker applies. Returns how many. Before, an ended silence was kept for good by
+        every worker and listed by ``silences list``: the table grew with every silence
+        ever made, though only those not yet ended are bounded (``MAX_SILENCES``)."""
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return 0
+        mine = self.ctx.owned_partitions("alerts")
+        n, before = self.ctx.settings.partitions, time.time() - SILENCE_RETENTION
+        table = cast(KeyPartitionedGlobalTable, self.ctx.silences)
+        gone = [
+            key
+            for key, doc in list(table.data.items())
+            if key_partition(key, n) in mine and _ended_before(doc, before)
+        ]
+        if gone:
+            await table.delete_many(gone)
+            self.metrics.silences_forgotten.inc(len(gone))
+        return len(gone)
+
     async def _recheck(
         self, key: bytes, entry: Mapping[str, Any], silences: list[Silence], now: float
     ) -> str:
@@ -418,6 +446,13 @@ class Alerting:
                 }
             )
         return silences
+
+
+def _ended_before(doc: Any, at: float) -> bool:
+    """Whether a stored silence ended before ``at`` (epoch s): its ``ends_at`` a number
+    before it (one unreadable is kept, listed as unreadable until expired)."""
+    ends = doc.get("ends_at") if isinstance(doc, Mapping) else None
+    return isinstance(ends, int | float) and not isinstance(ends, bool) and ends < at
 
 
 def _utc(at: Any) -> str:

@@ -392,7 +392,10 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
         and generation == str(int(generation))
         and int(generation) >= 1
     )
-    if issued and int(generation) < int(group.get("generation", 0)):
+    # A group made after earlier groups of its partition were forgotten starts above
+    # them (streams.response): an id below its first run's was forgotten, or never was.
+    first = group.get("first_generation", 1)
+    if issued and first <= int(generation) < int(group.get("generation", 0)):
         raise ApiError(
             409,
             f"run {run_id} was superseded by run {current['run_id']} (a later alert of "

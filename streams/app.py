@@ -248,6 +248,7 @@ def create_app(
     @app.timer(interval=settings.mute_check_interval)  # type: ignore[untyped-decorator]
     async def mute_check() -> None:
         await tick("mute check", alerting.recheck_muted)
+        await tick("silence retention", alerting.forget_ended_silences)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def state_audit() -> None:

@@ -34,6 +34,7 @@ from streams.errors import MISSING, EventError
 from streams.events import alert_fields, dead_letter_key, fit_dead_letter, original_record
 from streams.faust_patches import UNREADABLE_REASON, unreadable
 from streams.metrics import Metrics, bounded_label, initialise
+from streams.partitioning import key_partition
 from streams.settings import Settings
 from streams.tables import (
     BAD_SHAPE,
@@ -339,6 +340,9 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     problem = route_problem(group["route"])
     if problem is not None:
         return f"route: {problem}"
+    first = group.get("first_generation", 1)
+    if type(first) is not int or not 1 <= first <= group["generation"] + 1:
+        return f"field 'first_generation' is {first!r:.60}, expected a whole number >= 1"
     opened = group.get("opened_ts")
     if opened is not None and not (type(opened) in (int, float) and math.isfinite(opened)):
         return f"field 'opened_ts' is {opened!r:.60}, expected an event time or null"
@@ -420,6 +424,30 @@ def read_labels(entry: bytes) -> dict[str, Any]:
         return label_set(doc)
     except RoutingConfigError as exc:
         raise UnreadableEntryError(BAD_SHAPE, f"firing alert: {exc}") from None
+
+
+def read_generation(entry: bytes) -> dict[str, Any]:
+    """A ``generations`` changelog entry: ``{"floor": n}``, the highest generation
+    of the groups forgotten on its partition (a whole number >= 0);
+    ``UnreadableEntryError`` as ``read_document``, ``bad_shape`` for another value."""
+    doc = read_document(entry)
+    floor = doc.get("floor")
+    if type(floor) is not int or floor < 0:
+        raise UnreadableEntryError(BAD_SHAPE, f"group generations: field 'floor' is {floor!r:.60}")
+    return doc
+
+
+def generation_keys(partitions: int) -> list[bytes]:
+    """The ``generations`` key of each partition, in partition order: the first
+    ``generations-<i>`` whose Kafka partition is that one, so its entry lives (and moves
+    in a rebalance) with the groups it is the floor of."""
+    keys: dict[int, bytes] = {}
+    i = 0
+    while len(keys) < partitions:
+        key = b"generations-%d" % i
+        keys.setdefault(key_partition(key, partitions), key)
+        i += 1
+    return [keys[p] for p in range(partitions)]
 
 
 class Context:
@@ -514,6 +542,15 @@ class Context:
         self.groups = cast(
             KeyPartitionedTable, key_partitioned_table(app, "groups", n, decode=read_group)
         )
+        # Per partition, the highest generation of the groups forgotten there: a group
+        # key routed again after its group was forgotten starts above it, so no run id
+        # (``<group key>.<n>``), and no step, webhook delivery or closure id made of it,
+        # is ever used twice (streams.response, ``_forget_groups``).
+        self.generations = cast(
+            KeyPartitionedTable,
+            key_partitioned_table(app, "generations", n, decode=read_generation),
+        )
+        self.generation_keys = generation_keys(n)
         self.firing = key_partitioned_table(app, "firing", n, is_global=True, decode=read_labels)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
         # The firing alerts that can inhibit, per inhibit rule, kept as the table changes
@@ -525,6 +562,14 @@ class Context:
             firing = self.firing
             if isinstance(firing, KeyPartitionedGlobalTable) and firing.watch(index):
                 self.inhibiting = index
+
+    def generation_floor(self, key: bytes) -> int:
+        """The generation a new group of ``key`` starts from (its first run is the next):
+        0 until a group was forgotten on its partition, then the highest generation
+        forgotten there."""
+        partition = key_partition(key, self.settings.partitions)
+        entry = self.generations.data.get(self.generation_keys[partition])
+        return int(entry["floor"]) if isinstance(entry, dict) else 0
 
     def report_part(self, key: str, route: Route, labels: dict[str, str]) -> dict[str, str]:
         """One part of a citizen report routed (or offered) to several groups
@@ -554,7 +599,9 @@ class Context:
         ):
             table.forget_partitions(self.lost_partitions(assigned, role))
         async with self.runs_settled:
-            self.groups.forget_partitions(self.lost_partitions(assigned, "routed"))
+            lost = self.lost_partitions(assigned, "routed")
+            self.groups.forget_partitions(lost)
+            self.generations.forget_partitions(lost)
 
     def lost_partitions(self, assigned: set[TP], role: str) -> set[int]:
         """The partitions of the topic of ``role`` (``"readings"``, ``"alerts"``, ...)

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from faust.types import Message
 
+from playbooks.routing import ALL_LABELS
 from streams.bursts import MAX_CATEGORIES_PER_CELL, Burst, BurstTracker, newest_report_time
 from streams.columns import BatchAdmission
 from streams.context import BURST_KEY_SEPARATOR, Context, burst_key, message_origin
@@ -358,11 +359,19 @@ class Ingest:
             "late": late,
         }
         # The report is in no alert, so it has no severity: the run of its group may
-        # have been opened by a burst of any severity, and a route may match on it.
+        # have been opened by a burst of any severity, and a route may match on it. So
+        # at most len(SEVERITIES) offers per route the report's labels match, and one
+        # with a route that neither matches nor groups on severity (the library's).
         offers: dict[tuple[str, str], tuple[str, Any]] = {}
         for severity in SEVERITIES:
             labelled = {**labels, "severity": severity}
             for route in self.router.root.match(labelled):  # (no silences, nothing firing)
+                if ALL_LABELS in route.group_by or "alert_id" in route.group_by:
+                    # A group per alert: the group of the burst this report may join
+                    # is keyed by that burst's alert id, which the report does not
+                    # have. Offered, it went to a group no run is ever opened in, 3
+                    # messages per report held and dropped by the response stage.
+                    continue
                 key = route.group_key(labelled)
                 offers.setdefault(
                     (key, route.id),

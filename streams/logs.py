@@ -8,15 +8,41 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from typing import Any
+
+# Keys a rate-limited logger remembers at most (``SayEvery``, ``RepeatFilter``), and the
+# characters of a key it keeps: keys come from what fails (an exception's text, a URL,
+# a run id in it), and each distinct one was kept for good.
+MAX_KEYS = 1024
+KEY_CHARS = 300
+
+
+def _forget_stale(
+    last: OrderedDict[Any, float], held: Counter[Any], now: float, seconds: float
+) -> None:
+    """Drop the oldest keys of ``last`` (key -> when its line was logged, oldest first)
+    whose window has passed with nothing held (their next line is logged, with no note,
+    whether they are remembered or not), and any past ``MAX_KEYS`` (its held count is
+    then lost: its next line has no "N more" note)."""
+    while last:
+        key, at = next(iter(last.items()))
+        if len(last) <= MAX_KEYS and (now - at < seconds or key in held):
+            return
+        del last[key]
+        held.pop(key, None)
 
 
 class SayEvery:
     """``say(key, text, count=1)`` logs ``text`` at ``level`` on ``logger`` unless a line
     for ``key`` was logged within ``seconds``; then ``count`` is held and added to the
     next line's "(N more since the last such line, not logged)". ``what`` names the held
-    things in that note ("warning", "report"). Returns True when it logged."""
+    things in that note ("warning", "report"). Returns True when it logged.
+
+    At most ``MAX_KEYS`` keys are remembered, each by its first ``KEY_CHARS`` characters:
+    a key whose window has passed with nothing held is forgotten when a line is logged,
+    and past the bound the oldest is, with its held count (its next line has no note)."""
 
     def __init__(
         self,
@@ -29,11 +55,12 @@ class SayEvery:
     ) -> None:
         self.logger, self.level, self.seconds, self.clock = logger, level, seconds, clock
         self.prefix, self.what = prefix, what
-        self._last: dict[str, float] = {}
+        self._last: OrderedDict[str, float] = OrderedDict()  # oldest line first
         self._held: Counter[str] = Counter()
 
     def __call__(self, key: str, text: str, count: int = 1, exc_info: bool = False) -> bool:
         now = self.clock()
+        key = key[:KEY_CHARS]
         last = self._last.get(key)
         if last is not None and now - last < self.seconds:
             self._held[key] += count
@@ -42,7 +69,13 @@ class SayEvery:
         more = f" ({held} more {self.what}s since the last such line, not logged)" if held else ""
         self.logger.log(self.level, "%s%s%s", self.prefix, text, more, exc_info=exc_info)
         self._last[key] = now
+        self._last.move_to_end(key)
+        _forget_stale(self._last, self._held, now, self.seconds)
         return True
+
+    def __len__(self) -> int:
+        """How many keys it remembers (at most ``MAX_KEYS``)."""
+        return len(self._last)
 
 
 class RepeatFilter(logging.Filter):
@@ -63,21 +96,24 @@ class RepeatFilter(logging.Filter):
     ) -> None:
         super().__init__()
         self.prefixes, self.seconds, self.clock = prefixes, seconds, clock
-        self._last: dict[tuple[str, str], float] = {}
+        # Oldest line first; at most MAX_KEYS, as SayEvery's.
+        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._held: Counter[tuple[str, str]] = Counter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         name = record.name
         if not any(name == p or name.startswith(p + ".") for p in self.prefixes):
             return True
-        key = (name, str(record.msg))
+        key = (name, str(record.msg)[:KEY_CHARS])
         now = self.clock()
         last = self._last.get(key)
         if last is not None and now - last < self.seconds:
             self._held[key] += 1
             return False
         self._last[key] = now
+        self._last.move_to_end(key)
         held = self._held.pop(key, 0)
+        _forget_stale(self._last, self._held, now, self.seconds)
         if held and last is not None:
             # The message is formatted here so the note is not taken for an argument.
             record.msg = (

@@ -47,6 +47,9 @@ INCIDENTS_LATE = "citybrain_incidents_late_total"
 INCIDENTS_CROWDED = "citybrain_incidents_crowded_total"
 BURST_WINDOWS_FORGOTTEN = "citybrain_burst_windows_forgotten_total"
 BURST_WINDOWS = "citybrain_burst_windows"
+GROUPS = "citybrain_groups"
+GROUPS_FORGOTTEN = "citybrain_groups_forgotten_total"
+SILENCES_FORGOTTEN = "citybrain_silences_forgotten_total"
 INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
 EVENT_TO_ALERT = "citybrain_event_to_alert_seconds"
@@ -193,6 +196,9 @@ class Metrics:
     incidents_crowded: Counter
     burst_windows_forgotten: Counter
     burst_windows: Gauge
+    groups: Gauge
+    groups_forgotten: Counter
+    silences_forgotten: Counter
     incidents_unalerted: Counter
     incident_bursts: Counter
     event_to_alert: Histogram
@@ -326,6 +332,21 @@ class Metrics:
                 BURST_WINDOWS,
                 "Burst windows (one per grid cell and category) this worker holds: at most "
                 "MAX_CATEGORIES_PER_CELL (1,000) per cell",
+            ),
+            groups=gauge(
+                GROUPS,
+                "Alert groups (one per group key, with its run) this worker holds: those "
+                "alive, and those ended within CITYBRAIN_GROUP_RETENTION",
+            ),
+            groups_forgotten=counter(
+                GROUPS_FORGOTTEN,
+                "Alert groups forgotten (tombstoned) by the deadline check: their run "
+                "finished, every alert resolved, no change for CITYBRAIN_GROUP_RETENTION",
+            ),
+            silences_forgotten=counter(
+                SILENCES_FORGOTTEN,
+                "Silences forgotten (tombstoned) SILENCE_RETENTION (120 h) after they ended, "
+                "by the worker owning their key's alerts partition",
             ),
             incidents_unalerted=counter(
                 INCIDENTS_UNALERTED,

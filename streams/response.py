@@ -97,6 +97,9 @@ APPLIED_COMMANDS = 200
 # Commands sent with an Idempotency-Key a group keeps whole, newest last, to answer a
 # retry with its first answer (a run sees a few operator actions, not hundreds).
 KEYED_COMMANDS = 50
+# A group's field: the generation of its first run, when a group of its partition was
+# forgotten before it was made (``Context.generation_floor``); 1 when absent.
+FIRST_GENERATION = "first_generation"
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -354,10 +357,16 @@ class Response:
             )
             return
         route = doc["route"]
-        group = dict(
-            self.ctx.groups.get(key)
-            or {"generation": 0, "run": None, "seen": [], "commands": [], "route": route}
-        )
+        group = self.ctx.groups.get(key)
+        if group is None:
+            # Above every group of its partition forgotten before: a key routed again
+            # after its group was forgotten never reuses a run id. ``first_generation``
+            # (when above 1) tells the API's 404 for an earlier id from a 409.
+            floor = self.ctx.generation_floor(key)
+            group = {"generation": floor, "run": None, "seen": [], "commands": [], "route": route}
+            if floor:
+                group[FIRST_GENERATION] = floor + 1
+        group = dict(group)
         run = Run.from_dict(group["run"]) if group["run"] else None
         if "muted" in doc:
             await self._on_muted(key, group, run, doc["muted"]["alert_id"], doc["grouped_at"])
@@ -766,6 +775,7 @@ class Response:
         open_runs: Tally[tuple[str, str]] = Tally()
         by_cell: Tally[tuple[str, str, str]] = Tally()
         approvals: Tally[str] = Tally()
+        ended: dict[bytes, dict[str, Any]] = {}  # groups to forget (``_forget_groups``)
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
                 if self.ctx.app.rebalancing:
@@ -779,6 +789,8 @@ class Response:
                 # could be older than an acknowledgement processed meanwhile.
                 group = self.ctx.groups.data.get(key)
                 if not group or not group["run"]:
+                    if group and not group.get(MUTED) and not group.get("reply_calls"):
+                        ended[key] = group  # its muted alerts all resolved: empty
                     continue
                 if group.get(OUTBOX):
                     try:
@@ -808,6 +820,9 @@ class Response:
                     # every tick, and no run after it was escalated (trial 26). It keeps
                     # its state, is said once, and is counted as it stands.
                     self._unadvanced_run(key, exc)
+                else:
+                    if self._ended(self.ctx.groups.data.get(key), run, now):
+                        ended[key] = self.ctx.groups.data[key]
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
                 if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
@@ -815,6 +830,9 @@ class Response:
                 role = engine.approval_role(run)
                 if role is not None:
                     approvals[role] += 1
+        if ended:
+            await self._forget_groups(ended)
+        self.metrics.groups.set(len(self.ctx.groups.data))
         for name in self.ctx.playbooks:
             for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
                 self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])
@@ -839,6 +857,49 @@ class Response:
             for level in LEVELS:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
         await self._update_lag()
+
+    def _ended(self, group: dict[str, Any] | None, run: Run, now: float) -> bool:
+        """Whether ``group`` (as stored, holding ``run``) has ended and may be forgotten:
+        its run finished, every alert of it resolved, nothing of it still to send (an
+        outbox, a closure call in flight), no muted alert waiting, and no change for
+        ``CITYBRAIN_GROUP_RETENTION`` seconds (nor within a group_interval, so its last
+        flush is past: Alertmanager deletes an aggregation group once it is empty and
+        that flush is done, dispatch.go). Its alert ids, applied commands and superseded
+        runs are forgotten with it; ``SEEN_SECONDS`` (a day) of them matter."""
+        if group is None or not is_terminal(run) or unresolved(run):
+            return False
+        if group.get(OUTBOX) or group.get("reply_calls") or group.get(MUTED):
+            return False
+        last = max(run.updated_at, run.all_resolved_at or 0.0, run.last_notified_at or 0.0)
+        interval = group["route"]["group_interval"]
+        return bool(now - last >= max(self.settings.group_retention, interval))
+
+    async def _forget_groups(self, ended: dict[bytes, dict[str, Any]]) -> None:
+        """Forget the ended groups found by a deadline pass (``_ended``): each still as
+        found (no message changed it since), deleted with a tombstone on the ``groups``
+        changelog, so neither a restart nor a rebalance reads it back. First each
+        partition's generation floor is raised to the highest generation forgotten there
+        and its entry delivered: a crash between the two leaves a group to forget again,
+        never a key whose next run takes an id already used."""
+        async with self.ctx.runs_settled:
+            if self.ctx.app.rebalancing:
+                return  # the next pass forgets them, on whichever worker owns them
+            data, n = self.ctx.groups.data, self.settings.partitions
+            gone = [key for key, group in ended.items() if data.get(key) is group]
+            floors: dict[bytes, dict[str, Any]] = {}
+            for key in gone:
+                at = self.ctx.generation_keys[key_partition(key, n)]
+                generation = int(ended[key].get("generation") or 0)
+                floor = floors.get(at) or self.ctx.generations.data.get(at) or {"floor": 0}
+                if generation > floor["floor"]:
+                    floors[at] = {"floor": generation}
+            if floors:
+                await self.ctx.generations.set_many_delivered(floors)
+            await self.ctx.groups.delete_many(gone)
+            for key in gone:
+                self._said_unreadable.discard(key)
+                self._said_unreadable.discard(key + b"\x00cell")
+            self.metrics.groups_forgotten.inc(len(gone))
 
     async def _check_run(
         self, key: bytes, group: dict[str, Any], run: Run, engine: PlaybookEngine, now: float

@@ -226,6 +226,10 @@ class Settings(BaseSettings):
     deadline_check_interval: float = Field(default=1.0, gt=0, le=300)
     # Seconds between sweeps of the burst windows by event time (streams/ingest.py).
     burst_sweep_interval: float = Field(default=30.0, gt=0, le=HOUR)
+    # Wall-clock seconds a group whose run has finished and whose alerts have all resolved
+    # is kept (readable by `runs show`, its superseded runs' reports recognised) before
+    # the deadline check forgets it with a tombstone (docs/playbooks.md, groups that end).
+    group_retention: float = Field(default=2 * DAY, ge=0, le=52 * WEEK)
     # Wall-clock seconds between re-checks of firing alerts kept from their receivers by a
     # silence or inhibition (streams/alerting.py): one no longer muted is routed then.
     mute_check_interval: float = Field(default=2.0, gt=0, le=300)

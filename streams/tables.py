@@ -460,6 +460,20 @@ class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
         assert self.partitions is not None
         return key_partition(key, self.partitions)
 
+    async def delete_many(self, keys: Iterable[bytes]) -> None:
+        """Remove ``keys`` from this worker's copy and queue a tombstone for each on the
+        changelog, from which every worker (this one too) and recovery forget them."""
+        for key in keys:
+            self.data.pop(key, None)
+            await self.app.producer.send(
+                self.changelog_topic.get_topic_name(),
+                key,
+                None,
+                self.partition_for_key(key),
+                None,
+                None,
+            )
+
 
 def stored_items(table: Any) -> Iterable[tuple[Any, Any]]:
     """A table's ``(key, value)`` pairs, from its store when it is a global table

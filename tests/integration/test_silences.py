@@ -67,8 +67,9 @@ def test_unreadable_silences_are_skipped_audited_and_counted(pipeline: Pipeline)
             stored("old-quote", ['category="Noise "loud" party"'], 4e9),
             # Mutes everything: accepted before, refused now.
             stored("old-empty", ['department=""'], 4e9),
-            # Unreadable too, but expired: never read.
-            stored("old-expired", ['category="a"b"'], 1.0),
+            # Unreadable too, but expired (an hour ago: one ended more than 120 h ago is
+            # forgotten, test_silence_retention): never read, listed as ended.
+            stored("old-expired", ['category="a"b"'], time.time() - 3600),
         ],
     )
     worker = pipeline.worker().start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.logs import RepeatFilter
+from streams.logs import KEY_CHARS, MAX_KEYS, RepeatFilter, SayEvery
 
 
 def _record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
@@ -92,3 +92,64 @@ def test_faust_lifecycle_lines_at_info_are_dropped_and_other_lines_kept() -> Non
     assert not any(m.endswith(("Starting...", "Stopping...")) for m in seen), seen
     assert any(m.endswith("citybrain: ready on port 6066") for m in seen), seen
     assert any(m.endswith("a faust warning") for m in seen), seen
+
+
+def test_say_every_remembers_a_bounded_number_of_keys_whatever_the_keys() -> None:
+    """SayEvery kept one key per distinct message key for good (a timer's fault text
+    naming a run, a webhook URL per receiver): 100,000 distinct keys kept 100,000. Now
+    at most MAX_KEYS, each by its first KEY_CHARS characters; a key whose window has
+    passed with nothing held is forgotten, and its next line is logged as before."""
+    now = [0.0]
+    logger = logging.getLogger("tests.say_every")
+    say = SayEvery(logger, seconds=60.0, clock=lambda: now[0])
+    for n in range(100_000):
+        now[0] = n * 0.001  # all within one window: none forgotten by time
+        assert say(f"fault {n} " + "x" * 10_000, "text")
+    assert len(say) == MAX_KEYS
+    assert all(len(key) <= KEY_CHARS for key in say._last)
+    # A key still remembered holds its repeats and says how many at its next line.
+    assert not say("fault 99999 " + "x" * 10_000, "text")
+    now[0] = 1_000.0
+    with _caught(logger) as lines:
+        assert say("fault 99999 " + "x" * 10_000, "again")
+        assert say("fault 0 " + "x" * 10_000, "first again")  # forgotten: said at once
+    assert lines == ["again (1 more warnings since the last such line, not logged)", "first again"]
+    # Their windows passed with nothing held: the old keys are forgotten at the next line.
+    assert len(say) <= MAX_KEYS and set(say._last) == {
+        ("fault 99999 " + "x" * 10_000)[:KEY_CHARS],
+        ("fault 0 " + "x" * 10_000)[:KEY_CHARS],
+    }
+
+
+def test_the_repeat_filter_remembers_a_bounded_number_of_kinds() -> None:
+    now = [0.0]
+    f = RepeatFilter(seconds=60.0, clock=lambda: now[0])
+    for n in range(5_000):
+        assert f.filter(_record("aiokafka", f"line {n} %s" + "y" * 1_000, 1))
+    assert len(f._last) == MAX_KEYS
+    assert all(len(msg) <= KEY_CHARS for _, msg in f._last)
+    now[0] = 120.0
+    assert f.filter(_record("aiokafka", "one more %s", 1))
+    assert len(f._last) == 1  # the others' windows passed with nothing held
+
+
+class _caught:
+    """The messages ``logger`` logs within the block."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger, self.lines = logger, []  # type: ignore[var-annotated]
+
+    def __enter__(self) -> list[str]:
+        outer = self
+
+        class Catch(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                outer.lines.append(record.getMessage())
+
+        self.handler = Catch()
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.DEBUG)
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from playbooks.loader import PLAYBOOK_DIR, load_grid, load_playbooks, load_routing
+from streams.detection import SEVERITIES
 from streams.events import IncidentReport
 from streams.ingest import Ingest
 from streams.settings import REPO_ROOT
@@ -55,3 +56,54 @@ def test_a_route_blind_to_severity_is_offered_once(tmp_path: Path) -> None:
         tmp_path, "version: 1\nroute:\n  playbook: citizen-report-burst\n  group_by: [category]\n"
     )
     assert [offer["route"]["id"] for _, offer in found] == ["root"]
+
+
+def test_a_group_per_alert_is_offered_nothing(tmp_path: Path) -> None:
+    """A route grouping by every label (``[...]``) or by ``alert_id`` keeps a group per
+    alert: the one a report could join is keyed by its burst's alert id, which a report
+    in no alert does not have. Offered, each report made one routed message per severity
+    to a group keyed by ``alert_id=""``, where no run ever opens (held in memory by the
+    response stage, then dropped): 3 wasted messages per report."""
+    for group_by in ("['...']", "[alert_id]", "[category, alert_id]"):
+        routing = f"version: 1\nroute:\n  playbook: citizen-report-burst\n  group_by: {group_by}\n"
+        assert offers(tmp_path, routing) == []
+    # Beside a route that can hold the report's run, only that one is offered.
+    routing = """\
+version: 1
+route:
+  playbook: citizen-report-burst
+  group_by: [category, community]
+  routes:
+    - matchers: ['source="citizen"']
+      playbook: citizen-report-burst
+      group_by: ['...']
+      continue: true
+    - matchers: ['source="citizen"']
+      playbook: citizen-report-burst
+      group_by: [category]
+"""
+    assert [offer["route"]["id"] for _, offer in offers(tmp_path, routing)] == ["root.1"]
+
+
+def test_offers_per_report_are_bounded_by_severities_times_routes(tmp_path: Path) -> None:
+    """Whatever the report (its category and cell are the field's), its offers are at
+    most one per severity a burst could have and route its labels match: a constant of
+    the routing file, 1 with the library's routing."""
+    routing = """\
+version: 1
+route:
+  playbook: citizen-report-burst
+  group_by: [category]
+  routes:
+    - matchers: ['source="citizen"']
+      playbook: citizen-report-burst
+      group_by: [category, severity]
+      continue: true
+    - matchers: ['source="citizen"']
+      playbook: citizen-report-burst
+      group_by: [severity]
+"""
+    found = offers(tmp_path, routing)
+    assert len(found) == len(SEVERITIES) * 2
+    library = (REPO_ROOT / "playbooks" / "library" / "routing.yaml").read_text()
+    assert len(offers(tmp_path, library)) == 1
