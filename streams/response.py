@@ -97,6 +97,9 @@ APPLIED_COMMANDS = 200
 # Commands sent with an Idempotency-Key a group keeps whole, newest last, to answer a
 # retry with its first answer (a run sees a few operator actions, not hundreds).
 KEYED_COMMANDS = 50
+# Ended groups forgotten per hold of the runs lock: a pass forgetting 20,000 would
+# otherwise queue 20,000 tombstones while every routed alert waits.
+FORGET_CHUNK = 500
 # A group's field: the generation of its first run, when a group of its partition was
 # forgotten before it was made (``Context.generation_floor``); 1 when absent.
 FIRST_GENERATION = "first_generation"
@@ -880,26 +883,41 @@ class Response:
         changelog, so neither a restart nor a rebalance reads it back. First each
         partition's generation floor is raised to the highest generation forgotten there
         and its entry delivered: a crash between the two leaves a group to forget again,
-        never a key whose next run takes an id already used."""
-        async with self.ctx.runs_settled:
-            if self.ctx.app.rebalancing:
-                return  # the next pass forgets them, on whichever worker owns them
-            data, n = self.ctx.groups.data, self.settings.partitions
-            gone = [key for key, group in ended.items() if data.get(key) is group]
-            floors: dict[bytes, dict[str, Any]] = {}
-            for key in gone:
-                at = self.ctx.generation_keys[key_partition(key, n)]
-                generation = int(ended[key].get("generation") or 0)
-                floor = floors.get(at) or self.ctx.generations.data.get(at) or {"floor": 0}
-                if generation > floor["floor"]:
-                    floors[at] = {"floor": generation}
-            if floors:
-                await self.ctx.generations.set_many_delivered(floors)
-            await self.ctx.groups.delete_many(gone)
-            for key in gone:
-                self._said_unreadable.discard(key)
-                self._said_unreadable.discard(key + b"\x00cell")
-            self.metrics.groups_forgotten.inc(len(gone))
+        never a key whose next run takes an id already used. In chunks of
+        ``FORGET_CHUNK``, each under its own hold of the runs lock, so routed alerts and
+        commands are not kept waiting behind a whole pass's tombstones."""
+        keys = list(ended)
+        for start in range(0, len(keys), FORGET_CHUNK):
+            chunk = {key: ended[key] for key in keys[start : start + FORGET_CHUNK]}
+            async with self.ctx.runs_settled:
+                if self.ctx.app.rebalancing:
+                    return  # the next pass forgets them, on whichever worker owns them
+                self._forget_chunk(chunk)
+                await self._forget_delivered(chunk)
+
+    def _forget_chunk(self, chunk: dict[bytes, dict[str, Any]]) -> None:
+        """Keep in ``chunk`` only the groups still as found (no message changed them)."""
+        data = self.ctx.groups.data
+        for key in [key for key, group in chunk.items() if data.get(key) is not group]:
+            del chunk[key]
+
+    async def _forget_delivered(self, chunk: dict[bytes, dict[str, Any]]) -> None:
+        """Raise the generation floors for ``chunk`` (delivered), then tombstone it."""
+        n = self.settings.partitions
+        floors: dict[bytes, dict[str, Any]] = {}
+        for key, group in chunk.items():
+            at = self.ctx.generation_keys[key_partition(key, n)]
+            generation = int(group.get("generation") or 0)
+            floor = floors.get(at) or self.ctx.generations.data.get(at) or {"floor": 0}
+            if generation > floor["floor"]:
+                floors[at] = {"floor": generation}
+        if floors:
+            await self.ctx.generations.set_many_delivered(floors)
+        await self.ctx.groups.delete_many(list(chunk))
+        for key in chunk:
+            self._said_unreadable.discard(key)
+            self._said_unreadable.discard(key + b"\x00cell")
+        self.metrics.groups_forgotten.inc(len(chunk))
 
     async def _check_run(
         self, key: bytes, group: dict[str, Any], run: Run, engine: PlaybookEngine, now: float

@@ -140,3 +140,46 @@ def test_twenty_thousand_ended_groups_leave_the_table_bounded(
         assert floors == [1, 1]
 
     asyncio.run(scenario())
+
+
+def test_a_large_pass_forgets_in_chunks_letting_routed_alerts_in_between(
+    stage: Response, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,200 ended groups: forgotten in chunks of FORGET_CHUNK (500, 500, 200), each
+    under its own hold of the runs lock, so an alert routed meanwhile (which takes that
+    lock) is handled between two chunks, not after all of them."""
+
+    async def scenario() -> None:
+        ctx = stage.ctx
+        for n in range(1_200):
+            key = f"grp-{n}".encode()
+            doc = alert(f"al-{n}")
+            doc["route"]["group_wait"] = 30.0
+            await stage.on_routed(Event(key, doc))  # type: ignore[arg-type]
+            ended = {**doc, "alert": resolved(f"al-{n}")["alert"]}
+            await stage.on_routed(Event(key, ended))  # type: ignore[arg-type]
+        await later(stage, 60, monkeypatch)
+        chunks: list[int] = []
+        events: list[str] = []
+        delete = ctx.groups.delete_many
+
+        async def delete_many(keys: Any) -> None:
+            keys = list(keys)
+            chunks.append(len(keys))
+            events.append(f"chunk {len(chunks)}")
+            if len(chunks) == 1:
+                asyncio.get_running_loop().create_task(routed_meanwhile())
+            await delete(keys)
+            await asyncio.sleep(0)
+
+        async def routed_meanwhile() -> None:
+            async with ctx.runs_settled:
+                events.append("routed")
+
+        ctx.groups.delete_many = delete_many  # type: ignore[method-assign]
+        await later(stage, stage.settings.group_retention + 120, monkeypatch)
+        assert chunks == [500, 500, 200]
+        assert len(ctx.groups.data) == 0
+        assert events.index("routed") < events.index("chunk 3")
+
+    asyncio.run(scenario())
