@@ -1,0 +1,120 @@
+"""A command reading a topic whose Kafka stops answering part-way (frozen with SIGSTOP:
+it still takes connections, answers nothing) ends with exit 3 and one line naming the
+broker and what was read, rather than waiting for ever (`citybrain deadletters`,
+helper t85) or returning part of the topic as all of it (`report`, `campaign report`,
+the demo's summary); `deadletters --follow` says Kafka stopped answering and goes on
+once it answers again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer
+
+from citybrain.cli import EXIT_SERVICE, main
+from citybrain.deadletters import Reader
+from citybrain.demo import read_topic
+from citybrain.errors import KafkaStoppedError
+from citybrain.stack import KafkaBroker
+from citybrain.stack.process import read_pid
+from tests.services import TEST_PORTS, Pipeline, stack_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in TEST_PORTS.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def freeze(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Freezes the test stack's Kafka at the first ``poll`` of any kafka-python consumer
+    (after the command's own checks, before it reads a message), thawed at the end."""
+    pid = read_pid(KafkaBroker(stack_settings(run_dir)).pid_file)
+    assert pid is not None
+    frozen: list[int] = []
+    poll = KafkaConsumer.poll
+
+    def freezing_poll(self: KafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        if not frozen:
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+        return poll(self, *args, **kwargs)
+
+    monkeypatch.setattr(KafkaConsumer, "poll", freezing_poll)
+    try:
+        yield frozen
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _send_dead_letters(pipeline: Pipeline, count: int) -> str:
+    topic = pipeline.topic("deadletter")
+    for i in range(count):
+        pipeline.producer.send(topic, key=f"k{i}".encode(), value=b"{}", partition=i % 2)
+    pipeline.producer.flush()
+    return topic
+
+
+def test_deadletters_ends_with_3_when_kafka_freezes_mid_read(
+    pipeline: Pipeline,
+    env: None,
+    freeze: list[int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic = _send_dead_letters(pipeline, 4)
+    assert main(["deadletters", "--prefix", pipeline.name]) == EXIT_SERVICE
+    assert freeze  # it froze mid-read, not before
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing half-shown
+    assert err.startswith(
+        f"citybrain: Kafka at {pipeline.settings.kafka_bootstrap} stopped answering while "
+        f"reading the latest dead letters of {topic} (2 partitions not read to the end)"
+    )
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_whole_topic_read_is_an_error_not_part_of_it_when_kafka_freezes(
+    pipeline: Pipeline, freeze: list[int]
+) -> None:
+    topic = _send_dead_letters(pipeline, 4)
+    with pytest.raises(KafkaStoppedError, match=f"while reading {topic} "):
+        read_topic(pipeline.settings, topic)
+
+
+def test_a_follow_says_kafka_stopped_answering_and_goes_on_when_it_answers(
+    pipeline: Pipeline, run_dir: Path
+) -> None:
+    pid = read_pid(KafkaBroker(stack_settings(run_dir)).pid_file)
+    assert pid is not None
+    topic = _send_dead_letters(pipeline, 1)
+    notices: list[str] = []
+
+    def notice(line: str) -> None:
+        notices.append(line)
+        if "stopped answering" in line:
+            os.kill(pid, signal.SIGCONT)  # back; the follow should say so and go on
+        elif "answers again" in line:
+            _send_dead_letters(pipeline, 1)
+
+    # (A bound so a broken follow fails rather than hangs; not a timing assertion.)
+    give_up = time.monotonic() + 180
+    try:
+        with Reader(pipeline.settings, topic) as reader:
+            assert len(reader.latest(10)) == 1
+            os.kill(pid, signal.SIGSTOP)
+            new = next(reader.new(lambda: time.monotonic() > give_up, notice), None)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    where = pipeline.settings.kafka_bootstrap
+    assert notices[0].startswith(f"Kafka at {where} stopped answering; still following {topic}")
+    assert notices[1] == f"Kafka at {where} answers again; following {topic}"
+    assert new is not None and new.key == b"k0"
