@@ -3,7 +3,7 @@ it still takes connections, answers nothing) ends with exit 3 and one line namin
 broker and what was read, rather than waiting for ever (`citybrain deadletters`,
 helper t85) or returning part of the topic as all of it (`report`, `campaign report`,
 the demo's summary); `deadletters --follow` says Kafka stopped answering and goes on
-once it answers again."""
+once it answers again; a replay ends with 3 and the command that sends the rest."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
+import streams.feeds
 from citybrain.cli import EXIT_SERVICE, main
 from citybrain.deadletters import Reader
 from citybrain.demo import read_topic
@@ -118,3 +119,42 @@ def test_a_follow_says_kafka_stopped_answering_and_goes_on_when_it_answers(
     assert notices[0].startswith(f"Kafka at {where} stopped answering; still following {topic}")
     assert notices[1] == f"Kafka at {where} answers again; following {topic}"
     assert new is not None and new.key == b"k0"
+
+
+def test_a_replay_ends_with_3_when_kafka_freezes_part_way(
+    pipeline: Pipeline,
+    env: None,
+    run_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A replay whose Kafka froze part-way waited for ever in kafka-python's flush (and
+    its close, so SIGTERM did not end it either), silent; now its last flush is bounded
+    and the replay ends with 3, how far it got and the command that sends the rest."""
+    pid = read_pid(KafkaBroker(stack_settings(run_dir)).pid_file)
+    assert pid is not None
+    monkeypatch.setenv("CITYBRAIN_TOPIC_PREFIX", pipeline.name)
+    monkeypatch.setattr(streams.feeds, "FLUSH_SECONDS", 10.0)  # the bound, shortened
+    sent: list[int] = []
+    send = KafkaProducer.send
+
+    def freezing_send(self: KafkaProducer, *args: Any, **kwargs: Any) -> Any:
+        sent.append(1)
+        if len(sent) == 200:
+            os.kill(pid, signal.SIGSTOP)
+        return send(self, *args, **kwargs)
+
+    monkeypatch.setattr(KafkaProducer, "send", freezing_send)
+    data = Path(__file__).parents[2] / "datasets" / "usgs_flood_2019-05.csv.gz"
+    try:
+        status = main(["replay", "--max", str(data)])
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    err = capsys.readouterr().err
+    assert status == EXIT_SERVICE, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(
+        f"citybrain: Kafka at {pipeline.settings.kafka_bootstrap} stopped answering part-way"
+    )
+    assert "to send the rest: " in line and " --skip " in line
+    assert "Traceback" not in err
