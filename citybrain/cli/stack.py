@@ -343,6 +343,22 @@ def _require_kafka(settings: Settings) -> None:
     )
 
 
+def _require_kafka_answers(settings: Settings) -> None:
+    """Raise CliError (status 3) unless Kafka answers a metadata request within
+    ``kafkaread.PROBE_SECONDS``: a broker that takes connections and answers nothing
+    (frozen, SIGSTOP) passed ``_require_kafka``, and a worker then waited silently, for
+    as long as it stayed so (helper t85)."""
+    from citybrain.kafkaread import PROBE_SECONDS, kafka_answers
+
+    if not kafka_answers(settings):
+        raise CliError(
+            f"Kafka at {settings.kafka_bootstrap} takes connections but did not answer "
+            f"within {PROBE_SECONDS:g} s (frozen or overloaded; `citybrain stack status` "
+            "says whether it runs): start the worker once it answers",
+            EXIT_SERVICE,
+        )
+
+
 def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> None:
     """Raise CliError (status 2) when an existing topic of ``roles`` has another
     partition count than CITYBRAIN_PARTITIONS: a process that places packs on partitions
@@ -453,6 +469,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except ListenError as exc:
             raise ListenError(f"{exc}{demo_worker_holds(settings)}") from None
         _require_kafka(settings)
+        _require_kafka_answers(settings)
         _create_topics_for_worker(settings, app)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)

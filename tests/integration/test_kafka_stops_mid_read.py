@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +160,30 @@ def test_a_replay_ends_with_3_when_kafka_freezes_part_way(
     )
     assert "to send the rest: " in line and " --skip " in line
     assert "Traceback" not in err
+
+
+def test_a_worker_does_not_start_silently_on_a_frozen_kafka(
+    pipeline: Pipeline, run_dir: Path
+) -> None:
+    """A frozen broker takes connections, so the TCP check passed and the worker waited
+    without a word for as long as it stayed frozen (95 s by hand, helper t85)."""
+    pid = read_pid(KafkaBroker(stack_settings(run_dir)).pid_file)
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "citybrain.cli", "worker"],
+            env=pipeline.env,
+            capture_output=True,
+            text=True,
+            timeout=180,  # a bound so a hang fails rather than blocks; not a timing check
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert done.returncode == EXIT_SERVICE, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"citybrain: Kafka at {pipeline.settings.kafka_bootstrap} takes connections but did "
+        "not answer within 5 s (frozen or overloaded"
+    )
+    assert "Traceback" not in done.stderr
