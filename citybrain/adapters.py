@@ -8,10 +8,14 @@ licences); nothing here runs in the stream.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
+import os
 import re
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -622,8 +626,9 @@ def incident_departments(shared: Path) -> pd.DataFrame:
 
 
 def build(shared: Path, out: Path) -> dict[str, int]:
-    """Write every slice and the grid; returns rows per file."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write every slice, the grid and the department training set; returns rows per
+    file. Every source is read before anything is written, and the files are written
+    whole or not at all (``write_all``)."""
     grid = GridBuilder()
     counts: dict[str, int] = {}
     slices = {
@@ -632,23 +637,41 @@ def build(shared: Path, out: Path) -> dict[str, int]:
         "aarhus_traffic_2014-08.csv.gz": (aarhus_traffic(shared, grid), READING_COLUMNS),
         "nyc311_2024-05-26.csv.gz": (nyc_311(shared, grid), INCIDENT_COLUMNS),
     }
-    for name, (frame, columns) in slices.items():
-        frame = frame.sort_values(["timestamp", columns[1]], kind="stable")[columns]
-        # mtime=0 keeps the gzip bytes identical between builds.
-        frame.to_csv(
-            out / name, index=False, lineterminator="\n", compression={"method": "gzip", "mtime": 0}
-        )
-        counts[name] = len(frame)
-    grid.write(out / "grid.yaml")
-    training = incident_departments(shared)
-    training.to_csv(
-        out / "incident_departments.csv.gz",
-        index=False,
-        lineterminator="\n",
-        compression={"method": "gzip", "mtime": 0},
-    )
-    counts["incident_departments.csv.gz"] = len(training)
+    frames = {
+        name: frame.sort_values(["timestamp", columns[1]], kind="stable")[columns]
+        for name, (frame, columns) in slices.items()
+    }
+    # Read before any write: it was read after the slices and the grid were written, so
+    # a bad file there left new slices beside an old training set (helper t85).
+    frames["incident_departments.csv.gz"] = incident_departments(shared)
+    writers: dict[str, Callable[[Path], None]] = {
+        name: functools.partial(_write_csv_gz, frame) for name, frame in frames.items()
+    }
+    writers["grid.yaml"] = grid.write
+    write_all(out, writers)
+    counts.update({name: len(frame) for name, frame in frames.items()})
     return counts
+
+
+def _write_csv_gz(frame: pd.DataFrame, path: Path) -> None:
+    # mtime=0 keeps the gzip bytes identical between builds.
+    frame.to_csv(path, index=False, lineterminator="\n", compression={"method": "gzip", "mtime": 0})
+
+
+def write_all(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> None:
+    """Each ``writers[name](path)`` into a new folder inside ``out``, then every file
+    renamed into ``out`` once all are written: a failure part-way (a full disk, a
+    permission) leaves ``out`` as it was (it left new slices beside an old grid, and
+    said nothing of which were new: helper t85). Raises what a writer raises."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+    try:
+        for name, write in writers.items():
+            write(staging / name)
+        for name in writers:  # renames within one folder: they do not fail part-way
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_synthetic_grid(

@@ -29,6 +29,8 @@ COLUMNS = ("TIME", "STREAM", "REASON", "KEY", "ORIGIN", "MESSAGE")
 # cut in the middle, a message at the end.
 MAX_CELL = 60
 MAX_MESSAGE = 200
+# A follow with no new dead letter for this long asks whether Kafka still answers.
+QUIET_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +297,8 @@ class Reader:
 
         from citybrain.kafka_read import SafePoller
 
+        self.settings = settings
+        self.topic = topic
         self.consumer = _consumer(settings)
         partitions = self.consumer.partitions_for_topic(topic) or set()
         self.assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -310,23 +314,43 @@ class Reader:
 
     def latest(self, limit: int) -> list[DeadLetter]:
         """The latest ``limit`` dead letters (each partition's last ``limit``, merged by
-        the time Kafka took them, the newest last); the reader then stands after them."""
+        the time Kafka took them, the newest last); the reader then stands after them.
+        Raises ``KafkaStoppedError`` when Kafka stops answering before every partition
+        was read to the end it had when asked (it waited for ever: helper t85)."""
+        from citybrain.errors import KafkaStoppedError
+        from citybrain.kafka_read import IDLE_SECONDS, kafka_answers, stopped_message
+
         ends = self.consumer.end_offsets(self.assigned)
         starts = self.consumer.beginning_offsets(self.assigned)
         for tp in self.assigned:
             self.consumer.seek(tp, max(starts[tp], ends[tp] - limit))
         found: list[DeadLetter] = []
         left = {tp: ends[tp] for tp in self.assigned if ends[tp] > starts[tp]}
+        quiet_until = time.monotonic() + IDLE_SECONDS
         while left:
             for tp, messages in self.poller.poll(timeout_ms=1000).items():
                 end = left.get(tp)
                 if end is None:
                     continue
                 found.extend(DeadLetter.of(m) for m in messages if m.offset < end)
-            # By position, not by the last message: a skipped unreadable range may end there.
+                if messages:
+                    quiet_until = time.monotonic() + IDLE_SECONDS
+            # By position, not the last message: a skipped unreadable range, or a partition
+            # ending in transaction markers, has no message at its last offsets.
             for tp in list(left):
-                if self.consumer.position(tp) >= left[tp]:
+                position = self.consumer.position(tp, timeout_ms=1000)
+                if position is not None and position >= left[tp]:
                     del left[tp]
+            if left and time.monotonic() > quiet_until:
+                if not kafka_answers(self.settings):
+                    raise KafkaStoppedError(
+                        stopped_message(
+                            self.settings,
+                            f"reading the latest dead letters of {self.topic}",
+                            len(left),
+                        )
+                    )
+                break  # it answers and has nothing more: markers or deleted records
         # Polled past an end (a dead letter that came meanwhile): the follow starts there.
         for tp in self.assigned:
             self.consumer.seek(tp, ends[tp])
@@ -355,15 +379,45 @@ class Reader:
             if self.consumer.position(tp) > offset:  # in a skipped unreadable range
                 return None
 
-    def new(self, until: Callable[[], bool] = lambda: False) -> Iterator[DeadLetter]:
-        """Dead letters as they arrive, each partition's in order, until ``until()``."""
+    def new(
+        self,
+        until: Callable[[], bool] = lambda: False,
+        notice: Callable[[str], None] = lambda line: None,
+    ) -> Iterator[DeadLetter]:
+        """Dead letters as they arrive, each partition's in order, until ``until()``.
+        Kafka going quiet is normal here, so each quiet spell of ``QUIET_SECONDS`` asks
+        whether it still answers; ``notice`` gets one line when it stops answering and
+        one when it answers again (the follow goes on, as ``tail -f`` does: an operator
+        tailing dead letters through a broker restart wants them once it is back)."""
+        from citybrain.kafka_read import kafka_answers
+
+        where = self.settings.kafka_bootstrap
+        down = False
+        quiet_until = time.monotonic() + QUIET_SECONDS
         while not until():
             batch = self.poller.poll(timeout_ms=500)
             for messages in batch.values():
                 for message in messages:
                     yield DeadLetter.of(message)
-            if not batch:
-                time.sleep(0.1)
+            if any(batch.values()):
+                quiet_until = time.monotonic() + QUIET_SECONDS
+                if down:
+                    down = False
+                    notice(f"Kafka at {where} answers again; following {self.topic}")
+                continue
+            if time.monotonic() > quiet_until:
+                answers = kafka_answers(self.settings)
+                if answers == down:  # it changed
+                    down = not answers
+                    notice(
+                        f"Kafka at {where} answers again; following {self.topic}"
+                        if answers
+                        else f"Kafka at {where} stopped answering; still following "
+                        f"{self.topic}: new dead letters show once it answers again "
+                        "(Ctrl-C stops)"
+                    )
+                quiet_until = time.monotonic() + QUIET_SECONDS
+            time.sleep(0.1)
 
 
 def send_back(settings: Settings, replays: Sequence[Replay]) -> list[tuple[int, int]]:

@@ -344,18 +344,30 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
     try:
         if topic not in consumer.topics():
             return []
-        return _read_to_end(SafePoller(consumer, make), topic)
+        return _read_to_end(SafePoller(consumer, make), topic, settings)
     finally:
         consumer.close()
 
 
-def _read_to_end(poller: SafePoller, topic: str) -> list[Any]:
+def _read_to_end(
+    poller: SafePoller,
+    topic: str,
+    settings: Settings,
+    answers: Callable[[Settings], bool] | None = None,
+) -> list[Any]:
     """Every message of ``topic`` up to the end each partition had when asked, read by
     assigning its partitions (t60's walk: subscribing and reading until 3 s passed with
     no message cost every topic those 3 s and a group join, and `report` of a demo sat
-    31 s without a word). Stops, as before, once 3 s pass with no message (a partition
-    whose last offsets are transaction markers never reaches its end offset)."""
+    31 s without a word). After 3 s with no message and partitions left, Kafka is asked
+    anew: one that answers has nothing more (a partition whose last offsets are
+    transaction markers never reaches its end offset), one that does not raises
+    ``KafkaStoppedError`` (it returned part of the topic as if it were all: a report or
+    summary of half the events, said nowhere; helper t85). ``answers`` asks Kafka
+    (default ``kafka_read.kafka_answers``)."""
     from kafka import TopicPartition
+
+    from citybrain.errors import KafkaStoppedError
+    from citybrain.kafka_read import IDLE_SECONDS, kafka_answers, stopped_message
 
     consumer = poller.consumer
     partitions = sorted(consumer.partitions_for_topic(topic) or ())
@@ -367,16 +379,21 @@ def _read_to_end(poller: SafePoller, topic: str) -> list[Any]:
     ends = consumer.end_offsets(tps)
     left = {tp for tp in tps if ends.get(tp, 0) > consumer.position(tp)}
     messages: list[Any] = []
-    idle_until = time.monotonic() + 3.0
-    while left and time.monotonic() < idle_until:
+    idle_until = time.monotonic() + IDLE_SECONDS
+    while left:
         batch = poller.poll(timeout_ms=500)
         for records in batch.values():
             messages.extend(records)
             if records:
-                idle_until = time.monotonic() + 3.0
+                idle_until = time.monotonic() + IDLE_SECONDS
         for tp in list(left):
-            if consumer.position(tp) >= ends[tp]:
+            position = consumer.position(tp, timeout_ms=1000)
+            if position is not None and position >= ends[tp]:
                 left.discard(tp)
+        if left and time.monotonic() > idle_until:
+            if not (answers or kafka_answers)(settings):
+                raise KafkaStoppedError(stopped_message(settings, f"reading {topic}", len(left)))
+            break
     return messages
 
 

@@ -35,3 +35,9 @@ def utf8_text(path: Path, named: str = "") -> str:
         raise InputError(
             f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the file as UTF-8)"
         ) from None
+
+
+class KafkaStoppedError(RuntimeError):
+    """Kafka stopped answering part-way through a read (stopped, or frozen: it takes
+    connections but answers nothing); the message names the broker and what was being
+    read, and that nothing of it was shown or written. The CLI exits with status 3."""

@@ -7,6 +7,7 @@ Timestamps are ISO 8601 with a zone. See docs/events.md.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -74,6 +75,11 @@ def looks_like_row(columns: int) -> Callable[[str], bool]:
 
 
 _LONGEST_SLEEP = 86_400.0  # seconds
+# How long a replay's last flush waits for Kafka's acknowledgements (a batch past
+# kafka-python's 120 s delivery timeout is reported failed before it, on a broker that
+# answers), and how long closing the producer may wait for what is left after that.
+FLUSH_SECONDS = 150.0
+CLOSE_SECONDS = 5.0
 
 
 def read_canonical(
@@ -202,7 +208,7 @@ def send_packs(
     """Send ``ReadingPacker`` output with a kafka-python producer, each pack to its
     partition (``-1``: the key's partition); returns how many. ``on_failure`` gets each
     send's exception (else one raised before sending propagates)."""
-    from kafka.errors import KafkaError
+    from kafka.errors import KafkaError, KafkaTimeoutError
 
     n = 0
     for partition, key, value in packs:
@@ -211,8 +217,10 @@ def send_packs(
                 topic, key=key, value=value, partition=None if partition < 0 else partition
             )
         except KafkaError as exc:
-            # e.g. MessageSizeTooLargeError, raised before sending: report, go on.
-            if on_failure is None:
+            # e.g. MessageSizeTooLargeError, raised before sending: report, go on. Not a
+            # send that waited max_block_ms for room: Kafka takes nothing, and every next
+            # send would wait as long (helper t85: a frozen broker, a silent hour).
+            if on_failure is None or isinstance(exc, KafkaTimeoutError):
                 raise
             on_failure(exc)
         else:
@@ -325,7 +333,9 @@ class Replayer:
                 progress(unreported)
                 unreported = 0
         self._send_packs(self.packer.flush() if self.packer else [])
-        self.producer.flush()
+        # Bounded: a broker frozen part-way (it takes connections, answers nothing) left
+        # kafka-python's flush waiting for ever, even once it was thawed (helper t85).
+        self.producer.flush(timeout=FLUSH_SECONDS)
         if progress is not None and unreported:
             progress(unreported)
         stats.seconds = time.monotonic() - start
@@ -365,4 +375,10 @@ class Replayer:
             stats.first_failure = f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
-        self.producer.close()
+        """Close the producer, waiting at most ``CLOSE_SECONDS`` for what it still holds
+        (its own close waits for ever on a broker that stopped answering); one that
+        stopped answering is the replay's own error to say, not the close's."""
+        from kafka.errors import KafkaError
+
+        with contextlib.suppress(KafkaError):
+            self.producer.close(timeout=CLOSE_SECONDS)

@@ -140,3 +140,54 @@ class LifecycleFilter(logging.Filter):
         if record.levelno > logging.INFO or not isinstance(record.msg, str):
             return True
         return _LIFECYCLE.fullmatch(record.msg) is None
+
+
+# mode's lines, after its service's prefix (``[^-AppService]: ``).
+_CRASH = re.compile(r"(\[\^[^\]]*\]: )?(Crashed reason=|Error: |We experienced a crash!)")
+
+
+class CrashFilter(logging.Filter):
+    """Keeps a crashing worker's traceback off its terminal: mode logs a service's crash
+    (``Crashed reason=%r``) and a failed start (``Error: %r``) with the traceback, then
+    "We experienced a crash! Reraising original exception...", and the worker exited 1
+    with all of it on stderr (helper t85; the README's table: one line, 70 for a bug,
+    the traceback with CITYBRAIN_DEBUG=1). Unless ``debug``, the first traceback is
+    written to ``crash_file`` and the line names that file instead; "Reraising" is
+    dropped (the command's own last line says how the worker ended)."""
+
+    def __init__(self, crash_file: Callable[[], str], debug: bool = False) -> None:
+        super().__init__()
+        self.crash_file = crash_file
+        self.debug = debug
+        self.written = ""
+        # The exception of the first crash or failed start it saw (mode keeps a crash's
+        # as ``crash_reason``, a failed start's nowhere).
+        self.error: BaseException | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):
+            return True
+        said = _CRASH.match(record.msg)
+        if said is None:
+            return True
+        if said.group(2) == "We experienced a crash!":
+            return False
+        if self.debug or not record.exc_info:
+            return True
+        import traceback
+
+        error = record.exc_info[1]
+        self.error = self.error or error
+        if not self.written and error is not None:
+            try:
+                path = self.crash_file()
+                with open(path, "w", encoding="utf-8") as out:
+                    traceback.print_exception(error, file=out)
+                self.written = path
+            except OSError:
+                self.written = ""
+        record.exc_info = None
+        record.exc_text = None
+        where = f"the traceback is in {self.written}" if self.written else "no traceback kept"
+        record.msg = f"citybrain: {record.msg} ({where}; CITYBRAIN_DEBUG=1 logs it here)"
+        return True

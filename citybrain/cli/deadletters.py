@@ -75,7 +75,7 @@ def _show_dead_letters(args: argparse.Namespace, settings: Settings, topic: str)
         if not args.follow:
             return EXIT_OK
         header = bool(rows)
-        for letter in reader.new():
+        for letter in reader.new(notice=lambda line: print(f"citybrain: {line}", file=sys.stderr)):
             if args.json:
                 print(json_line(letter, topic), flush=True)
                 continue

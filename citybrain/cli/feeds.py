@@ -16,6 +16,7 @@ from typing import Any
 
 from citybrain.cli.base import (
     EXIT_INTERRUPTED,
+    EXIT_SERVICE,
     LONG_REPLAY_SECONDS,
     PROGRESS_OPTIONS,
     CliError,
@@ -43,6 +44,7 @@ from streams.settings import Settings
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaTimeoutError
     from rich.progress import (
         BarColumn,
         Progress,
@@ -138,7 +140,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     progress.update(task, completed=sent)
                     progress.refresh()
                     raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, KafkaTimeoutError) as exc:
             stats = replayer.stats
             sent = stats.readings + stats.incidents
             refused = stats.failed_readings + stats.failed_incidents
@@ -146,9 +148,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 # Said as a finished replay says it: interrupted, the refused events were
                 # counted as sent and left out of the resume command unsaid (trial 26).
                 print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
+            stopped = replay_stopped(args, args.skip + sent, len(events), events, refused)
+            if isinstance(exc, KeyboardInterrupt):
+                raise CliError(stopped, EXIT_INTERRUPTED) from None
+            # Kafka stopped taking or acknowledging messages part-way: it hung for ever,
+            # silent (helper t85). Exit 3, how far it got, what may be missing.
             raise CliError(
-                replay_stopped(args, args.skip + sent, len(events), events, refused),
-                EXIT_INTERRUPTED,
+                f"Kafka at {s.kafka_bootstrap} stopped answering part-way ({exc}): "
+                f"{stopped.removeprefix('interrupted ')}; the last messages it did not "
+                "acknowledge may be missing: to be sure, send again from an earlier --skip",
+                EXIT_SERVICE,
             ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

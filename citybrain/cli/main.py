@@ -41,7 +41,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
 
     import kafka.errors
 
-    from citybrain.errors import InputError, ListenError
+    from citybrain.errors import InputError, KafkaStoppedError, ListenError
     from citybrain.stack.process import StackError
     from playbooks.errors import PlaybookError
 
@@ -49,7 +49,7 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return exc.status, exc.message
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
-    if isinstance(exc, StackError | ListenError):
+    if isinstance(exc, StackError | ListenError | KafkaStoppedError):
         return EXIT_SERVICE, str(exc)
     if isinstance(exc, PlaybookError):
         return EXIT_USAGE, _name_file_setting(str(exc))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 
 from citybrain.cli.base import (
+    EXIT_BUG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -342,6 +343,22 @@ def _require_kafka(settings: Settings) -> None:
     )
 
 
+def _require_kafka_answers(settings: Settings) -> None:
+    """Raise CliError (status 3) unless Kafka answers a metadata request within
+    ``kafka_read.PROBE_SECONDS``: a broker that takes connections and answers nothing
+    (frozen, SIGSTOP) passed ``_require_kafka``, and a worker then waited silently, for
+    as long as it stayed so (helper t85)."""
+    from citybrain.kafka_read import PROBE_SECONDS, kafka_answers
+
+    if not kafka_answers(settings):
+        raise CliError(
+            f"Kafka at {settings.kafka_bootstrap} takes connections but did not answer "
+            f"within {PROBE_SECONDS:g} s (frozen or overloaded; `citybrain stack status` "
+            "says whether it runs): start the worker once it answers",
+            EXIT_SERVICE,
+        )
+
+
 def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> None:
     """Raise CliError (status 2) when an existing topic of ``roles`` has another
     partition count than CITYBRAIN_PARTITIONS: a process that places packs on partitions
@@ -383,9 +400,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_app, settle_garbage_collector
-    from streams.logs import LifecycleFilter, RepeatFilter
+    from streams.logs import CrashFilter, LifecycleFilter, RepeatFilter
 
     class QuietWorker(faust.Worker):
+        crashes: CrashFilter | None = None
+
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             # mode leaves the root logger at DEBUG and filters in the handler, so every
             # aiokafka and faust debug call built a log record (8 % of a catch-up run).
@@ -396,9 +415,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
             )
             repeats = RepeatFilter()  # one per worker: its counts span every handler
             lifecycle = LifecycleFilter()  # faust's "Starting..."/"Stopping..." at INFO
+            crashes = CrashFilter(_crash_file, _debug())
+            self.crashes = crashes
             for handler in logger.handlers:
                 handler.addFilter(repeats)
                 handler.addFilter(lifecycle)
+                handler.addFilter(crashes)
 
         # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
         # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
@@ -447,11 +469,60 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except ListenError as exc:
             raise ListenError(f"{exc}{demo_worker_holds(settings)}") from None
         _require_kafka(settings)
+        _require_kafka_answers(settings)
         _create_topics_for_worker(settings, app)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)
-    worker.execute_from_commandline()
+
+    def _crash_file() -> str:
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        return str(settings.run_dir / f"worker-{os.getpid()}-crash.txt")
+
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        # mode ends a crashed worker with exit 1 after re-raising the crash: the table
+        # says 3 for a Kafka that did not answer, 70 for a bug (helper t85). A stop that
+        # ends otherwise (0, 130) keeps its status, a supervised service's crash before
+        # it too.
+        if exc.code != 1:
+            raise
+        reason = worker.crash_reason or (worker.crashes.error if worker.crashes else None)
+        if reason is None:
+            raise
+        raise _crashed(reason, settings) from None
     return 0
+
+
+def _debug() -> bool:
+    """CITYBRAIN_DEBUG asks for tracebacks (main has checked its value)."""
+    return os.environ.get("CITYBRAIN_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
+def _crashed(reason: BaseException, settings: Settings) -> CliError:
+    """The one line and status for a worker that crashed on ``reason``: 3 when Kafka
+    did not answer (aiokafka's connection and timeout errors), else 70, a bug."""
+    import aiokafka.errors
+
+    down = (
+        aiokafka.errors.KafkaConnectionError,
+        aiokafka.errors.KafkaTimeoutError,
+        aiokafka.errors.NoBrokersAvailable,
+        aiokafka.errors.RequestTimedOutError,
+    )
+    if isinstance(reason, down):
+        return CliError(
+            f"the worker stopped: Kafka at {settings.kafka_bootstrap} did not answer "
+            f"({type(reason).__name__}: {reason}): {start_stack_hint()} and start the "
+            "worker again",
+            EXIT_SERVICE,
+        )
+    return CliError(
+        f"the worker crashed: unexpected {type(reason).__name__}: {reason}. This is a bug: "
+        "please report it with its log (the line above names the traceback's file); "
+        "its runs have no deadlines and no operator API until a worker runs again",
+        EXIT_BUG,
+    )
 
 
 def demo_worker_holds(settings: Settings) -> str:

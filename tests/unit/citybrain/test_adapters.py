@@ -277,3 +277,33 @@ def test_a_utc_column_takes_times_with_and_without_a_zone(tmp_path: Path) -> Non
         "2019-05-01T04:00:00+00:00",
         "2019-05-01T04:05:00+00:00",
     ]
+
+
+def test_a_build_failing_part_way_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    # helper t85: new slices were left beside an old grid, unsaid.
+    from citybrain.adapters import write_all
+
+    (tmp_path / "a.csv").write_text("old a")
+    (tmp_path / "grid.yaml").write_text("old grid")
+
+    def fail(path: Path) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    with pytest.raises(OSError, match="No space left"):
+        write_all(
+            tmp_path,
+            {
+                "a.csv": lambda p: p.write_text("new a"),
+                "b.csv": lambda p: p.write_text("new b"),
+                "grid.yaml": fail,
+            },
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "grid.yaml"]
+    assert (tmp_path / "a.csv").read_text() == "old a"
+
+    write_all(
+        tmp_path,
+        {"a.csv": lambda p: p.write_text("new a"), "grid.yaml": lambda p: p.write_text("g")},
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "grid.yaml"]
+    assert (tmp_path / "a.csv").read_text() == "new a"
