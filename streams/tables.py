@@ -250,14 +250,7 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
         for key in keys:
             self.data.pop(key, None)
             self._dirty.discard(key)
-            await self.app.producer.send(
-                self.changelog_topic.get_topic_name(),
-                key,
-                None,
-                self.partition_for_key(key),
-                None,
-                None,
-            )
+            await _tombstone(self, key)
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop the keys of partitions this worker no longer owns (after a rebalance has
@@ -465,14 +458,15 @@ class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
         changelog, from which every worker (this one too) and recovery forget them."""
         for key in keys:
             self.data.pop(key, None)
-            await self.app.producer.send(
-                self.changelog_topic.get_topic_name(),
-                key,
-                None,
-                self.partition_for_key(key),
-                None,
-                None,
-            )
+            await _tombstone(self, key)
+
+
+async def _tombstone(table: Any, key: bytes) -> None:
+    """Queue a tombstone (a null value) for ``key`` on ``table``'s changelog, in the
+    key's own partition, straight to the producer (faust's ``del`` needs an event)."""
+    await table.app.producer.send(
+        table.changelog_topic.get_topic_name(), key, None, table.partition_for_key(key), None, None
+    )
 
 
 def stored_items(table: Any) -> Iterable[tuple[Any, Any]]:

@@ -9,7 +9,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -149,9 +149,12 @@ class Misbehaving:
             writer.close()
 
 
-def deliver_to(endpoint: Misbehaving, **kw: float) -> tuple[list[WebhookOutcome], list[str]]:
-    """``deliver``, to ``endpoint`` served on a loopback port; fails if the call does not
-    end within 20 s (before, some never did)."""
+def deliver_to(
+    endpoint: Any, tls: ssl.SSLContext | None = None, backoff: float = 0.05, **kw: float
+) -> tuple[list[WebhookOutcome], list[str]]:
+    """``deliver``, to ``endpoint`` (an ``asyncio.start_server`` callback) served on a
+    loopback port, over TLS with ``tls``; attempts as ``"n:detail"``; fails if the call
+    does not end within 20 s (before, some never did)."""
     outcomes: list[WebhookOutcome] = []
     attempts: list[str] = []
 
@@ -162,9 +165,10 @@ def deliver_to(endpoint: Misbehaving, **kw: float) -> tuple[list[WebhookOutcome]
         attempts.append(f"{n}:{detail}")
 
     async def main() -> None:
-        server = await asyncio.start_server(endpoint, "127.0.0.1", 0)
-        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
-        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=0.05, **kw)  # type: ignore[arg-type]
+        server = await asyncio.start_server(endpoint, "127.0.0.1", 0, ssl=tls)
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=backoff, **kw)  # type: ignore[arg-type]
         assert ex.submit("run-1:7", url, {"run_id": "run-1"})
         try:
             async with asyncio.timeout(20):
@@ -376,33 +380,11 @@ def test_a_receiver_whose_certificate_is_not_trusted_is_said_so_and_not_retried(
 ) -> None:
     # Before: "transport error: ConnectError", retried 4 times: the reason unsaid, and
     # no retry makes a certificate trusted.
-    outcomes: list[WebhookOutcome] = []
-    attempts: list[str] = []
     served = Hung()
-
-    async def on_result(o: WebhookOutcome) -> None:
-        outcomes.append(o)
-
-    async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
-        attempts.append(detail)
-
-    async def main() -> None:
-        server = await asyncio.start_server(served, "127.0.0.1", 0, ssl=self_signed)
-        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
-        ex = WebhookExecutor(SECRET, on_result, on_attempt, backoff=0.01)
-        assert ex.submit("run-1:7", url, {"run_id": "run-1"})
-        try:
-            async with asyncio.timeout(20):
-                while ex.in_flight:
-                    await asyncio.sleep(0.01)
-        finally:
-            await ex.close()
-            server.close()
-
-    asyncio.run(main())
+    outcomes, attempts = deliver_to(served, tls=self_signed, backoff=0.01)
     detail = "TLS certificate not trusted: self-signed certificate"
     assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(False, 1, detail)]
-    assert attempts == [detail] and served.calls == 0  # the handshake failed first
+    assert attempts == [f"1:{detail}"] and served.calls == 0  # the handshake failed first
 
 
 def test_a_refused_connection_says_why() -> None:

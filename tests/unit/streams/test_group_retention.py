@@ -71,6 +71,20 @@ async def later(stage: Response, seconds: float, monkeypatch: pytest.MonkeyPatch
         await stage.check_deadlines()
 
 
+async def ended_groups(stage: Response, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``n`` groups, a new key per alert (a new sensor, district or category each time),
+    each alert resolved within group_wait; then a pass after group_wait, which withdraws
+    every run: ``n`` ended groups, kept until the retention."""
+    for i in range(n):
+        key = f"grp-{i}".encode()
+        doc = alert(f"al-{i}")
+        doc["route"]["group_wait"] = 30.0
+        await stage.on_routed(Event(key, doc))  # type: ignore[arg-type]
+        ended = {**doc, "alert": resolved(f"al-{i}")["alert"]}
+        await stage.on_routed(Event(key, ended))  # type: ignore[arg-type]
+    await later(stage, 60, monkeypatch)
+
+
 def test_an_ended_group_is_forgotten_after_the_retention_and_a_live_one_is_kept(
     stage: Response, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,14 +138,7 @@ def test_twenty_thousand_ended_groups_leave_the_table_bounded(
 
     async def scenario() -> None:
         ctx = stage.ctx
-        for n in range(20_000):
-            key = f"grp-{n}".encode()
-            doc = alert(f"al-{n}")
-            doc["route"]["group_wait"] = 30.0
-            await stage.on_routed(Event(key, doc))  # type: ignore[arg-type]
-            ended = {**doc, "alert": resolved(f"al-{n}")["alert"]}
-            await stage.on_routed(Event(key, ended))  # type: ignore[arg-type]
-        await later(stage, 60, monkeypatch)  # group_wait over: each run withdrawn
+        await ended_groups(stage, 20_000, monkeypatch)
         assert len(ctx.groups.data) == 20_000
         await later(stage, stage.settings.group_retention + 120, monkeypatch)
         assert len(ctx.groups.data) == 0
@@ -151,14 +158,7 @@ def test_a_large_pass_forgets_in_chunks_letting_routed_alerts_in_between(
 
     async def scenario() -> None:
         ctx = stage.ctx
-        for n in range(1_200):
-            key = f"grp-{n}".encode()
-            doc = alert(f"al-{n}")
-            doc["route"]["group_wait"] = 30.0
-            await stage.on_routed(Event(key, doc))  # type: ignore[arg-type]
-            ended = {**doc, "alert": resolved(f"al-{n}")["alert"]}
-            await stage.on_routed(Event(key, ended))  # type: ignore[arg-type]
-        await later(stage, 60, monkeypatch)
+        await ended_groups(stage, 1_200, monkeypatch)
         chunks: list[int] = []
         events: list[str] = []
         delete = ctx.groups.delete_many

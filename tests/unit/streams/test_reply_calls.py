@@ -46,6 +46,26 @@ def calls_of(stage: Response) -> list[tuple[str, str, dict[str, Any]]]:
     return made
 
 
+async def replied(stage: Response) -> tuple[Run, Command]:
+    """An alert routed to ``KEY`` and its run advanced by a closure reply (a call to the
+    reporter's channel, ``reply_calls``): the run and the reply."""
+    await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+    group = dict(stage.ctx.groups.data[KEY])
+    run = Run.from_dict(group["run"])
+    reply = Command(
+        f"{run.run_id}:90",
+        run.run_id,
+        run.alert_id,
+        "reply",
+        time.time(),
+        level="community",
+        data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
+    )
+    async with stage.ctx.runs_settled:
+        await stage.advance(KEY, group, run, [reply])
+    return run, reply
+
+
 def test_a_closure_call_cut_by_a_kill_is_made_again_by_the_next_owner_until_its_outcome(
     response: tuple[Response, Gate],
 ) -> None:
@@ -118,20 +138,7 @@ def test_the_outcome_of_a_superseded_runs_closure_call_is_no_dead_letter(
     monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
 
     async def scenario() -> None:
-        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
-        group = dict(stage.ctx.groups.data[KEY])
-        run = Run.from_dict(group["run"])
-        reply = Command(
-            f"{run.run_id}:90",
-            run.run_id,
-            run.alert_id,
-            "reply",
-            time.time(),
-            level="community",
-            data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
-        )
-        async with stage.ctx.runs_settled:
-            await stage.advance(KEY, group, run, [reply])
+        run, reply = await replied(stage)
         cancel = {"id": "c-1", "run_id": run.run_id, "action": "cancel", "by": "op"}
         await stage.on_command(Event(KEY, cancel))  # type: ignore[arg-type]
         await stage.on_routed(Event(KEY, alert("al-2")))  # the group's next run
@@ -167,20 +174,7 @@ def test_a_closure_call_given_up_after_its_retries_is_audited_once(
     monkeypatch.setattr(stage.ctx, "audit", audit)
 
     async def scenario() -> None:
-        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
-        group = dict(stage.ctx.groups.data[KEY])
-        run = Run.from_dict(group["run"])
-        reply = Command(
-            f"{run.run_id}:90",
-            run.run_id,
-            run.alert_id,
-            "reply",
-            time.time(),
-            level="community",
-            data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
-        )
-        async with stage.ctx.runs_settled:
-            await stage.advance(KEY, group, run, [reply])
+        run, reply = await replied(stage)
         audited.clear()
         outcome = {
             "id": f"{reply.id}:result",
