@@ -187,6 +187,15 @@ wait (``set_fetch_max_wait``), independently of the others.
    that is plausible (``MAX_UNREADABLE_SPAN``), else it is one offset and the next fetch
    finds the rest. An error line names topic, partition and offset range.
 
+14. **A key citybrain deletes leaves nothing in the memory store**
+   (``forget_recovered_key``). faust's memory ``Store`` notes the changelog partition of
+   every key it recovers (``_key_partition``, filled by ``_create_batch_iterator``) and
+   drops a note only when recovery itself reads the key's tombstone or when its partition
+   is lost (``on_recovery_completed``). The groups and silences citybrain forgets after
+   their retention are deleted outside recovery (``streams.tables``), so their notes stayed
+   until the next restart: as many as the keys recovered at the last start. The note goes
+   with the key now.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -208,7 +217,8 @@ is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``_add_gap``, ``_gap`` (its IntervalTrees), ``perform_seek``, ``flow_active``,
 ``scheduler``, ``callback``, ``diag``, ``faust.utils.functional.consecutive_numbers``,
 ``app.consumer_generation_id``, ``app.flow_control``, ``Message.generation_id``,
-``Message.acked`` and ``faust.types.tuples.ack_lock``; and aiokafka 0.14.0's
+``Message.acked`` and ``faust.types.tuples.ack_lock``, the memory ``Store``'s
+``_key_partition`` (change 14); and aiokafka 0.14.0's
 ``PartitionRecords._unpack_records`` (replaced, change 13; its source hash is pinned in
 ``AIOKAFKA_SOURCES`` and tested in ``tests/unit/streams/test_unreadable_batches.py``) with
 the ``PartitionRecords`` fields it reads (``_tp``, ``_records``, ``_check_crcs``,
@@ -231,6 +241,7 @@ import faust
 from aiokafka import errors as aiokafka_errors
 from aiokafka.consumer.fetcher import READ_COMMITTED, PartitionRecords
 from aiokafka.structs import ConsumerRecord
+from faust.stores.memory import Store as MemoryStore
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
@@ -315,6 +326,13 @@ def original(name: str) -> Callable[..., Any]:
         return _ORIGINAL.get(name) or cast(Callable[..., Any], PartitionRecords._unpack_records)
     owner = AIOKafkaConsumerThread if name in WRAPPED_SOURCES else Consumer
     return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(owner, name))
+
+
+def forget_recovered_key(store: Any, key: Any) -> None:
+    """Change 14: drop faust's memory store's note of the changelog partition ``key`` was
+    recovered from, as recovery does for a tombstone it reads; other stores keep none."""
+    if isinstance(store, MemoryStore):
+        store._key_partition.pop(key, None)
 
 
 def set_fetch_max_wait(app: faust.App, seconds: float) -> None:

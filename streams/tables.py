@@ -32,6 +32,7 @@ from streams.errors import NOT_DECODABLE as NOT_DECODABLE
 from streams.errors import REASONS as REASONS
 from streams.errors import UNKNOWN_FORMAT as UNKNOWN_FORMAT
 from streams.errors import UnreadableEntryError as UnreadableEntryError
+from streams.faust_patches import forget_recovered_key
 from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
@@ -463,7 +464,9 @@ class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
 
 async def _tombstone(table: Any, key: bytes) -> None:
     """Queue a tombstone (a null value) for ``key`` on ``table``'s changelog, in the
-    key's own partition, straight to the producer (faust's ``del`` needs an event)."""
+    key's own partition, straight to the producer (faust's ``del`` needs an event); the
+    memory store's note of the key's partition goes too (``faust_patches`` change 14)."""
+    forget_recovered_key(table.data, key)
     await table.app.producer.send(
         table.changelog_topic.get_topic_name(), key, None, table.partition_for_key(key), None, None
     )

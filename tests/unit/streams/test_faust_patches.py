@@ -786,3 +786,27 @@ async def _seek_under_way() -> None:
     assert aio.seeks == {} and owner.warnings == []
     await faust_patches._sweep(owner, 5, faust_patches._seeks(owner))
     assert aio.seeks == {TopicPartition(tp.topic, 0): 14}
+
+
+def test_a_key_deleted_outside_recovery_leaves_no_partition_note_in_the_memory_store() -> None:
+    """Change 14: faust's memory store notes the changelog partition of every key it
+    recovers (``_key_partition``); ``forget_recovered_key`` drops the note as recovery
+    does for a tombstone. Fails (AttributeError or a kept note) if faust changes it."""
+    from faust.stores.memory import Store as MemoryStore
+
+    app = faust.App("patches-store-test", autodiscover=False)
+    table = SimpleNamespace(name="groups")
+    store = MemoryStore("memory://", app, table)  # type: ignore[arg-type]
+
+    def event(key: bytes, value: bytes | None, partition: int) -> Any:
+        message = SimpleNamespace(partition=partition, value=value)
+        return SimpleNamespace(key=key, value=value, message=message)
+
+    batch = [event(b"grp-1", b"{}", 0), event(b"grp-2", b"{}", 1)]
+    store.apply_changelog_batch(batch, lambda k: k, lambda v: v)
+    assert store._key_partition == {b"grp-1": 0, b"grp-2": 1}  # noted at recovery
+    store.data.pop(b"grp-1")  # deleted by citybrain after its retention
+    faust_patches.forget_recovered_key(store, b"grp-1")
+    faust_patches.forget_recovered_key(store, b"never-recovered")
+    assert store._key_partition == {b"grp-2": 1}
+    faust_patches.forget_recovered_key(SimpleNamespace(), b"grp-2")  # not a memory store
