@@ -38,10 +38,14 @@ from citybrain.cli.base import (
     prefix_said,
 )
 
+# Seconds a service may take to answer after `stack up` started it before `stack status`
+# calls it "not answering" rather than "starting" (Kafka takes at most 90 s on 2 cores).
+STARTUP_GRACE = 180.0
+
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-    from citybrain.stack.process import StackError
+    from citybrain.stack.process import StackError, read_pid, running_seconds
     from citybrain.stack.topics import PartitionCountError, create_topics
 
     s = _settings()
@@ -124,6 +128,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     else:
         ok = True
         moved: list[str] = []  # a needed service of this run directory on another port
+        stuck: list[str] = []  # a needed service running long past start-up, not answering
         # Mosquitto serves only `citybrain ingest mqtt` (the demo does not start it): its
         # state is shown but does not count against the stack being ready.
         for name, comp, where, needed in (
@@ -133,6 +138,23 @@ def cmd_stack(args: argparse.Namespace) -> int:
         ):
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             elsewhere = comp.elsewhere() if state == "starting" else ""
+            up_for = running_seconds(comp.pid_file) if state == "starting" else None
+            if not elsewhere and up_for is not None and up_for > STARTUP_GRACE:
+                # t85: a frozen or wedged service (taking connections, answering nothing)
+                # was "starting" for ever, and the hint said to start the stack.
+                minutes = int(up_for // 60)
+                print(
+                    f"{name:11} {'not answering':8} {where} (running for {minutes} min, "
+                    f"pid {read_pid(comp.pid_file)}; its log: {comp.log_file})"
+                )
+                ok = ok and not needed
+                if needed:
+                    stuck.append(
+                        f"{name} runs but does not answer (for {minutes} min): see its log "
+                        f"{comp.log_file}; `{command_line('stack', 'down')}` then "
+                        f"`{command_line('stack', 'up')}` restarts it"
+                    )
+                continue
             if elsewhere:
                 # Not "starting": it serves, on the port this shell does not name.
                 print(f"{name:11} {'running':8} {where}: {elsewhere}")
@@ -152,7 +174,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # A service on another port is not fixed by `stack up`, which refuses it (t83:
         # the one line advised it all the same): its own words say what to set.
         failures = (
-            [] if ok else [f"the stack is not ready: {moved[0] if moved else start_stack_hint()}"]
+            []
+            if ok
+            else [
+                "the stack is not ready: "
+                + (moved[0] if moved else stuck[0] if stuck else start_stack_hint())
+            ]
         )
         crashed = stopped_demo_worker_failure(s)
         if crashed:

@@ -188,6 +188,9 @@ class KafkaBroker:
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=self.settings.kafka_bootstrap,
+                # kafka-python's own bootstrap wait is 30 s: a frozen broker (taking
+                # connections, answering nothing) held `stack status` that long.
+                bootstrap_timeout_ms=3000,
                 request_timeout_ms=3000,
                 client_id="citybrain-stack",
                 **self.client_options(),

@@ -56,6 +56,17 @@ def read_pid(pid_file: Path) -> int | None:
     return pid if alive(pid) else None
 
 
+def running_seconds(pid_file: Path) -> float | None:
+    """Seconds since the service of ``pid_file`` was started (``spawn`` writes the file
+    then), or None when it is not running."""
+    if read_pid(pid_file) is None:
+        return None
+    try:
+        return max(0.0, time.time() - pid_file.stat().st_mtime)
+    except OSError:
+        return None
+
+
 def other_port(name: str, setting: str, started: int | None, port: int) -> str:
     """ "" unless the run directory's ``name`` runs on ``started``, another port than this
     shell's ``setting`` gives: then what to set (t76: with only the demo's

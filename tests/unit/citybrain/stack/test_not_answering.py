@@ -1,0 +1,94 @@
+"""t85: a stack service that runs but answers nothing (a SIGSTOPped or wedged broker
+takes TCP connections and never replies) was shown by `stack status` as "starting"
+after 31 s, however long it had run, and the hint said to start the stack. Past the
+start-up grace it is "not answering" now, within kafka-python's bounded bootstrap, with
+its pid, its log and the commands that restart it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from citybrain.stack import KafkaBroker
+from streams.settings import Settings
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never answers (a frozen broker, as seen from a
+    client: the kernel completes the handshake, nothing reads)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def _kafka_running_since(tmp_path: Path, port: int, seconds_ago: float) -> KafkaBroker:
+    kafka = KafkaBroker(Settings(run_dir_override=tmp_path, kafka_port=port))
+    kafka.dir.mkdir(parents=True)
+    kafka.config.write_text(
+        f"node.id=1\nlisteners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}\n"
+    )
+    kafka.pid_file.write_text(str(os.getpid()))  # a live process, as the stack's broker
+    at = time.time() - seconds_ago
+    os.utime(kafka.pid_file, (at, at))
+    return kafka
+
+
+@pytest.mark.parametrize(("seconds_ago", "state"), [(600.0, "not answering"), (5.0, "starting")])
+def test_a_broker_taking_connections_and_answering_nothing(
+    tmp_path: Path,
+    silent_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    seconds_ago: float,
+    state: str,
+) -> None:
+    from citybrain.cli import EXIT_FAILED, main
+
+    kafka = _kafka_running_since(tmp_path, silent_port, seconds_ago)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(silent_port))
+    for name in ("PROMETHEUS", "MQTT", "WORKER"):
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free.getsockname()[1]))
+    assert main(["stack", "status"]) == EXIT_FAILED
+    out, err = capsys.readouterr()
+    line = next(line for line in out.splitlines() if line.startswith("kafka"))
+    assert line.split(maxsplit=1)[1].startswith(state), line
+    if state == "not answering":
+        assert f"(running for 10 min, pid {os.getpid()}; its log: {kafka.log_file})" in line
+        assert err.startswith(
+            "citybrain: the stack is not ready: kafka runs but does not answer (for 10 min): "
+            f"see its log {kafka.log_file}; `"
+        ), err
+        assert "start the local stack" not in err
+    else:
+        assert "start the local stack with `" in err, err
