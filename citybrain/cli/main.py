@@ -30,6 +30,7 @@ from citybrain.cli.base import (
 from citybrain.cli.parser import build_parser
 from citybrain.cli.stack import quiet_kafka_loggers
 from citybrain.commands import (
+    command_line,
     start_stack_hint,
 )
 from streams.errors import StreamsError
@@ -63,9 +64,19 @@ def _describe(exc: BaseException) -> tuple[int, str]:
     )
     if isinstance(exc, kafka_down):
         try:
-            where = _settings().kafka_bootstrap
+            settings = _settings()
         except StreamsError:
-            where = "the configured address"
+            settings = None
+        where = settings.kafka_bootstrap if settings else "the configured address"
+        if settings and _takes_connections(settings.kafka_host, settings.kafka_port):
+            # t85: a frozen or wedged broker (it takes connections, answers nothing) was
+            # told to be started, which `stack up` answers with "already running".
+            return EXIT_SERVICE, (
+                f"no Kafka broker answered at {where} ({_kafka_reason(exc)}), though a "
+                "process there takes connections: a broker frozen, overloaded or still "
+                f"starting? `{command_line('stack', 'status')}` says whether the local "
+                "stack's Kafka runs and answers"
+            )
         return EXIT_SERVICE, (
             f"no Kafka broker answered at {where} ({_kafka_reason(exc)}): {start_stack_hint()}, "
             "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
@@ -80,6 +91,17 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
         "command you ran; CITYBRAIN_DEBUG=1 prints the traceback"
     )
+
+
+def _takes_connections(host: str, port: int) -> bool:
+    """Whether a TCP connection to ``host``:``port`` is accepted within a second."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _name_file_setting(message: str) -> str:

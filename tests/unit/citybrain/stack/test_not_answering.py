@@ -92,3 +92,32 @@ def test_a_broker_taking_connections_and_answering_nothing(
         assert "start the local stack" not in err
     else:
         assert "start the local stack with `" in err, err
+
+
+def test_a_command_whose_kafka_takes_connections_and_answers_nothing_is_not_told_to_start_it(
+    silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t85: `deadletters`, `campaign report` … on a broker frozen from the start ended
+    "no Kafka broker answered … start the local stack with `… stack up`", which answers
+    that it runs. With something taking connections there, the line says so and points
+    to `stack status`; with nothing there, the start hint stays."""
+    from kafka.errors import KafkaTimeoutError
+
+    from citybrain.cli import EXIT_SERVICE
+    from citybrain.cli.main import _describe
+
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(silent_port))
+    status, line = _describe(KafkaTimeoutError())
+    assert status == EXIT_SERVICE
+    assert line.startswith(
+        f"no Kafka broker answered at 127.0.0.1:{silent_port} (it did not answer in time), "
+        "though a process there takes connections: a broker frozen, overloaded or still "
+        "starting? `"
+    ), line
+    assert line.endswith("stack status` says whether the local stack's Kafka runs and answers")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        nobody = free.getsockname()[1]
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(nobody))
+    status, line = _describe(KafkaTimeoutError())
+    assert status == EXIT_SERVICE and "start the local stack with `" in line, line
