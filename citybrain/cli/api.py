@@ -111,13 +111,7 @@ def _api(
         # 503: the worker's Kafka did not acknowledge the action (docs/playbooks.md,
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
-            # The token left out of the printed line, as everywhere (it is no setting).
-            argv, secret = without_token(given_argv(args))
-            retry = argv if given_key else [*argv, "--idempotency-key", key]
-            hint = (
-                f"; retry it as the same action (applied once, even if the first one still "
-                f"takes effect): {command_line(*retry)}" + (" with your --token" if secret else "")
-            )
+            hint = same_action_again(args, key, given_key)
         # A long id is cut as the API cuts it in its answer (trial 25: a 300-character
         # id filled the line twice over).
         shown = path if len(path) <= 200 else f"{path[:100]}... ({len(path):,} characters)"
@@ -126,12 +120,39 @@ def _api(
             EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
+        if isinstance(getattr(exc, "reason", exc), TimeoutError):
+            # t85: a worker frozen or overloaded (it took the connection, answered nothing
+            # in 10 s) was "no worker serves it there; start one", and an action's outcome,
+            # unknown, went unsaid.
+            unknown = (
+                f"; whether {method} {path} was applied is unknown (`runs show` or "
+                "`silences list` tells)" + same_action_again(args, key, given_key)
+                if key
+                else ""
+            )
+            raise CliError(
+                f"the operator API at {base} took the connection but did not answer within "
+                f"10 s: a worker frozen or overloaded? `{command_line('stack', 'status')}` "
+                f"shows the demo's worker, and its log what it is doing{unknown}",
+                EXIT_SERVICE,
+            ) from None
         why = said(getattr(exc, "reason", exc))
         raise CliError(
             f"cannot reach the operator API at {base} ({why}): "
             f"{unreachable_hint(args.url, given_argv(args))}",
             EXIT_SERVICE,
         ) from None
+
+
+def same_action_again(args: argparse.Namespace, key: str, given_key: str | None) -> str:
+    """The hint to retry an action whose outcome is unknown as the same action: the
+    command again with its Idempotency-Key (the token left out, as everywhere)."""
+    argv, secret = without_token(given_argv(args))
+    retry = argv if given_key else [*argv, "--idempotency-key", key]
+    return (
+        f"; retry it as the same action (applied once, even if the first one still "
+        f"takes effect): {command_line(*retry)}" + (" with your --token" if secret else "")
+    )
 
 
 def api_command(*argv: str, url: str | None = None) -> str:

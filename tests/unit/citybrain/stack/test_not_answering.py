@@ -121,3 +121,36 @@ def test_a_command_whose_kafka_takes_connections_and_answers_nothing_is_not_told
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(nobody))
     status, line = _describe(KafkaTimeoutError())
     assert status == EXIT_SERVICE and "start the local stack with `" in line, line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["runs", "list"], ["runs", "ack", "grp-x.1"]],
+    ids=["read", "action"],
+)
+def test_an_operator_api_that_takes_the_connection_and_answers_nothing(
+    silent_port: int, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """t85: `runs`/`silences` against a frozen or overloaded worker (the connection
+    taken, no answer) said "no worker serves it there; start one"; an action's outcome,
+    unknown, went unsaid. Now the line says the worker took it and did not answer, and
+    an action's says its outcome is unknown and prints it again with its key."""
+    from citybrain.cli import EXIT_SERVICE, main
+
+    url = f"http://127.0.0.1:{silent_port}"
+    assert main([*argv, "--url", url, "--token", "t0ken"]) == EXIT_SERVICE
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"citybrain: the operator API at {url} took the connection but did not answer "
+        "within 10 s: a worker frozen or overloaded? `"
+    ), err
+    assert "start one" not in err
+    if argv[1] == "ack":
+        assert "whether POST /runs/grp-x.1/ack was applied is unknown" in err, err
+        retry = err.split(
+            "retry it as the same action (applied once, even if the first one still takes effect): "
+        )[1]
+        assert "runs ack grp-x.1 --url " in retry and "--idempotency-key " in retry, retry
+        assert "t0ken" not in err and retry.rstrip().endswith("with your --token")
+    else:
+        assert "unknown" not in err
