@@ -177,10 +177,16 @@ class MqttIngest:
         self.connected.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
         if self._stopping:
             return
-        log.warning("ingest: disconnected from the MQTT broker (%s); reconnecting", reason)
+        if was_connected:
+            log.warning("ingest: disconnected from the MQTT broker (%s); reconnecting", reason)
+        else:
+            # Once per drop (t85: a frozen broker's keepalive timeout was said twice for
+            # one disconnect); failed attempts while it stays away are not news.
+            log.info("ingest: MQTT broker not reached yet (%s); still reconnecting", reason)
         quick = time.monotonic() - self._connected_at < QUICK_DROP
         self._quick_drops = self._quick_drops + 1 if quick else 0
         # An MQTT session belongs to one connection: a second client with this client id

@@ -475,6 +475,29 @@ def test_a_session_taken_by_a_second_ingest_with_the_same_client_id_is_named(
     assert not any("--client-id" in r.getMessage() for r in caplog.records)
 
 
+def test_a_drop_is_said_once_however_many_times_the_client_reports_it(
+    ingest_grid: Grid, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t85: a frozen Mosquitto's keepalive timeout was logged twice for one drop
+    ("disconnected from the MQTT broker (Keep alive timeout); reconnecting"): one
+    warning for the drop, later reports while not connected at information level."""
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-ingest")
+    keepalive = ReasonCode(PacketTypes.DISCONNECT, identifier=141)
+    caplog.set_level("INFO")
+    ingest.connected.set()  # connected, as _on_connect leaves it
+    ingest._connected_at = 0.0
+    for _ in range(3):
+        ingest._on_disconnect(None, None, None, keepalive, None)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [
+        ("WARNING", "ingest: disconnected from the MQTT broker (Keep alive timeout); reconnecting"),
+        ("INFO", "ingest: MQTT broker not reached yet (Keep alive timeout); still reconnecting"),
+        ("INFO", "ingest: MQTT broker not reached yet (Keep alive timeout); still reconnecting"),
+    ]
+
+
 class _Stop(Exception):
     """Raised by run_http's ``require`` hook: the test ends before Kafka is asked."""
 
