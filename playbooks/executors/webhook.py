@@ -15,6 +15,8 @@ in the MAC stops replays).
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import hashlib
 import hmac
 import json
@@ -125,6 +127,24 @@ def _certificate_error(exc: BaseException) -> str | None:
     return None
 
 
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (RFC 9110 10.2.3: delay-seconds, or an
+    HTTP-date, read against ``now``, Unix seconds, default the clock): at least 0; None
+    when absent or neither form."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text[:12]))  # a 12-digit cap: an absurd value is still "too long"
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT; a zoneless one is read as such
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
 class WebhookExecutor:
     def __init__(
         self,
@@ -226,6 +246,7 @@ class WebhookExecutor:
         for attempt in range(self.retries + 1):
             attempts = attempt + 1
             retry = True
+            wait: float | None = None  # the receiver's Retry-After, when it gave one
             try:
                 async with turns:  # the receiver's turn first; then the timeout runs
                     # Signed once its turn came: the timestamp is when it is sent.
@@ -236,7 +257,7 @@ class WebhookExecutor:
                         "X-Citybrain-Timestamp": timestamp,
                         "X-Citybrain-Signature": sign(self.secret, timestamp, body),
                     }
-                    status = await self._status(url, body, headers)
+                    status, asked = await self._status(url, body, headers)
                 detail = f"HTTP {status}"
                 if 200 <= status < 300:
                     await self._hand_back(
@@ -247,6 +268,20 @@ class WebhookExecutor:
                     return
                 # Client errors other than timeout/too-many-requests will not heal by retrying.
                 retry = status >= 500 or status in (408, 429)
+                if retry and asked is not None:
+                    if asked > self.max_backoff:
+                        # A receiver asking for an hour (or a day) of quiet: waiting would
+                        # hold the call and its slot past any step's deadline. Said, not
+                        # retried; the run escalates as for any failed step.
+                        detail, retry = (
+                            (
+                                f"{detail}, Retry-After {asked:g} s: longer than the "
+                                f"{self.max_backoff:g} s the worker waits between attempts"
+                            ),
+                            False,
+                        )
+                    else:
+                        wait = asked  # honoured (RFC 9110 10.2.3), within the bound
             except (httpx.TimeoutException, TimeoutError):
                 detail = "timeout"
             except httpx.TransportError as exc:
@@ -278,7 +313,7 @@ class WebhookExecutor:
                     )
             if not retry or attempt == self.retries:
                 break
-            await asyncio.sleep(self.delay(attempt))
+            await asyncio.sleep(max(self.delay(attempt), wait or 0.0))
         await self._hand_back(
             WebhookOutcome(command_id, url, False, attempts, detail, time.monotonic() - start)
         )
@@ -308,8 +343,11 @@ class WebhookExecutor:
             error,
         )
 
-    async def _status(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """One attempt's HTTP status, within ``timeout`` seconds in all (``TimeoutError``
+    async def _status(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, float | None]:
+        """One attempt's HTTP status and its ``Retry-After`` in seconds (``retry_after``;
+        None when absent or unreadable), within ``timeout`` seconds in all (``TimeoutError``
         after; httpx's timeout bounds each read, so an endpoint sending a byte a second
         held the call, and its slot, for good). The answer's body is never read: only its
         status is used, and a 2 GB body took the worker's memory to 4 GB, one whose
@@ -319,7 +357,7 @@ class WebhookExecutor:
             request = self._client.build_request("POST", url, content=body, headers=headers)
             resp = await self._client.send(request, stream=True)
             await resp.aclose()  # unread: the connection is closed, not reused
-            return resp.status_code
+            return resp.status_code, retry_after(resp.headers.get("Retry-After"))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -7,6 +7,7 @@ import asyncio
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -208,6 +209,49 @@ def test_a_huge_answer_body_is_not_read() -> None:
     outcomes, _ = deliver_to(huge)
     assert [(o.ok, o.detail) for o in outcomes] == [(True, "HTTP 200")]
     assert huge.sent < 200_000_000  # the connection was closed, not drained
+
+
+class Paced:
+    """A receiver that answers its first call ``429 Too Many Requests`` with ``Retry-After:
+    asked`` and every later one ``200``, noting when each call came (monotonic)."""
+
+    def __init__(self, asked: str) -> None:
+        self.asked = asked
+        self.times: list[float] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.times.append(time.monotonic())
+        await reader.readuntil(b"\r\n\r\n")
+        if len(self.times) == 1:
+            writer.write(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: "
+                + self.asked.encode()
+                + b"\r\nContent-Length: 0\r\n\r\n"
+            )
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+
+def test_a_retry_after_within_the_bound_is_honoured() -> None:
+    # Before: Retry-After was not read; the retry came after the backoff alone (here at
+    # most 0.01 s), against the receiver's asking.
+    paced = Paced("1")
+    outcomes, attempts = deliver_to(paced, backoff=0.01)
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(True, 2, "HTTP 200")]
+    assert attempts == ["1:HTTP 429"]
+    assert paced.times[1] - paced.times[0] >= 0.95  # not before the second it asked for
+
+
+def test_a_retry_after_beyond_the_bound_is_said_and_not_waited_for() -> None:
+    # Before: retried on the backoff, each retry refused again, the step failing after
+    # the retries as "HTTP 429" with the receiver's reason unsaid.
+    paced = Paced("86400")
+    outcomes, attempts = deliver_to(paced, backoff=0.01)
+    detail = "HTTP 429, Retry-After 86400 s: longer than the 30 s the worker waits between attempts"
+    assert [(o.ok, o.attempts, o.detail) for o in outcomes] == [(False, 1, detail)]
+    assert attempts == [f"1:{detail}"] and len(paced.times) == 1
 
 
 class Hung:
