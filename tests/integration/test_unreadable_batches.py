@@ -106,6 +106,58 @@ def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     assert "Traceback" not in log and "CorruptRecordException" not in log
 
 
+def test_a_batch_whose_framing_is_broken_costs_its_offset_not_the_worker(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    # A legacy magic byte (byte 16, outside the CRC) on the first batch of the partition:
+    # aiokafka frames the fetch by it and raised out of next_batch() after the good
+    # batches before it, the worker ending at every start (helper t87). The broker serves
+    # it (it reads the batch as a legacy message of offset 0, sized by its intact length).
+    pipeline = Pipeline(run_dir)
+    settings = stack_settings(run_dir)
+    kafka = KafkaBroker(settings)
+    topic = pipeline.topic("readings")
+    home = sensor_partition("gauge-1", pipeline.settings.partitions)
+    try:
+        for first, count in ((0, 1), (1, 20)):
+            for i in range(first, first + count):
+                pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+            pipeline.flush()
+        assert kafka.stop()
+        segment = kafka.dir / "data" / f"{topic}-{home}" / f"{0:020d}.log"
+        data = bytearray(segment.read_bytes())
+        assert data[16] == 2
+        data[16] = 1
+        # Read as a legacy message, byte 17 (the first of the CRC) is its attributes: Kafka
+        # 4.0.2 reads them when it loads the log and does not start on a codec id above 4
+        # ("Unknown compression type id"); as "none" it starts and serves the batch.
+        data[17] &= 0xF8
+        segment.write_bytes(bytes(data))
+        kafka.start()
+        worker = pipeline.worker().start()
+        try:
+            [letter] = pipeline.read("deadletter", lambda m: len(m) >= 1, timeout=120, settle=3)
+            wait_scored(pipeline, 20, "the readings after the unframeable batch were not scored")
+            assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 20
+            assert_committed_to_end(pipeline, "readings")
+            assert worker.alive()
+            log = worker.log()
+        finally:
+            worker.stop()
+    finally:
+        if not kafka.running():
+            kafka.start()
+        pipeline.close()
+    headers = dict(letter.headers)
+    assert headers["citybrain.error.reason"] == b"unreadable_batch"
+    assert headers["citybrain.error.origin"] == f"{topic}/{home}/0".encode()
+    said = headers["citybrain.error.message"].decode()
+    assert said.startswith(f"{topic}/{home} offset 0: record batch framing is broken ("), said
+    assert f"{topic}/{home} offsets 0-0: record batch framing is broken (" in log
+    at = log.find("Traceback")
+    assert at < 0, log[max(0, at - 2000) : at + 2000]
+
+
 class _NotUtf8(str):
     """A header name kafka-python writes as bytes that are not UTF-8 (Kafka's protocol
     says UTF-8; a producer of another client may write any bytes, the broker takes them)."""
