@@ -195,8 +195,12 @@ wait (``set_fetch_max_wait``), independently of the others.
    cannot be read: its first offset (the fetch position) is one unreadable record,
    reason ``record batch framing is broken (...)``, and the next fetch, from the offset
    after it, finds the rest one offset at a time; a legacy batch ends its fetch, so the
-   batches behind it are framed afresh. A legacy batch has no ``base_offset``: its
-   range is one offset (it failed with ``AttributeError``). Kafka 4.0.2 itself does
+   batches behind it are framed afresh. The broker skips such a batch by its own length
+   field, so the next fetch, from the offset after it, begins at the next batch: the
+   offsets between (the rest of the broken batch) are one more range ("skipped by the
+   broker with the batch at offset <n>, whose framing is broken"; ``_FRAMING_BROKE``,
+   read once per fetch). A legacy batch has no ``base_offset``: its range is one offset
+   (it failed with ``AttributeError``). Kafka 4.0.2 itself does
    not start on a length below 14 bytes in a segment (it walks the lengths at load), so
    on the real broker the magic byte is what reaches the client
    (``tests/integration/test_unreadable_batches.py``; docs/operations.md).
@@ -292,6 +296,10 @@ log = logging.getLogger(__name__)
 # for at most this many offsets; past it the range is one offset (change 13).
 MAX_UNREADABLE_SPAN = 100_000
 UNREADABLE_REASON = "unreadable_batch"
+# The offset after a one-offset range whose batch could not be framed, by partition: the
+# broker skips that batch by its own length, so the next fetch begins past the batch's
+# other offsets, which are unreadable too (change 13). Read once per fetch, not per record.
+_FRAMING_BROKE: dict[Any, int] = {}
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
 FETCH_WAIT_ATTRIBUTE = "citybrain_fetch_max_wait_ms"
 ISOLATION_ATTRIBUTE = "citybrain_isolation_level"
@@ -1187,6 +1195,21 @@ def _unreadable_range(
     self.next_fetch_offset = max(self.next_fetch_offset, end)
 
 
+def _skipped_by_the_broker(
+    self: PartitionRecords, first: Any
+) -> Iterator[ConsumerRecord[Any, Any]]:
+    """The offsets a fetch passes over right after a batch that could not be framed (the
+    broker skipped the rest of that batch by its length): unreadable records from the
+    fetch position up to the fetch's ``first`` batch, when it was fetched from there."""
+    at = _FRAMING_BROKE.pop(self._tp, None)
+    base = getattr(first, "base_offset", None)  # None: no batch, or a legacy one
+    if at is None or base is None or at != self.next_fetch_offset:
+        return
+    if at < base <= at + MAX_UNREADABLE_SPAN:
+        why = f"skipped by the broker with the batch at offset {at - 1}, whose framing is broken"
+        yield from _unreadable_range(self, at, at, base, why)
+
+
 def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]]:
     """aiokafka 0.14.0's ``PartitionRecords._unpack_records`` with change 13: a batch
     whose CRC fails, or whose records cannot be decoded (a header name that is not UTF-8,
@@ -1206,6 +1229,8 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
             return None
 
     pending = following()
+    if _FRAMING_BROKE:
+        yield from _skipped_by_the_broker(self, pending)
     while pending is not None:
         next_batch, pending = pending, following()
         if self._check_crcs and not next_batch.validate_crc():
@@ -1214,6 +1239,7 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
             if not hasattr(next_batch, "base_offset"):
                 # A legacy magic byte (0 or 1) on the fetch's first batch: aiokafka frames
                 # every batch of the fetch by it, so the rest is fetched again after it.
+                _FRAMING_BROKE[tp] = self.next_fetch_offset
                 return
             continue
 
@@ -1243,6 +1269,7 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
             why = f"a record could not be decoded ({type(exc).__name__}: {exc})"[:300]
             yield from _unreadable_records(self, next_batch, pending, why)
             if not hasattr(next_batch, "base_offset"):  # a legacy batch: as above
+                _FRAMING_BROKE[tp] = self.next_fetch_offset
                 return
             continue
         self.next_fetch_offset = next_batch.next_offset
@@ -1257,3 +1284,4 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
         why = f"record batch framing is broken ({said})"[:300]
         first = self.next_fetch_offset
         yield from _unreadable_range(self, first, first, first + 1, why)
+        _FRAMING_BROKE[tp] = first + 1

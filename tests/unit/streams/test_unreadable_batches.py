@@ -185,3 +185,36 @@ def test_bytes_after_a_length_that_ran_short_cost_the_next_offset() -> None:
 def test_a_changelogs_unframeable_batch_still_raises_naming_its_offset() -> None:
     with pytest.raises(CorruptRecordException, match="app-x-changelog/0 offsets 2-2 of a table"):
         _records("app-x-changelog", [_batch(0, 2), _length(_batch(2, 2), 10)])
+
+
+def _legacy_first(batch: bytearray) -> bytearray:
+    batch[16] = 1  # a legacy magic byte: aiokafka frames the whole fetch by it
+    return batch
+
+
+def test_the_offsets_the_broker_skips_with_an_unframeable_batch_are_unreadable_too() -> None:
+    # The broker skips the broken batch (0-4) by its length: the next fetch, from offset
+    # 1, begins at 5, and 1-4 passed as a gap with no dead letter (helper t87).
+    got = _records("skip.readings", [_legacy_first(_batch(0, 5)), _batch(5, 2)])
+    assert [(r.offset, r.value) for r in got] == [(0, None)]
+    after = _records("skip.readings", [_batch(5, 2)], fetch_offset=1)
+    assert [r.offset for r in after] == [1, 2, 3, 4, 5, 6]
+    markers = [unreadable(r.headers) for r in after[:4]]
+    assert all(m is not None and (m.first, m.last) == (1, 4) for m in markers)
+    assert (
+        "skipped by the broker with the batch at offset 0"
+        in cast(UnreadableRange, markers[0]).reason
+    )
+    assert [r.value for r in after[4:]] == [b"value-5", b"value-6"]
+    # Said once: a later fetch from 7 that begins at 9 is a gap as any other.
+    assert [r.offset for r in _records("skip.readings", [_batch(9, 1)], fetch_offset=7)] == [9]
+
+
+def test_a_fetch_from_elsewhere_after_an_unframeable_batch_skips_nothing_more() -> None:
+    _records("elsewhere.readings", [_length(_batch(3, 2), 10)], fetch_offset=3)
+    # A seek (or a rebalance) moved the position: the note is dropped, not applied.
+    got = _records("elsewhere.readings", [_batch(9, 1)], fetch_offset=8)
+    assert [(r.offset, r.value) for r in got] == [(9, b"value-9")]
+    assert [r.offset for r in _records("elsewhere.readings", [_batch(12, 1)], fetch_offset=4)] == [
+        12
+    ]
