@@ -39,6 +39,15 @@ def _corrupt(segment: Path, marker: bytes) -> None:
     segment.write_bytes(bytes(data))
 
 
+def _lingering(pipeline: Pipeline) -> KafkaProducer:
+    """A producer whose every flush sends what was sent before it as one batch per
+    partition (with linger 0 the sender may take a first record alone before the others
+    are appended: a test's batch of 5 was 1 + 4, and the corruption hit only the 1)."""
+    return KafkaProducer(
+        bootstrap_servers=pipeline.settings.kafka_bootstrap, acks="all", linger_ms=60_000
+    )
+
+
 def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     stack: PrometheusServer, run_dir: Path
 ) -> None:
@@ -49,10 +58,14 @@ def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     home = sensor_partition("gauge-1", pipeline.settings.partitions)
     try:
         # Three batches of one partition (a flush after each): the middle one corrupted.
-        for first, count, value in ((0, 20, 10.0), (20, 5, 12.345678), (25, 20, 11.0)):
-            for i in range(first, first + count):
-                pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, value))
-            pipeline.flush()
+        batching = _lingering(pipeline)
+        try:
+            for first, count, value in ((0, 20, 10.0), (20, 5, 12.345678), (25, 20, 11.0)):
+                for i in range(first, first + count):
+                    batching.send(topic, key=b"gauge-1", value=_reading(i, value))
+                batching.flush()
+        finally:
+            batching.close()
         # And on a topic whose agent takes one message at a time: a batch between two
         # messages (refused as bad JSON: each still costs only itself).
         incidents = pipeline.topic("incidents")
@@ -121,11 +134,7 @@ def test_a_batch_whose_framing_is_broken_costs_its_offsets_not_the_worker(
     topic = pipeline.topic("readings")
     home = sensor_partition("gauge-1", pipeline.settings.partitions)
     try:
-        # A long linger, so that each flush sends its readings as one batch (with none, the
-        # sender may take the first reading alone before the others are appended).
-        batching = KafkaProducer(
-            bootstrap_servers=pipeline.settings.kafka_bootstrap, acks="all", linger_ms=60_000
-        )
+        batching = _lingering(pipeline)
         try:
             for first, count in ((0, 5), (5, 20)):
                 for i in range(first, first + count):
