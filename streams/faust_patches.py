@@ -186,6 +186,24 @@ wait (``set_fetch_max_wait``), independently of the others.
    where the next batch of the fetch begins, else at the batch's own last offset when
    that is plausible (``MAX_UNREADABLE_SPAN``), else it is one offset and the next fetch
    finds the rest. An error line names topic, partition and offset range.
+   A batch whose *framing* is broken (its length field, bytes 8-11, below any batch's
+   or running short so that what follows is no batch; a legacy magic byte, 0 or 1, on
+   the fetch's first batch, by which aiokafka frames every batch of the fetch) made
+   ``MemoryRecords.next_batch`` raise (``CorruptRecordException``, ``SystemError``):
+   it was re-raised after the good batches before it, and the worker still ended at
+   every start. aiokafka keeps the fetched bytes to itself, so where such a batch ends
+   cannot be read: its first offset (the fetch position) is one unreadable record,
+   reason ``record batch framing is broken (...)``, and the next fetch, from the offset
+   after it, finds the rest one offset at a time; a legacy batch ends its fetch, so the
+   batches behind it are framed afresh. The broker skips such a batch by its own length
+   field, so the next fetch, from the offset after it, begins at the next batch: the
+   offsets between (the rest of the broken batch) are one more range ("skipped by the
+   broker with the batch at offset <n>, whose framing is broken"; ``_FRAMING_BROKE``,
+   read once per fetch). A legacy batch has no ``base_offset``: its range is one offset
+   (it failed with ``AttributeError``). Kafka 4.0.2 itself does
+   not start on a length below 14 bytes in a segment (it walks the lengths at load), so
+   on the real broker the magic byte is what reaches the client
+   (``tests/integration/test_unreadable_batches.py``; docs/operations.md).
 
 14. **A key citybrain deletes leaves nothing in the memory store**
    (``forget_recovered_key``). faust's memory ``Store`` notes the changelog partition of
@@ -278,6 +296,10 @@ log = logging.getLogger(__name__)
 # for at most this many offsets; past it the range is one offset (change 13).
 MAX_UNREADABLE_SPAN = 100_000
 UNREADABLE_REASON = "unreadable_batch"
+# The offset after a one-offset range whose batch could not be framed, by partition: the
+# broker skips that batch by its own length, so the next fetch begins past the batch's
+# other offsets, which are unreadable too (change 13). Read once per fetch, not per record.
+_FRAMING_BROKE: dict[Any, int] = {}
 DRAIN_ATTRIBUTE = "citybrain_batch_drain"
 FETCH_WAIT_ATTRIBUTE = "citybrain_fetch_max_wait_ms"
 ISOLATION_ATTRIBUTE = "citybrain_isolation_level"
@@ -1127,8 +1149,9 @@ def _unreadable_end(batch: Any, following: Any) -> int:
     """Where an unreadable batch's range ends (exclusive): the next batch's base offset,
     else the batch's own next offset when plausible, else one past its base."""
     base: int = batch.base_offset
-    if following is not None and base < following.base_offset <= base + MAX_UNREADABLE_SPAN:
-        return int(following.base_offset)
+    after = getattr(following, "base_offset", None)  # a legacy batch has none
+    if after is not None and base < after <= base + MAX_UNREADABLE_SPAN:
+        return int(after)
     if 0 <= batch.last_offset_delta < MAX_UNREADABLE_SPAN:
         return int(batch.next_offset)
     return base + 1
@@ -1139,9 +1162,20 @@ def _unreadable_records(
 ) -> Iterator[ConsumerRecord[Any, Any]]:
     """Change 13: the unreadable records of ``batch`` from the fetch position on (one per
     offset, up to ``_unreadable_end``), after an error line; raises for a changelog."""
+    base = getattr(batch, "base_offset", None)
+    if base is None:  # a legacy batch (magic 0 or 1, read from corrupted bytes): no range
+        first = self.next_fetch_offset
+        return _unreadable_range(self, first, first, first + 1, why)
+    first = max(base, self.next_fetch_offset)
+    return _unreadable_range(self, batch.base_offset, first, _unreadable_end(batch, following), why)
+
+
+def _unreadable_range(
+    self: PartitionRecords, base: int, first: int, end: int, why: str
+) -> Iterator[ConsumerRecord[Any, Any]]:
+    """The unreadable records ``first`` to ``end`` (exclusive) of a range that begins at
+    ``base``, after an error line; raises ``CorruptRecordException`` for a changelog."""
     tp = self._tp
-    first = max(batch.base_offset, self.next_fetch_offset)
-    end = _unreadable_end(batch, following)
     span = f"{tp.topic}/{tp.partition} offsets {first}-{end - 1}"
     if not _skips_unreadable(tp.topic):
         # Said whole: the worker stops on it (a table cannot be recovered past it).
@@ -1150,7 +1184,7 @@ def _unreadable_records(
             'see docs/operations.md, "A record batch that cannot be read"'
         )
     if end > first:
-        marker = UnreadableRange(batch.base_offset, end - 1, why)
+        marker = UnreadableRange(base, end - 1, why)
         log.error("citybrain: %s: %s; skipped, recorded on the dead-letter topic", span, why)
         now = int(time.time() * 1000)
         for offset in range(first, end):
@@ -1159,6 +1193,21 @@ def _unreadable_records(
                 tp.topic, tp.partition, offset, now, 0, None, None, None, -1, -1, marker
             )
     self.next_fetch_offset = max(self.next_fetch_offset, end)
+
+
+def _skipped_by_the_broker(
+    self: PartitionRecords, first: Any
+) -> Iterator[ConsumerRecord[Any, Any]]:
+    """The offsets a fetch passes over right after a batch that could not be framed (the
+    broker skipped the rest of that batch by its length): unreadable records from the
+    fetch position up to the fetch's ``first`` batch, when it was fetched from there."""
+    at = _FRAMING_BROKE.pop(self._tp, None)
+    base = getattr(first, "base_offset", None)  # None: no batch, or a legacy one
+    if at is None or base is None or at != self.next_fetch_offset:
+        return
+    if at < base <= at + MAX_UNREADABLE_SPAN:
+        why = f"skipped by the broker with the batch at offset {at - 1}, whose framing is broken"
+        yield from _unreadable_range(self, at, at, base, why)
 
 
 def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]]:
@@ -1180,11 +1229,18 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
             return None
 
     pending = following()
+    if _FRAMING_BROKE:
+        yield from _skipped_by_the_broker(self, pending)
     while pending is not None:
         next_batch, pending = pending, following()
         if self._check_crcs and not next_batch.validate_crc():
             why = "record batch failed its CRC check (corrupted bytes in the log)"
             yield from _unreadable_records(self, next_batch, pending, why)
+            if not hasattr(next_batch, "base_offset"):
+                # A legacy magic byte (0 or 1) on the fetch's first batch: aiokafka frames
+                # every batch of the fetch by it, so the rest is fetched again after it.
+                _FRAMING_BROKE[tp] = self.next_fetch_offset
+                return
             continue
 
         if self._isolation_level == READ_COMMITTED and next_batch.producer_id is not None:
@@ -1212,7 +1268,20 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
         except Exception as exc:  # a record the client cannot decode: the rest of it
             why = f"a record could not be decoded ({type(exc).__name__}: {exc})"[:300]
             yield from _unreadable_records(self, next_batch, pending, why)
+            if not hasattr(next_batch, "base_offset"):  # a legacy batch: as above
+                _FRAMING_BROKE[tp] = self.next_fetch_offset
+                return
             continue
         self.next_fetch_offset = next_batch.next_offset
     if failure is not None:
-        raise failure
+        # The framing broke (a batch length below any batch's, bytes after a length that
+        # ran short, a legacy magic byte): where the broken batch ends, and its own
+        # offsets, cannot be read (aiokafka keeps the fetched bytes to itself). Its first
+        # offset is the fetch position; one offset at a time, each fetch finds the rest.
+        said = str(failure)
+        if type(failure).__name__ not in said:
+            said = f"{type(failure).__name__}: {said}"
+        why = f"record batch framing is broken ({said})"[:300]
+        first = self.next_fetch_offset
+        yield from _unreadable_range(self, first, first, first + 1, why)
+        _FRAMING_BROKE[tp] = first + 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 
 from citybrain.stack import KafkaBroker, PrometheusServer
 from streams.events import Reading
@@ -38,6 +39,15 @@ def _corrupt(segment: Path, marker: bytes) -> None:
     segment.write_bytes(bytes(data))
 
 
+def _lingering(pipeline: Pipeline) -> KafkaProducer:
+    """A producer whose every flush sends what was sent before it as one batch per
+    partition (with linger 0 the sender may take a first record alone before the others
+    are appended: a test's batch of 5 was 1 + 4, and the corruption hit only the 1)."""
+    return KafkaProducer(
+        bootstrap_servers=pipeline.settings.kafka_bootstrap, acks="all", linger_ms=60_000
+    )
+
+
 def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     stack: PrometheusServer, run_dir: Path
 ) -> None:
@@ -48,10 +58,14 @@ def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     home = sensor_partition("gauge-1", pipeline.settings.partitions)
     try:
         # Three batches of one partition (a flush after each): the middle one corrupted.
-        for first, count, value in ((0, 20, 10.0), (20, 5, 12.345678), (25, 20, 11.0)):
-            for i in range(first, first + count):
-                pipeline.producer.send(topic, key=b"gauge-1", value=_reading(i, value))
-            pipeline.flush()
+        batching = _lingering(pipeline)
+        try:
+            for first, count, value in ((0, 20, 10.0), (20, 5, 12.345678), (25, 20, 11.0)):
+                for i in range(first, first + count):
+                    batching.send(topic, key=b"gauge-1", value=_reading(i, value))
+                batching.flush()
+        finally:
+            batching.close()
         # And on a topic whose agent takes one message at a time: a batch between two
         # messages (refused as bad JSON: each still costs only itself).
         incidents = pipeline.topic("incidents")
@@ -104,6 +118,77 @@ def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     assert letter.value == b"" and letter.key is None
     assert f"{topic}/{home} offsets 20-24: record batch failed its CRC check" in log
     assert "Traceback" not in log and "CorruptRecordException" not in log
+
+
+def test_a_batch_whose_framing_is_broken_costs_its_offsets_not_the_worker(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    # A legacy magic byte (byte 16, outside the CRC) on the first batch of the partition:
+    # aiokafka frames the fetch by it and raised out of next_batch() after the good
+    # batches before it, the worker ending at every start (helper t87). The broker serves
+    # it (a legacy message of offset 0, sized by its intact length), then skips it by its
+    # length: offsets 1-4 would pass as a gap.
+    pipeline = Pipeline(run_dir)
+    settings = stack_settings(run_dir)
+    kafka = KafkaBroker(settings)
+    topic = pipeline.topic("readings")
+    home = sensor_partition("gauge-1", pipeline.settings.partitions)
+    try:
+        batching = _lingering(pipeline)
+        try:
+            for first, count in ((0, 5), (5, 20)):
+                for i in range(first, first + count):
+                    batching.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+                batching.flush()
+        finally:
+            batching.close()
+        assert kafka.stop()
+        segment = kafka.dir / "data" / f"{topic}-{home}" / f"{0:020d}.log"
+        data = bytearray(segment.read_bytes())
+        assert data[16] == 2
+        data[16] = 1
+        # Read as a legacy message, byte 17 (the first of the CRC) is its attributes: Kafka
+        # 4.0.2 reads them when it loads the log and does not start on a codec id above 4
+        # ("Unknown compression type id"); as "none" it starts and serves the batch.
+        data[17] &= 0xF8
+        segment.write_bytes(bytes(data))
+        kafka.start()
+        worker = pipeline.worker().start()
+        try:
+            dead = pipeline.read("deadletter", lambda m: len(m) >= 2, timeout=120, settle=3)
+            wait_scored(pipeline, 20, "the readings after the unframeable batch were not scored")
+            assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 20
+            assert_committed_to_end(pipeline, "readings")
+            assert worker.alive()
+            log = worker.log()
+        finally:
+            worker.stop()
+    finally:
+        if not kafka.running():
+            kafka.start()
+        pipeline.close()
+    said = sorted(
+        (
+            dict(m.headers)["citybrain.error.origin"].decode(),
+            dict(m.headers)["citybrain.error.reason"],
+            dict(m.headers)["citybrain.error.message"].decode(),
+        )
+        for m in dead
+    )
+    assert [(origin, reason) for origin, reason, _ in said] == [
+        (f"{topic}/{home}/0", b"unreadable_batch"),
+        (f"{topic}/{home}/1", b"unreadable_batch"),
+    ]
+    # The first batch of a fetch that is not a batch: one offset (its end is unknown);
+    # the rest of it, which the broker skipped by its length, one more dead letter.
+    assert said[0][2].startswith(f"{topic}/{home} offset 0: record batch "), said
+    assert said[1][2].startswith(
+        f"{topic}/{home} offsets 1-4: skipped by the broker with the batch at offset 0"
+    ), said
+    assert f"{topic}/{home} offsets 0-0: record batch " in log
+    assert f"{topic}/{home} offsets 1-4: skipped by the broker" in log
+    at = log.find("Traceback")
+    assert at < 0, log[max(0, at - 2000) : at + 2000]
 
 
 class _NotUtf8(str):

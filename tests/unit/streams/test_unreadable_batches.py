@@ -132,3 +132,89 @@ def test_a_record_that_cannot_be_decoded_costs_the_rest_of_its_batch_only() -> N
     markers = [unreadable(r.headers) for r in got[2:5]]
     assert all(m is not None and (m.first, m.last) == (2, 4) for m in markers)
     assert "UnicodeDecodeError" in cast(UnreadableRange, markers[0]).reason
+
+
+def _length(batch: bytearray, length: int) -> bytearray:
+    """``batch`` with its length field (bytes 8-11, outside the CRC) set to ``length``."""
+    batch[8:12] = length.to_bytes(4, "big", signed=True)
+    return batch
+
+
+def test_a_batch_length_below_any_batchs_costs_one_offset_not_the_worker() -> None:
+    # aiokafka's next_batch() raised CorruptRecordException ("Record size is less than the
+    # minimum record overhead"), re-raised after the good batches: the worker ended at
+    # every start (helper t87). Where the broken batch ends cannot be read.
+    got = _records("p.readings", [_batch(0, 3), _length(_batch(3, 4), 10), _batch(7, 2)])
+    assert [r.offset for r in got] == [0, 1, 2, 3]
+    assert [r.value for r in got[:3]] == [b"value-0", b"value-1", b"value-2"]
+    marker = unreadable(got[3].headers)
+    assert marker is not None and (marker.first, marker.last) == (3, 3)
+    assert marker.reason.startswith("record batch framing is broken (")
+    assert "minimum record overhead" in marker.reason
+    assert marker.reason.count("CorruptRecordException") == 1
+
+
+def test_a_fetch_whose_first_batch_cannot_be_framed_costs_its_first_offset() -> None:
+    got = _records("p.readings", [_length(_batch(5, 2), -1), _batch(7, 2)], fetch_offset=5)
+    assert [(r.offset, r.value) for r in got] == [(5, None)]
+    marker = unreadable(got[0].headers)
+    assert marker is not None and (marker.first, marker.last) == (5, 5)
+
+
+def test_a_legacy_magic_byte_on_a_fetchs_first_batch_costs_one_offset() -> None:
+    # aiokafka reads the magic byte of the fetch's first batch for all of them (bytes
+    # 16, outside the CRC): a legacy magic there makes every batch unframeable.
+    first = _batch(0, 1)
+    first[16] = 1
+    got = _records("p.readings", [first, _batch(1, 2)])
+    assert [(r.offset, r.value) for r in got] == [(0, None)]
+    marker = unreadable(got[0].headers)
+    assert marker is not None and (marker.first, marker.last) == (0, 0)
+
+
+def test_bytes_after_a_length_that_ran_short_cost_the_next_offset() -> None:
+    # The shortened batch fails its CRC (3-6, its own header still says so); what follows
+    # is no batch: one offset more per fetch.
+    short = _length(_batch(3, 4), len(_batch(3, 4)) - 12 - 5)
+    got = _records("p.readings", [_batch(0, 3), short, _batch(7, 2)])
+    assert [r.offset for r in got] == list(range(8))
+    markers = [unreadable(r.headers) for r in got[3:]]
+    assert [(m.first, m.last) for m in markers if m is not None] == [(3, 6)] * 4 + [(7, 7)]
+
+
+def test_a_changelogs_unframeable_batch_still_raises_naming_its_offset() -> None:
+    with pytest.raises(CorruptRecordException, match="app-x-changelog/0 offsets 2-2 of a table"):
+        _records("app-x-changelog", [_batch(0, 2), _length(_batch(2, 2), 10)])
+
+
+def _legacy_first(batch: bytearray) -> bytearray:
+    batch[16] = 1  # a legacy magic byte: aiokafka frames the whole fetch by it
+    return batch
+
+
+def test_the_offsets_the_broker_skips_with_an_unframeable_batch_are_unreadable_too() -> None:
+    # The broker skips the broken batch (0-4) by its length: the next fetch, from offset
+    # 1, begins at 5, and 1-4 passed as a gap with no dead letter (helper t87).
+    got = _records("skip.readings", [_legacy_first(_batch(0, 5)), _batch(5, 2)])
+    assert [(r.offset, r.value) for r in got] == [(0, None)]
+    after = _records("skip.readings", [_batch(5, 2)], fetch_offset=1)
+    assert [r.offset for r in after] == [1, 2, 3, 4, 5, 6]
+    markers = [unreadable(r.headers) for r in after[:4]]
+    assert all(m is not None and (m.first, m.last) == (1, 4) for m in markers)
+    assert (
+        "skipped by the broker with the batch at offset 0"
+        in cast(UnreadableRange, markers[0]).reason
+    )
+    assert [r.value for r in after[4:]] == [b"value-5", b"value-6"]
+    # Said once: a later fetch from 7 that begins at 9 is a gap as any other.
+    assert [r.offset for r in _records("skip.readings", [_batch(9, 1)], fetch_offset=7)] == [9]
+
+
+def test_a_fetch_from_elsewhere_after_an_unframeable_batch_skips_nothing_more() -> None:
+    _records("elsewhere.readings", [_length(_batch(3, 2), 10)], fetch_offset=3)
+    # A seek (or a rebalance) moved the position: the note is dropped, not applied.
+    got = _records("elsewhere.readings", [_batch(9, 1)], fetch_offset=8)
+    assert [(r.offset, r.value) for r in got] == [(9, b"value-9")]
+    assert [r.offset for r in _records("elsewhere.readings", [_batch(12, 1)], fetch_offset=4)] == [
+        12
+    ]
