@@ -23,7 +23,7 @@ from citybrain.cli import EXIT_OK, main
 from citybrain.deadletters import Reader
 from citybrain.demo import read_topic
 from citybrain.stack import KafkaBroker, PrometheusServer
-from tests.integration.test_unreadable_batches import _corrupt, _NotUtf8
+from tests.integration.test_unreadable_batches import _corrupt, _lingering, _NotUtf8
 from tests.services import TEST_PORTS, Pipeline, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -63,14 +63,20 @@ def test_kafka_python_readers_skip_only_the_unreadable_records(
         for i in range(6):
             send(0, i, bad_header=i == 3)
         # Partition 1: three batches (0-1, 2-4, 5-6), the middle one corrupted on disk.
-        for first, count, value in (
-            (0, 2, b"{}"),
-            (2, 3, b'{"corrupted-middle": 1}'),
-            (5, 2, b"{}"),
-        ):
-            for i in range(first, first + count):
-                pipeline.producer.send(topic, key=f"k1-{i}".encode(), value=value, partition=1)
-            pipeline.flush()
+        # Through a lingering producer: each flush one batch (t87: with linger 0 the
+        # sender may take a batch's first record alone, and the corruption hit only it).
+        batching = _lingering(pipeline)
+        try:
+            for first, count, value in (
+                (0, 2, b"{}"),
+                (2, 3, b'{"corrupted-middle": 1}'),
+                (5, 2, b"{}"),
+            ):
+                for i in range(first, first + count):
+                    batching.send(topic, key=f"k1-{i}".encode(), value=value, partition=1)
+                batching.flush()
+        finally:
+            batching.close()
         assert kafka.stop()
         _corrupt(kafka.dir / "data" / f"{topic}-1" / f"{0:020d}.log", b"corrupted-middle")
         kafka.start()
