@@ -199,6 +199,36 @@ def kafka_answers(settings: Settings, timeout: float = PROBE_SECONDS) -> bool:
     return True
 
 
+def broker_answers(settings: Settings, timeout: float = PROBE_SECONDS) -> bool:
+    """Whether the broker at ``settings.kafka_host``:``kafka_port`` answers an ApiVersions
+    request (v0, which Kafka answers before any authentication) within ``timeout``
+    seconds, over TLS (unverified: only liveness is asked) when the listener is SSL or
+    SASL_SSL. A frozen broker takes the connection and answers nothing; a broker that
+    refuses this client's credentials or protocol still answers this, so the worker's own
+    start-up says what is wrong with them (``kafka_answers`` would call that silence)."""
+    import socket
+    import ssl
+    import struct
+
+    client_id = b"citybrain-probe"
+    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
+    try:
+        with socket.create_connection(
+            (settings.kafka_host, settings.kafka_port), timeout=timeout
+        ) as raw:
+            raw.settimeout(timeout)
+            sock: socket.socket = raw
+            if settings.kafka_security_protocol.endswith("SSL"):
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                sock = context.wrap_socket(raw, server_hostname=settings.kafka_host)
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            return len(sock.recv(4)) > 0
+    except (OSError, ssl.SSLError):
+        return False
+
+
 def stopped_message(settings: Settings, what: str, left: int) -> str:
     """The one line for a read that Kafka stopped answering part-way."""
     return (

@@ -371,13 +371,16 @@ def _require_kafka(settings: Settings) -> None:
 
 
 def _require_kafka_answers(settings: Settings) -> None:
-    """Raise CliError (status 3) unless Kafka answers a metadata request within
+    """Raise CliError (status 3) unless Kafka answers an ApiVersions request within
     ``kafka_read.PROBE_SECONDS``: a broker that takes connections and answers nothing
     (frozen, SIGSTOP) passed ``_require_kafka``, and a worker then waited silently, for
     as long as it stayed so (helper t85)."""
-    from citybrain.kafka_read import PROBE_SECONDS, kafka_answers
+    from citybrain.kafka_read import PROBE_SECONDS, broker_answers
 
-    if not kafka_answers(settings):
+    # Asked below authentication: a broker refusing the credentials answers, and the
+    # worker then says why (the twenty-ninth session's CI: a wrong password was called
+    # a frozen broker).
+    if not broker_answers(settings):
         raise CliError(
             f"Kafka at {settings.kafka_bootstrap} takes connections but did not answer "
             f"within {PROBE_SECONDS:g} s (frozen or overloaded; `citybrain stack status` "

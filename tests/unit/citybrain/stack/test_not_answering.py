@@ -154,3 +154,33 @@ def test_an_operator_api_that_takes_the_connection_and_answers_nothing(
         assert "t0ken" not in err and retry.rstrip().endswith("with your --token")
     else:
         assert "unknown" not in err
+
+
+def test_the_worker_start_up_probe_asks_below_authentication(silent_port: int) -> None:
+    """``broker_answers``: a port that takes connections and answers nothing is False (a
+    frozen broker); one that answers the ApiVersions request is True whatever it answers
+    (a broker refusing the worker's credentials still answers, and the worker then says
+    why: the twenty-ninth session's CI caught a wrong password called a frozen broker)."""
+    from citybrain.kafka_read import broker_answers
+
+    assert not broker_answers(Settings(kafka_port=silent_port), timeout=0.5)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    asked: list[bytes] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            asked.append(conn.recv(64))
+            conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x01")  # size, correlation id
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        assert broker_answers(Settings(kafka_port=server.getsockname()[1]), timeout=5)
+    finally:
+        thread.join(5)
+        server.close()
+    # ApiVersions (key 18) v0, correlation id 1, this probe's client id.
+    assert asked[0][4:12] == b"\x00\x12\x00\x00\x00\x00\x00\x01"
