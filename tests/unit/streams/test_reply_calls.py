@@ -46,9 +46,10 @@ def calls_of(stage: Response) -> list[tuple[str, str, dict[str, Any]]]:
     return made
 
 
-async def replied(stage: Response) -> tuple[Run, Command]:
+async def replied(stage: Response, **fields: Any) -> tuple[Run, Command]:
     """An alert routed to ``KEY`` and its run advanced by a closure reply (a call to the
-    reporter's channel, ``reply_calls``): the run and the reply."""
+    reporter's channel, ``reply_calls``; ``fields``: the reply's other fields, ``unit``,
+    ``detail``): the run and the reply."""
     await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
     group = dict(stage.ctx.groups.data[KEY])
     run = Run.from_dict(group["run"])
@@ -60,6 +61,7 @@ async def replied(stage: Response) -> tuple[Run, Command]:
         time.time(),
         level="community",
         data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
+        **fields,
     )
     async with stage.ctx.runs_settled:
         await stage.advance(KEY, group, run, [reply])
@@ -73,22 +75,9 @@ def test_a_closure_call_cut_by_a_kill_is_made_again_by_the_next_owner_until_its_
     made = calls_of(stage)
 
     async def scenario() -> None:
-        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
-        group = dict(stage.ctx.groups.data[KEY])
-        run = Run.from_dict(group["run"])
-        reply = Command(
-            f"{run.run_id}:90",
-            run.run_id,
-            run.alert_id,
-            "reply",
-            time.time(),
-            level="community",
-            unit="bridge community station",
-            detail="Your report r-1 …",
-            data={"report_id": "r-1", "channel": "hotline", "outcome": "resolved", "what": "ok"},
+        run, reply = await replied(
+            stage, unit="bridge community station", detail="Your report r-1 …"
         )
-        async with stage.ctx.runs_settled:
-            await stage.advance(KEY, group, run, [reply])
         [(reply_id, url, doc)] = made
         assert (reply_id, url, doc["report_id"]) == (reply.id, URL, "r-1")
         assert stage.ctx.groups.data[KEY]["reply_calls"] == {reply.id: doc}
