@@ -11,6 +11,7 @@ with an error line naming it, recorded on the dead-letter topic (reason
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -48,6 +49,24 @@ def _lingering(pipeline: Pipeline) -> KafkaProducer:
     )
 
 
+def _worker_goes_on(
+    pipeline: Pipeline, letters: int, scored: int, where: str
+) -> tuple[list[Any], str]:
+    """A worker started on the corrupted log: ``letters`` dead letters and ``scored``
+    readings (``where``: which, for the failure), committed to the end, the worker alive;
+    the dead letters and the worker's log."""
+    worker = pipeline.worker().start()
+    try:
+        dead = pipeline.read("deadletter", lambda m: len(m) >= letters, timeout=120, settle=3)
+        wait_scored(pipeline, scored, f"the readings {where} were not scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == scored
+        assert_committed_to_end(pipeline, "readings")
+        assert worker.alive()
+        return dead, worker.log()
+    finally:
+        worker.stop()
+
+
 def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
     stack: PrometheusServer, run_dir: Path
 ) -> None:
@@ -77,16 +96,7 @@ def test_a_corrupted_batch_is_skipped_recorded_and_committed_over(
         _corrupt(data / f"{topic}-{home}" / f"{0:020d}.log", b"12.345678")
         _corrupt(data / f"{incidents}-0" / f"{0:020d}.log", b"corrupted-report")
         kafka.start()
-        worker = pipeline.worker().start()
-        try:
-            dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
-            wait_scored(pipeline, 40, "the readings around the corrupted batch were not scored")
-            assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 40
-            assert_committed_to_end(pipeline, "readings")
-            assert worker.alive()
-            log = worker.log()
-        finally:
-            worker.stop()
+        dead, log = _worker_goes_on(pipeline, 4, 40, "around the corrupted batch")
     finally:
         if not kafka.running():
             kafka.start()
@@ -153,16 +163,7 @@ def test_a_batch_whose_framing_is_broken_costs_its_offsets_not_the_worker(
         data[17] &= 0xF8
         segment.write_bytes(bytes(data))
         kafka.start()
-        worker = pipeline.worker().start()
-        try:
-            dead = pipeline.read("deadletter", lambda m: len(m) >= 2, timeout=120, settle=3)
-            wait_scored(pipeline, 20, "the readings after the unframeable batch were not scored")
-            assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 20
-            assert_committed_to_end(pipeline, "readings")
-            assert worker.alive()
-            log = worker.log()
-        finally:
-            worker.stop()
+        dead, log = _worker_goes_on(pipeline, 2, 20, "after the unframeable batch")
     finally:
         if not kafka.running():
             kafka.start()
