@@ -61,7 +61,7 @@ from streams.auth import (
 )
 from streams.context import API_KAFKA_WAIT, Context, run_key
 from streams.errors import EventError, show
-from streams.events import decode_json, parse_ts
+from streams.events import ISO_DATETIME, decode_json, parse_ts
 from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
@@ -696,14 +696,17 @@ def request_time(field: str, value: Any, now: float) -> float:
     if isinstance(value, str):
         try:
             number = parse_ts(value, field)
-        except EventError:
+        except EventError as exc:
             if _zoneless(value):
                 raise ApiError(
                     400,
                     f'field "{field}" is {show(value)}: it has no time zone; add Z (UTC) or an '
                     "offset such as +08:00",
                 ) from None
-            raise ApiError(400, f'field "{field}" is {show(value)}: {expected}') from None
+            # The form but a field out of range (a day past the month's end, a leap
+            # second) says which; any other text gets the forms this field takes.
+            why = exc.reason if ISO_DATETIME.fullmatch(value) else expected
+            raise ApiError(400, f'field "{field}" is {show(value)}: {why}') from None
     elif isinstance(value, bool) or not isinstance(value, int | float):
         raise ApiError(400, f'field "{field}" is {show(value)}: {expected}')
     else:

@@ -102,6 +102,38 @@ def iso_datetime(text: str) -> datetime:
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# ISO 8601's basic format (no separators), which the extended form here does not take.
+_BASIC = re.compile(r"[0-9]{8}[Tt ]?[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[.,][0-9]+)?)?)?.*")
+_EXAMPLE = "2026-11-01T10:00:00Z"
+
+
+def timestamp_fault(text: str) -> str:
+    """Why ``text`` is not a timestamp ``iso_datetime`` reads, for the error that names
+    the field: spaces around it, a date alone, ISO 8601's basic format, a leap second, a
+    field out of its range (``datetime``'s own words: "day is out of range for month"),
+    else the expected form. Each ends with an example of the form that is taken."""
+    if text != text.strip():
+        return f"spaces around the timestamp: send it without them ({_EXAMPLE})"
+    form = ISO_DATETIME.fullmatch(text)
+    if form is not None:
+        try:
+            iso_datetime(text)
+        except ValueError as exc:
+            if re.fullmatch(r"second must be in 0\.\.59", str(exc)) and ":60" in text:
+                return (
+                    "second 60 (a leap second) is not taken: send 59.999 of the same "
+                    f"minute ({_EXAMPLE})"
+                )
+            return str(exc)
+        return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
+    if _DATE.fullmatch(text):
+        return f"a date alone: expected a date and a time with a zone ({_EXAMPLE})"
+    if _BASIC.fullmatch(text):
+        return (
+            "ISO 8601's basic format (no '-' and ':') is not taken: expected the extended "
+            f"format ({_EXAMPLE})"
+        )
+    return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
 
 
 def iso_instant(text: str) -> datetime | None:
@@ -185,9 +217,7 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     try:
         epoch = _epoch(value)
     except (ValueError, OverflowError):
-        raise EventError(
-            "bad_timestamp", field, value, "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"
-        ) from None
+        raise EventError("bad_timestamp", field, value, timestamp_fault(value)) from None
     if epoch is None:
         raise EventError("bad_timestamp", field, value, "timestamp has no time zone")
     if not _FIRST_TS <= epoch <= _LAST_TS:

@@ -48,7 +48,7 @@ from citybrain.errors import InputError
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
 from streams.errors import MISSING, EventError, detach
-from streams.events import ISO_DATETIME, READING_SCHEMA, format_ts, parse_ts
+from streams.events import ISO_DATETIME, READING_SCHEMA, format_ts, parse_ts, timestamp_fault
 
 DEFAULT_SENSOR_ID = "{id}-{kind}"
 FIVE_MINUTES = 300.0
@@ -470,8 +470,8 @@ def _span(text: str, where: str) -> tuple[float, float]:
     parts = text.split("/")
     try:
         stamps = [_utc(p) for p in parts]
-    except ValueError:
-        raise EventError("bad_timestamp", where, text, "expected ISO 8601 (or start/end)") from None
+    except ValueError as exc:
+        raise EventError("bad_timestamp", where, text, f"{exc} (or start/end)") from None
     except EventError as exc:
         raise EventError("bad_timestamp", where, text, exc.reason) from None
     if len(stamps) > 2:
@@ -501,13 +501,13 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _utc(text: str) -> float:
-    """Epoch seconds of an NGSI DateTime; ValueError if it is not ISO 8601, EventError
-    if its time is not representable."""
+    """Epoch seconds of an NGSI DateTime; ValueError saying why (``timestamp_fault``) if
+    it is not ISO 8601, EventError if its time is not representable."""
     if _DATE.fullmatch(text):
         text += "T00:00:00"
     form = ISO_DATETIME.fullmatch(text)
     if form is None:
-        raise ValueError(text)
+        raise ValueError(timestamp_fault(text))
     if form.group("zone") is None:
         text += "Z"  # Orion reads a zone-less DateTime as UTC
     return parse_ts(text)

@@ -32,6 +32,8 @@ MS = int(NOW * 1000)
             "field \"starts_at\" is '2026-12-01T10:00:00': it has no time zone; add Z (UTC)",
         ),
         ("2026-12-03", "field \"starts_at\" is '2026-12-03': expected epoch seconds or ISO"),
+        # The form, a field out of range: which one (was "expected ... ISO 8601").
+        ("2026-02-30T10:00:00Z", "field \"starts_at\" is '2026-02-30T10:00:00Z': day is out of"),
         (True, 'field "starts_at" is true: expected epoch seconds'),
         ([1], 'field "starts_at" is [1]: expected epoch seconds'),
     ],

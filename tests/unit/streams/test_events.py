@@ -17,6 +17,7 @@ from streams.events import (
     PackedError,
     Reading,
     decode_json,
+    parse_ts,
 )
 
 NOW = 1_800_000_000.0  # 2027-01-15
@@ -339,3 +340,26 @@ def test_a_misspelt_cell_or_kind_names_the_closest(grid: Grid) -> None:
         validator.reading(json.dumps(reading(kind="water_levl")).encode(), NOW)
     assert err.value.code == "unknown_kind"
     assert str(err.value).endswith(" (did you mean 'water_level'?)")
+
+
+@pytest.mark.parametrize(
+    ("ts", "says"),
+    [
+        ("2026-02-30T10:00:00Z", "day is out of range for month"),
+        ("2026-11-01T24:00:00Z", "hour must be in 0..23"),
+        ("2026-06-30T23:59:60Z", "second 60 (a leap second) is not taken"),
+        (" 2026-11-01T10:00:00Z", "spaces around the timestamp"),
+        ("2026-11-01", "a date alone"),
+        ("20261101T100000Z", "ISO 8601's basic format"),
+        ("yesterday", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+    ],
+)
+def test_a_bad_timestamp_says_what_is_wrong_with_it(ts: str, says: str) -> None:
+    # Each was "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)": a day past the
+    # month's end, a leap second and the basic format are ISO 8601, and the sender was
+    # left to guess which part was refused.
+    with pytest.raises(EventError) as caught:
+        parse_ts(ts)
+    assert caught.value.code == "bad_timestamp"
+    assert str(caught.value) == f'field "ts" is {ts!r}: ' + caught.value.reason
+    assert says in caught.value.reason, caught.value.reason

@@ -541,3 +541,24 @@ def test_an_entity_type_no_type_could_be_is_unknown_not_a_500(
     [(index, err)] = found.errors
     assert (index, err.code, err.field) == (0, "unknown_entity_type", "data[0].type")
     assert [[d["kind"] for d in r.documents] for _, _, r in found.entities] == [["conductance"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("2016-02-30T11:15:00Z", "day is out of range for month"),
+        ("20161207T111500Z", "basic format"),
+        ("2016-12-07T11:15:00Z/2016-12-07T11:75:00Z", "minute must be in 0..59"),
+        ("yesterday", "expected an ISO 8601 timestamp"),
+    ],
+)
+def test_a_bad_observation_time_says_what_is_wrong_with_it(
+    ngsi: NgsiMapping, text: str, says: str
+) -> None:
+    # Every bad DateTime was "expected ISO 8601 (or start/end)", a day past the month's
+    # end and the basic format alike.
+    entity = copy.deepcopy(example("TrafficFlowObserved"))
+    entity["dateObservedTo"]["value"] = text
+    found = ngsi.notification({"subscriptionId": "s", "data": [entity]})
+    (_, err), *_ = found.errors
+    assert err.code == "bad_timestamp" and says in str(err), str(err)
