@@ -422,10 +422,22 @@ def detect_file(
     rows, order, extras = checked.rows, checked.order, checked.extras
     warmup = warmup_rows(prototype)
     if warn is not None and warmup is not None and rows <= warmup:
+        # As ``reach_warning`` does: name the detector that can score such a short series.
+        other = (
+            None
+            if name in (None, ALTERNATIVE)
+            else rows_to_reach(ALTERNATIVE, default_threshold(ALTERNATIVE))
+        )
+        instead = (
+            f", or --detector {ALTERNATIVE}, which scores from row {other + 1:,} at its "
+            f"threshold {default_threshold(ALTERNATIVE):g}"
+            if other is not None and other < rows
+            else ""
+        )
         warn(
             f"{src}: {counted(rows, 'row')}, no more than the detector's warm-up of "
             f"{warmup:,}: "
-            "every row scored 0 (give it a longer history)"
+            f"every row scored 0; give it a longer history{instead}"
         )
     reach = None
     if warn is not None and name is not None:

@@ -307,6 +307,45 @@ def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     assert f"no more than the detector's warm-up of {warmup}: every row scored 0" in err
 
 
+def test_a_series_shorter_than_the_warm_up_is_told_which_detector_can_score_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 30-row series with a 6x spike at row 28 came back all zeros with "give it a
+    longer history" alone, while robust_zscore, which a longer series' warning names,
+    scores it: the warning names it, and following it finds the spike."""
+    values = [10.0 + math.sin(m / 5) + 0.3 * math.cos(m * 7.1) for m in range(30)]
+    values[27] *= 6
+    rows = ["timestamp,value"] + [
+        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
+    err = capsys.readouterr().err
+    other = rows_to_reach("robust_zscore", default_threshold("robust_zscore"))
+    assert other is not None and other < 27
+    assert (
+        f"every row scored 0; give it a longer history, or --detector robust_zscore, which "
+        f"scores from row {other + 1} at its threshold 0.6"
+    ) in err
+    assert (
+        main(
+            [
+                "detect",
+                "--input",
+                str(src),
+                "--output",
+                str(out_path),
+                "--detector",
+                "robust_zscore",
+            ]
+        )
+        == 0
+    )
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    assert scores.index(max(scores)) == 27 and max(scores) >= 0.6
+
+
 def test_the_short_series_warning_does_not_deny_an_alert_the_series_has(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
