@@ -277,6 +277,14 @@ def test_a_finite_extreme_reading_scores_without_a_traceback(
         assert scores[450] == 1.0
 
 
+def five_minute_rows(values: list[float]) -> list[str]:
+    """A ``timestamp,value`` CSV's lines (header first), one row every 5 minutes from
+    2019-05-01 00:00 with no zone (UTC), each value written exactly (``repr``)."""
+    return ["timestamp,value"] + [
+        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
+    ]
+
+
 def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -284,9 +292,7 @@ def test_detect_reports_its_warm_up_and_warns_on_a_short_series(
     # zeros: the warm-up is reported and the spike is the row that scores highest.
     values = [10.0 + math.sin(m / 5) + 0.3 * math.cos(m * 7.1) for m in range(60)]
     values[45] *= 6
-    rows = ["timestamp,value"] + [
-        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
-    ]
+    rows = five_minute_rows(values)
     src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
     out_path = tmp_path / "out.csv"
     assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
@@ -315,9 +321,7 @@ def test_a_series_shorter_than_the_warm_up_is_told_which_detector_can_score_it(
     scores it: the warning names it, and following it finds the spike."""
     values = [10.0 + math.sin(m / 5) + 0.3 * math.cos(m * 7.1) for m in range(30)]
     values[27] *= 6
-    rows = ["timestamp,value"] + [
-        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
-    ]
+    rows = five_minute_rows(values)
     src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
     out_path = tmp_path / "out.csv"
     assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
@@ -354,9 +358,7 @@ def test_the_short_series_warning_does_not_deny_an_alert_the_series_has(
     rows 33-56 "cannot reach 0.22"; they now say only a reading beyond 100 spreads can."""
     values = [100.0 + math.sin(m * 1.7) for m in range(60)]
     values[45] = 600.0
-    rows = ["timestamp,value"] + [
-        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
-    ]
+    rows = five_minute_rows(values)
     src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
     out_path = tmp_path / "out.csv"
     assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
@@ -377,9 +379,7 @@ def test_every_detectors_summary_states_its_warm_up_and_rows_at_the_threshold(
     at all, and no detector said how many rows reached the stream's alert threshold."""
     values = [10.0 + math.sin(m / 5) for m in range(60)]
     values[45] = 60.0
-    rows = ["timestamp,value"] + [
-        f"2019-05-01 {m // 12:02d}:{m % 12 * 5:02d}:00,{v!r}" for m, v in enumerate(values)
-    ]
+    rows = five_minute_rows(values)
     src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
     out_path = tmp_path / "out.csv"
     argv = ["detect", "--input", str(src), "--output", str(out_path), "--detector", detector]
