@@ -112,7 +112,8 @@ def _middle(text: str, limit: int) -> str:
 
 def row(letter: DeadLetter) -> tuple[str, ...]:
     """One dead letter as the table's cells (COLUMNS): the time in local time, the
-    headers, the key; a cell's control characters escaped."""
+    headers, the key (``-`` for none, ``""`` for an empty one); a cell's control
+    characters escaped."""
     try:
         when = datetime.fromtimestamp(letter.timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except (ValueError, OverflowError, OSError):
@@ -129,7 +130,8 @@ def row(letter: DeadLetter) -> tuple[str, ...]:
         when,
         cell(letter.headers.get("stream", "-")),
         cell(letter.headers.get("reason", "-")),
-        _middle(cell(_text(letter.key)), MAX_CELL) or "-",
+        # No key is "-", an empty one '""': Kafka tells them apart, and so does --replay.
+        '""' if letter.key == b"" else _middle(cell(_text(letter.key)), MAX_CELL) or "-",
         _middle(cell(letter.headers.get("origin", "-")), MAX_CELL),
         message,
     )
