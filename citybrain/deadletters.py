@@ -46,8 +46,9 @@ class DeadLetter:
     value: bytes
     headers: dict[str, str]
     # What the original record held besides its value (``citybrain.original.*``, in
-    # order, bytes as sent): timestamp and type, key, and its own headers.
-    original: tuple[tuple[str, bytes], ...] = ()
+    # order, bytes as sent, a null header value as None): timestamp and type, key,
+    # whether it was a tombstone, and its own headers.
+    original: tuple[tuple[str, bytes | None], ...] = ()
 
     @classmethod
     def of(cls, message: Any) -> DeadLetter:
@@ -58,7 +59,7 @@ class DeadLetter:
             if name.startswith(HEADER_PREFIX) and raw is not None
         }
         original = tuple(
-            (name, raw or b"")
+            (name, raw)  # a null header value stays None: Kafka tells it from an empty one
             for name, raw in (message.headers or [])
             if name.startswith(ORIGINAL_PREFIX)
         )
@@ -72,8 +73,9 @@ class DeadLetter:
             original,
         )
 
-    def original_headers(self) -> list[tuple[str, bytes]]:
-        """The original record's headers, in order, as its producer sent them."""
+    def original_headers(self) -> list[tuple[str, bytes | None]]:
+        """The original record's headers, in order, as its producer sent them (a null
+        value as None)."""
         return [
             (name.removeprefix(ORIGINAL_HEADER_PREFIX), raw)
             for name, raw in self.original
@@ -82,11 +84,16 @@ class DeadLetter:
 
     def original_field(self, name: str) -> bytes | None:
         """One of ``citybrain.original.<name>`` (``timestamp``, ``timestamp_type``,
-        ``key``, ``key_null``), or None."""
+        ``key``, ``key_null``, ``value_null``), or None."""
         for header, raw in self.original:
             if header == ORIGINAL_PREFIX + name:
-                return raw
+                return raw or b""
         return None
+
+    @property
+    def tombstone(self) -> bool:
+        """Whether the original's value was null (its dead letter's value is empty)."""
+        return self.original_field("value_null") is not None
 
 
 def _text(raw: bytes | None) -> str:
@@ -105,7 +112,8 @@ def _middle(text: str, limit: int) -> str:
 
 def row(letter: DeadLetter) -> tuple[str, ...]:
     """One dead letter as the table's cells (COLUMNS): the time in local time, the
-    headers, the key; a cell's control characters escaped."""
+    headers, the key (``-`` for none, ``""`` for an empty one); a cell's control
+    characters escaped."""
     try:
         when = datetime.fromtimestamp(letter.timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except (ValueError, OverflowError, OSError):
@@ -122,7 +130,8 @@ def row(letter: DeadLetter) -> tuple[str, ...]:
         when,
         cell(letter.headers.get("stream", "-")),
         cell(letter.headers.get("reason", "-")),
-        _middle(cell(_text(letter.key)), MAX_CELL) or "-",
+        # No key is "-", an empty one '""': Kafka tells them apart, and so does --replay.
+        '""' if letter.key == b"" else _middle(cell(_text(letter.key)), MAX_CELL) or "-",
         _middle(cell(letter.headers.get("origin", "-")), MAX_CELL),
         message,
     )
@@ -145,8 +154,11 @@ def table_line(cells: Sequence[str], columns: Sequence[int]) -> str:
     return "  ".join(pad(c, w) for c, w in zip(cells, columns, strict=True)).rstrip()
 
 
-def _bytes_field(name: str, raw: bytes) -> dict[str, str]:
-    """``{name: text}`` when ``raw`` is UTF-8, else ``{name_base64: ...}``."""
+def _bytes_field(name: str, raw: bytes | None) -> dict[str, str | None]:
+    """``{name: text}`` when ``raw`` is UTF-8, else ``{name_base64: ...}``; ``{name:
+    None}`` for a null one."""
+    if raw is None:
+        return {name: None}
     try:
         return {name: raw.decode("utf-8")}
     except UnicodeDecodeError:
@@ -157,7 +169,8 @@ def original_doc(letter: DeadLetter) -> dict[str, Any]:
     """What the original record held besides its value, for ``--json``: ``timestamp``
     (epoch ms) and ``timestamp_type`` when known, ``key`` (or ``key_base64``; null for
     none) when the dead letter is keyed otherwise, and ``headers``: a list of
-    ``{"name", "value"}`` (``value_base64`` when not UTF-8), in order, repeats kept."""
+    ``{"name", "value"}`` (``value_base64`` when not UTF-8, null when null), in order,
+    repeats kept."""
     doc: dict[str, Any] = {}
     stamp = letter.original_field("timestamp")
     if stamp is not None and stamp.isdigit():
@@ -179,8 +192,8 @@ def json_line(letter: DeadLetter, topic: str) -> str:
     """One dead letter as one JSON object on one line: ``topic``, ``partition``,
     ``offset``, ``time`` (ISO 8601 UTC, when Kafka took it), ``key``, the ``headers``
     (short names), the ``original`` record's timestamp, key and headers
-    (``original_doc``) and the value as ``value`` (text) when it is UTF-8, else as
-    ``value_base64``."""
+    (``original_doc``) and the value as ``value`` (text) when it is UTF-8, null for a
+    tombstone's, else as ``value_base64``."""
     try:
         time_text = (
             datetime.fromtimestamp(letter.timestamp, UTC)
@@ -198,6 +211,9 @@ def json_line(letter: DeadLetter, topic: str) -> str:
         "headers": letter.headers,
         "original": original_doc(letter),
     }
+    if letter.tombstone:
+        doc["value"] = None
+        return json.dumps(doc, ensure_ascii=False)
     try:
         doc["value"] = letter.value.decode("utf-8")
     except UnicodeDecodeError:
@@ -241,13 +257,16 @@ class NotReplayable(ValueError):
 @dataclass(frozen=True, slots=True)
 class Replay:
     """A dead letter's original record, to be sent back: ``topic`` (the one it came
-    from), ``key``, ``value`` (bytes as sent) and ``headers`` (the original's, in order,
-    then ``REPLAYED_FROM``)."""
+    from), ``key``, ``value`` (bytes as sent; None for a tombstone), ``headers`` (the
+    original's, in order, a null value as None, then ``REPLAYED_FROM``) and
+    ``timestamp_ms`` (the producer's, epoch ms, when the original's was CreateTime; else
+    None: the broker stamps it)."""
 
     topic: str
     key: bytes | None
-    value: bytes
-    headers: list[tuple[str, bytes]]
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    timestamp_ms: int | None = None
 
 
 def replay_of(letter: DeadLetter, topic: str, allowed: Sequence[str]) -> Replay:
@@ -285,7 +304,15 @@ def replay_of(letter: DeadLetter, topic: str, allowed: Sequence[str]) -> Replay:
         elif (original_key := letter.original_field("key")) is not None:
             key = original_key
     headers = [*letter.original_headers(), (REPLAYED_FROM, where.encode())]
-    return Replay(target, key, letter.value, headers)
+    # The producer's time goes back with it (a LogAppendTime topic stamps its own).
+    stamp = letter.original_field("timestamp")
+    kind = letter.original_field("timestamp_type")
+    timestamp_ms = int(stamp) if stamp and stamp.isdigit() and kind == b"CreateTime" else None
+    value = None if letter.tombstone else letter.value
+    if value is None and key is None:
+        # Kafka takes one (a Java producer's), but no Python client sends it.
+        raise NotReplayable(f"{where}: a tombstone without a key cannot be sent back")
+    return Replay(target, key, value, headers, timestamp_ms)
 
 
 class Reader:
@@ -421,18 +448,46 @@ class Reader:
 
 
 def send_back(settings: Settings, replays: Sequence[Replay]) -> list[tuple[int, int]]:
-    """Send each replay to its topic (kafka-python, acks from all replicas), in order;
-    each one's (partition, offset) once Kafka has it."""
-    from kafka import KafkaProducer
+    """Send each replay to its topic (acks from all replicas), in order; each one's
+    (partition, offset) once Kafka has it. aiokafka's producer, not kafka-python's: only
+    it sends a null header value (kafka-python's refuses one), so a record goes back as it
+    came. Its connection failures are raised as kafka-python's (``KafkaConnectionError``,
+    ``KafkaTimeoutError``), which every command says in one line."""
+    import asyncio
 
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", **settings.kafka_python_options()
+    import aiokafka.errors
+    import kafka.errors
+
+    try:
+        return asyncio.run(_send_back(settings, replays))
+    except aiokafka.errors.KafkaTimeoutError as exc:
+        raise kafka.errors.KafkaTimeoutError(str(exc)) from exc
+    except aiokafka.errors.KafkaConnectionError as exc:
+        raise kafka.errors.KafkaConnectionError(str(exc)) from exc
+
+
+async def _send_back(settings: Settings, replays: Sequence[Replay]) -> list[tuple[int, int]]:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+
+    options = settings.kafka_python_options()
+    cafile = options.pop("ssl_cafile", None)
+    if cafile is not None or options["security_protocol"] in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=cafile)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        request_timeout_ms=30_000,
+        **options,
     )
+    await producer.start()
     try:
         futures = [
-            producer.send(r.topic, key=r.key, value=r.value, headers=r.headers) for r in replays
+            await producer.send(
+                r.topic, key=r.key, value=r.value, headers=r.headers, timestamp_ms=r.timestamp_ms
+            )
+            for r in replays
         ]
-        producer.flush()
-        return [(meta.partition, meta.offset) for meta in (f.get(timeout=30) for f in futures)]
+        return [(meta.partition, meta.offset) for meta in [await f for f in futures]]
     finally:
-        producer.close()
+        await producer.stop()

@@ -101,17 +101,49 @@ class SafePoller:
         self._fresh = fresh
         self._warn = warn
         self.skipped: list[Skipped] = []
+        # The offset after the last record returned (or range skipped), by partition.
+        self._next: dict[Any, int] = {}
 
     def poll(self, timeout_ms: int, **kwargs: Any) -> dict[Any, list[Any]]:
         """``consumer.poll(timeout_ms)``; on an unreadable record, the partition it is in
         is moved past it (warned of) and ``{}`` is returned: poll again. Raises the error
         only when no assigned partition is found unreadable (then it is not a record's)."""
+        # Where each partition read so far stands now: a caller's seek elsewhere drops it.
+        for tp, after in list(self._next.items()):
+            if tp not in self.consumer.assignment() or self.consumer.position(tp) != after:
+                del self._next[tp]
         try:
-            return dict(self.consumer.poll(timeout_ms=timeout_ms, **kwargs))
+            records = dict(self.consumer.poll(timeout_ms=timeout_ms, **kwargs))
         except UNREADABLE:
             if not self._skip_unreadable():
                 raise
             return {}
+        for tp, got in records.items():
+            self._say_holes(tp, got)
+        return records
+
+    def _say_holes(self, tp: Any, records: list[Any]) -> None:
+        """Warn of offsets passed over between the records read from ``tp``: no batch the
+        broker served holds them (it skipped a batch whose framing is broken by its length,
+        with the batches that length swallowed), and kafka-python passes them unsaid.
+        citybrain's topics are neither compacted nor written in transactions, so each such
+        offset held a record."""
+        expected = self._next.get(tp)
+        for record in records:
+            if expected is not None and record.offset > expected:
+                skipped = Skipped(
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    record.offset - 1,
+                    "no record batch holds them: the broker skipped them, with a batch "
+                    f"whose framing is broken, and served offset {record.offset} next",
+                )
+                self.skipped.append(skipped)
+                self._warn(skipped)
+            expected = record.offset + 1
+        if expected is not None:
+            self._next[tp] = expected
 
     def _skip_unreadable(self) -> bool:
         consumer = self.consumer
@@ -135,6 +167,7 @@ class SafePoller:
                 self.skipped.append(skipped)
                 self._warn(skipped)
                 consumer.seek(tp, resume)
+                self._next[tp] = resume
                 found = True
         finally:
             probe.close()

@@ -867,7 +867,8 @@ class Context:
         ``code``, ``message`` and ``origin`` (``topic/partition/offset[#index]``,
         ``message_origin``) in headers, and count it. ``original``, the Kafka message it
         came in, adds what else that record held: its timestamp and type, its key when
-        ``key`` is another, and its headers (``events.original_record``)."""
+        ``key`` is another, whether it was a tombstone, and its headers (null values kept;
+        ``events.original_record``)."""
         # Kafka Connect's convention: the value is the original bytes, the why in headers.
         # Every dead letter carries all four documented headers (docs/events.md).
         headers = [
@@ -886,13 +887,18 @@ class Context:
                 original.timestamp,
                 original.timestamp_type,
                 original.headers,
+                # A tombstone's empty dead-letter value says so, for --replay to send null.
+                tombstone=raw is None and original.value is None,
             )
             if original is not None
             else []
         )
         if isinstance(key, bytes):
-            key, value, headers = fit_dead_letter(value, key, headers, original=carried)
+            key, value, fitted = fit_dead_letter(value, key, headers, original=carried)
         else:
-            _, value, headers = fit_dead_letter(value, None, headers, original=carried)
-        await self.deadletter.send(key=key, value=value, headers=headers)
+            _, value, fitted = fit_dead_letter(value, None, headers, original=carried)
+        # faust types header values as bytes; aiokafka writes a None one as null (kept).
+        await self.deadletter.send(
+            key=key, value=value, headers=cast(list[tuple[str, bytes]], fitted)
+        )
         self.metrics.dead_letters.labels(stream, code).inc()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import FrameType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import msgspec
 import orjson
@@ -920,15 +920,19 @@ def original_record(
     timestamp: float | None,
     timestamp_type: int | None,
     headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None,
-) -> list[tuple[str, bytes]]:
+    *,
+    tombstone: bool = False,
+) -> list[tuple[str, bytes | None]]:
     """The dead-letter headers that carry the original record (docs/events.md): its
     ``timestamp`` (seconds; written as epoch milliseconds) and ``timestamp_type`` (0 or 1,
     written ``CreateTime``/``LogAppendTime``), its ``key`` when the dead letter's
     (``dead_key``) is another (a reading's is its sensor id): ``citybrain.original.key``,
-    or ``citybrain.original.key_null`` when it had none; then each of its ``headers`` in
-    order, repeated names kept, values as bytes (a null value is written empty: aiokafka's
-    producer writes no null header value), each name under ``ORIGINAL_HEADER_PREFIX``."""
-    out: list[tuple[str, bytes]] = []
+    or ``citybrain.original.key_null`` when it had none; ``citybrain.original.value_null``
+    (empty) when it was a ``tombstone`` (a null value, which the dead letter's empty value
+    cannot tell from an empty one); then each of its ``headers`` in order, repeated names
+    kept, values as bytes, a null value as null (Kafka tells it from an empty one, and
+    aiokafka's producer writes it), each name under ``ORIGINAL_HEADER_PREFIX``."""
+    out: list[tuple[str, bytes | None]] = []
     if timestamp is not None:
         out.append((ORIGINAL_PREFIX + "timestamp", str(round(timestamp * 1000)).encode()))
     if timestamp_type is not None:
@@ -940,11 +944,17 @@ def original_record(
             if key is not None
             else (ORIGINAL_PREFIX + "key_null", b"")
         )
+    if tombstone:
+        out.append((ORIGINAL_PREFIX + "value_null", b""))
     # faust types a message's headers as a list of pairs or a mapping.
     pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
     for name, raw in pairs:
-        out.append((ORIGINAL_HEADER_PREFIX + name, b"" if raw is None else bytes(raw)))
+        out.append((ORIGINAL_HEADER_PREFIX + name, None if raw is None else bytes(raw)))
     return out
+
+
+# A header's value: bytes, or also None (null) where the original record's are carried.
+_HeaderValue = TypeVar("_HeaderValue", bytes, bytes | None)
 
 
 def fit_dead_letter(
@@ -952,8 +962,8 @@ def fit_dead_letter(
     key: bytes | None,
     headers: list[tuple[str, bytes]],
     limit: int = MAX_MESSAGE_BYTES,
-    original: Sequence[tuple[str, bytes]] = (),
-) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    original: Sequence[tuple[str, _HeaderValue]] = (),
+) -> tuple[bytes | None, bytes, list[tuple[str, _HeaderValue]]]:
     """The dead letter's key, value and headers, within ``limit`` bytes in all: a larger
     value (a 5 MB MQTT payload, a 1 MB message from a foreign producer) keeps its first
     bytes and gains the header ``citybrain.error.truncated`` = its size in bytes. Kafka
@@ -966,31 +976,29 @@ def fit_dead_letter(
     headers) follows ``headers``, as many of them, in order, as fit in
     ``MAX_ORIGINAL_HEADER_BYTES``; when some do not, ``citybrain.error.headers_truncated``
     says how many were kept of how many (``"3 of 5000"``)."""
+    out: list[tuple[str, _HeaderValue]] = list(headers)
     if original:
-        kept: list[tuple[str, bytes]] = []
+        kept: list[tuple[str, _HeaderValue]] = []
         size = 0
         for name, raw in original:
-            size += len(name.encode()) + len(raw)
+            size += len(name.encode()) + len(raw or b"")
             if size > min(MAX_ORIGINAL_HEADER_BYTES, limit // 2):
                 break
             kept.append((name, raw))
-        headers = [*headers, *kept]
+        out += kept
         if len(kept) < len(original):
             cut = f"{len(kept)} of {len(original)}".encode()
-            headers.append(("citybrain.error.headers_truncated", cut))
+            out.append(("citybrain.error.headers_truncated", cut))
     if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
-        headers = [*headers, ("citybrain.error.key_truncated", str(len(key)).encode())]
+        out.append(("citybrain.error.key_truncated", str(len(key)).encode()))
         key = key[:MAX_DEAD_LETTER_KEY_BYTES]
     # 4 KiB for the record's and batch's framing (aiokafka counted 130 bytes past key,
     # value and headers for a one-record batch).
-    room = limit - len(key or b"") - sum(len(k) + len(v) for k, v in headers) - 4096
+    room = limit - len(key or b"") - sum(len(k) + len(v or b"") for k, v in out) - 4096
     if len(value) <= room:
-        return key, value, headers
-    return (
-        key,
-        value[: max(0, room)],
-        [*headers, ("citybrain.error.truncated", str(len(value)).encode())],
-    )
+        return key, value, out
+    out.append(("citybrain.error.truncated", str(len(value)).encode()))
+    return key, value[: max(0, room)], out
 
 
 def dead_letter_key(raw: bytes, fallback: bytes | None) -> bytes | None:

@@ -200,7 +200,15 @@ wait (``set_fetch_max_wait``), independently of the others.
    offsets between (the rest of the broken batch) are one more range ("skipped by the
    broker with the batch at offset <n>, whose framing is broken"; ``_FRAMING_BROKE``,
    read once per fetch). A legacy batch has no ``base_offset``: its range is one offset
-   (it failed with ``AttributeError``). Kafka 4.0.2 itself does
+   (it failed with ``AttributeError``). Any other offsets no batch holds, between the
+   fetch position (or the batch before) and a batch of a stream topic, are one more range
+   ("no record batch holds them (the broker served the batch at offset <n> next: …)"):
+   a broken length that swallowed the batches after it, which the broker then skips by
+   that length, passed them as a gap when a fetch began after the broken batch (a worker
+   that had committed past it, or one whose range ended at its own last offset), and the
+   commit went past them unseen (helper t88). Stream topics are never compacted, and a
+   transaction's markers and aborted records are batches too, so such offsets held
+   records; a changelog's gaps are its compaction's and pass. Kafka 4.0.2 itself does
    not start on a length below 14 bytes in a segment (it walks the lengths at load), so
    on the real broker the magic byte is what reaches the client
    (``tests/integration/test_unreadable_batches.py``; docs/operations.md).
@@ -1210,6 +1218,14 @@ def _skipped_by_the_broker(
         yield from _unreadable_range(self, at, at, base, why)
 
 
+def _hole_reason(base: int) -> str:
+    """Why offsets before ``base`` that no batch holds are unreadable records."""
+    return (
+        f"no record batch holds them (the broker served the batch at offset {base} next: "
+        "batches swallowed by a broken batch's length, or removed from the log)"
+    )
+
+
 def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]]:
     """aiokafka 0.14.0's ``PartitionRecords._unpack_records`` with change 13: a batch
     whose CRC fails, or whose records cannot be decoded (a header name that is not UTF-8,
@@ -1233,6 +1249,14 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
         yield from _skipped_by_the_broker(self, pending)
     while pending is not None:
         next_batch, pending = pending, following()
+        base = getattr(next_batch, "base_offset", None)  # a legacy batch has none
+        if base is not None and base > self.next_fetch_offset and _skips_unreadable(tp.topic):
+            # Offsets no batch holds, between the fetch position (or the batch before)
+            # and this batch: on a stream topic (never compacted) records lost from the
+            # log, e.g. swallowed by a broken batch's length. Said, never passed unseen.
+            yield from _unreadable_range(
+                self, self.next_fetch_offset, self.next_fetch_offset, base, _hole_reason(base)
+            )
         if self._check_crcs and not next_batch.validate_crc():
             why = "record batch failed its CRC check (corrupted bytes in the log)"
             yield from _unreadable_records(self, next_batch, pending, why)

@@ -258,3 +258,82 @@ def test_a_dead_letter_carries_its_original_record_whole(
     assert status == 1
     assert "nothing sent back" in err and "came from the MQTT ingest" in err
     assert "0/999999: no dead letter there" in err
+
+
+def test_null_stays_apart_from_empty_through_a_dead_letter_and_its_replay(
+    pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Kafka tells a null (length -1) header value, key or value from an empty one. A
+    # dead letter wrote a null header value empty and a tombstone's value empty, and
+    # `--replay` sent them back so, stamped with the time of sending: the record sent
+    # back was not the one refused (helper t88). aiokafka's producer writes null header
+    # values (kafka-python's refuses them).
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    incidents = pipeline.topic("incidents")
+    sent = [
+        # (key, value, headers, timestamp_ms)
+        (b"", b"{not json", [("n", None), ("e", b"")], 4_000),
+        (b"t", None, [("n", None)], 5_000),  # a tombstone
+        (b"k", b"", [("e", b"")], 6_000),
+    ]
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+        await producer.start()
+        try:
+            for key, value, headers, stamp in sent:
+                await producer.send_and_wait(
+                    incidents, key=key, value=value, headers=headers, timestamp_ms=stamp
+                )
+        finally:
+            await producer.stop()
+
+    worker = pipeline.worker().start()
+    try:
+        asyncio.run(produce())
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 3, timeout=120)
+    finally:
+        worker.stop()
+    by_stamp = {dict(m.headers)["citybrain.original.timestamp"]: m for m in dead}
+    assert set(by_stamp) == {b"4000", b"5000", b"6000"}
+    first, tombstone, empty = by_stamp[b"4000"], by_stamp[b"5000"], by_stamp[b"6000"]
+    assert first.key == b"" and tombstone.key == b"t" and empty.key == b"k"
+    originals = [(n, v) for n, v in first.headers if n.startswith("citybrain.original.header.")]
+    assert originals == [
+        ("citybrain.original.header.n", None),
+        ("citybrain.original.header.e", b""),
+    ]
+    assert dict(tombstone.headers).get("citybrain.original.value_null") == b""
+    assert "citybrain.original.value_null" not in dict(empty.headers)
+
+    # What `citybrain deadletters --json` shows: null as null, empty as "".
+    assert main(["deadletters", "--prefix", pipeline.name, "--json"]) == EXIT_OK
+    docs = {
+        d["original"]["timestamp"]: d
+        for d in (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    }
+    assert docs[4000]["key"] == "" and docs[5000]["key"] == "t"
+    assert docs[4000]["original"]["headers"] == [
+        {"name": "n", "value": None},
+        {"name": "e", "value": ""},
+    ]
+    assert docs[5000]["value"] is None and docs[6000]["value"] == ""
+
+    # Sent back: the same key, value, headers and timestamp as the producer sent.
+    places = [f"{m.partition}:{m.offset}" for m in (first, tombstone, empty)]
+    args = ["deadletters", "--prefix", pipeline.name]
+    for where in places:
+        args += ["--replay", where]
+    assert main(args) == EXIT_OK
+    capsys.readouterr()
+    again = pipeline.read("incidents", lambda m: len(m) >= 6)
+    replayed = [r for r in again if any(n == "citybrain.replayed_from" for n, _ in r.headers)]
+    assert len(replayed) == 3
+    for record in replayed:
+        [(key, value, headers, _)] = [s for s in sent if s[3] == record.timestamp]
+        assert (record.key, record.value) == (key, value)
+        assert record.headers[:-1] == headers
+        assert record.timestamp_type == 0  # CreateTime, the producer's own

@@ -192,6 +192,61 @@ def test_a_batch_whose_framing_is_broken_costs_its_offsets_not_the_worker(
     assert at < 0, log[max(0, at - 2000) : at + 2000]
 
 
+def test_batches_a_broken_length_swallowed_are_recorded_not_passed_unseen(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    # A worker committed past the first batch (0-4); then its length grew over the next
+    # one (5-9). The next fetch, from 5, begins at the batch after them (the broker skips
+    # the first by its length), and 5-9 passed as a gap: no dead letter, no log line, the
+    # commit went past (helper t88).
+    pipeline = Pipeline(run_dir)
+    settings = stack_settings(run_dir)
+    kafka = KafkaBroker(settings)
+    topic = pipeline.topic("readings")
+    home = sensor_partition("gauge-1", pipeline.settings.partitions)
+    try:
+        batching = _lingering(pipeline)
+        try:
+            for i in range(5):
+                batching.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+            batching.flush()
+            _worker_goes_on(pipeline, 0, 5, "of the first batch")
+            for first in (5, 10):
+                for i in range(first, first + 5):
+                    batching.send(topic, key=b"gauge-1", value=_reading(i, 10.0))
+                batching.flush()
+        finally:
+            batching.close()
+        assert kafka.stop()
+        segment = kafka.dir / "data" / f"{topic}-{home}" / f"{0:020d}.log"
+        data = bytearray(segment.read_bytes())
+        first = int.from_bytes(data[8:12], "big")
+        second = int.from_bytes(data[12 + first + 8 : 12 + first + 12], "big")
+        assert int.from_bytes(data[12 + first : 12 + first + 8], "big") == 5
+        data[8:12] = (first + 12 + second).to_bytes(4, "big")
+        segment.write_bytes(bytes(data))
+        kafka.start()
+        dead, log = _worker_goes_on(pipeline, 1, 5, "after the swallowed batch")
+    finally:
+        if not kafka.running():
+            kafka.start()
+        pipeline.close()
+    [letter] = dead
+    headers = dict(letter.headers)
+    assert headers["citybrain.error.origin"] == f"{topic}/{home}/5".encode()
+    assert headers["citybrain.error.reason"] == b"unreadable_batch"
+    assert (
+        headers["citybrain.error.message"]
+        .decode()
+        .startswith(
+            f"{topic}/{home} offsets 5-9: no record batch holds them (the broker served the "
+            "batch at offset 10 next"
+        )
+    ), headers
+    assert f"{topic}/{home} offsets 5-9: no record batch holds them" in log
+    assert "Traceback" not in log
+
+
 class _NotUtf8(str):
     """A header name kafka-python writes as bytes that are not UTF-8 (Kafka's protocol
     says UTF-8; a producer of another client may write any bytes, the broker takes them)."""

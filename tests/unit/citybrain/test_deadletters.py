@@ -44,6 +44,22 @@ def test_a_row_has_the_headers_and_the_key() -> None:
     assert cells[1:] == ("readings", "bad_type", "gauge-1", "t.readings/0/7#1", HEADERS["message"])
 
 
+def test_a_row_tells_no_key_from_an_empty_one() -> None:
+    assert row(letter(key=None))[3] == "-"
+    assert row(letter(key=b""))[3] == '""'
+
+
+def test_a_tombstones_json_value_is_null_and_a_null_header_value_null() -> None:
+    dead = letter(
+        value=b"",
+        original=(("citybrain.original.value_null", b""), ("citybrain.original.header.n", None)),
+    )
+    doc = json.loads(json_line(dead, "t.deadletter"))
+    assert doc["value"] is None
+    assert doc["original"]["headers"] == [{"name": "n", "value": None}]
+    assert json.loads(json_line(letter(value=b""), "t.deadletter"))["value"] == ""
+
+
 def test_a_row_is_one_line_however_odd_its_cells() -> None:
     odd = letter(
         key=b"\xff\n" + b"k" * 200,

@@ -17,7 +17,7 @@ def test_the_original_headers_are_kept_in_order_binary_and_namespaced() -> None:
         ("citybrain.original.header.hop", b"a"),
         ("citybrain.original.header.hop", b"b"),
         ("citybrain.original.header.bin", b"\x00\xff"),
-        ("citybrain.original.header.nul", b""),
+        ("citybrain.original.header.nul", None),  # null, not empty
         ("citybrain.original.header.citybrain.error.reason", b"spoofed"),
     ]
 
@@ -27,6 +27,13 @@ def test_the_original_key_is_said_only_when_the_dead_letter_has_another() -> Non
     assert original_record(None, b"gauge-1", None, None, ()) == [
         ("citybrain.original.key_null", b"")
     ]
+
+
+def test_a_tombstone_is_said_apart_from_an_empty_value() -> None:
+    assert original_record(b"k", b"k", None, None, (), tombstone=True) == [
+        ("citybrain.original.value_null", b"")
+    ]
+    assert original_record(b"k", b"k", None, None, ()) == []
 
 
 def test_headers_too_large_for_one_message_keep_their_first_and_say_so() -> None:

@@ -206,15 +206,54 @@ def test_the_offsets_the_broker_skips_with_an_unframeable_batch_are_unreadable_t
         in cast(UnreadableRange, markers[0]).reason
     )
     assert [r.value for r in after[4:]] == [b"value-5", b"value-6"]
-    # Said once: a later fetch from 7 that begins at 9 is a gap as any other.
-    assert [r.offset for r in _records("skip.readings", [_batch(9, 1)], fetch_offset=7)] == [9]
+    # Said once as the broker's skip; a later fetch from 7 that begins at 9 is a hole in
+    # the log, said too (helper t88: it passed unseen).
+    later = _records("skip.readings", [_batch(9, 1)], fetch_offset=7)
+    assert [(r.offset, r.value) for r in later] == [(7, None), (8, None), (9, b"value-9")]
+    assert "no record batch holds them" in cast(UnreadableRange, later[0].headers).reason
 
 
 def test_a_fetch_from_elsewhere_after_an_unframeable_batch_skips_nothing_more() -> None:
     _records("elsewhere.readings", [_length(_batch(3, 2), 10)], fetch_offset=3)
     # A seek (or a rebalance) moved the position: the note is dropped, not applied.
-    got = _records("elsewhere.readings", [_batch(9, 1)], fetch_offset=8)
+    got = _records("elsewhere.readings", [_batch(9, 1)], fetch_offset=9)
     assert [(r.offset, r.value) for r in got] == [(9, b"value-9")]
-    assert [r.offset for r in _records("elsewhere.readings", [_batch(12, 1)], fetch_offset=4)] == [
+    assert [r.offset for r in _records("elsewhere.readings", [_batch(12, 1)], fetch_offset=12)] == [
         12
     ]
+
+
+def test_offsets_no_batch_holds_are_unreadable_records_not_a_silent_gap() -> None:
+    # A batch whose length swallowed the batches after it to its segment's end: its CRC
+    # range ended at its own last offset (2), and the next fetch, from 3, began at the
+    # next segment's first batch (7): 3-6 passed with no dead letter (helper t88).
+    got = _records("hole.readings", [_batch(7, 2)], fetch_offset=3)
+    assert [(r.offset, r.value) for r in got] == [
+        (3, None),
+        (4, None),
+        (5, None),
+        (6, None),
+        (7, b"value-7"),
+        (8, b"value-8"),
+    ]
+    marker = cast(UnreadableRange, unreadable(got[0].headers))
+    assert (marker.first, marker.last) == (3, 6)
+    assert marker.reason.startswith("no record batch holds them (the broker served the batch at")
+    # Between two batches of one fetch as well, and only there.
+    within = _records("hole.readings", [_batch(0, 2), _batch(5, 1)])
+    assert [(r.offset, r.value is None) for r in within] == [
+        (0, False),
+        (1, False),
+        (2, True),
+        (3, True),
+        (4, True),
+        (5, False),
+    ]
+    # A fetch from inside a batch (its earlier offsets are dropped) is no hole.
+    assert [r.offset for r in _records("hole.readings", [_batch(0, 4)], fetch_offset=2)] == [2, 3]
+
+
+def test_a_changelogs_gaps_are_compaction_and_pass() -> None:
+    # A table's changelog is compacted: batches removed whole leave gaps that lose nothing.
+    got = _records("hole-changelog", [_batch(0, 1), _batch(5, 1)], fetch_offset=0)
+    assert [(r.offset, r.value) for r in got] == [(0, b"value-0"), (5, b"value-5")]
