@@ -1,0 +1,81 @@
+"""Name resolution with a bound, on threads of its own.
+
+asyncio resolves a host name with ``loop.getaddrinfo``, which runs the C library's
+blocking ``getaddrinfo`` on a thread of the loop's default executor (``min(32, cores +
+4)`` threads: 6 on our 2 cores). A resolver that never answers holds its thread for as
+long as the C library waits (its ``timeout`` × ``attempts`` per name server, from
+``/etc/resolv.conf``), whatever ``asyncio.wait_for`` the caller put around it: the await
+ends, the thread does not. Enough of them (an annotation per alert to a Grafana whose
+host name hangs) took every thread of that pool, and with it every other name
+resolution of the worker (aiokafka's and aiohttp's connections use the same pool).
+
+``BoundedResolution`` runs each resolution on its own small pool and waits at most
+``timeout`` seconds: a hanging resolver then costs at most ``threads`` threads of that
+pool, never the loop's, and its callers a clear ``ResolveTimeoutError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+# Seconds one resolution may take: a working resolver answers within a few hundred ms.
+RESOLVE_SECONDS = 5.0
+# Threads that resolve for one user of this module at once (one per stalled resolution).
+RESOLVE_THREADS = 2
+
+Resolve = Callable[..., list[Any]]
+
+
+class ResolveTimeoutError(OSError):
+    """A host name's resolution did not finish within its bound; the message names the
+    host and the bound."""
+
+
+class BoundedResolution:
+    """``getaddrinfo`` on ``threads`` threads of its own, each call bounded by
+    ``timeout`` seconds. ``resolve`` is the blocking resolver (``socket.getaddrinfo``;
+    tests give one that never returns). ``name`` names its threads (``grafana-dns``)."""
+
+    def __init__(
+        self,
+        resolve: Resolve = socket.getaddrinfo,
+        timeout: float = RESOLVE_SECONDS,
+        threads: int = RESOLVE_THREADS,
+        name: str = "dns",
+    ) -> None:
+        self.resolve = resolve
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+    async def getaddrinfo(
+        self,
+        host: bytes | str | None,
+        port: str | int | None,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]:
+        """``socket.getaddrinfo``'s answer for ``host``/``port``. Raises
+        ``ResolveTimeoutError`` after ``timeout`` seconds (a resolution still queued
+        behind stalled ones is cancelled then), and what ``resolve`` raises
+        (``socket.gaierror`` for an unknown name)."""
+        call = functools.partial(self.resolve, host, port, family, type, proto, flags)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call)
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+            raise ResolveTimeoutError(
+                f"resolving the host name {name!r} took longer than {self.timeout:g} s "
+                "(the DNS resolver does not answer)"
+            ) from None
+
+    def shutdown(self) -> None:
+        """Stops taking work; threads stuck in a resolution end when it returns."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
