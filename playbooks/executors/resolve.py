@@ -11,17 +11,22 @@ resolution of the worker (aiokafka's and aiohttp's connections use the same pool
 
 ``BoundedResolution`` runs each resolution on its own small pool and waits at most
 ``timeout`` seconds: a hanging resolver then costs at most ``threads`` threads of that
-pool, never the loop's, and its callers a clear ``ResolveTimeoutError``.
+pool, never the loop's, and its callers a clear ``ResolveTimeoutError``. The Grafana
+annotator (niquests) and the webhook executor (httpx, through ``BoundedBackend``)
+resolve through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import httpcore
 
 # Seconds one resolution may take: a working resolver answers within a few hundred ms.
 RESOLVE_SECONDS = 5.0
@@ -79,3 +84,53 @@ class BoundedResolution:
     def shutdown(self) -> None:
         """Stops taking work; threads stuck in a resolution end when it returns."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class BoundedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend on asyncio (``AnyIOBackend``) connecting to the addresses that
+    ``resolution`` gives for a host name, in their order (the first that takes the
+    connection), instead of letting anyio resolve it with ``loop.getaddrinfo`` on the
+    loop's default executor. An IP address is connected to as it is. A resolution past
+    its bound is ``httpcore.ConnectError`` naming the host (httpx's ``ConnectError``).
+    TLS still checks the host name: httpcore gives it to ``start_tls`` apart."""
+
+    def __init__(self, resolution: BoundedResolution) -> None:
+        self.resolution = resolution
+        self._backend: httpcore.AsyncNetworkBackend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = [ipaddress.ip_address(host).compressed]
+        except ValueError:
+            try:
+                infos = await self.resolution.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as exc:  # ResolveTimeoutError, gaierror: said as httpx says them
+                raise httpcore.ConnectError(str(exc)) from exc
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        failure: Exception = httpcore.ConnectError(f"no address for {host!r}")
+        for address in addresses:
+            try:
+                return await self._backend.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await self._backend.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)

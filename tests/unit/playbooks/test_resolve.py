@@ -111,3 +111,35 @@ def test_niquests_system_resolver_is_what_the_grafana_annotator_replaces() -> No
     assert resolver.support("grafana.example") is not False  # None: no patterns, any host
     assert resolver.recycle() is resolver
     resolver.resolution.shutdown()
+
+
+def test_httpx_transports_pool_takes_the_backend_the_webhook_executor_sets() -> None:
+    # webhook.WebhookExecutor sets httpx.AsyncHTTPTransport()._pool._network_backend
+    # (httpx 0.29 takes no backend): an upgrade that moves it fails here first.
+    from importlib.metadata import version
+
+    import httpcore
+    import httpx
+
+    assert version("httpx").startswith("0.29.") and version("httpcore").startswith("1.0.")
+    transport = httpx.AsyncHTTPTransport()
+    assert isinstance(transport._pool, httpcore.AsyncConnectionPool)
+    assert isinstance(transport._pool._network_backend, httpcore.AsyncNetworkBackend)
+
+
+def test_the_backend_connects_to_an_ip_address_without_resolving() -> None:
+    from playbooks.executors.resolve import BoundedBackend
+
+    def never_called(*args: Any) -> list[Any]:
+        raise AssertionError("resolved an IP address")
+
+    async def main() -> None:
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        backend = BoundedBackend(BoundedResolution(never_called))
+        stream = await backend.connect_tcp("127.0.0.1", port, timeout=5)
+        await stream.aclose()
+        server.close()
+        backend.resolution.shutdown()
+
+    asyncio.run(main())
