@@ -19,6 +19,7 @@ resolve through it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import ipaddress
 import socket
@@ -38,7 +39,13 @@ Resolve = Callable[..., list[Any]]
 
 class ResolveTimeoutError(OSError):
     """A host name's resolution did not finish within its bound; the message names the
-    host and the bound."""
+    host and the bound. Its ``strerror`` is the message too (aiohttp shows only that)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ETIMEDOUT, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class BoundedResolution:
