@@ -3,8 +3,9 @@ pass a request on to the worker owning its run), resolving host names on threads
 own within a bound.
 
 aiohttp's default resolver runs ``loop.getaddrinfo`` on the loop's default executor: a
-worker whose advertised name (``CITYBRAIN_WORKER_URL``'s host) resolves through a DNS
-server that never answers held one of that pool's threads per request passed on, for as
+worker whose advertised name (``app.worker_url``: the machine's host name for a
+wildcard bind, as in the compose deployment) resolves through a DNS server that never
+answers held one of that pool's threads per request passed on, for as
 long as the C library waits (the request's 15 s bound ended the await, not the thread),
 and starved every other name resolution of the worker (aiokafka's). The session faust
 makes here resolves through ``playbooks.executors.resolve.BoundedResolution``; a
