@@ -96,3 +96,15 @@ def test_topic_prefixes_end_when_kafka_freezes_before_the_admin_lists_topics(
     with pytest.raises(KafkaStoppedError, match="did not answer within 2 s while listing"):
         topic_prefixes(pipeline.settings)
     assert frozen
+
+
+def test_the_ingests_partition_check_leaves_a_frozen_kafka_to_its_sends(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    # "A broker that cannot be asked is left to the command's own sends to report": the
+    # bounded question's KafkaStoppedError passes as a KafkaError did (not exit 3).
+    from citybrain.cli.stack import _require_partition_counts
+
+    frozen = freeze_at(KafkaAdminClient, "list_topics")
+    _require_partition_counts(pipeline.settings, ("readings",))
+    assert frozen
