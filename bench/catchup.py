@@ -379,19 +379,33 @@ def firing_alert_ids(bootstrap: str, topic: str) -> list[str]:
     """Ids of the firing alerts on ``topic``, read from the beginning until it is idle."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
+    from citybrain.kafka_read import SafePoller
+
+    def make() -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+
+    # Through SafePoller (iterating the consumer raised out of the loop at a record
+    # kafka-python cannot decode, and never moved past it).
+    consumer = make()
+    consumer.subscribe([topic])
+    poller = SafePoller(consumer, make)
     ids = []
-    for record in consumer:
-        doc = orjson.loads(record.value)
-        if doc.get("status") == "firing":
-            ids.append(doc["alert_id"])
-    consumer.close()
+    idle_until = time.monotonic() + 5.0
+    try:
+        while time.monotonic() < idle_until:
+            for records in poller.poll(timeout_ms=500).values():
+                idle_until = time.monotonic() + 5.0
+                for record in records:
+                    doc = orjson.loads(record.value)
+                    if doc.get("status") == "firing":
+                        ids.append(doc["alert_id"])
+    finally:
+        consumer.close()
     return sorted(ids)
 
 

@@ -19,6 +19,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,37 @@ from bench import run_main
 from bench.catchup import scrape, start_worker, worker_env
 from citybrain.adapters import write_synthetic_grid
 from citybrain.detect import rows_to_reach
+from citybrain.kafka_read import SafePoller
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import run_topics
 from streams.events import MAX_PACK_READINGS, Reading
 from streams.feeds import send_packs
 from streams.partitioning import ReadingPacker, sensor_partition
-from streams.settings import REPO_ROOT, load_settings
+from streams.settings import REPO_ROOT, Settings, load_settings
 
 SENSORS = 2000
+
+
+def subscribed(
+    settings: Settings, role: str, offset_reset: str
+) -> tuple[KafkaConsumer, Callable[[], KafkaConsumer]]:
+    """A consumer (no group) subscribed to ``settings``' topic of ``role``, starting at
+    ``offset_reset`` (``earliest``/``latest``), and a maker of fresh ones of the same
+    settings, unsubscribed: the two ``SafePoller`` takes (its probes assign one
+    partition each)."""
+
+    def make() -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            auto_offset_reset=offset_reset,
+            enable_auto_commit=False,
+            group_id=None,
+            **settings.kafka_python_options(),
+        )
+
+    consumer = make()
+    consumer.subscribe([settings.topic(role)])
+    return consumer, make
 
 
 def warmup_rounds(detector: str, decisive: float) -> int:
@@ -139,13 +163,10 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
                 time.sleep(0.5)
             scheduled: dict[str, float] = {}  # sensor id -> scheduled send time of its spike
             arrived: dict[str, float] = {}
-            consumer = KafkaConsumer(
-                settings.topic("alerts"),
-                bootstrap_servers=settings.kafka_bootstrap,
-                auto_offset_reset="latest",
-                group_id=None,
-            )
-            consumer.poll(timeout_ms=1000)  # join, position at the end before sending
+            # Through SafePoller, as every citybrain reader: kafka-python's poll raises
+            # for a record it cannot decode, and then never moves past it.
+            poller = SafePoller(*subscribed(settings, "alerts", "latest"))
+            poller.poll(timeout_ms=1000)  # join, position at the end before sending
 
             others: set[str] = set()  # sensors alerting without a spike (false alarms)
 
@@ -155,7 +176,7 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
                 # spikes' alerts came (the "192 of 200" of earlier runs).
                 deadline = time.monotonic() + seconds + 60
                 while time.monotonic() < deadline:
-                    for records in consumer.poll(timeout_ms=200).values():
+                    for records in poller.poll(timeout_ms=200).values():
                         now = time.time()
                         for record in records:
                             doc = json.loads(record.value)
@@ -241,7 +262,7 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
             achieved = total / (time.time() - t0)
             stop.set()
             reader.join(seconds + 90)
-            consumer.close()
+            poller.consumer.close()
             latencies = np.array([arrived[s] - t for s, t in scheduled.items() if s in arrived])
             result: dict[str, Any] = {
                 "rate": rate,

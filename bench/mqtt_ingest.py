@@ -39,15 +39,16 @@ from typing import IO, Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bench import run_main
 from bench.catchup import scrape, start_worker, worker_env
-from bench.latency import SENSORS, reading, warmup_rounds
+from bench.latency import SENSORS, reading, subscribed, warmup_rounds
 from citybrain.adapters import write_synthetic_grid
+from citybrain.kafka_read import SafePoller
 from citybrain.stack import KafkaBroker, MosquittoBroker
 from citybrain.stack.topics import run_topics
 from streams.settings import REPO_ROOT, Settings, load_settings
@@ -173,17 +174,14 @@ def wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
 
 def read_back(settings: Settings, n: int, out: dict[str, float], timeout: float = 900) -> None:
     """Times of the first and the n-th packed reading read back from Kafka."""
-    consumer = KafkaConsumer(
-        settings.topic("readings"),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
+    # Through SafePoller (bench.latency.subscribed): a record kafka-python cannot decode
+    # is skipped with a warning, not raised out of poll for ever after.
+    poller = SafePoller(*subscribed(settings, "readings", "earliest"))
     seen = 0
     deadline = time.monotonic() + timeout
     try:
         while seen < n and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=50).values():
+            for records in poller.poll(timeout_ms=50).values():
                 for r in records:
                     if seen == 0:
                         out["first"] = time.perf_counter()
@@ -191,7 +189,7 @@ def read_back(settings: Settings, n: int, out: dict[str, float], timeout: float 
         out["last"] = time.perf_counter()
         out["seen"] = seen
     finally:
-        consumer.close()
+        poller.consumer.close()
 
 
 def ingest_throughput(
@@ -259,13 +257,8 @@ def latency(
             spike_every += 2
         scheduled: dict[str, float] = {}
         arrived: dict[str, float] = {}
-        consumer = KafkaConsumer(
-            settings.topic("alerts"),
-            bootstrap_servers=settings.kafka_bootstrap,
-            auto_offset_reset="latest",
-            group_id=None,
-        )
-        consumer.poll(timeout_ms=1000)
+        poller = SafePoller(*subscribed(settings, "alerts", "latest"))
+        poller.poll(timeout_ms=1000)
         stop = threading.Event()
 
         def collect() -> None:
@@ -273,7 +266,7 @@ def latency(
             while time.monotonic() < deadline and not (
                 stop.is_set() and len(arrived) >= len(scheduled)
             ):
-                for records in consumer.poll(timeout_ms=50).values():
+                for records in poller.poll(timeout_ms=50).values():
                     now = time.time()
                     for record in records:
                         doc = json.loads(record.value)
@@ -311,7 +304,7 @@ def latency(
         close(procs)
         stop.set()
         reader.join(seconds + 150)
-        consumer.close()
+        poller.consumer.close()
         lat = np.array([arrived[s] - t for s, t in scheduled.items() if s in arrived])
         out: dict[str, Any] = {
             "rate": rate,

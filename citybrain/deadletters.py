@@ -235,9 +235,11 @@ def _consumer(settings: Settings) -> Any:
 
 def dead_letter_topics(settings: Settings) -> list[str]:
     """Every ``*.deadletter`` topic on the broker, sorted."""
+    from citybrain.kafka_read import topics_of
+
     consumer = _consumer(settings)
     try:
-        return sorted(t for t in consumer.topics() if t.endswith(".deadletter"))
+        return sorted(t for t in topics_of(consumer, settings) if t.endswith(".deadletter"))
     finally:
         consumer.close()
 
@@ -322,12 +324,16 @@ class Reader:
     def __init__(self, settings: Settings, topic: str) -> None:
         from kafka import TopicPartition
 
-        from citybrain.kafka_read import SafePoller
+        from citybrain.kafka_read import SafePoller, partitions_of
 
         self.settings = settings
         self.topic = topic
         self.consumer = _consumer(settings)
-        partitions = self.consumer.partitions_for_topic(topic) or set()
+        try:
+            partitions = partitions_of(self.consumer, settings, topic)
+        except BaseException:
+            self.consumer.close()
+            raise
         self.assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.assigned)
         # Polls past records kafka-python cannot decode, with a warning line for each range.

@@ -47,7 +47,7 @@ from citybrain.commands import (
 )
 from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
-from citybrain.kafka_read import SafePoller
+from citybrain.kafka_read import SafePoller, bounded, partitions_of, topics_of
 from citybrain.ports import check_listen
 from citybrain.report import (
     Context,
@@ -236,7 +236,8 @@ def drop_old_demo_topics(settings: Settings) -> list[str]:
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
     )
     try:
-        old = [t for t in admin.list_topics() if t.startswith("demo-")]
+        listed = bounded(settings, "listing its topics", admin.list_topics)
+        old = [t for t in listed if t.startswith("demo-")]
         if old:
             admin.delete_topics(old)
     finally:
@@ -342,7 +343,7 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
 
     consumer = make()
     try:
-        if topic not in consumer.topics():
+        if topic not in topics_of(consumer, settings):
             return []
         return _read_to_end(SafePoller(consumer, make), topic, settings)
     finally:
@@ -367,10 +368,10 @@ def _read_to_end(
     from kafka import TopicPartition
 
     from citybrain.errors import KafkaStoppedError
-    from citybrain.kafka_read import IDLE_SECONDS, kafka_answers, stopped_message
+    from citybrain.kafka_read import IDLE_SECONDS, kafka_answers, partitions_of, stopped_message
 
     consumer = poller.consumer
-    partitions = sorted(consumer.partitions_for_topic(topic) or ())
+    partitions = sorted(partitions_of(consumer, settings, topic))
     tps = [TopicPartition(topic, p) for p in partitions]
     if not tps:
         return []
@@ -727,7 +728,7 @@ def messages_in(settings: Settings, roles: tuple[str, ...]) -> int:
         parts = [
             TopicPartition(settings.topic(role), p)
             for role in roles
-            for p in consumer.partitions_for_topic(settings.topic(role)) or ()
+            for p in partitions_of(consumer, settings, settings.topic(role))
         ]
         return sum(consumer.end_offsets(parts).values()) if parts else 0
     finally:
@@ -741,7 +742,7 @@ def topic_prefixes(settings: Settings) -> list[str]:
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
     )
     try:
-        topics = admin.list_topics()
+        topics = bounded(settings, "listing its topics", admin.list_topics)
     finally:
         admin.close()
     return sorted(t.removesuffix(".alerts") for t in topics if t.endswith(".alerts"))

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CorruptRecordError, UnsupportedCodecError
@@ -260,6 +261,80 @@ def broker_answers(settings: Settings, timeout: float = PROBE_SECONDS) -> bool:
             return len(sock.recv(4)) > 0
     except (OSError, ssl.SSLError):
         return False
+
+
+# Seconds a metadata question of a CLI reader (which topics there are, a topic's
+# partitions) may take. kafka-python's ``topics()``, ``partitions_for_topic()`` and the
+# admin client's ``list_topics()`` take no timeout: kafka-python 3.0.12 gives up on a
+# frozen broker after two request timeouts (60 s at its default) and raises an error the
+# CLI called a bug; another release may wait for ever (its wait has no bound of its own).
+METADATA_SECONDS = 15.0
+
+T = TypeVar("T")
+
+
+def bounded(
+    settings: Settings, what: str, call: Callable[[], T], timeout: float | None = None
+) -> T:
+    """``call()`` (a blocking kafka-python metadata call), waited for at most ``timeout``
+    seconds (default ``METADATA_SECONDS``). Returns its result or raises its exception.
+    Raises ``KafkaStoppedError`` naming ``settings.kafka_bootstrap``, what was asked
+    (``what``: ``listing its topics``) and what to do when it has not returned by then,
+    or when kafka-python's own request timeout ends it (a frozen broker takes the
+    connection and answers nothing). The call goes on in a daemon thread until
+    kafka-python ends it: close the client after."""
+    from kafka.errors import KafkaTimeoutError, RequestTimedOutError
+
+    from citybrain.errors import KafkaStoppedError
+
+    timeout = METADATA_SECONDS if timeout is None else timeout
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"kafka-metadata: {what}", daemon=True).start()
+    unanswered = KafkaStoppedError(unanswered_message(settings, what, timeout))
+    if not done.wait(timeout):
+        raise unanswered
+    ok, value = outcome[0]
+    if ok:
+        return cast(T, value)
+    if isinstance(value, RequestTimedOutError | KafkaTimeoutError):
+        raise unanswered from value
+    raise value
+
+
+def unanswered_message(settings: Settings, what: str, timeout: float) -> str:
+    """The one line for a metadata question Kafka did not answer within ``timeout`` s."""
+    return (
+        f"Kafka at {settings.kafka_bootstrap} took the connection but did not answer "
+        f"within {timeout:g} s while {what} (a broker frozen or overloaded?): "
+        "`citybrain stack status` says whether the local stack's Kafka runs and answers; "
+        "start it again and retry"
+    )
+
+
+def topics_of(consumer: KafkaConsumer, settings: Settings) -> set[str]:
+    """``consumer.topics()`` within ``METADATA_SECONDS`` (``bounded``)."""
+    return cast(set[str], bounded(settings, "listing its topics", consumer.topics))
+
+
+def partitions_of(consumer: KafkaConsumer, settings: Settings, topic: str) -> set[int]:
+    """``consumer.partitions_for_topic(topic)`` (an empty set for no such topic) within
+    ``METADATA_SECONDS`` (``bounded``)."""
+    found = bounded(
+        settings,
+        f"listing the partitions of {topic}",
+        lambda: consumer.partitions_for_topic(topic),
+    )
+    return set(found or ())
 
 
 def stopped_message(settings: Settings, what: str, left: int) -> str:

@@ -35,6 +35,7 @@ from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import BatchDrain, read_committed, set_fetch_max_wait
 from streams.faust_patches import install as install_faust_patches
+from streams.http_client import http_client
 from streams.ingest import Ingest
 from streams.logs import SayEvery
 from streams.metrics import Metrics
@@ -112,6 +113,8 @@ def create_app(
         producer_max_batch_size=1_000_000,
         consumer_max_fetch_size=settings.fetch_max_bytes,
         broker_max_poll_records=settings.batch_size,
+        # Its name resolution bounded, on threads of its own (streams/http_client.py).
+        HttpClient=http_client,
     )
     metrics = Metrics.create(registry)
     setup_faust_metrics(app, registry)

@@ -477,6 +477,7 @@ def _kafka_reason(exc: BaseException) -> str:
         "NoBrokersAvailable": "no broker answered",
         "KafkaConnectionError": "the connection was refused or lost",
         "KafkaTimeoutError": "it did not answer in time",
+        "RequestTimedOutError": "it did not answer in time",
     }.get(type(exc).__name__)
     text = str(exc).strip()
     return words or getattr(exc, "description", None) or text or "Kafka refused it"

@@ -59,7 +59,14 @@ def _describe(exc: BaseException) -> tuple[int, str]:
     # kafka-python 3 dropped NoBrokersAvailable; older releases raise it.
     kafka_down = tuple(
         getattr(kafka.errors, name)
-        for name in ("NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError")
+        # RequestTimedOutError: a frozen broker, past kafka-python's request timeout (its
+        # metadata calls raised it, which was called a bug, exit 70).
+        for name in (
+            "NoBrokersAvailable",
+            "KafkaConnectionError",
+            "KafkaTimeoutError",
+            "RequestTimedOutError",
+        )
         if hasattr(kafka.errors, name)
     )
     if isinstance(exc, kafka_down):

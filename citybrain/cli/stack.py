@@ -397,13 +397,14 @@ def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> Non
     command's own sends to report."""
     from kafka.errors import KafkaError
 
+    from citybrain.errors import KafkaStoppedError
     from citybrain.stack.topics import PartitionCountError, require_partition_counts
 
     try:
         require_partition_counts(settings, roles)
     except PartitionCountError as exc:
         raise CliError(str(exc)) from None
-    except KafkaError:
+    except (KafkaError, KafkaStoppedError):  # its metadata question is bounded (t90)
         pass
 
 
@@ -615,6 +616,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
     topics as before."""
     from kafka.errors import KafkaError
 
+    from citybrain.errors import KafkaStoppedError
     from citybrain.stack.topics import PartitionCountError, create_topics, faust_topics
 
     try:
@@ -623,7 +625,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
         # Before joining the group: a worker counting other partitions than its topics
         # lost readings (dead-lettered wrong_partition) and crashed writing its tables.
         raise CliError(str(exc)) from None
-    except KafkaError as exc:
+    except (KafkaError, KafkaStoppedError) as exc:  # listing topics is bounded (t90)
         print(
             f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "
             f"{_kafka_reason(exc)}; the worker waits for them (create them, or let the broker "

@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from citybrain.kafka_read import bounded
 from citybrain.stack.process import sigterm_as_interrupt
 from playbooks.loader import load_playbooks
 from streams.settings import Settings
@@ -109,7 +110,7 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
         **settings.kafka_python_options(),
     )
     try:
-        existing = set(admin.list_topics())
+        existing = set(bounded(settings, "listing its topics", admin.list_topics))
         task = task_topics(settings)
         every = [
             *(TopicSpec(t, settings.partitions) for t in settings.topics.values()),
@@ -151,7 +152,7 @@ def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:
     )
     try:
         names = [settings.topic(role) for role in roles]
-        existing = set(admin.list_topics())
+        existing = set(bounded(settings, "listing its topics", admin.list_topics))
         there = [n for n in names if n in existing]
         if there:
             check_partition_counts(
@@ -180,7 +181,8 @@ def delete_run_topics(settings: Settings, run: str) -> list[str]:
         **settings.kafka_python_options(),
     )
     try:
-        mine = sorted(t for t in admin.list_topics() if t.startswith(run_topic_prefixes(run)))
+        listed = bounded(settings, "listing its topics", admin.list_topics)
+        mine = sorted(t for t in listed if t.startswith(run_topic_prefixes(run)))
         if mine:
             admin.delete_topics(mine)
         return mine

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
@@ -19,6 +20,14 @@ from urllib.parse import urlparse
 
 import niquests
 from grafana_client.api import AsyncGrafanaApi
+from niquests.packages.urllib3.contrib.resolver._async.system import SystemResolver
+
+from playbooks.executors.resolve import (
+    RESOLVE_SECONDS,
+    BoundedResolution,
+    Resolve,
+    ResolveTimeoutError,
+)
 
 # Characters of a failed call's exception text kept in its error: grafana-client puts the
 # whole answer's body in it, and a 10 MB error page became a 10 MB audit record, which
@@ -72,9 +81,43 @@ class BoundedSession(niquests.AsyncSession):
         return cast(niquests.Response, response)
 
 
+class BoundedSystemResolver(SystemResolver):  # type: ignore[misc]
+    """urllib3-future's system resolver (``contrib.resolver._async.system``, niquests
+    3.21 / urllib3-future 2.25), which resolves with ``loop.getaddrinfo`` on the loop's
+    default executor, resolving on ``BoundedResolution``'s own threads instead, within
+    its bound: a Grafana host whose resolution hangs took a default-executor thread per
+    annotation in flight (the annotation's 5 s timeout ended the await, not the thread)
+    and starved aiokafka's and aiohttp's name resolution."""
+
+    def __init__(self, resolution: BoundedResolution) -> None:
+        super().__init__()
+        self.resolution = resolution
+
+    def recycle(self) -> BoundedSystemResolver:
+        return self
+
+    async def getaddrinfo(
+        self,
+        host: bytes | str | None,
+        port: str | int | None,
+        family: Any,
+        type: Any,
+        proto: int = 0,
+        flags: int = 0,
+        *,
+        quic_upgrade_via_dns_rr: bool = False,
+    ) -> list[Any]:
+        return await self.resolution.getaddrinfo(host, port, family, type, proto, flags)
+
+
 def _failure(where: str, exc: BaseException) -> str:
     """``<grafana>: <exception type>: <its text>``, the text cut to ``MAX_ERROR_TEXT``
     characters with its length."""
+    cause: BaseException | None = exc
+    while cause is not None:  # niquests wraps it twice, in 300 characters of its own
+        if isinstance(cause, ResolveTimeoutError):
+            return f"{where}: {cause}"
+        cause = cause.__cause__ or cause.__context__
     text = str(exc)
     if len(text) > MAX_ERROR_TEXT:
         text = f"{text[:MAX_ERROR_TEXT]}... ({len(text):,} characters, cut)"
@@ -82,6 +125,11 @@ def _failure(where: str, exc: BaseException) -> str:
 
 
 class GrafanaAnnotator:
+    """Annotations to the Grafana at ``url`` with ``token``; see the module. ``timeout``
+    (seconds) bounds each call, its name resolution half of it at most (on two threads
+    of its own, ``resolve.BoundedResolution``; ``resolve`` is the blocking resolver,
+    ``socket.getaddrinfo``), so a failure says which part hung."""
+
     def __init__(
         self,
         url: str,
@@ -89,6 +137,7 @@ class GrafanaAnnotator:
         on_error: Callable[[str, str], Awaitable[None]],
         timeout: float = 5.0,
         max_in_flight: int = 50,
+        resolve: Resolve | None = None,
     ) -> None:
         parsed = urlparse(url)
         self.api = AsyncGrafanaApi.from_url(url, credential=token, timeout=timeout)
@@ -96,7 +145,14 @@ class GrafanaAnnotator:
         if not isinstance(getattr(client, "s", None), niquests.AsyncSession):
             # A grafana-client upgrade moved its session: bounded reads would be lost.
             raise TypeError("grafana-client's AsyncGrafanaClient.s is no niquests.AsyncSession")
-        session = BoundedSession(pool_maxsize=max_in_flight)
+        self.resolution = BoundedResolution(
+            resolve or socket.getaddrinfo,
+            timeout=min(RESOLVE_SECONDS, timeout / 2),
+            name="grafana-dns",
+        )
+        session = BoundedSession(
+            pool_maxsize=max_in_flight, resolver=BoundedSystemResolver(self.resolution)
+        )
         session.headers.update(client.s.headers)
         client.s = session
         self.where = f"{parsed.scheme}://{parsed.netloc}"
@@ -195,3 +251,4 @@ class GrafanaAnnotator:
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        self.resolution.shutdown()

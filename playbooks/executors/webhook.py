@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from playbooks.executors import MAX_BACKOFF
+from playbooks.executors.resolve import (
+    RESOLVE_SECONDS,
+    BoundedBackend,
+    BoundedResolution,
+    Resolve,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +165,7 @@ class WebhookExecutor:
         max_in_flight: int = MAX_IN_FLIGHT,
         max_per_receiver: int = MAX_PER_RECEIVER,
         connections_per_receiver: int = CONNECTIONS_PER_RECEIVER,
+        resolve: Resolve | None = None,
     ) -> None:
         self.secret = secret
         self.on_result = on_result
@@ -170,6 +178,11 @@ class WebhookExecutor:
         self.max_per_receiver = max_per_receiver
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections_per_receiver = connections_per_receiver
+        self.resolution = BoundedResolution(
+            resolve or socket.getaddrinfo,
+            timeout=min(RESOLVE_SECONDS, timeout / 2),
+            name="webhook-dns",
+        )
         self._per_receiver: dict[str, int] = {}  # receiver -> calls in flight to it
         # receiver -> its attempts under way; kept while it has calls in flight
         self._turns: dict[str, asyncio.Semaphore] = {}
@@ -234,10 +247,16 @@ class WebhookExecutor:
             # for every call in flight (each receiver's turns bound them): httpx's pool
             # of 100, shared by all receivers, let one receiver that never answers hold
             # them all, and a call to another waited for a connection until it timed out.
+            transport = httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=self.max_in_flight)
+            )
+            # Host names resolved on threads of our own, within a bound (resolve.py):
+            # anyio resolved them on the loop's default executor, where a resolver that
+            # never answers held a thread per call (t90). httpx 0.29 takes no backend;
+            # its pool's (httpcore 1.0) is set here, checked by test_resolve.
+            transport._pool._network_backend = BoundedBackend(self.resolution)
             self._client = httpx.AsyncClient(
-                timeout=self.timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=self.max_in_flight),
+                timeout=self.timeout, follow_redirects=False, transport=transport
             )
         body = json.dumps(payload, sort_keys=True).encode()
         start = time.monotonic()
@@ -364,3 +383,4 @@ class WebhookExecutor:
             task.cancel()
         if self._client is not None:
             await self._client.aclose()
+        self.resolution.shutdown()

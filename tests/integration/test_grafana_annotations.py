@@ -8,15 +8,18 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
 
 from playbooks.executors.grafana import GrafanaAnnotator
+from playbooks.executors.resolve import Resolve
 
 pytestmark = pytest.mark.integration
 TOKEN = "glsa_test_token"
@@ -65,14 +68,16 @@ def grafana() -> Iterator[str]:
     server.shutdown()
 
 
-def annotate(url: str, token: str = TOKEN, timeout: float = 2.0) -> tuple[float, list[str]]:
+def annotate(
+    url: str, token: str = TOKEN, timeout: float = 2.0, resolve: Resolve | None = None
+) -> tuple[float, list[str]]:
     errors: list[str] = []
 
     async def on_error(annotation_id: str, detail: str) -> None:
         errors.append(f"{annotation_id}: {detail}")
 
     async def main() -> float:
-        annotator = GrafanaAnnotator(url, token, on_error, timeout=timeout)
+        annotator = GrafanaAnnotator(url, token, on_error, timeout=timeout, resolve=resolve)
         start = time.monotonic()
         assert annotator.submit(
             "run-1:4",
@@ -284,3 +289,59 @@ def test_a_failure_that_cannot_be_recorded_is_logged(caplog: pytest.LogCaptureFi
         "citybrain: annotation run-1:4 failed (http://127.0.0.1:9"
     )
     assert record.getMessage().endswith("RuntimeError: Kafka is unreachable")
+
+
+def _grafana_example(host: str, port: int, *args: Any) -> list[Any]:
+    """A resolver knowing one name, ``grafana.example``, as 127.0.0.1."""
+    assert host == "grafana.example", host
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+
+def test_grafanas_host_name_is_resolved_by_the_annotators_own_resolver(grafana: str) -> None:
+    # t90: niquests resolved with loop.getaddrinfo on the loop's default executor.
+    port = grafana.rsplit(":", 1)[1]
+    _, errors = annotate(f"http://grafana.example:{port}", resolve=_grafana_example)
+    assert errors == []
+    assert len(StandInGrafana.received) == 1
+
+
+def test_a_resolver_that_never_answers_costs_neither_the_loop_nor_its_executor() -> None:
+    # t90: a Grafana whose host name's resolution hangs held one thread of asyncio's
+    # default executor per annotation in flight (the call's timeout ended the await,
+    # not the thread), and with them every other name resolution of the worker.
+    never = threading.Event()
+
+    def hangs(*args: Any) -> list[Any]:
+        never.wait()
+        return []
+
+    errors: list[str] = []
+
+    async def on_error(annotation_id: str, detail: str) -> None:
+        errors.append(f"{annotation_id}: {detail}")
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        annotator = GrafanaAnnotator(
+            "http://grafana.example:3000", TOKEN, on_error, timeout=1.0, resolve=hangs
+        )
+        for i in range(10):
+            assert annotator.submit(f"run-{i}:1", "text", ["citybrain"], 1_000)
+        while annotator.in_flight:
+            await asyncio.sleep(0.02)
+        await annotator.shutdown()
+        # The loop's own resolution still has its executor's one thread.
+        return await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+
+    try:
+        answer = asyncio.run(main())
+    finally:
+        never.set()
+    assert answer[0][4][:2] == ("127.0.0.1", 80)
+    assert len(errors) == 10
+    assert sorted(errors) == sorted(
+        f"run-{i}:1: http://grafana.example:3000: resolving the host name "
+        "'grafana.example' took longer than 0.5 s (the DNS resolver does not answer)"
+        for i in range(10)
+    )

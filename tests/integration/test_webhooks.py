@@ -4,11 +4,13 @@ backoff, no retry on a client error, and a bound on calls in flight."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -45,7 +47,7 @@ def target() -> Iterator[str]:
     server.shutdown()
 
 
-def deliver(url: str, **kw: float) -> tuple[list[WebhookOutcome], list[str]]:
+def deliver(url: str, **kw: Any) -> tuple[list[WebhookOutcome], list[str]]:
     outcomes: list[WebhookOutcome] = []
     attempts: list[str] = []
 
@@ -462,3 +464,62 @@ def test_more_calls_to_one_healthy_receiver_than_its_turns_all_arrive() -> None:
 
     assert all(asyncio.run(main()))
     assert len(outcomes) == 180 and all(o.ok for o in outcomes)
+
+
+def _hook_example(host: str, port: int, *args: Any) -> list[Any]:
+    """A resolver knowing one name, ``hook.example``, as 127.0.0.1."""
+    assert host == "hook.example", host
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+
+def test_a_receivers_host_name_is_resolved_by_the_executors_own_resolver(target: str) -> None:
+    # t90: anyio resolved it with loop.getaddrinfo on the loop's default executor.
+    port = target.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    outcomes, _ = deliver(target.replace("127.0.0.1", "hook.example"), resolve=_hook_example)
+    assert [(o.ok, o.detail) for o in outcomes] == [(True, "HTTP 200")]
+    assert Target.seen and Target.seen[0][2]["Host"] == f"hook.example:{port}"
+
+
+def test_a_resolver_that_never_answers_is_said_retried_and_leaves_the_executor_free() -> None:
+    # t90: a receiver whose host name's resolution hangs held a thread of asyncio's
+    # default executor per attempt (httpx's timeout ended the await, not the thread):
+    # enough of them starved every other name resolution of the worker.
+    never = threading.Event()
+
+    def hangs(*args: Any) -> list[Any]:
+        never.wait()
+        return []
+
+    outcomes: list[WebhookOutcome] = []
+    attempts: list[str] = []
+
+    async def on_result(o: WebhookOutcome) -> None:
+        outcomes.append(o)
+
+    async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
+        attempts.append(f"{cid} {n}:{detail}")
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        ex = WebhookExecutor(
+            SECRET, on_result, on_attempt, timeout=1.0, retries=1, backoff=0.01, resolve=hangs
+        )
+        for i in range(5):
+            assert ex.submit(f"run-{i}:1", "http://hook.example:8080/", {"run_id": f"run-{i}"})
+        while ex.in_flight:
+            await asyncio.sleep(0.02)
+        await ex.close()
+        return await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+
+    try:
+        answer = asyncio.run(main())
+    finally:
+        never.set()
+    assert answer[0][4][:2] == ("127.0.0.1", 80)
+    said = (
+        "transport error: ConnectError: resolving the host name 'hook.example' took "
+        "longer than 0.5 s (the DNS resolver does not answer)"
+    )
+    assert sorted(attempts) == sorted(f"run-{i}:1 {n}:{said}" for i in range(5) for n in (1, 2))
+    assert sorted((o.ok, o.attempts, o.detail) for o in outcomes) == [(False, 2, said)] * 5

@@ -1,0 +1,90 @@
+"""t90: the worker's HTTP client (faust's ``app.http_client``: the operator API passes a
+request on to the worker owning its run with it) resolved host names with aiohttp's
+default resolver, ``loop.getaddrinfo`` on the loop's default executor, where a DNS server
+that never answers held a thread per request passed on and starved every other name
+resolution of the worker. It resolves on threads of its own within a bound now."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from playbooks.executors.resolve import BoundedResolution
+from streams.app import create_app
+from streams.http_client import BoundedResolver, http_client
+from streams.settings import Settings
+
+
+def _session(resolve: Any, timeout: float = 5.0) -> aiohttp.ClientSession:
+    resolver = BoundedResolver(BoundedResolution(resolve, timeout=timeout))
+    return http_client(connector=aiohttp.TCPConnector(resolver=resolver))
+
+
+def test_the_apps_http_client_resolves_with_the_bounded_resolver(tmp_path: Path) -> None:
+    app = create_app(Settings(run_dir_override=tmp_path), CollectorRegistry())
+
+    async def main() -> None:
+        session: Any = app.http_client
+        assert isinstance(session, aiohttp.ClientSession)
+        assert isinstance(session.connector._resolver, BoundedResolver)  # aiohttp 3.14
+        await session.close()
+
+    asyncio.run(main())
+
+
+def test_a_host_name_is_resolved_by_it_and_the_owner_reached() -> None:
+    def owner_example(host: str, port: int, *args: Any) -> list[Any]:
+        assert host == "owner.example", host
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    async def main() -> str:
+        server = web.Application()
+        server.router.add_get("/api/v1/runs", lambda r: web.json_response({"runs": []}))
+        runner = web.AppRunner(server)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            url = f"http://owner.example:{port}/api/v1/runs"
+            async with _session(owner_example) as session, session.get(url) as answer:
+                return await answer.text()
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(main()) == '{"runs": []}'
+
+
+def test_a_resolver_that_never_answers_fails_the_request_and_leaves_the_executor_free() -> None:
+    never = threading.Event()
+
+    def hangs(*args: Any) -> list[Any]:
+        never.wait()
+        return []
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        async with _session(hangs, timeout=0.2) as session:
+            for _ in range(5):
+                with pytest.raises(aiohttp.ClientConnectorError) as caught:
+                    await session.get("http://owner.example:16066/api/v1/runs")
+                assert "resolving the host name 'owner.example' took longer than 0.2 s" in str(
+                    caught.value
+                )
+        return await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+
+    try:
+        answer = asyncio.run(main())
+    finally:
+        never.set()
+    assert answer[0][4][:2] == ("127.0.0.1", 80)
