@@ -260,15 +260,15 @@ class NotReplayable(ValueError):
 class Replay:
     """A dead letter's original record, to be sent back: ``topic`` (the one it came
     from), ``key``, ``value`` (bytes as sent; None for a tombstone), ``headers`` (the
-    original's, in order, a null value as None, then ``REPLAYED_FROM``) and
-    ``timestamp_ms`` (the producer's, epoch ms, when the original's was CreateTime; else
-    None: the broker stamps it)."""
+    original's, in order, a null value as None, then ``REPLAYED_FROM``). Its timestamp is
+    the time of sending, not the original's: the worker reads a record's timestamp as the
+    reading's arrival (``citybrain_event_to_alert_seconds``), and a replay arrives now; the
+    original's time stays in the dead letter (``citybrain.original.timestamp``)."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes | None]]
-    timestamp_ms: int | None = None
 
 
 def replay_of(letter: DeadLetter, topic: str, allowed: Sequence[str]) -> Replay:
@@ -306,15 +306,11 @@ def replay_of(letter: DeadLetter, topic: str, allowed: Sequence[str]) -> Replay:
         elif (original_key := letter.original_field("key")) is not None:
             key = original_key
     headers = [*letter.original_headers(), (REPLAYED_FROM, where.encode())]
-    # The producer's time goes back with it (a LogAppendTime topic stamps its own).
-    stamp = letter.original_field("timestamp")
-    kind = letter.original_field("timestamp_type")
-    timestamp_ms = int(stamp) if stamp and stamp.isdigit() and kind == b"CreateTime" else None
     value = None if letter.tombstone else letter.value
     if value is None and key is None:
         # Kafka takes one (a Java producer's), but no Python client sends it.
         raise NotReplayable(f"{where}: a tombstone without a key cannot be sent back")
-    return Replay(target, key, value, headers, timestamp_ms)
+    return Replay(target, key, value, headers)
 
 
 class Reader:
@@ -489,9 +485,7 @@ async def _send_back(settings: Settings, replays: Sequence[Replay]) -> list[tupl
     await producer.start()
     try:
         futures = [
-            await producer.send(
-                r.topic, key=r.key, value=r.value, headers=r.headers, timestamp_ms=r.timestamp_ms
-            )
+            await producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
             for r in replays
         ]
         return [(meta.partition, meta.offset) for meta in [await f for f in futures]]

@@ -322,18 +322,22 @@ def test_null_stays_apart_from_empty_through_a_dead_letter_and_its_replay(
     ]
     assert docs[5000]["value"] is None and docs[6000]["value"] == ""
 
-    # Sent back: the same key, value, headers and timestamp as the producer sent.
+    # Sent back: the same key, value and headers as the producer sent, stamped with the
+    # time of sending: the worker reads a record's timestamp as the reading's arrival,
+    # and the original's (seconds after the epoch here; days ago in a city) made the
+    # replay's event-to-alert latency that old.
     places = [f"{m.partition}:{m.offset}" for m in (first, tombstone, empty)]
     args = ["deadletters", "--prefix", pipeline.name]
     for where in places:
         args += ["--replay", where]
+    replayed_at = time.time() * 1000
     assert main(args) == EXIT_OK
     capsys.readouterr()
     again = pipeline.read("incidents", lambda m: len(m) >= 6)
     replayed = [r for r in again if any(n == "citybrain.replayed_from" for n, _ in r.headers)]
     assert len(replayed) == 3
     for record in replayed:
-        [(key, value, headers, _)] = [s for s in sent if s[3] == record.timestamp]
+        [(key, value, headers, _)] = [s for s in sent if s[0] == record.key]
         assert (record.key, record.value) == (key, value)
         assert record.headers[:-1] == headers
-        assert record.timestamp_type == 0  # CreateTime, the producer's own
+        assert record.timestamp >= replayed_at - 1000  # now, not 4,000-6,000 ms
