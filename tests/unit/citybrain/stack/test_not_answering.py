@@ -95,7 +95,7 @@ def test_a_broker_taking_connections_and_answering_nothing(
 
 
 def test_a_command_whose_kafka_takes_connections_and_answers_nothing_is_not_told_to_start_it(
-    silent_port: int, monkeypatch: pytest.MonkeyPatch
+    silent_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """t85: `deadletters`, `campaign report` … on a broker frozen from the start ended
     "no Kafka broker answered … start the local stack with `… stack up`", which answers
@@ -106,6 +106,9 @@ def test_a_command_whose_kafka_takes_connections_and_answers_nothing_is_not_told
     from citybrain.cli import EXIT_SERVICE
     from citybrain.cli.main import _describe
 
+    # A run directory of its own: a local stack running in the default one (another
+    # session's) turned "start the local stack" into its port-mismatch hint (t90).
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(silent_port))
     status, line = _describe(KafkaTimeoutError())
     assert status == EXIT_SERVICE
