@@ -49,6 +49,8 @@ BURST_WINDOWS_FORGOTTEN = "citybrain_burst_windows_forgotten_total"
 BURST_WINDOWS = "citybrain_burst_windows"
 GROUPS = "citybrain_groups"
 GROUPS_FORGOTTEN = "citybrain_groups_forgotten_total"
+CLOSURES_UNDELIVERED = "citybrain_closures_undelivered"
+CLOSURES_GIVEN_UP = "citybrain_closures_given_up_total"
 SILENCES_FORGOTTEN = "citybrain_silences_forgotten_total"
 INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
@@ -198,6 +200,8 @@ class Metrics:
     burst_windows: Gauge
     groups: Gauge
     groups_forgotten: Counter
+    closures_undelivered: Gauge
+    closures_given_up: Counter
     silences_forgotten: Counter
     incidents_unalerted: Counter
     incident_bursts: Counter
@@ -342,6 +346,17 @@ class Metrics:
                 GROUPS_FORGOTTEN,
                 "Alert groups forgotten (tombstoned) by the deadline check: their run "
                 "finished, every alert resolved, no change for CITYBRAIN_GROUP_RETENTION",
+            ),
+            closures_undelivered=gauge(
+                CLOSURES_UNDELIVERED,
+                "Closures (reply/1) whose webhook call to CITYBRAIN_REPLIES_WEBHOOK_URL failed "
+                "after its retries or was dropped, not delivered since: each waits for an "
+                "operator's `citybrain runs resend RUN_ID` (the groups this worker holds)",
+            ),
+            closures_given_up=counter(
+                CLOSURES_GIVEN_UP,
+                "Closure webhook calls given up (failed after their retries, or dropped by a "
+                "full executor): each is then an undelivered closure until re-sent",
             ),
             silences_forgotten=counter(
                 SILENCES_FORGOTTEN,
