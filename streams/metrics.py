@@ -28,6 +28,7 @@ REDELIVERED = "citybrain_readings_redelivered_total"
 ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
+ALERTS_NO_DATA = "citybrain_alerts_resolved_no_data_total"
 ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
 ALERTS_UNMUTED = "citybrain_alerts_unmuted_total"
 ALERTS_CORROBORATION = "citybrain_alerts_corroboration_total"
@@ -183,6 +184,7 @@ class Metrics:
     anomalies: Counter
     alerts: Counter
     alerts_resolved: Counter
+    alerts_no_data: Counter
     alerts_suppressed: Counter
     alerts_unmuted: Counter
     alerts_corroboration: Counter
@@ -268,6 +270,12 @@ class Metrics:
                 ("kind", "level", "severity"),
             ),
             alerts_resolved=counter(ALERTS_RESOLVED, "Alert episodes that ended", ("kind",)),
+            alerts_no_data=counter(
+                ALERTS_NO_DATA,
+                "Alert episodes resolved because their sensor sent nothing for "
+                "CITYBRAIN_NO_DATA_TIMEOUT of event time (resolved_by no_data: a silent sensor)",
+                ("kind",),
+            ),
             alerts_suppressed=counter(
                 ALERTS_SUPPRESSED, "Alerts silenced or inhibited", ("kind", "why")
             ),
@@ -521,6 +529,7 @@ def initialise(
         metrics.readings.labels(kind)
         metrics.anomalies.labels(kind)
         metrics.alerts_resolved.labels(kind)
+        metrics.alerts_no_data.labels(kind)
         for level in levels:
             for severity in ("minor", "major", "critical"):
                 metrics.alerts.labels(kind, level, severity)
