@@ -182,9 +182,11 @@ class Ingest:
         # in ``BatchResult.last``: the watched ones and the ones with exported series.
         self.detection.follow.update(self._watch)
         self._partitions = settings.partitions
-        # The newest reading's event time among this worker's sensors (epoch s): the
-        # clock of the no-data sweep, taken back from the stored states after a restart.
-        self.readings_time = float("-inf")
+        # The newest reading's event time of each kind among this worker's sensors (kind
+        # -> epoch s): the clocks of the no-data sweep, read from the stored states (so a
+        # restarted worker has them from its changelog). Per kind: feeds of other eras
+        # (the demo replays 2014, 2016 and 2019 data) do not make each other silent.
+        self.readings_time: dict[str, float] = {}
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
@@ -279,9 +281,9 @@ class Ingest:
     async def sweep_silent_sensors(self) -> int:
         """Resolve the alerts of sensors that went silent in an open episode: no reading
         for ``CITYBRAIN_NO_DATA_TIMEOUT`` seconds of event time while this worker's other
-        sensors reported (the newest ``last_ts`` of its states, so a replay sweeps as
-        the live stream, a restarted worker resumes from its changelog, and a whole feed
-        gone quiet resolves nothing). Each such episode ends with a ``resolved`` alert
+        sensors of its kind reported (the newest ``last_ts`` of their states, so a replay
+        sweeps as the live stream, a restarted worker resumes from its changelog, and a
+        whole feed gone quiet resolves nothing). Each such episode ends with a ``resolved`` alert
         carrying ``resolved_by: "no_data"`` and ``annotation`` saying since when the
         sensor is silent (through corroboration, as every sensor alert), delivery
         awaited, then its state written through without the episode: a worker that
@@ -300,17 +302,17 @@ class Ingest:
                 for key, state in list(self.ctx.sensor_state.data.items())
                 if sensor_partition(key.decode(errors="replace"), self._partitions) in owned
             ]
+            sensors = self.grid.sensors
             newest = self.readings_time
-            for _, state in states:
-                last = state["last_ts"]
-                if isinstance(last, int | float) and last > newest:
-                    newest = last
-            self.readings_time = newest
+            for key, state in states:
+                sensor, last = sensors.get(key.decode(errors="replace")), state["last_ts"]
+                if sensor is not None and last > newest.get(sensor.kind, float("-inf")):
+                    newest[sensor.kind] = last
             silent: list[tuple[bytes, Any, AlertEvent]] = []
             for key, state in states:
                 episode, last = state["episode"], state["last_ts"]
-                sensor = self.grid.sensors.get(key.decode(errors="replace"))
-                if episode is None or sensor is None or newest - last < timeout:
+                sensor = sensors.get(key.decode(errors="replace"))
+                if episode is None or sensor is None or newest[sensor.kind] - last < timeout:
                     continue
                 silent.append(
                     (
