@@ -29,6 +29,14 @@ def build() -> Dashboard:
         .time("now-1h", "now")
         .with_panel(single("Workers up", "short", query(f"sum(up{{{WORKERS}}})")))
         .with_panel(
+            # Alerts resolved because their sensor went silent mid-episode: a sensor to check.
+            single(
+                "Alerts resolved for no data (1h)",
+                "short",
+                query(f"sum(increase({m.ALERTS_NO_DATA}[1h]))"),
+            )
+        )
+        .with_panel(
             single(
                 "Consumer lag",
                 "short",

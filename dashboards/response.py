@@ -37,6 +37,10 @@ def build() -> Dashboard:
             )
         )
         .with_panel(
+            # Closures to citizens given up and not re-sent: `citybrain runs resend RUN_ID`.
+            single("Closures not delivered", "short", query(f"sum({m.CLOSURES_UNDELIVERED})"))
+        )
+        .with_panel(
             series(
                 "Runs by status", "short", query(f"sum by (status) ({m.RUNS_OPEN})", "{{status}}")
             )

@@ -63,6 +63,7 @@ from streams.context import API_KAFKA_WAIT, Context, run_key
 from streams.errors import EventError, show
 from streams.events import ISO_DATETIME, decode_json, parse_ts
 from streams.partitioning import key_partition
+from streams.replies import RESEND, undelivered_of
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -74,7 +75,35 @@ RUN_ACTIONS = {
     "approve": "approve",
     "reject": "approve",
     "answer": "answer",  # a reporter's answer to the closure of their report
+    # Its undelivered closures called again: whoever may close a run may re-send its end.
+    "resend": "resolve",
 }
+
+
+def undelivered_list(group: Any, run_id: str) -> list[dict[str, Any]]:
+    """The closures of run ``run_id`` whose webhook call was given up, as the API shows
+    them: ``[{"reply_id", "report_id", "channel", "failed_at" (epoch s), "detail"}]``,
+    oldest first; empty when every closure was delivered (or is being called)."""
+    return sorted(
+        (
+            {
+                "reply_id": rid,
+                "report_id": e["reply"].get("report_id"),
+                "channel": e["reply"].get("channel"),
+                "failed_at": e.get("failed_at"),
+                "detail": e.get("detail"),
+            }
+            for rid, e in undelivered_of(group, run_id).items()
+        ),
+        key=lambda e: (e["failed_at"] or 0, e["reply_id"]),
+    )
+
+
+def shown_run(group: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run as the API lists and shows it: with ``closures_undelivered``
+    (``undelivered_list``) when one of its closures was not delivered."""
+    undelivered = undelivered_list(group, str(run.get("run_id")))
+    return {**run, "closures_undelivered": undelivered} if undelivered else run
 
 
 def _listed(doc: Any, now: float) -> dict[str, Any]:
@@ -1108,7 +1137,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             reason = ctx.reading_back()
             if reason is not None:  # a partial list would hide live runs
                 raise not_yet("the list of runs", reason)
-            runs = [g["run"] for _, g in ctx.groups.items() if g.get("run")]
+            runs = [shown_run(g, g["run"]) for _, g in ctx.groups.items() if g.get("run")]
             if FORWARDED_HEADER not in request.headers:
                 # The other workers' runs too: a worker holds only its partitions' runs,
                 # so its list alone showed about 1/N of the city's (helper t61).
@@ -1138,13 +1167,45 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 # saying where it went; acting on it stays a 409 with the same advice.
                 return self.json(
                     {
-                        "run": kept["run"],
+                        "run": shown_run(ctx.groups.get(run_key(run_id)), kept["run"]),
                         "superseded_by": kept["by"],
                         "superseded_at": kept["at"],
                         "note": exc.message,
                     }
                 )
-            return self.json({"run": run.to_dict()})
+            return self.json({"run": shown_run(ctx.groups.get(run_key(run_id)), run.to_dict())})
+
+    async def resend(principal: Principal, run_id: str) -> dict[str, Any] | None:
+        """The ``resend_closures`` command for run ``run_id``'s undelivered closures, sent
+        (Kafka's acknowledgement awaited); None when it has none (delivered, or re-sent
+        already: the repeat is a 200 that sends nothing). 404 for an unknown run."""
+        group = ctx.groups.get(run_key(run_id))
+        undelivered = undelivered_list(group, run_id)
+        if not undelivered:
+            if superseded_run(group, run_id) is None:
+                await find_run(run_id)  # 404 (or not yet read back) for an unknown run
+            return None
+        command = {
+            "id": uuid.uuid4().hex,
+            "run_id": run_id,
+            "action": RESEND,
+            "by": principal.name,
+            "role": principal.role,
+            "note": "",
+            "at": time.time(),
+            "reply_ids": [e["reply_id"] for e in undelivered],
+        }
+        value = orjson.dumps(command)
+
+        async def send() -> list[Awaitable[Any]]:
+            return [await ctx.commands.send(key=run_key(run_id), value=value)]
+
+        if not await ctx.acknowledged(send):
+            ctx.metrics.api_requests.labels("resolve", "503").inc()
+            raise kafka_unreachable(
+                "the resend command", "a retry re-sends only closures still undelivered"
+            )
+        return {"command": command, "closures": undelivered}
 
     @app.page(f"{PREFIX}/runs/{{run_id}}/{{action}}")
     class RunActionView(ApiView):
@@ -1163,6 +1224,14 @@ def register_api(app: faust.App, ctx: Context) -> None:
             doc = await body(
                 request, ANSWER_FIELDS if action == "answer" else ACTION_FIELDS, action
             )
+            if action == "resend":
+                # Any run, finished or superseded: its closures are what is sent again.
+                sent = await resend(principal, run_id)
+                if sent is None:
+                    ctx.metrics.api_requests.labels("resolve", "200").inc()
+                    return self.json({"run_id": run_id, "already": {"action": "resend"}})
+                ctx.metrics.api_requests.labels("resolve", "202").inc()
+                return self.json(sent, status=202)
             run = await settled_run(run_id)
             key = request.headers.get("Idempotency-Key")
             command_id = (

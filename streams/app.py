@@ -245,6 +245,7 @@ def create_app(
     @app.timer(interval=settings.burst_sweep_interval)  # type: ignore[untyped-decorator]
     async def burst_sweep() -> None:
         await tick("burst sweep", ingest.sweep_bursts)
+        await tick("no-data sweep", ingest.sweep_silent_sensors)
 
     # Silences end and inhibiting alerts resolve with no message to the route agent: the
     # muted firing alerts are re-checked on the wall clock, as Alertmanager's flushes do.

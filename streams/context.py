@@ -363,6 +363,15 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     calls = group.get("reply_calls", {})
     if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
         return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"
+    undelivered = group.get("closures_undelivered", {})
+    if not isinstance(undelivered, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("reply"), dict) and _finite(e.get("failed_at"))
+        for e in undelivered.values()
+    ):
+        return (
+            f"field 'closures_undelivered' is {undelivered!r:.60}, expected closures by reply "
+            "id, each its reply, failed_at and detail"
+        )
     outbox = group.get("outbox", [])
     if group["run"] is None and outbox:
         return "field 'outbox' holds outputs, and there is no run"

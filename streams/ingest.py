@@ -36,6 +36,7 @@ from streams.detection import (
     BatchResult,
     Incoming,
     SensorDetection,
+    severity_for,
 )
 from streams.errors import EventError, detach, unreadable
 from streams.events import MIN_EVENT_TIME, EventValidator, IncidentReport, format_ts
@@ -181,6 +182,11 @@ class Ingest:
         # in ``BatchResult.last``: the watched ones and the ones with exported series.
         self.detection.follow.update(self._watch)
         self._partitions = settings.partitions
+        # The newest reading's event time of each kind among this worker's sensors (kind
+        # -> epoch s): the clocks of the no-data sweep, read from the stored states (so a
+        # restarted worker has them from its changelog). Per kind: feeds of other eras
+        # (the demo replays 2014, 2016 and 2019 data) do not make each other silent.
+        self.readings_time: dict[str, float] = {}
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
@@ -271,6 +277,117 @@ class Ingest:
                 follow.discard(sid)
         for cell, n in result.scored_by_cell.items():
             m.cell_readings.labels(*self.ctx.cell_path(cell)).inc(n)
+
+    async def sweep_silent_sensors(self) -> int:
+        """Resolve the alerts of sensors that went silent in an open episode: no reading
+        for ``CITYBRAIN_NO_DATA_TIMEOUT`` seconds of event time while this worker's other
+        sensors of its kind reported (the newest ``last_ts`` of their states, so a replay
+        sweeps as the live stream, a restarted worker resumes from its changelog, and a
+        whole feed gone quiet resolves nothing). Each such episode ends with a ``resolved`` alert
+        carrying ``resolved_by: "no_data"`` and ``annotation`` saying since when the
+        sensor is silent (through corroboration, as every sensor alert), delivery
+        awaited, then its state written through without the episode: a worker that
+        dies in between sends the same resolution again after its restart (same alert
+        id; the alerts and respond stages take a repeated resolution as one), never
+        none. Counted (``citybrain_alerts_resolved_no_data_total{kind}``), audited
+        ``alert_resolved_no_data`` and warned of. Returns how many were resolved."""
+        timeout = self.ctx.settings.no_data_timeout
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if not timeout or self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return 0
+        async with self.ctx.states_settled:
+            owned = self.ctx.owned_partitions("readings")
+            states = [
+                (key, state)
+                for key, state in list(self.ctx.sensor_state.data.items())
+                if sensor_partition(key.decode(errors="replace"), self._partitions) in owned
+            ]
+            sensors = self.grid.sensors
+            newest = self.readings_time
+            for key, state in states:
+                sensor, last = sensors.get(key.decode(errors="replace")), state["last_ts"]
+                if sensor is not None and last > newest.get(sensor.kind, float("-inf")):
+                    newest[sensor.kind] = last
+            silent: list[tuple[bytes, Any, AlertEvent]] = []
+            for key, state in states:
+                episode, last = state["episode"], state["last_ts"]
+                sensor = sensors.get(key.decode(errors="replace"))
+                if episode is None or sensor is None or newest[sensor.kind] - last < timeout:
+                    continue
+                silent.append(
+                    (
+                        key,
+                        state,
+                        AlertEvent(
+                            episode["alert_id"],
+                            "resolved",
+                            sensor.id,
+                            sensor.kind,
+                            sensor.cell,
+                            severity_for(episode["peak_score"]),
+                            episode["peak_score"],
+                            episode["peak_value"],
+                            episode["started_at"],
+                            episode["last_anomalous_at"],
+                            time.time(),
+                        ),
+                    )
+                )
+            if not silent:
+                return 0
+            last_of = {a.sensor_id: float(s["last_ts"]) for _, s, a in silent}
+
+            def no_data_doc(alert: AlertEvent) -> dict[str, Any]:
+                doc = self._alert_doc(alert)
+                doc["resolved_by"] = "no_data"
+                doc["annotation"] = (
+                    f"sensor {alert.sensor_id} sent no reading since "
+                    f"{format_ts(last_of[alert.sensor_id])} (event time; "
+                    f"CITYBRAIN_NO_DATA_TIMEOUT {timeout:g} s): resolved for no data, the "
+                    "sensor is silent: check it"
+                )
+                return doc
+
+            await self.corroboration.send(
+                BatchResult(alerts=[a for _, _, a in silent]), no_data_doc
+            )
+            closed: dict[bytes, Any] = {}
+            for key, state, _ in silent:
+                if isinstance(state, dict):
+                    state["episode"] = None
+                else:
+                    state.put(
+                        state["last_ts"],
+                        state["last_offset"],
+                        state["last_index"],
+                        None,
+                        state["last_value"],
+                    )
+                closed[key] = state
+            await self.ctx.sensor_state.set_many(closed)
+            now = time.time()
+            for _, _, alert in silent:
+                self.metrics.alerts_resolved.labels(alert.kind).inc()
+                self.metrics.alerts_no_data.labels(alert.kind).inc()
+                if alert.sensor_id in self._exported and alert.sensor_id not in self._watch:
+                    # Its episode ended: its series go, as at an episode's last reading.
+                    kind = self._exported.pop(alert.sensor_id)
+                    self.metrics.sensor_value.remove(alert.sensor_id, kind)
+                    self.metrics.sensor_score.remove(alert.sensor_id, kind)
+                    self.detection.follow.discard(alert.sensor_id)
+                detail = no_data_doc(alert)["annotation"]
+                log.warning("citybrain: alert %s: %s", alert.alert_id, detail)
+                await self.ctx.audit(
+                    {
+                        "action": "alert_resolved_no_data",
+                        "alert_id": alert.alert_id,
+                        "at": now,
+                        "actor": "citybrain",
+                        "detail": detail,
+                        "data": {"sensor_id": alert.sensor_id, "grid_cell": alert.grid_cell},
+                    }
+                )
+        return len(silent)
 
     def forget_sensors(self, lost: set[int]) -> int:
         """Drop the per-sensor series (``citybrain_sensor_value``/``_score``) of the

@@ -28,6 +28,7 @@ REDELIVERED = "citybrain_readings_redelivered_total"
 ANOMALIES = "citybrain_anomalies_total"
 ALERTS = "citybrain_alerts_total"
 ALERTS_RESOLVED = "citybrain_alerts_resolved_total"
+ALERTS_NO_DATA = "citybrain_alerts_resolved_no_data_total"
 ALERTS_SUPPRESSED = "citybrain_alerts_suppressed_total"
 ALERTS_UNMUTED = "citybrain_alerts_unmuted_total"
 ALERTS_CORROBORATION = "citybrain_alerts_corroboration_total"
@@ -49,6 +50,8 @@ BURST_WINDOWS_FORGOTTEN = "citybrain_burst_windows_forgotten_total"
 BURST_WINDOWS = "citybrain_burst_windows"
 GROUPS = "citybrain_groups"
 GROUPS_FORGOTTEN = "citybrain_groups_forgotten_total"
+CLOSURES_UNDELIVERED = "citybrain_closures_undelivered"
+CLOSURES_GIVEN_UP = "citybrain_closures_given_up_total"
 SILENCES_FORGOTTEN = "citybrain_silences_forgotten_total"
 INCIDENTS_UNALERTED = "citybrain_incidents_unalerted_total"
 INCIDENT_BURSTS = "citybrain_incident_bursts_total"
@@ -181,6 +184,7 @@ class Metrics:
     anomalies: Counter
     alerts: Counter
     alerts_resolved: Counter
+    alerts_no_data: Counter
     alerts_suppressed: Counter
     alerts_unmuted: Counter
     alerts_corroboration: Counter
@@ -198,6 +202,8 @@ class Metrics:
     burst_windows: Gauge
     groups: Gauge
     groups_forgotten: Counter
+    closures_undelivered: Gauge
+    closures_given_up: Counter
     silences_forgotten: Counter
     incidents_unalerted: Counter
     incident_bursts: Counter
@@ -264,6 +270,12 @@ class Metrics:
                 ("kind", "level", "severity"),
             ),
             alerts_resolved=counter(ALERTS_RESOLVED, "Alert episodes that ended", ("kind",)),
+            alerts_no_data=counter(
+                ALERTS_NO_DATA,
+                "Alert episodes resolved because their sensor sent nothing for "
+                "CITYBRAIN_NO_DATA_TIMEOUT of event time (resolved_by no_data: a silent sensor)",
+                ("kind",),
+            ),
             alerts_suppressed=counter(
                 ALERTS_SUPPRESSED, "Alerts silenced or inhibited", ("kind", "why")
             ),
@@ -342,6 +354,17 @@ class Metrics:
                 GROUPS_FORGOTTEN,
                 "Alert groups forgotten (tombstoned) by the deadline check: their run "
                 "finished, every alert resolved, no change for CITYBRAIN_GROUP_RETENTION",
+            ),
+            closures_undelivered=gauge(
+                CLOSURES_UNDELIVERED,
+                "Closures (reply/1) whose webhook call to CITYBRAIN_REPLIES_WEBHOOK_URL failed "
+                "after its retries or was dropped, not delivered since: each waits for an "
+                "operator's `citybrain runs resend RUN_ID` (the groups this worker holds)",
+            ),
+            closures_given_up=counter(
+                CLOSURES_GIVEN_UP,
+                "Closure webhook calls given up (failed after their retries, or dropped by a "
+                "full executor): each is then an undelivered closure until re-sent",
             ),
             silences_forgotten=counter(
                 SILENCES_FORGOTTEN,
@@ -506,6 +529,7 @@ def initialise(
         metrics.readings.labels(kind)
         metrics.anomalies.labels(kind)
         metrics.alerts_resolved.labels(kind)
+        metrics.alerts_no_data.labels(kind)
         for level in levels:
             for severity in ("minor", "major", "critical"):
                 metrics.alerts.labels(kind, level, severity)

@@ -27,6 +27,34 @@ REPLY_SCHEMA = "reply/1"
 # Commands that go to the audit topic rather than the steps topic: status moves of a run
 # and of a report.
 AUDITED = frozenset({"transition", "report_transition"})
+# A group's field: closures whose webhook call failed after its retries (or was dropped),
+# reply id -> {"reply": the reply/1 document, "failed_at": epoch s, "detail": why}. Kept
+# (the group is not forgotten) until an operator re-sends them (``RESEND``): before, a
+# given-up closure was one audit line and the citizen never heard.
+UNDELIVERED = "closures_undelivered"
+# The command the operator API sends for `citybrain runs resend RUN_ID`.
+RESEND = "resend_closures"
+
+
+def with_undelivered(group: dict[str, Any], reply: Any, detail: str, at: float) -> dict[str, Any]:
+    """``group`` with ``reply`` (a ``reply/1`` document whose webhook call was given up)
+    among its undelivered closures, by its reply id, saying why (``detail``) and when
+    (``at``, epoch s)."""
+    doc = reply if isinstance(reply, dict) else {}
+    undelivered = dict(group.get(UNDELIVERED) or {})
+    undelivered[str(doc.get("reply_id"))] = {"reply": doc, "failed_at": at, "detail": detail}
+    return {**group, UNDELIVERED: undelivered}
+
+
+def undelivered_of(group: Any, run_id: str) -> dict[str, dict[str, Any]]:
+    """The undelivered closures of ``group`` (as stored) sent by run ``run_id``, by reply
+    id (``with_undelivered``'s entries)."""
+    entries = (group.get(UNDELIVERED) or {}) if isinstance(group, dict) else {}
+    return {
+        rid: e
+        for rid, e in entries.items()
+        if isinstance(e, dict) and (e.get("reply") or {}).get("run_id") == run_id
+    }
 
 
 def reply_document(run: Run, cmd: Command) -> dict[str, Any]:

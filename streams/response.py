@@ -55,7 +55,15 @@ from streams.events import (
 )
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
-from streams.replies import AUDITED, count_campaign, reply_document
+from streams.replies import (
+    AUDITED,
+    RESEND,
+    UNDELIVERED,
+    count_campaign,
+    reply_document,
+    undelivered_of,
+    with_undelivered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -698,6 +706,10 @@ class Response:
         group = self.ctx.groups.get(key)
         if group is not None and group.get(OUTBOX):
             group = await self._flush_outbox(key, group)
+        if action == RESEND:
+            # Before the unknown_run check: a superseded run's closures can be re-sent.
+            await self._resend_closures(key, group, run_id, cmd)
+            return
         calls = (group or {}).get("reply_calls") or {}
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
@@ -705,8 +717,14 @@ class Response:
             given = calls[cmd["command_id"]]
             calls = {k: v for k, v in calls.items() if k != cmd["command_id"]}
             group = {**(group or {}), "reply_calls": calls}
+            if cmd.get("ok") is not True:
+                # Kept as undelivered, in the same store as the call's removal: shown by
+                # `runs show`, counted, and re-sent by `citybrain runs resend`.
+                why = str(cmd.get("detail") or "failed")[:300]
+                group = with_undelivered(group, given, why, time.time())
             await self.ctx.groups.set_many({key: group})
             if cmd.get("ok") is not True:
+                self.metrics.closures_given_up.inc()
                 await self._reply_given_up(run_id, cmd, given)
             if not group.get("run") or group["run"].get("run_id") != run_id:
                 # Its run superseded since (a new alert opened the next): the call was all
@@ -792,7 +810,7 @@ class Response:
                 # could be older than an acknowledgement processed meanwhile.
                 group = self.ctx.groups.data.get(key)
                 if not group or not group["run"]:
-                    if group and not group.get(MUTED) and not group.get("reply_calls"):
+                    if group and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED)):
                         ended[key] = group  # its muted alerts all resolved: empty
                     continue
                 if group.get(OUTBOX):
@@ -836,6 +854,9 @@ class Response:
         if ended:
             await self._forget_groups(ended)
         self.metrics.groups.set(len(self.ctx.groups.data))
+        self.metrics.closures_undelivered.set(
+            sum(len(g.get(UNDELIVERED) or {}) for g in self.ctx.groups.data.values() if g)
+        )
         for name in self.ctx.playbooks:
             for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
                 self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])
@@ -871,7 +892,9 @@ class Response:
         runs are forgotten with it; ``SEEN_SECONDS`` (a day) of them matter."""
         if group is None or not is_terminal(run) or unresolved(run):
             return False
-        if group.get(OUTBOX) or group.get("reply_calls") or group.get(MUTED):
+        if any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED)):
+            # An undelivered closure keeps its group until it is re-sent: forgotten, no
+            # one could see or re-send it.
             return False
         last = max(run.updated_at, run.all_resolved_at or 0.0, run.last_notified_at or 0.0)
         interval = group["route"]["group_interval"]
@@ -1230,8 +1253,12 @@ class Response:
             self._remember_call(reply["reply_id"])
             refused = self.webhooks.refusal(url)
             if refused is not None or not self.webhooks.submit(reply["reply_id"], url, reply):
-                # The topic has the closure; the webhook copy is lost, and said so.
+                # The topic has the closure; the webhook call failed at once, and said so:
+                # its failed outcome makes it an undelivered closure (``_on_command``), to
+                # be re-sent by an operator.
                 refused = refused or "too many webhook calls in flight"
+                outcome = WebhookOutcome(reply["reply_id"], url, False, 0, refused, 0.0)
+                await self.on_webhook_outcome(outcome)
                 self.warn_webhook(
                     url,
                     f"closure (reply) webhook to {url} dropped for report "
@@ -1322,6 +1349,53 @@ class Response:
                 "(the replies topic has the closure)",
             }
         )
+
+    async def _resend_closures(
+        self, key: bytes, group: dict[str, Any] | None, run_id: str, cmd: dict[str, Any]
+    ) -> None:
+        """An operator's ``resend_closures`` command: the run's undelivered closures go back
+        to the group's calls in flight (stored, delivery awaited) and are called again under
+        their reply ids (``X-Citybrain-Delivery``, which receivers dedupe by); audited
+        ``closures_resent``. Idempotent: with none undelivered (all re-sent, or a redelivered
+        command) nothing is sent; a worker stopped after the store makes them again as any
+        call in flight (``_reply_again``). Without ``CITYBRAIN_REPLIES_WEBHOOK_URL`` the
+        command is refused (audited ``command_refused``) and the closures stay undelivered."""
+        mine = undelivered_of(group, run_id)
+        by, now = str(cmd.get("by") or "unknown"), time.time()
+        if group is None or not mine:
+            return  # nothing undelivered: delivered, or re-sent already
+        url = self.settings.replies_webhook_url
+        if not url:
+            await self.ctx.audit(
+                {
+                    "action": "command_refused",
+                    "run_id": run_id,
+                    "at": now,
+                    "actor": by,
+                    "detail": "CITYBRAIN_REPLIES_WEBHOOK_URL is not set: the closures stay "
+                    "undelivered",
+                    "command": "resend",
+                }
+            )
+            return
+        calls = {**(group.get("reply_calls") or {}), **{r: e["reply"] for r, e in mine.items()}}
+        left = {r: e for r, e in (group.get(UNDELIVERED) or {}).items() if r not in mine}
+        await self.ctx.groups.set_many_delivered(
+            {key: {**group, "reply_calls": calls, UNDELIVERED: left}}
+        )
+        reports = ", ".join(str(e["reply"].get("report_id")) for e in mine.values())
+        await self.ctx.audit(
+            {
+                "action": "closures_resent",
+                "run_id": run_id,
+                "at": now,
+                "actor": by,
+                "detail": f"{len(mine)} closure(s) re-sent to {url} (reports {reports})",
+            }
+        )
+        for reply_id, entry in mine.items():
+            self._remember_call(reply_id)
+            await self._submit(reply_id, str(url), entry["reply"])
 
     def _remember_call(self, command_id: str) -> None:
         self._called[command_id] = None

@@ -648,6 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
         "cancel": "cancel a run (needs --note; coordinator)",
         "approve": "approve the step a run waits on (coordinator)",
         "reject": "reject the step a run waits on (coordinator)",
+        "resend": "send again a run's closures to citizens whose webhook call was given up "
+        "(nothing when every one was delivered)",
     }
     p = command(sub, "runs", "list playbook runs and act on them through the operator API")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -130,7 +130,35 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
     actions = run.get("actions") or []
     lines.append(f"{'actions'.ljust(width)}  {len(actions) or 'none'}")
     lines += [f"  {cell(_action_line(a))}" for a in actions]
+    undelivered = run.get("closures_undelivered") or []
+    if undelivered:
+        # A closure the citizen never got: said with the command that sends it again.
+        lines.append(
+            f"closures not delivered  {len(undelivered)} (re-send them: "
+            f"`{api_command('runs', 'resend', str(run.get('run_id')))}`)"
+        )
+        for c in undelivered:
+            what = f"report {c.get('report_id')} ({c.get('channel')})"
+            lines.append(
+                f"  {cell(what)}, given up at {_local(c.get('failed_at'))}: "
+                f"{cell(str(c.get('detail')))}"
+            )
     return "\n".join(lines)
+
+
+def undelivered_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -> str | None:
+    """The line `runs list` adds when closures of the listed runs were not delivered:
+    how many, of which runs, and the command that re-sends them; None when none."""
+    ids = [str(r.get("run_id")) for r in runs if r.get("closures_undelivered")]
+    if not ids:
+        return None
+    n = sum(len(r.get("closures_undelivered") or []) for r in runs)
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return cell(
+        f"{counted(n, 'closure')} to citizens not delivered (their webhook call was given "
+        f"up), of run{'s' if len(ids) > 1 else ''} {shown}: re-send with "
+        f"`{api_command('runs', 'resend', 'RUN_ID', url=url)}`"
+    )
 
 
 def _times(n: int) -> str:
@@ -282,6 +310,22 @@ def _accepted_message(
     )
 
 
+def resend_message(run_id: str, doc: dict[str, Any]) -> str:
+    """What `runs resend` says: the closures re-sent, or that none was undelivered."""
+    closures = doc.get("closures") or []
+    if not closures:
+        return cell(
+            f"unchanged: run {run_id} has no undelivered closure (each was delivered, is "
+            "being called, or was re-sent already)"
+        )
+    reports = ", ".join(str(c.get("report_id")) for c in closures)
+    return cell(
+        f"accepted: {counted(len(closures), 'closure')} of run {run_id} to be sent again "
+        f"(reports {reports}); the worker that owns the run calls the replies webhook, "
+        "and `runs show` lists any that fails again"
+    )
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     import time
 
@@ -310,15 +354,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
-        hint = superseded_hint(runs, args.url)
-        if hint:
-            print(hint)
+        for hint in (superseded_hint(runs, args.url), undelivered_hint(runs, args.url)):
+            if hint:
+                print(hint)
         if runs:
             print(runs_table(runs, names, now, table_width(args.wide)))
     elif args.action == "show":
         if doc.get("superseded_by"):
             print(superseded_note(doc, now))
         print(run_details(doc["run"], names, now))
+    elif args.action == "resend":
+        print(resend_message(args.run_id, doc))
     elif "already" in doc:
         print(already_message(args.run_id, doc["already"], now))
     else:

@@ -24,7 +24,7 @@ from citybrain.stack import PrometheusServer
 from playbooks.executors.webhook import verify
 from streams.events import IncidentReport, format_ts
 from tests.integration.test_pipeline import START, docs, firing, steps_of
-from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline, Worker
+from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline, Worker, prometheus_query
 
 pytestmark = pytest.mark.integration
 CHANNELS = ("hotline", "app", "inspector")
@@ -610,3 +610,112 @@ def test_an_answer_arriving_twice_is_applied_once_and_a_second_one_is_not_told_a
         assert not [d for d in docs(audit) if d.get("action") == "command_refused"]
     finally:
         worker.stop()
+
+
+class FlakyDesk(BaseHTTPRequestHandler):
+    """A citizen channel's webhook that answers 503 while ``failing`` (away longer than
+    the worker's retries), 200 after: keeps the delivery ids it answered 200."""
+
+    failing: ClassVar[bool] = True
+    delivered: ClassVar[list[tuple[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if FlakyDesk.failing:
+            self.send_response(503)
+        else:
+            FlakyDesk.delivered.append((self.headers["X-Citybrain-Delivery"], body["report_id"]))
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_closure_given_up_is_shown_counted_and_sent_again_once_by_an_operator(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """Before: a closure whose webhook call failed after its retries was audited
+    ``reply_webhook_failed`` and nothing else: the citizen never heard, no operator was
+    asked to act. Now the run shows it (API, `runs show`, `runs list`), the worker counts
+    it (``citybrain_closures_undelivered``, kept across a restart), and `citybrain runs
+    resend RUN_ID` calls it again under its reply id once the receiver is back; a
+    second resend does nothing."""
+    FlakyDesk.failing, FlakyDesk.delivered = True, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyDesk)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    desk = f"http://127.0.0.1:{server.server_address[1]}/replies"
+    pipeline = Pipeline(run_dir, extra_env={"CITYBRAIN_REPLIES_WEBHOOK_URL": desk})
+    url = f"http://127.0.0.1:{pipeline.settings.worker_port}"
+    worker = pipeline.worker().start()
+    try:
+        send_reports(pipeline, 6)
+        steps = pipeline.read("steps", lambda m: len(steps_of(m, "report_covered")) == 6)
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        status, _ = pipeline.api("POST", f"/runs/{run_id}/resolve", OPERATOR_TOKEN, {"note": "ok"})
+        assert status == 202
+        pipeline.read(
+            "audit",
+            lambda m: sum(1 for d in docs(m) if d.get("action") == "reply_webhook_failed") == 6,
+        )
+        # Kept with the run's group, so a restarted worker still shows and counts them.
+        worker.stop()
+        worker = pipeline.worker().start()
+        status, shown = pipeline.api_until(
+            f"/runs/{run_id}",
+            OPERATOR_TOKEN,
+            lambda s, b: len(b.get("run", {}).get("closures_undelivered", [])) == 6,
+        )
+        undelivered = shown["run"]["closures_undelivered"]
+        assert {c["report_id"] for c in undelivered} == {f"r-{i}" for i in range(6)}
+        assert all("HTTP 503" in c["detail"] for c in undelivered), undelivered
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["runs", "show", run_id, "--url", url, "--token", OPERATOR_TOKEN]) == 0
+        assert "closures not delivered  6 (re-send them: `" in out.getvalue()
+        assert f"runs resend {run_id}" in out.getvalue()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["runs", "list", "--url", url, "--token", OPERATOR_TOKEN]) == 0
+        assert "6 closures to citizens not delivered" in out.getvalue()
+        instance = f'job="citybrain-worker",instance="127.0.0.1:{pipeline.settings.worker_port}"'
+        query = f"citybrain_closures_undelivered{{{instance}}} == 6"
+        deadline = time.monotonic() + 60
+        while not prometheus_query(stack.url, query):
+            assert time.monotonic() < deadline, f"Prometheus never saw {query}"
+            time.sleep(0.5)
+
+        FlakyDesk.failing = False  # the channel is back: the operator re-sends
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            resend = ["runs", "resend", run_id, "--url", url, "--token", OPERATOR_TOKEN]
+            assert main(resend) == 0
+        assert out.getvalue().startswith(f"accepted: 6 closures of run {run_id} to be sent again")
+        pipeline.read("audit", lambda m: any(d.get("action") == "closures_resent" for d in docs(m)))
+        status, shown = pipeline.api_until(
+            f"/runs/{run_id}",
+            OPERATOR_TOKEN,
+            lambda s, b: (
+                "closures_undelivered" not in b.get("run", {}) and len(FlakyDesk.delivered) == 6
+            ),
+        )
+        assert "closures_undelivered" not in shown["run"]
+        # Under each closure's own reply id, the delivery id receivers dedupe by.
+        assert sorted(FlakyDesk.delivered) == sorted(
+            (c["reply_id"], c["report_id"]) for c in undelivered
+        )
+        # Idempotent: nothing left to re-send, nothing sent, and said so.
+        status, again = pipeline.api("POST", f"/runs/{run_id}/resend", OPERATOR_TOKEN, {})
+        assert (status, again["already"]) == (200, {"action": "resend"})
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(resend) == 0
+        assert out.getvalue().startswith(f"unchanged: run {run_id} has no undelivered closure")
+        while not prometheus_query(stack.url, f"citybrain_closures_undelivered{{{instance}}} == 0"):
+            assert time.monotonic() < deadline + 60, "the gauge never came back to 0"
+            time.sleep(0.5)
+        assert len(FlakyDesk.delivered) == 6
+    finally:
+        worker.stop()
+        pipeline.close()
+        server.shutdown()

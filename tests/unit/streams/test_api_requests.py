@@ -199,7 +199,7 @@ def test_an_unknown_action_is_named_in_words(tmp_path: Path) -> None:
     assert status == 404
     assert doc["error"] == (
         "no action 'acknowledge': expected one of ack, answer, approve, cancel, escalate, "
-        "reject, resolve (did you mean 'ack'?)"
+        "reject, resend, resolve (did you mean 'ack'?)"
     )
 
 

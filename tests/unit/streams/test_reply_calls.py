@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from playbooks.engine import Command, Run
+from streams.replies import RESEND, UNDELIVERED, undelivered_of
 from streams.response import Response
 from tests.unit.streams.test_response_races import KEY, Event, Gate, alert
 from tests.unit.streams.test_response_races import response as races_response
@@ -183,3 +184,97 @@ def test_a_closure_call_given_up_after_its_retries_is_audited_once(
     [record] = [r for r in audited if r["action"] == "reply_webhook_failed"]
     assert record["detail"].startswith(f"{record['run_id']}:90 for report r-1 to {URL}: ")
     assert "HTTP 503 after 5 attempt(s); given up" in record["detail"]
+
+
+def test_a_closure_given_up_is_kept_undelivered_counted_and_resent_once(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a closure given up was one audit record; the citizen never heard and
+    nothing asked an operator to act. Now it stays with the group as undelivered
+    (counted by the gauge, the group not forgotten) until a ``resend_closures`` command
+    calls it again under its reply id; a second such command calls nothing."""
+    stage, _ = response
+    made = calls_of(stage)
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+    stage.settings = stage.ctx.settings = stage.ctx.settings.model_copy(
+        update={"group_retention": 0.0}
+    )
+
+    async def scenario() -> None:
+        run, reply = await replied(stage)
+        [(_, _, doc)] = made
+        failed = {
+            "id": f"{reply.id}:result",
+            "run_id": run.run_id,
+            "action": "action_result",
+            "command_id": reply.id,
+            "ok": False,
+            "detail": "HTTP 503 after 3 attempt(s)",
+            "by": "citybrain",
+            "at": time.time(),
+        }
+        await stage.on_command(Event(KEY, failed))  # type: ignore[arg-type]
+        [entry] = stage.ctx.groups.data[KEY][UNDELIVERED].values()
+        assert (entry["reply"], entry["detail"]) == (doc, "HTTP 503 after 3 attempt(s)")
+        assert undelivered_of(stage.ctx.groups.data[KEY], run.run_id) == {reply.id: entry}
+        cancel = {"id": "c-1", "run_id": run.run_id, "action": "cancel", "by": "op"}
+        await stage.on_command(Event(KEY, cancel))  # type: ignore[arg-type]
+        resolved = alert("al-1")
+        resolved["alert"]["status"] = "resolved"
+        await stage.on_routed(Event(KEY, resolved))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        ended = Run.from_dict(group["run"])
+        later = time.time() + 10 * 86400.0
+        # Finished, every alert resolved, retention passed: only the closure keeps it.
+        assert stage._ended({**group, UNDELIVERED: {}}, ended, later)
+        assert not stage._ended(group, ended, later)
+        await stage.check_deadlines()
+        assert KEY in stage.ctx.groups.data
+        assert stage.metrics.closures_undelivered._value.get() == 1
+        resend = {"id": "rs-1", "run_id": run.run_id, "action": RESEND, "by": "op"}
+        await stage.on_command(Event(KEY, resend))  # type: ignore[arg-type]
+        assert made[1:] == [(reply.id, URL, doc)]  # the same delivery id and closure
+        assert stage.ctx.groups.data[KEY][UNDELIVERED] == {}
+        assert stage.ctx.groups.data[KEY]["reply_calls"] == {reply.id: doc}
+        again = {"id": "rs-2", "run_id": run.run_id, "action": RESEND, "by": "op"}
+        await stage.on_command(Event(KEY, again))  # type: ignore[arg-type]
+        await stage.on_command(Event(KEY, resend))  # redelivered: nothing either
+        assert len(made) == 2
+        await stage.check_deadlines()
+        assert stage.metrics.closures_undelivered._value.get() == 0
+
+    asyncio.run(scenario())
+    [resent] = [r for r in audited if r["action"] == "closures_resent"]
+    assert (resent["actor"], resent["detail"]) == (
+        "op",
+        f"1 closure(s) re-sent to {URL} (reports r-1)",
+    )
+
+
+def test_a_closure_the_executor_drops_is_undelivered_too(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closure the executor would not take (too many calls in flight) was audited
+    ``reply_webhook_dropped`` and stayed in the calls in flight, never made again by
+    its worker: now its failed outcome goes to ``commands`` as any given-up call's."""
+    stage, _ = response
+    sent: list[dict[str, Any]] = []
+
+    async def on_webhook_outcome(outcome: Any) -> None:
+        sent.append({"command_id": outcome.command_id, "ok": outcome.ok, "detail": outcome.detail})
+
+    monkeypatch.setattr(stage.webhooks, "submit", lambda *a: False)
+    monkeypatch.setattr(stage, "on_webhook_outcome", on_webhook_outcome)
+
+    async def scenario() -> None:
+        _, reply = await replied(stage)
+        assert sent == [
+            {"command_id": reply.id, "ok": False, "detail": "too many webhook calls in flight"}
+        ]
+
+    asyncio.run(scenario())
