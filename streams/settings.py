@@ -227,9 +227,10 @@ class Settings(BaseSettings):
     # Seconds between sweeps of the burst windows by event time (streams/ingest.py).
     burst_sweep_interval: float = Field(default=30.0, gt=0, le=HOUR)
     # Seconds of event time a sensor in an open episode may send nothing while the
-    # worker's other sensors of its kind report, before its alert is resolved as ``no_data`` (a
-    # sensor that died mid-episode never sends the readings that would end it;
-    # Alertmanager's resolve_timeout). 0: never (streams/ingest.py, docs/operations.md).
+    # worker's other sensors of its kind on its partition report, before its alert is
+    # resolved as ``no_data`` (a sensor that died mid-episode never sends the readings
+    # that would end it; Alertmanager's resolve_timeout). 0: never (streams/ingest.py,
+    # docs/operations.md).
     no_data_timeout: float = Field(default=HOUR, ge=0, le=WEEK)
     # Wall-clock seconds a group whose run has finished and whose alerts have all resolved
     # is kept (readable by `runs show`, its superseded runs' reports recognised) before

@@ -23,8 +23,12 @@ TIMEOUT = 1200  # event-time seconds: four of the test readings' 300-second step
 
 @pytest.fixture
 def pipeline(stack: PrometheusServer, run_dir: Path) -> Iterator[Pipeline]:
+    # One readings partition: the rule compares a sensor with the sensors of its kind on
+    # its own partition (streams.ingest.silent_sensors), and with two the test grid's
+    # gauges would sit on different ones.
     p = Pipeline(
         run_dir,
+        partitions=1,
         extra_env={
             "CITYBRAIN_ACK_DEADLINE_SECONDS": "3",
             "CITYBRAIN_NO_DATA_TIMEOUT": str(TIMEOUT),
