@@ -120,6 +120,29 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def _nested(action: argparse.Action, value: str) -> list[str]:
+    """The commands one level down that ``value`` names, or that it misspells when it
+    names none, as typed after the parser's own name: ``['playbooks route-test']`` for
+    ``route-test``, ``['runs list', 'silences list']`` for ``list``; [] for none."""
+    commands = action.choices
+    if not isinstance(commands, dict):
+        return []
+    found: dict[str, list[str]] = {}
+    for name, parser in commands.items():
+        for inner in parser._actions:
+            # A command's actions: its subcommands, or a first positional ACTION's
+            # choices (`stack up`).
+            if isinstance(inner, argparse._SubParsersAction) or (
+                inner.metavar == "ACTION" and inner.choices is not None
+            ):
+                for choice in inner.choices or ():
+                    found.setdefault(str(choice), []).append(f"{name} {choice}")
+    if value in found:
+        return found[value]
+    near = closest(value, list(found))
+    return found[str(near)] if near is not None and closest(value, commands) is None else []
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser, its usage errors as the one ``citybrain:`` line every other
     error is (README): ``citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose
@@ -190,6 +213,15 @@ class Parser(argparse.ArgumentParser):
             # and no word of the option that gives help.
             raise argparse.ArgumentError(
                 action, f"invalid choice: {value!r} (did you mean --help?)"
+            )
+        nested = _nested(action, value) if subcommand and isinstance(value, str) else []
+        if nested:
+            # t91: the README's `playbooks check [DIR]` / `route-test …` row led a newcomer
+            # to `citybrain route-test`, answered with every command and no word of where
+            # route-test is.
+            said = " or ".join(repr(name) for name in nested)
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (did you mean {said}?)"
             )
         near = closest(value, choices)
         if near is None:
