@@ -120,6 +120,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+# The free text an action carries is `--note` on a run, `--reason` on a silence and
+# `--comment` on a reporter's answer (t91: `runs cancel --reason dup` was asked "did you
+# mean --json?", `silences add --note x` nothing): each names the others.
+_TEXT_OPTIONS = ("--note", "--reason", "--comment")
+_SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPTIONS}
+
+
 def _nested(action: argparse.Action, value: str) -> list[str]:
     """The commands one level down that ``value`` names, or that it misspells when it
     names none, as typed after the parser's own name: ``['playbooks route-test']`` for
@@ -289,6 +296,9 @@ class Parser(argparse.ArgumentParser):
             name = option.split("=", 1)[0]
             bare = closest(name.lstrip("-"), list(known))
             near = known[str(bare)] if bare is not None else None
+            same = [o for o in _SAME_MEANING.get(name, ()) if o in self._option_string_actions]
+            if same:
+                near = same[0]  # the word this command uses for it, not a look-alike
             if near is not None:
                 pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
         return f" (did you mean {', '.join(pairs)}?)" if pairs else ""

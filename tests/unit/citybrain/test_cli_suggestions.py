@@ -313,3 +313,33 @@ def test_a_misspelt_action_without_its_command_names_the_command(
     assert "(did you mean 'playbooks route-test'?)" in capsys.readouterr().err
     assert main(["stak"]) == EXIT_USAGE
     assert "(did you mean 'stack'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "wrong", "option"),
+    [
+        (["runs", "cancel", "grp-1.1", "--reason", "dup"], "--reason", "--note"),
+        (["runs", "ack", "grp-1.1", "--reason", "x"], "--reason", "--note"),
+        (["runs", "ack", "grp-1.1", "--comment", "x"], "--comment", "--note"),
+        (
+            ["silences", "add", "--matcher", "kind=pm25", "--duration", "1h", "--note", "x"],
+            "--note",
+            "--reason",
+        ),
+        (
+            ["runs", "answer", "grp-1.1", "--report", "r", "--satisfied", "--note", "x"],
+            "--note",
+            "--comment",
+        ),
+    ],
+)
+def test_the_free_text_option_of_another_command_names_this_one_s(
+    argv: list[str], wrong: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t91: a run's text is --note, a silence's --reason, an answer's --comment; `runs
+    cancel RUN --reason dup` was asked "did you mean --json?", a look-alike of no use."""
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {wrong}" in err, err
+    assert f"(did you mean {option}?)" in err, err
+    assert err.count("\n") == 1, err
