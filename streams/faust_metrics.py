@@ -14,6 +14,7 @@ filtered one a fraction of a millisecond, so a watcher may ask often.
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any, cast
 
 import faust
@@ -58,6 +59,11 @@ class CachedLabelsMonitor(PrometheusMonitor):
         self.messages_received_total += count
         self.messages_received_by_topic[tp.topic] += count
         self.tp_read_offsets[tp] = offset
+        # What faust's on_stream_event_in keeps, which a batch skips: its consumer's
+        # check of each partition (verify_event_path) reads it, and without it logged
+        # "Stream has not started processing TP(readings …)" and "3) The agent … is
+        # hanging" for a busy worker up over 300 s whenever readings waited (t91).
+        self.stream_inbound_time[tp] = monotonic()
         m = self._metrics
         m.messages_received.inc(count)
         topic = self._per_topic.get(tp.topic)

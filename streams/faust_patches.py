@@ -41,7 +41,9 @@ wait (``set_fetch_max_wait``), independently of the others.
    less, docs/benchmarks.md). For batch topics faust's
    message counters are updated once per batch (``on_batch_in`` of
    ``streams.faust_metrics.CachedLabelsMonitor``); its per-event stream sensors
-   (``on_stream_event_in/out``) are not called, as no ``Event`` is made.
+   (``on_stream_event_in/out``) are not called, as no ``Event`` is made; the partition's
+   ``stream_inbound_time``, which faust's consumer reads to tell a stalled stream, is set
+   per batch by ``on_batch_in`` too.
 
 3. **A seek back to the committed offset also rewinds a partition with no commit**
    (``perform_seek``). Records fetched while the flow is stopped (a rebalance) are

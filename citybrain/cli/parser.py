@@ -120,6 +120,36 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+# The free text an action carries is `--note` on a run, `--reason` on a silence and
+# `--comment` on a reporter's answer (t91: `runs cancel --reason dup` was asked "did you
+# mean --json?", `silences add --note x` nothing): each names the others.
+_TEXT_OPTIONS = ("--note", "--reason", "--comment")
+_SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPTIONS}
+
+
+def _nested(action: argparse.Action, value: str) -> list[str]:
+    """The commands one level down that ``value`` names, or that it misspells when it
+    names none, as typed after the parser's own name: ``['playbooks route-test']`` for
+    ``route-test``, ``['runs list', 'silences list']`` for ``list``; [] for none."""
+    commands = action.choices
+    if not isinstance(commands, dict):
+        return []
+    found: dict[str, list[str]] = {}
+    for name, parser in commands.items():
+        for inner in parser._actions:
+            # A command's actions: its subcommands, or a first positional ACTION's
+            # choices (`stack up`).
+            if isinstance(inner, argparse._SubParsersAction) or (
+                inner.metavar == "ACTION" and inner.choices is not None
+            ):
+                for choice in inner.choices or ():
+                    found.setdefault(str(choice), []).append(f"{name} {choice}")
+    if value in found:
+        return found[value]
+    near = closest(value, list(found))
+    return found[str(near)] if near is not None and closest(value, commands) is None else []
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser, its usage errors as the one ``citybrain:`` line every other
     error is (README): ``citybrain: ingest mqtt: argument --qos: invalid choice: 2 (choose
@@ -191,6 +221,15 @@ class Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(
                 action, f"invalid choice: {value!r} (did you mean --help?)"
             )
+        nested = _nested(action, value) if subcommand and isinstance(value, str) else []
+        if nested:
+            # t91: the README's `playbooks check [DIR]` / `route-test …` row led a newcomer
+            # to `citybrain route-test`, answered with every command and no word of where
+            # route-test is.
+            said = " or ".join(repr(name) for name in nested)
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (did you mean {said}?)"
+            )
         near = closest(value, choices)
         if near is None:
             listed = ", ".join(map(repr, choices))
@@ -257,6 +296,9 @@ class Parser(argparse.ArgumentParser):
             name = option.split("=", 1)[0]
             bare = closest(name.lstrip("-"), list(known))
             near = known[str(bare)] if bare is not None else None
+            same = [o for o in _SAME_MEANING.get(name, ()) if o in self._option_string_actions]
+            if same:
+                near = same[0]  # the word this command uses for it, not a look-alike
             if near is not None:
                 pairs.append(str(near) if len(unknown) == 1 else f"{near} for {name}")
         return f" (did you mean {', '.join(pairs)}?)" if pairs else ""

@@ -19,12 +19,26 @@ def chosen_prefix(args: argparse.Namespace, settings: Settings) -> tuple[str, st
     ``report``) reads, and a note to print first ("" for none): --prefix, else
     CITYBRAIN_TOPIC_PREFIX; when neither was given and the last demo's worker still runs,
     the demo's (it writes under its own ``demo-…`` prefix). CliError for an empty
-    --prefix."""
+    --prefix, or one holding the examples' ``…``."""
     from citybrain.demo import read_demo_state
 
     if args.prefix is not None:
         if not args.prefix.strip():
             raise CliError("--prefix is empty: give a topic prefix, e.g. citybrain")
+        if "…" in args.prefix:
+            # t91: the README's `report --prefix demo-… …`, typed as printed, was "no
+            # events under it", as a real prefix that never ran is.
+            demo = read_demo_state(settings)
+            prefix = demo.get("topic_prefix") if demo else None
+            running = (
+                f"the running demo's is {prefix} (--prefix left out reads it)"
+                if isinstance(prefix, str) and prefix
+                else "the demo prints its own (`demo-` and its start time)"
+            )
+            raise CliError(
+                f"--prefix {args.prefix!r} is the placeholder the examples print: give a "
+                f"topic prefix; {running}"
+            )
         return args.prefix, ""
     if "topic_prefix" in settings.model_fields_set:
         return settings.topic_prefix, ""

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -195,6 +196,23 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+# A log record's first line: "[2026-12-05 02:34:36,256] [19210] [ERROR] …".
+_RECORD_START = re.compile(r"\[\d{4}-\d\d-\d\d ")
+
+
+def last_record(text: str) -> str:
+    """The line of a log's ``text`` (its last lines) that says how it ended: its last
+    line when that starts a record or ends a traceback (the exception), else the first
+    line of the last record, else its last line ("" for none). t91: faust's multi-line
+    messages left `stack status` showing "(last line: 3) The agent processing the stream
+    is hanging …)", a fragment of a list, for a worker that was killed."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if _RECORD_START.match(line)]
+    if not starts or any(line.startswith("Traceback") for line in lines[starts[-1] :]):
+        return lines[-1] if lines else ""
+    return lines[starts[-1]]
+
+
 def demo_worker_lines(settings: Settings) -> list[str]:
     """`stack status`'s lines on the demo: a demo running now (pid, topic prefix); the
     last demo's worker running or down (optional), or stopped without `stack down` (it
@@ -216,7 +234,7 @@ def demo_worker_lines(settings: Settings) -> list[str]:
         return [*lines, f"{'demo worker':11} {'running':8} {url} (pid {pid})"]
     if state == "stopped":
         log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
-        last = " ".join(tail(Path(log), 1).split())
+        last = " ".join(last_record(tail(Path(log), 60)).split())
         last = last if len(last) <= 200 else last[:199] + "…"
         lines += [
             f"{'demo worker':11} {'stopped':8} {url}: it exited without a `stack down` "

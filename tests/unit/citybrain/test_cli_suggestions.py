@@ -262,3 +262,84 @@ def test_help_typed_as_a_command_points_to_the_help_option(
         f"citybrain:{where}{':' if where else ''} argument {argument}: invalid choice: {argv[-1]!r} (did you mean --help?); "
         f"see `{shlex.join([cli_command(), *argv[:-1], '--help'])}`\n"
     )
+
+
+def _nested_names() -> dict[str, list[str]]:
+    """Each name a command takes as its action (``route-test``, ``list``, ``up``) that is
+    no top-level command, with the commands it is the action of."""
+    parser = build_parser()
+    top = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    names: dict[str, list[str]] = {}
+    for path, parser in ALL:
+        if len(path) != 1:
+            continue
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) or action.metavar == "ACTION":
+                for choice in action.choices or ():
+                    if choice not in top:
+                        names.setdefault(str(choice), []).append(f"{path[0]} {choice}")
+    return names
+
+
+NESTED = _nested_names()
+
+
+def test_the_nested_walk_reaches_the_readme_s_actions() -> None:
+    assert NESTED["route-test"] == ["playbooks route-test"]
+    assert NESTED["up"] == ["stack up"]
+    assert sorted(NESTED["list"]) == ["runs list", "silences list"]
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_an_action_typed_without_its_command_names_the_command(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t91: the README's row `citybrain playbooks check [DIR]` / `route-test key=value…`
+    led a newcomer to `citybrain route-test kind=water_level`, answered with the list of
+    every command and no word of `playbooks route-test`."""
+    assert main([name]) == EXIT_USAGE
+    out, err = capsys.readouterr()
+    said = " or ".join(repr(full) for full in NESTED[name])
+    assert out == "" and err.count("\n") == 1, err
+    assert f"argument COMMAND: invalid choice: {name!r} (did you mean {said}?)" in err, err
+    assert "choose from" not in err, err
+
+
+def test_a_misspelt_action_without_its_command_names_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A top-level command close to the word still comes first (`stak` is `stack`).
+    assert main(["route_test"]) == EXIT_USAGE
+    assert "(did you mean 'playbooks route-test'?)" in capsys.readouterr().err
+    assert main(["stak"]) == EXIT_USAGE
+    assert "(did you mean 'stack'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "wrong", "option"),
+    [
+        (["runs", "cancel", "grp-1.1", "--reason", "dup"], "--reason", "--note"),
+        (["runs", "ack", "grp-1.1", "--reason", "x"], "--reason", "--note"),
+        (["runs", "ack", "grp-1.1", "--comment", "x"], "--comment", "--note"),
+        (
+            ["silences", "add", "--matcher", "kind=pm25", "--duration", "1h", "--note", "x"],
+            "--note",
+            "--reason",
+        ),
+        (
+            ["runs", "answer", "grp-1.1", "--report", "r", "--satisfied", "--note", "x"],
+            "--note",
+            "--comment",
+        ),
+    ],
+)
+def test_the_free_text_option_of_another_command_names_this_one_s(
+    argv: list[str], wrong: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t91: a run's text is --note, a silence's --reason, an answer's --comment; `runs
+    cancel RUN --reason dup` was asked "did you mean --json?", a look-alike of no use."""
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {wrong}" in err, err
+    assert f"(did you mean {option}?)" in err, err
+    assert err.count("\n") == 1, err

@@ -119,6 +119,33 @@ def test_the_prefix_is_the_option_the_setting_or_the_running_demos(
         chosen_prefix(_args(" "), settings)
 
 
+def test_the_examples_placeholder_prefix_is_named_with_the_running_demos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t91: the README's `report --prefix demo-… --data … --out …` and `campaign report
+    --prefix demo-…`, typed as printed, were "no events under it" (the same words as a
+    prefix that never ran), not that the prefix is the example's placeholder; every
+    command reading topics (deadletters, report, campaign report) chooses it here."""
+    monkeypatch.delenv("CITYBRAIN_TOPIC_PREFIX", raising=False)
+    settings = Settings(run_dir_override=tmp_path)
+    with pytest.raises(CliError) as no_demo:
+        chosen_prefix(_args("demo-…"), settings)
+    assert str(no_demo.value) == (
+        "--prefix 'demo-…' is the placeholder the examples print: give a topic prefix; "
+        "the demo prints its own (`demo-` and its start time)"
+    )
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True)
+    files.pid.write_text(str(os.getpid()))  # this process stands in for the demo's worker
+    files.state.write_text(json.dumps({"topic_prefix": "demo-20261205021750"}))
+    with pytest.raises(CliError) as demo:
+        chosen_prefix(_args("demo-…"), settings)
+    assert str(demo.value) == (
+        "--prefix 'demo-…' is the placeholder the examples print: give a topic prefix; "
+        "the running demo's is demo-20261205021750 (--prefix left out reads it)"
+    )
+
+
 def test_a_foreign_dead_letter_s_headers_are_read_whatever_their_bytes() -> None:
     """The demo's summary and ``report`` read dead letters' reasons and origins through
     ``DeadLetter.of`` too (twenty-first session: their own ``.decode()`` of the reason

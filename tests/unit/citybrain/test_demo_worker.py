@@ -208,3 +208,40 @@ def test_the_unreachable_api_hint_names_the_running_demo_worker_elsewhere(
     monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
     assert stopped_demo_worker(None, ["runs", "list"]) == ""
     assert stopped_demo_worker("http://10.0.0.9:16066", ["runs", "list"]) == ""
+
+
+@pytest.mark.parametrize(
+    ("log", "shown"),
+    [
+        # faust's multi-line message: its record's first line, not "3) The agent …".
+        (
+            "[2026-12-05 02:34:35,001] [19210] [INFO] fine\n"
+            "[2026-12-05 02:34:36,256] [19210] [ERROR] [^---AIOKafkaConsumerThread]: Stream "
+            "has not started processing TP(topic='d.readings', partition=1)\n\n"
+            "There are multiple possible explanations for this:\n\n"
+            " 2) The stream has stopped processing events for some reason.\n\n"
+            "3) The agent processing the stream is hanging (waiting for network, I/O or "
+            "infinite loop). \n",
+            "[2026-12-05 02:34:36,256] [19210] [ERROR] [^---AIOKafkaConsumerThread]: Stream "
+            "has not started processing TP(topic='d.readings', partition=1)",
+        ),
+        # A traceback's exception, a record, or a log without records: its last line.
+        (
+            "[2026-12-05 02:00:00,000] [1] [ERROR] crashed\nTraceback (most recent call last):\n"
+            '  File "x.py", line 1\nfaust.exceptions.ConsumerNotStarted: no\n',
+            "faust.exceptions.ConsumerNotStarted: no",
+        ),
+        (
+            "[2026-12-05 02:00:00,000] [1] [INFO] a\n[2026-12-05 02:00:01,000] [1] [INFO] b\n",
+            "[2026-12-05 02:00:01,000] [1] [INFO] b",
+        ),
+        ("starting\nsomething\n", "something"),
+        ("\n\n", ""),
+    ],
+)
+def test_the_last_line_shown_is_the_last_record_s_or_the_exception(log: str, shown: str) -> None:
+    """t91: a demo worker killed after faust logged a multi-line message showed `stack
+    status` "(last line: 3) The agent processing the stream is hanging …)"."""
+    from citybrain.cli.stack import last_record
+
+    assert last_record(log) == shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from time import monotonic
 from types import SimpleNamespace
 from typing import Any
 
@@ -62,3 +63,21 @@ def test_metrics_page_serves_only_the_named_samples_as_the_full_page_has_them() 
     assert len(page) < len(full) / 20
     # An unknown name serves nothing, not the whole page.
     assert metrics_page(registry, ["no_such_metric"]) == b""
+
+
+def test_a_batch_marks_its_partition_s_stream_as_processing() -> None:
+    """faust's consumer checks each partition it fetches for (``verify_event_path``):
+    records waiting and no ``stream_inbound_time`` for it since the worker started 300 s
+    ago logs "Stream has not started processing TP(…)" with "3) The agent processing the
+    stream is hanging". A batch-drained topic makes no ``Event``, so faust's
+    ``on_stream_event_in`` never set it: t91 found the demo's worker logging it for both
+    readings partitions at its first readings after 5 min, and ``stack status`` showing
+    "3) The agent … is hanging" as its log's last line. ``on_batch_in`` sets it, on
+    faust's clock."""
+    monitor = CachedLabelsMonitor(metrics=FaustMetrics.create(CollectorRegistry(), "faust"))
+    tp = TP("citybrain.readings", 1)
+    assert monitor.stream_inbound_time.get(tp) is None
+    before = monotonic()
+    monitor.on_batch_in(tp, 41, 42)
+    assert before <= monitor.stream_inbound_time[tp] <= monotonic()
+    assert monitor.tp_read_offsets[tp] == 41 and monitor.messages_received_total == 42
