@@ -20,6 +20,7 @@ import math
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -63,7 +64,7 @@ from streams.context import API_KAFKA_WAIT, Context, run_key
 from streams.errors import EventError, show
 from streams.events import ISO_DATETIME, decode_json, parse_ts
 from streams.partitioning import key_partition
-from streams.replies import RESEND, undelivered_of
+from streams.replies import RESEND, undelivered_of, undelivered_of_group
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -99,11 +100,27 @@ def undelivered_list(group: Any, run_id: str) -> list[dict[str, Any]]:
     )
 
 
-def shown_run(group: Any, run: dict[str, Any]) -> dict[str, Any]:
+def shown_run(group: Any, run: dict[str, Any], *, listed: bool = False) -> dict[str, Any]:
     """A stored run as the API lists and shows it: with ``closures_undelivered``
-    (``undelivered_list``) when one of its closures was not delivered."""
-    undelivered = undelivered_list(group, str(run.get("run_id")))
-    return {**run, "closures_undelivered": undelivered} if undelivered else run
+    (``undelivered_list``) when one of its closures was not delivered; ``listed`` (the
+    runs list, which shows a group's latest run only) adds
+    ``closures_undelivered_earlier``, ``{run id: how many}`` of the group's earlier
+    (superseded) runs, when any of theirs was not delivered: a list that showed only
+    the latest run's hid them (t89)."""
+    run_id = str(run.get("run_id"))
+    shown = dict(run)
+    undelivered = undelivered_list(group, run_id)
+    if undelivered:
+        shown["closures_undelivered"] = undelivered
+    if listed:
+        earlier = Counter(
+            str((e.get("reply") or {}).get("run_id"))
+            for e in undelivered_of_group(group).values()
+            if (e.get("reply") or {}).get("run_id") != run_id
+        )
+        if earlier:
+            shown["closures_undelivered_earlier"] = dict(sorted(earlier.items()))
+    return shown if len(shown) > len(run) else run
 
 
 def _listed(doc: Any, now: float) -> dict[str, Any]:
@@ -1137,7 +1154,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
             reason = ctx.reading_back()
             if reason is not None:  # a partial list would hide live runs
                 raise not_yet("the list of runs", reason)
-            runs = [shown_run(g, g["run"]) for _, g in ctx.groups.items() if g.get("run")]
+            runs = [
+                shown_run(g, g["run"], listed=True) for _, g in ctx.groups.items() if g.get("run")
+            ]
             if FORWARDED_HEADER not in request.headers:
                 # The other workers' runs too: a worker holds only its partitions' runs,
                 # so its list alone showed about 1/N of the city's (helper t61).

@@ -46,14 +46,20 @@ def with_undelivered(group: dict[str, Any], reply: Any, detail: str, at: float) 
     return {**group, UNDELIVERED: undelivered}
 
 
+def undelivered_of_group(group: Any) -> dict[str, dict[str, Any]]:
+    """Every undelivered closure of ``group`` (as stored), of any of its runs, by reply id
+    (``with_undelivered``'s entries; anything else stored there is left out)."""
+    entries = (group.get(UNDELIVERED) or {}) if isinstance(group, dict) else {}
+    return {rid: e for rid, e in entries.items() if isinstance(e, dict)}
+
+
 def undelivered_of(group: Any, run_id: str) -> dict[str, dict[str, Any]]:
     """The undelivered closures of ``group`` (as stored) sent by run ``run_id``, by reply
     id (``with_undelivered``'s entries)."""
-    entries = (group.get(UNDELIVERED) or {}) if isinstance(group, dict) else {}
     return {
         rid: e
-        for rid, e in entries.items()
-        if isinstance(e, dict) and (e.get("reply") or {}).get("run_id") == run_id
+        for rid, e in undelivered_of_group(group).items()
+        if (e.get("reply") or {}).get("run_id") == run_id
     }
 
 

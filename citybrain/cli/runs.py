@@ -147,12 +147,21 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
 
 
 def undelivered_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -> str | None:
-    """The line `runs list` adds when closures of the listed runs were not delivered:
-    how many, of which runs, and the command that re-sends them; None when none."""
-    ids = [str(r.get("run_id")) for r in runs if r.get("closures_undelivered")]
+    """The line `runs list` adds when closures of the listed runs, or of the earlier
+    (superseded) runs of their groups, which it does not list, were not delivered: how
+    many, of which runs, and the command that re-sends them; None when none."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        if r.get("closures_undelivered"):
+            counts[str(r.get("run_id"))] = len(r["closures_undelivered"])
+        earlier = r.get("closures_undelivered_earlier")
+        if isinstance(earlier, Mapping):
+            for rid, k in earlier.items():
+                counts[f"{rid} (superseded)"] = int(k) if isinstance(k, int) else 1
+    ids = list(counts)
     if not ids:
         return None
-    n = sum(len(r.get("closures_undelivered") or []) for r in runs)
+    n = sum(counts.values())
     shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
     return cell(
         f"{counted(n, 'closure')} to citizens not delivered (their webhook call was given "

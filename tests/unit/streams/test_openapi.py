@@ -53,8 +53,9 @@ def test_the_run_schema_names_every_field_a_run_is_answered_with() -> None:
     schema = spec["components"]["schemas"]["Run"]["properties"]
     fields = {f.name: f for f in dataclasses.fields(Run)}
     # The API adds closures_undelivered (from the run's group) when a closure was not
-    # delivered (streams/api.py, shown_run).
-    assert set(schema) == set(fields) | {"closures_undelivered"}
+    # delivered, and the list closures_undelivered_earlier for its superseded runs'
+    # (streams/api.py, shown_run).
+    assert set(schema) == set(fields) | {"closures_undelivered", "closures_undelivered_earlier"}
     hints = typing.get_type_hints(Run)
     for name in fields:
         optional = isinstance(hints[name], types.UnionType) and type(None) in hints[name].__args__
