@@ -21,6 +21,7 @@ import pytest
 
 from bench.nab_loco import save_scores
 from streams.settings import REPO_ROOT
+from tests.unit.citybrain.test_cli_errors import interruptible
 
 
 def corpus(root: Path, files: int, rows: int) -> None:
@@ -55,6 +56,7 @@ def test_an_interrupted_loco_run_stops_its_workers_at_once(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's command
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 120

@@ -339,6 +339,7 @@ def test_ctrl_c_ends_with_one_line(stopped: tuple[Path, dict[str, str], Path]) -
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     # Wait until it blocks reading fd 0 (x86_64 syscall 0 = read): imports are done.
     syscall = Path(f"/proc/{proc.pid}/syscall")
@@ -552,3 +553,10 @@ def test_a_failed_connection_is_said_in_words() -> None:
     assert "TopicAuthorizationFailed" not in _kafka_reason(
         kafka.errors.TopicAuthorizationFailedError()
     )
+
+
+def interruptible() -> None:
+    """In the child before it runs: Ctrl-C's default disposition. A suite started in the
+    background by a non-interactive shell (`pytest … &`) inherits SIGINT ignored, as POSIX
+    has it, and Python then installs no KeyboardInterrupt handler in its children."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
