@@ -20,6 +20,7 @@ import pytest
 
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.resolve import Resolve
+from tests.stalls import NeverAnswers
 
 pytestmark = pytest.mark.integration
 TOKEN = "glsa_test_token"
@@ -309,11 +310,7 @@ def test_a_resolver_that_never_answers_costs_neither_the_loop_nor_its_executor()
     # t90: a Grafana whose host name's resolution hangs held one thread of asyncio's
     # default executor per annotation in flight (the call's timeout ended the await,
     # not the thread), and with them every other name resolution of the worker.
-    never = threading.Event()
-
-    def hangs(*args: Any) -> list[Any]:
-        never.wait()
-        return []
+    hangs = NeverAnswers()
 
     errors: list[str] = []
 
@@ -337,7 +334,7 @@ def test_a_resolver_that_never_answers_costs_neither_the_loop_nor_its_executor()
     try:
         answer = asyncio.run(main())
     finally:
-        never.set()
+        hangs.release()
     assert answer[0][4][:2] == ("127.0.0.1", 80)
     assert len(errors) == 10
     assert sorted(errors) == sorted(

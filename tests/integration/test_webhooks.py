@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pytest
 
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome, verify
+from tests.stalls import NeverAnswers
 
 pytestmark = pytest.mark.integration
 SECRET = b"s3cret"
@@ -484,11 +485,7 @@ def test_a_resolver_that_never_answers_is_said_retried_and_leaves_the_executor_f
     # t90: a receiver whose host name's resolution hangs held a thread of asyncio's
     # default executor per attempt (httpx's timeout ended the await, not the thread):
     # enough of them starved every other name resolution of the worker.
-    never = threading.Event()
-
-    def hangs(*args: Any) -> list[Any]:
-        never.wait()
-        return []
+    hangs = NeverAnswers()
 
     outcomes: list[WebhookOutcome] = []
     attempts: list[str] = []
@@ -515,7 +512,7 @@ def test_a_resolver_that_never_answers_is_said_retried_and_leaves_the_executor_f
     try:
         answer = asyncio.run(main())
     finally:
-        never.set()
+        hangs.release()
     assert answer[0][4][:2] == ("127.0.0.1", 80)
     said = (
         "transport error: ConnectError: resolving the host name 'hook.example' took "

@@ -14,14 +14,11 @@ from typing import Any
 import pytest
 
 from playbooks.executors.resolve import BoundedResolution, ResolveTimeoutError
+from tests.stalls import NeverAnswers
 
 
 def test_a_resolver_that_never_answers_is_said_past_the_bound_naming_the_host() -> None:
-    never = threading.Event()
-
-    def hangs(*args: Any) -> list[Any]:
-        never.wait()
-        return []
+    hangs = NeverAnswers()
 
     resolution = BoundedResolution(hangs, timeout=0.2, threads=1)
 
@@ -36,7 +33,7 @@ def test_a_resolver_that_never_answers_is_said_past_the_bound_naming_the_host() 
     try:
         asyncio.run(main())
     finally:
-        never.set()
+        hangs.release()
         resolution.shutdown()
 
 

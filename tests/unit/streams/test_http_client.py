@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from playbooks.executors.resolve import BoundedResolution
 from streams.app import create_app
 from streams.http_client import BoundedResolver, http_client
 from streams.settings import Settings
+from tests.stalls import NeverAnswers
 
 
 def _session(resolve: Any, timeout: float = 5.0) -> aiohttp.ClientSession:
@@ -65,11 +65,7 @@ def test_a_host_name_is_resolved_by_it_and_the_owner_reached() -> None:
 
 
 def test_a_resolver_that_never_answers_fails_the_request_and_leaves_the_executor_free() -> None:
-    never = threading.Event()
-
-    def hangs(*args: Any) -> list[Any]:
-        never.wait()
-        return []
+    hangs = NeverAnswers()
 
     async def main() -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -86,5 +82,5 @@ def test_a_resolver_that_never_answers_fails_the_request_and_leaves_the_executor
     try:
         answer = asyncio.run(main())
     finally:
-        never.set()
+        hangs.release()
     assert answer[0][4][:2] == ("127.0.0.1", 80)
