@@ -328,6 +328,32 @@ class AlertEvent:
     ended_at: float | None
     received_at: float
 
+    @classmethod
+    def resolution(
+        cls,
+        episode: Mapping[str, Any],
+        sensor_id: str,
+        kind: str,
+        grid_cell: str,
+        received_at: float,
+    ) -> AlertEvent:
+        """The ``resolved`` alert that closes ``episode`` (a sensor state's open episode:
+        its id, peak score and value, start and last anomalous reading's time), the
+        severity that of its peak."""
+        return cls(
+            episode["alert_id"],
+            "resolved",
+            sensor_id,
+            kind,
+            grid_cell,
+            severity_for(episode["peak_score"]),
+            episode["peak_score"],
+            episode["peak_value"],
+            episode["started_at"],
+            episode["last_anomalous_at"],
+            received_at,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": "alert/1",
@@ -1736,18 +1762,8 @@ class SensorDetection:
                 episode["quiet"] += 1
                 if episode["quiet"] >= self.quiet_readings:
                     result.alerts.append(
-                        AlertEvent(
-                            episode["alert_id"],
-                            "resolved",
-                            r.sensor_id,
-                            r.kind,
-                            r.grid_cell,
-                            severity_for(episode["peak_score"]),
-                            episode["peak_score"],
-                            episode["peak_value"],
-                            episode["started_at"],
-                            episode["last_anomalous_at"],
-                            item.received_at,
+                        AlertEvent.resolution(
+                            episode, r.sensor_id, r.kind, r.grid_cell, item.received_at
                         )
                     )
                     episode = None

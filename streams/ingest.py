@@ -36,7 +36,6 @@ from streams.detection import (
     BatchResult,
     Incoming,
     SensorDetection,
-    severity_for,
 )
 from streams.errors import EventError, detach, unreadable
 from streams.events import MIN_EVENT_TIME, EventValidator, IncidentReport, format_ts
@@ -165,19 +164,19 @@ def silent_sensors(
     order), and one clock per kind resolved the lagging partition's sensors for no data
     while their readings were still waiting there. A sensor the grid no longer has is
     left alone."""
-    for key, state, part in states:
-        kind = kind_of(key.decode(errors="replace"))
-        last = state["last_ts"]
-        if kind is not None and last > newest.get((part, kind), float("-inf")):
-            newest[part, kind] = last
-    due = []
-    for key, state, part in states:
-        kind = kind_of(key.decode(errors="replace"))
-        if state["episode"] is None or kind is None:
-            continue
-        if newest[part, kind] - state["last_ts"] >= timeout:
-            due.append(key)
-    return due
+    known = [
+        (key, state, part, kind)
+        for key, state, part in states
+        if (kind := kind_of(key.decode(errors="replace"))) is not None
+    ]
+    for _, state, part, kind in known:
+        if state["last_ts"] > newest.get((part, kind), float("-inf")):
+            newest[part, kind] = state["last_ts"]
+    return [
+        key
+        for key, state, part, kind in known
+        if state["episode"] is not None and newest[part, kind] - state["last_ts"] >= timeout
+    ]
 
 
 class Ingest:
@@ -320,7 +319,8 @@ class Ingest:
     async def sweep_silent_sensors(self) -> int:
         """Resolve the alerts of sensors that went silent in an open episode: no reading
         for ``CITYBRAIN_NO_DATA_TIMEOUT`` seconds of event time while this worker's other
-        sensors of its kind reported (the newest ``last_ts`` of their states, so a replay
+        sensors of its kind on its partition reported (``silent_sensors``: the newest
+        ``last_ts`` of their states, so a replay
         sweeps as the live stream, a restarted worker resumes from its changelog, and a
         whole feed gone quiet resolves nothing). Each such episode ends with a ``resolved`` alert
         carrying ``resolved_by: "no_data"`` and ``annotation`` saying since when the
@@ -378,25 +378,10 @@ class Ingest:
                     continue
                 episode = state["episode"]
                 sensor = sensors[key.decode(errors="replace")]
-                silent.append(
-                    (
-                        key,
-                        state,
-                        AlertEvent(
-                            episode["alert_id"],
-                            "resolved",
-                            sensor.id,
-                            sensor.kind,
-                            sensor.cell,
-                            severity_for(episode["peak_score"]),
-                            episode["peak_score"],
-                            episode["peak_value"],
-                            episode["started_at"],
-                            episode["last_anomalous_at"],
-                            time.time(),
-                        ),
-                    )
+                alert = AlertEvent.resolution(
+                    episode, sensor.id, sensor.kind, sensor.cell, time.time()
                 )
+                silent.append((key, state, alert))
             if not silent:
                 return 0
             last_of = {a.sensor_id: float(s["last_ts"]) for _, s, a in silent}
