@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -20,7 +19,7 @@ import pytest
 
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.executors.resolve import Resolve
-from tests.stalls import NeverAnswers
+from tests.stalls import NeverAnswers, loop_still_resolves
 
 pytestmark = pytest.mark.integration
 TOKEN = "glsa_test_token"
@@ -317,9 +316,7 @@ def test_a_resolver_that_never_answers_costs_neither_the_loop_nor_its_executor()
     async def on_error(annotation_id: str, detail: str) -> None:
         errors.append(f"{annotation_id}: {detail}")
 
-    async def main() -> list[Any]:
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    async def annotate_ten() -> None:
         annotator = GrafanaAnnotator(
             "http://grafana.example:3000", TOKEN, on_error, timeout=1.0, resolve=hangs
         )
@@ -328,14 +325,9 @@ def test_a_resolver_that_never_answers_costs_neither_the_loop_nor_its_executor()
         while annotator.in_flight:
             await asyncio.sleep(0.02)
         await annotator.shutdown()
-        # The loop's own resolution still has its executor's one thread.
-        return await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
 
-    try:
-        answer = asyncio.run(main())
-    finally:
-        hangs.release()
-    assert answer[0][4][:2] == ("127.0.0.1", 80)
+    # The loop's own resolution still has its executor's one thread.
+    loop_still_resolves(annotate_ten, hangs)
     assert len(errors) == 10
     assert sorted(errors) == sorted(
         f"run-{i}:1: http://grafana.example:3000: resolving the host name "

@@ -10,14 +10,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
 
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome, verify
-from tests.stalls import NeverAnswers
+from tests.stalls import NeverAnswers, loop_still_resolves
 
 pytestmark = pytest.mark.integration
 SECRET = b"s3cret"
@@ -496,9 +495,7 @@ def test_a_resolver_that_never_answers_is_said_retried_and_leaves_the_executor_f
     async def on_attempt(cid: str, u: str, n: int, detail: str) -> None:
         attempts.append(f"{cid} {n}:{detail}")
 
-    async def main() -> list[Any]:
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    async def deliver_five() -> None:
         ex = WebhookExecutor(
             SECRET, on_result, on_attempt, timeout=1.0, retries=1, backoff=0.01, resolve=hangs
         )
@@ -507,13 +504,8 @@ def test_a_resolver_that_never_answers_is_said_retried_and_leaves_the_executor_f
         while ex.in_flight:
             await asyncio.sleep(0.02)
         await ex.close()
-        return await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
 
-    try:
-        answer = asyncio.run(main())
-    finally:
-        hangs.release()
-    assert answer[0][4][:2] == ("127.0.0.1", 80)
+    loop_still_resolves(deliver_five, hangs)
     said = (
         "transport error: ConnectError: resolving the host name 'hook.example' took "
         "longer than 0.5 s (the DNS resolver does not answer)"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from playbooks.executors.resolve import BoundedResolution
 from streams.app import create_app
 from streams.http_client import BoundedResolver, http_client
 from streams.settings import Settings
-from tests.stalls import NeverAnswers
+from tests.stalls import NeverAnswers, loop_still_resolves
 
 
 def _session(resolve: Any, timeout: float = 5.0) -> aiohttp.ClientSession:
@@ -67,9 +66,7 @@ def test_a_host_name_is_resolved_by_it_and_the_owner_reached() -> None:
 def test_a_resolver_that_never_answers_fails_the_request_and_leaves_the_executor_free() -> None:
     hangs = NeverAnswers()
 
-    async def main() -> list[Any]:
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    async def ask_five_times() -> None:
         async with _session(hangs, timeout=0.2) as session:
             for _ in range(5):
                 with pytest.raises(aiohttp.ClientConnectorError) as caught:
@@ -77,10 +74,5 @@ def test_a_resolver_that_never_answers_fails_the_request_and_leaves_the_executor
                 assert "resolving the host name 'owner.example' took longer than 0.2 s" in str(
                     caught.value
                 )
-        return await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
 
-    try:
-        answer = asyncio.run(main())
-    finally:
-        hangs.release()
-    assert answer[0][4][:2] == ("127.0.0.1", 80)
+    loop_still_resolves(ask_five_times, hangs)
