@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import RATE_WINDOW, quantiles, query, series, single
+from dashboards.rules import FEED_SILENCE, FEED_SILENCE_LIMIT
 from streams import metrics as m
 
 UID = "citybrain-pipeline-health"
@@ -84,6 +85,18 @@ def build() -> Dashboard:
                 "short",
                 query(f"sum by (topic) ({m.CONSUMER_LAG})", "{{topic}}"),
                 description=LAG_TOPICS,
+            )
+        )
+        .with_panel(
+            series(
+                "Seconds since each feed's last reading",
+                "s",
+                # The measurement of CitybrainFeedSilent, beside its threshold per kind.
+                query(FEED_SILENCE, "{{kind}}"),
+                query(FEED_SILENCE_LIMIT, "{{kind}} alerts past"),
+                description="Wall clock since a worker last counted a reading of each kind, "
+                "and the silence at which CitybrainFeedSilent fires: three of the kind's usual "
+                "gaps, at least 10 min (docs/control-room.md)",
             )
         )
         .with_panel(

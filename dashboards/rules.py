@@ -89,6 +89,11 @@ RECORDINGS = [
     ),
 ]
 
+# Seconds since a worker last counted a reading of each kind, and the silence past which
+# CitybrainFeedSilent fires (three usual gaps, at least 10 min); also a pipeline panel.
+FEED_SILENCE = f"time() - max by (kind) (max_over_time({m.FEED_LAST_READING}[1d]))"
+FEED_SILENCE_LIMIT = f"max by (kind) (clamp_min(3 * max_over_time({m.FEED_USUAL_GAP}[1d]), 600))"
+
 ALERTS = [
     # A worker that was up in the last hour and is not now; ports nobody ever ran are quiet.
     Alert(
@@ -116,6 +121,19 @@ ALERTS = [
         "5m",
         "warning",
         "{{ $value }} dead letters/s on {{ $labels.instance }}",
+    ),
+    # A feed (kind) silent for more than three of its usual gaps and at least 10 min:
+    # event time stands still when a whole feed stops, so only the wall clock sees it.
+    # Over a day of samples, so a worker restarted meanwhile (no series until its first
+    # reading of the kind) does not hide the silence; a feed silent for over a day is
+    # quiet again (its readings panel shows it).
+    Alert(
+        "CitybrainFeedSilent",
+        FEED_SILENCE,
+        f"> {FEED_SILENCE_LIMIT}",
+        "1m",
+        "warning",
+        "no {{ $labels.kind }} reading for {{ $value | humanizeDuration }}",
     ),
     Alert(
         "CitybrainEventToAlertSlow",

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from faust.types import Message
@@ -179,6 +179,49 @@ def silent_sensors(
     ]
 
 
+# Half-life of the gaps a kind's usual gap is made of (wall clock, s): a day, so an
+# outage raises the tolerance for the day after it, not for ever.
+FEED_GAP_HALF_LIFE = 86_400.0
+
+
+class FeedClock:
+    """When this worker last counted a reading of each kind (wall clock, epoch s) and the
+    kind's usual gap between readings (s): the length-biased mean gap ``sum(g**2) /
+    sum(g)`` over the gaps ``g`` between successive batches holding the kind, each
+    weighted by ``2 ** (-age / FEED_GAP_HALF_LIFE)`` — the mean length of the gap a
+    random moment falls in. A feed reporting in hourly bursts has a usual gap near an
+    hour (its sub-second gaps inside a burst weigh nothing), a steady feed its own
+    interval; 0 until a second batch.
+
+    The worker exports both per kind (``citybrain_feed_last_reading_timestamp_seconds``,
+    ``citybrain_feed_usual_gap_seconds``); ``CitybrainFeedSilent`` fires for a kind
+    silent for more than three usual gaps and at least 10 min: a whole feed gone quiet
+    (a dead gateway, a broken MQTT bridge) moves no event time, so the sensors' own
+    no-data clocks cannot see it."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+        self._sums: dict[str, tuple[float, float]] = {}  # kind -> (sum g, sum g**2), decayed
+
+    def saw(self, kinds: Iterable[str], now: float) -> None:
+        """Record readings of ``kinds`` counted at ``now`` (epoch s; a clock stepped back
+        counts a gap of 0)."""
+        for kind in kinds:
+            before = self.last.get(kind)
+            self.last[kind] = now
+            if before is None:
+                continue
+            gap = max(0.0, now - before)
+            s1, s2 = self._sums.get(kind, (0.0, 0.0))
+            keep = 2.0 ** (-gap / FEED_GAP_HALF_LIFE)
+            self._sums[kind] = (s1 * keep + gap, s2 * keep + gap * gap)
+
+    def usual_gap(self, kind: str) -> float:
+        """``kind``'s usual gap in seconds (0 before its second batch)."""
+        s1, s2 = self._sums.get(kind, (0.0, 0.0))
+        return s2 / s1 if s1 > 0.0 else 0.0
+
+
 class Ingest:
     """Readings to alerts and sensor states; incident reports to burst alerts."""
 
@@ -225,6 +268,9 @@ class Ingest:
         # 2014, 2016 and 2019 data) do not make each other silent; per partition: one
         # partition read ahead of another does not either.
         self.readings_time: dict[tuple[int, str], float] = {}
+        # Each kind's last counted reading and usual gap, wall clock: the gauges
+        # CitybrainFeedSilent watches (a whole feed gone quiet).
+        self.feeds = FeedClock()
 
     # -- readings --------------------------------------------------------------------
     async def on_readings(self, messages: Sequence[Message]) -> None:
@@ -286,6 +332,12 @@ class Ingest:
         m.batch_size.observe(len(events))
         for kind, n in result.scored_by_kind.items():
             m.readings.labels(kind).inc(n)
+        if result.scored_by_kind:
+            feeds = self.feeds
+            feeds.saw(result.scored_by_kind, sent_at)
+            for kind in result.scored_by_kind:
+                m.feed_last_reading.labels(kind).set(sent_at)
+                m.feed_usual_gap.labels(kind).set(feeds.usual_gap(kind))
         for kind, n in result.anomalies_by_kind.items():
             m.anomalies.labels(kind).inc(n)
         if result.duplicates:

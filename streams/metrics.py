@@ -78,6 +78,9 @@ API_REQUESTS = "citybrain_api_requests_total"
 API_REFUSED = "citybrain_api_refused_total"
 ANNOTATIONS = "citybrain_grafana_annotations_total"
 CONSUMER_LAG = "citybrain_consumer_lag"
+# A feed's (kind's) last counted reading and usual gap, wall clock (streams.ingest.FeedClock).
+FEED_LAST_READING = "citybrain_feed_last_reading_timestamp_seconds"
+FEED_USUAL_GAP = "citybrain_feed_usual_gap_seconds"
 CELL_READINGS = "citybrain_cell_readings_total"
 CELL_ALERTS = "citybrain_cell_alerts_total"
 CELL_RUNS_OPEN = "citybrain_cell_runs_open"
@@ -226,6 +229,8 @@ class Metrics:
     api_refused: Counter
     annotations: Counter
     consumer_lag: Gauge
+    feed_last_reading: Gauge
+    feed_usual_gap: Gauge
     cell_readings: Counter
     cell_alerts: Counter
     cell_runs_open: Gauge
@@ -434,6 +439,17 @@ class Metrics:
             ),
             annotations=counter(ANNOTATIONS, "Grafana annotations by outcome", ("outcome",)),
             consumer_lag=gauge(CONSUMER_LAG, "Messages not yet consumed, by topic", ("topic",)),
+            feed_last_reading=gauge(
+                FEED_LAST_READING,
+                "When this worker last counted a reading of the kind (unix time, wall clock)",
+                ("kind",),
+            ),
+            feed_usual_gap=gauge(
+                FEED_USUAL_GAP,
+                "Length-biased mean wall-clock gap between batches holding the kind, "
+                "one-day half-life (s)",
+                ("kind",),
+            ),
             # Grid cells are bounded (the grid file), so the drill-down may label by cell.
             cell_readings=counter(
                 CELL_READINGS, "Valid readings by grid cell", ("district", "street", "community")

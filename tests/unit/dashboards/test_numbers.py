@@ -435,6 +435,63 @@ def test_event_to_alert_slow_fires_after_ten_minutes_and_not_without_alerts(
     )
 
 
+def test_feed_silent_fires_after_three_usual_gaps_and_ten_minutes_at_least(
+    tmp_path: Path,
+) -> None:
+    """Three feeds on a 1-minute scrape. traffic_flow reports every minute (usual gap 60 s:
+    the 10 min floor) until minute 30: pending at 41 (660 s), firing at 42 (720 s).
+    pm25 reports in hourly bursts (usual gap 3,600 s) at 0, 60, ..., 180 min, then stops:
+    quiet between bursts and at 360 min (3 h of silence, not past three gaps), firing from
+    362. water_level's worker restarts at minute 20 and the new one never counts a reading
+    of it (no series): the day's samples still hold its last reading, so it fires at 32."""
+    last = 'citybrain_feed_last_reading_timestamp_seconds{kind="%s",instance="%s"}'
+    gap = 'citybrain_feed_usual_gap_seconds{kind="%s",instance="%s"}'
+    bursts = " ".join(f"{h * 3600}x59" for h in range(3)) + " 10800x300"
+
+    def firing(kind: str, silent: str) -> tuple[dict[str, str], str]:
+        return ({"severity": "warning", "kind": kind}, f"no {kind} reading for {silent}")
+
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": last % ("traffic_flow", "w1"), "values": "0+60x30 1800x400"},
+                {"series": gap % ("traffic_flow", "w1"), "values": "60x430"},
+                {"series": last % ("pm25", "w1"), "values": bursts},
+                {"series": gap % ("pm25", "w1"), "values": "0 3600x480"},
+                {"series": last % ("water_level", "w2"), "values": "0+60x20"},
+                {"series": gap % ("water_level", "w2"), "values": "30x20"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainFeedSilent", "20m"),
+                alert("CitybrainFeedSilent", "31m"),
+                alert("CitybrainFeedSilent", "32m", firing("water_level", "12m 0s")),
+                alert(
+                    "CitybrainFeedSilent",
+                    "42m",
+                    firing("traffic_flow", "12m 0s"),
+                    firing("water_level", "22m 0s"),
+                ),
+                alert(
+                    "CitybrainFeedSilent",
+                    "360m",
+                    firing("traffic_flow", "5h 30m 0s"),
+                    firing("water_level", "5h 40m 0s"),
+                ),
+                alert(
+                    "CitybrainFeedSilent",
+                    "362m",
+                    firing("pm25", "3h 2m 0s"),
+                    firing("traffic_flow", "5h 32m 0s"),
+                    firing("water_level", "5h 42m 0s"),
+                ),
+            ],
+        },
+        rules=True,
+    )
+
+
 # -- every label a query names is one its metric is exported with ------------------------
 
 
