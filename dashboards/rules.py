@@ -10,6 +10,7 @@ from typing import Any
 from streams import metrics as m
 
 WORKERS = 'job="citybrain-worker"'
+INGESTS = 'job="citybrain-ingest"'
 # The interval Prometheus scrapes citybrain at (docker/prometheus.yml), told to Grafana as
 # the datasource's ``timeInterval``: ``$__rate_interval`` is then at least four scrapes.
 SCRAPE_INTERVAL = "5s"
@@ -103,6 +104,16 @@ ALERTS = [
         "1m",
         "critical",
         "citybrain worker {{ $labels.instance }} is down",
+    ),
+    # The same for an ingest (MQTT bridge, HTTP/NGSI door): the feeds behind a stopped
+    # one fall silent too (CitybrainFeedSilent), this names the cause.
+    Alert(
+        "CitybrainIngestDown",
+        f"up{{{INGESTS}}}",
+        f"== 0 and on (instance) max_over_time(up{{{INGESTS}}}[1h]) == 1",
+        "1m",
+        "critical",
+        "citybrain ingest {{ $labels.instance }} is down",
     ),
     Alert(
         "CitybrainConsumerLagGrowing",

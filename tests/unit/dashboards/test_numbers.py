@@ -334,6 +334,29 @@ def test_worker_down_fires_after_a_minute_for_a_worker_that_was_up(tmp_path: Pat
     )
 
 
+def test_ingest_down_fires_after_a_minute_for_an_ingest_that_was_up(tmp_path: Path) -> None:
+    """The MQTT ingest is up for 10 min then down; the HTTP ingest's port was never up (not
+    run here), and a worker going down is CitybrainWorkerDown's, not this rule's."""
+    ingest = 'up{job="citybrain-ingest",instance="%s"}'
+    mqtt = {"severity": "critical", "job": "citybrain-ingest", "instance": "mqtt:16081"}
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": ingest % "mqtt:16081", "values": "1x10 0x10"},
+                {"series": ingest % "http:16080", "values": "0x20"},
+                {"series": 'up{job="citybrain-worker",instance="w1"}', "values": "1x10 0x10"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainIngestDown", "11m"),
+                alert("CitybrainIngestDown", "12m", (mqtt, "citybrain ingest mqtt:16081 is down")),
+            ],
+        },
+        rules=True,
+    )
+
+
 def test_consumer_lag_growing_fires_after_five_minutes_over_a_thousand(tmp_path: Path) -> None:
     """w1's readings lag grows by 100 a minute (over 1,000 from minute 11): pending until
     minute 16, then firing with the lag; w2's lag stays at 5,000 (high, not growing)."""
