@@ -109,8 +109,15 @@ def alive(pid: int) -> bool:
 
 
 def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``cmd`` in its own session, its output to a fresh ``log_file`` (the previous
+    start's kept as ``<log_file>.1``), its pid written to ``pid_file``; the pid.
+
+    A fresh log per start: appended across starts, a process that failed before writing
+    a line was explained by the tail of the run before it (the demo's worker, Kafka)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
+    if log_file.exists() and log_file.stat().st_size:
+        log_file.replace(log_file.with_name(log_file.name + ".1"))
+    with log_file.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
             stdout=log,
