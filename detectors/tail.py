@@ -892,3 +892,25 @@ class TailSlot(_BankRow):
 
     def clone(self) -> TailSlot:
         return TailSlot(self.bank)
+
+
+def mean_interval(detector: object) -> float:
+    """The mean interval between a sensor's readings (s) its tail state has learned from
+    their times: a live ``TailDetector`` or ``TailSlot``, or a ``record`` document (either
+    form). 0.0 when it is not known: readings without times, fewer than two of them, a
+    record written before version 3 (which did not keep it), or not a tail state at all.
+    Never raises."""
+    if isinstance(detector, _BankRow):
+        return float(detector.bank.state[detector.slot, _STEP])
+    if not isinstance(detector, dict) or detector.get("v") != VERSION:
+        return 0.0
+    packed = detector.get("row")
+    try:
+        if isinstance(packed, str):
+            packed = base64.b64decode(packed)
+        if not isinstance(packed, (bytes, bytearray, memoryview)) or len(packed) < 8 * _SCALARS:
+            return 0.0
+        step = float(np.frombuffer(packed, dtype="<f8", count=1, offset=8 * _STEP)[0])
+    except (TypeError, ValueError):
+        return 0.0
+    return step if math.isfinite(step) and step > 0.0 else 0.0

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from faust.types import Message
 
+from detectors.tail import mean_interval
 from playbooks.routing import ALL_LABELS
 from streams.bursts import MAX_CATEGORIES_PER_CELL, Burst, BurstTracker, newest_report_time
 from streams.columns import BatchAdmission
@@ -144,6 +145,10 @@ def all_windows(ctx: Context) -> list[tuple[tuple[str, str], dict[str, Any]]]:
 
 # States the no-data sweep reads between two yields of the event loop.
 SWEEP_CHUNK = 2048
+# A sensor in an episode is silent once this many of its own mean intervals have passed
+# without its reading while its neighbours reported (and the timeout): one reading late
+# or lost is not a silence.
+NO_DATA_MISSED = 2.0
 
 
 def silent_sensors(
@@ -156,8 +161,14 @@ def silent_sensors(
     sensor state, readings partition), ``kind_of`` a sensor id's kind (None: not in the
     grid); a sensor is silent when the newest ``last_ts``
     among the sensors of its kind on its partition is ``timeout`` seconds (event time)
-    or more past its own. ``newest`` ((partition, kind) -> epoch s) is raised to what
-    ``states`` show and kept by the caller, so a clock never goes back.
+    or more past its own, and ``NO_DATA_MISSED`` of its own mean intervals
+    (``detectors.tail.mean_interval``; none known: the timeout alone). ``newest``
+    ((partition, kind) -> epoch s) is raised to what ``states`` show and kept by the
+    caller, so a clock never goes back.
+
+    Its own interval too: an hourly station whose reading came a minute after its
+    neighbours' was an hour behind them, and at the default timeout (1 h) its episode
+    was resolved for no data in that minute.
 
     Each readings partition keeps its own clock per kind: a catching-up worker reads one
     partition days of event time ahead of another (each partition's readings come in
@@ -175,7 +186,9 @@ def silent_sensors(
     return [
         key
         for key, state, part, kind in known
-        if state["episode"] is not None and newest[part, kind] - state["last_ts"] >= timeout
+        if state["episode"] is not None
+        and (behind := newest[part, kind] - state["last_ts"]) >= timeout
+        and behind >= NO_DATA_MISSED * mean_interval(state["detector"])
     ]
 
 

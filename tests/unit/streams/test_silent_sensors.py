@@ -6,9 +6,13 @@ there (a partition read hours of event time ahead of the other)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from streams.ingest import silent_sensors
+import numpy as np
+
+from detectors.tail import TailDetector, mean_interval
+from streams.ingest import NO_DATA_MISSED, silent_sensors
 
 HOUR = 3600.0
 T = 1_800_000_000.0
@@ -16,8 +20,20 @@ KINDS = {"gauge-a": "water_level", "gauge-b": "water_level", "gauge-c": "water_l
 KINDS |= {"air-1": "pm25"}
 
 
-def state(last: float, episode: bool = False) -> dict[str, Any]:
-    return {"last_ts": last, "episode": {"alert_id": "x"} if episode else None}
+def state(last: float, episode: bool = False, detector: Any = None) -> dict[str, Any]:
+    return {
+        "detector": detector,
+        "last_ts": last,
+        "episode": {"alert_id": "x"} if episode else None,
+    }
+
+
+def hourly(last: float, readings: int = 48) -> TailDetector:
+    """A tail detector that learned ``readings`` hourly readings up to ``last``."""
+    detector = TailDetector()
+    times = last - HOUR * np.arange(readings)[::-1]
+    detector.learn_many(np.sin(np.arange(readings) / 5.0) + 10.0, times)
+    return detector
 
 
 def due(entries: list[tuple[str, dict[str, Any], int]], newest: dict[Any, float]) -> list[str]:
@@ -47,3 +63,42 @@ def test_a_clock_never_goes_back_and_an_unknown_sensor_is_left_alone() -> None:
     # The states later read (a rebalance moved gauge-c away): the clock stays.
     assert due([("gauge-a", state(T, episode=True), 1)], newest) == ["gauge-a"]
     assert due([("ghost", state(T, episode=True), 1)], newest) == []
+
+
+def test_an_hourly_station_one_reading_behind_its_neighbours_is_not_silent() -> None:
+    """Beijing's stations report hourly; at the default timeout (1 h) a station whose
+    reading came a minute after its neighbours' was an hour behind them and resolved
+    for no data. Silent only once it has missed two of its own intervals."""
+    a, b = hourly(T), hourly(T + HOUR)
+    assert mean_interval(a) == HOUR
+    kinds = {"air-1": "pm25", "air-2": "pm25"}
+
+    def silent(last_neighbour: float, detector: Any) -> list[bytes]:
+        entries = [
+            (b"air-1", state(T, episode=True, detector=detector), 0),
+            (b"air-2", state(last_neighbour, detector=b), 0),
+        ]
+        return silent_sensors(entries, kinds.get, {}, HOUR)
+
+    assert silent(T + HOUR, a) == []
+    assert silent(T + NO_DATA_MISSED * HOUR - 1, a) == []
+    assert silent(T + NO_DATA_MISSED * HOUR, a) == [b"air-1"]
+    # Its state as the changelog holds it (a record, base64 or bytes) says the same.
+    record = a.get_state()
+    assert silent(T + HOUR, record) == []
+    assert silent(T + HOUR, {**record, "row": base64.b64decode(record["row"])}) == []
+    # No interval known (no times, another detector, an older record): the timeout alone.
+    assert silent(T + HOUR, None) == [b"air-1"]
+    assert silent(T + HOUR, {**record, "v": 2}) == [b"air-1"]
+
+
+def test_a_sensor_faster_than_the_timeout_is_silent_at_the_timeout() -> None:
+    every_5_min = TailDetector()
+    times = T - 300.0 * np.arange(100)[::-1]
+    every_5_min.learn_many(np.cos(np.arange(100) / 7.0), times)
+    assert mean_interval(every_5_min) == 300.0
+    entries = [
+        (b"gauge-a", state(T, episode=True, detector=every_5_min), 1),
+        (b"gauge-c", state(T + HOUR), 1),
+    ]
+    assert silent_sensors(entries, KINDS.get, {}, HOUR) == [b"gauge-a"]
