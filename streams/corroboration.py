@@ -306,6 +306,22 @@ def on_mark(
 ) -> list[dict[str, Any]]:
     """Record a mark (idempotent) and return the held alerts it corroborates, labelled
     and removed from the hold, in the order they were held."""
+    record_mark(state, sensor_id, ts, policy)
+    out = []
+    for alert_id, held in list(state["held"].items()):
+        alert = held["alert"]
+        if not areas.is_neighbour(alert["sensor_id"], sensor_id):
+            continue
+        c = _assess_alert(alert, state, areas, policy)
+        if c.label == "corroborated":
+            out += _forward(state, alert_id, alert, c)
+    return out
+
+
+def record_mark(state: dict[str, Any], sensor_id: str, ts: float, policy: Policy) -> None:
+    """Add a mark at ``ts`` (event time, s) to ``sensor_id``'s in an area's ``state``
+    (idempotent), dropping its marks too old to corroborate anything; nothing else of the
+    state changes, and nothing raises for a state of ``new_area_state``'s shape."""
     times: list[float] = state["marks"].setdefault(sensor_id, [])
     i = bisect.bisect_left(times, ts)
     if i == len(times) or times[i] != ts:
@@ -318,15 +334,6 @@ def on_mark(
     cut = bisect.bisect_left(times, times[-1] - max(2 * policy.window, policy.keep))
     del times[:cut]
     state["newest"] = times[-1] if state["newest"] is None else max(state["newest"], times[-1])
-    out = []
-    for alert_id, held in list(state["held"].items()):
-        alert = held["alert"]
-        if not areas.is_neighbour(alert["sensor_id"], sensor_id):
-            continue
-        c = _assess_alert(alert, state, areas, policy)
-        if c.label == "corroborated":
-            out += _forward(state, alert_id, alert, c)
-    return out
 
 
 def _forward(

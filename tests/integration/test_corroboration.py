@@ -11,6 +11,7 @@ inputs are checked first, so the test says which case it exercises.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from citybrain.stack import PrometheusServer
 from detectors import RobustZScore
@@ -189,5 +191,69 @@ def test_a_lone_spiking_gauge_is_isolated_and_sent_to_sensor_check(
         ]
         assert [d["unit"] for d in dispatched] == ["sensor-maintenance"]
         assert counted(p, 'label="isolated"', 'assessment="suspected_sensor_fault"') == 1
+    finally:
+        worker.stop()
+
+
+def committed_to_end(p: Pipeline, role: str) -> bool:
+    """Whether the worker group has committed every offset of ``role``'s topic."""
+    topic = p.topic(role)
+    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=p.settings.kafka_bootstrap)
+    try:
+        parts = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        done = admin.list_group_offsets(p.name)[p.name]
+    finally:
+        consumer.close()
+        admin.close()
+    # A partition nothing was sent to has no committed offset to read.
+    return bool(parts) and all(
+        ends[tp] == 0 or (tp in done and done[tp].offset >= ends[tp]) for tp in parts
+    )
+
+
+def test_marks_recorded_before_a_sigkill_corroborate_an_alert_after_the_restart(
+    corroborating: Pipeline,
+) -> None:
+    """A mark is recorded in its area's stored state and reaches the changelog at the next
+    commit, not written through (a busy area rewrote its whole state per mark: issue 14).
+    The discharge gauge's day up to the flood, its last two readings 12 % up (two marks,
+    no alert: nothing else writes the area's state), is read and committed, the worker
+    SIGKILLed; the water level's flood alert after the restart, not decisive alone, is
+    corroborated at once by the marks the new owner recovered from the changelog."""
+    p = corroborating
+    level = readings(slice_of(LEVEL, "2019-05-10T00:00", "2019-05-11T00:00"))
+    before = readings(slice_of(DISCHARGE, "2019-05-10T00:00", "2019-05-10T20:40"))
+    discharge = [
+        r
+        if i < len(before) - 2
+        else Reading(r.ts, r.sensor_id, r.kind, r.value * 1.12, r.unit, r.grid_cell)
+        for i, r in enumerate(before)
+    ]
+    level_scores, discharge_scores = scores(level), scores(discharge)
+    first = int(np.argmax(level_scores >= 0.6))
+    assert 0.6 <= level_scores[first] < 0.9
+    assert (discharge_scores >= 0.4).sum() == 2 and discharge_scores.max() < 0.6
+    worker = p.worker().start()
+    try:
+        send(p, discharge)
+        p.read(
+            "corroboration",
+            lambda m: any(d.get("type") == "mark" and d["sensor_id"] == DISCHARGE for d in docs(m)),
+            timeout=90,
+        )
+        deadline = time.monotonic() + 90
+        while not committed_to_end(p, "corroboration"):
+            assert time.monotonic() < deadline, "the corroboration topic was never committed"
+            time.sleep(0.5)
+        worker.kill()
+        worker = p.worker().start()
+        send(p, level)
+        alerts = p.read("alerts", lambda m: bool(firing_of(m, LEVEL)), timeout=90, settle=2)
+        (alert,) = firing_of(alerts, LEVEL)
+        assert alert["labels"]["corroboration"] == "corroborated", alert
+        assert int(alert["labels"]["neighbours_agreeing"]) >= 1
+        assert alert["labels"]["assessment"] == "event"
     finally:
         worker.stop()
