@@ -412,6 +412,14 @@ class Matcher:
                 f"matcher {text!r}: operator {op + '='!r} is not one, expected one of "
                 f"{', '.join(OPS)}: write {name}{op}{raw[1:]}"
             )
+        if op == "=" and raw.startswith("!") and raw[1:].lstrip().startswith('"'):
+            # `kind=!"pm25"` (!= reversed): Alertmanager refuses it too, as an unescaped
+            # quote in the unquoted value `!"pm25"`, which said nothing of the operator
+            # (t94's corner generator); name it. `kind=!pm25` is `kind="!pm25"` in both.
+            raise RoutingConfigError(
+                f"matcher {text!r}: operator '=!' is not one, expected one of "
+                f"{', '.join(OPS)} (did you mean '!='?): write {name}!={raw[1:].lstrip()}"
+            )
         value = _unescape(text, raw)
         return cls.build(name, op, value, where=f"matcher {text!r}")
 

@@ -68,6 +68,9 @@ def test_matchers_are_read_as_alertmanager_reads_them(
         ('category=a"', "unescaped double quote"),
         ("category", 'is not name="value"'),
         ('category=="x"', "operator '=='"),
+        # != reversed (t94): Alertmanager refuses it as an unescaped quote in `!"x"`.
+        ('category=!"x"', "operator '=!' is not one, expected one of =, !=, =~, !~ (did you mean"),
+        ('category =! "x"', 'write category!="x"'),
         ('colour="red"', "unknown label 'colour'"),
         ('kind=~"(?=lookahead)"', "bad regex (RE2 syntax)"),
         ('kind=~"(a)\\\\1"', "bad regex (RE2 syntax)"),
