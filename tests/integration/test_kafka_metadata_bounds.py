@@ -108,3 +108,37 @@ def test_the_ingests_partition_check_leaves_a_frozen_kafka_to_its_sends(
     frozen = freeze_at(KafkaAdminClient, "list_topics")
     _require_partition_counts(pipeline.settings, ("readings",))
     assert frozen
+
+
+def test_the_catchup_benchmarks_commit_watch_ends_when_kafka_freezes(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    # bench/catchup.py's own kafka-python questions (a topic's partitions, a group's
+    # committed offsets) took no timeout: a frozen broker held the benchmark (t92).
+    from bench.catchup import CommitWatch
+
+    topic = pipeline.topic("readings")
+    frozen = freeze_at(KafkaConsumer, "partitions_for_topic")
+    with pytest.raises(KafkaStoppedError) as caught:
+        CommitWatch("t92-group", topic, pipeline.settings)
+    assert frozen
+    assert str(caught.value).startswith(
+        f"Kafka at {pipeline.settings.kafka_bootstrap} took the connection but did not "
+        f"answer within 2 s while listing the partitions of {topic}"
+    )
+
+
+def test_the_commit_watchs_group_question_ends_when_kafka_freezes(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    from bench.catchup import CommitWatch
+
+    watch = CommitWatch("t92-group", pipeline.topic("readings"), pipeline.settings)
+    try:
+        frozen = freeze_at(KafkaAdminClient, "list_group_offsets")
+        with pytest.raises(KafkaStoppedError) as caught:
+            watch.drained()
+        assert frozen
+    finally:
+        watch.close()
+    assert "while listing the offsets group t92-group committed" in str(caught.value)
