@@ -142,3 +142,21 @@ def test_the_commit_watchs_group_question_ends_when_kafka_freezes(
     finally:
         watch.close()
     assert "while listing the offsets group t92-group committed" in str(caught.value)
+
+
+def test_read_topic_ends_when_kafka_freezes_before_it_finds_its_start(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    # read_topic asked each partition's position right after seeking to its beginning
+    # (a ListOffsets question) with no timeout: kafka-python 3.0.12 retried it for as
+    # long as the broker stayed frozen (t92). Now it is asked within a bound, and the
+    # read's own check says Kafka stopped answering.
+    from citybrain.demo import read_topic
+
+    topic = pipeline.topic("alerts")
+    pipeline.producer.send(topic, key=b"a", value=b"{}", partition=0)
+    pipeline.flush()
+    frozen = freeze_at(KafkaConsumer, "position")
+    with pytest.raises(KafkaStoppedError, match="stopped answering"):
+        read_topic(pipeline.settings, topic)
+    assert frozen
