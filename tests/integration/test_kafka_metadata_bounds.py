@@ -160,3 +160,22 @@ def test_read_topic_ends_when_kafka_freezes_before_it_finds_its_start(
     with pytest.raises(KafkaStoppedError, match="stopped answering"):
         read_topic(pipeline.settings, topic)
     assert frozen
+
+
+def test_a_dead_letter_asked_by_its_place_ends_when_kafka_freezes(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    # `deadletters --replay P:O` reads the dead letter at its place: it polled until the
+    # record came or the position passed it, for ever on a frozen broker (t92).
+    topic = pipeline.topic("deadletter")
+    pipeline.producer.send(topic, key=b"k", value=b"{}", partition=0)
+    pipeline.flush()
+    with Reader(pipeline.settings, topic) as reader:
+        frozen = freeze_at(KafkaConsumer, "seek")
+        with pytest.raises(KafkaStoppedError) as caught:
+            reader.at(0, 0)
+        assert frozen
+    assert str(caught.value).startswith(
+        f"Kafka at {pipeline.settings.kafka_bootstrap} stopped answering while reading the "
+        f"dead letter at {topic}/0/0 (1 partition not read to the end)"
+    )
