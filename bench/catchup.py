@@ -29,17 +29,25 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from bench import machine, run_main
 from citybrain.adapters import write_synthetic_grid
+from citybrain.errors import KafkaStoppedError
+from citybrain.kafka_read import bounded
 from citybrain.stack import KafkaBroker
 from citybrain.stack.topics import run_topics
 from streams.events import Reading
 from streams.feeds import send_packs
 from streams.partitioning import ReadingPacker, sensor_partition
-from streams.settings import REPO_ROOT, load_settings
+from streams.settings import REPO_ROOT, Settings, load_settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+# Seconds the preload's last sends may take to reach Kafka (as `citybrain replay`'s).
+FLUSH_SECONDS = 150.0
+# Seconds the aiokafka floor waits for its next records before Kafka is said to have
+# stopped answering (a preloaded topic is read at tens of thousands of records a second).
+FLOOR_IDLE_SECONDS = 60.0
 
 
 def write_grid(path: Path, sensors: int) -> None:
@@ -103,8 +111,15 @@ def preload(
             yield reading
 
     messages = send_packs(producer, topic, catchup_messages(counted(), pack))
-    producer.flush()
-    producer.close()
+    try:
+        producer.flush(timeout=FLUSH_SECONDS)
+    except KafkaTimeoutError:
+        raise KafkaStoppedError(
+            f"Kafka at {bootstrap} did not take the preloaded readings within "
+            f"{FLUSH_SECONDS:g} s (a broker frozen or overloaded?)"
+        ) from None
+    finally:
+        producer.close(timeout=5)
     return spikes, messages
 
 
@@ -124,15 +139,24 @@ def _topic_partition(name: str) -> tuple[str, int]:
 
 
 def changelog_written(broker: KafkaBroker, run: str) -> tuple[int, int]:
-    """(entries, bytes) the run's worker wrote to its tables' changelogs."""
+    """(entries, bytes) the run's worker wrote to its tables' changelogs. Raises
+    ``KafkaStoppedError`` when Kafka does not answer within ``METADATA_SECONDS``."""
     from kafka import KafkaConsumer
 
     parts, size = changelog_logs(broker.dir / "data", run)
-    consumer = KafkaConsumer(bootstrap_servers=broker.settings.kafka_bootstrap)
+    settings = broker.settings
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        starts, ends = consumer.beginning_offsets(parts), consumer.end_offsets(parts)
+        starts = bounded(
+            settings,
+            "reading the changelogs' first offsets",
+            lambda: consumer.beginning_offsets(parts),
+        )
+        ends = bounded(
+            settings, "reading the changelogs' end offsets", lambda: consumer.end_offsets(parts)
+        )
     finally:
-        consumer.close()
+        consumer.close(autocommit=False, timeout_ms=5000)
     return sum(ends[p] - starts[p] for p in parts), size
 
 
@@ -181,22 +205,37 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 class CommitWatch:
     """Whether a consumer group has committed every offset of a preloaded topic; one admin
-    connection for the whole run, the topic's end offsets read once (nothing is added)."""
+    connection for the whole run, the topic's end offsets read once (nothing is added).
+    Each question to Kafka is bounded (``kafka_read.bounded``: kafka-python's
+    ``partitions_for_topic`` and the admin's take no timeout); one not answered within
+    ``METADATA_SECONDS`` raises ``KafkaStoppedError`` naming Kafka and the question."""
 
-    def __init__(self, group: str, topic: str, bootstrap: str) -> None:
+    def __init__(self, group: str, topic: str, settings: Settings) -> None:
         from kafka import KafkaAdminClient, KafkaConsumer
 
-        self.group, self.topic = group, topic
+        self.group, self.topic, self.settings = group, topic, settings
+        bootstrap = settings.kafka_bootstrap
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         consumer = KafkaConsumer(bootstrap_servers=bootstrap)
         try:
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-            self.ends: dict[TopicPartition, int] = consumer.end_offsets(parts)
+            found = bounded(
+                settings,
+                f"listing the partitions of {topic}",
+                lambda: consumer.partitions_for_topic(topic),
+            )
+            parts = [TopicPartition(topic, p) for p in found or ()]
+            self.ends: dict[TopicPartition, int] = bounded(
+                settings, f"reading the end offsets of {topic}", lambda: consumer.end_offsets(parts)
+            )
         finally:
-            consumer.close()
+            consumer.close(autocommit=False, timeout_ms=5000)
 
     def drained(self) -> bool:
-        committed = self.admin.list_group_offsets(self.group)[self.group]
+        committed = bounded(
+            self.settings,
+            f"listing the offsets group {self.group} committed",
+            lambda: self.admin.list_group_offsets(self.group)[self.group],
+        )
         return all(tp in committed and committed[tp].offset >= end for tp, end in self.ends.items())
 
     def close(self) -> None:
@@ -209,7 +248,7 @@ def run_pipeline(
     readings: int,
     log: Path,
     topic: str,
-    bootstrap: str,
+    settings: Settings,
     workers: int = 1,
 ) -> float:
     """Readings/s of ``workers`` citybrain workers in one consumer group draining the
@@ -230,7 +269,7 @@ def run_pipeline(
         )
         return sum(max(0.0, scrape(p, *counted)) for p in ports)
 
-    watch = CommitWatch(env["CITYBRAIN_APP_ID"], topic, bootstrap)
+    watch = CommitWatch(env["CITYBRAIN_APP_ID"], topic, settings)
     try:
         while any(scrape(p, "citybrain_readings_total") < 0 for p in ports):
             time.sleep(0.2)
@@ -311,9 +350,19 @@ async def aiokafka_floor(bootstrap: str, topic: str, readings: int) -> float:
     await consumer.start()
     seen = 0
     start = None
+    last = time.monotonic()
     try:
         while seen < readings:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if batches:
+                last = time.monotonic()
+            elif time.monotonic() - last > FLOOR_IDLE_SECONDS:
+                # getmany waits and retries for ever on a broker that stopped answering.
+                raise KafkaStoppedError(
+                    f"Kafka at {bootstrap} sent none of {topic}'s records for "
+                    f"{FLOOR_IDLE_SECONDS:g} s with {seen:,} of {readings:,} read (a broker "
+                    "frozen or gone?): `citybrain stack status` says whether it answers"
+                )
             start = start or time.monotonic()
             for records in batches.values():
                 for record in records:
@@ -552,7 +601,7 @@ def main() -> None:
                 args.readings,
                 work / "worker.log",
                 topic,
-                settings.kafka_bootstrap,
+                settings,
                 args.workers,
             )
             ours = firing_alert_ids(settings.kafka_bootstrap, settings.topic("alerts"))

@@ -387,8 +387,13 @@ class Reader:
         return found[-limit:]
 
     def at(self, partition: int, offset: int) -> DeadLetter | None:
-        """The dead letter at ``partition``/``offset``, or None when there is none."""
+        """The dead letter at ``partition``/``offset``, or None when there is none.
+        Raises ``KafkaStoppedError`` when Kafka stops answering before it came (it
+        polled for ever: t92)."""
         from kafka import TopicPartition
+
+        from citybrain.errors import KafkaStoppedError
+        from citybrain.kafka_read import IDLE_SECONDS, kafka_answers, stopped_message
 
         tp = next((t for t in self.assigned if t.partition == partition), None)
         if tp is None:
@@ -398,6 +403,7 @@ class Reader:
         if not starts[tp] <= offset < ends[tp]:
             return None
         self.consumer.seek(TopicPartition(tp.topic, partition), offset)
+        quiet_until = time.monotonic() + IDLE_SECONDS
         while True:
             for messages in self.poller.poll(timeout_ms=1000).values():
                 for message in messages:
@@ -405,8 +411,21 @@ class Reader:
                         return DeadLetter.of(message)
                     if message.offset > offset:  # compacted or a transaction's marker
                         return None
-            if self.consumer.position(tp) > offset:  # in a skipped unreadable range
+            position = self.consumer.position(tp, timeout_ms=1000)
+            if position is not None and position > offset:  # in a skipped unreadable range
                 return None
+            if time.monotonic() > quiet_until:
+                # Below its end offset the record is there to fetch: nothing for this
+                # long is a Kafka that stopped answering, or a slow one (asked again).
+                if not kafka_answers(self.settings):
+                    raise KafkaStoppedError(
+                        stopped_message(
+                            self.settings,
+                            f"reading the dead letter at {tp.topic}/{partition}/{offset}",
+                            1,
+                        )
+                    )
+                quiet_until = time.monotonic() + IDLE_SECONDS
 
     def new(
         self,

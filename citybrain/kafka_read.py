@@ -85,6 +85,11 @@ def _unreadable_at(probe: KafkaConsumer, tp: TopicPartition, offset: int) -> Exc
     return None
 
 
+# Milliseconds a partition's position may take: known at once after records were read
+# or a seek; a question to Kafka only after an offset reset (None past the bound).
+POSITION_MS = 5000
+
+
 class SafePoller:
     """``poll`` of a kafka-python consumer that skips what kafka-python cannot read.
 
@@ -111,7 +116,10 @@ class SafePoller:
         only when no assigned partition is found unreadable (then it is not a record's)."""
         # Where each partition read so far stands now: a caller's seek elsewhere drops it.
         for tp, after in list(self._next.items()):
-            if tp not in self.consumer.assignment() or self.consumer.position(tp) != after:
+            if (
+                tp not in self.consumer.assignment()
+                or self.consumer.position(tp, timeout_ms=POSITION_MS) != after
+            ):
                 del self._next[tp]
         try:
             records = dict(self.consumer.poll(timeout_ms=timeout_ms, **kwargs))
@@ -151,13 +159,17 @@ class SafePoller:
         tps = sorted(consumer.assignment() - consumer.paused(), key=lambda t: t.partition)
         # kafka-python returned every record before the bad one: the partition's position
         # is where it stopped. Probe each partition there, alone.
-        positions = {tp: consumer.position(tp) for tp in tps}
+        # Bounded: a position still to be asked of Kafka (an offset reset) is None after
+        # the bound, and such a partition is not probed (t92: None >= end, a TypeError).
+        positions = {tp: consumer.position(tp, timeout_ms=POSITION_MS) for tp in tps}
         ends = consumer.end_offsets(tps)
         found = False
         probe = self._fresh()
         try:
             for tp in tps:
                 start, end = positions[tp], ends[tp]
+                if start is None:
+                    continue
                 error = None if start >= end else _unreadable_at(probe, tp, start)
                 if error is None:
                     continue

@@ -243,6 +243,12 @@ def create_app(
     async def deadlines() -> None:
         await tick("deadlines", response.check_deadlines)
 
+    # Apart from the deadlines: the lag asks faust's consumer thread each partition's
+    # position, which aiokafka waits for while Kafka does not answer (t92).
+    @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]
+    async def consumer_lag() -> None:
+        await tick("consumer lag", response.update_lag)
+
     @app.timer(interval=settings.burst_sweep_interval)  # type: ignore[untyped-decorator]
     async def burst_sweep() -> None:
         await tick("burst sweep", ingest.sweep_bursts)

@@ -278,6 +278,8 @@ from faust.utils.functional import consecutive_numbers
 from mode import Service, ServiceT
 from mode.utils.futures import notify
 
+from streams.loop_dns import install as install_loop_dns
+
 FAUST_VERSION = "0.15.3"
 # sha256 of inspect.getsource() of the replaced methods in faust-streaming 0.15.3.
 PATCHED_SOURCES = {
@@ -395,10 +397,14 @@ def _wrap_create_worker_consumer() -> None:
 
 
 def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-    """faust's consumer, with the app's fetch wait (if set) instead of faust's 1,500 ms
-    and the app's isolation level (if set): aiokafka reads ``_fetch_max_wait_ms`` and
+    """faust's consumer, its thread's loop resolving names through ``streams.loop_dns``
+    (helper t92), with the app's fetch wait (if set) instead of faust's 1,500 ms and the
+    app's isolation level (if set): aiokafka reads ``_fetch_max_wait_ms`` and
     ``_isolation_level`` when ``start`` builds its fetcher."""
     consumer = _ORIGINAL["_create_worker_consumer"](self, transport)
+    # The consumer's thread has a loop of its own: its name lookups bounded, one per
+    # name at a time, off that loop's default executor (streams/loop_dns.py).
+    install_loop_dns(self.thread_loop)
     wait_ms = getattr(self.app, FETCH_WAIT_ATTRIBUTE, None)
     if wait_ms is not None:
         consumer._fetch_max_wait_ms = wait_ms

@@ -880,6 +880,16 @@ class Response:
         for severity in ("minor", "major", "critical"):
             for level in LEVELS:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
+
+    async def update_lag(self) -> None:
+        """The consumer-lag gauge, on a timer of its own (``streams.app``): aiokafka's
+        ``position`` waits, request timeout after request timeout, for a partition whose
+        offset reset Kafka has not answered (a frozen broker), and here at the end of
+        ``check_deadlines`` that wait held every run's deadlines with no word (t92).
+        Skipped while rebalancing or recovering, as the deadlines are."""
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return
         await self._update_lag()
 
     def _ended(self, group: dict[str, Any] | None, run: Run, now: float) -> bool:

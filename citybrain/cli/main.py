@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from citybrain import names
 from citybrain.cli.base import (
     EXIT_BUG,
     EXIT_FAILED,
@@ -100,6 +101,26 @@ def _describe(exc: BaseException) -> tuple[int, str]:
     )
 
 
+def _after_stalled_lookup(exc: BaseException, status: int, message: str) -> tuple[int, str]:
+    """A service that did not answer because a host-name lookup ran past its bound
+    (``citybrain.names``) is said with that lookup first: what was looked up, of which
+    name servers (the clients report only that the service did not answer). A failure
+    caused by the lookup itself is exit 3 as well."""
+    stall = names.stalled()
+    if stall is None:
+        return status, message
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in chain:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    if status != EXIT_SERVICE and not any(isinstance(e, names.LookupStalledError) for e in chain):
+        return status, message
+    if str(stall) in message:
+        return EXIT_SERVICE, message
+    return EXIT_SERVICE, f"{stall}, so: {message}"
+
+
 def _takes_connections(host: str, port: int) -> bool:
     """Whether a TCP connection to ``host``:``port`` is accepted within a second."""
     import socket
@@ -175,7 +196,18 @@ def _one_stream_in_order() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; the only place exceptions become messages and exit statuses."""
+    """Run one command; the only place exceptions become messages and exit statuses.
+    The command's host-name lookups are bounded (``citybrain.names``) while it runs."""
+    import socket
+
+    previous = socket.getaddrinfo
+    try:
+        return _main(argv)
+    finally:
+        socket.getaddrinfo = previous  # called in-process (tests): as it was
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         _one_stream_in_order()
         debug_mode()  # a bad CITYBRAIN_DEBUG is named before anything runs
@@ -199,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # faust's Worker parses sys.argv itself; hand it only the program name.
             sys.argv = sys.argv[:1]
         quiet_kafka_loggers()  # every command: the reason is the boundary's one line
+        # Every host-name lookup of the command bounded (kafka-python's, urllib's,
+        # Grafana's): a DNS server that never answers is said, not waited on (t92).
+        names.install()
+        names.forget()
         # A SIGTERM (kill, a service manager, timeout) ends every command as Ctrl-C does:
         # killed by default, a detect left its .partial file, a demo its worker running.
         # The worker's shutdown and the ingests have handlers of their own.
@@ -228,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             status, message = EXIT_BUG, f"unexpected {type(exc).__name__}: {exc} ({inner})"
         # Debug mode shows the traceback of a bug only: a user's mistake (exit 2 or 3)
         # keeps its one line and status there too (trial 9).
+        status, message = _after_stalled_lookup(exc, status, message)
         if status == EXIT_BUG and _debug_checked():
             raise
         first, *detail = message.splitlines() or [type(exc).__name__]

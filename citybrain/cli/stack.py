@@ -450,6 +450,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from streams.app import create_app, settle_garbage_collector
     from streams.logs import CrashFilter, LifecycleFilter, RepeatFilter
+    from streams.loop_dns import install as install_loop_dns
 
     class QuietWorker(faust.Worker):
         crashes: CrashFilter | None = None
@@ -527,6 +528,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         return str(settings.run_dir / f"worker-{os.getpid()}-crash.txt")
 
+    # The loop's name lookups (aiokafka's producer, aiohttp) bounded, one per name at a
+    # time, on threads of their own: a hung resolver cannot starve it (t92).
+    install_loop_dns(worker.loop)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

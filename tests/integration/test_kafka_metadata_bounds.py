@@ -108,3 +108,74 @@ def test_the_ingests_partition_check_leaves_a_frozen_kafka_to_its_sends(
     frozen = freeze_at(KafkaAdminClient, "list_topics")
     _require_partition_counts(pipeline.settings, ("readings",))
     assert frozen
+
+
+def test_the_catchup_benchmarks_commit_watch_ends_when_kafka_freezes(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    # bench/catchup.py's own kafka-python questions (a topic's partitions, a group's
+    # committed offsets) took no timeout: a frozen broker held the benchmark (t92).
+    from bench.catchup import CommitWatch
+
+    topic = pipeline.topic("readings")
+    frozen = freeze_at(KafkaConsumer, "partitions_for_topic")
+    with pytest.raises(KafkaStoppedError) as caught:
+        CommitWatch("t92-group", topic, pipeline.settings)
+    assert frozen
+    assert str(caught.value).startswith(
+        f"Kafka at {pipeline.settings.kafka_bootstrap} took the connection but did not "
+        f"answer within 2 s while listing the partitions of {topic}"
+    )
+
+
+def test_the_commit_watchs_group_question_ends_when_kafka_freezes(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    from bench.catchup import CommitWatch
+
+    watch = CommitWatch("t92-group", pipeline.topic("readings"), pipeline.settings)
+    try:
+        frozen = freeze_at(KafkaAdminClient, "list_group_offsets")
+        with pytest.raises(KafkaStoppedError) as caught:
+            watch.drained()
+        assert frozen
+    finally:
+        watch.close()
+    assert "while listing the offsets group t92-group committed" in str(caught.value)
+
+
+def test_read_topic_ends_when_kafka_freezes_before_it_finds_its_start(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    # read_topic asked each partition's position right after seeking to its beginning
+    # (a ListOffsets question) with no timeout: kafka-python 3.0.12 retried it for as
+    # long as the broker stayed frozen (t92). Now it is asked within a bound, and the
+    # read's own check says Kafka stopped answering.
+    from citybrain.demo import read_topic
+
+    topic = pipeline.topic("alerts")
+    pipeline.producer.send(topic, key=b"a", value=b"{}", partition=0)
+    pipeline.flush()
+    frozen = freeze_at(KafkaConsumer, "position")
+    with pytest.raises(KafkaStoppedError, match="stopped answering"):
+        read_topic(pipeline.settings, topic)
+    assert frozen
+
+
+def test_a_dead_letter_asked_by_its_place_ends_when_kafka_freezes(
+    pipeline: Pipeline, freeze_at: Callable[[type, str], list[int]]
+) -> None:
+    # `deadletters --replay P:O` reads the dead letter at its place: it polled until the
+    # record came or the position passed it, for ever on a frozen broker (t92).
+    topic = pipeline.topic("deadletter")
+    pipeline.producer.send(topic, key=b"k", value=b"{}", partition=0)
+    pipeline.flush()
+    with Reader(pipeline.settings, topic) as reader:
+        frozen = freeze_at(KafkaConsumer, "seek")
+        with pytest.raises(KafkaStoppedError) as caught:
+            reader.at(0, 0)
+        assert frozen
+    assert str(caught.value).startswith(
+        f"Kafka at {pipeline.settings.kafka_bootstrap} stopped answering while reading the "
+        f"dead letter at {topic}/0/0 (1 partition not read to the end)"
+    )

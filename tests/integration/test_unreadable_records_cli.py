@@ -23,7 +23,12 @@ from citybrain.cli import EXIT_OK, main
 from citybrain.deadletters import Reader
 from citybrain.demo import read_topic
 from citybrain.stack import KafkaBroker, PrometheusServer
-from tests.integration.test_unreadable_batches import _corrupt, _lingering, _NotUtf8
+from tests.integration.test_unreadable_batches import (
+    _corrupt,
+    _lingering,
+    _NotUtf8,
+    _past_its_segment,
+)
 from tests.services import TEST_PORTS, Pipeline, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -182,3 +187,44 @@ def test_offsets_the_broker_skips_are_said_by_the_readers(
     warned = _warnings(err)
     assert any(f"{topic}/0 offsets 1-4: " in w and "served offset 5 next" in w for w in warned), err
     assert err.splitlines() == warned
+
+
+def test_a_segments_last_batch_running_past_its_file_is_said_by_the_readers(
+    stack: PrometheusServer,
+    run_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The first segment's last batch (5-9) runs 40 bytes past the end of its file: the
+    # fetch from 0 ends in it (kafka-python leaves it as incomplete), the fetch from 5 is
+    # served from the next segment. Not waited on for ever: 5-9 are said, 10-14 read (t92).
+    for name, value in TEST_PORTS.items():
+        monkeypatch.setenv(name, value)
+    pipeline = Pipeline(run_dir)
+    kafka = KafkaBroker(stack_settings(run_dir))
+    topic = pipeline.topic("deadletter")
+    try:
+        _past_its_segment(
+            pipeline,
+            kafka,
+            topic,
+            0,
+            lambda producer, i: producer.send(
+                topic, key=f"k{i}".encode(), value=b"{}", partition=0
+            ),
+        )
+        assert main(["deadletters", "--prefix", pipeline.name, "--json"]) == EXIT_OK
+        out, err = capsys.readouterr()
+        records = read_topic(pipeline.settings, topic)
+        err_topic = capsys.readouterr().err
+    finally:
+        if not kafka.running():
+            kafka.start()
+        pipeline.close()
+    offsets = sorted(json.loads(line)["offset"] for line in out.splitlines())
+    assert offsets == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14]
+    warned = _warnings(err)
+    assert [w for w in warned if f"{topic}/0 offsets 5-9: " in w and "offset 10 next" in w], err
+    assert err.splitlines() == warned
+    assert len(records) == 10
+    assert f"{topic}/0 offsets 5-9: " in err_topic, err_topic

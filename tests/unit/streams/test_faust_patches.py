@@ -22,6 +22,7 @@ from streams.faust_patches import (
     original,
     source_hash,
 )
+from streams.loop_dns import LoopResolution
 
 CONSUMER_ATTRIBUTES = (
     "_wait_next_records",
@@ -94,12 +95,10 @@ def test_the_consumer_gets_the_apps_fetch_wait(monkeypatch: Any) -> None:
         "_create_worker_consumer",
         lambda thread, transport: SimpleNamespace(_fetch_max_wait_ms=1500),
     )
-    consumer = faust_patches._create_worker_consumer(cast(Any, SimpleNamespace(app=app)), None)
+    consumer = faust_patches._create_worker_consumer(_thread(app), None)
     assert consumer._fetch_max_wait_ms == 100
     # An app that never set one keeps faust's.
-    other = faust_patches._create_worker_consumer(
-        cast(Any, SimpleNamespace(app=faust.App("patch-check-no-wait"))), None
-    )
+    other = faust_patches._create_worker_consumer(_thread(faust.App("patch-check-no-wait")), None)
     assert other._fetch_max_wait_ms == 1500
 
 
@@ -120,8 +119,31 @@ def test_the_consumer_reads_committed_records_only(monkeypatch: Any) -> None:
             _fetch_max_wait_ms=1500, _isolation_level="read_uncommitted"
         ),
     )
-    consumer = faust_patches._create_worker_consumer(cast(Any, SimpleNamespace(app=app)), None)
+    consumer = faust_patches._create_worker_consumer(_thread(app), None)
     assert consumer._isolation_level == "read_committed"
+
+
+def _thread(app: faust.App) -> Any:
+    """A stand-in for faust's consumer thread: its app and its own loop."""
+    return SimpleNamespace(app=app, thread_loop=asyncio.new_event_loop())
+
+
+def test_the_consumer_threads_loop_resolves_names_on_its_own_threads(monkeypatch: Any) -> None:
+    # aiokafka's consumer runs on the thread's loop: its broker names resolved through
+    # streams.loop_dns, not that loop's default executor (helper t92).
+    app = faust.App("patch-check-dns")
+    faust_patches.read_committed(app)
+    monkeypatch.setitem(
+        faust_patches._ORIGINAL,
+        "_create_worker_consumer",
+        lambda thread, transport: SimpleNamespace(_isolation_level="read_uncommitted"),
+    )
+    thread = _thread(app)
+    faust_patches._create_worker_consumer(thread, None)
+    resolution = getattr(thread.thread_loop.getaddrinfo, "__self__", None)
+    assert isinstance(resolution, LoopResolution)
+    resolution.shutdown()
+    thread.thread_loop.close()
 
 
 def test_install_replaces_the_four_methods_once() -> None:

@@ -300,3 +300,45 @@ def test_a_webhook_call_that_died_with_its_worker_is_made_again_once(
     asyncio.run(stage.check_deadlines())  # the next pass: made already, not again
     assert [(c[0], c[1]) for c in calls] == [("grp-air.1:9", "http://127.0.0.1:18081/advisories")]
     assert calls[0][2]["delivery"] == "grp-air.1:9"
+
+
+class NoPosition(Consumer):
+    """A consumer whose partitions' positions Kafka never gives (an offset reset to a
+    frozen broker: aiokafka's ``position`` waits one request timeout after another)."""
+
+    async def position(self, tp: TP) -> int:
+        await asyncio.Event().wait()
+        raise AssertionError("never")
+
+
+def test_a_position_kafka_never_gives_holds_no_deadline(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t92: the lag was updated at the end of every deadline pass; a position that never
+    came held the pass, and with it every run's escalations, with no word. The deadline
+    pass no longer asks it: the lag has its own timer (streams.app)."""
+    stage, _ = response
+    readings = stage.settings.topic("readings")
+    monkeypatch.setattr("streams.response.source_topics", lambda app: frozenset({readings}))
+    stage.ctx.app.consumer = NoPosition({TP(readings, 0)})  # type: ignore[assignment]
+    monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)
+
+    async def main() -> bool:
+        await stage.check_deadlines()  # returns: nothing of it waits on Kafka
+        lag = asyncio.ensure_future(stage.update_lag())
+        await asyncio.sleep(0)
+        waiting = not lag.done()
+        lag.cancel()
+        return waiting
+
+    assert asyncio.run(main())  # the lag's own timer is the one that waits
+
+
+def test_the_worker_updates_the_lag_on_a_timer_of_its_own(tmp_path: Path) -> None:
+    from streams.app import create_app
+    from streams.settings import Settings
+
+    app = create_app(Settings(run_dir_override=tmp_path), CollectorRegistry())
+    # faust 0.15.3 keeps an app's timers and tasks in ``_app_tasks`` (pinned there).
+    names = {getattr(task, "__name__", "") for task in app._app_tasks}
+    assert "consumer_lag" in names and "deadlines" in names
