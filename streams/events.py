@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,11 @@ READING_SCHEMA = "reading/1"
 # What a reading/1 document carries (besides its schema), in the order they are checked.
 READING_FIELDS = ("ts", "sensor_id", "kind", "value", "unit", "grid_cell")
 _READING_FIELDS = frozenset(READING_FIELDS)
+# The keys a reading or a report may carry: any other is ignored unless it looks like
+# one of these (``lookalike_key``).
+_READING_KEYS = frozenset({"schema", *READING_FIELDS})
+_PACK_KEYS = frozenset({"schema", "readings"})
+INCIDENT_KEYS = frozenset({"schema", "ts", "report_id", "category", "text", "source", "grid_cell"})
 PACK_SCHEMA = "readings/1"  # many readings in one message, packed by an edge gateway
 INCIDENT_SCHEMA = "incident/1"
 ALERT_SCHEMA = "alert/1"  # the alerts topic's; its ``schema`` may be left out
@@ -340,6 +346,9 @@ class EventValidator:
             return False, [self._reading(doc, now)]
         if escaped:
             _check_text({k: v for k, v in doc.items() if k != "readings"})
+        odd = lookalike_key(doc, _PACK_KEYS)
+        if odd is not None:  # which list, which schema, is meant? (as for a key twice)
+            raise lookalike_key_error(doc, *odd)
         bad_items: dict[int, EventError] = {}
         for key, at in twice:
             place = _PACKED_PLACE.match(at)
@@ -393,6 +402,9 @@ class EventValidator:
             raise EventError(
                 "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
             )
+        odd = lookalike_key(doc, _READING_KEYS)
+        if odd is not None:
+            raise lookalike_key_error(doc, *odd)
         given = doc.get("sensor_id")
         sensor = self.grid.sensors.get(given) if isinstance(given, str) else None
         if sensor is None and isinstance(given, str) and given:
@@ -475,6 +487,9 @@ class EventValidator:
         # Keys checked once each (not readings': their hot path): a report's id or
         # category given twice would otherwise be one of the two, silently.
         doc = _decode(raw, INCIDENT_SCHEMA, unique_keys=True)
+        odd = lookalike_key(doc, INCIDENT_KEYS)
+        if odd is not None:
+            raise lookalike_key_error(doc, *odd)
         ts = self._event_time(doc, now)
         report_id = _string(doc, "report_id", MAX_ID_CHARS)
         category = _string(doc, "category", MAX_ID_CHARS)
@@ -803,6 +818,87 @@ def check_unique_keys(raw: bytes, doc: Any) -> None:
     found = duplicate_keys(raw, doc)
     if found:
         raise duplicate_key_error(*found[0])
+
+
+# Letters of other scripts drawn like the Latin letters of a field name (Unicode's
+# confusables for a-z, the ones keyboards and autocorrect produce); NFKC folds the rest
+# (fullwidth, ligatures, mathematical letters).
+_LOOKALIKE = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u04bb\u04cf"
+    "\u051b\u051d\u03b1\u03bf\u03bd\u03b9\u03ba\u03c1\u03c5\u0131\u0261\u0251",
+    "aeopcyxijsdhlqwaovikpuiga",
+)
+# A key longer than this cannot look like a field name (the longest is 9 characters),
+# whatever it holds: looked at no further, so a megabyte-long key costs nothing.
+_LOOKALIKE_MAX = 64
+
+
+def key_skeleton(key: str) -> str:
+    """``key`` as a reader sees it: NFKC-folded, without control, format and space
+    characters (a NUL, a zero-width space, a soft hyphen), other scripts' Latin
+    look-alikes mapped to Latin, case-folded: ``"v\u0430lue"``, ``"val\u0000ue"``,
+    ``" Value"`` are all ``"value"``."""
+    text = unicodedata.normalize("NFKC", key)
+    text = "".join(c for c in text if unicodedata.category(c)[0] not in "CZ")
+    return text.translate(_LOOKALIKE).casefold()
+
+
+def lookalike_key(doc: Mapping[str, Any], names: frozenset[str]) -> tuple[str, str] | None:
+    """The first key of ``doc`` that is none of ``names`` (ASCII, lower case) but looks
+    like one (``key_skeleton``), as (the key, the name); None when there is none. Such a
+    key was ignored like any unknown one: ``{"v\u0430lue": 9}`` (a Cyrillic a) was
+    ``field "value" is missing`` with nothing naming the key that was sent, and
+    ``{"value": 1, "v\u0430lue": 9}`` a reading of 1, the 9 dropped unsaid."""
+    if len(doc) <= len(names) and doc.keys() <= names:
+        return None  # the common case: no other key
+    for key in doc:
+        if key in names or not isinstance(key, str) or len(key) > _LOOKALIKE_MAX:
+            continue
+        skeleton = key_skeleton(key)
+        if skeleton in names:
+            return key, skeleton
+    return None
+
+
+def reading_lookalike(doc: Any) -> bool:
+    """Whether ``doc``, a decoded ``reading/1`` or ``readings/1`` pack, holds a key that
+    looks like a field without being it (``lookalike_key``), in the pack or any of its
+    readings: the columnar fast path (streams/columns.py), which ignores unknown keys as
+    msgspec does, leaves such a message to the validator, which names the key."""
+    if not isinstance(doc, dict):
+        return False
+    if doc.get("schema") != PACK_SCHEMA:
+        return lookalike_key(doc, _READING_KEYS) is not None
+    items = doc.get("readings")
+    return lookalike_key(doc, _PACK_KEYS) is not None or (
+        isinstance(items, list)
+        and any(isinstance(i, dict) and lookalike_key(i, _READING_KEYS) for i in items)
+    )
+
+
+def lookalike_key_error(
+    doc: Mapping[str, Any], key: str, name: str, at: str = "", code: str = "bad_json"
+) -> EventError:
+    """The refusal (``code``) of ``key``, which looks like the field ``name`` but is not
+    it, in ``doc`` (at ``at``, a path such as ``readings[3]``): the field is the key as
+    ASCII escapes show it (``v\u0430lue``, so the message shows the odd character), and
+    the reason names each character that is not printable ASCII, or the case."""
+    odd = [
+        f"U+{ord(c):04X} {unicodedata.name(c, 'a control character')} at {i}"
+        for i, c in enumerate(key)
+        if not "!" <= c <= "~"
+    ]
+    what = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+    shown = ascii(key)[1:-1]
+    field = f"{at}.{shown}" if at else shown
+    both = f"; {name!r} is given too: which is meant?" if name in doc else ""
+    return EventError(
+        code,
+        field,
+        doc[key],
+        f"the key looks like {name!r} but is not it ({what or 'letters in another case'}), "
+        f"so it would be ignored{both} (keys are matched exactly: write {name!r})",
+    )
 
 
 def duplicate_key_error(key: str, at: str) -> EventError:
