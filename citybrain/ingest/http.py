@@ -342,7 +342,8 @@ def _json_body(
     reading it (index -> fault); ``BadBody`` when it is not JSON. Keys given twice and
     lone surrogates are left to ``_item_faults`` and ``_whole``: inside one reading or
     entity they cost that one alone, as a pack's reading costs no other in the worker.
-    So does nesting past ``MAX_DEPTH`` inside one item of the list under one of ``keys``
+    So do nesting past ``MAX_DEPTH`` and a byte that is not UTF-8 (or a NUL) inside one
+    item of the list under one of ``keys``
     (None: the body is the list): the body is read with ``null`` in that item's place
     (the bytes returned), and the item is refused ``bad_json``; before, the whole body
     was a 400 and the good readings around it were lost with it."""
@@ -353,17 +354,27 @@ def _json_body(
         # an item before the deep one hid it (the lenient parser then stops on its own
         # recursion limit). Only a body with that many brackets can be too deep.
         deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
-        pinned = _too_deep_items(raw, keys) if deep else None
+        pinned = _too_deep_items(raw, keys) if deep or _byte_fault(exc.reason) else None
         if pinned is None:
             raise BadBody([_problem(exc, None)]) from None
         return pinned
 
 
+def _byte_fault(reason: str) -> bool:
+    """Whether ``reason`` (``decode_json``'s) is a byte that is not UTF-8 or a NUL: a
+    fault of the bytes inside one string, which leaves the list's items where they are
+    (a syntax fault may not: the items' bounds are then unknown)."""
+    return reason.startswith("not valid JSON: byte 0x")
+
+
 def _too_deep_items(
     raw: bytes, keys: tuple[str | None, ...]
 ) -> tuple[Any, bytes, dict[int, EventError]] | None:
-    """``_json_body``'s answer for a body nested too deep only inside some items of its
-    list, or None (the fault lies elsewhere, or no list is found)."""
+    """``_json_body``'s answer for a body nested too deep, or holding a byte that is not
+    UTF-8 or a NUL, only inside some items of its list, or None (the fault lies
+    elsewhere, or no list is found). Before, such a byte in one reading (a gateway's
+    Latin-1 ``"Ca\xf1ada"``) was a 400 for the whole body: its good readings were lost,
+    and a sender such as Orion does not retry a 4xx."""
     for key in keys:
         spans = item_spans(raw, key)
         if spans:
@@ -375,9 +386,10 @@ def _too_deep_items(
         try:
             decode_json(raw[start:end], check_text=False)
         except EventError as exc:
-            if exc.reason == TOO_DEEP:
+            if exc.reason == TOO_DEEP or _byte_fault(exc.reason):
+                # (a byte's offset is the item's own, the item named after it)
                 where = f"{key or 'readings'}[{i}]"
-                deep[i] = EventError("bad_json", None, None, f"{TOO_DEEP} (in {where})")
+                deep[i] = EventError("bad_json", None, None, f"{exc.reason} (in {where})")
     if not deep:
         return None
     read = raw
