@@ -24,7 +24,7 @@ import orjson
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError, unreadable
-from streams.spans import max_depth
+from streams.spans import item_spans, max_depth
 
 READING_SCHEMA = "reading/1"
 # What a reading/1 document carries (besides its schema), in the order they are checked.
@@ -332,7 +332,16 @@ class EventValidator:
         pack goes on). Raises ``EventError`` when the message as a whole is unusable."""
         # Lone surrogates are looked for below, per packed reading: one in a reading's
         # text cost its whole pack (the HTTP ingest's list had the same fault).
-        doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA), check_text=False)
+        pinned: dict[int, EventError] = {}
+        try:
+            doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA), check_text=False)
+        except EventError as exc:
+            # Nesting too deep or a byte that is not UTF-8 inside one packed reading
+            # costs that reading alone (t95: it cost the whole pack).
+            found = items_read_alone(raw, ("readings",), exc)
+            if found is None or not _is_pack(found[0]):
+                raise
+            doc, raw, pinned = found
         # A key given twice is refused, as the ingest edge and the incidents agent refuse
         # it: read silently, {"value": 1.5, "value": 9e9} was a reading nobody sent, and a
         # pack's second "readings" list dropped the first one's readings unsaid.
@@ -349,7 +358,7 @@ class EventValidator:
         odd = lookalike_key(doc, _PACK_KEYS)
         if odd is not None:  # which list, which schema, is meant? (as for a key twice)
             raise lookalike_key_error(doc, *odd)
-        bad_items: dict[int, EventError] = {}
+        bad_items: dict[int, EventError] = dict(pinned)
         for key, at in twice:
             place = _PACKED_PLACE.match(at)
             if place is None:  # the pack's own keys: which list, which schema, is meant?
@@ -732,6 +741,58 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         except RecursionError:  # nested nearly as deep as json.loads allows
             raise EventError("bad_json", None, None, "not valid JSON: nested too deeply") from None
     return doc
+
+
+def _is_pack(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("schema") == PACK_SCHEMA
+
+
+def byte_fault(reason: str) -> bool:
+    """Whether ``reason`` (``decode_json``'s) is a byte that is not UTF-8 or a NUL: a
+    fault of the bytes inside one string, which leaves a list's items where they are (a
+    syntax fault may not: the items' bounds are then unknown)."""
+    return reason.startswith("not valid JSON: byte 0x")
+
+
+def items_read_alone(
+    raw: bytes, keys: tuple[str | None, ...], fault: EventError
+) -> tuple[Any, bytes, dict[int, EventError]] | None:
+    """For ``raw``, which ``decode_json`` refused with ``fault``: when the fault lies only
+    inside some items of its list (under the first of ``keys`` found; None: the body is
+    the list), nested past ``MAX_DEPTH`` or holding a byte that is not UTF-8 or a NUL,
+    (the document read with ``null`` in each such item's place, the bytes it was read
+    from, index -> the item's ``bad_json`` fault, ``(in readings[3])`` after its
+    reason); None when the fault lies elsewhere or no list is found. So one such item
+    costs only itself: before, it cost its whole pack (the worker) or body (the HTTP
+    ingest, a 400 that Orion does not retry)."""
+    deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH  # only then can it be too deep
+    if not (deep or byte_fault(fault.reason)):
+        return None
+    for key in keys:
+        spans = item_spans(raw, key)
+        if spans:
+            break
+    else:
+        return None
+    pinned: dict[int, EventError] = {}
+    for i, (start, end) in enumerate(spans):
+        try:
+            decode_json(raw[start:end], check_text=False)
+        except EventError as exc:
+            if exc.reason == TOO_DEEP or byte_fault(exc.reason):
+                # (a byte's offset is the item's own, the item named after it)
+                where = f"{key or 'readings'}[{i}]"
+                pinned[i] = EventError("bad_json", None, None, f"{exc.reason} (in {where})")
+    if not pinned:
+        return None
+    read = raw
+    for i in sorted(pinned, reverse=True):  # from the end, so earlier offsets hold
+        start, end = spans[i]
+        read = read[:start] + b"null" + read[end:]
+    try:
+        return decode_json(read, check_text=False), read, pinned
+    except EventError:
+        return None
 
 
 # Python's json names each syntax fault with one of these (json/decoder.py, scanner):
