@@ -23,7 +23,7 @@ import orjson
 
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
-from streams.errors import MISSING, EventError, unreadable
+from streams.errors import LATIN_LOOKS, LOOKALIKE_LETTERS, MISSING, EventError, unreadable
 from streams.spans import item_spans, max_depth
 
 READING_SCHEMA = "reading/1"
@@ -881,14 +881,9 @@ def check_unique_keys(raw: bytes, doc: Any) -> None:
         raise duplicate_key_error(*found[0])
 
 
-# Letters of other scripts drawn like the Latin letters of a field name (Unicode's
-# confusables for a-z, the ones keyboards and autocorrect produce); NFKC folds the rest
+# Other scripts' look-alikes of Latin letters (streams.errors); NFKC folds the rest
 # (fullwidth, ligatures, mathematical letters).
-_LOOKALIKE = str.maketrans(
-    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u04bb\u04cf"
-    "\u051b\u051d\u03b1\u03bf\u03bd\u03b9\u03ba\u03c1\u03c5\u0131\u0261\u0251",
-    "aeopcyxijsdhlqwaovikpuiga",
-)
+_LOOKALIKE = str.maketrans(LOOKALIKE_LETTERS, LATIN_LOOKS)
 # A key longer than this cannot look like a field name (the longest is 9 characters),
 # whatever it holds: looked at no further, so a megabyte-long key costs nothing.
 _LOOKALIKE_MAX = 64

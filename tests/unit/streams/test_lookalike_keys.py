@@ -14,7 +14,8 @@ import pytest
 
 from citybrain.ingest.mapping import MqttMapping
 from playbooks.grid import Grid
-from streams.errors import EventError
+from streams.api import ApiError, body_fields
+from streams.errors import EventError, show
 from streams.events import (
     EventValidator,
     IncidentReport,
@@ -130,3 +131,34 @@ def test_an_mqtt_payload_with_a_lookalike_key_is_refused_naming_it(
     assert caught.value.code == "bad_json"
     assert "looks like 'value' but is not it" in str(caught.value)
     assert mapping.to_document(topic, b'{"value": 2.5, "note": "x"}', NOW)["value"] == 2.5
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("g\u0430uge-1", "'g\\u0430uge-1'"),  # beside ASCII letters: escaped
+        (
+            "\u041f\u0440\u0438\u0432\u0435\u0442",
+            "'\u041f\u0440\u0438\u0432\u0435\u0442'",
+        ),  # Russian text: as written
+        ("Ca\u00f1ada", "'Ca\u00f1ada'"),
+        ("gauge-1", "'gauge-1'"),
+    ],
+)
+def test_a_value_with_look_alike_letters_is_shown_with_them_escaped(value: str, shown: str) -> None:
+    # 'gаuge-1': sensor is not registered (did you mean 'gauge-1'?) showed two identical
+    # texts; the CSV header 'timestamp,...,vаlue,...' did the same.
+    assert show(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"), [("n\u043ete", "n\\u043ete"), ("no\x00te", "no\\x00te"), ("nte", "nte")]
+)
+def test_an_operator_api_field_it_does_not_take_is_named_so_it_can_be_told_apart(
+    name: str, shown: str
+) -> None:
+    # 'field "nоte" is 'x': ack takes no such field … (did you mean 'note'?)' named a
+    # field that read exactly as the one it suggested.
+    with pytest.raises(ApiError) as caught:
+        body_fields({name: "x"}, ("note", "reason"), "ack")
+    assert str(caught.value).startswith(f"field \"{shown}\" is 'x': ack takes no such field")
