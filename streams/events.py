@@ -676,6 +676,11 @@ def json_loads_within_depth(text: str, **options: Any) -> Any:
     return json.loads(text, **options)
 
 
+# 19 digits in a row: an integer that may lie past 64 bits (-9223372036854775809 does),
+# or digits in text, read again at no harm.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def _decode_json(raw: bytes, check_text: bool = True) -> Any:
     if not raw:
         # A tombstone reaches here as b"" (streams.columns); orjson's "Input is a
@@ -688,7 +693,16 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
             "or a producer that sent no value)",
         )
     try:
-        return orjson.loads(raw)
+        doc = orjson.loads(raw)
+        if _LONG_DIGITS.search(raw) is None:
+            return doc
+        # orjson reads an integer past 64 bits as the nearest double, silently: the
+        # reason then named a value nobody sent (18446744073709551617 as
+        # 1.8446744073709552e+19). Read again with its own digits (orjson took the text,
+        # so it is UTF-8, within MAX_DEPTH, without NaN or lone surrogates).
+        return json_loads_within_depth(
+            raw.decode("utf-8").removeprefix("\ufeff"), parse_int=json_int
+        )
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith(ORJSON_DEPTH_ERROR):
             # Refused whatever the lenient parser below would do: whether Python's
