@@ -32,6 +32,7 @@ from tests.integration.test_ingest import (
     GAUGE_READING,
     TOPIC,
     count_readings,
+    example,
     http_ingest,
     mqtt_ingest,
     packed,
@@ -298,6 +299,28 @@ def test_every_kind_of_bad_item_costs_only_itself_at_the_http_and_mqtt_doors(
         for body, text in bodies.items():
             status, answer = post(p, "/ingest/v1/readings", body)
             assert 400 <= status < 500 and text in json.dumps(answer), (status, answer)
+        # NGSI: the real AirQualityObserved example (its no2 registered), one bad
+        # entity of each kind beside it, each refused alone.
+        air = json.dumps(example("AirQualityObserved")).encode()
+        entities = [
+            badly(air, b'"no2"', '"n\u043e2"'.encode()),
+            badly(
+                air,
+                b"{",
+                b'{"note": "Ca\xf1ada", ',
+            ),
+            badly(air, b"{", b'{"note": ' + b"[" * 10_000 + b"]" * 10_000 + b", "),
+            badly(air, b'"value": 69', b'"value": NaN'),
+            badly(air, b'"value": 69', b'"value": 1e400'),
+            badly(air, b'"value": 69', b'"value": "69"'),
+            badly(air, b'"AirQualityObserved"', b'"LavaObserved"'),
+        ]
+        status, answer = post(
+            p,
+            "/ingest/v1/ngsi",
+            b'{"subscriptionId": "s", "data": [' + b",".join([air, *entities]) + b"]}",
+        )
+        assert (status, answer["accepted"], answer["refused"]) == (200, 1, len(entities)), answer
         bom = b"\xef\xbb\xbf" + b"[" + b",".join(good[20:22]) + b"]"
         assert post(p, "/ingest/v1/readings", bom) == (200, {"accepted": 2})
         # MQTT: one payload of each kind between good ones, on the gauge's topic.
@@ -334,17 +357,21 @@ def test_every_kind_of_bad_item_costs_only_itself_at_the_http_and_mqtt_doors(
             check=True,
             timeout=30,
         )
-        want = 20 + 2 + len(payloads) + 2
+        want = 20 + 1 + 2 + len(payloads) + 2
         readings = packed(p.read("readings", lambda m: count_readings(m) >= want, settle=2))
         assert len(readings) == want
-        dead = p.read("deadletter", lambda m: len(m) >= len(poison) + len(payloads), settle=2)
+        ngsi_dead = len(entities)
+        dead = p.read(
+            "deadletter", lambda m: len(m) >= len(poison) + len(payloads) + ngsi_dead, settle=2
+        )
+        assert len(said(dead, "ngsi")) == ngsi_dead
         http_said = said(dead, "http")
         assert_each_said(http_said, poison)
         mqtt_said = said(dead, "mqtt")
         assert sorted(r for r, _ in mqtt_said.elements()) == sorted(r for _, r in payloads)
         # Counted: each refused item and body at the HTTP ingest, each MQTT dead letter.
         refused = scrape_sum(p.settings.ingest_http_port, "citybrain_ingest_refused_total")
-        assert refused == len(poison) + len(bodies)
+        assert refused == len(poison) + len(bodies) + ngsi_dead
         mqtt_dead = scrape_sum(p.settings.ingest_metrics_port, "citybrain_dead_letters_total")
         assert mqtt_dead == len(payloads)
     finally:
