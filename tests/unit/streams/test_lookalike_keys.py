@@ -24,6 +24,7 @@ from streams.events import (
     key_skeleton,
     lookalike_key,
 )
+from streams.response import command_fields
 from tests.unit.streams.test_columns import assert_batch_agrees, batched, good, home_of_gauge
 from tests.unit.streams.test_poison_pills import NOW
 
@@ -162,3 +163,22 @@ def test_an_operator_api_field_it_does_not_take_is_named_so_it_can_be_told_apart
     with pytest.raises(ApiError) as caught:
         body_fields({name: "x"}, ("note", "reason"), "ack")
     assert str(caught.value).startswith(f"field \"{shown}\" is 'x': ack takes no such field")
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        ({"id": "c-1", "run_id": "g.1", "acti\u043en": "ack"}, "acti\\u043en"),
+        ({"id": "c-1", "run_id": "g.1", "action": "ack", "N\u043ete": "x"}, "N\\u043ete"),
+    ],
+)
+def test_a_command_with_a_lookalike_key_is_refused_naming_it(
+    command: dict[str, str], field: str
+) -> None:
+    # An acknowledgement written by a third party with "acti\u043en" was 'field "action"
+    # is missing'; one with "N\u043ete" acknowledged without its note, unsaid.
+    with pytest.raises(EventError) as caught:
+        command_fields(command)
+    assert (caught.value.code, caught.value.field) == ("bad_command", field)
+    ok = {"id": "c-1", "run_id": "g.1", "action": "ack", "note": "x", "data": {}}
+    assert command_fields(ok) == ok  # other keys are carried as they are
