@@ -221,6 +221,7 @@ def test_every_kind_of_bad_message_costs_only_itself_on_the_worker_s_topics(
             b"[" * 10_000 + b"]" * 10_000,
             b'{"id": NaN}',
             b"\xef\xbb\xbf{}",
+            b'{"id": "c", "run_id": "g.1", "acti\\u043en": "ack"}',
             b"",
         ]
         for role in ("alerts", "routed", "commands"):
@@ -249,6 +250,7 @@ def test_every_kind_of_bad_message_costs_only_itself_on_the_worker_s_topics(
         assert_each_said(said(dead, "incidents"), bad_reports)
         for role in ("alerts", "routed", "commands"):
             assert sum(said(dead, role).values()) == len(own), said(dead, role)
+        assert any('field "acti\\u043en"' in text for _, text in said(dead, "commands"))
         wait_scored(p, len(goods), "the good readings were not all scored")
         port = p.settings.worker_port
         assert scrape_sum(port, "citybrain_readings_total") == len(goods)
