@@ -61,7 +61,7 @@ from streams.auth import (
     refusal_401,
 )
 from streams.context import API_KAFKA_WAIT, Context, run_key
-from streams.errors import EventError, show
+from streams.errors import EventError, show, shown_name
 from streams.events import ISO_DATETIME, decode_json, parse_ts
 from streams.partitioning import key_partition
 from streams.replies import RESEND, undelivered_of, undelivered_of_group
@@ -519,7 +519,7 @@ def query_params(query: Any, path: str, allowed: tuple[str, ...]) -> dict[str, s
             takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
             raise ApiError(
                 400,
-                f'query parameter "{name[:MAX_SHOWN_ID]}" is {show(values[0])}: '
+                f'query parameter "{shown_name(name[:MAX_SHOWN_ID])}" is {show(values[0])}: '
                 f"{path[:MAX_SHOWN_ID]} takes no such parameter ({takes})"
                 f"{did_you_mean(name, allowed)}",
             )
@@ -561,7 +561,8 @@ def body_fields(
                 hint = f" (Alertmanager's API v2 field; here {known[name]})"
             raise ApiError(
                 400,
-                f'field "{name[:MAX_SHOWN_ID]}" is {show(doc[name])}: {what} takes no such '
+                f'field "{shown_name(name[:MAX_SHOWN_ID])}" is {show(doc[name])}: '
+                f"{what} takes no such "
                 f"field (it takes {', '.join(allowed)}){hint}",
             )
 

@@ -53,6 +53,7 @@ from streams.events import (
     _decode,
     _epoch,
     duplicate_keys,
+    reading_lookalike,
 )
 from streams.partitioning import sensor_partition
 
@@ -141,14 +142,18 @@ _QUOTE = ord('"')
 def _once_each(raw: bytes, quotes: int) -> bool:
     """Whether the JSON object ``raw``, whose fields msgspec has read (each present),
     gives every key once: at once when it has ``quotes`` double quotes (nothing but its
-    fields), else by ``duplicate_keys``. False sends it to the validator, which names the
+    fields), else by ``duplicate_keys``, and no key that looks like a field without
+    being it (``reading_lookalike``). False sends it to the validator, which names the
     key given twice (or whatever else it finds)."""
     if _quotes(raw) == quotes:
         return True
     try:
-        return not duplicate_keys(raw, orjson.loads(raw))
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return False
+    # msgspec ignores unknown keys: one that looks like a field ("v\u0430lue") is the
+    # validator's to name, or it would pass here unsaid.
+    return not duplicate_keys(raw, doc) and not reading_lookalike(doc)
 
 
 # The registered single reading's fields the fast check reads, each column in one C pass.

@@ -133,15 +133,48 @@ def _json(value: object, level: int) -> str:
     return _scalar(value)
 
 
+# Letters of other scripts drawn like Latin a-z (Unicode's confusables: Cyrillic, Greek,
+# IPA), and the Latin letter each looks like. A text that mixes them with ASCII letters
+# ('g\u0430uge-1') is shown with them escaped: written as they are, the message showed
+# "'gаuge-1': sensor is not registered (did you mean 'gauge-1'?)", two identical texts.
+LOOKALIKE_LETTERS = (
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u04bb\u04cf"
+    "\u051b\u051d\u03b1\u03bf\u03bd\u03b9\u03ba\u03c1\u03c5\u0131\u0261\u0251"
+)
+LATIN_LOOKS = "aeopcyxijsdhlqwaovikpuiga"
+_LOOKALIKES = frozenset(LOOKALIKE_LETTERS)
+
+
+def unmasked(text: str) -> str:
+    """``text`` with each look-alike letter (``LOOKALIKE_LETTERS``) escaped (``\\u0430``)
+    when it also holds an ASCII letter, else as it is (a Russian or Greek text is left
+    alone). Looks at the first 200 characters (what a message shows)."""
+    head = text[:200]
+    if head.isascii() or _LOOKALIKES.isdisjoint(head):
+        return text
+    if not any("a" <= c <= "z" or "A" <= c <= "Z" for c in head):
+        return text
+    return "".join(f"\\u{ord(c):04x}" if c in _LOOKALIKES else c for c in text)
+
+
+def shown_name(name: str) -> str:
+    """A field or parameter name as a message shows it: unprintable characters (a NUL, a
+    zero-width space) and look-alike letters (``unmasked``) escaped, so ``"n\u043ete"``
+    no longer reads as ``"note"`` beside ``did you mean 'note'?``."""
+    return unmasked(name if name.isprintable() else ascii(name)[1:-1])
+
+
 def show(value: object) -> str:
     """A field's value as the producer wrote it, at most 80 characters: JSON's
     null/true/false; a list or object as JSON (``{"v": 1}``), 3 levels and 6 items deep
     at most (``[[[...]]]``, ``[1, 2, 3, 4, 5, 6, ...]``); a string or number as Python
-    writes it (``'x'``, ``1e+400``)."""
+    writes it (``'x'``, ``1e+400``), a string's look-alike letters escaped (``unmasked``)."""
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     try:
         text = _json(value, 0) if isinstance(value, list | dict) else repr(value)
+        if isinstance(value, str):
+            text = unmasked(text)
     except ValueError:  # an int past sys.get_int_max_str_digits
         text = f"<{type(value).__name__} too long to show>"
     return text if len(text) <= 80 else text[:77] + "..."

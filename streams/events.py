@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,13 +23,18 @@ import orjson
 
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
-from streams.errors import MISSING, EventError, unreadable
-from streams.spans import max_depth
+from streams.errors import LATIN_LOOKS, LOOKALIKE_LETTERS, MISSING, EventError, unreadable
+from streams.spans import item_spans, max_depth
 
 READING_SCHEMA = "reading/1"
 # What a reading/1 document carries (besides its schema), in the order they are checked.
 READING_FIELDS = ("ts", "sensor_id", "kind", "value", "unit", "grid_cell")
 _READING_FIELDS = frozenset(READING_FIELDS)
+# The keys a reading or a report may carry: any other is ignored unless it looks like
+# one of these (``lookalike_key``).
+_READING_KEYS = frozenset({"schema", *READING_FIELDS})
+_PACK_KEYS = frozenset({"schema", "readings"})
+INCIDENT_KEYS = frozenset({"schema", "ts", "report_id", "category", "text", "source", "grid_cell"})
 PACK_SCHEMA = "readings/1"  # many readings in one message, packed by an edge gateway
 INCIDENT_SCHEMA = "incident/1"
 ALERT_SCHEMA = "alert/1"  # the alerts topic's; its ``schema`` may be left out
@@ -326,7 +332,16 @@ class EventValidator:
         pack goes on). Raises ``EventError`` when the message as a whole is unusable."""
         # Lone surrogates are looked for below, per packed reading: one in a reading's
         # text cost its whole pack (the HTTP ingest's list had the same fault).
-        doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA), check_text=False)
+        pinned: dict[int, EventError] = {}
+        try:
+            doc = _decode(raw, (READING_SCHEMA, PACK_SCHEMA), check_text=False)
+        except EventError as exc:
+            # Nesting too deep or a byte that is not UTF-8 inside one packed reading
+            # costs that reading alone (t95: it cost the whole pack).
+            found = items_read_alone(raw, ("readings",), exc)
+            if found is None or not _is_pack(found[0]):
+                raise
+            doc, raw, pinned = found
         # A key given twice is refused, as the ingest edge and the incidents agent refuse
         # it: read silently, {"value": 1.5, "value": 9e9} was a reading nobody sent, and a
         # pack's second "readings" list dropped the first one's readings unsaid.
@@ -340,7 +355,10 @@ class EventValidator:
             return False, [self._reading(doc, now)]
         if escaped:
             _check_text({k: v for k, v in doc.items() if k != "readings"})
-        bad_items: dict[int, EventError] = {}
+        odd = lookalike_key(doc, _PACK_KEYS)
+        if odd is not None:  # which list, which schema, is meant? (as for a key twice)
+            raise lookalike_key_error(doc, *odd)
+        bad_items: dict[int, EventError] = dict(pinned)
         for key, at in twice:
             place = _PACKED_PLACE.match(at)
             if place is None:  # the pack's own keys: which list, which schema, is meant?
@@ -393,6 +411,9 @@ class EventValidator:
             raise EventError(
                 "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
             )
+        odd = lookalike_key(doc, _READING_KEYS)
+        if odd is not None:
+            raise lookalike_key_error(doc, *odd)
         given = doc.get("sensor_id")
         sensor = self.grid.sensors.get(given) if isinstance(given, str) else None
         if sensor is None and isinstance(given, str) and given:
@@ -475,6 +496,9 @@ class EventValidator:
         # Keys checked once each (not readings': their hot path): a report's id or
         # category given twice would otherwise be one of the two, silently.
         doc = _decode(raw, INCIDENT_SCHEMA, unique_keys=True)
+        odd = lookalike_key(doc, INCIDENT_KEYS)
+        if odd is not None:
+            raise lookalike_key_error(doc, *odd)
         ts = self._event_time(doc, now)
         report_id = _string(doc, "report_id", MAX_ID_CHARS)
         category = _string(doc, "category", MAX_ID_CHARS)
@@ -652,6 +676,11 @@ def json_loads_within_depth(text: str, **options: Any) -> Any:
     return json.loads(text, **options)
 
 
+# 19 digits in a row: an integer that may lie past 64 bits (-9223372036854775809 does),
+# or digits in text, read again at no harm.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def _decode_json(raw: bytes, check_text: bool = True) -> Any:
     if not raw:
         # A tombstone reaches here as b"" (streams.columns); orjson's "Input is a
@@ -664,7 +693,16 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
             "or a producer that sent no value)",
         )
     try:
-        return orjson.loads(raw)
+        doc = orjson.loads(raw)
+        if _LONG_DIGITS.search(raw) is None:
+            return doc
+        # orjson reads an integer past 64 bits as the nearest double, silently: the
+        # reason then named a value nobody sent (18446744073709551617 as
+        # 1.8446744073709552e+19). Read again with its own digits (orjson took the text,
+        # so it is UTF-8, within MAX_DEPTH, without NaN or lone surrogates).
+        return json_loads_within_depth(
+            raw.decode("utf-8").removeprefix("\ufeff"), parse_int=json_int
+        )
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith(ORJSON_DEPTH_ERROR):
             # Refused whatever the lenient parser below would do: whether Python's
@@ -717,6 +755,58 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         except RecursionError:  # nested nearly as deep as json.loads allows
             raise EventError("bad_json", None, None, "not valid JSON: nested too deeply") from None
     return doc
+
+
+def _is_pack(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("schema") == PACK_SCHEMA
+
+
+def byte_fault(reason: str) -> bool:
+    """Whether ``reason`` (``decode_json``'s) is a byte that is not UTF-8 or a NUL: a
+    fault of the bytes inside one string, which leaves a list's items where they are (a
+    syntax fault may not: the items' bounds are then unknown)."""
+    return reason.startswith("not valid JSON: byte 0x")
+
+
+def items_read_alone(
+    raw: bytes, keys: tuple[str | None, ...], fault: EventError
+) -> tuple[Any, bytes, dict[int, EventError]] | None:
+    """For ``raw``, which ``decode_json`` refused with ``fault``: when the fault lies only
+    inside some items of its list (under the first of ``keys`` found; None: the body is
+    the list), nested past ``MAX_DEPTH`` or holding a byte that is not UTF-8 or a NUL,
+    (the document read with ``null`` in each such item's place, the bytes it was read
+    from, index -> the item's ``bad_json`` fault, ``(in readings[3])`` after its
+    reason); None when the fault lies elsewhere or no list is found. So one such item
+    costs only itself: before, it cost its whole pack (the worker) or body (the HTTP
+    ingest, a 400 that Orion does not retry)."""
+    deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH  # only then can it be too deep
+    if not (deep or byte_fault(fault.reason)):
+        return None
+    for key in keys:
+        spans = item_spans(raw, key)
+        if spans:
+            break
+    else:
+        return None
+    pinned: dict[int, EventError] = {}
+    for i, (start, end) in enumerate(spans):
+        try:
+            decode_json(raw[start:end], check_text=False)
+        except EventError as exc:
+            if exc.reason == TOO_DEEP or byte_fault(exc.reason):
+                # (a byte's offset is the item's own, the item named after it)
+                where = f"{key or 'readings'}[{i}]"
+                pinned[i] = EventError("bad_json", None, None, f"{exc.reason} (in {where})")
+    if not pinned:
+        return None
+    read = raw
+    for i in sorted(pinned, reverse=True):  # from the end, so earlier offsets hold
+        start, end = spans[i]
+        read = read[:start] + b"null" + read[end:]
+    try:
+        return decode_json(read, check_text=False), read, pinned
+    except EventError:
+        return None
 
 
 # Python's json names each syntax fault with one of these (json/decoder.py, scanner):
@@ -803,6 +893,82 @@ def check_unique_keys(raw: bytes, doc: Any) -> None:
     found = duplicate_keys(raw, doc)
     if found:
         raise duplicate_key_error(*found[0])
+
+
+# Other scripts' look-alikes of Latin letters (streams.errors); NFKC folds the rest
+# (fullwidth, ligatures, mathematical letters).
+_LOOKALIKE = str.maketrans(LOOKALIKE_LETTERS, LATIN_LOOKS)
+# A key longer than this cannot look like a field name (the longest is 9 characters),
+# whatever it holds: looked at no further, so a megabyte-long key costs nothing.
+_LOOKALIKE_MAX = 64
+
+
+def key_skeleton(key: str) -> str:
+    """``key`` as a reader sees it: NFKC-folded, without control, format and space
+    characters (a NUL, a zero-width space, a soft hyphen), other scripts' Latin
+    look-alikes mapped to Latin, case-folded: ``"v\u0430lue"``, ``"val\u0000ue"``,
+    ``" Value"`` are all ``"value"``."""
+    text = unicodedata.normalize("NFKC", key)
+    text = "".join(c for c in text if unicodedata.category(c)[0] not in "CZ")
+    return text.translate(_LOOKALIKE).casefold()
+
+
+def lookalike_key(doc: Mapping[str, Any], names: frozenset[str]) -> tuple[str, str] | None:
+    """The first key of ``doc`` that is none of ``names`` (ASCII, lower case) but looks
+    like one (``key_skeleton``), as (the key, the name); None when there is none. Such a
+    key was ignored like any unknown one: ``{"v\u0430lue": 9}`` (a Cyrillic a) was
+    ``field "value" is missing`` with nothing naming the key that was sent, and
+    ``{"value": 1, "v\u0430lue": 9}`` a reading of 1, the 9 dropped unsaid."""
+    if len(doc) <= len(names) and doc.keys() <= names:
+        return None  # the common case: no other key
+    for key in doc:
+        if key in names or not isinstance(key, str) or len(key) > _LOOKALIKE_MAX:
+            continue
+        skeleton = key_skeleton(key)
+        if skeleton in names:
+            return key, skeleton
+    return None
+
+
+def reading_lookalike(doc: Any) -> bool:
+    """Whether ``doc``, a decoded ``reading/1`` or ``readings/1`` pack, holds a key that
+    looks like a field without being it (``lookalike_key``), in the pack or any of its
+    readings: the columnar fast path (streams/columns.py), which ignores unknown keys as
+    msgspec does, leaves such a message to the validator, which names the key."""
+    if not isinstance(doc, dict):
+        return False
+    if doc.get("schema") != PACK_SCHEMA:
+        return lookalike_key(doc, _READING_KEYS) is not None
+    items = doc.get("readings")
+    return lookalike_key(doc, _PACK_KEYS) is not None or (
+        isinstance(items, list)
+        and any(isinstance(i, dict) and lookalike_key(i, _READING_KEYS) for i in items)
+    )
+
+
+def lookalike_key_error(
+    doc: Mapping[str, Any], key: str, name: str, at: str = "", code: str = "bad_json"
+) -> EventError:
+    """The refusal (``code``) of ``key``, which looks like the field ``name`` but is not
+    it, in ``doc`` (at ``at``, a path such as ``readings[3]``): the field is the key as
+    ASCII escapes show it (``v\u0430lue``, so the message shows the odd character), and
+    the reason names each character that is not printable ASCII, or the case."""
+    odd = [
+        f"U+{ord(c):04X} {unicodedata.name(c, 'a control character')} at {i}"
+        for i, c in enumerate(key)
+        if not "!" <= c <= "~"
+    ]
+    what = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+    shown = ascii(key)[1:-1]
+    field = f"{at}.{shown}" if at else shown
+    both = f"; {name!r} is given too: which is meant?" if name in doc else ""
+    return EventError(
+        code,
+        field,
+        doc[key],
+        f"the key looks like {name!r} but is not it ({what or 'letters in another case'}), "
+        f"so it would be ignored{both} (keys are matched exactly: write {name!r})",
+    )
 
 
 def duplicate_key_error(key: str, at: str) -> EventError:

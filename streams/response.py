@@ -50,6 +50,8 @@ from streams.events import (
     MIN_EVENT_TIME,
     epoch_seconds_fault,
     format_ts,
+    lookalike_key,
+    lookalike_key_error,
     message_json,
     parse_ts,
 )
@@ -178,6 +180,13 @@ _NONE_FIRING = (
 )
 
 
+# The command fields ``command_fields`` reads (others are carried as they are).
+COMMAND_KEYS = frozenset(
+    {"id", "run_id", "action", "command_id", "by", "note", "role", "detail", "at"}
+    | {"request", "reply", "ok"}
+)
+
+
 def command_fields(cmd: Any) -> dict[str, Any]:
     """A command as read from the commands topic, its fields checked before any is used:
     ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
@@ -189,6 +198,11 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     worker's log and ``processing_error``)."""
     if not isinstance(cmd, dict):
         raise EventError("bad_command", None, None, "expected a JSON object")
+    # A key that looks like one of these without being it ("acti\u043en", "N\u043ete") was
+    # ignored: a missing action said nothing of the key sent, a note was dropped (t95).
+    odd = lookalike_key(cmd, COMMAND_KEYS)
+    if odd is not None:
+        raise lookalike_key_error(cmd, *odd, code="bad_command")
     for name in ("id", "run_id", "action"):
         value = cmd.get(name, MISSING)
         if not isinstance(value, str) or not value:

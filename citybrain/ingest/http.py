@@ -50,7 +50,6 @@ from streams.auth import TokenStore, forbidden_reason, one_authorization, refusa
 from streams.bounds import Bounds
 from streams.errors import MISSING, EventError
 from streams.events import (
-    MAX_DEPTH,
     MAX_PACK_READINGS,
     PACK_SCHEMA,
     READING_SCHEMA,
@@ -63,9 +62,10 @@ from streams.events import (
     duplicate_key_error,
     duplicate_keys,
     format_ts,
+    items_read_alone,
     text_fault,
 )
-from streams.spans import item_spans, items_as_sent
+from streams.spans import items_as_sent
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,8 @@ def _json_body(
     reading it (index -> fault); ``BadBody`` when it is not JSON. Keys given twice and
     lone surrogates are left to ``_item_faults`` and ``_whole``: inside one reading or
     entity they cost that one alone, as a pack's reading costs no other in the worker.
-    So does nesting past ``MAX_DEPTH`` inside one item of the list under one of ``keys``
+    So do nesting past ``MAX_DEPTH`` and a byte that is not UTF-8 (or a NUL) inside one
+    item of the list under one of ``keys``
     (None: the body is the list): the body is read with ``null`` in that item's place
     (the bytes returned), and the item is refused ``bad_json``; before, the whole body
     was a 400 and the good readings around it were lost with it."""
@@ -351,43 +352,11 @@ def _json_body(
     except EventError as exc:
         # Whatever the reason said: orjson names the first fault it meets, and a NaN in
         # an item before the deep one hid it (the lenient parser then stops on its own
-        # recursion limit). Only a body with that many brackets can be too deep.
-        deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
-        pinned = _too_deep_items(raw, keys) if deep else None
+        # recursion limit).
+        pinned = items_read_alone(raw, keys, exc)
         if pinned is None:
             raise BadBody([_problem(exc, None)]) from None
         return pinned
-
-
-def _too_deep_items(
-    raw: bytes, keys: tuple[str | None, ...]
-) -> tuple[Any, bytes, dict[int, EventError]] | None:
-    """``_json_body``'s answer for a body nested too deep only inside some items of its
-    list, or None (the fault lies elsewhere, or no list is found)."""
-    for key in keys:
-        spans = item_spans(raw, key)
-        if spans:
-            break
-    else:
-        return None
-    deep: dict[int, EventError] = {}
-    for i, (start, end) in enumerate(spans):
-        try:
-            decode_json(raw[start:end], check_text=False)
-        except EventError as exc:
-            if exc.reason == TOO_DEEP:
-                where = f"{key or 'readings'}[{i}]"
-                deep[i] = EventError("bad_json", None, None, f"{TOO_DEEP} (in {where})")
-    if not deep:
-        return None
-    read = raw
-    for i in sorted(deep, reverse=True):  # from the end, so earlier offsets hold
-        start, end = spans[i]
-        read = read[:start] + b"null" + read[end:]
-    try:
-        return decode_json(read, check_text=False), read, deep
-    except EventError:
-        return None
 
 
 def _as_sent(raw: bytes, key: str | None, count: int, refused: list[Refused]) -> list[Refused]:

@@ -28,7 +28,14 @@ from typing import Any
 from citybrain.errors import InputError
 from playbooks.grid import UNIT_SPELLING, Grid
 from streams.errors import MISSING, EventError
-from streams.events import READING_SCHEMA, decode_json, format_ts, json_int
+from streams.events import (
+    READING_SCHEMA,
+    decode_json,
+    format_ts,
+    json_int,
+    lookalike_key,
+    lookalike_key_error,
+)
 
 DEFAULT_TOPIC = "city/{district}/{sensor_id}/{kind}"
 READING_FIELDS = ("sensor_id", "kind", "grid_cell")
@@ -211,6 +218,11 @@ class MqttMapping:
             raise EventError(
                 "bad_payload", "payload", _preview(payload), "expected a number or a JSON object"
             )
+        # A key that looks like a field without being it ("v\u0430lue", "val\u0000ue") is
+        # named, as the worker names it: ignored, it was "value is missing" or dropped.
+        odd = lookalike_key(body, _payload_keys(self.value_field, self.ts_field))
+        if odd is not None:
+            raise lookalike_key_error(body, *odd)
         if self.value_field not in body:
             raise EventError("missing_field", self.value_field, None, "field is missing")
         value = body[self.value_field]
@@ -235,6 +247,12 @@ class MqttMapping:
                         f"the topic says {topic[name]!r}",
                     )
                 doc[name] = body[name]
+
+
+@lru_cache(maxsize=16)
+def _payload_keys(value_field: str, ts_field: str) -> frozenset[str]:
+    """The keys of a JSON payload that are read (any other is ignored)."""
+    return frozenset({value_field, ts_field, "unit", *READING_FIELDS})
 
 
 def _unit_spelling(unit: Any, grid: Grid) -> Any:

@@ -48,7 +48,15 @@ from citybrain.errors import InputError
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
 from streams.errors import MISSING, EventError, detach
-from streams.events import ISO_DATETIME, READING_SCHEMA, format_ts, parse_ts, timestamp_fault
+from streams.events import (
+    ISO_DATETIME,
+    READING_SCHEMA,
+    format_ts,
+    key_skeleton,
+    lookalike_key_error,
+    parse_ts,
+    timestamp_fault,
+)
 
 DEFAULT_SENSOR_ID = "{id}-{kind}"
 FIVE_MINUTES = 300.0
@@ -215,7 +223,13 @@ class NgsiMapping:
                 continue
             spec_row = _row(table, attr)
             if spec_row is None:
-                out.skipped.append(attr)
+                # An attribute that looks like a mapped one without being it ("n\u043e2",
+                # a Cyrillic o) was skipped as unmapped, its reading lost unsaid (t95).
+                alike = _lookalike(table, attr)
+                if alike is None:
+                    out.skipped.append(attr)
+                else:
+                    out.errors.append(lookalike_key_error(entity, attr, alike))
                 continue
             given = spellings[spec_row[0]]
             if len(given) > 1:
@@ -325,6 +339,16 @@ def _row(
     # Older examples spell pollutants in capitals (NO2); the current models do not.
     name = _local(attr)
     return table.get(name) or table.get(name.lower())
+
+
+def _lookalike(table: dict[str, tuple[str, dict[str, float], str]], attr: str) -> str | None:
+    """The mapped attribute of ``table`` that ``attr`` (mapped to none) looks like
+    (``streams.events.key_skeleton``: another script's letter, a control or format
+    character, a fullwidth form), None when it looks like none of them."""
+    if len(attr) > 64:
+        return None
+    skeleton = key_skeleton(_local(attr))
+    return next((name for name in table if name.casefold() == skeleton), None)
 
 
 def _mapped_type(given: Any) -> str | None:

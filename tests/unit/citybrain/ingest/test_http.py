@@ -282,6 +282,41 @@ def test_nesting_too_deep_inside_one_item_costs_only_that_item(
 
 
 @pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])
+@pytest.mark.parametrize(
+    ("odd", "said"),
+    [
+        (b'"Ca\xf1ada"', "byte 0xf1 at offset"),  # a gateway's Latin-1
+        (b'"\xff"', "byte 0xff at offset"),
+        (b'"a\x00b"', "byte 0x00 (NUL) at offset"),
+    ],
+)
+def test_a_byte_not_utf8_inside_one_item_costs_only_that_item(
+    validator: EventValidator, ingest_grid: Grid, shape: str, odd: bytes, said: str
+) -> None:
+    """t95: a byte that is not UTF-8 (or a NUL) in one reading or entity made the whole
+    body a 400, its good readings lost with it, as nesting too deep did (trial 62)."""
+    other = raw({**example("AirQualityObserved"), "id": "other"} if shape == "ngsi" else OTHER)
+    bad = other.replace(b"{", b'{"location": ' + odd + b", ", 1)
+    items = [good_item(shape), bad, good_item(shape).replace(b"2.1", b"2.1 ")]
+    found = shaped(shape, ingest_grid, validator, body_of(shape, items))
+    where = "data[1]" if shape == "ngsi" else "readings[1]"
+    assert found.readings
+    [refused] = found.refused
+    assert (refused.problem["field"], refused.problem["code"]) == (where, "bad_json")
+    assert said in refused.problem["message"]
+    assert refused.problem["message"].endswith(f"(in {where})")
+    assert refused.payload == bad
+
+
+def test_a_byte_not_utf8_outside_every_item_refuses_the_body(validator: EventValidator) -> None:
+    body = body_of("pack", [raw(GOOD)]).replace(b'"gw-1"', b'"gw-\xff"')
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    assert err.value.errors[0]["field"] == "body"
+    assert "byte 0xff at offset" in err.value.errors[0]["message"]
+
+
+@pytest.mark.parametrize("shape", ["list", "pack", "ngsi"])
 def test_nesting_too_deep_is_pinned_to_its_item_behind_a_nan_in_another(
     validator: EventValidator, ingest_grid: Grid, shape: str
 ) -> None:
