@@ -256,6 +256,9 @@ class Ingest:
         self.router = ctx.router
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._say_dropped_every = SayEvery(log, logging.INFO, SAY_DROPPED_EVERY, what="report")
+        # A burst window the sweep cannot expire: said once a minute per cause (it was a
+        # WARNING per window every sweep, a flood), counted per pass.
+        self._say_window_failed = SayEvery(log, prefix="citybrain: ")
         # The newest incident report's event time this worker has read (epoch s): the
         # city's clock for the burst sweep. After a restart or a rebalance the sweep takes
         # it back from its windows' newest reports (``newest_report_time``), so it never
@@ -789,6 +792,7 @@ class Ingest:
             # table holds the categories of the last days, not every one ever sent.
             forget: list[bytes] = []
             per_cell: Tally[str] = Tally()
+            skipped = 0  # windows left as they were for a fault of their own
             for (cell, category), state in windows:
                 per_cell[cell] += 1
                 if cell not in self.grid.cells:
@@ -799,11 +803,12 @@ class Ingest:
                     new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
                     made = [self._burst_alert(b, self.event_time) for b in bursts]
                 except Exception as exc:  # one odd window costs only itself, not the timer
-                    log.warning(
-                        "citybrain: burst sweep: the window of %r at %s was left as it is: %r",
-                        category,
-                        cell,
-                        exc,
+                    skipped += 1
+                    self._say_window_failed(
+                        f"{type(exc).__name__}: {exc}",
+                        f"burst sweep: the window of {category!r:.80} at {cell} was left as "
+                        f"it is, tried again next sweep: {exc!r:.300}; counted in "
+                        'citybrain_loop_items_skipped_total{loop="burst_sweep"}',
                     )
                     continue
                 key = burst_key(cell, category)
@@ -819,6 +824,8 @@ class Ingest:
                     self._unalerted(cell, category, unalerted, not_alerted, dropped)
             self._cell_windows = per_cell
             self.metrics.burst_windows.set(per_cell.total())
+            self.metrics.loop_items_skipped.labels("burst_sweep").inc(skipped)
+            self.metrics.loop_items_failing.labels("burst_sweep").set(skipped)
             if not changed and not forget:
                 return 0
             # As the incidents batch: alerts first, then the audit, then the states.

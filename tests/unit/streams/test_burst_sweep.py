@@ -95,7 +95,16 @@ def test_one_odd_window_costs_only_itself(
     assert "the window of 'Noise' at c-bridge was left as it is" in caplog.text
     # Swept again at the same event time: nothing more to end or to say.
     sent.clear()
-    assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+    with caplog.at_level(logging.WARNING, logger="streams.ingest"):
+        assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+    # Said once, not at every sweep (a WARNING per window per sweep before), and counted
+    # at each pass, so a dashboard or rule sees it for as long as it fails.
+    said = [r for r in caplog.records if "at c-bridge was left as it is" in r.getMessage()]
+    assert len(said) == 1
+    assert 'citybrain_loop_items_skipped_total{loop="burst_sweep"}' in said[0].getMessage()
+    metrics = stage.metrics
+    assert metrics.loop_items_skipped.labels("burst_sweep")._value.get() == 2
+    assert metrics.loop_items_failing.labels("burst_sweep")._value.get() == 1
 
 
 def test_nothing_is_swept_before_a_report_is_read(
