@@ -76,8 +76,8 @@ LOOP_ITEMS_SKIPPED = "citybrain_loop_items_skipped_total"
 LOOP_ITEMS_FAILING = "citybrain_loop_items_failing"
 TIMER_FAILURES = "citybrain_timer_failures_total"
 # The loops that skip one item and go on: runs (deadline check), muted alerts (mute check),
-# areas (corroboration release), burst windows (burst sweep).
-LOOPS = ("deadlines", "mute_check", "corroboration_release", "burst_sweep")
+# areas (corroboration release), burst windows (burst sweep), sensor states (no-data sweep).
+LOOPS = ("deadlines", "mute_check", "corroboration_release", "burst_sweep", "no_data_sweep")
 # Every timer's name as said in its log line (streams/app.py, streams/corroborating.py).
 TIMERS = (
     "deadlines",
