@@ -1,9 +1,9 @@
 """One stored item that claims a time far past the clock, on the real Kafka: it must
 cost only itself. A burst window recovered from the changelog whose newest report is in
-the year 33658 (a damaged entry: no report past ``CITYBRAIN_MAX_FUTURE_SKEW`` is
-accepted) set the burst sweep's event time there, and every other cell's burst
-resolution failed (its ``ended_at`` past the year 9999) at every sweep: no burst
-resolved again. The restarted worker must resolve the real burst at its own event time,
+the year 8307 (a damaged entry: no report past ``CITYBRAIN_MAX_FUTURE_SKEW`` is
+accepted) set the burst sweep's event time there: every other cell's burst was resolved
+as ending in that year (and one claiming a time past 9999 failed every resolution, at
+every sweep). The restarted worker must resolve the real burst at its own event time,
 leave the damaged window as it is, say so once and count it."""
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ pytestmark = pytest.mark.integration
 
 
 def far_future_window(t: float) -> bytes:
-    """A window of one report at ``t`` in c-mill, whose ``ts`` says the year 33658."""
+    """A window of one report at ``t`` in c-mill, whose ``ts`` says the year 8307 (a
+    date, so read back; one past the year 9999 is refused at read-back)."""
     report = IncidentReport(t, "odd-1", "Noise", "loud", "app", "c-mill")
     state, _, _ = BurstTracker().observe_all(None, report, "police")
     assert state is not None
-    return orjson.dumps({**state, "ts": 1e12})
+    return orjson.dumps({**state, "ts": 2e11})
 
 
 def test_a_window_from_the_far_future_costs_only_itself_and_bursts_still_resolve(
