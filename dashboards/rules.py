@@ -146,6 +146,27 @@ ALERTS = [
         "warning",
         "no {{ $labels.kind }} reading for {{ $value | humanizeDuration }}",
     ),
+    # One run, muted alert, area, burst window or sensor state a shared loop leaves at
+    # every pass (the others go on): said in the worker log once a minute, and here, by
+    # loop, so an operator sees it without reading logs.
+    Alert(
+        "CitybrainLoopItemsFailing",
+        f"max by (instance, loop) ({m.LOOP_ITEMS_FAILING})",
+        "> 0",
+        "10m",
+        "warning",
+        "{{ $value }} item(s) left at every pass of the {{ $labels.loop }} loop on "
+        "{{ $labels.instance }} (the worker log names them)",
+    ),
+    # A timer whose whole pass fails (tried again next tick): nothing of it gets done.
+    Alert(
+        "CitybrainTimerFailing",
+        f"sum by (instance, timer) (increase({m.TIMER_FAILURES}[5m]))",
+        "> 0",
+        "5m",
+        "critical",
+        "the {{ $labels.timer }} timer on {{ $labels.instance }} fails at every pass",
+    ),
     Alert(
         "CitybrainEventToAlertSlow",
         quantile(0.99, m.EVENT_TO_ALERT, "5m"),

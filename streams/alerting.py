@@ -311,11 +311,15 @@ class Alerting:
         its next owner). An entry whose alert no longer fires (its resolution was
         handled) is dropped unrouted."""
         recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
-        if self.ctx.app.rebalancing or not recovery.completed.is_set() or not self.muted.data:
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return 0
+        failing = self.metrics.loop_items_failing.labels("mute_check")
+        if not self.muted.data:
+            failing.set(0)
             return 0
         mine = self.ctx.owned_partitions("alerts")
         n = self.ctx.settings.partitions
-        released = 0
+        released = skipped = 0
         # The active silences, read again only after an await (when the table can have
         # changed): a pass over thousands of alerts still muted reads them once.
         silences: list[Silence] | None = None
@@ -347,13 +351,17 @@ class Alerting:
                     self._say_recheck_failed(
                         f"{type(exc).__name__}: {exc}",  # per cause: a broker away fails all
                         f"mute check: muted alert {key.decode(errors='replace')} was left "
-                        f"as it is, tried again next tick: {type(exc).__name__}: {exc}",
+                        f"as it is, tried again next tick: {type(exc).__name__}: {exc} "
+                        '(counted in citybrain_loop_items_skipped_total{loop="mute_check"})',
                     )
                     silences = None
+                    skipped += 1
+                    self.metrics.loop_items_skipped.labels("mute_check").inc()
                     continue
                 if outcome != "kept":
                     silences = None
                 released += outcome == "routed"
+        failing.set(skipped)  # a whole pass: how many fail now
         return released
 
     async def forget_ended_silences(self) -> int:

@@ -237,6 +237,7 @@ def create_app(
         try:
             await work()
         except Exception as exc:
+            ctx.metrics.timer_failures.labels(name).inc()  # every failed pass, said or not
             say_timer_fault(name, f"{name} failed, tried again next tick: {exc!r}", exc_info=True)
 
     @app.timer(interval=settings.deadline_check_interval)  # type: ignore[untyped-decorator]

@@ -31,7 +31,13 @@ from playbooks.routing import SILENCE_PROBLEMS, IndexedFiring, Route, SourceInde
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
-from streams.events import alert_fields, dead_letter_key, fit_dead_letter, original_record
+from streams.events import (
+    alert_fields,
+    dead_letter_key,
+    epoch_seconds_fault,
+    fit_dead_letter,
+    original_record,
+)
 from streams.faust_patches import UNREADABLE_REASON, unreadable
 from streams.metrics import Metrics, bounded_label, initialise
 from streams.partitioning import key_partition
@@ -221,11 +227,15 @@ def _window_problem(window: dict[str, Any]) -> str | None:
             and (len(seen) == 2 or (isinstance(seen[2], list) and len(seen[2]) == 2))
         ):
             return f"a seen report is {seen!r:.60}, expected [id, slot] or [id, slot, position]"
+    # Times the sweep and the burst alerts write as dates (``format_ts``): one past the
+    # year 9999 failed each alert of its window, at every report and sweep.
+    if "ts" in window and epoch_seconds_fault(window["ts"]) is not None:
+        return f"field 'ts' is {window['ts']!r:.60}, {epoch_seconds_fault(window['ts'])}"
     episode = window["episode"]
     if episode is not None:
         for name, ok in (
             ("alert_id", isinstance(episode.get("alert_id"), str)),
-            ("start", type(episode.get("start")) in (int, float)),
+            ("start", epoch_seconds_fault(episode.get("start")) is None),
             ("department", isinstance(episode.get("department"), str)),
             ("threshold", type(episode.get("threshold")) in (int, float)),
             ("severity", isinstance(episode.get("severity", ""), str | None)),

@@ -190,6 +190,7 @@ class CorroborationStage:
             try:
                 await self.release_due()
             except Exception as exc:
+                self.ctx.metrics.timer_failures.labels("corroboration release").inc()
                 say_release_fault(
                     "corroboration release",
                     f"releasing held alerts failed, tried again next tick: {exc!r}",
@@ -270,7 +271,7 @@ class CorroborationStage:
         n = self.ctx.settings.partitions
         now = time.time()
         async with self.lock:
-            held = 0
+            held = skipped = 0
             for key, stored in list(self.table.data.items()):
                 if self.app.rebalancing:
                     # Begun during this pass (an earlier area's await): this area may be
@@ -294,13 +295,18 @@ class CorroborationStage:
                     self._say_release_failed(
                         f"{type(exc).__name__}: {exc}",  # per cause: a broker away fails all
                         f"corroboration: the held alerts of area {area} were left as they "
-                        f"are, tried again next tick: {type(exc).__name__}: {exc}",
+                        f"are, tried again next tick: {type(exc).__name__}: {exc} (counted in "
+                        'citybrain_loop_items_skipped_total{loop="corroboration_release"})',
                     )
                     held += len(stored["held"])
+                    skipped += 1
                     continue
                 held += len(state["held"])
             # Read by the demo, which waits for held alerts before its summary.
             self.ctx.metrics.corroboration_held.set(held)
+            # Areas left as they were this pass (each tried again next tick).
+            self.ctx.metrics.loop_items_skipped.labels("corroboration_release").inc(skipped)
+            self.ctx.metrics.loop_items_failing.labels("corroboration_release").set(skipped)
 
     def _mark_in_place(self, key: bytes, message: dict[str, Any]) -> bool:
         """Record a mark for an area holding no alert (nearly every mark) in the stored

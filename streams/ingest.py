@@ -156,6 +156,7 @@ def silent_sensors(
     kind_of: Callable[[str], str | None],
     newest: dict[tuple[int, str], float],
     timeout: float,
+    horizon: float = math.inf,
 ) -> list[bytes]:
     """The keys of the sensors silent in an open episode: ``states`` are (table key,
     sensor state, readings partition), ``kind_of`` a sensor id's kind (None: not in the
@@ -174,11 +175,15 @@ def silent_sensors(
     partition days of event time ahead of another (each partition's readings come in
     order), and one clock per kind resolved the lagging partition's sensors for no data
     while their readings were still waiting there. A sensor the grid no longer has is
-    left alone."""
+    left alone, and so is one whose ``last_ts`` is past ``horizon`` (epoch s: the clock
+    plus ``CITYBRAIN_MAX_FUTURE_SKEW``, beyond which no reading is accepted): a damaged
+    state's far-future time set its kind's clock there for good, and every other sensor
+    of the kind on the partition in an episode was resolved for no data (``ahead_of``)."""
     known = [
         (key, state, part, kind)
         for key, state, part in states
         if (kind := kind_of(key.decode(errors="replace"))) is not None
+        and not state["last_ts"] > horizon
     ]
     for _, state, part, kind in known:
         if state["last_ts"] > newest.get((part, kind), float("-inf")):
@@ -190,6 +195,14 @@ def silent_sensors(
         and (behind := newest[part, kind] - state["last_ts"]) >= timeout
         and behind >= NO_DATA_MISSED * mean_interval(state["detector"])
     ]
+
+
+def ahead_of(
+    states: Sequence[tuple[bytes, Mapping[str, Any], int]], horizon: float
+) -> list[tuple[bytes, float]]:
+    """(key, last_ts) of the sensor ``states`` (as ``silent_sensors`` takes them) whose
+    last reading time is past ``horizon`` (epoch s), which ``silent_sensors`` leaves out."""
+    return [(key, state["last_ts"]) for key, state, _ in states if state["last_ts"] > horizon]
 
 
 # Half-life of the gaps a kind's usual gap is made of (wall clock, s): a day, so an
@@ -256,6 +269,9 @@ class Ingest:
         self.router = ctx.router
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._say_dropped_every = SayEvery(log, logging.INFO, SAY_DROPPED_EVERY, what="report")
+        # A burst window the sweep cannot expire: said once a minute per cause (it was a
+        # WARNING per window every sweep, a flood), counted per pass.
+        self._say_window_failed = SayEvery(log, prefix="citybrain: ")
         # The newest incident report's event time this worker has read (epoch s): the
         # city's clock for the burst sweep. After a restart or a rebalance the sweep takes
         # it back from its windows' newest reports (``newest_report_time``), so it never
@@ -416,14 +432,18 @@ class Ingest:
         owned = self.ctx.owned_partitions("readings")
         snapshot = list(self.ctx.sensor_state.data.items())
         candidates: list[bytes] = []
+        horizon = time.time() + self.ctx.settings.max_future_skew
+        ahead: list[tuple[bytes, float]] = []  # states left out of the clocks and the sweep
         for start in range(0, len(snapshot), SWEEP_CHUNK):
             chunk = [
                 (key, state, part)
                 for key, state in snapshot[start : start + SWEEP_CHUNK]
                 if (part := partition_of(key)) in owned
             ]
-            candidates += silent_sensors(chunk, kind_of, self.readings_time, timeout)
+            ahead += ahead_of(chunk, horizon)
+            candidates += silent_sensors(chunk, kind_of, self.readings_time, timeout, horizon)
             await asyncio.sleep(0)
+        self._say_ahead(ahead, horizon)
         if not candidates:
             return 0
         async with self.ctx.states_settled:
@@ -436,7 +456,7 @@ class Ingest:
                 for key, state in zip(candidates, current, strict=True)
                 if state is not None and (part := partition_of(key)) in owned
             ]
-            due = set(silent_sensors(states, kind_of, self.readings_time, timeout))
+            due = set(silent_sensors(states, kind_of, self.readings_time, timeout, horizon))
             silent: list[tuple[bytes, Any, AlertEvent]] = []
             for key, state, _ in states:
                 if key not in due:
@@ -502,6 +522,25 @@ class Ingest:
                     }
                 )
         return len(silent)
+
+    def _say_ahead(self, ahead: list[tuple[bytes, float]], horizon: float) -> None:
+        """Count (per pass) and say (once a minute) the sensor states the no-data sweep
+        left out for a last reading time past ``horizon`` (``ahead_of``)."""
+        self.metrics.loop_items_skipped.labels("no_data_sweep").inc(len(ahead))
+        self.metrics.loop_items_failing.labels("no_data_sweep").set(len(ahead))
+        if not ahead:
+            return
+        key, last_ts = ahead[0]
+        more = f" and {len(ahead) - 1} more" if len(ahead) > 1 else ""
+        self._say_window_failed(
+            "no-data sweep: ahead",
+            f"no-data sweep: the state of sensor {key.decode(errors='replace')[:200]!r} says "
+            f"its last reading is at {last_ts:.6g} (epoch s), more than "
+            f"CITYBRAIN_MAX_FUTURE_SKEW ({self.ctx.settings.max_future_skew:g} s) ahead of "
+            f"the clock{more}: left out of its kind's event clock and of the sweep (a "
+            "damaged state: no such reading is accepted); counted in "
+            'citybrain_loop_items_skipped_total{loop="no_data_sweep"}',
+        )
 
     def forget_sensors(self, lost: set[int]) -> int:
         """Drop the per-sensor series (``citybrain_sensor_value``/``_score``) of the
@@ -772,11 +811,19 @@ class Ingest:
             return 0
         async with self._bursts_settled:
             windows = all_windows(self.ctx)
+            # No report further ahead of the clock than this was accepted (``in_future``):
+            # a window claiming one is damaged (a changelog entry), and its time set every
+            # window's clock there, failing each episode's resolution (``ended_at`` past
+            # the year 9999) at every sweep. It is left out of the clock and the sweep.
+            horizon = time.time() + self.ctx.settings.max_future_skew
+            ahead: dict[tuple[str, str], float] = {}
             # The reports read before a restart (or by the worker that held a cell
             # before a rebalance) are in the windows recovered from the changelog.
-            for _, window in windows:
+            for where, window in windows:
                 newest = newest_report_time(window, self.bursts.step)
-                if newest is not None and newest > self.event_time:
+                if newest is not None and newest > horizon:
+                    ahead[where] = newest
+                elif newest is not None and newest > self.event_time:
                     self.event_time = newest
             if self.event_time == float("-inf"):
                 return 0
@@ -789,6 +836,7 @@ class Ingest:
             # table holds the categories of the last days, not every one ever sent.
             forget: list[bytes] = []
             per_cell: Tally[str] = Tally()
+            skipped = 0  # windows left as they were for a fault of their own
             for (cell, category), state in windows:
                 per_cell[cell] += 1
                 if cell not in self.grid.cells:
@@ -796,14 +844,21 @@ class Ingest:
                     # had; it stays as it was (its reports were said or alerted then).
                     continue
                 try:
+                    if (cell, category) in ahead:
+                        raise ValueError(
+                            f"its newest report is at {ahead[(cell, category)]:.6g} (epoch s), "
+                            "ahead of the clock by more than CITYBRAIN_MAX_FUTURE_SKEW "
+                            f"({self.ctx.settings.max_future_skew:g} s)"
+                        )
                     new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
                     made = [self._burst_alert(b, self.event_time) for b in bursts]
                 except Exception as exc:  # one odd window costs only itself, not the timer
-                    log.warning(
-                        "citybrain: burst sweep: the window of %r at %s was left as it is: %r",
-                        category,
-                        cell,
-                        exc,
+                    skipped += 1
+                    self._say_window_failed(
+                        f"{type(exc).__name__}: {exc}",
+                        f"burst sweep: the window of {category!r:.80} at {cell} was left as "
+                        f"it is, tried again next sweep: {exc!r:.300}; counted in "
+                        'citybrain_loop_items_skipped_total{loop="burst_sweep"}',
                     )
                     continue
                 key = burst_key(cell, category)
@@ -819,6 +874,8 @@ class Ingest:
                     self._unalerted(cell, category, unalerted, not_alerted, dropped)
             self._cell_windows = per_cell
             self.metrics.burst_windows.set(per_cell.total())
+            self.metrics.loop_items_skipped.labels("burst_sweep").inc(skipped)
+            self.metrics.loop_items_failing.labels("burst_sweep").set(skipped)
             if not changed and not forget:
                 return 0
             # As the incidents batch: alerts first, then the audit, then the states.

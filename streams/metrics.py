@@ -68,6 +68,26 @@ SLA_BREACHES = "citybrain_playbook_sla_breaches_total"
 RUNS_STALE = "citybrain_playbook_runs_stale_total"
 STALE_REASONS = ("playbook_gone", "step_gone", "cell_gone")
 RUNS_OPEN = "citybrain_playbook_runs_open"
+# The shared loops' items left as they were for a fault of their own while the loop went on
+# with the others (docs/operations.md, "One bad item never stops a loop"), and the passes
+# of a timer that failed as a whole. Before, each was only a log line (a minute apart, or,
+# for a burst window, every sweep): nothing an operator's dashboard or rule could see.
+LOOP_ITEMS_SKIPPED = "citybrain_loop_items_skipped_total"
+LOOP_ITEMS_FAILING = "citybrain_loop_items_failing"
+TIMER_FAILURES = "citybrain_timer_failures_total"
+# The loops that skip one item and go on: runs (deadline check), muted alerts (mute check),
+# areas (corroboration release), burst windows (burst sweep), sensor states (no-data sweep).
+LOOPS = ("deadlines", "mute_check", "corroboration_release", "burst_sweep", "no_data_sweep")
+# Every timer's name as said in its log line (streams/app.py, streams/corroborating.py).
+TIMERS = (
+    "deadlines",
+    "burst sweep",
+    "no-data sweep",
+    "mute check",
+    "silence retention",
+    "unreadable state audit",
+    "corroboration release",
+)
 APPROVALS_WAITING = "citybrain_playbook_approvals_waiting"
 WEBHOOK_CALLS = "citybrain_webhook_calls_total"
 WEBHOOK_FAILED_ATTEMPTS = "citybrain_webhook_failed_attempts_total"
@@ -221,6 +241,9 @@ class Metrics:
     sla_breaches: Counter
     runs_stale: Counter
     runs_open: Gauge
+    loop_items_skipped: Counter
+    loop_items_failing: Gauge
+    timer_failures: Counter
     approvals_waiting: Gauge
     webhook_calls: Counter
     webhook_failed_attempts: Counter
@@ -418,6 +441,23 @@ class Metrics:
                 ("reason",),
             ),
             runs_open=gauge(RUNS_OPEN, "Runs not yet finished, by status", ("playbook", "status")),
+            loop_items_skipped=counter(
+                LOOP_ITEMS_SKIPPED,
+                "Items a shared loop's pass left as they were for a fault of their own (a "
+                "run, muted alert, area or burst window; tried again next pass), the others "
+                "going on; once per item per pass",
+                ("loop",),
+            ),
+            loop_items_failing=gauge(
+                LOOP_ITEMS_FAILING,
+                "Items the last completed pass of a shared loop left as they were for a fault",
+                ("loop",),
+            ),
+            timer_failures=counter(
+                TIMER_FAILURES,
+                "Passes of a timer that failed as a whole (tried again next tick)",
+                ("timer",),
+            ),
             approvals_waiting=gauge(
                 APPROVALS_WAITING, "Runs waiting for a human decision", ("role",)
             ),
@@ -571,6 +611,11 @@ def initialise(
         metrics.webhook_calls.labels(outcome)
     for reason in STALE_REASONS:
         metrics.runs_stale.labels(reason)
+    for loop in LOOPS:
+        metrics.loop_items_skipped.labels(loop)
+        metrics.loop_items_failing.labels(loop)
+    for timer in TIMERS:
+        metrics.timer_failures.labels(timer)
     for reason in REFUSAL_REASONS:
         metrics.api_refused.labels(reason)
     metrics.score_threshold.set(threshold)

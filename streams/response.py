@@ -811,6 +811,7 @@ class Response:
         by_cell: Tally[tuple[str, str, str]] = Tally()
         approvals: Tally[str] = Tally()
         ended: dict[bytes, dict[str, Any]] = {}  # groups to forget (``_forget_groups``)
+        skipped = 0  # runs left as they were for a fault of their own (counted, said)
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
                 if self.ctx.app.rebalancing:
@@ -832,6 +833,7 @@ class Response:
                         group = await self._flush_outbox(key, group)
                     except Exception as exc:  # kept, sent again next tick
                         self._unadvanced_run(key, exc)
+                        skipped += 1
                         continue
                 try:
                     run = Run.from_dict(group["run"])
@@ -846,6 +848,7 @@ class Response:
                     # since it opened, a state of another version): said once, left as
                     # it is; one such run must not stop every other run's deadlines.
                     self._unreadable_run(key, exc)
+                    skipped += 1
                     continue
                 try:
                     run = await self._check_run(key, group, run, engine, now)
@@ -855,6 +858,7 @@ class Response:
                     # every tick, and no run after it was escalated (trial 26). It keeps
                     # its state, is said once, and is counted as it stands.
                     self._unadvanced_run(key, exc)
+                    skipped += 1
                 else:
                     if self._ended(self.ctx.groups.data.get(key), run, now):
                         ended[key] = self.ctx.groups.data[key]
@@ -865,6 +869,10 @@ class Response:
                 role = engine.approval_role(run)
                 if role is not None:
                     approvals[role] += 1
+        # Counted per pass (each pass tries them again): the counter's rate says how
+        # long they have failed, the gauge how many fail now.
+        self.metrics.loop_items_skipped.labels("deadlines").inc(skipped)
+        self.metrics.loop_items_failing.labels("deadlines").set(skipped)
         if ended:
             await self._forget_groups(ended)
         self.metrics.groups.set(len(self.ctx.groups.data))
@@ -1055,7 +1063,8 @@ class Response:
             f"{type(exc).__name__}: {exc}",
             f"deadlines: the run of group {group} could not be advanced "
             f"({type(exc).__name__}: {exc}): it keeps its state, tried again next tick; "
-            "the other runs' deadlines go on",
+            "the other runs' deadlines go on (counted in "
+            'citybrain_loop_items_skipped_total{loop="deadlines"})',
         )
 
     def _engine_for(self, run: Run) -> PlaybookEngine:

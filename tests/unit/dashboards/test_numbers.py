@@ -357,6 +357,62 @@ def test_ingest_down_fires_after_a_minute_for_an_ingest_that_was_up(tmp_path: Pa
     )
 
 
+def test_loop_items_failing_fires_after_ten_minutes_of_an_item_left_at_every_pass(
+    tmp_path: Path,
+) -> None:
+    """w1's deadline check leaves one run at every pass from minute 0 (pending until 10,
+    firing at 11); its mute check left one for 3 min only (it went through)."""
+    series = 'citybrain_loop_items_failing{instance="w1",loop="%s"}'
+    deadlines = {"severity": "warning", "instance": "w1", "loop": "deadlines"}
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": series % "deadlines", "values": "1x20"},
+                {"series": series % "mute_check", "values": "1x3 0x17"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainLoopItemsFailing", "9m"),
+                alert(
+                    "CitybrainLoopItemsFailing",
+                    "11m",
+                    (
+                        deadlines,
+                        "1 item(s) left at every pass of the deadlines loop on w1 (the worker "
+                        "log names them)",
+                    ),
+                ),
+            ],
+        },
+        rules=True,
+    )
+
+
+def test_timer_failing_fires_after_five_minutes_of_failed_passes(tmp_path: Path) -> None:
+    """w1's deadline timer fails every minute from minute 0; its burst sweep failed once."""
+    series = 'citybrain_timer_failures_total{instance="w1",timer="%s"}'
+    labels = {"severity": "critical", "instance": "w1", "timer": "deadlines"}
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": series % "deadlines", "values": "0+1x20"},
+                {"series": series % "burst sweep", "values": "0 1x19"},
+            ],
+            "alert_rule_test": [
+                alert(
+                    "CitybrainTimerFailing",
+                    "12m",
+                    (labels, "the deadlines timer on w1 fails at every pass"),
+                ),
+            ],
+        },
+        rules=True,
+    )
+
+
 def test_consumer_lag_growing_fires_after_five_minutes_over_a_thousand(tmp_path: Path) -> None:
     """w1's readings lag grows by 100 a minute (over 1,000 from minute 11): pending until
     minute 16, then firing with the lag; w2's lag stays at 5,000 (high, not growing)."""

@@ -95,7 +95,16 @@ def test_one_odd_window_costs_only_itself(
     assert "the window of 'Noise' at c-bridge was left as it is" in caplog.text
     # Swept again at the same event time: nothing more to end or to say.
     sent.clear()
-    assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+    with caplog.at_level(logging.WARNING, logger="streams.ingest"):
+        assert asyncio.run(stage.sweep_bursts()) == 0 and sent == []
+    # Said once, not at every sweep (a WARNING per window per sweep before), and counted
+    # at each pass, so a dashboard or rule sees it for as long as it fails.
+    said = [r for r in caplog.records if "at c-bridge was left as it is" in r.getMessage()]
+    assert len(said) == 1
+    assert 'citybrain_loop_items_skipped_total{loop="burst_sweep"}' in said[0].getMessage()
+    metrics = stage.metrics
+    assert metrics.loop_items_skipped.labels("burst_sweep")._value.get() == 2
+    assert metrics.loop_items_failing.labels("burst_sweep")._value.get() == 1
 
 
 def test_nothing_is_swept_before_a_report_is_read(
@@ -272,3 +281,68 @@ def test_the_sweep_forgets_windows_quiet_for_two_days_and_says_how_many(
     metrics = stage.ctx.metrics
     assert metrics.burst_windows_forgotten._value.get() == 4
     assert metrics.burst_windows._value.get() == 1
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"ts": 1e12},  # its newest report in the year 33658
+        {"ts": 1e300},
+        {"slot": 10**15},  # a window of the layout before ``ts``: its slot says the time
+    ],
+)
+def test_one_window_claiming_a_report_from_the_far_future_does_not_move_the_sweeps_clock(
+    ingest: tuple[Ingest, list[Any], list[Any]],
+    caplog: pytest.LogCaptureFixture,
+    claims: dict[str, Any],
+) -> None:
+    """The sweep's event time is the newest report of any window: one window (a damaged
+    changelog entry: no report past the clock's skew is accepted) claiming one in the
+    far future set every window's clock there, and every episode's resolution failed to
+    be formatted (``ended_at`` past the year 9999) at every sweep: no burst of any cell
+    resolved again. It now costs only itself: left as it is, said once, counted."""
+    stage, sent, _ = ingest
+    burst = window(stage.bursts, "c-top", 8)
+    odd = window(stage.bursts, "c-mill", 1)
+    if "slot" in claims:
+        odd.pop("ts")
+    odd.update(claims)
+    stage.ctx.burst_windows.stage_many(
+        {burst_key("c-top", "Noise"): burst, burst_key("c-mill", "Noise"): odd}
+    )
+    stage.event_time = T0 + 3 * 3600
+    with caplog.at_level(logging.WARNING, logger="streams.ingest"):
+        assert asyncio.run(stage.sweep_bursts()) == 1
+        assert asyncio.run(stage.sweep_bursts()) == 0
+    assert [(doc["status"], doc["grid_cell"]) for _, doc in sent] == [("resolved", "c-top")]
+    assert sent[0][1]["ended_at"].startswith("2026-")
+    assert stage.event_time == T0 + 3 * 3600
+    assert stage.ctx.burst_windows.data[burst_key("c-mill", "Noise")] is odd
+    said = [r.getMessage() for r in caplog.records if "at c-mill" in r.getMessage()]
+    assert len(said) == 1 and "ahead of the clock" in said[0], said
+    metrics = stage.metrics
+    assert metrics.loop_items_skipped.labels("burst_sweep")._value.get() == 2
+    assert metrics.loop_items_failing.labels("burst_sweep")._value.get() == 1
+
+
+def test_the_no_data_sweep_leaves_out_a_sensor_state_from_the_far_future_said_once(
+    ingest: tuple[Ingest, list[Any], list[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The no-data sweep's sibling of the burst clock's fault: a sensor state whose last
+    reading is in the far future (damaged) set its kind's clock on its partition there,
+    and gauge-2, in an episode and a minute behind gauge-1, was resolved for no data.
+    Now the state is left out of the clock, said once and counted at each sweep."""
+    stage, sent, _ = ingest
+    data = stage.ctx.sensor_state.data
+    data[b"gauge-1"] = {"detector": None, "last_ts": 1e12, "episode": None}
+    data[b"gauge-2"] = {"detector": None, "last_ts": T0, "episode": {"alert_id": "al-2"}}
+    stage._partitions = 1  # both sensors on one partition: one clock per kind
+    with caplog.at_level(logging.WARNING, logger="streams.ingest"):
+        assert asyncio.run(stage.sweep_silent_sensors()) == 0
+        assert asyncio.run(stage.sweep_silent_sensors()) == 0
+    assert sent == [] and data[b"gauge-2"]["episode"] == {"alert_id": "al-2"}
+    said = [r.getMessage() for r in caplog.records if "no-data sweep" in r.getMessage()]
+    assert len(said) == 1 and "sensor 'gauge-1'" in said[0], said
+    metrics = stage.metrics
+    assert metrics.loop_items_skipped.labels("no_data_sweep")._value.get() == 2
+    assert metrics.loop_items_failing.labels("no_data_sweep")._value.get() == 1

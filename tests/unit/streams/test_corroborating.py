@@ -138,8 +138,13 @@ def test_one_area_that_cannot_be_released_costs_the_others_nothing(
     assert released == ["al-of-area-2"]
     assert stage.table.data[b"area-1"]["held"]  # kept for the next tick
     assert "corroboration: the held alerts of area area-1 were left as they are" in caplog.text
+    # Counted, and the gauge says one area fails now; 0 once it went through.
+    assert ctx.metrics.loop_items_skipped.labels("corroboration_release")._value.get() == 1
+    assert ctx.metrics.loop_items_failing.labels("corroboration_release")._value.get() == 1
     asyncio.run(stage.release_due())
     assert released == ["al-of-area-2", "al-of-area-1"]
+    assert ctx.metrics.loop_items_skipped.labels("corroboration_release")._value.get() == 1
+    assert ctx.metrics.loop_items_failing.labels("corroboration_release")._value.get() == 0
 
 
 def test_an_area_state_of_another_shape_is_refused_at_read_back() -> None:

@@ -15,7 +15,7 @@ from detectors import DEFAULT_THRESHOLD, ScoreThreshold, TailDetector
 from playbooks.grid import Grid
 from streams.detection import Incoming, SensorDetection
 from streams.events import Reading
-from streams.ingest import Ingest
+from streams.ingest import FeedClock, Ingest
 from streams.metrics import CELL_READINGS, READINGS, SENSOR_VALUE, Metrics
 from streams.partitioning import sensor_partition
 
@@ -33,6 +33,7 @@ def counting_ingest(grid: Grid, watch: set[str]) -> tuple[Any, CollectorRegistry
     ingest.ctx = SimpleNamespace(cell_path=lambda cell: ("d", "s", cell))
     ingest._watch, ingest._exported = set(watch), {}
     ingest._partitions = 2
+    ingest.feeds = FeedClock()  # read by _count_readings since de3cd5a (CitybrainFeedSilent)
     ingest.detection.follow.update(watch)
     return ingest, registry
 

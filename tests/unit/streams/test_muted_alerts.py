@@ -422,7 +422,11 @@ def test_a_muted_alert_whose_routing_fails_is_tried_again_and_the_pass_goes_on(
     monkeypatch.setattr(s.ctx, "send_all", flaky)
     assert s.recheck() == 1 and s.run_ids() == ["al-2"]
     assert "muted alert al-1 was left as it is, tried again next tick" in caplog.text
+    metrics = s.ctx.metrics
+    assert metrics.loop_items_skipped.labels("mute_check")._value.get() == 1
+    assert metrics.loop_items_failing.labels("mute_check")._value.get() == 1
     assert s.recheck() == 1 and s.run_ids() == ["al-2", "al-1"]
+    assert metrics.loop_items_failing.labels("mute_check")._value.get() == 0
     assert s.recheck() == 0 and s.run_ids() == ["al-2", "al-1"]
 
 

@@ -537,8 +537,12 @@ def test_a_run_that_cannot_advance_does_not_stop_the_other_runs_deadlines(
     assert said == [
         "citybrain: deadlines: the run of group grp-flood could not be advanced "
         "(KafkaTimeoutError: KafkaTimeoutError): it keeps its state, tried again next tick; "
-        "the other runs' deadlines go on"
+        "the other runs' deadlines go on (counted in "
+        'citybrain_loop_items_skipped_total{loop="deadlines"})'
     ]
+    # Counted at each pass that left it (two), the gauge what fails now (one run).
+    assert stage.metrics.loop_items_skipped.labels("deadlines")._value.get() == 2
+    assert stage.metrics.loop_items_failing.labels("deadlines")._value.get() == 1
 
 
 def test_a_run_waiting_at_a_step_gone_from_its_playbook_fails_once_and_is_counted(

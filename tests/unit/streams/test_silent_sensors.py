@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from detectors.tail import TailDetector, mean_interval
-from streams.ingest import NO_DATA_MISSED, silent_sensors
+from streams.ingest import NO_DATA_MISSED, ahead_of, silent_sensors
 
 HOUR = 3600.0
 T = 1_800_000_000.0
@@ -102,3 +102,24 @@ def test_a_sensor_faster_than_the_timeout_is_silent_at_the_timeout() -> None:
         (b"gauge-c", state(T + HOUR), 1),
     ]
     assert silent_sensors(entries, KINDS.get, {}, HOUR) == [b"gauge-a"]
+
+
+def test_a_state_claiming_a_reading_past_the_horizon_moves_no_clock_and_is_named() -> None:
+    """A damaged sensor state whose last reading is in the far future (no reading past
+    the clock's skew is accepted) set its kind's clock there for good: every sensor of
+    the kind on its partition in an episode was resolved for no data, at once and at
+    each later episode. It is now left out (``ahead_of`` names it for the sweep to say
+    and count); the others' clock is theirs."""
+    horizon = T + 300.0
+    entries = [
+        ("gauge-a", state(T - 60, episode=True), 1),
+        ("gauge-b", state(1e12), 1),  # the year 33658
+        ("gauge-c", state(T), 1),
+    ]
+    states = [(sid.encode(), st, part) for sid, st, part in entries]
+    newest: dict[Any, float] = {}
+    assert silent_sensors(states, KINDS.get, newest, HOUR, horizon) == []
+    assert newest == {(1, "water_level"): T}
+    assert ahead_of(states, horizon) == [(b"gauge-b", 1e12)]
+    # Without the horizon (before), gauge-a was resolved for no data.
+    assert silent_sensors(states, KINDS.get, {}, HOUR) == [b"gauge-a"]

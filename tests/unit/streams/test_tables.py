@@ -412,6 +412,11 @@ def test_what_a_burst_window_holds_is_judged_at_read_back() -> None:
         ({**held, "seen": "r-1"}, "a seen report is"),
         ({**opened, "episode": {**opened["episode"], "threshold": "4"}}, "'threshold'"),
         ({**opened, "episode": {**opened["episode"], "alert_id": None}}, "'alert_id'"),
+        # Times no date can show (past the year 9999): every alert of the window, at
+        # every report and sweep, failed to be written.
+        ({**opened, "episode": {**opened["episode"], "start": 1e300}}, "'start'"),
+        ({**held, "ts": 1e12}, "field 'ts' is 1000000000000.0, expected epoch seconds"),
+        ({**held, "ts": "soon"}, "field 'ts'"),
     ):
         with pytest.raises(UnreadableEntryError, match=why) as refused:
             read_burst_window(orjson.dumps(bad))
