@@ -39,6 +39,7 @@ from streams.events import (
     original_record,
 )
 from streams.faust_patches import UNREADABLE_REASON, unreadable
+from streams.logs import SayEvery
 from streams.metrics import Metrics, bounded_label, initialise
 from streams.partitioning import key_partition
 from streams.settings import Settings
@@ -475,6 +476,10 @@ class Context:
     def __init__(self, app: faust.App, settings: Settings, grid: Grid, metrics: Metrics):
         self.app = app
         self.settings = settings
+        # A fault in the code that every message of a kind hits logged its traceback per
+        # message; once a minute per stream and exception type, the others counted in the
+        # next line (each still has its dead letter).
+        self.say_failed = SayEvery(log, logging.ERROR, prefix="citybrain: ", what="failure")
         self.grid = grid
         self.metrics = metrics
         self.playbooks = load_playbooks(settings.playbook_dir)
@@ -865,8 +870,10 @@ class Context:
         except Exception as exc:
             msg = event.message
             if not isinstance(exc, EventError):  # bad input is said by dead_letter, no trace
-                log.exception(
-                    "%s: processing %s/%s/%s failed", stream, msg.topic, msg.partition, msg.offset
+                self.say_failed(
+                    f"{stream}:{type(exc).__name__}",
+                    f"{stream}: processing {msg.topic}/{msg.partition}/{msg.offset} failed",
+                    exc_info=True,
                 )
             code = exc.code if isinstance(exc, EventError) else "processing_error"
             text = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"

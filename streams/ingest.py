@@ -737,7 +737,11 @@ class Ingest:
             except Exception as exc:
                 # One report that cannot be folded costs only itself (its window is kept
                 # as it was); the batch and its other reports go on.
-                log.exception("incidents: report %r could not be processed", report.report_id)
+                self.ctx.say_failed(
+                    f"incidents:{type(exc).__name__}",
+                    f"incidents: report {report.report_id!r} could not be processed",
+                    exc_info=True,
+                )
                 text = f"{type(exc).__name__}: {exc}"
                 await self.ctx.dead_letter("incidents", event, "processing_error", text[:500])
                 continue
