@@ -62,11 +62,20 @@ def _compress(value: float) -> float:
     return math.copysign(SCALE * (1.0 + float(np.log(abs(value) / SCALE))), value)
 
 
+def _as_float(x: Any) -> float | None:
+    """``x`` as a float, or None when it is no number (None, text, a list): ``float()``
+    would raise a TypeError for None and parse text such as "12" or "nan"."""
+    if isinstance(x, bool) or not isinstance(x, int | float | np.number):
+        return None
+    return float(x)
+
+
 def check_value(x: float) -> float:
     """Return ``x`` as a float in the detectors' safe domain (``COMPRESS_ABOVE``), or raise
-    DetectorInputError for NaN and infinities."""
-    value = float(x)
-    if not math.isfinite(value):
+    DetectorInputError for NaN, infinities and anything that is no number (None, text,
+    a bool)."""
+    value = _as_float(x)
+    if value is None or not math.isfinite(value):
         raise DetectorInputError(f"observation is {x!r}, expected a finite number")
     return value if abs(value) <= COMPRESS_ABOVE else _compress(value)
 
@@ -354,24 +363,45 @@ def require_number(
         )
 
 
+def _numbers(xs: Any, what: str) -> FloatArray:
+    """``xs`` as a float64 array, refusing an entry that is no number (None, text, a
+    bool) by its place and value: ``np.asarray(..., dtype=float64)`` turned None into a
+    NaN the message then named, and "12" into 12.0."""
+    if isinstance(xs, list | tuple) and not all(type(x) is float for x in xs):
+        # (A bool in a list of floats becomes 1.0 in numpy's array, unseen below.)
+        for i, x in enumerate(xs):
+            if _as_float(x) is None:
+                raise DetectorInputError(f"{what} {i} is {x!r}, expected a finite number")
+    raw = np.asarray(xs)
+    if raw.dtype.kind in "fiu":
+        return np.asarray(raw, dtype=np.float64)
+    # The entries as given (numpy turns [1, "x"] into the strings "1" and "x").
+    items = list(xs) if isinstance(xs, list | tuple) else raw.ravel().tolist()
+    for i, x in enumerate(items if raw.ndim else [raw.item()]):
+        if _as_float(x) is None:
+            raise DetectorInputError(f"{what} {i} is {x!r}, expected a finite number")
+    return np.asarray(raw, dtype=np.float64)
+
+
 def check_times(ts: Sequence[float] | FloatArray | None, n: int) -> FloatArray | None:
-    """Return ``ts`` as a float array of length ``n`` (or None), refusing non-finite times."""
+    """Return ``ts`` as a float array of length ``n`` (or None), refusing non-finite times
+    and entries that are no number."""
     if ts is None:
         return None
-    arr = np.asarray(ts, dtype=np.float64)
+    arr = _numbers(ts, "time")
     if arr.shape != (n,):
         raise DetectorInputError(f"times have shape {arr.shape}, expected ({n},) like the values")
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DetectorInputError(f"time {i} is {arr[i]!r}, expected a finite number")
+        raise DetectorInputError(f"time {i} is {arr[i].item()!r}, expected a finite number")
     return arr
 
 
 def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
     """Return ``xs`` as a 1-D float array in the safe domain (``check_value``), or raise
-    DetectorInputError for empty or non-finite input."""
-    arr = np.asarray(xs, dtype=np.float64)
+    DetectorInputError for empty or non-finite input, or an entry that is no number."""
+    arr = _numbers(xs, "observation")
     if arr.ndim != 1:
         raise DetectorInputError(f"observations have shape {arr.shape}, expected one dimension")
     if arr.size == 0:
@@ -379,7 +409,7 @@ def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DetectorInputError(f"observation {i} is {arr[i]!r}, expected a finite number")
+        raise DetectorInputError(f"observation {i} is {arr[i].item()!r}, expected a finite number")
     return safe_domain(arr)
 
 

@@ -23,6 +23,7 @@ from detectors.base import (
     Detector,
     FarRun,
     FloatArray,
+    check_times,
     check_value,
     check_values,
     far_glitch,
@@ -190,6 +191,7 @@ class RobustZScore(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        check_times(ts, arr.size)  # (unused, but refused as every detector refuses it)
         if arr.size <= SMALL_BATCH or _wide_range(self.values_, arr):
             # A stream batch often holds one or two readings of a sensor: pandas' fixed
             # cost per rolling call would dominate, the sorted window does not.

@@ -24,6 +24,7 @@ from detectors.base import (
     Detector,
     FarRun,
     FloatArray,
+    check_times,
     check_value,
     check_values,
     far_glitch,
@@ -88,6 +89,7 @@ class WindowedGaussian(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        check_times(ts, arr.size)  # (unused, but refused as every detector refuses it)
         h = len(self.values_)
         if _wide_range(self.values_, arr):
             # pandas' rolling moments are running sums: one extreme reading would leave

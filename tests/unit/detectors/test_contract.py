@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+import re
 import sys
 from collections.abc import Callable
 
@@ -793,3 +794,34 @@ def test_a_state_written_within_a_run_of_far_readings_resumes_it(name: str) -> N
     restored.set_state(json.loads(json.dumps(first.get_state(), allow_nan=False)))
     rest = restored.score_many(xs[315:], ts[315:])
     np.testing.assert_allclose(np.concatenate([head, rest]), whole, rtol=0, atol=1e-12)
+
+
+def _daily(n: int = 1200, seed: int = 11, spike: int = 1100) -> np.ndarray:
+    """Four days of five-minute readings with a daily cycle and noise 0.3, and a
+    50-sigma spike at row ``spike`` (after isolation_forest's first fit at 1,024)."""
+    rng = np.random.default_rng(seed)
+    x = 10 + np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0.0, 0.3, n)
+    x[spike] += 15.0
+    return x
+
+
+# NaN, infinities and anything that is no number are refused with the place and value,
+# on every path (None became NaN in score_many and a TypeError in score_one, and text
+# such as "12" was parsed: t93).
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("bad", [None, "12", "abc", True, float("nan"), float("-inf")])
+def test_what_is_no_finite_number_is_refused(name: str, bad: object) -> None:
+    det = DETECTORS[name]()
+    det.score_many(_daily(n=40, spike=35), times(40))
+    before = json.dumps(det.get_state())
+    with pytest.raises(DetectorInputError, match=r"observation is .*expected a finite number"):
+        det.score_one(bad)  # type: ignore[arg-type]
+    with pytest.raises(DetectorInputError, match=r"observation is .*expected a finite number"):
+        det.learn_one(bad)  # type: ignore[arg-type]
+    with pytest.raises(DetectorInputError, match=rf"observation 2 is {re.escape(repr(bad))}"):
+        det.score_many([10.0, 10.1, bad])  # type: ignore[list-item]
+    with pytest.raises(DetectorInputError, match=rf"observation 1 is {re.escape(repr(bad))}"):
+        det.learn_many([10.0, bad])  # type: ignore[list-item]
+    with pytest.raises(DetectorInputError, match=rf"time 1 is {re.escape(repr(bad))}"):
+        det.score_many([10.0, 10.1], [1.4e9, bad])  # type: ignore[list-item]
+    assert json.dumps(det.get_state()) == before
