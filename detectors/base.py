@@ -90,6 +90,30 @@ def safe_domain(arr: FloatArray) -> FloatArray:
     return out
 
 
+# The smallest spread a detector divides by, whatever the units (t93). A spread below
+# RESOLUTION times the level's size is the rounding of a float64 at that level (four
+# ulps, 2**-50: tail's floor since t78), not the sensor's; below TINY_SPREAD (2**-600,
+# about 2.4e-181) a spread is nil at any level: a series of exact zeros that moves at all
+# has moved infinitely far, and no difference of values in the safe domain (under 2**342)
+# divided by it overflows. Until t93 detectors floored their spreads at constants in the
+# reading's units (1e-12, 1e-9, 1e-6, 1e-9 of the level, 5 % of the level), so a
+# sensor reporting in other units (1e-9 A, or a level of 1e12, or Kelvin) scored
+# differently, and was blind at some scales.
+RESOLUTION = 2.0**-50
+TINY_SPREAD = 2.0**-600
+
+
+def resolution(level: float) -> float:
+    """The smallest spread worth dividing by at ``level`` (its rounding, ``RESOLUTION *
+    |level|``, at least ``TINY_SPREAD``), in the reading's units."""
+    return max(RESOLUTION * abs(level), TINY_SPREAD)
+
+
+def resolutions(levels: Any) -> Any:
+    """``resolution`` elementwise (NaN levels give NaN)."""
+    return np.maximum(RESOLUTION * np.abs(levels), TINY_SPREAD)
+
+
 # A reading further from its series' level than FAR times the larger of the series'
 # spread, the level's own size and 1 (in the reading's units) is a far glitch: a sentinel
 # such as 1e308 or DBL_MAX, no measurement (a unit mistake is a factor of 1,000). It
