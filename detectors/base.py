@@ -407,6 +407,19 @@ def _numbers(xs: Any, what: str) -> FloatArray:
     return np.asarray(raw, dtype=np.float64)
 
 
+def check_time(t: Any) -> float | None:
+    """``t`` as a float (None stays None: no time), or raise DetectorInputError for a time
+    that is no finite number, as ``check_times`` does for a batch (t93: one at a time,
+    "abc" raised a TypeError in the ensemble, seasonal and stuck, and a NaN time was
+    taken in silently by all but tail)."""
+    if t is None:
+        return None
+    value = _as_float(t)
+    if value is None or not math.isfinite(value):
+        raise DetectorInputError(f"time is {t!r}, expected a finite number")
+    return value
+
+
 def check_times(ts: Sequence[float] | FloatArray | None, n: int) -> FloatArray | None:
     """Return ``ts`` as a float array of length ``n`` (or None), refusing non-finite times
     and entries that are no number."""
@@ -514,10 +527,10 @@ class StepwiseDetector(Detector):
         """Install a state returned by ``_step``."""
 
     def score_one(self, x: float, t: float | None = None) -> float:
-        return self._step(check_value(x), t)[0]
+        return self._step(check_value(x), check_time(t))[0]
 
     def learn_one(self, x: float, t: float | None = None) -> None:
-        self._apply(self._step(check_value(x), t)[1])
+        self._apply(self._step(check_value(x), check_time(t))[1])
 
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
@@ -562,12 +575,14 @@ class GuardedDetector(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        t = check_time(t)
         if self.guard_.far(value):
             return FAR_GLITCH_SCORE
         return self._score_value(value, t)
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        t = check_time(t)
         if not self.guard_.check(value):
             self._learn_value(value, t)
 

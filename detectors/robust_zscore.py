@@ -23,6 +23,7 @@ from detectors.base import (
     Detector,
     FarRun,
     FloatArray,
+    check_time,
     check_times,
     check_value,
     check_values,
@@ -140,6 +141,7 @@ class RobustZScore(Detector):
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        check_time(t)
         values, devs = self._sorted()
         if far_glitch(value, *(self._median_scale() if values else (math.nan, math.nan))):
             # Not learned: its deviation would hold a spread floor up for a window. But
@@ -188,6 +190,7 @@ class RobustZScore(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        check_time(t)  # (unused, but refused as every detector refuses it)
         if len(self.values_) < self.min_samples:
             # In warm-up a far glitch is an anomaly all the same (it scored 0).
             center = self._median_scale() if self.values_ else (math.nan, math.nan)

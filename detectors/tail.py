@@ -84,6 +84,7 @@ from detectors.base import (
     TINY_SPREAD,
     Detector,
     FloatArray,
+    check_time,
     check_times,
     check_value,
     check_values,
@@ -832,12 +833,16 @@ class _BankRow(Detector):
         return self.bank.score_learn(np.full(xs.size, self.slot, dtype=np.int64), xs, ts, learn)
 
     def score_one(self, x: float, t: float | None = None) -> float:
-        ts = None if t is None else check_times([t], 1)
-        return float(self._call(np.array([check_value(x)]), ts, False)[0])
+        value = check_value(x)
+        time = check_time(t)
+        ts = None if time is None else np.array([time])
+        return float(self._call(np.array([value]), ts, False)[0])
 
     def learn_one(self, x: float, t: float | None = None) -> None:
-        ts = None if t is None else check_times([t], 1)
-        self._call(np.array([check_value(x)]), ts, True)
+        value = check_value(x)
+        time = check_time(t)
+        ts = None if time is None else np.array([time])
+        self._call(np.array([value]), ts, True)
 
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None

@@ -32,6 +32,7 @@ from detectors.base import (
     Detector,
     FarRun,
     FloatArray,
+    check_time,
     check_times,
     check_value,
     check_values,
@@ -72,6 +73,7 @@ class WindowedGaussian(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        check_time(t)  # (unused, but refused as every detector refuses it)
         if len(self.values_) < self.min_samples:
             # In warm-up a far glitch is an anomaly all the same (it scored 0).
             center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
@@ -82,6 +84,7 @@ class WindowedGaussian(Detector):
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        check_time(t)
         center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
         if far_glitch(value, center, spread):
             # A far glitch in the window would blind it to every real spike; but a level

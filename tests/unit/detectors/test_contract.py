@@ -982,4 +982,11 @@ def test_what_is_no_finite_number_is_refused(name: str, bad: object) -> None:
         det.learn_many([10.0, bad])  # type: ignore[list-item]
     with pytest.raises(DetectorInputError, match=rf"time 1 is {re.escape(repr(bad))}"):
         det.score_many([10.0, 10.1], [1.4e9, bad])  # type: ignore[list-item]
+    if bad is not None:  # (None is no time, which a detector that needs one refuses)
+        # One at a time too (t93: "abc" raised a TypeError in the ensemble, seasonal and
+        # stuck, and a NaN time was taken in silently by all but tail).
+        with pytest.raises(DetectorInputError, match=rf"time is {re.escape(repr(bad))}"):
+            det.score_one(10.0, bad)  # type: ignore[arg-type]
+        with pytest.raises(DetectorInputError, match=rf"time is {re.escape(repr(bad))}"):
+            det.learn_one(10.0, bad)  # type: ignore[arg-type]
     assert json.dumps(det.get_state()) == before
