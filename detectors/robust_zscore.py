@@ -143,7 +143,7 @@ class RobustZScore(Detector):
         value = check_value(x)
         check_time(t)
         values, devs = self._sorted()
-        if far_glitch(value, *(self._median_scale() if values else (math.nan, math.nan))):
+        if far_glitch(value, *(self._median_spread() if values else (math.nan, math.nan))):
             # Not learned: its deviation would hold a spread floor up for a window. But
             # a level FOLLOW such readings in a row hold is followed: the window restarts
             # at it (t78: a million-fold level scored ~1 for good).
@@ -188,15 +188,22 @@ class RobustZScore(Detector):
         )
         return median, scale
 
+    def _median_spread(self) -> tuple[float, float]:
+        """The median and the scale a far glitch is judged by: the scale, but 0 where it
+        is only the resolution floor (a series of exact zeros has no scale to judge by:
+        ``detectors.base.far_glitch``)."""
+        median, scale = self._median_scale()
+        return median, (0.0 if scale <= resolution(median) else scale)
+
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
         check_time(t)  # (unused, but refused as every detector refuses it)
         if len(self.values_) < self.min_samples:
             # In warm-up a far glitch is an anomaly all the same (it scored 0).
-            center = self._median_scale() if self.values_ else (math.nan, math.nan)
+            center = self._median_spread() if self.values_ else (math.nan, math.nan)
             return FAR_GLITCH_SCORE if far_glitch(value, *center) else 0.0
         median, scale = self._median_scale()
-        if far_glitch(value, median, scale):
+        if far_glitch(value, *self._median_spread()):
             return FAR_GLITCH_SCORE  # (z / (z + h) rounds below 1 for a z near 1e12)
         z = abs(value - median) / scale
         return z / (z + self.half_score_z)
@@ -234,7 +241,9 @@ class RobustZScore(Detector):
             scale = self._scale(
                 before, np.nan_to_num(mads), np.nan_to_num(mean_devs), np.nan_to_num(steps)
             )
-            if far_glitches(arr, before, scale).any():
+            # Far against the spread the series shows, not the floor of its rounding.
+            spread = np.where(scale <= resolutions(before), 0.0, scale)
+            if far_glitches(arr, before, spread).any():
                 # A far glitch is not learned: the windows after it are not these.
                 return self._score_rows(arr)
             z = np.abs(arr - before) / scale

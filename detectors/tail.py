@@ -443,7 +443,9 @@ def _run(
             # measurement) is scored, but its statistics are not learned and it sets no
             # novelty record: held for a day, its score of ~1 made nothing after it news,
             # so one sentinel silenced its sensor's real spikes for that day.
-            far = abs(dev) > FAR * max(MAD_MEAN_TO_SIGMA * row[_SPREAD], abs(median), 1.0)
+            # (base.far_glitch: in the series' own scale, no 1 in its units, t93)
+            far_scale = max(MAD_MEAN_TO_SIGMA * row[_SPREAD], abs(median))
+            far = abs(x) > ABSURD_ABOVE if far_scale == 0.0 else abs(dev) > FAR * far_scale
             short = (1.0 - short_rate) * row[_SHORT] + short_rate * min(z, 1e4)
             if n == 1:
                 # The series' first deviation has no spread to be measured in but the

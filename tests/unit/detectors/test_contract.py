@@ -963,6 +963,22 @@ def test_very_short_series_at_any_level(name: str, n: int, a: float, b: float) -
         np.testing.assert_allclose(scores, reference, rtol=0, atol=1e-9 + 10 * rounding)
 
 
+# A far glitch is far in any units (t93): far_glitch's scale was at least 1 in the
+# reading's units, so in nanoamperes a glitch of 1e3 (1e11 levels away) was learned and
+# blinded windowed_gaussian, ewma_cusum, tail and the ensemble to a 50-sigma spike 30
+# readings later (0.04, 0.01, 0 and 0; 1.0, 0.91, 0.89 and 0.47 in amperes).
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("a", [1e-9, 1e-3, 1e6])
+def test_a_far_glitch_is_far_in_any_units(name: str, a: float) -> None:
+    xs = _daily()
+    xs[1070] = 1e12
+    ts = times(xs.size)
+    reference = both_paths(DETECTORS[name], xs, ts)
+    scaled = both_paths(DETECTORS[name], a * xs, ts)
+    assert scaled[1070] == reference[1070] == 1.0
+    np.testing.assert_allclose(scaled, reference, rtol=0, atol=1e-9)
+
+
 # NaN, infinities and anything that is no number are refused with the place and value,
 # on every path (None became NaN in score_many and a TypeError in score_one, and text
 # such as "12" was parsed: t93).
