@@ -131,21 +131,20 @@ ABSURD_ABOVE = 7.0 * SCALE
 def far_glitch(value: float, center: float, spread: float) -> bool:
     """True when ``value`` lies further than ``FAR * max(spread, |center|)`` from
     ``center``; all three in the safe domain (``check_value``), so nothing overflows.
-    With no history yet (a NaN ``center``), or none with a scale (a series of exact
-    zeros: ``spread`` and ``center`` 0), a reading beyond ``ABSURD_ABOVE`` is far and any
-    other is not; a NaN ``spread`` alone is never far. Until t93 the scale was at least
-    1 in the reading's units, so in nanoamperes (a level of 1e-9) a glitch of 1e3 was
-    no glitch, was learned, and blinded windowed_gaussian, ewma_cusum, tail and the
-    ensemble to a 50-sigma spike 30 readings later (scored 0.04, 0.01, 0 and 0: 1.0,
-    0.91, 0.89 and 0.47 in amperes)."""
+    With no history yet (a NaN ``center``), a reading beyond ``ABSURD_ABOVE`` is far and
+    any other is not; a NaN ``spread`` alone is never far. A series of exact zeros
+    (``spread`` and ``center`` 0) has no scale of its own: there the scale is 1 in the
+    reading's units (a gauge at 0 that reads 1e12 once). Until t93 the scale was at
+    least 1 in the reading's units everywhere, so in nanoamperes (a level of 1e-9) a
+    glitch of 1e3 was no glitch, was learned, and blinded windowed_gaussian, ewma_cusum,
+    tail and the ensemble to a 50-sigma spike 30 readings later (scored 0.04, 0.01, 0
+    and 0; 1.0, 0.91, 0.89 and 0.47 in amperes)."""
     if math.isnan(center):
         # A sentinel as a series' first reading would otherwise be its level: every
         # reading after it (a million times nearer zero) looked ordinary against it.
         return abs(value) > ABSURD_ABOVE
     scale = max(spread, abs(center))
-    if scale == 0.0:
-        return abs(value) > ABSURD_ABOVE
-    return abs(value - center) > FAR * scale
+    return abs(value - center) > FAR * (scale if scale != 0.0 else 1.0)
 
 
 # A level that really moved a million-fold (no sentinel) is followed once this many far
@@ -170,11 +169,10 @@ def far_run_after(run: FarRun | None, value: float) -> FarRun | None:
 def far_glitches(values: FloatArray, centers: FloatArray, spreads: FloatArray) -> npt.NDArray[Any]:
     """``far_glitch`` row by row, as a boolean array."""
     with np.errstate(invalid="ignore"):
-        limit = FAR * np.maximum(spreads, np.abs(centers))
-        far = np.abs(values - centers) > limit
-    # No history, or none with a scale (exact zeros): only an absurd reading is far.
-    unscaled = np.isnan(centers) | (limit == 0.0)
-    far = np.where(unscaled, np.abs(values) > ABSURD_ABOVE, far)
+        scale = np.maximum(spreads, np.abs(centers))
+        # (A series of exact zeros has no scale of its own: 1 in the reading's units.)
+        far = np.abs(values - centers) > FAR * np.where(scale == 0.0, 1.0, scale)
+    far |= np.isnan(centers) & (np.abs(values) > ABSURD_ABOVE)
     return np.asarray(far, dtype=bool)
 
 

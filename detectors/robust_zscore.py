@@ -190,8 +190,8 @@ class RobustZScore(Detector):
 
     def _median_spread(self) -> tuple[float, float]:
         """The median and the scale a far glitch is judged by: the scale, but 0 where it
-        is only the resolution floor (a series of exact zeros has no scale to judge by:
-        ``detectors.base.far_glitch``)."""
+        is only the resolution floor (``detectors.base.far_glitch`` then judges by the
+        level, or for a series of exact zeros by 1 in the reading's units)."""
         median, scale = self._median_scale()
         return median, (0.0 if scale <= resolution(median) else scale)
 

@@ -445,7 +445,7 @@ def _run(
             # so one sentinel silenced its sensor's real spikes for that day.
             # (base.far_glitch: in the series' own scale, no 1 in its units, t93)
             far_scale = max(MAD_MEAN_TO_SIGMA * row[_SPREAD], abs(median))
-            far = abs(x) > ABSURD_ABOVE if far_scale == 0.0 else abs(dev) > FAR * far_scale
+            far = abs(dev) > FAR * (far_scale if far_scale != 0.0 else 1.0)  # (exact zeros)
             short = (1.0 - short_rate) * row[_SHORT] + short_rate * min(z, 1e4)
             if n == 1:
                 # The series' first deviation has no spread to be measured in but the
