@@ -24,10 +24,10 @@ from detectors.windowed_gaussian import WindowedGaussian
 
 
 def _ensemble_member(window: int = 500) -> RobustZScore:
-    # No relative floor: series centred on zero (differences) have no level to scale by.
-    # No spread floor either: the ensemble's gate compares each member with its own
-    # record, so a member that overreacts on a flat series only raises its own bar.
-    return RobustZScore(window=window, min_samples=60, relative_floor=0.0, absolute_floor=1e-9)
+    # No spread floor: the ensemble's gate compares each member with its own record, so
+    # a member that overreacts on a flat series only raises its own bar. No floor in
+    # units either (absolute_floor=1e-9 until t93: a series at 1e-9 scored otherwise).
+    return RobustZScore(window=window, min_samples=60)
 
 
 def city_ensemble() -> Ensemble:

@@ -62,11 +62,20 @@ def _compress(value: float) -> float:
     return math.copysign(SCALE * (1.0 + float(np.log(abs(value) / SCALE))), value)
 
 
+def _as_float(x: Any) -> float | None:
+    """``x`` as a float, or None when it is no number (None, text, a list): ``float()``
+    would raise a TypeError for None and parse text such as "12" or "nan"."""
+    if isinstance(x, bool) or not isinstance(x, int | float | np.number):
+        return None
+    return float(x)
+
+
 def check_value(x: float) -> float:
     """Return ``x`` as a float in the detectors' safe domain (``COMPRESS_ABOVE``), or raise
-    DetectorInputError for NaN and infinities."""
-    value = float(x)
-    if not math.isfinite(value):
+    DetectorInputError for NaN, infinities and anything that is no number (None, text,
+    a bool)."""
+    value = _as_float(x)
+    if value is None or not math.isfinite(value):
         raise DetectorInputError(f"observation is {x!r}, expected a finite number")
     return value if abs(value) <= COMPRESS_ABOVE else _compress(value)
 
@@ -79,6 +88,30 @@ def safe_domain(arr: FloatArray) -> FloatArray:
     out = arr.copy()
     out[big] = np.copysign(SCALE * (1.0 + np.log(np.abs(arr[big]) / SCALE)), arr[big])
     return out
+
+
+# The smallest spread a detector divides by, whatever the units (t93). A spread below
+# RESOLUTION times the level's size is the rounding of a float64 at that level (four
+# ulps, 2**-50: tail's floor since t78), not the sensor's; below TINY_SPREAD (2**-600,
+# about 2.4e-181) a spread is nil at any level: a series of exact zeros that moves at all
+# has moved infinitely far, and no difference of values in the safe domain (under 2**342)
+# divided by it overflows. Until t93 detectors floored their spreads at constants in the
+# reading's units (1e-12, 1e-9, 1e-6, 1e-9 of the level, 5 % of the level), so a
+# sensor reporting in other units (1e-9 A, or a level of 1e12, or Kelvin) scored
+# differently, and was blind at some scales.
+RESOLUTION = 2.0**-50
+TINY_SPREAD = 2.0**-600
+
+
+def resolution(level: float) -> float:
+    """The smallest spread worth dividing by at ``level`` (its rounding, ``RESOLUTION *
+    |level|``, at least ``TINY_SPREAD``), in the reading's units."""
+    return max(RESOLUTION * abs(level), TINY_SPREAD)
+
+
+def resolutions(levels: Any) -> Any:
+    """``resolution`` elementwise (NaN levels give NaN)."""
+    return np.maximum(RESOLUTION * np.abs(levels), TINY_SPREAD)
 
 
 # A reading further from its series' level than FAR times the larger of the series'
@@ -96,16 +129,22 @@ ABSURD_ABOVE = 7.0 * SCALE
 
 
 def far_glitch(value: float, center: float, spread: float) -> bool:
-    """True when ``value`` lies further than ``FAR * max(spread, |center|, 1)`` from
+    """True when ``value`` lies further than ``FAR * max(spread, |center|)`` from
     ``center``; all three in the safe domain (``check_value``), so nothing overflows.
     With no history yet (a NaN ``center``), a reading beyond ``ABSURD_ABOVE`` is far and
-    any other is not; a NaN ``spread`` alone
-    is never far."""
+    any other is not; a NaN ``spread`` alone is never far. A series of exact zeros
+    (``spread`` and ``center`` 0) has no scale of its own: there the scale is 1 in the
+    reading's units (a gauge at 0 that reads 1e12 once). Until t93 the scale was at
+    least 1 in the reading's units everywhere, so in nanoamperes (a level of 1e-9) a
+    glitch of 1e3 was no glitch, was learned, and blinded windowed_gaussian, ewma_cusum,
+    tail and the ensemble to a 50-sigma spike 30 readings later (scored 0.04, 0.01, 0
+    and 0; 1.0, 0.91, 0.89 and 0.47 in amperes)."""
     if math.isnan(center):
         # A sentinel as a series' first reading would otherwise be its level: every
         # reading after it (a million times nearer zero) looked ordinary against it.
         return abs(value) > ABSURD_ABOVE
-    return abs(value - center) > FAR * max(spread, abs(center), 1.0)
+    scale = max(spread, abs(center))
+    return abs(value - center) > FAR * (scale if scale != 0.0 else 1.0)
 
 
 # A level that really moved a million-fold (no sentinel) is followed once this many far
@@ -130,8 +169,9 @@ def far_run_after(run: FarRun | None, value: float) -> FarRun | None:
 def far_glitches(values: FloatArray, centers: FloatArray, spreads: FloatArray) -> npt.NDArray[Any]:
     """``far_glitch`` row by row, as a boolean array."""
     with np.errstate(invalid="ignore"):
-        limit = FAR * np.maximum(np.maximum(spreads, np.abs(centers)), 1.0)
-        far = np.abs(values - centers) > limit
+        scale = np.maximum(spreads, np.abs(centers))
+        # (A series of exact zeros has no scale of its own: 1 in the reading's units.)
+        far = np.abs(values - centers) > FAR * np.where(scale == 0.0, 1.0, scale)
     far |= np.isnan(centers) & (np.abs(values) > ABSURD_ABOVE)
     return np.asarray(far, dtype=bool)
 
@@ -354,24 +394,58 @@ def require_number(
         )
 
 
+def _numbers(xs: Any, what: str) -> FloatArray:
+    """``xs`` as a float64 array, refusing an entry that is no number (None, text, a
+    bool) by its place and value: ``np.asarray(..., dtype=float64)`` turned None into a
+    NaN the message then named, and "12" into 12.0."""
+    if isinstance(xs, list | tuple) and not all(type(x) is float for x in xs):
+        # (A bool in a list of floats becomes 1.0 in numpy's array, unseen below.)
+        for i, x in enumerate(xs):
+            if _as_float(x) is None:
+                raise DetectorInputError(f"{what} {i} is {x!r}, expected a finite number")
+    raw = np.asarray(xs)
+    if raw.dtype.kind in "fiu":
+        return np.asarray(raw, dtype=np.float64)
+    # The entries as given (numpy turns [1, "x"] into the strings "1" and "x").
+    items = list(xs) if isinstance(xs, list | tuple) else raw.ravel().tolist()
+    for i, x in enumerate(items if raw.ndim else [raw.item()]):
+        if _as_float(x) is None:
+            raise DetectorInputError(f"{what} {i} is {x!r}, expected a finite number")
+    return np.asarray(raw, dtype=np.float64)
+
+
+def check_time(t: Any) -> float | None:
+    """``t`` as a float (None stays None: no time), or raise DetectorInputError for a time
+    that is no finite number, as ``check_times`` does for a batch (t93: one at a time,
+    "abc" raised a TypeError in the ensemble, seasonal and stuck, and a NaN time was
+    taken in silently by all but tail)."""
+    if t is None:
+        return None
+    value = _as_float(t)
+    if value is None or not math.isfinite(value):
+        raise DetectorInputError(f"time is {t!r}, expected a finite number")
+    return value
+
+
 def check_times(ts: Sequence[float] | FloatArray | None, n: int) -> FloatArray | None:
-    """Return ``ts`` as a float array of length ``n`` (or None), refusing non-finite times."""
+    """Return ``ts`` as a float array of length ``n`` (or None), refusing non-finite times
+    and entries that are no number."""
     if ts is None:
         return None
-    arr = np.asarray(ts, dtype=np.float64)
+    arr = _numbers(ts, "time")
     if arr.shape != (n,):
         raise DetectorInputError(f"times have shape {arr.shape}, expected ({n},) like the values")
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DetectorInputError(f"time {i} is {arr[i]!r}, expected a finite number")
+        raise DetectorInputError(f"time {i} is {arr[i].item()!r}, expected a finite number")
     return arr
 
 
 def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
     """Return ``xs`` as a 1-D float array in the safe domain (``check_value``), or raise
-    DetectorInputError for empty or non-finite input."""
-    arr = np.asarray(xs, dtype=np.float64)
+    DetectorInputError for empty or non-finite input, or an entry that is no number."""
+    arr = _numbers(xs, "observation")
     if arr.ndim != 1:
         raise DetectorInputError(f"observations have shape {arr.shape}, expected one dimension")
     if arr.size == 0:
@@ -379,7 +453,7 @@ def check_values(xs: Sequence[float] | FloatArray) -> FloatArray:
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DetectorInputError(f"observation {i} is {arr[i]!r}, expected a finite number")
+        raise DetectorInputError(f"observation {i} is {arr[i].item()!r}, expected a finite number")
     return safe_domain(arr)
 
 
@@ -460,10 +534,10 @@ class StepwiseDetector(Detector):
         """Install a state returned by ``_step``."""
 
     def score_one(self, x: float, t: float | None = None) -> float:
-        return self._step(check_value(x), t)[0]
+        return self._step(check_value(x), check_time(t))[0]
 
     def learn_one(self, x: float, t: float | None = None) -> None:
-        self._apply(self._step(check_value(x), t)[1])
+        self._apply(self._step(check_value(x), check_time(t))[1])
 
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
@@ -508,12 +582,14 @@ class GuardedDetector(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        t = check_time(t)
         if self.guard_.far(value):
             return FAR_GLITCH_SCORE
         return self._score_value(value, t)
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        t = check_time(t)
         if not self.guard_.check(value):
             self._learn_value(value, t)
 

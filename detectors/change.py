@@ -6,7 +6,8 @@ the past; a two-sided CUSUM accumulates the standardised excess over ``drift`` a
 restarts after it crosses ``limit`` (so the next change is caught too). A far glitch
 (``detectors.base.far_glitch``: a 1e308 sentinel) is scored but not learned. The score is the
 larger of the instantaneous |z| and the CUSUM statistic (in units of ``limit``), mapped to
-[0, 1) as ``g / (g + 1)``: 0.5 when the statistic reaches the limit.
+[0, 1) as ``g / (g + 1)``: 0.5 when the statistic reaches the limit. Affine-invariant:
+the scores of ``a * x + b`` are those of ``x`` for any ``a > 0`` and ``b`` but for rounding.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from detectors.base import (
     far_run_after,
     require_int,
     require_number,
+    resolution,
 )
-
-# Standardising against a variance of zero (a constant past) would make z infinite.
-_MIN_VARIANCE = 1e-12
 
 
 class EwmaCusum(StepwiseDetector):
@@ -75,7 +74,10 @@ class EwmaCusum(StepwiseDetector):
                 # In warm-up too a sentinel is an anomaly (it scored 0), and not learned.
                 return FAR_GLITCH_SCORE, (n, mean, var, high, low, run)
             if n >= self.min_samples:
-                z = (x - mean) / math.sqrt(max(var, _MIN_VARIANCE))
+                # A variance of zero (a constant past) would make z infinite; the floor is
+                # the rounding of the level, in the series' own units (1e-12 until t93:
+                # at a level of 1e-9 a step of the whole level scored 0.002).
+                z = (x - mean) / max(math.sqrt(var), resolution(mean))
                 high = max(0.0, high + z - self.drift)
                 low = max(0.0, low - z - self.drift)
                 g = max(high / self.limit, low / self.limit, abs(z) / self.z_limit)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import (
+    TINY_SPREAD,
     FloatArray,
     GlitchGuard,
     GuardedDetector,
@@ -88,7 +89,9 @@ class SubsequenceDiscord(GuardedDetector):
     def _score(self, distance: float, scale_of: Sequence[float]) -> float:
         if np.isnan(distance) or len(scale_of) < self.min_distances:
             return 0.0
-        scale = max(float(np.median(np.asarray(scale_of, dtype=np.float64))), 1e-12)
+        # Floored only where no distance is left (exact repeats): 1e-12 until t93, so a
+        # series at 1e-9 found its steps 0.77 where one at 1 found them 1.0.
+        scale = max(float(np.median(np.asarray(scale_of, dtype=np.float64))), TINY_SPREAD)
         r = distance / scale
         return r / (r + self.half_score)
 
@@ -147,7 +150,7 @@ class SubsequenceDiscord(GuardedDetector):
         scale_at[present] = before
         new_seen, new_scale = seen[len(self.distances_) :], scale_at[len(self.distances_) :]
         with np.errstate(invalid="ignore"):
-            r = distances / np.maximum(new_scale, 1e-12)
+            r = distances / np.maximum(new_scale, TINY_SPREAD)
             scores = r / (r + self.half_score)
         ok = ~np.isnan(distances) & (np.minimum(new_seen, self.scale_window) >= self.min_distances)
         scores = np.where(ok, scores, 0.0)

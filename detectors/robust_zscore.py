@@ -23,6 +23,8 @@ from detectors.base import (
     Detector,
     FarRun,
     FloatArray,
+    check_time,
+    check_times,
     check_value,
     check_values,
     far_glitch,
@@ -31,6 +33,8 @@ from detectors.base import (
     pack_floats,
     require_int,
     require_number,
+    resolution,
+    resolutions,
     unpack_floats,
 )
 
@@ -77,12 +81,20 @@ class RobustZScore(Detector):
     The median is the window's; the spread is the median of the last ``window`` absolute
     deviations, each taken from the median in force when its observation arrived (a
     streaming MAD: exact rolling medians, so the batch path runs in O(log window) per
-    row). ``scale`` is ``1.4826 * MAD`` but never below ``relative_floor * |median|``,
-    ``spread_floor`` times the mean absolute deviation (as a sigma), nor
-    ``absolute_floor``: a near-constant series (a dry stream bed, an empty road at
-    night) would otherwise turn the smallest wobble into an infinite z, and a series
-    that sits on one value most of the time (MAD 0) would make every excursion
-    infinitely rare. The score maps z into [0, 1) as ``z / (z + half_score_z)``, so
+    row). ``scale`` is ``1.4826 * MAD`` but never below the series' **resolution**:
+    the smallest nonzero deviation in the window (a quantised sensor's step: a count of
+    0 or 1, a gauge read to 10 units; a series that sits on one value most of the time
+    has MAD 0, and every excursion of one step was infinitely rare), nor the rounding of
+    the level (``detectors.base.resolution``: four ulps of the median). Both are in the
+    series' own units, so the scores of ``a * x + b`` are those of ``x`` for any
+    ``a > 0`` and ``b`` (Pa or kPa, Celsius or Kelvin, a level of 1e-9 or 1e12) but for
+    rounding. A constant series that moves has moved infinitely far (it scores about 1).
+    Optional floors, all 0 by default and each in the reading's units or its level's,
+    so each breaks that invariance: ``relative_floor * |median|`` (5 % by default until
+    t93: at a level of 1e6 a 50-sigma spike of a spread of 1 scored 0, and a reading in
+    Kelvin scored lower than in Celsius), ``spread_floor`` times the mean absolute
+    deviation (as a sigma) and ``absolute_floor``.
+    The score maps z into [0, 1) as ``z / (z + half_score_z)``, so
     ``z == half_score_z`` scores 0.5. Until ``min_samples`` observations are seen the
     detector is warming up and scores 0. A far glitch (``detectors.base.far_glitch``: a
     1e308 sentinel) is scored but not learned: its deviation would hold the
@@ -94,8 +106,8 @@ class RobustZScore(Detector):
         window: int = 288,
         min_samples: int = 24,
         half_score_z: float = 3.5,
-        relative_floor: float = 0.05,
-        absolute_floor: float = 1e-6,
+        relative_floor: float = 0.0,
+        absolute_floor: float = 0.0,
         spread_floor: float = 0.0,
     ) -> None:
         self.window = window
@@ -114,9 +126,8 @@ class RobustZScore(Detector):
     def _validate(self) -> None:
         require_int("window", self.window, 3)
         require_int("min_samples", self.min_samples, 3, self.window)
-        for name in ("half_score_z", "absolute_floor"):
-            require_number(name, getattr(self, name), above=0)
-        for name in ("relative_floor", "spread_floor"):
+        require_number("half_score_z", self.half_score_z, above=0)
+        for name in ("relative_floor", "spread_floor", "absolute_floor"):
             require_number(name, getattr(self, name), at_least=0)
 
     # -- one at a time ---------------------------------------------------------------
@@ -130,8 +141,9 @@ class RobustZScore(Detector):
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        check_time(t)
         values, devs = self._sorted()
-        if far_glitch(value, *(self._median_scale() if values else (math.nan, math.nan))):
+        if far_glitch(value, *(self._median_spread() if values else (math.nan, math.nan))):
             # Not learned: its deviation would hold a spread floor up for a window. But
             # a level FOLLOW such readings in a row hold is followed: the window restarts
             # at it (t78: a million-fold level scored ~1 for good).
@@ -167,20 +179,31 @@ class RobustZScore(Detector):
         median = _median(values)
         mad = _median(devs) if devs else 0.0
         mean_dev = self._deviation_sum / len(devs) if devs else 0.0
+        above_zero = bisect.bisect_right(devs, 0.0)
+        step = devs[above_zero] if above_zero < len(devs) else 0.0
         scale = max(
             max(MAD_TO_SIGMA * mad, self.relative_floor * abs(median)),
             max(self.spread_floor * MEAN_DEV_TO_SIGMA * mean_dev, self.absolute_floor),
+            max(step, resolution(median)),
         )
         return median, scale
 
+    def _median_spread(self) -> tuple[float, float]:
+        """The median and the scale a far glitch is judged by: the scale, but 0 where it
+        is only the resolution floor (``detectors.base.far_glitch`` then judges by the
+        level, or for a series of exact zeros by 1 in the reading's units)."""
+        median, scale = self._median_scale()
+        return median, (0.0 if scale <= resolution(median) else scale)
+
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        check_time(t)  # (unused, but refused as every detector refuses it)
         if len(self.values_) < self.min_samples:
             # In warm-up a far glitch is an anomaly all the same (it scored 0).
-            center = self._median_scale() if self.values_ else (math.nan, math.nan)
+            center = self._median_spread() if self.values_ else (math.nan, math.nan)
             return FAR_GLITCH_SCORE if far_glitch(value, *center) else 0.0
         median, scale = self._median_scale()
-        if far_glitch(value, median, scale):
+        if far_glitch(value, *self._median_spread()):
             return FAR_GLITCH_SCORE  # (z / (z + h) rounds below 1 for a z near 1e12)
         z = abs(value - median) / scale
         return z / (z + self.half_score_z)
@@ -190,6 +213,7 @@ class RobustZScore(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        check_times(ts, arr.size)  # (unused, but refused as every detector refuses it)
         if arr.size <= SMALL_BATCH or _wide_range(self.values_, arr):
             # A stream batch often holds one or two readings of a sensor: pandas' fixed
             # cost per rolling call would dominate, the sorted window does not.
@@ -210,9 +234,16 @@ class RobustZScore(Detector):
             # rounding error: take the exact path, as learn_one re-sums when one leaves.
             return self._score_rows(arr)
         mean_devs = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
+        # The smallest nonzero deviation in each row's window (exact, as a minimum is).
+        steps = devs.where(devs > 0).rolling(w, min_periods=1).min().to_numpy()
+        steps = np.concatenate([[np.nan], steps[:-1]])[h:]
         with np.errstate(invalid="ignore"):
-            scale = self._scale(before, np.nan_to_num(mads), np.nan_to_num(mean_devs))
-            if far_glitches(arr, before, scale).any():
+            scale = self._scale(
+                before, np.nan_to_num(mads), np.nan_to_num(mean_devs), np.nan_to_num(steps)
+            )
+            # Far against the spread the series shows, not the floor of its rounding.
+            spread = np.where(scale <= resolutions(before), 0.0, scale)
+            if far_glitches(arr, before, spread).any():
                 # A far glitch is not learned: the windows after it are not these.
                 return self._score_rows(arr)
             z = np.abs(arr - before) / scale
@@ -225,11 +256,15 @@ class RobustZScore(Detector):
         self.run_ = None  # (no row was far)
         return np.asarray(scores, dtype=np.float64)
 
-    def _scale(self, median: Any, mad: Any, mean_dev: Any) -> Any:
-        """``_median_scale``'s scale, row by row."""
+    def _scale(self, median: Any, mad: Any, mean_dev: Any, step: Any) -> Any:
+        """``_median_scale``'s scale, row by row (``step``: the smallest nonzero
+        deviation, 0 for none)."""
         return np.maximum(
-            np.maximum(MAD_TO_SIGMA * mad, self.relative_floor * np.abs(median)),
-            np.maximum(self.spread_floor * MEAN_DEV_TO_SIGMA * mean_dev, self.absolute_floor),
+            np.maximum(
+                np.maximum(MAD_TO_SIGMA * mad, self.relative_floor * np.abs(median)),
+                np.maximum(self.spread_floor * MEAN_DEV_TO_SIGMA * mean_dev, self.absolute_floor),
+            ),
+            np.maximum(step, resolutions(median)),
         )
 
     # -- parameters and state --------------------------------------------------------

@@ -21,6 +21,7 @@ from detectors.base import (
     FloatArray,
     GlitchGuard,
     GuardedDetector,
+    check_time,
     check_value,
     check_values,
     require_int,
@@ -69,12 +70,12 @@ class SeasonalBaseline(GuardedDetector):
     # A bad value, then a missing time, is refused before anything is judged or admitted.
     def score_one(self, x: float, t: float | None = None) -> float:
         check_value(x)
-        self._slot(t)
+        self._slot(check_time(t))
         return super().score_one(x, t)
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         check_value(x)
-        self._slot(t)
+        self._slot(check_time(t))
         super().learn_one(x, t)
 
     def _score_value(self, value: float, t: float | None) -> float:

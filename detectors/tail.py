@@ -81,8 +81,10 @@ from detectors.base import (
     ABSURD_ABOVE,
     FAR,
     FAR_GLITCH_SCORE,
+    TINY_SPREAD,
     Detector,
     FloatArray,
+    check_time,
     check_times,
     check_value,
     check_values,
@@ -433,14 +435,24 @@ def _run(
             # The spread's floor: rounding of the level (a few ulps), no coarser. At 1e-9
             # of the median a gauge at 1e15 (ulp 0.125) with a spread of 1 was divided by
             # 10**6, and a 50-spread step scored 0 (t78).
-            floor = max(RELATIVE_FLOOR * abs(median), 1e-12)
+            # Nor an absolute 1e-12 (until t93): at a level of 1e-9 a step of a hundredth
+            # of it was 10 spreads, not news (0.69, and 1.0 later), while at 1 it was.
+            floor = max(RELATIVE_FLOOR * abs(median), TINY_SPREAD)
             z = abs(dev) / max(MAD_MEAN_TO_SIGMA * row[_SPREAD], floor)
             # A far glitch (``detectors.base.far_glitch``: a sentinel such as 1e308, no
             # measurement) is scored, but its statistics are not learned and it sets no
             # novelty record: held for a day, its score of ~1 made nothing after it news,
             # so one sentinel silenced its sensor's real spikes for that day.
-            far = abs(dev) > FAR * max(MAD_MEAN_TO_SIGMA * row[_SPREAD], abs(median), 1.0)
+            # (base.far_glitch: in the series' own scale, no 1 in its units, t93)
+            far_scale = max(MAD_MEAN_TO_SIGMA * row[_SPREAD], abs(median))
+            far = abs(dev) > FAR * (far_scale if far_scale != 0.0 else 1.0)  # (exact zeros)
             short = (1.0 - short_rate) * row[_SHORT] + short_rate * min(z, 1e4)
+            if n == 1:
+                # The series' first deviation has no spread to be measured in but the
+                # floor, the rounding of its level: its z (1e4 at a level of 10, 337 at
+                # 1e12 for the same 0.3) told the units, not the sensor, and the mean
+                # carried it into the first scores after warm-up (t93). It counts 0.
+                short = row[_SHORT]
             t1 = math.log1p(min(z, 1e300))
             # The mean carries this z only as far as statistic 1's histogram counts it
             # (one bin beyond its record): a far glitch is news now, through the short
@@ -823,12 +835,16 @@ class _BankRow(Detector):
         return self.bank.score_learn(np.full(xs.size, self.slot, dtype=np.int64), xs, ts, learn)
 
     def score_one(self, x: float, t: float | None = None) -> float:
-        ts = None if t is None else check_times([t], 1)
-        return float(self._call(np.array([check_value(x)]), ts, False)[0])
+        value = check_value(x)
+        time = check_time(t)
+        ts = None if time is None else np.array([time])
+        return float(self._call(np.array([value]), ts, False)[0])
 
     def learn_one(self, x: float, t: float | None = None) -> None:
-        ts = None if t is None else check_times([t], 1)
-        self._call(np.array([check_value(x)]), ts, True)
+        value = check_value(x)
+        time = check_time(t)
+        ts = None if time is None else np.array([time])
+        self._call(np.array([value]), ts, True)
 
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None

@@ -22,6 +22,7 @@ from detectors.base import (
     FloatArray,
     GlitchGuard,
     GuardedDetector,
+    check_time,
     check_times,
     check_value,
     check_values,
@@ -45,12 +46,14 @@ class Differenced(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        t = check_time(t)
         if self.previous_ is None:
             return 0.0
         return self.base.score_one(value - self.previous_, t)
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        t = check_time(t)
         if self.previous_ is not None:
             self.base.learn_one(value - self.previous_, t)
         self.previous_ = value
@@ -107,10 +110,12 @@ class MovingAverage(Detector):
 
     def score_one(self, x: float, t: float | None = None) -> float:
         mean = self._mean_with(check_value(x))
+        t = check_time(t)
         return 0.0 if mean is None else self.base.score_one(mean, t)
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        t = check_time(t)
         mean = self._mean_with(value)
         if mean is not None:
             self.base.learn_one(mean, t)

@@ -5,6 +5,14 @@ The score is the two-sided Gaussian tail mass inside ``|z|`` for ``z`` against t
 and standard deviation of the last ``window`` observations: ``erf(|z| / sqrt(2))``. A far
 glitch (``detectors.base.far_glitch``: a 1e308 sentinel) scores 1 and stays out of the
 window: in it, it would have hidden every real spike for ``window`` readings.
+
+Affine-invariant: the scores of ``a * x + b`` are those of ``x`` for any ``a > 0`` and
+``b`` but for rounding (the units a sensor reports in change nothing). The standard
+deviation is floored only at the rounding of the mean (``detectors.base.resolution``);
+until t93 it was floored at 1e-9 of the mean and at 1e-12, so a gauge at 1e12 with a
+spread of 1 scored a 50-sigma spike 0.04, and one at 1e-9 saw nothing. The batch path
+takes its rolling moments of the readings less the window's first, so a level of 1e12
+leaves the sums' rounding at the spread's scale, not the level's.
 """
 
 from __future__ import annotations
@@ -24,19 +32,19 @@ from detectors.base import (
     Detector,
     FarRun,
     FloatArray,
+    check_time,
+    check_times,
     check_value,
     check_values,
     far_glitch,
     far_glitches,
     far_run_after,
     require_int,
+    resolution,
+    resolutions,
 )
 from detectors.robust_zscore import _sum_lost, _wide_range
 
-_MIN_STD = 1e-12
-# Sums of float64 values carry rounding of about 1e-16 of their size: a spread below
-# 1e-9 of the mean is rounding (a run of 1e308 sentinels), not a spread to divide by.
-_RELATIVE_STD = 1e-9
 # Above this a value's square (inside the rolling variance) overflows float64 (1.8e308).
 _SQUARE_LIMIT = 1e150
 
@@ -57,21 +65,26 @@ class WindowedGaussian(Detector):
         """The window's mean and standard deviation (ddof 0); the window is not empty."""
         if self._moments is None:
             past = np.fromiter(self.values_, dtype=np.float64)
-            self._moments = (float(past.mean()), float(past.std()))
+            # Less the first reading, as the batch path: a constant window's mean is then
+            # exact (its rounding was a spread of a few ulps: 0.18 for an unchanged 1e-9).
+            ref = float(past[0])
+            self._moments = (ref + float((past - ref).mean()), float((past - ref).std()))
         return self._moments
 
     def score_one(self, x: float, t: float | None = None) -> float:
         value = check_value(x)
+        check_time(t)  # (unused, but refused as every detector refuses it)
         if len(self.values_) < self.min_samples:
             # In warm-up a far glitch is an anomaly all the same (it scored 0).
             center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
             return FAR_GLITCH_SCORE if far_glitch(value, center, spread) else 0.0
         mean, std = self._mean_std()
-        z = abs(value - mean) / max(std, _MIN_STD, _RELATIVE_STD * abs(mean))
+        z = abs(value - mean) / max(std, resolution(mean))
         return math.erf(z / math.sqrt(2.0))
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         value = check_value(x)
+        check_time(t)
         center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
         if far_glitch(value, center, spread):
             # A far glitch in the window would blind it to every real spike; but a level
@@ -88,15 +101,21 @@ class WindowedGaussian(Detector):
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
         arr = check_values(xs)
+        check_times(ts, arr.size)  # (unused, but refused as every detector refuses it)
         h = len(self.values_)
         if _wide_range(self.values_, arr):
             # pandas' rolling moments are running sums: one extreme reading would leave
             # them mostly rounding error, so such batches go one at a time (exact).
             return self._score_rows(arr)
-        joined = pd.Series(np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr]))
-        rolling = joined.rolling(self.window, min_periods=1)
-        values = joined.to_numpy()
-        sums = rolling.sum().to_numpy()
+        values = np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr])
+        # Moments of the readings less a reference (the first): the same spread, and
+        # sums whose rounding is the spread's, not the level's (at 1e12 the paths
+        # differed by 2e-7).
+        ref = float(values[0])
+        rolling = pd.Series(values - ref).rolling(self.window, min_periods=1)
+        sums = rolling.sum().to_numpy() + ref * np.minimum(
+            np.arange(1, values.size + 1), self.window
+        )
         if (
             not np.isfinite(sums).all()
             or float(np.abs(values).max()) > _SQUARE_LIMIT
@@ -107,15 +126,13 @@ class WindowedGaussian(Detector):
             # hold rounding, or the squares behind the variance would overflow.
             return self._score_rows(arr)
         # Index j of a rolling statistic describes the window that precedes row j + 1.
-        mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
+        mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1] + ref])[h:]
         std = np.concatenate([[np.nan], rolling.std(ddof=0).to_numpy()[:-1]])[h:]
         if far_glitches(arr, mean, std).any():
             # A far glitch is not learned, so the windows after it are not these.
             return self._score_rows(arr)
         with np.errstate(invalid="ignore"):
-            z = np.abs(arr - mean) / np.maximum(
-                np.maximum(std, _MIN_STD), _RELATIVE_STD * np.abs(mean)
-            )
+            z = np.abs(arr - mean) / np.maximum(std, resolutions(mean))
             scores = np.asarray(erf(z / math.sqrt(2.0)), dtype=np.float64)
         scores[np.minimum(h + np.arange(arr.size), self.window) < self.min_samples] = 0.0
         self.values_.extend(arr.tolist())

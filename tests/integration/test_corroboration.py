@@ -33,6 +33,11 @@ DATASETS = ROOT / "datasets"
 DISCHARGE, LEVEL = "usgs-01589330-discharge", "usgs-01589330-water_level"
 SLIGO = "usgs-01650800-water_level"
 GRACE = 15  # seconds a lone alert waits for a neighbour here (30 by default)
+# The decisive bar on robust_zscore's scale here (0.9 by default, on tail's): its scale
+# is the gauges' own resolution since t93 (0.01 ft; 5 % of the level before), so the
+# water level's first flood reading scores 0.956 (0.899 before) and the discharge's
+# 0.991; the bar lies between them, as 0.9 did.
+DECISIVE = 0.97
 
 
 @pytest.fixture
@@ -44,7 +49,7 @@ def corroborating(stack: PrometheusServer, run_dir: Path) -> Iterator[Pipeline]:
             # The real policy (the mechanics tests make every alert decisive), with the
             # agreement bar on robust_zscore's scale: z at half the alert's.
             "CITYBRAIN_CORROBORATION_AGREE": "0.4",
-            "CITYBRAIN_CORROBORATION_DECISIVE": "0.9",
+            "CITYBRAIN_CORROBORATION_DECISIVE": str(DECISIVE),
             "CITYBRAIN_CORROBORATION_GRACE": str(GRACE),
         },
     )
@@ -109,12 +114,12 @@ def test_the_dead_run_flood_is_corroborated_and_routed_as_a_flood(
     p = corroborating
     level = readings(slice_of(LEVEL, "2019-05-10T00:00", "2019-05-11T00:00"))
     discharge = readings(slice_of(DISCHARGE, "2019-05-10T00:00", "2019-05-11T00:00"))
-    # The water level's first flood alert is not decisive alone (0.899 at 20:40 UTC):
-    # held for a neighbour. The discharge's is (0.994): it goes at once, so it is sent
+    # The water level's first flood alert is not decisive alone (0.956 at 20:40 UTC):
+    # held for a neighbour. The discharge's is (0.991): it goes at once, so it is sent
     # second, when the water level's marks are in its area.
     level_scores, discharge_scores = scores(level), scores(discharge)
     first = int(np.argmax(level_scores >= 0.6))
-    assert 0.6 <= level_scores[first] < 0.9 and discharge_scores.max() >= 0.9
+    assert 0.6 <= level_scores[first] < DECISIVE <= discharge_scores.max()
     worker = p.worker().start()
     try:
         send(p, level)
@@ -170,7 +175,7 @@ def test_a_lone_spiking_gauge_is_isolated_and_sent_to_sensor_check(
     ]
     s = scores(faulty)
     # One alert, not decisive; nothing else in the day even leans anomalous.
-    assert 0.6 <= s[spike] < 0.9 and (s >= 0.4).sum() == 1
+    assert 0.6 <= s[spike] < DECISIVE and (s >= 0.4).sum() == 1  # (0.848; 0.73 before t93)
     worker = p.worker().start()
     try:
         send(p, faulty)
@@ -182,7 +187,15 @@ def test_a_lone_spiking_gauge_is_isolated_and_sent_to_sensor_check(
             "neighbours_agreeing": "0",
         }
         assert alert["labels"]["assessment"] == "suspected_sensor_fault"
-        steps = p.read("steps", lambda m: alert["alert_id"] in runs(m), timeout=60)
+        # Until its dispatch is read, not its run's creation: the dispatch may come in a
+        # later read than the run (t93: seen once in three runs of this file).
+        steps = p.read(
+            "steps",
+            lambda m: any(
+                d["action"] == "dispatch" and d["alert_id"] == alert["alert_id"] for d in docs(m)
+            ),
+            timeout=60,
+        )
         assert runs(steps)[alert["alert_id"]] == "sensor-check"
         dispatched = [
             d

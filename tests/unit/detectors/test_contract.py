@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+import re
 import sys
 from collections.abc import Callable
 
@@ -364,7 +365,15 @@ def test_a_sentinel_in_warm_up_scores_as_an_anomaly(
     without = DETECTORS[name]()
     never = np.insert(without.score_many(np.delete(xs, at), np.delete(ts, at)), at, 1.0)
     if name == "tail":
-        np.testing.assert_allclose(got, never, rtol=0, atol=0.02)
+        # Where the glitch meets the first scores after warm-up (at row 5: rows 33-37)
+        # they move by up to 0.11, under the threshold (t93: until then the series'
+        # first deviation, measured against no spread, sat in the short mean as 10**4
+        # and hid it; elsewhere 0.02).
+        early = np.arange(240) < 38 if at < 32 else np.zeros(240, dtype=bool)
+        np.testing.assert_allclose(got[~early], never[~early], rtol=0, atol=0.02)
+        np.testing.assert_allclose(got[early], never[early], rtol=0, atol=0.15)
+        threshold = default_threshold(name)
+        assert ((got[early] >= threshold) == (never[early] >= threshold)).all()
     else:
         np.testing.assert_allclose(got, never, rtol=0, atol=1e-12)
         assert json.dumps(det.get_state()) == json.dumps(without.get_state())
@@ -425,11 +434,15 @@ CONSTANT_THEN_FAR = sorted(FACTORIES)
 
 
 @pytest.mark.parametrize("name", CONSTANT_THEN_FAR)
-@pytest.mark.parametrize("glitch", sorted(FAR_GLITCHES))
+@pytest.mark.parametrize("glitch", [*sorted(FAR_GLITCHES), "1e12_on_zeros"])
 def test_a_far_glitch_after_a_constant_series_scores_as_an_anomaly(name: str, glitch: str) -> None:
+    # (1e12 on a series of exact zeros, t93: with no scale but the series' own it was
+    # learned, and the ensemble scored the change at row 390 0; the scale is 1 there.)
     make = FACTORIES[name]
-    xs = np.full(400, 5.0)
-    xs[300 : 300 + len(FAR_GLITCHES[glitch])] = FAR_GLITCHES[glitch]
+    zeros = glitch == "1e12_on_zeros"
+    xs = np.full(400, 0.0 if zeros else 5.0)
+    values = [1e12] if zeros else FAR_GLITCHES[glitch]
+    xs[300 : 300 + len(values)] = values
     xs[390] = 6.0
     expected = one_at_a_time(make(), xs)
     det = make()
@@ -793,3 +806,207 @@ def test_a_state_written_within_a_run_of_far_readings_resumes_it(name: str) -> N
     restored.set_state(json.loads(json.dumps(first.get_state(), allow_nan=False)))
     rest = restored.score_many(xs[315:], ts[315:])
     np.testing.assert_allclose(np.concatenate([head, rest]), whole, rtol=0, atol=1e-12)
+
+
+# -- units and odd series (t93) --------------------------------------------------------
+# A detector's answer must not depend on the units a sensor reports in: Pa or kPa, a
+# level of 1e-9 or 1e12, Celsius or Kelvin. Until t93 windowed_gaussian floored its
+# spread at 1e-9 of its mean (a 50-sigma spike at a level of 1e12 scored 0.04),
+# robust_zscore at 5 % of its median and at 1e-6 (at a level of 1e6 the spike scored 0;
+# in Kelvin lower than in Celsius), ewma_cusum its variance at 1e-12 and discord its
+# distances' scale at 1e-12 (blind at a level of 1e-9), the ensemble's members at 1e-9,
+# and tail its spread at 1e-12 (a step of a hundredth of a level of 1e-9 scored 0.69
+# where it scored 1 at a level of 1) and its short mean took the series' first
+# deviation in units of the floor (0.11 off at an offset of 1e12). Every floor is now
+# the series' own resolution (detectors.base.resolution; robust_zscore's smallest
+# nonzero deviation). Every registered detector is affine-invariant: the scores of
+# a * x + b are those of x for any a > 0 and b, but for the rounding of the readings
+# themselves at that level. (A detector that cannot be must say why in its docstring
+# and be listed here with the reason; none is.)
+NOT_AFFINE_INVARIANT: dict[str, str] = {}
+
+# (a, b): kPa, nano-units, mega-units, 1e12, Kelvin, negative, crossing zero, offsets.
+UNITS = [
+    (1e-9, 0.0),
+    (1e-3, 0.0),
+    (1e6, 0.0),
+    (1e12, 0.0),
+    (1.0, 273.15),
+    (1.0, -1e3),
+    (1.0, -10.0),
+    (1.0, 1e6),
+    (1.0, 1e12),
+    (1e-9, 1e-3),
+]
+
+# The detectors that find a lone clear spike (50 sigma) at their threshold; the others
+# judge something else, each with the reason.
+SPIKE_BLIND = {
+    "likelihood": "judges a sustained rise of robust_zscore's scores over `short` readings",
+    "pattern": "judges a window's shape; one reading is one part of its 64-reading pattern",
+    "stuck": "judges flat runs and silences, not values",
+    "isolation_forest": "judges 8-reading windows with a forest fitted every 1,024 readings; "
+    "the spike is its highest score, 0.09",
+}
+
+
+def _daily(n: int = 1200, seed: int = 11, spike: int = 1100) -> np.ndarray:
+    """Four days of five-minute readings with a daily cycle and noise 0.3, and a
+    50-sigma spike at row ``spike`` (after isolation_forest's first fit at 1,024)."""
+    rng = np.random.default_rng(seed)
+    x = 10 + np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0.0, 0.3, n)
+    x[spike] += 15.0
+    return x
+
+
+def both_paths(make: Callable[[], Detector], xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The batch path's scores (in uneven batches), asserted equal to the one-at-a-time
+    path's, finite and in [0, 1]."""
+    expected = one_at_a_time_at(make(), xs, ts)
+    det = make()
+    n = xs.size
+    cuts = sorted({0, min(3, n), n // 3, n // 3 + 1, n})
+    got = np.concatenate([det.score_many(xs[a:b], ts[a:b]) for a, b in itertools.pairwise(cuts)])
+    assert got.shape == xs.shape
+    assert np.isfinite(got).all() and ((got >= 0) & (got <= 1)).all()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    json.dumps(det.get_state(), allow_nan=False)
+    return got
+
+
+def one_at_a_time_at(det: Detector, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    out = []
+    for x, t in zip(xs.tolist(), ts.tolist(), strict=True):
+        out.append(det.score_one(x, t))
+        det.learn_one(x, t)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize(("a", "b"), UNITS)
+def test_scores_do_not_depend_on_units(name: str, a: float, b: float) -> None:
+    xs = _daily()
+    ts = times(xs.size)
+    reference = both_paths(DETECTORS[name], xs, ts)
+    scaled = both_paths(DETECTORS[name], a * xs + b, ts)
+    if name in NOT_AFFINE_INVARIANT:
+        return
+    # The readings themselves round at the new level (a step of 1.2e-4 at 1e12, against
+    # a spread of 0.3): scores may move by that much, ten times over, and no more.
+    rounding = float(np.spacing(abs(b) + a * 30.0)) / (a * 0.3)
+    np.testing.assert_allclose(scaled, reference, rtol=0, atol=1e-9 + 10 * rounding)
+    if name not in SPIKE_BLIND:
+        assert reference[1100] >= default_threshold(name)
+        assert scaled[1100] >= default_threshold(name)
+
+
+def _step(level: float) -> np.ndarray:
+    """A constant series at ``level`` that steps by a hundredth of it (by 1e-9 at 0)."""
+    xs = np.full(400, level)
+    xs[300:] = level + (abs(level) * 1e-2 if level else 1e-9)
+    return xs
+
+
+def _quantised(kind: str) -> np.ndarray:
+    """2,000 readings of a quantised sensor with a clear spike at row 1,500: a count of 0
+    or 1 (ones 5 % of the time), or a level of 100 with noise 3 rounded to tens."""
+    rng = np.random.default_rng(5)
+    if kind == "counts01":
+        xs = (rng.random(2000) < 0.05).astype(np.float64)
+        xs[1500] = 20.0
+    else:
+        xs = np.round(100 + rng.normal(0.0, 3.0, 2000), -1)
+        xs[1500] = 200.0
+    return xs
+
+
+# The detectors whose threshold is calibrated as an alert rate: on a quantised sensor
+# its ordinary readings (a one of a 0/1 count, a step of ten) must not alert. Until t93
+# robust_zscore scored every one of a 0/1 count 1.0 (MAD 0, a floor of 1e-6): 5.95 % of
+# the readings alerted.
+CALIBRATED = ["tail", "robust_zscore", "ensemble", "likelihood"]
+STEP_BLIND = {
+    "pattern": "a step is one new shape among its categories (0.125)",
+    "stuck": "judges flat runs: the constant run before the step is what it reports",
+    "isolation_forest": "fits its first forest at 1,024 readings",
+    "seasonal": "needs three days of each five-minute slot before it scores",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("level", [0.0, 1e-9, 1.0, 1e6, 1e12, -1e3])
+def test_a_constant_series_then_a_step_at_any_level(name: str, level: float) -> None:
+    scores = both_paths(DETECTORS[name], _step(level), times(400))
+    reference = both_paths(DETECTORS[name], _step(1.0), times(400))
+    np.testing.assert_allclose(scores, reference, rtol=0, atol=1e-9)
+    if name not in STEP_BLIND:
+        assert scores[300] >= default_threshold(name)
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("kind", ["counts01", "rounded10"])
+def test_quantised_sensors(name: str, kind: str) -> None:
+    xs = _quantised(kind)
+    scores = both_paths(DETECTORS[name], xs, times(xs.size))
+    if name not in SPIKE_BLIND:
+        assert scores[1500] >= default_threshold(name)
+    if name in CALIBRATED:
+        ordinary = np.delete(scores, 1500)[100:]
+        assert (ordinary >= default_threshold(name)).mean() <= 0.01
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 40])
+@pytest.mark.parametrize(("a", "b"), [(1.0, 0.0), (1e-9, 0.0), (1.0, 1e12), (1.0, -1e3)])
+def test_very_short_series_at_any_level(name: str, n: int, a: float, b: float) -> None:
+    xs = a * _daily(n=max(n, 40), spike=35)[:n] + b
+    scores = both_paths(DETECTORS[name], xs, times(n))
+    reference = both_paths(DETECTORS[name], _daily(n=max(n, 40), spike=35)[:n], times(n))
+    if name not in NOT_AFFINE_INVARIANT:
+        rounding = float(np.spacing(abs(b) + a * 30.0)) / (a * 0.3)
+        np.testing.assert_allclose(scores, reference, rtol=0, atol=1e-9 + 10 * rounding)
+
+
+# A far glitch is far in any units (t93): far_glitch's scale was at least 1 in the
+# reading's units, so in nanoamperes a glitch of 1e3 (1e11 levels away) was learned and
+# blinded windowed_gaussian, ewma_cusum, tail and the ensemble to a 50-sigma spike 30
+# readings later (0.04, 0.01, 0 and 0; 1.0, 0.91, 0.89 and 0.47 in amperes).
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("a", [1e-9, 1e-3, 1e6])
+def test_a_far_glitch_is_far_in_any_units(name: str, a: float) -> None:
+    xs = _daily()
+    xs[1070] = 1e12
+    ts = times(xs.size)
+    reference = both_paths(DETECTORS[name], xs, ts)
+    scaled = both_paths(DETECTORS[name], a * xs, ts)
+    assert scaled[1070] == reference[1070] == 1.0
+    np.testing.assert_allclose(scaled, reference, rtol=0, atol=1e-9)
+
+
+# NaN, infinities and anything that is no number are refused with the place and value,
+# on every path (None became NaN in score_many and a TypeError in score_one, and text
+# such as "12" was parsed: t93).
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("bad", [None, "12", "abc", True, float("nan"), float("-inf")])
+def test_what_is_no_finite_number_is_refused(name: str, bad: object) -> None:
+    det = DETECTORS[name]()
+    det.score_many(_daily(n=40, spike=35), times(40))
+    before = json.dumps(det.get_state())
+    with pytest.raises(DetectorInputError, match=r"observation is .*expected a finite number"):
+        det.score_one(bad)  # type: ignore[arg-type]
+    with pytest.raises(DetectorInputError, match=r"observation is .*expected a finite number"):
+        det.learn_one(bad)  # type: ignore[arg-type]
+    with pytest.raises(DetectorInputError, match=rf"observation 2 is {re.escape(repr(bad))}"):
+        det.score_many([10.0, 10.1, bad])  # type: ignore[list-item]
+    with pytest.raises(DetectorInputError, match=rf"observation 1 is {re.escape(repr(bad))}"):
+        det.learn_many([10.0, bad])  # type: ignore[list-item]
+    with pytest.raises(DetectorInputError, match=rf"time 1 is {re.escape(repr(bad))}"):
+        det.score_many([10.0, 10.1], [1.4e9, bad])  # type: ignore[list-item]
+    if bad is not None:  # (None is no time, which a detector that needs one refuses)
+        # One at a time too (t93: "abc" raised a TypeError in the ensemble, seasonal and
+        # stuck, and a NaN time was taken in silently by all but tail).
+        with pytest.raises(DetectorInputError, match=rf"time is {re.escape(repr(bad))}"):
+            det.score_one(10.0, bad)  # type: ignore[arg-type]
+        with pytest.raises(DetectorInputError, match=rf"time is {re.escape(repr(bad))}"):
+            det.learn_one(10.0, bad)  # type: ignore[arg-type]
+    assert json.dumps(det.get_state()) == before
