@@ -24,7 +24,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from playbooks.executors.resolve import RESOLVE_SECONDS, Resolve, ResolveTimeoutError
+from playbooks.executors.resolve import RESOLVE_SECONDS, Resolve, wait_resolved
 
 # Distinct host names resolving at once before one more waits for a thread: a worker
 # asks for its brokers' names (a cluster's few) and its own (aiohttp's).
@@ -73,15 +73,8 @@ class LoopResolution:
             future = asyncio.get_running_loop().run_in_executor(self._pool, call)
             self._pending[key] = future
             future.add_done_callback(functools.partial(self._done, key))
-        try:
-            # Shielded: a caller that gives up leaves the resolution to the others.
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
-        except TimeoutError:
-            name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
-            raise ResolveTimeoutError(
-                f"resolving the host name {name!r} took longer than {self.timeout:g} s "
-                "(the DNS resolver does not answer)"
-            ) from None
+        # Shielded: a caller that gives up leaves the resolution to the others.
+        return await wait_resolved(asyncio.shield(future), self.timeout, host)
 
     def _done(self, key: _Key, future: asyncio.Future[list[Any]]) -> None:
         if self._pending.get(key) is future:

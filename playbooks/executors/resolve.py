@@ -23,7 +23,7 @@ import errno
 import functools
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -46,6 +46,22 @@ class ResolveTimeoutError(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+async def wait_resolved(
+    resolution: Awaitable[list[Any]], timeout: float, host: bytes | str | None
+) -> list[Any]:
+    """``resolution``'s answer (a ``getaddrinfo`` list), awaited at most ``timeout``
+    seconds; then ``ResolveTimeoutError`` naming ``host`` (the awaitable is cancelled, as
+    ``asyncio.wait_for`` does: shield one others still wait for)."""
+    try:
+        return await asyncio.wait_for(resolution, timeout)
+    except TimeoutError:
+        name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+        raise ResolveTimeoutError(
+            f"resolving the host name {name!r} took longer than {timeout:g} s "
+            "(the DNS resolver does not answer)"
+        ) from None
 
 
 class BoundedResolution:
@@ -79,14 +95,7 @@ class BoundedResolution:
         (``socket.gaierror`` for an unknown name)."""
         call = functools.partial(self.resolve, host, port, family, type, proto, flags)
         future = asyncio.get_running_loop().run_in_executor(self._pool, call)
-        try:
-            return await asyncio.wait_for(future, self.timeout)
-        except TimeoutError:
-            name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
-            raise ResolveTimeoutError(
-                f"resolving the host name {name!r} took longer than {self.timeout:g} s "
-                "(the DNS resolver does not answer)"
-            ) from None
+        return await wait_resolved(future, self.timeout, host)
 
     def shutdown(self) -> None:
         """Stops taking work; threads stuck in a resolution end when it returns."""

@@ -231,7 +231,7 @@ def test_marks_recorded_before_a_sigkill_corroborate_an_alert_after_the_restart(
 ) -> None:
     """A mark is recorded in its area's stored state and reaches the changelog at the next
     commit, not written through (a busy area rewrote its whole state per mark: issue 14).
-    The discharge gauge's day up to the flood, its last two readings 12 % up (two marks,
+    The discharge gauge's day up to the flood, its last two readings 12 % up (a mark,
     no alert: nothing else writes the area's state), is read and committed, the worker
     SIGKILLed; the water level's flood alert after the restart, not decisive alone, is
     corroborated at once by the marks the new owner recovered from the changelog."""
@@ -246,8 +246,8 @@ def test_marks_recorded_before_a_sigkill_corroborate_an_alert_after_the_restart(
     ]
     level_scores, discharge_scores = scores(level), scores(discharge)
     first = int(np.argmax(level_scores >= 0.6))
-    assert 0.6 <= level_scores[first] < 0.9
-    assert (discharge_scores >= 0.4).sum() == 2 and discharge_scores.max() < 0.6
+    assert 0.6 <= level_scores[first] < DECISIVE
+    assert (discharge_scores >= 0.4).sum() >= 1 and discharge_scores.max() < 0.6
     worker = p.worker().start()
     try:
         send(p, discharge)
