@@ -18,8 +18,8 @@ from citybrain.stack import PrometheusServer
 from streams.bursts import BurstTracker
 from streams.context import burst_key
 from streams.events import IncidentReport, format_ts
-from tests.integration.test_pipeline import START, docs, firing
-from tests.integration.test_replies import docs_status, send_reports
+from tests.integration.test_pipeline import docs
+from tests.integration.test_replies import burst_then_killed, docs_status
 from tests.services import Pipeline, Worker, scrape_sum
 
 pytestmark = pytest.mark.integration
@@ -38,19 +38,8 @@ def test_a_window_from_the_far_future_costs_only_itself_and_bursts_still_resolve
     stack: PrometheusServer, run_dir: Path
 ) -> None:
     p = Pipeline(run_dir, extra_env={"CITYBRAIN_BURST_SWEEP_INTERVAL": "3600"})
-    worker = p.worker().start()
+    worker, opened, t = burst_then_killed(p, "f")
     try:
-        t = START + 7200
-        send_reports(p, 8, t=t, tag="f")
-        [opened] = [
-            d for d in firing(p.read("alerts", lambda m: len(firing(m)) >= 1)) if not d["follow_up"]
-        ]
-        # Two hours on, a report in another cell: the city's clock has passed the burst.
-        clock = IncidentReport(t + 7200, "elsewhere-f", "Graffiti", "Tag", "app", "c-bridge")
-        p.send("incidents", b"c-bridge", clock.to_json())
-        p.flush()
-        time.sleep(8)  # read, and past two offset commits: its window is on the changelog
-        worker.kill()
         topic = f"{p.settings.app_id}-burst-windows-changelog"
         p.producer.send(topic, key=burst_key("c-mill", "Noise"), value=far_future_window(t))
         p.flush()

@@ -46,6 +46,30 @@ def send_reports(
     pipeline.flush()
 
 
+def burst_then_killed(p: Pipeline, tag: str) -> tuple[Worker, dict[str, Any], float]:
+    """A worker that never sweeps (an hour's interval) opens a burst at ``START + 7200``
+    (reports ``tag``-0…7 in c-top), reads a report two hours on in another cell (the
+    city's clock past the burst), commits it, and is SIGKILLed: (the killed worker, the
+    burst's firing alert, the burst's time)."""
+    worker = p.worker().start()
+    try:
+        t = START + 7200
+        send_reports(p, 8, t=t, tag=tag)
+        [opened] = [
+            d for d in firing(p.read("alerts", lambda m: len(firing(m)) >= 1)) if not d["follow_up"]
+        ]
+        clock = IncidentReport(t + 7200, f"elsewhere-{tag}", "Graffiti", "Tag", "app", "c-bridge")
+        p.send("incidents", b"c-bridge", clock.to_json())
+        p.flush()
+        time.sleep(8)  # read, and past two offset commits: its window is on the changelog
+    except BaseException:
+        worker.stop()  # not left holding its port for the next test
+        p.close()
+        raise
+    worker.kill()
+    return worker, opened, t
+
+
 class ReplyDesk(BaseHTTPRequestHandler):
     """The citizen channels' webhook: keeps every signed closure it receives."""
 
@@ -539,19 +563,8 @@ def test_a_restarted_worker_ends_the_bursts_its_windows_have_passed(
     from the windows it recovers. The first worker never sweeps (an hour's interval), so
     only the restarted one can end the burst."""
     p = Pipeline(run_dir, extra_env={"CITYBRAIN_BURST_SWEEP_INTERVAL": "3600"})
-    worker = p.worker().start()
+    worker, opened, t = burst_then_killed(p, "k")
     try:
-        t = START + 7200
-        send_reports(p, 8, t=t, tag="k")
-        [opened] = [
-            d for d in firing(p.read("alerts", lambda m: len(firing(m)) >= 1)) if not d["follow_up"]
-        ]
-        # Two hours on, a report in another cell: the city's clock has passed the burst.
-        clock = IncidentReport(t + 7200, "elsewhere-k", "Graffiti", "Tag", "app", "c-bridge")
-        p.send("incidents", b"c-bridge", clock.to_json())
-        p.flush()
-        time.sleep(8)  # read, and past two offset commits: its window is on the changelog
-        worker.kill()
         worker = Worker({**p.env, "CITYBRAIN_BURST_SWEEP_INTERVAL": "1"}, worker.log_file)
         worker.start()
         alerts = docs(p.read("alerts", lambda m: any(docs_status(m, "resolved")), settle=3))
