@@ -3,14 +3,19 @@ lookup ran past its bound, ends with one line and status 3, as citybrain's comma
 
 from __future__ import annotations
 
+import shlex
 import socket
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from bench import EXIT_SERVICE, run_main
+from bench import EXIT_PIPE, EXIT_SERVICE, run_main
 from citybrain import names
 from citybrain.errors import KafkaStoppedError
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _fails(exc: BaseException) -> None:
@@ -39,3 +44,20 @@ def test_the_runs_lookups_are_bounded() -> None:
     seen = []
     run_main(lambda: seen.append(socket.getaddrinfo))
     assert seen == [names.bounded_getaddrinfo]
+
+
+def test_a_reader_gone_is_status_141_and_no_traceback() -> None:
+    """`python -m bench.nab_loco … | head` ended with a BrokenPipeError traceback (t93)."""
+    code = "from bench import run_main\nrun_main(lambda: [print('x' * 80) for _ in range(200_000)])"
+    done = subprocess.run(
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} | head -1; "
+        'echo "status ${PIPESTATUS[0]}" >&2',
+        shell=True,
+        executable="/bin/bash",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout == "x" * 80 + "\n"
+    assert done.stderr == f"status {EXIT_PIPE}\n"
