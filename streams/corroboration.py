@@ -393,10 +393,13 @@ def on_alert(
 def on_tick(
     state: dict[str, Any], now: float, areas: Areas, policy: Policy
 ) -> list[dict[str, Any]]:
-    """Release the held alerts whose grace period is over, labelled as they stand."""
+    """Release the held alerts whose grace period is over, labelled as they stand. One
+    held more than the grace *after* ``now`` (wall seconds) is released too: a clock
+    stepped back, or a damaged state, held it until the clock caught up, for ever if it
+    never did (and the demo waits for held alerts)."""
     out = []
     for alert_id, held in list(state["held"].items()):
-        if now - held["held_at"] >= policy.grace:
+        if abs(now - held["held_at"]) >= policy.grace:
             alert = held["alert"]
             c = _assess_alert(alert, state, areas, policy)
             out += _forward(state, alert_id, alert, c)

@@ -318,3 +318,17 @@ def test_marks_are_thinned_and_kept_for_a_day_of_the_sensors_own_time() -> None:
     kept = state["marks"][DEAD_RUN[1]]
     assert kept == sorted(set(kept)) and kept[0] >= kept[-1] - POLICY.keep
     assert len(kept) == 145  # a day at one mark per 10 minutes
+
+
+def test_an_alert_held_in_the_future_is_released_at_the_next_tick(grid: Grid) -> None:
+    """Held at a wall time ahead of the tick's by more than the grace (a clock stepped
+    back, a damaged state): it waited until the clock caught up, for ever for a time
+    far ahead. Within the grace ahead (another worker's clock a little fast) it waits."""
+    areas = Areas(grid)
+    at = 1_557_500_000.0
+    for ahead, released in ((10.0, 0), (POLICY.grace, 1), (3600.0, 1), (1e12, 1)):
+        state = new_area_state()
+        on_alert(state, alert_doc(TURBIDITY, at, 0.5), 1000.0 + ahead, areas, POLICY)
+        out = on_tick(state, 1000.0, areas, POLICY)
+        assert len(out) == released, ahead
+        assert all(a["labels"] == {**a["labels"], **LONE} for a in out)
