@@ -480,6 +480,8 @@ class Context:
         # message; once a minute per stream and exception type, the others counted in the
         # next line (each still has its dead letter).
         self.say_failed = SayEvery(log, logging.ERROR, prefix="citybrain: ", what="failure")
+        # Dead letters said once a minute per stream and reason (each on its topic).
+        self._say_dead_letter = SayEvery(log, prefix="citybrain: ", what="dead letter")
         self.grid = grid
         self.metrics = metrics
         self.playbooks = load_playbooks(settings.playbook_dir)
@@ -844,7 +846,14 @@ class Context:
             raw, index = None, None
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
         message = bounded_message(message)
-        log.warning("citybrain: dead-letter %s: %s (%s)", origin, message, code)
+        if self.settings.log_each_dead_letter:
+            log.warning("citybrain: dead-letter %s: %s (%s)", origin, message, code)
+        else:
+            self._say_dead_letter(
+                f"{stream}:{code}",
+                f"dead-letter {origin}: {message} ({code}); each is on the dead-letter topic "
+                "(`citybrain deadletters`)",
+            )
         value = msg.value if raw is None else raw
         key = msg.key
         if stream == "readings" and isinstance(value, bytes):

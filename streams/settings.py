@@ -221,6 +221,10 @@ class Settings(BaseSettings):
     corroboration_decisive: float = Field(default=0.9, ge=0, le=1)
     corroboration_grace: float = Field(default=30.0, ge=0, le=HOUR)
     max_future_skew: float = Field(default=300.0, ge=0, le=DAY)
+    # A log line per dead letter (an audit trail in the log; the dead-letter topic has
+    # them all anyway). Off: one line per stream and reason a minute, with a count, so
+    # a gateway sending thousands of bad messages a second does not flood the log.
+    log_each_dead_letter: bool = False
     # The intervals below are checks the worker owes someone: asyncio sleeps 1e300
     # seconds without complaint, and no deadline or silence's end was ever acted on.
     deadline_check_interval: float = Field(default=1.0, gt=0, le=300)

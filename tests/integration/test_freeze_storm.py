@@ -66,6 +66,8 @@ def test_messages_flowing_while_workers_freeze_past_their_session_all_have_an_ou
         extra_env={
             "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
             "CITYBRAIN_SESSION_TIMEOUT": str(SESSION),
+            # Read back from the log below, each with its time.
+            "CITYBRAIN_LOG_EACH_DEAD_LETTER": "true",
         },
     )
     a = p.worker().start()

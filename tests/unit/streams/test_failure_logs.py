@@ -63,3 +63,52 @@ def test_a_fault_every_message_hits_is_one_traceback_and_a_dead_letter_each(
         "citybrain: commands: processing t.commands/0/0 failed",
         "citybrain: alerts: processing t.commands/0/51 failed",
     ]
+
+
+def test_dead_letters_are_said_once_a_minute_per_stream_and_reason_unless_each_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway sending thousands of bad messages wrote a WARNING line each (t96); now
+    one per stream and reason a minute (each still sent to the dead-letter topic), and
+    CITYBRAIN_LOG_EACH_DEAD_LETTER keeps the line per message for those who want it."""
+
+    def said(each: bool) -> tuple[list[str], int]:
+        settings = Settings(
+            run_dir_override=tmp_path,
+            grid_file=FIXTURES / "grid.yaml",
+            log_each_dead_letter=each,
+        )
+        app = faust.App(f"t-dead-{each}", store="memory://", broker="kafka://127.0.0.1:1")
+        grid = load_grid(settings.grid_file)
+        ctx = Context(app, settings, grid, Metrics.create(CollectorRegistry()))
+        sent: list[Any] = []
+
+        async def send_dead_letter(*args: Any) -> None:
+            sent.append(args)
+
+        monkeypatch.setattr(ctx, "send_dead_letter", send_dead_letter)
+
+        async def letters() -> None:
+            for i in range(100):
+                msg = SimpleNamespace(
+                    topic="t.readings", partition=0, offset=i, key=None, value=b"x", headers=[]
+                )
+                reason = "bad_json" if i % 2 else "unknown_sensor"
+                await ctx.dead_letter("readings", SimpleNamespace(message=msg), reason, "why")
+
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="streams.context"):
+            asyncio.run(letters())
+        return [r.getMessage() for r in caplog.records], len(sent)
+
+    lines, sent = said(each=False)
+    assert sent == 100
+    assert lines == [
+        "citybrain: dead-letter t.readings/0/0: why (unknown_sensor); each is on the "
+        "dead-letter topic (`citybrain deadletters`)",
+        "citybrain: dead-letter t.readings/0/1: why (bad_json); each is on the "
+        "dead-letter topic (`citybrain deadletters`)",
+    ]
+    lines, sent = said(each=True)
+    assert sent == 100 and len(lines) == 100
+    assert lines[7] == "citybrain: dead-letter t.readings/0/7: why (bad_json)"
