@@ -100,15 +100,27 @@ def undelivered_list(group: Any, run_id: str) -> list[dict[str, Any]]:
     )
 
 
-def shown_run(group: Any, run: dict[str, Any], *, listed: bool = False) -> dict[str, Any]:
+def shown_run(
+    group: Any,
+    run: dict[str, Any],
+    *,
+    listed: bool = False,
+    held: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """A stored run as the API lists and shows it: with ``closures_undelivered``
     (``undelivered_list``) when one of its closures was not delivered; ``listed`` (the
     runs list, which shows a group's latest run only) adds
     ``closures_undelivered_earlier``, ``{run id: how many}`` of the group's earlier
     (superseded) runs, when any of theirs was not delivered: a list that showed only
-    the latest run's hid them (t89)."""
+    the latest run's hid them (t89). ``held`` (``Context.runs_not_advancing``'s entry
+    for the run's group: ``{"reason", "since"}``) is shown as ``not_advancing`` on the
+    group's current run: the deadline check leaves it as it is, so an overdue step is
+    not escalated, and the list said nothing of it."""
     run_id = str(run.get("run_id"))
     shown = dict(run)
+    current = isinstance(group, dict) and (group.get("run") or {}).get("run_id") == run_id
+    if held and current:
+        shown["not_advancing"] = dict(held)
     undelivered = undelivered_list(group, run_id)
     if undelivered:
         shown["closures_undelivered"] = undelivered
@@ -1156,7 +1168,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
             if reason is not None:  # a partial list would hide live runs
                 raise not_yet("the list of runs", reason)
             runs = [
-                shown_run(g, g["run"], listed=True) for _, g in ctx.groups.items() if g.get("run")
+                shown_run(g, g["run"], listed=True, held=ctx.runs_not_advancing.get(key))
+                for key, g in ctx.groups.items()
+                if g.get("run")
             ]
             if FORWARDED_HEADER not in request.headers:
                 # The other workers' runs too: a worker holds only its partitions' runs,
@@ -1193,7 +1207,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
                         "note": exc.message,
                     }
                 )
-            return self.json({"run": shown_run(ctx.groups.get(run_key(run_id)), run.to_dict())})
+            key = run_key(run_id)
+            held = ctx.runs_not_advancing.get(key)
+            return self.json({"run": shown_run(ctx.groups.get(key), run.to_dict(), held=held)})
 
     async def resend(principal: Principal, run_id: str) -> dict[str, Any] | None:
         """The ``resend_closures`` command for run ``run_id``'s undelivered closures, sent

@@ -496,6 +496,10 @@ class Context:
         # stage's ``advance``): the operator API waits for them instead of saying 404.
         self.storing_runs: dict[str, asyncio.Event] = {}
         self.pending_commands = PendingCommands()
+        # Group key -> {"reason", "since" (epoch s)}: the runs the last whole deadline
+        # pass left as they were (response stage), shown by the operator API so a run
+        # overdue with no escalation says why (``not_advancing``).
+        self.runs_not_advancing: dict[bytes, dict[str, Any]] = {}
         # Audit records of table entries dropped at read-back, sent by a timer (recovery
         # reads them synchronously, with no await).
         self._unreadable_audit: list[dict[str, Any]] = []

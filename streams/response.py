@@ -812,6 +812,7 @@ class Response:
         approvals: Tally[str] = Tally()
         ended: dict[bytes, dict[str, Any]] = {}  # groups to forget (``_forget_groups``)
         skipped = 0  # runs left as they were for a fault of their own (counted, said)
+        held: dict[bytes, str] = {}  # group key -> why its run was left as it was
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
                 if self.ctx.app.rebalancing:
@@ -834,11 +835,19 @@ class Response:
                     except Exception as exc:  # kept, sent again next tick
                         self._unadvanced_run(key, exc)
                         skipped += 1
+                        held[key] = (
+                            f"its commands could not be sent ({type(exc).__name__}: {exc}); "
+                            "tried again at each deadline check"
+                        )
                         continue
                 try:
                     run = Run.from_dict(group["run"])
                     if run.playbook not in self.engines and not is_terminal(run):
                         await self._playbook_gone(key, run)
+                        held[key] = (
+                            f"its playbook {run.playbook!r} is not in the library: restore "
+                            "it and restart the worker, or resolve or cancel the run"
+                        )
                         continue
                     engine = self._engine_for(run)
                     if run.grid_cell not in self.grid.cells and not is_terminal(run):
@@ -849,6 +858,7 @@ class Response:
                     # it is; one such run must not stop every other run's deadlines.
                     self._unreadable_run(key, exc)
                     skipped += 1
+                    held[key] = f"its stored state cannot be read ({type(exc).__name__}: {exc})"
                     continue
                 try:
                     run = await self._check_run(key, group, run, engine, now)
@@ -859,6 +869,10 @@ class Response:
                     # its state, is said once, and is counted as it stands.
                     self._unadvanced_run(key, exc)
                     skipped += 1
+                    held[key] = (
+                        f"the deadline check failed on it ({type(exc).__name__}: {exc}); "
+                        "tried again at each deadline check"
+                    )
                 else:
                     if self._ended(self.ctx.groups.data.get(key), run, now):
                         ended[key] = self.ctx.groups.data[key]
@@ -873,6 +887,13 @@ class Response:
         # long they have failed, the gauge how many fail now.
         self.metrics.loop_items_skipped.labels("deadlines").inc(skipped)
         self.metrics.loop_items_failing.labels("deadlines").set(skipped)
+        # Replaced per whole pass: a run advanced again drops out; ``since`` is when
+        # this worker first found it held (kept while the reason changes).
+        before = self.ctx.runs_not_advancing
+        self.ctx.runs_not_advancing = {
+            key: {"reason": why[:500], "since": (before.get(key) or {}).get("since", now)}
+            for key, why in held.items()
+        }
         if ended:
             await self._forget_groups(ended)
         self.metrics.groups.set(len(self.ctx.groups.data))

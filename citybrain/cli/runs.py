@@ -96,6 +96,7 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
         ("cell", _cell(run, names)),
         ("level", run.get("level")),
         ("status", _status(run)),
+        *_not_advancing(run, now),
         ("step", run.get("step") or _no_step(run)),
         ("kind", run.get("kind")),
         ("department", run.get("department")),
@@ -180,7 +181,9 @@ def _status(run: dict[str, Any]) -> str:
     once``): open again after being resolved, which ``open`` alone does not tell."""
     status = str(run.get("status", ""))
     reopened = int(run.get("reopened") or 0)
-    return f"{status}, reopened {_times(reopened)}" if reopened else status
+    shown = f"{status}, reopened {_times(reopened)}" if reopened else status
+    # A run the deadline check leaves as it is: its overdue step is not escalated.
+    return f"{shown}, NOT ADVANCING" if run.get("not_advancing") else shown
 
 
 def _no_step(run: dict[str, Any]) -> str:
@@ -192,6 +195,38 @@ def _no_step(run: dict[str, Any]) -> str:
             "playbook's steps do not run again)"
         )
     return "-"
+
+
+def _not_advancing(run: dict[str, Any], now: float) -> list[tuple[str, str]]:
+    """The ``not advancing`` line of `runs show`: since when and why the worker's
+    deadline check leaves the run as it is (the API's ``not_advancing``); none when
+    it advances."""
+    held = run.get("not_advancing")
+    if not isinstance(held, dict):
+        return []
+    since = held.get("since")
+    when = (
+        f"since {_local(since)} ({_ago(now - since)} ago): "
+        if isinstance(since, int | float) and not isinstance(since, bool)
+        else ""
+    )
+    return [("not advancing", f"{when}{held.get('reason', '')}")]
+
+
+def not_advancing_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -> str | None:
+    """The one line `runs list` adds when runs are not advancing (the deadline check
+    leaves them as they are: an overdue step is not escalated), or None; with the
+    command that says why for one of them."""
+    held = [r for r in runs if r.get("not_advancing")]
+    if not held:
+        return None
+    example = str(held[0].get("run_id", ""))
+    return (
+        f"{counted(len(held), 'run')} NOT ADVANCING (the deadline check leaves "
+        f"{'it' if len(held) == 1 else 'them'} as "
+        f"{'it is' if len(held) == 1 else 'they are'}: an overdue step is not escalated); "
+        f"why: {api_command('runs', 'show', example, url=url)}"
+    )
 
 
 def superseded_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) -> str | None:
@@ -363,7 +398,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
-        for hint in (superseded_hint(runs, args.url), undelivered_hint(runs, args.url)):
+        hints = (
+            not_advancing_hint(runs, args.url),
+            superseded_hint(runs, args.url),
+            undelivered_hint(runs, args.url),
+        )
+        for hint in hints:
             if hint:
                 print(hint)
         if runs:

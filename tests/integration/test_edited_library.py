@@ -114,6 +114,22 @@ def test_a_run_of_a_playbook_gone_from_the_library_is_held_audited_and_resolvabl
             assert gone["run_id"] == run_id
             assert "no playbook 'flash-flood' in the library" in gone["detail"]
             assert stale(p, "playbook_gone") == 1
+            # Shown as not advancing, with why, by `runs show` and `runs list`: it read
+            # waiting_ack, its step overdue, with no word of why nobody was escalated.
+            status, body = p.api_until(
+                f"/runs/{run_id}",
+                COORDINATOR_TOKEN,
+                lambda s, b: "not_advancing" in b.get("run", {}),
+            )
+            assert status == 200, body
+            held = body["run"]["not_advancing"]
+            assert held["reason"] == (
+                "its playbook 'flash-flood' is not in the library: restore it and restart "
+                "the worker, or resolve or cancel the run"
+            )
+            status, body = p.api("GET", "/runs", COORDINATOR_TOKEN)
+            [listed] = [r for r in body["runs"] if r["run_id"] == run_id]
+            assert listed["not_advancing"]["since"] == held["since"]
             status, body = p.api("POST", f"/runs/{run_id}/ack", COORDINATOR_TOKEN, {})
             assert (status, body["error"]) == (
                 409,
@@ -127,6 +143,15 @@ def test_a_run_of_a_playbook_gone_from_the_library_is_held_audited_and_resolvabl
             assert status == 202
             steps = p.read("steps", lambda m: bool(steps_of(m, "resolved")), settle=3)
             assert [d["detail"] for d in steps_of(steps, "resolved")] == ["by hand"]
+            # Resolved, it is no longer held (the next deadline check sees it ended).
+            status, body = p.api_until(
+                f"/runs/{run_id}",
+                COORDINATOR_TOKEN,
+                lambda s, b: (
+                    b.get("run", {}).get("status") == "resolved" and "not_advancing" not in b["run"]
+                ),
+            )
+            assert body["run"]["status"] == "resolved" and "not_advancing" not in body["run"]
             assert dead_letters(p) == []
             # Said once per worker start, not at every tick.
             audit = p.read("audit", lambda m: True, settle=1)
