@@ -53,3 +53,18 @@ def test_the_quix_candidate_imports_nothing_of_faust() -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert (out.returncode, out.stdout) == (0, "ok\n"), out.stderr
+
+
+def test_the_drain_ends_when_the_worker_counted_its_last_batch() -> None:
+    """One worker is looked at twice a second while it drains (20 looks a second cost it
+    about 3 % of its loop); its end is its own time of the last counted batch, and by
+    interpolation between the looks when that time is missing or outside them."""
+    from bench.catchup import drain_end
+
+    last, now = (10.0, 900.0), (10.5, 1000.0)
+    assert drain_end(last, now, 1000, 10.31) == 10.31
+    assert drain_end(last, now, 1000, None) == 10.5
+    assert drain_end(last, now, 950, None) == 10.25
+    # A worker clock far off (stepped, or another host's) is not believed.
+    assert drain_end(last, now, 950, 9.0) == 10.25
+    assert drain_end(last, now, 950, 11.0) == 10.25
