@@ -15,9 +15,10 @@ WORKERS = 'job="citybrain-worker"'
 # The worker exports lag for its source topics only (streams/response.py source_topics):
 # the tables' changelogs and faust's __assignor-__leader read 176 at rest (trial 9).
 LAG_TOPICS = (
-    "Messages not yet consumed on the topics the workers' agents consume (readings, "
-    "incidents, alerts, routed, commands, ...), not the tables' changelogs nor faust's "
-    "internal topics; 0 at rest"
+    "Messages not yet fetched by the workers on the topics their agents consume "
+    "(readings, incidents, alerts, routed, commands, ...; high watermark minus fetch "
+    "position: messages fetched and still in a worker's buffers count as fetched), not "
+    "the tables' changelogs nor faust's internal topics; 0 at rest"
 )
 
 

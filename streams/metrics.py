@@ -478,7 +478,12 @@ class Metrics:
                 ("reason",),
             ),
             annotations=counter(ANNOTATIONS, "Grafana annotations by outcome", ("outcome",)),
-            consumer_lag=gauge(CONSUMER_LAG, "Messages not yet consumed, by topic", ("topic",)),
+            consumer_lag=gauge(
+                CONSUMER_LAG,
+                "Messages not yet fetched (high watermark minus fetch position; those in "
+                "the worker's buffers count as fetched), by topic",
+                ("topic",),
+            ),
             feed_last_reading=gauge(
                 FEED_LAST_READING,
                 "When this worker last counted a reading of the kind (unix time, wall clock)",
