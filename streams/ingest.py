@@ -261,7 +261,9 @@ class Ingest:
         # Sensor alerts go through neighbour corroboration on their way to the alerts
         # topic (streams/corroborating.py; off: straight there).
         self.corroboration = CorroborationStage(ctx.app, ctx, self.detection)
-        self.departments = DepartmentClassifier.from_training_file()
+        self.departments = DepartmentClassifier.from_training_file(
+            cache_dir=settings.home / "models"
+        )
         self.bursts = BurstTracker(
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
         )
