@@ -386,6 +386,26 @@ def _entry(value: Any, loc: Loc) -> TimeInterval:
     return parse_time_interval(value, loc)
 
 
+def time_mute(
+    mute: Iterable[str],
+    active: Iterable[str],
+    defined: Mapping[str, tuple[TimeInterval, ...]],
+    instant: datetime,
+) -> str:
+    """Why a route sends nothing at ``instant``, or "" when it may notify, as
+    Alertmanager's notification pipeline decides at each flush of a group (notify.go,
+    TimeActiveStage then TimeMuteStage): not while none of its ``active`` intervals
+    holds (when it names some), not while one of its ``mute`` intervals holds. Names not
+    in ``defined`` are skipped (an ``active`` list of only those is as if not given)."""
+    active = [name for name in active if name in defined]
+    if active and not any(contains_any(defined[name], instant) for name in active):
+        return "outside its active time intervals " + ", ".join(repr(n) for n in active)
+    for name in mute:
+        if name in defined and contains_any(defined[name], instant):
+            return f"in its mute time interval {name!r}"
+    return ""
+
+
 def check_references(names: Iterable[str], defined: Mapping[str, Any], loc: Loc) -> None:
     """Refuse a route's ``mute_time_intervals`` / ``active_time_intervals`` entry naming
     an interval that ``defined`` lacks (Alertmanager: 'undefined time interval')."""
@@ -407,4 +427,5 @@ __all__ = [
     "contains_any",
     "parse_named_intervals",
     "parse_time_interval",
+    "time_mute",
 ]

@@ -5,11 +5,12 @@ Alertmanager's own package."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import yaml
 
-from playbooks.loader import _CollectingLoader
+from playbooks.loader import _CollectingLoader, load_routing
 from playbooks.time_intervals import (
     TimeInterval,
     TimeIntervalError,
@@ -185,3 +186,49 @@ def test_an_undefined_name_is_refused() -> None:
         check_references(
             ["night", "nite"], {"night": ()}, ("route", "routes", 0, "mute_time_intervals")
         )
+
+
+CHENGDU = """version: 1
+route:
+  playbook: sensor-anomaly
+  group_by: [kind]
+  routes:
+    - matchers: ['kind="noise"']
+      active_time_intervals: [night]
+    - matchers: ['severity="minor"']
+      mute_time_intervals: [off_hours]
+time_intervals:
+  - name: night
+    time_intervals:
+      - times: [{start_time: 22:00, end_time: 24:00}, {start_time: 00:00, end_time: 06:00}]
+        location: Asia/Shanghai
+  - name: off_hours
+    time_intervals:
+      - weekdays: [saturday, sunday]
+        location: Asia/Shanghai
+      - times: [{start_time: 00:00, end_time: 08:30}, {start_time: 18:00, end_time: 24:00}]
+        location: Asia/Shanghai
+"""
+
+
+def test_a_routing_file_with_time_intervals_loads(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(CHENGDU)
+    router = load_routing(path, ["sensor-anomaly"])
+    noise, minor = router.root.routes
+    assert noise.active_time_intervals == ("night",) and noise.mute_time_intervals == ()
+    assert minor.mute_time_intervals == ("off_hours",)
+    assert set(router.time_intervals) == {"night", "off_hours"}
+    # Monday 7 December 2026: 15:00 UTC is 23:00 in Chengdu, 03:00 UTC is 11:00.
+    evening = datetime(2026, 12, 7, 15, tzinfo=UTC).timestamp()
+    morning = datetime(2026, 12, 7, 3, tzinfo=UTC).timestamp()
+    assert router.time_muted((), ("night",), evening) == ""
+    assert router.time_muted((), ("night",), morning) == (
+        "outside its active time intervals 'night'"
+    )
+    assert router.time_muted(("off_hours",), (), evening) == (
+        "in its mute time interval 'off_hours'"
+    )
+    assert router.time_muted(("off_hours",), (), morning) == ""
+    # A name the router does not define (routed before the file changed) mutes nothing.
+    assert router.time_muted(("gone",), ("gone",), morning) == ""
