@@ -1164,16 +1164,18 @@ def routing_errors(
             top["inhibit_rules"] = []
     _lenient(RoutingConfig, top, reporter(RoutingConfig, ()))
 
-    # The named time intervals routes may mute or activate by (None: one is invalid,
-    # so references to them are not checked).
+    # The named time intervals routes may mute or activate by (each entry's error said,
+    # and the others still read; None when an entry has no name, so references to them
+    # are not checked).
     named: dict[str, tuple[TimeInterval, ...]] | None = {}
     if isinstance(doc, dict):
         lists = {k: doc[k] for k in ("mute_time_intervals", "time_intervals") if _is_list(doc, k)}
-        try:
-            named = parse_named_intervals(lists)
-        except TimeIntervalError as exc:
-            fail(exc.loc, exc.reason)
-            named = None
+        interval_problems: list[TimeIntervalError] = []
+        named = parse_named_intervals(lists, interval_problems)
+        for problem in interval_problems:
+            fail(problem.loc, problem.reason)
+        if any(not isinstance(e, dict) or "name" not in e for k in lists for e in lists[k]):
+            named = None  # an entry without a name: a route may mean it, say nothing more
 
     def matchers(texts: list[str], loc: tuple[str | int, ...]) -> tuple[Matcher, ...]:
         # Each entry may hold several comma-separated matchers, as in Alertmanager.

@@ -352,34 +352,52 @@ def parse_time_interval(value: Any, loc: Loc = ()) -> TimeInterval:
 
 def parse_named_intervals(
     doc: Mapping[str, Any],
+    problems: list[TimeIntervalError] | None = None,
 ) -> dict[str, tuple[TimeInterval, ...]]:
     """The routing document's named intervals: ``time_intervals:`` and its deprecated
     alias ``mute_time_intervals:`` (both may be given; a name is unique across them), as
     ``{name: (TimeInterval, ...)}``. Raises TimeIntervalError for a bad interval, a
-    missing or repeated name."""
+    missing or repeated name; with ``problems``, appends each entry's error there instead
+    and goes on to the next entry (a bad entry's name still counts as defined, so a route
+    naming it is not a second error)."""
     named: dict[str, tuple[TimeInterval, ...]] = {}
     for key in ("mute_time_intervals", "time_intervals"):
         entries = doc.get(key)
         if entries is None:
             continue
-        if not isinstance(entries, list):
-            raise TimeIntervalError((key,), f"is {shown(entries)}, expected a list")
+        try:
+            if not isinstance(entries, list):
+                raise TimeIntervalError((key,), f"is {shown(entries)}, expected a list")
+        except TimeIntervalError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+            continue
         for i, entry in enumerate(entries):
-            loc: Loc = (key, i)
-            if not isinstance(entry, Mapping):
-                raise TimeIntervalError(loc, f"is {shown(entry)}, expected a mapping")
-            _no_unknown(entry, NAMED_KEYS, loc)
-            name = entry.get("name")
-            if name is None or name == "":
-                raise TimeIntervalError(loc, "missing name: each time interval needs one")
-            name = _text(name, (*loc, "name"), "name")
-            if name in named:
-                raise TimeIntervalError(
-                    (*loc, "name"), f"time interval {name!r} is defined twice; names are unique"
-                )
-            intervals = _list(entry.get("time_intervals"), (*loc, "time_intervals"), _entry)
-            named[name] = intervals or ()
+            try:
+                _named_entry(entry, (key, i), named)
+            except TimeIntervalError as exc:
+                if problems is None:
+                    raise
+                problems.append(exc)
     return named
+
+
+def _named_entry(entry: Any, loc: Loc, named: dict[str, tuple[TimeInterval, ...]]) -> None:
+    if not isinstance(entry, Mapping):
+        raise TimeIntervalError(loc, f"is {shown(entry)}, expected a mapping")
+    name = entry.get("name")
+    if name is None or name == "":
+        _no_unknown(entry, NAMED_KEYS, loc)
+        raise TimeIntervalError(loc, "missing name: each time interval needs one")
+    name = _text(name, (*loc, "name"), "name")
+    if name in named:
+        raise TimeIntervalError(
+            (*loc, "name"), f"time interval {name!r} is defined twice; names are unique"
+        )
+    named[name] = ()  # defined from here on, even if what follows is refused
+    _no_unknown(entry, NAMED_KEYS, loc)
+    named[name] = _list(entry.get("time_intervals"), (*loc, "time_intervals"), _entry) or ()
 
 
 def _entry(value: Any, loc: Loc) -> TimeInterval:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from playbooks.errors import RoutingConfigError
 from playbooks.loader import _CollectingLoader, load_routing
 from playbooks.time_intervals import (
     TimeInterval,
@@ -232,3 +233,33 @@ def test_a_routing_file_with_time_intervals_loads(tmp_path: Path) -> None:
     assert router.time_muted(("off_hours",), (), morning) == ""
     # A name the router does not define (routed before the file changed) mutes nothing.
     assert router.time_muted(("gone",), ("gone",), morning) == ""
+
+
+def test_every_bad_interval_is_said_and_a_bad_ones_name_still_counts(tmp_path: Path) -> None:
+    """As the rest of the loader: one mistake does not hide the next; a route naming an
+    interval whose contents are refused is not a second error."""
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\n"
+        "route:\n"
+        "  playbook: sensor-anomaly\n"
+        "  group_by: [kind]\n"
+        "  routes:\n"
+        "    - {matchers: ['kind=\"noise\"'], active_time_intervals: [night, nite]}\n"
+        "time_intervals:\n"
+        "  - name: night\n"
+        "    time_intervals: [{weekdays: [funday]}]\n"
+        "  - name: day\n"
+        "    time_intervals: [{location: Mars/Olympus}]\n"
+    )
+    with pytest.raises(RoutingConfigError) as caught:
+        load_routing(path, ["sensor-anomaly"])
+    lines = str(caught.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "route.routes.0.active_time_intervals.1",
+        "time_intervals.0.time_intervals.0.weekdays.0",
+        "time_intervals.1.time_intervals.0.location",
+    ]
+    assert lines[0].endswith("undefined time interval 'nite' (defined: day, night)")
+    assert lines[0].startswith(f"{path}:6: ")
+    assert lines[2].startswith(f"{path}:11: ")
