@@ -46,6 +46,12 @@ from playbooks.schema import (
     parse_duration,
     step_reference_errors,
 )
+from playbooks.time_intervals import (
+    TimeInterval,
+    TimeIntervalError,
+    check_references,
+    parse_named_intervals,
+)
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
@@ -910,18 +916,10 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f"did you mean {close!r}?" if close is not None else f"expected one of {choices}"
 
 
-_NO_TIME_MUTES = (
-    "Alertmanager's time intervals are not supported: citybrain has no time-based "
-    "muting (a silence with starts_at and ends_at mutes for a set time); remove it"
-)
 # Alertmanager keys a routing file may bring that citybrain does not have: what to do
-# instead, rather than a nearest key (trial 12: "mute_time_intervals: did you mean
-# 'repeat_interval'?").
+# instead, rather than a nearest key (trial 12: "receivers: did you mean 'routes'?").
 _ALERTMANAGER_ONLY = {
     "receiver": "citybrain routes to a playbook: write playbook: with a playbook's name",
-    "mute_time_intervals": _NO_TIME_MUTES,
-    "active_time_intervals": _NO_TIME_MUTES,
-    "time_intervals": _NO_TIME_MUTES,
     "receivers": "citybrain's receivers are its playbooks (the playbook directory), not "
     "listed here; remove it",
     "global": "Alertmanager's notification settings have no place here; remove it",
@@ -1166,6 +1164,19 @@ def routing_errors(
             top["inhibit_rules"] = []
     _lenient(RoutingConfig, top, reporter(RoutingConfig, ()))
 
+    # The named time intervals routes may mute or activate by (each entry's error said,
+    # and the others still read; None when an entry has no name, so references to them
+    # are not checked).
+    named: dict[str, tuple[TimeInterval, ...]] | None = {}
+    if isinstance(doc, dict):
+        lists = {k: doc[k] for k in ("mute_time_intervals", "time_intervals") if _is_list(doc, k)}
+        interval_problems: list[TimeIntervalError] = []
+        named = parse_named_intervals(lists, interval_problems)
+        for problem in interval_problems:
+            fail(problem.loc, problem.reason)
+        if any(not isinstance(e, dict) or "name" not in e for k in lists for e in lists[k]):
+            named = None  # an entry without a name: a route may mean it, say nothing more
+
     def matchers(texts: list[str], loc: tuple[str | int, ...]) -> tuple[Matcher, ...]:
         # Each entry may hold several comma-separated matchers, as in Alertmanager.
         out: list[Matcher] = []
@@ -1303,6 +1314,19 @@ def routing_errors(
                 f"(known: {', '.join(sorted(playbooks))})"
                 + (f" (did you mean {near!r}?)" if near is not None else ""),
             )
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            names = getattr(node, key)
+            if is_root and names:
+                fail(
+                    (*loc, key),
+                    f"the root route cannot have {key} (Alertmanager refuses them there: "
+                    "the root takes every alert); put them on a child route",
+                )
+            elif named is not None:
+                try:
+                    check_references(names, named, (*loc, key))
+                except TimeIntervalError as exc:
+                    fail(exc.loc, exc.reason)
         route_matchers = (
             matchers(node.matchers, (*loc, "matchers"))
             + label_map(node.match, "=", (*loc, "match"))
@@ -1324,6 +1348,8 @@ def routing_errors(
             group_interval=parse_duration(settings["group_interval"]),
             repeat_interval=parse_duration(settings["repeat_interval"]),
             routes=tuple(c for c in children if c is not None),
+            mute_time_intervals=tuple(node.mute_time_intervals),
+            active_time_intervals=tuple(node.active_time_intervals),
         )
 
     # build recurses, two frames a level: a tree nested as deep as YAML lets a file nest
@@ -1366,7 +1392,7 @@ def routing_errors(
         rules.append(InhibitRule(sides[0], sides[1], tuple(rule.equal)))
     if errors or tree is None:
         return None, _line_order(errors)
-    return Router(tree, tuple(rules)), []
+    return Router(tree, tuple(rules), named or {}), []
 
 
 _SLASH_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\/")  # \/ after an even run of backslashes
@@ -1446,6 +1472,10 @@ def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int
             children = [(item, (*loc, i)) for i, item in enumerate(node.value)]
         stack.extend(reversed(children))
     return found
+
+
+def _is_list(doc: dict[str, Any], key: str) -> bool:
+    return isinstance(doc.get(key), list)
 
 
 def _has(doc: Any, key: str) -> bool:

@@ -36,6 +36,7 @@ from playbooks.goregexp import (
     without_empty_repeats,
 )
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
+from playbooks.time_intervals import TimeInterval, time_mute
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
 LABELS = frozenset(
@@ -559,6 +560,12 @@ class Route:
     group_interval: float
     repeat_interval: float
     routes: tuple[Route, ...] = field(default=())
+    # Names of the routing file's time intervals (``Router.time_intervals``): the route's
+    # notifications are held while one of ``mute_time_intervals`` holds, or while none of
+    # ``active_time_intervals`` does (given). A route's own, not inherited (Alertmanager's
+    # dispatch/route.go).
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes an alert takes, in tree order (Alertmanager's ``Route.Match``): a
@@ -1089,6 +1096,16 @@ class Decision:
 class Router:
     root: Route
     inhibit_rules: tuple[InhibitRule, ...] = ()
+    # The routing file's named time intervals (``time_intervals:`` and the deprecated
+    # ``mute_time_intervals:``): name -> its intervals.
+    time_intervals: Mapping[str, tuple[TimeInterval, ...]] = field(default_factory=dict)
+
+    def time_muted(self, mute: Iterable[str], active: Iterable[str], now: float) -> str:
+        """Why a route with these ``mute_time_intervals`` and ``active_time_intervals``
+        (names) sends nothing at ``now`` (epoch s), or "" when it may notify: see
+        ``time_intervals.time_mute``. A name this router does not define (a group routed
+        before the routing file changed) mutes nothing and activates nothing."""
+        return time_mute(mute, active, self.time_intervals, datetime.fromtimestamp(now, UTC))
 
     def decide(
         self,

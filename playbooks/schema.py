@@ -522,6 +522,9 @@ class RouteConfig(_Strict):
     group_wait: str | None = None
     group_interval: str | None = None
     repeat_interval: str | None = None
+    # Names of the file's time intervals (the loader checks they are defined).
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
 
     _text = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(
@@ -550,3 +553,7 @@ class RoutingConfig(_Strict):
     version: Literal[1]
     route: RouteConfig
     inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
+    # Named time intervals (playbooks/time_intervals.py reads their contents);
+    # ``mute_time_intervals`` is Alertmanager's deprecated name for the same list.
+    time_intervals: list[Any] | None = None
+    mute_time_intervals: list[Any] | None = None

@@ -470,10 +470,17 @@ def _utc(at: Any) -> str:
 
 
 def _route_doc(route: Route) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "id": route.id,
         "playbook": route.playbook,
         "group_wait": route.group_wait,
         "group_interval": route.group_interval,
         "repeat_interval": route.repeat_interval,
     }
+    # The names only (the response stage finds them in its router at each flush), and
+    # only when given: a route without them writes what it wrote before.
+    if route.mute_time_intervals:
+        doc["mute_time_intervals"] = list(route.mute_time_intervals)
+    if route.active_time_intervals:
+        doc["active_time_intervals"] = list(route.active_time_intervals)
+    return doc

@@ -304,7 +304,8 @@ def embedded_alert(alert: Any, code: str) -> dict[str, Any]:
 
 def route_fault(route: dict[str, Any], routed: bool = False) -> tuple[str, Any, str] | None:
     """What is wrong with a group's ``route`` (``_route_doc``'s shape: ``id``,
-    ``playbook``, ``group_wait``, ``group_interval``, ``repeat_interval`` in seconds), as
+    ``playbook``, ``group_wait``, ``group_interval``, ``repeat_interval`` in seconds;
+    ``mute_time_intervals`` and ``active_time_intervals``, lists of names, optional), as
     (field, value or ``MISSING``, what was expected: ``seconds >= 0``), or None: the one
     rule for a route stored in the ``groups`` table (``read_group``) and a route arriving
     on the routed topic (``routed``: every field required, as ``_route_doc`` writes them
@@ -323,6 +324,12 @@ def route_fault(route: dict[str, Any], routed: bool = False) -> tuple[str, Any, 
         value = route.get(name, MISSING)
         if (routed or name in route) and not (isinstance(value, str) and (value or not routed)):
             return name, value, "a non-empty string" if routed else "text"
+    for name in ("mute_time_intervals", "active_time_intervals"):  # optional, names
+        value = route.get(name, MISSING)
+        if value is not MISSING and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            return name, value, "a list of time interval names"
     return None
 
 

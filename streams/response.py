@@ -482,6 +482,11 @@ class Response:
             group.pop(MUTED, None)  # later releases join the run
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)
+            # A flush due now in a time-muted route sends nothing: the run waits for the
+            # group's next flush, held, as a first flush found muted at its deadline.
+            timed = self._time_muted(route, now) if wait <= 0 else ""
+            if timed:
+                wait = route["group_interval"]
             run, cmds = engine.new_run(
                 f"{key.decode()}.{group['generation']}",
                 alert,
@@ -489,6 +494,9 @@ class Response:
                 group_wait=wait,
                 why_wait=why_wait,
             )
+            if timed:
+                run, more = engine.hold(run, timed, now + wait, now)
+                cmds += more
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
             run, followed = await self._cover_held(key, engine, run, group.get("opened_ts"), now)
@@ -1021,7 +1029,7 @@ class Response:
                 # global firing table, which another worker may see late).
                 run, more = engine.withdraw(run, _NONE_FIRING, now)
                 cmds += more
-            elif first and (held := self._all_muted(run, now)):
+            elif first and (held := self._all_muted(run, now, group["route"])):
                 flush = now + group["route"]["group_interval"]
                 run, more = engine.hold(run, held, flush, now)
                 cmds += more
@@ -1036,7 +1044,7 @@ class Response:
         # Alertmanager sends nothing, when every alert of it still firing is muted.
         route = group["route"]
         due = engine.flush_due(run, route["group_interval"], route["repeat_interval"], now)
-        if due is not None and (held := self._all_muted(run, now)):
+        if due is not None and (held := self._all_muted(run, now, route)):
             run, more = engine.hold_flush(run, held, due[0], now)
             quiet_change = True
         else:
@@ -1049,13 +1057,26 @@ class Response:
             await self._call_again(run, *pending)
         return run
 
-    def _all_muted(self, run: Run, now: float) -> str:
+    def _time_muted(self, route: dict[str, Any], now: float) -> str:
+        """Why ``route`` (a group's stored route) sends nothing at ``now`` by its time
+        intervals (``Router.time_muted``, in the routing file loaded now), or ""."""
+        mute, active = route.get("mute_time_intervals"), route.get("active_time_intervals")
+        if not mute and not active:
+            return ""
+        why = self.ctx.router.time_muted(mute or (), active or (), now)
+        return f"route {route.get('id')} is {why}" if why else ""
+
+    def _all_muted(self, run: Run, now: float, route: dict[str, Any] | None = None) -> str:
         """Why ``run``'s notification is held at a flush (its first, when group_wait
-        ends, or a later one): every alert of it still firing is silenced or inhibited
-        now (each with what mutes it), as Alertmanager applies silences and inhibition
-        at every flush of a group, not when an alert arrives (a source alert or a
-        silence that came after a target was routed mutes it); "" when one is not, or
-        none fires."""
+        ends, or a later one): its ``route`` is muted by its time intervals now (the
+        whole group, firing or resolved, as Alertmanager's TimeMuteStage and
+        TimeActiveStage drop the flush's notification), or every alert of it still
+        firing is silenced or inhibited now (each with what mutes it), as Alertmanager
+        applies silences and inhibition at every flush of a group, not when an alert
+        arrives (a source alert or a silence that came after a target was routed mutes
+        it); "" when one is not, or none fires."""
+        if route is not None and (timed := self._time_muted(route, now)):
+            return timed
         silences: list[Silence] | None = None
         muted = []
         for alert_id in run.alerts:

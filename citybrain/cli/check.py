@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,21 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         )
         for name in empty:
             print(f"  group_by label {name} is empty: {FILLED_BY.get(name, f'give {name}=…')}")
+        if route.mute_time_intervals or route.active_time_intervals:
+            # What the worker's flush would decide now (docs/playbooks.md, Time intervals).
+            why = router.time_muted(
+                route.mute_time_intervals, route.active_time_intervals, time.time()
+            )
+            given = "; ".join(
+                f"{key} {', '.join(names)}"
+                for key, names in (
+                    ("mute_time_intervals", route.mute_time_intervals),
+                    ("active_time_intervals", route.active_time_intervals),
+                )
+                if names
+            )
+            now = f"held now: {why}" if why else "notifies now"
+            print(f"  {given}: {now}")
     return 0
 
 

@@ -426,3 +426,25 @@ def test_a_routing_tree_as_deep_as_yaml_allows_is_checked_and_tested(
     assert main(["playbooks", "check", "--routing", str(path)]) == 0
     assert main(["playbooks", "route-test", "--routing", str(path), "severity=major"]) == 0
     assert "root" + ".0" * 997 + ": playbook sensor-anomaly" in capsys.readouterr().out
+
+
+def test_route_test_says_whether_a_routes_time_intervals_hold_it_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t97: a route's time intervals are named, with what the worker would do now."""
+    from streams.settings import load_settings
+
+    library = load_settings().playbook_dir
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "version: 1\nroute:\n  playbook: flash-flood\n  group_by: [kind]\n  routes:\n"
+        "    - matchers: ['kind=\"water_level\"']\n      mute_time_intervals: [always]\n"
+        "    - matchers: ['kind=\"pm25\"']\n      active_time_intervals: [always]\n"
+        "time_intervals: [{name: always, time_intervals: [{}]}]\n"
+    )
+    args = ["playbooks", "route-test", "--routing", str(routing), "--dir", str(library)]
+    assert main([*args, "kind=water_level", "source=sensor"]) == 0
+    out = capsys.readouterr().out
+    assert "  mute_time_intervals always: held now: in its mute time interval 'always'" in out
+    assert main([*args, "kind=pm25", "source=sensor"]) == 0
+    assert "  active_time_intervals always: notifies now" in capsys.readouterr().out

@@ -388,21 +388,38 @@ ROUTING_SIBLINGS = [
         ":6: inhibit_rules.0.target_matchers: missing: target_matchers is required (or "
         "Alertmanager's target_match or target_match_re)",
     ),
-    # Alertmanager keys citybrain does not have say what to do instead (trial 12: time
-    # intervals were offered 'repeat_interval').
+    # Time intervals: a name must be defined, the root takes none, contents are checked
+    # (line, path, value) as Alertmanager checks them (t97).
     (
         CHILD + "      mute_time_intervals: [night]\n",
-        ":7: route.routes.0.mute_time_intervals: unknown key 'mute_time_intervals': "
-        "Alertmanager's time intervals are not supported",
+        ":7: route.routes.0.mute_time_intervals.0: undefined time interval 'night' "
+        "(defined: none is defined)",
     ),
     (
-        CHILD + "      active_time_intervals: [day]\n",
-        ":7: route.routes.0.active_time_intervals: unknown key 'active_time_intervals': "
-        "Alertmanager's time intervals are not supported",
+        CHILD
+        + "      active_time_intervals: [day, nite]\n"
+        + "time_intervals: [{name: day}, {name: night}]\n",
+        ":7: route.routes.0.active_time_intervals.1: undefined time interval 'nite' "
+        "(defined: day, night)",
     ),
     (
-        ROOT + "time_intervals: [{name: night}]\n",
-        ":5: time_intervals: unknown key 'time_intervals': Alertmanager's time intervals",
+        ROOT + "  mute_time_intervals: [night]\nmute_time_intervals: [{name: night}]\n",
+        ":5: route.mute_time_intervals: the root route cannot have mute_time_intervals",
+    ),
+    (
+        ROOT + "time_intervals:\n  - name: night\n    time_intervals:\n"
+        "      - times: [{start_time: '22:00', end_time: '6:00'}]\n",
+        ":8: time_intervals.0.time_intervals.0.times.0.end_time: end_time '6:00' is not a "
+        "time of day HH:MM",
+    ),
+    (
+        ROOT + "time_intervals: [{name: a}]\nmute_time_intervals: [{name: a}]\n",
+        ":5: time_intervals.0.name: time interval 'a' is defined twice",
+    ),
+    (ROOT + "time_intervals: [{time_intervals: []}]\n", ":5: time_intervals.0: missing name"),
+    (
+        ROOT + "time_intervals: night\n",
+        ":5: time_intervals: is 'night', expected a list",
     ),
     (
         CHILD + "      receiver: flash-flood\n",
