@@ -119,8 +119,13 @@ def _run_dir(environ: Mapping[str, str]) -> Path:
     (CITYBRAIN_RUN_DIR, else CITYBRAIN_HOME/run), without validating other settings."""
     if environ.get("CITYBRAIN_RUN_DIR", "").strip():
         return Path(environ["CITYBRAIN_RUN_DIR"].strip())
+    return home_dir(environ) / "run"
+
+
+def home_dir(environ: Mapping[str, str]) -> Path:
+    """CITYBRAIN_HOME as ``environ`` sets it, else its default, unvalidated."""
     home = environ.get("CITYBRAIN_HOME", "").strip()
-    return (Path(home) if home else default_home()) / "run"
+    return Path(home) if home else default_home()
 
 
 def default_home() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from citybrain.commands import (
     command_line,
+    home_dir,
     written_path,
 )
 from citybrain.errors import utf8_text
@@ -287,7 +289,8 @@ def _load_incidents(
         # Fitted only when a row has no department (a few seconds' work otherwise spent
         # on every rehearsal).
         if not fitted:
-            fitted.append(DepartmentClassifier.from_training_file())
+            cache = home_dir(os.environ) / "models"  # as the worker keeps it
+            fitted.append(DepartmentClassifier.from_training_file(cache_dir=cache))
         return fitted[0].predict(texts)
 
     bad: list[BadRow] = []
