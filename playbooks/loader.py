@@ -1202,8 +1202,8 @@ def routing_errors(
         out: list[Matcher] = []
         for name, value in pairs.items():
             if not isinstance(value, str):
-                # (Alertmanager's YAML reads 5 as "5" but 5.0 and 0x10 not as written:
-                # quoting says which.)
+                # (Alertmanager's YAML reads any scalar as its text, 0x10 as "0x10",
+                # amtool checked; PyYAML makes 16 of it: quoting says which is meant.)
                 fail((*loc, name), f"is {shown(value)}, expected text (quote it)")
                 continue
             # The location (route.routes.2.match.kind) names the map and label: the
