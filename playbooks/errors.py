@@ -5,6 +5,7 @@ import difflib
 import json
 import reprlib
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 _CLIP = reprlib.Repr()
@@ -15,13 +16,16 @@ def shown(value: Any) -> str:
     """A YAML or JSON value as a message shows it, in the file's words, never Python's
     type name ("is a NoneType", "is a int"): ``null`` (an empty file, a key with no
     value), ``true``, ``42``, ``'text'`` (clipped to 60 characters), ``a list``,
-    ``a mapping``."""
+    ``a mapping``, a date or time as YAML writes it (``2026-10-01``)."""
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list | tuple):
         return "a list"
+    if isinstance(value, date):
+        # YAML's date or time (2026-10-01): as written, not datetime.date(2026, 10, 1).
+        return str(value)
     return _CLIP.repr(value)
 
 

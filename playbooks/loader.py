@@ -1129,6 +1129,7 @@ def routing_errors(
     # other errors showed only once it was removed): checked with the last value kept.
     errors: list[str] = []
     doc, root = _compose(path, duplicates=errors)
+    _written_interval_names(doc, root)
     # YAML's merge key means something else to Alertmanager's YAML library (go-yaml v2)
     # than to PyYAML: there a key merged in after one written out replaces it, and
     # merged `matchers:` are added to the route's own (trial 12: `<<: *flood` with its
@@ -1201,8 +1202,8 @@ def routing_errors(
         out: list[Matcher] = []
         for name, value in pairs.items():
             if not isinstance(value, str):
-                # (Alertmanager's YAML reads 5 as "5" but 5.0 and 0x10 not as written:
-                # quoting says which.)
+                # (Alertmanager's YAML reads any scalar as its text, 0x10 as "0x10",
+                # amtool checked; PyYAML makes 16 of it: quoting says which is meant.)
                 fail((*loc, name), f"is {shown(value)}, expected text (quote it)")
                 continue
             # The location (route.routes.2.match.kind) names the map and label: the
@@ -1472,6 +1473,87 @@ def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int
             children = [(item, (*loc, i)) for i, item in enumerate(node.value)]
         stack.extend(reversed(children))
     return found
+
+
+def _value_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    """The value node of ``key`` in a mapping node (the last, as PyYAML keeps), or None."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in reversed(node.value) if k.value == key), None)
+
+
+def _as_written(value: Any, node: yaml.Node | None) -> Any:
+    """``value`` (read from ``node``) as its text as written when YAML made it other than
+    text, a list or a mapping (2024, 11.11, off, 2026-10-01); else ``value`` itself."""
+    if (
+        value is None
+        or isinstance(value, str | list | dict)
+        or not isinstance(node, yaml.ScalarNode)
+    ):
+        return value
+    return node.value
+
+
+def _written_text(items: Any, node: yaml.Node | None) -> None:
+    """Each item of the list ``items`` read from the sequence ``node`` as written."""
+    if isinstance(items, list) and isinstance(node, yaml.SequenceNode):
+        for i, item_node in enumerate(node.value[: len(items)]):
+            items[i] = _as_written(items[i], item_node)
+
+
+def _written_interval_names(doc: Any, root: yaml.Node | None) -> None:
+    """Time interval names as Alertmanager's YAML reader (go-yaml v2) gives a text field:
+    any scalar's text as written, so ``name: 2026-10-01`` or ``name: 618`` and a route's
+    ``mute_time_intervals: [618]`` name the interval "2026-10-01" / "618" there (before:
+    refused here, "is datetime.date(2026, 10, 1), expected text", where amtool takes them).
+    The intervals' fields likewise. Changes ``doc`` in place; iterative, as routes nest
+    as deep as YAML allows."""
+    if not isinstance(doc, dict):
+        return
+    for key in ("mute_time_intervals", "time_intervals"):
+        entries, entries_node = doc.get(key), _value_node(root, key)
+        if not isinstance(entries, list) or not isinstance(entries_node, yaml.SequenceNode):
+            continue
+        for entry, entry_node in zip(entries, entries_node.value, strict=False):
+            if not isinstance(entry, dict):
+                continue
+            if "name" in entry:
+                entry["name"] = _as_written(entry["name"], _value_node(entry_node, "name"))
+            # Its fields too, so a bad one is named as there ("day of the month
+            # '2026-10-01' is not a whole number", not "is 2026-10-01, expected text").
+            intervals, intervals_node = (
+                entry.get("time_intervals"),
+                _value_node(entry_node, "time_intervals"),
+            )
+            if not isinstance(intervals, list) or not isinstance(intervals_node, yaml.SequenceNode):
+                continue
+            for interval, node in zip(intervals, intervals_node.value, strict=False):
+                if not isinstance(interval, dict):
+                    continue
+                for field in ("weekdays", "days_of_month", "months", "years"):
+                    _written_text(interval.get(field), _value_node(node, field))
+                if "location" in interval:
+                    interval["location"] = _as_written(
+                        interval["location"], _value_node(node, "location")
+                    )
+                times, times_node = interval.get("times"), _value_node(node, "times")
+                if isinstance(times, list) and isinstance(times_node, yaml.SequenceNode):
+                    for one, one_node in zip(times, times_node.value, strict=False):
+                        for end in ("start_time", "end_time"):
+                            if isinstance(one, dict) and end in one:
+                                one[end] = _as_written(one[end], _value_node(one_node, end))
+    seen: set[int] = set()
+    stack: list[tuple[Any, yaml.Node | None]] = [(doc.get("route"), _value_node(root, "route"))]
+    while stack:
+        route, node = stack.pop()
+        if not isinstance(route, dict) or id(route) in seen:
+            continue
+        seen.add(id(route))
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            _written_text(route.get(key), _value_node(node, key))
+        children, children_node = route.get("routes"), _value_node(node, "routes")
+        if isinstance(children, list) and isinstance(children_node, yaml.SequenceNode):
+            stack.extend(zip(children, children_node.value, strict=False))
 
 
 def _is_list(doc: dict[str, Any], key: str) -> bool:

@@ -101,7 +101,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
                 route.mute_time_intervals, route.active_time_intervals, time.time()
             )
             given = "; ".join(
-                f"{key} {', '.join(names)}"
+                f"{key} {', '.join(_interval_name(n) for n in names)}"
                 for key, names in (
                     ("mute_time_intervals", route.mute_time_intervals),
                     ("active_time_intervals", route.active_time_intervals),
@@ -111,6 +111,16 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
             now = f"held now: {why}" if why else "notifies now"
             print(f"  {given}: {now}")
     return 0
+
+
+def _interval_name(name: str) -> str:
+    """A time interval's name as route-test shows it: bare when plain (``night``), else
+    quoted with escapes (``'night\\x1b[31m'``, ``'a, b'``, ``''``): a name from the file
+    with an escape sequence or a bidirectional mark once reached the terminal raw, and
+    one with ", " read as two."""
+    if name and not any(c in ",'\"" or c.isspace() or not c.isprintable() for c in name):
+        return name
+    return repr(name)
 
 
 def _need_playbook_dir(directory: Path, option: str) -> None:

@@ -448,3 +448,28 @@ def test_route_test_says_whether_a_routes_time_intervals_hold_it_now(
     assert "  mute_time_intervals always: held now: in its mute time interval 'always'" in out
     assert main([*args, "kind=pm25", "source=sensor"]) == 0
     assert "  active_time_intervals always: notifies now" in capsys.readouterr().out
+
+
+def test_route_test_shows_an_odd_interval_name_escaped_and_quoted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name with an escape sequence and a right-to-left override reached the terminal
+    raw (the rest of the line turned red and reversed), and one holding ", " read as two
+    names; plain names stay bare."""
+    from streams.settings import load_settings
+
+    library = load_settings().playbook_dir
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "version: 1\nroute:\n  playbook: flash-flood\n  group_by: [kind]\n  routes:\n"
+        "    - matchers: ['kind=\"water_level\"']\n"
+        '      mute_time_intervals: ["night\\u202e\\x1b[31m, day", 夜班]\n'
+        "time_intervals:\n"
+        '  - {name: "night\\u202e\\x1b[31m, day", time_intervals: []}\n'
+        "  - {name: 夜班, time_intervals: []}\n"
+    )
+    args = ["playbooks", "route-test", "--routing", str(routing), "--dir", str(library)]
+    assert main([*args, "kind=water_level", "source=sensor"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "  mute_time_intervals 'night\\u202e\\x1b[31m, day', 夜班: notifies now" in out

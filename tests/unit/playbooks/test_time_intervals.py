@@ -4,13 +4,13 @@ Alertmanager's own package."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from playbooks.errors import RoutingConfigError
+from playbooks.errors import RoutingConfigError, shown
 from playbooks.loader import _CollectingLoader, load_routing
 from playbooks.time_intervals import (
     TimeInterval,
@@ -263,3 +263,65 @@ def test_every_bad_interval_is_said_and_a_bad_ones_name_still_counts(tmp_path: P
     assert lines[0].endswith("undefined time interval 'nite' (defined: day, night)")
     assert lines[0].startswith(f"{path}:6: ")
     assert lines[2].startswith(f"{path}:11: ")
+
+
+@pytest.mark.parametrize("name", ["618", "11.11", "off", "yes", "2026-10-01", "0x1F", "22:00"])
+def test_a_name_yaml_reads_as_no_text_is_its_text_as_written(tmp_path: Path, name: str) -> None:
+    """Alertmanager's YAML reader gives a text field any scalar's text as written, so
+    ``name: 2026-10-01`` (a national holiday) and ``mute_time_intervals: [2026-10-01]``
+    are the interval '2026-10-01' there; they were refused here ("is
+    datetime.date(2026, 10, 1), expected text") where amtool takes the file."""
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\n"
+        "route:\n"
+        "  playbook: sensor-anomaly\n"
+        "  group_by: [kind]\n"
+        "  routes:\n"
+        f"    - matchers: ['kind=\"noise\"']\n"
+        f"      mute_time_intervals: [{name}]\n"
+        "      routes:\n"
+        f"        - {{matchers: ['severity=\"minor\"'], active_time_intervals: [{name}]}}\n"
+        "time_intervals:\n"
+        f"  - name: {name}\n"
+        "    time_intervals: [{months: [october], days_of_month: ['1:7']}]\n"
+    )
+    router = load_routing(path, ["sensor-anomaly"])
+    (noise,) = router.root.routes
+    assert noise.mute_time_intervals == (name,)
+    assert noise.routes[0].active_time_intervals == (name,)
+    assert set(router.time_intervals) == {name}
+    national_day = datetime(2026, 10, 2, 3, tzinfo=UTC).timestamp()
+    assert router.time_muted((name,), (), national_day) == f"in its mute time interval {name!r}"
+
+
+def test_a_field_yaml_reads_as_no_text_is_refused_as_written(tmp_path: Path) -> None:
+    """A date where a day of the month goes is refused as Alertmanager refuses the text
+    it reads ('2026-10-01' is not a whole number), not as a Python value."""
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\n"
+        "route:\n"
+        "  playbook: sensor-anomaly\n"
+        "  group_by: [kind]\n"
+        "time_intervals:\n"
+        "  - name: national_day\n"
+        "    time_intervals: [{days_of_month: [2026-10-01]}]\n"
+        "  - name: noon\n"
+        "    time_intervals: [{times: [{start_time: 12.00, end_time: '13:00'}]}]\n"
+    )
+    with pytest.raises(RoutingConfigError) as caught:
+        load_routing(path, ["sensor-anomaly"])
+    lines = str(caught.value).splitlines()
+    assert lines == [
+        f"{path}:7: time_intervals.0.time_intervals.0.days_of_month.0: day of the month "
+        "'2026-10-01' is not a whole number",
+        f"{path}:9: time_intervals.1.time_intervals.0.times.0.start_time: start_time '12.00' "
+        "is not a time of day HH:MM (00:00 to 24:00)",
+    ]
+
+
+def test_a_date_where_text_goes_is_shown_as_written() -> None:
+    """``playbook: 2026-10-01`` was said as "is datetime.date(2026, 10, 1)"."""
+    assert shown(date(2026, 10, 1)) == "2026-10-01"
+    assert shown(datetime(2026, 10, 1, 8, 30)) == "2026-10-01 08:30:00"
