@@ -124,13 +124,19 @@ def firing(alert_id: str, severity: str) -> dict[str, Any]:
 
 
 def _muting_stage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    routing_text: str = ROUTING,
+    start: float = 1_000_000.0,
 ) -> tuple[Response, Context, list[dict[str, Any]], Clock]:
-    """A response stage on ``ROUTING`` with the fixture grid, whose queued outputs are
-    kept in the list returned and whose clock is the ``Clock`` returned (audit and the
-    groups' writes dropped, recovery done): the mute tests' setting."""
+    """A response stage on ``routing_text`` with the fixture grid, whose queued outputs
+    are kept in the list returned and whose clock is the ``Clock`` returned, at ``start``
+    (epoch s; audit and the groups' writes dropped, recovery done): the mute tests'
+    setting (the silences' and inhibitions' here, the time intervals' in
+    test_time_mutes.py)."""
     routing = tmp_path / "routing.yaml"
-    routing.write_text(ROUTING)
+    routing.write_text(routing_text)
     settings = Settings(
         run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml", routing_file=routing
     )
@@ -150,7 +156,7 @@ def _muting_stage(
     ctx.groups._write = nothing  # type: ignore[method-assign]
     response = Response(ctx)
     response._update_lag = nothing  # type: ignore[method-assign]
-    clock = Clock(1_000_000.0)
+    clock = Clock(start)
     monkeypatch.setattr("streams.response.time", clock)
     monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
     return response, ctx, sent, clock

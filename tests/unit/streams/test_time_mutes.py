@@ -12,18 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import faust
 import pytest
-from prometheus_client import CollectorRegistry
 
-from playbooks.loader import load_grid, load_routing
+from playbooks.loader import load_routing
 from streams.alerting import _route_doc
 from streams.context import Context
 from streams.errors import EventError
-from streams.metrics import Metrics
 from streams.response import Response, routed_fields
-from streams.settings import Settings
-from tests.unit.streams.test_group_flushes import FIXTURES, Clock
+from tests.unit.streams.test_group_flushes import Clock, _muting_stage
 from tests.unit.streams.test_response_races import KEY, Event, alert
 
 ROUTING = """version: 1
@@ -52,31 +48,7 @@ T0 = datetime(2026, 12, 7, 13, 50, tzinfo=UTC).timestamp()
 def _stage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Response, Context, list[dict[str, Any]], Clock]:
-    routing = tmp_path / "routing.yaml"
-    routing.write_text(ROUTING)
-    settings = Settings(
-        run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml", routing_file=routing
-    )
-    app = faust.App("time-mutes", store="memory://", datadir=str(tmp_path))
-    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
-    sent: list[dict[str, Any]] = []
-
-    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
-        sent.extend(value for _, value in items if isinstance(value, dict))
-        return []
-
-    async def nothing(*args: Any) -> None:
-        return None
-
-    ctx.queue = queue  # type: ignore[method-assign]
-    ctx.audit = nothing  # type: ignore[method-assign]
-    ctx.groups._write = nothing  # type: ignore[method-assign]
-    response = Response(ctx)
-    response._update_lag = nothing  # type: ignore[method-assign]
-    clock = Clock(T0)
-    monkeypatch.setattr("streams.response.time", clock)
-    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
-    return response, ctx, sent, clock
+    return _muting_stage(tmp_path, monkeypatch, "time-mutes", ROUTING, T0)
 
 
 def routed(alert_id: str, route: dict[str, Any], group_wait: float = 30.0) -> dict[str, Any]:
