@@ -244,7 +244,8 @@ class Parser(argparse.ArgumentParser):
         """argparse's, but a subcommand's parser reports what it does not know itself,
         with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
         --help``, as argparse leaves extras to the top parser)."""
-        self._given = list(sys.argv[1:] if args is None else args)
+        args = self._dash_values(list(sys.argv[1:] if args is None else args))
+        self._given = list(args)
         for flag, value in self._flag_values():
             if _FLAG_VALUE.fullmatch(value):
                 # `replay --max 50 x.csv` read 50 as a FILE: "FILE '50': no such file".
@@ -258,6 +259,46 @@ class Parser(argparse.ArgumentParser):
         if namespace is not None:
             self._refuse_conflicts(namespace)
         return namespace, extras
+
+    def _one_value_action(self, arg: str) -> argparse.Action | None:
+        """The action of ``arg`` when it names (or abbreviates, as argparse allows) an
+        option of this parser that takes exactly one value, typed without ``=``; else None."""
+        if not arg.startswith("-") or "=" in arg:
+            return None
+        action = self._option_string_actions.get(arg)
+        if action is None and arg.startswith("--"):
+            found = {a for a, _, _ in self._get_option_tuples(arg)}
+            action = found.pop() if len(found) == 1 else None
+        return action if action is not None and action.nargs is None else None
+
+    def _dash_values(self, args: list[str]) -> list[str]:
+        """``args`` with a value that starts with ``-`` joined to its option (``--duration
+        -2h`` as ``--duration=-2h``) when the option takes one value and the word is none
+        of this parser's options. argparse reads such a word as an unknown option and said
+        only ``argument --duration: expected one argument`` (t98: a newcomer's negative
+        duration, a note such as ``--note -late``), naming neither the value nor the fix;
+        joined, the option's own check names the value (``duration is '-2h', …``)."""
+        joined: list[str] = []
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--":
+                return [*joined, *args[index:]]
+            after = args[index + 1] if index + 1 < len(args) else ""
+            if (
+                self._one_value_action(arg) is not None
+                and len(after) > 1
+                and after.startswith("-")
+                and not after.startswith("--")
+                and after.split("=", 1)[0] not in self._option_string_actions
+                and not self._get_option_tuples(after)
+            ):
+                joined.append(f"{arg}={after}")
+                index += 2
+                continue
+            joined.append(arg)
+            index += 1
+        return joined
 
     def _unknown_options(self) -> list[str]:
         """The options among this parser's arguments that it does not know, as argparse
@@ -351,6 +392,23 @@ class Parser(argparse.ArgumentParser):
         takes = "takes" if len(flags) == 1 else "take"
         return f" ({' and '.join(flags)} {takes} no value: it is on when given)"
 
+    def _missing_value_hint(self, flags: list[str]) -> str:
+        """Why an option that takes a value got none: `` (nothing follows it)`` or `` (the
+        next word, '--json', is an option: … write --note=--json for a value that starts
+        with -)``; t98: ``argument --note: expected one argument`` named no word."""
+        given = self._given or []
+        typed = [i for i, word in enumerate(given) if word in flags]
+        if not typed:
+            return ""
+        flag, index = given[typed[-1]], typed[-1]
+        if index + 1 >= len(given):
+            return " (nothing follows it)"
+        after = given[index + 1]
+        return (
+            f" (the next word, {after!r}, is an option: give {flag} its value, or write "
+            f"{flag}={shlex.quote(after)} for a value that starts with -)"
+        )
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
@@ -373,6 +431,8 @@ class Parser(argparse.ArgumentParser):
                 + self._flag_value_hint()
                 + self._file_option_hint(message)
             )
+        elif missing := re.fullmatch(r"argument (\S+): expected one argument", message):
+            message += self._missing_value_hint(missing.group(1).split("/"))
         elif explicit := re.fullmatch(r"argument (\S+): ignored explicit argument (.*)", message):
             # argparse's words for `--max=50`, as if the 50 had been left out on purpose.
             flag, value = explicit.groups()
