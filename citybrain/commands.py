@@ -181,6 +181,8 @@ def absolute_setting(name: str, value: str) -> str:
     if name not in path_settings() or not value.strip():
         return value
     path = Path(value.strip()).expanduser()
+    if value.strip().startswith("~"):
+        return str(path)  # as the settings read it (streams.settings), not quoted as '~/…'
     return value if path.is_absolute() else str(path.absolute())
 
 

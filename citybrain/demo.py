@@ -106,23 +106,43 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
     sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
     text = utf8_text(path, "--expect")  # Python's codec message before (trial 20)
-    from playbooks.loader import load_yaml, yaml_error
+    from playbooks.loader import load_yaml, locate, yaml_error
 
     try:
         doc = load_yaml(text)  # as every YAML file: a key twice, an alias bomb refused
     except yaml.YAMLError as exc:
         raise ValueError(f"--expect {yaml_error(path, exc)}") from None
     if not isinstance(doc, list):
-        raise ValueError(f"--expect {path}: expected a list of events with keys {EXPECT_KEYS}")
+        what = "the file is empty" if doc is None else f"the file holds {shown(doc)}"
+        raise ValueError(
+            f"--expect {path}: {what}, expected a list of events with keys {EXPECT_KEYS}"
+        )
+
+    # file:line and the entry counted from 1, as the tokens file's entries are said (t98:
+    # "entry 0" for the first, and no line); the file composed again only for an error.
+    def at(i: int, key: str | None = None) -> str:
+        line = locate(yaml.compose(text, Loader=yaml.SafeLoader), (i, *((key,) if key else ())))
+        return f"--expect {path}:{line}: entry {i + 1}"
+
+    def written(i: int, key: str) -> str:
+        """A value as the file writes it (a YAML time was shown as Python's str of it:
+        ``2019-05-10 19:00:00+00:00`` for ``2019-05-10T19:00:00Z``)."""
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        entry = node.value[i] if isinstance(node, yaml.SequenceNode) else None
+        value = next((v for k, v in entry.value if k.value == key), None) if entry else None
+        if isinstance(value, yaml.ScalarNode):
+            quoted = value.tag.endswith((":str", ":timestamp"))  # a number as written: -1
+            return repr(value.value) if quoted else str(value.value)
+        return shown(doc[i][key])
+
     events = []
     for i, entry in enumerate(doc):
         if not isinstance(entry, dict):
             raise ValueError(
-                f"--expect {path}: entry {i} is {shown(entry)}, expected a mapping with "
-                f"exactly the keys {EXPECT_KEYS}"
+                f"{at(i)} is {shown(entry)}, expected a mapping with exactly the keys {EXPECT_KEYS}"
             )
         if set(entry) != set(EXPECT_KEYS):
-            raise ValueError(f"--expect {path}: entry {i}: {_key_faults(entry)}")
+            raise ValueError(f"{at(i)}: {_key_faults(entry)}")
         for key in ("name", "sensor_prefix"):
             value = entry[key]
             # `name: ~` was the event "None", `sensor_prefix: ''` matched every alert (the
@@ -135,7 +155,7 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
                 or any(unicodedata.category(c) in ("Cc", "Cf") for c in value)
             ):
                 raise ValueError(
-                    f"--expect {path}: entry {i}: {key} is {shown(value)}, expected non-empty "
+                    f"{at(i, key)}: {key} is {shown(value)}, expected non-empty "
                     "text without control or invisible format characters"
                 )
         for key in ("start", "end"):
@@ -143,14 +163,13 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
                 _utc(str(entry[key]))
             except ValueError:
                 raise ValueError(
-                    f"--expect {path}: entry {i}: {key} is {entry[key]!r}, expected ISO 8601"
+                    f"{at(i, key)}: {key} is {written(i, key)}, expected ISO 8601"
                 ) from None
         # A window that ends before it starts can hold no alert: the event was reported
         # "missed" whatever the pipeline did (trial 20).
         if _utc(str(entry["end"])) < _utc(str(entry["start"])):
             raise ValueError(
-                f"--expect {path}: entry {i}: end {str(entry['end'])!r} is before start "
-                f"{str(entry['start'])!r}"
+                f"{at(i, 'end')}: end {written(i, 'end')} is before start {written(i, 'start')}"
             )
         events.append(KnownEvent(*(str(entry[k]) for k in EXPECT_KEYS)))
     return tuple(events)

@@ -401,19 +401,19 @@ def _entries(
     good = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            problems.append((f"{key} entry {i} is not a mapping", (key, i)))
+            problems.append((f"{key} entry {i + 1} is not a mapping", (key, i)))
             continue
         unknown = set(entry) - allowed
         missing = (allowed - OPTIONAL_KEYS) - set(entry)
         if unknown:
             problems.append(
                 (
-                    f"{key} entry {i}: unknown keys {sorted(unknown)}{_near(unknown, allowed)}",
+                    f"{key} entry {i + 1}: unknown keys {sorted(unknown)}{_near(unknown, allowed)}",
                     (key, i),
                 )
             )
         if missing:
-            problems.append((f"{key} entry {i}: missing keys {sorted(missing)}", (key, i)))
+            problems.append((f"{key} entry {i + 1}: missing keys {sorted(missing)}", (key, i)))
         if unknown or missing:
             if isinstance(entry.get("id"), str | int):
                 unchecked.add(str(entry["id"]))
@@ -447,7 +447,7 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
             # Ids are Kafka keys, label values and parts of table keys (a burst window's
             # key joins cell and category with a control character).
             raise GridError(
-                f"{section} entry {i}: id {text[:60]!r} holds a control character, "
+                f"{section} entry {i + 1}: id {text[:60]!r} holds a control character, "
                 "expected printable text",
                 (section, i, key),
             )
@@ -458,7 +458,7 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
             # 's1\u200b' looks like the 's1' a feed sends, and every reading of it was
             # dead-lettered (unknown_sensor, bad_unit) with no visible cause (t54).
             raise GridError(
-                f"{section} entry {i}: {key} is {shown(text)}, which holds an invisible "
+                f"{section} entry {i + 1}: {key} is {shown(text)}, which holds an invisible "
                 "format character (zero-width or direction mark), expected visible text",
                 (section, i, key),
             )
@@ -467,21 +467,21 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
             # (`district=~"$district"`, `sensor_id="$sensor"`), where Grafana escapes
             # neither: a quote or backslash there broke the panel's query (trial 28).
             raise GridError(
-                f"{section} entry {i}: id {text[:60]!r} holds a double quote or a "
+                f"{section} entry {i + 1}: id {text[:60]!r} holds a double quote or a "
                 "backslash, expected an id without them (it is a label value the "
                 "dashboards put in PromQL strings); a cell's name may hold any text",
                 (section, i, key),
             )
         if not text.strip():
             raise GridError(
-                f"{section} entry {i}: {key} is {shown(text)}, expected non-empty text",
+                f"{section} entry {i + 1}: {key} is {shown(text)}, expected non-empty text",
                 (section, i, key),
             )
         if text != text.strip():
             # A padded unit or id never equals what a reading sends: every one of its
             # readings would be dead-lettered as bad_unit or unknown_sensor.
             raise GridError(
-                f"{section} entry {i}: {key} is {shown(text)}, expected text without "
+                f"{section} entry {i + 1}: {key} is {shown(text)}, expected text without "
                 "leading or trailing spaces",
                 (section, i, key),
             )
@@ -493,14 +493,14 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
             # that spell one unit or id two ways dead-letter every reading. Units are
             # written plain, as the ingest service reads a reading's µ, ³ (docs/events.md).
             raise GridError(
-                f"{section} entry {i}: {key} is {shown(text)}, which has look-alike "
+                f"{section} entry {i + 1}: {key} is {shown(text)}, which has look-alike "
                 f"characters; write it {shown(plain)}",
                 (section, i, key),
             )
         return text
     value_shown = shown(value) if value is None or isinstance(value, bool) else repr(value)[:60]
     raise GridError(
-        f"{section} entry {i}: {key} is {value_shown}, expected text", (section, i, key)
+        f"{section} entry {i + 1}: {key} is {value_shown}, expected text", (section, i, key)
     )
 
 
@@ -508,13 +508,13 @@ def _bound(entry: dict[str, Any], i: int, key: str) -> float:
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise GridError(
-            f"kinds entry {i}: {key} is {shown(value)}, expected a number", ("kinds", i, key)
+            f"kinds entry {i + 1}: {key} is {shown(value)}, expected a number", ("kinds", i, key)
         )
     try:
         return float(value)
     except OverflowError:
         raise GridError(
-            f"kinds entry {i}: {key} is too large, expected a finite number", ("kinds", i, key)
+            f"kinds entry {i + 1}: {key} is too large, expected a finite number", ("kinds", i, key)
         ) from None
 
 

@@ -587,7 +587,7 @@ def _dumps_deep(item: Any) -> bytes:
                 if i:
                     stack.append(_Punct(","))
             out.append("{" if isinstance(value, dict) else "[")
-        elif isinstance(value, LongInt):
+        elif isinstance(value, LongInt | OverflowFloat):
             out.append(value.text)
         else:
             out.append(json.dumps(value, allow_nan=True, default=repr))
@@ -617,6 +617,32 @@ class LongInt(int):
 
 _LONG = 10**4299
 _MAX_INT_DIGITS = 4300  # int()'s limit on the digits it converts (Python 3.11+)
+
+
+class OverflowFloat(float):
+    """A JSON number too large for a double (``1e400``, ``-1e999``, 1 and 400 zeros with
+    a fraction): its value is +-inf, as Python's json reads it (so the value is
+    ``not_finite``), but it is shown and written back as its own text (t98: ``"value":
+    1e999`` was refused as ``field "value" is inf``, a value nobody sent)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> OverflowFloat:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def json_float(text: str) -> float:
+    """A JSON number's text with a fraction or exponent, as Python's json reads it, one
+    past a double's range as an ``OverflowFloat`` that shows its text."""
+    value = float(text)
+    return value if math.isfinite(value) else OverflowFloat(text)
 
 
 def json_int(text: str) -> int:
@@ -701,7 +727,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         # 1.8446744073709552e+19). Read again with its own digits (orjson took the text,
         # so it is UTF-8, within MAX_DEPTH, without NaN or lone surrogates).
         return json_loads_within_depth(
-            raw.decode("utf-8").removeprefix("\ufeff"), parse_int=json_int
+            raw.decode("utf-8").removeprefix("\ufeff"), parse_int=json_int, parse_float=json_float
         )
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith(ORJSON_DEPTH_ERROR):
@@ -740,7 +766,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         if max_depth(raw) > MAX_DEPTH:
             raise EventError("bad_json", None, None, TOO_DEEP) from None
         try:
-            doc = json_loads_within_depth(body, parse_int=json_int)
+            doc = json_loads_within_depth(body, parse_int=json_int, parse_float=json_float)
         except json.JSONDecodeError as bad:
             # Said in our words with where and what (trial 21: orjson's own "unexpected
             # character: line 1 column 7 (char 6)" named neither the text nor the fix).

@@ -24,6 +24,16 @@ from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The settings that name a file or directory (typed Path; a test keeps the list whole).
+PATH_FIELDS = (
+    "home",
+    "grid_file",
+    "playbook_dir",
+    "routing_file",
+    "api_tokens_file",
+    "kafka_ssl_cafile",
+    "run_dir_override",
+)
 
 
 def _whole_port(value: Any) -> Any:
@@ -255,6 +265,18 @@ class Settings(BaseSettings):
     kafka_username: str | None = None
     kafka_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+
+    @field_validator(*PATH_FIELDS, mode="before")
+    @classmethod
+    def _home_of(cls, value: object) -> object:
+        """A leading ``~`` as the shell would have expanded it: quoted (``export
+        CITYBRAIN_RUN_DIR="~/run"``) it reached here as is, and the run directory was a
+        folder named ``~`` under the current one, while every printed command named
+        ``$HOME/run`` (commands.absolute_setting expands it), so a printed ``stack down``
+        acted on another run directory than the stack's (t98)."""
+        if isinstance(value, str) and value.strip().startswith("~"):
+            return str(Path(value.strip()).expanduser())
+        return value
 
     @field_validator("replies_webhook_url", "grafana_url")
     @classmethod

@@ -223,7 +223,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
                 "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
             )
             # On stderr: stdout may be the report's JSON (--json).
-            print(f"{counted(len(records), 'record')} exported to {args.export}", file=sys.stderr)
+            # Named absolute, as every written file (t98: the path as given, relative).
+            said = f"{counted(len(records), 'record')} exported to {written_path(args.export)}"
+            print(said, file=sys.stderr)
     grid_file = Path(args.grid) if args.grid else settings.grid_file
     grid = load_grid(grid_file)
     try:

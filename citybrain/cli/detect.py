@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from citybrain.commands import written_path
 from citybrain.text import agreeing, counted
 from detectors import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
@@ -135,8 +136,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
             total = len(files)
             done = (
                 f"; {len(written):,} of {counted(total, 'file')} "
-                f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
-                f"before it (the last: {written[-1].name})"
+                f"{agreeing(len(written), 'was', 'were')} scored into "
+                f"{written_path(args.output_dir)} before it (the last: {written[-1].name})"
                 if written
                 else f"; none of the {total:,} files was scored"
             )
@@ -196,7 +197,7 @@ def _detect_interrupted(args: argparse.Namespace, written: list[Path]) -> str:
         )
     return (
         f"interrupted: {counted(len(written), 'file')} "
-        f"{agreeing(len(written), 'was', 'were')} scored into {args.output_dir} "
+        f"{agreeing(len(written), 'was', 'were')} scored into {written_path(args.output_dir)} "
         f"(the last: {written[-1].name}); the one being scored and those after it were not "
         "written; run the command again to score them"
     )

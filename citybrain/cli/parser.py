@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import re
 import shlex
 import sys
@@ -54,6 +55,11 @@ def _partition_offset(text: str) -> tuple[int, int]:
             f"{text!r} is not PARTITION:OFFSET (two whole numbers, e.g. 0:17)"
         )
     return int(partition), int(offset)
+
+
+def _same_file(name: str) -> str:
+    """A file's real path (``x.csv``, ``./x.csv`` and a link to it are one file)."""
+    return os.path.realpath(name)
 
 
 DESCRIPTION = f"""\
@@ -163,6 +169,8 @@ class Parser(argparse.ArgumentParser):
     _given: list[str] | None = None
     # Options that cannot be given together: (option, option, why), see refuse_together.
     conflicts: list[tuple[str, str, str]]
+    # Many-valued arguments whose values must differ: (dest, key, why), see distinct.
+    distincts: list[tuple[str, Callable[[Any], object], Callable[[Any], str], str]]
     # Options allowed only with one value of an argument: (option, dest, value, why).
     only: list[tuple[str, str, str, Callable[[], str]]]
 
@@ -187,6 +195,37 @@ class Parser(argparse.ArgumentParser):
         if option not in self._option_string_actions:
             raise ValueError(f"{self.prog} has no option {option}")
         self.only = [*getattr(self, "only", []), (option, dest, value, why)]
+
+    def distinct(
+        self,
+        dest: str,
+        key: Callable[[Any], object],
+        why: str,
+        show: Callable[[Any], str] = repr,
+    ) -> None:
+        """Refuse a value of the many-valued argument ``dest`` given twice, as ``key``
+        sees them (a file by its real path: ``x.csv`` and ``./x.csv`` are one): ``argument
+        FILE: 'x.csv' is given twice (also as './x.csv'; why)``, each value as ``show``
+        writes it, status 2. t98: ``replay x.csv x.csv`` sent every event twice, and
+        ``rehearse --ack-deadline 300 --ack-deadline 300`` compared a version with itself,
+        without a word."""
+        if not any(a.dest == dest for a in self._actions):
+            raise ValueError(f"{self.prog} has no argument {dest}")
+        self.distincts = [*getattr(self, "distincts", []), (dest, key, show, why)]
+
+    def _refuse_repeats(self, namespace: argparse.Namespace) -> None:
+        """``error`` on the first value of a ``distinct`` argument given twice."""
+        for dest, key, show, why in getattr(self, "distincts", []):
+            seen: dict[object, Any] = {}
+            for value in getattr(namespace, dest, None) or []:
+                first = seen.setdefault(key(value), value)
+                if first is value:
+                    continue
+                action = next(a for a in self._actions if a.dest == dest)
+                named = action.option_strings[-1] if action.option_strings else action.metavar
+                said, again = show(first), show(value)
+                also = "" if said == again else f"also as {again}; "
+                self.error(f"argument {named}: {said} is given twice ({also}{why})")
 
     def _refuse_conflicts(self, namespace: argparse.Namespace) -> None:
         """``error`` on the first pair of ``conflicts`` both given, or the first option
@@ -244,7 +283,8 @@ class Parser(argparse.ArgumentParser):
         """argparse's, but a subcommand's parser reports what it does not know itself,
         with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
         --help``, as argparse leaves extras to the top parser)."""
-        self._given = list(sys.argv[1:] if args is None else args)
+        args = self._dash_values(list(sys.argv[1:] if args is None else args))
+        self._given = list(args)
         for flag, value in self._flag_values():
             if _FLAG_VALUE.fullmatch(value):
                 # `replay --max 50 x.csv` read 50 as a FILE: "FILE '50': no such file".
@@ -257,7 +297,48 @@ class Parser(argparse.ArgumentParser):
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         if namespace is not None:
             self._refuse_conflicts(namespace)
+            self._refuse_repeats(namespace)
         return namespace, extras
+
+    def _one_value_action(self, arg: str) -> argparse.Action | None:
+        """The action of ``arg`` when it names (or abbreviates, as argparse allows) an
+        option of this parser that takes exactly one value, typed without ``=``; else None."""
+        if not arg.startswith("-") or "=" in arg:
+            return None
+        action = self._option_string_actions.get(arg)
+        if action is None and arg.startswith("--"):
+            found = {a for a, _, _ in self._get_option_tuples(arg)}
+            action = found.pop() if len(found) == 1 else None
+        return action if action is not None and action.nargs is None else None
+
+    def _dash_values(self, args: list[str]) -> list[str]:
+        """``args`` with a value that starts with ``-`` joined to its option (``--duration
+        -2h`` as ``--duration=-2h``) when the option takes one value and the word is none
+        of this parser's options. argparse reads such a word as an unknown option and said
+        only ``argument --duration: expected one argument`` (t98: a newcomer's negative
+        duration, a note such as ``--note -late``), naming neither the value nor the fix;
+        joined, the option's own check names the value (``duration is '-2h', …``)."""
+        joined: list[str] = []
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--":
+                return [*joined, *args[index:]]
+            after = args[index + 1] if index + 1 < len(args) else ""
+            if (
+                self._one_value_action(arg) is not None
+                and len(after) > 1
+                and after.startswith("-")
+                and not after.startswith("--")
+                and after.split("=", 1)[0] not in self._option_string_actions
+                and not self._get_option_tuples(after)
+            ):
+                joined.append(f"{arg}={after}")
+                index += 2
+                continue
+            joined.append(arg)
+            index += 1
+        return joined
 
     def _unknown_options(self) -> list[str]:
         """The options among this parser's arguments that it does not know, as argparse
@@ -351,6 +432,23 @@ class Parser(argparse.ArgumentParser):
         takes = "takes" if len(flags) == 1 else "take"
         return f" ({' and '.join(flags)} {takes} no value: it is on when given)"
 
+    def _missing_value_hint(self, flags: list[str]) -> str:
+        """Why an option that takes a value got none: `` (nothing follows it)`` or `` (the
+        next word, '--json', is an option: … write --note=--json for a value that starts
+        with -)``; t98: ``argument --note: expected one argument`` named no word."""
+        given = self._given or []
+        typed = [i for i, word in enumerate(given) if word in flags]
+        if not typed:
+            return ""
+        flag, index = given[typed[-1]], typed[-1]
+        if index + 1 >= len(given):
+            return " (nothing follows it)"
+        after = given[index + 1]
+        return (
+            f" (the next word, {after!r}, is an option: give {flag} its value, or write "
+            f"{flag}={shlex.quote(after)} for a value that starts with -)"
+        )
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("citybrain").strip()
         where = f"{command}: " if command else ""
@@ -373,6 +471,8 @@ class Parser(argparse.ArgumentParser):
                 + self._flag_value_hint()
                 + self._file_option_hint(message)
             )
+        elif missing := re.fullmatch(r"argument (\S+): expected one argument", message):
+            message += self._missing_value_hint(missing.group(1).split("/"))
         elif explicit := re.fullmatch(r"argument (\S+): ignored explicit argument (.*)", message):
             # argparse's words for `--max=50`, as if the 50 had been left out on purpose.
             flag, value = explicit.groups()
@@ -508,6 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
         "whose message is larger is a bad row",
     )
+    p.distinct("files", _same_file, "each file is sent once; twice would send every event twice")
     p.set_defaults(func=cmd_replay)
 
     p = command(sub, "ingest", "take MQTT or HTTP (citybrain's schema, NGSI-v2) into Kafka")
@@ -827,6 +928,12 @@ def build_parser() -> argparse.ArgumentParser:
         "topic it came from, with its original key and headers; repeat it for more "
         "(none is sent unless every one can be)",
     )
+    p.distinct(
+        "replay",
+        lambda at: at,
+        "each dead letter is sent back once",
+        show=lambda at: f"{at[0]}:{at[1]}",
+    )
     p.set_defaults(func=cmd_deadletters)
 
     p = command(sub, "hash-token", "print the SHA-256 of a token read from stdin")
@@ -868,6 +975,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long each wait for an acknowledgement lasts in the demo",
     )
+    p.distinct("data", _same_file, "each file is replayed once")
     p.set_defaults(func=cmd_demo)
 
     p = command(sub, "report", "write the what-if report (HTML) of a finished replay")
@@ -883,6 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, metavar="FILE", help="where to write the HTML (a .html file)"
     )
     p.add_argument("--title", help="the page title (default: names the data files)")
+    p.distinct("data", _same_file, "each file's events are counted once")
     p.set_defaults(func=cmd_report)
 
     p = command(sub, "campaign", "campaign reports from the steps and audit records")
@@ -979,6 +1088,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["stop", "skip"],
         default="stop",
         help="a bad row of --incidents stops (default) or is skipped and reported, as in replay",
+    )
+    p.distinct(
+        "ack_deadline",
+        lambda seconds: seconds,
+        "each version is rehearsed once: give another deadline to compare with",
+        show=lambda seconds: f"{seconds:g}",
     )
     p.set_defaults(func=cmd_rehearse)
 

@@ -151,7 +151,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 ok = ok and not needed
                 if needed:
                     stuck.append(
-                        f"{name} runs but does not answer (for {minutes} min): see its log "
+                        # Running for that long, not silent for it (t98: a broker frozen a
+                        # minute ago was said to be silent "for 17 min", its whole run).
+                        f"{name} runs (for {minutes} min) but does not answer now: see its log "
                         f"{comp.log_file}; `{command_line('stack', 'down')}` then "
                         f"`{command_line('stack', 'up')}` restarts it"
                     )

@@ -27,10 +27,25 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
             "no server takes a bearer token that long in one header; is standard input "
             "the token file?"
         )
-    if not line:
+    # What follows the first line, as far as a token's length: a second token there was
+    # dropped without a word, and one after a blank first line was "no token" (t98).
+    # Not at a terminal, where the token typed and Enter are all there is (a read there
+    # would wait for Ctrl-D).
+    if sys.stdin.isatty():
+        rest = b""
+    else:
+        rest = binary.read(limit) if binary is not None else sys.stdin.read(limit).encode()
+    later = next((n for n, text in enumerate(rest.splitlines(), start=2) if text.strip()), None)
+    typed = f"`{command_line('hash-token', only=())} < token.txt`"
+    if later is not None:
+        first = "is empty" if not line else "holds a token"
         raise CliError(
-            f"no token on standard input: `{command_line('hash-token', only=())} < token.txt`"
+            f"standard input has more than the token's line: its first line {first}, and "
+            f"line {later} is not empty; hash-token hashes one token, given alone on the "
+            f"first line: {typed}, once a token"
         )
+    if not line:
+        raise CliError(f"no token on standard input: {typed}")
     # A token that is no RFC 6750 bearer token could never be sent in the Authorization
     # header; bytes that are not UTF-8 ended in a UnicodeEncodeError traceback before.
     if not _BEARER.fullmatch(line):

@@ -64,7 +64,8 @@ def reading_poison(good: bytes) -> list[tuple[bytes, str, str]]:
         (badly(good, b'"ft"', b'"f\xfft"'), "bad_json", "byte 0xff at offset"),
         (badly(good, v, v + b',"value":11.0'), "bad_json", "key 'value' is given twice"),
         (b"[" * 10_000 + b"]" * 10_000, "bad_json", "nested deeper than 1024 levels"),
-        (badly(good, v, b'"value":1e400'), "not_finite", 'field "value" is inf'),
+        # As sent, not the inf it overflows to (t98).
+        (badly(good, v, b'"value":1e400'), "not_finite", 'field "value" is 1e400:'),
         (badly(good, v, b'"value":18446744073709551616'), "out_of_range", 'field "value"'),
         (badly(good, v, b'"value":NaN'), "not_finite", 'field "value" is nan'),
         (badly(good, v, b'"value":-Infinity'), "not_finite", 'field "value" is -inf'),

@@ -296,7 +296,7 @@ def test_odd_values_on_the_corroboration_topic_are_named_and_cost_no_other(
             for m in dead
         )
         assert said == [
-            ("bad_alert", 'field "alert.score" is inf: expected a score from 0 to 1'),
+            ("bad_alert", 'field "alert.score" is 1e400: expected a score from 0 to 1'),
             ("bad_alert", 'field "alert.score" is nan: expected a score from 0 to 1'),
             ("bad_mark", 'field "score" is 2: expected a score from 0 to 1'),
             ("bad_mark", 'field "ts" is 1e+308: expected epoch seconds (years 0001-9999)'),

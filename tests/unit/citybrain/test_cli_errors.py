@@ -436,6 +436,73 @@ def test_a_bearer_token_is_hashed_as_the_api_compares_it(
     assert proc.stdout.decode().strip() == hashlib.sha256(b"Abc-._~+/9==").hexdigest()
 
 
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        # Two tokens, one a line (`cat a.token b.token | hash-token`): the second was
+        # dropped without a word, one hash printed for two.
+        (b"abc\nxyz\n", "its first line holds a token, and line 2 is not empty"),
+        # A blank line before the token: "no token on standard input", which was false.
+        (b"\n\nabc", "its first line is empty, and line 3 is not empty"),
+    ],
+)
+def test_more_than_one_line_of_token_is_refused_not_half_read(
+    given: bytes, says: str, stopped: tuple[Path, dict[str, str], Path]
+) -> None:
+    """t98: hash-token read the first line and left the rest unread and unsaid."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "hash-token"],
+        env=stopped[1],
+        input=given,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == EXIT_USAGE and proc.stdout == b""
+    err = proc.stderr.decode()
+    assert err.startswith(f"citybrain: standard input has more than the token's line: {says}; ")
+    assert err.count("\n") == 1
+
+
+def test_blank_lines_after_the_token_are_no_second_token(
+    stopped: tuple[Path, dict[str, str], Path],
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "hash-token"],
+        env=stopped[1],
+        input=b"abc\r\n\r\n  \n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.stdout.decode().strip() == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_a_token_typed_at_a_terminal_is_hashed_at_enter(
+    stopped: tuple[Path, dict[str, str], Path],
+) -> None:
+    """At a terminal the line typed is all there is: the check of further lines must not
+    wait for Ctrl-D (the terminal stays open here: no EOF is ever sent)."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "citybrain.cli", "hash-token"],
+            env=stopped[1],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        os.write(controller, b"abc\n")
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0
+    assert out.decode().strip() == hashlib.sha256(b"abc").hexdigest()
+
+
 @pytest.mark.parametrize("size", [4097, 64 * 1024 * 1024])
 def test_a_token_longer_than_any_header_takes_is_refused_unread(
     size: int, stopped: tuple[Path, dict[str, str], Path]

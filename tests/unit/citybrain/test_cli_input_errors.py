@@ -200,7 +200,7 @@ CASES = [
     (["demo", "--expect", "T/missing.yaml"], "--expect 'T/missing.yaml': no such file"),
     (
         ["demo", "--expect", "T/not-events.yaml"],
-        "--expect T/not-events.yaml: expected a list of events",
+        "--expect T/not-events.yaml: the file holds a mapping, expected a list of events",
     ),
     (["demo", "--grid", "T/missing.yaml"], "--grid 'T/missing.yaml': no such file"),
     (["playbooks", "check", "T/missing"], "the playbook directory 'T/missing': no such directory"),

@@ -156,7 +156,7 @@ def test_a_rehearsal_runs_at_its_longest_deadline(
         (
             b'- {name: e, sensor_prefix: s, start: "2020-01-02T00:00:00Z", '
             b'end: "2020-01-01T00:00:00Z"}\n',
-            "entry 0: end '2020-01-01T00:00:00Z' is before start '2020-01-02T00:00:00Z'",
+            ":1: entry 1: end '2020-01-01T00:00:00Z' is before start '2020-01-02T00:00:00Z'",
         ),
         # Python's "'utf-8' codec can't decode byte 0xff in position 9: invalid start byte".
         (b"# events\n\xff\n", ":2: byte 0xff is not UTF-8 (save the file as UTF-8)"),

@@ -18,7 +18,7 @@ def test_an_expect_entry_names_its_unknown_key_and_the_one_meant(tmp_path: Path)
     with pytest.raises(ValueError) as err:
         load_expected(path)
     assert str(err.value) == (
-        f"--expect {path}: entry 0: unknown key 'sensor_prefx' (did you mean "
+        f"--expect {path}:1: entry 1: unknown key 'sensor_prefx' (did you mean "
         "'sensor_prefix'?); missing sensor_prefix; expected exactly the keys "
         "('name', 'sensor_prefix', 'start', 'end')"
     )
@@ -29,10 +29,14 @@ def test_an_expect_entry_names_a_missing_key_and_an_entry_that_is_no_mapping(
 ) -> None:
     path = tmp_path / "expect.yaml"
     path.write_text("- {name: flood, start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}\n")
-    with pytest.raises(ValueError, match=r"entry 0: missing sensor_prefix; expected exactly"):
+    with pytest.raises(
+        ValueError, match=r"expect.yaml:1: entry 1: missing sensor_prefix; expected exactly"
+    ):
         load_expected(path)
     path.write_text("- flood\n")
-    with pytest.raises(ValueError, match=r"entry 0 is 'flood', expected a mapping with exactly"):
+    with pytest.raises(
+        ValueError, match=r"expect.yaml:1: entry 1 is 'flood', expected a mapping with exactly"
+    ):
         load_expected(path)
 
 
@@ -141,7 +145,7 @@ def test_an_expect_window_is_read_as_the_worker_reads_times(
     if taken:
         assert load_expected(path)[0].name == "flood"
         return
-    with pytest.raises(ValueError, match=r"entry 0: start is '.*', expected ISO 8601"):
+    with pytest.raises(ValueError, match=r":1: entry 1: start is '.*', expected ISO 8601"):
         load_expected(path)
 
 
@@ -164,4 +168,31 @@ def test_an_expect_name_or_prefix_that_is_no_plain_text_is_named(
     path.write_text(f"- {{{written}, start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}}\n")
     with pytest.raises(ValueError) as err:
         load_expected(path)
-    assert str(err.value).startswith(f"--expect {path}: entry 0: {said}"), err.value
+    assert str(err.value).startswith(f"--expect {path}:1: entry 1: {said}"), err.value
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        # t98: "entry 0: end '2019-05-10 19:00:00+00:00' is before start '2019-05-10
+        # 20:00:00-04:00'": the first entry counted from 0, no line, and each time as
+        # Python writes a datetime, not as the file does.
+        (
+            "# mine\n- {name: b, sensor_prefix: x, start: 2019-05-10, end: 2019-05-11}\n"
+            "- name: a\n  sensor_prefix: usgs\n  start: 2019-05-10T20:00:00-04:00\n"
+            "  end: 2019-05-10T19:00:00Z\n",
+            ":6: entry 2: end '2019-05-10T19:00:00Z' is before start '2019-05-10T20:00:00-04:00'",
+        ),
+        # A number as written, not quoted as if it were text.
+        ("- {name: a, sensor_prefix: s, start: -1, end: 5}\n", ":1: entry 1: start is -1,"),
+        ("", ": the file is empty, expected a list of events"),
+    ],
+)
+def test_an_expect_fault_is_named_by_line_and_entry_as_written(
+    tmp_path: Path, body: str, said: str
+) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text(body)
+    with pytest.raises(ValueError) as err:
+        load_expected(path)
+    assert str(err.value).startswith(f"--expect {path}{said}"), err.value

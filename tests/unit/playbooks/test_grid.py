@@ -43,11 +43,11 @@ BAD_GRIDS = [
     ("version: 1\nzones: []\n", "unknown keys ['zones']"),
     (
         "version: 1\ncells:\n  - {id: a, level: city, name: A, unit: u, colour: red}\n",
-        "cells entry 0: unknown keys ['colour']",
+        "cells entry 1: unknown keys ['colour']",
     ),
     (
         "version: 1\ncells:\n  - {id: a, level: city, name: A}\n",
-        "cells entry 0: missing keys ['unit']",
+        "cells entry 1: missing keys ['unit']",
     ),
     (
         "version: 1\ncells:\n  - {id: a, level: town, name: A, unit: u}\n",
@@ -90,37 +90,37 @@ CHAIN = (
         # Each was str()'d and accepted: the unit "['u']", the sensor "[7]", the cell "['c']".
         (
             CHAIN.replace("{id: k, unit: u,", "{id: k, unit: [u],"),
-            ":8: kinds entry 0: unit is ['u'], expected text",
+            ":8: kinds entry 1: unit is ['u'], expected text",
         ),
         (
             CHAIN + "sensors:\n  - {id: [7], kind: k, unit: u, cell: c}\n",
-            ":10: sensors entry 0: id is [7], expected text",
+            ":10: sensors entry 1: id is [7], expected text",
         ),
         (
             CHAIN.replace("{id: c,", "{id: {c: 1},"),
-            ":6: cells entry 3: id is {'c': 1}, expected text",
+            ":6: cells entry 4: id is {'c': 1}, expected text",
         ),
         (
             CHAIN + "sensors:\n  - {id: s, kind: k, unit: u, cell: true}\n",
-            ":10: sensors entry 0: cell is true, expected text",
+            ":10: sensors entry 1: cell is true, expected text",
         ),
-        (CHAIN.replace("name: C,", "name: ~,"), ":6: cells entry 3: name is null, expected text"),
+        (CHAIN.replace("name: C,", "name: ~,"), ":6: cells entry 4: name is null, expected text"),
         # Ids are Kafka keys and parts of table keys (a burst window's joins cell and
         # category with the unit separator).
         (
             CHAIN.replace("{id: c,", '{id: "c\\x1fx",'),
-            ":6: cells entry 3: id 'c\\x1fx' holds a control character, expected printable text",
+            ":6: cells entry 4: id 'c\\x1fx' holds a control character, expected printable text",
         ),
         # Ids are label values Grafana's variables put unescaped inside PromQL strings.
         (
             CHAIN.replace("{id: c,", """{id: 'Old "Mill"',"""),
-            """:6: cells entry 3: id 'Old "Mill"' holds a double quote or a backslash, """
+            """:6: cells entry 4: id 'Old "Mill"' holds a double quote or a backslash, """
             "expected an id without them (it is a label value the dashboards put in PromQL "
             "strings); a cell's name may hold any text",
         ),
         (
             CHAIN + "sensors:\n  - {id: 'gauge\\1', kind: k, unit: u, cell: c}\n",
-            ":10: sensors entry 0: id 'gauge\\\\1' holds a double quote or a backslash, "
+            ":10: sensors entry 1: id 'gauge\\\\1' holds a double quote or a backslash, "
             "expected an id without them (it is a label value the dashboards put in PromQL "
             "strings); a cell's name may hold any text",
         ),
@@ -195,7 +195,7 @@ def test_every_fault_of_a_grid_is_reported_at_once_in_line_order(tmp_path: Path)
         load_grid(path)
     assert str(info.value).splitlines() == [
         f"{path}:3: kind 'road_ice': min 5 is above max 1",
-        f"{path}:6: cells entry 1: unknown keys ['parnet']: did you mean 'parent' for 'parnet'?",
+        f"{path}:6: cells entry 2: unknown keys ['parnet']: did you mean 'parent' for 'parnet'?",
         f"{path}:8: cell 'c': level is 'town', expected one of community, street, district, city",
         f"{path}:10: sensor 'a': unit is 'ppm', kind pm25 is measured in 'ug/m3'",
         f"{path}:11: sensor 'b': cell 'nowhere' is not a cell",

@@ -60,33 +60,33 @@ def _boundary(geometry: str) -> str:
         (
             "version: 1\nkinds:\n  - {id: wd, unit: ' m3/s', min: 0, max: 1}\n" + CELLS,
             3,
-            "kinds entry 0: unit is ' m3/s', expected text without leading or trailing spaces",
+            "kinds entry 1: unit is ' m3/s', expected text without leading or trailing spaces",
         ),
         (
             "version: 1\n"
             + CELLS
             + "  - {id: '', level: community, parent: s, name: E, unit: u}\n",
             8,
-            "cells entry 5: id is '', expected non-empty text",
+            "cells entry 6: id is '', expected non-empty text",
         ),
         # Look-alike spellings: µ/μ, ³, fullwidth solidus, subscript digits.
         (
             'version: 1\nkinds:\n  - {id: wd, unit: "\u00b5g/m\u00b3", min: 0, max: 1}\n' + CELLS,
             3,
-            "kinds entry 0: unit is '\u00b5g/m\u00b3', which has look-alike characters; "
+            "kinds entry 1: unit is '\u00b5g/m\u00b3', which has look-alike characters; "
             "write it 'ug/m3'",
         ),
         (
             "version: 1\n" + CELLS + "sensors:\n  - {id: x, kind: traffic_speed, "
             'unit: "km\uff0fh", cell: k}\n',
             9,
-            "sensors entry 0: unit is 'km\uff0fh', which has look-alike characters; write it 'km/h'",
+            "sensors entry 1: unit is 'km\uff0fh', which has look-alike characters; write it 'km/h'",
         ),
         (
             "version: 1\n" + CELLS + 'sensors:\n  - {id: x, kind: "pm\u2082\u2085", '
             "unit: ug/m3, cell: k}\n",
             9,
-            "sensors entry 0: kind is 'pm\u2082\u2085', which has look-alike characters; "
+            "sensors entry 1: kind is 'pm\u2082\u2085', which has look-alike characters; "
             "write it 'pm25'",
         ),
         # Invisible format characters: 'x\u200b' looks like the 'x' a feed sends, and
@@ -95,20 +95,20 @@ def _boundary(geometry: str) -> str:
             "version: 1\n" + CELLS + 'sensors:\n  - {id: "x\u200b", kind: pm25, '
             "unit: ug/m3, cell: k}\n",
             9,
-            "sensors entry 0: id is 'x\\u200b', which holds an invisible format character",
+            "sensors entry 1: id is 'x\\u200b', which holds an invisible format character",
         ),
         (
             "version: 1\n" + CELLS + 'sensors:\n  - {id: x, kind: pm25, unit: "ug/m3\u200e", '
             "cell: k}\n",
             9,
-            "sensors entry 0: unit is 'ug/m3\\u200e', which holds an invisible format",
+            "sensors entry 1: unit is 'ug/m3\\u200e', which holds an invisible format",
         ),
         (
             "version: 1\n"
             + CELLS
             + '  - {id: "k\ufeff3", level: community, parent: s, name: E, unit: u}\n',
             8,
-            "cells entry 5: id is 'k\\ufeff3', which holds an invisible format character",
+            "cells entry 6: id is 'k\\ufeff3', which holds an invisible format character",
         ),
         # One sensor in two cells: which registration judges its readings is no guess.
         (

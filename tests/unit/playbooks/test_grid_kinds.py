@@ -101,7 +101,7 @@ def test_a_bound_past_a_double_written_with_an_exponent_is_not_finite(tmp_path: 
         ("  - {id: q, unit: m3/s, min: low, max: 1}\n", "", 3, "min is 'low', expected a number"),
         ("  - {id: Water Flow, unit: m3/s, min: 0, max: 1}\n", "", 3, "lower-case letters"),
         ("  - {id: incident_burst, unit: n, min: 0, max: 1}\n", "", 3, "reserved"),
-        ("  - {id: q, unit: m3/s, max: 1}\n", "", 3, "kinds entry 0: missing keys ['min']"),
+        ("  - {id: q, unit: m3/s, max: 1}\n", "", 3, "kinds entry 1: missing keys ['min']"),
     ],
 )
 def test_kind_faults_name_file_and_line(

@@ -333,3 +333,26 @@ def test_an_epoch_integer_past_a_double_is_a_bad_timestamp(mapping: MqttMapping,
     with pytest.raises(EventError) as err:
         mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
     assert (err.value.code, err.value.field) == ("bad_timestamp", "ts")
+
+
+@pytest.mark.parametrize(
+    ("payload", "shown"),
+    [
+        (b"-1e400", "-1e400"),  # a plain number
+        (b" 1e999\r\n", "1e999"),  # a plain number, as a gateway's line ends it
+        (b'{"value": 1e999}', "1e999"),
+        (b'\xef\xbb\xbf{"value": -1.5e400}', "-1.5e400"),
+        (b'{"value": 1' + b"0" * 400 + b".0}", "1" + "0" * 76 + "..."),
+    ],
+)
+def test_a_number_past_a_double_is_named_as_sent(
+    mapping: MqttMapping, ingest_grid: Grid, payload: bytes, shown: str
+) -> None:
+    """t98: ``-1e400`` was dead-lettered as ``field "value" is -inf``, a value nobody
+    sent; now as its own text, still ``not_finite``."""
+    doc = mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    with pytest.raises(EventError) as err:
+        EventValidator(ingest_grid).reading_document(doc, T_NOW)
+    assert (err.value.code, err.value.field) == ("not_finite", "value")
+    assert f'field "value" is {shown}: expected a finite number' in str(err.value)
+    assert "inf:" not in str(err.value)
