@@ -254,18 +254,34 @@ def epoch_seconds_fault(value: Any) -> str | None:
     return f"expected epoch seconds (years 0001-9999){hint}"
 
 
+# Every field an ``alert/1`` document may carry (``AlertEvent.to_dict``, a burst's alert,
+# a no-data resolution's): a key looking like one of these is refused (``alert_fields``).
+ALERT_KEYS = frozenset(
+    {"schema", "alert_id", "status", "sensor_id", "kind", "grid_cell", "severity", "score"}
+    | {"value", "started_at", "ended_at", "labels", "reports", "follow_up", "resolved_by"}
+    | {"annotation"}
+)
+
+
 def alert_fields(alert: Any) -> dict[str, Any]:
     """An alert as read from the alerts topic (``alert/1``), the fields its readers use
     checked first: ``schema`` ``alert/1`` if given; ``alert_id``, ``kind``, ``severity``
     and ``grid_cell`` non-empty text, ``status`` ``firing`` or ``resolved``; ``sensor_id``
     text or null, and ``started_at`` and ``ended_at`` ISO 8601 times from 1990 on or null,
-    where given. Raises
+    where given; no key that looks like one of ``ALERT_KEYS`` without being it
+    (``lookalike_key``). Raises
     ``EventError`` (``bad_alert``) naming the field and value (trial 19: an alert_id of 5
     raised AttributeError, a missing kind KeyError once muted: each a traceback in the
     worker's log and ``processing_error``; a ``started_at`` of 1970 opened a run whose
     reports of any age were its follow-ups)."""
     if not isinstance(alert, dict):
         raise EventError("bad_alert", None, None, "expected a JSON object")
+    # A key that looks like a field without being it ("Severity", "sev\u200berity"),
+    # from another tool writing the topic, was ignored: a severity of the other key
+    # routed, or the field said missing with nothing naming the key sent (t99).
+    odd = lookalike_key(alert, ALERT_KEYS)
+    if odd is not None:
+        raise lookalike_key_error(alert, *odd, code="bad_alert")
     schema = alert.get("schema", ALERT_SCHEMA)
     if schema != ALERT_SCHEMA:
         # Another version's fields may mean something else (helper t59: "alert/99" was
