@@ -45,6 +45,12 @@ MAX_PACK_READINGS = 10_000
 # defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
 # (1,048,588), with room for the key and the record's framing.
 MAX_MESSAGE_BYTES = 1_000_000
+# The largest message the worker reads on its own topics (alerts, routed, commands,
+# corroboration; ``message_json``): half its producer's limit, so a routed message
+# wrapping an alert, a muted alert's entry with its merged reports, or a command passed on
+# with its headers still fits. Its own messages are far smaller (a burst alert of 200
+# report ids of 256 characters: about 60 kB).
+MAX_OWN_MESSAGE_BYTES = MAX_MESSAGE_BYTES // 2
 # A dead letter's key keeps at most this many bytes (its first; ``fit_dead_letter``): a
 # message's key may itself be near MAX_MESSAGE_BYTES, and its dead letter must still fit.
 MAX_DEAD_LETTER_KEY_BYTES = 64 * 1024
@@ -671,7 +677,21 @@ def message_json(value: bytes | None) -> Any:
     (trial 19: orjson's "Input must be bytes" and "surrogates not allowed" for a byte
     0xff were the messages, and a routed one logged a traceback). A key given twice in
     one object is ``bad_json`` naming it (``{"action": "ack", "action": "cancel"}``: which
-    is meant?), as on every other topic and edge."""
+    is meant?), as on every other topic and edge. A value over ``MAX_OWN_MESSAGE_BYTES``
+    is ``bad_json`` saying its size, before anything of it is read (t99)."""
+    if value is not None and len(value) > MAX_OWN_MESSAGE_BYTES:
+        # Another client may write up to the topic's max.message.bytes; what the worker
+        # writes of such a message (the routed message carrying an alert, the firing
+        # table's labels, a command passed on) could not be written: the producer's crash
+        # stopped the worker, at every restart again.
+        raise EventError(
+            "bad_json",
+            None,
+            None,
+            f"the message is {len(value):,} bytes: the worker takes at most "
+            f"{MAX_OWN_MESSAGE_BYTES:,} on its own topics, so that what it passes on and "
+            f"stores of one fits what its producer writes ({MAX_MESSAGE_BYTES:,})",
+        )
     return decode_json(value or b"", unique_keys=True)
 
 
