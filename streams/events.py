@@ -773,7 +773,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         # json.loads got through 1,025+ levels depended on the process's recursion limit
         # and stack (a NaN before a deep item: refused TOO_DEEP in one process, read in
         # another).
-        if max_depth(raw) > MAX_DEPTH:
+        if max_depth(raw, past=MAX_DEPTH) > MAX_DEPTH:
             raise EventError("bad_json", None, None, TOO_DEEP) from None
         try:
             doc = json_loads_within_depth(body, parse_int=json_int)
@@ -819,7 +819,7 @@ def items_read_alone(
     if not (deep or byte_fault(fault.reason)):
         return None
     for key in keys:
-        spans = item_spans(raw, key)
+        spans = item_spans(raw, key, outside=MAX_DEPTH)
         if spans:
             break
     else:
