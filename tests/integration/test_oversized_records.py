@@ -174,3 +174,38 @@ def test_a_valid_message_too_large_to_pass_on_costs_only_itself(pipeline: Pipeli
     finally:
         worker.stop()
         big.close()
+
+
+def test_alerts_held_in_one_area_that_outgrow_a_message_cost_only_themselves(
+    pipeline: Pipeline,
+) -> None:
+    # Each alert is within the bound, but an area keeps every alert it holds (for the
+    # corroboration grace) in one state entry, written to its changelog whole.
+    p = pipeline
+    worker = p.worker().start()
+    try:
+        for i in range(4):
+            doc = {**alert(f"al-held-{i}", note="h" * 400_000), "score": 0.55}
+            p.send("corroboration", b"area-1", json.dumps({"type": "alert", "alert": doc}).encode())
+        small = {**alert("al-small"), "score": 0.55}
+        p.send("corroboration", b"area-1", json.dumps({"type": "alert", "alert": small}).encode())
+        p.flush()
+        alerts = p.read(
+            "alerts",
+            lambda m: any(b"al-small" in x.value for x in m),
+            timeout=120,
+            settle=3,
+        )
+        assert any(b"al-small" in m.value for m in alerts)
+        dead = p.read("deadletter", lambda m: len(m) >= 2, timeout=120, settle=3)
+        # The two that would have made the area's state too large, each named so.
+        assert reasons(dead) == {("corroboration", "bad_alert"): 2}
+        for m in dead:
+            message = dict(m.headers)["citybrain.error.message"].decode()
+            assert "area 'area-1''s state with it would be" in message, message
+            assert "2 alerts held" in message, message
+        assert_committed_to_end(p, "corroboration")
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log, log[-3000:]
+    finally:
+        worker.stop()
