@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import Counter as Tally
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -721,6 +721,21 @@ class Response:
         that got it dead-lettered it ``unknown_run``, or applied it when it happened to
         own both partitions (helper t61)."""
         msg = event.message
+        headers = msg.headers or ()
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        size = len(msg.value or b"") + sum(len(n.encode()) + len(v or b"") for n, v in pairs)
+        if size > MAX_MESSAGE_BYTES - 64 * 1024:  # the run's key and the framing
+            # Its value is within the own topics' bound, but its headers are carried too:
+            # the producer refused the whole, a processing_error with a traceback (t99).
+            raise EventError(
+                "bad_command",
+                None,
+                None,
+                f"the command is on partition {msg.partition}, its run's is {home}, and "
+                f"passed on there with its headers it would be {size:,} bytes, more than "
+                f"the worker's producer writes ({MAX_MESSAGE_BYTES:,}): send it keyed by "
+                "its run's group key (docs/operations.md, Scaling out), or with fewer headers",
+            )
         log.warning(
             "citybrain: command %s/%s/%s for run %s is not on its run's partition %d: "
             "passed on there",

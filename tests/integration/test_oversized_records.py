@@ -124,6 +124,20 @@ def test_a_valid_message_too_large_to_pass_on_costs_only_itself(pipeline: Pipeli
                     value=json.dumps(cmd).encode(),
                     partition=partition,
                 )
+        # One within the bound whose headers make it too large to pass on (and the same
+        # on its run's partition: read there, no run).
+        run_id = "grp-h.1"
+        home = key_partition(run_key(run_id), p.settings.partitions)
+        cmd = {"id": "c-h", "run_id": run_id, "action": "ack", "note": "h" * 300_000}
+        headers = [(f"trace-{i}", b"t" * 200_000) for i in range(4)]
+        for partition in (home, 1 - home):
+            big.send(
+                p.topic("commands"),
+                key=run_key(run_id),
+                value=json.dumps(cmd).encode(),
+                partition=partition,
+                headers=headers,
+            )
         # readings and reports: one over the broker's default between good ones.
         home = sensor_partition("gauge-1", p.settings.partitions)
         goods = 0
@@ -151,12 +165,12 @@ def test_a_valid_message_too_large_to_pass_on_costs_only_itself(pipeline: Pipeli
             if len(m.value) < MB and "alert" in json.loads(m.value)
         )
         assert ids["al-a"] >= 1 and ids["al-b"] >= 1, ids
-        dead = p.read("deadletter", lambda m: len(m) >= 11, timeout=120, settle=5)
+        dead = p.read("deadletter", lambda m: len(m) >= 13, timeout=120, settle=5)
         assert reasons(dead) == {
             ("alerts", "bad_alert"): 2,
             ("routed", "bad_json"): 1,
-            ("commands", "bad_command"): 4,  # each big one, on either partition
-            ("commands", "unknown_run"): 2,  # the small one, passed on to its run's
+            ("commands", "bad_command"): 5,  # each big one, on either partition; headers
+            ("commands", "unknown_run"): 3,  # the small one (passed on), the headers' one
             ("readings", "bad_json"): 1,
             ("incidents", "too_long"): 1,
         }
@@ -165,7 +179,9 @@ def test_a_valid_message_too_large_to_pass_on_costs_only_itself(pipeline: Pipeli
             own = headers["citybrain.error.stream"] in (b"alerts", b"routed", b"commands")
             if own and headers["citybrain.error.reason"] != b"unknown_run":
                 message = headers["citybrain.error.message"]
-                assert b"bytes: the worker takes at most 500,000" in message, message
+                assert b"bytes: the worker takes at most 500,000" in message or (
+                    b"passed on there with its headers it would be 1,100,0" in message
+                ), message
             assert len(m.value) < MB
         for role in roles:
             assert_committed_to_end(p, role)
