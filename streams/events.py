@@ -297,6 +297,18 @@ def alert_fields(alert: Any) -> dict[str, Any]:
         value = alert.get(name, MISSING)
         if not isinstance(value, str) or not value:
             raise EventError("bad_alert", name, value, "expected a non-empty string")
+    if len(alert["alert_id"]) > MAX_ID_CHARS:
+        # The key of the firing and muted tables and of an area's labelled alerts (a
+        # thousand kept): three ids of 400 kB made an area's state too large for Kafka,
+        # and every later alert of the area was refused until they were trimmed (t99).
+        # The worker's own are "al-" and 16 hex digits.
+        alert_id = alert["alert_id"]
+        raise EventError(
+            "bad_alert",
+            "alert_id",
+            alert_id,
+            f"{len(alert_id):,} characters, at most {MAX_ID_CHARS}",
+        )
     if alert.get("status") not in ("firing", "resolved"):
         status = alert.get("status", MISSING)
         raise EventError("bad_alert", "status", status, "expected 'firing' or 'resolved'")

@@ -36,3 +36,23 @@ def test_the_bound_leaves_room_for_what_the_worker_wraps_around_a_message() -> N
     # A routed message is the alert and a route; a muted entry the alert and its merged
     # reports (at most 1,000 of 256-character ids): both must fit the producer's limit.
     assert MAX_OWN_MESSAGE_BYTES + 1_000 * (256 + 64) < MAX_MESSAGE_BYTES
+
+
+def test_an_alert_id_longer_than_an_id_is_refused_naming_its_length() -> None:
+    # An alert id keys the firing and muted tables and an area's labelled alerts (a
+    # thousand kept): three of 400 kB made the area's state too large for Kafka (t99).
+    from streams.alerting import checked_alert
+
+    alert = {
+        "alert_id": "a" * 257,
+        "status": "firing",
+        "kind": "water_level",
+        "grid_cell": "c-bridge",
+        "severity": "minor",
+        "labels": {},
+    }
+    with pytest.raises(EventError) as caught:
+        checked_alert(alert)
+    assert (caught.value.code, caught.value.field) == ("bad_alert", "alert_id")
+    assert str(caught.value).endswith("257 characters, at most 256")
+    assert checked_alert({**alert, "alert_id": "a" * 256})[0] is not None
