@@ -225,3 +225,36 @@ def test_alerts_held_in_one_area_that_outgrow_a_message_cost_only_themselves(
         assert worker.alive() and "Crashed" not in log and "Traceback" not in log, log[-3000:]
     finally:
         worker.stop()
+
+
+def test_a_worker_killed_after_refusing_one_resumes_past_it(pipeline: Pipeline) -> None:
+    # Before, the oversized alert crashed the worker and every restart met it again (a
+    # crash loop). Now a worker SIGKILLed right after its dead letter, before or after
+    # its commit, is replaced by one that refuses it again (at least once) and goes on.
+    p = pipeline
+    big = KafkaProducer(bootstrap_servers=p.settings.kafka_bootstrap, max_request_size=2 * MB)
+    try:
+        for raw in (alert("al-k1"), alert("al-kbig", note="x" * NEAR), alert("al-k2")):
+            big.send(p.topic("alerts"), key=b"al-k", value=json.dumps(raw).encode())
+        big.flush()
+    finally:
+        big.close()
+    worker = p.worker().start()
+    try:
+        p.read("deadletter", lambda m: len(m) >= 1, timeout=120)
+        worker.kill()
+        worker = p.worker().start()
+        routed = p.read(
+            "routed",
+            lambda m: {"al-k1", "al-k2"} <= {json.loads(x.value)["alert"]["alert_id"] for x in m},
+            timeout=120,
+            settle=3,
+        )
+        assert routed
+        dead = p.read("deadletter", lambda m: len(m) >= 1, timeout=60, settle=3)
+        assert set(reasons(dead)) == {("alerts", "bad_alert")}
+        assert_committed_to_end(p, "alerts")
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log, log[-3000:]
+    finally:
+        worker.stop()
