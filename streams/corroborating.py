@@ -52,7 +52,7 @@ from streams.corroboration import (
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
-from streams.events import message_json, parse_ts
+from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -256,6 +256,20 @@ class CorroborationStage:
                 )
             else:  # an alert (the type was checked above)
                 out = on_alert(state, message["alert"], time.time(), self.areas, self.policy)
+            size = len(self.table.encode(state))
+            if size > MAX_MESSAGE_BYTES:
+                # Checked before anything goes out: the area keeps every alert it holds in
+                # one changelog entry, and one the producer refused was a processing_error
+                # with a traceback naming no area (t99: four alerts of 400 kB held at once).
+                code = "bad_mark" if message["type"] == "mark" else "bad_alert"
+                raise EventError(
+                    code,
+                    None,
+                    None,
+                    f"area {key.decode(errors='replace')[:200]!r}'s state with it would be "
+                    f"{size:,} bytes ({before} alerts held), more than one Kafka message "
+                    f"holds ({MAX_MESSAGE_BYTES:,}): not taken, the area kept as it was",
+                )
             await self._forward(key, state, out)
             # At once (the timer recounts exactly): the demo waits for held alerts.
             self.ctx.metrics.corroboration_held.inc(len(state["held"]) - before)

@@ -32,7 +32,13 @@ from typing import Any, cast
 from playbooks.grid import Grid
 from streams.context import embedded_alert
 from streams.errors import MISSING, EventError
-from streams.events import MIN_EVENT_TIME, epoch_seconds_fault, parse_ts
+from streams.events import (
+    MIN_EVENT_TIME,
+    epoch_seconds_fault,
+    lookalike_key,
+    lookalike_key_error,
+    parse_ts,
+)
 
 AREA_LEVELS = ("street", "district", "city")
 
@@ -200,6 +206,10 @@ class Policy:
     keep: float = 86_400.0
 
 
+# The fields of the corroboration topic's messages, a mark's and an alert's together.
+_MESSAGE_KEYS = frozenset({"type", "sensor_id", "ts", "score", "alert"})
+
+
 def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
     """A message of the corroboration topic, checked before it touches an area's state:
     a mark ``{"type": "mark", "sensor_id", "ts", "score"}`` (``sensor_id`` non-empty
@@ -208,13 +218,21 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
     …}`` (an alert as the alerts agent reads one, ``alert_fields``, with its labels text,
     a ``sensor_id``, a ``started_at`` and a ``score`` in [0, 1]). Raises ``EventError``
     naming the field and value: ``processing_error`` for a message of another type,
-    ``bad_mark``, ``bad_alert``. Checked here because the area's state keeps what it is
+    ``bad_mark``, ``bad_alert`` (also for a key that looks like a field without being
+    it, ``lookalike_key``). Checked here because the area's state keeps what it is
     given (helper t52): a mark at 1e308, or in the year 9999, pruned every real mark of
     its sensor for good (its marks are kept by their newest); a score of NaN (or 1e400,
     read as infinity) was stored as null, and the area's state, with every alert it
     held, was then unreadable; labels of another shape failed every release of the
     area's held alerts."""
     kind = message.get("type", MISSING) if isinstance(message, dict) else MISSING
+    if isinstance(message, dict):
+        # A key that looks like a field without being it ("Score", "t\u200bs") was
+        # ignored: the field said missing with nothing naming the key sent (t99).
+        odd = lookalike_key(message, _MESSAGE_KEYS)
+        if odd is not None:
+            code = {"mark": "bad_mark", "alert": "bad_alert"}.get(str(kind), "processing_error")
+            raise lookalike_key_error(message, *odd, code=code)
     if kind not in ("mark", "alert"):
         # Not the worker's own: said without a traceback, as any bad input is.
         raise EventError(

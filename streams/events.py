@@ -45,6 +45,12 @@ MAX_PACK_READINGS = 10_000
 # defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
 # (1,048,588), with room for the key and the record's framing.
 MAX_MESSAGE_BYTES = 1_000_000
+# The largest message the worker reads on its own topics (alerts, routed, commands,
+# corroboration; ``message_json``): half its producer's limit, so a routed message
+# wrapping an alert, a muted alert's entry with its merged reports, or a command passed on
+# with its headers still fits. Its own messages are far smaller (a burst alert of 200
+# report ids of 256 characters: about 60 kB).
+MAX_OWN_MESSAGE_BYTES = MAX_MESSAGE_BYTES // 2
 # A dead letter's key keeps at most this many bytes (its first; ``fit_dead_letter``): a
 # message's key may itself be near MAX_MESSAGE_BYTES, and its dead letter must still fit.
 MAX_DEAD_LETTER_KEY_BYTES = 64 * 1024
@@ -254,18 +260,34 @@ def epoch_seconds_fault(value: Any) -> str | None:
     return f"expected epoch seconds (years 0001-9999){hint}"
 
 
+# Every field an ``alert/1`` document may carry (``AlertEvent.to_dict``, a burst's alert,
+# a no-data resolution's): a key looking like one of these is refused (``alert_fields``).
+ALERT_KEYS = frozenset(
+    {"schema", "alert_id", "status", "sensor_id", "kind", "grid_cell", "severity", "score"}
+    | {"value", "started_at", "ended_at", "labels", "reports", "follow_up", "resolved_by"}
+    | {"annotation"}
+)
+
+
 def alert_fields(alert: Any) -> dict[str, Any]:
     """An alert as read from the alerts topic (``alert/1``), the fields its readers use
     checked first: ``schema`` ``alert/1`` if given; ``alert_id``, ``kind``, ``severity``
     and ``grid_cell`` non-empty text, ``status`` ``firing`` or ``resolved``; ``sensor_id``
     text or null, and ``started_at`` and ``ended_at`` ISO 8601 times from 1990 on or null,
-    where given. Raises
+    where given; no key that looks like one of ``ALERT_KEYS`` without being it
+    (``lookalike_key``). Raises
     ``EventError`` (``bad_alert``) naming the field and value (trial 19: an alert_id of 5
     raised AttributeError, a missing kind KeyError once muted: each a traceback in the
     worker's log and ``processing_error``; a ``started_at`` of 1970 opened a run whose
     reports of any age were its follow-ups)."""
     if not isinstance(alert, dict):
         raise EventError("bad_alert", None, None, "expected a JSON object")
+    # A key that looks like a field without being it ("Severity", "sev\u200berity"),
+    # from another tool writing the topic, was ignored: a severity of the other key
+    # routed, or the field said missing with nothing naming the key sent (t99).
+    odd = lookalike_key(alert, ALERT_KEYS)
+    if odd is not None:
+        raise lookalike_key_error(alert, *odd, code="bad_alert")
     schema = alert.get("schema", ALERT_SCHEMA)
     if schema != ALERT_SCHEMA:
         # Another version's fields may mean something else (helper t59: "alert/99" was
@@ -275,6 +297,18 @@ def alert_fields(alert: Any) -> dict[str, Any]:
         value = alert.get(name, MISSING)
         if not isinstance(value, str) or not value:
             raise EventError("bad_alert", name, value, "expected a non-empty string")
+    if len(alert["alert_id"]) > MAX_ID_CHARS:
+        # The key of the firing and muted tables and of an area's labelled alerts (a
+        # thousand kept): three ids of 400 kB made an area's state too large for Kafka,
+        # and every later alert of the area was refused until they were trimmed (t99).
+        # The worker's own are "al-" and 16 hex digits.
+        alert_id = alert["alert_id"]
+        raise EventError(
+            "bad_alert",
+            "alert_id",
+            alert_id,
+            f"{len(alert_id):,} characters, at most {MAX_ID_CHARS}",
+        )
     if alert.get("status") not in ("firing", "resolved"):
         status = alert.get("status", MISSING)
         raise EventError("bad_alert", "status", status, "expected 'firing' or 'resolved'")
@@ -681,7 +715,21 @@ def message_json(value: bytes | None) -> Any:
     (trial 19: orjson's "Input must be bytes" and "surrogates not allowed" for a byte
     0xff were the messages, and a routed one logged a traceback). A key given twice in
     one object is ``bad_json`` naming it (``{"action": "ack", "action": "cancel"}``: which
-    is meant?), as on every other topic and edge."""
+    is meant?), as on every other topic and edge. A value over ``MAX_OWN_MESSAGE_BYTES``
+    is ``bad_json`` saying its size, before anything of it is read (t99)."""
+    if value is not None and len(value) > MAX_OWN_MESSAGE_BYTES:
+        # Another client may write up to the topic's max.message.bytes; what the worker
+        # writes of such a message (the routed message carrying an alert, the firing
+        # table's labels, a command passed on) could not be written: the producer's crash
+        # stopped the worker, at every restart again.
+        raise EventError(
+            "bad_json",
+            None,
+            None,
+            f"the message is {len(value):,} bytes: the worker takes at most "
+            f"{MAX_OWN_MESSAGE_BYTES:,} on its own topics, so that what it passes on and "
+            f"stores of one fits what its producer writes ({MAX_MESSAGE_BYTES:,})",
+        )
     return decode_json(value or b"", unique_keys=True)
 
 
@@ -763,7 +811,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         # json.loads got through 1,025+ levels depended on the process's recursion limit
         # and stack (a NaN before a deep item: refused TOO_DEEP in one process, read in
         # another).
-        if max_depth(raw) > MAX_DEPTH:
+        if max_depth(raw, past=MAX_DEPTH) > MAX_DEPTH:
             raise EventError("bad_json", None, None, TOO_DEEP) from None
         try:
             doc = json_loads_within_depth(body, parse_int=json_int, parse_float=json_float)
@@ -809,7 +857,7 @@ def items_read_alone(
     if not (deep or byte_fault(fault.reason)):
         return None
     for key in keys:
-        spans = item_spans(raw, key)
+        spans = item_spans(raw, key, outside=MAX_DEPTH)
         if spans:
             break
     else:

@@ -233,7 +233,9 @@ any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrappe
 is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``Consumer.seek_to_committed``, ``Consumer._seek``, ``earliest_offsets``,
 ``app.tables.changelog_topics``, ``Consumer._thread`` (``call_thread``,
-``_ensure_consumer``: aiokafka's ``assignment``, ``position``, ``seek``),
+``_ensure_consumer``: aiokafka's ``assignment``, ``seek`` and, never ``position()``,
+which waits without end for a partition being reset, its subscription state: change 9's
+and the rewinds' positions, t99),
 ``Consumer._wait_next_records``, ``AIOKafkaConsumerThread._consumer`` and aiokafka's
 ``AIOKafkaConsumer._coordinator.generation`` (change 10; faust copies it to
 ``app.consumer_generation_id`` in ``ConsumerRebalanceListener.on_partitions_assigned``),
@@ -745,11 +747,25 @@ async def _positions_past_in_thread(
 
 
 async def _rewind_in_thread(consumer: Any, spans: dict[TP, tuple[int, int]]) -> None:
+    """On the consumer's thread: seek each assigned partition of ``spans`` back to its
+    first offset if its position is still just past its last. The position is read off
+    aiokafka's subscription state, as ``_positions_past_in_thread`` does, never through
+    ``position()``: that waits, one request timeout after another and without end, for
+    a partition whose position is being reset (re-assigned by a rebalance during the
+    fetch, its committed offset not yet known; a broker away), and the drain, every
+    partition's delivery, waited with it (t99). Such a partition is left: its reset
+    sets where it is read from, at or before the records not delivered."""
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return
     assigned = consumer.assignment()
     for tp, (first, last) in spans.items():
         atp = ensure_aiokafka_TP(tp)
-        # position() returns at once for a partition with a valid position (no suspension).
-        if atp in assigned and await consumer.position(atp) == last + 1:
+        if atp not in assigned:
+            continue
+        state = assignment.state_value(atp)
+        if state is not None and state.has_valid_position and state.position == last + 1:
             consumer.seek(atp, first)
 
 

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections import Counter as Tally
 from collections import OrderedDict
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -180,10 +181,12 @@ _NONE_FIRING = (
 )
 
 
-# The command fields ``command_fields`` reads (others are carried as they are).
+# The command fields ``command_fields`` and an answer's reader read (others are carried
+# as they are): an answer's "C\u043emment" was dropped unsaid, its "Satisfied" said
+# missing (t99).
 COMMAND_KEYS = frozenset(
     {"id", "run_id", "action", "command_id", "by", "note", "role", "detail", "at"}
-    | {"request", "reply", "ok"}
+    | {"request", "reply", "ok", "report_id", "satisfied", "comment"}
 )
 
 
@@ -246,6 +249,22 @@ def misplaced_command(event: Any, run_id: str, partitions: int) -> int | None:
     return None if event.message.partition == home else home
 
 
+# The fields of a routed message the worker writes (``alerting._route``, ``_offer``),
+# by part: a key looking like one of them without being it is refused (``routed_fields``).
+ROUTED_KEYS = frozenset({"alert", "route", "muted", "report", "grouped_at"})
+ROUTE_KEYS = frozenset({"id", "playbook", "group_wait", "group_interval", "repeat_interval"})
+OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late"})
+
+
+def _refuse_lookalike(doc: dict[str, Any], names: Collection[str], at: str = "") -> None:
+    """``EventError`` (``bad_routed``) naming the first key of ``doc`` (the part ``at``)
+    that looks like one of ``names`` without being it: another tool's ``"Route"`` or
+    ``"group\u200b_wait"`` was ignored, the part said missing or its default taken (t99)."""
+    odd = lookalike_key(doc, frozenset(names))
+    if odd is not None:
+        raise lookalike_key_error(doc, *odd, at=at, code="bad_routed")
+
+
 def routed_fields(doc: Any) -> dict[str, Any]:
     """A message of the routed topic, its fields checked before any is used or stored
     (``alerting._route`` writes them): ``{"alert": …, "route": …}`` whose alert is one
@@ -256,7 +275,11 @@ def routed_fields(doc: Any) -> dict[str, Any]:
     null). Raises ``EventError`` naming the field and value: ``bad_routed`` (helper t59:
     ``{"alert": {}, "route": {}}`` was a KeyError with a traceback, a ``group_wait`` of
     NaN opened a run whose group did not read back, an offer with no report id vanished
-    without a dead letter), ``bad_reports`` for an offered report's ``ts``."""
+    without a dead letter), ``bad_reports`` for an offered report's ``ts``; a key that
+    looks like one of the fields without being it (``"Route"``, ``"route.Playbook"``) is
+    ``bad_routed`` naming it (``lookalike_key``)."""
+    if isinstance(doc, dict):
+        _refuse_lookalike(doc, ROUTED_KEYS)
     if not isinstance(doc, dict) or not (
         "report" in doc or {"alert", "route"} <= doc.keys() or {"muted", "route"} <= doc.keys()
     ):
@@ -271,6 +294,7 @@ def routed_fields(doc: Any) -> dict[str, Any]:
         report = doc["report"]
         if not isinstance(report, dict):
             raise EventError("bad_routed", "report", report, "expected a JSON object")
+        _refuse_lookalike(report, OFFER_KEYS, "report")
         rid, channel = report.get("report_id", MISSING), report.get("channel", MISSING)
         if not isinstance(rid, str) or not rid:
             raise EventError("bad_routed", "report.report_id", rid, "expected a non-empty string")
@@ -288,6 +312,7 @@ def routed_fields(doc: Any) -> dict[str, Any]:
         muted = doc["muted"]
         if not isinstance(muted, dict):
             raise EventError("bad_routed", "muted", muted, "expected a JSON object")
+        _refuse_lookalike(muted, {"alert_id"}, "muted")
         alert_id = muted.get("alert_id", MISSING)
         if not isinstance(alert_id, str) or not alert_id:
             raise EventError(
@@ -299,6 +324,7 @@ def routed_fields(doc: Any) -> dict[str, Any]:
         embedded_alert(doc["alert"], "bad_routed")
     if not isinstance(route, dict):
         raise EventError("bad_routed", "route", route, "expected a JSON object")
+    _refuse_lookalike(route, ROUTE_KEYS, "route")
     wrong = route_fault(route, routed=True)
     if wrong is not None:
         name, value, expected = wrong
@@ -703,6 +729,21 @@ class Response:
         that got it dead-lettered it ``unknown_run``, or applied it when it happened to
         own both partitions (helper t61)."""
         msg = event.message
+        headers = msg.headers or ()
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        size = len(msg.value or b"") + sum(len(n.encode()) + len(v or b"") for n, v in pairs)
+        if size > MAX_MESSAGE_BYTES - 64 * 1024:  # the run's key and the framing
+            # Its value is within the own topics' bound, but its headers are carried too:
+            # the producer refused the whole, a processing_error with a traceback (t99).
+            raise EventError(
+                "bad_command",
+                None,
+                None,
+                f"the command is on partition {msg.partition}, its run's is {home}, and "
+                f"passed on there with its headers it would be {size:,} bytes, more than "
+                f"the worker's producer writes ({MAX_MESSAGE_BYTES:,}): send it keyed by "
+                "its run's group key (docs/operations.md, Scaling out), or with fewer headers",
+            )
         log.warning(
             "citybrain: command %s/%s/%s for run %s is not on its run's partition %d: "
             "passed on there",

@@ -33,16 +33,20 @@ _WHITE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 
 
-def max_depth(raw: bytes) -> int:
+def max_depth(raw: bytes, past: int | None = None) -> int:
     """The deepest nesting of lists and objects in ``raw`` (JSON text, not checked: its
     strings skipped whole), counted without recursion, so the answer is the same at any
-    stack depth and recursion limit."""
+    stack depth and recursion limit. With ``past``, counting stops at the first level
+    deeper than it (that level is returned): a megabyte of ``{`` was a Python loop over
+    a million tokens, 1-3 s of the worker's event loop for one message (t99)."""
     depth = deepest = 0
     for match in _TOKEN.finditer(raw):
         token = match.group()
         if token in _OPEN:
             depth += 1
             deepest = max(deepest, depth)
+            if past is not None and depth > past:
+                return depth
         elif token in (b"]", b"}"):
             depth -= 1
         elif len(token) > 1 and token[:1] == b"{":  # a whole flat object: one level
@@ -50,13 +54,18 @@ def max_depth(raw: bytes) -> int:
     return deepest
 
 
-def item_spans(raw: bytes, key: str | None = None) -> list[tuple[int, int]] | None:
+def item_spans(
+    raw: bytes, key: str | None = None, outside: int | None = None
+) -> list[tuple[int, int]] | None:
     """The (start, end) byte offsets in ``raw`` of each item of its list: the body itself
     (``key`` None, a JSON array) or the array under the top-level object's ``key``
     (``"readings"``, ``"data"``; the first such key). White space around an item is left
     out. None when ``raw`` holds no such list or is not well formed around it (an
     unterminated string, brackets that do not match): the caller then keeps the parsed
-    value, so this never decides whether a body is JSON."""
+    value, so this never decides whether a body is JSON. With ``outside``, also None as
+    soon as containers before the list is found nest deeper than that: a caller pinning
+    a fault of nesting to the list's items looks no further (a megabyte of ``{`` was
+    scanned to its end, seconds of a worker's event loop, t99)."""
     body = raw[len(_BOM) :] if raw.startswith(_BOM) else raw
     skip = len(raw) - len(body)
     stack: list[bytes] = []  # the closing bytes of the containers open here
@@ -87,6 +96,8 @@ def item_spans(raw: bytes, key: str | None = None) -> list[tuple[int, int]] | No
                 or (key is not None and len(stack) == 1 and token == b"[" and after_key == key)
             )
             stack.append(_OPEN[token])
+            if outside is not None and not inside and len(stack) > outside:
+                return None
             if found and token == b"[":
                 inside, start = len(stack), match.end()
             elif found:

@@ -31,7 +31,9 @@ from streams.errors import NEWER_FORMAT as NEWER_FORMAT
 from streams.errors import NOT_DECODABLE as NOT_DECODABLE
 from streams.errors import REASONS as REASONS
 from streams.errors import UNKNOWN_FORMAT as UNKNOWN_FORMAT
+from streams.errors import EventError
 from streams.errors import UnreadableEntryError as UnreadableEntryError
+from streams.events import MAX_MESSAGE_BYTES
 from streams.faust_patches import forget_recovered_key
 from streams.partitioning import key_partition
 
@@ -220,11 +222,32 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
                 store[key] = value
         self._dirty.update(items)
 
+    def check_fits(self, items: dict[bytes, Any]) -> None:
+        """``EventError`` (``processing_error``) naming the table, the first key and the
+        size when an entry of ``items`` would be larger than one Kafka message the
+        producer writes (``MAX_MESSAGE_BYTES``), before anything is stored. The producer
+        refused such an entry only once the store held it (t99): the memory and the
+        changelog then differed, and every later write of the key failed the same way,
+        each costing its own message."""
+        for key, value in items.items():
+            size = len(key) + len(self.encode(value))
+            if size > MAX_MESSAGE_BYTES:
+                shown = key[:200].decode(errors="replace")
+                raise EventError(
+                    "processing_error",
+                    None,
+                    None,
+                    f"the {self.name} table's entry for {shown!r} would be {size:,} bytes, "
+                    f"more than one Kafka message holds ({MAX_MESSAGE_BYTES:,}): not "
+                    "stored, the table kept as it was",
+                )
+
     async def set_many(self, items: dict[bytes, Any]) -> None:
         """Update many keys and queue their changelog entries now (write-through, for
         states whose loss would change what a replay emits); the producer's own
         batching sends them, and faust flushes it before it commits any offset."""
         assert self.partitions is not None
+        self.check_fits(items)
         self.stage_many(items)  # the store first, with no await in between
         self._dirty.difference_update(items)
         for key, value in items.items():
@@ -235,6 +258,7 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
         the changelog before what it describes is sent: a run's outbox, streams.response).
         Raises what the producer raises for an entry it could not deliver."""
         assert self.partitions is not None
+        self.check_fits(items)
         self.stage_many(items)
         self._dirty.difference_update(items)
         futures = [await self._write(key, value) for key, value in items.items()]

@@ -299,17 +299,32 @@ def test_committed_partitions_are_not_rewound() -> None:
 
 
 class AIOKafkaPositions:
-    """aiokafka's consumer as ``_rewind_in_thread`` sees it: positions and seeks."""
+    """aiokafka's consumer as ``_rewind_in_thread`` sees it: its own subscription state
+    (aiokafka's class: a renamed internal fails here), positions (None: being reset, no
+    valid position) and seeks. ``position()``, which waits for a reset without end, must
+    not be called (t99)."""
 
-    def __init__(self, positions: dict[Any, int]) -> None:
-        self.positions = positions
+    def __init__(self, positions: dict[Any, int | None]) -> None:
+        import asyncio
+
+        from aiokafka.consumer.subscription_state import SubscriptionState
+
+        async def subscribed() -> SubscriptionState:  # its futures want a running loop
+            state = SubscriptionState()
+            state.assign_from_user(set(positions))
+            for tp, position in positions.items():
+                if position is not None:
+                    state.subscription.assignment.state_value(tp).seek(position)
+            return state
+
+        self._subscription = asyncio.run(subscribed())
         self.seeks: dict[Any, int] = {}
 
-    def assignment(self) -> set[Any]:
-        return set(self.positions)
+    def assignment(self) -> frozenset[Any]:
+        return cast(frozenset[Any], self._subscription.assigned_partitions())
 
     async def position(self, tp: Any) -> int:
-        return self.positions[tp]
+        raise AssertionError(f"position({tp}) waits while the partition's offset is reset")
 
     def seek(self, tp: Any, offset: int) -> None:
         self.seeks[tp] = offset
@@ -379,6 +394,26 @@ def test_records_of_a_partition_paused_during_the_fetch_are_read_again() -> None
     )
     consumer = SimpleNamespace(_thread=ConsumerThread(aio))
     records = {paused: [record(8), record(9)], seeked: [record(20), record(21)]}
+    asyncio.run(faust_patches._rewind(cast(Consumer, consumer), records))
+    assert aio.seeks == {TopicPartition(paused.topic, 1): 8}
+
+
+def test_a_rewind_never_waits_for_a_partition_being_reset() -> None:
+    """A partition re-assigned during the fetch has no position until its committed
+    offset is known: aiokafka's ``position()`` waited for it one request timeout after
+    another, without end while Kafka did not answer, and the drain with it (t99). It is
+    left to its reset (which reads it from at or before the records); the others are
+    rewound as before, and ``position()`` is never called (it raises here)."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    resetting, paused = TP("t.commands", 0), TP("t.commands", 1)
+    aio = AIOKafkaPositions(
+        {TopicPartition(resetting.topic, 0): None, TopicPartition(paused.topic, 1): 10}
+    )
+    consumer = SimpleNamespace(_thread=ConsumerThread(aio))
+    records = {resetting: [record(5), record(6)], paused: [record(8), record(9)]}
     asyncio.run(faust_patches._rewind(cast(Consumer, consumer), records))
     assert aio.seeks == {TopicPartition(paused.topic, 1): 8}
 

@@ -10,11 +10,15 @@ with its odd character escaped, and costs only its own reading."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from citybrain.ingest.mapping import MqttMapping
 from playbooks.grid import Grid
+from streams.alerting import checked_alert
 from streams.api import ApiError, body_fields
+from streams.corroboration import checked_message
 from streams.errors import EventError, show
 from streams.events import (
     EventValidator,
@@ -24,7 +28,7 @@ from streams.events import (
     key_skeleton,
     lookalike_key,
 )
-from streams.response import command_fields
+from streams.response import command_fields, routed_fields
 from tests.unit.streams.test_columns import assert_batch_agrees, batched, good, home_of_gauge
 from tests.unit.streams.test_poison_pills import NOW
 
@@ -182,3 +186,104 @@ def test_a_command_with_a_lookalike_key_is_refused_naming_it(
     assert (caught.value.code, caught.value.field) == ("bad_command", field)
     ok = {"id": "c-1", "run_id": "g.1", "action": "ack", "note": "x", "data": {}}
     assert command_fields(ok) == ok  # other keys are carried as they are
+
+
+# The worker's own topics, written by another tool (an operator script): a key that looks
+# like a field was ignored there too (t99). Each part of each message is checked.
+ALERT = {
+    "schema": "alert/1",
+    "alert_id": "al-1",
+    "status": "firing",
+    "sensor_id": "gauge-1",
+    "kind": "water_level",
+    "grid_cell": "c-bridge",
+    "severity": "major",
+    "score": 0.9,
+    "started_at": "2026-11-01T10:00:00Z",
+    "labels": {"alert_id": "al-1", "kind": "water_level", "source": "sensor"},
+}
+ROUTE = {"id": "r.2", "playbook": "flash-flood", "group_wait": 0, "group_interval": 1}
+ROUTE = {**ROUTE, "repeat_interval": 3600}
+OFFER = {"report_id": "r-1", "channel": "app", "grid_cell": "c-top", "ts": 1.7e9, "late": False}
+
+
+def without(doc: dict[str, Any], name: str, key: str) -> dict[str, Any]:
+    """``doc`` with its field ``name`` written under ``key`` instead."""
+    return {key if k == name else k: v for k, v in doc.items()}
+
+
+@pytest.mark.parametrize(
+    ("alert", "field"),
+    [
+        ({**ALERT, "Severity": "critical"}, "Severity"),  # beside the real one
+        (without(ALERT, "severity", "Severity"), "Severity"),
+        (without(ALERT, "severity", "sev\u200berity"), "sev\\u200berity"),
+        (without(ALERT, "sensor_id", "sensor_\u0456d"), "sensor_\\u0456d"),  # Cyrillic i
+        ({**ALERT, "Ended_at": "2026-11-01T11:00:00Z"}, "Ended_at"),  # was read as open
+        ({**ALERT, "\uff52\uff45\uff50\uff4f\uff52\uff54\uff53": []}, "\\uff52\\uff45"),
+    ],
+)
+def test_an_alert_with_a_lookalike_key_is_refused_naming_it(
+    alert: dict[str, Any], field: str
+) -> None:
+    # {"Severity": "critical", "severity": "minor"} was routed as minor, and an alert with
+    # only "sev\u200berity" said 'field "severity" is missing', nothing naming the key.
+    with pytest.raises(EventError) as caught:
+        checked_alert(alert)
+    assert caught.value.code == "bad_alert"
+    assert caught.value.field is not None and caught.value.field.startswith(field)
+    assert checked_alert({**ALERT, "note": "x"})[0]["note"] == "x"  # others carried
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"alert": ALERT, "Route": ROUTE, "route": ROUTE}, "Route"),
+        ({"alert": without(ALERT, "status", "st\u0430tus"), "route": ROUTE}, "alert.st\\u0430tus"),
+        ({"alert": ALERT, "route": without(ROUTE, "playbook", "Playbook")}, "route.Playbook"),
+        ({"alert": ALERT, "route": {**ROUTE, "group\u200b_wait": 600}}, "route.group\\u200b_wait"),
+        ({"report": {**OFFER, "Late": True}}, "report.Late"),
+        (
+            {"muted": {"alert\u00ad_id": "a"}, "route": ROUTE, "grouped_at": 1e9},
+            "muted.alert\\xad_id",
+        ),
+        ({"alert": ALERT, "route": ROUTE, "Grouped_at": 1.7e9}, "Grouped_at"),
+    ],
+)
+def test_a_routed_message_with_a_lookalike_key_is_refused_naming_it(
+    doc: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(EventError) as caught:
+        routed_fields(doc)
+    assert caught.value.code == "bad_routed"
+    assert caught.value.field is not None and caught.value.field.startswith(field)
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "field"),
+    [
+        ({"type": "mark", "sensor_id": "g", "ts": 1.7e9, "Score": 0.9}, "bad_mark", "Score"),
+        ({"type": "mark", "sensor_id": "g", "t\u200bs": 1.7e9, "score": 0.9}, "bad_mark", "t\\u"),
+        ({"type": "alert", "Alert": ALERT}, "bad_alert", "Alert"),
+        ({"Type": "mark", "sensor_id": "g", "ts": 1.7e9}, "processing_error", "Type"),
+    ],
+)
+def test_a_corroboration_message_with_a_lookalike_key_is_refused_naming_it(
+    message: dict[str, Any], code: str, field: str
+) -> None:
+    with pytest.raises(EventError) as caught:
+        checked_message(message, 1.8e9, 300.0)
+    assert caught.value.code == code
+    assert caught.value.field is not None and caught.value.field.startswith(field)
+
+
+def test_an_answer_with_a_lookalike_key_is_refused_naming_it() -> None:
+    # An answer's "C\u043emment" was dropped unsaid, its "Satisfied" said missing by the
+    # engine with nothing naming the key sent.
+    answer = {"id": "c-1", "run_id": "g.1", "action": "answer", "report_id": "r-1"}
+    for key, field in (("C\u043emment", "C\\u043emment"), ("Satisfied", "Satisfied")):
+        with pytest.raises(EventError) as caught:
+            command_fields({**answer, "satisfied": True, key: False})
+        assert (caught.value.code, caught.value.field) == ("bad_command", field)
+    ok = {**answer, "satisfied": False, "comment": "still flooded"}
+    assert command_fields(ok) == ok

@@ -123,3 +123,20 @@ def test_a_body_within_the_depth_is_read_whatever_the_recursion_limit_and_stack(
     while note:
         note, levels = note[0], levels + 1
     assert levels == depth
+
+
+def test_counting_stops_past_the_depth_asked_about() -> None:
+    # A megabyte of "{" on the readings topic was a Python loop over a million tokens
+    # (1-3 s of the worker's event loop, its timers and API waiting; t99): the answer
+    # "deeper than 1,024" is known at the 1,025th.
+    raw = b"{" * 1_000_000
+    assert max_depth(raw, past=1024) == 1025
+    assert max_depth(b"[[[]]]", past=1024) == 3  # shallower: counted whole
+    assert max_depth(b"[" * 2000 + b"]" * 2000) == 2000
+
+
+def test_spans_are_not_looked_for_past_a_nesting_outside_the_list() -> None:
+    deep = b'{"a":' + b"{" * 2000
+    assert item_spans(deep, "readings", outside=1024) is None
+    ok = b'{"a":{"b":{}},"readings":[1,' + b"[" * 2000 + b"]" * 2000 + b"]}"
+    assert item_spans(ok, "readings", outside=1024) == [(26, 27), (28, 4028)]
