@@ -688,6 +688,11 @@ def json_int(text: str) -> int:
 # orjson refuses arrays and objects nested deeper than this, with this message
 # (tests/unit/streams/test_events.py pins both).
 MAX_DEPTH = 1024
+# How deep an item of a list may nest and still be found alone as the fault of its list
+# (``items_read_alone``): deeper, its list is refused whole, so finding its end costs at
+# most this many levels of scan, not the whole message's (t99: a pack whose item was a
+# megabyte of "[" held the worker's loop 0.6 s to learn the item never closed).
+PINNED_DEPTH = 64 * MAX_DEPTH
 ORJSON_DEPTH_ERROR = "depth limit exceeded"
 # decode_json's reason for such a document (the HTTP ingest pins it to one item).
 TOO_DEEP = f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
@@ -857,7 +862,7 @@ def items_read_alone(
     if not (deep or byte_fault(fault.reason)):
         return None
     for key in keys:
-        spans = item_spans(raw, key, outside=MAX_DEPTH)
+        spans = item_spans(raw, key, outside=MAX_DEPTH, within=PINNED_DEPTH)
         if spans:
             break
     else:

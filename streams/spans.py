@@ -55,7 +55,7 @@ def max_depth(raw: bytes, past: int | None = None) -> int:
 
 
 def item_spans(
-    raw: bytes, key: str | None = None, outside: int | None = None
+    raw: bytes, key: str | None = None, outside: int | None = None, within: int | None = None
 ) -> list[tuple[int, int]] | None:
     """The (start, end) byte offsets in ``raw`` of each item of its list: the body itself
     (``key`` None, a JSON array) or the array under the top-level object's ``key``
@@ -65,7 +65,9 @@ def item_spans(
     value, so this never decides whether a body is JSON. With ``outside``, also None as
     soon as containers before the list is found nest deeper than that: a caller pinning
     a fault of nesting to the list's items looks no further (a megabyte of ``{`` was
-    scanned to its end, seconds of a worker's event loop, t99)."""
+    scanned to its end, seconds of a worker's event loop, t99). With ``within``, likewise
+    as soon as an item of the list nests deeper than that (a pack whose item was a
+    megabyte of ``[`` held the loop 0.6 s, scanned to its end to find none)."""
     body = raw[len(_BOM) :] if raw.startswith(_BOM) else raw
     skip = len(raw) - len(body)
     stack: list[bytes] = []  # the closing bytes of the containers open here
@@ -97,6 +99,8 @@ def item_spans(
             )
             stack.append(_OPEN[token])
             if outside is not None and not inside and len(stack) > outside:
+                return None
+            if within is not None and inside and len(stack) - inside > within:
                 return None
             if found and token == b"[":
                 inside, start = len(stack), match.end()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.errors import EventError
-from streams.events import MAX_DEPTH, TOO_DEEP, dead_letter_key, decode_json
+from streams.events import MAX_DEPTH, PINNED_DEPTH, TOO_DEEP, dead_letter_key, decode_json
 from streams.spans import item_spans, max_depth
 
 
@@ -140,3 +140,35 @@ def test_spans_are_not_looked_for_past_a_nesting_outside_the_list() -> None:
     assert item_spans(deep, "readings", outside=1024) is None
     ok = b'{"a":{"b":{}},"readings":[1,' + b"[" * 2000 + b"]" * 2000 + b"]}"
     assert item_spans(ok, "readings", outside=1024) == [(26, 27), (28, 4028)]
+
+
+def test_an_item_deeper_than_within_ends_the_scan() -> None:
+    """A list's item nested past ``within`` levels: None at once, not after scanning the
+    rest of the message (t99: a pack whose item was a megabyte of ``[`` held the worker's
+    loop 0.6 s to find the item never closed). Shallower items are found as before."""
+    deep = b"[" * 5000 + b"]" * 5000
+    raw = b"[1, " + deep + b", 3]"
+    assert item_spans(raw, within=4096) is None
+    assert item_spans(raw) is not None  # no bound asked: found, however deep
+    fine = b"[" * 2000 + b"]" * 2000
+    spans = item_spans(b"[1, " + fine + b", 3]", within=4096)
+    assert spans is not None and len(spans) == 3
+    # The bound items_read_alone asks for keeps the battery's 10,000-level items alone.
+    assert PINNED_DEPTH > 10_000
+    spans = item_spans(b"[1, " + b"[" * 10_000 + b"]" * 10_000 + b", 3]", within=PINNED_DEPTH)
+    assert spans is not None and len(spans) == 3
+
+
+def test_a_pack_whose_item_never_closes_is_refused_whole() -> None:
+    """The pack of t99's case is one bad_json dead letter naming the nesting."""
+    import time
+
+    from playbooks.loader import load_grid
+    from streams.events import EventValidator
+    from tests.unit.streams.test_group_flushes import FIXTURES
+
+    validator = EventValidator(load_grid(FIXTURES / "grid.yaml"))
+    raw = b'{"schema":"readings/1","readings":[' + b"[" * 1_000_000
+    with pytest.raises(EventError) as caught:
+        validator.readings(raw, time.time())
+    assert caught.value.reason == "not valid JSON: nested deeper than 1024 levels"
