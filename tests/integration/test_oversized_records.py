@@ -24,6 +24,7 @@ from streams.events import IncidentReport, Reading
 from streams.partitioning import key_partition, sensor_partition
 from tests.integration.test_poison_pills import assert_committed_to_end, wait_scored
 from tests.services import Pipeline, start_of_hour
+from tests.unit.streams.test_routed_admission import ALERT
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +37,11 @@ OVER = 3 * MB
 
 
 def alert(alert_id: str, **labels: str) -> dict[str, Any]:
+    """test_routed_admission's alert, as ``alert_id``, with ``labels`` added."""
     return {
-        "schema": "alert/1",
+        **ALERT,
         "alert_id": alert_id,
-        "status": "firing",
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "grid_cell": "c-bridge",
-        "severity": "major",
-        "score": 0.9,
-        "started_at": "2026-11-01T10:00:00Z",
-        "labels": {"alert_id": alert_id, "kind": "water_level", "source": "sensor", **labels},
+        "labels": {**ALERT["labels"], "alert_id": alert_id, **labels},
     }
 
 

@@ -31,6 +31,7 @@ from streams.events import (
 from streams.response import command_fields, routed_fields
 from tests.unit.streams.test_columns import assert_batch_agrees, batched, good, home_of_gauge
 from tests.unit.streams.test_poison_pills import NOW
+from tests.unit.streams.test_routed_admission import ALERT
 
 CYRILLIC_A = good(1).replace(b'"value": 1.5', '"v\u0430lue": 1.5'.encode())
 ESCAPED_NUL = good(1).replace(b'"value": 1.5', b'"val\\u0000ue": 1.5')
@@ -190,18 +191,6 @@ def test_a_command_with_a_lookalike_key_is_refused_naming_it(
 
 # The worker's own topics, written by another tool (an operator script): a key that looks
 # like a field was ignored there too (t99). Each part of each message is checked.
-ALERT = {
-    "schema": "alert/1",
-    "alert_id": "al-1",
-    "status": "firing",
-    "sensor_id": "gauge-1",
-    "kind": "water_level",
-    "grid_cell": "c-bridge",
-    "severity": "major",
-    "score": 0.9,
-    "started_at": "2026-11-01T10:00:00Z",
-    "labels": {"alert_id": "al-1", "kind": "water_level", "source": "sensor"},
-}
 ROUTE = {"id": "r.2", "playbook": "flash-flood", "group_wait": 0, "group_interval": 1}
 ROUTE = {**ROUTE, "repeat_interval": 3600}
 OFFER = {"report_id": "r-1", "channel": "app", "grid_cell": "c-top", "ts": 1.7e9, "late": False}
