@@ -228,6 +228,7 @@ class CommitWatch:
         from kafka import KafkaAdminClient, KafkaConsumer
 
         self.group, self.topic, self.settings = group, topic, settings
+        self._reader: Any = None  # caught_up's consumer, made at its first use
         bootstrap = settings.kafka_bootstrap
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         consumer = KafkaConsumer(bootstrap_servers=bootstrap)
@@ -244,39 +245,35 @@ class CommitWatch:
         finally:
             consumer.close(autocommit=False, timeout_ms=5000)
 
-    def drained(self) -> bool:
-        committed = bounded(
+    def _committed(self) -> dict[TopicPartition, Any]:
+        return bounded(
             self.settings,
             f"listing the offsets group {self.group} committed",
             lambda: self.admin.list_group_offsets(self.group)[self.group],
         )
+
+    def drained(self) -> bool:
+        committed = self._committed()
         return all(tp in committed and committed[tp].offset >= end for tp, end in self.ends.items())
 
     def caught_up(self, topic: str) -> bool:
         """Whether the group has committed every record ``topic`` holds now (its end
-        offsets read afresh: the workers still write to it)."""
+        offsets read afresh: the workers still write to it; one reader for the run)."""
         from kafka import KafkaConsumer
 
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
-        try:
-            found = bounded(
-                self.settings,
-                f"listing the partitions of {topic}",
-                lambda: consumer.partitions_for_topic(topic),
-            )
-            parts = [TopicPartition(topic, p) for p in found or ()]
-            ends = bounded(
-                self.settings,
-                f"reading the end offsets of {topic}",
-                lambda: consumer.end_offsets(parts),
-            )
-        finally:
-            consumer.close(autocommit=False, timeout_ms=5000)
-        committed = bounded(
+        if self._reader is None:
+            self._reader = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        reader = self._reader
+        found = bounded(
             self.settings,
-            f"listing the offsets group {self.group} committed",
-            lambda: self.admin.list_group_offsets(self.group)[self.group],
+            f"listing the partitions of {topic}",
+            lambda: reader.partitions_for_topic(topic),
         )
+        parts = [TopicPartition(topic, p) for p in found or ()]
+        ends = bounded(
+            self.settings, f"reading the end offsets of {topic}", lambda: reader.end_offsets(parts)
+        )
+        committed = self._committed()
         return all(
             end == 0 or (tp in committed and committed[tp].offset >= end)
             for tp, end in ends.items()
@@ -284,6 +281,8 @@ class CommitWatch:
 
     def close(self) -> None:
         self.admin.close()
+        if self._reader is not None:
+            self._reader.close(autocommit=False, timeout_ms=5000)
 
 
 def run_pipeline(
