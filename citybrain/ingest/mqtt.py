@@ -5,7 +5,9 @@ a message is acknowledged to the broker only once Kafka has acknowledged the pac
 holds it (or its dead letter), so a killed ingest loses nothing: the broker delivers
 every unacknowledged message again to the next ingest with the same client id. The
 broker sends at most ``inflight`` unacknowledged messages (MQTT 5 Receive Maximum),
-which bounds what the ingest holds in memory.
+which bounds what the ingest holds in memory. One ingest per client id: each claims its
+id, retained, on ``owner_topic``; one that reads a later instance's claim (or MQTT 5's
+"session taken over") stops rather than take the session back (docs/ingest.md).
 """
 
 from __future__ import annotations
