@@ -176,6 +176,10 @@ class MqttIngest:
         (default: ``publisher.close()``); returns how many messages Kafka did not take."""
         self._stopping = True
         undelivered = close() if close is not None else self.publisher.close()
+        if not self.taken_over.is_set() and self.connected.is_set():
+            # Its claim goes with it (an empty retained message clears it): left, a
+            # stopped newer ingest's claim stopped an older one that reconnected later.
+            self.client.publish(self.owner_topic, b"", qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
         return undelivered

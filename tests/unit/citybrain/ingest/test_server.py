@@ -528,6 +528,37 @@ def test_a_later_instance_s_claim_on_the_client_id_stops_this_one_an_earlier_one
     assert "(pid 7 on gw-2, started " in ingest.taken_over_message()
 
 
+def test_a_stopping_ingest_clears_its_claim_unless_another_took_the_session(
+    ingest_grid: Grid,
+) -> None:
+    """Left behind, a stopped newer ingest's claim stopped an older one that reconnected
+    after it (a network blip): a clean stop clears it with an empty retained message."""
+
+    class Client:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+            self.calls.append(("publish", topic, payload, qos, retain))
+
+        def disconnect(self) -> None:
+            self.calls.append(("disconnect",))
+
+        def loop_stop(self) -> None:
+            self.calls.append(("loop_stop",))
+
+    for taken in (False, True):
+        ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-ingest")
+        client = Client()
+        ingest.client = client  # type: ignore[assignment]
+        ingest.connected.set()
+        if taken:
+            ingest.taken_over.set()
+        assert ingest.stop(lambda: 0) == 0
+        cleared = [("publish", "citybrain/ingest-owner/gw-ingest", b"", 1, True)]
+        assert client.calls == [*([] if taken else cleared), ("disconnect",), ("loop_stop",)]
+
+
 def test_a_drop_is_said_once_however_many_times_the_client_reports_it(
     ingest_grid: Grid, caplog: pytest.LogCaptureFixture
 ) -> None:
