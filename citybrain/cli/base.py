@@ -102,11 +102,12 @@ def prefix_said(settings: Settings) -> str:
     return f"prefix {settings.topic_prefix!r}: {source}"
 
 
-def path_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
-    """The values ``args`` holds for the file and directory arguments (``FILE``, ``DIR``)
-    of the command ``parser`` parsed them for, and of its subcommand's: ``{"a.csv"}``
-    for ``replay a.csv --speed 10``."""
-    values: set[str] = set()
+def _path_actions(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> list[argparse.Action]:
+    """The file and directory arguments (``FILE``, ``DIR``) of the command ``parser``
+    parsed ``args`` for, and of its subcommand's."""
+    found: list[argparse.Action] = []
     current: argparse.ArgumentParser | None = parser
     while current is not None:
         chosen: argparse.ArgumentParser | None = None
@@ -114,11 +115,41 @@ def path_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> se
             if isinstance(action, argparse._SubParsersAction):
                 chosen = action.choices.get(getattr(args, action.dest, None) or "")
             elif action.metavar in ("FILE", "DIR"):
-                value = getattr(args, action.dest, None)
-                items = value if isinstance(value, list) else [value]
-                values |= {item for item in items if isinstance(item, str)}
+                found.append(action)
         current = chosen
+    return found
+
+
+def path_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
+    """The values ``args`` holds for the file and directory arguments (``FILE``, ``DIR``)
+    of the command ``parser`` parsed them for, and of its subcommand's: ``{"a.csv"}``
+    for ``replay a.csv --speed 10``."""
+    values: set[str] = set()
+    for action in _path_actions(parser, args):
+        value = getattr(args, action.dest, None)
+        items = value if isinstance(value, list) else [value]
+        values |= {item for item in items if isinstance(item, str)}
     return values
+
+
+def home_path(value: str) -> str:
+    """A file or directory argument with a leading ``~`` or ``~user`` read as the shell
+    reads it unquoted (the home directory); any other value, ``-`` too, as given. A
+    quoted ``--data '~/x.csv'`` was read as a folder named ``~`` under this one (no such
+    file), where path settings expand it (``streams.settings``)."""
+    return os.path.expanduser(value) if value.startswith("~") else value
+
+
+def expand_home(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every file and directory argument of ``args`` (``FILE``, ``DIR``, as
+    ``path_values`` finds them) through ``home_path``, in place, so every check and
+    message names the expanded path."""
+    for action in _path_actions(parser, args):
+        value = getattr(args, action.dest, None)
+        if isinstance(value, str):
+            setattr(args, action.dest, home_path(value))
+        elif isinstance(value, list):
+            setattr(args, action.dest, [home_path(v) if isinstance(v, str) else v for v in value])
 
 
 def absolute_argv(argv: Sequence[str], paths: Collection[str]) -> list[str]:
@@ -127,9 +158,10 @@ def absolute_argv(argv: Sequence[str], paths: Collection[str]) -> list[str]:
     printed from it works typed anywhere; ``-`` (stdin, stdout) stays."""
 
     def absolute(value: str) -> str:
-        if value not in paths or value == "-" or Path(value).is_absolute():
+        if value not in paths or value == "-":
             return value
-        return str(Path(value).absolute())
+        path = Path(home_path(value))
+        return str(path if path.is_absolute() else path.absolute())
 
     out = []
     for token in argv:

@@ -25,6 +25,7 @@ from citybrain.cli.base import (
     _kafka_reason,
     _settings,
     absolute_argv,
+    expand_home,
     path_values,
     said,
 )
@@ -224,6 +225,8 @@ def _main(argv: Sequence[str] | None) -> int:
             args.argv = absolute_argv(
                 list(sys.argv[1:] if argv is None else argv), path_values(parser, args)
             )
+            # A quoted '~/x.csv' is the home directory's, as in a path setting (t101).
+            expand_home(parser, args)
         except SystemExit as exc:  # --help (0) or a usage error (2), already printed
             sys.stdout.flush()
             return exc.code if isinstance(exc.code, int) else EXIT_OK

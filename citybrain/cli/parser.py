@@ -23,6 +23,7 @@ from citybrain.cli.base import (
     _whole,
     _whole_in,
     an_id_shown_by,
+    home_path,
 )
 from citybrain.cli.campaign import cmd_campaign
 from citybrain.cli.check import cmd_playbooks
@@ -58,8 +59,9 @@ def _partition_offset(text: str) -> tuple[int, int]:
 
 
 def _same_file(name: str) -> str:
-    """A file's real path (``x.csv``, ``./x.csv`` and a link to it are one file)."""
-    return os.path.realpath(name)
+    """A file's real path (``x.csv``, ``./x.csv``, ``'~/x.csv'`` and a link to it are one
+    file)."""
+    return os.path.realpath(home_path(name))
 
 
 DESCRIPTION = f"""\
@@ -730,6 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "dir",
         nargs="?",
+        metavar="DIR",
         help="playbook directory (default: CITYBRAIN_PLAYBOOK_DIR, else the library's)",
     )
     c.add_argument(

@@ -11,6 +11,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -376,12 +377,24 @@ def _answers(host: str, port: int) -> bool:
     return True
 
 
+# A live broker answers ApiVersions within milliseconds: after this long without an
+# answer a command says, on stderr, that it waits for Kafka (t101: replay and
+# deadletters said nothing for ~30 s on a frozen broker before their exit-3 line).
+KAFKA_QUIET_SECONDS = 3.0
+# How long in all a command waits for a Kafka that takes connections but does not
+# answer before it gives up, exit 3 (README, docs/operations.md).
+KAFKA_WAIT_SECONDS = 20.0
+
+
 def _require_kafka(settings: Settings) -> None:
-    """Raise CliError (status 3) unless some bootstrap server accepts a TCP connection:
-    faust and kafka-python would otherwise retry, silently, for minutes."""
+    """Raise CliError (status 3) unless some bootstrap server accepts a TCP connection
+    (faust and kafka-python would otherwise retry, silently, for minutes) and Kafka
+    answers an ApiVersions request (``_await_kafka``): every command that talks to
+    Kafka asks this first."""
     for server in settings.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         if port.isascii() and port.isdigit() and _answers(host, int(port)):
+            _await_kafka(settings)
             return
     raise CliError(
         f"no Kafka broker answers at {settings.kafka_bootstrap}: {start_stack_hint()}, "
@@ -390,23 +403,39 @@ def _require_kafka(settings: Settings) -> None:
     )
 
 
-def _require_kafka_answers(settings: Settings) -> None:
-    """Raise CliError (status 3) unless Kafka answers an ApiVersions request within
-    ``kafka_read.PROBE_SECONDS``: a broker that takes connections and answers nothing
-    (frozen, SIGSTOP) passed ``_require_kafka``, and a worker then waited silently, for
-    as long as it stayed so (helper t85)."""
+def _await_kafka(settings: Settings) -> None:
+    """Return once Kafka answers an ApiVersions request (asked below authentication: a
+    broker refusing the credentials answers, and the command then says why). One that
+    takes connections and answers nothing (frozen, SIGSTOP; overloaded) is said on stderr
+    after ``KAFKA_QUIET_SECONDS`` (``citybrain: waiting for Kafka at HOST:PORT …``),
+    asked again until ``KAFKA_WAIT_SECONDS`` in all, and then CliError (status 3) naming
+    the broker, the wait and `citybrain stack status` (helper t85: a worker waited
+    silently as long as it stayed frozen; t101: replay and deadletters, ~30 s)."""
     from citybrain.kafka_read import PROBE_SECONDS, broker_answers
 
-    # Asked below authentication: a broker refusing the credentials answers, and the
-    # worker then says why (the twenty-ninth session's CI: a wrong password was called
-    # a frozen broker).
-    if not broker_answers(settings):
-        raise CliError(
-            f"Kafka at {settings.kafka_bootstrap} takes connections but did not answer "
-            f"within {PROBE_SECONDS:g} s (frozen or overloaded; `citybrain stack status` "
-            "says whether it runs): start the worker once it answers",
-            EXIT_SERVICE,
-        )
+    start = time.monotonic()
+    if broker_answers(settings, KAFKA_QUIET_SECONDS):
+        return
+    print(
+        f"citybrain: waiting for Kafka at {settings.kafka_bootstrap}: it takes connections "
+        f"but has not answered for {KAFKA_QUIET_SECONDS:g} s (frozen or overloaded?); "
+        f"giving up after {KAFKA_WAIT_SECONDS:g} s (Ctrl-C stops now)",
+        file=sys.stderr,
+        flush=True,
+    )
+    while (left := KAFKA_WAIT_SECONDS - (time.monotonic() - start)) > 0:
+        if broker_answers(settings, min(left, PROBE_SECONDS)):
+            print(f"citybrain: Kafka at {settings.kafka_bootstrap} answers", file=sys.stderr)
+            return
+        # A probe refused at once (a restarting broker) is not asked again in a spin.
+        time.sleep(min(0.5, max(0.0, KAFKA_WAIT_SECONDS - (time.monotonic() - start))))
+    raise CliError(
+        f"Kafka at {settings.kafka_bootstrap} takes connections but did not answer "
+        f"within {KAFKA_WAIT_SECONDS:g} s (frozen or overloaded; "
+        f"`{command_line('stack', 'status')}` says whether it runs): run the command "
+        "again once it answers",
+        EXIT_SERVICE,
+    )
 
 
 def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> None:
@@ -521,7 +550,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except ListenError as exc:
             raise ListenError(f"{exc}{demo_worker_holds(settings)}") from None
         _require_kafka(settings)
-        _require_kafka_answers(settings)
         _create_topics_for_worker(settings, app)
     settle_garbage_collector()
     worker = QuietWorker(app, loglevel=args.loglevel)

@@ -5,14 +5,21 @@ a message is acknowledged to the broker only once Kafka has acknowledged the pac
 holds it (or its dead letter), so a killed ingest loses nothing: the broker delivers
 every unacknowledged message again to the next ingest with the same client id. The
 broker sends at most ``inflight`` unacknowledged messages (MQTT 5 Receive Maximum),
-which bounds what the ingest holds in memory.
+which bounds what the ingest holds in memory. One ingest per client id: each claims its
+id, retained, on ``owner_topic``; one that reads a later instance's claim (or MQTT 5's
+"session taken over") stops rather than take the session back (docs/ingest.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -37,6 +44,18 @@ SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps a stopped ingest's queue for 
 SESSION_TAKEN_OVER = 142  # MQTT 5 reason code 0x8E
 # A connection dropped this soon after it was made counts towards "taken over".
 QUICK_DROP = 5.0
+
+
+# Where each ingest says, retained, which instance holds its client id (t101): Mosquitto
+# 2.0 closes a taken-over connection without MQTT 5's reason 0x8E, so "taken over" is
+# read from the newest instance's claim instead of guessed from quick drops.
+OWNER_TOPIC = "citybrain/ingest-owner/{}"
+
+
+def owner_topic(client_id: str) -> str:
+    """The retained claim topic of ``client_id`` (characters a topic level may not hold,
+    ``/``, ``+``, ``#`` and the like, as ``_``)."""
+    return OWNER_TOPIC.format(re.sub(r"[^A-Za-z0-9._-]", "_", client_id) or "_")
 
 
 def dead_letter_headers(
@@ -124,6 +143,14 @@ class MqttIngest:
         self._connected_at = 0.0  # monotonic time of the last connection
         self._quick_drops = 0  # drops in a row within QUICK_DROP seconds of connecting
         self.connected = threading.Event()
+        # Set when the broker gave this ingest's session to another client (MQTT 5 reason
+        # 0x8E): the run loop stops the ingest with ``taken_over_message``.
+        self.taken_over = threading.Event()
+        # This instance's claim on the client id: the later (started, instance) wins.
+        self.instance = uuid.uuid4().hex
+        self.started = time.time()
+        self.owner_topic = owner_topic(client_id)
+        self.taken_by = ""  # who took the session, as its claim says (for the message)
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -149,6 +176,10 @@ class MqttIngest:
         (default: ``publisher.close()``); returns how many messages Kafka did not take."""
         self._stopping = True
         undelivered = close() if close is not None else self.publisher.close()
+        if not self.taken_over.is_set() and self.connected.is_set():
+            # Its claim goes with it (an empty retained message clears it): left, a
+            # stopped newer ingest's claim stopped an older one that reconnected later.
+            self.client.publish(self.owner_topic, b"", qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
         return undelivered
@@ -166,7 +197,19 @@ class MqttIngest:
         options = SubscribeOptions(
             qos=self.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
         )
-        client.subscribe([(s, options) for s in self.mapping.subscriptions])
+        # The claim topic first and always with its retained value (Retain Handling 0):
+        # a newer instance's claim read here stops this one before it publishes its own.
+        claims = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
+        client.subscribe(
+            [(self.owner_topic, claims), *[(s, options) for s in self.mapping.subscriptions]]
+        )
+        claim = {
+            "instance": self.instance,
+            "started": self.started,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
+        client.publish(self.owner_topic, json.dumps(claim), qos=1, retain=True)
         log.info(
             "ingest: connected to %s:%s, subscribed to %s",
             self.host,
@@ -176,7 +219,7 @@ class MqttIngest:
         self._connected_at = time.monotonic()
         self.connected.set()
 
-    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_disconnect(self, client: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
         if self._stopping:
@@ -190,9 +233,13 @@ class MqttIngest:
         quick = time.monotonic() - self._connected_at < QUICK_DROP
         self._quick_drops = self._quick_drops + 1 if quick else 0
         # An MQTT session belongs to one connection: a second client with this client id
-        # takes it (MQTT 5 says so, reason 142; a 3.1.1 broker just closes), and the two
-        # then take it from each other at every reconnect.
-        if getattr(reason, "value", None) == SESSION_TAKEN_OVER or self._quick_drops == 2:
+        # takes it (MQTT 5 says so, reason 142; a 3.1.1 broker just closes). Reconnecting
+        # would take it back, and the two took it from each other once a second for ever
+        # (t101): the one that lost it stops instead, so the newer one keeps the session.
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self._give_up_session(client)
+            return
+        if self._quick_drops == 2:
             log.warning(
                 "ingest: the broker keeps dropping this connection right after it connects: "
                 "probably another client uses the client id %r and takes the session; give "
@@ -200,9 +247,53 @@ class MqttIngest:
                 self.client_id,
             )
 
+    def _give_up_session(self, client: Any, by: str = "") -> None:
+        """Stop reconnecting (another client holds the session; ``by`` says who) and
+        tell the run loop (``taken_over``)."""
+        self._stopping = True
+        self.taken_by = by
+        client.disconnect()
+        self.taken_over.set()
+
+    def _claim(self, client: Any, payload: bytes) -> None:
+        """Another instance's claim on the client id (``owner_topic``): one started later
+        (ties: the larger instance id) holds the session from now on, so this one stops;
+        an earlier one's is an old claim, which this instance's own replaces."""
+        try:
+            claim = json.loads(payload)
+            theirs = (float(claim["started"]), str(claim["instance"]))
+        except (ValueError, TypeError, KeyError):
+            return  # not a claim this code wrote: nothing to go by
+        if theirs[1] == self.instance or theirs <= (self.started, self.instance):
+            return
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(theirs[0]))
+        by = f"pid {claim.get('pid')} on {claim.get('host')!s}, started {started}"
+        self._give_up_session(client, by)
+
+    def taken_over_message(self) -> str:
+        """The stop line of an ingest whose session another client took: the client id,
+        who took it when known, why it stops rather than take the session back, and what
+        to do."""
+        who = f" ({self.taken_by})" if self.taken_by else ""
+        return (
+            f"ingest: stopping: another MQTT client{who} connected to {self.host}:{self.port} "
+            f"with this ingest's client id {self.client_id!r}, and the broker gave it the "
+            "session (session taken over); taking it back would make "
+            "the two drop each other for ever. If that client replaces this ingest, "
+            "nothing is lost: it has the session and the messages not acknowledged here. "
+            "To run two ingests, give each its own --client-id and its own --topic part "
+            "of the topic tree (docs/ingest.md, Operating it)"
+        )
+
     def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
-        self.received += 1
         mid, qos = msg.mid, msg.qos
+        if msg._topic == self.owner_topic.encode():
+            # Before the patterns: '{a}/{b}/{c}' would read it as a reading.
+            if qos > 0:
+                client.ack(mid, qos)
+            self._claim(client, msg.payload)
+            return
+        self.received += 1
 
         def ack() -> None:
             if qos > 0:

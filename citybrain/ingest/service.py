@@ -179,18 +179,19 @@ def _wait(
     every: float,
     extra: Callable[[], str] | None = None,
     deadletters: str = "",
+    ended: threading.Event | None = None,
 ) -> int:
-    """Until SIGTERM/SIGINT (0) or a send Kafka refused for good (1); a stats line every
-    ``every`` seconds (``extra`` adds the MQTT ingest's ``received=… skipped=…``), and
-    after it, when messages were dead-lettered since the last, the command that shows
-    them (``deadletters``; t60's walk: ``dead_letters=1`` alone, and a newcomer's
-    misspelt sensor gone without a word of where or why)."""
+    """Until SIGTERM/SIGINT or ``ended`` (0) or a send Kafka refused for good (1); a
+    stats line every ``every`` seconds (``extra`` adds the MQTT ingest's ``received=…
+    skipped=…``), and after it, when messages were dead-lettered since the last, the
+    command that shows them (``deadletters``; t60's walk: ``dead_letters=1`` alone, and
+    a newcomer's misspelt sensor gone without a word of where or why)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     last = time.monotonic()
     told = 0
-    while not stop.wait(0.2):
+    while not stop.wait(0.2) and not (ended is not None and ended.is_set()):
         if publisher.failure is not None:
             log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
             return 1
@@ -284,7 +285,8 @@ def run_mqtt(
     settings: Settings, options: IngestOptions, require: Callable[[], None] | None = None
 ) -> int:
     """Subscribe and publish until SIGTERM/SIGINT (0; 3 when Kafka left messages
-    unacknowledged at the stop, ``STOP_GRACE``) or a send Kafka refused (1).
+    unacknowledged at the stop, ``STOP_GRACE``), another client took the session (3,
+    flushed as at SIGTERM, naming the client id) or a send Kafka refused (1).
     ``require`` runs once the options and the grid are checked, before any connection
     (the CLI's fail-fast check that Kafka and the broker answer)."""
     from citybrain.ingest.mapping import MqttMapping
@@ -357,6 +359,7 @@ def run_mqtt(
         options.stats_every,
         lambda: f" received={ingest.received} skipped={ingest.skipped}",
         deadletters_hint(settings),
+        ingest.taken_over,
     )
     if code != 0:
         stop_metrics()
@@ -368,9 +371,14 @@ def run_mqtt(
     undelivered = ingest.stop(lambda: _close(publisher))
     stop_metrics()
     fate = "left unacknowledged, so the MQTT broker delivers {them} again to the next ingest"
-    return _stop_line(
+    code = _stop_line(
         publisher.stats, undelivered, fate, ingest.skipped, deadletters_hint(settings)
     )
+    if ingest.taken_over.is_set():
+        # Last, so it is the line a control room reads; exit 3 as for a lost service.
+        log.error("%s", ingest.taken_over_message())
+        return EXIT_SERVICE
+    return code
 
 
 def run_http(

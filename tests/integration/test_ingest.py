@@ -38,6 +38,7 @@ from tests.services import (
     IngestProcess,
     Pipeline,
     prometheus_query,
+    shifted_port,
     stack_settings,
     start_of_hour,
 )
@@ -240,6 +241,46 @@ def test_qos1_messages_held_by_a_killed_ingest_are_delivered_again(
         assert [r["value"] for r in readings] == [float(i) for i in range(n)]
     finally:
         second.stop()
+
+
+def test_a_second_ingest_on_the_same_client_id_keeps_the_session_and_the_first_stops(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t101: two ingests with one client id took the session from each other once a
+    second, for ever (Mosquitto sends the one it drops MQTT 5's 0x8E, session taken
+    over, and it reconnected at once), each only warned. Now the one that lost the
+    session stops (exit 3) naming the client id and --client-id; the newer one keeps it,
+    undisturbed, and ingests."""
+    p = ingest_pipeline
+    first = mqtt_ingest(p).start()
+    # Its own metrics port (the test's next one): the first holds the test's.
+    env = {**p.env, "CITYBRAIN_INGEST_METRICS_PORT": str(shifted_port(26082))}
+    second = IngestProcess(
+        env,
+        p.run_dir / f"{p.name}-ingest-2.log",
+        "mqtt",
+        "--client-id",
+        f"{p.name}-ingest",
+        "--stats-every",
+        "0.5",
+    )
+    try:
+        second.start()
+        assert first.proc is not None and first.proc.wait(60) == 3, first.log()[-3000:]
+        said = first.log()
+        assert f"client id '{p.name}-ingest'" in said, said[-3000:]
+        assert f"pid {second.proc.pid} on " in said, said[-3000:]  # who took it
+        assert "session taken over" in said and "--client-id" in said, said[-3000:]
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert [r["value"] for r in readings] == [2.5]
+        assert second.proc is not None and second.proc.poll() is None, second.log()[-3000:]
+        # At most once: the first reconnects once to read the newer claim, then stops
+        # (before, the two dropped each other once a second for as long as both ran).
+        assert second.log().count("disconnected from the MQTT broker") <= 1, second.log()
+    finally:
+        assert second.stop() == 0, second.log()[-3000:]
+        first.stop()
 
 
 def test_a_retained_message_is_read_once_per_session_not_again_at_every_restart(

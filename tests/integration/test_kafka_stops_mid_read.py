@@ -181,9 +181,57 @@ def test_a_worker_does_not_start_silently_on_a_frozen_kafka(
     finally:
         os.kill(pid, signal.SIGCONT)
     assert done.returncode == EXIT_SERVICE, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(
+    lines = done.stderr.strip().splitlines()
+    # Said while it waits (t101), then the bounded wait's end: every command's words.
+    assert any(
+        line.startswith(f"citybrain: waiting for Kafka at {pipeline.settings.kafka_bootstrap}")
+        for line in lines
+    ), done.stderr
+    assert lines[-1].startswith(
         f"citybrain: Kafka at {pipeline.settings.kafka_bootstrap} takes connections but did "
-        "not answer within 5 s (frozen or overloaded"
+        "not answer within 20 s (frozen or overloaded"
     )
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["replay", "deadletters"])
+def test_a_command_started_on_a_frozen_kafka_says_it_waits_and_goes_on_once_it_answers(
+    pipeline: Pipeline, run_dir: Path, command: str
+) -> None:
+    """t101: `replay` and `deadletters` on a frozen Kafka (SIGSTOP: the port takes
+    connections, nothing answers) said nothing for ~30 s, then exit 3. Now they say on
+    stderr that they wait for it, and for how long; thawed meanwhile, they go on."""
+    pid = read_pid(KafkaBroker(stack_settings(run_dir)).pid_file)
+    assert pid is not None
+    data = Path(__file__).parents[2] / "datasets" / "usgs_flood_2019-05.csv.gz"
+    argv = {
+        "replay": ["replay", "--max", str(data)],
+        "deadletters": ["deadletters", "--prefix", pipeline.name],
+    }[command]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "citybrain.cli", *argv],
+            env=pipeline.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        said = []
+        for line in proc.stderr:  # until it says it waits (a bound below, not a timing)
+            said.append(line)
+            if line.startswith("citybrain: waiting for Kafka"):
+                break
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    rest = proc.communicate(timeout=300)[1]
+    err = "".join(said) + rest
+    assert said[-1] == (
+        f"citybrain: waiting for Kafka at {pipeline.settings.kafka_bootstrap}: it takes "
+        "connections but has not answered for 3 s (frozen or overloaded?); giving up after "
+        "20 s (Ctrl-C stops now)\n"
+    ), err
+    assert proc.returncode == 0, err
+    assert f"citybrain: Kafka at {pipeline.settings.kafka_bootstrap} answers\n" in rest, err
+    assert "Traceback" not in err

@@ -486,3 +486,46 @@ def test_every_missing_input_is_named_at_once(
     assert [err.find(n) for n in named] == sorted(err.find(n) for n in named) and -1 not in [
         err.find(n) for n in named
     ], err
+
+
+@pytest.mark.parametrize("key", list(INPUTS), ids=[" ".join((*k[0], k[1])) for k in INPUTS])
+def test_a_quoted_tilde_in_a_file_argument_is_the_home_directory(
+    key: tuple[tuple[str, ...], str],
+    place: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t101: ``--data '~/x.csv'`` (quoted, so the shell left the ~) was read as a folder
+    named ~ under this one, where path settings expand it; every FILE and DIR argument
+    now reads it as the home directory, and a missing one is named expanded."""
+    tmp, env = place
+    monkeypatch.setenv("HOME", str(tmp))
+    template, name, kind = INPUTS[key]
+    argv = ["~/missing" if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    what = "directory" if kind == "DIR" else "file"
+    expanded = str(tmp / "missing")
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"citybrain: {name} {expanded!r}: no such {what}"
+    ), proc.stderr
+
+
+@pytest.mark.parametrize(
+    "key", list(OUTPUT_OPTIONS), ids=[" ".join((*k[0], k[1])) for k in OUTPUT_OPTIONS]
+)
+def test_a_quoted_tilde_in_an_output_argument_is_the_home_directory(
+    key: tuple[tuple[str, ...], str],
+    place: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tmp, env = place
+    (tmp / "series.csv").write_text("timestamp,value\n2020-01-01,1\n")
+    monkeypatch.setenv("HOME", str(tmp))
+    template, name, suffixes = OUTPUT_OPTIONS[key]
+    given = "~/a-file" if suffixes == "DIR" else f"~/missing/out{suffixes.split()[0]}"
+    argv = [given if a == "X" else a.replace("T/", f"{tmp}/") for a in template]
+    proc = run_in_process(argv, env)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    expanded = given.replace("~", str(tmp), 1)
+    assert expanded in proc.stderr.splitlines()[-1] and name in proc.stderr, proc.stderr
+    assert not (Path.cwd() / "~").exists()

@@ -22,11 +22,39 @@ def _closed_port() -> int:
 
 @pytest.fixture
 def listening() -> Iterator[int]:
-    """A port that accepts TCP connections (and speaks no protocol)."""
+    """A port that accepts TCP connections and answers the first request of each with a
+    few bytes, then closes it: a Kafka that answers (``_require_kafka``'s ApiVersions
+    probe; t101: one that answers nothing is a frozen broker, waited for 20 s) and no
+    more."""
+    import threading
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield int(sock.getsockname()[1])
+        sock.listen(16)
+        sock.settimeout(0.2)
+        stop = threading.Event()
+
+        def answer() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    continue
+                with conn:
+                    conn.settimeout(2)
+                    try:
+                        if conn.recv(64):
+                            conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x01")
+                    except OSError:
+                        pass
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        try:
+            yield int(sock.getsockname()[1])
+        finally:
+            stop.set()
+            thread.join(5)
 
 
 @pytest.fixture

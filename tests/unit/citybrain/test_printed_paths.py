@@ -149,3 +149,18 @@ def test_a_relative_run_directory_is_absolute_in_the_settings(
     assert Settings(home=Path("home")).run_dir == tmp_path / "home" / "run"
     token = DemoFiles.of(Settings(run_dir_override=Path("run"))).token
     assert token.is_absolute() and token.is_relative_to(tmp_path / "run")
+
+
+def test_a_quoted_tilde_in_a_file_argument_is_printed_expanded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """t101: a resume line names the file the replay read, the home directory's."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    parser = build_parser()
+    args = parser.parse_args(["replay", "~/x.csv", "--speed", "10"])
+    assert absolute_argv(["replay", "~/x.csv", "--speed", "10"], path_values(parser, args)) == [
+        "replay",
+        str(tmp_path / "x.csv"),
+        "--speed",
+        "10",
+    ]

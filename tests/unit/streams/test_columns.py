@@ -375,6 +375,51 @@ def test_an_oversize_or_empty_pack_is_refused_whole_as_admit_refuses_it(grid: Gr
     assert [i.offset for i in incoming] == [102]
 
 
+def test_a_pack_of_300000_readings_is_counted_before_it_is_built(
+    grid: Grid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t101: a 44 MB pack (171 kB gzipped: within Kafka's message limit) of 300,000
+    readings was decoded whole by the batch path and again by the validator before its
+    count was checked, 1.4 s of the worker's loop; now its items are counted first, and
+    the batch and the validator refuse it as before, without building a reading."""
+    import msgspec
+
+    import streams.columns
+    import streams.events
+
+    member = json.dumps({k: v for k, v in GOOD.items() if k != "schema"}).encode()
+    huge = b'{"schema": "readings/1", "readings": [' + b",".join([member] * 300_000) + b"]}"
+    assert len(huge) > streams.events.PACK_COUNT_FROM_BYTES
+    built: list[int] = []
+    real = msgspec.json.Decoder
+
+    class Watched:
+        """A decoder that records each message it builds into a pack of readings (the
+        single reading's decoder skips a pack's list unbuilt, then refuses it)."""
+
+        def __init__(self, kind: Any, **kw: Any) -> None:
+            self.inner = real(kind, **kw)
+            self.kind = kind
+
+        def decode(self, raw: bytes) -> Any:
+            if len(raw) == len(huge) and self.kind is streams.columns.WirePack:
+                built.append(len(raw))
+            return self.inner.decode(raw)
+
+    monkeypatch.setattr(streams.columns.msgspec.json, "Decoder", Watched)
+    values, partitions = [huge, good(1)], [home_of_gauge()] * 2
+    incoming, refused = batched(grid, values, partitions)
+    assert [(i, code, idx) for i, code, _, idx, _ in refused] == [(0, "pack_too_large", None)]
+    assert "is 300000: a pack holds at most 10000 readings" in refused[0][2]
+    assert [i.offset for i in incoming] == [101]
+    assert built == []  # no decoder built its readings
+    short = b'{"schema": "readings/1", "readings": [' + b",".join([b"{}"] * 10_001) + b"]}"
+    assert streams.events.pack_too_large(short) is None  # short: the parse counts it
+    # Not a pack, or not JSON: the parse names what it is.
+    assert streams.events.pack_too_large(huge.replace(b"readings/1", b"reading/1", 1)) is None
+    assert streams.events.pack_too_large(huge[:-1]) is None
+
+
 @settings(max_examples=800, deadline=None)
 @given(
     st.lists(st.one_of(pack(), pack(), hostile, st.builds(good, st.integers(0, 59))), max_size=6),

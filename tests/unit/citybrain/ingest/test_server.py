@@ -461,18 +461,102 @@ def test_a_session_taken_by_a_second_ingest_with_the_same_client_id_is_named(
         "probably another client uses the client id 'gw-ingest' and takes the session; give "
         "each ingest its own --client-id (docs/ingest.md, Operating it)"
     ]
-    # An MQTT 5 broker says so at once (reason 142, session taken over).
-    caplog.clear()
-    ingest._connected_at = 0.0
-    ingest._on_disconnect(
-        None, None, None, ReasonCode(PacketTypes.DISCONNECT, identifier=142), None
-    )
-    assert any("--client-id" in r.getMessage() for r in caplog.records)
     # A drop long after connecting (a network blip) is only the usual line.
     caplog.clear()
     ingest._quick_drops = 0
     ingest._on_disconnect(None, None, None, unspecified, None)
     assert not any("--client-id" in r.getMessage() for r in caplog.records)
+
+
+def test_an_ingest_whose_session_another_client_takes_stops_naming_the_client_id(
+    ingest_grid: Grid,
+) -> None:
+    """t101: an MQTT 5 broker says the session was taken (reason 0x8E); reconnecting took
+    it back, and two ingests with one client id dropped each other once a second for
+    ever. The one that lost it stops reconnecting and the run loop stops it (exit 3)."""
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    class Client:
+        disconnects = 0
+
+        def disconnect(self) -> None:
+            self.disconnects += 1
+
+    client = Client()
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-ingest")
+    ingest.connected.set()
+    ingest._on_disconnect(
+        client, None, None, ReasonCode(PacketTypes.DISCONNECT, identifier=142), None
+    )
+    assert ingest.taken_over.is_set() and client.disconnects == 1
+    message = ingest.taken_over_message()
+    assert "client id 'gw-ingest'" in message and "--client-id" in message
+    assert "session taken over" in message and "docs/ingest.md" in message
+
+
+def test_a_later_instance_s_claim_on_the_client_id_stops_this_one_an_earlier_one_s_not(
+    ingest_grid: Grid,
+) -> None:
+    """t101: Mosquitto 2.0 closes a taken-over connection without reason 0x8E, so each
+    ingest claims its client id, retained, on connecting; the later claim wins."""
+    import json
+
+    class Client:
+        disconnects = 0
+
+        def disconnect(self) -> None:
+            self.disconnects += 1
+
+    def claim(started: float, instance: str) -> bytes:
+        return json.dumps(
+            {"instance": instance, "started": started, "pid": 7, "host": "gw-2"}
+        ).encode()
+
+    client = Client()
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw/ingest#1")
+    assert ingest.owner_topic == "citybrain/ingest-owner/gw_ingest_1"
+    for payload in (
+        claim(ingest.started - 60, "f" * 32),  # an earlier instance's (stale) claim
+        claim(ingest.started, ingest.instance),  # its own
+        b"not json",
+        b'{"started": "x"}',
+    ):
+        ingest._claim(client, payload)
+        assert not ingest.taken_over.is_set() and client.disconnects == 0
+    ingest._claim(client, claim(ingest.started + 1, "0" * 32))
+    assert ingest.taken_over.is_set() and client.disconnects == 1
+    assert "(pid 7 on gw-2, started " in ingest.taken_over_message()
+
+
+def test_a_stopping_ingest_clears_its_claim_unless_another_took_the_session(
+    ingest_grid: Grid,
+) -> None:
+    """Left behind, a stopped newer ingest's claim stopped an older one that reconnected
+    after it (a network blip): a clean stop clears it with an empty retained message."""
+
+    class Client:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+            self.calls.append(("publish", topic, payload, qos, retain))
+
+        def disconnect(self) -> None:
+            self.calls.append(("disconnect",))
+
+        def loop_stop(self) -> None:
+            self.calls.append(("loop_stop",))
+
+    for taken in (False, True):
+        ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-ingest")
+        client = Client()
+        ingest.client = client  # type: ignore[assignment]
+        ingest.connected.set()
+        if taken:
+            ingest.taken_over.set()
+        assert ingest.stop(lambda: 0) == 0
+        cleared = [("publish", "citybrain/ingest-owner/gw-ingest", b"", 1, True)]
+        assert client.calls == [*([] if taken else cleared), ("disconnect",), ("loop_stop",)]
 
 
 def test_a_drop_is_said_once_however_many_times_the_client_reports_it(

@@ -189,3 +189,48 @@ def test_the_worker_start_up_probe_asks_below_authentication(silent_port: int) -
         server.close()
     # ApiVersions (key 18) v0, correlation id 1, this probe's client id.
     assert asked[0][4:12] == b"\x00\x12\x00\x00\x00\x00\x00\x01"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deadletters", "--prefix", "t101"],
+        ["replay", "--max", "DATA"],
+        ["report", "--prefix", "t101", "--data", "DATA", "--out", "OUT/r.html"],
+        ["campaign", "report", "--from", "2024-05-26", "--to", "2024-05-27", "--prefix", "t101"],
+    ],
+    ids=["deadletters", "replay", "report", "campaign report"],
+)
+def test_a_command_on_a_kafka_that_takes_connections_and_answers_nothing_says_it_waits(
+    silent_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    """t101: `replay` and `deadletters` on a frozen Kafka said nothing for ~30 s before
+    their exit-3 line. Every command that talks to Kafka asks it first (``_require_kafka``):
+    past ``KAFKA_QUIET_SECONDS`` it says on stderr that it waits and for how long, and past
+    ``KAFKA_WAIT_SECONDS`` it gives up, exit 3 (both shortened here)."""
+    import citybrain.cli.stack
+    from citybrain.cli import EXIT_SERVICE, main
+
+    monkeypatch.setattr(citybrain.cli.stack, "KAFKA_QUIET_SECONDS", 0.3)
+    monkeypatch.setattr(citybrain.cli.stack, "KAFKA_WAIT_SECONDS", 1.0)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(silent_port))
+    data = str(Path(__file__).parents[4] / "datasets" / "nyc311_2024-05-26.csv.gz")
+    argv = [data if a == "DATA" else a.replace("OUT/", f"{tmp_path}/") for a in argv]
+    assert main(argv) == EXIT_SERVICE
+    lines = capsys.readouterr().err.strip().splitlines()
+    waiting = [line for line in lines if line.startswith("citybrain: waiting for Kafka")]
+    assert waiting == [
+        f"citybrain: waiting for Kafka at 127.0.0.1:{silent_port}: it takes connections but "
+        "has not answered for 0.3 s (frozen or overloaded?); giving up after 1 s (Ctrl-C "
+        "stops now)"
+    ], lines
+    assert lines[-1].startswith(
+        f"citybrain: Kafka at 127.0.0.1:{silent_port} takes connections but did not answer "
+        "within 1 s (frozen or overloaded; `"
+    ), lines
+    assert "Traceback" not in "\n".join(lines)
