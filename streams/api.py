@@ -589,7 +589,7 @@ ALERTMANAGER_SILENCE_FIELDS = {
     "startsAt": 'write it as "starts_at"',
     "endsAt": 'write it as "ends_at"',
     "createdBy": "leave it out: the author is the name of the request's token",
-    "id": "a silence is not updated here: expire it and add a new one",
+    "id": "silences are not edited: expire it and add a new one",
 }
 
 

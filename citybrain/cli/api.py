@@ -222,6 +222,17 @@ def stopped_demo_worker(url: str | None, argv: Sequence[str] = ()) -> str:
             f"the last demo's worker runs at {demo_url}, with settings this shell lacks; "
             f"type it with them: `{again}`" + (" with your --token" if secret else "")
         )
+    if state == "running" and url is not None and url.rstrip("/") != demo_url.rstrip("/"):
+        import urllib.parse
+
+        if urllib.parse.urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
+            # t102: a mistyped --url port (21067 for 21066) was told to start a worker
+            # there, a new one on another prefix, while the demo's served its runs.
+            return (
+                f"no worker serves it there; the last demo's worker runs at {demo_url} "
+                f"(topic prefix {doc.get('topic_prefix') if doc else '?'}): give --url "
+                f"{demo_url}"
+            )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
     if state == "none":
