@@ -640,6 +640,14 @@ async def unknown_path(request: web.Request) -> str:
             return f"no such path {shown_id(path)}: without the trailing slash, {stripped!r}"
     # A misspelt first part (/api/v1/runz, /api/v1/silence/x): the path with it spelt.
     hint = ""
+    other = re.match(r"/api/v\d+(?=/)", path)
+    if other and other.group() != PREFIX:
+        # Alertmanager's API is /api/v2: an amtool user's /api/v2/silences (t102) was
+        # told only the paths; the same path under this API's version, when it has one.
+        meant = PREFIX + path[other.end() :]
+        match = await request.app.router.resolve(request.clone(rel_url=meant))
+        if match.http_exception is None or match.http_exception.status == 405:
+            hint = f" (this API is {PREFIX}: did you mean {shown_id(meant)}?)"
     head, _, rest = path.removeprefix(PREFIX + "/").partition("/")
     if path.startswith(PREFIX + "/"):
         near = closest(head, {p.split("/")[1] for p in API_PATHS})

@@ -167,6 +167,24 @@ def test_an_unknown_path_names_the_apis_paths(tmp_path: Path, path: str) -> None
 
 
 @pytest.mark.parametrize(
+    ("path", "meant"),
+    [
+        ("/api/v2/silences", "/api/v1/silences"),  # Alertmanager's version, amtool's habit
+        ("/api/v2/silences/s-1", "/api/v1/silences/s-1"),
+        ("/api/v0/runs/r-1", "/api/v1/runs/r-1"),
+    ],
+)
+def test_another_api_version_names_the_path_under_this_one(
+    tmp_path: Path, path: str, meant: str
+) -> None:
+    """t102: an operator used to Alertmanager asked /api/v2/silences and was told only
+    the API's paths; the 404 now ends with the same path under /api/v1."""
+    status, doc, _ = ask(tmp_path, "GET", path)
+    assert status == 404
+    assert doc["error"].endswith(f"(this API is /api/v1: did you mean {meant!r}?)"), doc
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
         ("HEAD", "/api/v1/runs/r-1/ack", "POST"),
