@@ -983,6 +983,21 @@ def register_api(app: faust.App, ctx: Context) -> None:
         body_fields(doc, fields, what, known)
         return doc
 
+    async def no_body(request: Request, instead: str) -> None:
+        """``ApiError`` 400 for a request that carries a body on an operation that takes
+        none (the GETs, an expiry), naming it and ``instead``, what to do: t102's
+        ``DELETE /silences/ID`` with ``{"reason": …}`` expired it and dropped the reason
+        unsaid, and ``GET /runs`` with ``{"status": "open"}`` listed every run."""
+        raw = await read_body(request, API_MAX_BODY, ctx.settings.http_timeout)
+        if raw:
+            text = raw[:200].decode("utf-8", "replace")
+            raise ApiError(
+                400,
+                f"{request.method} {shown_id(request.url.path)} takes no body, and this one "
+                f"has {len(raw):,} bytes ({show(text)}{'…' if len(raw) > 200 else ''}): "
+                f"{instead}",
+            )
+
     def query(request: Request, allowed: tuple[str, ...] = ()) -> dict[str, str]:
         return query_params(request.query, request.url.path, allowed)
 
@@ -1210,6 +1225,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             status = query(request, ("status",)).get("status")
+            await no_body(request, "give a status as a query parameter, ?status=open")
             if status is not None and status not in LIST_STATUSES:
                 raise ApiError(
                     400,
@@ -1240,6 +1256,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request, run_id: str) -> Response:
             await authorize(self, request, "read")
             query(request)
+            await no_body(request, "act on a run with POST /api/v1/runs/{run_id}/{action}")
             if (passed := await owner_answers(self, request, run_id)) is not None:
                 return passed
             try:
@@ -1392,6 +1409,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             query(request)
+            await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the firing alerts", reason)
@@ -1403,6 +1421,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             query(request)
+            await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the list of silences", reason)
@@ -1535,6 +1554,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def delete(self, request: Request, silence_id: str) -> Response:
             principal = await authorize(self, request, "expire_silence")
             query(request)
+            await no_body(
+                request, "an expiry takes no reason or note: it records who expired it and when"
+            )
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet(f"the expiry of silence {shown_id(silence_id)}", reason)

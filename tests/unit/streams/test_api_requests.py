@@ -330,3 +330,38 @@ def test_every_answer_is_counted_with_its_status(tmp_path: Path) -> None:
         ("expire_silence", "400"): 1,
         ("read", "400"): 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "said"),
+    [
+        (
+            "GET",
+            "/api/v1/runs",
+            {"status": "open"},
+            "GET '/api/v1/runs' takes no body, and this one has 18 bytes "
+            '(\'{"status": "open"}\'): give a status as a query parameter, ?status=open',
+        ),
+        ("GET", "/api/v1/runs/r-1", {"x": 1}, "GET '/api/v1/runs/r-1' takes no body"),
+        ("GET", "/api/v1/alerts", {"kind": "pm25"}, "GET '/api/v1/alerts' takes no body"),
+        ("GET", "/api/v1/silences", {"active": True}, "GET '/api/v1/silences' takes no body"),
+        (
+            "DELETE",
+            "/api/v1/silences/s-1",
+            {"reason": "done"},
+            "DELETE '/api/v1/silences/s-1' takes no body, and this one has 18 bytes "
+            '(\'{"reason": "done"}\'): an expiry takes no reason or note: it records who '
+            "expired it and when",
+        ),
+    ],
+)
+def test_a_body_where_an_operation_takes_none_is_a_400(
+    tmp_path: Path, method: str, path: str, body: dict[str, Any], said: str
+) -> None:
+    """t102: `DELETE /silences/ID` with `{"reason": "done"}` expired the silence and
+    dropped the reason unsaid, and `GET /runs` with `{"status": "open"}` listed every
+    run (the filter is a query parameter): the body is refused, named, before anything."""
+    token = COORDINATOR_TOKEN
+    status, doc, _ = ask(tmp_path, method, path, token, json=body)
+    assert status == 400, doc
+    assert doc["error"].startswith(said), doc
