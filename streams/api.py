@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import hashlib
 import logging
 import math
@@ -303,11 +304,15 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
         # whole), with the closest among the run's own reports (at most MAX_REPORTS).
         # A run with none at all says so: `runs show` lists no id to pick (t48).
         none = "" if run.reports else ": it covers no citizen report at all"
-        raise ApiError(
-            404,
-            f"run {run.run_id} covers no report {shown_id(rid)}"
-            f"{did_you_mean(rid, run.reports)}{none}",
-        )
+        # Among as close ones, a report whose closure awaits its answer first (t102: one
+        # that had answered already was named, and the command printed with it a 409).
+        waiting = [r for r, v in run.reports.items() if v.get("status") == "replied"]
+        near = closest(rid, run.reports)
+        if (answerable := closest(rid, waiting)) is not None and near is not None:
+            ratio = difflib.SequenceMatcher(None, rid.casefold())
+            near = answerable if _ratio(ratio, answerable) >= _ratio(ratio, near) else near
+        hint = f" (did you mean {str(near)!r}?)" if near is not None else ""
+        raise ApiError(404, f"run {run.run_id} covers no report {shown_id(rid)}{hint}{none}")
     status = report["status"]
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")
@@ -327,6 +332,12 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
         )
         raise ApiError(409, f"report {rid} has answered its closure already ({said}): {then}")
     return {"report_id": rid, "satisfied": satisfied, "comment": comment}
+
+
+def _ratio(matcher: difflib.SequenceMatcher[str], choice: object) -> float:
+    """How close ``choice`` is to the text ``matcher`` holds as its first sequence."""
+    matcher.set_seq2(str(choice).casefold())
+    return matcher.ratio()
 
 
 _DONE = {"ack": "acknowledged", "resolve": "resolved", "cancel": "cancelled"}
