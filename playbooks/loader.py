@@ -1076,6 +1076,20 @@ def check_playbooks(directory: str | Path) -> tuple[dict[str, Playbook], set[str
     return found, set(first), errors
 
 
+def library_parts(directory: str | Path) -> tuple[Path, Path | None] | None:
+    """When ``directory`` is a playbook library rather than a playbook directory (the
+    library's layout: a ``playbooks/`` folder of ``*.yaml``, ``routing.yaml`` beside
+    it): its playbook directory and its routing file (None when it has none); else
+    None. Read as playbooks, a library's routing.yaml was a playbook missing every key
+    and every route's playbook "does not exist (known: )" (helper t102)."""
+    root = Path(directory)
+    inner = root / "playbooks"
+    if not (inner.is_dir() and any(inner.glob("*.yaml"))):
+        return None
+    routing = root / "routing.yaml"
+    return inner, routing if routing.is_file() else None
+
+
 def load_playbooks(directory: str | Path) -> dict[str, Playbook]:
     """Every ``*.yaml`` playbook in ``directory`` by name; all errors reported at once."""
     found, _names, errors = check_playbooks(directory)

@@ -594,6 +594,21 @@ class Route:
             if not route.continue_:  # the first match ends the search
                 stack[-1] = (parent, len(parent.routes), parent_found)
 
+    def playbooks_reachable(self, labels: Mapping[str, str]) -> set[str]:
+        """The playbooks of every route an alert with ``labels`` may reach, whatever its
+        other labels: a matcher on a label ``labels`` gives must hold, one on any other
+        label is taken as possibly holding (an over-estimate: an earlier sibling may
+        always match first). E.g. ``{"source": "citizen"}``: the playbooks whose runs
+        may cover citizen reports and take their department."""
+        found: set[str] = set()
+        stack: list[Route] = [self]
+        while stack:
+            route = stack.pop()
+            if all(m.matches(labels) for m in route.matchers if m.name in labels):
+                found.add(route.playbook)
+                stack.extend(route.routes)
+        return found
+
     def group_key(self, labels: Mapping[str, str]) -> str:
         """Alerts with the same key share one run: ``grp-`` and 16 hex digits, a stable
         hash of the route and the values of its ``group_by`` labels (a missing label is

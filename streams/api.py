@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import hashlib
 import logging
 import math
@@ -303,11 +304,15 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
         # whole), with the closest among the run's own reports (at most MAX_REPORTS).
         # A run with none at all says so: `runs show` lists no id to pick (t48).
         none = "" if run.reports else ": it covers no citizen report at all"
-        raise ApiError(
-            404,
-            f"run {run.run_id} covers no report {shown_id(rid)}"
-            f"{did_you_mean(rid, run.reports)}{none}",
-        )
+        # Among as close ones, a report whose closure awaits its answer first (t102: one
+        # that had answered already was named, and the command printed with it a 409).
+        waiting = [r for r, v in run.reports.items() if v.get("status") == "replied"]
+        near = closest(rid, run.reports)
+        if (answerable := closest(rid, waiting)) is not None and near is not None:
+            ratio = difflib.SequenceMatcher(None, rid.casefold())
+            near = answerable if _ratio(ratio, answerable) >= _ratio(ratio, near) else near
+        hint = f" (did you mean {str(near)!r}?)" if near is not None else ""
+        raise ApiError(404, f"run {run.run_id} covers no report {shown_id(rid)}{hint}{none}")
     status = report["status"]
     if status == ReplyStatus.OPEN.value:
         raise ApiError(409, f"report {rid} is open: no closure to answer")
@@ -327,6 +332,12 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
         )
         raise ApiError(409, f"report {rid} has answered its closure already ({said}): {then}")
     return {"report_id": rid, "satisfied": satisfied, "comment": comment}
+
+
+def _ratio(matcher: difflib.SequenceMatcher[str], choice: object) -> float:
+    """How close ``choice`` is to the text ``matcher`` holds as its first sequence."""
+    matcher.set_seq2(str(choice).casefold())
+    return matcher.ratio()
 
 
 _DONE = {"ack": "acknowledged", "resolve": "resolved", "cancel": "cancelled"}
@@ -366,6 +377,43 @@ def already_done(run: Run, action: str) -> dict[str, Any] | None:
         if decided is not None and decided["action"] == action:
             return dict(decided)
     return None
+
+
+def action_note(doc: Mapping[str, Any]) -> str:
+    """The note of a run action's body ``{"note"?, "reason"?}`` (``reason`` is its other
+    name), "" when neither is given. ``ApiError`` 400 naming the field and value for a
+    note that is not text or is longer than ``MAX_NOTE`` characters, or for both names
+    given at once. Checked before the run's state is: t102's ``{"note": 5}`` on an
+    acknowledged run was a 200 "already" and on a resolved one a 409, the bad field
+    unsaid, and a ``reason`` beside a ``note`` was dropped unread."""
+    given = [f for f in ("note", "reason") if f in doc]
+    for field in given:
+        value = doc[field]
+        if not isinstance(value, str):
+            raise ApiError(400, f'field "{field}" is {show(value)}, expected text')
+        if len(value) > MAX_NOTE:
+            raise ApiError(400, too_long(field, value, MAX_NOTE))
+    if len(given) == 2:
+        raise ApiError(
+            400,
+            f'fields "note" and "reason" are both given ({show(doc["note"])} and '
+            f'{show(doc["reason"])}): "reason" is the note\'s other name, give one',
+        )
+    return str(doc[given[0]]) if given else ""
+
+
+def api_action(method: str, run_action: str | None) -> str:
+    """The ``action`` label of ``citybrain_api_requests_total`` for a request: the
+    permission it asks for (``read`` for GET and HEAD, ``silence``, ``expire_silence``,
+    a run action's: ``ack``, ``resolve``, ``escalate``, ``cancel``, ``approve``,
+    ``answer``), ``none`` for a run action the API does not have."""
+    if method in ("GET", "HEAD"):
+        return "read"
+    if method == "DELETE":
+        return "expire_silence"
+    if run_action is None:
+        return "silence"
+    return RUN_ACTIONS.get(run_action, "none")
 
 
 def run_part(run: Run, report_id: str | None = None) -> dict[str, Any]:
@@ -552,7 +600,7 @@ ALERTMANAGER_SILENCE_FIELDS = {
     "startsAt": 'write it as "starts_at"',
     "endsAt": 'write it as "ends_at"',
     "createdBy": "leave it out: the author is the name of the request's token",
-    "id": "a silence is not updated here: expire it and add a new one",
+    "id": "silences are not edited: expire it and add a new one",
 }
 
 
@@ -603,6 +651,14 @@ async def unknown_path(request: web.Request) -> str:
             return f"no such path {shown_id(path)}: without the trailing slash, {stripped!r}"
     # A misspelt first part (/api/v1/runz, /api/v1/silence/x): the path with it spelt.
     hint = ""
+    other = re.match(r"/api/v\d+(?=/)", path)
+    if other and other.group() != PREFIX:
+        # Alertmanager's API is /api/v2: an amtool user's /api/v2/silences (t102) was
+        # told only the paths; the same path under this API's version, when it has one.
+        meant = PREFIX + path[other.end() :]
+        match = await request.app.router.resolve(request.clone(rel_url=meant))
+        if match.http_exception is None or match.http_exception.status == 405:
+            hint = f" (this API is {PREFIX}: did you mean {shown_id(meant)}?)"
     head, _, rest = path.removeprefix(PREFIX + "/").partition("/")
     if path.startswith(PREFIX + "/"):
         near = closest(head, {p.split("/")[1] for p in API_PATHS})
@@ -918,7 +974,6 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     "status": reason[0],
                 }
             )
-            ctx.metrics.api_requests.labels(action, str(reason[0])).inc()
             raise ApiError(*reason)
         assert principal is not None
         return principal
@@ -938,6 +993,21 @@ def register_api(app: faust.App, ctx: Context) -> None:
         doc = json_body(raw)
         body_fields(doc, fields, what, known)
         return doc
+
+    async def no_body(request: Request, instead: str) -> None:
+        """``ApiError`` 400 for a request that carries a body on an operation that takes
+        none (the GETs, an expiry), naming it and ``instead``, what to do: t102's
+        ``DELETE /silences/ID`` with ``{"reason": …}`` expired it and dropped the reason
+        unsaid, and ``GET /runs`` with ``{"status": "open"}`` listed every run."""
+        raw = await read_body(request, API_MAX_BODY, ctx.settings.http_timeout)
+        if raw:
+            text = raw[:200].decode("utf-8", "replace")
+            raise ApiError(
+                400,
+                f"{request.method} {shown_id(request.url.path)} takes no body, and this one "
+                f"has {len(raw):,} bytes ({show(text)}{'…' if len(raw) > 200 else ''}): "
+                f"{instead}",
+            )
 
     def query(request: Request, allowed: tuple[str, ...] = ()) -> dict[str, str]:
         return query_params(request.query, request.url.path, allowed)
@@ -1146,9 +1216,17 @@ def register_api(app: faust.App, ctx: Context) -> None:
     def handled(fun: Any) -> Any:
         async def wrapper(self: View, request: Request, **kw: Any) -> Response:
             try:
-                return await fun(self, request, **kw)  # type: ignore[no-any-return]
+                response: Response = await fun(self, request, **kw)
             except ApiError as exc:
-                return self.error(exc.status, exc.message, headers=exc.headers)
+                response = self.error(exc.status, exc.message, headers=exc.headers)
+            # Every answer counted once, here, with its status: counted view by view, the
+            # 400s, 404s and 409s and most reads went uncounted (helper t102). A request
+            # another worker passed on is counted by the worker the client asked.
+            if FORWARDED_HEADER not in request.headers:
+                ctx.metrics.api_requests.labels(
+                    api_action(request.method, kw.get("action")), str(response.status)
+                ).inc()
+            return response
 
         return wrapper
 
@@ -1158,6 +1236,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             status = query(request, ("status",)).get("status")
+            await no_body(request, "give a status as a query parameter, ?status=open")
             if status is not None and status not in LIST_STATUSES:
                 raise ApiError(
                     400,
@@ -1180,7 +1259,6 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 runs = [r for r in runs if r.get("reopened", 0) > 0]
             elif status:
                 runs = [r for r in runs if r["status"] == status]
-            ctx.metrics.api_requests.labels("read", "200").inc()
             return self.json({"runs": sorted(runs, key=lambda r: r["created_at"])})
 
     @app.page(f"{PREFIX}/runs/{{run_id}}")
@@ -1189,6 +1267,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request, run_id: str) -> Response:
             await authorize(self, request, "read")
             query(request)
+            await no_body(request, "act on a run with POST /api/v1/runs/{run_id}/{action}")
             if (passed := await owner_answers(self, request, run_id)) is not None:
                 return passed
             try:
@@ -1237,7 +1316,6 @@ def register_api(app: faust.App, ctx: Context) -> None:
             return [await ctx.commands.send(key=run_key(run_id), value=value)]
 
         if not await ctx.acknowledged(send):
-            ctx.metrics.api_requests.labels("resolve", "503").inc()
             raise kafka_unreachable(
                 "the resend command", "a retry re-sends only closures still undelivered"
             )
@@ -1260,13 +1338,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
             doc = await body(
                 request, ANSWER_FIELDS if action == "answer" else ACTION_FIELDS, action
             )
+            # The body's own faults first, whatever the run's state would answer.
+            note = action_note(doc)
             if action == "resend":
                 # Any run, finished or superseded: its closures are what is sent again.
                 sent = await resend(principal, run_id)
                 if sent is None:
-                    ctx.metrics.api_requests.labels("resolve", "200").inc()
                     return self.json({"run_id": run_id, "already": {"action": "resend"}})
-                ctx.metrics.api_requests.labels("resolve", "202").inc()
                 return self.json(sent, status=202)
             run = await settled_run(run_id)
             key = request.headers.get("Idempotency-Key")
@@ -1277,12 +1355,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
             )
             fingerprint = request_fingerprint(principal.name, action, doc) if key else ""
             if key and (stored := await keyed_answer(run_id, command_id, fingerprint, key)):
-                ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
                 return self.json(stored, status=202)
             extra = answer_fields(run, doc) if action == "answer" else {}
             done = already_done(run, action)
             if done is not None:
-                ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "200").inc()
                 return self.json({"already": done, "run_id": run_id})
             reason = refused(run, action)
             gone = run.playbook not in ctx.playbooks and action not in WITHOUT_PLAYBOOK
@@ -1291,11 +1367,6 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 reason = playbook_gone(run, action)
             if reason is not None:
                 raise ApiError(409, reason)
-            note = doc.get("note", doc.get("reason", ""))
-            if not isinstance(note, str):
-                raise ApiError(400, f'field "note" is {show(note)}, expected text')
-            if len(note) > MAX_NOTE:
-                raise ApiError(400, too_long("note", note, MAX_NOTE))
             if action in ("resolve", "cancel") and not note.strip():
                 raise ApiError(400, f'{action} needs a "note" saying why')
             command = {
@@ -1336,13 +1407,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
             # were lost, send() only queues).
             if not await ctx.acknowledged(send):
                 ctx.pending_commands.release(run_id, command_id)
-                ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "503").inc()
                 raise kafka_unreachable(
                     f"the {action} command",
                     "with the same Idempotency-Key header the retry is the same command, "
                     "applied once even if this one reaches Kafka later",
                 )
-            ctx.metrics.api_requests.labels(RUN_ACTIONS[action], "202").inc()
             return self.json({"command": command, **reply}, status=202)
 
     @app.page(f"{PREFIX}/alerts")
@@ -1351,6 +1420,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             query(request)
+            await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the firing alerts", reason)
@@ -1362,6 +1432,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
             query(request)
+            await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the list of silences", reason)
@@ -1463,7 +1534,6 @@ def register_api(app: faust.App, ctx: Context) -> None:
                         f"Idempotency-Key {show(key)} was used for silence {silence.id} with "
                         "other matchers or reason: use a new key for a new silence",
                     )
-                ctx.metrics.api_requests.labels("silence", "201").inc()
                 counts = firing_matched(silence, (v for _, v in ctx.firing.items()))
                 return self.json({"silence": earlier, "already": "created", **counts}, status=201)
             in_force = sum(silence_already_expired(v, now) is None for _, v in ctx.silences.items())
@@ -1480,14 +1550,12 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 "detail": str(stored),
             }
             if not await store_silence(silence.id.encode(), stored, record):
-                ctx.metrics.api_requests.labels("silence", "503").inc()
                 raise kafka_unreachable(
                     f"silence {silence.id}",
                     "it is not in force on this worker; it may still reach Kafka and take "
                     "effect; with the same Idempotency-Key header the retry writes the same "
                     "silence, not a second one",
                 )
-            ctx.metrics.api_requests.labels("silence", "201").inc()
             counts = firing_matched(silence, (v for _, v in ctx.firing.items()))
             return self.json({"silence": stored, **counts}, status=201)
 
@@ -1497,6 +1565,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         async def delete(self, request: Request, silence_id: str) -> Response:
             principal = await authorize(self, request, "expire_silence")
             query(request)
+            await no_body(
+                request, "an expiry takes no reason or note: it records who expired it and when"
+            )
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet(f"the expiry of silence {shown_id(silence_id)}", reason)
@@ -1525,11 +1596,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 "detail": silence_id,
             }
             if not await store_silence(silence_id.encode(), expired, record):
-                ctx.metrics.api_requests.labels("expire_silence", "503").inc()
                 raise kafka_unreachable(
                     f"the expiry of silence {silence_id}",
                     "the silence stays in force on this worker until Kafka has the expiry; "
                     "expiring it again is safe",
                 )
-            ctx.metrics.api_requests.labels("expire_silence", "200").inc()
             return self.json({"silence": expired})

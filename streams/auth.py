@@ -158,8 +158,24 @@ def refusal_401(
     if closed:
         return f"{closed}: add one (role: {roles[0]}) {where}"
     if bearer_token(authorization) is None:
-        return "no bearer token: send the header Authorization: Bearer <token>"
+        return "no bearer token: " + _not_bearer(authorization)
     return f"unknown bearer token: it is none of the {len(tokens)} configured tokens"
+
+
+def _not_bearer(authorization: str | None) -> str:
+    """What an Authorization header that carries no bearer token got wrong, said in
+    its words (t102: ``Basic …``, a browser's or curl -u's, and ``Bearer`` with nothing
+    after it were both only "no bearer token"); the scheme shortened, never a value."""
+    scheme, _, rest = (authorization or "").strip().partition(" ")
+    if not scheme:
+        return "send the header Authorization: Bearer <token>"
+    if scheme.lower() == "bearer" and not rest.strip():
+        return "the header Authorization: Bearer has no token after it"
+    shown = scheme if len(scheme) <= 20 and scheme.isascii() and scheme.isprintable() else "?"
+    return (
+        f"the header Authorization has the scheme {shown!r}, not Bearer: send "
+        "Authorization: Bearer <token>"
+    )
 
 
 def forbidden_reason(principal: Principal, action: str) -> str:

@@ -529,6 +529,7 @@ class Context:
                 *((self.cell_path(cell), "incident_burst") for cell in grid.cells),
             ],
             departments,
+            self.router.root.playbooks_reachable({"source": "citizen"}),
         )
         for problem in SILENCE_PROBLEMS:
             metrics.silences_invalid.labels(problem)

@@ -362,6 +362,16 @@ class Settings(BaseSettings):
                     f"{variable(name)} is {str(path)!r}: {as_reason(why)}"
                     + ("" if name == "api_tokens_file" else "; unset it for the built-in one")
                 )
+        from playbooks.loader import library_parts
+
+        if parts := library_parts(self.playbook_dir):
+            inner, routing = parts
+            also = f" and CITYBRAIN_ROUTING_FILE to {routing}" if routing else ""
+            raise ValueError(
+                f"CITYBRAIN_PLAYBOOK_DIR is {str(self.playbook_dir)!r}: a playbook library, "
+                f"not its playbook directory: set it to {inner}{also}, or unset it for the "
+                "built-in ones"
+            )
         if not any(self.playbook_dir.glob("*.yaml")):
             raise ValueError(
                 f"CITYBRAIN_PLAYBOOK_DIR is {str(self.playbook_dir)!r}: no playbooks (*.yaml) "

@@ -222,6 +222,17 @@ def stopped_demo_worker(url: str | None, argv: Sequence[str] = ()) -> str:
             f"the last demo's worker runs at {demo_url}, with settings this shell lacks; "
             f"type it with them: `{again}`" + (" with your --token" if secret else "")
         )
+    if state == "running" and url is not None and url.rstrip("/") != demo_url.rstrip("/"):
+        import urllib.parse
+
+        if urllib.parse.urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
+            # t102: a mistyped --url port (21067 for 21066) was told to start a worker
+            # there, a new one on another prefix, while the demo's served its runs.
+            return (
+                f"no worker serves it there; the last demo's worker runs at {demo_url} "
+                f"(topic prefix {doc.get('topic_prefix') if doc else '?'}): give --url "
+                f"{demo_url}"
+            )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
     if state == "none":
@@ -296,17 +307,54 @@ def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
         ids = [str(item[key]) for item in items if isinstance(item, dict) and item.get(key)]
     except Exception:  # only a suggestion: the 404 is the answer
         return ""
+    words, secret = without_token(argv)
+    with_token = " with your --token" if secret else ""
+
+    def again(run_id: str) -> str:
+        if given not in argv:
+            return ""
+        line = command_line(*[run_id if w == given else w for w in words], only=API_SETTINGS)
+        return f" (`{line}`{with_token})"
+
+    if listing == "runs" and (owners := runs_named_by(given, items)):
+        # t102: an alert's id (from /alerts or the demo's summary), a cell's or a
+        # report's, typed for the run's, was only "no run 'al-…'".
+        what, runs = owners
+        if len(runs) == 1:
+            return f"; {given!r} is {what} of run {runs[0]!r}{again(runs[0])}"
+        shown = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+        return f"; {given!r} is {what} of {len(runs)} runs: {shown}"
     near = closest(given, ids)
     if near is None or near == given:
         return ""
-    if given not in argv:
-        return f"; did you mean {str(near)!r}?"
-    words, secret = without_token(argv)
-    again = [str(near) if word == given else word for word in words]
-    with_token = " with your --token" if secret else ""
-    return (
-        f"; did you mean {str(near)!r}? (`{command_line(*again, only=API_SETTINGS)}`{with_token})"
+    return f"; did you mean {str(near)!r}?{again(str(near))}"
+
+
+def runs_named_by(given: str, runs: Sequence[Any]) -> tuple[str, list[str]] | None:
+    """When ``given`` (typed as a run id) is instead an alert id, a grid cell or a
+    citizen report id of some of ``runs`` (the API's run objects): what it is (``an
+    alert id``) and the ids of those runs, in the list's order; else None."""
+    kinds = (
+        (
+            "an alert id",
+            lambda r: (
+                given in (r.get("alert_id"), *r.get("alerts", ()), *r.get("ended_alerts", ()))
+            ),
+        ),
+        ("the grid cell", lambda r: r.get("grid_cell") == given),
+        ("a citizen report id", lambda r: given in (r.get("reports") or {})),
     )
+    for what, names in kinds:
+        found = []
+        for run in runs:
+            try:
+                if isinstance(run, dict) and run.get("run_id") and names(run):
+                    found.append(str(run["run_id"]))
+            except TypeError:  # a field of another shape: only a suggestion
+                continue
+        if found:
+            return what, found
+    return None
 
 
 def answer_again(report: str, reason: str, argv: Sequence[str]) -> str:

@@ -128,8 +128,17 @@ def _need_playbook_dir(directory: Path, option: str) -> None:
     is a directory holding playbooks (``*.yaml``), as the worker's settings require:
     t79's `playbooks check /…/checkout/playbooks` (the package, not its library) listed
     every route's playbook as unknown ("does not exist (known: )")."""
+    from playbooks.loader import library_parts
+
     library = Settings.model_fields["playbook_dir"].default
     _need_dir(directory, option or "CITYBRAIN_PLAYBOOK_DIR", missing=f"(the library's: {library})")
+    if parts := library_parts(directory):
+        inner, routing = parts
+        also = f" and --routing {routing}" if routing and option else ""
+        raise CliError(
+            f"{option or 'CITYBRAIN_PLAYBOOK_DIR'} {str(directory)!r} is a playbook library, "
+            f"not its playbook directory: give {inner}{also}"
+        )
     if not any(directory.glob("*.yaml")):
         raise CliError(
             f"{option or 'CITYBRAIN_PLAYBOOK_DIR'} {str(directory)!r} holds no playbooks "

@@ -529,3 +529,53 @@ def test_a_quoted_tilde_in_an_output_argument_is_the_home_directory(
     expanded = given.replace("~", str(tmp), 1)
     assert expanded in proc.stderr.splitlines()[-1] and name in proc.stderr, proc.stderr
     assert not (Path.cwd() / "~").exists()
+
+
+@pytest.mark.parametrize("command", [["check"], ["route-test", "kind=pm25"]])
+def test_a_playbook_library_given_as_the_playbook_directory_is_said_so(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Helper t102 copied the library (routing.yaml beside playbooks/) to edit it and typed
+    `playbooks check COPY`: routing.yaml was read as a playbook missing every key and
+    the real routing file's every route named a playbook that "does not exist (known: )",
+    exit 1. Now one line naming the copy's playbook directory and routing file."""
+    import shutil
+
+    from citybrain.cli import main
+
+    library = tmp_path / "library"
+    shutil.copytree(REPO / "playbooks" / "library", library)
+    argv = ["playbooks", command[0], str(library), *command[1:]]
+    option = "the playbook directory"
+    if command[0] == "route-test":
+        argv = ["playbooks", "route-test", "--dir", str(library), *command[1:]]
+        option = "--dir"
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == (
+        f"citybrain: {option} {str(library)!r} is a playbook library, not its playbook "
+        f"directory: give {library / 'playbooks'} and --routing {library / 'routing.yaml'}\n"
+    )
+    # Its playbook directory, as the line says, is checked.
+    assert main(["playbooks", "check", str(library / "playbooks")]) == 0
+
+
+def test_a_playbook_library_as_the_playbook_directory_setting_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same slip in CITYBRAIN_PLAYBOOK_DIR stops the worker and every command at
+    their settings (the worker read the routing file as a playbook and stopped on it)."""
+    import shutil
+
+    from streams.settings import Settings
+
+    library = tmp_path / "library"
+    shutil.copytree(REPO / "playbooks" / "library", library)
+    monkeypatch.setenv("CITYBRAIN_PLAYBOOK_DIR", str(library))
+    with pytest.raises(ValueError) as caught:
+        Settings()
+    assert (
+        f"CITYBRAIN_PLAYBOOK_DIR is {str(library)!r}: a playbook library, not its playbook "
+        f"directory: set it to {library / 'playbooks'} and CITYBRAIN_ROUTING_FILE to "
+        f"{library / 'routing.yaml'}, or unset it for the built-in ones"
+    ) in str(caught.value)

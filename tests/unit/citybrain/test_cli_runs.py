@@ -487,3 +487,22 @@ def test_silences_add_says_how_many_firing_alerts_the_silence_matches(
     answer.update(firing_matched=1)
     assert main([*argv, "--reason", "test"]) == EXIT_OK
     assert capsys.readouterr().out.splitlines()[1] == "it matches 1 of the 3 alerts firing now"
+
+
+def test_an_alert_cell_or_report_id_typed_for_a_run_names_its_run() -> None:
+    """t102: `runs show al-4385…` (an alert id, as /alerts and the demo's summary show
+    them), `runs ack nyc-cb-…` (the run's cell) or a report id got only "no run …"; the
+    404's line now names the run (or runs) it belongs to."""
+    from citybrain.cli.api import runs_named_by
+
+    runs = [
+        {"run_id": "grp-a.1", "alert_id": "al-1", "alerts": ["al-1", "al-2"], "grid_cell": "c-1"},
+        {"run_id": "grp-b.2", "alert_id": "al-3", "ended_alerts": ["al-4"], "grid_cell": "c-1"},
+        {"run_id": "grp-c.1", "alert_id": "al-5", "reports": {"nyc311-7": {}}, "grid_cell": "c-2"},
+        {"run_id": "grp-d.1", "alerts": None},  # another shape: skipped, not a crash
+    ]
+    assert runs_named_by("al-2", runs) == ("an alert id", ["grp-a.1"])
+    assert runs_named_by("al-4", runs) == ("an alert id", ["grp-b.2"])
+    assert runs_named_by("c-1", runs) == ("the grid cell", ["grp-a.1", "grp-b.2"])
+    assert runs_named_by("nyc311-7", runs) == ("a citizen report id", ["grp-c.1"])
+    assert runs_named_by("grp-a.9", runs) is None

@@ -210,6 +210,23 @@ def test_the_unreachable_api_hint_names_the_running_demo_worker_elsewhere(
     assert stopped_demo_worker("http://10.0.0.9:16066", ["runs", "list"]) == ""
 
 
+def test_a_mistyped_local_url_is_pointed_at_the_running_demo_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t102: `runs list --url http://127.0.0.1:16767` (one digit off the demo worker's
+    16766) was told "start one on port 16767 (`… citybrain worker`)": a new worker on
+    another topic prefix, none of the demo's runs. It names the demo's worker instead;
+    another machine's URL is still not its business."""
+    _demo(tmp_path, os.getpid())  # a live pid: the demo's worker runs
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
+    assert stopped_demo_worker("http://127.0.0.1:16767", ["runs", "list"]) == (
+        "no worker serves it there; the last demo's worker runs at http://127.0.0.1:16766 "
+        f"(topic prefix {OWN['CITYBRAIN_TOPIC_PREFIX']}): give --url http://127.0.0.1:16766"
+    )
+    assert stopped_demo_worker("http://10.0.0.9:16767", ["runs", "list"]) == ""
+
+
 @pytest.mark.parametrize(
     ("log", "shown"),
     [

@@ -167,6 +167,24 @@ def test_an_unknown_path_names_the_apis_paths(tmp_path: Path, path: str) -> None
 
 
 @pytest.mark.parametrize(
+    ("path", "meant"),
+    [
+        ("/api/v2/silences", "/api/v1/silences"),  # Alertmanager's version, amtool's habit
+        ("/api/v2/silences/s-1", "/api/v1/silences/s-1"),
+        ("/api/v0/runs/r-1", "/api/v1/runs/r-1"),
+    ],
+)
+def test_another_api_version_names_the_path_under_this_one(
+    tmp_path: Path, path: str, meant: str
+) -> None:
+    """t102: an operator used to Alertmanager asked /api/v2/silences and was told only
+    the API's paths; the 404 now ends with the same path under /api/v1."""
+    status, doc, _ = ask(tmp_path, "GET", path)
+    assert status == 404
+    assert doc["error"].endswith(f"(this API is /api/v1: did you mean {meant!r}?)"), doc
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
         ("HEAD", "/api/v1/runs/r-1/ack", "POST"),
@@ -234,3 +252,116 @@ def test_a_misspelt_status_or_action_suggests_the_closest(
         status, doc, _ = ask(tmp_path, "POST", f"/api/v1/runs/r-1/{wrong}")
         assert status == 404 and doc["error"].startswith(f"no action {wrong!r}: expected one of ")
     assert doc["error"].endswith(f" (did you mean {choice!r}?)"), doc
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "said"),
+    [
+        ("ack", {"note": 5}, 'field "note" is 5, expected text'),
+        ("resolve", {"reason": ["x"]}, 'field "reason" is ["x"], expected text'),
+        ("escalate", {"note": "n" * 2001}, 'field "note" is 2,001 characters, at most 2,000'),
+        (
+            "cancel",
+            {"note": "a", "reason": "b"},
+            'fields "note" and "reason" are both given (\'a\' and \'b\'): "reason" is the '
+            "note's other name, give one",
+        ),
+        ("resend", {"note": None}, 'field "note" is null, expected text'),
+        ("answer", {"note": 1, "report_id": "r", "satisfied": True}, 'field "note" is 1'),
+    ],
+)
+def test_a_bad_note_is_a_400_before_the_run_is_asked(
+    tmp_path: Path, action: str, body: dict[str, Any], said: str
+) -> None:
+    """Helper t102: `{"note": 5}` on an acknowledged run was a 200 "already acknowledged"
+    and on a resolved one a 409, the bad field unsaid (the run's state was asked first);
+    a `reason` beside a `note` was dropped unread. The body is checked first: here the
+    run does not even exist, and the answer is the body's 400, not the run's 404."""
+    token = COORDINATOR_TOKEN
+    status, doc, _ = ask(tmp_path, "POST", f"/api/v1/runs/r-1/{action}", token, json=body)
+    assert status == 400, doc
+    assert doc["error"].startswith(said), doc
+
+
+def test_every_answer_is_counted_with_its_status(tmp_path: Path) -> None:
+    """Helper t102: `citybrain_api_requests_total{action, outcome}` counted a few answers
+    view by view: a 400, a 404 or a 409, a run or the silences read, were never counted.
+    Every answer of the API's views is counted once, by the permission asked."""
+    from prometheus_client import CollectorRegistry
+
+    settings = Settings(
+        run_dir_override=tmp_path,
+        grid_file=FIXTURES / "grid.yaml",
+        api_tokens_file=write_tokens(tmp_path / "tokens.yaml"),
+    )
+    registry = CollectorRegistry()
+    app = create_app(settings, registry)
+    calls = [
+        ("POST", "/api/v1/runs/r-1/ack", OPERATOR_TOKEN, {"note": 5}),  # 400
+        ("POST", "/api/v1/runs/r-1/ackk", OPERATOR_TOKEN, {}),  # 404, no such action
+        ("POST", "/api/v1/silences", OPERATOR_TOKEN, {"matchers": []}),  # 400
+        ("DELETE", "/api/v1/silences/s-1?x=1", COORDINATOR_TOKEN, None),  # 400
+        ("GET", "/api/v1/alerts?x=1", OPERATOR_TOKEN, None),  # 400
+    ]
+
+    async def call() -> list[int]:
+        statuses = []
+        async with TestClient(TestServer(app.web.web_app)) as client:  # type: ignore[attr-defined]
+            for method, path, token, body in calls:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, headers=headers, json=body)
+                statuses.append(resp.status)
+        return statuses
+
+    # (A 401 or 403 is counted the same way; its audit record needs Kafka, so it is
+    # left to tests/integration/test_action_bodies.py.)
+    assert asyncio.run(call()) == [400, 404, 400, 400, 400]
+    counted = {
+        (s.labels["action"], s.labels["outcome"]): s.value
+        for metric in registry.collect()
+        if metric.name == "citybrain_api_requests"
+        for s in metric.samples
+        if s.name == "citybrain_api_requests_total" and s.value
+    }
+    assert counted == {
+        ("ack", "400"): 1,
+        ("none", "404"): 1,
+        ("silence", "400"): 1,
+        ("expire_silence", "400"): 1,
+        ("read", "400"): 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "said"),
+    [
+        (
+            "GET",
+            "/api/v1/runs",
+            {"status": "open"},
+            "GET '/api/v1/runs' takes no body, and this one has 18 bytes "
+            '(\'{"status": "open"}\'): give a status as a query parameter, ?status=open',
+        ),
+        ("GET", "/api/v1/runs/r-1", {"x": 1}, "GET '/api/v1/runs/r-1' takes no body"),
+        ("GET", "/api/v1/alerts", {"kind": "pm25"}, "GET '/api/v1/alerts' takes no body"),
+        ("GET", "/api/v1/silences", {"active": True}, "GET '/api/v1/silences' takes no body"),
+        (
+            "DELETE",
+            "/api/v1/silences/s-1",
+            {"reason": "done"},
+            "DELETE '/api/v1/silences/s-1' takes no body, and this one has 18 bytes "
+            '(\'{"reason": "done"}\'): an expiry takes no reason or note: it records who '
+            "expired it and when",
+        ),
+    ],
+)
+def test_a_body_where_an_operation_takes_none_is_a_400(
+    tmp_path: Path, method: str, path: str, body: dict[str, Any], said: str
+) -> None:
+    """t102: `DELETE /silences/ID` with `{"reason": "done"}` expired the silence and
+    dropped the reason unsaid, and `GET /runs` with `{"status": "open"}` listed every
+    run (the filter is a query parameter): the body is refused, named, before anything."""
+    token = COORDINATOR_TOKEN
+    status, doc, _ = ask(tmp_path, method, path, token, json=body)
+    assert status == 400, doc
+    assert doc["error"].startswith(said), doc

@@ -387,3 +387,25 @@ def test_a_report_id_the_run_does_not_cover_names_the_closest_it_does(grid: Grid
     assert caught.value.message.endswith(
         "covers no report 'nyc311-6127924' (did you mean 'nyc311-61279245'?)"
     )
+
+
+def test_an_unknown_report_id_names_the_closest_one_still_awaiting_its_answer(
+    grid: Grid,
+) -> None:
+    """t102: `runs answer … --report nyc311-6127540` was told "did you mean
+    'nyc311-61278540'?", a report that had answered already (the command printed with it
+    was then a 409), while 'nyc311-61275405', as close, awaited its answer."""
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run = Run.from_dict(group(grid, 1)["run"])
+    covered = (("nyc311-61278540", "app"), ("nyc311-61275405", "app"))
+    run, _ = engine.step(run, ReportsCovered(covered, 150.0))
+    run.reports["nyc311-61278540"]["status"] = "satisfied"
+    run.reports["nyc311-61275405"]["status"] = "replied"
+    with pytest.raises(ApiError) as caught:
+        answer_fields(run, {"report_id": "nyc311-6127540", "satisfied": True})
+    assert caught.value.message.endswith("(did you mean 'nyc311-61275405'?)")
+    # With none awaiting, the closest of all, as before.
+    run.reports["nyc311-61275405"]["status"] = "open"
+    with pytest.raises(ApiError) as caught:
+        answer_fields(run, {"report_id": "nyc311-6127854", "satisfied": True})
+    assert caught.value.message.endswith("(did you mean 'nyc311-61278540'?)")

@@ -107,3 +107,34 @@ def test_another_users_readable_file_is_not_warned_of_unless_writable(tmp_path: 
     assert exposed(path, uid=someone_else) == ""
     path.chmod(0o646)
     assert "may be written by other users" in exposed(path, uid=someone_else)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "said"),
+    [
+        (None, "no bearer token: send the header Authorization: Bearer <token>"),
+        ("", "no bearer token: send the header Authorization: Bearer <token>"),
+        (
+            "Basic b3BzOnNlY3JldA==",
+            "no bearer token: the header Authorization has the scheme 'Basic', not Bearer: "
+            "send Authorization: Bearer <token>",
+        ),
+        ("Bearer", "no bearer token: the header Authorization: Bearer has no token after it"),
+        ("bearer   ", "no bearer token: the header Authorization: Bearer has no token after it"),
+        (
+            "Tok\u00e9n abc",
+            "no bearer token: the header Authorization has the scheme '?', not Bearer: "
+            "send Authorization: Bearer <token>",
+        ),
+    ],
+)
+def test_a_401_says_what_the_authorization_header_got_wrong(
+    authorization: str | None, said: str
+) -> None:
+    """t102: `curl -u ops:secret` (Basic) and a script's `Bearer $UNSET` were both only
+    "no bearer token: send the header …", as if none had been sent; the operator API's
+    and the ingest's 401 (one function) now say what came instead."""
+    from streams.auth import refusal_401
+
+    tokens = store(("t0k3n", "desk", "operator"), ("g4t3", "gw", "gateway"))
+    assert refusal_401(tokens, authorization, "the operator API", "on the worker") == said
