@@ -116,11 +116,11 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Corroboratio
     async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
         forwarded.extend(doc for _, doc in items)
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     monkeypatch.setattr(ctx, "send_all", send_all)
-    monkeypatch.setattr(built.table, "_write", write)
+    monkeypatch.setattr(built.table, "_send", write)
     return built, forwarded
 
 

@@ -47,7 +47,7 @@ def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
         sent.extend(value for _, value in items if isinstance(value, dict))
         return []
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     async def nothing(*args: Any) -> None:
@@ -55,7 +55,7 @@ def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
 
     ctx.queue = queue  # type: ignore[method-assign]
     ctx.audit = nothing  # type: ignore[method-assign]
-    ctx.groups._write = write  # type: ignore[method-assign]
+    ctx.groups._send = write  # type: ignore[method-assign]
     response = Response(ctx)
     response._update_lag = nothing  # type: ignore[method-assign]
     return response, sent
@@ -153,7 +153,7 @@ def _muting_stage(
 
     ctx.queue = queue  # type: ignore[method-assign]
     ctx.audit = nothing  # type: ignore[method-assign]
-    ctx.groups._write = nothing  # type: ignore[method-assign]
+    ctx.groups._send = nothing  # type: ignore[method-assign]
     response = Response(ctx)
     response._update_lag = nothing  # type: ignore[method-assign]
     clock = Clock(start)
