@@ -81,7 +81,8 @@ def create_app(
     # worker (streams/codecs.py).
     require_codecs()
     registry = registry or CollectorRegistry()
-    grid = load_grid(settings.grid_file)
+    # Parsed once per grid file and code version, then read back (playbooks/loader.py).
+    grid = load_grid(settings.grid_file, cache_dir=settings.grid_cache_dir)
     datadir = settings.run_dir / "faust" / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
