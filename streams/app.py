@@ -50,10 +50,12 @@ log = logging.getLogger(__name__)
 def settle_garbage_collector() -> None:
     """Called once the app is built. The start-up objects (grid, playbooks, classifier,
     modules) never die: moved out of the collector's reach, with fewer full collections,
-    so a collection does not stall the event loop for a tenth of a second under load."""
+    so a collection does not stall the event loop for a tenth of a second under load.
+    The collector is on afterwards (``citybrain worker`` builds the app with it off)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    gc.enable()
 
 
 def worker_url(settings: Settings) -> str:
