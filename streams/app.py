@@ -33,7 +33,12 @@ from streams.bounds import Bounds
 from streams.codecs import require_codecs
 from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
-from streams.faust_patches import BatchDrain, read_committed, set_fetch_max_wait
+from streams.faust_patches import (
+    BatchDrain,
+    read_committed,
+    set_fetch_max_wait,
+    start_tables_at_once,
+)
 from streams.faust_patches import install as install_faust_patches
 from streams.http_client import http_client
 from streams.ingest import Ingest
@@ -152,6 +157,9 @@ def create_app(
     set_fetch_max_wait(app, settings.fetch_max_wait)
     # Records of a field producer's aborted transaction are no readings (change 11).
     read_committed(app)
+    # Every table is added above: the table manager need not wait a second for more
+    # before the worker subscribes (change 15).
+    start_tables_at_once()
     drain = BatchDrain(app) if settings.faust_drain == "batch" else None
     for role in ("readings", "incidents"):
         if drain is not None:
