@@ -18,7 +18,8 @@ real USGS gauge and a spike eight times the last on its readings topic. Then:
 
 The detector is the integration tests' (``robust_zscore``, a short warm-up) so that a
 spike a few dozen readings in alerts; corroboration passes every alert at once. Prints
-one line per phase and round, and the medians; ``--out`` writes them as JSON."""
+one line per phase and round, and the medians; ``--out`` merges them into a JSON file
+(``worker_start``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from kafka import KafkaConsumer, KafkaProducer
@@ -198,8 +198,10 @@ def main() -> None:
     medians = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     print("median: " + ", ".join(f"{k} {v:.2f}" for k, v in medians.items()))
     if args.out:
-        result: dict[str, Any] = {**machine(), "rounds": rounds, "median": medians}
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        # Merged into the file under its own key, as the other benchmarks' results.
+        merged = json.loads(args.out.read_text()) if args.out.exists() else {}
+        merged["worker_start"] = {**machine(), "rounds": rounds, "median": medians}
+        args.out.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 if __name__ == "__main__":
