@@ -449,7 +449,7 @@ def quiet_kafka_loggers() -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """``citybrain worker``: ``_worker`` with the garbage collector off until the app is
+    """The worker command: ``_worker`` with the garbage collector off until the app is
     built. The start builds about half a million objects that live as long as the worker
     (modules, the grid, playbooks, the classifier); the collector's passes over them,
     each finding almost nothing to free, took about half of the start: 4.5-6.5 s of
