@@ -36,7 +36,7 @@ lint: install ## ruff, formatting, mypy and the import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## detector speed, the in-process ceiling, catch-up throughput (vs aiokafka, ConsumerPerformance, Quix; one reading per message and edge packs), latency, memory, MQTT ingest, rehearsal
+bench: install ## detector speed, the in-process ceiling, catch-up throughput (vs aiokafka, ConsumerPerformance, Quix; one reading per message and edge packs), latency, memory, worker start and restart, MQTT ingest, rehearsal
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench.detector_speed --out bench/results-detectors.json
 	$(BIN)/python -m bench.ceiling --out bench/results.json
@@ -47,6 +47,7 @@ bench: install ## detector speed, the in-process ceiling, catch-up throughput (v
 	$(BIN)/python -m bench.latency --out bench/results.json
 	$(BIN)/python -m bench.latency --pack-ms 20 --out bench/results.json
 	$(BIN)/python -m bench.memory --out bench/results.json
+	$(BIN)/python -m bench.worker_start --out bench/results.json
 	$(BIN)/python -m bench.mqtt_ingest --out bench/results.json
 	$(BIN)/python -m bench.rehearsal --out bench/results-rehearsal.json
 

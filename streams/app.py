@@ -33,7 +33,12 @@ from streams.bounds import Bounds
 from streams.codecs import require_codecs
 from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
-from streams.faust_patches import BatchDrain, read_committed, set_fetch_max_wait
+from streams.faust_patches import (
+    BatchDrain,
+    read_committed,
+    set_fetch_max_wait,
+    start_tables_at_once,
+)
 from streams.faust_patches import install as install_faust_patches
 from streams.http_client import http_client
 from streams.ingest import Ingest
@@ -50,10 +55,12 @@ log = logging.getLogger(__name__)
 def settle_garbage_collector() -> None:
     """Called once the app is built. The start-up objects (grid, playbooks, classifier,
     modules) never die: moved out of the collector's reach, with fewer full collections,
-    so a collection does not stall the event loop for a tenth of a second under load."""
+    so a collection does not stall the event loop for a tenth of a second under load.
+    The collector is on afterwards (``citybrain worker`` builds the app with it off)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    gc.enable()
 
 
 def worker_url(settings: Settings) -> str:
@@ -81,7 +88,8 @@ def create_app(
     # worker (streams/codecs.py).
     require_codecs()
     registry = registry or CollectorRegistry()
-    grid = load_grid(settings.grid_file)
+    # Parsed once per grid file and code version, then read back (playbooks/loader.py).
+    grid = load_grid(settings.grid_file, cache_dir=settings.grid_cache_dir)
     datadir = settings.run_dir / "faust" / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -149,6 +157,9 @@ def create_app(
     set_fetch_max_wait(app, settings.fetch_max_wait)
     # Records of a field producer's aborted transaction are no readings (change 11).
     read_committed(app)
+    # Every table is added above: the table manager need not wait a second for more
+    # before the worker subscribes (change 15).
+    start_tables_at_once()
     drain = BatchDrain(app) if settings.faust_drain == "batch" else None
     for role in ("readings", "incidents"):
         if drain is not None:

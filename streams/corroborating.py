@@ -256,7 +256,8 @@ class CorroborationStage:
                 )
             else:  # an alert (the type was checked above)
                 out = on_alert(state, message["alert"], time.time(), self.areas, self.policy)
-            size = len(self.table.encode(state))
+            entry = self.table.encode(state)  # measured here, written as is
+            size = len(entry)
             if size > MAX_MESSAGE_BYTES:
                 # Checked before anything goes out: the area keeps every alert it holds in
                 # one changelog entry, and one the producer refused was a processing_error
@@ -270,7 +271,7 @@ class CorroborationStage:
                     f"{size:,} bytes ({before} alerts held), more than one Kafka message "
                     f"holds ({MAX_MESSAGE_BYTES:,}): not taken, the area kept as it was",
                 )
-            await self._forward(key, state, out)
+            await self._forward(key, state, out, entry)
             # At once (the timer recounts exactly): the demo waits for held alerts.
             self.ctx.metrics.corroboration_held.inc(len(state["held"]) - before)
 
@@ -347,8 +348,16 @@ class CorroborationStage:
         # A copy: the stored state stays as it was if forwarding fails midway.
         return orjson.loads(orjson.dumps(stored)) if stored else new_area_state()
 
-    async def _forward(self, key: bytes, state: dict[str, Any], out: list[dict[str, Any]]) -> None:
-        # Alerts on Kafka before the state that says they were forwarded.
+    async def _forward(
+        self,
+        key: bytes,
+        state: dict[str, Any],
+        out: list[dict[str, Any]],
+        entry: bytes | None = None,
+    ) -> None:
+        # Alerts on Kafka before the state that says they were forwarded. ``entry``:
+        # the state's changelog bytes, measured by the caller (the state is its own
+        # copy, which nothing else reaches until it is stored).
         await self.ctx.send_all(self.ctx.alerts, [(a["alert_id"], a) for a in out])
         for alert in out:
             if alert["status"] == "firing":
@@ -356,4 +365,4 @@ class CorroborationStage:
                 self.ctx.metrics.alerts_corroboration.labels(
                     self.ctx.label_kind(alert["kind"]), labels[LABEL], labels[ASSESSMENT_LABEL]
                 ).inc()
-        await self.table.set_many({key: state})
+        await self.table.set_many({key: state}, None if entry is None else {key: entry})

@@ -1,5 +1,6 @@
-"""Thirteen changes to faust's consumer (the last to aiokafka's fetcher under it), written
-against faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
+"""Thirteen changes to faust's consumer (the last to aiokafka's fetcher under it), one to its
+memory store and one to its table manager, written against faust-streaming 0.15.3 and
+aiokafka 0.14.0 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -224,6 +225,16 @@ wait (``set_fetch_max_wait``), independently of the others.
    until the next restart: as many as the keys recovered at the last start. The note goes
    with the key now.
 
+15. **The tables start without a fixed second's wait** (``start_tables_at_once``).
+   faust's ``TableManager.on_start`` sleeps 1.0 s before it registers the tables'
+   changelog channels and starts recovery, and the conductor subscribes to no topic until
+   then: every worker start and restart (after a crash too) waited that second with
+   nothing to wait for. citybrain adds every table in ``create_app``, before the worker
+   starts (``TableManager.add`` refuses a table once the channels are registered), and
+   faust starts the agents and the conductor before the table manager (its
+   ``BootStrategy.server`` order), so nothing the sleep waited for is missing. The
+   replacement is faust's method without the sleep.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -248,7 +259,9 @@ and the rewinds' positions, t99),
 ``scheduler``, ``callback``, ``diag``, ``faust.utils.functional.consecutive_numbers``,
 ``app.consumer_generation_id``, ``app.flow_control``, ``Message.generation_id``,
 ``Message.acked`` and ``faust.types.tuples.ack_lock``, the memory ``Store``'s
-``_key_partition`` (change 14); and aiokafka 0.14.0's
+``_key_partition`` (change 14), ``TableManager.on_start`` (replaced, change 15; its
+0.15.3 source hash is pinned) with ``_update_channels``, ``recovery`` and
+``should_stop``; and aiokafka 0.14.0's
 ``PartitionRecords._unpack_records`` (replaced, change 13; its source hash is pinned in
 ``AIOKAFKA_SOURCES`` and tested in ``tests/unit/streams/test_unreadable_batches.py``) with
 the ``PartitionRecords`` fields it reads (``_tp``, ``_records``, ``_check_crcs``,
@@ -272,6 +285,7 @@ from aiokafka import errors as aiokafka_errors
 from aiokafka.consumer.fetcher import READ_COMMITTED, PartitionRecords
 from aiokafka.structs import ConsumerRecord
 from faust.stores.memory import Store as MemoryStore
+from faust.tables.manager import TableManager
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
@@ -298,6 +312,10 @@ WRAPPED_SOURCES = {
 # ``_to_message`` (``Messages.columns`` reads the same record fields, timestamps / 1000).
 READ_SOURCES = {
     "_to_message": "7c24f6511b2fcef7cbfe73526e78de033bfe0df211f1fd30509d699c9deb6ce4",
+}
+# The same for the table manager's method replaced by change 15.
+TABLE_SOURCES = {
+    "on_start": "365dd25fbc0e068499c89e526516c638693a2d143b6ac249f84a60f5267fec9d",
 }
 # The same for aiokafka's method replaced by change 13 (aiokafka 0.14.0).
 AIOKAFKA_VERSION = "0.14.0"
@@ -360,6 +378,10 @@ def original(name: str) -> Callable[..., Any]:
         return cast(Callable[..., Any], getattr(AIOKafkaConsumer, name))
     if name in AIOKAFKA_SOURCES:
         return _ORIGINAL.get(name) or cast(Callable[..., Any], PartitionRecords._unpack_records)
+    if name in TABLE_SOURCES:
+        return _ORIGINAL.get(f"TableManager.{name}") or cast(
+            Callable[..., Any], getattr(TableManager, name)
+        )
     owner = AIOKafkaConsumerThread if name in WRAPPED_SOURCES else Consumer
     return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(owner, name))
 
@@ -377,6 +399,27 @@ def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
     Raises ``RuntimeError`` if faust is not the pinned version."""
     _wrap_create_worker_consumer()
     setattr(app, FETCH_WAIT_ATTRIBUTE, max(1, round(seconds * 1000)))
+
+
+def start_tables_at_once() -> None:
+    """Replace ``TableManager.on_start`` by faust's own without its first second's sleep
+    (change 15; idempotent). Call before the worker starts. Raises ``RuntimeError`` if
+    faust is not the pinned version."""
+    if faust.__version__ != FAUST_VERSION:
+        raise RuntimeError(
+            f"streams/faust_patches.py was written for faust-streaming {FAUST_VERSION}, "
+            f"found {faust.__version__}: re-read the patched internals before upgrading"
+        )
+    if "TableManager.on_start" not in _ORIGINAL:
+        _ORIGINAL["TableManager.on_start"] = TableManager.on_start
+        TableManager.on_start = _tables_on_start  # type: ignore[method-assign]
+
+
+async def _tables_on_start(self: TableManager) -> None:
+    """faust 0.15.3's ``TableManager.on_start`` without ``await self.sleep(1.0)``."""
+    if not self.should_stop:
+        await self._update_channels()
+        await self.recovery.start()
 
 
 def read_committed(app: faust.App) -> None:

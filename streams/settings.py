@@ -526,6 +526,12 @@ class Settings(BaseSettings):
         found from any directory (t51: `$(cat run/demo/operator-token)`)."""
         return (self.run_dir_override or self.home / "run").absolute()
 
+    @property
+    def grid_cache_dir(self) -> Path:
+        """CITYBRAIN_HOME/grids: parsed grids, one per grid file's content and code
+        version, read back at a start instead of parsed (``playbooks.loader.load_grid``)."""
+        return self.home / "grids"
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"
 

@@ -222,15 +222,22 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
                 store[key] = value
         self._dirty.update(items)
 
-    def check_fits(self, items: dict[bytes, Any]) -> None:
-        """``EventError`` (``processing_error``) naming the table, the first key and the
-        size when an entry of ``items`` would be larger than one Kafka message the
-        producer writes (``MAX_MESSAGE_BYTES``), before anything is stored. The producer
-        refused such an entry only once the store held it (t99): the memory and the
-        changelog then differed, and every later write of the key failed the same way,
-        each costing its own message."""
+    def check_fits(
+        self, items: dict[bytes, Any], entries: dict[bytes, bytes] | None = None
+    ) -> dict[bytes, bytes]:
+        """Each entry of ``items`` as its changelog bytes (``encode``; ``entries`` when
+        the caller has them already), in order; raises ``EventError``
+        (``processing_error``) naming the table, the first key and the size when one
+        would be larger than one Kafka message the producer writes
+        (``MAX_MESSAGE_BYTES``), before anything is stored. The producer refused such an
+        entry only once the store held it (t99): the memory and the changelog then
+        differed, and every later write of the key failed the same way, each costing its
+        own message. The bytes are what ``set_many`` sends: each entry is encoded once
+        (a run's state is a few kB of JSON, encoded twice per change before t103)."""
+        checked: dict[bytes, bytes] = {}
         for key, value in items.items():
-            size = len(key) + len(self.encode(value))
+            entry = entries[key] if entries is not None else self.encode(value)
+            size = len(key) + len(entry)
             if size > MAX_MESSAGE_BYTES:
                 shown = key[:200].decode(errors="replace")
                 raise EventError(
@@ -241,27 +248,36 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
                     f"more than one Kafka message holds ({MAX_MESSAGE_BYTES:,}): not "
                     "stored, the table kept as it was",
                 )
+            checked[key] = entry
+        return checked
 
-    async def set_many(self, items: dict[bytes, Any]) -> None:
+    async def set_many(
+        self, items: dict[bytes, Any], entries: dict[bytes, bytes] | None = None
+    ) -> None:
         """Update many keys and queue their changelog entries now (write-through, for
         states whose loss would change what a replay emits); the producer's own
-        batching sends them, and faust flushes it before it commits any offset."""
+        batching sends them, and faust flushes it before it commits any offset.
+        ``entries``: the items' ``encode`` bytes, by key, when the caller measured them
+        already (its own size check) and nothing can have changed a value since.
+        Raises ``check_fits``' ``EventError`` for an entry too large, nothing stored."""
         assert self.partitions is not None
-        self.check_fits(items)
+        checked = self.check_fits(items, entries)
         self.stage_many(items)  # the store first, with no await in between
         self._dirty.difference_update(items)
-        for key, value in items.items():
-            await self._write(key, value)
+        for key, entry in checked.items():
+            await self._send(key, entry)
 
-    async def set_many_delivered(self, items: dict[bytes, Any]) -> None:
+    async def set_many_delivered(
+        self, items: dict[bytes, Any], entries: dict[bytes, bytes] | None = None
+    ) -> None:
         """``set_many``, then wait until Kafka has every entry (a state that must be on
         the changelog before what it describes is sent: a run's outbox, streams.response).
         Raises what the producer raises for an entry it could not deliver."""
         assert self.partitions is not None
-        self.check_fits(items)
+        checked = self.check_fits(items, entries)
         self.stage_many(items)
         self._dirty.difference_update(items)
-        futures = [await self._write(key, value) for key, value in items.items()]
+        futures = [await self._send(key, entry) for key, entry in checked.items()]
         for future in futures:
             if future is not None:
                 await future
@@ -307,18 +323,23 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
         return len(keys)
 
     async def _write(self, key: bytes, value: Any) -> Awaitable[Any] | None:
-        """Queue one changelog entry on the producer. Straight to the transport: faust's
-        ``Topic.send`` adds a future, callbacks and sensor calls per message, which a
-        commit writing every sensor's state pays thousands of times. The entry is
-        ``encode``'s bytes (by default the JSON faust's own codec would write), which
-        recovery reads with ``decode``.
+        """Queue ``value``'s changelog entry (``encode``'s bytes, by default the JSON
+        faust's own codec would write, which recovery reads with ``decode``) for
+        ``key``: ``_send`` of them."""
+        return await self._send(key, self.encode(value))
+
+    async def _send(self, key: bytes, entry: bytes) -> Awaitable[Any] | None:
+        """Queue one changelog entry, already encoded, on the producer: every write of
+        the table goes through here. Straight to the transport: faust's ``Topic.send``
+        adds a future, callbacks and sensor calls per message, which a commit writing
+        every sensor's state pays thousands of times. Returns the producer's future.
         (faust's sent-offset bookkeeping is skipped: it serves RocksDB checkpoints and
         standbys, and this worker runs the memory store without standbys.)"""
         assert self.partitions is not None
         return await self.app.producer.send(
             self.changelog_topic.get_topic_name(),
             key,
-            self.encode(value),
+            entry,
             self.partition_for_key(key),
             None,
             None,

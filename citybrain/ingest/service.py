@@ -101,7 +101,8 @@ def settings_bounds(settings: Settings) -> Bounds:
 def _validator(settings: Settings) -> EventValidator:
     from playbooks.loader import load_grid
 
-    return EventValidator(load_grid(settings.grid_file), settings.max_future_skew)
+    grid = load_grid(settings.grid_file, cache_dir=settings.grid_cache_dir)
+    return EventValidator(grid, settings.max_future_skew)
 
 
 def _publisher(settings: Settings, options: IngestOptions, client_id: str) -> PackPublisher:

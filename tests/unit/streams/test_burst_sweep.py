@@ -47,7 +47,7 @@ def ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Ingest, lis
 
     monkeypatch.setattr(ctx, "send_all", send_all)
     monkeypatch.setattr(ctx, "audit", audit)
-    monkeypatch.setattr(ctx.burst_windows, "_write", nothing)
+    monkeypatch.setattr(ctx.burst_windows, "_send", nothing)
     app.producer = SimpleNamespace(flush=nothing)  # type: ignore[method-assign,assignment]
     monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
     owned = set(range(settings.partitions))  # a test may take partitions away

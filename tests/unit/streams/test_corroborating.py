@@ -74,12 +74,12 @@ def test_a_rebalance_begun_during_a_release_pass_ends_the_pass(
         released.extend(key for key, _ in items)
         await gate.wait()
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     monkeypatch.setattr("streams.corroborating.on_tick", tick)
     monkeypatch.setattr(ctx, "send_all", send_all)
-    monkeypatch.setattr(stage.table, "_write", write)
+    monkeypatch.setattr(stage.table, "_send", write)
     monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
     assignment = {TP(stage.topic_name, p) for p in range(settings.partitions)}
     monkeypatch.setattr(app.consumer, "assignment", lambda: assignment)
@@ -122,14 +122,14 @@ def test_one_area_that_cannot_be_released_costs_the_others_nothing(
             raise ConnectionError("broker away")
         released.extend(key for key, _ in items)
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     for key in (b"area-1", b"area-2"):
         stage.table.data[key]["name"] = key.decode()
     monkeypatch.setattr("streams.corroborating.on_tick", tick)
     monkeypatch.setattr(ctx, "send_all", send_all)
-    monkeypatch.setattr(stage.table, "_write", write)
+    monkeypatch.setattr(stage.table, "_send", write)
     monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: True)
     assignment = {TP(stage.topic_name, p) for p in range(settings.partitions)}
     monkeypatch.setattr(app.consumer, "assignment", lambda: assignment)

@@ -116,11 +116,11 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Corroboratio
     async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
         forwarded.extend(doc for _, doc in items)
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     monkeypatch.setattr(ctx, "send_all", send_all)
-    monkeypatch.setattr(built.table, "_write", write)
+    monkeypatch.setattr(built.table, "_send", write)
     return built, forwarded
 
 
@@ -164,3 +164,27 @@ def test_an_alert_with_a_score_json_cannot_keep_costs_its_area_nothing(
             asyncio.run(on.on_message(event))  # type: ignore[arg-type]
     state = read_area_state(orjson.dumps(on.table.data[key]))
     assert list(state["held"]) == [f"al-{DEAD_RUN[1]}"]
+
+
+def test_an_alert_s_area_state_is_encoded_once_and_written_as_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The area's state was encoded for its size check and again by set_many (t103).
+    on, _ = stage(tmp_path, monkeypatch)
+    encoded: list[bytes] = []
+    sent: list[tuple[bytes, bytes]] = []
+    encode = on.table.encode
+
+    def counted(value: Any) -> bytes:
+        encoded.append(encode(value))
+        return encoded[-1]
+
+    async def send(key: bytes, entry: bytes) -> None:
+        sent.append((key, entry))
+
+    monkeypatch.setattr(on.table, "encode", counted)
+    monkeypatch.setattr(on.table, "_send", send)
+    key = on.areas.area(DEAD_RUN[1]).encode()
+    deliver(on, key, {"type": "alert", "alert": alert(DEAD_RUN[1])})
+    assert len(encoded) == 1 and sent == [(key, encoded[0])]
+    assert read_area_state(sent[0][1]) == read_area_state(encode(on.table.data[key]))

@@ -16,6 +16,7 @@ from streams import faust_patches
 from streams.faust_patches import (
     FAUST_VERSION,
     PATCHED_SOURCES,
+    TABLE_SOURCES,
     WRAPPED_SOURCES,
     Batch,
     BatchDrain,
@@ -62,6 +63,45 @@ def test_the_replaced_methods_are_unchanged_upstream() -> None:
         assert source_hash(original(name)) == digest, (
             f"faust's Consumer.{name} changed: port streams/faust_patches.py to it"
         )
+
+
+def test_the_table_manager_starts_as_faust_s_does_but_for_its_second() -> None:
+    # Change 15: faust slept 1.0 s before registering the tables' changelog channels,
+    # and the worker subscribed to nothing until then, at every start and restart (t103).
+    from faust.tables.manager import TableManager
+
+    faust_patches.start_tables_at_once()
+    for name, digest in TABLE_SOURCES.items():
+        assert source_hash(original(name)) == digest, (
+            f"faust's TableManager.{name} changed: port streams/faust_patches.py to it"
+        )
+    assert TableManager.on_start is not original("on_start")
+    calls: list[str] = []
+
+    async def update_channels() -> None:
+        calls.append("channels")
+
+    async def start() -> None:
+        calls.append("recovery")
+
+    async def sleep(seconds: float) -> None:
+        calls.append(f"sleep {seconds}")
+
+    manager = SimpleNamespace(
+        should_stop=False,
+        _update_channels=update_channels,
+        recovery=SimpleNamespace(start=start),
+        sleep=sleep,
+    )
+    asyncio.run(TableManager.on_start(manager))  # type: ignore[arg-type]
+    assert calls == ["channels", "recovery"]
+    calls.clear()
+    asyncio.run(original("on_start")(manager))  # faust's own: the same after its sleep
+    assert calls == ["sleep 1.0", "channels", "recovery"]
+    calls.clear()
+    manager.should_stop = True  # stopped before it started: neither, as faust's
+    asyncio.run(TableManager.on_start(manager))  # type: ignore[arg-type]
+    assert calls == []
 
 
 def test_the_wrapped_consumer_factory_is_unchanged_upstream() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -21,7 +22,7 @@ from playbooks.routing import new_silence
 from streams.context import Context
 from streams.errors import EventError
 from streams.metrics import Metrics
-from streams.response import Response, routed_fields
+from streams.response import OUTBOX, Response, routed_fields
 from streams.settings import Settings
 from tests.unit.streams.test_response_races import KEY, Event, alert
 
@@ -47,7 +48,7 @@ def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
         sent.extend(value for _, value in items if isinstance(value, dict))
         return []
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     async def nothing(*args: Any) -> None:
@@ -55,7 +56,7 @@ def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
 
     ctx.queue = queue  # type: ignore[method-assign]
     ctx.audit = nothing  # type: ignore[method-assign]
-    ctx.groups._write = write  # type: ignore[method-assign]
+    ctx.groups._send = write  # type: ignore[method-assign]
     response = Response(ctx)
     response._update_lag = nothing  # type: ignore[method-assign]
     return response, sent
@@ -153,7 +154,7 @@ def _muting_stage(
 
     ctx.queue = queue  # type: ignore[method-assign]
     ctx.audit = nothing  # type: ignore[method-assign]
-    ctx.groups._write = nothing  # type: ignore[method-assign]
+    ctx.groups._send = nothing  # type: ignore[method-assign]
     response = Response(ctx)
     response._update_lag = nothing  # type: ignore[method-assign]
     clock = Clock(start)
@@ -555,3 +556,30 @@ def test_a_new_run_of_a_group_whose_closed_run_still_fires_goes_out_at_its_next_
         assert created["detail"].startswith("group_wait 230s (the group's next flush"), created
 
     asyncio.run(scenario())
+
+
+def test_a_run_s_state_with_its_outbox_is_encoded_once(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Measured for its size, then encoded again by set_many_delivered's own check and
+    # again to be sent: three encodes of a run's state and outbox per change (t103).
+    response, _ = stage
+    groups = response.ctx.groups
+    encoded: list[bytes] = []
+    sent: list[bytes] = []
+    encode = groups.encode
+
+    def counted(value: Any) -> bytes:
+        encoded.append(encode(value))
+        return encoded[-1]
+
+    async def send(key: bytes, entry: bytes) -> None:
+        sent.append(entry)
+
+    monkeypatch.setattr(groups, "encode", counted)
+    monkeypatch.setattr(groups, "_send", send)
+    asyncio.run(response.on_routed(Event(KEY, alert("al-1"))))  # type: ignore[arg-type]
+    with_outbox = [e for e in encoded if orjson.loads(e).get(OUTBOX)]
+    assert len(with_outbox) == 1
+    assert with_outbox[0] in sent  # written as measured
+    assert not orjson.loads(sent[-1]).get(OUTBOX)  # then the state, its outbox sent

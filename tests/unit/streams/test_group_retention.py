@@ -37,14 +37,14 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Response:
             stage.ctx.groups.data.pop(key, None)
             tombstones.append(key)
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     async def nothing() -> None:
         return None
 
     stage.ctx.groups.delete_many = delete_many  # type: ignore[method-assign]
-    stage.ctx.generations._write = write  # type: ignore[method-assign]
+    stage.ctx.generations._send = write  # type: ignore[method-assign]
     stage.tombstones = tombstones  # type: ignore[attr-defined]
     monkeypatch.setattr(stage, "_update_lag", nothing)
     monkeypatch.setattr(stage.ctx.app.tables.recovery.completed, "is_set", lambda: True)

@@ -17,7 +17,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
-from streams.alerting import MUTED_REPORTS, Alerting, muted_entry
+from streams.alerting import MUTED_REPORTS, Alerting, muted_entry, read_muted
 from streams.app import create_app
 from streams.context import Context
 from streams.metrics import Metrics
@@ -67,14 +67,14 @@ class Stage:
         self.stage = Alerting(ctx)
         table = self.stage.muted
 
-        async def write(key: bytes, value: Any) -> None:
-            self.changelog.append((key, value))
+        async def write(key: bytes, entry: bytes) -> None:
+            self.changelog.append((key, read_muted(entry)))  # as recovery reads it
 
         def send_changelog(partition: Any, key: bytes, value: Any, *a: Any, **k: Any) -> Any:
             self.changelog.append((key, value))  # a deletion's tombstone: value None
             return SimpleNamespace(message=SimpleNamespace(partition=partition))
 
-        monkeypatch.setattr(table, "_write", write)
+        monkeypatch.setattr(table, "_send", write)
         monkeypatch.setattr(table, "send_changelog", send_changelog)
         monkeypatch.setattr(self.app.tables.recovery.completed, "is_set", lambda: True)
         self.mine = set(range(self.settings.partitions))

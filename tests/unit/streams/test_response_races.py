@@ -111,7 +111,7 @@ def response(tmp_path: Path) -> tuple[Response, Gate]:
         await gate.pass_through()
         return []
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         return None
 
     async def audit(record: dict[str, Any]) -> None:
@@ -119,7 +119,7 @@ def response(tmp_path: Path) -> tuple[Response, Gate]:
 
     ctx.queue = queue  # type: ignore[method-assign]
     ctx.audit = audit  # type: ignore[method-assign]
-    ctx.groups._write = write  # type: ignore[method-assign]
+    ctx.groups._send = write  # type: ignore[method-assign]
     return Response(ctx), gate
 
 
@@ -609,7 +609,7 @@ def test_a_timer_change_whose_store_failed_is_counted_once_when_made_again(
     stage, _ = response
     fail = [True]
 
-    async def write(key: bytes, value: Any) -> None:
+    async def write(key: bytes, entry: bytes) -> None:
         if fail[0]:
             fail[0] = False
             raise KafkaTimeoutError()
@@ -622,7 +622,7 @@ def test_a_timer_change_whose_store_failed_is_counted_once_when_made_again(
         group = stage.ctx.groups.data[KEY]
         due = {**group["run"], "deadline_at": time.time() - 1}
         stage.ctx.groups.data[KEY] = {**group, "run": due}
-        monkeypatch.setattr(stage.ctx.groups, "_write", write)
+        monkeypatch.setattr(stage.ctx.groups, "_send", write)
         await stage.check_deadlines()  # the store fails: tried again next tick
         stage.ctx.groups.data[KEY] = {**group, "run": due}  # as the failed store left it
         await stage.check_deadlines()

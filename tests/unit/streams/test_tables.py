@@ -40,10 +40,10 @@ def table() -> tuple[KeyPartitionedTable, list[tuple[bytes, Any]]]:
     assert isinstance(t, KeyPartitionedTable)
     written: list[tuple[bytes, Any]] = []
 
-    async def record(key: bytes, value: Any) -> None:  # stands in for the producer send
-        written.append((key, orjson.loads(t.encode(value))))
+    async def record(key: bytes, entry: bytes) -> None:  # stands in for the producer send
+        written.append((key, orjson.loads(entry)))
 
-    t._write = record  # type: ignore[method-assign]
+    t._send = record  # type: ignore[method-assign]
     return t, written
 
 
@@ -502,3 +502,30 @@ def test_an_entry_larger_than_a_kafka_message_is_refused_before_it_is_stored() -
         assert "not stored, the table kept as it was" in said
         assert t.get_many([b"al-1", b"al-2"]) == ["small", None]
     assert written == [(b"al-1", {"doc": "small"})]
+
+
+def test_a_write_through_encodes_each_entry_once_and_sends_those_bytes() -> None:
+    # set_many encoded every entry for its size check and again to send it (t103): a
+    # run's state, kB of JSON, twice per change. The bytes checked are the bytes sent.
+    t, written = table()
+    encoded: list[Any] = []
+    encode = t.encode
+
+    def counted(value: Any) -> bytes:
+        encoded.append(value)
+        return encode(value)
+
+    t.encode = counted
+    asyncio.run(t.set_many({b"a": 1, b"b": 2}))
+    asyncio.run(t.set_many_delivered({b"c": 3}))
+    assert encoded == [1, 2, 3]
+    assert written == [(b"a", {"doc": 1}), (b"b", {"doc": 2}), (b"c", {"doc": 3})]
+    # A staged key is still encoded at the flush, once.
+    t.stage_many({b"d": 4})
+    asyncio.run(t.flush_staged(asyncio.Lock()))
+    assert encoded == [1, 2, 3, 4] and written[-1] == (b"d", {"doc": 4})
+
+
+def test_check_fits_gives_the_entries_it_measured() -> None:
+    t, _ = table()
+    assert t.check_fits({b"a": 1, b"b": [2]}) == {b"a": b'{"doc":1}', b"b": b'{"doc":[2]}'}
