@@ -192,9 +192,11 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
         print(line, file=sys.stderr)
     if errors:
         return 1
+    # Paths in full (t102): "routing.yaml and grid.yaml are valid" after `check COPY/playbooks`
+    # read as if the copy's routing file had been checked, where the default one was.
     print(
-        f"{counted(len(playbooks), 'playbook')}, {routing.name} and {grid_file.name} are "
-        f"valid: {', '.join(playbooks)}"
+        f"{counted(len(playbooks), 'playbook')} in {directory.resolve()}, "
+        f"{routing.resolve()} and {grid_file.resolve()} are valid: {', '.join(playbooks)}"
     )
     return 0
 

@@ -579,3 +579,23 @@ def test_a_playbook_library_as_the_playbook_directory_setting_is_refused(
         f"directory: set it to {library / 'playbooks'} and CITYBRAIN_ROUTING_FILE to "
         f"{library / 'routing.yaml'}, or unset it for the built-in ones"
     ) in str(caught.value)
+
+
+def test_a_valid_check_names_every_file_it_checked_in_full(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Helper t102 checked an edited copy's playbooks (`playbooks check COPY/playbooks`) and
+    read "routing.yaml and grid.yaml are valid" as if the copy's routing file had been
+    checked, where the default one was: the line names each file's full path."""
+    import shutil
+
+    from citybrain.cli import main
+    from streams.settings import Settings
+
+    library = tmp_path / "library"
+    shutil.copytree(REPO / "playbooks" / "library", library)
+    assert main(["playbooks", "check", str(library / "playbooks")]) == 0
+    out = capsys.readouterr().out
+    s = Settings()
+    assert f" in {library / 'playbooks'}, " in out, out
+    assert f", {Path(s.routing_file).resolve()} and {Path(s.grid_file).resolve()} are valid" in out

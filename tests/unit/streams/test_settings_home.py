@@ -65,5 +65,5 @@ def test_a_quoted_tilde_file_setting_names_the_file_in_home(home: Path, tmp_path
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "grid.yaml are valid" in done.stdout
+    assert f"{grid} are valid" in done.stdout
     assert not (tmp_path / "~").exists()
