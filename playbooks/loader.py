@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import math
-import os
-import pickle
 import re
 import sys
 import unicodedata
@@ -31,6 +28,7 @@ from playbooks.errors import (
     shown,
 )
 from playbooks.grid import UNIT_SPELLING, Cell, Grid, SensorKind, SensorRegistration
+from playbooks.pickled import read_or_build
 from playbooks.routing import (
     ALL_LABELS,
     LABELS,
@@ -547,32 +545,14 @@ def load_grid(path: str | Path, cache_dir: Path | None = None) -> Grid:
     except OSError:
         return _load_grid(path, None)  # its own error, as without a cache
     key = hashlib.sha256(b"\0".join([data, _code_digest(), sys.version.encode()]))
-    cached = cache_dir / f"grid-{key.hexdigest()[:32]}.pickle"
-    try:
-        found = pickle.loads(cached.read_bytes())
-        if isinstance(found, Grid):
-            return found
-    except FileNotFoundError:
-        pass
-    except Exception as exc:  # a damaged or foreign file: parsed again, replaced
-        _log.info("citybrain: grid: cached grid %s not read (%r); parsing %s", cached, exc, path)
-    grid = _load_grid(path, data)
-    part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        part.write_bytes(pickle.dumps(grid, protocol=pickle.HIGHEST_PROTOCOL))
-        part.replace(cached)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # nothing written, or no directory
-            part.unlink()
-        _log.warning(
-            "citybrain: grid: the parsed grid cannot be kept in %s (%s): each start parses "
-            "%s again (a fraction of a second)",
-            cache_dir,
-            exc.strerror or exc,
-            path,
-        )
-    return grid
+    return read_or_build(
+        cache_dir / f"grid-{key.hexdigest()[:32]}.pickle",
+        lambda: _load_grid(path, data),
+        lambda found: isinstance(found, Grid),
+        log=_log,
+        what="grid: the parsed grid",
+        unkept=f"each start parses {path} again (a fraction of a second)",
+    )
 
 
 def _code_digest() -> bytes:

@@ -8,11 +8,8 @@ Francisco fire-call records, see datasets/README.md).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
+from playbooks.pickled import read_or_build
 from streams.settings import REPO_ROOT
 
 TRAINING_FILE = REPO_ROOT / "datasets" / "incident_departments.csv.gz"
@@ -80,31 +78,14 @@ class DepartmentClassifier:
         key = hashlib.sha256(
             b"\0".join([raw, repr((cls().min_df, cls().c)).encode(), sklearn.__version__.encode()])
         ).hexdigest()[:32]
-        cached = cache_dir / f"departments-{key}.pickle"
-        try:
-            found = pickle.loads(cached.read_bytes())
-            if isinstance(found, cls) and found.model_ is not None:
-                return found
-        except FileNotFoundError:
-            pass
-        except Exception as exc:  # a damaged or foreign file: fitted again, replaced
-            log.info("citybrain: departments: cached model %s not read (%r); fitting", cached, exc)
-        fitted = cls._fitted(path)
-        part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            part.write_bytes(pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL))
-            part.replace(cached)
-        except OSError as exc:
-            with contextlib.suppress(OSError):  # nothing written, or no directory
-                part.unlink()
-            log.warning(
-                "citybrain: departments: the fitted model cannot be kept in %s (%s): each "
-                "start fits it again (a few seconds)",
-                cache_dir,
-                exc.strerror or exc,
-            )
-        return fitted
+        return read_or_build(
+            cache_dir / f"departments-{key}.pickle",
+            lambda: cls._fitted(path),
+            lambda found: isinstance(found, cls) and found.model_ is not None,
+            log=log,
+            what="departments: the fitted model",
+            unkept="each start fits it again (a few seconds)",
+        )
 
     @classmethod
     def _fitted(cls, path: Path) -> DepartmentClassifier:
