@@ -346,17 +346,24 @@ def source_hash(function: Callable[..., Any]) -> str:
     return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
 
 
-def install() -> None:
-    """Replace ``Consumer._drain_messages``, ``ack``, ``perform_seek`` and ``_new_offset``,
-    and aiokafka's ``PartitionRecords._unpack_records`` (change 13) (idempotent). Raises
-    ``RuntimeError`` if faust is not the version these replacements were written for."""
-    if _ORIGINAL:
-        return
+def _pinned_faust() -> None:
+    """``RuntimeError`` unless faust is the version every change here was written for."""
     if faust.__version__ != FAUST_VERSION:
         raise RuntimeError(
             f"streams/faust_patches.py was written for faust-streaming {FAUST_VERSION}, "
             f"found {faust.__version__}: re-read the patched internals before upgrading"
         )
+
+
+def install() -> None:
+    """Replace ``Consumer._drain_messages``, ``ack``, ``perform_seek`` and ``_new_offset``,
+    and aiokafka's ``PartitionRecords._unpack_records`` (change 13) (idempotent). Raises
+    ``RuntimeError`` if faust is not the version these replacements were written for."""
+    # Its own entry, not any: the other changes (4, 11, 15) keep their originals here
+    # too, and an app built first with the stock drain installs those alone.
+    if "_drain_messages" in _ORIGINAL:
+        return
+    _pinned_faust()
     _ORIGINAL["_drain_messages"] = Consumer._drain_messages
     _ORIGINAL["ack"] = Consumer.ack
     _ORIGINAL["perform_seek"] = Consumer.perform_seek
@@ -405,11 +412,7 @@ def start_tables_at_once() -> None:
     """Replace ``TableManager.on_start`` by faust's own without its first second's sleep
     (change 15; idempotent). Call before the worker starts. Raises ``RuntimeError`` if
     faust is not the pinned version."""
-    if faust.__version__ != FAUST_VERSION:
-        raise RuntimeError(
-            f"streams/faust_patches.py was written for faust-streaming {FAUST_VERSION}, "
-            f"found {faust.__version__}: re-read the patched internals before upgrading"
-        )
+    _pinned_faust()
     if "TableManager.on_start" not in _ORIGINAL:
         _ORIGINAL["TableManager.on_start"] = TableManager.on_start
         TableManager.on_start = _tables_on_start  # type: ignore[method-assign]
@@ -431,11 +434,7 @@ def read_committed(app: faust.App) -> None:
 
 
 def _wrap_create_worker_consumer() -> None:
-    if faust.__version__ != FAUST_VERSION:
-        raise RuntimeError(
-            f"streams/faust_patches.py was written for faust-streaming {FAUST_VERSION}, "
-            f"found {faust.__version__}: re-read the patched internals before upgrading"
-        )
+    _pinned_faust()
     if "_create_worker_consumer" not in _ORIGINAL:
         _ORIGINAL["_create_worker_consumer"] = AIOKafkaConsumerThread._create_worker_consumer
         AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]

@@ -907,3 +907,30 @@ def test_a_key_deleted_outside_recovery_leaves_no_partition_note_in_the_memory_s
     faust_patches.forget_recovered_key(store, b"never-recovered")
     assert store._key_partition == {b"grp-2": 1}
     faust_patches.forget_recovered_key(SimpleNamespace(), b"grp-2")  # not a memory store
+
+
+def test_the_batch_drain_installs_after_another_change_was_installed_first() -> None:
+    """``install`` returned as soon as any original was kept, and changes 4, 11 and 15
+    keep theirs too: in a process whose first app ran the stock drain (``set_fetch_max_wait``
+    and ``read_committed`` only), a later batch-drain app was left with faust's own
+    ``_drain_messages``. A fresh interpreter, as the order matters."""
+    import subprocess
+    import sys
+
+    script = (
+        "import faust\n"
+        "from faust.transport.consumer import Consumer\n"
+        "from streams import faust_patches as p\n"
+        "app = faust.App('t-order', broker='kafka://127.0.0.1:1', store='memory://')\n"
+        "original = Consumer._drain_messages\n"
+        "p.set_fetch_max_wait(app, 0.1); p.read_committed(app); p.start_tables_at_once()\n"
+        "assert Consumer._drain_messages is original\n"
+        "p.install()\n"
+        "assert Consumer._drain_messages is not original, 'not installed'\n"
+        "assert p.original('_drain_messages') is original\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
