@@ -50,6 +50,7 @@ QUICK_DROP = 5.0
 # 2.0 closes a taken-over connection without MQTT 5's reason 0x8E, so "taken over" is
 # read from the newest instance's claim instead of guessed from quick drops.
 OWNER_TOPIC = "citybrain/ingest-owner/{}"
+OWNER_PREFIX = OWNER_TOPIC.format("").encode()
 
 
 def owner_topic(client_id: str) -> str:
@@ -287,11 +288,13 @@ class MqttIngest:
 
     def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
         mid, qos = msg.mid, msg.qos
-        if msg._topic == self.owner_topic.encode():
-            # Before the patterns: '{a}/{b}/{c}' would read it as a reading.
+        if msg._topic.startswith(OWNER_PREFIX):
+            # Before the patterns: '{a}/{b}/{c}' would read a claim as a reading, and
+            # another client id's claim (an ingest per topic subset) as a bad one.
             if qos > 0:
                 client.ack(mid, qos)
-            self._claim(client, msg.payload)
+            if msg._topic == self.owner_topic.encode():
+                self._claim(client, msg.payload)
             return
         self.received += 1
 

@@ -1001,3 +1001,42 @@ def test_an_mqtt5_messages_properties_go_with_its_dead_letter() -> None:
         ("citybrain.original.header.hop", b"b"),
     ]
     assert mqtt_properties(SimpleNamespace(properties=None)) == []
+
+
+def test_another_client_id_s_claim_is_no_reading_under_a_pattern_that_matches_it(
+    ingest_grid: Grid,
+) -> None:
+    """A topic pattern of three free levels (``{district}/{sensor_id}/{kind}``, i.e.
+    ``+/+/+``) also matches ``citybrain/ingest-owner/<id>``: t101 kept the ingest's own
+    claim out of the readings, but another ingest's claim (one per topic subset, each
+    with its own client id) was read as a reading of sensor 'ingest-owner' and
+    dead-lettered, again at every connect (retained). Claims are acked and never read."""
+    import json
+    from types import SimpleNamespace
+
+    class Client:
+        def __init__(self) -> None:
+            self.acks: list[tuple[int, int]] = []
+
+        def ack(self, mid: int, qos: int) -> None:
+            self.acks.append((mid, qos))
+
+    kafka = Kafka()
+    ingest = MqttIngest(
+        "127.0.0.1",
+        1,
+        MqttMapping.build(ingest_grid, ["{district}/{sensor_id}/{kind}"]),
+        EventValidator(ingest_grid),
+        kafka,  # type: ignore[arg-type]
+        client_id="gw-a",
+    )
+    other = json.dumps({"instance": "0" * 32, "started": ingest.started + 5, "pid": 1, "host": "h"})
+    client = Client()
+    for mid, topic in enumerate(["citybrain/ingest-owner/gw-b", "citybrain/ingest-owner/gw-a"]):
+        payload = other.encode() if topic.endswith("gw-b") else b"not json"
+        msg = SimpleNamespace(mid=mid, qos=1, _topic=topic.encode(), payload=payload, retain=True)
+        ingest._on_message(client, None, msg)
+    assert client.acks == [(0, 1), (1, 1)]
+    assert kafka.readings == [] and kafka.dead == [] and ingest.received == 0
+    # Another id's later claim is not this one's: it goes on.
+    assert not ingest.taken_over.is_set()
