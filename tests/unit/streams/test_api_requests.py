@@ -365,3 +365,22 @@ def test_a_body_where_an_operation_takes_none_is_a_400(
     status, doc, _ = ask(tmp_path, method, path, token, json=body)
     assert status == 400, doc
     assert doc["error"].startswith(said), doc
+
+
+@pytest.mark.parametrize("body", [b"{}", b" \n", b"{}\n"])
+def test_an_empty_object_or_whitespace_on_a_get_is_no_body(tmp_path: Path, body: bytes) -> None:
+    """Some clients send `{}` with every request: a body that asks for nothing is
+    answered as if none had come (only one that asks for something is refused)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    without = ask(tmp_path / "a", "GET", "/api/v1/runs", COORDINATOR_TOKEN)
+    given = ask(
+        tmp_path / "b",
+        "GET",
+        "/api/v1/runs",
+        COORDINATOR_TOKEN,
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert given[:2] == without[:2]
+    assert "takes no body" not in str(given[1])
