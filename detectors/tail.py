@@ -91,6 +91,7 @@ from detectors.base import (
     require_int,
 )
 from detectors.errors import DetectorInputError
+from detectors.registry import DEFAULT_THRESHOLD as _REGISTRY_THRESHOLD
 
 # Layout of one sensor's record (all float64).
 BINS = 48  # histogram bins over T = ln(1 + z) in [0, T_MAX]
@@ -166,12 +167,9 @@ MAD_MEAN_TO_SIGMA = math.sqrt(math.pi / 2)
 # The spread is never taken below this share of the level: four ulps (2**-50, 8.9e-16),
 # differences of rounding, not of the sensor; 1e-9 before t78.
 RELATIVE_FLOOR = 2.0**-50
-# The one threshold of `citybrain detect` and the stream: the threshold NAB's optimiser
-# picks for this detector on the 34 NAB files (standard profile, 0.22; 0.2155 before the
-# twenty-fourth session's far-glitch rules; to two
-# decimals; docs/benchmarks.md), a reading rarer than about 1 in 60 for its sensor after
-# the Bonferroni factor, the two-of-three confirmation and the novelty gate.
-DEFAULT_THRESHOLD = 0.22
+# The one threshold of `citybrain detect` and the stream (detectors/registry.py says how
+# it was chosen), re-exported here beside the detector it belongs to.
+DEFAULT_THRESHOLD = _REGISTRY_THRESHOLD
 
 
 def record_size(window: int) -> int:

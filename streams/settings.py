@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detectors.tail import DEFAULT_THRESHOLD
+from detectors.registry import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
@@ -423,7 +423,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_detector(self) -> Settings:
-        from detectors import DETECTORS, default_threshold
+        from detectors.registry import DETECTORS, default_threshold
 
         if self.detector not in DETECTORS:
             raise ValueError(
@@ -445,7 +445,7 @@ class Settings(BaseSettings):
     def alert_threshold(self, detector: str) -> float:
         """The threshold the stream would alert at running ``detector``: the one given,
         else that detector's own (detectors.default_threshold)."""
-        from detectors import default_threshold
+        from detectors.registry import default_threshold
 
         return self.score_threshold if self.threshold_is_set else default_threshold(detector)
 
