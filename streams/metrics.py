@@ -551,6 +551,22 @@ class Metrics:
         )
 
 
+def initialise_run_outcomes(
+    metrics: Metrics, playbook: str, department: str, levels: tuple[str, ...]
+) -> None:
+    """Create at zero the series a run of ``playbook`` in ``department`` observes once,
+    late in its life: the time-to-acknowledge histogram (at every level it may be
+    escalated to by then), the time-to-resolve histogram and the campaign's reopened
+    counter (by level and closing outcome). Made when the run is first known, so
+    ``increase()`` counts its acknowledgement, resolution or reopening: a series born at
+    its first observation starts there, which ``increase()`` never sees. Idempotent."""
+    metrics.time_to_resolve.labels(playbook, department)
+    for level in levels:
+        metrics.time_to_ack.labels(playbook, level, department)
+        for outcome in ("resolved", "cancelled"):
+            metrics.campaign_reopened.labels(level, department, outcome, playbook)
+
+
 def initialise(
     metrics: Metrics,
     playbooks: dict[str, str],
@@ -578,19 +594,19 @@ def initialise(
     the playbook's own department, and so is ``campaign_runs_reopened`` (per level,
     department, outcome and playbook): made for every report department they added
     about 90 kB (28 %) to the worker's /metrics page; their first sample after a start
-    is missed."""
+    is missed unless a run of that playbook and department was known to the worker
+    before it (``initialise_run_outcomes``, made by the response stage for every run it
+    holds, at its creation and at the first deadline pass after a start or rebalance)."""
     for name, department in playbooks.items():
         metrics.runs.labels(name, department)
         metrics.runs_resolved.labels(name, department)
         metrics.sla_breaches.labels(name, department)
-        metrics.time_to_resolve.labels(name, department)
+        initialise_run_outcomes(metrics, name, department, levels)
         for level in levels:
             metrics.escalations.labels(name, level)
             metrics.acks.labels(name, level)
-            metrics.time_to_ack.labels(name, level, department)
             metrics.campaign_reports.labels(level, department)
             for outcome in ("resolved", "cancelled"):
-                metrics.campaign_reopened.labels(level, department, outcome, name)
                 metrics.campaign_runs_closed.labels(level, department, outcome)
                 metrics.campaign_replies.labels(level, department, outcome)
             for satisfied in ("true", "false"):

@@ -57,6 +57,7 @@ from streams.events import (
     parse_ts,
 )
 from streams.logs import SayEvery
+from streams.metrics import initialise_run_outcomes
 from streams.partitioning import key_partition
 from streams.replies import (
     AUDITED,
@@ -357,6 +358,9 @@ class Response:
         # Groups whose run the timer could not advance (``_unadvanced_run``).
         self._say_unadvanced = SayEvery(log, prefix="citybrain: ")
         self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
+        # (playbook, department) pairs whose once-per-run series exist at zero
+        # (``_known_run``): made once per pair, not per run or per pass.
+        self._outcome_series: set[tuple[str, str]] = set()
         self.engines = {
             name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
             for name, pb in ctx.playbooks.items()
@@ -925,6 +929,7 @@ class Response:
                 else:
                     if self._ended(self.ctx.groups.data.get(key), run, now):
                         ended[key] = self.ctx.groups.data[key]
+            self._known_run(run, self.ctx.label_department(run.department))
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
                 if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
@@ -1567,9 +1572,21 @@ class Response:
         )
         await self._call_webhook(run, command_id, url)
 
+    def _known_run(self, run: Run, department: str) -> None:
+        """Make the series ``run`` observes late in its life (time to acknowledge and to
+        resolve, a campaign reopening) at zero now, so its observation is counted by
+        ``increase()``: for a run of a citizen playbook in another department than the
+        playbook's, or one this worker holds since a start or rebalance, they were born
+        at their first observation, which ``increase()`` never sees."""
+        pair = (run.playbook, department)
+        if pair not in self._outcome_series:
+            self._outcome_series.add(pair)
+            initialise_run_outcomes(self.metrics, run.playbook, department, LEVELS)
+
     def _kpis(self, run: Run, cmd: Command) -> None:
         m = self.metrics
         department = self.ctx.label_department(run.department)
+        self._known_run(run, department)
         count_campaign(m, run, cmd, department)
         if cmd.action == "run_created":
             m.runs.labels(run.playbook, department).inc()

@@ -39,6 +39,12 @@ class Clock:
 
 @pytest.fixture
 def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+    return make_stage(tmp_path)
+
+
+def make_stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
+    """A response stage on the fixture grid whose sends are captured: it and the sent
+    values."""
     settings = Settings(run_dir_override=tmp_path, grid_file=FIXTURES / "grid.yaml")
     app = faust.App("flushes", store="memory://", datadir=str(tmp_path))
     ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
@@ -65,7 +71,11 @@ def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
 @pytest.fixture
 def clock(stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The response stage's clock, from 1,000,000 s, with its tables' recovery done."""
-    response, _ = stage
+    return start_clock(stage[0], monkeypatch)
+
+
+def start_clock(response: Response, monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """``response``'s clock, from 1,000,000 s, with its tables' recovery done."""
     clock = Clock(1_000_000.0)
     monkeypatch.setattr("streams.response.time", clock)
     monkeypatch.setattr(response.ctx.app.tables.recovery.completed, "is_set", lambda: True)
