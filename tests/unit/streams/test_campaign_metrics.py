@@ -33,6 +33,13 @@ BURST = {
 KNOWS_DEPARTMENTS = SimpleNamespace(label_department=lambda department: department)
 
 
+def stub_stage(metrics: Metrics) -> SimpleNamespace:
+    """As much of a response stage as ``Response._kpis`` asks of it."""
+    stage = SimpleNamespace(metrics=metrics, ctx=KNOWS_DEPARTMENTS, _outcome_series=set())
+    stage._known_run = lambda run, department: Response._known_run(stage, run, department)  # type: ignore[arg-type]
+    return stage
+
+
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples whose labels include ``labels``."""
     total = 0.0
@@ -46,7 +53,7 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 def test_a_reopened_and_resolved_again_run_counts_once_as_in_the_report(grid: Grid) -> None:
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)
-    stage = SimpleNamespace(metrics=metrics, ctx=KNOWS_DEPARTMENTS)
+    stage = stub_stage(metrics)
     engine = PlaybookEngine(load_playbooks(PLAYBOOK_DIR)["citizen-report-burst"], grid)
     records: list[dict[str, Any]] = []
 
@@ -81,7 +88,7 @@ def test_a_reopened_and_resolved_again_run_counts_once_as_in_the_report(grid: Gr
 
 def test_a_reopened_cancelled_run_is_counted_as_undoing_a_cancellation(grid: Grid) -> None:
     registry = CollectorRegistry()
-    stage = SimpleNamespace(metrics=Metrics.create(registry), ctx=KNOWS_DEPARTMENTS)
+    stage = stub_stage(Metrics.create(registry))
     engine = PlaybookEngine(load_playbooks(PLAYBOOK_DIR)["citizen-report-burst"], grid)
     run, _ = engine.new_run("g.1", BURST, 0.0)
     run, _ = engine.step(run, ReportsCovered.from_alert(BURST, 0.0))
