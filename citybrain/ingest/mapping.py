@@ -30,6 +30,7 @@ from playbooks.grid import UNIT_SPELLING, Grid
 from streams.errors import MISSING, EventError
 from streams.events import (
     READING_SCHEMA,
+    OverflowFloat,
     decode_json,
     format_ts,
     json_float,
@@ -46,6 +47,10 @@ _PLACEHOLDER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # could split a run of digits anywhere, and a payload of 100,000 digits then an x held
 # the ingest for hours of backtracking.
 _NUMBER = re.compile(rb"^\s*+[-+]?(\d++(?:\.\d*+)?|\.\d++)([eE][-+]?\d++)?\s*$")
+# What a device writes for a float that holds no reading (ESPHome's and Arduino's "nan",
+# C's printf "inf", JavaScript's "Infinity"): read as a value that is not finite, shown as
+# sent, so it is not_finite as JSON's NaN is, not a payload that is no number.
+_NOT_FINITE = re.compile(rb"^\s*+[-+]?(?:nan|inf|infinity)\s*$", re.IGNORECASE)
 
 
 class TopicPatternError(InputError):
@@ -137,7 +142,7 @@ class MqttMapping:
         (``retained_without_time``)."""
         pattern, fields = self._topic_fields(topic)
         doc: dict[str, Any] = {"schema": READING_SCHEMA}
-        if _NUMBER.match(payload):
+        if _NUMBER.match(payload) or _NOT_FINITE.match(payload):
             doc["value"] = _plain_number(payload)
         else:
             self._payload_fields(payload, fields, doc)
@@ -227,7 +232,9 @@ class MqttMapping:
         if self.value_field not in body:
             raise EventError("missing_field", self.value_field, None, "field is missing")
         value = body[self.value_field]
-        if isinstance(value, str) and _NUMBER.match(value.encode()):
+        if isinstance(value, str) and (
+            _NUMBER.match(value.encode()) or _NOT_FINITE.match(value.encode())
+        ):
             value = _plain_number(value.encode())
         doc["value"] = value  # its type is the validator's to judge
         if self.ts_field in body:
@@ -273,8 +280,11 @@ def _plain_number(text: bytes) -> int | float:
     """A plain number's value (``_NUMBER``): an integer as an int, compared with its
     kind's range before any conversion as the worker compares a JSON integer (trial 19:
     a payload of 1 and 400 zeros was float()ed to inf, ``not_finite`` showing ``inf``,
-    where the worker says ``out_of_range`` showing the digits), else a float."""
+    where the worker says ``out_of_range`` showing the digits), else a float; a
+    ``_NOT_FINITE`` spelling is nan or +-inf shown as sent."""
     digits = text.strip()
+    if _NOT_FINITE.match(digits):
+        return OverflowFloat(digits.decode("ascii"))  # nan or +-inf, shown as sent
     if digits.lstrip(b"+-").isdigit():
         return json_int(digits.decode("ascii"))
     # One past a double's range keeps its text (t98: "-1e400" was refused as "-inf").
