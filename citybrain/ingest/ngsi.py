@@ -500,6 +500,10 @@ def _span(text: str, where: str) -> tuple[float, float]:
         raise EventError("bad_timestamp", where, text, exc.reason) from None
     if len(stamps) > 2:
         raise EventError("bad_timestamp", where, text, "expected ISO 8601 (or start/end)")
+    if stamps[-1] < stamps[0]:
+        # Which end was meant cannot be known (t105: its end was taken as the event
+        # time, and a traffic count's period was said to be missing).
+        raise EventError("bad_timestamp", where, text, "the interval ends before it starts")
     return stamps[0], stamps[-1]
 
 
