@@ -304,7 +304,9 @@ def ngsi_readings(
     for i, _, found in mapped.entities:
         if i in faults:
             continue
-        for attr, doc in zip(found.attributes, found.documents, strict=True):
+        for attr, doc, sent, converted in zip(
+            found.attributes, found.documents, found.sent, found.converted, strict=True
+        ):
             try:
                 out.append(
                     Taken(f"data[{i}].{attr}", i, data[i], validator.reading_document(doc, now))
@@ -313,7 +315,12 @@ def ngsi_readings(
                 # The reading field (ts, value) of the sensor this attribute maps to.
                 where = f"data[{i}].{attr}" + (f".{exc.field}" if exc.field else "")
                 reason = f"{exc.reason} (sensor {doc['sensor_id']!r})"
-                problem = _problem(EventError(exc.code, where, exc.value, reason), where)
+                value = exc.value
+                if exc.field == "value" and converted:
+                    # Named by the value sent, not the one converted from it (t105: 6
+                    # mg/m3 was refused as 'data[0].no2.value is 6000.0').
+                    value, reason = sent, f"{converted}: {reason}"
+                problem = _problem(EventError(exc.code, where, value, reason), where)
                 bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw(), i)))
     kept, conflicting = _conflicts(out, ".value")
     bad.extend((int(_item_order(r)), r) for r in conflicting)

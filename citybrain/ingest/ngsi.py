@@ -85,12 +85,17 @@ class EntityReadings:
     """What one entity gave: reading documents (not yet validated), the attribute each
     came from (``attributes[i]`` gave ``documents[i]``), the attributes skipped because
     citybrain has no kind for them, and the mapped attributes that could not become a
-    reading (``EventError``, field relative to the entity: ``no2``, ``no2.value``)."""
+    reading (``EventError``, field relative to the entity: ``no2``, ``no2.value``).
+    ``sent[i]`` is the value ``attributes[i]`` gave as sent and ``converted[i]`` how it
+    became ``documents[i]``'s (``"with unit code GP, 6000.0 ug/m3"``; empty when it is
+    the value as sent), so a refusal of the reading's value names the value sent."""
 
     documents: list[dict[str, Any]]
     skipped: list[str]
     attributes: list[str] = field(default_factory=list)
     errors: list[EventError] = field(default_factory=list)
+    sent: list[Any] = field(default_factory=list)
+    converted: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +250,7 @@ class NgsiMapping:
                 continue
             try:
                 ts = _reading_time(spec, attr, observed, stamped)
-                doc = self._reading(entity, attr, spec, spec_row, ts, texts)
+                doc, converted = self._reading(entity, attr, spec, spec_row, ts, texts)
             except EventError as exc:
                 # One attribute's fault (an unregistered sensor, a bad value) costs only
                 # its own reading: the entity's others still go (trial 5: an unregistered
@@ -261,6 +266,8 @@ class NgsiMapping:
                 continue
             out.documents.append(doc)
             out.attributes.append(attr)
+            out.sent.append(spec["value"])
+            out.converted.append(converted)
         return out
 
     def _reading(
@@ -271,11 +278,12 @@ class NgsiMapping:
         spec_row: tuple[str, dict[str, float], str],
         ts: float,
         texts: dict[str, Any],
-    ) -> dict[str, Any]:
-        """One mapped attribute -> its reading document; ``EventError`` naming it."""
+    ) -> tuple[dict[str, Any], str]:
+        """One mapped attribute -> its reading document and how its value was converted
+        (``"with unit code GP, 6000.0 ug/m3"``, empty when not); ``EventError`` naming it."""
         entity_id, entity_type = entity["id"], entity["type"]
         kind, factors, default_code = spec_row
-        value = _number(spec, attr)
+        value = sent = _number(spec, attr)
         code = _unit_code(spec, attr, default_code)
         if code not in factors:
             raise EventError(
@@ -286,8 +294,11 @@ class NgsiMapping:
                 f"({DEFAULT_KINDS[kind].unit}){did_you_mean(code, factors)}",
             )
         value *= factors[code]
+        how = f"with unit code {code}" if factors[code] != 1.0 else ""
         if kind == "traffic_flow":
-            value *= FIVE_MINUTES / _period(entity)
+            period = _period(entity)
+            value *= FIVE_MINUTES / period
+            how = f"over {period:g} s" if period != FIVE_MINUTES else how
         if not math.isfinite(value):
             # 1e308 mg/m3 is inf in ug/m3: refused here, where the attribute is known.
             raise EventError(
@@ -312,7 +323,8 @@ class NgsiMapping:
                 f"no sensor with this id (template {self.template!r}) is registered in the "
                 f"grid{self.grid.near_sensor(sensor_id)}",
             )
-        return {
+        unit = DEFAULT_KINDS[kind].unit
+        doc = {
             "schema": READING_SCHEMA,
             "ts": format_ts(ts),
             "sensor_id": sensor_id,
@@ -320,9 +332,10 @@ class NgsiMapping:
             "value": value,
             # The unit the factors convert to: the built-in kind's (a grid that
             # re-declares the kind with another unit gets a bad_unit dead letter).
-            "unit": DEFAULT_KINDS[kind].unit,
+            "unit": unit,
             "grid_cell": sensor.cell,
         }
+        return doc, f"{how}, {value!r} {unit}" if how and value != sent else ""
 
 
 def _local(name: str) -> str:

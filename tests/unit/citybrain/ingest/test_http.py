@@ -734,3 +734,54 @@ def test_an_empty_ngsi_notification_says_nothing_was_sent(
     assert refusal_text(err.value.errors) == (
         'body: nothing was sent (0 bytes): expected an Orion notification {"data": [entity, ...]}'
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "sent", "converted"),
+    [
+        # 6 mg/m3 is 6,000 ug/m3, past no2's range: the value sent was 6.
+        (
+            {"no2": {"type": "Number", "value": 6, "metadata": {"unitCode": {"value": "GP"}}}},
+            "6",
+            "with unit code GP, 6000.0 ug/m3",
+        ),
+        (
+            {"no2": {"type": "Number", "value": -0.5, "metadata": {"unitCode": {"value": "GP"}}}},
+            "-0.5",
+            "with unit code GP, -500.0 ug/m3",
+        ),
+    ],
+)
+def test_a_converted_value_refused_is_named_by_the_value_sent(
+    ingest_grid: Grid,
+    validator: EventValidator,
+    change: dict[str, object],
+    sent: str,
+    converted: str,
+) -> None:
+    # t105: 'field "data[0].no2.value" is 6000.0', a value nobody sent in that field.
+    entity = {**example("AirQualityObserved"), **change}
+    pm25 = {"type": "Number", "value": 12.0}
+    body = raw({"subscriptionId": "s", "data": [{**entity, "pm25": pm25}]})
+    found = ngsi_readings(body, NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [r.kind for r in found.readings] == ["pm25"]  # the other attribute goes on
+    [refused] = found.refused
+    assert refused.problem["code"] == "out_of_range"
+    assert refused.problem["message"].startswith(
+        f'field "data[0].no2.value" is {sent}: {converted}: kind no2 is plausible'
+    )
+
+
+def test_a_traffic_count_refused_is_named_by_the_count_sent(
+    ingest_grid: Grid, validator: EventValidator
+) -> None:
+    # 197 vehicles in one second is 59,100 per five minutes: it was said as 59100.0.
+    entity = example("TrafficFlowObserved")
+    entity["dateObservedFrom"]["value"] = "2016-12-07T11:14:59Z"
+    body = raw({"subscriptionId": "s", "data": [entity]})
+    found = ngsi_readings(body, NgsiMapping(ingest_grid), validator, T_NOW)
+    [refused] = found.refused
+    assert refused.problem["message"].startswith(
+        'field "data[0].intensity.value" is 197: over 1 s, 59100.0 vehicles/5min: kind '
+        "traffic_flow is plausible"
+    )
