@@ -155,7 +155,7 @@ class MqttMapping:
                     "a retained message (the broker's stored last value) has no time of its "
                     "own; its time of receipt is not when it was observed",
                 )
-            doc["ts"] = format_ts(received)
+            doc["ts"] = _ReceiptTime(format_ts(received))
         for name in READING_FIELDS:
             if name in fields:
                 doc[name] = fields[name]
@@ -184,6 +184,23 @@ class MqttMapping:
                 )
             doc["grid_cell"] = sensor.cell
         return doc
+
+    def as_sent(self, exc: EventError, payload: bytes, doc: dict[str, Any]) -> EventError:
+        """The validator's ``exc`` for ``to_document(…, payload)``'s ``doc``, naming the
+        payload's own fields: ``--value-field`` and ``--ts-field`` for the reading's
+        ``value`` and ``ts``, and an epoch-seconds time by the number sent, then the
+        instant read from it (t105: ``field "ts" is '2029-11-22T00:00:00Z'`` for a
+        payload whose ``time`` was 1890000000)."""
+        field, value, reason = exc.field, exc.value, exc.reason
+        if field == "ts" and "ts" in doc and not isinstance(doc["ts"], _ReceiptTime):
+            field = self.ts_field
+            if isinstance(doc["ts"], EpochTime):
+                value, reason = doc["ts"].sent, f"{doc['ts']}: {reason}"
+        elif field == "value" and not _NUMBER.match(payload) and not _NOT_FINITE.match(payload):
+            field = self.value_field  # a JSON object's field; a plain number has none
+        if (field, value, reason) == (exc.field, exc.value, exc.reason):
+            return exc
+        return EventError(exc.code, field, value, reason)
 
     def sensor_of(self, topic: str) -> str | None:
         """The sensor id ``topic``'s ``{sensor_id}`` level gives, None when it matches no
@@ -291,6 +308,22 @@ def _plain_number(text: bytes) -> int | float:
     return json_float(digits.decode("ascii"))
 
 
+class EpochTime(str):
+    """An event time sent as epoch seconds, as the ISO 8601 text the validator reads,
+    keeping the number (or digits in a string) as sent: ``sent``."""
+
+    sent: Any
+
+    def __new__(cls, text: str, sent: Any) -> EpochTime:
+        self = super().__new__(cls, text)
+        self.sent = sent
+        return self
+
+
+class _ReceiptTime(str):
+    """The time a message was received, given as its event time (it had none)."""
+
+
 def _event_time(value: Any, field: str) -> Any:
     """Epoch seconds become ISO 8601; a string passes on for the validator to parse."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -315,7 +348,7 @@ def _event_time(value: Any, field: str) -> Any:
             else ""
         )
         raise EventError("bad_timestamp", field, shown, f"expected epoch seconds{hint}")
-    return _iso(float(value))
+    return EpochTime(_iso(float(value)), shown)
 
 
 @lru_cache(maxsize=16_384)
