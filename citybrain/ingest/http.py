@@ -304,15 +304,21 @@ def ngsi_readings(
     for i, _, found in mapped.entities:
         if i in faults:
             continue
-        for attr, doc, sent, converted in zip(
-            found.attributes, found.documents, found.sent, found.converted, strict=True
+        for attr, doc, sent, converted, (when, sent_time) in zip(
+            found.attributes,
+            found.documents,
+            found.sent,
+            found.converted,
+            found.times,
+            strict=True,
         ):
             try:
                 out.append(
                     Taken(f"data[{i}].{attr}", i, data[i], validator.reading_document(doc, now))
                 )
             except EventError as exc:
-                # The reading field (ts, value) of the sensor this attribute maps to.
+                # The reading field (ts, value) of the sensor this attribute maps to,
+                # named below where the entity gave it otherwise.
                 where = f"data[{i}].{attr}" + (f".{exc.field}" if exc.field else "")
                 reason = f"{exc.reason} (sensor {doc['sensor_id']!r})"
                 value = exc.value
@@ -320,6 +326,12 @@ def ngsi_readings(
                     # Named by the value sent, not the one converted from it (t105: 6
                     # mg/m3 was refused as 'data[0].no2.value is 6000.0').
                     value, reason = sent, f"{converted}: {reason}"
+                elif exc.field == "ts":
+                    # Named by the field the time was read from, as sent there (t105:
+                    # 'data[0].no2.ts', a field no entity has, for its dateObserved).
+                    where, value = f"data[{i}].{when}", sent_time
+                    if doc["ts"] != sent_time:
+                        reason = f"{doc['ts']}: {reason}"
                 problem = _problem(EventError(exc.code, where, value, reason), where)
                 bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw(), i)))
     kept, conflicting = _conflicts(out, ".value")

@@ -88,7 +88,8 @@ class EntityReadings:
     reading (``EventError``, field relative to the entity: ``no2``, ``no2.value``).
     ``sent[i]`` is the value ``attributes[i]`` gave as sent and ``converted[i]`` how it
     became ``documents[i]``'s (``"with unit code GP, 6000.0 ug/m3"``; empty when it is
-    the value as sent), so a refusal of the reading's value names the value sent."""
+    the value as sent), so a refusal of the reading's value names the value sent; and
+    ``times[i]`` the field its time was read from and the text sent there."""
 
     documents: list[dict[str, Any]]
     skipped: list[str]
@@ -96,6 +97,8 @@ class EntityReadings:
     errors: list[EventError] = field(default_factory=list)
     sent: list[Any] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)
+    # times[i]: (the field documents[i]'s time was read from, its text as sent)
+    times: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +252,7 @@ class NgsiMapping:
                 )
                 continue
             try:
-                ts = _reading_time(spec, attr, observed, stamped)
+                ts, when, sent_time = _reading_time(spec, attr, observed, stamped)
                 doc, converted = self._reading(entity, attr, spec, spec_row, ts, texts)
             except EventError as exc:
                 # One attribute's fault (an unregistered sensor, a bad value) costs only
@@ -268,6 +271,7 @@ class NgsiMapping:
             out.attributes.append(attr)
             out.sent.append(spec["value"])
             out.converted.append(converted)
+            out.times.append((when, sent_time))
         return out
 
     def _reading(
@@ -520,12 +524,12 @@ def _span(text: str, where: str) -> tuple[float, float]:
     return stamps[0], stamps[-1]
 
 
-def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
+def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float, str, str] | None:
     """(start, end) of an entity's DateTime attribute (an instant or an ISO 8601
     interval), None when the entity has none. Read in each form the specs allow: NGSI-v2
     ``{"type": "DateTime", "value": text}``, NGSI-LD ``{"type": "Property", "value":
     text or {"@type": "DateTime", "@value": text}}``, and NGSI-LD's concise form, the
-    value alone (text, or the typed value)."""
+    value alone (text, or the typed value). Also the field read and its text."""
     spec = entity.get(attr)
     if spec is None:
         return None
@@ -535,7 +539,7 @@ def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
         text, where = _datetime_text(spec, attr)
     else:
         raise _keyvalues(attr, spec)
-    return _span(text, where)
+    return (*_span(text, where), where, text)
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -554,23 +558,27 @@ def _utc(text: str) -> float:
     return parse_ts(text)
 
 
-def _entity_observed(entity: dict[str, Any]) -> float | None:
+# An event time: (epoch seconds, the field it was read from, its text as sent there).
+Stamp = tuple[float, str, str]
+
+
+def _entity_observed(entity: dict[str, Any]) -> Stamp | None:
     """The entity's observation time: ``dateObservedTo``, else ``dateObserved`` (the end
     of an interval); None when it gives neither."""
     for attr in ("dateObservedTo", "dateObserved"):
         span = _attr_time(entity, attr)
         if span is not None:
-            return span[1]
+            return span[1:]
     return None
 
 
-def _entity_stamped(entity: dict[str, Any]) -> float | None:
+def _entity_stamped(entity: dict[str, Any]) -> Stamp | None:
     """The entity's ``TimeInstant`` attribute (an IoT Agent's stamp), None without one."""
     span = _attr_time(entity, "TimeInstant")
-    return None if span is None else span[1]
+    return None if span is None else span[1:]
 
 
-def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> float | None:
+def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> Stamp | None:
     """An attribute's own time under ``names``: NGSI-LD's ``observedAt`` beside the value
     (text), NGSI-v2's metadata (``{"type": "DateTime", "value": text}``); None without
     one. Two given and different is ``bad_timestamp`` naming both: which is meant cannot
@@ -584,9 +592,10 @@ def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> float | None:
     if isinstance(meta, dict):
         given.update((f"{attr}.metadata.{n}", meta[n]) for n in names if n in meta)
     times: dict[str, float] = {}
+    texts: dict[str, str] = {}
     for where, value in given.items():
         text, at = _datetime_text(value, where)
-        times[at] = _span(text, at)[1]
+        times[at], texts[at] = _span(text, at)[1], text
     if len(set(times.values())) > 1:
         (first, one), (second, other) = list(times.items())[:2]
         raise EventError(
@@ -595,19 +604,20 @@ def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> float | None:
             format_ts(other),
             f"differs from {first} {format_ts(one)}: which observation time is meant?",
         )
-    return next(iter(times.values()), None)
+    return next(((ts, at, texts[at]) for at, ts in times.items()), None)
 
 
-def _observed_at(spec: Any, attr: str) -> float | None:
+def _observed_at(spec: Any, attr: str) -> Stamp | None:
     """The time this attribute's value was observed, if it says so itself: NGSI-LD's
     ``observedAt`` (ETSI GS CIM 009: the observation time of a Property's value), or
     NGSI-v2 metadata ``observedAt`` / ``dateObserved``."""
     return _own_times(spec, attr, ("observedAt", "dateObserved"))
 
 
-def _reading_time(spec: Any, attr: str, observed: float | None, stamped: float | None) -> float:
-    """Epoch seconds of one attribute's reading: its own observedAt, else the entity's
-    dateObserved, else a TimeInstant (the attribute's metadata, else the entity's)."""
+def _reading_time(spec: Any, attr: str, observed: Stamp | None, stamped: Stamp | None) -> Stamp:
+    """One attribute's reading time (epoch seconds, the field read, its text as sent):
+    its own observedAt, else the entity's dateObserved, else a TimeInstant (the
+    attribute's metadata, else the entity's)."""
     for ts in (
         _observed_at(spec, attr),
         observed,

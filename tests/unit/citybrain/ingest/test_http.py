@@ -596,9 +596,14 @@ def test_a_notification_from_the_future_names_the_entity(
     entity["dateObserved"]["value"] = "2030-01-01T00:00:00Z"
     with pytest.raises(BadBody) as err:
         ngsi_readings(raw({"data": [entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    # Named by the field the time came from, as sent (t105: 'data[0].conductivity.ts',
+    # a field no entity has).
     assert [(e["field"], e["code"]) for e in err.value.errors] == [
-        ("data[0].conductivity.ts", "in_future")
+        ("data[0].dateObserved.value", "in_future")
     ]
+    assert err.value.errors[0]["message"].startswith(
+        "field \"data[0].dateObserved.value\" is '2030-01-01T00:00:00Z': event time is more"
+    )
     assert "(sensor 'waterqualityobserved:Sevilla:D1-conductance')" in refusal_text(
         err.value.errors
     )
@@ -618,7 +623,7 @@ def test_an_unregistered_attribute_costs_no_other_reading(
     assert sorted(r.kind for r in found.readings) == ["no2", "traffic_flow", "traffic_speed"]
     assert [(r.problem["field"], r.problem["code"]) for r in found.refused] == [
         ("data[0].pm10", "unknown_sensor"),
-        ("data[1].conductivity.ts", "in_future"),
+        ("data[1].dateObserved.value", "in_future"),
     ]
     said = found.refused[0].problem["message"]
     assert said.startswith('field "data[0].pm10" is ') and "-pm10" in said
@@ -785,3 +790,31 @@ def test_a_traffic_count_refused_is_named_by_the_count_sent(
         'field "data[0].intensity.value" is 197: over 1 s, 59100.0 vehicles/5min: kind '
         "traffic_flow is plausible"
     )
+
+
+@pytest.mark.parametrize(
+    ("where", "sent", "said"),
+    [
+        # A zone other than UTC: the text as sent, then the instant read from it.
+        ("dateObserved.value", "2030-01-01T02:00:00+02:00", "2030-01-01T00:00:00Z: event time"),
+        # A zone-less time (UTC, as Orion reads it).
+        ("dateObserved.value", "2030-01-01T00:00:00", "2030-01-01T00:00:00Z: event time"),
+        # An interval: its end is the event time.
+        ("dateObserved.value", "2016-12-07T11:10:00Z/2030-01-01T00:00:00Z", "2030-01-01T00"),
+        # The attribute's own observedAt (NGSI-LD).
+        ("no2.observedAt", "2030-01-01T00:00:00Z", "event time is more than 300s ahead"),
+    ],
+)
+def test_an_entity_time_refused_is_named_where_it_was_sent(
+    validator: EventValidator, ingest_grid: Grid, where: str, sent: str, said: str
+) -> None:
+    entity = example("AirQualityObserved")
+    if where == "no2.observedAt":
+        entity["no2"]["observedAt"] = sent
+    else:
+        entity["dateObserved"]["value"] = sent
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw({"data": [entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    [error] = err.value.errors
+    assert (error["field"], error["code"]) == (f"data[0].{where}", "in_future")
+    assert error["message"].startswith(f"field \"data[0].{where}\" is '{sent}': {said}")
