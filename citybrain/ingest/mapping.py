@@ -187,20 +187,27 @@ class MqttMapping:
 
     def as_sent(self, exc: EventError, payload: bytes, doc: dict[str, Any]) -> EventError:
         """The validator's ``exc`` for ``to_document(…, payload)``'s ``doc``, naming the
-        payload's own fields: ``--value-field`` and ``--ts-field`` for the reading's
-        ``value`` and ``ts``, and an epoch-seconds time by the number sent, then the
-        instant read from it (t105: ``field "ts" is '2029-11-22T00:00:00Z'`` for a
-        payload whose ``time`` was 1890000000)."""
-        field, value, reason = exc.field, exc.value, exc.reason
-        if field == "ts" and "ts" in doc and not isinstance(doc["ts"], _ReceiptTime):
-            field = self.ts_field
-            if isinstance(doc["ts"], EpochTime):
-                value, reason = doc["ts"].sent, f"{doc['ts']}: {reason}"
-        elif field == "value" and not _NUMBER.match(payload) and not _NOT_FINITE.match(payload):
-            field = self.value_field  # a JSON object's field; a plain number has none
-        if (field, value, reason) == (exc.field, exc.value, exc.reason):
+        payload's own field and its value as sent: ``--value-field`` and ``--ts-field``
+        for the reading's ``value`` and ``ts``, a unit as spelt (``µg/m³``, not the
+        ``ug/m3`` read from it), a number in a string as the string, and an epoch-seconds
+        time by the number sent, then the instant read from it (t105: ``field "ts" is
+        '2029-11-22T00:00:00Z'`` for a payload whose ``time`` was 1890000000). An error
+        of ``to_document`` itself (``doc`` empty) already names them."""
+        if not doc or _NUMBER.match(payload) or _NOT_FINITE.match(payload):
+            return exc  # a plain number has no field of its own: 'value' it stays
+        name = {"value": self.value_field, "ts": self.ts_field}.get(exc.field or "", exc.field)
+        if name is None or isinstance(doc.get(exc.field or ""), _ReceiptTime):
             return exc
-        return EventError(exc.code, field, value, reason)
+        try:
+            body = decode_json(payload)  # read before, by to_document: an object
+        except EventError:
+            return exc
+        if not isinstance(body, dict) or name not in body:
+            return exc  # from the topic or the grid: as the validator named it
+        reason = exc.reason
+        if isinstance(doc.get(exc.field or ""), EpochTime):
+            reason = f"{doc[exc.field or '']}: {reason}"
+        return EventError(exc.code, name, body[name], reason)
 
     def sensor_of(self, topic: str) -> str | None:
         """The sensor id ``topic``'s ``{sensor_id}`` level gives, None when it matches no

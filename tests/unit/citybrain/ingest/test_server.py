@@ -434,6 +434,9 @@ def test_a_payload_that_is_not_utf8_is_shown_as_its_bytes(ingest_grid: Grid) -> 
             b'{"level": 2.5, "time": "1890000000"}',
             "field \"time\" is '1890000000': 2029-11-22T00:00:00Z: event time is more than",
         ),
+        # A unit as spelt, not the spelling read from it; a number in a string as sent.
+        ('{"level": 2.5, "unit": "µg/m³"}'.encode(), "field \"unit\" is 'µg/m³': kind"),
+        (b'{"level": "99999"}', "field \"level\" is '99999': kind water_level is"),
         # A plain number has no field of its own: the reading's value it stays.
         (b"99999", 'field "value" is 99999: kind water_level is plausible'),
     ],
