@@ -38,6 +38,7 @@ from tests.services import (
     IngestProcess,
     Pipeline,
     prometheus_query,
+    scrape_sum,
     shifted_port,
     stack_settings,
     start_of_hour,
@@ -211,6 +212,49 @@ def test_malformed_mqtt_payloads_are_dead_lettered_with_topic_and_reason(
         # The good reading after them went through.
         readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
         assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+    finally:
+        ingest.stop()
+
+
+def test_mqtt_refusals_name_the_payload_fields_and_values_as_sent(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # t105: a device's 'nan' was bad_payload (JSON's NaN not_finite); with --value-field
+    # and --ts-field, refusals named 'value' and 'ts', and an epoch time its ISO instant.
+    p = ingest_pipeline
+    future = int(time.time()) + 86_400 * 365
+    sent = [
+        ("nan", "not_finite", 'field "value" is nan: expected a finite number'),
+        ('{"level": 99999}', "out_of_range", 'field "level" is 99999: kind water_level'),
+        (
+            json.dumps({"level": 2.5, "time": future}),
+            "in_future",
+            f'field "time" is {future}: {format_ts(future)}: event time is more than',
+        ),
+    ]
+    ingest = mqtt_ingest(p, "--value-field", "level", "--ts-field", "time").start()
+    try:
+        good = json.dumps({"level": 2.5, "time": START})
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [payload for payload, _, _ in sent] + [good])
+        dead = p.read("deadletter", lambda m: len(m) >= len(sent), settle=1)
+        got = [
+            (m.value.decode(), h["citybrain.error.reason"].decode(), h["citybrain.error.message"])
+            for m in dead
+            for h in [dict(m.headers)]
+        ]
+        assert [(payload, reason) for payload, reason, _ in got] == [
+            (payload, reason) for payload, reason, _ in sent
+        ]
+        for (_, _, message), (_, _, says) in zip(got, sent, strict=True):
+            assert message.decode().startswith(says), message
+        # The good reading after them went through.
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+        # Counted under their reasons (the MQTT ingest's metrics, on its metrics port).
+        port = p.settings.ingest_metrics_port
+        for reason in ("not_finite", "out_of_range", "in_future"):
+            series = f'citybrain_dead_letters_total{{reason="{reason}",stream="mqtt"}}'
+            assert scrape_sum(port, series) == 1.0, reason
     finally:
         ingest.stop()
 
