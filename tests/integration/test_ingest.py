@@ -586,6 +586,51 @@ def test_ngsi_notifications_of_the_real_examples_become_readings(
         server.stop()
 
 
+def test_ngsi_refusals_name_the_value_and_time_as_sent(ingest_pipeline: Pipeline) -> None:
+    # t105: 6 mg/m3 was refused as 'data[0].no2.value is 6000.0', a future dateObserved
+    # as 'data[1].conductivity.ts' (no such field), and a reversed interval taken as its
+    # end. The other readings of the same body still reach Kafka.
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    try:
+        air = example("AirQualityObserved")
+        air["no2"]["metadata"]["unitCode"]["value"] = "GP"
+        air["no2"]["value"] = 6
+        air["pm25"] = {"type": "Number", "value": 12.0}
+        water = example("WaterQualityObserved")
+        water["dateObserved"]["value"] = "2099-01-01T01:00:00+01:00"
+        reversed_ = example("AirQualityObserved")
+        reversed_["id"] = "Madrid-reversed"
+        reversed_["dateObserved"]["value"] = "2016-03-15T11:00:00Z/2016-03-15T10:00:00Z"
+        traffic = example("TrafficFlowObserved")
+        status, body = post(p, "/ingest/v1/ngsi", notification(air, water, reversed_, traffic))
+        assert (status, body["accepted"], body["refused"]) == (200, 3, 3)
+        assert [(e["field"], e["code"]) for e in body["errors"]] == [
+            ("data[0].no2.value", "out_of_range"),
+            ("data[1].dateObserved.value", "in_future"),
+            ("data[2].dateObserved.value", "bad_timestamp"),
+        ]
+        messages = [e["message"] for e in body["errors"]]
+        assert messages[0].startswith(
+            'field "data[0].no2.value" is 6: with unit code GP, 6000.0 ug/m3: kind no2'
+        )
+        assert messages[1].startswith(
+            "field \"data[1].dateObserved.value\" is '2099-01-01T01:00:00+01:00': "
+            "2099-01-01T00:00:00Z: event time is more than"
+        )
+        assert messages[2].endswith("the interval ends before it starts")
+        dead = p.read("deadletter", lambda m: len(m) >= 3, settle=1)
+        assert sorted(dict(m.headers)["citybrain.error.reason"] for m in dead) == [
+            b"bad_timestamp",
+            b"in_future",
+            b"out_of_range",
+        ]
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted(r["kind"] for r in readings) == ["pm25", "traffic_flow", "traffic_speed"]
+    finally:
+        server.stop()
+
+
 def test_a_key_twice_or_a_lone_surrogate_in_one_item_costs_only_that_item(
     ingest_pipeline: Pipeline,
 ) -> None:
