@@ -159,9 +159,19 @@ class NgsiMapping:
         own readings. Raises ``EventError`` when the body is no notification."""
         if not isinstance(body, dict):
             raise EventError(
-                "bad_type", "body", body, 'expected an Orion notification {"data": [entity, ...]}'
+                "bad_type",
+                "body",
+                body,
+                'expected an Orion notification {"data": [entity, ...]}' + _shape_hint(body),
             )
         data = body.get("data", MISSING)
+        if data is MISSING:
+            raise EventError(
+                "missing_field",
+                "data",
+                MISSING,
+                'expected an Orion notification {"data": [entity, ...]}' + _shape_hint(body),
+            )
         if not isinstance(data, list) or not data:
             raise EventError("bad_type", "data", data, "expected a non-empty list of entities")
         out = []
@@ -392,6 +402,28 @@ def _compact(entity: dict[str, Any], mapped_type: str) -> dict[str, Any]:
         out[local if keep else name] = spec
     out["type"] = mapped_type
     return out
+
+
+def _shape_hint(body: Any) -> str:
+    """What a body that is no notification looks like, when it is another NGSI shape a
+    field system sends (t105: a batch update was told only 'data is missing')."""
+    post = "; post each entity in a notification's data, or have Orion notify citybrain"
+    if isinstance(body, list):
+        if body and all(isinstance(e, dict) and "id" in e and "type" in e for e in body):
+            return f" (this is a list of entities, an NGSI-LD batch body?){post}"
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    if "entities" in body:
+        return f' (this has "entities": a batch update, POST /v2/op/update?){post}'
+    if "contextResponses" in body:
+        return (
+            ' (this has "contextResponses": an NGSI-v1 notification; subscribe with '
+            'NGSI-v2, "attrsFormat": "normalized")'
+        )
+    if "id" in body and "type" in body:
+        return ' (this is one entity: post {"data": [entity]})'
+    return ""
 
 
 def _within(index: int, exc: EventError) -> EventError:

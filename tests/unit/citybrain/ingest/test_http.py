@@ -818,3 +818,35 @@ def test_an_entity_time_refused_is_named_where_it_was_sent(
     [error] = err.value.errors
     assert (error["field"], error["code"]) == (f"data[0].{where}", "in_future")
     assert error["message"].startswith(f"field \"data[0].{where}\" is '{sent}': {said}")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "says"),
+    [
+        (
+            {"actionType": "append", "entities": [example("AirQualityObserved")]},
+            "missing_field",
+            'this has "entities": a batch update, POST /v2/op/update?',
+        ),
+        (example("AirQualityObserved"), "missing_field", 'this is one entity: post {"data": ['),
+        (
+            {"subscriptionId": "s", "contextResponses": []},
+            "missing_field",
+            'this has "contextResponses": an NGSI-v1 notification',
+        ),
+        (
+            [example("AirQualityObserved")],
+            "bad_type",
+            "this is a list of entities, an NGSI-LD batch body?",
+        ),
+    ],
+)
+def test_another_ngsi_shape_posted_as_a_notification_is_named(
+    validator: EventValidator, ingest_grid: Grid, body: object, code: str, says: str
+) -> None:
+    # t105: a batch update, one entity and an NGSI-v1 notification were all 'field "data"
+    # is missing: expected a non-empty list of entities' (bad_type), naming no shape.
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
+    [problem] = err.value.errors
+    assert problem["code"] == code and says in problem["message"]
