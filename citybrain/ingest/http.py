@@ -237,6 +237,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
         if deep:  # a "readings" list not in a pack: the body is one (too deep) reading
             raise BadBody([_problem(EventError("bad_json", None, None, TOO_DEEP), None)])
         _whole(raw, body, None)
+        _not_ngsi(body)
     out: list[Taken] = []
     refused: list[Refused] = []
     for i, item in enumerate(items):
@@ -267,6 +268,26 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
     kept, conflicting = _conflicts(out, ".value")
     refused = _as_sent(raw, key, len(items), refused + conflicting)
     return _sorted(kept, sorted(refused, key=_item_order))
+
+
+def _not_ngsi(body: Any) -> None:
+    """``BadBody`` for an NGSI notification or entity posted as a reading (t105: "field
+    "schema" is missing: expected 'reading/1'", the endpoint it belongs to unsaid)."""
+    if not isinstance(body, dict) or "schema" in body:
+        return
+    if isinstance(body.get("data"), list):
+        shape = 'an Orion notification ("data": [entity, ...])'
+    elif "id" in body and "type" in body and "sensor_id" not in body:
+        shape = "an NGSI entity"
+    else:
+        return
+    bad = EventError(
+        "bad_schema",
+        "schema",
+        MISSING,
+        f"expected 'reading/1': this is {shape}; post notifications to /ingest/v1/ngsi",
+    )
+    raise BadBody([_problem(bad, "schema")])
 
 
 def ngsi_readings(

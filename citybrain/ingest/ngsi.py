@@ -408,6 +408,12 @@ def _shape_hint(body: Any) -> str:
     """What a body that is no notification looks like, when it is another NGSI shape a
     field system sends (t105: a batch update was told only 'data is missing')."""
     post = "; post each entity in a notification's data, or have Orion notify citybrain"
+    readings = " (these are citybrain's own readings: post them to /ingest/v1/readings)"
+    items = body if isinstance(body, list) else [body]
+    if items and all(isinstance(e, dict) and "sensor_id" in e for e in items):
+        return readings
+    if isinstance(body, dict) and body.get("schema") in ("reading/1", "readings/1"):
+        return readings
     if isinstance(body, list):
         if body and all(isinstance(e, dict) and "id" in e and "type" in e for e in body):
             return f" (this is a list of entities, an NGSI-LD batch body?){post}"

@@ -850,3 +850,40 @@ def test_another_ngsi_shape_posted_as_a_notification_is_named(
         ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
     [problem] = err.value.errors
     assert problem["code"] == code and says in problem["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"schema": "reading/1", **GOOD},
+        [GOOD],
+        {"schema": "readings/1", "readings": [GOOD]},
+    ],
+)
+def test_readings_posted_as_a_notification_name_their_endpoint(
+    validator: EventValidator, ingest_grid: Grid, body: object
+) -> None:
+    # t105: sibling of another NGSI shape: the wrong endpoint was not said.
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
+    [problem] = err.value.errors
+    assert "post them to /ingest/v1/readings" in problem["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "shape"),
+    [
+        ({"subscriptionId": "s", "data": [example("AirQualityObserved")]}, "an Orion notification"),
+        (example("AirQualityObserved"), "an NGSI entity"),
+    ],
+)
+def test_a_notification_posted_as_a_reading_names_its_endpoint(
+    validator: EventValidator, body: object, shape: str
+) -> None:
+    # t105: 'field "schema" is missing: expected 'reading/1'', the endpoint unsaid.
+    with pytest.raises(BadBody) as err:
+        readings_from_body(raw(body), validator, T_NOW)
+    [problem] = err.value.errors
+    assert (problem["code"], problem["field"]) == ("bad_schema", "schema")
+    assert f"this is {shape}" in problem["message"]
+    assert "post notifications to /ingest/v1/ngsi" in problem["message"]
