@@ -699,7 +699,8 @@ class OverflowFloat(float):
     """A JSON number too large for a double (``1e400``, ``-1e999``, 1 and 400 zeros with
     a fraction): its value is +-inf, as Python's json reads it (so the value is
     ``not_finite``), but it is shown and written back as its own text (t98: ``"value":
-    1e999`` was refused as ``field "value" is inf``, a value nobody sent)."""
+    1e999`` was refused as ``field "value" is inf``, a value nobody sent). The MQTT ingest
+    reads a device's ``nan``/``inf`` payload as one too, shown as sent."""
 
     text: str
 

@@ -237,6 +237,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
         if deep:  # a "readings" list not in a pack: the body is one (too deep) reading
             raise BadBody([_problem(EventError("bad_json", None, None, TOO_DEEP), None)])
         _whole(raw, body, None)
+        _not_ngsi(body)
     out: list[Taken] = []
     refused: list[Refused] = []
     for i, item in enumerate(items):
@@ -267,6 +268,26 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
     kept, conflicting = _conflicts(out, ".value")
     refused = _as_sent(raw, key, len(items), refused + conflicting)
     return _sorted(kept, sorted(refused, key=_item_order))
+
+
+def _not_ngsi(body: Any) -> None:
+    """``BadBody`` for an NGSI notification or entity posted as a reading (t105: "field
+    "schema" is missing: expected 'reading/1'", the endpoint it belongs to unsaid)."""
+    if not isinstance(body, dict) or "schema" in body:
+        return
+    if isinstance(body.get("data"), list):
+        shape = 'an Orion notification ("data": [entity, ...])'
+    elif "id" in body and "type" in body and "sensor_id" not in body:
+        shape = "an NGSI entity"
+    else:
+        return
+    bad = EventError(
+        "bad_schema",
+        "schema",
+        MISSING,
+        f"expected 'reading/1': this is {shape}; post notifications to /ingest/v1/ngsi",
+    )
+    raise BadBody([_problem(bad, "schema")])
 
 
 def ngsi_readings(
@@ -304,16 +325,35 @@ def ngsi_readings(
     for i, _, found in mapped.entities:
         if i in faults:
             continue
-        for attr, doc in zip(found.attributes, found.documents, strict=True):
+        for attr, doc, sent, converted, (when, sent_time) in zip(
+            found.attributes,
+            found.documents,
+            found.sent,
+            found.converted,
+            found.times,
+            strict=True,
+        ):
             try:
                 out.append(
                     Taken(f"data[{i}].{attr}", i, data[i], validator.reading_document(doc, now))
                 )
             except EventError as exc:
-                # The reading field (ts, value) of the sensor this attribute maps to.
+                # The reading field (ts, value) of the sensor this attribute maps to,
+                # named below where the entity gave it otherwise.
                 where = f"data[{i}].{attr}" + (f".{exc.field}" if exc.field else "")
                 reason = f"{exc.reason} (sensor {doc['sensor_id']!r})"
-                problem = _problem(EventError(exc.code, where, exc.value, reason), where)
+                value = exc.value
+                if exc.field == "value" and converted:
+                    # Named by the value sent, not the one converted from it (t105: 6
+                    # mg/m3 was refused as 'data[0].no2.value is 6000.0').
+                    value, reason = sent, f"{converted}: {reason}"
+                elif exc.field == "ts":
+                    # Named by the field the time was read from, as sent there (t105:
+                    # 'data[0].no2.ts', a field no entity has, for its dateObserved).
+                    where, value = f"data[{i}].{when}", sent_time
+                    if doc["ts"] != sent_time:
+                        reason = f"{doc['ts']}: {reason}"
+                problem = _problem(EventError(exc.code, where, value, reason), where)
                 bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw(), i)))
     kept, conflicting = _conflicts(out, ".value")
     bad.extend((int(_item_order(r)), r) for r in conflicting)

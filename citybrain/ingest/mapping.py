@@ -30,6 +30,7 @@ from playbooks.grid import UNIT_SPELLING, Grid
 from streams.errors import MISSING, EventError
 from streams.events import (
     READING_SCHEMA,
+    OverflowFloat,
     decode_json,
     format_ts,
     json_float,
@@ -46,6 +47,10 @@ _PLACEHOLDER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # could split a run of digits anywhere, and a payload of 100,000 digits then an x held
 # the ingest for hours of backtracking.
 _NUMBER = re.compile(rb"^\s*+[-+]?(\d++(?:\.\d*+)?|\.\d++)([eE][-+]?\d++)?\s*$")
+# What a device writes for a float that holds no reading (ESPHome's and Arduino's "nan",
+# C's printf "inf", JavaScript's "Infinity"): read as a value that is not finite, shown as
+# sent, so it is not_finite as JSON's NaN is, not a payload that is no number.
+_NOT_FINITE = re.compile(rb"^\s*+[-+]?(?:nan|inf|infinity)\s*$", re.IGNORECASE)
 
 
 class TopicPatternError(InputError):
@@ -137,7 +142,7 @@ class MqttMapping:
         (``retained_without_time``)."""
         pattern, fields = self._topic_fields(topic)
         doc: dict[str, Any] = {"schema": READING_SCHEMA}
-        if _NUMBER.match(payload):
+        if _NUMBER.match(payload) or _NOT_FINITE.match(payload):
             doc["value"] = _plain_number(payload)
         else:
             self._payload_fields(payload, fields, doc)
@@ -150,7 +155,7 @@ class MqttMapping:
                     "a retained message (the broker's stored last value) has no time of its "
                     "own; its time of receipt is not when it was observed",
                 )
-            doc["ts"] = format_ts(received)
+            doc["ts"] = _ReceiptTime(format_ts(received))
         for name in READING_FIELDS:
             if name in fields:
                 doc[name] = fields[name]
@@ -179,6 +184,30 @@ class MqttMapping:
                 )
             doc["grid_cell"] = sensor.cell
         return doc
+
+    def as_sent(self, exc: EventError, payload: bytes, doc: dict[str, Any]) -> EventError:
+        """The validator's ``exc`` for ``to_document(…, payload)``'s ``doc``, naming the
+        payload's own field and its value as sent: ``--value-field`` and ``--ts-field``
+        for the reading's ``value`` and ``ts``, a unit as spelt (``µg/m³``, not the
+        ``ug/m3`` read from it), a number in a string as the string, and an epoch-seconds
+        time by the number sent, then the instant read from it (t105: ``field "ts" is
+        '2029-11-22T00:00:00Z'`` for a payload whose ``time`` was 1890000000). An error
+        of ``to_document`` itself (``doc`` empty) already names them."""
+        if not doc or _NUMBER.match(payload) or _NOT_FINITE.match(payload):
+            return exc  # a plain number has no field of its own: 'value' it stays
+        name = {"value": self.value_field, "ts": self.ts_field}.get(exc.field or "", exc.field)
+        if name is None or isinstance(doc.get(exc.field or ""), _ReceiptTime):
+            return exc
+        try:
+            body = decode_json(payload)  # read before, by to_document: an object
+        except EventError:
+            return exc
+        if not isinstance(body, dict) or name not in body:
+            return exc  # from the topic or the grid: as the validator named it
+        reason = exc.reason
+        if isinstance(doc.get(exc.field or ""), EpochTime):
+            reason = f"{doc[exc.field or '']}: {reason}"
+        return EventError(exc.code, name, body[name], reason)
 
     def sensor_of(self, topic: str) -> str | None:
         """The sensor id ``topic``'s ``{sensor_id}`` level gives, None when it matches no
@@ -227,7 +256,9 @@ class MqttMapping:
         if self.value_field not in body:
             raise EventError("missing_field", self.value_field, None, "field is missing")
         value = body[self.value_field]
-        if isinstance(value, str) and _NUMBER.match(value.encode()):
+        if isinstance(value, str) and (
+            _NUMBER.match(value.encode()) or _NOT_FINITE.match(value.encode())
+        ):
             value = _plain_number(value.encode())
         doc["value"] = value  # its type is the validator's to judge
         if self.ts_field in body:
@@ -273,12 +304,31 @@ def _plain_number(text: bytes) -> int | float:
     """A plain number's value (``_NUMBER``): an integer as an int, compared with its
     kind's range before any conversion as the worker compares a JSON integer (trial 19:
     a payload of 1 and 400 zeros was float()ed to inf, ``not_finite`` showing ``inf``,
-    where the worker says ``out_of_range`` showing the digits), else a float."""
+    where the worker says ``out_of_range`` showing the digits), else a float; a
+    ``_NOT_FINITE`` spelling is nan or +-inf shown as sent."""
     digits = text.strip()
+    if _NOT_FINITE.match(digits):
+        return OverflowFloat(digits.decode("ascii"))  # nan or +-inf, shown as sent
     if digits.lstrip(b"+-").isdigit():
         return json_int(digits.decode("ascii"))
     # One past a double's range keeps its text (t98: "-1e400" was refused as "-inf").
     return json_float(digits.decode("ascii"))
+
+
+class EpochTime(str):
+    """An event time sent as epoch seconds, as the ISO 8601 text the validator reads,
+    keeping the number (or digits in a string) as sent: ``sent``."""
+
+    sent: Any
+
+    def __new__(cls, text: str, sent: Any) -> EpochTime:
+        self = super().__new__(cls, text)
+        self.sent = sent
+        return self
+
+
+class _ReceiptTime(str):
+    """The time a message was received, given as its event time (it had none)."""
 
 
 def _event_time(value: Any, field: str) -> Any:
@@ -305,7 +355,7 @@ def _event_time(value: Any, field: str) -> Any:
             else ""
         )
         raise EventError("bad_timestamp", field, shown, f"expected epoch seconds{hint}")
-    return _iso(float(value))
+    return EpochTime(_iso(float(value)), shown)
 
 
 @lru_cache(maxsize=16_384)

@@ -356,6 +356,7 @@ class MqttIngest:
             reading = self.validator.reading_document(doc, now)
         except EventError as exc:
             sensor = doc.get("sensor_id") or self.mapping.sensor_of(topic)
+            exc = self.mapping.as_sent(exc, payload, doc)  # the payload's fields, as sent
             self._dead_letter(topic, payload, exc.code, str(exc), ack, sensor, original)
             return
         self.publisher.submit(reading, ack)

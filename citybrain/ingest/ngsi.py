@@ -85,12 +85,20 @@ class EntityReadings:
     """What one entity gave: reading documents (not yet validated), the attribute each
     came from (``attributes[i]`` gave ``documents[i]``), the attributes skipped because
     citybrain has no kind for them, and the mapped attributes that could not become a
-    reading (``EventError``, field relative to the entity: ``no2``, ``no2.value``)."""
+    reading (``EventError``, field relative to the entity: ``no2``, ``no2.value``).
+    ``sent[i]`` is the value ``attributes[i]`` gave as sent and ``converted[i]`` how it
+    became ``documents[i]``'s (``"with unit code GP, 6000.0 ug/m3"``; empty when it is
+    the value as sent), so a refusal of the reading's value names the value sent; and
+    ``times[i]`` the field its time was read from and the text sent there."""
 
     documents: list[dict[str, Any]]
     skipped: list[str]
     attributes: list[str] = field(default_factory=list)
     errors: list[EventError] = field(default_factory=list)
+    sent: list[Any] = field(default_factory=list)
+    converted: list[str] = field(default_factory=list)
+    # times[i]: (the field documents[i]'s time was read from, its text as sent)
+    times: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +159,19 @@ class NgsiMapping:
         own readings. Raises ``EventError`` when the body is no notification."""
         if not isinstance(body, dict):
             raise EventError(
-                "bad_type", "body", body, 'expected an Orion notification {"data": [entity, ...]}'
+                "bad_type",
+                "body",
+                body,
+                'expected an Orion notification {"data": [entity, ...]}' + _shape_hint(body),
             )
         data = body.get("data", MISSING)
+        if data is MISSING:
+            raise EventError(
+                "missing_field",
+                "data",
+                MISSING,
+                'expected an Orion notification {"data": [entity, ...]}' + _shape_hint(body),
+            )
         if not isinstance(data, list) or not data:
             raise EventError("bad_type", "data", data, "expected a non-empty list of entities")
         out = []
@@ -244,8 +262,8 @@ class NgsiMapping:
                 )
                 continue
             try:
-                ts = _reading_time(spec, attr, observed, stamped)
-                doc = self._reading(entity, attr, spec, spec_row, ts, texts)
+                ts, when, sent_time = _reading_time(spec, attr, observed, stamped)
+                doc, converted = self._reading(entity, attr, spec, spec_row, ts, texts)
             except EventError as exc:
                 # One attribute's fault (an unregistered sensor, a bad value) costs only
                 # its own reading: the entity's others still go (trial 5: an unregistered
@@ -261,6 +279,9 @@ class NgsiMapping:
                 continue
             out.documents.append(doc)
             out.attributes.append(attr)
+            out.sent.append(spec["value"])
+            out.converted.append(converted)
+            out.times.append((when, sent_time))
         return out
 
     def _reading(
@@ -271,11 +292,12 @@ class NgsiMapping:
         spec_row: tuple[str, dict[str, float], str],
         ts: float,
         texts: dict[str, Any],
-    ) -> dict[str, Any]:
-        """One mapped attribute -> its reading document; ``EventError`` naming it."""
+    ) -> tuple[dict[str, Any], str]:
+        """One mapped attribute -> its reading document and how its value was converted
+        (``"with unit code GP, 6000.0 ug/m3"``, empty when not); ``EventError`` naming it."""
         entity_id, entity_type = entity["id"], entity["type"]
         kind, factors, default_code = spec_row
-        value = _number(spec, attr)
+        value = sent = _number(spec, attr)
         code = _unit_code(spec, attr, default_code)
         if code not in factors:
             raise EventError(
@@ -286,8 +308,11 @@ class NgsiMapping:
                 f"({DEFAULT_KINDS[kind].unit}){did_you_mean(code, factors)}",
             )
         value *= factors[code]
+        how = f"with unit code {code}" if factors[code] != 1.0 else ""
         if kind == "traffic_flow":
-            value *= FIVE_MINUTES / _period(entity)
+            period = _period(entity)
+            value *= FIVE_MINUTES / period
+            how = f"over {period:g} s" if period != FIVE_MINUTES else how
         if not math.isfinite(value):
             # 1e308 mg/m3 is inf in ug/m3: refused here, where the attribute is known.
             raise EventError(
@@ -312,7 +337,8 @@ class NgsiMapping:
                 f"no sensor with this id (template {self.template!r}) is registered in the "
                 f"grid{self.grid.near_sensor(sensor_id)}",
             )
-        return {
+        unit = DEFAULT_KINDS[kind].unit
+        doc = {
             "schema": READING_SCHEMA,
             "ts": format_ts(ts),
             "sensor_id": sensor_id,
@@ -320,9 +346,10 @@ class NgsiMapping:
             "value": value,
             # The unit the factors convert to: the built-in kind's (a grid that
             # re-declares the kind with another unit gets a bad_unit dead letter).
-            "unit": DEFAULT_KINDS[kind].unit,
+            "unit": unit,
             "grid_cell": sensor.cell,
         }
+        return doc, f"{how}, {value!r} {unit}" if how and value != sent else ""
 
 
 def _local(name: str) -> str:
@@ -375,6 +402,34 @@ def _compact(entity: dict[str, Any], mapped_type: str) -> dict[str, Any]:
         out[local if keep else name] = spec
     out["type"] = mapped_type
     return out
+
+
+def _shape_hint(body: Any) -> str:
+    """What a body that is no notification looks like, when it is another NGSI shape a
+    field system sends (t105: a batch update was told only 'data is missing')."""
+    post = "; post each entity in a notification's data, or have Orion notify citybrain"
+    readings = " (these are citybrain's own readings: post them to /ingest/v1/readings)"
+    items = body if isinstance(body, list) else [body]
+    if items and all(isinstance(e, dict) and "sensor_id" in e for e in items):
+        return readings
+    if isinstance(body, dict) and body.get("schema") in ("reading/1", "readings/1"):
+        return readings
+    if isinstance(body, list):
+        if body and all(isinstance(e, dict) and "id" in e and "type" in e for e in body):
+            return f" (this is a list of entities, an NGSI-LD batch body?){post}"
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    if "entities" in body:
+        return f' (this has "entities": a batch update, POST /v2/op/update?){post}'
+    if "contextResponses" in body:
+        return (
+            ' (this has "contextResponses": an NGSI-v1 notification; subscribe with '
+            'NGSI-v2, "attrsFormat": "normalized")'
+        )
+    if "id" in body and "type" in body:
+        return ' (this is one entity: post {"data": [entity]})'
+    return ""
 
 
 def _within(index: int, exc: EventError) -> EventError:
@@ -500,15 +555,19 @@ def _span(text: str, where: str) -> tuple[float, float]:
         raise EventError("bad_timestamp", where, text, exc.reason) from None
     if len(stamps) > 2:
         raise EventError("bad_timestamp", where, text, "expected ISO 8601 (or start/end)")
+    if stamps[-1] < stamps[0]:
+        # Which end was meant cannot be known (t105: its end was taken as the event
+        # time, and a traffic count's period was said to be missing).
+        raise EventError("bad_timestamp", where, text, "the interval ends before it starts")
     return stamps[0], stamps[-1]
 
 
-def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
+def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float, str, str] | None:
     """(start, end) of an entity's DateTime attribute (an instant or an ISO 8601
     interval), None when the entity has none. Read in each form the specs allow: NGSI-v2
     ``{"type": "DateTime", "value": text}``, NGSI-LD ``{"type": "Property", "value":
     text or {"@type": "DateTime", "@value": text}}``, and NGSI-LD's concise form, the
-    value alone (text, or the typed value)."""
+    value alone (text, or the typed value). Also the field read and its text."""
     spec = entity.get(attr)
     if spec is None:
         return None
@@ -518,7 +577,7 @@ def _attr_time(entity: dict[str, Any], attr: str) -> tuple[float, float] | None:
         text, where = _datetime_text(spec, attr)
     else:
         raise _keyvalues(attr, spec)
-    return _span(text, where)
+    return (*_span(text, where), where, text)
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -537,23 +596,27 @@ def _utc(text: str) -> float:
     return parse_ts(text)
 
 
-def _entity_observed(entity: dict[str, Any]) -> float | None:
+# An event time: (epoch seconds, the field it was read from, its text as sent there).
+Stamp = tuple[float, str, str]
+
+
+def _entity_observed(entity: dict[str, Any]) -> Stamp | None:
     """The entity's observation time: ``dateObservedTo``, else ``dateObserved`` (the end
     of an interval); None when it gives neither."""
     for attr in ("dateObservedTo", "dateObserved"):
         span = _attr_time(entity, attr)
         if span is not None:
-            return span[1]
+            return span[1:]
     return None
 
 
-def _entity_stamped(entity: dict[str, Any]) -> float | None:
+def _entity_stamped(entity: dict[str, Any]) -> Stamp | None:
     """The entity's ``TimeInstant`` attribute (an IoT Agent's stamp), None without one."""
     span = _attr_time(entity, "TimeInstant")
-    return None if span is None else span[1]
+    return None if span is None else span[1:]
 
 
-def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> float | None:
+def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> Stamp | None:
     """An attribute's own time under ``names``: NGSI-LD's ``observedAt`` beside the value
     (text), NGSI-v2's metadata (``{"type": "DateTime", "value": text}``); None without
     one. Two given and different is ``bad_timestamp`` naming both: which is meant cannot
@@ -567,9 +630,10 @@ def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> float | None:
     if isinstance(meta, dict):
         given.update((f"{attr}.metadata.{n}", meta[n]) for n in names if n in meta)
     times: dict[str, float] = {}
+    texts: dict[str, str] = {}
     for where, value in given.items():
         text, at = _datetime_text(value, where)
-        times[at] = _span(text, at)[1]
+        times[at], texts[at] = _span(text, at)[1], text
     if len(set(times.values())) > 1:
         (first, one), (second, other) = list(times.items())[:2]
         raise EventError(
@@ -578,19 +642,20 @@ def _own_times(spec: Any, attr: str, names: tuple[str, ...]) -> float | None:
             format_ts(other),
             f"differs from {first} {format_ts(one)}: which observation time is meant?",
         )
-    return next(iter(times.values()), None)
+    return next(((ts, at, texts[at]) for at, ts in times.items()), None)
 
 
-def _observed_at(spec: Any, attr: str) -> float | None:
+def _observed_at(spec: Any, attr: str) -> Stamp | None:
     """The time this attribute's value was observed, if it says so itself: NGSI-LD's
     ``observedAt`` (ETSI GS CIM 009: the observation time of a Property's value), or
     NGSI-v2 metadata ``observedAt`` / ``dateObserved``."""
     return _own_times(spec, attr, ("observedAt", "dateObserved"))
 
 
-def _reading_time(spec: Any, attr: str, observed: float | None, stamped: float | None) -> float:
-    """Epoch seconds of one attribute's reading: its own observedAt, else the entity's
-    dateObserved, else a TimeInstant (the attribute's metadata, else the entity's)."""
+def _reading_time(spec: Any, attr: str, observed: Stamp | None, stamped: Stamp | None) -> Stamp:
+    """One attribute's reading time (epoch seconds, the field read, its text as sent):
+    its own observedAt, else the entity's dateObserved, else a TimeInstant (the
+    attribute's metadata, else the entity's)."""
     for ts in (
         _observed_at(spec, attr),
         observed,

@@ -38,6 +38,7 @@ from tests.services import (
     IngestProcess,
     Pipeline,
     prometheus_query,
+    scrape_sum,
     shifted_port,
     stack_settings,
     start_of_hour,
@@ -211,6 +212,49 @@ def test_malformed_mqtt_payloads_are_dead_lettered_with_topic_and_reason(
         # The good reading after them went through.
         readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
         assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+    finally:
+        ingest.stop()
+
+
+def test_mqtt_refusals_name_the_payload_fields_and_values_as_sent(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # t105: a device's 'nan' was bad_payload (JSON's NaN not_finite); with --value-field
+    # and --ts-field, refusals named 'value' and 'ts', and an epoch time its ISO instant.
+    p = ingest_pipeline
+    future = int(time.time()) + 86_400 * 365
+    sent = [
+        ("nan", "not_finite", 'field "value" is nan: expected a finite number'),
+        ('{"level": 99999}', "out_of_range", 'field "level" is 99999: kind water_level'),
+        (
+            json.dumps({"level": 2.5, "time": future}),
+            "in_future",
+            f'field "time" is {future}: {format_ts(future)}: event time is more than',
+        ),
+    ]
+    ingest = mqtt_ingest(p, "--value-field", "level", "--ts-field", "time").start()
+    try:
+        good = json.dumps({"level": 2.5, "time": START})
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [payload for payload, _, _ in sent] + [good])
+        dead = p.read("deadletter", lambda m: len(m) >= len(sent), settle=1)
+        got = [
+            (m.value.decode(), h["citybrain.error.reason"].decode(), h["citybrain.error.message"])
+            for m in dead
+            for h in [dict(m.headers)]
+        ]
+        assert [(payload, reason) for payload, reason, _ in got] == [
+            (payload, reason) for payload, reason, _ in sent
+        ]
+        for (_, _, message), (_, _, says) in zip(got, sent, strict=True):
+            assert message.decode().startswith(says), message
+        # The good reading after them went through.
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+        # Counted under their reasons (the MQTT ingest's metrics, on its metrics port).
+        port = p.settings.ingest_metrics_port
+        for reason in ("not_finite", "out_of_range", "in_future"):
+            series = f'citybrain_dead_letters_total{{reason="{reason}",stream="mqtt"}}'
+            assert scrape_sum(port, series) == 1.0, reason
     finally:
         ingest.stop()
 
@@ -538,6 +582,51 @@ def test_ngsi_notifications_of_the_real_examples_become_readings(
         [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
         assert dict(dead.headers)["citybrain.error.reason"] == b"bad_type"
         assert json.loads(dead.value)["averageVehicleSpeed"]["value"] == "fast"
+    finally:
+        server.stop()
+
+
+def test_ngsi_refusals_name_the_value_and_time_as_sent(ingest_pipeline: Pipeline) -> None:
+    # t105: 6 mg/m3 was refused as 'data[0].no2.value is 6000.0', a future dateObserved
+    # as 'data[1].conductivity.ts' (no such field), and a reversed interval taken as its
+    # end. The other readings of the same body still reach Kafka.
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    try:
+        air = example("AirQualityObserved")
+        air["no2"]["metadata"]["unitCode"]["value"] = "GP"
+        air["no2"]["value"] = 6
+        air["pm25"] = {"type": "Number", "value": 12.0}
+        water = example("WaterQualityObserved")
+        water["dateObserved"]["value"] = "2099-01-01T01:00:00+01:00"
+        reversed_ = example("AirQualityObserved")
+        reversed_["id"] = "Madrid-reversed"
+        reversed_["dateObserved"]["value"] = "2016-03-15T11:00:00Z/2016-03-15T10:00:00Z"
+        traffic = example("TrafficFlowObserved")
+        status, body = post(p, "/ingest/v1/ngsi", notification(air, water, reversed_, traffic))
+        assert (status, body["accepted"], body["refused"]) == (200, 3, 3)
+        assert [(e["field"], e["code"]) for e in body["errors"]] == [
+            ("data[0].no2.value", "out_of_range"),
+            ("data[1].dateObserved.value", "in_future"),
+            ("data[2].dateObserved.value", "bad_timestamp"),
+        ]
+        messages = [e["message"] for e in body["errors"]]
+        assert messages[0].startswith(
+            'field "data[0].no2.value" is 6: with unit code GP, 6000.0 ug/m3: kind no2'
+        )
+        assert messages[1].startswith(
+            "field \"data[1].dateObserved.value\" is '2099-01-01T01:00:00+01:00': "
+            "2099-01-01T00:00:00Z: event time is more than"
+        )
+        assert messages[2].endswith("the interval ends before it starts")
+        dead = p.read("deadletter", lambda m: len(m) >= 3, settle=1)
+        assert sorted(dict(m.headers)["citybrain.error.reason"] for m in dead) == [
+            b"bad_timestamp",
+            b"in_future",
+            b"out_of_range",
+        ]
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted(r["kind"] for r in readings) == ["pm25", "traffic_flow", "traffic_speed"]
     finally:
         server.stop()
 

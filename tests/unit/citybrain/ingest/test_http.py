@@ -596,9 +596,14 @@ def test_a_notification_from_the_future_names_the_entity(
     entity["dateObserved"]["value"] = "2030-01-01T00:00:00Z"
     with pytest.raises(BadBody) as err:
         ngsi_readings(raw({"data": [entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    # Named by the field the time came from, as sent (t105: 'data[0].conductivity.ts',
+    # a field no entity has).
     assert [(e["field"], e["code"]) for e in err.value.errors] == [
-        ("data[0].conductivity.ts", "in_future")
+        ("data[0].dateObserved.value", "in_future")
     ]
+    assert err.value.errors[0]["message"].startswith(
+        "field \"data[0].dateObserved.value\" is '2030-01-01T00:00:00Z': event time is more"
+    )
     assert "(sensor 'waterqualityobserved:Sevilla:D1-conductance')" in refusal_text(
         err.value.errors
     )
@@ -618,7 +623,7 @@ def test_an_unregistered_attribute_costs_no_other_reading(
     assert sorted(r.kind for r in found.readings) == ["no2", "traffic_flow", "traffic_speed"]
     assert [(r.problem["field"], r.problem["code"]) for r in found.refused] == [
         ("data[0].pm10", "unknown_sensor"),
-        ("data[1].conductivity.ts", "in_future"),
+        ("data[1].dateObserved.value", "in_future"),
     ]
     said = found.refused[0].problem["message"]
     assert said.startswith('field "data[0].pm10" is ') and "-pm10" in said
@@ -734,3 +739,151 @@ def test_an_empty_ngsi_notification_says_nothing_was_sent(
     assert refusal_text(err.value.errors) == (
         'body: nothing was sent (0 bytes): expected an Orion notification {"data": [entity, ...]}'
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "sent", "converted"),
+    [
+        # 6 mg/m3 is 6,000 ug/m3, past no2's range: the value sent was 6.
+        (
+            {"no2": {"type": "Number", "value": 6, "metadata": {"unitCode": {"value": "GP"}}}},
+            "6",
+            "with unit code GP, 6000.0 ug/m3",
+        ),
+        (
+            {"no2": {"type": "Number", "value": -0.5, "metadata": {"unitCode": {"value": "GP"}}}},
+            "-0.5",
+            "with unit code GP, -500.0 ug/m3",
+        ),
+    ],
+)
+def test_a_converted_value_refused_is_named_by_the_value_sent(
+    ingest_grid: Grid,
+    validator: EventValidator,
+    change: dict[str, object],
+    sent: str,
+    converted: str,
+) -> None:
+    # t105: 'field "data[0].no2.value" is 6000.0', a value nobody sent in that field.
+    entity = {**example("AirQualityObserved"), **change}
+    pm25 = {"type": "Number", "value": 12.0}
+    body = raw({"subscriptionId": "s", "data": [{**entity, "pm25": pm25}]})
+    found = ngsi_readings(body, NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [r.kind for r in found.readings] == ["pm25"]  # the other attribute goes on
+    [refused] = found.refused
+    assert refused.problem["code"] == "out_of_range"
+    assert refused.problem["message"].startswith(
+        f'field "data[0].no2.value" is {sent}: {converted}: kind no2 is plausible'
+    )
+
+
+def test_a_traffic_count_refused_is_named_by_the_count_sent(
+    ingest_grid: Grid, validator: EventValidator
+) -> None:
+    # 197 vehicles in one second is 59,100 per five minutes: it was said as 59100.0.
+    entity = example("TrafficFlowObserved")
+    entity["dateObservedFrom"]["value"] = "2016-12-07T11:14:59Z"
+    body = raw({"subscriptionId": "s", "data": [entity]})
+    found = ngsi_readings(body, NgsiMapping(ingest_grid), validator, T_NOW)
+    [refused] = found.refused
+    assert refused.problem["message"].startswith(
+        'field "data[0].intensity.value" is 197: over 1 s, 59100.0 vehicles/5min: kind '
+        "traffic_flow is plausible"
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "sent", "said"),
+    [
+        # A zone other than UTC: the text as sent, then the instant read from it.
+        ("dateObserved.value", "2030-01-01T02:00:00+02:00", "2030-01-01T00:00:00Z: event time"),
+        # A zone-less time (UTC, as Orion reads it).
+        ("dateObserved.value", "2030-01-01T00:00:00", "2030-01-01T00:00:00Z: event time"),
+        # An interval: its end is the event time.
+        ("dateObserved.value", "2016-12-07T11:10:00Z/2030-01-01T00:00:00Z", "2030-01-01T00"),
+        # The attribute's own observedAt (NGSI-LD).
+        ("no2.observedAt", "2030-01-01T00:00:00Z", "event time is more than 300s ahead"),
+    ],
+)
+def test_an_entity_time_refused_is_named_where_it_was_sent(
+    validator: EventValidator, ingest_grid: Grid, where: str, sent: str, said: str
+) -> None:
+    entity = example("AirQualityObserved")
+    if where == "no2.observedAt":
+        entity["no2"]["observedAt"] = sent
+    else:
+        entity["dateObserved"]["value"] = sent
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw({"data": [entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    [error] = err.value.errors
+    assert (error["field"], error["code"]) == (f"data[0].{where}", "in_future")
+    assert error["message"].startswith(f"field \"data[0].{where}\" is '{sent}': {said}")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "says"),
+    [
+        (
+            {"actionType": "append", "entities": [example("AirQualityObserved")]},
+            "missing_field",
+            'this has "entities": a batch update, POST /v2/op/update?',
+        ),
+        (example("AirQualityObserved"), "missing_field", 'this is one entity: post {"data": ['),
+        (
+            {"subscriptionId": "s", "contextResponses": []},
+            "missing_field",
+            'this has "contextResponses": an NGSI-v1 notification',
+        ),
+        (
+            [example("AirQualityObserved")],
+            "bad_type",
+            "this is a list of entities, an NGSI-LD batch body?",
+        ),
+    ],
+)
+def test_another_ngsi_shape_posted_as_a_notification_is_named(
+    validator: EventValidator, ingest_grid: Grid, body: object, code: str, says: str
+) -> None:
+    # t105: a batch update, one entity and an NGSI-v1 notification were all 'field "data"
+    # is missing: expected a non-empty list of entities' (bad_type), naming no shape.
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
+    [problem] = err.value.errors
+    assert problem["code"] == code and says in problem["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"schema": "reading/1", **GOOD},
+        [GOOD],
+        {"schema": "readings/1", "readings": [GOOD]},
+    ],
+)
+def test_readings_posted_as_a_notification_name_their_endpoint(
+    validator: EventValidator, ingest_grid: Grid, body: object
+) -> None:
+    # t105: sibling of another NGSI shape: the wrong endpoint was not said.
+    with pytest.raises(BadBody) as err:
+        ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
+    [problem] = err.value.errors
+    assert "post them to /ingest/v1/readings" in problem["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "shape"),
+    [
+        ({"subscriptionId": "s", "data": [example("AirQualityObserved")]}, "an Orion notification"),
+        (example("AirQualityObserved"), "an NGSI entity"),
+    ],
+)
+def test_a_notification_posted_as_a_reading_names_its_endpoint(
+    validator: EventValidator, body: object, shape: str
+) -> None:
+    # t105: 'field "schema" is missing: expected 'reading/1'', the endpoint unsaid.
+    with pytest.raises(BadBody) as err:
+        readings_from_body(raw(body), validator, T_NOW)
+    [problem] = err.value.errors
+    assert (problem["code"], problem["field"]) == ("bad_schema", "schema")
+    assert f"this is {shape}" in problem["message"]
+    assert "post notifications to /ingest/v1/ngsi" in problem["message"]

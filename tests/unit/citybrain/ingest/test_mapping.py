@@ -356,3 +356,30 @@ def test_a_number_past_a_double_is_named_as_sent(
     assert (err.value.code, err.value.field) == ("not_finite", "value")
     assert f'field "value" is {shown}: expected a finite number' in str(err.value)
     assert "inf:" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"nan", b"-nan", b" inf\n", b"-Infinity", b"INF", b'{"value": "nan"}', b'{"value": "-inf"}'],
+)
+def test_a_float_that_holds_no_reading_is_not_finite_showing_it_as_sent(
+    mapping: MqttMapping, ingest_grid: Grid, payload: bytes
+) -> None:
+    # t105: ESPHome and Arduino publish "nan" for a sensor that read nothing; it was
+    # bad_payload "not valid JSON ... found 'nan'" (and "-inf" in a JSON string bad_type),
+    # where JSON's NaN is not_finite: one fault, counted under two reasons.
+    doc = mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    with pytest.raises(EventError) as err:
+        EventValidator(ingest_grid).reading_document(doc, T_NOW)
+    assert (err.value.code, err.value.field) == ("not_finite", "value")
+    sent = payload.strip().decode().removeprefix('{"value": "').removesuffix('"}')
+    assert f'field "value" is {sent}:' in str(err.value)
+
+
+@pytest.mark.parametrize("payload", [b"infinite", b"nanx", b"na n"])
+def test_a_word_that_only_starts_like_nan_is_no_number(
+    mapping: MqttMapping, payload: bytes
+) -> None:
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert err.value.code == "bad_payload"

@@ -582,3 +582,29 @@ def test_an_attribute_that_looks_like_a_mapped_one_is_refused_naming_it(
     assert (error.code, error.field) == ("bad_json", field)
     assert "looks like 'no2' but is not it" in str(error)
     assert attr not in found.skipped
+
+
+@pytest.mark.parametrize(
+    "interval",
+    ["2016-03-15T11:00:00Z/2016-03-15T10:00:00Z", "2016-03-15/2016-03-14"],
+)
+def test_an_interval_that_ends_before_it_starts_is_refused(
+    ngsi: NgsiMapping, interval: str
+) -> None:
+    # t105: its end was taken as the event time as if nothing were wrong (and a traffic
+    # count's period was said to be missing).
+    entity = example("AirQualityObserved")
+    entity["dateObserved"]["value"] = interval
+    with pytest.raises(EventError) as err:
+        ngsi.entity(entity)
+    assert (err.value.code, err.value.field) == ("bad_timestamp", "dateObserved.value")
+    assert "ends before it starts" in str(err.value)
+
+
+def test_a_traffic_count_over_a_reversed_interval_says_so(ngsi: NgsiMapping) -> None:
+    entity = example("TrafficFlowObserved")
+    del entity["dateObservedFrom"], entity["dateObservedTo"]
+    entity["dateObserved"]["value"] = "2016-12-07T11:15:00Z/2016-12-07T11:10:00Z"
+    with pytest.raises(EventError) as err:
+        ngsi.entity(entity)
+    assert (err.value.code, err.value.field) == ("bad_timestamp", "dateObserved.value")

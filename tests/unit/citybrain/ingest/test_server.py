@@ -414,6 +414,57 @@ def test_a_payload_that_is_not_utf8_is_shown_as_its_bytes(ingest_grid: Grid) -> 
     assert "byte 0xff at offset 0 is not UTF-8" in message
 
 
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        # The payload's own field names (--value-field level --ts-field time): the
+        # reading's 'value' and 'ts' are no field the sender wrote.
+        (b'{"level": 99999}', 'field "level" is 99999: kind water_level is plausible'),
+        (b'{"level": "x"}', "field \"level\" is 'x': expected a number"),
+        (
+            b'{"level": 2.5, "time": "2029-09-21T14:00:00Z"}',
+            "field \"time\" is '2029-09-21T14:00:00Z': event time is more than 300s ahead",
+        ),
+        # Epoch seconds are named by the number sent, then the instant read from it.
+        (
+            b'{"level": 2.5, "time": 1890000000}',
+            'field "time" is 1890000000: 2029-11-22T00:00:00Z: event time is more than',
+        ),
+        (
+            b'{"level": 2.5, "time": "1890000000"}',
+            "field \"time\" is '1890000000': 2029-11-22T00:00:00Z: event time is more than",
+        ),
+        # A unit as spelt, not the spelling read from it; a number in a string as sent.
+        ('{"level": 2.5, "unit": "µg/m³"}'.encode(), "field \"unit\" is 'µg/m³': kind"),
+        (b'{"level": "99999"}', "field \"level\" is '99999': kind water_level is"),
+        # A plain number has no field of its own: the reading's value it stays.
+        (b"99999", 'field "value" is 99999: kind water_level is plausible'),
+    ],
+)
+def test_an_mqtt_refusal_names_the_payload_field_and_value_as_sent(
+    ingest_grid: Grid, payload: bytes, says: str
+) -> None:
+    # t105: with --value-field level --ts-field time, a value out of range was 'field
+    # "value" is 99999' and an epoch time in the future 'field "ts" is
+    # '2029-11-22T00:00:00Z'', naming a field and a value the payload does not hold.
+    kafka = Kafka()
+    mapping = MqttMapping.build(ingest_grid, value_field="level", ts_field="time")
+    ingest = MqttIngest(
+        "127.0.0.1",
+        1,
+        mapping,
+        EventValidator(ingest_grid),
+        kafka,  # type: ignore[arg-type]
+        clock=lambda: T_NOW,
+    )
+    acked: list[bool] = []
+    ingest.handle("city/e/gauge-1/water_level", payload, lambda: acked.append(True))
+    ingest.handle("city/e/gauge-1/water_level", b"2.5", lambda: acked.append(True))
+    assert (len(kafka.dead), len(kafka.readings), acked) == (1, 1, [True, True])
+    message = dict(kafka.dead[0][1])["citybrain.error.message"].decode()
+    assert message.startswith(says)
+
+
 def test_an_empty_mqtt_payload_is_counted_and_skipped_not_dead_lettered(ingest_grid: Grid) -> None:
     kafka = Kafka()
     ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
