@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from citybrain.campaign import quantile
 from citybrain.resent import worker_duplicates
@@ -29,6 +27,11 @@ from playbooks.grid import Grid
 from streams.errors import MISSING, EventError
 from streams.events import IncidentReport, Reading, alert_fields, epoch_seconds_fault, parse_ts
 from streams.feeds import read_canonical
+
+# pandas (0.3 s) is imported by the functions that build frames: `citybrain runs` and the
+# other operator commands load this module for its hints on an unreachable worker.
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_SENSOR_CHARTS = 24
 W, H, PAD = 640.0, 150.0, 28.0
@@ -127,6 +130,8 @@ def accepted_events(
     sensor_id, kind, value, unit, one per sensor and event time; incidents: ts,
     report_id, category, grid_cell, in topic order). Never raises for a message's
     content: what the worker could not read it dead-lettered, and so is left out here."""
+    import pandas as pd
+
     from streams.events import EventValidator
 
     validator = EventValidator(grid, max_future_skew=math.inf)
@@ -171,6 +176,8 @@ def match_files(
     ``CITYBRAIN_BURST_BUCKET_SECONDS``), and per file how many of its events the topics
     hold. ``file_*`` are ``readings_frame`` and ``incidents_frame`` of the --data files.
     ``topic_incidents`` must be in topic order (a cell's reports in offset order)."""
+    import pandas as pd
+
     coverage: dict[str, tuple[int, int]] = {}
     held = set(zip(topic_readings["sensor_id"], topic_readings["ts"].map(_key), strict=True))
     source: dict[tuple[str, float], str] = {}
@@ -1024,6 +1031,8 @@ li.hit {{ color: #1d6b33; }} li.miss {{ color: #c62f2f; }}
 def readings_frame(paths: Iterable[Any]) -> pd.DataFrame:
     """The readings of canonical CSVs (incident files are skipped) with epoch seconds,
     their unit and the name of the file each came from."""
+    import pandas as pd
+
     # The replay's own reader, skipping what ``replay --on-error skip`` skipped: the report
     # shows what was sent, and a file replay could read never fails here.
     rows = [
@@ -1038,6 +1047,8 @@ def readings_frame(paths: Iterable[Any]) -> pd.DataFrame:
 def incidents_frame(paths: Iterable[Any]) -> pd.DataFrame:
     """The citizen reports of canonical incident CSVs: ts (epoch s), report_id, category,
     grid_cell, file (reading files are skipped), read as replay reads them."""
+    import pandas as pd
+
     rows = [
         (e.ts, e.report_id, e.category, e.grid_cell, Path(path).name)
         for path in paths
