@@ -48,7 +48,7 @@ STARTUP_GRACE = 180.0
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-    from citybrain.stack.process import StackError, read_pid, running_seconds
+    from citybrain.stack.process import StackError, process_state, read_pid, running_seconds
     from citybrain.stack.topics import PartitionCountError, create_topics
 
     s = _settings()
@@ -80,7 +80,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
                 print(
                     f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
-                    f"most 90 s; log: {kafka.log_file})",
+                    f"most 90 s; log: {kafka.shown_log})",
                     flush=True,
                 )
             kafka.start()
@@ -142,13 +142,28 @@ def cmd_stack(args: argparse.Namespace) -> int:
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             elsewhere = comp.elsewhere() if state == "starting" else ""
             up_for = running_seconds(comp.pid_file) if state == "starting" else None
+            pid = read_pid(comp.pid_file) if state == "starting" else None
+            if not elsewhere and pid is not None and process_state(pid) in ("T", "t"):
+                # t104: a service held by `kill -STOP` was "starting" for its first 3 min,
+                # then "not answering" with a restart as the only fix.
+                print(
+                    f"{name:11} {'stopped':8} {where} (pid {pid} is stopped: `kill -CONT "
+                    f"{pid}` resumes it; its log: {comp.shown_log})"
+                )
+                ok = ok and not needed
+                if needed:
+                    stuck.append(
+                        f"{name} (pid {pid}) is stopped (a `kill -STOP` or a debugger holds "
+                        f"it): `kill -CONT {pid}` resumes it"
+                    )
+                continue
             if not elsewhere and up_for is not None and up_for > STARTUP_GRACE:
                 # t85: a frozen or wedged service (taking connections, answering nothing)
                 # was "starting" for ever, and the hint said to start the stack.
                 minutes = int(up_for // 60)
                 print(
                     f"{name:11} {'not answering':8} {where} (running for {minutes} min, "
-                    f"pid {read_pid(comp.pid_file)}; its log: {comp.log_file})"
+                    f"pid {read_pid(comp.pid_file)}; its log: {comp.shown_log})"
                 )
                 ok = ok and not needed
                 if needed:
@@ -156,7 +171,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                         # Running for that long, not silent for it (t98: a broker frozen a
                         # minute ago was said to be silent "for 17 min", its whole run).
                         f"{name} runs (for {minutes} min) but does not answer now: see its log "
-                        f"{comp.log_file}; `{command_line('stack', 'down')}` then "
+                        f"{comp.shown_log}; `{command_line('stack', 'down')}` then "
                         f"`{command_line('stack', 'up')}` restarts it"
                     )
                 continue

@@ -1,0 +1,199 @@
+"""t104: `citybrain demo` (and `stack up`) on a stack whose Kafka ran but was frozen
+(`kill -STOP`) waited 90 s without a word, then said only "Kafka not ready after 90s;
+last log lines:" over nothing: kafka.out, the log it read, is the JVM's own output, and
+Kafka writes its lines to server.log. A stopped service is now said at once with its pid
+and `kill -CONT`; a service that runs but does not answer names its pid and the restart;
+the lines shown are server.log's; an empty log is said to be empty."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from citybrain.stack import KafkaBroker
+from citybrain.stack.mosquitto import MosquittoBroker
+from citybrain.stack.process import StackError, alive, process_state, wait_until
+from citybrain.stack.prometheus import PrometheusServer
+from streams.settings import Settings
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process standing for a service the stack started."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield proc
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stopped(proc: subprocess.Popen[bytes]) -> None:
+    os.kill(proc.pid, signal.SIGSTOP)
+    for _ in range(200):
+        if process_state(proc.pid) == "T":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {proc.pid} did not stop: state {process_state(proc.pid)}")
+
+
+def test_a_stopped_process_is_said_at_once_with_its_pid_and_kill_cont(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    pid_file, log = tmp_path / "svc.pid", tmp_path / "svc.log"
+    pid_file.write_text(str(sleeper.pid))
+    log.write_text("started\n")
+    _stopped(sleeper)
+    began = time.monotonic()
+    with pytest.raises(StackError) as caught:
+        wait_until(lambda: False, 20.0, "Kafka", log, lambda: alive(sleeper.pid), pid_file=pid_file)
+    assert time.monotonic() - began < 5.0  # not the whole timeout
+    message = str(caught.value)
+    assert f"Kafka (pid {sleeper.pid}) is stopped" in message
+    assert f"`kill -CONT {sleeper.pid}` resumes it" in message
+    assert "stack down" in message and "stack up" in message
+    # The cause is known: the log is named, its lines (from before the stop) not shown.
+    assert message.endswith(f"(its log: {log})")
+
+
+def test_a_running_process_that_never_answers_names_its_pid_and_the_restart(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    pid_file, log = tmp_path / "svc.pid", tmp_path / "svc.log"
+    pid_file.write_text(str(sleeper.pid))
+    log.touch()
+    with pytest.raises(StackError) as caught:
+        wait_until(
+            lambda: False, 0.5, "Prometheus", log, lambda: alive(sleeper.pid), pid_file=pid_file
+        )
+    message = str(caught.value)
+    assert message.startswith(f"Prometheus (pid {sleeper.pid}) runs but did not answer within")
+    assert "`" in message and "stack down` then `" in message
+    # An empty log is said to be empty, not a colon over nothing.
+    assert message.endswith(f"its log {log} is empty")
+    log.write_text("line 1\nline 2\n")
+    with pytest.raises(StackError) as caught:
+        wait_until(
+            lambda: False, 0.3, "Prometheus", log, lambda: alive(sleeper.pid), pid_file=pid_file
+        )
+    assert str(caught.value).endswith(f"last lines of {log}:\nline 1\nline 2")
+
+
+def test_kafka_exiting_at_start_shows_server_log_not_the_empty_jvm_output(
+    tmp_path: Path,
+) -> None:
+    """A broker that exits during start-up: its fatal error is in server.log (log4j), its
+    kafka.out (the JVM's stdout) empty, so the message showed a colon over nothing."""
+    out, server = tmp_path / "kafka.out", tmp_path / "server.log"
+    out.touch()
+    server.write_text("[x] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)\n")
+    with pytest.raises(StackError) as caught:
+        wait_until(lambda: False, 5.0, "Kafka", out, lambda: False, logs=(out, server))
+    assert str(caught.value) == (
+        f"Kafka exited during start-up; last lines of {server}:\n"
+        "[x] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)"
+    )
+
+
+def test_kafka_stopped_is_said_at_once_with_server_log_lines(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """The broker's own start path: its pid file names a stopped process, its kafka.out is
+    empty (as it always is) and its server.log holds the lines."""
+    settings = Settings(
+        run_dir_override=tmp_path, kafka_port=_free_port(), kafka_controller_port=_free_port()
+    )
+    kafka = KafkaBroker(settings)
+    kafka.log_file.parent.mkdir(parents=True)
+    kafka.config.write_text(
+        f"listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port},"
+        f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}\n"
+    )
+    kafka.log_file.touch()
+    kafka.server_log.write_text("[2026-12-05] INFO [KafkaRaftServer nodeId=1] started\n")
+    kafka.pid_file.write_text(str(sleeper.pid))
+    _stopped(sleeper)
+    began = time.monotonic()
+    with pytest.raises(StackError) as caught:
+        kafka.start(timeout=20.0)
+    assert time.monotonic() - began < 10.0
+    message = str(caught.value)
+    assert f"Kafka (pid {sleeper.pid}) is stopped" in message
+    # server.log, which holds Kafka's lines, not the empty kafka.out.
+    assert message.endswith(f"(its log: {kafka.server_log})")
+    assert kafka.shown_log == kafka.server_log
+
+
+@pytest.mark.parametrize("component", [PrometheusServer, MosquittoBroker])
+def test_prometheus_and_mosquitto_stopped_are_said_at_once(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], component: type
+) -> None:
+    """The same kind in the stack's other two services' start paths."""
+    settings = Settings(
+        run_dir_override=tmp_path, prometheus_port=_free_port(), mqtt_port=_free_port()
+    )
+    service = component(settings)
+    service.dir.mkdir(parents=True, exist_ok=True)
+    service.pid_file.write_text(str(sleeper.pid))
+    service.log_file.write_text("listening\n")
+    _stopped(sleeper)
+    # Its own port, as the stack wrote it, so it is not "running elsewhere".
+    if component is MosquittoBroker:
+        service.config.write_text(f"listener {settings.mqtt_port} 127.0.0.1\n")
+    began = time.monotonic()
+    with pytest.raises(StackError) as caught:
+        service.start(timeout=20.0)
+    assert time.monotonic() - began < 10.0
+    assert f"(pid {sleeper.pid}) is stopped" in str(caught.value)
+    assert service.shown_log == service.log_file
+
+
+def test_stack_status_says_a_stopped_kafka_is_stopped_and_how_to_resume_it(
+    tmp_path: Path,
+    sleeper: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`stack status` on a stopped broker said "starting" for its first 3 minutes (its
+    pid file that new) and then "not answering", restart as the only fix."""
+    from citybrain.cli import EXIT_FAILED, main
+
+    port = _free_port()
+    kafka = KafkaBroker(Settings(run_dir_override=tmp_path, kafka_port=port))
+    kafka.dir.mkdir(parents=True)
+    kafka.config.write_text(
+        f"node.id=1\nlisteners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}\n"
+    )
+    kafka.pid_file.write_text(str(sleeper.pid))  # just started: within the start-up grace
+    _stopped(sleeper)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(port))
+    for name in ("KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(_free_port()))
+    assert main(["stack", "status"]) == EXIT_FAILED
+    out, err = capsys.readouterr()
+    line = next(line for line in out.splitlines() if line.startswith("kafka"))
+    assert line == (
+        f"kafka       stopped  127.0.0.1:{port} (pid {sleeper.pid} is stopped: "
+        f"`kill -CONT {sleeper.pid}` resumes it; its log: {kafka.server_log})"
+    )
+    assert err.startswith(
+        f"citybrain: the stack is not ready: kafka (pid {sleeper.pid}) is stopped"
+    ), err
+    assert f"`kill -CONT {sleeper.pid}` resumes it" in err
