@@ -64,7 +64,6 @@ from citybrain.report import (
     step_record,
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-from citybrain.stack.kafka import KAFKA_VERSION
 from citybrain.stack.process import StackError, alive, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
@@ -1252,12 +1251,9 @@ def check_worker_port(settings: Settings) -> None:
 
 def announce_installs(console: Console, kafka: KafkaBroker) -> None:
     """Say what the stack will download or install before it does (issue 15, item 7)."""
-    if not (kafka.libs.parent / ".complete").exists():
-        console.print(
-            f"first run: downloading Kafka {KAFKA_VERSION} (about 120 MB of jars) from Maven "
-            f"Central into {kafka.libs.parent} with mvn; later runs reuse it",
-            markup=False,
-        )
+    notice = kafka.download_notice()
+    if notice is not None:
+        console.print(notice, markup=False)
     if shutil.which("prometheus") is None:
         console.print(
             "prometheus not found: installing Debian's prometheus package with "

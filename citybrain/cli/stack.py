@@ -77,6 +77,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
         try:
             if not was["k"]:
+                # t104: the first `stack up` said "about 30 s" and then downloaded the
+                # jars, minutes more, without a word (the demo said it; stack up did not).
+                notice = kafka.download_notice()
+                if notice is not None:
+                    print(notice, flush=True)
                 # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
                 print(
                     f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "

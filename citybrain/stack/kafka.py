@@ -24,6 +24,9 @@ from citybrain.stack.process import (
 from streams.settings import Settings
 
 KAFKA_VERSION = "4.0.2"
+# What Maven fetches for it, measured (du -sh of kafka-4.0.2: 53M on 2026-12-05); the
+# README says the same. The demo said 120 MB, over twice the real download (t104).
+KAFKA_JARS_MB = 55
 POM = Path(__file__).with_name("kafka-pom.xml")
 
 LOG4J2 = """\
@@ -60,6 +63,15 @@ class KafkaBroker:
         self.config = self.dir / "server.properties"
 
     # -- install ---------------------------------------------------------------------
+    def download_notice(self) -> str | None:
+        """The line to print before ``install`` downloads the jars, None when they are here."""
+        if (self.libs.parent / ".complete").exists():
+            return None
+        return (
+            f"first run: downloading Kafka {KAFKA_VERSION} (about {KAFKA_JARS_MB} MB of jars) "
+            f"from Maven Central into {self.libs.parent} with mvn; later runs reuse it"
+        )
+
     def install(self) -> None:
         """Resolve the broker jars with Maven into the cache; a stamp marks a full copy."""
         stamp = self.libs.parent / ".complete"
