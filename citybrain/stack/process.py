@@ -148,6 +148,12 @@ def process_state(pid: int) -> str | None:
     return fields[0] if fields else None
 
 
+def frozen(pid: int | None) -> bool:
+    """Whether process ``pid`` is stopped (``kill -STOP``, a debugger): alive, yet it runs
+    no code and answers nothing until ``kill -CONT``."""
+    return pid is not None and process_state(pid) in ("T", "t")
+
+
 def wait_until(
     check: Callable[[], bool],
     timeout: float,
@@ -158,7 +164,7 @@ def wait_until(
     logs: Sequence[Path] = (),
 ) -> None:
     """Return once ``check()`` holds; raise ``StackError`` naming ``what`` when its process
-    exits (``alive()`` false), is stopped (``pid_file``'s process in state ``T``/``t``:
+    exits (``alive()`` false), is frozen (``pid_file``'s process in state ``T``/``t``:
     a ``kill -STOP`` or a debugger; it cannot answer, so this says so at once with
     ``kill -CONT`` and the log's path), or ``timeout`` seconds pass (its pid, that it
     runs without answering, and how to restart it). An exit or a timeout ends with the
@@ -176,9 +182,9 @@ def wait_until(
         if not alive():
             raise StackError(f"{what} exited during start-up; {log_lines(shown)}")
         pid = read_pid(pid_file) if pid_file is not None else None
-        if pid is not None and process_state(pid) in ("T", "t"):
+        if frozen(pid):
             raise StackError(
-                f"{what} (pid {pid}) is stopped (a `kill -STOP` or a debugger holds it), so "
+                f"{what} (pid {pid}) is frozen (stopped by `kill -STOP` or a debugger), so "
                 f"it cannot answer: `kill -CONT {pid}` resumes it, or `{restart_hint()}` "
                 f"restarts it (its log: {first_written(shown)})"
             )

@@ -65,7 +65,7 @@ def test_a_stopped_process_is_said_at_once_with_its_pid_and_kill_cont(
         wait_until(lambda: False, 20.0, "Kafka", log, lambda: alive(sleeper.pid), pid_file=pid_file)
     assert time.monotonic() - began < 5.0  # not the whole timeout
     message = str(caught.value)
-    assert f"Kafka (pid {sleeper.pid}) is stopped" in message
+    assert f"Kafka (pid {sleeper.pid}) is frozen" in message
     assert f"`kill -CONT {sleeper.pid}` resumes it" in message
     assert "stack down" in message and "stack up" in message
     # The cause is known: the log is named, its lines (from before the stop) not shown.
@@ -134,7 +134,7 @@ def test_kafka_stopped_is_said_at_once_with_server_log_lines(
         kafka.start(timeout=20.0)
     assert time.monotonic() - began < 10.0
     message = str(caught.value)
-    assert f"Kafka (pid {sleeper.pid}) is stopped" in message
+    assert f"Kafka (pid {sleeper.pid}) is frozen" in message
     # server.log, which holds Kafka's lines, not the empty kafka.out.
     assert message.endswith(f"(its log: {kafka.server_log})")
     assert kafka.shown_log == kafka.server_log
@@ -160,7 +160,7 @@ def test_prometheus_and_mosquitto_stopped_are_said_at_once(
     with pytest.raises(StackError) as caught:
         service.start(timeout=20.0)
     assert time.monotonic() - began < 10.0
-    assert f"(pid {sleeper.pid}) is stopped" in str(caught.value)
+    assert f"(pid {sleeper.pid}) is frozen" in str(caught.value)
     assert service.shown_log == service.log_file
 
 
@@ -190,10 +190,53 @@ def test_stack_status_says_a_stopped_kafka_is_stopped_and_how_to_resume_it(
     out, err = capsys.readouterr()
     line = next(line for line in out.splitlines() if line.startswith("kafka"))
     assert line == (
-        f"kafka       stopped  127.0.0.1:{port} (pid {sleeper.pid} is stopped: "
+        f"kafka       frozen   127.0.0.1:{port} (pid {sleeper.pid} is stopped by a signal: "
         f"`kill -CONT {sleeper.pid}` resumes it; its log: {kafka.server_log})"
     )
     assert err.startswith(
-        f"citybrain: the stack is not ready: kafka (pid {sleeper.pid}) is stopped"
+        f"citybrain: the stack is not ready: kafka (pid {sleeper.pid}) is frozen"
     ), err
     assert f"`kill -CONT {sleeper.pid}` resumes it" in err
+
+
+def test_stack_status_says_a_frozen_demo_worker_is_frozen_not_running(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """`runs list` against the frozen demo worker waited 10 s and pointed to `stack
+    status` to see why; status said the worker was "running" and exited 0."""
+    from citybrain.cli.stack import demo_worker_lines, stopped_demo_worker_failure
+    from tests.unit.citybrain.test_demo_worker import _demo
+
+    settings = _demo(tmp_path, sleeper.pid)
+    assert demo_worker_lines(settings)[-1].split()[2] == "running"
+    assert stopped_demo_worker_failure(settings) == ""
+    _stopped(sleeper)
+    line = demo_worker_lines(settings)[-1]
+    assert line.startswith(
+        f"demo worker frozen   http://127.0.0.1:16766 (pid {sleeper.pid} is stopped by a signal"
+    ), line
+    assert f"`kill -CONT {sleeper.pid}` resumes it" in line
+    assert stopped_demo_worker_failure(settings) == (
+        f"the demo's worker (pid {sleeper.pid}) is frozen (stopped by `kill -STOP` or a "
+        f"debugger), so its runs get no deadlines or operator API: `kill -CONT {sleeper.pid}` "
+        "resumes it"
+    )
+
+
+def test_runs_names_a_frozen_demo_worker_and_kill_cont(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `runs`/`silences` add to "did not answer within 10 s" for the demo's worker."""
+    from citybrain.cli.api import frozen_demo_worker
+    from tests.unit.citybrain.test_demo_worker import _demo
+
+    settings = _demo(tmp_path, sleeper.pid)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(settings.run_dir))
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
+    assert frozen_demo_worker("http://127.0.0.1:16766") == ""  # running: no word
+    _stopped(sleeper)
+    assert frozen_demo_worker("http://127.0.0.1:16766/") == (
+        f"it is the demo's worker (pid {sleeper.pid}), frozen (stopped by `kill -STOP` or a "
+        f"debugger): `kill -CONT {sleeper.pid}` resumes it"
+    )
+    assert frozen_demo_worker("http://127.0.0.1:16767") == ""  # another worker's address
