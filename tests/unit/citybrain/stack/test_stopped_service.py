@@ -31,8 +31,9 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.kill()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
         proc.wait()
 
 
@@ -240,3 +241,20 @@ def test_runs_names_a_frozen_demo_worker_and_kill_cont(
         f"debugger): `kill -CONT {sleeper.pid}` resumes it"
     )
     assert frozen_demo_worker("http://127.0.0.1:16767") == ""  # another worker's address
+
+
+def test_stopping_a_frozen_service_resumes_it_to_take_the_sigterm(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """`stack down` of a kill -STOPped Kafka waited its whole 30 s (the SIGTERM held until
+    the process runs again) and then SIGKILLed it, skipping its clean shutdown."""
+    from citybrain.stack.process import stop
+
+    pid_file = tmp_path / "svc.pid"
+    pid_file.write_text(str(sleeper.pid))
+    _stopped(sleeper)
+    began = time.monotonic()
+    assert stop(pid_file, timeout=20.0) is True
+    assert time.monotonic() - began < 5.0
+    assert sleeper.wait(timeout=5) == -signal.SIGTERM  # ended by the SIGTERM, not a SIGKILL
+    assert not pid_file.exists()
