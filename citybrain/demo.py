@@ -64,7 +64,7 @@ from citybrain.report import (
     step_record,
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-from citybrain.stack.process import StackError, alive, read_pid, spawn, stop, tail
+from citybrain.stack.process import StackError, alive, frozen, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
@@ -1154,6 +1154,9 @@ def stop_running_demo(settings: Settings, by: str, timeout: float = 60.0) -> Run
         )
         with contextlib.suppress(ProcessLookupError):
             os.kill(demo.pid, signal.SIGTERM)
+            if frozen(demo.pid):
+                # t104: a frozen demo holds the SIGTERM until it runs again (as process.stop).
+                os.kill(demo.pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while running_demo(settings) is not None:
         if time.monotonic() > deadline:
