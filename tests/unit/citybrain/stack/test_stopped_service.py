@@ -258,3 +258,45 @@ def test_stopping_a_frozen_service_resumes_it_to_take_the_sigterm(
     assert time.monotonic() - began < 5.0
     assert sleeper.wait(timeout=5) == -signal.SIGTERM  # ended by the SIGTERM, not a SIGKILL
     assert not pid_file.exists()
+
+
+def test_the_demo_live_view_says_a_frozen_kafka_or_worker_stalls_it(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """With the stack's Kafka frozen mid-demo the live view said "replay sent; the worker
+    is catching up: 33,445 of 33,775 events processed (99 %)" for the 45 s it was frozen."""
+    from citybrain.demo import frozen_note, watch_phase
+
+    pid_file = tmp_path / "kafka.pid"
+    pid_file.write_text(str(sleeper.pid))
+    assert frozen_note(pid_file, os.getpid()) == ""
+    assert watch_phase(False, 33_445, 33_775, 0, 5.0, stuck="") == (
+        "replay sent; the worker is catching up"
+    )
+    _stopped(sleeper)
+    note = frozen_note(pid_file, os.getpid())
+    assert note == (
+        f"Kafka (pid {sleeper.pid}) is frozen (stopped by `kill -STOP` or a debugger); "
+        f"nothing moves until `kill -CONT {sleeper.pid}`"
+    )
+    assert watch_phase(False, 33_445, 33_775, 0, 5.0, stuck=note) == f"stalled: {note}"
+    # The demo's worker, frozen, is named the same way.
+    assert frozen_note(None, sleeper.pid).startswith(
+        f"the demo's worker (pid {sleeper.pid}) is frozen"
+    )
+
+
+def test_the_demo_counts_a_redelivered_event_once() -> None:
+    """After that freeze the worker's group session expired and ~27,000 readings were
+    delivered again (skipped as redeliveries); the live view added them to the processed
+    count: "61,077 of 33,775 events processed (181 %)"."""
+    from citybrain.demo import processed_events
+
+    metrics = {
+        "citybrain_readings_total": 32_700.0,
+        "citybrain_readings_duplicate_total": 77.0,
+        "citybrain_incidents_total": 998.0,
+        "citybrain_readings_redelivered_total": 27_302.0,
+        "citybrain_incidents_redelivered_total": 120.0,
+    }
+    assert processed_events(metrics) == 33_775
