@@ -64,8 +64,7 @@ from citybrain.report import (
     step_record,
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-from citybrain.stack.kafka import KAFKA_VERSION
-from citybrain.stack.process import StackError, alive, read_pid, spawn, stop, tail
+from citybrain.stack.process import StackError, alive, frozen, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
@@ -1155,6 +1154,9 @@ def stop_running_demo(settings: Settings, by: str, timeout: float = 60.0) -> Run
         )
         with contextlib.suppress(ProcessLookupError):
             os.kill(demo.pid, signal.SIGTERM)
+            if frozen(demo.pid):
+                # t104: a frozen demo holds the SIGTERM until it runs again (as process.stop).
+                os.kill(demo.pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while running_demo(settings) is not None:
         if time.monotonic() > deadline:
@@ -1252,12 +1254,9 @@ def check_worker_port(settings: Settings) -> None:
 
 def announce_installs(console: Console, kafka: KafkaBroker) -> None:
     """Say what the stack will download or install before it does (issue 15, item 7)."""
-    if not (kafka.libs.parent / ".complete").exists():
-        console.print(
-            f"first run: downloading Kafka {KAFKA_VERSION} (about 120 MB of jars) from Maven "
-            f"Central into {kafka.libs.parent} with mvn; later runs reuse it",
-            markup=False,
-        )
+    notice = kafka.download_notice()
+    if notice is not None:
+        console.print(notice, markup=False)
     if shutil.which("prometheus") is None:
         console.print(
             "prometheus not found: installing Debian's prometheus package with "
@@ -1445,6 +1444,7 @@ def _run_demo(
             len(events),
             ack_deadline,
             grace=settings.corroboration_grace,
+            kafka_pid_file=kafka.pid_file,
         )
         replayer.close()
         time.sleep(2 * float(prom.scrape_interval.rstrip("s")))
@@ -1658,11 +1658,15 @@ def watch_phase(
     ack_deadline: float,
     held: int = 0,
     grace_left: float | None = None,
+    stuck: str = "",
 ) -> str:
     """What the demo is waiting for, in words: the replay, the worker catching up, runs
     waiting for a person (``waiting``, escalating every ``ack_deadline`` s), or sensor
     alerts held for the corroboration grace (``held`` of them, ``grace_left`` s at most
-    until the last is released; None when not known)."""
+    until the last is released; None when not known); ``stuck`` (``frozen_note``) first,
+    when a process everything waits on is frozen."""
+    if stuck:
+        return f"stalled: {stuck}"
     if replaying:
         return "replaying"
     if processed < total:
@@ -1682,6 +1686,21 @@ def watch_phase(
     return "replay done; alerts and runs settling"
 
 
+def frozen_note(kafka_pid_file: Path | None, worker: int | None) -> str:
+    """ "" unless the stack's Kafka (its pid file) or the demo's worker (pid ``worker``) is
+    frozen (``kill -STOP``, a debugger): then which, and the ``kill -CONT`` that resumes
+    it. t104: with Kafka frozen the live view said "the worker is catching up" at 99 %
+    for as long as it was frozen."""
+    kafka = read_pid(kafka_pid_file) if kafka_pid_file is not None else None
+    for name, pid in (("Kafka", kafka), ("the demo's worker", worker)):
+        if frozen(pid):
+            return (
+                f"{name} (pid {pid}) is frozen (stopped by `kill -STOP` or a debugger); "
+                f"nothing moves until `kill -CONT {pid}`"
+            )
+    return ""
+
+
 def _watch(
     console: Console,
     files: DemoFiles,
@@ -1693,13 +1712,15 @@ def _watch(
     ack_deadline: float,
     line_every: float = 5.0,
     grace: float = 30.0,
+    kafka_pid_file: Path | None = None,
 ) -> dict[str, float]:
     """Progress until every event is processed and no run still waits for a person: a
     live table on a terminal, a plain line every ``line_every`` seconds otherwise.
     ``worker``: the pid of the demo's worker, serving ``url``; ``StackError`` saying
     what became of it (``worker_gone``) when it is gone or stops answering.
     ``grace``: the worker's corroboration grace (s), shown counting down while lone
-    sensors' alerts wait for a neighbour."""
+    sensors' alerts wait for a neighbour. ``kafka_pid_file``: the stack's Kafka, said
+    when frozen (``frozen_note``), as the worker is."""
     metrics: dict[str, float] = {}
     held_before, held_until = 0.0, None
     started = time.monotonic()
@@ -1744,6 +1765,8 @@ def _watch(
                 unanswered += 1
                 if unanswered < 20:  # 10 s: a busy worker may miss a scrape or two
                     continue
+                if frozen(worker):
+                    raise StackError(f"{frozen_note(None, worker)}; its log: {files.log}") from None
                 raise StackError(
                     f"the demo's worker (pid {worker}) runs but has not answered on {url} for "
                     f"10 s ({getattr(exc, 'reason', None) or exc}); its log {files.log} "
@@ -1752,7 +1775,7 @@ def _watch(
             now = time.monotonic()
             readings = metrics.get("citybrain_readings_total", 0.0)
             rate, average = meter.update(readings, now)
-            processed = int(sum(metrics.get(name, 0.0) for name in PROCESSED))
+            processed = processed_events(metrics)
             waiting = int(
                 sum(
                     metrics.get(f'citybrain_playbook_runs_open{{status="{s}"}}', 0.0)
@@ -1766,7 +1789,14 @@ def _watch(
             held_before = held
             grace_left = max(0.0, held_until - now) if held and held_until else None
             phase = watch_phase(
-                replay.is_alive(), processed, total, waiting, ack_deadline, int(held), grace_left
+                replay.is_alive(),
+                processed,
+                total,
+                waiting,
+                ack_deadline,
+                int(held),
+                grace_left,
+                frozen_note(kafka_pid_file, worker),
             )
             progress = Progress(
                 phase, sent[0], processed, total, now - started, rate, waiting, average
@@ -1796,14 +1826,24 @@ def _watch(
     return metrics
 
 
+# Each replayed event ends in one of these once. Not the redelivered counters: a
+# redelivered message was counted when first processed (t104: Kafka frozen 20 s mid-demo
+# expired the worker's group session, ~27,000 readings came again, and the live view
+# said "61,077 of 33,775 events processed (181 %)").
 PROCESSED = (
     "citybrain_readings_total",
     "citybrain_incidents_total",
     "citybrain_readings_duplicate_total",
     "citybrain_incidents_duplicate_total",
-    "citybrain_readings_redelivered_total",
     "citybrain_dead_letters_total",
 )
+
+
+def processed_events(metrics: dict[str, float]) -> int:
+    """How many of the replayed events the demo's worker has processed, each once, from
+    its scraped ``metrics`` (``PROCESSED``)."""
+    return int(sum(metrics.get(name, 0.0) for name in PROCESSED))
+
 
 MAX_LISTED_ALERTS = 40
 

@@ -130,10 +130,16 @@ def _api(
                 if key
                 else ""
             )
+            held = frozen_demo_worker(base)
             raise CliError(
                 f"the operator API at {base} took the connection but did not answer within "
-                f"10 s: a worker frozen or overloaded? `{command_line('stack', 'status')}` "
-                f"shows the demo's worker, and its log what it is doing{unknown}",
+                + (
+                    f"10 s: {held}{unknown}"
+                    if held
+                    else f"10 s: a worker frozen or overloaded? "
+                    f"`{command_line('stack', 'status')}` shows the demo's worker, and its "
+                    f"log what it is doing{unknown}"
+                ),
                 EXIT_SERVICE,
             ) from None
         why = said(getattr(exc, "reason", exc))
@@ -183,6 +189,26 @@ def unreachable_hint(url: str | None, argv: Sequence[str] = ()) -> str:
         start = command_line("worker", env={"CITYBRAIN_WORKER_PORT": str(port)})
         return f"no worker serves it there; start one on port {port} (`{start}`) or check --url"
     return f"no worker serves it there; check --url, or that the worker on {parts.hostname} runs"
+
+
+def frozen_demo_worker(base: str) -> str:
+    """When ``base`` is the last demo's worker and its process is frozen (``kill -STOP``,
+    a debugger): so, with its pid and ``kill -CONT``; else "". t104: `runs list` said "a
+    worker frozen or overloaded?" and sent the user to `stack status`, which said
+    "running"."""
+    from citybrain.demo import DemoFiles, demo_worker
+    from citybrain.stack.process import frozen, read_pid
+
+    settings = _settings()
+    state, doc = demo_worker(settings)
+    demo_url = str((doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
+    pid = read_pid(DemoFiles.of(settings).pid) if state == "running" else None
+    if base.rstrip("/") != demo_url.rstrip("/") or not frozen(pid):
+        return ""
+    return (
+        f"it is the demo's worker (pid {pid}), frozen (stopped by `kill -STOP` or a "
+        f"debugger): `kill -CONT {pid}` resumes it"
+    )
 
 
 def stopped_demo_worker(url: str | None, argv: Sequence[str] = ()) -> str:

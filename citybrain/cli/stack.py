@@ -48,7 +48,7 @@ STARTUP_GRACE = 180.0
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-    from citybrain.stack.process import StackError, read_pid, running_seconds
+    from citybrain.stack.process import StackError, frozen, read_pid, running_seconds
     from citybrain.stack.topics import PartitionCountError, create_topics
 
     s = _settings()
@@ -77,10 +77,15 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
         try:
             if not was["k"]:
+                # t104: the first `stack up` said "about 30 s" and then downloaded the
+                # jars, minutes more, without a word (the demo said it; stack up did not).
+                notice = kafka.download_notice()
+                if notice is not None:
+                    print(notice, flush=True)
                 # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
                 print(
                     f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
-                    f"most 90 s; log: {kafka.log_file})",
+                    f"most 90 s; log: {kafka.shown_log})",
                     flush=True,
                 )
             kafka.start()
@@ -142,13 +147,28 @@ def cmd_stack(args: argparse.Namespace) -> int:
             state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
             elsewhere = comp.elsewhere() if state == "starting" else ""
             up_for = running_seconds(comp.pid_file) if state == "starting" else None
+            pid = read_pid(comp.pid_file) if state == "starting" else None
+            if not elsewhere and frozen(pid):
+                # t104: a service held by `kill -STOP` was "starting" for its first 3 min,
+                # then "not answering" with a restart as the only fix.
+                print(
+                    f"{name:11} {'frozen':8} {where} (pid {pid} is stopped by a signal: "
+                    f"`kill -CONT {pid}` resumes it; its log: {comp.shown_log})"
+                )
+                ok = ok and not needed
+                if needed:
+                    stuck.append(
+                        f"{name} (pid {pid}) is frozen (stopped by `kill -STOP` or a "
+                        f"debugger): `kill -CONT {pid}` resumes it"
+                    )
+                continue
             if not elsewhere and up_for is not None and up_for > STARTUP_GRACE:
                 # t85: a frozen or wedged service (taking connections, answering nothing)
                 # was "starting" for ever, and the hint said to start the stack.
                 minutes = int(up_for // 60)
                 print(
                     f"{name:11} {'not answering':8} {where} (running for {minutes} min, "
-                    f"pid {read_pid(comp.pid_file)}; its log: {comp.log_file})"
+                    f"pid {read_pid(comp.pid_file)}; its log: {comp.shown_log})"
                 )
                 ok = ok and not needed
                 if needed:
@@ -156,7 +176,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                         # Running for that long, not silent for it (t98: a broker frozen a
                         # minute ago was said to be silent "for 17 min", its whole run).
                         f"{name} runs (for {minutes} min) but does not answer now: see its log "
-                        f"{comp.log_file}; `{command_line('stack', 'down')}` then "
+                        f"{comp.shown_log}; `{command_line('stack', 'down')}` then "
                         f"`{command_line('stack', 'up')}` restarts it"
                     )
                 continue
@@ -225,7 +245,7 @@ def demo_worker_lines(settings: Settings) -> list[str]:
     not running, a server that answers on its port all the same (not the stack's: `stack
     down` leaves it, and the next demo's worker cannot listen there)."""
     from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
-    from citybrain.stack.process import read_pid, tail
+    from citybrain.stack.process import frozen, read_pid, tail
 
     lines = []
     demo = running_demo(settings)
@@ -235,6 +255,16 @@ def demo_worker_lines(settings: Settings) -> list[str]:
     url = str((doc or {}).get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
     if state == "running":
         pid = read_pid(DemoFiles.of(settings).pid)
+        if frozen(pid):
+            # t104: shown "running" while `runs list` waited 10 s on it and sent the user
+            # here to see why.
+            log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
+            return [
+                *lines,
+                f"{'demo worker':11} {'frozen':8} {url} (pid {pid} is stopped by a signal: its "
+                f"runs get no deadlines or operator API; `kill -CONT {pid}` resumes it; its "
+                f"log: {log})",
+            ]
         return [*lines, f"{'demo worker':11} {'running':8} {url} (pid {pid})"]
     if state == "stopped":
         log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
@@ -268,11 +298,20 @@ def demo_worker_lines(settings: Settings) -> list[str]:
 def stopped_demo_worker_failure(settings: Settings) -> str:
     """Why `stack status` fails for the demo's worker, "" when it does not: the last
     demo's worker exited without a `stack down` (crashed or killed; its pid file is
-    left), which stops its runs' deadlines and operator API. A worker that is down
-    because a demo was interrupted or `stack down` stopped it is no failure."""
-    from citybrain.demo import demo_worker, restart_advice
+    left), or is frozen (``kill -STOP``), which stops its runs' deadlines and operator
+    API. A worker that is down because a demo was interrupted or `stack down` stopped it
+    is no failure."""
+    from citybrain.demo import DemoFiles, demo_worker, restart_advice
+    from citybrain.stack.process import frozen, read_pid
 
-    if demo_worker(settings)[0] != "stopped":
+    state = demo_worker(settings)[0]
+    pid = read_pid(DemoFiles.of(settings).pid) if state == "running" else None
+    if frozen(pid):
+        return (
+            f"the demo's worker (pid {pid}) is frozen (stopped by `kill -STOP` or a debugger), "
+            f"so its runs get no deadlines or operator API: `kill -CONT {pid}` resumes it"
+        )
+    if state != "stopped":
         return ""
     return (
         "the demo's worker exited without a `stack down` (crashed or killed), so its runs "

@@ -13,6 +13,7 @@ from pathlib import Path
 from citybrain.ports import check_listen
 from citybrain.stack.process import (
     StackError,
+    fresh_log,
     listed_port,
     other_port,
     read_pid,
@@ -23,6 +24,9 @@ from citybrain.stack.process import (
 from streams.settings import Settings
 
 KAFKA_VERSION = "4.0.2"
+# What Maven fetches for it, measured (du -sh of kafka-4.0.2: 53M on 2026-12-05); the
+# README says the same. The demo said 120 MB, over twice the real download (t104).
+KAFKA_JARS_MB = 55
 POM = Path(__file__).with_name("kafka-pom.xml")
 
 LOG4J2 = """\
@@ -53,10 +57,21 @@ class KafkaBroker:
         self.libs = settings.home / f"kafka-{KAFKA_VERSION}" / "libs"
         self.dir = settings.run_dir / "kafka"
         self.pid_file = self.dir / "kafka.pid"
-        self.log_file = self.dir / "logs" / "kafka.out"
+        self.log_file = self.dir / "logs" / "kafka.out"  # the JVM's own output
+        # Kafka's log4j lines (log4j2.properties above): what to read when it fails.
+        self.server_log = self.dir / "logs" / "server.log"
         self.config = self.dir / "server.properties"
 
     # -- install ---------------------------------------------------------------------
+    def download_notice(self) -> str | None:
+        """The line to print before ``install`` downloads the jars, None when they are here."""
+        if (self.libs.parent / ".complete").exists():
+            return None
+        return (
+            f"first run: downloading Kafka {KAFKA_VERSION} (about {KAFKA_JARS_MB} MB of jars) "
+            f"from Maven Central into {self.libs.parent} with mvn; later runs reuse it"
+        )
+
     def install(self) -> None:
         """Resolve the broker jars with Maven into the cache; a stamp marks a full copy."""
         stamp = self.libs.parent / ".complete"
@@ -225,7 +240,7 @@ class KafkaBroker:
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.
-            wait_until(self.ready, timeout, "Kafka", self.log_file, self.running)
+            self._wait(timeout)
             return
         self.check_ports()
         self.install()
@@ -248,8 +263,27 @@ class KafkaBroker:
             )
             if proc.returncode != 0:
                 raise StackError(f"Kafka: storage format failed:\n{proc.stdout}{proc.stderr}")
+        fresh_log(self.server_log)  # log4j appends: an earlier start's lines misled
         spawn(self._java("kafka.Kafka", str(self.config)), self.log_file, self.pid_file)
-        wait_until(self.ready, timeout, "Kafka", self.log_file, self.running)
+        self._wait(timeout)
+
+    @property
+    def shown_log(self) -> Path:
+        """The log to point a user at: log4j's server.log (kafka.out is only the JVM's
+        own output, empty unless the JVM itself failed)."""
+        return self.server_log
+
+    def _wait(self, timeout: float) -> None:
+        """``wait_until`` ready, naming the pid and the JVM's output, else server.log's tail."""
+        wait_until(
+            self.ready,
+            timeout,
+            "Kafka",
+            self.log_file,
+            self.running,
+            pid_file=self.pid_file,
+            logs=(self.log_file, self.server_log),
+        )
 
     def stop(self) -> bool:
         return stop(self.pid_file)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import socket
+from pathlib import Path
 
 from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ports import check_listen
@@ -128,13 +129,27 @@ class MosquittoBroker:
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.
-            wait_until(self.ready, timeout, "Mosquitto", self.log_file, self.running)
+            wait_until(
+                self.ready,
+                timeout,
+                "Mosquitto",
+                self.log_file,
+                self.running,
+                pid_file=self.pid_file,
+            )
             return
         self.check_ports()
         binary = self.binary()
         self.write_config()
         spawn([binary, "-c", str(self.config)], self.log_file, self.pid_file)
-        wait_until(self.ready, timeout, "Mosquitto", self.log_file, self.running)
+        wait_until(
+            self.ready, timeout, "Mosquitto", self.log_file, self.running, pid_file=self.pid_file
+        )
+
+    @property
+    def shown_log(self) -> Path:
+        """The log to point a user at (its whole output)."""
+        return self.log_file
 
     def stop(self) -> bool:
         return stop(self.pid_file)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -108,15 +108,21 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def fresh_log(log_file: Path) -> None:
+    """Move a non-empty ``log_file`` to ``<log_file>.1`` (replacing it), creating its folder:
+    a start's log then holds that start's lines only."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    if log_file.exists() and log_file.stat().st_size:
+        log_file.replace(log_file.with_name(log_file.name + ".1"))
+
+
 def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
     """Start ``cmd`` in its own session, its output to a fresh ``log_file`` (the previous
     start's kept as ``<log_file>.1``), its pid written to ``pid_file``; the pid.
 
     A fresh log per start: appended across starts, a process that failed before writing
     a line was explained by the tail of the run before it (the demo's worker, Kafka)."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    if log_file.exists() and log_file.stat().st_size:
-        log_file.replace(log_file.with_name(log_file.name + ".1"))
+    fresh_log(log_file)
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
@@ -130,26 +136,105 @@ def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | 
     return proc.pid
 
 
+def process_state(pid: int) -> str | None:
+    """The one-letter state ``/proc/<pid>/stat`` gives (``R``, ``S``, ``T`` stopped, ``t``
+    traced, ``Z``...), None when the process or ``/proc`` is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The name (field 2) is in parentheses and may hold spaces: the state follows the last ")".
+    fields = stat[stat.rfind(")") + 1 :].split()
+    return fields[0] if fields else None
+
+
+def frozen(pid: int | None) -> bool:
+    """Whether process ``pid`` is stopped (``kill -STOP``, a debugger): alive, yet it runs
+    no code and answers nothing until ``kill -CONT``."""
+    return pid is not None and process_state(pid) in ("T", "t")
+
+
 def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, log_file: Path, alive: Callable[[], bool]
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    log_file: Path,
+    alive: Callable[[], bool],
+    pid_file: Path | None = None,
+    logs: Sequence[Path] = (),
 ) -> None:
+    """Return once ``check()`` holds; raise ``StackError`` naming ``what`` when its process
+    exits (``alive()`` false), is frozen (``pid_file``'s process in state ``T``/``t``:
+    a ``kill -STOP`` or a debugger; it cannot answer, so this says so at once with
+    ``kill -CONT`` and the log's path), or ``timeout`` seconds pass (its pid, that it
+    runs without answering, and how to restart it). An exit or a timeout ends with the
+    tail of the first of ``logs`` (else ``log_file``) that holds anything, named; an
+    empty log is said so. ``logs`` must not be empty when given.
+
+    t104: a demo on a stack whose Kafka was frozen waited 90 s in silence, then said only
+    "Kafka not ready after 90s; last log lines:" over nothing (Kafka writes its
+    server.log, not the kafka.out that was read), no pid, no cause, no fix."""
     deadline = time.monotonic() + timeout
+    shown = list(logs) or [log_file]
     while time.monotonic() < deadline:
         if check():
             return
         if not alive():
-            raise StackError(f"{what} exited during start-up; last log lines:\n{tail(log_file)}")
+            raise StackError(f"{what} exited during start-up; {log_lines(shown)}")
+        pid = read_pid(pid_file) if pid_file is not None else None
+        if frozen(pid):
+            raise StackError(
+                f"{what} (pid {pid}) is frozen (stopped by `kill -STOP` or a debugger), so "
+                f"it cannot answer: `kill -CONT {pid}` resumes it, or `{restart_hint()}` "
+                f"restarts it (its log: {first_written(shown)})"
+            )
         time.sleep(0.25)
-    raise StackError(f"{what} not ready after {timeout:.0f}s; last log lines:\n{tail(log_file)}")
+    pid = read_pid(pid_file) if pid_file is not None else None
+    running = f" (pid {pid}) runs but" if pid is not None else ""
+    raise StackError(
+        f"{what}{running} did not answer within {timeout:.0f}s (frozen or overloaded?): "
+        f"`{restart_hint()}` restarts it; {log_lines(shown)}"
+    )
+
+
+def restart_hint() -> str:
+    """The commands that stop the stack and start it again, as this shell types them."""
+    from citybrain.commands import command_line
+
+    return f"{command_line('stack', 'down')}` then `{command_line('stack', 'up')}"
+
+
+def first_written(logs: Sequence[Path]) -> Path:
+    """The first of ``logs`` that holds anything, else the first."""
+    for path in logs:
+        with contextlib.suppress(OSError):
+            if path.stat().st_size:
+                return path
+    return logs[0]
+
+
+def log_lines(logs: Sequence[Path]) -> str:
+    """ "last lines of <log>:" and the tail of the first of ``logs`` that holds anything;
+    "its log <path> is empty" when none does (the colon over nothing read as cut off)."""
+    path = first_written(logs)
+    with contextlib.suppress(OSError):
+        if path.stat().st_size:
+            return f"last lines of {path}:\n{tail(path)}"
+    return f"its log {path} is empty"
 
 
 def stop(pid_file: Path, timeout: float = 30.0) -> bool:
-    """SIGTERM, wait, then SIGKILL. Returns whether a process was running."""
+    """SIGTERM (and SIGCONT to a frozen process, so it acts on it), wait up to
+    ``timeout`` seconds, then SIGKILL. Returns whether a process was running."""
     pid = read_pid(pid_file)
     if pid is None:
         pid_file.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
+    if frozen(pid):
+        # t104: a frozen process holds the SIGTERM until it runs again: `stack down` of a
+        # kill -STOPped Kafka waited the whole 30 s, then killed it without its shutdown.
+        os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and read_pid(pid_file) is not None:
         time.sleep(0.2)

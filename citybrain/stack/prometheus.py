@@ -135,7 +135,14 @@ class PrometheusServer:
         if self.running():
             # Started by another shell, or a start interrupted: "ready" was said of a
             # server still starting, and what came next found none.
-            wait_until(self.ready, timeout, "Prometheus", self.log_file, self.running)
+            wait_until(
+                self.ready,
+                timeout,
+                "Prometheus",
+                self.log_file,
+                self.running,
+                pid_file=self.pid_file,
+            )
             return
         self.check_ports()
         binary = self.binary()
@@ -150,7 +157,14 @@ class PrometheusServer:
             "--storage.tsdb.retention.time=2d",
         ]
         spawn(cmd, self.log_file, self.pid_file)
-        wait_until(self.ready, timeout, "Prometheus", self.log_file, self.running)
+        wait_until(
+            self.ready, timeout, "Prometheus", self.log_file, self.running, pid_file=self.pid_file
+        )
+
+    @property
+    def shown_log(self) -> Path:
+        """The log to point a user at (its whole output)."""
+        return self.log_file
 
     def stop(self) -> bool:
         return stop(self.pid_file)

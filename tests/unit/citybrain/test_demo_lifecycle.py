@@ -122,6 +122,27 @@ def test_stopping_a_running_demo_tells_it_by_what(tmp_path: Path) -> None:
     assert stop_running_demo(settings, "citybrain stack down") is None
 
 
+def test_stopping_a_frozen_demo_resumes_it_to_take_the_sigterm(tmp_path: Path) -> None:
+    """t104: a kill -STOPped demo held `stack down`'s SIGTERM until its timeout (60 s),
+    then `stack down` failed; it is sent SIGCONT after the SIGTERM, as process.stop does."""
+    import signal
+    import time
+
+    settings = _settings(tmp_path)
+    holder = _holder(tmp_path)
+    try:
+        os.kill(holder.pid, signal.SIGSTOP)
+        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            time.sleep(0.01)
+        began = time.monotonic()
+        stopped = stop_running_demo(settings, "citybrain stack down", timeout=15)
+        assert stopped is not None and stopped.pid == holder.pid
+        assert time.monotonic() - began < 5.0
+        assert holder.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        holder.kill()
+
+
 def test_a_demo_stopped_by_stack_down_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

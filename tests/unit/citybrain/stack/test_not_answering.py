@@ -84,12 +84,12 @@ def test_a_broker_taking_connections_and_answering_nothing(
     line = next(line for line in out.splitlines() if line.startswith("kafka"))
     assert line.split(maxsplit=1)[1].startswith(state), line
     if state == "not answering":
-        assert f"(running for 10 min, pid {os.getpid()}; its log: {kafka.log_file})" in line
+        assert f"(running for 10 min, pid {os.getpid()}; its log: {kafka.shown_log})" in line
         assert err.startswith(
             # How long it runs, not how long it is silent, which status cannot know (t98).
             "citybrain: the stack is not ready: kafka runs (for 10 min) but does not answer "
             "now: "
-            f"see its log {kafka.log_file}; `"
+            f"see its log {kafka.shown_log}; `"
         ), err
         assert "start the local stack" not in err
     else:
