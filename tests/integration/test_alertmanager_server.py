@@ -1461,3 +1461,94 @@ def test_inherited_timings_notify_when_alertmanager_does(
     timings = {(r.group_wait, r.group_interval) for rs in reached.values() for r in rs}
     assert len(timings) >= 2, timings
     assert checked["wait"] >= 16 and checked["interval"] >= 8, checked
+
+
+# Time mutes on a running Alertmanager (t107): the intervals themselves are compared with
+# Alertmanager's own package (test_time_intervals_differential.py), but which routes a
+# route's mute_time_intervals and active_time_intervals hold (its own, not its children's;
+# a mute and an active list together; several names) was not. Named intervals that hold
+# or not whatever the hour, and weekday ones, on random routes of a seeded tree; each
+# route's webhook must be notified exactly when citybrain's router lets it notify.
+MUTE_SEEDS = (41, 42)
+NAMED_INTERVALS = {
+    "always": [{}],
+    "never": [],
+    "weekdays": [{"weekdays": ["monday:friday"]}],
+    "weekend": [{"weekdays": ["saturday", "sunday"]}],
+    "this_year": [{"years": [time.strftime("%Y", time.gmtime())]}],
+}
+
+
+def muted_route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str, Any]:
+    node: dict[str, Any] = {"receiver": receiver}
+    if root:
+        node |= {"group_by": ["alert_id"], "group_wait": "0s", "group_interval": "1s"}
+    else:
+        ops = ["=", "!="]
+        node["matchers"] = [str(matcher(rng, rng.choice(ops))) for _ in range(rng.choice([0, 1]))]
+        node["continue"] = depth == 1 or rng.random() < 0.5
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            if rng.random() < 0.4:
+                node[key] = rng.sample(sorted(NAMED_INTERVALS), rng.choice([1, 1, 2]))
+    if depth < 3:
+        node["routes"] = [
+            muted_route(rng, f"{receiver}_{i}", depth + 1, root=False)
+            for i in range(rng.choice([0, 1, 2]) if not root else 4)
+        ]
+    return node
+
+
+@pytest.mark.parametrize("seed", MUTE_SEEDS)
+def test_route_time_mutes_hold_the_routes_alertmanager_holds(
+    tmp_path: Path, playbook: Any, seed: int
+) -> None:
+    rng = random.Random(seed)
+    hook_port = shifted_port(29096)
+    tree = muted_route(rng, "t", 0, root=True)
+    intervals = [{"name": k, "time_intervals": v} for k, v in NAMED_INTERVALS.items()]
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(
+        yaml.safe_dump(
+            {"version": 1, "route": as_citybrain(tree), "time_intervals": intervals},
+            allow_unicode=True,
+        )
+    )
+    router = load_routing(ours, dict.fromkeys(receivers(tree), playbook))
+    config = tmp_path / "alertmanager.yml"
+    hooks = [
+        {"name": n, "webhook_configs": [{"url": f"http://127.0.0.1:{hook_port}/{n}"}]}
+        for n in sorted(set(receivers(tree)))
+    ]
+    config.write_text(
+        yaml.safe_dump(
+            {"route": tree, "time_intervals": intervals, "receivers": hooks}, allow_unicode=True
+        )
+    )
+    alerts = []
+    for i in range(40):
+        labels = {"alert_id": f"al-{i}"}
+        for name in NAMES:
+            if rng.random() < 0.85:
+                labels[name] = rng.choice(VALUES[name])
+        alerts.append(labels)
+    hook = ReceiverHook(hook_port)
+    am = Alertmanager(config, tmp_path / "data")
+    try:
+        now = time.time()
+        assert http("POST", "/alerts", [{"labels": a} for a in alerts])[0] == 200
+        expected: set[tuple[str, str]] = set()
+        held = 0
+        for a in alerts:
+            for r in router.root.match(a):
+                if router.time_muted(r.mute_time_intervals, r.active_time_intervals, now):
+                    held += 1
+                else:
+                    expected.add((r.playbook, a["alert_id"]))
+        hook.until_all(expected)
+        time.sleep(2)  # two more flushes: a held route that Alertmanager notifies shows
+        notified = set(hook.by_receiver)
+    finally:
+        am.stop()
+        hook.close()
+    assert notified == expected, (sorted(notified - expected)[:5], sorted(expected - notified)[:5])
+    assert held >= 5 and len(expected) >= 20, (held, len(expected))
