@@ -320,6 +320,30 @@ class _CollectingLoader(_Loader):
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         self.duplicates.append(error)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """As Alertmanager's YAML reader (go-yaml v2) reads a tagged node (t107): a
+        sequence or mapping by its kind, whatever its tag (``!foo [..]``, ``!!set {a}``,
+        ``!!str {..}``), and a scalar whose tag is none of YAML's scalar types (``!foo``,
+        ``!<!x>``, ``!<tag:example.com,2000:x>``, ``!!foo``, ``!!map``) as its text.
+        PyYAML refused the first ("could not determine a constructor") where
+        Alertmanager routes; it made a set of ``!!set {kind}``, which Alertmanager
+        refuses where a list goes."""
+        if isinstance(node, yaml.SequenceNode):
+            node.tag = _SEQ
+        elif isinstance(node, yaml.MappingNode):
+            node.tag = _MAP
+        elif isinstance(node, yaml.ScalarNode) and node.tag not in _SCALAR_TAGS:
+            node.tag = _STR
+        return super().construct_object(node, deep=deep)
+
+
+_SEQ, _MAP, _STR = (f"tag:yaml.org,2002:{t}" for t in ("seq", "map", "str"))
+# The scalar types go-yaml v2 resolves (and !!binary, which it decodes): any other tag on
+# a scalar is read as the text.
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "null", "bool", "int", "float", "timestamp", "binary")
+)
+
 
 class WrittenInt(int):
     """An integer read from a routing file, with its text as written (``written``):

@@ -306,11 +306,28 @@ def _escaped_in_yaml(ch: str) -> bool:
     )
 
 
+# Tags Alertmanager's YAML reader (go-yaml v2) reads a text scalar, a list or a mapping
+# through as if untagged (t107): local, verbatim, unknown global and unknown ``!!`` ones.
+TAGS = ("!x", "!<!x>", "!!foo", "!<tag:example.com,2000:x>", "!e")
+
+
+def yaml_tag(rng: random.Random) -> str:
+    """Now and then a tag and a space to write before a text scalar, list or mapping
+    (more often in a fuzzer's configuration), else ""."""
+    if rng.random() < (0.08 if fuzzing() else 0.02):
+        return rng.choice(TAGS) + " "
+    return ""
+
+
 def yaml_scalar(text: str, rng: random.Random) -> str:
     """``text`` as a YAML scalar both readers read back as ``text``: plain when that is
     safe (also inside ``[...]``: no comma, bracket or brace), else single- or
     double-quoted at random (double-quoted when it holds a character YAML wants escaped),
-    non-ASCII now and then as ``\\u`` escapes."""
+    non-ASCII now and then as ``\\u`` escapes; now and then tagged (``yaml_tag``)."""
+    return yaml_tag(rng) + _yaml_scalar(text, rng)
+
+
+def _yaml_scalar(text: str, rng: random.Random) -> str:
     if _PLAIN.fullmatch(text) and not _RESOLVED.fullmatch(text) and rng.random() < 0.4:
         return text
     if not any(_escaped_in_yaml(ch) for ch in text) and rng.random() < 0.5:
@@ -335,10 +352,11 @@ def yaml_scalar(text: str, rng: random.Random) -> str:
 def yaml_list(items: list[str], rng: random.Random, indent: int) -> list[str]:
     """A list of scalars: ``[a, 'b']`` or a block list, as lines after the key (the flow
     form is returned as a single line starting with a space)."""
+    tag = yaml_tag(rng)
     if not items or rng.random() < 0.5:
-        return [" [" + ", ".join(yaml_scalar(t, rng) for t in items) + "]"]
+        return [f" {tag}[" + ", ".join(yaml_scalar(t, rng) for t in items) + "]"]
     pad = " " * indent
-    return [""] + [f"{pad}- {yaml_scalar(t, rng)}" for t in items]
+    return [f" {tag}".rstrip()] + [f"{pad}- {yaml_scalar(t, rng)}" for t in items]
 
 
 # ---------------------------------------------------------------- the model

@@ -689,6 +689,82 @@ def test_yaml_both_refuse(tmp_path: Path, playbook: Any, name: str, both: bool) 
         load_routing(our_path, {"r": playbook})
 
 
+# YAML tags (t107): Alertmanager's YAML reader (go-yaml v2) decodes a tagged sequence or
+# mapping by its kind, and a scalar tagged with no scalar type of YAML's as its text, so
+# these files route; PyYAML said "could not determine a constructor for the tag" of each.
+# Each: a route under the root (RECEIVER its receiver key) and what comes after the root.
+TAGGED = {
+    "local tag on a matcher": ("  - RECEIVER: a\n    matchers: [!foo 'category=\"a\"']\n", ""),
+    "verbatim local tag": ("  - RECEIVER: a\n    matchers: [!<!bar> category=a]\n", ""),
+    "unknown global tag": ("  - RECEIVER: a\n    matchers: [!<tag:example.com,2000:m> category=a]\n", ""),
+    "unknown !! tag": ("  - RECEIVER: a\n    matchers: [!!foo category=a]\n", ""),
+    "!!map on a scalar": ("  - RECEIVER: a\n    matchers: [!!map category=a]\n", ""),
+    "tag on a receiver": ("  - RECEIVER: !foo a\n    matchers: [category=a]\n", ""),
+    "tag on a duration": ("  - RECEIVER: a\n    group_wait: !foo 10s\n    matchers: [category=a]\n", ""),
+    "tag on a list": ("  - RECEIVER: a\n    matchers: !foo [category=a]\n", ""),
+    "tag on a route": ("  - !foo {RECEIVER: a, matchers: [category=a]}\n", ""),
+    "!!str on a route": ("  - !!str {RECEIVER: a, matchers: [category=a]}\n", ""),
+    "tag on a match value": ("  - RECEIVER: a\n    match: {category: !foo a}\n", ""),
+    "tag on a match map": ("  - RECEIVER: a\n    match: !foo {category: a}\n", ""),
+    "tag on a group_by entry": ("  - RECEIVER: a\n    group_by: [!foo category]\n    matchers: [category=a]\n", ""),
+    "tag on a key": ("  - RECEIVER: a\n    !foo matchers: [category=a]\n", ""),
+    "tag on routes": ("  - RECEIVER: a\n    matchers: [category=a]\n    routes: !foo [{RECEIVER: b}]\n", ""),
+    "tags in an inhibit rule": (
+        "  - RECEIVER: a\n    matchers: [category=~\"a|b\"]\n",
+        "inhibit_rules:\n  - !foo {source_matchers: [!foo category=a], target_matchers: [category=b], equal: [!foo kind]}\n",
+    ),
+}  # fmt: skip
+# Tagged nodes both refuse: Alertmanager reads the tag's node as above and then refuses it
+# (`!!set {kind}` is a mapping where a list goes; PyYAML made a set of it, which
+# citybrain took as group_by: [kind]).
+TAGGED_BOTH_REFUSE = {
+    "!!set group_by": "group_by: !!set {category}",
+    "tagged continue": "continue: !foo true",
+    "a tagged list as a matcher": "matchers: [!foo [category=a]]",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAGGED))
+def test_tagged_nodes_read_as_alertmanager_reads_them(
+    tmp_path: Path, playbook: Any, name: str
+) -> None:
+    routes, after = TAGGED[name]
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(
+        "route:\n  receiver: r\n  group_by: [kind]\n  routes:\n"
+        + routes.replace("RECEIVER", "receiver") + after
+        + "receivers: [{name: r}, {name: a}, {name: b}]\n"
+    )  # fmt: skip
+    our_path.write_text(
+        "version: 1\nroute:\n  playbook: r\n  group_by: [kind]\n  routes:\n"
+        + routes.replace("RECEIVER", "playbook") + after
+    )  # fmt: skip
+    checked = amtool("check-config", str(am_path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    router = load_routing(our_path, dict.fromkeys("rab", playbook))
+    for label in ("category=a", "category=b", "kind=x"):
+        done = amtool("config", "routes", "test", f"--config.file={am_path}", label)
+        assert done.returncode == 0, done.stderr
+        ours = [r.playbook for r in router.root.match(dict([parse_label(label)]))]
+        assert ours == done.stdout.strip().split(","), (name, label)
+    assert len(router.inhibit_rules) == (1 if after else 0)
+
+
+@pytest.mark.parametrize("name", sorted(TAGGED_BOTH_REFUSE))
+def test_tagged_nodes_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
+    entry = "    - receiver: r\n      " + TAGGED_BOTH_REFUSE[name]
+    am_path, our_path = tmp_path / "alertmanager.yml", tmp_path / "routing.yaml"
+    am_path.write_text(f"route:\n  receiver: r\n  routes:\n{entry}\nreceivers: [{{name: r}}]\n")
+    our_path.write_text(
+        "version: 1\nroute:\n  playbook: r\n  group_by: [kind]\n  routes:\n"
+        + entry.replace("receiver:", "playbook:")
+        + "\n"
+    )
+    assert amtool("check-config", str(am_path)).returncode != 0, name
+    with pytest.raises(PlaybookError):
+        load_routing(our_path, {"r": playbook})
+
+
 @pytest.mark.parametrize("name", sorted(BOTH_REFUSE))
 def test_both_refuse(tmp_path: Path, playbook: Any, name: str) -> None:
     route = BOTH_REFUSE[name]

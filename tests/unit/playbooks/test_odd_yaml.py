@@ -193,3 +193,36 @@ def test_a_grid_with_a_second_document_is_refused_saying_why(tmp_path: Path) -> 
     path.write_text("version: 1\nkinds: []\ncells: []\nsensors: []\n---\nkinds: []\n")
     with pytest.raises(PlaybookError, match=rf"^{path}:6: a second YAML document"):
         load_grid(path)
+
+
+# t107: tags Alertmanager's YAML reader (go-yaml v2) reads through, a tagged list or
+# mapping by its kind and a scalar tagged with no YAML scalar type as its text; PyYAML
+# said "could not determine a constructor for the tag" (and made a set of !!set {kind}).
+@pytest.mark.parametrize(
+    "route",
+    [
+        "- matchers: [!foo 'kind=\"pm25\"']",
+        "- matchers: [!<!x> 'kind=\"pm25\"']",
+        "- matchers: [!<tag:example.com,2000:x> 'kind=\"pm25\"']",
+        "- matchers: [!!foo 'kind=\"pm25\"']",
+        "- matchers: !foo ['kind=\"pm25\"']",
+        "- !foo {matchers: ['kind=\"pm25\"']}",
+        "- match: {kind: !foo pm25}",
+    ],
+)
+def test_a_tagged_node_is_read_as_alertmanager_reads_it(tmp_path: Path, route: str) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+        f"  {route}\n"
+    )
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    (child,) = router.root.routes
+    assert [str(m) for m in child.matchers] == ['kind="pm25"']
+
+
+def test_a_set_where_group_by_goes_is_refused_as_alertmanager_refuses_it(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: !!set {kind}\n")
+    with pytest.raises(PlaybookError, match=r"routing.yaml:4: route.group_by: is a mapping"):
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
