@@ -1479,13 +1479,26 @@ def test_inherited_timings_notify_when_alertmanager_does(
 # or not whatever the hour, and weekday ones, on random routes of a seeded tree; each
 # route's webhook must be notified exactly when citybrain's router lets it notify.
 MUTE_SEEDS = (41, 42)
-NAMED_INTERVALS = {
-    "always": [{}],
-    "never": [],
-    "weekdays": [{"weekdays": ["monday:friday"]}],
-    "weekend": [{"weekdays": ["saturday", "sunday"]}],
-    "this_year": [{"years": [time.strftime("%Y", time.gmtime())]}],
-}
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def named_intervals(now: float) -> dict[str, list[dict[str, Any]]]:
+    """Intervals whose truth cannot change within a day of ``now``: the days and years
+    either side of it hold or do not together, so a run across midnight (or New Year)
+    sees the same mutes in citybrain's check as in Alertmanager's."""
+    day = time.gmtime(now).tm_wday
+    near = [WEEKDAYS[(day + d) % 7] for d in (-1, 0, 1)]
+    year = time.gmtime(now).tm_year
+    return {
+        "always": [{}],
+        "never": [],
+        "these_days": [{"weekdays": near}],
+        "other_days": [{"weekdays": [w for w in WEEKDAYS if w not in near]}],
+        "these_years": [{"years": [f"{year - 1}:{year + 1}"]}],
+    }
+
+
+NAMED_INTERVALS = named_intervals(time.time())
 
 
 def muted_route(rng: random.Random, receiver: str, depth: int, root: bool) -> dict[str, Any]:
