@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from heapq import merge
-from itertools import repeat
+from itertools import filterfalse, repeat
 from operator import attrgetter, itemgetter
 from typing import Any, overload
 
@@ -143,9 +143,21 @@ class Admitted(Sequence[Incoming]):
     is also the sequence of its ``Incoming`` readings: ``self[j]`` is the one ``make(j)``
     builds (once, then kept), or the given one for a batch made ``of`` them, so a
     reading that leaves the bank's fast path (a new sensor, an episode, a flagged or
-    refused reading) is an ``Incoming`` as before, and the others never are."""
+    refused reading) is an ``Incoming`` as before, and the others never are.
+    ``make_many`` (optional) builds the ``Incoming`` of a list of places in one call
+    (``many``: a batch of new sensors needs every one of them)."""
 
-    __slots__ = ("_given", "_made", "_make", "in_pack", "offsets", "sensor_ids", "ts", "values")
+    __slots__ = (
+        "_given",
+        "_made",
+        "_make",
+        "_make_many",
+        "in_pack",
+        "offsets",
+        "sensor_ids",
+        "ts",
+        "values",
+    )
 
     def __init__(
         self,
@@ -155,6 +167,7 @@ class Admitted(Sequence[Incoming]):
         offsets: np.ndarray,
         in_pack: np.ndarray,
         make: Callable[[int], Incoming],
+        make_many: Callable[[list[int]], list[Incoming]] | None = None,
     ) -> None:
         self.sensor_ids = sensor_ids
         self.ts = ts
@@ -162,6 +175,7 @@ class Admitted(Sequence[Incoming]):
         self.offsets = offsets
         self.in_pack = in_pack
         self._make = make
+        self._make_many = make_many
         self._made: dict[int, Incoming] = {}
         self._given: Sequence[Incoming] | None = None
 
@@ -182,6 +196,20 @@ class Admitted(Sequence[Incoming]):
         )
         batch._given = items
         return batch
+
+    def many(self, places: list[int]) -> list[Incoming]:
+        """``[self[j] for j in places]`` (places in range, each once), the ones not yet
+        made built in one ``make_many`` call: 300,000 ``make`` calls were a third of a
+        batch of new sensors' detection (t106)."""
+        if self._given is not None:
+            return list(map(self._given.__getitem__, places))
+        if self._make_many is None:
+            return list(map(self.__getitem__, places))
+        made = self._made
+        todo = list(filterfalse(made.__contains__, places)) if made else places
+        if todo:
+            made.update(zip(todo, self._make_many(todo), strict=True))
+        return list(map(made.__getitem__, places))
 
     def reading(self, j: int) -> Reading:
         """The ``j``-th reading."""
@@ -1083,17 +1111,18 @@ class SensorDetection:
                 by_slot = slots[at_slot]
                 starts = np.flatnonzero(np.concatenate(([True], by_slot[1:] != by_slot[:-1])))
                 bounds = [*starts.tolist(), at_slot.size]
-                grouped = list(map(batch.__getitem__, at_slot.tolist()))
+                grouped = batch.many(at_slot.tolist())
                 for g, j in enumerate(at_slot[starts].tolist()):
                     groups.append((j, sids[j], grouped[bounds[g] : bounds[g + 1]]))
             others: dict[str, tuple[int, str, list[Incoming]]] = {}
-            for j in slow[~known[slow]].tolist():  # new sensors, states read back
+            new = slow[~known[slow]].tolist()  # new sensors, states read back
+            for j, item in zip(new, batch.many(new), strict=True):
                 sid = sids[j]
                 group = others.get(sid)
                 if group is None:
-                    others[sid] = (j, sid, [batch[j]])
+                    others[sid] = (j, sid, [item])
                 else:
-                    group[2].append(batch[j])
+                    group[2].append(item)
             if others:
                 groups.extend(others.values())
             groups.sort(key=_first)
