@@ -371,6 +371,49 @@ def test_the_bank_fast_path_gives_the_per_sensor_rules_result() -> None:
         assert alerts > 0
 
 
+def test_new_sensors_are_born_into_the_bank_and_admitted_as_arrays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t106: a sensor with no state took the per-sensor path (``_admit_sensor`` and a
+    loop over its readings): 20,000 new sensors in packs were three quarters of the
+    in-process ceiling's detection. Now it is born with no history in the bank and
+    admitted with the live ones, with the per-sensor path's result, every field."""
+    real = SensorDetection._admit_sensor
+    calls: list[int] = []
+
+    def counted(self: SensorDetection, *args: Any) -> Any:
+        calls.append(1)
+        return real(self, *args)
+
+    for seed in range(3):
+        slow = tail_handler()
+        slow.bank = None
+        expected = [slow.process(fresh(seed), {}), slow.process(mixed_batches(seed)[0], {})]
+        fast = tail_handler()
+        with monkeypatch.context() as patched:
+            patched.setattr(SensorDetection, "_admit_sensor", counted)
+            # Fresh sensors, several ordered readings each: no per-sensor admission.
+            got = fast.process(fresh(seed), {})
+            assert calls == []
+        assert got.scored == len(fresh(seed))
+        assert outcome(got) == outcome(expected[0])
+        # New sensors with duplicates, out-of-order readings and redeliveries.
+        assert outcome(tail_handler().process(mixed_batches(seed)[0], {})) == outcome(expected[1])
+
+
+def fresh(seed: int) -> list[Incoming]:
+    """Six new sensors, three ordered readings each, interleaved."""
+    out = []
+    for k in range(3):
+        for s in range(6):
+            ts = T0 + 300.0 * k
+            reading = Reading(
+                ts, f"n{seed}-{s}", "traffic_flow", 10.0 + s, "vehicles/5min", "c-bridge"
+            )
+            out.append(Incoming(reading, 0.0, 1 + 6 * k + s, index=0))
+    return out
+
+
 def test_live_and_changelog_tail_states_give_the_same_result() -> None:
     items = interleaved()
     h = tail_handler()
