@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import attrgetter, eq, itemgetter
 from typing import Any, Literal, cast
 
@@ -162,6 +162,7 @@ _SENSOR = attrgetter("sensor_id")
 _FILED = attrgetter("kind", "grid_cell", "unit")
 _TS_TEXT = attrgetter("ts")
 _SCHEMA = attrgetter("schema")
+_READINGS = attrgetter("readings")
 _VALUE = attrgetter("value")
 _NAN = float("nan")
 # A registration's strings, for the admitted readings' columns.
@@ -243,29 +244,30 @@ class BatchAdmission:
                 return list(map(decode, values)), True
             except Exception:
                 pass
-        # Whichever decoder took the last message is tried first: a topic carries mostly
+        # Whichever shape took the last message is tried first: a topic carries mostly
         # packs or mostly single readings, and a refused decode of a pack costs a parse.
-        first: Callable[[bytes], WireReading | WirePack] = decode
-        second: Callable[[bytes], WireReading | WirePack] = self._decode_pack
+        single_first = True
         rows: list[WireReading | WirePack | None] = []
         for value in values:
             if not text and not (value.isascii() or _utf8(value)):
                 rows.append(None)  # the validator names the byte and its offset
                 continue
-            try:
-                rows.append(first(value))
-                continue
-            except Exception:  # the other shape, or a fault the validator names below
-                pass
-            if pack_too_large(value) is not None:
-                rows.append(None)  # counted before built (t101); the validator names it
-                continue
-            try:
-                rows.append(second(value))
-            except Exception:
-                rows.append(None)
-            else:
-                first, second = second, first
+            row: WireReading | WirePack | None = None
+            if single_first:
+                row = _or_none(decode, value)
+            if row is None:
+                # Counted before any pack decoder builds it (t101), whichever shape
+                # came first: a pack after a pack was built whole before its count.
+                if pack_too_large(value) is not None:
+                    rows.append(None)  # the validator names it
+                    continue
+                row = _or_none(self._decode_pack, value)
+                if row is not None:
+                    single_first = False
+                elif not single_first:
+                    row = _or_none(decode, value)
+                    single_first = row is not None
+            rows.append(row)
         return rows, False
 
     def _checked(
@@ -276,12 +278,31 @@ class BatchAdmission:
         newest: float,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The fast check over registered single readings as arrays: (passes, event
-        times, values, registration rows). A reading passes if its sensor is registered
-        with its kind, cell and unit, its value is in the kind's plausible range, it is
-        on its sensor's home partition, and its timestamp has a zone and falls between
-        ``MIN_EVENT_TIME`` and ``newest``, and its message (``raws``) gives every key
-        once; each distinct timestamp text of the batch is parsed once (a city's sensors
-        report on the same clock ticks)."""
+        times, values, registration rows), ``_rules`` and each message (``raws``)
+        giving every key once."""
+        m = len(rows)
+        home = np.fromiter(partitions, np.int64, m)
+        # Nothing but its fields: each of these messages has at least _SINGLE_QUOTES (its
+        # required fields), so a batch with exactly m times as many has only those (one
+        # count over the batch); else each is looked at (a field no reading has, an
+        # escape, a key given twice).
+        once = np.ones(m, np.bool_)
+        if m and _quotes(b"".join(raws)) != m * _SINGLE_QUOTES:
+            once = np.fromiter(map(_once_each, raws, repeat(_SINGLE_QUOTES)), np.bool_, m)
+        passes, times, values, at = self._rules(rows, home, newest)
+        return once & passes, times, values, at
+
+    def _rules(
+        self, rows: Sequence[WireReading | WirePacked], home: np.ndarray, newest: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``_registered_here`` and the timestamp's rules over decoded readings (their
+        schemas checked by the caller) as arrays:
+        (passes, event times, values, registration rows), each of length ``len(rows)``.
+        A reading passes if its sensor is registered with its kind, cell and unit, its
+        value is in the kind's plausible range, it arrived on its sensor's home
+        partition (``home``: the partition each arrived on), and its timestamp has a zone
+        and falls between ``MIN_EVENT_TIME`` and ``newest``; each distinct timestamp
+        text is parsed once (a city's sensors report on the same clock ticks)."""
         m = len(rows)
         at = np.fromiter(map(self._row.get, map(_SENSOR, rows), repeat(-1)), np.int64, m)
         # (kind, cell, unit) as the sensor's registration has them (None: no sensor).
@@ -295,17 +316,8 @@ class BatchAdmission:
             if ts is not None:
                 epochs[text] = ts
         times = np.fromiter(map(epochs.__getitem__, texts), np.float64, m)
-        home = np.fromiter(partitions, np.int64, m)
-        # Nothing but its fields: each of these messages has at least _SINGLE_QUOTES (its
-        # required fields), so a batch with exactly m times as many has only those (one
-        # count over the batch); else each is looked at (a field no reading has, an
-        # escape, a key given twice).
-        once = np.ones(m, np.bool_)
-        if m and _quotes(b"".join(raws)) != m * _SINGLE_QUOTES:
-            once = np.fromiter(map(_once_each, raws, repeat(_SINGLE_QUOTES)), np.bool_, m)
         passes = (
-            once
-            & same
+            same
             & (self._low[at] <= values)
             & (values <= self._high[at])
             & (self._home_of[at] == home)
@@ -338,6 +350,12 @@ class BatchAdmission:
         raw = [value or b"" for value in values] if None in values else cast(list[bytes], values)
         rows, all_single = self._decoded(raw)
         newest = now + self.validator.max_future_skew
+        if not all_single and rows and set(map(type, rows)) == {WirePack}:
+            packed = self._packed_columns(
+                cast(list[WirePack], rows), raw, partitions, offsets, received, newest
+            )
+            if packed is not None:  # the common case of a packs topic: every reading good
+                return packed, []
         places: Sequence[int] = range(len(rows))
         if not all_single:
             single = self._single
@@ -352,9 +370,11 @@ class BatchAdmission:
         if all_single and bool(passes.all()):  # the common case: no Python per message
             n = len(rows)
             make = partial(self._make, at, times, vals, received, offsets, raw)
+            many = partial(self._make_many, at, times, vals, received, offsets, raw)
             offset_column = np.fromiter(offsets, np.int64, n)
             sensor_ids = list(map(_SENSOR, singles))
-            return Admitted(sensor_ids, times, vals, offset_column, np.zeros(n, np.int64), make), []
+            in_pack = np.zeros(n, np.int64)
+            return Admitted(sensor_ids, times, vals, offset_column, in_pack, make, many), []
         passed = list(compress(places, passes.tolist()))
         fast = [False] * len(rows)
         for i in passed:
@@ -368,7 +388,7 @@ class BatchAdmission:
                 continue
             admitted: list[Incoming] = []
             if not (
-                type(row) is WirePack
+                isinstance(row, WirePack)
                 and self._pack(
                     row, raw[i], partitions[i], offsets[i], received[i], now, i, admitted, refused
                 )
@@ -386,8 +406,7 @@ class BatchAdmission:
             n = len(passed)
             kept_at, kept_times, kept_vals = at[chosen], times[chosen], vals[chosen]
             kept_offsets = [offsets[i] for i in passed]
-            make = partial(
-                self._make,
+            kept = (
                 kept_at,
                 kept_times,
                 kept_vals,
@@ -398,7 +417,13 @@ class BatchAdmission:
             sensor_ids = list(map(_SENSOR, map(singles.__getitem__, chosen.tolist())))
             offset_column = np.fromiter(kept_offsets, np.int64, n)
             columns = Admitted(
-                sensor_ids, kept_times, kept_vals, offset_column, np.zeros(n, np.int64), make
+                sensor_ids,
+                kept_times,
+                kept_vals,
+                offset_column,
+                np.zeros(n, np.int64),
+                partial(self._make, *kept),
+                partial(self._make_many, *kept),
             )
             return columns, refused
         made = iter(
@@ -423,6 +448,125 @@ class BatchAdmission:
             incoming.extend(next_other[1])
             next_other = next(other, None)
         return Admitted.of(incoming), refused
+
+    def _packed_columns(
+        self,
+        packs: list[WirePack],
+        raw: Sequence[bytes],
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        received: Sequence[float],
+        newest: float,
+    ) -> Admitted | None:
+        """A batch of nothing but packs as ``Admitted`` columns
+        when every pack and every reading passes the fast check (``_pack``'s, as
+        arrays: no Python per reading), else None (each pack is then admitted on its
+        own, ``_pack``)."""
+        counts = list(map(len, map(_READINGS, packs)))
+        if not 0 < min(counts) <= max(counts) <= MAX_PACK_READINGS:
+            return None  # the validator names the fault (an empty or oversize pack)
+        if list(map(_SCHEMA, packs)).count(PACK_SCHEMA) != len(packs):
+            return None
+        flat: list[WirePacked] = list(chain.from_iterable(map(_READINGS, packs)))
+        m = len(flat)
+        given = list(map(_SCHEMA, flat))
+        schemas = m - given.count(msgspec.UNSET)
+        if given.count(READING_SCHEMA) != schemas:
+            return None  # a packed reading's own schema that is not reading/1
+        # Every pack has at least its fields' quotes: exactly as many over the batch is
+        # every key once in every pack (``_once_each``), else each is looked at.
+        quotes = _PACK_QUOTES * len(packs) + _PACKED_QUOTES * m + 4 * schemas
+        if sum(map(_quotes, raw)) != quotes:  # (no join: a batch of packs is megabytes)
+            for pack, value in zip(packs, raw, strict=True):
+                own = len(pack.readings) - list(map(_SCHEMA, pack.readings)).count(msgspec.UNSET)
+                want = _PACK_QUOTES + _PACKED_QUOTES * len(pack.readings) + 4 * own
+                if not _once_each(value, want):
+                    return None
+        of_message = np.repeat(np.arange(len(packs)), counts)
+        home = np.asarray(partitions, np.int64)[of_message]
+        passes, times, vals, at = self._rules(flat, home, newest)
+        if not bool(passes.all()):
+            return None
+        starts = np.cumsum(counts) - counts
+        in_pack = np.arange(m, dtype=np.int64) - starts[of_message]
+        offset_column = np.asarray(offsets, np.int64)[of_message]
+        columns = (at, times, vals, of_message, in_pack, received, offsets)
+        make = partial(self._make_packed, *columns)
+        many = partial(self._make_many_packed, *columns)
+        return Admitted(list(map(_SENSOR, flat)), times, vals, offset_column, in_pack, make, many)
+
+    def _make_packed(
+        self,
+        at: np.ndarray,
+        times: np.ndarray,
+        vals: np.ndarray,
+        of_message: np.ndarray,
+        in_pack: np.ndarray,
+        received: Sequence[float],
+        offsets: Sequence[int],
+        j: int,
+    ) -> Incoming:
+        """The ``j``-th reading of a batch of packs' columns, as ``_pack`` builds it."""
+        reg = self._regs[at.item(j)]
+        message = of_message.item(j)
+        reading = Reading(times.item(j), reg[6], reg[0], vals.item(j), reg[2], reg[1])
+        return Incoming(reading, received[message], offsets[message], b"", in_pack.item(j))
+
+    def _make_many_packed(
+        self,
+        at: np.ndarray,
+        times: np.ndarray,
+        vals: np.ndarray,
+        of_message: np.ndarray,
+        in_pack: np.ndarray,
+        received: Sequence[float],
+        offsets: Sequence[int],
+        places: list[int],
+    ) -> list[Incoming]:
+        """``_make_packed`` of each of ``places``, in one pass."""
+        j = np.asarray(places, np.int64)
+        regs = list(map(self._regs.__getitem__, at[j].tolist()))
+        readings = map(
+            Reading,
+            times[j].tolist(),
+            map(_SENSOR_ID, regs),
+            map(_KIND, regs),
+            vals[j].tolist(),
+            map(_UNIT, regs),
+            map(_CELL, regs),
+        )
+        message = of_message[j].tolist()
+        return list(
+            map(
+                Incoming,
+                readings,
+                map(received.__getitem__, message),
+                map(offsets.__getitem__, message),
+                repeat(b""),
+                in_pack[j].tolist(),
+            )
+        )
+
+    def _make_many(
+        self,
+        at: np.ndarray,
+        times: np.ndarray,
+        vals: np.ndarray,
+        received: Sequence[float],
+        offsets: Sequence[int],
+        raw: Sequence[bytes],
+        places: list[int],
+    ) -> list[Incoming]:
+        """``_make`` of each of ``places``, in one pass (``_made``)."""
+        j = np.asarray(places, np.int64)
+        return self._made(
+            at[j],
+            times[j],
+            vals[j],
+            map(received.__getitem__, places),
+            map(offsets.__getitem__, places),
+            map(raw.__getitem__, places),
+        )
 
     def _make(
         self,
@@ -527,6 +671,15 @@ class BatchAdmission:
             refusals = packed_as_sent(raw, len(readings), refusals)
         refused.extend((place_in_batch, r) for r in refusals)
         return True
+
+
+def _or_none(decode: Callable[[bytes], Any], value: bytes) -> Any:
+    """``decode(value)``, None if it raises (the other shape, or a fault the validator
+    names)."""
+    try:
+        return decode(value)
+    except Exception:
+        return None
 
 
 def _utf8(value: bytes) -> bool:

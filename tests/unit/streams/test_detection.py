@@ -371,6 +371,68 @@ def test_the_bank_fast_path_gives_the_per_sensor_rules_result() -> None:
         assert alerts > 0
 
 
+def test_new_sensors_are_born_into_the_bank_and_admitted_as_arrays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t106: a sensor with no state took the per-sensor path (``_admit_sensor`` and a
+    loop over its readings): 20,000 new sensors in packs were three quarters of the
+    in-process ceiling's detection. Now it is born with no history in the bank and
+    admitted with the live ones, with the per-sensor path's result, every field."""
+    real = SensorDetection._admit_sensor
+    calls: list[int] = []
+
+    def counted(self: SensorDetection, *args: Any) -> Any:
+        calls.append(1)
+        return real(self, *args)
+
+    for seed in range(3):
+        slow = tail_handler()
+        slow.bank = None
+        expected = [slow.process(fresh(seed), {}), slow.process(mixed_batches(seed)[0], {})]
+        fast = tail_handler()
+        with monkeypatch.context() as patched:
+            patched.setattr(SensorDetection, "_admit_sensor", counted)
+            # Fresh sensors, several ordered readings each: no per-sensor admission.
+            got = fast.process(fresh(seed), {})
+            assert calls == []
+        assert got.scored == len(fresh(seed))
+        assert outcome(got) == outcome(expected[0])
+        # New sensors with duplicates, out-of-order readings and redeliveries.
+        assert outcome(tail_handler().process(mixed_batches(seed)[0], {})) == outcome(expected[1])
+
+
+def test_a_batch_of_live_sensors_compares_no_state_by_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t106: looking for sensors with no state as ``None in got`` compared every
+    ``BankState`` of the batch with ``None`` through ``Mapping.__eq__`` (Python, an ABC
+    check each: 9 % of a batch of known sensors). States are looked at by identity."""
+    handler, states = tail_handler(), {}
+    batches = mixed_batches(1)
+    for batch in batches[:5]:
+        states.update(handler.process(batch, states).states)
+
+    def compared(self: object, other: object) -> bool:
+        raise AssertionError(f"a sensor state compared with {other!r}")
+
+    monkeypatch.setattr(BankState, "__eq__", compared)
+    for batch in batches[5:10]:
+        states.update(handler.process(batch, states).states)
+
+
+def fresh(seed: int) -> list[Incoming]:
+    """Six new sensors, three ordered readings each, interleaved."""
+    out = []
+    for k in range(3):
+        for s in range(6):
+            ts = T0 + 300.0 * k
+            reading = Reading(
+                ts, f"n{seed}-{s}", "traffic_flow", 10.0 + s, "vehicles/5min", "c-bridge"
+            )
+            out.append(Incoming(reading, 0.0, 1 + 6 * k + s, index=0))
+    return out
+
+
 def test_live_and_changelog_tail_states_give_the_same_result() -> None:
     items = interleaved()
     h = tail_handler()
