@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1762,11 +1762,25 @@ def _watch(
                 lost = worker_gone(files, worker)
                 if lost:
                     raise StackError(lost) from None
+                if frozen(worker):
+                    # Said at once and waited on, as a frozen Kafka is (`kill -CONT` resumes
+                    # it): the view printed nothing for 22 s, then gave up (t108).
+                    unanswered = 0
+                    now = time.monotonic()
+                    if give_up is not None and now > give_up:
+                        raise StackError(
+                            f"{frozen_note(None, worker)}; its log: {files.log}"
+                        ) from None
+                    progress = replace(
+                        progress,
+                        phase=f"stalled: {frozen_note(None, worker)}",
+                        elapsed=now - started,
+                    )
+                    show(progress)
+                    continue
                 unanswered += 1
                 if unanswered < 20:  # 10 s: a busy worker may miss a scrape or two
                     continue
-                if frozen(worker):
-                    raise StackError(f"{frozen_note(None, worker)}; its log: {files.log}") from None
                 raise StackError(
                     f"the demo's worker (pid {worker}) runs but has not answered on {url} for "
                     f"10 s ({getattr(exc, 'reason', None) or exc}); its log {files.log} "

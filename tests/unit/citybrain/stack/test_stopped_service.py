@@ -300,3 +300,54 @@ def test_the_demo_counts_a_redelivered_event_once() -> None:
         "citybrain_incidents_redelivered_total": 120.0,
     }
     assert processed_events(metrics) == 33_775
+
+
+def test_the_demo_live_view_waits_on_a_frozen_worker_saying_so_at_once(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """t108: with the demo's worker frozen the live view printed nothing for 22 s (its
+    /metrics did not answer, counted as a busy worker's missed scrapes), then gave up.
+    Now each line says it is frozen and how to resume it, and the view waits on it as it
+    waits on a frozen Kafka; it ends when the worker is gone."""
+    import io
+    import socket
+    import threading
+
+    from rich.console import Console
+
+    from citybrain.demo import DemoFiles, _watch
+
+    files = DemoFiles(tmp_path / "demo")
+    files.dir.mkdir()
+    files.pid.write_text(str(sleeper.pid))
+    files.log.write_text("")
+    with socket.socket() as free:  # a port nothing listens on: every scrape refused
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}/metrics"
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=400)
+    replay = threading.Thread(target=time.sleep, args=(60,), daemon=True)
+    replay.start()
+    _stopped(sleeper)
+    ended: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            _watch(console, files, sleeper.pid, url, replay, [0], 10, 5.0, line_every=0.0)
+        except BaseException as exc:
+            ended.append(exc)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    deadline = time.monotonic() + 15
+    while out.getvalue().count("is frozen") < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert out.getvalue().count(f"the demo's worker (pid {sleeper.pid}) is frozen") >= 3
+    assert f"kill -CONT {sleeper.pid}" in out.getvalue()
+    assert watcher.is_alive()  # waiting on it, not given up
+    os.kill(sleeper.pid, signal.SIGKILL)
+    sleeper.wait()
+    watcher.join(timeout=10)
+    assert not watcher.is_alive()
+    assert len(ended) == 1 and isinstance(ended[0], StackError)
+    assert f"the demo's worker (pid {sleeper.pid}) exited" in str(ended[0])
