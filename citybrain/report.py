@@ -28,8 +28,8 @@ from streams.errors import MISSING, EventError
 from streams.events import IncidentReport, Reading, alert_fields, epoch_seconds_fault, parse_ts
 from streams.feeds import read_canonical
 
-# pandas (0.3 s) is imported by the functions that build frames: `citybrain runs` and the
-# other operator commands load this module for its hints on an unreachable worker.
+# pandas (0.3 s) is imported by the functions that build frames: the operator's API
+# commands (runs, silences) load this module for its hints on an unreachable worker.
 if TYPE_CHECKING:
     import pandas as pd
 
