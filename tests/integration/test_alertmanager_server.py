@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -1351,6 +1352,45 @@ class ReceiverHook(Webhook):
             time.sleep(0.05)
 
 
+HOOK_PORT = shifted_port(29096)  # the webhook every receiver of both_configs calls
+
+
+def both_configs(
+    tmp_path: Path,
+    playbook: Any,
+    tree: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    **webhook: Any,
+) -> tuple[Router, Path]:
+    """citybrain's router of the Alertmanager route ``tree`` (with ``extra`` top-level
+    sections, e.g. ``time_intervals``), and the path of Alertmanager's config of the same,
+    each receiver a webhook at ``HOOK_PORT``/its name (``webhook``: more of its settings)."""
+    extra = extra or {}
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(
+        yaml.safe_dump({"version": 1, "route": as_citybrain(tree), **extra}, allow_unicode=True)
+    )
+    router = load_routing(ours, dict.fromkeys(receivers(tree), playbook))
+    hooks = [
+        {"name": n, "webhook_configs": [{"url": f"http://127.0.0.1:{HOOK_PORT}/{n}", **webhook}]}
+        for n in sorted(set(receivers(tree)))
+    ]
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump({"route": tree, **extra, "receivers": hooks}, allow_unicode=True)
+    )
+    return router, config
+
+
+def random_labels(rng: random.Random, names: Sequence[str], **fixed: str) -> dict[str, str]:
+    """``fixed``, and each of ``names`` with a value of ``VALUES`` at odds of 0.85."""
+    labels = dict(fixed)
+    for name in names:
+        if rng.random() < 0.85:
+            labels[name] = rng.choice(VALUES[name])
+    return labels
+
+
 def timed_route(
     rng: random.Random,
     receiver: str,
@@ -1388,41 +1428,16 @@ def test_inherited_timings_notify_when_alertmanager_does(
     tmp_path: Path, playbook: Any, seed: int
 ) -> None:
     rng = random.Random(seed)
-    hook_port = shifted_port(29096)
     tree = timed_route(rng, "t", 0, root=True)
-    ours = tmp_path / "routing.yaml"
-    ours.write_text(yaml.safe_dump({"version": 1, "route": as_citybrain(tree)}, allow_unicode=True))
-    router = load_routing(ours, dict.fromkeys(receivers(tree), playbook))
-    names = sorted(set(receivers(tree)))
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "route": tree,
-                "receivers": [
-                    {
-                        "name": n,
-                        "webhook_configs": [
-                            {"url": f"http://127.0.0.1:{hook_port}/{n}", "send_resolved": False}
-                        ],
-                    }
-                    for n in names
-                ],
-            },
-            allow_unicode=True,
-        )
-    )
+    router, config = both_configs(tmp_path, playbook, tree, send_resolved=False)
     # One group per kind and route: each kind's first alert, then a second one that joins.
     firsts, seconds = [], []
     for i in range(16):
-        labels = {"kind": f"k{i}"}
-        for name in ("severity", "district", "category"):
-            if rng.random() < 0.85:
-                labels[name] = rng.choice(VALUES[name])
+        labels = random_labels(rng, ("severity", "district", "category"), kind=f"k{i}")
         firsts.append({"alert_id": f"al-{i}", **labels})
         seconds.append({"alert_id": f"al-{i}b", **labels})
     reached = {a["alert_id"]: router.root.match(a) for a in firsts + seconds}
-    hook = ReceiverHook(hook_port)
+    hook = ReceiverHook(HOOK_PORT)
     am = Alertmanager(config, tmp_path / "data")
     problems: list[str] = []
     try:
@@ -1525,35 +1540,11 @@ def test_route_time_mutes_hold_the_routes_alertmanager_holds(
     tmp_path: Path, playbook: Any, seed: int
 ) -> None:
     rng = random.Random(seed)
-    hook_port = shifted_port(29096)
     tree = muted_route(rng, "t", 0, root=True)
     intervals = [{"name": k, "time_intervals": v} for k, v in NAMED_INTERVALS.items()]
-    ours = tmp_path / "routing.yaml"
-    ours.write_text(
-        yaml.safe_dump(
-            {"version": 1, "route": as_citybrain(tree), "time_intervals": intervals},
-            allow_unicode=True,
-        )
-    )
-    router = load_routing(ours, dict.fromkeys(receivers(tree), playbook))
-    config = tmp_path / "alertmanager.yml"
-    hooks = [
-        {"name": n, "webhook_configs": [{"url": f"http://127.0.0.1:{hook_port}/{n}"}]}
-        for n in sorted(set(receivers(tree)))
-    ]
-    config.write_text(
-        yaml.safe_dump(
-            {"route": tree, "time_intervals": intervals, "receivers": hooks}, allow_unicode=True
-        )
-    )
-    alerts = []
-    for i in range(40):
-        labels = {"alert_id": f"al-{i}"}
-        for name in NAMES:
-            if rng.random() < 0.85:
-                labels[name] = rng.choice(VALUES[name])
-        alerts.append(labels)
-    hook = ReceiverHook(hook_port)
+    router, config = both_configs(tmp_path, playbook, tree, {"time_intervals": intervals})
+    alerts = [random_labels(rng, NAMES, alert_id=f"al-{i}") for i in range(40)]
+    hook = ReceiverHook(HOOK_PORT)
     am = Alertmanager(config, tmp_path / "data")
     try:
         now = time.time()
@@ -1588,26 +1579,14 @@ def test_inherited_repeat_intervals_repeat_when_alertmanager_does(
     tmp_path: Path, playbook: Any, seed: int
 ) -> None:
     rng = random.Random(seed)
-    hook_port = shifted_port(29096)
     tree = timed_route(rng, "t", 0, root=True, repeats=("7s", "11s"))
-    ours = tmp_path / "routing.yaml"
-    ours.write_text(yaml.safe_dump({"version": 1, "route": as_citybrain(tree)}, allow_unicode=True))
-    router = load_routing(ours, dict.fromkeys(receivers(tree), playbook))
-    config = tmp_path / "alertmanager.yml"
-    hooks = [
-        {"name": n, "webhook_configs": [{"url": f"http://127.0.0.1:{hook_port}/{n}"}]}
-        for n in sorted(set(receivers(tree)))
+    router, config = both_configs(tmp_path, playbook, tree)
+    alerts = [
+        random_labels(rng, ("severity", "district", "category"), alert_id=f"al-{i}", kind=f"k{i}")
+        for i in range(12)
     ]
-    config.write_text(yaml.safe_dump({"route": tree, "receivers": hooks}, allow_unicode=True))
-    alerts = []
-    for i in range(12):
-        labels = {"alert_id": f"al-{i}", "kind": f"k{i}"}
-        for name in ("severity", "district", "category"):
-            if rng.random() < 0.85:
-                labels[name] = rng.choice(VALUES[name])
-        alerts.append(labels)
     reached = {a["alert_id"]: router.root.match(a) for a in alerts}
-    hook = ReceiverHook(hook_port)
+    hook = ReceiverHook(HOOK_PORT)
     am = Alertmanager(config, tmp_path / "data")
     problems = []
     try:
