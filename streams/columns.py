@@ -507,10 +507,9 @@ class BatchAdmission:
         j: int,
     ) -> Incoming:
         """The ``j``-th reading of a batch of packs' columns, as ``_pack`` builds it."""
-        reg = self._regs[at.item(j)]
-        message = of_message.item(j)
-        reading = Reading(times.item(j), reg[6], reg[0], vals.item(j), reg[2], reg[1])
-        return Incoming(reading, received[message], offsets[message], b"", in_pack.item(j))
+        return self._make_many_packed(at, times, vals, of_message, in_pack, received, offsets, [j])[
+            0
+        ]
 
     def _make_many_packed(
         self,
