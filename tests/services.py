@@ -53,6 +53,15 @@ def write_tokens(path: Path) -> Path:
 PORT_OFFSET = int(os.environ.get("CITYBRAIN_TEST_PORT_OFFSET", "0"))
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def shifted_port(port: int) -> int:
     """A test port (29092, 26066, ...) shifted by ``CITYBRAIN_TEST_PORT_OFFSET``."""
     return port + PORT_OFFSET

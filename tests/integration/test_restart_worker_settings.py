@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,13 +16,7 @@ from pathlib import Path
 from citybrain.demo import DemoFiles
 from citybrain.stack import PrometheusServer
 from citybrain.stack.process import stop
-from tests.services import FIXTURES, stack_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import FIXTURES, free_port, stack_settings
 
 
 def test_restart_worker_prints_commands_with_the_demos_settings(
@@ -33,7 +26,7 @@ def test_restart_worker_prints_commands_with_the_demos_settings(
     files = DemoFiles(tmp_path / "demo")
     files.dir.mkdir()
     prefix = f"t40-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     controller = f"CITYBRAIN_KAFKA_CONTROLLER_PORT={settings.kafka_controller_port}"
     recorded = {
         "CITYBRAIN_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),

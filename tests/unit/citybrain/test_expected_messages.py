@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 from pathlib import Path
 
@@ -16,14 +15,9 @@ import pytest
 from citybrain.cli import EXIT_SERVICE, EXIT_USAGE, main
 from citybrain.demo import DemoFiles
 from streams.settings import REPO_ROOT, Settings
+from tests.services import free_port
 
 READINGS = "timestamp,sensor_id,kind,value,unit,grid_cell\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_csv_given_as_campaign_records_says_what_the_file_should_be(
@@ -70,7 +64,7 @@ def demo_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DemoFiles:
     """A run directory whose demo worker runs (this process stands in) under demo-1,
     its Kafka answering nothing, no token in the shell."""
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
-    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(_free_port()))
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(free_port()))
     monkeypatch.delenv("CITYBRAIN_API_TOKEN", raising=False)
     monkeypatch.delenv("CITYBRAIN_TOPIC_PREFIX", raising=False)
     files = DemoFiles.of(Settings(run_dir_override=tmp_path))

@@ -39,14 +39,9 @@ from citybrain.demo import (
 )
 from citybrain.errors import ListenError
 from streams.settings import REPO_ROOT, Settings
+from tests.services import free_port
 
 SETTING = "CITYBRAIN_KAFKA_CONTROLLER_PORT=19094"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _dead_pid() -> int:
@@ -65,7 +60,7 @@ def demo_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     settings = Settings(run_dir_override=tmp_path)
     files = DemoFiles.of(settings)
     files.dir.mkdir(parents=True)
-    kafka = str(_free_port())
+    kafka = str(free_port())
     files.state.write_text(
         json.dumps(
             {

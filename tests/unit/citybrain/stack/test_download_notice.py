@@ -6,7 +6,6 @@ Both now say the one notice, with the README's size."""
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,7 @@ import pytest
 from citybrain.stack import KafkaBroker
 from citybrain.stack.kafka import KAFKA_JARS_MB, KAFKA_VERSION
 from streams.settings import REPO_ROOT, Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.services import free_port
 
 
 def test_the_notice_gives_the_size_the_readme_gives() -> None:
@@ -53,7 +47,7 @@ def test_a_first_stack_up_says_it_downloads_before_it_does(
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path / "home"))
     for name in ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(_free_port()))
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
     assert main(["stack", "up"]) == 3
     out, err = capsys.readouterr()
     first = out.splitlines()[0]

@@ -18,6 +18,7 @@ from citybrain.stack.mosquitto import MosquittoBroker
 from citybrain.stack.process import StackError
 from citybrain.stack.prometheus import PrometheusServer
 from streams.settings import Settings
+from tests.services import free_port
 
 
 @pytest.fixture
@@ -37,14 +38,6 @@ def prometheus_like() -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _started(tmp_path: Path, prometheus_pid: int) -> Settings:
@@ -106,7 +99,7 @@ def test_stack_up_and_status_from_a_shell_with_only_the_run_directory(
 
     _started(tmp_path, prometheus_like)
     # Ports nothing listens on, not the defaults: a stack may run on those here.
-    ports = {name: _free_port() for name in ("KAFKA", "PROMETHEUS", "MQTT")}
+    ports = {name: free_port() for name in ("KAFKA", "PROMETHEUS", "MQTT")}
     for name, port in ports.items():
         monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(port))
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
@@ -137,7 +130,7 @@ def test_no_kafka_answering_names_the_run_directory_s_broker_elsewhere(
     from citybrain.commands import cli_command, start_stack_hint
 
     _started(tmp_path, prometheus_like)
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(port))
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
     hint = start_stack_hint()

@@ -22,6 +22,7 @@ from citybrain.stack.mosquitto import MosquittoBroker
 from citybrain.stack.process import StackError, alive, process_state, wait_until
 from citybrain.stack.prometheus import PrometheusServer
 from streams.settings import Settings
+from tests.services import free_port
 
 
 @pytest.fixture
@@ -35,14 +36,6 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
         proc.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _stopped(proc: subprocess.Popen[bytes]) -> None:
@@ -118,7 +111,7 @@ def test_kafka_stopped_is_said_at_once_with_server_log_lines(
     """The broker's own start path: its pid file names a stopped process, its kafka.out is
     empty (as it always is) and its server.log holds the lines."""
     settings = Settings(
-        run_dir_override=tmp_path, kafka_port=_free_port(), kafka_controller_port=_free_port()
+        run_dir_override=tmp_path, kafka_port=free_port(), kafka_controller_port=free_port()
     )
     kafka = KafkaBroker(settings)
     kafka.log_file.parent.mkdir(parents=True)
@@ -147,7 +140,7 @@ def test_prometheus_and_mosquitto_stopped_are_said_at_once(
 ) -> None:
     """The same kind in the stack's other two services' start paths."""
     settings = Settings(
-        run_dir_override=tmp_path, prometheus_port=_free_port(), mqtt_port=_free_port()
+        run_dir_override=tmp_path, prometheus_port=free_port(), mqtt_port=free_port()
     )
     service = component(settings)
     service.dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +168,7 @@ def test_stack_status_says_a_stopped_kafka_is_stopped_and_how_to_resume_it(
     pid file that new) and then "not answering", restart as the only fix."""
     from citybrain.cli import EXIT_FAILED, main
 
-    port = _free_port()
+    port = free_port()
     kafka = KafkaBroker(Settings(run_dir_override=tmp_path, kafka_port=port))
     kafka.dir.mkdir(parents=True)
     kafka.config.write_text(
@@ -186,7 +179,7 @@ def test_stack_status_says_a_stopped_kafka_is_stopped_and_how_to_resume_it(
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(port))
     for name in ("KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(_free_port()))
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
     assert main(["stack", "status"]) == EXIT_FAILED
     out, err = capsys.readouterr()
     line = next(line for line in out.splitlines() if line.startswith("kafka"))
@@ -310,7 +303,6 @@ def test_the_demo_live_view_waits_on_a_frozen_worker_saying_so_at_once(
     Now each line says it is frozen and how to resume it, and the view waits on it as it
     waits on a frozen Kafka; it ends when the worker is gone."""
     import io
-    import socket
     import threading
 
     from rich.console import Console
@@ -321,9 +313,7 @@ def test_the_demo_live_view_waits_on_a_frozen_worker_saying_so_at_once(
     files.dir.mkdir()
     files.pid.write_text(str(sleeper.pid))
     files.log.write_text("")
-    with socket.socket() as free:  # a port nothing listens on: every scrape refused
-        free.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{free.getsockname()[1]}/metrics"
+    url = f"http://127.0.0.1:{free_port()}/metrics"  # nothing listens: scrapes refused
     out = io.StringIO()
     console = Console(file=out, force_terminal=False, width=400)
     replay = threading.Thread(target=time.sleep, args=(60,), daemon=True)
