@@ -491,25 +491,9 @@ class BatchAdmission:
         in_pack = np.arange(m, dtype=np.int64) - starts[of_message]
         offset_column = np.asarray(offsets, np.int64)[of_message]
         columns = (at, times, vals, of_message, in_pack, received, offsets)
-        make = partial(self._make_packed, *columns)
         many = partial(self._make_many_packed, *columns)
+        make = partial(_built_alone, many)
         return Admitted(list(map(_SENSOR, flat)), times, vals, offset_column, in_pack, make, many)
-
-    def _make_packed(
-        self,
-        at: np.ndarray,
-        times: np.ndarray,
-        vals: np.ndarray,
-        of_message: np.ndarray,
-        in_pack: np.ndarray,
-        received: Sequence[float],
-        offsets: Sequence[int],
-        j: int,
-    ) -> Incoming:
-        """The ``j``-th reading of a batch of packs' columns, as ``_pack`` builds it."""
-        return self._make_many_packed(at, times, vals, of_message, in_pack, received, offsets, [j])[
-            0
-        ]
 
     def _make_many_packed(
         self,
@@ -522,7 +506,8 @@ class BatchAdmission:
         offsets: Sequence[int],
         places: list[int],
     ) -> list[Incoming]:
-        """``_make_packed`` of each of ``places``, in one pass."""
+        """The readings at ``places`` of a batch of packs' columns, each as ``_pack``
+        builds it, in one pass."""
         j = np.asarray(places, np.int64)
         regs = list(map(self._regs.__getitem__, at[j].tolist()))
         readings = map(
@@ -670,6 +655,12 @@ class BatchAdmission:
             refusals = packed_as_sent(raw, len(readings), refusals)
         refused.extend((place_in_batch, r) for r in refusals)
         return True
+
+
+def _built_alone(many: Callable[[list[int]], list[Incoming]], j: int) -> Incoming:
+    """The ``j``-th reading by a builder of many (``Admitted``'s ``make`` from its
+    ``make_many``)."""
+    return many([j])[0]
 
 
 def _or_none(decode: Callable[[bytes], Any], value: bytes) -> Any:
