@@ -11,8 +11,13 @@ pipeline is faust's and Kafka's.
 
     python -m bench.ceiling [--readings 1000000] [--sensors 20000] [--pack 100]
     python -m bench.ceiling --against main [--rounds 2] [--pack 100]
+    python -m bench.ceiling --pack 100 --bad-every 500000 [--against main]
 
-No services needed. Writes ``ceiling`` (or ``ceiling_packed``) into bench/results.json.
+``--bad-every N`` makes every N-th reading implausible (a negative traffic flow), as a
+field's stuck or miswired sensor sends: it is refused and the rest must still pass.
+
+No services needed. Writes ``ceiling`` (``ceiling_packed`` for packs, ``_bad_every`` added
+with ``--bad-every``) into bench/results.json.
 With ``--against REF`` it compares instead: ``streams/detection.py`` and
 ``streams/columns.py`` as they are at git revision REF (``git show``) are loaded beside
 this checkout's, and each round times both (admission alone, then all own work; CPU
@@ -30,12 +35,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msgspec
 import orjson
 
 import streams.detection
@@ -46,7 +52,7 @@ from playbooks.loader import load_grid
 from streams.app import settle_garbage_collector
 from streams.columns import BatchAdmission
 from streams.detection import state_bytes
-from streams.events import EventValidator
+from streams.events import EventValidator, Reading
 from streams.settings import REPO_ROOT, load_settings
 
 PARTITIONS = 2
@@ -102,8 +108,9 @@ def own_work(
             [now] * len(chunk),
             now,
         )
-        assert not refused, refused[:1]
-        admitted_total += len(incoming)
+        admitted_total += len(incoming) + sum(
+            1 for _, r in refused if r.error.code == "out_of_range"
+        )
         if not detect:
             continue
         result = detection.process(incoming, states)
@@ -120,6 +127,20 @@ def own_work(
     if final is not None:
         final.update((sensor_id, encode(state)) for sensor_id, state in states.items())
     return firing if detect else admitted_total
+
+
+def implausible_every(readings: Iterable[Reading], every: int) -> Iterator[Reading]:
+    """``readings`` with every ``every``-th one's value made negative (below traffic
+    flow's plausible range: refused as ``out_of_range``)."""
+    for n, reading in enumerate(readings, 1):
+        yield msgspec.structs.replace(reading, value=-1.0) if n % every == 0 else reading
+
+
+def result_key(pack: int, bad_every: int, *more: str) -> str:
+    """bench/results.json's key: ``ceiling``, ``_packed`` for packs, ``_bad_every`` when
+    some readings are implausible, ``_against`` for a comparison."""
+    parts = ["ceiling", "packed" if pack else "", "bad_every" if bad_every else "", *more]
+    return "_".join(filter(None, parts))
 
 
 def load_revision(ref: str, into: Path) -> tuple[ModuleType, ModuleType]:
@@ -230,8 +251,13 @@ def main() -> None:
         "--against", metavar="REF", help="compare with git revision REF's detection and admission"
     )
     parser.add_argument("--rounds", type=int, default=2, help="alternated rounds (--against)")
+    parser.add_argument(
+        "--bad-every", type=int, default=0, metavar="N", help="every N-th reading implausible"
+    )
     args = parser.parse_args()
-    readings = catchup_readings(args.readings, args.sensors)
+    readings: Iterable[Reading] = catchup_readings(args.readings, args.sensors)
+    if args.bad_every:
+        readings = implausible_every(readings, args.bad_every)
     messages = list(catchup_messages(readings, args.pack, PARTITIONS))
     batch = args.batch
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,12 +269,13 @@ def main() -> None:
             "readings": args.readings,
             "readings_per_message": round(args.readings / len(messages), 1),
             "messages_per_batch": batch,
+            "bad_every": args.bad_every,
             **against(messages, grid, batch, args.against, args.rounds, args.readings),
             **machine(),
         }
         print(json.dumps({k: v for k, v in compared.items() if k != "runs"}, indent=2))
         merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-        merged["ceiling_packed_against" if args.pack else "ceiling_against"] = compared
+        merged[result_key(args.pack, args.bad_every, "against")] = compared
         args.out.write_text(json.dumps(merged, indent=2) + "\n")
         if not compared["same_final_states"]:
             raise SystemExit(f"the final sensor states differ from {args.against}'s")
@@ -265,6 +292,7 @@ def main() -> None:
         "readings": args.readings,
         "readings_per_message": round(args.readings / len(messages), 1),
         "messages_per_batch": batch,
+        "bad_every": args.bad_every,
         "decode_floor_readings_per_s": round(rate["floor"]),
         "admission_readings_per_s": round(rate["admit"]),
         "own_work_readings_per_s": round(rate["own"]),
@@ -277,7 +305,7 @@ def main() -> None:
     }
     print(json.dumps(results, indent=2))
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    merged["ceiling_packed" if args.pack else "ceiling"] = results
+    merged[result_key(args.pack, args.bad_every)] = results
     args.out.write_text(json.dumps(merged, indent=2) + "\n")
 
 

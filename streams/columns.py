@@ -11,7 +11,9 @@ kind's plausible range, the home partition, and each distinct timestamp text of 
 parsed once against ``MIN_EVENT_TIME`` and the clock's skew), and when every message
 passes (the common case) the batch is handed to detection as ``Admitted`` columns with no
 object per reading: an ``Incoming`` is built only for a reading detection takes off its
-fast path. A pack's readings are checked one by one against the same registrations.
+fast path. A batch of nothing but packs is checked the same way over all their readings: those
+that pass are admitted as columns, the few that fail are refused one by one with the
+validator's verdict (a pack that fails its own checks sends the batch pack by pack).
 
 Only readings that pass every rule of ``EventValidator`` are admitted here. Every other
 message (bad JSON, a missing or mistyped field, an unknown sensor, a value out of range,
@@ -344,18 +346,19 @@ class BatchAdmission:
         without Python per message: its columns are the decoded rows' (the sensor id
         string the grid's own), and a reading's ``Incoming`` is built only if detection
         asks for it (``Admitted``). So is a batch whose other messages are all refused
-        (each validated alone); one where a pack or the validator admits a reading is
-        built reading by reading, in order."""
+        (each validated alone), and a batch of nothing but packs whose failing readings
+        are all refused (``_packed_columns``); one where a pack among single readings or
+        the validator admits a reading is built reading by reading, in order."""
         # A tombstone (None) is refused as bad JSON.
         raw = [value or b"" for value in values] if None in values else cast(list[bytes], values)
         rows, all_single = self._decoded(raw)
         newest = now + self.validator.max_future_skew
         if not all_single and rows and set(map(type, rows)) == {WirePack}:
             packed = self._packed_columns(
-                cast(list[WirePack], rows), raw, partitions, offsets, received, newest
+                cast(list[WirePack], rows), raw, partitions, offsets, received, now
             )
-            if packed is not None:  # the common case of a packs topic: every reading good
-                return packed, []
+            if packed is not None:  # the common case of a packs topic
+                return packed
         places: Sequence[int] = range(len(rows))
         if not all_single:
             single = self._single
@@ -456,12 +459,15 @@ class BatchAdmission:
         partitions: Sequence[int],
         offsets: Sequence[int],
         received: Sequence[float],
-        newest: float,
-    ) -> Admitted | None:
-        """A batch of nothing but packs as ``Admitted`` columns
-        when every pack and every reading passes the fast check (``_pack``'s, as
-        arrays: no Python per reading), else None (each pack is then admitted on its
-        own, ``_pack``)."""
+        now: float,
+    ) -> tuple[Admitted, list[tuple[int, Refused]]] | None:
+        """A batch of nothing but packs as ``Admitted`` columns and refusals, when every
+        pack passes its own checks (schema, count, every key once): the readings that
+        pass the fast check (``_pack``'s, as arrays: no Python per reading) as columns,
+        the few that fail it refused with the validator's verdict (``_verdict``). None
+        (each pack then admitted on its own, ``_pack``) if a pack fails its own checks
+        or the validator admits a reading the fast check failed (its ``Incoming`` must
+        then take its place among the others)."""
         counts = list(map(len, map(_READINGS, packs)))
         if not 0 < min(counts) <= max(counts) <= MAX_PACK_READINGS:
             return None  # the validator names the fault (an empty or oversize pack)
@@ -484,16 +490,85 @@ class BatchAdmission:
                     return None
         of_message = np.repeat(np.arange(len(packs)), counts)
         home = np.asarray(partitions, np.int64)[of_message]
-        passes, times, vals, at = self._rules(flat, home, newest)
-        if not bool(passes.all()):
-            return None
+        passes, times, vals, at = self._rules(flat, home, now + self.validator.max_future_skew)
         starts = np.cumsum(counts) - counts
         in_pack = np.arange(m, dtype=np.int64) - starts[of_message]
+        refused: list[tuple[int, Refused]] = []
+        if not bool(passes.all()):
+            # A field's few bad readings (a stuck value, a sensor moved): refused with
+            # the validator's verdict; the batch stays columns (pack by pack it ran at
+            # about half the rate, and one bad reading per batch is common in the field).
+            failing = np.flatnonzero(~passes)
+            by_pack: dict[int, list[int]] = {}
+            for i, k in zip(of_message[failing].tolist(), in_pack[failing].tolist(), strict=True):
+                by_pack.setdefault(i, []).append(k)
+            for i, indices in by_pack.items():
+                refusals = self._refused_in_pack(
+                    raw[i], counts[i], indices, partitions[i], offsets[i], received[i], now
+                )
+                if refusals is None:
+                    return None
+                refused.extend((i, r) for r in refusals)
+            kept = np.flatnonzero(passes)
+            at, times, vals = at[kept], times[kept], vals[kept]
+            of_message, in_pack = of_message[kept], in_pack[kept]
+            flat = list(map(flat.__getitem__, kept.tolist()))
         offset_column = np.asarray(offsets, np.int64)[of_message]
         columns = (at, times, vals, of_message, in_pack, received, offsets)
         many = partial(self._make_many_packed, *columns)
         make = partial(_built_alone, many)
-        return Admitted(list(map(_SENSOR, flat)), times, vals, offset_column, in_pack, make, many)
+        sensor_ids = list(map(_SENSOR, flat))
+        return Admitted(sensor_ids, times, vals, offset_column, in_pack, make, many), refused
+
+    def _refused_in_pack(
+        self,
+        raw: bytes,
+        count: int,
+        indices: list[int],
+        partition: int,
+        offset: int,
+        received_at: float,
+        now: float,
+    ) -> list[Refused] | None:
+        """The refusals of a pack's readings at ``indices`` (of ``count``; they failed the
+        fast check), as ``_pack`` makes them; None if the pack as the validator reads it
+        disagrees with msgspec's or the validator admits one of them."""
+        items = self._validator_items(raw, count)
+        if items is None:
+            return None
+        refusals: list[Refused] = []
+        for index in indices:
+            verdict = self._verdict(index, items[index], raw, partition, offset, received_at, now)
+            if isinstance(verdict, Incoming):
+                return None
+            refusals.append(verdict)
+        return packed_as_sent(raw, count, refusals)
+
+    def _validator_items(self, raw: bytes, count: int) -> list[Any] | None:
+        """A pack's readings as the validator reads them (orjson), None on any
+        disagreement with msgspec's ``count`` (the pack then goes to the validator whole)."""
+        try:
+            items = _decode(raw, PACK_SCHEMA).get("readings")
+        except Exception:
+            return None
+        return items if isinstance(items, list) and len(items) == count else None
+
+    def _verdict(
+        self,
+        index: int,
+        item: Any,
+        raw: bytes,
+        partition: int,
+        offset: int,
+        received_at: float,
+        now: float,
+    ) -> Incoming | Refused:
+        """The validator's verdict on the pack's reading ``index`` (``item``, as the
+        validator reads it): the reading placed, or its refusal."""
+        checked = self.validator.packed_reading(index, item, now)
+        if isinstance(checked, PackedError):
+            return Refused(index, checked.raw(), checked.error)
+        return place(checked, True, index, raw, partition, self._home, offset, received_at)
 
     def _make_many_packed(
         self,
@@ -635,21 +710,14 @@ class BatchAdmission:
             if items is None:
                 # The pack as the validator reads it (orjson), for this reading's exact
                 # refusal and dead-letter bytes; any disagreement sends it whole.
-                try:
-                    items = _decode(raw, PACK_SCHEMA).get("readings")
-                except Exception:
+                items = self._validator_items(raw, len(readings))
+                if items is None:
                     return False
-                if not isinstance(items, list) or len(items) != len(readings):
-                    return False
-            checked = self.validator.packed_reading(index, items[index], now)
-            if isinstance(checked, PackedError):
-                refusals.append(Refused(index, checked.raw(), checked.error))
-                continue
-            placed = place(checked, True, index, raw, partition, self._home, offset, received_at)
-            if isinstance(placed, Incoming):
-                admitted.append(placed)
+            verdict = self._verdict(index, items[index], raw, partition, offset, received_at, now)
+            if isinstance(verdict, Incoming):
+                admitted.append(verdict)
             else:
-                refusals.append(placed)
+                refusals.append(verdict)
         incoming.extend(admitted)
         if refusals:
             refusals = packed_as_sent(raw, len(readings), refusals)

@@ -769,8 +769,9 @@ def test_detection_over_packed_columns_gives_what_it_gives_over_the_readings(
 def test_a_pack_with_one_bad_reading_leaves_the_columns_for_the_readings_own_verdicts(
     city: Grid,
 ) -> None:
-    """One bad reading in a batch of packs: the batch is admitted pack by pack, the bad
-    reading refused with the validator's reason, every other reading admitted."""
+    """One bad reading in a batch of packs: the bad reading refused with the validator's
+    reason, every other reading admitted, and still as columns (no ``Incoming`` built
+    for them: pack by pack, the batch ran at about half the rate)."""
     pairs = packed_stream(0, batches=1)[0]
     raw, partition = pairs[1]
     doc = json.loads(raw)
@@ -778,6 +779,29 @@ def test_a_pack_with_one_bad_reading_leaves_the_columns_for_the_readings_own_ver
     pairs[1] = (json.dumps(doc).encode(), partition)
     values, partitions = [r for r, _ in pairs], [p for _, p in pairs]
     incoming, refused = batched(city, values, partitions)
+    assert isinstance(incoming, Admitted) and incoming._given is None and not incoming._made
     expected_in, expected_out = per_message(city, values, partitions)
     assert same(incoming, expected_in) and refused == expected_out
     assert [(i, code, idx) for i, code, _, idx, _ in refused] == [(1, "out_of_range", 2)]
+
+
+def test_bad_readings_in_many_packs_are_each_refused_and_the_rest_stay_columns(
+    city: Grid,
+) -> None:
+    """Bad readings in several packs of a batch, two in one pack, of different faults:
+    each refused in its place with the validator's reason and dead-letter bytes, the
+    others admitted as columns, as message by message."""
+    pairs = packed_stream(1, batches=1)[0]
+    faults = {0: {3: ("value", -5.0), 6: ("ts", "2026-11-01T10:00:00")}, 2: {0: ("unit", "m")}}
+    for i, changes in faults.items():
+        raw, partition = pairs[i]
+        doc = json.loads(raw)
+        for index, (field, value) in changes.items():
+            doc["readings"][index][field] = value
+        pairs[i] = (json.dumps(doc).encode(), partition)
+    values, partitions = [r for r, _ in pairs], [p for _, p in pairs]
+    incoming, refused = batched(city, values, partitions)
+    assert isinstance(incoming, Admitted) and incoming._given is None and not incoming._made
+    expected_in, expected_out = per_message(city, values, partitions)
+    assert same(incoming, expected_in) and refused == expected_out
+    assert [(i, idx) for i, _, _, idx, _ in refused] == [(0, 3), (0, 6), (2, 0)]
