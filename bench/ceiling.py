@@ -12,6 +12,7 @@ pipeline is faust's and Kafka's.
     python -m bench.ceiling [--readings 1000000] [--sensors 20000] [--pack 100]
     python -m bench.ceiling --against main [--rounds 2] [--pack 100]
     python -m bench.ceiling --pack 100 --bad-every 500000 [--against main]
+    python -m bench.ceiling --pack 100 --mixed [--against main]
 
 ``--bad-every N`` makes every N-th reading implausible (a negative traffic flow), as a
 field's stuck or miswired sensor sends: it is refused and the rest must still pass.
@@ -136,10 +137,24 @@ def implausible_every(readings: Iterable[Reading], every: int) -> Iterator[Readi
         yield msgspec.structs.replace(reading, value=-1.0) if n % every == 0 else reading
 
 
-def result_key(pack: int, bad_every: int, *more: str) -> str:
-    """bench/results.json's key: ``ceiling``, ``_packed`` for packs, ``_bad_every`` when
-    some readings are implausible, ``_against`` for a comparison."""
-    parts = ["ceiling", "packed" if pack else "", "bad_every" if bad_every else "", *more]
+def mixed(messages: Iterable[tuple[int, bytes, bytes]]) -> Iterator[tuple[int, bytes, bytes]]:
+    """Packs with every third one sent as its readings one per message (``reading/1``,
+    keyed by sensor): a topic that gateways and single-reading producers share."""
+    for n, (partition, key, value) in enumerate(messages):
+        if n % 3 != 1:
+            yield partition, key, value
+            continue
+        for doc in orjson.loads(value)["readings"]:
+            single = {**doc, "schema": "reading/1"}
+            yield partition, doc["sensor_id"].encode(), orjson.dumps(single)
+
+
+def result_key(pack: int, bad_every: int, *more: str, mixed: bool = False) -> str:
+    """bench/results.json's key: ``ceiling``, ``_packed`` for packs (``_mixed`` with
+    single readings among them), ``_bad_every`` when some readings are implausible,
+    ``_against`` for a comparison."""
+    shape = ("mixed" if mixed else "packed") if pack else ""
+    parts = ["ceiling", shape, "bad_every" if bad_every else "", *more]
     return "_".join(filter(None, parts))
 
 
@@ -252,6 +267,9 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=2, help="alternated rounds (--against)")
     parser.add_argument(
+        "--mixed", action="store_true", help="every third pack sent one reading per message"
+    )
+    parser.add_argument(
         "--bad-every", type=int, default=0, metavar="N", help="every N-th reading implausible"
     )
     args = parser.parse_args()
@@ -259,6 +277,8 @@ def main() -> None:
     if args.bad_every:
         readings = implausible_every(readings, args.bad_every)
     messages = list(catchup_messages(readings, args.pack, PARTITIONS))
+    if args.mixed:
+        messages = list(mixed(messages))
     batch = args.batch
     with tempfile.TemporaryDirectory() as tmp:
         write_grid(Path(tmp) / "grid.yaml", args.sensors)
@@ -270,12 +290,13 @@ def main() -> None:
             "readings_per_message": round(args.readings / len(messages), 1),
             "messages_per_batch": batch,
             "bad_every": args.bad_every,
+            "mixed": args.mixed,
             **against(messages, grid, batch, args.against, args.rounds, args.readings),
             **machine(),
         }
         print(json.dumps({k: v for k, v in compared.items() if k != "runs"}, indent=2))
         merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-        merged[result_key(args.pack, args.bad_every, "against")] = compared
+        merged[result_key(args.pack, args.bad_every, "against", mixed=args.mixed)] = compared
         args.out.write_text(json.dumps(merged, indent=2) + "\n")
         if not compared["same_final_states"]:
             raise SystemExit(f"the final sensor states differ from {args.against}'s")
@@ -293,6 +314,7 @@ def main() -> None:
         "readings_per_message": round(args.readings / len(messages), 1),
         "messages_per_batch": batch,
         "bad_every": args.bad_every,
+        "mixed": args.mixed,
         "decode_floor_readings_per_s": round(rate["floor"]),
         "admission_readings_per_s": round(rate["admit"]),
         "own_work_readings_per_s": round(rate["own"]),
@@ -305,7 +327,7 @@ def main() -> None:
     }
     print(json.dumps(results, indent=2))
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    merged[result_key(args.pack, args.bad_every)] = results
+    merged[result_key(args.pack, args.bad_every, mixed=args.mixed)] = results
     args.out.write_text(json.dumps(merged, indent=2) + "\n")
 
 

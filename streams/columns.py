@@ -353,12 +353,29 @@ class BatchAdmission:
         raw = [value or b"" for value in values] if None in values else cast(list[bytes], values)
         rows, all_single = self._decoded(raw)
         newest = now + self.validator.max_future_skew
-        if not all_single and rows and set(map(type, rows)) == {WirePack}:
-            packed = self._packed_columns(
-                cast(list[WirePack], rows), raw, partitions, offsets, received, now
-            )
-            if packed is not None:  # the common case of a packs topic
-                return packed
+        # The packs of the batch as columns where they pass their own checks (a packs
+        # topic: all of it; a topic that gateways and single-reading producers share:
+        # merged with the single readings' columns below, in batch order).
+        packed: tuple[Admitted, list[tuple[int, Refused]], np.ndarray] | None = None
+        pack_places: list[int] = []
+        if not all_single:
+            pack_places = [i for i, row in enumerate(rows) if type(row) is WirePack]
+            if pack_places:
+                packed = self._packed_columns(
+                    [cast(WirePack, rows[i]) for i in pack_places],
+                    [raw[i] for i in pack_places],
+                    [partitions[i] for i in pack_places],
+                    [offsets[i] for i in pack_places],
+                    [received[i] for i in pack_places],
+                    now,
+                )
+            if packed is not None:
+                columns, pack_refusals, of_pack = packed
+                at_place = np.asarray(pack_places, np.int64)
+                placed = [(pack_places[i], r) for i, r in pack_refusals]
+                if len(pack_places) == len(rows):  # the common case of a packs topic
+                    return columns, placed
+                packed = (columns, placed, at_place[of_pack])
         places: Sequence[int] = range(len(rows))
         if not all_single:
             single = self._single
@@ -386,6 +403,9 @@ class BatchAdmission:
         # reason and message), with what it admits at its place in the batch.
         others: list[tuple[int, list[Incoming]]] = []
         refused: list[tuple[int, Refused]] = []
+        if packed is not None:
+            for i in pack_places:
+                fast[i] = True  # admitted and refused above, as columns
         for i, row in enumerate(rows):
             if fast[i]:
                 continue
@@ -403,6 +423,15 @@ class BatchAdmission:
             if admitted:
                 others.append((i, admitted))
         chosen = np.flatnonzero(passes)
+        if packed is not None:
+            refused = sorted([*refused, *packed[1]], key=_PLACE)  # (stable: a pack's in order)
+            if others:
+                # The validator admitted a reading the fast check did not: each pack's
+                # readings as objects, at its place among the others.
+                by_place: dict[int, list[Incoming]] = {}
+                for place_of, reading in zip(packed[2].tolist(), packed[0], strict=True):
+                    by_place.setdefault(place_of, []).append(reading)
+                others = sorted([*others, *by_place.items()], key=_PLACE)
         if not others:
             # The rest were refused (a few bad messages in a batch of good ones): the
             # good ones as columns all the same.
@@ -428,6 +457,8 @@ class BatchAdmission:
                 partial(self._make, *kept),
                 partial(self._make_many, *kept),
             )
+            if packed is not None:
+                columns = _merged([(np.asarray(passed, np.int64), columns), (packed[2], packed[0])])
             return columns, refused
         made = iter(
             self._made(
@@ -460,8 +491,9 @@ class BatchAdmission:
         offsets: Sequence[int],
         received: Sequence[float],
         now: float,
-    ) -> tuple[Admitted, list[tuple[int, Refused]]] | None:
-        """A batch of nothing but packs as ``Admitted`` columns and refusals, when every
+    ) -> tuple[Admitted, list[tuple[int, Refused]], np.ndarray] | None:
+        """A batch's packs as ``Admitted`` columns, refusals (by place among ``packs``)
+        and each admitted reading's pack (its place among ``packs``, int64), when every
         pack passes its own checks (schema, count, every key once): the readings that
         pass the fast check (``_pack``'s, as arrays: no Python per reading) as columns,
         the few that fail it refused with the validator's verdict (``_verdict``). None
@@ -518,7 +550,8 @@ class BatchAdmission:
         many = partial(self._make_many_packed, *columns)
         make = partial(_built_alone, many)
         sensor_ids = list(map(_SENSOR, flat))
-        return Admitted(sensor_ids, times, vals, offset_column, in_pack, make, many), refused
+        columns_of = Admitted(sensor_ids, times, vals, offset_column, in_pack, make, many)
+        return columns_of, refused, of_message
 
     def _refused_in_pack(
         self,
@@ -723,6 +756,46 @@ class BatchAdmission:
             refusals = packed_as_sent(raw, len(readings), refusals)
         refused.extend((place_in_batch, r) for r in refusals)
         return True
+
+
+def _merged(parts: list[tuple[np.ndarray, Admitted]]) -> Admitted:
+    """The readings of several ``Admitted`` as one, ordered by their places in the batch
+    (each part's ``np.ndarray``: a place per reading, ascending within the part; equal
+    places, a pack's readings, stay in the part's order); an ``Incoming`` is built only
+    when asked for, by its own part."""
+    places = np.concatenate([place for place, _ in parts])
+    order = np.argsort(places, kind="stable")
+    sizes = [len(admitted) for _, admitted in parts]
+    part_of = np.repeat(np.arange(len(parts)), sizes)[order]
+    local = (np.arange(len(places)) - np.repeat(np.cumsum(sizes) - sizes, sizes))[order]
+    ids = list(chain.from_iterable(admitted.sensor_ids for _, admitted in parts))
+
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([getattr(admitted, name) for _, admitted in parts])[order]
+
+    def many(js: list[int]) -> list[Incoming]:
+        j = np.asarray(js, np.int64)
+        which, at = part_of[j].tolist(), local[j].tolist()
+        out: list[Incoming | None] = [None] * len(js)
+        for number, (_, admitted) in enumerate(parts):
+            mine = [k for k, w in enumerate(which) if w == number]
+            if mine:
+                for k, item in zip(mine, admitted.many([at[k] for k in mine]), strict=True):
+                    out[k] = item
+        return cast(list[Incoming], out)
+
+    return Admitted(
+        list(map(ids.__getitem__, order.tolist())),
+        column("ts"),
+        column("values"),
+        column("offsets"),
+        column("in_pack"),
+        partial(_built_alone, many),
+        many,
+    )
+
+
+_PLACE = itemgetter(0)
 
 
 def _built_alone(many: Callable[[list[int]], list[Incoming]], j: int) -> Incoming:

@@ -7,6 +7,7 @@ message's or packed reading's fault costs no other. Single ``reading/1`` message
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -722,13 +723,31 @@ def packed_stream(seed: int, batches: int, size: int = 7) -> list[list[tuple[byt
     return out
 
 
+def mixed_stream(seed: int, batches: int) -> list[list[tuple[bytes, int]]]:
+    """``packed_stream``'s batches with every third pack sent as its readings one per
+    message (a topic that gateways and single-reading producers share)."""
+    out: list[list[tuple[bytes, int]]] = []
+    for pairs in packed_stream(seed, batches):
+        batch: list[tuple[bytes, int]] = []
+        for n, (raw, home) in enumerate(pairs):
+            if n % 3 == 1:
+                for doc in json.loads(raw)["readings"]:
+                    batch.append((json.dumps({**doc, "schema": "reading/1"}).encode(), home))
+            else:
+                batch.append((raw, home))
+        out.append(batch)
+    return out
+
+
+@pytest.mark.parametrize("layout", [packed_stream, mixed_stream])
 @pytest.mark.parametrize("seed", range(4))
 def test_detection_over_packed_columns_gives_what_it_gives_over_the_readings(
-    city: Grid, seed: int
+    city: Grid, seed: int, layout: Callable[[int, int], list[list[tuple[bytes, int]]]]
 ) -> None:
     """t106: a batch of good packs is admitted as columns (no object per reading, the
     old code built two per reading), and detection over them gives what it gives over
-    the readings ``admit`` makes of each message: alerts, refusals, counts, states."""
+    the readings ``admit`` makes of each message: alerts, refusals, counts, states. So
+    is a batch of packs and single readings mixed (it was built reading by reading)."""
     validator = EventValidator(city)
     admission = BatchAdmission(validator, PARTITIONS)
     columns = SensorDetection.from_settings(Settings())
@@ -742,7 +761,7 @@ def test_detection_over_packed_columns_gives_what_it_gives_over_the_readings(
     def home(sensor_id: str) -> int:
         return sensor_partition(sensor_id, PARTITIONS)
 
-    for pairs in packed_stream(seed, batches=60):
+    for pairs in layout(seed, 60):
         batch, partitions = [raw for raw, _ in pairs], [p for _, p in pairs]
         n = len(batch)
         offsets = list(range(offset, offset + n))
